@@ -1,0 +1,55 @@
+#include "base/err.h"
+
+#include <string.h>
+
+static const char *const ng_err_text[] = {
+    [NG_ETRUNCATED - NG_ERR_FIRST] = "input truncated: shorter than its header or lengths say",
+    [NG_EBADVARINT - NG_ERR_FIRST] = "malformed varint (longer than 10 bytes)",
+    [NG_ENOSPACE - NG_ERR_FIRST] = "encoder buffer too small",
+    [NG_EBADLEN - NG_ERR_FIRST] = "length field out of bounds",
+    [NG_EBADCOUNT - NG_ERR_FIRST] = "count negative or not matching the contents",
+    [NG_ECHECKSUM - NG_ERR_FIRST] = "checksum mismatch",
+    [NG_EBADVERSION - NG_ERR_FIRST] = "unsupported format or api version",
+    [NG_EBADCODEC - NG_ERR_FIRST] = "unknown compression codec",
+    [NG_EDECOMPRESS - NG_ERR_FIRST] = "compressed data does not decompress",
+    [NG_EBADDELTA - NG_ERR_FIRST] = "record offset deltas not consecutive",
+    [NG_ETOOBIG - NG_ERR_FIRST] = "larger than the configured maximum",
+    [NG_EBADARG - NG_ERR_FIRST] = "invalid argument or field value",
+    [NG_EOFFSET_RANGE - NG_ERR_FIRST] = "offset out of range",
+    [NG_EFAILED - NG_ERR_FIRST] = "log failed after an I/O error; writes refused",
+    [NG_ECORRUPT - NG_ERR_FIRST] = "corrupt data in a sealed segment",
+    [NG_EBUSY - NG_ERR_FIRST] = "queue full; retry later",
+    [NG_ECLOSED - NG_ERR_FIRST] = "closed",
+    [NG_ENOTFOUND - NG_ERR_FIRST] = "not found",
+    [NG_EUNKNOWN_API - NG_ERR_FIRST] = "unknown api key",
+    [NG_EUNKNOWN_TOPIC - NG_ERR_FIRST] = "unknown topic or partition",
+    [NG_ETOPIC_EXISTS - NG_ERR_FIRST] = "topic already exists",
+    [NG_EBADNAME - NG_ERR_FIRST] = "invalid name",
+    [NG_EDUPLICATE - NG_ERR_FIRST] = "duplicate sequence number",
+    [NG_EOUT_OF_ORDER - NG_ERR_FIRST] = "out of order sequence number",
+    [NG_EPRODUCER_FENCED - NG_ERR_FIRST] = "producer fenced by a newer epoch",
+    [NG_ETIMEOUT - NG_ERR_FIRST] = "timed out",
+    [NG_ENOT_COORDINATOR - NG_ERR_FIRST] = "not the coordinator",
+    [NG_EREBALANCE - NG_ERR_FIRST] = "group rebalance in progress",
+    [NG_EILLEGAL_GENERATION - NG_ERR_FIRST] = "stale group generation",
+    [NG_EUNKNOWN_MEMBER - NG_ERR_FIRST] = "unknown group member",
+    [NG_EGROUP_NOT_EMPTY - NG_ERR_FIRST] = "group is not empty",
+    [NG_EDISCONNECTED - NG_ERR_FIRST] = "disconnected",
+    [NG_EPROTO - NG_ERR_FIRST] = "protocol violation by peer",
+};
+
+const char *err_str(int rc)
+{
+    if (rc == 0) {
+        return "success";
+    }
+    int code = rc < 0 ? -rc : rc;
+    if (code >= NG_ERR_FIRST && code < NG_ERR_LAST) {
+        const char *s = ng_err_text[code - NG_ERR_FIRST];
+        return s ? s : "unknown nagare error";
+    }
+    if (code < NG_ERR_FIRST) {
+        return strerror(code); /* glibc: thread-safe for known codes */
+    }
+    return "unknown error";
+}

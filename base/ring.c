@@ -1,0 +1,141 @@
+#include "base/ring.h"
+
+#include <errno.h>
+#include <string.h>
+
+#ifdef NAGARE_FAULTS
+struct fault_rule {
+    uint64_t nth; /* 0: disarmed */
+    int res;
+    bool sticky;
+};
+
+static struct fault_rule fault_rules[RING_KIND_COUNT];
+static uint64_t fault_seen[RING_KIND_COUNT];
+static uint64_t fault_injected;
+
+void ring_fault_arm(enum ring_kind kind, uint64_t nth, int res, bool sticky)
+{
+    ASSERT(kind < RING_KIND_COUNT && nth >= 1);
+    ASSERT(res < 0 || res == RING_FAULT_SHORT);
+    fault_rules[kind] = (struct fault_rule){.nth = nth, .res = res, .sticky = sticky};
+}
+
+void ring_fault_clear(void)
+{
+    memset(fault_rules, 0, sizeof(fault_rules));
+    memset(fault_seen, 0, sizeof(fault_seen));
+    fault_injected = 0;
+}
+
+uint64_t ring_fault_seen(enum ring_kind kind)
+{
+    ASSERT(kind < RING_KIND_COUNT);
+    return fault_seen[kind];
+}
+
+uint64_t ring_fault_injected(void) { return fault_injected; }
+
+static int fault_filter(enum ring_kind kind, int res)
+{
+    uint64_t n = ++fault_seen[kind];
+    struct fault_rule *rule = &fault_rules[kind];
+    if (rule->nth == 0 || n < rule->nth || (!rule->sticky && n != rule->nth)) {
+        return res;
+    }
+    fault_injected++;
+    if (rule->res != RING_FAULT_SHORT) {
+        return rule->res;
+    }
+    return res > 1 ? res / 2 : res; /* a short write needs bytes to shorten */
+}
+#endif
+
+int ring_init(struct ring *r, unsigned entries)
+{
+    ASSERT(entries >= 1 && entries <= 32768);
+    memset(r, 0, sizeof(*r));
+    struct io_uring_params p;
+    memset(&p, 0, sizeof(p));
+    /* One thread owns the ring, so the kernel may run completion work only
+     * when that thread enters it: fewer interrupts on a 2-core machine. */
+    p.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_COOP_TASKRUN;
+    int rc = io_uring_queue_init_params(entries, &r->uring, &p);
+    if (rc == -EINVAL) { /* older kernel: plain ring */
+        memset(&p, 0, sizeof(p));
+        rc = io_uring_queue_init_params(entries, &r->uring, &p);
+    }
+    return rc;
+}
+
+void ring_fini(struct ring *r) { io_uring_queue_exit(&r->uring); }
+
+struct io_uring_sqe *ring_sqe(struct ring *r, struct ring_op *op)
+{
+    ASSERT(op != NULL && op->done != NULL && op->kind < RING_KIND_COUNT);
+    struct io_uring_sqe *sqe = io_uring_get_sqe(&r->uring);
+    if (sqe == NULL) {
+        int rc = io_uring_submit(&r->uring);
+        ASSERT(rc >= 0 || rc == -EBUSY || rc == -EAGAIN);
+        sqe = io_uring_get_sqe(&r->uring);
+        ASSERT(sqe != NULL); /* the submit above emptied the queue */
+    }
+    io_uring_sqe_set_data(sqe, op);
+    r->inflight++;
+    return sqe;
+}
+
+int ring_submit(struct ring *r)
+{
+    int rc = io_uring_submit(&r->uring);
+    return rc == -EBUSY || rc == -EAGAIN ? 0 : rc;
+}
+
+static unsigned dispatch_ready(struct ring *r)
+{
+    unsigned n = 0;
+    struct io_uring_cqe *cqe;
+    /* Callbacks may queue submissions, never reap: draining one at a time
+     * keeps the CQ head consistent while they run. */
+    while (io_uring_peek_cqe(&r->uring, &cqe) == 0) {
+        struct ring_op *op = io_uring_cqe_get_data(cqe);
+        int res = cqe->res;
+        uint32_t flags = cqe->flags;
+        io_uring_cqe_seen(&r->uring, cqe);
+        ASSERT(op != NULL);
+        if ((flags & IORING_CQE_F_MORE) == 0) {
+            ASSERT(r->inflight > 0);
+            r->inflight--;
+        }
+#ifdef NAGARE_FAULTS
+        res = fault_filter(op->kind, res);
+#endif
+        op->done(op, res, flags);
+        n++;
+    }
+    return n;
+}
+
+int ring_run(struct ring *r, int timeout_ms)
+{
+    int rc;
+    if (timeout_ms == 0) {
+        rc = io_uring_submit(&r->uring);
+    } else if (timeout_ms < 0) {
+        rc = io_uring_submit_and_wait(&r->uring, 1);
+    } else {
+        struct __kernel_timespec ts = {
+            .tv_sec = timeout_ms / 1000,
+            .tv_nsec = (long long)(timeout_ms % 1000) * 1000000,
+        };
+        struct io_uring_cqe *cqe = NULL;
+        rc = io_uring_submit_and_wait_timeout(&r->uring, &cqe, 1, &ts, NULL);
+        if (rc == -ETIME) {
+            rc = 0;
+        }
+    }
+    if (rc < 0 && rc != -EBUSY && rc != -EAGAIN) {
+        return rc;
+    }
+    return (int)dispatch_ready(r);
+}

@@ -1,0 +1,99 @@
+/*
+ * base/ring.h — one io_uring per thread, with completions dispatched to ops.
+ *
+ * Every submission carries a struct ring_op (embedded in its owner) as its
+ * user_data; when the completion arrives, ring_run() calls op->done with the
+ * result. The op and any buffers it names must stay valid until done has run
+ * (for a multishot op, until a completion without IORING_CQE_F_MORE). A ring
+ * is owned by exactly one thread: the one that called ring_init(), which is
+ * the only thread that may call any other ring_* function on it.
+ *
+ * Test builds (NAGARE_FAULTS defined) can make the Nth completion of a kind
+ * fail; other builds have no hook and pay nothing.
+ */
+#ifndef NAGARE_BASE_RING_H
+#define NAGARE_BASE_RING_H
+
+#include <liburing.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "base/assert.h"
+
+/* What an op does, for fault injection and accounting. */
+enum ring_kind {
+    RING_OTHER = 0,
+    RING_LOG_WRITE,   /* segment .log data */
+    RING_LOG_SYNC,    /* fdatasync of a .log */
+    RING_INDEX_WRITE, /* .index / .timeindex data */
+    RING_INDEX_SYNC,
+    RING_DIR_SYNC,    /* fsync of a directory after create/rename/unlink */
+    RING_META_WRITE,  /* topic registry, offsets and other metadata files */
+    RING_META_SYNC,
+    RING_NET,         /* sockets */
+    RING_KIND_COUNT
+};
+
+struct ring_op;
+/* res is the CQE result (bytes, or -errno); flags the CQE flags. */
+typedef void (*ring_done_fn)(struct ring_op *op, int res, uint32_t flags);
+
+struct ring_op {
+    ring_done_fn done;
+    enum ring_kind kind;
+};
+
+struct ring {
+    struct io_uring uring;
+    uint32_t inflight; /* ops submitted whose last completion has not run */
+};
+
+/* Sets up r with room for `entries` submissions (a power of two, 1..32768).
+ * Returns 0 or -errno (e.g. -ENOMEM, -ENOSYS without io_uring). */
+MUST_USE int ring_init(struct ring *r, unsigned entries);
+
+/* Tears r down. Precondition: no op in flight (r->inflight == 0), or the
+ * caller accepts that their done callbacks will never run. */
+void ring_fini(struct ring *r);
+
+/* Returns a submission slot bound to op, submitting queued slots first when
+ * the queue is full. Never NULL. The caller fills it with io_uring_prep_*()
+ * and must not change its user_data. */
+struct io_uring_sqe *ring_sqe(struct ring *r, struct ring_op *op);
+
+/* Like ring_sqe(), for a multishot op: counts inflight once for the whole
+ * series of completions ending with one that lacks IORING_CQE_F_MORE. */
+#define ring_sqe_multishot ring_sqe
+
+/* Submits queued slots without waiting. Returns the number submitted or
+ * -errno. */
+MUST_USE int ring_submit(struct ring *r);
+
+/* Submits queued slots, waits up to timeout_ms (-1: no limit, 0: do not wait)
+ * for at least one completion, and dispatches every completion ready.
+ * Returns the number dispatched (0 on timeout) or -errno (-EINTR when a
+ * signal interrupted the wait). Callbacks may queue new submissions. */
+MUST_USE int ring_run(struct ring *r, int timeout_ms);
+
+#ifdef NAGARE_FAULTS
+/* A result that stands for "short write": the completion reports half the
+ * bytes it really moved (at least one byte short). */
+#define RING_FAULT_SHORT 1
+
+/* From the nth completion of kind on (1-based, counted from the last
+ * ring_fault_clear()), replace the result with res (-EIO, -ENOSPC, ... or
+ * RING_FAULT_SHORT); once, or for every later completion when sticky.
+ * Process-wide; tests call it from the thread that runs the ring. */
+void ring_fault_arm(enum ring_kind kind, uint64_t nth, int res, bool sticky);
+
+/* Disarms every fault and zeroes the counters. */
+void ring_fault_clear(void);
+
+/* Completions of kind seen since the last ring_fault_clear(). */
+uint64_t ring_fault_seen(enum ring_kind kind);
+
+/* Faults injected since the last ring_fault_clear(). */
+uint64_t ring_fault_injected(void);
+#endif
+
+#endif

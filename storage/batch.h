@@ -1,0 +1,253 @@
+/*
+ * storage/batch.h — the record batch: the unit of storage and of the wire.
+ *
+ * A batch is a 61-byte big-endian header followed by its records, laid out
+ * byte by byte in docs/storage-format.md. The checksum is XXH3-64 over every
+ * byte after the checksum field, so the broker can assign the base offset
+ * (the first 8 bytes) without recomputing it. The records section may be one
+ * zstd frame. A batch that passed batch_validate() is structurally sound and
+ * its checksum matches; batch_reader adds the per-record checks.
+ *
+ * This module is the format library the client links too: it depends on
+ * base/, libzstd and libxxhash only. Every function here is reentrant; a
+ * struct batch_zctx belongs to one thread at a time.
+ */
+#ifndef NAGARE_STORAGE_BATCH_H
+#define NAGARE_STORAGE_BATCH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/assert.h"
+#include "base/bytes.h"
+
+/* Byte offsets of the header fields. */
+enum {
+    BATCH_OFF_OFFSET_BASE = 0,         /* i64 */
+    BATCH_OFF_LENGTH = 8,              /* i32: bytes after this field */
+    BATCH_OFF_CHECKSUM = 12,           /* u64: XXH3-64 of bytes [20, end) */
+    BATCH_OFF_VERSION = 20,            /* u8 */
+    BATCH_OFF_ATTRIBUTES = 21,         /* u16 */
+    BATCH_OFF_LAST_OFFSET_DELTA = 23,  /* i32 */
+    BATCH_OFF_TIMESTAMP_FIRST = 27,    /* i64 ms */
+    BATCH_OFF_TIMESTAMP_MAX = 35,      /* i64 ms */
+    BATCH_OFF_PRODUCER_ID = 43,        /* i64, -1: none */
+    BATCH_OFF_PRODUCER_EPOCH = 51,     /* i16 */
+    BATCH_OFF_SEQUENCE_BASE = 53,      /* i32, -1: none */
+    BATCH_OFF_RECORD_COUNT = 57,       /* i32 */
+    BATCH_HEADER_BYTES = 61,
+};
+
+/* base offset + length: the bytes not counted by the length field. */
+#define BATCH_PREFIX_BYTES 12
+#define BATCH_CHECKSUM_FROM BATCH_OFF_VERSION
+#define BATCH_VERSION 1
+
+/* attributes */
+#define BATCH_ATTR_CODEC_MASK 0x0007u
+#define BATCH_ATTR_LOG_APPEND_TIME 0x0008u /* timestamps set by the broker */
+#define BATCH_ATTR_KNOWN_MASK 0x000fu
+
+enum batch_codec {
+    BATCH_CODEC_NONE = 0,
+    BATCH_CODEC_ZSTD = 1,
+};
+
+/* The smallest record: length, attributes, ts delta, offset delta, key len,
+ * value len, header count, one byte each. Bounds record counts by bytes. */
+#define BATCH_RECORD_BYTES_MIN 7
+
+/* Largest batch the format allows at all; configured maxima sit below it. */
+#define BATCH_BYTES_LIMIT (256u * 1024 * 1024)
+
+struct batch_header {
+    int64_t offset_base;
+    int32_t length;          /* batch bytes = BATCH_PREFIX_BYTES + length */
+    uint64_t checksum;
+    uint8_t version;
+    uint16_t attributes;
+    int32_t last_offset_delta;
+    int64_t timestamp_first_ms;
+    int64_t timestamp_max_ms;
+    int64_t producer_id;
+    int16_t producer_epoch;
+    int32_t sequence_base;
+    int32_t record_count;
+};
+
+static inline size_t batch_bytes(const struct batch_header *h)
+{
+    return BATCH_PREFIX_BYTES + (size_t)h->length;
+}
+
+static inline int64_t batch_offset_last(const struct batch_header *h)
+{
+    return h->offset_base + h->last_offset_delta;
+}
+
+static inline enum batch_codec batch_codec(const struct batch_header *h)
+{
+    return (enum batch_codec)(h->attributes & BATCH_ATTR_CODEC_MASK);
+}
+
+/* Decodes the fixed header from buf[0..len) and checks it on its own: len >=
+ * BATCH_HEADER_BYTES, known version, known attribute bits and codec, length
+ * >= BATCH_HEADER_BYTES - BATCH_PREFIX_BYTES and batch bytes <=
+ * batch_bytes_max, record_count >= 1 and no more than the records section can
+ * hold (BATCH_RECORD_BYTES_MIN each, for uncompressed batches),
+ * last_offset_delta == record_count - 1, timestamp_max >= timestamp_first.
+ * Does not need the whole batch and does not check the checksum.
+ * Returns 0, -NG_ETRUNCATED, -NG_EBADVERSION, -NG_EBADCODEC, -NG_EBADLEN,
+ * -NG_ETOOBIG or -NG_EBADCOUNT. */
+MUST_USE int batch_header_decode(const uint8_t *buf, size_t len,
+                                 size_t batch_bytes_max,
+                                 struct batch_header *out);
+
+/* batch_header_decode(), then: the whole batch lies within buf[0..len)
+ * (else -NG_ETRUNCATED) and its checksum matches (else -NG_ECHECKSUM).
+ * Costs one XXH3 pass, no record decoding: the storage hot path uses it on
+ * append, read-back and recovery. */
+MUST_USE int batch_validate(const uint8_t *buf, size_t len,
+                            size_t batch_bytes_max, struct batch_header *out);
+
+/* Writes the base offset into a batch in place. The checksum does not cover
+ * it, so the batch stays valid. */
+static inline void batch_set_offset_base(uint8_t *batch, int64_t offset_base)
+{
+    put_be64(batch + BATCH_OFF_OFFSET_BASE, (uint64_t)offset_base);
+}
+
+/* Computes the checksum field's value for a complete batch of `bytes`. */
+uint64_t batch_checksum(const uint8_t *batch, size_t bytes);
+
+/* ---- compression context ---- */
+
+/* zstd contexts and the builder's scratch buffer, made once and reused so
+ * the hot path never allocates. */
+struct batch_zctx {
+    void *cctx;           /* ZSTD_CCtx */
+    void *dctx;           /* ZSTD_DCtx */
+    uint8_t *scratch;     /* batch_bytes_max bytes, for the builder */
+    size_t scratch_bytes;
+    int level;
+};
+
+/* Allocates the contexts and a scratch buffer for batches of up to
+ * batch_bytes_max. Returns 0 or -ENOMEM. */
+MUST_USE int batch_zctx_init(struct batch_zctx *z, size_t batch_bytes_max,
+                             int level);
+void batch_zctx_fini(struct batch_zctx *z);
+
+/* ---- record headers ---- */
+
+struct batch_kv {
+    const uint8_t *key;
+    int32_t key_len;   /* >= 0: header keys are never null */
+    const uint8_t *value;
+    int32_t value_len; /* -1: null */
+};
+
+/* ---- builder ---- */
+
+/* Builds one batch into a caller-owned buffer. Records are encoded as they
+ * are added; batch_builder_finish() back-patches length, counts, timestamps
+ * and checksum, compressing the records section first when asked (and
+ * keeping it uncompressed when zstd would not make it smaller). */
+struct batch_builder {
+    uint8_t *buf;
+    size_t cap;
+    size_t pos;             /* end of the records written so far */
+    enum batch_codec codec;
+    int32_t record_count;
+    int64_t timestamp_first_ms;
+    int64_t timestamp_max_ms;
+    int64_t producer_id;
+    int16_t producer_epoch;
+    int32_t sequence_base;
+};
+
+/* Starts a batch in buf[0..cap). Precondition: cap >= BATCH_HEADER_BYTES.
+ * producer_id -1 / sequence_base -1 for a non-idempotent producer. */
+void batch_builder_init(struct batch_builder *b, uint8_t *buf, size_t cap,
+                        enum batch_codec codec, int64_t producer_id,
+                        int16_t producer_epoch, int32_t sequence_base);
+
+/* Appends one record. key_len / value_len -1 mean null (key may then be
+ * NULL). Returns 0, or -NG_ENOSPACE when the record does not fit in the
+ * buffer (the builder is unchanged, so the caller can finish this batch and
+ * start another), or -NG_EBADARG for lengths < -1. */
+MUST_USE int batch_builder_add(struct batch_builder *b, int64_t timestamp_ms,
+                               const void *key, int32_t key_len,
+                               const void *value, int32_t value_len,
+                               const struct batch_kv *headers,
+                               uint32_t header_count);
+
+/* Bytes the batch would take if finished uncompressed now. */
+static inline size_t batch_builder_bytes(const struct batch_builder *b)
+{
+    return b->pos;
+}
+
+/* Finishes the batch: base offset 0, every header field, the checksum.
+ * z is needed for BATCH_CODEC_ZSTD (may be NULL otherwise). On success
+ * *bytes_out is the batch's size in buf. Returns 0, -NG_EBADCOUNT for an
+ * empty batch, or -NG_ENOSPACE when z's scratch is too small. */
+MUST_USE int batch_builder_finish(struct batch_builder *b,
+                                  struct batch_zctx *z, size_t *bytes_out);
+
+/* ---- reader ---- */
+
+struct batch_record {
+    int64_t offset;
+    int64_t timestamp_ms;
+    const uint8_t *key;
+    int32_t key_len;       /* -1: null */
+    const uint8_t *value;
+    int32_t value_len;     /* -1: null */
+    uint32_t header_count;
+    struct rd headers;     /* cursor over the encoded headers */
+};
+
+/* Iterates the records of one validated batch. Pointers in a record point
+ * into the batch or into the caller's decompression buffer and are valid as
+ * long as both are. */
+struct batch_reader {
+    struct batch_header hdr;
+    struct rd records;      /* over the (decompressed) records section */
+    int32_t index;          /* records returned so far */
+};
+
+/* batch_validate()s the batch, then readies record iteration. A compressed
+ * records section is decompressed into out[0..out_cap) using z; it must
+ * decompress to at most out_cap bytes (else -NG_ETOOBIG) and be one whole
+ * zstd frame (else -NG_EDECOMPRESS). Returns 0 or the errors of
+ * batch_validate(), -NG_ETOOBIG, -NG_EDECOMPRESS. */
+MUST_USE int batch_reader_open(struct batch_reader *br, const uint8_t *batch,
+                               size_t len, size_t batch_bytes_max,
+                               struct batch_zctx *z, uint8_t *out,
+                               size_t out_cap);
+
+/* Decodes the next record into *rec. Returns 1 with a record, 0 after the
+ * last one (only when exactly record_count records used every byte of the
+ * records section), or a negative error: -NG_ETRUNCATED / -NG_EBADVARINT
+ * (bad encoding), -NG_EBADLEN (a length past the record or < -1),
+ * -NG_EBADDELTA (offset delta not equal to the record's index),
+ * -NG_EBADCOUNT (records and record_count disagree). */
+MUST_USE int batch_reader_next(struct batch_reader *br,
+                               struct batch_record *rec);
+
+/* Decodes the next header of rec. Returns 1 with a header, 0 when all
+ * header_count were read, or -NG_ETRUNCATED / -NG_EBADLEN. */
+MUST_USE int batch_record_next_header(struct batch_record *rec,
+                                      struct batch_kv *kv);
+
+/* Decodes every record and header of a batch and checks them: what the broker
+ * runs on a produced batch before writing anything. out/out_cap as for
+ * batch_reader_open(). Returns 0 or the first error found. */
+MUST_USE int batch_verify_records(const uint8_t *batch, size_t len,
+                                  size_t batch_bytes_max,
+                                  struct batch_zctx *z, uint8_t *out,
+                                  size_t out_cap);
+
+#endif
