@@ -96,10 +96,15 @@ static inline enum batch_codec batch_codec(const struct batch_header *h)
  * >= BATCH_HEADER_BYTES - BATCH_PREFIX_BYTES and batch bytes <=
  * batch_bytes_max, record_count >= 1 and no more than the records section can
  * hold (BATCH_RECORD_BYTES_MIN each, for uncompressed batches),
- * last_offset_delta == record_count - 1, timestamp_max >= timestamp_first.
- * Does not need the whole batch and does not check the checksum.
- * Returns 0, -NG_ETRUNCATED, -NG_EBADVERSION, -NG_EBADCODEC, -NG_EBADLEN,
- * -NG_ETOOBIG or -NG_EBADCOUNT. */
+ * last_offset_delta == record_count - 1, timestamp_max >= timestamp_first,
+ * offset_base >= 0 and batch_offset_last() <= INT64_MAX (so it cannot
+ * overflow). Does not need the whole batch and does not check the checksum.
+ * A batch_bytes_max above BATCH_BYTES_LIMIT acts as BATCH_BYTES_LIMIT.
+ * Returns 0, -NG_ETRUNCATED (len too short), -NG_EBADVERSION,
+ * -NG_EBADCODEC (codec or any attribute bit unknown), -NG_EBADLEN (length
+ * below a header), -NG_ETOOBIG (over batch_bytes_max), -NG_EBADCOUNT (record
+ * count or last offset delta) or -NG_EBADARG (timestamps or offset base).
+ * On any return *out holds the raw fields read, if len allowed reading them. */
 MUST_USE int batch_header_decode(const uint8_t *buf, size_t len,
                                  size_t batch_bytes_max,
                                  struct batch_header *out);
@@ -107,7 +112,10 @@ MUST_USE int batch_header_decode(const uint8_t *buf, size_t len,
 /* batch_header_decode(), then: the whole batch lies within buf[0..len)
  * (else -NG_ETRUNCATED) and its checksum matches (else -NG_ECHECKSUM).
  * Costs one XXH3 pass, no record decoding: the storage hot path uses it on
- * append, read-back and recovery. */
+ * append, read-back and recovery. Order of the checks: header length, length
+ * field, whole batch present, checksum, then the other header fields; so a
+ * corrupted byte anywhere in [BATCH_OFF_CHECKSUM, end) reads as
+ * -NG_ECHECKSUM, never as whatever field it happens to break. */
 MUST_USE int batch_validate(const uint8_t *buf, size_t len,
                             size_t batch_bytes_max, struct batch_header *out);
 
@@ -134,7 +142,10 @@ struct batch_zctx {
 };
 
 /* Allocates the contexts and a scratch buffer for batches of up to
- * batch_bytes_max. Returns 0 or -ENOMEM. */
+ * batch_bytes_max (capped at BATCH_BYTES_LIMIT). Preconditions: batch_bytes_max
+ * >= BATCH_HEADER_BYTES, level a zstd level (0: zstd's default). Returns 0 or
+ * -ENOMEM (nothing left allocated). fini frees and zeroes z; calling it on a
+ * zeroed z is harmless. */
 MUST_USE int batch_zctx_init(struct batch_zctx *z, size_t batch_bytes_max,
                              int level);
 void batch_zctx_fini(struct batch_zctx *z);
@@ -168,7 +179,9 @@ struct batch_builder {
 };
 
 /* Starts a batch in buf[0..cap). Precondition: cap >= BATCH_HEADER_BYTES.
- * producer_id -1 / sequence_base -1 for a non-idempotent producer. */
+ * A cap above BATCH_BYTES_LIMIT is used as BATCH_BYTES_LIMIT.
+ * producer_id -1 / sequence_base -1 for a non-idempotent producer.
+ * buf is the caller's and must outlive the builder. */
 void batch_builder_init(struct batch_builder *b, uint8_t *buf, size_t cap,
                         enum batch_codec codec, int64_t producer_id,
                         int16_t producer_epoch, int32_t sequence_base);
@@ -176,7 +189,10 @@ void batch_builder_init(struct batch_builder *b, uint8_t *buf, size_t cap,
 /* Appends one record. key_len / value_len -1 mean null (key may then be
  * NULL). Returns 0, or -NG_ENOSPACE when the record does not fit in the
  * buffer (the builder is unchanged, so the caller can finish this batch and
- * start another), or -NG_EBADARG for lengths < -1. */
+ * start another), or -NG_EBADARG for lengths < -1, a header key_len < 0, or
+ * a timestamp whose distance from the batch's first does not fit an i64.
+ * On any error the builder and its buffer are unchanged. The first record's
+ * timestamp becomes timestamp_first; the largest becomes timestamp_max. */
 MUST_USE int batch_builder_add(struct batch_builder *b, int64_t timestamp_ms,
                                const void *key, int32_t key_len,
                                const void *value, int32_t value_len,
@@ -192,7 +208,8 @@ static inline size_t batch_builder_bytes(const struct batch_builder *b)
 /* Finishes the batch: base offset 0, every header field, the checksum.
  * z is needed for BATCH_CODEC_ZSTD (may be NULL otherwise). On success
  * *bytes_out is the batch's size in buf. Returns 0, -NG_EBADCOUNT for an
- * empty batch, or -NG_ENOSPACE when z's scratch is too small. */
+ * empty batch, or -NG_ENOSPACE when z's scratch is smaller than the records
+ * section. The builder is spent after a successful finish. */
 MUST_USE int batch_builder_finish(struct batch_builder *b,
                                   struct batch_zctx *z, size_t *bytes_out);
 
@@ -221,8 +238,13 @@ struct batch_reader {
 /* batch_validate()s the batch, then readies record iteration. A compressed
  * records section is decompressed into out[0..out_cap) using z; it must
  * decompress to at most out_cap bytes (else -NG_ETOOBIG) and be one whole
- * zstd frame (else -NG_EDECOMPRESS). Returns 0 or the errors of
- * batch_validate(), -NG_ETOOBIG, -NG_EDECOMPRESS. */
+ * zstd frame that declares its content size, with nothing after it (else
+ * -NG_EDECOMPRESS), and hold at least BATCH_RECORD_BYTES_MIN bytes per record
+ * (else -NG_EBADCOUNT). z and out may be NULL for a caller that takes only
+ * uncompressed batches: a compressed one then gets -NG_EBADCODEC.
+ * Returns 0 or the errors of batch_validate(), -NG_ETOOBIG, -NG_EDECOMPRESS,
+ * -NG_EBADCOUNT, -NG_EBADCODEC. After an error, batch_reader_next() returns
+ * it again. */
 MUST_USE int batch_reader_open(struct batch_reader *br, const uint8_t *batch,
                                size_t len, size_t batch_bytes_max,
                                struct batch_zctx *z, uint8_t *out,
@@ -231,14 +253,21 @@ MUST_USE int batch_reader_open(struct batch_reader *br, const uint8_t *batch,
 /* Decodes the next record into *rec. Returns 1 with a record, 0 after the
  * last one (only when exactly record_count records used every byte of the
  * records section), or a negative error: -NG_ETRUNCATED / -NG_EBADVARINT
- * (bad encoding), -NG_EBADLEN (a length past the record or < -1),
+ * (bad encoding), -NG_EBADLEN (a length past the record or < -1, a null
+ * header key, or bytes left in the record after its last header),
  * -NG_EBADDELTA (offset delta not equal to the record's index),
- * -NG_EBADCOUNT (records and record_count disagree). */
+ * -NG_EBADCOUNT (records and record_count disagree, or a header count < 0 or
+ * more than the record's bytes can hold), -NG_EBADARG (record attributes not
+ * 0, or first timestamp + delta overflows). It walks the record's headers, so
+ * a record returned has exactly header_count well-formed headers. Errors are
+ * sticky: later calls return the same error; 0 is returned again after the
+ * end. */
 MUST_USE int batch_reader_next(struct batch_reader *br,
                                struct batch_record *rec);
 
 /* Decodes the next header of rec. Returns 1 with a header, 0 when all
- * header_count were read, or -NG_ETRUNCATED / -NG_EBADLEN. */
+ * header_count were read, or -NG_ETRUNCATED / -NG_EBADLEN. Consumes
+ * rec->headers: copy the record first to iterate its headers twice. */
 MUST_USE int batch_record_next_header(struct batch_record *rec,
                                       struct batch_kv *kv);
 
