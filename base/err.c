@@ -21,6 +21,7 @@ static const char *const ng_err_text[] = {
     [NG_EBUSY - NG_ERR_FIRST] = "queue full; retry later",
     [NG_ECLOSED - NG_ERR_FIRST] = "closed",
     [NG_ENOTFOUND - NG_ERR_FIRST] = "not found",
+    [NG_EDISCONTINUITY - NG_ERR_FIRST] = "batch offsets do not continue the log",
     [NG_EUNKNOWN_API - NG_ERR_FIRST] = "unknown api key",
     [NG_EUNKNOWN_TOPIC - NG_ERR_FIRST] = "unknown topic or partition",
     [NG_ETOPIC_EXISTS - NG_ERR_FIRST] = "topic already exists",
@@ -36,6 +37,7 @@ static const char *const ng_err_text[] = {
     [NG_EGROUP_NOT_EMPTY - NG_ERR_FIRST] = "group is not empty",
     [NG_EDISCONNECTED - NG_ERR_FIRST] = "disconnected",
     [NG_EPROTO - NG_ERR_FIRST] = "protocol violation by peer",
+    [NG_ESYSTEM - NG_ERR_FIRST] = "system error on the peer (see its log)",
 };
 
 const char *err_str(int rc)

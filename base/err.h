@@ -32,6 +32,7 @@ enum ng_err {
     NG_EBUSY = 4123,         /* a bounded queue is full; try again later */
     NG_ECLOSED = 4124,       /* the object is closing or closed */
     NG_ENOTFOUND = 4125,     /* no such item (e.g. no offset for a timestamp) */
+    NG_EDISCONTINUITY = 4126, /* batch offsets do not continue the log */
     /* protocol and broker */
     NG_EUNKNOWN_API = 4140,    /* api key not served */
     NG_EUNKNOWN_TOPIC = 4141,  /* no such topic or partition */
@@ -48,6 +49,7 @@ enum ng_err {
     NG_EGROUP_NOT_EMPTY = 4152, /* operation needs an empty group */
     NG_EDISCONNECTED = 4153,    /* peer closed or unreachable */
     NG_EPROTO = 4154,           /* peer broke the protocol */
+    NG_ESYSTEM = 4155,          /* a system call failed on the peer (errno) */
     NG_ERR_LAST
 };
 

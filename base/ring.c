@@ -139,3 +139,58 @@ int ring_run(struct ring *r, int timeout_ms)
     }
     return (int)dispatch_ready(r);
 }
+
+struct blocking_op {
+    struct ring_op op;
+    bool done;
+    int res;
+};
+
+static void blocking_done(struct ring_op *op, int res, uint32_t flags)
+{
+    (void)flags;
+    struct blocking_op *b = (struct blocking_op *)op;
+    b->done = true;
+    b->res = res;
+}
+
+static int blocking_wait(struct ring *r, struct blocking_op *b)
+{
+    while (!b->done) {
+        int rc = ring_run(r, -1);
+        if (rc < 0 && rc != -EINTR) {
+            return rc;
+        }
+    }
+    return b->res;
+}
+
+int ring_write_all(struct ring *r, enum ring_kind kind, int fd, const void *buf,
+                   size_t len, uint64_t off)
+{
+    const uint8_t *p = buf;
+    while (len > 0) {
+        struct blocking_op b = {.op = {.done = blocking_done, .kind = kind}};
+        unsigned chunk = len > (1u << 30) ? (1u << 30) : (unsigned)len;
+        io_uring_prep_write(ring_sqe(r, &b.op), fd, p, chunk, off);
+        int res = blocking_wait(r, &b);
+        if (res < 0) {
+            return res;
+        }
+        if (res == 0) {
+            return -EIO;
+        }
+        p += res;
+        len -= (size_t)res;
+        off += (uint64_t)res;
+    }
+    return 0;
+}
+
+int ring_fsync(struct ring *r, enum ring_kind kind, int fd, bool datasync)
+{
+    struct blocking_op b = {.op = {.done = blocking_done, .kind = kind}};
+    io_uring_prep_fsync(ring_sqe(r, &b.op), fd, datasync ? IORING_FSYNC_DATASYNC : 0);
+    int res = blocking_wait(r, &b);
+    return res < 0 ? res : 0;
+}

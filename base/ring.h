@@ -75,6 +75,18 @@ MUST_USE int ring_submit(struct ring *r);
  * signal interrupted the wait). Callbacks may queue new submissions. */
 MUST_USE int ring_run(struct ring *r, int timeout_ms);
 
+/* Blocking steps, for open, recovery and close. Each submits through r and
+ * runs r until its own op is done, so any other op's callback may run
+ * meanwhile: use them on a ring with nothing else in flight (a private ring).
+ *
+ * ring_write_all() writes len bytes of buf at off, resubmitting after short
+ * writes; a write that moves nothing is -EIO. ring_fsync() is fdatasync when
+ * datasync, else fsync. Both return 0 or -errno. */
+MUST_USE int ring_write_all(struct ring *r, enum ring_kind kind, int fd,
+                            const void *buf, size_t len, uint64_t off);
+MUST_USE int ring_fsync(struct ring *r, enum ring_kind kind, int fd,
+                        bool datasync);
+
 #ifdef NAGARE_FAULTS
 /* A result that stands for "short write": the completion reports half the
  * bytes it really moved (at least one byte short). */

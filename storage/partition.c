@@ -1,0 +1,958 @@
+#include "storage/partition.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <libgen.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "base/log.h"
+
+#define container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
+
+/* Flush index entries once this many are pending (about 512 KiB of log at
+ * the default interval): the index is rebuilt on recovery, so it needs no
+ * sync of its own until the segment is sealed. */
+#define INDEX_FLUSH_ENTRIES 128u
+
+enum append_state { APPEND_HELD = 0, APPEND_WRITING, APPEND_WRITTEN };
+enum roll_stage { ROLL_NONE = 0, ROLL_DRAIN, ROLL_FLUSH, ROLL_SYNC };
+
+static void pump(struct part *p);
+static bool roll_progress(struct part *p);
+
+void part_config_default(struct part_config *c)
+{
+    *c = (struct part_config){
+        .segment_bytes = 1u << 30,
+        .segment_ms = 7LL * 24 * 3600 * 1000,
+        .index_interval_bytes = 4096,
+        .batch_bytes_max = 8u << 20,
+        .retention_ms = 7LL * 24 * 3600 * 1000,
+        .retention_bytes = -1,
+        .appends_inflight_max = 1024,
+        .group_commit = true,
+    };
+}
+
+int part_config_check(const struct part_config *c)
+{
+    bool ok = c->segment_bytes >= PART_SEGMENT_BYTES_MIN &&
+              c->segment_bytes <= PART_SEGMENT_BYTES_MAX && c->segment_ms > 0 &&
+              c->index_interval_bytes >= PART_INDEX_INTERVAL_MIN &&
+              c->batch_bytes_max >= BATCH_HEADER_BYTES &&
+              c->batch_bytes_max <= BATCH_BYTES_LIMIT && c->retention_ms >= -1 &&
+              c->retention_bytes >= -1 && c->appends_inflight_max >= 1 &&
+              c->appends_inflight_max <= PART_APPENDS_INFLIGHT_MAX;
+    return ok ? 0 : -NG_EBADARG;
+}
+
+static struct seg *active(const struct part *p)
+{
+    ASSERT(p->seg_count > 0);
+    return p->segs[p->seg_count - 1];
+}
+
+static void part_fail(struct part *p, int rc, const char *what)
+{
+    ASSERT(rc < 0);
+    if (p->failed != 0) {
+        return;
+    }
+    p->failed = rc;
+    p->unwritten = NULL;
+    p->held = NULL;
+    log_error("partition %s: %s failed: %s; the log refuses writes until reopened",
+              p->dir, what, err_str(rc));
+}
+
+/* ---- completing appends, in order ---- */
+
+static bool append_ready(const struct part *p, const struct part_append *a)
+{
+    if (p->failed != 0) {
+        return a->state != APPEND_WRITING; /* its buffer is the kernel's until then */
+    }
+    return a->seq <= (a->durable ? p->seq_synced : p->seq_written);
+}
+
+static bool complete_ready(struct part *p)
+{
+    bool any = false;
+    while (p->head != NULL && append_ready(p, p->head)) {
+        struct part_append *a = p->head;
+        p->head = a->next;
+        if (p->head == NULL) {
+            p->tail = NULL;
+        }
+        p->appends_count--;
+        any = true;
+        a->done(a, p->failed); /* may append again */
+    }
+    return any;
+}
+
+static void advance_written(struct part *p)
+{
+    while (p->failed == 0 && p->unwritten != NULL && p->unwritten->state == APPEND_WRITTEN) {
+        struct part_append *u = p->unwritten;
+        p->seq_written = u->seq;
+        u->seg->bytes_readable = u->pos + u->bytes;
+        p->offset_hw = batch_offset_last(&u->hdr) + 1;
+        p->unwritten = u->next;
+    }
+}
+
+/* ---- writes ---- */
+
+static void submit_write(struct part *p, struct part_append *a)
+{
+    size_t left = a->bytes - a->bytes_written;
+    struct io_uring_sqe *sqe = ring_sqe(p->env.ring, &a->op);
+    io_uring_prep_write(sqe, a->seg->fd_log, a->batch + a->bytes_written, (unsigned)left,
+                        a->pos + a->bytes_written);
+}
+
+static void append_write_done(struct ring_op *op, int res, uint32_t flags)
+{
+    (void)flags;
+    struct part_append *a = container_of(op, struct part_append, op);
+    struct part *p = a->part;
+    size_t left = a->bytes - a->bytes_written;
+    if (res > 0 && (size_t)res < left && p->failed == 0) {
+        a->bytes_written += (size_t)res; /* short write: the rest follows */
+        submit_write(p, a);
+        return;
+    }
+    a->seg->ops_inflight--;
+    a->state = APPEND_WRITTEN;
+    if (res <= 0) {
+        part_fail(p, res < 0 ? res : -EIO, "log write");
+    } else {
+        a->bytes_written = a->bytes;
+        a->seg->dirty = true;
+        advance_written(p);
+    }
+    pump(p);
+}
+
+static void index_flush(struct part *p, struct seg *s, bool force)
+{
+    struct {
+        struct idx *x;
+        int fd;
+        uint32_t *busy_bytes;
+        struct ring_op *op;
+    } files[] = {
+        {&s->index, s->fd_index, &s->index_write_bytes, &s->index_write_op},
+        {&s->timeindex, s->fd_time, &s->time_write_bytes, &s->time_write_op},
+    };
+    for (size_t i = 0; i < ARRAY_LEN(files); i++) {
+        struct idx *x = files[i].x;
+        if (*files[i].busy_bytes != 0 || (!force && x->count - x->count_flushed < INDEX_FLUSH_ENTRIES)) {
+            continue;
+        }
+        const uint8_t *buf;
+        size_t len;
+        uint64_t at;
+        if (!idx_take_unflushed(x, &buf, &len, &at)) {
+            continue;
+        }
+        *files[i].busy_bytes = (uint32_t)len;
+        files[i].op->kind = RING_INDEX_WRITE;
+        io_uring_prep_write(ring_sqe(p->env.ring, files[i].op), files[i].fd, buf, (unsigned)len, at);
+        s->ops_inflight++;
+    }
+}
+
+static bool roll_needed(const struct part *p, const struct seg *s, const struct part_append *a)
+{
+    if (s->bytes == 0) {
+        return false;
+    }
+    int64_t rel_last = batch_offset_last(&a->hdr) - s->offset_base;
+    return s->bytes + a->bytes > p->cfg.segment_bytes || rel_last > (int64_t)UINT32_MAX ||
+           p->env.now_ms() - s->created_ms >= p->cfg.segment_ms;
+}
+
+/* Places a in the active segment and starts its write, or starts a roll and
+ * returns false (a stays held). */
+static bool place(struct part *p, struct part_append *a)
+{
+    struct seg *s = active(p);
+    if (roll_needed(p, s, a)) {
+        p->roll_stage = ROLL_DRAIN;
+        p->roll_seq = a->seq - 1;
+        return false;
+    }
+    a->seg = s;
+    a->pos = s->bytes;
+    a->bytes_written = 0;
+    a->state = APPEND_WRITING;
+    seg_note_batch(s, &a->hdr, a->pos, &p->lim);
+    s->ops_inflight++;
+    submit_write(p, a);
+    index_flush(p, s, false);
+    return true;
+}
+
+static void place_held(struct part *p)
+{
+    while (p->held != NULL && p->roll_stage == ROLL_NONE && p->failed == 0) {
+        struct part_append *a = p->held;
+        if (!place(p, a)) {
+            roll_progress(p);
+            return;
+        }
+        p->held = a->next;
+    }
+}
+
+int part_append(struct part *p, struct part_append *a)
+{
+    ASSERT(a->batch != NULL && a->done != NULL);
+    if (p->failed != 0) {
+        return -NG_EFAILED;
+    }
+    if (p->appends_count >= p->cfg.appends_inflight_max) {
+        return -NG_EBUSY;
+    }
+    int rc = batch_validate(a->batch, a->bytes, p->cfg.batch_bytes_max, &a->hdr);
+    if (rc != 0) {
+        return rc;
+    }
+    if (batch_bytes(&a->hdr) != a->bytes) {
+        return -NG_EBADLEN; /* trailing bytes after the batch */
+    }
+    a->hdr.offset_base = p->offset_next;
+    batch_set_offset_base(a->batch, p->offset_next);
+    p->offset_next = batch_offset_last(&a->hdr) + 1;
+    a->op = (struct ring_op){.done = append_write_done, .kind = RING_LOG_WRITE};
+    a->part = p;
+    a->seg = NULL;
+    a->state = APPEND_HELD;
+    a->seq = ++p->seq_next;
+    a->next = NULL;
+    if (p->tail != NULL) {
+        p->tail->next = a;
+    } else {
+        p->head = a;
+    }
+    p->tail = a;
+    p->appends_count++;
+    if (p->unwritten == NULL) {
+        p->unwritten = a;
+    }
+    if (p->held == NULL) {
+        p->held = a;
+        place_held(p);
+    }
+    return 0;
+}
+
+/* ---- syncs: group commit rounds and the roll's seal ---- */
+
+/* A sync op finished (round or roll). A round's appends become durable when
+ * its last op succeeds; a roll's are handled by roll_progress(). */
+static void sync_finished(struct part *p, int res, const char *what)
+{
+    ASSERT(p->syncs_inflight > 0);
+    if (res < 0) {
+        part_fail(p, res, what);
+    }
+    p->syncs_inflight--;
+    if (p->syncs_inflight == 0 && p->roll_stage == ROLL_NONE && p->failed == 0) {
+        p->seq_synced = p->sync_target > p->seq_synced ? p->sync_target : p->seq_synced;
+        p->dir_gen_synced = p->dir_gen_syncing;
+    }
+    pump(p);
+}
+
+static void seg_sync_done(struct ring_op *op, int res, uint32_t flags)
+{
+    (void)flags;
+    struct seg *s = container_of(op, struct seg, sync_op);
+    s->ops_inflight--;
+    sync_finished(s->owner, res, "log fdatasync");
+}
+
+/* The index ops write entries, or (during a roll) fsync the file. */
+static void index_op_done(struct seg *s, struct ring_op *op, uint32_t *busy_bytes, int res)
+{
+    struct part *p = s->owner;
+    s->ops_inflight--;
+    if (op->kind == RING_INDEX_SYNC) {
+        sync_finished(p, res, "index fsync");
+        return;
+    }
+    uint32_t want = *busy_bytes;
+    *busy_bytes = 0;
+    if (res < 0 || (uint32_t)res != want) {
+        part_fail(p, res < 0 ? res : -EIO, "index write");
+    }
+    pump(p);
+}
+
+static void seg_index_op_done(struct ring_op *op, int res, uint32_t flags)
+{
+    (void)flags;
+    struct seg *s = container_of(op, struct seg, index_write_op);
+    index_op_done(s, op, &s->index_write_bytes, res);
+}
+
+static void seg_time_op_done(struct ring_op *op, int res, uint32_t flags)
+{
+    (void)flags;
+    struct seg *s = container_of(op, struct seg, time_write_op);
+    index_op_done(s, op, &s->time_write_bytes, res);
+}
+
+static void dir_sync_done(struct ring_op *op, int res, uint32_t flags)
+{
+    (void)flags;
+    sync_finished(container_of(op, struct part, dir_sync_op), res, "directory fsync");
+}
+
+static void submit_fsync(struct part *p, struct ring_op *op, enum ring_kind kind, int fd,
+                         bool datasync)
+{
+    op->kind = kind;
+    io_uring_prep_fsync(ring_sqe(p->env.ring, op), fd, datasync ? IORING_FSYNC_DATASYNC : 0);
+    p->syncs_inflight++;
+}
+
+static void sync_dir_if_changed(struct part *p)
+{
+    p->dir_gen_syncing = p->dir_gen_synced;
+    if (p->dir_gen > p->dir_gen_synced) {
+        p->dir_gen_syncing = p->dir_gen;
+        submit_fsync(p, &p->dir_sync_op, RING_DIR_SYNC, p->dirfd, false);
+    }
+}
+
+/* Starts a group commit round when a durable append waits for one (it is
+ * then the head: written appends ahead of it completed already) or the
+ * directory changed. Returns true when the round finished at once. */
+static bool maybe_sync(struct part *p)
+{
+    if (p->failed != 0 || p->syncs_inflight != 0 || p->roll_stage != ROLL_NONE) {
+        return false;
+    }
+    const struct part_append *h = p->head;
+    bool need_data = h != NULL && h->durable && h->seq <= p->seq_written;
+    if (!need_data && p->dir_gen == p->dir_gen_synced) {
+        return false;
+    }
+    p->sync_target = p->seq_synced;
+    if (need_data) {
+        /* Every write up to seq_written completed before this fdatasync
+         * begins, so it covers them all; without group commit, one each. */
+        p->sync_target = p->cfg.group_commit ? p->seq_written : h->seq;
+        for (uint32_t i = 0; i < p->seg_count; i++) {
+            struct seg *s = p->segs[i];
+            if (s->dirty || (!p->cfg.group_commit && s == active(p))) {
+                s->dirty = false;
+                s->ops_inflight++;
+                submit_fsync(p, &s->sync_op, RING_LOG_SYNC, s->fd_log, true);
+            }
+        }
+    }
+    sync_dir_if_changed(p);
+    if (p->syncs_inflight == 0) { /* data already covered by an earlier round */
+        p->seq_synced = p->sync_target;
+        return true;
+    }
+    return false;
+}
+
+/* ---- rolling to a new segment ---- */
+
+static void seg_attach(struct part *p, struct seg *s)
+{
+    s->owner = p;
+    s->sync_op = (struct ring_op){.done = seg_sync_done, .kind = RING_LOG_SYNC};
+    s->index_write_op = (struct ring_op){.done = seg_index_op_done, .kind = RING_INDEX_WRITE};
+    s->time_write_op = (struct ring_op){.done = seg_time_op_done, .kind = RING_INDEX_WRITE};
+}
+
+static int segs_push(struct part *p, struct seg *s)
+{
+    if (p->seg_count == p->seg_cap) {
+        uint32_t cap = p->seg_cap ? p->seg_cap * 2 : 8;
+        struct seg **segs = realloc(p->segs, cap * sizeof(*segs));
+        if (segs == NULL) {
+            return -ENOMEM;
+        }
+        p->segs = segs;
+        p->seg_cap = cap;
+    }
+    p->segs[p->seg_count++] = s;
+    return 0;
+}
+
+/* Creates the segment starting at offset_base and makes it the active one. */
+static int add_segment(struct part *p, int64_t offset_base)
+{
+    struct seg *s = malloc(sizeof(*s));
+    if (s == NULL) {
+        return -ENOMEM;
+    }
+    int rc = seg_create(s, p->dirfd, offset_base, &p->lim, p->env.now_ms());
+    if (rc == 0) {
+        rc = segs_push(p, s);
+        if (rc != 0) {
+            seg_close(s);
+        }
+    }
+    if (rc != 0) {
+        free(s);
+        return rc;
+    }
+    seg_attach(p, s);
+    p->dir_gen++;
+    return 0;
+}
+
+/* Seals the active segment (indexes flushed; log, indexes and directory
+ * synced), then creates its successor: so a segment with a successor is
+ * always whole on disk. Returns true when a stage finished. */
+static bool roll_progress(struct part *p)
+{
+    struct seg *s = active(p);
+    if (p->roll_stage == ROLL_NONE || s->ops_inflight != 0 || p->syncs_inflight != 0) {
+        return false;
+    }
+    if (p->failed != 0) {
+        p->roll_stage = ROLL_NONE;
+        return true;
+    }
+    switch (p->roll_stage) {
+    case ROLL_DRAIN:
+        p->roll_stage = ROLL_FLUSH;
+        index_flush(p, s, true);
+        return s->ops_inflight == 0 ? roll_progress(p) : true;
+    case ROLL_FLUSH:
+        p->roll_stage = ROLL_SYNC;
+        s->ops_inflight += 3;
+        submit_fsync(p, &s->sync_op, RING_LOG_SYNC, s->fd_log, true);
+        submit_fsync(p, &s->index_write_op, RING_INDEX_SYNC, s->fd_index, true);
+        submit_fsync(p, &s->time_write_op, RING_INDEX_SYNC, s->fd_time, true);
+        sync_dir_if_changed(p);
+        return true;
+    case ROLL_SYNC: {
+        p->seq_synced = p->roll_seq > p->seq_synced ? p->roll_seq : p->seq_synced;
+        p->dir_gen_synced = p->dir_gen_syncing;
+        s->dirty = false;
+        int rc = add_segment(p, s->offset_next);
+        p->roll_stage = ROLL_NONE;
+        if (rc != 0) {
+            part_fail(p, rc, "segment roll");
+            return true;
+        }
+        place_held(p);
+        return true;
+    }
+    default:
+        UNREACHABLE();
+    }
+}
+
+static void pump(struct part *p)
+{
+    bool progress = true;
+    while (progress) {
+        progress = complete_ready(p);
+        progress |= roll_progress(p);
+        progress |= maybe_sync(p);
+    }
+}
+
+/* ---- reads ---- */
+
+int64_t part_offset_earliest(const struct part *p) { return p->segs[0]->offset_base; }
+
+int64_t part_offset_latest(const struct part *p) { return p->offset_hw; }
+
+uint64_t part_bytes(const struct part *p)
+{
+    uint64_t total = 0;
+    for (uint32_t i = 0; i < p->seg_count; i++) {
+        total += p->segs[i]->bytes;
+    }
+    return total;
+}
+
+int part_failed(const struct part *p) { return p->failed; }
+
+/* The last segment whose base offset is <= offset. */
+static uint32_t seg_for_offset(const struct part *p, int64_t offset)
+{
+    uint32_t lo = 0;
+    uint32_t hi = p->seg_count;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (p->segs[mid]->offset_base <= offset) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    ASSERT(lo > 0);
+    return lo - 1;
+}
+
+static int pread_full(int fd, uint8_t *buf, size_t len, uint64_t at)
+{
+    size_t got = 0;
+    while (got < len) {
+        ssize_t n = pread(fd, buf + got, len - got, (off_t)(at + got));
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n <= 0) {
+            return n < 0 ? -errno : -NG_ECORRUPT; /* file shorter than its bytes */
+        }
+        got += (size_t)n;
+    }
+    return 0;
+}
+
+static int report_corrupt(struct part *p, const struct seg *s, uint64_t pos, int64_t offset, int why)
+{
+    if (offset < p->corrupt_offset) {
+        p->corrupt_offset = offset;
+        log_error("partition %s: segment %020" PRId64 ".log: bad batch at position %" PRIu64
+                  " (offset %" PRId64 "): %s; not served from there on",
+                  p->dir, s->offset_base, pos, offset, err_str(why));
+    }
+    return -NG_ECORRUPT;
+}
+
+/* Copies whole, checked batches of s from pos (the batch holding *offset)
+ * into buf. first: the read has nothing yet, so one batch is copied even past
+ * bytes_max. Adds to *copied and moves *offset past what it copied. */
+static int copy_batches(struct part *p, const struct seg *s, uint64_t pos, uint8_t *buf,
+                        size_t cap, size_t bytes_max, bool first, size_t *copied,
+                        int64_t *offset)
+{
+    uint64_t end = s->bytes_readable;
+    size_t want = bytes_max > BATCH_HEADER_BYTES ? bytes_max : BATCH_HEADER_BYTES;
+    want = want < cap ? want : cap;
+    want = end - pos < want ? (size_t)(end - pos) : want;
+    int rc = pread_full(s->fd_log, buf, want, pos);
+    size_t k = 0;
+    while (rc == 0 && want - k >= BATCH_HEADER_BYTES) {
+        struct batch_header h;
+        rc = batch_header_decode(buf + k, want - k, p->cfg.batch_bytes_max, &h);
+        if (rc != 0 && k > 0) {
+            rc = 0; /* as below */
+            break;
+        }
+        if (rc != 0) {
+            return report_corrupt(p, s, pos, *offset, rc);
+        }
+        size_t size = batch_bytes(&h);
+        if (size > want - k) {
+            if (k > 0 || !first || pos + size > end) {
+                break;
+            }
+            if (size > cap) {
+                *copied = size;
+                return -NG_ETOOBIG;
+            }
+            rc = pread_full(s->fd_log, buf + want, size - want, pos + want);
+            want = size;
+            continue;
+        }
+        rc = batch_validate(buf + k, size, p->cfg.batch_bytes_max, &h);
+        if (rc == 0 && (h.offset_base > *offset || batch_offset_last(&h) < *offset)) {
+            rc = -NG_EDISCONTINUITY;
+        }
+        if (rc != 0 && k > 0) {
+            rc = 0; /* serve the good prefix; the next read reports the bad batch */
+            break;
+        }
+        if (rc != 0) {
+            return report_corrupt(p, s, pos, *offset, rc);
+        }
+        k += size;
+        *offset = batch_offset_last(&h) + 1;
+    }
+    *copied += k;
+    return rc;
+}
+
+int part_read(struct part *p, int64_t offset, uint8_t *buf, size_t cap, size_t bytes_max,
+              struct part_read_result *out)
+{
+    *out = (struct part_read_result){.offset_earliest = part_offset_earliest(p),
+                                     .offset_latest = p->offset_hw};
+    if (offset < out->offset_earliest || offset > p->offset_hw) {
+        return -NG_EOFFSET_RANGE;
+    }
+    if (offset >= p->corrupt_offset) {
+        return -NG_ECORRUPT;
+    }
+    uint32_t i = seg_for_offset(p, offset);
+    while (offset < p->offset_hw && offset < p->corrupt_offset && i < p->seg_count &&
+           out->bytes < bytes_max && out->bytes + BATCH_HEADER_BYTES <= cap) {
+        const struct seg *s = p->segs[i];
+        if (offset >= s->offset_next) {
+            i++;
+            continue;
+        }
+        uint64_t pos;
+        int rc = seg_locate(s, offset, p->cfg.batch_bytes_max, p->env.scratch,
+                            p->env.scratch_bytes, &pos);
+        if (rc == -NG_ECORRUPT) {
+            rc = report_corrupt(p, s, pos, offset, rc);
+        }
+        if (rc == 0) {
+            size_t before = out->bytes;
+            rc = copy_batches(p, s, pos, buf + out->bytes, cap - out->bytes,
+                              bytes_max - out->bytes, before == 0, &out->bytes, &offset);
+            if (rc == 0 && out->bytes == before) {
+                break; /* the next batch does not fit */
+            }
+        }
+        if (rc != 0) {
+            return out->bytes > 0 && rc == -NG_ECORRUPT ? 0 : rc;
+        }
+    }
+    return 0;
+}
+
+/* ---- timestamps ---- */
+
+/* The first record of the batch at pos with a timestamp >= ts_ms. */
+static int record_for_time(struct part *p, const struct seg *s, uint64_t pos, int64_t ts_ms,
+                           int64_t *offset_out)
+{
+    size_t half = p->cfg.batch_bytes_max;
+    uint8_t *batch = p->env.scratch;
+    uint8_t *records = p->env.scratch + half;
+    int rc = pread_full(s->fd_log, batch, BATCH_HEADER_BYTES, pos);
+    struct batch_header h;
+    if (rc == 0) {
+        rc = batch_header_decode(batch, BATCH_HEADER_BYTES, half, &h);
+    }
+    if (rc == 0) {
+        rc = pread_full(s->fd_log, batch, batch_bytes(&h), pos);
+    }
+    struct batch_reader br;
+    if (rc == 0) {
+        rc = batch_reader_open(&br, batch, batch_bytes(&h), half, p->env.zctx, records,
+                               p->env.scratch_bytes - half);
+    }
+    struct batch_record rec;
+    while (rc == 0 && (rc = batch_reader_next(&br, &rec)) == 1) {
+        if (rec.timestamp_ms >= ts_ms) {
+            *offset_out = rec.offset;
+            return 0;
+        }
+        rc = 0;
+    }
+    if (rc < 0 && rc > -NG_ERR_FIRST) {
+        return rc; /* -errno */
+    }
+    return rc < 0 ? report_corrupt(p, s, pos, h.offset_base, rc) : -NG_ENOTFOUND;
+}
+
+int part_offset_for_time(struct part *p, int64_t ts_ms, int64_t *offset_out)
+{
+    for (uint32_t i = 0; i < p->seg_count; i++) {
+        const struct seg *s = p->segs[i];
+        uint64_t pos;
+        int rc = seg_find_time(s, ts_ms, p->cfg.batch_bytes_max, p->env.scratch,
+                               p->env.scratch_bytes, &pos);
+        if (rc == 0) {
+            rc = record_for_time(p, s, pos, ts_ms, offset_out);
+        }
+        if (rc == -NG_ECORRUPT && s->bytes_readable > 0) {
+            return report_corrupt(p, s, pos, s->offset_base, rc);
+        }
+        if (rc != -NG_ENOTFOUND) {
+            return rc;
+        }
+    }
+    return -NG_ENOTFOUND;
+}
+
+/* ---- retention ---- */
+
+int part_retain(struct part *p, uint32_t *deleted_out)
+{
+    *deleted_out = 0;
+    int64_t now = p->env.now_ms();
+    while (p->seg_count > 1 && p->segs[0]->ops_inflight == 0) {
+        struct seg *s = p->segs[0];
+        uint64_t total = part_bytes(p);
+        bool by_size = p->cfg.retention_bytes >= 0 &&
+                       total - s->bytes >= (uint64_t)p->cfg.retention_bytes;
+        bool by_age = p->cfg.retention_ms >= 0 && now - s->timestamp_max_ms > p->cfg.retention_ms;
+        if (!by_size && !by_age) {
+            break;
+        }
+        int rc = seg_remove(p->dirfd, s->offset_base);
+        if (rc != 0) {
+            log_error("partition %s: deleting segment %020" PRId64 ": %s", p->dir,
+                      s->offset_base, err_str(rc));
+            return rc;
+        }
+        log_info("partition %s: deleted segment %020" PRId64 " (%s)", p->dir, s->offset_base,
+                 by_size ? "retention bytes" : "retention ms");
+        seg_close(s);
+        free(s);
+        memmove(p->segs, p->segs + 1, (p->seg_count - 1) * sizeof(*p->segs));
+        p->seg_count--;
+        p->dir_gen++;
+        (*deleted_out)++;
+    }
+    if (*deleted_out > 0) {
+        (void)maybe_sync(p); /* syncs the directory */
+    }
+    return 0;
+}
+
+/* ---- lifecycle ---- */
+
+bool part_idle(const struct part *p)
+{
+    if (p->head != NULL || p->syncs_inflight != 0 || p->roll_stage != ROLL_NONE) {
+        return false;
+    }
+    for (uint32_t i = 0; i < p->seg_count; i++) {
+        if (p->segs[i]->ops_inflight != 0) {
+            return false;
+        }
+    }
+    return true;
+}
+
+int part_drain(struct part *p)
+{
+    while (!part_idle(p)) {
+        int rc = ring_run(p->env.ring, -1);
+        if (rc < 0 && rc != -EINTR) {
+            return rc;
+        }
+    }
+    return 0;
+}
+
+/* Closes and frees everything p holds, with no I/O. */
+static void part_release(struct part *p)
+{
+    for (uint32_t i = 0; i < p->seg_count; i++) {
+        seg_close(p->segs[i]);
+        free(p->segs[i]);
+    }
+    free(p->segs);
+    if (p->dirfd >= 0) {
+        close(p->dirfd);
+    }
+    free(p->dir);
+    memset(p, 0, sizeof(*p));
+    p->dirfd = -1;
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a;
+    int64_t y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* The base offsets of the segments in dirfd, ascending, in a malloc'd array. */
+static int list_segments(int dirfd, int64_t **bases_out, uint32_t *count_out)
+{
+    int fd = dup(dirfd);
+    DIR *d = fd < 0 ? NULL : fdopendir(fd);
+    if (d == NULL) {
+        int rc = -errno;
+        if (fd >= 0) {
+            close(fd);
+        }
+        return rc;
+    }
+    rewinddir(d);
+    int64_t *bases = NULL;
+    uint32_t count = 0;
+    uint32_t cap = 0;
+    int rc = 0;
+    struct dirent *e;
+    while (rc == 0 && (e = readdir(d)) != NULL) {
+        int64_t base;
+        if (!seg_parse_log_name(e->d_name, &base)) {
+            continue;
+        }
+        if (count == cap) {
+            cap = cap ? cap * 2 : 16;
+            int64_t *grown = realloc(bases, cap * sizeof(*bases));
+            if (grown == NULL) {
+                rc = -ENOMEM;
+                break;
+            }
+            bases = grown;
+        }
+        bases[count++] = base;
+    }
+    closedir(d);
+    if (rc != 0) {
+        free(bases);
+        return rc;
+    }
+    qsort(bases, count, sizeof(*bases), cmp_i64);
+    *bases_out = bases;
+    *count_out = count;
+    return 0;
+}
+
+/* Opens dir, creating it (and syncing its parent) when missing. */
+static int open_dir(const char *dir, struct ring *r, int *dirfd_out)
+{
+    bool created = false;
+    if (mkdir(dir, 0755) == 0) {
+        created = true;
+    } else if (errno != EEXIST) {
+        return -errno;
+    }
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) {
+        return -errno;
+    }
+    int rc = 0;
+    if (created) {
+        char *copy = strdup(dir);
+        int parent = copy ? open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
+        rc = parent < 0 ? -errno : ring_fsync(r, RING_DIR_SYNC, parent, false);
+        if (parent >= 0) {
+            close(parent);
+        }
+        free(copy);
+    }
+    if (rc != 0) {
+        close(fd);
+        return rc;
+    }
+    *dirfd_out = fd;
+    return 0;
+}
+
+/* Opens every listed segment: all but the last sealed, the last active. */
+static int open_segments(struct part *p, const int64_t *bases, uint32_t count, struct ring *r)
+{
+    for (uint32_t i = 0; i < count; i++) {
+        struct seg *s = malloc(sizeof(*s));
+        if (s == NULL) {
+            return -ENOMEM;
+        }
+        struct seg_scan scan;
+        bool last = i + 1 == count;
+        int rc = last ? seg_open_active(s, p->dirfd, bases[i], &p->lim, r, p->env.scratch,
+                                        p->env.scratch_bytes, p->env.now_ms(), &scan)
+                      : seg_open_sealed(s, p->dirfd, bases[i], bases[i + 1], &p->lim, r,
+                                        p->env.scratch, p->env.scratch_bytes, &scan);
+        if (rc == 0) {
+            rc = segs_push(p, s);
+            if (rc != 0) {
+                seg_close(s);
+            }
+        }
+        if (rc != 0) {
+            free(s);
+            return rc;
+        }
+        seg_attach(p, s);
+        if (!last && scan.stop != 0) {
+            (void)report_corrupt(p, s, scan.bytes_valid, scan.offset_next, scan.stop);
+        }
+    }
+    return 0;
+}
+
+int part_open(struct part *p, const char *dir, const struct part_config *cfg,
+              const struct part_env *env)
+{
+    ASSERT(env->ring != NULL && env->now_ms != NULL && env->zctx != NULL);
+    ASSERT(env->scratch_bytes >= PART_SCRATCH_BYTES(cfg->batch_bytes_max));
+    int rc = part_config_check(cfg);
+    if (rc != 0) {
+        return rc;
+    }
+    memset(p, 0, sizeof(*p));
+    p->cfg = *cfg;
+    p->env = *env;
+    p->lim = (struct seg_limits){.segment_bytes = cfg->segment_bytes,
+                                 .index_interval_bytes = cfg->index_interval_bytes,
+                                 .batch_bytes_max = cfg->batch_bytes_max};
+    p->corrupt_offset = INT64_MAX;
+    p->dirfd = -1;
+    p->dir_sync_op = (struct ring_op){.done = dir_sync_done, .kind = RING_DIR_SYNC};
+    p->dir = strdup(dir);
+    struct ring r;
+    rc = p->dir == NULL ? -ENOMEM : ring_init(&r, 8);
+    if (rc != 0) {
+        free(p->dir);
+        return rc;
+    }
+    int64_t *bases = NULL;
+    uint32_t count = 0;
+    rc = open_dir(dir, &r, &p->dirfd);
+    if (rc == 0) {
+        rc = list_segments(p->dirfd, &bases, &count);
+    }
+    if (rc == 0 && count > 0) {
+        rc = open_segments(p, bases, count, &r);
+    } else if (rc == 0) {
+        rc = add_segment(p, 0);
+        rc = rc == 0 ? ring_fsync(&r, RING_DIR_SYNC, p->dirfd, false) : rc;
+        p->dir_gen_synced = p->dir_gen;
+    }
+    free(bases);
+    ring_fini(&r);
+    if (rc != 0) {
+        log_error("partition %s: open failed: %s", dir, err_str(rc));
+        part_release(p);
+        return rc;
+    }
+    p->offset_next = p->offset_hw = active(p)->offset_next;
+    return 0;
+}
+
+int part_close(struct part *p)
+{
+    ASSERT(part_idle(p));
+    int rc = p->failed;
+    struct ring r;
+    if (rc == 0 && p->seg_count > 0) {
+        rc = ring_init(&r, 8);
+        if (rc == 0) {
+            struct seg *s = active(p);
+            const uint8_t *buf;
+            size_t len;
+            uint64_t at;
+            if (idx_take_unflushed(&s->index, &buf, &len, &at)) {
+                rc = ring_write_all(&r, RING_INDEX_WRITE, s->fd_index, buf, len, at);
+            }
+            if (rc == 0 && idx_take_unflushed(&s->timeindex, &buf, &len, &at)) {
+                rc = ring_write_all(&r, RING_INDEX_WRITE, s->fd_time, buf, len, at);
+            }
+            rc = rc == 0 ? ring_fsync(&r, RING_LOG_SYNC, s->fd_log, true) : rc;
+            rc = rc == 0 ? ring_fsync(&r, RING_INDEX_SYNC, s->fd_index, true) : rc;
+            rc = rc == 0 ? ring_fsync(&r, RING_INDEX_SYNC, s->fd_time, true) : rc;
+            rc = rc == 0 ? ring_fsync(&r, RING_DIR_SYNC, p->dirfd, false) : rc;
+            ring_fini(&r);
+        }
+        if (rc != 0) {
+            log_error("partition %s: close: %s", p->dir, err_str(rc));
+        }
+    }
+    part_release(p);
+    return rc;
+}

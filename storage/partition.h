@@ -1,0 +1,202 @@
+/*
+ * storage/partition.h — a partition's log: an ordered list of segments in
+ * one directory, with appends and syncs through the owning thread's ring.
+ *
+ * Invariants:
+ * - Offsets are dense: each batch starts where the previous one ended, from
+ *   the log start offset up to part_offset_next(). Readers see batches below
+ *   part_offset_latest() (the high watermark: every write below it has
+ *   completed); acknowledged durable batches are below the synced mark.
+ * - Appends complete in the order they were made. A durable append completes
+ *   only after an fdatasync begun after its write completed has succeeded;
+ *   durable appends that arrive while an fdatasync is in flight share the
+ *   next one (group commit).
+ * - A segment that has a successor was fsync'd whole (log and indexes)
+ *   before the successor was created. So on open only the last segment can
+ *   hold a torn tail, and it is cut; a bad batch in any other segment is
+ *   reported and nothing at or past it is served.
+ * - A write or fsync error fails the log: every append not yet completed
+ *   fails, and every later append gets -NG_EFAILED. An fsync is never
+ *   retried.
+ * Threads: a partition belongs to the thread that owns env.ring; only that
+ * thread may call part_* on it, and completions run from that ring.
+ */
+#ifndef NAGARE_STORAGE_PARTITION_H
+#define NAGARE_STORAGE_PARTITION_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/ring.h"
+#include "storage/batch.h"
+#include "storage/segment.h"
+
+struct part_config {
+    uint64_t segment_bytes;        /* roll before a batch would pass this (default 1 GiB) */
+    int64_t segment_ms;            /* roll a segment whose first batch is this old (7 days) */
+    uint32_t index_interval_bytes; /* log bytes per index entry (4 KiB) */
+    uint32_t batch_bytes_max;      /* largest batch accepted (8 MiB) */
+    int64_t retention_ms;          /* delete segments older than this; -1: keep (7 days) */
+    int64_t retention_bytes;       /* keep the log under this; -1: no limit (-1) */
+    uint32_t appends_inflight_max; /* appends not yet completed (1024) */
+    bool group_commit;             /* false: one fdatasync per durable append,
+                                      the benchmark's baseline (true) */
+};
+
+/* Limits on the configuration, each with its reason. */
+#define PART_SEGMENT_BYTES_MIN 4096u          /* room for a few batches */
+#define PART_SEGMENT_BYTES_MAX (2u << 30)     /* u32 file positions, with room for one batch over */
+#define PART_INDEX_INTERVAL_MIN 64u           /* keeps an index below 1/5 of its log */
+#define PART_APPENDS_INFLIGHT_MAX 65536u
+static_assert(PART_SEGMENT_BYTES_MAX + (uint64_t)BATCH_BYTES_LIMIT <= UINT32_MAX,
+              "a segment's positions must fit an index entry's u32");
+
+/* Fills c with the defaults above. */
+void part_config_default(struct part_config *c);
+
+/* Returns 0, or -NG_EBADARG when a field is outside its limits. */
+MUST_USE int part_config_check(const struct part_config *c);
+
+/* Per-thread resources shared by every partition its thread owns. The
+ * partition keeps the pointers; they must outlive it. */
+struct part_env {
+    struct ring *ring;          /* writes and syncs are submitted here */
+    uint8_t *scratch;           /* >= PART_SCRATCH_BYTES(batch_bytes_max) */
+    size_t scratch_bytes;
+    struct batch_zctx *zctx;    /* decompresses batches for timestamp lookups */
+    int64_t (*now_ms)(void);    /* wall clock in ms; tests pass their own */
+};
+
+/* Scratch needed: a batch, its decompressed records, and a read window. */
+#define PART_SCRATCH_BYTES(batch_bytes_max) (2 * (size_t)(batch_bytes_max) + 65536)
+
+struct part_append;
+typedef void (*part_append_fn)(struct part_append *a, int rc);
+
+/* One append, owned by the caller from part_append() until its done
+ * callback has returned. */
+struct part_append {
+    /* in */
+    uint8_t *batch;         /* a whole batch; its base offset is written in place */
+    size_t bytes;
+    bool durable;           /* complete only once fdatasync'd */
+    part_append_fn done;    /* runs once, from ring_run(); rc 0 or -errno/-NG_E* */
+    void *ctx;              /* the caller's */
+    /* out, valid once part_append() returned 0 */
+    struct batch_header hdr; /* hdr.offset_base is the assigned base offset */
+    /* private */
+    struct ring_op op;
+    struct part *part;
+    struct seg *seg;
+    uint64_t pos;
+    size_t bytes_written;
+    uint64_t seq;
+    uint8_t state;
+    struct part_append *next;
+};
+
+/* What a read found, filled in on success and on -NG_EOFFSET_RANGE. */
+struct part_read_result {
+    size_t bytes;            /* whole batches copied into buf */
+    int64_t offset_earliest; /* the log start offset */
+    int64_t offset_latest;   /* the high watermark: one past the last readable */
+};
+
+struct part {
+    int dirfd;
+    char *dir;                 /* owned copy of the directory path */
+    struct part_config cfg;
+    struct seg_limits lim;
+    struct part_env env;
+    struct seg **segs;         /* ascending base offsets; last is active */
+    uint32_t seg_count;
+    uint32_t seg_cap;
+    int64_t offset_next;       /* next offset to assign */
+    int64_t offset_hw;         /* one past the last fully written batch */
+    int64_t corrupt_offset;    /* reads at or past it fail; INT64_MAX: none */
+    int failed;                /* 0, or the error that failed the log */
+    /* appends in flight, in order */
+    struct part_append *head;
+    struct part_append *tail;
+    struct part_append *unwritten; /* first append whose write may not be done */
+    struct part_append *held;      /* first append not yet placed (roll in progress) */
+    uint32_t appends_count;
+    uint64_t seq_next;
+    uint64_t seq_written;      /* every append up to here is written */
+    uint64_t seq_synced;       /* every append up to here is durable */
+    /* group commit */
+    uint32_t syncs_inflight;
+    uint64_t sync_target;
+    uint64_t dir_gen;          /* bumped by every create/unlink in the directory */
+    uint64_t dir_gen_synced;
+    uint64_t dir_gen_syncing;
+    struct ring_op dir_sync_op;
+    /* roll: drain the active segment, flush its indexes, sync, then create
+     * the successor and place the held appends */
+    uint8_t roll_stage;
+    uint64_t roll_seq;         /* last append placed in the segment being sealed */
+};
+
+/* Opens (creating if needed) the partition log in dir, recovering it: the
+ * last segment is checked batch by batch and cut after its last good batch;
+ * missing, short or wrong indexes are rebuilt; a bad batch in an earlier
+ * segment is logged and nothing at or past it is served. Blocking; does its
+ * I/O through a private ring. Returns 0 or -errno / -NG_EBADARG. */
+MUST_USE int part_open(struct part *p, const char *dir,
+                       const struct part_config *cfg,
+                       const struct part_env *env);
+
+/* Starts an append of a->batch[0..a->bytes). The batch is validated (sizes,
+ * checksum: batch_validate) and given the next offsets. On 0, a->done runs
+ * later, exactly once, after every earlier append's; a and the batch bytes
+ * must stay valid until then. On error nothing was written and done never
+ * runs: -NG_EFAILED (log failed), -NG_EBUSY (appends_inflight_max reached),
+ * -NG_ECLOSED, or batch_validate()'s errors. */
+MUST_USE int part_append(struct part *p, struct part_append *a);
+
+/* Copies whole batches starting with the one holding offset into
+ * buf[0..cap), stopping before bytes_max would be passed (the first batch is
+ * copied even when larger than bytes_max, if it fits cap) or at the high
+ * watermark; continues into the next segment. Each batch's checksum is
+ * verified. Returns 0 (offset == latest gives 0 bytes), -NG_EOFFSET_RANGE
+ * (offset below the start or past the latest; *out carries both),
+ * -NG_ETOOBIG (the first batch exceeds cap; out->bytes is its size),
+ * -NG_ECORRUPT (a bad batch at offset; logged with its position), -errno. */
+MUST_USE int part_read(struct part *p, int64_t offset, uint8_t *buf, size_t cap,
+                       size_t bytes_max, struct part_read_result *out);
+
+/* Earliest offset held (the log start). */
+int64_t part_offset_earliest(const struct part *p);
+/* The high watermark: one past the last readable offset. */
+int64_t part_offset_latest(const struct part *p);
+
+/* Finds the first offset whose record timestamp is >= ts_ms. Returns 0,
+ * -NG_ENOTFOUND when no record is that late, -NG_ECORRUPT, or -errno. */
+MUST_USE int part_offset_for_time(struct part *p, int64_t ts_ms, int64_t *offset_out);
+
+/* Deletes whole segments from the start while the log is over
+ * retention_bytes (by at least that segment) or the segment's newest
+ * timestamp is older than retention_ms; never the active segment, nor one
+ * with I/O in flight. *deleted_out counts them. Returns 0 or -errno. */
+MUST_USE int part_retain(struct part *p, uint32_t *deleted_out);
+
+/* Total bytes in the log's segments. */
+uint64_t part_bytes(const struct part *p);
+
+/* 0, or the error that failed the log. */
+int part_failed(const struct part *p);
+
+/* True when no append or I/O is in flight. */
+bool part_idle(const struct part *p);
+
+/* Runs env.ring until p is idle (other callbacks on the ring run too).
+ * Returns 0 or the ring's -errno. */
+MUST_USE int part_drain(struct part *p);
+
+/* Flushes indexes, fsyncs the active segment, its indexes and the directory,
+ * then frees everything. Precondition: part_idle(p). Returns 0 or the first
+ * -errno of those steps (the partition is closed either way). */
+MUST_USE int part_close(struct part *p);
+
+#endif

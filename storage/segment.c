@@ -1,0 +1,554 @@
+#include "storage/segment.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "base/log.h"
+
+void seg_name(char out[SEG_NAME_BYTES], int64_t offset_base, const char *ext)
+{
+    ASSERT(offset_base >= 0);
+    int n = snprintf(out, SEG_NAME_BYTES, "%020" PRId64 ".%s", offset_base, ext);
+    ASSERT(n > 0 && n < SEG_NAME_BYTES);
+}
+
+bool seg_parse_log_name(const char *name, int64_t *base)
+{
+    if (strlen(name) != 24 || strcmp(name + 20, ".log") != 0) {
+        return false;
+    }
+    int64_t v = 0;
+    for (int i = 0; i < 20; i++) {
+        if (name[i] < '0' || name[i] > '9' || v > (INT64_MAX - 9) / 10) {
+            return false;
+        }
+        v = v * 10 + (name[i] - '0');
+    }
+    *base = v;
+    return true;
+}
+
+/* Entries a segment of log_bytes can need: one per interval, plus the first
+ * batch's, plus one for a batch that overshoots the interval. */
+static uint32_t index_cap(uint64_t log_bytes, const struct seg_limits *lim)
+{
+    uint64_t bytes = log_bytes > lim->segment_bytes ? log_bytes : lim->segment_bytes;
+    uint64_t cap = (bytes + lim->batch_bytes_max) / lim->index_interval_bytes + 2;
+    ASSERT(cap <= UINT32_MAX);
+    return (uint32_t)cap;
+}
+
+static void seg_reset(struct seg *s, int64_t offset_base)
+{
+    memset(s, 0, sizeof(*s));
+    s->offset_base = offset_base;
+    s->offset_next = offset_base;
+    s->timestamp_max_ms = INT64_MIN;
+    s->fd_log = -1;
+    s->fd_index = -1;
+    s->fd_time = -1;
+}
+
+static int open_at(int dirfd, int64_t base, const char *ext, int flags)
+{
+    char name[SEG_NAME_BYTES];
+    seg_name(name, base, ext);
+    int fd = openat(dirfd, name, flags | O_CLOEXEC, 0644);
+    return fd < 0 ? -errno : fd;
+}
+
+static int idx_alloc(struct seg *s, uint64_t log_bytes, const struct seg_limits *lim)
+{
+    uint32_t cap = index_cap(log_bytes, lim);
+    int rc = idx_init(&s->index, IDX_OFFSET, cap, s->offset_base);
+    if (rc == 0) {
+        rc = idx_init(&s->timeindex, IDX_TIME, cap, s->offset_base);
+    }
+    return rc;
+}
+
+int seg_create(struct seg *s, int dirfd, int64_t offset_base,
+               const struct seg_limits *lim, int64_t now_ms)
+{
+    seg_reset(s, offset_base);
+    s->created_ms = now_ms;
+    int rc = idx_alloc(s, 0, lim);
+    if (rc == 0) {
+        rc = s->fd_log = open_at(dirfd, offset_base, "log", O_RDWR | O_CREAT | O_EXCL);
+    }
+    /* Index files are derived data: an old one under this name is stale. */
+    if (rc >= 0) {
+        rc = s->fd_index = open_at(dirfd, offset_base, "index", O_RDWR | O_CREAT | O_TRUNC);
+    }
+    if (rc >= 0) {
+        rc = s->fd_time = open_at(dirfd, offset_base, "timeindex", O_RDWR | O_CREAT | O_TRUNC);
+    }
+    if (rc < 0) {
+        seg_close(s);
+        return rc;
+    }
+    return 0;
+}
+
+/* ---- reading through a window ---- */
+
+/* A sliding window over a file, so a walk over many small batches costs one
+ * pread per window rather than one per header. */
+struct win {
+    int fd;
+    uint8_t *buf;
+    size_t cap;
+    uint64_t pos; /* file position of buf[0] */
+    size_t len;   /* valid bytes in buf */
+};
+
+/* Points *out at file bytes [at, at + n), reading as needed. Returns 0,
+ * 1 when the file (or end) stops before at + n, or -errno. */
+static int win_get(struct win *w, uint64_t at, size_t n, uint64_t end,
+                   const uint8_t **out)
+{
+    ASSERT(n <= w->cap);
+    if (at > end || n > end - at) {
+        return 1;
+    }
+    if (at < w->pos || at + n > w->pos + w->len) {
+        size_t want = end - at < w->cap ? (size_t)(end - at) : w->cap;
+        w->pos = at;
+        w->len = 0;
+        while (w->len < want) {
+            ssize_t got = pread(w->fd, w->buf + w->len, want - w->len, (off_t)(at + w->len));
+            if (got < 0) {
+                if (errno == EINTR) {
+                    continue;
+                }
+                return -errno;
+            }
+            if (got == 0) {
+                break;
+            }
+            w->len += (size_t)got;
+        }
+        if (w->len < n) {
+            return 1;
+        }
+    }
+    *out = w->buf + (at - w->pos);
+    return 0;
+}
+
+/* Reads and checks the batch at pos: header always, whole batch when
+ * checksums. Returns 0, 1 with *stop set when the batch is bad, or -errno. */
+static int read_batch(struct win *w, uint64_t pos, uint64_t end, int64_t expect,
+                      bool checksums, uint32_t batch_bytes_max,
+                      struct batch_header *h, int *stop)
+{
+    const uint8_t *p;
+    int rc = win_get(w, pos, BATCH_HEADER_BYTES, end, &p);
+    if (rc != 0) {
+        *stop = -NG_ETRUNCATED;
+        return rc < 0 ? rc : 1;
+    }
+    *stop = batch_header_decode(p, BATCH_HEADER_BYTES, batch_bytes_max, h);
+    if (*stop == 0 && h->offset_base != expect) {
+        *stop = -NG_EDISCONTINUITY;
+    }
+    if (*stop == 0 && checksums) {
+        rc = win_get(w, pos, batch_bytes(h), end, &p);
+        if (rc < 0) {
+            return rc;
+        }
+        *stop = rc == 1 ? -NG_ETRUNCATED : batch_validate(p, batch_bytes(h), batch_bytes_max, h);
+    } else if (*stop == 0 && batch_bytes(h) > end - pos) {
+        *stop = -NG_ETRUNCATED;
+    }
+    return *stop == 0 ? 0 : 1;
+}
+
+int seg_scan(struct seg *s, uint64_t pos, int64_t expect_offset, uint64_t end,
+             bool checksums, bool rebuild, const struct seg_limits *lim,
+             uint8_t *buf, size_t buf_bytes, struct seg_scan *out)
+{
+    ASSERT(!rebuild || pos == 0);
+    ASSERT(buf_bytes >= lim->batch_bytes_max);
+    struct win w = {.fd = s->fd_log, .buf = buf, .cap = buf_bytes};
+    *out = (struct seg_scan){.bytes_valid = pos, .offset_next = expect_offset,
+                             .timestamp_max_ms = INT64_MIN,
+                             .timestamp_first_batch_ms = INT64_MIN};
+    if (rebuild) {
+        idx_clear(&s->index);
+        idx_clear(&s->timeindex);
+        s->bytes = 0;
+        s->offset_next = s->offset_base;
+        s->timestamp_max_ms = INT64_MIN;
+        s->index_due_pos = 0;
+    }
+    while (pos < end) {
+        struct batch_header h;
+        int rc = read_batch(&w, pos, end, out->offset_next, checksums,
+                            lim->batch_bytes_max, &h, &out->stop);
+        if (rc < 0) {
+            return rc;
+        }
+        if (rc == 1) {
+            break;
+        }
+        if (rebuild) {
+            seg_note_batch(s, &h, pos, lim);
+        } else if (pos >= s->index_due_pos) {
+            out->index_gap = true; /* an entry was due here and is missing */
+        }
+        if (out->timestamp_first_batch_ms == INT64_MIN) {
+            out->timestamp_first_batch_ms = h.timestamp_max_ms;
+        }
+        if (h.timestamp_max_ms > out->timestamp_max_ms) {
+            out->timestamp_max_ms = h.timestamp_max_ms;
+        }
+        pos += batch_bytes(&h);
+        out->bytes_valid = pos;
+        out->offset_next = batch_offset_last(&h) + 1;
+    }
+    return 0;
+}
+
+void seg_note_batch(struct seg *s, const struct batch_header *h, uint64_t pos,
+                    const struct seg_limits *lim)
+{
+    ASSERT(pos == s->bytes);
+    ASSERT(h->offset_base == s->offset_next);
+    ASSERT(pos + batch_bytes(h) <= UINT32_MAX); /* positions are u32 */
+    if (h->timestamp_max_ms > s->timestamp_max_ms) {
+        s->timestamp_max_ms = h->timestamp_max_ms;
+    }
+    if (pos >= s->index_due_pos) {
+        uint32_t rel = (uint32_t)(h->offset_base - s->offset_base);
+        /* A full index only makes lookups scan further; never fatal. */
+        if (idx_add_offset(&s->index, rel, (uint32_t)pos) == 0) {
+            uint32_t n = s->timeindex.count;
+            if (n == 0 || s->timestamp_max_ms > idx_time_ts(&s->timeindex, n - 1)) {
+                /* Same capacity, never more entries than the offset index. */
+                int rc = idx_add_time(&s->timeindex, s->timestamp_max_ms, rel);
+                ASSERT(rc == 0);
+            }
+        }
+        s->index_due_pos = pos + lim->index_interval_bytes;
+    }
+    s->bytes = pos + batch_bytes(h);
+    s->offset_next = batch_offset_last(h) + 1;
+}
+
+/* Reads a whole index file into x and checks it. Returns 0, -NG_ECORRUPT
+ * (missing entries are fine: an empty or absent file loads as empty and the
+ * caller's walk finds it short), or -errno. */
+static int index_load(struct idx *x, int fd, uint64_t log_bytes, uint64_t rel_limit,
+                      uint8_t *buf, size_t buf_bytes)
+{
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        return -errno;
+    }
+    size_t len = (size_t)st.st_size;
+    if ((uint64_t)st.st_size > (uint64_t)x->cap * x->entry_bytes || len > buf_bytes) {
+        return -NG_ECORRUPT;
+    }
+    size_t got = 0;
+    while (got < len) {
+        ssize_t n = pread(fd, buf + got, len - got, (off_t)got);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n <= 0) {
+            return n < 0 ? -errno : -NG_ECORRUPT;
+        }
+        got += (size_t)n;
+    }
+    return idx_load(x, buf, len, log_bytes, rel_limit);
+}
+
+/* Replaces an index file with the in-memory entries, through r. */
+static int index_rewrite(struct idx *x, int fd, struct ring *r, bool sync)
+{
+    if (ftruncate(fd, 0) != 0) {
+        return -errno;
+    }
+    x->count_flushed = 0;
+    const uint8_t *buf;
+    size_t len;
+    uint64_t at;
+    int rc = 0;
+    if (idx_take_unflushed(x, &buf, &len, &at)) {
+        rc = ring_write_all(r, RING_INDEX_WRITE, fd, buf, len, at);
+    }
+    if (rc == 0 && sync) {
+        rc = ring_fsync(r, RING_INDEX_SYNC, fd, true);
+    }
+    return rc;
+}
+
+static int file_bytes(int fd, uint64_t *out)
+{
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        return -errno;
+    }
+    *out = (uint64_t)st.st_size;
+    return 0;
+}
+
+/* Opens the three files of an existing segment (index files created when
+ * missing) and allocates indexes for its size. */
+static int open_existing(struct seg *s, int dirfd, int64_t base, int log_flags,
+                         const struct seg_limits *lim)
+{
+    seg_reset(s, base);
+    int rc = s->fd_log = open_at(dirfd, base, "log", log_flags);
+    if (rc >= 0) {
+        rc = s->fd_index = open_at(dirfd, base, "index", O_RDWR | O_CREAT);
+    }
+    if (rc >= 0) {
+        rc = s->fd_time = open_at(dirfd, base, "timeindex", O_RDWR | O_CREAT);
+    }
+    if (rc >= 0) {
+        rc = file_bytes(s->fd_log, &s->bytes);
+    }
+    if (rc >= 0) {
+        rc = idx_alloc(s, s->bytes, lim);
+    }
+    return rc < 0 ? rc : 0;
+}
+
+/* Loads both indexes and checks them against the log: a walk from the last
+ * offset entry must reach the end of the file at offset_end, with no entry
+ * missing on the way. Returns 1 when they hold, 0 when they must be rebuilt,
+ * or -errno. */
+static int indexes_hold(struct seg *s, int64_t offset_end, const struct seg_limits *lim,
+                        uint8_t *scratch, size_t scratch_bytes)
+{
+    uint64_t rel_limit = (uint64_t)(offset_end - s->offset_base);
+    int rc = index_load(&s->index, s->fd_index, s->bytes, rel_limit, scratch, scratch_bytes);
+    if (rc == 0) {
+        rc = index_load(&s->timeindex, s->fd_time, s->bytes, rel_limit, scratch, scratch_bytes);
+    }
+    if (rc == -NG_ECORRUPT) {
+        return 0;
+    }
+    if (rc < 0) {
+        return rc;
+    }
+    uint32_t rel = 0;
+    uint32_t pos = 0;
+    s->index_due_pos = 0;
+    if (s->index.count > 0) {
+        rel = idx_offset_rel(&s->index, s->index.count - 1);
+        pos = idx_offset_pos(&s->index, s->index.count - 1);
+        s->index_due_pos = (uint64_t)pos + lim->index_interval_bytes;
+    }
+    struct seg_scan w;
+    rc = seg_scan(s, pos, s->offset_base + rel, s->bytes, false, false, lim,
+                  scratch, scratch_bytes, &w);
+    if (rc < 0) {
+        return rc;
+    }
+    if (w.stop != 0 || w.index_gap || w.offset_next != offset_end) {
+        return 0;
+    }
+    s->offset_next = offset_end;
+    s->timestamp_max_ms = w.timestamp_max_ms;
+    if (s->timeindex.count > 0) {
+        int64_t ts = idx_time_ts(&s->timeindex, s->timeindex.count - 1);
+        s->timestamp_max_ms = ts > s->timestamp_max_ms ? ts : s->timestamp_max_ms;
+    }
+    return 1;
+}
+
+int seg_open_sealed(struct seg *s, int dirfd, int64_t offset_base, int64_t offset_end,
+                    const struct seg_limits *lim, struct ring *r, uint8_t *scratch,
+                    size_t scratch_bytes, struct seg_scan *bad)
+{
+    memset(bad, 0, sizeof(*bad));
+    int rc = open_existing(s, dirfd, offset_base, O_RDONLY, lim);
+    if (rc == 0) {
+        rc = offset_end > offset_base ? indexes_hold(s, offset_end, lim, scratch, scratch_bytes) : -NG_EDISCONTINUITY;
+        if (rc == -NG_EDISCONTINUITY) { /* successor does not start after us */
+            rc = 0;
+        }
+    }
+    if (rc == 0) { /* rebuild from the log itself */
+        uint64_t size = s->bytes;
+        struct seg_scan w;
+        rc = seg_scan(s, 0, offset_base, size, false, true, lim, scratch, scratch_bytes, &w);
+        if (rc == 0 && (w.stop != 0 || w.offset_next != offset_end)) {
+            *bad = w;
+            bad->stop = w.stop != 0 ? w.stop : -NG_EDISCONTINUITY;
+        }
+        if (rc == 0) {
+            rc = index_rewrite(&s->index, s->fd_index, r, true);
+        }
+        if (rc == 0) {
+            rc = index_rewrite(&s->timeindex, s->fd_time, r, true);
+        }
+        if (rc == 0) {
+            log_warn("segment %020" PRId64 ".log: rebuilt its indexes (%u entries)",
+                     offset_base, s->index.count);
+        }
+    }
+    if (rc < 0) {
+        seg_close(s);
+        return rc;
+    }
+    s->bytes_readable = bad->stop != 0 ? bad->bytes_valid : s->bytes;
+    /* Sealed: the index files are never written again. */
+    close(s->fd_index);
+    close(s->fd_time);
+    s->fd_index = -1;
+    s->fd_time = -1;
+    return 0;
+}
+
+int seg_open_active(struct seg *s, int dirfd, int64_t offset_base,
+                    const struct seg_limits *lim, struct ring *r, uint8_t *scratch,
+                    size_t scratch_bytes, int64_t now_ms, struct seg_scan *cut)
+{
+    int rc = open_existing(s, dirfd, offset_base, O_RDWR, lim);
+    uint64_t size = s->bytes;
+    if (rc == 0) {
+        rc = seg_scan(s, 0, offset_base, size, true, true, lim, scratch, scratch_bytes, cut);
+    }
+    if (rc == 0 && cut->stop != 0) {
+        /* Only unacknowledged data can be here: every acknowledged batch was
+         * fdatasync'd whole, and this is the first bad one. */
+        log_warn("segment %020" PRId64 ".log: cut %" PRIu64 " bytes at position %" PRIu64
+                 " (offset %" PRId64 "): %s",
+                 offset_base, size - cut->bytes_valid, cut->bytes_valid,
+                 cut->offset_next, err_str(cut->stop));
+        rc = ftruncate(s->fd_log, (off_t)cut->bytes_valid) != 0 ? -errno : 0;
+        if (rc == 0) {
+            rc = ring_fsync(r, RING_LOG_SYNC, s->fd_log, true);
+        }
+    }
+    if (rc == 0) {
+        rc = index_rewrite(&s->index, s->fd_index, r, false);
+    }
+    if (rc == 0) {
+        rc = index_rewrite(&s->timeindex, s->fd_time, r, false);
+    }
+    if (rc < 0) {
+        seg_close(s);
+        return rc;
+    }
+    s->bytes_readable = s->bytes;
+    int64_t first = cut->timestamp_first_batch_ms;
+    s->created_ms = first != INT64_MIN && first <= now_ms ? first : now_ms;
+    return 0;
+}
+
+int seg_locate(const struct seg *s, int64_t offset, uint32_t batch_bytes_max,
+               uint8_t *buf, size_t buf_bytes, uint64_t *pos_out)
+{
+    ASSERT(buf_bytes >= BATCH_HEADER_BYTES);
+    if (offset < s->offset_base || (uint64_t)(offset - s->offset_base) > UINT32_MAX) {
+        return -NG_EOFFSET_RANGE;
+    }
+    uint32_t rel = 0;
+    uint32_t pos = 0;
+    bool from_index = idx_find_offset(&s->index, (uint32_t)(offset - s->offset_base), &rel, &pos);
+    struct win w = {.fd = s->fd_log, .buf = buf, .cap = buf_bytes};
+    uint64_t at = from_index ? pos : 0;
+    int64_t expect = s->offset_base + rel;
+    while (at < s->bytes_readable) {
+        struct batch_header h;
+        int stop;
+        int rc = read_batch(&w, at, s->bytes_readable, expect, false, batch_bytes_max, &h, &stop);
+        if (rc < 0) {
+            return rc;
+        }
+        if (rc == 1 && from_index && at == pos) {
+            /* The entry disagrees with the log: walk from the start instead. */
+            from_index = false;
+            at = 0;
+            expect = s->offset_base;
+            continue;
+        }
+        if (rc == 1) {
+            *pos_out = at;
+            return -NG_ECORRUPT;
+        }
+        if (offset <= batch_offset_last(&h)) {
+            *pos_out = at;
+            return 0;
+        }
+        at += batch_bytes(&h);
+        expect = batch_offset_last(&h) + 1;
+    }
+    return -NG_EOFFSET_RANGE;
+}
+
+void seg_close(struct seg *s)
+{
+    ASSERT(s->ops_inflight == 0);
+    int fds[] = {s->fd_log, s->fd_index, s->fd_time};
+    for (size_t i = 0; i < ARRAY_LEN(fds); i++) {
+        if (fds[i] >= 0) {
+            close(fds[i]);
+        }
+    }
+    s->fd_log = s->fd_index = s->fd_time = -1;
+    idx_fini(&s->index);
+    idx_fini(&s->timeindex);
+}
+
+int seg_remove(int dirfd, int64_t offset_base)
+{
+    static const char *const exts[] = {"index", "timeindex", "log"};
+    for (size_t i = 0; i < ARRAY_LEN(exts); i++) {
+        char name[SEG_NAME_BYTES];
+        seg_name(name, offset_base, exts[i]);
+        if (unlinkat(dirfd, name, 0) != 0 && errno != ENOENT) {
+            return -errno;
+        }
+    }
+    return 0;
+}
+
+int seg_find_time(const struct seg *s, int64_t ts_ms, uint32_t batch_bytes_max,
+                  uint8_t *buf, size_t buf_bytes, uint64_t *pos_out)
+{
+    if (s->timestamp_max_ms < ts_ms) {
+        return -NG_ENOTFOUND;
+    }
+    /* Batches up to the hint's have max timestamps below ts_ms. */
+    uint32_t rel = 0;
+    uint64_t at = 0;
+    int64_t expect = s->offset_base;
+    if (idx_find_time_before(&s->timeindex, ts_ms, &rel)) {
+        int rc = seg_locate(s, s->offset_base + rel, batch_bytes_max, buf, buf_bytes, &at);
+        if (rc != 0) {
+            return rc == -NG_EOFFSET_RANGE ? -NG_ENOTFOUND : rc;
+        }
+        expect = s->offset_base + rel;
+    }
+    struct win w = {.fd = s->fd_log, .buf = buf, .cap = buf_bytes};
+    while (at < s->bytes_readable) {
+        struct batch_header h;
+        int stop;
+        int rc = read_batch(&w, at, s->bytes_readable, expect, false, batch_bytes_max, &h, &stop);
+        if (rc < 0) {
+            return rc;
+        }
+        if (rc == 1) {
+            *pos_out = at;
+            return -NG_ECORRUPT;
+        }
+        if (h.timestamp_max_ms >= ts_ms) {
+            *pos_out = at;
+            return 0;
+        }
+        at += batch_bytes(&h);
+        expect = batch_offset_last(&h) + 1;
+    }
+    return -NG_ENOTFOUND;
+}

@@ -1,0 +1,143 @@
+/*
+ * storage/segment.h — one segment of a partition: `<base>.log` with its
+ * sparse offset index `.index` and time index `.timeindex`.
+ *
+ * The log file holds whole record batches back to back with offsets
+ * continuing from the base offset (the 20-digit file name). Index entries
+ * point at batch starts: a batch gets an offset entry when it starts at
+ * least index_interval_bytes after the previous entry (the first batch
+ * always gets one), and a time entry at the same point when the maximum
+ * timestamp so far has grown. So a lookup binary-searches the index and then
+ * scans at most one interval plus one batch.
+ *
+ * This module reads files directly (pread) and does blocking work through a
+ * caller's private ring; the partition log owns all asynchronous I/O and the
+ * fields marked "partition" below.
+ */
+#ifndef NAGARE_STORAGE_SEGMENT_H
+#define NAGARE_STORAGE_SEGMENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/ring.h"
+#include "storage/batch.h"
+#include "storage/index.h"
+
+#define SEG_NAME_BYTES 32 /* "%020lld.timeindex" and its NUL fit */
+
+struct seg_limits {
+    uint64_t segment_bytes;
+    uint32_t index_interval_bytes;
+    uint32_t batch_bytes_max;
+};
+
+/* Where a segment's batches stop making sense (see seg_scan). */
+struct seg_scan {
+    uint64_t bytes_valid;    /* end of the last good batch */
+    int64_t offset_next;     /* one past the last good batch's last offset */
+    int64_t timestamp_max_ms;
+    int64_t timestamp_first_batch_ms; /* INT64_MIN when no batch */
+    int stop;                /* 0: clean end of file; else why the next batch is bad */
+    bool index_gap;          /* walk without rebuild: a batch at or past
+                                s->index_due_pos, where an entry was due */
+};
+
+struct seg {
+    int64_t offset_base;
+    int64_t offset_next;      /* one past the last offset placed in the file */
+    uint64_t bytes;           /* bytes placed (written, or being written) */
+    uint64_t bytes_readable;  /* prefix whose writes completed; reads stop here */
+    int64_t timestamp_max_ms; /* INT64_MIN when empty */
+    int64_t created_ms;       /* for roll by age */
+    uint64_t index_due_pos;   /* a batch starting here or later gets an entry */
+    int fd_log;
+    int fd_index;             /* -1 once sealed and loaded */
+    int fd_time;
+    struct idx index;
+    struct idx timeindex;
+    /* partition: asynchronous state */
+    uint32_t ops_inflight;    /* ops naming this segment's files */
+    bool dirty;               /* a write completed since the last sync began */
+    uint32_t index_write_bytes; /* of the index write in flight, 0: none */
+    uint32_t time_write_bytes;
+    struct ring_op sync_op;
+    struct ring_op index_write_op;
+    struct ring_op time_write_op;
+    void *owner;
+};
+
+/* Formats the file name of a segment file: ext is "log", "index" or
+ * "timeindex". */
+void seg_name(char out[SEG_NAME_BYTES], int64_t offset_base, const char *ext);
+
+/* Parses "<20 digits>.log". Returns true with *base set, else false. */
+bool seg_parse_log_name(const char *name, int64_t *base);
+
+/* Creates the three files of a new, empty segment in dirfd (the log with
+ * O_EXCL: an existing log is never clobbered). Returns 0 or -errno; on error
+ * nothing is left open. The caller fsyncs the directory. */
+MUST_USE int seg_create(struct seg *s, int dirfd, int64_t offset_base,
+                        const struct seg_limits *lim, int64_t now_ms);
+
+/* Opens a segment that was sealed (has a successor whose base offset is
+ * offset_end): loads its indexes and checks them against the log (entry
+ * fields, then a header walk from the last entry to the end of the file
+ * that must end exactly there at offset_end, without finding an interval
+ * with no entry). An index that is missing, short or wrong is rebuilt by a
+ * header walk and rewritten through r. When the log itself is bad, returns
+ * 0 with *bad set: bad->bytes_valid and bad->offset_next say where, bad->stop
+ * why; the segment serves only that prefix. Returns 0 or -errno. */
+MUST_USE int seg_open_sealed(struct seg *s, int dirfd, int64_t offset_base,
+                             int64_t offset_end, const struct seg_limits *lim,
+                             struct ring *r, uint8_t *scratch,
+                             size_t scratch_bytes, struct seg_scan *bad);
+
+/* Opens the last segment: checks every batch (length, checksum, offset
+ * continuity), truncates the file after the last good batch (fdatasync
+ * through r; *cut says what was cut: cut->stop != 0 when anything was), and
+ * rebuilds both indexes. Returns 0 or -errno. */
+MUST_USE int seg_open_active(struct seg *s, int dirfd, int64_t offset_base,
+                             const struct seg_limits *lim, struct ring *r,
+                             uint8_t *scratch, size_t scratch_bytes,
+                             int64_t now_ms, struct seg_scan *cut);
+
+/* Records a batch placed at pos in the indexes (if an entry is due) and in
+ * the segment's counters. Precondition: pos == s->bytes and the batch
+ * continues the segment's offsets. */
+void seg_note_batch(struct seg *s, const struct batch_header *h, uint64_t pos,
+                    const struct seg_limits *lim);
+
+/* Finds the batch holding offset among the readable bytes: *pos_out is its
+ * position. buf (>= BATCH_HEADER_BYTES) is scratch. Returns 0,
+ * -NG_EOFFSET_RANGE when offset is not in [base, readable end), -NG_ECORRUPT
+ * when a header on the way is bad (*pos_out says where), or -errno. */
+MUST_USE int seg_locate(const struct seg *s, int64_t offset, uint32_t batch_bytes_max,
+                        uint8_t *buf, size_t buf_bytes, uint64_t *pos_out);
+
+/* Walks batches from pos (expected to start offset expect_offset) to end and
+ * says in *out where the walk stopped and why. checksums: also verify each
+ * batch's checksum. rebuild (pos 0 only): reset the segment's counters and
+ * indexes and note every batch again. buf (>= batch_bytes_max) is scratch.
+ * Returns 0 (out->stop says whether the walk met a bad batch) or -errno. */
+MUST_USE int seg_scan(struct seg *s, uint64_t pos, int64_t expect_offset,
+                      uint64_t end, bool checksums, bool rebuild,
+                      const struct seg_limits *lim, uint8_t *buf,
+                      size_t buf_bytes, struct seg_scan *out);
+
+/* Finds, among the readable bytes, the first batch whose max timestamp is
+ * >= ts_ms, starting from the time index's hint: *pos_out is its position.
+ * buf (>= batch_bytes_max) is scratch. Returns 0, -NG_ENOTFOUND,
+ * -NG_ECORRUPT, or -errno. */
+MUST_USE int seg_find_time(const struct seg *s, int64_t ts_ms, uint32_t batch_bytes_max,
+                           uint8_t *buf, size_t buf_bytes, uint64_t *pos_out);
+
+/* Closes every file and frees the indexes. */
+void seg_close(struct seg *s);
+
+/* Unlinks a segment's three files from dirfd (a missing index is fine).
+ * Returns 0 or -errno. The caller fsyncs the directory. */
+MUST_USE int seg_remove(int dirfd, int64_t offset_base);
+
+#endif
