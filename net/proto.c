@@ -1,0 +1,1344 @@
+/*
+ * net/proto.c — the wire codec. Byte layouts: docs/protocol.md.
+ *
+ * Every body has a schema below: a field list that mirrors the tables in
+ * docs/protocol.md. One walker checks a body against its schema (lengths,
+ * counts, limits, trailing bytes) before any decoder hands out an item, so
+ * a handler never acts on the first half of a malformed request. The typed
+ * iterators then re-read the checked bytes field by field; a read that
+ * fails there means schema and iterator disagree, a programmer error.
+ */
+#include "net/proto.h"
+
+#include <stdint.h>
+
+/* ---- schemas ---- */
+
+enum pf_type {
+    PF_END = 0,
+    PF_I16,
+    PF_ERR,    /* u16 error code: 0 or >= NG_ERR_FIRST */
+    PF_I32,
+    PF_I64,
+    PF_STR,    /* string, not null */
+    PF_NSTR,   /* string, may be null */
+    PF_BYTES,  /* byte array, not null */
+    PF_ARRAY,  /* array, not null */
+    PF_NARRAY, /* array, may be null */
+};
+
+enum pf_limit {
+    LIM_NONE = 0,
+    LIM_TOPICS,     /* PROTO_TOPICS_MAX */
+    LIM_PARTS,      /* PROTO_PARTITIONS_MAX, summed into the request total */
+    LIM_META_PARTS, /* PROTO_PARTITIONS_MAX, not summed */
+    LIM_APIS,       /* PROTO_API_RANGES_MAX */
+};
+
+struct pfield {
+    uint8_t type;
+    uint8_t limit;
+    const struct pfield *elem; /* arrays: the element's fields */
+};
+
+#define F(t) {PF_##t, LIM_NONE, NULL}
+#define ARR(lim, e) {PF_ARRAY, LIM_##lim, e}
+#define NARR(lim, e) {PF_NARRAY, LIM_##lim, e}
+#define END {PF_END, LIM_NONE, NULL}
+
+/* Smallest encoding of each type: lets a count be checked against the
+ * bytes left before a single element is read. */
+static const uint8_t pf_bytes_min[] = {
+    [PF_END] = 0, [PF_I16] = 2, [PF_ERR] = 2, [PF_I32] = 4, [PF_I64] = 8,
+    [PF_STR] = 2, [PF_NSTR] = 2, [PF_BYTES] = 4, [PF_ARRAY] = 4, [PF_NARRAY] = 4,
+};
+
+static const struct pfield s_empty[] = {END};
+static const struct pfield s_name[] = {F(STR), END};
+static const struct pfield s_names[] = {ARR(TOPICS, s_name), END};
+static const struct pfield s_names_or_all[] = {NARR(TOPICS, s_name), END};
+
+static const struct pfield s_api_range[] = {F(I16), F(I16), F(I16), END};
+static const struct pfield s_api_versions_resp[] = {F(I32), ARR(APIS, s_api_range), END};
+
+static const struct pfield s_metadata_part[] = {F(I32), F(ERR), F(I64), F(I64), END};
+static const struct pfield s_metadata_topic[] = {
+    F(STR), F(ERR), ARR(META_PARTS, s_metadata_part), END};
+static const struct pfield s_metadata_resp[] = {
+    F(STR), F(I16), ARR(TOPICS, s_metadata_topic), END};
+
+static const struct pfield s_create_topic[] = {
+    F(STR), F(I32), F(I64), F(I64), F(I64), F(I32), END};
+static const struct pfield s_create_topics_req[] = {ARR(TOPICS, s_create_topic), END};
+static const struct pfield s_topic_result[] = {F(STR), F(ERR), END};
+static const struct pfield s_topic_results[] = {ARR(TOPICS, s_topic_result), END};
+
+static const struct pfield s_produce_req_part[] = {F(I32), F(BYTES), END};
+static const struct pfield s_produce_req_topic[] = {F(STR), ARR(PARTS, s_produce_req_part), END};
+static const struct pfield s_produce_req[] = {F(I16), F(I32), ARR(TOPICS, s_produce_req_topic), END};
+static const struct pfield s_produce_resp_part[] = {F(I32), F(ERR), F(I64), END};
+static const struct pfield s_produce_resp_topic[] = {F(STR), ARR(PARTS, s_produce_resp_part), END};
+static const struct pfield s_produce_resp[] = {ARR(TOPICS, s_produce_resp_topic), END};
+
+static const struct pfield s_fetch_req_part[] = {F(I32), F(I64), F(I32), END};
+static const struct pfield s_fetch_req_topic[] = {F(STR), ARR(PARTS, s_fetch_req_part), END};
+static const struct pfield s_fetch_req[] = {
+    F(I32), F(I32), F(I32), ARR(TOPICS, s_fetch_req_topic), END};
+static const struct pfield s_fetch_resp_part[] = {
+    F(I32), F(ERR), F(I64), F(I64), F(BYTES), END};
+static const struct pfield s_fetch_resp_topic[] = {F(STR), ARR(PARTS, s_fetch_resp_part), END};
+static const struct pfield s_fetch_resp[] = {ARR(TOPICS, s_fetch_resp_topic), END};
+
+static const struct pfield s_list_offsets_req_part[] = {F(I32), F(I64), END};
+static const struct pfield s_list_offsets_req_topic[] = {
+    F(STR), ARR(PARTS, s_list_offsets_req_part), END};
+static const struct pfield s_list_offsets_req[] = {ARR(TOPICS, s_list_offsets_req_topic), END};
+static const struct pfield s_list_offsets_resp_part[] = {F(I32), F(ERR), F(I64), F(I64), END};
+static const struct pfield s_list_offsets_resp_topic[] = {
+    F(STR), ARR(PARTS, s_list_offsets_resp_part), END};
+static const struct pfield s_list_offsets_resp[] = {
+    ARR(TOPICS, s_list_offsets_resp_topic), END};
+
+static const struct pfield s_init_producer_id_resp[] = {F(I64), F(I16), END};
+
+/* How a body's outer array is laid out. */
+enum shape {
+    SHAPE_NONE = 0,     /* no outer topic array */
+    SHAPE_NAMES,        /* topic names */
+    SHAPE_TOPIC_PARTS,  /* name, partitions (counted in the request total) */
+    SHAPE_TOPIC_ERR_PARTS, /* name, error, partitions (Metadata response) */
+    SHAPE_CREATE,       /* CreateTopics request entries */
+    SHAPE_RESULTS,      /* topic results */
+};
+
+struct msg {
+    const struct pfield *body;
+    const struct pfield *part; /* partition element, or NULL */
+    uint8_t shape;
+};
+
+/* [api][0 request, 1 response], version 0. When an api gains a version, its
+ * row gains a schema per version and msg_of() picks by version. */
+static const struct msg msgs[PROTO_API_COUNT][2] = {
+    [PROTO_API_API_VERSIONS] = {{s_empty, NULL, SHAPE_NONE},
+                                {s_api_versions_resp, NULL, SHAPE_NONE}},
+    [PROTO_API_METADATA] = {{s_names_or_all, NULL, SHAPE_NAMES},
+                            {s_metadata_resp, s_metadata_part, SHAPE_TOPIC_ERR_PARTS}},
+    [PROTO_API_CREATE_TOPICS] = {{s_create_topics_req, NULL, SHAPE_CREATE},
+                                 {s_topic_results, NULL, SHAPE_RESULTS}},
+    [PROTO_API_DELETE_TOPICS] = {{s_names, NULL, SHAPE_NAMES},
+                                 {s_topic_results, NULL, SHAPE_RESULTS}},
+    [PROTO_API_PRODUCE] = {{s_produce_req, s_produce_req_part, SHAPE_TOPIC_PARTS},
+                           {s_produce_resp, s_produce_resp_part, SHAPE_TOPIC_PARTS}},
+    [PROTO_API_FETCH] = {{s_fetch_req, s_fetch_req_part, SHAPE_TOPIC_PARTS},
+                         {s_fetch_resp, s_fetch_resp_part, SHAPE_TOPIC_PARTS}},
+    [PROTO_API_LIST_OFFSETS] = {{s_list_offsets_req, s_list_offsets_req_part, SHAPE_TOPIC_PARTS},
+                                {s_list_offsets_resp, s_list_offsets_resp_part,
+                                 SHAPE_TOPIC_PARTS}},
+    [PROTO_API_INIT_PRODUCER_ID] = {{s_empty, NULL, SHAPE_NONE},
+                                    {s_init_producer_id_resp, NULL, SHAPE_NONE}},
+};
+
+static const char *const api_names[PROTO_API_COUNT] = {
+    [PROTO_API_API_VERSIONS] = "ApiVersions",
+    [PROTO_API_METADATA] = "Metadata",
+    [PROTO_API_CREATE_TOPICS] = "CreateTopics",
+    [PROTO_API_DELETE_TOPICS] = "DeleteTopics",
+    [PROTO_API_PRODUCE] = "Produce",
+    [PROTO_API_FETCH] = "Fetch",
+    [PROTO_API_LIST_OFFSETS] = "ListOffsets",
+    [PROTO_API_INIT_PRODUCER_ID] = "InitProducerId",
+};
+
+static const uint16_t api_version_max[PROTO_API_COUNT] = {0};
+
+static const struct msg *msg_of(uint16_t api_key, bool response)
+{
+    ASSERT(api_key < PROTO_API_COUNT);
+    return &msgs[api_key][response ? 1 : 0];
+}
+
+/* ---- errors, apis, names ---- */
+
+uint16_t proto_err_to_wire(int rc)
+{
+    ASSERT(rc <= 0);
+    if (rc == 0) {
+        return 0;
+    }
+    if (rc >= -(int)UINT16_MAX && -rc >= NG_ERR_FIRST) {
+        return (uint16_t)-rc;
+    }
+    return NG_ESYSTEM;
+}
+
+int proto_err_from_wire(uint16_t code)
+{
+    if (code == 0) {
+        return 0;
+    }
+    if (code < NG_ERR_FIRST) {
+        return -NG_EPROTO;
+    }
+    return -(int)code;
+}
+
+const char *proto_api_name(uint16_t api_key)
+{
+    return api_key < PROTO_API_COUNT ? api_names[api_key] : "unknown";
+}
+
+int proto_api_check(uint16_t api_key, uint16_t api_version)
+{
+    if (api_key >= PROTO_API_COUNT) {
+        return -NG_EUNKNOWN_API;
+    }
+    if (api_version > api_version_max[api_key]) {
+        return -NG_EBADVERSION;
+    }
+    return 0;
+}
+
+uint16_t proto_api_version_max(uint16_t api_key)
+{
+    ASSERT(api_key < PROTO_API_COUNT);
+    return api_version_max[api_key];
+}
+
+int proto_str_copy(struct proto_str s, char *buf, size_t cap)
+{
+    ASSERT(buf != NULL || cap == 0);
+    if (s.len < 0) {
+        return -NG_EBADARG;
+    }
+    if ((size_t)s.len >= cap) {
+        return -NG_ETOOBIG;
+    }
+    if (s.len > 0) {
+        memcpy(buf, s.ptr, (size_t)s.len);
+    }
+    buf[s.len] = '\0';
+    return 0;
+}
+
+static bool topic_char_valid(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+           (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
+}
+
+bool proto_topic_name_valid(const char *name, size_t len)
+{
+    if (name == NULL || len == 0 || len > PROTO_TOPIC_NAME_BYTES_MAX) {
+        return false;
+    }
+    /* "." and ".." name directories that already exist in every directory. */
+    if ((len == 1 && name[0] == '.') || (len == 2 && name[0] == '.' && name[1] == '.')) {
+        return false;
+    }
+    for (size_t i = 0; i < len; i++) {
+        if (!topic_char_valid(name[i])) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* ---- field readers (shared by the walker and the iterators) ---- */
+
+static struct proto_str rd_str(struct rd *r, bool nullable)
+{
+    int16_t len = (int16_t)rd_be16(r);
+    if (r->err != 0) {
+        return PROTO_STR_NULL;
+    }
+    if (len == -1 && nullable) {
+        return PROTO_STR_NULL;
+    }
+    if (len < 0 || len > PROTO_STRING_BYTES_MAX) {
+        rd_fail(r, -NG_EBADLEN);
+        return PROTO_STR_NULL;
+    }
+    const uint8_t *p = rd_take(r, (size_t)len);
+    if (p == NULL) {
+        return PROTO_STR_NULL;
+    }
+    return (struct proto_str){.ptr = (const char *)p, .len = len};
+}
+
+/* A non-null byte array; *len_out its length. */
+static const uint8_t *rd_bytes(struct rd *r, uint32_t *len_out)
+{
+    *len_out = 0;
+    int32_t len = (int32_t)rd_be32(r);
+    if (r->err != 0) {
+        return NULL;
+    }
+    if (len < 0) {
+        rd_fail(r, -NG_EBADLEN);
+        return NULL;
+    }
+    const uint8_t *p = rd_take(r, (size_t)len);
+    if (p != NULL) {
+        *len_out = (uint32_t)len;
+    }
+    return p;
+}
+
+/* An error code field: 0 or an NG_E* value; 1..4095 are not codes. */
+static int rd_err_code(struct rd *r)
+{
+    uint16_t code = rd_be16(r);
+    if (code != 0 && code < NG_ERR_FIRST) {
+        rd_fail(r, -NG_EBADARG);
+        return 0;
+    }
+    return proto_err_from_wire(code);
+}
+
+/* ---- the walker ---- */
+
+static int32_t limit_count(uint8_t limit)
+{
+    switch (limit) {
+    case LIM_TOPICS:
+        return PROTO_TOPICS_MAX;
+    case LIM_PARTS:
+    case LIM_META_PARTS:
+        return PROTO_PARTITIONS_MAX;
+    case LIM_APIS:
+        return PROTO_API_RANGES_MAX;
+    default:
+        UNREACHABLE();
+    }
+}
+
+static size_t schema_bytes_min(const struct pfield *s)
+{
+    size_t n = 0;
+    for (; s->type != PF_END; s++) {
+        n += pf_bytes_min[s->type];
+    }
+    return n;
+}
+
+/* Reads an array count and checks it: -1 only where null is allowed (0
+ * elements follow), else 0..limit, no more elements than the bytes left
+ * can hold, partitions within the request total. */
+static int32_t walk_count(struct rd *r, const struct pfield *f, uint32_t *parts_total)
+{
+    int32_t n = (int32_t)rd_be32(r);
+    if (r->err != 0) {
+        return 0;
+    }
+    if (n == -1 && f->type == PF_NARRAY) {
+        return 0;
+    }
+    if (n < 0 || n > limit_count(f->limit)) {
+        rd_fail(r, -NG_EBADCOUNT);
+        return 0;
+    }
+    if ((size_t)n * schema_bytes_min(f->elem) > rd_left(r)) {
+        rd_fail(r, -NG_ETRUNCATED);
+        return 0;
+    }
+    if (f->limit == LIM_PARTS) {
+        *parts_total += (uint32_t)n;
+        if (*parts_total > PROTO_REQUEST_PARTITIONS_MAX) {
+            rd_fail(r, -NG_EBADCOUNT);
+            return 0;
+        }
+    }
+    return n;
+}
+
+/* Checks the fields of s at r, moving past them. Recursion depth is the
+ * schemas' nesting (at most 3), not anything read from the wire. */
+static void walk(struct rd *r, const struct pfield *s, uint32_t *parts_total)
+{
+    uint32_t unused;
+    for (; s->type != PF_END && r->err == 0; s++) {
+        switch (s->type) {
+        case PF_I16:
+            (void)rd_take(r, 2);
+            break;
+        case PF_ERR:
+            (void)rd_err_code(r);
+            break;
+        case PF_I32:
+            (void)rd_take(r, 4);
+            break;
+        case PF_I64:
+            (void)rd_take(r, 8);
+            break;
+        case PF_STR:
+        case PF_NSTR:
+            (void)rd_str(r, s->type == PF_NSTR);
+            break;
+        case PF_BYTES:
+            (void)rd_bytes(r, &unused);
+            break;
+        case PF_ARRAY:
+        case PF_NARRAY: {
+            int32_t n = walk_count(r, s, parts_total);
+            for (int32_t i = 0; i < n && r->err == 0; i++) {
+                walk(r, s->elem, parts_total);
+            }
+            break;
+        }
+        default:
+            UNREACHABLE();
+        }
+    }
+}
+
+/* Checks a whole body against its schema; body itself is not moved. */
+static int body_check(const struct rd *body, const struct pfield *s)
+{
+    struct rd r = *body;
+    uint32_t parts_total = 0;
+    walk(&r, s, &parts_total);
+    if (r.err != 0) {
+        return r.err;
+    }
+    if (rd_left(&r) != 0) {
+        return -NG_EBADLEN; /* trailing bytes: not this version's layout */
+    }
+    return 0;
+}
+
+/* ---- frames and headers ---- */
+
+static int frame_len(const uint8_t *prefix, uint32_t frame_bytes_max,
+                     uint32_t len_min, uint32_t *len_out)
+{
+    ASSERT(prefix != NULL && len_out != NULL);
+    ASSERT(frame_bytes_max <= PROTO_FRAME_BYTES_LIMIT);
+    uint32_t len = get_be32(prefix);
+    if (len > frame_bytes_max) {
+        return -NG_ETOOBIG;
+    }
+    if (len < len_min) {
+        return -NG_EBADLEN;
+    }
+    *len_out = len;
+    return 0;
+}
+
+int proto_request_frame_len(const uint8_t prefix[PROTO_FRAME_PREFIX_BYTES],
+                            uint32_t frame_bytes_max, uint32_t *len_out)
+{
+    return frame_len(prefix, frame_bytes_max, PROTO_REQ_HEADER_BYTES_MIN, len_out);
+}
+
+int proto_response_frame_len(const uint8_t prefix[PROTO_FRAME_PREFIX_BYTES],
+                             uint32_t frame_bytes_max, uint32_t *len_out)
+{
+    return frame_len(prefix, frame_bytes_max, PROTO_RESP_HEADER_BYTES, len_out);
+}
+
+int proto_req_header_decode(struct rd *r, struct proto_req_header *h)
+{
+    ASSERT(r != NULL && h != NULL);
+    *h = (struct proto_req_header){.client_id = PROTO_STR_NULL};
+    h->api_key = rd_be16(r);
+    h->api_version = rd_be16(r);
+    h->correlation_id = rd_be32(r);
+    h->client_id = rd_str(r, true);
+    if (r->err != 0) {
+        return r->err;
+    }
+    return proto_api_check(h->api_key, h->api_version);
+}
+
+int proto_resp_header_decode(struct rd *r, struct proto_resp_header *h)
+{
+    ASSERT(r != NULL && h != NULL);
+    *h = (struct proto_resp_header){0};
+    h->correlation_id = rd_be32(r);
+    h->err = rd_err_code(r);
+    if (r->err != 0) {
+        return r->err;
+    }
+    if (h->err != 0 && rd_left(r) != 0) {
+        return -NG_EBADLEN;
+    }
+    return 0;
+}
+
+/* ---- encoder core ---- */
+
+#define NO_MARK SIZE_MAX
+
+static void enc_fail(struct proto_enc *e, int err)
+{
+    if (e->err == 0) {
+        e->err = err;
+    }
+}
+
+static void enc_patch32(struct proto_enc *e, size_t at, uint32_t v)
+{
+    if (e->w->err == 0) {
+        put_be32(e->w->ptr + at, v);
+    }
+}
+
+static void enc_str(struct proto_enc *e, struct proto_str s, bool nullable)
+{
+    if (s.len == -1 && nullable) {
+        wr_be16(e->w, UINT16_MAX); /* i16 -1 */
+        return;
+    }
+    if (s.len < 0 || s.len > PROTO_STRING_BYTES_MAX || (s.len > 0 && s.ptr == NULL)) {
+        enc_fail(e, -NG_EBADLEN);
+        return;
+    }
+    wr_be16(e->w, (uint16_t)s.len);
+    wr_bytes(e->w, s.ptr, (size_t)s.len);
+}
+
+static void enc_bytes(struct proto_enc *e, const uint8_t *p, uint32_t len)
+{
+    if (len > INT32_MAX || (len > 0 && p == NULL)) {
+        enc_fail(e, -NG_EBADLEN);
+        return;
+    }
+    wr_be32(e->w, len);
+    wr_bytes(e->w, p, len);
+}
+
+static void enc_err(struct proto_enc *e, int err)
+{
+    wr_be16(e->w, proto_err_to_wire(err));
+}
+
+static void enc_frame_begin(struct proto_enc *e, struct wr *w, uint16_t api_key,
+                            uint16_t version, bool response)
+{
+    ASSERT(e != NULL && w != NULL && w->err == 0);
+    ASSERT(api_key < PROTO_API_COUNT && version <= api_version_max[api_key]);
+    *e = (struct proto_enc){
+        .w = w,
+        .api_key = api_key,
+        .api_version = version,
+        .response = response,
+        .shape = msg_of(api_key, response)->shape,
+        .frame_at = w->pos,
+        .topics_at = NO_MARK,
+        .parts_at = NO_MARK,
+        .records_at = NO_MARK,
+    };
+    wr_be32(w, 0); /* frame length, patched by proto_enc_end() */
+}
+
+static void enc_req_begin(struct proto_enc *e, struct wr *w, uint16_t api_key,
+                          uint16_t version, uint32_t correlation_id,
+                          struct proto_str client_id)
+{
+    enc_frame_begin(e, w, api_key, version, false);
+    wr_be16(w, api_key);
+    wr_be16(w, version);
+    wr_be32(w, correlation_id);
+    enc_str(e, client_id, true);
+}
+
+static void enc_resp_begin(struct proto_enc *e, struct wr *w, uint16_t api_key,
+                           uint16_t version, uint32_t correlation_id)
+{
+    enc_frame_begin(e, w, api_key, version, true);
+    wr_be32(w, correlation_id);
+    wr_be16(w, 0); /* request-level error: none */
+}
+
+static void enc_check(const struct proto_enc *e, uint16_t api_key, bool response)
+{
+    ASSERT(e->api_key == api_key && e->response == response);
+}
+
+/* Opens the outer array: a count placeholder. */
+static void enc_topics_open(struct proto_enc *e)
+{
+    e->topics_at = e->w->pos;
+    wr_be32(e->w, 0);
+}
+
+static void enc_parts_close(struct proto_enc *e)
+{
+    if (e->parts_at != NO_MARK) {
+        enc_patch32(e, e->parts_at, (uint32_t)e->part_count);
+        e->parts_at = NO_MARK;
+    }
+}
+
+/* Starts the next element of the outer array. */
+static void enc_topic_add(struct proto_enc *e)
+{
+    ASSERT(e->topics_at != NO_MARK); /* open, and not a null array */
+    ASSERT(e->records_at == NO_MARK);
+    enc_parts_close(e);
+    if (e->topic_count == PROTO_TOPICS_MAX) {
+        enc_fail(e, -NG_EBADCOUNT);
+        return;
+    }
+    e->topic_count++;
+}
+
+static void enc_parts_open(struct proto_enc *e)
+{
+    e->parts_at = e->w->pos;
+    e->part_count = 0;
+    wr_be32(e->w, 0);
+}
+
+/* Starts the next partition of the open topic. */
+static void enc_part_add(struct proto_enc *e)
+{
+    ASSERT(e->parts_at != NO_MARK); /* a topic is open */
+    ASSERT(e->records_at == NO_MARK);
+    if (e->part_count == PROTO_PARTITIONS_MAX) {
+        enc_fail(e, -NG_EBADCOUNT);
+        return;
+    }
+    e->part_count++;
+    if (e->shape == SHAPE_TOPIC_PARTS) {
+        if (e->part_total == PROTO_REQUEST_PARTITIONS_MAX) {
+            enc_fail(e, -NG_EBADCOUNT);
+            return;
+        }
+        e->part_total++;
+    }
+}
+
+int proto_enc_end(struct proto_enc *e)
+{
+    ASSERT(e != NULL && e->w != NULL);
+    ASSERT(e->records_at == NO_MARK); /* Fetch partition left open */
+    struct wr *w = e->w;
+    enc_parts_close(e);
+    if (e->topics_at != NO_MARK) {
+        enc_patch32(e, e->topics_at, (uint32_t)e->topic_count);
+        e->topics_at = NO_MARK;
+    }
+    int rc = e->err != 0 ? e->err : w->err;
+    if (rc == 0 && w->pos - e->frame_at - PROTO_FRAME_PREFIX_BYTES > PROTO_FRAME_BYTES_LIMIT) {
+        rc = -NG_ETOOBIG;
+    }
+    if (rc != 0) {
+        /* As if the frame had never been started. */
+        w->pos = e->frame_at;
+        w->err = 0;
+        e->err = rc;
+        return rc;
+    }
+    put_be32(w->ptr + e->frame_at, (uint32_t)(w->pos - e->frame_at - PROTO_FRAME_PREFIX_BYTES));
+    return 0;
+}
+
+void proto_enc_topic(struct proto_enc *e, struct proto_str name)
+{
+    ASSERT(e->shape == SHAPE_NAMES || e->shape == SHAPE_TOPIC_PARTS);
+    enc_topic_add(e);
+    enc_str(e, name, false);
+    if (e->shape == SHAPE_TOPIC_PARTS) {
+        enc_parts_open(e);
+    }
+}
+
+int proto_resp_error_encode(struct wr *w, uint32_t correlation_id, int err)
+{
+    ASSERT(w != NULL && w->err == 0 && err < 0);
+    if (w->cap - w->pos < PROTO_FRAME_PREFIX_BYTES + PROTO_RESP_HEADER_BYTES) {
+        return -NG_ENOSPACE;
+    }
+    wr_be32(w, PROTO_RESP_HEADER_BYTES);
+    wr_be32(w, correlation_id);
+    wr_be16(w, proto_err_to_wire(err));
+    return 0;
+}
+
+/* ---- decoder core ---- */
+
+/* Checks body against the message's schema and readies d at its start. */
+static int dec_open(struct rd *body, uint16_t api_key, uint16_t version,
+                    bool response, struct proto_dec *d)
+{
+    ASSERT(body != NULL && d != NULL);
+    ASSERT(api_key < PROTO_API_COUNT);
+    if (body->err != 0) {
+        return body->err;
+    }
+    if (version > api_version_max[api_key]) {
+        return -NG_EBADVERSION;
+    }
+    const struct msg *m = msg_of(api_key, response);
+    int rc = body_check(body, m->body);
+    if (rc != 0) {
+        return rc;
+    }
+    *d = (struct proto_dec){
+        .rd = *body,
+        .part_schema = m->part,
+        .api_key = api_key,
+        .api_version = version,
+        .response = response,
+        .shape = m->shape,
+    };
+    body->pos = body->len; /* consumed: the iterators own the rest */
+    return 0;
+}
+
+/* Reads the outer array's count, after the body's leading fields. */
+static void dec_topics_open(struct proto_dec *d)
+{
+    d->topic_count = (int32_t)rd_be32(&d->rd);
+    d->topics_left = d->topic_count < 0 ? 0 : d->topic_count;
+    ASSERT(d->rd.err == 0);
+}
+
+static void dec_check(const struct proto_dec *d, uint16_t api_key, bool response)
+{
+    ASSERT(d->api_key == api_key && d->response == response);
+}
+
+/* Counts down the next partition of the current topic. */
+static bool dec_part_next(struct proto_dec *d, uint16_t api_key, bool response)
+{
+    dec_check(d, api_key, response);
+    if (d->parts_left == 0) {
+        return false;
+    }
+    d->parts_left--;
+    return true;
+}
+
+bool proto_next_topic(struct proto_dec *d, struct proto_topic *t)
+{
+    ASSERT(d != NULL && t != NULL);
+    ASSERT(d->shape == SHAPE_NAMES || d->shape == SHAPE_TOPIC_PARTS ||
+           d->shape == SHAPE_TOPIC_ERR_PARTS);
+    uint32_t unused = 0;
+    for (; d->parts_left > 0; d->parts_left--) {
+        walk(&d->rd, d->part_schema, &unused);
+    }
+    if (d->topics_left == 0) {
+        return false;
+    }
+    d->topics_left--;
+    *t = (struct proto_topic){0};
+    t->name = rd_str(&d->rd, false);
+    if (d->shape == SHAPE_TOPIC_ERR_PARTS) {
+        t->err = rd_err_code(&d->rd);
+    }
+    if (d->shape != SHAPE_NAMES) {
+        t->partition_count = (int32_t)rd_be32(&d->rd);
+    }
+    d->parts_left = t->partition_count;
+    ASSERT(d->rd.err == 0);
+    return true;
+}
+
+/* ---- ApiVersions ---- */
+
+int proto_api_versions_req_encode(struct wr *w, uint16_t version,
+                                  uint32_t correlation_id, struct proto_str client_id)
+{
+    struct proto_enc e;
+    enc_req_begin(&e, w, PROTO_API_API_VERSIONS, version, correlation_id, client_id);
+    return proto_enc_end(&e);
+}
+
+int proto_api_versions_req_decode(struct rd *body, uint16_t version)
+{
+    struct proto_dec d;
+    return dec_open(body, PROTO_API_API_VERSIONS, version, false, &d);
+}
+
+void proto_api_versions_fill(struct proto_api_versions_resp *resp, uint32_t frame_bytes_max)
+{
+    ASSERT(resp != NULL);
+    *resp = (struct proto_api_versions_resp){.frame_bytes_max = frame_bytes_max};
+    for (uint16_t k = 0; k < PROTO_API_COUNT; k++) {
+        resp->apis[k] = (struct proto_api_range){
+            .api_key = k, .version_min = 0, .version_max = api_version_max[k]};
+    }
+    resp->api_count = PROTO_API_COUNT;
+}
+
+int proto_api_versions_resp_encode(struct wr *w, uint16_t version,
+                                   uint32_t correlation_id,
+                                   const struct proto_api_versions_resp *resp)
+{
+    ASSERT(resp != NULL);
+    struct proto_enc e;
+    enc_resp_begin(&e, w, PROTO_API_API_VERSIONS, version, correlation_id);
+    wr_be32(w, resp->frame_bytes_max);
+    if (resp->api_count > PROTO_API_RANGES_MAX) {
+        enc_fail(&e, -NG_EBADCOUNT);
+    } else {
+        wr_be32(w, resp->api_count);
+        for (uint32_t i = 0; i < resp->api_count; i++) {
+            wr_be16(w, resp->apis[i].api_key);
+            wr_be16(w, resp->apis[i].version_min);
+            wr_be16(w, resp->apis[i].version_max);
+        }
+    }
+    return proto_enc_end(&e);
+}
+
+int proto_api_versions_resp_decode(struct rd *body, uint16_t version,
+                                   struct proto_api_versions_resp *out)
+{
+    ASSERT(out != NULL);
+    struct proto_dec d;
+    int rc = dec_open(body, PROTO_API_API_VERSIONS, version, true, &d);
+    if (rc != 0) {
+        return rc;
+    }
+    *out = (struct proto_api_versions_resp){0};
+    out->frame_bytes_max = rd_be32(&d.rd);
+    out->api_count = rd_be32(&d.rd); /* <= PROTO_API_RANGES_MAX: checked */
+    for (uint32_t i = 0; i < out->api_count; i++) {
+        out->apis[i].api_key = rd_be16(&d.rd);
+        out->apis[i].version_min = rd_be16(&d.rd);
+        out->apis[i].version_max = rd_be16(&d.rd);
+    }
+    ASSERT(d.rd.err == 0);
+    return 0;
+}
+
+/* ---- Metadata ---- */
+
+void proto_metadata_req_begin(struct proto_enc *e, struct wr *w, uint16_t version,
+                              uint32_t correlation_id, struct proto_str client_id,
+                              bool topics_all)
+{
+    enc_req_begin(e, w, PROTO_API_METADATA, version, correlation_id, client_id);
+    if (topics_all) {
+        wr_be32(w, UINT32_MAX); /* null array: every topic */
+    } else {
+        enc_topics_open(e);
+    }
+}
+
+int proto_metadata_req_decode(struct rd *body, uint16_t version, struct proto_dec *d)
+{
+    int rc = dec_open(body, PROTO_API_METADATA, version, false, d);
+    if (rc == 0) {
+        dec_topics_open(d);
+    }
+    return rc;
+}
+
+void proto_metadata_resp_begin(struct proto_enc *e, struct wr *w, uint16_t version,
+                               uint32_t correlation_id,
+                               const struct proto_metadata_resp *m)
+{
+    ASSERT(m != NULL);
+    enc_resp_begin(e, w, PROTO_API_METADATA, version, correlation_id);
+    enc_str(e, m->host, false);
+    wr_be16(w, m->port);
+    enc_topics_open(e);
+}
+
+void proto_metadata_resp_topic(struct proto_enc *e, struct proto_str name, int err)
+{
+    enc_check(e, PROTO_API_METADATA, true);
+    enc_topic_add(e);
+    enc_str(e, name, false);
+    enc_err(e, err);
+    enc_parts_open(e);
+}
+
+void proto_metadata_resp_partition(struct proto_enc *e,
+                                   const struct proto_metadata_partition *p)
+{
+    enc_check(e, PROTO_API_METADATA, true);
+    enc_part_add(e);
+    wr_be32(e->w, (uint32_t)p->partition);
+    enc_err(e, p->err);
+    wr_be64(e->w, (uint64_t)p->offset_earliest);
+    wr_be64(e->w, (uint64_t)p->offset_latest);
+}
+
+int proto_metadata_resp_decode(struct rd *body, uint16_t version,
+                               struct proto_metadata_resp *out, struct proto_dec *d)
+{
+    ASSERT(out != NULL);
+    int rc = dec_open(body, PROTO_API_METADATA, version, true, d);
+    if (rc != 0) {
+        return rc;
+    }
+    out->host = rd_str(&d->rd, false);
+    out->port = rd_be16(&d->rd);
+    dec_topics_open(d);
+    return 0;
+}
+
+bool proto_metadata_resp_next_partition(struct proto_dec *d,
+                                        struct proto_metadata_partition *p)
+{
+    if (!dec_part_next(d, PROTO_API_METADATA, true)) {
+        return false;
+    }
+    p->partition = (int32_t)rd_be32(&d->rd);
+    p->err = rd_err_code(&d->rd);
+    p->offset_earliest = (int64_t)rd_be64(&d->rd);
+    p->offset_latest = (int64_t)rd_be64(&d->rd);
+    ASSERT(d->rd.err == 0);
+    return true;
+}
+
+/* ---- CreateTopics, DeleteTopics ---- */
+
+void proto_create_topics_req_begin(struct proto_enc *e, struct wr *w, uint16_t version,
+                                   uint32_t correlation_id, struct proto_str client_id)
+{
+    enc_req_begin(e, w, PROTO_API_CREATE_TOPICS, version, correlation_id, client_id);
+    enc_topics_open(e);
+}
+
+void proto_create_topics_req_topic(struct proto_enc *e, const struct proto_create_topic *t)
+{
+    enc_check(e, PROTO_API_CREATE_TOPICS, false);
+    enc_topic_add(e);
+    enc_str(e, t->name, false);
+    wr_be32(e->w, (uint32_t)t->partition_count);
+    wr_be64(e->w, (uint64_t)t->retention_ms);
+    wr_be64(e->w, (uint64_t)t->retention_bytes);
+    wr_be64(e->w, (uint64_t)t->segment_bytes);
+    wr_be32(e->w, (uint32_t)t->batch_bytes_max);
+}
+
+int proto_create_topics_req_decode(struct rd *body, uint16_t version, struct proto_dec *d)
+{
+    int rc = dec_open(body, PROTO_API_CREATE_TOPICS, version, false, d);
+    if (rc == 0) {
+        dec_topics_open(d);
+    }
+    return rc;
+}
+
+bool proto_create_topics_req_next(struct proto_dec *d, struct proto_create_topic *t)
+{
+    dec_check(d, PROTO_API_CREATE_TOPICS, false);
+    if (d->topics_left == 0) {
+        return false;
+    }
+    d->topics_left--;
+    t->name = rd_str(&d->rd, false);
+    t->partition_count = (int32_t)rd_be32(&d->rd);
+    t->retention_ms = (int64_t)rd_be64(&d->rd);
+    t->retention_bytes = (int64_t)rd_be64(&d->rd);
+    t->segment_bytes = (int64_t)rd_be64(&d->rd);
+    t->batch_bytes_max = (int32_t)rd_be32(&d->rd);
+    ASSERT(d->rd.err == 0);
+    return true;
+}
+
+void proto_create_topics_resp_begin(struct proto_enc *e, struct wr *w, uint16_t version,
+                                    uint32_t correlation_id)
+{
+    enc_resp_begin(e, w, PROTO_API_CREATE_TOPICS, version, correlation_id);
+    enc_topics_open(e);
+}
+
+int proto_create_topics_resp_decode(struct rd *body, uint16_t version, struct proto_dec *d)
+{
+    int rc = dec_open(body, PROTO_API_CREATE_TOPICS, version, true, d);
+    if (rc == 0) {
+        dec_topics_open(d);
+    }
+    return rc;
+}
+
+void proto_enc_topic_result(struct proto_enc *e, const struct proto_topic_result *r)
+{
+    ASSERT(e->shape == SHAPE_RESULTS);
+    enc_topic_add(e);
+    enc_str(e, r->name, false);
+    enc_err(e, r->err);
+}
+
+bool proto_next_topic_result(struct proto_dec *d, struct proto_topic_result *r)
+{
+    ASSERT(d->shape == SHAPE_RESULTS);
+    if (d->topics_left == 0) {
+        return false;
+    }
+    d->topics_left--;
+    r->name = rd_str(&d->rd, false);
+    r->err = rd_err_code(&d->rd);
+    ASSERT(d->rd.err == 0);
+    return true;
+}
+
+void proto_delete_topics_req_begin(struct proto_enc *e, struct wr *w, uint16_t version,
+                                   uint32_t correlation_id, struct proto_str client_id)
+{
+    enc_req_begin(e, w, PROTO_API_DELETE_TOPICS, version, correlation_id, client_id);
+    enc_topics_open(e);
+}
+
+int proto_delete_topics_req_decode(struct rd *body, uint16_t version, struct proto_dec *d)
+{
+    int rc = dec_open(body, PROTO_API_DELETE_TOPICS, version, false, d);
+    if (rc == 0) {
+        dec_topics_open(d);
+    }
+    return rc;
+}
+
+void proto_delete_topics_resp_begin(struct proto_enc *e, struct wr *w, uint16_t version,
+                                    uint32_t correlation_id)
+{
+    enc_resp_begin(e, w, PROTO_API_DELETE_TOPICS, version, correlation_id);
+    enc_topics_open(e);
+}
+
+int proto_delete_topics_resp_decode(struct rd *body, uint16_t version, struct proto_dec *d)
+{
+    int rc = dec_open(body, PROTO_API_DELETE_TOPICS, version, true, d);
+    if (rc == 0) {
+        dec_topics_open(d);
+    }
+    return rc;
+}
+
+/* ---- Produce ---- */
+
+void proto_produce_req_begin(struct proto_enc *e, struct wr *w, uint16_t version,
+                             uint32_t correlation_id, struct proto_str client_id,
+                             const struct proto_produce_req *req)
+{
+    ASSERT(req != NULL);
+    enc_req_begin(e, w, PROTO_API_PRODUCE, version, correlation_id, client_id);
+    wr_be16(w, (uint16_t)req->acks);
+    wr_be32(w, (uint32_t)req->timeout_ms);
+    enc_topics_open(e);
+}
+
+void proto_produce_req_partition(struct proto_enc *e,
+                                 const struct proto_produce_req_partition *p)
+{
+    enc_check(e, PROTO_API_PRODUCE, false);
+    enc_part_add(e);
+    wr_be32(e->w, (uint32_t)p->partition);
+    enc_bytes(e, p->records, p->records_bytes);
+}
+
+int proto_produce_req_decode(struct rd *body, uint16_t version,
+                             struct proto_produce_req *out, struct proto_dec *d)
+{
+    ASSERT(out != NULL);
+    int rc = dec_open(body, PROTO_API_PRODUCE, version, false, d);
+    if (rc != 0) {
+        return rc;
+    }
+    out->acks = (int16_t)rd_be16(&d->rd);
+    out->timeout_ms = (int32_t)rd_be32(&d->rd);
+    dec_topics_open(d);
+    if (out->acks != PROTO_ACKS_NONE && out->acks != PROTO_ACKS_LEADER &&
+        out->acks != PROTO_ACKS_ALL) {
+        return -NG_EBADARG;
+    }
+    if (out->timeout_ms < 0) {
+        return -NG_EBADARG;
+    }
+    return 0;
+}
+
+bool proto_produce_req_next_partition(struct proto_dec *d,
+                                      struct proto_produce_req_partition *p)
+{
+    if (!dec_part_next(d, PROTO_API_PRODUCE, false)) {
+        return false;
+    }
+    p->partition = (int32_t)rd_be32(&d->rd);
+    p->records = rd_bytes(&d->rd, &p->records_bytes);
+    ASSERT(d->rd.err == 0);
+    return true;
+}
+
+void proto_produce_resp_begin(struct proto_enc *e, struct wr *w, uint16_t version,
+                              uint32_t correlation_id)
+{
+    enc_resp_begin(e, w, PROTO_API_PRODUCE, version, correlation_id);
+    enc_topics_open(e);
+}
+
+void proto_produce_resp_partition(struct proto_enc *e,
+                                  const struct proto_produce_resp_partition *p)
+{
+    enc_check(e, PROTO_API_PRODUCE, true);
+    enc_part_add(e);
+    wr_be32(e->w, (uint32_t)p->partition);
+    enc_err(e, p->err);
+    wr_be64(e->w, (uint64_t)p->offset_base);
+}
+
+int proto_produce_resp_decode(struct rd *body, uint16_t version, struct proto_dec *d)
+{
+    int rc = dec_open(body, PROTO_API_PRODUCE, version, true, d);
+    if (rc == 0) {
+        dec_topics_open(d);
+    }
+    return rc;
+}
+
+bool proto_produce_resp_next_partition(struct proto_dec *d,
+                                       struct proto_produce_resp_partition *p)
+{
+    if (!dec_part_next(d, PROTO_API_PRODUCE, true)) {
+        return false;
+    }
+    p->partition = (int32_t)rd_be32(&d->rd);
+    p->err = rd_err_code(&d->rd);
+    p->offset_base = (int64_t)rd_be64(&d->rd);
+    ASSERT(d->rd.err == 0);
+    return true;
+}
+
+/* ---- Fetch ---- */
+
+void proto_fetch_req_begin(struct proto_enc *e, struct wr *w, uint16_t version,
+                           uint32_t correlation_id, struct proto_str client_id,
+                           const struct proto_fetch_req *req)
+{
+    ASSERT(req != NULL);
+    enc_req_begin(e, w, PROTO_API_FETCH, version, correlation_id, client_id);
+    wr_be32(w, (uint32_t)req->wait_max_ms);
+    wr_be32(w, (uint32_t)req->bytes_min);
+    wr_be32(w, (uint32_t)req->bytes_max);
+    enc_topics_open(e);
+}
+
+void proto_fetch_req_partition(struct proto_enc *e, const struct proto_fetch_req_partition *p)
+{
+    enc_check(e, PROTO_API_FETCH, false);
+    enc_part_add(e);
+    wr_be32(e->w, (uint32_t)p->partition);
+    wr_be64(e->w, (uint64_t)p->offset);
+    wr_be32(e->w, (uint32_t)p->bytes_max);
+}
+
+int proto_fetch_req_decode(struct rd *body, uint16_t version,
+                           struct proto_fetch_req *out, struct proto_dec *d)
+{
+    ASSERT(out != NULL);
+    int rc = dec_open(body, PROTO_API_FETCH, version, false, d);
+    if (rc != 0) {
+        return rc;
+    }
+    out->wait_max_ms = (int32_t)rd_be32(&d->rd);
+    out->bytes_min = (int32_t)rd_be32(&d->rd);
+    out->bytes_max = (int32_t)rd_be32(&d->rd);
+    dec_topics_open(d);
+    if (out->wait_max_ms < 0 || out->bytes_min < 0 || out->bytes_max < 0) {
+        return -NG_EBADARG;
+    }
+    return 0;
+}
+
+bool proto_fetch_req_next_partition(struct proto_dec *d, struct proto_fetch_req_partition *p)
+{
+    if (!dec_part_next(d, PROTO_API_FETCH, false)) {
+        return false;
+    }
+    p->partition = (int32_t)rd_be32(&d->rd);
+    p->offset = (int64_t)rd_be64(&d->rd);
+    p->bytes_max = (int32_t)rd_be32(&d->rd);
+    ASSERT(d->rd.err == 0);
+    return true;
+}
+
+void proto_fetch_resp_begin(struct proto_enc *e, struct wr *w, uint16_t version,
+                            uint32_t correlation_id)
+{
+    enc_resp_begin(e, w, PROTO_API_FETCH, version, correlation_id);
+    enc_topics_open(e);
+}
+
+void proto_fetch_resp_partition_begin(struct proto_enc *e,
+                                      const struct proto_fetch_resp_partition *p)
+{
+    enc_check(e, PROTO_API_FETCH, true);
+    enc_part_add(e);
+    wr_be32(e->w, (uint32_t)p->partition);
+    enc_err(e, p->err);
+    wr_be64(e->w, (uint64_t)p->offset_earliest);
+    wr_be64(e->w, (uint64_t)p->offset_latest);
+    e->records_at = e->w->pos;
+    wr_be32(e->w, 0); /* records length, patched by _partition_end() */
+}
+
+void proto_fetch_resp_partition_end(struct proto_enc *e)
+{
+    enc_check(e, PROTO_API_FETCH, true);
+    ASSERT(e->records_at != NO_MARK);
+    struct wr *w = e->w;
+    if (w->err == 0) {
+        ASSERT(w->pos >= e->records_at + 4); /* trimmed below the records */
+        size_t n = w->pos - e->records_at - 4;
+        if (n > INT32_MAX) {
+            enc_fail(e, -NG_EBADLEN);
+        } else {
+            enc_patch32(e, e->records_at, (uint32_t)n);
+        }
+    }
+    e->records_at = NO_MARK;
+}
+
+void proto_fetch_resp_partition(struct proto_enc *e, const struct proto_fetch_resp_partition *p)
+{
+    ASSERT(p->records != NULL || p->records_bytes == 0);
+    proto_fetch_resp_partition_begin(e, p);
+    wr_bytes(e->w, p->records, p->records_bytes);
+    proto_fetch_resp_partition_end(e);
+}
+
+int proto_fetch_resp_decode(struct rd *body, uint16_t version, struct proto_dec *d)
+{
+    int rc = dec_open(body, PROTO_API_FETCH, version, true, d);
+    if (rc == 0) {
+        dec_topics_open(d);
+    }
+    return rc;
+}
+
+bool proto_fetch_resp_next_partition(struct proto_dec *d, struct proto_fetch_resp_partition *p)
+{
+    if (!dec_part_next(d, PROTO_API_FETCH, true)) {
+        return false;
+    }
+    p->partition = (int32_t)rd_be32(&d->rd);
+    p->err = rd_err_code(&d->rd);
+    p->offset_earliest = (int64_t)rd_be64(&d->rd);
+    p->offset_latest = (int64_t)rd_be64(&d->rd);
+    p->records = rd_bytes(&d->rd, &p->records_bytes);
+    ASSERT(d->rd.err == 0);
+    return true;
+}
+
+/* ---- ListOffsets ---- */
+
+void proto_list_offsets_req_begin(struct proto_enc *e, struct wr *w, uint16_t version,
+                                  uint32_t correlation_id, struct proto_str client_id)
+{
+    enc_req_begin(e, w, PROTO_API_LIST_OFFSETS, version, correlation_id, client_id);
+    enc_topics_open(e);
+}
+
+void proto_list_offsets_req_partition(struct proto_enc *e,
+                                      const struct proto_list_offsets_req_partition *p)
+{
+    enc_check(e, PROTO_API_LIST_OFFSETS, false);
+    enc_part_add(e);
+    wr_be32(e->w, (uint32_t)p->partition);
+    wr_be64(e->w, (uint64_t)p->timestamp_ms);
+}
+
+int proto_list_offsets_req_decode(struct rd *body, uint16_t version, struct proto_dec *d)
+{
+    int rc = dec_open(body, PROTO_API_LIST_OFFSETS, version, false, d);
+    if (rc == 0) {
+        dec_topics_open(d);
+    }
+    return rc;
+}
+
+bool proto_list_offsets_req_next_partition(struct proto_dec *d,
+                                           struct proto_list_offsets_req_partition *p)
+{
+    if (!dec_part_next(d, PROTO_API_LIST_OFFSETS, false)) {
+        return false;
+    }
+    p->partition = (int32_t)rd_be32(&d->rd);
+    p->timestamp_ms = (int64_t)rd_be64(&d->rd);
+    ASSERT(d->rd.err == 0);
+    return true;
+}
+
+void proto_list_offsets_resp_begin(struct proto_enc *e, struct wr *w, uint16_t version,
+                                   uint32_t correlation_id)
+{
+    enc_resp_begin(e, w, PROTO_API_LIST_OFFSETS, version, correlation_id);
+    enc_topics_open(e);
+}
+
+void proto_list_offsets_resp_partition(struct proto_enc *e,
+                                       const struct proto_list_offsets_resp_partition *p)
+{
+    enc_check(e, PROTO_API_LIST_OFFSETS, true);
+    enc_part_add(e);
+    wr_be32(e->w, (uint32_t)p->partition);
+    enc_err(e, p->err);
+    wr_be64(e->w, (uint64_t)p->timestamp_ms);
+    wr_be64(e->w, (uint64_t)p->offset);
+}
+
+int proto_list_offsets_resp_decode(struct rd *body, uint16_t version, struct proto_dec *d)
+{
+    int rc = dec_open(body, PROTO_API_LIST_OFFSETS, version, true, d);
+    if (rc == 0) {
+        dec_topics_open(d);
+    }
+    return rc;
+}
+
+bool proto_list_offsets_resp_next_partition(struct proto_dec *d,
+                                            struct proto_list_offsets_resp_partition *p)
+{
+    if (!dec_part_next(d, PROTO_API_LIST_OFFSETS, true)) {
+        return false;
+    }
+    p->partition = (int32_t)rd_be32(&d->rd);
+    p->err = rd_err_code(&d->rd);
+    p->timestamp_ms = (int64_t)rd_be64(&d->rd);
+    p->offset = (int64_t)rd_be64(&d->rd);
+    ASSERT(d->rd.err == 0);
+    return true;
+}
+
+/* ---- InitProducerId ---- */
+
+int proto_init_producer_id_req_encode(struct wr *w, uint16_t version,
+                                      uint32_t correlation_id, struct proto_str client_id)
+{
+    struct proto_enc e;
+    enc_req_begin(&e, w, PROTO_API_INIT_PRODUCER_ID, version, correlation_id, client_id);
+    return proto_enc_end(&e);
+}
+
+int proto_init_producer_id_req_decode(struct rd *body, uint16_t version)
+{
+    struct proto_dec d;
+    return dec_open(body, PROTO_API_INIT_PRODUCER_ID, version, false, &d);
+}
+
+int proto_init_producer_id_resp_encode(struct wr *w, uint16_t version,
+                                       uint32_t correlation_id,
+                                       const struct proto_init_producer_id_resp *r)
+{
+    ASSERT(r != NULL);
+    struct proto_enc e;
+    enc_resp_begin(&e, w, PROTO_API_INIT_PRODUCER_ID, version, correlation_id);
+    wr_be64(w, (uint64_t)r->producer_id);
+    wr_be16(w, (uint16_t)r->producer_epoch);
+    return proto_enc_end(&e);
+}
+
+int proto_init_producer_id_resp_decode(struct rd *body, uint16_t version,
+                                       struct proto_init_producer_id_resp *out)
+{
+    ASSERT(out != NULL);
+    struct proto_dec d;
+    int rc = dec_open(body, PROTO_API_INIT_PRODUCER_ID, version, true, &d);
+    if (rc != 0) {
+        return rc;
+    }
+    out->producer_id = (int64_t)rd_be64(&d.rd);
+    out->producer_epoch = (int16_t)rd_be16(&d.rd);
+    ASSERT(d.rd.err == 0);
+    return 0;
+}

@@ -1,0 +1,581 @@
+/*
+ * net/proto.h — the binary wire protocol: frames and every message, in both
+ * directions. docs/protocol.md is the byte-level spec this implements.
+ *
+ * Decoding never allocates and never copies: decoded strings and byte arrays
+ * (a produce request's batches, a fetch response's records) point into the
+ * frame buffer and are valid as long as it is. A body decoder walks the
+ * whole body first — every length against the bytes left and its limit,
+ * every count against its limit, no trailing bytes — and returns 0 only for
+ * a well-formed body; after that its iterators cannot fail. Encoders write
+ * into a caller's struct wr, leaving placeholders for the frame length and
+ * array counts that proto_enc_end() back-patches; a failed encode leaves the
+ * writer as it was before the frame began.
+ *
+ * Nothing here has mutable global state: every function is reentrant, and
+ * a struct proto_enc or proto_dec belongs to one thread at a time.
+ */
+#ifndef NAGARE_NET_PROTO_H
+#define NAGARE_NET_PROTO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "base/assert.h"
+#include "base/bytes.h"
+#include "base/err.h"
+
+/* ---- api keys ---- */
+
+/* Keys 8 and 9 are unassigned; 10 and up are reserved for consumer and
+ * share groups. Never renumber. */
+enum proto_api {
+    PROTO_API_API_VERSIONS = 0,
+    PROTO_API_METADATA = 1,
+    PROTO_API_CREATE_TOPICS = 2,
+    PROTO_API_DELETE_TOPICS = 3,
+    PROTO_API_PRODUCE = 4,
+    PROTO_API_FETCH = 5,
+    PROTO_API_LIST_OFFSETS = 6,
+    PROTO_API_INIT_PRODUCER_ID = 7,
+    PROTO_API_COUNT,
+};
+
+/* ---- limits (docs/protocol.md, "Limits") ---- */
+
+/* The u32 length that starts every frame. */
+#define PROTO_FRAME_PREFIX_BYTES 4
+
+/* Frame maxima bound the length field (the bytes after the prefix). The
+ * default holds a 16 MiB batch for each of a few partitions with room to
+ * spare; the limit keeps every length a positive i32 (byte arrays are i32)
+ * and far from overflowing a size_t sum. Configured values lie in
+ * [PROTO_FRAME_BYTES_MIN, PROTO_FRAME_BYTES_LIMIT]. */
+#define PROTO_FRAME_BYTES_DEFAULT (64u * 1024 * 1024)
+#define PROTO_FRAME_BYTES_MIN (64u * 1024)
+#define PROTO_FRAME_BYTES_LIMIT (1024u * 1024 * 1024)
+
+/* api key, api version, correlation id, client id length. */
+#define PROTO_REQ_HEADER_BYTES_MIN 10
+/* correlation id, error. */
+#define PROTO_RESP_HEADER_BYTES 6
+
+/* Longest string: a DNS host name is at most 253 bytes and a topic name
+ * 249; 1 KiB leaves room for client ids and later group and member ids. */
+#define PROTO_STRING_BYTES_MAX 1024
+/* 249, as in Kafka: "<topic>-<partition>" stays a valid 255-byte file name. */
+#define PROTO_TOPIC_NAME_BYTES_MAX 249
+
+/* Array counts. Topics per message (also the most a broker may hold, so a
+ * Metadata response can list them all); partitions per topic (also the
+ * most a topic may have); partitions summed over one Produce, Fetch or
+ * ListOffsets message, so the broker can size per-request state up front;
+ * api ranges in an ApiVersions response. */
+#define PROTO_TOPICS_MAX 16384
+#define PROTO_PARTITIONS_MAX 4096
+#define PROTO_REQUEST_PARTITIONS_MAX 4096
+#define PROTO_API_RANGES_MAX 32
+
+static_assert(PROTO_FRAME_BYTES_MIN <= PROTO_FRAME_BYTES_DEFAULT &&
+                  PROTO_FRAME_BYTES_DEFAULT <= PROTO_FRAME_BYTES_LIMIT,
+              "frame byte limits out of order");
+static_assert(PROTO_FRAME_BYTES_LIMIT <= INT32_MAX, "lengths must fit an i32");
+static_assert(PROTO_STRING_BYTES_MAX <= INT16_MAX, "strings have i16 lengths");
+static_assert(PROTO_TOPIC_NAME_BYTES_MAX <= PROTO_STRING_BYTES_MAX,
+              "a topic name is a string");
+static_assert(PROTO_API_COUNT <= PROTO_API_RANGES_MAX,
+              "ApiVersions must list every api");
+
+/* ---- field values ---- */
+
+#define PROTO_ACKS_NONE 0    /* no response frame at all */
+#define PROTO_ACKS_LEADER 1  /* answered once written to the log file */
+#define PROTO_ACKS_ALL (-1)  /* answered once fdatasync'd */
+
+#define PROTO_TIMESTAMP_EARLIEST (-2) /* ListOffsets: the log start offset */
+#define PROTO_TIMESTAMP_LATEST (-1)   /* ListOffsets: the log end offset */
+
+#define PROTO_CONFIG_DEFAULT (-1)   /* CreateTopics: use the broker's default */
+#define PROTO_CONFIG_UNLIMITED (-2) /* CreateTopics retention: keep forever */
+
+/* ---- errors ---- */
+
+/* The wire carries an error as a u16: 0 for none, else the NG_E* value.
+ * -errno and anything else without a wire code become NG_ESYSTEM.
+ * Precondition: rc <= 0. Any thread. */
+uint16_t proto_err_to_wire(int rc);
+
+/* The inverse: 0, or -code. Codes 1..4095 are not defined (they would
+ * collide with errno) and come back as -NG_EPROTO; decoders refuse them
+ * before this is reached. Codes past NG_ERR_LAST (from a newer peer) are
+ * kept; err_str() calls them unknown. Any thread. */
+int proto_err_from_wire(uint16_t code);
+
+/* ---- apis and versions ---- */
+
+/* "Produce", "Fetch"...; "unknown" for keys not served. Static string. */
+const char *proto_api_name(uint16_t api_key);
+
+/* 0 when this codec speaks api_key at api_version, -NG_EUNKNOWN_API for a
+ * key it does not serve, -NG_EBADVERSION for a version it does not know. */
+MUST_USE int proto_api_check(uint16_t api_key, uint16_t api_version);
+
+/* Highest version of api_key this codec speaks. Precondition: the key is
+ * served (api_key < PROTO_API_COUNT). */
+uint16_t proto_api_version_max(uint16_t api_key);
+
+/* ---- strings and topic names ---- */
+
+/* A string on the wire. Decoded, ptr points into the frame (not
+ * NUL-terminated) and is valid as long as the frame buffer; len -1 is the
+ * null string (ptr NULL), len 0 the empty one. */
+struct proto_str {
+    const char *ptr;
+    int32_t len;
+};
+
+#define PROTO_STR_NULL ((struct proto_str){.ptr = NULL, .len = -1})
+
+/* A proto_str over a NUL-terminated string (NULL gives the null string).
+ * The result borrows s. */
+static inline struct proto_str proto_str_make(const char *s)
+{
+    if (s == NULL) {
+        return PROTO_STR_NULL;
+    }
+    size_t n = strlen(s);
+    return (struct proto_str){.ptr = s, .len = n > INT32_MAX ? INT32_MAX : (int32_t)n};
+}
+
+/* True when s is not null and holds exactly the bytes of cstr. */
+static inline bool proto_str_eq(struct proto_str s, const char *cstr)
+{
+    size_t n = strlen(cstr);
+    return s.len >= 0 && (size_t)s.len == n && memcmp(s.ptr, cstr, n) == 0;
+}
+
+/* Copies s into buf as a NUL-terminated string. Returns 0, -NG_EBADARG for
+ * the null string, -NG_ETOOBIG when it needs more than cap bytes. */
+MUST_USE int proto_str_copy(struct proto_str s, char *buf, size_t cap);
+
+/* True when name[0..len) is a valid topic name: 1..249 bytes of ASCII
+ * letters, digits, '.', '_' and '-', and not "." or "..". Broker and client
+ * check it before a name becomes a directory or goes on the wire; a bad
+ * name is answered with NG_EBADNAME. Decoders do not check it (a bad name
+ * gets a per-topic error, not a refused request). Any thread. */
+bool proto_topic_name_valid(const char *name, size_t len);
+
+/* ---- frames ---- */
+
+/* Reads the 4-byte prefix of a request frame and checks its length before
+ * anything is allocated for the frame: on 0, *len_out is the number of
+ * bytes that follow (the header and body), in
+ * [PROTO_REQ_HEADER_BYTES_MIN, frame_bytes_max]. Returns -NG_ETOOBIG when
+ * the length exceeds frame_bytes_max (refuse and close the connection),
+ * -NG_EBADLEN when it is too short to hold a request header.
+ * Precondition: frame_bytes_max <= PROTO_FRAME_BYTES_LIMIT. */
+MUST_USE int proto_request_frame_len(const uint8_t prefix[PROTO_FRAME_PREFIX_BYTES],
+                                     uint32_t frame_bytes_max, uint32_t *len_out);
+
+/* The same for a response frame: length in
+ * [PROTO_RESP_HEADER_BYTES, frame_bytes_max]. */
+MUST_USE int proto_response_frame_len(const uint8_t prefix[PROTO_FRAME_PREFIX_BYTES],
+                                      uint32_t frame_bytes_max, uint32_t *len_out);
+
+struct proto_req_header {
+    uint16_t api_key;
+    uint16_t api_version;
+    uint32_t correlation_id;
+    struct proto_str client_id; /* may be null; points into the frame */
+};
+
+/* Decodes a request header from r, a reader over the bytes after the
+ * prefix (the whole frame, in memory), leaving r at the body. Returns 0;
+ * -NG_ETRUNCATED or -NG_EBADLEN for a malformed header; -NG_EUNKNOWN_API or
+ * -NG_EBADVERSION when the api is not served, with *h filled and r at the
+ * body, so the caller can answer with proto_resp_error_encode(). Whenever r
+ * holds at least 8 bytes (any frame that passed proto_request_frame_len()),
+ * h->api_key, api_version and correlation_id are set even on error. */
+MUST_USE int proto_req_header_decode(struct rd *r, struct proto_req_header *h);
+
+struct proto_resp_header {
+    uint32_t correlation_id;
+    int err; /* request-level error: 0, or a negative NG_E* code */
+};
+
+/* Decodes a response header from r (the bytes after the prefix), leaving r
+ * at the body. A response with a request-level error has no body. Returns 0
+ * (check h->err, then decode the body if it is 0), -NG_ETRUNCATED,
+ * -NG_EBADARG for an error code 1..4095, -NG_EBADLEN when an error
+ * response carries body bytes. */
+MUST_USE int proto_resp_header_decode(struct rd *r, struct proto_resp_header *h);
+
+/* Writes a whole response frame that carries only a request-level error
+ * (err < 0): the answer to an unknown api, a bad version or a malformed
+ * body. Returns 0 or -NG_ENOSPACE (w unchanged). */
+MUST_USE int proto_resp_error_encode(struct wr *w, uint32_t correlation_id, int err);
+
+/* ---- encoding ---- */
+
+/* An encoder writes one frame into w. Begin it with a proto_<api>_<req|resp>
+ * _begin() (or use a one-shot *_encode()), add topics and partitions in
+ * order, then call proto_enc_end(). Between begin and end, w belongs to the
+ * encoder (except while a Fetch response partition is open, see below).
+ * Arguments passed to encoder functions are copied; they need to live only
+ * during the call. Calling functions for another message, or a partition
+ * before its topic, is a programmer error (asserted). Operating errors — a
+ * string over PROTO_STRING_BYTES_MAX or null where not allowed, a count over
+ * its limit, a full buffer — stick and are returned by proto_enc_end().
+ * Fields are private. */
+struct proto_enc {
+    struct wr *w;
+    int err;
+    uint16_t api_key;
+    uint16_t api_version;
+    bool response;
+    uint8_t shape;         /* how topics are laid out */
+    size_t frame_at;       /* offset in w of the frame length */
+    size_t topics_at;      /* offset of the outer count, or SIZE_MAX */
+    size_t parts_at;       /* offset of the open partition count, or SIZE_MAX */
+    size_t records_at;     /* Fetch: open records length, or SIZE_MAX */
+    int32_t topic_count;
+    int32_t part_count;
+    uint32_t part_total;
+};
+
+/* Back-patches the counts and the frame length and finishes the frame.
+ * Returns 0 with w->pos just past the frame, or the first error:
+ * -NG_ENOSPACE (w too small), -NG_EBADLEN (a string or byte array too long
+ * or null where not allowed), -NG_EBADCOUNT (a count over its limit),
+ * -NG_ETOOBIG (frame over PROTO_FRAME_BYTES_LIMIT); then w->pos is back
+ * where the frame began and w->err is 0, as if nothing had been written.
+ * Size w to the peer's frame maximum to keep frames within it. */
+MUST_USE int proto_enc_end(struct proto_enc *e);
+
+/* Bytes of the frame written so far, prefix included. */
+static inline size_t proto_enc_frame_bytes(const struct proto_enc *e)
+{
+    return e->w->pos - e->frame_at;
+}
+
+/* Adds a topic to a Metadata or DeleteTopics request (a name alone), or
+ * opens a topic in a Produce, Fetch or ListOffsets request or response
+ * (its partitions follow). name must not be null. */
+void proto_enc_topic(struct proto_enc *e, struct proto_str name);
+
+/* ---- decoding ---- */
+
+/* Iterates the arrays of a decoded body. Fields are private except these:
+ * topic_count is the number of elements in the body's outer array (topics,
+ * or topic results), -1 for a Metadata request asking for all topics.
+ * After the body decoder returned 0 the next functions cannot fail: they
+ * return true with an item, false past the last. Pointers in items are
+ * valid as long as the frame buffer. */
+struct proto_dec {
+    struct rd rd;
+    const void *part_schema;
+    uint16_t api_key;
+    uint16_t api_version;
+    bool response;
+    uint8_t shape;
+    int32_t topic_count;
+    int32_t topics_left;
+    int32_t parts_left;
+};
+
+struct proto_topic {
+    struct proto_str name;   /* never null */
+    int err;                 /* Metadata response only; 0 elsewhere */
+    int32_t partition_count; /* 0 where a topic has no partition array */
+};
+
+/* Next topic of a Metadata or DeleteTopics request, or of a Metadata,
+ * Produce, Fetch or ListOffsets request or response. Partitions of the
+ * previous topic that were not read are skipped. */
+bool proto_next_topic(struct proto_dec *d, struct proto_topic *t);
+
+/*
+ * ---- messages ----
+ *
+ * For each message: the fields it carries, an encoder, a decoder. Every
+ * *_begin() starts a frame in w (precondition: w->err == 0, version <=
+ * proto_api_version_max()); finish it with proto_enc_end(). Every *_decode()
+ * takes the body reader left by proto_req_header_decode() or
+ * proto_resp_header_decode() (response decoders: precondition h.err == 0),
+ * and the header's api version; on 0 the whole body has been checked and
+ * consumed. Decoders return 0, -NG_EBADVERSION, -NG_ETRUNCATED (a length or
+ * count past the end), -NG_EBADLEN (string or byte array length < -1, -1
+ * where null is not allowed, over its limit; or trailing bytes),
+ * -NG_EBADCOUNT (count < 0, or over its limit), -NG_EBADARG (an error code
+ * 1..4095, or a field value noted below).
+ */
+
+/* ApiVersions: empty request. The response lists, per api, the versions
+ * the broker speaks, and the broker's request frame maximum. */
+struct proto_api_range {
+    uint16_t api_key;
+    uint16_t version_min;
+    uint16_t version_max;
+};
+
+struct proto_api_versions_resp {
+    uint32_t frame_bytes_max;
+    uint32_t api_count; /* <= PROTO_API_RANGES_MAX */
+    struct proto_api_range apis[PROTO_API_RANGES_MAX];
+};
+
+MUST_USE int proto_api_versions_req_encode(struct wr *w, uint16_t version,
+                                           uint32_t correlation_id,
+                                           struct proto_str client_id);
+MUST_USE int proto_api_versions_req_decode(struct rd *body, uint16_t version);
+
+/* Fills resp with every api and version this codec speaks. */
+void proto_api_versions_fill(struct proto_api_versions_resp *resp,
+                             uint32_t frame_bytes_max);
+/* One-shot: returns as proto_enc_end(); -NG_EBADCOUNT for api_count over
+ * PROTO_API_RANGES_MAX. */
+MUST_USE int proto_api_versions_resp_encode(struct wr *w, uint16_t version,
+                                            uint32_t correlation_id,
+                                            const struct proto_api_versions_resp *resp);
+MUST_USE int proto_api_versions_resp_decode(struct rd *body, uint16_t version,
+                                            struct proto_api_versions_resp *out);
+
+/* Metadata. Request: topic names, or all topics (a null array). Response:
+ * the broker's address, then per topic an error and per partition an
+ * error and the earliest and latest offsets. Iterate the request with
+ * proto_next_topic() (d.topic_count -1: all topics); the response with
+ * proto_next_topic() (t.err is the topic's error), then
+ * proto_metadata_resp_next_partition(). */
+struct proto_metadata_resp {
+    struct proto_str host;
+    uint16_t port;
+};
+
+struct proto_metadata_partition {
+    int32_t partition;
+    int err;
+    int64_t offset_earliest; /* log start offset */
+    int64_t offset_latest;   /* log end offset: the next offset written */
+};
+
+/* topics_all: send a null array; no proto_enc_topic() may follow. */
+void proto_metadata_req_begin(struct proto_enc *e, struct wr *w, uint16_t version,
+                              uint32_t correlation_id, struct proto_str client_id,
+                              bool topics_all);
+MUST_USE int proto_metadata_req_decode(struct rd *body, uint16_t version,
+                                       struct proto_dec *d);
+
+void proto_metadata_resp_begin(struct proto_enc *e, struct wr *w, uint16_t version,
+                               uint32_t correlation_id,
+                               const struct proto_metadata_resp *m);
+void proto_metadata_resp_topic(struct proto_enc *e, struct proto_str name, int err);
+void proto_metadata_resp_partition(struct proto_enc *e,
+                                   const struct proto_metadata_partition *p);
+MUST_USE int proto_metadata_resp_decode(struct rd *body, uint16_t version,
+                                        struct proto_metadata_resp *out,
+                                        struct proto_dec *d);
+bool proto_metadata_resp_next_partition(struct proto_dec *d,
+                                        struct proto_metadata_partition *p);
+
+/* CreateTopics. Request: per topic a name, a partition count and config;
+ * -1 (PROTO_CONFIG_DEFAULT) takes the broker's default, -2
+ * (PROTO_CONFIG_UNLIMITED) turns a retention limit off. The decoder checks
+ * structure only; the broker answers a bad name or value per topic. The
+ * response (also DeleteTopics'): per topic its name and error. */
+struct proto_create_topic {
+    struct proto_str name;
+    int32_t partition_count;
+    int64_t retention_ms;
+    int64_t retention_bytes;
+    int64_t segment_bytes;
+    int32_t batch_bytes_max;
+};
+
+struct proto_topic_result {
+    struct proto_str name;
+    int err;
+};
+
+void proto_create_topics_req_begin(struct proto_enc *e, struct wr *w,
+                                   uint16_t version, uint32_t correlation_id,
+                                   struct proto_str client_id);
+void proto_create_topics_req_topic(struct proto_enc *e,
+                                   const struct proto_create_topic *t);
+MUST_USE int proto_create_topics_req_decode(struct rd *body, uint16_t version,
+                                            struct proto_dec *d);
+bool proto_create_topics_req_next(struct proto_dec *d, struct proto_create_topic *t);
+
+void proto_create_topics_resp_begin(struct proto_enc *e, struct wr *w,
+                                    uint16_t version, uint32_t correlation_id);
+MUST_USE int proto_create_topics_resp_decode(struct rd *body, uint16_t version,
+                                             struct proto_dec *d);
+
+/* Adds / reads one topic result of a CreateTopics or DeleteTopics response. */
+void proto_enc_topic_result(struct proto_enc *e, const struct proto_topic_result *r);
+bool proto_next_topic_result(struct proto_dec *d, struct proto_topic_result *r);
+
+/* DeleteTopics. Request: names (proto_enc_topic / proto_next_topic).
+ * Response: topic results, as CreateTopics. */
+void proto_delete_topics_req_begin(struct proto_enc *e, struct wr *w,
+                                   uint16_t version, uint32_t correlation_id,
+                                   struct proto_str client_id);
+MUST_USE int proto_delete_topics_req_decode(struct rd *body, uint16_t version,
+                                            struct proto_dec *d);
+void proto_delete_topics_resp_begin(struct proto_enc *e, struct wr *w,
+                                    uint16_t version, uint32_t correlation_id);
+MUST_USE int proto_delete_topics_resp_decode(struct rd *body, uint16_t version,
+                                             struct proto_dec *d);
+
+/* Produce. Request: acks and a timeout, then per topic, per partition, one
+ * record batch as stored (storage/batch.h), never null; the broker
+ * validates it. The decoder refuses acks other than 0, 1, -1 and a negative
+ * timeout (-NG_EBADARG). acks 0 gets no response frame at all. Response:
+ * per partition an error and the base offset given to the batch. */
+struct proto_produce_req {
+    int16_t acks; /* PROTO_ACKS_* */
+    int32_t timeout_ms;
+};
+
+struct proto_produce_req_partition {
+    int32_t partition;
+    const uint8_t *records; /* one batch; into the frame */
+    uint32_t records_bytes;
+};
+
+struct proto_produce_resp_partition {
+    int32_t partition;
+    int err;
+    int64_t offset_base; /* -1 with an error */
+};
+
+void proto_produce_req_begin(struct proto_enc *e, struct wr *w, uint16_t version,
+                             uint32_t correlation_id, struct proto_str client_id,
+                             const struct proto_produce_req *req);
+void proto_produce_req_partition(struct proto_enc *e,
+                                 const struct proto_produce_req_partition *p);
+MUST_USE int proto_produce_req_decode(struct rd *body, uint16_t version,
+                                      struct proto_produce_req *out,
+                                      struct proto_dec *d);
+bool proto_produce_req_next_partition(struct proto_dec *d,
+                                      struct proto_produce_req_partition *p);
+
+void proto_produce_resp_begin(struct proto_enc *e, struct wr *w, uint16_t version,
+                              uint32_t correlation_id);
+void proto_produce_resp_partition(struct proto_enc *e,
+                                  const struct proto_produce_resp_partition *p);
+MUST_USE int proto_produce_resp_decode(struct rd *body, uint16_t version,
+                                       struct proto_dec *d);
+bool proto_produce_resp_next_partition(struct proto_dec *d,
+                                       struct proto_produce_resp_partition *p);
+
+/* Fetch. Request: long-poll limits, then per partition the first offset
+ * wanted and a byte limit. The decoder refuses negative wait_max_ms,
+ * bytes_min or bytes_max (-NG_EBADARG). Response: per partition an error,
+ * the earliest and latest offsets, and whole record batches concatenated
+ * in one byte array (possibly empty, never null). */
+struct proto_fetch_req {
+    int32_t wait_max_ms;
+    int32_t bytes_min;
+    int32_t bytes_max;
+};
+
+struct proto_fetch_req_partition {
+    int32_t partition;
+    int64_t offset;
+    int32_t bytes_max;
+};
+
+struct proto_fetch_resp_partition {
+    int32_t partition;
+    int err;
+    int64_t offset_earliest;
+    int64_t offset_latest;  /* the high watermark: next offset written */
+    const uint8_t *records; /* whole batches; into the frame */
+    uint32_t records_bytes;
+};
+
+void proto_fetch_req_begin(struct proto_enc *e, struct wr *w, uint16_t version,
+                           uint32_t correlation_id, struct proto_str client_id,
+                           const struct proto_fetch_req *req);
+void proto_fetch_req_partition(struct proto_enc *e,
+                               const struct proto_fetch_req_partition *p);
+MUST_USE int proto_fetch_req_decode(struct rd *body, uint16_t version,
+                                    struct proto_fetch_req *out, struct proto_dec *d);
+bool proto_fetch_req_next_partition(struct proto_dec *d,
+                                    struct proto_fetch_req_partition *p);
+
+void proto_fetch_resp_begin(struct proto_enc *e, struct wr *w, uint16_t version,
+                            uint32_t correlation_id);
+/* Adds a partition, copying p->records_bytes bytes from p->records. */
+void proto_fetch_resp_partition(struct proto_enc *e,
+                                const struct proto_fetch_resp_partition *p);
+/* Zero-copy form: writes the partition's fields and a placeholder records
+ * length (p->records is ignored). Until proto_fetch_resp_partition_end()
+ * the caller appends the batches to e->w itself: wr_bytes(), or wr_take()
+ * and fill in place (a read from the log straight into the buffer). It may
+ * move e->w->pos back to trim bytes it reserved but did not fill, never
+ * below where the records began. */
+void proto_fetch_resp_partition_begin(struct proto_enc *e,
+                                      const struct proto_fetch_resp_partition *p);
+/* Back-patches the records length from e->w->pos. */
+void proto_fetch_resp_partition_end(struct proto_enc *e);
+MUST_USE int proto_fetch_resp_decode(struct rd *body, uint16_t version,
+                                     struct proto_dec *d);
+bool proto_fetch_resp_next_partition(struct proto_dec *d,
+                                     struct proto_fetch_resp_partition *p);
+
+/* ListOffsets. Request: per partition a timestamp: -2 earliest, -1 latest,
+ * else the first offset with a timestamp >= it. Response: per partition an
+ * error, the offset and its timestamp (-1 for earliest/latest, and when no
+ * record is that recent: then the offset is the log end). */
+struct proto_list_offsets_req_partition {
+    int32_t partition;
+    int64_t timestamp_ms;
+};
+
+struct proto_list_offsets_resp_partition {
+    int32_t partition;
+    int err;
+    int64_t timestamp_ms;
+    int64_t offset;
+};
+
+void proto_list_offsets_req_begin(struct proto_enc *e, struct wr *w,
+                                  uint16_t version, uint32_t correlation_id,
+                                  struct proto_str client_id);
+void proto_list_offsets_req_partition(struct proto_enc *e,
+                                      const struct proto_list_offsets_req_partition *p);
+MUST_USE int proto_list_offsets_req_decode(struct rd *body, uint16_t version,
+                                           struct proto_dec *d);
+bool proto_list_offsets_req_next_partition(struct proto_dec *d,
+                                           struct proto_list_offsets_req_partition *p);
+
+void proto_list_offsets_resp_begin(struct proto_enc *e, struct wr *w,
+                                   uint16_t version, uint32_t correlation_id);
+void proto_list_offsets_resp_partition(struct proto_enc *e,
+                                       const struct proto_list_offsets_resp_partition *p);
+MUST_USE int proto_list_offsets_resp_decode(struct rd *body, uint16_t version,
+                                            struct proto_dec *d);
+bool proto_list_offsets_resp_next_partition(struct proto_dec *d,
+                                            struct proto_list_offsets_resp_partition *p);
+
+/* InitProducerId: empty request; the response carries a new producer id
+ * and its epoch for idempotent produce. */
+struct proto_init_producer_id_resp {
+    int64_t producer_id;
+    int16_t producer_epoch;
+};
+
+MUST_USE int proto_init_producer_id_req_encode(struct wr *w, uint16_t version,
+                                               uint32_t correlation_id,
+                                               struct proto_str client_id);
+MUST_USE int proto_init_producer_id_req_decode(struct rd *body, uint16_t version);
+MUST_USE int proto_init_producer_id_resp_encode(struct wr *w, uint16_t version,
+                                                uint32_t correlation_id,
+                                                const struct proto_init_producer_id_resp *r);
+MUST_USE int proto_init_producer_id_resp_decode(struct rd *body, uint16_t version,
+                                                struct proto_init_producer_id_resp *out);
+
+#endif
