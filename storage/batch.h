@@ -191,8 +191,10 @@ void batch_builder_init(struct batch_builder *b, uint8_t *buf, size_t cap,
  * buffer (the builder is unchanged, so the caller can finish this batch and
  * start another), or -NG_EBADARG for lengths < -1, a header key_len < 0, or
  * a timestamp whose distance from the batch's first does not fit an i64.
- * On any error the builder and its buffer are unchanged. The first record's
- * timestamp becomes timestamp_first; the largest becomes timestamp_max. */
+ * On any error the builder and its buffer are unchanged. A record that gets
+ * -NG_ENOSPACE from an empty builder will never fit: the caller must refuse
+ * it rather than start another batch. The first record's timestamp becomes
+ * timestamp_first; the largest becomes timestamp_max. */
 MUST_USE int batch_builder_add(struct batch_builder *b, int64_t timestamp_ms,
                                const void *key, int32_t key_len,
                                const void *value, int32_t value_len,
