@@ -59,15 +59,6 @@ void fx_close(struct fx *f)
     cr_assert(rc == 0 || rc == f->part.failed, "close: %s", err_str(rc));
 }
 
-static void fill_value(uint8_t *v, uint32_t n, uint32_t seed, uint32_t i)
-{
-    uint32_t x = seed * 2654435761u ^ (i + 1) * 40503u;
-    for (uint32_t k = 0; k < n; k++) {
-        x = x * 1103515245u + 12345u;
-        v[k] = (uint8_t)(x >> 16);
-    }
-}
-
 size_t fx_batch(uint8_t *buf, size_t cap, uint32_t records, uint32_t value_bytes,
                 uint32_t seed, int64_t ts_ms, enum batch_codec codec, struct batch_zctx *z)
 {
@@ -78,7 +69,7 @@ size_t fx_batch(uint8_t *buf, size_t cap, uint32_t records, uint32_t value_bytes
     for (uint32_t i = 0; i < records; i++) {
         char key[32];
         int klen = snprintf(key, sizeof(key), "k%u-%u", seed, i);
-        fill_value(value, value_bytes, seed, i);
+        fx_fill_value(value, value_bytes, seed, i);
         cr_assert_eq(batch_builder_add(&b, ts_ms + i, key, klen, value, (int32_t)value_bytes, NULL, 0), 0);
     }
     free(value);
@@ -106,7 +97,7 @@ int fx_check_batch(const uint8_t *buf, size_t len, uint32_t seed, struct batch_z
             rec.value_len < 0 || (size_t)rec.value_len > sizeof(expect)) {
             return -1;
         }
-        fill_value(expect, (uint32_t)rec.value_len, seed, (uint32_t)n);
+        fx_fill_value(expect, (uint32_t)rec.value_len, seed, (uint32_t)n);
         if (memcmp(rec.value, expect, (size_t)rec.value_len) != 0) {
             return -1;
         }

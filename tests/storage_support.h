@@ -37,6 +37,16 @@ int fx_open(struct fx *f);
 /* Drains and closes f->part, asserting success. */
 void fx_close(struct fx *f);
 
+/* The value bytes of record i of the batch with this seed. */
+static inline void fx_fill_value(uint8_t *v, uint32_t n, uint32_t seed, uint32_t i)
+{
+    uint32_t x = seed * 2654435761u ^ (i + 1) * 40503u;
+    for (uint32_t k = 0; k < n; k++) {
+        x = x * 1103515245u + 12345u;
+        v[k] = (uint8_t)(x >> 16);
+    }
+}
+
 /* Builds a batch of `records` records: record i has key "k<seed>-<i>" and a
  * value of value_bytes bytes derived from (seed, i), timestamp ts_ms + i.
  * Returns its size. */
