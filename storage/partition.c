@@ -807,7 +807,9 @@ static int list_segments(int dirfd, int64_t **bases_out, uint32_t *count_out)
         free(bases);
         return rc;
     }
-    qsort(bases, count, sizeof(*bases), cmp_i64);
+    if (count > 1) {
+        qsort(bases, count, sizeof(*bases), cmp_i64);
+    }
     *bases_out = bases;
     *count_out = count;
     return 0;
