@@ -1,0 +1,51 @@
+/*
+ * bench/main.c — nagare-bench: picks a subcommand and hands it the rest of
+ * the command line. Each subcommand lives in its own file (bench/storage.c,
+ * ...) and returns the process exit status.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "bench/storage.h"
+
+struct bench_cmd {
+    const char *name;
+    int (*run)(int argc, char **argv); /* argv[0] is the subcommand */
+    const char *summary;
+};
+
+static const struct bench_cmd bench_cmds[] = {
+    {"storage", bench_storage_main,
+     "partition log on local disk: appends, durable appends (group commit vs one "
+     "fdatasync each), read-back"},
+};
+
+static void usage(FILE *out)
+{
+    fprintf(out, "usage: nagare-bench <command> [options]\n"
+                 "       nagare-bench <command> --help\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof(bench_cmds) / sizeof(bench_cmds[0]); i++) {
+        fprintf(out, "  %-10s %s\n", bench_cmds[i].name, bench_cmds[i].summary);
+    }
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+        strcmp(argv[1], "help") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof(bench_cmds) / sizeof(bench_cmds[0]); i++) {
+        if (strcmp(argv[1], bench_cmds[i].name) == 0) {
+            return bench_cmds[i].run(argc - 1, argv + 1);
+        }
+    }
+    fprintf(stderr, "nagare-bench: unknown command '%s'\n", argv[1]);
+    usage(stderr);
+    return 2;
+}

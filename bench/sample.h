@@ -1,0 +1,57 @@
+/*
+ * bench/sample.h — what a benchmark phase cost: wall time, this process's
+ * CPU time, the whole machine's CPU time, and the block device's counters.
+ *
+ * A phase takes a sample before and after and reports the difference, so the
+ * reader can tell a CPU-bound figure from a disk-bound one. Counters that the
+ * system does not offer (no /proc/stat, a directory on tmpfs) read as -1 and
+ * every difference involving them is -1. Any thread; no allocation.
+ */
+#ifndef NAGARE_BENCH_SAMPLE_H
+#define NAGARE_BENCH_SAMPLE_H
+
+#include <stdint.h>
+
+#include "base/assert.h"
+
+/* Where the device counters of a directory's filesystem live. */
+struct sample_dev {
+    char stat_path[64]; /* /sys/dev/block/MAJ:MIN/stat, or "" when none */
+};
+
+struct sample {
+    double wall_s;             /* CLOCK_MONOTONIC */
+    double user_s;             /* getrusage(RUSAGE_SELF): every thread, io_uring workers too */
+    double sys_s;
+    int64_t machine_busy_ticks; /* /proc/stat, all CPUs: user+nice+system+irq+softirq */
+    int64_t machine_total_ticks; /* the above plus idle, iowait and steal */
+    int64_t dev_flushes;       /* flush requests the device completed */
+    int64_t dev_write_sectors; /* 512-byte sectors written to the device */
+};
+
+/* What happened between two samples. */
+struct sample_delta {
+    double wall_s;
+    double user_s;
+    double sys_s;
+    double machine_busy;       /* 0..1 of all CPUs, or -1 */
+    int64_t dev_flushes;       /* or -1 */
+    int64_t dev_write_bytes;   /* or -1 */
+};
+
+/* Finds the block device holding dir (its filesystem's st_dev) so samples
+ * can read its counters; d->stat_path stays "" when it has none (tmpfs,
+ * overlay). Returns 0 or -errno from stat(2). */
+MUST_USE int sample_dev_find(struct sample_dev *d, const char *dir);
+
+/* Takes a sample now. dev may be NULL (device counters read -1). */
+void sample_take(struct sample *s, const struct sample_dev *dev);
+
+/* Monotonic seconds, for deadlines and progress. */
+double sample_now_s(void);
+
+/* after - before. */
+void sample_diff(const struct sample *before, const struct sample *after,
+                 struct sample_delta *out);
+
+#endif
