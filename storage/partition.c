@@ -131,6 +131,7 @@ static void append_write_done(struct ring_op *op, int res, uint32_t flags)
     }
     a->seg->ops_inflight--;
     a->state = APPEND_WRITTEN;
+    int64_t hw = p->offset_hw;
     if (res <= 0) {
         part_fail(p, res < 0 ? res : -EIO, "log write");
     } else {
@@ -139,6 +140,9 @@ static void append_write_done(struct ring_op *op, int res, uint32_t flags)
         advance_written(p);
     }
     pump(p);
+    if (p->offset_hw != hw && p->watch_fn != NULL) {
+        p->watch_fn(p->watch_arg);
+    }
 }
 
 static void index_flush(struct part *p, struct seg *s, bool force)
@@ -623,6 +627,47 @@ int part_read(struct part *p, int64_t offset, uint8_t *buf, size_t cap, size_t b
         if (rc != 0) {
             return out->bytes > 0 && rc == -NG_ECORRUPT ? 0 : rc;
         }
+    }
+    return 0;
+}
+
+void part_set_watch(struct part *p, void (*fn)(void *arg), void *arg)
+{
+    p->watch_fn = fn;
+    p->watch_arg = arg;
+}
+
+int part_for_each_batch(struct part *p, int64_t from,
+                        int (*fn)(void *arg, const struct batch_header *h), void *arg)
+{
+    from = from < part_offset_earliest(p) ? part_offset_earliest(p) : from;
+    if (from >= p->offset_hw) {
+        return 0;
+    }
+    for (uint32_t i = seg_for_offset(p, from); i < p->seg_count; i++) {
+        const struct seg *s = p->segs[i];
+        uint64_t pos = 0;
+        int64_t start = s->offset_base;
+        if (from > s->offset_base) {
+            int rc = seg_locate(s, from, p->cfg.batch_bytes_max, p->env.scratch,
+                                p->env.scratch_bytes, &pos);
+            if (rc == -NG_EOFFSET_RANGE) {
+                continue;
+            }
+            if (rc != 0) {
+                return rc == -NG_ECORRUPT ? report_corrupt(p, s, pos, from, rc) : rc;
+            }
+            start = -1; /* found by locate: take the batch's own base */
+        }
+        int rc = seg_for_each_batch(s, pos, start, p->cfg.batch_bytes_max, p->env.scratch,
+                                    p->env.scratch_bytes, fn, arg, &pos);
+        if (rc == -NG_ECORRUPT) {
+            return report_corrupt(p, s, pos, s->offset_base, rc);
+        }
+        if (rc != 0) {
+            return rc;
+        }
+        from = s->offset_next;
     }
     return 0;
 }

@@ -132,6 +132,9 @@ struct part {
     uint64_t dir_gen_synced;
     uint64_t dir_gen_syncing;
     struct ring_op dir_sync_op;
+    /* called when offset_hw advances */
+    void (*watch_fn)(void *arg);
+    void *watch_arg;
     /* roll: drain the active segment, flush its indexes, sync, then create
      * the successor and place the held appends */
     uint8_t roll_stage;
@@ -165,6 +168,19 @@ MUST_USE int part_append(struct part *p, struct part_append *a);
  * -NG_ECORRUPT (a bad batch at offset; logged with its position), -errno. */
 MUST_USE int part_read(struct part *p, int64_t offset, uint8_t *buf, size_t cap,
                        size_t bytes_max, struct part_read_result *out);
+
+/* Calls fn(arg) from the ring each time the high watermark advances (new
+ * batches became readable), after the completions that moved it. fn may
+ * read the partition, not append to or close it. NULL stops the calls. */
+void part_set_watch(struct part *p, void (*fn)(void *arg), void *arg);
+
+/* Calls fn(arg, h) with the header of every readable batch from the one
+ * holding offset `from` (the log start when below it) to the high
+ * watermark, in order. Stops early when fn returns non-zero and returns
+ * that. Returns 0, -NG_ECORRUPT, or -errno. Blocking reads. */
+MUST_USE int part_for_each_batch(struct part *p, int64_t from,
+                                 int (*fn)(void *arg, const struct batch_header *h),
+                                 void *arg);
 
 /* Earliest offset held (the log start). */
 int64_t part_offset_earliest(const struct part *p);

@@ -141,8 +141,8 @@ static int win_get(struct win *w, uint64_t at, size_t n, uint64_t end,
     return 0;
 }
 
-/* Reads and checks the batch at pos: header always, whole batch when
- * checksums. Returns 0, 1 with *stop set when the batch is bad, or -errno. */
+/* Reads and checks the batch at pos: header always (its base offset must be
+ * expect, unless expect is -1), whole batch when checksums. Returns 0, 1 with *stop set when the batch is bad, or -errno. */
 static int read_batch(struct win *w, uint64_t pos, uint64_t end, int64_t expect,
                       bool checksums, uint32_t batch_bytes_max,
                       struct batch_header *h, int *stop)
@@ -154,7 +154,7 @@ static int read_batch(struct win *w, uint64_t pos, uint64_t end, int64_t expect,
         return rc < 0 ? rc : 1;
     }
     *stop = batch_header_decode(p, BATCH_HEADER_BYTES, batch_bytes_max, h);
-    if (*stop == 0 && h->offset_base != expect) {
+    if (*stop == 0 && expect >= 0 && h->offset_base != expect) { /* -1: unknown */
         *stop = -NG_EDISCONTINUITY;
     }
     if (*stop == 0 && checksums) {
@@ -551,4 +551,32 @@ int seg_find_time(const struct seg *s, int64_t ts_ms, uint32_t batch_bytes_max,
         expect = batch_offset_last(&h) + 1;
     }
     return -NG_ENOTFOUND;
+}
+
+int seg_for_each_batch(const struct seg *s, uint64_t pos, int64_t expect_offset,
+                       uint32_t batch_bytes_max, uint8_t *buf, size_t buf_bytes,
+                       int (*fn)(void *arg, const struct batch_header *h), void *arg,
+                       uint64_t *pos_out)
+{
+    struct win w = {.fd = s->fd_log, .buf = buf, .cap = buf_bytes};
+    while (pos < s->bytes_readable) {
+        struct batch_header h;
+        int stop;
+        int rc = read_batch(&w, pos, s->bytes_readable, expect_offset, false, batch_bytes_max,
+                            &h, &stop);
+        if (rc < 0) {
+            return rc;
+        }
+        if (rc == 1) {
+            *pos_out = pos;
+            return -NG_ECORRUPT;
+        }
+        rc = fn(arg, &h);
+        if (rc != 0) {
+            return rc;
+        }
+        pos += batch_bytes(&h);
+        expect_offset = batch_offset_last(&h) + 1;
+    }
+    return 0;
 }

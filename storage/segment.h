@@ -133,6 +133,16 @@ MUST_USE int seg_scan(struct seg *s, uint64_t pos, int64_t expect_offset,
 MUST_USE int seg_find_time(const struct seg *s, int64_t ts_ms, uint32_t batch_bytes_max,
                            uint8_t *buf, size_t buf_bytes, uint64_t *pos_out);
 
+/* Calls fn(arg, h) for each batch header from pos (the batch starting at
+ * expect_offset) to the readable end; stops when fn returns non-zero and
+ * returns that. expect_offset -1: the first batch's base is not known. buf
+ * (>= BATCH_HEADER_BYTES) is scratch. Returns 0,
+ * -NG_ECORRUPT (*pos_out says where), or -errno. */
+MUST_USE int seg_for_each_batch(const struct seg *s, uint64_t pos, int64_t expect_offset,
+                                uint32_t batch_bytes_max, uint8_t *buf, size_t buf_bytes,
+                                int (*fn)(void *arg, const struct batch_header *h),
+                                void *arg, uint64_t *pos_out);
+
 /* Closes every file and frees the indexes. */
 void seg_close(struct seg *s);
 

@@ -571,3 +571,49 @@ Test(partition, a_failed_roll_sync_fails_the_log)
     cr_assert_lt(acked, 40);
     check_failed_then_recovers(acked);
 }
+
+/* ---- watching and walking ---- */
+
+static int watch_calls;
+static void count_watch(void *arg)
+{
+    (void)arg;
+    watch_calls++;
+}
+
+Test(partition, the_watcher_hears_each_advance_of_the_high_watermark)
+{
+    cr_assert_eq(fx_open(&f), 0);
+    watch_calls = 0;
+    part_set_watch(&f.part, count_watch, NULL);
+    append_many(3, 2, 10, false, NULL);
+    cr_assert_eq(watch_calls, 3);
+    part_set_watch(&f.part, NULL, NULL);
+    append_many(1, 2, 10, false, NULL);
+    cr_assert_eq(watch_calls, 3);
+}
+
+static int64_t walked[64];
+static int walked_n;
+static int record_walk(void *arg, const struct batch_header *h)
+{
+    (void)arg;
+    walked[walked_n++] = h->offset_base;
+    return walked_n == 64 ? 1 : 0;
+}
+
+Test(partition, for_each_batch_walks_headers_across_segments_from_an_offset)
+{
+    f.cfg.segment_bytes = 4096;
+    cr_assert_eq(fx_open(&f), 0);
+    append_many(30, 3, 200, false, NULL);
+    walked_n = 0;
+    cr_assert_eq(part_for_each_batch(&f.part, 40, record_walk, NULL), 0);
+    cr_assert_eq(walked_n, 30 - 13); /* from the batch holding 40: base 39 */
+    for (int i = 0; i < walked_n; i++) {
+        cr_assert_eq(walked[i], 39 + 3 * i);
+    }
+    walked_n = 0;
+    cr_assert_eq(part_for_each_batch(&f.part, 0, record_walk, NULL), 0);
+    cr_assert_eq(walked_n, 30);
+}
