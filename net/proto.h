@@ -153,7 +153,7 @@ static inline struct proto_str proto_str_make(const char *s)
 static inline bool proto_str_eq(struct proto_str s, const char *cstr)
 {
     size_t n = strlen(cstr);
-    return s.len >= 0 && (size_t)s.len == n && memcmp(s.ptr, cstr, n) == 0;
+    return s.len >= 0 && (size_t)s.len == n && (n == 0 || memcmp(s.ptr, cstr, n) == 0);
 }
 
 /* Copies s into buf as a NUL-terminated string. Returns 0, -NG_EBADARG for

@@ -1130,6 +1130,9 @@ Test(proto, str_copy_terminates_and_checks_room)
     cr_assert_eq(proto_str_copy(PROTO_STR_NULL, out, sizeof out), -NG_EBADARG);
     cr_assert_eq(proto_str_copy(proto_str_make(""), out, sizeof out), 0);
     cr_assert_str_eq(out, "");
+    cr_assert(proto_str_eq((struct proto_str){NULL, 0}, ""));
+    cr_assert_not(proto_str_eq(PROTO_STR_NULL, ""));
+    cr_assert_not(proto_str_eq(proto_str_make("ab"), "abc"));
 }
 
 /* ---- encoder failures ---- */
