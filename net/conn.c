@@ -1,0 +1,878 @@
+/*
+ * net/conn.c — one connection: frames in, handler calls, answers out in
+ * order, back-pressure, close.
+ *
+ * Reading. A connection reads only while it is under every bound (requests in
+ * flight, request bytes held, answer bytes queued) or is in the middle of a
+ * frame. Bytes that arrive after it went over a bound — the receive that was
+ * already armed — are parked in its stash (at most one multishot arm's cap
+ * plus one buffer) and parsed first when it resumes; it arms nothing while
+ * the stash is not empty, so the kernel's socket buffer and then TCP push
+ * back on the client.
+ *
+ * Writing. At most one sendmsg is in flight; it gathers every answer that is
+ * ready at the head of the FIFO. A partial send leaves tx_head_sent bytes of
+ * the head answer sent, and the next sendmsg starts after them.
+ *
+ * Closing. conn_rx_stop() is the orderly way (EOF, oversized frame, stop):
+ * read nothing more, answer what is in flight, close. conn_abort() cuts: ops
+ * cancelled, requests the handler still holds are orphaned (their frames stay
+ * valid until the handler completes them).
+ */
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "base/bytes.h"
+#include "base/err.h"
+#include "net/loop_int.h"
+
+enum { RX_GO, RX_BLOCKED, RX_DROP };
+
+/* What an idle connection costs us (net/loop.h promises "about 210 bytes");
+ * a request slot lives only as long as its request. */
+static_assert(sizeof(struct conn) <= 256, "struct conn grew: idle connections cost more");
+static_assert(sizeof(struct loop_req) <= 192, "struct loop_req grew");
+
+static void conn_recv_done(struct ring_op *op, int res, uint32_t flags);
+static void conn_send_done(struct ring_op *op, int res, uint32_t flags);
+static void conn_cancel_done(struct ring_op *op, int res, uint32_t flags);
+
+static size_t min_size(size_t a, size_t b) { return a < b ? a : b; }
+
+int conn_open(struct loop *l, int fd)
+{
+    struct conn *c = loop_conn_get(l);
+    if (c == NULL) {
+        close(fd);
+        return -ENOMEM;
+    }
+    /* Answers are whole frames written at once: never wait for more. A
+     * failure only costs latency, so it is not fatal. */
+    int one = 1;
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    c->loop = l;
+    c->fd = fd;
+    c->id = ++l->conn_seq;
+    c->recv_op = (struct ring_op){.done = conn_recv_done, .kind = RING_NET};
+    c->send_op = (struct ring_op){.done = conn_send_done, .kind = RING_NET};
+    c->cancel_op = (struct ring_op){.done = conn_cancel_done, .kind = RING_NET};
+    dl_push(&l->conns, &c->all);
+    l->stats.conns++;
+    l->stats.conns_accepted++;
+    conn_dirty(c);
+    return 0;
+}
+
+void conn_dirty(struct conn *c)
+{
+    ASSERT(c->fd >= 0); /* never a freed connection */
+    if ((c->flags & CONN_DIRTY) == 0) {
+        c->flags |= CONN_DIRTY;
+        dl_push(&c->loop->dirty, &c->dirty);
+    }
+}
+
+/* ---- requests ----------------------------------------------------------- */
+
+static void req_free_frame(struct loop *l, struct loop_req *r)
+{
+    if (r->frame != NULL) {
+        if (r->conn != NULL) {
+            ASSERT(r->conn->rx_held_bytes >= r->frame_bytes);
+            r->conn->rx_held_bytes -= r->frame_bytes;
+        }
+        loop_mem_put(l, r->frame, r->frame_cap);
+        r->frame = NULL;
+    }
+}
+
+static void req_free_answer(struct loop *l, struct loop_req *r)
+{
+    loop_mem_put(l, r->resp, r->resp_cap);
+    r->resp = NULL;
+    r->resp_cap = r->resp_bytes = 0;
+    struct loop_ext *e = r->ext_head;
+    r->ext_head = r->ext_tail = NULL;
+    r->ext_bytes = 0;
+    while (e != NULL) {
+        struct loop_ext *next = e->next;
+        if (e->release != NULL) {
+            e->release(e);
+        }
+        e = next;
+    }
+}
+
+/* Frees r and everything it holds. The caller has taken it off its FIFO. */
+static void req_destroy(struct loop *l, struct loop_req *r)
+{
+    req_free_frame(l, r);
+    req_free_answer(l, r);
+    if (dl_linked(&r->olink)) {
+        dl_del(&r->olink);
+    }
+    ASSERT(l->stats.reqs_live > 0);
+    l->stats.reqs_live--;
+    loop_req_put(l, r);
+}
+
+static struct loop_req *conn_pop(struct conn *c)
+{
+    struct loop_req *r = c->head;
+    ASSERT(r != NULL && c->req_count > 0);
+    c->head = r->next;
+    if (c->head == NULL) {
+        c->tail = NULL;
+    }
+    r->next = NULL;
+    c->req_count--;
+    return r;
+}
+
+/* ---- reading ------------------------------------------------------------ */
+
+/* Whether a new frame may be started (next_bytes long; 0 to ask whether
+ * reading is worth arming at all). */
+static bool conn_rx_blocked(const struct conn *c, uint64_t next_bytes)
+{
+    const struct loop_cfg *cfg = &c->loop->cfg;
+    if (c->req_count >= cfg->conn_inflight_max ||
+        c->tx_queued_bytes >= cfg->conn_tx_bytes_max) {
+        return true;
+    }
+    if (next_bytes == 0) {
+        return c->rx_held_bytes >= cfg->conn_rx_bytes_max;
+    }
+    return c->rx_held_bytes > 0 && c->rx_held_bytes + next_bytes > cfg->conn_rx_bytes_max;
+}
+
+/* The frame in rx_req is complete: queue it and hand it to the handler. */
+static void conn_rx_complete(struct conn *c)
+{
+    struct loop *l = c->loop;
+    struct loop_req *r = c->rx_req;
+    c->rx_req = NULL;
+    r->state = REQ_HANDLER;
+    if (c->tail != NULL) {
+        c->tail->next = r;
+    } else {
+        c->head = r;
+    }
+    c->tail = r;
+    l->stats.frames_in++;
+    l->cfg.on_request(l->cfg.arg, r);
+}
+
+static void conn_memwait(struct conn *c)
+{
+    c->loop->stats.mem_waits++;
+    if ((c->flags & CONN_MEMWAIT) == 0) {
+        c->flags |= CONN_MEMWAIT;
+        dl_push(&c->loop->memwait, &c->wait);
+    }
+}
+
+/* The 4-byte header is in c->hdr: check it, then allocate the request. */
+static int conn_rx_begin(struct conn *c)
+{
+    struct loop *l = c->loop;
+    uint32_t len = get_be32(c->hdr);
+    if (len > l->cfg.frame_bytes_max) {
+        /* Refused before anything is allocated for it. */
+        l->stats.frames_refused++;
+        conn_rx_stop(c, -NG_ETOOBIG);
+        return RX_DROP;
+    }
+    if (conn_rx_blocked(c, len)) {
+        return RX_BLOCKED;
+    }
+    struct loop_req *r = loop_req_get(l);
+    uint8_t *frame = NULL;
+    size_t cap = 0;
+    if (r != NULL && len > 0) {
+        frame = loop_mem_get(l, len, false, &cap);
+    }
+    if (r == NULL || (len > 0 && frame == NULL)) {
+        if (r != NULL) {
+            loop_req_put(l, r);
+        }
+        conn_memwait(c);
+        return RX_BLOCKED;
+    }
+    r->loop = l;
+    r->conn = c;
+    r->conn_id = c->id;
+    r->frame = frame;
+    r->frame_cap = (uint32_t)cap;
+    r->frame_bytes = len;
+    r->state = REQ_RECV;
+    l->stats.reqs_live++;
+    c->rx_req = r;
+    c->req_count++;
+    c->rx_held_bytes += len;
+    c->hdr_got = 0;
+    if (len == 0) {
+        conn_rx_complete(c);
+    }
+    return RX_GO;
+}
+
+/* Frames as much of p[0..n) as the bounds allow, calling the handler for each
+ * complete one. Returns the bytes consumed (n when the connection stopped
+ * reading: the rest is dropped). */
+static size_t conn_parse(struct conn *c, const uint8_t *p, size_t n)
+{
+    size_t used = 0;
+    for (;;) {
+        if (c->flags & (CONN_RX_STOP | CONN_CLOSING)) {
+            return n;
+        }
+        struct loop_req *r = c->rx_req;
+        if (r == NULL) {
+            while (c->hdr_got < 4 && used < n) {
+                c->hdr[c->hdr_got++] = p[used++];
+            }
+            if (c->hdr_got < 4) {
+                return used;
+            }
+            int rc = conn_rx_begin(c);
+            if (rc == RX_BLOCKED) {
+                return used;
+            }
+            if (rc == RX_DROP) {
+                return n;
+            }
+            continue;
+        }
+        if (used == n) {
+            return used;
+        }
+        size_t take = min_size(n - used, r->frame_bytes - r->frame_got);
+        memcpy(r->frame + r->frame_got, p + used, take);
+        r->frame_got += (uint32_t)take;
+        used += take;
+        if (r->frame_got == r->frame_bytes) {
+            conn_rx_complete(c);
+        }
+    }
+}
+
+static void conn_stash_free(struct conn *c)
+{
+    loop_mem_put(c->loop, c->stash, c->stash_cap);
+    c->stash = NULL;
+    c->stash_cap = c->stash_off = c->stash_len = 0;
+}
+
+/* Parks n received bytes that cannot be framed yet. They come from the
+ * receive armed when the connection went over a bound, so they are at most
+ * rx_mshot_bytes + rx_buf_bytes; the stash ignores the memory budget, being
+ * bounded by that times the connections. Without memory (malloc failed) the
+ * bytes cannot be kept and the connection is cut. */
+static void conn_stash_add(struct conn *c, const uint8_t *p, size_t n)
+{
+    struct loop *l = c->loop;
+    size_t cap;
+    if (c->stash == NULL) {
+        size_t want = (size_t)l->cfg.rx_mshot_bytes + l->cfg.rx_buf_bytes;
+        c->stash = loop_mem_get(l, n > want ? n : want, true, &cap);
+        if (c->stash == NULL) {
+            conn_abort(c, -ENOMEM);
+            return;
+        }
+        c->stash_cap = (uint32_t)cap;
+    }
+    if ((size_t)c->stash_cap - c->stash_off - c->stash_len < n) {
+        memmove(c->stash, c->stash + c->stash_off, c->stash_len);
+        c->stash_off = 0;
+    }
+    if ((size_t)c->stash_cap - c->stash_len < n) {
+        /* More than the kernel promised; keep it anyway. */
+        uint8_t *bigger = loop_mem_get(l, (size_t)c->stash_len + n, true, &cap);
+        if (bigger == NULL) {
+            conn_abort(c, -ENOMEM);
+            return;
+        }
+        memcpy(bigger, c->stash, c->stash_len);
+        loop_mem_put(l, c->stash, c->stash_cap);
+        c->stash = bigger;
+        c->stash_cap = (uint32_t)cap;
+    }
+    memcpy(c->stash + c->stash_off + c->stash_len, p, n);
+    c->stash_len += (uint32_t)n;
+}
+
+static void conn_rx_input(struct conn *c, const uint8_t *p, size_t n)
+{
+    if (c->stash_len > 0) { /* keep byte order: behind what waits */
+        conn_stash_add(c, p, n);
+        return;
+    }
+    size_t used = conn_parse(c, p, n);
+    if (used < n) {
+        conn_stash_add(c, p + used, n - used);
+    }
+}
+
+/* Drops the partial frame and parked bytes (the connection reads no more). */
+static void conn_rx_drop(struct conn *c)
+{
+    ASSERT((c->flags & CONN_RX_ARMED) == 0); /* a direct receive may target it */
+    struct loop_req *r = c->rx_req;
+    if (r != NULL) {
+        c->rx_req = NULL;
+        c->req_count--;
+        req_destroy(c->loop, r);
+    }
+    conn_stash_free(c);
+    c->hdr_got = 0;
+}
+
+static void conn_rx_arm(struct conn *c)
+{
+    struct loop *l = c->loop;
+    struct loop_req *r = c->rx_req;
+    struct io_uring_sqe *sqe;
+    c->flags &= (uint16_t)~(CONN_RX_DIRECT | CONN_RX_MSHOT);
+    if (r != NULL && r->frame_bytes - r->frame_got >= l->cfg.rx_buf_bytes) {
+        /* A big body goes straight into its request buffer: no copy. */
+        sqe = ring_sqe(l->ring, &c->recv_op);
+        io_uring_prep_recv(sqe, c->fd, r->frame + r->frame_got,
+                           r->frame_bytes - r->frame_got, 0);
+        c->flags |= CONN_RX_DIRECT;
+    } else if (l->rx_mshot) {
+        sqe = ring_sqe_multishot(l->ring, &c->recv_op);
+        io_uring_prep_recv_multishot(sqe, c->fd, NULL, 0, 0);
+        sqe->flags |= IOSQE_BUFFER_SELECT;
+        sqe->buf_group = LOOP_BUF_GROUP;
+        /* sqe->optlen (Linux 6.17+) shares this field: the total bytes this
+         * arm may deliver before it ends without IORING_CQE_F_MORE. Older
+         * kernels refuse it with -EINVAL and we fall back to one-shot. */
+        sqe->file_index = l->cfg.rx_mshot_bytes;
+        c->flags |= CONN_RX_MSHOT;
+    } else {
+        sqe = ring_sqe(l->ring, &c->recv_op);
+        io_uring_prep_recv(sqe, c->fd, NULL, l->cfg.rx_buf_bytes, 0);
+        sqe->flags |= IOSQE_BUFFER_SELECT;
+        sqe->buf_group = LOOP_BUF_GROUP;
+    }
+    c->flags |= CONN_RX_ARMED;
+    c->ops++;
+}
+
+static void conn_rx_pause(struct conn *c)
+{
+    if ((c->flags & CONN_RX_PAUSED) == 0) {
+        c->flags |= CONN_RX_PAUSED;
+        c->loop->stats.rx_pauses++;
+    }
+}
+
+/* Resumes reading if the bounds allow: parked bytes first, then a receive. */
+static void conn_rx_pump(struct conn *c)
+{
+    if (c->flags & CONN_RX_STOP) {
+        if ((c->flags & CONN_RX_ARMED) == 0) {
+            conn_rx_drop(c);
+        }
+        return;
+    }
+    /* Parked bytes go first, even while a multishot receive is still armed:
+     * it may not complete again until the client sends more, and the client
+     * may be waiting for the answers to what is parked. Anything it delivers
+     * meanwhile lands behind the parked bytes (conn_rx_input). A direct
+     * receive is only ever armed with nothing parked. */
+    if (c->stash_len > 0 || (c->rx_req == NULL && c->hdr_got == 4)) {
+        ASSERT((c->flags & CONN_RX_DIRECT) == 0);
+        size_t used = conn_parse(c, c->stash ? c->stash + c->stash_off : NULL, c->stash_len);
+        if (c->flags & (CONN_RX_STOP | CONN_CLOSING)) {
+            return; /* the next kick drops what is left */
+        }
+        c->stash_off += (uint32_t)used;
+        c->stash_len -= (uint32_t)used;
+        if (c->stash_len == 0) {
+            conn_stash_free(c);
+        }
+        if (c->stash_len > 0 || (c->rx_req == NULL && c->hdr_got == 4)) {
+            conn_rx_pause(c);
+            return;
+        }
+    }
+    if (c->flags & CONN_RX_EOF) {
+        /* Everything received is framed; a partial frame never completes. */
+        if ((c->flags & CONN_RX_ARMED) == 0) {
+            conn_rx_stop(c, 0);
+        }
+        return;
+    }
+    if (c->flags & CONN_RX_ARMED) {
+        return;
+    }
+    if (c->rx_req == NULL && conn_rx_blocked(c, 0)) {
+        conn_rx_pause(c);
+        return;
+    }
+    c->flags &= (uint16_t)~CONN_RX_PAUSED;
+    conn_rx_arm(c);
+}
+
+static void conn_recv_error(struct conn *c, int res, bool was_mshot)
+{
+    struct loop *l = c->loop;
+    switch (res) {
+    case -ENOBUFS: /* provided ring ran dry; every buffer is back by the kick */
+        l->stats.rx_nobufs++;
+        break;
+    case -ECANCELED: /* we asked */
+    case -EINTR:
+    case -EAGAIN:
+        break;
+    case -EINVAL:
+        if (was_mshot && l->rx_mshot) { /* kernel without the per-arm cap */
+            l->rx_mshot = false;
+            break;
+        }
+        conn_abort(c, res);
+        break;
+    default:
+        conn_abort(c, res); /* -ECONNRESET, -ETIMEDOUT, ... */
+        break;
+    }
+}
+
+static void conn_recv_done(struct ring_op *op, int res, uint32_t flags)
+{
+    struct conn *c = LOOP_CONTAINER_OF(op, struct conn, recv_op);
+    struct loop *l = c->loop;
+    bool direct = (c->flags & CONN_RX_DIRECT) != 0;
+    bool was_mshot = (c->flags & CONN_RX_MSHOT) != 0;
+    if ((flags & IORING_CQE_F_MORE) == 0) {
+        c->flags &= (uint16_t)~(CONN_RX_ARMED | CONN_RX_DIRECT | CONN_RX_MSHOT);
+        ASSERT(c->ops > 0);
+        c->ops--;
+    }
+    bool live = (c->flags & (CONN_RX_STOP | CONN_CLOSING)) == 0;
+    if (res > 0) {
+        l->stats.rx_bytes += (uint64_t)res;
+    }
+    if (flags & IORING_CQE_F_BUFFER) {
+        uint16_t bid = (uint16_t)(flags >> IORING_CQE_BUFFER_SHIFT);
+        ASSERT(bid < l->cfg.rx_buf_count);
+        if (res > 0 && live) {
+            conn_rx_input(c, l->rx_bufs + (size_t)bid * l->cfg.rx_buf_bytes, (size_t)res);
+        }
+        loop_rxbuf_put(l, bid);
+    } else if (res > 0 && direct) {
+        struct loop_req *r = c->rx_req;
+        ASSERT(r != NULL && (uint32_t)res <= r->frame_bytes - r->frame_got);
+        r->frame_got += (uint32_t)res;
+        if (live && r->frame_got == r->frame_bytes) {
+            conn_rx_complete(c);
+        }
+    }
+    if (res == 0) {
+        /* Peer EOF (perhaps only a half-close): requests already received,
+         * parked ones included, are still answered; then the connection
+         * closes (conn_rx_pump). */
+        c->flags |= CONN_RX_EOF;
+    } else if (res < 0) {
+        conn_recv_error(c, res, was_mshot);
+    }
+    conn_dirty(c);
+}
+
+/* ---- writing ------------------------------------------------------------ */
+
+struct iov_fill {
+    struct iovec *iov;
+    size_t n;
+    uint64_t skip;  /* bytes already sent, still to pass over */
+    uint64_t bytes; /* gathered */
+};
+
+/* Adds p[0..len) (past any skip); false when the iovec array is full. */
+static bool fill_piece(struct iov_fill *f, const void *p, size_t len)
+{
+    if (f->skip >= len) {
+        f->skip -= len;
+        return true;
+    }
+    if (f->n == LOOP_TX_IOV_MAX) {
+        return false;
+    }
+    f->iov[f->n].iov_base = (char *)(uintptr_t)p + f->skip;
+    f->iov[f->n].iov_len = len - f->skip;
+    f->bytes += len - f->skip;
+    f->skip = 0;
+    f->n++;
+    return true;
+}
+
+/* Gathers r's answer: prefix, then its buffer with the ext parts spliced in
+ * at their offsets. False when the array filled up first. */
+static bool fill_answer(struct iov_fill *f, struct loop_req *r)
+{
+    if (!fill_piece(f, r->prefix, sizeof(r->prefix))) {
+        return false;
+    }
+    size_t pos = 0;
+    for (struct loop_ext *e = r->ext_head; e != NULL; e = e->next) {
+        if (!fill_piece(f, r->resp + pos, e->at - pos) || !fill_piece(f, e->ptr, e->len)) {
+            return false;
+        }
+        pos = e->at;
+    }
+    return fill_piece(f, r->resp + pos, r->resp_bytes - pos);
+}
+
+/* Pops finished requests with nothing (left) to send from the head. */
+static void conn_pop_finished(struct conn *c)
+{
+    struct loop_req *r;
+    while ((r = c->head) != NULL && r->state == REQ_DONE && r->answer != ANS_RESP) {
+        if (r->answer == ANS_CLOSE) {
+            /* Every earlier answer is on the wire: now close. */
+            conn_abort(c, -NG_EPROTO);
+            return;
+        }
+        req_destroy(c->loop, conn_pop(c));
+    }
+}
+
+static void conn_tx_pump(struct conn *c)
+{
+    struct loop *l = c->loop;
+    if (c->flags & CONN_TX_ARMED) {
+        return;
+    }
+    conn_pop_finished(c);
+    if ((c->flags & CONN_CLOSING) || c->head == NULL || c->head->state != REQ_DONE) {
+        return;
+    }
+    struct tx_batch *t = loop_tx_get(l);
+    if (t == NULL) {
+        conn_abort(c, -ENOMEM);
+        return;
+    }
+    struct iov_fill f = {.iov = t->iov, .skip = c->tx_head_sent};
+    for (struct loop_req *r = c->head; r != NULL && r->state == REQ_DONE; r = r->next) {
+        if (r->answer == ANS_CLOSE) {
+            break;
+        }
+        if (r->answer == ANS_RESP && !fill_answer(&f, r)) {
+            break;
+        }
+    }
+    ASSERT(f.n > 0 && f.bytes > 0);
+    t->msg.msg_iov = t->iov;
+    t->msg.msg_iovlen = f.n;
+    t->bytes = f.bytes;
+    c->tx = t;
+    io_uring_prep_sendmsg(ring_sqe(l->ring, &c->send_op), c->fd, &t->msg, MSG_NOSIGNAL);
+    c->flags |= CONN_TX_ARMED;
+    c->ops++;
+}
+
+/* sent bytes left: retire the answers they finish. */
+static void conn_tx_consume(struct conn *c, uint64_t sent)
+{
+    ASSERT(c->tx_queued_bytes >= sent);
+    c->tx_queued_bytes -= sent;
+    while (sent > 0) {
+        struct loop_req *r = c->head;
+        ASSERT(r != NULL && r->state == REQ_DONE && r->answer != ANS_CLOSE);
+        if (r->answer == ANS_NONE) {
+            req_destroy(c->loop, conn_pop(c));
+            continue;
+        }
+        uint64_t left = req_wire_bytes(r) - c->tx_head_sent;
+        if (sent < left) {
+            c->tx_head_sent += sent;
+            return;
+        }
+        sent -= left;
+        c->tx_head_sent = 0;
+        req_destroy(c->loop, conn_pop(c));
+        c->loop->stats.resps_out++;
+    }
+}
+
+static void conn_send_done(struct ring_op *op, int res, uint32_t flags)
+{
+    (void)flags;
+    struct conn *c = LOOP_CONTAINER_OF(op, struct conn, send_op);
+    struct tx_batch *t = c->tx;
+    ASSERT(c->ops > 0 && t != NULL);
+    c->ops--;
+    c->flags &= (uint16_t)~CONN_TX_ARMED;
+    c->tx = NULL;
+    uint64_t batch_bytes = t->bytes;
+    loop_tx_put(c->loop, t);
+    if (res > 0) {
+        ASSERT((uint64_t)res <= batch_bytes);
+        c->loop->stats.tx_bytes += (uint64_t)res;
+        conn_tx_consume(c, (uint64_t)res);
+    } else if (res == 0) {
+        conn_abort(c, -EPIPE); /* nothing moved: never retry in a loop */
+    } else if (res != -EINTR && res != -EAGAIN && res != -ECANCELED) {
+        conn_abort(c, res); /* -EPIPE, -ECONNRESET: peer gone */
+    }
+    conn_dirty(c);
+}
+
+/* ---- closing ------------------------------------------------------------ */
+
+/* Cancels the receive (all=false) or every op on the socket (all=true). One
+ * cancel at a time; a second request is remembered and issued after. */
+static void conn_cancel(struct conn *c, bool all)
+{
+    if (c->flags & CONN_CANCEL) {
+        c->flags |= CONN_RECANCEL;
+        return;
+    }
+    struct io_uring_sqe *sqe = ring_sqe(c->loop->ring, &c->cancel_op);
+    if (all) {
+        io_uring_prep_cancel_fd(sqe, c->fd, IORING_ASYNC_CANCEL_ALL);
+    } else {
+        io_uring_prep_cancel(sqe, &c->recv_op, 0);
+    }
+    c->flags |= CONN_CANCEL;
+    c->ops++;
+}
+
+static void conn_cancel_done(struct ring_op *op, int res, uint32_t flags)
+{
+    (void)res; /* 0, -ENOENT (already done) or -EALREADY: all end the same */
+    (void)flags;
+    struct conn *c = LOOP_CONTAINER_OF(op, struct conn, cancel_op);
+    ASSERT(c->ops > 0);
+    c->ops--;
+    c->flags &= (uint16_t)~CONN_CANCEL;
+    if (c->flags & CONN_RECANCEL) {
+        c->flags &= (uint16_t)~CONN_RECANCEL;
+        if ((c->flags & CONN_CLOSING) && (c->flags & (CONN_RX_ARMED | CONN_TX_ARMED))) {
+            conn_cancel(c, true);
+        } else if (c->flags & CONN_RX_ARMED) {
+            conn_cancel(c, false);
+        }
+    }
+    conn_dirty(c);
+}
+
+static void conn_memwait_leave(struct conn *c)
+{
+    if (c->flags & CONN_MEMWAIT) {
+        c->flags &= (uint16_t)~CONN_MEMWAIT;
+        dl_del(&c->wait);
+    }
+}
+
+void conn_rx_stop(struct conn *c, int reason)
+{
+    if (c->flags & (CONN_RX_STOP | CONN_CLOSING)) {
+        return;
+    }
+    c->flags |= CONN_RX_STOP;
+    c->close_reason = reason;
+    if (c->flags & CONN_RX_ARMED) {
+        conn_cancel(c, false);
+    }
+    conn_memwait_leave(c);
+    conn_dirty(c);
+}
+
+void conn_abort(struct conn *c, int reason)
+{
+    if (c->flags & CONN_CLOSING) {
+        return;
+    }
+    if ((c->flags & CONN_RX_STOP) == 0 || c->close_reason == 0) {
+        c->close_reason = reason;
+    }
+    c->flags |= CONN_CLOSING | CONN_RX_STOP;
+    if (c->flags & (CONN_RX_ARMED | CONN_TX_ARMED)) {
+        conn_cancel(c, true);
+    }
+    conn_memwait_leave(c);
+    conn_dirty(c);
+}
+
+/* Frees c once nothing is in flight. Requests the handler holds are orphaned;
+ * their abort callbacks run last, when c is gone, so whatever they call
+ * cannot reach it. */
+static void conn_free(struct conn *c)
+{
+    struct loop *l = c->loop;
+    if (c->ops > 0) {
+        if ((c->flags & (CONN_RX_ARMED | CONN_TX_ARMED)) && !(c->flags & CONN_CANCEL)) {
+            conn_cancel(c, true);
+        }
+        return;
+    }
+    dl_del(&c->all);
+    conn_memwait_leave(c);
+    if (c->flags & CONN_DIRTY) {
+        dl_del(&c->dirty);
+    }
+    c->flags = CONN_CLOSING;
+    conn_rx_drop(c);
+    struct loop_dl orphans;
+    dl_init(&orphans);
+    while (c->head != NULL) {
+        struct loop_req *r = conn_pop(c);
+        if (r->state != REQ_HANDLER) {
+            req_destroy(l, r);
+            continue;
+        }
+        /* The handler still holds r and may still be reading its frame
+         * (a write to the log in flight): it stays, without a connection. */
+        if (r->frame != NULL) {
+            c->rx_held_bytes -= r->frame_bytes;
+        }
+        r->conn = NULL;
+        if (r->on_abort != NULL) {
+            dl_push(&orphans, &r->olink);
+        }
+    }
+    ASSERT(c->req_count == 0 && c->rx_held_bytes == 0 && c->tx == NULL);
+    uint64_t id = c->id;
+    int reason = c->close_reason;
+    close(c->fd);
+    c->fd = -1;
+    ASSERT(l->stats.conns > 0);
+    l->stats.conns--;
+    loop_conn_put(l, c);
+    while (!dl_empty(&orphans)) {
+        struct loop_req *r = LOOP_CONTAINER_OF(orphans.next, struct loop_req, olink);
+        dl_del(&r->olink);
+        void (*fn)(struct loop_req *, void *) = r->on_abort;
+        r->on_abort = NULL;
+        fn(r, r->abort_arg); /* may complete r, or others on this list */
+    }
+    if (l->cfg.on_close != NULL) {
+        l->cfg.on_close(l->cfg.arg, id, reason);
+    }
+}
+
+void conn_kick(struct conn *c)
+{
+    if ((c->flags & CONN_CLOSING) == 0) {
+        conn_tx_pump(c);
+    }
+    if ((c->flags & CONN_CLOSING) == 0) {
+        conn_rx_pump(c);
+    }
+    if ((c->flags & CONN_CLOSING) == 0 && (c->flags & CONN_RX_STOP) &&
+        (c->flags & (CONN_RX_ARMED | CONN_TX_ARMED)) == 0 && c->head == NULL &&
+        c->rx_req == NULL) {
+        c->flags |= CONN_CLOSING; /* drained: every answer sent */
+    }
+    if (c->flags & CONN_CLOSING) {
+        conn_free(c);
+    }
+}
+
+/* ---- the request API (net/loop.h) ---------------------------------------- */
+
+static void req_complete(struct loop_req *r, enum req_answer answer)
+{
+    struct loop *l = r->loop;
+    ASSERT(r->state == REQ_HANDLER);
+    r->state = REQ_DONE;
+    r->answer = (uint8_t)answer;
+    req_free_frame(l, r);
+    if (answer != ANS_RESP) {
+        req_free_answer(l, r);
+    }
+    struct conn *c = r->conn;
+    if (c == NULL) { /* orphaned: nobody to answer */
+        req_destroy(l, r);
+        return;
+    }
+    if (answer == ANS_RESP) {
+        c->tx_queued_bytes += req_wire_bytes(r);
+    } else if (answer == ANS_CLOSE) {
+        conn_rx_stop(c, -NG_EPROTO);
+    }
+    conn_dirty(c);
+}
+
+const uint8_t *loop_req_frame(const struct loop_req *req, size_t *len_out)
+{
+    static const uint8_t empty[1];
+    ASSERT(req->state == REQ_HANDLER);
+    *len_out = req->frame_bytes;
+    return req->frame != NULL ? req->frame : empty;
+}
+
+uint64_t loop_req_conn_id(const struct loop_req *req) { return req->conn_id; }
+
+bool loop_req_orphaned(const struct loop_req *req) { return req->conn == NULL; }
+
+void loop_req_on_abort(struct loop_req *req, void (*fn)(struct loop_req *, void *),
+                       void *arg)
+{
+    ASSERT(req->state == REQ_HANDLER);
+    req->on_abort = fn;
+    req->abort_arg = arg;
+}
+
+int loop_resp_buf(struct loop_req *req, size_t cap, uint8_t **out)
+{
+    ASSERT(req->state == REQ_HANDLER && out != NULL);
+    if (cap > LOOP_FRAME_BYTES_CAP) {
+        return -NG_ETOOBIG;
+    }
+    if (req->resp != NULL && cap <= req->resp_cap) {
+        *out = req->resp;
+        return 0;
+    }
+    struct loop *l = req->loop;
+    size_t real;
+    uint8_t *p = loop_mem_get(l, cap, cap <= LOOP_RESP_RESERVE_BYTES, &real);
+    if (p == NULL) {
+        return -ENOMEM;
+    }
+    if (req->resp != NULL) {
+        memcpy(p, req->resp, req->resp_cap);
+        loop_mem_put(l, req->resp, req->resp_cap);
+    }
+    req->resp = p;
+    req->resp_cap = real;
+    *out = p;
+    return 0;
+}
+
+void loop_resp_ext(struct loop_req *req, struct loop_ext *ext, size_t at)
+{
+    ASSERT(req->state == REQ_HANDLER && ext != NULL);
+    ASSERT(req->ext_tail == NULL || req->ext_tail->at <= at);
+    ext->at = at;
+    ext->next = NULL;
+    if (req->ext_tail != NULL) {
+        req->ext_tail->next = ext;
+    } else {
+        req->ext_head = ext;
+    }
+    req->ext_tail = ext;
+    req->ext_bytes += ext->len;
+}
+
+void loop_req_respond(struct loop_req *req, size_t len)
+{
+    ASSERT(req->state == REQ_HANDLER);
+    ASSERT(len <= req->resp_cap);
+    ASSERT(req->ext_tail == NULL || req->ext_tail->at <= len);
+    uint64_t payload = len + req->ext_bytes;
+    ASSERT(payload <= LOOP_FRAME_BYTES_CAP);
+    req->resp_bytes = len;
+    put_be32(req->prefix, (uint32_t)payload);
+    req_complete(req, ANS_RESP);
+}
+
+void loop_req_noreply(struct loop_req *req) { req_complete(req, ANS_NONE); }
+
+void loop_req_fail(struct loop_req *req) { req_complete(req, ANS_CLOSE); }

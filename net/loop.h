@@ -1,0 +1,415 @@
+/*
+ * net/loop.h — the broker's event loop: listen, accept, framed requests in,
+ * responses out, timers, shutdown. Everything goes through the worker's
+ * base/ring.h ring (kind RING_NET), which the storage engine shares.
+ *
+ * Invariants. A struct loop belongs to the thread that called loop_init(); only
+ * loop_post() and loop_stop_async() may be called from elsewhere. Requests on
+ * one connection are answered in the order they arrived, whatever order their
+ * handlers finish in. Every buffer the loop holds is bounded by a limit below
+ * (LOOP_* and struct loop_cfg): a connection that reaches a bound stops being
+ * read from until it drains — no new receive is armed, so the kernel's socket
+ * buffer and then TCP push back on the client; what a receive armed before
+ * still brings (at most rx_mshot_bytes + one buffer) is parked, not framed.
+ * An idle connection costs one struct conn (about 210 bytes) and one armed
+ * receive that holds no buffer. A peer's EOF ends reading only after every
+ * request already received has been answered (half-close works).
+ *
+ * Framing: a request or response frame is a u32 big-endian length followed by
+ * that many bytes. A request longer than cfg.frame_bytes_max is refused before
+ * anything is allocated for it: the connection stops reading, sends the
+ * answers it owes, and closes.
+ *
+ * Requests. For each complete frame the loop calls cfg.on_request with a
+ * struct loop_req (a pending-response slot). The handler, then or any number
+ * of loop iterations later, completes it exactly once with loop_req_respond(),
+ * loop_req_noreply() or loop_req_fail(). The frame bytes stay valid and
+ * unmoved until that call, even if the connection closes meanwhile (the slot
+ * is then orphaned: completing it just frees it).
+ *
+ * Receive path: ring-provided buffers (one buffer group per loop) shared by
+ * all connections, copied into a per-request buffer from a size-classed pool
+ * and returned to the kernel at once; the body of a large frame is received
+ * straight into its request buffer. Multishot receive is used with a per-arm
+ * byte cap (sqe->optlen, Linux >= 6.17) so that a connection that must stop
+ * reading holds at most cap + one buffer of overshoot; on older kernels the
+ * loop falls back to one-shot receives (same bound, one buffer).
+ */
+#ifndef NAGARE_NET_LOOP_H
+#define NAGARE_NET_LOOP_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/assert.h"
+#include "base/ring.h"
+
+/* ---- Limits: every maximum of the network layer, in one place ----------
+ *
+ * Defaults are what loop_cfg_default() fills in; caps are hard limits that
+ * loop_init() enforces on any configuration. */
+
+/* Largest request frame (bytes after the 4-byte prefix). The issue's default;
+ * room for a produce request carrying many 1 MiB batches. */
+#define LOOP_FRAME_BYTES_MAX_DEFAULT (64u << 20)
+/* Hard cap on any frame, request or response. The prefix could say 4 GiB;
+ * 1 GiB keeps every length a positive int (sqe len, cqe res). */
+#define LOOP_FRAME_BYTES_CAP (1u << 30)
+
+/* Open connections per loop. The issue asks for 10,000 idle connections; each
+ * costs ~210 bytes here plus the kernel's socket (a few KiB) and one fd. */
+#define LOOP_CONN_MAX_DEFAULT 16384u
+
+/* Requests per connection received and not yet answered (handed to the
+ * handler, or answered and not yet sent). Kafka clients default to 5 in
+ * flight; 64 lets a pipelining producer keep group commit busy. A slot is
+ * ~140 bytes, taken from a pool only while the request lives. */
+#define LOOP_CONN_INFLIGHT_MAX_DEFAULT 64u
+#define LOOP_CONN_INFLIGHT_CAP 4096u
+
+/* Request bytes one connection may hold (frames whose handlers have not
+ * completed). Reading stops before a frame that would pass it, except that a
+ * connection holding nothing may always take one frame up to the max. */
+#define LOOP_CONN_RX_BYTES_MAX_DEFAULT (64ull << 20)
+
+/* Answer bytes one connection may have queued and unsent. At or above it the
+ * connection stops being read from (a client that does not read its answers).
+ * Checked before each new request, so it can be passed by the answers to
+ * requests already in flight: at most inflight_max answers. */
+#define LOOP_CONN_TX_BYTES_MAX_DEFAULT (16ull << 20)
+
+/* Request and answer buffers of all connections of a loop together (live plus
+ * cached for reuse). A request that would pass it waits, with its connection
+ * paused, until memory comes back. 1 GiB: a 24 GiB machine, two workers, and
+ * room for the page cache the logs live in. */
+#define LOOP_MEM_BYTES_MAX_DEFAULT (1ull << 30)
+
+/* An answer buffer this small ignores mem_bytes_max, so a handler can always
+ * send an error answer. Bounded by conn_max * inflight_max of them. */
+#define LOOP_RESP_RESERVE_BYTES 4096u
+
+/* Provided receive buffers: rx_buf_count buffers of rx_buf_bytes, fixed at
+ * loop_init (8 MiB by default, outside mem_bytes_max). A buffer is copied
+ * from and handed back to the kernel as soon as its completion is handled,
+ * so the ring only runs dry if more receives than rx_buf_count complete in
+ * one batch; they then finish with -ENOBUFS and are re-armed. 16 KiB: one
+ * completion carries many small pipelined requests; bigger bodies skip these
+ * buffers and go straight to their request buffer. */
+#define LOOP_RX_BUF_BYTES_DEFAULT (16u << 10)
+#define LOOP_RX_BUF_COUNT_DEFAULT 512u
+#define LOOP_RX_BUF_COUNT_CAP 32768u /* io_uring's buffer ring maximum */
+
+/* Bytes one multishot receive may deliver before it must be re-armed (0: use
+ * one-shot receives). It bounds what a connection that has to stop reading
+ * can still receive: cap + one buffer, kept in its stash. */
+#define LOOP_RX_MSHOT_BYTES_DEFAULT (64u << 10)
+
+/* iovecs gathered into one sendmsg: answers queued on a connection go out
+ * together, up to this many pieces (an answer is 2 + 2 per external part). */
+#define LOOP_TX_IOV_MAX 64
+
+/* Kernel socket buffers of accepted connections (SO_RCVBUF / SO_SNDBUF, set
+ * on the listener and inherited), like Kafka's socket.*.buffer.bytes. 0, the
+ * default, leaves them to the kernel's autotuning (up to tcp_rmem/tcp_wmem
+ * max), which is what fast clients want; a fixed size also fixes how much a
+ * client that stops reading can park in the kernel beyond our own bounds. */
+#define LOOP_SOCK_BUF_BYTES_DEFAULT 0u
+
+/* On loop_stop(), connections get this long to finish in-flight requests and
+ * flush answers before they are cut. */
+#define LOOP_DRAIN_TIMEOUT_MS_DEFAULT 10000u
+
+/* After accept fails (EMFILE, ENFILE, ENOMEM), wait this long before trying
+ * again rather than spinning. */
+#define LOOP_ACCEPT_RETRY_MS 100u
+
+/* The provided-buffer group id the loop registers on its ring. Anything else
+ * that registers a buffer ring on the same ring must use another id. */
+#define LOOP_BUF_GROUP 0x4e4cu
+
+/* ---- Types ---------------------------------------------------------------- */
+
+struct loop;
+struct loop_req; /* opaque: a request and its pending response */
+
+/* Called on the loop thread with each complete request. The handler must
+ * complete req exactly once (now or later) with loop_req_respond(),
+ * loop_req_noreply() or loop_req_fail(). */
+typedef void (*loop_request_fn)(void *arg, struct loop_req *req);
+
+/* Called on the loop thread after a connection is gone (optional). reason: 0
+ * for an orderly close (peer EOF, loop_stop), else -errno or -NG_E* (e.g.
+ * -NG_ETOOBIG for an oversized frame, -ECONNRESET). */
+typedef void (*loop_close_fn)(void *arg, uint64_t conn_id, int reason);
+
+struct loop_cfg {
+    uint32_t frame_bytes_max;   /* 1 .. LOOP_FRAME_BYTES_CAP */
+    uint32_t conn_max;          /* >= 1 */
+    uint32_t conn_inflight_max; /* 1 .. LOOP_CONN_INFLIGHT_CAP */
+    uint64_t conn_rx_bytes_max;
+    uint64_t conn_tx_bytes_max;
+    uint64_t mem_bytes_max;     /* >= frame_bytes_max */
+    uint32_t rx_buf_bytes;      /* 512 .. 1 MiB */
+    uint32_t rx_buf_count;      /* power of two, 1 .. LOOP_RX_BUF_COUNT_CAP */
+    uint32_t rx_mshot_bytes;    /* 0: one-shot receives */
+    uint32_t sock_rcvbuf_bytes; /* 0: kernel autotuning */
+    uint32_t sock_sndbuf_bytes; /* 0: kernel autotuning */
+    uint32_t drain_timeout_ms;
+    loop_request_fn on_request; /* required */
+    loop_close_fn on_close;     /* optional */
+    void *arg;                  /* passed to both */
+};
+
+/* Fills cfg with the defaults above and no callbacks. */
+void loop_cfg_default(struct loop_cfg *cfg);
+
+/* A timer, embedded in its owner. Initialise with loop_timer_init(); the
+ * fields are the loop's. */
+struct loop_timer;
+typedef void (*loop_timer_fn)(struct loop_timer *t, void *arg);
+struct loop_timer {
+    struct loop_timer *child, *next, *prev; /* pairing heap */
+    uint64_t deadline_ns;
+    loop_timer_fn fn;
+    void *arg;
+    bool armed;
+};
+
+/* A message for loop_post(), embedded in its owner. */
+struct loop_msg;
+typedef void (*loop_msg_fn)(struct loop_msg *m, void *arg);
+struct loop_msg {
+    struct loop_msg *next; /* the loop's */
+    loop_msg_fn fn;
+    void *arg;
+};
+
+/* Caller-owned bytes spliced into a response without copying (e.g. record
+ * batches straight from the log). Set ptr, len and release; the rest is the
+ * loop's. release runs exactly once on the loop thread when the loop no
+ * longer needs ptr (sent, or the connection is gone); it must not call
+ * loop_req_* on the request it belonged to. */
+struct loop_ext;
+typedef void (*loop_ext_release_fn)(struct loop_ext *ext);
+struct loop_ext {
+    const void *ptr;
+    size_t len;
+    loop_ext_release_fn release; /* may be NULL */
+    struct loop_ext *next;       /* the loop's */
+    size_t at;                   /* the loop's */
+};
+
+/* Counters, read with loop_stats() on the loop thread. */
+struct loop_stats {
+    uint64_t conns;           /* open now */
+    uint64_t conns_accepted;
+    uint64_t conns_refused;   /* over conn_max, or arrived while stopping */
+    uint64_t accept_errors;
+    uint64_t frames_in;       /* requests handed to the handler */
+    uint64_t frames_refused;  /* oversized length: connection closed */
+    uint64_t resps_out;       /* answers fully sent */
+    uint64_t reqs_live;       /* slots not yet freed (incl. orphans) */
+    uint64_t rx_bytes;        /* received from sockets */
+    uint64_t tx_bytes;        /* sent to sockets */
+    uint64_t rx_pauses;       /* times a connection stopped being read */
+    uint64_t rx_nobufs;       /* receives that found no provided buffer */
+    uint64_t mem_bytes_live;  /* request + answer + stash buffers in use */
+    uint64_t mem_bytes_cached;
+    uint64_t mem_bytes_peak;
+    uint64_t mem_waits;       /* times a request waited for memory */
+    bool rx_multishot;        /* multishot receive in use */
+};
+
+/* ---- The loop (fields private; embedded by the caller) ---------------- */
+
+#define LOOP_POOL_CLASSES 23 /* 256 B .. 1 GiB, powers of two */
+
+struct loop_dl {
+    struct loop_dl *prev, *next;
+};
+
+struct loop_slab; /* internal */
+
+struct loop {
+    struct ring *ring;
+    struct loop_cfg cfg;
+    uint64_t now_ns;
+
+    /* listener */
+    int listen_fd;
+    struct ring_op accept_op, accept_cancel_op;
+    bool accept_armed, accept_cancelling;
+    struct loop_timer accept_retry;
+
+    /* provided receive buffers */
+    struct io_uring_buf_ring *br;
+    size_t br_bytes;
+    uint8_t *rx_bufs;
+    bool br_registered;
+    bool rx_mshot;
+
+    /* connections */
+    struct loop_dl conns;   /* all open */
+    struct loop_dl dirty;   /* need a kick before the next wait */
+    struct loop_dl memwait; /* waiting for pool memory */
+    uint64_t conn_seq;
+
+    /* pools */
+    void *pool_free[LOOP_POOL_CLASSES];
+    uint64_t pool_cached[LOOP_POOL_CLASSES];
+    void *conn_free, *req_free, *tx_free; /* fixed-size free lists */
+    struct loop_slab *slabs;
+
+    /* timers */
+    struct loop_timer *timers; /* pairing heap root */
+
+    /* cross-thread mailbox and stop */
+    int efd;
+    uint64_t efd_val;
+    struct ring_op efd_op, efd_cancel_op;
+    bool efd_armed, efd_cancelling;
+    pthread_mutex_t mbox_lock;
+    struct loop_msg *mbox_head, *mbox_tail;
+    atomic_bool stop_requested;
+
+    /* shutdown */
+    bool stopping, stopped;
+    struct loop_timer drain_timer;
+
+    struct loop_stats stats;
+};
+
+/* ---- Lifetime ------------------------------------------------------------ */
+
+/* Initialises l in place on ring r (owned by the caller, initialised by this
+ * thread, outliving l) with a copy of cfg. Registers the provided buffer ring
+ * (LOOP_BUF_GROUP) on r and arms the mailbox. Returns 0, -NG_EBADARG for a
+ * configuration out of range, or -errno (-ENOMEM, eventfd or buffer ring
+ * registration failure); on failure l holds nothing. Loop thread: the caller
+ * becomes it. */
+MUST_USE int loop_init(struct loop *l, struct ring *r, const struct loop_cfg *cfg);
+
+/* Listens on host:port (a numeric address or a name; port 0 picks a free one)
+ * and starts accepting through the ring (multishot accept). *port_out, when
+ * not NULL, receives the bound port. Returns 0, -NG_EBADARG when host does not
+ * resolve, or -errno (-EADDRINUSE, -EACCES, ...). Precondition: not listening
+ * yet, not stopping. Loop thread. */
+MUST_USE int loop_listen(struct loop *l, const char *host, uint16_t port,
+                         uint16_t *port_out);
+
+/* Runs the loop until loop_stop() has finished: every connection closed, the
+ * listener closed. Requests orphaned by a cut connection may still be held by
+ * handlers then. Returns 0, or -errno when the ring fails. Loop thread. */
+MUST_USE int loop_run(struct loop *l);
+
+/* One iteration: fires due timers, sends and re-arms what is pending, waits
+ * up to timeout_ms (-1: until something happens or a timer is due) for ring
+ * completions and handles them. For callers that drive the ring themselves.
+ * Returns 0 or -errno from the ring. Loop thread. */
+MUST_USE int loop_run_once(struct loop *l, int timeout_ms);
+
+/* Starts an orderly shutdown: stop accepting, stop reading, let in-flight
+ * requests finish and their answers go out, then close each connection; after
+ * cfg.drain_timeout_ms the rest are cut. Idempotent. Loop thread (a handler or
+ * timer may call it). */
+void loop_stop(struct loop *l);
+
+/* loop_stop() from any thread, or from a signal handler (async-signal-safe:
+ * an atomic store and a write to an eventfd). */
+void loop_stop_async(struct loop *l);
+
+/* True once a stop has finished (loop_run() returns then). Loop thread. */
+bool loop_stopped(const struct loop *l);
+
+/* Releases everything l holds and unregisters its buffer ring. If l is not
+ * stopped yet, stops it and runs the ring until it is (any other op's
+ * callbacks may run meanwhile). Runs messages still in the mailbox.
+ * Preconditions: no request slot still held by a handler (stats.reqs_live ==
+ * 0: a handler waiting on storage must finish first — keep calling
+ * loop_run_once(), which works after the stop too); no caller timer armed.
+ * Loop thread. */
+void loop_fini(struct loop *l);
+
+/* Copies the counters into *out. Loop thread. */
+void loop_stats(struct loop *l, struct loop_stats *out);
+
+/* ---- Time and timers ---------------------------------------------------- */
+
+/* CLOCK_MONOTONIC in milliseconds, as of the current iteration. Loop thread. */
+uint64_t loop_now_ms(const struct loop *l);
+
+/* Prepares t to call fn(t, arg) on the loop thread when it fires. t is
+ * caller-owned and must stay valid while armed. */
+void loop_timer_init(struct loop_timer *t, loop_timer_fn fn, void *arg);
+
+/* Arms t to fire once, delay_ms from now (0: in the next iteration); re-arming
+ * an armed timer moves it. Never fails. Loop thread; fn may arm or cancel any
+ * timer, including t. */
+void loop_timer_arm(struct loop *l, struct loop_timer *t, uint64_t delay_ms);
+
+/* Disarms t; returns whether it was armed. Loop thread. */
+bool loop_timer_cancel(struct loop *l, struct loop_timer *t);
+
+static inline bool loop_timer_armed(const struct loop_timer *t) { return t->armed; }
+
+/* ---- Cross-thread --------------------------------------------------------- */
+
+/* Queues m to run m->fn(m, m->arg) on l's thread soon. Any thread. m is owned
+ * by the loop from now until fn is called; set fn and arg first. Posts made
+ * close together share one wakeup. Messages still queued when the loop stops
+ * run in loop_fini(). */
+void loop_post(struct loop *l, struct loop_msg *m);
+
+/* ---- Requests ------------------------------------------------------------- *
+ * All loop thread. req is valid from the on_request call until the call that
+ * completes it (respond, noreply or fail); using it afterwards is a bug. */
+
+/* The request frame (the bytes after the length prefix); *len_out gets its
+ * length (0 allowed, then the pointer is still not NULL). Valid until req is
+ * completed, connection closed or not. */
+const uint8_t *loop_req_frame(const struct loop_req *req, size_t *len_out);
+
+/* A number naming the connection req came on, unique within the loop. */
+uint64_t loop_req_conn_id(const struct loop_req *req);
+
+/* True when the connection is gone: the answer will be dropped. */
+bool loop_req_orphaned(const struct loop_req *req);
+
+/* fn(req, arg) is called once if the connection is torn down while the
+ * handler holds req (reset, error, drain timeout), so a long wait can end
+ * early. The handler must still complete req (it may do so inside fn). */
+void loop_req_on_abort(struct loop_req *req, void (*fn)(struct loop_req *, void *),
+                       void *arg);
+
+/* Gives the answer buffer for req, room for cap bytes of payload (the loop
+ * adds the length prefix). Called again, it moves to a buffer of the new cap
+ * keeping the first min(old, new) bytes. The buffer belongs to req: valid
+ * until req is completed. Returns 0 and *out, -NG_ETOOBIG when cap exceeds
+ * LOOP_FRAME_BYTES_CAP, or -ENOMEM when the loop's memory budget is spent
+ * (never for cap <= LOOP_RESP_RESERVE_BYTES). */
+MUST_USE int loop_resp_buf(struct loop_req *req, size_t cap, uint8_t **out);
+
+/* Splices ext's bytes into the answer at offset `at` of the answer buffer
+ * (the bytes before `at` go first). Calls must come in non-decreasing `at`
+ * order, each at <= the final length. ext is the loop's until its release
+ * runs. */
+void loop_resp_ext(struct loop_req *req, struct loop_ext *ext, size_t at);
+
+/* Completes req with an answer: the first len bytes of the answer buffer (0
+ * when there is none) with the ext parts spliced in. The frame is freed now;
+ * the answer goes out after all earlier answers on the connection. */
+void loop_req_respond(struct loop_req *req, size_t len);
+
+/* Completes req with no answer (acks=0 produce). Later answers do not wait
+ * for it. */
+void loop_req_noreply(struct loop_req *req);
+
+/* Completes req by closing its connection once every earlier answer is sent
+ * (a malformed request the protocol cannot answer). Later requests on the
+ * connection are dropped (their slots orphaned). */
+void loop_req_fail(struct loop_req *req);
+
+#endif
