@@ -1,0 +1,192 @@
+/*
+ * broker/config.h — nagared's settings: defaults, the config file, the
+ * command line. docs/configuration.md is the user's manual for every key.
+ *
+ * Invariants. A struct broker_config filled by broker_config_default() and
+ * changed only through broker_config_set() / _load_file() / _parse_args()
+ * holds every field inside its documented range. A call that fails leaves
+ * the struct as it was: values are parsed and checked before anything is
+ * stored. Precedence is defaults < config file < command-line flags.
+ *
+ * Every default and limit below comes from the module that owns it
+ * (storage/partition.h, net/proto.h, net/loop.h); the few that belong to the
+ * broker alone are defined here, each with its reason. Nothing here keeps
+ * global state: every function may be called from any thread on a struct
+ * that thread owns.
+ */
+#ifndef NAGARE_BROKER_CONFIG_H
+#define NAGARE_BROKER_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "base/assert.h"
+#include "base/log.h"
+#include "net/loop.h"
+#include "net/proto.h"
+#include "storage/partition.h"
+
+/* ---- Defaults and limits that belong to the broker -------------------- */
+
+/* Loopback only: a broker started with no configuration is not reachable
+ * from other machines until someone says so. */
+#define BROKER_LISTEN_HOST_DEFAULT "127.0.0.1"
+#define BROKER_LISTEN_PORT_DEFAULT 7420
+#define BROKER_DATA_DIR_DEFAULT "./nagare-data"
+#define BROKER_DEFAULT_PARTITIONS_DEFAULT 1
+
+/* Field sizes, NUL included. A DNS name is at most 253 bytes; PATH_MAX is
+ * 4096 on Linux. */
+#define BROKER_HOST_BYTES 256
+#define BROKER_DATA_DIR_BYTES 4096
+
+/* Retention scans each partition's segment list; once a minute is Kafka's
+ * log.retention.check.interval.ms (5 min) made tighter for small disks. It
+ * may not run more than 10 times a second: that is busy work, not policy. */
+#define BROKER_RETENTION_CHECK_MS_DEFAULT 60000u
+#define BROKER_RETENTION_CHECK_MS_MIN 100u
+
+/* A fetch's long poll is capped at 30 s, below common client request
+ * timeouts; the wire carries wait_max_ms as an i32, so no cap passes it. */
+#define BROKER_FETCH_WAIT_MAX_MS_DEFAULT 30000u
+#define BROKER_FETCH_WAIT_MAX_MS_LIMIT ((uint32_t)INT32_MAX)
+
+/* Idempotent producer states per partition (the last sequences of each
+ * producer id; broker/producers.h). 1024 covers any realistic fleet of
+ * producers writing one partition; the limit, at about 200 bytes a producer
+ * (a ~100-byte state in a table kept at most half full), keeps one
+ * partition's table near 13 MiB. */
+#define BROKER_PRODUCER_IDS_MAX_DEFAULT 1024u
+#define BROKER_PRODUCER_IDS_MAX_LIMIT 65536u
+
+/* Each connection holds a file descriptor; fs.nr_open, the most a process
+ * can ever have, defaults to 2^20 on Linux. */
+#define BROKER_CONN_MAX_LIMIT (1u << 20)
+
+/* A Produce request carrying one batch of batch_bytes_max must fit in a
+ * frame of frame_bytes_max: the request header with the longest client id,
+ * acks (i16), timeout (i32), topic count (i32), the longest topic name
+ * (i16 length + bytes), partition count (i32), partition (i32) and the
+ * batch's length (i32). docs/protocol.md, "Produce". */
+#define BROKER_PRODUCE_FRAME_OVERHEAD_BYTES                                      \
+    (PROTO_REQ_HEADER_BYTES_MIN + PROTO_STRING_BYTES_MAX + 2 + 4 + 4 +           \
+     (2 + PROTO_TOPIC_NAME_BYTES_MAX) + 4 + 4 + 4)
+
+/* Longest config file line: room for the longest data_dir and its key. */
+#define BROKER_CONFIG_LINE_BYTES_MAX 8192
+
+static_assert(BROKER_CONFIG_LINE_BYTES_MAX > BROKER_DATA_DIR_BYTES + 64,
+              "a config line must hold the longest data_dir");
+static_assert(PROTO_FRAME_BYTES_LIMIT <= LOOP_FRAME_BYTES_CAP,
+              "the loop must accept every frame maximum the config allows");
+static_assert(PROTO_FRAME_BYTES_MIN >= BROKER_PRODUCE_FRAME_OVERHEAD_BYTES + BATCH_HEADER_BYTES,
+              "the smallest frame must hold a produce request with one batch");
+static_assert(LOOP_CONN_MAX_DEFAULT <= BROKER_CONN_MAX_LIMIT &&
+                  LOOP_CONN_INFLIGHT_MAX_DEFAULT <= LOOP_CONN_INFLIGHT_CAP,
+              "loop defaults inside the config's limits");
+static_assert(BROKER_FETCH_WAIT_MAX_MS_DEFAULT <= BROKER_FETCH_WAIT_MAX_MS_LIMIT &&
+                  BROKER_PRODUCER_IDS_MAX_DEFAULT <= BROKER_PRODUCER_IDS_MAX_LIMIT &&
+                  BROKER_RETENTION_CHECK_MS_DEFAULT >= BROKER_RETENTION_CHECK_MS_MIN,
+              "broker defaults inside their limits");
+
+/* ---- The configuration ------------------------------------------------ */
+
+/* Every field is also a key of the config file and of --set, under the
+ * same name; `listen = HOST:PORT` sets listen_host and listen_port at once. */
+struct broker_config {
+    char listen_host[BROKER_HOST_BYTES]; /* "127.0.0.1"; an IPv6 address without brackets */
+    uint16_t listen_port;       /* 7420; 0 = ephemeral */
+    char data_dir[BROKER_DATA_DIR_BYTES]; /* "./nagare-data" */
+    bool auto_create_topics;    /* true */
+    int32_t default_partitions; /* 1; 1..PROTO_PARTITIONS_MAX */
+    /* topic defaults (a topic's config may override); defaults are
+     * part_config_default()'s */
+    int64_t retention_ms;       /* 7 days; >= 1, or -1 forever */
+    int64_t retention_bytes;    /* -1 = no limit; else >= 1 */
+    int64_t segment_bytes;      /* 1 GiB; PART_SEGMENT_BYTES_MIN..MAX */
+    int64_t segment_ms;         /* 7 days; >= 1 */
+    int32_t batch_bytes_max;    /* 8 MiB; BATCH_HEADER_BYTES..BATCH_BYTES_LIMIT */
+    uint32_t index_interval_bytes; /* 4096; PART_INDEX_INTERVAL_MIN..PART_SEGMENT_BYTES_MAX */
+    uint32_t retention_check_ms;   /* how often retention runs */
+    uint32_t fetch_wait_max_ms;    /* cap on a fetch's long-poll wait */
+    uint32_t producer_ids_max;     /* idempotent producer states kept per partition */
+    /* network */
+    uint32_t frame_bytes_max;   /* PROTO_FRAME_BYTES_DEFAULT; PROTO_FRAME_BYTES_MIN..LIMIT */
+    uint32_t conn_max;          /* LOOP_CONN_MAX_DEFAULT; 1..BROKER_CONN_MAX_LIMIT */
+    uint32_t conn_inflight_max; /* LOOP_CONN_INFLIGHT_MAX_DEFAULT; 1..LOOP_CONN_INFLIGHT_CAP */
+    enum log_level log_level;   /* LOG_INFO; "debug", "info", "warn", "error", "off" */
+};
+
+/* What broker_config_parse_args() tells main to do. */
+enum broker_args_result {
+    BROKER_ARGS_RUN = 0,        /* start the broker with the config */
+    BROKER_ARGS_EXIT_OK = 1,    /* --help or --version printed; exit 0 */
+    BROKER_ARGS_EXIT_USAGE = 2, /* bad command line or config; print err, exit 2 */
+};
+
+/* Fills c with the defaults. */
+void broker_config_default(struct broker_config *c);
+
+/* Applies one `key = value` setting (the keys of the config file; see
+ * docs/configuration.md). Numbers are decimal with optional unit suffixes:
+ * sizes k/kib, m/mib, g/gib (powers of 1024); durations ms, s, m, h, d (no
+ * suffix: milliseconds). value is used as given (no trimming). Returns 0, or
+ * -NG_EBADARG with a message in err[0..err_cap) naming the key, the value
+ * and what is allowed; c is then unchanged. err may be NULL if err_cap is 0. */
+MUST_USE int broker_config_set(struct broker_config *c, const char *key,
+                               const char *value, char *err, size_t err_cap);
+
+/* Checks the relations between fields that no single setting can: a Produce
+ * request with one batch of batch_bytes_max must fit frame_bytes_max.
+ * broker_config_parse_args() calls it on the final config; call it after
+ * building a config with _set / _load_file. Returns 0 or -NG_EBADARG with a
+ * message in err. */
+MUST_USE int broker_config_check(const struct broker_config *c, char *err,
+                                 size_t err_cap);
+
+/* Reads a config file: `key = value` lines; a line whose first non-blank
+ * character is '#' is a comment; blank lines are skipped. Blanks around the
+ * key and the value are dropped; the value is the rest of the line ('#'
+ * inside it is part of it). A key given twice: the last one wins. Lines may
+ * be at most BROKER_CONFIG_LINE_BYTES_MAX bytes. An unknown key, a bad value,
+ * a line without '=', an overlong line or a NUL byte is an error naming the
+ * file and the line. Returns 0; -errno when the file cannot be opened or
+ * read; or -NG_EBADARG. On any error err holds a message and c is unchanged. */
+MUST_USE int broker_config_load_file(struct broker_config *c, const char *path,
+                                     char *err, size_t err_cap);
+
+/* Parses nagared's command line into c: first the defaults, then the
+ * --config file, then the other flags in the order given (so flags win over
+ * the file wherever they appear). Flags, each also as --flag=VALUE:
+ *   --listen HOST:PORT   ([v6addr]:PORT for IPv6; :PORT keeps the host)
+ *   --data-dir DIR       --config FILE (at most once)
+ *   --set KEY=VALUE      (repeatable; any config key)
+ *   -h, --help           --version
+ * --help and --version print to stdout and win over everything else except
+ * an unknown flag. Returns BROKER_ARGS_RUN with c filled (and checked with
+ * broker_config_check()), BROKER_ARGS_EXIT_OK, or BROKER_ARGS_EXIT_USAGE
+ * with a message in err (not newline-terminated). c is written only for
+ * BROKER_ARGS_RUN. argv[0] is the program name and is skipped. */
+MUST_USE int broker_config_parse_args(struct broker_config *c, int argc, char **argv,
+                                      char *err, size_t err_cap);
+
+/* Writes the usage text (every flag, and a pointer to
+ * docs/configuration.md) to f. */
+void broker_config_usage(FILE *f);
+
+/* Writes c to f as a config file (every key, one `key = value` line each)
+ * that broker_config_load_file() reads back to the same struct; for
+ * logging the effective config at start-up. */
+void broker_config_print(FILE *f, const struct broker_config *c);
+
+/* Fills out with part_config_default() overlaid by c's topic defaults
+ * (segment and retention settings, index interval, batch maximum): the
+ * config of a partition whose topic overrides nothing. */
+void broker_config_part(const struct broker_config *c, struct part_config *out);
+
+/* The version string --version prints, e.g. "0.1.0". */
+const char *broker_config_version(void);
+
+#endif
