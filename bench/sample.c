@@ -106,6 +106,9 @@ void sample_take(struct sample *s, const struct sample_dev *dev)
     ASSERT(rc == 0); /* fails only for a bad `who` */
     s->user_s = tv_s(ru.ru_utime);
     s->sys_s = tv_s(ru.ru_stime);
+    rc = getrusage(RUSAGE_THREAD, &ru);
+    ASSERT(rc == 0);
+    s->thread_s = tv_s(ru.ru_utime) + tv_s(ru.ru_stime);
     read_machine(s);
     read_dev(s, dev);
     s->wall_s = sample_now_s();
@@ -122,6 +125,7 @@ void sample_diff(const struct sample *before, const struct sample *after,
     out->wall_s = after->wall_s - before->wall_s;
     out->user_s = after->user_s - before->user_s;
     out->sys_s = after->sys_s - before->sys_s;
+    out->thread_s = after->thread_s - before->thread_s;
     int64_t busy = diff_or_none(before->machine_busy_ticks, after->machine_busy_ticks);
     int64_t total = diff_or_none(before->machine_total_ticks, after->machine_total_ticks);
     out->machine_busy = busy < 0 || total <= 0 ? -1 : (double)busy / (double)total;

@@ -23,6 +23,7 @@ struct sample {
     double wall_s;             /* CLOCK_MONOTONIC */
     double user_s;             /* getrusage(RUSAGE_SELF): every thread, io_uring workers too */
     double sys_s;
+    double thread_s;           /* getrusage(RUSAGE_THREAD), user + sys: the caller alone */
     int64_t machine_busy_ticks; /* /proc/stat, all CPUs: user+nice+system+irq+softirq */
     int64_t machine_total_ticks; /* the above plus idle, iowait and steal */
     int64_t dev_flushes;       /* flush requests the device completed */
@@ -34,6 +35,8 @@ struct sample_delta {
     double wall_s;
     double user_s;
     double sys_s;
+    double thread_s;           /* of which the sampling thread; the rest ran in
+                                  other threads (io_uring's io-wq workers) */
     double machine_busy;       /* 0..1 of all CPUs, or -1 */
     int64_t dev_flushes;       /* or -1 */
     int64_t dev_write_bytes;   /* or -1 */

@@ -81,6 +81,7 @@ struct st_opts {
     uint32_t read_bytes;       /* bytes_max of each part_read */
     uint64_t warmup_mib;
     double each_seconds;       /* durable-each stops issuing after this */
+    uint32_t phases;           /* bit per enum st_phase to run */
     bool json;
 };
 
@@ -91,6 +92,7 @@ struct st_result {
     uint64_t records;
     uint64_t batches;
     int64_t sync_rounds;       /* fdatasync rounds that acknowledged appends; -1: n/a */
+    int64_t rolls;             /* segments the phase rolled to; -1: n/a */
     struct sample_delta cost;
 };
 
@@ -180,6 +182,8 @@ void bench_storage_usage(FILE *out)
             "  --read-bytes B       bytes per part_read (1048576)\n"
             "  --warmup-mib N       untimed warm-up writes, MiB (1024; 0: none)\n"
             "  --each-seconds S     time cap of durable-each (10)\n"
+            "  --phases LIST        comma-separated subset of append,read,durable-group,\n"
+            "                       durable-each (all); read needs append\n"
             "  --json               print one JSON object instead of the table\n",
             ST_INFLIGHT_MAX);
 }
@@ -226,12 +230,13 @@ static void opts_default(struct st_opts *o)
         .mib = 2048, .batch_bytes = 65536, .record_bytes = 1024, .appenders = 8,
         .inflight = 64, .segment_mib = 1024, .batch_bytes_max = cfg.batch_bytes_max,
         .read_bytes = MIB, .warmup_mib = 1024, .each_seconds = 10,
+        .phases = (1u << PH_COUNT) - 1,
     };
 }
 
 enum {
     OPT_DIR = 1, OPT_MIB, OPT_BATCH, OPT_RECORD, OPT_APPENDERS, OPT_INFLIGHT,
-    OPT_SEGMENT, OPT_BATCH_MAX, OPT_READ, OPT_WARMUP, OPT_EACH, OPT_JSON, OPT_HELP,
+    OPT_SEGMENT, OPT_BATCH_MAX, OPT_READ, OPT_WARMUP, OPT_EACH, OPT_PHASES, OPT_JSON, OPT_HELP,
 };
 
 static const struct option st_longopts[] = {
@@ -246,6 +251,7 @@ static const struct option st_longopts[] = {
     {"read-bytes", required_argument, NULL, OPT_READ},
     {"warmup-mib", required_argument, NULL, OPT_WARMUP},
     {"each-seconds", required_argument, NULL, OPT_EACH},
+    {"phases", required_argument, NULL, OPT_PHASES},
     {"json", no_argument, NULL, OPT_JSON},
     {"help", no_argument, NULL, OPT_HELP},
     {NULL, 0, NULL, 0},
@@ -259,6 +265,27 @@ static const char *opt_name(int opt)
         }
     }
     return "?";
+}
+
+/* "append,read,...": a bit per phase named; false on an unknown name. */
+static bool parse_phases(const char *arg, uint32_t *out)
+{
+    *out = 0;
+    const char *p = arg;
+    while (*p != '\0') {
+        size_t len = strcspn(p, ",");
+        int ph = 0;
+        while (ph < PH_COUNT && (strlen(st_phase_names[ph]) != len ||
+                                 strncmp(p, st_phase_names[ph], len) != 0)) {
+            ph++;
+        }
+        if (ph == PH_COUNT) {
+            return false;
+        }
+        *out |= 1u << ph;
+        p += len + (p[len] == ',');
+    }
+    return *out != 0;
 }
 
 /* Applies one option; false when its value is out of range. */
@@ -288,6 +315,8 @@ static bool opt_apply(struct st_opts *o, int opt, const char *arg)
         return parse_u64(arg, 0, 1u << 20, &o->warmup_mib);
     case OPT_EACH:
         return parse_seconds(arg, &o->each_seconds);
+    case OPT_PHASES:
+        return parse_phases(arg, &o->phases);
     case OPT_JSON:
         o->json = true;
         return true;
@@ -321,9 +350,10 @@ static int opts_parse(struct st_opts *o, int argc, char **argv)
         return 2;
     }
     if (o->inflight < o->appenders || o->batch_bytes > o->batch_bytes_max ||
-        (uint64_t)o->batch_bytes > o->segment_mib * MIB) {
-        fprintf(stderr, "nagare-bench storage: need appenders <= inflight and "
-                        "batch-bytes <= batch-bytes-max and <= the segment size\n");
+        (uint64_t)o->batch_bytes > o->segment_mib * MIB ||
+        ((o->phases & (1u << PH_READ)) && !(o->phases & (1u << PH_APPEND)))) {
+        fprintf(stderr, "nagare-bench storage: need appenders <= inflight, batch-bytes <= "
+                        "batch-bytes-max and <= the segment size, and append with read\n");
         return 2;
     }
     return 0;
@@ -591,6 +621,24 @@ static int st_run_until_idle(struct st_bench *b, struct st_run *run, const char 
     return run->err != 0 ? run->err : rc;
 }
 
+/* Segments rolled in a fresh partition directory: its `<base>.log` files
+ * (docs/storage-format.md) but the first. -1 when it cannot be listed. */
+static int64_t st_count_rolls(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (d == NULL) {
+        return -1;
+    }
+    int64_t logs = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        size_t len = strlen(e->d_name);
+        logs += len > 4 && strcmp(e->d_name + len - 4, ".log") == 0;
+    }
+    closedir(d);
+    return logs > 0 ? logs - 1 : 0;
+}
+
 /* One write phase on a fresh partition, left open for the caller. */
 static int st_write(struct st_bench *b, const char *name, bool durable, bool group_commit,
                     uint32_t slots, double seconds_max, uint64_t mib, struct st_result *res)
@@ -616,7 +664,8 @@ static int st_write(struct st_bench *b, const char *name, bool durable, bool gro
                               .bytes = run.completed * b->batch_bytes,
                               .records = run.completed * (uint64_t)b->batch_records,
                               .batches = run.completed,
-                              .sync_rounds = durable ? (int64_t)run.sync_rounds : -1};
+                              .sync_rounds = durable ? (int64_t)run.sync_rounds : -1,
+                              .rolls = st_count_rolls(b->dir)};
     sample_diff(&before, &after, &res->cost);
     return rc;
 }
@@ -648,7 +697,7 @@ static int st_walk_read(struct st_bench *b, size_t len, int64_t *offset, struct 
 /* Reads the open partition from its start to its high watermark. */
 static int st_read(struct st_bench *b, struct st_result *res)
 {
-    *res = (struct st_result){.ran = true, .sync_rounds = -1};
+    *res = (struct st_result){.ran = true, .sync_rounds = -1, .rolls = -1};
     struct sample before;
     struct sample after;
     sample_take(&before, &b->dev);
@@ -690,9 +739,18 @@ static double st_rec_s(const struct st_result *r)
     return r->cost.wall_s > 0 ? (double)r->records / r->cost.wall_s : 0;
 }
 
-static double st_cpu_frac(const struct st_result *r)
+/* CPU time per wall second: the bench thread (part_* calls and their
+ * syscalls: reads, ring submission), and every other thread of the process
+ * (io_uring's io-wq workers: buffered writes, fdatasync). 1 = one core. */
+static double st_main_frac(const struct st_result *r)
 {
-    return r->cost.wall_s > 0 ? (r->cost.user_s + r->cost.sys_s) / r->cost.wall_s : 0;
+    return r->cost.wall_s > 0 ? r->cost.thread_s / r->cost.wall_s : 0;
+}
+
+static double st_io_frac(const struct st_result *r)
+{
+    double io_s = r->cost.user_s + r->cost.sys_s - r->cost.thread_s;
+    return r->cost.wall_s > 0 && io_s > 0 ? io_s / r->cost.wall_s : 0;
 }
 
 static double st_group_ratio(const struct st_bench *b)
@@ -701,19 +759,25 @@ static double st_group_ratio(const struct st_bench *b)
     return each > 0 ? st_mb_s(&b->res[PH_GROUP]) / each : 0;
 }
 
-/* What a phase's CPU figures say limited it. The process's own CPU time
- * decides; the machine's only warns that other work shared the CPUs. */
+/* What a phase's CPU figures say limited it. A thread busy >= 80% of the
+ * wall time is the limit; otherwise the phase waited, on the device for the
+ * durable ones. The machine's figure only warns that other work shared the
+ * two CPUs. */
 static const char *st_verdict(const struct st_result *r, enum st_phase ph)
 {
-    bool busy_box = r->cost.machine_busy >= 0.9;
-    if (st_cpu_frac(r) >= 0.8) {
-        return "CPU-bound (this process kept a core busy)";
+    if (st_main_frac(r) >= 0.8) {
+        return "CPU: the bench thread (part_* calls and their syscalls)";
+    }
+    if (st_io_frac(r) >= 0.8) {
+        return "CPU: io_uring workers (copies into the page cache)";
+    }
+    if (r->cost.machine_busy >= 0.9) {
+        return "waits; other work kept the machine's CPUs busy";
     }
     if (ph == PH_GROUP || ph == PH_EACH) {
-        return busy_box ? "waits on fdatasync (disk); other work kept the machine busy"
-                        : "waits on fdatasync (disk)";
+        return "waits on fdatasync (the device)";
     }
-    return busy_box ? "waits; other work kept the machine busy" : "waits (neither CPU nor disk saturated)";
+    return "waits (no CPU saturated)";
 }
 
 static void st_fmt_count(char *out, size_t cap, int64_t v)
@@ -729,50 +793,55 @@ static void st_print_row(const struct st_bench *b, enum st_phase ph)
 {
     const struct st_result *r = &b->res[ph];
     char syncs[24];
+    char rolls[24];
     char flushes[24];
     char written[24];
     st_fmt_count(syncs, sizeof(syncs), r->sync_rounds);
+    st_fmt_count(rolls, sizeof(rolls), r->rolls);
     st_fmt_count(flushes, sizeof(flushes), r->cost.dev_flushes);
-    if (r->cost.dev_write_bytes < 0) {
-        snprintf(written, sizeof(written), "-");
-    } else {
-        snprintf(written, sizeof(written), "%.0f", (double)r->cost.dev_write_bytes / 1e6);
-    }
-    printf("%-14s %8.1f %7.3f %8.1f %11.0f %7s %8s %8s %6.2f %6.2f %5.0f %5.0f%s\n",
+    st_fmt_count(written, sizeof(written),
+                 r->cost.dev_write_bytes < 0 ? -1 : r->cost.dev_write_bytes / 1000000);
+    printf("%-14s %7.1f %7.3f %7.1f %10.0f %6s %5s %6s %6s %5.0f %5.0f %5.0f%s\n",
            st_phase_names[ph], (double)r->bytes / MIB, r->cost.wall_s, st_mb_s(r),
-           st_rec_s(r), syncs, flushes, written, r->cost.user_s, r->cost.sys_s,
-           100 * st_cpu_frac(r), r->cost.machine_busy < 0 ? -1 : 100 * r->cost.machine_busy,
-           r->capped ? "  (time cap)" : "");
+           st_rec_s(r), syncs, rolls, flushes, written, 100 * st_main_frac(r),
+           100 * st_io_frac(r), 100 * r->cost.machine_busy, r->capped ? "  (time cap)" : "");
+}
+
+static void st_print_header(const struct st_bench *b)
+{
+    const struct st_opts *o = &b->o;
+    printf("nagare-bench storage: %" PRIu64 " MiB per phase in batches of %zu bytes "
+           "(%d records of %u value bytes, null keys)\n"
+           "  %u durable appenders, %u non-durable appends in flight, segments of %" PRIu64
+           " MiB,\n  batch_bytes_max %u, reads of %u bytes, warm-up %" PRIu64 " MiB, dir %s\n\n",
+           o->mib, b->batch_bytes, b->batch_records, o->record_bytes, o->appenders,
+           o->inflight, o->segment_mib, o->batch_bytes_max, o->read_bytes, o->warmup_mib,
+           b->root);
+    printf("%-14s %7s %7s %7s %10s %6s %5s %6s %6s %5s %5s %5s\n", "phase", "MiB", "seconds",
+           "MB/s", "records/s", "fsyncs", "rolls", "flush", "MB-w", "main%", "io%", "box%");
 }
 
 static void st_print_table(const struct st_bench *b)
 {
-    const struct st_opts *o = &b->o;
-    printf("nagare-bench storage: %" PRIu64 " MiB per phase in batches of %zu bytes "
-           "(%d records of %u value bytes), %u appenders, %u appends in flight\n"
-           "  segments %" PRIu64 " MiB, batch_bytes_max %u, reads of %u bytes, dir %s\n\n",
-           o->mib, b->batch_bytes, b->batch_records, o->record_bytes, o->appenders,
-           o->inflight, o->segment_mib, o->batch_bytes_max, o->read_bytes, b->root);
-    printf("%-14s %8s %7s %8s %11s %7s %8s %8s %6s %6s %5s %5s\n", "phase", "MiB",
-           "seconds", "MB/s", "records/s", "fsyncs", "dev-flush", "dev-MB-w", "user-s",
-           "sys-s", "cpu%", "box%");
+    st_print_header(b);
     for (int ph = 0; ph < PH_COUNT; ph++) {
         if (b->res[ph].ran) {
             st_print_row(b, (enum st_phase)ph);
         }
     }
-    printf("\nMB = 10^6 bytes. fsyncs: fdatasync rounds that acknowledged appends. dev-*: "
-           "the device's counters (whole machine).\ncpu%%: this process, 100 = one core; "
-           "box%%: every CPU of the machine busy, 100 = all.\n");
+    printf("\nMB = 10^6 bytes. fsyncs: fdatasync rounds that acknowledged appends. flush, "
+           "MB-w: the device's\nflush requests and MB written (whole machine). main%%, io%%: "
+           "CPU of the bench thread and of\nio_uring's workers, 100 = one core; box%%: all "
+           "CPUs of the machine, 100 = every one busy.\n");
     if (b->res[PH_GROUP].ran && b->res[PH_EACH].ran) {
         printf("group commit: durable-group / durable-each = %.1fx\n", st_group_ratio(b));
     }
     for (int ph = 0; ph < PH_COUNT; ph++) {
         const struct st_result *r = &b->res[ph];
         if (r->ran) {
-            printf("cpu %-14s %.2f s CPU in %.2f s = %.0f%% of a core, box %.0f%% busy: %s\n",
+            printf("cpu %-14s %5.2f s in %5.2f s (user %.2f, sys %.2f; bench thread %.2f): %s\n",
                    st_phase_names[ph], r->cost.user_s + r->cost.sys_s, r->cost.wall_s,
-                   100 * st_cpu_frac(r), 100 * r->cost.machine_busy,
+                   r->cost.user_s, r->cost.sys_s, r->cost.thread_s,
                    st_verdict(r, (enum st_phase)ph));
         }
     }
@@ -802,11 +871,12 @@ static void st_json_phase(const struct st_bench *b, enum st_phase ph, bool first
            ",\"batches\":%" PRIu64 ",\"seconds\":%.6f,\"mb_per_s\":%.1f,"
            "\"records_per_s\":%.0f,\"capped\":%s,\"fsyncs\":%" PRId64
            ",\"dev_flushes\":%" PRId64 ",\"dev_write_bytes\":%" PRId64
-           ",\"user_s\":%.3f,\"sys_s\":%.3f,\"machine_busy\":%.3f}",
+           ",\"rolls\":%" PRId64 ",\"user_s\":%.3f,\"sys_s\":%.3f,\"thread_s\":%.3f"
+           ",\"machine_busy\":%.3f}",
            first ? "" : ",", st_phase_names[ph], r->bytes, r->records, r->batches,
            r->cost.wall_s, st_mb_s(r), st_rec_s(r), r->capped ? "true" : "false",
-           r->sync_rounds, r->cost.dev_flushes, r->cost.dev_write_bytes, r->cost.user_s,
-           r->cost.sys_s, r->cost.machine_busy);
+           r->sync_rounds, r->cost.dev_flushes, r->cost.dev_write_bytes, r->rolls,
+           r->cost.user_s, r->cost.sys_s, r->cost.thread_s, r->cost.machine_busy);
 }
 
 static void st_print_json(const struct st_bench *b)
@@ -816,9 +886,10 @@ static void st_print_json(const struct st_bench *b)
     st_json_str(b->root);
     printf(",\"mib\":%" PRIu64 ",\"batch_bytes\":%zu,\"records_per_batch\":%d,"
            "\"record_bytes\":%u,\"appenders\":%u,\"inflight\":%u,\"segment_mib\":%" PRIu64
-           ",\"batch_bytes_max\":%u,\"read_bytes\":%u,\"each_seconds\":%.1f,\"phases\":[",
+           ",\"batch_bytes_max\":%u,\"read_bytes\":%u,\"each_seconds\":%.1f,\"warmup_mib\":%" PRIu64 ",\"phases\":[",
            o->mib, b->batch_bytes, b->batch_records, o->record_bytes, o->appenders,
-           o->inflight, o->segment_mib, o->batch_bytes_max, o->read_bytes, o->each_seconds);
+           o->inflight, o->segment_mib, o->batch_bytes_max, o->read_bytes, o->each_seconds,
+           o->warmup_mib);
     bool first = true;
     for (int ph = 0; ph < PH_COUNT; ph++) {
         if (b->res[ph].ran) {
@@ -831,6 +902,11 @@ static void st_print_json(const struct st_bench *b)
 
 /* ---- the run ---- */
 
+static bool st_want(const struct st_bench *b, enum st_phase ph)
+{
+    return (b->o.phases & (1u << ph)) != 0 && !st_stop;
+}
+
 static int st_phases(struct st_bench *b)
 {
     struct st_result warm;
@@ -840,17 +916,17 @@ static int st_phases(struct st_bench *b)
         rc = st_write(b, "warmup", false, true, b->slot_count, 0, o->warmup_mib, &warm);
         rc = rc == 0 ? st_part_discard(b) : rc;
     }
-    if (rc == 0 && !st_stop) {
+    if (rc == 0 && st_want(b, PH_APPEND)) {
         rc = st_write(b, "append", false, true, b->slot_count, 0, o->mib, &b->res[PH_APPEND]);
-        rc = rc == 0 ? st_read(b, &b->res[PH_READ]) : rc;
+        rc = rc == 0 && st_want(b, PH_READ) ? st_read(b, &b->res[PH_READ]) : rc;
         rc = rc == 0 ? st_part_discard(b) : rc;
     }
-    if (rc == 0 && !st_stop) {
+    if (rc == 0 && st_want(b, PH_GROUP)) {
         rc = st_write(b, "durable-group", true, true, o->appenders, 0, o->mib,
                       &b->res[PH_GROUP]);
         rc = rc == 0 ? st_part_discard(b) : rc;
     }
-    if (rc == 0 && !st_stop) {
+    if (rc == 0 && st_want(b, PH_EACH)) {
         rc = st_write(b, "durable-each", true, false, o->appenders, o->each_seconds, o->mib,
                       &b->res[PH_EACH]);
         rc = rc == 0 ? st_part_discard(b) : rc;
