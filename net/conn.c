@@ -515,7 +515,7 @@ static bool fill_piece(struct iov_fill *f, const void *p, size_t len)
  * at their offsets. False when the array filled up first. */
 static bool fill_answer(struct iov_fill *f, struct loop_req *r)
 {
-    if (!fill_piece(f, r->prefix, sizeof(r->prefix))) {
+    if (!r->framed && !fill_piece(f, r->prefix, sizeof(r->prefix))) {
         return false;
     }
     size_t pos = 0;
@@ -870,6 +870,17 @@ void loop_req_respond(struct loop_req *req, size_t len)
     ASSERT(payload <= LOOP_FRAME_BYTES_CAP);
     req->resp_bytes = len;
     put_be32(req->prefix, (uint32_t)payload);
+    req_complete(req, ANS_RESP);
+}
+
+void loop_req_respond_frame(struct loop_req *req, size_t len)
+{
+    ASSERT(req->state == REQ_HANDLER);
+    ASSERT(req->ext_head == NULL);
+    ASSERT(len >= 4 && len <= req->resp_cap);
+    ASSERT(get_be32(req->resp) == len - 4); /* the frame's own length prefix */
+    req->resp_bytes = len;
+    req->framed = true;
     req_complete(req, ANS_RESP);
 }
 

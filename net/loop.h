@@ -403,6 +403,12 @@ void loop_resp_ext(struct loop_req *req, struct loop_ext *ext, size_t at);
  * the answer goes out after all earlier answers on the connection. */
 void loop_req_respond(struct loop_req *req, size_t len);
 
+/* Like loop_req_respond(), for an answer buffer that already holds one
+ * whole frame, its u32 length prefix included (what the net/proto.h
+ * encoders write): the first len bytes go out as they are. No ext parts.
+ * Precondition: the prefix says len - 4. */
+void loop_req_respond_frame(struct loop_req *req, size_t len);
+
 /* Completes req with no answer (acks=0 produce). Later answers do not wait
  * for it. */
 void loop_req_noreply(struct loop_req *req);

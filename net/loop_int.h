@@ -92,12 +92,13 @@ struct loop_req {
     uint8_t state;         /* enum req_state */
     uint8_t answer;        /* enum req_answer */
     uint8_t prefix[4];     /* big-endian length of the answer */
+    bool framed;           /* the answer buffer holds its own prefix */
 };
 
 /* Bytes the answer puts on the wire (prefix included). */
 static inline uint64_t req_wire_bytes(const struct loop_req *r)
 {
-    return 4 + r->resp_bytes + r->ext_bytes;
+    return (r->framed ? 0 : 4) + r->resp_bytes + r->ext_bytes;
 }
 
 /* ---- connections ------------------------------------------------------- */
