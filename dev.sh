@@ -1,8 +1,9 @@
 #!/bin/sh
 # nagare's one entry point for people and CI.
-#   ./dev.sh run    install what is missing, build, start the broker
+#   ./dev.sh run    install what is missing, build, start the broker (nagared)
 #   ./dev.sh test   install what is missing, build, run the whole test suite
 #   ./dev.sh asan   the test suite again, built with ASan + UBSan
+#   ./dev.sh fuzz   every libFuzzer target for FUZZ_SECONDS (default 30) each
 # Idempotent: packages are installed only when missing, builds are incremental.
 set -eu
 cd "$(dirname "$0")"
@@ -47,7 +48,7 @@ run)
     ensure_packages
     build build
     shift
-    exec ./build/bench/nagare-bench storage --mib 256 "$@"
+    exec ./build/broker/nagared "$@"
     ;;
 test)
     ensure_packages
@@ -60,8 +61,28 @@ asan)
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
         run_tests build-asan
     ;;
+fuzz)
+    ensure_packages clang
+    [ -f build-fuzz/build.ninja ] ||
+        CC=clang meson setup build-fuzz -Dfuzz=true -Db_lundef=false -Dtests=disabled >/dev/null
+    targets=$(cd fuzz && ls fuzz_*.c | sed 's/\.c$//')
+    ninja -C build-fuzz $(for t in $targets; do echo "fuzz/$t"; done) >/dev/null
+    for t in $targets; do
+        corpus=$(mktemp -d)
+        cp -r "fuzz/corpus/${t#fuzz_}/." "$corpus/" 2>/dev/null || true
+        echo "fuzz: $t for ${FUZZ_SECONDS:-30} s"
+        ./build-fuzz/fuzz/$t -max_total_time="${FUZZ_SECONDS:-30}" -print_final_stats=1 \
+            "$corpus" 2>&1 | grep -E "^stat::number_of_executed_units|ERROR|SUMMARY" || true
+        status=$(./build-fuzz/fuzz/$t -runs=0 "$corpus" >/dev/null 2>&1; echo $?)
+        rm -rf "$corpus"
+        if [ "$status" -ne 0 ]; then
+            echo "fuzz: $t found a crash" >&2
+            exit 1
+        fi
+    done
+    ;;
 *)
-    echo "usage: ./dev.sh run|test|asan" >&2
+    echo "usage: ./dev.sh run|test|asan|fuzz" >&2
     exit 2
     ;;
 esac

@@ -28,7 +28,7 @@ enum ng_err {
     /* storage */
     NG_EOFFSET_RANGE = 4120, /* offset below the log start or past the end */
     NG_EFAILED = 4121,       /* the log failed an fsync or write; no more writes */
-    NG_ECORRUPT = 4122,      /* bad bytes in a sealed segment; not served past */
+    NG_ECORRUPT = 4122,      /* bad bytes on disk (log, index, metadata) */
     NG_EBUSY = 4123,         /* a bounded queue is full; try again later */
     NG_ECLOSED = 4124,       /* the object is closing or closed */
     NG_ENOTFOUND = 4125,     /* no such item (e.g. no offset for a timestamp) */

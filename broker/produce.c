@@ -1,0 +1,189 @@
+/*
+ * broker/produce.c — Produce: each partition's batch is checked whole
+ * (header, checksum, every record), judged against its producer's recent
+ * batches, and appended straight from the request frame; the answer goes
+ * when every append has completed (written for acks=1, fdatasync'd for
+ * acks=all; acks=0 completes the request with no answer).
+ */
+#include <stdlib.h>
+
+#include "base/log.h"
+#include "broker/server.h"
+
+#define container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
+
+struct produce_req;
+
+struct produce_part {
+    struct part_append a;
+    struct produce_req *pr;
+    struct proto_str topic; /* into the frame */
+    int32_t partition;
+    int err;
+    int64_t offset_base;
+};
+
+struct produce_req {
+    struct loop_req *req;
+    uint32_t correlation_id;
+    uint16_t version;
+    int16_t acks;
+    uint32_t count;
+    uint32_t pending; /* appends not yet completed */
+    struct produce_part parts[];
+};
+
+static size_t answer_bytes(const struct produce_req *pr)
+{
+    size_t bytes = 64;
+    for (uint32_t i = 0; i < pr->count; i++) {
+        bool new_topic = i == 0 || pr->parts[i].topic.ptr != pr->parts[i - 1].topic.ptr;
+        bytes += 14 + (new_topic ? 6 + (size_t)pr->parts[i].topic.len : 0);
+    }
+    return bytes;
+}
+
+static void answer(struct produce_req *pr)
+{
+    ASSERT(pr->pending == 0);
+    if (pr->acks == PROTO_ACKS_NONE) {
+        loop_req_noreply(pr->req);
+        free(pr);
+        return;
+    }
+    struct wr w;
+    int rc = server_resp_open(pr->req, answer_bytes(pr), &w);
+    if (rc != 0) {
+        server_resp_error(pr->req, pr->correlation_id, rc);
+        free(pr);
+        return;
+    }
+    struct proto_enc e;
+    proto_produce_resp_begin(&e, &w, pr->version, pr->correlation_id);
+    for (uint32_t i = 0; i < pr->count; i++) {
+        const struct produce_part *pp = &pr->parts[i];
+        if (i == 0 || pp->topic.ptr != pr->parts[i - 1].topic.ptr) {
+            proto_enc_topic(&e, pp->topic);
+        }
+        struct proto_produce_resp_partition out = {
+            .partition = pp->partition, .err = pp->err,
+            .offset_base = pp->err == 0 ? pp->offset_base : -1};
+        proto_produce_resp_partition(&e, &out);
+    }
+    rc = proto_enc_end(&e);
+    ASSERT(rc == 0); /* sized above */
+    server_resp_send(pr->req, &w);
+    free(pr);
+}
+
+static void append_done(struct part_append *a, int rc)
+{
+    struct produce_part *pp = container_of(a, struct produce_part, a);
+    struct produce_req *pr = pp->pr;
+    pp->err = rc;
+    pp->offset_base = a->hdr.offset_base;
+    ASSERT(pr->pending > 0);
+    if (--pr->pending == 0) {
+        answer(pr);
+    }
+}
+
+/* Checks and starts one partition's append; pp->err says why not. */
+static void start_append(struct server *s, struct server_topic *t, struct produce_part *pp,
+                         const struct proto_produce_req_partition *in)
+{
+    if (t == NULL || in->partition < 0 || in->partition >= t->cfg.partitions) {
+        pp->err = pp->err != 0 ? pp->err : -NG_EUNKNOWN_TOPIC;
+        return;
+    }
+    struct bpart *bp = &t->parts[in->partition];
+    uint32_t max = (uint32_t)t->cfg.batch_bytes_max;
+    struct batch_header h;
+    pp->err = batch_verify_records(in->records, in->records_bytes, max, &s->zctx, s->scratch,
+                                   s->scratch_bytes);
+    pp->err = pp->err == 0 ? batch_header_decode(in->records, in->records_bytes, max, &h) : pp->err;
+    if (pp->err == 0 && h.producer_id >= 0) {
+        int verdict = producers_check(&bp->producers, &h, &pp->offset_base);
+        if (verdict != 0) {
+            pp->err = verdict < 0 ? verdict : 0; /* a duplicate gets its first offset */
+            return;
+        }
+    }
+    if (pp->err != 0) {
+        return;
+    }
+    /* The frame is the request's own buffer, writable until it is answered:
+     * the base offset is written into the batch there. */
+    pp->a = (struct part_append){.batch = (uint8_t *)in->records, .bytes = in->records_bytes,
+                                 .durable = pp->pr->acks == PROTO_ACKS_ALL, .done = append_done};
+    pp->err = part_append(&bp->log, &pp->a);
+    if (pp->err == 0) {
+        producers_record(&bp->producers, &pp->a.hdr);
+        pp->pr->pending++;
+    }
+}
+
+/* The topic a produce names, created on first use when allowed. */
+static struct server_topic *produce_topic(struct server *s, struct proto_str name, int *err)
+{
+    struct server_topic *t = server_topic_find(s, name);
+    *err = 0;
+    if (t == NULL && s->cfg.auto_create_topics) {
+        struct topic_config defaults = {
+            .partitions = PROTO_CONFIG_DEFAULT, .retention_ms = PROTO_CONFIG_DEFAULT,
+            .retention_bytes = PROTO_CONFIG_DEFAULT, .segment_bytes = PROTO_CONFIG_DEFAULT,
+            .segment_ms = PROTO_CONFIG_DEFAULT, .batch_bytes_max = PROTO_CONFIG_DEFAULT};
+        *err = server_topic_create(s, name, &defaults, &t);
+        t = *err == 0 ? t : NULL;
+    } else if (t == NULL) {
+        *err = -NG_EUNKNOWN_TOPIC;
+    }
+    return t;
+}
+
+static uint32_t count_partitions(struct proto_dec d)
+{
+    uint32_t n = 0;
+    struct proto_topic t;
+    struct proto_produce_req_partition p;
+    while (proto_next_topic(&d, &t)) {
+        while (proto_produce_req_next_partition(&d, &p)) {
+            n++;
+        }
+    }
+    return n;
+}
+
+void handle_produce(struct server *s, struct loop_req *req, const struct proto_req_header *h,
+                    struct rd *body)
+{
+    struct proto_produce_req in;
+    struct proto_dec d;
+    int rc = proto_produce_req_decode(body, h->api_version, &in, &d);
+    uint32_t count = rc == 0 ? count_partitions(d) : 0;
+    struct produce_req *pr = rc == 0 ? calloc(1, sizeof(*pr) + count * sizeof(pr->parts[0])) : NULL;
+    if (pr == NULL) {
+        server_resp_error(req, h->correlation_id, rc != 0 ? rc : -ENOMEM);
+        return;
+    }
+    *pr = (struct produce_req){.req = req, .correlation_id = h->correlation_id,
+                               .version = h->api_version, .acks = in.acks, .count = count};
+    pr->pending = 1; /* held until every partition is started */
+    struct proto_topic t;
+    uint32_t i = 0;
+    while (proto_next_topic(&d, &t)) {
+        int topic_err;
+        struct server_topic *st = produce_topic(s, t.name, &topic_err);
+        struct proto_produce_req_partition p;
+        while (proto_produce_req_next_partition(&d, &p)) {
+            struct produce_part *pp = &pr->parts[i++];
+            *pp = (struct produce_part){.pr = pr, .topic = t.name, .partition = p.partition,
+                                        .err = topic_err, .offset_base = -1};
+            start_append(s, st, pp, &p);
+        }
+    }
+    ASSERT(i == count);
+    if (--pr->pending == 0) {
+        answer(pr);
+    }
+}

@@ -1,0 +1,63 @@
+/*
+ * broker/producers.h — idempotent produce: per partition, the recent batches
+ * of each producer id, so a retried batch is answered with its first offset
+ * instead of being written twice, and a gap in sequence numbers is refused.
+ *
+ * As in Kafka, a producer may have up to PRODUCER_BATCHES_KEPT batches in
+ * flight, so that many of its latest batches are remembered. The table holds
+ * at most `cap` producers; past that the least recently used is forgotten
+ * (its next batch is then accepted with any sequence, as for a new id).
+ * The state is derived from the log: after a restart the broker rebuilds it
+ * by feeding every batch header to producers_record(). One thread (the
+ * partition's owner) uses a table.
+ */
+#ifndef NAGARE_BROKER_PRODUCERS_H
+#define NAGARE_BROKER_PRODUCERS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "base/assert.h"
+#include "storage/batch.h"
+
+#define PRODUCER_BATCHES_KEPT 5
+
+struct producer_batch {
+    int32_t sequence_first;
+    int32_t sequence_last;
+    int64_t offset_base;
+};
+
+struct producer_state {
+    int64_t id;          /* -1: empty slot */
+    int16_t epoch;
+    uint8_t count;       /* batches in recent[] */
+    uint8_t newest;      /* index of the newest */
+    uint64_t used;       /* table clock at last use, for eviction */
+    struct producer_batch recent[PRODUCER_BATCHES_KEPT];
+};
+
+struct producers {
+    struct producer_state *slots; /* open addressing, linear probing */
+    uint32_t slot_count;          /* power of two, >= 2 * cap */
+    uint32_t count;
+    uint32_t cap;
+    uint64_t clock;
+};
+
+/* Allocates a table for up to cap producers. Returns 0 or -ENOMEM. */
+MUST_USE int producers_init(struct producers *ps, uint32_t cap);
+void producers_fini(struct producers *ps);
+
+/* Judges a batch before it is appended (h as decoded; producer_id >= 0):
+ * returns 0 to append it, 1 for a duplicate of a recent batch (*offset_out
+ * is the base offset it got), -NG_EPRODUCER_FENCED for an epoch older than
+ * the producer's, -NG_EOUT_OF_ORDER for a sequence that does not follow. */
+MUST_USE int producers_check(struct producers *ps, const struct batch_header *h,
+                             int64_t *offset_out);
+
+/* Remembers an appended batch (h->offset_base is its base offset). Batches
+ * with producer_id < 0 are ignored. */
+void producers_record(struct producers *ps, const struct batch_header *h);
+
+#endif

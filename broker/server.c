@@ -1,0 +1,550 @@
+#include "broker/server.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "base/log.h"
+
+/* How often deleted topics are checked for idle partitions, and parked
+ * fetches for a stop in progress. */
+#define HOUSEKEEPING_MS 50
+
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- the topic table, sorted by name ---- */
+
+static int name_cmp(const char *a, size_t a_len, const char *b, size_t b_len)
+{
+    size_t n = a_len < b_len ? a_len : b_len;
+    int c = memcmp(a, b, n);
+    return c != 0 ? c : (a_len > b_len) - (a_len < b_len);
+}
+
+/* Index of the first topic whose name is >= name. */
+static uint32_t topic_lower_bound(const struct server *s, const char *name, size_t len)
+{
+    uint32_t lo = 0;
+    uint32_t hi = s->topic_count;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        const struct server_topic *t = s->topics[mid];
+        if (name_cmp(t->name, t->name_len, name, len) < 0) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    return lo;
+}
+
+struct server_topic *server_topic_find(struct server *s, struct proto_str name)
+{
+    if (name.len <= 0) {
+        return NULL;
+    }
+    uint32_t i = topic_lower_bound(s, name.ptr, (size_t)name.len);
+    if (i < s->topic_count &&
+        name_cmp(s->topics[i]->name, s->topics[i]->name_len, name.ptr, (size_t)name.len) == 0) {
+        return s->topics[i];
+    }
+    return NULL;
+}
+
+static int topic_table_insert(struct server *s, struct server_topic *t)
+{
+    if (s->topic_count == s->topic_cap) {
+        uint32_t cap = s->topic_cap ? s->topic_cap * 2 : 64;
+        struct server_topic **grown = realloc(s->topics, cap * sizeof(*grown));
+        if (grown == NULL) {
+            return -ENOMEM;
+        }
+        s->topics = grown;
+        s->topic_cap = cap;
+    }
+    uint32_t i = topic_lower_bound(s, t->name, t->name_len);
+    memmove(s->topics + i + 1, s->topics + i, (s->topic_count - i) * sizeof(*s->topics));
+    s->topics[i] = t;
+    s->topic_count++;
+    return 0;
+}
+
+static void topic_table_remove(struct server *s, struct server_topic *t)
+{
+    uint32_t i = topic_lower_bound(s, t->name, t->name_len);
+    ASSERT(i < s->topic_count && s->topics[i] == t);
+    memmove(s->topics + i, s->topics + i + 1, (s->topic_count - i - 1) * sizeof(*s->topics));
+    s->topic_count--;
+}
+
+/* ---- partitions ---- */
+
+static void bpart_watch(void *arg) { fetch_wake(arg); }
+
+static int note_producer(void *arg, const struct batch_header *h)
+{
+    producers_record(arg, h);
+    return 0;
+}
+
+/* Opens partition i of t and rebuilds its producers' recent batches from the
+ * last two segments (a retry can only repeat a recent batch; producers not
+ * seen there are treated as new). */
+static int bpart_open(struct server *s, struct server_topic *t, int32_t i)
+{
+    struct bpart *bp = &t->parts[i];
+    *bp = (struct bpart){.topic = t, .server = s, .index = i};
+    const struct catalog_topic *ct = catalog_find(&s->catalog, t->name, t->name_len);
+    ASSERT(ct != NULL);
+    char dir[4352];
+    int rc = catalog_partition_dir(&s->catalog, ct, i, dir, sizeof(dir));
+    struct part_config base;
+    struct part_config pc;
+    broker_config_part(&s->cfg, &base);
+    catalog_part_config(&t->cfg, &base, &pc);
+    rc = rc == 0 ? part_open(&bp->log, dir, &pc, &s->env) : rc;
+    if (rc != 0) {
+        log_error("topic %s partition %d: %s", t->name, i, err_str(rc));
+        return rc;
+    }
+    bp->open = true;
+    rc = producers_init(&bp->producers, s->cfg.producer_ids_max);
+    if (rc == 0) {
+        uint32_t n = bp->log.seg_count;
+        int64_t from = bp->log.segs[n > 1 ? n - 2 : 0]->offset_base;
+        rc = part_for_each_batch(&bp->log, from, note_producer, &bp->producers);
+        rc = rc == -NG_ECORRUPT ? 0 : rc; /* served up to the damage; logged */
+    }
+    if (rc == 0) {
+        part_set_watch(&bp->log, bpart_watch, bp);
+    }
+    return rc;
+}
+
+/* Closes a partition's log; its appends must be done. */
+static int bpart_close(struct bpart *bp)
+{
+    if (!bp->open) {
+        return 0;
+    }
+    ASSERT(bp->waiters == NULL);
+    int rc = part_drain(&bp->log);
+    int rc2 = part_close(&bp->log);
+    producers_fini(&bp->producers);
+    bp->open = false;
+    return rc != 0 ? rc : rc2;
+}
+
+static void topic_free(struct server_topic *t)
+{
+    free(t->parts);
+    free(t);
+}
+
+/* Builds the running topic for a catalog entry and opens its partitions. */
+static int topic_open(struct server *s, const struct catalog_topic *ct, struct server_topic **out)
+{
+    struct server_topic *t = calloc(1, sizeof(*t));
+    struct bpart *parts = t ? calloc((size_t)ct->cfg.partitions, sizeof(*parts)) : NULL;
+    if (parts == NULL) {
+        free(t);
+        return -ENOMEM;
+    }
+    t->name_len = strlen(ct->name);
+    memcpy(t->name, ct->name, t->name_len + 1);
+    t->cfg = ct->cfg;
+    t->parts = parts;
+    int rc = 0;
+    for (int32_t i = 0; i < t->cfg.partitions && rc == 0; i++) {
+        rc = bpart_open(s, t, i);
+    }
+    if (rc == 0) {
+        rc = topic_table_insert(s, t);
+    }
+    if (rc != 0) {
+        for (int32_t i = 0; i < t->cfg.partitions; i++) {
+            (void)bpart_close(&t->parts[i]);
+        }
+        topic_free(t);
+        return rc;
+    }
+    *out = t;
+    return 0;
+}
+
+/* ---- creating and deleting topics ---- */
+
+int server_topic_create(struct server *s, struct proto_str name,
+                        const struct topic_config *requested, struct server_topic **out)
+{
+    if (name.len <= 0 || !proto_topic_name_valid(name.ptr, (size_t)name.len)) {
+        return -NG_EBADNAME;
+    }
+    if (server_topic_find(s, name) != NULL) {
+        return -NG_ETOPIC_EXISTS;
+    }
+    if (s->topic_count >= PROTO_TOPICS_MAX) {
+        return -NG_ETOOBIG;
+    }
+    struct topic_config defaults = {
+        .partitions = s->cfg.default_partitions,
+        .retention_ms = s->cfg.retention_ms,
+        .retention_bytes = s->cfg.retention_bytes,
+        .segment_bytes = s->cfg.segment_bytes,
+        .segment_ms = s->cfg.segment_ms,
+        .batch_bytes_max = s->cfg.batch_bytes_max,
+    };
+    struct topic_config cfg;
+    int rc = catalog_resolve_config(requested, &defaults, &cfg);
+    if (rc == 0 && cfg.batch_bytes_max > s->cfg.batch_bytes_max) {
+        rc = -NG_EBADARG; /* the worker's scratch is sized for the broker's maximum */
+    }
+    rc = rc == 0 ? catalog_create(&s->catalog, name.ptr, (size_t)name.len, &cfg) : rc;
+    if (rc != 0) {
+        return rc;
+    }
+    const struct catalog_topic *ct = catalog_find(&s->catalog, name.ptr, (size_t)name.len);
+    ASSERT(ct != NULL);
+    rc = topic_open(s, ct, out);
+    if (rc != 0 && catalog_delete(&s->catalog, name.ptr, (size_t)name.len) != 0) {
+        log_error("topic %.*s: could not remove after a failed create", (int)name.len, name.ptr);
+    }
+    return rc;
+}
+
+int server_topic_delete(struct server *s, struct proto_str name)
+{
+    struct server_topic *t = server_topic_find(s, name);
+    if (t == NULL) {
+        return -NG_EUNKNOWN_TOPIC;
+    }
+    /* Renaming the directory away is the durable step; the open files stay
+     * usable until the partitions close. */
+    int rc = catalog_delete(&s->catalog, t->name, t->name_len);
+    if (rc != 0) {
+        return rc;
+    }
+    topic_table_remove(s, t);
+    for (int32_t i = 0; i < t->cfg.partitions; i++) {
+        part_set_watch(&t->parts[i].log, NULL, NULL);
+        fetch_abandon(&t->parts[i]);
+    }
+    t->next_doomed = s->doomed;
+    s->doomed = t;
+    log_info("deleted topic %s", t->name);
+    return 0;
+}
+
+static bool topic_idle(const struct server_topic *t)
+{
+    for (int32_t i = 0; i < t->cfg.partitions; i++) {
+        if (!part_idle(&t->parts[i].log)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Closes deleted topics whose partitions have gone idle. */
+static void reap_doomed(struct server *s)
+{
+    struct server_topic **link = &s->doomed;
+    while (*link != NULL) {
+        struct server_topic *t = *link;
+        if (!topic_idle(t)) {
+            link = &t->next_doomed;
+            continue;
+        }
+        *link = t->next_doomed;
+        for (int32_t i = 0; i < t->cfg.partitions; i++) {
+            (void)bpart_close(&t->parts[i]); /* its files are gone already */
+        }
+        topic_free(t);
+    }
+}
+
+static void housekeeping(struct loop_timer *timer, void *arg)
+{
+    struct server *s = arg;
+    reap_doomed(s);
+    if (s->loop.stopping) {
+        /* Parked fetches answer now rather than hold the drain up. */
+        for (uint32_t i = 0; i < s->topic_count; i++) {
+            for (int32_t p = 0; p < s->topics[i]->cfg.partitions; p++) {
+                fetch_abandon(&s->topics[i]->parts[p]);
+            }
+        }
+    }
+    loop_timer_arm(&s->loop, timer, HOUSEKEEPING_MS);
+}
+
+static void retention(struct loop_timer *timer, void *arg)
+{
+    struct server *s = arg;
+    for (uint32_t i = 0; i < s->topic_count; i++) {
+        struct server_topic *t = s->topics[i];
+        for (int32_t p = 0; p < t->cfg.partitions; p++) {
+            uint32_t deleted;
+            int rc = part_retain(&t->parts[p].log, &deleted);
+            if (rc != 0) {
+                log_error("topic %s partition %d: retention: %s", t->name, p, err_str(rc));
+            }
+        }
+    }
+    loop_timer_arm(&s->loop, timer, s->cfg.retention_check_ms);
+}
+
+/* ---- answers ---- */
+
+int server_resp_open(struct loop_req *req, size_t frame_cap, struct wr *w)
+{
+    uint8_t *buf;
+    int rc = loop_resp_buf(req, frame_cap, &buf);
+    if (rc == 0) {
+        *w = wr_make(buf, frame_cap);
+    }
+    return rc;
+}
+
+void server_resp_send(struct loop_req *req, struct wr *w)
+{
+    ASSERT(w->err == 0);
+    loop_req_respond_frame(req, w->pos);
+}
+
+void server_resp_error(struct loop_req *req, uint32_t correlation_id, int err)
+{
+    struct wr w;
+    /* An error answer is tiny: within the loop's reserve, never refused. */
+    int rc = server_resp_open(req, 64, &w);
+    ASSERT(rc == 0);
+    rc = proto_resp_error_encode(&w, correlation_id, err);
+    ASSERT(rc == 0);
+    server_resp_send(req, &w);
+}
+
+/* ---- requests ---- */
+
+typedef void (*handler_fn)(struct server *s, struct loop_req *req,
+                           const struct proto_req_header *h, struct rd *body);
+
+static const handler_fn handlers[PROTO_API_COUNT] = {
+    [PROTO_API_API_VERSIONS] = handle_api_versions,
+    [PROTO_API_METADATA] = handle_metadata,
+    [PROTO_API_CREATE_TOPICS] = handle_create_topics,
+    [PROTO_API_DELETE_TOPICS] = handle_delete_topics,
+    [PROTO_API_PRODUCE] = handle_produce,
+    [PROTO_API_FETCH] = handle_fetch,
+    [PROTO_API_LIST_OFFSETS] = handle_list_offsets,
+    [PROTO_API_INIT_PRODUCER_ID] = handle_init_producer_id,
+};
+
+static void on_request(void *arg, struct loop_req *req)
+{
+    struct server *s = arg;
+    size_t len;
+    const uint8_t *frame = loop_req_frame(req, &len);
+    struct rd body = rd_make(frame, len);
+    struct proto_req_header h;
+    int rc = proto_req_header_decode(&body, &h);
+    if (rc != 0 && len < PROTO_REQ_HEADER_BYTES_MIN) {
+        log_debug("connection %" PRIu64 ": request too short; closing", loop_req_conn_id(req));
+        loop_req_fail(req); /* no correlation id to answer with */
+        return;
+    }
+    if (rc != 0) {
+        server_resp_error(req, h.correlation_id, rc);
+        return;
+    }
+    ASSERT(h.api_key < PROTO_API_COUNT && handlers[h.api_key] != NULL);
+    handlers[h.api_key](s, req, &h, &body);
+}
+
+/* ---- lifecycle ---- */
+
+/* Creates the data directory if needed and takes its lock, so two brokers
+ * never share one. */
+static int lock_data_dir(struct server *s)
+{
+    if (mkdir(s->cfg.data_dir, 0755) != 0 && errno != EEXIST) {
+        int rc = -errno;
+        log_error("data directory %s: %s", s->cfg.data_dir, err_str(rc));
+        return rc;
+    }
+    char path[sizeof(s->cfg.data_dir) + 8];
+    snprintf(path, sizeof(path), "%s/.lock", s->cfg.data_dir);
+    s->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (s->lock_fd < 0) {
+        int rc = -errno;
+        log_error("data directory %s: %s", s->cfg.data_dir, err_str(rc));
+        return rc;
+    }
+    if (flock(s->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+        int rc = -errno;
+        log_error("data directory %s: %s", s->cfg.data_dir,
+                  rc == -EWOULDBLOCK ? "in use by another nagared" : err_str(rc));
+        return rc;
+    }
+    return 0;
+}
+
+/* Worker resources: ring, compression contexts, scratch sized for the
+ * largest batch any topic allows. */
+static int worker_resources(struct server *s)
+{
+    uint32_t batch_max = (uint32_t)s->cfg.batch_bytes_max;
+    for (uint32_t i = 0; i < catalog_count(&s->catalog); i++) {
+        uint32_t b = (uint32_t)catalog_at(&s->catalog, i)->cfg.batch_bytes_max;
+        batch_max = b > batch_max ? b : batch_max;
+    }
+    s->cfg.batch_bytes_max = (int32_t)batch_max;
+    s->scratch_bytes = PART_SCRATCH_BYTES(batch_max);
+    s->scratch = malloc(s->scratch_bytes);
+    if (s->scratch == NULL) {
+        return -ENOMEM;
+    }
+    int rc = batch_zctx_init(&s->zctx, batch_max, 1);
+    if (rc != 0) {
+        return rc;
+    }
+    s->env = (struct part_env){.ring = &s->ring, .scratch = s->scratch,
+                               .scratch_bytes = s->scratch_bytes, .zctx = &s->zctx,
+                               .now_ms = wall_ms};
+    return 0;
+}
+
+static int open_topics(struct server *s)
+{
+    for (uint32_t i = 0; i < catalog_count(&s->catalog); i++) {
+        struct server_topic *t;
+        int rc = topic_open(s, catalog_at(&s->catalog, i), &t);
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    log_info("opened %u topics from %s", s->topic_count, s->cfg.data_dir);
+    return 0;
+}
+
+static int start_loop(struct server *s)
+{
+    struct loop_cfg lc;
+    loop_cfg_default(&lc);
+    lc.frame_bytes_max = s->cfg.frame_bytes_max;
+    lc.conn_max = s->cfg.conn_max;
+    lc.conn_inflight_max = s->cfg.conn_inflight_max;
+    lc.on_request = on_request;
+    lc.arg = s;
+    int rc = loop_init(&s->loop, &s->ring, &lc);
+    if (rc != 0) {
+        log_error("event loop: %s", err_str(rc));
+        return rc;
+    }
+    s->loop_ready = true;
+    rc = loop_listen(&s->loop, s->cfg.listen_host, s->cfg.listen_port, &s->port);
+    if (rc != 0) {
+        log_error("listen on %s:%u: %s", s->cfg.listen_host, s->cfg.listen_port, err_str(rc));
+        return rc;
+    }
+    loop_timer_init(&s->retention_timer, retention, s);
+    loop_timer_arm(&s->loop, &s->retention_timer, s->cfg.retention_check_ms);
+    loop_timer_init(&s->reap_timer, housekeeping, s);
+    loop_timer_arm(&s->loop, &s->reap_timer, HOUSEKEEPING_MS);
+    log_info("nagared listening on %s:%u, data in %s", s->cfg.listen_host, s->port,
+             s->cfg.data_dir);
+    return 0;
+}
+
+int server_init(struct server *s, const struct broker_config *cfg)
+{
+    memset(s, 0, sizeof(*s));
+    s->cfg = *cfg;
+    s->lock_fd = -1;
+    s->producer_ids.dirfd = -1;
+    int rc = lock_data_dir(s);
+    if (rc == 0) {
+        rc = catalog_open(&s->catalog, s->cfg.data_dir);
+        s->catalog_ready = rc == 0;
+        if (rc != 0) {
+            log_error("topic catalog in %s: %s", s->cfg.data_dir, err_str(rc));
+        }
+    }
+    if (rc == 0) {
+        rc = producer_ids_open(&s->producer_ids, s->cfg.data_dir);
+        if (rc != 0) {
+            log_error("%s/producer-ids: %s", s->cfg.data_dir, err_str(rc));
+        }
+    }
+    if (rc == 0) {
+        rc = ring_init(&s->ring, 4096);
+        s->ring_ready = rc == 0;
+        if (rc != 0) {
+            log_error("io_uring: %s", err_str(rc));
+        }
+    }
+    rc = rc == 0 ? worker_resources(s) : rc;
+    rc = rc == 0 ? open_topics(s) : rc;
+    rc = rc == 0 ? start_loop(s) : rc;
+    if (rc != 0) {
+        int rc_fini = server_fini(s);
+        (void)rc_fini; /* the first error is the one to report */
+    }
+    return rc;
+}
+
+int server_run(struct server *s) { return loop_run(&s->loop); }
+
+void server_stop_async(struct server *s) { loop_stop_async(&s->loop); }
+
+int server_fini(struct server *s)
+{
+    int rc = 0;
+    for (uint32_t i = 0; i < s->topic_count; i++) {
+        struct server_topic *t = s->topics[i];
+        for (int32_t p = 0; p < t->cfg.partitions; p++) {
+            fetch_abandon(&t->parts[p]);
+            int rc2 = bpart_close(&t->parts[p]);
+            rc = rc != 0 ? rc : rc2;
+        }
+        topic_free(t);
+    }
+    s->topic_count = 0;
+    while (s->doomed != NULL) {
+        struct server_topic *t = s->doomed;
+        s->doomed = t->next_doomed;
+        for (int32_t p = 0; p < t->cfg.partitions; p++) {
+            (void)bpart_close(&t->parts[p]); /* drains; its files are gone already */
+        }
+        topic_free(t);
+    }
+    free(s->topics);
+    if (s->loop_ready) {
+        (void)loop_timer_cancel(&s->loop, &s->retention_timer);
+        (void)loop_timer_cancel(&s->loop, &s->reap_timer);
+        loop_fini(&s->loop);
+    }
+    if (s->catalog_ready) {
+        catalog_close(&s->catalog);
+    }
+    producer_ids_close(&s->producer_ids);
+    batch_zctx_fini(&s->zctx);
+    free(s->scratch);
+    if (s->ring_ready) {
+        ring_fini(&s->ring);
+    }
+    if (s->lock_fd >= 0) {
+        close(s->lock_fd);
+    }
+    return rc;
+}

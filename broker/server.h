@@ -1,0 +1,146 @@
+/*
+ * broker/server.h — a broker worker: its ring and event loop, the topics and
+ * partitions it owns, and the request handlers that act on them.
+ *
+ * Invariants:
+ * - Everything here belongs to the thread that called server_init(); only
+ *   server_stop_async() may be called from elsewhere (or a signal handler).
+ * - Each partition is owned by exactly one worker. There is one worker
+ *   today; the handlers reach partitions only through server_topic_find()
+ *   and struct bpart, so routing a request's partitions to their owners
+ *   (loop_post) is a change in one place, not an assumption everywhere.
+ * - Topics are kept sorted by name (binary search); a topic being deleted is
+ *   out of that table at once and its partitions close when idle.
+ * - A request's frame stays valid until its answer: produce batches are
+ *   appended straight from it (their base offset is written in place).
+ */
+#ifndef NAGARE_BROKER_SERVER_H
+#define NAGARE_BROKER_SERVER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "base/ring.h"
+#include "broker/catalog.h"
+#include "broker/config.h"
+#include "broker/producer_ids.h"
+#include "broker/producers.h"
+#include "net/loop.h"
+#include "net/proto.h"
+#include "storage/partition.h"
+
+struct fetch_link;
+struct server;
+struct server_topic;
+
+/* One partition of a topic, as the broker runs it. */
+struct bpart {
+    struct part log;
+    struct producers producers;
+    struct server_topic *topic;
+    struct server *server;
+    int32_t index;
+    bool open;
+    struct fetch_link *waiters; /* parked fetches wanting this partition */
+};
+
+struct server_topic {
+    char name[PROTO_TOPIC_NAME_BYTES_MAX + 1];
+    size_t name_len;
+    struct topic_config cfg;
+    struct bpart *parts;         /* cfg.partitions of them */
+    struct server_topic *next_doomed;
+};
+
+struct server {
+    struct broker_config cfg;
+    struct ring ring;
+    struct loop loop;
+    struct catalog catalog;
+    int lock_fd;                 /* flock on DATA_DIR/.lock */
+    bool catalog_ready;
+    bool ring_ready;
+    bool loop_ready;
+    uint16_t port;               /* bound port */
+    struct server_topic **topics; /* sorted by name */
+    uint32_t topic_count;
+    uint32_t topic_cap;
+    struct server_topic *doomed;  /* deleted, partitions closing */
+    struct batch_zctx zctx;
+    uint8_t *scratch;             /* storage and batch verification scratch */
+    size_t scratch_bytes;
+    struct part_env env;
+    struct producer_ids producer_ids;
+    struct loop_timer retention_timer;
+    struct loop_timer reap_timer;
+    uint64_t fetch_wake_seq;      /* numbers fetch_wake() passes */
+};
+
+/* Opens the data directory (taking its lock), the topic catalog and every
+ * partition (recovering them and rebuilding producer state), and starts
+ * listening. Logs what fails; returns 0 or -errno / -NG_E*. On failure
+ * nothing is left open. The calling thread becomes the worker. */
+MUST_USE int server_init(struct server *s, const struct broker_config *cfg);
+
+/* Serves until a stop has finished. Returns 0 or the ring's -errno. */
+MUST_USE int server_run(struct server *s);
+
+/* Asks the server to stop: no new connections, in-flight requests answered.
+ * Async-signal-safe; any thread. */
+void server_stop_async(struct server *s);
+
+/* Drains and closes every partition (fsyncing them), the catalog, the
+ * loop. Returns 0 or the first error met while closing logs. */
+MUST_USE int server_fini(struct server *s);
+
+/* ---- for the request handlers (admin.c, produce.c, fetch.c) ---- */
+
+/* The topic named name, or NULL. */
+struct server_topic *server_topic_find(struct server *s, struct proto_str name);
+
+/* Creates a topic (catalog entry and every partition). requested may hold
+ * PROTO_CONFIG_DEFAULT fields. Returns 0 with *out, or -NG_EBADNAME,
+ * -NG_ETOPIC_EXISTS, -NG_EBADARG, -NG_ETOOBIG (too many topics), -errno. */
+MUST_USE int server_topic_create(struct server *s, struct proto_str name,
+                                 const struct topic_config *requested,
+                                 struct server_topic **out);
+
+/* Deletes a topic: its directory is durably moved away and removed, it
+ * leaves the table (no new request reaches it) and parked fetches on it are
+ * answered. Appends already in flight finish on the still-open files, or
+ * fail if one needs a segment roll in the removed directory; the
+ * partitions close once idle (housekeeping). Returns 0,
+ * -NG_EUNKNOWN_TOPIC, or catalog_delete()'s error. */
+MUST_USE int server_topic_delete(struct server *s, struct proto_str name);
+
+/* Answer buffers: a writer over room for a frame of frame_cap bytes, then
+ * send what the writer holds (one whole frame, prefix included). */
+MUST_USE int server_resp_open(struct loop_req *req, size_t frame_cap, struct wr *w);
+void server_resp_send(struct loop_req *req, struct wr *w);
+
+/* Answers req with a request-level error. */
+void server_resp_error(struct loop_req *req, uint32_t correlation_id, int err);
+
+/* Request handlers, one per api: body is the reader after the header. */
+void handle_api_versions(struct server *s, struct loop_req *req,
+                         const struct proto_req_header *h, struct rd *body);
+void handle_metadata(struct server *s, struct loop_req *req,
+                     const struct proto_req_header *h, struct rd *body);
+void handle_create_topics(struct server *s, struct loop_req *req,
+                          const struct proto_req_header *h, struct rd *body);
+void handle_delete_topics(struct server *s, struct loop_req *req,
+                          const struct proto_req_header *h, struct rd *body);
+void handle_produce(struct server *s, struct loop_req *req,
+                    const struct proto_req_header *h, struct rd *body);
+void handle_fetch(struct server *s, struct loop_req *req,
+                  const struct proto_req_header *h, struct rd *body);
+void handle_list_offsets(struct server *s, struct loop_req *req,
+                         const struct proto_req_header *h, struct rd *body);
+void handle_init_producer_id(struct server *s, struct loop_req *req,
+                             const struct proto_req_header *h, struct rd *body);
+
+/* Fetch long-poll hooks (broker/fetch.c): new data on bp; bp going away. */
+void fetch_wake(struct bpart *bp);
+void fetch_abandon(struct bpart *bp);
+
+#endif
