@@ -93,6 +93,7 @@ struct st_result {
     uint64_t batches;
     int64_t sync_rounds;       /* fdatasync rounds that acknowledged appends; -1: n/a */
     int64_t rolls;             /* segments the phase rolled to; -1: n/a */
+    double stall_max_s;        /* longest wait for an append's completion; -1: n/a */
     struct sample_delta cost;
 };
 
@@ -102,6 +103,7 @@ struct st_slot {
     struct part_append a;      /* first: the callback gets &a */
     struct st_run *run;
 };
+static_assert(offsetof(struct st_slot, a) == 0, "a slot is found from its append");
 
 /* One write phase in progress. */
 struct st_run {
@@ -115,12 +117,16 @@ struct st_run {
     bool capped;
     int err;
     /* Sync rounds, counted from acknowledgements: a durable append completes
-     * only when an fdatasync round finishes, at most one round is in flight,
-     * and the next round's fdatasync is submitted by the next ring_run(); so
-     * each ring_run() that acknowledges appends finished exactly one round. */
+     * only when an fdatasync round finishes, the engine keeps at most one
+     * round in flight, and the next round's fdatasync is submitted by the
+     * next ring_run(); so each ring_run() that acknowledges appends finished
+     * exactly one round. (Checked against the device's flush count: equal
+     * on a quiet machine.) */
     uint64_t wave;             /* ring_run() calls so far */
     uint64_t wave_acked;       /* the last one that acknowledged appends */
     uint64_t sync_rounds;
+    double done_last_s;        /* when the latest append completed */
+    double stall_max_s;        /* longest gap between completions */
 };
 
 struct st_bench {
@@ -556,6 +562,11 @@ static void st_append_done(struct part_append *a, int rc)
         return;
     }
     run->completed++;
+    double now = sample_now_s();
+    if (now - run->done_last_s > run->stall_max_s) {
+        run->stall_max_s = now - run->done_last_s;
+    }
+    run->done_last_s = now;
     if (run->durable && run->wave_acked != run->wave) {
         run->wave_acked = run->wave;
         run->sync_rounds++;
@@ -655,6 +666,7 @@ static int st_write(struct st_bench *b, const char *name, bool durable, bool gro
     struct sample after;
     sample_take(&before, &b->dev);
     run.deadline_s = seconds_max > 0 ? before.wall_s + seconds_max : 0;
+    run.done_last_s = before.wall_s;
     for (uint32_t i = 0; i < slots; i++) {
         st_issue(&run, &b->slots[i]);
     }
@@ -665,7 +677,8 @@ static int st_write(struct st_bench *b, const char *name, bool durable, bool gro
                               .records = run.completed * (uint64_t)b->batch_records,
                               .batches = run.completed,
                               .sync_rounds = durable ? (int64_t)run.sync_rounds : -1,
-                              .rolls = st_count_rolls(b->dir)};
+                              .rolls = st_count_rolls(b->dir),
+                              .stall_max_s = run.stall_max_s};
     sample_diff(&before, &after, &res->cost);
     return rc;
 }
@@ -697,7 +710,7 @@ static int st_walk_read(struct st_bench *b, size_t len, int64_t *offset, struct 
 /* Reads the open partition from its start to its high watermark. */
 static int st_read(struct st_bench *b, struct st_result *res)
 {
-    *res = (struct st_result){.ran = true, .sync_rounds = -1, .rolls = -1};
+    *res = (struct st_result){.ran = true, .sync_rounds = -1, .rolls = -1, .stall_max_s = -1};
     struct sample before;
     struct sample after;
     sample_take(&before, &b->dev);
@@ -796,14 +809,17 @@ static void st_print_row(const struct st_bench *b, enum st_phase ph)
     char rolls[24];
     char flushes[24];
     char written[24];
+    char stall[24];
+    st_fmt_count(stall, sizeof(stall),
+                 r->stall_max_s < 0 ? -1 : (int64_t)(r->stall_max_s * 1000 + 0.5));
     st_fmt_count(syncs, sizeof(syncs), r->sync_rounds);
     st_fmt_count(rolls, sizeof(rolls), r->rolls);
     st_fmt_count(flushes, sizeof(flushes), r->cost.dev_flushes);
     st_fmt_count(written, sizeof(written),
                  r->cost.dev_write_bytes < 0 ? -1 : r->cost.dev_write_bytes / 1000000);
-    printf("%-14s %7.1f %7.3f %7.1f %10.0f %6s %5s %6s %6s %5.0f %5.0f %5.0f%s\n",
+    printf("%-14s %7.1f %7.3f %7.1f %10.0f %6s %5s %6s %6s %6s %5.0f %5.0f %5.0f%s\n",
            st_phase_names[ph], (double)r->bytes / MIB, r->cost.wall_s, st_mb_s(r),
-           st_rec_s(r), syncs, rolls, flushes, written, 100 * st_main_frac(r),
+           st_rec_s(r), syncs, rolls, stall, flushes, written, 100 * st_main_frac(r),
            100 * st_io_frac(r), 100 * r->cost.machine_busy, r->capped ? "  (time cap)" : "");
 }
 
@@ -817,8 +833,8 @@ static void st_print_header(const struct st_bench *b)
            o->mib, b->batch_bytes, b->batch_records, o->record_bytes, o->appenders,
            o->inflight, o->segment_mib, o->batch_bytes_max, o->read_bytes, o->warmup_mib,
            b->root);
-    printf("%-14s %7s %7s %7s %10s %6s %5s %6s %6s %5s %5s %5s\n", "phase", "MiB", "seconds",
-           "MB/s", "records/s", "fsyncs", "rolls", "flush", "MB-w", "main%", "io%", "box%");
+    printf("%-14s %7s %7s %7s %10s %6s %5s %6s %6s %6s %5s %5s %5s\n", "phase", "MiB",
+           "seconds", "MB/s", "records/s", "fsyncs", "rolls", "stall", "flush", "MB-w", "main%", "io%", "box%");
 }
 
 static void st_print_table(const struct st_bench *b)
@@ -829,7 +845,8 @@ static void st_print_table(const struct st_bench *b)
             st_print_row(b, (enum st_phase)ph);
         }
     }
-    printf("\nMB = 10^6 bytes. fsyncs: fdatasync rounds that acknowledged appends. flush, "
+    printf("\nMB = 10^6 bytes. fsyncs: fdatasync rounds that acknowledged appends. rolls: "
+           "segments rolled.\nstall: longest gap between two append completions, ms. flush, "
            "MB-w: the device's\nflush requests and MB written (whole machine). main%%, io%%: "
            "CPU of the bench thread and of\nio_uring's workers, 100 = one core; box%%: all "
            "CPUs of the machine, 100 = every one busy.\n");
@@ -871,12 +888,12 @@ static void st_json_phase(const struct st_bench *b, enum st_phase ph, bool first
            ",\"batches\":%" PRIu64 ",\"seconds\":%.6f,\"mb_per_s\":%.1f,"
            "\"records_per_s\":%.0f,\"capped\":%s,\"fsyncs\":%" PRId64
            ",\"dev_flushes\":%" PRId64 ",\"dev_write_bytes\":%" PRId64
-           ",\"rolls\":%" PRId64 ",\"user_s\":%.3f,\"sys_s\":%.3f,\"thread_s\":%.3f"
+           ",\"rolls\":%" PRId64 ",\"stall_max_s\":%.6f,\"user_s\":%.3f,\"sys_s\":%.3f,\"thread_s\":%.3f"
            ",\"machine_busy\":%.3f}",
            first ? "" : ",", st_phase_names[ph], r->bytes, r->records, r->batches,
            r->cost.wall_s, st_mb_s(r), st_rec_s(r), r->capped ? "true" : "false",
            r->sync_rounds, r->cost.dev_flushes, r->cost.dev_write_bytes, r->rolls,
-           r->cost.user_s, r->cost.sys_s, r->cost.thread_s, r->cost.machine_busy);
+           r->stall_max_s,           r->cost.user_s, r->cost.sys_s, r->cost.thread_s, r->cost.machine_busy);
 }
 
 static void st_print_json(const struct st_bench *b)
