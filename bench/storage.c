@@ -1013,5 +1013,9 @@ int bench_storage_main(int argc, char **argv)
     } else {
         st_print_table(b);
     }
-    return st_stop ? 130 : 0;
+    if (st_stop) {
+        fprintf(stderr, "nagare-bench storage: interrupted; the phases shown are partial\n");
+        return 130;
+    }
+    return 0;
 }
