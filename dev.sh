@@ -59,7 +59,7 @@ asan)
     ensure_packages
     build build-asan -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-        run_tests build-asan
+        LSAN_OPTIONS=suppressions="$PWD/tests/lsan.supp" run_tests build-asan
     ;;
 fuzz)
     ensure_packages clang

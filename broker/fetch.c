@@ -116,8 +116,9 @@ static size_t answer_cap(const struct fetch_req *fr)
         }
     }
     data = data < (uint64_t)fr->in.bytes_max ? data : (uint64_t)fr->in.bytes_max;
-    /* One batch may go past the limits, so a consumer always progresses. */
-    data += data > 0 ? batch_max : 0;
+    /* Only the first batch may pass the limits (so a consumer always
+     * progresses), and then it is all there is. */
+    data = data > 0 && data < batch_max ? batch_max : data;
     uint64_t cap = bytes + data;
     uint64_t limit = fr->s->cfg.frame_bytes_max;
     return (size_t)(cap < limit ? cap : limit);
