@@ -62,14 +62,32 @@ void handle_api_versions(struct server *s, struct loop_req *req,
 
 /* ---- Metadata ---- */
 
+/* A Metadata v1 topic's configuration: a partition count, four i64, an i32. */
+#define METADATA_TOPIC_CONFIG_BYTES 40
+
 static size_t metadata_topic_bytes(const struct server_topic *t)
 {
-    return 2 + t->name_len + 2 + 4 + (size_t)t->cfg.partitions * 22;
+    return 2 + t->name_len + 2 + METADATA_TOPIC_CONFIG_BYTES + 4 + (size_t)t->cfg.partitions * 22;
+}
+
+/* Retention that is off is stored as -1 and sent as in CreateTopics: -2. */
+static int64_t metadata_retention(int64_t v)
+{
+    return v == -1 ? PROTO_CONFIG_UNLIMITED : v;
 }
 
 static void metadata_topic(struct proto_enc *e, const struct server_topic *t)
 {
-    proto_metadata_resp_topic(e, (struct proto_str){.ptr = t->name, .len = (int32_t)t->name_len}, 0);
+    struct proto_topic_config cfg = {
+        .partition_count = t->cfg.partitions,
+        .retention_ms = metadata_retention(t->cfg.retention_ms),
+        .retention_bytes = metadata_retention(t->cfg.retention_bytes),
+        .segment_bytes = t->cfg.segment_bytes,
+        .segment_ms = t->cfg.segment_ms,
+        .batch_bytes_max = t->cfg.batch_bytes_max,
+    };
+    proto_metadata_resp_topic_config(
+        e, (struct proto_str){.ptr = t->name, .len = (int32_t)t->name_len}, 0, &cfg);
     for (int32_t i = 0; i < t->cfg.partitions; i++) {
         const struct part *log = &t->parts[i].log;
         struct proto_metadata_partition mp = {
@@ -102,7 +120,8 @@ void handle_metadata(struct server *s, struct loop_req *req, const struct proto_
     }
     while (d.topic_count >= 0 && proto_next_topic(&count, &t)) {
         struct server_topic *st = server_topic_find(s, t.name);
-        cap += st ? metadata_topic_bytes(st) : 2 + (size_t)t.name.len + 6;
+        cap += st ? metadata_topic_bytes(st)
+                  : 2 + (size_t)t.name.len + 6 + METADATA_TOPIC_CONFIG_BYTES;
     }
     struct wr w;
     if (!open_answer(req, h, cap, &w)) {

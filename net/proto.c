@@ -66,6 +66,12 @@ static const struct pfield s_metadata_topic[] = {
     F(STR), F(ERR), ARR(META_PARTS, s_metadata_part), END};
 static const struct pfield s_metadata_resp[] = {
     F(STR), F(I16), ARR(TOPICS, s_metadata_topic), END};
+/* v1: the topic's configuration between its error and its partitions. */
+static const struct pfield s_metadata_topic_v1[] = {
+    F(STR), F(ERR), F(I32), F(I64), F(I64), F(I64), F(I64), F(I32),
+    ARR(META_PARTS, s_metadata_part), END};
+static const struct pfield s_metadata_resp_v1[] = {
+    F(STR), F(I16), ARR(TOPICS, s_metadata_topic_v1), END};
 
 static const struct pfield s_create_topic[] = {
     F(STR), F(I32), F(I64), F(I64), F(I64), F(I32), END};
@@ -107,6 +113,7 @@ enum shape {
     SHAPE_NAMES,        /* topic names */
     SHAPE_TOPIC_PARTS,  /* name, partitions (counted in the request total) */
     SHAPE_TOPIC_ERR_PARTS, /* name, error, partitions (Metadata response) */
+    SHAPE_TOPIC_ERR_CFG_PARTS, /* name, error, config, partitions (Metadata v1) */
     SHAPE_CREATE,       /* CreateTopics request entries */
     SHAPE_RESULTS,      /* topic results */
 };
@@ -117,8 +124,10 @@ struct msg {
     uint8_t shape;
 };
 
-/* [api][0 request, 1 response], version 0. When an api gains a version, its
- * row gains a schema per version and msg_of() picks by version. */
+/* Versions any api has; api_version_max[] says which each one speaks. */
+#define PROTO_VERSIONS 2
+
+/* [api][0 request, 1 response], version 0. */
 static const struct msg msgs[PROTO_API_COUNT][2] = {
     [PROTO_API_API_VERSIONS] = {{s_empty, NULL, SHAPE_NONE},
                                 {s_api_versions_resp, NULL, SHAPE_NONE}},
@@ -150,11 +159,27 @@ static const char *const api_names[PROTO_API_COUNT] = {
     [PROTO_API_INIT_PRODUCER_ID] = "InitProducerId",
 };
 
-static const uint16_t api_version_max[PROTO_API_COUNT] = {0};
+/* [api][0 request, 1 response] of versions past 0: only the layouts that
+ * changed; an api absent here keeps its version 0 layout. */
+static const struct msg msgs_v1[PROTO_API_COUNT][2] = {
+    [PROTO_API_METADATA] = {{s_names_or_all, NULL, SHAPE_NAMES},
+                            {s_metadata_resp_v1, s_metadata_part, SHAPE_TOPIC_ERR_CFG_PARTS}},
+};
 
-static const struct msg *msg_of(uint16_t api_key, bool response)
+static const uint16_t api_version_max[PROTO_API_COUNT] = {
+    [PROTO_API_METADATA] = 1,
+};
+
+static_assert(PROTO_VERSIONS == 2, "msg_of() knows versions 0 and 1");
+
+static const struct msg *msg_of(uint16_t api_key, uint16_t version, bool response)
 {
-    ASSERT(api_key < PROTO_API_COUNT);
+    ASSERT(api_key < PROTO_API_COUNT && version <= api_version_max[api_key]);
+    ASSERT(version < PROTO_VERSIONS);
+    if (version == 1) {
+        ASSERT(msgs_v1[api_key][response ? 1 : 0].body != NULL);
+        return &msgs_v1[api_key][response ? 1 : 0];
+    }
     return &msgs[api_key][response ? 1 : 0];
 }
 
@@ -523,7 +548,7 @@ static void enc_frame_begin(struct proto_enc *e, struct wr *w, uint16_t api_key,
         .api_key = api_key,
         .api_version = version,
         .response = response,
-        .shape = msg_of(api_key, response)->shape,
+        .shape = msg_of(api_key, version, response)->shape,
         .frame_at = w->pos,
         .topics_at = NO_MARK,
         .parts_at = NO_MARK,
@@ -671,7 +696,7 @@ static int dec_open(struct rd *body, uint16_t api_key, uint16_t version,
     if (version > api_version_max[api_key]) {
         return -NG_EBADVERSION;
     }
-    const struct msg *m = msg_of(api_key, response);
+    const struct msg *m = msg_of(api_key, version, response);
     int rc = body_check(body, m->body);
     if (rc != 0) {
         return rc;
@@ -716,7 +741,7 @@ bool proto_next_topic(struct proto_dec *d, struct proto_topic *t)
 {
     ASSERT(d != NULL && t != NULL);
     ASSERT(d->shape == SHAPE_NAMES || d->shape == SHAPE_TOPIC_PARTS ||
-           d->shape == SHAPE_TOPIC_ERR_PARTS);
+           d->shape == SHAPE_TOPIC_ERR_PARTS || d->shape == SHAPE_TOPIC_ERR_CFG_PARTS);
     uint32_t unused = 0;
     for (; d->parts_left > 0; d->parts_left--) {
         walk(&d->rd, d->part_schema, &unused);
@@ -727,8 +752,16 @@ bool proto_next_topic(struct proto_dec *d, struct proto_topic *t)
     d->topics_left--;
     *t = (struct proto_topic){0};
     t->name = rd_str(&d->rd, false);
-    if (d->shape == SHAPE_TOPIC_ERR_PARTS) {
+    if (d->shape == SHAPE_TOPIC_ERR_PARTS || d->shape == SHAPE_TOPIC_ERR_CFG_PARTS) {
         t->err = rd_err_code(&d->rd);
+    }
+    if (d->shape == SHAPE_TOPIC_ERR_CFG_PARTS) {
+        t->config.partition_count = (int32_t)rd_be32(&d->rd);
+        t->config.retention_ms = (int64_t)rd_be64(&d->rd);
+        t->config.retention_bytes = (int64_t)rd_be64(&d->rd);
+        t->config.segment_bytes = (int64_t)rd_be64(&d->rd);
+        t->config.segment_ms = (int64_t)rd_be64(&d->rd);
+        t->config.batch_bytes_max = (int32_t)rd_be32(&d->rd);
     }
     if (d->shape != SHAPE_NAMES) {
         t->partition_count = (int32_t)rd_be32(&d->rd);
@@ -841,13 +874,29 @@ void proto_metadata_resp_begin(struct proto_enc *e, struct wr *w, uint16_t versi
     enc_topics_open(e);
 }
 
-void proto_metadata_resp_topic(struct proto_enc *e, struct proto_str name, int err)
+void proto_metadata_resp_topic_config(struct proto_enc *e, struct proto_str name, int err,
+                                      const struct proto_topic_config *cfg)
 {
+    ASSERT(cfg != NULL);
     enc_check(e, PROTO_API_METADATA, true);
     enc_topic_add(e);
     enc_str(e, name, false);
     enc_err(e, err);
+    if (e->shape == SHAPE_TOPIC_ERR_CFG_PARTS) {
+        wr_be32(e->w, (uint32_t)cfg->partition_count);
+        wr_be64(e->w, (uint64_t)cfg->retention_ms);
+        wr_be64(e->w, (uint64_t)cfg->retention_bytes);
+        wr_be64(e->w, (uint64_t)cfg->segment_bytes);
+        wr_be64(e->w, (uint64_t)cfg->segment_ms);
+        wr_be32(e->w, (uint32_t)cfg->batch_bytes_max);
+    }
     enc_parts_open(e);
+}
+
+void proto_metadata_resp_topic(struct proto_enc *e, struct proto_str name, int err)
+{
+    static const struct proto_topic_config none;
+    proto_metadata_resp_topic_config(e, name, err, &none);
 }
 
 void proto_metadata_resp_partition(struct proto_enc *e,

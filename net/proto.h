@@ -285,10 +285,23 @@ struct proto_dec {
     int32_t parts_left;
 };
 
+/* A topic's configuration as Metadata v1 carries it, after the topic's
+ * error. Retention limits that are off are PROTO_CONFIG_UNLIMITED (-2), as
+ * in CreateTopics. All zero for a topic with an error, and in v0. */
+struct proto_topic_config {
+    int32_t partition_count;
+    int64_t retention_ms;
+    int64_t retention_bytes;
+    int64_t segment_bytes;
+    int64_t segment_ms;
+    int32_t batch_bytes_max;
+};
+
 struct proto_topic {
     struct proto_str name;   /* never null */
     int err;                 /* Metadata response only; 0 elsewhere */
     int32_t partition_count; /* 0 where a topic has no partition array */
+    struct proto_topic_config config; /* Metadata response v1 only; else zero */
 };
 
 /* Next topic of a Metadata or DeleteTopics request, or of a Metadata,
@@ -343,11 +356,13 @@ MUST_USE int proto_api_versions_resp_decode(struct rd *body, uint16_t version,
                                             struct proto_api_versions_resp *out);
 
 /* Metadata. Request: topic names, or all topics (a null array). Response:
- * the broker's address, then per topic an error and per partition an
- * error and the earliest and latest offsets. Iterate the request with
- * proto_next_topic() (d.topic_count -1: all topics); the response with
- * proto_next_topic() (t.err is the topic's error), then
- * proto_metadata_resp_next_partition(). */
+ * the broker's address, then per topic an error (v1: then its
+ * configuration) and per partition an error and the earliest and latest
+ * offsets. Iterate the request with proto_next_topic() (d.topic_count -1:
+ * all topics); the response with proto_next_topic() (t.err is the topic's
+ * error, t.config its v1 configuration), then
+ * proto_metadata_resp_next_partition(). Versions 0 and 1 have the same
+ * request. */
 struct proto_metadata_resp {
     struct proto_str host;
     uint16_t port;
@@ -370,7 +385,12 @@ MUST_USE int proto_metadata_req_decode(struct rd *body, uint16_t version,
 void proto_metadata_resp_begin(struct proto_enc *e, struct wr *w, uint16_t version,
                                uint32_t correlation_id,
                                const struct proto_metadata_resp *m);
+/* Adds a topic; in v1 its configuration is written as all zeros (for a
+ * topic with an error). */
 void proto_metadata_resp_topic(struct proto_enc *e, struct proto_str name, int err);
+/* Adds a topic with its configuration; v0 leaves the configuration out. */
+void proto_metadata_resp_topic_config(struct proto_enc *e, struct proto_str name, int err,
+                                      const struct proto_topic_config *cfg);
 void proto_metadata_resp_partition(struct proto_enc *e,
                                    const struct proto_metadata_partition *p);
 MUST_USE int proto_metadata_resp_decode(struct rd *body, uint16_t version,

@@ -1246,3 +1246,153 @@ Test(proto, examples_in_protocol_md_match_the_encoder)
     cr_assert_eq(w.pos, sizeof produce_resp);
     cr_assert_eq(memcmp(buf, produce_resp, sizeof produce_resp), 0);
 }
+
+/* ---- Metadata v1: the topic's configuration ---- */
+
+static const struct proto_topic_config sample_cfg = {
+    .partition_count = 4,
+    .retention_ms = 86400000,
+    .retention_bytes = PROTO_CONFIG_UNLIMITED,
+    .segment_bytes = 1 << 30,
+    .segment_ms = 604800000,
+    .batch_bytes_max = 8 << 20,
+};
+
+static size_t metadata_v1_response(uint8_t *out, size_t cap)
+{
+    struct wr w = wr_make(out, cap);
+    struct proto_enc e;
+    struct proto_metadata_resp m = {proto_str_make("127.0.0.1"), 7420};
+    proto_metadata_resp_begin(&e, &w, 1, 9, &m);
+    proto_metadata_resp_topic_config(&e, proto_str_make("alpha"), 0, &sample_cfg);
+    proto_metadata_resp_partition(&e, &(struct proto_metadata_partition){0, 0, 5, 10});
+    proto_metadata_resp_topic(&e, proto_str_make("gone"), -NG_EUNKNOWN_TOPIC);
+    cr_assert_eq(proto_enc_end(&e), 0);
+    return w.pos;
+}
+
+static int decode_metadata(const uint8_t *p, size_t len, uint16_t version)
+{
+    struct rd r = rd_make(p, len);
+    struct proto_resp_header h;
+    int rc = proto_resp_header_decode(&r, &h);
+    if (rc != 0) {
+        return rc;
+    }
+    struct proto_metadata_resp m;
+    struct proto_dec d;
+    rc = proto_metadata_resp_decode(&r, version, &m, &d);
+    if (rc == 0) {
+        drain_topics(&d, PROTO_API_METADATA, true);
+    }
+    return rc;
+}
+
+Test(proto, metadata_v1_is_served_and_has_the_v0_request)
+{
+    cr_assert_eq(proto_api_version_max(PROTO_API_METADATA), 1);
+    cr_assert_eq(proto_api_check(PROTO_API_METADATA, 1), 0);
+    cr_assert_eq(proto_api_check(PROTO_API_METADATA, 2), -NG_EBADVERSION);
+    struct wr w = wr_make(buf, sizeof buf);
+    struct proto_enc e;
+    proto_metadata_req_begin(&e, &w, 1, 3, CID, false);
+    proto_enc_topic(&e, proto_str_make("alpha"));
+    cr_assert_eq(proto_enc_end(&e), 0);
+    size_t n1 = w.pos;
+    struct rd r = frame_rd(buf, n1, false);
+    struct proto_req_header h;
+    cr_assert_eq(proto_req_header_decode(&r, &h), 0);
+    cr_assert_eq(h.api_version, 1);
+    struct proto_dec d;
+    cr_assert_eq(proto_metadata_req_decode(&r, 1, &d), 0);
+    struct proto_topic t;
+    cr_assert(proto_next_topic(&d, &t));
+    cr_assert(str_is(t.name, "alpha"));
+    /* Same bytes as v0 apart from the version field. */
+    proto_metadata_req_begin(&e, &w, 0, 3, CID, false);
+    proto_enc_topic(&e, proto_str_make("alpha"));
+    cr_assert_eq(proto_enc_end(&e), 0);
+    cr_assert_eq(w.pos, 2 * n1);
+    cr_assert_eq(memcmp(buf, buf + n1, 6), 0);
+    cr_assert_eq(memcmp(buf + 8, buf + n1 + 8, n1 - 8), 0);
+}
+
+Test(proto, metadata_v1_response_round_trips_the_config)
+{
+    size_t n = metadata_v1_response(buf, sizeof buf);
+    struct rd r = frame_rd(buf, n, true);
+    struct proto_resp_header h;
+    cr_assert_eq(proto_resp_header_decode(&r, &h), 0);
+    struct proto_metadata_resp m;
+    struct proto_dec d;
+    cr_assert_eq(proto_metadata_resp_decode(&r, 1, &m, &d), 0);
+    cr_assert(str_is(m.host, "127.0.0.1"));
+    struct proto_topic t;
+    struct proto_metadata_partition p;
+    cr_assert(proto_next_topic(&d, &t));
+    cr_assert(str_is(t.name, "alpha"));
+    cr_assert_eq(t.err, 0);
+    cr_assert_eq(t.partition_count, 1);
+    cr_assert_eq(memcmp(&t.config, &sample_cfg, sizeof sample_cfg), 0);
+    cr_assert(proto_metadata_resp_next_partition(&d, &p));
+    cr_assert_eq(p.offset_earliest, 5);
+    cr_assert_eq(p.offset_latest, 10);
+    cr_assert_not(proto_metadata_resp_next_partition(&d, &p));
+    cr_assert(proto_next_topic(&d, &t));
+    cr_assert(str_is(t.name, "gone"));
+    cr_assert_eq(t.err, -NG_EUNKNOWN_TOPIC);
+    cr_assert_eq(t.config.partition_count, 0);
+    cr_assert_eq(t.config.retention_ms, 0);
+    cr_assert_eq(t.config.batch_bytes_max, 0);
+    cr_assert_not(proto_next_topic(&d, &t));
+}
+
+Test(proto, metadata_v0_leaves_the_config_out)
+{
+    struct wr w = wr_make(buf, sizeof buf);
+    struct proto_enc e;
+    struct proto_metadata_resp m = {proto_str_make("h"), 1};
+    proto_metadata_resp_begin(&e, &w, 0, 9, &m);
+    proto_metadata_resp_topic_config(&e, proto_str_make("alpha"), 0, &sample_cfg);
+    cr_assert_eq(proto_enc_end(&e), 0);
+    size_t v0 = w.pos;
+    struct rd r = frame_rd(buf, v0, true);
+    struct proto_resp_header h;
+    cr_assert_eq(proto_resp_header_decode(&r, &h), 0);
+    struct proto_dec d;
+    cr_assert_eq(proto_metadata_resp_decode(&r, 0, &m, &d), 0);
+    struct proto_topic t;
+    cr_assert(proto_next_topic(&d, &t));
+    cr_assert_eq(t.config.partition_count, 0);
+    cr_assert_eq(t.config.segment_bytes, 0);
+
+    w = wr_make(buf, sizeof buf);
+    proto_metadata_resp_begin(&e, &w, 1, 9, &m);
+    proto_metadata_resp_topic_config(&e, proto_str_make("alpha"), 0, &sample_cfg);
+    cr_assert_eq(proto_enc_end(&e), 0);
+    cr_assert_eq(w.pos, v0 + 40, "v1 adds 40 bytes per topic");
+}
+
+Test(proto, metadata_versions_do_not_decode_each_other)
+{
+    size_t n = metadata_v1_response(scratch, sizeof scratch);
+    cr_assert_eq(decode_metadata(scratch + 4, n - 4, 1), 0);
+    cr_assert_lt(decode_metadata(scratch + 4, n - 4, 0), 0);
+    n = sample_response(PROTO_API_METADATA, scratch, sizeof scratch);
+    cr_assert_eq(decode_metadata(scratch + 4, n - 4, 0), 0);
+    cr_assert_lt(decode_metadata(scratch + 4, n - 4, 1), 0);
+}
+
+Test(proto, metadata_v1_truncated_or_extended_is_refused)
+{
+    size_t n = metadata_v1_response(scratch, sizeof scratch);
+    for (size_t cut = 0; cut < n - 4; cut++) {
+        uint8_t *p = malloc(cut + 1);
+        memcpy(p, scratch + 4, cut);
+        int rc = decode_metadata(p, cut, 1);
+        free(p);
+        cr_assert_lt(rc, 0, "cut at %zu decoded", cut);
+    }
+    scratch[n] = 0;
+    cr_assert_eq(decode_metadata(scratch + 4, n - 3, 1), -NG_EBADLEN);
+}
