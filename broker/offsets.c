@@ -1,0 +1,341 @@
+#include "broker/offsets.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/bytes.h"
+#include "base/log.h"
+
+#define ITEM_BYTES_MAX OFFSETS_ITEM_BYTES_MAX
+static_assert(OFFSETS_BATCH_MAX >= BATCH_HEADER_BYTES + OFFSETS_COMMIT_ITEMS_MAX * ITEM_BYTES_MAX,
+              "the offsets batch maximum holds the largest commit");
+
+/* ---- the table ---- */
+
+static uint32_t group_lower_bound(const struct offsets *o, const char *id)
+{
+    uint32_t lo = 0;
+    uint32_t hi = o->count;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (strcmp(o->groups[mid].id, id) < 0) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    return lo;
+}
+
+const struct offsets_group *offsets_group_find(const struct offsets *o, const char *id)
+{
+    uint32_t i = group_lower_bound(o, id);
+    return i < o->count && strcmp(o->groups[i].id, id) == 0 ? &o->groups[i] : NULL;
+}
+
+static struct offsets_group *group_get(struct offsets *o, const char *id)
+{
+    uint32_t i = group_lower_bound(o, id);
+    if (i < o->count && strcmp(o->groups[i].id, id) == 0) {
+        return &o->groups[i];
+    }
+    if (o->count == o->cap) {
+        uint32_t cap = o->cap ? o->cap * 2 : 16;
+        struct offsets_group *grown = realloc(o->groups, cap * sizeof(*grown));
+        if (grown == NULL) {
+            return NULL;
+        }
+        o->groups = grown;
+        o->cap = cap;
+    }
+    memmove(&o->groups[i + 1], &o->groups[i], (o->count - i) * sizeof(*o->groups));
+    o->count++;
+    struct offsets_group *g = &o->groups[i];
+    memset(g, 0, sizeof(*g));
+    strcpy(g->id, id);
+    return g;
+}
+
+static int entry_index(const struct offsets_group *g, const char *topic, int32_t partition)
+{
+    for (uint32_t i = 0; i < g->count; i++) {
+        if (g->entries[i].partition == partition && strcmp(g->entries[i].topic, topic) == 0) {
+            return (int)i;
+        }
+    }
+    return -1;
+}
+
+/* Records one partition's offset (-1: forgets it). */
+static int apply(struct offsets *o, const char *group, const char *topic, int32_t partition,
+                 int64_t offset, int64_t ts_ms)
+{
+    struct offsets_group *g = group_get(o, group);
+    if (g == NULL) {
+        return -ENOMEM;
+    }
+    int i = entry_index(g, topic, partition);
+    if (offset < 0) {
+        if (i >= 0) {
+            g->entries[i] = g->entries[--g->count];
+        }
+        return 0;
+    }
+    if (i < 0 && g->count == g->cap) {
+        uint32_t cap = g->cap ? g->cap * 2 : 16;
+        struct offsets_entry *grown = realloc(g->entries, cap * sizeof(*grown));
+        if (grown == NULL) {
+            return -ENOMEM;
+        }
+        g->entries = grown;
+        g->cap = cap;
+    }
+    if (i < 0) {
+        i = (int)g->count++;
+        strcpy(g->entries[i].topic, topic);
+        g->entries[i].partition = partition;
+    }
+    g->entries[i].offset = offset;
+    g->entries[i].commit_ms = ts_ms;
+    return 0;
+}
+
+int offsets_get(const struct offsets *o, const char *group, const char *topic, int32_t partition,
+                int64_t *offset_out)
+{
+    const struct offsets_group *g = offsets_group_find(o, group);
+    int i = g != NULL ? entry_index(g, topic, partition) : -1;
+    if (i < 0) {
+        return -NG_ENOTFOUND;
+    }
+    *offset_out = g->entries[i].offset;
+    return 0;
+}
+
+/* ---- records ---- */
+
+static size_t key_encode(uint8_t *buf, const char *group, const char *topic, int32_t partition)
+{
+    struct wr w = wr_make(buf, ITEM_BYTES_MAX);
+    size_t glen = strlen(group);
+    size_t tlen = strlen(topic);
+    wr_be16(&w, (uint16_t)glen);
+    wr_bytes(&w, group, glen);
+    wr_be16(&w, (uint16_t)tlen);
+    wr_bytes(&w, topic, tlen);
+    wr_be32(&w, (uint32_t)partition);
+    ASSERT(w.err == 0);
+    return w.pos;
+}
+
+/* Applies one record of the log; a record that does not parse is logged
+ * and skipped (the batch's checksum held, so it was written that way). */
+static int apply_record(struct offsets *o, const struct batch_record *rec)
+{
+    struct rd r = rd_make(rec->key, rec->key_len < 0 ? 0 : (size_t)rec->key_len);
+    char group[GROUP_ID_BYTES_MAX + 1];
+    char topic[GROUP_ID_BYTES_MAX + 1];
+    uint16_t glen = rd_be16(&r);
+    if (glen > GROUP_ID_BYTES_MAX) {
+        rd_fail(&r, -NG_EBADLEN);
+    }
+    const uint8_t *gp = rd_take(&r, glen);
+    uint16_t tlen = rd_be16(&r);
+    if (tlen > GROUP_ID_BYTES_MAX) {
+        rd_fail(&r, -NG_EBADLEN);
+    }
+    const uint8_t *tp = rd_take(&r, tlen);
+    int32_t partition = (int32_t)rd_be32(&r);
+    bool value_ok = rec->value_len == -1 || rec->value_len == 8;
+    if (r.err != 0 || rd_left(&r) != 0 || !value_ok) {
+        log_warn("offsets log: skipping a malformed record at offset %lld", (long long)rec->offset);
+        return 0;
+    }
+    memcpy(group, gp, glen);
+    group[glen] = '\0';
+    memcpy(topic, tp, tlen);
+    topic[tlen] = '\0';
+    int64_t offset = rec->value_len == 8 ? (int64_t)get_be64(rec->value) : -1;
+    return apply(o, group, topic, partition, offset, rec->timestamp_ms);
+}
+
+static int replay_batch(struct offsets *o, const uint8_t *batch, size_t len,
+                        struct batch_zctx *z, uint8_t *out, size_t out_cap)
+{
+    struct batch_reader br;
+    int rc = batch_reader_open(&br, batch, len, OFFSETS_BATCH_MAX, z, out, out_cap);
+    struct batch_record rec;
+    while (rc == 0 && (rc = batch_reader_next(&br, &rec)) == 1) {
+        rc = apply_record(o, &rec);
+    }
+    return rc < 0 ? rc : 0;
+}
+
+/* Reads the whole log in order and applies every record. */
+static int replay(struct offsets *o, const struct part_env *env)
+{
+    size_t cap = OFFSETS_BATCH_MAX;
+    uint8_t *buf = malloc(cap);
+    if (buf == NULL) {
+        return -ENOMEM;
+    }
+    int64_t offset = part_offset_earliest(&o->log);
+    int rc = 0;
+    while (rc == 0 && offset < part_offset_latest(&o->log)) {
+        struct part_read_result r;
+        rc = part_read(&o->log, offset, buf, cap, cap, &r);
+        for (size_t at = 0; rc == 0 && at < r.bytes;) {
+            struct batch_header h;
+            rc = batch_header_decode(buf + at, r.bytes - at, OFFSETS_BATCH_MAX, &h);
+            rc = rc == 0 ? replay_batch(o, buf + at, batch_bytes(&h), env->zctx, env->scratch,
+                                        env->scratch_bytes)
+                         : rc;
+            at += batch_bytes(&h);
+            offset = batch_offset_last(&h) + 1;
+        }
+    }
+    free(buf);
+    return rc;
+}
+
+int offsets_open(struct offsets *o, const char *dir, const struct part_env *env)
+{
+    memset(o, 0, sizeof(*o));
+    struct part_config cfg;
+    part_config_default(&cfg);
+    cfg.segment_bytes = 64u << 20;
+    cfg.retention_ms = -1;    /* never: the latest commit of a partition may be old */
+    cfg.retention_bytes = -1;
+    cfg.batch_bytes_max = OFFSETS_BATCH_MAX;
+    ASSERT(env->scratch_bytes >= OFFSETS_SCRATCH_BYTES);
+    int rc = part_open(&o->log, dir, &cfg, env);
+    if (rc != 0) {
+        return rc;
+    }
+    o->open = true;
+    rc = replay(o, env);
+    if (rc != 0) {
+        log_error("offsets log %s: %s", dir, err_str(rc));
+        int rc_close = offsets_close(o);
+        (void)rc_close; /* the replay error is the one to report */
+    }
+    return rc;
+}
+
+int offsets_close(struct offsets *o)
+{
+    int rc = 0;
+    if (o->open) {
+        rc = part_drain(&o->log);
+        int rc2 = part_close(&o->log);
+        rc = rc != 0 ? rc : rc2;
+        o->open = false;
+    }
+    for (uint32_t i = 0; i < o->count; i++) {
+        free(o->groups[i].entries);
+    }
+    free(o->groups);
+    o->groups = NULL;
+    o->count = o->cap = 0;
+    return rc;
+}
+
+/* ---- commits ---- */
+
+static void commit_free(struct offsets_commit *c)
+{
+    free(c->batch);
+    free(c->items);
+    free(c->names);
+    c->batch = NULL;
+    c->items = NULL;
+    c->names = NULL;
+}
+
+static void commit_done(struct part_append *a, int rc)
+{
+    struct offsets_commit *c = (struct offsets_commit *)a;
+    for (uint32_t i = 0; rc == 0 && i < c->count; i++) {
+        rc = apply(c->o, c->group, c->items[i].topic, c->items[i].partition, c->items[i].offset,
+                   c->a.hdr.timestamp_max_ms);
+    }
+    commit_free(c);
+    c->done(c, rc);
+}
+
+/* Copies the items (their names into one buffer) so the caller's may go. */
+static int copy_items(struct offsets_commit *c, const struct offsets_item *items, uint32_t count)
+{
+    size_t names = 0;
+    for (uint32_t i = 0; i < count; i++) {
+        size_t len = strlen(items[i].topic);
+        if (len == 0 || len > GROUP_ID_BYTES_MAX) {
+            return -NG_EBADNAME;
+        }
+        names += len + 1;
+    }
+    c->items = malloc((count + 1) * sizeof(*c->items));
+    c->names = malloc(names + 1);
+    if (c->items == NULL || c->names == NULL) {
+        return -ENOMEM;
+    }
+    char *at = c->names;
+    for (uint32_t i = 0; i < count; i++) {
+        size_t len = strlen(items[i].topic) + 1;
+        memcpy(at, items[i].topic, len);
+        c->items[i] = items[i];
+        c->items[i].topic = at;
+        at += len;
+    }
+    c->count = count;
+    return 0;
+}
+
+static int build_batch(struct offsets_commit *c, int64_t now_ms, size_t *len_out)
+{
+    size_t cap = BATCH_HEADER_BYTES + (size_t)c->count * ITEM_BYTES_MAX;
+    c->batch = malloc(cap);
+    if (c->batch == NULL) {
+        return -ENOMEM;
+    }
+    struct batch_builder b;
+    batch_builder_init(&b, c->batch, cap, BATCH_CODEC_NONE, -1, 0, -1);
+    for (uint32_t i = 0; i < c->count; i++) {
+        uint8_t key[ITEM_BYTES_MAX];
+        uint8_t value[8];
+        size_t klen = key_encode(key, c->group, c->items[i].topic, c->items[i].partition);
+        put_be64(value, (uint64_t)c->items[i].offset);
+        int32_t vlen = c->items[i].offset < 0 ? -1 : 8;
+        int rc = batch_builder_add(&b, now_ms, key, (int32_t)klen, value, vlen, NULL, 0);
+        ASSERT(rc == 0); /* sized above */
+    }
+    return batch_builder_finish(&b, NULL, len_out);
+}
+
+int offsets_commit(struct offsets *o, struct offsets_commit *c, const char *group,
+                   const struct offsets_item *items, uint32_t count, offsets_done_fn done,
+                   void *ctx)
+{
+    size_t glen = strlen(group);
+    if (count == 0 || count > OFFSETS_COMMIT_ITEMS_MAX) {
+        return count == 0 ? -NG_EBADARG : -NG_ETOOBIG;
+    }
+    if (glen == 0 || glen > GROUP_ID_BYTES_MAX) {
+        return -NG_EBADNAME;
+    }
+    *c = (struct offsets_commit){.o = o, .done = done, .ctx = ctx};
+    memcpy(c->group, group, glen + 1);
+    size_t len = 0;
+    int rc = copy_items(c, items, count);
+    rc = rc == 0 ? build_batch(c, o->log.env.now_ms(), &len) : rc;
+    if (rc == 0) {
+        c->a = (struct part_append){.batch = c->batch, .bytes = len, .durable = true,
+                                    .done = commit_done};
+        rc = part_append(&o->log, &c->a);
+    }
+    if (rc != 0) {
+        commit_free(c);
+    }
+    return rc;
+}

@@ -1,0 +1,101 @@
+/*
+ * broker/offsets.h — committed offsets of consumer groups, durable.
+ *
+ * Every commit is one record batch appended durably (fdatasync'd, group
+ * committed with other commits) to an internal partition log kept apart
+ * from the topics (DATA_DIR/groups/offsets); the in-memory table changes,
+ * and the commit completes, only once that append has completed, so a
+ * committed offset read back is always one that survives a crash. At open
+ * the log is replayed in order, so the last commit of each partition wins.
+ * Record format: key = u16 group length, group, u16 topic length, topic,
+ * i32 partition; value = i64 offset, or null to forget the partition (a
+ * deleted group). Threads: the owning worker's only.
+ */
+#ifndef NAGARE_BROKER_OFFSETS_H
+#define NAGARE_BROKER_OFFSETS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "base/assert.h"
+#include "broker/group.h"
+#include "storage/partition.h"
+
+/* A commit names at most this many partitions: a group's assignment. */
+#define OFFSETS_COMMIT_ITEMS_MAX GROUP_PARTITIONS_MAX
+
+/* The largest commit batch (every item at its longest names), and the part
+ * scratch the log needs for it. */
+#define OFFSETS_ITEM_BYTES_MAX (2 + 2 * GROUP_ID_BYTES_MAX + 2 + 4 + 8 + 32)
+#define OFFSETS_BATCH_MAX (61 + OFFSETS_COMMIT_ITEMS_MAX * OFFSETS_ITEM_BYTES_MAX)
+#define OFFSETS_SCRATCH_BYTES PART_SCRATCH_BYTES(OFFSETS_BATCH_MAX)
+
+struct offsets_entry {
+    char topic[GROUP_ID_BYTES_MAX + 1];
+    int32_t partition;
+    int64_t offset;
+    int64_t commit_ms;
+};
+
+struct offsets_group {
+    char id[GROUP_ID_BYTES_MAX + 1];
+    struct offsets_entry *entries;
+    uint32_t count;
+    uint32_t cap;
+};
+
+struct offsets {
+    struct part log;
+    bool open;
+    struct offsets_group *groups; /* sorted by id */
+    uint32_t count;
+    uint32_t cap;
+};
+
+/* One partition's offset in a commit. offset -1 forgets it. */
+struct offsets_item {
+    const char *topic; /* NUL-terminated; copied */
+    int32_t partition;
+    int64_t offset;
+};
+
+struct offsets_commit;
+typedef void (*offsets_done_fn)(struct offsets_commit *c, int rc);
+
+/* One commit in flight, owned by the caller until done has run. */
+struct offsets_commit {
+    struct part_append a;
+    struct offsets *o;
+    uint8_t *batch;           /* owned while in flight */
+    char group[GROUP_ID_BYTES_MAX + 1];
+    struct offsets_item *items; /* copies, owned while in flight */
+    char *names;
+    uint32_t count;
+    offsets_done_fn done;
+    void *ctx;
+};
+
+/* Opens (creating) the offsets log in dir and replays it. Precondition:
+ * env->scratch_bytes >= OFFSETS_SCRATCH_BYTES. Returns 0 or -errno /
+ * -NG_ECORRUPT. */
+MUST_USE int offsets_open(struct offsets *o, const char *dir, const struct part_env *env);
+
+/* Waits for commits in flight, then closes the log. Returns 0 or -errno. */
+MUST_USE int offsets_close(struct offsets *o);
+
+/* Starts a commit of items for group: done(c, rc) runs once, from the
+ * ring, after the batch is fdatasync'd (rc 0: the table shows the new
+ * offsets) or failed. Returns 0, or an error with nothing started
+ * (-NG_ETOOBIG, -NG_EBADNAME, -ENOMEM, part_append's errors). */
+MUST_USE int offsets_commit(struct offsets *o, struct offsets_commit *c, const char *group,
+                            const struct offsets_item *items, uint32_t count,
+                            offsets_done_fn done, void *ctx);
+
+/* The committed offset of a partition. Returns 0, or -NG_ENOTFOUND. */
+MUST_USE int offsets_get(const struct offsets *o, const char *group, const char *topic,
+                         int32_t partition, int64_t *offset_out);
+
+/* The group with committed offsets named id, or NULL. */
+const struct offsets_group *offsets_group_find(const struct offsets *o, const char *id);
+
+#endif
