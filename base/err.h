@@ -50,6 +50,7 @@ enum ng_err {
     NG_EDISCONNECTED = 4153,    /* peer closed or unreachable */
     NG_EPROTO = 4154,           /* peer broke the protocol */
     NG_ESYSTEM = 4155,          /* a system call failed on the peer (errno) */
+    NG_ENOT_ACQUIRED = 4156,    /* share ack for records this member does not hold */
     NG_ERR_LAST
 };
 
