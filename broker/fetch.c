@@ -94,7 +94,7 @@ static void unpark(struct fetch_req *fr)
 /* Whether a partition has something to say: data, or an error. */
 static bool part_has_news(const struct fetch_part *fp)
 {
-    if (fp->bp == NULL) {
+    if (fp->bp == NULL || fp->bytes_max < 0) {
         return true;
     }
     const struct part *log = &fp->bp->log;
@@ -110,7 +110,7 @@ static size_t answer_cap(const struct fetch_req *fr)
         const struct fetch_part *fp = &fr->parts[i];
         bool new_topic = i == 0 || fp->topic.ptr != fr->parts[i - 1].topic.ptr;
         bytes += PARTITION_HEADER_BYTES + (new_topic ? TOPIC_HEADER_BYTES + (size_t)fp->topic.len : 0);
-        data += fp->bp ? (uint32_t)fp->bytes_max : 0;
+        data += fp->bp && fp->bytes_max > 0 ? (uint32_t)fp->bytes_max : 0;
         if (fp->bp && (uint32_t)fp->bp->topic->cfg.batch_bytes_max > batch_max) {
             batch_max = (uint32_t)fp->bp->topic->cfg.batch_bytes_max;
         }
@@ -138,7 +138,9 @@ static void answer_part(struct proto_enc *e, struct wr *w, const struct fetch_pa
     struct part *log = &fp->bp->log;
     out.offset_earliest = part_offset_earliest(log);
     out.offset_latest = part_offset_latest(log);
-    if (fp->offset < out.offset_earliest || fp->offset > out.offset_latest) {
+    if (fp->bytes_max < 0) {
+        out.err = -NG_EBADARG; /* docs/protocol.md, Fetch: per partition */
+    } else if (fp->offset < out.offset_earliest || fp->offset > out.offset_latest) {
         out.err = -NG_EOFFSET_RANGE;
     } else if (fp->offset >= log->corrupt_offset) {
         out.err = -NG_ECORRUPT;
@@ -207,7 +209,7 @@ static bool has_news(const struct fetch_req *fr, bool *errors)
         const struct fetch_part *fp = &fr->parts[i];
         bool news = part_has_news(fp);
         any |= news;
-        *errors |= news && (fp->bp == NULL || fp->offset > part_offset_latest(&fp->bp->log) ||
+        *errors |= news && (fp->bp == NULL || fp->bytes_max < 0 || fp->offset > part_offset_latest(&fp->bp->log) ||
                             fp->offset < part_offset_earliest(&fp->bp->log) ||
                             fp->offset >= fp->bp->log.corrupt_offset);
     }
