@@ -676,7 +676,7 @@ int part_for_each_batch(struct part *p, int64_t from,
 
 /* The first record of the batch at pos with a timestamp >= ts_ms. */
 static int record_for_time(struct part *p, const struct seg *s, uint64_t pos, int64_t ts_ms,
-                           int64_t *offset_out)
+                           int64_t *offset_out, int64_t *ts_out)
 {
     size_t half = p->cfg.batch_bytes_max;
     uint8_t *batch = p->env.scratch;
@@ -698,6 +698,9 @@ static int record_for_time(struct part *p, const struct seg *s, uint64_t pos, in
     while (rc == 0 && (rc = batch_reader_next(&br, &rec)) == 1) {
         if (rec.timestamp_ms >= ts_ms) {
             *offset_out = rec.offset;
+            if (ts_out != NULL) {
+                *ts_out = rec.timestamp_ms;
+            }
             return 0;
         }
         rc = 0;
@@ -708,7 +711,7 @@ static int record_for_time(struct part *p, const struct seg *s, uint64_t pos, in
     return rc < 0 ? report_corrupt(p, s, pos, h.offset_base, rc) : -NG_ENOTFOUND;
 }
 
-int part_offset_for_time(struct part *p, int64_t ts_ms, int64_t *offset_out)
+int part_offset_for_time(struct part *p, int64_t ts_ms, int64_t *offset_out, int64_t *ts_out)
 {
     for (uint32_t i = 0; i < p->seg_count; i++) {
         const struct seg *s = p->segs[i];
@@ -716,7 +719,7 @@ int part_offset_for_time(struct part *p, int64_t ts_ms, int64_t *offset_out)
         int rc = seg_find_time(s, ts_ms, p->cfg.batch_bytes_max, p->env.scratch,
                                p->env.scratch_bytes, &pos);
         if (rc == 0) {
-            rc = record_for_time(p, s, pos, ts_ms, offset_out);
+            rc = record_for_time(p, s, pos, ts_ms, offset_out, ts_out);
         }
         if (rc == -NG_ECORRUPT && s->bytes_readable > 0) {
             return report_corrupt(p, s, pos, s->offset_base, rc);

@@ -187,9 +187,11 @@ int64_t part_offset_earliest(const struct part *p);
 /* The high watermark: one past the last readable offset. */
 int64_t part_offset_latest(const struct part *p);
 
-/* Finds the first offset whose record timestamp is >= ts_ms. Returns 0,
- * -NG_ENOTFOUND when no record is that late, -NG_ECORRUPT, or -errno. */
-MUST_USE int part_offset_for_time(struct part *p, int64_t ts_ms, int64_t *offset_out);
+/* Finds the first record whose timestamp is >= ts_ms: its offset and its
+ * timestamp (ts_out may be NULL). Returns 0, -NG_ENOTFOUND when no record
+ * is that late, -NG_ECORRUPT, or -errno. */
+MUST_USE int part_offset_for_time(struct part *p, int64_t ts_ms, int64_t *offset_out,
+                                  int64_t *ts_out);
 
 /* Deletes whole segments from the start while the log is over
  * retention_bytes (by at least that segment) or the segment's newest

@@ -453,10 +453,8 @@ Test(broker, list_offsets_earliest_latest_and_by_time)
     bk_stop(&B);
 }
 
-/* docs/protocol.md: ListOffsets answers "the found record's timestamp". The
- * broker echoes the requested one instead (part_offset_for_time() does not
- * hand the record's timestamp back); enable once it does. */
-Test(broker, list_offsets_reports_the_found_records_timestamp, .disabled = true)
+/* ListOffsets answers the found record's timestamp, not the requested one. */
+Test(broker, list_offsets_reports_the_found_records_timestamp)
 {
     bk_start(&B);
     struct cl c;

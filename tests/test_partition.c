@@ -249,15 +249,17 @@ Test(partition, timestamp_lookup_finds_the_first_record_at_or_after)
     /* batch i: records at 1000000 + 1000 i + j, j < 5 */
     append_many(50, 5, 100, false, NULL);
     int64_t off = -1;
-    cr_assert_eq(part_offset_for_time(&f.part, 0, &off), 0);
+    cr_assert_eq(part_offset_for_time(&f.part, 0, &off, NULL), 0);
     cr_assert_eq(off, 0);
-    cr_assert_eq(part_offset_for_time(&f.part, 1000000 + 1000 * 17 + 3, &off), 0);
+    cr_assert_eq(part_offset_for_time(&f.part, 1000000 + 1000 * 17 + 3, &off, NULL), 0);
     cr_assert_eq(off, 17 * 5 + 3);
-    cr_assert_eq(part_offset_for_time(&f.part, 1000000 + 1000 * 17 + 10, &off), 0);
+    int64_t ts = 0;
+    cr_assert_eq(part_offset_for_time(&f.part, 1000000 + 1000 * 17 + 10, &off, &ts), 0);
     cr_assert_eq(off, 18 * 5); /* between batches: the next batch's first */
-    cr_assert_eq(part_offset_for_time(&f.part, 1000000 + 1000 * 49 + 4, &off), 0);
+    cr_assert_eq(ts, 1000000 + 1000 * 18, "the found record's timestamp");
+    cr_assert_eq(part_offset_for_time(&f.part, 1000000 + 1000 * 49 + 4, &off, NULL), 0);
     cr_assert_eq(off, 249);
-    cr_assert_eq(part_offset_for_time(&f.part, 1000000 + 1000 * 49 + 5, &off), -NG_ENOTFOUND);
+    cr_assert_eq(part_offset_for_time(&f.part, 1000000 + 1000 * 49 + 5, &off, NULL), -NG_ENOTFOUND);
 }
 
 Test(partition, timestamp_lookup_decompresses_zstd_batches)
@@ -269,7 +271,7 @@ Test(partition, timestamp_lookup_decompresses_zstd_batches)
         cr_assert_geq(fx_append(&f, batch, len, false), 0);
     }
     int64_t off;
-    cr_assert_eq(part_offset_for_time(&f.part, 5000 * 3 + 42, &off), 0);
+    cr_assert_eq(part_offset_for_time(&f.part, 5000 * 3 + 42, &off, NULL), 0);
     cr_assert_eq(off, 342);
     check_all(5, 100);
 }
@@ -438,7 +440,7 @@ static void check_lookups(void)
     }
     for (int64_t i = 0; i < 40; i++) {
         int64_t off;
-        cr_assert_eq(part_offset_for_time(&f.part, 1000000 + 1000 * i + 1, &off), 0);
+        cr_assert_eq(part_offset_for_time(&f.part, 1000000 + 1000 * i + 1, &off, NULL), 0);
         cr_assert_eq(off, 3 * i + 1);
     }
 }
