@@ -226,9 +226,9 @@ static void list_offset(struct server_topic *t, const struct proto_list_offsets_
     } else if (in->timestamp_ms < 0) {
         out->err = -NG_EBADARG;
     } else {
-        int rc = part_offset_for_time(log, in->timestamp_ms, &out->offset);
+        int rc = part_offset_for_time(log, in->timestamp_ms, &out->offset, &out->timestamp_ms);
         if (rc == 0) {
-            out->timestamp_ms = in->timestamp_ms;
+            /* offset and timestamp are the found record's */
         } else if (rc == -NG_ENOTFOUND) {
             out->offset = part_offset_latest(log);
         } else {
