@@ -57,6 +57,9 @@
 static_assert(ST_RING_ENTRIES >= ST_INFLIGHT_MAX + 64, "every slot's write fits the ring");
 /* Smallest batch asked for: a header and one small record. */
 #define ST_BATCH_BYTES_MIN 128u
+/* A gap between two append completions this long counts as a stall (a
+ * segment roll's fdatasync, say): far above one write or one fdatasync. */
+#define ST_STALL_S 0.05
 /* Progress lines: only for phases this long, this often. */
 #define ST_PROGRESS_S 1.0
 
@@ -94,6 +97,7 @@ struct st_result {
     int64_t sync_rounds;       /* fdatasync rounds that acknowledged appends; -1: n/a */
     int64_t rolls;             /* segments the phase rolled to; -1: n/a */
     double stall_max_s;        /* longest wait for an append's completion; -1: n/a */
+    double stalled_s;          /* sum of the gaps >= ST_STALL_S */
     struct sample_delta cost;
 };
 
@@ -127,6 +131,7 @@ struct st_run {
     uint64_t sync_rounds;
     double done_last_s;        /* when the latest append completed */
     double stall_max_s;        /* longest gap between completions */
+    double stalled_s;          /* sum of the gaps >= ST_STALL_S */
 };
 
 struct st_bench {
@@ -563,9 +568,9 @@ static void st_append_done(struct part_append *a, int rc)
     }
     run->completed++;
     double now = sample_now_s();
-    if (now - run->done_last_s > run->stall_max_s) {
-        run->stall_max_s = now - run->done_last_s;
-    }
+    double gap = now - run->done_last_s;
+    run->stall_max_s = gap > run->stall_max_s ? gap : run->stall_max_s;
+    run->stalled_s += gap >= ST_STALL_S ? gap : 0;
     run->done_last_s = now;
     if (run->durable && run->wave_acked != run->wave) {
         run->wave_acked = run->wave;
@@ -678,7 +683,8 @@ static int st_write(struct st_bench *b, const char *name, bool durable, bool gro
                               .batches = run.completed,
                               .sync_rounds = durable ? (int64_t)run.sync_rounds : -1,
                               .rolls = st_count_rolls(b->dir),
-                              .stall_max_s = run.stall_max_s};
+                              .stall_max_s = run.stall_max_s,
+                              .stalled_s = run.stalled_s};
     sample_diff(&before, &after, &res->cost);
     return rc;
 }
@@ -784,6 +790,10 @@ static const char *st_verdict(const struct st_result *r, enum st_phase ph)
     if (st_io_frac(r) >= 0.8) {
         return "CPU: io_uring workers (copies into the page cache)";
     }
+    if (r->stalled_s >= 0.2 * r->cost.wall_s) {
+        return r->rolls > 0 ? "waits: appends held by segment rolls (stalls)"
+                            : "waits: appends stalled";
+    }
     if (r->cost.machine_busy >= 0.9) {
         return "waits; other work kept the machine's CPUs busy";
     }
@@ -856,10 +866,11 @@ static void st_print_table(const struct st_bench *b)
     for (int ph = 0; ph < PH_COUNT; ph++) {
         const struct st_result *r = &b->res[ph];
         if (r->ran) {
-            printf("cpu %-14s %5.2f s in %5.2f s (user %.2f, sys %.2f; bench thread %.2f): %s\n",
+            printf("cpu %-14s %5.2f s in %5.2f s (user %.2f, sys %.2f; bench thread %.2f), "
+                   "stalled %.2f s: %s\n",
                    st_phase_names[ph], r->cost.user_s + r->cost.sys_s, r->cost.wall_s,
                    r->cost.user_s, r->cost.sys_s, r->cost.thread_s,
-                   st_verdict(r, (enum st_phase)ph));
+                   r->stalled_s, st_verdict(r, (enum st_phase)ph));
         }
     }
 }
@@ -888,12 +899,13 @@ static void st_json_phase(const struct st_bench *b, enum st_phase ph, bool first
            ",\"batches\":%" PRIu64 ",\"seconds\":%.6f,\"mb_per_s\":%.1f,"
            "\"records_per_s\":%.0f,\"capped\":%s,\"fsyncs\":%" PRId64
            ",\"dev_flushes\":%" PRId64 ",\"dev_write_bytes\":%" PRId64
-           ",\"rolls\":%" PRId64 ",\"stall_max_s\":%.6f,\"user_s\":%.3f,\"sys_s\":%.3f,\"thread_s\":%.3f"
-           ",\"machine_busy\":%.3f}",
+           ",\"rolls\":%" PRId64 ",\"stall_max_s\":%.6f,\"stalled_s\":%.6f"
+           ",\"user_s\":%.3f,\"sys_s\":%.3f,\"thread_s\":%.3f,\"machine_busy\":%.3f}",
            first ? "" : ",", st_phase_names[ph], r->bytes, r->records, r->batches,
            r->cost.wall_s, st_mb_s(r), st_rec_s(r), r->capped ? "true" : "false",
            r->sync_rounds, r->cost.dev_flushes, r->cost.dev_write_bytes, r->rolls,
-           r->stall_max_s,           r->cost.user_s, r->cost.sys_s, r->cost.thread_s, r->cost.machine_busy);
+           r->stall_max_s, r->stalled_s, r->cost.user_s, r->cost.sys_s, r->cost.thread_s,
+           r->cost.machine_busy);
 }
 
 static void st_print_json(const struct st_bench *b)
