@@ -98,7 +98,13 @@ int seg_create(struct seg *s, int dirfd, int64_t offset_base,
 /* ---- reading through a window ---- */
 
 /* A sliding window over a file, so a walk over many small batches costs one
- * pread per window rather than one per header. */
+ * pread per window rather than one per header. A walk that reads headers
+ * only uses a small window (HEADER_WINDOW_BYTES): a big one would copy a
+ * large batch's bytes just to reach the next header. A checking walk needs
+ * whole batches, so it uses all its buffer. */
+#define HEADER_WINDOW_BYTES (8u * 1024)
+static_assert(HEADER_WINDOW_BYTES >= BATCH_HEADER_BYTES, "a header fits the window");
+
 struct win {
     int fd;
     uint8_t *buf;
@@ -106,6 +112,11 @@ struct win {
     uint64_t pos; /* file position of buf[0] */
     size_t len;   /* valid bytes in buf */
 };
+
+static size_t header_window(size_t buf_bytes)
+{
+    return buf_bytes < HEADER_WINDOW_BYTES ? buf_bytes : HEADER_WINDOW_BYTES;
+}
 
 /* Points *out at file bytes [at, at + n), reading as needed. Returns 0,
  * 1 when the file (or end) stops before at + n, or -errno. */
@@ -147,7 +158,7 @@ static int read_batch(struct win *w, uint64_t pos, uint64_t end, int64_t expect,
                       bool checksums, uint32_t batch_bytes_max,
                       struct batch_header *h, int *stop)
 {
-    const uint8_t *p;
+    const uint8_t *p = NULL;
     int rc = win_get(w, pos, BATCH_HEADER_BYTES, end, &p);
     if (rc != 0) {
         *stop = -NG_ETRUNCATED;
@@ -175,7 +186,8 @@ int seg_scan(struct seg *s, uint64_t pos, int64_t expect_offset, uint64_t end,
 {
     ASSERT(!rebuild || pos == 0);
     ASSERT(buf_bytes >= lim->batch_bytes_max);
-    struct win w = {.fd = s->fd_log, .buf = buf, .cap = buf_bytes};
+    struct win w = {.fd = s->fd_log, .buf = buf,
+                    .cap = checksums ? buf_bytes : header_window(buf_bytes)};
     *out = (struct seg_scan){.bytes_valid = pos, .offset_next = expect_offset,
                              .timestamp_max_ms = INT64_MIN,
                              .timestamp_first_batch_ms = INT64_MIN};
@@ -456,7 +468,7 @@ int seg_locate(const struct seg *s, int64_t offset, uint32_t batch_bytes_max,
     uint32_t rel = 0;
     uint32_t pos = 0;
     bool from_index = idx_find_offset(&s->index, (uint32_t)(offset - s->offset_base), &rel, &pos);
-    struct win w = {.fd = s->fd_log, .buf = buf, .cap = buf_bytes};
+    struct win w = {.fd = s->fd_log, .buf = buf, .cap = header_window(buf_bytes)};
     uint64_t at = from_index ? pos : 0;
     int64_t expect = s->offset_base + rel;
     while (at < s->bytes_readable) {
@@ -531,7 +543,7 @@ int seg_find_time(const struct seg *s, int64_t ts_ms, uint32_t batch_bytes_max,
         }
         expect = s->offset_base + rel;
     }
-    struct win w = {.fd = s->fd_log, .buf = buf, .cap = buf_bytes};
+    struct win w = {.fd = s->fd_log, .buf = buf, .cap = header_window(buf_bytes)};
     while (at < s->bytes_readable) {
         struct batch_header h;
         int stop;
@@ -558,7 +570,7 @@ int seg_for_each_batch(const struct seg *s, uint64_t pos, int64_t expect_offset,
                        int (*fn)(void *arg, const struct batch_header *h), void *arg,
                        uint64_t *pos_out)
 {
-    struct win w = {.fd = s->fd_log, .buf = buf, .cap = buf_bytes};
+    struct win w = {.fd = s->fd_log, .buf = buf, .cap = header_window(buf_bytes)};
     while (pos < s->bytes_readable) {
         struct batch_header h;
         int stop;
