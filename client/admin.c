@@ -1,0 +1,283 @@
+/*
+ * client/admin.c — the admin client: synchronous CreateTopics, DeleteTopics,
+ * Metadata (v1 where the broker speaks it, for each topic's configuration)
+ * and ListOffsets, each bounded by the client's timeout.
+ *
+ * A describe answer is copied into one allocation (topic array, partition
+ * arrays, names), so nagare_topics_free() is a single free().
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "client/calls.h"
+#include "client/conn.h"
+#include "client/nagare.h"
+
+#define CLIENT_ID "libnagare"
+/* A Metadata answer lists every topic (up to PROTO_TOPICS_MAX) with every
+ * partition: the broker's frame default bounds it. */
+#define ADMIN_RESP_BYTES_MAX PROTO_FRAME_BYTES_DEFAULT
+#define ADMIN_REQUEST_BYTES (128 + PROTO_TOPIC_NAME_BYTES_MAX)
+
+struct nagare_admin {
+    struct conn conn;
+    uint32_t timeout_ms;
+};
+
+int nagare_admin_new(const char *bootstrap, uint32_t timeout_ms, nagare_admin **out)
+{
+    if (bootstrap == NULL || out == NULL || timeout_ms == 0 || timeout_ms > INT32_MAX) {
+        return -NG_EBADARG;
+    }
+    *out = NULL;
+    nagare_admin *a = calloc(1, sizeof(*a));
+    if (a == NULL) {
+        return -ENOMEM;
+    }
+    a->timeout_ms = timeout_ms;
+    struct conn_config cc = {.bootstrap = bootstrap, .request_timeout_ms = timeout_ms,
+                             .resp_bytes_max = ADMIN_RESP_BYTES_MAX, .tx_bytes_max = 1u << 16,
+                             .pending_max = 4};
+    int rc = conn_init(&a->conn, &cc);
+    rc = rc == 0 ? conn_wait_up(&a->conn, (int)timeout_ms) : rc;
+    if (rc != 0) {
+        conn_fini(&a->conn);
+        free(a);
+        return rc;
+    }
+    *out = a;
+    return 0;
+}
+
+void nagare_admin_destroy(nagare_admin *a)
+{
+    if (a != NULL) {
+        conn_fini(&a->conn);
+        free(a);
+    }
+}
+
+void nagare_topic_config_default(struct nagare_topic_config *c)
+{
+    *c = (struct nagare_topic_config){.partitions = -1, .retention_ms = -1,
+                                      .retention_bytes = -1, .segment_bytes = -1,
+                                      .batch_bytes_max = -1};
+}
+
+static int64_t deadline_of(const nagare_admin *a)
+{
+    return conn_mono_ms() + a->timeout_ms;
+}
+
+static bool name_ok(const char *name)
+{
+    return name != NULL &&
+           proto_topic_name_valid(name, strnlen(name, PROTO_TOPIC_NAME_BYTES_MAX + 1));
+}
+
+/* ---- create, delete ---- */
+
+struct topic_op {
+    const char *name;
+    const struct nagare_topic_config *cfg; /* NULL: delete */
+};
+
+static int topic_op_encode(void *arg, struct wr *w, uint32_t corr, uint16_t version)
+{
+    const struct topic_op *op = arg;
+    struct proto_enc e;
+    if (op->cfg == NULL) {
+        proto_delete_topics_req_begin(&e, w, version, corr, proto_str_make(CLIENT_ID));
+        proto_enc_topic(&e, proto_str_make(op->name));
+        return proto_enc_end(&e);
+    }
+    proto_create_topics_req_begin(&e, w, version, corr, proto_str_make(CLIENT_ID));
+    proto_create_topics_req_topic(&e, &(struct proto_create_topic){
+                                          .name = proto_str_make(op->name),
+                                          .partition_count = op->cfg->partitions,
+                                          .retention_ms = op->cfg->retention_ms,
+                                          .retention_bytes = op->cfg->retention_bytes,
+                                          .segment_bytes = op->cfg->segment_bytes,
+                                          .batch_bytes_max = op->cfg->batch_bytes_max});
+    return proto_enc_end(&e);
+}
+
+static int topic_op_decode(void *arg, struct rd *body, uint16_t version)
+{
+    const struct topic_op *op = arg;
+    struct proto_dec d;
+    int rc = op->cfg == NULL ? proto_delete_topics_resp_decode(body, version, &d)
+                             : proto_create_topics_resp_decode(body, version, &d);
+    struct proto_topic_result r;
+    if (rc != 0 || !proto_next_topic_result(&d, &r) || !proto_str_eq(r.name, op->name)) {
+        return -NG_EPROTO;
+    }
+    return r.err;
+}
+
+int nagare_topic_create(nagare_admin *a, const char *name, const struct nagare_topic_config *c)
+{
+    ASSERT(a != NULL);
+    if (c == NULL) {
+        return -NG_EBADARG;
+    }
+    if (!name_ok(name)) {
+        return -NG_EBADNAME;
+    }
+    struct topic_op op = {.name = name, .cfg = c};
+    return conn_call(&a->conn, PROTO_API_CREATE_TOPICS, ADMIN_REQUEST_BYTES, topic_op_encode,
+                     topic_op_decode, &op, deadline_of(a));
+}
+
+int nagare_topic_delete(nagare_admin *a, const char *name)
+{
+    ASSERT(a != NULL);
+    if (!name_ok(name)) {
+        return -NG_EBADNAME;
+    }
+    struct topic_op op = {.name = name, .cfg = NULL};
+    return conn_call(&a->conn, PROTO_API_DELETE_TOPICS, ADMIN_REQUEST_BYTES, topic_op_encode,
+                     topic_op_decode, &op, deadline_of(a));
+}
+
+/* ---- describe ---- */
+
+struct describe {
+    const char *name; /* NULL: every topic */
+    struct nagare_topic_info *topics;
+    size_t count;
+};
+
+static int describe_encode(void *arg, struct wr *w, uint32_t corr, uint16_t version)
+{
+    const struct describe *ds = arg;
+    struct proto_enc e;
+    proto_metadata_req_begin(&e, w, version, corr, proto_str_make(CLIENT_ID), ds->name == NULL);
+    if (ds->name != NULL) {
+        proto_enc_topic(&e, proto_str_make(ds->name));
+    }
+    return proto_enc_end(&e);
+}
+
+/* Bytes of the one allocation holding the answer: topics, then every
+ * partition, then the names. */
+static size_t describe_bytes(struct proto_dec d, size_t *topics_out, size_t *parts_out)
+{
+    size_t topics = 0;
+    size_t parts = 0;
+    size_t names = 0;
+    struct proto_topic t;
+    while (proto_next_topic(&d, &t)) {
+        topics++;
+        parts += (size_t)t.partition_count;
+        names += (size_t)t.name.len + 1;
+    }
+    *topics_out = topics;
+    *parts_out = parts;
+    return topics * sizeof(struct nagare_topic_info) +
+           parts * sizeof(struct nagare_partition_info) + names;
+}
+
+static void topic_info_fill(struct nagare_topic_info *ti, const struct proto_topic *t,
+                            uint16_t version)
+{
+    ti->err = t->err;
+    ti->partition_count = (size_t)t->partition_count;
+    struct nagare_topic_config *cfg = &ti->config;
+    nagare_topic_config_default(cfg);
+    ti->segment_ms = -1;
+    if (version >= 1 && t->err == 0) {
+        cfg->partitions = t->config.partition_count;
+        cfg->retention_ms = t->config.retention_ms;
+        cfg->retention_bytes = t->config.retention_bytes;
+        cfg->segment_bytes = t->config.segment_bytes;
+        cfg->batch_bytes_max = t->config.batch_bytes_max;
+        ti->segment_ms = t->config.segment_ms;
+    } else if (t->err == 0) {
+        cfg->partitions = t->partition_count;
+    }
+}
+
+static int describe_decode(void *arg, struct rd *body, uint16_t version)
+{
+    struct describe *ds = arg;
+    struct proto_metadata_resp m;
+    struct proto_dec d;
+    if (proto_metadata_resp_decode(body, version, &m, &d) != 0) {
+        return -NG_EPROTO;
+    }
+    size_t count;
+    size_t part_total;
+    size_t bytes = describe_bytes(d, &count, &part_total);
+    uint8_t *block = calloc(1, bytes > 0 ? bytes : 1);
+    if (block == NULL) {
+        return -ENOMEM;
+    }
+    struct nagare_topic_info *topics = (struct nagare_topic_info *)block;
+    struct nagare_partition_info *parts = (struct nagare_partition_info *)(topics + count);
+    char *names = (char *)(parts + part_total);
+    struct proto_topic t;
+    for (size_t i = 0; proto_next_topic(&d, &t); i++) {
+        topic_info_fill(&topics[i], &t, version);
+        memcpy(names, t.name.ptr, (size_t)t.name.len);
+        names[t.name.len] = '\0';
+        topics[i].name = names;
+        names += t.name.len + 1;
+        topics[i].partitions = parts;
+        struct proto_metadata_partition mp;
+        while (proto_metadata_resp_next_partition(&d, &mp)) {
+            *parts++ = (struct nagare_partition_info){
+                .partition = mp.partition, .err = mp.err,
+                .offset_earliest = mp.offset_earliest, .offset_latest = mp.offset_latest};
+        }
+    }
+    ASSERT((uint8_t *)names == block + bytes || bytes == 0);
+    ds->topics = topics;
+    ds->count = count;
+    return 0;
+}
+
+int nagare_topics_describe(nagare_admin *a, const char *name,
+                           const struct nagare_topic_info **out, size_t *count_out)
+{
+    ASSERT(a != NULL && out != NULL && count_out != NULL);
+    if (name != NULL && !name_ok(name)) {
+        return -NG_EBADNAME;
+    }
+    struct describe ds = {.name = name};
+    int rc = conn_call(&a->conn, PROTO_API_METADATA, ADMIN_REQUEST_BYTES, describe_encode,
+                       describe_decode, &ds, deadline_of(a));
+    if (rc != 0) {
+        return rc;
+    }
+    if (name != NULL && (ds.count != 1 || ds.topics[0].err != 0)) {
+        rc = ds.count == 1 ? ds.topics[0].err : -NG_EPROTO;
+        free(ds.topics);
+        return rc;
+    }
+    *out = ds.topics;
+    *count_out = ds.count;
+    return 0;
+}
+
+void nagare_topics_free(nagare_admin *a, const struct nagare_topic_info *topics)
+{
+    (void)a;
+    free((void *)topics);
+}
+
+/* ---- offsets ---- */
+
+int nagare_offset_lookup(nagare_admin *a, const char *topic, int32_t partition, int64_t ts_ms,
+                         int64_t *offset_out)
+{
+    ASSERT(a != NULL && offset_out != NULL);
+    if (!name_ok(topic)) {
+        return -NG_EBADNAME;
+    }
+    if (partition < 0 || (ts_ms < 0 && ts_ms != NAGARE_OFFSET_BEGINNING && ts_ms != NAGARE_OFFSET_END)) {
+        return -NG_EBADARG;
+    }
+    return calls_list_offset(&a->conn, topic, partition, ts_ms, deadline_of(a), offset_out);
+}

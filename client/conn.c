@@ -1,0 +1,742 @@
+/*
+ * client/conn.c — the client's connection: non-blocking connect with a
+ * deadline, an ApiVersions handshake, a send queue, pipelined requests
+ * matched to answers in order. See conn.h for the invariants.
+ */
+#include "client/conn.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define CLIENT_ID "libnagare"
+/* Answer bytes read per conn_poll() before yielding to the caller. */
+#define RX_READS_PER_POLL 64
+/* The ApiVersions answer is small: 4 + 4 + 32 * 6 bytes and a header. */
+#define HANDSHAKE_FRAME_BYTES 64
+
+int64_t conn_mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t conn_wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- address ---- */
+
+static int copy_part(const char *from, size_t n, char *to, size_t cap)
+{
+    if (n == 0 || n >= cap) {
+        return -NG_EBADARG;
+    }
+    memcpy(to, from, n);
+    to[n] = '\0';
+    return 0;
+}
+
+int conn_parse_address(const char *address, char *host, size_t host_cap, char *port,
+                       size_t port_cap)
+{
+    if (address == NULL) {
+        return -NG_EBADARG;
+    }
+    const char *colon = strrchr(address, ':');
+    if (colon == NULL) {
+        return -NG_EBADARG;
+    }
+    const char *h = address;
+    size_t hn = (size_t)(colon - address);
+    if (hn >= 2 && h[0] == '[' && h[hn - 1] == ']') {
+        h++;
+        hn -= 2;
+    } else if (memchr(h, ':', hn) != NULL) {
+        return -NG_EBADARG; /* an IPv6 address needs brackets */
+    }
+    const char *p = colon + 1;
+    size_t pn = strlen(p);
+    if (pn == 0 || pn > 5 || strspn(p, "0123456789") != pn || atoi(p) > 65535 || atoi(p) == 0) {
+        return -NG_EBADARG;
+    }
+    int rc = copy_part(h, hn, host, host_cap);
+    return rc != 0 ? rc : copy_part(p, pn, port, port_cap);
+}
+
+/* ---- life cycle ---- */
+
+int conn_init(struct conn *c, const struct conn_config *cfg)
+{
+    ASSERT(c != NULL && cfg != NULL);
+    *c = (struct conn){.fd = -1, .corr_next = 1};
+    int rc = conn_parse_address(cfg->bootstrap, c->host, sizeof(c->host), c->port,
+                                sizeof(c->port));
+    if (rc != 0) {
+        return rc;
+    }
+    if (cfg->pending_max == 0 || cfg->pending_max > CONN_PENDING_LIMIT ||
+        cfg->resp_bytes_max < PROTO_FRAME_BYTES_MIN ||
+        cfg->resp_bytes_max > PROTO_FRAME_BYTES_LIMIT || cfg->request_timeout_ms == 0) {
+        return -NG_EBADARG;
+    }
+    c->cfg = *cfg;
+    c->cfg.bootstrap = NULL;
+    c->rx_cap = CONN_RX_BYTES_INITIAL;
+    c->rx = malloc(c->rx_cap);
+    c->tx_cap = HANDSHAKE_FRAME_BYTES * 4;
+    c->tx = malloc(c->tx_cap);
+    c->pend = calloc(cfg->pending_max, sizeof(*c->pend));
+    if (c->rx == NULL || c->tx == NULL || c->pend == NULL) {
+        conn_fini(c);
+        return -ENOMEM;
+    }
+    for (size_t k = 0; k < PROTO_API_COUNT; k++) {
+        c->api_version[k] = UINT16_MAX;
+    }
+    return 0;
+}
+
+void conn_fini(struct conn *c)
+{
+    if (c == NULL) {
+        return;
+    }
+    conn_close(c, -NG_ECLOSED);
+    free(c->rx);
+    free(c->tx);
+    free(c->pend);
+    c->rx = NULL;
+    c->tx = NULL;
+    c->pend = NULL;
+}
+
+/* ---- pending FIFO ---- */
+
+static struct conn_pending *pend_at(struct conn *c, uint32_t i)
+{
+    ASSERT(i < c->pend_count);
+    return &c->pend[(c->pend_head + i) % c->cfg.pending_max];
+}
+
+static void pend_pop_done(struct conn *c)
+{
+    while (c->pend_count > 0 && pend_at(c, 0)->done) {
+        c->pend_head = (c->pend_head + 1) % c->cfg.pending_max;
+        c->pend_count--;
+    }
+}
+
+/* Completes entry i (not done yet) and runs its callback. */
+static void pend_complete(struct conn *c, uint32_t i, int err, struct rd *body)
+{
+    struct conn_pending *p = pend_at(c, i);
+    ASSERT(!p->done);
+    p->done = true;
+    conn_done_fn fn = p->fn;
+    void *arg = p->arg;
+    uint16_t version = p->version;
+    fn(arg, err, body, version);
+}
+
+void conn_close(struct conn *c, int err)
+{
+    ASSERT(err < 0);
+    if (c->fd < 0) {
+        return;
+    }
+    (void)close(c->fd);
+    c->fd = -1;
+    c->state = CONN_DOWN;
+    c->err_last = err;
+    c->generation++;
+    c->rx_len = 0;
+    c->tx_head = 0;
+    c->tx_len = 0;
+    /* Later callbacks see the connection down and submit nothing here. */
+    while (c->pend_count > 0) {
+        if (!pend_at(c, 0)->done) {
+            pend_complete(c, 0, err, NULL);
+        }
+        pend_pop_done(c);
+    }
+}
+
+/* ---- connecting ---- */
+
+static int socket_open(const struct addrinfo *ai)
+{
+    int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
+                    ai->ai_protocol);
+    if (fd < 0) {
+        return -errno;
+    }
+    int one = 1;
+    if (ai->ai_family != AF_UNIX &&
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) != 0) {
+        int rc = -errno;
+        (void)close(fd);
+        return rc;
+    }
+    return fd;
+}
+
+/* Starts a non-blocking connect to the first address that does not refuse
+ * at once. Returns the socket or -errno. */
+static int connect_any(const struct addrinfo *res)
+{
+    int rc = -ECONNREFUSED;
+    for (const struct addrinfo *ai = res; ai != NULL; ai = ai->ai_next) {
+        int fd = socket_open(ai);
+        if (fd < 0) {
+            rc = fd;
+            continue;
+        }
+        if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0 || errno == EINPROGRESS) {
+            return fd;
+        }
+        rc = -errno;
+        (void)close(fd);
+    }
+    return rc;
+}
+
+int conn_connect_start(struct conn *c)
+{
+    if (c->fd >= 0) {
+        return 0;
+    }
+    struct addrinfo hints;
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_NUMERICSERV;
+    struct addrinfo *res = NULL;
+    int g = getaddrinfo(c->host, c->port, &hints, &res);
+    if (g != 0) {
+        c->err_last = g == EAI_SYSTEM ? -errno : -NG_ENOTFOUND;
+        return c->err_last;
+    }
+    int fd = connect_any(res);
+    freeaddrinfo(res);
+    if (fd < 0) {
+        c->err_last = fd;
+        return fd;
+    }
+    c->fd = fd;
+    c->state = CONN_CONNECTING;
+    c->connect_deadline_ms = conn_mono_ms() + c->cfg.request_timeout_ms;
+    c->rx_len = 0;
+    c->tx_head = 0;
+    c->tx_len = 0;
+    return 0;
+}
+
+static void handshake_done(void *arg, int err, struct rd *body, uint16_t version)
+{
+    struct conn *c = arg;
+    struct proto_api_versions_resp v;
+    if (err == 0) {
+        err = proto_api_versions_resp_decode(body, version, &v);
+    }
+    if (err == 0 && (v.frame_bytes_max < PROTO_FRAME_BYTES_MIN ||
+                     v.frame_bytes_max > PROTO_FRAME_BYTES_LIMIT)) {
+        err = -NG_EPROTO;
+    }
+    if (err != 0) {
+        conn_close(c, err == -NG_EDISCONNECTED || err == -NG_ETIMEOUT ? err : -NG_EPROTO);
+        return;
+    }
+    for (uint16_t k = 0; k < PROTO_API_COUNT; k++) {
+        c->api_version[k] = UINT16_MAX;
+        for (uint32_t i = 0; i < v.api_count; i++) {
+            uint16_t ours = proto_api_version_max(k);
+            const struct proto_api_range *r = &v.apis[i];
+            uint16_t use = r->version_max < ours ? r->version_max : ours;
+            if (r->api_key == k && use >= r->version_min) {
+                c->api_version[k] = use;
+            }
+        }
+    }
+    c->peer_frame_bytes_max = v.frame_bytes_max;
+    c->state = CONN_UP;
+}
+
+static void tx_write(struct conn *c);
+
+/* The socket connected (or failed to): check, then send ApiVersions. */
+static void connect_finish(struct conn *c)
+{
+    int soerr = 0;
+    socklen_t len = sizeof(soerr);
+    if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &soerr, &len) != 0) {
+        soerr = errno;
+    }
+    if (soerr != 0) {
+        conn_close(c, -soerr);
+        return;
+    }
+    c->state = CONN_HANDSHAKE;
+    struct wr w = wr_make(c->tx, c->tx_cap);
+    uint32_t corr = c->corr_next++;
+    int rc = proto_api_versions_req_encode(&w, 0, corr, proto_str_make(CLIENT_ID));
+    ASSERT(rc == 0);
+    int64_t left = c->connect_deadline_ms - conn_mono_ms();
+    conn_frame_commit(c, &w, corr, PROTO_API_API_VERSIONS, 0, false,
+                      left > 0 ? (uint32_t)left : 1, handshake_done, c);
+}
+
+int conn_wait_up(struct conn *c, int timeout_ms)
+{
+    int64_t deadline = conn_mono_ms() + (timeout_ms < 0 ? INT32_MAX : timeout_ms);
+    if (c->state == CONN_DOWN) {
+        int rc = conn_connect_start(c);
+        if (rc != 0) {
+            return rc;
+        }
+        /* Never wait past the caller's deadline for the connect itself. */
+        if (c->connect_deadline_ms > deadline) {
+            c->connect_deadline_ms = deadline;
+        }
+    }
+    uint64_t gen = c->generation;
+    while (c->state != CONN_UP) {
+        if (c->generation != gen || c->state == CONN_DOWN) {
+            return c->err_last != 0 ? c->err_last : -NG_EDISCONNECTED;
+        }
+        int64_t left = deadline - conn_mono_ms();
+        if (left <= 0) {
+            conn_close(c, -NG_ETIMEOUT);
+            return -NG_ETIMEOUT;
+        }
+        int rc = conn_poll(c, (int)(left < 100 ? left : 100));
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    return 0;
+}
+
+/* ---- sending ---- */
+
+bool conn_ready(const struct conn *c)
+{
+    return c->state == CONN_UP && c->pend_count < c->cfg.pending_max;
+}
+
+uint16_t conn_version(const struct conn *c, uint16_t api_key)
+{
+    ASSERT(api_key < PROTO_API_COUNT);
+    return c->api_version[api_key];
+}
+
+size_t conn_frame_bytes_max(const struct conn *c)
+{
+    return (size_t)c->peer_frame_bytes_max + PROTO_FRAME_PREFIX_BYTES;
+}
+
+static size_t tx_limit(const struct conn *c)
+{
+    size_t frame = conn_frame_bytes_max(c);
+    return c->cfg.tx_bytes_max > frame ? c->cfg.tx_bytes_max : frame;
+}
+
+/* Makes need bytes free at the end of tx: compacts, then grows. */
+static int tx_room(struct conn *c, size_t need)
+{
+    if (c->tx_head == c->tx_len) {
+        c->tx_head = 0;
+        c->tx_len = 0;
+    }
+    if (c->tx_cap - c->tx_len >= need) {
+        return 0;
+    }
+    size_t unsent = c->tx_len - c->tx_head;
+    if (c->tx_head > 0) {
+        memmove(c->tx, c->tx + c->tx_head, unsent);
+        c->tx_head = 0;
+        c->tx_len = unsent;
+    }
+    if (c->tx_cap - c->tx_len >= need) {
+        return 0;
+    }
+    if (unsent + need > tx_limit(c)) {
+        return -NG_EBUSY;
+    }
+    size_t cap = c->tx_cap * 2 > unsent + need ? c->tx_cap * 2 : unsent + need;
+    cap = cap < tx_limit(c) ? cap : tx_limit(c);
+    uint8_t *tx = realloc(c->tx, cap);
+    if (tx == NULL) {
+        return -ENOMEM;
+    }
+    c->tx = tx;
+    c->tx_cap = cap;
+    return 0;
+}
+
+int conn_frame_begin(struct conn *c, size_t need, struct wr *w, uint32_t *corr_out)
+{
+    ASSERT(conn_ready(c));
+    size_t frame_max = conn_frame_bytes_max(c);
+    if (need > frame_max) {
+        return -NG_ETOOBIG;
+    }
+    int rc = tx_room(c, need);
+    if (rc != 0) {
+        return rc;
+    }
+    size_t room = c->tx_cap - c->tx_len;
+    *w = wr_make(c->tx + c->tx_len, room < frame_max ? room : frame_max);
+    *corr_out = c->corr_next++;
+    return 0;
+}
+
+void conn_frame_commit(struct conn *c, const struct wr *w, uint32_t corr, uint16_t api_key,
+                       uint16_t version, bool noreply, uint32_t timeout_ms, conn_done_fn fn,
+                       void *arg)
+{
+    ASSERT(c->fd >= 0 && c->pend_count < c->cfg.pending_max && fn != NULL);
+    ASSERT(w->err == 0 && w->pos >= 8 && w->ptr == c->tx + c->tx_len);
+    ASSERT(get_be32(w->ptr + 8) == corr); /* prefix, api key, version, corr */
+    c->tx_len += w->pos;
+    c->tx_queued_total += w->pos;
+    c->pend_count++;
+    *pend_at(c, c->pend_count - 1) = (struct conn_pending){
+        .corr = corr, .api_key = api_key, .version = version, .noreply = noreply,
+        .tx_end = c->tx_queued_total, .deadline_ms = conn_mono_ms() + timeout_ms,
+        .fn = fn, .arg = arg};
+    tx_write(c);
+}
+
+/* Writes what the socket takes. A failure marks the connection broken; it
+ * is closed (and its requests failed) by the next conn_poll()/conn_flush(),
+ * never from inside conn_frame_commit(). */
+static void tx_write(struct conn *c)
+{
+    while (c->broken == 0 && c->tx_head < c->tx_len && c->state >= CONN_HANDSHAKE) {
+        ssize_t n = send(c->fd, c->tx + c->tx_head, c->tx_len - c->tx_head, MSG_NOSIGNAL);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            return;
+        }
+        if (n < 0) {
+            c->broken = errno == EPIPE || errno == ECONNRESET ? -NG_EDISCONNECTED : -errno;
+            return;
+        }
+        c->tx_head += (size_t)n;
+        c->tx_sent_total += (uint64_t)n;
+    }
+}
+
+/* Completes requests that get no answer once their bytes are written. */
+static void complete_written(struct conn *c)
+{
+    uint64_t gen = c->generation;
+    for (uint32_t i = 0; i < c->pend_count && c->generation == gen; i++) {
+        struct conn_pending *p = pend_at(c, i);
+        if (p->tx_end > c->tx_sent_total) {
+            break; /* frames are written in order */
+        }
+        if (p->noreply && !p->done) {
+            pend_complete(c, i, 0, NULL);
+        }
+    }
+    if (c->generation == gen) {
+        pend_pop_done(c);
+    }
+}
+
+void conn_flush(struct conn *c)
+{
+    if (c->fd < 0) {
+        return;
+    }
+    tx_write(c);
+    if (c->broken != 0) {
+        int err = c->broken;
+        c->broken = 0;
+        conn_close(c, err);
+        return;
+    }
+    complete_written(c);
+}
+
+/* ---- receiving ---- */
+
+/* The oldest request still waiting for an answer, or -1. */
+static int64_t pend_first_reply(struct conn *c)
+{
+    for (uint32_t i = 0; i < c->pend_count; i++) {
+        const struct conn_pending *p = pend_at(c, i);
+        if (!p->done && !p->noreply) {
+            return i;
+        }
+    }
+    return -1;
+}
+
+/* Hands one whole frame (after its prefix) to its request. Returns 0, or
+ * the error that must close the connection. */
+static int dispatch_frame(struct conn *c, const uint8_t *frame, uint32_t len)
+{
+    struct rd r = rd_make(frame, len);
+    struct proto_resp_header h;
+    int rc = proto_resp_header_decode(&r, &h);
+    if (rc != 0) {
+        return -NG_EPROTO;
+    }
+    int64_t i = pend_first_reply(c);
+    if (i < 0 || pend_at(c, (uint32_t)i)->corr != h.correlation_id) {
+        return -NG_EPROTO; /* answers come in request order */
+    }
+    pend_complete(c, (uint32_t)i, h.err, h.err == 0 ? &r : NULL);
+    return 0;
+}
+
+/* Dispatches every whole frame at the start of rx, then moves the rest to
+ * the front. Returns 0 or the error that must close the connection. */
+static int rx_dispatch(struct conn *c)
+{
+    size_t at = 0;
+    uint64_t gen = c->generation;
+    while (c->rx_len - at >= PROTO_FRAME_PREFIX_BYTES) {
+        uint32_t len;
+        int rc = proto_response_frame_len(c->rx + at, c->cfg.resp_bytes_max, &len);
+        if (rc != 0) {
+            return rc == -NG_ETOOBIG ? rc : -NG_EPROTO;
+        }
+        if (c->rx_len - at - PROTO_FRAME_PREFIX_BYTES < len) {
+            break;
+        }
+        rc = dispatch_frame(c, c->rx + at + PROTO_FRAME_PREFIX_BYTES, len);
+        if (rc != 0) {
+            return rc;
+        }
+        if (c->generation != gen) {
+            return 0; /* a callback closed the connection: rx is reset */
+        }
+        at += PROTO_FRAME_PREFIX_BYTES + len;
+        pend_pop_done(c);
+    }
+    if (at > 0) {
+        memmove(c->rx, c->rx + at, c->rx_len - at);
+        c->rx_len -= at;
+    }
+    return 0;
+}
+
+/* Room for the frame being assembled plus a read window, within bounds. */
+static int rx_room(struct conn *c)
+{
+    size_t want = c->rx_len + CONN_RX_WINDOW_BYTES;
+    if (c->rx_len >= PROTO_FRAME_PREFIX_BYTES) {
+        size_t frame = PROTO_FRAME_PREFIX_BYTES + (size_t)get_be32(c->rx);
+        if (frame > PROTO_FRAME_PREFIX_BYTES + (size_t)c->cfg.resp_bytes_max) {
+            return -NG_ETOOBIG; /* refused before anything is allocated for it */
+        }
+        want = frame > c->rx_len ? frame : want;
+    }
+    if (want <= c->rx_cap) {
+        return 0;
+    }
+    size_t cap = c->rx_cap * 2 > want ? c->rx_cap * 2 : want;
+    size_t limit = PROTO_FRAME_PREFIX_BYTES + (size_t)c->cfg.resp_bytes_max + CONN_RX_WINDOW_BYTES;
+    cap = cap < limit ? cap : limit;
+    uint8_t *rx = realloc(c->rx, cap);
+    if (rx == NULL) {
+        return -ENOMEM;
+    }
+    c->rx = rx;
+    c->rx_cap = cap;
+    return 0;
+}
+
+/* Reads and dispatches until the socket is empty (or a read budget is
+ * spent). Returns 0 or the error that must close the connection. */
+static int rx_read(struct conn *c)
+{
+    uint64_t gen = c->generation;
+    for (int k = 0; k < RX_READS_PER_POLL && c->generation == gen; k++) {
+        int rc = rx_room(c);
+        if (rc != 0) {
+            return rc;
+        }
+        ssize_t n = recv(c->fd, c->rx + c->rx_len, c->rx_cap - c->rx_len, 0);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            return 0;
+        }
+        if (n < 0) {
+            return errno == ECONNRESET ? -NG_EDISCONNECTED : -errno;
+        }
+        if (n == 0) {
+            return -NG_EDISCONNECTED;
+        }
+        c->rx_len += (size_t)n;
+        rc = rx_dispatch(c);
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    return 0;
+}
+
+/* ---- polling ---- */
+
+int64_t conn_next_deadline(const struct conn *c)
+{
+    int64_t d = INT64_MAX;
+    if (c->state == CONN_CONNECTING) {
+        d = c->connect_deadline_ms;
+    }
+    for (uint32_t i = 0; i < c->pend_count; i++) {
+        const struct conn_pending *p = &c->pend[(c->pend_head + i) % c->cfg.pending_max];
+        if (!p->done && p->deadline_ms < d) {
+            d = p->deadline_ms;
+        }
+    }
+    return d;
+}
+
+static void check_deadlines(struct conn *c)
+{
+    if (c->fd >= 0 && conn_mono_ms() >= conn_next_deadline(c)) {
+        conn_close(c, -NG_ETIMEOUT);
+    }
+}
+
+static void handle_events(struct conn *c, short revents)
+{
+    if (c->state == CONN_CONNECTING) {
+        if ((revents & (POLLOUT | POLLERR | POLLHUP)) != 0) {
+            connect_finish(c);
+        }
+        return;
+    }
+    if ((revents & (POLLIN | POLLERR | POLLHUP)) != 0) {
+        int rc = rx_read(c);
+        if (rc != 0) {
+            conn_close(c, rc);
+            return;
+        }
+    }
+    if (c->fd >= 0) {
+        conn_flush(c);
+    }
+}
+
+int conn_poll(struct conn *c, int timeout_ms)
+{
+    if (c->fd < 0) {
+        if (timeout_ms != 0 && poll(NULL, 0, timeout_ms) < 0 && errno != EINTR) {
+            return -errno;
+        }
+        return 0;
+    }
+    conn_flush(c);
+    if (c->fd < 0) {
+        return 0;
+    }
+    int64_t now = conn_mono_ms();
+    int64_t deadline = conn_next_deadline(c);
+    if (deadline != INT64_MAX) {
+        int64_t left = deadline > now ? deadline - now : 0;
+        timeout_ms = timeout_ms < 0 || left < timeout_ms ? (int)(left < INT32_MAX ? left : INT32_MAX) : timeout_ms;
+    }
+    struct pollfd pfd = {.fd = c->fd, .events = POLLIN};
+    if (c->state == CONN_CONNECTING || c->tx_head < c->tx_len) {
+        pfd.events |= POLLOUT;
+    }
+    int n = poll(&pfd, 1, timeout_ms);
+    if (n < 0 && errno != EINTR) {
+        return -errno;
+    }
+    if (n > 0) {
+        handle_events(c, pfd.revents);
+    }
+    check_deadlines(c);
+    return 0;
+}
+
+/* ---- synchronous calls ---- */
+
+struct call {
+    conn_decode_fn decode;
+    void *arg;
+    bool done;
+    int rc;
+};
+
+static void call_done(void *arg, int err, struct rd *body, uint16_t version)
+{
+    struct call *st = arg;
+    st->done = true;
+    st->rc = err != 0 ? err : st->decode(st->arg, body, version);
+}
+
+/* Waits until a request can be submitted. */
+static int call_wait_ready(struct conn *c, int64_t deadline_ms)
+{
+    while (!conn_ready(c)) {
+        int64_t left = deadline_ms - conn_mono_ms();
+        if (left <= 0) {
+            return -NG_ETIMEOUT;
+        }
+        int rc = c->state == CONN_UP ? conn_poll(c, (int)(left < 100 ? left : 100))
+                                     : conn_wait_up(c, (int)(left < INT32_MAX ? left : INT32_MAX));
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    return 0;
+}
+
+int conn_call(struct conn *c, uint16_t api_key, size_t need, conn_encode_fn encode,
+              conn_decode_fn decode, void *arg, int64_t deadline_ms)
+{
+    int rc = call_wait_ready(c, deadline_ms);
+    if (rc != 0) {
+        return rc;
+    }
+    uint16_t version = conn_version(c, api_key);
+    if (version == UINT16_MAX) {
+        return -NG_EBADVERSION;
+    }
+    struct wr w;
+    uint32_t corr;
+    rc = conn_frame_begin(c, need, &w, &corr);
+    rc = rc == 0 ? encode(arg, &w, corr, version) : rc;
+    if (rc != 0) {
+        return rc;
+    }
+    int64_t left = deadline_ms - conn_mono_ms();
+    struct call st = {.decode = decode, .arg = arg};
+    conn_frame_commit(c, &w, corr, api_key, version, false, left > 0 ? (uint32_t)left : 1,
+                      call_done, &st);
+    /* The request's own timeout closes the connection when it runs out, so
+     * call_done() always runs before this returns. */
+    while (!st.done) {
+        rc = conn_poll(c, 100);
+        if (rc != 0 && !st.done) {
+            conn_close(c, rc);
+        }
+    }
+    return st.rc;
+}

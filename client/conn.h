@@ -1,0 +1,204 @@
+/*
+ * client/conn.h — libnagare's connection to the broker: one non-blocking TCP
+ * socket with a send queue and pipelined requests matched to their answers
+ * by correlation id.
+ *
+ * Invariants. The broker answers the requests of one connection in the
+ * order it received them (docs/protocol.md), so requests waiting for an
+ * answer form a FIFO and an answer whose correlation id is not the oldest
+ * unanswered request's is a protocol violation that closes the connection.
+ * A request that gets no answer (a Produce with acks=0) completes once its
+ * last byte was handed to the kernel. Every request submitted completes
+ * exactly once, through its callback: with its answer, or with an error
+ * when the connection closes or a request outlives its timeout (which
+ * closes the connection: the answers behind it cannot be trusted in order
+ * any more). Memory is bounded: the send queue by tx_bytes_max (it holds at
+ * least one frame of the broker's maximum), the receive buffer by one frame
+ * of resp_bytes_max plus a read window, pending requests by pending_max.
+ *
+ * Threads: a struct conn belongs to one thread. Callbacks run from inside
+ * conn_poll(), conn_flush() and conn_close() on that thread; a callback may
+ * submit new requests on the same connection (conn_frame_begin/commit) and
+ * may close it, but must not call conn_poll() or conn_fini().
+ */
+#ifndef NAGARE_CLIENT_CONN_H
+#define NAGARE_CLIENT_CONN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/bytes.h"
+#include "net/proto.h"
+
+/* Monotonic and wall-clock milliseconds. */
+int64_t conn_mono_ms(void);
+int64_t conn_wall_ms(void);
+
+/* Largest answer accepted by default: the broker's own frame default, which
+ * holds a fetch of 16 MiB with one large batch past it many times over. */
+#define CONN_RESP_BYTES_MAX_DEFAULT PROTO_FRAME_BYTES_DEFAULT
+/* First size of the receive buffer; it grows to the largest frame seen. */
+#define CONN_RX_BYTES_INITIAL (256u * 1024)
+/* A read window past the frame being assembled, so one read() can bring in
+ * several small answers. */
+#define CONN_RX_WINDOW_BYTES (64u * 1024)
+/* Host part of "host:port": a DNS name is at most 253 bytes. */
+#define CONN_HOST_BYTES_MAX 256
+/* Upper bound on pending_max: far above any useful pipeline depth, and
+ * below the broker's per-connection in-flight cap it backs off at. */
+#define CONN_PENDING_LIMIT 4096
+
+/* Called once per request: err 0 with the answer's body (a reader valid
+ * only during the call; NULL for a request that gets no answer), or err < 0
+ * (-NG_EDISCONNECTED, -NG_ETIMEOUT, -errno, or the answer's request-level
+ * error) with body NULL. version is the api version the request was sent
+ * with. */
+typedef void (*conn_done_fn)(void *arg, int err, struct rd *body, uint16_t version);
+
+enum conn_state {
+    CONN_DOWN = 0,    /* no socket */
+    CONN_CONNECTING,  /* non-blocking connect() in progress */
+    CONN_HANDSHAKE,   /* ApiVersions sent, answer awaited */
+    CONN_UP,          /* ready for requests */
+};
+
+struct conn_config {
+    const char *bootstrap;       /* "host:port"; copied by conn_init() */
+    uint32_t request_timeout_ms; /* also bounds a connect and its handshake */
+    uint32_t resp_bytes_max;     /* largest answer frame accepted */
+    size_t tx_bytes_max;         /* send queue bound (raised to one broker frame) */
+    uint32_t pending_max;        /* requests submitted and not completed */
+};
+
+struct conn_pending {
+    uint32_t corr;
+    uint16_t api_key;
+    uint16_t version;
+    bool noreply;        /* completes when written */
+    bool done;           /* completed, waiting to leave the FIFO */
+    uint64_t tx_end;     /* c->tx_queued_total just after its frame */
+    int64_t deadline_ms; /* monotonic */
+    conn_done_fn fn;
+    void *arg;
+};
+
+/* Fields are private to conn.c except where noted. */
+struct conn {
+    int fd;
+    enum conn_state state;       /* readable by users */
+    int err_last;                /* why it last went down (0: never); readable */
+    uint64_t generation;         /* bumped by every close; readable */
+    char host[CONN_HOST_BYTES_MAX];
+    char port[8];
+    struct conn_config cfg;
+    int64_t connect_deadline_ms;
+    /* send queue: bytes [tx_head, tx_len) of tx are not yet written */
+    uint8_t *tx;
+    size_t tx_cap;
+    size_t tx_head;
+    size_t tx_len;
+    uint64_t tx_queued_total;
+    uint64_t tx_sent_total;
+    /* receive buffer: rx[0, rx_len) read, not yet dispatched */
+    uint8_t *rx;
+    size_t rx_cap;
+    size_t rx_len;
+    /* requests not yet completed, oldest first (ring) */
+    struct conn_pending *pend;
+    uint32_t pend_head;
+    uint32_t pend_count;
+    uint32_t corr_next;
+    /* from the handshake; readable once CONN_UP */
+    uint32_t peer_frame_bytes_max;         /* largest request the broker takes */
+    uint16_t api_version[PROTO_API_COUNT]; /* version to send; UINT16_MAX: none */
+    int broken;                            /* a write failed: close at next poll */
+};
+
+/* Splits "host:port" (or "[v6]:port") into its parts. Returns 0 or
+ * -NG_EBADARG. Pure. */
+int conn_parse_address(const char *address, char *host, size_t host_cap, char *port,
+                       size_t port_cap);
+
+/* Readies c from cfg: copies the address, allocates the buffers; opens no
+ * socket. Returns 0, -NG_EBADARG (bad address or limits), -ENOMEM. */
+MUST_USE int conn_init(struct conn *c, const struct conn_config *cfg);
+
+/* Closes the socket (failing pending requests with -NG_ECLOSED) and frees
+ * everything. Harmless on a zeroed or already finished conn. */
+void conn_fini(struct conn *c);
+
+/* Starts connecting when down: resolves the address (getaddrinfo: blocking
+ * for names that are not numeric), starts a non-blocking connect. Progress
+ * is made by conn_poll(). Returns 0 (connecting, or already connected) or
+ * the failure (-errno, -NG_ENOTFOUND for a name that does not resolve). */
+MUST_USE int conn_connect_start(struct conn *c);
+
+/* Connects (if down) and waits for the handshake, at most timeout_ms.
+ * Returns 0 once up, -NG_ETIMEOUT, or why connecting failed (-ECONNREFUSED,
+ * -NG_ENOTFOUND, -NG_EDISCONNECTED, -NG_EPROTO...). */
+MUST_USE int conn_wait_up(struct conn *c, int timeout_ms);
+
+/* Waits up to timeout_ms (-1: no limit, 0: not at all) for the socket, then
+ * writes what it can, reads and dispatches answers, and enforces request
+ * timeouts. Returns 0, or -errno when poll() itself failed; connection
+ * failures are reported to the requests, c->state and c->err_last. A down
+ * connection just sleeps for timeout_ms. */
+MUST_USE int conn_poll(struct conn *c, int timeout_ms);
+
+/* Writes queued bytes without waiting. */
+void conn_flush(struct conn *c);
+
+/* Closes the socket; pending requests complete with err (in order). */
+void conn_close(struct conn *c, int err);
+
+/* True when a request may be submitted now: up, and fewer than pending_max
+ * pending. */
+bool conn_ready(const struct conn *c);
+
+/* Version to use for api_key, or UINT16_MAX when the broker does not speak
+ * it. Precondition: CONN_UP. */
+uint16_t conn_version(const struct conn *c, uint16_t api_key);
+
+/* Bytes of request frame the broker accepts (prefix included). */
+size_t conn_frame_bytes_max(const struct conn *c);
+
+/* Starts a request: returns a writer over the free send-queue space (at
+ * least `need` bytes, compacting or growing the queue within its bound)
+ * and the correlation id to encode. Returns 0, or -NG_EBUSY when that much
+ * room cannot be made now (poll, then retry), -NG_ETOOBIG when need is over
+ * what a frame may be. Precondition: conn_ready(). */
+MUST_USE int conn_frame_begin(struct conn *c, size_t need, struct wr *w, uint32_t *corr_out);
+
+/* Submits the one frame encoded into w (from conn_frame_begin(), finished
+ * with proto_enc_end() returning 0) and tries to write it at once.
+ * timeout_ms bounds the wait for its answer (or its write, for noreply).
+ * fn(arg, ...) runs exactly once, later (never from inside this call). */
+void conn_frame_commit(struct conn *c, const struct wr *w, uint32_t corr, uint16_t api_key,
+                       uint16_t version, bool noreply, uint32_t timeout_ms, conn_done_fn fn,
+                       void *arg);
+
+/* Requests submitted and not yet completed. */
+static inline uint32_t conn_pending_count(const struct conn *c) { return c->pend_count; }
+
+/* The earliest deadline among pending requests and a connect in progress
+ * (monotonic ms), or INT64_MAX. */
+int64_t conn_next_deadline(const struct conn *c);
+
+/* ---- synchronous calls ---- */
+
+/* Decodes an answer body inside the done callback of conn_call(). */
+typedef int (*conn_decode_fn)(void *arg, struct rd *body, uint16_t version);
+
+/* Encodes a request: w from conn_frame_begin(), the version to use.
+ * Returns proto_enc_end()'s result. */
+typedef int (*conn_encode_fn)(void *arg, struct wr *w, uint32_t corr, uint16_t version);
+
+/* Sends one request and waits for its answer, at most until deadline_ms
+ * (monotonic), connecting first when down; other requests' callbacks run
+ * meanwhile. Returns decode()'s result, -NG_ETIMEOUT, -NG_EBADVERSION (the
+ * broker does not speak api_key), or the request's error. */
+MUST_USE int conn_call(struct conn *c, uint16_t api_key, size_t need, conn_encode_fn encode,
+                       conn_decode_fn decode, void *arg, int64_t deadline_ms);
+
+#endif

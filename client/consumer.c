@@ -1,0 +1,955 @@
+/*
+ * client/consumer.c — the consumer of assigned partitions.
+ *
+ * Invariants.
+ * - Each assigned partition has a position (the next offset poll returns)
+ *   and a fetch offset (the next offset to ask for, ahead of the position
+ *   by what is buffered). At most one fetch per partition is in flight; as
+ *   soon as its answer arrives, the next offset is known from the batch
+ *   headers, so the next fetch goes out while the records just received are
+ *   being consumed: network, broker disk and the application overlap.
+ * - A fetch answer is copied into a buffer of its own (so the connection
+ *   can read on) and cut into chunks, one per partition with records; a
+ *   buffer is reused once its last chunk is consumed. Memory is bounded:
+ *   at most fetches_inflight requests are in flight, a partition holds at
+ *   most fetches_inflight chunks, and buffers in use plus requests in flight
+ *   stay within fetches_inflight + 1, each buffer one answer (at most
+ *   fetch_bytes_max plus one batch, as the broker sizes them).
+ * - seek bumps the partition's generation: chunks and answers of an older
+ *   generation are dropped unread.
+ * One thread: the consumer's.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "client/calls.h"
+#include "client/conn.h"
+#include "client/nagare.h"
+#include "storage/batch.h"
+
+#define CLIENT_ID "libnagare"
+/* Decompression buffer: first size; doubles up to BATCH_BYTES_LIMIT. */
+#define ZBUF_BYTES_INITIAL (1u << 20)
+#define BACKOFF_MS_MAX 1000
+#define FETCHES_INFLIGHT_LIMIT 64
+#define ASSIGNED_MAX PROTO_REQUEST_PARTITIONS_MAX
+
+struct cpart {
+    char topic[PROTO_TOPIC_NAME_BYTES_MAX + 1];
+    size_t topic_len;
+    int32_t partition;
+    int64_t position;
+    int64_t fetch_offset;
+    uint32_t gen;
+    bool fetching;
+    uint32_t chunks;
+    int err;                  /* reported once by poll, then paused until seek */
+    bool err_reported;
+    int64_t backoff_until_ms;
+    uint32_t backoff_ms;
+};
+
+struct cbuf {
+    struct cbuf *next;
+    uint8_t *data;
+    size_t cap;
+    uint32_t refs;
+};
+
+struct cchunk {
+    struct cchunk *next;
+    struct cpart *part;
+    uint32_t gen;
+    struct cbuf *buf;
+    const uint8_t *ptr;
+    size_t len;
+    size_t pos;
+};
+
+struct fent {
+    struct cpart *part;
+    uint32_t gen;
+};
+
+struct freq {
+    struct nagare_consumer *c;
+    struct freq *next_free;
+    uint32_t count;
+    uint32_t cap;
+    struct fent *ents;
+};
+
+/* The message handed out, with its headers decoded next to it. */
+struct cmsg {
+    struct nagare_message pub; /* first: nagare_message_header() casts back */
+    struct nagare_header *hdrs;
+    uint32_t hdr_cap;
+};
+
+struct nagare_consumer {
+    struct nagare_consumer_config cfg;
+    char bootstrap[CONN_HOST_BYTES_MAX + 16];
+    struct conn conn;
+    struct batch_zctx zctx;
+    struct cpart **parts;     /* sorted by topic, then partition */
+    uint32_t part_count;
+    struct cchunk *chunk_head; /* in arrival order */
+    struct cchunk *chunk_tail;
+    struct cchunk *chunk_free;
+    struct cbuf *buf_free;
+    uint32_t bufs_used;
+    struct freq *freq_free;
+    uint32_t fetches_out;
+    /* the chunk and batch being read */
+    struct cchunk *cur;
+    struct batch_reader br;
+    bool br_open;
+    uint8_t *zbuf;
+    size_t zbuf_cap;
+    struct cmsg msg;
+    /* connection trouble */
+    int64_t reconnect_at_ms;
+    uint32_t reconnect_backoff_ms;
+    int64_t down_since_ms;    /* 0: up (or never tried) */
+};
+
+void nagare_consumer_config_default(struct nagare_consumer_config *c)
+{
+    *c = (struct nagare_consumer_config){
+        .bootstrap = "127.0.0.1:7420",
+        .reset = NAGARE_RESET_EARLIEST,
+        .fetch_wait_max_ms = 500,
+        .fetch_bytes_min = 1,
+        .fetch_bytes_max = 16u << 20,
+        .partition_fetch_bytes_max = 4u << 20,
+        .fetches_inflight = 2,
+        .request_timeout_ms = 30000,
+    };
+}
+
+static int config_check(const struct nagare_consumer_config *c)
+{
+    bool ok = c->bootstrap != NULL && c->reset <= NAGARE_RESET_ERROR &&
+              c->fetch_wait_max_ms <= INT32_MAX && c->fetch_bytes_min <= INT32_MAX &&
+              c->fetch_bytes_max > 0 && c->fetch_bytes_max <= INT32_MAX &&
+              c->partition_fetch_bytes_max > 0 && c->partition_fetch_bytes_max <= INT32_MAX &&
+              c->fetches_inflight > 0 && c->fetches_inflight <= FETCHES_INFLIGHT_LIMIT &&
+              c->request_timeout_ms > 0 && c->request_timeout_ms <= INT32_MAX;
+    return ok ? 0 : -NG_EBADARG;
+}
+
+static int64_t deadline_of(const nagare_consumer *c)
+{
+    return conn_mono_ms() + c->cfg.request_timeout_ms;
+}
+
+/* ---- create, destroy ---- */
+
+static void chunk_release(nagare_consumer *c, struct cchunk *k);
+
+static void consumer_free(nagare_consumer *c)
+{
+    conn_fini(&c->conn); /* fails fetches in flight: their buffers come back */
+    if (c->cur != NULL) {
+        chunk_release(c, c->cur);
+    }
+    while (c->chunk_head != NULL) {
+        struct cchunk *k = c->chunk_head;
+        c->chunk_head = k->next;
+        chunk_release(c, k);
+    }
+    ASSERT(c->bufs_used == 0);
+    while (c->chunk_free != NULL) {
+        struct cchunk *k = c->chunk_free;
+        c->chunk_free = k->next;
+        free(k);
+    }
+    while (c->buf_free != NULL) {
+        struct cbuf *b = c->buf_free;
+        c->buf_free = b->next;
+        free(b->data);
+        free(b);
+    }
+    while (c->freq_free != NULL) {
+        struct freq *r = c->freq_free;
+        c->freq_free = r->next_free;
+        free(r->ents);
+        free(r);
+    }
+    for (uint32_t i = 0; i < c->part_count; i++) {
+        free(c->parts[i]);
+    }
+    free(c->parts);
+    free(c->zbuf);
+    free(c->msg.hdrs);
+    batch_zctx_fini(&c->zctx);
+    free(c);
+}
+
+int nagare_consumer_new(const struct nagare_consumer_config *cfg, nagare_consumer **out)
+{
+    if (cfg == NULL || out == NULL || config_check(cfg) != 0 ||
+        strlen(cfg->bootstrap) >= CONN_HOST_BYTES_MAX + 16) {
+        return -NG_EBADARG;
+    }
+    *out = NULL;
+    nagare_consumer *c = calloc(1, sizeof(*c));
+    if (c == NULL) {
+        return -ENOMEM;
+    }
+    c->cfg = *cfg;
+    strcpy(c->bootstrap, cfg->bootstrap);
+    c->cfg.bootstrap = c->bootstrap;
+    /* An answer holds fetch_bytes_max plus one batch past it (the broker
+     * always sends the first batch whole): leave room for a largest one. */
+    uint64_t resp = (uint64_t)cfg->fetch_bytes_max + BATCH_BYTES_LIMIT;
+    struct conn_config cc = {
+        .bootstrap = c->cfg.bootstrap,
+        .request_timeout_ms = cfg->request_timeout_ms,
+        .resp_bytes_max = (uint32_t)(resp < PROTO_FRAME_BYTES_LIMIT ? resp : PROTO_FRAME_BYTES_LIMIT),
+        .tx_bytes_max = 1u << 20,
+        .pending_max = cfg->fetches_inflight + 2,
+    };
+    int rc = conn_init(&c->conn, &cc);
+    rc = rc == 0 ? batch_zctx_init(&c->zctx, BATCH_HEADER_BYTES, 0) : rc;
+    c->zbuf_cap = ZBUF_BYTES_INITIAL;
+    c->zbuf = rc == 0 ? malloc(c->zbuf_cap) : NULL;
+    rc = rc == 0 && c->zbuf == NULL ? -ENOMEM : rc;
+    rc = rc == 0 ? conn_wait_up(&c->conn, (int)cfg->request_timeout_ms) : rc;
+    if (rc != 0) {
+        consumer_free(c);
+        return rc;
+    }
+    *out = c;
+    return 0;
+}
+
+void nagare_consumer_destroy(nagare_consumer *c)
+{
+    if (c != NULL) {
+        consumer_free(c);
+    }
+}
+
+/* ---- buffers and chunks ---- */
+
+static void buf_unref(nagare_consumer *c, struct cbuf *b)
+{
+    ASSERT(b->refs > 0);
+    if (--b->refs > 0) {
+        return;
+    }
+    c->bufs_used--;
+    b->next = c->buf_free;
+    c->buf_free = b;
+}
+
+static struct cbuf *buf_get(nagare_consumer *c, size_t bytes)
+{
+    struct cbuf *b = c->buf_free;
+    if (b != NULL) {
+        c->buf_free = b->next;
+    } else {
+        b = calloc(1, sizeof(*b));
+        if (b == NULL) {
+            return NULL;
+        }
+    }
+    if (b->cap < bytes) {
+        uint8_t *d = realloc(b->data, bytes);
+        if (d == NULL) {
+            b->next = c->buf_free;
+            c->buf_free = b;
+            return NULL;
+        }
+        b->data = d;
+        b->cap = bytes;
+    }
+    b->refs = 1; /* held by the answer being cut into chunks */
+    c->bufs_used++;
+    return b;
+}
+
+static void chunk_release(nagare_consumer *c, struct cchunk *k)
+{
+    if (k->gen == k->part->gen) {
+        ASSERT(k->part->chunks > 0);
+        k->part->chunks--;
+    }
+    buf_unref(c, k->buf);
+    k->next = c->chunk_free;
+    c->chunk_free = k;
+}
+
+/* Drops everything buffered for part (after a seek bumped its generation,
+ * chunks of the old one no longer count in part->chunks). */
+static void drop_chunks(nagare_consumer *c, struct cpart *part)
+{
+    if (c->cur != NULL && c->cur->part == part) {
+        chunk_release(c, c->cur);
+        c->cur = NULL;
+        c->br_open = false;
+    }
+    struct cchunk **at = &c->chunk_head;
+    c->chunk_tail = NULL;
+    while (*at != NULL) {
+        struct cchunk *k = *at;
+        if (k->part == part) {
+            *at = k->next;
+            chunk_release(c, k);
+            continue;
+        }
+        c->chunk_tail = k;
+        at = &k->next;
+    }
+}
+
+/* ---- assignment ---- */
+
+static struct cpart *part_find(nagare_consumer *c, const char *topic, int32_t partition)
+{
+    for (uint32_t i = 0; i < c->part_count; i++) {
+        struct cpart *p = c->parts[i];
+        if (p->partition == partition && strcmp(p->topic, topic) == 0) {
+            return p;
+        }
+    }
+    return NULL;
+}
+
+static int part_cmp(const struct cpart *a, const char *topic, int32_t partition)
+{
+    int r = strcmp(a->topic, topic);
+    return r != 0 ? r : (a->partition > partition) - (a->partition < partition);
+}
+
+/* Inserts keeping parts sorted, so a fetch names each topic once. */
+static int part_insert(nagare_consumer *c, struct cpart *p)
+{
+    struct cpart **v = realloc(c->parts, (c->part_count + 1) * sizeof(*v));
+    if (v == NULL) {
+        return -ENOMEM;
+    }
+    c->parts = v;
+    uint32_t i = c->part_count;
+    while (i > 0 && part_cmp(v[i - 1], p->topic, p->partition) > 0) {
+        v[i] = v[i - 1];
+        i--;
+    }
+    v[i] = p;
+    c->part_count++;
+    return 0;
+}
+
+/* Resolves NAGARE_OFFSET_BEGINNING / END with ListOffsets; checks others. */
+static int resolve_offset(nagare_consumer *c, const char *topic, int32_t partition,
+                          int64_t offset, int64_t *out)
+{
+    if (offset >= 0) {
+        *out = offset;
+        return 0;
+    }
+    if (offset != NAGARE_OFFSET_BEGINNING && offset != NAGARE_OFFSET_END) {
+        return -NG_EBADARG;
+    }
+    return calls_list_offset(&c->conn, topic, partition, offset, deadline_of(c), out);
+}
+
+static bool topic_arg_ok(const char *topic, int32_t partition)
+{
+    return topic != NULL && partition >= 0 &&
+           proto_topic_name_valid(topic, strnlen(topic, PROTO_TOPIC_NAME_BYTES_MAX + 1));
+}
+
+int nagare_consumer_assign(nagare_consumer *c, const char *topic, int32_t partition,
+                           int64_t offset)
+{
+    ASSERT(c != NULL);
+    if (!topic_arg_ok(topic, partition) || part_find(c, topic, partition) != NULL ||
+        c->part_count == ASSIGNED_MAX) {
+        return -NG_EBADARG;
+    }
+    int32_t count;
+    int rc = calls_partition_count(&c->conn, topic, deadline_of(c), &count);
+    if (rc == 0 && partition >= count) {
+        rc = -NG_EUNKNOWN_TOPIC;
+    }
+    int64_t at;
+    rc = rc == 0 ? resolve_offset(c, topic, partition, offset, &at) : rc;
+    if (rc != 0) {
+        return rc;
+    }
+    struct cpart *p = calloc(1, sizeof(*p));
+    if (p == NULL) {
+        return -ENOMEM;
+    }
+    p->topic_len = strlen(topic);
+    memcpy(p->topic, topic, p->topic_len + 1);
+    p->partition = partition;
+    p->position = at;
+    p->fetch_offset = at;
+    rc = part_insert(c, p);
+    if (rc != 0) {
+        free(p);
+    }
+    return rc;
+}
+
+/* Moves part to offset: what is buffered or in flight for it is dropped. */
+static void part_move(nagare_consumer *c, struct cpart *p, int64_t offset)
+{
+    drop_chunks(c, p);
+    p->gen++;
+    ASSERT(p->chunks == 0);
+    p->fetching = false; /* an answer in flight is of the old generation */
+    p->position = offset;
+    p->fetch_offset = offset;
+    p->err = 0;
+    p->err_reported = false;
+    p->backoff_until_ms = 0;
+}
+
+int nagare_consumer_seek(nagare_consumer *c, const char *topic, int32_t partition,
+                         int64_t offset)
+{
+    ASSERT(c != NULL);
+    if (!topic_arg_ok(topic, partition)) {
+        return -NG_EBADARG;
+    }
+    struct cpart *p = part_find(c, topic, partition);
+    if (p == NULL) {
+        return -NG_ENOTFOUND;
+    }
+    int64_t at;
+    int rc = resolve_offset(c, topic, partition, offset, &at);
+    if (rc == 0) {
+        part_move(c, p, at);
+    }
+    return rc;
+}
+
+int nagare_consumer_seek_time(nagare_consumer *c, const char *topic, int32_t partition,
+                              int64_t ts_ms)
+{
+    ASSERT(c != NULL);
+    if (!topic_arg_ok(topic, partition) || ts_ms < 0) {
+        return -NG_EBADARG;
+    }
+    struct cpart *p = part_find(c, topic, partition);
+    if (p == NULL) {
+        return -NG_ENOTFOUND;
+    }
+    int64_t at;
+    int rc = calls_list_offset(&c->conn, topic, partition, ts_ms, deadline_of(c), &at);
+    if (rc == 0) {
+        part_move(c, p, at);
+    }
+    return rc;
+}
+
+int nagare_consumer_position(nagare_consumer *c, const char *topic, int32_t partition,
+                             int64_t *offset_out)
+{
+    ASSERT(c != NULL && offset_out != NULL);
+    struct cpart *p = topic != NULL ? part_find(c, topic, partition) : NULL;
+    if (p == NULL) {
+        return -NG_ENOTFOUND;
+    }
+    *offset_out = p->position;
+    return 0;
+}
+
+/* ---- fetching ---- */
+
+static struct freq *freq_get(nagare_consumer *c)
+{
+    struct freq *r = c->freq_free;
+    if (r != NULL) {
+        c->freq_free = r->next_free;
+        r->count = 0;
+        return r;
+    }
+    r = calloc(1, sizeof(*r));
+    if (r != NULL) {
+        r->c = c;
+    }
+    return r;
+}
+
+static void freq_put(nagare_consumer *c, struct freq *r)
+{
+    r->next_free = c->freq_free;
+    c->freq_free = r;
+}
+
+static void part_backoff(struct cpart *p, int64_t now_ms)
+{
+    p->backoff_ms = p->backoff_ms == 0 ? 100 : p->backoff_ms * 2;
+    p->backoff_ms = p->backoff_ms < BACKOFF_MS_MAX ? p->backoff_ms : BACKOFF_MS_MAX;
+    p->backoff_until_ms = now_ms + p->backoff_ms;
+}
+
+/* The offset after the last whole batch in records, or -1 when a batch
+ * header is bad (the broker sends whole, valid batches only). */
+static int64_t records_end(const uint8_t *records, size_t len)
+{
+    int64_t end = -1;
+    size_t pos = 0;
+    while (pos < len) {
+        struct batch_header h;
+        if (batch_header_decode(records + pos, len - pos, BATCH_BYTES_LIMIT, &h) != 0 ||
+            batch_bytes(&h) > len - pos) {
+            return -1;
+        }
+        end = batch_offset_last(&h) + 1;
+        pos += batch_bytes(&h);
+    }
+    return end;
+}
+
+static void chunk_add(nagare_consumer *c, struct cpart *p, struct cbuf *b,
+                      const struct proto_fetch_resp_partition *fp)
+{
+    struct cchunk *k = c->chunk_free;
+    if (k != NULL) {
+        c->chunk_free = k->next;
+    } else if ((k = malloc(sizeof(*k))) == NULL) {
+        part_backoff(p, conn_mono_ms()); /* fetched again later */
+        return;
+    }
+    *k = (struct cchunk){.part = p, .gen = p->gen, .buf = b, .ptr = fp->records,
+                         .len = fp->records_bytes};
+    b->refs++;
+    p->chunks++;
+    if (c->chunk_tail != NULL) {
+        c->chunk_tail->next = k;
+    } else {
+        c->chunk_head = k;
+    }
+    c->chunk_tail = k;
+}
+
+/* Applies the offset reset policy to an out-of-range partition. */
+static void out_of_range(nagare_consumer *c, struct cpart *p,
+                         const struct proto_fetch_resp_partition *fp)
+{
+    if (c->cfg.reset == NAGARE_RESET_ERROR || fp->offset_earliest < 0 || fp->offset_latest < 0) {
+        p->err = -NG_EOFFSET_RANGE;
+        return;
+    }
+    int64_t to = c->cfg.reset == NAGARE_RESET_EARLIEST ? fp->offset_earliest : fp->offset_latest;
+    p->position = to;
+    p->fetch_offset = to;
+}
+
+/* One partition's part of a fetch answer. */
+static void fetched(nagare_consumer *c, struct cpart *p, struct cbuf *b,
+                    const struct proto_fetch_resp_partition *fp)
+{
+    int64_t now = conn_mono_ms();
+    if (fp->err == -NG_EOFFSET_RANGE) {
+        out_of_range(c, p, fp);
+    } else if (fp->err == -NG_EUNKNOWN_TOPIC || fp->err == -NG_ECORRUPT) {
+        p->err = fp->err;
+    } else if (fp->err != 0) {
+        part_backoff(p, now); /* busy, closing, failed log: try again later */
+    } else if (fp->records_bytes > 0) {
+        int64_t end = records_end(fp->records, fp->records_bytes);
+        if (end < 0) {
+            p->err = -NG_ECORRUPT;
+            return;
+        }
+        p->backoff_ms = 0;
+        p->fetch_offset = end > p->fetch_offset ? end : p->fetch_offset;
+        chunk_add(c, p, b, fp);
+    }
+}
+
+/* Walks a fetch answer (decoded from our copy in b) against its request. */
+static int fetch_apply(nagare_consumer *c, struct freq *r, struct cbuf *b, size_t len,
+                       uint16_t version)
+{
+    struct rd body = rd_make(b->data, len);
+    struct proto_dec d;
+    if (proto_fetch_resp_decode(&body, version, &d) != 0) {
+        return -NG_EPROTO;
+    }
+    uint32_t i = 0;
+    struct proto_topic t;
+    while (proto_next_topic(&d, &t)) {
+        struct proto_fetch_resp_partition fp;
+        while (proto_fetch_resp_next_partition(&d, &fp)) {
+            if (i == r->count) {
+                return -NG_EPROTO;
+            }
+            struct cpart *p = r->ents[i].part;
+            if (!proto_str_eq(t.name, p->topic) || fp.partition != p->partition) {
+                return -NG_EPROTO;
+            }
+            if (r->ents[i].gen == p->gen) {
+                p->fetching = false;
+                fetched(c, p, b, &fp);
+            }
+            i++;
+        }
+    }
+    return i == r->count ? 0 : -NG_EPROTO;
+}
+
+/* Marks the request's partitions as no longer being fetched. */
+static void fetch_settle(struct freq *r, bool backoff)
+{
+    int64_t now = conn_mono_ms();
+    for (uint32_t i = 0; i < r->count; i++) {
+        struct cpart *p = r->ents[i].part;
+        if (r->ents[i].gen == p->gen && p->fetching) {
+            p->fetching = false;
+            if (backoff) {
+                part_backoff(p, now);
+            }
+        }
+    }
+}
+
+static void fetch_done(void *arg, int err, struct rd *body, uint16_t version)
+{
+    struct freq *r = arg;
+    nagare_consumer *c = r->c;
+    ASSERT(c->fetches_out > 0);
+    c->fetches_out--;
+    struct cbuf *b = NULL;
+    if (err == 0) {
+        size_t len = body->len - body->pos;
+        b = buf_get(c, len > 0 ? len : 1);
+        err = b == NULL ? -ENOMEM : 0;
+        if (b != NULL) {
+            memcpy(b->data, body->ptr + body->pos, len);
+            err = fetch_apply(c, r, b, len, version);
+        }
+        if (err == -NG_EPROTO) {
+            conn_close(&c->conn, err);
+        }
+    }
+    /* A request-level refusal (busy, closing) backs off; a lost connection
+     * is retried once it is back. */
+    fetch_settle(r, err == -NG_EBUSY || err == -NG_ECLOSED || err == -ENOMEM);
+    if (b != NULL) {
+        buf_unref(c, b);
+    }
+    freq_put(c, r);
+}
+
+static bool fetchable(const nagare_consumer *c, const struct cpart *p, int64_t now_ms)
+{
+    return p->err == 0 && !p->fetching && p->chunks < c->cfg.fetches_inflight &&
+           now_ms >= p->backoff_until_ms;
+}
+
+static int freq_add(struct freq *r, struct cpart *p)
+{
+    if (r->count == r->cap) {
+        uint32_t cap = r->cap == 0 ? 16 : r->cap * 2;
+        struct fent *v = realloc(r->ents, cap * sizeof(*v));
+        if (v == NULL) {
+            return -ENOMEM;
+        }
+        r->ents = v;
+        r->cap = cap;
+    }
+    r->ents[r->count++] = (struct fent){.part = p, .gen = p->gen};
+    return 0;
+}
+
+/* Encodes a fetch of every fetchable partition into w. */
+static void fetch_encode(nagare_consumer *c, struct freq *r, struct wr *w, uint32_t corr,
+                         uint16_t version, int64_t now_ms)
+{
+    struct proto_enc e;
+    struct proto_fetch_req req = {.wait_max_ms = (int32_t)c->cfg.fetch_wait_max_ms,
+                                  .bytes_min = (int32_t)c->cfg.fetch_bytes_min,
+                                  .bytes_max = (int32_t)c->cfg.fetch_bytes_max};
+    proto_fetch_req_begin(&e, w, version, corr, proto_str_make(CLIENT_ID), &req);
+    const char *open_topic = NULL;
+    for (uint32_t i = 0; i < c->part_count; i++) {
+        struct cpart *p = c->parts[i];
+        if (!fetchable(c, p, now_ms) || freq_add(r, p) != 0) {
+            continue;
+        }
+        if (open_topic == NULL || strcmp(open_topic, p->topic) != 0) {
+            proto_enc_topic(&e, (struct proto_str){.ptr = p->topic, .len = (int32_t)p->topic_len});
+            open_topic = p->topic;
+        }
+        proto_fetch_req_partition(&e, &(struct proto_fetch_req_partition){
+                                         .partition = p->partition, .offset = p->fetch_offset,
+                                         .bytes_max = (int32_t)c->cfg.partition_fetch_bytes_max});
+        p->fetching = true;
+    }
+    int rc = proto_enc_end(&e);
+    ASSERT(rc == 0); /* sized for every assigned partition */
+}
+
+/* Sends one fetch if any partition wants one. Returns whether it did. */
+static bool fetch_send(nagare_consumer *c, int64_t now_ms)
+{
+    uint32_t want = 0;
+    for (uint32_t i = 0; i < c->part_count; i++) {
+        want += fetchable(c, c->parts[i], now_ms) ? 1 : 0;
+    }
+    struct wr w;
+    uint32_t corr;
+    size_t need = 64 + (size_t)want * (16 + 8 + PROTO_TOPIC_NAME_BYTES_MAX);
+    struct freq *r = want > 0 ? freq_get(c) : NULL;
+    if (r == NULL || conn_frame_begin(&c->conn, need, &w, &corr) != 0) {
+        if (r != NULL) {
+            freq_put(c, r);
+        }
+        return false;
+    }
+    uint16_t version = conn_version(&c->conn, PROTO_API_FETCH);
+    fetch_encode(c, r, &w, corr, version, now_ms);
+    ASSERT(r->count > 0);
+    conn_frame_commit(&c->conn, &w, corr, PROTO_API_FETCH, version, false,
+                      c->cfg.request_timeout_ms + c->cfg.fetch_wait_max_ms, fetch_done, r);
+    c->fetches_out++;
+    return true;
+}
+
+/* ---- connection upkeep ---- */
+
+/* Reconnects with backoff. Returns -NG_EDISCONNECTED when the broker has
+ * been unreachable for request_timeout_ms (once per such period). */
+static int keep_connected(nagare_consumer *c, int64_t now_ms)
+{
+    if (c->conn.state == CONN_UP) {
+        c->down_since_ms = 0;
+        c->reconnect_backoff_ms = 0;
+        return 0;
+    }
+    if (c->conn.state != CONN_DOWN || c->part_count == 0) {
+        return 0;
+    }
+    if (c->down_since_ms == 0) {
+        c->down_since_ms = now_ms;
+    }
+    if (now_ms - c->down_since_ms >= (int64_t)c->cfg.request_timeout_ms) {
+        c->down_since_ms = now_ms;
+        return -NG_EDISCONNECTED;
+    }
+    if (now_ms >= c->reconnect_at_ms) {
+        uint32_t b = c->reconnect_backoff_ms == 0 ? 100 : c->reconnect_backoff_ms * 2;
+        c->reconnect_backoff_ms = b < BACKOFF_MS_MAX ? b : BACKOFF_MS_MAX;
+        c->reconnect_at_ms = now_ms + c->reconnect_backoff_ms;
+        if (conn_connect_start(&c->conn) != 0) {
+            return 0; /* refused at once: tried again after the backoff */
+        }
+    }
+    return 0;
+}
+
+static void send_fetches(nagare_consumer *c, int64_t now_ms)
+{
+    while (conn_ready(&c->conn) && c->fetches_out < c->cfg.fetches_inflight &&
+           c->bufs_used + c->fetches_out < c->cfg.fetches_inflight + 1 && fetch_send(c, now_ms)) {
+    }
+}
+
+/* When the next fetch could go out for a partition in backoff. */
+static int64_t next_backoff(const nagare_consumer *c, int64_t now_ms)
+{
+    int64_t next = INT64_MAX;
+    for (uint32_t i = 0; i < c->part_count; i++) {
+        const struct cpart *p = c->parts[i];
+        if (p->err == 0 && !p->fetching && p->backoff_until_ms > now_ms &&
+            p->backoff_until_ms < next) {
+            next = p->backoff_until_ms;
+        }
+    }
+    return next;
+}
+
+/* ---- reading records ---- */
+
+static int msg_headers(nagare_consumer *c, struct batch_record *rec)
+{
+    struct cmsg *m = &c->msg;
+    if (rec->header_count > m->hdr_cap) {
+        struct nagare_header *h = realloc(m->hdrs, rec->header_count * sizeof(*h));
+        if (h == NULL) {
+            return -ENOMEM;
+        }
+        m->hdrs = h;
+        m->hdr_cap = rec->header_count;
+    }
+    for (uint32_t i = 0; i < rec->header_count; i++) {
+        struct batch_kv kv;
+        int rc = batch_record_next_header(rec, &kv);
+        if (rc != 1) {
+            return rc < 0 ? rc : -NG_ECORRUPT;
+        }
+        m->hdrs[i] = (struct nagare_header){.key = (const char *)kv.key,
+                                            .key_len = (size_t)kv.key_len,
+                                            .value = kv.value, .value_len = kv.value_len};
+    }
+    return 0;
+}
+
+static int msg_fill(nagare_consumer *c, const struct cpart *p, struct batch_record *rec)
+{
+    int rc = msg_headers(c, rec);
+    if (rc != 0) {
+        return rc;
+    }
+    c->msg.pub = (struct nagare_message){
+        .topic = p->topic, .partition = p->partition, .offset = rec->offset,
+        .timestamp_ms = rec->timestamp_ms, .key = rec->key, .key_len = rec->key_len,
+        .value = rec->value, .value_len = rec->value_len, .header_count = rec->header_count};
+    return 0;
+}
+
+/* Opens the next batch of the current chunk that holds records at or past
+ * the position. Returns 1 when one is open, 0 at the chunk's end, or an
+ * error for bad bytes. */
+static int batch_next(nagare_consumer *c)
+{
+    struct cchunk *k = c->cur;
+    while (k->pos < k->len) {
+        const uint8_t *at = k->ptr + k->pos;
+        size_t left = k->len - k->pos;
+        struct batch_header h;
+        int rc = batch_header_decode(at, left, BATCH_BYTES_LIMIT, &h);
+        if (rc != 0 || batch_bytes(&h) > left) {
+            return -NG_ECORRUPT;
+        }
+        k->pos += batch_bytes(&h);
+        if (batch_offset_last(&h) < k->part->position) {
+            continue; /* wholly before what was asked for */
+        }
+        for (;;) {
+            rc = batch_reader_open(&c->br, at, batch_bytes(&h), BATCH_BYTES_LIMIT, &c->zctx,
+                                   c->zbuf, c->zbuf_cap);
+            if (rc != -NG_ETOOBIG || c->zbuf_cap >= BATCH_BYTES_LIMIT) {
+                break;
+            }
+            uint8_t *z = realloc(c->zbuf, c->zbuf_cap * 2);
+            if (z == NULL) {
+                return -ENOMEM;
+            }
+            c->zbuf = z;
+            c->zbuf_cap *= 2;
+        }
+        if (rc != 0) {
+            return rc == -ENOMEM ? rc : -NG_ECORRUPT;
+        }
+        c->br_open = true;
+        return 1;
+    }
+    return 0;
+}
+
+/* The next record from what is buffered: 1 with c->msg, 0 when nothing is
+ * buffered, or an error (bad bytes: the partition pauses until a seek). */
+static int next_record(nagare_consumer *c)
+{
+    for (;;) {
+        if (c->cur == NULL) {
+            struct cchunk *k = c->chunk_head;
+            if (k == NULL) {
+                return 0;
+            }
+            c->chunk_head = k->next;
+            if (c->chunk_head == NULL) {
+                c->chunk_tail = NULL;
+            }
+            k->next = NULL;
+            c->cur = k;
+            c->br_open = false;
+            if (k->gen != k->part->gen || k->part->err != 0) {
+                chunk_release(c, k);
+                c->cur = NULL;
+                continue;
+            }
+        }
+        struct cpart *p = c->cur->part;
+        int rc = c->br_open ? 0 : batch_next(c);
+        if (rc == 0 && !c->br_open) {
+            chunk_release(c, c->cur); /* chunk done */
+            c->cur = NULL;
+            continue;
+        }
+        struct batch_record rec;
+        rc = rc < 0 ? rc : batch_reader_next(&c->br, &rec);
+        if (rc < 0) {
+            p->err = rc == -ENOMEM ? 0 : -NG_ECORRUPT;
+            p->err_reported = true; /* returned right here */
+            chunk_release(c, c->cur);
+            c->cur = NULL;
+            return rc == -ENOMEM ? rc : -NG_ECORRUPT;
+        }
+        if (rc == 0) {
+            c->br_open = false;
+            continue;
+        }
+        if (rec.offset < p->position) {
+            continue; /* the fetch's first batch may start before the offset */
+        }
+        rc = msg_fill(c, p, &rec);
+        if (rc != 0) {
+            continue;
+        }
+        p->position = rec.offset + 1;
+        return 1;
+    }
+}
+
+/* A partition error not yet reported, returned once. */
+static int pending_error(nagare_consumer *c)
+{
+    for (uint32_t i = 0; i < c->part_count; i++) {
+        struct cpart *p = c->parts[i];
+        if (p->err != 0 && !p->err_reported && p->chunks == 0) {
+            p->err_reported = true;
+            return p->err;
+        }
+    }
+    return 0;
+}
+
+int nagare_consumer_poll(nagare_consumer *c, int timeout_ms, const struct nagare_message **out)
+{
+    ASSERT(c != NULL && out != NULL);
+    int64_t deadline = timeout_ms < 0 ? INT64_MAX : conn_mono_ms() + timeout_ms;
+    for (;;) {
+        int rc = next_record(c);
+        if (rc == 1) {
+            *out = &c->msg.pub;
+            return 1;
+        }
+        rc = rc == 0 ? pending_error(c) : rc;
+        int64_t now = conn_mono_ms();
+        rc = rc == 0 ? keep_connected(c, now) : rc;
+        if (rc != 0) {
+            return rc;
+        }
+        send_fetches(c, now);
+        if (now >= deadline) {
+            return 0;
+        }
+        int64_t until = deadline;
+        int64_t b = next_backoff(c, now);
+        until = b < until ? b : until;
+        until = c->conn.state == CONN_DOWN && c->reconnect_at_ms < until ? c->reconnect_at_ms : until;
+        int64_t wait = until > now ? until - now : 0;
+        rc = conn_poll(&c->conn, (int)(wait < INT32_MAX ? wait : INT32_MAX));
+        if (rc != 0) {
+            return rc;
+        }
+    }
+}
+
+void nagare_message_header(const struct nagare_message *m, size_t i, struct nagare_header *out)
+{
+    ASSERT(m != NULL && out != NULL && i < m->header_count);
+    const struct cmsg *cm = (const struct cmsg *)m;
+    *out = cm->hdrs[i];
+}

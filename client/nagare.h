@@ -1,0 +1,334 @@
+/*
+ * nagare.h — libnagare, the C client of the nagare broker.
+ *
+ * Three opaque handles: a producer, a consumer and an admin client. Each is
+ * single-threaded: all calls on one handle come from one thread at a time
+ * (different handles may be used from different threads). A handle does its
+ * network I/O inside its own calls (send, poll, flush, admin calls); there
+ * are no background threads, so delivery reports and records arrive only
+ * through poll/flush, as with librdkafka's poll.
+ *
+ * Errors: every function returning int returns 0 (or a count) on success and
+ * a negative code on failure: -errno for system errors, or -NAGARE_E* (the
+ * broker's own codes, the same numbers the wire carries: docs/protocol.md).
+ * nagare_strerror() names any of them.
+ *
+ * Ownership: strings and buffers passed in are copied before the call
+ * returns unless said otherwise. Pointers handed out are owned by the
+ * library and valid for the time stated on each function.
+ */
+#ifndef NAGARE_H
+#define NAGARE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define NAGARE_MUST_USE __attribute__((warn_unused_result))
+
+/* ---- errors (values equal base/err.h's NG_E*, which the wire carries) ---- */
+
+enum {
+    NAGARE_ETRUNCATED = 4096,
+    NAGARE_EBADVARINT = 4097,     /* the codes 4097..4105: bad bytes in a batch or frame */
+    NAGARE_ENOSPACE = 4098,
+    NAGARE_EBADLEN = 4099,
+    NAGARE_EBADCOUNT = 4100,
+    NAGARE_ECHECKSUM = 4101,
+    NAGARE_EBADVERSION = 4102,    /* the broker does not speak a request's version */
+    NAGARE_EBADCODEC = 4103,
+    NAGARE_EDECOMPRESS = 4104,
+    NAGARE_EBADDELTA = 4105,
+    NAGARE_ETOOBIG = 4106,
+    NAGARE_EBADARG = 4107,
+    NAGARE_EOFFSET_RANGE = 4120,
+    NAGARE_EFAILED = 4121,
+    NAGARE_ECORRUPT = 4122,
+    NAGARE_EBUSY = 4123,          /* a bounded queue is full: poll, then retry */
+    NAGARE_ECLOSED = 4124,
+    NAGARE_ENOTFOUND = 4125,
+    NAGARE_EUNKNOWN_API = 4140,
+    NAGARE_EUNKNOWN_TOPIC = 4141,
+    NAGARE_ETOPIC_EXISTS = 4142,
+    NAGARE_EBADNAME = 4143,
+    NAGARE_EOUT_OF_ORDER = 4145,
+    NAGARE_EPRODUCER_FENCED = 4146,
+    NAGARE_ETIMEOUT = 4147,
+    NAGARE_EDISCONNECTED = 4153,
+    NAGARE_EPROTO = 4154,
+    NAGARE_ESYSTEM = 4155,        /* a system call failed on the broker (its log says which) */
+};
+
+/* A short sentence naming rc (0, -errno or -NAGARE_E*). Static; never NULL. */
+const char *nagare_strerror(int rc);
+
+/* The library's version, e.g. "0.1.0". */
+const char *nagare_version(void);
+
+/* ---- records ---- */
+
+#define NAGARE_PARTITION_ANY (-1)
+
+/* A record header. key is not NUL-terminated; value_len -1 is null. */
+struct nagare_header {
+    const char *key;
+    size_t key_len;
+    const void *value;
+    ssize_t value_len;
+};
+
+/* ---- producer ---- */
+
+typedef struct nagare_producer nagare_producer;
+
+enum nagare_compression { NAGARE_COMPRESSION_NONE = 0, NAGARE_COMPRESSION_ZSTD = 1 };
+
+/* One record's outcome, handed to the delivery callback from poll/flush. */
+struct nagare_delivery {
+    const char *topic;  /* valid during the callback */
+    int32_t partition;  /* as sent (NAGARE_PARTITION_ANY when it never got one) */
+    int64_t offset;     /* the record's offset, or -1 with err (and with acks=0) */
+    int err;            /* 0, or why the record was not delivered (negative) */
+    void *opaque;       /* the record's nagare_record.opaque */
+};
+
+/* Runs from nagare_producer_poll() / flush() / destroy() on the producer's
+ * thread. It may call nagare_send(), not poll, flush or destroy. */
+typedef void (*nagare_delivery_fn)(const struct nagare_delivery *d, void *opaque);
+
+struct nagare_producer_config {
+    const char *bootstrap;          /* "host:port" (default "127.0.0.1:7420"); copied */
+    int acks;                       /* 0, 1, or -1 = all (default -1) */
+    enum nagare_compression compression; /* default none */
+    int zstd_level;                 /* default 3 */
+    size_t batch_bytes;             /* a partition's batch goes out at this size (64 KiB) */
+    uint32_t linger_ms;             /* ...or this long after its first record (5 ms) */
+    bool idempotent;                /* default true: retries never duplicate */
+    uint32_t delivery_timeout_ms;   /* give up on a record after this (120 s) */
+    uint32_t request_timeout_ms;    /* a request unanswered this long is retried (30 s) */
+    uint32_t retry_backoff_ms;      /* first backoff, doubling up to 1 s (100 ms) */
+    uint32_t inflight_max;          /* produce requests in flight per connection (5) */
+    size_t buffer_bytes_max;        /* records held, sent or not (64 MiB): past it,
+                                       nagare_send() returns -NAGARE_EBUSY */
+    nagare_delivery_fn on_delivery; /* may be NULL */
+    void *opaque;                   /* passed to on_delivery */
+};
+
+void nagare_producer_config_default(struct nagare_producer_config *c);
+
+/* Creates a producer and connects to the bootstrap broker (resolving,
+ * connecting, ApiVersions, InitProducerId when idempotent). Fails within
+ * request_timeout_ms when the broker cannot be reached. Returns 0 with
+ * *out, -NAGARE_EBADARG for a bad config, -ECONNREFUSED, -NAGARE_ETIMEOUT,
+ * -NAGARE_EDISCONNECTED... Any thread; the producer then belongs to it. */
+NAGARE_MUST_USE int nagare_producer_new(const struct nagare_producer_config *c,
+                                        nagare_producer **out);
+
+/* A record to send. key_len/value_len -1: null (the pointer may be NULL). */
+struct nagare_record {
+    const char *topic;               /* NUL-terminated */
+    int32_t partition;               /* or NAGARE_PARTITION_ANY */
+    const void *key;
+    ssize_t key_len;
+    const void *value;
+    ssize_t value_len;
+    const struct nagare_header *headers;
+    size_t header_count;
+    int64_t timestamp_ms;            /* 0: now */
+    void *opaque;                    /* returned in its delivery report */
+};
+
+/* Adds a copy of r to its partition's open batch; never waits for the
+ * network. With NAGARE_PARTITION_ANY, a keyed record goes to
+ * XXH3-64(key) mod partitions, a keyless one to the partition the current
+ * batch sticks to. Full batches are sent without blocking. A record for a
+ * topic whose partition count is not known yet is held (copied) until the
+ * broker's answer; if the topic does not exist, the broker gets the chance
+ * to create it (auto_create_topics), else the record is reported failed
+ * with -NAGARE_EUNKNOWN_TOPIC. Returns 0, -NAGARE_EBUSY (buffer_bytes_max
+ * reached: poll and retry), -NAGARE_EUNKNOWN_TOPIC (the broker said within
+ * the last second that it does not know the topic and will not create it,
+ * or an explicit partition past its count), -NAGARE_ETOOBIG (larger than a
+ * batch of the topic can be), -NAGARE_EBADNAME (invalid topic name),
+ * -NAGARE_EBADARG, or the error that stopped the producer (see poll). */
+NAGARE_MUST_USE int nagare_send(nagare_producer *p, const struct nagare_record *r);
+
+/* Does pending I/O (sends batches whose linger expired, reads answers,
+ * reconnects, retries) until a report is ready or timeout_ms passed (0:
+ * without waiting, -1: until something is delivered, returning at once
+ * when nothing is outstanding), and runs delivery callbacks. Returns the
+ * number of reports delivered, or a negative error that stopped the
+ * producer for good: -NAGARE_EPRODUCER_FENCED (a newer producer owns its
+ * id), -NAGARE_EBADARG when called from a delivery callback. Errors of one
+ * record or partition (the broker's -NAGARE_EFAILED: a log that refuses
+ * writes until the broker restarts, -NAGARE_ETIMEOUT: the delivery timeout,
+ * ...) go to the record's report, not here.
+ *
+ * Retries: the connection failing, a request timing out, -NAGARE_EBUSY,
+ * -NAGARE_ECLOSED, -NAGARE_ETIMEOUT and -NAGARE_EUNKNOWN_TOPIC (metadata
+ * refreshed first) are retried with backoff (retry_backoff_ms doubling up
+ * to 1 s), in order per partition, until delivery_timeout_ms after the
+ * record was added; idempotence makes a retried batch that the broker
+ * already wrote come back with its first offset, never twice. Other errors
+ * fail the batch's records at once. */
+int nagare_producer_poll(nagare_producer *p, int timeout_ms);
+
+/* Sends every buffered record (ignoring linger) and waits until each has
+ * its report, at most timeout_ms (-1: no limit). Returns 0, or
+ * -NAGARE_ETIMEOUT with records still outstanding, or -NAGARE_EBADARG from
+ * a delivery callback. Reports say which records failed. */
+NAGARE_MUST_USE int nagare_producer_flush(nagare_producer *p, int timeout_ms);
+
+/* Records buffered or in flight. */
+size_t nagare_producer_outstanding(const nagare_producer *p);
+
+/* Closes the producer; records not yet delivered are reported failed with
+ * -NAGARE_ECLOSED first. NULL is allowed. */
+void nagare_producer_destroy(nagare_producer *p);
+
+/* ---- consumer (assigned partitions; groups come later) ---- */
+
+typedef struct nagare_consumer nagare_consumer;
+
+#define NAGARE_OFFSET_BEGINNING (-2)
+#define NAGARE_OFFSET_END (-1)
+
+enum nagare_offset_reset {
+    NAGARE_RESET_EARLIEST = 0, /* out of range: start at the log start */
+    NAGARE_RESET_LATEST,       /* ... at the end */
+    NAGARE_RESET_ERROR,        /* ... report -NAGARE_EOFFSET_RANGE from poll */
+};
+
+struct nagare_consumer_config {
+    const char *bootstrap;              /* default "127.0.0.1:7420"; copied */
+    enum nagare_offset_reset reset;     /* default earliest */
+    uint32_t fetch_wait_max_ms;         /* long poll (500 ms) */
+    uint32_t fetch_bytes_min;           /* (1) */
+    uint32_t fetch_bytes_max;           /* per fetch request (16 MiB) */
+    uint32_t partition_fetch_bytes_max; /* per partition per fetch (4 MiB) */
+    uint32_t fetches_inflight;          /* pipelined fetch requests (2) */
+    uint32_t request_timeout_ms;        /* (30 s) */
+};
+
+void nagare_consumer_config_default(struct nagare_consumer_config *c);
+
+/* Creates a consumer connected to the bootstrap broker. Errors as for
+ * nagare_producer_new(). */
+NAGARE_MUST_USE int nagare_consumer_new(const struct nagare_consumer_config *c,
+                                        nagare_consumer **out);
+
+/* Adds a partition to read, from offset (or NAGARE_OFFSET_BEGINNING / END).
+ * Returns 0, -NAGARE_EUNKNOWN_TOPIC, -NAGARE_EBADARG. */
+NAGARE_MUST_USE int nagare_consumer_assign(nagare_consumer *c, const char *topic,
+                                           int32_t partition, int64_t offset);
+
+/* Moves an assigned partition to offset (or BEGINNING / END, looked up
+ * with ListOffsets); records fetched before are dropped. Returns 0,
+ * -NAGARE_ENOTFOUND (not assigned), -NAGARE_EBADARG, or the lookup's error. */
+NAGARE_MUST_USE int nagare_consumer_seek(nagare_consumer *c, const char *topic,
+                                         int32_t partition, int64_t offset);
+
+/* Moves an assigned partition to its first record with timestamp >= ts_ms
+ * (the end when there is none). Errors as nagare_consumer_seek(). */
+NAGARE_MUST_USE int nagare_consumer_seek_time(nagare_consumer *c, const char *topic,
+                                              int32_t partition, int64_t ts_ms);
+
+/* A record read. Pointers are valid until the next poll, seek or destroy. */
+struct nagare_message {
+    const char *topic;
+    int32_t partition;
+    int64_t offset;
+    int64_t timestamp_ms;
+    const void *key;
+    ssize_t key_len;       /* -1: null */
+    const void *value;
+    ssize_t value_len;     /* -1: null */
+    size_t header_count;
+};
+
+/* Header i < m->header_count of a message, valid as long as m. */
+void nagare_message_header(const struct nagare_message *m, size_t i, struct nagare_header *out);
+
+/* Returns the next record: 1 with *out, 0 when none came within timeout_ms
+ * (0: do not wait, -1: no limit), or a negative error (-NAGARE_EOFFSET_RANGE
+ * under NAGARE_RESET_ERROR, -NAGARE_EDISCONNECTED after retries failed...). */
+int nagare_consumer_poll(nagare_consumer *c, int timeout_ms, const struct nagare_message **out);
+
+/* The offset of the next record poll will return for the partition.
+ * Returns 0, or -NAGARE_ENOTFOUND when it is not assigned. */
+NAGARE_MUST_USE int nagare_consumer_position(nagare_consumer *c, const char *topic,
+                                             int32_t partition, int64_t *offset_out);
+
+void nagare_consumer_destroy(nagare_consumer *c);
+
+/* ---- admin ---- */
+
+typedef struct nagare_admin nagare_admin;
+
+/* Connects to a broker; each call below waits at most timeout_ms. */
+NAGARE_MUST_USE int nagare_admin_new(const char *bootstrap, uint32_t timeout_ms,
+                                     nagare_admin **out);
+void nagare_admin_destroy(nagare_admin *a);
+
+/* Topic settings; -1 in any field takes the broker's default; -2 in a
+ * retention field keeps forever. */
+struct nagare_topic_config {
+    int32_t partitions;
+    int64_t retention_ms;
+    int64_t retention_bytes;
+    int64_t segment_bytes;
+    int32_t batch_bytes_max;
+};
+
+void nagare_topic_config_default(struct nagare_topic_config *c);
+
+/* Create / delete one topic. Return 0 or the broker's answer for it
+ * (-NAGARE_ETOPIC_EXISTS, -NAGARE_EUNKNOWN_TOPIC, -NAGARE_EBADARG for a
+ * config value it refuses, -NAGARE_EBADNAME) or the request's error
+ * (-NAGARE_ETIMEOUT, -NAGARE_EDISCONNECTED, ...). */
+NAGARE_MUST_USE int nagare_topic_create(nagare_admin *a, const char *name,
+                                        const struct nagare_topic_config *c);
+NAGARE_MUST_USE int nagare_topic_delete(nagare_admin *a, const char *name);
+
+struct nagare_partition_info {
+    int32_t partition;
+    int err;                 /* 0, or negative (-NAGARE_EFAILED: the log failed) */
+    int64_t offset_earliest; /* first offset still held */
+    int64_t offset_latest;   /* the next offset written (log end) */
+};
+
+struct nagare_topic_info {
+    const char *name;
+    int err;                            /* 0, or negative */
+    struct nagare_topic_config config;  /* as the broker holds it: -2 for a
+                                           retention that is off; -1 where an
+                                           older broker (Metadata v0) does not say */
+    size_t partition_count;
+    const struct nagare_partition_info *partitions;
+    int64_t segment_ms;                 /* segment roll age; -1 when not said */
+};
+
+/* Describes every topic (name NULL) or one. *out and everything it points
+ * to stay valid until nagare_topics_free(). Returns 0 with *count_out
+ * topics, -NAGARE_EUNKNOWN_TOPIC for a named topic that does not exist. */
+NAGARE_MUST_USE int nagare_topics_describe(nagare_admin *a, const char *name,
+                                           const struct nagare_topic_info **out,
+                                           size_t *count_out);
+void nagare_topics_free(nagare_admin *a, const struct nagare_topic_info *topics);
+
+/* The first offset with timestamp >= ts_ms (or NAGARE_OFFSET_BEGINNING /
+ * END) of a partition; the log end when no record is that recent. Returns
+ * 0, -NAGARE_EUNKNOWN_TOPIC, -NAGARE_EBADARG, or the request's error. */
+NAGARE_MUST_USE int nagare_offset_lookup(nagare_admin *a, const char *topic, int32_t partition,
+                                         int64_t ts_ms, int64_t *offset_out);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

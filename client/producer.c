@@ -1,0 +1,605 @@
+/*
+ * client/producer.c — the producer's life cycle and its poll loop: connect,
+ * InitProducerId, metadata for the topics it writes to, reconnecting with
+ * backoff, delivery reports. The send path is accum.c, requests sender.c.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "client/producer_int.h"
+
+/* Answers to a producer are small (partition results, metadata of the
+ * topics it writes to); this bounds what it reads. */
+#define PRODUCER_RESP_BYTES_MAX (4u << 20)
+/* Send queue: a few requests of full batches; raised to one broker frame. */
+#define PRODUCER_TX_BYTES_MAX (16u << 20)
+/* Requests besides produce ones: a Metadata and a probe. */
+#define PRODUCER_PENDING_EXTRA 4
+/* Limits on configuration values, each with its reason. */
+#define BATCH_BYTES_MIN 1024u           /* room for a header and a few records */
+#define INFLIGHT_MAX_LIMIT 1024u        /* far beyond any useful pipeline */
+#define HEADERS_PER_RECORD_MAX 65535u   /* a header count is a varint; keep it sane */
+#define CLIENT_ID "libnagare"
+
+void nagare_producer_config_default(struct nagare_producer_config *c)
+{
+    *c = (struct nagare_producer_config){
+        .bootstrap = "127.0.0.1:7420",
+        .acks = -1,
+        .compression = NAGARE_COMPRESSION_NONE,
+        .zstd_level = 3,
+        .batch_bytes = 64 * 1024,
+        .linger_ms = 5,
+        .idempotent = true,
+        .delivery_timeout_ms = 120000,
+        .request_timeout_ms = 30000,
+        .retry_backoff_ms = 100,
+        .inflight_max = 5,
+        .buffer_bytes_max = 64u << 20,
+    };
+}
+
+static int config_check(const struct nagare_producer_config *c)
+{
+    bool ok = c->bootstrap != NULL && (c->acks == 0 || c->acks == 1 || c->acks == -1) &&
+              (c->compression == NAGARE_COMPRESSION_NONE ||
+               c->compression == NAGARE_COMPRESSION_ZSTD) &&
+              c->zstd_level >= -7 && c->zstd_level <= 22 && c->batch_bytes >= BATCH_BYTES_MIN &&
+              c->batch_bytes <= BATCH_BYTES_LIMIT && c->buffer_bytes_max >= c->batch_bytes &&
+              c->delivery_timeout_ms > 0 && c->request_timeout_ms > 0 &&
+              c->request_timeout_ms <= INT32_MAX && c->retry_backoff_ms > 0 &&
+              c->inflight_max > 0 && c->inflight_max <= INFLIGHT_MAX_LIMIT;
+    return ok ? 0 : -NG_EBADARG;
+}
+
+/* ---- InitProducerId ---- */
+
+static int init_pid_encode(void *arg, struct wr *w, uint32_t corr, uint16_t version)
+{
+    (void)arg;
+    return proto_init_producer_id_req_encode(w, version, corr, proto_str_make(CLIENT_ID));
+}
+
+static int init_pid_decode(void *arg, struct rd *body, uint16_t version)
+{
+    struct nagare_producer *p = arg;
+    struct proto_init_producer_id_resp r;
+    int rc = proto_init_producer_id_resp_decode(body, version, &r);
+    if (rc != 0) {
+        return -NG_EPROTO;
+    }
+    if (r.producer_id < 0 || r.producer_epoch < 0) {
+        return -NG_EPROTO;
+    }
+    p->producer_id = r.producer_id;
+    p->producer_epoch = r.producer_epoch;
+    return 0;
+}
+
+/* ---- create, destroy ---- */
+
+static int producer_open(struct nagare_producer *p)
+{
+    struct conn_config cc = {
+        .bootstrap = p->cfg.bootstrap,
+        .request_timeout_ms = p->cfg.request_timeout_ms,
+        .resp_bytes_max = PRODUCER_RESP_BYTES_MAX,
+        .tx_bytes_max = PRODUCER_TX_BYTES_MAX,
+        .pending_max = p->cfg.inflight_max + PRODUCER_PENDING_EXTRA,
+    };
+    int rc = conn_init(&p->conn, &cc);
+    if (rc != 0) {
+        return rc;
+    }
+    if (p->cfg.compression == NAGARE_COMPRESSION_ZSTD) {
+        rc = batch_zctx_init(&p->zctx, p->pool_buf_bytes, p->cfg.zstd_level);
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    rc = conn_wait_up(&p->conn, (int)p->cfg.request_timeout_ms);
+    if (rc != 0) {
+        return rc;
+    }
+    if (p->cfg.idempotent) {
+        rc = conn_call(&p->conn, PROTO_API_INIT_PRODUCER_ID, 128, init_pid_encode,
+                       init_pid_decode, p, conn_mono_ms() + p->cfg.request_timeout_ms);
+    }
+    return rc;
+}
+
+static void producer_free(struct nagare_producer *p)
+{
+    conn_fini(&p->conn);
+    accum_free_all(p);
+    sender_free(p);
+    batch_zctx_fini(&p->zctx);
+    free(p);
+}
+
+int nagare_producer_new(const struct nagare_producer_config *c, nagare_producer **out)
+{
+    if (c == NULL || out == NULL || config_check(c) != 0) {
+        return -NG_EBADARG;
+    }
+    *out = NULL;
+    struct nagare_producer *p = calloc(1, sizeof(*p));
+    if (p == NULL) {
+        return -ENOMEM;
+    }
+    p->cfg = *c;
+    size_t n = strlen(c->bootstrap);
+    if (n >= sizeof(p->bootstrap)) {
+        free(p);
+        return -NG_EBADARG;
+    }
+    memcpy(p->bootstrap, c->bootstrap, n + 1);
+    p->cfg.bootstrap = p->bootstrap;
+    p->producer_id = -1;
+    p->pool_buf_bytes = c->batch_bytes;
+    p->rng = (uint64_t)conn_wall_ms() * 0x9e3779b97f4a7c15ull | 1;
+    int rc = producer_open(p);
+    if (rc != 0) {
+        producer_free(p);
+        return rc;
+    }
+    *out = p;
+    return 0;
+}
+
+/* ---- metadata ---- */
+
+void producer_want_metadata(struct nagare_producer *p, struct ptopic *t)
+{
+    (void)p;
+    if (!t->meta_inflight) {
+        t->meta_wanted = true;
+    }
+}
+
+static void meta_topic_missing(struct nagare_producer *p, struct ptopic *t, int err);
+
+/* Records one topic of a Metadata answer. */
+static void meta_topic(struct nagare_producer *p, const struct proto_topic *pt, int32_t parts)
+{
+    struct ptopic *t = NULL;
+    for (uint32_t i = 0; i < p->topic_slots && t == NULL; i++) {
+        struct ptopic *c = p->topics[i];
+        if (c != NULL && c->meta_inflight && proto_str_eq(pt->name, c->name)) {
+            t = c;
+        }
+    }
+    if (t == NULL) {
+        return; /* not one we asked about: ignore */
+    }
+    t->meta_inflight = false;
+    if (pt->err != 0) {
+        meta_topic_missing(p, t, pt->err);
+        return;
+    }
+    uint32_t bbm = pt->config.batch_bytes_max > 0 ? (uint32_t)pt->config.batch_bytes_max
+                                                  : TOPIC_BATCH_BYTES_DEFAULT;
+    if (parts < 1 || parts > PROTO_PARTITIONS_MAX ||
+        accum_topic_known(p, t, parts, bbm) != 0) {
+        meta_topic_missing(p, t, parts < 1 ? -NG_EPROTO : -ENOMEM);
+    }
+}
+
+static void meta_done(void *arg, int err, struct rd *body, uint16_t version)
+{
+    struct nagare_producer *p = arg;
+    p->meta_inflight = false;
+    struct proto_metadata_resp m;
+    struct proto_dec d;
+    if (err == 0 && proto_metadata_resp_decode(body, version, &m, &d) == 0) {
+        struct proto_topic t;
+        while (proto_next_topic(&d, &t)) {
+            int32_t parts = version >= 1 ? t.config.partition_count : t.partition_count;
+            meta_topic(p, &t, parts);
+        }
+    }
+    /* Topics the answer did not settle are asked about again. */
+    for (uint32_t i = 0; i < p->topic_slots; i++) {
+        struct ptopic *t = p->topics[i];
+        if (t != NULL && t->meta_inflight) {
+            t->meta_inflight = false;
+            t->meta_wanted = true;
+        }
+    }
+}
+
+static void metadata_send(struct nagare_producer *p)
+{
+    struct wr w;
+    uint32_t corr;
+    size_t need = 64;
+    for (uint32_t i = 0; i < p->topic_slots; i++) {
+        struct ptopic *t = p->topics[i];
+        need += t != NULL && t->meta_wanted && !t->probing ? t->name_len + 2 : 0;
+    }
+    if (conn_frame_begin(&p->conn, need, &w, &corr) != 0) {
+        return;
+    }
+    uint16_t version = conn_version(&p->conn, PROTO_API_METADATA);
+    struct proto_enc e;
+    proto_metadata_req_begin(&e, &w, version, corr, proto_str_make(CLIENT_ID), false);
+    for (uint32_t i = 0; i < p->topic_slots; i++) {
+        struct ptopic *t = p->topics[i];
+        if (t != NULL && t->meta_wanted && !t->probing) {
+            proto_enc_topic(&e, (struct proto_str){.ptr = t->name, .len = (int32_t)t->name_len});
+            t->meta_wanted = false;
+            t->meta_inflight = true;
+        }
+    }
+    int rc = proto_enc_end(&e);
+    ASSERT(rc == 0);
+    conn_frame_commit(&p->conn, &w, corr, PROTO_API_METADATA, version, false,
+                      p->cfg.request_timeout_ms, meta_done, p);
+    p->meta_inflight = true;
+}
+
+static bool metadata_wanted(const struct nagare_producer *p)
+{
+    for (uint32_t i = 0; i < p->topic_slots; i++) {
+        if (p->topics[i] != NULL && p->topics[i]->meta_wanted && !p->topics[i]->probing) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* ---- probe: letting the broker create a topic ---- */
+
+/* Metadata never creates topics; a Produce naming one does, when the broker
+ * allows it (auto_create_topics). The probe is a Produce to partition -1:
+ * the broker creates the topic, then refuses that partition, writing
+ * nothing. Metadata is asked again after its answer. */
+struct probe {
+    struct nagare_producer *p;
+    struct ptopic *t;
+};
+
+static void probe_done(void *arg, int err, struct rd *body, uint16_t version)
+{
+    (void)err;
+    (void)body;
+    (void)version;
+    struct probe *pr = arg;
+    pr->t->probing = false;
+    pr->t->probed = true;
+    producer_want_metadata(pr->p, pr->t);
+    free(pr);
+}
+
+static int probe_send(struct nagare_producer *p, struct ptopic *t)
+{
+    uint8_t batch[BATCH_HEADER_BYTES + 16];
+    struct batch_builder b;
+    batch_builder_init(&b, batch, sizeof(batch), BATCH_CODEC_NONE, -1, 0, -1);
+    size_t bytes;
+    int rc = batch_builder_add(&b, conn_wall_ms(), NULL, -1, NULL, -1, NULL, 0);
+    rc = rc == 0 ? batch_builder_finish(&b, NULL, &bytes) : rc;
+    ASSERT(rc == 0);
+    struct probe *pr = malloc(sizeof(*pr));
+    struct wr w;
+    uint32_t corr;
+    if (pr == NULL || conn_frame_begin(&p->conn, 128 + t->name_len + bytes, &w, &corr) != 0) {
+        free(pr);
+        return -NG_EBUSY;
+    }
+    *pr = (struct probe){.p = p, .t = t};
+    uint16_t version = conn_version(&p->conn, PROTO_API_PRODUCE);
+    struct proto_enc e;
+    struct proto_produce_req req = {.acks = PROTO_ACKS_LEADER, .timeout_ms = 0};
+    proto_produce_req_begin(&e, &w, version, corr, proto_str_make(CLIENT_ID), &req);
+    proto_enc_topic(&e, (struct proto_str){.ptr = t->name, .len = (int32_t)t->name_len});
+    proto_produce_req_partition(&e, &(struct proto_produce_req_partition){
+                                       .partition = -1, .records = batch,
+                                       .records_bytes = (uint32_t)bytes});
+    rc = proto_enc_end(&e);
+    ASSERT(rc == 0);
+    t->probing = true; /* metadata is asked again after the probe's answer */
+    conn_frame_commit(&p->conn, &w, corr, PROTO_API_PRODUCE, version, false,
+                      p->cfg.request_timeout_ms, probe_done, pr);
+    return 0;
+}
+
+static bool topic_has_records(const struct ptopic *t)
+{
+    if (t->hold.count > 0) {
+        return true;
+    }
+    for (int32_t k = 0; k < t->parts_len; k++) {
+        if (t->parts[k].open != NULL || t->parts[k].head != NULL) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static void meta_topic_missing(struct nagare_producer *p, struct ptopic *t, int err)
+{
+    if (err == -NG_EUNKNOWN_TOPIC && !t->probed && topic_has_records(t) &&
+        conn_ready(&p->conn) && probe_send(p, t) == 0) {
+        return;
+    }
+    t->state = PT_MISSING;
+    t->missing_until_ms = conn_mono_ms() + TOPIC_MISSING_MS;
+    accum_topic_fail(p, t, err);
+}
+
+/* ---- reports ---- */
+
+static void report(struct nagare_producer *p, const struct ptopic *t, int32_t partition,
+                   int64_t offset, int err, void *opaque)
+{
+    if (p->cfg.on_delivery != NULL) {
+        struct nagare_delivery d = {.topic = t->name, .partition = partition,
+                                    .offset = err == 0 ? offset : -1, .err = err,
+                                    .opaque = opaque};
+        p->cfg.on_delivery(&d, p->cfg.opaque);
+    }
+}
+
+/* Runs the delivery callbacks of every outcome known. Returns how many. */
+static int run_reports(struct nagare_producer *p)
+{
+    int n = 0;
+    p->in_callback = true;
+    for (uint32_t i = 0; i < p->failed_count; i++) {
+        struct pfailed f = p->failed[i];
+        p->outstanding--;
+        n++;
+        report(p, f.topic, f.partition, -1, f.err, f.opaque);
+    }
+    p->failed_count = 0;
+    while (p->done_head != NULL) {
+        struct pbatch *b = p->done_head;
+        p->done_head = b->next;
+        if (p->done_head == NULL) {
+            p->done_tail = NULL;
+        }
+        ASSERT(p->outstanding >= (size_t)b->record_count);
+        p->outstanding -= (size_t)b->record_count;
+        n += b->record_count;
+        for (int32_t i = 0; i < b->record_count; i++) {
+            int64_t offset = b->offset_base >= 0 ? b->offset_base + i : -1;
+            report(p, b->topic, b->partition, offset, b->err, b->opaques[i]);
+        }
+        accum_release(p, b);
+    }
+    p->in_callback = false;
+    return n;
+}
+
+/* ---- the poll loop ---- */
+
+/* Fails every record not yet reported, except those in flight (their
+ * answers or the connection's close settle them). */
+static void fail_all(struct nagare_producer *p, int err)
+{
+    for (uint32_t i = 0; i < p->topic_slots; i++) {
+        if (p->topics[i] != NULL) {
+            accum_topic_fail(p, p->topics[i], err);
+        }
+    }
+}
+
+/* Keeps the connection up: reconnects, with backoff, while there is work. */
+static int64_t keep_connected(struct nagare_producer *p, int64_t now_ms)
+{
+    if (p->conn.state == CONN_UP) {
+        p->reconnect_backoff_ms = 0;
+        return INT64_MAX;
+    }
+    if (p->conn.state != CONN_DOWN) {
+        return INT64_MAX; /* connecting: conn_poll() progresses it */
+    }
+    if (p->outstanding == 0 && !metadata_wanted(p)) {
+        return INT64_MAX;
+    }
+    if (now_ms < p->reconnect_at_ms) {
+        return p->reconnect_at_ms;
+    }
+    uint32_t b = p->reconnect_backoff_ms == 0 ? p->cfg.retry_backoff_ms
+                                              : p->reconnect_backoff_ms * 2;
+    p->reconnect_backoff_ms = b < RETRY_BACKOFF_MAX_MS ? b : RETRY_BACKOFF_MAX_MS;
+    p->reconnect_at_ms = now_ms + p->reconnect_backoff_ms;
+    if (conn_connect_start(&p->conn) != 0) {
+        return p->reconnect_at_ms; /* refused at once: try again after the backoff */
+    }
+    return INT64_MAX;
+}
+
+static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
+
+/* One pass of everything time or state driven. Returns when the next
+ * pass is due (monotonic ms). */
+static int64_t maintain(struct nagare_producer *p, int64_t now_ms)
+{
+    int64_t next = accum_linger(p, now_ms);
+    next = min64(next, sender_timers(p, now_ms));
+    next = min64(next, keep_connected(p, now_ms));
+    if (conn_ready(&p->conn) && !p->meta_inflight && metadata_wanted(p)) {
+        metadata_send(p);
+    }
+    if (p->fatal == 0) {
+        sender_drain(p, now_ms);
+    } else {
+        fail_all(p, p->fatal);
+    }
+    return min64(next, conn_next_deadline(&p->conn));
+}
+
+int nagare_producer_poll(nagare_producer *p, int timeout_ms)
+{
+    ASSERT(p != NULL);
+    if (p->in_callback) {
+        return -NG_EBADARG; /* not from inside a delivery callback */
+    }
+    int64_t start = conn_mono_ms();
+    int64_t deadline = timeout_ms < 0 ? INT64_MAX : start + timeout_ms;
+    int total = 0;
+    for (;;) {
+        int64_t now = conn_mono_ms();
+        int64_t next = maintain(p, now);
+        total += run_reports(p);
+        if (total > 0 || now >= deadline || (timeout_ms < 0 && p->outstanding == 0)) {
+            break;
+        }
+        int64_t until = min64(deadline, next);
+        int64_t wait = until > now ? until - now : 0;
+        int rc = conn_poll(&p->conn, (int)min64(wait, INT32_MAX));
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    if (total == 0 && p->fatal != 0) {
+        return p->fatal;
+    }
+    return total;
+}
+
+int nagare_producer_flush(nagare_producer *p, int timeout_ms)
+{
+    ASSERT(p != NULL);
+    if (p->in_callback) {
+        return -NG_EBADARG;
+    }
+    int64_t deadline = timeout_ms < 0 ? INT64_MAX : conn_mono_ms() + timeout_ms;
+    p->flushing = true;
+    while (p->outstanding > 0) {
+        int64_t left = deadline - conn_mono_ms();
+        if (left <= 0) {
+            break;
+        }
+        int rc = nagare_producer_poll(p, (int)min64(left, 100));
+        if (rc < 0 && rc != p->fatal) {
+            p->flushing = false;
+            return rc;
+        }
+    }
+    p->flushing = false;
+    return p->outstanding == 0 ? 0 : -NG_ETIMEOUT;
+}
+
+size_t nagare_producer_outstanding(const nagare_producer *p)
+{
+    ASSERT(p != NULL);
+    return p->outstanding;
+}
+
+void nagare_producer_destroy(nagare_producer *p)
+{
+    if (p == NULL) {
+        return;
+    }
+    ASSERT(!p->in_callback);
+    p->closing = true;
+    conn_close(&p->conn, -NG_ECLOSED); /* batches in flight fail with it */
+    fail_all(p, -NG_ECLOSED);
+    (void)run_reports(p);
+    ASSERT(p->outstanding == 0);
+    producer_free(p);
+}
+
+/* ---- send ---- */
+
+static int record_check(const struct nagare_record *r)
+{
+    if (r->topic == NULL || r->partition < NAGARE_PARTITION_ANY ||
+        r->key_len < -1 || r->value_len < -1 || (r->key_len > 0 && r->key == NULL) ||
+        (r->value_len > 0 && r->value == NULL) || (r->header_count > 0 && r->headers == NULL)) {
+        return -NG_EBADARG;
+    }
+    if (r->key_len > INT32_MAX || r->value_len > INT32_MAX ||
+        r->header_count > HEADERS_PER_RECORD_MAX) {
+        return -NG_ETOOBIG;
+    }
+    if (!proto_topic_name_valid(r->topic, strnlen(r->topic, PROTO_TOPIC_NAME_BYTES_MAX + 1))) {
+        return -NG_EBADNAME;
+    }
+    return 0;
+}
+
+/* Copies the record's headers into p->kv (batch_kv form). */
+static int headers_convert(struct nagare_producer *p, const struct nagare_record *r)
+{
+    if (r->header_count > p->kv_cap) {
+        struct batch_kv *kv = realloc(p->kv, r->header_count * sizeof(*kv));
+        if (kv == NULL) {
+            return -ENOMEM;
+        }
+        p->kv = kv;
+        p->kv_cap = (uint32_t)r->header_count;
+    }
+    for (size_t i = 0; i < r->header_count; i++) {
+        const struct nagare_header *h = &r->headers[i];
+        if (h->key_len > INT32_MAX || h->value_len < -1 || h->value_len > INT32_MAX ||
+            (h->key_len > 0 && h->key == NULL) || (h->value_len > 0 && h->value == NULL)) {
+            return -NG_EBADARG;
+        }
+        p->kv[i] = (struct batch_kv){.key = (const uint8_t *)h->key,
+                                     .key_len = (int32_t)h->key_len,
+                                     .value = h->value, .value_len = (int32_t)h->value_len};
+    }
+    return 0;
+}
+
+/* The topic entry for a send, or an error when it is known to be missing. */
+static int send_topic(struct nagare_producer *p, const char *name, struct ptopic **out)
+{
+    struct ptopic *t = accum_topic(p, name, strlen(name));
+    if (t == NULL) {
+        return -ENOMEM;
+    }
+    if (t->state == PT_MISSING) {
+        if (conn_mono_ms() < t->missing_until_ms) {
+            return -NG_EUNKNOWN_TOPIC;
+        }
+        t->state = PT_UNKNOWN; /* ask again: it may have been created since */
+        t->probed = false;
+        producer_want_metadata(p, t);
+    }
+    *out = t;
+    return 0;
+}
+
+int nagare_send(nagare_producer *p, const struct nagare_record *r)
+{
+    ASSERT(p != NULL && r != NULL);
+    if (p->fatal != 0) {
+        return p->fatal;
+    }
+    struct ptopic *t;
+    int rc = record_check(r);
+    rc = rc == 0 ? headers_convert(p, r) : rc;
+    rc = rc == 0 ? send_topic(p, r->topic, &t) : rc;
+    if (rc != 0) {
+        return rc;
+    }
+    int64_t ts = r->timestamp_ms != 0 ? r->timestamp_ms : conn_wall_ms();
+    int32_t klen = r->key_len < 0 ? -1 : (int32_t)r->key_len;
+    int32_t vlen = r->value_len < 0 ? -1 : (int32_t)r->value_len;
+    uint64_t closed_before = p->batches_closed;
+    if (t->state == PT_KNOWN) {
+        rc = accum_append(p, t, r->partition, ts, r->key, klen, r->value, vlen, p->kv,
+                          (uint32_t)r->header_count, r->opaque, false);
+    } else {
+        rc = accum_hold(p, t, r->partition, ts, r->key, klen, r->value, vlen, p->kv,
+                        (uint32_t)r->header_count, r->opaque);
+    }
+    if (rc != 0) {
+        return rc;
+    }
+    p->outstanding++;
+    /* A batch that filled up goes out now; new topics are asked about. */
+    if (t->meta_wanted && conn_ready(&p->conn) && !p->meta_inflight) {
+        metadata_send(p);
+    }
+    if (p->batches_closed != closed_before && p->fatal == 0 && !p->in_callback) {
+        sender_drain(p, conn_mono_ms());
+    }
+    return 0;
+}

@@ -1,0 +1,259 @@
+/*
+ * client/producer_int.h — the producer's insides, shared by producer.c (life
+ * cycle, poll, flush, metadata), accum.c (send: partitioning, open batches,
+ * the buffer pool) and sender.c (produce requests, answers, retries).
+ *
+ * Invariants.
+ * - Every record accepted by nagare_send() is in exactly one place until its
+ *   delivery report has run: a topic's hold (metadata not known yet), a
+ *   partition's open batch, a partition's queue of closed batches (waiting,
+ *   or in flight in exactly one request), the done list, or the failed-record
+ *   list. p->outstanding counts them.
+ * - A partition's queue is in sequence order. With idempotence each closed
+ *   batch carries (producer id, epoch, sequence base) and keeps them on every
+ *   retry, so a batch the broker already has is answered with its first
+ *   offset; at most PART_INFLIGHT_MAX batches of a partition are in flight,
+ *   the number the broker remembers per producer (broker/producers.h). A
+ *   batch coming back for a retry stops the partition until its other
+ *   batches in flight have come back, then the queue is resent in order.
+ * - Memory: batch buffers come from a pool of batch_bytes buffers, reused;
+ *   a record larger than that gets a buffer of its own, freed after its
+ *   report. bytes_used (every buffer not in the free pool, plus holds) stays
+ *   within buffer_bytes_max: past it, send returns -NG_EBUSY.
+ * One thread: the producer's.
+ */
+#ifndef NAGARE_CLIENT_PRODUCER_INT_H
+#define NAGARE_CLIENT_PRODUCER_INT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "client/conn.h"
+#include "client/nagare.h"
+#include "storage/batch.h"
+
+/* Batches of one partition in flight: the broker remembers the last 5
+ * batches of each producer per partition (PRODUCER_BATCHES_KEPT), so a
+ * retried batch is always recognised as a duplicate. */
+#define PART_INFLIGHT_MAX 5
+/* Backoff doubles up to this. */
+#define RETRY_BACKOFF_MAX_MS 1000
+/* A topic the broker does not know is not asked about again for this long;
+ * meanwhile sends to it fail at once. */
+#define TOPIC_MISSING_MS 1000
+/* Produce request frame overhead besides the batches: header with client id,
+ * acks, timeout, counts, and per partition its index and length (topic names
+ * are counted as they are added). */
+#define PRODUCE_FRAME_OVERHEAD_BYTES 64
+#define PRODUCE_PART_OVERHEAD_BYTES 8
+/* Largest batch when the broker does not say (Metadata v0): its default. */
+#define TOPIC_BATCH_BYTES_DEFAULT (8u << 20)
+
+enum pbatch_state {
+    PB_OPEN = 0, /* being filled */
+    PB_QUEUED,   /* closed, waiting to be sent (or resent) */
+    PB_INFLIGHT, /* in a request */
+    PB_DONE,     /* outcome known, report pending */
+};
+
+struct ptopic;
+
+struct pbatch {
+    struct pbatch *next;      /* partition queue, done list or free pool */
+    struct ptopic *topic;
+    int32_t partition;
+    enum pbatch_state state;
+    uint8_t *buf;
+    size_t cap;
+    bool pooled;              /* buf is a pool buffer (cap == pool_buf_bytes) */
+    struct batch_builder bld; /* while open */
+    size_t bytes;             /* finished size */
+    int32_t record_count;
+    int32_t sequence_base;    /* -1: not idempotent */
+    void **opaques;           /* one per record; grown, kept across reuse */
+    uint32_t opaque_cap;
+    int64_t created_ms;       /* first record added (monotonic) */
+    uint32_t attempts;        /* sends so far */
+    int err;                  /* PB_DONE: outcome */
+    int64_t offset_base;
+};
+
+struct ppart {
+    struct pbatch *open;
+    struct pbatch *head;      /* closed batches, in sequence order */
+    struct pbatch *tail;
+    uint32_t queued;          /* closed batches in the queue */
+    uint32_t inflight;
+    int32_t sequence_next;    /* for the next closed batch */
+    int16_t epoch;            /* bumped when its sequence had to restart */
+    bool retrying;            /* resend the queue in order once inflight is 0 */
+    bool resequence;          /* bump the epoch and renumber once inflight is 0 */
+    int64_t backoff_until_ms;
+    uint32_t backoff_ms;
+};
+
+enum ptopic_state {
+    PT_UNKNOWN = 0, /* metadata asked for (or to ask) */
+    PT_KNOWN,
+    PT_MISSING,     /* the broker does not know it; until missing_until_ms */
+};
+
+/* Records sent before the topic's metadata came, in one uncompressed batch
+ * (so they are copied once, with their headers), replayed into partitions
+ * when the partition count is known. */
+struct phold {
+    uint8_t *buf;
+    size_t cap;
+    struct batch_builder bld;
+    void **opaques;
+    int32_t *partitions;
+    uint32_t count;
+    uint32_t slots;
+};
+
+struct ptopic {
+    char name[PROTO_TOPIC_NAME_BYTES_MAX + 1];
+    size_t name_len;
+    uint64_t hash;
+    enum ptopic_state state;
+    int32_t partition_count;
+    uint32_t batch_bytes_max;
+    struct ppart *parts;      /* parts_len >= partition_count of them */
+    int32_t parts_len;
+    int32_t sticky;           /* keyless records' partition; -1: pick one */
+    struct phold hold;
+    bool meta_wanted;         /* to be asked in the next Metadata */
+    bool meta_inflight;
+    bool probing;             /* a probe is in flight (see producer.c) */
+    bool probed;              /* a produce already gave the broker a chance to create it */
+    int64_t missing_until_ms;
+};
+
+/* A record that failed on its own (not as part of a batch). */
+struct pfailed {
+    struct ptopic *topic;
+    int32_t partition;
+    int err;
+    void *opaque;
+};
+
+/* One produce request in flight: its batches, in the request's order. */
+struct preq {
+    struct nagare_producer *p;
+    uint64_t conn_generation;
+    uint32_t count;
+    uint32_t cap;
+    struct pbatch **batches;
+    struct preq *next_free;
+};
+
+struct nagare_producer {
+    struct nagare_producer_config cfg;
+    char bootstrap[CONN_HOST_BYTES_MAX + 16];
+    struct conn conn;
+    struct batch_zctx zctx;
+    int fatal;                /* 0, or the error that stopped the producer */
+    /* identity */
+    int64_t producer_id;      /* -1: not idempotent */
+    int16_t producer_epoch;
+    /* topics: open addressing over topics[], power-of-two slots */
+    struct ptopic **topics;
+    uint32_t topic_count;
+    uint32_t topic_slots;
+    struct ptopic *last_topic;
+    /* buffers */
+    size_t pool_buf_bytes;
+    size_t bytes_used;
+    struct pbatch *pool;      /* free batches with pool buffers */
+    /* outcomes waiting for their reports */
+    struct pbatch *done_head;
+    struct pbatch *done_tail;
+    struct pfailed *failed;
+    uint32_t failed_count;
+    uint32_t failed_cap;
+    /* requests */
+    struct preq *preq_free;
+    uint32_t requests_inflight;
+    bool meta_inflight;
+    bool flushing;
+    bool in_callback;
+    int64_t reconnect_at_ms;
+    uint32_t reconnect_backoff_ms;
+    size_t outstanding;       /* records accepted, not yet reported */
+    uint64_t rng;
+    struct batch_kv *kv;      /* headers of the record being added */
+    uint32_t kv_cap;
+    bool closing;             /* destroy: nothing is retried */
+    uint64_t batches_closed;  /* counts accum_close() calls */
+};
+
+/* ---- accum.c ---- */
+
+/* The topic entry for name (created PT_UNKNOWN when new). Returns NULL only
+ * when out of memory. */
+struct ptopic *accum_topic(struct nagare_producer *p, const char *name, size_t len);
+
+/* Appends a record to its partition (chosen here for NAGARE_PARTITION_ANY).
+ * Precondition: t is PT_KNOWN. force: may go past buffer_bytes_max (replay
+ * of held records, already counted). Returns 0, -NG_EBUSY, -NG_ETOOBIG,
+ * -NG_EUNKNOWN_TOPIC (partition out of range), -NG_EBADARG, -ENOMEM. */
+int accum_append(struct nagare_producer *p, struct ptopic *t, int32_t partition,
+                 int64_t ts_ms, const void *key, int32_t key_len, const void *value,
+                 int32_t value_len, const struct batch_kv *hdrs, uint32_t hdr_count,
+                 void *opaque, bool force);
+
+/* Holds a record of a topic whose metadata is not known yet. */
+int accum_hold(struct nagare_producer *p, struct ptopic *t, int32_t partition, int64_t ts_ms,
+               const void *key, int32_t key_len, const void *value, int32_t value_len,
+               const struct batch_kv *hdrs, uint32_t hdr_count, void *opaque);
+
+/* Metadata came for t: sizes its partitions and replays its hold. */
+int accum_topic_known(struct nagare_producer *p, struct ptopic *t, int32_t partition_count,
+                      uint32_t batch_bytes_max);
+
+/* Fails every record of t that is held or not yet sent (t is missing). */
+void accum_topic_fail(struct nagare_producer *p, struct ptopic *t, int err);
+
+/* Closes a partition's open batch: finishes it (sequence, compression,
+ * checksum) and queues it. */
+void accum_close(struct nagare_producer *p, struct ptopic *t, int32_t partition);
+
+/* Closes open batches whose linger ran out (all of them when flushing).
+ * Returns the earliest time another one will, or INT64_MAX. */
+int64_t accum_linger(struct nagare_producer *p, int64_t now_ms);
+
+/* Records a single failed record for a report. */
+void accum_fail_record(struct nagare_producer *p, struct ptopic *t, int32_t partition, int err,
+                       void *opaque);
+
+/* Returns a batch's buffer to the pool (or frees an oversized one). */
+void accum_release(struct nagare_producer *p, struct pbatch *b);
+
+/* Frees every topic, batch and buffer (reports must have run). */
+void accum_free_all(struct nagare_producer *p);
+
+/* ---- sender.c ---- */
+
+/* Sends produce requests for every partition with a batch ready, while the
+ * connection takes more. */
+void sender_drain(struct nagare_producer *p, int64_t now_ms);
+
+/* A batch's outcome is final: moves it to the done list. */
+void sender_complete(struct nagare_producer *p, struct pbatch *b, int err, int64_t offset_base);
+
+/* Fails queued batches past the delivery timeout; applies epoch resets
+ * where a partition is idle. Returns the next time something is due. */
+int64_t sender_timers(struct nagare_producer *p, int64_t now_ms);
+
+/* Whether an error leaves a batch worth sending again. */
+bool sender_retriable(int err);
+
+/* Frees the request pool. */
+void sender_free(struct nagare_producer *p);
+
+/* ---- producer.c ---- */
+
+/* Asks for metadata of t on the next maintenance pass. */
+void producer_want_metadata(struct nagare_producer *p, struct ptopic *t);
+
+#endif

@@ -1,0 +1,420 @@
+/*
+ * client/sender.c — the producer's sender: one Produce request per drain
+ * carrying a batch for every partition that has one ready (as Kafka's
+ * sender does), answers matched back to their batches, retries with
+ * backoff in sequence order, and the delivery timeout.
+ *
+ * Retry policy (why each error is or is not retried):
+ * - retried: the connection closing or failing (-NG_EDISCONNECTED, -errno),
+ *   a request outliving request_timeout_ms or an acks=all sync that timed
+ *   out on the broker (-NG_ETIMEOUT), a full broker queue (-NG_EBUSY), a
+ *   broker shutting down (-NG_ECLOSED), an unknown topic or partition
+ *   (-NG_EUNKNOWN_TOPIC: metadata is refreshed; if the topic is gone the
+ *   records fail). Idempotence makes these retries safe: the batch keeps its
+ *   producer id, epoch and sequence, so a copy the broker already wrote is
+ *   answered with its first offset and not written again.
+ * - -NG_EOUT_OF_ORDER: retried when an earlier batch of the partition is
+ *   still unacknowledged (the gap is that batch, resent first). When none
+ *   is, an earlier batch failed for good: the gap will never fill, so the
+ *   partition starts a new epoch and renumbers its queue from 0 (the broker
+ *   starts afresh on a newer epoch, broker/producers.h).
+ * - not retried: anything else the broker refuses a batch with (a bad or
+ *   too big batch, -NG_EFAILED: the log refuses writes until the broker
+ *   restarts, -NG_ECORRUPT, -NG_ESYSTEM, -NG_EBADNAME...) and, for the
+ *   whole producer, -NG_EPRODUCER_FENCED.
+ * Every record gets a report by delivery_timeout_ms after it was added to
+ * its batch: batches waiting past it fail with -NG_ETIMEOUT (a batch in
+ * flight waits for its answer, itself bounded by request_timeout_ms).
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "client/producer_int.h"
+
+bool sender_retriable(int err)
+{
+    switch (err) {
+    case -NG_EDISCONNECTED:
+    case -NG_ETIMEOUT:
+    case -NG_EBUSY:
+    case -NG_ECLOSED:
+    case -NG_EUNKNOWN_TOPIC:
+        return true;
+    default:
+        /* -errno from the socket: the connection is gone, the batch is not. */
+        return err < 0 && -err < NG_ERR_FIRST;
+    }
+}
+
+/* ---- the partition queue ---- */
+
+static void queue_remove(struct ppart *pp, struct pbatch *b)
+{
+    struct pbatch *prev = NULL;
+    for (struct pbatch *it = pp->head; it != NULL; prev = it, it = it->next) {
+        if (it != b) {
+            continue;
+        }
+        if (prev != NULL) {
+            prev->next = b->next;
+        } else {
+            pp->head = b->next;
+        }
+        if (pp->tail == b) {
+            pp->tail = prev;
+        }
+        pp->queued--;
+        b->next = NULL;
+        return;
+    }
+    UNREACHABLE();
+}
+
+void sender_complete(struct nagare_producer *p, struct pbatch *b, int err, int64_t offset_base)
+{
+    if (b->state == PB_QUEUED || b->state == PB_INFLIGHT) {
+        queue_remove(&b->topic->parts[b->partition], b);
+    }
+    b->state = PB_DONE;
+    b->err = err;
+    b->offset_base = err == 0 ? offset_base : -1;
+    b->next = NULL;
+    if (p->done_tail != NULL) {
+        p->done_tail->next = b;
+    } else {
+        p->done_head = b;
+    }
+    p->done_tail = b;
+}
+
+/* Restarts a partition's sequence under a new epoch: every queued batch
+ * (none is in flight) is renumbered from 0, in order. The header fields
+ * change, so the checksum is computed again. */
+static int resequence(struct ppart *pp)
+{
+    if (pp->epoch == INT16_MAX) {
+        return -NG_EPRODUCER_FENCED;
+    }
+    pp->epoch++;
+    int32_t seq = 0;
+    for (struct pbatch *b = pp->head; b != NULL; b = b->next) {
+        ASSERT(b->state == PB_QUEUED);
+        put_be16(b->buf + BATCH_OFF_PRODUCER_EPOCH, (uint16_t)pp->epoch);
+        put_be32(b->buf + BATCH_OFF_SEQUENCE_BASE, (uint32_t)seq);
+        put_be64(b->buf + BATCH_OFF_CHECKSUM, batch_checksum(b->buf, b->bytes));
+        b->sequence_base = seq;
+        seq += b->record_count;
+    }
+    pp->sequence_next = seq;
+    return 0;
+}
+
+/* The batch of pp to send next, or NULL. */
+static struct pbatch *sendable(struct nagare_producer *p, struct ppart *pp, int64_t now_ms)
+{
+    if (pp->queued == pp->inflight || pp->inflight >= PART_INFLIGHT_MAX ||
+        now_ms < pp->backoff_until_ms) {
+        return NULL;
+    }
+    if (pp->retrying || pp->resequence) {
+        if (pp->inflight > 0) {
+            return NULL; /* resend in order once the others came back */
+        }
+        if (pp->resequence) {
+            int rc = resequence(pp);
+            if (rc != 0) {
+                p->fatal = rc;
+                return NULL;
+            }
+        }
+        pp->retrying = false;
+        pp->resequence = false;
+    }
+    for (struct pbatch *b = pp->head; b != NULL; b = b->next) {
+        if (b->state == PB_QUEUED) {
+            return b;
+        }
+    }
+    return NULL;
+}
+
+/* ---- requests ---- */
+
+static struct preq *preq_get(struct nagare_producer *p)
+{
+    struct preq *r = p->preq_free;
+    if (r != NULL) {
+        p->preq_free = r->next_free;
+        r->count = 0;
+        return r;
+    }
+    r = calloc(1, sizeof(*r));
+    if (r != NULL) {
+        r->p = p;
+    }
+    return r;
+}
+
+static void preq_put(struct nagare_producer *p, struct preq *r)
+{
+    r->next_free = p->preq_free;
+    p->preq_free = r;
+}
+
+static int preq_add(struct preq *r, struct pbatch *b)
+{
+    if (r->count == r->cap) {
+        uint32_t cap = r->cap == 0 ? 16 : r->cap * 2;
+        struct pbatch **v = realloc(r->batches, cap * sizeof(*v));
+        if (v == NULL) {
+            return -ENOMEM;
+        }
+        r->batches = v;
+        r->cap = cap;
+    }
+    r->batches[r->count++] = b;
+    return 0;
+}
+
+void sender_free(struct nagare_producer *p)
+{
+    while (p->preq_free != NULL) {
+        struct preq *r = p->preq_free;
+        p->preq_free = r->next_free;
+        free(r->batches);
+        free(r);
+    }
+}
+
+static void backoff(struct nagare_producer *p, struct ppart *pp, int64_t now_ms)
+{
+    uint32_t next = pp->backoff_ms == 0 ? p->cfg.retry_backoff_ms : pp->backoff_ms * 2;
+    pp->backoff_ms = next < RETRY_BACKOFF_MAX_MS ? next : RETRY_BACKOFF_MAX_MS;
+    pp->backoff_until_ms = now_ms + pp->backoff_ms;
+}
+
+/* A batch came back with an error: retry it, restart the partition's
+ * sequence, or fail it (see the policy at the top). */
+static void batch_error(struct nagare_producer *p, struct pbatch *b, int err, int64_t now_ms)
+{
+    struct ppart *pp = &b->topic->parts[b->partition];
+    bool idempotent = p->producer_id >= 0;
+    b->state = PB_QUEUED;
+    if (err == -NG_EPRODUCER_FENCED) {
+        p->fatal = err;
+    }
+    if (err == -NG_EUNKNOWN_TOPIC) {
+        if (b->topic->state == PT_MISSING) {
+            sender_complete(p, b, err, -1);
+            return;
+        }
+        producer_want_metadata(p, b->topic);
+    }
+    bool expired = now_ms - b->created_ms >= (int64_t)p->cfg.delivery_timeout_ms;
+    if (err == -NG_EOUT_OF_ORDER && idempotent && !expired && !p->closing) {
+        if (pp->head == b) {
+            pp->resequence = true; /* an earlier batch failed for good */
+        } else {
+            pp->retrying = true;
+        }
+        return;
+    }
+    if (sender_retriable(err) && !expired && !p->closing && p->fatal == 0) {
+        pp->retrying = true;
+        backoff(p, pp, now_ms);
+        return;
+    }
+    sender_complete(p, b, expired && sender_retriable(err) ? -NG_ETIMEOUT : err, -1);
+}
+
+/* Matches each partition of a Produce answer to its batch, in order.
+ * Returns how many batches were settled, or -1 at the first mismatch. */
+static int32_t answer_apply(struct nagare_producer *p, struct preq *r, struct proto_dec *d,
+                            int64_t now_ms)
+{
+    uint32_t i = 0;
+    struct proto_topic t;
+    while (proto_next_topic(d, &t)) {
+        struct proto_produce_resp_partition rp;
+        while (proto_produce_resp_next_partition(d, &rp)) {
+            if (i == r->count) {
+                return -1;
+            }
+            struct pbatch *b = r->batches[i];
+            if (!proto_str_eq(t.name, b->topic->name) || rp.partition != b->partition) {
+                return -1;
+            }
+            b->topic->parts[b->partition].inflight--;
+            if (rp.err == 0) {
+                b->topic->parts[b->partition].backoff_ms = 0;
+                sender_complete(p, b, 0, rp.offset_base);
+            } else {
+                batch_error(p, b, rp.err, now_ms);
+            }
+            i++;
+        }
+    }
+    return i == r->count ? (int32_t)i : -1;
+}
+
+static void produce_done(void *arg, int err, struct rd *body, uint16_t version)
+{
+    struct preq *r = arg;
+    struct nagare_producer *p = r->p;
+    int64_t now = conn_mono_ms();
+    ASSERT(p->requests_inflight > 0);
+    p->requests_inflight--;
+    if (err == 0 && body == NULL) {
+        /* acks=0: written is all we will ever know. */
+        for (uint32_t i = 0; i < r->count; i++) {
+            struct pbatch *b = r->batches[i];
+            b->topic->parts[b->partition].inflight--;
+            sender_complete(p, b, 0, -1);
+        }
+    } else if (err == 0) {
+        struct proto_dec d;
+        int rc = proto_produce_resp_decode(body, version, &d);
+        if (rc != 0 || answer_apply(p, r, &d, now) < 0) {
+            /* Not an answer to this request: nothing after it can be
+             * trusted either. Batches not settled are sent again. */
+            err = -NG_EDISCONNECTED;
+            conn_close(&p->conn, -NG_EPROTO);
+        }
+    }
+    /* Batches not settled above (all of them on an error) are still marked
+     * in flight; each is in this one request only. */
+    for (uint32_t i = 0; i < r->count; i++) {
+        struct pbatch *b = r->batches[i];
+        if (b->state == PB_INFLIGHT) {
+            b->topic->parts[b->partition].inflight--;
+            batch_error(p, b, err, now);
+        }
+    }
+    preq_put(p, r);
+}
+
+/* Adds the sendable batches of t that fit. Returns false when the request
+ * cannot take more (full). */
+static bool add_topic(struct nagare_producer *p, struct proto_enc *e, struct preq *r,
+                      struct ptopic *t, int64_t now_ms)
+{
+    bool opened = false;
+    for (int32_t k = 0; k < t->parts_len; k++) {
+        struct pbatch *b = sendable(p, &t->parts[k], now_ms);
+        if (b == NULL) {
+            continue;
+        }
+        size_t more = b->bytes + PRODUCE_PART_OVERHEAD_BYTES + (opened ? 0 : 6 + t->name_len);
+        if (proto_enc_frame_bytes(e) + more > e->w->cap) {
+            continue; /* goes in the next request */
+        }
+        if (r->count == PROTO_REQUEST_PARTITIONS_MAX || preq_add(r, b) != 0) {
+            return false;
+        }
+        if (!opened) {
+            proto_enc_topic(e, (struct proto_str){.ptr = t->name, .len = (int32_t)t->name_len});
+            opened = true;
+        }
+        proto_produce_req_partition(e, &(struct proto_produce_req_partition){
+                                           .partition = k, .records = b->buf,
+                                           .records_bytes = (uint32_t)b->bytes});
+        b->state = PB_INFLIGHT;
+        b->attempts++;
+        t->parts[k].inflight++;
+    }
+    return true;
+}
+
+/* The size of the first batch ready to go, or 0. */
+static size_t first_ready_bytes(struct nagare_producer *p, int64_t now_ms)
+{
+    for (uint32_t i = 0; i < p->topic_slots; i++) {
+        struct ptopic *t = p->topics[i];
+        for (int32_t k = 0; t != NULL && t->state != PT_UNKNOWN && k < t->parts_len; k++) {
+            struct pbatch *b = sendable(p, &t->parts[k], now_ms);
+            if (b != NULL) {
+                return b->bytes + PRODUCE_FRAME_OVERHEAD_BYTES + PRODUCE_PART_OVERHEAD_BYTES +
+                       6 + t->name_len;
+            }
+        }
+    }
+    return 0;
+}
+
+/* Builds and submits one request. Returns false when there was nothing to
+ * send or the connection cannot take it now. */
+static bool send_one(struct nagare_producer *p, int64_t now_ms)
+{
+    size_t need = first_ready_bytes(p, now_ms);
+    struct wr w;
+    uint32_t corr;
+    if (need == 0 || conn_frame_begin(&p->conn, need, &w, &corr) != 0) {
+        return false;
+    }
+    struct preq *r = preq_get(p);
+    if (r == NULL) {
+        return false;
+    }
+    r->conn_generation = p->conn.generation;
+    uint16_t version = conn_version(&p->conn, PROTO_API_PRODUCE);
+    struct proto_enc e;
+    struct proto_produce_req req = {.acks = (int16_t)p->cfg.acks,
+                                    .timeout_ms = (int32_t)p->cfg.request_timeout_ms};
+    proto_produce_req_begin(&e, &w, version, corr, proto_str_make("libnagare"), &req);
+    for (uint32_t i = 0; i < p->topic_slots; i++) {
+        struct ptopic *t = p->topics[i];
+        if (t != NULL && t->state != PT_UNKNOWN && !add_topic(p, &e, r, t, now_ms)) {
+            break;
+        }
+    }
+    int rc = proto_enc_end(&e);
+    ASSERT(rc == 0 && r->count > 0); /* sized above, within every limit */
+    conn_frame_commit(&p->conn, &w, corr, PROTO_API_PRODUCE, version, p->cfg.acks == 0,
+                      p->cfg.request_timeout_ms, produce_done, r);
+    p->requests_inflight++;
+    return true;
+}
+
+void sender_drain(struct nagare_producer *p, int64_t now_ms)
+{
+    while (p->fatal == 0 && conn_ready(&p->conn) &&
+           p->requests_inflight < p->cfg.inflight_max && send_one(p, now_ms)) {
+    }
+}
+
+/* Fails a partition's waiting batches past the delivery timeout. Returns
+ * when the next one will be due (or a backoff ends). */
+static int64_t part_timers(struct nagare_producer *p, struct ppart *pp, int64_t now_ms)
+{
+    int64_t next = INT64_MAX;
+    struct pbatch *b = pp->head;
+    while (b != NULL) {
+        struct pbatch *after = b->next;
+        int64_t due = b->created_ms + (int64_t)p->cfg.delivery_timeout_ms;
+        if (b->state == PB_QUEUED && now_ms >= due) {
+            sender_complete(p, b, -NG_ETIMEOUT, -1);
+        } else if (b->state == PB_QUEUED && due < next) {
+            next = due;
+        }
+        b = after;
+    }
+    if (pp->queued > pp->inflight && pp->backoff_until_ms > now_ms &&
+        pp->backoff_until_ms < next) {
+        next = pp->backoff_until_ms;
+    }
+    return next;
+}
+
+int64_t sender_timers(struct nagare_producer *p, int64_t now_ms)
+{
+    int64_t next = INT64_MAX;
+    for (uint32_t i = 0; i < p->topic_slots; i++) {
+        struct ptopic *t = p->topics[i];
+        for (int32_t k = 0; t != NULL && k < t->parts_len; k++) {
+            int64_t due = part_timers(p, &t->parts[k], now_ms);
+            next = due < next ? due : next;
+        }
+    }
+    return next;
+}
