@@ -262,6 +262,9 @@ static void handshake_done(void *arg, int err, struct rd *body, uint16_t version
     }
     for (uint16_t k = 0; k < PROTO_API_COUNT; k++) {
         c->api_version[k] = UINT16_MAX;
+        if (proto_api_check(k, 0) != 0) {
+            continue; /* a key this codec does not serve (unassigned) */
+        }
         for (uint32_t i = 0; i < v.api_count; i++) {
             uint16_t ours = proto_api_version_max(k);
             const struct proto_api_range *r = &v.apis[i];
