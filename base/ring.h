@@ -31,6 +31,7 @@ enum ring_kind {
     RING_META_WRITE,  /* topic registry, offsets and other metadata files */
     RING_META_SYNC,
     RING_NET,         /* sockets */
+    RING_LOG_WRITEBACK, /* sync_file_range starting a .log's write-back early */
     RING_KIND_COUNT
 };
 

@@ -15,6 +15,13 @@
 
 #define container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
 
+/* Start the kernel's write-back of a segment's log every this many written
+ * bytes (sync_file_range, not waited for), so that the fdatasync sealing a
+ * segment at a roll, and each group commit, find little left to write: a
+ * roll then holds appends for milliseconds, not for a whole segment's
+ * flush. */
+#define WRITEBACK_BYTES (8u << 20)
+
 /* Flush index entries once this many are pending (about 512 KiB of log at
  * the default interval): the index is rebuilt on recovery, so it needs no
  * sync of its own until the segment is sealed. */
@@ -110,6 +117,32 @@ static void advance_written(struct part *p)
 
 /* ---- writes ---- */
 
+static void seg_writeback_done(struct ring_op *op, int res, uint32_t flags)
+{
+    (void)flags;
+    struct seg *s = container_of(op, struct seg, writeback_op);
+    struct part *p = s->owner;
+    s->ops_inflight--;
+    s->writeback_busy = false;
+    if (res < 0) { /* the next fdatasync reports a real failure */
+        log_debug("partition %s: early write-back: %s", p->dir, err_str(res));
+    }
+    pump(p);
+}
+
+static void writeback(struct part *p, struct seg *s)
+{
+    if (s->writeback_busy || s->bytes_readable - s->writeback_pos < WRITEBACK_BYTES) {
+        return;
+    }
+    uint64_t len = s->bytes_readable - s->writeback_pos;
+    io_uring_prep_sync_file_range(ring_sqe(p->env.ring, &s->writeback_op), s->fd_log,
+                                  (unsigned)len, s->writeback_pos, SYNC_FILE_RANGE_WRITE);
+    s->writeback_pos = s->bytes_readable;
+    s->writeback_busy = true;
+    s->ops_inflight++;
+}
+
 static void submit_write(struct part *p, struct part_append *a)
 {
     size_t left = a->bytes - a->bytes_written;
@@ -138,6 +171,9 @@ static void append_write_done(struct ring_op *op, int res, uint32_t flags)
         a->bytes_written = a->bytes;
         a->seg->dirty = true;
         advance_written(p);
+        if (!a->durable) { /* durable data is flushed by its own rounds */
+            writeback(p, a->seg);
+        }
     }
     pump(p);
     if (p->offset_hw != hw && p->watch_fn != NULL) {
@@ -273,6 +309,7 @@ static void sync_finished(struct part *p, int res, const char *what)
     if (p->syncs_inflight == 0 && p->roll_stage == ROLL_NONE && p->failed == 0) {
         p->seq_synced = p->sync_target > p->seq_synced ? p->sync_target : p->seq_synced;
         p->dir_gen_synced = p->dir_gen_syncing;
+        p->sync_gate_due = true;
     }
     pump(p);
 }
@@ -352,6 +389,18 @@ static bool maybe_sync(struct part *p)
     if (!need_data && p->dir_gen == p->dir_gen_synced) {
         return false;
     }
+    /* Appenders answered by the last round append again from their
+     * callbacks, just before this; a round begun now would leave their
+     * writes to the next one, and rounds would carry half the appenders
+     * each. Wait for the writes already submitted (page-cache copies,
+     * microseconds), never for later ones. */
+    if (p->sync_gate_due) {
+        p->sync_gate = p->seq_next;
+        p->sync_gate_due = false;
+    }
+    if (need_data && p->cfg.group_commit && p->seq_written < p->sync_gate) {
+        return false;
+    }
     p->sync_target = p->seq_synced;
     if (need_data) {
         /* Every write up to seq_written completed before this fdatasync
@@ -382,6 +431,8 @@ static void seg_attach(struct part *p, struct seg *s)
     s->sync_op = (struct ring_op){.done = seg_sync_done, .kind = RING_LOG_SYNC};
     s->index_write_op = (struct ring_op){.done = seg_index_op_done, .kind = RING_INDEX_WRITE};
     s->time_write_op = (struct ring_op){.done = seg_time_op_done, .kind = RING_INDEX_WRITE};
+    s->writeback_op = (struct ring_op){.done = seg_writeback_done, .kind = RING_LOG_WRITEBACK};
+    s->writeback_pos = s->bytes;
 }
 
 static int segs_push(struct part *p, struct seg *s)

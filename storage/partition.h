@@ -128,6 +128,8 @@ struct part {
     /* group commit */
     uint32_t syncs_inflight;
     uint64_t sync_target;
+    uint64_t sync_gate;        /* a round waits until this append is written */
+    bool sync_gate_due;        /* a round ended: set the gate at the next try */
     uint64_t dir_gen;          /* bumped by every create/unlink in the directory */
     uint64_t dir_gen_synced;
     uint64_t dir_gen_syncing;

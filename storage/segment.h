@@ -60,11 +60,14 @@ struct seg {
     /* partition: asynchronous state */
     uint32_t ops_inflight;    /* ops naming this segment's files */
     bool dirty;               /* a write completed since the last sync began */
+    uint64_t writeback_pos;   /* write-back started for bytes below it */
+    bool writeback_busy;
     uint32_t index_write_bytes; /* of the index write in flight, 0: none */
     uint32_t time_write_bytes;
     struct ring_op sync_op;
     struct ring_op index_write_op;
     struct ring_op time_write_op;
+    struct ring_op writeback_op;
     void *owner;
 };
 
