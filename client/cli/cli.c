@@ -1,0 +1,134 @@
+/* What the nagare tool's commands share (client/cli/cli.h). */
+#include "client/cli/cli.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "base/assert.h"
+
+volatile sig_atomic_t cli_stop;
+
+static void cli_on_signal(int sig)
+{
+    (void)sig;
+    cli_stop = 1;
+}
+
+int cli_signals_install(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = cli_on_signal;
+    if (sigemptyset(&sa.sa_mask) != 0 || sigaction(SIGINT, &sa, NULL) != 0 ||
+        sigaction(SIGTERM, &sa, NULL) != 0) {
+        return -errno;
+    }
+    struct sigaction ign;
+    memset(&ign, 0, sizeof(ign));
+    ign.sa_handler = SIG_IGN;
+    if (sigemptyset(&ign.sa_mask) != 0 || sigaction(SIGPIPE, &ign, NULL) != 0) {
+        return -errno;
+    }
+    return 0;
+}
+
+int cli_usage_error(const char *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "nagare: %s: ", cmd);
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, " (try 'nagare %s --help')\n", cmd);
+    va_end(ap);
+    return CLI_EXIT_USAGE;
+}
+
+int cli_fail(int rc, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("nagare: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, ": %s\n", nagare_strerror(rc));
+    va_end(ap);
+    return CLI_EXIT_FAIL;
+}
+
+int cli_failf(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("nagare: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    return CLI_EXIT_FAIL;
+}
+
+int cli_bad_option(const char *cmd, int ch, char **argv)
+{
+    /* getopt_long() has already stepped past the offending word. */
+    const char *word = optind > 0 ? argv[optind - 1] : "?";
+    if (ch == ':') {
+        return cli_usage_error(cmd, "option '%s' needs a value", word);
+    }
+    if (optopt != 0 && strncmp(word, "--", 2) != 0) {
+        return cli_usage_error(cmd, "unknown option '-%c'", optopt);
+    }
+    return cli_usage_error(cmd, "unknown or ambiguous option '%s'", word);
+}
+
+bool cli_parse_i64(const char *s, int64_t lo, int64_t hi, int64_t *out)
+{
+    ASSERT(s != NULL && lo <= hi);
+    const char *digits = s[0] == '-' && lo < 0 ? s + 1 : s;
+    if (!isdigit((unsigned char)digits[0])) {
+        return false;
+    }
+    char *end = NULL;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno != 0 || end == s || *end != '\0' || v < lo || v > hi) {
+        return false;
+    }
+    *out = v;
+    return true;
+}
+
+bool cli_broker_ok(const char *s)
+{
+    const char *colon = strrchr(s, ':');
+    int64_t port;
+    return colon != NULL && colon != s && cli_parse_i64(colon + 1, 1, 65535, &port);
+}
+
+int cli_admin_connect(const char *broker, nagare_admin **out)
+{
+    int rc = nagare_admin_new(broker, CLI_TIMEOUT_MS, out);
+    if (rc < 0) {
+        return cli_fail(rc, "connecting to %s", broker);
+    }
+    return 0;
+}
+
+int cli_flush_stdout(void)
+{
+    errno = 0;
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        return errno != 0 ? -errno : -EIO;
+    }
+    return 0;
+}
+
+int64_t cli_mono_ms(void)
+{
+    struct timespec ts;
+    int rc = clock_gettime(CLOCK_MONOTONIC, &ts);
+    ASSERT(rc == 0);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}

@@ -1,0 +1,93 @@
+/*
+ * client/cli/cli.h — what the `nagare` command-line tool's commands share:
+ * exit statuses, the one-line error reports, strict number parsing and the
+ * stop flag set by SIGINT/SIGTERM.
+ *
+ * Invariants. The tool speaks to the broker only through the public API
+ * (client/nagare.h). Every command returns its exit status: 0 done, 1 an
+ * operational error (reported as one line "nagare: <what>: <why>" on
+ * stderr), 2 a usage error (one line naming the mistake). Nothing here
+ * allocates; everything runs on the main thread.
+ */
+#ifndef NAGARE_CLI_H
+#define NAGARE_CLI_H
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "client/nagare.h"
+
+enum {
+    CLI_EXIT_OK = 0,
+    CLI_EXIT_FAIL = 1,
+    CLI_EXIT_USAGE = 2,
+};
+
+#define CLI_BROKER_DEFAULT "127.0.0.1:7420"
+
+/* How long connecting and each admin request may take. Short, so that an
+ * unreachable broker fails the command within a few seconds instead of
+ * after the library's 30 s default. */
+#define CLI_TIMEOUT_MS 5000
+
+/* Set by SIGINT and SIGTERM once cli_signals_install() ran; commands check
+ * it between steps and finish cleanly (a consumer stops, a producer stops
+ * reading stdin and flushes what it has). */
+extern volatile sig_atomic_t cli_stop;
+
+/* Installs the SIGINT/SIGTERM handlers (without SA_RESTART, so a blocked
+ * read() returns EINTR) and ignores SIGPIPE, so that a closed stdout shows
+ * up as EPIPE from a write. Returns 0 or -errno. */
+int cli_signals_install(void);
+
+/* One command of the tool: argv[0] is the command's own name. */
+struct cli_cmd {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *summary;
+};
+
+/* The commands (client/cli/topic.c, produce.c, consume.c). */
+int cli_topic_main(int argc, char **argv);
+int cli_produce_main(int argc, char **argv);
+int cli_consume_main(int argc, char **argv);
+
+/* Prints "nagare: <cmd>: <message> (try 'nagare <cmd> --help')" on stderr.
+ * Returns CLI_EXIT_USAGE. */
+int cli_usage_error(const char *cmd, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* Prints "nagare: <what>: <nagare_strerror(rc)>" on stderr, what formatted
+ * from fmt. Returns CLI_EXIT_FAIL. */
+int cli_fail(int rc, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Prints "nagare: <message>" on stderr. Returns CLI_EXIT_FAIL. */
+int cli_failf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* The usage error for the option getopt_long() just refused: ch is what it
+ * returned (':' for a missing argument, '?' for an unknown option). */
+int cli_bad_option(const char *cmd, int ch, char **argv);
+
+/* Parses a whole decimal integer in [lo, hi]: optional '-' only when lo < 0,
+ * digits only, no blanks. Returns true with *out. */
+bool cli_parse_i64(const char *s, int64_t lo, int64_t hi, int64_t *out);
+
+/* True when s looks like HOST:PORT with a non-empty host and a port in
+ * 1..65535 (the library resolves the host). */
+bool cli_broker_ok(const char *s);
+
+/* Connects an admin client to broker with CLI_TIMEOUT_MS per call. Returns
+ * 0 with *out, or reports "nagare: connecting to BROKER: why" and returns
+ * CLI_EXIT_FAIL. */
+int cli_admin_connect(const char *broker, nagare_admin **out);
+
+/* Flushes stdout. Returns 0, or -errno of the failed write (-EPIPE when the
+ * reader went away). */
+int cli_flush_stdout(void);
+
+/* Monotonic milliseconds, for elapsed times. */
+int64_t cli_mono_ms(void);
+
+#endif

@@ -1,0 +1,479 @@
+/*
+ * client/cli/consume.c — `nagare consume TOPIC`: reads partitions through
+ * one libnagare consumer (assigned partitions, no group) and prints each
+ * record through a --format template or as JSON.
+ *
+ * Where to start and where to stop come from the admin API before the
+ * consumer starts: nagare_topics_describe() gives each partition's earliest
+ * and latest offsets, nagare_offset_lookup() turns a TIME into an offset.
+ * Without --follow a partition is done once the consumer's position reaches
+ * the latest offset it had at start-up, so the command ends even while
+ * producers keep writing.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "base/assert.h"
+#include "client/cli/cli.h"
+#include "client/cli/format.h"
+#include "client/cli/timestamp.h"
+
+/* How long one consumer poll waits when nothing is buffered; also how
+ * quickly a signal is noticed. */
+#define CONSUME_POLL_MS 200
+/* A fetch long-polls 500 ms; a request still unanswered after this is the
+ * library's to retry. */
+#define CONSUME_REQUEST_TIMEOUT_MS 10000
+/* Room for the "why" of a bad --format. */
+#define CONSUME_WHY_BYTES 96
+
+static const char consume_usage_text[] =
+    "usage: nagare consume TOPIC [options]\n"
+    "\n"
+    "Prints TOPIC's records, by default each value on its own line. Without\n"
+    "--follow it stops at the end of the partitions as they were when it\n"
+    "started; with --follow it waits for new records until interrupted.\n"
+    "\n"
+    "options:\n"
+    "  --partition P        read only partition P (default: all partitions)\n"
+    "  --from WHERE         where to start in each partition (default beginning):\n"
+    "                         beginning   the oldest record kept\n"
+    "                         end         after the newest (only new records)\n"
+    "                         OFFSET      all digits, e.g. 42: that offset (an\n"
+    "                                     offset outside a partition's range starts\n"
+    "                                     at its nearest end)\n"
+    "                         TIME        the first record with timestamp >= TIME:\n"
+    "                                     ISO-8601 with a zone, e.g.\n"
+    "                                     2026-11-28T12:00:00Z,\n"
+    "                                     2026-11-28T12:00:00.250+01:00,\n"
+    "                                     or @EPOCH-MS, e.g. @1795867200000\n"
+    "  --count N            exit after N records\n"
+    "  --follow             keep waiting for new records (stop with Ctrl-C)\n"
+    "  --format FMT         print each record through FMT:\n"
+    "                         %t topic  %p partition  %o offset\n"
+    "                         %T timestamp (ms since the epoch)\n"
+    "                         %k key  %v value (raw bytes; nothing when null)\n"
+    "                         %h headers as k=v,k=v   %% a '%'\n"
+    "                         \\n newline  \\t tab  \\\\ backslash\n"
+    "                       (default '%v\\n'), e.g. --format '%p:%o %k=%v\\n'\n"
+    "  --json               print one JSON object per line instead: topic,\n"
+    "                       partition, offset, timestamp_ms, key, value (null when\n"
+    "                       null) and headers [{\"key\":..,\"value\":..}]; bytes that\n"
+    "                       are not UTF-8 appear as \\u00XX escapes\n"
+    "  --broker HOST:PORT   the broker (default " CLI_BROKER_DEFAULT ")\n"
+    "  --help               print this help\n";
+
+enum from_kind { FROM_BEGINNING, FROM_END, FROM_OFFSET, FROM_TIME };
+
+struct consume_opts {
+    const char *broker;
+    const char *topic;
+    int32_t partition;      /* -1: all */
+    enum from_kind from;
+    int64_t from_value;     /* FROM_OFFSET: the offset; FROM_TIME: ms */
+    int64_t count;          /* 0: no limit */
+    bool follow;
+    bool json;
+    const char *format;     /* NULL: FMT_DEFAULT */
+    bool help;
+};
+
+/* One partition being read. */
+struct consume_part {
+    int32_t partition;
+    int64_t start;          /* first offset to read */
+    int64_t stop;           /* without --follow: done at this offset */
+    bool done;
+};
+
+struct consume_run {
+    const struct consume_opts *o;
+    struct fmt fmt;
+    struct consume_part *parts;
+    size_t part_count;
+    size_t parts_left;      /* not yet done (without --follow) */
+    int64_t printed;
+    nagare_consumer *c;
+};
+
+static const struct option consume_longopts[] = {
+    {"broker", required_argument, NULL, 'b'},
+    {"help", no_argument, NULL, 'h'},
+    {"partition", required_argument, NULL, 'p'},
+    {"from", required_argument, NULL, 'f'},
+    {"count", required_argument, NULL, 'c'},
+    {"follow", no_argument, NULL, 'F'},
+    {"format", required_argument, NULL, 'o'},
+    {"json", no_argument, NULL, 'j'},
+    {NULL, 0, NULL, 0},
+};
+
+/* ---- options ---- */
+
+/* --from: beginning, end, all digits (an offset), or a TIME. */
+static int consume_from_opt(struct consume_opts *o, const char *s)
+{
+    if (strcmp(s, "beginning") == 0 || strcmp(s, "end") == 0) {
+        o->from = s[0] == 'b' ? FROM_BEGINNING : FROM_END;
+        return 0;
+    }
+    if (s[strspn(s, "0123456789")] == '\0' && s[0] != '\0') {
+        o->from = FROM_OFFSET;
+        if (!cli_parse_i64(s, 0, INT64_MAX, &o->from_value)) {
+            return cli_usage_error("consume", "--from offset '%s' is too large", s);
+        }
+        return 0;
+    }
+    o->from = FROM_TIME;
+    if (cli_time_parse(s, &o->from_value) < 0) {
+        return cli_usage_error("consume", "--from wants beginning, end, an OFFSET, or a TIME "
+                               "like 2026-11-28T12:00:00Z or @1795867200000, not '%s'", s);
+    }
+    return 0;
+}
+
+static int consume_option(struct consume_opts *o, int ch, char **argv)
+{
+    int64_t v;
+    switch (ch) {
+    case 'b':
+        if (!cli_broker_ok(optarg)) {
+            return cli_usage_error("consume", "--broker wants HOST:PORT, not '%s'", optarg);
+        }
+        o->broker = optarg;
+        return 0;
+    case 'h':
+        o->help = true;
+        return 0;
+    case 'p':
+        if (!cli_parse_i64(optarg, 0, INT32_MAX, &v)) {
+            return cli_usage_error("consume", "--partition wants a number >= 0, not '%s'",
+                                   optarg);
+        }
+        o->partition = (int32_t)v;
+        return 0;
+    case 'f':
+        return consume_from_opt(o, optarg);
+    case 'c':
+        if (!cli_parse_i64(optarg, 1, INT64_MAX, &o->count)) {
+            return cli_usage_error("consume", "--count wants a number >= 1, not '%s'", optarg);
+        }
+        return 0;
+    case 'F':
+        o->follow = true;
+        return 0;
+    case 'o':
+        o->format = optarg;
+        return 0;
+    case 'j':
+        o->json = true;
+        return 0;
+    default:
+        return cli_bad_option("consume", ch, argv);
+    }
+}
+
+static int consume_parse(struct consume_opts *o, int argc, char **argv)
+{
+    int ch;
+    optind = 0; /* GNU: start over, permuting operands after options */
+    opterr = 0;
+    while ((ch = getopt_long(argc, argv, ":h", consume_longopts, NULL)) != -1) {
+        int rc = consume_option(o, ch, argv);
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    if (o->help) {
+        return 0;
+    }
+    if (o->json && o->format != NULL) {
+        return cli_usage_error("consume", "--json and --format exclude each other");
+    }
+    if (optind >= argc) {
+        return cli_usage_error("consume", "missing TOPIC");
+    }
+    if (optind + 1 < argc) {
+        return cli_usage_error("consume", "unexpected argument '%s'", argv[optind + 1]);
+    }
+    o->topic = argv[optind];
+    return 0;
+}
+
+/* ---- where each partition starts and stops ---- */
+
+/* The first offset to read in p, by --from. Returns 0 or an error. */
+static int consume_start(nagare_admin *a, const struct consume_opts *o,
+                         const struct nagare_partition_info *p, int64_t *start)
+{
+    switch (o->from) {
+    case FROM_BEGINNING:
+        *start = p->offset_earliest;
+        return 0;
+    case FROM_END:
+        *start = p->offset_latest;
+        return 0;
+    case FROM_OFFSET:
+        *start = o->from_value < p->offset_earliest  ? p->offset_earliest
+                 : o->from_value > p->offset_latest ? p->offset_latest
+                                                     : o->from_value;
+        return 0;
+    case FROM_TIME: {
+        int64_t off = NAGARE_OFFSET_END;
+        int rc = nagare_offset_lookup(a, o->topic, p->partition, o->from_value, &off);
+        if (rc < 0 && rc != -NAGARE_ENOTFOUND) {
+            return rc;
+        }
+        /* No record that late: start at the end. */
+        *start = rc < 0 || off < 0 ? p->offset_latest : off;
+        return 0;
+    }
+    }
+    UNREACHABLE();
+}
+
+/* Fills r->parts from the topic's description. Returns 0 or the exit
+ * status of a reported failure. */
+static int consume_plan(struct consume_run *r, nagare_admin *a,
+                        const struct nagare_topic_info *t)
+{
+    const struct consume_opts *o = r->o;
+    r->parts = calloc(t->partition_count > 0 ? t->partition_count : 1, sizeof(*r->parts));
+    if (r->parts == NULL) {
+        return cli_fail(-ENOMEM, "consume %s", o->topic);
+    }
+    for (size_t i = 0; i < t->partition_count; i++) {
+        const struct nagare_partition_info *p = &t->partitions[i];
+        if (o->partition >= 0 && p->partition != o->partition) {
+            continue;
+        }
+        if (p->err != 0) {
+            return cli_fail(p->err < 0 ? p->err : -p->err, "consume %s: partition %" PRId32,
+                            o->topic, p->partition);
+        }
+        struct consume_part *cp = &r->parts[r->part_count];
+        *cp = (struct consume_part){.partition = p->partition, .stop = p->offset_latest};
+        int rc = consume_start(a, o, p, &cp->start);
+        if (rc < 0) {
+            return cli_fail(rc, "consume %s: finding partition %" PRId32 "'s start", o->topic,
+                            p->partition);
+        }
+        cp->done = !o->follow && cp->start >= cp->stop;
+        r->parts_left += !cp->done;
+        r->part_count++;
+    }
+    if (r->part_count == 0) {
+        return cli_failf("consume %s: no partition %" PRId32 " (the topic has %zu)", o->topic,
+                         o->partition, t->partition_count);
+    }
+    return 0;
+}
+
+/* Asks the broker about the topic and plans the partitions. */
+static int consume_describe(struct consume_run *r)
+{
+    nagare_admin *a = NULL;
+    int st = cli_admin_connect(r->o->broker, &a);
+    if (st != 0) {
+        return st;
+    }
+    const struct nagare_topic_info *t = NULL;
+    size_t count = 0;
+    int rc = nagare_topics_describe(a, r->o->topic, &t, &count);
+    if (rc == 0 && count == 0) {
+        rc = -NAGARE_EUNKNOWN_TOPIC;
+    } else if (rc == 0 && t[0].err != 0) {
+        rc = t[0].err < 0 ? t[0].err : -t[0].err;
+    }
+    if (rc < 0) {
+        st = cli_fail(rc, "consume %s", r->o->topic);
+    } else {
+        st = consume_plan(r, a, &t[0]);
+    }
+    if (t != NULL) {
+        nagare_topics_free(a, t);
+    }
+    nagare_admin_destroy(a);
+    return st;
+}
+
+/* ---- reading ---- */
+
+static int consume_connect(struct consume_run *r)
+{
+    struct nagare_consumer_config cc;
+    nagare_consumer_config_default(&cc);
+    cc.bootstrap = r->o->broker;
+    cc.reset = NAGARE_RESET_EARLIEST; /* records deleted under us: go on after them */
+    cc.request_timeout_ms = CONSUME_REQUEST_TIMEOUT_MS;
+    int rc = nagare_consumer_new(&cc, &r->c);
+    if (rc < 0) {
+        return cli_fail(rc, "connecting to %s", r->o->broker);
+    }
+    for (size_t i = 0; i < r->part_count; i++) {
+        const struct consume_part *cp = &r->parts[i];
+        if (cp->done) {
+            continue;
+        }
+        rc = nagare_consumer_assign(r->c, r->o->topic, cp->partition, cp->start);
+        if (rc < 0) {
+            return cli_fail(rc, "consume %s: assigning partition %" PRId32, r->o->topic,
+                            cp->partition);
+        }
+    }
+    return 0;
+}
+
+static struct consume_part *consume_find(struct consume_run *r, int32_t partition)
+{
+    for (size_t i = 0; i < r->part_count; i++) {
+        if (r->parts[i].partition == partition) {
+            return &r->parts[i];
+        }
+    }
+    return NULL;
+}
+
+static void consume_mark_done(struct consume_run *r, struct consume_part *cp)
+{
+    if (!r->o->follow && !cp->done) {
+        cp->done = true;
+        r->parts_left--;
+    }
+}
+
+/* Prints m unless it is past its partition's stop. Returns 0 or -errno of
+ * the failed write. */
+static int consume_message(struct consume_run *r, const struct nagare_message *m)
+{
+    struct consume_part *cp = consume_find(r, m->partition);
+    if (cp == NULL || cp->done) {
+        return 0;
+    }
+    if (!r->o->follow && m->offset >= cp->stop) {
+        consume_mark_done(r, cp);
+        return 0;
+    }
+    struct fmt_out out = {.f = stdout};
+    if (r->o->json) {
+        fmt_print_json(&out, m);
+    } else {
+        fmt_print(&out, &r->fmt, m);
+    }
+    r->printed++;
+    if (!r->o->follow && m->offset + 1 >= cp->stop) {
+        consume_mark_done(r, cp);
+    }
+    return out.err;
+}
+
+/* Nothing buffered: a partition whose position passed its stop is done
+ * (its last records were deleted by retention, say). */
+static int consume_check_positions(struct consume_run *r)
+{
+    for (size_t i = 0; i < r->part_count && !r->o->follow; i++) {
+        struct consume_part *cp = &r->parts[i];
+        int64_t pos = 0;
+        if (cp->done) {
+            continue;
+        }
+        int rc = nagare_consumer_position(r->c, r->o->topic, cp->partition, &pos);
+        if (rc < 0) {
+            return rc;
+        }
+        if (pos >= cp->stop) {
+            consume_mark_done(r, cp);
+        }
+    }
+    return 0;
+}
+
+static bool consume_more(const struct consume_run *r)
+{
+    bool counted_out = r->o->count > 0 && r->printed >= r->o->count;
+    return !cli_stop && !counted_out && (r->o->follow || r->parts_left > 0);
+}
+
+/* The next record, flushing stdout first whenever none is waiting. Returns
+ * 1 with *m, 0 for none yet, or a negative error; *what names the step. */
+static int consume_next(struct consume_run *r, const struct nagare_message **m,
+                        const char **what)
+{
+    int rc = nagare_consumer_poll(r->c, 0, m);
+    if (rc != 0) {
+        *what = "fetching";
+        return rc;
+    }
+    *what = "writing to stdout";
+    rc = cli_flush_stdout();
+    if (rc == 0) {
+        *what = "checking positions";
+        rc = consume_check_positions(r);
+    }
+    if (rc == 0 && consume_more(r)) {
+        *what = "fetching";
+        rc = nagare_consumer_poll(r->c, CONSUME_POLL_MS, m);
+    }
+    return rc;
+}
+
+/* Reads until done. Returns the exit status. */
+static int consume_loop(struct consume_run *r)
+{
+    const char *what = "fetching";
+    int rc = 0;
+    while (consume_more(r) && rc >= 0) {
+        const struct nagare_message *m = NULL;
+        rc = consume_next(r, &m, &what);
+        if (rc == -EINTR) {
+            rc = 0;
+        } else if (rc > 0) {
+            what = "writing to stdout";
+            rc = consume_message(r, m);
+        }
+    }
+    if (rc >= 0) {
+        what = "writing to stdout";
+        rc = cli_flush_stdout();
+    }
+    if (rc == -EPIPE) {
+        return CLI_EXIT_OK; /* the reader has had enough (| head) */
+    }
+    return rc < 0 ? cli_fail(rc, "consume %s: %s", r->o->topic, what) : CLI_EXIT_OK;
+}
+
+int cli_consume_main(int argc, char **argv)
+{
+    struct consume_opts o = {.broker = CLI_BROKER_DEFAULT, .partition = -1};
+    int st = consume_parse(&o, argc, argv);
+    if (st != 0 || o.help) {
+        if (o.help) {
+            fputs(consume_usage_text, stdout);
+        }
+        return st;
+    }
+    struct consume_run r = {.o = &o};
+    char why[CONSUME_WHY_BYTES];
+    if (fmt_compile(&r.fmt, o.format != NULL ? o.format : FMT_DEFAULT, why, sizeof(why)) < 0) {
+        return cli_usage_error("consume", "bad --format: %s", why);
+    }
+    if (!isatty(STDOUT_FILENO) && setvbuf(stdout, NULL, _IOFBF, 1u << 16) != 0) {
+        return cli_fail(-ENOMEM, "consume %s: buffering stdout", o.topic);
+    }
+    st = consume_describe(&r);
+    if (st == 0 && consume_more(&r)) {
+        st = consume_connect(&r);
+    }
+    if (st == 0) {
+        st = consume_loop(&r);
+    }
+    if (r.c != NULL) {
+        nagare_consumer_destroy(r.c);
+    }
+    free(r.parts);
+    return st;
+}

@@ -1,0 +1,345 @@
+/*
+ * client/cli/topic.c — `nagare topic create|list|describe|delete`: the admin
+ * calls of libnagare (nagare_topic_create, nagare_topics_describe,
+ * nagare_topic_delete), one request each, every one bounded by
+ * CLI_TIMEOUT_MS.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/assert.h"
+#include "client/cli/cli.h"
+
+/* The wire's "keep forever" in a retention field (nagare.h). */
+#define TOPIC_FOREVER (-2)
+/* Most partitions a topic may have (docs/protocol.md, PROTO_PARTITIONS_MAX). */
+#define TOPIC_PARTITIONS_MAX 4096
+
+static const char topic_usage_text[] =
+    "usage: nagare topic create NAME --partitions N [--retention-ms MS] [--retention-bytes B]\n"
+    "       nagare topic list\n"
+    "       nagare topic describe NAME\n"
+    "       nagare topic delete NAME\n"
+    "\n"
+    "  create    make a topic of N partitions (1..4096). --retention-ms and\n"
+    "            --retention-bytes take a positive number or 'forever'; left out,\n"
+    "            the broker's defaults apply.\n"
+    "  list      print every topic's name, one per line, sorted\n"
+    "  describe  print a topic's config and, per partition, its earliest and\n"
+    "            latest offsets (latest is the offset the next record will get)\n"
+    "  delete    delete a topic and all its records\n"
+    "\n"
+    "options:\n"
+    "  --broker HOST:PORT   the broker (default " CLI_BROKER_DEFAULT ")\n"
+    "  --help               print this help\n";
+
+struct topic_opts {
+    const char *cmd;       /* "topic create"..., for messages */
+    const char *broker;
+    const char *name;      /* the NAME operand, or NULL */
+    int64_t partitions;    /* -1: not given */
+    int64_t retention_ms;  /* -1: the broker's default */
+    int64_t retention_bytes;
+    bool create_opts;      /* any create-only option given */
+    bool help;
+};
+
+static const struct option topic_longopts[] = {
+    {"broker", required_argument, NULL, 'b'},
+    {"help", no_argument, NULL, 'h'},
+    {"partitions", required_argument, NULL, 'p'},
+    {"retention-ms", required_argument, NULL, 'r'},
+    {"retention-bytes", required_argument, NULL, 'B'},
+    {NULL, 0, NULL, 0},
+};
+
+/* A retention value: a positive integer or "forever". */
+static bool parse_retention(const char *s, int64_t *out)
+{
+    if (strcmp(s, "forever") == 0) {
+        *out = TOPIC_FOREVER;
+        return true;
+    }
+    return cli_parse_i64(s, 1, INT64_MAX, out);
+}
+
+static int topic_option(struct topic_opts *o, int ch, char **argv)
+{
+    switch (ch) {
+    case 'b':
+        if (!cli_broker_ok(optarg)) {
+            return cli_usage_error(o->cmd, "--broker wants HOST:PORT, not '%s'", optarg);
+        }
+        o->broker = optarg;
+        return 0;
+    case 'h':
+        o->help = true;
+        return 0;
+    case 'p':
+        o->create_opts = true;
+        if (!cli_parse_i64(optarg, 1, TOPIC_PARTITIONS_MAX, &o->partitions)) {
+            return cli_usage_error(o->cmd, "--partitions wants 1..%d, not '%s'",
+                                   TOPIC_PARTITIONS_MAX, optarg);
+        }
+        return 0;
+    case 'r':
+    case 'B':
+        o->create_opts = true;
+        if (!parse_retention(optarg, ch == 'r' ? &o->retention_ms : &o->retention_bytes)) {
+            return cli_usage_error(o->cmd, "--retention-%s wants a positive number or "
+                                   "'forever', not '%s'", ch == 'r' ? "ms" : "bytes", optarg);
+        }
+        return 0;
+    default:
+        return cli_bad_option(o->cmd, ch, argv);
+    }
+}
+
+/* Parses argv (argv[0] the subcommand); wants_name: one NAME operand.
+ * Returns 0 or CLI_EXIT_USAGE (reported). */
+static int topic_parse(struct topic_opts *o, int argc, char **argv, bool wants_name)
+{
+    int ch;
+    optind = 0; /* GNU: start over, permuting operands after options */
+    opterr = 0;
+    while ((ch = getopt_long(argc, argv, ":h", topic_longopts, NULL)) != -1) {
+        int rc = topic_option(o, ch, argv);
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    if (o->help) {
+        return 0;
+    }
+    int operands = argc - optind;
+    if (wants_name && operands == 0) {
+        return cli_usage_error(o->cmd, "missing topic NAME");
+    }
+    if (operands > (wants_name ? 1 : 0)) {
+        return cli_usage_error(o->cmd, "unexpected argument '%s'",
+                               argv[optind + (wants_name ? 1 : 0)]);
+    }
+    o->name = wants_name ? argv[optind] : NULL;
+    return 0;
+}
+
+/* ---- create ---- */
+
+static int topic_create(struct topic_opts *o)
+{
+    if (o->partitions < 0) {
+        return cli_usage_error(o->cmd, "missing --partitions N");
+    }
+    nagare_admin *a = NULL;
+    int st = cli_admin_connect(o->broker, &a);
+    if (st != 0) {
+        return st;
+    }
+    struct nagare_topic_config c;
+    nagare_topic_config_default(&c);
+    c.partitions = (int32_t)o->partitions;
+    c.retention_ms = o->retention_ms;
+    c.retention_bytes = o->retention_bytes;
+    int rc = nagare_topic_create(a, o->name, &c);
+    nagare_admin_destroy(a);
+    if (rc < 0) {
+        return cli_fail(rc, "creating topic %s", o->name);
+    }
+    printf("created topic %s with %" PRId64 " partition%s\n", o->name, o->partitions,
+           o->partitions == 1 ? "" : "s");
+    return 0;
+}
+
+/* ---- delete ---- */
+
+static int topic_delete(struct topic_opts *o)
+{
+    nagare_admin *a = NULL;
+    int st = cli_admin_connect(o->broker, &a);
+    if (st != 0) {
+        return st;
+    }
+    int rc = nagare_topic_delete(a, o->name);
+    nagare_admin_destroy(a);
+    if (rc < 0) {
+        return cli_fail(rc, "deleting topic %s", o->name);
+    }
+    printf("deleted topic %s\n", o->name);
+    return 0;
+}
+
+/* ---- list ---- */
+
+static int cmp_topic_name(const void *a, const void *b)
+{
+    const struct nagare_topic_info *const *x = a;
+    const struct nagare_topic_info *const *y = b;
+    return strcmp((*x)->name, (*y)->name);
+}
+
+static int topic_print_names(const struct nagare_topic_info *t, size_t count)
+{
+    const struct nagare_topic_info **sorted = calloc(count > 0 ? count : 1, sizeof(*sorted));
+    if (sorted == NULL) {
+        return cli_fail(-ENOMEM, "listing topics");
+    }
+    for (size_t i = 0; i < count; i++) {
+        sorted[i] = &t[i];
+    }
+    if (count > 1) {
+        qsort(sorted, count, sizeof(*sorted), cmp_topic_name);
+    }
+    for (size_t i = 0; i < count; i++) {
+        printf("%s\n", sorted[i]->name);
+    }
+    free(sorted);
+    return 0;
+}
+
+static int topic_list(struct topic_opts *o)
+{
+    nagare_admin *a = NULL;
+    int st = cli_admin_connect(o->broker, &a);
+    if (st != 0) {
+        return st;
+    }
+    const struct nagare_topic_info *t = NULL;
+    size_t count = 0;
+    int rc = nagare_topics_describe(a, NULL, &t, &count);
+    if (rc < 0) {
+        nagare_admin_destroy(a);
+        return cli_fail(rc, "listing topics");
+    }
+    st = topic_print_names(t, count);
+    nagare_topics_free(a, t);
+    nagare_admin_destroy(a);
+    return st;
+}
+
+/* ---- describe ---- */
+
+/* A config value as the broker holds it: -1 its default, -2 forever. */
+static void print_config(const char *key, int64_t v)
+{
+    if (v == TOPIC_FOREVER) {
+        printf("%-17s forever\n", key);
+    } else if (v < 0) {
+        printf("%-17s broker default\n", key);
+    } else {
+        printf("%-17s %" PRId64 "\n", key, v);
+    }
+}
+
+static void topic_print(const struct nagare_topic_info *t)
+{
+    printf("%-17s %s\n", "topic", t->name);
+    printf("%-17s %zu\n", "partitions", t->partition_count);
+    print_config("retention_ms", t->config.retention_ms);
+    print_config("retention_bytes", t->config.retention_bytes);
+    print_config("segment_bytes", t->config.segment_bytes);
+    print_config("batch_bytes_max", t->config.batch_bytes_max);
+    printf("\n%-9s %14s %14s %14s\n", "partition", "earliest", "latest", "records");
+    for (size_t i = 0; i < t->partition_count; i++) {
+        const struct nagare_partition_info *p = &t->partitions[i];
+        if (p->err != 0) {
+            printf("%-9" PRId32 " error: %s\n", p->partition,
+                   nagare_strerror(p->err < 0 ? p->err : -p->err));
+            continue;
+        }
+        printf("%-9" PRId32 " %14" PRId64 " %14" PRId64 " %14" PRId64 "\n", p->partition,
+               p->offset_earliest, p->offset_latest, p->offset_latest - p->offset_earliest);
+    }
+}
+
+static int topic_describe(struct topic_opts *o)
+{
+    nagare_admin *a = NULL;
+    int st = cli_admin_connect(o->broker, &a);
+    if (st != 0) {
+        return st;
+    }
+    const struct nagare_topic_info *t = NULL;
+    size_t count = 0;
+    int rc = nagare_topics_describe(a, o->name, &t, &count);
+    if (rc == 0 && count == 0) {
+        rc = -NAGARE_EUNKNOWN_TOPIC;
+    } else if (rc == 0 && t[0].err != 0) {
+        rc = t[0].err < 0 ? t[0].err : -t[0].err;
+    }
+    if (rc < 0) {
+        st = cli_fail(rc, "describing topic %s", o->name);
+    } else {
+        topic_print(&t[0]);
+    }
+    if (t != NULL) {
+        nagare_topics_free(a, t);
+    }
+    nagare_admin_destroy(a);
+    return st;
+}
+
+/* ---- dispatch ---- */
+
+struct topic_sub {
+    const char *name;
+    const char *cmd;
+    bool wants_name;
+    int (*run)(struct topic_opts *o);
+};
+
+static const struct topic_sub topic_subs[] = {
+    {"create", "topic create", true, topic_create},
+    {"list", "topic list", false, topic_list},
+    {"describe", "topic describe", true, topic_describe},
+    {"delete", "topic delete", true, topic_delete},
+};
+
+static int topic_run(const struct topic_sub *sub, int argc, char **argv)
+{
+    struct topic_opts o = {
+        .cmd = sub->cmd,
+        .broker = CLI_BROKER_DEFAULT,
+        .partitions = -1,
+        .retention_ms = -1,
+        .retention_bytes = -1,
+    };
+    int st = topic_parse(&o, argc, argv, sub->wants_name);
+    if (st != 0) {
+        return st;
+    }
+    if (o.help) {
+        fputs(topic_usage_text, stdout);
+        return 0;
+    }
+    if (o.create_opts && sub->run != topic_create) {
+        return cli_usage_error(o.cmd, "--partitions and --retention-* are for 'topic create'");
+    }
+    st = sub->run(&o);
+    int rc = cli_flush_stdout();
+    if (rc < 0 && st == 0) {
+        st = rc == -EPIPE ? 0 : cli_fail(rc, "writing to stdout");
+    }
+    return st;
+}
+
+int cli_topic_main(int argc, char **argv)
+{
+    if (argc < 2) {
+        return cli_usage_error("topic", "missing subcommand: create, list, describe or delete");
+    }
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+        strcmp(argv[1], "help") == 0) {
+        fputs(topic_usage_text, stdout);
+        return 0;
+    }
+    for (size_t i = 0; i < ARRAY_LEN(topic_subs); i++) {
+        if (strcmp(argv[1], topic_subs[i].name) == 0) {
+            return topic_run(&topic_subs[i], argc - 1, argv + 1);
+        }
+    }
+    return cli_usage_error("topic", "unknown subcommand '%s': create, list, describe or delete",
+                           argv[1]);
+}

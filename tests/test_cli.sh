@@ -1,0 +1,368 @@
+#!/usr/bin/env bash
+# tests/test_cli.sh — the `nagare` tool end to end, through pipes, against the
+# real nagared on an ephemeral port with a temporary data directory.
+#
+#   NAGARED=build/broker/nagared NAGARE=build/client/cli/nagare bash tests/test_cli.sh
+#
+# Every check prints "ok - ..." or stops the script with "FAIL: ..." (and the
+# broker's log tail). Whatever it started is killed and its files removed on
+# exit, passed or failed.
+set -euo pipefail
+
+: "${NAGARED:?set NAGARED to the nagared binary}"
+: "${NAGARE:?set NAGARE to the nagare binary}"
+
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/nagare-cli-XXXXXX")
+BROKER_PID=""
+CHECKS=0
+
+cleanup() {
+    if [ -n "$BROKER_PID" ] && kill -0 "$BROKER_PID" 2>/dev/null; then
+        kill -9 "$BROKER_PID" 2>/dev/null || true
+        wait "$BROKER_PID" 2>/dev/null || true
+    fi
+    rm -rf "$TMP"
+}
+trap cleanup EXIT
+
+fail() {
+    echo "FAIL: $*" >&2
+    if [ -f "$TMP/nagared.log" ]; then
+        echo "---- tail of the broker's log ----" >&2
+        tail -n 20 "$TMP/nagared.log" >&2
+    fi
+    exit 1
+}
+
+ok() {
+    CHECKS=$((CHECKS + 1))
+    echo "ok - $*"
+}
+
+# expect_same WHAT FILE_GOT FILE_WANT
+expect_same() {
+    if ! cmp -s "$2" "$3"; then
+        echo "---- $1: got ----" >&2
+        head -c 2000 "$2" | cat -A >&2
+        echo "---- $1: wanted ----" >&2
+        head -c 2000 "$3" | cat -A >&2
+        fail "$1: output differs"
+    fi
+    ok "$1"
+}
+
+# run STATUS_WANTED ARGS... : runs nagare with stdin from $IN (default
+# /dev/null), stdout to $TMP/out, stderr to $TMP/err, within 20 s.
+run() {
+    local want=$1
+    shift
+    local rc=0
+    timeout 20 "$NAGARE" "$@" <"${IN:-/dev/null}" >"$TMP/out" 2>"$TMP/err" || rc=$?
+    if [ "$rc" -ne "$want" ]; then
+        echo "---- stderr of nagare $* ----" >&2
+        cat "$TMP/err" >&2
+        fail "nagare $*: exit status $rc, wanted $want"
+    fi
+}
+
+# One line on stderr, containing $1.
+expect_one_error_line() {
+    local lines
+    lines=$(wc -l <"$TMP/err")
+    [ "$lines" -eq 1 ] || fail "$2: wanted one line on stderr, got $lines: $(cat "$TMP/err")"
+    grep -q -- "$1" "$TMP/err" || fail "$2: stderr lacks '$1': $(cat "$TMP/err")"
+}
+
+# ---- the broker ----
+
+start_broker() {
+    "$NAGARED" --listen 127.0.0.1:0 --data-dir "$TMP/data" >"$TMP/nagared.log" 2>&1 &
+    BROKER_PID=$!
+    local port=""
+    for _ in $(seq 1 200); do
+        port=$(sed -n 's/.*nagared listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$TMP/nagared.log")
+        [ -n "$port" ] && break
+        kill -0 "$BROKER_PID" 2>/dev/null || fail "nagared exited at start"
+        sleep 0.05
+    done
+    [ -n "$port" ] || fail "nagared printed no listening line within 10 s"
+    B=(--broker "127.0.0.1:$port")
+}
+
+stop_broker() {
+    kill -TERM "$BROKER_PID"
+    local rc=0
+    wait "$BROKER_PID" || rc=$?
+    BROKER_PID=""
+    [ "$rc" -eq 0 ] || fail "nagared exited with status $rc after SIGTERM"
+    if grep -E -q "AddressSanitizer|LeakSanitizer|runtime error|assertion failed" \
+        "$TMP/nagared.log"; then
+        fail "the broker's log shows a sanitizer report or a failed assertion"
+    fi
+    ok "nagared stops on SIGTERM with status 0"
+}
+
+# ---- usage errors and help: exit 2 with one line, no broker needed ----
+
+usage_errors() {
+    local cases=(
+        ""
+        "bogus"
+        "topic"
+        "topic frob"
+        "topic create t"
+        "topic create t --partitions 0"
+        "topic create t --partitions 2 --retention-ms soon"
+        "topic list extra"
+        "produce"
+        "produce t --acks 2"
+        "produce t --compression lz4"
+        "produce t --key-separator ab"
+        "produce t --header novalue"
+        "produce t --partition -1"
+        "produce t --nonsense"
+        "consume"
+        "consume t --from yesterday"
+        "consume t --from 2026-11-28T12:00:00"
+        "consume t --from 2026-02-30T12:00:00Z"
+        "consume t --count 0"
+        "consume t --format %x"
+        "consume t --json --format %v"
+        "consume t --broker nohost"
+        "consume t --partition"
+    )
+    for c in "${cases[@]}"; do
+        # shellcheck disable=SC2086
+        run 2 $c
+        expect_one_error_line "nagare" "nagare $c"
+    done
+    ok "usage errors exit 2 with one line on stderr (${#cases[@]} cases)"
+    for c in "--help" "topic --help" "topic create --help" "produce --help" "consume --help"; do
+        # shellcheck disable=SC2086
+        run 0 $c
+        grep -q "usage: nagare" "$TMP/out" || fail "nagare $c prints no usage"
+    done
+    run 0 --version
+    ok "--help and --version exit 0 with text on stdout"
+}
+
+# ---- a broker that is not there: exit 1, one line, fast ----
+
+unreachable() {
+    local t0 t1
+    for c in "topic list" "topic create t --partitions 1" "consume t" "produce t"; do
+        t0=$(date +%s%N)
+        # shellcheck disable=SC2086
+        IN=/dev/null run 1 $c --broker 127.0.0.1:1
+        t1=$(date +%s%N)
+        expect_one_error_line "127.0.0.1:1" "nagare $c against a closed port"
+        [ $(((t1 - t0) / 1000000)) -lt 5000 ] || fail "nagare $c took $(((t1 - t0) / 1000000)) ms"
+    done
+    ok "an unreachable broker fails with exit 1 and one line within 5 s"
+}
+
+# ---- topics ----
+
+topics() {
+    run 0 topic create orders --partitions 1 --retention-ms forever "${B[@]}"
+    grep -q "created topic orders" "$TMP/out" || fail "no confirmation of create"
+    run 1 topic create orders --partitions 1 "${B[@]}"
+    expect_one_error_line "orders" "creating an existing topic"
+    run 0 topic create multi --partitions 4 "${B[@]}"
+    run 0 topic create misc --partitions 1 "${B[@]}"
+    run 0 topic list "${B[@]}"
+    printf 'misc\nmulti\norders\n' >"$TMP/want"
+    expect_same "topic list prints the names sorted" "$TMP/out" "$TMP/want"
+    run 0 topic describe multi "${B[@]}"
+    grep -q "^partitions *4$" "$TMP/out" || fail "describe: no partition count: $(cat "$TMP/out")"
+    [ "$(grep -c -E '^[0-3] +0 +0 +0$' "$TMP/out")" -eq 4 ] ||
+        fail "describe: wanted 4 empty partitions: $(cat "$TMP/out")"
+    ok "topic describe shows the partitions and their offsets"
+    run 1 topic describe nosuch "${B[@]}"
+    expect_one_error_line "nosuch" "describing a missing topic"
+    ok "topic create, list, describe"
+}
+
+# ---- produce and consume ----
+
+produce_consume() {
+    for i in $(seq 0 99); do printf 'key-%d:value %d with spaces\n' "$i" "$i"; done >"$TMP/in"
+    IN="$TMP/in" run 0 produce orders --key-separator : --header src=cli --header n=1 \
+        --acks all "${B[@]}"
+    expect_one_error_line "100 records" "produce summary"
+    grep -q "0 failed" "$TMP/err" || fail "produce summary: $(cat "$TMP/err")"
+    ok "produce sends 100 keyed lines with headers and prints a summary"
+
+    cut -d: -f2- "$TMP/in" >"$TMP/want"
+    run 0 consume orders --count 100 --from beginning "${B[@]}"
+    expect_same "consume --count 100 --from beginning gives the values back" "$TMP/out" \
+        "$TMP/want"
+    run 0 consume orders "${B[@]}"
+    expect_same "consume without --count stops at the end" "$TMP/out" "$TMP/want"
+
+    sed 's/:/=/; s/$/ [src=cli,n=1]/' "$TMP/in" >"$TMP/want"
+    run 0 consume orders --format '%k=%v [%h]\n' "${B[@]}"
+    expect_same "--format with key, value and headers" "$TMP/out" "$TMP/want"
+    for i in $(seq 0 99); do printf 'orders\t0\t%d\n' "$i"; done >"$TMP/want"
+    run 0 consume orders --format '%t\t%p\t%o\n' "${B[@]}"
+    expect_same "--format with topic, partition, offset and escapes" "$TMP/out" "$TMP/want"
+    # shellcheck disable=SC1003 # a literal backslash, the \\ escape
+    run 0 consume orders --format '100%% %v\\' --count 1 "${B[@]}"
+    # shellcheck disable=SC1003
+    printf '100%% value 0 with spaces\\' >"$TMP/want"
+    expect_same "--format %% and \\\\" "$TMP/out" "$TMP/want"
+
+    run 0 consume orders --count 1 --format '%T' "${B[@]}"
+    local ts
+    ts=$(cat "$TMP/out")
+    run 0 consume orders --count 1 --json "${B[@]}"
+    printf '{"topic":"orders","partition":0,"offset":0,"timestamp_ms":%s,"key":"key-0","value":"value 0 with spaces","headers":[{"key":"src","value":"cli"},{"key":"n","value":"1"}]}\n' \
+        "$ts" >"$TMP/want"
+    expect_same "--json prints one object per record" "$TMP/out" "$TMP/want"
+}
+
+json_escaping() {
+    printf 'k\x01"\\:tab\there "quoted" back\\slash \x7f \xff caf\xc3\xa9\n' >"$TMP/in"
+    printf 'no separator here\n' >>"$TMP/in"
+    IN="$TMP/in" run 0 produce misc --key-separator : --header 'h"1=v\1' "${B[@]}"
+    run 0 consume misc --json "${B[@]}"
+    sed 's/"timestamp_ms":[0-9]*,//' "$TMP/out" >"$TMP/got"
+    cat >"$TMP/want" <<'JSON'
+{"topic":"misc","partition":0,"offset":0,"key":"k\u0001\"\\","value":"tab\there \"quoted\" back\\slash \u007f \u00ff café","headers":[{"key":"h\"1","value":"v\\1"}]}
+{"topic":"misc","partition":0,"offset":1,"key":null,"value":"no separator here","headers":[{"key":"h\"1","value":"v\\1"}]}
+JSON
+    expect_same "--json escapes quotes, backslashes, control and non-UTF-8 bytes" "$TMP/got" \
+        "$TMP/want"
+}
+
+replay() {
+    run 0 consume orders --from 40 --count 5 "${B[@]}"
+    for i in $(seq 40 44); do printf 'value %d with spaces\n' "$i"; done >"$TMP/want"
+    expect_same "--from OFFSET --count replays from the middle" "$TMP/out" "$TMP/want"
+    run 0 consume orders --from 95 "${B[@]}"
+    for i in $(seq 95 99); do printf 'value %d with spaces\n' "$i"; done >"$TMP/want"
+    expect_same "--from OFFSET reads to the end" "$TMP/out" "$TMP/want"
+    run 0 consume orders --from 100000 "${B[@]}"
+    [ ! -s "$TMP/out" ] || fail "--from past the end printed records"
+    run 0 consume orders --from end "${B[@]}"
+    [ ! -s "$TMP/out" ] || fail "--from end printed records"
+    ok "--from past the end and --from end print nothing and exit 0"
+
+    sleep 0.05
+    local iso epoch
+    iso=$(date -u +%Y-%m-%dT%H:%M:%S.%3NZ)
+    epoch=$(date +%s%3N)
+    sleep 0.05
+    for i in $(seq 0 9); do printf 'late %d\n' "$i"; done >"$TMP/in"
+    IN="$TMP/in" run 0 produce orders "${B[@]}"
+    run 0 consume orders --from "$iso" "${B[@]}"
+    expect_same "--from ISO-8601 TIME replays from a timestamp" "$TMP/out" "$TMP/in"
+    run 0 consume orders --from "@$epoch" --count 10 "${B[@]}"
+    expect_same "--from @EPOCH-MS replays from a timestamp" "$TMP/out" "$TMP/in"
+    local offset_iso
+    offset_iso=$(date -u -d "@$((epoch / 1000 - 3600))" +%Y-%m-%dT%H:%M:%S)
+    offset_iso="$offset_iso.$(printf '%03d' $((epoch % 1000)))-01:00"
+    run 0 consume orders --from "$offset_iso" "${B[@]}"
+    expect_same "--from TIME with a zone offset" "$TMP/out" "$TMP/in"
+    run 0 consume orders --from 2099-01-01T00:00:00Z "${B[@]}"
+    [ ! -s "$TMP/out" ] || fail "--from a future TIME printed records"
+    ok "--from a TIME after every record prints nothing"
+}
+
+partitions() {
+    for i in $(seq 0 399); do printf 'user-%d,event %d\n' $((i % 23)) "$i"; done >"$TMP/in"
+    IN="$TMP/in" run 0 produce multi --key-separator , --compression zstd --acks 1 "${B[@]}"
+    run 0 consume multi --format '%k,%v\n' "${B[@]}"
+    sort "$TMP/out" >"$TMP/got"
+    sort "$TMP/in" >"$TMP/want"
+    expect_same "all 4 partitions read back (zstd, acks 1)" "$TMP/got" "$TMP/want"
+    run 0 consume multi --format '%k %p\n' "${B[@]}"
+    [ "$(sort -u "$TMP/out" | wc -l)" -eq 23 ] || fail "a key landed in two partitions"
+    [ "$(cut -d' ' -f2 "$TMP/out" | sort -u | wc -l)" -gt 1 ] || fail "all keys in one partition"
+    ok "the same key always lands in the same partition"
+    run 0 consume multi --format '%p %v\n' "${B[@]}"
+    # Per partition, events appear in the order they were sent.
+    for p in 0 1 2 3; do
+        grep "^$p " "$TMP/out" | sed 's/.*event //' >"$TMP/got"
+        sort -n "$TMP/got" >"$TMP/want"
+        expect_same "partition $p keeps its order" "$TMP/got" "$TMP/want"
+    done
+    run 0 consume multi --partition 2 --format '%p\n' "${B[@]}"
+    if [ ! -s "$TMP/out" ] || [ "$(sort -u "$TMP/out")" != "2" ]; then
+        fail "--partition 2 read other partitions or none"
+    fi
+    ok "--partition reads one partition"
+    run 1 consume multi --partition 9 "${B[@]}"
+    expect_one_error_line "partition 9" "consuming a missing partition"
+    IN="$TMP/in" run 1 produce orders --partition 7 "${B[@]}"
+    grep -q "orders" "$TMP/err" || fail "producing to a missing partition: $(cat "$TMP/err")"
+    ok "a missing partition fails with exit 1"
+}
+
+limits_and_pipes() {
+    run 0 topic create limits --partitions 1 "${B[@]}"
+    {
+        printf 'before\n'
+        head -c 1048577 /dev/zero | tr '\0' x
+        printf '\nafter\n'
+    } >"$TMP/in"
+    IN="$TMP/in" run 1 produce limits "${B[@]}"
+    grep -q "line 2" "$TMP/err" || fail "the long line is not named: $(cat "$TMP/err")"
+    grep -q "2 records.*1 failed" "$TMP/err" || fail "long line summary: $(cat "$TMP/err")"
+    run 0 consume limits "${B[@]}"
+    printf 'before\nafter\n' >"$TMP/want"
+    expect_same "a line past 1 MiB is refused, the others go" "$TMP/out" "$TMP/want"
+    head -c 1048576 /dev/zero | tr '\0' y >"$TMP/in"
+    IN="$TMP/in" run 0 produce limits "${B[@]}"
+    run 0 consume limits --from 2 "${B[@]}"
+    [ "$(wc -c <"$TMP/out")" -eq 1048577 ] || fail "a 1 MiB line did not come back whole"
+    ok "a line of exactly 1 MiB goes through"
+
+    for i in $(seq 1 3000); do printf '%0100d\n' "$i"; done >"$TMP/in"
+    IN="$TMP/in" run 0 produce limits "${B[@]}"
+    local rc
+    set +o pipefail
+    timeout 20 "$NAGARE" consume limits --from beginning --follow "${B[@]}" 2>"$TMP/err" |
+        head -n 1 >/dev/null
+    rc=${PIPESTATUS[0]}
+    set -o pipefail
+    [ "$rc" -eq 0 ] || fail "consume | head -1 ended with status $rc: $(cat "$TMP/err")"
+    [ ! -s "$TMP/err" ] || fail "consume | head -1 wrote to stderr: $(cat "$TMP/err")"
+    ok "a closed stdout ends consume --follow quietly with status 0"
+}
+
+follow() {
+    local pid
+    timeout 20 "$NAGARE" consume misc --from end --follow --count 2 "${B[@]}" \
+        >"$TMP/follow" 2>"$TMP/follow.err" &
+    pid=$!
+    sleep 1 # it reads the latest offsets first: leave it time to get there
+    printf 'new 1\nnew 2\n' >"$TMP/in"
+    IN="$TMP/in" run 0 produce misc "${B[@]}"
+    local rc=0
+    wait "$pid" || rc=$?
+    [ "$rc" -eq 0 ] || fail "consume --follow --count 2 ended with $rc: $(cat "$TMP/follow.err")"
+    expect_same "--follow prints records produced after it started" "$TMP/follow" "$TMP/in"
+}
+
+delete() {
+    run 0 topic delete misc "${B[@]}"
+    run 1 topic describe misc "${B[@]}"
+    run 1 consume misc "${B[@]}"
+    expect_one_error_line "misc" "consuming a deleted topic"
+    ok "topic delete"
+}
+
+usage_errors
+unreachable
+start_broker
+topics
+produce_consume
+json_escaping
+replay
+partitions
+limits_and_pipes
+follow
+delete
+stop_broker
+echo "test_cli: all $CHECKS checks passed"
