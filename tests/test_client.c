@@ -5,7 +5,10 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -340,6 +343,558 @@ Test(client, keyed_records_round_trip_over_four_partitions)
     const struct nagare_message *m;
     cr_assert_eq(nagare_consumer_poll(c, 200, &m), 0, "nothing more");
     free(seen);
+    nagare_consumer_destroy(c);
+    reports_fini(&r);
+    bk_stop(&B);
+}
+
+/* ---- replay ---- */
+
+#define REPLAY_RECORDS 3000
+
+static void produce_plain(nagare_producer *p, const char *topic, int32_t partition,
+                          uint32_t seed, uint32_t from, uint32_t count)
+{
+    uint8_t value[VALUE_BYTES_MAX];
+    for (uint32_t i = from; i < from + count; i++) {
+        struct nagare_record rec = {
+            .topic = topic, .partition = partition, .key_len = -1,
+            .value = value, .value_len = (ssize_t)value_of(seed, i, value),
+            .timestamp_ms = T0 + 10 * (int64_t)i, .opaque = (void *)(uintptr_t)i};
+        send_record(p, &rec);
+    }
+}
+
+static void expect_from(nagare_consumer *c, uint32_t first, uint32_t count, uint32_t seed)
+{
+    for (uint32_t i = first; i < first + count; i++) {
+        const struct nagare_message *m = next_msg(c);
+        cr_assert_eq(value_index(m), i, "expected record %u", i);
+        cr_assert_eq(m->offset, (int64_t)i);
+        cr_assert_eq(m->timestamp_ms, T0 + 10 * (int64_t)i);
+        value_check(m, seed);
+    }
+}
+
+Test(client, replay_from_the_middle_by_offset_and_by_timestamp)
+{
+    start();
+    create_topic("replay", 1);
+    struct reports r;
+    reports_init(&r, REPLAY_RECORDS);
+    nagare_producer *p = producer(&r, NULL);
+    /* Several flushes: many batches, so lookups land inside and between them. */
+    for (uint32_t k = 0; k < 10; k++) {
+        produce_plain(p, "replay", 0, 3, k * 300, 300);
+        cr_assert_eq(nagare_producer_flush(p, 30000), 0);
+    }
+    flush_ok(p, &r, REPLAY_RECORDS);
+    nagare_producer_destroy(p);
+
+    nagare_consumer *c = consumer(NAGARE_RESET_EARLIEST);
+    assign_ok(c, "replay", 0, 1234);
+    expect_from(c, 1234, 10, 3);
+    int64_t pos;
+    cr_assert_eq(nagare_consumer_position(c, "replay", 0, &pos), 0);
+    cr_assert_eq(pos, 1244);
+
+    cr_assert_eq(nagare_consumer_seek(c, "replay", 0, 1500), 0);
+    expect_from(c, 1500, 100, 3);
+    /* By time: record i has timestamp T0 + 10 i; T0 + 10 * 2222 - 5 finds 2222. */
+    cr_assert_eq(nagare_consumer_seek_time(c, "replay", 0, T0 + 10 * 2222 - 5), 0);
+    expect_from(c, 2222, 50, 3);
+    cr_assert_eq(nagare_consumer_seek_time(c, "replay", 0, T0 + 10 * 700), 0);
+    expect_from(c, 700, 5, 3);
+    cr_assert_eq(nagare_consumer_seek(c, "replay", 0, NAGARE_OFFSET_BEGINNING), 0);
+    expect_from(c, 0, 5, 3);
+    /* Past the last timestamp: the end, where nothing is yet. */
+    cr_assert_eq(nagare_consumer_seek_time(c, "replay", 0, T0 + 10 * REPLAY_RECORDS), 0);
+    cr_assert_eq(nagare_consumer_position(c, "replay", 0, &pos), 0);
+    cr_assert_eq(pos, REPLAY_RECORDS);
+    const struct nagare_message *m;
+    cr_assert_eq(nagare_consumer_poll(c, 300, &m), 0);
+    cr_assert_eq(nagare_consumer_seek(c, "replay", 0, NAGARE_OFFSET_END), 0);
+    cr_assert_eq(nagare_consumer_poll(c, 300, &m), 0);
+    cr_assert_eq(nagare_consumer_seek(c, "nope", 0, 0), -NAGARE_ENOTFOUND);
+
+    /* The same lookups through the admin client. */
+    nagare_admin *a = admin();
+    int64_t off;
+    cr_assert_eq(nagare_offset_lookup(a, "replay", 0, T0 + 10 * 2222, &off), 0);
+    cr_assert_eq(off, 2222);
+    cr_assert_eq(nagare_offset_lookup(a, "replay", 0, NAGARE_OFFSET_BEGINNING, &off), 0);
+    cr_assert_eq(off, 0);
+    cr_assert_eq(nagare_offset_lookup(a, "replay", 0, NAGARE_OFFSET_END, &off), 0);
+    cr_assert_eq(off, REPLAY_RECORDS);
+    cr_assert_eq(nagare_offset_lookup(a, "replay", 5, 0, &off), -NAGARE_EUNKNOWN_TOPIC);
+    nagare_admin_destroy(a);
+
+    /* A live consumer sees new records arrive (long poll). */
+    p = producer(&r, NULL);
+    produce_plain(p, "replay", 0, 3, REPLAY_RECORDS, 1);
+    cr_assert_eq(nagare_producer_flush(p, 30000), 0);
+    nagare_producer_destroy(p);
+    expect_from(c, REPLAY_RECORDS, 1, 3);
+    nagare_consumer_destroy(c);
+    reports_fini(&r);
+    bk_stop(&B);
+}
+
+/* ---- idempotent retries across a broker restart ---- */
+
+#define RESTART_RECORDS 40000
+
+static char listen_same[64];
+
+/* Kills the broker at once (SIGKILL: nothing is flushed beyond what the
+ * kernel has) and starts it again on the same port. */
+static void broker_kill_restart(int down_ms)
+{
+    cr_assert_gt(B.pid, 0);
+    cr_assert_eq(kill(B.pid, SIGKILL), 0);
+    int status;
+    cr_assert_eq(waitpid(B.pid, &status, 0), B.pid);
+    B.pid = 0;
+    usleep((useconds_t)down_ms * 1000);
+    snprintf(listen_same, sizeof(listen_same), "listen=127.0.0.1:%u", B.port);
+    if (B.set_count == 0) {
+        bk_set(&B, listen_same);
+    }
+    bk_start(&B);
+}
+
+static void tune_restart(struct nagare_producer_config *c)
+{
+    c->request_timeout_ms = 5000;
+    c->delivery_timeout_ms = 60000;
+    c->linger_ms = 2;
+    c->batch_bytes = 16 * 1024; /* many batches in flight when the broker dies */
+}
+
+/* Consumes count records of `partitions` partitions and checks that each
+ * index in [0, count) came exactly once. */
+static void expect_exactly_once(const char *topic, int32_t partitions, uint32_t count,
+                                uint32_t seed)
+{
+    nagare_consumer *c = consumer(NAGARE_RESET_EARLIEST);
+    for (int32_t k = 0; k < partitions; k++) {
+        assign_ok(c, topic, k, NAGARE_OFFSET_BEGINNING);
+    }
+    uint8_t *seen = calloc(count, 1);
+    for (uint32_t n = 0; n < count; n++) {
+        const struct nagare_message *m = next_msg(c);
+        uint32_t i = value_index(m);
+        cr_assert_lt(i, count);
+        cr_assert_eq(seen[i], 0, "record %u twice (offset %lld)", i, (long long)m->offset);
+        seen[i] = 1;
+        value_check(m, seed);
+    }
+    const struct nagare_message *m;
+    int rc = nagare_consumer_poll(c, 500, &m);
+    cr_assert_eq(rc, 0, "a record past the %u sent: %u", count, rc == 1 ? value_index(m) : 0);
+    free(seen);
+    nagare_consumer_destroy(c);
+}
+
+static void restart_run(int down_ms, bool after)
+{
+    start();
+    create_topic("restart", 3);
+    struct reports r;
+    reports_init(&r, RESTART_RECORDS);
+    nagare_producer *p = producer(&r, tune_restart);
+    produce_keyed(p, "restart", 11, RESTART_RECORDS / 2);
+    if (after) {
+        cr_assert_eq(nagare_producer_flush(p, 30000), 0);
+    } else {
+        /* Let some batches go out: they are in flight (or written, not
+         * yet answered) when the broker dies. */
+        cr_assert_geq(nagare_producer_poll(p, 0), 0);
+    }
+    broker_kill_restart(down_ms);
+    uint8_t value[VALUE_BYTES_MAX];
+    char key[32];
+    for (uint32_t i = RESTART_RECORDS / 2; i < RESTART_RECORDS; i++) {
+        struct nagare_record rec = {
+            .topic = "restart", .partition = NAGARE_PARTITION_ANY, .key = key,
+            .key_len = key_of(i, key), .value = value,
+            .value_len = (ssize_t)value_of(11, i, value), .opaque = (void *)(uintptr_t)i};
+        send_record(p, &rec);
+    }
+    flush_ok(p, &r, RESTART_RECORDS);
+    for (uint32_t i = 0; i < RESTART_RECORDS; i++) {
+        cr_assert_eq(r.delivered[i], 1, "record %u: %u reports", i, r.delivered[i]);
+    }
+    nagare_producer_destroy(p);
+    expect_exactly_once("restart", 3, RESTART_RECORDS, 11);
+    reports_fini(&r);
+    bk_stop(&B);
+}
+
+Test(client, idempotent_retries_across_a_broker_kill_write_each_record_once)
+{
+    restart_run(300, false);
+}
+
+Test(client, idempotent_retries_after_a_restart_between_flushes)
+{
+    restart_run(50, true);
+}
+
+/* ---- a proxy that can swallow the broker's answers ---- */
+
+/* Forwards one connection at a time between the client and the broker.
+ * With `drop` set, the broker's answers are read and thrown away: requests
+ * reach the broker and are written, their answers never arrive, the client
+ * times out, reconnects and sends the same batches again. */
+struct proxy {
+    int listen_fd;
+    uint16_t port;
+    uint16_t target;
+    pthread_t thread;
+    atomic_bool drop;
+    atomic_bool stop;
+    atomic_ulong dropped_bytes;
+    atomic_uint accepted;
+};
+
+static int proxy_connect(uint16_t port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port),
+                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* Moves what is readable on from to to (or drops it). False at EOF/error. */
+static bool proxy_pump(struct proxy *px, int from, int to, bool drop)
+{
+    uint8_t buf[65536];
+    ssize_t n = read(from, buf, sizeof(buf));
+    if (n <= 0) {
+        return false;
+    }
+    if (drop) {
+        atomic_fetch_add(&px->dropped_bytes, (unsigned long)n);
+        return true;
+    }
+    for (ssize_t at = 0; at < n;) {
+        ssize_t k = send(to, buf + at, (size_t)(n - at), MSG_NOSIGNAL);
+        if (k <= 0) {
+            return false;
+        }
+        at += k;
+    }
+    return true;
+}
+
+static void proxy_session(struct proxy *px, int client)
+{
+    int broker = proxy_connect(px->target);
+    while (broker >= 0 && !atomic_load(&px->stop)) {
+        struct pollfd fds[3] = {{.fd = client, .events = POLLIN},
+                                {.fd = broker, .events = POLLIN},
+                                {.fd = px->listen_fd, .events = POLLIN}};
+        if (poll(fds, 3, 50) < 0) {
+            break;
+        }
+        if (fds[2].revents != 0) {
+            break; /* the client gave up on this connection and made another */
+        }
+        if (fds[0].revents != 0 && !proxy_pump(px, client, broker, false)) {
+            break;
+        }
+        if (fds[1].revents != 0 && !proxy_pump(px, broker, client, atomic_load(&px->drop))) {
+            break;
+        }
+    }
+    if (broker >= 0) {
+        close(broker);
+    }
+    close(client);
+}
+
+static void *proxy_main(void *arg)
+{
+    struct proxy *px = arg;
+    while (!atomic_load(&px->stop)) {
+        struct pollfd pfd = {.fd = px->listen_fd, .events = POLLIN};
+        if (poll(&pfd, 1, 50) <= 0) {
+            continue;
+        }
+        int client = accept(px->listen_fd, NULL, NULL);
+        if (client >= 0) {
+            atomic_fetch_add(&px->accepted, 1);
+            proxy_session(px, client);
+        }
+    }
+    return NULL;
+}
+
+static void proxy_start(struct proxy *px, uint16_t target)
+{
+    memset(px, 0, sizeof(*px));
+    px->target = target;
+    px->listen_fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    cr_assert_eq(bind(px->listen_fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    cr_assert_eq(listen(px->listen_fd, 8), 0);
+    socklen_t len = sizeof(sa);
+    cr_assert_eq(getsockname(px->listen_fd, (struct sockaddr *)&sa, &len), 0);
+    px->port = ntohs(sa.sin_port);
+    cr_assert_eq(pthread_create(&px->thread, NULL, proxy_main, px), 0);
+}
+
+static void proxy_stop(struct proxy *px)
+{
+    atomic_store(&px->stop, true);
+    pthread_join(px->thread, NULL);
+    close(px->listen_fd);
+}
+
+/* The sum of the log end offsets of a topic's partitions. */
+static int64_t log_end_total(const char *topic)
+{
+    nagare_admin *a = admin();
+    const struct nagare_topic_info *t;
+    size_t n;
+    int rc = nagare_topics_describe(a, topic, &t, &n);
+    cr_assert_eq(rc, 0, "describe: %s", nagare_strerror(rc));
+    int64_t total = 0;
+    for (size_t k = 0; k < t->partition_count; k++) {
+        total += t->partitions[k].offset_latest;
+    }
+    nagare_topics_free(a, t);
+    nagare_admin_destroy(a);
+    return total;
+}
+
+static void tune_proxy(struct nagare_producer_config *c)
+{
+    c->request_timeout_ms = 1000;
+    c->batch_bytes = 8 * 1024;
+    c->linger_ms = 1;
+}
+
+Test(client, batches_written_but_unanswered_are_resent_and_not_duplicated)
+{
+    start();
+    create_topic("dup", 2);
+    struct proxy px;
+    proxy_start(&px, B.port);
+    char direct[64];
+    memcpy(direct, bootstrap, sizeof(direct));
+    snprintf(bootstrap, sizeof(bootstrap), "127.0.0.1:%u", px.port);
+    struct reports r;
+    reports_init(&r, 5000);
+    nagare_producer *p = producer(&r, tune_proxy);
+    memcpy(bootstrap, direct, sizeof(direct));
+
+    /* Metadata first (its answer must get through), then answers vanish. */
+    produce_keyed(p, "dup", 5, 1);
+    cr_assert_eq(nagare_producer_flush(p, 10000), 0);
+    atomic_store(&px.drop, true);
+    uint8_t value[VALUE_BYTES_MAX];
+    char key[32];
+    for (uint32_t i = 1; i < 5000; i++) {
+        struct nagare_record rec = {
+            .topic = "dup", .partition = NAGARE_PARTITION_ANY, .key = key,
+            .key_len = key_of(i, key), .value = value,
+            .value_len = (ssize_t)value_of(5, i, value), .opaque = (void *)(uintptr_t)i};
+        send_record(p, &rec);
+    }
+    /* Poll until the broker stops growing the log: every request that went
+     * out is written, no answer came back. */
+    int64_t written = -1;
+    for (int stable = 0; stable < 3;) {
+        cr_assert_geq(nagare_producer_poll(p, 150), 0);
+        int64_t now = log_end_total("dup");
+        stable = now == written && now > 1 ? stable + 1 : 0;
+        written = now;
+    }
+    cr_assert_eq(r.count, 1, "no answer got through");
+    cr_assert_gt(atomic_load(&px.dropped_bytes), 0);
+    cr_assert_lt(written, 5000, "the pipeline is bounded");
+
+    atomic_store(&px.drop, false);
+    flush_ok(p, &r, 5000);
+    cr_assert_geq(atomic_load(&px.accepted), 2, "the producer reconnected");
+    nagare_producer_destroy(p);
+    proxy_stop(&px);
+
+    /* The resent batches were answered with their first offsets. */
+    cr_assert_eq(log_end_total("dup"), 5000, "nothing written twice");
+    nagare_consumer *c = consumer(NAGARE_RESET_EARLIEST);
+    assign_ok(c, "dup", 0, NAGARE_OFFSET_BEGINNING);
+    assign_ok(c, "dup", 1, NAGARE_OFFSET_BEGINNING);
+    for (uint32_t n = 0; n < 5000; n++) {
+        const struct nagare_message *m = next_msg(c);
+        uint32_t i = value_index(m);
+        cr_assert_eq(r.partition[i], m->partition);
+        cr_assert_eq(r.offset[i], m->offset, "record %u: reported offset", i);
+    }
+    nagare_consumer_destroy(c);
+    reports_fini(&r);
+    bk_stop(&B);
+}
+
+/* ---- acks ---- */
+
+static int acks_now;
+
+static void tune_acks(struct nagare_producer_config *c) { c->acks = acks_now; }
+
+Test(client, acks_none_leader_and_all_each_deliver)
+{
+    start();
+    const int acks[] = {0, 1, -1};
+    const char *topics[] = {"acks0", "acks1", "acksall"};
+    for (int k = 0; k < 3; k++) {
+        create_topic(topics[k], 1);
+        struct reports r;
+        reports_init(&r, 2000);
+        acks_now = acks[k];
+        nagare_producer *p = producer(&r, tune_acks);
+        produce_plain(p, topics[k], 0, 21, 0, 2000);
+        flush_ok(p, &r, 2000);
+        for (uint32_t i = 0; i < 2000; i++) {
+            /* acks=0: written to the socket is all that is known. */
+            cr_assert_eq(r.offset[i], acks[k] == 0 ? -1 : (int64_t)i, "acks %d record %u",
+                         acks[k], i);
+        }
+        nagare_producer_destroy(p);
+        nagare_consumer *c = consumer(NAGARE_RESET_EARLIEST);
+        assign_ok(c, topics[k], 0, NAGARE_OFFSET_BEGINNING);
+        expect_from(c, 0, 2000, 21);
+        nagare_consumer_destroy(c);
+        reports_fini(&r);
+    }
+    bk_stop(&B);
+}
+
+/* ---- compression ---- */
+
+static void tune_zstd(struct nagare_producer_config *c)
+{
+    c->compression = NAGARE_COMPRESSION_ZSTD;
+    c->linger_ms = 20;
+}
+
+Test(client, zstd_batches_are_compressed_and_read_back)
+{
+    start();
+    create_topic("zstd", 1);
+    struct reports r;
+    reports_init(&r, 20000);
+    nagare_producer *p = producer(&r, tune_zstd);
+    produce_plain(p, "zstd", 0, 9, 0, 20000);
+    flush_ok(p, &r, 20000);
+    nagare_producer_destroy(p);
+
+    /* On the broker the batches are zstd and smaller than their records. */
+    struct cl raw;
+    cl_connect(&raw, B.port, 10000);
+    struct fetched f;
+    rq_fetch(&raw, "zstd", 0, 0, &f);
+    cr_assert_eq(f.err, 0);
+    const uint8_t *b;
+    size_t len;
+    cr_assert(bt_at(f.records, f.records_bytes, 0, &b, &len));
+    struct batch_header h;
+    cr_assert_eq(batch_header_decode(b, len, BATCH_BYTES_LIMIT, &h), 0);
+    /* The builder keeps zstd only when it made the records smaller. */
+    cr_assert_eq(batch_codec(&h), BATCH_CODEC_ZSTD);
+    rq_fetched_free(&f);
+    cl_close(&raw);
+
+    nagare_consumer *c = consumer(NAGARE_RESET_EARLIEST);
+    assign_ok(c, "zstd", 0, NAGARE_OFFSET_BEGINNING);
+    expect_from(c, 0, 20000, 9);
+    /* A seek into the middle of a compressed batch skips its first records. */
+    cr_assert_eq(nagare_consumer_seek(c, "zstd", 0, 12345), 0);
+    expect_from(c, 12345, 10, 9);
+    nagare_consumer_destroy(c);
+    reports_fini(&r);
+    bk_stop(&B);
+}
+
+/* ---- headers, null keys and values ---- */
+
+static void header_is(const struct nagare_message *m, size_t i, const char *key,
+                      const char *value, ssize_t value_len)
+{
+    struct nagare_header h;
+    nagare_message_header(m, i, &h);
+    cr_assert_eq(h.key_len, strlen(key));
+    cr_assert_eq(memcmp(h.key, key, h.key_len), 0);
+    if (value == NULL) {
+        cr_assert_eq(h.value_len, -1, "header %zu null", i);
+        return;
+    }
+    cr_assert_eq(h.value_len, value_len);
+    cr_assert_eq(memcmp(h.value, value, (size_t)h.value_len), 0);
+}
+
+Test(client, headers_and_null_keys_and_values_round_trip)
+{
+    start();
+    create_topic("hdr", 1);
+    struct reports r;
+    reports_init(&r, 8);
+    nagare_producer *p = producer(&r, tune_zstd);
+    const struct nagare_header hs[] = {
+        {.key = "trace", .key_len = 5, .value = "abc123", .value_len = 6},
+        {.key = "none", .key_len = 4, .value = NULL, .value_len = -1},
+        {.key = "", .key_len = 0, .value = "", .value_len = 0},
+        {.key = "bin", .key_len = 3, .value = "\0\1\2", .value_len = 3},
+    };
+    struct nagare_record recs[] = {
+        {.topic = "hdr", .key = NULL, .key_len = -1, .value = "v0", .value_len = 2},
+        {.topic = "hdr", .key = "k1", .key_len = 2, .value = NULL, .value_len = -1},
+        {.topic = "hdr", .key = NULL, .key_len = -1, .value = NULL, .value_len = -1},
+        {.topic = "hdr", .key = "", .key_len = 0, .value = "", .value_len = 0},
+        {.topic = "hdr", .key = "k4", .key_len = 2, .value = "v4", .value_len = 2,
+         .headers = hs, .header_count = 4},
+        {.topic = "hdr", .key = NULL, .key_len = -1, .value = "v5", .value_len = 2,
+         .headers = hs + 1, .header_count = 1},
+    };
+    for (size_t i = 0; i < 6; i++) {
+        recs[i].partition = 0;
+        recs[i].timestamp_ms = T0 + (int64_t)i;
+        recs[i].opaque = (void *)(uintptr_t)i;
+        send_record(p, &recs[i]);
+    }
+    flush_ok(p, &r, 6);
+    nagare_producer_destroy(p);
+
+    nagare_consumer *c = consumer(NAGARE_RESET_EARLIEST);
+    assign_ok(c, "hdr", 0, NAGARE_OFFSET_BEGINNING);
+    for (size_t i = 0; i < 6; i++) {
+        const struct nagare_message *m = next_msg(c);
+        cr_assert_eq(m->offset, (int64_t)i);
+        cr_assert_eq(m->timestamp_ms, T0 + (int64_t)i);
+        cr_assert_eq(m->key_len, recs[i].key_len, "record %zu key length", i);
+        cr_assert_eq(m->value_len, recs[i].value_len, "record %zu value length", i);
+        if (m->key_len > 0) {
+            cr_assert_eq(memcmp(m->key, recs[i].key, (size_t)m->key_len), 0);
+        }
+        if (m->value_len > 0) {
+            cr_assert_eq(memcmp(m->value, recs[i].value, (size_t)m->value_len), 0);
+        }
+        cr_assert_eq(m->header_count, recs[i].header_count);
+        if (i == 4) {
+            header_is(m, 0, "trace", "abc123", 6);
+            header_is(m, 1, "none", NULL, -1);
+            header_is(m, 2, "", "", 0);
+            header_is(m, 3, "bin", "\0\1\2", 3);
+        } else if (i == 5) {
+            header_is(m, 0, "none", NULL, -1);
+        }
+    }
     nagare_consumer_destroy(c);
     reports_fini(&r);
     bk_stop(&B);
