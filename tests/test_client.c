@@ -899,3 +899,237 @@ Test(client, headers_and_null_keys_and_values_round_trip)
     reports_fini(&r);
     bk_stop(&B);
 }
+
+/* ---- admin ---- */
+
+Test(client, admin_creates_describes_lists_and_deletes_topics)
+{
+    start();
+    nagare_admin *a = admin();
+    struct nagare_topic_config c;
+    nagare_topic_config_default(&c);
+    c.partitions = 3;
+    c.retention_ms = 3600000;
+    c.retention_bytes = -2;
+    c.segment_bytes = 1 << 20;
+    c.batch_bytes_max = 1 << 20;
+    cr_assert_eq(nagare_topic_create(a, "orders", &c), 0);
+    cr_assert_eq(nagare_topic_create(a, "orders", &c), -NAGARE_ETOPIC_EXISTS);
+    nagare_topic_config_default(&c);
+    cr_assert_eq(nagare_topic_create(a, "plain", &c), 0);
+    cr_assert_eq(nagare_topic_create(a, "bad/name", &c), -NAGARE_EBADNAME);
+    c.partitions = 0;
+    cr_assert_eq(nagare_topic_create(a, "zero", &c), -NAGARE_EBADARG);
+
+    struct reports r;
+    reports_init(&r, 30);
+    nagare_producer *p = producer(&r, NULL);
+    produce_plain(p, "orders", 2, 1, 0, 30);
+    flush_ok(p, &r, 30);
+    nagare_producer_destroy(p);
+
+    const struct nagare_topic_info *t;
+    size_t n;
+    cr_assert_eq(nagare_topics_describe(a, "orders", &t, &n), 0);
+    cr_assert_eq(n, 1);
+    cr_assert_str_eq(t->name, "orders");
+    cr_assert_eq(t->err, 0);
+    cr_assert_eq(t->config.partitions, 3);
+    cr_assert_eq(t->config.retention_ms, 3600000);
+    cr_assert_eq(t->config.retention_bytes, -2, "no size limit");
+    cr_assert_eq(t->config.segment_bytes, 1 << 20);
+    cr_assert_eq(t->config.batch_bytes_max, 1 << 20);
+    cr_assert_gt(t->segment_ms, 0);
+    cr_assert_eq(t->partition_count, 3);
+    for (int32_t k = 0; k < 3; k++) {
+        cr_assert_eq(t->partitions[k].partition, k);
+        cr_assert_eq(t->partitions[k].err, 0);
+        cr_assert_eq(t->partitions[k].offset_earliest, 0);
+        cr_assert_eq(t->partitions[k].offset_latest, k == 2 ? 30 : 0);
+    }
+    nagare_topics_free(a, t);
+
+    cr_assert_eq(nagare_topics_describe(a, NULL, &t, &n), 0);
+    cr_assert_eq(n, 2);
+    bool seen_orders = false;
+    bool seen_plain = false;
+    for (size_t i = 0; i < n; i++) {
+        seen_orders |= strcmp(t[i].name, "orders") == 0 && t[i].partition_count == 3;
+        seen_plain |= strcmp(t[i].name, "plain") == 0 && t[i].partition_count >= 1 &&
+                      t[i].config.retention_ms != 0;
+    }
+    cr_assert(seen_orders && seen_plain);
+    nagare_topics_free(a, t);
+
+    cr_assert_eq(nagare_topic_delete(a, "orders"), 0);
+    cr_assert_eq(nagare_topic_delete(a, "orders"), -NAGARE_EUNKNOWN_TOPIC);
+    cr_assert_eq(nagare_topics_describe(a, "orders", &t, &n), -NAGARE_EUNKNOWN_TOPIC);
+    cr_assert_eq(nagare_topics_describe(a, NULL, &t, &n), 0);
+    cr_assert_eq(n, 1);
+    nagare_topics_free(a, t);
+    nagare_admin_destroy(a);
+    reports_fini(&r);
+    bk_stop(&B);
+}
+
+/* ---- topics the producer has not seen ---- */
+
+Test(client, producing_to_a_new_topic_creates_it_when_the_broker_allows)
+{
+    start();
+    struct reports r;
+    reports_init(&r, 500);
+    nagare_producer *p = producer(&r, NULL);
+    produce_keyed(p, "fresh", 4, 500);
+    flush_ok(p, &r, 500);
+    nagare_producer_destroy(p);
+    expect_exactly_once("fresh", 1, 500, 4);
+    reports_fini(&r);
+    bk_stop(&B);
+}
+
+Test(client, producing_to_a_missing_topic_fails_when_the_broker_will_not_create_it)
+{
+    bk_set(&B, "auto_create_topics=false");
+    start();
+    create_topic("there", 1);
+    struct reports r;
+    reports_init(&r, 100);
+    nagare_producer *p = producer(&r, NULL);
+    produce_plain(p, "missing", NAGARE_PARTITION_ANY, 1, 0, 10);
+    produce_plain(p, "there", 0, 1, 10, 10);
+    cr_assert_eq(nagare_producer_flush(p, 10000), 0);
+    cr_assert_eq(r.count, 20);
+    cr_assert_eq(r.failed, 10, "the missing topic's records fail");
+    cr_assert_eq(r.first_err, -NAGARE_EUNKNOWN_TOPIC);
+    for (uint32_t i = 10; i < 20; i++) {
+        cr_assert_eq(r.offset[i], i - 10);
+    }
+    /* Now known to be missing: refused at once. */
+    struct nagare_record rec = {.topic = "missing", .partition = NAGARE_PARTITION_ANY,
+                                .key_len = -1, .value = "x", .value_len = 1};
+    cr_assert_eq(nagare_send(p, &rec), -NAGARE_EUNKNOWN_TOPIC);
+    rec.topic = "there";
+    rec.partition = 1;
+    cr_assert_eq(nagare_send(p, &rec), -NAGARE_EUNKNOWN_TOPIC, "partition past the count");
+    rec.topic = "no/slash";
+    cr_assert_eq(nagare_send(p, &rec), -NAGARE_EBADNAME);
+    nagare_producer_destroy(p);
+    reports_fini(&r);
+    bk_stop(&B);
+}
+
+/* ---- offsets out of range ---- */
+
+Test(client, out_of_range_offsets_follow_the_reset_policy)
+{
+    start();
+    create_topic("range", 1);
+    struct reports r;
+    reports_init(&r, 100);
+    nagare_producer *p = producer(&r, NULL);
+    produce_plain(p, "range", 0, 2, 0, 100);
+    flush_ok(p, &r, 100);
+    nagare_producer_destroy(p);
+
+    nagare_consumer *c = consumer(NAGARE_RESET_ERROR);
+    assign_ok(c, "range", 0, 5000);
+    const struct nagare_message *m;
+    cr_assert_eq(nagare_consumer_poll(c, WAIT_MS, &m), -NAGARE_EOFFSET_RANGE);
+    cr_assert_eq(nagare_consumer_poll(c, 100, &m), 0, "reported once, then paused");
+    cr_assert_eq(nagare_consumer_seek(c, "range", 0, 98), 0);
+    expect_from(c, 98, 2, 2);
+    nagare_consumer_destroy(c);
+
+    c = consumer(NAGARE_RESET_EARLIEST);
+    assign_ok(c, "range", 0, 5000);
+    expect_from(c, 0, 3, 2);
+    nagare_consumer_destroy(c);
+
+    c = consumer(NAGARE_RESET_LATEST);
+    assign_ok(c, "range", 0, 5000);
+    cr_assert_eq(nagare_consumer_poll(c, 500, &m), 0);
+    int64_t pos;
+    cr_assert_eq(nagare_consumer_position(c, "range", 0, &pos), 0);
+    cr_assert_eq(pos, 100);
+    cr_assert_eq(nagare_consumer_assign(c, "range", 1, 0), -NAGARE_EUNKNOWN_TOPIC);
+    cr_assert_eq(nagare_consumer_assign(c, "nope", 0, 0), -NAGARE_EUNKNOWN_TOPIC);
+    cr_assert_eq(nagare_consumer_assign(c, "range", 0, 0), -NAGARE_EBADARG, "twice");
+    nagare_consumer_destroy(c);
+    reports_fini(&r);
+    bk_stop(&B);
+}
+
+/* ---- record sizes ---- */
+
+static void tune_small_batches(struct nagare_producer_config *c) { c->batch_bytes = 4096; }
+
+Test(client, records_larger_than_a_batch_go_alone_and_too_large_are_refused)
+{
+    start();
+    nagare_admin *a = admin();
+    struct nagare_topic_config tc;
+    nagare_topic_config_default(&tc);
+    tc.partitions = 1;
+    tc.batch_bytes_max = 256 * 1024;
+    cr_assert_eq(nagare_topic_create(a, "big", &tc), 0);
+    nagare_admin_destroy(a);
+
+    struct reports r;
+    reports_init(&r, 10);
+    nagare_producer *p = producer(&r, tune_small_batches);
+    size_t sizes[] = {10, 100000, 20, 200000, 5000};
+    uint8_t *value = malloc(300000);
+    for (size_t i = 0; i < 300000; i++) {
+        value[i] = (uint8_t)(i * 7);
+    }
+    for (uint32_t i = 0; i < 5; i++) {
+        struct nagare_record rec = {.topic = "big", .partition = 0, .key_len = -1,
+                                    .value = value, .value_len = (ssize_t)sizes[i],
+                                    .opaque = (void *)(uintptr_t)i};
+        send_record(p, &rec);
+    }
+    cr_assert_eq(nagare_producer_flush(p, 10000), 0);
+    struct nagare_record huge = {.topic = "big", .partition = 0, .key_len = -1,
+                                 .value = value, .value_len = 300000};
+    cr_assert_eq(nagare_send(p, &huge), -NAGARE_ETOOBIG, "over the topic's batch_bytes_max");
+    flush_ok(p, &r, 5);
+    nagare_producer_destroy(p);
+
+    nagare_consumer *c = consumer(NAGARE_RESET_EARLIEST);
+    assign_ok(c, "big", 0, 0);
+    for (uint32_t i = 0; i < 5; i++) {
+        const struct nagare_message *m = next_msg(c);
+        cr_assert_eq((size_t)m->value_len, sizes[i]);
+        cr_assert_eq(memcmp(m->value, value, sizes[i]), 0);
+    }
+    free(value);
+    nagare_consumer_destroy(c);
+    reports_fini(&r);
+    bk_stop(&B);
+}
+
+/* ---- the consumer across a broker restart ---- */
+
+Test(client, consumer_resumes_after_the_broker_restarts)
+{
+    start();
+    create_topic("resume", 1);
+    struct reports r;
+    reports_init(&r, 2000);
+    nagare_producer *p = producer(&r, NULL);
+    produce_plain(p, "resume", 0, 6, 0, 1000);
+    cr_assert_eq(nagare_producer_flush(p, 10000), 0);
+
+    nagare_consumer *c = consumer(NAGARE_RESET_ERROR);
+    assign_ok(c, "resume", 0, 0);
+    expect_from(c, 0, 1000, 6);
+    broker_kill_restart(200);
+    produce_plain(p, "resume", 0, 6, 1000, 1000);
+    flush_ok(p, &r, 2000);
+    expect_from(c, 1000, 1000, 6);
+    nagare_producer_destroy(p);
+    nagare_consumer_destroy(c);
+    reports_fini(&r);
+    bk_stop(&B);
+}
