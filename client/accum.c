@@ -316,11 +316,36 @@ int accum_append(struct nagare_producer *p, struct ptopic *t, int32_t partition,
     return 0;
 }
 
+static void hold_reset(struct nagare_producer *p, struct phold *h);
+
+/* Fails held records once the delivery timeout passed. Returns when it
+ * will, or INT64_MAX. */
+static int64_t hold_expire(struct nagare_producer *p, struct ptopic *t, int64_t now_ms)
+{
+    struct phold *h = &t->hold;
+    if (h->count == 0) {
+        return INT64_MAX;
+    }
+    int64_t due = h->first_ms + (int64_t)p->cfg.delivery_timeout_ms;
+    if (now_ms < due) {
+        return due;
+    }
+    for (uint32_t i = 0; i < h->count; i++) {
+        accum_fail_record(p, t, h->partitions[i], -NG_ETIMEOUT, h->opaques[i]);
+    }
+    hold_reset(p, h);
+    return INT64_MAX;
+}
+
 int64_t accum_linger(struct nagare_producer *p, int64_t now_ms)
 {
     int64_t next = INT64_MAX;
     for (uint32_t i = 0; i < p->topic_slots; i++) {
         struct ptopic *t = p->topics[i];
+        if (t != NULL && t->state != PT_KNOWN) {
+            int64_t due = hold_expire(p, t, now_ms);
+            next = due < next ? due : next;
+        }
         if (t == NULL || t->state != PT_KNOWN) {
             continue;
         }
@@ -432,7 +457,9 @@ int accum_hold(struct nagare_producer *p, struct ptopic *t, int32_t partition, i
     }
     h->opaques[h->count] = opaque;
     h->partitions[h->count] = partition;
-    h->count++;
+    if (h->count++ == 0) {
+        h->first_ms = conn_mono_ms();
+    }
     return 0;
 }
 

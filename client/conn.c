@@ -657,11 +657,15 @@ int conn_poll(struct conn *c, int timeout_ms)
     if (c->fd < 0) {
         return 0;
     }
+    /* Never sleep past a request's deadline: it must be enforced on time. */
     int64_t now = conn_mono_ms();
     int64_t deadline = conn_next_deadline(c);
     if (deadline != INT64_MAX) {
         int64_t left = deadline > now ? deadline - now : 0;
-        timeout_ms = timeout_ms < 0 || left < timeout_ms ? (int)(left < INT32_MAX ? left : INT32_MAX) : timeout_ms;
+        left = left < INT32_MAX ? left : INT32_MAX;
+        if (timeout_ms < 0 || left < timeout_ms) {
+            timeout_ms = (int)left;
+        }
     }
     struct pollfd pfd = {.fd = c->fd, .events = POLLIN};
     if (c->state == CONN_CONNECTING || c->tx_head < c->tx_len) {

@@ -109,6 +109,7 @@ struct phold {
     int32_t *partitions;
     uint32_t count;
     uint32_t slots;
+    int64_t first_ms;         /* when the first held record came (monotonic) */
 };
 
 struct ptopic {
@@ -218,8 +219,10 @@ void accum_topic_fail(struct nagare_producer *p, struct ptopic *t, int err);
  * checksum) and queues it. */
 void accum_close(struct nagare_producer *p, struct ptopic *t, int32_t partition);
 
-/* Closes open batches whose linger ran out (all of them when flushing).
- * Returns the earliest time another one will, or INT64_MAX. */
+/* Closes open batches whose linger ran out (all of them when flushing), and
+ * fails held records past the delivery timeout (their topic's metadata
+ * never came). Returns the earliest time either will happen next, or
+ * INT64_MAX. */
 int64_t accum_linger(struct nagare_producer *p, int64_t now_ms);
 
 /* Records a single failed record for a report. */
