@@ -847,6 +847,21 @@ static int batch_next(nagare_consumer *c)
     return 0;
 }
 
+/* Reading the current chunk failed. Out of memory: what was buffered is
+ * dropped and fetched again from the position, so nothing is lost. Bad
+ * bytes: the partition pauses (until a seek) and the error is returned. */
+static int read_failed(nagare_consumer *c, struct cpart *p, int rc)
+{
+    if (rc == -ENOMEM) {
+        part_move(c, p, p->position);
+        return rc;
+    }
+    p->err = -NG_ECORRUPT;
+    p->err_reported = true; /* returned right here */
+    drop_chunks(c, p);
+    return -NG_ECORRUPT;
+}
+
 /* The next record from what is buffered: 1 with c->msg, 0 when nothing is
  * buffered, or an error (bad bytes: the partition pauses until a seek). */
 static int next_record(nagare_consumer *c)
@@ -879,23 +894,16 @@ static int next_record(nagare_consumer *c)
         }
         struct batch_record rec;
         rc = rc < 0 ? rc : batch_reader_next(&c->br, &rec);
-        if (rc < 0) {
-            p->err = rc == -ENOMEM ? 0 : -NG_ECORRUPT;
-            p->err_reported = true; /* returned right here */
-            chunk_release(c, c->cur);
-            c->cur = NULL;
-            return rc == -ENOMEM ? rc : -NG_ECORRUPT;
-        }
         if (rc == 0) {
             c->br_open = false;
             continue;
         }
-        if (rec.offset < p->position) {
+        if (rc == 1 && rec.offset < p->position) {
             continue; /* the fetch's first batch may start before the offset */
         }
-        rc = msg_fill(c, p, &rec);
+        rc = rc == 1 ? msg_fill(c, p, &rec) : rc;
         if (rc != 0) {
-            continue;
+            return read_failed(c, p, rc);
         }
         p->position = rec.offset + 1;
         return 1;

@@ -262,12 +262,13 @@ struct probe {
 
 static void probe_done(void *arg, int err, struct rd *body, uint16_t version)
 {
-    (void)err;
     (void)body;
     (void)version;
     struct probe *pr = arg;
     pr->t->probing = false;
-    pr->t->probed = true;
+    /* Answered (the partition's error is expected): the broker had its
+     * chance. Lost with the connection: probe again. */
+    pr->t->probed = err == 0 || -err >= NG_ERR_FIRST;
     producer_want_metadata(pr->p, pr->t);
     free(pr);
 }

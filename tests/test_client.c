@@ -510,6 +510,7 @@ static void restart_run(int down_ms, bool after)
         /* Let some batches go out: they are in flight (or written, not
          * yet answered) when the broker dies. */
         cr_assert_geq(nagare_producer_poll(p, 0), 0);
+        cr_assert_gt(nagare_producer_outstanding(p), 0, "records in flight or queued");
     }
     broker_kill_restart(down_ms);
     uint8_t value[VALUE_BYTES_MAX];
@@ -1132,4 +1133,56 @@ Test(client, consumer_resumes_after_the_broker_restarts)
     nagare_consumer_destroy(c);
     reports_fini(&r);
     bk_stop(&B);
+}
+
+/* ---- a broker that goes away for good ---- */
+
+static void tune_short(struct nagare_producer_config *c)
+{
+    c->delivery_timeout_ms = 1500;
+    c->request_timeout_ms = 500;
+}
+
+Test(client, records_fail_with_a_timeout_when_the_broker_stays_away)
+{
+    start();
+    create_topic("gone", 1);
+    struct reports r;
+    reports_init(&r, 200);
+    nagare_producer *p = producer(&r, tune_short);
+    produce_plain(p, "gone", 0, 1, 0, 100);
+    flush_ok(p, &r, 100);
+    bk_stop(&B);
+
+    produce_plain(p, "gone", 0, 1, 100, 100);
+    produce_plain(p, "unseen", NAGARE_PARTITION_ANY, 1, 0, 1); /* held: no metadata */
+    cr_assert_eq(nagare_producer_flush(p, 300), -NAGARE_ETIMEOUT);
+    cr_assert_eq(nagare_producer_outstanding(p), 101);
+    int64_t t = mono_ms();
+    cr_assert_eq(nagare_producer_flush(p, 10000), 0, "every record gets its report");
+    cr_assert_lt(mono_ms() - t, 5000);
+    cr_assert_eq(r.count, 201);
+    cr_assert_eq(r.failed, 101);
+    cr_assert_eq(r.first_err, -NAGARE_ETIMEOUT);
+    nagare_producer_destroy(p);
+
+    /* The consumer says so too, after its request timeout. */
+    struct nagare_consumer_config cc;
+    nagare_consumer_config_default(&cc);
+    cc.bootstrap = bootstrap;
+    cc.request_timeout_ms = 500;
+    start(); /* the same data: "gone" is still there */
+    nagare_consumer *c;
+    cr_assert_eq(nagare_consumer_new(&cc, &c), 0);
+    assign_ok(c, "gone", 0, 0);
+    bk_stop(&B);
+    const struct nagare_message *m;
+    int rc = 0;
+    t = mono_ms();
+    while (rc == 0 && mono_ms() - t < 5000) {
+        rc = nagare_consumer_poll(c, 100, &m);
+    }
+    cr_assert_eq(rc, -NAGARE_EDISCONNECTED, "poll: %s", nagare_strerror(rc));
+    nagare_consumer_destroy(c);
+    reports_fini(&r);
 }
