@@ -55,6 +55,13 @@ void handle_api_versions(struct server *s, struct loop_req *req,
     }
     struct proto_api_versions_resp resp;
     proto_api_versions_fill(&resp, s->cfg.frame_bytes_max);
+    uint32_t served = 0;
+    for (uint32_t i = 0; i < resp.api_count; i++) {
+        if (server_api_served(resp.apis[i].api_key)) {
+            resp.apis[served++] = resp.apis[i];
+        }
+    }
+    resp.api_count = served; /* what the codec knows and this broker serves */
     rc = proto_api_versions_resp_encode(&w, h->api_version, h->correlation_id, &resp);
     ASSERT(rc == 0); /* 32 ranges fit 1 KiB */
     server_resp_send(req, &w);

@@ -350,6 +350,11 @@ static const handler_fn handlers[PROTO_API_COUNT] = {
     [PROTO_API_INIT_PRODUCER_ID] = handle_init_producer_id,
 };
 
+bool server_api_served(uint16_t api_key)
+{
+    return api_key < PROTO_API_COUNT && handlers[api_key] != NULL;
+}
+
 static void on_request(void *arg, struct loop_req *req)
 {
     struct server *s = arg;
@@ -363,11 +368,13 @@ static void on_request(void *arg, struct loop_req *req)
         loop_req_fail(req); /* no correlation id to answer with */
         return;
     }
+    if ((rc == 0 || rc == -NG_EBADVERSION) && !server_api_served(h.api_key)) {
+        rc = -NG_EUNKNOWN_API; /* known to the codec, not served here */
+    }
     if (rc != 0) {
         server_resp_error(req, h.correlation_id, rc);
         return;
     }
-    ASSERT(h.api_key < PROTO_API_COUNT && handlers[h.api_key] != NULL);
     handlers[h.api_key](s, req, &h, &body);
 }
 

@@ -121,6 +121,11 @@ void server_resp_send(struct loop_req *req, struct wr *w);
 /* Answers req with a request-level error. */
 void server_resp_error(struct loop_req *req, uint32_t correlation_id, int err);
 
+/* True when this broker has a handler for api_key: what ApiVersions lists.
+ * Keys the codec knows but the broker does not serve (share groups, until
+ * their handlers exist) are answered NG_EUNKNOWN_API at any version. */
+bool server_api_served(uint16_t api_key);
+
 /* Request handlers, one per api: body is the reader after the header. */
 void handle_api_versions(struct server *s, struct loop_req *req,
                          const struct proto_req_header *h, struct rd *body);

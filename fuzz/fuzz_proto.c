@@ -5,7 +5,7 @@
  * prefix. Selector bit 7 clear: the bytes are a request (header and body),
  * decoded as the broker does, whatever api key they name. Bit 7 set: they
  * are a response to api (selector & 0x7f) % PROTO_API_COUNT, decoded as the
- * client does. The frame is copied to a heap block of exactly its size, so
+ * client does (an unassigned key decodes nothing). The frame is copied to a heap block of exactly its size, so
  * ASan sees any read past the end.
  *
  * Every input that decodes is re-encoded from what was decoded, through the
@@ -25,6 +25,39 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 #define FUZZ_SELECT_RESPONSE 0x80u
+
+/* Ranges of one partition, decoded into arrays to be encoded again. */
+static struct proto_share_acquired acquired_buf[PROTO_SHARE_RANGES_MAX];
+static struct proto_share_ack acks_buf[PROTO_SHARE_RANGES_MAX];
+
+/* Partitions of the group and share requests; false for other apis. */
+static bool recode_group_request_parts(uint16_t api, struct proto_dec *d, struct proto_enc *e)
+{
+    if (api == PROTO_API_OFFSET_COMMIT) {
+        struct proto_offset_commit_req_partition p;
+        while (proto_offset_commit_req_next_partition(d, &p)) {
+            proto_offset_commit_req_partition(e, &p);
+        }
+    } else if (api == PROTO_API_OFFSET_FETCH || api == PROTO_API_RESET_OFFSETS ||
+               api == PROTO_API_SHARE_FETCH) {
+        int32_t p;
+        while (proto_next_partition_index(d, &p)) {
+            proto_enc_partition_index(e, p);
+        }
+    } else if (api == PROTO_API_SHARE_ACK) {
+        struct proto_share_ack_req_partition p;
+        while (proto_share_ack_req_next_partition(d, &p)) {
+            for (uint32_t i = 0; i < p.ack_count; i++) {
+                proto_share_ack_at(&p, i, &acks_buf[i]);
+            }
+            p.acks = acks_buf;
+            proto_share_ack_req_partition(e, &p);
+        }
+    } else {
+        return false;
+    }
+    return true;
+}
 
 static int recode_topics_request(uint16_t api, struct proto_dec *d, struct proto_enc *e)
 {
@@ -46,9 +79,119 @@ static int recode_topics_request(uint16_t api, struct proto_dec *d, struct proto
             while (proto_list_offsets_req_next_partition(d, &p)) {
                 proto_list_offsets_req_partition(e, &p);
             }
+        } else {
+            (void)recode_group_request_parts(api, d, e);
         }
     }
     return proto_enc_end(e);
+}
+
+/* The group and share requests with topics; the caller re-encodes the
+ * topics. Returns the decode error, or 0 with e begun. */
+static int recode_group_request_begin(const struct proto_req_header *h, struct rd *r,
+                                      struct wr *w, struct proto_enc *e, struct proto_dec *d)
+{
+    uint16_t v = h->api_version;
+    uint32_t c = h->correlation_id;
+    int rc;
+    if (h->api_key == PROTO_API_JOIN_GROUP) {
+        struct proto_join_group_req q;
+        if ((rc = proto_join_group_req_decode(r, v, &q, d)) == 0) {
+            proto_join_group_req_begin(e, w, v, c, h->client_id, &q);
+        }
+    } else if (h->api_key == PROTO_API_OFFSET_COMMIT) {
+        struct proto_offset_commit_req q;
+        if ((rc = proto_offset_commit_req_decode(r, v, &q, d)) == 0) {
+            proto_offset_commit_req_begin(e, w, v, c, h->client_id, &q);
+        }
+    } else if (h->api_key == PROTO_API_OFFSET_FETCH) {
+        struct proto_str g;
+        if ((rc = proto_offset_fetch_req_decode(r, v, &g, d)) == 0) {
+            proto_offset_fetch_req_begin(e, w, v, c, h->client_id, g, d->topic_count < 0);
+        }
+    } else if (h->api_key == PROTO_API_RESET_OFFSETS) {
+        struct proto_reset_offsets_req q;
+        if ((rc = proto_reset_offsets_req_decode(r, v, &q, d)) == 0) {
+            proto_reset_offsets_req_begin(e, w, v, c, h->client_id, &q);
+        }
+    } else if (h->api_key == PROTO_API_SHARE_FETCH) {
+        struct proto_share_fetch_req q;
+        if ((rc = proto_share_fetch_req_decode(r, v, &q, d)) == 0) {
+            proto_share_fetch_req_begin(e, w, v, c, h->client_id, &q);
+        }
+    } else {
+        struct proto_share_ack_req q;
+        ASSERT(h->api_key == PROTO_API_SHARE_ACK);
+        if ((rc = proto_share_ack_req_decode(r, v, &q, d)) == 0) {
+            proto_share_ack_req_begin(e, w, v, c, h->client_id, &q);
+        }
+    }
+    return rc;
+}
+
+/* The group and share requests without topics. */
+static int recode_group_request_flat(const struct proto_req_header *h, struct rd *r,
+                                     struct wr *w, int *enc_rc)
+{
+    uint16_t v = h->api_version;
+    uint32_t c = h->correlation_id;
+    struct proto_str name;
+    int rc;
+    switch (h->api_key) {
+    case PROTO_API_HEARTBEAT: {
+        struct proto_heartbeat_req q;
+        rc = proto_heartbeat_req_decode(r, v, &q);
+        *enc_rc = rc ? 0 : proto_heartbeat_req_encode(w, v, c, h->client_id, &q);
+        return rc;
+    }
+    case PROTO_API_LEAVE_GROUP: {
+        struct proto_leave_group_req q;
+        rc = proto_leave_group_req_decode(r, v, &q);
+        *enc_rc = rc ? 0 : proto_leave_group_req_encode(w, v, c, h->client_id, &q);
+        return rc;
+    }
+    case PROTO_API_LIST_GROUPS:
+        rc = proto_list_groups_req_decode(r, v);
+        *enc_rc = rc ? 0 : proto_list_groups_req_encode(w, v, c, h->client_id);
+        return rc;
+    case PROTO_API_DESCRIBE_GROUP:
+        rc = proto_describe_group_req_decode(r, v, &name);
+        *enc_rc = rc ? 0 : proto_describe_group_req_encode(w, v, c, h->client_id, name);
+        return rc;
+    case PROTO_API_DELETE_GROUP:
+        rc = proto_delete_group_req_decode(r, v, &name);
+        *enc_rc = rc ? 0 : proto_delete_group_req_encode(w, v, c, h->client_id, name);
+        return rc;
+    case PROTO_API_DLQ_REDRIVE:
+        rc = proto_dlq_redrive_req_decode(r, v, &name);
+        *enc_rc = rc ? 0 : proto_dlq_redrive_req_encode(w, v, c, h->client_id, name);
+        return rc;
+    default:
+        abort(); /* the header decoder let an unknown api through */
+    }
+}
+
+static int recode_group_request(const struct proto_req_header *h, struct rd *r, struct wr *w,
+                                int *enc_rc)
+{
+    switch (h->api_key) {
+    case PROTO_API_JOIN_GROUP:
+    case PROTO_API_OFFSET_COMMIT:
+    case PROTO_API_OFFSET_FETCH:
+    case PROTO_API_RESET_OFFSETS:
+    case PROTO_API_SHARE_FETCH:
+    case PROTO_API_SHARE_ACK: {
+        struct proto_enc e;
+        struct proto_dec d;
+        int rc = recode_group_request_begin(h, r, w, &e, &d);
+        if (rc == 0) {
+            *enc_rc = recode_topics_request(h->api_key, &d, &e);
+        }
+        return rc;
+    }
+    default:
+        return recode_group_request_flat(h, r, w, enc_rc);
+    }
 }
 
 /* Decodes a request; on success re-encodes it into w. Returns the decode
@@ -130,7 +273,38 @@ static int recode_request(const uint8_t *in, size_t n, struct wr *w, int *enc_rc
         *enc_rc = recode_topics_request(h.api_key, &d, &e);
         return 0;
     default:
-        abort(); /* the header decoder let an unknown api through */
+        return recode_group_request(&h, &r, w, enc_rc);
+    }
+}
+
+/* Partitions of the group and share responses. */
+static void recode_group_partitions_response(uint16_t api, struct proto_dec *d,
+                                             struct proto_enc *e)
+{
+    if (api == PROTO_API_HEARTBEAT) {
+        int32_t p;
+        while (proto_next_partition_index(d, &p)) {
+            proto_enc_partition_index(e, p);
+        }
+    } else if (api == PROTO_API_OFFSET_COMMIT || api == PROTO_API_SHARE_ACK) {
+        struct proto_partition_result p;
+        while (proto_next_partition_result(d, &p)) {
+            proto_enc_partition_result(e, &p);
+        }
+    } else if (api == PROTO_API_OFFSET_FETCH || api == PROTO_API_RESET_OFFSETS) {
+        struct proto_partition_offset p;
+        while (proto_next_partition_offset(d, &p)) {
+            proto_enc_partition_offset(e, &p);
+        }
+    } else if (api == PROTO_API_SHARE_FETCH) {
+        struct proto_share_fetch_resp_partition p;
+        while (proto_share_fetch_resp_next_partition(d, &p)) {
+            for (uint32_t i = 0; i < p.acquired_count; i++) {
+                proto_share_fetch_acquired(&p, i, &acquired_buf[i]);
+            }
+            p.acquired = acquired_buf;
+            proto_share_fetch_resp_partition(e, &p);
+        }
     }
 }
 
@@ -159,10 +333,12 @@ static void recode_partitions_response(uint16_t api, struct proto_dec *d, struct
         while (proto_list_offsets_resp_next_partition(d, &p)) {
             proto_list_offsets_resp_partition(e, &p);
         }
+    } else {
+        recode_group_partitions_response(api, d, e);
     }
 }
 
-static int recode_topics_response(uint16_t api, struct proto_dec *d, struct proto_enc *e)
+static void recode_topics_response_parts(uint16_t api, struct proto_dec *d, struct proto_enc *e)
 {
     struct proto_topic t;
     while (proto_next_topic(d, &t)) {
@@ -173,7 +349,132 @@ static int recode_topics_response(uint16_t api, struct proto_dec *d, struct prot
         }
         recode_partitions_response(api, d, e);
     }
+}
+
+static int recode_topics_response(uint16_t api, struct proto_dec *d, struct proto_enc *e)
+{
+    recode_topics_response_parts(api, d, e);
     return proto_enc_end(e);
+}
+
+static int recode_describe_group(uint32_t c, struct rd *r, struct wr *w, int *enc_rc)
+{
+    struct proto_enc e;
+    struct proto_dec d;
+    struct proto_describe_group_resp out;
+    int rc = proto_describe_group_resp_decode(r, 0, &out, &d);
+    if (rc != 0) {
+        return rc;
+    }
+    proto_describe_group_resp_begin(&e, w, 0, c, &out);
+    struct proto_group_member_desc m;
+    struct proto_topic t;
+    while (proto_describe_group_resp_next_member(&d, &m)) {
+        proto_describe_group_resp_member(&e, m.member_id);
+        recode_topics_response_parts(PROTO_API_HEARTBEAT, &d, &e); /* bare indexes */
+    }
+    proto_describe_group_resp_seek_offsets(&d);
+    proto_describe_group_resp_offsets(&e);
+    while (proto_next_topic(&d, &t)) {
+        proto_enc_topic(&e, t.name);
+        struct proto_group_offset_desc o;
+        while (proto_describe_group_resp_next_offset(&d, &o)) {
+            proto_describe_group_resp_offset(&e, &o);
+        }
+    }
+    *enc_rc = proto_enc_end(&e);
+    return 0;
+}
+
+/* The group and share responses without topics; -1 for the others. */
+static int recode_group_flat(uint16_t api, uint32_t c, struct rd *r, struct wr *w, int *enc_rc)
+{
+    int rc;
+    int err;
+    switch (api) {
+    case PROTO_API_JOIN_GROUP: {
+        struct proto_join_group_resp out;
+        rc = proto_join_group_resp_decode(r, 0, &out);
+        *enc_rc = rc ? 0 : proto_join_group_resp_encode(w, 0, c, &out);
+        return rc;
+    }
+    case PROTO_API_LEAVE_GROUP:
+        rc = proto_leave_group_resp_decode(r, 0, &err);
+        *enc_rc = rc ? 0 : proto_leave_group_resp_encode(w, 0, c, err);
+        return rc;
+    case PROTO_API_DELETE_GROUP:
+        rc = proto_delete_group_resp_decode(r, 0, &err);
+        *enc_rc = rc ? 0 : proto_delete_group_resp_encode(w, 0, c, err);
+        return rc;
+    case PROTO_API_DLQ_REDRIVE: {
+        struct proto_dlq_redrive_resp out;
+        rc = proto_dlq_redrive_resp_decode(r, 0, &out);
+        *enc_rc = rc ? 0 : proto_dlq_redrive_resp_encode(w, 0, c, &out);
+        return rc;
+    }
+    case PROTO_API_LIST_GROUPS: {
+        struct proto_enc e;
+        struct proto_dec d;
+        if ((rc = proto_list_groups_resp_decode(r, 0, &d)) != 0) {
+            return rc;
+        }
+        proto_list_groups_resp_begin(&e, w, 0, c);
+        struct proto_group_listing g;
+        while (proto_list_groups_resp_next(&d, &g)) {
+            proto_list_groups_resp_group(&e, &g);
+        }
+        *enc_rc = proto_enc_end(&e);
+        return 0;
+    }
+    case PROTO_API_DESCRIBE_GROUP:
+        return recode_describe_group(c, r, w, enc_rc);
+    default:
+        return 1;
+    }
+}
+
+/* The group and share responses (version 0). */
+static int recode_group_body(uint16_t api, uint32_t c, struct rd *r, struct wr *w, int *enc_rc)
+{
+    int rc = recode_group_flat(api, c, r, w, enc_rc);
+    if (rc <= 0) {
+        return rc;
+    }
+    struct proto_enc e;
+    struct proto_dec d;
+    int err;
+    if (api == PROTO_API_HEARTBEAT) {
+        struct proto_heartbeat_resp out;
+        if ((rc = proto_heartbeat_resp_decode(r, 0, &out, &d)) == 0) {
+            proto_heartbeat_resp_begin(&e, w, 0, c, &out);
+        }
+    } else if (api == PROTO_API_OFFSET_COMMIT || api == PROTO_API_SHARE_ACK) {
+        bool commit = api == PROTO_API_OFFSET_COMMIT;
+        rc = commit ? proto_offset_commit_resp_decode(r, 0, &d) : proto_share_ack_resp_decode(r, 0, &d);
+        if (rc == 0 && commit) {
+            proto_offset_commit_resp_begin(&e, w, 0, c);
+        } else if (rc == 0) {
+            proto_share_ack_resp_begin(&e, w, 0, c);
+        }
+    } else if (api == PROTO_API_OFFSET_FETCH) {
+        if ((rc = proto_offset_fetch_resp_decode(r, 0, &d)) == 0) {
+            proto_offset_fetch_resp_begin(&e, w, 0, c);
+        }
+    } else if (api == PROTO_API_RESET_OFFSETS) {
+        if ((rc = proto_reset_offsets_resp_decode(r, 0, &err, &d)) == 0) {
+            proto_reset_offsets_resp_begin(&e, w, 0, c, err);
+        }
+    } else {
+        struct proto_share_fetch_resp out;
+        ASSERT(api == PROTO_API_SHARE_FETCH);
+        if ((rc = proto_share_fetch_resp_decode(r, 0, &out, &d)) == 0) {
+            proto_share_fetch_resp_begin(&e, w, 0, c, &out);
+        }
+    }
+    if (rc == 0) {
+        *enc_rc = recode_topics_response(api, &d, &e);
+    }
+    return rc;
 }
 
 /* Decodes a response body of api (version 0, the only one yet). */
@@ -243,7 +544,7 @@ static int recode_body(uint16_t api, uint32_t c, struct rd *r, struct wr *w, int
         proto_list_offsets_resp_begin(&e, w, 0, c);
         break;
     default:
-        abort();
+        return recode_group_body(api, c, r, w, enc_rc);
     }
     *enc_rc = recode_topics_response(api, &d, &e);
     return 0;
@@ -261,6 +562,9 @@ static int recode_response(uint16_t api, const uint8_t *in, size_t n, struct wr 
     if (h.err != 0) {
         *enc_rc = proto_resp_error_encode(w, h.correlation_id, h.err);
         return 0;
+    }
+    if (!proto_api_known(api)) {
+        return -NG_EUNKNOWN_API; /* no layout to decode against */
     }
     return recode_body(api, h.correlation_id, &r, w, enc_rc);
 }

@@ -16,6 +16,7 @@
 
 enum pf_type {
     PF_END = 0,
+    PF_I8,
     PF_I16,
     PF_ERR,    /* u16 error code: 0 or >= NG_ERR_FIRST */
     PF_I32,
@@ -33,6 +34,9 @@ enum pf_limit {
     LIM_PARTS,      /* PROTO_PARTITIONS_MAX, summed into the request total */
     LIM_META_PARTS, /* PROTO_PARTITIONS_MAX, not summed */
     LIM_APIS,       /* PROTO_API_RANGES_MAX */
+    LIM_GROUPS,     /* PROTO_GROUPS_MAX */
+    LIM_MEMBERS,    /* PROTO_GROUP_MEMBERS_MAX */
+    LIM_RANGES,     /* PROTO_SHARE_RANGES_MAX */
 };
 
 struct pfield {
@@ -49,7 +53,7 @@ struct pfield {
 /* Smallest encoding of each type: lets a count be checked against the
  * bytes left before a single element is read. */
 static const uint8_t pf_bytes_min[] = {
-    [PF_END] = 0, [PF_I16] = 2, [PF_ERR] = 2, [PF_I32] = 4, [PF_I64] = 8,
+    [PF_END] = 0, [PF_I8] = 1, [PF_I16] = 2, [PF_ERR] = 2, [PF_I32] = 4, [PF_I64] = 8,
     [PF_STR] = 2, [PF_NSTR] = 2, [PF_BYTES] = 4, [PF_ARRAY] = 4, [PF_NARRAY] = 4,
 };
 
@@ -107,6 +111,66 @@ static const struct pfield s_list_offsets_resp[] = {
 
 static const struct pfield s_init_producer_id_resp[] = {F(I64), F(I16), END};
 
+/* Partition elements several group messages share. */
+static const struct pfield s_part_index[] = {F(I32), END};
+static const struct pfield s_part_result[] = {F(I32), F(ERR), END};
+static const struct pfield s_part_offset[] = {F(I32), F(I64), F(ERR), END};
+/* A topic and its partitions, summed into the message total / per topic only. */
+static const struct pfield s_index_topic[] = {F(STR), ARR(PARTS, s_part_index), END};
+static const struct pfield s_index_topic_any[] = {F(STR), ARR(META_PARTS, s_part_index), END};
+static const struct pfield s_result_topic[] = {F(STR), ARR(PARTS, s_part_result), END};
+static const struct pfield s_part_results[] = {ARR(TOPICS, s_result_topic), END};
+static const struct pfield s_offset_topic[] = {F(STR), ARR(PARTS, s_part_offset), END};
+static const struct pfield s_offset_topic_any[] = {F(STR), ARR(META_PARTS, s_part_offset), END};
+static const struct pfield s_err[] = {F(ERR), END};
+
+static const struct pfield s_join_group_req[] = {
+    F(STR), F(NSTR), F(I32), ARR(TOPICS, s_name), END};
+static const struct pfield s_join_group_resp[] = {F(ERR), F(STR), F(I32), END};
+static const struct pfield s_heartbeat_req[] = {F(STR), F(STR), F(I32), END};
+static const struct pfield s_heartbeat_resp[] = {
+    F(ERR), F(I32), F(I8), ARR(TOPICS, s_index_topic), END};
+static const struct pfield s_leave_group_req[] = {F(STR), F(STR), END};
+
+static const struct pfield s_commit_part[] = {F(I32), F(I64), END};
+static const struct pfield s_commit_topic[] = {F(STR), ARR(PARTS, s_commit_part), END};
+static const struct pfield s_offset_commit_req[] = {
+    F(STR), F(NSTR), F(I32), ARR(TOPICS, s_commit_topic), END};
+static const struct pfield s_offset_fetch_req[] = {F(STR), NARR(TOPICS, s_index_topic), END};
+static const struct pfield s_offset_fetch_resp[] = {ARR(TOPICS, s_offset_topic_any), END};
+
+static const struct pfield s_group_listing[] = {F(STR), F(I8), F(I32), END};
+static const struct pfield s_list_groups_resp[] = {ARR(GROUPS, s_group_listing), END};
+
+static const struct pfield s_member_desc[] = {F(STR), ARR(TOPICS, s_index_topic_any), END};
+static const struct pfield s_offset_desc[] = {F(I32), F(I64), F(I64), F(I64), F(I64), END};
+static const struct pfield s_offset_desc_topic[] = {F(STR), ARR(META_PARTS, s_offset_desc), END};
+static const struct pfield s_describe_group_resp[] = {
+    F(ERR), F(I8), F(I32), ARR(MEMBERS, s_member_desc), ARR(TOPICS, s_offset_desc_topic), END};
+
+static const struct pfield s_reset_offsets_req[] = {
+    F(STR), F(I8), F(I64), ARR(TOPICS, s_index_topic), END};
+static const struct pfield s_reset_offsets_resp[] = {F(ERR), ARR(TOPICS, s_offset_topic), END};
+
+static const struct pfield s_share_fetch_req[] = {
+    F(STR), F(STR), F(I32), F(I32), ARR(TOPICS, s_index_topic), END};
+static const struct pfield s_acquired[] = {F(I64), F(I64), F(I16), END};
+static const struct pfield s_share_fetch_part[] = {
+    F(I32), F(ERR), ARR(RANGES, s_acquired), F(BYTES), END};
+static const struct pfield s_share_fetch_topic[] = {F(STR), ARR(PARTS, s_share_fetch_part), END};
+static const struct pfield s_share_fetch_resp[] = {
+    F(ERR), F(STR), ARR(TOPICS, s_share_fetch_topic), END};
+static const struct pfield s_ack[] = {F(I64), F(I64), F(I8), END};
+static const struct pfield s_share_ack_part[] = {F(I32), ARR(RANGES, s_ack), END};
+static const struct pfield s_share_ack_topic[] = {F(STR), ARR(PARTS, s_share_ack_part), END};
+static const struct pfield s_share_ack_req[] = {
+    F(STR), F(STR), ARR(TOPICS, s_share_ack_topic), END};
+static const struct pfield s_dlq_redrive_resp[] = {F(ERR), F(I64), END};
+
+/* Fixed sizes of the range elements, read by index. */
+#define ACQUIRED_BYTES 18
+#define ACK_BYTES 17
+
 /* How a body's outer array is laid out. */
 enum shape {
     SHAPE_NONE = 0,     /* no outer topic array */
@@ -116,6 +180,16 @@ enum shape {
     SHAPE_TOPIC_ERR_CFG_PARTS, /* name, error, config, partitions (Metadata v1) */
     SHAPE_CREATE,       /* CreateTopics request entries */
     SHAPE_RESULTS,      /* topic results */
+    SHAPE_TOPIC_PARTS_ANY, /* name, partitions (bounded per topic only) */
+    SHAPE_GROUPS,       /* ListGroups entries */
+    SHAPE_DESCRIBE,     /* DescribeGroup: members with topics, then topics */
+};
+
+/* DescribeGroup sections, in order. */
+enum section {
+    SECTION_NONE = 0,
+    SECTION_MEMBERS,
+    SECTION_OFFSETS,
 };
 
 struct msg {
@@ -146,6 +220,27 @@ static const struct msg msgs[PROTO_API_COUNT][2] = {
                                  SHAPE_TOPIC_PARTS}},
     [PROTO_API_INIT_PRODUCER_ID] = {{s_empty, NULL, SHAPE_NONE},
                                     {s_init_producer_id_resp, NULL, SHAPE_NONE}},
+    [PROTO_API_JOIN_GROUP] = {{s_join_group_req, NULL, SHAPE_NAMES},
+                              {s_join_group_resp, NULL, SHAPE_NONE}},
+    [PROTO_API_HEARTBEAT] = {{s_heartbeat_req, NULL, SHAPE_NONE},
+                             {s_heartbeat_resp, s_part_index, SHAPE_TOPIC_PARTS}},
+    [PROTO_API_LEAVE_GROUP] = {{s_leave_group_req, NULL, SHAPE_NONE}, {s_err, NULL, SHAPE_NONE}},
+    [PROTO_API_OFFSET_COMMIT] = {{s_offset_commit_req, s_commit_part, SHAPE_TOPIC_PARTS},
+                                 {s_part_results, s_part_result, SHAPE_TOPIC_PARTS}},
+    [PROTO_API_OFFSET_FETCH] = {{s_offset_fetch_req, s_part_index, SHAPE_TOPIC_PARTS},
+                                {s_offset_fetch_resp, s_part_offset, SHAPE_TOPIC_PARTS_ANY}},
+    [PROTO_API_LIST_GROUPS] = {{s_empty, NULL, SHAPE_NONE},
+                               {s_list_groups_resp, NULL, SHAPE_GROUPS}},
+    [PROTO_API_DESCRIBE_GROUP] = {{s_name, NULL, SHAPE_NONE},
+                                  {s_describe_group_resp, s_part_index, SHAPE_DESCRIBE}},
+    [PROTO_API_DELETE_GROUP] = {{s_name, NULL, SHAPE_NONE}, {s_err, NULL, SHAPE_NONE}},
+    [PROTO_API_RESET_OFFSETS] = {{s_reset_offsets_req, s_part_index, SHAPE_TOPIC_PARTS},
+                                 {s_reset_offsets_resp, s_part_offset, SHAPE_TOPIC_PARTS}},
+    [PROTO_API_SHARE_FETCH] = {{s_share_fetch_req, s_part_index, SHAPE_TOPIC_PARTS},
+                               {s_share_fetch_resp, s_share_fetch_part, SHAPE_TOPIC_PARTS}},
+    [PROTO_API_SHARE_ACK] = {{s_share_ack_req, s_share_ack_part, SHAPE_TOPIC_PARTS},
+                             {s_part_results, s_part_result, SHAPE_TOPIC_PARTS}},
+    [PROTO_API_DLQ_REDRIVE] = {{s_name, NULL, SHAPE_NONE}, {s_dlq_redrive_resp, NULL, SHAPE_NONE}},
 };
 
 static const char *const api_names[PROTO_API_COUNT] = {
@@ -157,6 +252,18 @@ static const char *const api_names[PROTO_API_COUNT] = {
     [PROTO_API_FETCH] = "Fetch",
     [PROTO_API_LIST_OFFSETS] = "ListOffsets",
     [PROTO_API_INIT_PRODUCER_ID] = "InitProducerId",
+    [PROTO_API_JOIN_GROUP] = "JoinGroup",
+    [PROTO_API_HEARTBEAT] = "Heartbeat",
+    [PROTO_API_LEAVE_GROUP] = "LeaveGroup",
+    [PROTO_API_OFFSET_COMMIT] = "OffsetCommit",
+    [PROTO_API_OFFSET_FETCH] = "OffsetFetch",
+    [PROTO_API_LIST_GROUPS] = "ListGroups",
+    [PROTO_API_DESCRIBE_GROUP] = "DescribeGroup",
+    [PROTO_API_DELETE_GROUP] = "DeleteGroup",
+    [PROTO_API_RESET_OFFSETS] = "ResetOffsets",
+    [PROTO_API_SHARE_FETCH] = "ShareFetch",
+    [PROTO_API_SHARE_ACK] = "ShareAck",
+    [PROTO_API_DLQ_REDRIVE] = "DlqRedrive",
 };
 
 /* [api][0 request, 1 response] of versions past 0: only the layouts that
@@ -172,9 +279,14 @@ static const uint16_t api_version_max[PROTO_API_COUNT] = {
 
 static_assert(PROTO_VERSIONS == 2, "msg_of() knows versions 0 and 1");
 
+bool proto_api_known(uint16_t api_key)
+{
+    return api_key < PROTO_API_COUNT && msgs[api_key][0].body != NULL;
+}
+
 static const struct msg *msg_of(uint16_t api_key, uint16_t version, bool response)
 {
-    ASSERT(api_key < PROTO_API_COUNT && version <= api_version_max[api_key]);
+    ASSERT(proto_api_known(api_key) && version <= api_version_max[api_key]);
     ASSERT(version < PROTO_VERSIONS);
     if (version == 1) {
         ASSERT(msgs_v1[api_key][response ? 1 : 0].body != NULL);
@@ -210,12 +322,12 @@ int proto_err_from_wire(uint16_t code)
 
 const char *proto_api_name(uint16_t api_key)
 {
-    return api_key < PROTO_API_COUNT ? api_names[api_key] : "unknown";
+    return proto_api_known(api_key) ? api_names[api_key] : "unknown";
 }
 
 int proto_api_check(uint16_t api_key, uint16_t api_version)
 {
-    if (api_key >= PROTO_API_COUNT) {
+    if (!proto_api_known(api_key)) {
         return -NG_EUNKNOWN_API;
     }
     if (api_version > api_version_max[api_key]) {
@@ -226,7 +338,7 @@ int proto_api_check(uint16_t api_key, uint16_t api_version)
 
 uint16_t proto_api_version_max(uint16_t api_key)
 {
-    ASSERT(api_key < PROTO_API_COUNT);
+    ASSERT(proto_api_known(api_key));
     return api_version_max[api_key];
 }
 
@@ -333,6 +445,12 @@ static int32_t limit_count(uint8_t limit)
         return PROTO_PARTITIONS_MAX;
     case LIM_APIS:
         return PROTO_API_RANGES_MAX;
+    case LIM_GROUPS:
+        return PROTO_GROUPS_MAX;
+    case LIM_MEMBERS:
+        return PROTO_GROUP_MEMBERS_MAX;
+    case LIM_RANGES:
+        return PROTO_SHARE_RANGES_MAX;
     default:
         UNREACHABLE();
     }
@@ -378,12 +496,15 @@ static int32_t walk_count(struct rd *r, const struct pfield *f, uint32_t *parts_
 }
 
 /* Checks the fields of s at r, moving past them. Recursion depth is the
- * schemas' nesting (at most 3), not anything read from the wire. */
+ * schemas' nesting (at most 4), not anything read from the wire. */
 static void walk(struct rd *r, const struct pfield *s, uint32_t *parts_total)
 {
     uint32_t unused;
     for (; s->type != PF_END && r->err == 0; s++) {
         switch (s->type) {
+        case PF_I8:
+            (void)rd_take(r, 1);
+            break;
         case PF_I16:
             (void)rd_take(r, 2);
             break;
@@ -543,16 +664,19 @@ static void enc_frame_begin(struct proto_enc *e, struct wr *w, uint16_t api_key,
 {
     ASSERT(e != NULL && w != NULL && w->err == 0);
     ASSERT(api_key < PROTO_API_COUNT && version <= api_version_max[api_key]);
+    const struct msg *m = msg_of(api_key, version, response);
     *e = (struct proto_enc){
         .w = w,
         .api_key = api_key,
         .api_version = version,
         .response = response,
-        .shape = msg_of(api_key, version, response)->shape,
+        .shape = m->shape,
         .frame_at = w->pos,
         .topics_at = NO_MARK,
         .parts_at = NO_MARK,
         .records_at = NO_MARK,
+        .members_at = NO_MARK,
+        .part_schema = m->part,
     };
     wr_be32(w, 0); /* frame length, patched by proto_enc_end() */
 }
@@ -581,10 +705,11 @@ static void enc_check(const struct proto_enc *e, uint16_t api_key, bool response
     ASSERT(e->api_key == api_key && e->response == response);
 }
 
-/* Opens the outer array: a count placeholder. */
+/* Opens the topic array: a count placeholder. */
 static void enc_topics_open(struct proto_enc *e)
 {
     e->topics_at = e->w->pos;
+    e->topic_count = 0;
     wr_be32(e->w, 0);
 }
 
@@ -635,11 +760,40 @@ static void enc_part_add(struct proto_enc *e)
     }
 }
 
+/* A records byte array the caller fills in place: its length is a
+ * placeholder until enc_records_close(). */
+static void enc_records_open(struct proto_enc *e)
+{
+    e->records_at = e->w->pos;
+    wr_be32(e->w, 0);
+}
+
+static void enc_records_close(struct proto_enc *e)
+{
+    ASSERT(e->records_at != NO_MARK);
+    struct wr *w = e->w;
+    if (w->err == 0) {
+        ASSERT(w->pos >= e->records_at + 4); /* trimmed below the records */
+        size_t n = w->pos - e->records_at - 4;
+        if (n > INT32_MAX) {
+            enc_fail(e, -NG_EBADLEN);
+        } else {
+            enc_patch32(e, e->records_at, (uint32_t)n);
+        }
+    }
+    e->records_at = NO_MARK;
+}
+
+static void enc_describe_offsets(struct proto_enc *e);
+
 int proto_enc_end(struct proto_enc *e)
 {
     ASSERT(e != NULL && e->w != NULL);
     ASSERT(e->records_at == NO_MARK); /* Fetch partition left open */
     struct wr *w = e->w;
+    if (e->shape == SHAPE_DESCRIBE && e->section == SECTION_MEMBERS) {
+        enc_describe_offsets(e); /* an empty offsets array */
+    }
     enc_parts_close(e);
     if (e->topics_at != NO_MARK) {
         enc_patch32(e, e->topics_at, (uint32_t)e->topic_count);
@@ -662,12 +816,41 @@ int proto_enc_end(struct proto_enc *e)
 
 void proto_enc_topic(struct proto_enc *e, struct proto_str name)
 {
-    ASSERT(e->shape == SHAPE_NAMES || e->shape == SHAPE_TOPIC_PARTS);
+    ASSERT(e->shape == SHAPE_NAMES || e->shape == SHAPE_TOPIC_PARTS ||
+           e->shape == SHAPE_TOPIC_PARTS_ANY || e->shape == SHAPE_DESCRIBE);
     enc_topic_add(e);
     enc_str(e, name, false);
-    if (e->shape == SHAPE_TOPIC_PARTS) {
+    if (e->shape != SHAPE_NAMES) {
         enc_parts_open(e);
     }
+}
+
+/* Starts a partition whose element is `schema`. */
+static void enc_part_of(struct proto_enc *e, const struct pfield *schema)
+{
+    ASSERT(e->part_schema == schema);
+    enc_part_add(e);
+}
+
+void proto_enc_partition_index(struct proto_enc *e, int32_t partition)
+{
+    enc_part_of(e, s_part_index);
+    wr_be32(e->w, (uint32_t)partition);
+}
+
+void proto_enc_partition_result(struct proto_enc *e, const struct proto_partition_result *r)
+{
+    enc_part_of(e, s_part_result);
+    wr_be32(e->w, (uint32_t)r->partition);
+    enc_err(e, r->err);
+}
+
+void proto_enc_partition_offset(struct proto_enc *e, const struct proto_partition_offset *p)
+{
+    enc_part_of(e, s_part_offset);
+    wr_be32(e->w, (uint32_t)p->partition);
+    wr_be64(e->w, (uint64_t)p->offset);
+    enc_err(e, p->err);
 }
 
 int proto_resp_error_encode(struct wr *w, uint32_t correlation_id, int err)
@@ -708,6 +891,7 @@ static int dec_open(struct rd *body, uint16_t api_key, uint16_t version,
         .api_version = version,
         .response = response,
         .shape = m->shape,
+        .section = m->shape == SHAPE_DESCRIBE ? SECTION_MEMBERS : SECTION_NONE,
     };
     body->pos = body->len; /* consumed: the iterators own the rest */
     return 0;
@@ -741,7 +925,8 @@ bool proto_next_topic(struct proto_dec *d, struct proto_topic *t)
 {
     ASSERT(d != NULL && t != NULL);
     ASSERT(d->shape == SHAPE_NAMES || d->shape == SHAPE_TOPIC_PARTS ||
-           d->shape == SHAPE_TOPIC_ERR_PARTS || d->shape == SHAPE_TOPIC_ERR_CFG_PARTS);
+           d->shape == SHAPE_TOPIC_ERR_PARTS || d->shape == SHAPE_TOPIC_ERR_CFG_PARTS ||
+           d->shape == SHAPE_TOPIC_PARTS_ANY || d->shape == SHAPE_DESCRIBE);
     uint32_t unused = 0;
     for (; d->parts_left > 0; d->parts_left--) {
         walk(&d->rd, d->part_schema, &unused);
@@ -792,10 +977,11 @@ void proto_api_versions_fill(struct proto_api_versions_resp *resp, uint32_t fram
     ASSERT(resp != NULL);
     *resp = (struct proto_api_versions_resp){.frame_bytes_max = frame_bytes_max};
     for (uint16_t k = 0; k < PROTO_API_COUNT; k++) {
-        resp->apis[k] = (struct proto_api_range){
-            .api_key = k, .version_min = 0, .version_max = api_version_max[k]};
+        if (proto_api_known(k)) {
+            resp->apis[resp->api_count++] = (struct proto_api_range){
+                .api_key = k, .version_min = 0, .version_max = api_version_max[k]};
+        }
     }
-    resp->api_count = PROTO_API_COUNT;
 }
 
 int proto_api_versions_resp_encode(struct wr *w, uint16_t version,
@@ -1217,25 +1403,13 @@ void proto_fetch_resp_partition_begin(struct proto_enc *e,
     enc_err(e, p->err);
     wr_be64(e->w, (uint64_t)p->offset_earliest);
     wr_be64(e->w, (uint64_t)p->offset_latest);
-    e->records_at = e->w->pos;
-    wr_be32(e->w, 0); /* records length, patched by _partition_end() */
+    enc_records_open(e); /* patched by _partition_end() */
 }
 
 void proto_fetch_resp_partition_end(struct proto_enc *e)
 {
     enc_check(e, PROTO_API_FETCH, true);
-    ASSERT(e->records_at != NO_MARK);
-    struct wr *w = e->w;
-    if (w->err == 0) {
-        ASSERT(w->pos >= e->records_at + 4); /* trimmed below the records */
-        size_t n = w->pos - e->records_at - 4;
-        if (n > INT32_MAX) {
-            enc_fail(e, -NG_EBADLEN);
-        } else {
-            enc_patch32(e, e->records_at, (uint32_t)n);
-        }
-    }
-    e->records_at = NO_MARK;
+    enc_records_close(e);
 }
 
 void proto_fetch_resp_partition(struct proto_enc *e, const struct proto_fetch_resp_partition *p)
@@ -1388,6 +1562,908 @@ int proto_init_producer_id_resp_decode(struct rd *body, uint16_t version,
     }
     out->producer_id = (int64_t)rd_be64(&d.rd);
     out->producer_epoch = (int16_t)rd_be16(&d.rd);
+    ASSERT(d.rd.err == 0);
+    return 0;
+}
+
+/* ---- shared partition elements ---- */
+
+/* Counts down the next partition of the current topic, whose element must
+ * be `schema`. */
+static bool dec_part_of(struct proto_dec *d, const struct pfield *schema)
+{
+    ASSERT(d->part_schema == schema);
+    if (d->parts_left == 0) {
+        return false;
+    }
+    d->parts_left--;
+    return true;
+}
+
+bool proto_next_partition_index(struct proto_dec *d, int32_t *partition)
+{
+    if (!dec_part_of(d, s_part_index)) {
+        return false;
+    }
+    *partition = (int32_t)rd_be32(&d->rd);
+    ASSERT(d->rd.err == 0);
+    return true;
+}
+
+bool proto_next_partition_result(struct proto_dec *d, struct proto_partition_result *r)
+{
+    if (!dec_part_of(d, s_part_result)) {
+        return false;
+    }
+    r->partition = (int32_t)rd_be32(&d->rd);
+    r->err = rd_err_code(&d->rd);
+    ASSERT(d->rd.err == 0);
+    return true;
+}
+
+bool proto_next_partition_offset(struct proto_dec *d, struct proto_partition_offset *p)
+{
+    if (!dec_part_of(d, s_part_offset)) {
+        return false;
+    }
+    p->partition = (int32_t)rd_be32(&d->rd);
+    p->offset = (int64_t)rd_be64(&d->rd);
+    p->err = rd_err_code(&d->rd);
+    ASSERT(d->rd.err == 0);
+    return true;
+}
+
+/* ---- one-shot bodies shared by several apis ---- */
+
+/* A request whose body is one string (a group or topic name). */
+static int enc_name_req(struct wr *w, uint16_t api_key, uint16_t version,
+                        uint32_t correlation_id, struct proto_str client_id,
+                        struct proto_str name)
+{
+    struct proto_enc e;
+    enc_req_begin(&e, w, api_key, version, correlation_id, client_id);
+    enc_str(&e, name, false);
+    return proto_enc_end(&e);
+}
+
+static int dec_name_req(struct rd *body, uint16_t api_key, uint16_t version,
+                        struct proto_str *name_out)
+{
+    ASSERT(name_out != NULL);
+    struct proto_dec d;
+    int rc = dec_open(body, api_key, version, false, &d);
+    if (rc == 0) {
+        *name_out = rd_str(&d.rd, false);
+        ASSERT(d.rd.err == 0);
+    }
+    return rc;
+}
+
+/* A response whose body is one error. */
+static int enc_err_resp(struct wr *w, uint16_t api_key, uint16_t version,
+                        uint32_t correlation_id, int err)
+{
+    struct proto_enc e;
+    enc_resp_begin(&e, w, api_key, version, correlation_id);
+    enc_err(&e, err);
+    return proto_enc_end(&e);
+}
+
+static int dec_err_resp(struct rd *body, uint16_t api_key, uint16_t version, int *err_out)
+{
+    ASSERT(err_out != NULL);
+    struct proto_dec d;
+    int rc = dec_open(body, api_key, version, true, &d);
+    if (rc == 0) {
+        *err_out = rd_err_code(&d.rd);
+        ASSERT(d.rd.err == 0);
+    }
+    return rc;
+}
+
+/* A response whose body is a topic array, opened. */
+static void enc_topics_resp_begin(struct proto_enc *e, struct wr *w, uint16_t api_key,
+                                  uint16_t version, uint32_t correlation_id)
+{
+    enc_resp_begin(e, w, api_key, version, correlation_id);
+    enc_topics_open(e);
+}
+
+static int dec_topics_body(struct rd *body, uint16_t api_key, uint16_t version,
+                           bool response, struct proto_dec *d)
+{
+    int rc = dec_open(body, api_key, version, response, d);
+    if (rc == 0) {
+        dec_topics_open(d);
+    }
+    return rc;
+}
+
+/* ---- JoinGroup, Heartbeat, LeaveGroup ---- */
+
+void proto_join_group_req_begin(struct proto_enc *e, struct wr *w, uint16_t version,
+                                uint32_t correlation_id, struct proto_str client_id,
+                                const struct proto_join_group_req *req)
+{
+    ASSERT(req != NULL);
+    enc_req_begin(e, w, PROTO_API_JOIN_GROUP, version, correlation_id, client_id);
+    enc_str(e, req->group, false);
+    enc_str(e, req->member_id, true);
+    wr_be32(w, (uint32_t)req->session_timeout_ms);
+    enc_topics_open(e);
+}
+
+int proto_join_group_req_decode(struct rd *body, uint16_t version,
+                                struct proto_join_group_req *out, struct proto_dec *d)
+{
+    ASSERT(out != NULL);
+    int rc = dec_open(body, PROTO_API_JOIN_GROUP, version, false, d);
+    if (rc != 0) {
+        return rc;
+    }
+    out->group = rd_str(&d->rd, false);
+    out->member_id = rd_str(&d->rd, true);
+    out->session_timeout_ms = (int32_t)rd_be32(&d->rd);
+    dec_topics_open(d);
+    return out->session_timeout_ms < 0 ? -NG_EBADARG : 0;
+}
+
+int proto_join_group_resp_encode(struct wr *w, uint16_t version, uint32_t correlation_id,
+                                 const struct proto_join_group_resp *r)
+{
+    ASSERT(r != NULL);
+    struct proto_enc e;
+    enc_resp_begin(&e, w, PROTO_API_JOIN_GROUP, version, correlation_id);
+    enc_err(&e, r->err);
+    enc_str(&e, r->member_id, false);
+    wr_be32(w, (uint32_t)r->generation);
+    return proto_enc_end(&e);
+}
+
+int proto_join_group_resp_decode(struct rd *body, uint16_t version,
+                                 struct proto_join_group_resp *out)
+{
+    ASSERT(out != NULL);
+    struct proto_dec d;
+    int rc = dec_open(body, PROTO_API_JOIN_GROUP, version, true, &d);
+    if (rc != 0) {
+        return rc;
+    }
+    out->err = rd_err_code(&d.rd);
+    out->member_id = rd_str(&d.rd, false);
+    out->generation = (int32_t)rd_be32(&d.rd);
+    ASSERT(d.rd.err == 0);
+    return 0;
+}
+
+int proto_heartbeat_req_encode(struct wr *w, uint16_t version, uint32_t correlation_id,
+                               struct proto_str client_id, const struct proto_heartbeat_req *r)
+{
+    ASSERT(r != NULL);
+    struct proto_enc e;
+    enc_req_begin(&e, w, PROTO_API_HEARTBEAT, version, correlation_id, client_id);
+    enc_str(&e, r->group, false);
+    enc_str(&e, r->member_id, false);
+    wr_be32(w, (uint32_t)r->generation);
+    return proto_enc_end(&e);
+}
+
+int proto_heartbeat_req_decode(struct rd *body, uint16_t version, struct proto_heartbeat_req *out)
+{
+    ASSERT(out != NULL);
+    struct proto_dec d;
+    int rc = dec_open(body, PROTO_API_HEARTBEAT, version, false, &d);
+    if (rc != 0) {
+        return rc;
+    }
+    out->group = rd_str(&d.rd, false);
+    out->member_id = rd_str(&d.rd, false);
+    out->generation = (int32_t)rd_be32(&d.rd);
+    ASSERT(d.rd.err == 0);
+    return 0;
+}
+
+void proto_heartbeat_resp_begin(struct proto_enc *e, struct wr *w, uint16_t version,
+                                uint32_t correlation_id, const struct proto_heartbeat_resp *r)
+{
+    ASSERT(r != NULL);
+    enc_resp_begin(e, w, PROTO_API_HEARTBEAT, version, correlation_id);
+    enc_err(e, r->err);
+    wr_be32(w, (uint32_t)r->generation);
+    wr_u8(w, r->rebalancing ? 1 : 0);
+    enc_topics_open(e);
+}
+
+int proto_heartbeat_resp_decode(struct rd *body, uint16_t version,
+                                struct proto_heartbeat_resp *out, struct proto_dec *d)
+{
+    ASSERT(out != NULL);
+    int rc = dec_open(body, PROTO_API_HEARTBEAT, version, true, d);
+    if (rc != 0) {
+        return rc;
+    }
+    out->err = rd_err_code(&d->rd);
+    out->generation = (int32_t)rd_be32(&d->rd);
+    uint8_t rebalancing = rd_u8(&d->rd);
+    out->rebalancing = rebalancing != 0;
+    dec_topics_open(d);
+    return rebalancing > 1 ? -NG_EBADARG : 0;
+}
+
+int proto_leave_group_req_encode(struct wr *w, uint16_t version, uint32_t correlation_id,
+                                 struct proto_str client_id,
+                                 const struct proto_leave_group_req *r)
+{
+    ASSERT(r != NULL);
+    struct proto_enc e;
+    enc_req_begin(&e, w, PROTO_API_LEAVE_GROUP, version, correlation_id, client_id);
+    enc_str(&e, r->group, false);
+    enc_str(&e, r->member_id, false);
+    return proto_enc_end(&e);
+}
+
+int proto_leave_group_req_decode(struct rd *body, uint16_t version,
+                                 struct proto_leave_group_req *out)
+{
+    ASSERT(out != NULL);
+    struct proto_dec d;
+    int rc = dec_open(body, PROTO_API_LEAVE_GROUP, version, false, &d);
+    if (rc != 0) {
+        return rc;
+    }
+    out->group = rd_str(&d.rd, false);
+    out->member_id = rd_str(&d.rd, false);
+    ASSERT(d.rd.err == 0);
+    return 0;
+}
+
+int proto_leave_group_resp_encode(struct wr *w, uint16_t version, uint32_t correlation_id,
+                                  int err)
+{
+    return enc_err_resp(w, PROTO_API_LEAVE_GROUP, version, correlation_id, err);
+}
+
+int proto_leave_group_resp_decode(struct rd *body, uint16_t version, int *err_out)
+{
+    return dec_err_resp(body, PROTO_API_LEAVE_GROUP, version, err_out);
+}
+
+/* ---- OffsetCommit, OffsetFetch ---- */
+
+void proto_offset_commit_req_begin(struct proto_enc *e, struct wr *w, uint16_t version,
+                                   uint32_t correlation_id, struct proto_str client_id,
+                                   const struct proto_offset_commit_req *req)
+{
+    ASSERT(req != NULL);
+    enc_req_begin(e, w, PROTO_API_OFFSET_COMMIT, version, correlation_id, client_id);
+    enc_str(e, req->group, false);
+    enc_str(e, req->member_id, true);
+    wr_be32(w, (uint32_t)req->generation);
+    enc_topics_open(e);
+}
+
+void proto_offset_commit_req_partition(struct proto_enc *e,
+                                       const struct proto_offset_commit_req_partition *p)
+{
+    enc_check(e, PROTO_API_OFFSET_COMMIT, false);
+    enc_part_add(e);
+    wr_be32(e->w, (uint32_t)p->partition);
+    wr_be64(e->w, (uint64_t)p->offset);
+}
+
+int proto_offset_commit_req_decode(struct rd *body, uint16_t version,
+                                   struct proto_offset_commit_req *out, struct proto_dec *d)
+{
+    ASSERT(out != NULL);
+    int rc = dec_open(body, PROTO_API_OFFSET_COMMIT, version, false, d);
+    if (rc != 0) {
+        return rc;
+    }
+    out->group = rd_str(&d->rd, false);
+    out->member_id = rd_str(&d->rd, true);
+    out->generation = (int32_t)rd_be32(&d->rd);
+    dec_topics_open(d);
+    return 0;
+}
+
+bool proto_offset_commit_req_next_partition(struct proto_dec *d,
+                                            struct proto_offset_commit_req_partition *p)
+{
+    if (!dec_part_next(d, PROTO_API_OFFSET_COMMIT, false)) {
+        return false;
+    }
+    p->partition = (int32_t)rd_be32(&d->rd);
+    p->offset = (int64_t)rd_be64(&d->rd);
+    ASSERT(d->rd.err == 0);
+    return true;
+}
+
+void proto_offset_commit_resp_begin(struct proto_enc *e, struct wr *w, uint16_t version,
+                                    uint32_t correlation_id)
+{
+    enc_topics_resp_begin(e, w, PROTO_API_OFFSET_COMMIT, version, correlation_id);
+}
+
+int proto_offset_commit_resp_decode(struct rd *body, uint16_t version, struct proto_dec *d)
+{
+    return dec_topics_body(body, PROTO_API_OFFSET_COMMIT, version, true, d);
+}
+
+void proto_offset_fetch_req_begin(struct proto_enc *e, struct wr *w, uint16_t version,
+                                  uint32_t correlation_id, struct proto_str client_id,
+                                  struct proto_str group, bool topics_all)
+{
+    enc_req_begin(e, w, PROTO_API_OFFSET_FETCH, version, correlation_id, client_id);
+    enc_str(e, group, false);
+    if (topics_all) {
+        wr_be32(w, UINT32_MAX); /* null array: every committed partition */
+    } else {
+        enc_topics_open(e);
+    }
+}
+
+int proto_offset_fetch_req_decode(struct rd *body, uint16_t version, struct proto_str *group_out,
+                                  struct proto_dec *d)
+{
+    ASSERT(group_out != NULL);
+    int rc = dec_open(body, PROTO_API_OFFSET_FETCH, version, false, d);
+    if (rc != 0) {
+        return rc;
+    }
+    *group_out = rd_str(&d->rd, false);
+    dec_topics_open(d);
+    return 0;
+}
+
+void proto_offset_fetch_resp_begin(struct proto_enc *e, struct wr *w, uint16_t version,
+                                   uint32_t correlation_id)
+{
+    enc_topics_resp_begin(e, w, PROTO_API_OFFSET_FETCH, version, correlation_id);
+}
+
+int proto_offset_fetch_resp_decode(struct rd *body, uint16_t version, struct proto_dec *d)
+{
+    return dec_topics_body(body, PROTO_API_OFFSET_FETCH, version, true, d);
+}
+
+/* ---- ListGroups ---- */
+
+int proto_list_groups_req_encode(struct wr *w, uint16_t version, uint32_t correlation_id,
+                                 struct proto_str client_id)
+{
+    struct proto_enc e;
+    enc_req_begin(&e, w, PROTO_API_LIST_GROUPS, version, correlation_id, client_id);
+    return proto_enc_end(&e);
+}
+
+int proto_list_groups_req_decode(struct rd *body, uint16_t version)
+{
+    struct proto_dec d;
+    return dec_open(body, PROTO_API_LIST_GROUPS, version, false, &d);
+}
+
+void proto_list_groups_resp_begin(struct proto_enc *e, struct wr *w, uint16_t version,
+                                  uint32_t correlation_id)
+{
+    enc_topics_resp_begin(e, w, PROTO_API_LIST_GROUPS, version, correlation_id);
+}
+
+void proto_list_groups_resp_group(struct proto_enc *e, const struct proto_group_listing *g)
+{
+    enc_check(e, PROTO_API_LIST_GROUPS, true);
+    ASSERT(e->topics_at != NO_MARK);
+    if (e->topic_count == PROTO_GROUPS_MAX) {
+        enc_fail(e, -NG_EBADCOUNT);
+        return;
+    }
+    e->topic_count++;
+    enc_str(e, g->group, false);
+    wr_u8(e->w, (uint8_t)g->kind);
+    wr_be32(e->w, (uint32_t)g->member_count);
+}
+
+int proto_list_groups_resp_decode(struct rd *body, uint16_t version, struct proto_dec *d)
+{
+    return dec_topics_body(body, PROTO_API_LIST_GROUPS, version, true, d);
+}
+
+bool proto_list_groups_resp_next(struct proto_dec *d, struct proto_group_listing *g)
+{
+    dec_check(d, PROTO_API_LIST_GROUPS, true);
+    if (d->topics_left == 0) {
+        return false;
+    }
+    d->topics_left--;
+    g->group = rd_str(&d->rd, false);
+    g->kind = (int8_t)rd_u8(&d->rd);
+    g->member_count = (int32_t)rd_be32(&d->rd);
+    ASSERT(d->rd.err == 0);
+    return true;
+}
+
+/* ---- DescribeGroup ---- */
+
+int proto_describe_group_req_encode(struct wr *w, uint16_t version, uint32_t correlation_id,
+                                    struct proto_str client_id, struct proto_str group)
+{
+    return enc_name_req(w, PROTO_API_DESCRIBE_GROUP, version, correlation_id, client_id, group);
+}
+
+int proto_describe_group_req_decode(struct rd *body, uint16_t version, struct proto_str *group_out)
+{
+    return dec_name_req(body, PROTO_API_DESCRIBE_GROUP, version, group_out);
+}
+
+void proto_describe_group_resp_begin(struct proto_enc *e, struct wr *w, uint16_t version,
+                                     uint32_t correlation_id,
+                                     const struct proto_describe_group_resp *r)
+{
+    ASSERT(r != NULL);
+    enc_resp_begin(e, w, PROTO_API_DESCRIBE_GROUP, version, correlation_id);
+    enc_err(e, r->err);
+    wr_u8(w, (uint8_t)r->kind);
+    wr_be32(w, (uint32_t)r->generation);
+    e->members_at = w->pos;
+    wr_be32(w, 0); /* members, patched by enc_describe_offsets() */
+    e->section = SECTION_MEMBERS;
+}
+
+/* Closes the open member's assignment: its last topic, then its topics. */
+static void enc_member_close(struct proto_enc *e)
+{
+    enc_parts_close(e);
+    if (e->topics_at != NO_MARK) {
+        enc_patch32(e, e->topics_at, (uint32_t)e->topic_count);
+        e->topics_at = NO_MARK;
+    }
+}
+
+void proto_describe_group_resp_member(struct proto_enc *e, struct proto_str member_id)
+{
+    enc_check(e, PROTO_API_DESCRIBE_GROUP, true);
+    ASSERT(e->section == SECTION_MEMBERS);
+    enc_member_close(e);
+    if (e->member_count == PROTO_GROUP_MEMBERS_MAX) {
+        enc_fail(e, -NG_EBADCOUNT);
+    } else {
+        e->member_count++;
+    }
+    enc_str(e, member_id, false);
+    enc_topics_open(e);
+}
+
+static void enc_describe_offsets(struct proto_enc *e)
+{
+    ASSERT(e->section == SECTION_MEMBERS);
+    enc_member_close(e);
+    enc_patch32(e, e->members_at, (uint32_t)e->member_count);
+    e->members_at = NO_MARK;
+    e->section = SECTION_OFFSETS;
+    e->part_schema = s_offset_desc;
+    enc_topics_open(e);
+}
+
+void proto_describe_group_resp_offsets(struct proto_enc *e)
+{
+    enc_check(e, PROTO_API_DESCRIBE_GROUP, true);
+    enc_describe_offsets(e);
+}
+
+void proto_describe_group_resp_offset(struct proto_enc *e, const struct proto_group_offset_desc *o)
+{
+    enc_check(e, PROTO_API_DESCRIBE_GROUP, true);
+    enc_part_of(e, s_offset_desc);
+    wr_be32(e->w, (uint32_t)o->partition);
+    wr_be64(e->w, (uint64_t)o->committed);
+    wr_be64(e->w, (uint64_t)o->end);
+    wr_be64(e->w, (uint64_t)o->lag_records);
+    wr_be64(e->w, (uint64_t)o->lag_ms);
+}
+
+int proto_describe_group_resp_decode(struct rd *body, uint16_t version,
+                                     struct proto_describe_group_resp *out, struct proto_dec *d)
+{
+    ASSERT(out != NULL);
+    int rc = dec_open(body, PROTO_API_DESCRIBE_GROUP, version, true, d);
+    if (rc != 0) {
+        return rc;
+    }
+    out->err = rd_err_code(&d->rd);
+    out->kind = (int8_t)rd_u8(&d->rd);
+    out->generation = (int32_t)rd_be32(&d->rd);
+    d->topic_count = (int32_t)rd_be32(&d->rd);
+    d->members_left = d->topic_count;
+    ASSERT(d->rd.err == 0);
+    return 0;
+}
+
+/* Skips what is left of the current member's assignment. */
+static void dec_member_skip(struct proto_dec *d)
+{
+    uint32_t unused = 0;
+    for (; d->parts_left > 0; d->parts_left--) {
+        walk(&d->rd, d->part_schema, &unused);
+    }
+    for (; d->topics_left > 0; d->topics_left--) {
+        walk(&d->rd, s_index_topic_any, &unused);
+    }
+}
+
+bool proto_describe_group_resp_next_member(struct proto_dec *d, struct proto_group_member_desc *m)
+{
+    dec_check(d, PROTO_API_DESCRIBE_GROUP, true);
+    ASSERT(d->section == SECTION_MEMBERS);
+    dec_member_skip(d);
+    if (d->members_left == 0) {
+        return false;
+    }
+    d->members_left--;
+    m->member_id = rd_str(&d->rd, false);
+    m->topic_count = (int32_t)rd_be32(&d->rd);
+    d->topics_left = m->topic_count;
+    ASSERT(d->rd.err == 0);
+    return true;
+}
+
+void proto_describe_group_resp_seek_offsets(struct proto_dec *d)
+{
+    dec_check(d, PROTO_API_DESCRIBE_GROUP, true);
+    ASSERT(d->section == SECTION_MEMBERS);
+    dec_member_skip(d);
+    uint32_t unused = 0;
+    for (; d->members_left > 0; d->members_left--) {
+        walk(&d->rd, s_member_desc, &unused);
+    }
+    d->section = SECTION_OFFSETS;
+    d->part_schema = s_offset_desc;
+    dec_topics_open(d);
+}
+
+bool proto_describe_group_resp_next_offset(struct proto_dec *d, struct proto_group_offset_desc *o)
+{
+    dec_check(d, PROTO_API_DESCRIBE_GROUP, true);
+    if (!dec_part_of(d, s_offset_desc)) {
+        return false;
+    }
+    o->partition = (int32_t)rd_be32(&d->rd);
+    o->committed = (int64_t)rd_be64(&d->rd);
+    o->end = (int64_t)rd_be64(&d->rd);
+    o->lag_records = (int64_t)rd_be64(&d->rd);
+    o->lag_ms = (int64_t)rd_be64(&d->rd);
+    ASSERT(d->rd.err == 0);
+    return true;
+}
+
+/* ---- DeleteGroup, ResetOffsets ---- */
+
+int proto_delete_group_req_encode(struct wr *w, uint16_t version, uint32_t correlation_id,
+                                  struct proto_str client_id, struct proto_str group)
+{
+    return enc_name_req(w, PROTO_API_DELETE_GROUP, version, correlation_id, client_id, group);
+}
+
+int proto_delete_group_req_decode(struct rd *body, uint16_t version, struct proto_str *group_out)
+{
+    return dec_name_req(body, PROTO_API_DELETE_GROUP, version, group_out);
+}
+
+int proto_delete_group_resp_encode(struct wr *w, uint16_t version, uint32_t correlation_id,
+                                   int err)
+{
+    return enc_err_resp(w, PROTO_API_DELETE_GROUP, version, correlation_id, err);
+}
+
+int proto_delete_group_resp_decode(struct rd *body, uint16_t version, int *err_out)
+{
+    return dec_err_resp(body, PROTO_API_DELETE_GROUP, version, err_out);
+}
+
+void proto_reset_offsets_req_begin(struct proto_enc *e, struct wr *w, uint16_t version,
+                                   uint32_t correlation_id, struct proto_str client_id,
+                                   const struct proto_reset_offsets_req *req)
+{
+    ASSERT(req != NULL);
+    enc_req_begin(e, w, PROTO_API_RESET_OFFSETS, version, correlation_id, client_id);
+    enc_str(e, req->group, false);
+    wr_u8(w, (uint8_t)req->to);
+    wr_be64(w, (uint64_t)req->value);
+    enc_topics_open(e);
+}
+
+int proto_reset_offsets_req_decode(struct rd *body, uint16_t version,
+                                   struct proto_reset_offsets_req *out, struct proto_dec *d)
+{
+    ASSERT(out != NULL);
+    int rc = dec_open(body, PROTO_API_RESET_OFFSETS, version, false, d);
+    if (rc != 0) {
+        return rc;
+    }
+    out->group = rd_str(&d->rd, false);
+    out->to = (int8_t)rd_u8(&d->rd);
+    out->value = (int64_t)rd_be64(&d->rd);
+    dec_topics_open(d);
+    if (out->to < PROTO_RESET_EARLIEST || out->to > PROTO_RESET_TIMESTAMP) {
+        return -NG_EBADARG;
+    }
+    bool valued = out->to == PROTO_RESET_OFFSET || out->to == PROTO_RESET_TIMESTAMP;
+    return valued && out->value < 0 ? -NG_EBADARG : 0;
+}
+
+void proto_reset_offsets_resp_begin(struct proto_enc *e, struct wr *w, uint16_t version,
+                                    uint32_t correlation_id, int err)
+{
+    enc_resp_begin(e, w, PROTO_API_RESET_OFFSETS, version, correlation_id);
+    enc_err(e, err);
+    enc_topics_open(e);
+}
+
+int proto_reset_offsets_resp_decode(struct rd *body, uint16_t version, int *err_out,
+                                    struct proto_dec *d)
+{
+    ASSERT(err_out != NULL);
+    int rc = dec_open(body, PROTO_API_RESET_OFFSETS, version, true, d);
+    if (rc != 0) {
+        return rc;
+    }
+    *err_out = rd_err_code(&d->rd);
+    dec_topics_open(d);
+    return 0;
+}
+
+/* ---- ShareFetch ---- */
+
+void proto_share_fetch_req_begin(struct proto_enc *e, struct wr *w, uint16_t version,
+                                 uint32_t correlation_id, struct proto_str client_id,
+                                 const struct proto_share_fetch_req *req)
+{
+    ASSERT(req != NULL);
+    enc_req_begin(e, w, PROTO_API_SHARE_FETCH, version, correlation_id, client_id);
+    enc_str(e, req->group, false);
+    enc_str(e, req->member_id, false);
+    wr_be32(w, (uint32_t)req->wait_max_ms);
+    wr_be32(w, (uint32_t)req->records_max);
+    enc_topics_open(e);
+}
+
+int proto_share_fetch_req_decode(struct rd *body, uint16_t version,
+                                 struct proto_share_fetch_req *out, struct proto_dec *d)
+{
+    ASSERT(out != NULL);
+    int rc = dec_open(body, PROTO_API_SHARE_FETCH, version, false, d);
+    if (rc != 0) {
+        return rc;
+    }
+    out->group = rd_str(&d->rd, false);
+    out->member_id = rd_str(&d->rd, false);
+    out->wait_max_ms = (int32_t)rd_be32(&d->rd);
+    out->records_max = (int32_t)rd_be32(&d->rd);
+    dec_topics_open(d);
+    return out->wait_max_ms < 0 || out->records_max < 0 ? -NG_EBADARG : 0;
+}
+
+void proto_share_fetch_resp_begin(struct proto_enc *e, struct wr *w, uint16_t version,
+                                  uint32_t correlation_id, const struct proto_share_fetch_resp *r)
+{
+    ASSERT(r != NULL);
+    enc_resp_begin(e, w, PROTO_API_SHARE_FETCH, version, correlation_id);
+    enc_err(e, r->err);
+    enc_str(e, r->member_id, false);
+    enc_topics_open(e);
+}
+
+void proto_share_fetch_resp_partition_begin(struct proto_enc *e,
+                                            const struct proto_share_fetch_resp_partition *p)
+{
+    enc_check(e, PROTO_API_SHARE_FETCH, true);
+    ASSERT(p->acquired != NULL || p->acquired_count == 0);
+    enc_part_add(e);
+    wr_be32(e->w, (uint32_t)p->partition);
+    enc_err(e, p->err);
+    uint32_t n = p->acquired_count;
+    if (n > PROTO_SHARE_RANGES_MAX) {
+        enc_fail(e, -NG_EBADCOUNT);
+        n = 0;
+    }
+    wr_be32(e->w, n);
+    for (uint32_t i = 0; i < n; i++) {
+        wr_be64(e->w, (uint64_t)p->acquired[i].first);
+        wr_be64(e->w, (uint64_t)p->acquired[i].last);
+        wr_be16(e->w, (uint16_t)p->acquired[i].delivery_count);
+    }
+    enc_records_open(e); /* patched by _partition_end() */
+}
+
+void proto_share_fetch_resp_partition_end(struct proto_enc *e)
+{
+    enc_check(e, PROTO_API_SHARE_FETCH, true);
+    enc_records_close(e);
+}
+
+void proto_share_fetch_resp_partition(struct proto_enc *e,
+                                      const struct proto_share_fetch_resp_partition *p)
+{
+    ASSERT(p->records != NULL || p->records_bytes == 0);
+    proto_share_fetch_resp_partition_begin(e, p);
+    wr_bytes(e->w, p->records, p->records_bytes);
+    proto_share_fetch_resp_partition_end(e);
+}
+
+int proto_share_fetch_resp_decode(struct rd *body, uint16_t version,
+                                  struct proto_share_fetch_resp *out, struct proto_dec *d)
+{
+    ASSERT(out != NULL);
+    int rc = dec_open(body, PROTO_API_SHARE_FETCH, version, true, d);
+    if (rc != 0) {
+        return rc;
+    }
+    out->err = rd_err_code(&d->rd);
+    out->member_id = rd_str(&d->rd, false);
+    dec_topics_open(d);
+    return 0;
+}
+
+bool proto_share_fetch_resp_next_partition(struct proto_dec *d,
+                                           struct proto_share_fetch_resp_partition *p)
+{
+    if (!dec_part_next(d, PROTO_API_SHARE_FETCH, true)) {
+        return false;
+    }
+    *p = (struct proto_share_fetch_resp_partition){0};
+    p->partition = (int32_t)rd_be32(&d->rd);
+    p->err = rd_err_code(&d->rd);
+    p->acquired_count = rd_be32(&d->rd); /* <= PROTO_SHARE_RANGES_MAX: checked */
+    p->acquired_wire = rd_take(&d->rd, (size_t)p->acquired_count * ACQUIRED_BYTES);
+    p->records = rd_bytes(&d->rd, &p->records_bytes);
+    ASSERT(d->rd.err == 0);
+    return true;
+}
+
+void proto_share_fetch_acquired(const struct proto_share_fetch_resp_partition *p, uint32_t i,
+                                struct proto_share_acquired *out)
+{
+    ASSERT(p->acquired_wire != NULL && i < p->acquired_count);
+    const uint8_t *q = p->acquired_wire + (size_t)i * ACQUIRED_BYTES;
+    out->first = (int64_t)get_be64(q);
+    out->last = (int64_t)get_be64(q + 8);
+    out->delivery_count = (int16_t)get_be16(q + 16);
+}
+
+/* ---- ShareAck ---- */
+
+void proto_share_ack_req_begin(struct proto_enc *e, struct wr *w, uint16_t version,
+                               uint32_t correlation_id, struct proto_str client_id,
+                               const struct proto_share_ack_req *req)
+{
+    ASSERT(req != NULL);
+    enc_req_begin(e, w, PROTO_API_SHARE_ACK, version, correlation_id, client_id);
+    enc_str(e, req->group, false);
+    enc_str(e, req->member_id, false);
+    enc_topics_open(e);
+}
+
+void proto_share_ack_req_partition(struct proto_enc *e,
+                                   const struct proto_share_ack_req_partition *p)
+{
+    enc_check(e, PROTO_API_SHARE_ACK, false);
+    ASSERT(p->acks != NULL || p->ack_count == 0);
+    enc_part_add(e);
+    wr_be32(e->w, (uint32_t)p->partition);
+    uint32_t n = p->ack_count;
+    if (n > PROTO_SHARE_RANGES_MAX) {
+        enc_fail(e, -NG_EBADCOUNT);
+        n = 0;
+    }
+    wr_be32(e->w, n);
+    for (uint32_t i = 0; i < n; i++) {
+        wr_be64(e->w, (uint64_t)p->acks[i].first);
+        wr_be64(e->w, (uint64_t)p->acks[i].last);
+        wr_u8(e->w, (uint8_t)p->acks[i].type);
+    }
+}
+
+bool proto_share_ack_req_next_partition(struct proto_dec *d,
+                                        struct proto_share_ack_req_partition *p)
+{
+    if (!dec_part_next(d, PROTO_API_SHARE_ACK, false)) {
+        return false;
+    }
+    *p = (struct proto_share_ack_req_partition){0};
+    p->partition = (int32_t)rd_be32(&d->rd);
+    p->ack_count = rd_be32(&d->rd); /* <= PROTO_SHARE_RANGES_MAX: checked */
+    p->acks_wire = rd_take(&d->rd, (size_t)p->ack_count * ACK_BYTES);
+    ASSERT(d->rd.err == 0);
+    return true;
+}
+
+void proto_share_ack_at(const struct proto_share_ack_req_partition *p, uint32_t i,
+                        struct proto_share_ack *out)
+{
+    ASSERT(p->acks_wire != NULL && i < p->ack_count);
+    const uint8_t *q = p->acks_wire + (size_t)i * ACK_BYTES;
+    out->first = (int64_t)get_be64(q);
+    out->last = (int64_t)get_be64(q + 8);
+    out->type = (int8_t)q[16];
+}
+
+/* True when every ack of the (checked) body has a known type. */
+static bool share_ack_types_known(struct proto_dec d)
+{
+    struct proto_topic t;
+    struct proto_share_ack_req_partition p;
+    while (proto_next_topic(&d, &t)) {
+        while (proto_share_ack_req_next_partition(&d, &p)) {
+            for (uint32_t i = 0; i < p.ack_count; i++) {
+                struct proto_share_ack a;
+                proto_share_ack_at(&p, i, &a);
+                if (a.type < PROTO_ACK_ACCEPT || a.type > PROTO_ACK_REJECT) {
+                    return false;
+                }
+            }
+        }
+    }
+    return true;
+}
+
+int proto_share_ack_req_decode(struct rd *body, uint16_t version,
+                               struct proto_share_ack_req *out, struct proto_dec *d)
+{
+    ASSERT(out != NULL);
+    int rc = dec_open(body, PROTO_API_SHARE_ACK, version, false, d);
+    if (rc != 0) {
+        return rc;
+    }
+    out->group = rd_str(&d->rd, false);
+    out->member_id = rd_str(&d->rd, false);
+    dec_topics_open(d);
+    return share_ack_types_known(*d) ? 0 : -NG_EBADARG;
+}
+
+void proto_share_ack_resp_begin(struct proto_enc *e, struct wr *w, uint16_t version,
+                                uint32_t correlation_id)
+{
+    enc_topics_resp_begin(e, w, PROTO_API_SHARE_ACK, version, correlation_id);
+}
+
+int proto_share_ack_resp_decode(struct rd *body, uint16_t version, struct proto_dec *d)
+{
+    return dec_topics_body(body, PROTO_API_SHARE_ACK, version, true, d);
+}
+
+/* ---- DlqRedrive ---- */
+
+int proto_dlq_redrive_req_encode(struct wr *w, uint16_t version, uint32_t correlation_id,
+                                 struct proto_str client_id, struct proto_str topic)
+{
+    return enc_name_req(w, PROTO_API_DLQ_REDRIVE, version, correlation_id, client_id, topic);
+}
+
+int proto_dlq_redrive_req_decode(struct rd *body, uint16_t version, struct proto_str *topic_out)
+{
+    return dec_name_req(body, PROTO_API_DLQ_REDRIVE, version, topic_out);
+}
+
+int proto_dlq_redrive_resp_encode(struct wr *w, uint16_t version, uint32_t correlation_id,
+                                  const struct proto_dlq_redrive_resp *r)
+{
+    ASSERT(r != NULL);
+    struct proto_enc e;
+    enc_resp_begin(&e, w, PROTO_API_DLQ_REDRIVE, version, correlation_id);
+    enc_err(&e, r->err);
+    wr_be64(w, (uint64_t)r->records);
+    return proto_enc_end(&e);
+}
+
+int proto_dlq_redrive_resp_decode(struct rd *body, uint16_t version,
+                                  struct proto_dlq_redrive_resp *out)
+{
+    ASSERT(out != NULL);
+    struct proto_dec d;
+    int rc = dec_open(body, PROTO_API_DLQ_REDRIVE, version, true, &d);
+    if (rc != 0) {
+        return rc;
+    }
+    out->err = rd_err_code(&d.rd);
+    out->records = (int64_t)rd_be64(&d.rd);
     ASSERT(d.rd.err == 0);
     return 0;
 }

@@ -29,7 +29,8 @@
 
 /* ---- api keys ---- */
 
-/* Keys 8 and 9 are unassigned; 10 and up are reserved for consumer and
+/* Keys 8, 9 and 19 are unassigned: proto_api_known() is false for them,
+ * and for every key >= PROTO_API_COUNT. 10-18 are consumer groups, 20-22
  * share groups. Never renumber. */
 enum proto_api {
     PROTO_API_API_VERSIONS = 0,
@@ -40,7 +41,19 @@ enum proto_api {
     PROTO_API_FETCH = 5,
     PROTO_API_LIST_OFFSETS = 6,
     PROTO_API_INIT_PRODUCER_ID = 7,
-    PROTO_API_COUNT,
+    PROTO_API_JOIN_GROUP = 10,
+    PROTO_API_HEARTBEAT = 11,
+    PROTO_API_LEAVE_GROUP = 12,
+    PROTO_API_OFFSET_COMMIT = 13,
+    PROTO_API_OFFSET_FETCH = 14,
+    PROTO_API_LIST_GROUPS = 15,
+    PROTO_API_DESCRIBE_GROUP = 16,
+    PROTO_API_DELETE_GROUP = 17,
+    PROTO_API_RESET_OFFSETS = 18,
+    PROTO_API_SHARE_FETCH = 20,
+    PROTO_API_SHARE_ACK = 21,
+    PROTO_API_DLQ_REDRIVE = 22,
+    PROTO_API_COUNT, /* one past the highest key: sizes tables indexed by key */
 };
 
 /* ---- limits (docs/protocol.md, "Limits") ---- */
@@ -78,6 +91,19 @@ enum proto_api {
 #define PROTO_REQUEST_PARTITIONS_MAX 4096
 #define PROTO_API_RANGES_MAX 32
 
+/* Group ids as the broker accepts them: the same bound as a topic name (the
+ * broker keeps both in the same fixed buffers). */
+#define PROTO_GROUP_ID_BYTES_MAX 249
+/* Groups in a ListGroups answer: as many as topics a broker may hold. */
+#define PROTO_GROUPS_MAX 16384
+/* Members in a DescribeGroup answer: a group's most (GROUP_MEMBERS_MAX in
+ * broker/group.h, checked there). */
+#define PROTO_GROUP_MEMBERS_MAX 1024
+/* Ranges per partition in a ShareFetch answer (acquired) or a ShareAck
+ * request (acks): at worst one per record in flight, and a share group
+ * keeps at most 10000 records in flight per partition (broker/share.h). */
+#define PROTO_SHARE_RANGES_MAX 16384
+
 static_assert(PROTO_FRAME_BYTES_MIN <= PROTO_FRAME_BYTES_DEFAULT &&
                   PROTO_FRAME_BYTES_DEFAULT <= PROTO_FRAME_BYTES_LIMIT,
               "frame byte limits out of order");
@@ -87,6 +113,7 @@ static_assert(PROTO_TOPIC_NAME_BYTES_MAX <= PROTO_STRING_BYTES_MAX,
               "a topic name is a string");
 static_assert(PROTO_API_COUNT <= PROTO_API_RANGES_MAX,
               "ApiVersions must list every api");
+static_assert(PROTO_GROUP_ID_BYTES_MAX <= PROTO_STRING_BYTES_MAX, "a group id is a string");
 
 /* ---- field values ---- */
 
@@ -99,6 +126,18 @@ static_assert(PROTO_API_COUNT <= PROTO_API_RANGES_MAX,
 
 #define PROTO_CONFIG_DEFAULT (-1)   /* CreateTopics: use the broker's default */
 #define PROTO_CONFIG_UNLIMITED (-2) /* CreateTopics retention: keep forever */
+
+#define PROTO_GROUP_KIND_CONSUMER 0 /* ListGroups, DescribeGroup: pub/sub */
+#define PROTO_GROUP_KIND_SHARE 1    /* queue semantics */
+
+#define PROTO_RESET_EARLIEST 0  /* ResetOffsets: the log start */
+#define PROTO_RESET_LATEST 1    /* the log end */
+#define PROTO_RESET_OFFSET 2    /* value, within [log start, log end] */
+#define PROTO_RESET_TIMESTAMP 3 /* first record with timestamp >= value */
+
+#define PROTO_ACK_ACCEPT 0  /* ShareAck: processed, never delivered again */
+#define PROTO_ACK_RELEASE 1 /* give back for redelivery */
+#define PROTO_ACK_REJECT 2  /* unprocessable: to the dead-letter topic */
 
 /* ---- errors ---- */
 
@@ -115,15 +154,20 @@ int proto_err_from_wire(uint16_t code);
 
 /* ---- apis and versions ---- */
 
-/* "Produce", "Fetch"...; "unknown" for keys not served. Static string. */
+/* "Produce", "Fetch"...; "unknown" for keys not known. Static string. */
 const char *proto_api_name(uint16_t api_key);
 
+/* True when this codec has the layouts of api_key: below PROTO_API_COUNT
+ * and not an unassigned key (8, 9, 19). Whether a broker serves it is
+ * another matter: ApiVersions says. */
+bool proto_api_known(uint16_t api_key);
+
 /* 0 when this codec speaks api_key at api_version, -NG_EUNKNOWN_API for a
- * key it does not serve, -NG_EBADVERSION for a version it does not know. */
+ * key it does not know, -NG_EBADVERSION for a version it does not know. */
 MUST_USE int proto_api_check(uint16_t api_key, uint16_t api_version);
 
-/* Highest version of api_key this codec speaks. Precondition: the key is
- * served (api_key < PROTO_API_COUNT). */
+/* Highest version of api_key this codec speaks. Precondition:
+ * proto_api_known(api_key). */
 uint16_t proto_api_version_max(uint16_t api_key);
 
 /* ---- strings and topic names ---- */
@@ -239,10 +283,14 @@ struct proto_enc {
     size_t frame_at;       /* offset in w of the frame length */
     size_t topics_at;      /* offset of the outer count, or SIZE_MAX */
     size_t parts_at;       /* offset of the open partition count, or SIZE_MAX */
-    size_t records_at;     /* Fetch: open records length, or SIZE_MAX */
+    size_t records_at;     /* Fetch, ShareFetch: open records length, or SIZE_MAX */
+    size_t members_at;     /* DescribeGroup: the members count, or SIZE_MAX */
+    const void *part_schema; /* the partition element being written */
     int32_t topic_count;
     int32_t part_count;
+    int32_t member_count;
     uint32_t part_total;
+    uint8_t section;       /* DescribeGroup: members, then offsets */
 };
 
 /* Back-patches the counts and the frame length and finishes the frame.
@@ -260,10 +308,32 @@ static inline size_t proto_enc_frame_bytes(const struct proto_enc *e)
     return e->w->pos - e->frame_at;
 }
 
-/* Adds a topic to a Metadata or DeleteTopics request (a name alone), or
- * opens a topic in a Produce, Fetch or ListOffsets request or response
- * (its partitions follow). name must not be null. */
+/* Adds a topic to a Metadata, DeleteTopics or JoinGroup request (a name
+ * alone), or opens a topic whose partitions follow, in every other message
+ * with topics and partitions (in DescribeGroup: within the member last
+ * added, or in its offsets). name must not be null. */
 void proto_enc_topic(struct proto_enc *e, struct proto_str name);
+
+/* Partition elements shared by several messages; each asserts that the
+ * message being written has that element.
+ * - a bare partition index: Heartbeat response, OffsetFetch, ResetOffsets
+ *   and ShareFetch requests, DescribeGroup member assignments;
+ * - partition and error: OffsetCommit and ShareAck responses;
+ * - partition, offset and error: OffsetFetch and ResetOffsets responses. */
+struct proto_partition_result {
+    int32_t partition;
+    int err;
+};
+
+struct proto_partition_offset {
+    int32_t partition;
+    int64_t offset; /* -1: none */
+    int err;
+};
+
+void proto_enc_partition_index(struct proto_enc *e, int32_t partition);
+void proto_enc_partition_result(struct proto_enc *e, const struct proto_partition_result *r);
+void proto_enc_partition_offset(struct proto_enc *e, const struct proto_partition_offset *p);
 
 /* ---- decoding ---- */
 
@@ -280,9 +350,11 @@ struct proto_dec {
     uint16_t api_version;
     bool response;
     uint8_t shape;
+    uint8_t section;     /* DescribeGroup: members, then offsets */
     int32_t topic_count;
     int32_t topics_left;
     int32_t parts_left;
+    int32_t members_left; /* DescribeGroup */
 };
 
 /* A topic's configuration as Metadata v1 carries it, after the topic's
@@ -304,10 +376,16 @@ struct proto_topic {
     struct proto_topic_config config; /* Metadata response v1 only; else zero */
 };
 
-/* Next topic of a Metadata or DeleteTopics request, or of a Metadata,
- * Produce, Fetch or ListOffsets request or response. Partitions of the
+/* Next topic of any message with a topic array (in DescribeGroup: of the
+ * current member's assignment, or of its offsets). Partitions of the
  * previous topic that were not read are skipped. */
 bool proto_next_topic(struct proto_dec *d, struct proto_topic *t);
+
+/* Next partition of the current topic, for the shared partition elements
+ * (see proto_enc_partition_index); each asserts the message has it. */
+bool proto_next_partition_index(struct proto_dec *d, int32_t *partition);
+bool proto_next_partition_result(struct proto_dec *d, struct proto_partition_result *r);
+bool proto_next_partition_offset(struct proto_dec *d, struct proto_partition_offset *p);
 
 /*
  * ---- messages ----
@@ -597,5 +675,366 @@ MUST_USE int proto_init_producer_id_resp_encode(struct wr *w, uint16_t version,
                                                 const struct proto_init_producer_id_resp *r);
 MUST_USE int proto_init_producer_id_resp_decode(struct rd *body, uint16_t version,
                                                 struct proto_init_producer_id_resp *out);
+
+/*
+ * ---- consumer groups (keys 10-18) ----
+ *
+ * Group ids are strings (not null); the broker checks them
+ * (docs/protocol.md, "Group ids"), not the decoders. Member ids are the
+ * broker's: a new member sends a null or empty id and gets one.
+ */
+
+/* JoinGroup. Request: group, member id (null or empty: a new member),
+ * session timeout, and the topics subscribed (names: proto_enc_topic /
+ * proto_next_topic). The decoder refuses a negative session timeout
+ * (-NG_EBADARG). Response: an error, the member's id and the group's
+ * generation after the join (with an error: as the broker sends them,
+ * an empty id and -1). */
+struct proto_join_group_req {
+    struct proto_str group;
+    struct proto_str member_id; /* may be null */
+    int32_t session_timeout_ms;
+};
+
+struct proto_join_group_resp {
+    int err;
+    struct proto_str member_id;
+    int32_t generation;
+};
+
+void proto_join_group_req_begin(struct proto_enc *e, struct wr *w, uint16_t version,
+                                uint32_t correlation_id, struct proto_str client_id,
+                                const struct proto_join_group_req *req);
+MUST_USE int proto_join_group_req_decode(struct rd *body, uint16_t version,
+                                         struct proto_join_group_req *out,
+                                         struct proto_dec *d);
+MUST_USE int proto_join_group_resp_encode(struct wr *w, uint16_t version,
+                                          uint32_t correlation_id,
+                                          const struct proto_join_group_resp *r);
+MUST_USE int proto_join_group_resp_decode(struct rd *body, uint16_t version,
+                                          struct proto_join_group_resp *out);
+
+/* Heartbeat. Request: group, member id, the last generation the member
+ * saw. Response: an error, the current generation, whether the member's
+ * grant still differs from its target (heartbeat again soon), and the
+ * grant: per topic the partitions it may consume now (proto_enc_topic +
+ * proto_enc_partition_index; proto_next_topic +
+ * proto_next_partition_index). The decoder refuses a rebalancing byte other
+ * than 0 or 1 (-NG_EBADARG). */
+struct proto_heartbeat_req {
+    struct proto_str group;
+    struct proto_str member_id;
+    int32_t generation;
+};
+
+struct proto_heartbeat_resp {
+    int err;
+    int32_t generation;
+    bool rebalancing;
+};
+
+MUST_USE int proto_heartbeat_req_encode(struct wr *w, uint16_t version, uint32_t correlation_id,
+                                        struct proto_str client_id,
+                                        const struct proto_heartbeat_req *r);
+MUST_USE int proto_heartbeat_req_decode(struct rd *body, uint16_t version,
+                                        struct proto_heartbeat_req *out);
+void proto_heartbeat_resp_begin(struct proto_enc *e, struct wr *w, uint16_t version,
+                                uint32_t correlation_id, const struct proto_heartbeat_resp *r);
+MUST_USE int proto_heartbeat_resp_decode(struct rd *body, uint16_t version,
+                                         struct proto_heartbeat_resp *out,
+                                         struct proto_dec *d);
+
+/* LeaveGroup. Request: group and member id. Response: an error. */
+struct proto_leave_group_req {
+    struct proto_str group;
+    struct proto_str member_id;
+};
+
+MUST_USE int proto_leave_group_req_encode(struct wr *w, uint16_t version,
+                                          uint32_t correlation_id, struct proto_str client_id,
+                                          const struct proto_leave_group_req *r);
+MUST_USE int proto_leave_group_req_decode(struct rd *body, uint16_t version,
+                                          struct proto_leave_group_req *out);
+MUST_USE int proto_leave_group_resp_encode(struct wr *w, uint16_t version,
+                                           uint32_t correlation_id, int err);
+MUST_USE int proto_leave_group_resp_decode(struct rd *body, uint16_t version, int *err_out);
+
+/* OffsetCommit. Request: group, member id (null: a commit from outside the
+ * group), generation, then per topic, per partition the offset to commit.
+ * Response: per topic, per partition an error (proto_enc_partition_result
+ * / proto_next_partition_result). */
+struct proto_offset_commit_req {
+    struct proto_str group;
+    struct proto_str member_id; /* may be null */
+    int32_t generation;
+};
+
+struct proto_offset_commit_req_partition {
+    int32_t partition;
+    int64_t offset;
+};
+
+void proto_offset_commit_req_begin(struct proto_enc *e, struct wr *w, uint16_t version,
+                                   uint32_t correlation_id, struct proto_str client_id,
+                                   const struct proto_offset_commit_req *req);
+void proto_offset_commit_req_partition(struct proto_enc *e,
+                                       const struct proto_offset_commit_req_partition *p);
+MUST_USE int proto_offset_commit_req_decode(struct rd *body, uint16_t version,
+                                            struct proto_offset_commit_req *out,
+                                            struct proto_dec *d);
+bool proto_offset_commit_req_next_partition(struct proto_dec *d,
+                                            struct proto_offset_commit_req_partition *p);
+void proto_offset_commit_resp_begin(struct proto_enc *e, struct wr *w, uint16_t version,
+                                    uint32_t correlation_id);
+MUST_USE int proto_offset_commit_resp_decode(struct rd *body, uint16_t version,
+                                             struct proto_dec *d);
+
+/* OffsetFetch. Request: group, then per topic the partitions wanted
+ * (proto_enc_partition_index), or a null topic array for every committed
+ * partition (topics_all; d.topic_count -1). Response: per topic, per
+ * partition the committed offset (-1: none) and an error
+ * (proto_enc_partition_offset / proto_next_partition_offset); partitions
+ * are bounded per topic only, not summed over the message. */
+void proto_offset_fetch_req_begin(struct proto_enc *e, struct wr *w, uint16_t version,
+                                  uint32_t correlation_id, struct proto_str client_id,
+                                  struct proto_str group, bool topics_all);
+MUST_USE int proto_offset_fetch_req_decode(struct rd *body, uint16_t version,
+                                           struct proto_str *group_out, struct proto_dec *d);
+void proto_offset_fetch_resp_begin(struct proto_enc *e, struct wr *w, uint16_t version,
+                                   uint32_t correlation_id);
+MUST_USE int proto_offset_fetch_resp_decode(struct rd *body, uint16_t version,
+                                            struct proto_dec *d);
+
+/* ListGroups. Empty request. Response: per group its id, kind
+ * (PROTO_GROUP_KIND_*; a newer broker may send others) and member count. */
+struct proto_group_listing {
+    struct proto_str group;
+    int8_t kind;
+    int32_t member_count;
+};
+
+MUST_USE int proto_list_groups_req_encode(struct wr *w, uint16_t version,
+                                          uint32_t correlation_id, struct proto_str client_id);
+MUST_USE int proto_list_groups_req_decode(struct rd *body, uint16_t version);
+void proto_list_groups_resp_begin(struct proto_enc *e, struct wr *w, uint16_t version,
+                                  uint32_t correlation_id);
+void proto_list_groups_resp_group(struct proto_enc *e, const struct proto_group_listing *g);
+MUST_USE int proto_list_groups_resp_decode(struct rd *body, uint16_t version,
+                                           struct proto_dec *d);
+bool proto_list_groups_resp_next(struct proto_dec *d, struct proto_group_listing *g);
+
+/* DescribeGroup. Request: group. Response: an error, the kind and
+ * generation, then two arrays. Members: per member its id and its
+ * assignment, per topic the partitions. Offsets: per topic, per committed
+ * partition the committed offset, log end offset, and the lag in records
+ * and in ms. Encode: _begin, then per member _member() followed by its
+ * topics (proto_enc_topic + proto_enc_partition_index), then _offsets()
+ * (implied by proto_enc_end() when left out) followed by its topics
+ * (proto_enc_topic + _offset()). Decode: _decode, then
+ * _next_member() with proto_next_topic + proto_next_partition_index for
+ * its assignment; then _seek_offsets() (which skips members not read) and
+ * proto_next_topic + _next_offset(). d.topic_count is the member count
+ * until _seek_offsets(), then the offsets' topic count. Partitions are bounded
+ * per topic, not summed. */
+struct proto_describe_group_resp {
+    int err;
+    int8_t kind;
+    int32_t generation;
+};
+
+struct proto_group_member_desc {
+    struct proto_str member_id;
+    int32_t topic_count; /* topics in its assignment */
+};
+
+struct proto_group_offset_desc {
+    int32_t partition;
+    int64_t committed;
+    int64_t end;          /* log end offset; -1 when the topic is gone */
+    int64_t lag_records;
+    int64_t lag_ms;
+};
+
+MUST_USE int proto_describe_group_req_encode(struct wr *w, uint16_t version,
+                                             uint32_t correlation_id, struct proto_str client_id,
+                                             struct proto_str group);
+MUST_USE int proto_describe_group_req_decode(struct rd *body, uint16_t version,
+                                             struct proto_str *group_out);
+void proto_describe_group_resp_begin(struct proto_enc *e, struct wr *w, uint16_t version,
+                                     uint32_t correlation_id,
+                                     const struct proto_describe_group_resp *r);
+void proto_describe_group_resp_member(struct proto_enc *e, struct proto_str member_id);
+void proto_describe_group_resp_offsets(struct proto_enc *e);
+void proto_describe_group_resp_offset(struct proto_enc *e,
+                                      const struct proto_group_offset_desc *o);
+MUST_USE int proto_describe_group_resp_decode(struct rd *body, uint16_t version,
+                                              struct proto_describe_group_resp *out,
+                                              struct proto_dec *d);
+bool proto_describe_group_resp_next_member(struct proto_dec *d,
+                                           struct proto_group_member_desc *m);
+void proto_describe_group_resp_seek_offsets(struct proto_dec *d);
+bool proto_describe_group_resp_next_offset(struct proto_dec *d,
+                                           struct proto_group_offset_desc *o);
+
+/* DeleteGroup. Request: group. Response: an error. */
+MUST_USE int proto_delete_group_req_encode(struct wr *w, uint16_t version,
+                                           uint32_t correlation_id, struct proto_str client_id,
+                                           struct proto_str group);
+MUST_USE int proto_delete_group_req_decode(struct rd *body, uint16_t version,
+                                           struct proto_str *group_out);
+MUST_USE int proto_delete_group_resp_encode(struct wr *w, uint16_t version,
+                                            uint32_t correlation_id, int err);
+MUST_USE int proto_delete_group_resp_decode(struct rd *body, uint16_t version, int *err_out);
+
+/* ResetOffsets. Request: group, target (PROTO_RESET_*) and its value, then
+ * per topic the partitions (an empty list: every partition of the topic).
+ * The decoder refuses an unknown target, and a negative value for
+ * PROTO_RESET_OFFSET and PROTO_RESET_TIMESTAMP (-NG_EBADARG). Response: an
+ * error, then per topic, per partition the offset now committed and an
+ * error (proto_enc_partition_offset / proto_next_partition_offset). */
+struct proto_reset_offsets_req {
+    struct proto_str group;
+    int8_t to;     /* PROTO_RESET_* */
+    int64_t value; /* the offset or timestamp; ignored for earliest, latest */
+};
+
+void proto_reset_offsets_req_begin(struct proto_enc *e, struct wr *w, uint16_t version,
+                                   uint32_t correlation_id, struct proto_str client_id,
+                                   const struct proto_reset_offsets_req *req);
+MUST_USE int proto_reset_offsets_req_decode(struct rd *body, uint16_t version,
+                                            struct proto_reset_offsets_req *out,
+                                            struct proto_dec *d);
+void proto_reset_offsets_resp_begin(struct proto_enc *e, struct wr *w, uint16_t version,
+                                    uint32_t correlation_id, int err);
+MUST_USE int proto_reset_offsets_resp_decode(struct rd *body, uint16_t version, int *err_out,
+                                             struct proto_dec *d);
+
+/*
+ * ---- share groups (keys 20-22) ----
+ */
+
+/* ShareFetch. Request: group, member id (empty: a new member, the broker
+ * assigns one), long-poll wait, the most records wanted, then per topic
+ * the partitions (proto_enc_partition_index). The decoder refuses a
+ * negative wait_max_ms or records_max (-NG_EBADARG). Response: an error,
+ * the member's id, then per topic, per partition an error, the ranges
+ * acquired with their delivery counts, and whole batches covering them. */
+struct proto_share_fetch_req {
+    struct proto_str group;
+    struct proto_str member_id;
+    int32_t wait_max_ms;
+    int32_t records_max;
+};
+
+struct proto_share_fetch_resp {
+    int err;
+    struct proto_str member_id;
+};
+
+struct proto_share_acquired {
+    int64_t first;
+    int64_t last;
+    int16_t delivery_count;
+};
+
+/* A partition of a ShareFetch response. Encoders read acquired_count
+ * ranges from `acquired`; decoders set `acquired_wire` (the ranges as sent,
+ * read them with proto_share_fetch_acquired()) and leave `acquired` NULL. */
+struct proto_share_fetch_resp_partition {
+    int32_t partition;
+    int err;
+    uint32_t acquired_count; /* <= PROTO_SHARE_RANGES_MAX */
+    const struct proto_share_acquired *acquired;
+    const uint8_t *acquired_wire;
+    const uint8_t *records; /* whole batches; into the frame */
+    uint32_t records_bytes;
+};
+
+void proto_share_fetch_req_begin(struct proto_enc *e, struct wr *w, uint16_t version,
+                                 uint32_t correlation_id, struct proto_str client_id,
+                                 const struct proto_share_fetch_req *req);
+MUST_USE int proto_share_fetch_req_decode(struct rd *body, uint16_t version,
+                                          struct proto_share_fetch_req *out,
+                                          struct proto_dec *d);
+void proto_share_fetch_resp_begin(struct proto_enc *e, struct wr *w, uint16_t version,
+                                  uint32_t correlation_id, const struct proto_share_fetch_resp *r);
+/* Adds a partition, copying p->records_bytes bytes from p->records. */
+void proto_share_fetch_resp_partition(struct proto_enc *e,
+                                      const struct proto_share_fetch_resp_partition *p);
+/* Zero-copy form, as proto_fetch_resp_partition_begin(): writes the
+ * partition's fields and acquired ranges and a placeholder records length
+ * (p->records is ignored); the caller appends the batches to e->w, then
+ * _end() back-patches the length. */
+void proto_share_fetch_resp_partition_begin(struct proto_enc *e,
+                                            const struct proto_share_fetch_resp_partition *p);
+void proto_share_fetch_resp_partition_end(struct proto_enc *e);
+MUST_USE int proto_share_fetch_resp_decode(struct rd *body, uint16_t version,
+                                           struct proto_share_fetch_resp *out,
+                                           struct proto_dec *d);
+bool proto_share_fetch_resp_next_partition(struct proto_dec *d,
+                                           struct proto_share_fetch_resp_partition *p);
+/* Range i (< p->acquired_count) of a decoded partition. */
+void proto_share_fetch_acquired(const struct proto_share_fetch_resp_partition *p, uint32_t i,
+                                struct proto_share_acquired *out);
+
+/* ShareAck. Request: group, member id, then per topic, per partition the
+ * acknowledged ranges with their type (PROTO_ACK_*). The decoder checks
+ * every range's type and refuses an unknown one (-NG_EBADARG); the broker
+ * judges the offsets. Response: per topic, per partition an error
+ * (proto_enc_partition_result / proto_next_partition_result). */
+struct proto_share_ack_req {
+    struct proto_str group;
+    struct proto_str member_id;
+};
+
+struct proto_share_ack {
+    int64_t first;
+    int64_t last;
+    int8_t type; /* PROTO_ACK_* */
+};
+
+/* A partition of a ShareAck request: encoders read ack_count ranges from
+ * `acks`; decoders set `acks_wire` (read with proto_share_ack_at()). */
+struct proto_share_ack_req_partition {
+    int32_t partition;
+    uint32_t ack_count; /* <= PROTO_SHARE_RANGES_MAX */
+    const struct proto_share_ack *acks;
+    const uint8_t *acks_wire;
+};
+
+void proto_share_ack_req_begin(struct proto_enc *e, struct wr *w, uint16_t version,
+                               uint32_t correlation_id, struct proto_str client_id,
+                               const struct proto_share_ack_req *req);
+void proto_share_ack_req_partition(struct proto_enc *e,
+                                   const struct proto_share_ack_req_partition *p);
+MUST_USE int proto_share_ack_req_decode(struct rd *body, uint16_t version,
+                                        struct proto_share_ack_req *out, struct proto_dec *d);
+bool proto_share_ack_req_next_partition(struct proto_dec *d,
+                                        struct proto_share_ack_req_partition *p);
+/* Range i (< p->ack_count) of a decoded partition. */
+void proto_share_ack_at(const struct proto_share_ack_req_partition *p, uint32_t i,
+                        struct proto_share_ack *out);
+void proto_share_ack_resp_begin(struct proto_enc *e, struct wr *w, uint16_t version,
+                                uint32_t correlation_id);
+MUST_USE int proto_share_ack_resp_decode(struct rd *body, uint16_t version,
+                                         struct proto_dec *d);
+
+/* DlqRedrive. Request: a dead-letter topic's name. Response: an error and
+ * how many records were republished to their source topics. */
+struct proto_dlq_redrive_resp {
+    int err;
+    int64_t records;
+};
+
+MUST_USE int proto_dlq_redrive_req_encode(struct wr *w, uint16_t version,
+                                          uint32_t correlation_id, struct proto_str client_id,
+                                          struct proto_str topic);
+MUST_USE int proto_dlq_redrive_req_decode(struct rd *body, uint16_t version,
+                                          struct proto_str *topic_out);
+MUST_USE int proto_dlq_redrive_resp_encode(struct wr *w, uint16_t version,
+                                           uint32_t correlation_id,
+                                           const struct proto_dlq_redrive_resp *r);
+MUST_USE int proto_dlq_redrive_resp_decode(struct rd *body, uint16_t version,
+                                           struct proto_dlq_redrive_resp *out);
 
 #endif

@@ -672,7 +672,9 @@ void rq_ping(struct cl *c)
     cl_expect(c, corr, &body);
     struct proto_api_versions_resp r;
     cr_assert_eq(proto_api_versions_resp_decode(&body, 0, &r), 0);
-    cr_assert_geq(r.api_count, (uint32_t)PROTO_API_COUNT);
+    /* At least the core apis: keys 8, 9 and 19 are unassigned, and the
+     * broker lists only the apis it serves. */
+    cr_assert_geq(r.api_count, (uint32_t)PROTO_API_INIT_PRODUCER_ID + 1);
     cr_assert_geq(r.frame_bytes_max, PROTO_FRAME_BYTES_MIN);
 }
 
