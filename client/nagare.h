@@ -123,13 +123,20 @@ void nagare_producer_config_default(struct nagare_producer_config *c);
 
 /* Creates a producer and connects to the bootstrap broker (resolving,
  * connecting, ApiVersions, InitProducerId when idempotent). Fails within
- * request_timeout_ms when the broker cannot be reached. Returns 0 with
- * *out, -NAGARE_EBADARG for a bad config, -ECONNREFUSED, -NAGARE_ETIMEOUT,
- * -NAGARE_EDISCONNECTED... Any thread; the producer then belongs to it. */
+ * request_timeout_ms when the broker cannot be reached (plus the time the
+ * system resolver takes for a host name; numeric addresses do not wait).
+ * Returns 0 with *out, -NAGARE_EBADARG for a bad config or address,
+ * -ECONNREFUSED (nothing listens there), -NAGARE_ETIMEOUT (no answer in
+ * time), -NAGARE_ENOTFOUND (the host name does not resolve),
+ * -NAGARE_EDISCONNECTED, -NAGARE_EPROTO (not a nagare broker), -ENOMEM.
+ * Any thread; the producer then belongs to it. With acks=0 nothing is
+ * acknowledged, so a batch written to the socket counts as delivered
+ * (offset -1) and is never retried. */
 NAGARE_MUST_USE int nagare_producer_new(const struct nagare_producer_config *c,
                                         nagare_producer **out);
 
-/* A record to send. key_len/value_len -1: null (the pointer may be NULL). */
+/* A record to send. key_len/value_len -1: null (the pointer may be NULL).
+ * An empty key (key_len 0) is a key: it is hashed like any other. */
 struct nagare_record {
     const char *topic;               /* NUL-terminated */
     int32_t partition;               /* or NAGARE_PARTITION_ANY */
@@ -218,12 +225,17 @@ struct nagare_consumer_config {
 void nagare_consumer_config_default(struct nagare_consumer_config *c);
 
 /* Creates a consumer connected to the bootstrap broker. Errors as for
- * nagare_producer_new(). */
+ * nagare_producer_new(). Memory: at most fetches_inflight fetches in
+ * flight plus fetches_inflight + 1 answers buffered, each up to
+ * fetch_bytes_max plus one batch. Any thread; it then belongs to it. */
 NAGARE_MUST_USE int nagare_consumer_new(const struct nagare_consumer_config *c,
                                         nagare_consumer **out);
 
 /* Adds a partition to read, from offset (or NAGARE_OFFSET_BEGINNING / END).
- * Returns 0, -NAGARE_EUNKNOWN_TOPIC, -NAGARE_EBADARG. */
+ * Asks the broker (Metadata, and ListOffsets for BEGINNING / END), waiting
+ * at most request_timeout_ms. Returns 0, -NAGARE_EUNKNOWN_TOPIC (no such
+ * topic or partition), -NAGARE_EBADARG (bad arguments, or already
+ * assigned), -NAGARE_EBADNAME, or the request's error. */
 NAGARE_MUST_USE int nagare_consumer_assign(nagare_consumer *c, const char *topic,
                                            int32_t partition, int64_t offset);
 
@@ -255,8 +267,13 @@ struct nagare_message {
 void nagare_message_header(const struct nagare_message *m, size_t i, struct nagare_header *out);
 
 /* Returns the next record: 1 with *out, 0 when none came within timeout_ms
- * (0: do not wait, -1: no limit), or a negative error (-NAGARE_EOFFSET_RANGE
- * under NAGARE_RESET_ERROR, -NAGARE_EDISCONNECTED after retries failed...). */
+ * (0: do not wait, -1: no limit), or a negative error, each returned once:
+ * -NAGARE_EOFFSET_RANGE (under NAGARE_RESET_ERROR), -NAGARE_EUNKNOWN_TOPIC
+ * (the topic went away), -NAGARE_ECORRUPT (bad bytes from the broker): the
+ * partition concerned then pauses until a seek; -NAGARE_EDISCONNECTED each
+ * time the broker has been unreachable for request_timeout_ms (the
+ * consumer keeps reconnecting); -ENOMEM. Records before an error are
+ * returned first. */
 int nagare_consumer_poll(nagare_consumer *c, int timeout_ms, const struct nagare_message **out);
 
 /* The offset of the next record poll will return for the partition.
@@ -270,7 +287,9 @@ void nagare_consumer_destroy(nagare_consumer *c);
 
 typedef struct nagare_admin nagare_admin;
 
-/* Connects to a broker; each call below waits at most timeout_ms. */
+/* Connects to a broker; each call below waits at most timeout_ms (and the
+ * connection itself at most that long). Errors as nagare_producer_new().
+ * Any thread; the client then belongs to it. */
 NAGARE_MUST_USE int nagare_admin_new(const char *bootstrap, uint32_t timeout_ms,
                                      nagare_admin **out);
 void nagare_admin_destroy(nagare_admin *a);
