@@ -20,25 +20,14 @@ static size_t frame_bytes_of(const struct loop_req *req)
 /* Ends the encoder and sends, or answers a request-level error. */
 static void finish(struct loop_req *req, struct proto_enc *e, struct wr *w, uint32_t correlation_id)
 {
-    int rc = proto_enc_end(e);
-    if (rc != 0) {
-        log_warn("%s answer: %s", proto_api_name(e->api_key), err_str(rc));
-        server_resp_error(req, correlation_id, rc);
-        return;
-    }
-    server_resp_send(req, w);
+    server_resp_end(req, e, w, correlation_id);
 }
 
 /* Opens the answer buffer or answers an error; false when it answered. */
 static bool open_answer(struct loop_req *req, const struct proto_req_header *h, size_t cap,
                         struct wr *w)
 {
-    int rc = server_resp_open(req, cap, w);
-    if (rc != 0) {
-        server_resp_error(req, h->correlation_id, rc);
-        return false;
-    }
-    return true;
+    return server_resp_begin(req, h->correlation_id, cap, w);
 }
 
 void handle_api_versions(struct server *s, struct loop_req *req,

@@ -278,6 +278,7 @@ static void housekeeping(struct loop_timer *timer, void *arg)
 {
     struct server *s = arg;
     reap_doomed(s);
+    groups_expire(s);
     if (s->loop.stopping) {
         /* Parked fetches answer now rather than hold the drain up. */
         for (uint32_t i = 0; i < s->topic_count; i++) {
@@ -334,6 +335,29 @@ void server_resp_error(struct loop_req *req, uint32_t correlation_id, int err)
     server_resp_send(req, &w);
 }
 
+bool server_resp_begin(struct loop_req *req, uint32_t correlation_id, size_t frame_cap,
+                       struct wr *w)
+{
+    int rc = server_resp_open(req, frame_cap, w);
+    if (rc != 0) {
+        server_resp_error(req, correlation_id, rc);
+        return false;
+    }
+    return true;
+}
+
+void server_resp_end(struct loop_req *req, struct proto_enc *e, struct wr *w,
+                     uint32_t correlation_id)
+{
+    int rc = proto_enc_end(e);
+    if (rc != 0) {
+        log_warn("%s answer: %s", proto_api_name(e->api_key), err_str(rc));
+        server_resp_error(req, correlation_id, rc);
+        return;
+    }
+    server_resp_send(req, w);
+}
+
 /* ---- requests ---- */
 
 typedef void (*handler_fn)(struct server *s, struct loop_req *req,
@@ -348,6 +372,16 @@ static const handler_fn handlers[PROTO_API_COUNT] = {
     [PROTO_API_FETCH] = handle_fetch,
     [PROTO_API_LIST_OFFSETS] = handle_list_offsets,
     [PROTO_API_INIT_PRODUCER_ID] = handle_init_producer_id,
+    [PROTO_API_JOIN_GROUP] = handle_join_group,
+    [PROTO_API_HEARTBEAT] = handle_heartbeat,
+    [PROTO_API_LEAVE_GROUP] = handle_leave_group,
+    [PROTO_API_OFFSET_COMMIT] = handle_offset_commit,
+    [PROTO_API_OFFSET_FETCH] = handle_offset_fetch,
+    [PROTO_API_LIST_GROUPS] = handle_list_groups,
+    [PROTO_API_DESCRIBE_GROUP] = handle_describe_group,
+    [PROTO_API_DELETE_GROUP] = handle_delete_group,
+    [PROTO_API_RESET_OFFSETS] = handle_reset_offsets,
+    /* ShareFetch, ShareAck, DlqRedrive: not yet (NG_EUNKNOWN_API). */
 };
 
 bool server_api_served(uint16_t api_key)
@@ -407,7 +441,7 @@ static int lock_data_dir(struct server *s)
 }
 
 /* Worker resources: ring, compression contexts, scratch sized for the
- * largest batch any topic allows. */
+ * largest batch any topic allows and for the offsets store's log. */
 static int worker_resources(struct server *s)
 {
     uint32_t batch_max = (uint32_t)s->cfg.batch_bytes_max;
@@ -417,6 +451,9 @@ static int worker_resources(struct server *s)
     }
     s->cfg.batch_bytes_max = (int32_t)batch_max;
     s->scratch_bytes = PART_SCRATCH_BYTES(batch_max);
+    if (s->scratch_bytes < OFFSETS_SCRATCH_BYTES) {
+        s->scratch_bytes = OFFSETS_SCRATCH_BYTES;
+    }
     s->scratch = malloc(s->scratch_bytes);
     if (s->scratch == NULL) {
         return -ENOMEM;
@@ -502,6 +539,7 @@ int server_init(struct server *s, const struct broker_config *cfg)
     }
     rc = rc == 0 ? worker_resources(s) : rc;
     rc = rc == 0 ? open_topics(s) : rc;
+    rc = rc == 0 ? groups_open(s) : rc;
     rc = rc == 0 ? start_loop(s) : rc;
     if (rc != 0) {
         int rc_fini = server_fini(s);
@@ -536,6 +574,9 @@ int server_fini(struct server *s)
         topic_free(t);
     }
     free(s->topics);
+    /* Offset writes in flight answer their requests: before the loop goes. */
+    int rc_groups = groups_close(s);
+    rc = rc != 0 ? rc : rc_groups;
     if (s->loop_ready) {
         (void)loop_timer_cancel(&s->loop, &s->retention_timer);
         (void)loop_timer_cancel(&s->loop, &s->reap_timer);

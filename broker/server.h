@@ -23,6 +23,8 @@
 #include "base/ring.h"
 #include "broker/catalog.h"
 #include "broker/config.h"
+#include "broker/group.h"
+#include "broker/offsets.h"
 #include "broker/producer_ids.h"
 #include "broker/producers.h"
 #include "net/loop.h"
@@ -32,6 +34,15 @@
 struct fetch_link;
 struct server;
 struct server_topic;
+
+/* Consumer groups with members a worker holds at once, each a struct group
+ * of about 17 KB (its topic names): 1024 of them is 17 MB at most. A join
+ * that would need one more is answered NG_ETOOBIG. Groups without members
+ * are not held (their committed offsets stay in the offsets store). */
+#define SERVER_GROUPS_MAX 1024
+/* How often member sessions are checked: session timeouts are >= 1 s
+ * (GROUP_SESSION_MS_MIN), so a member is removed at most 100 ms late. */
+#define SERVER_GROUPS_EXPIRE_MS 100
 
 /* One partition of a topic, as the broker runs it. */
 struct bpart {
@@ -74,6 +85,12 @@ struct server {
     struct loop_timer retention_timer;
     struct loop_timer reap_timer;
     uint64_t fetch_wake_seq;      /* numbers fetch_wake() passes */
+    struct offsets offsets;       /* committed group offsets (groups.c) */
+    bool offsets_ready;
+    struct group **groups;        /* groups with members, sorted by id */
+    uint32_t group_count;
+    uint64_t group_member_seq;    /* where new groups start numbering members */
+    int64_t groups_checked_ms;    /* last session sweep, loop clock */
 };
 
 /* Opens the data directory (taking its lock), the topic catalog and every
@@ -93,7 +110,7 @@ void server_stop_async(struct server *s);
  * loop. Returns 0 or the first error met while closing logs. */
 MUST_USE int server_fini(struct server *s);
 
-/* ---- for the request handlers (admin.c, produce.c, fetch.c) ---- */
+/* ---- for the request handlers (admin.c, produce.c, fetch.c, groups.c) ---- */
 
 /* The topic named name, or NULL. */
 struct server_topic *server_topic_find(struct server *s, struct proto_str name);
@@ -121,6 +138,14 @@ void server_resp_send(struct loop_req *req, struct wr *w);
 /* Answers req with a request-level error. */
 void server_resp_error(struct loop_req *req, uint32_t correlation_id, int err);
 
+/* server_resp_open(), or answers the request-level error and returns false. */
+MUST_USE bool server_resp_begin(struct loop_req *req, uint32_t correlation_id, size_t frame_cap,
+                                struct wr *w);
+
+/* Ends the encoder and sends its frame, or answers its error (logged). */
+void server_resp_end(struct loop_req *req, struct proto_enc *e, struct wr *w,
+                     uint32_t correlation_id);
+
 /* True when this broker has a handler for api_key: what ApiVersions lists.
  * Keys the codec knows but the broker does not serve (share groups, until
  * their handlers exist) are answered NG_EUNKNOWN_API at any version. */
@@ -143,6 +168,42 @@ void handle_list_offsets(struct server *s, struct loop_req *req,
                          const struct proto_req_header *h, struct rd *body);
 void handle_init_producer_id(struct server *s, struct loop_req *req,
                              const struct proto_req_header *h, struct rd *body);
+
+/* ---- consumer groups (broker/groups.c) ---- */
+
+/* Opens the committed offsets store in DATA_DIR/groups/offsets (creating
+ * it), replaying it. Precondition: the worker's ring and scratch exist,
+ * scratch_bytes >= OFFSETS_SCRATCH_BYTES. Returns 0 or the store's error
+ * (logged). */
+MUST_USE int groups_open(struct server *s);
+
+/* Waits for offset writes in flight (their requests are answered), closes
+ * the store and frees every group. Harmless when groups_open() did not run
+ * or failed. Returns 0 or the store's -errno. */
+MUST_USE int groups_close(struct server *s);
+
+/* Removes members whose session ran out (logged) and frees groups left
+ * empty; at most every SERVER_GROUPS_EXPIRE_MS. From housekeeping. */
+void groups_expire(struct server *s);
+
+void handle_join_group(struct server *s, struct loop_req *req,
+                       const struct proto_req_header *h, struct rd *body);
+void handle_heartbeat(struct server *s, struct loop_req *req,
+                      const struct proto_req_header *h, struct rd *body);
+void handle_leave_group(struct server *s, struct loop_req *req,
+                        const struct proto_req_header *h, struct rd *body);
+void handle_offset_commit(struct server *s, struct loop_req *req,
+                          const struct proto_req_header *h, struct rd *body);
+void handle_offset_fetch(struct server *s, struct loop_req *req,
+                         const struct proto_req_header *h, struct rd *body);
+void handle_list_groups(struct server *s, struct loop_req *req,
+                        const struct proto_req_header *h, struct rd *body);
+void handle_describe_group(struct server *s, struct loop_req *req,
+                           const struct proto_req_header *h, struct rd *body);
+void handle_delete_group(struct server *s, struct loop_req *req,
+                         const struct proto_req_header *h, struct rd *body);
+void handle_reset_offsets(struct server *s, struct loop_req *req,
+                          const struct proto_req_header *h, struct rd *body);
 
 /* Fetch long-poll hooks (broker/fetch.c): new data on bp; bp going away. */
 void fetch_wake(struct bpart *bp);
