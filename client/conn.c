@@ -177,16 +177,14 @@ void conn_close(struct conn *c, int err)
 
 /* ---- connecting ---- */
 
-static int socket_open(const struct addrinfo *ai)
+static int socket_open(int family)
 {
-    int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
-                    ai->ai_protocol);
+    int fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
         return -errno;
     }
     int one = 1;
-    if (ai->ai_family != AF_UNIX &&
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) != 0) {
+    if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) != 0) {
         int rc = -errno;
         (void)close(fd);
         return rc;
@@ -194,18 +192,20 @@ static int socket_open(const struct addrinfo *ai)
     return fd;
 }
 
-/* Starts a non-blocking connect to the first address that does not refuse
- * at once. Returns the socket or -errno. */
-static int connect_any(const struct addrinfo *res)
+/* Starts a non-blocking connect to the next address that does not refuse
+ * at once. Returns the socket or -errno (every address refused). */
+static int connect_next(struct conn *c)
 {
     int rc = -ECONNREFUSED;
-    for (const struct addrinfo *ai = res; ai != NULL; ai = ai->ai_next) {
-        int fd = socket_open(ai);
+    while (c->addr_next < c->addr_count) {
+        uint32_t i = c->addr_next++;
+        int fd = socket_open(c->addr_families[i]);
         if (fd < 0) {
             rc = fd;
             continue;
         }
-        if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0 || errno == EINPROGRESS) {
+        if (connect(fd, (const struct sockaddr *)&c->addrs[i], c->addr_lens[i]) == 0 ||
+            errno == EINPROGRESS) {
             return fd;
         }
         rc = -errno;
@@ -214,11 +214,9 @@ static int connect_any(const struct addrinfo *res)
     return rc;
 }
 
-int conn_connect_start(struct conn *c)
+/* Resolves the address into c->addrs. */
+static int resolve(struct conn *c)
 {
-    if (c->fd >= 0) {
-        return 0;
-    }
     struct addrinfo hints;
     memset(&hints, 0, sizeof(hints));
     hints.ai_family = AF_UNSPEC;
@@ -227,22 +225,51 @@ int conn_connect_start(struct conn *c)
     struct addrinfo *res = NULL;
     int g = getaddrinfo(c->host, c->port, &hints, &res);
     if (g != 0) {
-        c->err_last = g == EAI_SYSTEM ? -errno : -NG_ENOTFOUND;
-        return c->err_last;
+        return g == EAI_SYSTEM ? -errno : -NG_ENOTFOUND;
     }
-    int fd = connect_any(res);
+    c->addr_count = 0;
+    c->addr_next = 0;
+    for (const struct addrinfo *ai = res; ai != NULL && c->addr_count < CONN_ADDRS_MAX;
+         ai = ai->ai_next) {
+        if (ai->ai_addrlen <= sizeof(c->addrs[0])) {
+            memcpy(&c->addrs[c->addr_count], ai->ai_addr, ai->ai_addrlen);
+            c->addr_lens[c->addr_count] = (uint32_t)ai->ai_addrlen;
+            c->addr_families[c->addr_count] = ai->ai_family;
+            c->addr_count++;
+        }
+    }
     freeaddrinfo(res);
+    return c->addr_count > 0 ? 0 : -NG_ENOTFOUND;
+}
+
+/* Connects to the next address; the socket becomes c's. */
+static int connect_start_next(struct conn *c)
+{
+    int fd = connect_next(c);
     if (fd < 0) {
         c->err_last = fd;
         return fd;
     }
     c->fd = fd;
     c->state = CONN_CONNECTING;
-    c->connect_deadline_ms = conn_mono_ms() + c->cfg.request_timeout_ms;
     c->rx_len = 0;
     c->tx_head = 0;
     c->tx_len = 0;
     return 0;
+}
+
+int conn_connect_start(struct conn *c)
+{
+    if (c->fd >= 0) {
+        return 0;
+    }
+    int rc = resolve(c);
+    if (rc != 0) {
+        c->err_last = rc;
+        return rc;
+    }
+    c->connect_deadline_ms = conn_mono_ms() + c->cfg.request_timeout_ms;
+    return connect_start_next(c);
 }
 
 static void handshake_done(void *arg, int err, struct rd *body, uint16_t version)
@@ -289,7 +316,14 @@ static void connect_finish(struct conn *c)
         soerr = errno;
     }
     if (soerr != 0) {
-        conn_close(c, -soerr);
+        /* Nothing is pending yet: try the name's next address quietly. */
+        (void)close(c->fd);
+        c->fd = -1;
+        c->state = CONN_DOWN;
+        if (connect_start_next(c) != 0) {
+            c->err_last = -soerr;
+            c->generation++;
+        }
         return;
     }
     c->state = CONN_HANDSHAKE;

@@ -27,6 +27,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 #include "base/bytes.h"
 #include "net/proto.h"
@@ -45,6 +46,9 @@ int64_t conn_wall_ms(void);
 #define CONN_RX_WINDOW_BYTES (64u * 1024)
 /* Host part of "host:port": a DNS name is at most 253 bytes. */
 #define CONN_HOST_BYTES_MAX 256
+/* Addresses of a name tried in turn (IPv6 and IPv4 loopback, a few A
+ * records); the rest are ignored. */
+#define CONN_ADDRS_MAX 8
 /* Upper bound on pending_max: far above any useful pipeline depth, and
  * below the broker's per-connection in-flight cap it backs off at. */
 #define CONN_PENDING_LIMIT 4096
@@ -93,6 +97,12 @@ struct conn {
     char port[8];
     struct conn_config cfg;
     int64_t connect_deadline_ms;
+    /* the resolved addresses, tried in order until one connects */
+    struct sockaddr_storage addrs[CONN_ADDRS_MAX];
+    uint32_t addr_lens[CONN_ADDRS_MAX];
+    int addr_families[CONN_ADDRS_MAX];
+    uint32_t addr_count;
+    uint32_t addr_next;
     /* send queue: bytes [tx_head, tx_len) of tx are not yet written */
     uint8_t *tx;
     size_t tx_cap;

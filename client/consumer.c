@@ -139,9 +139,10 @@ static int config_check(const struct nagare_consumer_config *c)
     return ok ? 0 : -NG_EBADARG;
 }
 
+/* A lookup's answer may queue behind a fetch that long-polls. */
 static int64_t deadline_of(const nagare_consumer *c)
 {
-    return conn_mono_ms() + c->cfg.request_timeout_ms;
+    return conn_mono_ms() + c->cfg.request_timeout_ms + c->cfg.fetch_wait_max_ms;
 }
 
 /* ---- create, destroy ---- */

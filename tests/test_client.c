@@ -18,6 +18,7 @@
 #include <unistd.h>
 #include <xxhash.h>
 
+#include "client/conn.h"
 #include "client/nagare.h"
 #include "tests/broker_support.h"
 
@@ -1185,4 +1186,47 @@ Test(client, records_fail_with_a_timeout_when_the_broker_stays_away)
     cr_assert_eq(rc, -NAGARE_EDISCONNECTED, "poll: %s", nagare_strerror(rc));
     nagare_consumer_destroy(c);
     reports_fini(&r);
+}
+
+/* ---- addresses ---- */
+
+Test(client, bootstrap_addresses_are_parsed_strictly)
+{
+    char host[CONN_HOST_BYTES_MAX];
+    char port[8];
+    cr_assert_eq(conn_parse_address("127.0.0.1:7420", host, sizeof(host), port, sizeof(port)), 0);
+    cr_assert_str_eq(host, "127.0.0.1");
+    cr_assert_str_eq(port, "7420");
+    cr_assert_eq(conn_parse_address("[::1]:9", host, sizeof(host), port, sizeof(port)), 0);
+    cr_assert_str_eq(host, "::1");
+    cr_assert_str_eq(port, "9");
+    cr_assert_eq(conn_parse_address("broker.example:65535", host, sizeof(host), port,
+                                    sizeof(port)), 0);
+    const char *bad[] = {"", "7420", "host:", ":7420", "::1:7420", "host:0", "host:65536",
+                         "host:12a", "host:-1", "host:123456", "[]:1", "[::1]", NULL};
+    for (size_t i = 0; bad[i] != NULL; i++) {
+        cr_assert_eq(conn_parse_address(bad[i], host, sizeof(host), port, sizeof(port)),
+                     -NAGARE_EBADARG, "%s", bad[i]);
+    }
+    char longname[400];
+    memset(longname, 'a', sizeof(longname));
+    strcpy(longname + 300, ":1");
+    cr_assert_eq(conn_parse_address(longname, host, sizeof(host), port, sizeof(port)),
+                 -NAGARE_EBADARG);
+    cr_assert_eq(conn_parse_address(NULL, host, sizeof(host), port, sizeof(port)),
+                 -NAGARE_EBADARG);
+}
+
+Test(client, a_host_name_is_resolved)
+{
+    start();
+    snprintf(bootstrap, sizeof(bootstrap), "localhost:%u", B.port);
+    nagare_admin *a = admin();
+    const struct nagare_topic_info *t;
+    size_t n;
+    cr_assert_eq(nagare_topics_describe(a, NULL, &t, &n), 0);
+    cr_assert_eq(n, 0);
+    nagare_topics_free(a, t);
+    nagare_admin_destroy(a);
+    bk_stop(&B);
 }
