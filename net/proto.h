@@ -339,7 +339,8 @@ void proto_enc_partition_offset(struct proto_enc *e, const struct proto_partitio
 
 /* Iterates the arrays of a decoded body. Fields are private except these:
  * topic_count is the number of elements in the body's outer array (topics,
- * or topic results), -1 for a Metadata request asking for all topics.
+ * topic results, ListGroups' groups, DescribeGroup's members), -1 for a
+ * Metadata or OffsetFetch request asking for all topics.
  * After the body decoder returned 0 the next functions cannot fail: they
  * return true with an item, false past the last. Pointers in items are
  * valid as long as the frame buffer. */
