@@ -141,7 +141,6 @@ struct pfailed {
 /* One produce request in flight: its batches, in the request's order. */
 struct preq {
     struct nagare_producer *p;
-    uint64_t conn_generation;
     uint32_t count;
     uint32_t cap;
     struct pbatch **batches;

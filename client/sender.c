@@ -356,7 +356,6 @@ static bool send_one(struct nagare_producer *p, int64_t now_ms)
     if (r == NULL) {
         return false;
     }
-    r->conn_generation = p->conn.generation;
     uint16_t version = conn_version(&p->conn, PROTO_API_PRODUCE);
     struct proto_enc e;
     struct proto_produce_req req = {.acks = (int16_t)p->cfg.acks,
