@@ -442,11 +442,12 @@ int nagare_producer_poll(nagare_producer *p, int timeout_ms)
     int64_t start = conn_mono_ms();
     int64_t deadline = timeout_ms < 0 ? INT64_MAX : start + timeout_ms;
     int total = 0;
+    bool polled = false; /* timeout 0 still reads what has arrived, once */
     for (;;) {
         int64_t now = conn_mono_ms();
         int64_t next = maintain(p, now);
         total += run_reports(p);
-        if (total > 0 || now >= deadline || (timeout_ms < 0 && p->outstanding == 0)) {
+        if (total > 0 || (now >= deadline && polled) || (timeout_ms < 0 && p->outstanding == 0)) {
             break;
         }
         int64_t until = min64(deadline, next);
@@ -455,6 +456,7 @@ int nagare_producer_poll(nagare_producer *p, int timeout_ms)
         if (rc != 0) {
             return rc;
         }
+        polled = true;
     }
     if (total == 0 && p->fatal != 0) {
         return p->fatal;

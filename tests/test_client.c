@@ -1230,3 +1230,27 @@ Test(client, a_host_name_is_resolved)
     nagare_admin_destroy(a);
     bk_stop(&B);
 }
+
+/* poll(p, 0) must read answers that have arrived, not only send: a program
+ * that never blocks (the CLI reading a terminal) still gets its reports. */
+Test(client, poll_without_waiting_reads_answers)
+{
+    start();
+    create_topic("nowait", 1);
+    struct reports r;
+    reports_init(&r, 1);
+    nagare_producer *p = producer(&r, NULL);
+    struct nagare_record rec = {.topic = "nowait", .partition = 0, .key_len = -1,
+                                .value = "v", .value_len = 1};
+    send_record(p, &rec);
+    int64_t give_up = mono_ms() + 10000;
+    while (r.count == 0 && mono_ms() < give_up) {
+        cr_assert_geq(nagare_producer_poll(p, 0), 0);
+        struct timespec ts = {.tv_nsec = 1000000};
+        nanosleep(&ts, NULL);
+    }
+    cr_assert_eq(r.count, 1, "the report came through poll(0) alone");
+    cr_assert_eq(r.failed, 0);
+    nagare_producer_destroy(p);
+    reports_fini(&r);
+}
