@@ -25,6 +25,7 @@
 #include "base/assert.h"
 #include "base/log.h"
 #include "net/loop.h"
+#include "broker/share.h"
 #include "net/proto.h"
 #include "storage/partition.h"
 
@@ -60,6 +61,17 @@
  * partition's table near 13 MiB. */
 #define BROKER_PRODUCER_IDS_MAX_DEFAULT 1024u
 #define BROKER_PRODUCER_IDS_MAX_LIMIT 65536u
+
+/* Share groups (broker/share.h): the defaults are share_config_default()'s
+ * (KIP-932's: a 30 s acquisition lock, 5 deliveries) and the limits
+ * share.h's. broker/queue.c checks the three against share_config_check(). */
+#define BROKER_SHARE_LOCK_MS_DEFAULT 30000
+#define BROKER_SHARE_DELIVERY_MAX_DEFAULT 5u
+#define BROKER_SHARE_INFLIGHT_MAX_DEFAULT 1000u
+static_assert(BROKER_SHARE_LOCK_MS_DEFAULT <= SHARE_LOCK_MS_LIMIT &&
+                  BROKER_SHARE_DELIVERY_MAX_DEFAULT <= SHARE_DELIVERY_LIMIT &&
+                  BROKER_SHARE_INFLIGHT_MAX_DEFAULT <= SHARE_INFLIGHT_LIMIT,
+              "share defaults inside share.h's limits");
 
 /* Each connection holds a file descriptor; fs.nr_open, the most a process
  * can ever have, defaults to 2^20 on Linux. */
@@ -112,6 +124,10 @@ struct broker_config {
     uint32_t retention_check_ms;   /* how often retention runs */
     uint32_t fetch_wait_max_ms;    /* cap on a fetch's long-poll wait */
     uint32_t producer_ids_max;     /* idempotent producer states kept per partition */
+    /* share groups */
+    int64_t share_lock_ms;         /* acquisition lock; 1..SHARE_LOCK_MS_LIMIT */
+    uint32_t share_delivery_max;   /* deliveries before dead-lettering; 1..SHARE_DELIVERY_LIMIT */
+    uint32_t share_inflight_max;   /* records in flight per share partition; 1..SHARE_INFLIGHT_LIMIT */
     /* network */
     uint32_t frame_bytes_max;   /* PROTO_FRAME_BYTES_DEFAULT; PROTO_FRAME_BYTES_MIN..LIMIT */
     uint32_t conn_max;          /* LOOP_CONN_MAX_DEFAULT; 1..BROKER_CONN_MAX_LIMIT */

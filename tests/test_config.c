@@ -51,6 +51,9 @@ static bool config_eq(const struct broker_config *a, const struct broker_config 
            a->retention_check_ms == b->retention_check_ms &&
            a->fetch_wait_max_ms == b->fetch_wait_max_ms &&
            a->producer_ids_max == b->producer_ids_max &&
+           a->share_lock_ms == b->share_lock_ms &&
+           a->share_delivery_max == b->share_delivery_max &&
+           a->share_inflight_max == b->share_inflight_max &&
            a->frame_bytes_max == b->frame_bytes_max && a->conn_max == b->conn_max &&
            a->conn_inflight_max == b->conn_inflight_max && a->log_level == b->log_level;
 }
@@ -110,6 +113,11 @@ Test(config, defaults)
     cr_assert_eq(c.retention_check_ms, 60000u);
     cr_assert_eq(c.fetch_wait_max_ms, 30000u);
     cr_assert_eq(c.producer_ids_max, 1024u);
+    struct share_config sc;
+    share_config_default(&sc);
+    cr_assert_eq(c.share_lock_ms, sc.lock_ms);
+    cr_assert_eq(c.share_delivery_max, sc.delivery_max);
+    cr_assert_eq(c.share_inflight_max, sc.inflight_max);
     cr_assert_eq(c.frame_bytes_max, PROTO_FRAME_BYTES_DEFAULT);
     cr_assert_eq(c.frame_bytes_max, 64u << 20);
     cr_assert_eq(c.conn_max, LOOP_CONN_MAX_DEFAULT);
@@ -186,6 +194,12 @@ Test(config, sets_every_key)
     cr_assert_eq(c.fetch_wait_max_ms, 500u);
     set_ok(&c, "producer_ids_max", "77");
     cr_assert_eq(c.producer_ids_max, 77u);
+    set_ok(&c, "share_lock_ms", "1s");
+    cr_assert_eq(c.share_lock_ms, 1000);
+    set_ok(&c, "share_delivery_max", "3");
+    cr_assert_eq(c.share_delivery_max, 3u);
+    set_ok(&c, "share_inflight_max", "64");
+    cr_assert_eq(c.share_inflight_max, 64u);
     set_ok(&c, "frame_bytes_max", "1048576");
     cr_assert_eq(c.frame_bytes_max, 1u << 20);
     set_ok(&c, "conn_max", "10");
@@ -286,6 +300,9 @@ static const struct range ranges[] = {
     {"retention_check_ms", BROKER_RETENTION_CHECK_MS_MIN, UINT32_MAX, false},
     {"fetch_wait_max_ms", 0, INT32_MAX, false},
     {"producer_ids_max", 1, BROKER_PRODUCER_IDS_MAX_LIMIT, false},
+    {"share_lock_ms", 1, SHARE_LOCK_MS_LIMIT, false},
+    {"share_delivery_max", 1, SHARE_DELIVERY_LIMIT, false},
+    {"share_inflight_max", 1, SHARE_INFLIGHT_LIMIT, false},
     {"frame_bytes_max", PROTO_FRAME_BYTES_MIN, PROTO_FRAME_BYTES_LIMIT, false},
     {"conn_max", 1, BROKER_CONN_MAX_LIMIT, false},
     {"conn_inflight_max", 1, LOOP_CONN_INFLIGHT_CAP, false},
