@@ -94,6 +94,8 @@ static const struct key_def keys[] = {
      "open connections at once"},
     {"conn_inflight_max", KIND_COUNT, FIELD(conn_inflight_max), 1,
      LOOP_CONN_INFLIGHT_CAP, false, "unanswered requests per connection"},
+    {"mem_bytes_max", KIND_SIZE, FIELD(mem_bytes_max), PROTO_FRAME_BYTES_MIN,
+     BROKER_MEM_BYTES_LIMIT, false, "request and answer buffers of all connections"},
     {"log_level", KIND_LEVEL, FIELD(log_level), 0, 0, false,
      "lowest level logged: debug, info, warn, error, off"},
 };
@@ -484,6 +486,7 @@ void broker_config_default(struct broker_config *c)
         .frame_bytes_max = PROTO_FRAME_BYTES_DEFAULT,
         .conn_max = LOOP_CONN_MAX_DEFAULT,
         .conn_inflight_max = LOOP_CONN_INFLIGHT_MAX_DEFAULT,
+        .mem_bytes_max = LOOP_MEM_BYTES_MAX_DEFAULT,
         .log_level = LOG_INFO,
     };
     static_assert(sizeof(BROKER_LISTEN_HOST_DEFAULT) <= BROKER_HOST_BYTES, "host fits");

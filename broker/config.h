@@ -132,8 +132,13 @@ struct broker_config {
     uint32_t frame_bytes_max;   /* PROTO_FRAME_BYTES_DEFAULT; PROTO_FRAME_BYTES_MIN..LIMIT */
     uint32_t conn_max;          /* LOOP_CONN_MAX_DEFAULT; 1..BROKER_CONN_MAX_LIMIT */
     uint32_t conn_inflight_max; /* LOOP_CONN_INFLIGHT_MAX_DEFAULT; 1..LOOP_CONN_INFLIGHT_CAP */
+    int64_t mem_bytes_max;      /* LOOP_MEM_BYTES_MAX_DEFAULT; frame_bytes_max..BROKER_MEM_BYTES_LIMIT */
     enum log_level log_level;   /* LOG_INFO; "debug", "info", "warn", "error", "off" */
 };
+
+/* Largest request and answer buffer budget: far above any machine this
+ * runs on, so only a typo is refused. */
+#define BROKER_MEM_BYTES_LIMIT (1ll << 40)
 
 /* What broker_config_parse_args() tells main to do. */
 enum broker_args_result {

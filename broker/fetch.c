@@ -101,24 +101,38 @@ static bool part_has_news(const struct fetch_part *fp)
     return fp->offset != part_offset_latest(log) || fp->offset >= log->corrupt_offset;
 }
 
+/* What one partition can add to an answer: its readable bytes from the
+ * offset, within its limit, except that its first batch goes whole. */
+static uint64_t part_answer_bytes(const struct fetch_part *fp)
+{
+    if (fp->bp == NULL || fp->bytes_max <= 0) {
+        return 0;
+    }
+    uint32_t first;
+    uint64_t avail = part_bytes_from(&fp->bp->log, fp->offset, &first);
+    uint64_t limit = (uint64_t)fp->bytes_max > first ? (uint64_t)fp->bytes_max : first;
+    return avail < limit ? avail : limit;
+}
+
+/* The answer's size bound, from the bytes really there: a buffer sized by
+ * the limits alone would hold megabytes for a consumer that is caught up,
+ * and answers waiting on a client that does not read would spend the
+ * loop's memory budget on empty space. */
 static size_t answer_cap(const struct fetch_req *fr)
 {
     size_t bytes = ANSWER_HEADER_BYTES;
     uint64_t data = 0;
-    uint32_t batch_max = 0;
+    uint64_t overshoot = 0; /* a partition's first batch past the budget */
     for (uint32_t i = 0; i < fr->count; i++) {
         const struct fetch_part *fp = &fr->parts[i];
         bool new_topic = i == 0 || fp->topic.ptr != fr->parts[i - 1].topic.ptr;
         bytes += PARTITION_HEADER_BYTES + (new_topic ? TOPIC_HEADER_BYTES + (size_t)fp->topic.len : 0);
-        data += fp->bp && fp->bytes_max > 0 ? (uint32_t)fp->bytes_max : 0;
-        if (fp->bp && (uint32_t)fp->bp->topic->cfg.batch_bytes_max > batch_max) {
-            batch_max = (uint32_t)fp->bp->topic->cfg.batch_bytes_max;
-        }
+        uint64_t part = part_answer_bytes(fp);
+        data += part;
+        overshoot = part > overshoot ? part : overshoot;
     }
-    data = data < (uint64_t)fr->in.bytes_max ? data : (uint64_t)fr->in.bytes_max;
-    /* Only the first batch may pass the limits (so a consumer always
-     * progresses), and then it is all there is. */
-    data = data > 0 && data < batch_max ? batch_max : data;
+    uint64_t budget = (uint64_t)fr->in.bytes_max + overshoot;
+    data = data < budget ? data : budget;
     uint64_t cap = bytes + data;
     uint64_t limit = fr->s->cfg.frame_bytes_max;
     return (size_t)(cap < limit ? cap : limit);

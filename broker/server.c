@@ -315,7 +315,9 @@ int server_resp_open(struct loop_req *req, size_t frame_cap, struct wr *w)
     if (rc == 0) {
         *w = wr_make(buf, frame_cap);
     }
-    return rc;
+    /* The loop's answer memory is spent (clients that do not read hold it):
+     * a condition to retry, not a failure of the request. */
+    return rc == -ENOMEM ? -NG_EBUSY : rc;
 }
 
 void server_resp_send(struct loop_req *req, struct wr *w)
@@ -326,6 +328,10 @@ void server_resp_send(struct loop_req *req, struct wr *w)
 
 void server_resp_error(struct loop_req *req, uint32_t correlation_id, int err)
 {
+    if (err > -NG_ERR_FIRST) { /* the broker's own failure, not the request's */
+        log_warn("connection %" PRIu64 ": request %u failed: %s", loop_req_conn_id(req),
+                 correlation_id, err_str(err));
+    }
     struct wr w;
     /* An error answer is tiny: within the loop's reserve, never refused. */
     int rc = server_resp_open(req, 64, &w);
@@ -488,6 +494,7 @@ static int start_loop(struct server *s)
     lc.frame_bytes_max = s->cfg.frame_bytes_max;
     lc.conn_max = s->cfg.conn_max;
     lc.conn_inflight_max = s->cfg.conn_inflight_max;
+    lc.mem_bytes_max = (uint64_t)s->cfg.mem_bytes_max;
     lc.on_request = on_request;
     lc.arg = s;
     int rc = loop_init(&s->loop, &s->ring, &lc);

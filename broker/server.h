@@ -130,8 +130,10 @@ MUST_USE int server_topic_create(struct server *s, struct proto_str name,
  * -NG_EUNKNOWN_TOPIC, or catalog_delete()'s error. */
 MUST_USE int server_topic_delete(struct server *s, struct proto_str name);
 
-/* Answer buffers: a writer over room for a frame of frame_cap bytes, then
- * send what the writer holds (one whole frame, prefix included). */
+/* Answer buffers: a writer over room for a frame of frame_cap bytes
+ * (returns 0, -NG_EBUSY when the loop's answer memory is spent, or
+ * -NG_ETOOBIG), then send what the writer holds (one whole frame, prefix
+ * included). */
 MUST_USE int server_resp_open(struct loop_req *req, size_t frame_cap, struct wr *w);
 void server_resp_send(struct loop_req *req, struct wr *w);
 

@@ -663,7 +663,7 @@ int part_read(struct part *p, int64_t offset, uint8_t *buf, size_t cap, size_t b
         }
         uint64_t pos;
         int rc = seg_locate(s, offset, p->cfg.batch_bytes_max, p->env.scratch,
-                            p->env.scratch_bytes, &pos);
+                            p->env.scratch_bytes, &pos, NULL);
         if (rc == -NG_ECORRUPT) {
             rc = report_corrupt(p, s, pos, offset, rc);
         }
@@ -701,7 +701,7 @@ int part_for_each_batch(struct part *p, int64_t from,
         int64_t start = s->offset_base;
         if (from > s->offset_base) {
             int rc = seg_locate(s, from, p->cfg.batch_bytes_max, p->env.scratch,
-                                p->env.scratch_bytes, &pos);
+                                p->env.scratch_bytes, &pos, NULL);
             if (rc == -NG_EOFFSET_RANGE) {
                 continue;
             }
@@ -721,6 +721,28 @@ int part_for_each_batch(struct part *p, int64_t from,
         from = s->offset_next;
     }
     return 0;
+}
+
+uint64_t part_bytes_from(struct part *p, int64_t offset, uint32_t *first_batch_bytes)
+{
+    *first_batch_bytes = 0;
+    if (offset < part_offset_earliest(p) || offset >= p->offset_hw ||
+        offset >= p->corrupt_offset) {
+        return 0;
+    }
+    uint32_t i = seg_for_offset(p, offset);
+    uint64_t pos;
+    struct batch_header h;
+    if (seg_locate(p->segs[i], offset, p->cfg.batch_bytes_max, p->env.scratch,
+                   p->env.scratch_bytes, &pos, &h) != 0) {
+        return 0;
+    }
+    *first_batch_bytes = (uint32_t)batch_bytes(&h);
+    uint64_t total = p->segs[i]->bytes_readable - pos;
+    for (i++; i < p->seg_count; i++) {
+        total += p->segs[i]->bytes_readable;
+    }
+    return total;
 }
 
 /* ---- timestamps ---- */

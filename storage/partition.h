@@ -184,6 +184,14 @@ MUST_USE int part_for_each_batch(struct part *p, int64_t from,
                                  int (*fn)(void *arg, const struct batch_header *h),
                                  void *arg);
 
+/* How many log bytes a read from offset could return at most: from the
+ * batch holding offset to the high watermark (0 outside the readable
+ * range, or when the position cannot be found); *first_batch_bytes gets
+ * the size of that first batch (0 with 0). A bound for sizing an answer
+ * buffer before reading. Blocking reads of at most one index interval of
+ * headers. */
+uint64_t part_bytes_from(struct part *p, int64_t offset, uint32_t *first_batch_bytes);
+
 /* Earliest offset held (the log start). */
 int64_t part_offset_earliest(const struct part *p);
 /* The high watermark: one past the last readable offset. */

@@ -459,7 +459,7 @@ int seg_open_active(struct seg *s, int dirfd, int64_t offset_base,
 }
 
 int seg_locate(const struct seg *s, int64_t offset, uint32_t batch_bytes_max,
-               uint8_t *buf, size_t buf_bytes, uint64_t *pos_out)
+               uint8_t *buf, size_t buf_bytes, uint64_t *pos_out, struct batch_header *h_out)
 {
     ASSERT(buf_bytes >= BATCH_HEADER_BYTES);
     if (offset < s->offset_base || (uint64_t)(offset - s->offset_base) > UINT32_MAX) {
@@ -491,6 +491,9 @@ int seg_locate(const struct seg *s, int64_t offset, uint32_t batch_bytes_max,
         }
         if (offset <= batch_offset_last(&h)) {
             *pos_out = at;
+            if (h_out != NULL) {
+                *h_out = h;
+            }
             return 0;
         }
         at += batch_bytes(&h);
@@ -537,7 +540,7 @@ int seg_find_time(const struct seg *s, int64_t ts_ms, uint32_t batch_bytes_max,
     uint64_t at = 0;
     int64_t expect = s->offset_base;
     if (idx_find_time_before(&s->timeindex, ts_ms, &rel)) {
-        int rc = seg_locate(s, s->offset_base + rel, batch_bytes_max, buf, buf_bytes, &at);
+        int rc = seg_locate(s, s->offset_base + rel, batch_bytes_max, buf, buf_bytes, &at, NULL);
         if (rc != 0) {
             return rc == -NG_EOFFSET_RANGE ? -NG_ENOTFOUND : rc;
         }

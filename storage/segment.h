@@ -113,11 +113,13 @@ void seg_note_batch(struct seg *s, const struct batch_header *h, uint64_t pos,
                     const struct seg_limits *lim);
 
 /* Finds the batch holding offset among the readable bytes: *pos_out is its
- * position. buf (>= BATCH_HEADER_BYTES) is scratch. Returns 0,
+ * position and *h_out (may be NULL) its header. buf (>= BATCH_HEADER_BYTES)
+ * is scratch. Returns 0,
  * -NG_EOFFSET_RANGE when offset is not in [base, readable end), -NG_ECORRUPT
  * when a header on the way is bad (*pos_out says where), or -errno. */
 MUST_USE int seg_locate(const struct seg *s, int64_t offset, uint32_t batch_bytes_max,
-                        uint8_t *buf, size_t buf_bytes, uint64_t *pos_out);
+                        uint8_t *buf, size_t buf_bytes, uint64_t *pos_out,
+                        struct batch_header *h_out);
 
 /* Walks batches from pos (expected to start offset expect_offset) to end and
  * says in *out where the walk stopped and why. checksums: also verify each
