@@ -90,7 +90,11 @@ static void topic_table_remove(struct server *s, struct server_topic *t)
 
 /* ---- partitions ---- */
 
-static void bpart_watch(void *arg) { fetch_wake(arg); }
+static void bpart_watch(void *arg)
+{
+    fetch_wake(arg);
+    queue_wake(arg);
+}
 
 static int note_producer(void *arg, const struct batch_header *h)
 {
@@ -239,6 +243,7 @@ int server_topic_delete(struct server *s, struct proto_str name)
     for (int32_t i = 0; i < t->cfg.partitions; i++) {
         part_set_watch(&t->parts[i].log, NULL, NULL);
         fetch_abandon(&t->parts[i]);
+        queue_abandon(&t->parts[i]);
     }
     t->next_doomed = s->doomed;
     s->doomed = t;
@@ -279,6 +284,7 @@ static void housekeeping(struct loop_timer *timer, void *arg)
     struct server *s = arg;
     reap_doomed(s);
     groups_expire(s);
+    queue_tick(s);
     if (s->loop.stopping) {
         /* Parked fetches answer now rather than hold the drain up. */
         for (uint32_t i = 0; i < s->topic_count; i++) {
@@ -387,7 +393,9 @@ static const handler_fn handlers[PROTO_API_COUNT] = {
     [PROTO_API_DESCRIBE_GROUP] = handle_describe_group,
     [PROTO_API_DELETE_GROUP] = handle_delete_group,
     [PROTO_API_RESET_OFFSETS] = handle_reset_offsets,
-    /* ShareFetch, ShareAck, DlqRedrive: not yet (NG_EUNKNOWN_API). */
+    [PROTO_API_SHARE_FETCH] = handle_share_fetch,
+    [PROTO_API_SHARE_ACK] = handle_share_ack,
+    [PROTO_API_DLQ_REDRIVE] = handle_dlq_redrive,
 };
 
 bool server_api_served(uint16_t api_key)
@@ -547,6 +555,7 @@ int server_init(struct server *s, const struct broker_config *cfg)
     rc = rc == 0 ? worker_resources(s) : rc;
     rc = rc == 0 ? open_topics(s) : rc;
     rc = rc == 0 ? groups_open(s) : rc;
+    rc = rc == 0 ? queue_open(s) : rc;
     rc = rc == 0 ? start_loop(s) : rc;
     if (rc != 0) {
         int rc_fini = server_fini(s);
@@ -566,6 +575,7 @@ int server_fini(struct server *s)
         struct server_topic *t = s->topics[i];
         for (int32_t p = 0; p < t->cfg.partitions; p++) {
             fetch_abandon(&t->parts[p]);
+            queue_abandon(&t->parts[p]);
             int rc2 = bpart_close(&t->parts[p]);
             rc = rc != 0 ? rc : rc2;
         }
@@ -584,6 +594,8 @@ int server_fini(struct server *s)
     /* Offset writes in flight answer their requests: before the loop goes. */
     int rc_groups = groups_close(s);
     rc = rc != 0 ? rc : rc_groups;
+    int rc_queue = queue_close(s);
+    rc = rc != 0 ? rc : rc_queue;
     if (s->loop_ready) {
         (void)loop_timer_cancel(&s->loop, &s->retention_timer);
         (void)loop_timer_cancel(&s->loop, &s->reap_timer);

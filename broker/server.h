@@ -32,6 +32,8 @@
 #include "storage/partition.h"
 
 struct fetch_link;
+struct queue;
+struct queue_link;
 struct server;
 struct server_topic;
 
@@ -53,6 +55,7 @@ struct bpart {
     int32_t index;
     bool open;
     struct fetch_link *waiters; /* parked fetches wanting this partition */
+    struct queue_link *queue_waiters; /* parked share fetches wanting it (queue.c) */
 };
 
 struct server_topic {
@@ -91,6 +94,7 @@ struct server {
     uint32_t group_count;
     uint64_t group_member_seq;    /* where new groups start numbering members */
     int64_t groups_checked_ms;    /* last session sweep, loop clock */
+    struct queue *queue;          /* share groups (queue.c); NULL before queue_open() */
 };
 
 /* Opens the data directory (taking its lock), the topic catalog and every
@@ -149,8 +153,8 @@ void server_resp_end(struct loop_req *req, struct proto_enc *e, struct wr *w,
                      uint32_t correlation_id);
 
 /* True when this broker has a handler for api_key: what ApiVersions lists.
- * Keys the codec knows but the broker does not serve (share groups, until
- * their handlers exist) are answered NG_EUNKNOWN_API at any version. */
+ * Keys the codec knows but the broker does not serve are answered
+ * NG_EUNKNOWN_API at any version. */
 bool server_api_served(uint16_t api_key);
 
 /* Request handlers, one per api: body is the reader after the header. */
@@ -210,5 +214,35 @@ void handle_reset_offsets(struct server *s, struct loop_req *req,
 /* Fetch long-poll hooks (broker/fetch.c): new data on bp; bp going away. */
 void fetch_wake(struct bpart *bp);
 void fetch_abandon(struct bpart *bp);
+
+/* ---- share groups (broker/queue.c, broker/dlq.c; broker/queue.h) ---- */
+
+/* Makes the share registry and opens its state log in
+ * DATA_DIR/groups/share-state, replaying it. Precondition: groups_open()
+ * made DATA_DIR/groups. Returns 0 or the log's error (logged). */
+MUST_USE int queue_open(struct server *s);
+
+/* Flushes what changed since the last tick, drains and closes the state
+ * log, frees the registry. After the topics are closed (dead-letter copies
+ * in flight complete then) and groups_close() (redrive marks). Harmless
+ * when queue_open() did not run or failed. Returns 0 or the log's -errno. */
+MUST_USE int queue_close(struct server *s);
+
+/* From housekeeping: expires locks (persisting the lock ends), drives
+ * dead-letter copies; while stopping, answers parked share fetches. */
+void queue_tick(struct server *s);
+
+/* Share long-poll hooks: new data on bp, or records of it free again
+ * (parked share fetches try again in the next turn); bp going away
+ * (they answer now, empty). */
+void queue_wake(struct bpart *bp);
+void queue_abandon(struct bpart *bp);
+
+void handle_share_fetch(struct server *s, struct loop_req *req,
+                        const struct proto_req_header *h, struct rd *body);
+void handle_share_ack(struct server *s, struct loop_req *req,
+                      const struct proto_req_header *h, struct rd *body);
+void handle_dlq_redrive(struct server *s, struct loop_req *req,
+                        const struct proto_req_header *h, struct rd *body);
 
 #endif

@@ -1,0 +1,798 @@
+/* Integration tests of share groups against the real nagared: competing
+ * consumers on one partition (every record accepted exactly once, no
+ * record leased twice at once), lock expiry and long polls, the in-flight
+ * window, dead letters (max deliveries and reject) with their headers,
+ * redrive (and a second one adding nothing), and share state surviving a
+ * kill -9. Raw frames through the codec, over tests/broker_support.h. */
+#include <criterion/criterion.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "tests/broker_support.h"
+
+#define CID proto_str_make("share-it")
+#define RANGES_MAX 1024
+#define HEADERS_MAX 16
+
+static struct bk B;
+static uint8_t batch[BT_BYTES_MAX];
+
+static void setup(void) { bk_init(&B); }
+static void teardown(void) { bk_fini(&B); }
+
+TestSuite(share, .init = setup, .fini = teardown, .timeout = 180);
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- the share apis as a test drives them ---- */
+
+struct range {
+    int64_t first;
+    int64_t last;
+    int16_t delivery_count;
+};
+
+/* One partition of a ShareFetch answer; records is a malloc'd copy. */
+struct sfetched {
+    int err;                 /* the body's */
+    char member[64];
+    int part_err;
+    struct range ranges[RANGES_MAX];
+    uint32_t range_count;
+    uint8_t *records;
+    size_t records_bytes;
+};
+
+static void sfetched_free(struct sfetched *f)
+{
+    free(f->records);
+    f->records = NULL;
+}
+
+static uint32_t sfetch_send(struct cl *c, const char *group, const char *member,
+                            const char *topic, int32_t partition, int32_t wait_ms,
+                            int32_t records_max)
+{
+    uint32_t corr = cl_next_corr(c);
+    struct proto_enc e;
+    struct proto_share_fetch_req req = {proto_str_make(group), proto_str_make(member), wait_ms,
+                                        records_max};
+    proto_share_fetch_req_begin(&e, cl_wr(c), 0, corr, CID, &req);
+    proto_enc_topic(&e, proto_str_make(topic));
+    proto_enc_partition_index(&e, partition);
+    cr_assert_eq(proto_enc_end(&e), 0);
+    cr_assert_eq(cl_send_wr(c), 0);
+    return corr;
+}
+
+static void sfetch_recv(struct cl *c, uint32_t corr, struct sfetched *out)
+{
+    struct rd body;
+    cl_expect(c, corr, &body);
+    struct proto_share_fetch_resp head;
+    struct proto_dec d;
+    cr_assert_eq(proto_share_fetch_resp_decode(&body, 0, &head, &d), 0);
+    *out = (struct sfetched){.err = head.err};
+    cr_assert_eq(proto_str_copy(head.member_id, out->member, sizeof(out->member)), 0);
+    struct proto_topic t;
+    if (head.err != 0) {
+        cr_assert_not(proto_next_topic(&d, &t), "no topics with a request-wide error");
+        return;
+    }
+    cr_assert(proto_next_topic(&d, &t));
+    struct proto_share_fetch_resp_partition p;
+    cr_assert(proto_share_fetch_resp_next_partition(&d, &p));
+    out->part_err = p.err;
+    cr_assert_leq(p.acquired_count, RANGES_MAX);
+    for (uint32_t i = 0; i < p.acquired_count; i++) {
+        struct proto_share_acquired a;
+        proto_share_fetch_acquired(&p, i, &a);
+        out->ranges[i] = (struct range){a.first, a.last, a.delivery_count};
+    }
+    out->range_count = p.acquired_count;
+    out->records = malloc(p.records_bytes + 1);
+    cr_assert_not_null(out->records);
+    memcpy(out->records, p.records, p.records_bytes);
+    out->records_bytes = p.records_bytes;
+    cr_assert_not(proto_share_fetch_resp_next_partition(&d, &p));
+    cr_assert_not(proto_next_topic(&d, &t));
+}
+
+/* ShareFetch of one partition; member "" makes a new member. */
+static void sfetch(struct cl *c, const char *group, const char *member, const char *topic,
+                   int32_t partition, int32_t wait_ms, int32_t records_max, struct sfetched *out)
+{
+    sfetch_recv(c, sfetch_send(c, group, member, topic, partition, wait_ms, records_max), out);
+}
+
+/* ShareAck of ranges of one partition, all of one type; returns its error. */
+static int sack(struct cl *c, const char *group, const char *member, const char *topic,
+                int32_t partition, const struct range *ranges, uint32_t n, int8_t type)
+{
+    struct proto_share_ack acks[RANGES_MAX];
+    cr_assert_leq(n, RANGES_MAX);
+    for (uint32_t i = 0; i < n; i++) {
+        acks[i] = (struct proto_share_ack){ranges[i].first, ranges[i].last, type};
+    }
+    uint32_t corr = cl_next_corr(c);
+    struct proto_enc e;
+    struct proto_share_ack_req req = {proto_str_make(group), proto_str_make(member)};
+    proto_share_ack_req_begin(&e, cl_wr(c), 0, corr, CID, &req);
+    proto_enc_topic(&e, proto_str_make(topic));
+    proto_share_ack_req_partition(&e, &(struct proto_share_ack_req_partition){
+                                          .partition = partition, .ack_count = n, .acks = acks});
+    cr_assert_eq(proto_enc_end(&e), 0);
+    cr_assert_eq(cl_send_wr(c), 0);
+    struct rd body;
+    cl_expect(c, corr, &body);
+    struct proto_dec d;
+    cr_assert_eq(proto_share_ack_resp_decode(&body, 0, &d), 0);
+    struct proto_topic t;
+    struct proto_partition_result r;
+    cr_assert(proto_next_topic(&d, &t));
+    cr_assert(proto_next_partition_result(&d, &r));
+    cr_assert_eq(r.partition, partition);
+    return r.err;
+}
+
+/* Acks one offset. */
+static int sack1(struct cl *c, const char *group, const char *member, const char *topic,
+                 int64_t offset, int8_t type)
+{
+    struct range r = {offset, offset, 0};
+    return sack(c, group, member, topic, 0, &r, 1, type);
+}
+
+/* DlqRedrive; returns the error, *records_out the count. */
+static int redrive(struct cl *c, const char *topic, int64_t *records_out)
+{
+    uint32_t corr = cl_next_corr(c);
+    cr_assert_eq(proto_dlq_redrive_req_encode(cl_wr(c), 0, corr, CID, proto_str_make(topic)), 0);
+    cr_assert_eq(cl_send_wr(c), 0);
+    struct rd body;
+    cl_expect(c, corr, &body);
+    struct proto_dlq_redrive_resp out;
+    cr_assert_eq(proto_dlq_redrive_resp_decode(&body, 0, &out), 0);
+    *records_out = out.records;
+    return out.err;
+}
+
+/* ---- records ---- */
+
+/* A record as a test looks at it: copies of its key, value and headers. */
+struct rec {
+    int64_t offset;
+    char key[64];
+    char value[256];
+    uint32_t header_count;
+    char hkey[HEADERS_MAX][64];
+    char hvalue[HEADERS_MAX][256];
+};
+
+static void copy_bytes(char *out, size_t cap, const uint8_t *p, int32_t len)
+{
+    cr_assert_lt(len < 0 ? 0 : (size_t)len, cap);
+    if (len > 0) {
+        memcpy(out, p, (size_t)len);
+    }
+    out[len < 0 ? 0 : len] = '\0';
+}
+
+/* Finds the record at offset in whole batches; false when none holds it. */
+static bool find_record(const uint8_t *buf, size_t len, int64_t offset, struct rec *out)
+{
+    const uint8_t *b;
+    size_t bytes;
+    for (size_t i = 0; bt_at(buf, len, i, &b, &bytes); i++) {
+        struct batch_reader br;
+        cr_assert_eq(batch_reader_open(&br, b, bytes, BATCH_BYTES_LIMIT, NULL, NULL, 0), 0);
+        struct batch_record r;
+        while (batch_reader_next(&br, &r) == 1) {
+            if (r.offset != offset) {
+                continue;
+            }
+            *out = (struct rec){.offset = offset};
+            copy_bytes(out->key, sizeof(out->key), r.key, r.key_len);
+            copy_bytes(out->value, sizeof(out->value), r.value, r.value_len);
+            struct batch_kv kv;
+            while (batch_record_next_header(&r, &kv) == 1) {
+                cr_assert_lt(out->header_count, HEADERS_MAX);
+                uint32_t h = out->header_count++;
+                copy_bytes(out->hkey[h], sizeof(out->hkey[h]), kv.key, kv.key_len);
+                copy_bytes(out->hvalue[h], sizeof(out->hvalue[h]), kv.value, kv.value_len);
+            }
+            return true;
+        }
+    }
+    return false;
+}
+
+/* The value of header key, or NULL. */
+static const char *header(const struct rec *r, const char *key)
+{
+    for (uint32_t i = 0; i < r->header_count; i++) {
+        if (strcmp(r->hkey[i], key) == 0) {
+            return r->hvalue[i];
+        }
+    }
+    return NULL;
+}
+
+/* Produces `records` records seeded seed (keys "k<seed>-<i>"), acks all. */
+static int64_t produce(struct cl *c, const char *topic, uint32_t records, uint32_t seed)
+{
+    size_t len = bt_make(batch, sizeof(batch), records, seed, 1700000000000LL, -1, 0, -1);
+    int64_t base = -1;
+    cr_assert_eq(rq_produce(c, topic, 0, batch, len, PROTO_ACKS_ALL, &base), 0);
+    return base;
+}
+
+/* Produces one record with key, value and one header "h" = "v". */
+static int64_t produce_one(struct cl *c, const char *topic, const char *key, const char *value)
+{
+    struct batch_builder b;
+    batch_builder_init(&b, batch, sizeof(batch), BATCH_CODEC_NONE, -1, 0, -1);
+    struct batch_kv kv = {(const uint8_t *)"h", 1, (const uint8_t *)"v", 1};
+    cr_assert_eq(batch_builder_add(&b, 1700000000000LL, key, (int32_t)strlen(key), value,
+                                   (int32_t)strlen(value), &kv, 1),
+                 0);
+    size_t len = 0;
+    cr_assert_eq(batch_builder_finish(&b, NULL, &len), 0);
+    int64_t base = -1;
+    cr_assert_eq(rq_produce(c, topic, 0, batch, len, PROTO_ACKS_ALL, &base), 0);
+    return base;
+}
+
+/* Checks every acquired offset is in the fetched batches. */
+static void assert_covered(const struct sfetched *f)
+{
+    for (uint32_t i = 0; i < f->range_count; i++) {
+        for (int64_t o = f->ranges[i].first; o <= f->ranges[i].last; o++) {
+            struct rec r;
+            cr_assert(find_record(f->records, f->records_bytes, o, &r), "offset %lld sent",
+                      (long long)o);
+        }
+    }
+}
+
+static uint32_t range_records(const struct sfetched *f)
+{
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < f->range_count; i++) {
+        n += (uint32_t)(f->ranges[i].last - f->ranges[i].first + 1);
+    }
+    return n;
+}
+
+/* ---- competing consumers ---- */
+
+#define CONSUMERS 4
+#define RECORDS 600
+
+struct consumer {
+    struct cl c;
+    char member[64];
+    struct range held[RANGES_MAX];
+    uint32_t held_count;
+    uint32_t accepted;
+    uint32_t released;
+};
+
+/* Deterministic choices. */
+static uint32_t next_rand(uint64_t *x)
+{
+    *x = *x * 6364136223846793005ull + 1442695040888963407ull;
+    return (uint32_t)(*x >> 33);
+}
+
+/* Consumer k fetches; every offset it gets must be free (leased by no one)
+ * and not accepted yet, and its key the one produced there. */
+static void fetch_step(struct consumer *cs, uint32_t k, int *lease, const int *accepted)
+{
+    struct consumer *me = &cs[k];
+    struct sfetched f;
+    sfetch(&me->c, "workers", me->member, "jobs", 0, 0, 1 + (int32_t)(k * 5), &f);
+    cr_assert_eq(f.err, 0);
+    cr_assert_eq(f.part_err, 0);
+    strcpy(me->member, f.member);
+    assert_covered(&f);
+    for (uint32_t i = 0; i < f.range_count; i++) {
+        for (int64_t o = f.ranges[i].first; o <= f.ranges[i].last; o++) {
+            cr_assert_eq(lease[o], -1, "offset %lld leased by %d and %u at once", (long long)o,
+                         lease[o], k);
+            cr_assert_eq(accepted[o], 0, "offset %lld handed out after its accept", (long long)o);
+            lease[o] = (int)k;
+            struct rec r;
+            cr_assert(find_record(f.records, f.records_bytes, o, &r));
+            char want[32];
+            snprintf(want, sizeof(want), "k%u-%lld", 7u, (long long)o);
+            cr_assert_str_eq(r.key, want);
+        }
+        cr_assert_lt(me->held_count, RANGES_MAX);
+        me->held[me->held_count++] = f.ranges[i];
+    }
+    sfetched_free(&f);
+}
+
+/* Consumer k acks what it holds: mostly accepts, sometimes releases a
+ * range that has not been delivered often (it comes back to someone). */
+static void ack_step(struct consumer *cs, uint32_t k, int *lease, int *accepted, uint64_t *rnd)
+{
+    struct consumer *me = &cs[k];
+    for (uint32_t i = 0; i < me->held_count; i++) {
+        const struct range *r = &me->held[i];
+        bool release = r->delivery_count < 3 && next_rand(rnd) % 5 == 0;
+        for (int64_t o = r->first; o <= r->last; o++) {
+            lease[o] = -1; /* before the answer: a release is at once others' */
+        }
+        int err = sack(&me->c, "workers", me->member, "jobs", 0, r, 1,
+                       release ? PROTO_ACK_RELEASE : PROTO_ACK_ACCEPT);
+        cr_assert_eq(err, 0, "ack %lld..%lld: %s", (long long)r->first, (long long)r->last,
+                     err_str(err));
+        for (int64_t o = r->first; o <= r->last && !release; o++) {
+            accepted[o]++;
+        }
+        *(release ? &me->released : &me->accepted) += (uint32_t)(r->last - r->first + 1);
+    }
+    me->held_count = 0;
+}
+
+Test(share, four_consumers_on_one_partition_accept_each_record_exactly_once)
+{
+    bk_start(&B);
+    struct consumer cs[CONSUMERS] = {0};
+    for (uint32_t k = 0; k < CONSUMERS; k++) {
+        cl_connect(&cs[k].c, B.port, CL_TIMEOUT_MS_DEFAULT);
+    }
+    cr_assert_eq(rq_create(&cs[0].c, "jobs", 1), 0);
+    for (int64_t at = 0; at < RECORDS; at += 40) {
+        /* 40 records a batch, keyed by their offsets: "k7-<offset>" */
+        struct batch_builder b;
+        batch_builder_init(&b, batch, sizeof(batch), BATCH_CODEC_NONE, -1, 0, -1);
+        for (int64_t i = at; i < at + 40; i++) {
+            char key[32];
+            int kl = snprintf(key, sizeof(key), "k7-%lld", (long long)i);
+            cr_assert_eq(batch_builder_add(&b, 1700000000000LL + i, key, kl, "v", 1, NULL, 0), 0);
+        }
+        size_t bytes = 0;
+        cr_assert_eq(batch_builder_finish(&b, NULL, &bytes), 0);
+        int64_t base;
+        cr_assert_eq(rq_produce(&cs[0].c, "jobs", 0, batch, bytes, PROTO_ACKS_ALL, &base), 0);
+        cr_assert_eq(base, at);
+    }
+    int lease[RECORDS];
+    int accepted[RECORDS] = {0};
+    for (int i = 0; i < RECORDS; i++) {
+        lease[i] = -1;
+    }
+    uint64_t rnd = 42;
+    uint32_t done = 0;
+    for (int step = 0; step < 20000 && done < RECORDS; step++) {
+        uint32_t k = next_rand(&rnd) % CONSUMERS;
+        if (cs[k].held_count > 0 && next_rand(&rnd) % 2 == 0) {
+            ack_step(cs, k, lease, accepted, &rnd);
+        } else {
+            fetch_step(cs, k, lease, accepted);
+        }
+        done = 0;
+        for (int i = 0; i < RECORDS; i++) {
+            done += accepted[i] == 1;
+            cr_assert_leq(accepted[i], 1, "offset %d accepted twice", i);
+        }
+    }
+    cr_assert_eq(done, RECORDS, "every record accepted");
+    for (uint32_t k = 0; k < CONSUMERS; k++) {
+        cr_assert_gt(cs[k].accepted, 0, "consumer %u took part", k);
+        cr_assert_gt(cs[k].released, 0, "consumer %u released some", k);
+    }
+    /* Nothing is left to hand out, to anyone. */
+    for (uint32_t k = 0; k < CONSUMERS; k++) {
+        struct sfetched f;
+        sfetch(&cs[k].c, "workers", cs[k].member, "jobs", 0, 0, 100, &f);
+        cr_assert_eq(f.err, 0);
+        cr_assert_eq(f.range_count, 0);
+        cr_assert_eq(f.records_bytes, 0);
+        sfetched_free(&f);
+        cl_close(&cs[k].c);
+    }
+    bk_stop(&B);
+}
+
+/* ---- locks, long polls, the window ---- */
+
+Test(share, records_of_a_consumer_that_stops_acking_go_to_others_when_the_lock_expires)
+{
+    bk_set(&B, "share_lock_ms=1000");
+    bk_start(&B);
+    struct cl a;
+    struct cl b;
+    cl_connect(&a, B.port, CL_TIMEOUT_MS_DEFAULT);
+    cl_connect(&b, B.port, CL_TIMEOUT_MS_DEFAULT);
+    cr_assert_eq(rq_create(&a, "t", 1), 0);
+    produce(&a, "t", 10, 1);
+    struct sfetched fa;
+    sfetch(&a, "g", "", "t", 0, 0, 100, &fa);
+    cr_assert_eq(fa.range_count, 1);
+    cr_assert_eq(fa.ranges[0].first, 0);
+    cr_assert_eq(fa.ranges[0].last, 9);
+    cr_assert_eq(fa.ranges[0].delivery_count, 1);
+    assert_covered(&fa);
+    /* b waits: a's records come to it once their lock has expired. */
+    int64_t t0 = mono_ms();
+    struct sfetched fb;
+    sfetch(&b, "g", "", "t", 0, 5000, 100, &fb);
+    int64_t waited = mono_ms() - t0;
+    cr_assert_geq(waited, 800, "answered after %lld ms, before the lock ran out", (long long)waited);
+    cr_assert_lt(waited, 4000, "the expiry woke the long poll");
+    cr_assert_str_neq(fb.member, fa.member);
+    cr_assert_eq(fb.range_count, 1);
+    cr_assert_eq(fb.ranges[0].first, 0);
+    cr_assert_eq(fb.ranges[0].last, 9);
+    cr_assert_eq(fb.ranges[0].delivery_count, 2);
+    assert_covered(&fb);
+    /* a's late acknowledgement is refused; b's is taken. */
+    cr_assert_eq(sack(&a, "g", fa.member, "t", 0, fa.ranges, 1, PROTO_ACK_ACCEPT),
+                 -NG_ENOT_ACQUIRED);
+    cr_assert_eq(sack(&b, "g", fb.member, "t", 0, fb.ranges, 1, PROTO_ACK_ACCEPT), 0);
+    /* A long poll is woken by new data... */
+    uint32_t corr = sfetch_send(&a, "g", fa.member, "t", 0, 5000, 100);
+    usleep(100 * 1000);
+    cr_assert_eq(produce(&b, "t", 1, 2), 10);
+    struct sfetched f;
+    sfetch_recv(&a, corr, &f);
+    cr_assert_eq(f.range_count, 1);
+    cr_assert_eq(f.ranges[0].first, 10);
+    sfetched_free(&f);
+    /* ... and by a release. */
+    corr = sfetch_send(&b, "g", fb.member, "t", 0, 5000, 100);
+    usleep(100 * 1000);
+    cr_assert_eq(sack1(&a, "g", fa.member, "t", 10, PROTO_ACK_RELEASE), 0);
+    sfetch_recv(&b, corr, &f);
+    cr_assert_eq(f.range_count, 1);
+    cr_assert_eq(f.ranges[0].first, 10);
+    cr_assert_eq(f.ranges[0].delivery_count, 2);
+    sfetched_free(&f);
+    /* Nothing free: the wait runs out, empty. */
+    t0 = mono_ms();
+    sfetch(&a, "g", fa.member, "t", 0, 300, 100, &f);
+    cr_assert_geq(mono_ms() - t0, 250);
+    cr_assert_eq(f.err, 0);
+    cr_assert_eq(f.range_count, 0);
+    sfetched_free(&f);
+    /* A parked share fetch does not hold a stop up. */
+    (void)sfetch_send(&a, "g", fa.member, "t", 0, 10000, 100);
+    usleep(100 * 1000);
+    sfetched_free(&fa);
+    sfetched_free(&fb);
+    bk_stop(&B);
+    cl_close(&a);
+    cl_close(&b);
+}
+
+Test(share, the_in_flight_window_stops_new_offsets_until_acks_advance_it)
+{
+    bk_set(&B, "share_inflight_max=10");
+    bk_start(&B);
+    struct cl c;
+    cl_connect(&c, B.port, CL_TIMEOUT_MS_DEFAULT);
+    cr_assert_eq(rq_create(&c, "t", 1), 0);
+    produce(&c, "t", 30, 1);
+    struct sfetched a;
+    sfetch(&c, "g", "", "t", 0, 0, 100, &a);
+    cr_assert_eq(range_records(&a), 10, "one window");
+    cr_assert_eq(a.ranges[0].first, 0);
+    struct sfetched b;
+    sfetch(&c, "g", "", "t", 0, 0, 100, &b);
+    cr_assert_eq(b.range_count, 0, "the window is full");
+    struct range tail = {5, 9, 1};
+    cr_assert_eq(sack(&c, "g", a.member, "t", 0, &tail, 1, PROTO_ACK_ACCEPT), 0);
+    sfetched_free(&b);
+    sfetch(&c, "g", b.member, "t", 0, 0, 100, &b);
+    cr_assert_eq(b.range_count, 0, "offset 0 still holds the window's start");
+    struct range head = {0, 4, 1};
+    cr_assert_eq(sack(&c, "g", a.member, "t", 0, &head, 1, PROTO_ACK_ACCEPT), 0);
+    sfetched_free(&b);
+    sfetch(&c, "g", b.member, "t", 0, 0, 100, &b);
+    cr_assert_eq(b.range_count, 1);
+    cr_assert_eq(b.ranges[0].first, 10);
+    cr_assert_eq(b.ranges[0].last, 19);
+    sfetched_free(&a);
+    sfetched_free(&b);
+    cl_close(&c);
+    bk_stop(&B);
+}
+
+/* ---- dead letters and redrive ---- */
+
+/* Fetches topic from offset until a batch comes (the topic may not exist
+ * yet: it is created on demand), within 5 s. */
+static void fetch_until(struct cl *c, const char *topic, int64_t offset, struct fetched *out)
+{
+    int64_t until = mono_ms() + 5000;
+    for (;;) {
+        rq_fetch(c, topic, 0, offset, out);
+        if (out->err == 0 && out->records_bytes > 0) {
+            return;
+        }
+        rq_fetched_free(out);
+        cr_assert_lt(mono_ms(), until, "nothing at %s offset %lld", topic, (long long)offset);
+        usleep(20 * 1000);
+    }
+}
+
+static void assert_dead_letter(struct cl *c, int64_t dlq_offset, const char *key,
+                               const char *value, int64_t offset, const char *count,
+                               const char *reason)
+{
+    struct fetched f;
+    fetch_until(c, "orders.dlq", dlq_offset, &f);
+    struct rec r;
+    cr_assert(find_record(f.records, f.records_bytes, dlq_offset, &r));
+    cr_assert_str_eq(r.key, key);
+    cr_assert_str_eq(r.value, value);
+    cr_assert_str_eq(header(&r, "h"), "v", "the original headers are kept");
+    cr_assert_str_eq(header(&r, "nagare.dlq.topic"), "orders");
+    cr_assert_str_eq(header(&r, "nagare.dlq.partition"), "0");
+    char want[32];
+    snprintf(want, sizeof(want), "%lld", (long long)offset);
+    cr_assert_str_eq(header(&r, "nagare.dlq.offset"), want);
+    cr_assert_str_eq(header(&r, "nagare.dlq.delivery-count"), count);
+    cr_assert_str_eq(header(&r, "nagare.dlq.reason"), reason);
+    cr_assert_eq(r.header_count, 6);
+    rq_fetched_free(&f);
+}
+
+/* Offsets 0..2; 1 is released until it has been delivered 5 times. */
+static void release_until_dead(struct cl *c, char member[64])
+{
+    for (int16_t delivery = 1; delivery <= 5; delivery++) {
+        struct sfetched f;
+        sfetch(c, "g", member, "orders", 0, 0, 10, &f);
+        strcpy(member, f.member);
+        assert_covered(&f);
+        if (delivery == 1) {
+            cr_assert_eq(f.range_count, 1);
+            cr_assert_eq(f.ranges[0].last, 2);
+            cr_assert_eq(sack1(c, "g", member, "orders", 0, PROTO_ACK_ACCEPT), 0);
+            cr_assert_eq(sack1(c, "g", member, "orders", 2, PROTO_ACK_ACCEPT), 0);
+        } else {
+            cr_assert_eq(f.range_count, 1);
+            cr_assert_eq(f.ranges[0].first, 1);
+            cr_assert_eq(f.ranges[0].last, 1);
+        }
+        cr_assert_eq(f.ranges[0].delivery_count, delivery);
+        cr_assert_eq(sack1(c, "g", member, "orders", 1, PROTO_ACK_RELEASE), 0);
+        sfetched_free(&f);
+    }
+}
+
+Test(share, poison_records_are_dead_lettered_with_headers_and_redriven_once)
+{
+    bk_start(&B);
+    struct cl c;
+    cl_connect(&c, B.port, CL_TIMEOUT_MS_DEFAULT);
+    cr_assert_eq(rq_create(&c, "orders", 1), 0);
+    cr_assert_eq(produce_one(&c, "orders", "key-0", "value-0"), 0);
+    cr_assert_eq(produce_one(&c, "orders", "key-1", "poison"), 1);
+    cr_assert_eq(produce_one(&c, "orders", "key-2", "value-2"), 2);
+    char member[64] = "";
+    release_until_dead(&c, member);
+    assert_dead_letter(&c, 0, "key-1", "poison", 1, "5", "max deliveries");
+    struct sfetched f;
+    sfetch(&c, "g", member, "orders", 0, 0, 10, &f);
+    cr_assert_eq(f.range_count, 0, "a dead letter is not delivered again");
+    sfetched_free(&f);
+    /* A reject sends it at once. */
+    cr_assert_eq(produce_one(&c, "orders", "key-3", "rejected"), 3);
+    sfetch(&c, "g", member, "orders", 0, 0, 10, &f);
+    cr_assert_eq(f.range_count, 1);
+    cr_assert_eq(f.ranges[0].first, 3);
+    cr_assert_eq(sack1(&c, "g", member, "orders", 3, PROTO_ACK_REJECT), 0);
+    sfetched_free(&f);
+    assert_dead_letter(&c, 1, "key-3", "rejected", 3, "1", "rejected");
+    /* Redrive republishes both to the source, without the nagare.dlq.* headers. */
+    int64_t n = -1;
+    cr_assert_eq(redrive(&c, "orders.dlq", &n), 0);
+    cr_assert_eq(n, 2);
+    cr_assert_eq(rq_latest(&c, "orders", 0), 6);
+    struct fetched back;
+    rq_fetch(&c, "orders", 0, 4, &back);
+    struct rec r;
+    cr_assert(find_record(back.records, back.records_bytes, 4, &r));
+    cr_assert_str_eq(r.key, "key-1");
+    cr_assert_str_eq(r.value, "poison");
+    cr_assert_eq(r.header_count, 1);
+    cr_assert_str_eq(header(&r, "h"), "v");
+    cr_assert(find_record(back.records, back.records_bytes, 5, &r));
+    cr_assert_str_eq(r.key, "key-3");
+    rq_fetched_free(&back);
+    /* A second redrive adds nothing. */
+    cr_assert_eq(redrive(&c, "orders.dlq", &n), 0);
+    cr_assert_eq(n, 0);
+    cr_assert_eq(rq_latest(&c, "orders", 0), 6);
+    /* The share group gets them as new records. */
+    sfetch(&c, "g", member, "orders", 0, 0, 10, &f);
+    cr_assert_eq(f.range_count, 1);
+    cr_assert_eq(f.ranges[0].first, 4);
+    cr_assert_eq(f.ranges[0].last, 5);
+    cr_assert_eq(f.ranges[0].delivery_count, 1);
+    sfetched_free(&f);
+    cr_assert_eq(redrive(&c, "orders", &n), -NG_EBADARG);
+    cr_assert_eq(redrive(&c, "nope.dlq", &n), -NG_EUNKNOWN_TOPIC);
+    cr_assert_eq(redrive(&c, "bad name.dlq", &n), -NG_EBADNAME);
+    cl_close(&c);
+    bk_stop(&B);
+}
+
+Test(share, dead_letters_and_redrive_marks_survive_a_restart)
+{
+    bk_start(&B);
+    struct cl c;
+    cl_connect(&c, B.port, CL_TIMEOUT_MS_DEFAULT);
+    cr_assert_eq(rq_create(&c, "orders", 1), 0);
+    cr_assert_eq(produce_one(&c, "orders", "key-0", "value-0"), 0);
+    struct sfetched f;
+    sfetch(&c, "g", "", "orders", 0, 0, 10, &f);
+    cr_assert_eq(sack1(&c, "g", f.member, "orders", 0, PROTO_ACK_REJECT), 0);
+    sfetched_free(&f);
+    struct fetched d;
+    fetch_until(&c, "orders.dlq", 0, &d);
+    rq_fetched_free(&d);
+    int64_t n = -1;
+    cr_assert_eq(redrive(&c, "orders.dlq", &n), 0);
+    cr_assert_eq(n, 1);
+    cl_close(&c);
+    bk_stop(&B);
+    bk_start(&B);
+    cl_connect(&c, B.port, CL_TIMEOUT_MS_DEFAULT);
+    cr_assert_eq(redrive(&c, "orders.dlq", &n), 0);
+    cr_assert_eq(n, 0, "the mark survived");
+    cr_assert_eq(rq_latest(&c, "orders.dlq", 0), 1, "the dead letter was not copied again");
+    sfetch(&c, "g", "", "orders", 0, 0, 10, &f);
+    cr_assert_eq(f.range_count, 1, "only the redriven record");
+    cr_assert_eq(f.ranges[0].first, 1);
+    sfetched_free(&f);
+    cl_close(&c);
+    bk_stop(&B);
+}
+
+/* ---- restart ---- */
+
+static void kill_broker(void)
+{
+    cr_assert_eq(kill(B.pid, SIGKILL), 0);
+    int status;
+    cr_assert(bk_wait(B.pid, BK_STOP_TIMEOUT_MS, &status));
+    B.pid = 0;
+}
+
+Test(share, share_state_survives_a_kill)
+{
+    bk_start(&B);
+    struct cl c;
+    cl_connect(&c, B.port, CL_TIMEOUT_MS_DEFAULT);
+    cr_assert_eq(rq_create(&c, "t", 1), 0);
+    produce(&c, "t", 20, 3);
+    struct sfetched f;
+    sfetch(&c, "g", "", "t", 0, 0, 20, &f);
+    cr_assert_eq(range_records(&f), 20);
+    struct range accepted = {0, 9, 1};
+    struct range released = {10, 11, 1};
+    cr_assert_eq(sack(&c, "g", f.member, "t", 0, &accepted, 1, PROTO_ACK_ACCEPT), 0);
+    cr_assert_eq(sack(&c, "g", f.member, "t", 0, &released, 1, PROTO_ACK_RELEASE), 0);
+    cl_close(&c);
+    kill_broker(); /* the acks were answered: they are durable */
+    bk_start(&B);
+    cl_connect(&c, B.port, CL_TIMEOUT_MS_DEFAULT);
+    struct sfetched g;
+    sfetch(&c, "g", "", "t", 0, 0, 100, &g);
+    cr_assert_eq(g.range_count, 2);
+    cr_assert_eq(g.ranges[0].first, 10);
+    cr_assert_eq(g.ranges[0].last, 11);
+    cr_assert_eq(g.ranges[0].delivery_count, 2, "the release was counted");
+    cr_assert_eq(g.ranges[1].first, 12);
+    cr_assert_eq(g.ranges[1].last, 19);
+    cr_assert_eq(g.ranges[1].delivery_count, 1, "a lock in flight is not persisted");
+    assert_covered(&g);
+    /* The old member holds nothing now. */
+    cr_assert_eq(sack1(&c, "g", f.member, "t", 12, PROTO_ACK_ACCEPT), -NG_ENOT_ACQUIRED);
+    cr_assert_eq(sack(&c, "g", g.member, "t", 0, g.ranges, g.range_count, PROTO_ACK_ACCEPT), 0);
+    cl_close(&c);
+    bk_stop(&B); /* and a clean restart keeps it too */
+    bk_start(&B);
+    cl_connect(&c, B.port, CL_TIMEOUT_MS_DEFAULT);
+    struct sfetched h;
+    sfetch(&c, "g", "", "t", 0, 0, 100, &h);
+    cr_assert_eq(h.range_count, 0, "nothing accepted comes back");
+    sfetched_free(&f);
+    sfetched_free(&g);
+    sfetched_free(&h);
+    cl_close(&c);
+    bk_stop(&B);
+}
+
+/* ---- refusals ---- */
+
+Test(share, api_versions_lists_the_share_apis)
+{
+    bk_start(&B);
+    struct cl c;
+    cl_connect(&c, B.port, CL_TIMEOUT_MS_DEFAULT);
+    uint32_t corr = rq_api_versions_send(&c);
+    struct rd body;
+    cl_expect(&c, corr, &body);
+    struct proto_api_versions_resp v;
+    cr_assert_eq(proto_api_versions_resp_decode(&body, 0, &v), 0);
+    bool listed[PROTO_API_COUNT] = {false};
+    for (uint32_t i = 0; i < v.api_count; i++) {
+        listed[v.apis[i].api_key] = true;
+    }
+    cr_assert(listed[PROTO_API_SHARE_FETCH]);
+    cr_assert(listed[PROTO_API_SHARE_ACK]);
+    cr_assert(listed[PROTO_API_DLQ_REDRIVE]);
+    cl_close(&c);
+    bk_stop(&B);
+}
+
+Test(share, refuses_bad_groups_members_topics_and_acks)
+{
+    bk_start(&B);
+    struct cl c;
+    cl_connect(&c, B.port, CL_TIMEOUT_MS_DEFAULT);
+    cr_assert_eq(rq_create(&c, "t", 1), 0);
+    produce(&c, "t", 3, 1);
+    struct sfetched f;
+    sfetch(&c, "", "", "t", 0, 0, 10, &f);
+    cr_assert_eq(f.err, -NG_EBADNAME);
+    sfetch(&c, "g\x01", "", "t", 0, 0, 10, &f);
+    cr_assert_eq(f.err, -NG_EBADNAME);
+    sfetch(&c, "g", "12x", "t", 0, 0, 10, &f);
+    cr_assert_eq(f.err, -NG_EUNKNOWN_MEMBER);
+    sfetch(&c, "g", "99999999999999999999", "t", 0, 0, 10, &f);
+    cr_assert_eq(f.err, -NG_EUNKNOWN_MEMBER, "an id never handed out");
+    int64_t t0 = mono_ms();
+    sfetch(&c, "g", "", "nope", 0, 5000, 10, &f);
+    cr_assert_eq(f.err, 0);
+    cr_assert_eq(f.part_err, -NG_EUNKNOWN_TOPIC);
+    cr_assert_lt(mono_ms() - t0, 2000, "an error is answered at once");
+    sfetched_free(&f);
+    /* records_max 0: a member id, nothing acquired, at once. */
+    struct sfetched b;
+    sfetch(&c, "g", "", "t", 0, 5000, 0, &b);
+    cr_assert_eq(b.err, 0);
+    cr_assert_neq(b.member[0], '\0');
+    cr_assert_eq(b.range_count, 0);
+    struct sfetched a;
+    sfetch(&c, "g", "", "t", 0, 0, 2, &a);
+    cr_assert_eq(range_records(&a), 2);
+    cr_assert_str_neq(a.member, b.member);
+    cr_assert_eq(sack1(&c, "g", b.member, "t", 0, PROTO_ACK_ACCEPT), -NG_ENOT_ACQUIRED, "not b's");
+    cr_assert_eq(sack1(&c, "g", a.member, "t", 2, PROTO_ACK_ACCEPT), -NG_ENOT_ACQUIRED);
+    cr_assert_eq(sack1(&c, "g", a.member, "t", 7, PROTO_ACK_ACCEPT), -NG_ENOT_ACQUIRED);
+    cr_assert_eq(sack1(&c, "other", a.member, "t", 0, PROTO_ACK_ACCEPT), -NG_ENOT_ACQUIRED);
+    cr_assert_eq(sack1(&c, "g", a.member, "nope", 0, PROTO_ACK_ACCEPT), -NG_EUNKNOWN_TOPIC);
+    cr_assert_eq(sack1(&c, "g", "abc", "t", 0, PROTO_ACK_ACCEPT), -NG_EUNKNOWN_MEMBER);
+    cr_assert_eq(sack1(&c, "", a.member, "t", 0, PROTO_ACK_ACCEPT), -NG_EBADNAME);
+    struct range backwards = {1, 0, 0};
+    cr_assert_eq(sack(&c, "g", a.member, "t", 0, &backwards, 1, PROTO_ACK_ACCEPT), -NG_EBADARG);
+    /* Ranges apply one by one: the first refusal is the partition's error. */
+    struct range two[2] = {{0, 0, 0}, {2, 2, 0}};
+    cr_assert_eq(sack(&c, "g", a.member, "t", 0, two, 2, PROTO_ACK_ACCEPT), -NG_ENOT_ACQUIRED);
+    cr_assert_eq(sack1(&c, "g", a.member, "t", 0, PROTO_ACK_ACCEPT), -NG_ENOT_ACQUIRED,
+                 "offset 0 was accepted by the first range");
+    cr_assert_eq(sack1(&c, "g", a.member, "t", 1, PROTO_ACK_ACCEPT), 0);
+    sfetched_free(&a);
+    sfetched_free(&b);
+    cl_close(&c);
+    bk_stop(&B);
+}
