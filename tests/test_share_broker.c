@@ -21,9 +21,14 @@
 
 static struct bk B;
 static uint8_t batch[BT_BYTES_MAX];
+static struct batch_zctx Z; /* find_record() reads zstd batches with it */
 
 static void setup(void) { bk_init(&B); }
-static void teardown(void) { bk_fini(&B); }
+static void teardown(void)
+{
+    bk_fini(&B);
+    batch_zctx_fini(&Z);
+}
 
 TestSuite(share, .init = setup, .fini = teardown, .timeout = 180);
 
@@ -173,20 +178,25 @@ static int redrive(struct cl *c, const char *topic, int64_t *records_out)
 struct rec {
     int64_t offset;
     char key[64];
-    char value[256];
+    char value[1024];
     uint32_t header_count;
     char hkey[HEADERS_MAX][64];
     char hvalue[HEADERS_MAX][256];
 };
 
+/* Copies up to cap - 1 bytes (a longer value is cut: tests compare prefixes). */
 static void copy_bytes(char *out, size_t cap, const uint8_t *p, int32_t len)
 {
-    cr_assert_lt(len < 0 ? 0 : (size_t)len, cap);
-    if (len > 0) {
-        memcpy(out, p, (size_t)len);
+    size_t n = len < 0 ? 0 : (size_t)len;
+    n = n < cap - 1 ? n : cap - 1;
+    if (n > 0) {
+        memcpy(out, p, n);
     }
-    out[len < 0 ? 0 : len] = '\0';
+    out[n] = '\0';
 }
+
+/* Decompresses zstd batches for find_record(). */
+static uint8_t zout[2 * BT_BYTES_MAX];
 
 /* Finds the record at offset in whole batches; false when none holds it. */
 static bool find_record(const uint8_t *buf, size_t len, int64_t offset, struct rec *out)
@@ -195,7 +205,11 @@ static bool find_record(const uint8_t *buf, size_t len, int64_t offset, struct r
     size_t bytes;
     for (size_t i = 0; bt_at(buf, len, i, &b, &bytes); i++) {
         struct batch_reader br;
-        cr_assert_eq(batch_reader_open(&br, b, bytes, BATCH_BYTES_LIMIT, NULL, NULL, 0), 0);
+        if (Z.dctx == NULL) {
+            cr_assert_eq(batch_zctx_init(&Z, BT_BYTES_MAX, 1), 0);
+        }
+        cr_assert_eq(batch_reader_open(&br, b, bytes, BATCH_BYTES_LIMIT, &Z, zout, sizeof(zout)),
+                     0);
         struct batch_record r;
         while (batch_reader_next(&br, &r) == 1) {
             if (r.offset != offset) {
@@ -794,5 +808,175 @@ Test(share, refuses_bad_groups_members_topics_and_acks)
     sfetched_free(&a);
     sfetched_free(&b);
     cl_close(&c);
+    bk_stop(&B);
+}
+
+/* ---- more shapes ---- */
+
+Test(share, expired_locks_past_the_maximum_dead_letter_compressed_records)
+{
+    bk_set(&B, "share_lock_ms=200");
+    bk_set(&B, "share_delivery_max=2");
+    bk_start(&B);
+    struct cl c;
+    cl_connect(&c, B.port, CL_TIMEOUT_MS_DEFAULT);
+    cr_assert_eq(rq_create(&c, "z", 1), 0);
+    struct batch_zctx z;
+    cr_assert_eq(batch_zctx_init(&z, BT_BYTES_MAX, 1), 0);
+    size_t len = bt_make_sized(batch, sizeof(batch), 3, 500, 9, BATCH_CODEC_ZSTD, &z);
+    batch_zctx_fini(&z);
+    int64_t base = -1;
+    cr_assert_eq(rq_produce(&c, "z", 0, batch, len, PROTO_ACKS_ALL, &base), 0);
+    char member[64] = "";
+    for (int16_t delivery = 1; delivery <= 2; delivery++) {
+        struct sfetched f;
+        sfetch(&c, "g", member, "z", 0, 2000, 10, &f);
+        strcpy(member, f.member);
+        cr_assert_eq(f.range_count, 1);
+        cr_assert_eq(f.ranges[0].last, 2);
+        cr_assert_eq(f.ranges[0].delivery_count, delivery);
+        assert_covered(&f);
+        sfetched_free(&f);
+        /* no ack: the lock runs out */
+    }
+    struct fetched d;
+    fetch_until(&c, "z.dlq", 0, &d);
+    struct fetched src;
+    rq_fetch(&c, "z", 0, 0, &src);
+    for (int64_t o = 0; o < 3; o++) {
+        struct rec dead;
+        struct rec orig;
+        int64_t until = mono_ms() + 5000;
+        while (!find_record(d.records, d.records_bytes, o, &dead)) {
+            cr_assert_lt(mono_ms(), until, "dead letter %lld", (long long)o);
+            rq_fetched_free(&d);
+            fetch_until(&c, "z.dlq", 0, &d);
+        }
+        cr_assert(find_record(src.records, src.records_bytes, o, &orig));
+        cr_assert_str_eq(dead.key, orig.key);
+        cr_assert_str_eq(dead.value, orig.value);
+        cr_assert_str_eq(header(&dead, "nagare.dlq.reason"), "max deliveries");
+        cr_assert_str_eq(header(&dead, "nagare.dlq.delivery-count"), "2");
+    }
+    rq_fetched_free(&d);
+    rq_fetched_free(&src);
+    struct sfetched f;
+    sfetch(&c, "g", member, "z", 0, 500, 10, &f);
+    cr_assert_eq(f.range_count, 0, "dead letters are not delivered again");
+    sfetched_free(&f);
+    cl_close(&c);
+    bk_stop(&B);
+}
+
+Test(share, one_fetch_spans_partitions_and_an_answer_stays_within_the_frame)
+{
+    bk_set(&B, "frame_bytes_max=65536");
+    bk_set(&B, "batch_bytes_max=32768");
+    bk_start(&B);
+    struct cl c;
+    cl_connect(&c, B.port, CL_TIMEOUT_MS_DEFAULT);
+    cr_assert_eq(rq_create(&c, "big", 1), 0);
+    for (uint32_t i = 0; i < 4; i++) {
+        size_t len = bt_make_sized(batch, sizeof(batch), 1, 25000, i, BATCH_CODEC_NONE, NULL);
+        int64_t base;
+        cr_assert_eq(rq_produce(&c, "big", 0, batch, len, PROTO_ACKS_ALL, &base), 0);
+    }
+    /* Two 25 KB batches fit a 64 KiB answer: the other two records are
+     * given back at once. */
+    struct sfetched a;
+    sfetch(&c, "g", "", "big", 0, 0, 4, &a);
+    cr_assert_eq(range_records(&a), 2);
+    cr_assert_eq(a.ranges[0].first, 0);
+    cr_assert_eq(bt_count(a.records, a.records_bytes), 2);
+    assert_covered(&a);
+    struct sfetched b;
+    sfetch(&c, "g", "", "big", 0, 0, 4, &b);
+    cr_assert_eq(range_records(&b), 2);
+    cr_assert_eq(b.ranges[0].first, 2);
+    cr_assert_eq(b.ranges[0].delivery_count, 2, "the delivery left out was counted");
+    sfetched_free(&a);
+    sfetched_free(&b);
+    cl_close(&c);
+    bk_stop(&B);
+}
+
+/* ShareFetch of partitions 0..n-1 of topic; fills per-partition counts. */
+static void sfetch_parts(struct cl *c, const char *topic, int32_t n, int32_t records_max,
+                         uint32_t *records_out)
+{
+    uint32_t corr = cl_next_corr(c);
+    struct proto_enc e;
+    struct proto_share_fetch_req req = {proto_str_make("g"), proto_str_make(""), 0, records_max};
+    proto_share_fetch_req_begin(&e, cl_wr(c), 0, corr, CID, &req);
+    proto_enc_topic(&e, proto_str_make(topic));
+    for (int32_t p = 0; p < n; p++) {
+        proto_enc_partition_index(&e, p);
+    }
+    cr_assert_eq(proto_enc_end(&e), 0);
+    cr_assert_eq(cl_send_wr(c), 0);
+    struct rd body;
+    cl_expect(c, corr, &body);
+    struct proto_share_fetch_resp head;
+    struct proto_dec d;
+    cr_assert_eq(proto_share_fetch_resp_decode(&body, 0, &head, &d), 0);
+    cr_assert_eq(head.err, 0);
+    struct proto_topic t;
+    cr_assert(proto_next_topic(&d, &t));
+    struct proto_share_fetch_resp_partition p;
+    for (int32_t i = 0; i < n; i++) {
+        cr_assert(proto_share_fetch_resp_next_partition(&d, &p));
+        cr_assert_eq(p.partition, i);
+        cr_assert_eq(p.err, 0);
+        records_out[i] = 0;
+        for (uint32_t k = 0; k < p.acquired_count; k++) {
+            struct proto_share_acquired a;
+            proto_share_fetch_acquired(&p, k, &a);
+            records_out[i] += (uint32_t)(a.last - a.first + 1);
+        }
+    }
+}
+
+Test(share, records_max_counts_over_every_partition_of_a_fetch)
+{
+    bk_start(&B);
+    struct cl c;
+    cl_connect(&c, B.port, CL_TIMEOUT_MS_DEFAULT);
+    cr_assert_eq(rq_create(&c, "m", 3), 0);
+    for (int32_t p = 0; p < 3; p++) {
+        size_t len = bt_make(batch, sizeof(batch), 5, (uint32_t)p, 1700000000000LL, -1, 0, -1);
+        int64_t base;
+        cr_assert_eq(rq_produce(&c, "m", p, batch, len, PROTO_ACKS_ALL, &base), 0);
+    }
+    uint32_t got[3];
+    sfetch_parts(&c, "m", 3, 12, got);
+    cr_assert_eq(got[0], 5);
+    cr_assert_eq(got[1], 5);
+    cr_assert_eq(got[2], 2, "records_max is for the whole fetch");
+    sfetch_parts(&c, "m", 3, 100, got);
+    cr_assert_eq(got[0] + got[1] + got[2], 3);
+    cl_close(&c);
+    bk_stop(&B);
+}
+
+Test(share, a_parked_share_fetch_answers_when_its_topic_is_deleted)
+{
+    bk_start(&B);
+    struct cl a;
+    struct cl b;
+    cl_connect(&a, B.port, CL_TIMEOUT_MS_DEFAULT);
+    cl_connect(&b, B.port, CL_TIMEOUT_MS_DEFAULT);
+    cr_assert_eq(rq_create(&a, "gone", 1), 0);
+    int64_t t0 = mono_ms();
+    uint32_t corr = sfetch_send(&a, "g", "", "gone", 0, 10000, 10);
+    usleep(100 * 1000);
+    cr_assert_eq(rq_delete(&b, "gone"), 0);
+    struct sfetched f;
+    sfetch_recv(&a, corr, &f);
+    cr_assert_lt(mono_ms() - t0, 5000);
+    cr_assert_eq(f.err, 0);
+    cr_assert_eq(f.range_count, 0);
+    sfetched_free(&f);
+    cl_close(&a);
+    cl_close(&b);
     bk_stop(&B);
 }
