@@ -62,9 +62,9 @@ size_t dlq_name(const char *topic, size_t len, char out[PROTO_TOPIC_NAME_BYTES_M
     size_t keep = len;
     if (keep + DLQ_SUFFIX_BYTES > PROTO_TOPIC_NAME_BYTES_MAX) {
         keep = PROTO_TOPIC_NAME_BYTES_MAX - DLQ_SUFFIX_BYTES;
-        if (keep + DLQ_SUFFIX_BYTES == len && memcmp(topic + keep, DLQ_SUFFIX, DLQ_SUFFIX_BYTES) == 0) {
-            keep--; /* the cut name would be the topic itself */
-        }
+        bool same = keep + DLQ_SUFFIX_BYTES == len &&
+                    memcmp(topic + keep, DLQ_SUFFIX, DLQ_SUFFIX_BYTES) == 0;
+        keep -= same ? 1 : 0; /* the cut name would be the topic itself */
     }
     memcpy(out, topic, keep);
     memcpy(out + keep, DLQ_SUFFIX, DLQ_SUFFIX_BYTES + 1);

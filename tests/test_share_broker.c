@@ -446,7 +446,8 @@ Test(share, records_of_a_consumer_that_stops_acking_go_to_others_when_the_lock_e
     struct sfetched fb;
     sfetch(&b, "g", "", "t", 0, 5000, 100, &fb);
     int64_t waited = mono_ms() - t0;
-    cr_assert_geq(waited, 800, "answered after %lld ms, before the lock ran out", (long long)waited);
+    cr_assert_geq(waited, 800, "answered after %lld ms, before the lock ran out",
+                  (long long)waited);
     cr_assert_lt(waited, 4000, "the expiry woke the long poll");
     cr_assert_str_neq(fb.member, fa.member);
     cr_assert_eq(fb.range_count, 1);
@@ -978,5 +979,46 @@ Test(share, a_parked_share_fetch_answers_when_its_topic_is_deleted)
     sfetched_free(&f);
     cl_close(&a);
     cl_close(&b);
+    bk_stop(&B);
+}
+
+/* Rejects the one record of topic and checks it lands in dlq. */
+static void reject_into(struct cl *c, const char *topic, const char *dlq)
+{
+    cr_assert_eq(rq_create(c, topic, 1), 0);
+    cr_assert_eq(produce_one(c, topic, "k", "v"), 0);
+    struct sfetched f;
+    sfetch(c, "g", "", topic, 0, 0, 1, &f);
+    cr_assert_eq(f.range_count, 1);
+    cr_assert_eq(sack1(c, "g", f.member, topic, 0, PROTO_ACK_REJECT), 0);
+    struct fetched d;
+    fetch_until(c, dlq, 0, &d);
+    struct rec r;
+    cr_assert(find_record(d.records, d.records_bytes, 0, &r));
+    cr_assert_str_eq(header(&r, "nagare.dlq.topic"), topic, "the header names the whole topic");
+    rq_fetched_free(&d);
+    sfetched_free(&f);
+}
+
+Test(share, dead_letter_topic_names_stay_within_the_limit)
+{
+    bk_start(&B);
+    struct cl c;
+    cl_connect(&c, B.port, CL_TIMEOUT_MS_DEFAULT);
+    char topic[PROTO_TOPIC_NAME_BYTES_MAX + 1];
+    char dlq[PROTO_TOPIC_NAME_BYTES_MAX + 1];
+    /* 249 bytes: cut to 245, then ".dlq". */
+    memset(topic, 'b', 249);
+    topic[249] = '\0';
+    memset(dlq, 'b', 245);
+    strcpy(dlq + 245, ".dlq");
+    reject_into(&c, topic, dlq);
+    /* 249 bytes ending in ".dlq": the cut name would be itself, so 244. */
+    memset(topic, 'a', 245);
+    strcpy(topic + 245, ".dlq");
+    memset(dlq, 'a', 244);
+    strcpy(dlq + 244, ".dlq");
+    reject_into(&c, topic, dlq);
+    cl_close(&c);
     bk_stop(&B);
 }
