@@ -1022,3 +1022,58 @@ Test(share, dead_letter_topic_names_stay_within_the_limit)
     cl_close(&c);
     bk_stop(&B);
 }
+
+Test(share, parked_consumers_woken_by_one_produce_split_the_records)
+{
+    bk_start(&B);
+    struct cl cs[CONSUMERS];
+    char members[CONSUMERS][64] = {"", "", "", ""};
+    struct cl p;
+    cl_connect(&p, B.port, CL_TIMEOUT_MS_DEFAULT);
+    for (uint32_t k = 0; k < CONSUMERS; k++) {
+        cl_connect(&cs[k], B.port, CL_TIMEOUT_MS_DEFAULT);
+    }
+    cr_assert_eq(rq_create(&p, "w", 1), 0);
+    int owner[100];
+    for (int i = 0; i < 100; i++) {
+        owner[i] = -1;
+    }
+    for (uint32_t round = 0; round < 10; round++) {
+        uint32_t corr[CONSUMERS];
+        for (uint32_t k = 0; k < CONSUMERS; k++) {
+            corr[k] = sfetch_send(&cs[k], "g", members[k], "w", 0, 3000, 3);
+        }
+        usleep(50 * 1000); /* all four parked */
+        produce(&p, "w", 10, round);
+        uint32_t got = 0;
+        for (uint32_t k = 0; k < CONSUMERS; k++) {
+            struct sfetched f;
+            sfetch_recv(&cs[k], corr[k], &f);
+            cr_assert_eq(f.err, 0);
+            strcpy(members[k], f.member);
+            assert_covered(&f);
+            for (uint32_t i = 0; i < f.range_count; i++) {
+                for (int64_t o = f.ranges[i].first; o <= f.ranges[i].last; o++) {
+                    cr_assert_eq(owner[o], -1, "offset %lld handed out twice", (long long)o);
+                    owner[o] = (int)k;
+                }
+            }
+            got += range_records(&f);
+            if (f.range_count > 0) {
+                cr_assert_eq(sack(&cs[k], "g", members[k], "w", 0, f.ranges, f.range_count,
+                                  PROTO_ACK_ACCEPT),
+                             0);
+            }
+            sfetched_free(&f);
+        }
+        cr_assert_eq(got, 10, "round %u: the four woken fetches took every new record", round);
+    }
+    for (int i = 0; i < 100; i++) {
+        cr_assert_neq(owner[i], -1);
+    }
+    for (uint32_t k = 0; k < CONSUMERS; k++) {
+        cl_close(&cs[k]);
+    }
+    cl_close(&p);
+    bk_stop(&B);
+}
