@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "client/admin_int.h"
 #include "client/calls.h"
 #include "client/conn.h"
 #include "client/nagare.h"
@@ -280,4 +281,16 @@ int nagare_offset_lookup(nagare_admin *a, const char *topic, int32_t partition, 
         return -NG_EBADARG;
     }
     return calls_list_offset(&a->conn, topic, partition, ts_ms, deadline_of(a), offset_out);
+}
+
+/* ---- for admin_groups.c (admin_int.h) ---- */
+
+struct conn *admin_conn(nagare_admin *a)
+{
+    return &a->conn;
+}
+
+int64_t admin_deadline(const nagare_admin *a)
+{
+    return deadline_of(a);
 }

@@ -17,7 +17,12 @@
  *   fetch_bytes_max plus one batch, as the broker sizes them).
  * - seek bumps the partition's generation: chunks and answers of an older
  *   generation are dropped unread.
- * One thread: the consumer's.
+ * - A partition removed while subscribed to a group (consumer_part_remove)
+ *   leaves the sorted list at once with its chunks dropped; fetches in
+ *   flight still point at it (fetch_refs), so it is freed by the last of
+ *   their answers.
+ * One thread: the consumer's. Group membership is client/group.c's
+ * (client/consumer_int.h).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -25,6 +30,7 @@
 
 #include "client/calls.h"
 #include "client/conn.h"
+#include "client/consumer_int.h"
 #include "client/nagare.h"
 #include "storage/batch.h"
 
@@ -48,6 +54,8 @@ struct cpart {
     bool err_reported;
     int64_t backoff_until_ms;
     uint32_t backoff_ms;
+    uint32_t fetch_refs;      /* fetches in flight naming it */
+    bool removed;             /* out of the list: freed with its last fetch */
 };
 
 struct cbuf {
@@ -112,6 +120,8 @@ struct nagare_consumer {
     int64_t reconnect_at_ms;
     uint32_t reconnect_backoff_ms;
     int64_t down_since_ms;    /* 0: up (or never tried) */
+    struct cgroup *group;     /* NULL: not subscribed (client/group.c) */
+    struct nagare_topic_partition *view; /* nagare_consumer_assignment() */
 };
 
 void nagare_consumer_config_default(struct nagare_consumer_config *c)
@@ -125,6 +135,9 @@ void nagare_consumer_config_default(struct nagare_consumer_config *c)
         .partition_fetch_bytes_max = 4u << 20,
         .fetches_inflight = 2,
         .request_timeout_ms = 30000,
+        .session_timeout_ms = 10000,
+        .auto_commit = true,
+        .auto_commit_interval_ms = 5000,
     };
 }
 
@@ -135,7 +148,9 @@ static int config_check(const struct nagare_consumer_config *c)
               c->fetch_bytes_max > 0 && c->fetch_bytes_max <= INT32_MAX &&
               c->partition_fetch_bytes_max > 0 && c->partition_fetch_bytes_max <= INT32_MAX &&
               c->fetches_inflight > 0 && c->fetches_inflight <= FETCHES_INFLIGHT_LIMIT &&
-              c->request_timeout_ms > 0 && c->request_timeout_ms <= INT32_MAX;
+              c->request_timeout_ms > 0 && c->request_timeout_ms <= INT32_MAX &&
+              c->session_timeout_ms >= 1000 && c->session_timeout_ms <= 300000 &&
+              c->auto_commit_interval_ms > 0 && c->auto_commit_interval_ms <= INT32_MAX;
     return ok ? 0 : -NG_EBADARG;
 }
 
@@ -152,6 +167,9 @@ static void chunk_release(nagare_consumer *c, struct cchunk *k);
 static void consumer_free(nagare_consumer *c)
 {
     conn_fini(&c->conn); /* fails fetches in flight: their buffers come back */
+    if (c->group != NULL) {
+        cgroup_free(c->group); /* its requests have just completed too */
+    }
     if (c->cur != NULL) {
         chunk_release(c, c->cur);
     }
@@ -182,6 +200,7 @@ static void consumer_free(nagare_consumer *c)
         free(c->parts[i]);
     }
     free(c->parts);
+    free(c->view);
     free(c->zbuf);
     free(c->msg.hdrs);
     batch_zctx_fini(&c->zctx);
@@ -210,7 +229,9 @@ int nagare_consumer_new(const struct nagare_consumer_config *cfg, nagare_consume
         .request_timeout_ms = cfg->request_timeout_ms,
         .resp_bytes_max = (uint32_t)(resp < PROTO_FRAME_BYTES_LIMIT ? resp : PROTO_FRAME_BYTES_LIMIT),
         .tx_bytes_max = 1u << 20,
-        .pending_max = cfg->fetches_inflight + 2,
+        /* fetches, plus a heartbeat, an async commit, a synchronous call
+         * and one spare */
+        .pending_max = cfg->fetches_inflight + 4,
     };
     int rc = conn_init(&c->conn, &cc);
     rc = rc == 0 ? batch_zctx_init(&c->zctx, BATCH_HEADER_BYTES, 0) : rc;
@@ -229,6 +250,10 @@ int nagare_consumer_new(const struct nagare_consumer_config *cfg, nagare_consume
 void nagare_consumer_destroy(nagare_consumer *c)
 {
     if (c != NULL) {
+        ASSERT(c->group == NULL || !cgroup_in_callback(c->group));
+        if (c->group != NULL) {
+            cgroup_close(c, c->group);
+        }
         consumer_free(c);
     }
 }
@@ -368,7 +393,7 @@ int nagare_consumer_assign(nagare_consumer *c, const char *topic, int32_t partit
 {
     ASSERT(c != NULL);
     if (!topic_arg_ok(topic, partition) || part_find(c, topic, partition) != NULL ||
-        c->part_count == ASSIGNED_MAX) {
+        c->part_count == ASSIGNED_MAX || c->group != NULL) {
         return -NG_EBADARG;
     }
     int32_t count;
@@ -598,6 +623,21 @@ static int fetch_apply(nagare_consumer *c, struct freq *r, struct cbuf *b, size_
     return i == r->count ? 0 : -NG_EPROTO;
 }
 
+/* Drops the request's hold on its partitions: a removed one goes with
+ * the last answer that names it. */
+static void fetch_unref(struct freq *r)
+{
+    for (uint32_t i = 0; i < r->count; i++) {
+        struct cpart *p = r->ents[i].part;
+        ASSERT(p->fetch_refs > 0);
+        p->fetch_refs--;
+        if (p->removed && p->fetch_refs == 0) {
+            free(p);
+        }
+    }
+    r->count = 0;
+}
+
 /* Marks the request's partitions as no longer being fetched. */
 static void fetch_settle(struct freq *r, bool backoff)
 {
@@ -638,6 +678,7 @@ static void fetch_done(void *arg, int err, struct rd *body, uint16_t version)
     if (b != NULL) {
         buf_unref(c, b);
     }
+    fetch_unref(r);
     freq_put(c, r);
 }
 
@@ -659,6 +700,7 @@ static int freq_add(struct freq *r, struct cpart *p)
         r->cap = cap;
     }
     r->ents[r->count++] = (struct fent){.part = p, .gen = p->gen};
+    p->fetch_refs++;
     return 0;
 }
 
@@ -727,7 +769,7 @@ static int keep_connected(nagare_consumer *c, int64_t now_ms)
         c->reconnect_backoff_ms = 0;
         return 0;
     }
-    if (c->conn.state != CONN_DOWN || c->part_count == 0) {
+    if (c->conn.state != CONN_DOWN || (c->part_count == 0 && c->group == NULL)) {
         return 0;
     }
     if (c->down_since_ms == 0) {
@@ -927,9 +969,18 @@ static int pending_error(nagare_consumer *c)
 int nagare_consumer_poll(nagare_consumer *c, int timeout_ms, const struct nagare_message **out)
 {
     ASSERT(c != NULL && out != NULL);
+    if (c->group != NULL && cgroup_in_callback(c->group)) {
+        return -NG_EBADARG;
+    }
     int64_t deadline = timeout_ms < 0 ? INT64_MAX : conn_mono_ms() + timeout_ms;
     for (;;) {
-        int rc = next_record(c);
+        /* Group work first: a rebalance drops revoked partitions' records
+         * and runs its callback before any record is returned. */
+        int rc = c->group != NULL ? cgroup_tick(c, c->group) : 0;
+        if (rc != 0) {
+            return rc;
+        }
+        rc = next_record(c);
         if (rc == 1) {
             *out = &c->msg.pub;
             return 1;
@@ -947,6 +998,8 @@ int nagare_consumer_poll(nagare_consumer *c, int timeout_ms, const struct nagare
         int64_t until = deadline;
         int64_t b = next_backoff(c, now);
         until = b < until ? b : until;
+        b = c->group != NULL ? cgroup_next_due_ms(c->group) : INT64_MAX;
+        until = b < until ? b : until;
         until = c->conn.state == CONN_DOWN && c->reconnect_at_ms < until ? c->reconnect_at_ms : until;
         int64_t wait = until > now ? until - now : 0;
         rc = conn_poll(&c->conn, (int)(wait < INT32_MAX ? wait : INT32_MAX));
@@ -961,4 +1014,103 @@ void nagare_message_header(const struct nagare_message *m, size_t i, struct naga
     ASSERT(m != NULL && out != NULL && i < m->header_count);
     const struct cmsg *cm = (const struct cmsg *)m;
     *out = cm->hdrs[i];
+}
+
+/* ---- for client/group.c (consumer_int.h) ---- */
+
+struct conn *consumer_conn(nagare_consumer *c)
+{
+    return &c->conn;
+}
+
+const struct nagare_consumer_config *consumer_cfg(const nagare_consumer *c)
+{
+    return &c->cfg;
+}
+
+int64_t consumer_deadline(const nagare_consumer *c)
+{
+    return deadline_of(c);
+}
+
+struct cgroup **consumer_group_slot(nagare_consumer *c)
+{
+    return &c->group;
+}
+
+int consumer_part_add(nagare_consumer *c, const char *topic, int32_t partition, int64_t offset,
+                      int err)
+{
+    ASSERT(topic_arg_ok(topic, partition) && (offset >= 0 || err < 0));
+    if (part_find(c, topic, partition) != NULL || c->part_count == ASSIGNED_MAX) {
+        return -NG_EBADARG;
+    }
+    struct cpart *p = calloc(1, sizeof(*p));
+    if (p == NULL) {
+        return -ENOMEM;
+    }
+    p->topic_len = strlen(topic);
+    memcpy(p->topic, topic, p->topic_len + 1);
+    p->partition = partition;
+    p->position = err < 0 ? 0 : offset;
+    p->fetch_offset = p->position;
+    p->err = err;
+    int rc = part_insert(c, p);
+    if (rc != 0) {
+        free(p);
+    }
+    return rc;
+}
+
+/* Takes parts[i] out of the list; frees it unless a fetch still names it. */
+static void part_remove_at(nagare_consumer *c, uint32_t i)
+{
+    struct cpart *p = c->parts[i];
+    drop_chunks(c, p);
+    p->gen++; /* answers in flight for it are ignored */
+    p->fetching = false;
+    memmove(&c->parts[i], &c->parts[i + 1], (c->part_count - i - 1) * sizeof(*c->parts));
+    c->part_count--;
+    if (p->fetch_refs == 0) {
+        free(p);
+    } else {
+        p->removed = true;
+    }
+}
+
+void consumer_part_remove(nagare_consumer *c, const char *topic, int32_t partition)
+{
+    for (uint32_t i = 0; i < c->part_count; i++) {
+        if (c->parts[i]->partition == partition && strcmp(c->parts[i]->topic, topic) == 0) {
+            part_remove_at(c, i);
+            return;
+        }
+    }
+}
+
+void consumer_parts_clear(nagare_consumer *c)
+{
+    while (c->part_count > 0) {
+        part_remove_at(c, c->part_count - 1);
+    }
+}
+
+int nagare_consumer_assignment(nagare_consumer *c, const struct nagare_topic_partition **out,
+                               size_t *count_out)
+{
+    ASSERT(c != NULL && out != NULL && count_out != NULL);
+    struct nagare_topic_partition *v =
+        realloc(c->view, (c->part_count > 0 ? c->part_count : 1) * sizeof(*v));
+    if (v == NULL) {
+        return -ENOMEM;
+    }
+    c->view = v;
+    for (uint32_t i = 0; i < c->part_count; i++) {
+        const struct cpart *p = c->parts[i];
+        v[i] = (struct nagare_topic_partition){.topic = p->topic, .partition = p->partition,
+                                               .offset = p->position, .err = p->err};
+    }
+    *out = v;
+    *count_out = c->part_count;
+    return 0;
 }

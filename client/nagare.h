@@ -59,9 +59,14 @@ enum {
     NAGARE_EOUT_OF_ORDER = 4145,
     NAGARE_EPRODUCER_FENCED = 4146,
     NAGARE_ETIMEOUT = 4147,
+    NAGARE_EREBALANCE = 4149,     /* a group partition is no longer this member's */
+    NAGARE_EILLEGAL_GENERATION = 4150, /* a commit at a group generation that moved on */
+    NAGARE_EUNKNOWN_MEMBER = 4151, /* the group forgot the member (it joins again) */
+    NAGARE_EGROUP_NOT_EMPTY = 4152, /* an admin change that needs a group without members */
     NAGARE_EDISCONNECTED = 4153,
     NAGARE_EPROTO = 4154,
     NAGARE_ESYSTEM = 4155,        /* a system call failed on the broker (its log says which) */
+    NAGARE_ENOT_ACQUIRED = 4156,  /* a share ack for a record this consumer does not hold */
 };
 
 /* A short sentence naming rc (0, -errno or -NAGARE_E*). Static; never NULL. */
@@ -198,9 +203,44 @@ size_t nagare_producer_outstanding(const nagare_producer *p);
  * -NAGARE_ECLOSED first. NULL is allowed. */
 void nagare_producer_destroy(nagare_producer *p);
 
-/* ---- consumer (assigned partitions; groups come later) ---- */
+/* ---- consumer: assigned partitions, or a pub/sub consumer group ---- */
 
 typedef struct nagare_consumer nagare_consumer;
+
+/* A partition of a topic and an offset, as the group calls report them.
+ * topic points into the library (valid as each function says). */
+struct nagare_topic_partition {
+    const char *topic;
+    int32_t partition;
+    int64_t offset;     /* meaning per use; -1 when there is none */
+    int err;            /* 0, or this partition's error (negative) */
+};
+
+/* Runs from nagare_consumer_poll() (and nagare_consumer_unsubscribe(), for
+ * everything the consumer held) when the group's assignment changed, before
+ * any record of a newly assigned partition is returned and after records of
+ * revoked ones were dropped. revoked: partitions no longer this member's,
+ * with the position reached (offset of the next record poll would have
+ * returned); assigned: partitions now this member's, with the offset
+ * consumption starts at (the committed offset, or the reset policy's).
+ * Arrays and topic strings are valid during the call. It may call
+ * nagare_consumer_seek(), seek_time(), position() and assignment() (to
+ * start an assigned partition elsewhere), not poll, commit, subscribe,
+ * unsubscribe or destroy (those return -NAGARE_EBADARG from it). */
+typedef void (*nagare_rebalance_fn)(nagare_consumer *c,
+                                    const struct nagare_topic_partition *revoked,
+                                    size_t revoked_count,
+                                    const struct nagare_topic_partition *assigned,
+                                    size_t assigned_count, void *opaque);
+
+/* The outcome of an asynchronous commit (nagare_consumer_commit(c, true),
+ * and auto-commit), from a later poll, commit, unsubscribe or destroy: err
+ * is 0 when every partition was committed, else the first partition's
+ * error or the request's; offsets[i].err per partition (offset: what was
+ * sent). Same restrictions as the rebalance callback. */
+typedef void (*nagare_commit_fn)(nagare_consumer *c, int err,
+                                 const struct nagare_topic_partition *offsets, size_t count,
+                                 void *opaque);
 
 #define NAGARE_OFFSET_BEGINNING (-2)
 #define NAGARE_OFFSET_END (-1)
@@ -220,6 +260,14 @@ struct nagare_consumer_config {
     uint32_t partition_fetch_bytes_max; /* per partition per fetch (4 MiB) */
     uint32_t fetches_inflight;          /* pipelined fetch requests (2) */
     uint32_t request_timeout_ms;        /* (30 s) */
+    /* consumer groups (nagare_consumer_subscribe) */
+    uint32_t session_timeout_ms;        /* the broker drops a member silent this long
+                                           (10 s; 1000..300000): poll at least this often */
+    bool auto_commit;                   /* commit positions from poll (true) */
+    uint32_t auto_commit_interval_ms;   /* ...this often (5 s) */
+    nagare_rebalance_fn on_rebalance;   /* may be NULL */
+    nagare_commit_fn on_commit;         /* may be NULL */
+    void *opaque;                       /* passed to both */
 };
 
 void nagare_consumer_config_default(struct nagare_consumer_config *c);
@@ -234,8 +282,9 @@ NAGARE_MUST_USE int nagare_consumer_new(const struct nagare_consumer_config *c,
 /* Adds a partition to read, from offset (or NAGARE_OFFSET_BEGINNING / END).
  * Asks the broker (Metadata, and ListOffsets for BEGINNING / END), waiting
  * at most request_timeout_ms. Returns 0, -NAGARE_EUNKNOWN_TOPIC (no such
- * topic or partition), -NAGARE_EBADARG (bad arguments, or already
- * assigned), -NAGARE_EBADNAME, or the request's error. */
+ * topic or partition), -NAGARE_EBADARG (bad arguments, already assigned,
+ * or the consumer is subscribed to a group), -NAGARE_EBADNAME, or the
+ * request's error. */
 NAGARE_MUST_USE int nagare_consumer_assign(nagare_consumer *c, const char *topic,
                                            int32_t partition, int64_t offset);
 
@@ -261,6 +310,8 @@ struct nagare_message {
     const void *value;
     ssize_t value_len;     /* -1: null */
     size_t header_count;
+    int32_t delivery_count; /* share consumers: deliveries of this record so far
+                               (1 the first time); 0 from nagare_consumer */
 };
 
 /* Header i < m->header_count of a message, valid as long as m. */
@@ -273,7 +324,13 @@ void nagare_message_header(const struct nagare_message *m, size_t i, struct naga
  * partition concerned then pauses until a seek; -NAGARE_EDISCONNECTED each
  * time the broker has been unreachable for request_timeout_ms (the
  * consumer keeps reconnecting); -ENOMEM. Records before an error are
- * returned first. */
+ * returned first.
+ * Subscribed to a group, it also heartbeats, acts on assignment changes
+ * (running the rebalance callback first), auto-commits and delivers async
+ * commit reports, and joins again when the broker forgot the member;
+ * a join the broker refuses is returned (-NAGARE_ETOOBIG: its group
+ * limits) and tried again after a backoff. -NAGARE_EBADARG from a
+ * callback. */
 int nagare_consumer_poll(nagare_consumer *c, int timeout_ms, const struct nagare_message **out);
 
 /* The offset of the next record poll will return for the partition.
@@ -281,6 +338,72 @@ int nagare_consumer_poll(nagare_consumer *c, int timeout_ms, const struct nagare
 NAGARE_MUST_USE int nagare_consumer_position(nagare_consumer *c, const char *topic,
                                              int32_t partition, int64_t *offset_out);
 
+/* The partitions the consumer reads now (assigned, or its group's share),
+ * with their positions (offset). *out is valid until the next call on c.
+ * Returns 0, -ENOMEM. */
+NAGARE_MUST_USE int nagare_consumer_assignment(nagare_consumer *c,
+                                               const struct nagare_topic_partition **out,
+                                               size_t *count_out);
+
+/*
+ * Consumer groups (pub/sub; docs/protocol.md, "Consumer groups"). Every
+ * group sees every record; within a group each partition is read by one
+ * member at a time, the broker assigning them. Delivery is at least once:
+ * a partition that changes hands is read by its new owner from the
+ * group's committed offset, so records consumed after the last commit are
+ * read again.
+ *
+ * Heartbeats, commits and assignment changes are driven from
+ * nagare_consumer_poll(): call it at least every session_timeout_ms, or
+ * the broker drops the member (the consumer then joins again, and its
+ * partitions are read again from their committed offsets). The broker
+ * refuses a commit of a partition the member no longer holds, and a
+ * commit at a generation it has not yet heartbeated at; so the offsets of
+ * a partition revoked by a rebalance cannot be committed once the member
+ * learns of the revocation: with auto-commit, its records since the last
+ * auto-commit go to the next owner again.
+ */
+
+/* Joins `group` (JoinGroup; the member id and generation come from the
+ * broker) subscribing to topics (1..64 valid names, copied; a topic that
+ * does not exist yet is assigned once it is created). Partitions assigned
+ * before are dropped: the group's assignment replaces them, arriving
+ * through later polls (rebalance callback). Calling it again replaces the
+ * subscription: the consumer commits (with auto-commit) and leaves first.
+ * Waits at most request_timeout_ms. Returns 0, -NAGARE_EBADNAME (group id
+ * not 1..249 printable ASCII bytes, or a bad topic name), -NAGARE_EBADARG
+ * (no topics, more than 64, session_timeout_ms out of range, or called from
+ * a callback), -NAGARE_ETOOBIG (the broker's group limits), -ENOMEM, or the
+ * request's error (-NAGARE_ETIMEOUT, -NAGARE_EDISCONNECTED...). */
+NAGARE_MUST_USE int nagare_consumer_subscribe(nagare_consumer *c, const char *group,
+                                              const char *const *topics, size_t topic_count);
+
+/* Leaves the group: commits the positions (with auto-commit), runs the
+ * rebalance callback with every partition revoked, sends LeaveGroup (the
+ * broker reassigns the partitions at once), and drops the partitions.
+ * Waits at most request_timeout_ms for each request. Returns 0 (also when
+ * not subscribed), -NAGARE_EBADARG from a callback, or the first error of
+ * the commit or the leave (the consumer has left its side of the group
+ * either way; without a LeaveGroup the broker drops the member after its
+ * session timeout). */
+NAGARE_MUST_USE int nagare_consumer_unsubscribe(nagare_consumer *c);
+
+/* Commits the position of every partition the member holds whose
+ * position moved since its last commit. Sync (async false): waits for the
+ * broker's durable answer (at most request_timeout_ms plus a fetch's long
+ * poll), heartbeating and retrying once when the group's generation moved;
+ * returns 0 (nothing to commit counts), -NAGARE_EBADARG (not subscribed,
+ * or from a callback), -NAGARE_EREBALANCE (a partition was revoked
+ * meanwhile: the others are committed), -NAGARE_EUNKNOWN_MEMBER (the member
+ * was dropped: it joins again from poll), or the request's error. Async:
+ * sends the commit and returns 0 at once (or -NAGARE_EBADARG, -ENOMEM, or
+ * -NAGARE_EBUSY when the connection cannot take it now); the outcome goes
+ * to on_commit from a later call. */
+NAGARE_MUST_USE int nagare_consumer_commit(nagare_consumer *c, bool async);
+
+/* Closes the consumer. When subscribed it first does what
+ * nagare_consumer_unsubscribe() does, rebalance callback excepted
+ * (outstanding async commit reports are delivered). NULL is allowed. */
 void nagare_consumer_destroy(nagare_consumer *c);
 
 /* ---- admin ---- */
@@ -345,6 +468,98 @@ void nagare_topics_free(nagare_admin *a, const struct nagare_topic_info *topics)
  * 0, -NAGARE_EUNKNOWN_TOPIC, -NAGARE_EBADARG, or the request's error. */
 NAGARE_MUST_USE int nagare_offset_lookup(nagare_admin *a, const char *topic, int32_t partition,
                                          int64_t ts_ms, int64_t *offset_out);
+
+/* ---- admin: groups ---- */
+
+enum nagare_group_kind {
+    NAGARE_GROUP_CONSUMER = 0, /* pub/sub consumer group */
+    NAGARE_GROUP_SHARE = 1,    /* share group (queue) */
+};
+
+struct nagare_group_listing {
+    const char *group;
+    int kind;              /* enum nagare_group_kind; a newer broker may send others */
+    int32_t member_count;  /* members now (0 for a group with only offsets) */
+};
+
+/* Every group with members or committed offsets, by id. *out and what it
+ * points to stay valid until nagare_groups_free(). Returns 0 with
+ * *count_out groups, or the request's error. */
+NAGARE_MUST_USE int nagare_groups_list(nagare_admin *a, const struct nagare_group_listing **out,
+                                       size_t *count_out);
+void nagare_groups_free(nagare_admin *a, const struct nagare_group_listing *groups);
+
+struct nagare_group_member {
+    const char *member_id;
+    size_t assignment_count;
+    const struct nagare_topic_partition *assignment; /* its grant (offset -1) */
+};
+
+/* A committed partition of a group, with the broker's view of its lag. */
+struct nagare_group_offset {
+    const char *topic;
+    int32_t partition;
+    int64_t committed;   /* the next offset the group will consume */
+    int64_t end;         /* the log end offset; -1 when the topic is gone */
+    int64_t lag_records; /* end - committed (0 when caught up); -1: topic gone */
+    int64_t lag_ms;      /* now minus the timestamp of the record at committed
+                            (0 when caught up; -1 when unknown) */
+};
+
+struct nagare_group_info {
+    const char *group;
+    int kind;                    /* enum nagare_group_kind */
+    int32_t generation;          /* 0 for a group without members */
+    size_t member_count;
+    const struct nagare_group_member *members;   /* by id */
+    size_t offset_count;
+    const struct nagare_group_offset *offsets;   /* by topic, then partition */
+};
+
+/* Describes a group: members with their assignment, and per committed
+ * partition the offsets and lag. *out and what it points to stay valid
+ * until nagare_group_info_free(). Returns 0, -NAGARE_ENOTFOUND (no members
+ * and no committed offsets), -NAGARE_EBADNAME, or the request's error. */
+NAGARE_MUST_USE int nagare_group_describe(nagare_admin *a, const char *group,
+                                          const struct nagare_group_info **out);
+void nagare_group_info_free(nagare_admin *a, const struct nagare_group_info *info);
+
+/* Forgets every committed offset of a group without members (durably,
+ * before the answer). Returns 0, -NAGARE_EGROUP_NOT_EMPTY (it has members:
+ * nothing changed), -NAGARE_ENOTFOUND, -NAGARE_EBADNAME, or the request's
+ * error. */
+NAGARE_MUST_USE int nagare_group_delete(nagare_admin *a, const char *group);
+
+enum nagare_reset_to {
+    NAGARE_RESET_TO_EARLIEST = 0,  /* the log start */
+    NAGARE_RESET_TO_LATEST = 1,    /* the log end */
+    NAGARE_RESET_TO_OFFSET = 2,    /* value, kept within [log start, log end] */
+    NAGARE_RESET_TO_TIMESTAMP = 3, /* the first record with timestamp >= value (ms) */
+};
+
+/* Sets the committed offsets of a group without members, for every
+ * partition of `topic`, or (topic NULL) of every topic the group has
+ * committed offsets in. The results (offset now committed, or -1 with err)
+ * go to *out (when out is not NULL), valid until nagare_reset_free().
+ * Returns 0 (check each result's err), -NAGARE_EGROUP_NOT_EMPTY,
+ * -NAGARE_ENOTFOUND (topic NULL and the group has no committed offsets),
+ * -NAGARE_EUNKNOWN_TOPIC (the named topic does not exist), -NAGARE_EBADNAME,
+ * -NAGARE_EBADARG (a negative value for OFFSET or TIMESTAMP), -ENOMEM, or
+ * the request's error. Partitions without an error were written
+ * durably as one batch before the answer. */
+NAGARE_MUST_USE int nagare_group_reset_offsets(nagare_admin *a, const char *group,
+                                               const char *topic, enum nagare_reset_to to,
+                                               int64_t value,
+                                               const struct nagare_topic_partition **out,
+                                               size_t *count_out);
+void nagare_reset_free(nagare_admin *a, const struct nagare_topic_partition *results);
+
+/* Republishes the records of a dead-letter topic (<topic>.dlq) to their
+ * source topics. Returns 0 with *records_out republished,
+ * -NAGARE_EUNKNOWN_TOPIC, -NAGARE_EBADNAME, -NAGARE_EUNKNOWN_API (a broker
+ * without share groups), or the request's error. */
+NAGARE_MUST_USE int nagare_dlq_redrive(nagare_admin *a, const char *dlq_topic,
+                                       int64_t *records_out);
 
 #ifdef __cplusplus
 }
