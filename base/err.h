@@ -51,6 +51,7 @@ enum ng_err {
     NG_EPROTO = 4154,           /* peer broke the protocol */
     NG_ESYSTEM = 4155,          /* a system call failed on the peer (errno) */
     NG_ENOT_ACQUIRED = 4156,    /* share ack for records this member does not hold */
+    NG_EDISK_FULL = 4157,       /* the broker's disk is full: retry later */
     NG_ERR_LAST
 };
 

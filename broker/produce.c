@@ -5,6 +5,7 @@
  * when every append has completed (written for acks=1, fdatasync'd for
  * acks=all; acks=0 completes the request with no answer).
  */
+#include <errno.h>
 #include <stdlib.h>
 
 #include "base/log.h"
@@ -17,6 +18,7 @@ struct produce_req;
 struct produce_part {
     struct part_append a;
     struct produce_req *pr;
+    struct bpart *bp;       /* where a was appended */
     struct proto_str topic; /* into the frame */
     int32_t partition;
     int err;
@@ -76,12 +78,21 @@ static void answer(struct produce_req *pr)
     free(pr);
 }
 
+/* A full disk is the client's to retry; say so in the protocol's terms. */
+static int wire_err(int rc)
+{
+    return rc == -ENOSPC || rc == -EDQUOT ? -NG_EDISK_FULL : rc;
+}
+
 static void append_done(struct part_append *a, int rc)
 {
     struct produce_part *pp = container_of(a, struct produce_part, a);
     struct produce_req *pr = pp->pr;
-    pp->err = rc;
+    pp->err = wire_err(rc);
     pp->offset_base = a->hdr.offset_base;
+    if (rc != 0) { /* not in the log: a retry must not be called a duplicate */
+        producers_forget(&pp->bp->producers, &a->hdr);
+    }
     ASSERT(pr->pending > 0);
     if (--pr->pending == 0) {
         answer(pr);
@@ -116,7 +127,8 @@ static void start_append(struct server *s, struct server_topic *t, struct produc
      * the base offset is written into the batch there. */
     pp->a = (struct part_append){.batch = (uint8_t *)in->records, .bytes = in->records_bytes,
                                  .durable = pp->pr->acks == PROTO_ACKS_ALL, .done = append_done};
-    pp->err = part_append(&bp->log, &pp->a);
+    pp->bp = bp;
+    pp->err = wire_err(part_append(&bp->log, &pp->a));
     if (pp->err == 0) {
         producers_record(&bp->producers, &pp->a.hdr);
         pp->pr->pending++;

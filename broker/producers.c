@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "base/err.h"
 
@@ -153,4 +154,26 @@ void producers_record(struct producers *ps, const struct batch_header *h)
         s->count++;
     }
     s->used = ++ps->clock;
+}
+
+void producers_forget(struct producers *ps, const struct batch_header *h)
+{
+    struct producer_state *s = h->producer_id >= 0 ? find(ps, h->producer_id) : NULL;
+    if (s == NULL || s->epoch != h->producer_epoch) {
+        return;
+    }
+    /* Oldest to newest, without the forgotten batch. */
+    struct producer_batch kept[PRODUCER_BATCHES_KEPT];
+    uint8_t n = 0;
+    for (uint8_t k = 0; k < s->count; k++) {
+        uint8_t i = (uint8_t)((s->newest + PRODUCER_BATCHES_KEPT - s->count + 1 + k) %
+                              PRODUCER_BATCHES_KEPT);
+        if (s->recent[i].sequence_first != h->sequence_base ||
+            s->recent[i].offset_base != h->offset_base) {
+            kept[n++] = s->recent[i];
+        }
+    }
+    memcpy(s->recent, kept, n * sizeof(kept[0]));
+    s->count = n;
+    s->newest = (uint8_t)(n > 0 ? n - 1 : PRODUCER_BATCHES_KEPT - 1);
 }

@@ -60,4 +60,9 @@ MUST_USE int producers_check(struct producers *ps, const struct batch_header *h,
  * with producer_id < 0 are ignored. */
 void producers_record(struct producers *ps, const struct batch_header *h);
 
+/* Forgets an appended batch whose append then failed (a full disk cut the
+ * log back): a retry of it is then judged afresh, never answered as a
+ * duplicate of bytes that are not in the log. No-op when not remembered. */
+void producers_forget(struct producers *ps, const struct batch_header *h);
+
 #endif

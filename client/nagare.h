@@ -66,6 +66,8 @@ enum {
     NAGARE_EDISCONNECTED = 4153,
     NAGARE_EPROTO = 4154,
     NAGARE_ESYSTEM = 4155,        /* a system call failed on the broker (its log says which) */
+    NAGARE_EDISK_FULL = 4157,     /* the broker's disk is full: producers retry until
+                                     the delivery timeout */
     NAGARE_ENOT_ACQUIRED = 4156,  /* a share ack for a record this consumer does not hold */
 };
 

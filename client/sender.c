@@ -8,7 +8,9 @@
  * - retried: the connection closing or failing (-NG_EDISCONNECTED, -errno),
  *   a request outliving request_timeout_ms or an acks=all sync that timed
  *   out on the broker (-NG_ETIMEOUT), a full broker queue (-NG_EBUSY), a
- *   broker shutting down (-NG_ECLOSED), an unknown topic or partition
+ *   broker shutting down (-NG_ECLOSED), a full disk on the broker
+ *   (-NG_EDISK_FULL: it cut the batch back out, so it is not in the log),
+ *   an unknown topic or partition
  *   (-NG_EUNKNOWN_TOPIC: metadata is refreshed; if the topic is gone the
  *   records fail). Idempotence makes these retries safe: the batch keeps its
  *   producer id, epoch and sequence, so a copy the broker already wrote is
@@ -32,12 +34,19 @@
 
 #include "client/producer_int.h"
 
+/* A produce request carries every batch ready (one per partition), as
+ * Kafka's sender does, up to this many bytes beyond its first batch: a
+ * quarter of the producer's send queue (PRODUCER_TX_BYTES_MAX, 16 MiB), so
+ * a request still fits behind others already queued. */
+#define REQUEST_BYTES_MAX (4u << 20)
+
 bool sender_retriable(int err)
 {
     switch (err) {
     case -NG_EDISCONNECTED:
     case -NG_ETIMEOUT:
     case -NG_EBUSY:
+    case -NG_EDISK_FULL:
     case -NG_ECLOSED:
     case -NG_EUNKNOWN_TOPIC:
         return true;
@@ -326,27 +335,40 @@ static bool add_topic(struct nagare_producer *p, struct proto_enc *e, struct pre
     return true;
 }
 
-/* The size of the first batch ready to go, or 0. */
-static size_t first_ready_bytes(struct nagare_producer *p, int64_t now_ms)
+/* The room a request needs for the batches ready to go, one per partition
+ * in the order add_topic() takes them, up to REQUEST_BYTES_MAX (the first
+ * batch always counts); 0 when none is ready. Sizing the frame for the
+ * first batch alone made every request carry one batch, and the lowest
+ * partitions took every request slot while the others starved. */
+static size_t ready_bytes(struct nagare_producer *p, int64_t now_ms)
 {
+    size_t need = PRODUCE_FRAME_OVERHEAD_BYTES;
+    bool any = false;
     for (uint32_t i = 0; i < p->topic_slots; i++) {
         struct ptopic *t = p->topics[i];
+        bool opened = false;
         for (int32_t k = 0; t != NULL && t->state != PT_UNKNOWN && k < t->parts_len; k++) {
             struct pbatch *b = sendable(p, &t->parts[k], now_ms);
-            if (b != NULL) {
-                return b->bytes + PRODUCE_FRAME_OVERHEAD_BYTES + PRODUCE_PART_OVERHEAD_BYTES +
-                       6 + t->name_len;
+            if (b == NULL) {
+                continue;
             }
+            size_t more = b->bytes + PRODUCE_PART_OVERHEAD_BYTES + (opened ? 0 : 6 + t->name_len);
+            if (any && need + more > REQUEST_BYTES_MAX) {
+                return need;
+            }
+            need += more;
+            any = true;
+            opened = true;
         }
     }
-    return 0;
+    return any ? need : 0;
 }
 
 /* Builds and submits one request. Returns false when there was nothing to
  * send or the connection cannot take it now. */
 static bool send_one(struct nagare_producer *p, int64_t now_ms)
 {
-    size_t need = first_ready_bytes(p, now_ms);
+    size_t need = ready_bytes(p, now_ms);
     struct wr w;
     uint32_t corr;
     if (need == 0 || conn_frame_begin(&p->conn, need, &w, &corr) != 0) {

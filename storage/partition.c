@@ -80,9 +80,14 @@ static void part_fail(struct part *p, int rc, const char *what)
 
 /* ---- completing appends, in order ---- */
 
+static bool rolled_back(const struct part *p, const struct part_append *a)
+{
+    return p->rollback_seq != 0 && a->seq >= p->rollback_seq;
+}
+
 static bool append_ready(const struct part *p, const struct part_append *a)
 {
-    if (p->failed != 0) {
+    if (p->failed != 0 || rolled_back(p, a)) {
         return a->state != APPEND_WRITING; /* its buffer is the kernel's until then */
     }
     return a->seq <= (a->durable ? p->seq_synced : p->seq_written);
@@ -98,15 +103,20 @@ static bool complete_ready(struct part *p)
             p->tail = NULL;
         }
         p->appends_count--;
+        if (p->unwritten == a) { /* a rolled-back append leaves the cursor */
+            p->unwritten = a->next;
+        }
         any = true;
-        a->done(a, p->failed); /* may append again */
+        int rc = p->failed != 0 ? p->failed : rolled_back(p, a) ? p->rollback_err : 0;
+        a->done(a, rc); /* may append again */
     }
     return any;
 }
 
 static void advance_written(struct part *p)
 {
-    while (p->failed == 0 && p->unwritten != NULL && p->unwritten->state == APPEND_WRITTEN) {
+    while (p->failed == 0 && p->unwritten != NULL && p->unwritten->state == APPEND_WRITTEN &&
+           !rolled_back(p, p->unwritten)) {
         struct part_append *u = p->unwritten;
         p->seq_written = u->seq;
         u->seg->bytes_readable = u->pos + u->bytes;
@@ -143,6 +153,75 @@ static void writeback(struct part *p, struct seg *s)
     s->ops_inflight++;
 }
 
+/* ---- a full disk: cut the log back and go on ---- */
+
+/* Only the simple case is undone: the batch is in the active segment and no
+ * roll is under way (a roll waits for its writes, so appends of two
+ * segments are never in flight at once otherwise). */
+static bool rollback_possible(const struct part *p, const struct part_append *a)
+{
+    return p->failed == 0 && p->roll_stage == ROLL_NONE && a->seg == active(p);
+}
+
+static void rollback_start(struct part *p, const struct part_append *a, int err)
+{
+    if (p->rollback_seq != 0 && p->rollback_seq <= a->seq) {
+        return; /* an earlier append already set the cut */
+    }
+    p->rollback_seq = a->seq;
+    p->rollback_err = err;
+    p->rollback_pos = a->pos;
+    p->rollback_offset = a->hdr.offset_base;
+    log_warn("partition %s: disk full at offset %" PRId64 ": %s; failing the appends from "
+             "there until the log is cut back", p->dir, a->hdr.offset_base, err_str(err));
+}
+
+/* Drops index entries at or past the cut, in memory and on disk. */
+static int index_cut(struct idx *x, int fd, uint64_t pos, uint32_t rel)
+{
+    bool offsets = x->entry_bytes == IDX_OFFSET_ENTRY_BYTES;
+    while (x->count > 0 && (offsets ? idx_offset_pos(x, x->count - 1) >= pos
+                                    : idx_time_rel(x, x->count - 1) >= rel)) {
+        x->count--;
+    }
+    if (x->count_flushed <= x->count) {
+        return 0;
+    }
+    x->count_flushed = x->count;
+    return ftruncate(fd, (off_t)x->count * x->entry_bytes) != 0 ? -errno : 0;
+}
+
+/* Once every rolled-back append is done and the segment is quiet, cuts the
+ * log where the first of them began. Returns true when it did. */
+static bool rollback_finish(struct part *p)
+{
+    struct seg *s = active(p);
+    if (p->rollback_seq == 0 || (p->tail != NULL && p->tail->seq >= p->rollback_seq) ||
+        s->ops_inflight != 0 || p->syncs_inflight != 0) {
+        return false;
+    }
+    uint32_t rel = (uint32_t)(p->rollback_offset - s->offset_base);
+    int rc = ftruncate(s->fd_log, (off_t)p->rollback_pos) != 0 ? -errno : 0;
+    rc = rc == 0 ? index_cut(&s->index, s->fd_index, p->rollback_pos, rel) : rc;
+    rc = rc == 0 ? index_cut(&s->timeindex, s->fd_time, p->rollback_pos, rel) : rc;
+    p->rollback_seq = 0;
+    if (rc != 0) {
+        part_fail(p, rc, "cutting the log after a full disk");
+        return true;
+    }
+    s->bytes = s->bytes_readable = p->rollback_pos;
+    s->writeback_pos = s->writeback_pos < s->bytes ? s->writeback_pos : s->bytes;
+    s->offset_next = p->offset_next = p->rollback_offset;
+    s->index_due_pos = s->index.count > 0
+                           ? (uint64_t)idx_offset_pos(&s->index, s->index.count - 1) +
+                                 p->cfg.index_interval_bytes
+                           : 0;
+    p->sync_gate = p->seq_written;
+    log_warn("partition %s: log cut back to offset %" PRId64 " after a full disk", p->dir,
+             p->rollback_offset);
+    return true;
+}
+
 static void submit_write(struct part *p, struct part_append *a)
 {
     size_t left = a->bytes - a->bytes_written;
@@ -165,7 +244,9 @@ static void append_write_done(struct ring_op *op, int res, uint32_t flags)
     a->seg->ops_inflight--;
     a->state = APPEND_WRITTEN;
     int64_t hw = p->offset_hw;
-    if (res <= 0) {
+    if ((res == -ENOSPC || res == -EDQUOT) && rollback_possible(p, a)) {
+        rollback_start(p, a, res);
+    } else if (res <= 0) {
         part_fail(p, res < 0 ? res : -EIO, "log write");
     } else {
         a->bytes_written = a->bytes;
@@ -261,6 +342,9 @@ int part_append(struct part *p, struct part_append *a)
     }
     if (p->appends_count >= p->cfg.appends_inflight_max) {
         return -NG_EBUSY;
+    }
+    if (p->rollback_seq != 0) {
+        return p->rollback_err; /* still cutting back after a full disk */
     }
     int rc = batch_validate(a->batch, a->bytes, p->cfg.batch_bytes_max, &a->hdr);
     if (rc != 0) {
@@ -398,7 +482,12 @@ static bool maybe_sync(struct part *p)
         p->sync_gate = p->seq_next;
         p->sync_gate_due = false;
     }
-    if (need_data && p->cfg.group_commit && p->seq_written < p->sync_gate) {
+    /* Appends past a disk-full cut will never be written: not worth waiting. */
+    uint64_t gate = p->sync_gate;
+    if (p->rollback_seq != 0 && gate >= p->rollback_seq) {
+        gate = p->rollback_seq - 1;
+    }
+    if (need_data && p->cfg.group_commit && p->seq_written < gate) {
         return false;
     }
     p->sync_target = p->seq_synced;
@@ -522,6 +611,7 @@ static void pump(struct part *p)
     bool progress = true;
     while (progress) {
         progress = complete_ready(p);
+        progress |= rollback_finish(p);
         progress |= roll_progress(p);
         progress |= maybe_sync(p);
     }

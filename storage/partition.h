@@ -17,7 +17,11 @@
  *   reported and nothing at or past it is served.
  * - A write or fsync error fails the log: every append not yet completed
  *   fails, and every later append gets -NG_EFAILED. An fsync is never
- *   retried.
+ *   retried. Except a full disk (ENOSPC, EDQUOT on a log write): the
+ *   failed append and every later one fail with that error, new appends are
+ *   refused with it until those are done, then the active segment is cut
+ *   back to where the failed batch began and appends continue from its
+ *   offset, with no gap, once there is space again.
  * Threads: a partition belongs to the thread that owns env.ring; only that
  * thread may call part_* on it, and completions run from that ring.
  */
@@ -125,6 +129,12 @@ struct part {
     uint64_t seq_next;
     uint64_t seq_written;      /* every append up to here is written */
     uint64_t seq_synced;       /* every append up to here is durable */
+    /* disk full: appends from rollback_seq on fail; then the log is cut at
+     * rollback_pos and continues at rollback_offset (0: no rollback) */
+    uint64_t rollback_seq;
+    int rollback_err;
+    uint64_t rollback_pos;
+    int64_t rollback_offset;
     /* group commit */
     uint32_t syncs_inflight;
     uint64_t sync_target;
@@ -157,7 +167,8 @@ MUST_USE int part_open(struct part *p, const char *dir,
  * later, exactly once, after every earlier append's; a and the batch bytes
  * must stay valid until then. On error nothing was written and done never
  * runs: -NG_EFAILED (log failed), -NG_EBUSY (appends_inflight_max reached),
- * -NG_ECLOSED, or batch_validate()'s errors. */
+ * -ENOSPC / -EDQUOT (the disk filled up; retry later), -NG_ECLOSED, or
+ * batch_validate()'s errors. */
 MUST_USE int part_append(struct part *p, struct part_append *a);
 
 /* Copies whole batches starting with the one holding offset into

@@ -619,3 +619,41 @@ Test(partition, for_each_batch_walks_headers_across_segments_from_an_offset)
     cr_assert_eq(part_for_each_batch(&f.part, 0, record_walk, NULL), 0);
     cr_assert_eq(walked_n, 30);
 }
+
+/* ---- a full disk ---- */
+
+Test(partition, a_full_disk_fails_the_appends_from_there_and_the_log_goes_on_without_a_gap)
+{
+    f.cfg.index_interval_bytes = 64; /* entries for every batch: some are cut too */
+    cr_assert_eq(fx_open(&f), 0);
+    ring_fault_clear();
+    ring_fault_arm(RING_LOG_WRITE, 3, -ENOSPC, false);
+    start_inflight(8, all_durable);
+    cr_assert_eq(part_drain(&f.part), 0);
+    cr_assert_eq(completed_n, 8);
+    cr_assert_eq(completed_rc[0], 0);
+    cr_assert_eq(completed_rc[1], 0);
+    for (int i = 2; i < 8; i++) {
+        cr_assert_eq(completed_rc[i], -ENOSPC, "append %d after the full disk", i);
+    }
+    cr_assert_eq(part_failed(&f.part), 0, "a full disk does not fail the log");
+    cr_assert_eq(part_offset_latest(&f.part), 4);
+    /* Space again: the log continues at the failed batch's offset. */
+    int64_t offsets[3];
+    append_many(3, 3, 40, true, offsets);
+    cr_assert_eq(offsets[0], 4, "no gap: the failed batches' offsets are reused");
+    cr_assert_eq(offsets[2], 10);
+    int64_t offset = 0;
+    while (offset < part_offset_latest(&f.part)) {
+        size_t len;
+        cr_assert_eq(fx_read_one(&f, offset, buf, sizeof(buf), &len), 0);
+        cr_assert_eq((int64_t)get_be64(buf), offset, "batches follow each other");
+        offset += (int64_t)get_be32(buf + BATCH_OFF_RECORD_COUNT);
+    }
+    /* and it all survives a reopen: recovery finds no torn tail */
+    fx_close(&f);
+    ring_fault_clear();
+    cr_assert_eq(fx_open(&f), 0);
+    cr_assert_eq(part_offset_latest(&f.part), 13);
+    cr_assert_eq(check_prefix(0, 0), 0);
+}

@@ -122,3 +122,23 @@ Test(producers, many_evictions_keep_every_member_findable)
         cr_assert_leq(ps.count, 4);
     }
 }
+
+Test(producers, a_forgotten_batch_is_judged_afresh_when_retried)
+{
+    cr_assert_eq(produce(batch(7, 0, 0, 2), 0), 0);
+    cr_assert_eq(produce(batch(7, 0, 2, 2), 2), 0);
+    cr_assert_eq(produce(batch(7, 0, 4, 2), 4), 0);
+    /* The last two appends failed (a full disk): forget them, oldest first. */
+    struct batch_header second = batch(7, 0, 2, 2);
+    second.offset_base = 2;
+    struct batch_header third = batch(7, 0, 4, 2);
+    third.offset_base = 4;
+    producers_forget(&ps, &second);
+    producers_forget(&ps, &third);
+    int64_t offset = -1;
+    struct batch_header retry = batch(7, 0, 2, 2);
+    cr_assert_eq(producers_check(&ps, &retry, &offset), 0, "appended again, not a duplicate");
+    struct batch_header first = batch(7, 0, 0, 2);
+    cr_assert_eq(producers_check(&ps, &first, &offset), 1, "the one that stayed is remembered");
+    cr_assert_eq(offset, 0);
+}
