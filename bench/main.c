@@ -6,6 +6,9 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "bench/consume.h"
+#include "bench/e2e.h"
+#include "bench/produce.h"
 #include "bench/storage.h"
 
 struct bench_cmd {
@@ -15,6 +18,13 @@ struct bench_cmd {
 };
 
 static const struct bench_cmd bench_cmds[] = {
+    {"produce", bench_produce_main,
+     "N records of S bytes over P partitions from K producers: records/s, MB/s, "
+     "send-to-ack latency"},
+    {"consume", bench_consume_main,
+     "replay N records from the start with K consumers (filling the topic first)"},
+    {"e2e", bench_e2e_main,
+     "a fixed rate produced while consuming: latency from intended send to receipt"},
     {"storage", bench_storage_main,
      "partition log on local disk: appends, durable appends (group commit vs one "
      "fdatasync each), read-back"},

@@ -4,14 +4,18 @@
  */
 #include "bench/sample.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <time.h>
+#include <unistd.h>
 
 /* Fields of the block layer's stat file (Documentation/block/stat.rst),
  * 0-based: sectors written is the 7th, flush requests completed the 16th
@@ -132,4 +136,116 @@ void sample_diff(const struct sample *before, const struct sample *after,
     out->dev_flushes = diff_or_none(before->dev_flushes, after->dev_flushes);
     int64_t sectors = diff_or_none(before->dev_write_sectors, after->dev_write_sectors);
     out->dev_write_bytes = sectors < 0 ? -1 : sectors * 512;
+}
+
+/* /proc/PID/stat: "pid (comm) state ..." where comm may hold blanks and
+ * parentheses, so fields are counted after the last ')'; utime and stime
+ * are fields 14 and 15 (proc(5)), the 12th and 13th after the comm. */
+static int read_stat_cpu(const char *path, double *cpu_s, char comm[16])
+{
+    FILE *f = fopen(path, "r");
+    if (f == NULL) {
+        return -errno;
+    }
+    char line[1024];
+    bool ok = fgets(line, sizeof(line), f) != NULL;
+    fclose(f);
+    const char *p = ok ? strrchr(line, ')') : NULL;
+    const char *open_paren = ok ? strchr(line, '(') : NULL;
+    if (comm != NULL && p != NULL && open_paren != NULL && open_paren < p) {
+        size_t n = (size_t)(p - open_paren - 1);
+        n = n < 15 ? n : 15;
+        memcpy(comm, open_paren + 1, n);
+        comm[n] = '\0';
+    }
+    unsigned long long ut = 0;
+    unsigned long long st = 0;
+    if (p == NULL || sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu",
+                            &ut, &st) != 2) {
+        return -EINVAL;
+    }
+    long hz = sysconf(_SC_CLK_TCK);
+    *cpu_s = (double)(ut + st) / (double)(hz > 0 ? hz : 100);
+    return 0;
+}
+
+static int read_proc_mem(int pid, int64_t *rss_kib, int64_t *hwm_kib)
+{
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d/status", pid);
+    FILE *f = fopen(path, "r");
+    if (f == NULL) {
+        return -errno;
+    }
+    char line[256];
+    long long v = 0;
+    while (fgets(line, sizeof(line), f) != NULL) {
+        if (sscanf(line, "VmRSS: %lld kB", &v) == 1) {
+            *rss_kib = v;
+        } else if (sscanf(line, "VmHWM: %lld kB", &v) == 1) {
+            *hwm_kib = v;
+        }
+    }
+    fclose(f);
+    return *rss_kib < 0 || *hwm_kib < 0 ? -EINVAL : 0;
+}
+
+int sample_proc_take(int pid, struct sample_proc *out)
+{
+    *out = (struct sample_proc){.cpu_s = -1, .rss_kib = -1, .hwm_kib = -1};
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+    int rc = read_stat_cpu(path, &out->cpu_s, NULL);
+    int rc_mem = read_proc_mem(pid, &out->rss_kib, &out->hwm_kib);
+    return rc != 0 ? rc : rc_mem;
+}
+
+int sample_threads_take(int pid, struct sample_threads *out)
+{
+    out->count = 0;
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d/task", pid);
+    DIR *d = opendir(path);
+    if (d == NULL) {
+        return -errno;
+    }
+    struct dirent *e;
+    while (out->count < SAMPLE_THREADS_MAX && (e = readdir(d)) != NULL) {
+        int tid = atoi(e->d_name);
+        if (tid <= 0) {
+            continue;
+        }
+        char stat_path[96];
+        snprintf(stat_path, sizeof(stat_path), "/proc/%d/task/%d/stat", pid, tid);
+        uint32_t i = out->count;
+        out->comm[i][0] = '\0';
+        if (read_stat_cpu(stat_path, &out->cpu_s[i], out->comm[i]) == 0) {
+            out->tid[i] = tid;
+            out->count++;
+        }
+    }
+    closedir(d);
+    return 0;
+}
+
+double sample_threads_busiest(const struct sample_threads *before,
+                              const struct sample_threads *after, char comm[16])
+{
+    double best = 0;
+    comm[0] = '\0';
+    for (uint32_t i = 0; i < after->count; i++) {
+        double was = 0;
+        for (uint32_t j = 0; j < before->count; j++) {
+            if (before->tid[j] == after->tid[i]) {
+                was = before->cpu_s[j];
+                break;
+            }
+        }
+        double used = after->cpu_s[i] - was;
+        if (used > best) {
+            best = used;
+            memcpy(comm, after->comm[i], 16);
+        }
+    }
+    return best;
 }

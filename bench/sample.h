@@ -57,4 +57,37 @@ double sample_now_s(void);
 void sample_diff(const struct sample *before, const struct sample *after,
                  struct sample_delta *out);
 
+/* Another process (the broker under test), from /proc/PID/stat and
+ * /proc/PID/status. Every thread of the process is counted, io_uring's
+ * io-wq workers too. */
+struct sample_proc {
+    double cpu_s;              /* utime + stime, all threads; -1: unreadable */
+    int64_t rss_kib;           /* VmRSS now; -1: unreadable */
+    int64_t hwm_kib;           /* VmHWM: the peak RSS since it started; -1 */
+};
+
+/* Reads pid's counters. Returns 0, or -errno when /proc/PID cannot be read
+ * (the fields are then -1). */
+MUST_USE int sample_proc_take(int pid, struct sample_proc *out);
+
+/* Each thread of a process (/proc/PID/task/TID/stat), to find the busiest:
+ * a figure is CPU-bound when one thread ran for (nearly) all of it. */
+#define SAMPLE_THREADS_MAX 512 /* threads followed per process; more are ignored */
+
+struct sample_threads {
+    uint32_t count;
+    int tid[SAMPLE_THREADS_MAX];
+    double cpu_s[SAMPLE_THREADS_MAX];
+    char comm[SAMPLE_THREADS_MAX][16];
+};
+
+/* Reads every thread of pid (up to SAMPLE_THREADS_MAX). Returns 0 or -errno. */
+MUST_USE int sample_threads_take(int pid, struct sample_threads *out);
+
+/* The thread that used the most CPU between two samples (threads started
+ * in between count from zero): returns its CPU seconds and copies its name
+ * to comm; 0 and "" when there is none. */
+double sample_threads_busiest(const struct sample_threads *before,
+                              const struct sample_threads *after, char comm[16]);
+
 #endif

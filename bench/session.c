@@ -1,0 +1,552 @@
+/*
+ * bench/session.c — the command line, broker, topic and warm-up shared by
+ * produce, consume and e2e (report.c prints the results).
+ */
+#include "bench/session.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "client/nagare.h"
+
+/* Admin calls (create, describe, delete) wait at most this long. */
+#define SESSION_ADMIN_MS 30000
+/* Upper bounds of options, each far beyond a sensible run. */
+#define SESSION_RECORDS_MAX (UINT64_C(1) << 40)
+#define SESSION_RECORD_BYTES_MAX (64u << 20)
+#define SESSION_PARTITIONS_MAX 4096
+#define SESSION_RATE_MAX 1e9
+#define SESSION_SECONDS_MAX 86400.0
+
+static const char *const cmd_names[] = {"produce", "consume", "e2e"};
+
+const char *session_cmd_name(enum session_cmd cmd)
+{
+    ASSERT((size_t)cmd < ARRAY_LEN(cmd_names));
+    return cmd_names[cmd];
+}
+
+/* ---- usage ---- */
+
+static void usage(enum session_cmd cmd, FILE *out)
+{
+    static const char *const what[] = {
+        "produce N records of S bytes over P partitions from K producers",
+        "read N records from the start with K consumers (filling the topic first\n"
+        "  when it holds fewer)",
+        "produce at a fixed rate while consuming; latency from each record's\n"
+        "  intended send time to its receipt",
+    };
+    fprintf(out, "usage: nagare-bench %s [options]\n  %s\n\n", cmd_names[cmd], what[cmd]);
+    fprintf(out,
+            "broker:\n"
+            "  --broker HOST:PORT      a running broker (127.0.0.1:7420)\n"
+            "  --broker-pid PID        read its CPU and memory from /proc/PID\n"
+            "  --spawn-broker PATH     start this nagared on a fresh directory and an\n"
+            "                          ephemeral loopback port; stopped and removed at the end\n"
+            "  --broker-dir DIR        where the spawned broker's directory goes (/tmp)\n"
+            "  --broker-set KEY=VALUE  --set for the spawned broker (repeatable)\n"
+            "  --idle-connections N    hold N idle TCP connections to the broker open (0)\n"
+            "topic and records:\n"
+            "  --topic NAME            (nagare-bench); created when missing\n"
+            "  --partitions P          for a topic created here (4)\n"
+            "  --records N             (%s)\n"
+            "  --record-bytes S        value bytes; keys are null (1024)\n"
+            "  --keep-topic            do not delete a topic created here\n",
+            cmd == SESSION_E2E ? "rate x seconds" : "1000000");
+    fprintf(out,
+            "producers:\n"
+            "  --producers K           threads, each with its own producer (1)\n"
+            "  --batch-bytes B         (65536)\n"
+            "  --linger-ms MS          (%s)\n"
+            "  --acks 0|1|all          (1)\n"
+            "  --compression none|zstd (none)\n"
+            "  --no-idempotence        producers are idempotent by default\n"
+            "  --inflight N            produce requests in flight per producer (5)\n"
+            "  --rate R                records/s over all producers, on a fixed schedule;\n"
+            "                          latency counts from the intended send time (%s)\n",
+            cmd == SESSION_E2E ? "0" : "5", cmd == SESSION_E2E ? "10000" : "0: unlimited");
+    fprintf(out,
+            "consumers:\n"
+            "  --consumers K           threads, each assigned partitions k, k+K, ... (1)\n"
+            "  --fetch-bytes B         bytes per fetch request (the client's, 16 MiB)\n"
+            "run:\n"
+            "  --seconds S             e2e: how long to produce at the rate (10)\n"
+            "  --warmup-seconds S      e2e: latencies of the first S seconds not counted (1)\n"
+            "  --warmup-mib N          untimed: N MiB into a scratch topic, deleted, first\n"
+            "                          (%s)\n"
+            "  --json                  one JSON object instead of the table\n"
+            "  --quiet                 no progress lines\n",
+            cmd == SESSION_E2E ? "0" : "256");
+}
+
+/* ---- parsing ---- */
+
+enum {
+    O_BROKER = 1, O_BROKER_PID, O_SPAWN, O_BROKER_DIR, O_BROKER_SET, O_IDLE, O_TOPIC,
+    O_PARTITIONS, O_RECORDS, O_RECORD_BYTES, O_KEEP, O_PRODUCERS, O_BATCH, O_LINGER, O_ACKS,
+    O_COMPRESSION, O_NO_IDEM, O_INFLIGHT, O_RATE, O_CONSUMERS, O_FETCH, O_SECONDS,
+    O_WARMUP_S, O_WARMUP_MIB, O_JSON, O_QUIET, O_HELP,
+};
+
+static const struct option longopts[] = {
+    {"broker", required_argument, NULL, O_BROKER},
+    {"broker-pid", required_argument, NULL, O_BROKER_PID},
+    {"spawn-broker", required_argument, NULL, O_SPAWN},
+    {"broker-dir", required_argument, NULL, O_BROKER_DIR},
+    {"broker-set", required_argument, NULL, O_BROKER_SET},
+    {"idle-connections", required_argument, NULL, O_IDLE},
+    {"topic", required_argument, NULL, O_TOPIC},
+    {"partitions", required_argument, NULL, O_PARTITIONS},
+    {"records", required_argument, NULL, O_RECORDS},
+    {"record-bytes", required_argument, NULL, O_RECORD_BYTES},
+    {"keep-topic", no_argument, NULL, O_KEEP},
+    {"producers", required_argument, NULL, O_PRODUCERS},
+    {"batch-bytes", required_argument, NULL, O_BATCH},
+    {"linger-ms", required_argument, NULL, O_LINGER},
+    {"acks", required_argument, NULL, O_ACKS},
+    {"compression", required_argument, NULL, O_COMPRESSION},
+    {"no-idempotence", no_argument, NULL, O_NO_IDEM},
+    {"inflight", required_argument, NULL, O_INFLIGHT},
+    {"rate", required_argument, NULL, O_RATE},
+    {"consumers", required_argument, NULL, O_CONSUMERS},
+    {"fetch-bytes", required_argument, NULL, O_FETCH},
+    {"seconds", required_argument, NULL, O_SECONDS},
+    {"warmup-seconds", required_argument, NULL, O_WARMUP_S},
+    {"warmup-mib", required_argument, NULL, O_WARMUP_MIB},
+    {"json", no_argument, NULL, O_JSON},
+    {"quiet", no_argument, NULL, O_QUIET},
+    {"help", no_argument, NULL, O_HELP},
+    {NULL, 0, NULL, 0},
+};
+
+static bool parse_u64(const char *s, uint64_t lo, uint64_t hi, uint64_t *out)
+{
+    char *end = NULL;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno != 0 || end == s || *end != '\0' || s[0] == '-' || v < lo || v > hi) {
+        return false;
+    }
+    *out = v;
+    return true;
+}
+
+static bool parse_u32(const char *s, uint32_t lo, uint32_t hi, uint32_t *out)
+{
+    uint64_t v;
+    bool ok = parse_u64(s, lo, hi, &v);
+    *out = ok ? (uint32_t)v : *out;
+    return ok;
+}
+
+static bool parse_double(const char *s, double lo, double hi, double *out)
+{
+    char *end = NULL;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno != 0 || end == s || *end != '\0' || !(v >= lo && v <= hi)) {
+        return false;
+    }
+    *out = v;
+    return true;
+}
+
+static void opts_default(struct session_opts *o, enum session_cmd cmd)
+{
+    *o = (struct session_opts){
+        .cmd = cmd, .broker = "127.0.0.1:7420", .spawn_parent = "/tmp",
+        .topic = "nagare-bench", .partitions = 4, .records = 1000000, .record_bytes = 1024,
+        .producers = 1, .consumers = 1, .batch_bytes = 65536, .linger_ms = 5, .acks = 1,
+        .idempotent = true, .inflight = 5, .seconds = 10, .warmup_s = 1, .warmup_mib = 256,
+    };
+    if (cmd == SESSION_E2E) {
+        o->rate = 10000;
+        o->linger_ms = 0;
+        o->warmup_mib = 0;
+        o->records = 0; /* rate x seconds unless given */
+    }
+}
+
+static bool apply_broker_opt(struct session_opts *o, int opt, const char *arg)
+{
+    uint32_t v = 0;
+    switch (opt) {
+    case O_BROKER:
+        o->broker = arg;
+        return arg[0] != '\0';
+    case O_BROKER_PID:
+        if (!parse_u32(arg, 1, INT32_MAX, &v)) {
+            return false;
+        }
+        o->broker_pid = (int)v;
+        return true;
+    case O_SPAWN:
+        o->spawn_path = arg;
+        return arg[0] != '\0';
+    case O_BROKER_DIR:
+        o->spawn_parent = arg;
+        return arg[0] != '\0';
+    case O_BROKER_SET:
+        if (o->set_count >= BENCH_BROKER_SETS_MAX || strchr(arg, '=') == NULL) {
+            return false;
+        }
+        o->sets[o->set_count++] = arg;
+        return true;
+    case O_IDLE:
+        return parse_u32(arg, 0, SESSION_IDLE_MAX, &o->idle_connections);
+    default:
+        return false;
+    }
+}
+
+static bool apply_producer_opt(struct session_opts *o, int opt, const char *arg)
+{
+    uint32_t v = 0;
+    switch (opt) {
+    case O_PRODUCERS:
+        return parse_u32(arg, 1, LOAD_THREADS_MAX, &o->producers);
+    case O_BATCH:
+        if (!parse_u32(arg, 1024, 256u << 20, &v)) {
+            return false;
+        }
+        o->batch_bytes = v;
+        return true;
+    case O_LINGER:
+        return parse_u32(arg, 0, 60000, &o->linger_ms);
+    case O_ACKS:
+        o->acks = strcmp(arg, "all") == 0 ? -1 : strcmp(arg, "1") == 0 ? 1 : 0;
+        return strcmp(arg, "all") == 0 || strcmp(arg, "1") == 0 || strcmp(arg, "0") == 0;
+    case O_COMPRESSION:
+        o->compression = strcmp(arg, "zstd") == 0 ? NAGARE_COMPRESSION_ZSTD
+                                                  : NAGARE_COMPRESSION_NONE;
+        return strcmp(arg, "zstd") == 0 || strcmp(arg, "none") == 0;
+    case O_NO_IDEM:
+        o->idempotent = false;
+        return true;
+    case O_INFLIGHT:
+        return parse_u32(arg, 1, 1024, &o->inflight);
+    case O_RATE:
+        return parse_double(arg, 0, SESSION_RATE_MAX, &o->rate);
+    default:
+        return apply_broker_opt(o, opt, arg);
+    }
+}
+
+/* Applies one option; false when its value is out of range. */
+static bool apply_opt(struct session_opts *o, int opt, const char *arg)
+{
+    uint32_t v = 0;
+    switch (opt) {
+    case O_TOPIC:
+        o->topic = arg;
+        return arg[0] != '\0' && strlen(arg) < 200;
+    case O_PARTITIONS:
+        if (!parse_u32(arg, 1, SESSION_PARTITIONS_MAX, &v)) {
+            return false;
+        }
+        o->partitions = (int32_t)v;
+        return true;
+    case O_RECORDS:
+        return parse_u64(arg, 1, SESSION_RECORDS_MAX, &o->records);
+    case O_RECORD_BYTES:
+        return parse_u32(arg, 0, SESSION_RECORD_BYTES_MAX, &o->record_bytes);
+    case O_KEEP:
+        o->keep_topic = true;
+        return true;
+    case O_CONSUMERS:
+        return parse_u32(arg, 1, LOAD_THREADS_MAX, &o->consumers);
+    case O_FETCH:
+        return parse_u32(arg, 1024, 1u << 30, &o->fetch_bytes_max);
+    case O_SECONDS:
+        return parse_double(arg, 0.1, SESSION_SECONDS_MAX, &o->seconds);
+    case O_WARMUP_S:
+        return parse_double(arg, 0, SESSION_SECONDS_MAX, &o->warmup_s);
+    case O_WARMUP_MIB:
+        return parse_u64(arg, 0, 1u << 20, &o->warmup_mib);
+    case O_JSON:
+        o->json = true;
+        return true;
+    case O_QUIET:
+        o->quiet = true;
+        return true;
+    default:
+        return apply_producer_opt(o, opt, arg);
+    }
+}
+
+static const char *opt_name(int opt)
+{
+    for (const struct option *lo = longopts; lo->name != NULL; lo++) {
+        if (lo->val == opt) {
+            return lo->name;
+        }
+    }
+    return "?";
+}
+
+/* Checks between options; prints what is wrong. */
+static bool opts_check(struct session_opts *o)
+{
+    const char *cmd = cmd_names[o->cmd];
+    if (o->cmd == SESSION_E2E) {
+        if (o->rate <= 0) {
+            fprintf(stderr, "nagare-bench %s: needs --rate > 0\n", cmd);
+            return false;
+        }
+        if (o->records == 0) {
+            o->records = (uint64_t)(o->rate * o->seconds + 0.5);
+        }
+    }
+    if (o->cmd == SESSION_E2E && o->record_bytes < LOAD_STAMP_BYTES) {
+        fprintf(stderr, "nagare-bench %s: --record-bytes must be >= %d (the send time)\n", cmd,
+                LOAD_STAMP_BYTES);
+        return false;
+    }
+    if (o->spawn_path != NULL && o->broker_pid != 0) {
+        fprintf(stderr, "nagare-bench %s: --spawn-broker and --broker-pid exclude each other\n",
+                cmd);
+        return false;
+    }
+    if (o->set_count > 0 && o->spawn_path == NULL) {
+        fprintf(stderr, "nagare-bench %s: --broker-set needs --spawn-broker\n", cmd);
+        return false;
+    }
+    return true;
+}
+
+int session_parse(struct session *s, enum session_cmd cmd, int argc, char **argv)
+{
+    *s = (struct session){0};
+    struct session_opts *o = &s->o;
+    opts_default(o, cmd);
+    optind = 1;
+    int opt;
+    while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+        if (opt == O_HELP || opt == 'h') {
+            usage(cmd, stdout);
+            return 1;
+        }
+        if (opt == '?' || !apply_opt(o, opt, optarg)) {
+            if (opt != '?') {
+                fprintf(stderr, "nagare-bench %s: bad value '%s' for --%s\n", cmd_names[cmd],
+                        optarg, opt_name(opt));
+            }
+            usage(cmd, stderr);
+            return 2;
+        }
+    }
+    if (optind != argc) {
+        fprintf(stderr, "nagare-bench %s: unexpected argument '%s'\n", cmd_names[cmd],
+                argv[optind]);
+        return 2;
+    }
+    return opts_check(o) ? 0 : 2;
+}
+
+/* ---- broker and topic ---- */
+
+static int admin_open(const struct session *s, nagare_admin **a)
+{
+    int rc = nagare_admin_new(s->broker.bootstrap, SESSION_ADMIN_MS, a);
+    if (rc != 0) {
+        fprintf(stderr, "nagare-bench: connect to %s: %s\n", s->broker.bootstrap,
+                nagare_strerror(rc));
+    }
+    return rc;
+}
+
+/* Makes sure the topic exists; *created when this call made it. */
+static int topic_ensure(struct session *s, const char *name, int32_t partitions, bool *created,
+                        int32_t *partitions_out)
+{
+    nagare_admin *a = NULL;
+    int rc = admin_open(s, &a);
+    if (rc != 0) {
+        return rc;
+    }
+    const struct nagare_topic_info *ti = NULL;
+    size_t n = 0;
+    *created = false;
+    rc = nagare_topics_describe(a, name, &ti, &n);
+    if (rc == 0 && n == 1) {
+        *partitions_out = (int32_t)ti[0].partition_count;
+        nagare_topics_free(a, ti);
+    } else if (rc == -NAGARE_EUNKNOWN_TOPIC) {
+        struct nagare_topic_config tc;
+        nagare_topic_config_default(&tc);
+        tc.partitions = partitions;
+        rc = nagare_topic_create(a, name, &tc);
+        *created = rc == 0;
+        *partitions_out = partitions;
+    } else if (rc == 0) {
+        nagare_topics_free(a, ti);
+        rc = -NAGARE_EPROTO;
+    }
+    if (rc != 0) {
+        fprintf(stderr, "nagare-bench: topic %s: %s\n", name, nagare_strerror(rc));
+    }
+    nagare_admin_destroy(a);
+    return rc;
+}
+
+static int topic_delete(struct session *s, const char *name)
+{
+    nagare_admin *a = NULL;
+    int rc = admin_open(s, &a);
+    rc = rc == 0 ? nagare_topic_delete(a, name) : rc;
+    if (rc != 0) {
+        fprintf(stderr, "nagare-bench: delete topic %s: %s\n", name, nagare_strerror(rc));
+    }
+    nagare_admin_destroy(a);
+    return rc;
+}
+
+int session_topic_records(struct session *s, uint64_t *records_out)
+{
+    nagare_admin *a = NULL;
+    int rc = admin_open(s, &a);
+    const struct nagare_topic_info *ti = NULL;
+    size_t n = 0;
+    rc = rc == 0 ? nagare_topics_describe(a, s->o.topic, &ti, &n) : rc;
+    *records_out = 0;
+    if (rc == 0) {
+        for (size_t i = 0; n == 1 && i < ti[0].partition_count; i++) {
+            const struct nagare_partition_info *p = &ti[0].partitions[i];
+            *records_out += (uint64_t)(p->offset_latest - p->offset_earliest);
+        }
+        nagare_topics_free(a, ti);
+    }
+    nagare_admin_destroy(a);
+    return rc;
+}
+
+static int broker_start(struct session *s)
+{
+    const struct session_opts *o = &s->o;
+    int rc;
+    if (o->spawn_path != NULL) {
+        (void)bench_nofile_raise(); /* the broker inherits it: idle connections */
+        rc = bench_broker_spawn(&s->broker, o->spawn_path, o->spawn_parent, o->sets,
+                                o->set_count);
+    } else {
+        rc = bench_broker_attach(&s->broker, o->broker, o->broker_pid);
+    }
+    s->broker_up = rc == 0;
+    if (rc != 0) {
+        fprintf(stderr, "nagare-bench: broker: %s\n", nagare_strerror(rc));
+    }
+    return rc;
+}
+
+int session_open(struct session *s)
+{
+    int rc = broker_start(s);
+    rc = rc == 0 ? topic_ensure(s, s->o.topic, s->o.partitions, &s->topic_created,
+                                &s->partitions)
+                 : rc;
+    if (rc == 0 && s->o.idle_connections > 0) {
+        s->idle_fds = calloc(s->o.idle_connections, sizeof(*s->idle_fds));
+        rc = s->idle_fds == NULL ? -ENOMEM
+                                 : bench_idle_open(&s->broker, s->o.idle_connections, s->idle_fds);
+        s->idle_open = rc == 0 ? s->o.idle_connections : 0;
+        if (rc != 0) {
+            fprintf(stderr, "nagare-bench: %u idle connections: %s\n", s->o.idle_connections,
+                    nagare_strerror(rc));
+        }
+    }
+    return rc;
+}
+
+void session_load_cfg(const struct session *s, struct load_cfg *cfg)
+{
+    const struct session_opts *o = &s->o;
+    *cfg = (struct load_cfg){
+        .bootstrap = s->broker.bootstrap, .topic = o->topic, .partitions = s->partitions,
+        .record_bytes = o->record_bytes, .producers = o->producers, .records = o->records,
+        .batch_bytes = o->batch_bytes, .linger_ms = o->linger_ms, .acks = o->acks,
+        .compression = o->compression, .idempotent = o->idempotent, .inflight = o->inflight,
+        .rate = o->rate, .consumers = 0, .fetch_bytes_max = o->fetch_bytes_max,
+        .broker_pid = s->broker.pid, .label = cmd_names[o->cmd], .progress = !o->quiet,
+    };
+}
+
+int session_warmup(struct session *s)
+{
+    if (s->o.warmup_mib == 0) {
+        return 0;
+    }
+    char name[256];
+    snprintf(name, sizeof(name), "%s.warmup", s->o.topic);
+    bool created = false;
+    int32_t parts = 0;
+    int rc = topic_ensure(s, name, s->partitions, &created, &parts);
+    struct load_cfg cfg;
+    session_load_cfg(s, &cfg);
+    cfg.topic = name;
+    cfg.partitions = parts;
+    cfg.rate = 0;
+    cfg.progress = false;
+    cfg.records = s->o.warmup_mib * (1u << 20) / (s->o.record_bytes > 0 ? s->o.record_bytes : 1);
+    cfg.records = cfg.records == 0 ? 1 : cfg.records;
+    struct load_result r;
+    rc = rc == 0 ? load_result_init(&r) : rc;
+    if (rc == 0) {
+        rc = load_run(&cfg, &r);
+        load_result_fini(&r);
+        if (rc != 0) {
+            fprintf(stderr, "nagare-bench: warm-up: %s\n", nagare_strerror(rc));
+        }
+    }
+    int rc_del = created ? topic_delete(s, name) : 0;
+    return rc != 0 ? rc : rc_del;
+}
+
+int session_phase(struct session *s, const char *name, const struct load_cfg *cfg)
+{
+    ASSERT(s->phase_count < SESSION_PHASES_MAX);
+    struct session_phase *ph = &s->phases[s->phase_count];
+    int rc = load_result_init(&ph->r);
+    if (rc != 0) {
+        return rc;
+    }
+    ph->name = name;
+    ph->producing = cfg->records > 0 && cfg->producers > 0;
+    ph->consuming = cfg->consumers > 0;
+    ph->stamped = cfg->stamp;
+    ph->rate = cfg->rate;
+    s->phase_count++;
+    rc = load_run(cfg, &ph->r);
+    if (rc != 0) {
+        fprintf(stderr, "nagare-bench %s: %s: %s\n", cmd_names[s->o.cmd], name,
+                nagare_strerror(rc));
+    }
+    return rc;
+}
+
+int session_close(struct session *s)
+{
+    int rc = 0;
+    if (s->idle_open > 0) {
+        bench_idle_close(s->idle_fds, s->idle_open);
+        s->idle_open = 0;
+    }
+    free(s->idle_fds);
+    s->idle_fds = NULL;
+    if (s->topic_created && !s->o.keep_topic && s->o.spawn_path == NULL) {
+        rc = topic_delete(s, s->o.topic);
+    }
+    if (s->broker_up) {
+        int rc_stop = bench_broker_stop(&s->broker);
+        rc = rc != 0 ? rc : rc_stop;
+        s->broker_up = false;
+    }
+    for (uint32_t i = 0; i < s->phase_count; i++) {
+        load_result_fini(&s->phases[i].r);
+    }
+    s->phase_count = 0;
+    return rc;
+}

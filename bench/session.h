@@ -1,0 +1,114 @@
+/*
+ * bench/session.h — what produce, consume and e2e share: one command line,
+ * the broker (spawned or attached), the topic, an untimed warm-up, idle
+ * connections, and the report (a table, or one JSON object with --json).
+ *
+ * A session is opened once per command, runs one or more phases through
+ * load_run(), prints them, and is closed: a spawned broker is stopped and
+ * its directory removed, a topic the session created on an attached
+ * broker is deleted (unless --keep-topic). Main thread only.
+ */
+#ifndef NAGARE_BENCH_SESSION_H
+#define NAGARE_BENCH_SESSION_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "bench/broker.h"
+#include "bench/load.h"
+
+enum session_cmd { SESSION_PRODUCE = 0, SESSION_CONSUME, SESSION_E2E };
+
+/* Phases a command reports: produce has one, consume a fill and a
+ * consume, e2e one. */
+#define SESSION_PHASES_MAX 2
+/* Idle connections: the 1,000 with room to spare. */
+#define SESSION_IDLE_MAX 16384u
+
+struct session_opts {
+    enum session_cmd cmd;
+    const char *broker;          /* "host:port" of a running broker */
+    int broker_pid;
+    const char *spawn_path;      /* nagared to start, or NULL */
+    const char *spawn_parent;    /* where its temporary directory goes */
+    const char *sets[BENCH_BROKER_SETS_MAX];
+    size_t set_count;
+    const char *topic;
+    int32_t partitions;
+    uint64_t records;
+    uint32_t record_bytes;
+    uint32_t producers;
+    uint32_t consumers;
+    size_t batch_bytes;
+    uint32_t linger_ms;
+    int acks;
+    enum nagare_compression compression;
+    bool idempotent;
+    uint32_t inflight;
+    double rate;                 /* records/s; 0: unlimited */
+    double seconds;              /* e2e: how long to run at the rate */
+    double warmup_s;             /* e2e: latencies of the first S s not counted */
+    uint64_t warmup_mib;         /* untimed writes to a scratch topic first */
+    uint32_t idle_connections;
+    uint32_t fetch_bytes_max;
+    bool keep_topic;
+    bool json;
+    bool quiet;
+};
+
+struct session_phase {
+    const char *name;            /* "produce", "fill", "consume", "e2e" */
+    bool producing;              /* producers ran: a row of their figures */
+    bool consuming;              /* consumers ran: a row of theirs */
+    bool stamped;                /* consumers measured end-to-end latency */
+    double rate;                 /* the producers' fixed rate, 0: none */
+    struct load_result r;
+};
+
+struct session {
+    struct session_opts o;
+    struct bench_broker broker;
+    bool broker_up;
+    bool topic_created;          /* by us: deleted at close unless kept */
+    int32_t partitions;          /* the topic's, as the broker holds it */
+    int *idle_fds;
+    uint32_t idle_open;
+    struct session_phase phases[SESSION_PHASES_MAX];
+    uint32_t phase_count;
+};
+
+/* "produce", "consume" or "e2e". */
+const char *session_cmd_name(enum session_cmd cmd);
+
+/* Parses argv (argv[0] is the subcommand) into s->o with the command's
+ * defaults. Returns 0, 1 after printing --help, 2 after a usage error. */
+int session_parse(struct session *s, enum session_cmd cmd, int argc, char **argv);
+
+/* Starts or names the broker, makes sure the topic exists (creating it
+ * with o.partitions), and opens the idle connections. Returns 0 or an
+ * error (printed). */
+MUST_USE int session_open(struct session *s);
+
+/* A load configuration from the options, for the session's topic. */
+void session_load_cfg(const struct session *s, struct load_cfg *cfg);
+
+/* Untimed: o.warmup_mib of records with the run's settings into a scratch
+ * topic, which is then deleted. Returns 0 or an error (printed). */
+MUST_USE int session_warmup(struct session *s);
+
+/* The topic's records: the sum over partitions of latest - earliest. */
+MUST_USE int session_topic_records(struct session *s, uint64_t *records_out);
+
+/* Runs one phase and keeps its result for the report. Returns 0 or the
+ * error (printed). */
+MUST_USE int session_phase(struct session *s, const char *name, const struct load_cfg *cfg);
+
+/* Prints the table (or JSON) of every phase run. */
+void session_report(const struct session *s, FILE *out);
+
+/* Closes what open made and frees the results. Returns 0, or the first
+ * error of stopping the broker or deleting the topic. */
+MUST_USE int session_close(struct session *s);
+
+#endif
