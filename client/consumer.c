@@ -31,12 +31,11 @@
 #include "client/calls.h"
 #include "client/conn.h"
 #include "client/consumer_int.h"
+#include "client/msg.h"
 #include "client/nagare.h"
 #include "storage/batch.h"
 
 #define CLIENT_ID "libnagare"
-/* Decompression buffer: first size; doubles up to BATCH_BYTES_LIMIT. */
-#define ZBUF_BYTES_INITIAL (1u << 20)
 #define BACKOFF_MS_MAX 1000
 #define FETCHES_INFLIGHT_LIMIT 64
 #define ASSIGNED_MAX PROTO_REQUEST_PARTITIONS_MAX
@@ -86,13 +85,6 @@ struct freq {
     uint32_t count;
     uint32_t cap;
     struct fent *ents;
-};
-
-/* The message handed out, with its headers decoded next to it. */
-struct cmsg {
-    struct nagare_message pub; /* first: nagare_message_header() casts back */
-    struct nagare_header *hdrs;
-    uint32_t hdr_cap;
 };
 
 struct nagare_consumer {
@@ -202,7 +194,7 @@ static void consumer_free(nagare_consumer *c)
     free(c->parts);
     free(c->view);
     free(c->zbuf);
-    free(c->msg.hdrs);
+    cmsg_fini(&c->msg);
     batch_zctx_fini(&c->zctx);
     free(c);
 }
@@ -235,7 +227,7 @@ int nagare_consumer_new(const struct nagare_consumer_config *cfg, nagare_consume
     };
     int rc = conn_init(&c->conn, &cc);
     rc = rc == 0 ? batch_zctx_init(&c->zctx, BATCH_HEADER_BYTES, 0) : rc;
-    c->zbuf_cap = ZBUF_BYTES_INITIAL;
+    c->zbuf_cap = MSG_ZBUF_BYTES_INITIAL;
     c->zbuf = rc == 0 ? malloc(c->zbuf_cap) : NULL;
     rc = rc == 0 && c->zbuf == NULL ? -ENOMEM : rc;
     rc = rc == 0 ? conn_wait_up(&c->conn, (int)cfg->request_timeout_ms) : rc;
@@ -813,43 +805,6 @@ static int64_t next_backoff(const nagare_consumer *c, int64_t now_ms)
 
 /* ---- reading records ---- */
 
-static int msg_headers(nagare_consumer *c, struct batch_record *rec)
-{
-    struct cmsg *m = &c->msg;
-    if (rec->header_count > m->hdr_cap) {
-        struct nagare_header *h = realloc(m->hdrs, rec->header_count * sizeof(*h));
-        if (h == NULL) {
-            return -ENOMEM;
-        }
-        m->hdrs = h;
-        m->hdr_cap = rec->header_count;
-    }
-    for (uint32_t i = 0; i < rec->header_count; i++) {
-        struct batch_kv kv;
-        int rc = batch_record_next_header(rec, &kv);
-        if (rc != 1) {
-            return rc < 0 ? rc : -NG_ECORRUPT;
-        }
-        m->hdrs[i] = (struct nagare_header){.key = (const char *)kv.key,
-                                            .key_len = (size_t)kv.key_len,
-                                            .value = kv.value, .value_len = kv.value_len};
-    }
-    return 0;
-}
-
-static int msg_fill(nagare_consumer *c, const struct cpart *p, struct batch_record *rec)
-{
-    int rc = msg_headers(c, rec);
-    if (rc != 0) {
-        return rc;
-    }
-    c->msg.pub = (struct nagare_message){
-        .topic = p->topic, .partition = p->partition, .offset = rec->offset,
-        .timestamp_ms = rec->timestamp_ms, .key = rec->key, .key_len = rec->key_len,
-        .value = rec->value, .value_len = rec->value_len, .header_count = rec->header_count};
-    return 0;
-}
-
 /* Opens the next batch of the current chunk that holds records at or past
  * the position. Returns 1 when one is open, 0 at the chunk's end, or an
  * error for bad bytes. */
@@ -868,19 +823,7 @@ static int batch_next(nagare_consumer *c)
         if (batch_offset_last(&h) < k->part->position) {
             continue; /* wholly before what was asked for */
         }
-        for (;;) {
-            rc = batch_reader_open(&c->br, at, batch_bytes(&h), BATCH_BYTES_LIMIT, &c->zctx,
-                                   c->zbuf, c->zbuf_cap);
-            if (rc != -NG_ETOOBIG || c->zbuf_cap >= BATCH_BYTES_LIMIT) {
-                break;
-            }
-            uint8_t *z = realloc(c->zbuf, c->zbuf_cap * 2);
-            if (z == NULL) {
-                return -ENOMEM;
-            }
-            c->zbuf = z;
-            c->zbuf_cap *= 2;
-        }
+        rc = msg_batch_open(&c->br, at, batch_bytes(&h), &c->zctx, &c->zbuf, &c->zbuf_cap);
         if (rc != 0) {
             return rc == -ENOMEM ? rc : -NG_ECORRUPT;
         }
@@ -944,7 +887,7 @@ static int next_record(nagare_consumer *c)
         if (rc == 1 && rec.offset < p->position) {
             continue; /* the fetch's first batch may start before the offset */
         }
-        rc = rc == 1 ? msg_fill(c, p, &rec) : rc;
+        rc = rc == 1 ? cmsg_fill(&c->msg, p->topic, p->partition, &rec) : rc;
         if (rc != 0) {
             return read_failed(c, p, rc);
         }
@@ -1007,13 +950,6 @@ int nagare_consumer_poll(nagare_consumer *c, int timeout_ms, const struct nagare
             return rc;
         }
     }
-}
-
-void nagare_message_header(const struct nagare_message *m, size_t i, struct nagare_header *out)
-{
-    ASSERT(m != NULL && out != NULL && i < m->header_count);
-    const struct cmsg *cm = (const struct cmsg *)m;
-    *out = cm->hdrs[i];
 }
 
 /* ---- for client/group.c (consumer_int.h) ---- */

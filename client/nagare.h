@@ -408,6 +408,135 @@ NAGARE_MUST_USE int nagare_consumer_commit(nagare_consumer *c, bool async);
  * (outstanding async commit reports are delivered). NULL is allowed. */
 void nagare_consumer_destroy(nagare_consumer *c);
 
+/* ---- share consumer (queue semantics) ---- */
+
+/*
+ * A member of a share group (docs/protocol.md, "Share groups"): competing
+ * consumers read the same partitions, the broker handing each record to
+ * one of them at a time under a lock (the broker's share_lock_ms, 30 s by
+ * default). Each record polled is acknowledged: accepted (done, never
+ * delivered again), released (delivered again, its delivery count raised)
+ * or rejected (copied to the dead-letter topic <topic>.dlq). A record not
+ * acknowledged before its lock expires is delivered again; past the
+ * broker's share_delivery_max deliveries it is dead-lettered. Delivery is
+ * at least once.
+ *
+ * Acknowledgements are batched: nagare_share_ack() records one, and
+ * nagare_share_poll() / nagare_share_commit() send what was recorded
+ * (ShareAck, coalesced into ranges), the broker answering once they are
+ * durable; each record's outcome goes to the optional on_ack callback.
+ * Records a fetch acquired that poll has not returned yet are the
+ * consumer's to release: on destroy they are released (not accepted: the
+ * application never saw them). Records polled and not acknowledged when
+ * the consumer is destroyed get close_ack: accepted by default (the
+ * application had them: like Kafka's implicit acknowledgement, "polled
+ * means processed"), or released, or left to their locks.
+ */
+
+typedef struct nagare_share_consumer nagare_share_consumer;
+
+enum nagare_ack_type {
+    NAGARE_ACK_ACCEPT = 0,  /* processed: never delivered again */
+    NAGARE_ACK_RELEASE = 1, /* give it back: delivered again, count raised */
+    NAGARE_ACK_REJECT = 2,  /* unprocessable: to the dead-letter topic */
+};
+/* close_ack: leave records polled and not acknowledged to their locks. */
+#define NAGARE_ACK_NONE (-1)
+
+/* One record's acknowledgement, reported once the broker answered. */
+struct nagare_ack_report {
+    const char *topic;   /* valid during the callback */
+    int32_t partition;
+    int64_t offset;
+    int type;            /* enum nagare_ack_type */
+    int err;             /* 0: durable on the broker. -NAGARE_ENOT_ACQUIRED: not
+                            held any more (its lock expired: it may be someone
+                            else's now). -NAGARE_EDISCONNECTED: the connection
+                            went before the answer (kept or not: the record may
+                            come again). Others: the broker's. */
+};
+
+/* Runs from nagare_share_poll(), commit() and destroy(), on the consumer's
+ * thread. It may call nagare_share_ack() / ack_offset(), not poll, commit,
+ * subscribe or destroy (those return -NAGARE_EBADARG). */
+typedef void (*nagare_ack_fn)(nagare_share_consumer *sc, const struct nagare_ack_report *r,
+                              void *opaque);
+
+struct nagare_share_consumer_config {
+    const char *bootstrap;        /* default "127.0.0.1:7420"; copied */
+    uint32_t fetch_wait_max_ms;   /* long poll (500 ms) */
+    uint32_t records_max;         /* most records one fetch acquires (500; 1..10000) */
+    uint32_t unacked_max;         /* records polled and not yet acknowledged (10000;
+                                     1..1048576): at this many, poll fetches no more */
+    uint32_t request_timeout_ms;  /* (30 s) */
+    int close_ack;                /* NAGARE_ACK_ACCEPT (default), NAGARE_ACK_RELEASE,
+                                     or NAGARE_ACK_NONE */
+    nagare_ack_fn on_ack;         /* may be NULL */
+    void *opaque;                 /* passed to on_ack */
+};
+
+void nagare_share_consumer_config_default(struct nagare_share_consumer_config *c);
+
+/* Creates a share consumer connected to the bootstrap broker. Errors as
+ * for nagare_producer_new(). Memory: one fetch answer (within the broker's
+ * frame maximum), the unacknowledged records' offsets (unacked_max) and
+ * the acknowledgements not yet answered. Any thread; it then belongs to it. */
+NAGARE_MUST_USE int nagare_share_consumer_new(const struct nagare_share_consumer_config *c,
+                                              nagare_share_consumer **out);
+
+/* Joins share group `group` reading every partition of topics (1..64 valid
+ * names, copied; partitions as the broker has them now; a topic that does
+ * not exist yet is looked for again every 2 s). Asks the broker for the
+ * partitions and for a member id, waiting at most request_timeout_ms. Once
+ * only per consumer. Returns 0, -NAGARE_EBADNAME (group id or topic name),
+ * -NAGARE_EBADARG (no topics, more than 64, already subscribed, from a
+ * callback), -NAGARE_ETOOBIG (more than 4096 partitions in all),
+ * -NAGARE_EUNKNOWN_API (a broker without share groups), -ENOMEM, or the
+ * request's error. */
+NAGARE_MUST_USE int nagare_share_subscribe(nagare_share_consumer *sc, const char *group,
+                                           const char *const *topics, size_t topic_count);
+
+/* Returns the next record acquired for this consumer: 1 with *out
+ * (out->delivery_count: its deliveries so far, 1 the first time; valid
+ * until the next poll or destroy), 0 when none came within timeout_ms (0:
+ * do not wait, -1: no limit). Sends the acknowledgements recorded and runs
+ * on_ack for answers. Fetches more only when every record of the last
+ * fetch was returned and fewer than unacked_max are unacknowledged.
+ * Errors, each returned once: -NAGARE_EBADARG (not subscribed, or from a
+ * callback), -NAGARE_EDISCONNECTED each time the broker has been
+ * unreachable for request_timeout_ms (it keeps reconnecting), a partition's
+ * error (-NAGARE_EUNKNOWN_TOPIC: the topic went away, -NAGARE_ETOOBIG: the
+ * broker's share windows are full), a fetch's error (-NAGARE_ESYSTEM...),
+ * -NAGARE_ECORRUPT (bad bytes: the records concerned are released),
+ * -ENOMEM. */
+int nagare_share_poll(nagare_share_consumer *sc, int timeout_ms,
+                      const struct nagare_message **out);
+
+/* Records an acknowledgement of m, a record this consumer's poll returned
+ * (only its topic, partition and offset are read), sent by the next poll
+ * or commit. Returns 0, -NAGARE_ENOT_ACQUIRED (not a record polled here and
+ * not yet acknowledged), -NAGARE_EBADARG (bad type), -NAGARE_EBUSY (too
+ * many acknowledgements unanswered: poll or commit first). */
+NAGARE_MUST_USE int nagare_share_ack(nagare_share_consumer *sc, const struct nagare_message *m,
+                                     enum nagare_ack_type type);
+
+/* The same by position, for a record whose message was overwritten by a
+ * later poll. */
+NAGARE_MUST_USE int nagare_share_ack_offset(nagare_share_consumer *sc, const char *topic,
+                                            int32_t partition, int64_t offset,
+                                            enum nagare_ack_type type);
+
+/* Sends every acknowledgement recorded and waits for the answers (at most
+ * request_timeout_ms plus a fetch's long poll), running on_ack. Returns 0
+ * when each was kept, else the first record's error (every record's in
+ * on_ack), -NAGARE_EBADARG from a callback, or -NAGARE_ETIMEOUT. */
+NAGARE_MUST_USE int nagare_share_commit(nagare_share_consumer *sc);
+
+/* Releases the records acquired and not yet polled, applies close_ack to
+ * those polled and not acknowledged, sends every acknowledgement and waits
+ * for the answers (bounded as commit), then closes. NULL is allowed. */
+void nagare_share_consumer_destroy(nagare_share_consumer *sc);
+
 /* ---- admin ---- */
 
 typedef struct nagare_admin nagare_admin;

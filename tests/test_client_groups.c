@@ -760,3 +760,592 @@ Test(client_groups, subscribe_and_commit_refuse_bad_arguments)
     nagare_consumer_destroy(c);
     bk_stop(&B);
 }
+
+/* ---- share consumers ---- */
+
+#define SHARE_RECORDS_MAX 2000
+
+/* What the share consumers of a test saw. */
+struct qtally {
+    uint32_t delivered[SHARE_RECORDS_MAX];
+    int holder[SHARE_RECORDS_MAX];      /* consumer holding it now, or -1 */
+    uint32_t accepted_ok[SHARE_RECORDS_MAX];
+    uint32_t ack_failed;
+    int ack_err_last;
+    uint32_t accepted_total;
+};
+
+struct sharer {
+    nagare_share_consumer *sc;
+    struct qtally *q;
+    int idx;
+    uint32_t records;
+};
+
+static void qtally_init(struct qtally *q)
+{
+    memset(q, 0, sizeof(*q));
+    for (int i = 0; i < SHARE_RECORDS_MAX; i++) {
+        q->holder[i] = -1;
+    }
+}
+
+static void on_ack(nagare_share_consumer *sc, const struct nagare_ack_report *r, void *opaque)
+{
+    struct sharer *s = opaque;
+    cr_assert_eq(s->sc, sc);
+    const struct nagare_message *m;
+    cr_assert_eq(nagare_share_poll(sc, 0, &m), -NAGARE_EBADARG, "poll from on_ack");
+    if (r->err != 0) {
+        s->q->ack_failed++;
+        s->q->ack_err_last = r->err;
+        return;
+    }
+    if (r->type == NAGARE_ACK_ACCEPT && r->offset >= 0 && r->offset < SHARE_RECORDS_MAX) {
+        s->q->accepted_ok[r->offset]++;
+        s->q->accepted_total++;
+    }
+}
+
+static void sharer_open(struct sharer *s, struct qtally *q, int idx, const char *topic,
+                        const char *group, uint32_t records_max, int close_ack)
+{
+    *s = (struct sharer){.q = q, .idx = idx};
+    struct nagare_share_consumer_config c;
+    nagare_share_consumer_config_default(&c);
+    c.bootstrap = bootstrap;
+    c.records_max = records_max;
+    c.fetch_wait_max_ms = 100;
+    c.request_timeout_ms = 10000;
+    c.close_ack = close_ack;
+    c.on_ack = on_ack;
+    c.opaque = s;
+    int rc = nagare_share_consumer_new(&c, &s->sc);
+    cr_assert_eq(rc, 0, "share consumer: %s", nagare_strerror(rc));
+    const char *topics[] = {topic};
+    rc = nagare_share_subscribe(s->sc, group, topics, 1);
+    cr_assert_eq(rc, 0, "share subscribe: %s", nagare_strerror(rc));
+}
+
+/* Polls up to max records into offs (the consumer then holds them). */
+static uint32_t sharer_poll(struct sharer *s, int64_t *offs, uint32_t max, int ms,
+                            int32_t want_count)
+{
+    uint32_t n = 0;
+    int64_t until = mono_ms() + ms;
+    while (n < max) {
+        const struct nagare_message *m;
+        int64_t left = until - mono_ms();
+        int rc = nagare_share_poll(s->sc, left > 0 ? (int)left : 0, &m);
+        cr_assert_geq(rc, 0, "share poll: %s", nagare_strerror(rc));
+        if (rc == 0) {
+            break;
+        }
+        cr_assert(m->offset >= 0 && m->offset < SHARE_RECORDS_MAX);
+        if (want_count > 0) {
+            cr_assert_eq(m->delivery_count, want_count, "offset %ld delivered %d times",
+                         (long)m->offset, m->delivery_count);
+        }
+        cr_assert_eq(s->q->holder[m->offset], -1, "offset %ld held by %d and %d at once",
+                     (long)m->offset, s->q->holder[m->offset], s->idx);
+        s->q->holder[m->offset] = s->idx;
+        s->q->delivered[m->offset]++;
+        s->records++;
+        offs[n++] = m->offset;
+    }
+    return n;
+}
+
+static void sharer_ack(struct sharer *s, const char *topic, const int64_t *offs, uint32_t n,
+                       enum nagare_ack_type type)
+{
+    for (uint32_t i = 0; i < n; i++) {
+        s->q->holder[offs[i]] = -1;
+        int rc = nagare_share_ack_offset(s->sc, topic, 0, offs[i], type);
+        cr_assert_eq(rc, 0, "ack %ld: %s", (long)offs[i], nagare_strerror(rc));
+    }
+}
+
+Test(client_groups, four_share_consumers_on_one_partition_accept_each_record_once)
+{
+    start();
+    create_topic("queue", 1);
+    produce("queue", 1, SHARE_RECORDS_MAX, 0);
+    struct qtally *q = malloc(sizeof(*q));
+    cr_assert_not_null(q);
+    qtally_init(q);
+    struct sharer s[4];
+    for (int i = 0; i < 4; i++) {
+        sharer_open(&s[i], q, i, "queue", "workers", 50, NAGARE_ACK_ACCEPT);
+    }
+    int64_t offs[50];
+    int64_t deadline = mono_ms() + WAIT_MS;
+    while (q->accepted_total < SHARE_RECORDS_MAX) {
+        for (int i = 0; i < 4; i++) {
+            /* Hold a batch while the others fetch, then accept it. */
+            uint32_t n = sharer_poll(&s[i], offs, 50, 20, 1);
+            sharer_ack(&s[i], "queue", offs, n, NAGARE_ACK_ACCEPT);
+        }
+        cr_assert_lt(mono_ms(), deadline, "%u accepted", q->accepted_total);
+    }
+    for (int i = 0; i < 4; i++) {
+        cr_assert_eq(nagare_share_commit(s[i].sc), 0);
+        cr_assert_gt(s[i].records, 0, "consumer %d got nothing", i);
+    }
+    cr_assert_eq(q->ack_failed, 0, "%s", nagare_strerror(q->ack_err_last));
+    for (int o = 0; o < SHARE_RECORDS_MAX; o++) {
+        cr_assert_eq(q->delivered[o], 1, "offset %d delivered %u times", o, q->delivered[o]);
+        cr_assert_eq(q->accepted_ok[o], 1, "offset %d accepted %u times", o, q->accepted_ok[o]);
+    }
+    /* Nothing more comes. */
+    uint32_t n = sharer_poll(&s[0], offs, 50, 300, 0);
+    cr_assert_eq(n, 0);
+    for (int i = 0; i < 4; i++) {
+        nagare_share_consumer_destroy(s[i].sc);
+    }
+    free(q);
+    bk_stop(&B);
+}
+
+/* The killed share consumer: acquires records_max records, says so on
+ * the pipe, and waits to be killed. */
+static void child_sharer(int fd)
+{
+    struct nagare_share_consumer_config c;
+    nagare_share_consumer_config_default(&c);
+    c.bootstrap = bootstrap;
+    c.records_max = 30;
+    nagare_share_consumer *sc;
+    const char *topics[] = {"lease"};
+    if (nagare_share_consumer_new(&c, &sc) != 0 ||
+        nagare_share_subscribe(sc, "lg", topics, 1) != 0) {
+        _exit(2);
+    }
+    for (uint32_t n = 0; n < 30;) {
+        const struct nagare_message *m;
+        int rc = nagare_share_poll(sc, 1000, &m);
+        if (rc < 0) {
+            _exit(3);
+        }
+        n += (uint32_t)rc;
+    }
+    if (write(fd, "x", 1) != 1) {
+        _exit(4);
+    }
+    for (;;) {
+        pause();
+    }
+}
+
+Test(client_groups, a_share_consumer_killed_mid_lease_leaves_its_records_to_others)
+{
+    bk_set(&B, "share_lock_ms=1500");
+    start();
+    create_topic("lease", 1);
+    produce("lease", 1, 100, 0);
+    int fds[2];
+    cr_assert_eq(pipe(fds), 0);
+    pid_t child = fork();
+    cr_assert_geq(child, 0);
+    if (child == 0) {
+        child_sharer(fds[1]);
+    }
+    char x;
+    cr_assert_eq(read(fds[0], &x, 1), 1, "the child acquired nothing");
+    cr_assert_eq(kill(child, SIGKILL), 0);
+    int status;
+    cr_assert_eq(waitpid(child, &status, 0), child);
+    int64_t killed_at = mono_ms();
+    struct qtally *q = malloc(sizeof(*q));
+    cr_assert_not_null(q);
+    qtally_init(q);
+    struct sharer s;
+    sharer_open(&s, q, 0, "lease", "lg", 100, NAGARE_ACK_ACCEPT);
+    int64_t offs[100];
+    int64_t deadline = mono_ms() + WAIT_MS;
+    int64_t first_redelivery_ms = -1;
+    while (q->accepted_total < 100) {
+        const struct nagare_message *m;
+        int rc = nagare_share_poll(s.sc, 100, &m);
+        cr_assert_geq(rc, 0);
+        if (rc == 1) {
+            /* the child's 30 come back with their count raised */
+            cr_assert_eq(m->delivery_count, m->offset < 30 ? 2 : 1, "offset %ld count %d",
+                         (long)m->offset, m->delivery_count);
+            if (m->offset < 30 && first_redelivery_ms < 0) {
+                first_redelivery_ms = mono_ms();
+            }
+            q->delivered[m->offset]++;
+            cr_assert_eq(nagare_share_ack(s.sc, m, NAGARE_ACK_ACCEPT), 0);
+            cr_assert_eq(nagare_share_ack(s.sc, m, NAGARE_ACK_ACCEPT), -NAGARE_ENOT_ACQUIRED,
+                         "acknowledged twice");
+        }
+        cr_assert_lt(mono_ms(), deadline);
+    }
+    (void)offs;
+    cr_assert_geq(first_redelivery_ms - killed_at, 1000, "before the lock could expire");
+    for (int o = 0; o < 100; o++) {
+        cr_assert_eq(q->delivered[o], 1);
+        cr_assert_eq(q->accepted_ok[o], 1);
+    }
+    nagare_share_consumer_destroy(s.sc);
+    free(q);
+    close(fds[0]);
+    close(fds[1]);
+    bk_stop(&B);
+}
+
+/* Produces one record with header h=v. */
+static void produce_one(const char *topic, const char *key, const char *value)
+{
+    struct nagare_producer_config pc;
+    nagare_producer_config_default(&pc);
+    pc.bootstrap = bootstrap;
+    nagare_producer *p;
+    cr_assert_eq(nagare_producer_new(&pc, &p), 0);
+    struct nagare_header h = {.key = "h", .key_len = 1, .value = "v", .value_len = 1};
+    struct nagare_record r = {.topic = topic, .partition = 0, .key = key,
+                              .key_len = (ssize_t)strlen(key), .value = value,
+                              .value_len = (ssize_t)strlen(value), .headers = &h,
+                              .header_count = 1};
+    cr_assert_eq(nagare_send(p, &r), 0);
+    cr_assert_eq(nagare_producer_flush(p, WAIT_MS), 0);
+    nagare_producer_destroy(p);
+}
+
+static bool msg_is(const struct nagare_message *m, const char *value)
+{
+    return m->value_len == (ssize_t)strlen(value) && memcmp(m->value, value, strlen(value)) == 0;
+}
+
+/* The value of header `key` of m as a string (in buf), or NULL. */
+static const char *header_of(const struct nagare_message *m, const char *key, char *buf,
+                             size_t cap)
+{
+    for (size_t i = 0; i < m->header_count; i++) {
+        struct nagare_header h;
+        nagare_message_header(m, i, &h);
+        if (h.key_len == strlen(key) && memcmp(h.key, key, h.key_len) == 0) {
+            size_t n = h.value_len < 0 ? 0 : (size_t)h.value_len;
+            cr_assert_lt(n, cap);
+            memcpy(buf, h.value, n);
+            buf[n] = '\0';
+            return buf;
+        }
+    }
+    return NULL;
+}
+
+/* Reads dead letter `offset` of topic.dlq and checks what it carries. */
+static void assert_dead_letter(int64_t offset, const char *value, int64_t src_offset,
+                               const char *count, const char *reason)
+{
+    struct nagare_consumer_config cc;
+    nagare_consumer_config_default(&cc);
+    cc.bootstrap = bootstrap;
+    nagare_consumer *c;
+    cr_assert_eq(nagare_consumer_new(&cc, &c), 0);
+    int64_t deadline = mono_ms() + WAIT_MS;
+    while (nagare_consumer_assign(c, "orders.dlq", 0, offset) != 0) { /* created on demand */
+        cr_assert_lt(mono_ms(), deadline, "no dead-letter topic");
+        usleep(50 * 1000);
+    }
+    const struct nagare_message *m = NULL;
+    int rc = nagare_consumer_poll(c, WAIT_MS, &m);
+    cr_assert_eq(rc, 1, "no dead letter at %ld: %s", (long)offset, nagare_strerror(rc));
+    cr_assert(msg_is(m, value));
+    char buf[64];
+    char want[32];
+    snprintf(want, sizeof(want), "%ld", (long)src_offset);
+    cr_assert_str_eq(header_of(m, "h", buf, sizeof(buf)), "v", "the record's own header");
+    cr_assert_str_eq(header_of(m, "nagare.dlq.topic", buf, sizeof(buf)), "orders");
+    cr_assert_str_eq(header_of(m, "nagare.dlq.partition", buf, sizeof(buf)), "0");
+    cr_assert_str_eq(header_of(m, "nagare.dlq.offset", buf, sizeof(buf)), want);
+    cr_assert_str_eq(header_of(m, "nagare.dlq.delivery-count", buf, sizeof(buf)), count);
+    cr_assert_str_eq(header_of(m, "nagare.dlq.reason", buf, sizeof(buf)), reason);
+    nagare_consumer_destroy(c);
+}
+
+/* Polls one record of the share consumer, within WAIT_MS. */
+static const struct nagare_message *share_next(nagare_share_consumer *sc)
+{
+    const struct nagare_message *m = NULL;
+    int rc = nagare_share_poll(sc, WAIT_MS, &m);
+    cr_assert_eq(rc, 1, "share poll: %s", nagare_strerror(rc));
+    return m;
+}
+
+Test(client_groups, poison_records_go_to_the_dead_letter_topic_and_redrive_brings_them_back)
+{
+    start();
+    create_topic("orders", 1);
+    produce_one("orders", "key-0", "good-0");
+    produce_one("orders", "key-1", "poison");
+    produce_one("orders", "key-2", "good-2");
+    struct qtally *q = malloc(sizeof(*q));
+    cr_assert_not_null(q);
+    qtally_init(q);
+    struct sharer s;
+    sharer_open(&s, q, 0, "orders", "og", 10, NAGARE_ACK_ACCEPT);
+    /* Accept the good ones; release the poison each time it comes: its
+     * fifth release sends it to orders.dlq. */
+    int32_t poison_seen = 0;
+    while (q->accepted_total < 2 || poison_seen < 5) {
+        const struct nagare_message *m = share_next(s.sc);
+        if (msg_is(m, "poison")) {
+            cr_assert_eq(m->delivery_count, ++poison_seen);
+            cr_assert_eq(nagare_share_ack(s.sc, m, NAGARE_ACK_RELEASE), 0);
+        } else {
+            cr_assert_eq(nagare_share_ack(s.sc, m, NAGARE_ACK_ACCEPT), 0);
+        }
+        cr_assert_eq(nagare_share_commit(s.sc), 0);
+    }
+    assert_dead_letter(0, "poison", 1, "5", "max deliveries");
+    /* A reject sends a record there at once. */
+    produce_one("orders", "key-3", "rejected");
+    const struct nagare_message *m = share_next(s.sc);
+    cr_assert(msg_is(m, "rejected"), "a dead letter is not delivered again");
+    cr_assert_eq(m->delivery_count, 1);
+    cr_assert_eq(nagare_share_ack(s.sc, m, NAGARE_ACK_REJECT), 0);
+    cr_assert_eq(nagare_share_commit(s.sc), 0);
+    assert_dead_letter(1, "rejected", 3, "1", "rejected");
+    /* Redrive republishes both to orders: new records, delivered again. */
+    nagare_admin *a = admin();
+    int64_t n = -1;
+    cr_assert_eq(nagare_dlq_redrive(a, "orders.dlq", &n), 0);
+    cr_assert_eq(n, 2);
+    cr_assert_eq(nagare_dlq_redrive(a, "orders.dlq", &n), 0);
+    cr_assert_eq(n, 0, "a second redrive adds nothing");
+    cr_assert_eq(nagare_dlq_redrive(a, "orders", &n), -NAGARE_EBADARG);
+    cr_assert_eq(nagare_dlq_redrive(a, "nope.dlq", &n), -NAGARE_EUNKNOWN_TOPIC);
+    nagare_admin_destroy(a);
+    const char *back[] = {"poison", "rejected"};
+    for (int i = 0; i < 2; i++) {
+        m = share_next(s.sc);
+        cr_assert(msg_is(m, back[i]), "redriven record %d", i);
+        cr_assert_eq(m->delivery_count, 1);
+        cr_assert_eq(m->offset, 4 + i);
+        char buf[64];
+        cr_assert_str_eq(header_of(m, "h", buf, sizeof(buf)), "v");
+        cr_assert_null(header_of(m, "nagare.dlq.reason", buf, sizeof(buf)));
+        cr_assert_eq(nagare_share_ack(s.sc, m, NAGARE_ACK_ACCEPT), 0);
+    }
+    cr_assert_eq(nagare_share_commit(s.sc), 0);
+    nagare_share_consumer_destroy(s.sc);
+    free(q);
+    bk_stop(&B);
+}
+
+Test(client_groups, share_state_survives_a_broker_restart)
+{
+    start();
+    create_topic("durable", 1);
+    produce("durable", 1, 100, 0);
+    struct qtally *q = malloc(sizeof(*q));
+    cr_assert_not_null(q);
+    qtally_init(q);
+    struct sharer s;
+    sharer_open(&s, q, 0, "durable", "dg", 60, NAGARE_ACK_NONE);
+    int64_t offs[60];
+    uint32_t n = 0;
+    int64_t deadline = mono_ms() + WAIT_MS;
+    while (n < 60) {
+        n += sharer_poll(&s, offs + n, 60 - n, 100, 1);
+        cr_assert_lt(mono_ms(), deadline);
+    }
+    sharer_ack(&s, "durable", offs, 40, NAGARE_ACK_ACCEPT); /* 40..59 stay held */
+    cr_assert_eq(nagare_share_commit(s.sc), 0);
+    cr_assert_eq(q->accepted_total, 40);
+    broker_kill_restart();
+    nagare_share_consumer_destroy(s.sc);
+    /* A new member gets everything not accepted, and nothing accepted. */
+    qtally_init(q);
+    sharer_open(&s, q, 0, "durable", "dg", 100, NAGARE_ACK_ACCEPT);
+    int64_t got[100];
+    n = 0;
+    deadline = mono_ms() + WAIT_MS;
+    while (n < 60) {
+        n += sharer_poll(&s, got + n, 100 - n, 100, 1);
+        cr_assert_lt(mono_ms(), deadline, "%u of 60 redelivered", n);
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        cr_assert_geq(got[i], 40, "accepted offset %ld came back", (long)got[i]);
+    }
+    sharer_ack(&s, "durable", got, n, NAGARE_ACK_ACCEPT);
+    cr_assert_eq(nagare_share_commit(s.sc), 0);
+    nagare_share_consumer_destroy(s.sc);
+    bk_stop(&B);
+    bk_start(&B);
+    qtally_init(q);
+    sharer_open(&s, q, 0, "durable", "dg", 100, NAGARE_ACK_ACCEPT);
+    cr_assert_eq(sharer_poll(&s, got, 100, 500, 0), 0, "everything was accepted");
+    nagare_share_consumer_destroy(s.sc);
+    free(q);
+    bk_stop(&B);
+}
+
+Test(client_groups, share_consumer_refuses_bad_arguments_and_unknown_records)
+{
+    start();
+    create_topic("sargs", 1);
+    produce("sargs", 1, 3, 0);
+    struct nagare_share_consumer_config c;
+    nagare_share_consumer_config_default(&c);
+    c.bootstrap = bootstrap;
+    nagare_share_consumer *sc;
+    c.records_max = 0;
+    cr_assert_eq(nagare_share_consumer_new(&c, &sc), -NAGARE_EBADARG);
+    c.records_max = 10;
+    c.close_ack = 7;
+    cr_assert_eq(nagare_share_consumer_new(&c, &sc), -NAGARE_EBADARG);
+    c.close_ack = NAGARE_ACK_RELEASE;
+    cr_assert_eq(nagare_share_consumer_new(&c, &sc), 0);
+    const struct nagare_message *m;
+    cr_assert_eq(nagare_share_poll(sc, 0, &m), -NAGARE_EBADARG, "not subscribed");
+    const char *one[] = {"sargs"};
+    const char *bad[] = {"a b"};
+    cr_assert_eq(nagare_share_subscribe(sc, "", one, 1), -NAGARE_EBADNAME);
+    cr_assert_eq(nagare_share_subscribe(sc, "g", bad, 1), -NAGARE_EBADNAME);
+    cr_assert_eq(nagare_share_subscribe(sc, "g", one, 0), -NAGARE_EBADARG);
+    cr_assert_eq(nagare_share_subscribe(sc, "g", one, 1), 0);
+    cr_assert_eq(nagare_share_subscribe(sc, "g", one, 1), -NAGARE_EBADARG, "once only");
+    cr_assert_eq(nagare_share_ack_offset(sc, "sargs", 0, 0, NAGARE_ACK_ACCEPT),
+                 -NAGARE_ENOT_ACQUIRED, "not polled yet");
+    cr_assert_eq(nagare_share_poll(sc, WAIT_MS, &m), 1);
+    cr_assert_eq(nagare_share_ack(sc, m, (enum nagare_ack_type)9), -NAGARE_EBADARG);
+    cr_assert_eq(nagare_share_ack_offset(sc, "other", 0, m->offset, NAGARE_ACK_ACCEPT),
+                 -NAGARE_ENOT_ACQUIRED);
+    cr_assert_eq(nagare_share_ack(sc, m, NAGARE_ACK_ACCEPT), 0);
+    cr_assert_eq(nagare_share_commit(sc), 0);
+    /* Destroy releases the two polled-and-unacknowledged (close_ack) and
+     * anything acquired and not polled: another member gets them at once. */
+    cr_assert_eq(nagare_share_poll(sc, WAIT_MS, &m), 1);
+    nagare_share_consumer_destroy(sc);
+    c.close_ack = NAGARE_ACK_ACCEPT;
+    cr_assert_eq(nagare_share_consumer_new(&c, &sc), 0);
+    cr_assert_eq(nagare_share_subscribe(sc, "g", one, 1), 0);
+    int64_t t0 = mono_ms();
+    for (int i = 0; i < 2; i++) {
+        cr_assert_eq(nagare_share_poll(sc, WAIT_MS, &m), 1);
+        cr_assert_eq(m->delivery_count, 2, "released, not expired");
+    }
+    cr_assert_lt(mono_ms() - t0, 5000, "not after a 30 s lock");
+    nagare_share_consumer_destroy(sc); /* accepts them */
+    cr_assert_eq(nagare_share_consumer_new(&c, &sc), 0);
+    cr_assert_eq(nagare_share_subscribe(sc, "g", one, 1), 0);
+    cr_assert_eq(nagare_share_poll(sc, 500, &m), 0, "close_ack accepted them");
+    nagare_share_consumer_destroy(sc);
+    bk_stop(&B);
+}
+
+/* ---- group admin ---- */
+
+static const struct nagare_group_listing *listing_find(const struct nagare_group_listing *v,
+                                                       size_t n, const char *group)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(v[i].group, group) == 0) {
+            return &v[i];
+        }
+    }
+    return NULL;
+}
+
+/* Resets group on "adm" and checks both partitions now hold `want`. */
+static void reset_ok(nagare_admin *a, const char *topic, enum nagare_reset_to to, int64_t value,
+                     int64_t want)
+{
+    const struct nagare_topic_partition *r;
+    size_t n = 0;
+    int rc = nagare_group_reset_offsets(a, "gadm", topic, to, value, &r, &n);
+    cr_assert_eq(rc, 0, "reset %d: %s", to, nagare_strerror(rc));
+    cr_assert_eq(n, 2);
+    for (size_t i = 0; i < n; i++) {
+        cr_assert_str_eq(r[i].topic, "adm");
+        cr_assert_eq(r[i].partition, (int32_t)i);
+        cr_assert_eq(r[i].err, 0);
+        cr_assert_eq(r[i].offset, want, "reset %d partition %zu: %ld", to, i, (long)r[i].offset);
+    }
+    nagare_reset_free(a, r);
+}
+
+Test(client_groups, admin_lists_describes_resets_and_deletes_groups)
+{
+    start();
+    create_topic("adm", 2);
+    produce("adm", 2, 10, 0);
+    usleep(20 * 1000);
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    int64_t mid_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    usleep(20 * 1000);
+    produce("adm", 2, 10, 10);
+    struct tally t;
+    tally_init(&t, 2, 100);
+    struct member m;
+    member_open(&m, &t, "adm", "gadm", true);
+    run_until(&m, 1, 2, 40);
+    cr_assert_eq(nagare_consumer_commit(m.c, false), 0);
+
+    nagare_admin *a = admin();
+    const struct nagare_group_listing *groups;
+    size_t count;
+    cr_assert_eq(nagare_groups_list(a, &groups, &count), 0);
+    const struct nagare_group_listing *g = listing_find(groups, count, "gadm");
+    cr_assert_not_null(g);
+    cr_assert_eq(g->kind, NAGARE_GROUP_CONSUMER);
+    cr_assert_eq(g->member_count, 1);
+    nagare_groups_free(a, groups);
+    const struct nagare_group_info *info = describe(a, "gadm");
+    cr_assert_str_eq(info->group, "gadm");
+    cr_assert_gt(info->generation, 0);
+    cr_assert_eq(info->member_count, 1);
+    cr_assert_eq(info->members[0].assignment_count, 2);
+    cr_assert_str_eq(info->members[0].assignment[0].topic, "adm");
+    cr_assert_eq(info->offset_count, 2);
+    for (size_t i = 0; i < 2; i++) {
+        const struct nagare_group_offset *o = &info->offsets[i];
+        cr_assert(o->committed == 20 && o->end == 20 && o->lag_records == 0 && o->lag_ms == 0);
+    }
+    nagare_group_info_free(a, info);
+    /* With a member, offsets are the member's. */
+    cr_assert_eq(nagare_group_reset_offsets(a, "gadm", NULL, NAGARE_RESET_TO_EARLIEST, 0, NULL,
+                                            NULL),
+                 -NAGARE_EGROUP_NOT_EMPTY);
+    cr_assert_eq(nagare_group_delete(a, "gadm"), -NAGARE_EGROUP_NOT_EMPTY);
+    member_close(&m);
+
+    reset_ok(a, NULL, NAGARE_RESET_TO_EARLIEST, 0, 0);
+    info = describe(a, "gadm");
+    cr_assert_eq(info->offsets[0].lag_records, 20);
+    cr_assert_gt(info->offsets[0].lag_ms, 0);
+    nagare_group_info_free(a, info);
+    reset_ok(a, "adm", NAGARE_RESET_TO_LATEST, 0, 20);
+    reset_ok(a, "adm", NAGARE_RESET_TO_OFFSET, 5, 5);
+    reset_ok(a, NULL, NAGARE_RESET_TO_OFFSET, 1000, 20);
+    reset_ok(a, NULL, NAGARE_RESET_TO_TIMESTAMP, mid_ms, 10);
+    cr_assert_eq(nagare_group_reset_offsets(a, "gadm", "nosuch", NAGARE_RESET_TO_EARLIEST, 0,
+                                            NULL, NULL),
+                 -NAGARE_EUNKNOWN_TOPIC);
+    cr_assert_eq(nagare_group_reset_offsets(a, "gadm", NULL, NAGARE_RESET_TO_OFFSET, -1, NULL,
+                                            NULL),
+                 -NAGARE_EBADARG);
+    /* A member joining now starts where the reset put the group. */
+    tally_fini(&t);
+    tally_init(&t, 2, 100);
+    member_open(&m, &t, "adm", "gadm", false);
+    run_until(&m, 1, 2, 20);
+    cr_assert(m.started_at[0] == 10 && m.started_at[1] == 10);
+    member_close(&m);
+
+    cr_assert_eq(nagare_group_delete(a, "gadm"), 0);
+    cr_assert_eq(nagare_group_describe(a, "gadm", &info), -NAGARE_ENOTFOUND);
+    cr_assert_eq(nagare_group_delete(a, "gadm"), -NAGARE_ENOTFOUND);
+    cr_assert_eq(nagare_group_reset_offsets(a, "gadm", NULL, NAGARE_RESET_TO_EARLIEST, 0, NULL,
+                                            NULL),
+                 -NAGARE_ENOTFOUND, "no committed topics to reset");
+    cr_assert_eq(nagare_group_describe(a, "bad\x01id", &info), -NAGARE_EBADNAME);
+    nagare_admin_destroy(a);
+    tally_fini(&t);
+    bk_stop(&B);
+}
