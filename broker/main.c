@@ -6,6 +6,7 @@
 
 #include "base/log.h"
 #include "broker/config.h"
+#include "broker/datadir_verify.h"
 #include "broker/server.h"
 
 static struct server server;
@@ -31,6 +32,9 @@ static int install_signals(void)
 
 int main(int argc, char **argv)
 {
+    if (argc == 3 && strcmp(argv[1], "--verify") == 0) {
+        return datadir_verify(argv[2], stdout); /* offline: no server */
+    }
     static struct broker_config cfg;
     char err[512];
     int rc = broker_config_parse_args(&cfg, argc, argv, err, sizeof(err));

@@ -1,6 +1,5 @@
 #include "storage/partition.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -972,60 +971,6 @@ static void part_release(struct part *p)
     p->dirfd = -1;
 }
 
-static int cmp_i64(const void *a, const void *b)
-{
-    int64_t x = *(const int64_t *)a;
-    int64_t y = *(const int64_t *)b;
-    return (x > y) - (x < y);
-}
-
-/* The base offsets of the segments in dirfd, ascending, in a malloc'd array. */
-static int list_segments(int dirfd, int64_t **bases_out, uint32_t *count_out)
-{
-    int fd = dup(dirfd);
-    DIR *d = fd < 0 ? NULL : fdopendir(fd);
-    if (d == NULL) {
-        int rc = -errno;
-        if (fd >= 0) {
-            close(fd);
-        }
-        return rc;
-    }
-    rewinddir(d);
-    int64_t *bases = NULL;
-    uint32_t count = 0;
-    uint32_t cap = 0;
-    int rc = 0;
-    struct dirent *e;
-    while (rc == 0 && (e = readdir(d)) != NULL) {
-        int64_t base;
-        if (!seg_parse_log_name(e->d_name, &base)) {
-            continue;
-        }
-        if (count == cap) {
-            cap = cap ? cap * 2 : 16;
-            int64_t *grown = realloc(bases, cap * sizeof(*bases));
-            if (grown == NULL) {
-                rc = -ENOMEM;
-                break;
-            }
-            bases = grown;
-        }
-        bases[count++] = base;
-    }
-    closedir(d);
-    if (rc != 0) {
-        free(bases);
-        return rc;
-    }
-    if (count > 1) {
-        qsort(bases, count, sizeof(*bases), cmp_i64);
-    }
-    *bases_out = bases;
-    *count_out = count;
-    return 0;
-}
-
 /* Opens dir, creating it (and syncing its parent) when missing. */
 static int open_dir(const char *dir, struct ring *r, int *dirfd_out)
 {
@@ -1118,7 +1063,7 @@ int part_open(struct part *p, const char *dir, const struct part_config *cfg,
     uint32_t count = 0;
     rc = open_dir(dir, &r, &p->dirfd);
     if (rc == 0) {
-        rc = list_segments(p->dirfd, &bases, &count);
+        rc = seg_list(p->dirfd, &bases, &count);
     }
     if (rc == 0 && count > 0) {
         rc = open_segments(p, bases, count, &r);

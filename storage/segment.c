@@ -1,9 +1,11 @@
 #include "storage/segment.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -595,3 +597,57 @@ int seg_for_each_batch(const struct seg *s, uint64_t pos, int64_t expect_offset,
     }
     return 0;
 }
+
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a;
+    int64_t y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+int seg_list(int dirfd, int64_t **bases_out, uint32_t *count_out)
+{
+    int fd = dup(dirfd);
+    DIR *d = fd < 0 ? NULL : fdopendir(fd);
+    if (d == NULL) {
+        int rc = -errno;
+        if (fd >= 0) {
+            close(fd);
+        }
+        return rc;
+    }
+    rewinddir(d);
+    int64_t *bases = NULL;
+    uint32_t count = 0;
+    uint32_t cap = 0;
+    int rc = 0;
+    struct dirent *e;
+    while (rc == 0 && (e = readdir(d)) != NULL) {
+        int64_t base;
+        if (!seg_parse_log_name(e->d_name, &base)) {
+            continue;
+        }
+        if (count == cap) {
+            cap = cap ? cap * 2 : 16;
+            int64_t *grown = realloc(bases, cap * sizeof(*bases));
+            if (grown == NULL) {
+                rc = -ENOMEM;
+                break;
+            }
+            bases = grown;
+        }
+        bases[count++] = base;
+    }
+    closedir(d);
+    if (rc != 0) {
+        free(bases);
+        return rc;
+    }
+    if (count > 1) {
+        qsort(bases, count, sizeof(*bases), cmp_i64);
+    }
+    *bases_out = bases;
+    *count_out = count;
+    return 0;
+}
+

@@ -78,6 +78,11 @@ void seg_name(char out[SEG_NAME_BYTES], int64_t offset_base, const char *ext);
 /* Parses "<20 digits>.log". Returns true with *base set, else false. */
 bool seg_parse_log_name(const char *name, int64_t *base);
 
+/* The base offsets of the segments (".log" files) in dirfd, ascending, in
+ * a malloc'd array the caller frees (NULL with count 0). Returns 0 or
+ * -errno. */
+MUST_USE int seg_list(int dirfd, int64_t **bases_out, uint32_t *count_out);
+
 /* Creates the three files of a new, empty segment in dirfd (the log with
  * O_EXCL: an existing log is never clobbered). Returns 0 or -errno; on error
  * nothing is left open. The caller fsyncs the directory. */

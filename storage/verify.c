@@ -1,0 +1,186 @@
+#include "storage/verify.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "storage/batch.h"
+#include "storage/index.h"
+#include "storage/segment.h"
+
+/* Bytes scanned per read when looking for the next good batch. */
+#define RESYNC_WINDOW_BYTES (1u << 20)
+
+struct walk {
+    int fd;
+    uint64_t size;
+    uint32_t batch_bytes_max;
+    uint8_t *buf;       /* batch_bytes_max + RESYNC_WINDOW_BYTES */
+    verify_report_fn report;
+    void *arg;
+    struct verify_stats *stats;
+    char name[SEG_NAME_BYTES];
+};
+
+static int pread_full(int fd, uint8_t *buf, size_t len, uint64_t at)
+{
+    size_t got = 0;
+    while (got < len) {
+        ssize_t n = pread(fd, buf + got, len - got, (off_t)(at + got));
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n <= 0) {
+            return n < 0 ? -errno : -NG_ETRUNCATED;
+        }
+        got += (size_t)n;
+    }
+    return 0;
+}
+
+/* Checks the batch at pos: 0 with *h when it is whole, valid and at or
+ * after expect (exactly expect when exact), else why not (or -errno). */
+static int check_at(struct walk *w, uint64_t pos, int64_t expect, bool exact,
+                    struct batch_header *h)
+{
+    if (w->size - pos < BATCH_HEADER_BYTES) {
+        return -NG_ETRUNCATED;
+    }
+    int rc = pread_full(w->fd, w->buf, BATCH_HEADER_BYTES, pos);
+    rc = rc == 0 ? batch_header_decode(w->buf, BATCH_HEADER_BYTES, w->batch_bytes_max, h) : rc;
+    if (rc == 0 && (exact ? h->offset_base != expect : h->offset_base < expect)) {
+        rc = -NG_EDISCONTINUITY;
+    }
+    if (rc == 0 && batch_bytes(h) > w->size - pos) {
+        rc = -NG_ETRUNCATED;
+    }
+    rc = rc == 0 ? pread_full(w->fd, w->buf, batch_bytes(h), pos) : rc;
+    return rc == 0 ? batch_validate(w->buf, batch_bytes(h), w->batch_bytes_max, h) : rc;
+}
+
+/* The next position after pos holding a good batch at or after expect, or
+ * the file size when there is none. Cheap header checks first, in memory. */
+static uint64_t resync(struct walk *w, uint64_t pos, int64_t expect)
+{
+    uint8_t *window = w->buf + w->batch_bytes_max;
+    for (uint64_t base = pos + 1; base + BATCH_HEADER_BYTES <= w->size;
+         base += RESYNC_WINDOW_BYTES) {
+        uint64_t left = w->size - base;
+        size_t len = left < RESYNC_WINDOW_BYTES + BATCH_HEADER_BYTES
+                         ? (size_t)left : RESYNC_WINDOW_BYTES + BATCH_HEADER_BYTES;
+        if (pread_full(w->fd, window, len, base) != 0) {
+            return w->size;
+        }
+        for (size_t i = 0; i + BATCH_HEADER_BYTES <= len && i < RESYNC_WINDOW_BYTES; i++) {
+            struct batch_header h;
+            if (batch_header_decode(window + i, BATCH_HEADER_BYTES, w->batch_bytes_max, &h) == 0 &&
+                h.offset_base >= expect && check_at(w, base + i, expect, false, &h) == 0) {
+                return base + i;
+            }
+        }
+    }
+    return w->size;
+}
+
+static void problem(struct walk *w, uint64_t pos, int64_t offset, int reason, uint64_t bytes)
+{
+    struct verify_problem p = {.file = w->name, .position = pos, .offset = offset,
+                               .reason = reason, .bytes = bytes};
+    w->stats->problems++;
+    w->report(w->arg, &p);
+}
+
+/* Walks one segment's log, reporting every bad batch. */
+static void walk_log(struct walk *w, int64_t base)
+{
+    uint64_t pos = 0;
+    int64_t expect = base;
+    while (pos < w->size) {
+        struct batch_header h;
+        int rc = check_at(w, pos, expect, true, &h);
+        if (rc == 0) {
+            w->stats->batches++;
+            w->stats->records += (uint64_t)h.record_count;
+            pos += batch_bytes(&h);
+            expect = batch_offset_last(&h) + 1;
+            continue;
+        }
+        uint64_t next = resync(w, pos, expect);
+        problem(w, pos, expect, rc, next < w->size ? next - pos : 0);
+        if (next >= w->size) {
+            break;
+        }
+        rc = check_at(w, next, expect, false, &h);
+        ASSERT(rc == 0); /* resync() found it so */
+        pos = next;
+        expect = h.offset_base;
+    }
+    w->stats->bytes += w->size;
+}
+
+/* Loads an index file and reports it when its entries do not hold. A
+ * missing one is no problem: recovery rebuilds it. */
+static void check_index(struct walk *w, int dirfd, int64_t base, enum idx_kind kind)
+{
+    struct walk iw = *w;
+    seg_name(iw.name, base, kind == IDX_OFFSET ? "index" : "timeindex");
+    int fd = openat(dirfd, iw.name, O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) != 0) {
+        if (fd >= 0) {
+            close(fd);
+        }
+        return;
+    }
+    size_t entry = kind == IDX_OFFSET ? IDX_OFFSET_ENTRY_BYTES : IDX_TIME_ENTRY_BYTES;
+    uint8_t *bytes = malloc((size_t)st.st_size + 1);
+    struct idx x;
+    if (bytes != NULL && idx_init(&x, kind, (uint32_t)((size_t)st.st_size / entry + 1), base) == 0) {
+        int rc = pread_full(fd, bytes, (size_t)st.st_size, 0);
+        rc = rc == 0 ? idx_load(&x, bytes, (size_t)st.st_size, w->size, UINT32_MAX) : rc;
+        if (rc != 0) {
+            problem(&iw, 0, -1, rc, 0);
+        }
+        idx_fini(&x);
+    }
+    free(bytes);
+    close(fd);
+}
+
+int verify_partition(const char *dir, uint32_t batch_bytes_max, verify_report_fn report,
+                     void *arg, struct verify_stats *stats)
+{
+    int dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dirfd < 0) {
+        return -errno;
+    }
+    int64_t *bases = NULL;
+    uint32_t count = 0;
+    struct walk w = {.batch_bytes_max = batch_bytes_max, .report = report, .arg = arg,
+                     .stats = stats};
+    w.buf = malloc((size_t)batch_bytes_max + RESYNC_WINDOW_BYTES + BATCH_HEADER_BYTES);
+    int rc = w.buf == NULL ? -ENOMEM : seg_list(dirfd, &bases, &count);
+    for (uint32_t i = 0; rc == 0 && i < count; i++) {
+        seg_name(w.name, bases[i], "log");
+        struct stat st;
+        w.fd = openat(dirfd, w.name, O_RDONLY | O_CLOEXEC);
+        rc = w.fd < 0 || fstat(w.fd, &st) != 0 ? -errno : 0;
+        if (rc == 0) {
+            w.size = (uint64_t)st.st_size;
+            stats->segments++;
+            walk_log(&w, bases[i]);
+            check_index(&w, dirfd, bases[i], IDX_OFFSET);
+            check_index(&w, dirfd, bases[i], IDX_TIME);
+        }
+        if (w.fd >= 0) {
+            close(w.fd);
+        }
+    }
+    free(bases);
+    free(w.buf);
+    close(dirfd);
+    return rc;
+}

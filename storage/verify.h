@@ -1,0 +1,47 @@
+/*
+ * storage/verify.h — offline verification of a partition directory.
+ *
+ * Reads every segment of a partition (never writes, never truncates,
+ * nothing needs to be open or running) and reports every bad batch: a
+ * header out of bounds, a checksum that does not match, an offset that does
+ * not continue the log. After a bad batch the walk resynchronises on the
+ * next position holding a whole, checksum-valid batch whose offsets come
+ * after the last good one, so one flipped byte is one report and the rest
+ * of the segment is still checked. Index files are checked too (entry
+ * checks and bounds); a bad index is reported as such: recovery rebuilds
+ * it, no record is lost. Any thread.
+ */
+#ifndef NAGARE_STORAGE_VERIFY_H
+#define NAGARE_STORAGE_VERIFY_H
+
+#include <stdint.h>
+
+#include "base/assert.h"
+
+struct verify_problem {
+    const char *file;    /* segment file name, within the directory */
+    uint64_t position;   /* byte position of the bad batch or entry */
+    int64_t offset;      /* the offset expected there (-1 for an index) */
+    int reason;          /* -NG_ECHECKSUM, -NG_EDISCONTINUITY, -NG_ECORRUPT... */
+    uint64_t bytes;      /* bytes skipped to the next good batch (0: to the end) */
+};
+
+struct verify_stats {
+    uint64_t segments;
+    uint64_t batches;    /* good batches */
+    uint64_t records;
+    uint64_t bytes;      /* log bytes read */
+    uint64_t problems;
+};
+
+typedef void (*verify_report_fn)(void *arg, const struct verify_problem *p);
+
+/* Verifies the partition in dir, adding to *stats and calling report for
+ * each problem. batch_bytes_max bounds a batch (use the broker's maximum).
+ * Returns 0 (problems, if any, were reported) or -errno when the directory
+ * or a file cannot be read. */
+MUST_USE int verify_partition(const char *dir, uint32_t batch_bytes_max,
+                              verify_report_fn report, void *arg,
+                              struct verify_stats *stats);
+
+#endif

@@ -1,0 +1,65 @@
+/* `nagared --verify DIR` against a data directory the real broker wrote:
+ * sound, it exits 0; with a flipped byte in a record, it names the file,
+ * position and offset and exits 1. */
+#include <criterion/criterion.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "tests/broker_support.h"
+
+static struct bk B;
+
+static void setup(void) { bk_init(&B); }
+static void teardown(void) { bk_fini(&B); }
+
+TestSuite(datadir_verify, .init = setup, .fini = teardown, .timeout = 120);
+
+/* Runs nagared --verify on the data directory; returns its exit status and
+ * its output in out. */
+static int run_verify(char *out, size_t cap)
+{
+    char cmd[1024];
+    snprintf(cmd, sizeof(cmd), "'%s' --verify '%s'", getenv("NAGARED"), B.data_dir);
+    FILE *p = popen(cmd, "r");
+    cr_assert_not_null(p);
+    size_t len = fread(out, 1, cap - 1, p);
+    out[len] = '\0';
+    int status = pclose(p);
+    cr_assert(WIFEXITED(status));
+    return WEXITSTATUS(status);
+}
+
+Test(datadir_verify, reports_a_flipped_record_byte_with_its_place)
+{
+    bk_start(&B);
+    struct cl c;
+    cl_connect(&c, B.port, CL_TIMEOUT_MS_DEFAULT);
+    cr_assert_eq(rq_create(&c, "v", 1), 0);
+    static uint8_t batch[BT_BYTES_MAX];
+    for (uint32_t i = 0; i < 5; i++) {
+        size_t len = bt_make(batch, sizeof(batch), 10, i, 1000, -1, 0, -1);
+        int64_t off;
+        cr_assert_eq(rq_produce(&c, "v", 0, batch, len, PROTO_ACKS_ALL, &off), 0);
+    }
+    cl_close(&c);
+    bk_stop(&B);
+    static char out[8192];
+    cr_assert_eq(run_verify(out, sizeof(out)), 0, "%s", out);
+    cr_assert_not_null(strstr(out, "; 0 problems"), "%s", out);
+    char log[1024];
+    snprintf(log, sizeof(log), "%s/topics/v/0/00000000000000000000.log", B.data_dir);
+    int fd = open(log, O_RDWR);
+    cr_assert_geq(fd, 0);
+    uint8_t byte = 0x5a;
+    cr_assert_eq(pwrite(fd, &byte, 1, 900), 1); /* in the second batch's records */
+    close(fd);
+    cr_assert_eq(run_verify(out, sizeof(out)), 1, "%s", out);
+    cr_assert_not_null(strstr(out, "BAD "), "%s", out);
+    cr_assert_not_null(strstr(out, "00000000000000000000.log at byte"), "%s", out);
+    cr_assert_not_null(strstr(out, "checksum mismatch"), "%s", out);
+    cr_assert_not_null(strstr(out, "1 problem"), "%s", out);
+}
