@@ -4,6 +4,34 @@
 #include <string.h>
 
 #ifdef NAGARE_FAULTS
+#include "base/ring_sim.h"
+#define SIM_SQE(r, op, sqe) ring_sim_sqe((r), (op), (sqe))
+#define SIM_SUBMIT(r) ring_sim_submit(r)
+#define SIM_FORGET(r) ring_sim_forget(r)
+#else
+#define SIM_SQE(r, op, sqe) ((void)0)
+#define SIM_SUBMIT(r) ((void)0)
+#define SIM_FORGET(r) ((void)0)
+
+/* No power-loss simulation here: the hooks storage and the catalog call are
+ * empty (base/ring.h). */
+void ring_note_dirent(int dirfd, const char *name, enum ring_dirent op)
+{
+    (void)dirfd;
+    (void)name;
+    (void)op;
+}
+
+void ring_note_rename(int from_dirfd, const char *from, int to_dirfd, const char *to)
+{
+    (void)from_dirfd;
+    (void)from;
+    (void)to_dirfd;
+    (void)to;
+}
+#endif
+
+#ifdef NAGARE_FAULTS
 struct fault_rule {
     uint64_t nth; /* 0: disarmed */
     int res;
@@ -68,13 +96,18 @@ int ring_init(struct ring *r, unsigned entries)
     return rc;
 }
 
-void ring_fini(struct ring *r) { io_uring_queue_exit(&r->uring); }
+void ring_fini(struct ring *r)
+{
+    SIM_FORGET(r);
+    io_uring_queue_exit(&r->uring);
+}
 
 struct io_uring_sqe *ring_sqe(struct ring *r, struct ring_op *op)
 {
     ASSERT(op != NULL && op->done != NULL && op->kind < RING_KIND_COUNT);
     struct io_uring_sqe *sqe = io_uring_get_sqe(&r->uring);
     if (sqe == NULL) {
+        SIM_SUBMIT(r);
         int rc = io_uring_submit(&r->uring);
         ASSERT(rc >= 0 || rc == -EBUSY || rc == -EAGAIN);
         sqe = io_uring_get_sqe(&r->uring);
@@ -82,11 +115,13 @@ struct io_uring_sqe *ring_sqe(struct ring *r, struct ring_op *op)
     }
     io_uring_sqe_set_data(sqe, op);
     r->inflight++;
+    SIM_SQE(r, op, sqe);
     return sqe;
 }
 
 int ring_submit(struct ring *r)
 {
+    SIM_SUBMIT(r);
     int rc = io_uring_submit(&r->uring);
     return rc == -EBUSY || rc == -EAGAIN ? 0 : rc;
 }
@@ -108,7 +143,7 @@ static unsigned dispatch_ready(struct ring *r)
             r->inflight--;
         }
 #ifdef NAGARE_FAULTS
-        res = fault_filter(op->kind, res);
+        res = ring_sim_complete(r, op, res, fault_filter(op->kind, res));
 #endif
         op->done(op, res, flags);
         n++;
@@ -119,6 +154,7 @@ static unsigned dispatch_ready(struct ring *r)
 int ring_run(struct ring *r, int timeout_ms)
 {
     int rc;
+    SIM_SUBMIT(r);
     if (timeout_ms == 0) {
         rc = io_uring_submit(&r->uring);
     } else if (timeout_ms < 0) {

@@ -10,6 +10,16 @@
  *
  * Test builds (NAGARE_FAULTS defined) can make the Nth completion of a kind
  * fail; other builds have no hook and pay nothing.
+ *
+ * Test builds also carry a power-loss simulation (base/ring_sim.h). It sits
+ * here, where every storage and metadata write and fsync passes, rather
+ * than in the callers: ring_sqe() notes each slot it hands out, the submit
+ * paths (ring_submit, ring_run, a full queue in ring_sqe) read the filled
+ * slots just before the kernel sees them (fd, offset, length, and the bytes
+ * a write is about to replace), and completion dispatch records what each
+ * write left and what each fsync made durable. So no caller changes; the
+ * only hooks outside are ring_note_dirent() and ring_note_rename() below,
+ * for directory entries changed by plain system calls.
  */
 #ifndef NAGARE_BASE_RING_H
 #define NAGARE_BASE_RING_H
@@ -87,6 +97,25 @@ MUST_USE int ring_write_all(struct ring *r, enum ring_kind kind, int fd,
                             const void *buf, size_t len, uint64_t off);
 MUST_USE int ring_fsync(struct ring *r, enum ring_kind kind, int fd,
                         bool datasync);
+
+/* Directory entries changed outside the ring: storage and the catalog
+ * create, rename and remove files and directories with openat, mkdirat,
+ * renameat and unlinkat. They call these hooks just before such a call (a
+ * call that then fails is harmless: the simulation checks the entry's state
+ * when it records and when it undoes). Test builds record the change, so
+ * that a simulated power cut can undo it until the directory is fsync'd;
+ * other builds compile them to empty functions: one call per file created
+ * or removed, never on the append path. Names as the call's; any thread in
+ * other builds, the simulating thread in test builds. */
+enum ring_dirent {
+    RING_DIRENT_CREATE, /* openat(O_CREAT): noted only when the name is new */
+    RING_DIRENT_MKDIR,  /* mkdir / mkdirat: noted only when the name is new */
+    RING_DIRENT_UNLINK, /* unlinkat(dirfd, name, 0) of a file */
+    RING_DIRENT_RMDIR,  /* unlinkat(dirfd, name, AT_REMOVEDIR) */
+};
+void ring_note_dirent(int dirfd, const char *name, enum ring_dirent op);
+/* renameat / renameat2 without replacing a directory. */
+void ring_note_rename(int from_dirfd, const char *from, int to_dirfd, const char *to);
 
 #ifdef NAGARE_FAULTS
 /* A result that stands for "short write": the completion reports half the

@@ -421,6 +421,7 @@ static int close_checked(int fd)
 
 static int rename_noreplace(int from_fd, const char *from, int to_fd, const char *to)
 {
+    ring_note_rename(from_fd, from, to_fd, to); /* power-loss tests (base/ring.h) */
     if (renameat2(from_fd, from, to_fd, to, RENAME_NOREPLACE) == 0) {
         return 0;
     }
@@ -478,6 +479,7 @@ static int remove_entries(DIR *d, int depth)
  * never followed. A missing name is not an error. */
 static int remove_tree_at(int dirfd, const char *name, int depth)
 {
+    ring_note_dirent(dirfd, name, RING_DIRENT_UNLINK); /* power-loss tests (base/ring.h) */
     if (unlinkat(dirfd, name, 0) == 0 || errno == ENOENT) {
         return 0;
     }
@@ -499,6 +501,7 @@ static int remove_tree_at(int dirfd, const char *name, int depth)
     }
     int rc = remove_entries(d, depth);
     closedir(d);
+    ring_note_dirent(dirfd, name, RING_DIRENT_RMDIR); /* power-loss tests (base/ring.h) */
     if (rc == 0 && unlinkat(dirfd, name, AT_REMOVEDIR) != 0) {
         rc = -errno;
     }
@@ -597,6 +600,7 @@ int catalog_partition_dir(const struct catalog *c, const struct catalog_topic *t
 /* mkdir at (dirfd, name) unless it exists; *created says which. */
 static int mkdir_at(int dirfd, const char *name, bool *created)
 {
+    ring_note_dirent(dirfd, name, RING_DIRENT_MKDIR); /* power-loss tests (base/ring.h) */
     if (mkdirat(dirfd, name, 0755) == 0) {
         *created = true;
         return 0;
@@ -770,6 +774,7 @@ static int load_entry(struct catalog *c, const char *name)
         log_error("catalog %s: more than %d topics", c->data_dir, PROTO_TOPICS_MAX);
         rc = -NG_ETOOBIG;
     } else if (rc == 0) {
+        ring_note_dirent(tfd, META_TMP_NAME, RING_DIRENT_UNLINK); /* power-loss tests */
         if (unlinkat(tfd, META_TMP_NAME, 0) == 0) {
             log_warn("catalog %s: removed a stale topics/%s/" META_TMP_NAME, c->data_dir, name);
         }
@@ -866,6 +871,7 @@ static int write_meta(struct ring *r, int dfd, const struct catalog_topic *t)
     size_t len = 0;
     int rc = catalog_meta_encode(t->name, t->name_len, &t->cfg, buf, sizeof(buf), &len);
     ASSERT(rc == 0); /* the longest text fits: see CATALOG_META_BYTES_MAX */
+    ring_note_dirent(dfd, META_NAME, RING_DIRENT_CREATE); /* power-loss tests (base/ring.h) */
     int fd = openat(dfd, META_NAME, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
     if (fd < 0) {
         return -errno;
@@ -885,6 +891,7 @@ static int stage_topic(struct catalog *c, struct ring *r, const struct catalog_t
     int rc = -EEXIST;
     for (int i = 0; i < TRASH_NAME_TRIES && rc == -EEXIST; i++) {
         trash_name(c, "new", entry, TRASH_NAME_BYTES);
+        ring_note_dirent(c->trash_fd, entry, RING_DIRENT_MKDIR); /* power-loss tests */
         rc = mkdirat(c->trash_fd, entry, 0755) == 0 ? 0 : -errno;
     }
     if (rc != 0) {

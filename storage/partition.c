@@ -975,6 +975,7 @@ static void part_release(struct part *p)
 static int open_dir(const char *dir, struct ring *r, int *dirfd_out)
 {
     bool created = false;
+    ring_note_dirent(AT_FDCWD, dir, RING_DIRENT_MKDIR); /* power-loss tests (base/ring.h) */
     if (mkdir(dir, 0755) == 0) {
         created = true;
     } else if (errno != EEXIST) {

@@ -60,6 +60,9 @@ static int open_at(int dirfd, int64_t base, const char *ext, int flags)
 {
     char name[SEG_NAME_BYTES];
     seg_name(name, base, ext);
+    if ((flags & O_CREAT) != 0) {
+        ring_note_dirent(dirfd, name, RING_DIRENT_CREATE); /* power-loss tests (base/ring.h) */
+    }
     int fd = openat(dirfd, name, flags | O_CLOEXEC, 0644);
     return fd < 0 ? -errno : fd;
 }
@@ -524,6 +527,7 @@ int seg_remove(int dirfd, int64_t offset_base)
     for (size_t i = 0; i < ARRAY_LEN(exts); i++) {
         char name[SEG_NAME_BYTES];
         seg_name(name, offset_base, exts[i]);
+        ring_note_dirent(dirfd, name, RING_DIRENT_UNLINK); /* power-loss tests (base/ring.h) */
         if (unlinkat(dirfd, name, 0) != 0 && errno != ENOENT) {
             return -errno;
         }
