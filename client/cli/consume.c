@@ -1,7 +1,9 @@
 /*
  * client/cli/consume.c — `nagare consume TOPIC`: reads partitions through
  * one libnagare consumer (assigned partitions, no group) and prints each
- * record through a --format template or as JSON.
+ * record through a --format template or as JSON. With --group or --share
+ * it reads as a group member instead (client/cli/consume_group.c); the
+ * options are parsed here for both.
  *
  * Where to start and where to stop come from the admin API before the
  * consumer starts: nagare_topics_describe() gives each partition's earliest
@@ -19,6 +21,7 @@
 
 #include "base/assert.h"
 #include "client/cli/cli.h"
+#include "client/cli/consume.h"
 #include "client/cli/format.h"
 #include "client/cli/timestamp.h"
 
@@ -53,6 +56,19 @@ static const char consume_usage_text[] =
     "                                     or @EPOCH-MS, e.g. @1795867200000\n"
     "  --count N            exit after N records\n"
     "  --follow             keep waiting for new records (stop with Ctrl-C)\n"
+    "  --group G            read as a member of consumer group G: the broker\n"
+    "                       shares TOPIC's partitions among G's members, and each\n"
+    "                       starts at G's committed offset (else at --from\n"
+    "                       beginning|end); what is printed is committed. Without\n"
+    "                       --follow it stops once the partitions it holds reach\n"
+    "                       the end they had when it started (or when it got none\n"
+    "                       within 15 s)\n"
+    "  --share G            read as a member of share group G (a queue): each\n"
+    "                       record goes to one member at a time; each one printed\n"
+    "                       is accepted. Without --follow it stops when nothing\n"
+    "                       has come for 1 s\n"
+    "  --reject             with --share: reject every record printed instead (it\n"
+    "                       goes to the dead-letter topic TOPIC.dlq)\n"
     "  --format FMT         print each record through FMT:\n"
     "                         %t topic  %p partition  %o offset\n"
     "                         %T timestamp (ms since the epoch)\n"
@@ -66,21 +82,6 @@ static const char consume_usage_text[] =
     "                       are not UTF-8 appear as \\u00XX escapes\n"
     "  --broker HOST:PORT   the broker (default " CLI_BROKER_DEFAULT ")\n"
     "  --help               print this help\n";
-
-enum from_kind { FROM_BEGINNING, FROM_END, FROM_OFFSET, FROM_TIME };
-
-struct consume_opts {
-    const char *broker;
-    const char *topic;
-    int32_t partition;      /* -1: all */
-    enum from_kind from;
-    int64_t from_value;     /* FROM_OFFSET: the offset; FROM_TIME: ms */
-    int64_t count;          /* 0: no limit */
-    bool follow;
-    bool json;
-    const char *format;     /* NULL: FMT_DEFAULT */
-    bool help;
-};
 
 /* One partition being read. */
 struct consume_part {
@@ -109,6 +110,9 @@ static const struct option consume_longopts[] = {
     {"follow", no_argument, NULL, 'F'},
     {"format", required_argument, NULL, 'o'},
     {"json", no_argument, NULL, 'j'},
+    {"group", required_argument, NULL, 'g'},
+    {"share", required_argument, NULL, 's'},
+    {"reject", no_argument, NULL, 'R'},
     {NULL, 0, NULL, 0},
 };
 
@@ -117,6 +121,7 @@ static const struct option consume_longopts[] = {
 /* --from: beginning, end, all digits (an offset), or a TIME. */
 static int consume_from_opt(struct consume_opts *o, const char *s)
 {
+    o->from_given = true;
     if (strcmp(s, "beginning") == 0 || strcmp(s, "end") == 0) {
         o->from = s[0] == 'b' ? FROM_BEGINNING : FROM_END;
         return 0;
@@ -172,9 +177,44 @@ static int consume_option(struct consume_opts *o, int ch, char **argv)
     case 'j':
         o->json = true;
         return 0;
+    case 'g':
+    case 's':
+        if (optarg[0] == '\0') {
+            return cli_usage_error("consume", "--%s wants a group id", ch == 'g' ? "group" : "share");
+        }
+        *(ch == 'g' ? &o->group : &o->share) = optarg;
+        return 0;
+    case 'R':
+        o->reject = true;
+        return 0;
     default:
         return cli_bad_option("consume", ch, argv);
     }
+}
+
+/* The group options' combinations (client/cli/consume.h). */
+static int consume_check_groups(const struct consume_opts *o)
+{
+    if (o->group != NULL && o->share != NULL) {
+        return cli_usage_error("consume", "--group and --share exclude each other");
+    }
+    if (o->reject && o->share == NULL) {
+        return cli_usage_error("consume", "--reject needs --share");
+    }
+    bool grouped = o->group != NULL || o->share != NULL;
+    if (grouped && o->partition >= 0) {
+        return cli_usage_error("consume", "--partition does not go with --%s: the group "
+                               "decides", o->group != NULL ? "group" : "share");
+    }
+    if (o->share != NULL && o->from_given) {
+        return cli_usage_error("consume", "--from does not go with --share: a share group "
+                               "starts at the beginning");
+    }
+    if (o->group != NULL && (o->from == FROM_OFFSET || o->from == FROM_TIME)) {
+        return cli_usage_error("consume", "with --group, --from takes beginning or end (where "
+                               "partitions without a committed offset start)");
+    }
+    return 0;
 }
 
 static int consume_parse(struct consume_opts *o, int argc, char **argv)
@@ -193,6 +233,10 @@ static int consume_parse(struct consume_opts *o, int argc, char **argv)
     }
     if (o->json && o->format != NULL) {
         return cli_usage_error("consume", "--json and --format exclude each other");
+    }
+    int rc = consume_check_groups(o);
+    if (rc != 0) {
+        return rc;
     }
     if (optind >= argc) {
         return cli_usage_error("consume", "missing TOPIC");
@@ -463,6 +507,9 @@ int cli_consume_main(int argc, char **argv)
     }
     if (!isatty(STDOUT_FILENO) && setvbuf(stdout, NULL, _IOFBF, 1u << 16) != 0) {
         return cli_fail(-ENOMEM, "consume %s: buffering stdout", o.topic);
+    }
+    if (o.group != NULL || o.share != NULL) {
+        return cli_consume_grouped(&o, &r.fmt);
     }
     st = consume_describe(&r);
     if (st == 0 && consume_more(&r)) {

@@ -1,7 +1,8 @@
 /*
  * client/cli/main.c — `nagare`, the command-line tool: picks a command and
  * hands it the rest of the command line. Each command lives in its own file
- * (topic.c, produce.c, consume.c) and returns the exit status (cli.h).
+ * (topic.c, produce.c, consume.c, group.c, dlq.c) and returns the exit
+ * status (cli.h).
  */
 #include <stdio.h>
 #include <string.h>
@@ -12,7 +13,10 @@
 static const struct cli_cmd cli_cmds[] = {
     {"topic", cli_topic_main, "create, list, describe and delete topics"},
     {"produce", cli_produce_main, "send stdin to a topic, one record per line"},
-    {"consume", cli_consume_main, "print a topic's records, from any offset or time"},
+    {"consume", cli_consume_main, "print a topic's records, from any offset or time, or as a "
+                                  "group member"},
+    {"group", cli_group_main, "list, describe, reset and delete consumer groups"},
+    {"dlq", cli_dlq_main, "redrive a dead-letter topic's records to their source"},
 };
 
 static void usage(FILE *out)
@@ -35,7 +39,7 @@ static bool is_help(const char *s)
 int main(int argc, char **argv)
 {
     if (argc < 2) {
-        fprintf(stderr, "nagare: missing command: topic, produce or consume "
+        fprintf(stderr, "nagare: missing command: topic, produce, consume, group or dlq "
                         "(try 'nagare --help')\n");
         return CLI_EXIT_USAGE;
     }
