@@ -10,23 +10,21 @@
 #define RESP_PER_REQ_BYTE 2
 #define RESP_SLACK_BYTES 256
 
-static size_t frame_bytes_of(const struct loop_req *req)
+/* After a body decoder: answers its error (decode_rc), or opens an answer
+ * buffer of cap bytes (0: sized from the request, RESP_PER_REQ_BYTE per
+ * byte). Returns whether the handler goes on to fill the answer. */
+static bool answer_begin(struct loop_req *req, const struct proto_req_header *h, int decode_rc,
+                         size_t cap, struct wr *w)
 {
-    size_t len;
-    (void)loop_req_frame(req, &len);
-    return len;
-}
-
-/* Ends the encoder and sends, or answers a request-level error. */
-static void finish(struct loop_req *req, struct proto_enc *e, struct wr *w, uint32_t correlation_id)
-{
-    server_resp_end(req, e, w, correlation_id);
-}
-
-/* Opens the answer buffer or answers an error; false when it answered. */
-static bool open_answer(struct loop_req *req, const struct proto_req_header *h, size_t cap,
-                        struct wr *w)
-{
+    if (decode_rc != 0) {
+        server_resp_error(req, h->correlation_id, decode_rc);
+        return false;
+    }
+    if (cap == 0) {
+        size_t len;
+        (void)loop_req_frame(req, &len);
+        cap = RESP_PER_REQ_BYTE * len + RESP_SLACK_BYTES;
+    }
     return server_resp_begin(req, h->correlation_id, cap, w);
 }
 
@@ -35,11 +33,7 @@ void handle_api_versions(struct server *s, struct loop_req *req,
 {
     int rc = proto_api_versions_req_decode(body, h->api_version);
     struct wr w;
-    if (rc != 0) {
-        server_resp_error(req, h->correlation_id, rc);
-        return;
-    }
-    if (!open_answer(req, h, 1024, &w)) {
+    if (!answer_begin(req, h, rc, 1024, &w)) {
         return;
     }
     struct proto_api_versions_resp resp;
@@ -120,7 +114,7 @@ void handle_metadata(struct server *s, struct loop_req *req, const struct proto_
                   : 2 + (size_t)t.name.len + 6 + METADATA_TOPIC_CONFIG_BYTES;
     }
     struct wr w;
-    if (!open_answer(req, h, cap, &w)) {
+    if (!answer_begin(req, h, 0, cap, &w)) {
         return;
     }
     struct proto_enc e;
@@ -139,7 +133,7 @@ void handle_metadata(struct server *s, struct loop_req *req, const struct proto_
             proto_metadata_resp_topic(&e, t.name, -NG_EUNKNOWN_TOPIC);
         }
     }
-    finish(req, &e, &w, h->correlation_id);
+    server_resp_end(req, &e, &w, h->correlation_id);
 }
 
 /* ---- CreateTopics, DeleteTopics ---- */
@@ -150,11 +144,7 @@ void handle_create_topics(struct server *s, struct loop_req *req,
     struct proto_dec d;
     int rc = proto_create_topics_req_decode(body, h->api_version, &d);
     struct wr w;
-    if (rc != 0) {
-        server_resp_error(req, h->correlation_id, rc);
-        return;
-    }
-    if (!open_answer(req, h, RESP_PER_REQ_BYTE * frame_bytes_of(req) + RESP_SLACK_BYTES, &w)) {
+    if (!answer_begin(req, h, rc, 0, &w)) {
         return;
     }
     struct proto_enc e;
@@ -177,7 +167,7 @@ void handle_create_topics(struct server *s, struct loop_req *req,
         }
         proto_enc_topic_result(&e, &r);
     }
-    finish(req, &e, &w, h->correlation_id);
+    server_resp_end(req, &e, &w, h->correlation_id);
 }
 
 void handle_delete_topics(struct server *s, struct loop_req *req,
@@ -186,11 +176,7 @@ void handle_delete_topics(struct server *s, struct loop_req *req,
     struct proto_dec d;
     int rc = proto_delete_topics_req_decode(body, h->api_version, &d);
     struct wr w;
-    if (rc != 0) {
-        server_resp_error(req, h->correlation_id, rc);
-        return;
-    }
-    if (!open_answer(req, h, RESP_PER_REQ_BYTE * frame_bytes_of(req) + RESP_SLACK_BYTES, &w)) {
+    if (!answer_begin(req, h, rc, 0, &w)) {
         return;
     }
     struct proto_enc e;
@@ -200,7 +186,7 @@ void handle_delete_topics(struct server *s, struct loop_req *req,
         struct proto_topic_result r = {.name = t.name, .err = server_topic_delete(s, t.name)};
         proto_enc_topic_result(&e, &r);
     }
-    finish(req, &e, &w, h->correlation_id);
+    server_resp_end(req, &e, &w, h->correlation_id);
 }
 
 /* ---- ListOffsets ---- */
@@ -239,11 +225,7 @@ void handle_list_offsets(struct server *s, struct loop_req *req,
     struct proto_dec d;
     int rc = proto_list_offsets_req_decode(body, h->api_version, &d);
     struct wr w;
-    if (rc != 0) {
-        server_resp_error(req, h->correlation_id, rc);
-        return;
-    }
-    if (!open_answer(req, h, RESP_PER_REQ_BYTE * frame_bytes_of(req) + RESP_SLACK_BYTES, &w)) {
+    if (!answer_begin(req, h, rc, 0, &w)) {
         return;
     }
     struct proto_enc e;
@@ -259,7 +241,7 @@ void handle_list_offsets(struct server *s, struct loop_req *req,
             proto_list_offsets_resp_partition(&e, &out);
         }
     }
-    finish(req, &e, &w, h->correlation_id);
+    server_resp_end(req, &e, &w, h->correlation_id);
 }
 
 /* ---- InitProducerId ---- */
@@ -271,11 +253,7 @@ void handle_init_producer_id(struct server *s, struct loop_req *req,
     struct proto_init_producer_id_resp r = {.producer_epoch = 0};
     rc = rc == 0 ? producer_ids_take(&s->producer_ids, &r.producer_id) : rc;
     struct wr w;
-    if (rc != 0) {
-        server_resp_error(req, h->correlation_id, rc);
-        return;
-    }
-    if (!open_answer(req, h, 64, &w)) {
+    if (!answer_begin(req, h, rc, 64, &w)) {
         return;
     }
     rc = proto_init_producer_id_resp_encode(&w, h->api_version, h->correlation_id, &r);
