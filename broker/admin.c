@@ -208,12 +208,13 @@ static void list_offset(struct server_topic *t, const struct proto_list_offsets_
     } else if (in->timestamp_ms < 0) {
         out->err = -NG_EBADARG;
     } else {
+        /* The found record's offset and timestamp; when no record is that
+         * late, the log end with timestamp -1 (docs/protocol.md). */
         int rc = part_offset_for_time(log, in->timestamp_ms, &out->offset, &out->timestamp_ms);
-        if (rc == 0) {
-            /* offset and timestamp are the found record's */
-        } else if (rc == -NG_ENOTFOUND) {
+        if (rc == -NG_ENOTFOUND) {
             out->offset = part_offset_latest(log);
-        } else {
+            out->timestamp_ms = -1;
+        } else if (rc != 0) {
             out->err = rc;
         }
     }
