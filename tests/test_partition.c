@@ -556,6 +556,27 @@ Test(partition, a_short_write_is_completed_not_lost)
     check_all(5, 3);
 }
 
+Test(partition, a_short_index_write_is_completed_not_a_failure)
+{
+    f.cfg.segment_bytes = 4096;
+    f.cfg.index_interval_bytes = 64; /* an entry for every batch */
+    cr_assert_eq(fx_open(&f), 0);
+    ring_fault_clear();
+    ring_fault_arm(RING_INDEX_WRITE, 1, RING_FAULT_SHORT, false);
+    append_many(20, 3, 200, true, NULL); /* rolls: the sealed segment's index is flushed */
+    cr_assert_eq(ring_fault_injected(), 1);
+    cr_assert_eq(part_failed(&f.part), 0, "a short index write is completed");
+    cr_assert_gt(f.part.seg_count, 1);
+    char name[SEG_NAME_BYTES];
+    seg_name(name, f.part.segs[0]->offset_base, "index");
+    cr_assert_eq(file_size(name), (off_t)f.part.segs[0]->index.count * IDX_OFFSET_ENTRY_BYTES,
+                 "the whole index reached its file");
+    fx_close(&f);
+    ring_fault_clear();
+    cr_assert_eq(fx_open(&f), 0);
+    check_all(20, 3);
+}
+
 Test(partition, a_failed_roll_sync_fails_the_log)
 {
     f.cfg.segment_bytes = 4096;
