@@ -509,24 +509,10 @@ static void child_member(const char *topic, const char *group)
     }
 }
 
-Test(client_groups, a_killed_member_hands_over_at_its_committed_offsets_after_its_session)
+/* Polls the two survivors until the child holds the two partitions they
+ * do not and has committed in both; *theirs gets those two. */
+static void wait_child_settled(struct member *ms, nagare_admin *a, int32_t theirs[2])
 {
-    start();
-    create_topic("kill", 6);
-    produce("kill", 6, 200, 0);
-    pid_t child = fork();
-    cr_assert_geq(child, 0);
-    if (child == 0) {
-        child_member("kill", "gk");
-    }
-    struct tally t;
-    tally_init(&t, 6, 1000);
-    struct member ms[2];
-    member_open(&ms[0], &t, "kill", "gk", false);
-    member_open(&ms[1], &t, "kill", "gk", false);
-    /* Until the child holds two partitions and has committed in both. */
-    nagare_admin *a = admin();
-    int32_t theirs[2] = {-1, -1};
     int64_t deadline = mono_ms() + WAIT_MS;
     for (bool ready = false; !ready;) {
         member_poll(&ms[0], 200, 50);
@@ -545,6 +531,45 @@ Test(client_groups, a_killed_member_hands_over_at_its_committed_offsets_after_it
         }
         nagare_group_info_free(a, info);
     }
+}
+
+/* Polls the survivors until they hold all six partitions and have read
+ * the child's two from its committed offsets to the end. */
+static void wait_taken_over(struct member *ms, const int32_t theirs[2],
+                            const int64_t committed[2])
+{
+    int64_t deadline = mono_ms() + WAIT_MS;
+    for (bool done = false; !done;) {
+        member_poll(&ms[0], 200, 50);
+        member_poll(&ms[1], 200, 50);
+        done = assert_no_overlap(ms, 2) == 6;
+        for (int k = 0; k < 2 && done; k++) {
+            for (int64_t o = committed[k]; o < 200 && done; o++) {
+                done = tally_at(ms[0].t, theirs[k], o) > 0;
+            }
+        }
+        cr_assert(done || mono_ms() < deadline, "the killed member's partitions were not taken over");
+    }
+}
+
+Test(client_groups, a_killed_member_hands_over_at_its_committed_offsets_after_its_session)
+{
+    start();
+    create_topic("kill", 6);
+    produce("kill", 6, 200, 0);
+    pid_t child = fork();
+    cr_assert_geq(child, 0);
+    if (child == 0) {
+        child_member("kill", "gk");
+    }
+    struct tally t;
+    tally_init(&t, 6, 1000);
+    struct member ms[2];
+    member_open(&ms[0], &t, "kill", "gk", false);
+    member_open(&ms[1], &t, "kill", "gk", false);
+    nagare_admin *a = admin();
+    int32_t theirs[2] = {-1, -1};
+    wait_child_settled(ms, a, theirs);
     cr_assert_eq(kill(child, SIGKILL), 0);
     int status;
     cr_assert_eq(waitpid(child, &status, 0), child);
@@ -556,41 +581,24 @@ Test(client_groups, a_killed_member_hands_over_at_its_committed_offsets_after_it
     cr_assert(committed[0] > 0 && committed[1] > 0);
     /* A survivor may have read some of these partitions before the child
      * got them: what matters is what is read from now on. */
-    uint32_t *before = calloc(2 * 200, sizeof(*before));
-    cr_assert_not_null(before);
+    uint32_t before[2][200];
     for (int k = 0; k < 2; k++) {
         for (int64_t o = 0; o < 200; o++) {
-            before[k * 200 + o] = tally_at(&t, theirs[k], o);
+            before[k][o] = tally_at(&t, theirs[k], o);
         }
     }
-
     /* After its session the two survivors take its partitions over at the
-     * offsets it committed and read on to the end. */
-    deadline = mono_ms() + WAIT_MS;
-    for (;;) {
-        member_poll(&ms[0], 200, 50);
-        member_poll(&ms[1], 200, 50);
-        bool done = assert_no_overlap(ms, 2) == 6;
-        for (int k = 0; k < 2 && done; k++) {
-            for (int64_t o = committed[k]; o < 200 && done; o++) {
-                done = tally_at(&t, theirs[k], o) > 0;
-            }
-        }
-        if (done) {
-            break;
-        }
-        cr_assert_lt(mono_ms(), deadline, "the killed member's partitions were not taken over");
-    }
+     * offsets it committed and read on to the end; nothing below again. */
+    wait_taken_over(ms, theirs, committed);
     for (int k = 0; k < 2; k++) {
         struct member *heir = ms[0].holds[theirs[k]] ? &ms[0] : &ms[1];
         cr_assert_eq(heir->started_at[theirs[k]], committed[k]);
         for (int64_t o = 0; o < committed[k]; o++) {
-            cr_assert_eq(tally_at(&t, theirs[k], o), before[k * 200 + o],
+            cr_assert_eq(tally_at(&t, theirs[k], o), before[k][o],
                          "partition %d offset %ld read again below the commit", theirs[k],
                          (long)o);
         }
     }
-    free(before);
     member_close(&ms[0]);
     member_close(&ms[1]);
     nagare_admin_destroy(a);
@@ -1269,6 +1277,27 @@ static void reset_ok(nagare_admin *a, const char *topic, enum nagare_reset_to to
     nagare_reset_free(a, r);
 }
 
+/* Every kind of reset on group gadm (without members, committed at 20 on
+ * both partitions of "adm"; records from mid_ms on start at offset 10). */
+static void resets_check(nagare_admin *a, int64_t mid_ms)
+{
+    reset_ok(a, NULL, NAGARE_RESET_TO_EARLIEST, 0, 0);
+    const struct nagare_group_info *info = describe(a, "gadm");
+    cr_assert_eq(info->offsets[0].lag_records, 20);
+    cr_assert_gt(info->offsets[0].lag_ms, 0);
+    nagare_group_info_free(a, info);
+    reset_ok(a, "adm", NAGARE_RESET_TO_LATEST, 0, 20);
+    reset_ok(a, "adm", NAGARE_RESET_TO_OFFSET, 5, 5);
+    reset_ok(a, NULL, NAGARE_RESET_TO_OFFSET, 1000, 20);
+    reset_ok(a, NULL, NAGARE_RESET_TO_TIMESTAMP, mid_ms, 10);
+    cr_assert_eq(nagare_group_reset_offsets(a, "gadm", "nosuch", NAGARE_RESET_TO_EARLIEST, 0,
+                                            NULL, NULL),
+                 -NAGARE_EUNKNOWN_TOPIC);
+    cr_assert_eq(nagare_group_reset_offsets(a, "gadm", NULL, NAGARE_RESET_TO_OFFSET, -1, NULL,
+                                            NULL),
+                 -NAGARE_EBADARG);
+}
+
 Test(client_groups, admin_lists_describes_resets_and_deletes_groups)
 {
     start();
@@ -1315,21 +1344,7 @@ Test(client_groups, admin_lists_describes_resets_and_deletes_groups)
     cr_assert_eq(nagare_group_delete(a, "gadm"), -NAGARE_EGROUP_NOT_EMPTY);
     member_close(&m);
 
-    reset_ok(a, NULL, NAGARE_RESET_TO_EARLIEST, 0, 0);
-    info = describe(a, "gadm");
-    cr_assert_eq(info->offsets[0].lag_records, 20);
-    cr_assert_gt(info->offsets[0].lag_ms, 0);
-    nagare_group_info_free(a, info);
-    reset_ok(a, "adm", NAGARE_RESET_TO_LATEST, 0, 20);
-    reset_ok(a, "adm", NAGARE_RESET_TO_OFFSET, 5, 5);
-    reset_ok(a, NULL, NAGARE_RESET_TO_OFFSET, 1000, 20);
-    reset_ok(a, NULL, NAGARE_RESET_TO_TIMESTAMP, mid_ms, 10);
-    cr_assert_eq(nagare_group_reset_offsets(a, "gadm", "nosuch", NAGARE_RESET_TO_EARLIEST, 0,
-                                            NULL, NULL),
-                 -NAGARE_EUNKNOWN_TOPIC);
-    cr_assert_eq(nagare_group_reset_offsets(a, "gadm", NULL, NAGARE_RESET_TO_OFFSET, -1, NULL,
-                                            NULL),
-                 -NAGARE_EBADARG);
+    resets_check(a, mid_ms);
     /* A member joining now starts where the reset put the group. */
     tally_fini(&t);
     tally_init(&t, 2, 100);
