@@ -2,7 +2,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <linux/falloc.h>
 #include <inttypes.h>
 #include <libgen.h>
 #include <stddef.h>
@@ -310,15 +309,6 @@ static bool place(struct part *p, struct part_append *a)
         p->roll_stage = ROLL_DRAIN;
         p->roll_seq = a->seq - 1;
         return false;
-    }
-    if (s->bytes + a->bytes > s->allocated_pos) {
-        /* EXPERIMENT: reserve blocks ahead so an fdatasync has no block
-         * allocation to journal; the file size is unchanged. */
-        uint64_t to = s->bytes + a->bytes + (64u << 20);
-        if (fallocate(s->fd_log, FALLOC_FL_KEEP_SIZE, (off_t)s->allocated_pos,
-                      (off_t)(to - s->allocated_pos)) == 0) {
-            s->allocated_pos = to;
-        }
     }
     a->seg = s;
     a->pos = s->bytes;
