@@ -522,6 +522,7 @@ static int starts_find(nagare_consumer *c, struct gquery *q, int64_t *committed)
  * nothing starts (tried again after a backoff). */
 static int start_pending(nagare_consumer *c, struct cgroup *g, uint32_t unstarted)
 {
+    ASSERT(unstarted > 0);
     struct nagare_topic_partition *items = calloc(unstarted, sizeof(*items));
     int64_t *committed = calloc(unstarted, sizeof(*committed));
     int rc = items == NULL || committed == NULL ? -ENOMEM : 0;
@@ -534,6 +535,7 @@ static int start_pending(nagare_consumer *c, struct cgroup *g, uint32_t unstarte
                 .topic = g->topics[p->topic], .partition = p->partition, .offset = -1};
         }
     }
+    ASSERT(rc != 0 || q.count == unstarted);
     rc = rc == 0 ? starts_find(c, &q, committed) : rc;
     for (uint32_t i = 0, k = 0; rc == 0 && i < g->owned_count; i++) {
         struct gpart *p = &g->owned[i];
@@ -647,6 +649,10 @@ static bool grant_apply(nagare_consumer *c, struct cgroup *g)
         int r = p == NULL ? 1 : k == n ? -1
                 : gtp_cmp(p->topic, p->partition, grant[k].topic, grant[k].partition);
         if (r < 0) {
+            if (!p->started) {
+                ASSERT(g->unstarted > 0);
+                g->unstarted--; /* granted and taken back before it started */
+            }
             part_revoke(c, g, p);
             revoked = true;
             i++;
