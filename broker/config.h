@@ -122,6 +122,7 @@ struct broker_config {
     int32_t batch_bytes_max;    /* 8 MiB; BATCH_HEADER_BYTES..BATCH_BYTES_LIMIT */
     uint32_t index_interval_bytes; /* 4096; PART_INDEX_INTERVAL_MIN..PART_SEGMENT_BYTES_MAX */
     uint32_t retention_check_ms;   /* how often retention runs */
+    int64_t scrub_bytes_per_sec;   /* background checksum scrubbing of the logs; 0: off */
     uint32_t fetch_wait_max_ms;    /* cap on a fetch's long-poll wait */
     uint32_t producer_ids_max;     /* idempotent producer states kept per partition */
     /* share groups */
@@ -135,6 +136,10 @@ struct broker_config {
     int64_t mem_bytes_max;      /* LOOP_MEM_BYTES_MAX_DEFAULT; frame_bytes_max..BROKER_MEM_BYTES_LIMIT */
     enum log_level log_level;   /* LOG_INFO; "debug", "info", "warn", "error", "off" */
 };
+
+/* Scrubbing reads every log again at this pace: a 1 TiB log in about
+ * 18 hours, with little of a disk's bandwidth. */
+#define BROKER_SCRUB_BYTES_PER_SEC_DEFAULT (16ll << 20)
 
 /* Largest request and answer buffer budget: far above any machine this
  * runs on, so only a typo is refused. */

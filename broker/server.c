@@ -279,10 +279,44 @@ static void reap_doomed(struct server *s)
     }
 }
 
+/* Scrubs partitions round robin for one housekeeping tick's share of
+ * scrub_bytes_per_sec: a partition that reaches its end passes the rest of
+ * the budget on, so a tick never reads one partition twice. */
+static void scrub(struct server *s)
+{
+    int64_t budget = s->cfg.scrub_bytes_per_sec * HOUSEKEEPING_MS / 1000;
+    for (uint32_t visited = 0; budget > 0 && s->topic_count > 0 && visited < s->topic_count * 2;) {
+        if (s->scrub_topic >= s->topic_count) {
+            s->scrub_topic = 0;
+        }
+        struct server_topic *t = s->topics[s->scrub_topic];
+        if (s->scrub_part >= t->cfg.partitions) {
+            s->scrub_part = 0;
+            s->scrub_topic++;
+            visited++;
+            continue;
+        }
+        size_t asked = (size_t)budget;
+        size_t done = 0;
+        int rc = part_scrub(&t->parts[s->scrub_part].log, s->scrub_buf, s->scrub_buf_bytes,
+                            asked, &done);
+        if (rc != 0 && rc != -NG_ECORRUPT) {
+            log_warn("topic %s partition %d: scrub: %s", t->name, s->scrub_part, err_str(rc));
+        }
+        budget -= (int64_t)done;
+        if (done < asked) { /* it reached its end: the next partition's turn */
+            s->scrub_part++;
+        }
+    }
+}
+
 static void housekeeping(struct loop_timer *timer, void *arg)
 {
     struct server *s = arg;
     reap_doomed(s);
+    if (s->cfg.scrub_bytes_per_sec > 0 && !s->loop.stopping) {
+        scrub(s);
+    }
     groups_expire(s);
     queue_tick(s);
     if (s->loop.stopping) {
@@ -469,7 +503,9 @@ static int worker_resources(struct server *s)
         s->scratch_bytes = OFFSETS_SCRATCH_BYTES;
     }
     s->scratch = malloc(s->scratch_bytes);
-    if (s->scratch == NULL) {
+    s->scrub_buf_bytes = batch_max;
+    s->scrub_buf = malloc(s->scrub_buf_bytes);
+    if (s->scratch == NULL || s->scrub_buf == NULL) {
         return -ENOMEM;
     }
     int rc = batch_zctx_init(&s->zctx, batch_max, 1);
@@ -607,6 +643,7 @@ int server_fini(struct server *s)
     producer_ids_close(&s->producer_ids);
     batch_zctx_fini(&s->zctx);
     free(s->scratch);
+    free(s->scrub_buf);
     if (s->ring_ready) {
         ring_fini(&s->ring);
     }

@@ -87,6 +87,11 @@ struct server {
     struct producer_ids producer_ids;
     struct loop_timer retention_timer;
     struct loop_timer reap_timer;
+    /* background scrubbing: a buffer of one batch, and where it goes on */
+    uint8_t *scrub_buf;
+    size_t scrub_buf_bytes;
+    uint32_t scrub_topic;
+    int32_t scrub_part;
     uint64_t fetch_wake_seq;      /* numbers fetch_wake() passes */
     struct offsets offsets;       /* committed group offsets (groups.c) */
     bool offsets_ready;

@@ -831,6 +831,30 @@ int part_for_each_batch(struct part *p, int64_t from,
     return 0;
 }
 
+int part_scrub(struct part *p, uint8_t *buf, size_t cap, size_t budget, size_t *scrubbed_out)
+{
+    ASSERT(cap >= p->cfg.batch_bytes_max && buf != p->env.scratch);
+    *scrubbed_out = 0;
+    if (p->scrub_offset < part_offset_earliest(p) || p->scrub_offset >= p->offset_hw ||
+        p->scrub_offset >= p->corrupt_offset) {
+        p->scrub_offset = part_offset_earliest(p); /* a new pass */
+    }
+    if (p->scrub_offset >= p->offset_hw) {
+        return p->corrupt_offset < INT64_MAX ? -NG_ECORRUPT : 0;
+    }
+    struct part_read_result r;
+    int rc = part_read(p, p->scrub_offset, buf, cap, budget, &r);
+    for (size_t at = 0; rc == 0 && at + BATCH_PREFIX_BYTES <= r.bytes;) {
+        struct batch_header h;
+        int hrc = batch_header_decode(buf + at, r.bytes - at, p->cfg.batch_bytes_max, &h);
+        ASSERT(hrc == 0); /* part_read checked every batch it returned */
+        at += batch_bytes(&h);
+        p->scrub_offset = batch_offset_last(&h) + 1;
+    }
+    *scrubbed_out = r.bytes;
+    return rc == 0 && p->corrupt_offset < INT64_MAX ? -NG_ECORRUPT : rc;
+}
+
 uint64_t part_bytes_from(struct part *p, int64_t offset, uint32_t *first_batch_bytes)
 {
     *first_batch_bytes = 0;

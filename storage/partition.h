@@ -144,6 +144,7 @@ struct part {
     uint64_t dir_gen_synced;
     uint64_t dir_gen_syncing;
     struct ring_op dir_sync_op;
+    int64_t scrub_offset;      /* where part_scrub() goes on */
     /* called when offset_hw advances */
     void (*watch_fn)(void *arg);
     void *watch_arg;
@@ -181,6 +182,17 @@ MUST_USE int part_append(struct part *p, struct part_append *a);
  * -NG_ECORRUPT (a bad batch at offset; logged with its position), -errno. */
 MUST_USE int part_read(struct part *p, int64_t offset, uint8_t *buf, size_t cap,
                        size_t bytes_max, struct part_read_result *out);
+
+/* Background scrubbing: reads on from where the last call stopped, about
+ * budget bytes of whole batches into buf[0..cap) (cap >= batch_bytes_max),
+ * verifying every checksum exactly as a read for a consumer does, and
+ * wraps to the log start at the high watermark. A bad batch is reported
+ * once (logged with its segment, position and offset) and from then on
+ * nothing at or past it is served. *scrubbed_out gets the bytes checked.
+ * Returns 0, -NG_ECORRUPT when it found (or had found) damage, or -errno.
+ * Blocking reads; p's thread. */
+MUST_USE int part_scrub(struct part *p, uint8_t *buf, size_t cap, size_t budget,
+                        size_t *scrubbed_out);
 
 /* Calls fn(arg) from the ring each time the high watermark advances (new
  * batches became readable), after the completions that moved it. fn may
