@@ -439,10 +439,10 @@ int group_check_commit(const struct group *g, const char *member_id, uint32_t ge
     if (m == NULL) {
         return -NG_EUNKNOWN_MEMBER;
     }
-    if (gen != g->generation || m->answered_gen != g->generation) {
-        return -NG_EILLEGAL_GENERATION;
+    if (gen != m->answered_gen) {
+        return -NG_EILLEGAL_GENERATION; /* from before its latest answer */
     }
     int t = group_topic_index(g, topic);
     struct group_tp tp = {.topic = (uint16_t)(t < 0 ? 0 : t), .partition = partition};
-    return t >= 0 && tp_in(m->grant, m->grant_count, tp) ? 0 : -NG_EREBALANCE;
+    return t >= 0 && tp_in(m->held, m->held_count, tp) ? 0 : -NG_EREBALANCE;
 }

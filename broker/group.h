@@ -110,9 +110,12 @@ uint32_t group_expire(struct group *g, int64_t now_ms, group_partitions_fn parti
 void group_rebalance(struct group *g, group_partitions_fn partitions, void *arg);
 
 /* May member commit an offset for (topic, partition)? It must be known,
- * at the current generation, and hold the partition. Returns 0,
- * -NG_EUNKNOWN_MEMBER, -NG_EILLEGAL_GENERATION, -NG_EREBALANCE (not its
- * partition now). */
+ * commit at the generation of the last answer it was given (an older one
+ * is stale: fenced), and still hold the partition: one in its grant, or
+ * one it was told to drop but has not confirmed dropping, which nobody
+ * else can have yet; so a member saves its progress on a revoked
+ * partition before it lets go. Returns 0, -NG_EUNKNOWN_MEMBER,
+ * -NG_EILLEGAL_GENERATION, -NG_EREBALANCE (not its partition). */
 MUST_USE int group_check_commit(const struct group *g, const char *member_id, uint32_t gen,
                                 const char *topic, int32_t partition);
 

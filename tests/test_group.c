@@ -162,7 +162,7 @@ Test(group, a_silent_member_expires_and_its_partitions_move)
                  -NG_EUNKNOWN_MEMBER);
 }
 
-Test(group, commits_need_the_current_generation_and_the_partition)
+Test(group, commits_need_the_latest_generation_and_a_held_partition)
 {
     struct view v[2];
     join(&v[0], 0);
@@ -174,9 +174,36 @@ Test(group, commits_need_the_current_generation_and_the_partition)
     cr_assert_eq(group_check_commit(&g, v[0].id, v[0].gen, "t", theirs), -NG_EREBALANCE);
     cr_assert_eq(group_check_commit(&g, v[0].id, v[0].gen - 1, "t", mine), -NG_EILLEGAL_GENERATION);
     cr_assert_eq(group_check_commit(&g, "nobody", v[0].gen, "t", mine), -NG_EUNKNOWN_MEMBER);
+    uint32_t before = v[0].gen;
     struct view third;
-    join(&third, 0); /* a rebalance: the old generation is stale */
-    cr_assert_eq(group_check_commit(&g, v[0].id, v[0].gen, "t", mine), -NG_EILLEGAL_GENERATION);
+    join(&third, 0); /* a rebalance; the first member has not heard yet */
+    cr_assert_eq(group_check_commit(&g, v[0].id, before, "t", mine), 0,
+                 "it still holds its partition: nobody else can have it");
+    beat(&v[0], 0); /* it hears of the new generation */
+    cr_assert_eq(group_check_commit(&g, v[0].id, before, "t", mine), -NG_EILLEGAL_GENERATION,
+                 "a commit from before its latest answer is stale");
+}
+
+Test(group, a_revoked_partition_can_be_committed_until_its_holder_lets_go)
+{
+    struct view v[2];
+    join(&v[0], 0);
+    settle(v, 1, 0);
+    join(&v[1], 0);
+    beat(&v[0], 0); /* told to keep three of six */
+    cr_assert_eq(v[0].count, 3);
+    int32_t revoked = -1;
+    for (int32_t p = 0; p < 6 && revoked < 0; p++) {
+        bool kept = false;
+        for (uint32_t k = 0; k < v[0].count; k++) {
+            kept |= v[0].grant[k].partition == p;
+        }
+        revoked = kept ? -1 : p;
+    }
+    cr_assert_eq(group_check_commit(&g, v[0].id, v[0].gen, "t", revoked), 0,
+                 "its last progress on a revoked partition is saved");
+    beat(&v[0], 0); /* confirms it let go */
+    cr_assert_eq(group_check_commit(&g, v[0].id, v[0].gen, "t", revoked), -NG_EREBALANCE);
 }
 
 Test(group, new_partitions_are_assigned_on_expire)
