@@ -15,10 +15,10 @@
  * here, where every storage and metadata write and fsync passes, rather
  * than in the callers: ring_sqe() notes each slot it hands out, the submit
  * paths (ring_submit, ring_run, a full queue in ring_sqe) read the filled
- * slots just before the kernel sees them (fd, offset, length, and the bytes
- * a write is about to replace), and completion dispatch records what each
- * write left and what each fsync made durable. So no caller changes; the
- * only hooks outside are ring_note_dirent() and ring_note_rename() below,
+ * slots just before the kernel sees them (fd, offset, length; a file's
+ * durable contents when it is first written), and completion dispatch
+ * records what each write left and what each fsync made durable. So no
+ * caller changes; the only hooks outside are ring_note_dirent() and ring_note_rename() below,
  * for directory entries changed by plain system calls.
  */
 #ifndef NAGARE_BASE_RING_H

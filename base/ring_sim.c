@@ -1,6 +1,7 @@
-/* The power-loss simulation of base/ring_sim.h: an undo log of every file
- * write and directory change not yet made durable by an fsync. Built into
- * test builds only (base/meson.build, ring_faults_lib). */
+/* The power-loss simulation of base/ring_sim.h: per file, a durable image
+ * and the writes no fsync has covered yet; per directory, an undo log of
+ * the entry changes no fsync has covered yet. Built into test builds only
+ * (base/meson.build, ring_faults_lib). */
 #include "base/ring_sim.h"
 
 #include <dirent.h>
@@ -23,24 +24,29 @@
 
 #define STASH_NAME_BYTES 32
 
-/* A completed write not yet durable. */
+/* A completed write not yet durable (or a piece of one: a later durable
+ * write over part of a poisoned one supersedes that part). */
 struct sim_write {
     uint64_t seq;
     uint64_t off;
     size_t len;        /* bytes that landed */
     uint8_t *post;     /* those bytes */
-    uint8_t *pre;      /* the bytes there before, within the old size */
-    size_t pre_len;
-    uint64_t old_size; /* the file's size before */
+    uint8_t *own;      /* the allocation post points into (owned) */
     bool poisoned;     /* a failed write or fsync covered it: never durable */
 };
 
 /* A file with writes recorded, reached through our own descriptor (the
- * owner's may be write-only, or closed before the cut). */
+ * owner's may be write-only, or closed before the cut). image is what the
+ * platter holds: the file as first seen, with every durable write applied
+ * since. A cut writes it back, then whatever of the pending writes
+ * survives. */
 struct sim_file {
     dev_t dev;
     ino_t ino;
     int fd;
+    uint8_t *image;
+    size_t image_bytes;
+    size_t image_cap;
     struct sim_write *w;
     uint32_t count;
     uint32_t cap;
@@ -72,14 +78,13 @@ struct sim_slot {
     int file;                 /* write: index into files */
     uint64_t off;
     size_t len;
-    uint8_t *pre;
-    size_t pre_len;
-    uint64_t old_size;
+    uint64_t size;            /* fsync: the file's size when it began */
     uint64_t seq;             /* fsync: covers records up to here */
 };
 
 static struct {
     bool on;
+    bool debug;           /* NAGARE_SIM_DEBUG: say what a cut does and what fails */
     int stash_fd;
     uint64_t stash_seq;
     uint32_t nosync;
@@ -103,9 +108,14 @@ static struct {
 
 /* ---- helpers ---- */
 
-static void sim_fail(int rc)
+#define sim_fail(rc) sim_fail_at((rc), __LINE__)
+
+static void sim_fail_at(int rc, int line)
 {
     ASSERT(rc < 0);
+    if (sim.debug) {
+        fprintf(stderr, "ring_sim: line %d: %s\n", line, strerror(-rc));
+    }
     if (sim.err == 0) {
         sim.err = rc;
     }
@@ -194,6 +204,24 @@ static uint8_t *read_copy(int fd, size_t len, uint64_t off)
     return buf;
 }
 
+/* Makes the image at least bytes long (new bytes zero: a hole). */
+static void image_reserve(struct sim_file *f, size_t bytes)
+{
+    if (bytes > f->image_cap) {
+        size_t cap = f->image_cap ? f->image_cap : 4096;
+        while (cap < bytes) {
+            cap *= 2;
+        }
+        f->image = realloc(f->image, cap);
+        ASSERT(f->image != NULL);
+        f->image_cap = cap;
+    }
+    if (bytes > f->image_bytes) {
+        memset(f->image + f->image_bytes, 0, bytes - f->image_bytes);
+        f->image_bytes = bytes;
+    }
+}
+
 /* ---- files ---- */
 
 /* The record of the file open as fd (stat st), made on first use. */
@@ -212,8 +240,14 @@ static int file_get(const struct stat *st, int fd)
         return -1;
     }
     sim.files = grow(sim.files, &sim.files_cap, sim.files_count, sizeof(*sim.files));
-    sim.files[sim.files_count] = (struct sim_file){.dev = st->st_dev, .ino = st->st_ino,
-                                                   .fd = own};
+    struct sim_file *f = &sim.files[sim.files_count];
+    *f = (struct sim_file){.dev = st->st_dev, .ino = st->st_ino, .fd = own};
+    /* What is there before the first write seen counts as durable. */
+    image_reserve(f, (size_t)st->st_size);
+    int rc = pread_all(own, f->image, f->image_bytes, 0);
+    if (rc != 0) {
+        sim_fail(rc);
+    }
     return (int)sim.files_count++;
 }
 
@@ -264,6 +298,7 @@ static bool slot_capture(struct sim_slot *s)
     if (q->opcode == IORING_OP_FSYNC) {
         s->dir = S_ISDIR(st.st_mode);
         s->seq = sim.seq; /* what completed before this fsync began */
+        s->size = (uint64_t)st.st_size;
         return true;
     }
     ASSERT(q->off != (uint64_t)-1); /* storage writes at explicit offsets */
@@ -271,13 +306,11 @@ static bool slot_capture(struct sim_slot *s)
     s->file = file_get(&st, q->fd);
     s->off = q->off;
     s->len = q->len;
-    s->old_size = (uint64_t)st.st_size;
-    s->pre_len = s->off < s->old_size ? (size_t)(s->old_size - s->off) : 0;
-    s->pre_len = s->pre_len < s->len ? s->pre_len : s->len;
-    if (s->file >= 0) {
-        s->pre = read_copy(sim.files[s->file].fd, s->pre_len, s->off);
+    struct sim_file *f = s->file >= 0 ? &sim.files[s->file] : NULL;
+    if (f != NULL && (uint64_t)st.st_size < f->image_bytes) {
+        f->image_bytes = (size_t)st.st_size; /* cut by ftruncate: durable at once */
     }
-    return s->file >= 0;
+    return f != NULL;
 }
 
 void ring_sim_submit(struct ring *r)
@@ -285,7 +318,6 @@ void ring_sim_submit(struct ring *r)
     for (uint32_t i = sim.slots_count; i-- > 0;) {
         struct sim_slot *s = &sim.slots[i];
         if (s->r == r && !s->submitted && !slot_capture(s)) {
-            free(s->pre);
             slot_remove(i);
         }
     }
@@ -295,29 +327,82 @@ void ring_sim_forget(struct ring *r)
 {
     for (uint32_t i = sim.slots_count; i-- > 0;) {
         if (sim.slots[i].r == r) {
-            free(sim.slots[i].pre);
             slot_remove(i);
         }
     }
 }
 
 /* Records what a write left in the file: real_res bytes landed, whatever
- * the completion reported (a failed one is poisoned). Takes s->pre. */
-static void write_done(struct sim_slot *s, int real_res, int res)
+ * the completion reported (a failed one is poisoned). */
+static void write_done(const struct sim_slot *s, int real_res, int res)
 {
     if (real_res <= 0) {
-        free(s->pre);
         return;
     }
     struct sim_file *f = &sim.files[s->file];
     size_t len = (size_t)real_res;
     ASSERT(len <= s->len);
+    uint8_t *post = read_copy(f->fd, len, s->off);
     f->w = grow(f->w, &f->cap, f->count, sizeof(*f->w));
-    f->w[f->count++] = (struct sim_write){
-        .seq = ++sim.seq, .off = s->off, .len = len, .post = read_copy(f->fd, len, s->off),
-        .pre = s->pre, .pre_len = s->pre_len < len ? s->pre_len : len,
-        .old_size = s->old_size, .poisoned = res < 0};
+    f->w[f->count++] = (struct sim_write){.seq = ++sim.seq, .off = s->off, .len = len,
+                                          .post = post, .own = post, .poisoned = res < 0};
     sim.stats.writes++;
+}
+
+/* Removes [lo, hi) from the pending write at index i, which a durable
+ * write superseded there: it shrinks, splits in two, or goes (len 0). */
+static void write_trim(struct sim_file *f, uint32_t i, uint64_t lo, uint64_t hi)
+{
+    struct sim_write *w = &f->w[i];
+    uint64_t end = w->off + w->len;
+    if (w->len == 0 || hi <= w->off || lo >= end) {
+        return;
+    }
+    if (lo > w->off && hi < end) { /* a hole in the middle: the tail gets its own copy */
+        struct sim_write tail = *w;
+        tail.off = hi;
+        tail.len = (size_t)(end - hi);
+        tail.own = malloc(tail.len);
+        ASSERT(tail.own != NULL);
+        memcpy(tail.own, w->post + (hi - w->off), tail.len);
+        tail.post = tail.own;
+        w->len = (size_t)(lo - w->off);
+        f->w = grow(f->w, &f->cap, f->count, sizeof(*f->w));
+        f->w[f->count++] = tail; /* seq order is restored by the caller */
+        return;
+    }
+    if (lo <= w->off && hi >= end) {
+        free(w->own);
+        w->own = w->post = NULL;
+        w->len = 0;
+    } else if (lo <= w->off) {
+        w->post += hi - w->off;
+        w->len = (size_t)(end - hi);
+        w->off = hi;
+    } else {
+        w->len = (size_t)(lo - w->off);
+    }
+}
+
+static int write_cmp(const void *a, const void *b)
+{
+    const struct sim_write *x = a;
+    const struct sim_write *y = b;
+    return (x->seq > y->seq) - (x->seq < y->seq);
+}
+
+/* Applies a durable write to the image; older pending writes lose the
+ * bytes it covers. */
+static void write_apply(struct sim_file *f, const struct sim_write *d)
+{
+    image_reserve(f, (size_t)(d->off + d->len));
+    memcpy(f->image + d->off, d->post, d->len);
+    uint32_t n = f->count;
+    for (uint32_t i = 0; i < n; i++) {
+        if (f->w[i].seq < d->seq) {
+            write_trim(f, i, d->off, d->off + d->len);
+        }
+    }
 }
 
 /* Marks what the fsync covered durable, or poisoned when it failed. */
@@ -345,20 +430,30 @@ static void sync_done(const struct sim_slot *s, enum ring_kind kind, int res)
         return;
     }
     struct sim_file *f = file_find(s->dev, s->ino);
-    uint32_t kept = 0;
-    for (uint32_t i = 0; f != NULL && i < f->count; i++) {
+    if (f == NULL) {
+        return;
+    }
+    for (uint32_t i = 0; i < f->count; i++) {
         struct sim_write *w = &f->w[i];
         bool covered = w->seq <= s->seq;
         w->poisoned |= covered && res < 0;
         if (covered && res >= 0 && !w->poisoned) {
-            free(w->pre);
-            free(w->post);
-            continue;
+            struct sim_write d = *w;
+            w->len = 0; /* applied: dropped below */
+            write_apply(f, &d);
+            free(d.own);
         }
-        f->w[kept++] = *w;
     }
-    if (f != NULL) {
-        f->count = kept;
+    uint32_t kept = 0;
+    for (uint32_t i = 0; i < f->count; i++) {
+        if (f->w[i].len > 0) {
+            f->w[kept++] = f->w[i];
+        }
+    }
+    f->count = kept;
+    qsort(f->w, f->count, sizeof(*f->w), write_cmp);
+    if (res >= 0 && s->size < f->image_bytes) {
+        f->image_bytes = (size_t)s->size; /* a truncation this fsync made durable */
     }
 }
 
@@ -537,46 +632,49 @@ void ring_note_rename(int from_dirfd, const char *from, int to_dirfd, const char
 
 /* ---- the cut ---- */
 
-/* Undoes every recorded write of f, newest first, then writes back those
- * that survive (sector by sector), oldest first. */
-static void cut_file(struct sim_file *f, enum ring_sim_cut how)
+/* Writes back the sectors of w that survive: none (drop), or, tearing,
+ * none, all, a prefix or a random subset. */
+static void cut_write(struct sim_file *f, const struct sim_write *w, enum ring_sim_cut how)
 {
-    for (uint32_t i = f->count; i-- > 0;) {
-        const struct sim_write *w = &f->w[i];
-        int rc = pwrite_all(f->fd, w->pre, w->pre_len, w->off);
-        if (rc == 0 && ftruncate(f->fd, (off_t)w->old_size) != 0) {
-            rc = -errno;
+    uint64_t first = w->off / SECTOR_BYTES;
+    uint64_t sectors = (w->off + w->len - 1) / SECTOR_BYTES - first + 1;
+    uint64_t fate = how == RING_SIM_DROP ? 0 : rng_next() % 4;
+    uint64_t prefix = fate == 2 ? 1 + rng_next() % sectors : 0;
+    size_t kept = 0;
+    for (uint64_t k = 0; k < sectors; k++) {
+        bool keep = fate == 1 || k < prefix || (fate == 3 && (rng_next() & 1) != 0);
+        if (!keep) {
+            continue;
         }
+        uint64_t lo = (first + k) * SECTOR_BYTES;
+        uint64_t hi = lo + SECTOR_BYTES;
+        lo = lo > w->off ? lo : w->off;
+        hi = hi < w->off + w->len ? hi : w->off + w->len;
+        int rc = pwrite_all(f->fd, w->post + (lo - w->off), (size_t)(hi - lo), lo);
         if (rc != 0) {
             sim_fail(rc);
         }
+        kept += (size_t)(hi - lo);
+    }
+    sim.stats.writes_dropped += kept == 0;
+    sim.stats.writes_torn += kept > 0 && kept < w->len;
+    sim.stats.writes_kept += kept == w->len;
+    sim.stats.bytes_lost += w->len - kept;
+}
+
+/* Puts the file back to its durable image, then writes back what survives
+ * of the pending writes, oldest first. */
+static void cut_file(struct sim_file *f, enum ring_sim_cut how)
+{
+    int rc = pwrite_all(f->fd, f->image, f->image_bytes, 0);
+    if (rc == 0 && ftruncate(f->fd, (off_t)f->image_bytes) != 0) {
+        rc = -errno;
+    }
+    if (rc != 0) {
+        sim_fail(rc);
     }
     for (uint32_t i = 0; i < f->count; i++) {
-        const struct sim_write *w = &f->w[i];
-        uint64_t first = w->off / SECTOR_BYTES;
-        uint64_t sectors = (w->off + w->len - 1) / SECTOR_BYTES - first + 1;
-        uint64_t fate = how == RING_SIM_DROP ? 0 : rng_next() % 4;
-        uint64_t prefix = fate == 2 ? 1 + rng_next() % sectors : 0;
-        size_t kept = 0;
-        for (uint64_t k = 0; k < sectors; k++) {
-            bool keep = fate == 1 || k < prefix || (fate == 3 && (rng_next() & 1) != 0);
-            if (!keep) {
-                continue;
-            }
-            uint64_t lo = (first + k) * SECTOR_BYTES;
-            uint64_t hi = lo + SECTOR_BYTES;
-            lo = lo > w->off ? lo : w->off;
-            hi = hi < w->off + w->len ? hi : w->off + w->len;
-            int rc = pwrite_all(f->fd, w->post + (lo - w->off), (size_t)(hi - lo), lo);
-            if (rc != 0) {
-                sim_fail(rc);
-            }
-            kept += (size_t)(hi - lo);
-        }
-        sim.stats.writes_dropped += kept == 0;
-        sim.stats.writes_torn += kept > 0 && kept < w->len;
-        sim.stats.writes_kept += kept == w->len;
-        sim.stats.bytes_lost += w->len - kept;
+        cut_write(f, &f->w[i], how);
     }
 }
 
@@ -587,9 +685,21 @@ static int rm_entry(const char *path, const struct stat *st, int flag, struct FT
     return (flag == FTW_DP ? rmdir(path) : unlink(path)) == 0 ? 0 : -errno;
 }
 
-/* Puts back what one directory change altered. */
+static bool parent_exists(const char *path)
+{
+    char copy[PATH_MAX];
+    snprintf(copy, sizeof(copy), "%s", path);
+    struct stat st;
+    return stat(dirname(copy), &st) == 0;
+}
+
+/* Puts back what one directory change altered. A change inside a directory
+ * that is gone (its removal was made durable) is moot. */
 static int undo_dirent(const struct sim_dirent *d)
 {
+    if (!parent_exists(d->path) || (d->path_to != NULL && !parent_exists(d->path_to))) {
+        return 0;
+    }
     struct stat st;
     bool exists = lstat(d->path, &st) == 0;
     switch (d->op) {
@@ -626,8 +736,17 @@ static void cut_dirents(enum ring_sim_cut how)
 {
     uint32_t n = sim.dirents_count;
     uint32_t keep = how == RING_SIM_DROP ? 0 : (uint32_t)(rng_next() % (n + 1u));
+    for (uint32_t i = 0; i < n && sim.debug; i++) {
+        fprintf(stderr, "ring_sim: pending %u op %d %s %s%s\n", i, sim.dirents[i].op,
+                sim.dirents[i].path, sim.dirents[i].stash, i < keep ? " (kept)" : "");
+    }
     for (uint32_t i = n; i-- > keep;) {
         int rc = undo_dirent(&sim.dirents[i]);
+        if (rc != 0 && sim.debug) {
+            fprintf(stderr, "ring_sim: undoing op %d of %s (%s): %s\n", sim.dirents[i].op,
+                    sim.dirents[i].path, sim.dirents[i].path_to ? sim.dirents[i].path_to : "",
+                    strerror(-rc));
+        }
         if (rc != 0) {
             sim_fail(rc);
         }
@@ -642,18 +761,15 @@ static void sim_reset(void)
     for (uint32_t i = 0; i < sim.files_count; i++) {
         struct sim_file *f = &sim.files[i];
         for (uint32_t k = 0; k < f->count; k++) {
-            free(f->w[k].pre);
-            free(f->w[k].post);
+            free(f->w[k].own);
         }
         free(f->w);
+        free(f->image);
         close(f->fd);
     }
     for (uint32_t i = 0; i < sim.dirents_count; i++) {
         free(sim.dirents[i].path);
         free(sim.dirents[i].path_to);
-    }
-    for (uint32_t i = 0; i < sim.slots_count; i++) {
-        free(sim.slots[i].pre);
     }
     free(sim.files);
     free(sim.dirents);
@@ -711,6 +827,7 @@ int ring_sim_enable(const char *stash_dir)
     }
     sim_reset();
     sim.on = true;
+    sim.debug = getenv("NAGARE_SIM_DEBUG") != NULL;
     sim.nosync = 0;
     sim.seq = 0;
     sim.stats = (struct ring_sim_stats){0};

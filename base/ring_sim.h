@@ -23,9 +23,13 @@
  * - A rename is durable once its target directory is synced.
  * - ftruncate() and opens with O_TRUNC are not tracked: they count as
  *   durable at once (recovery cuts torn tails itself, and fsyncs the cut).
- * Writes of one file in flight at the same time must not overlap (storage
- * never does so): pre-images are read at submission, post-images at
- * completion.
+ * How: each file written is read whole when its first write is submitted
+ * (its durable image); each completed write's bytes are read back at
+ * completion and kept until an fsync covering it succeeds, which applies
+ * them to the image (and trims them out of older poisoned writes they
+ * overwrite). A cut writes the image back, then what survives of the
+ * pending writes, oldest first. So writes of one file in flight at the same
+ * time must not overlap (storage never does so).
  *
  * A crash is a point after which the machine is gone: every later file
  * completion fails with -EIO and nothing more becomes durable. The test
@@ -33,7 +37,8 @@
  * the crash), calls ring_sim_power_cut(), and reopens them: that is the
  * recovery under test.
  *
- * Process-wide state; tests use it from one thread.
+ * Process-wide state; tests use it from one thread. NAGARE_SIM_DEBUG in the
+ * environment makes it tell stderr what each cut undoes and what fails.
  */
 #ifndef NAGARE_BASE_RING_SIM_H
 #define NAGARE_BASE_RING_SIM_H
