@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "base/log.h"
+#include "broker/queue.h"
 #include "broker/server.h"
 
 static_assert(GROUP_ID_BYTES_MAX == PROTO_GROUP_ID_BYTES_MAX, "one bound for group ids");
@@ -776,9 +777,11 @@ void handle_list_groups(struct server *s, struct loop_req *req, const struct pro
         return;
     }
     size_t per = 2 + GROUP_ID_BYTES_MAX + 1 + 4;
+    size_t share_parts = s->queue != NULL && s->queue->reg_ready ? share_reg_count(&s->queue->reg) : 0;
     struct wr w;
     if (!server_resp_begin(req, h->correlation_id,
-                           ANSWER_SLACK_BYTES + (s->group_count + (size_t)s->offsets.count) * per,
+                           ANSWER_SLACK_BYTES +
+                               (s->group_count + (size_t)s->offsets.count + share_parts) * per,
                            &w)) {
         return;
     }
@@ -808,6 +811,21 @@ void handle_list_groups(struct server *s, struct loop_req *req, const struct pro
         struct proto_group_listing l = {.group = str_of(c > 0 ? og->id : g->id),
                                         .kind = PROTO_GROUP_KIND_CONSUMER,
                                         .member_count = c > 0 ? 0 : (int32_t)g->member_count};
+        proto_list_groups_resp_group(&e, &l);
+    }
+    /* Share groups: their parts are sorted by group, so each group once.
+     * Share members hold no session, so no member count is known. */
+    const struct share_part *prev = NULL;
+    for (size_t n = 0; n < share_parts && listed < PROTO_GROUPS_MAX; n++) {
+        const struct share_part *sp = share_reg_part(&s->queue->reg, (uint32_t)n);
+        if (prev != NULL && prev->group_len == sp->group_len &&
+            memcmp(prev->group, sp->group, sp->group_len) == 0) {
+            continue;
+        }
+        prev = sp;
+        listed++;
+        struct proto_group_listing l = {.group = {.ptr = sp->group, .len = sp->group_len},
+                                        .kind = PROTO_GROUP_KIND_SHARE, .member_count = 0};
         proto_list_groups_resp_group(&e, &l);
     }
     server_resp_end(req, &e, &w, h->correlation_id);

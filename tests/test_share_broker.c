@@ -1077,3 +1077,37 @@ Test(share, parked_consumers_woken_by_one_produce_split_the_records)
     cl_close(&p);
     bk_stop(&B);
 }
+
+/* ListGroups names share groups too, once each, with their kind. */
+Test(share, list_groups_names_share_groups_once)
+{
+    bk_start(&B);
+    struct cl c;
+    cl_connect(&c, B.port, CL_TIMEOUT_MS_DEFAULT);
+    cr_assert_eq(rq_create(&c, "q", 2), 0);
+    produce(&c, "q", 4, 1);
+    for (int32_t p = 0; p < 2; p++) { /* two parts of one share group */
+        struct sfetched f;
+        sfetch(&c, "workers", "", "q", p, 0, 10, &f);
+        cr_assert_eq(f.err, 0);
+        sfetched_free(&f);
+    }
+    uint32_t corr = cl_next_corr(&c);
+    cr_assert_eq(proto_list_groups_req_encode(cl_wr(&c), 0, corr, proto_str_make("t")), 0);
+    cr_assert_eq(cl_send_wr(&c), 0);
+    struct rd body;
+    cl_expect(&c, corr, &body);
+    struct proto_dec d;
+    cr_assert_eq(proto_list_groups_resp_decode(&body, 0, &d), 0);
+    struct proto_group_listing g;
+    int found = 0;
+    while (proto_list_groups_resp_next(&d, &g)) {
+        if (proto_str_eq(g.group, "workers")) {
+            found++;
+            cr_assert_eq(g.kind, PROTO_GROUP_KIND_SHARE);
+        }
+    }
+    cr_assert_eq(found, 1);
+    cl_close(&c);
+    bk_stop(&B);
+}
