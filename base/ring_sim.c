@@ -444,6 +444,11 @@ static void sync_done(const struct sim_slot *s, enum ring_kind kind, int res)
             free(d.own);
         }
     }
+    for (uint32_t i = 0; res >= 0 && i < f->count; i++) {
+        if (f->w[i].seq <= s->seq) { /* bytes a truncation before this fsync took away */
+            write_trim(f, i, s->size, UINT64_MAX);
+        }
+    }
     uint32_t kept = 0;
     for (uint32_t i = 0; i < f->count; i++) {
         if (f->w[i].len > 0) {

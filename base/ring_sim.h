@@ -21,8 +21,12 @@
  *   never becomes durable, even after a later fsync succeeds (Linux marks
  *   the pages clean after reporting a write-back error: "fsyncgate").
  * - A rename is durable once its target directory is synced.
- * - ftruncate() and opens with O_TRUNC are not tracked: they count as
- *   durable at once (recovery cuts torn tails itself, and fsyncs the cut).
+ * - ftruncate() and opens with O_TRUNC are not system calls the simulation
+ *   sees; it notices a file grown shorter at its next write or fsync. The
+ *   cut counts as durable at once for data that was durable (recovery's cut
+ *   of a torn tail is fsync'd right after anyway); bytes not yet durable
+ *   that it removed may still come back at a power cut, until an fsync
+ *   after the truncation succeeds.
  * How: each file written is read whole when its first write is submitted
  * (its durable image); each completed write's bytes are read back at
  * completion and kept until an fsync covering it succeeds, which applies

@@ -13,7 +13,9 @@
 #include "tests/storage_support.h"
 
 #define REL_NOW_MS 1700000000000LL
-#define REL_VALUE_BYTES 100
+/* Values of 60 to 1,260 bytes: batches of one to three records span from
+ * part of a sector to most of a segment, so cuts tear some of them. */
+#define REL_VALUE_BYTES(seed) (60u + ((seed) / 3 % 5) * 300u)
 #define REL_GROUP "g"
 #define REL_TOPIC "t"
 #define REL_COMPLETION_WAIT_MS 10000
@@ -133,8 +135,8 @@ int rel_close(struct rel_world *w)
 struct rel_append {
     struct part_append a; /* first: the callback casts */
     struct rel_world *w;
-    uint8_t buf[2048];
-    uint32_t attempt;
+    uint8_t buf[REL_BATCH_MAX];
+    uint32_t seed;
     int64_t offset;
     bool done;
     int rc;
@@ -149,24 +151,56 @@ struct rel_commit {
     int rc;
 };
 
-/* Notes a batch given offset; batches at or past it that were never
- * acknowledged were cut back (a full disk) and their offsets reused. */
-static uint32_t attempt_add(struct rel_world *w, int64_t offset, uint32_t seed, uint32_t records)
+/* The first attempt at or past offset (attempts are sorted by offset;
+ * several at one offset when a full disk cut the log back and its offsets
+ * were given again). */
+static uint32_t attempt_lower(const struct rel_world *w, int64_t offset)
 {
-    while (w->attempts_count > 0 && w->attempts[w->attempts_count - 1].offset >= offset) {
-        w->attempts_count--;
-        if (w->attempts[w->attempts_count].acked) {
-            w->counts.acked_offsets_reused++;
+    uint32_t lo = 0;
+    uint32_t hi = w->attempts_count;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (w->attempts[mid].offset < offset) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
         }
+    }
+    return lo;
+}
+
+/* Notes a batch given offset. Attempts at or past it were cut back (a
+ * full disk): they stay, as any of them may be what a power cut leaves
+ * there, but none of them may have been acknowledged. */
+static void attempt_add(struct rel_world *w, int64_t offset, uint32_t seed, uint32_t records)
+{
+    uint32_t at = attempt_lower(w, offset);
+    for (uint32_t i = at; i < w->attempts_count; i++) {
+        w->counts.acked_offsets_reused += w->attempts[i].acked;
+    }
+    while (at < w->attempts_count && w->attempts[at].offset == offset) {
+        at++; /* after the earlier attempts at this offset */
     }
     if (w->attempts_count == w->attempts_cap) {
         w->attempts_cap = w->attempts_cap ? 2 * w->attempts_cap : 256;
         w->attempts = realloc(w->attempts, w->attempts_cap * sizeof(*w->attempts));
         cr_assert_not_null(w->attempts);
     }
-    w->attempts[w->attempts_count] = (struct rel_attempt){.offset = offset, .seed = seed,
-                                                          .records = records};
-    return w->attempts_count++;
+    memmove(&w->attempts[at + 1], &w->attempts[at],
+            (w->attempts_count - at) * sizeof(*w->attempts));
+    w->attempts[at] = (struct rel_attempt){.offset = offset, .seed = seed, .records = records};
+    w->attempts_count++;
+}
+
+static struct rel_attempt *attempt_find(struct rel_world *w, int64_t offset, uint32_t seed)
+{
+    for (uint32_t i = attempt_lower(w, offset);
+         i < w->attempts_count && w->attempts[i].offset == offset; i++) {
+        if (w->attempts[i].seed == seed) {
+            return &w->attempts[i];
+        }
+    }
+    return NULL;
 }
 
 static void append_done(struct part_append *a, int rc)
@@ -180,13 +214,9 @@ static void append_done(struct part_append *a, int rc)
         return;
     }
     w->counts.appends_acked++;
-    cr_assert(ra->attempt < w->attempts_count && w->attempts[ra->attempt].offset == ra->offset,
-              "an acknowledged append lost its attempt record");
-    struct rel_attempt *t = &w->attempts[ra->attempt];
+    struct rel_attempt *t = attempt_find(w, ra->offset, ra->seed);
+    cr_assert_not_null(t, "an acknowledged append lost its attempt record");
     t->acked = true;
-    if (t->offset + t->records > w->floor_offset) {
-        w->floor_offset = t->offset + t->records;
-    }
 }
 
 /* Starts the round's appends; returns how many are in flight. */
@@ -197,7 +227,7 @@ static uint32_t start_appends(struct rel_world *w, struct rel_append *ras, uint3
         struct rel_append *ra = &ras[i];
         uint32_t seed = w->seed_next++;
         uint32_t records = 1 + seed % 3;
-        size_t len = fx_batch(ra->buf, sizeof(ra->buf), records, REL_VALUE_BYTES, seed,
+        size_t len = fx_batch(ra->buf, sizeof(ra->buf), records, REL_VALUE_BYTES(seed), seed,
                               REL_NOW_MS + seed, BATCH_CODEC_NONE, NULL);
         ra->a = (struct part_append){.batch = ra->buf, .bytes = len, .durable = true,
                                      .done = append_done};
@@ -213,7 +243,8 @@ static uint32_t start_appends(struct rel_world *w, struct rel_append *ras, uint3
         }
         w->counts.refusals_missing += failed;
         ra->offset = ra->a.hdr.offset_base;
-        ra->attempt = attempt_add(w, ra->offset, seed, records);
+        ra->seed = seed;
+        attempt_add(w, ra->offset, seed, records);
         started++;
     }
     return started;
@@ -322,51 +353,60 @@ void rel_round(struct rel_world *w)
 
 /* ---- checks ---- */
 
-/* Records of attempts in [from, to) that had to be there. */
-static uint64_t records_between(const struct rel_world *w, int64_t from, int64_t to)
+/* The attempt at offset that buf[0..len) is, or NULL. When one there was
+ * acknowledged or seen, only that one will do. */
+static struct rel_attempt *batch_attempt(struct rel_world *w, const uint8_t *buf, size_t len,
+                                         const struct batch_header *h, int64_t offset)
 {
-    uint64_t n = 0;
-    for (uint32_t i = 0; i < w->attempts_count; i++) {
-        const struct rel_attempt *t = &w->attempts[i];
-        if (t->offset >= from && t->offset < to) {
-            n += t->records;
+    uint32_t first = attempt_lower(w, offset);
+    uint32_t end = first;
+    bool must = false;
+    while (end < w->attempts_count && w->attempts[end].offset == offset) {
+        must |= w->attempts[end].acked || w->attempts[end].seen;
+        end++;
+    }
+    for (uint32_t i = first; i < end && h->offset_base == offset; i++) {
+        struct rel_attempt *t = &w->attempts[i];
+        bool allowed = !must || t->acked || t->seen;
+        if (allowed && fx_check_batch(buf, len, t->seed, &w->zctx) == (int)t->records) {
+            return t;
         }
     }
-    return n;
+    return NULL;
 }
 
-/* Is buf[0..len) at offset the batch appended there? *k walks attempts. */
-static bool batch_matches(struct rel_world *w, const uint8_t *buf, size_t len,
-                          const struct batch_header *h, int64_t offset, uint32_t *k)
+static void report_bad_batch(const struct rel_world *w, int64_t off, const struct batch_header *h)
 {
-    while (*k < w->attempts_count && w->attempts[*k].offset < offset) {
-        (*k)++;
+    if (getenv("NAGARE_RELIABILITY_LOG") == NULL) {
+        return;
     }
-    if (*k == w->attempts_count || w->attempts[*k].offset != offset || h->offset_base != offset) {
-        return false;
+    fprintf(stderr, "check: the batch at %lld (%d records, %zu bytes) is none appended there:",
+            (long long)off, h->record_count, batch_bytes(h));
+    for (uint32_t i = attempt_lower(w, off); i < w->attempts_count && w->attempts[i].offset == off;
+         i++) {
+        fprintf(stderr, " [seed %u, %u records%s%s]", w->attempts[i].seed,
+                w->attempts[i].records, w->attempts[i].acked ? ", acked" : "",
+                w->attempts[i].seen ? ", seen" : "");
     }
-    const struct rel_attempt *t = &w->attempts[*k];
-    return fx_check_batch(buf, len, t->seed, &w->zctx) == (int)t->records;
+    fprintf(stderr, "\n");
 }
 
-/* Reads the whole log (part_read verifies every checksum) and compares
- * each batch with the attempt at its offset. Returns where the good dense
- * prefix ends. */
+/* Reads the whole log (part_read verifies every checksum) and finds each
+ * batch among the attempts at its offset, marking it found. Returns where
+ * the good dense prefix ends. */
 static int64_t check_batches(struct rel_world *w, struct rel_loss *loss)
 {
-    static uint8_t buf[64 * 1024];
+    static uint8_t buf[256 * 1024];
     int64_t latest = part_offset_latest(&w->part);
     int64_t off = part_offset_earliest(&w->part);
-    uint32_t k = 0;
-    loss->records_lost += records_between(w, 0, off < w->floor_offset ? off : w->floor_offset);
     while (off < latest) {
         struct part_read_result r;
         int rc = part_read(&w->part, off, buf, sizeof(buf), sizeof(buf), &r);
         if (rc != 0 || r.bytes == 0) {
             if (getenv("NAGARE_RELIABILITY_LOG") != NULL) {
-                fprintf(stderr, "check: read at %lld of [%lld, %lld), floor %lld: %s\n",
-                        (long long)off, (long long)part_offset_earliest(&w->part),
-                        (long long)latest, (long long)w->floor_offset, err_str(rc));
+                fprintf(stderr, "check: read at %lld of [%lld, %lld): %s\n", (long long)off,
+                        (long long)part_offset_earliest(&w->part), (long long)latest,
+                        err_str(rc));
             }
             loss->read_errors++;
             return off;
@@ -375,10 +415,13 @@ static int64_t check_batches(struct rel_world *w, struct rel_loss *loss)
             struct batch_header h;
             rc = batch_header_decode(buf + at, r.bytes - at, REL_BATCH_MAX, &h);
             cr_assert_eq(rc, 0, "part_read returned a bad header at %lld", (long long)off);
-            if (!batch_matches(w, buf + at, batch_bytes(&h), &h, off, &k)) {
+            struct rel_attempt *t = batch_attempt(w, buf + at, batch_bytes(&h), &h, off);
+            if (t == NULL) {
+                report_bad_batch(w, off, &h);
                 loss->batches_bad++;
                 return off;
             }
+            t->found = true;
             at += batch_bytes(&h);
             off = batch_offset_last(&h) + 1;
         }
@@ -386,18 +429,27 @@ static int64_t check_batches(struct rel_world *w, struct rel_loss *loss)
     return off;
 }
 
+/* Checks the log, then keeps as attempts exactly the batches found: what
+ * recovery showed must stay; the rest never was, and its offsets will be
+ * given again. */
 static void check_log(struct rel_world *w, struct rel_loss *loss)
 {
-    int64_t end = check_batches(w, loss);
-    if (end < w->floor_offset) {
-        loss->records_lost += records_between(w, end, w->floor_offset);
+    for (uint32_t i = 0; i < w->attempts_count; i++) {
+        w->attempts[i].found = false;
     }
-    /* What is there is the floor now; the rest never was, and its offsets
-     * will be given again. */
-    while (w->attempts_count > 0 && w->attempts[w->attempts_count - 1].offset >= end) {
-        w->attempts_count--;
+    (void)check_batches(w, loss);
+    uint32_t kept = 0;
+    for (uint32_t i = 0; i < w->attempts_count; i++) {
+        struct rel_attempt t = w->attempts[i];
+        if ((t.acked || t.seen) && !t.found) {
+            loss->records_lost += t.records;
+        }
+        if (t.found) {
+            t.seen = true;
+            w->attempts[kept++] = t;
+        }
     }
-    w->floor_offset = end;
+    w->attempts_count = kept;
 }
 
 static void check_offsets(struct rel_world *w, struct rel_loss *loss)

@@ -37,6 +37,8 @@ struct rel_attempt {
     uint32_t seed;
     uint32_t records;
     bool acked;
+    bool seen;  /* a recovery found it: it must stay */
+    bool found; /* during a check */
 };
 
 enum rel_topic { REL_TOPIC_ABSENT = 0, REL_TOPIC_PRESENT, REL_TOPIC_EITHER };
@@ -85,10 +87,10 @@ struct rel_world {
     bool offsets_open;
     bool cat_open;
     /* what was appended and acknowledged */
-    struct rel_attempt *attempts; /* ascending offsets */
+    struct rel_attempt *attempts; /* ascending offsets; after a full disk
+                                     cut the log back, several at one */
     uint32_t attempts_count;
     uint32_t attempts_cap;
-    int64_t floor_offset;       /* below: acknowledged or seen */
     uint32_t seed_next;
     /* offset commits: values grow, so a floor per partition */
     int64_t commit_value;

@@ -30,6 +30,9 @@
 #define ROUNDS_MAX 8             /* a cycle's work when the crash comes later */
 #define RECOVERY_CRASH_ONE_IN 5  /* cycles that crash during recovery */
 #define RECOVERY_CRASH_RANGE 12  /* a recovery makes a handful of completions */
+#define EPOCH_CYCLES 200         /* a fresh data directory every this many
+                                    cycles: each check reads the whole log, so
+                                    longer runs stay linear */
 
 struct pl_run {
     struct rel_world w;
@@ -37,7 +40,12 @@ struct pl_run {
     uint64_t seed;
     uint64_t crash_range;        /* completions of a whole cycle's work */
     int cycles;
-    /* figures */
+    uint32_t nosync;             /* ring_sim_set_nosync() for every world */
+    /* figures, summed over the worlds (epochs) */
+    struct rel_counts counts;
+    struct ring_sim_stats sim;
+    uint64_t records_held;
+    int epochs;
     uint64_t cuts_drop;
     uint64_t cuts_tear;
     uint64_t crashes_in_recovery;
@@ -60,21 +68,42 @@ static int cycles_wanted(void)
     return n > 0 ? n : CYCLES_DEFAULT;
 }
 
-static void pl_start(struct pl_run *r)
+static void pl_world_begin(struct pl_run *r)
+{
+    rel_setup(&r->w);
+    int rc = ring_sim_enable(r->w.stash);
+    cr_assert_eq(rc, 0, "ring_sim_enable: %s", err_str(rc));
+    ring_sim_set_nosync(r->nosync);
+    r->epochs++;
+}
+
+static void pl_world_end(struct pl_run *r)
+{
+    const struct rel_counts *c = &r->w.counts;
+    r->counts.appends_acked += c->appends_acked;
+    r->counts.appends_failed += c->appends_failed;
+    r->counts.commits_acked += c->commits_acked;
+    r->counts.topic_ops_acked += c->topic_ops_acked;
+    r->records_held += rel_records_acked(&r->w);
+    struct ring_sim_stats st;
+    ring_sim_stats(&st);
+    r->sim.writes_dropped += st.writes_dropped;
+    r->sim.writes_torn += st.writes_torn;
+    r->sim.writes_kept += st.writes_kept;
+    r->sim.bytes_lost += st.bytes_lost;
+    r->sim.dirents_undone += st.dirents_undone;
+    ring_sim_disable();
+    rel_teardown(&r->w);
+}
+
+static void pl_start(struct pl_run *r, uint32_t nosync)
 {
     const char *env = getenv("NAGARE_POWER_SEED");
     r->seed = env != NULL ? strtoull(env, NULL, 10) : (uint64_t)time(NULL);
     r->rng = r->seed * 2654435761u + 1;
     r->cycles = cycles_wanted();
-    rel_setup(&r->w);
-    int rc = ring_sim_enable(r->w.stash);
-    cr_assert_eq(rc, 0, "ring_sim_enable: %s", err_str(rc));
-}
-
-static void pl_finish(struct pl_run *r)
-{
-    ring_sim_disable();
-    rel_teardown(&r->w);
+    r->nosync = nosync;
+    pl_world_begin(r);
 }
 
 /* The machine went down: let everything fail and close, then cut. */
@@ -155,42 +184,45 @@ static void assert_no_loss(const struct pl_run *r, int cycle, const struct rel_l
 Test(power_loss, nothing_acknowledged_is_lost_across_power_cuts, .timeout = 900)
 {
     static struct pl_run r;
-    pl_start(&r);
-    for (int cycle = 1; cycle <= r.cycles; cycle++) {
+    pl_start(&r, 0);
+    for (int cycle = 1; cycle <= r.cycles + 1; cycle++) {
         struct rel_loss loss = {0};
-        pl_recover_and_check(&r, &loss);
+        pl_recover_and_check(&r, &loss); /* of the last cycle's cut */
         assert_no_loss(&r, cycle, &loss);
+        if (cycle > r.cycles) {
+            break;
+        }
+        if (cycle > 1 && (cycle - 1) % EPOCH_CYCLES == 0) {
+            pl_world_end(&r);
+            pl_world_begin(&r);
+            cr_assert_eq(pl_recover(&r), 0);
+        }
         pl_work(&r);
     }
-    struct rel_loss loss = {0};
-    pl_recover_and_check(&r, &loss);
-    assert_no_loss(&r, r.cycles + 1, &loss);
-    const struct rel_counts *c = &r.w.counts;
+    pl_world_end(&r);
+    const struct rel_counts *c = &r.counts;
+    const struct ring_sim_stats *st = &r.sim;
     cr_assert_gt(c->appends_acked, (uint64_t)r.cycles, "the work must get done");
     cr_assert_gt(r.crashes_in_work, (uint64_t)r.cycles / 2, "crashes must land inside the work");
-    struct ring_sim_stats st;
-    ring_sim_stats(&st);
-    cr_log_info("power loss: %d cycles (seed %" PRIu64 "), %" PRIu64 " drop and %" PRIu64
+    cr_log_info("power loss: %d cycles in %d data directories (seed %" PRIu64 "), %" PRIu64
+                " drop and %" PRIu64
                 " tear cuts, %" PRIu64 " crashes inside the work and %" PRIu64
                 " during recovery, %" PRIu64 " checks; appends %" PRIu64 " acked / %" PRIu64
                 " failed, commits %" PRIu64 " acked, topic changes %" PRIu64 " acked; %" PRIu64
                 " acknowledged records held, 0 lost, no commit behind; the cuts dropped %" PRIu64
                 ", tore %" PRIu64 " and kept %" PRIu64 " unsynced writes (%" PRIu64
                 " bytes lost) and undid %" PRIu64 " unsynced directory changes",
-                r.cycles, r.seed, r.cuts_drop, r.cuts_tear, r.crashes_in_work,
+                r.cycles, r.epochs, r.seed, r.cuts_drop, r.cuts_tear, r.crashes_in_work,
                 r.crashes_in_recovery, r.checks, c->appends_acked, c->appends_failed,
-                c->commits_acked, c->topic_ops_acked, rel_records_acked(&r.w),
-                st.writes_dropped, st.writes_torn, st.writes_kept, st.bytes_lost,
-                st.dirents_undone);
-    pl_finish(&r);
+                c->commits_acked, c->topic_ops_acked, r.records_held, st->writes_dropped,
+                st->writes_torn, st->writes_kept, st->bytes_lost, st->dirents_undone);
 }
 
 /* The harness with some fsyncs made worthless: it must see loss. */
 static void detects_loss_without(uint32_t nosync_kinds, const char *what)
 {
     static struct pl_run r;
-    pl_start(&r);
-    ring_sim_set_nosync(nosync_kinds);
+    pl_start(&r, nosync_kinds);
     int detected = 0;
     struct rel_loss loss = {0};
     for (int cycle = 1; cycle <= r.cycles && detected == 0; cycle++) {
@@ -211,7 +243,7 @@ static void detects_loss_without(uint32_t nosync_kinds, const char *what)
                 what, detected, r.seed, loss.recover_failed ? err_str(loss.recover_rc) : "ok",
                 loss.records_lost, loss.batches_bad, loss.read_errors, loss.commits_back,
                 loss.topics_lost);
-    pl_finish(&r);
+    pl_world_end(&r);
 }
 
 Test(power_loss, without_fdatasync_the_harness_detects_loss, .timeout = 900)
