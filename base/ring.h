@@ -18,8 +18,9 @@
  * slots just before the kernel sees them (fd, offset, length; a file's
  * durable contents when it is first written), and completion dispatch
  * records what each write left and what each fsync made durable. So no
- * caller changes; the only hooks outside are ring_note_dirent() and ring_note_rename() below,
- * for directory entries changed by plain system calls.
+ * caller changes; the only hooks outside are ring_note_dirent() and
+ * ring_note_rename() below, for directory entries changed by plain system
+ * calls.
  */
 #ifndef NAGARE_BASE_RING_H
 #define NAGARE_BASE_RING_H
