@@ -15,7 +15,8 @@
  *     did not takes work again once the fault is gone (the error was
  *     transient); a short write is completed, never an error.
  * Every N the workload reaches is swept; NAGARE_SWEEP_N_MAX bounds N for a
- * quicker run.
+ * quicker run, NAGARE_SWEEP_ONLY="N,error index,sticky" runs one point (with
+ * NAGARE_RELIABILITY_LOG=1 for the logs and what the check found).
  */
 #include <criterion/criterion.h>
 #include <errno.h>
