@@ -160,8 +160,8 @@ static int apply_record(struct offsets *o, const struct batch_record *rec)
     return apply(o, group, topic, partition, offset, rec->timestamp_ms);
 }
 
-static int replay_batch(struct offsets *o, const uint8_t *batch, size_t len,
-                        struct batch_zctx *z, uint8_t *out, size_t out_cap)
+int offsets_replay_batch(struct offsets *o, const uint8_t *batch, size_t len,
+                         struct batch_zctx *z, uint8_t *out, size_t out_cap)
 {
     struct batch_reader br;
     int rc = batch_reader_open(&br, batch, len, OFFSETS_BATCH_MAX, z, out, out_cap);
@@ -188,7 +188,7 @@ static int replay(struct offsets *o, const struct part_env *env)
         for (size_t at = 0; rc == 0 && at < r.bytes;) {
             struct batch_header h;
             rc = batch_header_decode(buf + at, r.bytes - at, OFFSETS_BATCH_MAX, &h);
-            rc = rc == 0 ? replay_batch(o, buf + at, batch_bytes(&h), env->zctx, env->scratch,
+            rc = rc == 0 ? offsets_replay_batch(o, buf + at, batch_bytes(&h), env->zctx, env->scratch,
                                         env->scratch_bytes)
                          : rc;
             at += batch_bytes(&h);

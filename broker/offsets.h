@@ -95,6 +95,13 @@ MUST_USE int offsets_commit(struct offsets *o, struct offsets_commit *c, const c
 MUST_USE int offsets_get(const struct offsets *o, const char *group, const char *topic,
                          int32_t partition, int64_t *offset_out);
 
+/* Applies one batch of the offsets log to the table, as the replay at open
+ * does (exposed for the fuzz target): records that do not parse are logged
+ * and skipped. out/out_cap decompress as for batch_reader_open(). Returns 0
+ * or the batch's decoding error. o need not have a log open. */
+MUST_USE int offsets_replay_batch(struct offsets *o, const uint8_t *batch, size_t len,
+                                  struct batch_zctx *z, uint8_t *out, size_t out_cap);
+
 /* The group with committed offsets named id, or NULL. */
 const struct offsets_group *offsets_group_find(const struct offsets *o, const char *id);
 
