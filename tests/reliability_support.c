@@ -31,6 +31,9 @@ static const struct topic_config topic_cfg = {
 
 static int64_t rel_clock(void) { return REL_NOW_MS; }
 
+/* The world set up and not yet torn down, for rel_cleanup(). */
+static struct rel_world *live_world;
+
 const char *rel_tmpdir(void)
 {
     const char *dir = getenv("NAGARE_RELIABILITY_TMPDIR");
@@ -49,6 +52,7 @@ const char *rel_tmpdir(void)
 void rel_setup(struct rel_world *w)
 {
     memset(w, 0, sizeof(*w));
+    live_world = w;
     log_set_level(getenv("NAGARE_RELIABILITY_LOG") != NULL ? LOG_DEBUG : LOG_OFF);
     snprintf(w->root, sizeof(w->root), "%s/nagare-rel-XXXXXX", rel_tmpdir());
     cr_assert_not_null(mkdtemp(w->root));
@@ -88,7 +92,16 @@ void rel_teardown(struct rel_world *w)
     free(w->attempts);
     char cmd[400];
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", w->root);
+    live_world = NULL;
     cr_assert_eq(system(cmd), 0);
+}
+
+void rel_cleanup(void)
+{
+    if (live_world != NULL) {
+        ring_sim_disable();
+        rel_teardown(live_world);
+    }
 }
 
 int rel_open(struct rel_world *w)

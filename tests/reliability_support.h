@@ -112,6 +112,9 @@ const char *rel_tmpdir(void);
 void rel_setup(struct rel_world *w);
 /* Closes whatever is open (ignoring errors), removes the directory. */
 void rel_teardown(struct rel_world *w);
+/* A suite's .fini: tears down (and stops the simulation for) a world a
+ * failed assertion left set up. Worlds must not live on a test's stack. */
+void rel_cleanup(void);
 
 /* Opens the catalog, the partition and the offsets log (recovering them).
  * Stops at the first failure and returns it (what opened stays open). */

@@ -73,7 +73,7 @@ static bool is_write(enum ring_kind kind)
 /* How many completions of kind the whole workload makes without faults. */
 static uint64_t reach(enum ring_kind kind)
 {
-    struct rel_world w;
+    static struct rel_world w; /* static: rel_cleanup() may see it after a failure */
     rel_setup(&w);
     cr_assert_eq(ring_sim_enable(w.stash), 0);
     ring_fault_clear();
@@ -140,7 +140,7 @@ static void report_loss(const struct sweep_point *pt, const struct rel_loss *l)
 
 static void sweep_run(const struct sweep_point *pt, struct sweep_totals *t)
 {
-    struct rel_world w;
+    static struct rel_world w; /* static: rel_cleanup() may see it after a failure */
     rel_setup(&w);
     cr_assert_eq(ring_sim_enable(w.stash), 0);
     ring_fault_clear();
@@ -234,6 +234,8 @@ static void sweep_kind(enum ring_kind kind)
                 t.objects_failed, t.appends_acked, t.appends_failed, t.commits_acked,
                 t.commits_failed, t.topic_ops_failed, t.records_checked);
 }
+
+TestSuite(fault_sweep, .fini = rel_cleanup);
 
 Test(fault_sweep, log_write, .timeout = 600) { sweep_kind(RING_LOG_WRITE); }
 Test(fault_sweep, log_sync, .timeout = 600) { sweep_kind(RING_LOG_SYNC); }

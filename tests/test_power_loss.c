@@ -181,6 +181,8 @@ static void assert_no_loss(const struct pl_run *r, int cycle, const struct rel_l
               l->topics_lost, l->topics_back);
 }
 
+TestSuite(power_loss, .fini = rel_cleanup);
+
 Test(power_loss, nothing_acknowledged_is_lost_across_power_cuts, .timeout = 900)
 {
     static struct pl_run r;
