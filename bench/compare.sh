@@ -9,19 +9,26 @@
 #       1,000 partitions while 1,000 idle connections are open;
 #   (c) NATS JetStream (Debian's nats-server -js, file storage in a temporary
 #       directory, loopback) with bench/nats_bench.c: async publish of the
-#       same records, and a replay with pull consumers.
+#       same records, and a replay (ordered push or pull consumers).
 # Then it prints every figure with its ratios nagare/NATS and nagare/limit,
 # each target of the issue with whether this run met it, and the CPU of
 # each side (from /proc) so each figure says what limited it.
 #
 # Usage: bench/compare.sh           (as root on Debian 12: installs what is
 #                                    missing with apt-get)
-# Knobs (environment): BUILD (build-bench), REPEAT (1: runs of each figure,
-# the median is kept), WARM_MIB (2048: written and deleted before every
-# measured run), RECORDS_1K (2000000), RECORDS_100 (20000000),
-# RECORDS_ALL (1000000), NATS_RECORDS_100 (2000000), E2E_SECONDS (10),
-# TMPDIR (/tmp: where every side keeps its data), KEEP=1 (keep the raw JSON
-# of every run in the temporary directory).
+# Knobs (environment), defaults in brackets:
+#   BUILD [build-compare]    a release build directory of its own
+#   REPEAT [3]               runs of each figure; the median run is kept
+#   WARM_MIB [2048]          written and deleted before every measured run
+#   RECORDS_1K [2000000], RECORDS_100 [20000000], RECORDS_ALL [1000000]
+#   NATS_RECORDS_1K [1000000], NATS_RECORDS_100 [2000000]
+#   NATS_PUBLISHERS [4]      the best of 1, 2 and 4 on this machine
+#   NATS_CONSUME [ordered]   ordered push consumer: faster here than pull
+#   E2E_SECONDS [10]
+#   TMPDIR [/tmp]            where every side keeps its data
+#   KEEP=1                   keep the raw JSON of every run
+# nagare runs one producer and one consumer (its defaults otherwise: 5
+# requests in flight, 64 MiB buffer); NATS gets its best configuration here.
 #
 # Every process it starts (nats-server, iperf3; nagared is started and
 # stopped by nagare-bench itself) is stopped on exit, and the temporary
@@ -29,13 +36,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-BUILD=${BUILD:-build-bench}
-REPEAT=${REPEAT:-1}
+BUILD=${BUILD:-build-compare}
+REPEAT=${REPEAT:-3}
 WARM_MIB=${WARM_MIB:-2048}
 RECORDS_1K=${RECORDS_1K:-2000000}
 RECORDS_100=${RECORDS_100:-20000000}
 RECORDS_ALL=${RECORDS_ALL:-1000000}
-NATS_RECORDS_1K=${NATS_RECORDS_1K:-$RECORDS_1K}
+NATS_RECORDS_1K=${NATS_RECORDS_1K:-1000000}
+NATS_PUBLISHERS=${NATS_PUBLISHERS:-4}
+NATS_CONSUME=${NATS_CONSUME:-ordered}
 NATS_RECORDS_100=${NATS_RECORDS_100:-2000000}
 E2E_SECONDS=${E2E_SECONDS:-10}
 FIO_MIB=${FIO_MIB:-2048}
@@ -249,11 +258,11 @@ nats_run() {
 nats_runs() {
     say "(c) NATS JetStream $(nats-server --version 2>/dev/null | awk '{print $NF}')"
     measure s_prod_1k '.phases[0].produce.mb_per_s' \
-        nats_run produce --records "$NATS_RECORDS_1K" --record-bytes 1024
+        nats_run produce --records "$NATS_RECORDS_1K" --record-bytes 1024 --threads "$NATS_PUBLISHERS"
     measure s_prod_100 '.phases[0].produce.records_per_s' \
-        nats_run produce --records "$NATS_RECORDS_100" --record-bytes 100
+        nats_run produce --records "$NATS_RECORDS_100" --record-bytes 100 --threads "$NATS_PUBLISHERS"
     measure s_consume '.phases[-1].consume.mb_per_s' \
-        nats_run consume --records "$NATS_RECORDS_1K" --record-bytes 1024 --mode pull
+        nats_run consume --records "$NATS_RECORDS_1K" --record-bytes 1024 --mode "$NATS_CONSUME"
 }
 
 # ---- the report ----
@@ -329,6 +338,7 @@ report() {
     echo
     echo "nagare vs the machine's limits and NATS JetStream: $(nproc) CPUs, $(uname -r), $(date -u +%FT%TZ)"
     echo "runs per figure: $REPEAT (median kept); warm-up before each: $WARM_MIB MiB written and deleted"
+    echo "nagare: 1 producer / 1 consumer, 4 partitions; NATS $(nats-server --version 2>/dev/null | awk '{print $NF}'): $NATS_PUBLISHERS publishers, $NATS_CONSUME consumer, 4 streams"
     echo
     echo "(a) limits"
     printf '  %-58s %10s MB/s\n' "disk: fio 1 MiB writes, buffered, one fsync at the end" "$disk"

@@ -9,6 +9,7 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "client/nagare.h"
 
@@ -20,6 +21,11 @@
 #define SESSION_PARTITIONS_MAX 4096
 #define SESSION_RATE_MAX 1e9
 #define SESSION_SECONDS_MAX 86400.0
+/* After the warm-up: the broker counts as settled below 5% of a core over
+ * 300 ms (the clock tick is 10 ms), waiting 10 s at most. */
+#define SESSION_SETTLE_PCT 5.0
+#define SESSION_SETTLE_STEP_MS 300
+#define SESSION_SETTLE_MAX_MS 10000
 
 static const char *const cmd_names[] = {"produce", "consume", "e2e"};
 
@@ -474,6 +480,33 @@ void session_load_cfg(const struct session *s, struct load_cfg *cfg)
     };
 }
 
+/* Waits until the broker is idle (under SESSION_SETTLE_PCT of a core over
+ * SESSION_SETTLE_STEP_MS), at most SESSION_SETTLE_MAX_MS: a deleted topic's
+ * partitions are closed, and their page cache dropped, by the broker's
+ * housekeeping after the DeleteTopics answer, which is no part of the next
+ * phase. Without a broker pid it waits SESSION_SETTLE_STEP_MS once. */
+static void settle(const struct session *s)
+{
+    struct timespec step = {.tv_sec = 0, .tv_nsec = SESSION_SETTLE_STEP_MS * 1000000L};
+    struct sample_proc a;
+    if (s->broker.pid <= 0 || sample_proc_take(s->broker.pid, &a) != 0) {
+        (void)nanosleep(&step, NULL);
+        return;
+    }
+    for (int waited = 0; waited < SESSION_SETTLE_MAX_MS; waited += SESSION_SETTLE_STEP_MS) {
+        (void)nanosleep(&step, NULL);
+        struct sample_proc b;
+        if (sample_proc_take(s->broker.pid, &b) != 0) {
+            return;
+        }
+        double pct = 100.0 * (b.cpu_s - a.cpu_s) / (SESSION_SETTLE_STEP_MS / 1000.0);
+        if (pct < SESSION_SETTLE_PCT) {
+            return;
+        }
+        a = b;
+    }
+}
+
 int session_warmup(struct session *s)
 {
     if (s->o.warmup_mib == 0) {
@@ -502,6 +535,7 @@ int session_warmup(struct session *s)
         }
     }
     int rc_del = created ? topic_delete(s, name) : 0;
+    settle(s);
     return rc != 0 ? rc : rc_del;
 }
 
