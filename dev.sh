@@ -4,6 +4,7 @@
 #   ./dev.sh test   install what is missing, build, run the whole test suite
 #   ./dev.sh asan   the test suite again, built with ASan + UBSan
 #   ./dev.sh fuzz   every libFuzzer target for FUZZ_SECONDS (default 30) each
+#   ./dev.sh tsan   the event loop's cross-thread paths under ThreadSanitizer
 # Idempotent: packages are installed only when missing, builds are incremental.
 set -eu
 cd "$(dirname "$0")"
@@ -81,8 +82,17 @@ fuzz)
         fi
     done
     ;;
+tsan)
+    # Criterion cannot start under TSan, so the threads get a plain program.
+    ensure_packages clang
+    [ -f build-tsan/build.ninja ] ||
+        CC=clang meson setup build-tsan -Db_sanitize=thread -Db_lundef=false -Dbuildtype=debug \
+            -Dtests=enabled >/dev/null
+    ninja -C build-tsan tests/tsan_loop >/dev/null
+    TSAN_OPTIONS=halt_on_error=1 ./build-tsan/tests/tsan_loop
+    ;;
 *)
-    echo "usage: ./dev.sh run|test|asan|fuzz" >&2
+    echo "usage: ./dev.sh run|test|asan|fuzz|tsan" >&2
     exit 2
     ;;
 esac

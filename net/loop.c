@@ -8,6 +8,7 @@
  * to the number of connections.
  */
 #include <errno.h>
+#include <sched.h>
 #include <netdb.h>
 #include <stdio.h>
 #include <string.h>
@@ -273,7 +274,7 @@ static void efd_done(struct ring_op *op, int res, uint32_t flags)
     struct loop *l = LOOP_CONTAINER_OF(op, struct loop, efd_op);
     l->efd_armed = false;
     mbox_run(l);
-    if (atomic_load_explicit(&l->stop_requested, memory_order_relaxed)) {
+    if (atomic_load_explicit(&l->stop_requested, memory_order_acquire)) {
         loop_stop(l);
     }
     if (res == -ECANCELED || l->efd_cancelling || l->stopped) {
@@ -314,10 +315,16 @@ void loop_post(struct loop *l, struct loop_msg *m)
 
 void loop_stop_async(struct loop *l)
 {
-    atomic_store(&l->stop_requested, true);
-    uint64_t one = 1;
-    ssize_t n = write(l->efd, &one, sizeof(one));
-    (void)n; /* as in loop_post() */
+    /* Counted in before the flag is set: once the loop can see the flag it
+     * may stop and reach loop_fini(), which must not close the eventfd
+     * under this write. */
+    atomic_fetch_add(&l->stop_writers, 1);
+    if (!atomic_exchange(&l->stop_requested, true)) {
+        uint64_t one = 1;
+        ssize_t n = write(l->efd, &one, sizeof(one));
+        (void)n; /* as in loop_post() */
+    }
+    atomic_fetch_sub(&l->stop_writers, 1);
 }
 
 /* ---- listener ------------------------------------------------------------ */
@@ -483,6 +490,7 @@ int loop_init(struct loop *l, struct ring *r, const struct loop_cfg *cfg)
     loop_timer_init(&l->accept_retry, accept_retry_fire, l);
     loop_timer_init(&l->drain_timer, drain_timeout_fire, l);
     atomic_init(&l->stop_requested, false);
+    atomic_init(&l->stop_writers, 0);
     l->now_ns = mono_ns();
     l->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (l->efd < 0) {
@@ -557,7 +565,7 @@ static void loop_flush(struct loop *l)
 
 static void loop_work(struct loop *l)
 {
-    if (!l->stopping && atomic_load_explicit(&l->stop_requested, memory_order_relaxed)) {
+    if (!l->stopping && atomic_load_explicit(&l->stop_requested, memory_order_acquire)) {
         loop_stop(l);
     }
     timers_fire(l);
@@ -628,6 +636,9 @@ void loop_fini(struct loop *l)
     ASSERT(l->stats.conns == 0 && l->stats.reqs_live == 0);
     ASSERT(!l->accept_armed && !l->efd_armed && l->timers == NULL);
     rxbufs_fini(l);
+    while (atomic_load(&l->stop_writers) != 0) { /* a loop_stop_async() mid-write */
+        sched_yield();
+    }
     close(l->efd);
     l->efd = -1;
     pthread_mutex_destroy(&l->mbox_lock);

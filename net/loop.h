@@ -274,6 +274,7 @@ struct loop {
     pthread_mutex_t mbox_lock;
     struct loop_msg *mbox_head, *mbox_tail;
     atomic_bool stop_requested;
+    atomic_int stop_writers;       /* loop_stop_async() calls inside their write */
 
     /* shutdown */
     bool stopping, stopped;
@@ -318,7 +319,9 @@ MUST_USE int loop_run_once(struct loop *l, int timeout_ms);
 void loop_stop(struct loop *l);
 
 /* loop_stop() from any thread, or from a signal handler (async-signal-safe:
- * an atomic store and a write to an eventfd). */
+ * atomics and a write to an eventfd). Only the first call wakes the loop;
+ * loop_fini() waits for a call still writing, so its eventfd is never
+ * written after it was closed. Calls after loop_fini() are not allowed. */
 void loop_stop_async(struct loop *l);
 
 /* True once a stop has finished (loop_run() returns then). Loop thread. */
