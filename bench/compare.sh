@@ -19,9 +19,11 @@
 # Knobs (environment), defaults in brackets:
 #   BUILD [build-compare]    a release build directory of its own
 #   REPEAT [3]               runs of each figure; the median run is kept
-#   WARM_MIB [2048]          written and deleted before every measured run
-#   RECORDS_1K [2000000], RECORDS_100 [20000000], RECORDS_ALL [1000000]
-#   NATS_RECORDS_1K [1000000], NATS_RECORDS_100 [2000000]
+#   WARM_MIB [1024]          written and deleted before every measured run,
+#   WARM_SETTLE [5]          then this many seconds of rest (right after the
+#                            delete, this VM's latency tails are 5x longer)
+#   RECORDS_1K [2000000], RECORDS_100 [15000000], RECORDS_ALL [1000000]
+#   NATS_RECORDS_1K [1000000], NATS_RECORDS_100 [1000000]
 #   NATS_PUBLISHERS [4]      the best of 1, 2 and 4 on this machine
 #   NATS_CONSUME [ordered]   ordered push consumer: faster here than pull
 #   E2E_SECONDS [10]
@@ -38,14 +40,15 @@ cd "$(dirname "$0")/.."
 
 BUILD=${BUILD:-build-compare}
 REPEAT=${REPEAT:-3}
-WARM_MIB=${WARM_MIB:-2048}
+WARM_MIB=${WARM_MIB:-1024}
+WARM_SETTLE=${WARM_SETTLE:-5}
 RECORDS_1K=${RECORDS_1K:-2000000}
-RECORDS_100=${RECORDS_100:-20000000}
+RECORDS_100=${RECORDS_100:-15000000}
 RECORDS_ALL=${RECORDS_ALL:-1000000}
 NATS_RECORDS_1K=${NATS_RECORDS_1K:-1000000}
 NATS_PUBLISHERS=${NATS_PUBLISHERS:-4}
 NATS_CONSUME=${NATS_CONSUME:-ordered}
-NATS_RECORDS_100=${NATS_RECORDS_100:-2000000}
+NATS_RECORDS_100=${NATS_RECORDS_100:-1000000}
 E2E_SECONDS=${E2E_SECONDS:-10}
 FIO_MIB=${FIO_MIB:-2048}
 FIO_SYNC_MIB=${FIO_SYNC_MIB:-1024}
@@ -136,6 +139,7 @@ warm() {
     dd if=/dev/zero of="$WORK/warm" bs=1M count="$WARM_MIB" conv=fsync status=none
     rm -f "$WORK/warm"
     sync
+    sleep "$WARM_SETTLE"
 }
 
 # Percent of all CPUs busy over the next second (other sessions' work).
@@ -337,7 +341,7 @@ report() {
 
     echo
     echo "nagare vs the machine's limits and NATS JetStream: $(nproc) CPUs, $(uname -r), $(date -u +%FT%TZ)"
-    echo "runs per figure: $REPEAT (median kept); warm-up before each: $WARM_MIB MiB written and deleted"
+    echo "runs per figure: $REPEAT (median kept); before each: $WARM_MIB MiB written and deleted, $WARM_SETTLE s rest"
     echo "nagare: 1 producer / 1 consumer, 4 partitions; NATS $(nats-server --version 2>/dev/null | awk '{print $NF}'): $NATS_PUBLISHERS publishers, $NATS_CONSUME consumer, 4 streams"
     echo
     echo "(a) limits"
@@ -401,7 +405,11 @@ main() {
     nats_runs
     report
     echo
-    echo "compare.sh: $((SECONDS - t0)) s; raw JSON of every run was in $WORK (removed)"
+    if [ "${KEEP:-0}" = 1 ]; then
+        echo "compare.sh: $((SECONDS - t0)) s; raw JSON of every run kept in $WORK"
+    else
+        echo "compare.sh: $((SECONDS - t0)) s"
+    fi
 }
 
 main "$@"
