@@ -168,6 +168,9 @@ static int prod_setup(struct load_worker *w)
     c.linger_ms = cfg->linger_ms;
     c.idempotent = cfg->idempotent;
     c.inflight_max = cfg->inflight;
+    if (cfg->buffer_bytes_max > 0) {
+        c.buffer_bytes_max = cfg->buffer_bytes_max;
+    }
     if (c.buffer_bytes_max < 4 * c.batch_bytes) {
         c.buffer_bytes_max = 4 * c.batch_bytes;
     }
@@ -261,6 +264,9 @@ static int cons_setup(struct load_worker *w)
     }
     if (cfg->partition_fetch_bytes_max > 0) {
         c.partition_fetch_bytes_max = cfg->partition_fetch_bytes_max;
+    }
+    if (cfg->fetches_inflight > 0) {
+        c.fetches_inflight = cfg->fetches_inflight;
     }
     int rc = nagare_consumer_new(&c, &w->c);
     int64_t from = cfg->from_end ? NAGARE_OFFSET_END : NAGARE_OFFSET_BEGINNING;

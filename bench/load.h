@@ -56,6 +56,8 @@ struct load_cfg {
     uint64_t consume_records;    /* done once this many arrived over all consumers */
     uint32_t fetch_bytes_max;    /* per fetch request; 0: the client's default */
     uint32_t partition_fetch_bytes_max; /* 0: the client's default */
+    uint32_t fetches_inflight;   /* 0: the client's default */
+    size_t buffer_bytes_max;     /* producers; 0: the client's default */
     /* latencies of records intended before go + warmup_s are not counted */
     double warmup_s;
     int broker_pid;              /* 0: no broker figures */

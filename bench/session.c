@@ -72,6 +72,7 @@ static void usage(enum session_cmd cmd, FILE *out)
             "  --compression none|zstd (none)\n"
             "  --no-idempotence        producers are idempotent by default\n"
             "  --inflight N            produce requests in flight per producer (5)\n"
+            "  --buffer-mib N          records a producer may hold (64)\n"
             "  --rate R                records/s over all producers, on a fixed schedule;\n"
             "                          latency counts from the intended send time (%s)\n",
             cmd == SESSION_E2E ? "0" : "5", cmd == SESSION_E2E ? "10000" : "0: unlimited");
@@ -79,6 +80,8 @@ static void usage(enum session_cmd cmd, FILE *out)
             "consumers:\n"
             "  --consumers K           threads, each assigned partitions k, k+K, ... (1)\n"
             "  --fetch-bytes B         bytes per fetch request (the client's, 16 MiB)\n"
+            "  --partition-fetch-bytes B  per partition per fetch (the client's, 4 MiB)\n"
+            "  --fetches N             fetch requests in flight per consumer (the client's, 2)\n"
             "run:\n"
             "  --seconds S             e2e: how long to produce at the rate (10)\n"
             "  --warmup-seconds S      e2e: latencies of the first S seconds not counted (1)\n"
@@ -94,7 +97,8 @@ static void usage(enum session_cmd cmd, FILE *out)
 enum {
     O_BROKER = 1, O_BROKER_PID, O_SPAWN, O_BROKER_DIR, O_BROKER_SET, O_IDLE, O_TOPIC,
     O_PARTITIONS, O_RECORDS, O_RECORD_BYTES, O_KEEP, O_PRODUCERS, O_BATCH, O_LINGER, O_ACKS,
-    O_COMPRESSION, O_NO_IDEM, O_INFLIGHT, O_RATE, O_CONSUMERS, O_FETCH, O_SECONDS,
+    O_COMPRESSION, O_NO_IDEM, O_INFLIGHT, O_RATE, O_CONSUMERS, O_FETCH, O_PART_FETCH, O_FETCHES,
+    O_BUFFER, O_SECONDS,
     O_WARMUP_S, O_WARMUP_MIB, O_JSON, O_QUIET, O_HELP,
 };
 
@@ -120,6 +124,9 @@ static const struct option longopts[] = {
     {"rate", required_argument, NULL, O_RATE},
     {"consumers", required_argument, NULL, O_CONSUMERS},
     {"fetch-bytes", required_argument, NULL, O_FETCH},
+    {"partition-fetch-bytes", required_argument, NULL, O_PART_FETCH},
+    {"fetches", required_argument, NULL, O_FETCHES},
+    {"buffer-mib", required_argument, NULL, O_BUFFER},
     {"seconds", required_argument, NULL, O_SECONDS},
     {"warmup-seconds", required_argument, NULL, O_WARMUP_S},
     {"warmup-mib", required_argument, NULL, O_WARMUP_MIB},
@@ -235,6 +242,8 @@ static bool apply_producer_opt(struct session_opts *o, int opt, const char *arg)
         return true;
     case O_INFLIGHT:
         return parse_u32(arg, 1, 1024, &o->inflight);
+    case O_BUFFER:
+        return parse_u32(arg, 1, 1u << 16, &o->buffer_mib);
     case O_RATE:
         return parse_double(arg, 0, SESSION_RATE_MAX, &o->rate);
     default:
@@ -267,6 +276,10 @@ static bool apply_opt(struct session_opts *o, int opt, const char *arg)
         return parse_u32(arg, 1, LOAD_THREADS_MAX, &o->consumers);
     case O_FETCH:
         return parse_u32(arg, 1024, 1u << 30, &o->fetch_bytes_max);
+    case O_PART_FETCH:
+        return parse_u32(arg, 1024, 1u << 30, &o->partition_fetch_bytes_max);
+    case O_FETCHES:
+        return parse_u32(arg, 1, 64, &o->fetches_inflight);
     case O_SECONDS:
         return parse_double(arg, 0.1, SESSION_SECONDS_MAX, &o->seconds);
     case O_WARMUP_S:
@@ -476,6 +489,8 @@ void session_load_cfg(const struct session *s, struct load_cfg *cfg)
         .batch_bytes = o->batch_bytes, .linger_ms = o->linger_ms, .acks = o->acks,
         .compression = o->compression, .idempotent = o->idempotent, .inflight = o->inflight,
         .rate = o->rate, .consumers = 0, .fetch_bytes_max = o->fetch_bytes_max,
+        .partition_fetch_bytes_max = o->partition_fetch_bytes_max,
+        .fetches_inflight = o->fetches_inflight, .buffer_bytes_max = (size_t)o->buffer_mib << 20,
         .broker_pid = s->broker.pid, .label = cmd_names[o->cmd], .progress = !o->quiet,
     };
 }
