@@ -37,6 +37,7 @@ struct load_worker {
     nagare_consumer *c;
     uint64_t target;             /* producer: records to send */
     uint64_t acked;              /* producer: reports of success so far */
+    uint64_t ack_now_ns;         /* producer: when this poll's reports came; 0: not read */
     uint64_t failed;
     int err;                     /* the first error; 0 */
     _Atomic uint64_t progress;   /* acked or consumed, published to the monitor */
@@ -131,7 +132,11 @@ static void on_delivery(const struct nagare_delivery *d, void *opaque)
     }
     uint64_t at = (uint64_t)(uintptr_t)d->opaque;
     if (at >= w->l->measure_from_ns) {
-        uint64_t now = load_now_ns();
+        /* One clock read per poll: its reports arrived together. */
+        if (w->ack_now_ns == 0) {
+            w->ack_now_ns = load_now_ns();
+        }
+        uint64_t now = w->ack_now_ns;
         hist_record(w->lat, now > at ? now - at : 0);
     }
     w->acked++;
@@ -179,14 +184,27 @@ static int prod_setup(struct load_worker *w)
     return nagare_producer_new(&c, &w->p);
 }
 
+static void publish(struct load_worker *w)
+{
+    atomic_store_explicit(&w->progress, w->acked, memory_order_relaxed);
+}
+
+/* nagare_producer_poll(), with the reports' clock reset; errors only. */
+static int prod_poll(struct load_worker *w, int timeout_ms)
+{
+    w->ack_now_ns = 0;
+    int rc = nagare_producer_poll(w->p, timeout_ms);
+    publish(w);
+    return rc < 0 ? rc : 0;
+}
+
 /* Until the intended time `at`: reports are read meanwhile when the wait is
  * long; a short wait sleeps to the nanosecond (timer slack is 1 ns). */
 static int prod_wait(struct load_worker *w, uint64_t at, uint64_t now)
 {
     uint64_t gap = at - now;
     if (gap > 2000000u) {
-        int rc = nagare_producer_poll(w->p, (int)(gap / 1000000u) - 1);
-        return rc < 0 ? rc : 0;
+        return prod_poll(w, (int)(gap / 1000000u) - 1);
     }
     struct timespec ts = {.tv_sec = (time_t)(at / 1000000000u),
                           .tv_nsec = (long)(at % 1000000000u)};
@@ -195,13 +213,11 @@ static int prod_wait(struct load_worker *w, uint64_t at, uint64_t now)
     return 0;
 }
 
-static void publish(struct load_worker *w)
-{
-    atomic_store_explicit(&w->progress, w->acked, memory_order_relaxed);
-}
-
 /* Sends w->target records, on schedule at a fixed rate, then waits for
- * every report. */
+ * every report. Without a rate the send time is read once per slice of
+ * poll_every records (about one batch), not per record: a record's
+ * latency may read long by that slice's duration, tens of microseconds,
+ * and the bench's clock reads stay off the producer's profile. */
 static int prod_run(struct load_worker *w)
 {
     struct load *l = w->l;
@@ -216,8 +232,11 @@ static int prod_run(struct load_worker *w)
     uint64_t sent = 0;
     uint64_t since_poll = 0;
     int rc = 0;
+    uint64_t now = 0;
     while (rc == 0 && sent < w->target && !stopping(l)) {
-        uint64_t now = load_now_ns();
+        if (cfg->rate > 0 || since_poll == 0) {
+            now = load_now_ns();
+        }
         uint64_t at = cfg->rate > 0 ? (uint64_t)(first_ns + (double)sent * interval_ns) : now;
         if (at > now) {
             rc = prod_wait(w, at, now);
@@ -229,23 +248,24 @@ static int prod_run(struct load_worker *w)
         rec.opaque = (void *)(uintptr_t)at;
         rc = nagare_send(w->p, &rec);
         if (rc == -NAGARE_EBUSY) { /* buffer full: read answers, same record again */
-            rc = nagare_producer_poll(w->p, 1);
-            rc = rc < 0 ? rc : 0;
-            publish(w);
+            since_poll = 0;
+            rc = prod_poll(w, 1);
             continue;
         }
         sent += rc == 0 ? 1 : 0;
         if (rc == 0 && (cfg->rate > 0 || ++since_poll >= poll_every)) {
             since_poll = 0;
-            rc = nagare_producer_poll(w->p, 0);
-            rc = rc < 0 ? rc : 0;
-            publish(w);
+            rc = prod_poll(w, 0);
         }
     }
-    while (rc == 0 && !stopping(l) &&
-           (rc = nagare_producer_flush(w->p, LOAD_FLUSH_SLICE_MS)) == -NAGARE_ETIMEOUT) {
-        rc = 0;
+    while (rc == 0 && !stopping(l)) {
+        w->ack_now_ns = 0;
+        rc = nagare_producer_flush(w->p, LOAD_FLUSH_SLICE_MS);
         publish(w);
+        if (rc != -NAGARE_ETIMEOUT) {
+            break;
+        }
+        rc = 0;
     }
     publish(w);
     return rc;
