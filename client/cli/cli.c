@@ -37,6 +37,20 @@ int cli_signals_install(void)
     return 0;
 }
 
+int cli_operand(const char *cmd, int argc, char **argv, bool wants_one, const char *what,
+                const char **out)
+{
+    int operands = argc - optind;
+    if (wants_one && operands == 0) {
+        return cli_usage_error(cmd, "missing %s", what);
+    }
+    if (operands > (wants_one ? 1 : 0)) {
+        return cli_usage_error(cmd, "unexpected argument '%s'", argv[optind + (wants_one ? 1 : 0)]);
+    }
+    *out = wants_one ? argv[optind] : NULL;
+    return 0;
+}
+
 int cli_usage_error(const char *cmd, const char *fmt, ...)
 {
     va_list ap;

@@ -72,6 +72,12 @@ int cli_failf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
  * returned (':' for a missing argument, '?' for an unknown option). */
 int cli_bad_option(const char *cmd, int ch, char **argv);
 
+/* After getopt_long: the operands left in argv[optind..argc). Takes exactly
+ * one into *out when wants_one (else none, *out NULL). Returns 0 or
+ * CLI_EXIT_USAGE (reported: "missing <what>" or the unexpected operand). */
+int cli_operand(const char *cmd, int argc, char **argv, bool wants_one, const char *what,
+                const char **out);
+
 /* Parses a whole decimal integer in [lo, hi]: optional '-' only when lo < 0,
  * digits only, no blanks. Returns true with *out. */
 bool cli_parse_i64(const char *s, int64_t lo, int64_t hi, int64_t *out);

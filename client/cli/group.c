@@ -122,16 +122,7 @@ static int group_parse(struct group_opts *o, int argc, char **argv, bool wants_n
     if (o->help) {
         return 0;
     }
-    int operands = argc - optind;
-    if (wants_name && operands == 0) {
-        return cli_usage_error(o->cmd, "missing GROUP");
-    }
-    if (operands > (wants_name ? 1 : 0)) {
-        return cli_usage_error(o->cmd, "unexpected argument '%s'",
-                               argv[optind + (wants_name ? 1 : 0)]);
-    }
-    o->name = wants_name ? argv[optind] : NULL;
-    return 0;
+    return cli_operand(o->cmd, argc, argv, wants_name, "GROUP", &o->name);
 }
 
 static const char *kind_name(int kind)

@@ -114,16 +114,7 @@ static int topic_parse(struct topic_opts *o, int argc, char **argv, bool wants_n
     if (o->help) {
         return 0;
     }
-    int operands = argc - optind;
-    if (wants_name && operands == 0) {
-        return cli_usage_error(o->cmd, "missing topic NAME");
-    }
-    if (operands > (wants_name ? 1 : 0)) {
-        return cli_usage_error(o->cmd, "unexpected argument '%s'",
-                               argv[optind + (wants_name ? 1 : 0)]);
-    }
-    o->name = wants_name ? argv[optind] : NULL;
-    return 0;
+    return cli_operand(o->cmd, argc, argv, wants_name, "topic NAME", &o->name);
 }
 
 /* ---- create ---- */
