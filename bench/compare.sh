@@ -22,6 +22,9 @@
 #   WARM_MIB [1024]          written and deleted before every measured run,
 #   WARM_SETTLE [5]          then this many seconds of rest (right after the
 #                            delete, this VM's latency tails are 5x longer)
+#   QUIET_WAIT [15]          then wait up to this long for the other sessions
+#                            on the machine to leave it under 15% busy; a
+#                            figure whose run began busier is marked "*"
 #   RECORDS_1K [2000000], RECORDS_100 [15000000], RECORDS_ALL [1000000]
 #   NATS_RECORDS_1K [1000000], NATS_RECORDS_100 [1000000]
 #   NATS_PUBLISHERS [4]      the best of 1, 2 and 4 on this machine
@@ -42,6 +45,7 @@ BUILD=${BUILD:-build-compare}
 REPEAT=${REPEAT:-3}
 WARM_MIB=${WARM_MIB:-1024}
 WARM_SETTLE=${WARM_SETTLE:-5}
+QUIET_WAIT=${QUIET_WAIT:-15}
 RECORDS_1K=${RECORDS_1K:-2000000}
 RECORDS_100=${RECORDS_100:-15000000}
 RECORDS_ALL=${RECORDS_ALL:-1000000}
@@ -152,6 +156,20 @@ box_busy() {
         if (NR==1) {b0=busy; t0=tot} else {printf "%.0f", 100*(busy-b0)/(tot-t0)}}'
 }
 
+# Waits up to QUIET_WAIT seconds for the machine to be under 15% busy;
+# prints the last reading.
+wait_quiet() {
+    local busy waited=0
+    while :; do
+        busy=$(box_busy)
+        if [ "$busy" -le 15 ] || [ "$waited" -ge "$QUIET_WAIT" ]; then
+            echo "$busy"
+            return 0
+        fi
+        waited=$((waited + 1))
+    done
+}
+
 # ---- one figure: REPEAT runs, each after a warm-up; the median is kept ----
 
 # measure NAME JQ_PATH COMMAND...: runs COMMAND (printing one JSON object)
@@ -163,7 +181,7 @@ measure() {
     local i
     for i in $(seq 1 "$REPEAT"); do
         warm
-        box_busy >"$WORK/$name.$i.busy"
+        wait_quiet >"$WORK/$name.$i.busy"
         say "  $name ($i/$REPEAT)..."
         if ! "$@" >"$WORK/$name.$i.json" 2>"$WORK/$name.$i.err"; then
             say "compare.sh: $name failed:"
@@ -284,9 +302,21 @@ ratio() {
     fi
 }
 
-row() { # label nagare nats limit
-    printf '%-42s %10s %10s %10s %10s %12s\n' "$1" "${2:--}" "${3:--}" "$(ratio "$2" "$3")" \
-        "${4:--}" "$(ratio "$2" "$4")"
+# "*" when the kept run of a figure began on a machine over 20% busy.
+mark() {
+    local b
+    b=$(cat "$WORK/$1.busy" 2>/dev/null || echo 0)
+    if [ "${b:-0}" -gt 20 ]; then echo "*"; fi
+}
+
+row() { # label nagare nats limit [names...]
+    local label=$1 n=$2 s=$3 l=$4 m=""
+    shift 4
+    for name in "$@"; do
+        m="$m$(mark "$name")"
+    done
+    printf '%-42s %10s %10s %10s %10s %12s\n' "$label${m:+ $m}" "${n:--}" "${s:--}" \
+        "$(ratio "$n" "$s")" "${l:--}" "$(ratio "$n" "$l")"
 }
 
 TARGETS_MET=0
@@ -354,15 +384,16 @@ report() {
     printf '  %-58s %10s MB/s\n' "loopback TCP: iperf3, one stream" "$loop"
     echo
     printf '%-42s %10s %10s %10s %10s %12s\n' "figure" "nagare" "NATS" "nagare/NATS" "limit" "nagare/limit"
-    row "produce 1 KiB acks=1, MB/s" "$p1k" "$s1k" "$limit"
-    row "produce 100 B acks=1, records/s" "$p100" "$s100" ""
-    row "produce 1 KiB acks=all, MB/s (NATS: no sync)" "$pall" "$s1k" "$dsync"
-    row "consume (replay) 1 KiB, MB/s" "$cons" "$scons" "$loop"
-    row "produce 1,000 partitions + 1,000 idle, MB/s" "$p1000" "" "$p1k"
-    printf '%-42s %10s\n' "e2e 10,000/s 1 KiB acks=1: p50 ms" "${e50:--}"
-    printf '%-42s %10s\n' "e2e 10,000/s 1 KiB acks=1: p99 ms" "${e99:--}"
+    row "produce 1 KiB acks=1, MB/s" "$p1k" "$s1k" "$limit" n_prod_1k s_prod_1k
+    row "produce 100 B acks=1, records/s" "$p100" "$s100" "" n_prod_100 s_prod_100
+    row "produce 1 KiB acks=all, MB/s (NATS: no sync)" "$pall" "$s1k" "$dsync" n_prod_all
+    row "consume (replay) 1 KiB, MB/s" "$cons" "$scons" "$loop" n_consume s_consume
+    row "produce 1,000 partitions + 1,000 idle, MB/s" "$p1000" "" "$p1k" n_prod_1000
+    printf '%-42s %10s\n' "e2e 10,000/s 1 KiB acks=1: p50 ms$(mark n_e2e)" "${e50:--}"
+    printf '%-42s %10s\n' "e2e 10,000/s 1 KiB acks=1: p99 ms$(mark n_e2e)" "${e99:--}"
     printf '%-42s %10s\n' "broker RSS, largest, 4 partitions, MiB" "${rss4:--}"
     printf '%-42s %10s\n' "broker RSS, largest, 1,000 partitions, MiB" "${rss1000:--}"
+    echo "(* the kept run began with the machine over 20% busy with other work)"
     echo
     echo "targets (issue 6)"
     local half
