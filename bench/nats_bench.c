@@ -665,20 +665,52 @@ static bool apply_opt(struct nb_opts *o, int opt, const char *arg)
     uint64_t v = 0;
     bool ok = true;
     switch (opt) {
-    case 'u': o->url = arg; break;
-    case 'p': ok = parse_u64(arg, 1, INT32_MAX, &v); o->server_pid = (int)v; break;
-    case 's': ok = parse_u64(arg, 1, NB_STREAMS_MAX, &v); o->streams = (uint32_t)v; break;
-    case 'n': ok = parse_u64(arg, 1, UINT64_C(1) << 40, &o->records); break;
-    case 'b': ok = parse_u64(arg, NB_STAMP_BYTES, 64u << 20, &v); o->record_bytes = (uint32_t)v; break;
-    case 'k': ok = parse_u64(arg, 1, NB_THREADS_MAX, &v); o->threads = (uint32_t)v; break;
-    case 'm': ok = parse_u64(arg, 1, 1u << 24, &v); o->max_pending = (int64_t)v; break;
-    case 'o': ok = strcmp(arg, "pull") == 0 || strcmp(arg, "ordered") == 0;
-              o->ordered = strcmp(arg, "ordered") == 0; break;
-    case 'f': ok = parse_u64(arg, 1, 1u << 20, &v); o->fetch_batch = (int)v; break;
-    case 'w': ok = parse_u64(arg, 0, 1u << 20, &o->warmup_mib); break;
-    case 'j': o->json = true; break;
-    case 'q': o->quiet = true; break;
-    default: ok = false; break;
+    case 'u':
+        o->url = arg;
+        break;
+    case 'p':
+        ok = parse_u64(arg, 1, INT32_MAX, &v);
+        o->server_pid = (int)v;
+        break;
+    case 's':
+        ok = parse_u64(arg, 1, NB_STREAMS_MAX, &v);
+        o->streams = (uint32_t)v;
+        break;
+    case 'n':
+        ok = parse_u64(arg, 1, UINT64_C(1) << 40, &o->records);
+        break;
+    case 'b':
+        ok = parse_u64(arg, NB_STAMP_BYTES, 64u << 20, &v);
+        o->record_bytes = (uint32_t)v;
+        break;
+    case 'k':
+        ok = parse_u64(arg, 1, NB_THREADS_MAX, &v);
+        o->threads = (uint32_t)v;
+        break;
+    case 'm':
+        ok = parse_u64(arg, 1, 1u << 24, &v);
+        o->max_pending = (int64_t)v;
+        break;
+    case 'o':
+        ok = strcmp(arg, "pull") == 0 || strcmp(arg, "ordered") == 0;
+        o->ordered = strcmp(arg, "ordered") == 0;
+        break;
+    case 'f':
+        ok = parse_u64(arg, 1, 1u << 20, &v);
+        o->fetch_batch = (int)v;
+        break;
+    case 'w':
+        ok = parse_u64(arg, 0, 1u << 20, &o->warmup_mib);
+        break;
+    case 'j':
+        o->json = true;
+        break;
+    case 'q':
+        o->quiet = true;
+        break;
+    default:
+        ok = false;
+        break;
     }
     return ok;
 }
