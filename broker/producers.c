@@ -6,22 +6,25 @@
 
 #include "base/err.h"
 
+static struct producer_state *slots_new(uint32_t count)
+{
+    struct producer_state *slots = malloc(count * sizeof(*slots));
+    for (uint32_t i = 0; slots != NULL && i < count; i++) {
+        slots[i].id = -1;
+    }
+    return slots;
+}
+
 int producers_init(struct producers *ps, uint32_t cap)
 {
     ASSERT(cap >= 1 && cap <= (1u << 24));
-    uint32_t slots = 4;
-    while (slots < 2 * cap) {
-        slots *= 2;
+    uint32_t max = PRODUCERS_SLOTS_MIN;
+    while (max < 2 * cap) {
+        max *= 2;
     }
-    *ps = (struct producers){.slot_count = slots, .cap = cap};
-    ps->slots = malloc(slots * sizeof(*ps->slots));
-    if (ps->slots == NULL) {
-        return -ENOMEM;
-    }
-    for (uint32_t i = 0; i < slots; i++) {
-        ps->slots[i].id = -1;
-    }
-    return 0;
+    *ps = (struct producers){.slot_count = PRODUCERS_SLOTS_MIN, .slot_max = max, .cap = cap};
+    ps->slots = slots_new(ps->slot_count);
+    return ps->slots == NULL ? -ENOMEM : 0;
 }
 
 void producers_fini(struct producers *ps)
@@ -85,18 +88,53 @@ static void evict_oldest(struct producers *ps)
     remove_at(ps, oldest);
 }
 
-static struct producer_state *insert(struct producers *ps, int64_t id)
+/* Places s in a free slot of its probe run; the table has one. */
+static struct producer_state *place(struct producers *ps, const struct producer_state *s)
 {
-    if (ps->count == ps->cap) {
-        evict_oldest(ps);
-    }
-    uint32_t i = slot_home(ps, id);
+    uint32_t i = slot_home(ps, s->id);
     while (ps->slots[i].id != -1) {
         i = (i + 1) & (ps->slot_count - 1);
     }
-    ps->slots[i] = (struct producer_state){.id = id};
+    ps->slots[i] = *s;
     ps->count++;
     return &ps->slots[i];
+}
+
+/* Doubles the slots, keeping every producer. False when memory is short:
+ * the table is left as it was. */
+static bool grow(struct producers *ps)
+{
+    ASSERT(ps->slot_count < ps->slot_max);
+    struct producer_state *old = ps->slots;
+    uint32_t old_count = ps->slot_count;
+    struct producer_state *slots = slots_new(old_count * 2);
+    if (slots == NULL) {
+        return false;
+    }
+    ps->slots = slots;
+    ps->slot_count = old_count * 2;
+    ps->count = 0;
+    for (uint32_t i = 0; i < old_count; i++) {
+        if (old[i].id != -1) {
+            place(ps, &old[i]);
+        }
+    }
+    free(old);
+    return true;
+}
+
+static struct producer_state *insert(struct producers *ps, int64_t id)
+{
+    /* At most half the slots are used, so every probe meets an empty one. */
+    bool room = ps->count < ps->cap && ps->count + 1 <= ps->slot_count / 2;
+    if (!room && ps->count < ps->cap && ps->slot_count < ps->slot_max) {
+        room = grow(ps);
+    }
+    if (!room) {
+        evict_oldest(ps);
+    }
+    ASSERT(ps->count + 1 <= ps->slot_count / 2 && ps->count < ps->cap);
+    return place(ps, &(struct producer_state){.id = id});
 }
 
 static int32_t sequence_after(int32_t last)

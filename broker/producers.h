@@ -7,6 +7,10 @@
  * flight, so that many of its latest batches are remembered. The table holds
  * at most `cap` producers; past that the least recently used is forgotten
  * (its next batch is then accepted with any sequence, as for a new id).
+ * It starts small and doubles as producers arrive, so a partition no
+ * idempotent producer writes to costs PRODUCERS_SLOTS_MIN slots, not cap's
+ * worth; when growing fails for want of memory, the least recently used
+ * producer is forgotten instead, as when the table is full.
  * The state is derived from the log: after a restart the broker rebuilds it
  * by feeding every batch header to producers_record(). One thread (the
  * partition's owner) uses a table.
@@ -21,6 +25,7 @@
 #include "storage/batch.h"
 
 #define PRODUCER_BATCHES_KEPT 5
+#define PRODUCERS_SLOTS_MIN 8
 
 struct producer_batch {
     int32_t sequence_first;
@@ -39,13 +44,15 @@ struct producer_state {
 
 struct producers {
     struct producer_state *slots; /* open addressing, linear probing */
-    uint32_t slot_count;          /* power of two, >= 2 * cap */
+    uint32_t slot_count;          /* power of two, <= slot_max; count <= half */
+    uint32_t slot_max;            /* power of two, >= 2 * cap */
     uint32_t count;
     uint32_t cap;
     uint64_t clock;
 };
 
-/* Allocates a table for up to cap producers. Returns 0 or -ENOMEM. */
+/* Allocates a table for up to cap producers (its first PRODUCERS_SLOTS_MIN
+ * slots). Returns 0 or -ENOMEM. */
 MUST_USE int producers_init(struct producers *ps, uint32_t cap);
 void producers_fini(struct producers *ps);
 

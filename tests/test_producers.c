@@ -142,3 +142,27 @@ Test(producers, a_forgotten_batch_is_judged_afresh_when_retried)
     cr_assert_eq(producers_check(&ps, &first, &offset), 1, "the one that stayed is remembered");
     cr_assert_eq(offset, 0);
 }
+
+Test(producers, the_table_starts_small_and_grows_keeping_every_producer)
+{
+    struct producers big;
+    cr_assert_eq(producers_init(&big, 1024), 0);
+    cr_assert_eq(big.slot_count, PRODUCERS_SLOTS_MIN, "no cap's worth of slots up front");
+    for (int64_t id = 0; id < 1024; id++) {
+        struct batch_header h = batch(id, 0, 0, 1);
+        h.offset_base = id;
+        producers_record(&big, &h);
+    }
+    cr_assert_eq(big.count, 1024, "nobody evicted before the cap");
+    cr_assert_leq(big.slot_count, 2048);
+    for (int64_t id = 0; id < 1024; id++) {
+        int64_t offset = -1;
+        struct batch_header again = batch(id, 0, 0, 1);
+        cr_assert_eq(producers_check(&big, &again, &offset), 1, "id %ld", (long)id);
+        cr_assert_eq(offset, id);
+    }
+    struct batch_header more = batch(5000, 0, 0, 1);
+    producers_record(&big, &more);
+    cr_assert_eq(big.count, 1024, "past the cap the least recent is forgotten");
+    producers_fini(&big);
+}
