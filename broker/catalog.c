@@ -15,6 +15,7 @@
 #include <xxhash.h>
 
 #include "base/log.h"
+#include "broker/names.h"
 #include "base/ring.h"
 
 #define META_NAME "topic.meta"
@@ -526,38 +527,24 @@ static DIR *dir_reopen(int fd)
 
 /* ---- the in-memory table ---- */
 
-static int name_cmp(const char *a, size_t alen, const char *b, size_t blen)
+static const char *topic_name(const void *table, uint32_t i, size_t *len)
 {
-    size_t n = alen < blen ? alen : blen;
-    int r = n == 0 ? 0 : memcmp(a, b, n);
-    if (r != 0) {
-        return r;
-    }
-    return alen < blen ? -1 : alen > blen ? 1 : 0;
+    const struct catalog_topic *t = ((struct catalog_topic *const *)table)[i];
+    *len = t->name_len;
+    return t->name;
 }
 
-/* Index of the first topic whose name is >= name[0..len). */
-static uint32_t lower_bound(const struct catalog *c, const char *name, size_t len)
+/* Index of the first topic whose name is >= name[0..len); *found: it is name. */
+static uint32_t lower_bound(const struct catalog *c, const char *name, size_t len, bool *found)
 {
-    uint32_t lo = 0;
-    uint32_t hi = c->count;
-    while (lo < hi) {
-        uint32_t mid = lo + (hi - lo) / 2;
-        const struct catalog_topic *t = c->topics[mid];
-        if (name_cmp(t->name, t->name_len, name, len) < 0) {
-            lo = mid + 1;
-        } else {
-            hi = mid;
-        }
-    }
-    return lo;
+    return names_lower_bound(c->topics, c->count, topic_name, name, len, found);
 }
 
 static int topic_ptr_cmp(const void *a, const void *b)
 {
     const struct catalog_topic *x = *(const struct catalog_topic *const *)a;
     const struct catalog_topic *y = *(const struct catalog_topic *const *)b;
-    return name_cmp(x->name, x->name_len, y->name, y->name_len);
+    return names_cmp(x->name, x->name_len, y->name, y->name_len);
 }
 
 uint32_t catalog_count(const struct catalog *c) { return c->count; }
@@ -573,11 +560,9 @@ const struct catalog_topic *catalog_find(const struct catalog *c, const char *na
     if (!proto_topic_name_valid(name, len)) {
         return NULL;
     }
-    uint32_t i = lower_bound(c, name, len);
-    if (i < c->count && name_cmp(c->topics[i]->name, c->topics[i]->name_len, name, len) == 0) {
-        return c->topics[i];
-    }
-    return NULL;
+    bool found;
+    uint32_t i = lower_bound(c, name, len, &found);
+    return found ? c->topics[i] : NULL;
 }
 
 int catalog_failed(const struct catalog *c) { return c->failed; }
@@ -995,7 +980,9 @@ int catalog_create(struct catalog *c, const char *name, size_t len,
         free(t);
         return rc;
     }
-    uint32_t i = lower_bound(c, name, len);
+    bool found;
+    uint32_t i = lower_bound(c, name, len, &found);
+    ASSERT(!found);
     memmove(&c->topics[i + 1], &c->topics[i], (c->count - i) * sizeof(c->topics[0]));
     c->topics[i] = t;
     c->count++;
@@ -1045,8 +1032,9 @@ int catalog_delete(struct catalog *c, const char *name, size_t len)
     if (!proto_topic_name_valid(name, len)) {
         return -NG_EBADNAME;
     }
-    uint32_t i = lower_bound(c, name, len);
-    if (i == c->count || name_cmp(c->topics[i]->name, c->topics[i]->name_len, name, len) != 0) {
+    bool found;
+    uint32_t i = lower_bound(c, name, len, &found);
+    if (!found) {
         return -NG_EUNKNOWN_TOPIC;
     }
     char tname[PROTO_TOPIC_NAME_BYTES_MAX + 1];

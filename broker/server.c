@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "base/log.h"
+#include "broker/names.h"
 
 /* How often deleted topics are checked for idle partitions, and parked
  * fetches for a stop in progress. */
@@ -25,41 +26,25 @@ static int64_t wall_ms(void)
 
 /* ---- the topic table, sorted by name ---- */
 
-static int name_cmp(const char *a, size_t a_len, const char *b, size_t b_len)
+static const char *topic_name(const void *table, uint32_t i, size_t *len)
 {
-    size_t n = a_len < b_len ? a_len : b_len;
-    int c = memcmp(a, b, n);
-    return c != 0 ? c : (a_len > b_len) - (a_len < b_len);
+    const struct server_topic *t = ((struct server_topic *const *)table)[i];
+    *len = t->name_len;
+    return t->name;
 }
 
-/* Index of the first topic whose name is >= name. */
-static uint32_t topic_lower_bound(const struct server *s, const char *name, size_t len)
+/* Index of the first topic whose name is >= name; *found: it is name. */
+static uint32_t topic_lower_bound(const struct server *s, const char *name, size_t len,
+                                  bool *found)
 {
-    uint32_t lo = 0;
-    uint32_t hi = s->topic_count;
-    while (lo < hi) {
-        uint32_t mid = lo + (hi - lo) / 2;
-        const struct server_topic *t = s->topics[mid];
-        if (name_cmp(t->name, t->name_len, name, len) < 0) {
-            lo = mid + 1;
-        } else {
-            hi = mid;
-        }
-    }
-    return lo;
+    return names_lower_bound(s->topics, s->topic_count, topic_name, name, len, found);
 }
 
 struct server_topic *server_topic_find(struct server *s, struct proto_str name)
 {
-    if (name.len <= 0) {
-        return NULL;
-    }
-    uint32_t i = topic_lower_bound(s, name.ptr, (size_t)name.len);
-    if (i < s->topic_count &&
-        name_cmp(s->topics[i]->name, s->topics[i]->name_len, name.ptr, (size_t)name.len) == 0) {
-        return s->topics[i];
-    }
-    return NULL;
+    bool found = false;
+    uint32_t i = name.len > 0 ? topic_lower_bound(s, name.ptr, (size_t)name.len, &found) : 0;
+    return found ? s->topics[i] : NULL;
 }
 
 static int topic_table_insert(struct server *s, struct server_topic *t)
@@ -73,7 +58,9 @@ static int topic_table_insert(struct server *s, struct server_topic *t)
         s->topics = grown;
         s->topic_cap = cap;
     }
-    uint32_t i = topic_lower_bound(s, t->name, t->name_len);
+    bool found;
+    uint32_t i = topic_lower_bound(s, t->name, t->name_len, &found);
+    ASSERT(!found);
     memmove(s->topics + i + 1, s->topics + i, (s->topic_count - i) * sizeof(*s->topics));
     s->topics[i] = t;
     s->topic_count++;
@@ -82,8 +69,9 @@ static int topic_table_insert(struct server *s, struct server_topic *t)
 
 static void topic_table_remove(struct server *s, struct server_topic *t)
 {
-    uint32_t i = topic_lower_bound(s, t->name, t->name_len);
-    ASSERT(i < s->topic_count && s->topics[i] == t);
+    bool found;
+    uint32_t i = topic_lower_bound(s, t->name, t->name_len, &found);
+    ASSERT(found && s->topics[i] == t);
     memmove(s->topics + i, s->topics + i + 1, (s->topic_count - i - 1) * sizeof(*s->topics));
     s->topic_count--;
 }
