@@ -938,12 +938,34 @@ int part_offset_for_time(struct part *p, int64_t ts_ms, int64_t *offset_out, int
 
 /* ---- retention ---- */
 
+/* Deletes the first segment (not the active one, none of its I/O in
+ * flight), logging why. Returns 0 or -errno (the segment then stays). */
+static int drop_first_segment(struct part *p, const char *why)
+{
+    ASSERT(p->seg_count > 1 && p->segs[0]->ops_inflight == 0);
+    struct seg *s = p->segs[0];
+    int rc = seg_remove(p->dirfd, s->offset_base);
+    if (rc != 0) {
+        log_error("partition %s: deleting segment %020" PRId64 ": %s", p->dir, s->offset_base,
+                  err_str(rc));
+        return rc;
+    }
+    log_info("partition %s: deleted segment %020" PRId64 " (%s)", p->dir, s->offset_base, why);
+    seg_close(s);
+    free(s);
+    memmove(p->segs, p->segs + 1, (p->seg_count - 1) * sizeof(*p->segs));
+    p->seg_count--;
+    p->dir_gen++;
+    return 0;
+}
+
 int part_retain(struct part *p, uint32_t *deleted_out)
 {
     *deleted_out = 0;
     int64_t now = p->env.now_ms();
-    while (p->seg_count > 1 && p->segs[0]->ops_inflight == 0) {
-        struct seg *s = p->segs[0];
+    int rc = 0;
+    while (rc == 0 && p->seg_count > 1 && p->segs[0]->ops_inflight == 0) {
+        const struct seg *s = p->segs[0];
         uint64_t total = part_bytes(p);
         bool by_size = p->cfg.retention_bytes >= 0 &&
                        total - s->bytes >= (uint64_t)p->cfg.retention_bytes;
@@ -951,25 +973,28 @@ int part_retain(struct part *p, uint32_t *deleted_out)
         if (!by_size && !by_age) {
             break;
         }
-        int rc = seg_remove(p->dirfd, s->offset_base);
-        if (rc != 0) {
-            log_error("partition %s: deleting segment %020" PRId64 ": %s", p->dir,
-                      s->offset_base, err_str(rc));
-            return rc;
-        }
-        log_info("partition %s: deleted segment %020" PRId64 " (%s)", p->dir, s->offset_base,
-                 by_size ? "retention bytes" : "retention ms");
-        seg_close(s);
-        free(s);
-        memmove(p->segs, p->segs + 1, (p->seg_count - 1) * sizeof(*p->segs));
-        p->seg_count--;
-        p->dir_gen++;
-        (*deleted_out)++;
+        rc = drop_first_segment(p, by_size ? "retention bytes" : "retention ms");
+        *deleted_out += rc == 0;
     }
     if (*deleted_out > 0) {
         (void)maybe_sync(p); /* syncs the directory */
     }
-    return 0;
+    return rc;
+}
+
+int part_delete_before(struct part *p, int64_t offset, uint32_t *deleted_out)
+{
+    *deleted_out = 0;
+    int rc = 0;
+    while (rc == 0 && p->seg_count > 1 && p->segs[0]->ops_inflight == 0 &&
+           p->segs[1]->offset_base <= offset) {
+        rc = drop_first_segment(p, "before a given offset");
+        *deleted_out += rc == 0;
+    }
+    if (*deleted_out > 0) {
+        (void)maybe_sync(p); /* syncs the directory */
+    }
+    return rc;
 }
 
 /* ---- lifecycle ---- */

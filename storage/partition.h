@@ -232,6 +232,12 @@ MUST_USE int part_offset_for_time(struct part *p, int64_t ts_ms, int64_t *offset
  * with I/O in flight. *deleted_out counts them. Returns 0 or -errno. */
 MUST_USE int part_retain(struct part *p, uint32_t *deleted_out);
 
+/* Deletes whole segments from the start while every offset of the segment
+ * is below offset (the log's owner no longer needs them, e.g. a compacted
+ * internal log); never the active segment, nor one with I/O in flight.
+ * *deleted_out counts them. Returns 0 or -errno. */
+MUST_USE int part_delete_before(struct part *p, int64_t offset, uint32_t *deleted_out);
+
 /* Total bytes in the log's segments. */
 uint64_t part_bytes(const struct part *p);
 

@@ -316,6 +316,27 @@ Test(partition, retention_by_age_never_deletes_the_active_segment)
     cr_assert_eq(f.part.seg_count, 1);
 }
 
+Test(partition, delete_before_keeps_every_segment_holding_the_offset_or_later)
+{
+    f.cfg.segment_bytes = 4096;
+    f.cfg.retention_ms = -1;
+    cr_assert_eq(fx_open(&f), 0);
+    append_many(60, 3, 200, false, NULL);
+    cr_assert_gt(f.part.seg_count, 3);
+    int64_t keep = f.part.segs[2]->offset_base + 1; /* inside the third segment */
+    uint32_t deleted;
+    cr_assert_eq(part_delete_before(&f.part, keep, &deleted), 0);
+    cr_assert_eq(deleted, 2, "the two segments wholly below the offset");
+    cr_assert_leq(part_offset_earliest(&f.part), keep);
+    struct part_read_result r;
+    cr_assert_eq(part_read(&f.part, keep, buf, sizeof(buf), 100, &r), 0);
+    cr_assert_gt(r.bytes, 0);
+    cr_assert_eq(part_delete_before(&f.part, INT64_MAX, &deleted), 0);
+    cr_assert_eq(f.part.seg_count, 1, "never the active segment");
+    cr_assert_eq(part_delete_before(&f.part, INT64_MAX, &deleted), 0);
+    cr_assert_eq(deleted, 0);
+}
+
 Test(partition, segments_roll_by_age)
 {
     f.cfg.segment_ms = 1000;
