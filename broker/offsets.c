@@ -1,6 +1,7 @@
 #include "broker/offsets.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -199,12 +200,14 @@ static int replay(struct offsets *o, const struct part_env *env)
     return rc;
 }
 
-int offsets_open(struct offsets *o, const char *dir, const struct part_env *env)
+int offsets_open(struct offsets *o, const char *dir, const struct part_env *env,
+                 uint64_t segment_bytes)
 {
     memset(o, 0, sizeof(*o));
     struct part_config cfg;
     part_config_default(&cfg);
-    cfg.segment_bytes = 64u << 20;
+    cfg.segment_bytes = segment_bytes;
+    o->segment_bytes = segment_bytes;
     cfg.retention_ms = -1;    /* never: the latest commit of a partition may be old */
     cfg.retention_bytes = -1;
     cfg.batch_bytes_max = OFFSETS_BATCH_MAX;
@@ -226,6 +229,7 @@ int offsets_open(struct offsets *o, const char *dir, const struct part_env *env)
 int offsets_close(struct offsets *o)
 {
     int rc = 0;
+    o->closing = true; /* no new snapshot: held commits just go */
     if (o->open) {
         rc = part_drain(&o->log);
         int rc2 = part_close(&o->log);
@@ -253,15 +257,33 @@ static void commit_free(struct offsets_commit *c)
     c->names = NULL;
 }
 
+static void maybe_compact(struct offsets *o);
+
 static void commit_done(struct part_append *a, int rc)
 {
     struct offsets_commit *c = (struct offsets_commit *)a;
+    struct offsets *o = c->o;
+    ASSERT(o->inflight > 0);
+    o->inflight--;
     for (uint32_t i = 0; rc == 0 && i < c->count; i++) {
-        rc = apply(c->o, c->group, c->items[i].topic, c->items[i].partition, c->items[i].offset,
+        rc = apply(o, c->group, c->items[i].topic, c->items[i].partition, c->items[i].offset,
                    c->a.hdr.timestamp_max_ms);
     }
     commit_free(c);
+    maybe_compact(o);
     c->done(c, rc);
+}
+
+/* Appends c's batch; on failure frees what c holds. */
+static int commit_append(struct offsets_commit *c)
+{
+    int rc = part_append(&c->o->log, &c->a);
+    if (rc == 0) {
+        c->o->inflight++;
+    } else {
+        commit_free(c);
+    }
+    return rc;
 }
 
 /* Copies the items (their names into one buffer) so the caller's may go. */
@@ -329,13 +351,154 @@ int offsets_commit(struct offsets *o, struct offsets_commit *c, const char *grou
     size_t len = 0;
     int rc = copy_items(c, items, count);
     rc = rc == 0 ? build_batch(c, o->log.env.now_ms(), &len) : rc;
-    if (rc == 0) {
-        c->a = (struct part_append){.batch = c->batch, .bytes = len, .durable = true,
-                                    .done = commit_done};
-        rc = part_append(&o->log, &c->a);
-    }
     if (rc != 0) {
         commit_free(c);
+        return rc;
     }
-    return rc;
+    c->a = (struct part_append){.batch = c->batch, .bytes = len, .durable = true,
+                                .done = commit_done};
+    if (o->snapshot_due) { /* goes after the snapshot */
+        *(o->held_first == NULL ? &o->held_first : &o->held_last->held_next) = c;
+        o->held_last = c;
+        return 0;
+    }
+    return commit_append(c);
+}
+
+/* ---- compaction ---- */
+
+/* One batch of a snapshot, owned by the table until its append completes. */
+struct snapshot_batch {
+    struct part_append a;
+    struct offsets *o;
+    uint8_t bytes[];
+};
+
+/* Worth a snapshot: the log holds at least two segments' bytes and twice
+ * the last snapshot's. */
+static bool compaction_wanted(struct offsets *o)
+{
+    return part_failed(&o->log) == 0 &&
+           part_bytes(&o->log) >= 2 * o->segment_bytes + 2 * o->snapshot_bytes;
+}
+
+static void snapshot_end(struct offsets *o)
+{
+    uint32_t deleted = 0;
+    int rc = o->snapshot_err;
+    rc = rc == 0 ? part_delete_before(&o->log, o->snapshot_offset, &deleted) : rc;
+    if (rc != 0) {
+        log_warn("offsets log: compaction stopped: %s (the log keeps its segments)", err_str(rc));
+        return;
+    }
+    o->snapshots++;
+    log_info("offsets log: compacted: snapshot of %" PRIu64 " bytes at offset %" PRId64
+             ", %" PRIu32 " segment(s) deleted",
+             o->snapshot_bytes, o->snapshot_offset, deleted);
+}
+
+static void snapshot_batch_done(struct part_append *a, int rc)
+{
+    struct snapshot_batch *b = (struct snapshot_batch *)a;
+    struct offsets *o = b->o;
+    free(b);
+    o->snapshot_err = o->snapshot_err != 0 ? o->snapshot_err : rc;
+    ASSERT(o->snapshot_batches > 0);
+    if (--o->snapshot_batches == 0) {
+        snapshot_end(o);
+    }
+}
+
+/* The next snapshot batch: up to OFFSETS_COMMIT_ITEMS_MAX live entries from
+ * the cursor (group *gi, entry *ei), which it advances. NULL on -ENOMEM. */
+static struct snapshot_batch *snapshot_batch_build(struct offsets *o, uint32_t *gi, uint32_t *ei,
+                                                   uint32_t left)
+{
+    uint32_t n = left < OFFSETS_COMMIT_ITEMS_MAX ? left : OFFSETS_COMMIT_ITEMS_MAX;
+    size_t cap = BATCH_HEADER_BYTES + (size_t)n * ITEM_BYTES_MAX;
+    struct snapshot_batch *b = malloc(sizeof(*b) + cap);
+    if (b == NULL) {
+        return NULL;
+    }
+    struct batch_builder bb;
+    batch_builder_init(&bb, b->bytes, cap, BATCH_CODEC_NONE, -1, 0, -1);
+    for (uint32_t k = 0; k < n; k++) {
+        while (*ei == o->groups[*gi].count) {
+            (*gi)++;
+            *ei = 0;
+        }
+        const struct offsets_group *g = &o->groups[*gi];
+        const struct offsets_entry *e = &g->entries[(*ei)++];
+        uint8_t key[ITEM_BYTES_MAX];
+        uint8_t value[8];
+        size_t klen = key_encode(key, g->id, e->topic, e->partition);
+        put_be64(value, (uint64_t)e->offset);
+        int rc = batch_builder_add(&bb, e->commit_ms, key, (int32_t)klen, value, 8, NULL, 0);
+        ASSERT(rc == 0); /* sized above */
+    }
+    size_t len;
+    int rc = batch_builder_finish(&bb, NULL, &len);
+    ASSERT(rc == 0);
+    b->a = (struct part_append){.batch = b->bytes, .bytes = len, .durable = true,
+                                .done = snapshot_batch_done};
+    b->o = o;
+    return b;
+}
+
+/* Appends the whole table. Precondition: no commit in flight, so the log
+ * so far replays to exactly the table. */
+static void snapshot_start(struct offsets *o)
+{
+    ASSERT(o->inflight == 0 && o->snapshot_batches == 0);
+    uint32_t left = 0;
+    for (uint32_t i = 0; i < o->count; i++) {
+        left += o->groups[i].count;
+    }
+    o->snapshot_err = 0;
+    o->snapshot_offset = part_offset_latest(&o->log);
+    o->snapshot_bytes = 0;
+    uint32_t gi = 0;
+    uint32_t ei = 0;
+    while (left > 0 && o->snapshot_err == 0) {
+        struct snapshot_batch *b = snapshot_batch_build(o, &gi, &ei, left);
+        int rc = b != NULL ? part_append(&o->log, &b->a) : -ENOMEM;
+        if (rc != 0) {
+            free(b);
+            o->snapshot_err = rc; /* what is appended stays: it repeats the table */
+            break;
+        }
+        left -= b->a.hdr.record_count;
+        o->snapshot_bytes += b->a.bytes;
+        o->snapshot_batches++;
+    }
+    if (o->snapshot_batches == 0) {
+        snapshot_end(o); /* an empty table, or nothing could be appended */
+    }
+}
+
+/* Called when a commit completes: once a snapshot is wanted, holds new
+ * commits until none is in flight, then appends the snapshot and lets the
+ * held commits go after it, in their order. */
+static void maybe_compact(struct offsets *o)
+{
+    if (!o->snapshot_due && !o->closing && o->snapshot_batches == 0 && compaction_wanted(o)) {
+        o->snapshot_due = true;
+    }
+    if (!o->snapshot_due || o->inflight > 0) {
+        return;
+    }
+    o->snapshot_due = false;
+    if (!o->closing) {
+        snapshot_start(o);
+    }
+    while (o->held_first != NULL) {
+        struct offsets_commit *c = o->held_first;
+        o->held_first = c->held_next;
+        c->held_next = NULL;
+        int rc = commit_append(c);
+        if (rc != 0) {
+            c->done(c, rc);
+        }
+    }
+    o->held_last = NULL;
 }

@@ -10,6 +10,15 @@
  * Record format: key = u16 group length, group, u16 topic length, topic,
  * i32 partition; value = i64 offset, or null to forget the partition (a
  * deleted group). Threads: the owning worker's only.
+ *
+ * Compaction keeps the log bounded by what is live: once the log holds at
+ * least two segments and twice the last snapshot's bytes more than it, the
+ * table is appended whole (a snapshot: one record per live partition, with
+ * its commit time) at a moment no commit is in flight, so the log up to
+ * there replays to exactly the table; commits that arrive while one is in
+ * flight wait for it. Once the snapshot is fdatasync'd the segments wholly
+ * before it are deleted. A crash at any point replays to the same table:
+ * the snapshot repeats what is already there, and segments go oldest first.
  */
 #ifndef NAGARE_BROKER_OFFSETS_H
 #define NAGARE_BROKER_OFFSETS_H
@@ -44,12 +53,26 @@ struct offsets_group {
     uint32_t cap;
 };
 
+struct offsets_commit;
+
 struct offsets {
     struct part log;
     bool open;
     struct offsets_group *groups; /* sorted by id */
     uint32_t count;
     uint32_t cap;
+    /* compaction */
+    uint64_t segment_bytes;
+    uint32_t inflight;                 /* commits appended, not completed */
+    bool snapshot_due;                 /* waiting for inflight to reach 0 */
+    struct offsets_commit *held_first; /* commits waiting for the snapshot */
+    struct offsets_commit *held_last;
+    uint32_t snapshot_batches;         /* snapshot appends not completed */
+    int snapshot_err;                  /* the first of their errors */
+    int64_t snapshot_offset;           /* the snapshot's first offset */
+    uint64_t snapshot_bytes;           /* the last snapshot's bytes */
+    uint64_t snapshots;                /* snapshots completed (tests, stats) */
+    bool closing;                      /* no new snapshot */
 };
 
 /* One partition's offset in a commit. offset -1 forgets it. */
@@ -59,7 +82,6 @@ struct offsets_item {
     int64_t offset;
 };
 
-struct offsets_commit;
 typedef void (*offsets_done_fn)(struct offsets_commit *c, int rc);
 
 /* One commit in flight, owned by the caller until done has run. */
@@ -73,12 +95,17 @@ struct offsets_commit {
     uint32_t count;
     offsets_done_fn done;
     void *ctx;
+    struct offsets_commit *held_next; /* the table's, while held */
 };
 
-/* Opens (creating) the offsets log in dir and replays it. Precondition:
- * env->scratch_bytes >= OFFSETS_SCRATCH_BYTES. Returns 0 or -errno /
- * -NG_ECORRUPT. */
-MUST_USE int offsets_open(struct offsets *o, const char *dir, const struct part_env *env);
+/* The log's segment size in the broker. */
+#define OFFSETS_SEGMENT_BYTES (64u << 20)
+
+/* Opens (creating) the offsets log in dir, with segments of segment_bytes,
+ * and replays it. Precondition: env->scratch_bytes >=
+ * OFFSETS_SCRATCH_BYTES. Returns 0 or -errno / -NG_ECORRUPT. */
+MUST_USE int offsets_open(struct offsets *o, const char *dir, const struct part_env *env,
+                          uint64_t segment_bytes);
 
 /* Waits for commits in flight, then closes the log. Returns 0 or -errno. */
 MUST_USE int offsets_close(struct offsets *o);

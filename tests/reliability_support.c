@@ -116,7 +116,7 @@ int rel_open(struct rel_world *w)
         w->part_open = rc == 0;
     }
     if (rc == 0 && !w->offsets_open) {
-        rc = offsets_open(&w->offsets, w->offsets_dir, &w->env);
+        rc = offsets_open(&w->offsets, w->offsets_dir, &w->env, REL_OFFSETS_SEGMENT_BYTES);
         w->offsets_open = rc == 0;
     }
     return rc;

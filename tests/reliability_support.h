@@ -27,6 +27,7 @@
 
 #define REL_APPENDS_PER_ROUND 3 /* in flight at once: group commit */
 #define REL_COMMIT_PARTITIONS 4 /* offsets committed for "t"/0..3 */
+#define REL_OFFSETS_SEGMENT_BYTES 4096 /* small: the workload compacts the offsets log often */
 #define REL_TOPICS_MAX 256      /* topics the catalog workload may name */
 #define REL_TOPICS_LIVE 3       /* past this many, a round deletes one */
 #define REL_BATCH_MAX 16384
