@@ -125,6 +125,7 @@ struct broker_config {
     int64_t scrub_bytes_per_sec;   /* background checksum scrubbing of the logs; 0: off */
     uint32_t fetch_wait_max_ms;    /* cap on a fetch's long-poll wait */
     uint32_t producer_ids_max;     /* idempotent producer states kept per partition */
+    int64_t internal_segment_bytes; /* the offsets and share-state logs' segments */
     /* share groups */
     int64_t share_lock_ms;         /* acquisition lock; 1..SHARE_LOCK_MS_LIMIT */
     uint32_t share_delivery_max;   /* deliveries before dead-lettering; 1..SHARE_DELIVERY_LIMIT */
@@ -140,6 +141,8 @@ struct broker_config {
 /* Scrubbing reads every log again at this pace: a 1 TiB log in about
  * 18 hours, with little of a disk's bandwidth. */
 #define BROKER_SCRUB_BYTES_PER_SEC_DEFAULT (16ll << 20)
+/* The internal logs' segments (they are compacted two segments at a time). */
+#define BROKER_INTERNAL_SEGMENT_BYTES_DEFAULT (64ll << 20)
 
 /* Largest request and answer buffer budget: far above any machine this
  * runs on, so only a typo is refused. */

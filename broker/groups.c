@@ -190,7 +190,8 @@ int groups_open(struct server *s)
         rc = -errno;
     }
     snprintf(dir, sizeof(dir), "%s/groups/offsets", s->cfg.data_dir);
-    rc = rc == 0 ? offsets_open(&s->offsets, dir, &s->env, OFFSETS_SEGMENT_BYTES) : rc;
+    uint64_t segment_bytes = (uint64_t)s->cfg.internal_segment_bytes;
+    rc = rc == 0 ? offsets_open(&s->offsets, dir, &s->env, segment_bytes) : rc;
     if (rc != 0) {
         log_error("group offsets in %s: %s", dir, err_str(rc));
         return rc;

@@ -98,9 +98,6 @@ struct offsets_commit {
     struct offsets_commit *held_next; /* the table's, while held */
 };
 
-/* The log's segment size in the broker. */
-#define OFFSETS_SEGMENT_BYTES (64u << 20)
-
 /* Opens (creating) the offsets log in dir, with segments of segment_bytes,
  * and replays it. Precondition: env->scratch_bytes >=
  * OFFSETS_SCRATCH_BYTES. Returns 0 or -errno / -NG_ECORRUPT. */

@@ -31,7 +31,8 @@
  * ---- How the broker uses it ----
  * Start-up: share_reg_init(), open the state log (a struct part with
  *   retention off: retention_ms = -1, retention_bytes = -1, because replay
- *   reads it from its first offset), share_reg_replay(), then serve.
+ *   reads it from its first offset; only a checkpoint makes older segments
+ *   deletable), share_reg_replay(), then serve.
  * Share fetch: share_reg_open() the part (start offset for a new one, e.g.
  *   the partition's log end for "latest"), share_part_acquire(), read the
  *   granted offsets from the topic's log and send them with their delivery
@@ -396,7 +397,8 @@ MUST_USE int share_reg_flush(struct share_reg *r, int64_t now_ms, uint8_t *buf,
 /* Makes every part's next record a snapshot of its whole window, and marks
  * every part dirty. Once the flushes that follow have been appended, the
  * state log from the first of them onwards rebuilds the whole registry on
- * its own (what a future compaction of the state log will keep). */
+ * its own: the broker's compaction then deletes the segments before it
+ * (broker/queue.c). */
 void share_reg_checkpoint(struct share_reg *r);
 
 /* Marks the registry failed with rc (< 0): the state log lost a write, so

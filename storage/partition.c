@@ -641,6 +641,8 @@ int64_t part_offset_earliest(const struct part *p) { return p->segs[0]->offset_b
 
 int64_t part_offset_latest(const struct part *p) { return p->offset_hw; }
 
+int64_t part_offset_next(const struct part *p) { return p->offset_next; }
+
 uint64_t part_bytes(const struct part *p)
 {
     uint64_t total = 0;

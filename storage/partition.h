@@ -219,6 +219,8 @@ uint64_t part_bytes_from(struct part *p, int64_t offset, uint32_t *first_batch_b
 int64_t part_offset_earliest(const struct part *p);
 /* The high watermark: one past the last readable offset. */
 int64_t part_offset_latest(const struct part *p);
+/* The base offset the next append will get (>= the high watermark). */
+int64_t part_offset_next(const struct part *p);
 
 /* Finds the first record whose timestamp is >= ts_ms: its offset and its
  * timestamp (ts_out may be NULL). Returns 0, -NG_ENOTFOUND when no record

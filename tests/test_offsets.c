@@ -8,6 +8,8 @@
 #include "broker/offsets.h"
 #include "tests/storage_support.h"
 
+#define SEGMENT_BYTES (64u << 20)
+
 static struct fx f;
 static struct offsets o;
 static char dir[300];
@@ -20,7 +22,7 @@ static void setup(void)
     f.env.scratch = f.scratch;
     f.env.scratch_bytes = OFFSETS_SCRATCH_BYTES;
     snprintf(dir, sizeof(dir), "%s/offsets", f.dir);
-    cr_assert_eq(offsets_open(&o, dir, &f.env, OFFSETS_SEGMENT_BYTES), 0);
+    cr_assert_eq(offsets_open(&o, dir, &f.env, SEGMENT_BYTES), 0);
 }
 
 static void teardown(void)
@@ -89,7 +91,7 @@ Test(offsets, the_last_commit_wins_and_survives_reopen)
         cr_assert_eq(commit(i % 2 ? "odd" : "even", items, 2), 0);
     }
     cr_assert_eq(offsets_close(&o), 0);
-    cr_assert_eq(offsets_open(&o, dir, &f.env, OFFSETS_SEGMENT_BYTES), 0);
+    cr_assert_eq(offsets_open(&o, dir, &f.env, SEGMENT_BYTES), 0);
     cr_assert_eq(get("odd", "t", 1), 49);
     cr_assert_eq(get("even", "t", 0), 48);
     cr_assert_eq(get("even", "u", 0), 1048);
@@ -104,7 +106,7 @@ Test(offsets, offset_minus_one_forgets_a_partition)
     cr_assert_eq(commit("g", forget, 1), 0);
     cr_assert_eq(get("g", "t", 0), -NG_ENOTFOUND);
     cr_assert_eq(offsets_close(&o), 0);
-    cr_assert_eq(offsets_open(&o, dir, &f.env, OFFSETS_SEGMENT_BYTES), 0);
+    cr_assert_eq(offsets_open(&o, dir, &f.env, SEGMENT_BYTES), 0);
     cr_assert_eq(get("g", "t", 0), -NG_ENOTFOUND);
 }
 

@@ -5,10 +5,12 @@
  * redrive (and a second one adding nothing), and share state surviving a
  * kill -9. Raw frames through the codec, over tests/broker_support.h. */
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -732,6 +734,84 @@ Test(share, share_state_survives_a_kill)
     sfetched_free(&f);
     sfetched_free(&g);
     sfetched_free(&h);
+    cl_close(&c);
+    bk_stop(&B);
+}
+
+/* Bytes of the share state log's segments, and whether its first one is
+ * still there. */
+static uint64_t state_log_bytes(bool *first_kept)
+{
+    char path[BK_PATH_BYTES + 64];
+    snprintf(path, sizeof(path), "%s/groups/share-state", B.data_dir);
+    DIR *d = opendir(path);
+    cr_assert_not_null(d);
+    uint64_t total = 0;
+    *first_kept = false;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        size_t n = strlen(e->d_name);
+        if (n < 4 || strcmp(e->d_name + n - 4, ".log") != 0) {
+            continue;
+        }
+        *first_kept = *first_kept || strcmp(e->d_name, "00000000000000000000.log") == 0;
+        struct stat st;
+        cr_assert_eq(fstatat(dirfd(d), e->d_name, &st, 0), 0);
+        total += (uint64_t)st.st_size;
+    }
+    closedir(d);
+    return total;
+}
+
+Test(share, the_state_log_is_compacted_and_replays_to_the_same_state)
+{
+    bk_set(&B, "internal_segment_bytes=4096");
+    bk_start(&B);
+    struct cl c;
+    cl_connect(&c, B.port, CL_TIMEOUT_MS_DEFAULT);
+    cr_assert_eq(rq_create(&c, "t", 1), 0);
+    enum { ACCEPTED = 1500, RELEASED = 10, TOTAL = 1600 };
+    produce(&c, "t", TOTAL, 5);
+    char member[64] = "";
+    for (int64_t i = 0; i < ACCEPTED; i++) { /* one state record each */
+        struct sfetched f;
+        sfetch(&c, "g", member, "t", 0, 0, 1, &f);
+        cr_assert_eq(f.range_count, 1);
+        cr_assert_eq(f.ranges[0].first, i);
+        snprintf(member, sizeof(member), "%s", f.member);
+        cr_assert_eq(sack1(&c, "g", member, "t", i, PROTO_ACK_ACCEPT), 0);
+        sfetched_free(&f);
+        if (i % 100 == 99) {
+            usleep(60 * 1000); /* a housekeeping tick, where compaction runs */
+        }
+    }
+    struct sfetched f;
+    sfetch(&c, "g", member, "t", 0, 0, RELEASED, &f);
+    cr_assert_eq(f.range_count, 1);
+    cr_assert_eq(f.ranges[0].first, ACCEPTED);
+    cr_assert_eq(f.ranges[0].last, ACCEPTED + RELEASED - 1);
+    cr_assert_eq(sack(&c, "g", member, "t", 0, f.ranges, 1, PROTO_ACK_RELEASE), 0);
+    sfetched_free(&f);
+    usleep(200 * 1000);
+    bool first_kept;
+    uint64_t bytes = state_log_bytes(&first_kept);
+    cr_assert_not(first_kept, "compaction deleted the oldest segments");
+    cr_assert_lt(bytes, 8 * 4096, "the state log stays a few segments long: %lu bytes",
+                 (unsigned long)bytes);
+    cl_close(&c);
+    bk_stop(&B);
+    bk_start(&B);
+    cl_connect(&c, B.port, CL_TIMEOUT_MS_DEFAULT);
+    struct sfetched g;
+    sfetch(&c, "g", "", "t", 0, 0, 1000, &g);
+    cr_assert_eq(g.range_count, 2);
+    cr_assert_eq(g.ranges[0].first, ACCEPTED);
+    cr_assert_eq(g.ranges[0].last, ACCEPTED + RELEASED - 1);
+    cr_assert_eq(g.ranges[0].delivery_count, 2, "the releases were kept");
+    cr_assert_eq(g.ranges[1].first, ACCEPTED + RELEASED);
+    cr_assert_eq(g.ranges[1].last, TOTAL - 1);
+    cr_assert_eq(g.ranges[1].delivery_count, 1);
+    sfetched_free(&g);
     cl_close(&c);
     bk_stop(&B);
 }
