@@ -207,7 +207,7 @@ int offsets_open(struct offsets *o, const char *dir, const struct part_env *env,
     struct part_config cfg;
     part_config_default(&cfg);
     cfg.segment_bytes = segment_bytes;
-    o->segment_bytes = segment_bytes;
+    compaction_init(&o->compaction, "offsets log", segment_bytes);
     cfg.retention_ms = -1;    /* never: the latest commit of a partition may be old */
     cfg.retention_bytes = -1;
     cfg.batch_bytes_max = OFFSETS_BATCH_MAX;
@@ -374,29 +374,6 @@ struct snapshot_batch {
     uint8_t bytes[];
 };
 
-/* Worth a snapshot: the log holds at least two segments' bytes and twice
- * the last snapshot's. */
-static bool compaction_wanted(struct offsets *o)
-{
-    return part_failed(&o->log) == 0 &&
-           part_bytes(&o->log) >= 2 * o->segment_bytes + 2 * o->snapshot_bytes;
-}
-
-static void snapshot_end(struct offsets *o)
-{
-    uint32_t deleted = 0;
-    int rc = o->snapshot_err;
-    rc = rc == 0 ? part_delete_before(&o->log, o->snapshot_offset, &deleted) : rc;
-    if (rc != 0) {
-        log_warn("offsets log: compaction stopped: %s (the log keeps its segments)", err_str(rc));
-        return;
-    }
-    o->snapshots++;
-    log_info("offsets log: compacted: snapshot of %" PRIu64 " bytes at offset %" PRId64
-             ", %" PRIu32 " segment(s) deleted",
-             o->snapshot_bytes, o->snapshot_offset, deleted);
-}
-
 static void snapshot_batch_done(struct part_append *a, int rc)
 {
     struct snapshot_batch *b = (struct snapshot_batch *)a;
@@ -405,7 +382,7 @@ static void snapshot_batch_done(struct part_append *a, int rc)
     o->snapshot_err = o->snapshot_err != 0 ? o->snapshot_err : rc;
     ASSERT(o->snapshot_batches > 0);
     if (--o->snapshot_batches == 0) {
-        snapshot_end(o);
+        compaction_end(&o->compaction, &o->log, o->snapshot_err);
     }
 }
 
@@ -449,14 +426,13 @@ static struct snapshot_batch *snapshot_batch_build(struct offsets *o, uint32_t *
  * so far replays to exactly the table. */
 static void snapshot_start(struct offsets *o)
 {
-    ASSERT(o->inflight == 0 && o->snapshot_batches == 0);
+    ASSERT(o->inflight == 0 && o->snapshot_batches == 0 && !o->compaction.running);
     uint32_t left = 0;
     for (uint32_t i = 0; i < o->count; i++) {
         left += o->groups[i].count;
     }
     o->snapshot_err = 0;
-    o->snapshot_offset = part_offset_latest(&o->log);
-    o->snapshot_bytes = 0;
+    compaction_begin(&o->compaction, &o->log);
     uint32_t gi = 0;
     uint32_t ei = 0;
     while (left > 0 && o->snapshot_err == 0) {
@@ -468,11 +444,11 @@ static void snapshot_start(struct offsets *o)
             break;
         }
         left -= b->a.hdr.record_count;
-        o->snapshot_bytes += b->a.bytes;
         o->snapshot_batches++;
     }
-    if (o->snapshot_batches == 0) {
-        snapshot_end(o); /* an empty table, or nothing could be appended */
+    compaction_placed(&o->compaction, &o->log);
+    if (o->snapshot_batches == 0) { /* an empty table, or nothing could be appended */
+        compaction_end(&o->compaction, &o->log, o->snapshot_err);
     }
 }
 
@@ -481,7 +457,7 @@ static void snapshot_start(struct offsets *o)
  * held commits go after it, in their order. */
 static void maybe_compact(struct offsets *o)
 {
-    if (!o->snapshot_due && !o->closing && o->snapshot_batches == 0 && compaction_wanted(o)) {
+    if (!o->snapshot_due && !o->closing && compaction_wanted(&o->compaction, &o->log)) {
         o->snapshot_due = true;
     }
     if (!o->snapshot_due || o->inflight > 0) {

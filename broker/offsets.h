@@ -27,6 +27,7 @@
 #include <stdint.h>
 
 #include "base/assert.h"
+#include "broker/compaction.h"
 #include "broker/group.h"
 #include "storage/partition.h"
 
@@ -62,16 +63,13 @@ struct offsets {
     uint32_t count;
     uint32_t cap;
     /* compaction */
-    uint64_t segment_bytes;
+    struct compaction compaction;
     uint32_t inflight;                 /* commits appended, not completed */
     bool snapshot_due;                 /* waiting for inflight to reach 0 */
     struct offsets_commit *held_first; /* commits waiting for the snapshot */
     struct offsets_commit *held_last;
     uint32_t snapshot_batches;         /* snapshot appends not completed */
     int snapshot_err;                  /* the first of their errors */
-    int64_t snapshot_offset;           /* the snapshot's first offset */
-    uint64_t snapshot_bytes;           /* the last snapshot's bytes */
-    uint64_t snapshots;                /* snapshots completed (tests, stats) */
     bool closing;                      /* no new snapshot */
 };
 

@@ -216,43 +216,25 @@ int queue_persist(struct server *s, bool durable, queue_done_fn done, void *ctx)
 static void checkpoint_done(void *ctx, int rc)
 {
     struct server *s = ctx;
-    struct queue *q = s->queue;
-    ASSERT(q->checkpoint_inflight);
-    q->checkpoint_inflight = false;
-    uint32_t deleted = 0;
-    rc = rc == 0 ? part_delete_before(&q->log, q->checkpoint_offset, &deleted) : rc;
-    if (rc != 0) {
-        log_warn("share state log: compaction stopped: %s", err_str(rc));
-        return;
-    }
-    q->checkpoints++;
-    log_info("share state log: compacted: checkpoint of %" PRIu64 " bytes at offset %" PRId64
-             ", %" PRIu32 " segment(s) deleted",
-             q->checkpoint_bytes, q->checkpoint_offset, deleted);
+    compaction_end(&s->queue->compaction, &s->queue->log, rc);
 }
 
 static void maybe_checkpoint(struct server *s)
 {
     struct queue *q = s->queue;
-    uint64_t segment = (uint64_t)s->cfg.internal_segment_bytes;
-    uint32_t parts = share_reg_count(&q->reg);
-    if (q->checkpoint_inflight || q->reg.failed != 0 ||
-        part_bytes(&q->log) < 2 * segment + 2 * q->checkpoint_bytes ||
-        !queue_room(q, parts)) { /* a flush holds at least one part's record */
+    /* A flush holds at least one part's record: room for one per part. */
+    if (q->reg.failed != 0 || !compaction_wanted(&q->compaction, &q->log) ||
+        !queue_room(q, share_reg_count(&q->reg))) {
         return;
     }
-    uint64_t before = part_bytes(&q->log);
-    q->checkpoint_offset = part_offset_next(&q->log);
+    compaction_begin(&q->compaction, &q->log);
     share_reg_checkpoint(&q->reg);
-    q->checkpoint_inflight = true;
     int rc = queue_persist(s, true, checkpoint_done, s);
+    compaction_placed(&q->compaction, &q->log);
     if (rc == 1) { /* no parts: nothing before this offset is needed */
-        q->checkpoint_bytes = 0;
         checkpoint_done(s, 0);
     } else if (rc != 0) { /* logged; the registry failed */
-        q->checkpoint_inflight = false;
-    } else {
-        q->checkpoint_bytes = part_bytes(&q->log) - before;
+        checkpoint_done(s, rc);
     }
 }
 
@@ -312,6 +294,7 @@ static int queue_open_log(struct server *s, struct queue *q, const char *dir)
     struct part_config pc;
     part_config_default(&pc);
     pc.segment_bytes = (uint64_t)s->cfg.internal_segment_bytes;
+    compaction_init(&q->compaction, "share state log", pc.segment_bytes);
     pc.retention_ms = -1; /* replay reads it from its first offset; compaction trims it */
     pc.retention_bytes = -1;
     pc.batch_bytes_max = QUEUE_STATE_BATCH_MAX;

@@ -25,6 +25,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "broker/compaction.h"
 #include "broker/server.h"
 #include "broker/share.h"
 #include "net/proto.h"
@@ -71,10 +72,7 @@ struct queue {
     uint64_t member_seq;           /* the last member id handed out */
     uint8_t *flush_buf;            /* QUEUE_FLUSH_BYTES */
     uint32_t state_appends;        /* state-log appends in flight */
-    bool checkpoint_inflight;      /* its appends not yet all done */
-    int64_t checkpoint_offset;     /* the first offset of the last checkpoint */
-    uint64_t checkpoint_bytes;     /* the state log's bytes it added */
-    uint64_t checkpoints;          /* completed: segments before it deleted */
+    struct compaction compaction;  /* of the state log, by checkpoints */
     /* one ShareFetch attempt's scratch, QUEUE_FETCH_RECORDS_MAX each */
     struct share_grant *grants;
     struct proto_share_acquired *acquired;

@@ -176,10 +176,10 @@ Test(offsets, compaction_keeps_the_log_bounded_and_the_table_intact)
         commit_round(r);
         /* two segments and twice a snapshot's worth, plus the segment being
          * filled when the last snapshot began */
-        cr_assert_leq(part_bytes(&o.log), 3 * SMALL_SEGMENT_BYTES + 2 * o.snapshot_bytes + 2048,
+        cr_assert_leq(part_bytes(&o.log), 3 * SMALL_SEGMENT_BYTES + 2 * o.compaction.bytes + 2048,
                       "round %ld: %lu bytes", (long)r, (unsigned long)part_bytes(&o.log));
     }
-    cr_assert_gt(o.snapshots, 5, "compacted several times");
+    cr_assert_gt(o.compaction.completed, 5, "compacted several times");
     expect_round(399);
     reopen_small();
     expect_round(399);
@@ -223,7 +223,7 @@ Test(offsets, commits_arriving_during_compaction_wait_and_keep_their_order)
     while (stream_done < STREAM) {
         cr_assert_geq(ring_run(&f.ring, -1), 0);
     }
-    cr_assert_gt(o.snapshots, 2, "compacted while commits streamed");
+    cr_assert_gt(o.compaction.completed, 2, "compacted while commits streamed");
     cr_assert(stream_saw_held, "some commits waited for a snapshot");
     cr_assert_eq(get("g", "topic", 0), STREAM - 1, "the last commit wins");
     reopen_small();
