@@ -276,22 +276,20 @@ static void dlq_job_done(struct part_append *a, int rc)
                   j->sp->partition, err_str(rc));
         q->dlq_retry_ms = queue_now_ms(s) + DLQ_RETRY_MS;
     }
+    /* Looked up first: the last dead_done() of a dropped part frees it. */
+    struct bpart *bp = s->loop.stopping || q->closing ? NULL : queue_source(s, j->sp);
     for (uint32_t i = 0; i < j->count; i++) {
         int drc = share_part_dead_done(j->sp, j->offsets[i], rc);
-        (void)drc; /* trimmed meanwhile, or the registry failed: nothing to keep */
+        (void)drc; /* trimmed or dropped meanwhile, or the registry failed: nothing to keep */
     }
-    struct share_part *sp = j->sp;
     free(j);
     if (rc == 0 && queue_room(q, 1)) {
         /* An archive lost in a crash only copies the record again. */
         int prc = queue_persist(s, false, NULL, NULL);
         (void)prc; /* a failure is logged and fails the registry */
     }
-    if (!s->loop.stopping && !q->closing) {
-        struct bpart *bp = queue_source(s, sp);
-        if (bp != NULL) {
-            queue_wake(bp); /* the window may have moved */
-        }
+    if (bp != NULL) {
+        queue_wake(bp); /* the window may have moved */
     }
 }
 

@@ -314,6 +314,44 @@ static int queue_open_log(struct server *s, struct queue *q, const char *dir)
     return rc;
 }
 
+void queue_topic_deleted(struct server *s, const char *name, size_t len)
+{
+    struct queue *q = s->queue;
+    if (q == NULL || q->reg.failed != 0) {
+        return;
+    }
+    uint32_t dropped;
+    share_reg_drop_topic(&q->reg, name, len, &dropped);
+    if (dropped == 0) {
+        return;
+    }
+    log_info("share groups: forgot %" PRIu32 " partition(s) of deleted topic %.*s", dropped,
+             (int)len, name);
+    if (queue_room(q, dropped)) {
+        int rc = queue_persist(s, true, NULL, NULL);
+        (void)rc; /* a failure is logged and fails the registry */
+    } /* else the next tick's flush writes the tombstones */
+}
+
+/* Forgets the replayed state of topics that no longer exist (deleted by an
+ * older broker, or before their tombstones were written). */
+static void forget_missing_topics(struct server *s)
+{
+    struct queue *q = s->queue;
+    for (uint32_t i = 0; i < share_reg_count(&q->reg);) {
+        const struct share_part *sp = share_reg_part(&q->reg, i);
+        struct proto_str name = {.ptr = sp->topic, .len = sp->topic_len};
+        if (server_topic_find(s, name) != NULL) {
+            i++;
+            continue;
+        }
+        char topic[SHARE_NAME_BYTES_MAX];
+        size_t len = sp->topic_len;
+        memcpy(topic, sp->topic, len);
+        queue_topic_deleted(s, topic, len); /* parts[i] is now the next one */
+    }
+}
+
 int queue_open(struct server *s)
 {
     struct queue *q = calloc(1, sizeof(*q));
@@ -332,6 +370,7 @@ int queue_open(struct server *s)
     q->member_seq = (uint64_t)s->env.now_ms() << 20;
     log_info("share groups: state of %u partitions replayed from %s",
              share_reg_count(&q->reg), dir);
+    forget_missing_topics(s);
     return 0;
 }
 

@@ -233,6 +233,7 @@ int server_topic_delete(struct server *s, struct proto_str name)
         fetch_abandon(&t->parts[i]);
         queue_abandon(&t->parts[i]);
     }
+    queue_topic_deleted(s, t->name, t->name_len);
     t->next_doomed = s->doomed;
     s->doomed = t;
     log_info("deleted topic %s", t->name);

@@ -223,8 +223,9 @@ void fetch_abandon(struct bpart *bp);
 /* ---- share groups (broker/queue.c, broker/dlq.c; broker/queue.h) ---- */
 
 /* Makes the share registry and opens its state log in
- * DATA_DIR/groups/share-state, replaying it. Precondition: groups_open()
- * made DATA_DIR/groups. Returns 0 or the log's error (logged). */
+ * DATA_DIR/groups/share-state, replaying it; forgets the state of topics
+ * that no longer exist. Preconditions: groups_open() made DATA_DIR/groups,
+ * the topics are open. Returns 0 or the log's error (logged). */
 MUST_USE int queue_open(struct server *s);
 
 /* Flushes what changed since the last tick, drains and closes the state
@@ -242,6 +243,11 @@ void queue_tick(struct server *s);
  * (they answer now, empty). */
 void queue_wake(struct bpart *bp);
 void queue_abandon(struct bpart *bp);
+
+/* A topic was deleted: its share state is forgotten, durably (a topic
+ * created again under its name starts afresh). After queue_abandon() on
+ * each of its partitions. */
+void queue_topic_deleted(struct server *s, const char *name, size_t len);
 
 void handle_share_fetch(struct server *s, struct loop_req *req,
                         const struct proto_req_header *h, struct rd *body);

@@ -241,12 +241,22 @@ int share_reg_init(struct share_reg *r, const struct share_config *cfg)
     return 0;
 }
 
+static void part_free(struct share_part *sp)
+{
+    free(sp->recs);
+    free(sp);
+}
+
 void share_reg_fini(struct share_reg *r)
 {
     ASSERT(r != NULL);
     for (uint32_t i = 0; i < r->count; i++) {
-        free(r->parts[i]->recs);
-        free(r->parts[i]);
+        part_free(r->parts[i]);
+    }
+    while (r->gone != NULL) {
+        struct share_part *sp = r->gone;
+        r->gone = sp->gone_next;
+        part_free(sp);
     }
     free(r->parts);
     free(r->scratch);
@@ -385,6 +395,51 @@ int share_reg_open(struct share_reg *r, const char *group, size_t group_len,
         part_mark_dirty(*out);
     }
     return rc;
+}
+
+/* Takes parts[i] out of the table. */
+static struct share_part *part_unlist(struct share_reg *r, uint32_t i)
+{
+    ASSERT(i < r->count);
+    struct share_part *sp = r->parts[i];
+    memmove(&r->parts[i], &r->parts[i + 1], (r->count - i - 1) * sizeof(*r->parts));
+    r->count--;
+    return sp;
+}
+
+void share_reg_drop_topic(struct share_reg *r, const char *topic, size_t topic_len,
+                          uint32_t *dropped_out)
+{
+    *dropped_out = 0;
+    for (uint32_t i = 0; i < r->count;) {
+        struct share_part *sp = r->parts[i];
+        if (sp->topic_len != topic_len || memcmp(sp->topic, topic, topic_len) != 0) {
+            i++;
+            continue;
+        }
+        part_unlist(r, i);
+        sp->gone = true;
+        sp->gone_next = r->gone;
+        r->gone = sp;
+        part_mark_dirty(sp); /* for its tombstone */
+        (*dropped_out)++;
+    }
+}
+
+/* Frees a gone part once nothing needs it: its tombstone flushed and no
+ * dead-letter copy in flight. */
+static void gone_maybe_free(struct share_part *sp)
+{
+    ASSERT(sp->gone);
+    if (sp->dirty || sp->dead_taken > 0) {
+        return;
+    }
+    struct share_part **link = &sp->reg->gone;
+    while (*link != sp) {
+        link = &(*link)->gone_next;
+    }
+    *link = sp->gone_next;
+    part_free(sp);
 }
 
 uint32_t share_reg_count(const struct share_reg *r) { return r->count; }
@@ -665,6 +720,12 @@ int share_part_dead_take(struct share_part *sp, struct share_dead *out, uint32_t
 int share_part_dead_done(struct share_part *sp, int64_t offset, int copy_rc)
 {
     ASSERT(sp != NULL && copy_rc <= 0);
+    if (sp->gone) { /* its topic was deleted: nothing to record */
+        ASSERT(sp->dead_taken > 0);
+        sp->dead_taken--;
+        gone_maybe_free(sp);
+        return -NG_ENOTFOUND;
+    }
     if (sp->reg->failed != 0) {
         return sp->reg->failed;
     }
@@ -935,9 +996,11 @@ int share_reg_flush(struct share_reg *r, int64_t now_ms, uint8_t *buf, size_t ca
     while (r->dirty_head != NULL) {
         struct share_part *sp = r->dirty_head;
         size_t key_bytes = encode_key(sp, key, SHARE_KEY_BYTES_MAX);
-        size_t value_bytes = encode_value(sp, value, r->scratch_bytes - SHARE_KEY_BYTES_MAX);
-        int rc = batch_builder_add(&b, now_ms, key, (int32_t)key_bytes, value,
-                                   (int32_t)value_bytes, NULL, 0);
+        int32_t value_bytes = sp->gone ? -1 /* a tombstone */
+                                       : (int32_t)encode_value(sp, value,
+                                                               r->scratch_bytes - SHARE_KEY_BYTES_MAX);
+        int rc = batch_builder_add(&b, now_ms, key, (int32_t)key_bytes, value, value_bytes, NULL,
+                                   0);
         if (rc == -NG_ENOSPACE && b.record_count > 0) {
             break; /* the next call starts a batch with it */
         }
@@ -945,6 +1008,9 @@ int share_reg_flush(struct share_reg *r, int64_t now_ms, uint8_t *buf, size_t ca
         r->dirty_head = sp->dirty_next;
         r->dirty_tail = r->dirty_head == NULL ? NULL : r->dirty_tail;
         part_clean(sp);
+        if (sp->gone) {
+            gone_maybe_free(sp);
+        }
     }
     int rc = batch_builder_finish(&b, NULL, bytes_out);
     ASSERT(rc == 0);
@@ -1109,8 +1175,26 @@ static int replay_part(struct share_reg *r, const struct change *c, struct share
     return 0;
 }
 
+/* A tombstone: forgets the part, if there is one. */
+static int replay_tombstone(struct share_reg *r, const struct batch_record *rec)
+{
+    struct share_key k;
+    int rc = decode_key(rec, &k);
+    if (rc != 0) {
+        return rc;
+    }
+    uint32_t i = lower_bound(r, &k, false);
+    if (i < r->count && part_cmp(r->parts[i], &k, false) == 0) {
+        part_free(part_unlist(r, i));
+    }
+    return 0;
+}
+
 static int replay_record(struct share_reg *r, const struct batch_record *rec)
 {
+    if (rec->value_len < 0) {
+        return replay_tombstone(r, rec);
+    }
     struct change c;
     int rc = decode_change(rec, &c);
     if (rc == 0) {

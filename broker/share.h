@@ -68,6 +68,10 @@
  *   again, so dead-letter copies are at-least-once (the headers identify a
  *   duplicate). A failed copy (rc != 0) is reported again by the next take.
  * Retention on a source partition: share_part_trim() with its log start.
+ * A deleted topic: share_reg_drop_topic() (and at start-up for every topic
+ *   the replay knows that no longer exists), then flush durably. A part
+ *   with dead-letter copies in flight lives on, out of the registry, until
+ *   the last share_part_dead_done() on it.
  *
  * ---- At the in-flight limit ----
  * When end - start == inflight_max, share_part_acquire() hands out only
@@ -105,6 +109,9 @@
  * persisted change, so a restart can undercount a record's deliveries by
  * one: the delivery in flight at the crash. DEADLETTER records come back
  * to be copied again.
+A record with a null value (a tombstone) says the part
+ * is gone (its topic was deleted): replay forgets it, and a later record
+ * with the same key starts a new part.
  */
 #ifndef NAGARE_BROKER_SHARE_H
 #define NAGARE_BROKER_SHARE_H
@@ -246,7 +253,9 @@ struct share_part {
     int64_t dirty_hi;
     bool dirty;                 /* on the registry's dirty list */
     bool snapshot_due;          /* next record is a snapshot */
+    bool gone;                  /* dropped: out of parts[], its tombstone due */
     struct share_part *dirty_next;
+    struct share_part *gone_next; /* the registry's list of gone parts */
     struct share_reg *reg;
 };
 
@@ -256,6 +265,8 @@ struct share_reg {
     uint32_t count;
     struct share_part *dirty_head; /* FIFO of dirty parts */
     struct share_part *dirty_tail;
+    struct share_part *gone;    /* dropped parts not yet freed: their tombstone
+                                 * not flushed or dead letters in flight */
     uint8_t *scratch;           /* one encoded key and value */
     size_t scratch_bytes;
     int failed;                 /* 0, or why every call is refused */
@@ -268,6 +279,12 @@ MUST_USE int share_reg_init(struct share_reg *r, const struct share_config *cfg)
 
 /* Frees every part and the registry's memory. */
 void share_reg_fini(struct share_reg *r);
+
+/* Drops every part of topic (every group): each leaves the registry now
+ * (a share fetch of a new topic of that name starts afresh) and its
+ * tombstone goes with the next flush. *dropped_out counts them. */
+void share_reg_drop_topic(struct share_reg *r, const char *topic, size_t topic_len,
+                          uint32_t *dropped_out);
 
 /* The part for (group, topic, partition), or NULL. Names are bytes with
  * lengths (not NUL-terminated); the registry keeps copies. */
@@ -354,8 +371,10 @@ MUST_USE int share_part_dead_take(struct share_part *sp, struct share_dead *out,
 /* Confirms a taken record's dead-letter copy: copy_rc 0 makes it ARCHIVED
  * (finished; start may advance; dirty), copy_rc < 0 gives it back to be
  * taken again. Returns 0, -NG_ENOTFOUND (offset no longer in the window,
- * e.g. trimmed meanwhile), or the registry's failure. Precondition: a
- * record still in the window at offset is a taken DEADLETTER one. */
+ * e.g. trimmed meanwhile, or the part was dropped: the last such call
+ * frees it, so sp must not be used after), or the registry's failure.
+ * Precondition: a record still in the window at offset is a taken
+ * DEADLETTER one. */
 MUST_USE int share_part_dead_done(struct share_part *sp, int64_t offset, int copy_rc);
 
 /* The source partition's log now starts at log_start (retention): records

@@ -1,6 +1,7 @@
 /* Contract tests for broker/share.h: share-group windows, locks, acks, dead
  * letters, and the durable state log (through a real partition log). */
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -793,6 +794,58 @@ Test(share, a_checkpoint_makes_the_log_from_it_onwards_enough, .fini = teardown_
     mem_log_replay(&reg2, &l, 0);
     expect_registry_rebuilt(&reg, &reg2);
     mem_log_free(&l);
+}
+
+Test(share, a_dropped_topic_leaves_the_registry_and_replays_as_gone, .fini = teardown_both)
+{
+    setup_reg(1000, 5);
+    struct share_part *other;
+    struct share_part *second;
+    cr_assert_eq(share_reg_open(&reg, "g", 1, "u", 1, 0, 0, &other), 0);
+    cr_assert_eq(share_reg_open(&reg, "h", 1, "t", 1, 3, 0, &second), 0);
+    cr_assert_eq(acquire(A, 10, 4, T0), 4);
+    cr_assert_eq(share_part_ack(sp, A, 0, 3, SHARE_ACK_ACCEPT, T0), 0);
+    struct mem_log l = {0};
+    mem_log_flush(&reg, &l, sizeof(flush_buf));
+    uint32_t dropped;
+    share_reg_drop_topic(&reg, "t", 1, &dropped);
+    cr_assert_eq(dropped, 2, "every group's parts of t");
+    cr_assert_eq(share_reg_count(&reg), 1);
+    cr_assert_null(share_reg_find(&reg, "g", 1, "t", 1, 0));
+    cr_assert(share_reg_dirty(&reg), "the tombstones are due");
+    /* A topic t created again: its part starts afresh. */
+    cr_assert_eq(share_reg_open(&reg, "g", 1, "t", 1, 0, 0, &sp), 0);
+    cr_assert_eq(share_part_start(sp), 0);
+    mem_log_flush(&reg, &l, sizeof(flush_buf));
+    cr_assert_null(reg.gone, "flushed tombstones free their parts");
+    struct share_config cfg = reg.cfg;
+    cr_assert_eq(share_reg_init(&reg2, &cfg), 0);
+    mem_log_replay(&reg2, &l, 0);
+    expect_registry_rebuilt(&reg, &reg2);
+    cr_assert_null(share_reg_find(&reg2, "h", 1, "t", 1, 3), "gone after replay too");
+    mem_log_free(&l);
+}
+
+Test(share, a_dropped_part_with_dead_letters_in_flight_lives_until_they_are_done)
+{
+    setup_reg(1000, 5);
+    cr_assert_eq(acquire(A, 3, 100, T0), 3);
+    cr_assert_eq(share_part_ack(sp, A, 0, 2, SHARE_ACK_REJECT, T0), 0);
+    struct share_dead dead[8];
+    uint32_t n;
+    cr_assert_eq(share_part_dead_take(sp, dead, 8, &n), 0);
+    cr_assert_eq(n, 3);
+    uint32_t dropped;
+    share_reg_drop_topic(&reg, "t", 1, &dropped);
+    cr_assert_eq(dropped, 1);
+    size_t bytes;
+    cr_assert_eq(share_reg_flush(&reg, T0, flush_buf, sizeof(flush_buf), &bytes), 0);
+    cr_assert_eq(reg.gone, sp, "copies in flight hold it");
+    cr_assert_eq(share_part_dead_done(sp, dead[0].offset, 0), -NG_ENOTFOUND);
+    cr_assert_eq(share_part_dead_done(sp, dead[1].offset, -EIO), -NG_ENOTFOUND);
+    cr_assert(!share_reg_dirty(&reg), "a gone part records nothing more");
+    cr_assert_eq(share_part_dead_done(sp, dead[2].offset, 0), -NG_ENOTFOUND);
+    cr_assert_null(reg.gone, "the last copy freed it");
 }
 
 Test(share, a_flush_too_big_for_one_batch_continues_in_the_next, .fini = teardown_both)

@@ -816,6 +816,41 @@ Test(share, the_state_log_is_compacted_and_replays_to_the_same_state)
     bk_stop(&B);
 }
 
+Test(share, a_topic_deleted_and_created_again_starts_its_share_state_afresh)
+{
+    bk_start(&B);
+    struct cl c;
+    cl_connect(&c, B.port, CL_TIMEOUT_MS_DEFAULT);
+    cr_assert_eq(rq_create(&c, "t", 1), 0);
+    produce(&c, "t", 20, 3);
+    struct sfetched f;
+    sfetch(&c, "g", "", "t", 0, 0, 10, &f);
+    cr_assert_eq(sack(&c, "g", f.member, "t", 0, f.ranges, f.range_count, PROTO_ACK_ACCEPT), 0);
+    sfetched_free(&f);
+    cr_assert_eq(rq_delete(&c, "t"), 0);
+    cr_assert_eq(rq_create(&c, "t", 1), 0);
+    produce(&c, "t", 5, 4);
+    sfetch(&c, "g", "", "t", 0, 0, 100, &f);
+    cr_assert_eq(f.range_count, 1);
+    cr_assert_eq(f.ranges[0].first, 0, "the old topic's acks do not apply");
+    cr_assert_eq(f.ranges[0].last, 4);
+    cr_assert_eq(f.ranges[0].delivery_count, 1);
+    cr_assert_eq(sack(&c, "g", f.member, "t", 0, f.ranges, 1, PROTO_ACK_ACCEPT), 0);
+    sfetched_free(&f);
+    cl_close(&c);
+    bk_stop(&B); /* the replay must not bring the old state back */
+    bk_start(&B);
+    cl_connect(&c, B.port, CL_TIMEOUT_MS_DEFAULT);
+    produce(&c, "t", 3, 5);
+    sfetch(&c, "g", "", "t", 0, 0, 100, &f);
+    cr_assert_eq(f.range_count, 1);
+    cr_assert_eq(f.ranges[0].first, 5, "the new topic's acks were kept");
+    cr_assert_eq(f.ranges[0].last, 7);
+    sfetched_free(&f);
+    cl_close(&c);
+    bk_stop(&B);
+}
+
 /* ---- refusals ---- */
 
 Test(share, api_versions_lists_the_share_apis)
