@@ -12,7 +12,9 @@
  * buffer and then TCP push back on the client; what a receive armed before
  * still brings (at most rx_mshot_bytes + one buffer) is parked, not framed.
  * An idle connection costs one struct conn (about 230 bytes) and one armed
- * receive that holds no buffer. A peer's EOF ends reading only after every
+ * receive that holds no buffer. File parts of answers are bounded by count
+ * (cfg.file_parts_max), and a connection holds a pipe only while spliced
+ * bytes wait in it for room in its socket. A peer's EOF ends reading only after every
  * request already received has been answered (half-close works).
  *
  * Framing: a request or response frame is a u32 big-endian length followed by
