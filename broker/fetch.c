@@ -62,6 +62,12 @@ struct fetch_part {
     size_t range_at;        /* where its ranges go in the answer buffer */
 };
 
+/* The file ranges of the answer being built (on try_answer()'s stack). */
+struct fetch_ranges {
+    uint32_t count;
+    struct part_range at[FETCH_RANGES_MAX];
+};
+
 /* The file parts of one answer, freed with the last one released. */
 struct fetch_files;
 struct fetch_file {
@@ -81,8 +87,6 @@ struct fetch_req {
     struct proto_fetch_req in;
     uint64_t wake_seq;      /* the last fetch_wake() that tried it */
     bool copy_only;         /* file parts failed once: copy this answer */
-    uint32_t range_count;
-    struct part_range ranges[FETCH_RANGES_MAX];
     uint32_t count;
     struct loop_timer timer;
     struct fetch_part parts[];
@@ -190,7 +194,7 @@ static int part_error(const struct fetch_part *fp)
  * caught up, and answers waiting on a client that does not read would
  * spend the loop's memory on empty space). Returns the answer buffer's
  * size: headers and the copies. */
-static size_t plan(struct fetch_req *fr)
+static size_t plan(struct fetch_req *fr, struct fetch_ranges *rs)
 {
     size_t header = answer_header_bytes(fr);
     uint64_t frame_max = fr->s->cfg.frame_bytes_max;
@@ -199,10 +203,10 @@ static size_t plan(struct fetch_req *fr)
     uint64_t budget = (uint64_t)fr->in.bytes_max;
     uint32_t room = fr->copy_only ? 0 : loop_resp_file_room(fr->req);
     room = room < FETCH_RANGES_MAX ? room : FETCH_RANGES_MAX;
-    fr->range_count = 0;
+    rs->count = 0;
     for (uint32_t i = 0; i < fr->count; i++) {
         struct fetch_part *fp = &fr->parts[i];
-        fp->range_first = fr->range_count;
+        fp->range_first = rs->count;
         fp->range_count = 0;
         fp->range_bytes = 0;
         fp->copy_limit = 0;
@@ -212,11 +216,10 @@ static size_t plan(struct fetch_req *fr)
         }
         uint64_t cap = frame_max - header - data;
         int rc = -EAGAIN;
-        if (fr->range_count < room) {
+        if (rs->count < room) {
             struct part_read_result r;
             rc = part_read_ranges(&fp->bp->log, fp->offset, (size_t)cap, (size_t)limit,
-                                  fr->ranges + fr->range_count, room - fr->range_count,
-                                  &fp->range_count, &r);
+                                  rs->at + rs->count, room - rs->count, &fp->range_count, &r);
             fp->range_bytes = rc == 0 ? r.bytes : 0;
             fp->range_count = rc == 0 ? fp->range_count : 0;
         }
@@ -228,7 +231,7 @@ static size_t plan(struct fetch_req *fr)
             data += est;
             budget -= est < budget ? est : budget;
         } else if (rc == 0) {
-            fr->range_count += fp->range_count;
+            rs->count += fp->range_count;
             data += fp->range_bytes;
             budget -= fp->range_bytes < budget ? fp->range_bytes : budget;
         } else if (rc != -NG_ETOOBIG) {
@@ -286,17 +289,17 @@ static void file_release(struct loop_ext *ext)
 
 /* Attaches the planned ranges to the answer, each with a dup of its
  * segment's descriptor. Returns 0, or -errno (nothing attached). */
-static int attach_files(struct fetch_req *fr)
+static int attach_files(struct fetch_req *fr, const struct fetch_ranges *rs)
 {
-    if (fr->range_count == 0) {
+    if (rs->count == 0) {
         return 0;
     }
-    struct fetch_files *set = malloc(sizeof(*set) + fr->range_count * sizeof(set->files[0]));
+    struct fetch_files *set = malloc(sizeof(*set) + rs->count * sizeof(set->files[0]));
     if (set == NULL) {
         return -ENOMEM;
     }
-    for (uint32_t k = 0; k < fr->range_count; k++) {
-        set->files[k].ext.fd = fcntl(fr->ranges[k].fd, F_DUPFD_CLOEXEC, 0);
+    for (uint32_t k = 0; k < rs->count; k++) {
+        set->files[k].ext.fd = fcntl(rs->at[k].fd, F_DUPFD_CLOEXEC, 0);
         if (set->files[k].ext.fd < 0) {
             int rc = -errno;
             while (k-- > 0) {
@@ -306,14 +309,14 @@ static int attach_files(struct fetch_req *fr)
             return rc;
         }
     }
-    set->live = fr->range_count;
+    set->live = rs->count;
     for (uint32_t i = 0; i < fr->count; i++) {
         const struct fetch_part *fp = &fr->parts[i];
         for (uint32_t k = fp->range_first; k < fp->range_first + fp->range_count; k++) {
             struct fetch_file *f = &set->files[k];
             f->set = set;
-            f->ext.off = fr->ranges[k].pos;
-            f->ext.len = (size_t)fr->ranges[k].bytes;
+            f->ext.off = rs->at[k].pos;
+            f->ext.len = (size_t)rs->at[k].bytes;
             f->ext.release = file_release;
             int rc = loop_resp_file(fr->req, &f->ext, fp->range_at);
             ASSERT(rc == 0); /* room was counted when planning, on this thread */
@@ -327,8 +330,9 @@ static int attach_files(struct fetch_req *fr)
  * (else fr stays as it was, parked or not). */
 static bool try_answer(struct fetch_req *fr, bool final)
 {
+    struct fetch_ranges rs;
     struct wr w;
-    int rc = server_resp_open(fr->req, plan(fr), &w);
+    int rc = server_resp_open(fr->req, plan(fr, &rs), &w);
     if (rc != 0) {
         unpark(fr);
         server_resp_error(fr->req, fr->correlation_id, rc);
@@ -351,7 +355,7 @@ static bool try_answer(struct fetch_req *fr, bool final)
     unpark(fr);
     rc = proto_enc_end(&e);
     if (rc == 0) {
-        rc = attach_files(fr);
+        rc = attach_files(fr, &rs);
         if (rc != 0) { /* out of descriptors or memory: copy instead */
             log_debug("fetch: file parts: %s; copying", err_str(rc));
             fr->copy_only = true;

@@ -9,6 +9,7 @@
  */
 #include <errno.h>
 #include <sched.h>
+#include <signal.h>
 #include <netdb.h>
 #include <stdio.h>
 #include <string.h>
@@ -489,6 +490,22 @@ static void drain_timeout_fire(struct loop_timer *t, void *arg)
     }
 }
 
+/* A splice to a socket its peer has reset raises SIGPIPE, and splice(2),
+ * unlike sendmsg, has no MSG_NOSIGNAL: a peer gone must be an error
+ * return, not the end of the process. A handler the process installed is
+ * left alone. */
+static void ignore_sigpipe(void)
+{
+    struct sigaction old;
+    if (sigaction(SIGPIPE, NULL, &old) == 0 && old.sa_handler == SIG_DFL) {
+        struct sigaction ign;
+        memset(&ign, 0, sizeof(ign));
+        ign.sa_handler = SIG_IGN;
+        sigemptyset(&ign.sa_mask);
+        (void)sigaction(SIGPIPE, &ign, NULL);
+    }
+}
+
 int loop_init(struct loop *l, struct ring *r, const struct loop_cfg *cfg)
 {
     if (!cfg_ok(cfg)) {
@@ -513,6 +530,7 @@ int loop_init(struct loop *l, struct ring *r, const struct loop_cfg *cfg)
     atomic_init(&l->stop_requested, false);
     atomic_init(&l->stop_writers, 0);
     l->now_ns = mono_ns();
+    ignore_sigpipe();
     l->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (l->efd < 0) {
         return -errno;

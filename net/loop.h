@@ -339,7 +339,9 @@ struct loop {
 
 /* Initialises l in place on ring r (owned by the caller, initialised by this
  * thread, outliving l) with a copy of cfg. Registers the provided buffer ring
- * (LOOP_BUF_GROUP) on r and arms the mailbox. Returns 0, -NG_EBADARG for a
+ * (LOOP_BUF_GROUP) on r and arms the mailbox. Sets SIGPIPE to be ignored
+ * when it has its default action (file parts are spliced to sockets, and
+ * splice has no MSG_NOSIGNAL). Returns 0, -NG_EBADARG for a
  * configuration out of range, or -errno (-ENOMEM, eventfd or buffer ring
  * registration failure); on failure l holds nothing. Loop thread: the caller
  * becomes it. */
