@@ -1155,3 +1155,45 @@ Test(loop, file_parts_past_the_maximum_are_refused_and_copied, .timeout = 60)
     cr_assert_eq(st.file_parts_live, 0);
     server_stop(&s);
 }
+
+/* The lowest descriptor number not in use. */
+static int first_free_fd(void)
+{
+    int fd = 0;
+    while (fcntl(fd, F_GETFD) >= 0) {
+        fd++;
+    }
+    return fd;
+}
+
+Test(loop, a_connection_that_finds_no_pipe_waits_for_one, .timeout = 60)
+{
+    struct server s;
+    server_start(&s, small_socket_buffers);
+    /* a holds a pipe: its socket is full and bytes wait in the pipe. */
+    int a = client(s.port);
+    int rcv = 32 << 10;
+    setsockopt(a, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof(rcv));
+    send_file_req(a, 0, 8u << 20, 1);
+    struct loop_stats st;
+    WAIT_STATS(&s, st, st.pipes_live > st.pipes_cached);
+    int b = client(s.port);
+    WAIT_STATS(&s, st, st.conns == 2);
+    /* Room for the handler's dup, none for a new pipe. */
+    struct rlimit saved;
+    cr_assert_eq(getrlimit(RLIMIT_NOFILE, &saved), 0);
+    struct rlimit tight = {.rlim_cur = (rlim_t)first_free_fd() + 1, .rlim_max = saved.rlim_max};
+    cr_assert_eq(setrlimit(RLIMIT_NOFILE, &tight), 0);
+    send_file_req(b, 11, 1u << 20, 1);
+    WAIT_STATS(&s, st, st.pipe_waits > 0);
+    cr_assert_eq(setrlimit(RLIMIT_NOFILE, &saved), 0);
+    /* The retry finds a pipe: b is served, then a. */
+    expect_file_answer(b, 11, 1u << 20);
+    expect_file_answer(a, 0, 8u << 20);
+    close(a);
+    close(b);
+    WAIT_STATS(&s, st, st.conns == 0);
+    cr_assert_eq(st.file_parts_live, 0);
+    cr_assert_eq(st.pipes_live, st.pipes_cached);
+    server_stop(&s);
+}
