@@ -192,8 +192,11 @@ static int part_error(const struct fetch_part *fp)
  * gives them, else a copy, sized from the bytes really there (a buffer
  * sized by the limits alone would hold megabytes for a consumer that is
  * caught up, and answers waiting on a client that does not read would
- * spend the loop's memory on empty space). Returns the answer buffer's
- * size: headers and the copies. */
+ * spend the loop's memory on empty space). A copied partition counts
+ * against the request's bytes_max by that size, an upper bound of what it
+ * copies, so partitions after it in the same answer may get a little less
+ * than an all-copy answer gave them. Returns the answer buffer's size:
+ * headers and the copies. */
 static size_t plan(struct fetch_req *fr, struct fetch_ranges *rs)
 {
     size_t header = answer_header_bytes(fr);
