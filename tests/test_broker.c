@@ -1210,3 +1210,48 @@ Test(broker, segments_deleted_while_their_answer_is_sent_are_sent_whole, .timeou
     cl_close(&c);
     bk_stop(&B);
 }
+
+Test(broker, many_connections_fetching_at_once_get_the_same_bytes, .timeout = 120)
+{
+    bk_set(&B, "segment_bytes=262144");
+    bk_start(&B);
+    struct cl c;
+    cl_connect(&c, B.port, CL_TIMEOUT_MS_DEFAULT);
+    cr_assert_eq(rq_create(&c, "many", 1), 0);
+    enum { N = 24, CONNS = 32, EACH = 2 };
+    static struct sent s[N];
+    for (uint32_t i = 0; i < N; i++) {
+        size_t len = bt_make_sized(batch, sizeof(batch), 64, 1000, i, BATCH_CODEC_NONE, NULL);
+        s[i] = (struct sent){.bytes = malloc(len), .len = len};
+        memcpy(s[i].bytes, batch, len);
+        cr_assert_eq(rq_produce(&c, "many", 0, batch, len, 1, &s[i].offset), 0);
+    }
+    static struct cl conns[CONNS];
+    uint32_t corr[CONNS][EACH];
+    for (int k = 0; k < CONNS; k++) {
+        cl_connect(&conns[k], B.port, CL_TIMEOUT_MS_DEFAULT);
+        for (int j = 0; j < EACH; j++) {
+            corr[k][j] = fetch_all_send(&conns[k], "many", s[(k + j) % N].offset);
+        }
+    }
+    for (int k = 0; k < CONNS; k++) {
+        for (int j = 0; j < EACH; j++) {
+            size_t from = (size_t)(k + j) % N;
+            struct fetched f;
+            rq_fetch_recv(&conns[k], corr[k][j], &f);
+            cr_assert_eq(f.err, 0);
+            cr_assert_eq(bt_count(f.records, f.records_bytes), N - from);
+            for (size_t i = from; i < N; i++) {
+                const uint8_t *got;
+                size_t got_len;
+                cr_assert(bt_at(f.records, f.records_bytes, i - from, &got, &got_len));
+                bt_assert_same(got, got_len, s[i].bytes, s[i].len, s[i].offset);
+            }
+            rq_fetched_free(&f);
+        }
+        cl_close(&conns[k]);
+    }
+    free_sent(s, N);
+    cl_close(&c);
+    bk_stop(&B);
+}
