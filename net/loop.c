@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -506,6 +507,18 @@ static void ignore_sigpipe(void)
     }
 }
 
+/* file_parts_max within a share of the descriptor limit (net/loop.h). */
+static uint32_t file_parts_bound(uint32_t want)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY) {
+        return want;
+    }
+    uint64_t share = (uint64_t)rl.rlim_cur / LOOP_FILE_PARTS_FD_SHARE;
+    share = share < 16 ? 16 : share;
+    return want < share ? want : (uint32_t)share;
+}
+
 int loop_init(struct loop *l, struct ring *r, const struct loop_cfg *cfg)
 {
     if (!cfg_ok(cfg)) {
@@ -514,6 +527,7 @@ int loop_init(struct loop *l, struct ring *r, const struct loop_cfg *cfg)
     memset(l, 0, sizeof(*l));
     l->ring = r;
     l->cfg = *cfg;
+    l->cfg.file_parts_max = file_parts_bound(cfg->file_parts_max);
     l->listen_fd = -1;
     l->rx_mshot = cfg->rx_mshot_bytes > 0;
     l->accept_op = (struct ring_op){.done = accept_done, .kind = RING_NET};

@@ -118,8 +118,12 @@
  * connection sending one may hold a pipe (two more): 1,024 of them keep a
  * flood of fetches that clients never read within a few thousand
  * descriptors. Past it loop_resp_file() refuses and the caller copies the
- * bytes into the answer instead, under mem_bytes_max. */
+ * bytes into the answer instead, under mem_bytes_max. loop_init() lowers
+ * it to an eighth of the process's descriptor limit (RLIMIT_NOFILE, at
+ * least 16), so that parts and their pipes cannot take the descriptors a
+ * segment roll or an accept needs. */
 #define LOOP_FILE_PARTS_MAX_DEFAULT 1024u
+#define LOOP_FILE_PARTS_FD_SHARE 8u
 
 /* Capacity asked of each pipe a file part is spliced through (F_SETPIPE_SZ;
  * the kernel's default, 64 KiB, is kept when it refuses): one pair of
