@@ -5,10 +5,23 @@
  * allowed). Otherwise it parks: a link on each partition it wants, and a
  * timer for its max wait. New data on a partition (the log's watcher) tries
  * the fetches parked there; the timer, a closing connection, a deleted topic
- * or a stopping broker answer with what there is. Batches are read from the
- * log straight into the answer buffer: no per-record work.
+ * or a stopping broker answer with what there is.
+ *
+ * Batches are not copied through the broker: the answer buffer holds the
+ * headers, and each partition's batches go out as file parts (net/loop.h,
+ * loop_resp_file) spliced from the segment files, the ranges
+ * part_read_ranges() gives: the same whole batches part_read() would copy.
+ * Each part holds a dup of its segment's descriptor, so retention or a
+ * topic delete may close and unlink the segment while it is being sent.
+ * Bytes this process has not checksum-checked yet (sealed segments after a
+ * restart), a partition that found damage, or a loop out of file parts
+ * or descriptors take the old way: part_read() into the answer buffer,
+ * which checks every batch (docs/reliability.md, "Corruption").
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "base/log.h"
 #include "broker/server.h"
@@ -18,6 +31,11 @@
 #define PARTITION_HEADER_BYTES 26
 #define TOPIC_HEADER_BYTES 6
 #define ANSWER_HEADER_BYTES 64
+
+/* File ranges in one answer: one per segment a partition's read touches.
+ * A read that would need more stops at a batch boundary (the consumer asks
+ * again from there); only segments far smaller than a fetch get near it. */
+#define FETCH_RANGES_MAX 64
 
 struct fetch_req;
 
@@ -36,6 +54,29 @@ struct fetch_part {
     int32_t bytes_max;
     struct bpart *bp;       /* NULL: unknown topic or partition */
     struct fetch_link link;
+    /* this answer's plan: file ranges, or a copy of up to copy_limit bytes */
+    uint32_t range_first;
+    uint32_t range_count;
+    uint64_t range_bytes;
+    uint64_t copy_limit;    /* 0: nothing to copy */
+    size_t range_at;        /* where its ranges go in the answer buffer */
+};
+
+/* The file ranges of the answer being built (on try_answer()'s stack). */
+struct fetch_ranges {
+    uint32_t count;
+    struct part_range at[FETCH_RANGES_MAX];
+};
+
+/* The file parts of one answer, freed with the last one released. */
+struct fetch_files;
+struct fetch_file {
+    struct loop_ext ext;
+    struct fetch_files *set;
+};
+struct fetch_files {
+    uint32_t live;
+    struct fetch_file files[];
 };
 
 struct fetch_req {
@@ -45,6 +86,7 @@ struct fetch_req {
     uint16_t version;
     struct proto_fetch_req in;
     uint64_t wake_seq;      /* the last fetch_wake() that tried it */
+    bool copy_only;         /* file parts failed once: copy this answer */
     uint32_t count;
     struct loop_timer timer;
     struct fetch_part parts[];
@@ -114,61 +156,123 @@ static uint64_t part_answer_bytes(const struct fetch_part *fp)
     return avail < limit ? avail : limit;
 }
 
-/* The answer's size bound, from the bytes really there: a buffer sized by
- * the limits alone would hold megabytes for a consumer that is caught up,
- * and answers waiting on a client that does not read would spend the
- * loop's memory budget on empty space. */
-static size_t answer_cap(const struct fetch_req *fr)
+static bool new_topic(const struct fetch_req *fr, uint32_t i)
 {
-    size_t bytes = ANSWER_HEADER_BYTES;
-    uint64_t data = 0;
-    uint64_t overshoot = 0; /* a partition's first batch past the budget */
-    for (uint32_t i = 0; i < fr->count; i++) {
-        const struct fetch_part *fp = &fr->parts[i];
-        bool new_topic = i == 0 || fp->topic.ptr != fr->parts[i - 1].topic.ptr;
-        bytes += PARTITION_HEADER_BYTES + (new_topic ? TOPIC_HEADER_BYTES + (size_t)fp->topic.len : 0);
-        uint64_t part = part_answer_bytes(fp);
-        data += part;
-        overshoot = part > overshoot ? part : overshoot;
-    }
-    uint64_t budget = (uint64_t)fr->in.bytes_max + overshoot;
-    data = data < budget ? data : budget;
-    uint64_t cap = bytes + data;
-    uint64_t limit = fr->s->cfg.frame_bytes_max;
-    return (size_t)(cap < limit ? cap : limit);
+    return i == 0 || fr->parts[i].topic.ptr != fr->parts[i - 1].topic.ptr;
 }
 
-/* Adds one partition's answer, reading batches into the buffer. */
-static void answer_part(struct proto_enc *e, struct wr *w, const struct fetch_part *fp,
-                        uint64_t *budget, uint64_t *records_total)
+/* The answer's bytes besides the records: header, topics, partitions. */
+static size_t answer_header_bytes(const struct fetch_req *fr)
+{
+    size_t bytes = ANSWER_HEADER_BYTES;
+    for (uint32_t i = 0; i < fr->count; i++) {
+        bytes += PARTITION_HEADER_BYTES +
+                 (new_topic(fr, i) ? TOPIC_HEADER_BYTES + (size_t)fr->parts[i].topic.len : 0);
+    }
+    return bytes;
+}
+
+/* The partition's error for this answer (0: records may follow). */
+static int part_error(const struct fetch_part *fp)
+{
+    if (fp->bp == NULL) {
+        return -NG_EUNKNOWN_TOPIC;
+    }
+    const struct part *log = &fp->bp->log;
+    if (fp->bytes_max < 0) {
+        return -NG_EBADARG; /* docs/protocol.md, Fetch: per partition */
+    }
+    if (fp->offset < part_offset_earliest(log) || fp->offset > part_offset_latest(log)) {
+        return -NG_EOFFSET_RANGE;
+    }
+    return fp->offset >= log->corrupt_offset ? -NG_ECORRUPT : 0;
+}
+
+/* Decides how each partition answers: file ranges where part_read_ranges()
+ * gives them, else a copy, sized from the bytes really there (a buffer
+ * sized by the limits alone would hold megabytes for a consumer that is
+ * caught up, and answers waiting on a client that does not read would
+ * spend the loop's memory on empty space). A copied partition counts
+ * against the request's bytes_max by that size, an upper bound of what it
+ * copies, so partitions after it in the same answer may get a little less
+ * than an all-copy answer gave them. Returns the answer buffer's size:
+ * headers and the copies. */
+static size_t plan(struct fetch_req *fr, struct fetch_ranges *rs)
+{
+    size_t header = answer_header_bytes(fr);
+    uint64_t frame_max = fr->s->cfg.frame_bytes_max;
+    uint64_t data = 0;     /* ranges and copies, as planned */
+    uint64_t copies = 0;
+    uint64_t budget = (uint64_t)fr->in.bytes_max;
+    uint32_t room = fr->copy_only ? 0 : loop_resp_file_room(fr->req);
+    room = room < FETCH_RANGES_MAX ? room : FETCH_RANGES_MAX;
+    rs->count = 0;
+    for (uint32_t i = 0; i < fr->count; i++) {
+        struct fetch_part *fp = &fr->parts[i];
+        fp->range_first = rs->count;
+        fp->range_count = 0;
+        fp->range_bytes = 0;
+        fp->copy_limit = 0;
+        uint64_t limit = (uint64_t)fp->bytes_max < budget ? (uint64_t)fp->bytes_max : budget;
+        if (part_error(fp) != 0 || limit == 0 || header + data >= frame_max) {
+            continue;
+        }
+        uint64_t cap = frame_max - header - data;
+        int rc = -EAGAIN;
+        if (rs->count < room) {
+            struct part_read_result r;
+            rc = part_read_ranges(&fp->bp->log, fp->offset, (size_t)cap, (size_t)limit,
+                                  rs->at + rs->count, room - rs->count, &fp->range_count, &r);
+            fp->range_bytes = rc == 0 ? r.bytes : 0;
+            fp->range_count = rc == 0 ? fp->range_count : 0;
+        }
+        if (rc == -EAGAIN) { /* copy it: at most what is there */
+            uint64_t est = part_answer_bytes(fp);
+            fp->copy_limit = limit;
+            est = est < cap ? est : cap;
+            copies += est;
+            data += est;
+            budget -= est < budget ? est : budget;
+        } else if (rc == 0) {
+            rs->count += fp->range_count;
+            data += fp->range_bytes;
+            budget -= fp->range_bytes < budget ? fp->range_bytes : budget;
+        } else if (rc != -NG_ETOOBIG) {
+            log_warn("fetch %s/%d at %lld: %s", fp->bp->topic->name, fp->partition,
+                     (long long)fp->offset, err_str(rc));
+        }
+    }
+    uint64_t cap = header + copies;
+    return (size_t)(cap < frame_max ? cap : frame_max);
+}
+
+/* Adds one partition's answer: its planned ranges (declared; attached
+ * once the frame is whole), or its batches copied into the buffer. */
+static void answer_part(struct proto_enc *e, struct wr *w, struct fetch_part *fp,
+                        uint64_t *records_total)
 {
     struct proto_fetch_resp_partition out = {.partition = fp->partition, .offset_earliest = -1,
-                                             .offset_latest = -1};
+                                             .offset_latest = -1, .err = part_error(fp)};
     if (fp->bp == NULL) {
-        out.err = -NG_EUNKNOWN_TOPIC;
         proto_fetch_resp_partition(e, &out);
         return;
     }
     struct part *log = &fp->bp->log;
     out.offset_earliest = part_offset_earliest(log);
     out.offset_latest = part_offset_latest(log);
-    if (fp->bytes_max < 0) {
-        out.err = -NG_EBADARG; /* docs/protocol.md, Fetch: per partition */
-    } else if (fp->offset < out.offset_earliest || fp->offset > out.offset_latest) {
-        out.err = -NG_EOFFSET_RANGE;
-    } else if (fp->offset >= log->corrupt_offset) {
-        out.err = -NG_ECORRUPT;
-    }
     proto_fetch_resp_partition_begin(e, &out);
+    fp->range_at = w->pos;
+    if (fp->range_count > 0) {
+        proto_fetch_resp_spliced(e, fp->range_bytes);
+        *records_total += fp->range_bytes;
+    }
     size_t room = w->err == 0 ? w->cap - w->pos : 0;
-    uint64_t limit = (uint64_t)fp->bytes_max < *budget ? (uint64_t)fp->bytes_max : *budget;
-    if (out.err == 0 && room > 0 && limit > 0) {
+    if (out.err == 0 && fp->copy_limit > 0 && room > 0) {
         struct part_read_result r;
-        int rc = part_read(log, fp->offset, w->ptr + w->pos, room, (size_t)limit, &r);
+        int rc = part_read(log, fp->offset, w->ptr + w->pos, room, (size_t)fp->copy_limit, &r);
         if (rc == 0) {
             (void)wr_take(w, r.bytes); /* the bytes are in place already */
             *records_total += r.bytes;
-            *budget -= r.bytes < *budget ? r.bytes : *budget;
         } else if (rc != -NG_ETOOBIG) {
             log_warn("fetch %s/%d at %lld: %s", fp->bp->topic->name, fp->partition,
                      (long long)fp->offset, err_str(rc));
@@ -177,13 +281,61 @@ static void answer_part(struct proto_enc *e, struct wr *w, const struct fetch_pa
     proto_fetch_resp_partition_end(e);
 }
 
+static void file_release(struct loop_ext *ext)
+{
+    struct fetch_file *f = (struct fetch_file *)ext;
+    close(ext->fd);
+    if (--f->set->live == 0) {
+        free(f->set);
+    }
+}
+
+/* Attaches the planned ranges to the answer, each with a dup of its
+ * segment's descriptor. Returns 0, or -errno (nothing attached). */
+static int attach_files(struct fetch_req *fr, const struct fetch_ranges *rs)
+{
+    if (rs->count == 0) {
+        return 0;
+    }
+    struct fetch_files *set = malloc(sizeof(*set) + rs->count * sizeof(set->files[0]));
+    if (set == NULL) {
+        return -ENOMEM;
+    }
+    for (uint32_t k = 0; k < rs->count; k++) {
+        set->files[k].ext.fd = fcntl(rs->at[k].fd, F_DUPFD_CLOEXEC, 0);
+        if (set->files[k].ext.fd < 0) {
+            int rc = -errno;
+            while (k-- > 0) {
+                close(set->files[k].ext.fd);
+            }
+            free(set);
+            return rc;
+        }
+    }
+    set->live = rs->count;
+    for (uint32_t i = 0; i < fr->count; i++) {
+        const struct fetch_part *fp = &fr->parts[i];
+        for (uint32_t k = fp->range_first; k < fp->range_first + fp->range_count; k++) {
+            struct fetch_file *f = &set->files[k];
+            f->set = set;
+            f->ext.off = rs->at[k].pos;
+            f->ext.len = (size_t)rs->at[k].bytes;
+            f->ext.release = file_release;
+            int rc = loop_resp_file(fr->req, &f->ext, fp->range_at);
+            ASSERT(rc == 0); /* room was counted when planning, on this thread */
+        }
+    }
+    return 0;
+}
+
 /* Builds the answer; when final, or when it holds bytes_min record bytes,
  * unparks fr, sends the answer and frees fr. Returns whether it was sent
  * (else fr stays as it was, parked or not). */
 static bool try_answer(struct fetch_req *fr, bool final)
 {
+    struct fetch_ranges rs;
     struct wr w;
-    int rc = server_resp_open(fr->req, answer_cap(fr), &w);
+    int rc = server_resp_open(fr->req, plan(fr, &rs), &w);
     if (rc != 0) {
         unpark(fr);
         server_resp_error(fr->req, fr->correlation_id, rc);
@@ -192,24 +344,29 @@ static bool try_answer(struct fetch_req *fr, bool final)
     }
     struct proto_enc e;
     proto_fetch_resp_begin(&e, &w, fr->version, fr->correlation_id);
-    uint64_t budget = (uint64_t)fr->in.bytes_max;
     uint64_t records = 0;
     for (uint32_t i = 0; i < fr->count; i++) {
-        const struct fetch_part *fp = &fr->parts[i];
-        if (i == 0 || fp->topic.ptr != fr->parts[i - 1].topic.ptr) {
+        struct fetch_part *fp = &fr->parts[i];
+        if (new_topic(fr, i)) {
             proto_enc_topic(&e, fp->topic);
         }
-        answer_part(&e, &w, fp, &budget, &records);
+        answer_part(&e, &w, fp, &records);
     }
     if (!final && records < (uint64_t)(fr->in.bytes_min > 0 ? fr->in.bytes_min : 1)) {
         return false; /* the buffer stays the request's, reused next time */
     }
     unpark(fr);
     rc = proto_enc_end(&e);
-    if (rc != 0) {
-        server_resp_error(fr->req, fr->correlation_id, rc);
-    } else {
+    if (rc == 0) {
+        rc = attach_files(fr, &rs);
+        if (rc != 0) { /* out of descriptors or memory: copy instead */
+            log_debug("fetch: file parts: %s; copying", err_str(rc));
+            fr->copy_only = true;
+            return try_answer(fr, true);
+        }
         server_resp_send(fr->req, &w);
+    } else {
+        server_resp_error(fr->req, fr->correlation_id, rc);
     }
     free(fr);
     return true;

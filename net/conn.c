@@ -11,8 +11,18 @@
  * back on the client.
  *
  * Writing. At most one sendmsg is in flight; it gathers every answer that is
- * ready at the head of the FIFO. A partial send leaves tx_head_sent bytes of
- * the head answer sent, and the next sendmsg starts after them.
+ * ready at the head of the FIFO, up to the first file part. A partial send
+ * leaves tx_head_sent bytes of the head answer sent, and the next sendmsg
+ * starts after them. A file part at the head goes out with splice(2) on
+ * this thread, file -> pipe -> socket, both non-blocking: the file side
+ * takes page references from the page cache (reading from the disk first
+ * if the pages are not there, as pread did), the socket side hands those
+ * pages to TCP; no byte is copied. When the socket is full the bytes stay
+ * in the connection's pipe and a POLLOUT poll stands in for the send in
+ * flight. io_uring's own splice (IORING_OP_SPLICE) is always punted to an
+ * io-wq worker (the kernel forces it async), two thread hops per pipeful
+ * for the same two splices; done here, a splice costs what a send costs.
+ * A connection holds a pipe only while bytes sit in it.
  *
  * Closing. conn_rx_stop() is the orderly way (EOF, oversized frame, stop):
  * read nothing more, answer what is in flight, close. conn_abort() cuts: ops
@@ -20,7 +30,9 @@
  * valid until the handler completes them).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <netinet/tcp.h>
 #include <string.h>
 #include <unistd.h>
@@ -41,6 +53,7 @@ static void conn_send_done(struct ring_op *op, int res, uint32_t flags);
 static void conn_cancel_done(struct ring_op *op, int res, uint32_t flags);
 
 static size_t min_size(size_t a, size_t b) { return a < b ? a : b; }
+static void conn_tx_consume(struct conn *c, uint64_t sent);
 
 int conn_open(struct loop *l, int fd)
 {
@@ -99,6 +112,10 @@ static void req_free_answer(struct loop *l, struct loop_req *r)
     r->ext_bytes = 0;
     while (e != NULL) {
         struct loop_ext *next = e->next;
+        if (e->file) {
+            ASSERT(l->stats.file_parts_live > 0);
+            l->stats.file_parts_live--;
+        }
         if (e->release != NULL) {
             e->release(e);
         }
@@ -511,21 +528,35 @@ static bool fill_piece(struct iov_fill *f, const void *p, size_t len)
     return true;
 }
 
+enum { FILL_DONE, FILL_FULL, FILL_FILE };
+
 /* Gathers r's answer: prefix, then its buffer with the ext parts spliced in
- * at their offsets. False when the array filled up first. */
-static bool fill_answer(struct iov_fill *f, struct loop_req *r)
+ * at their offsets. FILL_FULL when the array filled up first; FILL_FILE at
+ * a file part not wholly sent yet: *file is it, and f->skip its bytes
+ * already sent when nothing was gathered before it. */
+static int fill_answer(struct iov_fill *f, struct loop_req *r, struct loop_ext **file)
 {
     if (!r->framed && !fill_piece(f, r->prefix, sizeof(r->prefix))) {
-        return false;
+        return FILL_FULL;
     }
     size_t pos = 0;
     for (struct loop_ext *e = r->ext_head; e != NULL; e = e->next) {
-        if (!fill_piece(f, r->resp + pos, e->at - pos) || !fill_piece(f, e->ptr, e->len)) {
-            return false;
+        if (!fill_piece(f, r->resp + pos, e->at - pos)) {
+            return FILL_FULL;
         }
         pos = e->at;
+        if (!e->file) {
+            if (!fill_piece(f, e->ptr, e->len)) {
+                return FILL_FULL;
+            }
+        } else if (f->skip >= e->len) {
+            f->skip -= e->len;
+        } else {
+            *file = e;
+            return FILL_FILE;
+        }
     }
-    return fill_piece(f, r->resp + pos, r->resp_bytes - pos);
+    return fill_piece(f, r->resp + pos, r->resp_bytes - pos) ? FILL_DONE : FILL_FULL;
 }
 
 /* Pops finished requests with nothing (left) to send from the head. */
@@ -542,38 +573,154 @@ static void conn_pop_finished(struct conn *c)
     }
 }
 
+static void conn_pipe_release(struct conn *c)
+{
+    if (c->pipe != NULL) {
+        struct loop_pipe *p = c->pipe;
+        c->pipe = NULL;
+        loop_pipe_put(c->loop, p);
+    }
+}
+
+/* Waits for room in the socket: a POLLOUT poll in place of a send. */
+static void conn_tx_poll(struct conn *c)
+{
+    io_uring_prep_poll_add(ring_sqe(c->loop->ring, &c->send_op), c->fd, POLLOUT);
+    c->flags |= CONN_TX_ARMED | CONN_TX_POLL;
+    c->ops++;
+}
+
+/* A pipe for c, or false with c waiting for one (pipe2 failed: out of
+ * descriptors; any pipe let go, or a timer, wakes it). */
+static bool conn_pipe_get(struct conn *c)
+{
+    struct loop *l = c->loop;
+    int err = 0;
+    c->pipe = loop_pipe_get(l, &err);
+    if (c->pipe != NULL) {
+        return true;
+    }
+    l->stats.pipe_waits++;
+    c->flags |= CONN_PIPEWAIT;
+    dl_push(&l->pipewait, &c->pwait);
+    if (!loop_timer_armed(&l->pipe_retry)) {
+        loop_timer_arm(l, &l->pipe_retry, LOOP_PIPE_RETRY_MS);
+    }
+    return false;
+}
+
+/* Sends bytes of the file part e from its byte skip on: file -> pipe (what
+ * the pipe holds already, else up to its capacity read in now), pipe ->
+ * socket. Returns the bytes that reached the socket (> 0), 0 when c must
+ * wait (a poll is armed, or no pipe can be had), or -errno: the connection
+ * must close, the frame's length having been promised (-EIO: the file ends
+ * before the part does). */
+static int64_t conn_splice(struct conn *c, const struct loop_ext *e, uint64_t skip)
+{
+    if (c->pipe == NULL && !conn_pipe_get(c)) {
+        return 0;
+    }
+    struct loop_pipe *p = c->pipe;
+    ASSERT(skip < e->len && p->bytes <= e->len - skip);
+    if (p->bytes == 0) {
+        /* The pipe is empty, so this waits for nothing but the file's own
+         * pages, like the pread it replaces. */
+        uint64_t left = e->len - skip;
+        size_t want = left < p->cap ? (size_t)left : p->cap;
+        loff_t off = (loff_t)(e->off + skip);
+        ssize_t n;
+        do {
+            n = splice(e->fd, &off, p->wfd, NULL, want, 0);
+        } while (n < 0 && errno == EINTR);
+        if (n <= 0) {
+            return n < 0 ? -errno : -EIO;
+        }
+        p->bytes = (uint32_t)n;
+    }
+    /* Corks the segment when more of this queue follows at once. */
+    unsigned more = c->tx_queued_bytes > p->bytes ? SPLICE_F_MORE : 0;
+    ssize_t n = splice(p->rfd, NULL, c->fd, NULL, p->bytes, SPLICE_F_NONBLOCK | more);
+    if (n < 0 && errno == EAGAIN) {
+        conn_tx_poll(c);
+        return 0;
+    }
+    if (n < 0 && errno == EINTR) {
+        conn_dirty(c);
+        return 0;
+    }
+    if (n <= 0) {
+        return n < 0 ? -errno : -EPIPE;
+    }
+    ASSERT((uint64_t)n <= p->bytes);
+    p->bytes -= (uint32_t)n;
+    if (p->bytes == 0) {
+        conn_pipe_release(c); /* others may need it while c waits */
+    }
+    return n;
+}
+
+/* Sends what is ready at the head: a sendmsg of the memory pieces up to
+ * the first file part, or that file part by splice (repeatedly, while the
+ * socket takes it, up to LOOP_SPLICE_BYTES_PER_KICK). */
 static void conn_tx_pump(struct conn *c)
 {
     struct loop *l = c->loop;
-    if (c->flags & CONN_TX_ARMED) {
-        return;
-    }
-    conn_pop_finished(c);
-    if ((c->flags & CONN_CLOSING) || c->head == NULL || c->head->state != REQ_DONE) {
-        return;
-    }
-    struct tx_batch *t = loop_tx_get(l);
-    if (t == NULL) {
-        conn_abort(c, -ENOMEM);
-        return;
-    }
-    struct iov_fill f = {.iov = t->iov, .skip = c->tx_head_sent};
-    for (struct loop_req *r = c->head; r != NULL && r->state == REQ_DONE; r = r->next) {
-        if (r->answer == ANS_CLOSE) {
-            break;
+    uint64_t spliced = 0;
+    for (;;) {
+        if (c->flags & (CONN_TX_ARMED | CONN_PIPEWAIT)) {
+            return;
         }
-        if (r->answer == ANS_RESP && !fill_answer(&f, r)) {
-            break;
+        conn_pop_finished(c);
+        if ((c->flags & CONN_CLOSING) || c->head == NULL || c->head->state != REQ_DONE) {
+            return;
         }
+        struct tx_batch *t = loop_tx_get(l);
+        if (t == NULL) {
+            conn_abort(c, -ENOMEM);
+            return;
+        }
+        struct iov_fill f = {.iov = t->iov, .skip = c->tx_head_sent};
+        struct loop_ext *file = NULL;
+        for (struct loop_req *r = c->head; r != NULL && r->state == REQ_DONE; r = r->next) {
+            if (r->answer == ANS_CLOSE) {
+                break;
+            }
+            if (r->answer == ANS_RESP && fill_answer(&f, r, &file) != FILL_DONE) {
+                break;
+            }
+        }
+        if (f.n > 0) {
+            ASSERT(f.bytes > 0);
+            t->msg.msg_iov = t->iov;
+            t->msg.msg_iovlen = f.n;
+            t->bytes = f.bytes;
+            c->tx = t;
+            /* A file part follows: let TCP hold these bytes for it. */
+            int flags = MSG_NOSIGNAL | (file != NULL ? MSG_MORE : 0);
+            io_uring_prep_sendmsg(ring_sqe(l->ring, &c->send_op), c->fd, &t->msg, (unsigned)flags);
+            c->flags |= CONN_TX_ARMED;
+            c->ops++;
+            return;
+        }
+        loop_tx_put(l, t);
+        ASSERT(file != NULL); /* else the head would have been retired */
+        if (spliced >= LOOP_SPLICE_BYTES_PER_KICK) {
+            conn_dirty(c);
+            return;
+        }
+        int64_t n = conn_splice(c, file, f.skip);
+        if (n < 0) {
+            conn_abort(c, (int)n);
+            return;
+        }
+        if (n == 0) {
+            return;
+        }
+        spliced += (uint64_t)n;
+        l->stats.tx_bytes += (uint64_t)n;
+        l->stats.tx_spliced_bytes += (uint64_t)n;
+        conn_tx_consume(c, (uint64_t)n);
     }
-    ASSERT(f.n > 0 && f.bytes > 0);
-    t->msg.msg_iov = t->iov;
-    t->msg.msg_iovlen = f.n;
-    t->bytes = f.bytes;
-    c->tx = t;
-    io_uring_prep_sendmsg(ring_sqe(l->ring, &c->send_op), c->fd, &t->msg, MSG_NOSIGNAL);
-    c->flags |= CONN_TX_ARMED;
-    c->ops++;
 }
 
 /* sent bytes left: retire the answers they finish. */
@@ -604,6 +751,16 @@ static void conn_send_done(struct ring_op *op, int res, uint32_t flags)
 {
     (void)flags;
     struct conn *c = LOOP_CONTAINER_OF(op, struct conn, send_op);
+    if (c->flags & CONN_TX_POLL) { /* room in the socket, or it failed */
+        ASSERT(c->ops > 0 && c->tx == NULL);
+        c->ops--;
+        c->flags &= (uint16_t)~(CONN_TX_ARMED | CONN_TX_POLL);
+        if (res < 0 && res != -ECANCELED && res != -EINTR) {
+            conn_abort(c, res);
+        }
+        conn_dirty(c); /* POLLERR, POLLHUP: the next splice says what */
+        return;
+    }
     struct tx_batch *t = c->tx;
     ASSERT(c->ops > 0 && t != NULL);
     c->ops--;
@@ -670,6 +827,14 @@ static void conn_memwait_leave(struct conn *c)
     }
 }
 
+static void conn_pipewait_leave(struct conn *c)
+{
+    if (c->flags & CONN_PIPEWAIT) {
+        c->flags &= (uint16_t)~CONN_PIPEWAIT;
+        dl_del(&c->pwait);
+    }
+}
+
 void conn_rx_stop(struct conn *c, int reason)
 {
     if (c->flags & (CONN_RX_STOP | CONN_CLOSING)) {
@@ -697,6 +862,7 @@ void conn_abort(struct conn *c, int reason)
         conn_cancel(c, true);
     }
     conn_memwait_leave(c);
+    conn_pipewait_leave(c);
     conn_dirty(c);
 }
 
@@ -714,6 +880,8 @@ static void conn_free(struct conn *c)
     }
     dl_del(&c->all);
     conn_memwait_leave(c);
+    conn_pipewait_leave(c);
+    conn_pipe_release(c); /* closed if bytes are left in it */
     if (c->flags & CONN_DIRTY) {
         dl_del(&c->dirty);
     }
@@ -846,9 +1014,8 @@ int loop_resp_buf(struct loop_req *req, size_t cap, uint8_t **out)
     return 0;
 }
 
-void loop_resp_ext(struct loop_req *req, struct loop_ext *ext, size_t at)
+static void resp_part_add(struct loop_req *req, struct loop_ext *ext, size_t at)
 {
-    ASSERT(req->state == REQ_HANDLER && ext != NULL);
     ASSERT(req->ext_tail == NULL || req->ext_tail->at <= at);
     ext->at = at;
     ext->next = NULL;
@@ -859,6 +1026,34 @@ void loop_resp_ext(struct loop_req *req, struct loop_ext *ext, size_t at)
     }
     req->ext_tail = ext;
     req->ext_bytes += ext->len;
+}
+
+void loop_resp_ext(struct loop_req *req, struct loop_ext *ext, size_t at)
+{
+    ASSERT(req->state == REQ_HANDLER && ext != NULL);
+    ASSERT(ext->ptr != NULL || ext->len == 0);
+    ext->file = false;
+    resp_part_add(req, ext, at);
+}
+
+int loop_resp_file(struct loop_req *req, struct loop_ext *ext, size_t at)
+{
+    ASSERT(req->state == REQ_HANDLER && ext != NULL && ext->fd >= 0);
+    struct loop *l = req->loop;
+    if (l->stats.file_parts_live >= l->cfg.file_parts_max) {
+        return -NG_EBUSY;
+    }
+    l->stats.file_parts_live++;
+    ext->file = true;
+    resp_part_add(req, ext, at);
+    return 0;
+}
+
+uint32_t loop_resp_file_room(const struct loop_req *req)
+{
+    const struct loop *l = req->loop;
+    uint64_t live = l->stats.file_parts_live;
+    return live >= l->cfg.file_parts_max ? 0 : (uint32_t)(l->cfg.file_parts_max - live);
 }
 
 void loop_req_respond(struct loop_req *req, size_t len)
@@ -876,9 +1071,10 @@ void loop_req_respond(struct loop_req *req, size_t len)
 void loop_req_respond_frame(struct loop_req *req, size_t len)
 {
     ASSERT(req->state == REQ_HANDLER);
-    ASSERT(req->ext_head == NULL);
     ASSERT(len >= 4 && len <= req->resp_cap);
-    ASSERT(get_be32(req->resp) == len - 4); /* the frame's own length prefix */
+    ASSERT(req->ext_tail == NULL || req->ext_tail->at <= len);
+    /* the frame's own length prefix, ext parts included */
+    ASSERT(get_be32(req->resp) == len - 4 + req->ext_bytes);
     req->resp_bytes = len;
     req->framed = true;
     req_complete(req, ANS_RESP);

@@ -9,11 +9,13 @@
  */
 #include <errno.h>
 #include <sched.h>
+#include <signal.h>
 #include <netdb.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -46,6 +48,8 @@ void loop_cfg_default(struct loop_cfg *cfg)
         .sock_rcvbuf_bytes = LOOP_SOCK_BUF_BYTES_DEFAULT,
         .sock_sndbuf_bytes = LOOP_SOCK_BUF_BYTES_DEFAULT,
         .drain_timeout_ms = LOOP_DRAIN_TIMEOUT_MS_DEFAULT,
+        .file_parts_max = LOOP_FILE_PARTS_MAX_DEFAULT,
+        .pipe_bytes = LOOP_PIPE_BYTES_DEFAULT,
     };
 }
 
@@ -60,7 +64,8 @@ static bool cfg_ok(const struct loop_cfg *c)
            c->mem_bytes_max >= 2ull * c->frame_bytes_max && c->rx_buf_bytes >= 512 &&
            c->rx_buf_bytes <= (1u << 20) && pow2 && c->rx_buf_count <= LOOP_RX_BUF_COUNT_CAP &&
            c->rx_mshot_bytes <= LOOP_FRAME_BYTES_CAP && c->sock_rcvbuf_bytes <= INT32_MAX &&
-           c->sock_sndbuf_bytes <= INT32_MAX;
+           c->sock_sndbuf_bytes <= INT32_MAX && c->file_parts_max >= 1 &&
+           c->pipe_bytes >= LOOP_PIPE_BYTES_MIN && c->pipe_bytes <= LOOP_PIPE_BYTES_CAP;
 }
 
 /* ---- provided receive buffers ------------------------------------------- */
@@ -334,7 +339,10 @@ static void accept_done(struct ring_op *op, int res, uint32_t flags);
 static void accept_arm(struct loop *l)
 {
     struct io_uring_sqe *sqe = ring_sqe_multishot(l->ring, &l->accept_op);
-    io_uring_prep_multishot_accept(sqe, l->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+    /* Non-blocking sockets: the ring's receives and sends poll as before,
+     * and a splice of a file part to a full socket returns EAGAIN rather
+     * than stall the loop thread (net/conn.c). */
+    io_uring_prep_multishot_accept(sqe, l->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
     l->accept_armed = true;
 }
 
@@ -461,6 +469,19 @@ int loop_listen(struct loop *l, const char *host, uint16_t port, uint16_t *port_
 
 /* ---- lifetime ------------------------------------------------------------ */
 
+/* Connections that found no pipe try again (any pipe let go does the same). */
+static void pipe_retry_fire(struct loop_timer *t, void *arg)
+{
+    (void)t;
+    struct loop *l = arg;
+    while (!dl_empty(&l->pipewait)) {
+        struct conn *c = LOOP_CONTAINER_OF(l->pipewait.next, struct conn, pwait);
+        dl_del(&c->pwait);
+        c->flags &= (uint16_t)~CONN_PIPEWAIT;
+        conn_dirty(c);
+    }
+}
+
 static void drain_timeout_fire(struct loop_timer *t, void *arg)
 {
     (void)t;
@@ -468,6 +489,34 @@ static void drain_timeout_fire(struct loop_timer *t, void *arg)
     for (struct loop_dl *n = l->conns.next; n != &l->conns; n = n->next) {
         conn_abort(LOOP_CONTAINER_OF(n, struct conn, all), -NG_ETIMEOUT);
     }
+}
+
+/* A splice to a socket its peer has reset raises SIGPIPE, and splice(2),
+ * unlike sendmsg, has no MSG_NOSIGNAL: a peer gone must be an error
+ * return, not the end of the process. A handler the process installed is
+ * left alone. */
+static void ignore_sigpipe(void)
+{
+    struct sigaction old;
+    if (sigaction(SIGPIPE, NULL, &old) == 0 && old.sa_handler == SIG_DFL) {
+        struct sigaction ign;
+        memset(&ign, 0, sizeof(ign));
+        ign.sa_handler = SIG_IGN;
+        sigemptyset(&ign.sa_mask);
+        (void)sigaction(SIGPIPE, &ign, NULL);
+    }
+}
+
+/* file_parts_max within a share of the descriptor limit (net/loop.h). */
+static uint32_t file_parts_bound(uint32_t want)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY) {
+        return want;
+    }
+    uint64_t share = (uint64_t)rl.rlim_cur / LOOP_FILE_PARTS_FD_SHARE;
+    share = share < 16 ? 16 : share;
+    return want < share ? want : (uint32_t)share;
 }
 
 int loop_init(struct loop *l, struct ring *r, const struct loop_cfg *cfg)
@@ -478,6 +527,7 @@ int loop_init(struct loop *l, struct ring *r, const struct loop_cfg *cfg)
     memset(l, 0, sizeof(*l));
     l->ring = r;
     l->cfg = *cfg;
+    l->cfg.file_parts_max = file_parts_bound(cfg->file_parts_max);
     l->listen_fd = -1;
     l->rx_mshot = cfg->rx_mshot_bytes > 0;
     l->accept_op = (struct ring_op){.done = accept_done, .kind = RING_NET};
@@ -487,11 +537,14 @@ int loop_init(struct loop *l, struct ring *r, const struct loop_cfg *cfg)
     dl_init(&l->conns);
     dl_init(&l->dirty);
     dl_init(&l->memwait);
+    dl_init(&l->pipewait);
     loop_timer_init(&l->accept_retry, accept_retry_fire, l);
+    loop_timer_init(&l->pipe_retry, pipe_retry_fire, l);
     loop_timer_init(&l->drain_timer, drain_timeout_fire, l);
     atomic_init(&l->stop_requested, false);
     atomic_init(&l->stop_writers, 0);
     l->now_ns = mono_ns();
+    ignore_sigpipe();
     l->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (l->efd < 0) {
         return -errno;
@@ -536,6 +589,7 @@ static void loop_check_stopped(struct loop *l)
         return;
     }
     loop_timer_cancel(l, &l->drain_timer);
+    loop_timer_cancel(l, &l->pipe_retry);
     if (l->efd_armed) {
         if (!l->efd_cancelling) {
             io_uring_prep_cancel(ring_sqe(l->ring, &l->efd_cancel_op), &l->efd_op, 0);

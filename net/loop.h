@@ -11,8 +11,10 @@
  * read from until it drains — no new receive is armed, so the kernel's socket
  * buffer and then TCP push back on the client; what a receive armed before
  * still brings (at most rx_mshot_bytes + one buffer) is parked, not framed.
- * An idle connection costs one struct conn (about 210 bytes) and one armed
- * receive that holds no buffer. A peer's EOF ends reading only after every
+ * An idle connection costs one struct conn (about 230 bytes) and one armed
+ * receive that holds no buffer. File parts of answers are bounded by count
+ * (cfg.file_parts_max), and a connection holds a pipe only while spliced
+ * bytes wait in it for room in its socket. A peer's EOF ends reading only after every
  * request already received has been answered (half-close works).
  *
  * Framing: a request or response frame is a u32 big-endian length followed by
@@ -111,6 +113,39 @@
  * together, up to this many pieces (an answer is 2 + 2 per external part). */
 #define LOOP_TX_IOV_MAX 64
 
+/* File parts (loop_resp_file) alive at once in a loop. Each holds its
+ * caller's descriptor (a dup of a segment file, say) until it is sent, and a
+ * connection sending one may hold a pipe (two more): 1,024 of them keep a
+ * flood of fetches that clients never read within a few thousand
+ * descriptors. Past it loop_resp_file() refuses and the caller copies the
+ * bytes into the answer instead, under mem_bytes_max. loop_init() lowers
+ * it to an eighth of the process's descriptor limit (RLIMIT_NOFILE, at
+ * least 16), so that parts and their pipes cannot take the descriptors a
+ * segment roll or an accept needs. */
+#define LOOP_FILE_PARTS_MAX_DEFAULT 1024u
+#define LOOP_FILE_PARTS_FD_SHARE 8u
+
+/* Capacity asked of each pipe a file part is spliced through (F_SETPIPE_SZ;
+ * the kernel's default, 64 KiB, is kept when it refuses): one pair of
+ * splices moves at most this. 256 KiB: 4 pairs per MiB sent, and 256 pipes
+ * fit an unprivileged user's fs.pipe-user-pages-soft (64 MiB). */
+#define LOOP_PIPE_BYTES_DEFAULT (256u << 10)
+#define LOOP_PIPE_BYTES_MIN 4096u
+#define LOOP_PIPE_BYTES_CAP (16u << 20)
+
+/* Empty pipes kept for the next file part rather than closed. A
+ * connection holds a pipe only while bytes sit in it (its socket is full),
+ * so a few serve every connection that is sending. */
+#define LOOP_PIPE_CACHE 16u
+
+/* After pipe2 fails (EMFILE, ENFILE), connections waiting for a pipe try
+ * again this long after, or as soon as any pipe is let go. */
+#define LOOP_PIPE_RETRY_MS 100u
+
+/* Spliced bytes one connection sends per kick before the others get their
+ * turn (a consumer that keeps up would otherwise keep the loop). */
+#define LOOP_SPLICE_BYTES_PER_KICK (4u << 20)
+
 /* Kernel socket buffers of accepted connections (SO_RCVBUF / SO_SNDBUF, set
  * on the listener and inherited), like Kafka's socket.*.buffer.bytes. 0, the
  * default, leaves them to the kernel's autotuning (up to tcp_rmem/tcp_wmem
@@ -158,6 +193,8 @@ struct loop_cfg {
     uint32_t sock_rcvbuf_bytes; /* 0: kernel autotuning */
     uint32_t sock_sndbuf_bytes; /* 0: kernel autotuning */
     uint32_t drain_timeout_ms;
+    uint32_t file_parts_max;    /* >= 1 */
+    uint32_t pipe_bytes;        /* LOOP_PIPE_BYTES_MIN .. LOOP_PIPE_BYTES_CAP */
     loop_request_fn on_request; /* required */
     loop_close_fn on_close;     /* optional */
     void *arg;                  /* passed to both */
@@ -187,19 +224,27 @@ struct loop_msg {
     void *arg;
 };
 
-/* Caller-owned bytes spliced into a response without copying (e.g. record
- * batches straight from the log). Set ptr, len and release; the rest is the
- * loop's. release runs exactly once on the loop thread when the loop no
- * longer needs ptr (sent, or the connection is gone); it must not call
- * loop_req_* on the request it belonged to. */
+/* Caller-owned bytes spliced into a response without copying: a memory
+ * part (ptr, len: loop_resp_ext) or a file part (len bytes of fd from off:
+ * loop_resp_file, e.g. record batches straight from a segment file, which
+ * go file -> pipe -> socket with splice(2) and never pass through user
+ * memory). Set those fields and release; the rest is the loop's. release
+ * runs exactly once on the loop thread when the loop no longer needs the
+ * bytes (sent, or the connection is gone); it must not call loop_req_* on
+ * the request it belonged to. A file part's fd must stay open, and its
+ * bytes unchanged, until then (a dup of the file is the simple way: the
+ * file may then be closed or unlinked meanwhile). */
 struct loop_ext;
 typedef void (*loop_ext_release_fn)(struct loop_ext *ext);
 struct loop_ext {
-    const void *ptr;
+    const void *ptr;             /* memory part */
     size_t len;
+    int fd;                      /* file part */
+    uint64_t off;                /* file part */
     loop_ext_release_fn release; /* may be NULL */
     struct loop_ext *next;       /* the loop's */
     size_t at;                   /* the loop's */
+    bool file;                   /* the loop's */
 };
 
 /* Counters, read with loop_stats() on the loop thread. */
@@ -220,6 +265,11 @@ struct loop_stats {
     uint64_t mem_bytes_cached;
     uint64_t mem_bytes_peak;
     uint64_t mem_waits;       /* times a request waited for memory */
+    uint64_t file_parts_live; /* file parts not yet released */
+    uint64_t pipes_live;      /* pipes open (held or cached) */
+    uint64_t pipes_cached;    /* empty pipes kept for reuse */
+    uint64_t pipe_waits;      /* times a connection found no pipe */
+    uint64_t tx_spliced_bytes; /* of tx_bytes, sent from files by splice */
     bool rx_multishot;        /* multishot receive in use */
 };
 
@@ -232,6 +282,7 @@ struct loop_dl {
 };
 
 struct loop_slab; /* internal */
+struct loop_pipe; /* internal */
 
 struct loop {
     struct ring *ring;
@@ -260,8 +311,13 @@ struct loop {
     /* pools */
     void *pool_free[LOOP_POOL_CLASSES];
     uint64_t pool_cached[LOOP_POOL_CLASSES];
-    void *conn_free, *req_free, *tx_free; /* fixed-size free lists */
+    void *conn_free, *req_free, *tx_free, *pipe_obj_free; /* fixed-size free lists */
     struct loop_slab *slabs;
+
+    /* pipes for file parts */
+    struct loop_pipe *pipes;  /* cached, empty */
+    struct loop_dl pipewait;  /* connections waiting for a pipe */
+    struct loop_timer pipe_retry;
 
     /* timers */
     struct loop_timer *timers; /* pairing heap root */
@@ -287,7 +343,9 @@ struct loop {
 
 /* Initialises l in place on ring r (owned by the caller, initialised by this
  * thread, outliving l) with a copy of cfg. Registers the provided buffer ring
- * (LOOP_BUF_GROUP) on r and arms the mailbox. Returns 0, -NG_EBADARG for a
+ * (LOOP_BUF_GROUP) on r and arms the mailbox. Sets SIGPIPE to be ignored
+ * when it has its default action (file parts are spliced to sockets, and
+ * splice has no MSG_NOSIGNAL). Returns 0, -NG_EBADARG for a
  * configuration out of range, or -errno (-ENOMEM, eventfd or buffer ring
  * registration failure); on failure l holds nothing. Loop thread: the caller
  * becomes it. */
@@ -401,6 +459,18 @@ MUST_USE int loop_resp_buf(struct loop_req *req, size_t cap, uint8_t **out);
  * runs. */
 void loop_resp_ext(struct loop_req *req, struct loop_ext *ext, size_t at);
 
+/* Splices the file part ext (fd, off, len, release set by the caller) into
+ * the answer at offset `at`, with loop_resp_ext()'s ordering rule. Returns
+ * 0 (ext is the loop's until its release runs), or -NG_EBUSY when
+ * cfg.file_parts_max parts are alive: ext is not taken, and the caller
+ * sends the bytes another way. The frame's length is promised before the
+ * bytes are read: if the file cannot give them (shorter than off + len, a
+ * read error), the connection is closed. */
+MUST_USE int loop_resp_file(struct loop_req *req, struct loop_ext *ext, size_t at);
+
+/* File parts loop_resp_file() would still take now. */
+uint32_t loop_resp_file_room(const struct loop_req *req);
+
 /* Completes req with an answer: the first len bytes of the answer buffer (0
  * when there is none) with the ext parts spliced in. The frame is freed now;
  * the answer goes out after all earlier answers on the connection. */
@@ -408,8 +478,9 @@ void loop_req_respond(struct loop_req *req, size_t len);
 
 /* Like loop_req_respond(), for an answer buffer that already holds one
  * whole frame, its u32 length prefix included (what the net/proto.h
- * encoders write): the first len bytes go out as they are. No ext parts.
- * Precondition: the prefix says len - 4. */
+ * encoders write): the first len bytes go out as they are, with the ext
+ * parts spliced in. Precondition: the prefix says len - 4 plus the ext
+ * parts' bytes. */
 void loop_req_respond_frame(struct loop_req *req, size_t len);
 
 /* Completes req with no answer (acks=0 produce). Later answers do not wait

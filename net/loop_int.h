@@ -116,6 +116,18 @@ enum conn_flag {
     CONN_RECANCEL = 1 << 9,   /* cancel again when the current one is done */
     CONN_RX_MSHOT = 1 << 10,  /* the armed receive is multishot */
     CONN_RX_EOF = 1 << 11,    /* peer sent FIN: serve what is parked, then stop */
+    CONN_TX_POLL = 1 << 12,   /* ...the TX_ARMED op is a POLLOUT poll (splice hit EAGAIN) */
+    CONN_PIPEWAIT = 1 << 13,  /* on loop->pipewait */
+};
+
+/* A pipe a file part goes through: file -> pipe -> socket. Held by a
+ * connection only while bytes sit in it; those bytes are the next ones of
+ * the file part at the head of its queue. */
+struct loop_pipe {
+    struct loop_pipe *next_free;
+    int rfd, wfd;
+    uint32_t cap;   /* capacity (F_GETPIPE_SZ) */
+    uint32_t bytes; /* spliced in, not yet out */
 };
 
 struct tx_batch {
@@ -128,10 +140,11 @@ struct tx_batch {
 struct conn {
     struct loop *loop;
     struct ring_op recv_op, send_op, cancel_op;
-    struct loop_dl all, dirty, wait;
+    struct loop_dl all, dirty, wait, pwait;
     struct loop_req *head, *tail; /* FIFO of complete requests */
     struct loop_req *rx_req;      /* frame being received */
     struct tx_batch *tx;          /* while a send is in flight */
+    struct loop_pipe *pipe;       /* while a file part's bytes sit in it */
     uint8_t *stash;               /* received, not yet parsed (paused) */
     uint64_t id;
     uint64_t tx_queued_bytes;     /* answers done and not yet sent */
@@ -167,6 +180,13 @@ struct loop_req *loop_req_get(struct loop *l);
 void loop_req_put(struct loop *l, struct loop_req *r);
 struct tx_batch *loop_tx_get(struct loop *l);
 void loop_tx_put(struct loop *l, struct tx_batch *t);
+
+/* An empty pipe (cached, or a new one of about cfg.pipe_bytes), or NULL
+ * when pipe2 fails (-errno in *err). */
+struct loop_pipe *loop_pipe_get(struct loop *l, int *err);
+/* Takes back a pipe: cached when empty and the cache has room, else
+ * closed. Wakes connections waiting for one. */
+void loop_pipe_put(struct loop *l, struct loop_pipe *p);
 
 /* ---- net/conn.c ------------------------------------------------------- */
 

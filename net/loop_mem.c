@@ -7,8 +7,11 @@
  * go to a per-class free list (evicted only to make room under the budget)
  * and objects come from slabs freed at loop_fini().
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "net/loop_int.h"
 
@@ -161,8 +164,72 @@ struct tx_batch *loop_tx_get(struct loop *l)
 
 void loop_tx_put(struct loop *l, struct tx_batch *t) { obj_put(&l->tx_free, t); }
 
+struct loop_pipe *loop_pipe_get(struct loop *l, int *err)
+{
+    struct loop_pipe *p = l->pipes;
+    if (p != NULL) {
+        l->pipes = p->next_free;
+        l->stats.pipes_cached--;
+        p->next_free = NULL;
+        return p;
+    }
+    p = obj_get(l, &l->pipe_obj_free, sizeof(*p));
+    if (p == NULL) {
+        *err = -ENOMEM;
+        return NULL;
+    }
+    int fds[2];
+    if (pipe2(fds, O_CLOEXEC) != 0) {
+        *err = -errno;
+        obj_put(&l->pipe_obj_free, p);
+        return NULL;
+    }
+    /* Refused past the per-user pipe budget: the default size still works,
+     * only in smaller steps. */
+    (void)fcntl(fds[1], F_SETPIPE_SZ, (int)l->cfg.pipe_bytes);
+    int cap = fcntl(fds[1], F_GETPIPE_SZ);
+    ASSERT(cap > 0);
+    *p = (struct loop_pipe){.rfd = fds[0], .wfd = fds[1], .cap = (uint32_t)cap};
+    l->stats.pipes_live++;
+    return p;
+}
+
+static void pipe_close(struct loop *l, struct loop_pipe *p)
+{
+    close(p->rfd);
+    close(p->wfd);
+    obj_put(&l->pipe_obj_free, p);
+    ASSERT(l->stats.pipes_live > 0);
+    l->stats.pipes_live--;
+}
+
+void loop_pipe_put(struct loop *l, struct loop_pipe *p)
+{
+    /* Bytes left in it belong to a connection that is gone: close it. */
+    if (p->bytes == 0 && l->stats.pipes_cached < LOOP_PIPE_CACHE) {
+        p->next_free = l->pipes;
+        l->pipes = p;
+        l->stats.pipes_cached++;
+    } else {
+        pipe_close(l, p);
+    }
+    while (!dl_empty(&l->pipewait)) {
+        struct conn *c = LOOP_CONTAINER_OF(l->pipewait.next, struct conn, pwait);
+        dl_del(&c->pwait);
+        c->flags &= (uint16_t)~CONN_PIPEWAIT;
+        conn_dirty(c);
+    }
+}
+
 void loop_mem_fini(struct loop *l)
 {
+    while (l->pipes != NULL) {
+        struct loop_pipe *p = l->pipes;
+        l->pipes = p->next_free;
+        l->stats.pipes_cached--;
+        pipe_close(l, p);
+    }
+    ASSERT(l->stats.pipes_live == 0 && l->stats.file_parts_live == 0);
     ASSERT(l->stats.mem_bytes_live == 0);
     l->stats.mem_bytes_cached = 0;
     for (unsigned c = 0; c < LOOP_POOL_CLASSES; c++) {
@@ -178,5 +245,5 @@ void loop_mem_fini(struct loop *l)
         l->slabs = s->next;
         free(s);
     }
-    l->conn_free = l->req_free = l->tx_free = NULL;
+    l->conn_free = l->req_free = l->tx_free = l->pipe_obj_free = NULL;
 }

@@ -774,7 +774,7 @@ static void enc_records_close(struct proto_enc *e)
     struct wr *w = e->w;
     if (w->err == 0) {
         ASSERT(w->pos >= e->records_at + 4); /* trimmed below the records */
-        size_t n = w->pos - e->records_at - 4;
+        uint64_t n = w->pos - e->records_at - 4 + e->spliced_records;
         if (n > INT32_MAX) {
             enc_fail(e, -NG_EBADLEN);
         } else {
@@ -782,6 +782,7 @@ static void enc_records_close(struct proto_enc *e)
         }
     }
     e->records_at = NO_MARK;
+    e->spliced_records = 0;
 }
 
 static void enc_describe_offsets(struct proto_enc *e);
@@ -800,7 +801,8 @@ int proto_enc_end(struct proto_enc *e)
         e->topics_at = NO_MARK;
     }
     int rc = e->err != 0 ? e->err : w->err;
-    if (rc == 0 && w->pos - e->frame_at - PROTO_FRAME_PREFIX_BYTES > PROTO_FRAME_BYTES_LIMIT) {
+    uint64_t frame = w->pos - e->frame_at - PROTO_FRAME_PREFIX_BYTES + e->spliced_total;
+    if (rc == 0 && frame > PROTO_FRAME_BYTES_LIMIT) {
         rc = -NG_ETOOBIG;
     }
     if (rc != 0) {
@@ -810,7 +812,7 @@ int proto_enc_end(struct proto_enc *e)
         e->err = rc;
         return rc;
     }
-    put_be32(w->ptr + e->frame_at, (uint32_t)(w->pos - e->frame_at - PROTO_FRAME_PREFIX_BYTES));
+    put_be32(w->ptr + e->frame_at, (uint32_t)frame);
     return 0;
 }
 
@@ -1410,6 +1412,14 @@ void proto_fetch_resp_partition_end(struct proto_enc *e)
 {
     enc_check(e, PROTO_API_FETCH, true);
     enc_records_close(e);
+}
+
+void proto_fetch_resp_spliced(struct proto_enc *e, uint64_t n)
+{
+    enc_check(e, PROTO_API_FETCH, true);
+    ASSERT(e->records_at != NO_MARK);
+    e->spliced_records += n;
+    e->spliced_total += n;
 }
 
 void proto_fetch_resp_partition(struct proto_enc *e, const struct proto_fetch_resp_partition *p)

@@ -291,6 +291,8 @@ struct proto_enc {
     int32_t member_count;
     uint32_t part_total;
     uint8_t section;       /* DescribeGroup: members, then offsets */
+    uint64_t spliced_records; /* bytes spliced into the open records field */
+    uint64_t spliced_total;   /* bytes spliced into the frame */
 };
 
 /* Back-patches the counts and the frame length and finishes the frame.
@@ -302,10 +304,10 @@ struct proto_enc {
  * Size w to the peer's frame maximum to keep frames within it. */
 MUST_USE int proto_enc_end(struct proto_enc *e);
 
-/* Bytes of the frame written so far, prefix included. */
+/* Bytes of the frame written so far, prefix included (spliced bytes too). */
 static inline size_t proto_enc_frame_bytes(const struct proto_enc *e)
 {
-    return e->w->pos - e->frame_at;
+    return e->w->pos - e->frame_at + (size_t)e->spliced_total;
 }
 
 /* Adds a topic to a Metadata, DeleteTopics or JoinGroup request (a name
@@ -618,8 +620,14 @@ void proto_fetch_resp_partition(struct proto_enc *e,
  * below where the records began. */
 void proto_fetch_resp_partition_begin(struct proto_enc *e,
                                       const struct proto_fetch_resp_partition *p);
-/* Back-patches the records length from e->w->pos. */
+/* Back-patches the records length from e->w->pos (plus what
+ * proto_fetch_resp_spliced() declared). */
 void proto_fetch_resp_partition_end(struct proto_enc *e);
+/* Between _partition_begin() and _end(): n record bytes that the caller
+ * splices into the frame at e->w->pos without writing them to e->w (a file
+ * part of the answer: net/loop.h, loop_resp_file). They count in the
+ * records length and in the frame length proto_enc_end() writes. */
+void proto_fetch_resp_spliced(struct proto_enc *e, uint64_t n);
 MUST_USE int proto_fetch_resp_decode(struct rd *body, uint16_t version,
                                      struct proto_dec *d);
 bool proto_fetch_resp_next_partition(struct proto_dec *d,

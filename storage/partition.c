@@ -701,7 +701,7 @@ static int report_corrupt(struct part *p, const struct seg *s, uint64_t pos, int
 /* Copies whole, checked batches of s from pos (the batch holding *offset)
  * into buf. first: the read has nothing yet, so one batch is copied even past
  * bytes_max. Adds to *copied and moves *offset past what it copied. */
-static int copy_batches(struct part *p, const struct seg *s, uint64_t pos, uint8_t *buf,
+static int copy_batches(struct part *p, struct seg *s, uint64_t pos, uint8_t *buf,
                         size_t cap, size_t bytes_max, bool first, size_t *copied,
                         int64_t *offset)
 {
@@ -745,6 +745,9 @@ static int copy_batches(struct part *p, const struct seg *s, uint64_t pos, uint8
         if (rc != 0) {
             return report_corrupt(p, s, pos, *offset, rc);
         }
+        if (s->verified_pos == pos + k) { /* checked: file parts may serve it */
+            s->verified_pos = pos + k + size;
+        }
         k += size;
         *offset = batch_offset_last(&h) + 1;
     }
@@ -766,7 +769,7 @@ int part_read(struct part *p, int64_t offset, uint8_t *buf, size_t cap, size_t b
     uint32_t i = seg_for_offset(p, offset);
     while (offset < p->offset_hw && offset < p->corrupt_offset && i < p->seg_count &&
            out->bytes < bytes_max && out->bytes + BATCH_HEADER_BYTES <= cap) {
-        const struct seg *s = p->segs[i];
+        struct seg *s = p->segs[i];
         if (offset >= s->offset_next) {
             i++;
             continue;
@@ -790,6 +793,93 @@ int part_read(struct part *p, int64_t offset, uint8_t *buf, size_t cap, size_t b
         }
     }
     return 0;
+}
+
+/* Whole batches of s from pos (a batch start; first: the read's first
+ * batch, of first_bytes, taken even past bytes_max) within bytes_max and
+ * cap, and within the checked bytes: *end_out (pos when none). */
+static int range_end(struct part *p, const struct seg *s, uint64_t pos, bool first,
+                     uint64_t first_bytes, uint64_t room, uint64_t *end_out)
+{
+    uint64_t checked = s->verified_pos < s->bytes_readable ? s->verified_pos : s->bytes_readable;
+    *end_out = pos;
+    if (pos >= checked) {
+        return 0;
+    }
+    uint64_t limit = checked - pos < room ? checked : pos + room;
+    if (first && limit < pos + first_bytes) {
+        if (pos + first_bytes > checked) {
+            return 0;
+        }
+        limit = pos + first_bytes; /* a boundary: the first batch whole */
+    }
+    if (limit == pos) {
+        return 0;
+    }
+    if (limit == checked) { /* the readable end or the mark: both boundaries */
+        *end_out = limit;
+        return 0;
+    }
+    return seg_batches_end(s, pos, limit, p->cfg.batch_bytes_max, p->env.scratch,
+                           p->env.scratch_bytes, end_out);
+}
+
+int part_read_ranges(struct part *p, int64_t offset, size_t cap, size_t bytes_max,
+                     struct part_range *ranges, uint32_t ranges_cap, uint32_t *count_out,
+                     struct part_read_result *out)
+{
+    ASSERT(ranges_cap > 0);
+    *count_out = 0;
+    *out = (struct part_read_result){.offset_earliest = part_offset_earliest(p),
+                                     .offset_latest = p->offset_hw};
+    if (offset < out->offset_earliest || offset > p->offset_hw) {
+        return -NG_EOFFSET_RANGE;
+    }
+    if (offset >= p->corrupt_offset) {
+        return -NG_ECORRUPT;
+    }
+    if (offset == p->offset_hw || bytes_max == 0 || cap < BATCH_HEADER_BYTES) {
+        return 0;
+    }
+    if (p->corrupt_offset != INT64_MAX) {
+        return -EAGAIN; /* part_read() alone decides what damage hides */
+    }
+    uint32_t i = seg_for_offset(p, offset);
+    uint64_t pos;
+    struct batch_header h;
+    int rc = seg_locate(p->segs[i], offset, p->cfg.batch_bytes_max, p->env.scratch,
+                        p->env.scratch_bytes, &pos, &h);
+    if (rc != 0) {
+        return rc == -NG_ECORRUPT ? -EAGAIN : rc; /* part_read() reports it */
+    }
+    uint64_t first_bytes = batch_bytes(&h);
+    if (first_bytes > cap) {
+        out->bytes = (size_t)first_bytes;
+        return -NG_ETOOBIG;
+    }
+    uint64_t limit = bytes_max < cap ? bytes_max : cap;
+    for (;;) {
+        const struct seg *s = p->segs[i];
+        bool first = *count_out == 0;
+        uint64_t end;
+        rc = range_end(p, s, pos, first, first_bytes, limit - out->bytes, &end);
+        if (rc != 0) {
+            return first ? (rc == -NG_ECORRUPT ? -EAGAIN : rc) : 0;
+        }
+        if (end == pos) {
+            return first ? -EAGAIN : 0; /* not checked yet, or nothing fits */
+        }
+        ranges[(*count_out)++] = (struct part_range){.fd = s->fd_log, .pos = pos,
+                                                     .bytes = end - pos};
+        out->bytes += (size_t)(end - pos);
+        /* On into the next segment only from this one's readable end. */
+        if (end < s->bytes_readable || i + 1 >= p->seg_count || *count_out == ranges_cap ||
+            out->bytes + BATCH_HEADER_BYTES > limit) {
+            return 0;
+        }
+        i++;
+        pos = 0;
+    }
 }
 
 void part_set_watch(struct part *p, void (*fn)(void *arg), void *arg)

@@ -183,6 +183,31 @@ MUST_USE int part_append(struct part *p, struct part_append *a);
 MUST_USE int part_read(struct part *p, int64_t offset, uint8_t *buf, size_t cap,
                        size_t bytes_max, struct part_read_result *out);
 
+/* One file range of whole batches: bytes [pos, pos + bytes) of fd. */
+struct part_range {
+    int fd;       /* the segment's log: p's, closed when the segment goes */
+    uint64_t pos;
+    uint64_t bytes;
+};
+
+/* Where part_read() would copy, without copying: the same batches, as file
+ * ranges, one per segment touched (at most ranges_cap of them: a read that
+ * needs more stops at a batch boundary after ranges_cap). Every byte in a
+ * range was checksum-checked by this process before (see struct seg,
+ * verified_pos), so the batches are not read here: only the headers of at
+ * most one index interval per range, to end on a batch boundary. The
+ * ranges stop where checked bytes end. *count_out gets the ranges and
+ * out->bytes their total. The fds are valid until the next call that may
+ * delete or close a segment (part_retain, part_close): a caller holding a
+ * range longer dups its fd. Returns what part_read() would (0, also with 0
+ * ranges at the high watermark; -NG_EOFFSET_RANGE; -NG_ETOOBIG), or
+ * -EAGAIN when the first batch is not checked yet or the partition has
+ * found damage: serve that read with part_read(), which checks the bytes
+ * (moving the mark on), or reports the damage. Or -errno. */
+MUST_USE int part_read_ranges(struct part *p, int64_t offset, size_t cap, size_t bytes_max,
+                              struct part_range *ranges, uint32_t ranges_cap,
+                              uint32_t *count_out, struct part_read_result *out);
+
 /* Background scrubbing: reads on from where the last call stopped, about
  * budget bytes of whole batches into buf[0..cap) (cap >= batch_bytes_max),
  * verifying every checksum exactly as a read for a consumer does, and

@@ -82,6 +82,7 @@ int seg_create(struct seg *s, int dirfd, int64_t offset_base,
 {
     seg_reset(s, offset_base);
     s->created_ms = now_ms;
+    s->verified_pos = UINT64_MAX; /* only validated appends will fill it */
     int rc = idx_alloc(s, 0, lim);
     if (rc == 0) {
         rc = s->fd_log = open_at(dirfd, offset_base, "log", O_RDWR | O_CREAT | O_EXCL);
@@ -458,6 +459,7 @@ int seg_open_active(struct seg *s, int dirfd, int64_t offset_base,
         return rc;
     }
     s->bytes_readable = s->bytes;
+    s->verified_pos = UINT64_MAX; /* the scan checked every checksum kept */
     int64_t first = cut->timestamp_first_batch_ms;
     s->created_ms = first != INT64_MIN && first <= now_ms ? first : now_ms;
     return 0;
@@ -505,6 +507,67 @@ int seg_locate(const struct seg *s, int64_t offset, uint32_t batch_bytes_max,
         expect = batch_offset_last(&h) + 1;
     }
     return -NG_EOFFSET_RANGE;
+}
+
+/* The last offset index entry whose position is in [pos, limit], or false. */
+static bool index_entry_at_or_below(const struct idx *x, uint64_t pos, uint64_t limit,
+                                    uint32_t *rel_out, uint32_t *pos_out)
+{
+    uint32_t lo = 0;
+    uint32_t hi = x->count;
+    while (lo < hi) { /* first entry past limit */
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (idx_offset_pos(x, mid) <= limit) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    if (lo == 0 || idx_offset_pos(x, lo - 1) < pos) {
+        return false;
+    }
+    *rel_out = idx_offset_rel(x, lo - 1);
+    *pos_out = idx_offset_pos(x, lo - 1);
+    return true;
+}
+
+int seg_batches_end(const struct seg *s, uint64_t pos, uint64_t limit, uint32_t batch_bytes_max,
+                    uint8_t *buf, size_t buf_bytes, uint64_t *end_out)
+{
+    ASSERT(pos < limit && limit <= s->bytes_readable && buf_bytes >= BATCH_HEADER_BYTES);
+    if (limit == s->bytes_readable) { /* the readable end is a batch boundary */
+        *end_out = limit;
+        return 0;
+    }
+    uint64_t at = pos;
+    int64_t expect = -1; /* the caller knows the first batch; not its base here */
+    uint32_t rel;
+    uint32_t entry_pos;
+    if (index_entry_at_or_below(&s->index, pos, limit, &rel, &entry_pos)) {
+        at = entry_pos;
+        expect = s->offset_base + rel;
+    }
+    /* Headers only: a window of one header, so a large batch is not read
+     * just to reach the next header. */
+    struct win w = {.fd = s->fd_log, .buf = buf, .cap = BATCH_HEADER_BYTES};
+    while (at < limit) {
+        struct batch_header h;
+        int stop;
+        int rc = read_batch(&w, at, s->bytes_readable, expect, false, batch_bytes_max, &h, &stop);
+        if (rc < 0) {
+            return rc;
+        }
+        if (rc == 1) {
+            return -NG_ECORRUPT;
+        }
+        if (batch_bytes(&h) > limit - at) {
+            break;
+        }
+        at += batch_bytes(&h);
+        expect = batch_offset_last(&h) + 1;
+    }
+    *end_out = at;
+    return 0;
 }
 
 void seg_close(struct seg *s)

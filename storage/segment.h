@@ -52,6 +52,13 @@ struct seg {
     int64_t timestamp_max_ms; /* INT64_MIN when empty */
     int64_t created_ms;       /* for roll by age */
     uint64_t index_due_pos;   /* a batch starting here or later gets an entry */
+    /* Bytes [0, verified_pos) were checksum-checked by this process: whole
+     * batches, so it is a batch boundary. UINT64_MAX: every batch, present
+     * and future: a segment this process created or recovered as the active
+     * one (recovery checks every batch; each appended batch is validated
+     * before it is written). A sealed segment opened starts at 0 (its open
+     * walks headers only); part_read() and the scrubber move it on. */
+    uint64_t verified_pos;
     int fd_log;
     int fd_index;             /* -1 once sealed and loaded */
     int fd_time;
@@ -125,6 +132,17 @@ void seg_note_batch(struct seg *s, const struct batch_header *h, uint64_t pos,
 MUST_USE int seg_locate(const struct seg *s, int64_t offset, uint32_t batch_bytes_max,
                         uint8_t *buf, size_t buf_bytes, uint64_t *pos_out,
                         struct batch_header *h_out);
+
+/* The furthest batch boundary at or below limit reached by whole batches
+ * from pos (a batch start, below limit): *end_out, which is pos when the
+ * batch at pos passes limit. Precondition: limit <= s->bytes_readable.
+ * Reads only batch headers: none when limit is the readable end, else
+ * from the last index entry at or below limit (at most one index interval
+ * and a batch). buf (>= BATCH_HEADER_BYTES) is scratch. Returns 0,
+ * -NG_ECORRUPT (a bad header on the way), or -errno. */
+MUST_USE int seg_batches_end(const struct seg *s, uint64_t pos, uint64_t limit,
+                             uint32_t batch_bytes_max, uint8_t *buf, size_t buf_bytes,
+                             uint64_t *end_out);
 
 /* Walks batches from pos (expected to start offset expect_offset) to end and
  * says in *out where the walk stopped and why. checksums: also verify each

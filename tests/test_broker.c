@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -1080,6 +1081,177 @@ Test(broker, create_topics_refuses_bad_config)
     good.retention_ms = PROTO_CONFIG_UNLIMITED;
     good.retention_bytes = PROTO_CONFIG_UNLIMITED;
     cr_assert_eq(rq_create_cfg(&c, &good), 0);
+    cl_close(&c);
+    bk_stop(&B);
+}
+
+/* ---- fetch answers spliced from the segment files ---- */
+
+/* Fetches from the batch at index `from` (and from inside it) and checks
+ * the answer holds exactly the batches produced from there. */
+static void expect_every_start(struct cl *c, const char *topic, const struct sent *s, size_t n)
+{
+    for (size_t i = 0; i < n; i += 3) {
+        size_t until = n - i;
+        expect_batches(c, topic, 0, s[i].offset, &s[i], until);
+        expect_batches(c, topic, 0, s[i].offset + 1, &s[i], until);
+    }
+    struct fetched f;
+    rq_fetch(c, topic, 0, s[n - 1].offset + 8, &f); /* the high watermark */
+    cr_assert_eq(f.err, 0);
+    cr_assert_eq(f.records_bytes, 0);
+    rq_fetched_free(&f);
+}
+
+Test(broker, fetches_across_segments_are_byte_identical_before_and_after_restart)
+{
+    bk_set(&B, "segment_bytes=16384");
+    bk_start(&B);
+    struct cl c;
+    cl_connect(&c, B.port, CL_TIMEOUT_MS_DEFAULT);
+    cr_assert_eq(rq_create(&c, "zc", 1), 0);
+    enum { N = 60 };
+    static struct sent s[N];
+    for (uint32_t i = 0; i < N; i++) {
+        s[i] = produce_ok(&c, "zc", 0, 8, i, 1);
+    }
+    expect_every_start(&c, "zc", s, N); /* file parts: this process wrote it all */
+    cl_close(&c);
+    bk_stop(&B);
+    /* Reopened, the sealed segments are copied (and checked) first, then
+     * sent as file parts; either way the same bytes. */
+    bk_start(&B);
+    cl_connect(&c, B.port, CL_TIMEOUT_MS_DEFAULT);
+    expect_every_start(&c, "zc", s, N);
+    expect_every_start(&c, "zc", s, N);
+    free_sent(s, N);
+    cl_close(&c);
+    bk_stop(&B);
+}
+
+/* Sends a Fetch of partition 0 from offset with room for everything. */
+static uint32_t fetch_all_send(struct cl *c, const char *topic, int64_t offset)
+{
+    struct proto_enc e;
+    uint32_t corr = cl_next_corr(c);
+    struct proto_fetch_req req = {.bytes_max = 48 << 20};
+    proto_fetch_req_begin(&e, cl_wr(c), 0, corr, PROTO_STR_NULL, &req);
+    proto_enc_topic(&e, proto_str_make(topic));
+    struct proto_fetch_req_partition p = {.partition = 0, .offset = offset,
+                                          .bytes_max = 48 << 20};
+    proto_fetch_req_partition(&e, &p);
+    cr_assert_eq(proto_enc_end(&e), 0);
+    cr_assert_eq(cl_send_wr(c), 0);
+    return corr;
+}
+
+Test(broker, segments_deleted_while_their_answer_is_sent_are_sent_whole, .timeout = 120)
+{
+    bk_set(&B, "segment_bytes=1048576");
+    bk_set(&B, "retention_bytes=8388608");
+    bk_set(&B, "retention_check_ms=100");
+    bk_start(&B);
+    struct cl c;
+    struct cl slow;
+    cl_connect(&c, B.port, CL_TIMEOUT_MS_DEFAULT);
+    cl_connect(&slow, B.port, 60000);
+    int small = 16 << 10;
+    cr_assert_eq(setsockopt(slow.fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small)), 0);
+    cr_assert_eq(rq_create(&c, "gone", 1), 0);
+    enum { N = 256 }; /* 64 KiB batches: 16 MiB, 16 segments */
+    static struct sent s[N];
+    for (uint32_t i = 0; i < N; i++) {
+        size_t len = bt_make_sized(batch, sizeof(batch), 64, 1000, i, BATCH_CODEC_NONE, NULL);
+        s[i] = (struct sent){.bytes = malloc(len), .len = len};
+        memcpy(s[i].bytes, batch, len);
+        cr_assert_eq(rq_produce(&c, "gone", 0, batch, len, 1, &s[i].offset), 0);
+    }
+    int64_t earliest;
+    int64_t ts;
+    cr_assert_eq(rq_list_offset(&c, "gone", 0, PROTO_TIMESTAMP_EARLIEST, &earliest, &ts), 0);
+    size_t first = 0;
+    while (s[first].offset < earliest) {
+        first++;
+    }
+    /* The slow client asks for everything and does not read yet. */
+    uint32_t corr = fetch_all_send(&slow, "gone", earliest);
+    usleep(200 * 1000);
+    /* Retention deletes the segments it is being sent from... */
+    for (uint32_t i = 0; i < 64; i++) {
+        size_t len = bt_make_sized(batch, sizeof(batch), 64, 1000, 1000 + i, BATCH_CODEC_NONE, NULL);
+        int64_t off;
+        cr_assert_eq(rq_produce(&c, "gone", 0, batch, len, 1, &off), 0);
+    }
+    int64_t now_earliest = earliest;
+    int64_t deadline = mono_ms() + 10000;
+    while (now_earliest == earliest && mono_ms() < deadline) {
+        usleep(50 * 1000);
+        cr_assert_eq(rq_list_offset(&c, "gone", 0, PROTO_TIMESTAMP_EARLIEST, &now_earliest, &ts),
+                     0);
+    }
+    cr_assert_gt(now_earliest, earliest, "retention deleted no segment");
+    /* ...and then the topic goes altogether. */
+    cr_assert_eq(rq_delete(&c, "gone"), 0);
+    usleep(200 * 1000); /* housekeeping closes its partitions */
+    cr_assert(!topic_dir_exists("gone"));
+    struct fetched f;
+    rq_fetch_recv(&slow, corr, &f);
+    cr_assert_eq(f.err, 0);
+    cr_assert_eq(bt_count(f.records, f.records_bytes), N - first);
+    for (size_t i = first; i < N; i++) {
+        const uint8_t *got;
+        size_t got_len;
+        cr_assert(bt_at(f.records, f.records_bytes, i - first, &got, &got_len));
+        bt_assert_same(got, got_len, s[i].bytes, s[i].len, s[i].offset);
+    }
+    rq_fetched_free(&f);
+    free_sent(s, N);
+    cl_close(&slow);
+    cl_close(&c);
+    bk_stop(&B);
+}
+
+Test(broker, many_connections_fetching_at_once_get_the_same_bytes, .timeout = 120)
+{
+    bk_set(&B, "segment_bytes=262144");
+    bk_start(&B);
+    struct cl c;
+    cl_connect(&c, B.port, CL_TIMEOUT_MS_DEFAULT);
+    cr_assert_eq(rq_create(&c, "many", 1), 0);
+    enum { N = 24, CONNS = 32, EACH = 2 };
+    static struct sent s[N];
+    for (uint32_t i = 0; i < N; i++) {
+        size_t len = bt_make_sized(batch, sizeof(batch), 64, 1000, i, BATCH_CODEC_NONE, NULL);
+        s[i] = (struct sent){.bytes = malloc(len), .len = len};
+        memcpy(s[i].bytes, batch, len);
+        cr_assert_eq(rq_produce(&c, "many", 0, batch, len, 1, &s[i].offset), 0);
+    }
+    static struct cl conns[CONNS];
+    uint32_t corr[CONNS][EACH];
+    for (int k = 0; k < CONNS; k++) {
+        cl_connect(&conns[k], B.port, CL_TIMEOUT_MS_DEFAULT);
+        for (int j = 0; j < EACH; j++) {
+            corr[k][j] = fetch_all_send(&conns[k], "many", s[(k + j) % N].offset);
+        }
+    }
+    for (int k = 0; k < CONNS; k++) {
+        for (int j = 0; j < EACH; j++) {
+            size_t from = (size_t)(k + j) % N;
+            struct fetched f;
+            rq_fetch_recv(&conns[k], corr[k][j], &f);
+            cr_assert_eq(f.err, 0);
+            cr_assert_eq(bt_count(f.records, f.records_bytes), N - from);
+            for (size_t i = from; i < N; i++) {
+                const uint8_t *got;
+                size_t got_len;
+                cr_assert(bt_at(f.records, f.records_bytes, i - from, &got, &got_len));
+                bt_assert_same(got, got_len, s[i].bytes, s[i].len, s[i].offset);
+            }
+            rq_fetched_free(&f);
+        }
+        cl_close(&conns[k]);
+    }
+    free_sent(s, N);
     cl_close(&c);
     bk_stop(&B);
 }

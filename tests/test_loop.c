@@ -10,6 +10,9 @@
  *   'F' ..         fail: close the connection after earlier answers
  *   'B' u32 n u32 seq ..  answer n bytes: seq, then a pattern
  *   'X'            answer "ab" + ext "EXT" + "cd"
+ *   'L' u64 off u32 len u32 n  answer "hd" + len bytes of the test file from
+ *                  off, as n file parts (copied with pread when the loop
+ *                  has no room for file parts), + "tl"
  *   (empty frame)  answer an empty frame
  */
 #include <criterion/criterion.h>
@@ -46,7 +49,29 @@ struct server {
     atomic_int reqs_seen;
     atomic_int ext_released;
     atomic_int closes;
+    int file_fd;              /* the test file of 'L' requests, or -1 */
+    atomic_int files_released;
+    atomic_int files_refused;
 };
+
+/* The test file: byte i is file_byte(i). */
+#define TEST_FILE_BYTES (24u << 20)
+static uint8_t file_byte(uint64_t i) { return (uint8_t)(i * 131 + (i >> 13) * 7 + 1); }
+
+static int make_test_file(void)
+{
+    char path[] = "/tmp/nagare-loop-file-XXXXXX";
+    int fd = mkstemp(path);
+    cr_assert_geq(fd, 0);
+    unlink(path);
+    uint8_t *p = malloc(TEST_FILE_BYTES);
+    for (uint64_t i = 0; i < TEST_FILE_BYTES; i++) {
+        p[i] = file_byte(i);
+    }
+    cr_assert_eq(pwrite(fd, p, TEST_FILE_BYTES, 0), (ssize_t)TEST_FILE_BYTES);
+    free(p);
+    return fd;
+}
 
 struct delayed {
     struct loop_timer timer;
@@ -114,6 +139,54 @@ static void answer_ext(struct server *s, struct loop_req *req)
     loop_req_respond(req, 4);
 }
 
+struct file_ext {
+    struct loop_ext ext;
+    struct server *s;
+};
+
+static void file_release(struct loop_ext *ext)
+{
+    struct file_ext *fe = (struct file_ext *)ext;
+    atomic_fetch_add(&fe->s->files_released, 1);
+    close(ext->fd);
+    free(fe);
+}
+
+static void answer_file(struct server *s, struct loop_req *req, const uint8_t *frame, size_t len)
+{
+    cr_assert_eq(len, 17);
+    uint64_t off = get_be64(frame + 1);
+    uint32_t bytes = get_be32(frame + 9);
+    uint32_t n = get_be32(frame + 13);
+    uint8_t *out;
+    cr_assert_eq(loop_resp_buf(req, 4 + 2 + 2 + (size_t)bytes, &out), 0);
+    size_t at = 4;
+    memcpy(out + at, "hd", 2);
+    at += 2;
+    for (uint32_t k = 0; k < n; k++) {
+        uint64_t from = off + (uint64_t)bytes * k / n;
+        uint64_t to = off + (uint64_t)bytes * (k + 1) / n;
+        struct file_ext *fe = calloc(1, sizeof(*fe));
+        fe->s = s;
+        fe->ext.fd = dup(s->file_fd);
+        fe->ext.off = from;
+        fe->ext.len = to - from;
+        fe->ext.release = file_release;
+        cr_assert_geq(fe->ext.fd, 0);
+        if (loop_resp_file(req, &fe->ext, at) != 0) {
+            atomic_fetch_add(&s->files_refused, 1);
+            cr_assert_eq(pread(s->file_fd, out + at, to - from, (off_t)from), (ssize_t)(to - from));
+            at += to - from;
+            close(fe->ext.fd);
+            free(fe);
+        }
+    }
+    memcpy(out + at, "tl", 2);
+    at += 2;
+    put_be32(out, bytes + 4); /* "hd", the bytes (in parts or copied), "tl" */
+    loop_req_respond_frame(req, at);
+}
+
 static void handle(void *arg, struct loop_req *req)
 {
     struct server *s = arg;
@@ -145,6 +218,9 @@ static void handle(void *arg, struct loop_req *req)
         break;
     case 'X':
         answer_ext(s, req);
+        break;
+    case 'L':
+        answer_file(s, req, frame, len);
         break;
     default:
         echo_now(req);
@@ -190,6 +266,7 @@ static void *server_main(void *arg)
 static void server_start(struct server *s, void (*tune)(struct loop_cfg *))
 {
     memset(s, 0, sizeof(*s));
+    s->file_fd = make_test_file();
     loop_cfg_default(&s->cfg);
     s->cfg.on_request = handle;
     s->cfg.on_close = on_close;
@@ -210,6 +287,7 @@ static void server_stop(struct server *s)
     loop_stop_async(&s->loop);
     cr_assert_eq(pthread_join(s->thread, NULL), 0);
     cr_assert_eq(s->run_rc, 0, "loop_run: %s", err_str(s->run_rc));
+    close(s->file_fd);
 }
 
 /* ---- stats from the loop thread, through the mailbox ------------------ */
@@ -924,4 +1002,198 @@ Test(loop, bad_config_is_refused, .timeout = 30)
     cfg.frame_bytes_max = LOOP_FRAME_BYTES_CAP + 1;
     cr_assert_eq(loop_init(&l, &r, &cfg), -NG_EBADARG);
     ring_fini(&r);
+}
+
+/* ---- file parts --------------------------------------------------------- */
+
+static void send_file_req(int fd, uint64_t off, uint32_t len, uint32_t parts)
+{
+    uint8_t req[17] = {'L'};
+    put_be64(req + 1, off);
+    put_be32(req + 9, len);
+    put_be32(req + 13, parts);
+    send_frame(fd, req, sizeof(req));
+}
+
+static void expect_file_answer(int fd, uint64_t off, uint32_t len)
+{
+    uint8_t *got;
+    size_t n = recv_frame(fd, &got);
+    cr_assert_eq(n, (size_t)len + 4);
+    cr_assert_eq(memcmp(got, "hd", 2), 0);
+    for (uint32_t i = 0; i < len; i++) {
+        if (got[2 + i] != file_byte(off + i)) {
+            cr_assert_fail("byte %u of a file part from %lu differs", i, (unsigned long)off);
+        }
+    }
+    cr_assert_eq(memcmp(got + 2 + len, "tl", 2), 0);
+    free(got);
+}
+
+Test(loop, file_parts_arrive_whole_and_in_order, .timeout = 60)
+{
+    struct server s;
+    server_start(&s, NULL);
+    int fd = client(s.port);
+    /* Pipelined: answers with file parts between ones without. */
+    send_frame(fd, "Eone", 4);
+    send_file_req(fd, 5, 3u << 20, 3);
+    send_frame(fd, "X", 1);
+    send_file_req(fd, (8u << 20) + 1, 1000, 1);
+    send_file_req(fd, 0, 0, 1); /* an empty part */
+    send_file_req(fd, 77, 5u << 20, 17);
+    send_frame(fd, "Etwo", 4);
+    expect_echo(fd, "Eone", 4);
+    expect_file_answer(fd, 5, 3u << 20);
+    expect_echo(fd, "abEXTcd", 7);
+    expect_file_answer(fd, (8u << 20) + 1, 1000);
+    expect_file_answer(fd, 0, 0);
+    expect_file_answer(fd, 77, 5u << 20);
+    expect_echo(fd, "Etwo", 4);
+    close(fd);
+    struct loop_stats st;
+    WAIT_STATS(&s, st, st.conns == 0);
+    cr_assert_eq(atomic_load(&s.files_released), 3 + 1 + 1 + 17);
+    cr_assert_eq(st.file_parts_live, 0);
+    cr_assert_eq(st.tx_spliced_bytes, (3u << 20) + 1000 + (5u << 20));
+    cr_assert_eq(st.pipes_live, st.pipes_cached, "no pipe held by anyone");
+    cr_assert_leq(st.pipes_live, LOOP_PIPE_CACHE);
+    cr_assert_eq(st.mem_bytes_live, 0);
+    server_stop(&s);
+}
+
+static void small_socket_buffers(struct loop_cfg *cfg) { cfg->sock_sndbuf_bytes = 64 << 10; }
+
+Test(loop, peer_reset_mid_splice_releases_file_parts_and_pipe, .timeout = 60)
+{
+    struct server s;
+    server_start(&s, small_socket_buffers);
+    int fd = client(s.port);
+    int rcv = 32 << 10;
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof(rcv));
+    send_file_req(fd, 0, 16u << 20, 4);
+    send_file_req(fd, 0, 16u << 20, 4);
+    uint8_t head[4096];
+    cr_assert(recv_all(fd, head, sizeof(head)));
+    cr_assert_eq(get_be32(head), (16u << 20) + 4);
+    struct loop_stats st;
+    /* The socket fills: the rest waits in the pipe, behind a poll. */
+    WAIT_STATS(&s, st, st.pipes_live > st.pipes_cached);
+    reset(fd);
+    WAIT_STATS(&s, st, st.conns == 0 && st.file_parts_live == 0);
+    cr_assert_eq(atomic_load(&s.files_released), 8);
+    cr_assert_eq(st.pipes_live, st.pipes_cached, "the held pipe went with the connection");
+    cr_assert_lt(st.tx_spliced_bytes, 32u << 20);
+    cr_assert_eq(st.mem_bytes_live, 0);
+    round_trip(s.port);
+    server_stop(&s);
+}
+
+Test(loop, a_file_shorter_than_its_part_closes_the_connection, .timeout = 60)
+{
+    struct server s;
+    server_start(&s, NULL);
+    int fd = client(s.port);
+    send_file_req(fd, TEST_FILE_BYTES - 100, 1000, 1); /* 900 bytes past the end */
+    uint8_t got[4 + 2 + 100];
+    cr_assert(recv_all(fd, got, sizeof(got)), "what the file had is sent");
+    cr_assert_eq(get_be32(got), 1004);
+    cr_assert(closed_by_peer(fd), "then the connection closes: its length was promised");
+    close(fd);
+    struct loop_stats st;
+    WAIT_STATS(&s, st, st.conns == 0 && st.file_parts_live == 0);
+    cr_assert_eq(atomic_load(&s.files_released), 1);
+    round_trip(s.port);
+    server_stop(&s);
+}
+
+Test(loop, many_connections_send_file_parts_at_once, .timeout = 120)
+{
+    enum { CONNS = 48, REQS = 3 };
+    struct server s;
+    server_start(&s, small_socket_buffers);
+    int fds[CONNS];
+    for (int i = 0; i < CONNS; i++) {
+        fds[i] = client(s.port);
+        for (int k = 0; k < REQS; k++) {
+            send_file_req(fds[i], (uint64_t)i * 4099 + (uint64_t)k * 65537, 1u << 20, 1 + k);
+        }
+    }
+    /* Read them one after another: the others wait with full sockets,
+     * each holding a pipe, meanwhile. */
+    struct loop_stats st;
+    WAIT_STATS(&s, st, st.pipes_live > LOOP_PIPE_CACHE);
+    for (int i = 0; i < CONNS; i++) {
+        for (int k = 0; k < REQS; k++) {
+            expect_file_answer(fds[i], (uint64_t)i * 4099 + (uint64_t)k * 65537, 1u << 20);
+        }
+        close(fds[i]);
+    }
+    WAIT_STATS(&s, st, st.conns == 0);
+    cr_assert_eq(st.file_parts_live, 0);
+    cr_assert_eq(atomic_load(&s.files_released), CONNS * (1 + 2 + 3));
+    cr_assert_eq(st.pipes_live, st.pipes_cached);
+    cr_assert_leq(st.pipes_live, LOOP_PIPE_CACHE);
+    cr_assert_eq(st.tx_spliced_bytes, (uint64_t)CONNS * REQS << 20);
+    server_stop(&s);
+}
+
+static void two_file_parts(struct loop_cfg *cfg) { cfg->file_parts_max = 2; }
+
+Test(loop, file_parts_past_the_maximum_are_refused_and_copied, .timeout = 60)
+{
+    struct server s;
+    server_start(&s, two_file_parts);
+    int fd = client(s.port);
+    send_file_req(fd, 3, 1u << 20, 5);
+    expect_file_answer(fd, 3, 1u << 20);
+    close(fd);
+    struct loop_stats st;
+    WAIT_STATS(&s, st, st.conns == 0);
+    cr_assert_eq(atomic_load(&s.files_released), 2);
+    cr_assert_eq(atomic_load(&s.files_refused), 3);
+    cr_assert_eq(st.file_parts_live, 0);
+    server_stop(&s);
+}
+
+/* The lowest descriptor number not in use. */
+static int first_free_fd(void)
+{
+    int fd = 0;
+    while (fcntl(fd, F_GETFD) >= 0) {
+        fd++;
+    }
+    return fd;
+}
+
+Test(loop, a_connection_that_finds_no_pipe_waits_for_one, .timeout = 60)
+{
+    struct server s;
+    server_start(&s, small_socket_buffers);
+    /* a holds a pipe: its socket is full and bytes wait in the pipe. */
+    int a = client(s.port);
+    int rcv = 32 << 10;
+    setsockopt(a, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof(rcv));
+    send_file_req(a, 0, 8u << 20, 1);
+    struct loop_stats st;
+    WAIT_STATS(&s, st, st.pipes_live > st.pipes_cached);
+    int b = client(s.port);
+    WAIT_STATS(&s, st, st.conns == 2);
+    /* Room for the handler's dup, none for a new pipe. */
+    struct rlimit saved;
+    cr_assert_eq(getrlimit(RLIMIT_NOFILE, &saved), 0);
+    struct rlimit tight = {.rlim_cur = (rlim_t)first_free_fd() + 1, .rlim_max = saved.rlim_max};
+    cr_assert_eq(setrlimit(RLIMIT_NOFILE, &tight), 0);
+    send_file_req(b, 11, 1u << 20, 1);
+    WAIT_STATS(&s, st, st.pipe_waits > 0);
+    cr_assert_eq(setrlimit(RLIMIT_NOFILE, &saved), 0);
+    /* The retry finds a pipe: b is served, then a. */
+    expect_file_answer(b, 11, 1u << 20);
+    expect_file_answer(a, 0, 8u << 20);
+    close(a);
+    close(b);
+    WAIT_STATS(&s, st, st.conns == 0);
+    cr_assert_eq(st.file_parts_live, 0);
+    cr_assert_eq(st.pipes_live, st.pipes_cached);
+    server_stop(&s);
 }

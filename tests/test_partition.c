@@ -699,3 +699,195 @@ Test(partition, a_full_disk_fails_the_appends_from_there_and_the_log_goes_on_wit
     cr_assert_eq(part_offset_latest(&f.part), 13);
     cr_assert_eq(check_prefix(0, 0), 0);
 }
+
+/* ---- file ranges (part_read_ranges) ---- */
+
+static uint8_t ranges_buf[4 * FX_BATCH_MAX];
+
+/* part_read_ranges(), with the ranges' bytes read into ranges_buf. */
+static int read_ranges(int64_t offset, size_t cap, size_t bytes_max, uint32_t ranges_cap,
+                       struct part_read_result *r, uint32_t *count)
+{
+    struct part_range ranges[64];
+    cr_assert_leq(ranges_cap, 64);
+    int rc = part_read_ranges(&f.part, offset, cap, bytes_max, ranges, ranges_cap, count, r);
+    if (rc != 0) {
+        return rc;
+    }
+    size_t at = 0;
+    for (uint32_t k = 0; k < *count; k++) {
+        cr_assert_gt(ranges[k].bytes, 0);
+        cr_assert_eq(pread(ranges[k].fd, ranges_buf + at, ranges[k].bytes, (off_t)ranges[k].pos),
+                     (ssize_t)ranges[k].bytes);
+        at += ranges[k].bytes;
+    }
+    cr_assert_eq(at, r->bytes);
+    return 0;
+}
+
+/* Batches of varied sizes (1-4 records of 50-350 bytes) over small segments. */
+static void append_varied(uint32_t count, uint32_t seed0)
+{
+    for (uint32_t i = 0; i < count; i++) {
+        size_t len = fx_batch(batch, sizeof(batch), 1 + i % 4, 50 + (i * 37) % 300, seed0 + i,
+                              1000000 + 1000 * (int64_t)i, BATCH_CODEC_NONE, NULL);
+        cr_assert_geq(fx_append(&f, batch, len, false), 0);
+    }
+}
+
+/* For every offset and a spread of limits: the same return code, and the
+ * ranges hold byte for byte what part_read() copies. */
+static void check_ranges_match_reads(void)
+{
+    static const size_t limits[] = {1, 60, 100, 400, 700, 1000, 2500, 4096, 5000, 9000, 1 << 20};
+    static const size_t caps[] = {300, 1000, 5000, sizeof(buf)};
+    int64_t hw = part_offset_latest(&f.part);
+    for (int64_t offset = part_offset_earliest(&f.part); offset <= hw + 1; offset++) {
+        for (size_t li = 0; li < ARRAY_LEN(limits); li++) {
+            for (size_t ci = 0; ci < ARRAY_LEN(caps); ci++) {
+                struct part_read_result a;
+                struct part_read_result b;
+                uint32_t n;
+                int rc_copy = part_read(&f.part, offset, buf, caps[ci], limits[li], &a);
+                int rc_file = read_ranges(offset, caps[ci], limits[li], 64, &b, &n);
+                cr_assert_eq(rc_file, rc_copy, "offset %ld limit %zu cap %zu: %s vs %s",
+                             (long)offset, limits[li], caps[ci], err_str(rc_file),
+                             err_str(rc_copy));
+                cr_assert_eq(b.bytes, a.bytes, "offset %ld limit %zu cap %zu", (long)offset,
+                             limits[li], caps[ci]);
+                cr_assert_eq(b.offset_latest, a.offset_latest);
+                cr_assert_eq(b.offset_earliest, a.offset_earliest);
+                if (rc_copy == 0) {
+                    cr_assert_eq(memcmp(ranges_buf, buf, a.bytes), 0, "offset %ld", (long)offset);
+                }
+            }
+        }
+    }
+}
+
+Test(partition, file_ranges_hold_exactly_the_bytes_part_read_copies)
+{
+    f.cfg.segment_bytes = 4096;
+    f.cfg.index_interval_bytes = 512;
+    cr_assert_eq(fx_open(&f), 0);
+    append_varied(50, 0);
+    cr_assert_gt(f.part.seg_count, 4);
+    check_ranges_match_reads();
+    /* A roll, then more: the new segments too, up to the new high watermark. */
+    uint32_t segs = f.part.seg_count;
+    append_varied(20, 50);
+    cr_assert_gt(f.part.seg_count, segs);
+    check_ranges_match_reads();
+}
+
+Test(partition, file_ranges_stop_at_the_high_watermark)
+{
+    cr_assert_eq(fx_open(&f), 0);
+    append_many(5, 4, 100, false, NULL);
+    struct part_read_result r;
+    uint32_t n;
+    cr_assert_eq(read_ranges(20, sizeof(buf), 1 << 20, 64, &r, &n), 0);
+    cr_assert_eq(n, 0);
+    cr_assert_eq(r.bytes, 0);
+    cr_assert_eq(r.offset_latest, 20);
+    cr_assert_eq(read_ranges(21, sizeof(buf), 1 << 20, 64, &r, &n), -NG_EOFFSET_RANGE);
+    cr_assert_eq(read_ranges(0, sizeof(buf), 1 << 20, 64, &r, &n), 0);
+    cr_assert_eq(n, 1);
+    cr_assert_eq(r.bytes, part_bytes(&f.part));
+}
+
+Test(partition, file_ranges_out_of_room_stop_at_a_batch_boundary)
+{
+    f.cfg.segment_bytes = 4096;
+    cr_assert_eq(fx_open(&f), 0);
+    append_many(60, 3, 200, false, NULL);
+    struct part_read_result r;
+    uint32_t n;
+    cr_assert_eq(read_ranges(0, sizeof(buf), sizeof(buf), 2, &r, &n), 0);
+    cr_assert_eq(n, 2);
+    cr_assert_eq(r.bytes, f.part.segs[0]->bytes + f.part.segs[1]->bytes);
+    struct part_read_result c;
+    cr_assert_eq(part_read(&f.part, 0, buf, sizeof(buf), r.bytes, &c), 0);
+    cr_assert_eq(c.bytes, r.bytes);
+    cr_assert_eq(memcmp(ranges_buf, buf, r.bytes), 0);
+}
+
+Test(partition, reopened_sealed_segments_are_copied_until_checked_then_ranged)
+{
+    make_sealed_segments();
+    fx_close(&f);
+    cr_assert_eq(fx_open(&f), 0);
+    cr_assert_eq(f.part.segs[0]->verified_pos, 0, "opening a sealed segment checks no batch");
+    struct part_read_result r;
+    uint32_t n;
+    cr_assert_eq(read_ranges(0, sizeof(buf), 1 << 20, 64, &r, &n), -EAGAIN);
+    /* The recovered active segment was checked whole by recovery. */
+    int64_t last = f.part.segs[f.part.seg_count - 1]->offset_base;
+    cr_assert_eq(read_ranges(last, sizeof(buf), 1 << 20, 64, &r, &n), 0);
+    cr_assert_gt(r.bytes, 0);
+    /* A copying read of part of segment 0 checks it: ranges up to there. */
+    size_t one = fx_batch(batch, sizeof(batch), 3, 200, 0, 0, BATCH_CODEC_NONE, NULL);
+    struct part_read_result c;
+    cr_assert_eq(part_read(&f.part, 0, buf, sizeof(buf), 3 * one, &c), 0);
+    cr_assert_eq(f.part.segs[0]->verified_pos, c.bytes);
+    cr_assert_eq(read_ranges(0, sizeof(buf), 1 << 20, 64, &r, &n), 0);
+    cr_assert_eq(r.bytes, c.bytes, "the ranges stop where checked bytes end");
+    cr_assert_eq(memcmp(ranges_buf, buf, c.bytes), 0);
+    cr_assert_eq(read_ranges(9, sizeof(buf), 1 << 20, 64, &r, &n), -EAGAIN);
+    /* The scrubber checks the rest: then every read is ranged, and equal. */
+    static uint8_t scrub[FX_BATCH_MAX];
+    size_t done = 1;
+    for (int i = 0; i < 100 && f.part.segs[3]->verified_pos < f.part.segs[3]->bytes; i++) {
+        cr_assert_eq(part_scrub(&f.part, scrub, sizeof(scrub), 1 << 20, &done), 0);
+    }
+    for (uint32_t i = 0; i < f.part.seg_count - 1; i++) {
+        cr_assert_eq(f.part.segs[i]->verified_pos, f.part.segs[i]->bytes, "segment %u", i);
+    }
+    check_ranges_match_reads();
+}
+
+Test(partition, file_ranges_defer_to_part_read_once_damage_is_found)
+{
+    make_sealed_segments();
+    char name[SEG_NAME_BYTES];
+    seg_name(name, f.part.segs[1]->offset_base, "log");
+    int64_t bad_from = f.part.segs[1]->offset_base;
+    fx_close(&f);
+    corrupt_byte(name, 1000);
+    cr_assert_eq(fx_open(&f), 0);
+    struct part_read_result r;
+    uint32_t n;
+    static uint8_t scrub[FX_BATCH_MAX];
+    size_t done;
+    int rc = 0;
+    for (int i = 0; i < 100 && rc == 0; i++) {
+        rc = part_scrub(&f.part, scrub, sizeof(scrub), 1 << 20, &done);
+    }
+    cr_assert_eq(rc, -NG_ECORRUPT);
+    cr_assert_eq(read_ranges(0, sizeof(buf), 1 << 20, 64, &r, &n), -EAGAIN,
+                 "checked bytes before the damage still go through part_read");
+    cr_assert_eq(read_ranges(bad_from + 30, sizeof(buf), 1 << 20, 64, &r, &n), -NG_ECORRUPT);
+}
+
+Test(partition, a_dup_of_a_range_outlives_retention_deleting_its_segment)
+{
+    f.cfg.segment_bytes = 4096;
+    f.cfg.retention_bytes = 10000;
+    f.cfg.retention_ms = -1;
+    cr_assert_eq(fx_open(&f), 0);
+    append_many(60, 3, 200, false, NULL);
+    struct part_range range;
+    struct part_read_result r;
+    uint32_t n;
+    cr_assert_eq(part_read_ranges(&f.part, 0, sizeof(buf), 1 << 20, &range, 1, &n, &r), 0);
+    cr_assert_eq(part_read(&f.part, 0, buf, sizeof(buf), r.bytes, &r), 0);
+    int fd = dup(range.fd);
+    cr_assert_geq(fd, 0);
+    uint32_t deleted;
+    cr_assert_eq(part_retain(&f.part, &deleted), 0);
+    cr_assert_gt(deleted, 0);
+    cr_assert_eq(file_size("00000000000000000000.log"), -1);
+    cr_assert_eq(pread(fd, ranges_buf, range.bytes, (off_t)range.pos), (ssize_t)range.bytes);
+    cr_assert_eq(memcmp(ranges_buf, buf, range.bytes), 0);
+    close(fd);
+}
