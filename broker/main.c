@@ -1,8 +1,10 @@
 /* nagared: parses the configuration, runs the server, stops on SIGINT or
  * SIGTERM after answering what is in flight and syncing every log. */
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "base/log.h"
 #include "broker/config.h"
@@ -30,6 +32,25 @@ static int install_signals(void)
     return 0;
 }
 
+/* Raises the descriptor limit to its hard maximum: every connection, every
+ * segment's three files and every pipe of a fetch sent from the files is a
+ * descriptor, and a segment roll that finds none fails its log. */
+static void raise_fd_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= rl.rlim_max) {
+        return;
+    }
+    rlim_t was = rl.rlim_cur;
+    rl.rlim_cur = rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &rl) != 0) {
+        log_warn("descriptor limit stays %llu: %s", (unsigned long long)was, strerror(errno));
+        return;
+    }
+    log_info("descriptor limit raised from %llu to %llu", (unsigned long long)was,
+             (unsigned long long)rl.rlim_cur);
+}
+
 int main(int argc, char **argv)
 {
     if (argc == 3 && strcmp(argv[1], "--verify") == 0) {
@@ -46,6 +67,7 @@ int main(int argc, char **argv)
         return 2;
     }
     log_set_level(cfg.log_level);
+    raise_fd_limit();
     if (install_signals() != 0 || server_init(&server, &cfg) != 0) {
         return 1; /* server_init logged why */
     }
