@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 /* The unit a torn write keeps or loses: a disk sector. */
@@ -285,7 +286,8 @@ static bool slot_capture(struct sim_slot *s)
     const struct io_uring_sqe *q = s->sqe;
     s->sqe = NULL;
     s->submitted = true;
-    if (q->opcode != IORING_OP_FSYNC && q->opcode != IORING_OP_WRITE) {
+    if (q->opcode != IORING_OP_FSYNC && q->opcode != IORING_OP_WRITE &&
+        q->opcode != IORING_OP_WRITEV) {
         return false;
     }
     struct stat st;
@@ -306,6 +308,13 @@ static bool slot_capture(struct sim_slot *s)
     s->file = file_get(&st, q->fd);
     s->off = q->off;
     s->len = q->len;
+    if (q->opcode == IORING_OP_WRITEV) { /* one file range: the iovecs' total */
+        const struct iovec *iov = (const struct iovec *)(uintptr_t)q->addr;
+        s->len = 0;
+        for (uint32_t i = 0; i < q->len; i++) {
+            s->len += iov[i].iov_len;
+        }
+    }
     struct sim_file *f = s->file >= 0 ? &sim.files[s->file] : NULL;
     if (f != NULL && (uint64_t)st.st_size < f->image_bytes) {
         f->image_bytes = (size_t)st.st_size; /* cut by ftruncate: durable at once */
