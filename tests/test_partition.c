@@ -941,3 +941,53 @@ Test(partition, a_validated_header_that_is_not_the_batchs_is_a_programmer_error,
     h.record_count = 2;
     (void)append_vouched(batch, len, &h);
 }
+
+/* ---- a group commit round linked to its write ---- */
+
+Test(partition, a_round_whose_appends_share_one_write_goes_out_linked_to_it)
+{
+    cr_assert_eq(fx_open(&f), 0);
+    ring_fault_clear();
+    start_inflight(8, all_durable);
+    cr_assert_eq(part_drain(&f.part), 0);
+    cr_assert_eq(completed_n, 8);
+    for (int i = 0; i < 8; i++) {
+        cr_assert_eq(completed_rc[i], 0);
+    }
+    cr_assert_eq(ring_fault_seen(RING_LOG_WRITE), 1);
+    cr_assert_eq(ring_fault_seen(RING_LOG_SYNC), 1, "one fdatasync, submitted with the write");
+    fx_close(&f);
+    cr_assert_eq(fx_open(&f), 0);
+    cr_assert_eq(part_offset_latest(&f.part), 16);
+}
+
+Test(partition, a_linked_round_after_a_short_write_covers_nothing_and_a_new_round_follows)
+{
+    cr_assert_eq(fx_open(&f), 0);
+    ring_fault_clear();
+    ring_fault_arm(RING_LOG_WRITE, 1, RING_FAULT_SHORT, false);
+    start_inflight(8, all_durable);
+    cr_assert_eq(part_drain(&f.part), 0);
+    cr_assert_eq(completed_n, 8);
+    for (int i = 0; i < 8; i++) {
+        cr_assert_eq(completed_rc[i], 0);
+    }
+    /* The linked fdatasync cannot count for a write seen short: a second
+     * round, begun once the rest was written, acknowledged them. */
+    cr_assert_eq(ring_fault_seen(RING_LOG_SYNC), 2);
+    cr_assert_eq(part_failed(&f.part), 0);
+}
+
+Test(partition, a_failed_linked_fdatasync_fails_its_round_and_the_log)
+{
+    cr_assert_eq(fx_open(&f), 0);
+    append_many(2, 3, 40, true, NULL);
+    fail_nth(RING_LOG_SYNC, 1, -EIO);
+    start_inflight(8, all_durable);
+    cr_assert_eq(part_drain(&f.part), 0);
+    cr_assert_eq(completed_n, 8);
+    for (int i = 0; i < 8; i++) {
+        cr_assert_eq(completed_rc[i], -EIO, "append %d", i);
+    }
+    check_failed_then_recovers(2);
+}
