@@ -186,7 +186,9 @@ MUST_USE int part_open(struct part *p, const char *dir,
                        const struct part_env *env);
 
 /* Starts an append of a->batch[0..a->bytes). The batch is validated (sizes,
- * checksum: batch_validate) and given the next offsets. On 0, a->done runs
+ * checksum: batch_validate) and given the next offsets. Its write goes to
+ * the kernel when env.ring next submits (ring_run(), ring_submit()),
+ * together with the other appends placed until then. On 0, a->done runs
  * later, exactly once, after every earlier append's; a and the batch bytes
  * must stay valid until then. On error nothing was written and done never
  * runs: -NG_EFAILED (log failed), -NG_EBUSY (appends_inflight_max reached),
