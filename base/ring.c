@@ -119,8 +119,70 @@ struct io_uring_sqe *ring_sqe(struct ring *r, struct ring_op *op)
     return sqe;
 }
 
+void ring_reserve(struct ring *r, unsigned n)
+{
+    ASSERT(n >= 1 && n <= r->uring.sq.ring_entries);
+    if (io_uring_sq_space_left(&r->uring) >= n) {
+        return;
+    }
+    SIM_SUBMIT(r);
+    int rc = io_uring_submit(&r->uring);
+    ASSERT(rc >= 0 || rc == -EBUSY || rc == -EAGAIN);
+    ASSERT(io_uring_sq_space_left(&r->uring) >= n); /* the submit emptied the queue */
+}
+
+void ring_defer(struct ring *r, struct ring_deferred *d)
+{
+    ASSERT(d->fn != NULL);
+    if (d->queued) {
+        return;
+    }
+    d->queued = true;
+    d->next = NULL;
+    if (r->deferred_tail != NULL) {
+        r->deferred_tail->next = d;
+    } else {
+        r->deferred_head = d;
+    }
+    r->deferred_tail = d;
+}
+
+void ring_undefer(struct ring *r, struct ring_deferred *d)
+{
+    if (!d->queued) {
+        return;
+    }
+    struct ring_deferred **at = &r->deferred_head;
+    struct ring_deferred *prev = NULL;
+    while (*at != d) {
+        ASSERT(*at != NULL); /* queued on this ring */
+        prev = *at;
+        at = &(*at)->next;
+    }
+    *at = d->next;
+    if (r->deferred_tail == d) {
+        r->deferred_tail = prev;
+    }
+    d->queued = false;
+}
+
+/* Runs the hooks queued before this call; hooks they queue wait for the
+ * next submit. */
+static void run_deferred(struct ring *r)
+{
+    struct ring_deferred *d = r->deferred_head;
+    r->deferred_head = r->deferred_tail = NULL;
+    while (d != NULL) {
+        struct ring_deferred *next = d->next;
+        d->queued = false;
+        d->fn(d);
+        d = next;
+    }
+}
+
 int ring_submit(struct ring *r)
 {
+    run_deferred(r);
     SIM_SUBMIT(r);
     int rc = io_uring_submit(&r->uring);
     return rc == -EBUSY || rc == -EAGAIN ? 0 : rc;
@@ -154,6 +216,7 @@ static unsigned dispatch_ready(struct ring *r)
 int ring_run(struct ring *r, int timeout_ms)
 {
     int rc;
+    run_deferred(r);
     SIM_SUBMIT(r);
     if (timeout_ms == 0) {
         rc = io_uring_submit(&r->uring);

@@ -55,9 +55,18 @@ struct ring_op {
     enum ring_kind kind;
 };
 
+/* Work deferred to just before the ring next submits (ring_defer()). */
+struct ring_deferred {
+    void (*fn)(struct ring_deferred *d);
+    struct ring_deferred *next;
+    bool queued;
+};
+
 struct ring {
     struct io_uring uring;
     uint32_t inflight; /* ops submitted whose last completion has not run */
+    struct ring_deferred *deferred_head; /* run before the next submit, in order */
+    struct ring_deferred *deferred_tail;
 };
 
 /* Sets up r with room for `entries` submissions (a power of two, 1..32768).
@@ -73,9 +82,28 @@ void ring_fini(struct ring *r);
  * and must not change its user_data. */
 struct io_uring_sqe *ring_sqe(struct ring *r, struct ring_op *op);
 
+/* Makes room for n slots (submitting queued ones when fewer are free), so
+ * that the next n ring_sqe() calls go to the kernel in one submission: what
+ * a chain of ops linked with IOSQE_IO_LINK needs (a link never spans two
+ * submissions). n <= the ring's entries. */
+void ring_reserve(struct ring *r, unsigned n);
+
 /* Like ring_sqe(), for a multishot op: counts inflight once for the whole
  * series of completions ending with one that lacks IORING_CQE_F_MORE. */
 #define ring_sqe_multishot ring_sqe
+
+/* Queues d->fn to run once just before r next hands its queue to the
+ * kernel (ring_run(), ring_submit()): a module gathering several requests
+ * into one submission (storage coalesces the appends made between two
+ * submits into one write) fills its slots there. Hooks run in the order
+ * queued; a hook may take slots and defer again (it then runs before the
+ * submit after). Deferring a queued hook does nothing. d stays valid until
+ * it ran or was taken back with ring_undefer(). Nothing is deferred when a
+ * full queue submits from ring_sqe(). */
+void ring_defer(struct ring *r, struct ring_deferred *d);
+
+/* Takes d back if it is queued (its owner is going away). */
+void ring_undefer(struct ring *r, struct ring_deferred *d);
 
 /* Submits queued slots without waiting. Returns the number submitted or
  * -errno. */

@@ -26,11 +26,16 @@
  * sync of its own until the segment is sealed. */
 #define INDEX_FLUSH_ENTRIES 128u
 
-enum append_state { APPEND_HELD = 0, APPEND_WRITING, APPEND_WRITTEN };
+/* HELD: not yet in a segment (a roll is under way). PLACED: given its file
+ * range, its write not yet submitted. WRITING: the kernel has its buffer.
+ * WRITTEN: its write is over (done, failed, or never to be submitted). */
+enum append_state { APPEND_HELD = 0, APPEND_PLACED, APPEND_WRITING, APPEND_WRITTEN };
 enum roll_stage { ROLL_NONE = 0, ROLL_DRAIN, ROLL_FLUSH, ROLL_SYNC };
 
 static void pump(struct part *p);
 static bool roll_progress(struct part *p);
+static void submit_fsync(struct part *p, struct ring_op *op, enum ring_kind kind, int fd,
+                         bool datasync);
 
 void part_config_default(struct part_config *c)
 {
@@ -64,6 +69,18 @@ static struct seg *active(const struct part *p)
     return p->segs[p->seg_count - 1];
 }
 
+/* The placed appends whose writes were not submitted never will be: the
+ * log failed or is cut back before them. They complete with the error. */
+static void drop_unsubmitted(struct part *p)
+{
+    for (struct part_append *a = p->unsubmitted; a != NULL && a->state == APPEND_PLACED;
+         a = a->next) {
+        a->state = APPEND_WRITTEN;
+        a->seg->ops_inflight--;
+    }
+    p->unsubmitted = NULL;
+}
+
 static void part_fail(struct part *p, int rc, const char *what)
 {
     ASSERT(rc < 0);
@@ -71,6 +88,7 @@ static void part_fail(struct part *p, int rc, const char *what)
         return;
     }
     p->failed = rc;
+    drop_unsubmitted(p);
     p->unwritten = NULL;
     p->held = NULL;
     log_error("partition %s: %s failed: %s; the log refuses writes until reopened",
@@ -167,6 +185,7 @@ static void rollback_start(struct part *p, const struct part_append *a, int err)
     if (p->rollback_seq != 0 && p->rollback_seq <= a->seq) {
         return; /* an earlier append already set the cut */
     }
+    drop_unsubmitted(p); /* all placed after a */
     p->rollback_seq = a->seq;
     p->rollback_err = err;
     p->rollback_pos = a->pos;
@@ -221,12 +240,151 @@ static bool rollback_finish(struct part *p)
     return true;
 }
 
-static void submit_write(struct part *p, struct part_append *a)
+static struct iovec *append_iov(const struct part *p, const struct part_append *a)
 {
-    size_t left = a->bytes - a->bytes_written;
+    return &p->iovs[a->seq % p->iovs_count];
+}
+
+/* Submits the write of the run of a->run_count appends led by a, from
+ * a->bytes_written on. Their iovecs are consecutive: the run never wraps
+ * past the end of p->iovs. */
+static struct io_uring_sqe *submit_run(struct part *p, struct part_append *a)
+{
+    ASSERT(a->run_count >= 1 && a->bytes_written < a->bytes);
+    struct iovec *iov = append_iov(p, a);
+    iov->iov_base = a->batch + a->bytes_written;
+    iov->iov_len = a->bytes - a->bytes_written;
     struct io_uring_sqe *sqe = ring_sqe(p->env.ring, &a->op);
-    io_uring_prep_write(sqe, a->seg->fd_log, a->batch + a->bytes_written, (unsigned)left,
-                        a->pos + a->bytes_written);
+    uint64_t at = a->pos + a->bytes_written;
+    if (a->run_count == 1) {
+        io_uring_prep_write(sqe, a->seg->fd_log, iov->iov_base, (unsigned)iov->iov_len, at);
+    } else {
+        io_uring_prep_writev(sqe, a->seg->fd_log, iov, a->run_count, at);
+    }
+    return sqe;
+}
+
+/* Gathers the placed appends from a into one run: same segment, the
+ * next file range each, consecutive iovecs, within the limits. Returns
+ * the last append of the run. */
+static struct part_append *run_gather(struct part *p, struct part_append *a)
+{
+    struct part_append *last = a;
+    size_t bytes = 0;
+    a->run_count = 1;
+    for (struct part_append *n = a->next; n != NULL && n->state == APPEND_PLACED; n = n->next) {
+        if (n->seg != a->seg || a->run_count == PART_WRITE_IOVS_MAX ||
+            n->seq % p->iovs_count == 0 || bytes + n->bytes > PART_WRITE_BYTES_MAX) {
+            break;
+        }
+        ASSERT(n->pos == last->pos + last->bytes); /* placed back to back */
+        struct iovec *iov = append_iov(p, n);
+        iov->iov_base = n->batch;
+        iov->iov_len = n->bytes;
+        bytes += n->bytes;
+        a->run_count++;
+        last = n;
+    }
+    return last;
+}
+
+/* A group commit round can ride on the run a..last: it carries a durable
+ * append, holds every placed append, every append before it is written,
+ * and nothing else needs syncing (no round or roll in flight, no other
+ * dirty segment, no directory change). Its fdatasync then covers exactly
+ * the appends up to last, once the write is done. */
+static bool round_can_link(const struct part *p, const struct part_append *a,
+                           const struct part_append *last)
+{
+    if (!p->cfg.group_commit || p->failed != 0 || p->syncs_inflight != 0 ||
+        p->roll_stage != ROLL_NONE || p->rollback_seq != 0 || p->unwritten != a ||
+        p->dir_gen != p->dir_gen_synced || a->seg != active(p) ||
+        (last->next != NULL && last->next->state == APPEND_PLACED)) {
+        return false;
+    }
+    for (uint32_t i = 0; i + 1 < p->seg_count; i++) {
+        if (p->segs[i]->dirty) {
+            return false;
+        }
+    }
+    bool durable = false;
+    for (const struct part_append *x = a; x != last->next; x = x->next) {
+        durable |= x->durable;
+    }
+    return durable;
+}
+
+/* Starts the round's fdatasync linked after the write just queued for the
+ * run a..last: the kernel begins it only once that write completed in
+ * full, so it covers every append up to last; after a short or failed
+ * write it is cancelled and covers nothing. The round's target is raised
+ * to last when the write's completion shows it whole (append_write_done). */
+static void submit_linked_sync(struct part *p, struct io_uring_sqe *write_sqe,
+                               struct part_append *a, const struct part_append *last)
+{
+    struct seg *s = a->seg;
+    write_sqe->flags |= IOSQE_IO_LINK;
+    p->sync_link_op = &a->op;
+    p->sync_link_seq = last->seq;
+    p->sync_target = p->seq_synced;
+    p->dir_gen_syncing = p->dir_gen_synced;
+    s->ops_inflight++;
+    submit_fsync(p, &s->sync_op, RING_LOG_SYNC, s->fd_log, true);
+}
+
+/* The ring is about to submit: every placed append goes out, in runs. */
+static void write_placed(struct ring_deferred *d)
+{
+    struct part *p = container_of(d, struct part, write_hook);
+    while (p->unsubmitted != NULL && p->unsubmitted->state == APPEND_PLACED) {
+        struct part_append *a = p->unsubmitted;
+        struct part_append *last = run_gather(p, a);
+        bool link = round_can_link(p, a, last);
+        for (struct part_append *x = a; x != last->next; x = x->next) {
+            x->state = APPEND_WRITING;
+        }
+        if (link) {
+            ring_reserve(p->env.ring, 2); /* the write and its fdatasync: one chain */
+        }
+        struct io_uring_sqe *sqe = submit_run(p, a);
+        if (link) {
+            submit_linked_sync(p, sqe, a, last);
+        }
+        p->unsubmitted = last->next;
+    }
+    p->unsubmitted = NULL;
+}
+
+/* The first n appends of the run from a are over; returns the one after. */
+static struct part_append *run_finish(struct part_append *a, uint32_t n, bool wrote)
+{
+    for (; n > 0; n--, a = a->next) {
+        a->seg->ops_inflight--;
+        a->state = APPEND_WRITTEN;
+        if (wrote) {
+            a->bytes_written = a->bytes;
+            a->seg->dirty = true;
+        }
+    }
+    return a;
+}
+
+/* A short write moved res of the run's bytes: the appends it covered are
+ * written; the rest of the run is written again from where it stopped. */
+static void run_short(struct part *p, struct part_append *a, size_t res)
+{
+    uint32_t whole = 0;
+    size_t left = res;
+    for (struct part_append *x = a; left >= x->bytes - x->bytes_written; x = x->next) {
+        left -= x->bytes - x->bytes_written;
+        whole++;
+    }
+    uint32_t count = a->run_count;
+    ASSERT(whole < count);
+    struct part_append *rest = run_finish(a, whole, true);
+    rest->bytes_written += left;
+    rest->run_count = count - whole;
+    submit_run(p, rest);
 }
 
 static void append_write_done(struct ring_op *op, int res, uint32_t flags)
@@ -234,25 +392,38 @@ static void append_write_done(struct ring_op *op, int res, uint32_t flags)
     (void)flags;
     struct part_append *a = container_of(op, struct part_append, op);
     struct part *p = a->part;
-    size_t left = a->bytes - a->bytes_written;
-    if (res > 0 && (size_t)res < left && p->failed == 0) {
-        a->bytes_written += (size_t)res; /* short write: the rest follows */
-        submit_write(p, a);
-        return;
+    size_t left = 0;
+    bool any_plain = false; /* non-durable data: start its write-back */
+    struct part_append *x = a;
+    for (uint32_t i = 0; i < a->run_count; i++, x = x->next) {
+        left += x->bytes - x->bytes_written;
+        any_plain |= !x->durable;
     }
-    a->seg->ops_inflight--;
-    a->state = APPEND_WRITTEN;
     int64_t hw = p->offset_hw;
-    if ((res == -ENOSPC || res == -EDQUOT) && rollback_possible(p, a)) {
-        rollback_start(p, a, res);
-    } else if (res <= 0) {
-        part_fail(p, res < 0 ? res : -EIO, "log write");
-    } else {
-        a->bytes_written = a->bytes;
-        a->seg->dirty = true;
+    struct seg *s = a->seg;
+    if (op == p->sync_link_op) { /* a round's fdatasync follows this write */
+        p->sync_link_op = NULL;
+        if (res > 0 && (size_t)res == left && p->failed == 0) {
+            p->sync_target = p->sync_link_seq; /* it began after all of them were written */
+        }
+    }
+    if (res > 0 && (size_t)res < left && p->failed == 0) {
+        run_short(p, a, (size_t)res);
         advance_written(p);
-        if (!a->durable) { /* durable data is flushed by its own rounds */
-            writeback(p, a->seg);
+    } else if (res <= 0) {
+        /* The whole run failed: each of its appends fails with the log, or
+         * from the first of them on for a full disk. */
+        run_finish(a, a->run_count, false);
+        if ((res == -ENOSPC || res == -EDQUOT) && rollback_possible(p, a)) {
+            rollback_start(p, a, res);
+        } else {
+            part_fail(p, res < 0 ? res : -EIO, "log write");
+        }
+    } else {
+        run_finish(a, a->run_count, true);
+        advance_written(p);
+        if (any_plain) { /* durable data is flushed by its own rounds */
+            writeback(p, s);
         }
     }
     pump(p);
@@ -313,10 +484,15 @@ static bool place(struct part *p, struct part_append *a)
     a->seg = s;
     a->pos = s->bytes;
     a->bytes_written = 0;
-    a->state = APPEND_WRITING;
+    a->state = APPEND_PLACED;
     seg_note_batch(s, &a->hdr, a->pos, &p->lim);
     s->ops_inflight++;
-    submit_write(p, a);
+    if (p->unsubmitted == NULL) {
+        p->unsubmitted = a;
+    }
+    /* The write goes out when the ring next submits, with the appends
+     * placed until then (write_placed()). */
+    ring_defer(p->env.ring, &p->write_hook);
     index_flush(p, s, false);
     return true;
 }
@@ -333,6 +509,32 @@ static void place_held(struct part *p)
     }
 }
 
+static bool header_same(const struct batch_header *x, const struct batch_header *y)
+{
+    return x->length == y->length && x->checksum == y->checksum && x->version == y->version &&
+           x->attributes == y->attributes && x->last_offset_delta == y->last_offset_delta &&
+           x->timestamp_first_ms == y->timestamp_first_ms &&
+           x->timestamp_max_ms == y->timestamp_max_ms && x->producer_id == y->producer_id &&
+           x->producer_epoch == y->producer_epoch && x->sequence_base == y->sequence_base &&
+           x->record_count == y->record_count;
+}
+
+/* A batch the caller validated (a->validated): its header is decoded again
+ * (61 bytes, no checksum) against this partition's limit, and must be the
+ * one the caller handed in. */
+static int header_vouched(const struct part *p, struct part_append *a)
+{
+    struct batch_header h;
+    int rc = batch_header_decode(a->batch, a->bytes, p->cfg.batch_bytes_max, &h);
+    if (rc != 0) {
+        return rc;
+    }
+    ASSERT(header_same(&h, &a->hdr)); /* the caller's header is of these bytes */
+    ASSERT(batch_bytes(&h) <= a->bytes); /* it checked the whole batch was there */
+    a->hdr = h;
+    return 0;
+}
+
 int part_append(struct part *p, struct part_append *a)
 {
     ASSERT(a->batch != NULL && a->done != NULL);
@@ -345,7 +547,8 @@ int part_append(struct part *p, struct part_append *a)
     if (p->rollback_seq != 0) {
         return p->rollback_err; /* still cutting back after a full disk */
     }
-    int rc = batch_validate(a->batch, a->bytes, p->cfg.batch_bytes_max, &a->hdr);
+    int rc = a->validated ? header_vouched(p, a)
+                          : batch_validate(a->batch, a->bytes, p->cfg.batch_bytes_max, &a->hdr);
     if (rc != 0) {
         return rc;
     }
@@ -402,6 +605,12 @@ static void seg_sync_done(struct ring_op *op, int res, uint32_t flags)
     (void)flags;
     struct seg *s = container_of(op, struct seg, sync_op);
     s->ops_inflight--;
+    if (res == -ECANCELED) {
+        /* Linked after a write that did not complete in full: it never ran
+         * and covers nothing (the round's target was not raised). Not a
+         * failed fdatasync: the next round syncs what is written. */
+        res = 0;
+    }
     sync_finished(s->owner, res, "log fdatasync");
 }
 
@@ -1126,6 +1335,10 @@ static void part_release(struct part *p)
     if (p->dirfd >= 0) {
         close(p->dirfd);
     }
+    if (p->env.ring != NULL) {
+        ring_undefer(p->env.ring, &p->write_hook);
+    }
+    free(p->iovs);
     free(p->dir);
     memset(p, 0, sizeof(*p));
     p->dirfd = -1;
@@ -1213,10 +1426,14 @@ int part_open(struct part *p, const char *dir, const struct part_config *cfg,
     p->corrupt_offset = INT64_MAX;
     p->dirfd = -1;
     p->dir_sync_op = (struct ring_op){.done = dir_sync_done, .kind = RING_DIR_SYNC};
+    p->write_hook = (struct ring_deferred){.fn = write_placed};
+    p->iovs_count = cfg->appends_inflight_max;
+    p->iovs = calloc(p->iovs_count, sizeof(*p->iovs));
     p->dir = strdup(dir);
     struct ring r;
-    rc = p->dir == NULL ? -ENOMEM : ring_init(&r, 8);
+    rc = p->dir == NULL || p->iovs == NULL ? -ENOMEM : ring_init(&r, 8);
     if (rc != 0) {
+        free(p->iovs);
         free(p->dir);
         return rc;
     }

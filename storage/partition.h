@@ -7,10 +7,17 @@
  *   the log start offset up to part_offset_next(). Readers see batches below
  *   part_offset_latest() (the high watermark: every write below it has
  *   completed); acknowledged durable batches are below the synced mark.
- * - Appends complete in the order they were made. A durable append completes
- *   only after an fdatasync begun after its write completed has succeeded;
- *   durable appends that arrive while an fdatasync is in flight share the
- *   next one (group commit).
+ * - Appends complete in the order they were made. Appends placed between
+ *   two submits of the ring go to the file as one write (writev) where
+ *   they are contiguous, bounded by PART_WRITE_IOVS_MAX and
+ *   PART_WRITE_BYTES_MAX; a short write completes the appends it covered
+ *   and writes the rest. A durable append completes only after an
+ *   fdatasync begun after its write completed has succeeded; durable
+ *   appends that arrive while an fdatasync is in flight share the next one
+ *   (group commit). With group commit, a round whose appends are all in
+ *   one write goes out with it: the fdatasync linked after the write
+ *   (IOSQE_IO_LINK), so the kernel begins it as soon as the write
+ *   completed in full, and cancels it (it then covers nothing) if not.
  * - A segment that has a successor was fsync'd whole (log and indexes)
  *   before the successor was created. So on open only the last segment can
  *   hold a torn tail, and it is cut; a bad batch in any other segment is
@@ -31,6 +38,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/uio.h>
 
 #include "base/ring.h"
 #include "storage/batch.h"
@@ -53,6 +61,12 @@ struct part_config {
 #define PART_SEGMENT_BYTES_MAX (2u << 30)     /* u32 file positions, with room for one batch over */
 #define PART_INDEX_INTERVAL_MIN 64u           /* keeps an index below 1/5 of its log */
 #define PART_APPENDS_INFLIGHT_MAX 65536u
+/* One write of coalesced appends covers at most this many appends (the
+ * kernel's UIO_MAXIOV) and, past its first append, this many bytes: each
+ * append waits for the copy of the whole write, so a run stays a
+ * fraction of a millisecond of page-cache copying. */
+#define PART_WRITE_IOVS_MAX 1024u
+#define PART_WRITE_BYTES_MAX (1u << 20)
 static_assert(PART_SEGMENT_BYTES_MAX + (uint64_t)BATCH_BYTES_LIMIT <= UINT32_MAX,
               "a segment's positions must fit an index entry's u32");
 
@@ -85,17 +99,19 @@ struct part_append {
     uint8_t *batch;         /* a whole batch; its base offset is written in place */
     size_t bytes;
     bool durable;           /* complete only once fdatasync'd */
+    bool validated;         /* the caller vouches for the batch: see part_append() */
     part_append_fn done;    /* runs once, from ring_run(); rc 0 or -errno/-NG_E* */
     void *ctx;              /* the caller's */
-    /* out, valid once part_append() returned 0 */
+    /* in when validated; out, valid once part_append() returned 0 */
     struct batch_header hdr; /* hdr.offset_base is the assigned base offset */
     /* private */
-    struct ring_op op;
+    struct ring_op op;       /* the write of the run this append leads */
     struct part *part;
     struct seg *seg;
     uint64_t pos;
     size_t bytes_written;
     uint64_t seq;
+    uint32_t run_count;      /* appends in the write it leads (itself first) */
     uint8_t state;
     struct part_append *next;
 };
@@ -124,7 +140,11 @@ struct part {
     struct part_append *head;
     struct part_append *tail;
     struct part_append *unwritten; /* first append whose write may not be done */
+    struct part_append *unsubmitted; /* first append placed but not yet submitted */
     struct part_append *held;      /* first append not yet placed (roll in progress) */
+    struct iovec *iovs;        /* one per append in flight, at seq % iovs_count */
+    uint32_t iovs_count;       /* cfg.appends_inflight_max */
+    struct ring_deferred write_hook; /* submits the placed appends' writes */
     uint32_t appends_count;
     uint64_t seq_next;
     uint64_t seq_written;      /* every append up to here is written */
@@ -139,6 +159,8 @@ struct part {
     uint32_t syncs_inflight;
     uint64_t sync_target;
     uint64_t sync_gate;        /* a round waits until this append is written */
+    struct ring_op *sync_link_op; /* the write a round's fdatasync is linked to */
+    uint64_t sync_link_seq;    /* the last append of that write */
     bool sync_gate_due;        /* a round ended: set the gate at the next try */
     uint64_t dir_gen;          /* bumped by every create/unlink in the directory */
     uint64_t dir_gen_synced;
@@ -164,12 +186,25 @@ MUST_USE int part_open(struct part *p, const char *dir,
                        const struct part_env *env);
 
 /* Starts an append of a->batch[0..a->bytes). The batch is validated (sizes,
- * checksum: batch_validate) and given the next offsets. On 0, a->done runs
+ * checksum: batch_validate) and given the next offsets. Its write goes to
+ * the kernel when env.ring next submits (ring_run(), ring_submit()),
+ * together with the other appends placed until then. On 0, a->done runs
  * later, exactly once, after every earlier append's; a and the batch bytes
  * must stay valid until then. On error nothing was written and done never
  * runs: -NG_EFAILED (log failed), -NG_EBUSY (appends_inflight_max reached),
  * -ENOSPC / -EDQUOT (the disk filled up; retry later), -NG_ECLOSED, or
- * batch_validate()'s errors. */
+ * batch_validate()'s errors.
+ *
+ * a->validated: the caller has already checked these exact bytes whole,
+ * checksum included (batch_validate(), or batch_verify_records() which
+ * does more), has not changed them since (but for the base offset), and
+ * put the decoded header in a->hdr. The append then skips the checksum
+ * pass (one XXH3 over the batch: the broker's produce path pays it once).
+ * It still decodes the header against this partition's batch_bytes_max
+ * and returns batch_header_decode()'s errors, and -NG_EBADLEN for bytes
+ * after the batch; a->hdr disagreeing with the bytes (length, checksum,
+ * counts, any field but the base offset) is a programmer error and
+ * asserted. */
 MUST_USE int part_append(struct part *p, struct part_append *a);
 
 /* Copies whole batches starting with the one holding offset into
