@@ -119,18 +119,6 @@ struct io_uring_sqe *ring_sqe(struct ring *r, struct ring_op *op)
     return sqe;
 }
 
-void ring_reserve(struct ring *r, unsigned n)
-{
-    ASSERT(n >= 1 && n <= r->uring.sq.ring_entries);
-    if (io_uring_sq_space_left(&r->uring) >= n) {
-        return;
-    }
-    SIM_SUBMIT(r);
-    int rc = io_uring_submit(&r->uring);
-    ASSERT(rc >= 0 || rc == -EBUSY || rc == -EAGAIN);
-    ASSERT(io_uring_sq_space_left(&r->uring) >= n); /* the submit emptied the queue */
-}
-
 void ring_defer(struct ring *r, struct ring_deferred *d)
 {
     ASSERT(d->fn != NULL);

@@ -82,12 +82,6 @@ void ring_fini(struct ring *r);
  * and must not change its user_data. */
 struct io_uring_sqe *ring_sqe(struct ring *r, struct ring_op *op);
 
-/* Makes room for n slots (submitting queued ones when fewer are free), so
- * that the next n ring_sqe() calls go to the kernel in one submission: what
- * a chain of ops linked with IOSQE_IO_LINK needs (a link never spans two
- * submissions). n <= the ring's entries. */
-void ring_reserve(struct ring *r, unsigned n);
-
 /* Like ring_sqe(), for a multishot op: counts inflight once for the whole
  * series of completions ending with one that lacks IORING_CQE_F_MORE. */
 #define ring_sqe_multishot ring_sqe

@@ -81,10 +81,6 @@ struct sim_slot {
     size_t len;
     uint64_t size;            /* fsync: the file's size when it began */
     uint64_t seq;             /* fsync: covers records up to here */
-    uint64_t order;           /* slots in the order ring_sqe() handed them out */
-    int fd;                   /* fsync: the caller's descriptor */
-    bool link_next;           /* IOSQE_IO_LINK: the next slot waits for this one */
-    bool link_wait;           /* fsync linked after a write: begins when it completes */
 };
 
 static struct {
@@ -108,7 +104,6 @@ static struct {
     struct sim_slot *slots;
     uint32_t slots_count;
     uint32_t slots_cap;
-    uint64_t slots_order;
     struct ring_sim_stats stats;
 } sim = {.stash_fd = -1};
 
@@ -275,8 +270,7 @@ void ring_sim_sqe(struct ring *r, struct ring_op *op, struct io_uring_sqe *sqe)
         return;
     }
     sim.slots = grow(sim.slots, &sim.slots_cap, sim.slots_count, sizeof(*sim.slots));
-    sim.slots[sim.slots_count++] = (struct sim_slot){.r = r, .op = op, .sqe = sqe, .file = -1,
-                                                     .fd = -1, .order = ++sim.slots_order};
+    sim.slots[sim.slots_count++] = (struct sim_slot){.r = r, .op = op, .sqe = sqe, .file = -1};
 }
 
 static void slot_remove(uint32_t i)
@@ -292,7 +286,6 @@ static bool slot_capture(struct sim_slot *s)
     const struct io_uring_sqe *q = s->sqe;
     s->sqe = NULL;
     s->submitted = true;
-    s->link_next = (q->flags & IOSQE_IO_LINK) != 0;
     if (q->opcode != IORING_OP_FSYNC && q->opcode != IORING_OP_WRITE &&
         q->opcode != IORING_OP_WRITEV) {
         return false;
@@ -305,7 +298,6 @@ static bool slot_capture(struct sim_slot *s)
     s->dev = st.st_dev;
     s->ino = st.st_ino;
     if (q->opcode == IORING_OP_FSYNC) {
-        s->fd = q->fd;
         s->dir = S_ISDIR(st.st_mode);
         s->seq = sim.seq; /* what completed before this fsync began */
         s->size = (uint64_t)st.st_size;
@@ -330,17 +322,6 @@ static bool slot_capture(struct sim_slot *s)
     return f != NULL;
 }
 
-/* The tracked slot of r handed out right after the one of this order. */
-static struct sim_slot *slot_after(const struct ring *r, uint64_t order)
-{
-    for (uint32_t i = 0; i < sim.slots_count; i++) {
-        if (sim.slots[i].r == r && sim.slots[i].order == order + 1) {
-            return &sim.slots[i];
-        }
-    }
-    return NULL;
-}
-
 void ring_sim_submit(struct ring *r)
 {
     for (uint32_t i = sim.slots_count; i-- > 0;) {
@@ -349,33 +330,6 @@ void ring_sim_submit(struct ring *r)
             slot_remove(i);
         }
     }
-    /* An fsync linked after a write begins only once the write completed
-     * in full: what it covers is fixed then (link_begin()), not now. */
-    for (uint32_t i = 0; i < sim.slots_count; i++) {
-        struct sim_slot *s = &sim.slots[i];
-        struct sim_slot *next = s->r == r && s->link_next && s->write
-                                    ? slot_after(r, s->order) : NULL;
-        if (next != NULL && !next->write && next->submitted && next->fd >= 0) {
-            next->link_wait = true;
-        }
-    }
-}
-
-/* The write w completed in full: the fsync linked after it begins now. */
-static void link_begin(const struct sim_slot *w)
-{
-    struct sim_slot *next = slot_after(w->r, w->order);
-    if (next == NULL || !next->link_wait) {
-        return;
-    }
-    struct stat st;
-    if (fstat(next->fd, &st) != 0) {
-        sim_fail(-errno);
-        return;
-    }
-    next->link_wait = false;
-    next->seq = sim.seq;
-    next->size = (uint64_t)st.st_size;
 }
 
 void ring_sim_forget(struct ring *r)
@@ -548,10 +502,7 @@ int ring_sim_complete(struct ring *r, struct ring_op *op, int real_res, int res)
     slot_remove((uint32_t)i);
     if (s.write) {
         write_done(&s, real_res, res);
-        if (s.link_next && real_res >= 0 && (size_t)real_res == s.len) {
-            link_begin(&s);
-        }
-    } else if (!s.link_wait && real_res != -ECANCELED) { /* else it never ran */
+    } else {
         sync_done(&s, op->kind, res);
     }
     return res;

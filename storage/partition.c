@@ -34,8 +34,6 @@ enum roll_stage { ROLL_NONE = 0, ROLL_DRAIN, ROLL_FLUSH, ROLL_SYNC };
 
 static void pump(struct part *p);
 static bool roll_progress(struct part *p);
-static void submit_fsync(struct part *p, struct ring_op *op, enum ring_kind kind, int fd,
-                         bool datasync);
 
 void part_config_default(struct part_config *c)
 {
@@ -248,7 +246,7 @@ static struct iovec *append_iov(const struct part *p, const struct part_append *
 /* Submits the write of the run of a->run_count appends led by a, from
  * a->bytes_written on. Their iovecs are consecutive: the run never wraps
  * past the end of p->iovs. */
-static struct io_uring_sqe *submit_run(struct part *p, struct part_append *a)
+static void submit_run(struct part *p, struct part_append *a)
 {
     ASSERT(a->run_count >= 1 && a->bytes_written < a->bytes);
     struct iovec *iov = append_iov(p, a);
@@ -261,7 +259,6 @@ static struct io_uring_sqe *submit_run(struct part *p, struct part_append *a)
     } else {
         io_uring_prep_writev(sqe, a->seg->fd_log, iov, a->run_count, at);
     }
-    return sqe;
 }
 
 /* Gathers the placed appends from a into one run: same segment, the
@@ -288,50 +285,6 @@ static struct part_append *run_gather(struct part *p, struct part_append *a)
     return last;
 }
 
-/* A group commit round can ride on the run a..last: it carries a durable
- * append, holds every placed append, every append before it is written,
- * and nothing else needs syncing (no round or roll in flight, no other
- * dirty segment, no directory change). Its fdatasync then covers exactly
- * the appends up to last, once the write is done. */
-static bool round_can_link(const struct part *p, const struct part_append *a,
-                           const struct part_append *last)
-{
-    if (!p->cfg.group_commit || p->failed != 0 || p->syncs_inflight != 0 ||
-        p->roll_stage != ROLL_NONE || p->rollback_seq != 0 || p->unwritten != a ||
-        p->dir_gen != p->dir_gen_synced || a->seg != active(p) ||
-        (last->next != NULL && last->next->state == APPEND_PLACED)) {
-        return false;
-    }
-    for (uint32_t i = 0; i + 1 < p->seg_count; i++) {
-        if (p->segs[i]->dirty) {
-            return false;
-        }
-    }
-    bool durable = false;
-    for (const struct part_append *x = a; x != last->next; x = x->next) {
-        durable |= x->durable;
-    }
-    return durable;
-}
-
-/* Starts the round's fdatasync linked after the write just queued for the
- * run a..last: the kernel begins it only once that write completed in
- * full, so it covers every append up to last; after a short or failed
- * write it is cancelled and covers nothing. The round's target is raised
- * to last when the write's completion shows it whole (append_write_done). */
-static void submit_linked_sync(struct part *p, struct io_uring_sqe *write_sqe,
-                               struct part_append *a, const struct part_append *last)
-{
-    struct seg *s = a->seg;
-    write_sqe->flags |= IOSQE_IO_LINK;
-    p->sync_link_op = &a->op;
-    p->sync_link_seq = last->seq;
-    p->sync_target = p->seq_synced;
-    p->dir_gen_syncing = p->dir_gen_synced;
-    s->ops_inflight++;
-    submit_fsync(p, &s->sync_op, RING_LOG_SYNC, s->fd_log, true);
-}
-
 /* The ring is about to submit: every placed append goes out, in runs. */
 static void write_placed(struct ring_deferred *d)
 {
@@ -339,17 +292,10 @@ static void write_placed(struct ring_deferred *d)
     while (p->unsubmitted != NULL && p->unsubmitted->state == APPEND_PLACED) {
         struct part_append *a = p->unsubmitted;
         struct part_append *last = run_gather(p, a);
-        bool link = round_can_link(p, a, last);
         for (struct part_append *x = a; x != last->next; x = x->next) {
             x->state = APPEND_WRITING;
         }
-        if (link) {
-            ring_reserve(p->env.ring, 2); /* the write and its fdatasync: one chain */
-        }
-        struct io_uring_sqe *sqe = submit_run(p, a);
-        if (link) {
-            submit_linked_sync(p, sqe, a, last);
-        }
+        submit_run(p, a);
         p->unsubmitted = last->next;
     }
     p->unsubmitted = NULL;
@@ -401,12 +347,6 @@ static void append_write_done(struct ring_op *op, int res, uint32_t flags)
     }
     int64_t hw = p->offset_hw;
     struct seg *s = a->seg;
-    if (op == p->sync_link_op) { /* a round's fdatasync follows this write */
-        p->sync_link_op = NULL;
-        if (res > 0 && (size_t)res == left && p->failed == 0) {
-            p->sync_target = p->sync_link_seq; /* it began after all of them were written */
-        }
-    }
     if (res > 0 && (size_t)res < left && p->failed == 0) {
         run_short(p, a, (size_t)res);
         advance_written(p);
@@ -605,12 +545,6 @@ static void seg_sync_done(struct ring_op *op, int res, uint32_t flags)
     (void)flags;
     struct seg *s = container_of(op, struct seg, sync_op);
     s->ops_inflight--;
-    if (res == -ECANCELED) {
-        /* Linked after a write that did not complete in full: it never ran
-         * and covers nothing (the round's target was not raised). Not a
-         * failed fdatasync: the next round syncs what is written. */
-        res = 0;
-    }
     sync_finished(s->owner, res, "log fdatasync");
 }
 

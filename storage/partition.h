@@ -11,13 +11,10 @@
  *   two submits of the ring go to the file as one write (writev) where
  *   they are contiguous, bounded by PART_WRITE_IOVS_MAX and
  *   PART_WRITE_BYTES_MAX; a short write completes the appends it covered
- *   and writes the rest. A durable append completes only after an
- *   fdatasync begun after its write completed has succeeded; durable
- *   appends that arrive while an fdatasync is in flight share the next one
- *   (group commit). With group commit, a round whose appends are all in
- *   one write goes out with it: the fdatasync linked after the write
- *   (IOSQE_IO_LINK), so the kernel begins it as soon as the write
- *   completed in full, and cancels it (it then covers nothing) if not.
+ *   and writes the rest. A durable append completes
+ *   only after an fdatasync begun after its write completed has succeeded;
+ *   durable appends that arrive while an fdatasync is in flight share the
+ *   next one (group commit).
  * - A segment that has a successor was fsync'd whole (log and indexes)
  *   before the successor was created. So on open only the last segment can
  *   hold a torn tail, and it is cut; a bad batch in any other segment is
@@ -159,8 +156,6 @@ struct part {
     uint32_t syncs_inflight;
     uint64_t sync_target;
     uint64_t sync_gate;        /* a round waits until this append is written */
-    struct ring_op *sync_link_op; /* the write a round's fdatasync is linked to */
-    uint64_t sync_link_seq;    /* the last append of that write */
     bool sync_gate_due;        /* a round ended: set the gate at the next try */
     uint64_t dir_gen;          /* bumped by every create/unlink in the directory */
     uint64_t dir_gen_synced;
