@@ -16,11 +16,7 @@
  *   that completed (were dispatched) before the fsync was submitted. A
  *   directory's fsync does the same for entries created, removed or renamed
  *   into it. Nothing else makes anything durable: not a file's fsync for its
- *   own name, not a sync of another file. An fsync linked after a write
- *   (IOSQE_IO_LINK on the write's slot, the fsync's slot taken right after
- *   it) begins only when that write completes in full, so it covers what
- *   had completed by then; cancelled (the write fell short or failed), it
- *   never ran and covers nothing. Writes are IORING_OP_WRITE or
+ *   own name, not a sync of another file. Writes are IORING_OP_WRITE or
  *   IORING_OP_WRITEV (one file range: the iovecs' total).
  * - A failed fsync (or a failed write) poisons what it covered: that data
  *   never becomes durable, even after a later fsync succeeds (Linux marks
