@@ -56,6 +56,7 @@ struct cpart {
     bool behind;              /* records known (or not known not) to lie past
                                  fetch_offset: fetched without a long poll */
     bool picked;              /* chosen for the fetch being encoded */
+    bool stalled;             /* bad bytes buffered: no fetch until they are read */
     uint32_t chunks;
     int err;                  /* reported once by poll, then paused until seek */
     bool err_reported;
@@ -438,6 +439,7 @@ static void part_move(nagare_consumer *c, struct cpart *p, int64_t offset)
     p->fetch_offset = offset;
     p->err = 0;
     p->err_reported = false;
+    p->stalled = false;
     p->backoff_until_ms = 0;
 }
 
@@ -522,17 +524,21 @@ static void part_backoff(struct cpart *p, int64_t now_ms)
     p->backoff_until_ms = now_ms + p->backoff_ms;
 }
 
-/* The offset after the last whole batch in records, or -1 when a batch
- * header is bad (the broker sends whole, valid batches only). */
-static int64_t records_end(const uint8_t *records, size_t len)
+/* The offset after the last batch of records whose header reads well and
+ * which is whole (-1 when the first is not), and *bad: whether bytes after
+ * it are left (the broker sends whole, valid batches only). Checksums are
+ * checked as each batch is read (batch_next()). */
+static int64_t records_end(const uint8_t *records, size_t len, bool *bad)
 {
     int64_t end = -1;
     size_t pos = 0;
+    *bad = false;
     while (pos < len) {
         struct batch_header h;
         if (batch_header_decode(records + pos, len - pos, BATCH_BYTES_LIMIT, &h) != 0 ||
             batch_bytes(&h) > len - pos) {
-            return -1;
+            *bad = true;
+            return end;
         }
         end = batch_offset_last(&h) + 1;
         pos += batch_bytes(&h);
@@ -540,15 +546,17 @@ static int64_t records_end(const uint8_t *records, size_t len)
     return end;
 }
 
-static void chunk_add(nagare_consumer *c, struct cpart *p, struct cbuf *b,
+/* Queues fp's records for reading. Returns false (the partition backs off
+ * and is fetched again from the same offset) when out of memory. */
+static bool chunk_add(nagare_consumer *c, struct cpart *p, struct cbuf *b,
                       const struct proto_fetch_resp_partition *fp)
 {
     struct cchunk *k = c->chunk_free;
     if (k != NULL) {
         c->chunk_free = k->next;
     } else if ((k = malloc(sizeof(*k))) == NULL) {
-        part_backoff(p, conn_mono_ms()); /* fetched again later */
-        return;
+        part_backoff(p, conn_mono_ms());
+        return false;
     }
     *k = (struct cchunk){.part = p, .gen = p->gen, .buf = b, .ptr = fp->records,
                          .len = fp->records_bytes};
@@ -560,6 +568,7 @@ static void chunk_add(nagare_consumer *c, struct cpart *p, struct cbuf *b,
         c->chunk_head = k;
     }
     c->chunk_tail = k;
+    return true;
 }
 
 /* Applies the offset reset policy to an out-of-range partition. */
@@ -588,15 +597,15 @@ static void fetched(nagare_consumer *c, struct cpart *p, struct cbuf *b,
     } else if (fp->err != 0) {
         part_backoff(p, now); /* busy, closing, failed log: try again later */
     } else {
-        if (fp->records_bytes > 0) {
-            int64_t end = records_end(fp->records, fp->records_bytes);
-            if (end < 0) {
-                p->err = -NG_ECORRUPT;
-                return;
-            }
+        bool bad;
+        int64_t end = records_end(fp->records, fp->records_bytes, &bad);
+        if (fp->records_bytes > 0 && chunk_add(c, p, b, fp)) {
             p->backoff_ms = 0;
             p->fetch_offset = end > p->fetch_offset ? end : p->fetch_offset;
-            chunk_add(c, p, b, fp);
+            /* Bad bytes are read in their turn, after the records before
+             * them, and reported then (read_failed()); nothing past them is
+             * fetched meanwhile. */
+            p->stalled = bad;
         }
         /* Records past what came (the answer's byte limits held them back):
          * the next fetch need not wait for any. */
@@ -737,7 +746,7 @@ static void fetch_done(void *arg, int err, struct rd *body, uint16_t version)
 
 static bool fetchable(const nagare_consumer *c, const struct cpart *p, int64_t now_ms)
 {
-    return p->err == 0 && !p->fetching && p->chunks < c->cfg.fetches_inflight &&
+    return p->err == 0 && !p->fetching && !p->stalled && p->chunks < c->cfg.fetches_inflight &&
            now_ms >= p->backoff_until_ms;
 }
 
