@@ -4,17 +4,32 @@
  * Invariants.
  * - Each assigned partition has a position (the next offset poll returns)
  *   and a fetch offset (the next offset to ask for, ahead of the position
- *   by what is buffered). At most one fetch per partition is in flight; as
- *   soon as its answer arrives, the next offset is known from the batch
- *   headers, so the next fetch goes out while the records just received are
- *   being consumed: network, broker disk and the application overlap.
- * - A fetch answer is copied into a buffer of its own (so the connection
- *   can read on) and cut into chunks, one per partition with records; a
- *   buffer is reused once its last chunk is consumed. Memory is bounded:
- *   at most fetches_inflight requests are in flight, a partition holds at
- *   most fetches_inflight chunks, and buffers in use plus requests in flight
- *   stay within fetches_inflight + 1, each buffer one answer (at most
- *   fetch_bytes_max plus one batch, as the broker sizes them).
+ *   by what is buffered). At most one fetch per partition is in flight: the
+ *   broker answers whole batches from the offset asked, up to byte limits,
+ *   so the next offset is known only from the answer's batch headers. As
+ *   soon as an answer arrives the next fetch goes out (fetch_done), while
+ *   the records just received are read: broker and application overlap.
+ * - While partitions are behind (a replay), they are shared out over up to
+ *   fetches_inflight fetches asked with no wait, so that even one or a few
+ *   partitions keep the broker busy; a long poll goes out only alone,
+ *   because the broker answers a connection's requests in order and a
+ *   parked fetch would hold up the answers behind it (fetch_pick()).
+ * - A large answer is read straight into a buffer of its own (conn's sink)
+ *   and its records are read there in place; a small one is copied into
+ *   one. The buffer is cut into chunks, one per partition with records,
+ *   and reused once its last chunk is consumed, so a record poll returned
+ *   stays valid until the next poll. While records are read, the socket is
+ *   read every PUMP_BYTES so answers in flight do not stall the broker.
+ *   Memory is bounded: at most fetches_inflight requests are in flight, a
+ *   partition holds at most fetches_inflight chunks, and buffers in use
+ *   plus requests in flight stay within fetches_inflight + 1, each buffer
+ *   one answer (at most fetch_bytes_max plus one batch, as the broker
+ *   sizes them).
+ * - Records are delivered in offset order per partition, each once:
+ *   chunks are read in arrival order, and records before the position
+ *   (the first batch of an answer may start before the offset asked) are
+ *   skipped. Each batch's checksum is checked as it is opened: bad bytes
+ *   are reported after the records before them, and the partition pauses.
  * - seek bumps the partition's generation: chunks and answers of an older
  *   generation are dropped unread.
  * - A partition removed while subscribed to a group (consumer_part_remove)
@@ -990,14 +1005,22 @@ static int read_failed(nagare_consumer *c, struct cpart *p, int rc)
     return -NG_ECORRUPT;
 }
 
-/* Releases the current chunk. Its partition may take a fetch again, and
- * its buffer may be free: the next fetch goes out now, not once every
- * buffered record has been read. */
+/* Releases the current chunk. When that frees its buffer or lets its
+ * partition take a fetch again, the next fetch goes out now, not once
+ * every buffered record has been read (checked here in O(1): a scan of
+ * every partition per chunk would cost much with many partitions). */
 static void chunk_done(nagare_consumer *c)
 {
+    struct cpart *p = c->cur->part;
+    bool counted = c->cur->gen == p->gen;
+    uint32_t bufs = c->bufs_used;
     chunk_release(c, c->cur);
     c->cur = NULL;
-    send_fetches(c, conn_mono_ms());
+    int64_t now = conn_mono_ms();
+    if (c->bufs_used < bufs ||
+        (counted && p->chunks + 1 == c->cfg.fetches_inflight && fetchable(c, p, now))) {
+        send_fetches(c, now);
+    }
 }
 
 /* The next record from what is buffered: 1 with c->msg, 0 when nothing is

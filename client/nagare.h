@@ -260,7 +260,13 @@ struct nagare_consumer_config {
     uint32_t fetch_bytes_min;           /* (1) */
     uint32_t fetch_bytes_max;           /* per fetch request (16 MiB) */
     uint32_t partition_fetch_bytes_max; /* per partition per fetch (4 MiB) */
-    uint32_t fetches_inflight;          /* pipelined fetch requests (2) */
+    uint32_t fetches_inflight;          /* fetch requests in flight (2; 1..64): a
+                                           replay shares its partitions out over
+                                           them, and each partition's next fetch
+                                           goes out as its answer comes, so the
+                                           broker prepares answers while records
+                                           are read; at the log end one fetch
+                                           long-polls for every partition */
     uint32_t request_timeout_ms;        /* (30 s) */
     /* consumer groups (nagare_consumer_subscribe) */
     uint32_t session_timeout_ms;        /* the broker drops a member silent this long
@@ -301,7 +307,8 @@ NAGARE_MUST_USE int nagare_consumer_seek(nagare_consumer *c, const char *topic,
 NAGARE_MUST_USE int nagare_consumer_seek_time(nagare_consumer *c, const char *topic,
                                               int32_t partition, int64_t ts_ms);
 
-/* A record read. Pointers are valid until the next poll, seek or destroy. */
+/* A record read. Pointers are valid until the next poll, seek or destroy
+ * (they point into the fetch answer as it was received, read in place). */
 struct nagare_message {
     const char *topic;
     int32_t partition;
@@ -322,8 +329,11 @@ void nagare_message_header(const struct nagare_message *m, size_t i, struct naga
 /* Returns the next record: 1 with *out, 0 when none came within timeout_ms
  * (0: do not wait, -1: no limit), or a negative error, each returned once:
  * -NAGARE_EOFFSET_RANGE (under NAGARE_RESET_ERROR), -NAGARE_EUNKNOWN_TOPIC
- * (the topic went away), -NAGARE_ECORRUPT (bad bytes from the broker): the
- * partition concerned then pauses until a seek; -NAGARE_EDISCONNECTED each
+ * (the topic went away), -NAGARE_ECORRUPT (bad bytes from the broker: the
+ * consumer checks every batch's XXH3 checksum and structure as it reads it,
+ * end to end): the partition concerned then pauses until a seek, at the
+ * first record it could not return (nagare_consumer_assignment() shows its
+ * err and offset); -NAGARE_EDISCONNECTED each
  * time the broker has been unreachable for request_timeout_ms (the
  * consumer keeps reconnecting); -ENOMEM. Records before an error are
  * returned first.
