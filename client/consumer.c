@@ -124,6 +124,7 @@ struct nagare_consumer {
     struct cchunk *chunk_free;
     struct cbuf *buf_free;
     uint32_t bufs_used;
+    uint32_t bufs_receiving;  /* of them, answers of fetches in flight coming in */
     struct freq *freq_free;
     uint32_t fetches_out;
     uint64_t pump_bytes;      /* batch bytes opened since the socket was last read */
@@ -710,6 +711,7 @@ static uint8_t *fetch_sink(void *arg, size_t frame_bytes)
     struct freq *r = arg;
     ASSERT(r->buf == NULL);
     r->buf = buf_get(r->c, frame_bytes);
+    r->c->bufs_receiving += r->buf != NULL ? 1 : 0;
     return r->buf != NULL ? r->buf->data : NULL;
 }
 
@@ -736,6 +738,10 @@ static void fetch_done(void *arg, int err, struct rd *body, uint16_t version)
     nagare_consumer *c = r->c;
     ASSERT(c->fetches_out > 0);
     c->fetches_out--;
+    if (r->buf != NULL) {
+        ASSERT(c->bufs_receiving > 0);
+        c->bufs_receiving--;
+    }
     struct cbuf *b = NULL;
     if (err == 0) {
         b = answer_buf(c, r, body);
@@ -938,10 +944,18 @@ static int keep_connected(nagare_consumer *c, int64_t now_ms)
     return 0;
 }
 
+/* Answers buffered or asked for: the memory bound. A fetch whose answer
+ * is coming into its buffer counts once. */
+static uint32_t answers_held(const nagare_consumer *c)
+{
+    ASSERT(c->bufs_used >= c->bufs_receiving);
+    return c->bufs_used - c->bufs_receiving + c->fetches_out;
+}
+
 static void send_fetches(nagare_consumer *c, int64_t now_ms)
 {
     while (conn_ready(&c->conn) && c->fetches_out < c->cfg.fetches_inflight &&
-           c->bufs_used + c->fetches_out < c->cfg.fetches_inflight + 1 && fetch_send(c, now_ms)) {
+           answers_held(c) < c->cfg.fetches_inflight + 1 && fetch_send(c, now_ms)) {
     }
 }
 
