@@ -1061,7 +1061,9 @@ static int next_record(nagare_consumer *c)
             k->next = NULL;
             c->cur = k;
             c->br_open = false;
-            if (k->gen != k->part->gen || k->part->err != 0) {
+            /* A partition's error (from a later answer) waits until what
+             * was buffered before it is read: pending_error(). */
+            if (k->gen != k->part->gen) {
                 chunk_done(c);
                 continue;
             }

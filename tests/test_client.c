@@ -1420,6 +1420,7 @@ struct fake {
     const uint8_t *records;
     size_t records_bytes;
     int64_t records_end;
+    int err_after;            /* a fetch past records_end gets it (0: nothing) */
     uint8_t *tx;
     uint8_t *rx;
 };
@@ -1476,10 +1477,11 @@ static bool fake_answer(struct fake *f, uint8_t *rx, uint32_t len, struct wr *w)
     proto_fetch_resp_begin(&e, w, h.api_version, h.correlation_id);
     proto_enc_topic(&e, proto_str_make("bad"));
     proto_fetch_resp_partition(&e, &(struct proto_fetch_resp_partition){
-                                       .partition = 0, .offset_latest = f->records_end,
+                                       .partition = 0, .err = some ? 0 : f->err_after,
+                                       .offset_latest = f->records_end,
                                        .records = f->records,
                                        .records_bytes = some ? (uint32_t)f->records_bytes : 0});
-    if (!some) {
+    if (!some && f->err_after == 0) {
         usleep(20000); /* a long poll that finds nothing */
     }
     return proto_enc_end(&e) == 0;
@@ -1601,6 +1603,16 @@ Test(client, a_corrupt_batch_is_reported_after_the_records_before_it)
     c = consumer_pipelined(2, 65536);
     assign_ok(c, "bad", 0, 0);
     expect_corrupt_at(c, 20);
+    nagare_consumer_destroy(c);
+
+    /* Sound batches, then the broker's own -NAGARE_ECORRUPT for what
+     * follows: it comes after the records fetched before it, though its
+     * answer comes while they are still buffered. */
+    f.records_bytes = bad_batches(buf, sizeof(buf), -1, 0);
+    f.err_after = -NAGARE_ECORRUPT;
+    c = consumer_pipelined(2, 65536);
+    assign_ok(c, "bad", 0, 0);
+    expect_corrupt_at(c, 30);
     nagare_consumer_destroy(c);
     fake_stop(&f);
 }
