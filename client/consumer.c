@@ -151,7 +151,12 @@ void nagare_consumer_config_default(struct nagare_consumer_config *c)
         .fetch_wait_max_ms = 500,
         .fetch_bytes_min = 1,
         .fetch_bytes_max = 16u << 20,
-        .partition_fetch_bytes_max = 4u << 20,
+        /* Kafka's max.partition.fetch.bytes. Answers of a MiB or two stay
+         * in the caches between the socket read and the checksum, and a
+         * replay's pipeline is kept full by fetches in flight, not by
+         * their size: nagare-bench consume, 4 partitions, 1 KiB records,
+         * medians of 5 on 2 vCPUs: 1.8 GB/s with 4 MiB, 2.2 GB/s with 1. */
+        .partition_fetch_bytes_max = 1u << 20,
         .fetches_inflight = 2,
         .request_timeout_ms = 30000,
         .session_timeout_ms = 10000,

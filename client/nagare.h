@@ -259,7 +259,7 @@ struct nagare_consumer_config {
     uint32_t fetch_wait_max_ms;         /* long poll (500 ms) */
     uint32_t fetch_bytes_min;           /* (1) */
     uint32_t fetch_bytes_max;           /* per fetch request (16 MiB) */
-    uint32_t partition_fetch_bytes_max; /* per partition per fetch (4 MiB) */
+    uint32_t partition_fetch_bytes_max; /* per partition per fetch (1 MiB) */
     uint32_t fetches_inflight;          /* fetch requests in flight (2; 1..64): a
                                            replay shares its partitions out over
                                            them, and each partition's next fetch
