@@ -815,8 +815,11 @@ static int freq_reserve(struct freq *r, uint32_t n)
  *   the broker prepares one answer while the application reads another
  *   even with few partitions. Caught-up partitions ride along, so they
  *   are not starved by a long replay of the others.
- * - When every fetchable partition is caught up, one fetch takes them all
- *   and long-polls, and only when no other fetch is in flight.
+ * - When every partition is caught up, one fetch takes them all and
+ *   long-polls, and only when no other fetch is in flight. Not while any
+ *   partition is behind, even one that cannot take a fetch now (its
+ *   answers are buffered, or in flight): its next fetch would wait behind
+ *   the long poll.
  * A partition has at most one fetch in flight: the offset to ask for next
  * is known only from the previous answer (whole batches from the offset
  * asked, up to byte limits), so it is asked for as soon as that answer
@@ -826,15 +829,17 @@ static uint32_t fetch_pick(nagare_consumer *c, int64_t now_ms, bool *long_poll)
 {
     uint32_t want = 0;
     uint32_t behind = 0;
+    bool any_behind = false; /* fetchable or not: in flight, full, backing off */
     for (uint32_t i = 0; i < c->part_count; i++) {
         const struct cpart *p = c->parts[i];
+        any_behind = any_behind || (p->behind && p->err == 0 && !p->stalled);
         if (fetchable(c, p, now_ms)) {
             want++;
             behind += p->behind ? 1 : 0;
         }
     }
-    *long_poll = behind == 0;
-    if (want == 0 || (*long_poll && c->fetches_out > 0)) {
+    *long_poll = !any_behind;
+    if (want == 0 || (*long_poll && c->fetches_out > 0) || (any_behind && behind == 0)) {
         return 0;
     }
     uint32_t fi = c->cfg.fetches_inflight;

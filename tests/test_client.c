@@ -1616,3 +1616,46 @@ Test(client, a_corrupt_batch_is_reported_after_the_records_before_it)
     nagare_consumer_destroy(c);
     fake_stop(&f);
 }
+
+/* ---- a caught-up partition among partitions being replayed ---- */
+
+Test(client, caught_up_partitions_do_not_hold_up_the_replay_of_the_others)
+{
+    start();
+    create_topic("lag", 4);
+    struct reports r;
+    reports_init(&r, PIPE_RECORDS);
+    nagare_producer *p = producer(&r, tune_small_batches);
+    /* Two partitions read at once, then caught up; two replayed: once
+     * their answers fill what the consumer buffers, nothing is in flight
+     * and only the caught-up ones could take a fetch. */
+    for (int32_t k = 0; k < 4; k++) {
+        produce_plain(p, "lag", k, 25, 0, k < 2 ? 10 : PIPE_RECORDS / 4);
+    }
+    cr_assert_eq(nagare_producer_flush(p, 60000), 0);
+    nagare_producer_destroy(p);
+    reports_fini(&r);
+
+    /* A long poll parked for the caught-up partitions would hold up the
+     * answers of every fetch sent after it, for its whole wait each time. */
+    struct nagare_consumer_config cc;
+    nagare_consumer_config_default(&cc);
+    cc.bootstrap = bootstrap;
+    cc.fetch_wait_max_ms = 5000;
+    cc.partition_fetch_bytes_max = 8192; /* many fetches per partition */
+    nagare_consumer *c;
+    cr_assert_eq(nagare_consumer_new(&cc, &c), 0);
+    for (int32_t k = 0; k < 4; k++) {
+        assign_ok(c, "lag", k, 0);
+    }
+    int64_t next[4] = {0};
+    int64_t t = mono_ms();
+    for (uint32_t n = 0; n < 2 * 10 + 2 * (PIPE_RECORDS / 4); n++) {
+        const struct nagare_message *m = next_of(c, next);
+        value_check(m, 25);
+    }
+    int64_t took = mono_ms() - t;
+    cr_assert_lt(took, 4000, "the replay took %lld ms: held up by long polls", (long long)took);
+    nagare_consumer_destroy(c);
+    bk_stop(&B);
+}
