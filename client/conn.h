@@ -14,10 +14,13 @@
  * closes the connection: the answers behind it cannot be trusted in order
  * any more). Memory is bounded: the send queue by tx_bytes_max (it holds at
  * least one frame of the broker's maximum), the receive buffer by one frame
- * of resp_bytes_max plus a read window, pending requests by pending_max.
+ * of resp_bytes_max plus a read window, pending requests by pending_max. A
+ * large answer may be read instead straight into a buffer of its request's
+ * owner (conn_frame_commit_sink()), then rx holds nothing meanwhile.
  *
  * Threads: a struct conn belongs to one thread. Callbacks run from inside
- * conn_poll(), conn_flush() and conn_close() on that thread; a callback may
+ * conn_poll(), conn_pump(), conn_flush() and conn_close() on that thread
+ * (never from conn_frame_commit*()); a callback may
  * submit new requests on the same connection (conn_frame_begin/commit) and
  * may close it, but must not call conn_poll() or conn_fini().
  */

@@ -281,9 +281,11 @@ struct nagare_consumer_config {
 void nagare_consumer_config_default(struct nagare_consumer_config *c);
 
 /* Creates a consumer connected to the bootstrap broker. Errors as for
- * nagare_producer_new(). Memory: at most fetches_inflight fetches in
- * flight plus fetches_inflight + 1 answers buffered, each up to
- * fetch_bytes_max plus one batch. Any thread; it then belongs to it. */
+ * nagare_producer_new(). Memory: fetches in flight and answers buffered
+ * number at most fetches_inflight + 1 together, each answer up to
+ * fetch_bytes_max plus one batch (in buffers reused from one answer to
+ * the next, their sizes rounded up to a power of two). Any thread; it then
+ * belongs to it. */
 NAGARE_MUST_USE int nagare_consumer_new(const struct nagare_consumer_config *c,
                                         nagare_consumer **out);
 
