@@ -1421,6 +1421,8 @@ struct fake {
     size_t records_bytes;
     int64_t records_end;
     int err_after;            /* a fetch past records_end gets it (0: nothing) */
+    size_t cut_bytes;         /* the next answer with records stops after this
+                                 many bytes and the connection closes (0: no) */
     uint8_t *tx;
     uint8_t *rx;
 };
@@ -1498,8 +1500,14 @@ static void *fake_run(void *arg)
                proto_request_frame_len(prefix, FAKE_FRAME_BYTES, &len) == 0 &&
                fake_read(fd, f->rx, len)) {
             struct wr w = wr_make(f->tx, FAKE_FRAME_BYTES);
-            if (!fake_answer(f, f->rx, len, &w) ||
-                send(fd, f->tx, w.pos, MSG_NOSIGNAL) != (ssize_t)w.pos) {
+            if (!fake_answer(f, f->rx, len, &w)) {
+                break;
+            }
+            size_t n = w.pos;
+            bool cut = f->cut_bytes > 0 && n > f->cut_bytes;
+            n = cut ? f->cut_bytes : n;
+            if (send(fd, f->tx, n, MSG_NOSIGNAL) != (ssize_t)n || cut) {
+                f->cut_bytes = 0;
                 break;
             }
         }
@@ -1548,6 +1556,40 @@ static size_t bad_batches(uint8_t *buf, size_t cap, int bad, long at)
         len += n;
     }
     return len;
+}
+
+Test(client, an_answer_cut_off_while_read_into_its_buffer_is_fetched_again)
+{
+    /* Four batches of 30 records of 1000 bytes: an answer of about 120 KiB,
+     * read straight into the consumer's buffer; the fake broker closes the
+     * connection 70,000 bytes into it. */
+    static uint8_t buf[256 * 1024];
+    size_t len = 0;
+    for (int k = 0; k < 4; k++) {
+        size_t n = bt_make_sized(buf + len, sizeof(buf) - len, 30, 1000, 41, BATCH_CODEC_NONE,
+                                 NULL);
+        batch_set_offset_base(buf + len, 30 * k);
+        len += n;
+    }
+    cr_assert_gt(len, 100000);
+    struct fake f = {.records = buf, .records_bytes = len, .records_end = 120,
+                     .cut_bytes = 70000};
+    fake_start(&f);
+    struct nagare_consumer_config cc;
+    nagare_consumer_config_default(&cc);
+    cc.bootstrap = bootstrap;
+    cc.request_timeout_ms = 5000;
+    nagare_consumer *c;
+    cr_assert_eq(nagare_consumer_new(&cc, &c), 0);
+    assign_ok(c, "bad", 0, 0);
+    for (int64_t o = 0; o < 120; o++) {
+        const struct nagare_message *m = next_msg(c);
+        cr_assert_eq(m->offset, o);
+        cr_assert_eq(m->value_len, 1000);
+    }
+    cr_assert_eq(f.cut_bytes, 0, "the answer was cut");
+    nagare_consumer_destroy(c);
+    fake_stop(&f);
 }
 
 /* The records before the bad batch come, then -NAGARE_ECORRUPT once; the
