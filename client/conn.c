@@ -683,6 +683,21 @@ static int rx_room(struct conn *c)
     return 0;
 }
 
+/* Bytes to read into rx now: the rest of the frame being assembled when
+ * its length is known, else a read window. Never the whole of rx: what a
+ * read brings of a large answer before its sink is known is copied there
+ * (sink_start()), so at most a window of it is. */
+static size_t rx_want(const struct conn *c)
+{
+    size_t want = CONN_RX_WINDOW_BYTES;
+    if (c->rx_len >= PROTO_FRAME_PREFIX_BYTES) {
+        size_t frame = PROTO_FRAME_PREFIX_BYTES + (size_t)get_be32(c->rx);
+        want = frame > c->rx_len + want ? frame - c->rx_len : want;
+    }
+    size_t room = c->rx_cap - c->rx_len;
+    return want < room ? want : room;
+}
+
 /* Reads and dispatches until the socket is empty (or a read budget is
  * spent). Returns 0 or the error that must close the connection. */
 static int rx_read(struct conn *c)
@@ -700,7 +715,7 @@ static int rx_read(struct conn *c)
         if (rc != 0) {
             return rc;
         }
-        ssize_t n = recv(c->fd, c->rx + c->rx_len, c->rx_cap - c->rx_len, 0);
+        ssize_t n = recv(c->fd, c->rx + c->rx_len, rx_want(c), 0);
         if (n < 0 && errno == EINTR) {
             continue;
         }
