@@ -10,8 +10,9 @@
  *   soon as an answer arrives the next fetch goes out (fetch_done), while
  *   the records just received are read: broker and application overlap.
  * - While partitions are behind (a replay), they are shared out over up to
- *   fetches_inflight fetches asked with no wait, so that even one or a few
- *   partitions keep the broker busy; a long poll goes out only alone,
+ *   fetches_inflight fetches asked with no wait, so that a few
+ *   partitions keep the broker busy (one partition has its next fetch in
+ *   flight while its last answer is read); a long poll goes out only alone,
  *   because the broker answers a connection's requests in order and a
  *   parked fetch would hold up the answers behind it (fetch_pick()).
  * - A large answer is read straight into a buffer of its own (conn's sink)
@@ -21,10 +22,10 @@
  *   stays valid until the next poll. While records are read, the socket is
  *   read every PUMP_BYTES so answers in flight do not stall the broker.
  *   Memory is bounded: at most fetches_inflight requests are in flight, a
- *   partition holds at most fetches_inflight chunks, and buffers in use
- *   plus requests in flight stay within fetches_inflight + 1, each buffer
- *   one answer (at most fetch_bytes_max plus one batch, as the broker
- *   sizes them).
+ *   partition holds at most fetches_inflight chunks, and answers buffered
+ *   plus requests in flight (one whose answer is coming into its buffer
+ *   counted once) stay within fetches_inflight + 1, each buffer one answer
+ *   (at most fetch_bytes_max plus one batch, as the broker sizes them).
  * - Records are delivered in offset order per partition, each once:
  *   chunks are read in arrival order, and records before the position
  *   (the first batch of an answer may start before the offset asked) are
