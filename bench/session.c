@@ -80,7 +80,7 @@ static void usage(enum session_cmd cmd, FILE *out)
             "consumers:\n"
             "  --consumers K           threads, each assigned partitions k, k+K, ... (1)\n"
             "  --fetch-bytes B         bytes per fetch request (the client's, 16 MiB)\n"
-            "  --partition-fetch-bytes B  per partition per fetch (the client's, 4 MiB)\n"
+            "  --partition-fetch-bytes B  per partition per fetch (the client's, 1 MiB)\n"
             "  --fetches N             fetch requests in flight per consumer (the client's, 2)\n"
             "run:\n"
             "  --seconds S             e2e: how long to produce at the rate (10)\n"

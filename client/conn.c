@@ -164,6 +164,9 @@ void conn_close(struct conn *c, int err)
     c->err_last = err;
     c->generation++;
     c->rx_len = 0;
+    c->sink = NULL; /* its owner learns from the request's failure below */
+    c->sink_len = 0;
+    c->sink_got = 0;
     c->tx_head = 0;
     c->tx_len = 0;
     /* Later callbacks see the connection down and submit nothing here. */
@@ -441,9 +444,9 @@ int conn_frame_begin(struct conn *c, size_t need, struct wr *w, uint32_t *corr_o
     return 0;
 }
 
-void conn_frame_commit(struct conn *c, const struct wr *w, uint32_t corr, uint16_t api_key,
-                       uint16_t version, bool noreply, uint32_t timeout_ms, conn_done_fn fn,
-                       void *arg)
+static void frame_commit(struct conn *c, const struct wr *w, uint32_t corr, uint16_t api_key,
+                         uint16_t version, bool noreply, uint32_t timeout_ms, conn_done_fn fn,
+                         conn_sink_fn sink, void *arg)
 {
     ASSERT(c->fd >= 0 && c->pend_count < c->cfg.pending_max && fn != NULL);
     ASSERT(w->err == 0 && w->pos >= 8 && w->ptr == c->tx + c->tx_len);
@@ -454,8 +457,23 @@ void conn_frame_commit(struct conn *c, const struct wr *w, uint32_t corr, uint16
     *pend_at(c, c->pend_count - 1) = (struct conn_pending){
         .corr = corr, .api_key = api_key, .version = version, .noreply = noreply,
         .tx_end = c->tx_queued_total, .deadline_ms = conn_mono_ms() + timeout_ms,
-        .fn = fn, .arg = arg};
+        .fn = fn, .sink = sink, .arg = arg};
     tx_write(c);
+}
+
+void conn_frame_commit(struct conn *c, const struct wr *w, uint32_t corr, uint16_t api_key,
+                       uint16_t version, bool noreply, uint32_t timeout_ms, conn_done_fn fn,
+                       void *arg)
+{
+    frame_commit(c, w, corr, api_key, version, noreply, timeout_ms, fn, NULL, arg);
+}
+
+void conn_frame_commit_sink(struct conn *c, const struct wr *w, uint32_t corr, uint16_t api_key,
+                            uint16_t version, uint32_t timeout_ms, conn_done_fn fn,
+                            conn_sink_fn sink, void *arg)
+{
+    ASSERT(sink != NULL);
+    frame_commit(c, w, corr, api_key, version, false, timeout_ms, fn, sink, arg);
 }
 
 /* Writes what the socket takes. A failure marks the connection broken; it
@@ -545,6 +563,67 @@ static int dispatch_frame(struct conn *c, const uint8_t *frame, uint32_t len)
     return 0;
 }
 
+/* The frame that begins at rx[at] and has not wholly come: when it is
+ * large and its request takes answers into a buffer of its own, what came
+ * of it moves there and the rest is read straight into it (sink_read()).
+ * Answers come in request order, so it is the oldest unanswered request's
+ * (dispatch_frame() checks its correlation id once it is whole). */
+static void sink_start(struct conn *c, size_t at)
+{
+    if (c->rx_len - at < PROTO_FRAME_PREFIX_BYTES) {
+        return;
+    }
+    size_t frame = PROTO_FRAME_PREFIX_BYTES + (size_t)get_be32(c->rx + at);
+    int64_t i = pend_first_reply(c);
+    if (frame < CONN_SINK_BYTES_MIN || i < 0 ||
+        frame > PROTO_FRAME_PREFIX_BYTES + (size_t)c->cfg.resp_bytes_max) {
+        return; /* small, no request for it, or too big (rx_room() refuses it) */
+    }
+    const struct conn_pending *p = pend_at(c, (uint32_t)i);
+    uint8_t *buf = p->sink != NULL ? p->sink(p->arg, frame) : NULL;
+    if (buf == NULL) {
+        return;
+    }
+    ASSERT(frame > c->rx_len - at); /* not whole yet */
+    c->sink = buf;
+    c->sink_len = frame;
+    c->sink_got = c->rx_len - at;
+    memcpy(buf, c->rx + at, c->sink_got);
+    c->rx_len = at; /* nothing past the frame was read */
+}
+
+/* Reads into the sink, never past its frame; dispatches the frame once it
+ * is whole. Returns 1 when the socket has nothing more now, 0 to read on,
+ * or the error that must close the connection. */
+static int sink_read(struct conn *c)
+{
+    ssize_t n = recv(c->fd, c->sink + c->sink_got, c->sink_len - c->sink_got, 0);
+    if (n < 0 && errno == EINTR) {
+        return 0;
+    }
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        return 1;
+    }
+    if (n <= 0) {
+        return n == 0 || errno == ECONNRESET ? -NG_EDISCONNECTED : -errno;
+    }
+    c->sink_got += (size_t)n;
+    if (c->sink_got < c->sink_len) {
+        return 0;
+    }
+    uint8_t *frame = c->sink;
+    size_t len = c->sink_len - PROTO_FRAME_PREFIX_BYTES;
+    c->sink = NULL;
+    c->sink_len = 0;
+    c->sink_got = 0;
+    uint64_t gen = c->generation;
+    int rc = dispatch_frame(c, frame + PROTO_FRAME_PREFIX_BYTES, (uint32_t)len);
+    if (rc == 0 && c->generation == gen) {
+        pend_pop_done(c);
+    }
+    return rc;
+}
+
 /* Dispatches every whole frame at the start of rx, then moves the rest to
  * the front. Returns 0 or the error that must close the connection. */
 static int rx_dispatch(struct conn *c)
@@ -570,6 +649,7 @@ static int rx_dispatch(struct conn *c)
         at += PROTO_FRAME_PREFIX_BYTES + len;
         pend_pop_done(c);
     }
+    sink_start(c, at);
     if (at > 0) {
         memmove(c->rx, c->rx + at, c->rx_len - at);
         c->rx_len -= at;
@@ -603,17 +683,39 @@ static int rx_room(struct conn *c)
     return 0;
 }
 
+/* Bytes to read into rx now: the rest of the frame being assembled when
+ * its length is known, else a read window. Never the whole of rx: what a
+ * read brings of a large answer before its sink is known is copied there
+ * (sink_start()), so at most a window of it is. */
+static size_t rx_want(const struct conn *c)
+{
+    size_t want = CONN_RX_WINDOW_BYTES;
+    if (c->rx_len >= PROTO_FRAME_PREFIX_BYTES) {
+        size_t frame = PROTO_FRAME_PREFIX_BYTES + (size_t)get_be32(c->rx);
+        want = frame > c->rx_len + want ? frame - c->rx_len : want;
+    }
+    size_t room = c->rx_cap - c->rx_len;
+    return want < room ? want : room;
+}
+
 /* Reads and dispatches until the socket is empty (or a read budget is
  * spent). Returns 0 or the error that must close the connection. */
 static int rx_read(struct conn *c)
 {
     uint64_t gen = c->generation;
     for (int k = 0; k < RX_READS_PER_POLL && c->generation == gen; k++) {
+        if (c->sink != NULL) {
+            int rc = sink_read(c);
+            if (rc != 0) {
+                return rc > 0 ? 0 : rc;
+            }
+            continue;
+        }
         int rc = rx_room(c);
         if (rc != 0) {
             return rc;
         }
-        ssize_t n = recv(c->fd, c->rx + c->rx_len, c->rx_cap - c->rx_len, 0);
+        ssize_t n = recv(c->fd, c->rx + c->rx_len, rx_want(c), 0);
         if (n < 0 && errno == EINTR) {
             continue;
         }
@@ -677,6 +779,19 @@ static void handle_events(struct conn *c, short revents)
     if (c->fd >= 0) {
         conn_flush(c);
     }
+}
+
+void conn_pump(struct conn *c)
+{
+    if (c->state != CONN_UP) {
+        return;
+    }
+    int rc = rx_read(c);
+    if (rc != 0) {
+        conn_close(c, rc);
+        return;
+    }
+    conn_flush(c);
 }
 
 int conn_poll(struct conn *c, int timeout_ms)

@@ -14,10 +14,13 @@
  * closes the connection: the answers behind it cannot be trusted in order
  * any more). Memory is bounded: the send queue by tx_bytes_max (it holds at
  * least one frame of the broker's maximum), the receive buffer by one frame
- * of resp_bytes_max plus a read window, pending requests by pending_max.
+ * of resp_bytes_max plus a read window, pending requests by pending_max. A
+ * large answer may be read instead straight into a buffer of its request's
+ * owner (conn_frame_commit_sink()), then rx holds nothing meanwhile.
  *
  * Threads: a struct conn belongs to one thread. Callbacks run from inside
- * conn_poll(), conn_flush() and conn_close() on that thread; a callback may
+ * conn_poll(), conn_pump(), conn_flush() and conn_close() on that thread
+ * (never from conn_frame_commit*()); a callback may
  * submit new requests on the same connection (conn_frame_begin/commit) and
  * may close it, but must not call conn_poll() or conn_fini().
  */
@@ -60,6 +63,21 @@ int64_t conn_wall_ms(void);
  * with. */
 typedef void (*conn_done_fn)(void *arg, int err, struct rd *body, uint16_t version);
 
+/* Answers at least this large may be read straight into a buffer of the
+ * request's owner (conn_frame_commit_sink()); smaller ones are not worth
+ * it: the read window brings several of them in with one read(). */
+#define CONN_SINK_BYTES_MIN CONN_RX_WINDOW_BYTES
+
+/* Asked for the buffer the answer of a request is read into, once its
+ * length is known: frame_bytes counts the whole frame, the 4-byte length
+ * prefix included. Returns at least frame_bytes of memory the connection
+ * may write until the request completes, or NULL to have the answer read
+ * into the connection's own buffer as usual. The buffer stays the
+ * caller's; when the answer completes the request, the body handed to its
+ * conn_done_fn points into it (so it outlives the callback). Runs from
+ * conn_poll() and conn_pump(), at most once per request. */
+typedef uint8_t *(*conn_sink_fn)(void *arg, size_t frame_bytes);
+
 enum conn_state {
     CONN_DOWN = 0,    /* no socket */
     CONN_CONNECTING,  /* non-blocking connect() in progress */
@@ -84,6 +102,7 @@ struct conn_pending {
     uint64_t tx_end;     /* c->tx_queued_total just after its frame */
     int64_t deadline_ms; /* monotonic */
     conn_done_fn fn;
+    conn_sink_fn sink;   /* NULL: the answer is read into rx */
     void *arg;
 };
 
@@ -114,6 +133,12 @@ struct conn {
     uint8_t *rx;
     size_t rx_cap;
     size_t rx_len;
+    /* an answer being read straight into its request's buffer (sink):
+     * bytes [0, sink_len) make the frame, [0, sink_got) have come. While
+     * sink is set, rx holds nothing and reads stop at the frame's end. */
+    uint8_t *sink;
+    size_t sink_len;
+    size_t sink_got;
     /* requests not yet completed, oldest first (ring) */
     struct conn_pending *pend;
     uint32_t pend_head;
@@ -159,6 +184,12 @@ MUST_USE int conn_poll(struct conn *c, int timeout_ms);
 /* Writes queued bytes without waiting. */
 void conn_flush(struct conn *c);
 
+/* Reads and dispatches the answers that have arrived and writes queued
+ * bytes, without waiting and without poll(): for a caller busy with other
+ * work who wants the peer's answers off the socket meanwhile (so the peer
+ * is not held up by a full socket buffer). A no-op unless CONN_UP. */
+void conn_pump(struct conn *c);
+
 /* Closes the socket; pending requests complete with err (in order). */
 void conn_close(struct conn *c, int err);
 
@@ -187,6 +218,12 @@ MUST_USE int conn_frame_begin(struct conn *c, size_t need, struct wr *w, uint32_
 void conn_frame_commit(struct conn *c, const struct wr *w, uint32_t corr, uint16_t api_key,
                        uint16_t version, bool noreply, uint32_t timeout_ms, conn_done_fn fn,
                        void *arg);
+
+/* The same for a request with an answer that may be read straight into a
+ * buffer sink(arg, ...) gives (see conn_sink_fn), with no copy. */
+void conn_frame_commit_sink(struct conn *c, const struct wr *w, uint32_t corr, uint16_t api_key,
+                            uint16_t version, uint32_t timeout_ms, conn_done_fn fn,
+                            conn_sink_fn sink, void *arg);
 
 /* Requests submitted and not yet completed. */
 static inline uint32_t conn_pending_count(const struct conn *c) { return c->pend_count; }

@@ -259,8 +259,14 @@ struct nagare_consumer_config {
     uint32_t fetch_wait_max_ms;         /* long poll (500 ms) */
     uint32_t fetch_bytes_min;           /* (1) */
     uint32_t fetch_bytes_max;           /* per fetch request (16 MiB) */
-    uint32_t partition_fetch_bytes_max; /* per partition per fetch (4 MiB) */
-    uint32_t fetches_inflight;          /* pipelined fetch requests (2) */
+    uint32_t partition_fetch_bytes_max; /* per partition per fetch (1 MiB) */
+    uint32_t fetches_inflight;          /* fetch requests in flight (2; 1..64): a
+                                           replay shares its partitions out over
+                                           them, and each partition's next fetch
+                                           goes out as its answer comes, so the
+                                           broker prepares answers while records
+                                           are read; at the log end one fetch
+                                           long-polls for every partition */
     uint32_t request_timeout_ms;        /* (30 s) */
     /* consumer groups (nagare_consumer_subscribe) */
     uint32_t session_timeout_ms;        /* the broker drops a member silent this long
@@ -275,9 +281,11 @@ struct nagare_consumer_config {
 void nagare_consumer_config_default(struct nagare_consumer_config *c);
 
 /* Creates a consumer connected to the bootstrap broker. Errors as for
- * nagare_producer_new(). Memory: at most fetches_inflight fetches in
- * flight plus fetches_inflight + 1 answers buffered, each up to
- * fetch_bytes_max plus one batch. Any thread; it then belongs to it. */
+ * nagare_producer_new(). Memory: fetches in flight and answers buffered
+ * number at most fetches_inflight + 1 together, each answer up to
+ * fetch_bytes_max plus one batch (in buffers reused from one answer to
+ * the next, their sizes rounded up to a power of two). Any thread; it then
+ * belongs to it. */
 NAGARE_MUST_USE int nagare_consumer_new(const struct nagare_consumer_config *c,
                                         nagare_consumer **out);
 
@@ -301,7 +309,8 @@ NAGARE_MUST_USE int nagare_consumer_seek(nagare_consumer *c, const char *topic,
 NAGARE_MUST_USE int nagare_consumer_seek_time(nagare_consumer *c, const char *topic,
                                               int32_t partition, int64_t ts_ms);
 
-/* A record read. Pointers are valid until the next poll, seek or destroy. */
+/* A record read. Pointers are valid until the next poll, seek or destroy
+ * (they point into the fetch answer as it was received, read in place). */
 struct nagare_message {
     const char *topic;
     int32_t partition;
@@ -322,8 +331,11 @@ void nagare_message_header(const struct nagare_message *m, size_t i, struct naga
 /* Returns the next record: 1 with *out, 0 when none came within timeout_ms
  * (0: do not wait, -1: no limit), or a negative error, each returned once:
  * -NAGARE_EOFFSET_RANGE (under NAGARE_RESET_ERROR), -NAGARE_EUNKNOWN_TOPIC
- * (the topic went away), -NAGARE_ECORRUPT (bad bytes from the broker): the
- * partition concerned then pauses until a seek; -NAGARE_EDISCONNECTED each
+ * (the topic went away), -NAGARE_ECORRUPT (bad bytes from the broker: the
+ * consumer checks every batch's XXH3 checksum and structure as it reads it,
+ * end to end): the partition concerned then pauses until a seek, at the
+ * first record it could not return (nagare_consumer_assignment() shows its
+ * err and offset); -NAGARE_EDISCONNECTED each
  * time the broker has been unreachable for request_timeout_ms (the
  * consumer keeps reconnecting); -ENOMEM. Records before an error are
  * returned first.

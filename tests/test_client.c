@@ -1254,3 +1254,450 @@ Test(client, poll_without_waiting_reads_answers)
     nagare_producer_destroy(p);
     reports_fini(&r);
 }
+
+/* ---- several fetches in flight ---- */
+
+#define PIPE_RECORDS 20000
+
+static nagare_consumer *consumer_pipelined(uint32_t fetches, uint32_t partition_bytes)
+{
+    struct nagare_consumer_config c;
+    nagare_consumer_config_default(&c);
+    c.bootstrap = bootstrap;
+    c.reset = NAGARE_RESET_ERROR;
+    c.fetches_inflight = fetches;
+    /* A few batches per partition per fetch: many answers, each asked for
+     * while earlier ones are still being read. */
+    c.partition_fetch_bytes_max = partition_bytes;
+    c.fetch_bytes_max = 2 * partition_bytes;
+    c.fetch_wait_max_ms = 100;
+    nagare_consumer *k;
+    int rc = nagare_consumer_new(&c, &k);
+    cr_assert_eq(rc, 0, "consumer: %s", nagare_strerror(rc));
+    return k;
+}
+
+/* Reads count records of topic's partitions: each partition's offsets
+ * must run 0, 1, 2... (in order, no gap, no duplicate), each record index
+ * come once, and nothing come after. */
+static void expect_in_order(nagare_consumer *c, int32_t partitions, uint32_t count, uint32_t seed)
+{
+    uint8_t *seen = calloc(count, 1);
+    int64_t next[4] = {0};
+    cr_assert_leq(partitions, 4);
+    for (uint32_t n = 0; n < count; n++) {
+        const struct nagare_message *m = next_msg(c);
+        cr_assert_lt(m->partition, partitions);
+        cr_assert_eq(m->offset, next[m->partition], "partition %d: offset %lld, expected %lld",
+                     m->partition, (long long)m->offset, (long long)next[m->partition]);
+        next[m->partition]++;
+        uint32_t i = value_index(m);
+        cr_assert_lt(i, count);
+        cr_assert_eq(seen[i], 0, "record %u twice", i);
+        seen[i] = 1;
+        value_check(m, seed);
+    }
+    const struct nagare_message *m;
+    cr_assert_eq(nagare_consumer_poll(c, 300, &m), 0, "nothing more");
+    free(seen);
+}
+
+Test(client, pipelined_fetches_keep_order_with_no_gap_or_duplicate_over_one_and_four_partitions)
+{
+    start();
+    create_topic("pipe1", 1);
+    create_topic("pipe4", 4);
+    struct reports r;
+    reports_init(&r, PIPE_RECORDS);
+    nagare_producer *p = producer(&r, tune_small_batches); /* ~4 KiB batches */
+    produce_plain(p, "pipe1", 0, 21, 0, PIPE_RECORDS);
+    produce_keyed(p, "pipe4", 22, PIPE_RECORDS);
+    cr_assert_eq(nagare_producer_flush(p, 60000), 0);
+    nagare_producer_destroy(p);
+    reports_fini(&r);
+
+    uint32_t fetches[] = {1, 2, 3, 8};
+    uint32_t part_bytes[] = {8192, 65536};
+    for (size_t f = 0; f < sizeof(fetches) / sizeof(fetches[0]); f++) {
+        for (size_t b = 0; b < 2; b++) {
+            nagare_consumer *c = consumer_pipelined(fetches[f], part_bytes[b]);
+            assign_ok(c, "pipe1", 0, 0);
+            expect_in_order(c, 1, PIPE_RECORDS, 21);
+            nagare_consumer_destroy(c);
+
+            c = consumer_pipelined(fetches[f], part_bytes[b]);
+            for (int32_t k = 0; k < 4; k++) {
+                assign_ok(c, "pipe4", k, 0);
+            }
+            expect_in_order(c, 4, PIPE_RECORDS, 22);
+            nagare_consumer_destroy(c);
+        }
+    }
+    bk_stop(&B);
+}
+
+/* Reads one record of partition `partition` of a 4-partition topic while
+ * keeping the others' order: next[] holds each partition's next offset. */
+static const struct nagare_message *next_of(nagare_consumer *c, int64_t next[4])
+{
+    const struct nagare_message *m = next_msg(c);
+    cr_assert_eq(m->offset, next[m->partition], "partition %d: offset %lld, expected %lld",
+                 m->partition, (long long)m->offset, (long long)next[m->partition]);
+    next[m->partition]++;
+    return m;
+}
+
+Test(client, a_seek_while_fetches_are_in_flight_drops_their_answers)
+{
+    start();
+    create_topic("pseek1", 1);
+    create_topic("pseek4", 4);
+    struct reports r;
+    reports_init(&r, PIPE_RECORDS);
+    nagare_producer *p = producer(&r, tune_small_batches);
+    produce_plain(p, "pseek1", 0, 23, 0, PIPE_RECORDS);
+    produce_plain(p, "pseek4", 0, 24, 0, PIPE_RECORDS / 4);
+    produce_plain(p, "pseek4", 1, 24, 0, PIPE_RECORDS / 4);
+    produce_plain(p, "pseek4", 2, 24, 0, PIPE_RECORDS / 4);
+    produce_plain(p, "pseek4", 3, 24, 0, PIPE_RECORDS / 4);
+    cr_assert_eq(nagare_producer_flush(p, 60000), 0);
+    nagare_producer_destroy(p);
+    reports_fini(&r);
+
+    /* One partition: every seek lands where it asked, whatever was in
+     * flight or buffered, and reading goes on in order from there. */
+    nagare_consumer *c = consumer_pipelined(4, 8192);
+    assign_ok(c, "pseek1", 0, 0);
+    uint32_t rnd = 12345;
+    for (int round = 0; round < 300; round++) {
+        rnd = rnd * 1103515245u + 12345u;
+        uint32_t to = (rnd >> 8) % PIPE_RECORDS;
+        cr_assert_eq(nagare_consumer_seek(c, "pseek1", 0, to), 0);
+        if (round % 7 == 3) {
+            continue; /* two seeks in a row */
+        }
+        uint32_t n = 1 + (rnd >> 20) % 200;
+        n = to + n > PIPE_RECORDS ? PIPE_RECORDS - to : n;
+        expect_from(c, to, n, 23);
+        int64_t pos;
+        cr_assert_eq(nagare_consumer_position(c, "pseek1", 0, &pos), 0);
+        cr_assert_eq(pos, (int64_t)(to + n));
+    }
+    nagare_consumer_destroy(c);
+
+    /* Four partitions: seeking one leaves the others' order alone. */
+    c = consumer_pipelined(3, 8192);
+    for (int32_t k = 0; k < 4; k++) {
+        assign_ok(c, "pseek4", k, 0);
+    }
+    int64_t next[4] = {0};
+    for (int round = 0; round < 100; round++) {
+        for (int k = 0; k < 50; k++) {
+            const struct nagare_message *m = next_of(c, next);
+            cr_assert_eq((int64_t)value_index(m), m->offset);
+            value_check(m, 24);
+        }
+        rnd = rnd * 1103515245u + 12345u;
+        int32_t part = (int32_t)((rnd >> 4) % 4);
+        int64_t to = (int64_t)((rnd >> 8) % (PIPE_RECORDS / 4 - 100));
+        cr_assert_eq(nagare_consumer_seek(c, "pseek4", part, to), 0);
+        next[part] = to;
+    }
+    nagare_consumer_destroy(c);
+    bk_stop(&B);
+}
+
+/* ---- a corrupt batch from the broker ---- */
+
+/* A fake broker on a thread: ApiVersions and Metadata (topic "bad", one
+ * partition), and Fetch answered with `records` for any offset before
+ * records_end, nothing after. It asserts nothing (criterion asserts from
+ * the test's thread only): any surprise closes the connection. */
+struct fake {
+    int lfd;
+    uint16_t port;
+    pthread_t th;
+    const uint8_t *records;
+    size_t records_bytes;
+    int64_t records_end;
+    int err_after;            /* a fetch past records_end gets it (0: nothing) */
+    size_t cut_bytes;         /* the next answer with records stops after this
+                                 many bytes and the connection closes (0: no) */
+    uint8_t *tx;
+    uint8_t *rx;
+};
+
+#define FAKE_FRAME_BYTES (1u << 20)
+
+static bool fake_read(int fd, uint8_t *buf, size_t n)
+{
+    size_t got = 0;
+    while (got < n) {
+        ssize_t k = recv(fd, buf + got, n - got, 0);
+        if (k <= 0) {
+            return false;
+        }
+        got += (size_t)k;
+    }
+    return true;
+}
+
+/* Encodes the answer to the request in rx (len bytes) into w. */
+static bool fake_answer(struct fake *f, uint8_t *rx, uint32_t len, struct wr *w)
+{
+    struct rd body = rd_make(rx, len);
+    struct proto_req_header h;
+    if (proto_req_header_decode(&body, &h) != 0) {
+        return false;
+    }
+    struct proto_enc e;
+    if (h.api_key == PROTO_API_API_VERSIONS) {
+        struct proto_api_versions_resp v;
+        proto_api_versions_fill(&v, FAKE_FRAME_BYTES);
+        return proto_api_versions_resp_encode(w, h.api_version, h.correlation_id, &v) == 0;
+    }
+    if (h.api_key == PROTO_API_METADATA) {
+        struct proto_metadata_resp m = {.host = proto_str_make("127.0.0.1"), .port = f->port};
+        proto_metadata_resp_begin(&e, w, h.api_version, h.correlation_id, &m);
+        proto_metadata_resp_topic(&e, proto_str_make("bad"), 0);
+        proto_metadata_resp_partition(&e, &(struct proto_metadata_partition){
+                                              .offset_latest = f->records_end});
+        return proto_enc_end(&e) == 0;
+    }
+    if (h.api_key != PROTO_API_FETCH) {
+        return false;
+    }
+    struct proto_fetch_req req;
+    struct proto_dec d;
+    struct proto_topic t;
+    struct proto_fetch_req_partition fp;
+    if (proto_fetch_req_decode(&body, h.api_version, &req, &d) != 0 || !proto_next_topic(&d, &t) ||
+        !proto_fetch_req_next_partition(&d, &fp)) {
+        return false;
+    }
+    bool some = fp.offset < f->records_end;
+    proto_fetch_resp_begin(&e, w, h.api_version, h.correlation_id);
+    proto_enc_topic(&e, proto_str_make("bad"));
+    proto_fetch_resp_partition(&e, &(struct proto_fetch_resp_partition){
+                                       .partition = 0, .err = some ? 0 : f->err_after,
+                                       .offset_latest = f->records_end,
+                                       .records = f->records,
+                                       .records_bytes = some ? (uint32_t)f->records_bytes : 0});
+    if (!some && f->err_after == 0) {
+        usleep(20000); /* a long poll that finds nothing */
+    }
+    return proto_enc_end(&e) == 0;
+}
+
+static void *fake_run(void *arg)
+{
+    struct fake *f = arg;
+    int fd;
+    while ((fd = accept(f->lfd, NULL, NULL)) >= 0) {
+        uint8_t prefix[PROTO_FRAME_PREFIX_BYTES];
+        uint32_t len;
+        while (fake_read(fd, prefix, sizeof(prefix)) &&
+               proto_request_frame_len(prefix, FAKE_FRAME_BYTES, &len) == 0 &&
+               fake_read(fd, f->rx, len)) {
+            struct wr w = wr_make(f->tx, FAKE_FRAME_BYTES);
+            if (!fake_answer(f, f->rx, len, &w)) {
+                break;
+            }
+            size_t n = w.pos;
+            bool cut = f->cut_bytes > 0 && n > f->cut_bytes;
+            n = cut ? f->cut_bytes : n;
+            if (send(fd, f->tx, n, MSG_NOSIGNAL) != (ssize_t)n || cut) {
+                f->cut_bytes = 0;
+                break;
+            }
+        }
+        close(fd);
+    }
+    return NULL;
+}
+
+static void fake_start(struct fake *f)
+{
+    f->tx = malloc(FAKE_FRAME_BYTES);
+    f->rx = malloc(FAKE_FRAME_BYTES);
+    cr_assert(f->tx != NULL && f->rx != NULL);
+    f->lfd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    cr_assert_eq(bind(f->lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    cr_assert_eq(listen(f->lfd, 4), 0);
+    socklen_t len = sizeof(sa);
+    cr_assert_eq(getsockname(f->lfd, (struct sockaddr *)&sa, &len), 0);
+    f->port = ntohs(sa.sin_port);
+    snprintf(bootstrap, sizeof(bootstrap), "127.0.0.1:%u", f->port);
+    cr_assert_eq(pthread_create(&f->th, NULL, fake_run, f), 0);
+}
+
+static void fake_stop(struct fake *f)
+{
+    shutdown(f->lfd, SHUT_RDWR); /* accept() returns */
+    cr_assert_eq(pthread_join(f->th, NULL), 0);
+    close(f->lfd);
+    free(f->tx);
+    free(f->rx);
+}
+
+/* Three batches of 10 records, offsets 0..29; the one at `bad` corrupted
+ * by flipping the byte at `at` bytes from its start (from its end when
+ * negative). Returns the bytes. */
+static size_t bad_batches(uint8_t *buf, size_t cap, int bad, long at)
+{
+    size_t len = 0;
+    for (int k = 0; k < 3; k++) {
+        size_t n = bt_make(buf + len, cap - len, 10, 31, T0, -1, 0, -1);
+        batch_set_offset_base(buf + len, 10 * k);
+        if (k == bad) {
+            buf[len + (at >= 0 ? (size_t)at : n - (size_t)-at)] ^= 0x40;
+        }
+        len += n;
+    }
+    return len;
+}
+
+Test(client, an_answer_cut_off_while_read_into_its_buffer_is_fetched_again)
+{
+    /* Four batches of 30 records of 1000 bytes: an answer of about 120 KiB,
+     * read straight into the consumer's buffer; the fake broker closes the
+     * connection 70,000 bytes into it. */
+    static uint8_t buf[256 * 1024];
+    size_t len = 0;
+    for (int k = 0; k < 4; k++) {
+        size_t n = bt_make_sized(buf + len, sizeof(buf) - len, 30, 1000, 41, BATCH_CODEC_NONE,
+                                 NULL);
+        batch_set_offset_base(buf + len, 30 * k);
+        len += n;
+    }
+    cr_assert_gt(len, 100000);
+    struct fake f = {.records = buf, .records_bytes = len, .records_end = 120,
+                     .cut_bytes = 70000};
+    fake_start(&f);
+    struct nagare_consumer_config cc;
+    nagare_consumer_config_default(&cc);
+    cc.bootstrap = bootstrap;
+    cc.request_timeout_ms = 5000;
+    nagare_consumer *c;
+    cr_assert_eq(nagare_consumer_new(&cc, &c), 0);
+    assign_ok(c, "bad", 0, 0);
+    for (int64_t o = 0; o < 120; o++) {
+        const struct nagare_message *m = next_msg(c);
+        cr_assert_eq(m->offset, o);
+        cr_assert_eq(m->value_len, 1000);
+    }
+    cr_assert_eq(f.cut_bytes, 0, "the answer was cut");
+    nagare_consumer_destroy(c);
+    fake_stop(&f);
+}
+
+/* The records before the bad batch come, then -NAGARE_ECORRUPT once; the
+ * partition pauses there (its error and position in the assignment) until
+ * a seek. */
+static void expect_corrupt_at(nagare_consumer *c, int64_t first_bad)
+{
+    for (int64_t o = 0; o < first_bad; o++) {
+        const struct nagare_message *m = next_msg(c);
+        cr_assert_eq(m->offset, o);
+    }
+    const struct nagare_message *m;
+    int rc = nagare_consumer_poll(c, WAIT_MS, &m);
+    cr_assert_eq(rc, -NAGARE_ECORRUPT, "poll: %d %s", rc, nagare_strerror(rc));
+    cr_assert_str_eq(nagare_strerror(rc), "corrupt data: checksum or structure is wrong");
+    cr_assert_eq(nagare_consumer_poll(c, 200, &m), 0, "reported once, then paused");
+    const struct nagare_topic_partition *tp;
+    size_t count;
+    cr_assert_eq(nagare_consumer_assignment(c, &tp, &count), 0);
+    cr_assert_eq(count, 1);
+    cr_assert_eq(tp[0].err, -NAGARE_ECORRUPT);
+    cr_assert_eq(tp[0].offset, first_bad);
+}
+
+Test(client, a_corrupt_batch_is_reported_after_the_records_before_it)
+{
+    static uint8_t buf[64 * 1024];
+    struct fake f = {0};
+    fake_start(&f);
+    f.records = buf;
+    f.records_end = 30;
+    /* A flipped bit in a record of the second batch: its checksum. */
+    f.records_bytes = bad_batches(buf, sizeof(buf), 1, -5);
+    nagare_consumer *c = consumer_pipelined(2, 65536);
+    assign_ok(c, "bad", 0, 0);
+    expect_corrupt_at(c, 10);
+    /* A seek past it reads on. */
+    cr_assert_eq(nagare_consumer_seek(c, "bad", 0, 20), 0);
+    for (int64_t o = 20; o < 30; o++) {
+        cr_assert_eq(next_msg(c)->offset, o);
+    }
+    nagare_consumer_destroy(c);
+
+    /* A broken length in the first batch's header: nothing before it. */
+    f.records_bytes = bad_batches(buf, sizeof(buf), 0, BATCH_OFF_LENGTH);
+    c = consumer_pipelined(2, 65536);
+    assign_ok(c, "bad", 0, 0);
+    expect_corrupt_at(c, 0);
+    nagare_consumer_destroy(c);
+
+    /* A broken length in the third: the first two come first. */
+    f.records_bytes = bad_batches(buf, sizeof(buf), 2, BATCH_OFF_LENGTH + 1);
+    c = consumer_pipelined(2, 65536);
+    assign_ok(c, "bad", 0, 0);
+    expect_corrupt_at(c, 20);
+    nagare_consumer_destroy(c);
+
+    /* Sound batches, then the broker's own -NAGARE_ECORRUPT for what
+     * follows: it comes after the records fetched before it, though its
+     * answer comes while they are still buffered. */
+    f.records_bytes = bad_batches(buf, sizeof(buf), -1, 0);
+    f.err_after = -NAGARE_ECORRUPT;
+    c = consumer_pipelined(2, 65536);
+    assign_ok(c, "bad", 0, 0);
+    expect_corrupt_at(c, 30);
+    nagare_consumer_destroy(c);
+    fake_stop(&f);
+}
+
+/* ---- a caught-up partition among partitions being replayed ---- */
+
+Test(client, caught_up_partitions_do_not_hold_up_the_replay_of_the_others)
+{
+    start();
+    create_topic("lag", 4);
+    struct reports r;
+    reports_init(&r, PIPE_RECORDS);
+    nagare_producer *p = producer(&r, tune_small_batches);
+    /* Two partitions read at once, then caught up; two replayed: once
+     * their answers fill what the consumer buffers, nothing is in flight
+     * and only the caught-up ones could take a fetch. */
+    for (int32_t k = 0; k < 4; k++) {
+        produce_plain(p, "lag", k, 25, 0, k < 2 ? 10 : PIPE_RECORDS / 4);
+    }
+    cr_assert_eq(nagare_producer_flush(p, 60000), 0);
+    nagare_producer_destroy(p);
+    reports_fini(&r);
+
+    /* A long poll parked for the caught-up partitions would hold up the
+     * answers of every fetch sent after it, for its whole wait each time. */
+    struct nagare_consumer_config cc;
+    nagare_consumer_config_default(&cc);
+    cc.bootstrap = bootstrap;
+    cc.fetch_wait_max_ms = 5000;
+    cc.partition_fetch_bytes_max = 8192; /* many fetches per partition */
+    nagare_consumer *c;
+    cr_assert_eq(nagare_consumer_new(&cc, &c), 0);
+    for (int32_t k = 0; k < 4; k++) {
+        assign_ok(c, "lag", k, 0);
+    }
+    int64_t next[4] = {0};
+    int64_t t = mono_ms();
+    for (uint32_t n = 0; n < 2 * 10 + 2 * (PIPE_RECORDS / 4); n++) {
+        const struct nagare_message *m = next_of(c, next);
+        value_check(m, 25);
+    }
+    int64_t took = mono_ms() - t;
+    cr_assert_lt(took, 4000, "the replay took %lld ms: held up by long polls", (long long)took);
+    nagare_consumer_destroy(c);
+    bk_stop(&B);
+}
