@@ -138,12 +138,19 @@ struct pfailed {
     void *opaque;
 };
 
-/* One produce request in flight: its batches, in the request's order. */
+/* One produce request in flight: its batches, in the request's order, and
+ * those of them it sends from their own buffers (conn_frame_commit_refs():
+ * each buffer stays as it is until the request completes, since a batch
+ * in flight is in this one request only and is neither released nor
+ * changed before its answer or its failure). */
 struct preq {
     struct nagare_producer *p;
     uint32_t count;
-    uint32_t cap;
+    uint32_t cap;               /* of batches and of refs */
     struct pbatch **batches;
+    struct conn_ref *refs;
+    uint32_t ref_count;
+    size_t ref_bytes;
     struct preq *next_free;
 };
 
