@@ -20,6 +20,13 @@
  *   a record larger than that gets a buffer of its own, freed after its
  *   report. bytes_used (every buffer not in the free pool, plus holds) stays
  *   within buffer_bytes_max: past it, send returns -NG_EBUSY.
+ * - The poll does work in proportion to what is pending, not to the
+ *   partitions: open batches are listed in the order they opened
+ *   (p->open_head), so the linger check stops at the first not yet due;
+ *   p->timers_due_ms is never later than the earliest delivery timeout of a
+ *   waiting batch or end of a partition's backoff, so the walk over the
+ *   queues runs only once something may be due (every place that queues a
+ *   batch or starts a backoff lowers it: sender_timer_at()).
  * One thread: the producer's.
  */
 #ifndef NAGARE_CLIENT_PRODUCER_INT_H
@@ -60,6 +67,8 @@ struct ptopic;
 
 struct pbatch {
     struct pbatch *next;      /* partition queue, done list or free pool */
+    struct pbatch *open_prev; /* while open: p->open_head's list */
+    struct pbatch *open_next;
     struct ptopic *topic;
     int32_t partition;
     enum pbatch_state state;
@@ -192,6 +201,11 @@ struct nagare_producer {
     uint32_t kv_cap;
     bool closing;             /* destroy: nothing is retried */
     uint64_t batches_closed;  /* counts accum_close() calls */
+    /* open batches, oldest first (created_ms nondecreasing) */
+    struct pbatch *open_head;
+    struct pbatch *open_tail;
+    uint32_t topics_holding;  /* topics with held records */
+    int64_t timers_due_ms;    /* sender_timers() has nothing to do before */
 };
 
 /* ---- accum.c ---- */
@@ -228,7 +242,8 @@ void accum_close(struct nagare_producer *p, struct ptopic *t, int32_t partition)
 /* Closes open batches whose linger ran out (all of them when flushing), and
  * fails held records past the delivery timeout (their topic's metadata
  * never came). Returns the earliest time either will happen next, or
- * INT64_MAX. */
+ * INT64_MAX. Costs the batches it closes plus one, and the topic table
+ * only while some topic holds records. */
 int64_t accum_linger(struct nagare_producer *p, int64_t now_ms);
 
 /* Records a single failed record for a report. */
@@ -250,9 +265,15 @@ void sender_drain(struct nagare_producer *p, int64_t now_ms);
 /* A batch's outcome is final: moves it to the done list. */
 void sender_complete(struct nagare_producer *p, struct pbatch *b, int err, int64_t offset_base);
 
-/* Fails queued batches past the delivery timeout; applies epoch resets
- * where a partition is idle. Returns the next time something is due. */
+/* Fails queued batches past the delivery timeout. Returns the next time
+ * something is due: a delivery timeout or the end of a backoff, when a
+ * drain may send again. Walks the partitions only once p->timers_due_ms
+ * has come. */
 int64_t sender_timers(struct nagare_producer *p, int64_t now_ms);
+
+/* Something of the sender's may be due at at_ms (a batch queued, a backoff
+ * started): sender_timers() will look then. */
+void sender_timer_at(struct nagare_producer *p, int64_t at_ms);
 
 /* Whether an error leaves a batch worth sending again. */
 bool sender_retriable(int err);

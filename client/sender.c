@@ -215,6 +215,7 @@ static void backoff(struct nagare_producer *p, struct ppart *pp, int64_t now_ms)
     uint32_t next = pp->backoff_ms == 0 ? p->cfg.retry_backoff_ms : pp->backoff_ms * 2;
     pp->backoff_ms = next < RETRY_BACKOFF_MAX_MS ? next : RETRY_BACKOFF_MAX_MS;
     pp->backoff_until_ms = now_ms + pp->backoff_ms;
+    sender_timer_at(p, pp->backoff_until_ms);
 }
 
 /* A batch came back with an error: retry it, restart the partition's
@@ -224,6 +225,7 @@ static void batch_error(struct nagare_producer *p, struct pbatch *b, int err, in
     struct ppart *pp = &b->topic->parts[b->partition];
     bool idempotent = p->producer_id >= 0;
     b->state = PB_QUEUED;
+    sender_timer_at(p, b->created_ms + (int64_t)p->cfg.delivery_timeout_ms);
     if (err == -NG_EPRODUCER_FENCED) {
         p->fatal = err;
     }
@@ -502,8 +504,18 @@ static int64_t part_timers(struct nagare_producer *p, struct ppart *pp, int64_t 
     return next;
 }
 
+void sender_timer_at(struct nagare_producer *p, int64_t at_ms)
+{
+    if (at_ms < p->timers_due_ms) {
+        p->timers_due_ms = at_ms;
+    }
+}
+
 int64_t sender_timers(struct nagare_producer *p, int64_t now_ms)
 {
+    if (now_ms < p->timers_due_ms) {
+        return p->timers_due_ms; /* nothing can be due before */
+    }
     int64_t next = INT64_MAX;
     for (uint32_t i = 0; i < p->topic_slots; i++) {
         struct ptopic *t = p->topics[i];
@@ -512,5 +524,6 @@ int64_t sender_timers(struct nagare_producer *p, int64_t now_ms)
             next = due < next ? due : next;
         }
     }
+    p->timers_due_ms = next;
     return next;
 }
