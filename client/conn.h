@@ -12,9 +12,14 @@
  * exactly once, through its callback: with its answer, or with an error
  * when the connection closes or a request outlives its timeout (which
  * closes the connection: the answers behind it cannot be trusted in order
- * any more). Memory is bounded: the send queue by tx_bytes_max (it holds at
- * least one frame of the broker's maximum), the receive buffer by one frame
- * of resp_bytes_max plus a read window, pending requests by pending_max.
+ * any more). A frame may carry runs of the caller's bytes by reference
+ * (conn_frame_commit_refs()): written in place, in order with the bytes
+ * copied around them, never copied here, and never touched again once
+ * the request completed. Memory is bounded: the copied bytes of the send
+ * queue by tx_bytes_max (it holds at least one frame of the broker's
+ * maximum), the references by pending_max frames of CONN_FRAME_REFS_MAX,
+ * the receive buffer by one frame of resp_bytes_max plus a read window,
+ * pending requests by pending_max.
  *
  * Threads: a struct conn belongs to one thread. Callbacks run from inside
  * conn_poll(), conn_flush() and conn_close() on that thread; a callback may
