@@ -65,7 +65,7 @@ struct ptopic *accum_topic(struct nagare_producer *p, const char *name, size_t l
     uint32_t slot;
     struct ptopic *t = topic_find(p, name, len, hash, &slot);
     if (t == NULL) {
-        ASSERT(len <= PROTO_TOPIC_NAME_BYTES_MAX);
+        ASSERT(proto_topic_name_valid(name, len));
         t = calloc(1, sizeof(*t));
         if (t == NULL) {
             return NULL;

@@ -210,8 +210,10 @@ struct nagare_producer {
 
 /* ---- accum.c ---- */
 
-/* The topic entry for name (created PT_UNKNOWN when new). Returns NULL only
- * when out of memory. */
+/* The topic entry for name, len bytes (created PT_UNKNOWN when new).
+ * Precondition: the name is valid (proto_topic_name_valid()): entries
+ * are only ever made for valid names, which lets a send skip the check
+ * for a name it finds. Returns NULL only when out of memory. */
 struct ptopic *accum_topic(struct nagare_producer *p, const char *name, size_t len);
 
 /* Appends a record to its partition (chosen here for NAGARE_PARTITION_ANY).

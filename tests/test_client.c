@@ -1393,3 +1393,36 @@ Test(client, a_batch_back_for_retries_fails_at_its_delivery_timeout)
     nagare_producer_destroy(p);
     reports_fini(&r);
 }
+
+/* A send checks its topic name unless it is the name last sent to (only
+ * valid names ever get a topic entry): names that extend, shorten or
+ * resemble the last one are still checked. */
+Test(client, topic_names_are_checked_unless_last_sent_to)
+{
+    start();
+    create_topic("named", 1);
+    struct reports r;
+    reports_init(&r, 4);
+    nagare_producer *p = producer(&r, NULL);
+    struct nagare_record rec = {.topic = "named", .partition = 0, .key_len = -1,
+                                .value = "x", .value_len = 1, .opaque = (void *)(uintptr_t)0};
+    cr_assert_eq(nagare_send(p, &rec), 0);
+    const char *bad[] = {"named/", "named\n", "name\x01", "..", ""};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        rec.topic = bad[i];
+        cr_assert_eq(nagare_send(p, &rec), -NAGARE_EBADNAME, "name %zu", i);
+    }
+    char longest[PROTO_TOPIC_NAME_BYTES_MAX + 2];
+    memset(longest, 'n', sizeof(longest) - 1);
+    longest[sizeof(longest) - 1] = '\0';
+    memcpy(longest, "named", 5);
+    rec.topic = longest;
+    cr_assert_eq(nagare_send(p, &rec), -NAGARE_EBADNAME, "one byte too long");
+    rec.topic = "named";
+    rec.opaque = (void *)(uintptr_t)1;
+    cr_assert_eq(nagare_send(p, &rec), 0);
+    flush_ok(p, &r, 2);
+    nagare_producer_destroy(p);
+    reports_fini(&r);
+    bk_stop(&B);
+}
