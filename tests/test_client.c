@@ -1257,7 +1257,7 @@ Test(client, poll_without_waiting_reads_answers)
 
 /* ---- linger: each open batch on its own clock ---- */
 
-#define LINGER_MS 400
+#define LINGER_MS 1000
 
 struct timed_reports {
     struct reports r;
