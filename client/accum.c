@@ -65,7 +65,7 @@ struct ptopic *accum_topic(struct nagare_producer *p, const char *name, size_t l
     uint32_t slot;
     struct ptopic *t = topic_find(p, name, len, hash, &slot);
     if (t == NULL) {
-        ASSERT(len <= PROTO_TOPIC_NAME_BYTES_MAX);
+        ASSERT(proto_topic_name_valid(name, len));
         t = calloc(1, sizeof(*t));
         if (t == NULL) {
             return NULL;
@@ -177,6 +177,42 @@ static size_t topic_batch_limit(const struct nagare_producer *p, const struct pt
 
 /* ---- batches ---- */
 
+/* The list of open batches, in the order they opened: b->created_ms only
+ * grows along it (conn_mono_ms() is monotonic). */
+static void open_link(struct nagare_producer *p, struct pbatch *b)
+{
+    ASSERT(p->open_tail == NULL || p->open_tail->created_ms <= b->created_ms);
+    b->open_next = NULL;
+    b->open_prev = p->open_tail;
+    if (p->open_tail != NULL) {
+        p->open_tail->open_next = b;
+    } else {
+        p->open_head = b;
+    }
+    p->open_tail = b;
+}
+
+/* Takes the open batch of pp off its partition and off the list. */
+static struct pbatch *open_take(struct nagare_producer *p, struct ppart *pp)
+{
+    struct pbatch *b = pp->open;
+    ASSERT(b != NULL && b->state == PB_OPEN);
+    pp->open = NULL;
+    if (b->open_prev != NULL) {
+        b->open_prev->open_next = b->open_next;
+    } else {
+        p->open_head = b->open_next;
+    }
+    if (b->open_next != NULL) {
+        b->open_next->open_prev = b->open_prev;
+    } else {
+        p->open_tail = b->open_prev;
+    }
+    b->open_prev = NULL;
+    b->open_next = NULL;
+    return b;
+}
+
 static void batch_open(struct nagare_producer *p, struct ptopic *t, int32_t partition,
                        struct pbatch *b, size_t cap)
 {
@@ -195,6 +231,7 @@ static void batch_open(struct nagare_producer *p, struct ptopic *t, int32_t part
     b->err = 0;
     b->offset_base = -1;
     t->parts[partition].open = b;
+    open_link(p, b);
 }
 
 /* Sequence numbers go up by one per record and wrap as the broker's do. */
@@ -207,9 +244,8 @@ static int32_t sequence_add(int32_t seq, int32_t count)
 void accum_close(struct nagare_producer *p, struct ptopic *t, int32_t partition)
 {
     struct ppart *pp = &t->parts[partition];
-    struct pbatch *b = pp->open;
-    ASSERT(b != NULL && b->record_count > 0);
-    pp->open = NULL;
+    struct pbatch *b = open_take(p, pp);
+    ASSERT(b->record_count > 0);
     if (p->producer_id >= 0) {
         b->bld.producer_epoch = pp->epoch;
         b->bld.sequence_base = pp->sequence_next;
@@ -236,6 +272,7 @@ void accum_close(struct nagare_producer *p, struct ptopic *t, int32_t partition)
     b->next = NULL;
     pp->queued++;
     p->batches_closed++;
+    sender_timer_at(p, b->created_ms + (int64_t)p->cfg.delivery_timeout_ms);
     if (t->sticky == partition) {
         t->sticky = -1; /* keyless records move on to another partition */
     }
@@ -309,7 +346,7 @@ int accum_append(struct nagare_producer *p, struct ptopic *t, int32_t partition,
     batch_open(p, t, partition, b, b->pooled ? limit : need);
     rc = batch_add(b, ts_ms, key, key_len, value, value_len, hdrs, hdr_count, opaque);
     if (rc != 0) {
-        pp->open = NULL;
+        (void)open_take(p, pp);
         accum_release(p, b);
         return rc == -NG_ENOSPACE ? -NG_ETOOBIG : rc;
     }
@@ -340,27 +377,25 @@ static int64_t hold_expire(struct nagare_producer *p, struct ptopic *t, int64_t 
 int64_t accum_linger(struct nagare_producer *p, int64_t now_ms)
 {
     int64_t next = INT64_MAX;
-    for (uint32_t i = 0; i < p->topic_slots; i++) {
+    for (uint32_t i = 0; p->topics_holding > 0 && i < p->topic_slots; i++) {
         struct ptopic *t = p->topics[i];
         if (t != NULL && t->state != PT_KNOWN) {
             int64_t due = hold_expire(p, t, now_ms);
             next = due < next ? due : next;
         }
-        if (t == NULL || t->state != PT_KNOWN) {
-            continue;
+    }
+    /* Oldest first: the first batch not yet due ends the walk. */
+    while (p->open_head != NULL) {
+        struct pbatch *b = p->open_head;
+        int64_t due = b->created_ms + p->cfg.linger_ms;
+        if (!p->flushing && now_ms < due) {
+            next = due < next ? due : next;
+            break;
         }
-        for (int32_t k = 0; k < t->parts_len; k++) {
-            struct pbatch *b = t->parts[k].open;
-            if (b == NULL) {
-                continue;
-            }
-            int64_t due = b->created_ms + p->cfg.linger_ms;
-            if (p->flushing || now_ms >= due) {
-                accum_close(p, t, k);
-            } else if (due < next) {
-                next = due;
-            }
-        }
+        /* Only a known topic has partitions: a topic that goes missing
+         * fails its open batches (accum_topic_fail()). */
+        ASSERT(b->topic->state == PT_KNOWN);
+        accum_close(p, b->topic, b->partition);
     }
     return next;
 }
@@ -459,6 +494,7 @@ int accum_hold(struct nagare_producer *p, struct ptopic *t, int32_t partition, i
     h->partitions[h->count] = partition;
     if (h->count++ == 0) {
         h->first_ms = conn_mono_ms();
+        p->topics_holding++;
     }
     return 0;
 }
@@ -467,6 +503,10 @@ static void hold_reset(struct nagare_producer *p, struct phold *h)
 {
     ASSERT(p->bytes_used >= h->cap);
     p->bytes_used -= h->cap;
+    if (h->count > 0) {
+        ASSERT(p->topics_holding > 0);
+        p->topics_holding--;
+    }
     free(h->buf);
     h->buf = NULL;
     h->cap = 0;
@@ -555,9 +595,7 @@ void accum_topic_fail(struct nagare_producer *p, struct ptopic *t, int err)
     for (int32_t k = 0; k < t->parts_len; k++) {
         struct ppart *pp = &t->parts[k];
         if (pp->open != NULL) {
-            struct pbatch *b = pp->open;
-            pp->open = NULL;
-            sender_complete(p, b, err, -1);
+            sender_complete(p, open_take(p, pp), err, -1);
         }
         struct pbatch *b = pp->head;
         while (b != NULL) {

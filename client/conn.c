@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -23,6 +24,11 @@
 #define RX_READS_PER_POLL 64
 /* The ApiVersions answer is small: 4 + 4 + 32 * 6 bytes and a header. */
 #define HANDSHAKE_FRAME_BYTES 64
+/* Pieces per gather write: a request of 64 batches by reference with the
+ * bytes between them; a longer queue takes a few calls. */
+#define TX_IOV_MAX 128
+/* First room for references; grows to what the frames queued need. */
+#define TXREFS_INITIAL 64
 
 int64_t conn_mono_ms(void)
 {
@@ -119,9 +125,24 @@ void conn_fini(struct conn *c)
     free(c->rx);
     free(c->tx);
     free(c->pend);
+    free(c->txrefs);
     c->rx = NULL;
     c->tx = NULL;
     c->pend = NULL;
+    c->txrefs = NULL;
+    c->txref_cap = 0;
+}
+
+/* Forgets every byte queued and not written (the connection is gone):
+ * the stream counts meet again, so requests queued later complete when
+ * their own bytes are written. */
+static void tx_drop(struct conn *c)
+{
+    c->tx_head = 0;
+    c->tx_len = 0;
+    c->txref_head = 0;
+    c->txref_len = 0;
+    c->tx_sent_total = c->tx_queued_total;
 }
 
 /* ---- pending FIFO ---- */
@@ -167,8 +188,7 @@ void conn_close(struct conn *c, int err)
     c->sink = NULL; /* its owner learns from the request's failure below */
     c->sink_len = 0;
     c->sink_got = 0;
-    c->tx_head = 0;
-    c->tx_len = 0;
+    tx_drop(c);
     /* Later callbacks see the connection down and submit nothing here. */
     while (c->pend_count > 0) {
         if (!pend_at(c, 0)->done) {
@@ -256,8 +276,7 @@ static int connect_start_next(struct conn *c)
     c->fd = fd;
     c->state = CONN_CONNECTING;
     c->rx_len = 0;
-    c->tx_head = 0;
-    c->tx_len = 0;
+    tx_drop(c);
     return 0;
 }
 
@@ -427,32 +446,90 @@ static int tx_room(struct conn *c, size_t need)
     return 0;
 }
 
-int conn_frame_begin(struct conn *c, size_t need, struct wr *w, uint32_t *corr_out)
+/* Makes room for n more references: compacts, then grows. Their number is
+ * bounded by the requests pending, CONN_FRAME_REFS_MAX each. */
+static int txref_room(struct conn *c, uint32_t n)
 {
-    ASSERT(conn_ready(c));
+    if (c->txref_head == c->txref_len) {
+        c->txref_head = 0;
+        c->txref_len = 0;
+    }
+    if (c->txref_cap - c->txref_len >= n) {
+        return 0;
+    }
+    uint32_t live = c->txref_len - c->txref_head;
+    if (c->txref_head > 0) {
+        memmove(c->txrefs, c->txrefs + c->txref_head, live * sizeof(*c->txrefs));
+        c->txref_head = 0;
+        c->txref_len = live;
+    }
+    if (c->txref_cap - c->txref_len >= n) {
+        return 0;
+    }
+    ASSERT((uint64_t)live + n <= (uint64_t)c->cfg.pending_max * CONN_FRAME_REFS_MAX);
+    uint32_t cap = c->txref_cap == 0 ? TXREFS_INITIAL : c->txref_cap * 2;
+    while (cap < live + n) {
+        cap *= 2;
+    }
+    struct conn_txref *refs = realloc(c->txrefs, cap * sizeof(*refs));
+    if (refs == NULL) {
+        return -ENOMEM;
+    }
+    c->txrefs = refs;
+    c->txref_cap = cap;
+    return 0;
+}
+
+int conn_frame_begin_refs(struct conn *c, size_t need, size_t ref_bytes, uint32_t ref_count,
+                          struct wr *w, uint32_t *corr_out)
+{
+    ASSERT(conn_ready(c) && ref_count <= CONN_FRAME_REFS_MAX);
     size_t frame_max = conn_frame_bytes_max(c);
-    if (need > frame_max) {
+    if (need > frame_max || ref_bytes > frame_max - need) {
         return -NG_ETOOBIG;
     }
     int rc = tx_room(c, need);
+    rc = rc == 0 && ref_count > 0 ? txref_room(c, ref_count) : rc;
     if (rc != 0) {
         return rc;
     }
     size_t room = c->tx_cap - c->tx_len;
-    *w = wr_make(c->tx + c->tx_len, room < frame_max ? room : frame_max);
+    size_t inline_max = frame_max - ref_bytes;
+    *w = wr_make(c->tx + c->tx_len, room < inline_max ? room : inline_max);
     *corr_out = c->corr_next++;
     return 0;
 }
 
-static void frame_commit(struct conn *c, const struct wr *w, uint32_t corr, uint16_t api_key,
-                         uint16_t version, bool noreply, uint32_t timeout_ms, conn_done_fn fn,
-                         conn_sink_fn sink, void *arg)
+int conn_frame_begin(struct conn *c, size_t need, struct wr *w, uint32_t *corr_out)
+{
+    return conn_frame_begin_refs(c, need, 0, 0, w, corr_out);
+}
+
+static void frame_commit(struct conn *c, const struct wr *w, const struct conn_ref *refs,
+                         uint32_t ref_count, uint32_t corr, uint16_t api_key, uint16_t version,
+                         bool noreply, uint32_t timeout_ms, conn_done_fn fn, conn_sink_fn sink,
+                         void *arg)
 {
     ASSERT(c->fd >= 0 && c->pend_count < c->cfg.pending_max && fn != NULL);
     ASSERT(w->err == 0 && w->pos >= 8 && w->ptr == c->tx + c->tx_len);
     ASSERT(get_be32(w->ptr + 8) == corr); /* prefix, api key, version, corr */
+    ASSERT(ref_count <= c->txref_cap - c->txref_len); /* made room for in begin */
+    uint64_t start = c->tx_queued_total;
+    size_t ref_bytes = 0;
+    size_t at_last = 0;
+    for (uint32_t i = 0; i < ref_count; i++) {
+        ASSERT(refs[i].at >= at_last && refs[i].at <= w->pos && refs[i].ptr != NULL);
+        at_last = refs[i].at;
+        if (refs[i].len > 0) {
+            c->txrefs[c->txref_len++] = (struct conn_txref){
+                .at = start + refs[i].at + ref_bytes, .ptr = refs[i].ptr, .len = refs[i].len};
+            ref_bytes += refs[i].len;
+        }
+    }
+    /* The frame's length counts every byte it carries. */
+    ASSERT((uint64_t)get_be32(w->ptr) + PROTO_FRAME_PREFIX_BYTES == w->pos + ref_bytes);
     c->tx_len += w->pos;
-    c->tx_queued_total += w->pos;
+    c->tx_queued_total += w->pos + ref_bytes;
     c->pend_count++;
     *pend_at(c, c->pend_count - 1) = (struct conn_pending){
         .corr = corr, .api_key = api_key, .version = version, .noreply = noreply,
@@ -465,7 +542,16 @@ void conn_frame_commit(struct conn *c, const struct wr *w, uint32_t corr, uint16
                        uint16_t version, bool noreply, uint32_t timeout_ms, conn_done_fn fn,
                        void *arg)
 {
-    frame_commit(c, w, corr, api_key, version, noreply, timeout_ms, fn, NULL, arg);
+    frame_commit(c, w, NULL, 0, corr, api_key, version, noreply, timeout_ms, fn, NULL, arg);
+}
+
+void conn_frame_commit_refs(struct conn *c, const struct wr *w, const struct conn_ref *refs,
+                            uint32_t ref_count, uint32_t corr, uint16_t api_key,
+                            uint16_t version, bool noreply, uint32_t timeout_ms,
+                            conn_done_fn fn, void *arg)
+{
+    frame_commit(c, w, refs, ref_count, corr, api_key, version, noreply, timeout_ms, fn, NULL,
+                 arg);
 }
 
 void conn_frame_commit_sink(struct conn *c, const struct wr *w, uint32_t corr, uint16_t api_key,
@@ -473,7 +559,61 @@ void conn_frame_commit_sink(struct conn *c, const struct wr *w, uint32_t corr, u
                             conn_sink_fn sink, void *arg)
 {
     ASSERT(sink != NULL);
-    frame_commit(c, w, corr, api_key, version, false, timeout_ms, fn, sink, arg);
+    frame_commit(c, w, NULL, 0, corr, api_key, version, false, timeout_ms, fn, sink, arg);
+}
+
+/* Describes the unwritten bytes in stream order, copied ones and
+ * references interleaved, in at most TX_IOV_MAX pieces. Returns how many. */
+static int tx_iov(const struct conn *c, struct iovec *iov)
+{
+    uint64_t pos = c->tx_sent_total;
+    size_t copied = c->tx_head;
+    uint32_t r = c->txref_head;
+    int n = 0;
+    while (n < TX_IOV_MAX && pos < c->tx_queued_total) {
+        const struct conn_txref *ref = r < c->txref_len ? &c->txrefs[r] : NULL;
+        if (ref != NULL && ref->at <= pos) {
+            size_t off = (size_t)(pos - ref->at);
+            iov[n++] = (struct iovec){.iov_base = (void *)(ref->ptr + off),
+                                      .iov_len = ref->len - off};
+            pos += ref->len - off;
+            r++;
+            continue;
+        }
+        uint64_t end = ref != NULL ? ref->at : c->tx_queued_total;
+        size_t len = (size_t)(end - pos);
+        ASSERT(copied + len <= c->tx_len);
+        iov[n++] = (struct iovec){.iov_base = c->tx + copied, .iov_len = len};
+        copied += len;
+        pos = end;
+    }
+    return n;
+}
+
+/* Accounts for n more bytes written: through the copied bytes and the
+ * references they cover. */
+static void tx_advance(struct conn *c, size_t n)
+{
+    uint64_t pos = c->tx_sent_total;
+    uint64_t end = pos + n;
+    ASSERT(end <= c->tx_queued_total);
+    while (pos < end) {
+        const struct conn_txref *ref =
+            c->txref_head < c->txref_len ? &c->txrefs[c->txref_head] : NULL;
+        if (ref != NULL && ref->at <= pos) {
+            uint64_t ref_end = ref->at + ref->len;
+            pos = end < ref_end ? end : ref_end;
+            if (pos == ref_end) {
+                c->txref_head++;
+            }
+            continue;
+        }
+        uint64_t stop = ref != NULL && ref->at < end ? ref->at : end;
+        c->tx_head += (size_t)(stop - pos);
+        ASSERT(c->tx_head <= c->tx_len);
+        pos = stop;
+    }
+    c->tx_sent_total = end;
 }
 
 /* Writes what the socket takes. A failure marks the connection broken; it
@@ -481,8 +621,11 @@ void conn_frame_commit_sink(struct conn *c, const struct wr *w, uint32_t corr, u
  * never from inside conn_frame_commit(). */
 static void tx_write(struct conn *c)
 {
-    while (c->broken == 0 && c->tx_head < c->tx_len && c->state >= CONN_HANDSHAKE) {
-        ssize_t n = send(c->fd, c->tx + c->tx_head, c->tx_len - c->tx_head, MSG_NOSIGNAL);
+    while (c->broken == 0 && c->tx_sent_total < c->tx_queued_total &&
+           c->state >= CONN_HANDSHAKE) {
+        struct iovec iov[TX_IOV_MAX];
+        struct msghdr msg = {.msg_iov = iov, .msg_iovlen = (size_t)tx_iov(c, iov)};
+        ssize_t n = sendmsg(c->fd, &msg, MSG_NOSIGNAL);
         if (n < 0 && errno == EINTR) {
             continue;
         }
@@ -493,8 +636,7 @@ static void tx_write(struct conn *c)
             c->broken = errno == EPIPE || errno == ECONNRESET ? -NG_EDISCONNECTED : -errno;
             return;
         }
-        c->tx_head += (size_t)n;
-        c->tx_sent_total += (uint64_t)n;
+        tx_advance(c, (size_t)n);
     }
 }
 
@@ -558,6 +700,11 @@ static int dispatch_frame(struct conn *c, const uint8_t *frame, uint32_t len)
     int64_t i = pend_first_reply(c);
     if (i < 0 || pend_at(c, (uint32_t)i)->corr != h.correlation_id) {
         return -NG_EPROTO; /* answers come in request order */
+    }
+    if (pend_at(c, (uint32_t)i)->tx_end > c->tx_sent_total) {
+        /* An answer to a request not yet written whole: the references
+         * it carries must stay untouched until then (conn_frame_commit_refs). */
+        return -NG_EPROTO;
     }
     pend_complete(c, (uint32_t)i, h.err, h.err == 0 ? &r : NULL);
     return 0;
@@ -817,7 +964,7 @@ int conn_poll(struct conn *c, int timeout_ms)
         }
     }
     struct pollfd pfd = {.fd = c->fd, .events = POLLIN};
-    if (c->state == CONN_CONNECTING || c->tx_head < c->tx_len) {
+    if (c->state == CONN_CONNECTING || c->tx_sent_total < c->tx_queued_total) {
         pfd.events |= POLLOUT;
     }
     int n = poll(&pfd, 1, timeout_ms);

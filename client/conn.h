@@ -12,11 +12,16 @@
  * exactly once, through its callback: with its answer, or with an error
  * when the connection closes or a request outlives its timeout (which
  * closes the connection: the answers behind it cannot be trusted in order
- * any more). Memory is bounded: the send queue by tx_bytes_max (it holds at
- * least one frame of the broker's maximum), the receive buffer by one frame
- * of resp_bytes_max plus a read window, pending requests by pending_max. A
- * large answer may be read instead straight into a buffer of its request's
- * owner (conn_frame_commit_sink()), then rx holds nothing meanwhile.
+ * any more). A frame may carry runs of the caller's bytes by reference
+ * (conn_frame_commit_refs()): written in place, in order with the bytes
+ * copied around them, never copied here, and never touched again once
+ * the request completed. Memory is bounded: the copied bytes of the send
+ * queue by tx_bytes_max (it holds at least one frame of the broker's
+ * maximum), the references by pending_max frames of CONN_FRAME_REFS_MAX,
+ * the receive buffer by one frame of resp_bytes_max plus a read window,
+ * pending requests by pending_max. A large answer may be read instead
+ * straight into a buffer of its request's owner (conn_frame_commit_sink()),
+ * then rx holds nothing meanwhile.
  *
  * Threads: a struct conn belongs to one thread. Callbacks run from inside
  * conn_poll(), conn_pump(), conn_flush() and conn_close() on that thread
@@ -93,6 +98,27 @@ struct conn_config {
     uint32_t pending_max;        /* requests submitted and not completed */
 };
 
+/* A run of bytes a frame carries by reference (conn_frame_commit_refs()):
+ * written from where it lies instead of being copied into the send queue.
+ * at: where it goes, as a count of the bytes of the frame's writer before
+ * it. */
+struct conn_ref {
+    size_t at;
+    const uint8_t *ptr;
+    size_t len;
+};
+
+/* Most references one frame may carry: one per partition of a request. */
+#define CONN_FRAME_REFS_MAX PROTO_REQUEST_PARTITIONS_MAX
+
+/* A reference queued for writing, placed by its position in the stream of
+ * bytes queued (c->tx_queued_total's count). */
+struct conn_txref {
+    uint64_t at;
+    const uint8_t *ptr;
+    size_t len;
+};
+
 struct conn_pending {
     uint32_t corr;
     uint16_t api_key;
@@ -122,13 +148,21 @@ struct conn {
     int addr_families[CONN_ADDRS_MAX];
     uint32_t addr_count;
     uint32_t addr_next;
-    /* send queue: bytes [tx_head, tx_len) of tx are not yet written */
+    /* send queue: the bytes queued and not yet written are
+     * [tx_sent_total, tx_queued_total) of the stream; those copied in are
+     * [tx_head, tx_len) of tx, the others are the references
+     * txrefs[txref_head, txref_len), in stream order, interleaved with them
+     * by their positions. */
     uint8_t *tx;
     size_t tx_cap;
     size_t tx_head;
     size_t tx_len;
     uint64_t tx_queued_total;
     uint64_t tx_sent_total;
+    struct conn_txref *txrefs;
+    uint32_t txref_cap;
+    uint32_t txref_head;
+    uint32_t txref_len;
     /* receive buffer: rx[0, rx_len) read, not yet dispatched */
     uint8_t *rx;
     size_t rx_cap;
@@ -211,6 +245,15 @@ size_t conn_frame_bytes_max(const struct conn *c);
  * what a frame may be. Precondition: conn_ready(). */
 MUST_USE int conn_frame_begin(struct conn *c, size_t need, struct wr *w, uint32_t *corr_out);
 
+/* conn_frame_begin() for a frame that will also carry up to ref_count
+ * references (conn_frame_commit_refs()) of ref_bytes in all: need is the
+ * bytes written into w; room for ref_count references is made too.
+ * Returns 0, -NG_EBUSY, -NG_ETOOBIG (need + ref_bytes over what a frame may
+ * be), -ENOMEM. Precondition: conn_ready(), ref_count <=
+ * CONN_FRAME_REFS_MAX. */
+MUST_USE int conn_frame_begin_refs(struct conn *c, size_t need, size_t ref_bytes,
+                                   uint32_t ref_count, struct wr *w, uint32_t *corr_out);
+
 /* Submits the one frame encoded into w (from conn_frame_begin(), finished
  * with proto_enc_end() returning 0) and tries to write it at once.
  * timeout_ms bounds the wait for its answer (or its write, for noreply).
@@ -219,7 +262,21 @@ void conn_frame_commit(struct conn *c, const struct wr *w, uint32_t corr, uint16
                        uint16_t version, bool noreply, uint32_t timeout_ms, conn_done_fn fn,
                        void *arg);
 
-/* The same for a request with an answer that may be read straight into a
+/* conn_frame_commit() for a frame from conn_frame_begin_refs() whose bytes
+ * are w's with refs[0, ref_count) inserted (at nondecreasing, at most
+ * w->pos; at most the ref_count that begin was given): its length prefix
+ * must count them. The referenced bytes are written with a gather write,
+ * never copied by this module; the caller keeps them unchanged and alive
+ * until fn has run. An answer always comes after the whole frame was
+ * written (a broker answering earlier breaks the protocol: the connection
+ * closes), and a close drops every reference, so once fn runs nothing
+ * here points at them any more. */
+void conn_frame_commit_refs(struct conn *c, const struct wr *w, const struct conn_ref *refs,
+                            uint32_t ref_count, uint32_t corr, uint16_t api_key,
+                            uint16_t version, bool noreply, uint32_t timeout_ms,
+                            conn_done_fn fn, void *arg);
+
+/* conn_frame_commit() for a request with an answer that may be read straight into a
  * buffer sink(arg, ...) gives (see conn_sink_fn), with no copy. */
 void conn_frame_commit_sink(struct conn *c, const struct wr *w, uint32_t corr, uint16_t api_key,
                             uint16_t version, uint32_t timeout_ms, conn_done_fn fn,

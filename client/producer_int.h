@@ -20,6 +20,13 @@
  *   a record larger than that gets a buffer of its own, freed after its
  *   report. bytes_used (every buffer not in the free pool, plus holds) stays
  *   within buffer_bytes_max: past it, send returns -NG_EBUSY.
+ * - The poll does work in proportion to what is pending, not to the
+ *   partitions: open batches are listed in the order they opened
+ *   (p->open_head), so the linger check stops at the first not yet due;
+ *   p->timers_due_ms is never later than the earliest delivery timeout of a
+ *   waiting batch or end of a partition's backoff, so the walk over the
+ *   queues runs only once something may be due (every place that queues a
+ *   batch or starts a backoff lowers it: sender_timer_at()).
  * One thread: the producer's.
  */
 #ifndef NAGARE_CLIENT_PRODUCER_INT_H
@@ -60,6 +67,8 @@ struct ptopic;
 
 struct pbatch {
     struct pbatch *next;      /* partition queue, done list or free pool */
+    struct pbatch *open_prev; /* while open: p->open_head's list */
+    struct pbatch *open_next;
     struct ptopic *topic;
     int32_t partition;
     enum pbatch_state state;
@@ -138,12 +147,19 @@ struct pfailed {
     void *opaque;
 };
 
-/* One produce request in flight: its batches, in the request's order. */
+/* One produce request in flight: its batches, in the request's order, and
+ * those of them it sends from their own buffers (conn_frame_commit_refs():
+ * each buffer stays as it is until the request completes, since a batch
+ * in flight is in this one request only and is neither released nor
+ * changed before its answer or its failure). */
 struct preq {
     struct nagare_producer *p;
     uint32_t count;
-    uint32_t cap;
+    uint32_t cap;               /* of batches and of refs */
     struct pbatch **batches;
+    struct conn_ref *refs;
+    uint32_t ref_count;
+    size_t ref_bytes;
     struct preq *next_free;
 };
 
@@ -185,12 +201,19 @@ struct nagare_producer {
     uint32_t kv_cap;
     bool closing;             /* destroy: nothing is retried */
     uint64_t batches_closed;  /* counts accum_close() calls */
+    /* open batches, oldest first (created_ms nondecreasing) */
+    struct pbatch *open_head;
+    struct pbatch *open_tail;
+    uint32_t topics_holding;  /* topics with held records */
+    int64_t timers_due_ms;    /* sender_timers() has nothing to do before */
 };
 
 /* ---- accum.c ---- */
 
-/* The topic entry for name (created PT_UNKNOWN when new). Returns NULL only
- * when out of memory. */
+/* The topic entry for name, len bytes (created PT_UNKNOWN when new).
+ * Precondition: the name is valid (proto_topic_name_valid()): entries
+ * are only ever made for valid names, which lets a send skip the check
+ * for a name it finds. Returns NULL only when out of memory. */
 struct ptopic *accum_topic(struct nagare_producer *p, const char *name, size_t len);
 
 /* Appends a record to its partition (chosen here for NAGARE_PARTITION_ANY).
@@ -221,7 +244,8 @@ void accum_close(struct nagare_producer *p, struct ptopic *t, int32_t partition)
 /* Closes open batches whose linger ran out (all of them when flushing), and
  * fails held records past the delivery timeout (their topic's metadata
  * never came). Returns the earliest time either will happen next, or
- * INT64_MAX. */
+ * INT64_MAX. Costs the batches it closes plus one, and the topic table
+ * only while some topic holds records. */
 int64_t accum_linger(struct nagare_producer *p, int64_t now_ms);
 
 /* Records a single failed record for a report. */
@@ -243,9 +267,15 @@ void sender_drain(struct nagare_producer *p, int64_t now_ms);
 /* A batch's outcome is final: moves it to the done list. */
 void sender_complete(struct nagare_producer *p, struct pbatch *b, int err, int64_t offset_base);
 
-/* Fails queued batches past the delivery timeout; applies epoch resets
- * where a partition is idle. Returns the next time something is due. */
+/* Fails queued batches past the delivery timeout. Returns the next time
+ * something is due: a delivery timeout or the end of a backoff, when a
+ * drain may send again. Walks the partitions only once p->timers_due_ms
+ * has come. */
 int64_t sender_timers(struct nagare_producer *p, int64_t now_ms);
+
+/* Something of the sender's may be due at at_ms (a batch queued, a backoff
+ * started): sender_timers() will look then. */
+void sender_timer_at(struct nagare_producer *p, int64_t at_ms);
 
 /* Whether an error leaves a batch worth sending again. */
 bool sender_retriable(int err);

@@ -39,6 +39,10 @@
  * quarter of the producer's send queue (PRODUCER_TX_BYTES_MAX, 16 MiB), so
  * a request still fits behind others already queued. */
 #define REQUEST_BYTES_MAX (4u << 20)
+/* A batch at least this large is sent from its own buffer (a reference in
+ * a gather write); a smaller one is copied into the send queue, where a
+ * copy costs less than a piece of the gather list. */
+#define SEND_REF_BYTES_MIN 1024u
 
 bool sender_retriable(int err)
 {
@@ -150,17 +154,35 @@ static struct pbatch *sendable(struct nagare_producer *p, struct ppart *pp, int6
 
 /* ---- requests ---- */
 
-static struct preq *preq_get(struct nagare_producer *p)
+/* A request with room for batch_count batches (each may be a reference). */
+static struct preq *preq_get(struct nagare_producer *p, uint32_t batch_count)
 {
     struct preq *r = p->preq_free;
-    if (r != NULL) {
-        p->preq_free = r->next_free;
-        r->count = 0;
-        return r;
-    }
-    r = calloc(1, sizeof(*r));
-    if (r != NULL) {
+    if (r == NULL) {
+        r = calloc(1, sizeof(*r));
+        if (r == NULL) {
+            return NULL;
+        }
         r->p = p;
+    } else {
+        p->preq_free = r->next_free;
+    }
+    r->count = 0;
+    r->ref_count = 0;
+    r->ref_bytes = 0;
+    if (batch_count > r->cap) {
+        struct pbatch **v = realloc(r->batches, batch_count * sizeof(*v));
+        struct conn_ref *refs = v != NULL ? realloc(r->refs, batch_count * sizeof(*refs)) : NULL;
+        if (v != NULL) {
+            r->batches = v;
+        }
+        if (refs == NULL) {
+            r->next_free = p->preq_free;
+            p->preq_free = r;
+            return NULL;
+        }
+        r->refs = refs;
+        r->cap = batch_count;
     }
     return r;
 }
@@ -171,19 +193,10 @@ static void preq_put(struct nagare_producer *p, struct preq *r)
     p->preq_free = r;
 }
 
-static int preq_add(struct preq *r, struct pbatch *b)
+static void preq_add(struct preq *r, struct pbatch *b)
 {
-    if (r->count == r->cap) {
-        uint32_t cap = r->cap == 0 ? 16 : r->cap * 2;
-        struct pbatch **v = realloc(r->batches, cap * sizeof(*v));
-        if (v == NULL) {
-            return -ENOMEM;
-        }
-        r->batches = v;
-        r->cap = cap;
-    }
+    ASSERT(r->count < r->cap);
     r->batches[r->count++] = b;
-    return 0;
 }
 
 void sender_free(struct nagare_producer *p)
@@ -192,6 +205,7 @@ void sender_free(struct nagare_producer *p)
         struct preq *r = p->preq_free;
         p->preq_free = r->next_free;
         free(r->batches);
+        free(r->refs);
         free(r);
     }
 }
@@ -201,6 +215,7 @@ static void backoff(struct nagare_producer *p, struct ppart *pp, int64_t now_ms)
     uint32_t next = pp->backoff_ms == 0 ? p->cfg.retry_backoff_ms : pp->backoff_ms * 2;
     pp->backoff_ms = next < RETRY_BACKOFF_MAX_MS ? next : RETRY_BACKOFF_MAX_MS;
     pp->backoff_until_ms = now_ms + pp->backoff_ms;
+    sender_timer_at(p, pp->backoff_until_ms);
 }
 
 /* A batch came back with an error: retry it, restart the partition's
@@ -210,6 +225,7 @@ static void batch_error(struct nagare_producer *p, struct pbatch *b, int err, in
     struct ppart *pp = &b->topic->parts[b->partition];
     bool idempotent = p->producer_id >= 0;
     b->state = PB_QUEUED;
+    sender_timer_at(p, b->created_ms + (int64_t)p->cfg.delivery_timeout_ms);
     if (err == -NG_EPRODUCER_FENCED) {
         p->fatal = err;
     }
@@ -303,10 +319,53 @@ static void produce_done(void *arg, int err, struct rd *body, uint16_t version)
     preq_put(p, r);
 }
 
-/* Adds the sendable batches of t that fit. Returns false when the request
- * cannot take more (full). */
+/* What one request will carry, from plan_request(): its frame bytes
+ * (references included), those sent by reference, and how many batches
+ * and references. add_topic() takes the same batches in the same order. */
+struct plan {
+    size_t frame_bytes;
+    size_t ref_bytes;
+    uint32_t batch_count;
+    uint32_t ref_count;
+};
+
+static bool by_ref(const struct pbatch *b)
+{
+    return b->bytes >= SEND_REF_BYTES_MIN;
+}
+
+/* A batch as a partition of the request. The produce request carries a
+ * partition as its index (i32) and its batch as bytes: an i32 length, then
+ * the bytes (docs/protocol.md, Produce). A batch sent by reference is
+ * encoded empty and its length set afterwards: the gather write puts its
+ * bytes right after it (conn_frame_commit_refs()), so the batch is never
+ * copied on its way to the socket, and a retry sends the same bytes again
+ * from the same buffer. */
+static void add_batch(struct proto_enc *e, struct preq *r, int32_t partition,
+                      const struct pbatch *b)
+{
+    if (!by_ref(b)) {
+        proto_produce_req_partition(e, &(struct proto_produce_req_partition){
+                                           .partition = partition, .records = b->buf,
+                                           .records_bytes = (uint32_t)b->bytes});
+        return;
+    }
+    proto_produce_req_partition(e, &(struct proto_produce_req_partition){
+                                       .partition = partition, .records = b->buf,
+                                       .records_bytes = 0});
+    struct wr *w = e->w;
+    if (w->err == 0 && e->err == 0) {
+        ASSERT(get_be32(w->ptr + w->pos - 4) == 0);
+        put_be32(w->ptr + w->pos - 4, (uint32_t)b->bytes);
+    }
+    r->refs[r->ref_count++] = (struct conn_ref){.at = w->pos, .ptr = b->buf, .len = b->bytes};
+    r->ref_bytes += b->bytes;
+}
+
+/* Adds the sendable batches of t that fit the plan. Returns false when the
+ * request cannot take more (full). */
 static bool add_topic(struct nagare_producer *p, struct proto_enc *e, struct preq *r,
-                      struct ptopic *t, int64_t now_ms)
+                      struct ptopic *t, const struct plan *plan, int64_t now_ms)
 {
     bool opened = false;
     for (int32_t k = 0; k < t->parts_len; k++) {
@@ -314,20 +373,20 @@ static bool add_topic(struct nagare_producer *p, struct proto_enc *e, struct pre
         if (b == NULL) {
             continue;
         }
-        size_t more = b->bytes + PRODUCE_PART_OVERHEAD_BYTES + (opened ? 0 : 6 + t->name_len);
-        if (proto_enc_frame_bytes(e) + more > e->w->cap) {
-            continue; /* goes in the next request */
-        }
-        if (r->count == PROTO_REQUEST_PARTITIONS_MAX || preq_add(r, b) != 0) {
+        if (r->count == plan->batch_count) {
             return false;
         }
+        size_t more = b->bytes + PRODUCE_PART_OVERHEAD_BYTES + (opened ? 0 : 6 + t->name_len);
+        if (proto_enc_frame_bytes(e) + r->ref_bytes + more > plan->frame_bytes ||
+            (by_ref(b) && r->ref_count == plan->ref_count)) {
+            continue; /* goes in the next request */
+        }
+        preq_add(r, b);
         if (!opened) {
             proto_enc_topic(e, (struct proto_str){.ptr = t->name, .len = (int32_t)t->name_len});
             opened = true;
         }
-        proto_produce_req_partition(e, &(struct proto_produce_req_partition){
-                                           .partition = k, .records = b->buf,
-                                           .records_bytes = (uint32_t)b->bytes});
+        add_batch(e, r, k, b);
         b->state = PB_INFLIGHT;
         b->attempts++;
         t->parts[k].inflight++;
@@ -335,15 +394,15 @@ static bool add_topic(struct nagare_producer *p, struct proto_enc *e, struct pre
     return true;
 }
 
-/* The room a request needs for the batches ready to go, one per partition
- * in the order add_topic() takes them, up to REQUEST_BYTES_MAX (the first
- * batch always counts); 0 when none is ready. Sizing the frame for the
- * first batch alone made every request carry one batch, and the lowest
- * partitions took every request slot while the others starved. */
-static size_t ready_bytes(struct nagare_producer *p, int64_t now_ms)
+/* Plans a request for the batches ready to go, one per partition in the
+ * order add_topic() takes them, up to REQUEST_BYTES_MAX (the first batch
+ * always counts) and PROTO_REQUEST_PARTITIONS_MAX batches; frame_bytes 0
+ * when none is ready. Sizing the frame for the first batch alone made every
+ * request carry one batch, and the lowest partitions took every request
+ * slot while the others starved. */
+static struct plan plan_request(struct nagare_producer *p, int64_t now_ms)
 {
-    size_t need = PRODUCE_FRAME_OVERHEAD_BYTES;
-    bool any = false;
+    struct plan plan = {.frame_bytes = PRODUCE_FRAME_OVERHEAD_BYTES};
     for (uint32_t i = 0; i < p->topic_slots; i++) {
         struct ptopic *t = p->topics[i];
         bool opened = false;
@@ -353,28 +412,38 @@ static size_t ready_bytes(struct nagare_producer *p, int64_t now_ms)
                 continue;
             }
             size_t more = b->bytes + PRODUCE_PART_OVERHEAD_BYTES + (opened ? 0 : 6 + t->name_len);
-            if (any && need + more > REQUEST_BYTES_MAX) {
-                return need;
+            if (plan.batch_count > 0 && (plan.frame_bytes + more > REQUEST_BYTES_MAX ||
+                                         plan.batch_count == PROTO_REQUEST_PARTITIONS_MAX)) {
+                return plan;
             }
-            need += more;
-            any = true;
+            plan.frame_bytes += more;
+            plan.batch_count++;
+            if (by_ref(b)) {
+                plan.ref_bytes += b->bytes;
+                plan.ref_count++;
+            }
             opened = true;
         }
     }
-    return any ? need : 0;
+    if (plan.batch_count == 0) {
+        plan.frame_bytes = 0;
+    }
+    return plan;
 }
 
 /* Builds and submits one request. Returns false when there was nothing to
  * send or the connection cannot take it now. */
 static bool send_one(struct nagare_producer *p, int64_t now_ms)
 {
-    size_t need = ready_bytes(p, now_ms);
+    struct plan plan = plan_request(p, now_ms);
     struct wr w;
     uint32_t corr;
-    if (need == 0 || conn_frame_begin(&p->conn, need, &w, &corr) != 0) {
+    if (plan.frame_bytes == 0 ||
+        conn_frame_begin_refs(&p->conn, plan.frame_bytes - plan.ref_bytes, plan.ref_bytes,
+                              plan.ref_count, &w, &corr) != 0) {
         return false;
     }
-    struct preq *r = preq_get(p);
+    struct preq *r = preq_get(p, plan.batch_count);
     if (r == NULL) {
         return false;
     }
@@ -385,14 +454,17 @@ static bool send_one(struct nagare_producer *p, int64_t now_ms)
     proto_produce_req_begin(&e, &w, version, corr, proto_str_make("libnagare"), &req);
     for (uint32_t i = 0; i < p->topic_slots; i++) {
         struct ptopic *t = p->topics[i];
-        if (t != NULL && t->state != PT_UNKNOWN && !add_topic(p, &e, r, t, now_ms)) {
+        if (t != NULL && t->state != PT_UNKNOWN && !add_topic(p, &e, r, t, &plan, now_ms)) {
             break;
         }
     }
     int rc = proto_enc_end(&e);
     ASSERT(rc == 0 && r->count > 0); /* sized above, within every limit */
-    conn_frame_commit(&p->conn, &w, corr, PROTO_API_PRODUCE, version, p->cfg.acks == 0,
-                      p->cfg.request_timeout_ms, produce_done, r);
+    /* The frame's length counts the batches sent by reference too. */
+    put_be32(w.ptr, get_be32(w.ptr) + (uint32_t)r->ref_bytes);
+    conn_frame_commit_refs(&p->conn, &w, r->refs, r->ref_count, corr, PROTO_API_PRODUCE,
+                           version, p->cfg.acks == 0, p->cfg.request_timeout_ms, produce_done,
+                           r);
     p->requests_inflight++;
     return true;
 }
@@ -432,8 +504,18 @@ static int64_t part_timers(struct nagare_producer *p, struct ppart *pp, int64_t 
     return next;
 }
 
+void sender_timer_at(struct nagare_producer *p, int64_t at_ms)
+{
+    if (at_ms < p->timers_due_ms) {
+        p->timers_due_ms = at_ms;
+    }
+}
+
 int64_t sender_timers(struct nagare_producer *p, int64_t now_ms)
 {
+    if (now_ms < p->timers_due_ms) {
+        return p->timers_due_ms; /* nothing can be due before */
+    }
     int64_t next = INT64_MAX;
     for (uint32_t i = 0; i < p->topic_slots; i++) {
         struct ptopic *t = p->topics[i];
@@ -442,5 +524,6 @@ int64_t sender_timers(struct nagare_producer *p, int64_t now_ms)
             next = due < next ? due : next;
         }
     }
+    p->timers_due_ms = next;
     return next;
 }

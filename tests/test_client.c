@@ -1701,3 +1701,175 @@ Test(client, caught_up_partitions_do_not_hold_up_the_replay_of_the_others)
     nagare_consumer_destroy(c);
     bk_stop(&B);
 }
+
+/* ---- linger: each open batch on its own clock ---- */
+
+#define LINGER_MS 1000
+
+struct timed_reports {
+    struct reports r;
+    int64_t at_ms[64]; /* when each record's report ran */
+};
+
+static void on_delivery_timed(const struct nagare_delivery *d, void *opaque)
+{
+    struct timed_reports *tr = opaque;
+    uint32_t i = (uint32_t)(uintptr_t)d->opaque;
+    if (i < 64) {
+        tr->at_ms[i] = mono_ms();
+    }
+    on_delivery(d, &tr->r);
+}
+
+static void tune_linger(struct nagare_producer_config *c)
+{
+    c->linger_ms = LINGER_MS;
+    c->batch_bytes = 4096;
+    c->on_delivery = on_delivery_timed;
+}
+
+static void send_one_to(nagare_producer *p, const char *topic, int32_t partition, uint32_t i,
+                        size_t value_bytes)
+{
+    uint8_t value[2048];
+    cr_assert_leq(value_bytes, sizeof(value));
+    memset(value, (int)i, value_bytes);
+    struct nagare_record rec = {.topic = topic, .partition = partition, .key_len = -1,
+                                .value = value, .value_len = (ssize_t)value_bytes,
+                                .opaque = (void *)(uintptr_t)i};
+    send_record(p, &rec);
+}
+
+/* Records 0 (partition 0) and 1 (partition 1) wait in open batches that
+ * opened LINGER_MS / 2 apart; partition 2 fills batches between them, the
+ * last left open. No flush: the poll alone closes each batch when its own
+ * linger has passed, not before, and not all at once with the first. */
+Test(client, linger_closes_each_open_batch_when_its_own_time_comes)
+{
+    start();
+    create_topic("linger", 3);
+    struct timed_reports tr = {0};
+    reports_init(&tr.r, 64);
+    nagare_producer *p = producer((struct reports *)&tr, tune_linger);
+    int64_t sent0 = mono_ms();
+    send_one_to(p, "linger", 0, 0, 10);
+    cr_assert_geq(nagare_producer_poll(p, LINGER_MS / 2), 0);
+    int64_t sent1 = mono_ms();
+    send_one_to(p, "linger", 1, 1, 10);
+    int64_t sent_fill = mono_ms();
+    for (uint32_t i = 2; i < 12; i++) {
+        send_one_to(p, "linger", 2, i, 1500); /* two a batch: four close full */
+    }
+    int64_t give_up = mono_ms() + WAIT_MS;
+    while (tr.r.count < 12 && mono_ms() < give_up) {
+        cr_assert_geq(nagare_producer_poll(p, 50), 0);
+    }
+    cr_assert_eq(tr.r.count, 12, "every record reported without a flush");
+    cr_assert_eq(tr.r.failed, 0);
+    cr_assert_geq(tr.at_ms[0] - sent0, LINGER_MS, "record 0 waited its linger");
+    cr_assert_geq(tr.at_ms[1] - sent1, LINGER_MS, "record 1 waited its own linger");
+    cr_assert_geq(tr.at_ms[1], tr.at_ms[0]);
+    /* Full batches go at once; the last, half full, waits its linger. */
+    cr_assert_lt(tr.at_ms[2] - sent_fill, LINGER_MS, "a full batch does not linger");
+    cr_assert_geq(tr.at_ms[11] - sent_fill, LINGER_MS, "the open rest lingers");
+    nagare_producer_destroy(p);
+    reports_fini(&tr.r);
+}
+
+static void tune_linger_long(struct nagare_producer_config *c)
+{
+    c->linger_ms = 600000;
+}
+
+/* A flush closes every open batch at once, however long their linger. */
+Test(client, flush_sends_every_open_batch_without_waiting_for_linger)
+{
+    start();
+    create_topic("flushall", 50);
+    struct reports r;
+    reports_init(&r, 100);
+    nagare_producer *p = producer(&r, tune_linger_long);
+    for (uint32_t i = 0; i < 100; i++) {
+        send_one_to(p, "flushall", (int32_t)(i % 50), i, 10);
+    }
+    cr_assert_eq(nagare_producer_poll(p, 200), 0, "nothing goes before its linger");
+    int64_t t = mono_ms();
+    flush_ok(p, &r, 100);
+    cr_assert_lt(mono_ms() - t, 10000);
+    for (uint32_t i = 0; i < 100; i++) {
+        cr_assert_eq(r.partition[i], (int32_t)(i % 50));
+        cr_assert_eq(r.offset[i], (int64_t)(i / 50), "record %u", i);
+    }
+    nagare_producer_destroy(p);
+    reports_fini(&r);
+}
+
+static void tune_retry_timeout(struct nagare_producer_config *c)
+{
+    c->delivery_timeout_ms = 1500;
+    c->request_timeout_ms = 300;
+    c->retry_backoff_ms = 50;
+    c->linger_ms = 0;
+}
+
+/* The broker stops answering (SIGSTOP): each request times out, its batch
+ * comes back for a retry with backoff, and is tried again until its
+ * delivery timeout, which fails it then, not later, though it was in
+ * flight (out of the timer walk's sight) when the walk last ran. */
+Test(client, a_batch_back_for_retries_fails_at_its_delivery_timeout)
+{
+    start();
+    create_topic("stalled", 2);
+    struct reports r;
+    reports_init(&r, 4);
+    nagare_producer *p = producer(&r, tune_retry_timeout);
+    send_one_to(p, "stalled", 0, 0, 10);
+    flush_ok(p, &r, 1);
+    cr_assert_eq(kill(B.pid, SIGSTOP), 0);
+    int64_t t = mono_ms();
+    send_one_to(p, "stalled", 1, 1, 10);
+    int rc = nagare_producer_flush(p, 10000);
+    int64_t took = mono_ms() - t;
+    cr_assert_eq(kill(B.pid, SIGCONT), 0);
+    cr_assert_eq(rc, 0, "flush: %s", nagare_strerror(rc));
+    cr_assert_eq(r.count, 2);
+    cr_assert_eq(r.failed, 1);
+    cr_assert_eq(r.first_err, -NAGARE_ETIMEOUT);
+    cr_assert_geq(took, 1500 - 50, "not before its delivery timeout: %lld ms", (long long)took);
+    cr_assert_lt(took, 1500 + 300 + 1500, "soon after it: %lld ms", (long long)took);
+    nagare_producer_destroy(p);
+    reports_fini(&r);
+}
+
+/* A send checks its topic name unless it is the name last sent to (only
+ * valid names ever get a topic entry): names that extend, shorten or
+ * resemble the last one are still checked. */
+Test(client, topic_names_are_checked_unless_last_sent_to)
+{
+    start();
+    create_topic("named", 1);
+    struct reports r;
+    reports_init(&r, 4);
+    nagare_producer *p = producer(&r, NULL);
+    struct nagare_record rec = {.topic = "named", .partition = 0, .key_len = -1,
+                                .value = "x", .value_len = 1, .opaque = (void *)(uintptr_t)0};
+    cr_assert_eq(nagare_send(p, &rec), 0);
+    const char *bad[] = {"named/", "named\n", "name\x01", "..", ""};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        rec.topic = bad[i];
+        cr_assert_eq(nagare_send(p, &rec), -NAGARE_EBADNAME, "name %zu", i);
+    }
+    char longest[PROTO_TOPIC_NAME_BYTES_MAX + 2];
+    memset(longest, 'n', sizeof(longest) - 1);
+    longest[sizeof(longest) - 1] = '\0';
+    memcpy(longest, "named", 5);
+    rec.topic = longest;
+    cr_assert_eq(nagare_send(p, &rec), -NAGARE_EBADNAME, "one byte too long");
+    rec.topic = "named";
+    rec.opaque = (void *)(uintptr_t)1;
+    cr_assert_eq(nagare_send(p, &rec), 0);
+    flush_ok(p, &r, 2);
+    nagare_producer_destroy(p);
+    reports_fini(&r);
+    bk_stop(&B);
+}
