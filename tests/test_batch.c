@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <xxhash.h>
 #include <zstd.h>
 
 #include "storage/batch.h"
@@ -360,6 +361,21 @@ Test(batch, header_fields_offsets_and_timestamps)
         cr_assert_eq(rec.timestamp_ms, ts[i]);
     }
     cr_assert_eq(batch_reader_next(&br, &rec), 0);
+}
+
+Test(batch, the_checksum_is_xxh3_64_of_every_byte_after_its_field)
+{
+    /* The documented format (docs/storage-format.md), whatever code path
+     * (SSE2, AVX2, AVX-512) computes it: large and odd sizes. */
+    static uint8_t buf[200003];
+    for (size_t i = 0; i < sizeof(buf); i++) {
+        buf[i] = (uint8_t)(i * 131 + (i >> 7));
+    }
+    for (size_t bytes = BATCH_HEADER_BYTES; bytes <= sizeof(buf); bytes = bytes * 3 + 1) {
+        cr_assert_eq(batch_checksum(buf, bytes),
+                     XXH3_64bits(buf + BATCH_CHECKSUM_FROM, bytes - BATCH_CHECKSUM_FROM),
+                     "%zu bytes", bytes);
+    }
 }
 
 Test(batch, set_offset_base_keeps_checksum_valid)
