@@ -14,9 +14,6 @@
 #include <stdlib.h>
 
 #include <xxhash.h>
-#if defined(__x86_64__)
-#include <xxh_x86dispatch.h>
-#endif
 #include <zstd.h>
 
 static_assert(BATCH_OFF_RECORD_COUNT + 4 == BATCH_HEADER_BYTES,
@@ -141,13 +138,7 @@ int batch_header_decode(const uint8_t *buf, size_t len, size_t batch_bytes_max,
 uint64_t batch_checksum(const uint8_t *batch, size_t bytes)
 {
     ASSERT(batch != NULL && bytes >= BATCH_HEADER_BYTES);
-#if defined(__x86_64__)
-    /* libxxhash's runtime dispatch: AVX2 or AVX-512 where the CPU has them
-     * (plain XXH3_64bits is built for SSE2); the same hash either way. */
-    return XXH3_64bits_dispatch(batch + BATCH_CHECKSUM_FROM, bytes - BATCH_CHECKSUM_FROM);
-#else
     return XXH3_64bits(batch + BATCH_CHECKSUM_FROM, bytes - BATCH_CHECKSUM_FROM);
-#endif
 }
 
 /* Checks the checksum before the field values: a corrupted byte then reads
