@@ -23,7 +23,7 @@
 #define LOG_TAIL_BYTES 3000
 #define CLIENT_ID "it"
 
-static int64_t mono_ms(void)
+int64_t bk_mono_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -157,14 +157,14 @@ pid_t bk_spawn(const char *const *args, const char *log_path)
 
 bool bk_wait(pid_t pid, int timeout_ms, int *status)
 {
-    int64_t deadline = mono_ms() + timeout_ms;
+    int64_t deadline = bk_mono_ms() + timeout_ms;
     for (;;) {
         pid_t r = waitpid(pid, status, WNOHANG);
         cr_assert_geq(r, 0, "waitpid: %s", strerror(errno));
         if (r == pid) {
             return true;
         }
-        if (mono_ms() >= deadline) {
+        if (bk_mono_ms() >= deadline) {
             return false;
         }
         sleep_ms(5);
@@ -214,7 +214,7 @@ void bk_start(struct bk *b)
     b->log_from = (size_t)file_size(b->log_path);
     b->port = 0;
     b->pid = bk_spawn(args, b->log_path);
-    int64_t deadline = mono_ms() + BK_START_TIMEOUT_MS;
+    int64_t deadline = bk_mono_ms() + BK_START_TIMEOUT_MS;
     while (b->port == 0) {
         int status;
         if (waitpid(b->pid, &status, WNOHANG) == b->pid) {
@@ -222,13 +222,29 @@ void bk_start(struct bk *b)
             bk_print_tail(b->log_path, "nagared exited at start");
             cr_assert_fail("nagared exited at start (wait status %#x)", status);
         }
-        if (mono_ms() >= deadline) {
+        if (bk_mono_ms() >= deadline) {
             kill_hard(b, "nagared did not start");
             cr_assert_fail("no listening line within %d ms", BK_START_TIMEOUT_MS);
         }
         sleep_ms(10);
         b->port = find_port(b->log_path, b->log_from);
     }
+    snprintf(b->bootstrap, sizeof(b->bootstrap), "127.0.0.1:%u", b->port);
+}
+
+void bk_kill_restart(struct bk *b, int down_ms)
+{
+    cr_assert_gt(b->pid, 0, "no broker running");
+    cr_assert_eq(kill(b->pid, SIGKILL), 0);
+    int status;
+    cr_assert_eq(waitpid(b->pid, &status, 0), b->pid);
+    b->pid = 0;
+    sleep_ms(down_ms); /* the dead broker's sockets let go of the port */
+    if (b->listen_same[0] == '\0') {
+        snprintf(b->listen_same, sizeof(b->listen_same), "listen=127.0.0.1:%u", b->port);
+        bk_set(b, b->listen_same);
+    }
+    bk_start(b);
 }
 
 void bk_stop(struct bk *b)

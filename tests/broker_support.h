@@ -42,6 +42,8 @@ struct bk {
     size_t set_count;
     pid_t pid;                    /* 0: not running */
     uint16_t port;                /* bound port of the running broker */
+    char bootstrap[32];           /* "127.0.0.1:<port>", for libnagare */
+    char listen_same[48];         /* "listen=127.0.0.1:<port>", for restarts */
     size_t log_from;              /* log bytes before the current start */
 };
 
@@ -53,8 +55,17 @@ void bk_set(struct bk *b, const char *kv);
 
 /* Starts nagared on 127.0.0.1:0 with b->data_dir and the --set options,
  * stderr appended to b->log_path, and waits for its listening line to learn
- * the port. Fails the test (with the log's tail) when it does not come. */
+ * the port (b->port, b->bootstrap). Fails the test (with the log's tail)
+ * when it does not come. */
 void bk_start(struct bk *b);
+
+/* Kills the running broker at once (SIGKILL: nothing is flushed beyond
+ * what the kernel has), waits down_ms, and starts it again on the same
+ * port (every later start keeps that port). */
+void bk_kill_restart(struct bk *b, int down_ms);
+
+/* CLOCK_MONOTONIC in ms. */
+int64_t bk_mono_ms(void);
 
 /* Spawns nagared with these arguments after argv[0] (NULL-terminated),
  * stdout and stderr appended to log_path. Returns its pid. */

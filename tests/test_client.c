@@ -21,50 +21,18 @@
 #include "client/conn.h"
 #include "client/nagare.h"
 #include "tests/broker_support.h"
+#include "tests/client_support.h"
 
 /* Record timestamps: a fixed epoch, so time lookups are exact. */
 #define T0 1700000000000LL
 #define WAIT_MS 30000
 
 static struct bk B;
-static char bootstrap[64];
 
 static void setup(void) { bk_init(&B); }
 static void teardown(void) { bk_fini(&B); }
 
 TestSuite(client, .init = setup, .fini = teardown, .timeout = 240);
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void start(void)
-{
-    bk_start(&B);
-    snprintf(bootstrap, sizeof(bootstrap), "127.0.0.1:%u", B.port);
-}
-
-static nagare_admin *admin(void)
-{
-    nagare_admin *a;
-    int rc = nagare_admin_new(bootstrap, 10000, &a);
-    cr_assert_eq(rc, 0, "admin: %s", nagare_strerror(rc));
-    return a;
-}
-
-static void create_topic(const char *name, int32_t partitions)
-{
-    nagare_admin *a = admin();
-    struct nagare_topic_config c;
-    nagare_topic_config_default(&c);
-    c.partitions = partitions;
-    int rc = nagare_topic_create(a, name, &c);
-    cr_assert_eq(rc, 0, "create %s: %s", name, nagare_strerror(rc));
-    nagare_admin_destroy(a);
-}
 
 /* ---- the records of a test: value i is derived from i and a seed ---- */
 
@@ -144,7 +112,7 @@ static nagare_producer *producer(struct reports *r, void (*tune)(struct nagare_p
 {
     struct nagare_producer_config c;
     nagare_producer_config_default(&c);
-    c.bootstrap = bootstrap;
+    c.bootstrap = B.bootstrap;
     c.on_delivery = on_delivery;
     c.opaque = r;
     if (tune != NULL) {
@@ -183,7 +151,7 @@ static nagare_consumer *consumer(enum nagare_offset_reset reset)
 {
     struct nagare_consumer_config c;
     nagare_consumer_config_default(&c);
-    c.bootstrap = bootstrap;
+    c.bootstrap = B.bootstrap;
     c.reset = reset;
     nagare_consumer *k;
     int rc = nagare_consumer_new(&c, &k);
@@ -222,13 +190,13 @@ static uint16_t closed_port(void)
 
 Test(client, unreachable_broker_fails_fast_with_a_clear_error)
 {
-    snprintf(bootstrap, sizeof(bootstrap), "127.0.0.1:%u", closed_port());
+    snprintf(B.bootstrap, sizeof(B.bootstrap), "127.0.0.1:%u", closed_port());
     struct nagare_producer_config pc;
     nagare_producer_config_default(&pc);
-    pc.bootstrap = bootstrap;
+    pc.bootstrap = B.bootstrap;
     pc.request_timeout_ms = 2000;
     nagare_producer *p = (nagare_producer *)1;
-    int64_t t = mono_ms();
+    int64_t t = bk_mono_ms();
     int rc = nagare_producer_new(&pc, &p);
     cr_assert_eq(rc, -ECONNREFUSED, "producer: %s", nagare_strerror(rc));
     cr_assert_null(p);
@@ -236,12 +204,12 @@ Test(client, unreachable_broker_fails_fast_with_a_clear_error)
 
     struct nagare_consumer_config cc;
     nagare_consumer_config_default(&cc);
-    cc.bootstrap = bootstrap;
+    cc.bootstrap = B.bootstrap;
     nagare_consumer *k;
     cr_assert_eq(nagare_consumer_new(&cc, &k), -ECONNREFUSED);
     nagare_admin *a;
-    cr_assert_eq(nagare_admin_new(bootstrap, 2000, &a), -ECONNREFUSED);
-    cr_assert_lt(mono_ms() - t, 2000, "refused connections fail at once");
+    cr_assert_eq(nagare_admin_new(B.bootstrap, 2000, &a), -ECONNREFUSED);
+    cr_assert_lt(bk_mono_ms() - t, 2000, "refused connections fail at once");
 
     /* Something that accepts and never answers: the handshake times out. */
     int fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -250,14 +218,14 @@ Test(client, unreachable_broker_fails_fast_with_a_clear_error)
     cr_assert_eq(listen(fd, 4), 0);
     socklen_t len = sizeof(sa);
     cr_assert_eq(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
-    snprintf(bootstrap, sizeof(bootstrap), "127.0.0.1:%u", ntohs(sa.sin_port));
+    snprintf(B.bootstrap, sizeof(B.bootstrap), "127.0.0.1:%u", ntohs(sa.sin_port));
     pc.request_timeout_ms = 500;
-    t = mono_ms();
+    t = bk_mono_ms();
     rc = nagare_producer_new(&pc, &p);
-    int64_t took = mono_ms() - t;
+    int64_t took = bk_mono_ms() - t;
     cr_assert_eq(rc, -NAGARE_ETIMEOUT, "silent broker: %s", nagare_strerror(rc));
     cr_assert(took >= 450 && took < 1500, "took %lld ms", (long long)took);
-    cr_assert_eq(nagare_admin_new(bootstrap, 300, &a), -NAGARE_ETIMEOUT);
+    cr_assert_eq(nagare_admin_new(B.bootstrap, 300, &a), -NAGARE_ETIMEOUT);
     close(fd);
 
     /* A bad address is refused before anything is tried. */
@@ -287,8 +255,8 @@ static void produce_keyed(nagare_producer *p, const char *topic, uint32_t seed, 
 
 Test(client, keyed_records_round_trip_over_four_partitions)
 {
-    start();
-    create_topic("keyed", 4);
+    bk_start(&B);
+    cs_create_topic(&B, "keyed", 4);
     struct reports r;
     reports_init(&r, KEYED_RECORDS);
     nagare_producer *p = producer(&r, NULL);
@@ -379,8 +347,8 @@ static void expect_from(nagare_consumer *c, uint32_t first, uint32_t count, uint
 
 Test(client, replay_from_the_middle_by_offset_and_by_timestamp)
 {
-    start();
-    create_topic("replay", 1);
+    bk_start(&B);
+    cs_create_topic(&B, "replay", 1);
     struct reports r;
     reports_init(&r, REPLAY_RECORDS);
     nagare_producer *p = producer(&r, NULL);
@@ -419,7 +387,7 @@ Test(client, replay_from_the_middle_by_offset_and_by_timestamp)
     cr_assert_eq(nagare_consumer_seek(c, "nope", 0, 0), -NAGARE_ENOTFOUND);
 
     /* The same lookups through the admin client. */
-    nagare_admin *a = admin();
+    nagare_admin *a = cs_admin(&B);
     int64_t off;
     cr_assert_eq(nagare_offset_lookup(a, "replay", 0, T0 + 10 * 2222, &off), 0);
     cr_assert_eq(off, 2222);
@@ -444,25 +412,6 @@ Test(client, replay_from_the_middle_by_offset_and_by_timestamp)
 /* ---- idempotent retries across a broker restart ---- */
 
 #define RESTART_RECORDS 40000
-
-static char listen_same[64];
-
-/* Kills the broker at once (SIGKILL: nothing is flushed beyond what the
- * kernel has) and starts it again on the same port. */
-static void broker_kill_restart(int down_ms)
-{
-    cr_assert_gt(B.pid, 0);
-    cr_assert_eq(kill(B.pid, SIGKILL), 0);
-    int status;
-    cr_assert_eq(waitpid(B.pid, &status, 0), B.pid);
-    B.pid = 0;
-    usleep((useconds_t)down_ms * 1000);
-    snprintf(listen_same, sizeof(listen_same), "listen=127.0.0.1:%u", B.port);
-    if (B.set_count == 0) {
-        bk_set(&B, listen_same);
-    }
-    bk_start(&B);
-}
 
 static void tune_restart(struct nagare_producer_config *c)
 {
@@ -499,8 +448,8 @@ static void expect_exactly_once(const char *topic, int32_t partitions, uint32_t 
 
 static void restart_run(int down_ms, bool after)
 {
-    start();
-    create_topic("restart", 3);
+    bk_start(&B);
+    cs_create_topic(&B, "restart", 3);
     struct reports r;
     reports_init(&r, RESTART_RECORDS);
     nagare_producer *p = producer(&r, tune_restart);
@@ -513,7 +462,7 @@ static void restart_run(int down_ms, bool after)
         cr_assert_geq(nagare_producer_poll(p, 0), 0);
         cr_assert_gt(nagare_producer_outstanding(p), 0, "records in flight or queued");
     }
-    broker_kill_restart(down_ms);
+    bk_kill_restart(&B, down_ms);
     uint8_t value[VALUE_BYTES_MAX];
     char key[32];
     for (uint32_t i = RESTART_RECORDS / 2; i < RESTART_RECORDS; i++) {
@@ -661,7 +610,7 @@ static void proxy_stop(struct proxy *px)
 /* The sum of the log end offsets of a topic's partitions. */
 static int64_t log_end_total(const char *topic)
 {
-    nagare_admin *a = admin();
+    nagare_admin *a = cs_admin(&B);
     const struct nagare_topic_info *t;
     size_t n;
     int rc = nagare_topics_describe(a, topic, &t, &n);
@@ -684,17 +633,17 @@ static void tune_proxy(struct nagare_producer_config *c)
 
 Test(client, batches_written_but_unanswered_are_resent_and_not_duplicated)
 {
-    start();
-    create_topic("dup", 2);
+    bk_start(&B);
+    cs_create_topic(&B, "dup", 2);
     struct proxy px;
     proxy_start(&px, B.port);
     char direct[64];
-    memcpy(direct, bootstrap, sizeof(direct));
-    snprintf(bootstrap, sizeof(bootstrap), "127.0.0.1:%u", px.port);
+    memcpy(direct, B.bootstrap, sizeof(direct));
+    snprintf(B.bootstrap, sizeof(B.bootstrap), "127.0.0.1:%u", px.port);
     struct reports r;
     reports_init(&r, 5000);
     nagare_producer *p = producer(&r, tune_proxy);
-    memcpy(bootstrap, direct, sizeof(direct));
+    memcpy(B.bootstrap, direct, sizeof(direct));
 
     /* Metadata first (its answer must get through), then answers vanish. */
     produce_keyed(p, "dup", 5, 1);
@@ -752,11 +701,11 @@ static void tune_acks(struct nagare_producer_config *c) { c->acks = acks_now; }
 
 Test(client, acks_none_leader_and_all_each_deliver)
 {
-    start();
+    bk_start(&B);
     const int acks[] = {0, 1, -1};
     const char *topics[] = {"acks0", "acks1", "acksall"};
     for (int k = 0; k < 3; k++) {
-        create_topic(topics[k], 1);
+        cs_create_topic(&B, topics[k], 1);
         struct reports r;
         reports_init(&r, 2000);
         acks_now = acks[k];
@@ -788,8 +737,8 @@ static void tune_zstd(struct nagare_producer_config *c)
 
 Test(client, zstd_batches_are_compressed_and_read_back)
 {
-    start();
-    create_topic("zstd", 1);
+    bk_start(&B);
+    cs_create_topic(&B, "zstd", 1);
     struct reports r;
     reports_init(&r, 20000);
     nagare_producer *p = producer(&r, tune_zstd);
@@ -843,8 +792,8 @@ static void header_is(const struct nagare_message *m, size_t i, const char *key,
 
 Test(client, headers_and_null_keys_and_values_round_trip)
 {
-    start();
-    create_topic("hdr", 1);
+    bk_start(&B);
+    cs_create_topic(&B, "hdr", 1);
     struct reports r;
     reports_init(&r, 8);
     nagare_producer *p = producer(&r, tune_zstd);
@@ -906,8 +855,8 @@ Test(client, headers_and_null_keys_and_values_round_trip)
 
 Test(client, admin_creates_describes_lists_and_deletes_topics)
 {
-    start();
-    nagare_admin *a = admin();
+    bk_start(&B);
+    nagare_admin *a = cs_admin(&B);
     struct nagare_topic_config c;
     nagare_topic_config_default(&c);
     c.partitions = 3;
@@ -978,7 +927,7 @@ Test(client, admin_creates_describes_lists_and_deletes_topics)
 
 Test(client, producing_to_a_new_topic_creates_it_when_the_broker_allows)
 {
-    start();
+    bk_start(&B);
     struct reports r;
     reports_init(&r, 500);
     nagare_producer *p = producer(&r, NULL);
@@ -993,8 +942,8 @@ Test(client, producing_to_a_new_topic_creates_it_when_the_broker_allows)
 Test(client, producing_to_a_missing_topic_fails_when_the_broker_will_not_create_it)
 {
     bk_set(&B, "auto_create_topics=false");
-    start();
-    create_topic("there", 1);
+    bk_start(&B);
+    cs_create_topic(&B, "there", 1);
     struct reports r;
     reports_init(&r, 100);
     nagare_producer *p = producer(&r, NULL);
@@ -1025,8 +974,8 @@ Test(client, producing_to_a_missing_topic_fails_when_the_broker_will_not_create_
 
 Test(client, out_of_range_offsets_follow_the_reset_policy)
 {
-    start();
-    create_topic("range", 1);
+    bk_start(&B);
+    cs_create_topic(&B, "range", 1);
     struct reports r;
     reports_init(&r, 100);
     nagare_producer *p = producer(&r, NULL);
@@ -1068,8 +1017,8 @@ static void tune_small_batches(struct nagare_producer_config *c) { c->batch_byte
 
 Test(client, records_larger_than_a_batch_go_alone_and_too_large_are_refused)
 {
-    start();
-    nagare_admin *a = admin();
+    bk_start(&B);
+    nagare_admin *a = cs_admin(&B);
     struct nagare_topic_config tc;
     nagare_topic_config_default(&tc);
     tc.partitions = 1;
@@ -1115,8 +1064,8 @@ Test(client, records_larger_than_a_batch_go_alone_and_too_large_are_refused)
 
 Test(client, consumer_resumes_after_the_broker_restarts)
 {
-    start();
-    create_topic("resume", 1);
+    bk_start(&B);
+    cs_create_topic(&B, "resume", 1);
     struct reports r;
     reports_init(&r, 2000);
     nagare_producer *p = producer(&r, NULL);
@@ -1126,7 +1075,7 @@ Test(client, consumer_resumes_after_the_broker_restarts)
     nagare_consumer *c = consumer(NAGARE_RESET_ERROR);
     assign_ok(c, "resume", 0, 0);
     expect_from(c, 0, 1000, 6);
-    broker_kill_restart(200);
+    bk_kill_restart(&B, 200);
     produce_plain(p, "resume", 0, 6, 1000, 1000);
     flush_ok(p, &r, 2000);
     expect_from(c, 1000, 1000, 6);
@@ -1146,8 +1095,8 @@ static void tune_short(struct nagare_producer_config *c)
 
 Test(client, records_fail_with_a_timeout_when_the_broker_stays_away)
 {
-    start();
-    create_topic("gone", 1);
+    bk_start(&B);
+    cs_create_topic(&B, "gone", 1);
     struct reports r;
     reports_init(&r, 200);
     nagare_producer *p = producer(&r, tune_short);
@@ -1159,9 +1108,9 @@ Test(client, records_fail_with_a_timeout_when_the_broker_stays_away)
     produce_plain(p, "unseen", NAGARE_PARTITION_ANY, 1, 0, 1); /* held: no metadata */
     cr_assert_eq(nagare_producer_flush(p, 300), -NAGARE_ETIMEOUT);
     cr_assert_eq(nagare_producer_outstanding(p), 101);
-    int64_t t = mono_ms();
+    int64_t t = bk_mono_ms();
     cr_assert_eq(nagare_producer_flush(p, 10000), 0, "every record gets its report");
-    cr_assert_lt(mono_ms() - t, 5000);
+    cr_assert_lt(bk_mono_ms() - t, 5000);
     cr_assert_eq(r.count, 201);
     cr_assert_eq(r.failed, 101);
     cr_assert_eq(r.first_err, -NAGARE_ETIMEOUT);
@@ -1170,17 +1119,17 @@ Test(client, records_fail_with_a_timeout_when_the_broker_stays_away)
     /* The consumer says so too, after its request timeout. */
     struct nagare_consumer_config cc;
     nagare_consumer_config_default(&cc);
-    cc.bootstrap = bootstrap;
+    cc.bootstrap = B.bootstrap;
     cc.request_timeout_ms = 500;
-    start(); /* the same data: "gone" is still there */
+    bk_start(&B); /* the same data: "gone" is still there */
     nagare_consumer *c;
     cr_assert_eq(nagare_consumer_new(&cc, &c), 0);
     assign_ok(c, "gone", 0, 0);
     bk_stop(&B);
     const struct nagare_message *m;
     int rc = 0;
-    t = mono_ms();
-    while (rc == 0 && mono_ms() - t < 5000) {
+    t = bk_mono_ms();
+    while (rc == 0 && bk_mono_ms() - t < 5000) {
         rc = nagare_consumer_poll(c, 100, &m);
     }
     cr_assert_eq(rc, -NAGARE_EDISCONNECTED, "poll: %s", nagare_strerror(rc));
@@ -1219,9 +1168,9 @@ Test(client, bootstrap_addresses_are_parsed_strictly)
 
 Test(client, a_host_name_is_resolved)
 {
-    start();
-    snprintf(bootstrap, sizeof(bootstrap), "localhost:%u", B.port);
-    nagare_admin *a = admin();
+    bk_start(&B);
+    snprintf(B.bootstrap, sizeof(B.bootstrap), "localhost:%u", B.port);
+    nagare_admin *a = cs_admin(&B);
     const struct nagare_topic_info *t;
     size_t n;
     cr_assert_eq(nagare_topics_describe(a, NULL, &t, &n), 0);
@@ -1235,16 +1184,16 @@ Test(client, a_host_name_is_resolved)
  * that never blocks (the CLI reading a terminal) still gets its reports. */
 Test(client, poll_without_waiting_reads_answers)
 {
-    start();
-    create_topic("nowait", 1);
+    bk_start(&B);
+    cs_create_topic(&B, "nowait", 1);
     struct reports r;
     reports_init(&r, 1);
     nagare_producer *p = producer(&r, NULL);
     struct nagare_record rec = {.topic = "nowait", .partition = 0, .key_len = -1,
                                 .value = "v", .value_len = 1};
     send_record(p, &rec);
-    int64_t give_up = mono_ms() + 10000;
-    while (r.count == 0 && mono_ms() < give_up) {
+    int64_t give_up = bk_mono_ms() + 10000;
+    while (r.count == 0 && bk_mono_ms() < give_up) {
         cr_assert_geq(nagare_producer_poll(p, 0), 0);
         struct timespec ts = {.tv_nsec = 1000000};
         nanosleep(&ts, NULL);
@@ -1263,7 +1212,7 @@ static nagare_consumer *consumer_pipelined(uint32_t fetches, uint32_t partition_
 {
     struct nagare_consumer_config c;
     nagare_consumer_config_default(&c);
-    c.bootstrap = bootstrap;
+    c.bootstrap = B.bootstrap;
     c.reset = NAGARE_RESET_ERROR;
     c.fetches_inflight = fetches;
     /* A few batches per partition per fetch: many answers, each asked for
@@ -1304,9 +1253,9 @@ static void expect_in_order(nagare_consumer *c, int32_t partitions, uint32_t cou
 
 Test(client, pipelined_fetches_keep_order_with_no_gap_or_duplicate_over_one_and_four_partitions)
 {
-    start();
-    create_topic("pipe1", 1);
-    create_topic("pipe4", 4);
+    bk_start(&B);
+    cs_create_topic(&B, "pipe1", 1);
+    cs_create_topic(&B, "pipe4", 4);
     struct reports r;
     reports_init(&r, PIPE_RECORDS);
     nagare_producer *p = producer(&r, tune_small_batches); /* ~4 KiB batches */
@@ -1349,9 +1298,9 @@ static const struct nagare_message *next_of(nagare_consumer *c, int64_t next[4])
 
 Test(client, a_seek_while_fetches_are_in_flight_drops_their_answers)
 {
-    start();
-    create_topic("pseek1", 1);
-    create_topic("pseek4", 4);
+    bk_start(&B);
+    cs_create_topic(&B, "pseek1", 1);
+    cs_create_topic(&B, "pseek4", 4);
     struct reports r;
     reports_init(&r, PIPE_RECORDS);
     nagare_producer *p = producer(&r, tune_small_batches);
@@ -1528,7 +1477,7 @@ static void fake_start(struct fake *f)
     socklen_t len = sizeof(sa);
     cr_assert_eq(getsockname(f->lfd, (struct sockaddr *)&sa, &len), 0);
     f->port = ntohs(sa.sin_port);
-    snprintf(bootstrap, sizeof(bootstrap), "127.0.0.1:%u", f->port);
+    snprintf(B.bootstrap, sizeof(B.bootstrap), "127.0.0.1:%u", f->port);
     cr_assert_eq(pthread_create(&f->th, NULL, fake_run, f), 0);
 }
 
@@ -1577,7 +1526,7 @@ Test(client, an_answer_cut_off_while_read_into_its_buffer_is_fetched_again)
     fake_start(&f);
     struct nagare_consumer_config cc;
     nagare_consumer_config_default(&cc);
-    cc.bootstrap = bootstrap;
+    cc.bootstrap = B.bootstrap;
     cc.request_timeout_ms = 5000;
     nagare_consumer *c;
     cr_assert_eq(nagare_consumer_new(&cc, &c), 0);
@@ -1663,8 +1612,8 @@ Test(client, a_corrupt_batch_is_reported_after_the_records_before_it)
 
 Test(client, caught_up_partitions_do_not_hold_up_the_replay_of_the_others)
 {
-    start();
-    create_topic("lag", 4);
+    bk_start(&B);
+    cs_create_topic(&B, "lag", 4);
     struct reports r;
     reports_init(&r, PIPE_RECORDS);
     nagare_producer *p = producer(&r, tune_small_batches);
@@ -1682,7 +1631,7 @@ Test(client, caught_up_partitions_do_not_hold_up_the_replay_of_the_others)
      * answers of every fetch sent after it, for its whole wait each time. */
     struct nagare_consumer_config cc;
     nagare_consumer_config_default(&cc);
-    cc.bootstrap = bootstrap;
+    cc.bootstrap = B.bootstrap;
     cc.fetch_wait_max_ms = 5000;
     cc.partition_fetch_bytes_max = 8192; /* many fetches per partition */
     nagare_consumer *c;
@@ -1691,12 +1640,12 @@ Test(client, caught_up_partitions_do_not_hold_up_the_replay_of_the_others)
         assign_ok(c, "lag", k, 0);
     }
     int64_t next[4] = {0};
-    int64_t t = mono_ms();
+    int64_t t = bk_mono_ms();
     for (uint32_t n = 0; n < 2 * 10 + 2 * (PIPE_RECORDS / 4); n++) {
         const struct nagare_message *m = next_of(c, next);
         value_check(m, 25);
     }
-    int64_t took = mono_ms() - t;
+    int64_t took = bk_mono_ms() - t;
     cr_assert_lt(took, 4000, "the replay took %lld ms: held up by long polls", (long long)took);
     nagare_consumer_destroy(c);
     bk_stop(&B);
@@ -1716,7 +1665,7 @@ static void on_delivery_timed(const struct nagare_delivery *d, void *opaque)
     struct timed_reports *tr = opaque;
     uint32_t i = (uint32_t)(uintptr_t)d->opaque;
     if (i < 64) {
-        tr->at_ms[i] = mono_ms();
+        tr->at_ms[i] = bk_mono_ms();
     }
     on_delivery(d, &tr->r);
 }
@@ -1746,22 +1695,22 @@ static void send_one_to(nagare_producer *p, const char *topic, int32_t partition
  * linger has passed, not before, and not all at once with the first. */
 Test(client, linger_closes_each_open_batch_when_its_own_time_comes)
 {
-    start();
-    create_topic("linger", 3);
+    bk_start(&B);
+    cs_create_topic(&B, "linger", 3);
     struct timed_reports tr = {0};
     reports_init(&tr.r, 64);
     nagare_producer *p = producer((struct reports *)&tr, tune_linger);
-    int64_t sent0 = mono_ms();
+    int64_t sent0 = bk_mono_ms();
     send_one_to(p, "linger", 0, 0, 10);
     cr_assert_geq(nagare_producer_poll(p, LINGER_MS / 2), 0);
-    int64_t sent1 = mono_ms();
+    int64_t sent1 = bk_mono_ms();
     send_one_to(p, "linger", 1, 1, 10);
-    int64_t sent_fill = mono_ms();
+    int64_t sent_fill = bk_mono_ms();
     for (uint32_t i = 2; i < 12; i++) {
         send_one_to(p, "linger", 2, i, 1500); /* two a batch: four close full */
     }
-    int64_t give_up = mono_ms() + WAIT_MS;
-    while (tr.r.count < 12 && mono_ms() < give_up) {
+    int64_t give_up = bk_mono_ms() + WAIT_MS;
+    while (tr.r.count < 12 && bk_mono_ms() < give_up) {
         cr_assert_geq(nagare_producer_poll(p, 50), 0);
     }
     cr_assert_eq(tr.r.count, 12, "every record reported without a flush");
@@ -1784,8 +1733,8 @@ static void tune_linger_long(struct nagare_producer_config *c)
 /* A flush closes every open batch at once, however long their linger. */
 Test(client, flush_sends_every_open_batch_without_waiting_for_linger)
 {
-    start();
-    create_topic("flushall", 50);
+    bk_start(&B);
+    cs_create_topic(&B, "flushall", 50);
     struct reports r;
     reports_init(&r, 100);
     nagare_producer *p = producer(&r, tune_linger_long);
@@ -1793,9 +1742,9 @@ Test(client, flush_sends_every_open_batch_without_waiting_for_linger)
         send_one_to(p, "flushall", (int32_t)(i % 50), i, 10);
     }
     cr_assert_eq(nagare_producer_poll(p, 200), 0, "nothing goes before its linger");
-    int64_t t = mono_ms();
+    int64_t t = bk_mono_ms();
     flush_ok(p, &r, 100);
-    cr_assert_lt(mono_ms() - t, 10000);
+    cr_assert_lt(bk_mono_ms() - t, 10000);
     for (uint32_t i = 0; i < 100; i++) {
         cr_assert_eq(r.partition[i], (int32_t)(i % 50));
         cr_assert_eq(r.offset[i], (int64_t)(i / 50), "record %u", i);
@@ -1818,18 +1767,18 @@ static void tune_retry_timeout(struct nagare_producer_config *c)
  * flight (out of the timer walk's sight) when the walk last ran. */
 Test(client, a_batch_back_for_retries_fails_at_its_delivery_timeout)
 {
-    start();
-    create_topic("stalled", 2);
+    bk_start(&B);
+    cs_create_topic(&B, "stalled", 2);
     struct reports r;
     reports_init(&r, 4);
     nagare_producer *p = producer(&r, tune_retry_timeout);
     send_one_to(p, "stalled", 0, 0, 10);
     flush_ok(p, &r, 1);
     cr_assert_eq(kill(B.pid, SIGSTOP), 0);
-    int64_t t = mono_ms();
+    int64_t t = bk_mono_ms();
     send_one_to(p, "stalled", 1, 1, 10);
     int rc = nagare_producer_flush(p, 10000);
-    int64_t took = mono_ms() - t;
+    int64_t took = bk_mono_ms() - t;
     cr_assert_eq(kill(B.pid, SIGCONT), 0);
     cr_assert_eq(rc, 0, "flush: %s", nagare_strerror(rc));
     cr_assert_eq(r.count, 2);
@@ -1846,8 +1795,8 @@ Test(client, a_batch_back_for_retries_fails_at_its_delivery_timeout)
  * resemble the last one are still checked. */
 Test(client, topic_names_are_checked_unless_last_sent_to)
 {
-    start();
-    create_topic("named", 1);
+    bk_start(&B);
+    cs_create_topic(&B, "named", 1);
     struct reports r;
     reports_init(&r, 4);
     nagare_producer *p = producer(&r, NULL);

@@ -16,6 +16,7 @@
 
 #include "client/nagare.h"
 #include "tests/broker_support.h"
+#include "tests/client_support.h"
 
 #define WAIT_MS 30000
 #define SESSION_MS 3000
@@ -23,60 +24,11 @@
 #define MEMBERS_MAX 4
 
 static struct bk B;
-static char bootstrap[64];
 
 static void setup(void) { bk_init(&B); }
 static void teardown(void) { bk_fini(&B); }
 
 TestSuite(client_groups, .init = setup, .fini = teardown, .timeout = 240);
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void start(void)
-{
-    bk_start(&B);
-    snprintf(bootstrap, sizeof(bootstrap), "127.0.0.1:%u", B.port);
-}
-
-static char listen_same[64];
-
-/* Kills the broker (SIGKILL) and starts it again on the same port. */
-static void broker_kill_restart(void)
-{
-    cr_assert_gt(B.pid, 0);
-    cr_assert_eq(kill(B.pid, SIGKILL), 0);
-    int status;
-    cr_assert_eq(waitpid(B.pid, &status, 0), B.pid);
-    B.pid = 0;
-    usleep(300 * 1000); /* the dead broker's sockets let go of the port */
-    snprintf(listen_same, sizeof(listen_same), "listen=127.0.0.1:%u", B.port);
-    bk_set(&B, listen_same);
-    bk_start(&B);
-}
-
-static nagare_admin *admin(void)
-{
-    nagare_admin *a;
-    int rc = nagare_admin_new(bootstrap, 10000, &a);
-    cr_assert_eq(rc, 0, "admin: %s", nagare_strerror(rc));
-    return a;
-}
-
-static void create_topic(const char *name, int32_t partitions)
-{
-    nagare_admin *a = admin();
-    struct nagare_topic_config c;
-    nagare_topic_config_default(&c);
-    c.partitions = partitions;
-    int rc = nagare_topic_create(a, name, &c);
-    cr_assert_eq(rc, 0, "create %s: %s", name, nagare_strerror(rc));
-    nagare_admin_destroy(a);
-}
 
 /* Produces `per` records to each of `parts` partitions; record i of
  * partition p has value "p:i" and key "k<i>". */
@@ -84,7 +36,7 @@ static void produce(const char *topic, int32_t parts, uint32_t per, uint32_t fir
 {
     struct nagare_producer_config pc;
     nagare_producer_config_default(&pc);
-    pc.bootstrap = bootstrap;
+    pc.bootstrap = B.bootstrap;
     nagare_producer *p;
     int rc = nagare_producer_new(&pc, &p);
     cr_assert_eq(rc, 0, "producer: %s", nagare_strerror(rc));
@@ -214,7 +166,7 @@ static void member_open(struct member *m, struct tally *t, const char *topic, co
     }
     struct nagare_consumer_config cc;
     nagare_consumer_config_default(&cc);
-    cc.bootstrap = bootstrap;
+    cc.bootstrap = B.bootstrap;
     cc.session_timeout_ms = SESSION_MS;
     cc.fetch_wait_max_ms = 100;
     cc.request_timeout_ms = 10000;
@@ -256,10 +208,10 @@ static void member_record(struct member *m, const struct nagare_message *msg)
 /* Polls m for up to max records or ms milliseconds. */
 static void member_poll(struct member *m, uint32_t max, int ms)
 {
-    int64_t until = mono_ms() + ms;
+    int64_t until = bk_mono_ms() + ms;
     for (uint32_t i = 0; i < max; i++) {
         const struct nagare_message *msg;
-        int64_t left = until - mono_ms();
+        int64_t left = until - bk_mono_ms();
         int rc = nagare_consumer_poll(m->c, left > 0 ? (int)left : 0, &msg);
         cr_assert_geq(rc, 0, "poll: %s", nagare_strerror(rc));
         if (rc == 0) {
@@ -306,7 +258,7 @@ static uint32_t held_by(const struct member *m, int32_t parts)
  * partitions (all held) and `total` distinct records were seen. */
 static void run_until(struct member *ms, uint32_t n, int32_t parts, uint64_t total)
 {
-    int64_t deadline = mono_ms() + WAIT_MS;
+    int64_t deadline = bk_mono_ms() + WAIT_MS;
     uint32_t live = 0;
     for (uint32_t i = 0; i < n; i++) {
         live += ms[i].c != NULL ? 1 : 0;
@@ -327,7 +279,7 @@ static void run_until(struct member *ms, uint32_t n, int32_t parts, uint64_t tot
         if (fair && ms[0].t->total >= total) {
             return;
         }
-        cr_assert_lt(mono_ms(), deadline, "no fair share and %lu records within %d ms (%lu seen)",
+        cr_assert_lt(bk_mono_ms(), deadline, "no fair share and %lu records within %d ms (%lu seen)",
                      (unsigned long)total, WAIT_MS, (unsigned long)ms[0].t->total);
     }
 }
@@ -361,8 +313,8 @@ static int64_t committed_of(const struct nagare_group_info *info, const char *to
 
 Test(client_groups, three_members_split_six_partitions_each_held_once)
 {
-    start();
-    create_topic("six", 6);
+    bk_start(&B);
+    cs_create_topic(&B, "six", 6);
     produce("six", 6, 50, 0);
     struct tally t;
     tally_init(&t, 6, 1000);
@@ -380,7 +332,7 @@ Test(client_groups, three_members_split_six_partitions_each_held_once)
     tally_assert_all(&t, 0, 100);
     cr_assert_geq(ms[0].revoked_total, 4, "the first member gave up four partitions");
 
-    nagare_admin *a = admin();
+    nagare_admin *a = cs_admin(&B);
     const struct nagare_group_info *info = describe(a, "g3");
     cr_assert_eq(info->member_count, 3);
     size_t assigned = 0;
@@ -415,8 +367,8 @@ static void positions_of(struct member *m, int64_t *pos)
 
 Test(client_groups, a_member_that_leaves_hands_over_at_its_committed_offsets)
 {
-    start();
-    create_topic("leave", 6);
+    bk_start(&B);
+    cs_create_topic(&B, "leave", 6);
     struct tally t;
     tally_init(&t, 6, 1000);
     struct member ms[3];
@@ -426,7 +378,7 @@ Test(client_groups, a_member_that_leaves_hands_over_at_its_committed_offsets)
     run_until(ms, 3, 6, 0);
     produce("leave", 6, 100, 0);
     /* Members 0 and 1 read all of theirs; member 2 only some of its own. */
-    int64_t deadline = mono_ms() + WAIT_MS;
+    int64_t deadline = bk_mono_ms() + WAIT_MS;
     while (ms[2].records < 60 || ms[0].records + ms[1].records < 400) {
         member_poll(&ms[0], 100, 10);
         member_poll(&ms[1], 100, 10);
@@ -434,12 +386,12 @@ Test(client_groups, a_member_that_leaves_hands_over_at_its_committed_offsets)
             member_poll(&ms[2], 3, 10);
         }
         assert_no_overlap(ms, 3);
-        cr_assert_lt(mono_ms(), deadline);
+        cr_assert_lt(bk_mono_ms(), deadline);
     }
     cr_assert_eq(nagare_consumer_commit(ms[2].c, false), 0);
     int64_t pos[PARTS_MAX];
     positions_of(&ms[2], pos);
-    nagare_admin *a = admin();
+    nagare_admin *a = cs_admin(&B);
     const struct nagare_group_info *info = describe(a, "gl");
     for (int32_t p = 0; p < 6; p++) {
         if (pos[p] >= 0) {
@@ -482,7 +434,7 @@ static void child_member(const char *topic, const char *group)
 {
     struct nagare_consumer_config cc;
     nagare_consumer_config_default(&cc);
-    cc.bootstrap = bootstrap;
+    cc.bootstrap = B.bootstrap;
     cc.session_timeout_ms = SESSION_MS;
     cc.fetch_wait_max_ms = 100;
     cc.auto_commit = false;
@@ -513,11 +465,11 @@ static void child_member(const char *topic, const char *group)
  * do not and has committed in both; *theirs gets those two. */
 static void wait_child_settled(struct member *ms, nagare_admin *a, int32_t theirs[2])
 {
-    int64_t deadline = mono_ms() + WAIT_MS;
+    int64_t deadline = bk_mono_ms() + WAIT_MS;
     for (bool ready = false; !ready;) {
         member_poll(&ms[0], 200, 50);
         member_poll(&ms[1], 200, 50);
-        cr_assert_lt(mono_ms(), deadline, "the child never settled");
+        cr_assert_lt(bk_mono_ms(), deadline, "the child never settled");
         if (assert_no_overlap(ms, 2) != 4) {
             continue;
         }
@@ -543,7 +495,7 @@ static struct member *heir_of(struct member *ms, int32_t p)
  * the child's two from where each heir started to the end. */
 static void wait_taken_over(struct member *ms, const int32_t theirs[2])
 {
-    int64_t deadline = mono_ms() + WAIT_MS;
+    int64_t deadline = bk_mono_ms() + WAIT_MS;
     for (bool done = false; !done;) {
         member_poll(&ms[0], 200, 50);
         member_poll(&ms[1], 200, 50);
@@ -554,14 +506,14 @@ static void wait_taken_over(struct member *ms, const int32_t theirs[2])
                 done = tally_at(ms[0].t, theirs[k], o) > 0;
             }
         }
-        cr_assert(done || mono_ms() < deadline, "the killed member's partitions were not taken over");
+        cr_assert(done || bk_mono_ms() < deadline, "the killed member's partitions were not taken over");
     }
 }
 
 Test(client_groups, a_killed_member_hands_over_at_its_committed_offsets_after_its_session)
 {
-    start();
-    create_topic("kill", 6);
+    bk_start(&B);
+    cs_create_topic(&B, "kill", 6);
     produce("kill", 6, 200, 0);
     pid_t child = fork();
     cr_assert_geq(child, 0);
@@ -573,7 +525,7 @@ Test(client_groups, a_killed_member_hands_over_at_its_committed_offsets_after_it
     struct member ms[2];
     member_open(&ms[0], &t, "kill", "gk", false);
     member_open(&ms[1], &t, "kill", "gk", false);
-    nagare_admin *a = admin();
+    nagare_admin *a = cs_admin(&B);
     int32_t theirs[2] = {-1, -1};
     wait_child_settled(ms, a, theirs);
     cr_assert_eq(kill(child, SIGKILL), 0);
@@ -621,8 +573,8 @@ Test(client_groups, a_killed_member_hands_over_at_its_committed_offsets_after_it
 
 Test(client_groups, two_groups_on_one_topic_each_see_every_record)
 {
-    start();
-    create_topic("both", 3);
+    bk_start(&B);
+    cs_create_topic(&B, "both", 3);
     produce("both", 3, 100, 0);
     struct tally ta;
     struct tally tb;
@@ -641,7 +593,7 @@ Test(client_groups, two_groups_on_one_topic_each_see_every_record)
     member_close(&ga[1]);
     member_close(&gb[0]);
     /* Each group committed its own offsets on close. */
-    nagare_admin *a = admin();
+    nagare_admin *a = cs_admin(&B);
     for (int g = 0; g < 2; g++) {
         const struct nagare_group_info *info = describe(a, g == 0 ? "ga" : "gb");
         cr_assert_eq(info->member_count, 0);
@@ -660,8 +612,8 @@ Test(client_groups, two_groups_on_one_topic_each_see_every_record)
 
 Test(client_groups, committed_offsets_survive_a_broker_restart_and_the_member_rejoins)
 {
-    start();
-    create_topic("restart", 2);
+    bk_start(&B);
+    cs_create_topic(&B, "restart", 2);
     produce("restart", 2, 100, 0);
     struct tally t;
     tally_init(&t, 2, 1000);
@@ -669,13 +621,13 @@ Test(client_groups, committed_offsets_survive_a_broker_restart_and_the_member_re
     member_open(&m, &t, "restart", "gr", false);
     run_until(&m, 1, 2, 200);
     cr_assert_eq(nagare_consumer_commit(m.c, false), 0);
-    broker_kill_restart();
+    bk_kill_restart(&B, 300);
     /* The member finds itself forgotten (its partitions reported revoked),
      * joins again, and gets them back at the committed offsets. */
-    int64_t deadline = mono_ms() + WAIT_MS;
+    int64_t deadline = bk_mono_ms() + WAIT_MS;
     while (m.revoked_total < 2 || held_by(&m, 2) < 2) {
         member_poll(&m, 10, 50);
-        cr_assert_lt(mono_ms(), deadline, "the member did not join again");
+        cr_assert_lt(bk_mono_ms(), deadline, "the member did not join again");
     }
     produce("restart", 2, 100, 100);
     run_until(&m, 1, 2, 400);
@@ -686,7 +638,7 @@ Test(client_groups, committed_offsets_survive_a_broker_restart_and_the_member_re
         }
     }
     member_close(&m);
-    nagare_admin *a = admin();
+    nagare_admin *a = cs_admin(&B);
     const struct nagare_group_info *info = describe(a, "gr");
     cr_assert_eq(committed_of(info, "restart", 0), 100, "not committed: auto-commit is off");
     nagare_group_info_free(a, info);
@@ -697,8 +649,8 @@ Test(client_groups, committed_offsets_survive_a_broker_restart_and_the_member_re
 
 Test(client_groups, auto_commit_commits_on_its_interval_and_on_close)
 {
-    start();
-    create_topic("auto", 1);
+    bk_start(&B);
+    cs_create_topic(&B, "auto", 1);
     produce("auto", 1, 100, 0);
     struct tally t;
     tally_init(&t, 1, 1000);
@@ -708,7 +660,7 @@ Test(client_groups, auto_commit_commits_on_its_interval_and_on_close)
     member_poll(&m, 10, 600); /* idle: the interval (200 ms) passes */
     cr_assert_geq(m.commits_reported, 1);
     cr_assert_eq(m.commit_err, 0, "%s", nagare_strerror(m.commit_err));
-    nagare_admin *a = admin();
+    nagare_admin *a = cs_admin(&B);
     const struct nagare_group_info *info = describe(a, "gauto");
     cr_assert_eq(committed_of(info, "auto", 0), 100);
     cr_assert_eq(info->member_count, 1);
@@ -727,10 +679,10 @@ Test(client_groups, auto_commit_commits_on_its_interval_and_on_close)
     member_open(&m, &t2, "auto", "gasync", false);
     run_until(&m, 1, 1, 150);
     cr_assert_eq(nagare_consumer_commit(m.c, true), 0);
-    int64_t deadline = mono_ms() + WAIT_MS;
+    int64_t deadline = bk_mono_ms() + WAIT_MS;
     while (m.commits_reported == 0) {
         member_poll(&m, 10, 50);
-        cr_assert_lt(mono_ms(), deadline);
+        cr_assert_lt(bk_mono_ms(), deadline);
     }
     cr_assert_eq(m.commit_err, 0);
     info = describe(a, "gasync");
@@ -746,11 +698,11 @@ Test(client_groups, auto_commit_commits_on_its_interval_and_on_close)
 
 Test(client_groups, subscribe_and_commit_refuse_bad_arguments)
 {
-    start();
-    create_topic("args", 1);
+    bk_start(&B);
+    cs_create_topic(&B, "args", 1);
     struct nagare_consumer_config cc;
     nagare_consumer_config_default(&cc);
-    cc.bootstrap = bootstrap;
+    cc.bootstrap = B.bootstrap;
     nagare_consumer *c;
     cc.session_timeout_ms = 500;
     cr_assert_eq(nagare_consumer_new(&cc, &c), -NAGARE_EBADARG);
@@ -834,7 +786,7 @@ static void sharer_open(struct sharer *s, struct qtally *q, int idx, const char 
     *s = (struct sharer){.q = q, .idx = idx};
     struct nagare_share_consumer_config c;
     nagare_share_consumer_config_default(&c);
-    c.bootstrap = bootstrap;
+    c.bootstrap = B.bootstrap;
     c.records_max = records_max;
     c.fetch_wait_max_ms = 100;
     c.request_timeout_ms = 10000;
@@ -853,10 +805,10 @@ static uint32_t sharer_poll(struct sharer *s, int64_t *offs, uint32_t max, int m
                             int32_t want_count)
 {
     uint32_t n = 0;
-    int64_t until = mono_ms() + ms;
+    int64_t until = bk_mono_ms() + ms;
     while (n < max) {
         const struct nagare_message *m;
-        int64_t left = until - mono_ms();
+        int64_t left = until - bk_mono_ms();
         int rc = nagare_share_poll(s->sc, left > 0 ? (int)left : 0, &m);
         cr_assert_geq(rc, 0, "share poll: %s", nagare_strerror(rc));
         if (rc == 0) {
@@ -889,8 +841,8 @@ static void sharer_ack(struct sharer *s, const char *topic, const int64_t *offs,
 
 Test(client_groups, four_share_consumers_on_one_partition_accept_each_record_once)
 {
-    start();
-    create_topic("queue", 1);
+    bk_start(&B);
+    cs_create_topic(&B, "queue", 1);
     produce("queue", 1, SHARE_RECORDS_MAX, 0);
     struct qtally *q = malloc(sizeof(*q));
     cr_assert_not_null(q);
@@ -900,14 +852,14 @@ Test(client_groups, four_share_consumers_on_one_partition_accept_each_record_onc
         sharer_open(&s[i], q, i, "queue", "workers", 50, NAGARE_ACK_ACCEPT);
     }
     int64_t offs[50];
-    int64_t deadline = mono_ms() + WAIT_MS;
+    int64_t deadline = bk_mono_ms() + WAIT_MS;
     while (q->accepted_total < SHARE_RECORDS_MAX) {
         for (int i = 0; i < 4; i++) {
             /* Hold a batch while the others fetch, then accept it. */
             uint32_t n = sharer_poll(&s[i], offs, 50, 20, 1);
             sharer_ack(&s[i], "queue", offs, n, NAGARE_ACK_ACCEPT);
         }
-        cr_assert_lt(mono_ms(), deadline, "%u accepted", q->accepted_total);
+        cr_assert_lt(bk_mono_ms(), deadline, "%u accepted", q->accepted_total);
     }
     for (int i = 0; i < 4; i++) {
         cr_assert_eq(nagare_share_commit(s[i].sc), 0);
@@ -934,7 +886,7 @@ static void child_sharer(int fd)
 {
     struct nagare_share_consumer_config c;
     nagare_share_consumer_config_default(&c);
-    c.bootstrap = bootstrap;
+    c.bootstrap = B.bootstrap;
     c.records_max = 30;
     nagare_share_consumer *sc;
     const char *topics[] = {"lease"};
@@ -961,8 +913,8 @@ static void child_sharer(int fd)
 Test(client_groups, a_share_consumer_killed_mid_lease_leaves_its_records_to_others)
 {
     bk_set(&B, "share_lock_ms=1500");
-    start();
-    create_topic("lease", 1);
+    bk_start(&B);
+    cs_create_topic(&B, "lease", 1);
     produce("lease", 1, 100, 0);
     int fds[2];
     cr_assert_eq(pipe(fds), 0);
@@ -976,14 +928,14 @@ Test(client_groups, a_share_consumer_killed_mid_lease_leaves_its_records_to_othe
     cr_assert_eq(kill(child, SIGKILL), 0);
     int status;
     cr_assert_eq(waitpid(child, &status, 0), child);
-    int64_t killed_at = mono_ms();
+    int64_t killed_at = bk_mono_ms();
     struct qtally *q = malloc(sizeof(*q));
     cr_assert_not_null(q);
     qtally_init(q);
     struct sharer s;
     sharer_open(&s, q, 0, "lease", "lg", 100, NAGARE_ACK_ACCEPT);
     int64_t offs[100];
-    int64_t deadline = mono_ms() + WAIT_MS;
+    int64_t deadline = bk_mono_ms() + WAIT_MS;
     int64_t first_redelivery_ms = -1;
     while (q->accepted_total < 100) {
         const struct nagare_message *m;
@@ -994,14 +946,14 @@ Test(client_groups, a_share_consumer_killed_mid_lease_leaves_its_records_to_othe
             cr_assert_eq(m->delivery_count, m->offset < 30 ? 2 : 1, "offset %ld count %d",
                          (long)m->offset, m->delivery_count);
             if (m->offset < 30 && first_redelivery_ms < 0) {
-                first_redelivery_ms = mono_ms();
+                first_redelivery_ms = bk_mono_ms();
             }
             q->delivered[m->offset]++;
             cr_assert_eq(nagare_share_ack(s.sc, m, NAGARE_ACK_ACCEPT), 0);
             cr_assert_eq(nagare_share_ack(s.sc, m, NAGARE_ACK_ACCEPT), -NAGARE_ENOT_ACQUIRED,
                          "acknowledged twice");
         }
-        cr_assert_lt(mono_ms(), deadline);
+        cr_assert_lt(bk_mono_ms(), deadline);
     }
     (void)offs;
     cr_assert_geq(first_redelivery_ms - killed_at, 1000, "before the lock could expire");
@@ -1021,7 +973,7 @@ static void produce_one(const char *topic, const char *key, const char *value)
 {
     struct nagare_producer_config pc;
     nagare_producer_config_default(&pc);
-    pc.bootstrap = bootstrap;
+    pc.bootstrap = B.bootstrap;
     nagare_producer *p;
     cr_assert_eq(nagare_producer_new(&pc, &p), 0);
     struct nagare_header h = {.key = "h", .key_len = 1, .value = "v", .value_len = 1};
@@ -1063,12 +1015,12 @@ static void assert_dead_letter(int64_t offset, const char *value, int64_t src_of
 {
     struct nagare_consumer_config cc;
     nagare_consumer_config_default(&cc);
-    cc.bootstrap = bootstrap;
+    cc.bootstrap = B.bootstrap;
     nagare_consumer *c;
     cr_assert_eq(nagare_consumer_new(&cc, &c), 0);
-    int64_t deadline = mono_ms() + WAIT_MS;
+    int64_t deadline = bk_mono_ms() + WAIT_MS;
     while (nagare_consumer_assign(c, "orders.dlq", 0, offset) != 0) { /* created on demand */
-        cr_assert_lt(mono_ms(), deadline, "no dead-letter topic");
+        cr_assert_lt(bk_mono_ms(), deadline, "no dead-letter topic");
         usleep(50 * 1000);
     }
     const struct nagare_message *m = NULL;
@@ -1098,8 +1050,8 @@ static const struct nagare_message *share_next(nagare_share_consumer *sc)
 
 Test(client_groups, poison_records_go_to_the_dead_letter_topic_and_redrive_brings_them_back)
 {
-    start();
-    create_topic("orders", 1);
+    bk_start(&B);
+    cs_create_topic(&B, "orders", 1);
     produce_one("orders", "key-0", "good-0");
     produce_one("orders", "key-1", "poison");
     produce_one("orders", "key-2", "good-2");
@@ -1131,7 +1083,7 @@ Test(client_groups, poison_records_go_to_the_dead_letter_topic_and_redrive_bring
     cr_assert_eq(nagare_share_commit(s.sc), 0);
     assert_dead_letter(1, "rejected", 3, "1", "rejected");
     /* Redrive republishes both to orders: new records, delivered again. */
-    nagare_admin *a = admin();
+    nagare_admin *a = cs_admin(&B);
     int64_t n = -1;
     cr_assert_eq(nagare_dlq_redrive(a, "orders.dlq", &n), 0);
     cr_assert_eq(n, 2);
@@ -1159,8 +1111,8 @@ Test(client_groups, poison_records_go_to_the_dead_letter_topic_and_redrive_bring
 
 Test(client_groups, share_state_survives_a_broker_restart)
 {
-    start();
-    create_topic("durable", 1);
+    bk_start(&B);
+    cs_create_topic(&B, "durable", 1);
     produce("durable", 1, 100, 0);
     struct qtally *q = malloc(sizeof(*q));
     cr_assert_not_null(q);
@@ -1169,25 +1121,25 @@ Test(client_groups, share_state_survives_a_broker_restart)
     sharer_open(&s, q, 0, "durable", "dg", 60, NAGARE_ACK_NONE);
     int64_t offs[60];
     uint32_t n = 0;
-    int64_t deadline = mono_ms() + WAIT_MS;
+    int64_t deadline = bk_mono_ms() + WAIT_MS;
     while (n < 60) {
         n += sharer_poll(&s, offs + n, 60 - n, 100, 1);
-        cr_assert_lt(mono_ms(), deadline);
+        cr_assert_lt(bk_mono_ms(), deadline);
     }
     sharer_ack(&s, "durable", offs, 40, NAGARE_ACK_ACCEPT); /* 40..59 stay held */
     cr_assert_eq(nagare_share_commit(s.sc), 0);
     cr_assert_eq(q->accepted_total, 40);
-    broker_kill_restart();
+    bk_kill_restart(&B, 300);
     nagare_share_consumer_destroy(s.sc);
     /* A new member gets everything not accepted, and nothing accepted. */
     qtally_init(q);
     sharer_open(&s, q, 0, "durable", "dg", 100, NAGARE_ACK_ACCEPT);
     int64_t got[100];
     n = 0;
-    deadline = mono_ms() + WAIT_MS;
+    deadline = bk_mono_ms() + WAIT_MS;
     while (n < 60) {
         n += sharer_poll(&s, got + n, 100 - n, 100, 1);
-        cr_assert_lt(mono_ms(), deadline, "%u of 60 redelivered", n);
+        cr_assert_lt(bk_mono_ms(), deadline, "%u of 60 redelivered", n);
     }
     for (uint32_t i = 0; i < n; i++) {
         cr_assert_geq(got[i], 40, "accepted offset %ld came back", (long)got[i]);
@@ -1207,12 +1159,12 @@ Test(client_groups, share_state_survives_a_broker_restart)
 
 Test(client_groups, share_consumer_refuses_bad_arguments_and_unknown_records)
 {
-    start();
-    create_topic("sargs", 1);
+    bk_start(&B);
+    cs_create_topic(&B, "sargs", 1);
     produce("sargs", 1, 3, 0);
     struct nagare_share_consumer_config c;
     nagare_share_consumer_config_default(&c);
-    c.bootstrap = bootstrap;
+    c.bootstrap = B.bootstrap;
     nagare_share_consumer *sc;
     c.records_max = 0;
     cr_assert_eq(nagare_share_consumer_new(&c, &sc), -NAGARE_EBADARG);
@@ -1245,12 +1197,12 @@ Test(client_groups, share_consumer_refuses_bad_arguments_and_unknown_records)
     c.close_ack = NAGARE_ACK_ACCEPT;
     cr_assert_eq(nagare_share_consumer_new(&c, &sc), 0);
     cr_assert_eq(nagare_share_subscribe(sc, "g", one, 1), 0);
-    int64_t t0 = mono_ms();
+    int64_t t0 = bk_mono_ms();
     for (int i = 0; i < 2; i++) {
         cr_assert_eq(nagare_share_poll(sc, WAIT_MS, &m), 1);
         cr_assert_eq(m->delivery_count, 2, "released, not expired");
     }
-    cr_assert_lt(mono_ms() - t0, 5000, "not after a 30 s lock");
+    cr_assert_lt(bk_mono_ms() - t0, 5000, "not after a 30 s lock");
     nagare_share_consumer_destroy(sc); /* accepts them */
     cr_assert_eq(nagare_share_consumer_new(&c, &sc), 0);
     cr_assert_eq(nagare_share_subscribe(sc, "g", one, 1), 0);
@@ -1313,8 +1265,8 @@ static void resets_check(nagare_admin *a, int64_t mid_ms)
 
 Test(client_groups, admin_lists_describes_resets_and_deletes_groups)
 {
-    start();
-    create_topic("adm", 2);
+    bk_start(&B);
+    cs_create_topic(&B, "adm", 2);
     produce("adm", 2, 10, 0);
     usleep(20 * 1000);
     struct timespec ts;
@@ -1329,7 +1281,7 @@ Test(client_groups, admin_lists_describes_resets_and_deletes_groups)
     run_until(&m, 1, 2, 40);
     cr_assert_eq(nagare_consumer_commit(m.c, false), 0);
 
-    nagare_admin *a = admin();
+    nagare_admin *a = cs_admin(&B);
     const struct nagare_group_listing *groups;
     size_t count;
     cr_assert_eq(nagare_groups_list(a, &groups, &count), 0);

@@ -28,8 +28,6 @@
 #define PARTITIONS 2
 
 static struct bk B;
-static char listen_same[64];
-static char bootstrap[64];
 static uint8_t acked[IDS_MAX];  /* 1: the record with this id was acknowledged */
 static uint8_t seen[IDS_MAX];   /* times the record with this id was read */
 static uint32_t next_id;
@@ -60,7 +58,7 @@ static nagare_producer *producer(void)
 {
     struct nagare_producer_config c;
     nagare_producer_config_default(&c);
-    c.bootstrap = bootstrap;
+    c.bootstrap = B.bootstrap;
     c.acks = -1;
     c.linger_ms = 1;
     c.request_timeout_ms = 2000;
@@ -191,12 +189,12 @@ static void check_records(int cycle)
     memset(seen, 0, sizeof(seen));
     struct nagare_consumer_config cc;
     nagare_consumer_config_default(&cc);
-    cc.bootstrap = bootstrap;
+    cc.bootstrap = B.bootstrap;
     cc.fetch_wait_max_ms = 0;
     nagare_consumer *k;
     cr_assert_eq(nagare_consumer_new(&cc, &k), 0);
     nagare_admin *a;
-    cr_assert_eq(nagare_admin_new(bootstrap, 5000, &a), 0);
+    cr_assert_eq(nagare_admin_new(B.bootstrap, 5000, &a), 0);
     uint64_t total = 0;
     for (int32_t part = 0; part < PARTITIONS; part++) {
         int64_t end;
@@ -228,9 +226,8 @@ Test(kill9, nothing_acknowledged_is_lost_and_commits_never_go_back)
     unsigned seed = (unsigned)time(NULL);
     srand(seed);
     bk_start(&B);
-    snprintf(listen_same, sizeof(listen_same), "listen=127.0.0.1:%u", B.port);
-    bk_set(&B, listen_same);
-    snprintf(bootstrap, sizeof(bootstrap), "127.0.0.1:%u", B.port);
+    snprintf(B.listen_same, sizeof(B.listen_same), "listen=127.0.0.1:%u", B.port);
+    bk_set(&B, B.listen_same); /* every restart below keeps the port */
     struct cl c;
     cl_connect(&c, B.port, 5000);
     cr_assert_eq(rq_create(&c, TOPIC, PARTITIONS), 0);

@@ -1,0 +1,22 @@
+#include "tests/client_support.h"
+
+#include <criterion/criterion.h>
+
+nagare_admin *cs_admin(const struct bk *b)
+{
+    nagare_admin *a;
+    int rc = nagare_admin_new(b->bootstrap, 10000, &a);
+    cr_assert_eq(rc, 0, "admin: %s", nagare_strerror(rc));
+    return a;
+}
+
+void cs_create_topic(const struct bk *b, const char *name, int32_t partitions)
+{
+    nagare_admin *a = cs_admin(b);
+    struct nagare_topic_config c;
+    nagare_topic_config_default(&c);
+    c.partitions = partitions;
+    int rc = nagare_topic_create(a, name, &c);
+    cr_assert_eq(rc, 0, "create %s: %s", name, nagare_strerror(rc));
+    nagare_admin_destroy(a);
+}
