@@ -84,6 +84,21 @@ int cli_failf(const char *fmt, ...)
     return CLI_EXIT_FAIL;
 }
 
+int cli_options(int argc, char **argv, const struct option *longopts, cli_option_fn each,
+                void *opts)
+{
+    int ch;
+    optind = 0; /* GNU: start over, permuting operands after options */
+    opterr = 0;
+    while ((ch = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+        int rc = each(opts, ch, argv);
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    return 0;
+}
+
 int cli_bad_option(const char *cmd, int ch, char **argv)
 {
     /* getopt_long() has already stepped past the offending word. */

@@ -13,6 +13,7 @@
 #define NAGARE_CLI_H
 
 #include <signal.h>
+#include <getopt.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -71,6 +72,18 @@ int cli_failf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* The usage error for the option getopt_long() just refused: ch is what it
  * returned (':' for a missing argument, '?' for an unknown option). */
 int cli_bad_option(const char *cmd, int ch, char **argv);
+
+/* One option getopt_long() returned (ch, with optarg) applied to opts.
+ * Returns 0 or CLI_EXIT_USAGE (reported). */
+typedef int (*cli_option_fn)(void *opts, int ch, char **argv);
+
+/* Runs getopt_long() over argv (argv[0] the subcommand) from the start,
+ * GNU-style (operands may come between options), handing each option to
+ * each(opts, ...); stops at its first nonzero return, which it returns.
+ * Options take no short forms but -h. Afterwards optind is at the first
+ * operand. */
+int cli_options(int argc, char **argv, const struct option *longopts, cli_option_fn each,
+                void *opts);
 
 /* After getopt_long: the operands left in argv[optind..argc). Takes exactly
  * one into *out when wants_one (else none, *out NULL). Returns 0 or

@@ -141,8 +141,9 @@ static int consume_from_opt(struct consume_opts *o, const char *s)
     return 0;
 }
 
-static int consume_option(struct consume_opts *o, int ch, char **argv)
+static int consume_option(void *opts, int ch, char **argv)
 {
+    struct consume_opts *o = opts;
     int64_t v;
     switch (ch) {
     case 'b':
@@ -219,14 +220,9 @@ static int consume_check_groups(const struct consume_opts *o)
 
 static int consume_parse(struct consume_opts *o, int argc, char **argv)
 {
-    int ch;
-    optind = 0; /* GNU: start over, permuting operands after options */
-    opterr = 0;
-    while ((ch = getopt_long(argc, argv, ":h", consume_longopts, NULL)) != -1) {
-        int rc = consume_option(o, ch, argv);
-        if (rc != 0) {
-            return rc;
-        }
+    int rc = cli_options(argc, argv, consume_longopts, consume_option, o);
+    if (rc != 0) {
+        return rc;
     }
     if (o->help) {
         return 0;
@@ -234,18 +230,8 @@ static int consume_parse(struct consume_opts *o, int argc, char **argv)
     if (o->json && o->format != NULL) {
         return cli_usage_error("consume", "--json and --format exclude each other");
     }
-    int rc = consume_check_groups(o);
-    if (rc != 0) {
-        return rc;
-    }
-    if (optind >= argc) {
-        return cli_usage_error("consume", "missing TOPIC");
-    }
-    if (optind + 1 < argc) {
-        return cli_usage_error("consume", "unexpected argument '%s'", argv[optind + 1]);
-    }
-    o->topic = argv[optind];
-    return 0;
+    rc = consume_check_groups(o);
+    return rc != 0 ? rc : cli_operand("consume", argc, argv, true, "TOPIC", &o->topic);
 }
 
 /* ---- where each partition starts and stops ---- */

@@ -33,50 +33,52 @@ static const struct option dlq_longopts[] = {
     {NULL, 0, NULL, 0},
 };
 
-/* Parses `redrive`'s options and operand. Returns 0 (*help set for
- * --help) or CLI_EXIT_USAGE (reported). */
-static int dlq_parse(int argc, char **argv, const char **broker, const char **topic,
-                     bool *help)
+struct dlq_opts {
+    const char *broker;
+    const char *topic;
+    bool help;
+};
+
+static int dlq_option(void *opts, int ch, char **argv)
 {
-    int ch;
-    optind = 0;
-    opterr = 0;
-    while ((ch = getopt_long(argc, argv, ":h", dlq_longopts, NULL)) != -1) {
-        if (ch == 'h') {
-            *help = true;
-        } else if (ch == 'b' && cli_broker_ok(optarg)) {
-            *broker = optarg;
-        } else if (ch == 'b') {
-            return cli_usage_error("dlq redrive", "--broker wants HOST:PORT, not '%s'", optarg);
-        } else {
-            return cli_bad_option("dlq redrive", ch, argv);
-        }
-    }
-    if (*help) {
+    struct dlq_opts *o = opts;
+    if (ch == 'h') {
+        o->help = true;
         return 0;
     }
-    if (optind >= argc) {
-        return cli_usage_error("dlq redrive", "missing TOPIC.dlq");
+    if (ch == 'b' && cli_broker_ok(optarg)) {
+        o->broker = optarg;
+        return 0;
     }
-    if (optind + 1 < argc) {
-        return cli_usage_error("dlq redrive", "unexpected argument '%s'", argv[optind + 1]);
+    if (ch == 'b') {
+        return cli_usage_error("dlq redrive", "--broker wants HOST:PORT, not '%s'", optarg);
     }
-    *topic = argv[optind];
-    return 0;
+    return cli_bad_option("dlq redrive", ch, argv);
+}
+
+/* Parses `redrive`'s options and operand. Returns 0 (o->help set for
+ * --help) or CLI_EXIT_USAGE (reported). */
+static int dlq_parse(struct dlq_opts *o, int argc, char **argv)
+{
+    int rc = cli_options(argc, argv, dlq_longopts, dlq_option, o);
+    if (rc != 0 || o->help) {
+        return rc;
+    }
+    return cli_operand("dlq redrive", argc, argv, true, "TOPIC.dlq", &o->topic);
 }
 
 static int dlq_redrive(int argc, char **argv)
 {
-    const char *broker = CLI_BROKER_DEFAULT;
-    const char *topic = NULL;
-    bool help = false;
-    int st = dlq_parse(argc, argv, &broker, &topic, &help);
-    if (st != 0 || help) {
-        if (help) {
+    struct dlq_opts o = {.broker = CLI_BROKER_DEFAULT};
+    int st = dlq_parse(&o, argc, argv);
+    if (st != 0 || o.help) {
+        if (o.help) {
             fputs(dlq_usage_text, stdout);
         }
         return st;
     }
+    const char *broker = o.broker;
+    const char *topic = o.topic;
     nagare_admin *a = NULL;
     int rc = nagare_admin_new(broker, DLQ_TIMEOUT_MS, &a);
     if (rc < 0) {

@@ -84,8 +84,9 @@ static int group_to_opt(struct group_opts *o, const char *s)
     return 0;
 }
 
-static int group_option(struct group_opts *o, int ch, char **argv)
+static int group_option(void *opts, int ch, char **argv)
 {
+    struct group_opts *o = opts;
     switch (ch) {
     case 'b':
         if (!cli_broker_ok(optarg)) {
@@ -110,14 +111,9 @@ static int group_option(struct group_opts *o, int ch, char **argv)
  * Returns 0 or CLI_EXIT_USAGE (reported). */
 static int group_parse(struct group_opts *o, int argc, char **argv, bool wants_name)
 {
-    int ch;
-    optind = 0; /* GNU: start over, permuting operands after options */
-    opterr = 0;
-    while ((ch = getopt_long(argc, argv, ":h", group_longopts, NULL)) != -1) {
-        int rc = group_option(o, ch, argv);
-        if (rc != 0) {
-            return rc;
-        }
+    int rc = cli_options(argc, argv, group_longopts, group_option, o);
+    if (rc != 0) {
+        return rc;
     }
     if (o->help) {
         return 0;

@@ -123,8 +123,9 @@ static int produce_mode_opt(struct produce_opts *o, int ch, const char *arg)
     return cli_usage_error("produce", "--compression wants none or zstd, not '%s'", arg);
 }
 
-static int produce_option(struct produce_opts *o, int ch, char **argv)
+static int produce_option(void *opts, int ch, char **argv)
 {
+    struct produce_opts *o = opts;
     int64_t v;
     switch (ch) {
     case 'b':
@@ -162,26 +163,14 @@ static int produce_option(struct produce_opts *o, int ch, char **argv)
 
 static int produce_parse(struct produce_opts *o, int argc, char **argv)
 {
-    int ch;
-    optind = 0; /* GNU: start over, permuting operands after options */
-    opterr = 0;
-    while ((ch = getopt_long(argc, argv, ":h", produce_longopts, NULL)) != -1) {
-        int rc = produce_option(o, ch, argv);
-        if (rc != 0) {
-            return rc;
-        }
+    int rc = cli_options(argc, argv, produce_longopts, produce_option, o);
+    if (rc != 0) {
+        return rc;
     }
     if (o->help) {
         return 0;
     }
-    if (optind >= argc) {
-        return cli_usage_error("produce", "missing TOPIC");
-    }
-    if (optind + 1 < argc) {
-        return cli_usage_error("produce", "unexpected argument '%s'", argv[optind + 1]);
-    }
-    o->topic = argv[optind];
-    return 0;
+    return cli_operand("produce", argc, argv, true, "TOPIC", &o->topic);
 }
 
 /* ---- delivery ---- */

@@ -66,8 +66,9 @@ static bool parse_retention(const char *s, int64_t *out)
     return cli_parse_i64(s, 1, INT64_MAX, out);
 }
 
-static int topic_option(struct topic_opts *o, int ch, char **argv)
+static int topic_option(void *opts, int ch, char **argv)
 {
+    struct topic_opts *o = opts;
     switch (ch) {
     case 'b':
         if (!cli_broker_ok(optarg)) {
@@ -102,14 +103,9 @@ static int topic_option(struct topic_opts *o, int ch, char **argv)
  * Returns 0 or CLI_EXIT_USAGE (reported). */
 static int topic_parse(struct topic_opts *o, int argc, char **argv, bool wants_name)
 {
-    int ch;
-    optind = 0; /* GNU: start over, permuting operands after options */
-    opterr = 0;
-    while ((ch = getopt_long(argc, argv, ":h", topic_longopts, NULL)) != -1) {
-        int rc = topic_option(o, ch, argv);
-        if (rc != 0) {
-            return rc;
-        }
+    int rc = cli_options(argc, argv, topic_longopts, topic_option, o);
+    if (rc != 0) {
+        return rc;
     }
     if (o->help) {
         return 0;
