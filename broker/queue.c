@@ -348,7 +348,9 @@ static void forget_missing_topics(struct server *s)
         char topic[SHARE_NAME_BYTES_MAX];
         size_t len = sp->topic_len;
         memcpy(topic, sp->topic, len);
+        uint32_t before = share_reg_count(&q->reg);
         queue_topic_deleted(s, topic, len); /* parts[i] is now the next one */
+        i += share_reg_count(&q->reg) == before; /* not dropped (a failed registry) */
     }
 }
 
