@@ -103,7 +103,4 @@ MUST_USE int load_run(const struct load_cfg *cfg, struct load_result *r);
 /* Whether SIGINT stopped a run: later runs then do not start. */
 bool load_interrupted(void);
 
-/* Monotonic nanoseconds. */
-uint64_t load_now_ns(void);
-
 #endif

@@ -34,6 +34,7 @@
 #include <sys/resource.h>
 #include <time.h>
 
+#include "bench/args.h"
 #include "bench/hist.h"
 #include "bench/sample.h"
 
@@ -114,23 +115,6 @@ struct nb_result {
     int64_t server_rss_max_kib;
     int64_t server_hwm_kib;
 };
-
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    int rc = clock_gettime(CLOCK_MONOTONIC, &ts);
-    ASSERT(rc == 0);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static double thread_cpu_s(void)
-{
-    struct rusage ru;
-    int rc = getrusage(RUSAGE_THREAD, &ru);
-    ASSERT(rc == 0);
-    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec * 1e-6 +
-           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec * 1e-6;
-}
 
 static void stream_name(char *buf, size_t cap, const char *prefix, uint32_t i, bool subject)
 {
@@ -235,7 +219,7 @@ static void on_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void
         if (natsMsg_GetDataLength(msg) >= NB_STAMP_BYTES) {
             memcpy(&at, natsMsg_GetData(msg), NB_STAMP_BYTES);
         }
-        uint64_t now = now_ns();
+        uint64_t now = sample_now_ns();
         pthread_mutex_lock(&w->lat_mu);
         hist_record(w->lat, now > at ? now - at : 0);
         pthread_mutex_unlock(&w->lat_mu);
@@ -271,7 +255,7 @@ static natsStatus pub_run(struct nb_worker *w)
     }
     natsStatus s = NATS_OK;
     for (uint64_t i = 0; i < w->target && s == NATS_OK; i++) {
-        uint64_t at = now_ns();
+        uint64_t at = sample_now_ns();
         memcpy(w->value, &at, NB_STAMP_BYTES);
         uint32_t k = (uint32_t)((i * o->threads + w->index) % o->streams);
         s = js_PublishAsync(w->js, subjects[k], w->value, (int)o->record_bytes, NULL);
@@ -368,10 +352,10 @@ static natsStatus cons_run(struct nb_worker *w)
 static void *worker_main(void *arg)
 {
     struct nb_worker *w = arg;
-    double cpu0 = thread_cpu_s();
+    double cpu0 = sample_thread_cpu_s();
     natsStatus s = w->run->producing ? pub_run(w) : cons_run(w);
-    w->cpu_s = thread_cpu_s() - cpu0;
-    w->end_ns = now_ns();
+    w->cpu_s = sample_thread_cpu_s() - cpu0;
+    w->end_ns = sample_now_ns();
     w->err = s;
     return NULL;
 }
@@ -436,7 +420,7 @@ static void watch_tick(const struct nb_run *run, struct nb_result *r, double *ne
             r->server_rss_max_kib = p.rss_kib;
         }
     }
-    double t = (double)(now_ns() - run->go_ns) * 1e-9;
+    double t = (double)(sample_now_ns() - run->go_ns) * 1e-9;
     if (!o->quiet && t >= 2.0 && t >= *next_s) {
         uint64_t done = 0;
         for (uint32_t i = 0; i < run->count; i++) {
@@ -499,7 +483,7 @@ static int run_phase(const struct nb_opts *o, const char *prefix, bool producing
                                   sample_threads_take(o->server_pid, wt.t0) != 0)) {
             wt.server0.cpu_s = -1;
         }
-        run->go_ns = now_ns();
+        run->go_ns = sample_now_ns();
         for (uint32_t i = 0; i < run->count && rc == 0; i++) {
             rc = -pthread_create(&run->w[i].thread, NULL, worker_main, &run->w[i]);
             started += rc == 0 ? 1 : 0;
@@ -638,18 +622,6 @@ static void usage(FILE *out)
             "  --quiet              no progress lines\n");
 }
 
-static bool parse_u64(const char *s, uint64_t lo, uint64_t hi, uint64_t *out)
-{
-    char *end = NULL;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno != 0 || end == s || *end != '\0' || s[0] == '-' || v < lo || v > hi) {
-        return false;
-    }
-    *out = v;
-    return true;
-}
-
 static const struct option nb_longopts[] = {
     {"url", required_argument, NULL, 'u'},      {"server-pid", required_argument, NULL, 'p'},
     {"streams", required_argument, NULL, 's'},  {"records", required_argument, NULL, 'n'},
@@ -669,26 +641,26 @@ static bool apply_opt(struct nb_opts *o, int opt, const char *arg)
         o->url = arg;
         break;
     case 'p':
-        ok = parse_u64(arg, 1, INT32_MAX, &v);
+        ok = args_u64(arg, 1, INT32_MAX, &v);
         o->server_pid = (int)v;
         break;
     case 's':
-        ok = parse_u64(arg, 1, NB_STREAMS_MAX, &v);
+        ok = args_u64(arg, 1, NB_STREAMS_MAX, &v);
         o->streams = (uint32_t)v;
         break;
     case 'n':
-        ok = parse_u64(arg, 1, UINT64_C(1) << 40, &o->records);
+        ok = args_u64(arg, 1, UINT64_C(1) << 40, &o->records);
         break;
     case 'b':
-        ok = parse_u64(arg, NB_STAMP_BYTES, 64u << 20, &v);
+        ok = args_u64(arg, NB_STAMP_BYTES, 64u << 20, &v);
         o->record_bytes = (uint32_t)v;
         break;
     case 'k':
-        ok = parse_u64(arg, 1, NB_THREADS_MAX, &v);
+        ok = args_u64(arg, 1, NB_THREADS_MAX, &v);
         o->threads = (uint32_t)v;
         break;
     case 'm':
-        ok = parse_u64(arg, 1, 1u << 24, &v);
+        ok = args_u64(arg, 1, 1u << 24, &v);
         o->max_pending = (int64_t)v;
         break;
     case 'o':
@@ -696,11 +668,11 @@ static bool apply_opt(struct nb_opts *o, int opt, const char *arg)
         o->ordered = strcmp(arg, "ordered") == 0;
         break;
     case 'f':
-        ok = parse_u64(arg, 1, 1u << 20, &v);
+        ok = args_u64(arg, 1, 1u << 20, &v);
         o->fetch_batch = (int)v;
         break;
     case 'w':
-        ok = parse_u64(arg, 0, 1u << 20, &o->warmup_mib);
+        ok = args_u64(arg, 0, 1u << 20, &o->warmup_mib);
         break;
     case 'j':
         o->json = true;

@@ -43,17 +43,27 @@ int sample_dev_find(struct sample_dev *d, const char *dir)
     return 0;
 }
 
-double sample_now_s(void)
+uint64_t sample_now_ns(void)
 {
     struct timespec ts;
     int rc = clock_gettime(CLOCK_MONOTONIC, &ts);
     ASSERT(rc == 0); /* CLOCK_MONOTONIC always exists on Linux */
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
+
+double sample_now_s(void) { return (double)sample_now_ns() * 1e-9; }
 
 static double tv_s(struct timeval tv)
 {
     return (double)tv.tv_sec + (double)tv.tv_usec * 1e-6;
+}
+
+double sample_thread_cpu_s(void)
+{
+    struct rusage ru;
+    int rc = getrusage(RUSAGE_THREAD, &ru);
+    ASSERT(rc == 0); /* fails only for a bad `who` */
+    return tv_s(ru.ru_utime) + tv_s(ru.ru_stime);
 }
 
 /* The first line of /proc/stat: "cpu user nice system idle iowait irq
@@ -110,9 +120,7 @@ void sample_take(struct sample *s, const struct sample_dev *dev)
     ASSERT(rc == 0); /* fails only for a bad `who` */
     s->user_s = tv_s(ru.ru_utime);
     s->sys_s = tv_s(ru.ru_stime);
-    rc = getrusage(RUSAGE_THREAD, &ru);
-    ASSERT(rc == 0);
-    s->thread_s = tv_s(ru.ru_utime) + tv_s(ru.ru_stime);
+    s->thread_s = sample_thread_cpu_s();
     read_machine(s);
     read_dev(s, dev);
     s->wall_s = sample_now_s();

@@ -50,8 +50,13 @@ MUST_USE int sample_dev_find(struct sample_dev *d, const char *dir);
 /* Takes a sample now. dev may be NULL (device counters read -1). */
 void sample_take(struct sample *s, const struct sample_dev *dev);
 
-/* Monotonic seconds, for deadlines and progress. */
+/* Monotonic seconds, for deadlines and progress; the same clock in
+ * nanoseconds, for latencies. */
 double sample_now_s(void);
+uint64_t sample_now_ns(void);
+
+/* CPU seconds (user + system) of the calling thread so far. */
+double sample_thread_cpu_s(void);
 
 /* after - before. */
 void sample_diff(const struct sample *before, const struct sample *after,

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench/args.h"
 #include "client/nagare.h"
 
 /* Admin calls (create, describe, delete) wait at most this long. */
@@ -136,38 +137,6 @@ static const struct option longopts[] = {
     {NULL, 0, NULL, 0},
 };
 
-static bool parse_u64(const char *s, uint64_t lo, uint64_t hi, uint64_t *out)
-{
-    char *end = NULL;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno != 0 || end == s || *end != '\0' || s[0] == '-' || v < lo || v > hi) {
-        return false;
-    }
-    *out = v;
-    return true;
-}
-
-static bool parse_u32(const char *s, uint32_t lo, uint32_t hi, uint32_t *out)
-{
-    uint64_t v;
-    bool ok = parse_u64(s, lo, hi, &v);
-    *out = ok ? (uint32_t)v : *out;
-    return ok;
-}
-
-static bool parse_double(const char *s, double lo, double hi, double *out)
-{
-    char *end = NULL;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (errno != 0 || end == s || *end != '\0' || !(v >= lo && v <= hi)) {
-        return false;
-    }
-    *out = v;
-    return true;
-}
-
 static void opts_default(struct session_opts *o, enum session_cmd cmd)
 {
     *o = (struct session_opts){
@@ -192,7 +161,7 @@ static bool apply_broker_opt(struct session_opts *o, int opt, const char *arg)
         o->broker = arg;
         return arg[0] != '\0';
     case O_BROKER_PID:
-        if (!parse_u32(arg, 1, INT32_MAX, &v)) {
+        if (!args_u32(arg, 1, INT32_MAX, &v)) {
             return false;
         }
         o->broker_pid = (int)v;
@@ -210,7 +179,7 @@ static bool apply_broker_opt(struct session_opts *o, int opt, const char *arg)
         o->sets[o->set_count++] = arg;
         return true;
     case O_IDLE:
-        return parse_u32(arg, 0, SESSION_IDLE_MAX, &o->idle_connections);
+        return args_u32(arg, 0, SESSION_IDLE_MAX, &o->idle_connections);
     default:
         return false;
     }
@@ -221,15 +190,15 @@ static bool apply_producer_opt(struct session_opts *o, int opt, const char *arg)
     uint32_t v = 0;
     switch (opt) {
     case O_PRODUCERS:
-        return parse_u32(arg, 1, LOAD_THREADS_MAX, &o->producers);
+        return args_u32(arg, 1, LOAD_THREADS_MAX, &o->producers);
     case O_BATCH:
-        if (!parse_u32(arg, 1024, 256u << 20, &v)) {
+        if (!args_u32(arg, 1024, 256u << 20, &v)) {
             return false;
         }
         o->batch_bytes = v;
         return true;
     case O_LINGER:
-        return parse_u32(arg, 0, 60000, &o->linger_ms);
+        return args_u32(arg, 0, 60000, &o->linger_ms);
     case O_ACKS:
         o->acks = strcmp(arg, "all") == 0 ? -1 : strcmp(arg, "1") == 0 ? 1 : 0;
         return strcmp(arg, "all") == 0 || strcmp(arg, "1") == 0 || strcmp(arg, "0") == 0;
@@ -241,11 +210,11 @@ static bool apply_producer_opt(struct session_opts *o, int opt, const char *arg)
         o->idempotent = false;
         return true;
     case O_INFLIGHT:
-        return parse_u32(arg, 1, 1024, &o->inflight);
+        return args_u32(arg, 1, 1024, &o->inflight);
     case O_BUFFER:
-        return parse_u32(arg, 1, 1u << 16, &o->buffer_mib);
+        return args_u32(arg, 1, 1u << 16, &o->buffer_mib);
     case O_RATE:
-        return parse_double(arg, 0, SESSION_RATE_MAX, &o->rate);
+        return args_double(arg, 0, SESSION_RATE_MAX, &o->rate);
     default:
         return apply_broker_opt(o, opt, arg);
     }
@@ -260,32 +229,32 @@ static bool apply_opt(struct session_opts *o, int opt, const char *arg)
         o->topic = arg;
         return arg[0] != '\0' && strlen(arg) < 200;
     case O_PARTITIONS:
-        if (!parse_u32(arg, 1, SESSION_PARTITIONS_MAX, &v)) {
+        if (!args_u32(arg, 1, SESSION_PARTITIONS_MAX, &v)) {
             return false;
         }
         o->partitions = (int32_t)v;
         return true;
     case O_RECORDS:
-        return parse_u64(arg, 1, SESSION_RECORDS_MAX, &o->records);
+        return args_u64(arg, 1, SESSION_RECORDS_MAX, &o->records);
     case O_RECORD_BYTES:
-        return parse_u32(arg, 0, SESSION_RECORD_BYTES_MAX, &o->record_bytes);
+        return args_u32(arg, 0, SESSION_RECORD_BYTES_MAX, &o->record_bytes);
     case O_KEEP:
         o->keep_topic = true;
         return true;
     case O_CONSUMERS:
-        return parse_u32(arg, 1, LOAD_THREADS_MAX, &o->consumers);
+        return args_u32(arg, 1, LOAD_THREADS_MAX, &o->consumers);
     case O_FETCH:
-        return parse_u32(arg, 1024, 1u << 30, &o->fetch_bytes_max);
+        return args_u32(arg, 1024, 1u << 30, &o->fetch_bytes_max);
     case O_PART_FETCH:
-        return parse_u32(arg, 1024, 1u << 30, &o->partition_fetch_bytes_max);
+        return args_u32(arg, 1024, 1u << 30, &o->partition_fetch_bytes_max);
     case O_FETCHES:
-        return parse_u32(arg, 1, 64, &o->fetches_inflight);
+        return args_u32(arg, 1, 64, &o->fetches_inflight);
     case O_SECONDS:
-        return parse_double(arg, 0.1, SESSION_SECONDS_MAX, &o->seconds);
+        return args_double(arg, 0.1, SESSION_SECONDS_MAX, &o->seconds);
     case O_WARMUP_S:
-        return parse_double(arg, 0, SESSION_SECONDS_MAX, &o->warmup_s);
+        return args_double(arg, 0, SESSION_SECONDS_MAX, &o->warmup_s);
     case O_WARMUP_MIB:
-        return parse_u64(arg, 0, 1u << 20, &o->warmup_mib);
+        return args_u64(arg, 0, 1u << 20, &o->warmup_mib);
     case O_JSON:
         o->json = true;
         return true;

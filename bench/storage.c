@@ -43,6 +43,7 @@
 #include "base/err.h"
 #include "base/log.h"
 #include "base/ring.h"
+#include "bench/args.h"
 #include "bench/sample.h"
 #include "storage/batch.h"
 #include "storage/partition.h"
@@ -199,34 +200,10 @@ void bench_storage_usage(FILE *out)
             ST_INFLIGHT_MAX);
 }
 
-static bool parse_u64(const char *s, uint64_t lo, uint64_t hi, uint64_t *out)
-{
-    char *end = NULL;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno != 0 || end == s || *end != '\0' || s[0] == '-' || v < lo || v > hi) {
-        return false;
-    }
-    *out = v;
-    return true;
-}
-
-static bool parse_u32(const char *s, uint32_t lo, uint32_t hi, uint32_t *out)
-{
-    uint64_t v;
-    if (!parse_u64(s, lo, hi, &v)) {
-        return false;
-    }
-    *out = (uint32_t)v;
-    return true;
-}
-
 static bool parse_seconds(const char *s, double *out)
 {
-    char *end = NULL;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (errno != 0 || end == s || *end != '\0' || !(v > 0 && v <= 86400)) {
+    double v;
+    if (!args_double(s, 0, 86400, &v) || v <= 0) {
         return false;
     }
     *out = v;
@@ -307,23 +284,23 @@ static bool opt_apply(struct st_opts *o, int opt, const char *arg)
         o->dir = arg;
         return strlen(arg) > 0 && strlen(arg) < PATH_MAX - 64;
     case OPT_MIB:
-        return parse_u64(arg, 1, 1u << 20, &o->mib);
+        return args_u64(arg, 1, 1u << 20, &o->mib);
     case OPT_BATCH:
-        return parse_u32(arg, ST_BATCH_BYTES_MIN, BATCH_BYTES_LIMIT, &o->batch_bytes);
+        return args_u32(arg, ST_BATCH_BYTES_MIN, BATCH_BYTES_LIMIT, &o->batch_bytes);
     case OPT_RECORD:
-        return parse_u32(arg, 0, BATCH_BYTES_LIMIT, &o->record_bytes);
+        return args_u32(arg, 0, BATCH_BYTES_LIMIT, &o->record_bytes);
     case OPT_APPENDERS:
-        return parse_u32(arg, 1, ST_INFLIGHT_MAX, &o->appenders);
+        return args_u32(arg, 1, ST_INFLIGHT_MAX, &o->appenders);
     case OPT_INFLIGHT:
-        return parse_u32(arg, 1, ST_INFLIGHT_MAX, &o->inflight);
+        return args_u32(arg, 1, ST_INFLIGHT_MAX, &o->inflight);
     case OPT_SEGMENT:
-        return parse_u64(arg, 1, PART_SEGMENT_BYTES_MAX / MIB, &o->segment_mib);
+        return args_u64(arg, 1, PART_SEGMENT_BYTES_MAX / MIB, &o->segment_mib);
     case OPT_BATCH_MAX:
-        return parse_u32(arg, ST_BATCH_BYTES_MIN, BATCH_BYTES_LIMIT, &o->batch_bytes_max);
+        return args_u32(arg, ST_BATCH_BYTES_MIN, BATCH_BYTES_LIMIT, &o->batch_bytes_max);
     case OPT_READ:
-        return parse_u32(arg, 1, BATCH_BYTES_LIMIT, &o->read_bytes);
+        return args_u32(arg, 1, BATCH_BYTES_LIMIT, &o->read_bytes);
     case OPT_WARMUP:
-        return parse_u64(arg, 0, 1u << 20, &o->warmup_mib);
+        return args_u64(arg, 0, 1u << 20, &o->warmup_mib);
     case OPT_EACH:
         return parse_seconds(arg, &o->each_seconds);
     case OPT_PHASES:
