@@ -17,6 +17,8 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "base/file.h"
+
 /* The unit a torn write keeps or loses: a disk sector. */
 #define SECTOR_BYTES 512u
 
@@ -162,22 +164,6 @@ static uint64_t rng_next(void)
     return x * 0x2545F4914F6CDD1Dull;
 }
 
-static int pread_all(int fd, uint8_t *buf, size_t len, uint64_t off)
-{
-    size_t got = 0;
-    while (got < len) {
-        ssize_t n = pread(fd, buf + got, len - got, (off_t)(off + got));
-        if (n < 0 && errno == EINTR) {
-            continue;
-        }
-        if (n <= 0) {
-            return n < 0 ? -errno : -EIO;
-        }
-        got += (size_t)n;
-    }
-    return 0;
-}
-
 static int pwrite_all(int fd, const uint8_t *buf, size_t len, uint64_t off)
 {
     size_t put = 0;
@@ -198,7 +184,7 @@ static uint8_t *read_copy(int fd, size_t len, uint64_t off)
 {
     uint8_t *buf = malloc(len ? len : 1);
     ASSERT(buf != NULL);
-    int rc = pread_all(fd, buf, len, off);
+    int rc = file_pread_all(fd, buf, len, off);
     if (rc != 0) {
         sim_fail(rc);
     }
@@ -245,7 +231,7 @@ static int file_get(const struct stat *st, int fd)
     *f = (struct sim_file){.dev = st->st_dev, .ino = st->st_ino, .fd = own};
     /* What is there before the first write seen counts as durable. */
     image_reserve(f, (size_t)st->st_size);
-    int rc = pread_all(own, f->image, f->image_bytes, 0);
+    int rc = file_pread_all(own, f->image, f->image_bytes, 0);
     if (rc != 0) {
         sim_fail(rc);
     }

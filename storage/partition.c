@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/file.h"
 #include "base/log.h"
 
 #define container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
@@ -814,20 +815,12 @@ static uint32_t seg_for_offset(const struct part *p, int64_t offset)
     return lo - 1;
 }
 
-static int pread_full(int fd, uint8_t *buf, size_t len, uint64_t at)
+/* Reads len bytes of a segment's log at at: a log shorter than the bytes
+ * its offsets promise is damage. */
+static int read_log(const struct seg *s, uint8_t *buf, size_t len, uint64_t at)
 {
-    size_t got = 0;
-    while (got < len) {
-        ssize_t n = pread(fd, buf + got, len - got, (off_t)(at + got));
-        if (n < 0 && errno == EINTR) {
-            continue;
-        }
-        if (n <= 0) {
-            return n < 0 ? -errno : -NG_ECORRUPT; /* file shorter than its bytes */
-        }
-        got += (size_t)n;
-    }
-    return 0;
+    int rc = file_pread_all(s->fd_log, buf, len, at);
+    return rc == -NG_ETRUNCATED ? -NG_ECORRUPT : rc;
 }
 
 static int report_corrupt(struct part *p, const struct seg *s, uint64_t pos, int64_t offset, int why)
@@ -852,7 +845,7 @@ static int copy_batches(struct part *p, struct seg *s, uint64_t pos, uint8_t *bu
     size_t want = bytes_max > BATCH_HEADER_BYTES ? bytes_max : BATCH_HEADER_BYTES;
     want = want < cap ? want : cap;
     want = end - pos < want ? (size_t)(end - pos) : want;
-    int rc = pread_full(s->fd_log, buf, want, pos);
+    int rc = read_log(s, buf, want, pos);
     size_t k = 0;
     while (rc == 0 && want - k >= BATCH_HEADER_BYTES) {
         struct batch_header h;
@@ -873,7 +866,7 @@ static int copy_batches(struct part *p, struct seg *s, uint64_t pos, uint8_t *bu
                 *copied = size;
                 return -NG_ETOOBIG;
             }
-            rc = pread_full(s->fd_log, buf + want, size - want, pos + want);
+            rc = read_log(s, buf + want, size - want, pos + want);
             want = size;
             continue;
         }
@@ -1121,13 +1114,13 @@ static int record_for_time(struct part *p, const struct seg *s, uint64_t pos, in
     size_t half = p->cfg.batch_bytes_max;
     uint8_t *batch = p->env.scratch;
     uint8_t *records = p->env.scratch + half;
-    int rc = pread_full(s->fd_log, batch, BATCH_HEADER_BYTES, pos);
+    int rc = read_log(s, batch, BATCH_HEADER_BYTES, pos);
     struct batch_header h;
     if (rc == 0) {
         rc = batch_header_decode(batch, BATCH_HEADER_BYTES, half, &h);
     }
     if (rc == 0) {
-        rc = pread_full(s->fd_log, batch, batch_bytes(&h), pos);
+        rc = read_log(s, batch, batch_bytes(&h), pos);
     }
     struct batch_reader br;
     if (rc == 0) {

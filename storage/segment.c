@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/file.h"
 #include "base/log.h"
 
 void seg_name(char out[SEG_NAME_BYTES], int64_t offset_base, const char *ext)
@@ -273,16 +274,9 @@ static int index_load(struct idx *x, int fd, uint64_t log_bytes, uint64_t rel_li
     if ((uint64_t)st.st_size > (uint64_t)x->cap * x->entry_bytes || len > buf_bytes) {
         return -NG_ECORRUPT;
     }
-    size_t got = 0;
-    while (got < len) {
-        ssize_t n = pread(fd, buf + got, len - got, (off_t)got);
-        if (n < 0 && errno == EINTR) {
-            continue;
-        }
-        if (n <= 0) {
-            return n < 0 ? -errno : -NG_ECORRUPT;
-        }
-        got += (size_t)n;
+    int rc = file_pread_all(fd, buf, len, 0);
+    if (rc != 0) {
+        return rc == -NG_ETRUNCATED ? -NG_ECORRUPT : rc; /* shrank meanwhile */
     }
     return idx_load(x, buf, len, log_bytes, rel_limit);
 }

@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/file.h"
 #include "storage/batch.h"
 #include "storage/index.h"
 #include "storage/segment.h"
@@ -25,22 +26,6 @@ struct walk {
     char name[SEG_NAME_BYTES];
 };
 
-static int pread_full(int fd, uint8_t *buf, size_t len, uint64_t at)
-{
-    size_t got = 0;
-    while (got < len) {
-        ssize_t n = pread(fd, buf + got, len - got, (off_t)(at + got));
-        if (n < 0 && errno == EINTR) {
-            continue;
-        }
-        if (n <= 0) {
-            return n < 0 ? -errno : -NG_ETRUNCATED;
-        }
-        got += (size_t)n;
-    }
-    return 0;
-}
-
 /* Checks the batch at pos: 0 with *h when it is whole, valid and at or
  * after expect (exactly expect when exact), else why not (or -errno). */
 static int check_at(struct walk *w, uint64_t pos, int64_t expect, bool exact,
@@ -49,7 +34,7 @@ static int check_at(struct walk *w, uint64_t pos, int64_t expect, bool exact,
     if (w->size - pos < BATCH_HEADER_BYTES) {
         return -NG_ETRUNCATED;
     }
-    int rc = pread_full(w->fd, w->buf, BATCH_HEADER_BYTES, pos);
+    int rc = file_pread_all(w->fd, w->buf, BATCH_HEADER_BYTES, pos);
     rc = rc == 0 ? batch_header_decode(w->buf, BATCH_HEADER_BYTES, w->batch_bytes_max, h) : rc;
     if (rc == 0 && (exact ? h->offset_base != expect : h->offset_base < expect)) {
         rc = -NG_EDISCONTINUITY;
@@ -57,7 +42,7 @@ static int check_at(struct walk *w, uint64_t pos, int64_t expect, bool exact,
     if (rc == 0 && batch_bytes(h) > w->size - pos) {
         rc = -NG_ETRUNCATED;
     }
-    rc = rc == 0 ? pread_full(w->fd, w->buf, batch_bytes(h), pos) : rc;
+    rc = rc == 0 ? file_pread_all(w->fd, w->buf, batch_bytes(h), pos) : rc;
     return rc == 0 ? batch_validate(w->buf, batch_bytes(h), w->batch_bytes_max, h) : rc;
 }
 
@@ -71,7 +56,7 @@ static uint64_t resync(struct walk *w, uint64_t pos, int64_t expect)
         uint64_t left = w->size - base;
         size_t len = left < RESYNC_WINDOW_BYTES + BATCH_HEADER_BYTES
                          ? (size_t)left : RESYNC_WINDOW_BYTES + BATCH_HEADER_BYTES;
-        if (pread_full(w->fd, window, len, base) != 0) {
+        if (file_pread_all(w->fd, window, len, base) != 0) {
             return w->size;
         }
         for (size_t i = 0; i + BATCH_HEADER_BYTES <= len && i < RESYNC_WINDOW_BYTES; i++) {
@@ -139,7 +124,7 @@ static void check_index(struct walk *w, int dirfd, int64_t base, enum idx_kind k
     uint8_t *bytes = malloc((size_t)st.st_size + 1);
     struct idx x;
     if (bytes != NULL && idx_init(&x, kind, (uint32_t)((size_t)st.st_size / entry + 1), base) == 0) {
-        int rc = pread_full(fd, bytes, (size_t)st.st_size, 0);
+        int rc = file_pread_all(fd, bytes, (size_t)st.st_size, 0);
         rc = rc == 0 ? idx_load(&x, bytes, (size_t)st.st_size, w->size, UINT32_MAX) : rc;
         if (rc != 0) {
             problem(&iw, 0, -1, rc, 0);
