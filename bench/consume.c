@@ -7,8 +7,6 @@
  */
 #include "bench/consume.h"
 
-#include <stdio.h>
-
 #include "bench/session.h"
 
 /* Fills the topic up to o.records when it holds fewer. */
@@ -27,27 +25,22 @@ static int fill(struct session *s)
     return session_phase(s, "fill", &cfg);
 }
 
+/* Fills the topic to o.records when it holds fewer, then replays them. */
+static int consume(struct session *s)
+{
+    int rc = fill(s);
+    if (rc != 0 || load_interrupted()) {
+        return rc;
+    }
+    struct load_cfg cfg;
+    session_load_cfg(s, &cfg);
+    cfg.records = 0;
+    cfg.consumers = s->o.consumers;
+    cfg.consume_records = s->o.records;
+    return session_phase(s, "consume", &cfg);
+}
+
 int bench_consume_main(int argc, char **argv)
 {
-    struct session s;
-    int rc = session_parse(&s, SESSION_CONSUME, argc, argv);
-    if (rc != 0) {
-        return rc == 1 ? 0 : 2;
-    }
-    rc = session_open(&s);
-    rc = rc == 0 ? session_warmup(&s) : rc;
-    rc = rc == 0 ? fill(&s) : rc;
-    if (rc == 0 && !load_interrupted()) {
-        struct load_cfg cfg;
-        session_load_cfg(&s, &cfg);
-        cfg.records = 0;
-        cfg.consumers = s.o.consumers;
-        cfg.consume_records = s.o.records;
-        rc = session_phase(&s, "consume", &cfg);
-    }
-    if (s.phase_count > 0) {
-        session_report(&s, stdout);
-    }
-    int rc_close = session_close(&s);
-    return rc == 0 && rc_close == 0 ? 0 : 1;
+    return session_main(SESSION_CONSUME, argc, argv, consume);
 }

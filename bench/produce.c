@@ -6,25 +6,16 @@
  */
 #include "bench/produce.h"
 
-#include <stdio.h>
-
 #include "bench/session.h"
+
+static int produce(struct session *s)
+{
+    struct load_cfg cfg;
+    session_load_cfg(s, &cfg);
+    return session_phase(s, "produce", &cfg);
+}
 
 int bench_produce_main(int argc, char **argv)
 {
-    struct session s;
-    int rc = session_parse(&s, SESSION_PRODUCE, argc, argv);
-    if (rc != 0) {
-        return rc == 1 ? 0 : 2;
-    }
-    rc = session_open(&s);
-    rc = rc == 0 ? session_warmup(&s) : rc;
-    if (rc == 0) {
-        struct load_cfg cfg;
-        session_load_cfg(&s, &cfg);
-        rc = session_phase(&s, "produce", &cfg);
-        session_report(&s, stdout);
-    }
-    int rc_close = session_close(&s);
-    return rc == 0 && rc_close == 0 ? 0 : 1;
+    return session_main(SESSION_PRODUCE, argc, argv, produce);
 }

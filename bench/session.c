@@ -568,3 +568,20 @@ int session_close(struct session *s)
     s->phase_count = 0;
     return rc;
 }
+
+int session_main(enum session_cmd cmd, int argc, char **argv, int (*run)(struct session *s))
+{
+    struct session s;
+    int rc = session_parse(&s, cmd, argc, argv);
+    if (rc != 0) {
+        return rc == 1 ? 0 : 2;
+    }
+    rc = session_open(&s);
+    rc = rc == 0 ? session_warmup(&s) : rc;
+    rc = rc == 0 ? run(&s) : rc;
+    if (s.phase_count > 0) {
+        session_report(&s, stdout);
+    }
+    int rc_close = session_close(&s);
+    return rc == 0 && rc_close == 0 ? 0 : 1;
+}

@@ -114,4 +114,9 @@ void session_report(const struct session *s, FILE *out);
  * error of stopping the broker or deleting the topic. */
 MUST_USE int session_close(struct session *s);
 
+/* A subcommand's whole run: parse, open, warm up, run(s) (its phases),
+ * the report of the phases that ran, close. Returns the exit status: 0,
+ * 1 when anything failed, 2 for a usage error. */
+int session_main(enum session_cmd cmd, int argc, char **argv, int (*run)(struct session *s));
+
 #endif
