@@ -436,24 +436,7 @@ int nagare_consumer_assign(nagare_consumer *c, const char *topic, int32_t partit
     }
     int64_t at;
     rc = rc == 0 ? resolve_offset(c, topic, partition, offset, &at) : rc;
-    if (rc != 0) {
-        return rc;
-    }
-    struct cpart *p = calloc(1, sizeof(*p));
-    if (p == NULL) {
-        return -ENOMEM;
-    }
-    p->topic_len = strlen(topic);
-    memcpy(p->topic, topic, p->topic_len + 1);
-    p->partition = partition;
-    p->position = at;
-    p->fetch_offset = at;
-    p->behind = true;
-    rc = part_insert(c, p);
-    if (rc != 0) {
-        free(p);
-    }
-    return rc;
+    return rc == 0 ? consumer_part_add(c, topic, partition, at, 0) : rc;
 }
 
 /* Moves part to offset: what is buffered or in flight for it is dropped. */

@@ -145,6 +145,23 @@ int cli_admin_connect(const char *broker, nagare_admin **out)
     return 0;
 }
 
+int cli_topic_describe(nagare_admin *a, const char *topic, const struct nagare_topic_info **out)
+{
+    size_t count = 0;
+    *out = NULL;
+    int rc = nagare_topics_describe(a, topic, out, &count);
+    if (rc == 0 && count == 0) {
+        rc = -NAGARE_EUNKNOWN_TOPIC;
+    } else if (rc == 0 && (*out)[0].err != 0) {
+        rc = (*out)[0].err < 0 ? (*out)[0].err : -(*out)[0].err;
+    }
+    if (rc != 0 && *out != NULL) {
+        nagare_topics_free(a, *out);
+        *out = NULL;
+    }
+    return rc;
+}
+
 int cli_flush_stdout(void)
 {
     errno = 0;

@@ -104,6 +104,11 @@ bool cli_broker_ok(const char *s);
  * CLI_EXIT_FAIL. */
 int cli_admin_connect(const char *broker, nagare_admin **out);
 
+/* Describes one topic: 0 with *out (free it with nagare_topics_free()), or
+ * the error: the call's, -NAGARE_EUNKNOWN_TOPIC when the broker has no such
+ * topic, or the topic's own (then *out is NULL). */
+int cli_topic_describe(nagare_admin *a, const char *topic, const struct nagare_topic_info **out);
+
 /* Flushes stdout. Returns 0, or -errno of the failed write (-EPIPE when the
  * reader went away). */
 int cli_flush_stdout(void);

@@ -312,13 +312,7 @@ static int consume_describe(struct consume_run *r)
         return st;
     }
     const struct nagare_topic_info *t = NULL;
-    size_t count = 0;
-    int rc = nagare_topics_describe(a, r->o->topic, &t, &count);
-    if (rc == 0 && count == 0) {
-        rc = -NAGARE_EUNKNOWN_TOPIC;
-    } else if (rc == 0 && t[0].err != 0) {
-        rc = t[0].err < 0 ? t[0].err : -t[0].err;
-    }
+    int rc = cli_topic_describe(a, r->o->topic, &t);
     if (rc < 0) {
         st = cli_fail(rc, "consume %s", r->o->topic);
     } else {

@@ -62,11 +62,7 @@ static int grun_describe(struct grun *r)
         return st;
     }
     const struct nagare_topic_info *t = NULL;
-    size_t count = 0;
-    int rc = nagare_topics_describe(a, r->o->topic, &t, &count);
-    if (rc == 0 && (count == 0 || t[0].err != 0)) {
-        rc = count == 0 ? -NAGARE_EUNKNOWN_TOPIC : t[0].err;
-    }
+    int rc = cli_topic_describe(a, r->o->topic, &t);
     if (rc == 0 && t[0].partition_count > GROUP_PARTS_MAX) {
         rc = -NAGARE_ETOOBIG;
     }

@@ -249,13 +249,7 @@ static int topic_describe(struct topic_opts *o)
         return st;
     }
     const struct nagare_topic_info *t = NULL;
-    size_t count = 0;
-    int rc = nagare_topics_describe(a, o->name, &t, &count);
-    if (rc == 0 && count == 0) {
-        rc = -NAGARE_EUNKNOWN_TOPIC;
-    } else if (rc == 0 && t[0].err != 0) {
-        rc = t[0].err < 0 ? t[0].err : -t[0].err;
-    }
+    int rc = cli_topic_describe(a, o->name, &t);
     if (rc < 0) {
         st = cli_fail(rc, "describing topic %s", o->name);
     } else {
