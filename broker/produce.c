@@ -111,8 +111,7 @@ static void start_append(struct server *s, struct server_topic *t, struct produc
     uint32_t max = (uint32_t)t->cfg.batch_bytes_max;
     struct batch_header h;
     pp->err = batch_verify_records(in->records, in->records_bytes, max, &s->zctx, s->scratch,
-                                   s->scratch_bytes);
-    pp->err = pp->err == 0 ? batch_header_decode(in->records, in->records_bytes, max, &h) : pp->err;
+                                   s->scratch_bytes, &h);
     if (pp->err == 0 && h.producer_id >= 0) {
         int verdict = producers_check(&bp->producers, &h, &pp->offset_base);
         if (verdict != 0) {

@@ -150,10 +150,15 @@ static void run(const uint8_t *batch, size_t len)
     struct batch_header h;
     int hrc = batch_header_decode(batch, len, FUZZ_BATCH_BYTES_MAX, &h);
     int rc = read_all(batch, len, out_a);
+    struct batch_header vh;
     int vrc = batch_verify_records(batch, len, FUZZ_BATCH_BYTES_MAX, &zctx,
-                                   out_b, FUZZ_BATCH_BYTES_MAX);
+                                   out_b, FUZZ_BATCH_BYTES_MAX, &vh);
     ASSERT(rc == vrc);
     ASSERT(rc != 0 || hrc == 0); /* a readable batch has a good header */
+    /* and it is the one verify gives */
+    ASSERT(rc != 0 || (vh.checksum == h.checksum && vh.record_count == h.record_count &&
+                       vh.last_offset_delta == h.last_offset_delta &&
+                       vh.producer_id == h.producer_id));
     size_t bytes = 0;
     if (rc == 0 && rebuild(batch, len, &bytes)) {
         check_rebuilt(batch, len, bytes);

@@ -597,7 +597,7 @@ int batch_record_next_header(struct batch_record *rec, struct batch_kv *kv)
 
 int batch_verify_records(const uint8_t *batch, size_t len,
                          size_t batch_bytes_max, struct batch_zctx *z,
-                         uint8_t *out, size_t out_cap)
+                         uint8_t *out, size_t out_cap, struct batch_header *hdr_out)
 {
     struct batch_reader br;
     int rc = batch_reader_open(&br, batch, len, batch_bytes_max, z, out, out_cap);
@@ -609,5 +609,8 @@ int batch_verify_records(const uint8_t *batch, size_t len,
     do {
         rc = batch_reader_next(&br, &rec);
     } while (rc == 1);
+    if (rc == 0) {
+        *hdr_out = br.hdr;
+    }
     return rc;
 }

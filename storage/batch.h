@@ -275,10 +275,10 @@ MUST_USE int batch_record_next_header(struct batch_record *rec,
 
 /* Decodes every record and header of a batch and checks them: what the broker
  * runs on a produced batch before writing anything. out/out_cap as for
- * batch_reader_open(). Returns 0 or the first error found. */
+ * batch_reader_open(). Returns 0 with the batch's header in *hdr_out, or
+ * the first error found. */
 MUST_USE int batch_verify_records(const uint8_t *batch, size_t len,
-                                  size_t batch_bytes_max,
-                                  struct batch_zctx *z, uint8_t *out,
-                                  size_t out_cap);
+                                  size_t batch_bytes_max, struct batch_zctx *z,
+                                  uint8_t *out, size_t out_cap, struct batch_header *hdr_out);
 
 #endif

@@ -257,7 +257,10 @@ static void check_batch(const uint8_t *batch, size_t bytes, struct batch_zctx *z
     }
     cr_assert_eq(batch_reader_next(&br, &rec), 0);
     cr_assert_eq(batch_reader_next(&br, &rec), 0, "end is sticky");
-    cr_assert_eq(batch_verify_records(batch, bytes, MAX_BYTES, z, out, MAX_BYTES), 0);
+    struct batch_header vh;
+    cr_assert_eq(batch_verify_records(batch, bytes, MAX_BYTES, z, out, MAX_BYTES, &vh), 0);
+    cr_assert_eq(vh.record_count, br.hdr.record_count, "the header comes back");
+    cr_assert_eq(vh.checksum, br.hdr.checksum);
     free(out);
 }
 
@@ -729,7 +732,8 @@ Test(batch, rejects_bad_offset_delta)
         int seen;
         cr_assert_eq(read_all(buf, bytes, NULL, NULL, 0, &seen), -NG_EBADDELTA);
         cr_assert_eq(seen, 1);
-        cr_assert_eq(batch_verify_records(buf, bytes, MAX_BYTES, NULL, NULL, 0),
+        struct batch_header vh;
+        cr_assert_eq(batch_verify_records(buf, bytes, MAX_BYTES, NULL, NULL, 0, &vh),
                      -NG_EBADDELTA);
     }
 }
