@@ -136,6 +136,15 @@ bool cli_broker_ok(const char *s)
     return colon != NULL && colon != s && cli_parse_i64(colon + 1, 1, 65535, &port);
 }
 
+int cli_broker_option(const char *cmd, const char *arg, const char **out)
+{
+    if (!cli_broker_ok(arg)) {
+        return cli_usage_error(cmd, "--broker wants HOST:PORT, not '%s'", arg);
+    }
+    *out = arg;
+    return 0;
+}
+
 int cli_admin_connect(const char *broker, nagare_admin **out)
 {
     int rc = nagare_admin_new(broker, CLI_TIMEOUT_MS, out);

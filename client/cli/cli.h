@@ -99,6 +99,10 @@ bool cli_parse_i64(const char *s, int64_t lo, int64_t hi, int64_t *out);
  * 1..65535 (the library resolves the host). */
 bool cli_broker_ok(const char *s);
 
+/* --broker's value: *out = arg when cli_broker_ok(arg). Returns 0 or
+ * CLI_EXIT_USAGE (reported for cmd). */
+int cli_broker_option(const char *cmd, const char *arg, const char **out);
+
 /* Connects an admin client to broker with CLI_TIMEOUT_MS per call. Returns
  * 0 with *out, or reports "nagare: connecting to BROKER: why" and returns
  * CLI_EXIT_FAIL. */

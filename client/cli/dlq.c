@@ -46,12 +46,8 @@ static int dlq_option(void *opts, int ch, char **argv)
         o->help = true;
         return 0;
     }
-    if (ch == 'b' && cli_broker_ok(optarg)) {
-        o->broker = optarg;
-        return 0;
-    }
     if (ch == 'b') {
-        return cli_usage_error("dlq redrive", "--broker wants HOST:PORT, not '%s'", optarg);
+        return cli_broker_option("dlq redrive", optarg, &o->broker);
     }
     return cli_bad_option("dlq redrive", ch, argv);
 }

@@ -89,11 +89,7 @@ static int group_option(void *opts, int ch, char **argv)
     struct group_opts *o = opts;
     switch (ch) {
     case 'b':
-        if (!cli_broker_ok(optarg)) {
-            return cli_usage_error(o->cmd, "--broker wants HOST:PORT, not '%s'", optarg);
-        }
-        o->broker = optarg;
-        return 0;
+        return cli_broker_option(o->cmd, optarg, &o->broker);
     case 'h':
         o->help = true;
         return 0;

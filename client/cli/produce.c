@@ -129,11 +129,7 @@ static int produce_option(void *opts, int ch, char **argv)
     int64_t v;
     switch (ch) {
     case 'b':
-        if (!cli_broker_ok(optarg)) {
-            return cli_usage_error("produce", "--broker wants HOST:PORT, not '%s'", optarg);
-        }
-        o->broker = optarg;
-        return 0;
+        return cli_broker_option("produce", optarg, &o->broker);
     case 'h':
         o->help = true;
         return 0;
