@@ -129,7 +129,7 @@ bool cli_parse_i64(const char *s, int64_t lo, int64_t hi, int64_t *out)
     return true;
 }
 
-bool cli_broker_ok(const char *s)
+static bool broker_ok(const char *s)
 {
     const char *colon = strrchr(s, ':');
     int64_t port;
@@ -138,7 +138,7 @@ bool cli_broker_ok(const char *s)
 
 int cli_broker_option(const char *cmd, const char *arg, const char **out)
 {
-    if (!cli_broker_ok(arg)) {
+    if (!broker_ok(arg)) {
         return cli_usage_error(cmd, "--broker wants HOST:PORT, not '%s'", arg);
     }
     *out = arg;

@@ -95,12 +95,9 @@ int cli_operand(const char *cmd, int argc, char **argv, bool wants_one, const ch
  * digits only, no blanks. Returns true with *out. */
 bool cli_parse_i64(const char *s, int64_t lo, int64_t hi, int64_t *out);
 
-/* True when s looks like HOST:PORT with a non-empty host and a port in
- * 1..65535 (the library resolves the host). */
-bool cli_broker_ok(const char *s);
-
-/* --broker's value: *out = arg when cli_broker_ok(arg). Returns 0 or
- * CLI_EXIT_USAGE (reported for cmd). */
+/* --broker's value: *out = arg when it looks like HOST:PORT with a
+ * non-empty host and a port in 1..65535 (the library resolves the host).
+ * Returns 0 or CLI_EXIT_USAGE (reported for cmd). */
 int cli_broker_option(const char *cmd, const char *arg, const char **out);
 
 /* Connects an admin client to broker with CLI_TIMEOUT_MS per call. Returns
