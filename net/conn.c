@@ -10,6 +10,13 @@
  * the stash is not empty, so the kernel's socket buffer and then TCP push
  * back on the client.
  *
+ * Partial frames. A frame's buffer is sized by what has arrived, never by
+ * its length prefix alone (net/loop.h): it starts at conn_partial_bytes
+ * and grows when full, to at least twice its size or to every byte that
+ * has arrived (FIONREAD counts those still in the kernel), whichever is
+ * more. Each growth copies the bytes it holds once. Frames that arrive
+ * whole with their prefix skip all this.
+ *
  * Writing. At most one sendmsg is in flight; it gathers every answer that is
  * ready at the head of the FIFO, up to the first file part. A partial send
  * leaves tx_head_sent bytes of the head answer sent, and the next sendmsg
@@ -29,16 +36,20 @@
  * cancelled, requests the handler still holds are orphaned (their frames stay
  * valid until the handler completes them).
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <netinet/tcp.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include "base/bytes.h"
 #include "base/err.h"
+#include "base/log.h"
 #include "net/loop_int.h"
 
 enum { RX_GO, RX_BLOCKED, RX_DROP };
@@ -166,11 +177,197 @@ static bool conn_rx_blocked(const struct conn *c, uint64_t next_bytes)
     return c->rx_held_bytes > 0 && c->rx_held_bytes + next_bytes > cfg->conn_rx_bytes_max;
 }
 
+static void conn_memwait(struct conn *c)
+{
+    c->loop->stats.mem_waits++;
+    if ((c->flags & CONN_MEMWAIT) == 0) {
+        c->flags |= CONN_MEMWAIT;
+        dl_push(&c->loop->memwait, &c->wait);
+    }
+}
+
+/* ---- partial frames ------------------------------------------------------ */
+
+/* Bytes r's buffer can still take. */
+static uint32_t frame_room(const struct loop_req *r)
+{
+    uint32_t end = r->frame_cap < r->frame_bytes ? r->frame_cap : r->frame_bytes;
+    ASSERT(end >= r->frame_got);
+    return end - r->frame_got;
+}
+
+/* Bytes received on c that wait in the kernel (FIONREAD; 0 if it cannot
+ * say: growth then just doubles). */
+static uint64_t conn_inq(const struct conn *c)
+{
+    int n = 0;
+    return ioctl(c->fd, FIONREAD, &n) == 0 && n > 0 ? (uint64_t)n : 0;
+}
+
+/* The size r's buffer grows to next, hand bytes of it being in hand: at
+ * least conn_partial_bytes at first, then at least twice what it is; more
+ * when more has arrived; never past the frame. */
+static uint64_t frame_next_bytes(const struct conn *c, const struct loop_req *r, size_t hand)
+{
+    uint64_t want = r->frame == NULL ? c->loop->cfg.conn_partial_bytes : 2ull * r->frame_cap;
+    if (want < r->frame_bytes) {
+        uint64_t arrived = (uint64_t)r->frame_got + hand + conn_inq(c);
+        want = arrived > want ? arrived : want;
+    }
+    return want < r->frame_bytes ? want : r->frame_bytes;
+}
+
+static void partial_enter(struct loop *l, struct loop_req *r)
+{
+    r->rx_start_ns = loop_mono_ns();
+    dl_push(&l->partials, &r->olink);
+    l->stats.partial_frames++;
+    l->stats.partial_bytes += r->frame_cap;
+    /* Armed for an older frame, it fires early and moves itself on. */
+    if (!loop_timer_armed(&l->partial_timer)) {
+        loop_timer_arm(l, &l->partial_timer, l->cfg.partial_timeout_ms);
+    }
+}
+
+/* c's frame being received, if any, is one no more (complete, or never to
+ * be: c reads no more). Idempotent. */
+static void partial_leave(struct conn *c)
+{
+    struct loop *l = c->loop;
+    struct loop_req *r = c->rx_req;
+    if (r != NULL && r->state == REQ_RECV && dl_linked(&r->olink)) {
+        dl_del(&r->olink);
+        ASSERT(l->stats.partial_frames > 0 && l->stats.partial_bytes >= r->frame_cap);
+        l->stats.partial_frames--;
+        l->stats.partial_bytes -= r->frame_cap;
+    }
+}
+
+/* "a.b.c.d:port" (or "[v6]:port") of c's peer, or "?". */
+static void conn_peer_name(const struct conn *c, char *out, size_t cap)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+    char host[INET6_ADDRSTRLEN] = "?";
+    unsigned port = 0;
+    if (getpeername(c->fd, (struct sockaddr *)&ss, &sl) == 0) {
+        if (ss.ss_family == AF_INET6) {
+            const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)&ss;
+            inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof(host));
+            port = ntohs(a->sin6_port);
+        } else if (ss.ss_family == AF_INET) {
+            const struct sockaddr_in *a = (const struct sockaddr_in *)&ss;
+            inet_ntop(AF_INET, &a->sin_addr, host, sizeof(host));
+            port = ntohs(a->sin_port);
+        }
+    }
+    snprintf(out, cap, ss.ss_family == AF_INET6 ? "[%s]:%u" : "%s:%u", host, port);
+}
+
+/* Closes c, whose frame is being received (it reads no more; the answers
+ * it is owed still go out), and logs why: at most LOOP_SHED_LOG_PER_SEC
+ * lines a second, the rest counted in the next line. */
+static void conn_shed(struct conn *c, int reason, const char *why)
+{
+    struct loop *l = c->loop;
+    const struct loop_req *r = c->rx_req;
+    ASSERT(r != NULL && r->state == REQ_RECV);
+    uint64_t sec = loop_mono_ns() / 1000000000ull;
+    if (sec != l->shed_log_sec) {
+        l->shed_log_sec = sec;
+        l->shed_log_lines = 0;
+    }
+    if (l->shed_log_lines < LOOP_SHED_LOG_PER_SEC) {
+        l->shed_log_lines++;
+        char peer[INET6_ADDRSTRLEN + 16];
+        conn_peer_name(c, peer, sizeof(peer));
+        log_warn("net: closing connection %llu from %s: %s (%u of its %u-byte frame "
+                 "received in %llu ms); %llu more closed so since the last such line",
+                 (unsigned long long)c->id, peer, why, r->frame_got, r->frame_bytes,
+                 (unsigned long long)((loop_mono_ns() - r->rx_start_ns) / 1000000u),
+                 (unsigned long long)l->shed_log_skipped);
+        l->shed_log_skipped = 0;
+    } else {
+        l->shed_log_skipped++;
+    }
+    conn_rx_stop(c, reason);
+    ASSERT(!dl_linked(&r->olink)); /* so the callers' loops end */
+}
+
+/* Makes room under partial_bytes_max for need more bytes of c's frame:
+ * closes the connections whose frames began longest ago, never c. */
+static void partial_make_room(struct conn *c, uint64_t need)
+{
+    struct loop *l = c->loop;
+    struct loop_dl *n = l->partials.next;
+    while (l->stats.partial_bytes + need > l->cfg.partial_bytes_max) {
+        /* Only c is left: it fits, partial_bytes_max >= 2 x frame_bytes_max. */
+        ASSERT(n != &l->partials);
+        struct loop_req *v = LOOP_CONTAINER_OF(n, struct loop_req, olink);
+        n = n->next;
+        if (v->conn != c) {
+            l->stats.partial_shed++;
+            conn_shed(v->conn, -NG_EBUSY, "partial frames at partial_bytes_max");
+        }
+    }
+}
+
+/* Gives r, the frame c is receiving (or about to: frame NULL), a bigger
+ * buffer (frame_next_bytes()), the bytes it holds copied over. false when
+ * memory is short: c then waits on loop->memwait. No receive may target
+ * r's buffer meanwhile. */
+static bool frame_grow(struct conn *c, struct loop_req *r, size_t hand)
+{
+    struct loop *l = c->loop;
+    ASSERT((c->flags & CONN_RX_DIRECT) == 0 && r->frame_got < r->frame_bytes);
+    uint64_t want = frame_next_bytes(c, r, hand);
+    size_t cap = loop_mem_cap(want);
+    ASSERT(cap > r->frame_cap);
+    bool counted = dl_linked(&r->olink);
+    partial_make_room(c, cap - (counted ? r->frame_cap : 0));
+    size_t got_cap = 0;
+    uint8_t *p = loop_mem_get(l, want, false, &got_cap);
+    if (p == NULL) {
+        conn_memwait(c);
+        return false;
+    }
+    ASSERT(got_cap == cap);
+    if (r->frame != NULL) {
+        memcpy(p, r->frame, r->frame_got);
+        loop_mem_put(l, r->frame, r->frame_cap);
+    }
+    if (counted) {
+        l->stats.partial_bytes += cap - r->frame_cap;
+    }
+    r->frame = p;
+    r->frame_cap = (uint32_t)cap;
+    return true;
+}
+
+void conn_partial_expire(struct loop_timer *t, void *arg)
+{
+    struct loop *l = arg;
+    uint64_t limit_ns = (uint64_t)l->cfg.partial_timeout_ms * 1000000u;
+    while (!dl_empty(&l->partials)) {
+        struct loop_req *r = LOOP_CONTAINER_OF(l->partials.next, struct loop_req, olink);
+        uint64_t now = loop_mono_ns();
+        uint64_t age = now > r->rx_start_ns ? now - r->rx_start_ns : 0;
+        if (age < limit_ns) {
+            loop_timer_arm(l, t, (limit_ns - age + 999999u) / 1000000u);
+            return;
+        }
+        l->stats.partial_timeouts++;
+        conn_shed(r->conn, -NG_ETIMEOUT, "frame incomplete past partial_timeout_ms");
+    }
+}
+
 /* The frame in rx_req is complete: queue it and hand it to the handler. */
 static void conn_rx_complete(struct conn *c)
 {
     struct loop *l = c->loop;
     struct loop_req *r = c->rx_req;
+    partial_leave(c);
+    ASSERT(r->frame_cap >= r->frame_bytes);
     c->rx_req = NULL;
     r->state = REQ_HANDLER;
     if (c->tail != NULL) {
@@ -183,17 +380,9 @@ static void conn_rx_complete(struct conn *c)
     l->cfg.on_request(l->cfg.arg, r);
 }
 
-static void conn_memwait(struct conn *c)
-{
-    c->loop->stats.mem_waits++;
-    if ((c->flags & CONN_MEMWAIT) == 0) {
-        c->flags |= CONN_MEMWAIT;
-        dl_push(&c->loop->memwait, &c->wait);
-    }
-}
-
-/* The 4-byte header is in c->hdr: check it, then allocate the request. */
-static int conn_rx_begin(struct conn *c)
+/* The 4-byte header is in c->hdr: check it, then allocate the request, with
+ * hand bytes of the frame already received behind the header. */
+static int conn_rx_begin(struct conn *c, size_t hand)
 {
     struct loop *l = c->loop;
     uint32_t len = get_be32(c->hdr);
@@ -207,25 +396,30 @@ static int conn_rx_begin(struct conn *c)
         return RX_BLOCKED;
     }
     struct loop_req *r = loop_req_get(l);
-    uint8_t *frame = NULL;
-    size_t cap = 0;
-    if (r != NULL && len > 0) {
-        frame = loop_mem_get(l, len, false, &cap);
-    }
-    if (r == NULL || (len > 0 && frame == NULL)) {
-        if (r != NULL) {
-            loop_req_put(l, r);
-        }
+    if (r == NULL) {
         conn_memwait(c);
         return RX_BLOCKED;
     }
     r->loop = l;
     r->conn = c;
     r->conn_id = c->id;
-    r->frame = frame;
-    r->frame_cap = (uint32_t)cap;
     r->frame_bytes = len;
     r->state = REQ_RECV;
+    if (len > 0 && hand >= len) {
+        /* All here: a complete request, not a partial frame. */
+        size_t cap = 0;
+        r->frame = loop_mem_get(l, len, false, &cap);
+        r->frame_cap = (uint32_t)cap;
+        if (r->frame == NULL) {
+            conn_memwait(c);
+        }
+    } else if (len > 0 && frame_grow(c, r, hand)) {
+        partial_enter(l, r);
+    }
+    if (len > 0 && r->frame == NULL) {
+        loop_req_put(l, r);
+        return RX_BLOCKED;
+    }
     l->stats.reqs_live++;
     c->rx_req = r;
     c->req_count++;
@@ -255,7 +449,7 @@ static size_t conn_parse(struct conn *c, const uint8_t *p, size_t n)
             if (c->hdr_got < 4) {
                 return used;
             }
-            int rc = conn_rx_begin(c);
+            int rc = conn_rx_begin(c, n - used);
             if (rc == RX_BLOCKED) {
                 return used;
             }
@@ -267,7 +461,10 @@ static size_t conn_parse(struct conn *c, const uint8_t *p, size_t n)
         if (used == n) {
             return used;
         }
-        size_t take = min_size(n - used, r->frame_bytes - r->frame_got);
+        if (r->frame_got == r->frame_cap && !frame_grow(c, r, n - used)) {
+            return used; /* waits for memory; the rest is parked */
+        }
+        size_t take = min_size(n - used, frame_room(r));
         memcpy(r->frame + r->frame_got, p + used, take);
         r->frame_got += (uint32_t)take;
         used += take;
@@ -338,6 +535,7 @@ static void conn_rx_input(struct conn *c, const uint8_t *p, size_t n)
 static void conn_rx_drop(struct conn *c)
 {
     ASSERT((c->flags & CONN_RX_ARMED) == 0); /* a direct receive may target it */
+    partial_leave(c);
     struct loop_req *r = c->rx_req;
     if (r != NULL) {
         c->rx_req = NULL;
@@ -348,7 +546,9 @@ static void conn_rx_drop(struct conn *c)
     c->hdr_got = 0;
 }
 
-static void conn_rx_arm(struct conn *c)
+/* Arms a receive; false when c must wait for memory first (the frame's
+ * buffer could not grow). */
+static bool conn_rx_arm(struct conn *c)
 {
     struct loop *l = c->loop;
     struct loop_req *r = c->rx_req;
@@ -356,9 +556,11 @@ static void conn_rx_arm(struct conn *c)
     c->flags &= (uint16_t)~(CONN_RX_DIRECT | CONN_RX_MSHOT);
     if (r != NULL && r->frame_bytes - r->frame_got >= l->cfg.rx_buf_bytes) {
         /* A big body goes straight into its request buffer: no copy. */
+        if (frame_room(r) < l->cfg.rx_buf_bytes && !frame_grow(c, r, 0)) {
+            return false;
+        }
         sqe = ring_sqe(l->ring, &c->recv_op);
-        io_uring_prep_recv(sqe, c->fd, r->frame + r->frame_got,
-                           r->frame_bytes - r->frame_got, 0);
+        io_uring_prep_recv(sqe, c->fd, r->frame + r->frame_got, frame_room(r), 0);
         c->flags |= CONN_RX_DIRECT;
     } else if (l->rx_mshot) {
         sqe = ring_sqe_multishot(l->ring, &c->recv_op);
@@ -378,6 +580,7 @@ static void conn_rx_arm(struct conn *c)
     }
     c->flags |= CONN_RX_ARMED;
     c->ops++;
+    return true;
 }
 
 static void conn_rx_pause(struct conn *c)
@@ -428,12 +631,11 @@ static void conn_rx_pump(struct conn *c)
     if (c->flags & CONN_RX_ARMED) {
         return;
     }
-    if (c->rx_req == NULL && conn_rx_blocked(c, 0)) {
+    if ((c->rx_req == NULL && conn_rx_blocked(c, 0)) || !conn_rx_arm(c)) {
         conn_rx_pause(c);
         return;
     }
     c->flags &= (uint16_t)~CONN_RX_PAUSED;
-    conn_rx_arm(c);
 }
 
 static void conn_recv_error(struct conn *c, int res, bool was_mshot)
@@ -484,7 +686,7 @@ static void conn_recv_done(struct ring_op *op, int res, uint32_t flags)
         loop_rxbuf_put(l, bid);
     } else if (res > 0 && direct) {
         struct loop_req *r = c->rx_req;
-        ASSERT(r != NULL && (uint32_t)res <= r->frame_bytes - r->frame_got);
+        ASSERT(r != NULL && (uint32_t)res <= frame_room(r));
         r->frame_got += (uint32_t)res;
         if (live && r->frame_got == r->frame_bytes) {
             conn_rx_complete(c);
@@ -842,6 +1044,7 @@ void conn_rx_stop(struct conn *c, int reason)
     }
     c->flags |= CONN_RX_STOP;
     c->close_reason = reason;
+    partial_leave(c); /* it can no longer complete */
     if (c->flags & CONN_RX_ARMED) {
         conn_cancel(c, false);
     }
@@ -858,6 +1061,7 @@ void conn_abort(struct conn *c, int reason)
         c->close_reason = reason;
     }
     c->flags |= CONN_CLOSING | CONN_RX_STOP;
+    partial_leave(c);
     if (c->flags & (CONN_RX_ARMED | CONN_TX_ARMED)) {
         conn_cancel(c, true);
     }

@@ -25,7 +25,7 @@
 
 #define NS_PER_MS 1000000ull
 
-static uint64_t mono_ns(void)
+uint64_t loop_mono_ns(void)
 {
     struct timespec ts;
     int rc = clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -42,6 +42,9 @@ void loop_cfg_default(struct loop_cfg *cfg)
         .conn_rx_bytes_max = LOOP_CONN_RX_BYTES_MAX_DEFAULT,
         .conn_tx_bytes_max = LOOP_CONN_TX_BYTES_MAX_DEFAULT,
         .mem_bytes_max = LOOP_MEM_BYTES_MAX_DEFAULT,
+        .partial_bytes_max = LOOP_PARTIAL_BYTES_MAX_DEFAULT,
+        .conn_partial_bytes = LOOP_CONN_PARTIAL_BYTES_DEFAULT,
+        .partial_timeout_ms = LOOP_PARTIAL_TIMEOUT_MS_DEFAULT,
         .rx_buf_bytes = LOOP_RX_BUF_BYTES_DEFAULT,
         .rx_buf_count = LOOP_RX_BUF_COUNT_DEFAULT,
         .rx_mshot_bytes = LOOP_RX_MSHOT_BYTES_DEFAULT,
@@ -61,7 +64,11 @@ static bool cfg_ok(const struct loop_cfg *c)
            c->conn_inflight_max >= 1 && c->conn_inflight_max <= LOOP_CONN_INFLIGHT_CAP &&
            c->conn_rx_bytes_max >= 1 && c->conn_tx_bytes_max >= 1 &&
            /* a max frame rounds up to at most twice its size in the pool */
-           c->mem_bytes_max >= 2ull * c->frame_bytes_max && c->rx_buf_bytes >= 512 &&
+           c->mem_bytes_max >= 2ull * c->frame_bytes_max &&
+           c->partial_bytes_max >= 2ull * c->frame_bytes_max &&
+           c->partial_bytes_max <= c->mem_bytes_max && c->conn_partial_bytes >= 1 &&
+           c->conn_partial_bytes <= LOOP_FRAME_BYTES_CAP && c->partial_timeout_ms >= 1 &&
+           c->rx_buf_bytes >= 512 &&
            c->rx_buf_bytes <= (1u << 20) && pow2 && c->rx_buf_count <= LOOP_RX_BUF_COUNT_CAP &&
            c->rx_mshot_bytes <= LOOP_FRAME_BYTES_CAP && c->sock_rcvbuf_bytes <= INT32_MAX &&
            c->sock_sndbuf_bytes <= INT32_MAX && c->file_parts_max >= 1 &&
@@ -220,7 +227,7 @@ void loop_timer_arm(struct loop *l, struct loop_timer *t, uint64_t delay_ms)
         timer_remove(l, t);
     }
     /* A fresh clock, not the iteration's: a timer never fires early. */
-    t->deadline_ns = mono_ns() + delay_ms * NS_PER_MS;
+    t->deadline_ns = loop_mono_ns() + delay_ms * NS_PER_MS;
     t->child = t->next = t->prev = NULL;
     t->armed = true;
     l->timers = ph_meld(l->timers, t);
@@ -239,7 +246,7 @@ uint64_t loop_now_ms(const struct loop *l) { return l->now_ns / NS_PER_MS; }
 
 static void timers_fire(struct loop *l)
 {
-    l->now_ns = mono_ns();
+    l->now_ns = loop_mono_ns();
     /* A timer armed by a callback has a deadline past now_ns: it waits for
      * the next iteration, so this cannot spin. */
     while (l->timers != NULL && l->timers->deadline_ns <= l->now_ns) {
@@ -537,13 +544,15 @@ int loop_init(struct loop *l, struct ring *r, const struct loop_cfg *cfg)
     dl_init(&l->conns);
     dl_init(&l->dirty);
     dl_init(&l->memwait);
+    dl_init(&l->partials);
     dl_init(&l->pipewait);
+    loop_timer_init(&l->partial_timer, conn_partial_expire, l);
     loop_timer_init(&l->accept_retry, accept_retry_fire, l);
     loop_timer_init(&l->pipe_retry, pipe_retry_fire, l);
     loop_timer_init(&l->drain_timer, drain_timeout_fire, l);
     atomic_init(&l->stop_requested, false);
     atomic_init(&l->stop_writers, 0);
-    l->now_ns = mono_ns();
+    l->now_ns = loop_mono_ns();
     ignore_sigpipe();
     l->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (l->efd < 0) {
@@ -590,6 +599,7 @@ static void loop_check_stopped(struct loop *l)
     }
     loop_timer_cancel(l, &l->drain_timer);
     loop_timer_cancel(l, &l->pipe_retry);
+    loop_timer_cancel(l, &l->partial_timer);
     if (l->efd_armed) {
         if (!l->efd_cancelling) {
             io_uring_prep_cancel(ring_sqe(l->ring, &l->efd_cancel_op), &l->efd_op, 0);
@@ -636,7 +646,7 @@ static int loop_wait_ms(struct loop *l, int timeout_ms)
     }
     int wait = timeout_ms;
     if (l->timers != NULL) {
-        uint64_t now = mono_ns();
+        uint64_t now = loop_mono_ns();
         uint64_t due = l->timers->deadline_ns;
         uint64_t ms = due <= now ? 0 : (due - now + NS_PER_MS - 1) / NS_PER_MS;
         if (ms > INT32_MAX) {

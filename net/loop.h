@@ -22,6 +22,18 @@
  * anything is allocated for it: the connection stops reading, sends the
  * answers it owes, and closes.
  *
+ * Frames being received (partial frames: length prefix in, body not all
+ * there) never hold memory for bytes that have not arrived: a frame's
+ * buffer starts at cfg.conn_partial_bytes (or the whole frame when it
+ * arrives at once) and grows, at least doubling, to what has arrived,
+ * waiting in the kernel included. Together they stay within
+ * cfg.partial_bytes_max: a frame that would pass it closes the connections
+ * whose frames began longest ago. A frame still incomplete after
+ * cfg.partial_timeout_ms closes its connection. Either way the connection
+ * reads no more and closes once the answers it is owed are sent; each is
+ * logged and counted (struct loop_stats). So what a few connections claim
+ * never holds back new clients or complete requests.
+ *
  * Requests. For each complete frame the loop calls cfg.on_request with a
  * struct loop_req (a pending-response slot). The handler, then or any number
  * of loop iterations later, completes it exactly once with loop_req_respond(),
@@ -32,7 +44,11 @@
  * Receive path: ring-provided buffers (one buffer group per loop) shared by
  * all connections, copied into a per-request buffer from a size-classed pool
  * and returned to the kernel at once; the body of a large frame is received
- * straight into its request buffer. Multishot receive is used with a per-arm
+ * straight into its request buffer. That buffer grows as the body arrives
+ * (above), each growth copying what it holds: a frame whose bytes keep
+ * coming is sized for all that has arrived at once, so a fast client's
+ * frame grows about once and copies at most conn_partial_bytes; one that
+ * trickles in copies less than twice its length in all. Multishot receive is used with a per-arm
  * byte cap (sqe->optlen, Linux >= 6.17) so that a connection that must stop
  * reading holds at most cap + one buffer of overshoot; on older kernels the
  * loop falls back to one-shot receives (same bound, one buffer).
@@ -88,6 +104,35 @@
  * paused, until memory comes back. 1 GiB: a 24 GiB machine, two workers, and
  * room for the page cache the logs live in. */
 #define LOOP_MEM_BYTES_MAX_DEFAULT (1ull << 30)
+
+/* Buffers of all frames being received in a loop together (partial frames,
+ * above). 256 MiB: a quarter of mem_bytes_max, so incomplete frames can
+ * never take the memory complete requests and their answers need; room for
+ * four frames of the default maximum, or a thousand 1 MiB produce requests
+ * arriving at once, each at full size. Past it the oldest are shed, never
+ * new ones refused. At least twice frame_bytes_max (one frame of the
+ * maximum always fits, rounded up in the pool); at most mem_bytes_max. */
+#define LOOP_PARTIAL_BYTES_MAX_DEFAULT (256ull << 20)
+
+/* What one connection's frame being received may hold before its bytes
+ * arrive: its buffer starts this big (smaller frames at their size) and
+ * then at most doubles what has arrived. Per connection, a partial frame
+ * thus holds at most max(this, 2 x its bytes received), never more than
+ * its own length. 64 KiB: one multishot receive's worth (what typically
+ * arrives with the length prefix), so frames up to it are never grown;
+ * 4,096 connections stalled after their prefix fill partial_bytes_max. */
+#define LOOP_CONN_PARTIAL_BYTES_DEFAULT (64u << 10)
+
+/* A frame still incomplete this long after its length prefix arrived
+ * closes its connection. 30 s: Kafka's request.timeout.ms default, after
+ * which the client has given the request up anyway; a 64 MiB frame needs
+ * only about 2 MB/s to make it. */
+#define LOOP_PARTIAL_TIMEOUT_MS_DEFAULT 30000u
+
+/* Lines a loop logs per second about connections it sheds (partial frames
+ * over their bound or their time); the rest are counted in the next line
+ * and in struct loop_stats. */
+#define LOOP_SHED_LOG_PER_SEC 10u
 
 /* An answer buffer this small ignores mem_bytes_max, so a handler can always
  * send an error answer. Bounded by conn_max * inflight_max of them. */
@@ -186,7 +231,10 @@ struct loop_cfg {
     uint32_t conn_inflight_max; /* 1 .. LOOP_CONN_INFLIGHT_CAP */
     uint64_t conn_rx_bytes_max;
     uint64_t conn_tx_bytes_max;
-    uint64_t mem_bytes_max;     /* >= frame_bytes_max */
+    uint64_t mem_bytes_max;     /* >= 2 x frame_bytes_max */
+    uint64_t partial_bytes_max; /* 2 x frame_bytes_max .. mem_bytes_max */
+    uint32_t conn_partial_bytes; /* 1 .. LOOP_FRAME_BYTES_CAP */
+    uint32_t partial_timeout_ms; /* >= 1 */
     uint32_t rx_buf_bytes;      /* 512 .. 1 MiB */
     uint32_t rx_buf_count;      /* power of two, 1 .. LOOP_RX_BUF_COUNT_CAP */
     uint32_t rx_mshot_bytes;    /* 0: one-shot receives */
@@ -265,6 +313,10 @@ struct loop_stats {
     uint64_t mem_bytes_cached;
     uint64_t mem_bytes_peak;
     uint64_t mem_waits;       /* times a request waited for memory */
+    uint64_t partial_frames;  /* frames being received now (prefix in, body not) */
+    uint64_t partial_bytes;   /* their buffers (of mem_bytes_live) */
+    uint64_t partial_shed;    /* connections closed: partial frames over partial_bytes_max */
+    uint64_t partial_timeouts; /* connections closed: a frame incomplete past its time */
     uint64_t file_parts_live; /* file parts not yet released */
     uint64_t pipes_live;      /* pipes open (held or cached) */
     uint64_t pipes_cached;    /* empty pipes kept for reuse */
@@ -306,7 +358,14 @@ struct loop {
     struct loop_dl conns;   /* all open */
     struct loop_dl dirty;   /* need a kick before the next wait */
     struct loop_dl memwait; /* waiting for pool memory */
+    struct loop_dl partials; /* frames being received, oldest first */
+    struct loop_timer partial_timer;
     uint64_t conn_seq;
+
+    /* what loop_stats does not show: the shed log's rate limit */
+    uint64_t shed_log_sec;      /* the second its lines count against */
+    uint32_t shed_log_lines;    /* lines logged in it */
+    uint64_t shed_log_skipped;  /* sheds not logged since the last line */
 
     /* pools */
     void *pool_free[LOOP_POOL_CLASSES];

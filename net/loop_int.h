@@ -6,7 +6,10 @@
  * request enters it when its frame is complete and leaves it when its answer
  * is fully sent (or it needs none); the frame being received is not in it
  * yet (conn->rx_req). req_count counts both, and is what conn_inflight_max
- * bounds. A struct conn is freed only when none of its ring ops is in flight.
+ * bounds. An rx_req whose bytes are not all in is on loop->partials (in the
+ * order their prefixes came) and its buffer counts in stats.partial_bytes,
+ * until it completes or its connection stops reading. A struct conn is
+ * freed only when none of its ring ops is in flight.
  */
 #ifndef NAGARE_NET_LOOP_INT_H
 #define NAGARE_NET_LOOP_INT_H
@@ -77,9 +80,11 @@ struct loop_req {
     struct conn *conn;     /* NULL once orphaned */
     struct loop *loop;
     uint64_t conn_id;
-    struct loop_dl olink;  /* on a closing connection's abort list */
+    struct loop_dl olink;  /* REQ_RECV: on loop->partials; REQ_HANDLER: on a
+                            * closing connection's abort list */
+    uint64_t rx_start_ns;  /* when its length prefix came (on loop->partials) */
     uint8_t *frame;        /* pool buffer of frame_cap, or NULL */
-    uint32_t frame_cap;
+    uint32_t frame_cap;    /* < frame_bytes only while REQ_RECV: it grows */
     uint32_t frame_bytes;
     uint32_t frame_got;
     uint8_t *resp;         /* pool buffer of resp_cap, or NULL */
@@ -171,6 +176,9 @@ void *loop_mem_get(struct loop *l, size_t bytes, bool force, size_t *cap_out);
  * memory. */
 void loop_mem_put(struct loop *l, void *p, size_t cap);
 
+/* The real size loop_mem_get() gives for bytes (<= LOOP_FRAME_BYTES_CAP). */
+size_t loop_mem_cap(size_t bytes);
+
 /* Frees every cached buffer and slab. */
 void loop_mem_fini(struct loop *l);
 
@@ -210,5 +218,13 @@ void conn_abort(struct conn *c, int reason);
 
 /* The provided buffer bid goes back to the kernel. */
 void loop_rxbuf_put(struct loop *l, uint16_t bid);
+
+/* loop->partial_timer's callback (arg: the loop): closes the connections
+ * whose frames have been incomplete for cfg.partial_timeout_ms, and arms
+ * itself for the next one due. */
+void conn_partial_expire(struct loop_timer *t, void *arg);
+
+/* CLOCK_MONOTONIC now, in ns (loop->now_ns is as of the iteration's start). */
+uint64_t loop_mono_ns(void);
 
 #endif

@@ -42,6 +42,8 @@ static unsigned class_of(size_t bytes)
 
 static size_t class_bytes(unsigned c) { return (size_t)1 << (c + CLASS_MIN_SHIFT); }
 
+size_t loop_mem_cap(size_t bytes) { return class_bytes(class_of(bytes)); }
+
 /* Frees cached buffers, biggest first, until need more bytes fit under the
  * budget or nothing is cached. */
 static void evict(struct loop *l, uint64_t need)

@@ -780,6 +780,90 @@ Test(loop, idle_connections_do_not_hurt_others, .timeout = 180)
     server_stop(&s);
 }
 
+/* ---- frames that stall half way ------------------------------------------ */
+
+/* Raises RLIMIT_NOFILE to its hard limit when fds descriptors do not fit
+ * the soft one; skips the test when the hard limit is too low. */
+static void need_fds(rlim_t fds)
+{
+    struct rlimit rl;
+    cr_assert_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
+    if (rl.rlim_cur >= fds) {
+        return;
+    }
+    if (rl.rlim_max < fds) {
+        cr_skip_test("needs %llu descriptors; RLIMIT_NOFILE's hard limit is %llu",
+                     (unsigned long long)fds, (unsigned long long)rl.rlim_max);
+    }
+    rl.rlim_cur = rl.rlim_max;
+    cr_assert_eq(setrlimit(RLIMIT_NOFILE, &rl), 0, "setrlimit: %s", strerror(errno));
+}
+
+/* Opens conns connections that each send the length prefix of a frame of
+ * claimed bytes and its first sent bytes, then stall; returns their
+ * descriptors once the loop has received every byte of them. */
+static int *stall_half_frames(struct server *s, size_t conns, uint32_t claimed, size_t sent)
+{
+    uint8_t *part = calloc(1, 4 + sent);
+    put_be32(part, claimed);
+    part[4] = 'E';
+    struct loop_stats st = get_stats(s);
+    uint64_t rx_before = st.rx_bytes;
+    int *fds = malloc(conns * sizeof(int));
+    for (size_t i = 0; i < conns; i++) {
+        fds[i] = client(s->port);
+        send_all(fds[i], part, 4 + sent);
+    }
+    free(part);
+    WAIT_STATS(s, st, st.rx_bytes >= rx_before + conns * (4 + sent));
+    return fds;
+}
+
+/* conns stalled half frames, each claiming claimed bytes and sending sent:
+ * a client connected before and a new one are both served. */
+static void stalled_half_frames_case(size_t conns, uint32_t claimed, size_t sent)
+{
+    need_fds(2 * conns + 200);
+    struct server s;
+    server_start(&s, NULL);
+    int old = client(s.port);
+    send_frame(old, "Ebefore", 7);
+    expect_echo(old, "Ebefore", 7);
+    int *fds = stall_half_frames(&s, conns, claimed, sent);
+    struct loop_stats st = get_stats(&s);
+    cr_log_info("%zu stalled frames of %u bytes (%zu sent): %llu bytes of buffers live, "
+                "%llu waits for memory",
+                conns, claimed, sent, (unsigned long long)st.mem_bytes_live,
+                (unsigned long long)st.mem_waits);
+    round_trip(s.port); /* a new client */
+    send_frame(old, "Eafter", 6); /* and one already connected */
+    expect_echo(old, "Eafter", 6);
+    close(old);
+    for (size_t i = 0; i < conns; i++) {
+        close(fds[i]);
+    }
+    free(fds);
+    WAIT_STATS(&s, st, st.conns == 0);
+    cr_assert_eq(st.mem_bytes_live, 0);
+    server_stop(&s);
+}
+
+Test(loop, sixteen_stalled_64_mib_frames_do_not_lock_out_new_clients, .timeout = 120)
+{
+    stalled_half_frames_case(16, 64u << 20, 64u << 10);
+}
+
+Test(loop, a_thousand_stalled_1_mib_frames_do_not_lock_out_new_clients, .timeout = 120)
+{
+    /* A produce request carrying 1 MiB of records: 1 MiB and its header. */
+    stalled_half_frames_case(1000, (1u << 20) + 64, 4096);
+}
+
+Test(loop, two_thousand_stalled_540_kb_frames_do_not_lock_out_new_clients, .timeout = 120)
+{
+    stalled_half_frames_case(2000, 540000, 16);
+}
+
 static void reset(int fd)
 {
     struct linger lg = {.l_onoff = 1, .l_linger = 0};
