@@ -281,11 +281,15 @@ static void conn_shed(struct conn *c, int reason, const char *why)
         l->shed_log_lines++;
         char peer[INET6_ADDRSTRLEN + 16];
         conn_peer_name(c, peer, sizeof(peer));
-        log_warn("net: closing connection %llu from %s: %s (%u of its %u-byte frame "
-                 "received in %llu ms); %llu more closed so since the last such line",
+        char more[64] = "";
+        if (l->shed_log_skipped > 0) {
+            snprintf(more, sizeof(more), " (and %llu more not logged before)",
+                     (unsigned long long)l->shed_log_skipped);
+        }
+        log_warn("net: closing connection %llu from %s: %s; %u of its %u-byte frame "
+                 "came in %llu ms%s",
                  (unsigned long long)c->id, peer, why, r->frame_got, r->frame_bytes,
-                 (unsigned long long)((loop_mono_ns() - r->rx_start_ns) / 1000000u),
-                 (unsigned long long)l->shed_log_skipped);
+                 (unsigned long long)((loop_mono_ns() - r->rx_start_ns) / 1000000u), more);
         l->shed_log_skipped = 0;
     } else {
         l->shed_log_skipped++;

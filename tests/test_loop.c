@@ -864,6 +864,163 @@ Test(loop, two_thousand_stalled_540_kb_frames_do_not_lock_out_new_clients, .time
     stalled_half_frames_case(2000, 540000, 16);
 }
 
+/* Sends n bytes on fd and waits until the loop has received them. */
+static void send_seen(struct server *s, int fd, const void *p, size_t n)
+{
+    struct loop_stats st = get_stats(s);
+    uint64_t before = st.rx_bytes;
+    send_all(fd, p, n);
+    WAIT_STATS(s, st, st.rx_bytes >= before + n);
+}
+
+Test(loop, a_partial_frame_holds_memory_for_what_arrived_not_what_it_claims, .timeout = 120)
+{
+    struct server s;
+    server_start(&s, NULL);
+    enum { PIECE = 100000 };
+    size_t len = (3u << 20) + 5;
+    uint8_t *p = malloc(4 + len);
+    put_be32(p, (uint32_t)len);
+    p[4] = 'E';
+    for (size_t i = 1; i < len; i++) {
+        p[4 + i] = (uint8_t)(i * 13 + (i >> 9));
+    }
+    int fd = client(s.port);
+    send_seen(&s, fd, p, 4 + 4096);
+    struct loop_stats st = get_stats(&s);
+    cr_assert_eq(st.partial_frames, 1);
+    cr_assert_leq(st.partial_bytes, LOOP_CONN_PARTIAL_BYTES_DEFAULT,
+                  "4 KiB of a 3 MiB frame hold %llu bytes", (unsigned long long)st.partial_bytes);
+    cr_assert_leq(st.mem_bytes_live, 2 * LOOP_CONN_PARTIAL_BYTES_DEFAULT);
+    /* The rest in pieces the loop sees one at a time: the buffer grows
+     * with them, never far past what arrived, and the bytes stay whole. */
+    size_t at = 4 + 4096;
+    while (at < 4 + len) {
+        size_t n = 4 + len - at < PIECE ? 4 + len - at : PIECE;
+        send_seen(&s, fd, p + at, n);
+        at += n;
+        st = get_stats(&s);
+        if (at < 4 + len) {
+            cr_assert_eq(st.partial_frames, 1);
+            cr_assert_leq(st.partial_bytes, 2 * (at - 4) + LOOP_CONN_PARTIAL_BYTES_DEFAULT,
+                          "%zu bytes in, %llu held", at - 4,
+                          (unsigned long long)st.partial_bytes);
+        }
+    }
+    expect_echo(fd, p + 4, len);
+    st = get_stats(&s);
+    cr_assert_eq(st.partial_frames, 0);
+    cr_assert_eq(st.partial_bytes, 0);
+    close(fd);
+    free(p);
+    WAIT_STATS(&s, st, st.conns == 0);
+    cr_assert_eq(st.mem_bytes_live, 0);
+    server_stop(&s);
+}
+
+/* Frames up to 1 MiB; partial frames together at most 2 MiB: 32 stalled
+ * at 64 KiB each fill it. */
+#define SHED_FRAME_BYTES (1u << 20)
+static void small_partial_budget(struct loop_cfg *cfg)
+{
+    cfg->frame_bytes_max = SHED_FRAME_BYTES;
+    cfg->partial_bytes_max = 2ull * SHED_FRAME_BYTES;
+}
+
+Test(loop, partial_frames_past_their_bound_shed_the_oldest, .timeout = 120)
+{
+    enum { STALLED = 2 * SHED_FRAME_BYTES / LOOP_CONN_PARTIAL_BYTES_DEFAULT };
+    struct server s;
+    server_start(&s, small_partial_budget);
+    int old = client(s.port);
+    send_frame(old, "Ebefore", 7);
+    expect_echo(old, "Ebefore", 7);
+    /* One at a time, so that their order is known: fds[0] is the oldest. */
+    uint8_t part[4 + 100] = {0};
+    put_be32(part, SHED_FRAME_BYTES);
+    part[4] = 'E';
+    int fds[STALLED + 1];
+    for (int i = 0; i < STALLED; i++) {
+        fds[i] = client(s.port);
+        send_seen(&s, fds[i], part, sizeof(part));
+    }
+    struct loop_stats st = get_stats(&s);
+    cr_assert_eq(st.partial_frames, STALLED);
+    cr_assert_eq(st.partial_bytes, 2ull * SHED_FRAME_BYTES);
+    cr_assert_eq(st.partial_shed, 0);
+    /* One more: the oldest goes. */
+    fds[STALLED] = client(s.port);
+    send_seen(&s, fds[STALLED], part, sizeof(part));
+    cr_assert(closed_by_peer(fds[0]), "the oldest partial frame's connection is still open");
+    WAIT_STATS(&s, st, st.conns == STALLED + 1 && st.partial_shed == 1);
+    cr_assert_eq(st.partial_frames, STALLED);
+    /* A new client's whole frame of the maximum size sheds as many as it
+     * needs, the oldest first, and is answered. */
+    uint8_t *big = calloc(1, SHED_FRAME_BYTES);
+    big[0] = 'E';
+    big[SHED_FRAME_BYTES - 1] = 'z';
+    int fd = client(s.port);
+    send_frame(fd, big, SHED_FRAME_BYTES);
+    expect_echo(fd, big, SHED_FRAME_BYTES);
+    free(big);
+    close(fd);
+    st = get_stats(&s);
+    cr_assert_geq(st.partial_shed, 2);
+    for (uint64_t i = 1; i < st.partial_shed; i++) {
+        cr_assert(closed_by_peer(fds[i]), "connection %llu of the oldest is still open",
+                  (unsigned long long)i);
+    }
+    /* The youngest stalled one is still there: its frame completes. */
+    uint8_t *rest = calloc(1, SHED_FRAME_BYTES - 100);
+    send_all(fds[STALLED], rest, SHED_FRAME_BYTES - 100);
+    free(rest);
+    uint8_t *got;
+    cr_assert_eq(recv_frame(fds[STALLED], &got), SHED_FRAME_BYTES);
+    cr_assert_eq(got[0], 'E');
+    free(got);
+    /* New and old clients are served. */
+    round_trip(s.port);
+    send_frame(old, "Eafter", 6);
+    expect_echo(old, "Eafter", 6);
+    close(old);
+    for (int i = 0; i <= STALLED; i++) {
+        close(fds[i]);
+    }
+    WAIT_STATS(&s, st, st.conns == 0);
+    cr_assert_eq(st.partial_frames, 0);
+    cr_assert_eq(st.partial_bytes, 0);
+    cr_assert_eq(st.mem_bytes_live, 0);
+    server_stop(&s);
+}
+
+static void short_partial_timeout(struct loop_cfg *cfg) { cfg->partial_timeout_ms = 100; }
+
+Test(loop, a_frame_incomplete_past_its_timeout_closes_the_connection, .timeout = 120)
+{
+    struct server s;
+    server_start(&s, short_partial_timeout);
+    int idle = client(s.port); /* no frame begun: not timed out */
+    int fd = client(s.port);
+    uint8_t part[4 + 10] = {0};
+    put_be32(part, 1000);
+    part[4] = 'E';
+    send_all(fd, part, sizeof(part));
+    cr_assert(closed_by_peer(fd), "a stalled frame's connection is still open");
+    close(fd);
+    struct loop_stats st;
+    WAIT_STATS(&s, st, st.conns == 1);
+    cr_assert_eq(st.partial_timeouts, 1);
+    cr_assert_eq(st.partial_frames, 0);
+    cr_assert_eq(st.partial_bytes, 0);
+    send_frame(idle, "Estill", 6);
+    expect_echo(idle, "Estill", 6);
+    round_trip(s.port);
+    close(idle);
+    WAIT_STATS(&s, st, st.conns == 0);
+    cr_assert_eq(st.mem_bytes_live, 0);
+    server_stop(&s);
+}
+
 static void reset(int fd)
 {
     struct linger lg = {.l_onoff = 1, .l_linger = 0};
