@@ -101,6 +101,11 @@ static const struct key_def keys[] = {
      LOOP_CONN_INFLIGHT_CAP, false, "unanswered requests per connection"},
     {"mem_bytes_max", KIND_SIZE, FIELD(mem_bytes_max), PROTO_FRAME_BYTES_MIN,
      BROKER_MEM_BYTES_LIMIT, false, "request and answer buffers of all connections"},
+    {"partial_bytes_max", KIND_SIZE, FIELD(partial_bytes_max), 2 * PROTO_FRAME_BYTES_MIN,
+     BROKER_MEM_BYTES_LIMIT, false,
+     "buffers of requests still arriving, all connections together; past it the oldest close"},
+    {"partial_timeout_ms", KIND_DURATION, FIELD(partial_timeout_ms), 1, UINT32_MAX, false,
+     "a request still arriving after this long closes its connection"},
     {"log_level", KIND_LEVEL, FIELD(log_level), 0, 0, false,
      "lowest level logged: debug, info, warn, error, off"},
 };
@@ -461,6 +466,15 @@ int broker_config_check(const struct broker_config *c, char *err, size_t err_cap
                     "batch_bytes_max (%d): raise it to at least %llu or lower batch_bytes_max",
                     c->frame_bytes_max, c->batch_bytes_max, (unsigned long long)need);
     }
+    uint64_t partial_min = 2ull * c->frame_bytes_max;
+    if ((uint64_t)c->partial_bytes_max < partial_min ||
+        c->partial_bytes_max > c->mem_bytes_max) {
+        return fail(err, err_cap,
+                    "partial_bytes_max (%lld) must hold two frames of frame_bytes_max (%llu) "
+                    "and be at most mem_bytes_max (%lld)",
+                    (long long)c->partial_bytes_max, (unsigned long long)partial_min,
+                    (long long)c->mem_bytes_max);
+    }
     return 0;
 }
 
@@ -494,6 +508,8 @@ void broker_config_default(struct broker_config *c)
         .conn_max = LOOP_CONN_MAX_DEFAULT,
         .conn_inflight_max = LOOP_CONN_INFLIGHT_MAX_DEFAULT,
         .mem_bytes_max = LOOP_MEM_BYTES_MAX_DEFAULT,
+        .partial_bytes_max = LOOP_PARTIAL_BYTES_MAX_DEFAULT,
+        .partial_timeout_ms = LOOP_PARTIAL_TIMEOUT_MS_DEFAULT,
         .log_level = LOG_INFO,
     };
     static_assert(sizeof(BROKER_LISTEN_HOST_DEFAULT) <= BROKER_HOST_BYTES, "host fits");

@@ -95,6 +95,9 @@ static_assert(PROTO_FRAME_BYTES_LIMIT <= LOOP_FRAME_BYTES_CAP,
               "the loop must accept every frame maximum the config allows");
 static_assert(PROTO_FRAME_BYTES_MIN >= BROKER_PRODUCE_FRAME_OVERHEAD_BYTES + BATCH_HEADER_BYTES,
               "the smallest frame must hold a produce request with one batch");
+static_assert(LOOP_PARTIAL_BYTES_MAX_DEFAULT >= 2ull * PROTO_FRAME_BYTES_DEFAULT &&
+                  LOOP_PARTIAL_BYTES_MAX_DEFAULT <= LOOP_MEM_BYTES_MAX_DEFAULT,
+              "partial frames' default bound holds a frame of the default maximum");
 static_assert(LOOP_CONN_MAX_DEFAULT <= BROKER_CONN_MAX_LIMIT &&
                   LOOP_CONN_INFLIGHT_MAX_DEFAULT <= LOOP_CONN_INFLIGHT_CAP,
               "loop defaults inside the config's limits");
@@ -135,6 +138,8 @@ struct broker_config {
     uint32_t conn_max;          /* LOOP_CONN_MAX_DEFAULT; 1..BROKER_CONN_MAX_LIMIT */
     uint32_t conn_inflight_max; /* LOOP_CONN_INFLIGHT_MAX_DEFAULT; 1..LOOP_CONN_INFLIGHT_CAP */
     int64_t mem_bytes_max;      /* LOOP_MEM_BYTES_MAX_DEFAULT; frame_bytes_max..BROKER_MEM_BYTES_LIMIT */
+    int64_t partial_bytes_max;  /* LOOP_PARTIAL_BYTES_MAX_DEFAULT; 2 x frame_bytes_max..mem_bytes_max */
+    uint32_t partial_timeout_ms; /* LOOP_PARTIAL_TIMEOUT_MS_DEFAULT; >= 1 */
     enum log_level log_level;   /* LOG_INFO; "debug", "info", "warn", "error", "off" */
 };
 
@@ -168,7 +173,9 @@ MUST_USE int broker_config_set(struct broker_config *c, const char *key,
                                const char *value, char *err, size_t err_cap);
 
 /* Checks the relations between fields that no single setting can: a Produce
- * request with one batch of batch_bytes_max must fit frame_bytes_max.
+ * request with one batch of batch_bytes_max must fit frame_bytes_max;
+ * partial_bytes_max must hold a frame of frame_bytes_max (twice it, for the
+ * pool's rounding) and fit in mem_bytes_max.
  * broker_config_parse_args() calls it on the final config; call it after
  * building a config with _set / _load_file. Returns 0 or -NG_EBADARG with a
  * message in err. */

@@ -528,6 +528,8 @@ static int start_loop(struct server *s)
     lc.conn_max = s->cfg.conn_max;
     lc.conn_inflight_max = s->cfg.conn_inflight_max;
     lc.mem_bytes_max = (uint64_t)s->cfg.mem_bytes_max;
+    lc.partial_bytes_max = (uint64_t)s->cfg.partial_bytes_max;
+    lc.partial_timeout_ms = s->cfg.partial_timeout_ms;
     lc.on_request = on_request;
     lc.arg = s;
     int rc = loop_init(&s->loop, &s->ring, &lc);

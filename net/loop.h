@@ -113,6 +113,9 @@
  * new ones refused. At least twice frame_bytes_max (one frame of the
  * maximum always fits, rounded up in the pool); at most mem_bytes_max. */
 #define LOOP_PARTIAL_BYTES_MAX_DEFAULT (256ull << 20)
+static_assert(LOOP_PARTIAL_BYTES_MAX_DEFAULT >= 2ull * LOOP_FRAME_BYTES_MAX_DEFAULT &&
+                  LOOP_PARTIAL_BYTES_MAX_DEFAULT <= LOOP_MEM_BYTES_MAX_DEFAULT / 4,
+              "the default holds a maximum frame and leaves most memory to complete requests");
 
 /* What one connection's frame being received may hold before its bytes
  * arrive: its buffer starts this big (smaller frames at their size) and

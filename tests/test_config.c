@@ -55,7 +55,9 @@ static bool config_eq(const struct broker_config *a, const struct broker_config 
            a->share_delivery_max == b->share_delivery_max &&
            a->share_inflight_max == b->share_inflight_max &&
            a->frame_bytes_max == b->frame_bytes_max && a->conn_max == b->conn_max &&
-           a->conn_inflight_max == b->conn_inflight_max && a->log_level == b->log_level;
+           a->conn_inflight_max == b->conn_inflight_max &&
+           a->partial_bytes_max == b->partial_bytes_max &&
+           a->partial_timeout_ms == b->partial_timeout_ms && a->log_level == b->log_level;
 }
 
 /* Writes bytes to a fresh temporary file; returns its path (static). */
@@ -122,6 +124,8 @@ Test(config, defaults)
     cr_assert_eq(c.frame_bytes_max, 64u << 20);
     cr_assert_eq(c.conn_max, LOOP_CONN_MAX_DEFAULT);
     cr_assert_eq(c.conn_inflight_max, LOOP_CONN_INFLIGHT_MAX_DEFAULT);
+    cr_assert_eq(c.partial_bytes_max, LOOP_PARTIAL_BYTES_MAX_DEFAULT);
+    cr_assert_eq(c.partial_timeout_ms, LOOP_PARTIAL_TIMEOUT_MS_DEFAULT);
     cr_assert_eq(c.log_level, LOG_INFO);
     cr_assert_eq(broker_config_check(&c, err, sizeof(err)), 0, "%s", err);
 }
@@ -206,6 +210,10 @@ Test(config, sets_every_key)
     cr_assert_eq(c.conn_max, 10u);
     set_ok(&c, "conn_inflight_max", "5");
     cr_assert_eq(c.conn_inflight_max, 5u);
+    set_ok(&c, "partial_bytes_max", "128m");
+    cr_assert_eq(c.partial_bytes_max, 128 << 20);
+    set_ok(&c, "partial_timeout_ms", "5s");
+    cr_assert_eq(c.partial_timeout_ms, 5000u);
 }
 
 Test(config, log_levels)
@@ -306,6 +314,8 @@ static const struct range ranges[] = {
     {"frame_bytes_max", PROTO_FRAME_BYTES_MIN, PROTO_FRAME_BYTES_LIMIT, false},
     {"conn_max", 1, BROKER_CONN_MAX_LIMIT, false},
     {"conn_inflight_max", 1, LOOP_CONN_INFLIGHT_CAP, false},
+    {"partial_bytes_max", 2 * PROTO_FRAME_BYTES_MIN, BROKER_MEM_BYTES_LIMIT, false},
+    {"partial_timeout_ms", 1, UINT32_MAX, false},
     {"listen_port", 0, UINT16_MAX, false},
 };
 
@@ -467,6 +477,23 @@ Test(config, frame_must_hold_a_batch)
     cr_assert_eq(broker_config_check(&c, err, sizeof(err)), 0, "%s", err);
     c.batch_bytes_max++;
     cr_assert_eq(broker_config_check(&c, err, sizeof(err)), -NG_EBADARG);
+}
+
+Test(config, partial_bytes_between_two_frames_and_the_memory_budget)
+{
+    struct broker_config c;
+    broker_config_default(&c);
+    set_ok(&c, "partial_bytes_max", "127m"); /* under 2 x 64 MiB */
+    cr_assert_eq(broker_config_check(&c, err, sizeof(err)), -NG_EBADARG);
+    cr_assert(strstr(err, "partial_bytes_max") != NULL, "%s", err);
+    cr_assert(strstr(err, "frame_bytes_max") != NULL, "%s", err);
+    set_ok(&c, "partial_bytes_max", "128m");
+    cr_assert_eq(broker_config_check(&c, err, sizeof(err)), 0, "%s", err);
+    set_ok(&c, "mem_bytes_max", "127m");
+    cr_assert_eq(broker_config_check(&c, err, sizeof(err)), -NG_EBADARG);
+    cr_assert(strstr(err, "mem_bytes_max") != NULL, "%s", err);
+    set_ok(&c, "mem_bytes_max", "128m");
+    cr_assert_eq(broker_config_check(&c, err, sizeof(err)), 0, "%s", err);
 }
 
 /* ---- the file ---- */
