@@ -1,13 +1,17 @@
 /* Hostile frames against the real nagared: truncated, oversized, negative
  * counts, lengths past the end, bad checksums, bad names, unknown apis,
- * garbage, and a deep pipeline. After each, the process is alive, a
- * well-behaved client on a new connection is served correctly, and nothing
- * of the hostile input reached the log or the file system. */
+ * garbage, a deep pipeline, and thousands of frames that stall half way.
+ * After each, the process is alive, a well-behaved client on a new
+ * connection is served correctly, and nothing of the hostile input reached
+ * the log or the file system. */
 #include <criterion/criterion.h>
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -257,6 +261,150 @@ Test(hostile, many_connections_at_once)
         }
         cl_close(&c[i]);
     }
+    assert_serving();
+    bk_stop(&B);
+}
+
+/* ---- frames that stall half way ---- */
+
+/* Raises RLIMIT_NOFILE to its hard limit when fds descriptors do not fit
+ * the soft one (nagared raises its own); skips the test when the hard
+ * limit is too low. */
+static void need_fds(rlim_t fds)
+{
+    struct rlimit rl;
+    cr_assert_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
+    if (rl.rlim_cur >= fds) {
+        return;
+    }
+    if (rl.rlim_max < fds) {
+        cr_skip_test("needs %llu descriptors; RLIMIT_NOFILE's hard limit is %llu",
+                     (unsigned long long)fds, (unsigned long long)rl.rlim_max);
+    }
+    rl.rlim_cur = rl.rlim_max;
+    cr_assert_eq(setrlimit(RLIMIT_NOFILE, &rl), 0, "setrlimit: %s", strerror(errno));
+}
+
+/* A connection that sends n bytes and then nothing more. A bare socket:
+ * a struct cl's buffers, thousands of times over, are not needed. */
+static int stall_connect(const void *p, size_t n)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    cr_assert_geq(fd, 0, "socket: %s", strerror(errno));
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(B.port),
+                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    cr_assert_eq(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0, "connect: %s",
+                 strerror(errno));
+    cr_assert_eq(send(fd, p, n, MSG_NOSIGNAL), (ssize_t)n, "send: %s", strerror(errno));
+    return fd;
+}
+
+/* Bytes waiting unread in the broker's ends of established connections
+ * (local port B.port), from /proc/net/tcp; *socks_out gets their number. */
+static uint64_t broker_unread_bytes(size_t *socks_out)
+{
+    FILE *f = fopen("/proc/net/tcp", "r");
+    cr_assert_not_null(f, "/proc/net/tcp: %s", strerror(errno));
+    char line[512];
+    uint64_t unread = 0;
+    size_t socks = 0;
+    while (fgets(line, sizeof(line), f) != NULL) {
+        unsigned lport, rport, st;
+        unsigned long laddr, raddr, txq, rxq;
+        if (sscanf(line, " %*u: %lx:%x %lx:%x %x %lx:%lx", &laddr, &lport, &raddr, &rport, &st,
+                   &txq, &rxq) == 7 &&
+            lport == B.port && st == 1 /* TCP_ESTABLISHED */) {
+            socks++;
+            unread += rxq;
+        }
+    }
+    fclose(f);
+    *socks_out = socks;
+    return unread;
+}
+
+/* Waits until the broker has accepted socks connections or more and read
+ * every byte sent on them. */
+static void wait_broker_read_all(size_t socks)
+{
+    int64_t until = bk_mono_ms() + CL_TIMEOUT_MS_DEFAULT;
+    for (;;) {
+        size_t n;
+        uint64_t unread = broker_unread_bytes(&n);
+        if (n >= socks && unread == 0) {
+            return;
+        }
+        cr_assert_lt(bk_mono_ms(), until, "the broker has %zu of %zu connections, %llu bytes unread",
+                     n, socks, (unsigned long long)unread);
+        usleep(10000);
+    }
+}
+
+/* conns connections each send the length prefix of a frame of claimed
+ * bytes and sent bytes of it, then stall: a new client and one connected
+ * before are both served while they stay open. */
+static void stalled_half_frames(size_t conns, uint32_t claimed, size_t sent)
+{
+    need_fds(conns + 256);
+    struct cl old;
+    cl_connect(&old, B.port, CL_TIMEOUT_MS_DEFAULT);
+    rq_ping(&old);
+    uint8_t *part = calloc(1, PROTO_FRAME_PREFIX_BYTES + sent);
+    put_be32(part, claimed);
+    int *fds = malloc(conns * sizeof(int));
+    for (size_t i = 0; i < conns; i++) {
+        fds[i] = stall_connect(part, PROTO_FRAME_PREFIX_BYTES + sent);
+    }
+    free(part);
+    wait_broker_read_all(conns + 1);
+    assert_serving();
+    rq_ping(&old);
+    cr_assert_geq(rq_latest(&old, TOPIC, 0), 1);
+    cl_close(&old);
+    for (size_t i = 0; i < conns; i++) {
+        close(fds[i]);
+    }
+    free(fds);
+    assert_serving();
+    bk_stop(&B);
+}
+
+Test(hostile, sixteen_stalled_64_mib_frames_do_not_lock_out_new_clients)
+{
+    stalled_half_frames(16, 64u << 20, 64u << 10);
+}
+
+Test(hostile, a_thousand_stalled_1_mib_produce_frames_do_not_lock_out_new_clients)
+{
+    /* A produce request carrying 1 MiB of records: 1 MiB and its header. */
+    stalled_half_frames(1000, (1u << 20) + 64, 4096);
+}
+
+Test(hostile, two_thousand_stalled_540_kb_frames_do_not_lock_out_new_clients)
+{
+    stalled_half_frames(2000, 540000, 16);
+}
+
+Test(hostile, a_frame_incomplete_past_partial_timeout_ms_closes_its_connection)
+{
+    bk_stop(&B);
+    bk_set(&B, "partial_timeout_ms=200");
+    bk_start(&B);
+    struct cl idle; /* connected, no frame begun: left alone */
+    cl_connect(&idle, B.port, CL_TIMEOUT_MS_DEFAULT);
+    struct cl c;
+    cl_connect(&c, B.port, CL_TIMEOUT_MS_DEFAULT);
+    uint8_t part[PROTO_FRAME_PREFIX_BYTES + 10] = {0};
+    put_be32(part, 1000);
+    cr_assert_eq(cl_send(&c, part, sizeof(part)), 0);
+    cr_assert(cl_wait_closed(&c), "a stalled frame's connection is still open");
+    cl_close(&c);
+    rq_ping(&idle);
+    cl_close(&idle);
+    char *log = bk_read_file(B.log_path, NULL);
+    cr_assert_not_null(strstr(log + B.log_from, "frame incomplete past partial_timeout_ms"),
+                       "nothing logged for the closed connection");
+    free(log);
     assert_serving();
     bk_stop(&B);
 }
