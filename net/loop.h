@@ -48,8 +48,8 @@
  * (above), each growth copying what it holds: a frame whose bytes keep
  * coming is sized for all that has arrived at once, so a fast client's
  * frame grows about once and copies at most conn_partial_bytes; one that
- * trickles in copies less than twice its length in all. Multishot receive is used with a per-arm
- * byte cap (sqe->optlen, Linux >= 6.17) so that a connection that must stop
+ * trickles in copies less than twice its length in all. Multishot receive
+ * is used with a per-arm byte cap (sqe->optlen, Linux >= 6.17) so that a connection that must stop
  * reading holds at most cap + one buffer of overshoot; on older kernels the
  * loop falls back to one-shot receives (same bound, one buffer).
  */
@@ -108,9 +108,10 @@
 /* Buffers of all frames being received in a loop together (partial frames,
  * above). 256 MiB: a quarter of mem_bytes_max, so incomplete frames can
  * never take the memory complete requests and their answers need; room for
- * four frames of the default maximum, or a thousand 1 MiB produce requests
- * arriving at once, each at full size. Past it the oldest are shed, never
- * new ones refused. At least twice frame_bytes_max (one frame of the
+ * four frames of the default maximum arriving at once, or 256 produce
+ * requests of 1 MiB, or 4,096 connections stalled after their length
+ * prefix (conn_partial_bytes each). Past it the oldest are shed, never new
+ * ones refused. At least twice frame_bytes_max (one frame of the
  * maximum always fits, rounded up in the pool); at most mem_bytes_max. */
 #define LOOP_PARTIAL_BYTES_MAX_DEFAULT (256ull << 20)
 static_assert(LOOP_PARTIAL_BYTES_MAX_DEFAULT >= 2ull * LOOP_FRAME_BYTES_MAX_DEFAULT &&
@@ -119,9 +120,9 @@ static_assert(LOOP_PARTIAL_BYTES_MAX_DEFAULT >= 2ull * LOOP_FRAME_BYTES_MAX_DEFA
 
 /* What one connection's frame being received may hold before its bytes
  * arrive: its buffer starts this big (smaller frames at their size) and
- * then at most doubles what has arrived. Per connection, a partial frame
- * thus holds at most max(this, 2 x its bytes received), never more than
- * its own length. 64 KiB: one multishot receive's worth (what typically
+ * then grows with what has arrived. Per connection, a partial frame thus
+ * holds at most max(this, 2 x (its bytes received + rx_buf_bytes)), never
+ * more than its own length rounded up to a power of two. 64 KiB: one multishot receive's worth (what typically
  * arrives with the length prefix), so frames up to it are never grown;
  * 4,096 connections stalled after their prefix fill partial_bytes_max. */
 #define LOOP_CONN_PARTIAL_BYTES_DEFAULT (64u << 10)
