@@ -437,6 +437,23 @@ static void round_trip(uint16_t port)
     close(fd);
 }
 
+/* Raises RLIMIT_NOFILE to its hard limit when fds descriptors do not fit
+ * the soft one; skips the test when the hard limit is too low. */
+static void need_fds(rlim_t fds)
+{
+    struct rlimit rl;
+    cr_assert_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
+    if (rl.rlim_cur >= fds) {
+        return;
+    }
+    if (rl.rlim_max < fds) {
+        cr_skip_test("needs %llu descriptors; RLIMIT_NOFILE's hard limit is %llu",
+                     (unsigned long long)fds, (unsigned long long)rl.rlim_max);
+    }
+    rl.rlim_cur = rl.rlim_max;
+    cr_assert_eq(setrlimit(RLIMIT_NOFILE, &rl), 0, "setrlimit: %s", strerror(errno));
+}
+
 /* ---- tests --------------------------------------------------------------- */
 
 Test(loop, round_trip, .timeout = 60)
@@ -740,13 +757,7 @@ Test(loop, client_that_never_reads_stops_being_read_from_oneshot, .timeout = 120
 Test(loop, idle_connections_do_not_hurt_others, .timeout = 180)
 {
     enum { IDLE = 2500 };
-    struct rlimit rl;
-    cr_assert_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
-    if (rl.rlim_cur < 2 * IDLE + 100) {
-        rl.rlim_cur = rl.rlim_max;
-        cr_assert_eq(setrlimit(RLIMIT_NOFILE, &rl), 0);
-    }
-    cr_assert_geq(rl.rlim_cur, 2 * IDLE + 100, "RLIMIT_NOFILE too low for this test");
+    need_fds(2 * IDLE + 100);
     struct server s;
     server_start(&s, NULL);
     int *idle = malloc(sizeof(int) * IDLE);
@@ -781,23 +792,6 @@ Test(loop, idle_connections_do_not_hurt_others, .timeout = 180)
 }
 
 /* ---- frames that stall half way ------------------------------------------ */
-
-/* Raises RLIMIT_NOFILE to its hard limit when fds descriptors do not fit
- * the soft one; skips the test when the hard limit is too low. */
-static void need_fds(rlim_t fds)
-{
-    struct rlimit rl;
-    cr_assert_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
-    if (rl.rlim_cur >= fds) {
-        return;
-    }
-    if (rl.rlim_max < fds) {
-        cr_skip_test("needs %llu descriptors; RLIMIT_NOFILE's hard limit is %llu",
-                     (unsigned long long)fds, (unsigned long long)rl.rlim_max);
-    }
-    rl.rlim_cur = rl.rlim_max;
-    cr_assert_eq(setrlimit(RLIMIT_NOFILE, &rl), 0, "setrlimit: %s", strerror(errno));
-}
 
 /* Opens conns connections that each send the length prefix of a frame of
  * claimed bytes and its first sent bytes, then stall; returns their
