@@ -343,11 +343,20 @@ static void report(struct nagare_producer *p, const struct ptopic *t, int32_t pa
     }
 }
 
-/* Runs the delivery callbacks of every outcome known. Returns how many. */
+/* Runs the error callbacks of the broker errors queued, then the delivery
+ * callbacks of every outcome known. Returns how many reports. */
 static int run_reports(struct nagare_producer *p)
 {
     int n = 0;
     p->in_callback = true;
+    /* Errors first: the cause is told before the failures it may bring. */
+    for (uint32_t i = 0; i < p->error_count; i++) {
+        const struct perror *e = &p->errors[i];
+        struct nagare_producer_error pe = {.topic = e->topic->name, .partition = e->partition,
+                                           .err = e->err};
+        p->cfg.on_error(&pe, p->cfg.opaque);
+    }
+    p->error_count = 0;
     for (uint32_t i = 0; i < p->failed_count; i++) {
         struct pfailed f = p->failed[i];
         p->outstanding--;

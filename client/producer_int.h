@@ -99,6 +99,8 @@ struct ppart {
     bool resequence;          /* bump the epoch and renumber once inflight is 0 */
     int64_t backoff_until_ms;
     uint32_t backoff_ms;
+    int err_last;             /* the broker's last (retried) error for a batch
+                                 of this partition; 0 after a success */
 };
 
 enum ptopic_state {
@@ -147,6 +149,13 @@ struct pfailed {
     void *opaque;
 };
 
+/* A broker error to announce through on_error (sender_broker_err()). */
+struct perror {
+    struct ptopic *topic;
+    int32_t partition;
+    int err;
+};
+
 /* One produce request in flight: its batches, in the request's order, and
  * those of them it sends from their own buffers (conn_frame_commit_refs():
  * each buffer stays as it is until the request completes, since a batch
@@ -187,6 +196,9 @@ struct nagare_producer {
     struct pfailed *failed;
     uint32_t failed_count;
     uint32_t failed_cap;
+    struct perror *errors;    /* for on_error, in the order they came */
+    uint32_t error_count;
+    uint32_t error_cap;
     /* requests */
     struct preq *preq_free;
     uint32_t requests_inflight;
