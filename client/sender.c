@@ -126,9 +126,20 @@ static int resequence(struct ppart *pp)
     return 0;
 }
 
-/* The batch of pp to send next, or NULL. */
+bool sender_part_ready(const struct nagare_producer *p, const struct ppart *pp, int64_t now_ms)
+{
+    return conn_ready(&p->conn) && p->requests_inflight < p->cfg.inflight_max &&
+           pp->queued == pp->inflight && pp->inflight < PART_INFLIGHT_MAX &&
+           now_ms >= pp->backoff_until_ms && !pp->retrying && !pp->resequence;
+}
+
+/* The batch of pp to send next, or NULL. A batch that grew while pp could
+ * not send (accum.c, BATCH_GROWTH_MAX) is closed to go now. */
 static struct pbatch *sendable(struct nagare_producer *p, struct ppart *pp, int64_t now_ms)
 {
+    if (pp->open != NULL && pp->open->grown && sender_part_ready(p, pp, now_ms)) {
+        accum_close(p, pp->open->topic, pp->open->partition);
+    }
     if (pp->queued == pp->inflight || pp->inflight >= PART_INFLIGHT_MAX ||
         now_ms < pp->backoff_until_ms) {
         return NULL;

@@ -1087,6 +1087,66 @@ Test(client, consumer_resumes_after_the_broker_restarts)
 
 /* ---- a broker that goes away for good ---- */
 
+static void tune_grow(struct nagare_producer_config *c)
+{
+    c->batch_bytes = 1024;
+    c->linger_ms = 600000; /* batches close when full or flushed, never by time */
+    c->inflight_max = 1;
+    c->acks = 1;
+}
+
+/* Record counts of the batches of topic/0 from offset 0, in order; returns
+ * how many. */
+static size_t batch_counts(const char *topic, int32_t *counts, size_t cap)
+{
+    struct cl raw;
+    cl_connect(&raw, B.port, 10000);
+    struct fetched f;
+    rq_fetch(&raw, topic, 0, 0, &f);
+    cr_assert_eq(f.err, 0);
+    const uint8_t *b;
+    size_t len;
+    size_t n = 0;
+    for (; bt_at(f.records, f.records_bytes, n, &b, &len); n++) {
+        cr_assert_lt(n, cap);
+        counts[n] = (int32_t)get_be32(b + BATCH_OFF_RECORD_COUNT);
+    }
+    rq_fetched_free(&f);
+    cl_close(&raw);
+    return n;
+}
+
+/* While its partition cannot send (the one request allowed is in flight:
+ * the producer reads no answer before the flush), a full batch takes
+ * batch_bytes more at a time instead of closing to wait, and goes as one
+ * batch once the partition can send. */
+Test(client, a_full_batch_grows_while_its_partition_cannot_send_and_goes_as_one)
+{
+    bk_start(&B);
+    cs_create_topic(&B, "grow", 1);
+    struct reports r;
+    reports_init(&r, 61);
+    nagare_producer *p = producer(&r, tune_grow);
+    produce_plain(p, "grow", 0, 5, 0, 1); /* the topic is known from here on */
+    flush_ok(p, &r, 1);
+    produce_plain(p, "grow", 0, 5, 1, 60); /* ~9 KiB: 9 times batch_bytes */
+    flush_ok(p, &r, 61);
+    for (uint32_t i = 0; i < 61; i++) {
+        cr_assert_eq(r.offset[i], i, "record %u in order, once", i);
+    }
+    nagare_producer_destroy(p);
+    reports_fini(&r);
+    int32_t counts[64];
+    size_t n = batch_counts("grow", counts, 64);
+    /* The first record alone; the first full batch, sent at once; the
+     * rest, grown, in one batch. */
+    cr_assert_eq(n, 3, "batches: %zu", n);
+    cr_assert_eq(counts[0], 1);
+    cr_assert_eq(counts[0] + counts[1] + counts[2], 61);
+    cr_assert_gt(counts[2], 5 * counts[1], "the last batch grew: %d records after %d",
+                 counts[2], counts[1]);
+}
+
 static void tune_short(struct nagare_producer_config *c)
 {
     c->delivery_timeout_ms = 1500;
