@@ -1268,6 +1268,43 @@ Test(client, poll_without_waiting_reads_answers)
 
 #define PIPE_RECORDS 20000
 
+/* A partition whose answers wait to be read cannot take a fetch; a long
+ * poll sent without it would hold back its next records until another
+ * partition got one, or for the whole long poll (a 501 ms record in the
+ * e2e benchmark). The long poll waits for it instead: here the wait is
+ * ten minutes, and the second record must come all the same. */
+Test(client, a_long_poll_waits_for_a_partition_whose_answer_is_being_read)
+{
+    bk_set(&B, "fetch_wait_max_ms=600000");
+    bk_start(&B);
+    cs_create_topic(&B, "tail", 2);
+    struct reports r;
+    reports_init(&r, 2);
+    nagare_producer *p = producer(&r, NULL);
+    struct nagare_consumer_config cc;
+    nagare_consumer_config_default(&cc);
+    cc.bootstrap = B.bootstrap;
+    cc.fetches_inflight = 1;
+    cc.fetch_wait_max_ms = 600000;
+    nagare_consumer *c;
+    cr_assert_eq(nagare_consumer_new(&cc, &c), 0);
+    assign_ok(c, "tail", 0, 0);
+    assign_ok(c, "tail", 1, 0);
+    produce_plain(p, "tail", 0, 3, 0, 1);
+    flush_ok(p, &r, 1);
+    const struct nagare_message *m = next_msg(c); /* its answer is being read */
+    cr_assert_eq(m->partition, 0);
+    cr_assert_eq(m->offset, 0);
+    produce_plain(p, "tail", 0, 3, 1, 1);
+    flush_ok(p, &r, 2);
+    m = next_msg(c);
+    cr_assert_eq(m->partition, 0);
+    cr_assert_eq(m->offset, 1);
+    nagare_consumer_destroy(c);
+    nagare_producer_destroy(p);
+    reports_fini(&r);
+}
+
 static nagare_consumer *consumer_pipelined(uint32_t fetches, uint32_t partition_bytes)
 {
     struct nagare_consumer_config c;
