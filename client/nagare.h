@@ -129,7 +129,9 @@ struct nagare_producer_config {
     int acks;                       /* 0, 1, or -1 = all (default -1) */
     enum nagare_compression compression; /* default none */
     int zstd_level;                 /* default 3 */
-    size_t batch_bytes;             /* a partition's batch goes out at this size (64 KiB) */
+    size_t batch_bytes;             /* a partition's batch goes out at this size (64 KiB);
+                                       while the partition cannot send, it grows by as
+                                       much at a time, up to 16 times (1 MiB) */
     uint32_t linger_ms;             /* ...or this long after its first record (5 ms) */
     bool idempotent;                /* default true: retries never duplicate */
     uint32_t delivery_timeout_ms;   /* give up on a record after this (120 s) */

@@ -1147,6 +1147,42 @@ Test(client, a_full_batch_grows_while_its_partition_cannot_send_and_goes_as_one)
                  counts[2], counts[1]);
 }
 
+/* Keyless records move to another partition after each batch_bytes,
+ * whether the batch closed or grew: a growing batch does not pull in every
+ * record until it is 16 times batch_bytes. Records of ~30 bytes: about 30
+ * fill batch_bytes (1 KiB), about 500 a grown batch. A run of 300 records
+ * in one partition with the sticky choice moving every ~30 needs 9 picks
+ * in a row of the same one of 8 partitions (8^-9 each time). */
+Test(client, keyless_records_move_on_while_batches_grow)
+{
+    enum { N = 2000 };
+    bk_start(&B);
+    cs_create_topic(&B, "spread", 8);
+    struct reports r;
+    reports_init(&r, N + 1);
+    nagare_producer *p = producer(&r, tune_grow);
+    produce_plain(p, "spread", 0, 6, 0, 1);
+    flush_ok(p, &r, 1);
+    /* No poll: the one request allowed stays in flight, the others grow. */
+    char value[20] = "keyless record value";
+    for (uint32_t i = 1; i <= N; i++) {
+        struct nagare_record rec = {.topic = "spread", .partition = NAGARE_PARTITION_ANY,
+                                    .key_len = -1, .value = value, .value_len = sizeof(value),
+                                    .opaque = (void *)(uintptr_t)i};
+        send_record(p, &rec);
+    }
+    flush_ok(p, &r, N + 1);
+    uint32_t run = 1;
+    uint32_t longest = 1;
+    for (uint32_t i = 2; i <= N; i++) {
+        run = r.partition[i] == r.partition[i - 1] ? run + 1 : 1;
+        longest = run > longest ? run : longest;
+    }
+    cr_assert_lt(longest, 300, "%u records in a row went to one partition", longest);
+    nagare_producer_destroy(p);
+    reports_fini(&r);
+}
+
 static void tune_short(struct nagare_producer_config *c)
 {
     c->delivery_timeout_ms = 1500;
