@@ -322,13 +322,12 @@ static int batch_add(struct pbatch *b, int64_t ts_ms, const void *key, int32_t k
 
 /* Moves the open batch b into a grown buffer: its records, builder and
  * opaques go over as they are, and b goes back to its pool. Returns the
- * batch now open, or NULL (no room: -NG_EBUSY or -ENOMEM in *rc). */
+ * batch now open, or NULL when there is no room (b stays as it was). */
 static struct pbatch *batch_move_grown(struct nagare_producer *p, struct ppart *pp,
-                                       struct pbatch *b, int *rc)
+                                       struct pbatch *b)
 {
     struct pbatch *g;
-    *rc = batch_get(p, p->grown_buf_bytes, false, true, &g);
-    if (*rc != 0) {
+    if (batch_get(p, p->grown_buf_bytes, false, true, &g) != 0) {
         return NULL;
     }
     struct pbatch keep = *g;
@@ -372,9 +371,8 @@ static bool batch_grow(struct nagare_producer *p, struct ptopic *t, int32_t part
     if (!b->grown) {
         /* Half the buffer stays for batches that do not grow, so growing
          * never starves the partitions that are sending. */
-        int rc;
         if (p->bytes_used + p->grown_buf_bytes > p->cfg.buffer_bytes_max / 2 ||
-            (b = batch_move_grown(p, pp, b, &rc)) == NULL) {
+            (b = batch_move_grown(p, pp, b)) == NULL) {
             return false;
         }
     }

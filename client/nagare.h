@@ -118,10 +118,11 @@ struct nagare_producer_error {
     int err;            /* negative */
 };
 
-/* Runs from nagare_producer_poll() / flush() / destroy() on the producer's
- * thread, before the delivery callbacks of the same call, once when a partition
- * first gets an error (again when the error changes, or after a batch of
- * the partition was delivered). Same rules as nagare_delivery_fn. */
+/* Runs from nagare_producer_poll() / flush() / destroy() on the
+ * producer's thread, before the delivery callbacks of the same call, once
+ * when a partition first gets an error (again when the error changes, or
+ * after a batch of the partition was delivered). Same rules as
+ * nagare_delivery_fn. */
 typedef void (*nagare_producer_error_fn)(const struct nagare_producer_error *e, void *opaque);
 
 struct nagare_producer_config {
