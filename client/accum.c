@@ -104,17 +104,21 @@ static int opaques_room(void ***opaques, uint32_t *cap, uint32_t need)
 }
 
 /* A batch with a buffer of at least cap bytes: a pool buffer when that is
- * enough, else one of its own. */
-static int batch_get(struct nagare_producer *p, size_t cap, bool force, struct pbatch **out)
+ * enough, a grown one when asked (grown: cap is grown_buf_bytes), else one
+ * of its own. */
+static int batch_get(struct nagare_producer *p, size_t cap, bool force, bool grown,
+                     struct pbatch **out)
 {
     bool pooled = cap <= p->pool_buf_bytes;
     size_t bytes = pooled ? p->pool_buf_bytes : cap;
     if (!force && p->bytes_used + bytes > p->cfg.buffer_bytes_max) {
         return -NG_EBUSY;
     }
-    struct pbatch *b = pooled ? p->pool : NULL;
+    ASSERT(!grown || (!pooled && cap == p->grown_buf_bytes));
+    struct pbatch **pool = pooled ? &p->pool : grown ? &p->pool_grown : NULL;
+    struct pbatch *b = pool != NULL ? *pool : NULL;
     if (b != NULL) {
-        p->pool = b->next;
+        *pool = b->next;
     } else {
         b = calloc(1, sizeof(*b));
         uint8_t *buf = b != NULL ? malloc(bytes) : NULL;
@@ -125,6 +129,7 @@ static int batch_get(struct nagare_producer *p, size_t cap, bool force, struct p
         b->buf = buf;
         b->cap = bytes;
         b->pooled = pooled;
+        b->grown = grown;
     }
     p->bytes_used += b->cap;
     b->next = NULL;
@@ -136,9 +141,10 @@ void accum_release(struct nagare_producer *p, struct pbatch *b)
 {
     ASSERT(p->bytes_used >= b->cap);
     p->bytes_used -= b->cap;
-    if (b->pooled) {
-        b->next = p->pool;
-        p->pool = b;
+    if (b->pooled || b->grown) {
+        struct pbatch **pool = b->pooled ? &p->pool : &p->pool_grown;
+        b->next = *pool;
+        *pool = b;
         return;
     }
     free(b->opaques);
@@ -314,6 +320,69 @@ static int batch_add(struct pbatch *b, int64_t ts_ms, const void *key, int32_t k
     return 0;
 }
 
+/* Moves the open batch b into a grown buffer: its records, builder and
+ * opaques go over as they are, and b goes back to its pool. Returns the
+ * batch now open, or NULL when there is no room (b stays as it was). */
+static struct pbatch *batch_move_grown(struct nagare_producer *p, struct ppart *pp,
+                                       struct pbatch *b)
+{
+    struct pbatch *g;
+    if (batch_get(p, p->grown_buf_bytes, false, true, &g) != 0) {
+        return NULL;
+    }
+    struct pbatch keep = *g;
+    *g = *b;
+    g->buf = keep.buf;
+    g->cap = keep.cap;
+    g->pooled = false;
+    g->grown = true;
+    memcpy(g->buf, b->buf, b->bld.pos);
+    g->bld.buf = g->buf;
+    b->opaques = keep.opaques; /* g took b's; b keeps g's old ones */
+    b->opaque_cap = keep.opaque_cap;
+    if (g->open_prev != NULL) {
+        g->open_prev->open_next = g;
+    } else {
+        p->open_head = g;
+    }
+    if (g->open_next != NULL) {
+        g->open_next->open_prev = g;
+    } else {
+        p->open_tail = g;
+    }
+    pp->open = g;
+    accum_release(p, b);
+    return g;
+}
+
+/* pp's open batch is full: lets it take batch_bytes more when its partition
+ * could not send it now anyway (BATCH_GROWTH_MAX). Returns whether it did;
+ * if not, the caller closes it. */
+static bool batch_grow(struct nagare_producer *p, struct ptopic *t, int32_t partition)
+{
+    struct ppart *pp = &t->parts[partition];
+    struct pbatch *b = pp->open;
+    size_t limit = topic_batch_limit(p, t);
+    limit = limit < p->grown_buf_bytes ? limit : p->grown_buf_bytes;
+    if ((!b->pooled && !b->grown) || b->bld.cap + p->pool_buf_bytes > limit ||
+        sender_part_ready(p, pp, conn_mono_ms())) {
+        return false;
+    }
+    if (!b->grown) {
+        /* Half the buffer stays for batches that do not grow, so growing
+         * never starves the partitions that are sending. */
+        if (p->bytes_used + p->grown_buf_bytes > p->cfg.buffer_bytes_max / 2 ||
+            (b = batch_move_grown(p, pp, b)) == NULL) {
+            return false;
+        }
+    }
+    b->bld.cap += p->pool_buf_bytes;
+    if (t->sticky == partition) {
+        t->sticky = -1; /* keyless records move on after batch_bytes, grown or not */
+    }
+    return true;
+}
+
 int accum_append(struct nagare_producer *p, struct ptopic *t, int32_t partition, int64_t ts_ms,
                  const void *key, int32_t key_len, const void *value, int32_t value_len,
                  const struct batch_kv *hdrs, uint32_t hdr_count, void *opaque, bool force)
@@ -328,6 +397,10 @@ int accum_append(struct nagare_producer *p, struct ptopic *t, int32_t partition,
     if (pp->open != NULL) {
         int rc = batch_add(pp->open, ts_ms, key, key_len, value, value_len, hdrs, hdr_count,
                            opaque);
+        if (rc == -NG_ENOSPACE && batch_grow(p, t, partition)) {
+            rc = batch_add(pp->open, ts_ms, key, key_len, value, value_len, hdrs, hdr_count,
+                           opaque);
+        }
         if (rc != -NG_ENOSPACE) {
             return rc;
         }
@@ -339,7 +412,7 @@ int accum_append(struct nagare_producer *p, struct ptopic *t, int32_t partition,
         return -NG_ETOOBIG;
     }
     struct pbatch *b;
-    int rc = batch_get(p, need, force, &b);
+    int rc = batch_get(p, need, force, false, &b);
     if (rc != 0) {
         return rc;
     }
@@ -624,13 +697,18 @@ void accum_free_all(struct nagare_producer *p)
     }
     free(p->topics);
     p->topics = NULL;
-    while (p->pool != NULL) {
-        struct pbatch *b = p->pool;
-        p->pool = b->next;
-        free(b->opaques);
-        free(b->buf);
-        free(b);
+    struct pbatch *pools[] = {p->pool, p->pool_grown};
+    for (size_t i = 0; i < sizeof(pools) / sizeof(pools[0]); i++) {
+        while (pools[i] != NULL) {
+            struct pbatch *b = pools[i];
+            pools[i] = b->next;
+            free(b->opaques);
+            free(b->buf);
+            free(b);
+        }
     }
+    p->pool = NULL;
+    p->pool_grown = NULL;
     free(p->failed);
     free(p->kv);
 }

@@ -803,7 +803,10 @@ static int freq_reserve(struct freq *r, uint32_t n)
  *   long-polls, and only when no other fetch is in flight. Not while any
  *   partition is behind, even one that cannot take a fetch now (its
  *   answers are buffered, or in flight): its next fetch would wait behind
- *   the long poll.
+ *   the long poll. Nor while a caught-up partition waits for the
+ *   application to read its buffered answers (p->chunks): a long poll
+ *   without it would hold its next records back until some other
+ *   partition gets one, or for fetch_wait_max_ms (e2e's 501 ms record).
  * A partition has at most one fetch in flight: the offset to ask for next
  * is known only from the previous answer (whole batches from the offset
  * asked, up to byte limits), so it is asked for as soon as that answer
@@ -814,16 +817,20 @@ static uint32_t fetch_pick(nagare_consumer *c, int64_t now_ms, bool *long_poll)
     uint32_t want = 0;
     uint32_t behind = 0;
     bool any_behind = false; /* fetchable or not: in flight, full, backing off */
+    bool any_full = false;   /* kept out only by its unread chunks */
     for (uint32_t i = 0; i < c->part_count; i++) {
         const struct cpart *p = c->parts[i];
         any_behind = any_behind || (p->behind && p->err == 0 && !p->stalled);
+        any_full = any_full || (p->err == 0 && !p->stalled && !p->fetching &&
+                                p->chunks >= c->cfg.fetches_inflight);
         if (fetchable(c, p, now_ms)) {
             want++;
             behind += p->behind ? 1 : 0;
         }
     }
     *long_poll = !any_behind;
-    if (want == 0 || (*long_poll && c->fetches_out > 0) || (any_behind && behind == 0)) {
+    if (want == 0 || (*long_poll && (c->fetches_out > 0 || any_full)) ||
+        (any_behind && behind == 0)) {
         return 0;
     }
     uint32_t fi = c->cfg.fetches_inflight;

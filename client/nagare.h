@@ -108,12 +108,31 @@ struct nagare_delivery {
  * thread. It may call nagare_send(), not poll, flush or destroy. */
 typedef void (*nagare_delivery_fn)(const struct nagare_delivery *d, void *opaque);
 
+/* The broker refused a batch of a partition with an error the producer
+ * retries (a full disk, -NAGARE_EDISK_FULL, say). Informational, as
+ * librdkafka's error callback: the records are still retried until their
+ * delivery timeout, and each still gets its delivery report. */
+struct nagare_producer_error {
+    const char *topic;  /* valid during the callback */
+    int32_t partition;
+    int err;            /* negative */
+};
+
+/* Runs from nagare_producer_poll() / flush() / destroy() on the
+ * producer's thread, before the delivery callbacks of the same call, once
+ * when a partition first gets an error (again when the error changes, or
+ * after a batch of the partition was delivered). Same rules as
+ * nagare_delivery_fn. */
+typedef void (*nagare_producer_error_fn)(const struct nagare_producer_error *e, void *opaque);
+
 struct nagare_producer_config {
     const char *bootstrap;          /* "host:port" (default "127.0.0.1:7420"); copied */
     int acks;                       /* 0, 1, or -1 = all (default -1) */
     enum nagare_compression compression; /* default none */
     int zstd_level;                 /* default 3 */
-    size_t batch_bytes;             /* a partition's batch goes out at this size (64 KiB) */
+    size_t batch_bytes;             /* a partition's batch goes out at this size (64 KiB);
+                                       while the partition cannot send, it grows by as
+                                       much at a time, up to 16 times (1 MiB) */
     uint32_t linger_ms;             /* ...or this long after its first record (5 ms) */
     bool idempotent;                /* default true: retries never duplicate */
     uint32_t delivery_timeout_ms;   /* give up on a record after this (120 s) */
@@ -123,7 +142,8 @@ struct nagare_producer_config {
     size_t buffer_bytes_max;        /* records held, sent or not (64 MiB): past it,
                                        nagare_send() returns -NAGARE_EBUSY */
     nagare_delivery_fn on_delivery; /* may be NULL */
-    void *opaque;                   /* passed to on_delivery */
+    void *opaque;                   /* passed to on_delivery and on_error */
+    nagare_producer_error_fn on_error; /* may be NULL (default) */
 };
 
 void nagare_producer_config_default(struct nagare_producer_config *c);
@@ -184,12 +204,15 @@ NAGARE_MUST_USE int nagare_send(nagare_producer *p, const struct nagare_record *
  * ...) go to the record's report, not here.
  *
  * Retries: the connection failing, a request timing out, -NAGARE_EBUSY,
- * -NAGARE_ECLOSED, -NAGARE_ETIMEOUT and -NAGARE_EUNKNOWN_TOPIC (metadata
- * refreshed first) are retried with backoff (retry_backoff_ms doubling up
- * to 1 s), in order per partition, until delivery_timeout_ms after the
- * record was added; idempotence makes a retried batch that the broker
- * already wrote come back with its first offset, never twice. Other errors
- * fail the batch's records at once. */
+ * -NAGARE_ECLOSED, -NAGARE_ETIMEOUT, -NAGARE_EDISK_FULL and
+ * -NAGARE_EUNKNOWN_TOPIC (metadata refreshed first) are retried with
+ * backoff (retry_backoff_ms doubling up to 1 s), in order per partition,
+ * until delivery_timeout_ms after the record was added; idempotence makes
+ * a retried batch that the broker already wrote come back with its first
+ * offset, never twice. A record out of time is reported with the last
+ * error the broker gave its partition (-NAGARE_EDISK_FULL...), or
+ * -NAGARE_ETIMEOUT when it gave none; on_error hears of such an error as
+ * soon as it comes. Other errors fail the batch's records at once. */
 int nagare_producer_poll(nagare_producer *p, int timeout_ms);
 
 /* Sends every buffered record (ignoring linger) and waits until each has

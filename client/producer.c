@@ -93,7 +93,7 @@ static int producer_open(struct nagare_producer *p)
         return rc;
     }
     if (p->cfg.compression == NAGARE_COMPRESSION_ZSTD) {
-        rc = batch_zctx_init(&p->zctx, p->pool_buf_bytes, p->cfg.zstd_level);
+        rc = batch_zctx_init(&p->zctx, p->grown_buf_bytes, p->cfg.zstd_level);
         if (rc != 0) {
             return rc;
         }
@@ -138,6 +138,11 @@ int nagare_producer_new(const struct nagare_producer_config *c, nagare_producer 
     p->cfg.bootstrap = p->bootstrap;
     p->producer_id = -1;
     p->pool_buf_bytes = c->batch_bytes;
+    /* Growth stops at the broker's default largest batch too (a topic's
+     * own limit is applied as a batch grows). */
+    size_t grown = c->batch_bytes * BATCH_GROWTH_MAX;
+    grown = grown < TOPIC_BATCH_BYTES_DEFAULT ? grown : TOPIC_BATCH_BYTES_DEFAULT;
+    p->grown_buf_bytes = grown > c->batch_bytes ? grown : c->batch_bytes;
     p->rng = (uint64_t)conn_wall_ms() * 0x9e3779b97f4a7c15ull | 1;
     int rc = producer_open(p);
     if (rc != 0) {
@@ -343,11 +348,20 @@ static void report(struct nagare_producer *p, const struct ptopic *t, int32_t pa
     }
 }
 
-/* Runs the delivery callbacks of every outcome known. Returns how many. */
+/* Runs the error callbacks of the broker errors queued, then the delivery
+ * callbacks of every outcome known. Returns how many reports. */
 static int run_reports(struct nagare_producer *p)
 {
     int n = 0;
     p->in_callback = true;
+    /* Errors first: the cause is told before the failures it may bring. */
+    for (uint32_t i = 0; i < p->error_count; i++) {
+        const struct perror *e = &p->errors[i];
+        struct nagare_producer_error pe = {.topic = e->topic->name, .partition = e->partition,
+                                           .err = e->err};
+        p->cfg.on_error(&pe, p->cfg.opaque);
+    }
+    p->error_count = 0;
     for (uint32_t i = 0; i < p->failed_count; i++) {
         struct pfailed f = p->failed[i];
         p->outstanding--;

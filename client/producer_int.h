@@ -17,9 +17,11 @@
  *   batch coming back for a retry stops the partition until its other
  *   batches in flight have come back, then the queue is resent in order.
  * - Memory: batch buffers come from a pool of batch_bytes buffers, reused;
- *   a record larger than that gets a buffer of its own, freed after its
- *   report. bytes_used (every buffer not in the free pool, plus holds) stays
- *   within buffer_bytes_max: past it, send returns -NG_EBUSY.
+ *   a batch that grows (BATCH_GROWTH_MAX) moves to one of a second pool, of
+ *   grown_buf_bytes buffers; a record larger than a batch gets a buffer of
+ *   its own, freed after its report. bytes_used (every buffer not in a free
+ *   pool, plus holds) stays within buffer_bytes_max: past it, send returns
+ *   -NG_EBUSY; batches grow only while it is under half of it.
  * - The poll does work in proportion to what is pending, not to the
  *   partitions: open batches are listed in the order they opened
  *   (p->open_head), so the linger check stops at the first not yet due;
@@ -43,6 +45,18 @@
  * batches of each producer per partition (PRODUCER_BATCHES_KEPT), so a
  * retried batch is always recognised as a duplicate. */
 #define PART_INFLIGHT_MAX 5
+/* A partition whose next batch could not go out at once (sender_part_ready()
+ * false: its batches in flight at PART_INFLIGHT_MAX, others waiting before
+ * it, the connection's requests at inflight_max) lets its full open batch
+ * grow by batch_bytes at a time, up to this many times batch_bytes, rather
+ * than close it to wait in the queue; the sender closes it as soon as the
+ * partition can send. So the bytes in flight follow the round trip by
+ * themselves: while the pipeline is full, each batch carries what came
+ * during its wait (librdkafka builds its batches at send time for the same
+ * reason), and at a low rate nothing changes. 16 times the default 64 KiB
+ * is 1 MiB, Kafka's largest batch by default (and never past the broker's
+ * default, TOPIC_BATCH_BYTES_DEFAULT, or the topic's limit). */
+#define BATCH_GROWTH_MAX 16u
 /* Backoff doubles up to this. */
 #define RETRY_BACKOFF_MAX_MS 1000
 /* A topic the broker does not know is not asked about again for this long;
@@ -75,6 +89,7 @@ struct pbatch {
     uint8_t *buf;
     size_t cap;
     bool pooled;              /* buf is a pool buffer (cap == pool_buf_bytes) */
+    bool grown;               /* buf is a grown one (cap == grown_buf_bytes) */
     struct batch_builder bld; /* while open */
     size_t bytes;             /* finished size */
     int32_t record_count;
@@ -99,6 +114,8 @@ struct ppart {
     bool resequence;          /* bump the epoch and renumber once inflight is 0 */
     int64_t backoff_until_ms;
     uint32_t backoff_ms;
+    int err_last;             /* the broker's last (retried) error for a batch
+                                 of this partition; 0 after a success */
 };
 
 enum ptopic_state {
@@ -147,6 +164,13 @@ struct pfailed {
     void *opaque;
 };
 
+/* A broker error to announce through on_error (sender_broker_err()). */
+struct perror {
+    struct ptopic *topic;
+    int32_t partition;
+    int err;
+};
+
 /* One produce request in flight: its batches, in the request's order, and
  * those of them it sends from their own buffers (conn_frame_commit_refs():
  * each buffer stays as it is until the request completes, since a batch
@@ -179,14 +203,19 @@ struct nagare_producer {
     struct ptopic *last_topic;
     /* buffers */
     size_t pool_buf_bytes;
+    size_t grown_buf_bytes;   /* pool_buf_bytes * BATCH_GROWTH_MAX, within a batch's limit */
     size_t bytes_used;
     struct pbatch *pool;      /* free batches with pool buffers */
+    struct pbatch *pool_grown; /* free batches with grown buffers */
     /* outcomes waiting for their reports */
     struct pbatch *done_head;
     struct pbatch *done_tail;
     struct pfailed *failed;
     uint32_t failed_count;
     uint32_t failed_cap;
+    struct perror *errors;    /* for on_error, in the order they came */
+    uint32_t error_count;
+    uint32_t error_cap;
     /* requests */
     struct preq *preq_free;
     uint32_t requests_inflight;
@@ -276,6 +305,11 @@ int64_t sender_timers(struct nagare_producer *p, int64_t now_ms);
 /* Something of the sender's may be due at at_ms (a batch queued, a backoff
  * started): sender_timers() will look then. */
 void sender_timer_at(struct nagare_producer *p, int64_t at_ms);
+
+/* Whether a batch of pp closed now would go out in the next request: the
+ * connection takes requests, nothing of pp waits before it, pp has a slot
+ * in flight and no backoff or resend pending. */
+bool sender_part_ready(const struct nagare_producer *p, const struct ppart *pp, int64_t now_ms);
 
 /* Whether an error leaves a batch worth sending again. */
 bool sender_retriable(int err);

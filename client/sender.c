@@ -25,8 +25,11 @@
  *   restarts, -NG_ECORRUPT, -NG_ESYSTEM, -NG_EBADNAME...) and, for the
  *   whole producer, -NG_EPRODUCER_FENCED.
  * Every record gets a report by delivery_timeout_ms after it was added to
- * its batch: batches waiting past it fail with -NG_ETIMEOUT (a batch in
- * flight waits for its answer, itself bounded by request_timeout_ms).
+ * its batch: batches waiting past it fail with the last error the broker
+ * gave their partition, or -NG_ETIMEOUT when it gave none (a batch in
+ * flight waits for its answer, itself bounded by request_timeout_ms). A
+ * retried broker error is announced through on_error when the partition
+ * first gets it, as librdkafka's error callback does.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -123,9 +126,20 @@ static int resequence(struct ppart *pp)
     return 0;
 }
 
-/* The batch of pp to send next, or NULL. */
+bool sender_part_ready(const struct nagare_producer *p, const struct ppart *pp, int64_t now_ms)
+{
+    return conn_ready(&p->conn) && p->requests_inflight < p->cfg.inflight_max &&
+           pp->queued == pp->inflight && pp->inflight < PART_INFLIGHT_MAX &&
+           now_ms >= pp->backoff_until_ms && !pp->retrying && !pp->resequence;
+}
+
+/* The batch of pp to send next, or NULL. A batch that grew while pp could
+ * not send (accum.c, BATCH_GROWTH_MAX) is closed to go now. */
 static struct pbatch *sendable(struct nagare_producer *p, struct ppart *pp, int64_t now_ms)
 {
+    if (pp->open != NULL && pp->open->grown && sender_part_ready(p, pp, now_ms)) {
+        accum_close(p, pp->open->topic, pp->open->partition);
+    }
     if (pp->queued == pp->inflight || pp->inflight >= PART_INFLIGHT_MAX ||
         now_ms < pp->backoff_until_ms) {
         return NULL;
@@ -208,6 +222,8 @@ void sender_free(struct nagare_producer *p)
         free(r->refs);
         free(r);
     }
+    free(p->errors);
+    p->errors = NULL;
 }
 
 static void backoff(struct nagare_producer *p, struct ppart *pp, int64_t now_ms)
@@ -216,6 +232,41 @@ static void backoff(struct nagare_producer *p, struct ppart *pp, int64_t now_ms)
     pp->backoff_ms = next < RETRY_BACKOFF_MAX_MS ? next : RETRY_BACKOFF_MAX_MS;
     pp->backoff_until_ms = now_ms + pp->backoff_ms;
     sender_timer_at(p, pp->backoff_until_ms);
+}
+
+/* What a batch whose delivery timeout ran out reports: the last error the
+ * broker gave the partition while it retried (a full disk, say), which
+ * tells more than the timeout; -NG_ETIMEOUT when the broker gave none
+ * (the connection failed, or the batch never got an answer). */
+static int expired_err(const struct ppart *pp)
+{
+    return pp->err_last != 0 ? pp->err_last : -NG_ETIMEOUT;
+}
+
+/* The broker refused a batch of t's partition with err. A retried error
+ * new to the partition is queued for on_error, so the application hears
+ * of it at once rather than at the delivery timeout. */
+static void broker_err(struct nagare_producer *p, struct ptopic *t, int32_t partition, int err)
+{
+    struct ppart *pp = &t->parts[partition];
+    if (!sender_retriable(err) || err == pp->err_last) {
+        return;
+    }
+    pp->err_last = err;
+    if (p->cfg.on_error == NULL) {
+        return;
+    }
+    if (p->error_count == p->error_cap) {
+        uint32_t cap = p->error_cap == 0 ? 16 : p->error_cap * 2;
+        struct perror *e = realloc(p->errors, cap * sizeof(*e));
+        if (e == NULL) {
+            return; /* only a notice: the record's report still comes */
+        }
+        p->errors = e;
+        p->error_cap = cap;
+    }
+    p->errors[p->error_count++] = (struct perror){.topic = t, .partition = partition,
+                                                  .err = err};
 }
 
 /* A batch came back with an error: retry it, restart the partition's
@@ -250,7 +301,7 @@ static void batch_error(struct nagare_producer *p, struct pbatch *b, int err, in
         backoff(p, pp, now_ms);
         return;
     }
-    sender_complete(p, b, expired && sender_retriable(err) ? -NG_ETIMEOUT : err, -1);
+    sender_complete(p, b, expired && sender_retriable(err) ? expired_err(pp) : err, -1);
 }
 
 /* Matches each partition of a Produce answer to its batch, in order.
@@ -270,11 +321,14 @@ static int32_t answer_apply(struct nagare_producer *p, struct preq *r, struct pr
             if (!proto_str_eq(t.name, b->topic->name) || rp.partition != b->partition) {
                 return -1;
             }
-            b->topic->parts[b->partition].inflight--;
+            struct ppart *pp = &b->topic->parts[b->partition];
+            pp->inflight--;
             if (rp.err == 0) {
-                b->topic->parts[b->partition].backoff_ms = 0;
+                pp->backoff_ms = 0;
+                pp->err_last = 0;
                 sender_complete(p, b, 0, rp.offset_base);
             } else {
+                broker_err(p, b->topic, b->partition, rp.err);
                 batch_error(p, b, rp.err, now_ms);
             }
             i++;
@@ -486,7 +540,7 @@ static int64_t part_timers(struct nagare_producer *p, struct ppart *pp, int64_t 
         struct pbatch *after = b->next;
         int64_t due = b->created_ms + (int64_t)p->cfg.delivery_timeout_ms;
         if (b->state == PB_QUEUED && now_ms >= due) {
-            sender_complete(p, b, -NG_ETIMEOUT, -1);
+            sender_complete(p, b, expired_err(pp), -1);
         } else if (b->state == PB_QUEUED) {
             /* The queue is in the order the batches were opened, one open
              * batch per partition at a time, so no later batch is due

@@ -1087,6 +1087,102 @@ Test(client, consumer_resumes_after_the_broker_restarts)
 
 /* ---- a broker that goes away for good ---- */
 
+static void tune_grow(struct nagare_producer_config *c)
+{
+    c->batch_bytes = 1024;
+    c->linger_ms = 600000; /* batches close when full or flushed, never by time */
+    c->inflight_max = 1;
+    c->acks = 1;
+}
+
+/* Record counts of the batches of topic/0 from offset 0, in order; returns
+ * how many. */
+static size_t batch_counts(const char *topic, int32_t *counts, size_t cap)
+{
+    struct cl raw;
+    cl_connect(&raw, B.port, 10000);
+    struct fetched f;
+    rq_fetch(&raw, topic, 0, 0, &f);
+    cr_assert_eq(f.err, 0);
+    const uint8_t *b;
+    size_t len;
+    size_t n = 0;
+    for (; bt_at(f.records, f.records_bytes, n, &b, &len); n++) {
+        cr_assert_lt(n, cap);
+        counts[n] = (int32_t)get_be32(b + BATCH_OFF_RECORD_COUNT);
+    }
+    rq_fetched_free(&f);
+    cl_close(&raw);
+    return n;
+}
+
+/* While its partition cannot send (the one request allowed is in flight:
+ * the producer reads no answer before the flush), a full batch takes
+ * batch_bytes more at a time instead of closing to wait, and goes as one
+ * batch once the partition can send. */
+Test(client, a_full_batch_grows_while_its_partition_cannot_send_and_goes_as_one)
+{
+    bk_start(&B);
+    cs_create_topic(&B, "grow", 1);
+    struct reports r;
+    reports_init(&r, 61);
+    nagare_producer *p = producer(&r, tune_grow);
+    produce_plain(p, "grow", 0, 5, 0, 1); /* the topic is known from here on */
+    flush_ok(p, &r, 1);
+    produce_plain(p, "grow", 0, 5, 1, 60); /* ~9 KiB: 9 times batch_bytes */
+    flush_ok(p, &r, 61);
+    for (uint32_t i = 0; i < 61; i++) {
+        cr_assert_eq(r.offset[i], i, "record %u in order, once", i);
+    }
+    nagare_producer_destroy(p);
+    reports_fini(&r);
+    int32_t counts[64];
+    size_t n = batch_counts("grow", counts, 64);
+    /* The first record alone; the first full batch, sent at once; the
+     * rest, grown, in one batch. */
+    cr_assert_eq(n, 3, "batches: %zu", n);
+    cr_assert_eq(counts[0], 1);
+    cr_assert_eq(counts[0] + counts[1] + counts[2], 61);
+    cr_assert_gt(counts[2], 5 * counts[1], "the last batch grew: %d records after %d",
+                 counts[2], counts[1]);
+}
+
+/* Keyless records move to another partition after each batch_bytes,
+ * whether the batch closed or grew: a growing batch does not pull in every
+ * record until it is 16 times batch_bytes. Records of ~30 bytes: about 30
+ * fill batch_bytes (1 KiB), about 500 a grown batch. A run of 300 records
+ * in one partition with the sticky choice moving every ~30 needs 9 picks
+ * in a row of the same one of 8 partitions (8^-9 each time). */
+Test(client, keyless_records_move_on_while_batches_grow)
+{
+    enum { N = 2000 };
+    bk_start(&B);
+    cs_create_topic(&B, "spread", 8);
+    struct reports r;
+    reports_init(&r, N + 1);
+    nagare_producer *p = producer(&r, tune_grow);
+    produce_plain(p, "spread", 0, 6, 0, 1);
+    flush_ok(p, &r, 1);
+    /* No poll: the one request allowed stays in flight, the others grow. */
+    char value[20] = "keyless record value";
+    for (uint32_t i = 1; i <= N; i++) {
+        struct nagare_record rec = {.topic = "spread", .partition = NAGARE_PARTITION_ANY,
+                                    .key_len = -1, .value = value, .value_len = sizeof(value),
+                                    .opaque = (void *)(uintptr_t)i};
+        send_record(p, &rec);
+    }
+    flush_ok(p, &r, N + 1);
+    uint32_t run = 1;
+    uint32_t longest = 1;
+    for (uint32_t i = 2; i <= N; i++) {
+        run = r.partition[i] == r.partition[i - 1] ? run + 1 : 1;
+        longest = run > longest ? run : longest;
+    }
+    cr_assert_lt(longest, 300, "%u records in a row went to one partition", longest);
+    nagare_producer_destroy(p);
+    reports_fini(&r);
+}
+
 static void tune_short(struct nagare_producer_config *c)
 {
     c->delivery_timeout_ms = 1500;
@@ -1207,6 +1303,43 @@ Test(client, poll_without_waiting_reads_answers)
 /* ---- several fetches in flight ---- */
 
 #define PIPE_RECORDS 20000
+
+/* A partition whose answers wait to be read cannot take a fetch; a long
+ * poll sent without it would hold back its next records until another
+ * partition got one, or for the whole long poll (a 501 ms record in the
+ * e2e benchmark). The long poll waits for it instead: here the wait is
+ * ten minutes, and the second record must come all the same. */
+Test(client, a_long_poll_waits_for_a_partition_whose_answer_is_being_read)
+{
+    bk_set(&B, "fetch_wait_max_ms=600000");
+    bk_start(&B);
+    cs_create_topic(&B, "tail", 2);
+    struct reports r;
+    reports_init(&r, 2);
+    nagare_producer *p = producer(&r, NULL);
+    struct nagare_consumer_config cc;
+    nagare_consumer_config_default(&cc);
+    cc.bootstrap = B.bootstrap;
+    cc.fetches_inflight = 1;
+    cc.fetch_wait_max_ms = 600000;
+    nagare_consumer *c;
+    cr_assert_eq(nagare_consumer_new(&cc, &c), 0);
+    assign_ok(c, "tail", 0, 0);
+    assign_ok(c, "tail", 1, 0);
+    produce_plain(p, "tail", 0, 3, 0, 1);
+    flush_ok(p, &r, 1);
+    const struct nagare_message *m = next_msg(c); /* its answer is being read */
+    cr_assert_eq(m->partition, 0);
+    cr_assert_eq(m->offset, 0);
+    produce_plain(p, "tail", 0, 3, 1, 1);
+    flush_ok(p, &r, 2);
+    m = next_msg(c);
+    cr_assert_eq(m->partition, 0);
+    cr_assert_eq(m->offset, 1);
+    nagare_consumer_destroy(c);
+    nagare_producer_destroy(p);
+    reports_fini(&r);
+}
 
 static nagare_consumer *consumer_pipelined(uint32_t fetches, uint32_t partition_bytes)
 {

@@ -197,6 +197,15 @@ static void produce_on_delivery(const struct nagare_delivery *d, void *opaque)
     st->delivered_bytes += tag & ((1u << PRODUCE_BYTES_BITS) - 1);
 }
 
+/* The broker refused a batch with an error the library retries (a full
+ * disk, say): said at once, not only when the records run out of time. */
+static void produce_on_error(const struct nagare_producer_error *e, void *opaque)
+{
+    const struct produce_stats *st = opaque;
+    fprintf(stderr, "nagare: produce %s: partition %" PRId32 ": %s (retrying for up to %d s)\n",
+            st->topic, e->partition, nagare_strerror(e->err), PRODUCE_DELIVERY_TIMEOUT_MS / 1000);
+}
+
 /* lines.h's idle hook: while stdin is quiet, let the producer send what
  * lingers and read answers. */
 static int produce_idle(void *arg)
@@ -356,6 +365,7 @@ int cli_produce_main(int argc, char **argv)
     c.request_timeout_ms = CLI_TIMEOUT_MS;
     c.delivery_timeout_ms = PRODUCE_DELIVERY_TIMEOUT_MS;
     c.on_delivery = produce_on_delivery;
+    c.on_error = produce_on_error;
     c.opaque = &r.st;
     int rc = nagare_producer_new(&c, &r.p);
     if (rc < 0) {
