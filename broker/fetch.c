@@ -255,8 +255,9 @@ static size_t plan(struct fetch_req *fr, struct fetch_ranges *rs)
 }
 
 /* Adds one partition's answer: its planned ranges (declared; attached
- * once the frame is whole), or its batches copied into the buffer. */
-static void answer_part(struct proto_enc *e, struct wr *w, struct fetch_part *fp,
+ * once the frame is whole), or its batches copied into the buffer.
+ * Returns true when its read found damage (the answer has news). */
+static bool answer_part(struct proto_enc *e, struct wr *w, struct fetch_part *fp,
                         uint64_t *records_total)
 {
     struct proto_fetch_resp_partition out = {.partition = fp->partition, .offset_earliest = -1,
@@ -264,8 +265,9 @@ static void answer_part(struct proto_enc *e, struct wr *w, struct fetch_part *fp
                                              .err = part_error(fp)};
     if (fp->bp == NULL) {
         proto_fetch_resp_partition(e, &out);
-        return;
+        return false;
     }
+    bool damaged = false;
     struct part *log = &fp->bp->log;
     out.offset_earliest = part_offset_earliest(log);
     out.offset_latest = part_offset_latest(log);
@@ -283,12 +285,16 @@ static void answer_part(struct proto_enc *e, struct wr *w, struct fetch_part *fp
         if (rc == 0) {
             (void)wr_take(w, r.bytes); /* the bytes are in place already */
             *records_total += r.bytes;
+        } else if (rc == -NG_ECORRUPT && fp->range_count == 0) {
+            proto_fetch_resp_partition_fail(e, rc, damage_end(fp)); /* found by this read */
+            damaged = true;
         } else if (rc != -NG_ETOOBIG) {
             log_warn("fetch %s/%d at %lld: %s", fp->bp->topic->name, fp->partition,
                      (long long)fp->offset, err_str(rc));
         }
     }
     proto_fetch_resp_partition_end(e);
+    return damaged;
 }
 
 static void file_release(struct loop_ext *ext)
@@ -360,7 +366,7 @@ static bool try_answer(struct fetch_req *fr, bool final)
         if (new_topic(fr, i)) {
             proto_enc_topic(&e, fp->topic);
         }
-        answer_part(&e, &w, fp, &records);
+        final |= answer_part(&e, &w, fp, &records);
     }
     if (!final && records < (uint64_t)(fr->in.bytes_min > 0 ? fr->in.bytes_min : 1)) {
         return false; /* the buffer stays the request's, reused next time */

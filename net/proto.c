@@ -1426,6 +1426,23 @@ void proto_fetch_resp_partition_end(struct proto_enc *e)
     enc_records_close(e);
 }
 
+void proto_fetch_resp_partition_fail(struct proto_enc *e, int err, int64_t offset_resume)
+{
+    enc_check(e, PROTO_API_FETCH, true);
+    ASSERT(err < 0 && e->records_at != NO_MARK && e->spliced_records == 0);
+    ASSERT(e->w->err != 0 || e->w->pos == e->records_at + 4); /* no records yet */
+    if (e->w->err != 0) {
+        return;
+    }
+    /* Back from the records length: offset_resume (v1), two offsets, error. */
+    size_t resume_at = e->records_at - 8;
+    size_t err_at = e->records_at - (e->api_version >= 1 ? 8 : 0) - 16 - 2;
+    put_be16(e->w->ptr + err_at, proto_err_to_wire(err));
+    if (e->api_version >= 1) {
+        put_be64(e->w->ptr + resume_at, (uint64_t)offset_resume);
+    }
+}
+
 void proto_fetch_resp_spliced(struct proto_enc *e, uint64_t n)
 {
     enc_check(e, PROTO_API_FETCH, true);

@@ -627,6 +627,10 @@ void proto_fetch_resp_partition_begin(struct proto_enc *e,
 /* Back-patches the records length from e->w->pos (plus what
  * proto_fetch_resp_spliced() declared). */
 void proto_fetch_resp_partition_end(struct proto_enc *e);
+/* Between _partition_begin() and _end(), before any record: sets the open
+ * partition's error (err < 0) and, from v1, its offset_resume after all
+ * (a read found damage only while the answer was being built). */
+void proto_fetch_resp_partition_fail(struct proto_enc *e, int err, int64_t offset_resume);
 /* Between _partition_begin() and _end(): n record bytes that the caller
  * splices into the frame at e->w->pos without writing them to e->w (a file
  * part of the answer: net/loop.h, loop_resp_file). They count in the
