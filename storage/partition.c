@@ -135,8 +135,13 @@ static void advance_written(struct part *p)
     while (p->failed == 0 && p->unwritten != NULL && p->unwritten->state == APPEND_WRITTEN &&
            !rolled_back(p, p->unwritten)) {
         struct part_append *u = p->unwritten;
+        /* Watermarks only grow, and stay within what was placed. */
+        ASSERT(u->seq > p->seq_written && u->pos + u->bytes > u->seg->bytes_readable);
+        ASSERT(u->hdr.offset_base == p->offset_hw); /* dense: each batch starts where the last ended */
+        ASSERT(batch_offset_last(&u->hdr) < p->offset_next);
         p->seq_written = u->seq;
         u->seg->bytes_readable = u->pos + u->bytes;
+        ASSERT(u->seg->bytes_readable <= u->seg->bytes);
         p->offset_hw = batch_offset_last(&u->hdr) + 1;
         p->unwritten = u->next;
     }
@@ -218,6 +223,8 @@ static bool rollback_finish(struct part *p)
         s->ops_inflight != 0 || p->syncs_inflight != 0) {
         return false;
     }
+    /* The cut takes back only what never became readable. */
+    ASSERT(p->rollback_offset >= p->offset_hw && p->rollback_pos >= s->bytes_readable);
     uint32_t rel = (uint32_t)(p->rollback_offset - s->offset_base);
     int rc = ftruncate(s->fd_log, (off_t)p->rollback_pos) != 0 ? -errno : 0;
     rc = rc == 0 ? index_cut(&s->index, s->fd_index, p->rollback_pos, rel) : rc;
@@ -497,6 +504,7 @@ int part_append(struct part *p, struct part_append *a)
     if (batch_bytes(&a->hdr) != a->bytes) {
         return -NG_EBADLEN; /* trailing bytes after the batch */
     }
+    ASSERT(p->offset_next >= p->offset_hw);
     a->hdr.offset_base = p->offset_next;
     batch_set_offset_base(a->batch, p->offset_next);
     p->offset_next = batch_offset_last(&a->hdr) + 1;
@@ -535,6 +543,7 @@ static void sync_finished(struct part *p, int res, const char *what)
     }
     p->syncs_inflight--;
     if (p->syncs_inflight == 0 && p->roll_stage == ROLL_NONE && p->failed == 0) {
+        ASSERT(p->sync_target <= p->seq_written); /* a sync covers only writes done */
         p->seq_synced = p->sync_target > p->seq_synced ? p->sync_target : p->seq_synced;
         p->dir_gen_synced = p->dir_gen_syncing;
         p->sync_gate_due = true;
