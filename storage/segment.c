@@ -387,6 +387,8 @@ int seg_resync(int fd, uint64_t pos, int64_t expect_offset, uint64_t end, int64_
     return 0;
 }
 
+/* A plain sorted array, searched linearly: damage is rare, a segment holds
+ * a handful of ranges at most, and none costs a walk more than a compare. */
 int seg_add_damage(struct seg *s, const struct seg_damage *d)
 {
     ASSERT(d->pos <= d->pos_end && d->offset < d->offset_end);
