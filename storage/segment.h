@@ -8,7 +8,9 @@
  * least index_interval_bytes after the previous entry (the first batch
  * always gets one), and a time entry at the same point when the maximum
  * timestamp so far has grown. So a lookup binary-searches the index and then
- * scans at most one interval plus one batch.
+ * scans at most one interval plus one batch. Bad bytes between good batches
+ * are a damaged range (struct seg_damage): kept in the file, never indexed
+ * or served, stepped over by every walk.
  *
  * This module reads files directly (pread) and does blocking work through a
  * caller's private ring; the partition log owns all asynchronous I/O and the
