@@ -41,13 +41,16 @@ static void report(void *arg, const struct verify_problem *p)
                 r->where, p->file, err_str(p->reason));
         return;
     }
-    fprintf(r->out, "BAD %s/%s at byte %" PRIu64 " (offset %" PRId64 "): %s; ", r->where, p->file,
-            p->position, p->offset, err_str(p->reason));
-    if (p->bytes > 0) {
-        fprintf(r->out, "%" PRIu64 " bytes skipped to the next good batch\n", p->bytes);
-    } else {
-        fprintf(r->out, "nothing good after it in this segment\n");
+    if (p->torn_tail) {
+        fprintf(r->out, "BAD %s/%s at byte %" PRIu64 " (offset %" PRId64 "): %s; nothing good "
+                "after it: a torn tail, recovery cuts it\n", r->where, p->file, p->position,
+                p->offset, err_str(p->reason));
+        return;
     }
+    fprintf(r->out, "BAD %s/%s at bytes [%" PRIu64 ", %" PRIu64 ") (offsets [%" PRId64
+            ", %" PRId64 ")): %s; a damaged range: not served, the batches around it are\n",
+            r->where, p->file, p->position, p->position + p->bytes, p->offset, p->offset_end,
+            err_str(p->reason));
 }
 
 static void partition(struct run *r, const char *dir, uint32_t batch_bytes_max)

@@ -26,9 +26,9 @@
 #include "base/log.h"
 #include "broker/server.h"
 
-/* Per partition in an answer: index, error, two offsets, records length;
- * per topic: name length and partition count. */
-#define PARTITION_HEADER_BYTES 26
+/* Per partition in an answer: index, error, two offsets (three from v1),
+ * records length; per topic: name length and partition count. */
+#define PARTITION_HEADER_BYTES 34
 #define TOPIC_HEADER_BYTES 6
 #define ANSWER_HEADER_BYTES 64
 
@@ -133,14 +133,22 @@ static void unpark(struct fetch_req *fr)
 
 /* ---- answering ---- */
 
+/* Where reading resumes past the damaged range holding fp's offset, or -1
+ * when it is in none. */
+static int64_t damage_end(const struct fetch_part *fp)
+{
+    int64_t segment;
+    struct seg_damage d;
+    return part_corrupt_range(&fp->bp->log, fp->offset, &segment, &d) ? d.offset_end : -1;
+}
+
 /* Whether a partition has something to say: data, or an error. */
 static bool part_has_news(const struct fetch_part *fp)
 {
     if (fp->bp == NULL || fp->bytes_max < 0) {
         return true;
     }
-    const struct part *log = &fp->bp->log;
-    return fp->offset != part_offset_latest(log) || fp->offset >= log->corrupt_offset;
+    return fp->offset != part_offset_latest(&fp->bp->log) || damage_end(fp) >= 0;
 }
 
 /* What one partition can add to an answer: its readable bytes from the
@@ -185,7 +193,7 @@ static int part_error(const struct fetch_part *fp)
     if (fp->offset < part_offset_earliest(log) || fp->offset > part_offset_latest(log)) {
         return -NG_EOFFSET_RANGE;
     }
-    return fp->offset >= log->corrupt_offset ? -NG_ECORRUPT : 0;
+    return damage_end(fp) >= 0 ? -NG_ECORRUPT : 0;
 }
 
 /* Decides how each partition answers: file ranges where part_read_ranges()
@@ -247,19 +255,23 @@ static size_t plan(struct fetch_req *fr, struct fetch_ranges *rs)
 }
 
 /* Adds one partition's answer: its planned ranges (declared; attached
- * once the frame is whole), or its batches copied into the buffer. */
-static void answer_part(struct proto_enc *e, struct wr *w, struct fetch_part *fp,
+ * once the frame is whole), or its batches copied into the buffer.
+ * Returns true when its read found damage (the answer has news). */
+static bool answer_part(struct proto_enc *e, struct wr *w, struct fetch_part *fp,
                         uint64_t *records_total)
 {
     struct proto_fetch_resp_partition out = {.partition = fp->partition, .offset_earliest = -1,
-                                             .offset_latest = -1, .err = part_error(fp)};
+                                             .offset_latest = -1, .offset_resume = -1,
+                                             .err = part_error(fp)};
     if (fp->bp == NULL) {
         proto_fetch_resp_partition(e, &out);
-        return;
+        return false;
     }
+    bool damaged = false;
     struct part *log = &fp->bp->log;
     out.offset_earliest = part_offset_earliest(log);
     out.offset_latest = part_offset_latest(log);
+    out.offset_resume = out.err == -NG_ECORRUPT ? damage_end(fp) : -1;
     proto_fetch_resp_partition_begin(e, &out);
     fp->range_at = w->pos;
     if (fp->range_count > 0) {
@@ -273,12 +285,16 @@ static void answer_part(struct proto_enc *e, struct wr *w, struct fetch_part *fp
         if (rc == 0) {
             (void)wr_take(w, r.bytes); /* the bytes are in place already */
             *records_total += r.bytes;
+        } else if (rc == -NG_ECORRUPT && fp->range_count == 0) {
+            proto_fetch_resp_partition_fail(e, rc, damage_end(fp)); /* found by this read */
+            damaged = true;
         } else if (rc != -NG_ETOOBIG) {
             log_warn("fetch %s/%d at %lld: %s", fp->bp->topic->name, fp->partition,
                      (long long)fp->offset, err_str(rc));
         }
     }
     proto_fetch_resp_partition_end(e);
+    return damaged;
 }
 
 static void file_release(struct loop_ext *ext)
@@ -350,7 +366,7 @@ static bool try_answer(struct fetch_req *fr, bool final)
         if (new_topic(fr, i)) {
             proto_enc_topic(&e, fp->topic);
         }
-        answer_part(&e, &w, fp, &records);
+        final |= answer_part(&e, &w, fp, &records);
     }
     if (!final && records < (uint64_t)(fr->in.bytes_min > 0 ? fr->in.bytes_min : 1)) {
         return false; /* the buffer stays the request's, reused next time */
@@ -382,7 +398,7 @@ static bool has_news(const struct fetch_req *fr, bool *errors)
         any |= news;
         *errors |= news && (fp->bp == NULL || fp->bytes_max < 0 || fp->offset > part_offset_latest(&fp->bp->log) ||
                             fp->offset < part_offset_earliest(&fp->bp->log) ||
-                            fp->offset >= fp->bp->log.corrupt_offset);
+                            damage_end(fp) >= 0);
     }
     return any;
 }

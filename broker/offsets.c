@@ -212,6 +212,7 @@ int offsets_open(struct offsets *o, const char *dir, const struct part_env *env,
     cfg.retention_bytes = -1;
     cfg.batch_bytes_max = OFFSETS_BATCH_MAX;
     ASSERT(env->scratch_bytes >= OFFSETS_SCRATCH_BYTES);
+    o->now_ms = env->now_ms;
     int rc = part_open(&o->log, dir, &cfg, env);
     if (rc != 0) {
         return rc;
@@ -350,7 +351,7 @@ int offsets_commit(struct offsets *o, struct offsets_commit *c, const char *grou
     memcpy(c->group, group, glen + 1);
     size_t len = 0;
     int rc = copy_items(c, items, count);
-    rc = rc == 0 ? build_batch(c, o->log.env.now_ms(), &len) : rc;
+    rc = rc == 0 ? build_batch(c, o->now_ms(), &len) : rc;
     if (rc != 0) {
         commit_free(c);
         return rc;

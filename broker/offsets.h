@@ -58,6 +58,7 @@ struct offsets_commit;
 
 struct offsets {
     struct part log;
+    int64_t (*now_ms)(void);           /* the log's clock (part_env) */
     bool open;
     struct offsets_group *groups; /* sorted by id */
     uint32_t count;

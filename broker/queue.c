@@ -68,8 +68,7 @@ int64_t queue_now_ms(const struct server *s)
 
 bool queue_room(const struct queue *q, uint32_t batches)
 {
-    uint64_t want = (uint64_t)q->log.appends_count + batches + QUEUE_ROOM_SLACK;
-    return want <= q->log.cfg.appends_inflight_max;
+    return (uint64_t)batches + QUEUE_ROOM_SLACK <= part_appends_room(&q->log);
 }
 
 struct bpart *queue_source(struct server *s, const struct share_part *sp)

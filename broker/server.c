@@ -113,10 +113,11 @@ static int bpart_open(struct server *s, struct server_topic *t, int32_t i)
     bp->open = true;
     rc = producers_init(&bp->producers, s->cfg.producer_ids_max);
     if (rc == 0) {
-        uint32_t n = bp->log.seg_count;
-        int64_t from = bp->log.segs[n > 1 ? n - 2 : 0]->offset_base;
-        rc = part_for_each_batch(&bp->log, from, note_producer, &bp->producers);
-        rc = rc == -NG_ECORRUPT ? 0 : rc; /* served up to the damage; logged */
+        uint32_t n = part_segment_count(&bp->log);
+        struct part_segment seg;
+        part_segment(&bp->log, n > 1 ? n - 2 : 0, &seg);
+        rc = part_for_each_batch(&bp->log, seg.offset_base, note_producer, &bp->producers);
+        rc = rc == -NG_ECORRUPT ? 0 : rc; /* damage it could not mark; logged */
     }
     if (rc == 0) {
         part_set_watch(&bp->log, bpart_watch, bp);

@@ -76,6 +76,8 @@ struct cpart {
     uint32_t chunks;
     int err;                  /* reported once by poll, then paused until seek */
     bool err_reported;
+    int64_t corrupt_end;      /* err the broker's NG_ECORRUPT: where reading
+                                 resumes past its damaged range; else -1 */
     int64_t backoff_until_ms;
     uint32_t backoff_ms;
     uint32_t fetch_refs;      /* fetches in flight naming it */
@@ -451,6 +453,7 @@ static void part_move(nagare_consumer *c, struct cpart *p, int64_t offset)
     p->fetch_offset = offset;
     p->err = 0;
     p->err_reported = false;
+    p->corrupt_end = -1;
     p->stalled = false;
     p->backoff_until_ms = 0;
 }
@@ -502,6 +505,18 @@ int nagare_consumer_position(nagare_consumer *c, const char *topic, int32_t part
         return -NG_ENOTFOUND;
     }
     *offset_out = p->position;
+    return 0;
+}
+
+int nagare_consumer_corrupt_end(nagare_consumer *c, const char *topic, int32_t partition,
+                                int64_t *offset_out)
+{
+    ASSERT(c != NULL && offset_out != NULL);
+    struct cpart *p = topic != NULL ? part_find(c, topic, partition) : NULL;
+    if (p == NULL || p->err != -NG_ECORRUPT || p->corrupt_end < 0) {
+        return -NG_ENOTFOUND;
+    }
+    *offset_out = p->corrupt_end;
     return 0;
 }
 
@@ -606,6 +621,9 @@ static void fetched(nagare_consumer *c, struct cpart *p, struct cbuf *b,
         out_of_range(c, p, fp);
     } else if (fp->err == -NG_EUNKNOWN_TOPIC || fp->err == -NG_ECORRUPT) {
         p->err = fp->err;
+        /* Fetch v1: the damaged range's end, for nagare_consumer_corrupt_end(). */
+        p->corrupt_end = fp->err == -NG_ECORRUPT && fp->offset_resume > p->fetch_offset
+                             ? fp->offset_resume : -1;
     } else if (fp->err != 0) {
         part_backoff(p, now); /* busy, closing, failed log: try again later */
     } else {
@@ -1022,6 +1040,7 @@ static int read_failed(nagare_consumer *c, struct cpart *p, int rc)
         return rc;
     }
     p->err = -NG_ECORRUPT;
+    p->corrupt_end = -1; /* bad bytes on the way: no range the broker knows */
     p->err_reported = true; /* returned right here */
     drop_chunks(c, p);
     return -NG_ECORRUPT;
@@ -1201,6 +1220,7 @@ int consumer_part_add(nagare_consumer *c, const char *topic, int32_t partition, 
     p->fetch_offset = p->position;
     p->behind = true;
     p->err = err;
+    p->corrupt_end = -1;
     int rc = part_insert(c, p);
     if (rc != 0) {
         free(p);

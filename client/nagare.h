@@ -356,9 +356,11 @@ void nagare_message_header(const struct nagare_message *m, size_t i, struct naga
  * -NAGARE_EOFFSET_RANGE (under NAGARE_RESET_ERROR), -NAGARE_EUNKNOWN_TOPIC
  * (the topic went away), -NAGARE_ECORRUPT (bad bytes from the broker: the
  * consumer checks every batch's XXH3 checksum and structure as it reads it,
- * end to end): the partition concerned then pauses until a seek, at the
- * first record it could not return (nagare_consumer_assignment() shows its
- * err and offset); -NAGARE_EDISCONNECTED each
+ * end to end; or the broker's log is damaged there): the partition
+ * concerned then pauses until a seek, at the first record it could not
+ * return (nagare_consumer_assignment() shows its err and offset;
+ * nagare_consumer_corrupt_end() where a damaged range ends);
+ * -NAGARE_EDISCONNECTED each
  * time the broker has been unreachable for request_timeout_ms (the
  * consumer keeps reconnecting); -ENOMEM. Records before an error are
  * returned first.
@@ -374,6 +376,15 @@ int nagare_consumer_poll(nagare_consumer *c, int timeout_ms, const struct nagare
  * Returns 0, or -NAGARE_ENOTFOUND when it is not assigned. */
 NAGARE_MUST_USE int nagare_consumer_position(nagare_consumer *c, const char *topic,
                                              int32_t partition, int64_t *offset_out);
+
+/* After poll returned -NAGARE_ECORRUPT for a partition whose log the
+ * broker found damaged there: the first offset past the damaged range
+ * (the records in it are lost), where nagare_consumer_seek() resumes
+ * reading. Returns 0, or -NAGARE_ENOTFOUND when the partition is not
+ * assigned or is not paused on a range the broker reported (bad bytes the
+ * consumer found itself, or a broker that speaks Fetch v0 only). */
+NAGARE_MUST_USE int nagare_consumer_corrupt_end(nagare_consumer *c, const char *topic,
+                                                int32_t partition, int64_t *offset_out);
 
 /* The partitions the consumer reads now (assigned, or its group's share),
  * with their positions (offset). *out is valid until the next call on c.

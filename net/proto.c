@@ -98,6 +98,12 @@ static const struct pfield s_fetch_resp_part[] = {
     F(I32), F(ERR), F(I64), F(I64), F(BYTES), END};
 static const struct pfield s_fetch_resp_topic[] = {F(STR), ARR(PARTS, s_fetch_resp_part), END};
 static const struct pfield s_fetch_resp[] = {ARR(TOPICS, s_fetch_resp_topic), END};
+/* v1: offset_resume after offset_latest. */
+static const struct pfield s_fetch_resp_part_v1[] = {
+    F(I32), F(ERR), F(I64), F(I64), F(I64), F(BYTES), END};
+static const struct pfield s_fetch_resp_topic_v1[] = {
+    F(STR), ARR(PARTS, s_fetch_resp_part_v1), END};
+static const struct pfield s_fetch_resp_v1[] = {ARR(TOPICS, s_fetch_resp_topic_v1), END};
 
 static const struct pfield s_list_offsets_req_part[] = {F(I32), F(I64), END};
 static const struct pfield s_list_offsets_req_topic[] = {
@@ -271,10 +277,13 @@ static const char *const api_names[PROTO_API_COUNT] = {
 static const struct msg msgs_v1[PROTO_API_COUNT][2] = {
     [PROTO_API_METADATA] = {{s_names_or_all, NULL, SHAPE_NAMES},
                             {s_metadata_resp_v1, s_metadata_part, SHAPE_TOPIC_ERR_CFG_PARTS}},
+    [PROTO_API_FETCH] = {{s_fetch_req, s_fetch_req_part, SHAPE_TOPIC_PARTS},
+                         {s_fetch_resp_v1, s_fetch_resp_part_v1, SHAPE_TOPIC_PARTS}},
 };
 
 static const uint16_t api_version_max[PROTO_API_COUNT] = {
     [PROTO_API_METADATA] = 1,
+    [PROTO_API_FETCH] = 1,
 };
 
 static_assert(PROTO_VERSIONS == 2, "msg_of() knows versions 0 and 1");
@@ -1405,6 +1414,9 @@ void proto_fetch_resp_partition_begin(struct proto_enc *e,
     enc_err(e, p->err);
     wr_be64(e->w, (uint64_t)p->offset_earliest);
     wr_be64(e->w, (uint64_t)p->offset_latest);
+    if (e->api_version >= 1) {
+        wr_be64(e->w, (uint64_t)p->offset_resume);
+    }
     enc_records_open(e); /* patched by _partition_end() */
 }
 
@@ -1412,6 +1424,23 @@ void proto_fetch_resp_partition_end(struct proto_enc *e)
 {
     enc_check(e, PROTO_API_FETCH, true);
     enc_records_close(e);
+}
+
+void proto_fetch_resp_partition_fail(struct proto_enc *e, int err, int64_t offset_resume)
+{
+    enc_check(e, PROTO_API_FETCH, true);
+    ASSERT(err < 0 && e->records_at != NO_MARK && e->spliced_records == 0);
+    ASSERT(e->w->err != 0 || e->w->pos == e->records_at + 4); /* no records yet */
+    if (e->w->err != 0) {
+        return;
+    }
+    /* Back from the records length: offset_resume (v1), two offsets, error. */
+    size_t resume_at = e->records_at - 8;
+    size_t err_at = e->records_at - (e->api_version >= 1 ? 8 : 0) - 16 - 2;
+    put_be16(e->w->ptr + err_at, proto_err_to_wire(err));
+    if (e->api_version >= 1) {
+        put_be64(e->w->ptr + resume_at, (uint64_t)offset_resume);
+    }
 }
 
 void proto_fetch_resp_spliced(struct proto_enc *e, uint64_t n)
@@ -1448,6 +1477,7 @@ bool proto_fetch_resp_next_partition(struct proto_dec *d, struct proto_fetch_res
     p->err = rd_err_code(&d->rd);
     p->offset_earliest = (int64_t)rd_be64(&d->rd);
     p->offset_latest = (int64_t)rd_be64(&d->rd);
+    p->offset_resume = d->api_version >= 1 ? (int64_t)rd_be64(&d->rd) : -1;
     p->records = rd_bytes(&d->rd, &p->records_bytes);
     ASSERT(d->rd.err == 0);
     return true;

@@ -574,8 +574,9 @@ bool proto_produce_resp_next_partition(struct proto_dec *d,
 /* Fetch. Request: long-poll limits, then per partition the first offset
  * wanted and a byte limit. The decoder refuses negative wait_max_ms,
  * bytes_min or bytes_max (-NG_EBADARG). Response: per partition an error,
- * the earliest and latest offsets, and whole record batches concatenated
- * in one byte array (possibly empty, never null). */
+ * the earliest and latest offsets, (v1) where reading resumes past a
+ * damaged range, and whole record batches concatenated in one byte array
+ * (possibly empty, never null). */
 struct proto_fetch_req {
     int32_t wait_max_ms;
     int32_t bytes_min;
@@ -595,6 +596,9 @@ struct proto_fetch_resp_partition {
     int64_t offset_latest;  /* the high watermark: next offset written */
     const uint8_t *records; /* whole batches; into the frame */
     uint32_t records_bytes;
+    int64_t offset_resume;  /* v1: with -NG_ECORRUPT, the first offset past the
+                               damaged range holding the fetch offset, -1 when
+                               not known; -1 otherwise. Decoded v0: -1 */
 };
 
 void proto_fetch_req_begin(struct proto_enc *e, struct wr *w, uint16_t version,
@@ -623,6 +627,10 @@ void proto_fetch_resp_partition_begin(struct proto_enc *e,
 /* Back-patches the records length from e->w->pos (plus what
  * proto_fetch_resp_spliced() declared). */
 void proto_fetch_resp_partition_end(struct proto_enc *e);
+/* Between _partition_begin() and _end(), before any record: sets the open
+ * partition's error (err < 0) and, from v1, its offset_resume after all
+ * (a read found damage only while the answer was being built). */
+void proto_fetch_resp_partition_fail(struct proto_enc *e, int err, int64_t offset_resume);
 /* Between _partition_begin() and _end(): n record bytes that the caller
  * splices into the frame at e->w->pos without writing them to e->w (a file
  * part of the answer: net/loop.h, loop_resp_file). They count in the

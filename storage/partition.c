@@ -35,6 +35,7 @@ enum roll_stage { ROLL_NONE = 0, ROLL_DRAIN, ROLL_FLUSH, ROLL_SYNC };
 
 static void pump(struct part *p);
 static bool roll_progress(struct part *p);
+static uint32_t seg_for_offset(const struct part *p, int64_t offset);
 
 void part_config_default(struct part_config *c)
 {
@@ -134,8 +135,13 @@ static void advance_written(struct part *p)
     while (p->failed == 0 && p->unwritten != NULL && p->unwritten->state == APPEND_WRITTEN &&
            !rolled_back(p, p->unwritten)) {
         struct part_append *u = p->unwritten;
+        /* Watermarks only grow, and stay within what was placed. */
+        ASSERT(u->seq > p->seq_written && u->pos + u->bytes > u->seg->bytes_readable);
+        ASSERT(u->hdr.offset_base == p->offset_hw); /* dense: each batch starts where the last ended */
+        ASSERT(batch_offset_last(&u->hdr) < p->offset_next);
         p->seq_written = u->seq;
         u->seg->bytes_readable = u->pos + u->bytes;
+        ASSERT(u->seg->bytes_readable <= u->seg->bytes);
         p->offset_hw = batch_offset_last(&u->hdr) + 1;
         p->unwritten = u->next;
     }
@@ -217,6 +223,8 @@ static bool rollback_finish(struct part *p)
         s->ops_inflight != 0 || p->syncs_inflight != 0) {
         return false;
     }
+    /* The cut takes back only what never became readable. */
+    ASSERT(p->rollback_offset >= p->offset_hw && p->rollback_pos >= s->bytes_readable);
     uint32_t rel = (uint32_t)(p->rollback_offset - s->offset_base);
     int rc = ftruncate(s->fd_log, (off_t)p->rollback_pos) != 0 ? -errno : 0;
     rc = rc == 0 ? index_cut(&s->index, s->fd_index, p->rollback_pos, rel) : rc;
@@ -496,6 +504,7 @@ int part_append(struct part *p, struct part_append *a)
     if (batch_bytes(&a->hdr) != a->bytes) {
         return -NG_EBADLEN; /* trailing bytes after the batch */
     }
+    ASSERT(p->offset_next >= p->offset_hw);
     a->hdr.offset_base = p->offset_next;
     batch_set_offset_base(a->batch, p->offset_next);
     p->offset_next = batch_offset_last(&a->hdr) + 1;
@@ -534,6 +543,7 @@ static void sync_finished(struct part *p, int res, const char *what)
     }
     p->syncs_inflight--;
     if (p->syncs_inflight == 0 && p->roll_stage == ROLL_NONE && p->failed == 0) {
+        ASSERT(p->sync_target <= p->seq_written); /* a sync covers only writes done */
         p->seq_synced = p->sync_target > p->seq_synced ? p->sync_target : p->seq_synced;
         p->dir_gen_synced = p->dir_gen_syncing;
         p->sync_gate_due = true;
@@ -798,6 +808,41 @@ uint64_t part_bytes(const struct part *p)
 
 int part_failed(const struct part *p) { return p->failed; }
 
+uint32_t part_damage_count(const struct part *p) { return p->damage_count; }
+
+bool part_corrupt_range(const struct part *p, int64_t offset, int64_t *segment_base_out,
+                        struct seg_damage *out)
+{
+    if (p->damage_count == 0 || offset < part_offset_earliest(p) || offset >= p->offset_hw) {
+        return false;
+    }
+    const struct seg *s = p->segs[seg_for_offset(p, offset)];
+    const struct seg_damage *d = seg_damage_of_offset(s, offset);
+    if (d == NULL) {
+        return false;
+    }
+    *segment_base_out = s->offset_base;
+    *out = *d;
+    return true;
+}
+
+uint32_t part_segment_count(const struct part *p) { return p->seg_count; }
+
+void part_segment(const struct part *p, uint32_t i, struct part_segment *out)
+{
+    ASSERT(i < p->seg_count);
+    const struct seg *s = p->segs[i];
+    *out = (struct part_segment){.offset_base = s->offset_base, .offset_end = s->offset_next,
+                                 .bytes = s->bytes, .bytes_checked = s->verified_pos,
+                                 .damage_count = s->damage_count};
+}
+
+uint32_t part_appends_room(const struct part *p)
+{
+    ASSERT(p->appends_count <= p->cfg.appends_inflight_max);
+    return p->cfg.appends_inflight_max - p->appends_count;
+}
+
 /* The last segment whose base offset is <= offset. */
 static uint32_t seg_for_offset(const struct part *p, int64_t offset)
 {
@@ -823,21 +868,61 @@ static int read_log(const struct seg *s, uint8_t *buf, size_t len, uint64_t at)
     return rc == -NG_ETRUNCATED ? -NG_ECORRUPT : rc;
 }
 
-static int report_corrupt(struct part *p, const struct seg *s, uint64_t pos, int64_t offset, int why)
+static void log_damage(const struct part *p, const struct seg *s, const struct seg_damage *d)
 {
-    if (offset < p->corrupt_offset) {
-        p->corrupt_offset = offset;
-        log_error("partition %s: segment %020" PRId64 ".log: bad batch at position %" PRIu64
-                  " (offset %" PRId64 "): %s; not served from there on",
-                  p->dir, s->offset_base, pos, offset, err_str(why));
+    log_error("partition %s: segment %020" PRId64 ".log: damaged range: offsets [%" PRId64
+              ", %" PRId64 ") at bytes [%" PRIu64 ", %" PRIu64 "): %s; not served, the rest is",
+              p->dir, s->offset_base, d->offset, d->offset_end, d->pos, d->pos_end,
+              err_str(d->why));
+}
+
+/* One past the last offset of s that is readable. */
+static int64_t seg_offset_end(const struct part *p, const struct seg *s)
+{
+    uint32_t i = seg_for_offset(p, s->offset_base);
+    ASSERT(p->segs[i] == s);
+    return i + 1 < p->seg_count ? p->segs[i + 1]->offset_base : p->offset_hw;
+}
+
+/* A bad batch at pos of s, where offset expect should start: finds where
+ * good batches resume (seg_resync(), among the readable bytes) and marks
+ * the bytes between as a damaged range, logged. Returns -NG_ECORRUPT (also
+ * when pos was marked already), or -errno / -ENOMEM (nothing marked). */
+static int mark_damage(struct part *p, struct seg *s, uint64_t pos, int64_t expect, int why)
+{
+    ASSERT(pos < s->bytes_readable && expect >= s->offset_base);
+    if (seg_damage_at(s, pos) != NULL || seg_damage_of_offset(s, expect) != NULL) {
+        return -NG_ECORRUPT;
     }
+    int64_t end_offset = seg_offset_end(p, s);
+    if (expect >= end_offset) {
+        return -NG_ECORRUPT; /* nothing left to mark */
+    }
+    uint64_t next;
+    int64_t offset;
+    int rc = seg_resync(s->fd_log, pos, expect, s->bytes_readable, end_offset,
+                        p->cfg.batch_bytes_max, p->env.scratch, p->env.scratch_bytes, &next,
+                        &offset);
+    if (rc != 0) {
+        return rc;
+    }
+    struct seg_damage d = {.offset = expect, .offset_end = offset >= 0 ? offset : end_offset,
+                           .pos = pos, .pos_end = next, .why = why};
+    rc = seg_add_damage(s, &d);
+    if (rc != 0) {
+        return rc;
+    }
+    p->damage_count++;
+    log_damage(p, s, &d);
     return -NG_ECORRUPT;
 }
 
-/* Copies whole, checked batches of s from pos (the batch holding *offset)
- * into buf. first: the read has nothing yet, so one batch is copied even past
- * bytes_max. Adds to *copied and moves *offset past what it copied. */
-static int copy_batches(struct part *p, struct seg *s, uint64_t pos, uint8_t *buf,
+/* Copies whole, checked batches of s from pos (the batch holding *offset,
+ * based at base) into buf. first: the read has nothing yet, so one batch is
+ * copied even past bytes_max. Adds to *copied and moves *offset past what
+ * it copied. Stops before a damaged range; a bad batch is marked as one
+ * and returns -NG_ECORRUPT (after what it copied before). */
+static int copy_batches(struct part *p, struct seg *s, uint64_t pos, int64_t base, uint8_t *buf,
                         size_t cap, size_t bytes_max, bool first, size_t *copied,
                         int64_t *offset)
 {
@@ -847,18 +932,11 @@ static int copy_batches(struct part *p, struct seg *s, uint64_t pos, uint8_t *bu
     want = end - pos < want ? (size_t)(end - pos) : want;
     int rc = read_log(s, buf, want, pos);
     size_t k = 0;
-    while (rc == 0 && want - k >= BATCH_HEADER_BYTES) {
+    while (rc == 0 && want - k >= BATCH_HEADER_BYTES && seg_damage_at(s, pos + k) == NULL) {
         struct batch_header h;
         rc = batch_header_decode(buf + k, want - k, p->cfg.batch_bytes_max, &h);
-        if (rc != 0 && k > 0) {
-            rc = 0; /* as below */
-            break;
-        }
-        if (rc != 0) {
-            return report_corrupt(p, s, pos, *offset, rc);
-        }
-        size_t size = batch_bytes(&h);
-        if (size > want - k) {
+        size_t size = rc == 0 ? batch_bytes(&h) : 0;
+        if (rc == 0 && size > want - k) {
             if (k > 0 || !first || pos + size > end) {
                 break;
             }
@@ -870,22 +948,20 @@ static int copy_batches(struct part *p, struct seg *s, uint64_t pos, uint8_t *bu
             want = size;
             continue;
         }
-        rc = batch_validate(buf + k, size, p->cfg.batch_bytes_max, &h);
-        if (rc == 0 && (h.offset_base > *offset || batch_offset_last(&h) < *offset)) {
+        rc = rc == 0 ? batch_validate(buf + k, size, p->cfg.batch_bytes_max, &h) : rc;
+        if (rc == 0 && h.offset_base != base) {
             rc = -NG_EDISCONTINUITY;
         }
-        if (rc != 0 && k > 0) {
-            rc = 0; /* serve the good prefix; the next read reports the bad batch */
-            break;
-        }
         if (rc != 0) {
-            return report_corrupt(p, s, pos, *offset, rc);
+            *copied += k;
+            return mark_damage(p, s, pos + k, base, rc);
         }
         if (s->verified_pos == pos + k) { /* checked: file parts may serve it */
             s->verified_pos = pos + k + size;
         }
         k += size;
-        *offset = batch_offset_last(&h) + 1;
+        base = batch_offset_last(&h) + 1;
+        *offset = base;
     }
     *copied += k;
     return rc;
@@ -899,30 +975,34 @@ int part_read(struct part *p, int64_t offset, uint8_t *buf, size_t cap, size_t b
     if (offset < out->offset_earliest || offset > p->offset_hw) {
         return -NG_EOFFSET_RANGE;
     }
-    if (offset >= p->corrupt_offset) {
-        return -NG_ECORRUPT;
-    }
     uint32_t i = seg_for_offset(p, offset);
-    while (offset < p->offset_hw && offset < p->corrupt_offset && i < p->seg_count &&
-           out->bytes < bytes_max && out->bytes + BATCH_HEADER_BYTES <= cap) {
+    while (offset < p->offset_hw && i < p->seg_count && out->bytes < bytes_max &&
+           out->bytes + BATCH_HEADER_BYTES <= cap) {
         struct seg *s = p->segs[i];
         if (offset >= s->offset_next) {
             i++;
             continue;
         }
-        uint64_t pos;
-        int rc = seg_locate(s, offset, p->cfg.batch_bytes_max, p->env.scratch,
-                            p->env.scratch_bytes, &pos, NULL);
-        if (rc == -NG_ECORRUPT) {
-            rc = report_corrupt(p, s, pos, offset, rc);
+        if (seg_damage_of_offset(s, offset) != NULL) {
+            return out->bytes > 0 ? 0 : -NG_ECORRUPT; /* served up to it */
         }
-        if (rc == 0) {
+        uint32_t known = p->damage_count;
+        uint64_t pos;
+        struct batch_header h;
+        int rc = seg_locate(s, offset, p->cfg.batch_bytes_max, p->env.scratch,
+                            p->env.scratch_bytes, &pos, &h);
+        if (rc == -NG_ECORRUPT) {
+            rc = mark_damage(p, s, pos, h.offset_base, rc);
+        } else if (rc == 0) {
             size_t before = out->bytes;
-            rc = copy_batches(p, s, pos, buf + out->bytes, cap - out->bytes,
+            rc = copy_batches(p, s, pos, h.offset_base, buf + out->bytes, cap - out->bytes,
                               bytes_max - out->bytes, before == 0, &out->bytes, &offset);
             if (rc == 0 && out->bytes == before) {
                 break; /* the next batch does not fit */
             }
+        }
+        if (rc == -NG_ECORRUPT && p->damage_count > known) {
+            continue; /* marked: the offset is in it, or the read goes past it */
         }
         if (rc != 0) {
             return out->bytes > 0 && rc == -NG_ECORRUPT ? 0 : rc;
@@ -971,13 +1051,15 @@ int part_read_ranges(struct part *p, int64_t offset, size_t cap, size_t bytes_ma
     if (offset < out->offset_earliest || offset > p->offset_hw) {
         return -NG_EOFFSET_RANGE;
     }
-    if (offset >= p->corrupt_offset) {
+    int64_t base;
+    struct seg_damage d;
+    if (part_corrupt_range(p, offset, &base, &d)) {
         return -NG_ECORRUPT;
     }
     if (offset == p->offset_hw || bytes_max == 0 || cap < BATCH_HEADER_BYTES) {
         return 0;
     }
-    if (p->corrupt_offset != INT64_MAX) {
+    if (p->damage_count != 0) {
         return -EAGAIN; /* part_read() alone decides what damage hides */
     }
     uint32_t i = seg_for_offset(p, offset);
@@ -1024,6 +1106,41 @@ void part_set_watch(struct part *p, void (*fn)(void *arg), void *arg)
     p->watch_arg = arg;
 }
 
+/* part_for_each_batch() over one segment from offset from (in it). A bad
+ * header met is marked and the walk goes on past it. */
+static int for_each_in(struct part *p, struct seg *s, int64_t from,
+                       int (*fn)(void *arg, const struct batch_header *h), void *arg)
+{
+    for (;;) {
+        const struct seg_damage *d = seg_damage_of_offset(s, from);
+        from = d != NULL ? d->offset_end : from;
+        if (from >= s->offset_next || from >= p->offset_hw) {
+            return 0;
+        }
+        uint32_t known = p->damage_count;
+        uint64_t pos = 0;
+        int64_t start = s->offset_base;
+        struct batch_header h;
+        int rc = 0;
+        if (from > s->offset_base) {
+            rc = seg_locate(s, from, p->cfg.batch_bytes_max, p->env.scratch,
+                            p->env.scratch_bytes, &pos, &h);
+            start = rc == -NG_ECORRUPT ? h.offset_base : -1; /* -1: the batch's own base */
+        }
+        if (rc == 0) {
+            rc = seg_for_each_batch(s, pos, start, p->cfg.batch_bytes_max, p->env.scratch,
+                                    p->env.scratch_bytes, fn, arg, &pos, &start);
+        }
+        if (rc == -NG_ECORRUPT && start >= 0) {
+            rc = mark_damage(p, s, pos, start, rc);
+        }
+        if (rc != -NG_ECORRUPT || p->damage_count == known) {
+            return rc == -NG_EOFFSET_RANGE ? 0 : rc;
+        }
+        from = start; /* marked: go on past it */
+    }
+}
+
 int part_for_each_batch(struct part *p, int64_t from,
                         int (*fn)(void *arg, const struct batch_header *h), void *arg)
 {
@@ -1032,29 +1149,11 @@ int part_for_each_batch(struct part *p, int64_t from,
         return 0;
     }
     for (uint32_t i = seg_for_offset(p, from); i < p->seg_count; i++) {
-        const struct seg *s = p->segs[i];
-        uint64_t pos = 0;
-        int64_t start = s->offset_base;
-        if (from > s->offset_base) {
-            int rc = seg_locate(s, from, p->cfg.batch_bytes_max, p->env.scratch,
-                                p->env.scratch_bytes, &pos, NULL);
-            if (rc == -NG_EOFFSET_RANGE) {
-                continue;
-            }
-            if (rc != 0) {
-                return rc == -NG_ECORRUPT ? report_corrupt(p, s, pos, from, rc) : rc;
-            }
-            start = -1; /* found by locate: take the batch's own base */
-        }
-        int rc = seg_for_each_batch(s, pos, start, p->cfg.batch_bytes_max, p->env.scratch,
-                                    p->env.scratch_bytes, fn, arg, &pos);
-        if (rc == -NG_ECORRUPT) {
-            return report_corrupt(p, s, pos, s->offset_base, rc);
-        }
+        struct seg *s = p->segs[i];
+        int rc = for_each_in(p, s, from > s->offset_base ? from : s->offset_base, fn, arg);
         if (rc != 0) {
             return rc;
         }
-        from = s->offset_next;
     }
     return 0;
 }
@@ -1063,15 +1162,19 @@ int part_scrub(struct part *p, uint8_t *buf, size_t cap, size_t budget, size_t *
 {
     ASSERT(cap >= p->cfg.batch_bytes_max && buf != p->env.scratch);
     *scrubbed_out = 0;
-    if (p->scrub_offset < part_offset_earliest(p) || p->scrub_offset >= p->offset_hw ||
-        p->scrub_offset >= p->corrupt_offset) {
+    int64_t base;
+    struct seg_damage d;
+    while (part_corrupt_range(p, p->scrub_offset, &base, &d)) {
+        p->scrub_offset = d.offset_end; /* nothing there to check */
+    }
+    if (p->scrub_offset < part_offset_earliest(p) || p->scrub_offset >= p->offset_hw) {
         p->scrub_offset = part_offset_earliest(p); /* a new pass */
     }
-    if (p->scrub_offset >= p->offset_hw) {
-        return p->corrupt_offset < INT64_MAX ? -NG_ECORRUPT : 0;
+    struct part_read_result r = {0};
+    int rc = 0;
+    if (p->scrub_offset < p->offset_hw) {
+        rc = part_read(p, p->scrub_offset, buf, cap, budget, &r);
     }
-    struct part_read_result r;
-    int rc = part_read(p, p->scrub_offset, buf, cap, budget, &r);
     for (size_t at = 0; rc == 0 && at + BATCH_PREFIX_BYTES <= r.bytes;) {
         struct batch_header h;
         int hrc = batch_header_decode(buf + at, r.bytes - at, p->cfg.batch_bytes_max, &h);
@@ -1079,15 +1182,21 @@ int part_scrub(struct part *p, uint8_t *buf, size_t cap, size_t budget, size_t *
         at += batch_bytes(&h);
         p->scrub_offset = batch_offset_last(&h) + 1;
     }
+    if (rc == -NG_ECORRUPT && part_corrupt_range(p, p->scrub_offset, &base, &d)) {
+        p->scrub_offset = d.offset_end; /* found (and logged) now: on past it */
+        rc = 0;
+    }
     *scrubbed_out = r.bytes;
-    return rc == 0 && p->corrupt_offset < INT64_MAX ? -NG_ECORRUPT : rc;
+    return rc == 0 && p->damage_count != 0 ? -NG_ECORRUPT : rc;
 }
 
 uint64_t part_bytes_from(struct part *p, int64_t offset, uint32_t *first_batch_bytes)
 {
     *first_batch_bytes = 0;
+    int64_t base;
+    struct seg_damage d;
     if (offset < part_offset_earliest(p) || offset >= p->offset_hw ||
-        offset >= p->corrupt_offset) {
+        part_corrupt_range(p, offset, &base, &d)) {
         return 0;
     }
     uint32_t i = seg_for_offset(p, offset);
@@ -1141,7 +1250,11 @@ static int record_for_time(struct part *p, const struct seg *s, uint64_t pos, in
     if (rc < 0 && rc > -NG_ERR_FIRST) {
         return rc; /* -errno */
     }
-    return rc < 0 ? report_corrupt(p, s, pos, h.offset_base, rc) : -NG_ENOTFOUND;
+    if (rc < 0) {
+        log_error("partition %s: segment %020" PRId64 ".log: bad batch at byte %" PRIu64
+                  " in a timestamp lookup: %s", p->dir, s->offset_base, pos, err_str(rc));
+    }
+    return rc < 0 ? -NG_ECORRUPT : -NG_ENOTFOUND;
 }
 
 int part_offset_for_time(struct part *p, int64_t ts_ms, int64_t *offset_out, int64_t *ts_out)
@@ -1153,9 +1266,6 @@ int part_offset_for_time(struct part *p, int64_t ts_ms, int64_t *offset_out, int
                                p->env.scratch_bytes, &pos);
         if (rc == 0) {
             rc = record_for_time(p, s, pos, ts_ms, offset_out, ts_out);
-        }
-        if (rc == -NG_ECORRUPT && s->bytes_readable > 0) {
-            return report_corrupt(p, s, pos, s->offset_base, rc);
         }
         if (rc != -NG_ENOTFOUND) {
             return rc;
@@ -1179,6 +1289,8 @@ static int drop_first_segment(struct part *p, const char *why)
         return rc;
     }
     log_info("partition %s: deleted segment %020" PRId64 " (%s)", p->dir, s->offset_base, why);
+    ASSERT(p->damage_count >= s->damage_count);
+    p->damage_count -= s->damage_count;
     seg_close(s);
     free(s);
     memmove(p->segs, p->segs + 1, (p->seg_count - 1) * sizeof(*p->segs));
@@ -1316,7 +1428,7 @@ static int open_segments(struct part *p, const int64_t *bases, uint32_t count, s
         int rc = last ? seg_open_active(s, p->dirfd, bases[i], &p->lim, r, p->env.scratch,
                                         p->env.scratch_bytes, p->env.now_ms(), &scan)
                       : seg_open_sealed(s, p->dirfd, bases[i], bases[i + 1], &p->lim, r,
-                                        p->env.scratch, p->env.scratch_bytes, &scan);
+                                        p->env.scratch, p->env.scratch_bytes);
         if (rc == 0) {
             rc = segs_push(p, s);
             if (rc != 0) {
@@ -1328,9 +1440,10 @@ static int open_segments(struct part *p, const int64_t *bases, uint32_t count, s
             return rc;
         }
         seg_attach(p, s);
-        if (!last && scan.stop != 0) {
-            (void)report_corrupt(p, s, scan.bytes_valid, scan.offset_next, scan.stop);
+        for (uint32_t k = 0; k < s->damage_count; k++) {
+            log_damage(p, s, &s->damage[k]);
         }
+        p->damage_count += s->damage_count;
     }
     return 0;
 }
@@ -1350,7 +1463,6 @@ int part_open(struct part *p, const char *dir, const struct part_config *cfg,
     p->lim = (struct seg_limits){.segment_bytes = cfg->segment_bytes,
                                  .index_interval_bytes = cfg->index_interval_bytes,
                                  .batch_bytes_max = cfg->batch_bytes_max};
-    p->corrupt_offset = INT64_MAX;
     p->dirfd = -1;
     p->dir_sync_op = (struct ring_op){.done = dir_sync_done, .kind = RING_DIR_SYNC};
     p->write_hook = (struct ring_deferred){.fn = write_placed};

@@ -17,8 +17,14 @@
  *   next one (group commit).
  * - A segment that has a successor was fsync'd whole (log and indexes)
  *   before the successor was created. So on open only the last segment can
- *   hold a torn tail, and it is cut; a bad batch in any other segment is
- *   reported and nothing at or past it is served.
+ *   hold a torn tail (bad bytes with no good batch after them), and it is
+ *   cut. Any other bad batch is damage: its bytes and offsets become a
+ *   damaged range (struct seg_damage) that is logged, never cut, never
+ *   served (reads of it fail with -NG_ECORRUPT, part_corrupt_range() says
+ *   where it ends), and everything around it is served as before.
+ * - Watermarks only grow: offset_hw <= offset_next, and offset_hw never
+ *   goes down (a full disk's cut-back moves offset_next back, never below
+ *   it); seq_synced <= seq_written <= seq_next.
  * - A write or fsync error fails the log: every append not yet completed
  *   fails, and every later append gets -NG_EFAILED. An fsync is never
  *   retried. Except a full disk (ENOSPC, EDQUOT on a log write): the
@@ -131,7 +137,7 @@ struct part {
     uint32_t seg_cap;
     int64_t offset_next;       /* next offset to assign */
     int64_t offset_hw;         /* one past the last fully written batch */
-    int64_t corrupt_offset;    /* reads at or past it fail; INT64_MAX: none */
+    uint32_t damage_count;     /* damaged ranges known, over every segment */
     int failed;                /* 0, or the error that failed the log */
     /* appends in flight, in order */
     struct part_append *head;
@@ -172,10 +178,12 @@ struct part {
 };
 
 /* Opens (creating if needed) the partition log in dir, recovering it: the
- * last segment is checked batch by batch and cut after its last good batch;
- * missing, short or wrong indexes are rebuilt; a bad batch in an earlier
- * segment is logged and nothing at or past it is served. Blocking; does its
- * I/O through a private ring. Returns 0 or -errno / -NG_EBADARG. */
+ * last segment is checked batch by batch and its torn tail cut; missing,
+ * short or wrong indexes are rebuilt; bad batches that good ones follow,
+ * in any segment, and bad bytes at the end of a sealed segment become
+ * damaged ranges, each logged with its segment, offsets and file
+ * positions. Blocking; does its I/O through a private ring. Returns 0 or
+ * -errno / -NG_EBADARG. */
 MUST_USE int part_open(struct part *p, const char *dir,
                        const struct part_config *cfg,
                        const struct part_env *env);
@@ -204,12 +212,13 @@ MUST_USE int part_append(struct part *p, struct part_append *a);
 
 /* Copies whole batches starting with the one holding offset into
  * buf[0..cap), stopping before bytes_max would be passed (the first batch is
- * copied even when larger than bytes_max, if it fits cap) or at the high
- * watermark; continues into the next segment. Each batch's checksum is
- * verified. Returns 0 (offset == latest gives 0 bytes), -NG_EOFFSET_RANGE
- * (offset below the start or past the latest; *out carries both),
- * -NG_ETOOBIG (the first batch exceeds cap; out->bytes is its size),
- * -NG_ECORRUPT (a bad batch at offset; logged with its position), -errno. */
+ * copied even when larger than bytes_max, if it fits cap), at the high
+ * watermark, or at a damaged range; continues into the next segment. Each
+ * batch's checksum is verified; a bad one makes a damaged range (logged,
+ * see part_corrupt_range()). Returns 0 (offset == latest gives 0 bytes),
+ * -NG_EOFFSET_RANGE (offset below the start or past the latest; *out
+ * carries both), -NG_ETOOBIG (the first batch exceeds cap; out->bytes is
+ * its size), -NG_ECORRUPT (offset is in a damaged range), -errno. */
 MUST_USE int part_read(struct part *p, int64_t offset, uint8_t *buf, size_t cap,
                        size_t bytes_max, struct part_read_result *out);
 
@@ -231,21 +240,22 @@ struct part_range {
  * delete or close a segment (part_retain, part_close): a caller holding a
  * range longer dups its fd. Returns what part_read() would (0, also with 0
  * ranges at the high watermark; -NG_EOFFSET_RANGE; -NG_ETOOBIG), or
- * -EAGAIN when the first batch is not checked yet or the partition has
- * found damage: serve that read with part_read(), which checks the bytes
- * (moving the mark on), or reports the damage. Or -errno. */
+ * -NG_ECORRUPT (offset is in a damaged range), or -EAGAIN when the first
+ * batch is not checked yet or the partition has found damage: serve that
+ * read with part_read(), which checks the bytes (moving the mark on), or
+ * reports the damage. Or -errno. */
 MUST_USE int part_read_ranges(struct part *p, int64_t offset, size_t cap, size_t bytes_max,
                               struct part_range *ranges, uint32_t ranges_cap,
                               uint32_t *count_out, struct part_read_result *out);
 
 /* Background scrubbing: reads on from where the last call stopped, about
  * budget bytes of whole batches into buf[0..cap) (cap >= batch_bytes_max),
- * verifying every checksum exactly as a read for a consumer does, and
- * wraps to the log start at the high watermark. A bad batch is reported
- * once (logged with its segment, position and offset) and from then on
- * nothing at or past it is served. *scrubbed_out gets the bytes checked.
- * Returns 0, -NG_ECORRUPT when it found (or had found) damage, or -errno.
- * Blocking reads; p's thread. */
+ * verifying every checksum exactly as a read for a consumer does, stepping
+ * over damaged ranges, and wraps to the log start at the high watermark. A
+ * bad batch becomes a damaged range, logged once with its segment, offsets
+ * and positions, and is not served from then on. *scrubbed_out gets the
+ * bytes checked. Returns 0, -NG_ECORRUPT when the partition holds damage
+ * (found now or before), or -errno. Blocking reads; p's thread. */
 MUST_USE int part_scrub(struct part *p, uint8_t *buf, size_t cap, size_t budget,
                         size_t *scrubbed_out);
 
@@ -256,8 +266,10 @@ void part_set_watch(struct part *p, void (*fn)(void *arg), void *arg);
 
 /* Calls fn(arg, h) with the header of every readable batch from the one
  * holding offset `from` (the log start when below it) to the high
- * watermark, in order. Stops early when fn returns non-zero and returns
- * that. Returns 0, -NG_ECORRUPT, or -errno. Blocking reads. */
+ * watermark, in order, stepping over damaged ranges (a bad header met on
+ * the way becomes one). Stops early when fn returns non-zero and returns
+ * that. Returns 0, -NG_ECORRUPT (damage it could not mark), or -errno.
+ * Blocking reads. */
 MUST_USE int part_for_each_batch(struct part *p, int64_t from,
                                  int (*fn)(void *arg, const struct batch_header *h),
                                  void *arg);
@@ -269,6 +281,33 @@ MUST_USE int part_for_each_batch(struct part *p, int64_t from,
  * buffer before reading. Blocking reads of at most one index interval of
  * headers. */
 uint64_t part_bytes_from(struct part *p, int64_t offset, uint32_t *first_batch_bytes);
+
+/* Whether offset lies in a damaged range: true with *segment_base_out (the
+ * segment's base offset, naming its file) and *out filled; false when not
+ * (or not known yet: damage is found when read, scrubbed or opened). */
+bool part_corrupt_range(const struct part *p, int64_t offset, int64_t *segment_base_out,
+                        struct seg_damage *out);
+
+/* The damaged ranges known, over every segment. */
+uint32_t part_damage_count(const struct part *p);
+
+/* One segment, as part_segment() describes it. */
+struct part_segment {
+    int64_t offset_base;     /* its first offset (its files' name) */
+    int64_t offset_end;      /* one past its last offset placed */
+    uint64_t bytes;          /* log bytes placed */
+    uint64_t bytes_checked;  /* prefix checksum-checked by this process
+                                (UINT64_MAX: every batch, now and later) */
+    uint32_t damage_count;   /* damaged ranges known in it */
+};
+
+/* The segments, oldest first: part_segment_count() of them. */
+uint32_t part_segment_count(const struct part *p);
+/* Describes segment i < part_segment_count(p) in *out (a copy). */
+void part_segment(const struct part *p, uint32_t i, struct part_segment *out);
+
+/* Appends part_append() can still take before -NG_EBUSY. */
+uint32_t part_appends_room(const struct part *p);
 
 /* Earliest offset held (the log start). */
 int64_t part_offset_earliest(const struct part *p);

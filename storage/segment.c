@@ -187,12 +187,42 @@ static int read_batch(struct win *w, uint64_t pos, uint64_t end, int64_t expect,
     return *stop == 0 ? 0 : 1;
 }
 
+/* A rebuilding walk met a bad batch at pos: when good batches follow, notes
+ * the damage and returns 1 with *pos / out->offset_next where they resume;
+ * else 0 (a bad end). Or -errno. */
+static int scan_resync(struct seg *s, uint64_t *pos, uint64_t end, int64_t offset_limit,
+                       const struct seg_limits *lim, uint8_t *buf, size_t buf_bytes,
+                       struct seg_scan *out)
+{
+    uint64_t next;
+    int64_t offset;
+    int rc = seg_resync(s->fd_log, *pos, out->offset_next, end, offset_limit,
+                        lim->batch_bytes_max, buf, buf_bytes, &next, &offset);
+    if (rc != 0 || next >= end) {
+        return rc;
+    }
+    struct seg_damage d = {.offset = out->offset_next, .offset_end = offset, .pos = *pos,
+                           .pos_end = next, .why = out->stop};
+    rc = seg_add_damage(s, &d);
+    if (rc != 0) {
+        return rc;
+    }
+    s->bytes = next;
+    s->offset_next = offset;
+    s->index_due_pos = next; /* the batch after damage gets an index entry */
+    *pos = next;
+    out->bytes_valid = next;
+    out->offset_next = offset;
+    out->stop = 0;
+    return 1;
+}
+
 int seg_scan(struct seg *s, uint64_t pos, int64_t expect_offset, uint64_t end,
-             bool checksums, bool rebuild, const struct seg_limits *lim,
+             int64_t offset_limit, bool checksums, bool rebuild, const struct seg_limits *lim,
              uint8_t *buf, size_t buf_bytes, struct seg_scan *out)
 {
     ASSERT(!rebuild || pos == 0);
-    ASSERT(buf_bytes >= lim->batch_bytes_max);
+    ASSERT(buf_bytes >= SEG_RESYNC_BUF_BYTES(lim->batch_bytes_max));
     struct win w = {.fd = s->fd_log, .buf = buf,
                     .cap = checksums ? buf_bytes : header_window(buf_bytes)};
     *out = (struct seg_scan){.bytes_valid = pos, .offset_next = expect_offset,
@@ -205,11 +235,20 @@ int seg_scan(struct seg *s, uint64_t pos, int64_t expect_offset, uint64_t end,
         s->offset_next = s->offset_base;
         s->timestamp_max_ms = INT64_MIN;
         s->index_due_pos = 0;
+        s->damage_count = 0;
     }
     while (pos < end) {
         struct batch_header h;
         int rc = read_batch(&w, pos, end, out->offset_next, checksums,
                             lim->batch_bytes_max, &h, &out->stop);
+        if (rc == 1 && rebuild) {
+            rc = scan_resync(s, &pos, end, offset_limit, lim, buf, buf_bytes, out);
+            w.len = 0; /* the resync used buf: read the window again */
+            if (rc == 1) {
+                continue;
+            }
+            rc = rc == 0 ? 1 : rc;
+        }
         if (rc < 0) {
             return rc;
         }
@@ -232,6 +271,161 @@ int seg_scan(struct seg *s, uint64_t pos, int64_t expect_offset, uint64_t end,
         out->offset_next = batch_offset_last(&h) + 1;
     }
     return 0;
+}
+
+/* ---- damage ---- */
+
+/* Reads and checks the whole batch at pos, within end, into buf: 0 with *h,
+ * 1 when there is no whole good batch there, or -errno. */
+static int good_batch_at(int fd, uint64_t pos, uint64_t end, uint32_t batch_bytes_max,
+                         uint8_t *buf, struct batch_header *h)
+{
+    if (pos > end || end - pos < BATCH_HEADER_BYTES) {
+        return 1;
+    }
+    int rc = file_pread_all(fd, buf, BATCH_HEADER_BYTES, pos);
+    if (rc == 0 && (batch_header_decode(buf, BATCH_HEADER_BYTES, batch_bytes_max, h) != 0 ||
+                    batch_bytes(h) > end - pos)) {
+        return 1;
+    }
+    rc = rc == 0 ? file_pread_all(fd, buf, batch_bytes(h), pos) : rc;
+    if (rc != 0) {
+        return rc == -NG_ETRUNCATED ? 1 : rc; /* the file shrank meanwhile */
+    }
+    return batch_validate(buf, batch_bytes(h), batch_bytes_max, h) == 0 ? 0 : 1;
+}
+
+/* Whether good batches resume at pos (see seg_resync): a good batch based
+ * exactly at exact (>= 0), or else above after, ending below limit, and
+ * then followed by end, a good batch continuing it, or a torn one
+ * continuing it to end. Returns 1 with *base_out, 0, or -errno. */
+static int resumes_at(int fd, uint64_t pos, uint64_t end, int64_t exact, int64_t after,
+                      int64_t limit, uint32_t batch_bytes_max, uint8_t *buf, int64_t *base_out)
+{
+    struct batch_header h;
+    int rc = good_batch_at(fd, pos, end, batch_bytes_max, buf, &h);
+    if (rc != 0) {
+        return rc < 0 ? rc : 0;
+    }
+    if ((exact >= 0 ? h.offset_base != exact : h.offset_base <= after) ||
+        batch_offset_last(&h) >= limit) {
+        return 0;
+    }
+    *base_out = h.offset_base;
+    uint64_t next = pos + batch_bytes(&h);
+    if (exact >= 0 || next == end) {
+        return 1;
+    }
+    struct batch_header n;
+    rc = good_batch_at(fd, next, end, batch_bytes_max, buf, &n);
+    if (rc < 0) {
+        return rc;
+    }
+    if (rc == 1) { /* torn at the end: a header continuing it that runs past end */
+        if (end - next < BATCH_HEADER_BYTES) {
+            return 1;
+        }
+        rc = file_pread_all(fd, buf, BATCH_HEADER_BYTES, next);
+        if (rc != 0 || batch_header_decode(buf, BATCH_HEADER_BYTES, batch_bytes_max, &n) != 0) {
+            return rc < 0 && rc != -NG_ETRUNCATED ? rc : 0;
+        }
+        return batch_bytes(&n) > end - next && n.offset_base == batch_offset_last(&h) + 1;
+    }
+    return n.offset_base == batch_offset_last(&h) + 1;
+}
+
+int seg_resync(int fd, uint64_t pos, int64_t expect_offset, uint64_t end, int64_t offset_limit,
+               uint32_t batch_bytes_max, uint8_t *buf, size_t buf_bytes, uint64_t *pos_out,
+               int64_t *offset_out)
+{
+    ASSERT(buf_bytes >= SEG_RESYNC_BUF_BYTES(batch_bytes_max) && pos <= end);
+    ASSERT(expect_offset >= 0);
+    *pos_out = end;
+    *offset_out = -1;
+    uint8_t *batch = buf + SEG_RESYNC_WINDOW_BYTES + BATCH_HEADER_BYTES;
+    int64_t base;
+    struct batch_header h;
+    /* Only the records hit: the bad header still says where the next is. */
+    if (end - pos >= BATCH_HEADER_BYTES && file_pread_all(fd, buf, BATCH_HEADER_BYTES, pos) == 0 &&
+        batch_header_decode(buf, BATCH_HEADER_BYTES, batch_bytes_max, &h) == 0 &&
+        batch_bytes(&h) < end - pos && expect_offset <= INT64_MAX - 1 - h.last_offset_delta) {
+        int rc = resumes_at(fd, pos + batch_bytes(&h), end, expect_offset + h.last_offset_delta + 1,
+                            expect_offset, offset_limit, batch_bytes_max, batch, &base);
+        if (rc != 0) {
+            *pos_out = rc == 1 ? pos + batch_bytes(&h) : end;
+            *offset_out = rc == 1 ? base : -1;
+            return rc < 0 ? rc : 0;
+        }
+    }
+    for (uint64_t at = pos + 1; at < end && end - at >= BATCH_HEADER_BYTES;
+         at += SEG_RESYNC_WINDOW_BYTES) {
+        uint64_t left = end - at;
+        size_t len = left < SEG_RESYNC_WINDOW_BYTES + BATCH_HEADER_BYTES
+                         ? (size_t)left : SEG_RESYNC_WINDOW_BYTES + BATCH_HEADER_BYTES;
+        int rc = file_pread_all(fd, buf, len, at);
+        if (rc != 0) {
+            return rc == -NG_ETRUNCATED ? 0 : rc; /* the file shrank meanwhile */
+        }
+        for (size_t i = 0; i < SEG_RESYNC_WINDOW_BYTES && i + BATCH_HEADER_BYTES <= len; i++) {
+            /* Cheap header checks in memory first. */
+            if (batch_header_decode(buf + i, BATCH_HEADER_BYTES, batch_bytes_max, &h) != 0 ||
+                h.offset_base <= expect_offset || batch_bytes(&h) > left - i) {
+                continue;
+            }
+            rc = resumes_at(fd, at + i, end, -1, expect_offset, offset_limit, batch_bytes_max,
+                            batch, &base);
+            if (rc < 0) {
+                return rc;
+            }
+            if (rc == 1) {
+                *pos_out = at + i;
+                *offset_out = base;
+                return 0;
+            }
+        }
+    }
+    return 0;
+}
+
+/* A plain sorted array, searched linearly: damage is rare, a segment holds
+ * a handful of ranges at most, and none costs a walk more than a compare. */
+int seg_add_damage(struct seg *s, const struct seg_damage *d)
+{
+    ASSERT(d->pos <= d->pos_end && d->offset < d->offset_end);
+    ASSERT(seg_damage_at(s, d->pos) == NULL && seg_damage_of_offset(s, d->offset) == NULL);
+    struct seg_damage *grown = realloc(s->damage, (s->damage_count + 1) * sizeof(*grown));
+    if (grown == NULL) {
+        return -ENOMEM;
+    }
+    s->damage = grown;
+    uint32_t i = s->damage_count;
+    while (i > 0 && grown[i - 1].pos > d->pos) {
+        grown[i] = grown[i - 1];
+        i--;
+    }
+    grown[i] = *d;
+    s->damage_count++;
+    return 0;
+}
+
+const struct seg_damage *seg_damage_at(const struct seg *s, uint64_t pos)
+{
+    for (uint32_t i = 0; i < s->damage_count; i++) {
+        if (pos >= s->damage[i].pos && pos < s->damage[i].pos_end) {
+            return &s->damage[i];
+        }
+    }
+    return NULL;
+}
+
+const struct seg_damage *seg_damage_of_offset(const struct seg *s, int64_t offset)
+{
+    for (uint32_t i = 0; i < s->damage_count; i++) {
+        if (offset >= s->damage[i].offset && offset < s->damage[i].offset_end) {
+            return &s->damage[i];
+        }
+    }
+    return NULL;
 }
 
 void seg_note_batch(struct seg *s, const struct batch_header *h, uint64_t pos,
@@ -360,7 +554,7 @@ static int indexes_hold(struct seg *s, int64_t offset_end, const struct seg_limi
         s->index_due_pos = (uint64_t)pos + lim->index_interval_bytes;
     }
     struct seg_scan w;
-    rc = seg_scan(s, pos, s->offset_base + rel, s->bytes, false, false, lim,
+    rc = seg_scan(s, pos, s->offset_base + rel, s->bytes, offset_end, false, false, lim,
                   scratch, scratch_bytes, &w);
     if (rc < 0) {
         return rc;
@@ -377,11 +571,29 @@ static int indexes_hold(struct seg *s, int64_t offset_end, const struct seg_limi
     return 1;
 }
 
+/* A sealed segment whose good batches end before offset_end: the rest of
+ * its bytes and offsets are one damaged range (w: the rebuilding walk). */
+static int seal_damaged_end(struct seg *s, const struct seg_scan *w, uint64_t size,
+                            int64_t offset_end)
+{
+    if (w->offset_next >= offset_end) {
+        return 0; /* whole (or offsets past the successor's base: it wins) */
+    }
+    struct seg_damage d = {.offset = w->offset_next, .offset_end = offset_end,
+                           .pos = w->bytes_valid, .pos_end = size,
+                           .why = w->stop != 0 ? w->stop : -NG_EDISCONTINUITY};
+    int rc = seg_add_damage(s, &d);
+    if (rc == 0) {
+        s->bytes = size;
+        s->offset_next = offset_end;
+    }
+    return rc;
+}
+
 int seg_open_sealed(struct seg *s, int dirfd, int64_t offset_base, int64_t offset_end,
                     const struct seg_limits *lim, struct ring *r, uint8_t *scratch,
-                    size_t scratch_bytes, struct seg_scan *bad)
+                    size_t scratch_bytes)
 {
-    memset(bad, 0, sizeof(*bad));
     int rc = open_existing(s, dirfd, offset_base, O_RDONLY, lim);
     if (rc == 0) {
         rc = offset_end > offset_base ? indexes_hold(s, offset_end, lim, scratch, scratch_bytes) : -NG_EDISCONTINUITY;
@@ -392,10 +604,10 @@ int seg_open_sealed(struct seg *s, int dirfd, int64_t offset_base, int64_t offse
     if (rc == 0) { /* rebuild from the log itself */
         uint64_t size = s->bytes;
         struct seg_scan w;
-        rc = seg_scan(s, 0, offset_base, size, false, true, lim, scratch, scratch_bytes, &w);
-        if (rc == 0 && (w.stop != 0 || w.offset_next != offset_end)) {
-            *bad = w;
-            bad->stop = w.stop != 0 ? w.stop : -NG_EDISCONTINUITY;
+        rc = seg_scan(s, 0, offset_base, size, offset_end, false, true, lim, scratch,
+                      scratch_bytes, &w);
+        if (rc == 0) {
+            rc = seal_damaged_end(s, &w, size, offset_end);
         }
         if (rc == 0) {
             rc = index_rewrite(&s->index, s->fd_index, r, true);
@@ -412,7 +624,7 @@ int seg_open_sealed(struct seg *s, int dirfd, int64_t offset_base, int64_t offse
         seg_close(s);
         return rc;
     }
-    s->bytes_readable = bad->stop != 0 ? bad->bytes_valid : s->bytes;
+    s->bytes_readable = s->bytes;
     /* Sealed: the index files are never written again. */
     close(s->fd_index);
     close(s->fd_time);
@@ -428,11 +640,13 @@ int seg_open_active(struct seg *s, int dirfd, int64_t offset_base,
     int rc = open_existing(s, dirfd, offset_base, O_RDWR, lim);
     uint64_t size = s->bytes;
     if (rc == 0) {
-        rc = seg_scan(s, 0, offset_base, size, true, true, lim, scratch, scratch_bytes, cut);
+        rc = seg_scan(s, 0, offset_base, size, INT64_MAX, true, true, lim, scratch,
+                      scratch_bytes, cut);
     }
     if (rc == 0 && cut->stop != 0) {
-        /* Only unacknowledged data can be here: every acknowledged batch was
-         * fdatasync'd whole, and this is the first bad one. */
+        /* A torn tail: bad bytes with no good batch after them. Only
+         * unacknowledged data can be there: every acknowledged batch was
+         * fdatasync'd whole, and appends complete in order. */
         log_warn("segment %020" PRId64 ".log: cut %" PRIu64 " bytes at position %" PRIu64
                  " (offset %" PRId64 "): %s",
                  offset_base, size - cut->bytes_valid, cut->bytes_valid,
@@ -473,6 +687,19 @@ int seg_locate(const struct seg *s, int64_t offset, uint32_t batch_bytes_max,
     uint64_t at = from_index ? pos : 0;
     int64_t expect = s->offset_base + rel;
     while (at < s->bytes_readable) {
+        const struct seg_damage *d = seg_damage_at(s, at);
+        if (d != NULL && offset >= d->offset_end) { /* step over it */
+            at = d->pos_end;
+            expect = d->offset_end;
+            continue;
+        }
+        if (d != NULL) {
+            *pos_out = d->pos;
+            if (h_out != NULL) {
+                h_out->offset_base = d->offset;
+            }
+            return -NG_ECORRUPT;
+        }
         struct batch_header h;
         int stop;
         int rc = read_batch(&w, at, s->bytes_readable, expect, false, batch_bytes_max, &h, &stop);
@@ -488,6 +715,9 @@ int seg_locate(const struct seg *s, int64_t offset, uint32_t batch_bytes_max,
         }
         if (rc == 1) {
             *pos_out = at;
+            if (h_out != NULL) {
+                h_out->offset_base = expect;
+            }
             return -NG_ECORRUPT;
         }
         if (offset <= batch_offset_last(&h)) {
@@ -529,6 +759,7 @@ int seg_batches_end(const struct seg *s, uint64_t pos, uint64_t limit, uint32_t 
                     uint8_t *buf, size_t buf_bytes, uint64_t *end_out)
 {
     ASSERT(pos < limit && limit <= s->bytes_readable && buf_bytes >= BATCH_HEADER_BYTES);
+    ASSERT(s->damage_count == 0); /* file ranges are never planned over damage */
     if (limit == s->bytes_readable) { /* the readable end is a batch boundary */
         *end_out = limit;
         return 0;
@@ -576,6 +807,9 @@ void seg_close(struct seg *s)
     s->fd_log = s->fd_index = s->fd_time = -1;
     idx_fini(&s->index);
     idx_fini(&s->timeindex);
+    free(s->damage);
+    s->damage = NULL;
+    s->damage_count = 0;
 }
 
 int seg_remove(int dirfd, int64_t offset_base)
@@ -611,6 +845,12 @@ int seg_find_time(const struct seg *s, int64_t ts_ms, uint32_t batch_bytes_max,
     }
     struct win w = {.fd = s->fd_log, .buf = buf, .cap = header_window(buf_bytes)};
     while (at < s->bytes_readable) {
+        const struct seg_damage *d = seg_damage_at(s, at);
+        if (d != NULL) {
+            at = d->pos_end;
+            expect = d->offset_end;
+            continue;
+        }
         struct batch_header h;
         int stop;
         int rc = read_batch(&w, at, s->bytes_readable, expect, false, batch_bytes_max, &h, &stop);
@@ -634,10 +874,16 @@ int seg_find_time(const struct seg *s, int64_t ts_ms, uint32_t batch_bytes_max,
 int seg_for_each_batch(const struct seg *s, uint64_t pos, int64_t expect_offset,
                        uint32_t batch_bytes_max, uint8_t *buf, size_t buf_bytes,
                        int (*fn)(void *arg, const struct batch_header *h), void *arg,
-                       uint64_t *pos_out)
+                       uint64_t *pos_out, int64_t *offset_out)
 {
     struct win w = {.fd = s->fd_log, .buf = buf, .cap = header_window(buf_bytes)};
     while (pos < s->bytes_readable) {
+        const struct seg_damage *d = seg_damage_at(s, pos);
+        if (d != NULL) {
+            pos = d->pos_end;
+            expect_offset = d->offset_end;
+            continue;
+        }
         struct batch_header h;
         int stop;
         int rc = read_batch(&w, pos, s->bytes_readable, expect_offset, false, batch_bytes_max,
@@ -647,6 +893,7 @@ int seg_for_each_batch(const struct seg *s, uint64_t pos, int64_t expect_offset,
         }
         if (rc == 1) {
             *pos_out = pos;
+            *offset_out = expect_offset;
             return -NG_ECORRUPT;
         }
         rc = fn(arg, &h);

@@ -12,31 +12,27 @@
 #include "storage/index.h"
 #include "storage/segment.h"
 
-/* Bytes scanned per read when looking for the next good batch. */
-#define RESYNC_WINDOW_BYTES (1u << 20)
-
 struct walk {
     int fd;
     uint64_t size;
     uint32_t batch_bytes_max;
-    uint8_t *buf;       /* batch_bytes_max + RESYNC_WINDOW_BYTES */
+    uint8_t *buf;       /* SEG_RESYNC_BUF_BYTES(batch_bytes_max) */
     verify_report_fn report;
     void *arg;
     struct verify_stats *stats;
     char name[SEG_NAME_BYTES];
 };
 
-/* Checks the batch at pos: 0 with *h when it is whole, valid and at or
- * after expect (exactly expect when exact), else why not (or -errno). */
-static int check_at(struct walk *w, uint64_t pos, int64_t expect, bool exact,
-                    struct batch_header *h)
+/* Checks the batch at pos: 0 with *h when it is whole, valid and starts at
+ * expect, else why not (or -errno). */
+static int check_at(struct walk *w, uint64_t pos, int64_t expect, struct batch_header *h)
 {
     if (w->size - pos < BATCH_HEADER_BYTES) {
         return -NG_ETRUNCATED;
     }
     int rc = file_pread_all(w->fd, w->buf, BATCH_HEADER_BYTES, pos);
     rc = rc == 0 ? batch_header_decode(w->buf, BATCH_HEADER_BYTES, w->batch_bytes_max, h) : rc;
-    if (rc == 0 && (exact ? h->offset_base != expect : h->offset_base < expect)) {
+    if (rc == 0 && h->offset_base != expect) {
         rc = -NG_EDISCONTINUITY;
     }
     if (rc == 0 && batch_bytes(h) > w->size - pos) {
@@ -46,46 +42,23 @@ static int check_at(struct walk *w, uint64_t pos, int64_t expect, bool exact,
     return rc == 0 ? batch_validate(w->buf, batch_bytes(h), w->batch_bytes_max, h) : rc;
 }
 
-/* The next position after pos holding a good batch at or after expect, or
- * the file size when there is none. Cheap header checks first, in memory. */
-static uint64_t resync(struct walk *w, uint64_t pos, int64_t expect)
+static void problem(struct walk *w, const struct verify_problem *p)
 {
-    uint8_t *window = w->buf + w->batch_bytes_max;
-    for (uint64_t base = pos + 1; base + BATCH_HEADER_BYTES <= w->size;
-         base += RESYNC_WINDOW_BYTES) {
-        uint64_t left = w->size - base;
-        size_t len = left < RESYNC_WINDOW_BYTES + BATCH_HEADER_BYTES
-                         ? (size_t)left : RESYNC_WINDOW_BYTES + BATCH_HEADER_BYTES;
-        if (file_pread_all(w->fd, window, len, base) != 0) {
-            return w->size;
-        }
-        for (size_t i = 0; i + BATCH_HEADER_BYTES <= len && i < RESYNC_WINDOW_BYTES; i++) {
-            struct batch_header h;
-            if (batch_header_decode(window + i, BATCH_HEADER_BYTES, w->batch_bytes_max, &h) == 0 &&
-                h.offset_base >= expect && check_at(w, base + i, expect, false, &h) == 0) {
-                return base + i;
-            }
-        }
-    }
-    return w->size;
-}
-
-static void problem(struct walk *w, uint64_t pos, int64_t offset, int reason, uint64_t bytes)
-{
-    struct verify_problem p = {.file = w->name, .position = pos, .offset = offset,
-                               .reason = reason, .bytes = bytes};
     w->stats->problems++;
-    w->report(w->arg, &p);
+    w->report(w->arg, p);
 }
 
-/* Walks one segment's log, reporting every bad batch. */
-static void walk_log(struct walk *w, int64_t base)
+/* Walks one segment's log, reporting every damaged range as recovery and
+ * reads find it (seg_resync()): offset_end is the successor's base offset,
+ * -1 for the last segment. */
+static void walk_log(struct walk *w, int64_t base, int64_t offset_end)
 {
     uint64_t pos = 0;
     int64_t expect = base;
+    int64_t limit = offset_end >= 0 ? offset_end : INT64_MAX;
     while (pos < w->size) {
         struct batch_header h;
-        int rc = check_at(w, pos, expect, true, &h);
+        int rc = check_at(w, pos, expect, &h);
         if (rc == 0) {
             w->stats->batches++;
             w->stats->records += (uint64_t)h.record_count;
@@ -93,15 +66,32 @@ static void walk_log(struct walk *w, int64_t base)
             expect = batch_offset_last(&h) + 1;
             continue;
         }
-        uint64_t next = resync(w, pos, expect);
-        problem(w, pos, expect, rc, next < w->size ? next - pos : 0);
-        if (next >= w->size) {
+        uint64_t next = w->size;
+        int64_t resume = -1;
+        int why = rc;
+        if (rc > -NG_ERR_FIRST || (rc = seg_resync(w->fd, pos, expect, w->size, limit,
+                                                   w->batch_bytes_max, w->buf,
+                                                   SEG_RESYNC_BUF_BYTES(w->batch_bytes_max),
+                                                   &next, &resume)) != 0) {
+            why = rc; /* unreadable: report it as such, at its place */
+        }
+        struct verify_problem p = {.file = w->name, .position = pos, .offset = expect,
+                                   .reason = why, .bytes = next - pos,
+                                   .offset_end = resume >= 0 ? resume : offset_end,
+                                   .torn_tail = resume < 0 && offset_end < 0 &&
+                                                why <= -NG_ERR_FIRST};
+        problem(w, &p);
+        if (resume < 0) {
             break;
         }
-        rc = check_at(w, next, expect, false, &h);
-        ASSERT(rc == 0); /* resync() found it so */
         pos = next;
-        expect = h.offset_base;
+        expect = resume;
+    }
+    if (pos == w->size && offset_end >= 0 && expect < offset_end) {
+        /* Whole batches, but the offsets stop short of the successor's. */
+        struct verify_problem p = {.file = w->name, .position = pos, .offset = expect,
+                                   .reason = -NG_EDISCONTINUITY, .offset_end = offset_end};
+        problem(w, &p);
     }
     w->stats->bytes += w->size;
 }
@@ -127,7 +117,8 @@ static void check_index(struct walk *w, int dirfd, int64_t base, enum idx_kind k
         int rc = file_pread_all(fd, bytes, (size_t)st.st_size, 0);
         rc = rc == 0 ? idx_load(&x, bytes, (size_t)st.st_size, w->size, UINT32_MAX) : rc;
         if (rc != 0) {
-            problem(&iw, 0, -1, rc, 0);
+            problem(&iw, &(struct verify_problem){.file = iw.name, .offset = -1,
+                                                  .offset_end = -1, .reason = rc});
         }
         idx_fini(&x);
     }
@@ -146,7 +137,7 @@ int verify_partition(const char *dir, uint32_t batch_bytes_max, verify_report_fn
     uint32_t count = 0;
     struct walk w = {.batch_bytes_max = batch_bytes_max, .report = report, .arg = arg,
                      .stats = stats};
-    w.buf = malloc((size_t)batch_bytes_max + RESYNC_WINDOW_BYTES + BATCH_HEADER_BYTES);
+    w.buf = malloc(SEG_RESYNC_BUF_BYTES(batch_bytes_max));
     int rc = w.buf == NULL ? -ENOMEM : seg_list(dirfd, &bases, &count);
     for (uint32_t i = 0; rc == 0 && i < count; i++) {
         seg_name(w.name, bases[i], "log");
@@ -156,7 +147,7 @@ int verify_partition(const char *dir, uint32_t batch_bytes_max, verify_report_fn
         if (rc == 0) {
             w.size = (uint64_t)st.st_size;
             stats->segments++;
-            walk_log(&w, bases[i]);
+            walk_log(&w, bases[i], i + 1 < count ? bases[i + 1] : -1);
             check_index(&w, dirfd, bases[i], IDX_OFFSET);
             check_index(&w, dirfd, bases[i], IDX_TIME);
         }

@@ -2,18 +2,20 @@
  * storage/verify.h — offline verification of a partition directory.
  *
  * Reads every segment of a partition (never writes, never truncates,
- * nothing needs to be open or running) and reports every bad batch: a
- * header out of bounds, a checksum that does not match, an offset that does
- * not continue the log. After a bad batch the walk resynchronises on the
- * next position holding a whole, checksum-valid batch whose offsets come
- * after the last good one, so one flipped byte is one report and the rest
- * of the segment is still checked. Index files are checked too (entry
- * checks and bounds); a bad index is reported as such: recovery rebuilds
- * it, no record is lost. Any thread.
+ * nothing needs to be open or running) and reports every damaged range: a
+ * bad batch (a header out of bounds, a checksum that does not match, an
+ * offset that does not continue the log) and the bytes up to where good
+ * batches resume, found exactly as recovery and reads find them
+ * (seg_resync()), so one flipped byte is one report naming the offsets and
+ * file positions the broker will not serve, and the rest of the segment is
+ * still checked. Index files are checked too (entry checks and bounds); a
+ * bad index is reported as such: recovery rebuilds it, no record is lost.
+ * Any thread.
  */
 #ifndef NAGARE_STORAGE_VERIFY_H
 #define NAGARE_STORAGE_VERIFY_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "base/assert.h"
@@ -23,7 +25,12 @@ struct verify_problem {
     uint64_t position;   /* byte position of the bad batch or entry */
     int64_t offset;      /* the offset expected there (-1 for an index) */
     int reason;          /* -NG_ECHECKSUM, -NG_EDISCONTINUITY, -NG_ECORRUPT... */
-    uint64_t bytes;      /* bytes skipped to the next good batch (0: to the end) */
+    uint64_t bytes;      /* damaged bytes: [position, position + bytes) */
+    int64_t offset_end;  /* the damaged offsets are [offset, offset_end): where
+                            good batches resume, or the next segment's base;
+                            -1 for a torn tail and for an index */
+    bool torn_tail;      /* bad bytes to the end of the last segment: the
+                            torn tail of a crash, which recovery cuts */
 };
 
 struct verify_stats {

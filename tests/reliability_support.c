@@ -404,9 +404,9 @@ static void report_bad_batch(const struct rel_world *w, int64_t off, const struc
     fprintf(stderr, "\n");
 }
 
-/* Reads the whole log (part_read verifies every checksum) and finds each
- * batch among the attempts at its offset, marking it found. Returns where
- * the good dense prefix ends. */
+/* Reads the whole log (part_read verifies every checksum), stepping over
+ * damaged ranges, and finds each batch among the attempts at its offset,
+ * marking it found. Returns where the reading stopped. */
 static int64_t check_batches(struct rel_world *w, struct rel_loss *loss)
 {
     static uint8_t buf[256 * 1024];
@@ -415,6 +415,16 @@ static int64_t check_batches(struct rel_world *w, struct rel_loss *loss)
     while (off < latest) {
         struct part_read_result r;
         int rc = part_read(&w->part, off, buf, sizeof(buf), sizeof(buf), &r);
+        int64_t segment;
+        struct seg_damage d;
+        if (rc == -NG_ECORRUPT && part_corrupt_range(&w->part, off, &segment, &d)) {
+            /* A cut tore unsynced writes out of order (a later one kept, an
+             * earlier one not): recovery keeps the later batches and marks
+             * the torn bytes as damage. Acknowledged records in the range
+             * are not found, so they count as lost below. */
+            off = d.offset_end;
+            continue;
+        }
         if (rc != 0 || r.bytes == 0) {
             if (getenv("NAGARE_RELIABILITY_LOG") != NULL) {
                 fprintf(stderr, "check: read at %lld of [%lld, %lld): %s\n", (long long)off,

@@ -59,7 +59,8 @@ Test(datadir_verify, reports_a_flipped_record_byte_with_its_place)
     close(fd);
     cr_assert_eq(run_verify(out, sizeof(out)), 1, "%s", out);
     cr_assert_not_null(strstr(out, "BAD "), "%s", out);
-    cr_assert_not_null(strstr(out, "00000000000000000000.log at byte"), "%s", out);
+    cr_assert_not_null(strstr(out, "00000000000000000000.log at bytes ["), "%s", out);
+    cr_assert_not_null(strstr(out, "(offsets [10, 20))"), "the damaged range: %s", out);
     cr_assert_not_null(strstr(out, "checksum mismatch"), "%s", out);
     cr_assert_not_null(strstr(out, "1 problem"), "%s", out);
 }
@@ -95,7 +96,7 @@ Test(datadir_verify, the_scrubber_finds_damage_nobody_reads)
         usleep(50000);
         size_t len;
         char *text = bk_read_file(B.log_path, &len);
-        found = text != NULL && strstr(text, "bad batch at position") != NULL;
+        found = text != NULL && strstr(text, "damaged range: offsets [20, 30)") != NULL;
         free(text);
     }
     cr_assert(found, "the scrubber reported the damage within 5 s");
@@ -103,6 +104,10 @@ Test(datadir_verify, the_scrubber_finds_damage_nobody_reads)
     struct fetched f;
     rq_fetch(&c, "s", 0, 20, &f); /* the damaged batch: offsets 20-29 */
     cr_assert_eq(f.err, -NG_ECORRUPT, "and it is not served: %s", err_str(f.err));
+    rq_fetched_free(&f);
+    rq_fetch(&c, "s", 0, 30, &f); /* the batch after it, and so on */
+    cr_assert_eq(f.err, 0, "what follows is: %s", err_str(f.err));
+    cr_assert_gt(f.records_bytes, 0);
     rq_fetched_free(&f);
     cl_close(&c);
     bk_stop(&B);

@@ -415,6 +415,123 @@ Test(partition, a_flipped_byte_in_the_last_batch_is_cut)
     check_all(3, 3);
 }
 
+/* Reads batch i of append_many(count, 3, ...) (offsets 3i..3i+2) one by
+ * one: each either reads back as built or fails with -NG_ECORRUPT inside
+ * [bad_first, bad_end) (batch numbers), and every batch outside it reads. */
+static void check_all_but(uint32_t count, uint32_t bad_first, uint32_t bad_end)
+{
+    for (uint32_t i = 0; i < count; i++) {
+        size_t len;
+        int rc = fx_read_one(&f, 3 * (int64_t)i, buf, sizeof(buf), &len);
+        if (i >= bad_first && i < bad_end) {
+            cr_assert_eq(rc, -NG_ECORRUPT, "batch %u: %s", i, err_str(rc));
+            continue;
+        }
+        cr_assert_eq(rc, 0, "batch %u: %s", i, err_str(rc));
+        cr_assert_eq(fx_check_batch(buf, len, i, &f.zctx), 3, "batch %u", i);
+    }
+}
+
+/* The damaged range holding offset: offsets [first, end), in segment base. */
+static void expect_damage(int64_t offset, int64_t base, int64_t first, int64_t end)
+{
+    int64_t seg;
+    struct seg_damage d;
+    cr_assert(part_corrupt_range(&f.part, offset, &seg, &d), "offset %ld", (long)offset);
+    cr_assert_eq(seg, base);
+    cr_assert_eq(d.offset, first);
+    cr_assert_eq(d.offset_end, end);
+    cr_assert_lt(d.pos, d.pos_end);
+}
+
+/* File position of batch i of append_many(count, 3, value_bytes) in the
+ * first segment: every batch has the same size. */
+static off_t batch_pos(uint32_t i, uint32_t value_bytes)
+{
+    size_t one = fx_batch(batch, sizeof(batch), 3, value_bytes, 0, 0, BATCH_CODEC_NONE, NULL);
+    return (off_t)(i * one);
+}
+
+Test(partition, a_flipped_byte_in_a_middle_batch_of_the_active_segment_loses_only_that_batch)
+{
+    cr_assert_eq(fx_open(&f), 0);
+    append_many(10, 3, 40, true, NULL);
+    off_t size = (off_t)part_bytes(&f.part);
+    fx_close(&f);
+    corrupt_byte("00000000000000000000.log", batch_pos(4, 40) + 70); /* batch 4's records */
+    cr_assert_eq(fx_open(&f), 0);
+    cr_assert_eq(file_size("00000000000000000000.log"), size, "damage is not a torn tail");
+    cr_assert_eq(part_offset_latest(&f.part), 30, "the log end stays");
+    check_all_but(10, 4, 5);
+    expect_damage(13, 0, 12, 15);
+    cr_assert_eq(part_damage_count(&f.part), 1);
+    /* A read from before it stops at it; one from after it goes on. */
+    struct part_read_result r;
+    cr_assert_eq(part_read(&f.part, 0, buf, sizeof(buf), sizeof(buf), &r), 0);
+    cr_assert_eq((off_t)r.bytes, batch_pos(4, 40));
+    cr_assert_eq(part_read(&f.part, 15, buf, sizeof(buf), sizeof(buf), &r), 0);
+    cr_assert_eq((off_t)r.bytes, size - batch_pos(5, 40));
+    /* Appends go on at the end, and a reopen finds the same. */
+    append_many(1, 3, 40, true, NULL);
+    cr_assert_eq(part_offset_latest(&f.part), 33);
+    fx_close(&f);
+    cr_assert_eq(fx_open(&f), 0);
+    check_all_but(10, 4, 5);
+    expect_damage(12, 0, 12, 15);
+}
+
+Test(partition, a_damaged_length_neither_skips_good_batches_nor_is_trusted)
+{
+    cr_assert_eq(fx_open(&f), 0);
+    append_many(10, 3, 40, true, NULL);
+    fx_close(&f);
+    /* Batch 3's length now points into the middle of batch 6 (and past the
+     * file, in the second case): resync must find batch 4. */
+    const uint32_t lengths[] = {(uint32_t)(batch_pos(3, 40) - BATCH_PREFIX_BYTES) + 37, 1u << 19};
+    const char *log = "00000000000000000000.log";
+    copy_file(log, "whole.bak");
+    for (size_t k = 0; k < ARRAY_LEN(lengths); k++) {
+        copy_file("whole.bak", log);
+        char path[512];
+        snprintf(path, sizeof(path), "%s/%s", f.dir, log);
+        int fd = open(path, O_RDWR);
+        cr_assert_geq(fd, 0);
+        uint8_t be[4];
+        put_be32(be, lengths[k]);
+        cr_assert_eq(pwrite(fd, be, 4, batch_pos(3, 40) + BATCH_OFF_LENGTH), 4);
+        close(fd);
+        cr_assert_eq(fx_open(&f), 0);
+        check_all_but(10, 3, 4);
+        expect_damage(9, 0, 9, 12);
+        fx_close(&f);
+    }
+}
+
+Test(partition, a_damaged_offset_field_is_a_damaged_batch_the_rest_is_served)
+{
+    cr_assert_eq(fx_open(&f), 0);
+    append_many(10, 3, 40, true, NULL);
+    fx_close(&f);
+    corrupt_byte("00000000000000000000.log", batch_pos(6, 40) + 7); /* not checksummed */
+    cr_assert_eq(fx_open(&f), 0);
+    check_all_but(10, 6, 7);
+    expect_damage(18, 0, 18, 21);
+}
+
+Test(partition, damage_then_a_torn_tail_keeps_what_lies_between)
+{
+    cr_assert_eq(fx_open(&f), 0);
+    append_many(10, 3, 40, true, NULL);
+    fx_close(&f);
+    const char *log = "00000000000000000000.log";
+    corrupt_byte(log, batch_pos(2, 40) + 80);
+    truncate_file(log, batch_pos(9, 40) + 30); /* batch 9 torn */
+    cr_assert_eq(fx_open(&f), 0);
+    cr_assert_eq(file_size(log), batch_pos(9, 40), "the torn tail is cut");
+    check_all_but(9, 2, 3);
+    expect_damage(6, 0, 6, 9);
+}
+
 /* Four sealed segments and an active one, closed. */
 static void make_sealed_segments(void)
 {
@@ -422,48 +539,97 @@ static void make_sealed_segments(void)
     f.cfg.index_interval_bytes = 512;
     cr_assert_eq(fx_open(&f), 0);
     append_many(40, 3, 200, true, NULL);
-    cr_assert_geq(f.part.seg_count, 5);
+    cr_assert_geq(part_segment_count(&f.part), 5);
 }
 
-Test(partition, a_flipped_byte_in_a_sealed_segment_is_reported_not_cut)
+/* The batch number holding file position at of segment i (make_sealed_segments). */
+static uint32_t batch_at_pos(uint32_t i, off_t at)
+{
+    struct part_segment sg;
+    part_segment(&f.part, i, &sg);
+    size_t one = fx_batch(batch, sizeof(batch), 3, 200, 0, 0, BATCH_CODEC_NONE, NULL);
+    return (uint32_t)(sg.offset_base / 3) + (uint32_t)((size_t)at / one);
+}
+
+Test(partition, a_flipped_byte_in_a_sealed_segment_loses_only_that_batch)
 {
     make_sealed_segments();
+    struct part_segment sg;
+    part_segment(&f.part, 1, &sg);
     char name[SEG_NAME_BYTES];
-    seg_name(name, f.part.segs[1]->offset_base, "log");
-    int64_t bad_from = f.part.segs[1]->offset_base;
+    seg_name(name, sg.offset_base, "log");
     off_t size = file_size(name);
+    uint32_t bad = batch_at_pos(1, 1000);
     fx_close(&f);
     corrupt_byte(name, 1000); /* inside a record, past the first batch */
     cr_assert_eq(fx_open(&f), 0);
     cr_assert_eq(file_size(name), size, "a sealed segment is never truncated");
-    cr_assert_eq(part_offset_latest(&f.part), 120);
-    /* Everything before the bad batch reads; the bad batch and past it do not. */
-    int64_t offset = 0;
+    check_all_but(40, bad, bad + 1);
+    expect_damage(3 * (int64_t)bad + 1, sg.offset_base, 3 * (int64_t)bad, 3 * (int64_t)bad + 3);
+    /* Records produced after the damage was found read too. */
+    append_many(2, 3, 200, true, NULL);
     size_t len;
-    int rc;
-    while ((rc = fx_read_one(&f, offset, buf, sizeof(buf), &len)) == 0) {
-        offset += 3;
-    }
-    cr_assert_eq(rc, -NG_ECORRUPT);
-    cr_assert_geq(offset, bad_from);
-    cr_assert_lt(offset, bad_from + 30);
-    cr_assert_eq(fx_read_one(&f, 110, buf, sizeof(buf), &len), -NG_ECORRUPT);
+    cr_assert_eq(fx_read_one(&f, 121, buf, sizeof(buf), &len), 0);
 }
 
-Test(partition, a_bad_header_in_a_sealed_segment_is_found_on_open)
+Test(partition, a_bad_header_in_a_sealed_segment_loses_only_that_batch)
 {
     make_sealed_segments();
+    struct part_segment sg;
+    part_segment(&f.part, 2, &sg);
     char name[SEG_NAME_BYTES];
-    seg_name(name, f.part.segs[2]->offset_base, "log");
-    int64_t bad_from = f.part.segs[2]->offset_base;
+    seg_name(name, sg.offset_base, "log");
     off_t size = file_size(name);
     fx_close(&f);
     corrupt_byte(name, 8); /* the first batch's length */
     cr_assert_eq(fx_open(&f), 0);
     cr_assert_eq(file_size(name), size);
-    size_t len;
-    cr_assert_eq(fx_read_one(&f, bad_from, buf, sizeof(buf), &len), -NG_ECORRUPT);
-    cr_assert_eq(fx_read_one(&f, bad_from - 1, buf, sizeof(buf), &len), 0);
+    uint32_t bad = (uint32_t)(sg.offset_base / 3);
+    check_all_but(40, bad, bad + 1);
+    expect_damage(sg.offset_base, sg.offset_base, sg.offset_base, sg.offset_base + 3);
+}
+
+Test(partition, a_sealed_segment_cut_short_loses_its_end_not_its_successors)
+{
+    make_sealed_segments();
+    struct part_segment sg;
+    part_segment(&f.part, 1, &sg);
+    char name[SEG_NAME_BYTES];
+    seg_name(name, sg.offset_base, "log");
+    fx_close(&f);
+    truncate_file(name, 1500); /* mid-batch */
+    cr_assert_eq(fx_open(&f), 0);
+    uint32_t bad = batch_at_pos(1, 1500);
+    check_all_but(40, bad, (uint32_t)(sg.offset_end / 3));
+    expect_damage(sg.offset_end - 1, sg.offset_base, 3 * (int64_t)bad, sg.offset_end);
+}
+
+Test(partition, the_scrubber_steps_over_damage_and_names_it)
+{
+    make_sealed_segments();
+    struct part_segment sg;
+    part_segment(&f.part, 1, &sg);
+    char name[SEG_NAME_BYTES];
+    seg_name(name, sg.offset_base, "log");
+    uint32_t bad = batch_at_pos(1, 1000);
+    fx_close(&f);
+    corrupt_byte(name, 1000);
+    cr_assert_eq(fx_open(&f), 0);
+    cr_assert_eq(part_damage_count(&f.part), 0, "records are not read at open");
+    static uint8_t scrub[FX_BATCH_MAX];
+    size_t done;
+    for (int i = 0; i < 40; i++) {
+        int rc = part_scrub(&f.part, scrub, sizeof(scrub), 2048, &done);
+        cr_assert(rc == 0 || rc == -NG_ECORRUPT, "%s", err_str(rc));
+    }
+    cr_assert_eq(part_damage_count(&f.part), 1);
+    expect_damage(3 * (int64_t)bad, sg.offset_base, 3 * (int64_t)bad, 3 * (int64_t)bad + 3);
+    /* It went past it: every other sealed segment was checked whole. */
+    for (uint32_t i = 2; i + 1 < part_segment_count(&f.part); i++) {
+        part_segment(&f.part, i, &sg);
+        cr_assert_eq(sg.bytes_checked, sg.bytes, "segment %u", i);
+    }
+    check_all_but(40, bad, bad + 1);
 }
 
 /* Every offset and a spread of timestamps look up correctly. */
@@ -883,7 +1049,10 @@ Test(partition, file_ranges_defer_to_part_read_once_damage_is_found)
     cr_assert_eq(rc, -NG_ECORRUPT);
     cr_assert_eq(read_ranges(0, sizeof(buf), 1 << 20, 64, &r, &n), -EAGAIN,
                  "checked bytes before the damage still go through part_read");
-    cr_assert_eq(read_ranges(bad_from + 30, sizeof(buf), 1 << 20, 64, &r, &n), -NG_ECORRUPT);
+    uint32_t bad = batch_at_pos(1, 1000);
+    cr_assert_eq(read_ranges(3 * (int64_t)bad, sizeof(buf), 1 << 20, 64, &r, &n), -NG_ECORRUPT);
+    cr_assert_eq(read_ranges(bad_from + 30, sizeof(buf), 1 << 20, 64, &r, &n), -EAGAIN,
+                 "past the damaged range: served by part_read");
 }
 
 Test(partition, a_dup_of_a_range_outlives_retention_deleting_its_segment)

@@ -740,7 +740,7 @@ Test(proto, bad_version_is_reported_by_header_and_body_decoders)
     struct rd empty = rd_make(buf, 0);
     cr_assert_eq(proto_api_versions_req_decode(&empty, 3), -NG_EBADVERSION);
     struct proto_dec d;
-    cr_assert_eq(proto_fetch_resp_decode(&empty, 1, &d), -NG_EBADVERSION);
+    cr_assert_eq(proto_fetch_resp_decode(&empty, 2, &d), -NG_EBADVERSION);
 }
 
 Test(proto, error_response_round_trips_and_carries_no_body)
@@ -1085,6 +1085,45 @@ Test(proto, fetch_round_trip)
     cr_assert_not(proto_fetch_resp_next_partition(&d, &fp));
     cr_assert(proto_next_topic(&d, &t));
     cr_assert_not(proto_next_topic(&d, &t));
+}
+
+Test(proto, fetch_v1_carries_where_reading_resumes_past_damage)
+{
+    cr_assert_eq(proto_api_version_max(PROTO_API_FETCH), 1);
+    for (uint16_t v = 0; v <= 1; v++) {
+        struct wr w = wr_make(buf, sizeof buf);
+        struct proto_enc e;
+        proto_fetch_resp_begin(&e, &w, v, 4);
+        proto_enc_topic(&e, proto_str_make("t"));
+        proto_fetch_resp_partition(&e, &(struct proto_fetch_resp_partition){
+                                           .partition = 2, .err = -NG_ECORRUPT,
+                                           .offset_earliest = 0, .offset_latest = 900,
+                                           .offset_resume = 315});
+        proto_fetch_resp_partition(&e, &(struct proto_fetch_resp_partition){
+                                           .partition = 3, .offset_latest = 7,
+                                           .records = batch_a, .records_bytes = sizeof batch_a,
+                                           .offset_resume = -1});
+        cr_assert_eq(proto_enc_end(&e), 0);
+        struct rd r = frame_rd(buf, w.pos, true);
+        struct proto_resp_header h;
+        cr_assert_eq(proto_resp_header_decode(&r, &h), 0);
+        struct proto_dec d;
+        cr_assert_eq(proto_fetch_resp_decode(&r, v, &d), 0);
+        struct proto_topic t;
+        struct proto_fetch_resp_partition fp;
+        cr_assert(proto_next_topic(&d, &t));
+        cr_assert(proto_fetch_resp_next_partition(&d, &fp));
+        cr_assert_eq(fp.err, -NG_ECORRUPT);
+        cr_assert_eq(fp.offset_latest, 900);
+        cr_assert_eq(fp.offset_resume, v == 1 ? 315 : -1, "version %u", v);
+        cr_assert(proto_fetch_resp_next_partition(&d, &fp));
+        cr_assert_eq(fp.offset_resume, -1);
+        cr_assert_eq(fp.records_bytes, sizeof batch_a);
+        /* A v1 answer read as v0 (or the reverse) does not parse. */
+        r = frame_rd(buf, w.pos, true);
+        cr_assert_eq(proto_resp_header_decode(&r, &h), 0);
+        cr_assert_neq(proto_fetch_resp_decode(&r, 1 - v, &d), 0, "version %u", v);
+    }
 }
 
 Test(proto, fetch_response_takes_records_written_in_place)

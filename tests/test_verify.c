@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "storage/verify.h"
@@ -92,7 +93,33 @@ Test(verify, a_flipped_record_byte_is_one_problem_and_the_rest_is_still_checked)
     cr_assert_eq(seen[0].reason, -NG_ECHECKSUM);
     cr_assert_str_eq(seen_files[0], "00000000000000000000.log");
     cr_assert_eq(seen[0].offset, 3);
-    cr_assert_gt(seen[0].bytes, 0, "resynchronised on the next batch");
+    cr_assert_eq(seen[0].offset_end, 6, "exactly the damaged batch's offsets");
+    cr_assert_eq(seen[0].position, (uint64_t)first);
+    cr_assert_eq(seen[0].bytes, (uint64_t)first, "exactly the damaged batch's bytes");
+    cr_assert_not(seen[0].torn_tail);
+    cr_assert_eq(st.batches, 29);
+}
+
+Test(verify, a_damaged_length_names_exactly_the_batch_it_belongs_to)
+{
+    make_log();
+    char path[512];
+    snprintf(path, sizeof(path), "%s/00000000000000000000.log", f.dir);
+    int fd = open(path, O_RDWR);
+    uint8_t len_field[4];
+    cr_assert_eq(pread(fd, len_field, 4, BATCH_OFF_LENGTH), 4);
+    off_t one = BATCH_PREFIX_BYTES + (off_t)get_be32(len_field);
+    /* The second batch's length now reaches into the fourth: a resync
+     * that trusted it would skip the third. */
+    put_be32(len_field, (uint32_t)(2 * one + 100 - BATCH_PREFIX_BYTES));
+    cr_assert_eq(pwrite(fd, len_field, 4, one + BATCH_OFF_LENGTH), 4);
+    close(fd);
+    struct verify_stats st = run();
+    cr_assert_eq(st.problems, 1);
+    cr_assert_eq(seen[0].position, (uint64_t)one);
+    cr_assert_eq(seen[0].bytes, (uint64_t)one);
+    cr_assert_eq(seen[0].offset, 3);
+    cr_assert_eq(seen[0].offset_end, 6);
     cr_assert_eq(st.batches, 29);
 }
 
@@ -112,19 +139,36 @@ Test(verify, bad_batches_in_two_segments_are_both_reported)
     cr_assert_eq(st.batches, 28);
 }
 
-Test(verify, a_torn_tail_and_a_damaged_index_are_reported)
+static void cut_by(const char *name, off_t bytes)
 {
-    make_log();
     char path[512];
-    snprintf(path, sizeof(path), "%s/00000000000000000000.log", f.dir);
+    snprintf(path, sizeof(path), "%s/%s", f.dir, name);
     struct stat sb;
     cr_assert_eq(stat(path, &sb), 0);
-    cr_assert_eq(truncate(path, sb.st_size - 10), 0);
+    cr_assert_eq(truncate(path, sb.st_size - bytes), 0);
+}
+
+Test(verify, a_torn_tail_a_short_sealed_segment_and_a_damaged_index_are_reported)
+{
+    make_log();
+    char last[SEG_NAME_BYTES];
+    seg_name(last, 75, "log"); /* five batches per segment */
+    char path[512];
+    snprintf(path, sizeof(path), "%s/%s", f.dir, last);
+    cr_assert_eq(access(path, F_OK), 0, "the layout these offsets assume");
+    cut_by("00000000000000000000.log", 10); /* sealed: its last batch is lost */
+    cut_by(last, 10);                       /* the active one: a torn tail */
     flip("00000000000000000000.index", 5);
     run();
-    cr_assert_eq(seen_n, 2);
+    cr_assert_eq(seen_n, 3);
     cr_assert_eq(seen[0].reason, -NG_ETRUNCATED);
-    cr_assert_eq(seen[0].bytes, 0, "nothing good after it");
+    cr_assert_not(seen[0].torn_tail, "a sealed segment is never cut");
+    cr_assert_eq(seen[0].offset, 12);
+    cr_assert_eq(seen[0].offset_end, 15, "lost up to the next segment");
     cr_assert_str_eq(seen_files[1], "00000000000000000000.index");
     cr_assert_eq(seen[1].offset, -1);
+    cr_assert_str_eq(seen_files[2], last);
+    cr_assert(seen[2].torn_tail, "nothing good after it in the last segment");
+    cr_assert_eq(seen[2].offset, 87);
+    cr_assert_eq(seen[2].offset_end, -1);
 }
