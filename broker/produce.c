@@ -11,8 +11,6 @@
 #include "base/log.h"
 #include "broker/server.h"
 
-#define container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
-
 struct produce_req;
 
 struct produce_part {
