@@ -36,8 +36,6 @@
 
 #include "base/log.h"
 
-#define container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
-
 static_assert(PROTO_TOPIC_NAME_BYTES_MAX <= SHARE_NAME_BYTES_MAX &&
                   PROTO_GROUP_ID_BYTES_MAX <= SHARE_NAME_BYTES_MAX,
               "every topic name and group id names a share part");
@@ -253,7 +251,7 @@ static void expire_locks(struct server *s, int64_t now)
         if (expired > 0) {
             struct bpart *bp = queue_source(s, sp);
             if (bp != NULL) {
-                queue_wake(bp);
+                park_wake(&bp->waiters);
             }
         }
     }
@@ -419,13 +417,7 @@ void queue_tick(struct server *s)
         return;
     }
     if (s->loop.stopping) {
-        /* Parked share fetches answer now rather than hold the drain up. */
-        for (uint32_t i = 0; i < s->topic_count; i++) {
-            for (int32_t p = 0; p < s->topics[i]->cfg.partitions; p++) {
-                queue_abandon(&s->topics[i]->parts[p]);
-            }
-        }
-        return;
+        return; /* housekeeping answers parked share fetches (park_abandon) */
     }
     if (q->reg.failed != 0 || !queue_room(q, 1)) {
         return;
@@ -440,15 +432,6 @@ void queue_tick(struct server *s)
 
 /* ---- ShareFetch ---- */
 
-/* A parked fetch's link on one of its partitions. */
-struct queue_link {
-    struct queue_link *prev;
-    struct queue_link *next;
-    struct share_fetch *sf;
-    struct bpart *bp;
-    bool linked;
-};
-
 struct sf_part {
     struct proto_str topic;  /* into the frame */
     int32_t partition;
@@ -460,7 +443,7 @@ struct sf_part {
     uint32_t run_at;
     uint32_t run_count;
     uint64_t bytes;          /* of its runs */
-    struct queue_link link;
+    struct park_link link;   /* on bp's waiters while parked */
 };
 
 enum sf_state {
@@ -487,6 +470,7 @@ struct share_fetch {
     uint32_t records_max;
     int64_t deadline_ms;           /* loop clock: answer by then */
     struct loop_timer timer;
+    struct park_waiter waiter;
     struct wr w;                   /* the answer, while persisting */
     uint32_t count;
     struct sf_part parts[];
@@ -496,14 +480,8 @@ static void sf_park(struct share_fetch *sf, int64_t now)
 {
     for (uint32_t i = 0; i < sf->count; i++) {
         struct sf_part *p = &sf->parts[i];
-        struct queue_link *l = &p->link;
         ASSERT(p->bp != NULL); /* a fetch naming an unknown partition answers at once */
-        *l = (struct queue_link){.sf = sf, .bp = p->bp, .next = p->bp->queue_waiters,
-                                 .linked = true};
-        if (l->next != NULL) {
-            l->next->prev = l;
-        }
-        p->bp->queue_waiters = l;
+        park_add(&p->bp->waiters, &p->link, &sf->waiter);
     }
     sf->state = SF_PARKED;
     loop_timer_arm(&sf->s->loop, &sf->timer, (uint64_t)(sf->deadline_ms - now));
@@ -513,19 +491,7 @@ static void sf_unpark(struct share_fetch *sf)
 {
     (void)loop_timer_cancel(&sf->s->loop, &sf->timer);
     for (uint32_t i = 0; i < sf->count; i++) {
-        struct queue_link *l = &sf->parts[i].link;
-        if (!l->linked) {
-            continue;
-        }
-        if (l->prev != NULL) {
-            l->prev->next = l->next;
-        } else {
-            l->bp->queue_waiters = l->next;
-        }
-        if (l->next != NULL) {
-            l->next->prev = l->prev;
-        }
-        l->linked = false;
+        park_remove(&sf->parts[i].link);
     }
     sf->state = SF_NEW;
 }
@@ -870,21 +836,18 @@ static void sf_on_abort(struct loop_req *req, void *arg)
     }
 }
 
-void queue_wake(struct bpart *bp)
+/* Woken: tries again from its own timer, in the next turn of the loop,
+ * never inside the caller (a watcher, a handler, an append's completion). */
+static bool sf_on_wake(struct park_waiter *w)
 {
-    /* Each woken fetch tries again from its own timer, in the next turn of
-     * the loop: never inside the caller (a watcher, a handler, an append's
-     * completion). */
-    for (struct queue_link *l = bp->queue_waiters; l != NULL; l = l->next) {
-        loop_timer_arm(&bp->server->loop, &l->sf->timer, 0);
-    }
+    struct share_fetch *sf = container_of(w, struct share_fetch, waiter);
+    loop_timer_arm(&sf->s->loop, &sf->timer, 0);
+    return false;
 }
 
-void queue_abandon(struct bpart *bp)
+static void sf_on_abandon(struct park_waiter *w)
 {
-    while (bp->queue_waiters != NULL) {
-        (void)sf_attempt(bp->queue_waiters->sf, SF_EMPTY);
-    }
+    (void)sf_attempt(container_of(w, struct share_fetch, waiter), SF_EMPTY);
 }
 
 /* ---- the handler ---- */
@@ -956,6 +919,7 @@ void handle_share_fetch(struct server *s, struct loop_req *req, const struct pro
                            ? (uint32_t)in.records_max
                            : QUEUE_FETCH_RECORDS_MAX};
     loop_timer_init(&sf->timer, sf_on_timer, sf);
+    park_waiter_init(&sf->waiter, sf_on_wake, sf_on_abandon);
     resolve_fetch_parts(s, sf, d);
     rc = group_check(in.group);
     rc = rc == 0 ? fetch_member(q, sf, in.member_id) : rc;
@@ -1058,7 +1022,7 @@ static void ack_partition(struct server *s, struct proto_str group, uint64_t mem
         out->err = out->err != 0 ? out->err : rc;
     }
     if (out->applied) {
-        queue_wake(&st->parts[in->partition]); /* released records, or room in the window */
+        park_wake(&st->parts[in->partition].waiters); /* released records, or room in the window */
     }
 }
 

@@ -80,8 +80,8 @@ static void topic_table_remove(struct server *s, struct server_topic *t)
 
 static void bpart_watch(void *arg)
 {
-    fetch_wake(arg);
-    queue_wake(arg);
+    struct bpart *bp = arg;
+    park_wake(&bp->waiters);
 }
 
 static int note_producer(void *arg, const struct batch_header *h)
@@ -124,13 +124,14 @@ static int bpart_open(struct server *s, struct server_topic *t, int32_t i)
     return rc;
 }
 
-/* Closes a partition's log; its appends must be done. */
+/* Answers the requests parked on a partition, then closes its log; its
+ * appends must be done. */
 static int bpart_close(struct bpart *bp)
 {
     if (!bp->open) {
         return 0;
     }
-    ASSERT(bp->waiters == NULL);
+    park_abandon(&bp->waiters);
     int rc = part_drain(&bp->log);
     int rc2 = part_close(&bp->log);
     producers_fini(&bp->producers);
@@ -230,8 +231,7 @@ int server_topic_delete(struct server *s, struct proto_str name)
     topic_table_remove(s, t);
     for (int32_t i = 0; i < t->cfg.partitions; i++) {
         part_set_watch(&t->parts[i].log, NULL, NULL);
-        fetch_abandon(&t->parts[i]);
-        queue_abandon(&t->parts[i]);
+        park_abandon(&t->parts[i].waiters);
     }
     queue_topic_deleted(s, t->name, t->name_len);
     t->next_doomed = s->doomed;
@@ -309,10 +309,11 @@ static void housekeeping(struct loop_timer *timer, void *arg)
     groups_expire(s);
     queue_tick(s);
     if (s->loop.stopping) {
-        /* Parked fetches answer now rather than hold the drain up. */
+        /* Parked fetches and share fetches answer now rather than hold the
+         * drain up. */
         for (uint32_t i = 0; i < s->topic_count; i++) {
             for (int32_t p = 0; p < s->topics[i]->cfg.partitions; p++) {
-                fetch_abandon(&s->topics[i]->parts[p]);
+                park_abandon(&s->topics[i]->parts[p].waiters);
             }
         }
     }
@@ -599,8 +600,6 @@ int server_fini(struct server *s)
     for (uint32_t i = 0; i < s->topic_count; i++) {
         struct server_topic *t = s->topics[i];
         for (int32_t p = 0; p < t->cfg.partitions; p++) {
-            fetch_abandon(&t->parts[p]);
-            queue_abandon(&t->parts[p]);
             int rc2 = bpart_close(&t->parts[p]);
             rc = rc != 0 ? rc : rc2;
         }

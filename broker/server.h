@@ -25,15 +25,14 @@
 #include "broker/config.h"
 #include "broker/group.h"
 #include "broker/offsets.h"
+#include "broker/park.h"
 #include "broker/producer_ids.h"
 #include "broker/producers.h"
 #include "net/loop.h"
 #include "net/proto.h"
 #include "storage/partition.h"
 
-struct fetch_link;
 struct queue;
-struct queue_link;
 struct server;
 struct server_topic;
 
@@ -54,8 +53,7 @@ struct bpart {
     struct server *server;
     int32_t index;
     bool open;
-    struct fetch_link *waiters; /* parked fetches wanting this partition */
-    struct queue_link *queue_waiters; /* parked share fetches wanting it (queue.c) */
+    struct park_list waiters;   /* parked fetches and share fetches wanting it */
 };
 
 struct server_topic {
@@ -92,7 +90,6 @@ struct server {
     size_t scrub_buf_bytes;
     uint32_t scrub_topic;
     int32_t scrub_part;
-    uint64_t fetch_wake_seq;      /* numbers fetch_wake() passes */
     struct offsets offsets;       /* committed group offsets (groups.c) */
     bool offsets_ready;
     struct group **groups;        /* groups with members, sorted by id */
@@ -216,10 +213,6 @@ void handle_delete_group(struct server *s, struct loop_req *req,
 void handle_reset_offsets(struct server *s, struct loop_req *req,
                           const struct proto_req_header *h, struct rd *body);
 
-/* Fetch long-poll hooks (broker/fetch.c): new data on bp; bp going away. */
-void fetch_wake(struct bpart *bp);
-void fetch_abandon(struct bpart *bp);
-
 /* ---- share groups (broker/queue.c, broker/dlq.c; broker/queue.h) ---- */
 
 /* Makes the share registry and opens its state log in
@@ -235,18 +228,12 @@ MUST_USE int queue_open(struct server *s);
 MUST_USE int queue_close(struct server *s);
 
 /* From housekeeping: expires locks (persisting the lock ends), drives
- * dead-letter copies; while stopping, answers parked share fetches. */
+ * dead-letter copies; nothing while stopping. */
 void queue_tick(struct server *s);
 
-/* Share long-poll hooks: new data on bp, or records of it free again
- * (parked share fetches try again in the next turn); bp going away
- * (they answer now, empty). */
-void queue_wake(struct bpart *bp);
-void queue_abandon(struct bpart *bp);
-
 /* A topic was deleted: its share state is forgotten, durably (a topic
- * created again under its name starts afresh). After queue_abandon() on
- * each of its partitions. */
+ * created again under its name starts afresh). After its partitions'
+ * waiters were abandoned (park_abandon). */
 void queue_topic_deleted(struct server *s, const char *name, size_t len);
 
 void handle_share_fetch(struct server *s, struct loop_req *req,

@@ -1090,6 +1090,88 @@ Test(share, a_parked_share_fetch_answers_when_its_topic_is_deleted)
     bk_stop(&B);
 }
 
+/* Whether ListGroups names the share group: a share fetch that was read
+ * and tried (it opened its share part) is listed, parked or not. */
+static bool share_group_listed(struct cl *c, const char *group)
+{
+    uint32_t corr = cl_next_corr(c);
+    cr_assert_eq(proto_list_groups_req_encode(cl_wr(c), 0, corr, proto_str_make("t")), 0);
+    cr_assert_eq(cl_send_wr(c), 0);
+    struct rd body;
+    cl_expect(c, corr, &body);
+    struct proto_dec d;
+    cr_assert_eq(proto_list_groups_resp_decode(&body, 0, &d), 0);
+    struct proto_group_listing g;
+    bool found = false;
+    while (proto_list_groups_resp_next(&d, &g)) {
+        found |= proto_str_eq(g.group, group) && g.kind == PROTO_GROUP_KIND_SHARE;
+    }
+    return found;
+}
+
+/* Sends a share fetch for group on topic/0 that parks (the topic is
+ * empty), and returns once the broker holds it. */
+static uint32_t sfetch_parked(struct cl *c, struct cl *watcher, const char *group,
+                              const char *topic)
+{
+    uint32_t corr = sfetch_send(c, group, "", topic, 0, 600000, 10);
+    while (!share_group_listed(watcher, group)) {
+        usleep(10 * 1000);
+    }
+    return corr;
+}
+
+/* A parked share fetch answers when the broker stops, as a parked fetch
+ * does (test_broker.c): both are on one list per partition (broker/park.h). */
+Test(share, a_parked_share_fetch_answers_when_the_broker_stops)
+{
+    bk_start(&B);
+    struct cl a;
+    struct cl c;
+    cl_connect(&a, B.port, CL_TIMEOUT_MS_DEFAULT);
+    cl_connect(&c, B.port, CL_TIMEOUT_MS_DEFAULT);
+    cr_assert_eq(rq_create(&c, "bye", 1), 0);
+    uint32_t corr = sfetch_parked(&a, &c, "g", "bye");
+    cr_assert_eq(kill(B.pid, SIGTERM), 0);
+    struct sfetched f;
+    sfetch_recv(&a, corr, &f);
+    cr_assert_eq(f.err, 0);
+    cr_assert_eq(f.range_count, 0);
+    sfetched_free(&f);
+    cl_close(&a);
+    cl_close(&c);
+    bk_stop(&B); /* it exits cleanly */
+}
+
+/* A fetch and a share fetch parked on one partition both answer when its
+ * topic is deleted. */
+Test(share, a_deleted_topic_answers_its_parked_fetches_of_both_kinds)
+{
+    bk_start(&B);
+    struct cl a;
+    struct cl b;
+    struct cl c;
+    cl_connect(&a, B.port, CL_TIMEOUT_MS_DEFAULT);
+    cl_connect(&b, B.port, CL_TIMEOUT_MS_DEFAULT);
+    cl_connect(&c, B.port, CL_TIMEOUT_MS_DEFAULT);
+    cr_assert_eq(rq_create(&c, "gone", 1), 0);
+    uint32_t corr_fetch = rq_fetch_send(&b, "gone", 0, 0, 600000, 1);
+    uint32_t corr_share = sfetch_parked(&a, &c, "g", "gone");
+    cr_assert_eq(rq_delete(&c, "gone"), 0);
+    struct sfetched f;
+    sfetch_recv(&a, corr_share, &f);
+    cr_assert_eq(f.range_count, 0);
+    sfetched_free(&f);
+    struct fetched d;
+    rq_fetch_recv(&b, corr_fetch, &d); /* parked or, if read after the delete, refused */
+    cr_assert_eq(d.records_bytes, 0);
+    rq_fetched_free(&d);
+    cl_close(&a);
+    cl_close(&b);
+    cl_close(&c);
+    bk_stop(&B);
+}
+
 /* Rejects the one record of topic and checks it lands in dlq. */
 static void reject_into(struct cl *c, const char *topic, const char *dlq)
 {
