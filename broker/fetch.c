@@ -401,26 +401,13 @@ static void resolve(struct server *s, struct fetch_req *fr, struct proto_dec d)
     ASSERT(i == fr->count);
 }
 
-static uint32_t count_partitions(struct proto_dec d)
-{
-    uint32_t n = 0;
-    struct proto_topic t;
-    struct proto_fetch_req_partition p;
-    while (proto_next_topic(&d, &t)) {
-        while (proto_fetch_req_next_partition(&d, &p)) {
-            n++;
-        }
-    }
-    return n;
-}
-
 void handle_fetch(struct server *s, struct loop_req *req, const struct proto_req_header *h,
                   struct rd *body)
 {
     struct proto_fetch_req in;
     struct proto_dec d;
     int rc = proto_fetch_req_decode(body, h->api_version, &in, &d);
-    uint32_t count = rc == 0 ? count_partitions(d) : 0;
+    uint32_t count = rc == 0 ? d.partition_count : 0;
     struct fetch_req *fr = rc == 0 ? calloc(1, sizeof(*fr) + count * sizeof(fr->parts[0])) : NULL;
     if (fr == NULL) {
         server_resp_error(req, h->correlation_id, rc != 0 ? rc : -ENOMEM);

@@ -591,19 +591,6 @@ static void job_done(struct offsets_commit *c, int rc)
 
 /* ---- OffsetCommit ---- */
 
-static uint32_t count_commit_parts(struct proto_dec d)
-{
-    uint32_t n = 0;
-    struct proto_topic t;
-    struct proto_offset_commit_req_partition p;
-    while (proto_next_topic(&d, &t)) {
-        while (proto_offset_commit_req_next_partition(&d, &p)) {
-            n++;
-        }
-    }
-    return n;
-}
-
 /* Who is committing: a member of g at a generation, or (outside) no one. */
 struct committer {
     int err;          /* a bad group id or member id: every partition's */
@@ -641,7 +628,7 @@ void handle_offset_commit(struct server *s, struct loop_req *req,
     struct proto_offset_commit_req in;
     struct proto_dec d;
     int rc = proto_offset_commit_req_decode(body, h->api_version, &in, &d);
-    struct offsets_job *j = rc == 0 ? job_new(s, req, h, count_commit_parts(d)) : NULL;
+    struct offsets_job *j = rc == 0 ? job_new(s, req, h, d.partition_count) : NULL;
     if (j == NULL) {
         server_resp_error(req, h->correlation_id, rc != 0 ? rc : -ENOMEM);
         return;

@@ -852,19 +852,6 @@ static void sf_on_abandon(struct park_waiter *w)
 
 /* ---- the handler ---- */
 
-static uint32_t count_fetch_parts(struct proto_dec d)
-{
-    uint32_t n = 0;
-    struct proto_topic t;
-    int32_t p;
-    while (proto_next_topic(&d, &t)) {
-        while (proto_next_partition_index(&d, &p)) {
-            n++;
-        }
-    }
-    return n;
-}
-
 static void resolve_fetch_parts(struct server *s, struct share_fetch *sf, struct proto_dec d)
 {
     struct proto_topic t;
@@ -902,7 +889,7 @@ void handle_share_fetch(struct server *s, struct loop_req *req, const struct pro
     struct proto_share_fetch_req in;
     struct proto_dec d;
     int rc = proto_share_fetch_req_decode(body, h->api_version, &in, &d);
-    uint32_t count = rc == 0 ? count_fetch_parts(d) : 0;
+    uint32_t count = rc == 0 ? d.partition_count : 0;
     struct share_fetch *sf = rc == 0 ? calloc(1, sizeof(*sf) + count * sizeof(sf->parts[0])) : NULL;
     if (sf == NULL) {
         server_resp_error(req, h->correlation_id, rc != 0 ? rc : -ENOMEM);
@@ -1026,19 +1013,6 @@ static void ack_partition(struct server *s, struct proto_str group, uint64_t mem
     }
 }
 
-static uint32_t count_ack_parts(struct proto_dec d)
-{
-    uint32_t n = 0;
-    struct proto_topic t;
-    struct proto_share_ack_req_partition p;
-    while (proto_next_topic(&d, &t)) {
-        while (proto_share_ack_req_next_partition(&d, &p)) {
-            n++;
-        }
-    }
-    return n;
-}
-
 /* An error every partition of an ack gets, or 0. */
 static int ack_common_err(struct server *s, const struct proto_share_ack_req *in,
                           uint32_t count, uint64_t *member)
@@ -1059,7 +1033,7 @@ void handle_share_ack(struct server *s, struct loop_req *req, const struct proto
     struct proto_share_ack_req in;
     struct proto_dec d;
     int rc = proto_share_ack_req_decode(body, h->api_version, &in, &d);
-    uint32_t count = rc == 0 ? count_ack_parts(d) : 0;
+    uint32_t count = rc == 0 ? d.partition_count : 0;
     struct ack_job *j = rc == 0 ? calloc(1, sizeof(*j) + count * sizeof(j->parts[0])) : NULL;
     if (j == NULL) {
         server_resp_error(req, h->correlation_id, rc != 0 ? rc : -ENOMEM);

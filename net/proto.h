@@ -342,7 +342,12 @@ void proto_enc_partition_offset(struct proto_enc *e, const struct proto_partitio
 /* Iterates the arrays of a decoded body. Fields are private except these:
  * topic_count is the number of elements in the body's outer array (topics,
  * topic results, ListGroups' groups, DescribeGroup's members), -1 for a
- * Metadata or OffsetFetch request asking for all topics.
+ * Metadata or OffsetFetch request asking for all topics; partition_count
+ * is the total of its partition arrays that count toward
+ * PROTO_REQUEST_PARTITIONS_MAX (all but Metadata's and the all-partition
+ * listings of OffsetFetch and DescribeGroup): in a Produce, Fetch,
+ * ListOffsets, OffsetCommit, ShareFetch or ShareAck request, how many
+ * partitions the iterators give over all its topics.
  * After the body decoder returned 0 the next functions cannot fail: they
  * return true with an item, false past the last. Pointers in items are
  * valid as long as the frame buffer. */
@@ -355,6 +360,7 @@ struct proto_dec {
     uint8_t shape;
     uint8_t section;     /* DescribeGroup: members, then offsets */
     int32_t topic_count;
+    uint32_t partition_count;
     int32_t topics_left;
     int32_t parts_left;
     int32_t members_left; /* DescribeGroup */

@@ -1044,6 +1044,7 @@ Test(proto, fetch_round_trip)
     struct proto_fetch_req req;
     struct proto_dec d;
     cr_assert_eq(proto_fetch_req_decode(&r, 0, &req, &d), 0);
+    cr_assert_eq(d.partition_count, 2, "over every topic, as the iterators give them");
     cr_assert_eq(req.wait_max_ms, 500);
     cr_assert_eq(req.bytes_min, 1);
     cr_assert_eq(req.bytes_max, 1 << 20);
@@ -1351,6 +1352,27 @@ Test(proto, partitions_per_request_are_bounded_in_total)
     cr_assert_eq(decode_raw_request(PROTO_API_FETCH, scratch, n), -NG_EBADCOUNT);
     n = fetch_body(scratch, sizeof scratch, PROTO_PARTITIONS_MAX + 1);
     cr_assert_eq(decode_raw_request(PROTO_API_FETCH, scratch, n), -NG_EBADCOUNT);
+}
+
+Test(proto, a_decoded_request_counts_its_partitions_over_every_topic)
+{
+    for (int32_t per_topic = 0; per_topic <= 3; per_topic++) {
+        size_t n = fetch_body(scratch, sizeof scratch, per_topic);
+        struct rd r = rd_make(scratch, n);
+        struct proto_fetch_req req;
+        struct proto_dec d;
+        cr_assert_eq(proto_fetch_req_decode(&r, 0, &req, &d), 0);
+        cr_assert_eq(d.partition_count, (uint32_t)(2 * per_topic));
+        uint32_t seen = 0;
+        struct proto_topic t;
+        struct proto_fetch_req_partition p;
+        while (proto_next_topic(&d, &t)) {
+            while (proto_fetch_req_next_partition(&d, &p)) {
+                seen++;
+            }
+        }
+        cr_assert_eq(seen, d.partition_count);
+    }
 }
 
 Test(proto, metadata_response_partitions_are_bounded_per_topic_only)
