@@ -26,10 +26,7 @@
 #include "base/log.h"
 #include "broker/server.h"
 
-/* Per partition in an answer: index, error, two offsets, records length;
- * per topic: name length and partition count. */
-#define PARTITION_HEADER_BYTES 26
-#define TOPIC_HEADER_BYTES 6
+/* An answer's frame prefix, header and topic count, with room to spare. */
 #define ANSWER_HEADER_BYTES 64
 
 /* File ranges in one answer: one per segment a partition's read touches.
@@ -138,8 +135,8 @@ static size_t answer_header_bytes(const struct fetch_req *fr)
 {
     size_t bytes = ANSWER_HEADER_BYTES;
     for (uint32_t i = 0; i < fr->count; i++) {
-        bytes += PARTITION_HEADER_BYTES +
-                 (new_topic(fr, i) ? TOPIC_HEADER_BYTES + (size_t)fr->parts[i].topic.len : 0);
+        bytes += PROTO_FETCH_RESP_PARTITION_BYTES +
+                 (new_topic(fr, i) ? PROTO_TOPIC_BYTES(fr->parts[i].topic.len) : 0);
     }
     return bytes;
 }

@@ -48,12 +48,6 @@ static_assert(QUEUE_STATE_APPENDS_MAX <= PART_APPENDS_INFLIGHT_MAX, "a valid par
 
 /* Bytes of an answer's fixed parts: frame header, error, member id. */
 #define ANSWER_SLACK_BYTES 128
-/* Per topic: name length, partition count; per partition: index, error,
- * range count, records length; per range: first, last, count. */
-#define TOPIC_HEADER_BYTES 6
-#define PART_HEADER_BYTES 14
-#define RANGE_BYTES 18
-#define ACK_RESULT_BYTES 6
 /* Decimal u64. */
 #define MEMBER_ID_BYTES 24
 
@@ -276,9 +270,9 @@ static int queue_alloc(struct server *s, struct queue *q)
     }
     q->reg_ready = true;
     q->flush_buf = malloc(QUEUE_FLUSH_BYTES);
-    q->grants = malloc(QUEUE_FETCH_RECORDS_MAX * sizeof(*q->grants));
-    q->acquired = malloc(QUEUE_FETCH_RECORDS_MAX * sizeof(*q->acquired));
-    q->runs = malloc(QUEUE_FETCH_RECORDS_MAX * sizeof(*q->runs));
+    q->grants = malloc(PROTO_SHARE_FETCH_RECORDS_MAX * sizeof(*q->grants));
+    q->acquired = malloc(PROTO_SHARE_FETCH_RECORDS_MAX * sizeof(*q->acquired));
+    q->runs = malloc(PROTO_SHARE_FETCH_RECORDS_MAX * sizeof(*q->runs));
     if (q->flush_buf == NULL || q->grants == NULL || q->acquired == NULL || q->runs == NULL) {
         return -ENOMEM;
     }
@@ -428,6 +422,29 @@ void queue_tick(struct server *s)
     (void)rc; /* a failure is logged and fails the registry */
     maybe_checkpoint(s);
     dlq_drive(s);
+}
+
+uint32_t queue_groups_bound(const struct server *s)
+{
+    const struct queue *q = s->queue;
+    return q != NULL && q->reg_ready ? share_reg_count(&q->reg) : 0;
+}
+
+bool queue_groups_next(struct server *s, uint32_t *cursor, struct proto_str *id)
+{
+    /* Parts are sorted by group, so a group's parts are adjacent. */
+    uint32_t n = queue_groups_bound(s);
+    const struct share_part *prev = *cursor > 0 ? share_reg_part(&s->queue->reg, *cursor - 1) : NULL;
+    for (; *cursor < n; (*cursor)++) {
+        const struct share_part *sp = share_reg_part(&s->queue->reg, *cursor);
+        if (prev == NULL || prev->group_len != sp->group_len ||
+            memcmp(prev->group, sp->group, sp->group_len) != 0) {
+            *id = (struct proto_str){.ptr = sp->group, .len = sp->group_len};
+            (*cursor)++;
+            return true;
+        }
+    }
+    return false;
 }
 
 /* ---- ShareFetch ---- */
@@ -636,7 +653,8 @@ static uint64_t answer_fixed_bytes(const struct share_fetch *sf)
     for (uint32_t i = 0; i < sf->count; i++) {
         const struct sf_part *p = &sf->parts[i];
         bool new_topic = i == 0 || p->topic.ptr != sf->parts[i - 1].topic.ptr;
-        bytes += PART_HEADER_BYTES + (new_topic ? TOPIC_HEADER_BYTES + (size_t)p->topic.len : 0);
+        bytes += PROTO_SHARE_FETCH_RESP_PARTITION_BYTES +
+                 (new_topic ? PROTO_TOPIC_BYTES(p->topic.len) : 0);
     }
     return bytes;
 }
@@ -647,7 +665,7 @@ static void acquire_all(struct share_fetch *sf, int64_t now, uint32_t *records_o
                         bool *errors_out)
 {
     uint32_t left = sf->records_max;
-    uint64_t fixed = answer_fixed_bytes(sf) + (uint64_t)left * RANGE_BYTES;
+    uint64_t fixed = answer_fixed_bytes(sf) + (uint64_t)left * PROTO_SHARE_ACQUIRED_BYTES;
     uint64_t frame = sf->s->cfg.frame_bytes_max;
     uint64_t budget = frame > fixed ? frame - fixed : 0;
     uint32_t grants = 0;
@@ -692,7 +710,7 @@ static size_t answer_bytes(const struct share_fetch *sf)
 {
     uint64_t bytes = answer_fixed_bytes(sf);
     for (uint32_t i = 0; i < sf->count; i++) {
-        bytes += (uint64_t)sf->parts[i].grant_count * RANGE_BYTES + sf->parts[i].bytes;
+        bytes += (uint64_t)sf->parts[i].grant_count * PROTO_SHARE_ACQUIRED_BYTES + sf->parts[i].bytes;
     }
     return (size_t)bytes;
 }
@@ -902,9 +920,9 @@ void handle_share_fetch(struct server *s, struct loop_req *req, const struct pro
     *sf = (struct share_fetch){
         .req = req, .s = s, .correlation_id = h->correlation_id, .version = h->api_version,
         .group = in.group, .count = count, .deadline_ms = now + wait,
-        .records_max = (uint32_t)in.records_max < QUEUE_FETCH_RECORDS_MAX
+        .records_max = (uint32_t)in.records_max < PROTO_SHARE_FETCH_RECORDS_MAX
                            ? (uint32_t)in.records_max
-                           : QUEUE_FETCH_RECORDS_MAX};
+                           : PROTO_SHARE_FETCH_RECORDS_MAX};
     loop_timer_init(&sf->timer, sf_on_timer, sf);
     park_waiter_init(&sf->waiter, sf_on_wake, sf_on_abandon);
     resolve_fetch_parts(s, sf, d);
@@ -957,7 +975,7 @@ static void ack_answer(struct ack_job *j)
 {
     size_t cap = ANSWER_SLACK_BYTES;
     for (uint32_t i = 0; i < j->count; i++) {
-        cap += ACK_RESULT_BYTES + TOPIC_HEADER_BYTES + (size_t)j->parts[i].topic.len;
+        cap += PROTO_PARTITION_RESULT_BYTES + PROTO_TOPIC_BYTES(j->parts[i].topic.len);
     }
     struct wr w;
     if (server_resp_begin(j->req, j->correlation_id, cap, &w)) {

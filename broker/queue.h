@@ -30,12 +30,12 @@
 #include "broker/share.h"
 #include "net/proto.h"
 
-/* The most records one ShareFetch may acquire (larger records_max values
- * are cut to it): one full window of the largest inflight_max, so the
- * per-attempt scratch below (grants, ranges, runs) is sized once. */
-#define QUEUE_FETCH_RECORDS_MAX SHARE_INFLIGHT_LIMIT
-static_assert(QUEUE_FETCH_RECORDS_MAX <= PROTO_SHARE_RANGES_MAX,
-              "one partition's grants always fit an answer's ranges");
+/* One ShareFetch acquires at most PROTO_SHARE_FETCH_RECORDS_MAX records
+ * (larger records_max values are cut to it): one full window of the
+ * largest inflight_max, so the per-attempt scratch below (grants, ranges,
+ * runs) is sized once. */
+static_assert(PROTO_SHARE_FETCH_RECORDS_MAX == SHARE_INFLIGHT_LIMIT,
+              "one fetch takes a partition's whole window at the largest inflight_max");
 
 /* Batches of the state log: a flush buffer holds at least one part's
  * largest record (SHARE_FLUSH_BYTES_MIN, ~150 KB at the inflight limit)
@@ -73,7 +73,7 @@ struct queue {
     uint8_t *flush_buf;            /* QUEUE_FLUSH_BYTES */
     uint32_t state_appends;        /* state-log appends in flight */
     struct compaction compaction;  /* of the state log, by checkpoints */
-    /* one ShareFetch attempt's scratch, QUEUE_FETCH_RECORDS_MAX each */
+    /* one ShareFetch attempt's scratch, PROTO_SHARE_FETCH_RECORDS_MAX each */
     struct share_grant *grants;
     struct proto_share_acquired *acquired;
     struct queue_run *runs;

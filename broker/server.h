@@ -231,6 +231,13 @@ MUST_USE int queue_close(struct server *s);
  * dead-letter copies; nothing while stopping. */
 void queue_tick(struct server *s);
 
+/* For ListGroups: an upper bound of the share groups held (0 before
+ * queue_open()), and the next one from *cursor (start at 0): its id in
+ * *id, valid until the registry next changes. Returns false past the
+ * last. Each group is named once. */
+uint32_t queue_groups_bound(const struct server *s);
+bool queue_groups_next(struct server *s, uint32_t *cursor, struct proto_str *id);
+
 /* A topic was deleted: its share state is forgotten, durably (a topic
  * created again under its name starts afresh). After its partitions'
  * waiters were abandoned (park_abandon). */

@@ -21,9 +21,6 @@
 #define CLIENT_ID "libnagare"
 /* A request naming a group (or a topic) and little else. */
 #define NAME_REQUEST_BYTES (64 + PROTO_STRING_BYTES_MAX)
-/* ResetOffsets: a group, the target, and up to PROTO_TOPICS_MAX topic
- * names without partitions (what OffsetFetch of the group may list). */
-#define RESET_TOPIC_BYTES (PROTO_TOPIC_NAME_BYTES_MAX + 8)
 
 static struct proto_str str_of(const char *s)
 {
@@ -459,7 +456,9 @@ int nagare_group_reset_offsets(nagare_admin *a, const char *group, const char *t
     struct reset rs = {.group = group, .topics = &tn, .to = (int8_t)to,
                        .value = valued ? value : 0};
     if (rc == 0) {
-        size_t need = NAME_REQUEST_BYTES + tn.count * RESET_TOPIC_BYTES;
+        /* a group, the target, and up to PROTO_TOPICS_MAX topics without
+         * partitions (what OffsetFetch of the group may list) */
+        size_t need = NAME_REQUEST_BYTES + tn.count * PROTO_TOPIC_BYTES_MAX;
         rc = api_err(conn_call(admin_conn(a), PROTO_API_RESET_OFFSETS, need, reset_encode,
                                reset_decode, &rs, admin_deadline(a)));
     }

@@ -49,10 +49,7 @@
  * buffered records, the socket is still read this often. */
 #define IO_INTERVAL_MS 5
 /* A request naming a group and a member: header, ids, small fields. */
-#define GROUP_REQUEST_BYTES (64 + 2 * (PROTO_GROUP_ID_BYTES_MAX + 2) + MEMBER_ID_BYTES)
-/* Per topic in a request: name and counts; per partition: index, offset. */
-#define TOPIC_BYTES (PROTO_TOPIC_NAME_BYTES_MAX + 8)
-#define PART_BYTES 16
+#define GROUP_REQUEST_BYTES (64 + 2 * PROTO_STR_BYTES(PROTO_GROUP_ID_BYTES_MAX) + MEMBER_ID_BYTES)
 
 struct gtp {
     uint16_t topic; /* index into cgroup.topics */
@@ -323,7 +320,7 @@ static int join(nagare_consumer *c, struct cgroup *g)
 {
     g->member_id[0] = '\0';
     int rc = conn_call(consumer_conn(c), PROTO_API_JOIN_GROUP,
-                       GROUP_REQUEST_BYTES + g->topic_count * TOPIC_BYTES, join_encode,
+                       GROUP_REQUEST_BYTES + g->topic_count * PROTO_TOPIC_BYTES_MAX, join_encode,
                        join_decode, g, consumer_deadline(c));
     if (rc != 0) {
         g->member_id[0] = '\0';
@@ -381,8 +378,9 @@ struct gquery {
 
 static size_t query_bytes(const struct gquery *q)
 {
-    return GROUP_REQUEST_BYTES + (size_t)q->g->topic_count * TOPIC_BYTES +
-           (size_t)q->count * PART_BYTES;
+    /* OffsetFetch's partitions are smaller than ListOffsets' */
+    return GROUP_REQUEST_BYTES + (size_t)q->g->topic_count * PROTO_TOPIC_BYTES_MAX +
+           (size_t)q->count * PROTO_LIST_OFFSETS_PARTITION_BYTES;
 }
 
 static bool list_wants(const struct nagare_topic_partition *it)
@@ -778,8 +776,8 @@ static int commit_build(nagare_consumer *c, struct cgroup *g, bool async, struct
 
 static size_t commit_bytes(const struct gcommit *gc)
 {
-    return GROUP_REQUEST_BYTES + (size_t)gc->g->topic_count * TOPIC_BYTES +
-           (size_t)gc->count * PART_BYTES;
+    return GROUP_REQUEST_BYTES + (size_t)gc->g->topic_count * PROTO_TOPIC_BYTES_MAX +
+           (size_t)gc->count * PROTO_COMMIT_PARTITION_BYTES;
 }
 
 static int commit_encode(void *arg, struct wr *w, uint32_t corr, uint16_t version)

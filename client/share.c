@@ -39,8 +39,6 @@
 
 #define CLIENT_ID "libnagare"
 #define SHARE_TOPICS_LIMIT 64
-/* The broker acquires at most 10000 records per fetch. */
-#define SHARE_RECORDS_LIMIT 10000
 #define SHARE_UNACKED_LIMIT (1u << 20)
 /* Share member ids are decimal u64s (at most 20 bytes). */
 #define MEMBER_ID_BYTES 32
@@ -49,9 +47,7 @@
 #define BACKOFF_MS_FIRST 100
 #define BACKOFF_MS_MAX 1000
 /* Request sizing: fixed parts, per topic, per partition entry. */
-#define REQUEST_BYTES (64 + 2 * (PROTO_GROUP_ID_BYTES_MAX + 2) + MEMBER_ID_BYTES)
-#define TOPIC_BYTES (PROTO_TOPIC_NAME_BYTES_MAX + 8)
-#define ACK_ENTRY_BYTES 32
+#define REQUEST_BYTES (64 + 2 * PROTO_STR_BYTES(PROTO_GROUP_ID_BYTES_MAX) + MEMBER_ID_BYTES)
 
 struct stopic {
     char name[PROTO_TOPIC_NAME_BYTES_MAX + 1];
@@ -286,7 +282,8 @@ static int fetch_encode(void *arg, struct wr *w, uint32_t corr, uint16_t version
 
 static size_t fetch_bytes(const nagare_share_consumer *sc)
 {
-    return REQUEST_BYTES + (size_t)sc->topic_count * TOPIC_BYTES + (size_t)sc->part_total * 4;
+    return REQUEST_BYTES + (size_t)sc->topic_count * PROTO_TOPIC_BYTES_MAX +
+           (size_t)sc->part_total * PROTO_PARTITION_INDEX_BYTES;
 }
 
 /* Copies a partition's acquired ranges (ascending, as the broker sends
@@ -725,7 +722,9 @@ static void acks_send(nagare_share_consumer *sc)
     acks_take(sc);
     struct wr w;
     uint32_t corr;
-    size_t need = REQUEST_BYTES + (size_t)sc->entry_count * (TOPIC_BYTES + ACK_ENTRY_BYTES);
+    size_t need = REQUEST_BYTES + (size_t)sc->entry_count * (PROTO_TOPIC_BYTES_MAX +
+                                                             PROTO_SHARE_ACK_PARTITION_BYTES +
+                                                             PROTO_SHARE_ACK_RANGE_BYTES);
     int rc = conn_frame_begin(&sc->conn, need, &w, &corr);
     rc = rc == 0 ? acks_encode(sc, &w, corr, version) : rc;
     if (rc != 0) {
@@ -815,7 +814,7 @@ static int config_check(const struct nagare_share_consumer_config *c)
 {
     bool ok = c->bootstrap != NULL && strlen(c->bootstrap) < CONN_HOST_BYTES_MAX + 16 &&
               c->fetch_wait_max_ms <= INT32_MAX && c->records_max > 0 &&
-              c->records_max <= SHARE_RECORDS_LIMIT && c->unacked_max > 0 &&
+              c->records_max <= PROTO_SHARE_FETCH_RECORDS_MAX && c->unacked_max > 0 &&
               c->unacked_max <= SHARE_UNACKED_LIMIT && c->request_timeout_ms > 0 &&
               c->request_timeout_ms <= INT32_MAX &&
               (c->close_ack == NAGARE_ACK_NONE || c->close_ack == NAGARE_ACK_ACCEPT ||

@@ -103,6 +103,52 @@ enum proto_api {
  * request (acks): at worst one per record in flight, and a share group
  * keeps at most 10000 records in flight per partition (broker/share.h). */
 #define PROTO_SHARE_RANGES_MAX 16384
+/* Records one ShareFetch acquires at most: a larger records_max acts as
+ * this (the broker sizes its per-fetch scratch by it), and it is the most
+ * a share group keeps in flight per partition (broker/share.h), so one
+ * fetch can take a partition's whole window. */
+#define PROTO_SHARE_FETCH_RECORDS_MAX 10000
+
+/* Wire sizes, for sizing buffers before encoding: each is the codec's own
+ * layout (docs/protocol.md; checked against the encoders in
+ * tests/test_proto.c), never derived again elsewhere. */
+/* A string: its i16 length, then its bytes. An error code: an i16. */
+#define PROTO_STR_BYTES(len) (2 + (size_t)(len))
+#define PROTO_ERR_BYTES 2
+/* An entry of a topic array: its name and its i32 partition count. */
+#define PROTO_TOPIC_BYTES(name_len) (PROTO_STR_BYTES(name_len) + 4)
+#define PROTO_TOPIC_BYTES_MAX PROTO_TOPIC_BYTES(PROTO_TOPIC_NAME_BYTES_MAX)
+/* The shared partition elements: an index; an index and error; an index,
+ * offset and error (proto_enc_partition_index / _result / _offset). */
+#define PROTO_PARTITION_INDEX_BYTES 4
+#define PROTO_PARTITION_RESULT_BYTES 6
+#define PROTO_PARTITION_OFFSET_BYTES 14
+/* OffsetCommit request: a partition's index and offset. ListOffsets
+ * request: a partition's index and timestamp. */
+#define PROTO_COMMIT_PARTITION_BYTES 12
+#define PROTO_LIST_OFFSETS_PARTITION_BYTES 12
+/* DescribeGroup response: a member (its id, its topic count); a
+ * partition's committed offset entry. ListGroups response: a group (its
+ * id, kind, member count). */
+#define PROTO_MEMBER_DESC_BYTES(id_len) (PROTO_STR_BYTES(id_len) + 4)
+#define PROTO_OFFSET_DESC_BYTES 36
+#define PROTO_GROUP_LISTING_BYTES(id_len) (PROTO_STR_BYTES(id_len) + 5)
+/* Metadata response: a partition; a v1 topic's configuration (after the
+ * topic's name and error, before its partitions). */
+#define PROTO_METADATA_PARTITION_BYTES 22
+#define PROTO_METADATA_TOPIC_CONFIG_BYTES 40
+/* Fetch response: a partition before its records (index, error, two
+ * offsets, records length). */
+#define PROTO_FETCH_RESP_PARTITION_BYTES 26
+/* ShareFetch response: a partition before its ranges and records (index,
+ * error, range count, records length); one acquired range. */
+#define PROTO_SHARE_FETCH_RESP_PARTITION_BYTES 14
+#define PROTO_SHARE_ACQUIRED_BYTES 18
+/* ShareAck request: a partition entry before its ranges (index, range
+ * count); one range (first, last, type). ShareAck response: a partition
+ * result per entry (PROTO_PARTITION_RESULT_BYTES). */
+#define PROTO_SHARE_ACK_PARTITION_BYTES 8
+#define PROTO_SHARE_ACK_RANGE_BYTES 17
 
 static_assert(PROTO_FRAME_BYTES_MIN <= PROTO_FRAME_BYTES_DEFAULT &&
                   PROTO_FRAME_BYTES_DEFAULT <= PROTO_FRAME_BYTES_LIMIT,
@@ -114,6 +160,8 @@ static_assert(PROTO_TOPIC_NAME_BYTES_MAX <= PROTO_STRING_BYTES_MAX,
 static_assert(PROTO_API_COUNT <= PROTO_API_RANGES_MAX,
               "ApiVersions must list every api");
 static_assert(PROTO_GROUP_ID_BYTES_MAX <= PROTO_STRING_BYTES_MAX, "a group id is a string");
+static_assert(PROTO_SHARE_FETCH_RECORDS_MAX <= PROTO_SHARE_RANGES_MAX,
+              "one fetch's acquired ranges fit a partition's answer");
 
 /* ---- field values ---- */
 
