@@ -978,8 +978,6 @@ const uint8_t *loop_req_frame(const struct loop_req *req, size_t *len_out)
 
 uint64_t loop_req_conn_id(const struct loop_req *req) { return req->conn_id; }
 
-bool loop_req_orphaned(const struct loop_req *req) { return req->conn == NULL; }
-
 void loop_req_on_abort(struct loop_req *req, void (*fn)(struct loop_req *, void *),
                        void *arg)
 {

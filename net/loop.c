@@ -578,8 +578,6 @@ void loop_stop(struct loop *l)
     loop_timer_arm(l, &l->drain_timer, l->cfg.drain_timeout_ms);
 }
 
-bool loop_stopped(const struct loop *l) { return l->stopped; }
-
 /* Once stopping and every connection and the listener are gone: retire the
  * mailbox read, then the loop is stopped. */
 static void loop_check_stopped(struct loop *l)
