@@ -15,7 +15,6 @@
 #include "client/conn.h"
 #include "client/nagare.h"
 
-#define CLIENT_ID "libnagare"
 /* A Metadata answer lists every topic (up to PROTO_TOPICS_MAX) with every
  * partition: the broker's frame default bounds it. */
 #define ADMIN_RESP_BYTES_MAX PROTO_FRAME_BYTES_DEFAULT
@@ -89,11 +88,11 @@ static int topic_op_encode(void *arg, struct wr *w, uint32_t corr, uint16_t vers
     const struct topic_op *op = arg;
     struct proto_enc e;
     if (op->cfg == NULL) {
-        proto_delete_topics_req_begin(&e, w, version, corr, proto_str_make(CLIENT_ID));
+        proto_delete_topics_req_begin(&e, w, version, corr, proto_str_make(CONN_CLIENT_ID));
         proto_enc_topic(&e, proto_str_make(op->name));
         return proto_enc_end(&e);
     }
-    proto_create_topics_req_begin(&e, w, version, corr, proto_str_make(CLIENT_ID));
+    proto_create_topics_req_begin(&e, w, version, corr, proto_str_make(CONN_CLIENT_ID));
     proto_create_topics_req_topic(&e, &(struct proto_create_topic){
                                           .name = proto_str_make(op->name),
                                           .partition_count = op->cfg->partitions,
@@ -154,7 +153,7 @@ static int describe_encode(void *arg, struct wr *w, uint32_t corr, uint16_t vers
 {
     const struct describe *ds = arg;
     struct proto_enc e;
-    proto_metadata_req_begin(&e, w, version, corr, proto_str_make(CLIENT_ID), ds->name == NULL);
+    proto_metadata_req_begin(&e, w, version, corr, proto_str_make(CONN_CLIENT_ID), ds->name == NULL);
     if (ds->name != NULL) {
         proto_enc_topic(&e, proto_str_make(ds->name));
     }

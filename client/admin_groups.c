@@ -18,7 +18,6 @@
 #include "client/conn.h"
 #include "client/nagare.h"
 
-#define CLIENT_ID "libnagare"
 /* A request naming a group (or a topic) and little else. */
 #define NAME_REQUEST_BYTES (64 + PROTO_STRING_BYTES_MAX)
 
@@ -76,7 +75,7 @@ struct list_groups {
 static int list_groups_encode(void *arg, struct wr *w, uint32_t corr, uint16_t version)
 {
     (void)arg;
-    return proto_list_groups_req_encode(w, version, corr, str_of(CLIENT_ID));
+    return proto_list_groups_req_encode(w, version, corr, str_of(CONN_CLIENT_ID));
 }
 
 static int list_groups_decode(void *arg, struct rd *body, uint16_t version)
@@ -147,7 +146,7 @@ struct dg_counts {
 static int describe_group_encode(void *arg, struct wr *w, uint32_t corr, uint16_t version)
 {
     const struct describe_group *dg = arg;
-    return proto_describe_group_req_encode(w, version, corr, str_of(CLIENT_ID),
+    return proto_describe_group_req_encode(w, version, corr, str_of(CONN_CLIENT_ID),
                                            str_of(dg->group));
 }
 
@@ -276,7 +275,7 @@ void nagare_group_info_free(nagare_admin *a, const struct nagare_group_info *inf
 
 static int delete_group_encode(void *arg, struct wr *w, uint32_t corr, uint16_t version)
 {
-    return proto_delete_group_req_encode(w, version, corr, str_of(CLIENT_ID), str_of(arg));
+    return proto_delete_group_req_encode(w, version, corr, str_of(CONN_CLIENT_ID), str_of(arg));
 }
 
 static int delete_group_decode(void *arg, struct rd *body, uint16_t version)
@@ -315,7 +314,7 @@ static int committed_topics_encode(void *arg, struct wr *w, uint32_t corr, uint1
 {
     const struct topic_names *tn = arg;
     struct proto_enc e;
-    proto_offset_fetch_req_begin(&e, w, version, corr, str_of(CLIENT_ID), str_of(tn->group),
+    proto_offset_fetch_req_begin(&e, w, version, corr, str_of(CONN_CLIENT_ID), str_of(tn->group),
                                  true);
     return proto_enc_end(&e);
 }
@@ -361,7 +360,7 @@ static int reset_encode(void *arg, struct wr *w, uint32_t corr, uint16_t version
     struct proto_enc e;
     struct proto_reset_offsets_req req = {.group = str_of(rs->group), .to = rs->to,
                                           .value = rs->value};
-    proto_reset_offsets_req_begin(&e, w, version, corr, str_of(CLIENT_ID), &req);
+    proto_reset_offsets_req_begin(&e, w, version, corr, str_of(CONN_CLIENT_ID), &req);
     const char *name = rs->topics->names;
     for (size_t i = 0; i < rs->topics->count; i++) {
         proto_enc_topic(&e, str_of(name)); /* no partitions: every one */
@@ -491,7 +490,7 @@ struct redrive {
 static int redrive_encode(void *arg, struct wr *w, uint32_t corr, uint16_t version)
 {
     const struct redrive *rq = arg;
-    return proto_dlq_redrive_req_encode(w, version, corr, str_of(CLIENT_ID), str_of(rq->topic));
+    return proto_dlq_redrive_req_encode(w, version, corr, str_of(CONN_CLIENT_ID), str_of(rq->topic));
 }
 
 static int redrive_decode(void *arg, struct rd *body, uint16_t version)

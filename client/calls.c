@@ -3,7 +3,6 @@
 
 #include <string.h>
 
-#define CLIENT_ID "libnagare"
 /* A request naming one topic: header, counts, the name, a partition. */
 #define ONE_TOPIC_REQUEST_BYTES (64 + PROTO_TOPIC_NAME_BYTES_MAX)
 
@@ -25,7 +24,7 @@ static int list_offset_encode(void *arg, struct wr *w, uint32_t corr, uint16_t v
 {
     const struct list_offset *lo = arg;
     struct proto_enc e;
-    proto_list_offsets_req_begin(&e, w, version, corr, str_of(CLIENT_ID));
+    proto_list_offsets_req_begin(&e, w, version, corr, str_of(CONN_CLIENT_ID));
     proto_enc_topic(&e, str_of(lo->topic));
     proto_list_offsets_req_partition(&e, &(struct proto_list_offsets_req_partition){
                                             .partition = lo->partition,
@@ -80,7 +79,7 @@ static int one_topic_encode(void *arg, struct wr *w, uint32_t corr, uint16_t ver
 {
     const struct one_topic *ot = arg;
     struct proto_enc e;
-    proto_metadata_req_begin(&e, w, version, corr, str_of(CLIENT_ID), false);
+    proto_metadata_req_begin(&e, w, version, corr, str_of(CONN_CLIENT_ID), false);
     proto_enc_topic(&e, str_of(ot->topic));
     return proto_enc_end(&e);
 }

@@ -19,7 +19,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#define CLIENT_ID "libnagare"
 /* Answer bytes read per conn_poll() before yielding to the caller. */
 #define RX_READS_PER_POLL 64
 /* The ApiVersions answer is small: 4 + 4 + 32 * 6 bytes and a header. */
@@ -351,7 +350,7 @@ static void connect_finish(struct conn *c)
     c->state = CONN_HANDSHAKE;
     struct wr w = wr_make(c->tx, c->tx_cap);
     uint32_t corr = c->corr_next++;
-    int rc = proto_api_versions_req_encode(&w, 0, corr, proto_str_make(CLIENT_ID));
+    int rc = proto_api_versions_req_encode(&w, 0, corr, proto_str_make(CONN_CLIENT_ID));
     ASSERT(rc == 0);
     int64_t left = c->connect_deadline_ms - conn_mono_ms();
     conn_frame_commit(c, &w, corr, PROTO_API_API_VERSIONS, 0, false,

@@ -40,6 +40,9 @@
 #include "base/bytes.h"
 #include "net/proto.h"
 
+/* The client id every request libnagare sends carries. */
+#define CONN_CLIENT_ID "libnagare"
+
 /* Monotonic and wall-clock milliseconds. */
 int64_t conn_mono_ms(void);
 int64_t conn_wall_ms(void);

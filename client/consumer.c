@@ -51,7 +51,6 @@
 #include "client/nagare.h"
 #include "storage/batch.h"
 
-#define CLIENT_ID "libnagare"
 #define BACKOFF_MS_MAX 1000
 #define FETCHES_INFLIGHT_LIMIT 64
 #define ASSIGNED_MAX PROTO_REQUEST_PARTITIONS_MAX
@@ -852,7 +851,7 @@ static void fetch_encode(nagare_consumer *c, struct freq *r, struct wr *w, uint3
         .wait_max_ms = long_poll ? (int32_t)c->cfg.fetch_wait_max_ms : 0,
         .bytes_min = long_poll ? (int32_t)c->cfg.fetch_bytes_min : 0,
         .bytes_max = (int32_t)c->cfg.fetch_bytes_max};
-    proto_fetch_req_begin(&e, w, version, corr, proto_str_make(CLIENT_ID), &req);
+    proto_fetch_req_begin(&e, w, version, corr, proto_str_make(CONN_CLIENT_ID), &req);
     const char *open_topic = NULL;
     for (uint32_t i = 0; i < c->part_count; i++) {
         struct cpart *p = c->parts[i];

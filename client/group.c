@@ -34,7 +34,6 @@
 #include "client/consumer_int.h"
 #include "client/nagare.h"
 
-#define CLIENT_ID "libnagare"
 /* Topics a member subscribes to: the broker's per-group limit. */
 #define GROUP_TOPICS_LIMIT 64
 /* Partitions one heartbeat answer may grant (docs/protocol.md, Limits). */
@@ -290,7 +289,7 @@ static int join_encode(void *arg, struct wr *w, uint32_t corr, uint16_t version)
     struct proto_join_group_req req = {.group = str_of(g->id),
                                        .member_id = str_of(g->member_id),
                                        .session_timeout_ms = g->session_ms};
-    proto_join_group_req_begin(&e, w, version, corr, str_of(CLIENT_ID), &req);
+    proto_join_group_req_begin(&e, w, version, corr, str_of(CONN_CLIENT_ID), &req);
     for (uint32_t i = 0; i < g->topic_count; i++) {
         proto_enc_topic(&e, str_of(g->topics[i]));
     }
@@ -339,7 +338,7 @@ static int leave_encode(void *arg, struct wr *w, uint32_t corr, uint16_t version
     const struct cgroup *g = arg;
     struct proto_leave_group_req req = {.group = str_of(g->id),
                                         .member_id = str_of(g->member_id)};
-    return proto_leave_group_req_encode(w, version, corr, str_of(CLIENT_ID), &req);
+    return proto_leave_group_req_encode(w, version, corr, str_of(CONN_CLIENT_ID), &req);
 }
 
 static int leave_decode(void *arg, struct rd *body, uint16_t version)
@@ -392,7 +391,7 @@ static int offset_fetch_encode(void *arg, struct wr *w, uint32_t corr, uint16_t 
 {
     const struct gquery *q = arg;
     struct proto_enc e;
-    proto_offset_fetch_req_begin(&e, w, version, corr, str_of(CLIENT_ID), str_of(q->g->id),
+    proto_offset_fetch_req_begin(&e, w, version, corr, str_of(CONN_CLIENT_ID), str_of(q->g->id),
                                  false);
     const char *open = NULL;
     for (uint32_t i = 0; i < q->count; i++) {
@@ -434,7 +433,7 @@ static int list_offsets_encode(void *arg, struct wr *w, uint32_t corr, uint16_t 
 {
     const struct gquery *q = arg;
     struct proto_enc e;
-    proto_list_offsets_req_begin(&e, w, version, corr, str_of(CLIENT_ID));
+    proto_list_offsets_req_begin(&e, w, version, corr, str_of(CONN_CLIENT_ID));
     const char *open = NULL;
     for (uint32_t i = 0; i < q->count; i++) {
         if (!list_wants(&q->items[i])) {
@@ -616,7 +615,7 @@ static void hb_send(nagare_consumer *c, struct cgroup *g)
     uint16_t version = conn_version(conn, PROTO_API_HEARTBEAT);
     struct proto_heartbeat_req req = {.group = str_of(g->id), .member_id = str_of(g->member_id),
                                       .generation = g->generation};
-    int rc = proto_heartbeat_req_encode(&w, version, corr, str_of(CLIENT_ID), &req);
+    int rc = proto_heartbeat_req_encode(&w, version, corr, str_of(CONN_CLIENT_ID), &req);
     ASSERT(rc == 0); /* ids are bounded: GROUP_REQUEST_BYTES holds them */
     conn_frame_commit(conn, &w, corr, PROTO_API_HEARTBEAT, version, false, request_timeout_of(c),
                       hb_done, g);
@@ -788,7 +787,7 @@ static int commit_encode(void *arg, struct wr *w, uint32_t corr, uint16_t versio
     struct proto_offset_commit_req req = {.group = str_of(g->id),
                                           .member_id = str_of(g->member_id),
                                           .generation = g->generation};
-    proto_offset_commit_req_begin(&e, w, version, corr, str_of(CLIENT_ID), &req);
+    proto_offset_commit_req_begin(&e, w, version, corr, str_of(CONN_CLIENT_ID), &req);
     const char *open = NULL;
     for (uint32_t i = 0; i < gc->count; i++) {
         if (gc->items[i].topic != open) {

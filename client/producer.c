@@ -20,7 +20,6 @@
 #define BATCH_BYTES_MIN 1024u           /* room for a header and a few records */
 #define INFLIGHT_MAX_LIMIT 1024u        /* far beyond any useful pipeline */
 #define HEADERS_PER_RECORD_MAX 65535u   /* a header count is a varint; keep it sane */
-#define CLIENT_ID "libnagare"
 
 void nagare_producer_config_default(struct nagare_producer_config *c)
 {
@@ -58,7 +57,7 @@ static int config_check(const struct nagare_producer_config *c)
 static int init_pid_encode(void *arg, struct wr *w, uint32_t corr, uint16_t version)
 {
     (void)arg;
-    return proto_init_producer_id_req_encode(w, version, corr, proto_str_make(CLIENT_ID));
+    return proto_init_producer_id_req_encode(w, version, corr, proto_str_make(CONN_CLIENT_ID));
 }
 
 static int init_pid_decode(void *arg, struct rd *body, uint16_t version)
@@ -223,7 +222,7 @@ static void metadata_send(struct nagare_producer *p)
     }
     uint16_t version = conn_version(&p->conn, PROTO_API_METADATA);
     struct proto_enc e;
-    proto_metadata_req_begin(&e, &w, version, corr, proto_str_make(CLIENT_ID), false);
+    proto_metadata_req_begin(&e, &w, version, corr, proto_str_make(CONN_CLIENT_ID), false);
     for (uint32_t i = 0; i < p->topic_slots; i++) {
         struct ptopic *t = p->topics[i];
         if (t != NULL && t->meta_wanted && !t->probing) {
@@ -293,7 +292,7 @@ static int probe_send(struct nagare_producer *p, struct ptopic *t)
     uint16_t version = conn_version(&p->conn, PROTO_API_PRODUCE);
     struct proto_enc e;
     struct proto_produce_req req = {.acks = PROTO_ACKS_LEADER, .timeout_ms = 0};
-    proto_produce_req_begin(&e, &w, version, corr, proto_str_make(CLIENT_ID), &req);
+    proto_produce_req_begin(&e, &w, version, corr, proto_str_make(CONN_CLIENT_ID), &req);
     proto_enc_topic(&e, (struct proto_str){.ptr = t->name, .len = (int32_t)t->name_len});
     proto_produce_req_partition(&e, &(struct proto_produce_req_partition){
                                        .partition = -1, .records = batch,

@@ -37,7 +37,6 @@
 #include "client/nagare.h"
 #include "storage/batch.h"
 
-#define CLIENT_ID "libnagare"
 #define SHARE_TOPICS_LIMIT 64
 #define SHARE_UNACKED_LIMIT (1u << 20)
 /* Share member ids are decimal u64s (at most 20 bytes). */
@@ -267,7 +266,7 @@ static int fetch_encode(void *arg, struct wr *w, uint32_t corr, uint16_t version
                                         .member_id = str_of(sc->member_id),
                                         .wait_max_ms = fc->wait_ms,
                                         .records_max = fc->records_max};
-    proto_share_fetch_req_begin(&e, w, version, corr, str_of(CLIENT_ID), &req);
+    proto_share_fetch_req_begin(&e, w, version, corr, str_of(CONN_CLIENT_ID), &req);
     for (uint32_t t = 0; t < sc->topic_count; t++) {
         if (sc->topics[t].count == 0) {
             continue;
@@ -624,7 +623,7 @@ static int acks_encode(void *arg, struct wr *w, uint32_t corr, uint16_t version)
     struct proto_enc e;
     struct proto_share_ack_req req = {.group = str_of(sc->group),
                                       .member_id = str_of(sc->member_id)};
-    proto_share_ack_req_begin(&e, w, version, corr, str_of(CLIENT_ID), &req);
+    proto_share_ack_req_begin(&e, w, version, corr, str_of(CONN_CLIENT_ID), &req);
     uint32_t first = 0;
     for (uint32_t k = 0; k < sc->entry_count; k++) {
         const struct sack *a = &sc->sending[first];
