@@ -10,19 +10,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/clock.h"
 #include "base/log.h"
 #include "broker/names.h"
 
 /* How often deleted topics are checked for idle partitions, and parked
  * fetches for a stop in progress. */
 #define HOUSEKEEPING_MS 50
-
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* ---- the topic table, sorted by name ---- */
 
@@ -504,7 +498,7 @@ static int worker_resources(struct server *s)
     }
     s->env = (struct part_env){.ring = &s->ring, .scratch = s->scratch,
                                .scratch_bytes = s->scratch_bytes, .zctx = &s->zctx,
-                               .now_ms = wall_ms};
+                               .now_ms = clock_wall_ms};
     return 0;
 }
 

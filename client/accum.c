@@ -178,7 +178,7 @@ static size_t topic_batch_limit(const struct nagare_producer *p, const struct pt
 /* ---- batches ---- */
 
 /* The list of open batches, in the order they opened: b->created_ms only
- * grows along it (conn_mono_ms() is monotonic). */
+ * grows along it (clock_mono_ms() is monotonic). */
 static void open_link(struct nagare_producer *p, struct pbatch *b)
 {
     ASSERT(p->open_tail == NULL || p->open_tail->created_ms <= b->created_ms);
@@ -226,7 +226,7 @@ static void batch_open(struct nagare_producer *p, struct ptopic *t, int32_t part
     b->bytes = 0;
     b->record_count = 0;
     b->sequence_base = -1;
-    b->created_ms = conn_mono_ms();
+    b->created_ms = clock_mono_ms();
     b->attempts = 0;
     b->err = 0;
     b->offset_base = -1;
@@ -493,7 +493,7 @@ int accum_hold(struct nagare_producer *p, struct ptopic *t, int32_t partition, i
     h->opaques[h->count] = opaque;
     h->partitions[h->count] = partition;
     if (h->count++ == 0) {
-        h->first_ms = conn_mono_ms();
+        h->first_ms = clock_mono_ms();
         p->topics_holding++;
     }
     return 0;

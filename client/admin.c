@@ -67,7 +67,7 @@ void nagare_topic_config_default(struct nagare_topic_config *c)
 
 static int64_t deadline_of(const nagare_admin *a)
 {
-    return conn_mono_ms() + a->timeout_ms;
+    return clock_mono_ms() + a->timeout_ms;
 }
 
 static bool name_ok(const char *name)

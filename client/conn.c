@@ -29,20 +29,6 @@
 /* First room for references; grows to what the frames queued need. */
 #define TXREFS_INITIAL 64
 
-int64_t conn_mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-int64_t conn_wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* ---- address ---- */
 
 static int copy_part(const char *from, size_t n, char *to, size_t cap)
@@ -289,7 +275,7 @@ int conn_connect_start(struct conn *c)
         c->err_last = rc;
         return rc;
     }
-    c->connect_deadline_ms = conn_mono_ms() + c->cfg.request_timeout_ms;
+    c->connect_deadline_ms = clock_mono_ms() + c->cfg.request_timeout_ms;
     return connect_start_next(c);
 }
 
@@ -352,14 +338,14 @@ static void connect_finish(struct conn *c)
     uint32_t corr = c->corr_next++;
     int rc = proto_api_versions_req_encode(&w, 0, corr, proto_str_make(CONN_CLIENT_ID));
     ASSERT(rc == 0);
-    int64_t left = c->connect_deadline_ms - conn_mono_ms();
+    int64_t left = c->connect_deadline_ms - clock_mono_ms();
     conn_frame_commit(c, &w, corr, PROTO_API_API_VERSIONS, 0, false,
                       left > 0 ? (uint32_t)left : 1, handshake_done, c);
 }
 
 int conn_wait_up(struct conn *c, int timeout_ms)
 {
-    int64_t deadline = conn_mono_ms() + (timeout_ms < 0 ? INT32_MAX : timeout_ms);
+    int64_t deadline = clock_mono_ms() + (timeout_ms < 0 ? INT32_MAX : timeout_ms);
     if (c->state == CONN_DOWN) {
         int rc = conn_connect_start(c);
         if (rc != 0) {
@@ -375,7 +361,7 @@ int conn_wait_up(struct conn *c, int timeout_ms)
         if (c->generation != gen || c->state == CONN_DOWN) {
             return c->err_last != 0 ? c->err_last : -NG_EDISCONNECTED;
         }
-        int64_t left = deadline - conn_mono_ms();
+        int64_t left = deadline - clock_mono_ms();
         if (left <= 0) {
             conn_close(c, -NG_ETIMEOUT);
             return -NG_ETIMEOUT;
@@ -532,7 +518,7 @@ static void frame_commit(struct conn *c, const struct wr *w, const struct conn_r
     c->pend_count++;
     *pend_at(c, c->pend_count - 1) = (struct conn_pending){
         .corr = corr, .api_key = api_key, .version = version, .noreply = noreply,
-        .tx_end = c->tx_queued_total, .deadline_ms = conn_mono_ms() + timeout_ms,
+        .tx_end = c->tx_queued_total, .deadline_ms = clock_mono_ms() + timeout_ms,
         .fn = fn, .sink = sink, .arg = arg};
     tx_write(c);
 }
@@ -902,7 +888,7 @@ int64_t conn_next_deadline(const struct conn *c)
 
 static void check_deadlines(struct conn *c)
 {
-    if (c->fd >= 0 && conn_mono_ms() >= conn_next_deadline(c)) {
+    if (c->fd >= 0 && clock_mono_ms() >= conn_next_deadline(c)) {
         conn_close(c, -NG_ETIMEOUT);
     }
 }
@@ -953,7 +939,7 @@ int conn_poll(struct conn *c, int timeout_ms)
         return 0;
     }
     /* Never sleep past a request's deadline: it must be enforced on time. */
-    int64_t now = conn_mono_ms();
+    int64_t now = clock_mono_ms();
     int64_t deadline = conn_next_deadline(c);
     if (deadline != INT64_MAX) {
         int64_t left = deadline > now ? deadline - now : 0;
@@ -997,7 +983,7 @@ static void call_done(void *arg, int err, struct rd *body, uint16_t version)
 static int call_wait_ready(struct conn *c, int64_t deadline_ms)
 {
     while (!conn_ready(c)) {
-        int64_t left = deadline_ms - conn_mono_ms();
+        int64_t left = deadline_ms - clock_mono_ms();
         if (left <= 0) {
             return -NG_ETIMEOUT;
         }
@@ -1028,7 +1014,7 @@ int conn_call(struct conn *c, uint16_t api_key, size_t need, conn_encode_fn enco
     if (rc != 0) {
         return rc;
     }
-    int64_t left = deadline_ms - conn_mono_ms();
+    int64_t left = deadline_ms - clock_mono_ms();
     struct call st = {.decode = decode, .arg = arg};
     conn_frame_commit(c, &w, corr, api_key, version, false, left > 0 ? (uint32_t)left : 1,
                       call_done, &st);

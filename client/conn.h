@@ -38,14 +38,11 @@
 #include <sys/socket.h>
 
 #include "base/bytes.h"
+#include "base/clock.h"
 #include "net/proto.h"
 
 /* The client id every request libnagare sends carries. */
 #define CONN_CLIENT_ID "libnagare"
-
-/* Monotonic and wall-clock milliseconds. */
-int64_t conn_mono_ms(void);
-int64_t conn_wall_ms(void);
 
 /* Largest answer accepted by default: the broker's own frame default, which
  * holds a fetch of 16 MiB with one large batch past it many times over. */

@@ -181,7 +181,7 @@ static int config_check(const struct nagare_consumer_config *c)
 /* A lookup's answer may queue behind a fetch that long-polls. */
 static int64_t deadline_of(const nagare_consumer *c)
 {
-    return conn_mono_ms() + c->cfg.request_timeout_ms + c->cfg.fetch_wait_max_ms;
+    return clock_mono_ms() + c->cfg.request_timeout_ms + c->cfg.fetch_wait_max_ms;
 }
 
 /* ---- create, destroy ---- */
@@ -566,7 +566,7 @@ static bool chunk_add(nagare_consumer *c, struct cpart *p, struct cbuf *b,
     if (k != NULL) {
         c->chunk_free = k->next;
     } else if ((k = malloc(sizeof(*k))) == NULL) {
-        part_backoff(p, conn_mono_ms());
+        part_backoff(p, clock_mono_ms());
         return false;
     }
     *k = (struct cchunk){.part = p, .gen = p->gen, .buf = b, .ptr = fp->records,
@@ -600,7 +600,7 @@ static void out_of_range(nagare_consumer *c, struct cpart *p,
 static void fetched(nagare_consumer *c, struct cpart *p, struct cbuf *b,
                     const struct proto_fetch_resp_partition *fp)
 {
-    int64_t now = conn_mono_ms();
+    int64_t now = clock_mono_ms();
     if (fp->err == -NG_EOFFSET_RANGE) {
         out_of_range(c, p, fp);
     } else if (fp->err == -NG_EUNKNOWN_TOPIC || fp->err == -NG_ECORRUPT) {
@@ -685,7 +685,7 @@ static void fetch_unref(struct freq *r)
 /* Marks the request's partitions as no longer being fetched. */
 static void fetch_settle(struct freq *r, bool backoff)
 {
-    int64_t now = conn_mono_ms();
+    int64_t now = clock_mono_ms();
     for (uint32_t i = 0; i < r->count; i++) {
         struct cpart *p = r->ents[i].part;
         if (r->ents[i].gen == p->gen && p->fetching) {
@@ -757,7 +757,7 @@ static void fetch_done(void *arg, int err, struct rd *body, uint16_t version)
     freq_put(c, r);
     /* The partitions answered can be fetched again at once, from where
      * this answer ends, while its records are read. */
-    send_fetches(c, conn_mono_ms());
+    send_fetches(c, clock_mono_ms());
 }
 
 static bool fetchable(const nagare_consumer *c, const struct cpart *p, int64_t now_ms)
@@ -1030,7 +1030,7 @@ static void chunk_done(nagare_consumer *c)
     uint32_t bufs = c->bufs_used;
     chunk_release(c, c->cur);
     c->cur = NULL;
-    int64_t now = conn_mono_ms();
+    int64_t now = clock_mono_ms();
     if (c->bufs_used < bufs ||
         (counted && p->chunks + 1 == c->cfg.fetches_inflight && fetchable(c, p, now))) {
         send_fetches(c, now);
@@ -1107,7 +1107,7 @@ int nagare_consumer_poll(nagare_consumer *c, int timeout_ms, const struct nagare
     /* Without a group (whose work may wait on the broker) the clock is read
      * only when nothing is buffered, so the deadline runs from there: a
      * clock read per record returned shows in a replay's profile. */
-    int64_t deadline = timeout_ms < 0 ? INT64_MAX : c->group != NULL ? conn_mono_ms() + timeout_ms : -1;
+    int64_t deadline = timeout_ms < 0 ? INT64_MAX : c->group != NULL ? clock_mono_ms() + timeout_ms : -1;
     for (;;) {
         /* Group work first: a rebalance drops revoked partitions' records
          * and runs its callback before any record is returned. */
@@ -1129,7 +1129,7 @@ int nagare_consumer_poll(nagare_consumer *c, int timeout_ms, const struct nagare
             return 1;
         }
         rc = rc == 0 ? pending_error(c) : rc;
-        int64_t now = conn_mono_ms();
+        int64_t now = clock_mono_ms();
         rc = rc == 0 ? keep_connected(c, now) : rc;
         if (rc != 0) {
             return rc;

@@ -277,7 +277,7 @@ static void member_lost(nagare_consumer *c, struct cgroup *g)
     g->unstarted = 0;
     g->member_id[0] = '\0';
     g->generation = -1;
-    g->join_due_ms = conn_mono_ms();
+    g->join_due_ms = clock_mono_ms();
 }
 
 /* ---- JoinGroup, LeaveGroup ---- */
@@ -326,7 +326,7 @@ static int join(nagare_consumer *c, struct cgroup *g)
         g->generation = -1;
         return api_err(rc);
     }
-    int64_t now = conn_mono_ms();
+    int64_t now = clock_mono_ms();
     g->hb_due_ms = now;
     g->hb_backoff_ms = 0;
     g->join_backoff_ms = 0;
@@ -609,7 +609,7 @@ static void hb_send(nagare_consumer *c, struct cgroup *g)
     uint32_t corr;
     if (!conn_ready(conn) || conn_version(conn, PROTO_API_HEARTBEAT) == UINT16_MAX ||
         conn_frame_begin(conn, GROUP_REQUEST_BYTES, &w, &corr) != 0) {
-        g->hb_due_ms = conn_mono_ms() + BACKOFF_MS_FIRST;
+        g->hb_due_ms = clock_mono_ms() + BACKOFF_MS_FIRST;
         return;
     }
     uint16_t version = conn_version(conn, PROTO_API_HEARTBEAT);
@@ -680,7 +680,7 @@ static void hb_apply(nagare_consumer *c, struct cgroup *g)
 {
     ASSERT(g->hb.ready);
     g->hb.ready = false;
-    int64_t now = conn_mono_ms();
+    int64_t now = clock_mono_ms();
     if (!is_member(g)) {
         return; /* for a member id given up since */
     }
@@ -712,7 +712,7 @@ static int hb_sync(nagare_consumer *c, struct cgroup *g)
         hb_send(c, g);
     }
     while (g->hb.inflight) {
-        int64_t left = deadline - conn_mono_ms();
+        int64_t left = deadline - clock_mono_ms();
         int rc = left > 0 ? conn_poll(conn, (int)(left < 100 ? left : 100)) : -NG_ETIMEOUT;
         if (rc != 0) {
             return rc; /* the request itself times out with the connection */
@@ -953,7 +953,7 @@ static int tick_join(nagare_consumer *c, struct cgroup *g, int64_t now)
     }
     int rc = join(c, g);
     if (rc != 0) {
-        g->join_due_ms = conn_mono_ms() + backoff_next(&g->join_backoff_ms);
+        g->join_due_ms = clock_mono_ms() + backoff_next(&g->join_backoff_ms);
     }
     return transient(rc) ? 0 : rc;
 }
@@ -966,7 +966,7 @@ static void tick_start(nagare_consumer *c, struct cgroup *g, int64_t now)
     }
     int rc = start_pending(c, g, g->unstarted);
     if (rc != 0) {
-        g->start_due_ms = conn_mono_ms() + backoff_next(&g->start_backoff_ms);
+        g->start_due_ms = clock_mono_ms() + backoff_next(&g->start_backoff_ms);
     } else {
         g->start_backoff_ms = 0;
     }
@@ -985,7 +985,7 @@ static void tick_commit(nagare_consumer *c, struct cgroup *g, int64_t now)
 int cgroup_tick(nagare_consumer *c, struct cgroup *g)
 {
     ASSERT(!g->in_callback);
-    int64_t now = conn_mono_ms();
+    int64_t now = clock_mono_ms();
     int rc = 0;
     if (g->hb.ready) {
         hb_apply(c, g);
@@ -1142,7 +1142,7 @@ static struct cgroup *cgroup_new(const nagare_consumer *c, const char *group,
             strcpy(g->topics[g->topic_count++], topics[i]);
         }
     }
-    g->commit_due_ms = conn_mono_ms() + consumer_cfg(c)->auto_commit_interval_ms;
+    g->commit_due_ms = clock_mono_ms() + consumer_cfg(c)->auto_commit_interval_ms;
     return g;
 }
 

@@ -103,7 +103,7 @@ static int producer_open(struct nagare_producer *p)
     }
     if (p->cfg.idempotent) {
         rc = conn_call(&p->conn, PROTO_API_INIT_PRODUCER_ID, 128, init_pid_encode,
-                       init_pid_decode, p, conn_mono_ms() + p->cfg.request_timeout_ms);
+                       init_pid_decode, p, clock_mono_ms() + p->cfg.request_timeout_ms);
     }
     return rc;
 }
@@ -137,7 +137,7 @@ int nagare_producer_new(const struct nagare_producer_config *c, nagare_producer 
     p->cfg.bootstrap = p->bootstrap;
     p->producer_id = -1;
     p->pool_buf_bytes = c->batch_bytes;
-    p->rng = (uint64_t)conn_wall_ms() * 0x9e3779b97f4a7c15ull | 1;
+    p->rng = (uint64_t)clock_wall_ms() * 0x9e3779b97f4a7c15ull | 1;
     int rc = producer_open(p);
     if (rc != 0) {
         producer_free(p);
@@ -278,7 +278,7 @@ static int probe_send(struct nagare_producer *p, struct ptopic *t)
     struct batch_builder b;
     batch_builder_init(&b, batch, sizeof(batch), BATCH_CODEC_NONE, -1, 0, -1);
     size_t bytes;
-    int rc = batch_builder_add(&b, conn_wall_ms(), NULL, -1, NULL, -1, NULL, 0);
+    int rc = batch_builder_add(&b, clock_wall_ms(), NULL, -1, NULL, -1, NULL, 0);
     rc = rc == 0 ? batch_builder_finish(&b, NULL, &bytes) : rc;
     ASSERT(rc == 0);
     struct probe *pr = malloc(sizeof(*pr));
@@ -325,7 +325,7 @@ static void meta_topic_missing(struct nagare_producer *p, struct ptopic *t, int 
         return;
     }
     t->state = PT_MISSING;
-    t->missing_until_ms = conn_mono_ms() + TOPIC_MISSING_MS;
+    t->missing_until_ms = clock_mono_ms() + TOPIC_MISSING_MS;
     accum_topic_fail(p, t, err);
 }
 
@@ -438,12 +438,12 @@ int nagare_producer_poll(nagare_producer *p, int timeout_ms)
     if (p->in_callback) {
         return -NG_EBADARG; /* not from inside a delivery callback */
     }
-    int64_t start = conn_mono_ms();
+    int64_t start = clock_mono_ms();
     int64_t deadline = timeout_ms < 0 ? INT64_MAX : start + timeout_ms;
     int total = 0;
     bool polled = false; /* timeout 0 still reads what has arrived, once */
     for (;;) {
-        int64_t now = conn_mono_ms();
+        int64_t now = clock_mono_ms();
         int64_t next = maintain(p, now);
         total += run_reports(p);
         if (total > 0 || (now >= deadline && polled) || (timeout_ms < 0 && p->outstanding == 0)) {
@@ -469,10 +469,10 @@ int nagare_producer_flush(nagare_producer *p, int timeout_ms)
     if (p->in_callback) {
         return -NG_EBADARG;
     }
-    int64_t deadline = timeout_ms < 0 ? INT64_MAX : conn_mono_ms() + timeout_ms;
+    int64_t deadline = timeout_ms < 0 ? INT64_MAX : clock_mono_ms() + timeout_ms;
     p->flushing = true;
     while (p->outstanding > 0) {
-        int64_t left = deadline - conn_mono_ms();
+        int64_t left = deadline - clock_mono_ms();
         if (left <= 0) {
             break;
         }
@@ -575,7 +575,7 @@ static int send_topic(struct nagare_producer *p, const char *name, size_t len,
         return -ENOMEM;
     }
     if (t->state == PT_MISSING) {
-        if (conn_mono_ms() < t->missing_until_ms) {
+        if (clock_mono_ms() < t->missing_until_ms) {
             return -NG_EUNKNOWN_TOPIC;
         }
         t->state = PT_UNKNOWN; /* ask again: it may have been created since */
@@ -602,7 +602,7 @@ int nagare_send(nagare_producer *p, const struct nagare_record *r)
     if (rc != 0) {
         return rc;
     }
-    int64_t ts = r->timestamp_ms != 0 ? r->timestamp_ms : conn_wall_ms();
+    int64_t ts = r->timestamp_ms != 0 ? r->timestamp_ms : clock_wall_ms();
     int32_t klen = r->key_len < 0 ? -1 : (int32_t)r->key_len;
     int32_t vlen = r->value_len < 0 ? -1 : (int32_t)r->value_len;
     uint64_t closed_before = p->batches_closed;
@@ -622,7 +622,7 @@ int nagare_send(nagare_producer *p, const struct nagare_record *r)
         metadata_send(p);
     }
     if (p->batches_closed != closed_before && p->fatal == 0 && !p->in_callback) {
-        sender_drain(p, conn_mono_ms());
+        sender_drain(p, clock_mono_ms());
     }
     return 0;
 }

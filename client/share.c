@@ -163,7 +163,7 @@ static int api_err(int rc)
 
 static int64_t deadline_of(const nagare_share_consumer *sc)
 {
-    return conn_mono_ms() + sc->cfg.request_timeout_ms + sc->cfg.fetch_wait_max_ms;
+    return clock_mono_ms() + sc->cfg.request_timeout_ms + sc->cfg.fetch_wait_max_ms;
 }
 
 /* ---- the held set ---- */
@@ -371,7 +371,7 @@ static void read_reset(nagare_share_consumer *sc)
 
 static void fetch_failed(nagare_share_consumer *sc, int err)
 {
-    sc->fetch_due_ms = conn_mono_ms() + backoff_next(&sc->fetch_backoff_ms);
+    sc->fetch_due_ms = clock_mono_ms() + backoff_next(&sc->fetch_backoff_ms);
     if (err == -NG_EUNKNOWN_MEMBER) {
         sc->member_id[0] = '\0'; /* a new member next time */
     } else if (err == -NG_EPROTO) {
@@ -410,7 +410,7 @@ static void fetch_done(void *arg, int err, struct rd *body, uint16_t version)
     }
     if (sc->part_errs) {
         /* such an answer comes at once: do not spin on it */
-        sc->fetch_due_ms = conn_mono_ms() + backoff_next(&sc->fetch_backoff_ms);
+        sc->fetch_due_ms = clock_mono_ms() + backoff_next(&sc->fetch_backoff_ms);
     } else {
         sc->fetch_backoff_ms = 0;
     }
@@ -782,11 +782,11 @@ static int topics_lookup(nagare_share_consumer *sc)
             rc = -NG_ETOOBIG;
         }
         if (rc == -NG_EUNKNOWN_TOPIC) {
-            sc->meta_due_ms = conn_mono_ms() + META_RETRY_MS;
+            sc->meta_due_ms = clock_mono_ms() + META_RETRY_MS;
             continue;
         }
         if (rc != 0) {
-            sc->meta_due_ms = conn_mono_ms() + META_RETRY_MS;
+            sc->meta_due_ms = clock_mono_ms() + META_RETRY_MS;
             return rc;
         }
         sc->topics[t].count = count;
@@ -1002,7 +1002,7 @@ int nagare_share_poll(nagare_share_consumer *sc, int timeout_ms, const struct na
     if (!sc->subscribed || sc->in_callback) {
         return -NG_EBADARG;
     }
-    int64_t deadline = timeout_ms < 0 ? INT64_MAX : conn_mono_ms() + timeout_ms;
+    int64_t deadline = timeout_ms < 0 ? INT64_MAX : clock_mono_ms() + timeout_ms;
     for (;;) {
         int rc = next_record(sc);
         if (rc == 1) {
@@ -1010,7 +1010,7 @@ int nagare_share_poll(nagare_share_consumer *sc, int timeout_ms, const struct na
             return 1;
         }
         rc = rc == 0 ? take_error(sc) : rc;
-        int64_t now = conn_mono_ms();
+        int64_t now = clock_mono_ms();
         rc = rc == 0 ? share_upkeep(sc, now) : rc;
         if (rc != 0) {
             return rc;
@@ -1082,7 +1082,7 @@ static int acks_flush(nagare_share_consumer *sc)
 {
     int64_t deadline = deadline_of(sc);
     while (sc->pending_count > 0 || sc->ack_inflight) {
-        int64_t left = deadline - conn_mono_ms();
+        int64_t left = deadline - clock_mono_ms();
         if (left <= 0) {
             return -NG_ETIMEOUT;
         }
@@ -1133,7 +1133,7 @@ void nagare_share_consumer_destroy(nagare_share_consumer *sc)
     if (sc->subscribed && sc->conn.state == CONN_UP) {
         /* A fetch in flight acquires records: wait for it, to release them. */
         int64_t deadline = deadline_of(sc);
-        while (sc->fetch_inflight && conn_mono_ms() < deadline) {
+        while (sc->fetch_inflight && clock_mono_ms() < deadline) {
             if (conn_poll(&sc->conn, 100) != 0) {
                 break;
             }
