@@ -279,6 +279,37 @@ int conn_connect_start(struct conn *c)
     return connect_start_next(c);
 }
 
+uint32_t conn_backoff_next(uint32_t *b)
+{
+    *b = *b == 0 ? CONN_BACKOFF_MS_FIRST
+                 : (*b < CONN_BACKOFF_MS_MAX / 2 ? *b * 2 : CONN_BACKOFF_MS_MAX);
+    return *b;
+}
+
+int conn_redial(struct conn *c, struct conn_redial *r, int64_t now_ms, uint32_t timeout_ms)
+{
+    if (c->state == CONN_UP) {
+        *r = (struct conn_redial){0};
+        return 0;
+    }
+    if (c->state != CONN_DOWN) {
+        return 0;
+    }
+    if (r->down_since_ms == 0) {
+        r->down_since_ms = now_ms;
+    }
+    if (now_ms - r->down_since_ms >= (int64_t)timeout_ms) {
+        r->down_since_ms = now_ms;
+        return -NG_EDISCONNECTED;
+    }
+    if (now_ms >= r->at_ms) {
+        r->at_ms = now_ms + conn_backoff_next(&r->backoff_ms);
+        int rc = conn_connect_start(c);
+        (void)rc; /* refused at once: tried again after the backoff */
+    }
+    return 0;
+}
+
 static void handshake_done(void *arg, int err, struct rd *body, uint16_t version)
 {
     struct conn *c = arg;

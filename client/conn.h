@@ -203,6 +203,32 @@ void conn_fini(struct conn *c);
  * the failure (-errno, -NG_ENOTFOUND for a name that does not resolve). */
 MUST_USE int conn_connect_start(struct conn *c);
 
+/* Backoff between tries (reconnects, failed requests): the first step,
+ * doubling up to the last. Short enough that a broker back from a restart
+ * is found within a second; long enough not to spin on one that is not. */
+#define CONN_BACKOFF_MS_FIRST 100
+#define CONN_BACKOFF_MS_MAX 1000
+
+/* The next step of the backoff *b (0: no try failed yet), stored back in
+ * *b and returned. Pure. */
+uint32_t conn_backoff_next(uint32_t *b);
+
+/* Reconnecting a conn that went down, for the loop of its owner (a
+ * consumer, a share consumer). Zeroed: up, or never tried. */
+struct conn_redial {
+    int64_t at_ms;          /* the next try may start then (monotonic) */
+    uint32_t backoff_ms;    /* the current step (conn_backoff_next) */
+    int64_t down_since_ms;  /* 0: up, or not yet seen down */
+};
+
+/* Call from the owner's loop. While c is CONN_DOWN, starts a connect once
+ * r->at_ms has come (then waits a backoff step before the next try, whether
+ * the start failed at once or the connect fails later); once c is up,
+ * resets r. Returns -NG_EDISCONNECTED when c has stayed down for timeout_ms
+ * (once per such period, for the owner to report), else 0. */
+MUST_USE int conn_redial(struct conn *c, struct conn_redial *r, int64_t now_ms,
+                         uint32_t timeout_ms);
+
 /* Connects (if down) and waits for the handshake, at most timeout_ms.
  * Returns 0 once up, -NG_ETIMEOUT, or why connecting failed (-ECONNREFUSED,
  * -NG_ENOTFOUND, -NG_EDISCONNECTED, -NG_EPROTO...). */

@@ -51,7 +51,6 @@
 #include "client/nagare.h"
 #include "storage/batch.h"
 
-#define BACKOFF_MS_MAX 1000
 #define FETCHES_INFLIGHT_LIMIT 64
 #define ASSIGNED_MAX PROTO_REQUEST_PARTITIONS_MAX
 /* Batch bytes read between two looks at the socket while records are
@@ -136,9 +135,7 @@ struct nagare_consumer {
     size_t zbuf_cap;
     struct cmsg msg;
     /* connection trouble */
-    int64_t reconnect_at_ms;
-    uint32_t reconnect_backoff_ms;
-    int64_t down_since_ms;    /* 0: up (or never tried) */
+    struct conn_redial redial;
     struct cgroup *group;     /* NULL: not subscribed (client/group.c) */
     struct nagare_topic_partition *view; /* nagare_consumer_assignment() */
 };
@@ -530,9 +527,7 @@ static void freq_put(nagare_consumer *c, struct freq *r)
 
 static void part_backoff(struct cpart *p, int64_t now_ms)
 {
-    p->backoff_ms = p->backoff_ms == 0 ? 100 : p->backoff_ms * 2;
-    p->backoff_ms = p->backoff_ms < BACKOFF_MS_MAX ? p->backoff_ms : BACKOFF_MS_MAX;
-    p->backoff_until_ms = now_ms + p->backoff_ms;
+    p->backoff_until_ms = now_ms + conn_backoff_next(&p->backoff_ms);
 }
 
 /* The offset after the last batch of records whose header reads well and
@@ -914,34 +909,15 @@ static bool fetch_send(nagare_consumer *c, int64_t now_ms)
 
 /* ---- connection upkeep ---- */
 
-/* Reconnects with backoff. Returns -NG_EDISCONNECTED when the broker has
- * been unreachable for request_timeout_ms (once per such period). */
+/* Reconnects with backoff while there is something to fetch. Returns
+ * -NG_EDISCONNECTED when the broker has been unreachable for
+ * request_timeout_ms (once per such period). */
 static int keep_connected(nagare_consumer *c, int64_t now_ms)
 {
-    if (c->conn.state == CONN_UP) {
-        c->down_since_ms = 0;
-        c->reconnect_backoff_ms = 0;
+    if (c->conn.state == CONN_DOWN && c->part_count == 0 && c->group == NULL) {
         return 0;
     }
-    if (c->conn.state != CONN_DOWN || (c->part_count == 0 && c->group == NULL)) {
-        return 0;
-    }
-    if (c->down_since_ms == 0) {
-        c->down_since_ms = now_ms;
-    }
-    if (now_ms - c->down_since_ms >= (int64_t)c->cfg.request_timeout_ms) {
-        c->down_since_ms = now_ms;
-        return -NG_EDISCONNECTED;
-    }
-    if (now_ms >= c->reconnect_at_ms) {
-        uint32_t b = c->reconnect_backoff_ms == 0 ? 100 : c->reconnect_backoff_ms * 2;
-        c->reconnect_backoff_ms = b < BACKOFF_MS_MAX ? b : BACKOFF_MS_MAX;
-        c->reconnect_at_ms = now_ms + c->reconnect_backoff_ms;
-        if (conn_connect_start(&c->conn) != 0) {
-            return 0; /* refused at once: tried again after the backoff */
-        }
-    }
-    return 0;
+    return conn_redial(&c->conn, &c->redial, now_ms, c->cfg.request_timeout_ms);
 }
 
 /* Answers buffered or asked for: the memory bound. A fetch whose answer
@@ -1144,7 +1120,7 @@ int nagare_consumer_poll(nagare_consumer *c, int timeout_ms, const struct nagare
         until = b < until ? b : until;
         b = c->group != NULL ? cgroup_next_due_ms(c->group) : INT64_MAX;
         until = b < until ? b : until;
-        until = c->conn.state == CONN_DOWN && c->reconnect_at_ms < until ? c->reconnect_at_ms : until;
+        until = c->conn.state == CONN_DOWN && c->redial.at_ms < until ? c->redial.at_ms : until;
         int64_t wait = until > now ? until - now : 0;
         rc = conn_poll(&c->conn, (int)(wait < INT32_MAX ? wait : INT32_MAX));
         if (rc != 0) {

@@ -42,8 +42,6 @@
 #define MEMBER_ID_BYTES 64
 /* Heartbeat pace while the grant is not yet the member's full share. */
 #define HB_REBALANCING_MS 100
-#define BACKOFF_MS_FIRST 100
-#define BACKOFF_MS_MAX 1000
 /* While requests of the group are in flight and poll keeps returning
  * buffered records, the socket is still read this often. */
 #define IO_INTERVAL_MS 5
@@ -120,12 +118,6 @@ struct cgroup {
 static struct proto_str str_of(const char *s)
 {
     return proto_str_make(s);
-}
-
-static uint32_t backoff_next(uint32_t *b)
-{
-    *b = *b == 0 ? BACKOFF_MS_FIRST : (*b * 2 < BACKOFF_MS_MAX ? *b * 2 : BACKOFF_MS_MAX);
-    return *b;
 }
 
 static bool is_member(const struct cgroup *g)
@@ -609,7 +601,7 @@ static void hb_send(nagare_consumer *c, struct cgroup *g)
     uint32_t corr;
     if (!conn_ready(conn) || conn_version(conn, PROTO_API_HEARTBEAT) == UINT16_MAX ||
         conn_frame_begin(conn, GROUP_REQUEST_BYTES, &w, &corr) != 0) {
-        g->hb_due_ms = clock_mono_ms() + BACKOFF_MS_FIRST;
+        g->hb_due_ms = clock_mono_ms() + CONN_BACKOFF_MS_FIRST;
         return;
     }
     uint16_t version = conn_version(conn, PROTO_API_HEARTBEAT);
@@ -689,7 +681,7 @@ static void hb_apply(nagare_consumer *c, struct cgroup *g)
         return;
     }
     if (g->hb.err != 0) {
-        g->hb_due_ms = now + backoff_next(&g->hb_backoff_ms);
+        g->hb_due_ms = now + conn_backoff_next(&g->hb_backoff_ms);
         return;
     }
     g->hb_backoff_ms = 0;
@@ -948,12 +940,12 @@ static bool transient(int rc)
 static int tick_join(nagare_consumer *c, struct cgroup *g, int64_t now)
 {
     if (consumer_conn(c)->state != CONN_UP) {
-        g->join_due_ms = now + BACKOFF_MS_FIRST; /* the consumer reconnects */
+        g->join_due_ms = now + CONN_BACKOFF_MS_FIRST; /* the consumer reconnects */
         return 0;
     }
     int rc = join(c, g);
     if (rc != 0) {
-        g->join_due_ms = clock_mono_ms() + backoff_next(&g->join_backoff_ms);
+        g->join_due_ms = clock_mono_ms() + conn_backoff_next(&g->join_backoff_ms);
     }
     return transient(rc) ? 0 : rc;
 }
@@ -961,12 +953,12 @@ static int tick_join(nagare_consumer *c, struct cgroup *g, int64_t now)
 static void tick_start(nagare_consumer *c, struct cgroup *g, int64_t now)
 {
     if (consumer_conn(c)->state != CONN_UP) {
-        g->start_due_ms = now + BACKOFF_MS_FIRST;
+        g->start_due_ms = now + CONN_BACKOFF_MS_FIRST;
         return;
     }
     int rc = start_pending(c, g, g->unstarted);
     if (rc != 0) {
-        g->start_due_ms = clock_mono_ms() + backoff_next(&g->start_backoff_ms);
+        g->start_due_ms = clock_mono_ms() + conn_backoff_next(&g->start_backoff_ms);
     } else {
         g->start_backoff_ms = 0;
     }

@@ -43,8 +43,6 @@
 #define MEMBER_ID_BYTES 32
 /* A topic that does not exist yet is looked for this often. */
 #define META_RETRY_MS 2000
-#define BACKOFF_MS_FIRST 100
-#define BACKOFF_MS_MAX 1000
 /* Request sizing: fixed parts, per topic, per partition entry. */
 #define REQUEST_BYTES (64 + 2 * PROTO_STR_BYTES(PROTO_GROUP_ID_BYTES_MAX) + MEMBER_ID_BYTES)
 
@@ -140,20 +138,12 @@ struct nagare_share_consumer {
     bool ack_inflight;
     int ack_err_first;         /* first record error since commit began */
     /* connection trouble */
-    int64_t reconnect_at_ms;
-    uint32_t reconnect_backoff_ms;
-    int64_t down_since_ms;
+    struct conn_redial redial;
 };
 
 static struct proto_str str_of(const char *s)
 {
     return proto_str_make(s);
-}
-
-static uint32_t backoff_next(uint32_t *b)
-{
-    *b = *b == 0 ? BACKOFF_MS_FIRST : (*b * 2 < BACKOFF_MS_MAX ? *b * 2 : BACKOFF_MS_MAX);
-    return *b;
 }
 
 static int api_err(int rc)
@@ -371,7 +361,7 @@ static void read_reset(nagare_share_consumer *sc)
 
 static void fetch_failed(nagare_share_consumer *sc, int err)
 {
-    sc->fetch_due_ms = clock_mono_ms() + backoff_next(&sc->fetch_backoff_ms);
+    sc->fetch_due_ms = clock_mono_ms() + conn_backoff_next(&sc->fetch_backoff_ms);
     if (err == -NG_EUNKNOWN_MEMBER) {
         sc->member_id[0] = '\0'; /* a new member next time */
     } else if (err == -NG_EPROTO) {
@@ -410,7 +400,7 @@ static void fetch_done(void *arg, int err, struct rd *body, uint16_t version)
     }
     if (sc->part_errs) {
         /* such an answer comes at once: do not spin on it */
-        sc->fetch_due_ms = clock_mono_ms() + backoff_next(&sc->fetch_backoff_ms);
+        sc->fetch_due_ms = clock_mono_ms() + conn_backoff_next(&sc->fetch_backoff_ms);
     } else {
         sc->fetch_backoff_ms = 0;
     }
@@ -435,7 +425,7 @@ static void fetch_send(nagare_share_consumer *sc, int64_t now)
     uint32_t corr;
     if (version == UINT16_MAX || conn_frame_begin(&sc->conn, fetch_bytes(sc), &w, &corr) != 0 ||
         fetch_encode(&fc, &w, corr, version) != 0) {
-        sc->fetch_due_ms = now + backoff_next(&sc->fetch_backoff_ms);
+        sc->fetch_due_ms = now + conn_backoff_next(&sc->fetch_backoff_ms);
         return;
     }
     conn_frame_commit(&sc->conn, &w, corr, PROTO_API_SHARE_FETCH, version, false,
@@ -740,33 +730,6 @@ static void acks_send(nagare_share_consumer *sc)
 
 /* ---- connection upkeep ---- */
 
-/* Reconnects with backoff. Returns -NG_EDISCONNECTED when the broker has
- * been unreachable for request_timeout_ms (once per such period). */
-static int keep_connected(nagare_share_consumer *sc, int64_t now)
-{
-    if (sc->conn.state == CONN_UP) {
-        sc->down_since_ms = 0;
-        sc->reconnect_backoff_ms = 0;
-        return 0;
-    }
-    if (sc->conn.state != CONN_DOWN) {
-        return 0;
-    }
-    if (sc->down_since_ms == 0) {
-        sc->down_since_ms = now;
-    }
-    if (now - sc->down_since_ms >= (int64_t)sc->cfg.request_timeout_ms) {
-        sc->down_since_ms = now;
-        return -NG_EDISCONNECTED;
-    }
-    if (now >= sc->reconnect_at_ms) {
-        sc->reconnect_at_ms = now + backoff_next(&sc->reconnect_backoff_ms);
-        if (conn_connect_start(&sc->conn) != 0) {
-            return 0; /* refused at once: tried again after the backoff */
-        }
-    }
-    return 0;
-}
 
 /* Looks up the partition counts of topics not known yet. */
 static int topics_lookup(nagare_share_consumer *sc)
@@ -987,7 +950,7 @@ static int take_error(nagare_share_consumer *sc)
 /* Requests that may go now, and topics to look for again. */
 static int share_upkeep(nagare_share_consumer *sc, int64_t now)
 {
-    int rc = keep_connected(sc, now);
+    int rc = conn_redial(&sc->conn, &sc->redial, now, sc->cfg.request_timeout_ms);
     if (rc == 0 && now >= sc->meta_due_ms && sc->conn.state == CONN_UP) {
         rc = topics_lookup(sc);
     }
@@ -1024,8 +987,7 @@ int nagare_share_poll(nagare_share_consumer *sc, int timeout_ms, const struct na
         int64_t until = deadline;
         until = sc->fetch_due_ms > now && sc->fetch_due_ms < until ? sc->fetch_due_ms : until;
         until = sc->meta_due_ms < until ? sc->meta_due_ms : until;
-        until = sc->conn.state == CONN_DOWN && sc->reconnect_at_ms < until ? sc->reconnect_at_ms
-                                                                            : until;
+        until = sc->conn.state == CONN_DOWN && sc->redial.at_ms < until ? sc->redial.at_ms : until;
         int64_t wait = until > now ? until - now : 0;
         rc = conn_poll(&sc->conn, (int)(wait < INT32_MAX ? wait : INT32_MAX));
         if (rc != 0) {

@@ -318,3 +318,85 @@ Test(conn, an_answer_before_the_request_was_written_closes_and_drops_references)
     close(peer.listen_fd);
     free(buf);
 }
+
+/* ---- backoff and reconnecting (conn_backoff_next, conn_redial) ---- */
+
+Test(conn, backoff_doubles_from_the_first_step_to_the_last)
+{
+    uint32_t b = 0;
+    uint32_t want[] = {CONN_BACKOFF_MS_FIRST, 200, 400, 800, CONN_BACKOFF_MS_MAX,
+                       CONN_BACKOFF_MS_MAX};
+    for (size_t i = 0; i < ARRAY_LEN(want); i++) {
+        cr_assert_eq(conn_backoff_next(&b), want[i], "step %zu", i);
+        cr_assert_eq(b, want[i]);
+    }
+}
+
+/* A port nobody listens on: bound, never listened to, then closed. */
+static uint16_t port_refused(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(a);
+    cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    cr_assert_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+static void conn_to(struct conn *c, uint16_t port)
+{
+    char addr[32];
+    snprintf(addr, sizeof(addr), "127.0.0.1:%u", port);
+    struct conn_config cfg = {.bootstrap = addr, .request_timeout_ms = 10000,
+                              .resp_bytes_max = 1u << 20, .tx_bytes_max = 1u << 20,
+                              .pending_max = 8};
+    cr_assert_eq(conn_init(c, &cfg), 0);
+}
+
+static void poll_until_down(struct conn *c)
+{
+    while (c->state != CONN_DOWN) {
+        cr_assert_eq(conn_poll(c, 100), 0);
+    }
+}
+
+Test(conn, redial_tries_once_per_backoff_step_and_reports_a_long_outage_once)
+{
+    struct conn c;
+    conn_to(&c, port_refused());
+    struct conn_redial r = {0};
+    cr_assert_eq(conn_redial(&c, &r, 1000, 5000), 0);
+    cr_assert_eq(r.at_ms, 1000 + CONN_BACKOFF_MS_FIRST, "the next try waits a step");
+    cr_assert_eq(r.down_since_ms, 1000);
+    poll_until_down(&c); /* refused */
+    uint64_t tried = c.generation;
+    cr_assert_eq(conn_redial(&c, &r, 1099, 5000), 0);
+    cr_assert_eq(c.state, CONN_DOWN, "no try before the step is over");
+    cr_assert_eq(c.generation, tried);
+    cr_assert_eq(conn_redial(&c, &r, 1100, 5000), 0);
+    cr_assert_eq(r.at_ms, 1100 + 200, "the step doubles");
+    poll_until_down(&c);
+    cr_assert_eq(conn_redial(&c, &r, 6000, 5000), -NG_EDISCONNECTED, "down for the timeout");
+    cr_assert_eq(conn_redial(&c, &r, 6001, 5000), 0, "reported once per period");
+    conn_fini(&c);
+}
+
+Test(conn, redial_connects_a_conn_that_is_down_and_resets_once_it_is_up)
+{
+    bk_start(&B);
+    struct conn c;
+    conn_to(&c, B.port);
+    struct conn_redial r = {.backoff_ms = 800, .down_since_ms = 5};
+    cr_assert_eq(conn_redial(&c, &r, 10, 1000000), 0);
+    while (c.state != CONN_UP) {
+        cr_assert_neq(c.state, CONN_DOWN, "connecting to a running broker failed");
+        cr_assert_eq(conn_poll(&c, 100), 0);
+    }
+    cr_assert_eq(conn_redial(&c, &r, 20, 1000000), 0);
+    cr_assert_eq(r.backoff_ms, 0);
+    cr_assert_eq(r.down_since_ms, 0);
+    cr_assert_eq(r.at_ms, 0);
+    conn_fini(&c);
+    bk_stop(&B);
+}
