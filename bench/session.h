@@ -23,7 +23,7 @@ enum session_cmd { SESSION_PRODUCE = 0, SESSION_CONSUME, SESSION_E2E };
 /* Phases a command reports: produce has one, consume a fill and a
  * consume, e2e one. */
 #define SESSION_PHASES_MAX 2
-/* Idle connections: the 1,000 with room to spare. */
+/* Idle connections: bench/compare.sh's 1,000 with room to spare. */
 #define SESSION_IDLE_MAX 16384u
 
 struct session_opts {

@@ -1,5 +1,5 @@
 /*
- * kill -9 under load (issue 7 section 3): the real nagared serves an
+ * kill -9 under load: the real nagared serves an
  * idempotent producer (acks=all) and a stream of offset commits; it is
  * killed with SIGKILL at random moments and started again on its data
  * directory. After every restart: every acknowledged record is there
