@@ -23,7 +23,7 @@
 #include "base/ring.h"
 #include "broker/catalog.h"
 #include "broker/config.h"
-#include "broker/group.h"
+#include "broker/group_state.h"
 #include "broker/offsets.h"
 #include "broker/park.h"
 #include "broker/producer_ids.h"

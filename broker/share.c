@@ -16,7 +16,7 @@
 #include "base/bytes.h"
 #include "base/err.h"
 #include "base/log.h"
-#include "broker/group.h"
+#include "broker/group_state.h"
 #include "net/proto.h"
 
 static_assert(SHARE_NAME_BYTES_MAX >= PROTO_TOPIC_NAME_BYTES_MAX, "every topic name fits");

@@ -4,7 +4,7 @@
 #include <string.h>
 
 #include "base/err.h"
-#include "broker/group.h"
+#include "broker/group_state.h"
 
 static struct group g;
 static int32_t topic_partitions = 6;
