@@ -25,7 +25,7 @@
 #include "base/assert.h"
 #include "base/log.h"
 #include "net/loop.h"
-#include "broker/share.h"
+#include "broker/share_state.h"
 #include "net/proto.h"
 #include "storage/partition.h"
 

@@ -33,7 +33,7 @@
 #include <string.h>
 
 #include "base/log.h"
-#include "broker/queue.h"
+#include "broker/share_serve.h"
 
 #define DLQ_SUFFIX ".dlq"
 #define DLQ_SUFFIX_BYTES 4

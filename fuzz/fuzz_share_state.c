@@ -12,7 +12,7 @@
 
 #include "base/bytes.h"
 #include "base/log.h"
-#include "broker/share.h"
+#include "broker/share_state.h"
 #include "storage/batch.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

@@ -26,7 +26,7 @@
  * not persisted). A share member has no session: records it holds come
  * back when their locks expire.
  */
-#include "broker/queue.h"
+#include "broker/share_serve.h"
 
 #include <errno.h>
 #include <inttypes.h>

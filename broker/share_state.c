@@ -7,7 +7,7 @@
  * records of one window never share a slot, and a slot is free (state 0)
  * exactly when its offset is outside the window.
  */
-#include "broker/share.h"
+#include "broker/share_state.h"
 
 #include <errno.h>
 #include <stdlib.h>

@@ -8,7 +8,7 @@
 
 #include "base/bytes.h"
 #include "base/log.h"
-#include "broker/share.h"
+#include "broker/share_state.h"
 #include "tests/storage_support.h"
 
 #define T0 1000000 /* a "now" in ms */

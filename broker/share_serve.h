@@ -27,7 +27,7 @@
 
 #include "broker/compaction.h"
 #include "broker/server.h"
-#include "broker/share.h"
+#include "broker/share_state.h"
 #include "net/proto.h"
 
 /* One ShareFetch acquires at most PROTO_SHARE_FETCH_RECORDS_MAX records
