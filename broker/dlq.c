@@ -2,7 +2,7 @@
  * broker/dlq.c — dead letters: copies of records a share group gave up on
  * (rejected, or past the maximum delivery count) appended to the topic's
  * dead-letter topic, and DlqRedrive, which republishes them to where they
- * came from. The contract with broker/queue.c is broker/queue.h.
+ * came from. The contract with broker/share_serve.c is broker/share_serve.h.
  *
  * A copy keeps the record's key, value and headers (less any nagare.dlq.*
  * header from an earlier hop) and adds five headers, values as text:

@@ -1,13 +1,13 @@
 /*
- * broker/groups.c — the consumer-group apis (JoinGroup ... ResetOffsets):
- * the worker's table of groups with members (broker/group.h, no I/O) and
+ * broker/group_serve.c — the consumer-group apis (JoinGroup ... ResetOffsets):
+ * the worker's table of groups with members (broker/group_state.h, no I/O) and
  * the committed offsets store (broker/offsets.h, durable).
  *
  * A group is in the table while it has members: the first join creates
  * it, and it is freed when its last member leaves or times out. Its
  * committed offsets stay in the offsets store either way, so ListGroups
  * and DescribeGroup show a group that has members or committed offsets.
- * group.h numbers members from its member_seq; each group starts that
+ * group_state.h numbers members from its member_seq; each group starts that
  * sequence where the last freed group stopped (and the first one at the
  * wall clock << 20), so a member id of an earlier incarnation of a group
  * id, or of an earlier broker run, is never taken for a current member.

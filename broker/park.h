@@ -1,7 +1,7 @@
 /*
  * broker/park.h — long-poll parking: requests waiting for a partition to
  * have something for them. Fetch (broker/fetch.c) and ShareFetch
- * (broker/queue.c) both park through it, on the one list each partition
+ * (broker/share_serve.c) both park through it, on the one list each partition
  * holds (struct bpart's waiters), so a partition that gets data wakes
  * every kind of waiter and a partition that goes away answers every kind.
  *

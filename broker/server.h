@@ -90,13 +90,13 @@ struct server {
     size_t scrub_buf_bytes;
     uint32_t scrub_topic;
     int32_t scrub_part;
-    struct offsets offsets;       /* committed group offsets (groups.c) */
+    struct offsets offsets;       /* committed group offsets (group_serve.c) */
     bool offsets_ready;
     struct group **groups;        /* groups with members, sorted by id */
     uint32_t group_count;
     uint64_t group_member_seq;    /* where new groups start numbering members */
     int64_t groups_checked_ms;    /* last session sweep, loop clock */
-    struct queue *queue;          /* share groups (queue.c); NULL before queue_open() */
+    struct queue *queue;          /* share groups (share_serve.c); NULL before queue_open() */
 };
 
 /* Opens the data directory (taking its lock), the topic catalog and every
@@ -116,7 +116,7 @@ void server_stop_async(struct server *s);
  * loop. Returns 0 or the first error met while closing logs. */
 MUST_USE int server_fini(struct server *s);
 
-/* ---- for the request handlers (admin.c, produce.c, fetch.c, groups.c) ---- */
+/* ---- for the request handlers (admin.c, produce.c, fetch.c, group_serve.c) ---- */
 
 /* The topic named name, or NULL. */
 struct server_topic *server_topic_find(struct server *s, struct proto_str name);
@@ -177,7 +177,7 @@ void handle_list_offsets(struct server *s, struct loop_req *req,
 void handle_init_producer_id(struct server *s, struct loop_req *req,
                              const struct proto_req_header *h, struct rd *body);
 
-/* ---- consumer groups (broker/groups.c) ---- */
+/* ---- consumer groups (broker/group_serve.c) ---- */
 
 /* Opens the committed offsets store in DATA_DIR/groups/offsets (creating
  * it), replaying it. Precondition: the worker's ring and scratch exist,
@@ -213,7 +213,7 @@ void handle_delete_group(struct server *s, struct loop_req *req,
 void handle_reset_offsets(struct server *s, struct loop_req *req,
                           const struct proto_req_header *h, struct rd *body);
 
-/* ---- share groups (broker/queue.c, broker/dlq.c; broker/queue.h) ---- */
+/* ---- share groups (broker/share_serve.c, broker/dlq.c; broker/share_serve.h) ---- */
 
 /* Makes the share registry and opens its state log in
  * DATA_DIR/groups/share-state, replaying it; forgets the state of topics

@@ -1,8 +1,8 @@
 /*
- * broker/queue.c — share groups served: ShareFetch and ShareAck over the
- * worker's share registry (broker/share.h), its durable state log, and
+ * broker/share_serve.c — share groups served: ShareFetch and ShareAck over the
+ * worker's share registry (broker/share_state.h), its durable state log, and
  * lock expiry. Dead letters and redrives are in broker/dlq.c; the
- * contract between the two is broker/queue.h.
+ * contract between the two is broker/share_serve.h.
  *
  * ShareFetch: expire locks, then for each partition open its share part
  * (starting at the log's first offset), acquire up to records_max, and
@@ -261,7 +261,7 @@ static int queue_alloc(struct server *s, struct queue *q)
     cfg.delivery_max = s->cfg.share_delivery_max;
     cfg.inflight_max = s->cfg.share_inflight_max;
     if (share_config_check(&cfg) != 0) {
-        return -NG_EBADARG; /* config.c's bounds are share.h's: cannot happen */
+        return -NG_EBADARG; /* config.c's bounds are share_state.h's: cannot happen */
     }
     q->lock_ms = cfg.lock_ms;
     int rc = share_reg_init(&q->reg, &cfg);

@@ -1,6 +1,6 @@
 /*
- * broker/share.c — share-group state: windows of locked records per
- * (group, topic, partition), and their durable encoding. See share.h.
+ * broker/share_state.c — share-group state: windows of locked records per
+ * (group, topic, partition), and their durable encoding. See share_state.h.
  *
  * Each part keeps its window in a ring of inflight_max slots, the record at
  * offset o in slot o % inflight_max: since end - start <= inflight_max, two
@@ -46,7 +46,7 @@ struct share_key {
     int32_t partition;
 };
 
-/* A record as persisted (share.h, "Durable format"). */
+/* A record as persisted (share_state.h, "Durable format"). */
 struct image {
     uint8_t state;
     uint8_t reason;
@@ -832,7 +832,7 @@ void share_part_verify(const struct share_part *sp)
     ASSERT(sp->start == sp->end || !state_finished(rec_at(sp, sp->start)->state));
 }
 
-/* ---- encoding (share.h, "Durable format") ---- */
+/* ---- encoding (share_state.h, "Durable format") ---- */
 
 bool share_reg_dirty(const struct share_reg *r) { return r->dirty_head != NULL; }
 

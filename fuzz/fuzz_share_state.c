@@ -1,6 +1,6 @@
 /*
  * libFuzzer target for the share-group state log's records
- * (broker/share.h): arbitrary bytes given a valid batch frame (length and
+ * (broker/share_state.h): arbitrary bytes given a valid batch frame (length and
  * checksum fixed up, so the fuzzer reaches the records), replayed into a
  * fresh registry. The decoder must refuse what does not parse and never
  * read outside its input; what it accepts must leave every part's

@@ -97,15 +97,15 @@ enum proto_api {
 /* Groups in a ListGroups answer: as many as topics a broker may hold. */
 #define PROTO_GROUPS_MAX 16384
 /* Members in a DescribeGroup answer: a group's most (GROUP_MEMBERS_MAX in
- * broker/group.h, checked there). */
+ * broker/group_state.h, checked there). */
 #define PROTO_GROUP_MEMBERS_MAX 1024
 /* Ranges per partition in a ShareFetch answer (acquired) or a ShareAck
  * request (acks): at worst one per record in flight, and a share group
- * keeps at most 10000 records in flight per partition (broker/share.h). */
+ * keeps at most 10000 records in flight per partition (broker/share_state.h). */
 #define PROTO_SHARE_RANGES_MAX 16384
 /* Records one ShareFetch acquires at most: a larger records_max acts as
  * this (the broker sizes its per-fetch scratch by it), and it is the most
- * a share group keeps in flight per partition (broker/share.h), so one
+ * a share group keeps in flight per partition (broker/share_state.h), so one
  * fetch can take a partition's whole window. */
 #define PROTO_SHARE_FETCH_RECORDS_MAX 10000
 

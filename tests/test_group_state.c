@@ -1,4 +1,4 @@
-/* Contract tests for broker/group.h: membership, sticky balanced
+/* Contract tests for broker/group_state.h: membership, sticky balanced
  * assignment, cooperative hand-over, expiry and the commit check. */
 #include <criterion/criterion.h>
 #include <string.h>

@@ -5,7 +5,7 @@
 #include "base/assert.h"
 #include "broker/park.h"
 
-/* A parked request naming up to two partitions, as fetch.c and queue.c
+/* A parked request naming up to two partitions, as fetch.c and share_serve.c
  * hold them: links in the request, one waiter. */
 struct req {
     struct park_waiter w;
