@@ -21,7 +21,7 @@
 #define ADMIN_REQUEST_BYTES (128 + PROTO_TOPIC_NAME_BYTES_MAX)
 
 struct nagare_admin {
-    struct conn conn;
+    struct client_conn conn;
     uint32_t timeout_ms;
 };
 
@@ -284,7 +284,7 @@ int nagare_offset_lookup(nagare_admin *a, const char *topic, int32_t partition, 
 
 /* ---- for admin_groups.c (admin_int.h) ---- */
 
-struct conn *admin_conn(nagare_admin *a)
+struct client_conn *admin_conn(nagare_admin *a)
 {
     return &a->conn;
 }

@@ -55,7 +55,7 @@ static int list_offset_decode(void *arg, struct rd *body, uint16_t version)
     return 0;
 }
 
-int calls_list_offset(struct conn *c, const char *topic, int32_t partition,
+int calls_list_offset(struct client_conn *c, const char *topic, int32_t partition,
                       int64_t timestamp_ms, int64_t deadline_ms, int64_t *offset_out)
 {
     struct list_offset lo = {.topic = topic, .partition = partition,
@@ -101,7 +101,7 @@ static int one_topic_decode(void *arg, struct rd *body, uint16_t version)
     return ot->count > 0 ? 0 : -NG_EPROTO;
 }
 
-int calls_partition_count(struct conn *c, const char *topic, int64_t deadline_ms,
+int calls_partition_count(struct client_conn *c, const char *topic, int64_t deadline_ms,
                           int32_t *count_out)
 {
     struct one_topic ot = {.topic = topic};

@@ -114,7 +114,7 @@ struct freq {
 struct nagare_consumer {
     struct nagare_consumer_config cfg;
     char bootstrap[CONN_HOST_BYTES_MAX + 16];
-    struct conn conn;
+    struct client_conn conn;
     struct batch_zctx zctx;
     struct cpart **parts;     /* sorted by topic, then partition */
     uint32_t part_count;
@@ -1131,7 +1131,7 @@ int nagare_consumer_poll(nagare_consumer *c, int timeout_ms, const struct nagare
 
 /* ---- for client/group.c (consumer_int.h) ---- */
 
-struct conn *consumer_conn(nagare_consumer *c)
+struct client_conn *consumer_conn(nagare_consumer *c)
 {
     return &c->conn;
 }

@@ -479,7 +479,7 @@ static int list_offsets_decode(void *arg, struct rd *body, uint16_t version)
  * committed[i] gets the committed offset or -1. */
 static int starts_find(nagare_consumer *c, struct gquery *q, int64_t *committed)
 {
-    struct conn *conn = consumer_conn(c);
+    struct client_conn *conn = consumer_conn(c);
     int rc = conn_call(conn, PROTO_API_OFFSET_FETCH, query_bytes(q), offset_fetch_encode,
                        offset_fetch_decode, q, consumer_deadline(c));
     if (rc != 0) {
@@ -596,7 +596,7 @@ static void hb_done(void *arg, int err, struct rd *body, uint16_t version)
 static void hb_send(nagare_consumer *c, struct cgroup *g)
 {
     ASSERT(!g->hb.inflight && !g->hb.ready && is_member(g));
-    struct conn *conn = consumer_conn(c);
+    struct client_conn *conn = consumer_conn(c);
     struct wr w;
     uint32_t corr;
     if (!conn_ready(conn) || conn_version(conn, PROTO_API_HEARTBEAT) == UINT16_MAX ||
@@ -698,7 +698,7 @@ static void hb_apply(nagare_consumer *c, struct cgroup *g)
  * could be sent. */
 static int hb_sync(nagare_consumer *c, struct cgroup *g)
 {
-    struct conn *conn = consumer_conn(c);
+    struct client_conn *conn = consumer_conn(c);
     int64_t deadline = consumer_deadline(c);
     if (!g->hb.inflight && !g->hb.ready && is_member(g)) {
         hb_send(c, g);
@@ -865,7 +865,7 @@ static int commit_async(nagare_consumer *c, struct cgroup *g)
     if (rc != 0 || gc == NULL) {
         return rc;
     }
-    struct conn *conn = consumer_conn(c);
+    struct client_conn *conn = consumer_conn(c);
     struct wr w;
     uint32_t corr;
     uint16_t version = conn_ready(conn) ? conn_version(conn, PROTO_API_OFFSET_COMMIT) : 0;

@@ -89,7 +89,7 @@ struct ssection {
 struct nagare_share_consumer {
     struct nagare_share_consumer_config cfg;
     char bootstrap[CONN_HOST_BYTES_MAX + 16];
-    struct conn conn;
+    struct client_conn conn;
     struct batch_zctx zctx;
     uint8_t *zbuf;
     size_t zbuf_cap;

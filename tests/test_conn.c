@@ -25,7 +25,7 @@ static void teardown(void) { bk_fini(&B); }
 
 TestSuite(conn, .init = setup, .fini = teardown, .timeout = 120);
 
-static void conn_up(struct conn *c, uint16_t port)
+static void conn_up(struct client_conn *c, uint16_t port)
 {
     char addr[32];
     snprintf(addr, sizeof(addr), "127.0.0.1:%u", port);
@@ -91,7 +91,7 @@ struct part {
 
 /* Sends a Produce of topic's partitions 0.. with parts[i]'s batch, those
  * marked by reference, the others copied. */
-static void produce_refs(struct conn *c, const char *topic, const struct part *parts,
+static void produce_refs(struct client_conn *c, const char *topic, const struct part *parts,
                          uint32_t count, int16_t acks, struct done *d)
 {
     size_t ref_bytes = 0;
@@ -128,7 +128,7 @@ static void produce_refs(struct conn *c, const char *topic, const struct part *p
                            produce_done, d);
 }
 
-static void wait_done(struct conn *c, struct done *d)
+static void wait_done(struct client_conn *c, struct done *d)
 {
     for (int k = 0; k < 200 && !d->ran; k++) {
         cr_assert_eq(conn_poll(c, 50), 0);
@@ -148,7 +148,7 @@ Test(conn, referenced_bytes_go_in_place_through_partial_writes)
     cl_connect(&admin, B.port, 10000);
     cr_assert_eq(rq_create(&admin, "refs", 5), 0);
     cl_close(&admin);
-    struct conn c;
+    struct client_conn c;
     conn_up(&c, B.port);
     int small = 16 * 1024;
     cr_assert_eq(setsockopt(c.fd, SOL_SOCKET, SO_SNDBUF, &small, sizeof(small)), 0);
@@ -290,7 +290,7 @@ Test(conn, an_answer_before_the_request_was_written_closes_and_drops_references)
 {
     struct peer peer;
     peer_start(&peer);
-    struct conn c;
+    struct client_conn c;
     conn_up(&c, peer.port);
     size_t big = 64u << 20; /* far more than the socket buffers hold */
     uint8_t *buf = calloc(1, big);
@@ -344,7 +344,7 @@ static uint16_t port_refused(void)
     return ntohs(a.sin_port);
 }
 
-static void conn_to(struct conn *c, uint16_t port)
+static void conn_to(struct client_conn *c, uint16_t port)
 {
     char addr[32];
     snprintf(addr, sizeof(addr), "127.0.0.1:%u", port);
@@ -354,7 +354,7 @@ static void conn_to(struct conn *c, uint16_t port)
     cr_assert_eq(conn_init(c, &cfg), 0);
 }
 
-static void poll_until_down(struct conn *c)
+static void poll_until_down(struct client_conn *c)
 {
     while (c->state != CONN_DOWN) {
         cr_assert_eq(conn_poll(c, 100), 0);
@@ -363,7 +363,7 @@ static void poll_until_down(struct conn *c)
 
 Test(conn, redial_tries_once_per_backoff_step_and_reports_a_long_outage_once)
 {
-    struct conn c;
+    struct client_conn c;
     conn_to(&c, port_refused());
     struct conn_redial r = {0};
     cr_assert_eq(conn_redial(&c, &r, 1000, 5000), 0);
@@ -385,7 +385,7 @@ Test(conn, redial_tries_once_per_backoff_step_and_reports_a_long_outage_once)
 Test(conn, redial_connects_a_conn_that_is_down_and_resets_once_it_is_up)
 {
     bk_start(&B);
-    struct conn c;
+    struct client_conn c;
     conn_to(&c, B.port);
     struct conn_redial r = {.backoff_ms = 800, .down_since_ms = 5};
     cr_assert_eq(conn_redial(&c, &r, 10, 1000000), 0);
