@@ -289,7 +289,7 @@ static void dlq_job_done(struct part_append *a, int rc)
         (void)prc; /* a failure is logged and fails the registry */
     }
     if (bp != NULL) {
-        park_wake(&bp->waiters); /* the window may have moved */
+        park_wake(&bp->waiters, PARK_FREED); /* the window may have moved */
     }
 }
 

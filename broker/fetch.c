@@ -413,7 +413,7 @@ void handle_fetch(struct server *s, struct loop_req *req, const struct proto_req
     *fr = (struct fetch_req){.req = req, .s = s, .correlation_id = h->correlation_id,
                              .version = h->api_version, .in = in, .count = count};
     loop_timer_init(&fr->timer, on_timeout, fr);
-    park_waiter_init(&fr->waiter, on_wake, on_abandon);
+    park_waiter_init(&fr->waiter, PARK_DATA, on_wake, on_abandon);
     resolve(s, fr, d);
     bool errors;
     if (in.wait_max_ms == 0 || s->loop.stopping) {

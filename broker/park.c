@@ -1,7 +1,8 @@
 /*
  * broker/park.c — long-poll parking (broker/park.h).
  *
- * park_wake() marks every waiter on the list pending, then walks the list
+ * park_wake() marks the waiters on the list that wait for the event
+ * pending, then walks the list
  * calling each pending waiter once. A waiter that answers takes its links
  * off the list (possibly the next link too, when its request names the
  * partition twice) and may be freed, so the walk starts over from the head
@@ -13,10 +14,11 @@
 
 #include "base/assert.h"
 
-void park_waiter_init(struct park_waiter *w, park_wake_fn wake, park_abandon_fn abandon)
+void park_waiter_init(struct park_waiter *w, unsigned events, park_wake_fn wake,
+                      park_abandon_fn abandon)
 {
-    ASSERT(wake != NULL && abandon != NULL);
-    *w = (struct park_waiter){.wake = wake, .abandon = abandon};
+    ASSERT(wake != NULL && abandon != NULL && events != 0);
+    *w = (struct park_waiter){.wake = wake, .abandon = abandon, .events = events};
 }
 
 void park_add(struct park_list *list, struct park_link *l, struct park_waiter *w)
@@ -49,12 +51,12 @@ bool park_linked(const struct park_link *l) { return l->linked; }
 
 bool park_empty(const struct park_list *list) { return list->head == NULL; }
 
-void park_wake(struct park_list *list)
+void park_wake(struct park_list *list, unsigned events)
 {
     ASSERT(!list->waking);
     list->waking = true;
     for (struct park_link *l = list->head; l != NULL; l = l->next) {
-        l->w->pending = true;
+        l->w->pending = (l->w->events & events) != 0;
     }
     struct park_link *l = list->head;
     while (l != NULL) {

@@ -10,8 +10,8 @@
  *   there: one link per partition a request names, so a request naming a
  *   partition twice is on its list twice. park_remove() takes one link
  *   off; a waiter leaves every list before it is freed.
- * - park_wake() calls each waiter of the list at most once per call, in
- *   list order, even when a waiter leaves (answers) during its own call;
+ * - park_wake() calls each waiter of the list that waits for the event at
+ *   most once per call, in list order, even when a waiter leaves (answers) during its own call;
  *   a wake acts on its own waiter only and may not wake the same list
  *   again from inside.
  * - park_abandon() calls abandon until the list is empty: an abandon must
@@ -36,9 +36,16 @@ typedef bool (*park_wake_fn)(struct park_waiter *w);
  * answers with what it has and leaves every list (it may be freed). */
 typedef void (*park_abandon_fn)(struct park_waiter *w);
 
+/* What a wake is about; a waiter is woken only for what it waits for. */
+enum park_event {
+    PARK_DATA = 1u << 0,  /* records were appended to the partition */
+    PARK_FREED = 1u << 1, /* records of a share window are available again */
+};
+
 struct park_waiter {
     park_wake_fn wake;
     park_abandon_fn abandon;
+    unsigned events;  /* enum park_event bits it is woken for */
     bool pending; /* park_wake() has yet to call it (park.c) */
 };
 
@@ -56,8 +63,10 @@ struct park_list {
     bool waking; /* inside park_wake() */
 };
 
-/* Sets w's callbacks (both required). Before its first park_add(). */
-void park_waiter_init(struct park_waiter *w, park_wake_fn wake, park_abandon_fn abandon);
+/* Sets what w is woken for (events: enum park_event bits, not 0) and its
+ * callbacks (both required). Before its first park_add(). */
+void park_waiter_init(struct park_waiter *w, unsigned events, park_wake_fn wake,
+                      park_abandon_fn abandon);
 
 /* Puts w on list through l (which must not be linked: unlinked or
  * zeroed). l stays owned by the caller; it must stay where it is until
@@ -73,9 +82,10 @@ bool park_linked(const struct park_link *l);
 /* True when nobody waits on list. */
 bool park_empty(const struct park_list *list);
 
-/* Calls wake once for each waiter on list at the call (waiters added
- * during it are not called). Not from inside a wake of the same list. */
-void park_wake(struct park_list *list);
+/* Calls wake once for each waiter on list at the call that waits for one
+ * of events (waiters added during it are not called). Not from inside a
+ * wake of the same list. */
+void park_wake(struct park_list *list, unsigned events);
 
 /* Calls abandon for the first waiter until list is empty. Each abandon
  * must take its waiter's links off list (asserted). */

@@ -75,7 +75,7 @@ static void topic_table_remove(struct server *s, struct server_topic *t)
 static void bpart_watch(void *arg)
 {
     struct bpart *bp = arg;
-    park_wake(&bp->waiters);
+    park_wake(&bp->waiters, PARK_DATA);
 }
 
 static int note_producer(void *arg, const struct batch_header *h)

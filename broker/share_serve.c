@@ -245,7 +245,7 @@ static void expire_locks(struct server *s, int64_t now)
         if (expired > 0) {
             struct bpart *bp = queue_source(s, sp);
             if (bp != NULL) {
-                park_wake(&bp->waiters);
+                park_wake(&bp->waiters, PARK_FREED);
             }
         }
     }
@@ -924,7 +924,7 @@ void handle_share_fetch(struct server *s, struct loop_req *req, const struct pro
                            ? (uint32_t)in.records_max
                            : PROTO_SHARE_FETCH_RECORDS_MAX};
     loop_timer_init(&sf->timer, sf_on_timer, sf);
-    park_waiter_init(&sf->waiter, sf_on_wake, sf_on_abandon);
+    park_waiter_init(&sf->waiter, PARK_DATA | PARK_FREED, sf_on_wake, sf_on_abandon);
     resolve_fetch_parts(s, sf, d);
     rc = group_check(in.group);
     rc = rc == 0 ? fetch_member(q, sf, in.member_id) : rc;
@@ -1027,7 +1027,7 @@ static void ack_partition(struct server *s, struct proto_str group, uint64_t mem
         out->err = out->err != 0 ? out->err : rc;
     }
     if (out->applied) {
-        park_wake(&st->parts[in->partition].waiters); /* released records, or room in the window */
+        park_wake(&st->parts[in->partition].waiters, PARK_FREED); /* released records, or room in the window */
     }
 }
 

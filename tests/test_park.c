@@ -51,7 +51,7 @@ static void on_abandon(struct park_waiter *w)
 static void req_init(struct req *r)
 {
     *r = (struct req){0};
-    park_waiter_init(&r->w, on_wake, on_abandon);
+    park_waiter_init(&r->w, PARK_DATA | PARK_FREED, on_wake, on_abandon);
 }
 
 static void init(void) { calls = 0; }
@@ -65,7 +65,7 @@ Test(park, a_zeroed_list_is_empty_and_a_zeroed_link_is_not_linked)
     cr_assert(park_empty(&list));
     cr_assert_not(park_linked(&l));
     park_remove(&l); /* harmless */
-    park_wake(&list);
+    park_wake(&list, PARK_DATA);
     park_abandon(&list);
     cr_assert(park_empty(&list));
 }
@@ -79,13 +79,13 @@ Test(park, wake_calls_each_waiter_once_newest_first_and_they_stay)
         park_add(&list, &r[i].links[0], &r[i].w);
         cr_assert(park_linked(&r[i].links[0]));
     }
-    park_wake(&list);
+    park_wake(&list, PARK_DATA);
     for (int i = 0; i < 3; i++) {
         cr_assert_eq(r[i].woken, 1);
         cr_assert_eq(r[i].order, 3 - i, "list order: the last parked first");
         cr_assert(park_linked(&r[i].links[0]), "a waiter that does not answer stays");
     }
-    park_wake(&list);
+    park_wake(&list, PARK_DATA);
     cr_assert_eq(r[0].woken, 2);
 }
 
@@ -98,7 +98,7 @@ Test(park, a_waiter_that_answers_while_woken_leaves_and_the_others_are_still_cal
         r[i].answer_on_wake = i % 2 == 0;
         park_add(&list, &r[i].links[0], &r[i].w);
     }
-    park_wake(&list);
+    park_wake(&list, PARK_DATA);
     for (int i = 0; i < 4; i++) {
         cr_assert_eq(r[i].woken, 1, "waiter %d", i);
         cr_assert_eq(park_linked(&r[i].links[0]), i % 2 != 0);
@@ -119,7 +119,7 @@ Test(park, a_request_naming_the_partition_twice_is_woken_once_and_leaves_with_bo
     park_add(&list, &twice.links[0], &twice.w);
     park_add(&list, &twice.links[1], &twice.w);
     park_add(&list, &before.links[0], &before.w);
-    park_wake(&list);
+    park_wake(&list, PARK_DATA);
     cr_assert_eq(twice.woken, 1);
     cr_assert_eq(before.woken, 1);
     cr_assert_eq(after.woken, 1);
@@ -136,12 +136,30 @@ Test(park, a_waiter_on_two_lists_is_woken_by_each_and_leaves_both_when_it_answer
     req_init(&r);
     park_add(&a, &r.links[0], &r.w);
     park_add(&b, &r.links[1], &r.w);
-    park_wake(&a);
+    park_wake(&a, PARK_DATA);
     cr_assert_eq(r.woken, 1);
     r.answer_on_wake = true;
-    park_wake(&b);
+    park_wake(&b, PARK_DATA);
     cr_assert_eq(r.woken, 2);
     cr_assert(park_empty(&a) && park_empty(&b));
+}
+
+Test(park, a_wake_calls_only_the_waiters_waiting_for_its_event)
+{
+    struct park_list list = {0};
+    struct req fetch;
+    struct req share;
+    req_init(&fetch);
+    req_init(&share);
+    park_waiter_init(&fetch.w, PARK_DATA, on_wake, on_abandon);
+    park_add(&list, &fetch.links[0], &fetch.w);
+    park_add(&list, &share.links[0], &share.w);
+    park_wake(&list, PARK_FREED);
+    cr_assert_eq(fetch.woken, 0, "a fetch does not wait for freed share records");
+    cr_assert_eq(share.woken, 1);
+    park_wake(&list, PARK_DATA);
+    cr_assert_eq(fetch.woken, 1);
+    cr_assert_eq(share.woken, 2);
 }
 
 Test(park, remove_takes_one_link_off_from_anywhere_in_the_list)
@@ -155,7 +173,7 @@ Test(park, remove_takes_one_link_off_from_anywhere_in_the_list)
     park_remove(&r[1].links[0]); /* middle */
     park_remove(&r[2].links[0]); /* head */
     park_remove(&r[2].links[0]); /* again: harmless */
-    park_wake(&list);
+    park_wake(&list, PARK_DATA);
     cr_assert_eq(r[0].woken, 1);
     cr_assert_eq(r[1].woken + r[2].woken, 0);
     park_remove(&r[0].links[0]);
