@@ -11,6 +11,7 @@
 #define NAGARE_BASE_ASSERT_H
 
 #include <assert.h> /* static_assert */
+#include <stddef.h> /* offsetof */
 
 _Noreturn void base_assert_fail(const char *expr, const char *file, int line,
                                 const char *func);
@@ -29,5 +30,9 @@ _Noreturn void base_assert_fail(const char *expr, const char *file, int line,
 #define MUST_USE __attribute__((warn_unused_result))
 
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
+/* The struct of type holding member at ptr (a callback's embedded link or
+ * waiter back to its request). */
+#define container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
 
 #endif

@@ -1,6 +1,6 @@
 #!/bin/bash
 # bench/compare.sh — nagare side by side with the machine's limits and with
-# NATS JetStream, in one run on one machine (issue 6):
+# NATS JetStream, in one run on one machine:
 #   (a) limits: sequential disk writes with fio (buffered with a final fsync;
 #       fdatasync after every 1 MiB) and loopback TCP with iperf3;
 #   (b) nagare: produce (1 KiB records acks=1 in 64 KiB batches; 100-byte
@@ -11,7 +11,7 @@
 #       directory, loopback) with bench/nats_bench.c: async publish of the
 #       same records, and a replay (ordered push or pull consumers).
 # Then it prints every figure with its ratios nagare/NATS and nagare/limit,
-# each target of the issue with whether this run met it, and the CPU of
+# each target (docs/benchmarks.md, Targets) with whether this run met it, and the CPU of
 # each side (from /proc) so each figure says what limited it.
 #
 # Usage: bench/compare.sh           (as root on Debian 12: installs what is

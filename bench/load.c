@@ -117,7 +117,7 @@ static void on_delivery(const struct nagare_delivery *d, void *opaque)
     if (at >= w->l->measure_from_ns) {
         /* One clock read per poll: its reports arrived together. */
         if (w->ack_now_ns == 0) {
-            w->ack_now_ns = sample_now_ns();
+            w->ack_now_ns = clock_mono_ns();
         }
         uint64_t now = w->ack_now_ns;
         hist_record(w->lat, now > at ? now - at : 0);
@@ -218,7 +218,7 @@ static int prod_run(struct load_worker *w)
     uint64_t now = 0;
     while (rc == 0 && sent < w->target && !stopping(l)) {
         if (cfg->rate > 0 || since_poll == 0) {
-            now = sample_now_ns();
+            now = clock_mono_ns();
         }
         uint64_t at = cfg->rate > 0 ? (uint64_t)(first_ns + (double)sent * interval_ns) : now;
         if (at > now) {
@@ -285,7 +285,7 @@ static int cons_setup(struct load_worker *w)
 static bool cons_gave_up(struct load *l, uint64_t *seen, uint64_t *seen_ns)
 {
     uint64_t total = atomic_load_explicit(&l->consumed_total, memory_order_relaxed);
-    uint64_t now = sample_now_ns();
+    uint64_t now = clock_mono_ns();
     if (total != *seen || atomic_load(&l->producers_running) > 0) {
         *seen = total;
         *seen_ns = now;
@@ -301,7 +301,7 @@ static void cons_record(struct load_worker *w, const struct nagare_message *m)
         w->bytes += (uint64_t)m->value_len;
     }
     if (l->cfg->stamp && m->value_len >= LOAD_STAMP_BYTES) {
-        uint64_t now = sample_now_ns();
+        uint64_t now = clock_mono_ns();
         uint64_t at;
         memcpy(&at, m->value, LOAD_STAMP_BYTES);
         if (at >= l->measure_from_ns) {
@@ -310,7 +310,7 @@ static void cons_record(struct load_worker *w, const struct nagare_message *m)
     }
     uint64_t total = atomic_fetch_add_explicit(&l->consumed_total, 1, memory_order_relaxed) + 1;
     if (total == l->cfg->consume_records) {
-        atomic_store(&l->consume_end_ns, sample_now_ns());
+        atomic_store(&l->consume_end_ns, clock_mono_ns());
     }
 }
 
@@ -319,7 +319,7 @@ static int cons_run(struct load_worker *w)
     struct load *l = w->l;
     uint64_t goal = l->cfg->consume_records;
     uint64_t seen = 0;
-    uint64_t seen_ns = sample_now_ns();
+    uint64_t seen_ns = clock_mono_ns();
     uint64_t n = 0;
     while (!stopping(l) &&
            atomic_load_explicit(&l->consumed_total, memory_order_relaxed) < goal) {
@@ -364,7 +364,7 @@ static void *worker_main(void *arg)
         double cpu0 = sample_thread_cpu_s();
         rc = w->producer ? prod_run(w) : cons_run(w);
         w->cpu_s = sample_thread_cpu_s() - cpu0;
-        w->end_ns = sample_now_ns();
+        w->end_ns = clock_mono_ns();
         w->err = w->err != 0 ? w->err : rc;
     }
     if (w->err != 0) {
@@ -430,7 +430,7 @@ static void watch_tick(struct load *l, struct load_watch *wt, struct load_result
             r->broker_rss_max_kib = now.rss_kib;
         }
     }
-    double t = (double)(sample_now_ns() - l->go_ns) * 1e-9;
+    double t = (double)(clock_mono_ns() - l->go_ns) * 1e-9;
     if (cfg->progress && t >= LOAD_PROGRESS_AFTER_S && t >= wt->next_progress_s) {
         progress_line(l, wt, t);
         wt->next_progress_s = t + LOAD_PROGRESS_EVERY_S;
@@ -564,7 +564,7 @@ static int workers_start(struct load *l, struct load_watch *wt)
         atomic_store(&l->abort, true);
     }
     watch_start(l, wt);
-    l->go_ns = sample_now_ns();
+    l->go_ns = clock_mono_ns();
     l->measure_from_ns = l->go_ns + (uint64_t)(l->cfg->warmup_s * 1e9);
     l->open = true;
     pthread_cond_broadcast(&l->cv);

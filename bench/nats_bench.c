@@ -219,7 +219,7 @@ static void on_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void
         if (natsMsg_GetDataLength(msg) >= NB_STAMP_BYTES) {
             memcpy(&at, natsMsg_GetData(msg), NB_STAMP_BYTES);
         }
-        uint64_t now = sample_now_ns();
+        uint64_t now = clock_mono_ns();
         pthread_mutex_lock(&w->lat_mu);
         hist_record(w->lat, now > at ? now - at : 0);
         pthread_mutex_unlock(&w->lat_mu);
@@ -255,7 +255,7 @@ static natsStatus pub_run(struct nb_worker *w)
     }
     natsStatus s = NATS_OK;
     for (uint64_t i = 0; i < w->target && s == NATS_OK; i++) {
-        uint64_t at = sample_now_ns();
+        uint64_t at = clock_mono_ns();
         memcpy(w->value, &at, NB_STAMP_BYTES);
         uint32_t k = (uint32_t)((i * o->threads + w->index) % o->streams);
         s = js_PublishAsync(w->js, subjects[k], w->value, (int)o->record_bytes, NULL);
@@ -355,7 +355,7 @@ static void *worker_main(void *arg)
     double cpu0 = sample_thread_cpu_s();
     natsStatus s = w->run->producing ? pub_run(w) : cons_run(w);
     w->cpu_s = sample_thread_cpu_s() - cpu0;
-    w->end_ns = sample_now_ns();
+    w->end_ns = clock_mono_ns();
     w->err = s;
     return NULL;
 }
@@ -420,7 +420,7 @@ static void watch_tick(const struct nb_run *run, struct nb_result *r, double *ne
             r->server_rss_max_kib = p.rss_kib;
         }
     }
-    double t = (double)(sample_now_ns() - run->go_ns) * 1e-9;
+    double t = (double)(clock_mono_ns() - run->go_ns) * 1e-9;
     if (!o->quiet && t >= 2.0 && t >= *next_s) {
         uint64_t done = 0;
         for (uint32_t i = 0; i < run->count; i++) {
@@ -483,7 +483,7 @@ static int run_phase(const struct nb_opts *o, const char *prefix, bool producing
                                   sample_threads_take(o->server_pid, wt.t0) != 0)) {
             wt.server0.cpu_s = -1;
         }
-        run->go_ns = sample_now_ns();
+        run->go_ns = clock_mono_ns();
         for (uint32_t i = 0; i < run->count && rc == 0; i++) {
             rc = -pthread_create(&run->w[i].thread, NULL, worker_main, &run->w[i]);
             started += rc == 0 ? 1 : 0;

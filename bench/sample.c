@@ -43,15 +43,7 @@ int sample_dev_find(struct sample_dev *d, const char *dir)
     return 0;
 }
 
-uint64_t sample_now_ns(void)
-{
-    struct timespec ts;
-    int rc = clock_gettime(CLOCK_MONOTONIC, &ts);
-    ASSERT(rc == 0); /* CLOCK_MONOTONIC always exists on Linux */
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-double sample_now_s(void) { return (double)sample_now_ns() * 1e-9; }
+double sample_now_s(void) { return (double)clock_mono_ns() * 1e-9; }
 
 static double tv_s(struct timeval tv)
 {

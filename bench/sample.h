@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "base/assert.h"
+#include "base/clock.h"
 
 /* Where the device counters of a directory's filesystem live. */
 struct sample_dev {
@@ -50,10 +51,9 @@ MUST_USE int sample_dev_find(struct sample_dev *d, const char *dir);
 /* Takes a sample now. dev may be NULL (device counters read -1). */
 void sample_take(struct sample *s, const struct sample_dev *dev);
 
-/* Monotonic seconds, for deadlines and progress; the same clock in
- * nanoseconds, for latencies. */
+/* Monotonic seconds, for deadlines and progress (clock_mono_ns() in
+ * base/clock.h, for latencies). */
 double sample_now_s(void);
-uint64_t sample_now_ns(void);
 
 /* CPU seconds (user + system) of the calling thread so far. */
 double sample_thread_cpu_s(void);

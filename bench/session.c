@@ -306,7 +306,9 @@ static bool opts_check(struct session_opts *o)
     return true;
 }
 
-int session_parse(struct session *s, enum session_cmd cmd, int argc, char **argv)
+/* Parses argv (argv[0] is the subcommand) into s->o with the command's
+ * defaults. Returns 0, 1 after printing --help, 2 after a usage error. */
+static int session_parse(struct session *s, enum session_cmd cmd, int argc, char **argv)
 {
     *s = (struct session){0};
     struct session_opts *o = &s->o;
@@ -430,7 +432,10 @@ static int broker_start(struct session *s)
     return rc;
 }
 
-int session_open(struct session *s)
+/* Starts or names the broker, makes sure the topic exists (creating it
+ * with o.partitions), and opens the idle connections. Returns 0 or an
+ * error (printed). */
+static int session_open(struct session *s)
 {
     int rc = broker_start(s);
     rc = rc == 0 ? topic_ensure(s, s->o.topic, s->o.partitions, &s->topic_created,
@@ -491,7 +496,9 @@ static void settle(const struct session *s)
     }
 }
 
-int session_warmup(struct session *s)
+/* Untimed: o.warmup_mib of records with the run's settings into a scratch
+ * topic, which is then deleted. Returns 0 or an error (printed). */
+static int session_warmup(struct session *s)
 {
     if (s->o.warmup_mib == 0) {
         return 0;
@@ -545,7 +552,9 @@ int session_phase(struct session *s, const char *name, const struct load_cfg *cf
     return rc;
 }
 
-int session_close(struct session *s)
+/* Closes what open made and frees the results. Returns 0, or the first
+ * error of stopping the broker or deleting the topic. */
+static int session_close(struct session *s)
 {
     int rc = 0;
     if (s->idle_open > 0) {

@@ -23,7 +23,7 @@ enum session_cmd { SESSION_PRODUCE = 0, SESSION_CONSUME, SESSION_E2E };
 /* Phases a command reports: produce has one, consume a fill and a
  * consume, e2e one. */
 #define SESSION_PHASES_MAX 2
-/* Idle connections: the 1,000 with room to spare. */
+/* Idle connections: bench/compare.sh's 1,000 with room to spare. */
 #define SESSION_IDLE_MAX 16384u
 
 struct session_opts {
@@ -84,21 +84,8 @@ struct session {
 /* "produce", "consume" or "e2e". */
 const char *session_cmd_name(enum session_cmd cmd);
 
-/* Parses argv (argv[0] is the subcommand) into s->o with the command's
- * defaults. Returns 0, 1 after printing --help, 2 after a usage error. */
-int session_parse(struct session *s, enum session_cmd cmd, int argc, char **argv);
-
-/* Starts or names the broker, makes sure the topic exists (creating it
- * with o.partitions), and opens the idle connections. Returns 0 or an
- * error (printed). */
-MUST_USE int session_open(struct session *s);
-
 /* A load configuration from the options, for the session's topic. */
 void session_load_cfg(const struct session *s, struct load_cfg *cfg);
-
-/* Untimed: o.warmup_mib of records with the run's settings into a scratch
- * topic, which is then deleted. Returns 0 or an error (printed). */
-MUST_USE int session_warmup(struct session *s);
 
 /* The topic's records: the sum over partitions of latest - earliest. */
 MUST_USE int session_topic_records(struct session *s, uint64_t *records_out);
@@ -109,10 +96,6 @@ MUST_USE int session_phase(struct session *s, const char *name, const struct loa
 
 /* Prints the table (or JSON) of every phase run. */
 void session_report(const struct session *s, FILE *out);
-
-/* Closes what open made and frees the results. Returns 0, or the first
- * error of stopping the broker or deleting the topic. */
-MUST_USE int session_close(struct session *s);
 
 /* A subcommand's whole run: parse, open, warm up, run(s) (its phases),
  * the report of the phases that ran, close. Returns the exit status: 0,

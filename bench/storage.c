@@ -40,6 +40,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/clock.h"
 #include "base/err.h"
 #include "base/log.h"
 #include "base/ring.h"
@@ -166,14 +167,6 @@ static void st_on_signal(int sig)
 {
     (void)sig;
     st_stop = 1;
-}
-
-static int64_t st_wall_ms(void)
-{
-    struct timespec ts;
-    int rc = clock_gettime(CLOCK_REALTIME, &ts);
-    ASSERT(rc == 0);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* ---- options ---- */
@@ -363,7 +356,7 @@ static int st_build_batch(struct st_bench *b)
     }
     struct batch_builder bb;
     batch_builder_init(&bb, b->batch, b->o.batch_bytes, BATCH_CODEC_NONE, -1, 0, -1);
-    int64_t ts = st_wall_ms();
+    int64_t ts = clock_wall_ms();
     int rc;
     while ((rc = batch_builder_add(&bb, ts, NULL, -1, value, (int32_t)b->o.record_bytes,
                                    NULL, 0)) == 0) {
@@ -471,7 +464,7 @@ static int st_part_open(struct st_bench *b, const char *name, bool group_commit)
     cfg.group_commit = group_commit;
     struct part_env env = {.ring = &b->ring, .scratch = b->scratch,
                            .scratch_bytes = b->scratch_bytes, .zctx = &b->zctx,
-                           .now_ms = st_wall_ms};
+                           .now_ms = clock_wall_ms};
     int rc = part_open(&b->part, b->dir, &cfg, &env);
     b->part_open = rc == 0;
     return rc;

@@ -52,12 +52,10 @@ void handle_api_versions(struct server *s, struct loop_req *req,
 
 /* ---- Metadata ---- */
 
-/* A Metadata v1 topic's configuration: a partition count, four i64, an i32. */
-#define METADATA_TOPIC_CONFIG_BYTES 40
-
 static size_t metadata_topic_bytes(const struct server_topic *t)
 {
-    return 2 + t->name_len + 2 + METADATA_TOPIC_CONFIG_BYTES + 4 + (size_t)t->cfg.partitions * 22;
+    return PROTO_TOPIC_BYTES(t->name_len) + PROTO_ERR_BYTES + PROTO_METADATA_TOPIC_CONFIG_BYTES +
+           (size_t)t->cfg.partitions * PROTO_METADATA_PARTITION_BYTES;
 }
 
 /* Retention that is off is stored as -1 and sent as in CreateTopics: -2. */
@@ -111,7 +109,8 @@ void handle_metadata(struct server *s, struct loop_req *req, const struct proto_
     while (d.topic_count >= 0 && proto_next_topic(&count, &t)) {
         struct server_topic *st = server_topic_find(s, t.name);
         cap += st ? metadata_topic_bytes(st)
-                  : 2 + (size_t)t.name.len + 6 + METADATA_TOPIC_CONFIG_BYTES;
+                  : PROTO_TOPIC_BYTES(t.name.len) + PROTO_ERR_BYTES +
+                        PROTO_METADATA_TOPIC_CONFIG_BYTES;
     }
     struct wr w;
     if (!answer_begin(req, h, 0, cap, &w)) {

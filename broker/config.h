@@ -25,7 +25,7 @@
 #include "base/assert.h"
 #include "base/log.h"
 #include "net/loop.h"
-#include "broker/share.h"
+#include "broker/share_state.h"
 #include "net/proto.h"
 #include "storage/partition.h"
 
@@ -62,16 +62,16 @@
 #define BROKER_PRODUCER_IDS_MAX_DEFAULT 1024u
 #define BROKER_PRODUCER_IDS_MAX_LIMIT 65536u
 
-/* Share groups (broker/share.h): the defaults are share_config_default()'s
+/* Share groups (broker/share_state.h): the defaults are share_config_default()'s
  * (KIP-932's: a 30 s acquisition lock, 5 deliveries) and the limits
- * share.h's. broker/queue.c checks the three against share_config_check(). */
+ * share_state.h's. broker/share_serve.c checks the three against share_config_check(). */
 #define BROKER_SHARE_LOCK_MS_DEFAULT 30000
 #define BROKER_SHARE_DELIVERY_MAX_DEFAULT 5u
 #define BROKER_SHARE_INFLIGHT_MAX_DEFAULT 1000u
 static_assert(BROKER_SHARE_LOCK_MS_DEFAULT <= SHARE_LOCK_MS_LIMIT &&
                   BROKER_SHARE_DELIVERY_MAX_DEFAULT <= SHARE_DELIVERY_LIMIT &&
                   BROKER_SHARE_INFLIGHT_MAX_DEFAULT <= SHARE_INFLIGHT_LIMIT,
-              "share defaults inside share.h's limits");
+              "share defaults inside share_state.h's limits");
 
 /* Each connection holds a file descriptor; fs.nr_open, the most a process
  * can ever have, defaults to 2^20 on Linux. */

@@ -2,7 +2,7 @@
  * broker/dlq.c — dead letters: copies of records a share group gave up on
  * (rejected, or past the maximum delivery count) appended to the topic's
  * dead-letter topic, and DlqRedrive, which republishes them to where they
- * came from. The contract with broker/queue.c is broker/queue.h.
+ * came from. The contract with broker/share_serve.c is broker/share_serve.h.
  *
  * A copy keeps the record's key, value and headers (less any nagare.dlq.*
  * header from an earlier hop) and adds five headers, values as text:
@@ -33,7 +33,7 @@
 #include <string.h>
 
 #include "base/log.h"
-#include "broker/queue.h"
+#include "broker/share_serve.h"
 
 #define DLQ_SUFFIX ".dlq"
 #define DLQ_SUFFIX_BYTES 4
@@ -289,7 +289,7 @@ static void dlq_job_done(struct part_append *a, int rc)
         (void)prc; /* a failure is logged and fails the registry */
     }
     if (bp != NULL) {
-        queue_wake(bp); /* the window may have moved */
+        park_wake(&bp->waiters, PARK_FREED); /* the window may have moved */
     }
 }
 

@@ -26,10 +26,7 @@
 #include "base/log.h"
 #include "broker/server.h"
 
-/* Per partition in an answer: index, error, two offsets (three from v1),
- * records length; per topic: name length and partition count. */
-#define PARTITION_HEADER_BYTES 34
-#define TOPIC_HEADER_BYTES 6
+/* An answer's frame prefix, header and topic count, with room to spare. */
 #define ANSWER_HEADER_BYTES 64
 
 /* File ranges in one answer: one per segment a partition's read touches.
@@ -37,23 +34,13 @@
  * again from there); only segments far smaller than a fetch get near it. */
 #define FETCH_RANGES_MAX 64
 
-struct fetch_req;
-
-struct fetch_link {
-    struct fetch_link *prev;
-    struct fetch_link *next;
-    struct fetch_req *fr;
-    struct bpart *bp;
-    bool linked;
-};
-
 struct fetch_part {
     struct proto_str topic; /* into the frame */
     int32_t partition;
     int64_t offset;
     int32_t bytes_max;
     struct bpart *bp;       /* NULL: unknown topic or partition */
-    struct fetch_link link;
+    struct park_link link;
     /* this answer's plan: file ranges, or a copy of up to copy_limit bytes */
     uint32_t range_first;
     uint32_t range_count;
@@ -85,7 +72,7 @@ struct fetch_req {
     uint32_t correlation_id;
     uint16_t version;
     struct proto_fetch_req in;
-    uint64_t wake_seq;      /* the last fetch_wake() that tried it */
+    struct park_waiter waiter;
     bool copy_only;         /* file parts failed once: copy this answer */
     uint32_t count;
     struct loop_timer timer;
@@ -97,16 +84,10 @@ struct fetch_req {
 static void park(struct fetch_req *fr, uint32_t wait_ms)
 {
     for (uint32_t i = 0; i < fr->count; i++) {
-        struct fetch_link *l = &fr->parts[i].link;
         struct bpart *bp = fr->parts[i].bp;
-        if (bp == NULL) {
-            continue;
+        if (bp != NULL) {
+            park_add(&bp->waiters, &fr->parts[i].link, &fr->waiter);
         }
-        *l = (struct fetch_link){.fr = fr, .bp = bp, .next = bp->waiters, .linked = true};
-        if (bp->waiters != NULL) {
-            bp->waiters->prev = l;
-        }
-        bp->waiters = l;
     }
     loop_timer_arm(&fr->s->loop, &fr->timer, wait_ms);
 }
@@ -115,19 +96,7 @@ static void unpark(struct fetch_req *fr)
 {
     (void)loop_timer_cancel(&fr->s->loop, &fr->timer);
     for (uint32_t i = 0; i < fr->count; i++) {
-        struct fetch_link *l = &fr->parts[i].link;
-        if (!l->linked) {
-            continue;
-        }
-        if (l->prev != NULL) {
-            l->prev->next = l->next;
-        } else {
-            l->bp->waiters = l->next;
-        }
-        if (l->next != NULL) {
-            l->next->prev = l->prev;
-        }
-        l->linked = false;
+        park_remove(&fr->parts[i].link);
     }
 }
 
@@ -174,8 +143,8 @@ static size_t answer_header_bytes(const struct fetch_req *fr)
 {
     size_t bytes = ANSWER_HEADER_BYTES;
     for (uint32_t i = 0; i < fr->count; i++) {
-        bytes += PARTITION_HEADER_BYTES +
-                 (new_topic(fr, i) ? TOPIC_HEADER_BYTES + (size_t)fr->parts[i].topic.len : 0);
+        bytes += PROTO_FETCH_RESP_PARTITION_BYTES(fr->version) +
+                 (new_topic(fr, i) ? PROTO_TOPIC_BYTES(fr->parts[i].topic.len) : 0);
     }
     return bytes;
 }
@@ -415,31 +384,16 @@ static void on_abort(struct loop_req *req, void *arg)
     (void)try_answer(arg, true); /* the loop drops it: the connection is gone */
 }
 
-void fetch_wake(struct bpart *bp)
+static bool on_wake(struct park_waiter *w)
 {
-    /* Answering unlinks fetches from the list: start over after each, and
-     * try each fetch at most once per wake. */
-    uint64_t seq = ++bp->server->fetch_wake_seq;
-    struct fetch_link *l = bp->waiters;
-    while (l != NULL) {
-        struct fetch_req *fr = l->fr;
-        bool errors;
-        if (fr->wake_seq != seq) {
-            fr->wake_seq = seq;
-            if (has_news(fr, &errors) && try_answer(fr, errors)) {
-                l = bp->waiters;
-                continue;
-            }
-        }
-        l = l->next;
-    }
+    struct fetch_req *fr = container_of(w, struct fetch_req, waiter);
+    bool errors;
+    return has_news(fr, &errors) && try_answer(fr, errors);
 }
 
-void fetch_abandon(struct bpart *bp)
+static void on_abandon(struct park_waiter *w)
 {
-    while (bp->waiters != NULL) {
-        (void)try_answer(bp->waiters->fr, true);
-    }
+    (void)try_answer(container_of(w, struct fetch_req, waiter), true);
 }
 
 /* Resolves the partitions a fetch names; unknown ones get bp NULL. */
@@ -460,26 +414,13 @@ static void resolve(struct server *s, struct fetch_req *fr, struct proto_dec d)
     ASSERT(i == fr->count);
 }
 
-static uint32_t count_partitions(struct proto_dec d)
-{
-    uint32_t n = 0;
-    struct proto_topic t;
-    struct proto_fetch_req_partition p;
-    while (proto_next_topic(&d, &t)) {
-        while (proto_fetch_req_next_partition(&d, &p)) {
-            n++;
-        }
-    }
-    return n;
-}
-
 void handle_fetch(struct server *s, struct loop_req *req, const struct proto_req_header *h,
                   struct rd *body)
 {
     struct proto_fetch_req in;
     struct proto_dec d;
     int rc = proto_fetch_req_decode(body, h->api_version, &in, &d);
-    uint32_t count = rc == 0 ? count_partitions(d) : 0;
+    uint32_t count = rc == 0 ? d.partition_count : 0;
     struct fetch_req *fr = rc == 0 ? calloc(1, sizeof(*fr) + count * sizeof(fr->parts[0])) : NULL;
     if (fr == NULL) {
         server_resp_error(req, h->correlation_id, rc != 0 ? rc : -ENOMEM);
@@ -488,6 +429,7 @@ void handle_fetch(struct server *s, struct loop_req *req, const struct proto_req
     *fr = (struct fetch_req){.req = req, .s = s, .correlation_id = h->correlation_id,
                              .version = h->api_version, .in = in, .count = count};
     loop_timer_init(&fr->timer, on_timeout, fr);
+    park_waiter_init(&fr->waiter, PARK_DATA, on_wake, on_abandon);
     resolve(s, fr, d);
     bool errors;
     if (in.wait_max_ms == 0 || s->loop.stopping) {

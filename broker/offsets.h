@@ -28,7 +28,7 @@
 
 #include "base/assert.h"
 #include "broker/compaction.h"
-#include "broker/group.h"
+#include "broker/group_state.h"
 #include "storage/partition.h"
 
 /* A commit names at most this many partitions: a group's assignment. */

@@ -11,8 +11,6 @@
 #include "base/log.h"
 #include "broker/server.h"
 
-#define container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
-
 struct produce_req;
 
 struct produce_part {
@@ -155,26 +153,13 @@ static struct server_topic *produce_topic(struct server *s, struct proto_str nam
     return t;
 }
 
-static uint32_t count_partitions(struct proto_dec d)
-{
-    uint32_t n = 0;
-    struct proto_topic t;
-    struct proto_produce_req_partition p;
-    while (proto_next_topic(&d, &t)) {
-        while (proto_produce_req_next_partition(&d, &p)) {
-            n++;
-        }
-    }
-    return n;
-}
-
 void handle_produce(struct server *s, struct loop_req *req, const struct proto_req_header *h,
                     struct rd *body)
 {
     struct proto_produce_req in;
     struct proto_dec d;
     int rc = proto_produce_req_decode(body, h->api_version, &in, &d);
-    uint32_t count = rc == 0 ? count_partitions(d) : 0;
+    uint32_t count = rc == 0 ? d.partition_count : 0;
     struct produce_req *pr = rc == 0 ? calloc(1, sizeof(*pr) + count * sizeof(pr->parts[0])) : NULL;
     if (pr == NULL) {
         server_resp_error(req, h->correlation_id, rc != 0 ? rc : -ENOMEM);

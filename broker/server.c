@@ -10,19 +10,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/clock.h"
 #include "base/log.h"
 #include "broker/names.h"
 
 /* How often deleted topics are checked for idle partitions, and parked
  * fetches for a stop in progress. */
 #define HOUSEKEEPING_MS 50
-
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* ---- the topic table, sorted by name ---- */
 
@@ -80,8 +74,8 @@ static void topic_table_remove(struct server *s, struct server_topic *t)
 
 static void bpart_watch(void *arg)
 {
-    fetch_wake(arg);
-    queue_wake(arg);
+    struct bpart *bp = arg;
+    park_wake(&bp->waiters, PARK_DATA);
 }
 
 static int note_producer(void *arg, const struct batch_header *h)
@@ -125,13 +119,14 @@ static int bpart_open(struct server *s, struct server_topic *t, int32_t i)
     return rc;
 }
 
-/* Closes a partition's log; its appends must be done. */
+/* Answers the requests parked on a partition, then closes its log; its
+ * appends must be done. */
 static int bpart_close(struct bpart *bp)
 {
     if (!bp->open) {
         return 0;
     }
-    ASSERT(bp->waiters == NULL);
+    park_abandon(&bp->waiters);
     int rc = part_drain(&bp->log);
     int rc2 = part_close(&bp->log);
     producers_fini(&bp->producers);
@@ -231,8 +226,7 @@ int server_topic_delete(struct server *s, struct proto_str name)
     topic_table_remove(s, t);
     for (int32_t i = 0; i < t->cfg.partitions; i++) {
         part_set_watch(&t->parts[i].log, NULL, NULL);
-        fetch_abandon(&t->parts[i]);
-        queue_abandon(&t->parts[i]);
+        park_abandon(&t->parts[i].waiters);
     }
     queue_topic_deleted(s, t->name, t->name_len);
     t->next_doomed = s->doomed;
@@ -310,10 +304,11 @@ static void housekeeping(struct loop_timer *timer, void *arg)
     groups_expire(s);
     queue_tick(s);
     if (s->loop.stopping) {
-        /* Parked fetches answer now rather than hold the drain up. */
+        /* Parked fetches and share fetches answer now rather than hold the
+         * drain up. */
         for (uint32_t i = 0; i < s->topic_count; i++) {
             for (int32_t p = 0; p < s->topics[i]->cfg.partitions; p++) {
-                fetch_abandon(&s->topics[i]->parts[p]);
+                park_abandon(&s->topics[i]->parts[p].waiters);
             }
         }
     }
@@ -504,7 +499,7 @@ static int worker_resources(struct server *s)
     }
     s->env = (struct part_env){.ring = &s->ring, .scratch = s->scratch,
                                .scratch_bytes = s->scratch_bytes, .zctx = &s->zctx,
-                               .now_ms = wall_ms};
+                               .now_ms = clock_wall_ms};
     return 0;
 }
 
@@ -602,8 +597,6 @@ int server_fini(struct server *s)
     for (uint32_t i = 0; i < s->topic_count; i++) {
         struct server_topic *t = s->topics[i];
         for (int32_t p = 0; p < t->cfg.partitions; p++) {
-            fetch_abandon(&t->parts[p]);
-            queue_abandon(&t->parts[p]);
             int rc2 = bpart_close(&t->parts[p]);
             rc = rc != 0 ? rc : rc2;
         }

@@ -23,17 +23,16 @@
 #include "base/ring.h"
 #include "broker/catalog.h"
 #include "broker/config.h"
-#include "broker/group.h"
+#include "broker/group_state.h"
 #include "broker/offsets.h"
+#include "broker/park.h"
 #include "broker/producer_ids.h"
 #include "broker/producers.h"
 #include "net/loop.h"
 #include "net/proto.h"
 #include "storage/partition.h"
 
-struct fetch_link;
 struct queue;
-struct queue_link;
 struct server;
 struct server_topic;
 
@@ -54,8 +53,7 @@ struct bpart {
     struct server *server;
     int32_t index;
     bool open;
-    struct fetch_link *waiters; /* parked fetches wanting this partition */
-    struct queue_link *queue_waiters; /* parked share fetches wanting it (queue.c) */
+    struct park_list waiters;   /* parked fetches and share fetches wanting it */
 };
 
 struct server_topic {
@@ -92,14 +90,13 @@ struct server {
     size_t scrub_buf_bytes;
     uint32_t scrub_topic;
     int32_t scrub_part;
-    uint64_t fetch_wake_seq;      /* numbers fetch_wake() passes */
-    struct offsets offsets;       /* committed group offsets (groups.c) */
+    struct offsets offsets;       /* committed group offsets (group_serve.c) */
     bool offsets_ready;
     struct group **groups;        /* groups with members, sorted by id */
     uint32_t group_count;
     uint64_t group_member_seq;    /* where new groups start numbering members */
     int64_t groups_checked_ms;    /* last session sweep, loop clock */
-    struct queue *queue;          /* share groups (queue.c); NULL before queue_open() */
+    struct queue *queue;          /* share groups (share_serve.c); NULL before queue_open() */
 };
 
 /* Opens the data directory (taking its lock), the topic catalog and every
@@ -119,7 +116,7 @@ void server_stop_async(struct server *s);
  * loop. Returns 0 or the first error met while closing logs. */
 MUST_USE int server_fini(struct server *s);
 
-/* ---- for the request handlers (admin.c, produce.c, fetch.c, groups.c) ---- */
+/* ---- for the request handlers (admin.c, produce.c, fetch.c, group_serve.c) ---- */
 
 /* The topic named name, or NULL. */
 struct server_topic *server_topic_find(struct server *s, struct proto_str name);
@@ -180,7 +177,7 @@ void handle_list_offsets(struct server *s, struct loop_req *req,
 void handle_init_producer_id(struct server *s, struct loop_req *req,
                              const struct proto_req_header *h, struct rd *body);
 
-/* ---- consumer groups (broker/groups.c) ---- */
+/* ---- consumer groups (broker/group_serve.c) ---- */
 
 /* Opens the committed offsets store in DATA_DIR/groups/offsets (creating
  * it), replaying it. Precondition: the worker's ring and scratch exist,
@@ -216,11 +213,7 @@ void handle_delete_group(struct server *s, struct loop_req *req,
 void handle_reset_offsets(struct server *s, struct loop_req *req,
                           const struct proto_req_header *h, struct rd *body);
 
-/* Fetch long-poll hooks (broker/fetch.c): new data on bp; bp going away. */
-void fetch_wake(struct bpart *bp);
-void fetch_abandon(struct bpart *bp);
-
-/* ---- share groups (broker/queue.c, broker/dlq.c; broker/queue.h) ---- */
+/* ---- share groups (broker/share_serve.c, broker/dlq.c; broker/share_serve.h) ---- */
 
 /* Makes the share registry and opens its state log in
  * DATA_DIR/groups/share-state, replaying it; forgets the state of topics
@@ -235,18 +228,19 @@ MUST_USE int queue_open(struct server *s);
 MUST_USE int queue_close(struct server *s);
 
 /* From housekeeping: expires locks (persisting the lock ends), drives
- * dead-letter copies; while stopping, answers parked share fetches. */
+ * dead-letter copies; nothing while stopping. */
 void queue_tick(struct server *s);
 
-/* Share long-poll hooks: new data on bp, or records of it free again
- * (parked share fetches try again in the next turn); bp going away
- * (they answer now, empty). */
-void queue_wake(struct bpart *bp);
-void queue_abandon(struct bpart *bp);
+/* For ListGroups: an upper bound of the share groups held (0 before
+ * queue_open()), and the next one from *cursor (start at 0): its id in
+ * *id, valid until the registry next changes. Returns false past the
+ * last. Each group is named once. */
+uint32_t queue_groups_bound(const struct server *s);
+bool queue_groups_next(struct server *s, uint32_t *cursor, struct proto_str *id);
 
 /* A topic was deleted: its share state is forgotten, durably (a topic
- * created again under its name starts afresh). After queue_abandon() on
- * each of its partitions. */
+ * created again under its name starts afresh). After its partitions'
+ * waiters were abandoned (park_abandon). */
 void queue_topic_deleted(struct server *s, const char *name, size_t len);
 
 void handle_share_fetch(struct server *s, struct loop_req *req,

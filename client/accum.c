@@ -184,7 +184,7 @@ static size_t topic_batch_limit(const struct nagare_producer *p, const struct pt
 /* ---- batches ---- */
 
 /* The list of open batches, in the order they opened: b->created_ms only
- * grows along it (conn_mono_ms() is monotonic). */
+ * grows along it (clock_mono_ms() is monotonic). */
 static void open_link(struct nagare_producer *p, struct pbatch *b)
 {
     ASSERT(p->open_tail == NULL || p->open_tail->created_ms <= b->created_ms);
@@ -232,7 +232,7 @@ static void batch_open(struct nagare_producer *p, struct ptopic *t, int32_t part
     b->bytes = 0;
     b->record_count = 0;
     b->sequence_base = -1;
-    b->created_ms = conn_mono_ms();
+    b->created_ms = clock_mono_ms();
     b->attempts = 0;
     b->err = 0;
     b->offset_base = -1;
@@ -365,7 +365,7 @@ static bool batch_grow(struct nagare_producer *p, struct ptopic *t, int32_t part
     size_t limit = topic_batch_limit(p, t);
     limit = limit < p->grown_buf_bytes ? limit : p->grown_buf_bytes;
     if ((!b->pooled && !b->grown) || b->bld.cap + p->pool_buf_bytes > limit ||
-        sender_part_ready(p, pp, conn_mono_ms())) {
+        sender_part_ready(p, pp, clock_mono_ms())) {
         return false;
     }
     if (!b->grown) {
@@ -566,7 +566,7 @@ int accum_hold(struct nagare_producer *p, struct ptopic *t, int32_t partition, i
     h->opaques[h->count] = opaque;
     h->partitions[h->count] = partition;
     if (h->count++ == 0) {
-        h->first_ms = conn_mono_ms();
+        h->first_ms = clock_mono_ms();
         p->topics_holding++;
     }
     return 0;

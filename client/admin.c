@@ -15,14 +15,13 @@
 #include "client/conn.h"
 #include "client/nagare.h"
 
-#define CLIENT_ID "libnagare"
 /* A Metadata answer lists every topic (up to PROTO_TOPICS_MAX) with every
  * partition: the broker's frame default bounds it. */
 #define ADMIN_RESP_BYTES_MAX PROTO_FRAME_BYTES_DEFAULT
 #define ADMIN_REQUEST_BYTES (128 + PROTO_TOPIC_NAME_BYTES_MAX)
 
 struct nagare_admin {
-    struct conn conn;
+    struct client_conn conn;
     uint32_t timeout_ms;
 };
 
@@ -68,7 +67,7 @@ void nagare_topic_config_default(struct nagare_topic_config *c)
 
 static int64_t deadline_of(const nagare_admin *a)
 {
-    return conn_mono_ms() + a->timeout_ms;
+    return clock_mono_ms() + a->timeout_ms;
 }
 
 static bool name_ok(const char *name)
@@ -89,11 +88,11 @@ static int topic_op_encode(void *arg, struct wr *w, uint32_t corr, uint16_t vers
     const struct topic_op *op = arg;
     struct proto_enc e;
     if (op->cfg == NULL) {
-        proto_delete_topics_req_begin(&e, w, version, corr, proto_str_make(CLIENT_ID));
+        proto_delete_topics_req_begin(&e, w, version, corr, proto_str_make(CONN_CLIENT_ID));
         proto_enc_topic(&e, proto_str_make(op->name));
         return proto_enc_end(&e);
     }
-    proto_create_topics_req_begin(&e, w, version, corr, proto_str_make(CLIENT_ID));
+    proto_create_topics_req_begin(&e, w, version, corr, proto_str_make(CONN_CLIENT_ID));
     proto_create_topics_req_topic(&e, &(struct proto_create_topic){
                                           .name = proto_str_make(op->name),
                                           .partition_count = op->cfg->partitions,
@@ -154,7 +153,7 @@ static int describe_encode(void *arg, struct wr *w, uint32_t corr, uint16_t vers
 {
     const struct describe *ds = arg;
     struct proto_enc e;
-    proto_metadata_req_begin(&e, w, version, corr, proto_str_make(CLIENT_ID), ds->name == NULL);
+    proto_metadata_req_begin(&e, w, version, corr, proto_str_make(CONN_CLIENT_ID), ds->name == NULL);
     if (ds->name != NULL) {
         proto_enc_topic(&e, proto_str_make(ds->name));
     }
@@ -285,7 +284,7 @@ int nagare_offset_lookup(nagare_admin *a, const char *topic, int32_t partition, 
 
 /* ---- for admin_groups.c (admin_int.h) ---- */
 
-struct conn *admin_conn(nagare_admin *a)
+struct client_conn *admin_conn(nagare_admin *a)
 {
     return &a->conn;
 }

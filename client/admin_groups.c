@@ -18,12 +18,8 @@
 #include "client/conn.h"
 #include "client/nagare.h"
 
-#define CLIENT_ID "libnagare"
 /* A request naming a group (or a topic) and little else. */
 #define NAME_REQUEST_BYTES (64 + PROTO_STRING_BYTES_MAX)
-/* ResetOffsets: a group, the target, and up to PROTO_TOPICS_MAX topic
- * names without partitions (what OffsetFetch of the group may list). */
-#define RESET_TOPIC_BYTES (PROTO_TOPIC_NAME_BYTES_MAX + 8)
 
 static struct proto_str str_of(const char *s)
 {
@@ -79,7 +75,7 @@ struct list_groups {
 static int list_groups_encode(void *arg, struct wr *w, uint32_t corr, uint16_t version)
 {
     (void)arg;
-    return proto_list_groups_req_encode(w, version, corr, str_of(CLIENT_ID));
+    return proto_list_groups_req_encode(w, version, corr, str_of(CONN_CLIENT_ID));
 }
 
 static int list_groups_decode(void *arg, struct rd *body, uint16_t version)
@@ -150,7 +146,7 @@ struct dg_counts {
 static int describe_group_encode(void *arg, struct wr *w, uint32_t corr, uint16_t version)
 {
     const struct describe_group *dg = arg;
-    return proto_describe_group_req_encode(w, version, corr, str_of(CLIENT_ID),
+    return proto_describe_group_req_encode(w, version, corr, str_of(CONN_CLIENT_ID),
                                            str_of(dg->group));
 }
 
@@ -279,7 +275,7 @@ void nagare_group_info_free(nagare_admin *a, const struct nagare_group_info *inf
 
 static int delete_group_encode(void *arg, struct wr *w, uint32_t corr, uint16_t version)
 {
-    return proto_delete_group_req_encode(w, version, corr, str_of(CLIENT_ID), str_of(arg));
+    return proto_delete_group_req_encode(w, version, corr, str_of(CONN_CLIENT_ID), str_of(arg));
 }
 
 static int delete_group_decode(void *arg, struct rd *body, uint16_t version)
@@ -318,7 +314,7 @@ static int committed_topics_encode(void *arg, struct wr *w, uint32_t corr, uint1
 {
     const struct topic_names *tn = arg;
     struct proto_enc e;
-    proto_offset_fetch_req_begin(&e, w, version, corr, str_of(CLIENT_ID), str_of(tn->group),
+    proto_offset_fetch_req_begin(&e, w, version, corr, str_of(CONN_CLIENT_ID), str_of(tn->group),
                                  true);
     return proto_enc_end(&e);
 }
@@ -364,7 +360,7 @@ static int reset_encode(void *arg, struct wr *w, uint32_t corr, uint16_t version
     struct proto_enc e;
     struct proto_reset_offsets_req req = {.group = str_of(rs->group), .to = rs->to,
                                           .value = rs->value};
-    proto_reset_offsets_req_begin(&e, w, version, corr, str_of(CLIENT_ID), &req);
+    proto_reset_offsets_req_begin(&e, w, version, corr, str_of(CONN_CLIENT_ID), &req);
     const char *name = rs->topics->names;
     for (size_t i = 0; i < rs->topics->count; i++) {
         proto_enc_topic(&e, str_of(name)); /* no partitions: every one */
@@ -459,7 +455,9 @@ int nagare_group_reset_offsets(nagare_admin *a, const char *group, const char *t
     struct reset rs = {.group = group, .topics = &tn, .to = (int8_t)to,
                        .value = valued ? value : 0};
     if (rc == 0) {
-        size_t need = NAME_REQUEST_BYTES + tn.count * RESET_TOPIC_BYTES;
+        /* a group, the target, and up to PROTO_TOPICS_MAX topics without
+         * partitions (what OffsetFetch of the group may list) */
+        size_t need = NAME_REQUEST_BYTES + tn.count * PROTO_TOPIC_BYTES_MAX;
         rc = api_err(conn_call(admin_conn(a), PROTO_API_RESET_OFFSETS, need, reset_encode,
                                reset_decode, &rs, admin_deadline(a)));
     }
@@ -492,7 +490,7 @@ struct redrive {
 static int redrive_encode(void *arg, struct wr *w, uint32_t corr, uint16_t version)
 {
     const struct redrive *rq = arg;
-    return proto_dlq_redrive_req_encode(w, version, corr, str_of(CLIENT_ID), str_of(rq->topic));
+    return proto_dlq_redrive_req_encode(w, version, corr, str_of(CONN_CLIENT_ID), str_of(rq->topic));
 }
 
 static int redrive_decode(void *arg, struct rd *body, uint16_t version)

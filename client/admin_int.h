@@ -12,7 +12,7 @@
 #include "client/conn.h"
 #include "client/nagare.h"
 
-struct conn *admin_conn(nagare_admin *a);
+struct client_conn *admin_conn(nagare_admin *a);
 /* Monotonic deadline of a call starting now: now + the client's timeout. */
 int64_t admin_deadline(const nagare_admin *a);
 

@@ -3,7 +3,6 @@
 
 #include <string.h>
 
-#define CLIENT_ID "libnagare"
 /* A request naming one topic: header, counts, the name, a partition. */
 #define ONE_TOPIC_REQUEST_BYTES (64 + PROTO_TOPIC_NAME_BYTES_MAX)
 
@@ -25,7 +24,7 @@ static int list_offset_encode(void *arg, struct wr *w, uint32_t corr, uint16_t v
 {
     const struct list_offset *lo = arg;
     struct proto_enc e;
-    proto_list_offsets_req_begin(&e, w, version, corr, str_of(CLIENT_ID));
+    proto_list_offsets_req_begin(&e, w, version, corr, str_of(CONN_CLIENT_ID));
     proto_enc_topic(&e, str_of(lo->topic));
     proto_list_offsets_req_partition(&e, &(struct proto_list_offsets_req_partition){
                                             .partition = lo->partition,
@@ -56,7 +55,7 @@ static int list_offset_decode(void *arg, struct rd *body, uint16_t version)
     return 0;
 }
 
-int calls_list_offset(struct conn *c, const char *topic, int32_t partition,
+int calls_list_offset(struct client_conn *c, const char *topic, int32_t partition,
                       int64_t timestamp_ms, int64_t deadline_ms, int64_t *offset_out)
 {
     struct list_offset lo = {.topic = topic, .partition = partition,
@@ -80,7 +79,7 @@ static int one_topic_encode(void *arg, struct wr *w, uint32_t corr, uint16_t ver
 {
     const struct one_topic *ot = arg;
     struct proto_enc e;
-    proto_metadata_req_begin(&e, w, version, corr, str_of(CLIENT_ID), false);
+    proto_metadata_req_begin(&e, w, version, corr, str_of(CONN_CLIENT_ID), false);
     proto_enc_topic(&e, str_of(ot->topic));
     return proto_enc_end(&e);
 }
@@ -102,7 +101,7 @@ static int one_topic_decode(void *arg, struct rd *body, uint16_t version)
     return ot->count > 0 ? 0 : -NG_EPROTO;
 }
 
-int calls_partition_count(struct conn *c, const char *topic, int64_t deadline_ms,
+int calls_partition_count(struct client_conn *c, const char *topic, int64_t deadline_ms,
                           int32_t *count_out)
 {
     struct one_topic ot = {.topic = topic};

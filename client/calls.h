@@ -1,6 +1,6 @@
 /*
  * client/calls.h — the synchronous requests the consumer and the admin
- * client make: each sends one request on a struct conn and waits for its
+ * client make: each sends one request on a struct client_conn and waits for its
  * answer until a deadline (conn_call()), connecting first when down.
  *
  * Every function returns 0 or a negative error: the request's (-NG_ETIMEOUT,
@@ -18,12 +18,12 @@
 
 /* ListOffsets for one partition: timestamp_ms -2 (earliest), -1 (latest) or
  * the first offset with a timestamp >= it (the log end when none is). */
-MUST_USE int calls_list_offset(struct conn *c, const char *topic, int32_t partition,
+MUST_USE int calls_list_offset(struct client_conn *c, const char *topic, int32_t partition,
                                int64_t timestamp_ms, int64_t deadline_ms, int64_t *offset_out);
 
 /* Metadata for one topic: its partition count. -NG_EUNKNOWN_TOPIC when the
  * broker does not have it. */
-MUST_USE int calls_partition_count(struct conn *c, const char *topic, int64_t deadline_ms,
+MUST_USE int calls_partition_count(struct client_conn *c, const char *topic, int64_t deadline_ms,
                                    int32_t *count_out);
 
 #endif

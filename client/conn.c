@@ -19,7 +19,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#define CLIENT_ID "libnagare"
 /* Answer bytes read per conn_poll() before yielding to the caller. */
 #define RX_READS_PER_POLL 64
 /* The ApiVersions answer is small: 4 + 4 + 32 * 6 bytes and a header. */
@@ -29,20 +28,6 @@
 #define TX_IOV_MAX 128
 /* First room for references; grows to what the frames queued need. */
 #define TXREFS_INITIAL 64
-
-int64_t conn_mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-int64_t conn_wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* ---- address ---- */
 
@@ -85,10 +70,10 @@ int conn_parse_address(const char *address, char *host, size_t host_cap, char *p
 
 /* ---- life cycle ---- */
 
-int conn_init(struct conn *c, const struct conn_config *cfg)
+int conn_init(struct client_conn *c, const struct conn_config *cfg)
 {
     ASSERT(c != NULL && cfg != NULL);
-    *c = (struct conn){.fd = -1, .corr_next = 1};
+    *c = (struct client_conn){.fd = -1, .corr_next = 1};
     int rc = conn_parse_address(cfg->bootstrap, c->host, sizeof(c->host), c->port,
                                 sizeof(c->port));
     if (rc != 0) {
@@ -116,7 +101,7 @@ int conn_init(struct conn *c, const struct conn_config *cfg)
     return 0;
 }
 
-void conn_fini(struct conn *c)
+void conn_fini(struct client_conn *c)
 {
     if (c == NULL) {
         return;
@@ -136,7 +121,7 @@ void conn_fini(struct conn *c)
 /* Forgets every byte queued and not written (the connection is gone):
  * the stream counts meet again, so requests queued later complete when
  * their own bytes are written. */
-static void tx_drop(struct conn *c)
+static void tx_drop(struct client_conn *c)
 {
     c->tx_head = 0;
     c->tx_len = 0;
@@ -147,13 +132,13 @@ static void tx_drop(struct conn *c)
 
 /* ---- pending FIFO ---- */
 
-static struct conn_pending *pend_at(struct conn *c, uint32_t i)
+static struct conn_pending *pend_at(struct client_conn *c, uint32_t i)
 {
     ASSERT(i < c->pend_count);
     return &c->pend[(c->pend_head + i) % c->cfg.pending_max];
 }
 
-static void pend_pop_done(struct conn *c)
+static void pend_pop_done(struct client_conn *c)
 {
     while (c->pend_count > 0 && pend_at(c, 0)->done) {
         c->pend_head = (c->pend_head + 1) % c->cfg.pending_max;
@@ -162,7 +147,7 @@ static void pend_pop_done(struct conn *c)
 }
 
 /* Completes entry i (not done yet) and runs its callback. */
-static void pend_complete(struct conn *c, uint32_t i, int err, struct rd *body)
+static void pend_complete(struct client_conn *c, uint32_t i, int err, struct rd *body)
 {
     struct conn_pending *p = pend_at(c, i);
     ASSERT(!p->done);
@@ -173,7 +158,7 @@ static void pend_complete(struct conn *c, uint32_t i, int err, struct rd *body)
     fn(arg, err, body, version);
 }
 
-void conn_close(struct conn *c, int err)
+void conn_close(struct client_conn *c, int err)
 {
     ASSERT(err < 0);
     if (c->fd < 0) {
@@ -217,7 +202,7 @@ static int socket_open(int family)
 
 /* Starts a non-blocking connect to the next address that does not refuse
  * at once. Returns the socket or -errno (every address refused). */
-static int connect_next(struct conn *c)
+static int connect_next(struct client_conn *c)
 {
     int rc = -ECONNREFUSED;
     while (c->addr_next < c->addr_count) {
@@ -238,7 +223,7 @@ static int connect_next(struct conn *c)
 }
 
 /* Resolves the address into c->addrs. */
-static int resolve(struct conn *c)
+static int resolve(struct client_conn *c)
 {
     struct addrinfo hints;
     memset(&hints, 0, sizeof(hints));
@@ -266,7 +251,7 @@ static int resolve(struct conn *c)
 }
 
 /* Connects to the next address; the socket becomes c's. */
-static int connect_start_next(struct conn *c)
+static int connect_start_next(struct client_conn *c)
 {
     int fd = connect_next(c);
     if (fd < 0) {
@@ -280,7 +265,7 @@ static int connect_start_next(struct conn *c)
     return 0;
 }
 
-int conn_connect_start(struct conn *c)
+int conn_connect_start(struct client_conn *c)
 {
     if (c->fd >= 0) {
         return 0;
@@ -290,13 +275,44 @@ int conn_connect_start(struct conn *c)
         c->err_last = rc;
         return rc;
     }
-    c->connect_deadline_ms = conn_mono_ms() + c->cfg.request_timeout_ms;
+    c->connect_deadline_ms = clock_mono_ms() + c->cfg.request_timeout_ms;
     return connect_start_next(c);
+}
+
+uint32_t conn_backoff_next(uint32_t *b)
+{
+    *b = *b == 0 ? CONN_BACKOFF_MS_FIRST
+                 : (*b < CONN_BACKOFF_MS_MAX / 2 ? *b * 2 : CONN_BACKOFF_MS_MAX);
+    return *b;
+}
+
+int conn_redial(struct client_conn *c, struct conn_redial *r, int64_t now_ms, uint32_t timeout_ms)
+{
+    if (c->state == CONN_UP) {
+        *r = (struct conn_redial){0};
+        return 0;
+    }
+    if (c->state != CONN_DOWN) {
+        return 0;
+    }
+    if (r->down_since_ms == 0) {
+        r->down_since_ms = now_ms;
+    }
+    if (now_ms - r->down_since_ms >= (int64_t)timeout_ms) {
+        r->down_since_ms = now_ms;
+        return -NG_EDISCONNECTED;
+    }
+    if (now_ms >= r->at_ms) {
+        r->at_ms = now_ms + conn_backoff_next(&r->backoff_ms);
+        int rc = conn_connect_start(c);
+        (void)rc; /* refused at once: tried again after the backoff */
+    }
+    return 0;
 }
 
 static void handshake_done(void *arg, int err, struct rd *body, uint16_t version)
 {
-    struct conn *c = arg;
+    struct client_conn *c = arg;
     struct proto_api_versions_resp v;
     if (err == 0) {
         err = proto_api_versions_resp_decode(body, version, &v);
@@ -327,10 +343,10 @@ static void handshake_done(void *arg, int err, struct rd *body, uint16_t version
     c->state = CONN_UP;
 }
 
-static void tx_write(struct conn *c);
+static void tx_write(struct client_conn *c);
 
 /* The socket connected (or failed to): check, then send ApiVersions. */
-static void connect_finish(struct conn *c)
+static void connect_finish(struct client_conn *c)
 {
     int soerr = 0;
     socklen_t len = sizeof(soerr);
@@ -351,16 +367,16 @@ static void connect_finish(struct conn *c)
     c->state = CONN_HANDSHAKE;
     struct wr w = wr_make(c->tx, c->tx_cap);
     uint32_t corr = c->corr_next++;
-    int rc = proto_api_versions_req_encode(&w, 0, corr, proto_str_make(CLIENT_ID));
+    int rc = proto_api_versions_req_encode(&w, 0, corr, proto_str_make(CONN_CLIENT_ID));
     ASSERT(rc == 0);
-    int64_t left = c->connect_deadline_ms - conn_mono_ms();
+    int64_t left = c->connect_deadline_ms - clock_mono_ms();
     conn_frame_commit(c, &w, corr, PROTO_API_API_VERSIONS, 0, false,
                       left > 0 ? (uint32_t)left : 1, handshake_done, c);
 }
 
-int conn_wait_up(struct conn *c, int timeout_ms)
+int conn_wait_up(struct client_conn *c, int timeout_ms)
 {
-    int64_t deadline = conn_mono_ms() + (timeout_ms < 0 ? INT32_MAX : timeout_ms);
+    int64_t deadline = clock_mono_ms() + (timeout_ms < 0 ? INT32_MAX : timeout_ms);
     if (c->state == CONN_DOWN) {
         int rc = conn_connect_start(c);
         if (rc != 0) {
@@ -376,7 +392,7 @@ int conn_wait_up(struct conn *c, int timeout_ms)
         if (c->generation != gen || c->state == CONN_DOWN) {
             return c->err_last != 0 ? c->err_last : -NG_EDISCONNECTED;
         }
-        int64_t left = deadline - conn_mono_ms();
+        int64_t left = deadline - clock_mono_ms();
         if (left <= 0) {
             conn_close(c, -NG_ETIMEOUT);
             return -NG_ETIMEOUT;
@@ -391,30 +407,30 @@ int conn_wait_up(struct conn *c, int timeout_ms)
 
 /* ---- sending ---- */
 
-bool conn_ready(const struct conn *c)
+bool conn_ready(const struct client_conn *c)
 {
     return c->state == CONN_UP && c->pend_count < c->cfg.pending_max;
 }
 
-uint16_t conn_version(const struct conn *c, uint16_t api_key)
+uint16_t conn_version(const struct client_conn *c, uint16_t api_key)
 {
     ASSERT(api_key < PROTO_API_COUNT);
     return c->api_version[api_key];
 }
 
-size_t conn_frame_bytes_max(const struct conn *c)
+size_t conn_frame_bytes_max(const struct client_conn *c)
 {
     return (size_t)c->peer_frame_bytes_max + PROTO_FRAME_PREFIX_BYTES;
 }
 
-static size_t tx_limit(const struct conn *c)
+static size_t tx_limit(const struct client_conn *c)
 {
     size_t frame = conn_frame_bytes_max(c);
     return c->cfg.tx_bytes_max > frame ? c->cfg.tx_bytes_max : frame;
 }
 
 /* Makes need bytes free at the end of tx: compacts, then grows. */
-static int tx_room(struct conn *c, size_t need)
+static int tx_room(struct client_conn *c, size_t need)
 {
     if (c->tx_head == c->tx_len) {
         c->tx_head = 0;
@@ -448,7 +464,7 @@ static int tx_room(struct conn *c, size_t need)
 
 /* Makes room for n more references: compacts, then grows. Their number is
  * bounded by the requests pending, CONN_FRAME_REFS_MAX each. */
-static int txref_room(struct conn *c, uint32_t n)
+static int txref_room(struct client_conn *c, uint32_t n)
 {
     if (c->txref_head == c->txref_len) {
         c->txref_head = 0;
@@ -480,7 +496,7 @@ static int txref_room(struct conn *c, uint32_t n)
     return 0;
 }
 
-int conn_frame_begin_refs(struct conn *c, size_t need, size_t ref_bytes, uint32_t ref_count,
+int conn_frame_begin_refs(struct client_conn *c, size_t need, size_t ref_bytes, uint32_t ref_count,
                           struct wr *w, uint32_t *corr_out)
 {
     ASSERT(conn_ready(c) && ref_count <= CONN_FRAME_REFS_MAX);
@@ -500,12 +516,12 @@ int conn_frame_begin_refs(struct conn *c, size_t need, size_t ref_bytes, uint32_
     return 0;
 }
 
-int conn_frame_begin(struct conn *c, size_t need, struct wr *w, uint32_t *corr_out)
+int conn_frame_begin(struct client_conn *c, size_t need, struct wr *w, uint32_t *corr_out)
 {
     return conn_frame_begin_refs(c, need, 0, 0, w, corr_out);
 }
 
-static void frame_commit(struct conn *c, const struct wr *w, const struct conn_ref *refs,
+static void frame_commit(struct client_conn *c, const struct wr *w, const struct conn_ref *refs,
                          uint32_t ref_count, uint32_t corr, uint16_t api_key, uint16_t version,
                          bool noreply, uint32_t timeout_ms, conn_done_fn fn, conn_sink_fn sink,
                          void *arg)
@@ -533,19 +549,19 @@ static void frame_commit(struct conn *c, const struct wr *w, const struct conn_r
     c->pend_count++;
     *pend_at(c, c->pend_count - 1) = (struct conn_pending){
         .corr = corr, .api_key = api_key, .version = version, .noreply = noreply,
-        .tx_end = c->tx_queued_total, .deadline_ms = conn_mono_ms() + timeout_ms,
+        .tx_end = c->tx_queued_total, .deadline_ms = clock_mono_ms() + timeout_ms,
         .fn = fn, .sink = sink, .arg = arg};
     tx_write(c);
 }
 
-void conn_frame_commit(struct conn *c, const struct wr *w, uint32_t corr, uint16_t api_key,
+void conn_frame_commit(struct client_conn *c, const struct wr *w, uint32_t corr, uint16_t api_key,
                        uint16_t version, bool noreply, uint32_t timeout_ms, conn_done_fn fn,
                        void *arg)
 {
     frame_commit(c, w, NULL, 0, corr, api_key, version, noreply, timeout_ms, fn, NULL, arg);
 }
 
-void conn_frame_commit_refs(struct conn *c, const struct wr *w, const struct conn_ref *refs,
+void conn_frame_commit_refs(struct client_conn *c, const struct wr *w, const struct conn_ref *refs,
                             uint32_t ref_count, uint32_t corr, uint16_t api_key,
                             uint16_t version, bool noreply, uint32_t timeout_ms,
                             conn_done_fn fn, void *arg)
@@ -554,7 +570,7 @@ void conn_frame_commit_refs(struct conn *c, const struct wr *w, const struct con
                  arg);
 }
 
-void conn_frame_commit_sink(struct conn *c, const struct wr *w, uint32_t corr, uint16_t api_key,
+void conn_frame_commit_sink(struct client_conn *c, const struct wr *w, uint32_t corr, uint16_t api_key,
                             uint16_t version, uint32_t timeout_ms, conn_done_fn fn,
                             conn_sink_fn sink, void *arg)
 {
@@ -564,7 +580,7 @@ void conn_frame_commit_sink(struct conn *c, const struct wr *w, uint32_t corr, u
 
 /* Describes the unwritten bytes in stream order, copied ones and
  * references interleaved, in at most TX_IOV_MAX pieces. Returns how many. */
-static int tx_iov(const struct conn *c, struct iovec *iov)
+static int tx_iov(const struct client_conn *c, struct iovec *iov)
 {
     uint64_t pos = c->tx_sent_total;
     size_t copied = c->tx_head;
@@ -592,7 +608,7 @@ static int tx_iov(const struct conn *c, struct iovec *iov)
 
 /* Accounts for n more bytes written: through the copied bytes and the
  * references they cover. */
-static void tx_advance(struct conn *c, size_t n)
+static void tx_advance(struct client_conn *c, size_t n)
 {
     uint64_t pos = c->tx_sent_total;
     uint64_t end = pos + n;
@@ -619,7 +635,7 @@ static void tx_advance(struct conn *c, size_t n)
 /* Writes what the socket takes. A failure marks the connection broken; it
  * is closed (and its requests failed) by the next conn_poll()/conn_flush(),
  * never from inside conn_frame_commit(). */
-static void tx_write(struct conn *c)
+static void tx_write(struct client_conn *c)
 {
     while (c->broken == 0 && c->tx_sent_total < c->tx_queued_total &&
            c->state >= CONN_HANDSHAKE) {
@@ -641,7 +657,7 @@ static void tx_write(struct conn *c)
 }
 
 /* Completes requests that get no answer once their bytes are written. */
-static void complete_written(struct conn *c)
+static void complete_written(struct client_conn *c)
 {
     uint64_t gen = c->generation;
     for (uint32_t i = 0; i < c->pend_count && c->generation == gen; i++) {
@@ -658,7 +674,7 @@ static void complete_written(struct conn *c)
     }
 }
 
-void conn_flush(struct conn *c)
+void conn_flush(struct client_conn *c)
 {
     if (c->fd < 0) {
         return;
@@ -676,7 +692,7 @@ void conn_flush(struct conn *c)
 /* ---- receiving ---- */
 
 /* The oldest request still waiting for an answer, or -1. */
-static int64_t pend_first_reply(struct conn *c)
+static int64_t pend_first_reply(struct client_conn *c)
 {
     for (uint32_t i = 0; i < c->pend_count; i++) {
         const struct conn_pending *p = pend_at(c, i);
@@ -689,7 +705,7 @@ static int64_t pend_first_reply(struct conn *c)
 
 /* Hands one whole frame (after its prefix) to its request. Returns 0, or
  * the error that must close the connection. */
-static int dispatch_frame(struct conn *c, const uint8_t *frame, uint32_t len)
+static int dispatch_frame(struct client_conn *c, const uint8_t *frame, uint32_t len)
 {
     struct rd r = rd_make(frame, len);
     struct proto_resp_header h;
@@ -715,7 +731,7 @@ static int dispatch_frame(struct conn *c, const uint8_t *frame, uint32_t len)
  * of it moves there and the rest is read straight into it (sink_read()).
  * Answers come in request order, so it is the oldest unanswered request's
  * (dispatch_frame() checks its correlation id once it is whole). */
-static void sink_start(struct conn *c, size_t at)
+static void sink_start(struct client_conn *c, size_t at)
 {
     if (c->rx_len - at < PROTO_FRAME_PREFIX_BYTES) {
         return;
@@ -742,7 +758,7 @@ static void sink_start(struct conn *c, size_t at)
 /* Reads into the sink, never past its frame; dispatches the frame once it
  * is whole. Returns 1 when the socket has nothing more now, 0 to read on,
  * or the error that must close the connection. */
-static int sink_read(struct conn *c)
+static int sink_read(struct client_conn *c)
 {
     ssize_t n = recv(c->fd, c->sink + c->sink_got, c->sink_len - c->sink_got, 0);
     if (n < 0 && errno == EINTR) {
@@ -773,7 +789,7 @@ static int sink_read(struct conn *c)
 
 /* Dispatches every whole frame at the start of rx, then moves the rest to
  * the front. Returns 0 or the error that must close the connection. */
-static int rx_dispatch(struct conn *c)
+static int rx_dispatch(struct client_conn *c)
 {
     size_t at = 0;
     uint64_t gen = c->generation;
@@ -805,7 +821,7 @@ static int rx_dispatch(struct conn *c)
 }
 
 /* Room for the frame being assembled plus a read window, within bounds. */
-static int rx_room(struct conn *c)
+static int rx_room(struct client_conn *c)
 {
     size_t want = c->rx_len + CONN_RX_WINDOW_BYTES;
     if (c->rx_len >= PROTO_FRAME_PREFIX_BYTES) {
@@ -834,7 +850,7 @@ static int rx_room(struct conn *c)
  * its length is known, else a read window. Never the whole of rx: what a
  * read brings of a large answer before its sink is known is copied there
  * (sink_start()), so at most a window of it is. */
-static size_t rx_want(const struct conn *c)
+static size_t rx_want(const struct client_conn *c)
 {
     size_t want = CONN_RX_WINDOW_BYTES;
     if (c->rx_len >= PROTO_FRAME_PREFIX_BYTES) {
@@ -847,7 +863,7 @@ static size_t rx_want(const struct conn *c)
 
 /* Reads and dispatches until the socket is empty (or a read budget is
  * spent). Returns 0 or the error that must close the connection. */
-static int rx_read(struct conn *c)
+static int rx_read(struct client_conn *c)
 {
     uint64_t gen = c->generation;
     for (int k = 0; k < RX_READS_PER_POLL && c->generation == gen; k++) {
@@ -886,7 +902,7 @@ static int rx_read(struct conn *c)
 
 /* ---- polling ---- */
 
-int64_t conn_next_deadline(const struct conn *c)
+int64_t conn_next_deadline(const struct client_conn *c)
 {
     int64_t d = INT64_MAX;
     if (c->state == CONN_CONNECTING) {
@@ -901,14 +917,14 @@ int64_t conn_next_deadline(const struct conn *c)
     return d;
 }
 
-static void check_deadlines(struct conn *c)
+static void check_deadlines(struct client_conn *c)
 {
-    if (c->fd >= 0 && conn_mono_ms() >= conn_next_deadline(c)) {
+    if (c->fd >= 0 && clock_mono_ms() >= conn_next_deadline(c)) {
         conn_close(c, -NG_ETIMEOUT);
     }
 }
 
-static void handle_events(struct conn *c, short revents)
+static void handle_events(struct client_conn *c, short revents)
 {
     if (c->state == CONN_CONNECTING) {
         if ((revents & (POLLOUT | POLLERR | POLLHUP)) != 0) {
@@ -928,7 +944,7 @@ static void handle_events(struct conn *c, short revents)
     }
 }
 
-void conn_pump(struct conn *c)
+void conn_pump(struct client_conn *c)
 {
     if (c->state != CONN_UP) {
         return;
@@ -941,7 +957,7 @@ void conn_pump(struct conn *c)
     conn_flush(c);
 }
 
-int conn_poll(struct conn *c, int timeout_ms)
+int conn_poll(struct client_conn *c, int timeout_ms)
 {
     if (c->fd < 0) {
         if (timeout_ms != 0 && poll(NULL, 0, timeout_ms) < 0 && errno != EINTR) {
@@ -954,7 +970,7 @@ int conn_poll(struct conn *c, int timeout_ms)
         return 0;
     }
     /* Never sleep past a request's deadline: it must be enforced on time. */
-    int64_t now = conn_mono_ms();
+    int64_t now = clock_mono_ms();
     int64_t deadline = conn_next_deadline(c);
     if (deadline != INT64_MAX) {
         int64_t left = deadline > now ? deadline - now : 0;
@@ -995,10 +1011,10 @@ static void call_done(void *arg, int err, struct rd *body, uint16_t version)
 }
 
 /* Waits until a request can be submitted. */
-static int call_wait_ready(struct conn *c, int64_t deadline_ms)
+static int call_wait_ready(struct client_conn *c, int64_t deadline_ms)
 {
     while (!conn_ready(c)) {
-        int64_t left = deadline_ms - conn_mono_ms();
+        int64_t left = deadline_ms - clock_mono_ms();
         if (left <= 0) {
             return -NG_ETIMEOUT;
         }
@@ -1011,7 +1027,7 @@ static int call_wait_ready(struct conn *c, int64_t deadline_ms)
     return 0;
 }
 
-int conn_call(struct conn *c, uint16_t api_key, size_t need, conn_encode_fn encode,
+int conn_call(struct client_conn *c, uint16_t api_key, size_t need, conn_encode_fn encode,
               conn_decode_fn decode, void *arg, int64_t deadline_ms)
 {
     int rc = call_wait_ready(c, deadline_ms);
@@ -1029,7 +1045,7 @@ int conn_call(struct conn *c, uint16_t api_key, size_t need, conn_encode_fn enco
     if (rc != 0) {
         return rc;
     }
-    int64_t left = deadline_ms - conn_mono_ms();
+    int64_t left = deadline_ms - clock_mono_ms();
     struct call st = {.decode = decode, .arg = arg};
     conn_frame_commit(c, &w, corr, api_key, version, false, left > 0 ? (uint32_t)left : 1,
                       call_done, &st);

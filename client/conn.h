@@ -23,7 +23,7 @@
  * straight into a buffer of its request's owner (conn_frame_commit_sink()),
  * then rx holds nothing meanwhile.
  *
- * Threads: a struct conn belongs to one thread. Callbacks run from inside
+ * Threads: a struct client_conn belongs to one thread. Callbacks run from inside
  * conn_poll(), conn_pump(), conn_flush() and conn_close() on that thread
  * (never from conn_frame_commit*()); a callback may
  * submit new requests on the same connection (conn_frame_begin/commit) and
@@ -38,11 +38,11 @@
 #include <sys/socket.h>
 
 #include "base/bytes.h"
+#include "base/clock.h"
 #include "net/proto.h"
 
-/* Monotonic and wall-clock milliseconds. */
-int64_t conn_mono_ms(void);
-int64_t conn_wall_ms(void);
+/* The client id every request libnagare sends carries. */
+#define CONN_CLIENT_ID "libnagare"
 
 /* Largest answer accepted by default: the broker's own frame default, which
  * holds a fetch of 16 MiB with one large batch past it many times over. */
@@ -133,7 +133,7 @@ struct conn_pending {
 };
 
 /* Fields are private to conn.c except where noted. */
-struct conn {
+struct client_conn {
     int fd;
     enum conn_state state;       /* readable by users */
     int err_last;                /* why it last went down (0: never); readable */
@@ -191,59 +191,85 @@ int conn_parse_address(const char *address, char *host, size_t host_cap, char *p
 
 /* Readies c from cfg: copies the address, allocates the buffers; opens no
  * socket. Returns 0, -NG_EBADARG (bad address or limits), -ENOMEM. */
-MUST_USE int conn_init(struct conn *c, const struct conn_config *cfg);
+MUST_USE int conn_init(struct client_conn *c, const struct conn_config *cfg);
 
 /* Closes the socket (failing pending requests with -NG_ECLOSED) and frees
  * everything. Harmless on a zeroed or already finished conn. */
-void conn_fini(struct conn *c);
+void conn_fini(struct client_conn *c);
 
 /* Starts connecting when down: resolves the address (getaddrinfo: blocking
  * for names that are not numeric), starts a non-blocking connect. Progress
  * is made by conn_poll(). Returns 0 (connecting, or already connected) or
  * the failure (-errno, -NG_ENOTFOUND for a name that does not resolve). */
-MUST_USE int conn_connect_start(struct conn *c);
+MUST_USE int conn_connect_start(struct client_conn *c);
+
+/* Backoff between tries (reconnects, failed requests): the first step,
+ * doubling up to the last. Short enough that a broker back from a restart
+ * is found within a second; long enough not to spin on one that is not. */
+#define CONN_BACKOFF_MS_FIRST 100
+#define CONN_BACKOFF_MS_MAX 1000
+
+/* The next step of the backoff *b (0: no try failed yet), stored back in
+ * *b and returned. Pure. */
+uint32_t conn_backoff_next(uint32_t *b);
+
+/* Reconnecting a conn that went down, for the loop of its owner (a
+ * consumer, a share consumer). Zeroed: up, or never tried. */
+struct conn_redial {
+    int64_t at_ms;          /* the next try may start then (monotonic) */
+    uint32_t backoff_ms;    /* the current step (conn_backoff_next) */
+    int64_t down_since_ms;  /* 0: up, or not yet seen down */
+};
+
+/* Call from the owner's loop. While c is CONN_DOWN, starts a connect once
+ * r->at_ms has come (then waits a backoff step before the next try, whether
+ * the start failed at once or the connect fails later); once c is up,
+ * resets r. Returns -NG_EDISCONNECTED when c has stayed down for timeout_ms
+ * (once per such period, for the owner to report), else 0. */
+MUST_USE int conn_redial(struct client_conn *c, struct conn_redial *r, int64_t now_ms,
+                         uint32_t timeout_ms);
 
 /* Connects (if down) and waits for the handshake, at most timeout_ms.
  * Returns 0 once up, -NG_ETIMEOUT, or why connecting failed (-ECONNREFUSED,
  * -NG_ENOTFOUND, -NG_EDISCONNECTED, -NG_EPROTO...). */
-MUST_USE int conn_wait_up(struct conn *c, int timeout_ms);
+MUST_USE int conn_wait_up(struct client_conn *c, int timeout_ms);
 
 /* Waits up to timeout_ms (-1: no limit, 0: not at all) for the socket, then
  * writes what it can, reads and dispatches answers, and enforces request
  * timeouts. Returns 0, or -errno when poll() itself failed; connection
  * failures are reported to the requests, c->state and c->err_last. A down
  * connection just sleeps for timeout_ms. */
-MUST_USE int conn_poll(struct conn *c, int timeout_ms);
+MUST_USE int conn_poll(struct client_conn *c, int timeout_ms);
 
 /* Writes queued bytes without waiting. */
-void conn_flush(struct conn *c);
+void conn_flush(struct client_conn *c);
 
 /* Reads and dispatches the answers that have arrived and writes queued
  * bytes, without waiting and without poll(): for a caller busy with other
  * work who wants the peer's answers off the socket meanwhile (so the peer
  * is not held up by a full socket buffer). A no-op unless CONN_UP. */
-void conn_pump(struct conn *c);
+void conn_pump(struct client_conn *c);
 
 /* Closes the socket; pending requests complete with err (in order). */
-void conn_close(struct conn *c, int err);
+void conn_close(struct client_conn *c, int err);
 
 /* True when a request may be submitted now: up, and fewer than pending_max
  * pending. */
-bool conn_ready(const struct conn *c);
+bool conn_ready(const struct client_conn *c);
 
 /* Version to use for api_key, or UINT16_MAX when the broker does not speak
  * it. Precondition: CONN_UP. */
-uint16_t conn_version(const struct conn *c, uint16_t api_key);
+uint16_t conn_version(const struct client_conn *c, uint16_t api_key);
 
 /* Bytes of request frame the broker accepts (prefix included). */
-size_t conn_frame_bytes_max(const struct conn *c);
+size_t conn_frame_bytes_max(const struct client_conn *c);
 
 /* Starts a request: returns a writer over the free send-queue space (at
  * least `need` bytes, compacting or growing the queue within its bound)
  * and the correlation id to encode. Returns 0, or -NG_EBUSY when that much
  * room cannot be made now (poll, then retry), -NG_ETOOBIG when need is over
  * what a frame may be. Precondition: conn_ready(). */
-MUST_USE int conn_frame_begin(struct conn *c, size_t need, struct wr *w, uint32_t *corr_out);
+MUST_USE int conn_frame_begin(struct client_conn *c, size_t need, struct wr *w, uint32_t *corr_out);
 
 /* conn_frame_begin() for a frame that will also carry up to ref_count
  * references (conn_frame_commit_refs()) of ref_bytes in all: need is the
@@ -251,14 +277,14 @@ MUST_USE int conn_frame_begin(struct conn *c, size_t need, struct wr *w, uint32_
  * Returns 0, -NG_EBUSY, -NG_ETOOBIG (need + ref_bytes over what a frame may
  * be), -ENOMEM. Precondition: conn_ready(), ref_count <=
  * CONN_FRAME_REFS_MAX. */
-MUST_USE int conn_frame_begin_refs(struct conn *c, size_t need, size_t ref_bytes,
+MUST_USE int conn_frame_begin_refs(struct client_conn *c, size_t need, size_t ref_bytes,
                                    uint32_t ref_count, struct wr *w, uint32_t *corr_out);
 
 /* Submits the one frame encoded into w (from conn_frame_begin(), finished
  * with proto_enc_end() returning 0) and tries to write it at once.
  * timeout_ms bounds the wait for its answer (or its write, for noreply).
  * fn(arg, ...) runs exactly once, later (never from inside this call). */
-void conn_frame_commit(struct conn *c, const struct wr *w, uint32_t corr, uint16_t api_key,
+void conn_frame_commit(struct client_conn *c, const struct wr *w, uint32_t corr, uint16_t api_key,
                        uint16_t version, bool noreply, uint32_t timeout_ms, conn_done_fn fn,
                        void *arg);
 
@@ -271,23 +297,23 @@ void conn_frame_commit(struct conn *c, const struct wr *w, uint32_t corr, uint16
  * written (a broker answering earlier breaks the protocol: the connection
  * closes), and a close drops every reference, so once fn runs nothing
  * here points at them any more. */
-void conn_frame_commit_refs(struct conn *c, const struct wr *w, const struct conn_ref *refs,
+void conn_frame_commit_refs(struct client_conn *c, const struct wr *w, const struct conn_ref *refs,
                             uint32_t ref_count, uint32_t corr, uint16_t api_key,
                             uint16_t version, bool noreply, uint32_t timeout_ms,
                             conn_done_fn fn, void *arg);
 
 /* conn_frame_commit() for a request with an answer that may be read straight into a
  * buffer sink(arg, ...) gives (see conn_sink_fn), with no copy. */
-void conn_frame_commit_sink(struct conn *c, const struct wr *w, uint32_t corr, uint16_t api_key,
+void conn_frame_commit_sink(struct client_conn *c, const struct wr *w, uint32_t corr, uint16_t api_key,
                             uint16_t version, uint32_t timeout_ms, conn_done_fn fn,
                             conn_sink_fn sink, void *arg);
 
 /* Requests submitted and not yet completed. */
-static inline uint32_t conn_pending_count(const struct conn *c) { return c->pend_count; }
+static inline uint32_t conn_pending_count(const struct client_conn *c) { return c->pend_count; }
 
 /* The earliest deadline among pending requests and a connect in progress
  * (monotonic ms), or INT64_MAX. */
-int64_t conn_next_deadline(const struct conn *c);
+int64_t conn_next_deadline(const struct client_conn *c);
 
 /* ---- synchronous calls ---- */
 
@@ -302,7 +328,7 @@ typedef int (*conn_encode_fn)(void *arg, struct wr *w, uint32_t corr, uint16_t v
  * (monotonic), connecting first when down; other requests' callbacks run
  * meanwhile. Returns decode()'s result, -NG_ETIMEOUT, -NG_EBADVERSION (the
  * broker does not speak api_key), or the request's error. */
-MUST_USE int conn_call(struct conn *c, uint16_t api_key, size_t need, conn_encode_fn encode,
+MUST_USE int conn_call(struct client_conn *c, uint16_t api_key, size_t need, conn_encode_fn encode,
                        conn_decode_fn decode, void *arg, int64_t deadline_ms);
 
 #endif

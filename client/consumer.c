@@ -51,8 +51,6 @@
 #include "client/nagare.h"
 #include "storage/batch.h"
 
-#define CLIENT_ID "libnagare"
-#define BACKOFF_MS_MAX 1000
 #define FETCHES_INFLIGHT_LIMIT 64
 #define ASSIGNED_MAX PROTO_REQUEST_PARTITIONS_MAX
 /* Batch bytes read between two looks at the socket while records are
@@ -118,7 +116,7 @@ struct freq {
 struct nagare_consumer {
     struct nagare_consumer_config cfg;
     char bootstrap[CONN_HOST_BYTES_MAX + 16];
-    struct conn conn;
+    struct client_conn conn;
     struct batch_zctx zctx;
     struct cpart **parts;     /* sorted by topic, then partition */
     uint32_t part_count;
@@ -139,9 +137,7 @@ struct nagare_consumer {
     size_t zbuf_cap;
     struct cmsg msg;
     /* connection trouble */
-    int64_t reconnect_at_ms;
-    uint32_t reconnect_backoff_ms;
-    int64_t down_since_ms;    /* 0: up (or never tried) */
+    struct conn_redial redial;
     struct cgroup *group;     /* NULL: not subscribed (client/group.c) */
     struct nagare_topic_partition *view; /* nagare_consumer_assignment() */
 };
@@ -184,7 +180,7 @@ static int config_check(const struct nagare_consumer_config *c)
 /* A lookup's answer may queue behind a fetch that long-polls. */
 static int64_t deadline_of(const nagare_consumer *c)
 {
-    return conn_mono_ms() + c->cfg.request_timeout_ms + c->cfg.fetch_wait_max_ms;
+    return clock_mono_ms() + c->cfg.request_timeout_ms + c->cfg.fetch_wait_max_ms;
 }
 
 /* ---- create, destroy ---- */
@@ -546,9 +542,7 @@ static void freq_put(nagare_consumer *c, struct freq *r)
 
 static void part_backoff(struct cpart *p, int64_t now_ms)
 {
-    p->backoff_ms = p->backoff_ms == 0 ? 100 : p->backoff_ms * 2;
-    p->backoff_ms = p->backoff_ms < BACKOFF_MS_MAX ? p->backoff_ms : BACKOFF_MS_MAX;
-    p->backoff_until_ms = now_ms + p->backoff_ms;
+    p->backoff_until_ms = now_ms + conn_backoff_next(&p->backoff_ms);
 }
 
 /* The offset after the last batch of records whose header reads well and
@@ -582,7 +576,7 @@ static bool chunk_add(nagare_consumer *c, struct cpart *p, struct cbuf *b,
     if (k != NULL) {
         c->chunk_free = k->next;
     } else if ((k = malloc(sizeof(*k))) == NULL) {
-        part_backoff(p, conn_mono_ms());
+        part_backoff(p, clock_mono_ms());
         return false;
     }
     *k = (struct cchunk){.part = p, .gen = p->gen, .buf = b, .ptr = fp->records,
@@ -616,7 +610,7 @@ static void out_of_range(nagare_consumer *c, struct cpart *p,
 static void fetched(nagare_consumer *c, struct cpart *p, struct cbuf *b,
                     const struct proto_fetch_resp_partition *fp)
 {
-    int64_t now = conn_mono_ms();
+    int64_t now = clock_mono_ms();
     if (fp->err == -NG_EOFFSET_RANGE) {
         out_of_range(c, p, fp);
     } else if (fp->err == -NG_EUNKNOWN_TOPIC || fp->err == -NG_ECORRUPT) {
@@ -704,7 +698,7 @@ static void fetch_unref(struct freq *r)
 /* Marks the request's partitions as no longer being fetched. */
 static void fetch_settle(struct freq *r, bool backoff)
 {
-    int64_t now = conn_mono_ms();
+    int64_t now = clock_mono_ms();
     for (uint32_t i = 0; i < r->count; i++) {
         struct cpart *p = r->ents[i].part;
         if (r->ents[i].gen == p->gen && p->fetching) {
@@ -776,7 +770,7 @@ static void fetch_done(void *arg, int err, struct rd *body, uint16_t version)
     freq_put(c, r);
     /* The partitions answered can be fetched again at once, from where
      * this answer ends, while its records are read. */
-    send_fetches(c, conn_mono_ms());
+    send_fetches(c, clock_mono_ms());
 }
 
 static bool fetchable(const nagare_consumer *c, const struct cpart *p, int64_t now_ms)
@@ -877,7 +871,7 @@ static void fetch_encode(nagare_consumer *c, struct freq *r, struct wr *w, uint3
         .wait_max_ms = long_poll ? (int32_t)c->cfg.fetch_wait_max_ms : 0,
         .bytes_min = long_poll ? (int32_t)c->cfg.fetch_bytes_min : 0,
         .bytes_max = (int32_t)c->cfg.fetch_bytes_max};
-    proto_fetch_req_begin(&e, w, version, corr, proto_str_make(CLIENT_ID), &req);
+    proto_fetch_req_begin(&e, w, version, corr, proto_str_make(CONN_CLIENT_ID), &req);
     const char *open_topic = NULL;
     for (uint32_t i = 0; i < c->part_count; i++) {
         struct cpart *p = c->parts[i];
@@ -940,34 +934,15 @@ static bool fetch_send(nagare_consumer *c, int64_t now_ms)
 
 /* ---- connection upkeep ---- */
 
-/* Reconnects with backoff. Returns -NG_EDISCONNECTED when the broker has
- * been unreachable for request_timeout_ms (once per such period). */
+/* Reconnects with backoff while there is something to fetch. Returns
+ * -NG_EDISCONNECTED when the broker has been unreachable for
+ * request_timeout_ms (once per such period). */
 static int keep_connected(nagare_consumer *c, int64_t now_ms)
 {
-    if (c->conn.state == CONN_UP) {
-        c->down_since_ms = 0;
-        c->reconnect_backoff_ms = 0;
+    if (c->conn.state == CONN_DOWN && c->part_count == 0 && c->group == NULL) {
         return 0;
     }
-    if (c->conn.state != CONN_DOWN || (c->part_count == 0 && c->group == NULL)) {
-        return 0;
-    }
-    if (c->down_since_ms == 0) {
-        c->down_since_ms = now_ms;
-    }
-    if (now_ms - c->down_since_ms >= (int64_t)c->cfg.request_timeout_ms) {
-        c->down_since_ms = now_ms;
-        return -NG_EDISCONNECTED;
-    }
-    if (now_ms >= c->reconnect_at_ms) {
-        uint32_t b = c->reconnect_backoff_ms == 0 ? 100 : c->reconnect_backoff_ms * 2;
-        c->reconnect_backoff_ms = b < BACKOFF_MS_MAX ? b : BACKOFF_MS_MAX;
-        c->reconnect_at_ms = now_ms + c->reconnect_backoff_ms;
-        if (conn_connect_start(&c->conn) != 0) {
-            return 0; /* refused at once: tried again after the backoff */
-        }
-    }
-    return 0;
+    return conn_redial(&c->conn, &c->redial, now_ms, c->cfg.request_timeout_ms);
 }
 
 /* Answers buffered or asked for: the memory bound. A fetch whose answer
@@ -1057,7 +1032,7 @@ static void chunk_done(nagare_consumer *c)
     uint32_t bufs = c->bufs_used;
     chunk_release(c, c->cur);
     c->cur = NULL;
-    int64_t now = conn_mono_ms();
+    int64_t now = clock_mono_ms();
     if (c->bufs_used < bufs ||
         (counted && p->chunks + 1 == c->cfg.fetches_inflight && fetchable(c, p, now))) {
         send_fetches(c, now);
@@ -1134,7 +1109,7 @@ int nagare_consumer_poll(nagare_consumer *c, int timeout_ms, const struct nagare
     /* Without a group (whose work may wait on the broker) the clock is read
      * only when nothing is buffered, so the deadline runs from there: a
      * clock read per record returned shows in a replay's profile. */
-    int64_t deadline = timeout_ms < 0 ? INT64_MAX : c->group != NULL ? conn_mono_ms() + timeout_ms : -1;
+    int64_t deadline = timeout_ms < 0 ? INT64_MAX : c->group != NULL ? clock_mono_ms() + timeout_ms : -1;
     for (;;) {
         /* Group work first: a rebalance drops revoked partitions' records
          * and runs its callback before any record is returned. */
@@ -1156,7 +1131,7 @@ int nagare_consumer_poll(nagare_consumer *c, int timeout_ms, const struct nagare
             return 1;
         }
         rc = rc == 0 ? pending_error(c) : rc;
-        int64_t now = conn_mono_ms();
+        int64_t now = clock_mono_ms();
         rc = rc == 0 ? keep_connected(c, now) : rc;
         if (rc != 0) {
             return rc;
@@ -1171,7 +1146,7 @@ int nagare_consumer_poll(nagare_consumer *c, int timeout_ms, const struct nagare
         until = b < until ? b : until;
         b = c->group != NULL ? cgroup_next_due_ms(c->group) : INT64_MAX;
         until = b < until ? b : until;
-        until = c->conn.state == CONN_DOWN && c->reconnect_at_ms < until ? c->reconnect_at_ms : until;
+        until = c->conn.state == CONN_DOWN && c->redial.at_ms < until ? c->redial.at_ms : until;
         int64_t wait = until > now ? until - now : 0;
         rc = conn_poll(&c->conn, (int)(wait < INT32_MAX ? wait : INT32_MAX));
         if (rc != 0) {
@@ -1182,7 +1157,7 @@ int nagare_consumer_poll(nagare_consumer *c, int timeout_ms, const struct nagare
 
 /* ---- for client/group.c (consumer_int.h) ---- */
 
-struct conn *consumer_conn(nagare_consumer *c)
+struct client_conn *consumer_conn(nagare_consumer *c)
 {
     return &c->conn;
 }

@@ -26,7 +26,7 @@ struct cgroup;
 
 /* ---- consumer.c, for group.c ---- */
 
-struct conn *consumer_conn(nagare_consumer *c);
+struct client_conn *consumer_conn(nagare_consumer *c);
 const struct nagare_consumer_config *consumer_cfg(const nagare_consumer *c);
 /* Deadline of a synchronous request: request timeout plus one long poll,
  * since its answer may queue behind a fetch. */

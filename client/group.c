@@ -34,7 +34,6 @@
 #include "client/consumer_int.h"
 #include "client/nagare.h"
 
-#define CLIENT_ID "libnagare"
 /* Topics a member subscribes to: the broker's per-group limit. */
 #define GROUP_TOPICS_LIMIT 64
 /* Partitions one heartbeat answer may grant (docs/protocol.md, Limits). */
@@ -43,16 +42,11 @@
 #define MEMBER_ID_BYTES 64
 /* Heartbeat pace while the grant is not yet the member's full share. */
 #define HB_REBALANCING_MS 100
-#define BACKOFF_MS_FIRST 100
-#define BACKOFF_MS_MAX 1000
 /* While requests of the group are in flight and poll keeps returning
  * buffered records, the socket is still read this often. */
 #define IO_INTERVAL_MS 5
 /* A request naming a group and a member: header, ids, small fields. */
-#define GROUP_REQUEST_BYTES (64 + 2 * (PROTO_GROUP_ID_BYTES_MAX + 2) + MEMBER_ID_BYTES)
-/* Per topic in a request: name and counts; per partition: index, offset. */
-#define TOPIC_BYTES (PROTO_TOPIC_NAME_BYTES_MAX + 8)
-#define PART_BYTES 16
+#define GROUP_REQUEST_BYTES (64 + 2 * PROTO_STR_BYTES(PROTO_GROUP_ID_BYTES_MAX) + MEMBER_ID_BYTES)
 
 struct gtp {
     uint16_t topic; /* index into cgroup.topics */
@@ -124,12 +118,6 @@ struct cgroup {
 static struct proto_str str_of(const char *s)
 {
     return proto_str_make(s);
-}
-
-static uint32_t backoff_next(uint32_t *b)
-{
-    *b = *b == 0 ? BACKOFF_MS_FIRST : (*b * 2 < BACKOFF_MS_MAX ? *b * 2 : BACKOFF_MS_MAX);
-    return *b;
 }
 
 static bool is_member(const struct cgroup *g)
@@ -281,7 +269,7 @@ static void member_lost(nagare_consumer *c, struct cgroup *g)
     g->unstarted = 0;
     g->member_id[0] = '\0';
     g->generation = -1;
-    g->join_due_ms = conn_mono_ms();
+    g->join_due_ms = clock_mono_ms();
 }
 
 /* ---- JoinGroup, LeaveGroup ---- */
@@ -293,7 +281,7 @@ static int join_encode(void *arg, struct wr *w, uint32_t corr, uint16_t version)
     struct proto_join_group_req req = {.group = str_of(g->id),
                                        .member_id = str_of(g->member_id),
                                        .session_timeout_ms = g->session_ms};
-    proto_join_group_req_begin(&e, w, version, corr, str_of(CLIENT_ID), &req);
+    proto_join_group_req_begin(&e, w, version, corr, str_of(CONN_CLIENT_ID), &req);
     for (uint32_t i = 0; i < g->topic_count; i++) {
         proto_enc_topic(&e, str_of(g->topics[i]));
     }
@@ -323,14 +311,14 @@ static int join(nagare_consumer *c, struct cgroup *g)
 {
     g->member_id[0] = '\0';
     int rc = conn_call(consumer_conn(c), PROTO_API_JOIN_GROUP,
-                       GROUP_REQUEST_BYTES + g->topic_count * TOPIC_BYTES, join_encode,
+                       GROUP_REQUEST_BYTES + g->topic_count * PROTO_TOPIC_BYTES_MAX, join_encode,
                        join_decode, g, consumer_deadline(c));
     if (rc != 0) {
         g->member_id[0] = '\0';
         g->generation = -1;
         return api_err(rc);
     }
-    int64_t now = conn_mono_ms();
+    int64_t now = clock_mono_ms();
     g->hb_due_ms = now;
     g->hb_backoff_ms = 0;
     g->join_backoff_ms = 0;
@@ -342,7 +330,7 @@ static int leave_encode(void *arg, struct wr *w, uint32_t corr, uint16_t version
     const struct cgroup *g = arg;
     struct proto_leave_group_req req = {.group = str_of(g->id),
                                         .member_id = str_of(g->member_id)};
-    return proto_leave_group_req_encode(w, version, corr, str_of(CLIENT_ID), &req);
+    return proto_leave_group_req_encode(w, version, corr, str_of(CONN_CLIENT_ID), &req);
 }
 
 static int leave_decode(void *arg, struct rd *body, uint16_t version)
@@ -381,8 +369,9 @@ struct gquery {
 
 static size_t query_bytes(const struct gquery *q)
 {
-    return GROUP_REQUEST_BYTES + (size_t)q->g->topic_count * TOPIC_BYTES +
-           (size_t)q->count * PART_BYTES;
+    /* OffsetFetch's partitions are smaller than ListOffsets' */
+    return GROUP_REQUEST_BYTES + (size_t)q->g->topic_count * PROTO_TOPIC_BYTES_MAX +
+           (size_t)q->count * PROTO_LIST_OFFSETS_PARTITION_BYTES;
 }
 
 static bool list_wants(const struct nagare_topic_partition *it)
@@ -394,7 +383,7 @@ static int offset_fetch_encode(void *arg, struct wr *w, uint32_t corr, uint16_t 
 {
     const struct gquery *q = arg;
     struct proto_enc e;
-    proto_offset_fetch_req_begin(&e, w, version, corr, str_of(CLIENT_ID), str_of(q->g->id),
+    proto_offset_fetch_req_begin(&e, w, version, corr, str_of(CONN_CLIENT_ID), str_of(q->g->id),
                                  false);
     const char *open = NULL;
     for (uint32_t i = 0; i < q->count; i++) {
@@ -436,7 +425,7 @@ static int list_offsets_encode(void *arg, struct wr *w, uint32_t corr, uint16_t 
 {
     const struct gquery *q = arg;
     struct proto_enc e;
-    proto_list_offsets_req_begin(&e, w, version, corr, str_of(CLIENT_ID));
+    proto_list_offsets_req_begin(&e, w, version, corr, str_of(CONN_CLIENT_ID));
     const char *open = NULL;
     for (uint32_t i = 0; i < q->count; i++) {
         if (!list_wants(&q->items[i])) {
@@ -490,7 +479,7 @@ static int list_offsets_decode(void *arg, struct rd *body, uint16_t version)
  * committed[i] gets the committed offset or -1. */
 static int starts_find(nagare_consumer *c, struct gquery *q, int64_t *committed)
 {
-    struct conn *conn = consumer_conn(c);
+    struct client_conn *conn = consumer_conn(c);
     int rc = conn_call(conn, PROTO_API_OFFSET_FETCH, query_bytes(q), offset_fetch_encode,
                        offset_fetch_decode, q, consumer_deadline(c));
     if (rc != 0) {
@@ -607,18 +596,18 @@ static void hb_done(void *arg, int err, struct rd *body, uint16_t version)
 static void hb_send(nagare_consumer *c, struct cgroup *g)
 {
     ASSERT(!g->hb.inflight && !g->hb.ready && is_member(g));
-    struct conn *conn = consumer_conn(c);
+    struct client_conn *conn = consumer_conn(c);
     struct wr w;
     uint32_t corr;
     if (!conn_ready(conn) || conn_version(conn, PROTO_API_HEARTBEAT) == UINT16_MAX ||
         conn_frame_begin(conn, GROUP_REQUEST_BYTES, &w, &corr) != 0) {
-        g->hb_due_ms = conn_mono_ms() + BACKOFF_MS_FIRST;
+        g->hb_due_ms = clock_mono_ms() + CONN_BACKOFF_MS_FIRST;
         return;
     }
     uint16_t version = conn_version(conn, PROTO_API_HEARTBEAT);
     struct proto_heartbeat_req req = {.group = str_of(g->id), .member_id = str_of(g->member_id),
                                       .generation = g->generation};
-    int rc = proto_heartbeat_req_encode(&w, version, corr, str_of(CLIENT_ID), &req);
+    int rc = proto_heartbeat_req_encode(&w, version, corr, str_of(CONN_CLIENT_ID), &req);
     ASSERT(rc == 0); /* ids are bounded: GROUP_REQUEST_BYTES holds them */
     conn_frame_commit(conn, &w, corr, PROTO_API_HEARTBEAT, version, false, request_timeout_of(c),
                       hb_done, g);
@@ -683,7 +672,7 @@ static void hb_apply(nagare_consumer *c, struct cgroup *g)
 {
     ASSERT(g->hb.ready);
     g->hb.ready = false;
-    int64_t now = conn_mono_ms();
+    int64_t now = clock_mono_ms();
     if (!is_member(g)) {
         return; /* for a member id given up since */
     }
@@ -692,7 +681,7 @@ static void hb_apply(nagare_consumer *c, struct cgroup *g)
         return;
     }
     if (g->hb.err != 0) {
-        g->hb_due_ms = now + backoff_next(&g->hb_backoff_ms);
+        g->hb_due_ms = now + conn_backoff_next(&g->hb_backoff_ms);
         return;
     }
     g->hb_backoff_ms = 0;
@@ -709,13 +698,13 @@ static void hb_apply(nagare_consumer *c, struct cgroup *g)
  * could be sent. */
 static int hb_sync(nagare_consumer *c, struct cgroup *g)
 {
-    struct conn *conn = consumer_conn(c);
+    struct client_conn *conn = consumer_conn(c);
     int64_t deadline = consumer_deadline(c);
     if (!g->hb.inflight && !g->hb.ready && is_member(g)) {
         hb_send(c, g);
     }
     while (g->hb.inflight) {
-        int64_t left = deadline - conn_mono_ms();
+        int64_t left = deadline - clock_mono_ms();
         int rc = left > 0 ? conn_poll(conn, (int)(left < 100 ? left : 100)) : -NG_ETIMEOUT;
         if (rc != 0) {
             return rc; /* the request itself times out with the connection */
@@ -778,8 +767,8 @@ static int commit_build(nagare_consumer *c, struct cgroup *g, bool async, struct
 
 static size_t commit_bytes(const struct gcommit *gc)
 {
-    return GROUP_REQUEST_BYTES + (size_t)gc->g->topic_count * TOPIC_BYTES +
-           (size_t)gc->count * PART_BYTES;
+    return GROUP_REQUEST_BYTES + (size_t)gc->g->topic_count * PROTO_TOPIC_BYTES_MAX +
+           (size_t)gc->count * PROTO_COMMIT_PARTITION_BYTES;
 }
 
 static int commit_encode(void *arg, struct wr *w, uint32_t corr, uint16_t version)
@@ -790,7 +779,7 @@ static int commit_encode(void *arg, struct wr *w, uint32_t corr, uint16_t versio
     struct proto_offset_commit_req req = {.group = str_of(g->id),
                                           .member_id = str_of(g->member_id),
                                           .generation = g->generation};
-    proto_offset_commit_req_begin(&e, w, version, corr, str_of(CLIENT_ID), &req);
+    proto_offset_commit_req_begin(&e, w, version, corr, str_of(CONN_CLIENT_ID), &req);
     const char *open = NULL;
     for (uint32_t i = 0; i < gc->count; i++) {
         if (gc->items[i].topic != open) {
@@ -876,7 +865,7 @@ static int commit_async(nagare_consumer *c, struct cgroup *g)
     if (rc != 0 || gc == NULL) {
         return rc;
     }
-    struct conn *conn = consumer_conn(c);
+    struct client_conn *conn = consumer_conn(c);
     struct wr w;
     uint32_t corr;
     uint16_t version = conn_ready(conn) ? conn_version(conn, PROTO_API_OFFSET_COMMIT) : 0;
@@ -951,12 +940,12 @@ static bool transient(int rc)
 static int tick_join(nagare_consumer *c, struct cgroup *g, int64_t now)
 {
     if (consumer_conn(c)->state != CONN_UP) {
-        g->join_due_ms = now + BACKOFF_MS_FIRST; /* the consumer reconnects */
+        g->join_due_ms = now + CONN_BACKOFF_MS_FIRST; /* the consumer reconnects */
         return 0;
     }
     int rc = join(c, g);
     if (rc != 0) {
-        g->join_due_ms = conn_mono_ms() + backoff_next(&g->join_backoff_ms);
+        g->join_due_ms = clock_mono_ms() + conn_backoff_next(&g->join_backoff_ms);
     }
     return transient(rc) ? 0 : rc;
 }
@@ -964,12 +953,12 @@ static int tick_join(nagare_consumer *c, struct cgroup *g, int64_t now)
 static void tick_start(nagare_consumer *c, struct cgroup *g, int64_t now)
 {
     if (consumer_conn(c)->state != CONN_UP) {
-        g->start_due_ms = now + BACKOFF_MS_FIRST;
+        g->start_due_ms = now + CONN_BACKOFF_MS_FIRST;
         return;
     }
     int rc = start_pending(c, g, g->unstarted);
     if (rc != 0) {
-        g->start_due_ms = conn_mono_ms() + backoff_next(&g->start_backoff_ms);
+        g->start_due_ms = clock_mono_ms() + conn_backoff_next(&g->start_backoff_ms);
     } else {
         g->start_backoff_ms = 0;
     }
@@ -988,7 +977,7 @@ static void tick_commit(nagare_consumer *c, struct cgroup *g, int64_t now)
 int cgroup_tick(nagare_consumer *c, struct cgroup *g)
 {
     ASSERT(!g->in_callback);
-    int64_t now = conn_mono_ms();
+    int64_t now = clock_mono_ms();
     int rc = 0;
     if (g->hb.ready) {
         hb_apply(c, g);
@@ -1145,7 +1134,7 @@ static struct cgroup *cgroup_new(const nagare_consumer *c, const char *group,
             strcpy(g->topics[g->topic_count++], topics[i]);
         }
     }
-    g->commit_due_ms = conn_mono_ms() + consumer_cfg(c)->auto_commit_interval_ms;
+    g->commit_due_ms = clock_mono_ms() + consumer_cfg(c)->auto_commit_interval_ms;
     return g;
 }
 

@@ -20,7 +20,6 @@
 #define BATCH_BYTES_MIN 1024u           /* room for a header and a few records */
 #define INFLIGHT_MAX_LIMIT 1024u        /* far beyond any useful pipeline */
 #define HEADERS_PER_RECORD_MAX 65535u   /* a header count is a varint; keep it sane */
-#define CLIENT_ID "libnagare"
 
 void nagare_producer_config_default(struct nagare_producer_config *c)
 {
@@ -58,7 +57,7 @@ static int config_check(const struct nagare_producer_config *c)
 static int init_pid_encode(void *arg, struct wr *w, uint32_t corr, uint16_t version)
 {
     (void)arg;
-    return proto_init_producer_id_req_encode(w, version, corr, proto_str_make(CLIENT_ID));
+    return proto_init_producer_id_req_encode(w, version, corr, proto_str_make(CONN_CLIENT_ID));
 }
 
 static int init_pid_decode(void *arg, struct rd *body, uint16_t version)
@@ -104,7 +103,7 @@ static int producer_open(struct nagare_producer *p)
     }
     if (p->cfg.idempotent) {
         rc = conn_call(&p->conn, PROTO_API_INIT_PRODUCER_ID, 128, init_pid_encode,
-                       init_pid_decode, p, conn_mono_ms() + p->cfg.request_timeout_ms);
+                       init_pid_decode, p, clock_mono_ms() + p->cfg.request_timeout_ms);
     }
     return rc;
 }
@@ -143,7 +142,7 @@ int nagare_producer_new(const struct nagare_producer_config *c, nagare_producer 
     size_t grown = c->batch_bytes * BATCH_GROWTH_MAX;
     grown = grown < TOPIC_BATCH_BYTES_DEFAULT ? grown : TOPIC_BATCH_BYTES_DEFAULT;
     p->grown_buf_bytes = grown > c->batch_bytes ? grown : c->batch_bytes;
-    p->rng = (uint64_t)conn_wall_ms() * 0x9e3779b97f4a7c15ull | 1;
+    p->rng = (uint64_t)clock_wall_ms() * 0x9e3779b97f4a7c15ull | 1;
     int rc = producer_open(p);
     if (rc != 0) {
         producer_free(p);
@@ -228,7 +227,7 @@ static void metadata_send(struct nagare_producer *p)
     }
     uint16_t version = conn_version(&p->conn, PROTO_API_METADATA);
     struct proto_enc e;
-    proto_metadata_req_begin(&e, &w, version, corr, proto_str_make(CLIENT_ID), false);
+    proto_metadata_req_begin(&e, &w, version, corr, proto_str_make(CONN_CLIENT_ID), false);
     for (uint32_t i = 0; i < p->topic_slots; i++) {
         struct ptopic *t = p->topics[i];
         if (t != NULL && t->meta_wanted && !t->probing) {
@@ -284,7 +283,7 @@ static int probe_send(struct nagare_producer *p, struct ptopic *t)
     struct batch_builder b;
     batch_builder_init(&b, batch, sizeof(batch), BATCH_CODEC_NONE, -1, 0, -1);
     size_t bytes;
-    int rc = batch_builder_add(&b, conn_wall_ms(), NULL, -1, NULL, -1, NULL, 0);
+    int rc = batch_builder_add(&b, clock_wall_ms(), NULL, -1, NULL, -1, NULL, 0);
     rc = rc == 0 ? batch_builder_finish(&b, NULL, &bytes) : rc;
     ASSERT(rc == 0);
     struct probe *pr = malloc(sizeof(*pr));
@@ -298,7 +297,7 @@ static int probe_send(struct nagare_producer *p, struct ptopic *t)
     uint16_t version = conn_version(&p->conn, PROTO_API_PRODUCE);
     struct proto_enc e;
     struct proto_produce_req req = {.acks = PROTO_ACKS_LEADER, .timeout_ms = 0};
-    proto_produce_req_begin(&e, &w, version, corr, proto_str_make(CLIENT_ID), &req);
+    proto_produce_req_begin(&e, &w, version, corr, proto_str_make(CONN_CLIENT_ID), &req);
     proto_enc_topic(&e, (struct proto_str){.ptr = t->name, .len = (int32_t)t->name_len});
     proto_produce_req_partition(&e, &(struct proto_produce_req_partition){
                                        .partition = -1, .records = batch,
@@ -331,7 +330,7 @@ static void meta_topic_missing(struct nagare_producer *p, struct ptopic *t, int 
         return;
     }
     t->state = PT_MISSING;
-    t->missing_until_ms = conn_mono_ms() + TOPIC_MISSING_MS;
+    t->missing_until_ms = clock_mono_ms() + TOPIC_MISSING_MS;
     accum_topic_fail(p, t, err);
 }
 
@@ -453,12 +452,12 @@ int nagare_producer_poll(nagare_producer *p, int timeout_ms)
     if (p->in_callback) {
         return -NG_EBADARG; /* not from inside a delivery callback */
     }
-    int64_t start = conn_mono_ms();
+    int64_t start = clock_mono_ms();
     int64_t deadline = timeout_ms < 0 ? INT64_MAX : start + timeout_ms;
     int total = 0;
     bool polled = false; /* timeout 0 still reads what has arrived, once */
     for (;;) {
-        int64_t now = conn_mono_ms();
+        int64_t now = clock_mono_ms();
         int64_t next = maintain(p, now);
         total += run_reports(p);
         if (total > 0 || (now >= deadline && polled) || (timeout_ms < 0 && p->outstanding == 0)) {
@@ -484,10 +483,10 @@ int nagare_producer_flush(nagare_producer *p, int timeout_ms)
     if (p->in_callback) {
         return -NG_EBADARG;
     }
-    int64_t deadline = timeout_ms < 0 ? INT64_MAX : conn_mono_ms() + timeout_ms;
+    int64_t deadline = timeout_ms < 0 ? INT64_MAX : clock_mono_ms() + timeout_ms;
     p->flushing = true;
     while (p->outstanding > 0) {
-        int64_t left = deadline - conn_mono_ms();
+        int64_t left = deadline - clock_mono_ms();
         if (left <= 0) {
             break;
         }
@@ -590,7 +589,7 @@ static int send_topic(struct nagare_producer *p, const char *name, size_t len,
         return -ENOMEM;
     }
     if (t->state == PT_MISSING) {
-        if (conn_mono_ms() < t->missing_until_ms) {
+        if (clock_mono_ms() < t->missing_until_ms) {
             return -NG_EUNKNOWN_TOPIC;
         }
         t->state = PT_UNKNOWN; /* ask again: it may have been created since */
@@ -617,7 +616,7 @@ int nagare_send(nagare_producer *p, const struct nagare_record *r)
     if (rc != 0) {
         return rc;
     }
-    int64_t ts = r->timestamp_ms != 0 ? r->timestamp_ms : conn_wall_ms();
+    int64_t ts = r->timestamp_ms != 0 ? r->timestamp_ms : clock_wall_ms();
     int32_t klen = r->key_len < 0 ? -1 : (int32_t)r->key_len;
     int32_t vlen = r->value_len < 0 ? -1 : (int32_t)r->value_len;
     uint64_t closed_before = p->batches_closed;
@@ -637,7 +636,7 @@ int nagare_send(nagare_producer *p, const struct nagare_record *r)
         metadata_send(p);
     }
     if (p->batches_closed != closed_before && p->fatal == 0 && !p->in_callback) {
-        sender_drain(p, conn_mono_ms());
+        sender_drain(p, clock_mono_ms());
     }
     return 0;
 }

@@ -190,7 +190,7 @@ struct preq {
 struct nagare_producer {
     struct nagare_producer_config cfg;
     char bootstrap[CONN_HOST_BYTES_MAX + 16];
-    struct conn conn;
+    struct client_conn conn;
     struct batch_zctx zctx;
     int fatal;                /* 0, or the error that stopped the producer */
     /* identity */

@@ -341,7 +341,7 @@ static void produce_done(void *arg, int err, struct rd *body, uint16_t version)
 {
     struct preq *r = arg;
     struct nagare_producer *p = r->p;
-    int64_t now = conn_mono_ms();
+    int64_t now = clock_mono_ms();
     ASSERT(p->requests_inflight > 0);
     p->requests_inflight--;
     if (err == 0 && body == NULL) {

@@ -37,21 +37,14 @@
 #include "client/nagare.h"
 #include "storage/batch.h"
 
-#define CLIENT_ID "libnagare"
 #define SHARE_TOPICS_LIMIT 64
-/* The broker acquires at most 10000 records per fetch. */
-#define SHARE_RECORDS_LIMIT 10000
 #define SHARE_UNACKED_LIMIT (1u << 20)
 /* Share member ids are decimal u64s (at most 20 bytes). */
 #define MEMBER_ID_BYTES 32
 /* A topic that does not exist yet is looked for this often. */
 #define META_RETRY_MS 2000
-#define BACKOFF_MS_FIRST 100
-#define BACKOFF_MS_MAX 1000
 /* Request sizing: fixed parts, per topic, per partition entry. */
-#define REQUEST_BYTES (64 + 2 * (PROTO_GROUP_ID_BYTES_MAX + 2) + MEMBER_ID_BYTES)
-#define TOPIC_BYTES (PROTO_TOPIC_NAME_BYTES_MAX + 8)
-#define ACK_ENTRY_BYTES 32
+#define REQUEST_BYTES (64 + 2 * PROTO_STR_BYTES(PROTO_GROUP_ID_BYTES_MAX) + MEMBER_ID_BYTES)
 
 struct stopic {
     char name[PROTO_TOPIC_NAME_BYTES_MAX + 1];
@@ -96,7 +89,7 @@ struct ssection {
 struct nagare_share_consumer {
     struct nagare_share_consumer_config cfg;
     char bootstrap[CONN_HOST_BYTES_MAX + 16];
-    struct conn conn;
+    struct client_conn conn;
     struct batch_zctx zctx;
     uint8_t *zbuf;
     size_t zbuf_cap;
@@ -145,20 +138,12 @@ struct nagare_share_consumer {
     bool ack_inflight;
     int ack_err_first;         /* first record error since commit began */
     /* connection trouble */
-    int64_t reconnect_at_ms;
-    uint32_t reconnect_backoff_ms;
-    int64_t down_since_ms;
+    struct conn_redial redial;
 };
 
 static struct proto_str str_of(const char *s)
 {
     return proto_str_make(s);
-}
-
-static uint32_t backoff_next(uint32_t *b)
-{
-    *b = *b == 0 ? BACKOFF_MS_FIRST : (*b * 2 < BACKOFF_MS_MAX ? *b * 2 : BACKOFF_MS_MAX);
-    return *b;
 }
 
 static int api_err(int rc)
@@ -168,7 +153,7 @@ static int api_err(int rc)
 
 static int64_t deadline_of(const nagare_share_consumer *sc)
 {
-    return conn_mono_ms() + sc->cfg.request_timeout_ms + sc->cfg.fetch_wait_max_ms;
+    return clock_mono_ms() + sc->cfg.request_timeout_ms + sc->cfg.fetch_wait_max_ms;
 }
 
 /* ---- the held set ---- */
@@ -271,7 +256,7 @@ static int fetch_encode(void *arg, struct wr *w, uint32_t corr, uint16_t version
                                         .member_id = str_of(sc->member_id),
                                         .wait_max_ms = fc->wait_ms,
                                         .records_max = fc->records_max};
-    proto_share_fetch_req_begin(&e, w, version, corr, str_of(CLIENT_ID), &req);
+    proto_share_fetch_req_begin(&e, w, version, corr, str_of(CONN_CLIENT_ID), &req);
     for (uint32_t t = 0; t < sc->topic_count; t++) {
         if (sc->topics[t].count == 0) {
             continue;
@@ -286,7 +271,8 @@ static int fetch_encode(void *arg, struct wr *w, uint32_t corr, uint16_t version
 
 static size_t fetch_bytes(const nagare_share_consumer *sc)
 {
-    return REQUEST_BYTES + (size_t)sc->topic_count * TOPIC_BYTES + (size_t)sc->part_total * 4;
+    return REQUEST_BYTES + (size_t)sc->topic_count * PROTO_TOPIC_BYTES_MAX +
+           (size_t)sc->part_total * PROTO_PARTITION_INDEX_BYTES;
 }
 
 /* Copies a partition's acquired ranges (ascending, as the broker sends
@@ -375,7 +361,7 @@ static void read_reset(nagare_share_consumer *sc)
 
 static void fetch_failed(nagare_share_consumer *sc, int err)
 {
-    sc->fetch_due_ms = conn_mono_ms() + backoff_next(&sc->fetch_backoff_ms);
+    sc->fetch_due_ms = clock_mono_ms() + conn_backoff_next(&sc->fetch_backoff_ms);
     if (err == -NG_EUNKNOWN_MEMBER) {
         sc->member_id[0] = '\0'; /* a new member next time */
     } else if (err == -NG_EPROTO) {
@@ -414,7 +400,7 @@ static void fetch_done(void *arg, int err, struct rd *body, uint16_t version)
     }
     if (sc->part_errs) {
         /* such an answer comes at once: do not spin on it */
-        sc->fetch_due_ms = conn_mono_ms() + backoff_next(&sc->fetch_backoff_ms);
+        sc->fetch_due_ms = clock_mono_ms() + conn_backoff_next(&sc->fetch_backoff_ms);
     } else {
         sc->fetch_backoff_ms = 0;
     }
@@ -439,7 +425,7 @@ static void fetch_send(nagare_share_consumer *sc, int64_t now)
     uint32_t corr;
     if (version == UINT16_MAX || conn_frame_begin(&sc->conn, fetch_bytes(sc), &w, &corr) != 0 ||
         fetch_encode(&fc, &w, corr, version) != 0) {
-        sc->fetch_due_ms = now + backoff_next(&sc->fetch_backoff_ms);
+        sc->fetch_due_ms = now + conn_backoff_next(&sc->fetch_backoff_ms);
         return;
     }
     conn_frame_commit(&sc->conn, &w, corr, PROTO_API_SHARE_FETCH, version, false,
@@ -627,7 +613,7 @@ static int acks_encode(void *arg, struct wr *w, uint32_t corr, uint16_t version)
     struct proto_enc e;
     struct proto_share_ack_req req = {.group = str_of(sc->group),
                                       .member_id = str_of(sc->member_id)};
-    proto_share_ack_req_begin(&e, w, version, corr, str_of(CLIENT_ID), &req);
+    proto_share_ack_req_begin(&e, w, version, corr, str_of(CONN_CLIENT_ID), &req);
     uint32_t first = 0;
     for (uint32_t k = 0; k < sc->entry_count; k++) {
         const struct sack *a = &sc->sending[first];
@@ -725,7 +711,9 @@ static void acks_send(nagare_share_consumer *sc)
     acks_take(sc);
     struct wr w;
     uint32_t corr;
-    size_t need = REQUEST_BYTES + (size_t)sc->entry_count * (TOPIC_BYTES + ACK_ENTRY_BYTES);
+    size_t need = REQUEST_BYTES + (size_t)sc->entry_count * (PROTO_TOPIC_BYTES_MAX +
+                                                             PROTO_SHARE_ACK_PARTITION_BYTES +
+                                                             PROTO_SHARE_ACK_RANGE_BYTES);
     int rc = conn_frame_begin(&sc->conn, need, &w, &corr);
     rc = rc == 0 ? acks_encode(sc, &w, corr, version) : rc;
     if (rc != 0) {
@@ -742,33 +730,6 @@ static void acks_send(nagare_share_consumer *sc)
 
 /* ---- connection upkeep ---- */
 
-/* Reconnects with backoff. Returns -NG_EDISCONNECTED when the broker has
- * been unreachable for request_timeout_ms (once per such period). */
-static int keep_connected(nagare_share_consumer *sc, int64_t now)
-{
-    if (sc->conn.state == CONN_UP) {
-        sc->down_since_ms = 0;
-        sc->reconnect_backoff_ms = 0;
-        return 0;
-    }
-    if (sc->conn.state != CONN_DOWN) {
-        return 0;
-    }
-    if (sc->down_since_ms == 0) {
-        sc->down_since_ms = now;
-    }
-    if (now - sc->down_since_ms >= (int64_t)sc->cfg.request_timeout_ms) {
-        sc->down_since_ms = now;
-        return -NG_EDISCONNECTED;
-    }
-    if (now >= sc->reconnect_at_ms) {
-        sc->reconnect_at_ms = now + backoff_next(&sc->reconnect_backoff_ms);
-        if (conn_connect_start(&sc->conn) != 0) {
-            return 0; /* refused at once: tried again after the backoff */
-        }
-    }
-    return 0;
-}
 
 /* Looks up the partition counts of topics not known yet. */
 static int topics_lookup(nagare_share_consumer *sc)
@@ -784,11 +745,11 @@ static int topics_lookup(nagare_share_consumer *sc)
             rc = -NG_ETOOBIG;
         }
         if (rc == -NG_EUNKNOWN_TOPIC) {
-            sc->meta_due_ms = conn_mono_ms() + META_RETRY_MS;
+            sc->meta_due_ms = clock_mono_ms() + META_RETRY_MS;
             continue;
         }
         if (rc != 0) {
-            sc->meta_due_ms = conn_mono_ms() + META_RETRY_MS;
+            sc->meta_due_ms = clock_mono_ms() + META_RETRY_MS;
             return rc;
         }
         sc->topics[t].count = count;
@@ -815,7 +776,7 @@ static int config_check(const struct nagare_share_consumer_config *c)
 {
     bool ok = c->bootstrap != NULL && strlen(c->bootstrap) < CONN_HOST_BYTES_MAX + 16 &&
               c->fetch_wait_max_ms <= INT32_MAX && c->records_max > 0 &&
-              c->records_max <= SHARE_RECORDS_LIMIT && c->unacked_max > 0 &&
+              c->records_max <= PROTO_SHARE_FETCH_RECORDS_MAX && c->unacked_max > 0 &&
               c->unacked_max <= SHARE_UNACKED_LIMIT && c->request_timeout_ms > 0 &&
               c->request_timeout_ms <= INT32_MAX &&
               (c->close_ack == NAGARE_ACK_NONE || c->close_ack == NAGARE_ACK_ACCEPT ||
@@ -989,7 +950,7 @@ static int take_error(nagare_share_consumer *sc)
 /* Requests that may go now, and topics to look for again. */
 static int share_upkeep(nagare_share_consumer *sc, int64_t now)
 {
-    int rc = keep_connected(sc, now);
+    int rc = conn_redial(&sc->conn, &sc->redial, now, sc->cfg.request_timeout_ms);
     if (rc == 0 && now >= sc->meta_due_ms && sc->conn.state == CONN_UP) {
         rc = topics_lookup(sc);
     }
@@ -1004,7 +965,7 @@ int nagare_share_poll(nagare_share_consumer *sc, int timeout_ms, const struct na
     if (!sc->subscribed || sc->in_callback) {
         return -NG_EBADARG;
     }
-    int64_t deadline = timeout_ms < 0 ? INT64_MAX : conn_mono_ms() + timeout_ms;
+    int64_t deadline = timeout_ms < 0 ? INT64_MAX : clock_mono_ms() + timeout_ms;
     for (;;) {
         int rc = next_record(sc);
         if (rc == 1) {
@@ -1012,7 +973,7 @@ int nagare_share_poll(nagare_share_consumer *sc, int timeout_ms, const struct na
             return 1;
         }
         rc = rc == 0 ? take_error(sc) : rc;
-        int64_t now = conn_mono_ms();
+        int64_t now = clock_mono_ms();
         rc = rc == 0 ? share_upkeep(sc, now) : rc;
         if (rc != 0) {
             return rc;
@@ -1026,8 +987,7 @@ int nagare_share_poll(nagare_share_consumer *sc, int timeout_ms, const struct na
         int64_t until = deadline;
         until = sc->fetch_due_ms > now && sc->fetch_due_ms < until ? sc->fetch_due_ms : until;
         until = sc->meta_due_ms < until ? sc->meta_due_ms : until;
-        until = sc->conn.state == CONN_DOWN && sc->reconnect_at_ms < until ? sc->reconnect_at_ms
-                                                                            : until;
+        until = sc->conn.state == CONN_DOWN && sc->redial.at_ms < until ? sc->redial.at_ms : until;
         int64_t wait = until > now ? until - now : 0;
         rc = conn_poll(&sc->conn, (int)(wait < INT32_MAX ? wait : INT32_MAX));
         if (rc != 0) {
@@ -1084,7 +1044,7 @@ static int acks_flush(nagare_share_consumer *sc)
 {
     int64_t deadline = deadline_of(sc);
     while (sc->pending_count > 0 || sc->ack_inflight) {
-        int64_t left = deadline - conn_mono_ms();
+        int64_t left = deadline - clock_mono_ms();
         if (left <= 0) {
             return -NG_ETIMEOUT;
         }
@@ -1135,7 +1095,7 @@ void nagare_share_consumer_destroy(nagare_share_consumer *sc)
     if (sc->subscribed && sc->conn.state == CONN_UP) {
         /* A fetch in flight acquires records: wait for it, to release them. */
         int64_t deadline = deadline_of(sc);
-        while (sc->fetch_inflight && conn_mono_ms() < deadline) {
+        while (sc->fetch_inflight && clock_mono_ms() < deadline) {
             if (conn_poll(&sc->conn, 100) != 0) {
                 break;
             }

@@ -1,6 +1,6 @@
 /*
  * libFuzzer target for the share-group state log's records
- * (broker/share.h): arbitrary bytes given a valid batch frame (length and
+ * (broker/share_state.h): arbitrary bytes given a valid batch frame (length and
  * checksum fixed up, so the fuzzer reaches the records), replayed into a
  * fresh registry. The decoder must refuse what does not parse and never
  * read outside its input; what it accepts must leave every part's
@@ -12,7 +12,7 @@
 
 #include "base/bytes.h"
 #include "base/log.h"
-#include "broker/share.h"
+#include "broker/share_state.h"
 #include "storage/batch.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

@@ -48,6 +48,7 @@
 #include <unistd.h>
 
 #include "base/bytes.h"
+#include "base/clock.h"
 #include "base/err.h"
 #include "base/log.h"
 #include "net/loop_int.h"
@@ -219,7 +220,7 @@ static uint64_t frame_next_bytes(const struct conn *c, const struct loop_req *r,
 
 static void partial_enter(struct loop *l, struct loop_req *r)
 {
-    r->rx_start_ns = loop_mono_ns();
+    r->rx_start_ns = clock_mono_ns();
     dl_push(&l->partials, &r->olink);
     l->stats.partial_frames++;
     l->stats.partial_bytes += r->frame_cap;
@@ -272,7 +273,7 @@ static void conn_shed(struct conn *c, int reason, const char *why)
     struct loop *l = c->loop;
     const struct loop_req *r = c->rx_req;
     ASSERT(r != NULL && r->state == REQ_RECV);
-    uint64_t sec = loop_mono_ns() / 1000000000ull;
+    uint64_t sec = clock_mono_ns() / 1000000000ull;
     if (sec != l->shed_log_sec) {
         l->shed_log_sec = sec;
         l->shed_log_lines = 0;
@@ -289,7 +290,7 @@ static void conn_shed(struct conn *c, int reason, const char *why)
         log_warn("net: closing connection %llu from %s: %s; %u of its %u-byte frame "
                  "came in %llu ms%s",
                  (unsigned long long)c->id, peer, why, r->frame_got, r->frame_bytes,
-                 (unsigned long long)((loop_mono_ns() - r->rx_start_ns) / 1000000u), more);
+                 (unsigned long long)((clock_mono_ns() - r->rx_start_ns) / 1000000u), more);
         l->shed_log_skipped = 0;
     } else {
         l->shed_log_skipped++;
@@ -354,7 +355,7 @@ void conn_partial_expire(struct loop_timer *t, void *arg)
     uint64_t limit_ns = (uint64_t)l->cfg.partial_timeout_ms * 1000000u;
     while (!dl_empty(&l->partials)) {
         struct loop_req *r = LOOP_CONTAINER_OF(l->partials.next, struct loop_req, olink);
-        uint64_t now = loop_mono_ns();
+        uint64_t now = clock_mono_ns();
         uint64_t age = now > r->rx_start_ns ? now - r->rx_start_ns : 0;
         if (age < limit_ns) {
             loop_timer_arm(l, t, (limit_ns - age + 999999u) / 1000000u);
@@ -1185,8 +1186,6 @@ const uint8_t *loop_req_frame(const struct loop_req *req, size_t *len_out)
 }
 
 uint64_t loop_req_conn_id(const struct loop_req *req) { return req->conn_id; }
-
-bool loop_req_orphaned(const struct loop_req *req) { return req->conn == NULL; }
 
 void loop_req_on_abort(struct loop_req *req, void (*fn)(struct loop_req *, void *),
                        void *arg)

@@ -20,18 +20,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/clock.h"
 #include "base/err.h"
 #include "net/loop_int.h"
 
 #define NS_PER_MS 1000000ull
-
-uint64_t loop_mono_ns(void)
-{
-    struct timespec ts;
-    int rc = clock_gettime(CLOCK_MONOTONIC, &ts);
-    ASSERT(rc == 0);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 void loop_cfg_default(struct loop_cfg *cfg)
 {
@@ -227,7 +220,7 @@ void loop_timer_arm(struct loop *l, struct loop_timer *t, uint64_t delay_ms)
         timer_remove(l, t);
     }
     /* A fresh clock, not the iteration's: a timer never fires early. */
-    t->deadline_ns = loop_mono_ns() + delay_ms * NS_PER_MS;
+    t->deadline_ns = clock_mono_ns() + delay_ms * NS_PER_MS;
     t->child = t->next = t->prev = NULL;
     t->armed = true;
     l->timers = ph_meld(l->timers, t);
@@ -246,7 +239,7 @@ uint64_t loop_now_ms(const struct loop *l) { return l->now_ns / NS_PER_MS; }
 
 static void timers_fire(struct loop *l)
 {
-    l->now_ns = loop_mono_ns();
+    l->now_ns = clock_mono_ns();
     /* A timer armed by a callback has a deadline past now_ns: it waits for
      * the next iteration, so this cannot spin. */
     while (l->timers != NULL && l->timers->deadline_ns <= l->now_ns) {
@@ -552,7 +545,7 @@ int loop_init(struct loop *l, struct ring *r, const struct loop_cfg *cfg)
     loop_timer_init(&l->drain_timer, drain_timeout_fire, l);
     atomic_init(&l->stop_requested, false);
     atomic_init(&l->stop_writers, 0);
-    l->now_ns = loop_mono_ns();
+    l->now_ns = clock_mono_ns();
     ignore_sigpipe();
     l->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (l->efd < 0) {
@@ -586,8 +579,6 @@ void loop_stop(struct loop *l)
     }
     loop_timer_arm(l, &l->drain_timer, l->cfg.drain_timeout_ms);
 }
-
-bool loop_stopped(const struct loop *l) { return l->stopped; }
 
 /* Once stopping and every connection and the listener are gone: retire the
  * mailbox read, then the loop is stopped. */
@@ -646,7 +637,7 @@ static int loop_wait_ms(struct loop *l, int timeout_ms)
     }
     int wait = timeout_ms;
     if (l->timers != NULL) {
-        uint64_t now = loop_mono_ns();
+        uint64_t now = clock_mono_ns();
         uint64_t due = l->timers->deadline_ns;
         uint64_t ms = due <= now ? 0 : (due - now + NS_PER_MS - 1) / NS_PER_MS;
         if (ms > INT32_MAX) {

@@ -445,9 +445,6 @@ void loop_stop(struct loop *l);
  * written after it was closed. Calls after loop_fini() are not allowed. */
 void loop_stop_async(struct loop *l);
 
-/* True once a stop has finished (loop_run() returns then). Loop thread. */
-bool loop_stopped(const struct loop *l);
-
 /* Releases everything l holds and unregisters its buffer ring. If l is not
  * stopped yet, stops it and runs the ring until it is (any other op's
  * callbacks may run meanwhile). Runs messages still in the mailbox.
@@ -498,9 +495,6 @@ const uint8_t *loop_req_frame(const struct loop_req *req, size_t *len_out);
 
 /* A number naming the connection req came on, unique within the loop. */
 uint64_t loop_req_conn_id(const struct loop_req *req);
-
-/* True when the connection is gone: the answer will be dropped. */
-bool loop_req_orphaned(const struct loop_req *req);
 
 /* fn(req, arg) is called once if the connection is torn down while the
  * handler holds req (reset, error, drain timeout), so a long wait can end

@@ -224,7 +224,4 @@ void loop_rxbuf_put(struct loop *l, uint16_t bid);
  * itself for the next one due. */
 void conn_partial_expire(struct loop_timer *t, void *arg);
 
-/* CLOCK_MONOTONIC now, in ns (loop->now_ns is as of the iteration's start). */
-uint64_t loop_mono_ns(void);
-
 #endif

@@ -547,12 +547,13 @@ static void walk(struct rd *r, const struct pfield *s, uint32_t *parts_total)
     }
 }
 
-/* Checks a whole body against its schema; body itself is not moved. */
-static int body_check(const struct rd *body, const struct pfield *s)
+/* Checks a whole body against its schema; body itself is not moved.
+ * *parts_total: the elements of its LIM_PARTS arrays. */
+static int body_check(const struct rd *body, const struct pfield *s, uint32_t *parts_total)
 {
     struct rd r = *body;
-    uint32_t parts_total = 0;
-    walk(&r, s, &parts_total);
+    *parts_total = 0;
+    walk(&r, s, parts_total);
     if (r.err != 0) {
         return r.err;
     }
@@ -891,12 +892,14 @@ static int dec_open(struct rd *body, uint16_t api_key, uint16_t version,
         return -NG_EBADVERSION;
     }
     const struct msg *m = msg_of(api_key, version, response);
-    int rc = body_check(body, m->body);
+    uint32_t parts_total;
+    int rc = body_check(body, m->body, &parts_total);
     if (rc != 0) {
         return rc;
     }
     *d = (struct proto_dec){
         .rd = *body,
+        .partition_count = parts_total,
         .part_schema = m->part,
         .api_key = api_key,
         .api_version = version,

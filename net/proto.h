@@ -97,12 +97,58 @@ enum proto_api {
 /* Groups in a ListGroups answer: as many as topics a broker may hold. */
 #define PROTO_GROUPS_MAX 16384
 /* Members in a DescribeGroup answer: a group's most (GROUP_MEMBERS_MAX in
- * broker/group.h, checked there). */
+ * broker/group_state.h, checked there). */
 #define PROTO_GROUP_MEMBERS_MAX 1024
 /* Ranges per partition in a ShareFetch answer (acquired) or a ShareAck
  * request (acks): at worst one per record in flight, and a share group
- * keeps at most 10000 records in flight per partition (broker/share.h). */
+ * keeps at most 10000 records in flight per partition (broker/share_state.h). */
 #define PROTO_SHARE_RANGES_MAX 16384
+/* Records one ShareFetch acquires at most: a larger records_max acts as
+ * this (the broker sizes its per-fetch scratch by it), and it is the most
+ * a share group keeps in flight per partition (broker/share_state.h), so one
+ * fetch can take a partition's whole window. */
+#define PROTO_SHARE_FETCH_RECORDS_MAX 10000
+
+/* Wire sizes, for sizing buffers before encoding: each is the codec's own
+ * layout (docs/protocol.md; checked against the encoders in
+ * tests/test_proto.c), never derived again elsewhere. */
+/* A string: its i16 length, then its bytes. An error code: an i16. */
+#define PROTO_STR_BYTES(len) (2 + (size_t)(len))
+#define PROTO_ERR_BYTES 2
+/* An entry of a topic array: its name and its i32 partition count. */
+#define PROTO_TOPIC_BYTES(name_len) (PROTO_STR_BYTES(name_len) + 4)
+#define PROTO_TOPIC_BYTES_MAX PROTO_TOPIC_BYTES(PROTO_TOPIC_NAME_BYTES_MAX)
+/* The shared partition elements: an index; an index and error; an index,
+ * offset and error (proto_enc_partition_index / _result / _offset). */
+#define PROTO_PARTITION_INDEX_BYTES 4
+#define PROTO_PARTITION_RESULT_BYTES 6
+#define PROTO_PARTITION_OFFSET_BYTES 14
+/* OffsetCommit request: a partition's index and offset. ListOffsets
+ * request: a partition's index and timestamp. */
+#define PROTO_COMMIT_PARTITION_BYTES 12
+#define PROTO_LIST_OFFSETS_PARTITION_BYTES 12
+/* DescribeGroup response: a member (its id, its topic count); a
+ * partition's committed offset entry. ListGroups response: a group (its
+ * id, kind, member count). */
+#define PROTO_MEMBER_DESC_BYTES(id_len) (PROTO_STR_BYTES(id_len) + 4)
+#define PROTO_OFFSET_DESC_BYTES 36
+#define PROTO_GROUP_LISTING_BYTES(id_len) (PROTO_STR_BYTES(id_len) + 5)
+/* Metadata response: a partition; a v1 topic's configuration (after the
+ * topic's name and error, before its partitions). */
+#define PROTO_METADATA_PARTITION_BYTES 22
+#define PROTO_METADATA_TOPIC_CONFIG_BYTES 40
+/* Fetch response: a partition before its records (index, error, two
+ * offsets, from v1 the offset to resume at, records length). */
+#define PROTO_FETCH_RESP_PARTITION_BYTES(version) ((version) >= 1 ? 34 : 26)
+/* ShareFetch response: a partition before its ranges and records (index,
+ * error, range count, records length); one acquired range. */
+#define PROTO_SHARE_FETCH_RESP_PARTITION_BYTES 14
+#define PROTO_SHARE_ACQUIRED_BYTES 18
+/* ShareAck request: a partition entry before its ranges (index, range
+ * count); one range (first, last, type). ShareAck response: a partition
+ * result per entry (PROTO_PARTITION_RESULT_BYTES). */
+#define PROTO_SHARE_ACK_PARTITION_BYTES 8
+#define PROTO_SHARE_ACK_RANGE_BYTES 17
 
 static_assert(PROTO_FRAME_BYTES_MIN <= PROTO_FRAME_BYTES_DEFAULT &&
                   PROTO_FRAME_BYTES_DEFAULT <= PROTO_FRAME_BYTES_LIMIT,
@@ -114,6 +160,8 @@ static_assert(PROTO_TOPIC_NAME_BYTES_MAX <= PROTO_STRING_BYTES_MAX,
 static_assert(PROTO_API_COUNT <= PROTO_API_RANGES_MAX,
               "ApiVersions must list every api");
 static_assert(PROTO_GROUP_ID_BYTES_MAX <= PROTO_STRING_BYTES_MAX, "a group id is a string");
+static_assert(PROTO_SHARE_FETCH_RECORDS_MAX <= PROTO_SHARE_RANGES_MAX,
+              "one fetch's acquired ranges fit a partition's answer");
 
 /* ---- field values ---- */
 
@@ -342,7 +390,12 @@ void proto_enc_partition_offset(struct proto_enc *e, const struct proto_partitio
 /* Iterates the arrays of a decoded body. Fields are private except these:
  * topic_count is the number of elements in the body's outer array (topics,
  * topic results, ListGroups' groups, DescribeGroup's members), -1 for a
- * Metadata or OffsetFetch request asking for all topics.
+ * Metadata or OffsetFetch request asking for all topics; partition_count
+ * is the total of its partition arrays that count toward
+ * PROTO_REQUEST_PARTITIONS_MAX (all but Metadata's and the all-partition
+ * listings of OffsetFetch and DescribeGroup): in a Produce, Fetch,
+ * ListOffsets, OffsetCommit, ShareFetch or ShareAck request, how many
+ * partitions the iterators give over all its topics.
  * After the body decoder returned 0 the next functions cannot fail: they
  * return true with an item, false past the last. Pointers in items are
  * valid as long as the frame buffer. */
@@ -355,6 +408,7 @@ struct proto_dec {
     uint8_t shape;
     uint8_t section;     /* DescribeGroup: members, then offsets */
     int32_t topic_count;
+    uint32_t partition_count;
     int32_t topics_left;
     int32_t parts_left;
     int32_t members_left; /* DescribeGroup */

@@ -13,8 +13,6 @@
 #include "base/file.h"
 #include "base/log.h"
 
-#define container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
-
 /* Start the kernel's write-back of a segment's log every this many written
  * bytes (sync_file_range, not waited for), so that the fdatasync sealing a
  * segment at a roll, and each group commit, find little left to write: a

@@ -23,13 +23,6 @@
 #define LOG_TAIL_BYTES 3000
 #define CLIENT_ID "it"
 
-int64_t bk_mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void sleep_ms(int ms)
 {
     struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000};
@@ -157,14 +150,14 @@ pid_t bk_spawn(const char *const *args, const char *log_path)
 
 bool bk_wait(pid_t pid, int timeout_ms, int *status)
 {
-    int64_t deadline = bk_mono_ms() + timeout_ms;
+    int64_t deadline = clock_mono_ms() + timeout_ms;
     for (;;) {
         pid_t r = waitpid(pid, status, WNOHANG);
         cr_assert_geq(r, 0, "waitpid: %s", strerror(errno));
         if (r == pid) {
             return true;
         }
-        if (bk_mono_ms() >= deadline) {
+        if (clock_mono_ms() >= deadline) {
             return false;
         }
         sleep_ms(5);
@@ -214,7 +207,7 @@ void bk_start(struct bk *b)
     b->log_from = (size_t)file_size(b->log_path);
     b->port = 0;
     b->pid = bk_spawn(args, b->log_path);
-    int64_t deadline = bk_mono_ms() + BK_START_TIMEOUT_MS;
+    int64_t deadline = clock_mono_ms() + BK_START_TIMEOUT_MS;
     while (b->port == 0) {
         int status;
         if (waitpid(b->pid, &status, WNOHANG) == b->pid) {
@@ -222,7 +215,7 @@ void bk_start(struct bk *b)
             bk_print_tail(b->log_path, "nagared exited at start");
             cr_assert_fail("nagared exited at start (wait status %#x)", status);
         }
-        if (bk_mono_ms() >= deadline) {
+        if (clock_mono_ms() >= deadline) {
             kill_hard(b, "nagared did not start");
             cr_assert_fail("no listening line within %d ms", BK_START_TIMEOUT_MS);
         }

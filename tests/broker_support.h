@@ -21,6 +21,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "base/clock.h"
 #include "net/proto.h"
 #include "storage/batch.h"
 
@@ -63,9 +64,6 @@ void bk_start(struct bk *b);
  * what the kernel has), waits down_ms, and starts it again on the same
  * port (every later start keeps that port). */
 void bk_kill_restart(struct bk *b, int down_ms);
-
-/* CLOCK_MONOTONIC in ms. */
-int64_t bk_mono_ms(void);
 
 /* Spawns nagared with these arguments after argv[0] (NULL-terminated),
  * stdout and stderr appended to log_path. Returns its pid. */

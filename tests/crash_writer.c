@@ -11,6 +11,7 @@
 #include <unistd.h>
 #include <time.h>
 
+#include "base/clock.h"
 #include "base/log.h"
 #include "tests/storage_support.h"
 
@@ -75,13 +76,6 @@ static void submit(struct writer *w)
     }
 }
 
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 int main(int argc, char **argv)
 {
     if (argc != 3) {
@@ -102,7 +96,7 @@ int main(int argc, char **argv)
         return 1;
     }
     struct part_env env = {.ring = &ring, .scratch = scratch, .scratch_bytes = scratch_bytes,
-                           .zctx = &z, .now_ms = wall_ms};
+                           .zctx = &z, .now_ms = clock_wall_ms};
     if (part_open(&part, argv[1], &cfg, &env) != 0) {
         return 1;
     }

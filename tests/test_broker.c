@@ -145,13 +145,13 @@ Test(broker, long_poll_wakes_when_data_arrives)
     cl_connect(&waiter, B.port, 30000);
     cl_connect(&producer, B.port, CL_TIMEOUT_MS_DEFAULT);
     cr_assert_eq(rq_create(&producer, "lp", 2), 0);
-    int64_t t0 = bk_mono_ms();
+    int64_t t0 = clock_mono_ms();
     uint32_t corr = rq_fetch_send(&waiter, "lp", 1, 0, 20000, 1);
     usleep(200 * 1000); /* let it park; if it has not, it answers with data at once */
     struct sent s = produce_ok(&producer, "lp", 1, 3, 7, 1);
     struct fetched f;
     rq_fetch_recv(&waiter, corr, &f);
-    int64_t elapsed = bk_mono_ms() - t0;
+    int64_t elapsed = clock_mono_ms() - t0;
     cr_assert_eq(f.err, 0, "%s", err_str(f.err));
     cr_assert_eq(bt_count(f.records, f.records_bytes), 1, "the long poll carries the data");
     bt_assert_same(f.records, f.records_bytes, s.bytes, s.len, 0);
@@ -171,10 +171,10 @@ Test(broker, long_poll_times_out_empty)
     struct cl c;
     cl_connect(&c, B.port, CL_TIMEOUT_MS_DEFAULT);
     cr_assert_eq(rq_create(&c, "quiet", 1), 0);
-    int64_t t0 = bk_mono_ms();
+    int64_t t0 = clock_mono_ms();
     struct fetched f;
     rq_fetch_recv(&c, rq_fetch_send(&c, "quiet", 0, 0, 300, 1), &f);
-    int64_t elapsed = bk_mono_ms() - t0;
+    int64_t elapsed = clock_mono_ms() - t0;
     cr_assert_eq(f.err, 0, "%s", err_str(f.err));
     cr_assert_eq(f.records_bytes, 0);
     cr_assert_eq(f.offset_latest, 0);
@@ -369,11 +369,11 @@ Test(broker, sigterm_answers_parked_fetch_and_exits_zero)
     rq_ping(&idle);
     uint32_t corr = rq_fetch_send(&c, "bye", 0, 0, 20000, 1);
     usleep(100 * 1000);
-    int64_t t0 = bk_mono_ms();
+    int64_t t0 = clock_mono_ms();
     cr_assert_eq(kill(B.pid, SIGTERM), 0);
     struct fetched f;
     rq_fetch_recv(&c, corr, &f);
-    cr_assert_lt(bk_mono_ms() - t0, 10000, "a stop answers parked fetches");
+    cr_assert_lt(clock_mono_ms() - t0, 10000, "a stop answers parked fetches");
     cr_assert_eq(f.records_bytes, 0);
     rq_fetched_free(&f);
     struct proto_resp_header h;
@@ -520,9 +520,9 @@ Test(broker, delete_topic_then_metadata_says_unknown)
     usleep(100 * 1000);
     cr_assert_eq(rq_delete(&c, "doomed"), 0);
     struct fetched f;
-    int64_t t0 = bk_mono_ms();
+    int64_t t0 = clock_mono_ms();
     rq_fetch_recv(&waiter, corr, &f);
-    cr_assert_lt(bk_mono_ms() - t0, 10000, "a fetch parked on a deleted topic is answered");
+    cr_assert_lt(clock_mono_ms() - t0, 10000, "a fetch parked on a deleted topic is answered");
     rq_fetched_free(&f);
     const char *const names[] = {"doomed", NULL};
     struct md m;
@@ -572,11 +572,11 @@ Test(broker, fetch_out_of_range_carries_earliest_and_latest)
         rq_fetched_free(&f);
     }
     /* Out of range is news: a long poll does not wait for it. */
-    int64_t t0 = bk_mono_ms();
+    int64_t t0 = clock_mono_ms();
     struct fetched f;
     rq_fetch_recv(&c, rq_fetch_send(&c, "range", 0, 9, 20000, 1), &f);
     cr_assert_eq(f.err, -NG_EOFFSET_RANGE);
-    cr_assert_lt(bk_mono_ms() - t0, 10000);
+    cr_assert_lt(clock_mono_ms() - t0, 10000);
     rq_fetched_free(&f);
     /* The log end is not out of range: nothing there yet. */
     rq_fetch(&c, "range", 0, 5, &f);
@@ -847,10 +847,10 @@ Test(broker, fetch_negative_partition_limit_is_that_partitions_error)
      * also in a long poll. */
     for (int32_t wait = 0; wait <= 20000; wait += 20000) {
         int err;
-        int64_t t0 = bk_mono_ms();
+        int64_t t0 = clock_mono_ms();
         cr_assert_eq(fetch_limited(&c, "neg", -1, 1 << 20, wait, &err), 0);
         cr_assert_eq(err, -NG_EBADARG, "wait %d: %s", wait, err_str(err));
-        cr_assert_lt(bk_mono_ms() - t0, 10000);
+        cr_assert_lt(clock_mono_ms() - t0, 10000);
     }
     free_sent(&s, 1);
     cl_close(&c);
@@ -880,7 +880,7 @@ Test(broker, long_poll_wakes_every_waiter)
     }
     usleep(200 * 1000);
     struct sent s = produce_ok(&c, "fan", 0, 2, 1, 1);
-    int64_t t0 = bk_mono_ms();
+    int64_t t0 = clock_mono_ms();
     for (size_t i = 0; i < 3; i++) {
         struct fetched f;
         rq_fetch_recv(&w[i], corr[i], &f);
@@ -889,7 +889,7 @@ Test(broker, long_poll_wakes_every_waiter)
         rq_fetched_free(&f);
         cl_close(&w[i]);
     }
-    cr_assert_lt(bk_mono_ms() - t0, 10000);
+    cr_assert_lt(clock_mono_ms() - t0, 10000);
     free_sent(&s, 1);
     cl_close(&c);
     bk_stop(&B);
@@ -961,8 +961,8 @@ Test(broker, segments_roll_and_retention_moves_the_log_start)
     }
     int64_t earliest = 0;
     int64_t ts;
-    int64_t deadline = bk_mono_ms() + 5000;
-    while (earliest == 0 && bk_mono_ms() < deadline) {
+    int64_t deadline = clock_mono_ms() + 5000;
+    while (earliest == 0 && clock_mono_ms() < deadline) {
         usleep(50 * 1000);
         cr_assert_eq(rq_list_offset(&c, "roll", 0, PROTO_TIMESTAMP_EARLIEST, &earliest, &ts), 0);
     }
@@ -1176,8 +1176,8 @@ Test(broker, segments_deleted_while_their_answer_is_sent_are_sent_whole, .timeou
         cr_assert_eq(rq_produce(&c, "gone", 0, batch, len, 1, &off), 0);
     }
     int64_t now_earliest = earliest;
-    int64_t deadline = bk_mono_ms() + 10000;
-    while (now_earliest == earliest && bk_mono_ms() < deadline) {
+    int64_t deadline = clock_mono_ms() + 10000;
+    while (now_earliest == earliest && clock_mono_ms() < deadline) {
         usleep(50 * 1000);
         cr_assert_eq(rq_list_offset(&c, "gone", 0, PROTO_TIMESTAMP_EARLIEST, &now_earliest, &ts),
                      0);

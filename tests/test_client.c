@@ -196,7 +196,7 @@ Test(client, unreachable_broker_fails_fast_with_a_clear_error)
     pc.bootstrap = B.bootstrap;
     pc.request_timeout_ms = 2000;
     nagare_producer *p = (nagare_producer *)1;
-    int64_t t = bk_mono_ms();
+    int64_t t = clock_mono_ms();
     int rc = nagare_producer_new(&pc, &p);
     cr_assert_eq(rc, -ECONNREFUSED, "producer: %s", nagare_strerror(rc));
     cr_assert_null(p);
@@ -209,7 +209,7 @@ Test(client, unreachable_broker_fails_fast_with_a_clear_error)
     cr_assert_eq(nagare_consumer_new(&cc, &k), -ECONNREFUSED);
     nagare_admin *a;
     cr_assert_eq(nagare_admin_new(B.bootstrap, 2000, &a), -ECONNREFUSED);
-    cr_assert_lt(bk_mono_ms() - t, 2000, "refused connections fail at once");
+    cr_assert_lt(clock_mono_ms() - t, 2000, "refused connections fail at once");
 
     /* Something that accepts and never answers: the handshake times out. */
     int fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -220,9 +220,9 @@ Test(client, unreachable_broker_fails_fast_with_a_clear_error)
     cr_assert_eq(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
     snprintf(B.bootstrap, sizeof(B.bootstrap), "127.0.0.1:%u", ntohs(sa.sin_port));
     pc.request_timeout_ms = 500;
-    t = bk_mono_ms();
+    t = clock_mono_ms();
     rc = nagare_producer_new(&pc, &p);
-    int64_t took = bk_mono_ms() - t;
+    int64_t took = clock_mono_ms() - t;
     cr_assert_eq(rc, -NAGARE_ETIMEOUT, "silent broker: %s", nagare_strerror(rc));
     cr_assert(took >= 450 && took < 1500, "took %lld ms", (long long)took);
     cr_assert_eq(nagare_admin_new(B.bootstrap, 300, &a), -NAGARE_ETIMEOUT);
@@ -1204,9 +1204,9 @@ Test(client, records_fail_with_a_timeout_when_the_broker_stays_away)
     produce_plain(p, "unseen", NAGARE_PARTITION_ANY, 1, 0, 1); /* held: no metadata */
     cr_assert_eq(nagare_producer_flush(p, 300), -NAGARE_ETIMEOUT);
     cr_assert_eq(nagare_producer_outstanding(p), 101);
-    int64_t t = bk_mono_ms();
+    int64_t t = clock_mono_ms();
     cr_assert_eq(nagare_producer_flush(p, 10000), 0, "every record gets its report");
-    cr_assert_lt(bk_mono_ms() - t, 5000);
+    cr_assert_lt(clock_mono_ms() - t, 5000);
     cr_assert_eq(r.count, 201);
     cr_assert_eq(r.failed, 101);
     cr_assert_eq(r.first_err, -NAGARE_ETIMEOUT);
@@ -1224,8 +1224,8 @@ Test(client, records_fail_with_a_timeout_when_the_broker_stays_away)
     bk_stop(&B);
     const struct nagare_message *m;
     int rc = 0;
-    t = bk_mono_ms();
-    while (rc == 0 && bk_mono_ms() - t < 5000) {
+    t = clock_mono_ms();
+    while (rc == 0 && clock_mono_ms() - t < 5000) {
         rc = nagare_consumer_poll(c, 100, &m);
     }
     cr_assert_eq(rc, -NAGARE_EDISCONNECTED, "poll: %s", nagare_strerror(rc));
@@ -1288,8 +1288,8 @@ Test(client, poll_without_waiting_reads_answers)
     struct nagare_record rec = {.topic = "nowait", .partition = 0, .key_len = -1,
                                 .value = "v", .value_len = 1};
     send_record(p, &rec);
-    int64_t give_up = bk_mono_ms() + 10000;
-    while (r.count == 0 && bk_mono_ms() < give_up) {
+    int64_t give_up = clock_mono_ms() + 10000;
+    while (r.count == 0 && clock_mono_ms() < give_up) {
         cr_assert_geq(nagare_producer_poll(p, 0), 0);
         struct timespec ts = {.tv_nsec = 1000000};
         nanosleep(&ts, NULL);
@@ -1773,12 +1773,12 @@ Test(client, caught_up_partitions_do_not_hold_up_the_replay_of_the_others)
         assign_ok(c, "lag", k, 0);
     }
     int64_t next[4] = {0};
-    int64_t t = bk_mono_ms();
+    int64_t t = clock_mono_ms();
     for (uint32_t n = 0; n < 2 * 10 + 2 * (PIPE_RECORDS / 4); n++) {
         const struct nagare_message *m = next_of(c, next);
         value_check(m, 25);
     }
-    int64_t took = bk_mono_ms() - t;
+    int64_t took = clock_mono_ms() - t;
     cr_assert_lt(took, 4000, "the replay took %lld ms: held up by long polls", (long long)took);
     nagare_consumer_destroy(c);
     bk_stop(&B);
@@ -1798,7 +1798,7 @@ static void on_delivery_timed(const struct nagare_delivery *d, void *opaque)
     struct timed_reports *tr = opaque;
     uint32_t i = (uint32_t)(uintptr_t)d->opaque;
     if (i < 64) {
-        tr->at_ms[i] = bk_mono_ms();
+        tr->at_ms[i] = clock_mono_ms();
     }
     on_delivery(d, &tr->r);
 }
@@ -1833,17 +1833,17 @@ Test(client, linger_closes_each_open_batch_when_its_own_time_comes)
     struct timed_reports tr = {0};
     reports_init(&tr.r, 64);
     nagare_producer *p = producer((struct reports *)&tr, tune_linger);
-    int64_t sent0 = bk_mono_ms();
+    int64_t sent0 = clock_mono_ms();
     send_one_to(p, "linger", 0, 0, 10);
     cr_assert_geq(nagare_producer_poll(p, LINGER_MS / 2), 0);
-    int64_t sent1 = bk_mono_ms();
+    int64_t sent1 = clock_mono_ms();
     send_one_to(p, "linger", 1, 1, 10);
-    int64_t sent_fill = bk_mono_ms();
+    int64_t sent_fill = clock_mono_ms();
     for (uint32_t i = 2; i < 12; i++) {
         send_one_to(p, "linger", 2, i, 1500); /* two a batch: four close full */
     }
-    int64_t give_up = bk_mono_ms() + WAIT_MS;
-    while (tr.r.count < 12 && bk_mono_ms() < give_up) {
+    int64_t give_up = clock_mono_ms() + WAIT_MS;
+    while (tr.r.count < 12 && clock_mono_ms() < give_up) {
         cr_assert_geq(nagare_producer_poll(p, 50), 0);
     }
     cr_assert_eq(tr.r.count, 12, "every record reported without a flush");
@@ -1875,9 +1875,9 @@ Test(client, flush_sends_every_open_batch_without_waiting_for_linger)
         send_one_to(p, "flushall", (int32_t)(i % 50), i, 10);
     }
     cr_assert_eq(nagare_producer_poll(p, 200), 0, "nothing goes before its linger");
-    int64_t t = bk_mono_ms();
+    int64_t t = clock_mono_ms();
     flush_ok(p, &r, 100);
-    cr_assert_lt(bk_mono_ms() - t, 10000);
+    cr_assert_lt(clock_mono_ms() - t, 10000);
     for (uint32_t i = 0; i < 100; i++) {
         cr_assert_eq(r.partition[i], (int32_t)(i % 50));
         cr_assert_eq(r.offset[i], (int64_t)(i / 50), "record %u", i);
@@ -1908,10 +1908,10 @@ Test(client, a_batch_back_for_retries_fails_at_its_delivery_timeout)
     send_one_to(p, "stalled", 0, 0, 10);
     flush_ok(p, &r, 1);
     cr_assert_eq(kill(B.pid, SIGSTOP), 0);
-    int64_t t = bk_mono_ms();
+    int64_t t = clock_mono_ms();
     send_one_to(p, "stalled", 1, 1, 10);
     int rc = nagare_producer_flush(p, 10000);
-    int64_t took = bk_mono_ms() - t;
+    int64_t took = clock_mono_ms() - t;
     cr_assert_eq(kill(B.pid, SIGCONT), 0);
     cr_assert_eq(rc, 0, "flush: %s", nagare_strerror(rc));
     cr_assert_eq(r.count, 2);

@@ -208,10 +208,10 @@ static void member_record(struct member *m, const struct nagare_message *msg)
 /* Polls m for up to max records or ms milliseconds. */
 static void member_poll(struct member *m, uint32_t max, int ms)
 {
-    int64_t until = bk_mono_ms() + ms;
+    int64_t until = clock_mono_ms() + ms;
     for (uint32_t i = 0; i < max; i++) {
         const struct nagare_message *msg;
-        int64_t left = until - bk_mono_ms();
+        int64_t left = until - clock_mono_ms();
         int rc = nagare_consumer_poll(m->c, left > 0 ? (int)left : 0, &msg);
         cr_assert_geq(rc, 0, "poll: %s", nagare_strerror(rc));
         if (rc == 0) {
@@ -258,7 +258,7 @@ static uint32_t held_by(const struct member *m, int32_t parts)
  * partitions (all held) and `total` distinct records were seen. */
 static void run_until(struct member *ms, uint32_t n, int32_t parts, uint64_t total)
 {
-    int64_t deadline = bk_mono_ms() + WAIT_MS;
+    int64_t deadline = clock_mono_ms() + WAIT_MS;
     uint32_t live = 0;
     for (uint32_t i = 0; i < n; i++) {
         live += ms[i].c != NULL ? 1 : 0;
@@ -279,7 +279,7 @@ static void run_until(struct member *ms, uint32_t n, int32_t parts, uint64_t tot
         if (fair && ms[0].t->total >= total) {
             return;
         }
-        cr_assert_lt(bk_mono_ms(), deadline, "no fair share and %lu records within %d ms (%lu seen)",
+        cr_assert_lt(clock_mono_ms(), deadline, "no fair share and %lu records within %d ms (%lu seen)",
                      (unsigned long)total, WAIT_MS, (unsigned long)ms[0].t->total);
     }
 }
@@ -378,7 +378,7 @@ Test(client_groups, a_member_that_leaves_hands_over_at_its_committed_offsets)
     run_until(ms, 3, 6, 0);
     produce("leave", 6, 100, 0);
     /* Members 0 and 1 read all of theirs; member 2 only some of its own. */
-    int64_t deadline = bk_mono_ms() + WAIT_MS;
+    int64_t deadline = clock_mono_ms() + WAIT_MS;
     while (ms[2].records < 60 || ms[0].records + ms[1].records < 400) {
         member_poll(&ms[0], 100, 10);
         member_poll(&ms[1], 100, 10);
@@ -386,7 +386,7 @@ Test(client_groups, a_member_that_leaves_hands_over_at_its_committed_offsets)
             member_poll(&ms[2], 3, 10);
         }
         assert_no_overlap(ms, 3);
-        cr_assert_lt(bk_mono_ms(), deadline);
+        cr_assert_lt(clock_mono_ms(), deadline);
     }
     cr_assert_eq(nagare_consumer_commit(ms[2].c, false), 0);
     int64_t pos[PARTS_MAX];
@@ -465,11 +465,11 @@ static void child_member(const char *topic, const char *group)
  * do not and has committed in both; *theirs gets those two. */
 static void wait_child_settled(struct member *ms, nagare_admin *a, int32_t theirs[2])
 {
-    int64_t deadline = bk_mono_ms() + WAIT_MS;
+    int64_t deadline = clock_mono_ms() + WAIT_MS;
     for (bool ready = false; !ready;) {
         member_poll(&ms[0], 200, 50);
         member_poll(&ms[1], 200, 50);
-        cr_assert_lt(bk_mono_ms(), deadline, "the child never settled");
+        cr_assert_lt(clock_mono_ms(), deadline, "the child never settled");
         if (assert_no_overlap(ms, 2) != 4) {
             continue;
         }
@@ -495,7 +495,7 @@ static struct member *heir_of(struct member *ms, int32_t p)
  * the child's two from where each heir started to the end. */
 static void wait_taken_over(struct member *ms, const int32_t theirs[2])
 {
-    int64_t deadline = bk_mono_ms() + WAIT_MS;
+    int64_t deadline = clock_mono_ms() + WAIT_MS;
     for (bool done = false; !done;) {
         member_poll(&ms[0], 200, 50);
         member_poll(&ms[1], 200, 50);
@@ -506,7 +506,7 @@ static void wait_taken_over(struct member *ms, const int32_t theirs[2])
                 done = tally_at(ms[0].t, theirs[k], o) > 0;
             }
         }
-        cr_assert(done || bk_mono_ms() < deadline, "the killed member's partitions were not taken over");
+        cr_assert(done || clock_mono_ms() < deadline, "the killed member's partitions were not taken over");
     }
 }
 
@@ -624,10 +624,10 @@ Test(client_groups, committed_offsets_survive_a_broker_restart_and_the_member_re
     bk_kill_restart(&B, 300);
     /* The member finds itself forgotten (its partitions reported revoked),
      * joins again, and gets them back at the committed offsets. */
-    int64_t deadline = bk_mono_ms() + WAIT_MS;
+    int64_t deadline = clock_mono_ms() + WAIT_MS;
     while (m.revoked_total < 2 || held_by(&m, 2) < 2) {
         member_poll(&m, 10, 50);
-        cr_assert_lt(bk_mono_ms(), deadline, "the member did not join again");
+        cr_assert_lt(clock_mono_ms(), deadline, "the member did not join again");
     }
     produce("restart", 2, 100, 100);
     run_until(&m, 1, 2, 400);
@@ -679,10 +679,10 @@ Test(client_groups, auto_commit_commits_on_its_interval_and_on_close)
     member_open(&m, &t2, "auto", "gasync", false);
     run_until(&m, 1, 1, 150);
     cr_assert_eq(nagare_consumer_commit(m.c, true), 0);
-    int64_t deadline = bk_mono_ms() + WAIT_MS;
+    int64_t deadline = clock_mono_ms() + WAIT_MS;
     while (m.commits_reported == 0) {
         member_poll(&m, 10, 50);
-        cr_assert_lt(bk_mono_ms(), deadline);
+        cr_assert_lt(clock_mono_ms(), deadline);
     }
     cr_assert_eq(m.commit_err, 0);
     info = describe(a, "gasync");
@@ -805,10 +805,10 @@ static uint32_t sharer_poll(struct sharer *s, int64_t *offs, uint32_t max, int m
                             int32_t want_count)
 {
     uint32_t n = 0;
-    int64_t until = bk_mono_ms() + ms;
+    int64_t until = clock_mono_ms() + ms;
     while (n < max) {
         const struct nagare_message *m;
-        int64_t left = until - bk_mono_ms();
+        int64_t left = until - clock_mono_ms();
         int rc = nagare_share_poll(s->sc, left > 0 ? (int)left : 0, &m);
         cr_assert_geq(rc, 0, "share poll: %s", nagare_strerror(rc));
         if (rc == 0) {
@@ -852,14 +852,14 @@ Test(client_groups, four_share_consumers_on_one_partition_accept_each_record_onc
         sharer_open(&s[i], q, i, "queue", "workers", 50, NAGARE_ACK_ACCEPT);
     }
     int64_t offs[50];
-    int64_t deadline = bk_mono_ms() + WAIT_MS;
+    int64_t deadline = clock_mono_ms() + WAIT_MS;
     while (q->accepted_total < SHARE_RECORDS_MAX) {
         for (int i = 0; i < 4; i++) {
             /* Hold a batch while the others fetch, then accept it. */
             uint32_t n = sharer_poll(&s[i], offs, 50, 20, 1);
             sharer_ack(&s[i], "queue", offs, n, NAGARE_ACK_ACCEPT);
         }
-        cr_assert_lt(bk_mono_ms(), deadline, "%u accepted", q->accepted_total);
+        cr_assert_lt(clock_mono_ms(), deadline, "%u accepted", q->accepted_total);
     }
     for (int i = 0; i < 4; i++) {
         cr_assert_eq(nagare_share_commit(s[i].sc), 0);
@@ -928,14 +928,14 @@ Test(client_groups, a_share_consumer_killed_mid_lease_leaves_its_records_to_othe
     cr_assert_eq(kill(child, SIGKILL), 0);
     int status;
     cr_assert_eq(waitpid(child, &status, 0), child);
-    int64_t killed_at = bk_mono_ms();
+    int64_t killed_at = clock_mono_ms();
     struct qtally *q = malloc(sizeof(*q));
     cr_assert_not_null(q);
     qtally_init(q);
     struct sharer s;
     sharer_open(&s, q, 0, "lease", "lg", 100, NAGARE_ACK_ACCEPT);
     int64_t offs[100];
-    int64_t deadline = bk_mono_ms() + WAIT_MS;
+    int64_t deadline = clock_mono_ms() + WAIT_MS;
     int64_t first_redelivery_ms = -1;
     while (q->accepted_total < 100) {
         const struct nagare_message *m;
@@ -946,14 +946,14 @@ Test(client_groups, a_share_consumer_killed_mid_lease_leaves_its_records_to_othe
             cr_assert_eq(m->delivery_count, m->offset < 30 ? 2 : 1, "offset %ld count %d",
                          (long)m->offset, m->delivery_count);
             if (m->offset < 30 && first_redelivery_ms < 0) {
-                first_redelivery_ms = bk_mono_ms();
+                first_redelivery_ms = clock_mono_ms();
             }
             q->delivered[m->offset]++;
             cr_assert_eq(nagare_share_ack(s.sc, m, NAGARE_ACK_ACCEPT), 0);
             cr_assert_eq(nagare_share_ack(s.sc, m, NAGARE_ACK_ACCEPT), -NAGARE_ENOT_ACQUIRED,
                          "acknowledged twice");
         }
-        cr_assert_lt(bk_mono_ms(), deadline);
+        cr_assert_lt(clock_mono_ms(), deadline);
     }
     (void)offs;
     cr_assert_geq(first_redelivery_ms - killed_at, 1000, "before the lock could expire");
@@ -1018,9 +1018,9 @@ static void assert_dead_letter(int64_t offset, const char *value, int64_t src_of
     cc.bootstrap = B.bootstrap;
     nagare_consumer *c;
     cr_assert_eq(nagare_consumer_new(&cc, &c), 0);
-    int64_t deadline = bk_mono_ms() + WAIT_MS;
+    int64_t deadline = clock_mono_ms() + WAIT_MS;
     while (nagare_consumer_assign(c, "orders.dlq", 0, offset) != 0) { /* created on demand */
-        cr_assert_lt(bk_mono_ms(), deadline, "no dead-letter topic");
+        cr_assert_lt(clock_mono_ms(), deadline, "no dead-letter topic");
         usleep(50 * 1000);
     }
     const struct nagare_message *m = NULL;
@@ -1121,10 +1121,10 @@ Test(client_groups, share_state_survives_a_broker_restart)
     sharer_open(&s, q, 0, "durable", "dg", 60, NAGARE_ACK_NONE);
     int64_t offs[60];
     uint32_t n = 0;
-    int64_t deadline = bk_mono_ms() + WAIT_MS;
+    int64_t deadline = clock_mono_ms() + WAIT_MS;
     while (n < 60) {
         n += sharer_poll(&s, offs + n, 60 - n, 100, 1);
-        cr_assert_lt(bk_mono_ms(), deadline);
+        cr_assert_lt(clock_mono_ms(), deadline);
     }
     sharer_ack(&s, "durable", offs, 40, NAGARE_ACK_ACCEPT); /* 40..59 stay held */
     cr_assert_eq(nagare_share_commit(s.sc), 0);
@@ -1136,10 +1136,10 @@ Test(client_groups, share_state_survives_a_broker_restart)
     sharer_open(&s, q, 0, "durable", "dg", 100, NAGARE_ACK_ACCEPT);
     int64_t got[100];
     n = 0;
-    deadline = bk_mono_ms() + WAIT_MS;
+    deadline = clock_mono_ms() + WAIT_MS;
     while (n < 60) {
         n += sharer_poll(&s, got + n, 100 - n, 100, 1);
-        cr_assert_lt(bk_mono_ms(), deadline, "%u of 60 redelivered", n);
+        cr_assert_lt(clock_mono_ms(), deadline, "%u of 60 redelivered", n);
     }
     for (uint32_t i = 0; i < n; i++) {
         cr_assert_geq(got[i], 40, "accepted offset %ld came back", (long)got[i]);
@@ -1197,12 +1197,12 @@ Test(client_groups, share_consumer_refuses_bad_arguments_and_unknown_records)
     c.close_ack = NAGARE_ACK_ACCEPT;
     cr_assert_eq(nagare_share_consumer_new(&c, &sc), 0);
     cr_assert_eq(nagare_share_subscribe(sc, "g", one, 1), 0);
-    int64_t t0 = bk_mono_ms();
+    int64_t t0 = clock_mono_ms();
     for (int i = 0; i < 2; i++) {
         cr_assert_eq(nagare_share_poll(sc, WAIT_MS, &m), 1);
         cr_assert_eq(m->delivery_count, 2, "released, not expired");
     }
-    cr_assert_lt(bk_mono_ms() - t0, 5000, "not after a 30 s lock");
+    cr_assert_lt(clock_mono_ms() - t0, 5000, "not after a 30 s lock");
     nagare_share_consumer_destroy(sc); /* accepts them */
     cr_assert_eq(nagare_share_consumer_new(&c, &sc), 0);
     cr_assert_eq(nagare_share_subscribe(sc, "g", one, 1), 0);
@@ -1269,9 +1269,7 @@ Test(client_groups, admin_lists_describes_resets_and_deletes_groups)
     cs_create_topic(&B, "adm", 2);
     produce("adm", 2, 10, 0);
     usleep(20 * 1000);
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    int64_t mid_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    int64_t mid_ms = clock_wall_ms();
     usleep(20 * 1000);
     produce("adm", 2, 10, 10);
     struct tally t;

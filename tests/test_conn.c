@@ -25,7 +25,7 @@ static void teardown(void) { bk_fini(&B); }
 
 TestSuite(conn, .init = setup, .fini = teardown, .timeout = 120);
 
-static void conn_up(struct conn *c, uint16_t port)
+static void conn_up(struct client_conn *c, uint16_t port)
 {
     char addr[32];
     snprintf(addr, sizeof(addr), "127.0.0.1:%u", port);
@@ -91,7 +91,7 @@ struct part {
 
 /* Sends a Produce of topic's partitions 0.. with parts[i]'s batch, those
  * marked by reference, the others copied. */
-static void produce_refs(struct conn *c, const char *topic, const struct part *parts,
+static void produce_refs(struct client_conn *c, const char *topic, const struct part *parts,
                          uint32_t count, int16_t acks, struct done *d)
 {
     size_t ref_bytes = 0;
@@ -128,7 +128,7 @@ static void produce_refs(struct conn *c, const char *topic, const struct part *p
                            produce_done, d);
 }
 
-static void wait_done(struct conn *c, struct done *d)
+static void wait_done(struct client_conn *c, struct done *d)
 {
     for (int k = 0; k < 200 && !d->ran; k++) {
         cr_assert_eq(conn_poll(c, 50), 0);
@@ -148,7 +148,7 @@ Test(conn, referenced_bytes_go_in_place_through_partial_writes)
     cl_connect(&admin, B.port, 10000);
     cr_assert_eq(rq_create(&admin, "refs", 5), 0);
     cl_close(&admin);
-    struct conn c;
+    struct client_conn c;
     conn_up(&c, B.port);
     int small = 16 * 1024;
     cr_assert_eq(setsockopt(c.fd, SOL_SOCKET, SO_SNDBUF, &small, sizeof(small)), 0);
@@ -290,7 +290,7 @@ Test(conn, an_answer_before_the_request_was_written_closes_and_drops_references)
 {
     struct peer peer;
     peer_start(&peer);
-    struct conn c;
+    struct client_conn c;
     conn_up(&c, peer.port);
     size_t big = 64u << 20; /* far more than the socket buffers hold */
     uint8_t *buf = calloc(1, big);
@@ -317,4 +317,86 @@ Test(conn, an_answer_before_the_request_was_written_closes_and_drops_references)
     pthread_join(peer.thread, NULL);
     close(peer.listen_fd);
     free(buf);
+}
+
+/* ---- backoff and reconnecting (conn_backoff_next, conn_redial) ---- */
+
+Test(conn, backoff_doubles_from_the_first_step_to_the_last)
+{
+    uint32_t b = 0;
+    uint32_t want[] = {CONN_BACKOFF_MS_FIRST, 200, 400, 800, CONN_BACKOFF_MS_MAX,
+                       CONN_BACKOFF_MS_MAX};
+    for (size_t i = 0; i < ARRAY_LEN(want); i++) {
+        cr_assert_eq(conn_backoff_next(&b), want[i], "step %zu", i);
+        cr_assert_eq(b, want[i]);
+    }
+}
+
+/* A port nobody listens on: bound, never listened to, then closed. */
+static uint16_t port_refused(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(a);
+    cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    cr_assert_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+static void conn_to(struct client_conn *c, uint16_t port)
+{
+    char addr[32];
+    snprintf(addr, sizeof(addr), "127.0.0.1:%u", port);
+    struct conn_config cfg = {.bootstrap = addr, .request_timeout_ms = 10000,
+                              .resp_bytes_max = 1u << 20, .tx_bytes_max = 1u << 20,
+                              .pending_max = 8};
+    cr_assert_eq(conn_init(c, &cfg), 0);
+}
+
+static void poll_until_down(struct client_conn *c)
+{
+    while (c->state != CONN_DOWN) {
+        cr_assert_eq(conn_poll(c, 100), 0);
+    }
+}
+
+Test(conn, redial_tries_once_per_backoff_step_and_reports_a_long_outage_once)
+{
+    struct client_conn c;
+    conn_to(&c, port_refused());
+    struct conn_redial r = {0};
+    cr_assert_eq(conn_redial(&c, &r, 1000, 5000), 0);
+    cr_assert_eq(r.at_ms, 1000 + CONN_BACKOFF_MS_FIRST, "the next try waits a step");
+    cr_assert_eq(r.down_since_ms, 1000);
+    poll_until_down(&c); /* refused */
+    uint64_t tried = c.generation;
+    cr_assert_eq(conn_redial(&c, &r, 1099, 5000), 0);
+    cr_assert_eq(c.state, CONN_DOWN, "no try before the step is over");
+    cr_assert_eq(c.generation, tried);
+    cr_assert_eq(conn_redial(&c, &r, 1100, 5000), 0);
+    cr_assert_eq(r.at_ms, 1100 + 200, "the step doubles");
+    poll_until_down(&c);
+    cr_assert_eq(conn_redial(&c, &r, 6000, 5000), -NG_EDISCONNECTED, "down for the timeout");
+    cr_assert_eq(conn_redial(&c, &r, 6001, 5000), 0, "reported once per period");
+    conn_fini(&c);
+}
+
+Test(conn, redial_connects_a_conn_that_is_down_and_resets_once_it_is_up)
+{
+    bk_start(&B);
+    struct client_conn c;
+    conn_to(&c, B.port);
+    struct conn_redial r = {.backoff_ms = 800, .down_since_ms = 5};
+    cr_assert_eq(conn_redial(&c, &r, 10, 1000000), 0);
+    while (c.state != CONN_UP) {
+        cr_assert_neq(c.state, CONN_DOWN, "connecting to a running broker failed");
+        cr_assert_eq(conn_poll(&c, 100), 0);
+    }
+    cr_assert_eq(conn_redial(&c, &r, 20, 1000000), 0);
+    cr_assert_eq(r.backoff_ms, 0);
+    cr_assert_eq(r.down_since_ms, 0);
+    cr_assert_eq(r.at_ms, 0);
+    conn_fini(&c);
+    bk_stop(&B);
 }

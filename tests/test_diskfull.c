@@ -1,5 +1,5 @@
 /*
- * A full disk (issue 7 section 4), against the real nagared on a small
+ * A full disk, against the real nagared on a small
  * tmpfs: produce until the disk is full; every later produce gets an error,
  * fetches keep working and never see a torn record; once space is freed,
  * produce resumes with no gap in the offsets. libnagare and `nagare

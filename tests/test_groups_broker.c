@@ -26,20 +26,6 @@ static void teardown(void) { bk_fini(&B); }
 
 TestSuite(groups, .init = setup, .fini = teardown, .timeout = 120);
 
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void sleep_ms(int ms) { usleep((useconds_t)ms * 1000); }
 
 /* Sends what c->w holds and returns the answer's body. */
@@ -457,7 +443,7 @@ Test(groups, a_silent_member_is_removed_after_its_session_and_replaced)
     assert_spread(ms, 3, 6);
     /* ms[2] goes silent; the others keep heartbeating well within 1.5 s. */
     struct member silent = ms[2];
-    int64_t start = mono_ms();
+    int64_t start = clock_mono_ms();
     struct desc dd = {0};
     do {
         sleep_ms(200);
@@ -465,9 +451,9 @@ Test(groups, a_silent_member_is_removed_after_its_session_and_replaced)
             cr_assert_eq(heartbeat(&c, "g", &ms[i]), 0);
         }
         describe(&c, "g", &dd);
-        cr_assert_lt(mono_ms() - start, 6000, "the silent member was not removed");
+        cr_assert_lt(clock_mono_ms() - start, 6000, "the silent member was not removed");
     } while (dd.member_count == 3);
-    int64_t took = mono_ms() - start;
+    int64_t took = clock_mono_ms() - start;
     cr_assert_geq(took, 1300, "removed after %lld ms, before its session ran out",
                   (long long)took);
     cr_assert_eq(dd.member_count, 2);
@@ -501,9 +487,9 @@ Test(groups, join_refuses_bad_arguments)
     cr_assert_eq(m.part_count, 0);
     /* Once it exists the assignment follows (checked every 100 ms). */
     cr_assert_eq(rq_create(&c, "later", 2), 0);
-    int64_t start = mono_ms();
+    int64_t start = clock_mono_ms();
     while (m.part_count < 2) {
-        cr_assert_lt(mono_ms() - start, 5000, "the new topic was not assigned");
+        cr_assert_lt(clock_mono_ms() - start, 5000, "the new topic was not assigned");
         sleep_ms(50);
         cr_assert_eq(heartbeat(&c, "g", &m), 0);
     }
@@ -680,9 +666,9 @@ Test(groups, describe_shows_members_and_lag)
     cl_connect(&c, B.port, CL_TIMEOUT_MS_DEFAULT);
     cr_assert_eq(rq_create(&c, "lag", 2), 0);
     /* Ten records on partition 0 written a minute ago, two on 1. */
-    int64_t minute_ago = wall_ms() - 60000;
+    int64_t minute_ago = clock_wall_ms() - 60000;
     cr_assert_eq(produce(&c, "lag", 0, 10, minute_ago), 0);
-    cr_assert_eq(produce(&c, "lag", 1, 2, wall_ms()), 0);
+    cr_assert_eq(produce(&c, "lag", 1, 2, clock_wall_ms()), 0);
     struct member m = {0};
     cr_assert_eq(join(&c, "g", "lag", 10000, &m), 0);
     settle(&c, "g", &m, 1);
@@ -701,7 +687,7 @@ Test(groups, describe_shows_members_and_lag)
     cr_assert_eq(o->end, 10);
     cr_assert_eq(o->lag_records, 7);
     /* The next record (offset 3) was stamped minute_ago + 3. */
-    int64_t expect = wall_ms() - (minute_ago + 3);
+    int64_t expect = clock_wall_ms() - (minute_ago + 3);
     cr_assert(o->lag_ms <= expect && o->lag_ms >= expect - 5000, "lag_ms %lld, about %lld",
               (long long)o->lag_ms, (long long)expect);
     o = &dd.offsets[1];

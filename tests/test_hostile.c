@@ -327,14 +327,14 @@ static uint64_t broker_unread_bytes(size_t *socks_out)
  * every byte sent on them. */
 static void wait_broker_read_all(size_t socks)
 {
-    int64_t until = bk_mono_ms() + CL_TIMEOUT_MS_DEFAULT;
+    int64_t until = clock_mono_ms() + CL_TIMEOUT_MS_DEFAULT;
     for (;;) {
         size_t n;
         uint64_t unread = broker_unread_bytes(&n);
         if (n >= socks && unread == 0) {
             return;
         }
-        cr_assert_lt(bk_mono_ms(), until, "the broker has %zu of %zu connections, %llu bytes unread",
+        cr_assert_lt(clock_mono_ms(), until, "the broker has %zu of %zu connections, %llu bytes unread",
                      n, socks, (unsigned long long)unread);
         usleep(10000);
     }

@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include "base/bytes.h"
+#include "base/clock.h"
 #include "base/err.h"
 #include "net/loop.h"
 
@@ -320,22 +321,15 @@ static struct loop_stats get_stats(struct server *s)
     return sm.st;
 }
 
-static uint64_t ms_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 #define WAIT_STATS(s, st, cond)                                              \
     do {                                                                     \
-        uint64_t until_ = ms_now() + WAIT_MS;                                \
+        uint64_t until_ = (uint64_t)clock_mono_ms() + WAIT_MS;                                \
         for (;;) {                                                           \
             st = get_stats(s);                                               \
             if (cond) {                                                      \
                 break;                                                       \
             }                                                                \
-            cr_assert_lt(ms_now(), until_, "timed out waiting for " #cond); \
+            cr_assert_lt((uint64_t)clock_mono_ms(), until_, "timed out waiting for " #cond); \
             usleep(5000);                                                    \
         }                                                                    \
     } while (0)
@@ -1126,7 +1120,7 @@ static void timer_fire(struct loop_timer *t, void *arg)
     int which = (int)(t - tc->t);
     int n = atomic_load(&tc->fired);
     tc->order[n] = which;
-    tc->at_ms[n] = ms_now();
+    tc->at_ms[n] = (uint64_t)clock_mono_ms();
     atomic_store(&tc->fired, n + 1);
     if (which == 1 && !tc->rearmed) { /* a callback re-arms its own timer */
         tc->rearmed = true;
@@ -1143,7 +1137,7 @@ static void timer_setup(struct loop_msg *m, void *arg)
     struct timer_case *tc = arg;
     struct loop *l = &tc->s->loop;
     static const uint64_t delay[4] = {60, 20, 40, 30};
-    tc->armed_ms = ms_now();
+    tc->armed_ms = (uint64_t)clock_mono_ms();
     for (int i = 0; i < 4; i++) {
         loop_timer_init(&tc->t[i], timer_fire, tc);
         loop_timer_arm(l, &tc->t[i], delay[i]);

@@ -1044,6 +1044,7 @@ Test(proto, fetch_round_trip)
     struct proto_fetch_req req;
     struct proto_dec d;
     cr_assert_eq(proto_fetch_req_decode(&r, 0, &req, &d), 0);
+    cr_assert_eq(d.partition_count, 2, "over every topic, as the iterators give them");
     cr_assert_eq(req.wait_max_ms, 500);
     cr_assert_eq(req.bytes_min, 1);
     cr_assert_eq(req.bytes_max, 1 << 20);
@@ -1390,6 +1391,27 @@ Test(proto, partitions_per_request_are_bounded_in_total)
     cr_assert_eq(decode_raw_request(PROTO_API_FETCH, scratch, n), -NG_EBADCOUNT);
     n = fetch_body(scratch, sizeof scratch, PROTO_PARTITIONS_MAX + 1);
     cr_assert_eq(decode_raw_request(PROTO_API_FETCH, scratch, n), -NG_EBADCOUNT);
+}
+
+Test(proto, a_decoded_request_counts_its_partitions_over_every_topic)
+{
+    for (int32_t per_topic = 0; per_topic <= 3; per_topic++) {
+        size_t n = fetch_body(scratch, sizeof scratch, per_topic);
+        struct rd r = rd_make(scratch, n);
+        struct proto_fetch_req req;
+        struct proto_dec d;
+        cr_assert_eq(proto_fetch_req_decode(&r, 0, &req, &d), 0);
+        cr_assert_eq(d.partition_count, (uint32_t)(2 * per_topic));
+        uint32_t seen = 0;
+        struct proto_topic t;
+        struct proto_fetch_req_partition p;
+        while (proto_next_topic(&d, &t)) {
+            while (proto_fetch_req_next_partition(&d, &p)) {
+                seen++;
+            }
+        }
+        cr_assert_eq(seen, d.partition_count);
+    }
 }
 
 Test(proto, metadata_response_partitions_are_bounded_per_topic_only)
@@ -2453,4 +2475,133 @@ Test(proto, group_encoders_check_their_partition_element)
     cr_assert_eq(w.pos, 4 + sizeof want);
     cr_assert_eq(get_be32(buf), sizeof want);
     cr_assert_eq(memcmp(buf + 4, want, sizeof want), 0);
+}
+
+/* ---- wire sizes (net/proto.h): what the encoders write ---- */
+
+Test(proto, wire_sizes_are_what_the_encoders_write)
+{
+    struct wr w = wr_make(buf, sizeof buf);
+    struct proto_enc e;
+    proto_fetch_resp_begin(&e, &w, 0, 1);
+    size_t at = w.pos;
+    proto_enc_topic(&e, proto_str_make("topic"));
+    cr_assert_eq(w.pos - at, PROTO_TOPIC_BYTES(5));
+    at = w.pos;
+    proto_fetch_resp_partition(&e, &(struct proto_fetch_resp_partition){.partition = 1});
+    cr_assert_eq(w.pos - at, PROTO_FETCH_RESP_PARTITION_BYTES(0));
+    cr_assert_eq(proto_enc_end(&e), 0);
+
+    w = wr_make(buf, sizeof buf);
+    proto_fetch_resp_begin(&e, &w, 1, 1);
+    proto_enc_topic(&e, proto_str_make("topic"));
+    at = w.pos;
+    proto_fetch_resp_partition(&e, &(struct proto_fetch_resp_partition){.partition = 1});
+    cr_assert_eq(w.pos - at, PROTO_FETCH_RESP_PARTITION_BYTES(1));
+    cr_assert_eq(proto_enc_end(&e), 0);
+
+    w = wr_make(buf, sizeof buf);
+    proto_offset_commit_req_begin(&e, &w, 0, 1, proto_str_make("c"),
+                                  &(struct proto_offset_commit_req){proto_str_make("g"),
+                                                                    PROTO_STR_NULL, -1});
+    proto_enc_topic(&e, proto_str_make("t"));
+    at = w.pos;
+    proto_offset_commit_req_partition(&e, &(struct proto_offset_commit_req_partition){0, 5});
+    cr_assert_eq(w.pos - at, PROTO_COMMIT_PARTITION_BYTES);
+    cr_assert_eq(proto_enc_end(&e), 0);
+
+    w = wr_make(buf, sizeof buf);
+    proto_list_offsets_req_begin(&e, &w, 0, 1, proto_str_make("c"));
+    proto_enc_topic(&e, proto_str_make("t"));
+    at = w.pos;
+    proto_list_offsets_req_partition(&e, &(struct proto_list_offsets_req_partition){0, -1});
+    cr_assert_eq(w.pos - at, PROTO_LIST_OFFSETS_PARTITION_BYTES);
+    cr_assert_eq(proto_enc_end(&e), 0);
+
+    w = wr_make(buf, sizeof buf);
+    proto_offset_commit_resp_begin(&e, &w, 0, 1);
+    proto_enc_topic(&e, proto_str_make("t"));
+    at = w.pos;
+    proto_enc_partition_result(&e, &(struct proto_partition_result){0, 0});
+    cr_assert_eq(w.pos - at, PROTO_PARTITION_RESULT_BYTES);
+    cr_assert_eq(proto_enc_end(&e), 0);
+
+    w = wr_make(buf, sizeof buf);
+    proto_offset_fetch_resp_begin(&e, &w, 0, 1);
+    proto_enc_topic(&e, proto_str_make("t"));
+    at = w.pos;
+    proto_enc_partition_offset(&e, &(struct proto_partition_offset){0, 7, 0});
+    cr_assert_eq(w.pos - at, PROTO_PARTITION_OFFSET_BYTES);
+    cr_assert_eq(proto_enc_end(&e), 0);
+
+    w = wr_make(buf, sizeof buf);
+    proto_offset_fetch_req_begin(&e, &w, 0, 1, proto_str_make("c"), proto_str_make("g"), false);
+    proto_enc_topic(&e, proto_str_make("t"));
+    at = w.pos;
+    proto_enc_partition_index(&e, 3);
+    cr_assert_eq(w.pos - at, PROTO_PARTITION_INDEX_BYTES);
+    cr_assert_eq(proto_enc_end(&e), 0);
+}
+
+Test(proto, wire_sizes_of_metadata_describe_and_share_messages)
+{
+    struct wr w = wr_make(buf, sizeof buf);
+    struct proto_enc e;
+    struct proto_metadata_resp m = {proto_str_make("h"), 1};
+    proto_metadata_resp_begin(&e, &w, 1, 1, &m);
+    size_t at = w.pos;
+    proto_metadata_resp_topic_config(&e, proto_str_make("t"), 0, &(struct proto_topic_config){0});
+    cr_assert_eq(w.pos - at, PROTO_TOPIC_BYTES(1) + PROTO_ERR_BYTES + PROTO_METADATA_TOPIC_CONFIG_BYTES,
+                 "name, error, configuration, partition count");
+    at = w.pos;
+    proto_metadata_resp_partition(&e, &(struct proto_metadata_partition){0, 0, 0, 0});
+    cr_assert_eq(w.pos - at, PROTO_METADATA_PARTITION_BYTES);
+    cr_assert_eq(proto_enc_end(&e), 0);
+
+    w = wr_make(buf, sizeof buf);
+    proto_describe_group_resp_begin(&e, &w, 0, 1, &(struct proto_describe_group_resp){0});
+    at = w.pos;
+    proto_describe_group_resp_member(&e, proto_str_make("m-1"));
+    cr_assert_eq(w.pos - at, PROTO_MEMBER_DESC_BYTES(3));
+    proto_describe_group_resp_offsets(&e);
+    proto_enc_topic(&e, proto_str_make("t"));
+    at = w.pos;
+    proto_describe_group_resp_offset(&e, &(struct proto_group_offset_desc){0});
+    cr_assert_eq(w.pos - at, PROTO_OFFSET_DESC_BYTES);
+    cr_assert_eq(proto_enc_end(&e), 0);
+
+    w = wr_make(buf, sizeof buf);
+    proto_list_groups_resp_begin(&e, &w, 0, 1);
+    at = w.pos;
+    proto_list_groups_resp_group(&e, &(struct proto_group_listing){.group = proto_str_make("gg")});
+    cr_assert_eq(w.pos - at, PROTO_GROUP_LISTING_BYTES(2));
+    cr_assert_eq(proto_enc_end(&e), 0);
+
+    w = wr_make(buf, sizeof buf);
+    proto_share_fetch_resp_begin(&e, &w, 0, 1,
+                                 &(struct proto_share_fetch_resp){0, proto_str_make("1")});
+    proto_enc_topic(&e, proto_str_make("t"));
+    struct proto_share_acquired acq[3] = {{0, 0, 1}, {2, 5, 1}, {9, 9, 2}};
+    for (uint32_t n = 0; n <= 3; n++) {
+        at = w.pos;
+        proto_share_fetch_resp_partition(
+            &e, &(struct proto_share_fetch_resp_partition){.acquired_count = n, .acquired = acq});
+        cr_assert_eq(w.pos - at,
+                     PROTO_SHARE_FETCH_RESP_PARTITION_BYTES + n * PROTO_SHARE_ACQUIRED_BYTES);
+    }
+    cr_assert_eq(proto_enc_end(&e), 0);
+
+    w = wr_make(buf, sizeof buf);
+    proto_share_ack_req_begin(&e, &w, 0, 1, proto_str_make("c"),
+                              &(struct proto_share_ack_req){proto_str_make("g"),
+                                                            proto_str_make("1")});
+    proto_enc_topic(&e, proto_str_make("t"));
+    struct proto_share_ack acks[2] = {{0, 0, PROTO_ACK_ACCEPT}, {1, 4, PROTO_ACK_RELEASE}};
+    for (uint32_t n = 1; n <= 2; n++) {
+        at = w.pos;
+        proto_share_ack_req_partition(
+            &e, &(struct proto_share_ack_req_partition){.ack_count = n, .acks = acks});
+        cr_assert_eq(w.pos - at, PROTO_SHARE_ACK_PARTITION_BYTES + n * PROTO_SHARE_ACK_RANGE_BYTES);
+    }
+    cr_assert_eq(proto_enc_end(&e), 0);
 }

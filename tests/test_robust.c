@@ -1,7 +1,7 @@
 /*
- * Network robustness against the real nagared (issue 3 section 4, issue 7
- * section 6): 10,000 idle connections, slowloris senders, clients that never
- * read their answers, and resets in the middle of a request. Through each,
+ * Network robustness against the real nagared: 10,000 idle connections,
+ * slowloris senders, clients that never read their answers, and resets in
+ * the middle of a request. Through each,
  * the broker stays up, a well-behaved client keeps getting correct answers,
  * and the broker's memory stays bounded (its RSS is logged and checked).
  */

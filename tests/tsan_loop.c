@@ -1,6 +1,6 @@
 /*
- * The event loop's cross-thread entry points under ThreadSanitizer
- * (issue 7, section 7): loop_post() from other threads while the loop runs,
+ * The event loop's cross-thread entry points under ThreadSanitizer:
+ * loop_post() from other threads while the loop runs,
  * and loop_stop_async(). A plain program, not a criterion suite: criterion's
  * process isolation cannot start under TSan. Exits 0 when every message ran
  * on the loop thread and the loop stopped; TSan fails it on any data race.

@@ -179,11 +179,3 @@ int cli_flush_stdout(void)
     }
     return 0;
 }
-
-int64_t cli_mono_ms(void)
-{
-    struct timespec ts;
-    int rc = clock_gettime(CLOCK_MONOTONIC, &ts);
-    ASSERT(rc == 0);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}

@@ -18,6 +18,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "base/clock.h"
 #include "client/nagare.h"
 
 enum {
@@ -113,8 +114,5 @@ int cli_topic_describe(nagare_admin *a, const char *topic, const struct nagare_t
 /* Flushes stdout. Returns 0, or -errno of the failed write (-EPIPE when the
  * reader went away). */
 int cli_flush_stdout(void);
-
-/* Monotonic milliseconds, for elapsed times. */
-int64_t cli_mono_ms(void);
 
 #endif

@@ -117,7 +117,7 @@ static int group_done(struct grun *r, bool *done)
         return rc;
     }
     if (n == 0) {
-        *done = cli_mono_ms() - r->started_ms >= GROUP_NONE_MS;
+        *done = clock_mono_ms() - r->started_ms >= GROUP_NONE_MS;
         return 0;
     }
     bool all = true;
@@ -138,7 +138,7 @@ static int group_flush_commit(struct grun *r, bool final, const char **what)
     if (rc < 0) {
         return rc;
     }
-    int64_t now = cli_mono_ms();
+    int64_t now = clock_mono_ms();
     if (!final && now - r->committed_ms < GROUP_COMMIT_MS) {
         return 0;
     }
@@ -239,14 +239,14 @@ static int share_step(struct grun *r, const char **what, bool *done)
     int rc = r->ack_count < SHARE_PRINTED_MAX ? nagare_share_poll(r->sc, 0, &m) : 0;
     if (rc == 0) {
         rc = share_ack_printed(r, what);
-        *done = rc == 0 && !r->o->follow && cli_mono_ms() - r->last_record_ms >= SHARE_IDLE_MS;
+        *done = rc == 0 && !r->o->follow && clock_mono_ms() - r->last_record_ms >= SHARE_IDLE_MS;
         if (rc == 0 && !*done) {
             *what = "fetching";
             rc = nagare_share_poll(r->sc, GROUP_POLL_MS, &m);
         }
     }
     if (rc > 0) {
-        r->last_record_ms = cli_mono_ms();
+        r->last_record_ms = clock_mono_ms();
         *what = "writing to stdout";
         r->acks[r->ack_count] = m->offset;
         r->ack_parts[r->ack_count++] = m->partition;
@@ -285,7 +285,7 @@ static int share_run(struct grun *r)
     int st = share_connect(r);
     const char *what = "fetching";
     int rc = 0;
-    r->last_record_ms = cli_mono_ms();
+    r->last_record_ms = clock_mono_ms();
     for (bool done = false; st == 0 && rc >= 0 && !done && grun_more(r);) {
         rc = share_step(r, &what, &done);
     }
@@ -312,7 +312,7 @@ int cli_consume_grouped(const struct consume_opts *o, const struct fmt *f)
     if (r == NULL) {
         return cli_fail(-ENOMEM, "consume %s", o->topic);
     }
-    *r = (struct grun){.o = o, .f = f, .started_ms = cli_mono_ms()};
+    *r = (struct grun){.o = o, .f = f, .started_ms = clock_mono_ms()};
     int st = grun_describe(r);
     if (st == 0) {
         st = o->group != NULL ? group_run(r) : share_run(r);

@@ -321,7 +321,7 @@ static int produce_run(struct produce_run *r)
         nagare_producer_destroy(r->p);
         return cli_fail(-ENOMEM, "produce %s", topic);
     }
-    int64_t t0 = cli_mono_ms();
+    int64_t t0 = clock_mono_ms();
     produce_read_all(r, &in);
     lines_fini(&in);
     if (r->fatal != 0) {
@@ -335,7 +335,7 @@ static int produce_run(struct produce_run *r)
     /* Records still outstanding are reported failed (counted) by destroy. */
     nagare_producer_destroy(r->p);
     r->p = NULL;
-    produce_summary(r, cli_mono_ms() - t0);
+    produce_summary(r, clock_mono_ms() - t0);
     bool ok = r->fatal == 0 && rc == 0 && r->st.failed == 0;
     return ok ? CLI_EXIT_OK : CLI_EXIT_FAIL;
 }

@@ -1,13 +1,13 @@
 /*
- * broker/share.c — share-group state: windows of locked records per
- * (group, topic, partition), and their durable encoding. See share.h.
+ * broker/share_state.c — share-group state: windows of locked records per
+ * (group, topic, partition), and their durable encoding. See share_state.h.
  *
  * Each part keeps its window in a ring of inflight_max slots, the record at
  * offset o in slot o % inflight_max: since end - start <= inflight_max, two
  * records of one window never share a slot, and a slot is free (state 0)
  * exactly when its offset is outside the window.
  */
-#include "broker/share.h"
+#include "broker/share_state.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -16,7 +16,7 @@
 #include "base/bytes.h"
 #include "base/err.h"
 #include "base/log.h"
-#include "broker/group.h"
+#include "broker/group_state.h"
 #include "net/proto.h"
 
 static_assert(SHARE_NAME_BYTES_MAX >= PROTO_TOPIC_NAME_BYTES_MAX, "every topic name fits");
@@ -46,7 +46,7 @@ struct share_key {
     int32_t partition;
 };
 
-/* A record as persisted (share.h, "Durable format"). */
+/* A record as persisted (share_state.h, "Durable format"). */
 struct image {
     uint8_t state;
     uint8_t reason;
@@ -832,7 +832,7 @@ void share_part_verify(const struct share_part *sp)
     ASSERT(sp->start == sp->end || !state_finished(rec_at(sp, sp->start)->state));
 }
 
-/* ---- encoding (share.h, "Durable format") ---- */
+/* ---- encoding (share_state.h, "Durable format") ---- */
 
 bool share_reg_dirty(const struct share_reg *r) { return r->dirty_head != NULL; }
 

@@ -1,13 +1,13 @@
 /*
- * broker/groups.c — the consumer-group apis (JoinGroup ... ResetOffsets):
- * the worker's table of groups with members (broker/group.h, no I/O) and
+ * broker/group_serve.c — the consumer-group apis (JoinGroup ... ResetOffsets):
+ * the worker's table of groups with members (broker/group_state.h, no I/O) and
  * the committed offsets store (broker/offsets.h, durable).
  *
  * A group is in the table while it has members: the first join creates
  * it, and it is freed when its last member leaves or times out. Its
  * committed offsets stay in the offsets store either way, so ListGroups
  * and DescribeGroup show a group that has members or committed offsets.
- * group.h numbers members from its member_seq; each group starts that
+ * group_state.h numbers members from its member_seq; each group starts that
  * sequence where the last freed group stopped (and the first one at the
  * wall clock << 20), so a member id of an earlier incarnation of a group
  * id, or of an earlier broker run, is never taken for a current member.
@@ -28,7 +28,6 @@
 #include <unistd.h>
 
 #include "base/log.h"
-#include "broker/queue.h"
 #include "broker/server.h"
 
 static_assert(GROUP_ID_BYTES_MAX == PROTO_GROUP_ID_BYTES_MAX, "one bound for group ids");
@@ -42,8 +41,6 @@ static_assert(PROTO_TOPIC_NAME_BYTES_MAX <= GROUP_ID_BYTES_MAX,
 
 /* Bytes of an answer's fixed parts: frame header, leading fields. */
 #define ANSWER_SLACK_BYTES 128
-/* A topic in an answer: name length, name, partition count. */
-#define TOPIC_BYTES (2 + PROTO_TOPIC_NAME_BYTES_MAX + 4)
 
 /* ---- small helpers ---- */
 
@@ -387,7 +384,9 @@ void handle_heartbeat(struct server *s, struct loop_req *req, const struct proto
     }
     size_t topics = out.err == 0 ? g->topic_count : 0;
     if (!server_resp_begin(req, h->correlation_id,
-                           ANSWER_SLACK_BYTES + topics * TOPIC_BYTES + (size_t)count * 4, &w)) {
+                           ANSWER_SLACK_BYTES + topics * PROTO_TOPIC_BYTES_MAX +
+                               (size_t)count * PROTO_PARTITION_INDEX_BYTES,
+                           &w)) {
         return;
     }
     struct proto_enc e;
@@ -591,19 +590,6 @@ static void job_done(struct offsets_commit *c, int rc)
 
 /* ---- OffsetCommit ---- */
 
-static uint32_t count_commit_parts(struct proto_dec d)
-{
-    uint32_t n = 0;
-    struct proto_topic t;
-    struct proto_offset_commit_req_partition p;
-    while (proto_next_topic(&d, &t)) {
-        while (proto_offset_commit_req_next_partition(&d, &p)) {
-            n++;
-        }
-    }
-    return n;
-}
-
 /* Who is committing: a member of g at a generation, or (outside) no one. */
 struct committer {
     int err;          /* a bad group id or member id: every partition's */
@@ -641,7 +627,7 @@ void handle_offset_commit(struct server *s, struct loop_req *req,
     struct proto_offset_commit_req in;
     struct proto_dec d;
     int rc = proto_offset_commit_req_decode(body, h->api_version, &in, &d);
-    struct offsets_job *j = rc == 0 ? job_new(s, req, h, count_commit_parts(d)) : NULL;
+    struct offsets_job *j = rc == 0 ? job_new(s, req, h, d.partition_count) : NULL;
     if (j == NULL) {
         server_resp_error(req, h->correlation_id, rc != 0 ? rc : -ENOMEM);
         return;
@@ -705,7 +691,8 @@ static void offset_fetch_all(struct loop_req *req, const struct proto_req_header
     uint32_t n;
     const struct offsets_entry **v = entries_sorted(og, &n);
     struct wr w;
-    if (!server_resp_begin(req, h->correlation_id, ANSWER_SLACK_BYTES + (size_t)n * (14 + TOPIC_BYTES),
+    if (!server_resp_begin(req, h->correlation_id, ANSWER_SLACK_BYTES +
+                               (size_t)n * (PROTO_PARTITION_OFFSET_BYTES + PROTO_TOPIC_BYTES_MAX),
                            &w)) {
         free(v);
         return;
@@ -777,12 +764,12 @@ void handle_list_groups(struct server *s, struct loop_req *req, const struct pro
         server_resp_error(req, h->correlation_id, rc);
         return;
     }
-    size_t per = 2 + GROUP_ID_BYTES_MAX + 1 + 4;
-    size_t share_parts = s->queue != NULL && s->queue->reg_ready ? share_reg_count(&s->queue->reg) : 0;
+    size_t per = PROTO_GROUP_LISTING_BYTES(GROUP_ID_BYTES_MAX);
+    size_t share_groups = queue_groups_bound(s);
     struct wr w;
     if (!server_resp_begin(req, h->correlation_id,
                            ANSWER_SLACK_BYTES +
-                               (s->group_count + (size_t)s->offsets.count + share_parts) * per,
+                               (s->group_count + (size_t)s->offsets.count + share_groups) * per,
                            &w)) {
         return;
     }
@@ -814,19 +801,12 @@ void handle_list_groups(struct server *s, struct loop_req *req, const struct pro
                                         .member_count = c > 0 ? 0 : (int32_t)g->member_count};
         proto_list_groups_resp_group(&e, &l);
     }
-    /* Share groups: their parts are sorted by group, so each group once.
-     * Share members hold no session, so no member count is known. */
-    const struct share_part *prev = NULL;
-    for (size_t n = 0; n < share_parts && listed < PROTO_GROUPS_MAX; n++) {
-        const struct share_part *sp = share_reg_part(&s->queue->reg, (uint32_t)n);
-        if (prev != NULL && prev->group_len == sp->group_len &&
-            memcmp(prev->group, sp->group, sp->group_len) == 0) {
-            continue;
-        }
-        prev = sp;
+    /* Share members hold no session, so no member count is known. */
+    uint32_t cursor = 0;
+    struct proto_str id;
+    while (listed < PROTO_GROUPS_MAX && queue_groups_next(s, &cursor, &id)) {
         listed++;
-        struct proto_group_listing l = {.group = {.ptr = sp->group, .len = sp->group_len},
-                                        .kind = PROTO_GROUP_KIND_SHARE, .member_count = 0};
+        struct proto_group_listing l = {.group = id, .kind = PROTO_GROUP_KIND_SHARE};
         proto_list_groups_resp_group(&e, &l);
     }
     server_resp_end(req, &e, &w, h->correlation_id);
@@ -911,10 +891,11 @@ static void describe_offset(struct server *s, const struct offsets_entry *en, st
 /* Bytes a DescribeGroup answer may take. */
 static size_t describe_cap(const struct group *g, uint32_t entries)
 {
-    size_t cap = ANSWER_SLACK_BYTES + (size_t)entries * (36 + TOPIC_BYTES);
+    size_t cap = ANSWER_SLACK_BYTES + (size_t)entries * (PROTO_OFFSET_DESC_BYTES + PROTO_TOPIC_BYTES_MAX);
     for (uint32_t i = 0; g != NULL && i < g->member_count; i++) {
         const struct group_member *m = &g->members[i];
-        cap += 2 + GROUP_MEMBER_ID_BYTES + 4 + (size_t)m->grant_count * (4 + TOPIC_BYTES);
+        cap += PROTO_MEMBER_DESC_BYTES(GROUP_MEMBER_ID_BYTES) +
+               (size_t)m->grant_count * (PROTO_PARTITION_INDEX_BYTES + PROTO_TOPIC_BYTES_MAX);
     }
     return cap;
 }

@@ -1,10 +1,10 @@
-/* Contract tests for broker/group.h: membership, sticky balanced
+/* Contract tests for broker/group_state.h: membership, sticky balanced
  * assignment, cooperative hand-over, expiry and the commit check. */
 #include <criterion/criterion.h>
 #include <string.h>
 
 #include "base/err.h"
-#include "broker/group.h"
+#include "broker/group_state.h"
 
 static struct group g;
 static int32_t topic_partitions = 6;

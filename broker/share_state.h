@@ -1,5 +1,5 @@
 /*
- * broker/share.h — share groups (queue semantics, after Kafka's KIP-932):
+ * broker/share_state.h — share groups (queue semantics, after Kafka's KIP-932):
  * per (share group, topic, partition) the window of records handed out to
  * competing consumers, with per-record locks, acknowledgement, redelivery
  * and dead-lettering, and the durable form of that state. No networking:
@@ -113,8 +113,8 @@ A record with a null value (a tombstone) says the part
  * is gone (its topic was deleted): replay forgets it, and a later record
  * with the same key starts a new part.
  */
-#ifndef NAGARE_BROKER_SHARE_H
-#define NAGARE_BROKER_SHARE_H
+#ifndef NAGARE_BROKER_SHARE_STATE_H
+#define NAGARE_BROKER_SHARE_STATE_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -417,7 +417,7 @@ MUST_USE int share_reg_flush(struct share_reg *r, int64_t now_ms, uint8_t *buf,
  * every part dirty. Once the flushes that follow have been appended, the
  * state log from the first of them onwards rebuilds the whole registry on
  * its own: the broker's compaction then deletes the segments before it
- * (broker/queue.c). */
+ * (broker/share_serve.c). */
 void share_reg_checkpoint(struct share_reg *r);
 
 /* Marks the registry failed with rc (< 0): the state log lost a write, so

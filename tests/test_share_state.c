@@ -1,4 +1,4 @@
-/* Contract tests for broker/share.h: share-group windows, locks, acks, dead
+/* Contract tests for broker/share_state.h: share-group windows, locks, acks, dead
  * letters, and the durable state log (through a real partition log). */
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -8,7 +8,7 @@
 
 #include "base/bytes.h"
 #include "base/log.h"
-#include "broker/share.h"
+#include "broker/share_state.h"
 #include "tests/storage_support.h"
 
 #define T0 1000000 /* a "now" in ms */
@@ -559,7 +559,7 @@ Test(share, only_changes_that_must_survive_a_restart_make_the_registry_dirty,
     mem_log_free(&l);
 }
 
-/* The format share.h documents, written by hand. */
+/* The format share_state.h documents, written by hand. */
 static size_t hand_value(uint8_t *v, uint8_t version, uint8_t flags, int64_t start, int64_t end)
 {
     struct wr w = wr_make(v, 256);

@@ -1,4 +1,4 @@
-#include "broker/group.h"
+#include "broker/group_state.h"
 
 #include <errno.h>
 #include <inttypes.h>

@@ -1,8 +1,8 @@
 /*
- * broker/queue.c — share groups served: ShareFetch and ShareAck over the
- * worker's share registry (broker/share.h), its durable state log, and
+ * broker/share_serve.c — share groups served: ShareFetch and ShareAck over the
+ * worker's share registry (broker/share_state.h), its durable state log, and
  * lock expiry. Dead letters and redrives are in broker/dlq.c; the
- * contract between the two is broker/queue.h.
+ * contract between the two is broker/share_serve.h.
  *
  * ShareFetch: expire locks, then for each partition open its share part
  * (starting at the log's first offset), acquire up to records_max, and
@@ -26,7 +26,7 @@
  * not persisted). A share member has no session: records it holds come
  * back when their locks expire.
  */
-#include "broker/queue.h"
+#include "broker/share_serve.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -35,8 +35,6 @@
 #include <string.h>
 
 #include "base/log.h"
-
-#define container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
 
 static_assert(PROTO_TOPIC_NAME_BYTES_MAX <= SHARE_NAME_BYTES_MAX &&
                   PROTO_GROUP_ID_BYTES_MAX <= SHARE_NAME_BYTES_MAX,
@@ -50,12 +48,6 @@ static_assert(QUEUE_STATE_APPENDS_MAX <= PART_APPENDS_INFLIGHT_MAX, "a valid par
 
 /* Bytes of an answer's fixed parts: frame header, error, member id. */
 #define ANSWER_SLACK_BYTES 128
-/* Per topic: name length, partition count; per partition: index, error,
- * range count, records length; per range: first, last, count. */
-#define TOPIC_HEADER_BYTES 6
-#define PART_HEADER_BYTES 14
-#define RANGE_BYTES 18
-#define ACK_RESULT_BYTES 6
 /* Decimal u64. */
 #define MEMBER_ID_BYTES 24
 
@@ -252,7 +244,7 @@ static void expire_locks(struct server *s, int64_t now)
         if (expired > 0) {
             struct bpart *bp = queue_source(s, sp);
             if (bp != NULL) {
-                queue_wake(bp);
+                park_wake(&bp->waiters, PARK_FREED);
             }
         }
     }
@@ -268,7 +260,7 @@ static int queue_alloc(struct server *s, struct queue *q)
     cfg.delivery_max = s->cfg.share_delivery_max;
     cfg.inflight_max = s->cfg.share_inflight_max;
     if (share_config_check(&cfg) != 0) {
-        return -NG_EBADARG; /* config.c's bounds are share.h's: cannot happen */
+        return -NG_EBADARG; /* config.c's bounds are share_state.h's: cannot happen */
     }
     q->lock_ms = cfg.lock_ms;
     int rc = share_reg_init(&q->reg, &cfg);
@@ -277,9 +269,9 @@ static int queue_alloc(struct server *s, struct queue *q)
     }
     q->reg_ready = true;
     q->flush_buf = malloc(QUEUE_FLUSH_BYTES);
-    q->grants = malloc(QUEUE_FETCH_RECORDS_MAX * sizeof(*q->grants));
-    q->acquired = malloc(QUEUE_FETCH_RECORDS_MAX * sizeof(*q->acquired));
-    q->runs = malloc(QUEUE_FETCH_RECORDS_MAX * sizeof(*q->runs));
+    q->grants = malloc(PROTO_SHARE_FETCH_RECORDS_MAX * sizeof(*q->grants));
+    q->acquired = malloc(PROTO_SHARE_FETCH_RECORDS_MAX * sizeof(*q->acquired));
+    q->runs = malloc(PROTO_SHARE_FETCH_RECORDS_MAX * sizeof(*q->runs));
     if (q->flush_buf == NULL || q->grants == NULL || q->acquired == NULL || q->runs == NULL) {
         return -ENOMEM;
     }
@@ -418,13 +410,7 @@ void queue_tick(struct server *s)
         return;
     }
     if (s->loop.stopping) {
-        /* Parked share fetches answer now rather than hold the drain up. */
-        for (uint32_t i = 0; i < s->topic_count; i++) {
-            for (int32_t p = 0; p < s->topics[i]->cfg.partitions; p++) {
-                queue_abandon(&s->topics[i]->parts[p]);
-            }
-        }
-        return;
+        return; /* housekeeping answers parked share fetches (park_abandon) */
     }
     if (q->reg.failed != 0 || !queue_room(q, 1)) {
         return;
@@ -437,16 +423,30 @@ void queue_tick(struct server *s)
     dlq_drive(s);
 }
 
-/* ---- ShareFetch ---- */
+uint32_t queue_groups_bound(const struct server *s)
+{
+    const struct queue *q = s->queue;
+    return q != NULL && q->reg_ready ? share_reg_count(&q->reg) : 0;
+}
 
-/* A parked fetch's link on one of its partitions. */
-struct queue_link {
-    struct queue_link *prev;
-    struct queue_link *next;
-    struct share_fetch *sf;
-    struct bpart *bp;
-    bool linked;
-};
+bool queue_groups_next(struct server *s, uint32_t *cursor, struct proto_str *id)
+{
+    /* Parts are sorted by group, so a group's parts are adjacent. */
+    uint32_t n = queue_groups_bound(s);
+    const struct share_part *prev = *cursor > 0 ? share_reg_part(&s->queue->reg, *cursor - 1) : NULL;
+    for (; *cursor < n; (*cursor)++) {
+        const struct share_part *sp = share_reg_part(&s->queue->reg, *cursor);
+        if (prev == NULL || prev->group_len != sp->group_len ||
+            memcmp(prev->group, sp->group, sp->group_len) != 0) {
+            *id = (struct proto_str){.ptr = sp->group, .len = sp->group_len};
+            (*cursor)++;
+            return true;
+        }
+    }
+    return false;
+}
+
+/* ---- ShareFetch ---- */
 
 struct sf_part {
     struct proto_str topic;  /* into the frame */
@@ -459,7 +459,7 @@ struct sf_part {
     uint32_t run_at;
     uint32_t run_count;
     uint64_t bytes;          /* of its runs */
-    struct queue_link link;
+    struct park_link link;   /* on bp's waiters while parked */
 };
 
 enum sf_state {
@@ -486,6 +486,7 @@ struct share_fetch {
     uint32_t records_max;
     int64_t deadline_ms;           /* loop clock: answer by then */
     struct loop_timer timer;
+    struct park_waiter waiter;
     struct wr w;                   /* the answer, while persisting */
     uint32_t count;
     struct sf_part parts[];
@@ -495,14 +496,8 @@ static void sf_park(struct share_fetch *sf, int64_t now)
 {
     for (uint32_t i = 0; i < sf->count; i++) {
         struct sf_part *p = &sf->parts[i];
-        struct queue_link *l = &p->link;
         ASSERT(p->bp != NULL); /* a fetch naming an unknown partition answers at once */
-        *l = (struct queue_link){.sf = sf, .bp = p->bp, .next = p->bp->queue_waiters,
-                                 .linked = true};
-        if (l->next != NULL) {
-            l->next->prev = l;
-        }
-        p->bp->queue_waiters = l;
+        park_add(&p->bp->waiters, &p->link, &sf->waiter);
     }
     sf->state = SF_PARKED;
     loop_timer_arm(&sf->s->loop, &sf->timer, (uint64_t)(sf->deadline_ms - now));
@@ -512,19 +507,7 @@ static void sf_unpark(struct share_fetch *sf)
 {
     (void)loop_timer_cancel(&sf->s->loop, &sf->timer);
     for (uint32_t i = 0; i < sf->count; i++) {
-        struct queue_link *l = &sf->parts[i].link;
-        if (!l->linked) {
-            continue;
-        }
-        if (l->prev != NULL) {
-            l->prev->next = l->next;
-        } else {
-            l->bp->queue_waiters = l->next;
-        }
-        if (l->next != NULL) {
-            l->next->prev = l->prev;
-        }
-        l->linked = false;
+        park_remove(&sf->parts[i].link);
     }
     sf->state = SF_NEW;
 }
@@ -669,7 +652,8 @@ static uint64_t answer_fixed_bytes(const struct share_fetch *sf)
     for (uint32_t i = 0; i < sf->count; i++) {
         const struct sf_part *p = &sf->parts[i];
         bool new_topic = i == 0 || p->topic.ptr != sf->parts[i - 1].topic.ptr;
-        bytes += PART_HEADER_BYTES + (new_topic ? TOPIC_HEADER_BYTES + (size_t)p->topic.len : 0);
+        bytes += PROTO_SHARE_FETCH_RESP_PARTITION_BYTES +
+                 (new_topic ? PROTO_TOPIC_BYTES(p->topic.len) : 0);
     }
     return bytes;
 }
@@ -680,7 +664,7 @@ static void acquire_all(struct share_fetch *sf, int64_t now, uint32_t *records_o
                         bool *errors_out)
 {
     uint32_t left = sf->records_max;
-    uint64_t fixed = answer_fixed_bytes(sf) + (uint64_t)left * RANGE_BYTES;
+    uint64_t fixed = answer_fixed_bytes(sf) + (uint64_t)left * PROTO_SHARE_ACQUIRED_BYTES;
     uint64_t frame = sf->s->cfg.frame_bytes_max;
     uint64_t budget = frame > fixed ? frame - fixed : 0;
     uint32_t grants = 0;
@@ -725,7 +709,7 @@ static size_t answer_bytes(const struct share_fetch *sf)
 {
     uint64_t bytes = answer_fixed_bytes(sf);
     for (uint32_t i = 0; i < sf->count; i++) {
-        bytes += (uint64_t)sf->parts[i].grant_count * RANGE_BYTES + sf->parts[i].bytes;
+        bytes += (uint64_t)sf->parts[i].grant_count * PROTO_SHARE_ACQUIRED_BYTES + sf->parts[i].bytes;
     }
     return (size_t)bytes;
 }
@@ -869,37 +853,21 @@ static void sf_on_abort(struct loop_req *req, void *arg)
     }
 }
 
-void queue_wake(struct bpart *bp)
+/* Woken: tries again from its own timer, in the next turn of the loop,
+ * never inside the caller (a watcher, a handler, an append's completion). */
+static bool sf_on_wake(struct park_waiter *w)
 {
-    /* Each woken fetch tries again from its own timer, in the next turn of
-     * the loop: never inside the caller (a watcher, a handler, an append's
-     * completion). */
-    for (struct queue_link *l = bp->queue_waiters; l != NULL; l = l->next) {
-        loop_timer_arm(&bp->server->loop, &l->sf->timer, 0);
-    }
+    struct share_fetch *sf = container_of(w, struct share_fetch, waiter);
+    loop_timer_arm(&sf->s->loop, &sf->timer, 0);
+    return false;
 }
 
-void queue_abandon(struct bpart *bp)
+static void sf_on_abandon(struct park_waiter *w)
 {
-    while (bp->queue_waiters != NULL) {
-        (void)sf_attempt(bp->queue_waiters->sf, SF_EMPTY);
-    }
+    (void)sf_attempt(container_of(w, struct share_fetch, waiter), SF_EMPTY);
 }
 
 /* ---- the handler ---- */
-
-static uint32_t count_fetch_parts(struct proto_dec d)
-{
-    uint32_t n = 0;
-    struct proto_topic t;
-    int32_t p;
-    while (proto_next_topic(&d, &t)) {
-        while (proto_next_partition_index(&d, &p)) {
-            n++;
-        }
-    }
-    return n;
-}
 
 static void resolve_fetch_parts(struct server *s, struct share_fetch *sf, struct proto_dec d)
 {
@@ -938,7 +906,7 @@ void handle_share_fetch(struct server *s, struct loop_req *req, const struct pro
     struct proto_share_fetch_req in;
     struct proto_dec d;
     int rc = proto_share_fetch_req_decode(body, h->api_version, &in, &d);
-    uint32_t count = rc == 0 ? count_fetch_parts(d) : 0;
+    uint32_t count = rc == 0 ? d.partition_count : 0;
     struct share_fetch *sf = rc == 0 ? calloc(1, sizeof(*sf) + count * sizeof(sf->parts[0])) : NULL;
     if (sf == NULL) {
         server_resp_error(req, h->correlation_id, rc != 0 ? rc : -ENOMEM);
@@ -951,10 +919,11 @@ void handle_share_fetch(struct server *s, struct loop_req *req, const struct pro
     *sf = (struct share_fetch){
         .req = req, .s = s, .correlation_id = h->correlation_id, .version = h->api_version,
         .group = in.group, .count = count, .deadline_ms = now + wait,
-        .records_max = (uint32_t)in.records_max < QUEUE_FETCH_RECORDS_MAX
+        .records_max = (uint32_t)in.records_max < PROTO_SHARE_FETCH_RECORDS_MAX
                            ? (uint32_t)in.records_max
-                           : QUEUE_FETCH_RECORDS_MAX};
+                           : PROTO_SHARE_FETCH_RECORDS_MAX};
     loop_timer_init(&sf->timer, sf_on_timer, sf);
+    park_waiter_init(&sf->waiter, PARK_DATA | PARK_FREED, sf_on_wake, sf_on_abandon);
     resolve_fetch_parts(s, sf, d);
     rc = group_check(in.group);
     rc = rc == 0 ? fetch_member(q, sf, in.member_id) : rc;
@@ -1005,7 +974,7 @@ static void ack_answer(struct ack_job *j)
 {
     size_t cap = ANSWER_SLACK_BYTES;
     for (uint32_t i = 0; i < j->count; i++) {
-        cap += ACK_RESULT_BYTES + TOPIC_HEADER_BYTES + (size_t)j->parts[i].topic.len;
+        cap += PROTO_PARTITION_RESULT_BYTES + PROTO_TOPIC_BYTES(j->parts[i].topic.len);
     }
     struct wr w;
     if (server_resp_begin(j->req, j->correlation_id, cap, &w)) {
@@ -1057,21 +1026,8 @@ static void ack_partition(struct server *s, struct proto_str group, uint64_t mem
         out->err = out->err != 0 ? out->err : rc;
     }
     if (out->applied) {
-        queue_wake(&st->parts[in->partition]); /* released records, or room in the window */
+        park_wake(&st->parts[in->partition].waiters, PARK_FREED); /* released records, or room in the window */
     }
-}
-
-static uint32_t count_ack_parts(struct proto_dec d)
-{
-    uint32_t n = 0;
-    struct proto_topic t;
-    struct proto_share_ack_req_partition p;
-    while (proto_next_topic(&d, &t)) {
-        while (proto_share_ack_req_next_partition(&d, &p)) {
-            n++;
-        }
-    }
-    return n;
 }
 
 /* An error every partition of an ack gets, or 0. */
@@ -1094,7 +1050,7 @@ void handle_share_ack(struct server *s, struct loop_req *req, const struct proto
     struct proto_share_ack_req in;
     struct proto_dec d;
     int rc = proto_share_ack_req_decode(body, h->api_version, &in, &d);
-    uint32_t count = rc == 0 ? count_ack_parts(d) : 0;
+    uint32_t count = rc == 0 ? d.partition_count : 0;
     struct ack_job *j = rc == 0 ? calloc(1, sizeof(*j) + count * sizeof(j->parts[0])) : NULL;
     if (j == NULL) {
         server_resp_error(req, h->correlation_id, rc != 0 ? rc : -ENOMEM);

@@ -1,9 +1,9 @@
 /*
- * broker/queue.h — share groups as the broker serves them: the worker's
- * share registry (broker/share.h, no I/O) with its durable state log, and
+ * broker/share_serve.h — share groups as the broker serves them: the worker's
+ * share registry (broker/share_state.h, no I/O) with its durable state log, and
  * the I/O the registry asks for. Internal to the broker: server.h declares
  * the entry points (queue_open, the handlers, the hooks); this header is
- * what broker/queue.c (ShareFetch, ShareAck, the state log, lock expiry)
+ * what broker/share_serve.c (ShareFetch, ShareAck, the state log, lock expiry)
  * and broker/dlq.c (dead-letter copies, DlqRedrive) share.
  *
  * Invariants:
@@ -19,28 +19,28 @@
  *   share_part_dead_done() archives their records.
  * Threads: the worker's only, like everything in struct server.
  */
-#ifndef NAGARE_BROKER_QUEUE_H
-#define NAGARE_BROKER_QUEUE_H
+#ifndef NAGARE_BROKER_SHARE_SERVE_H
+#define NAGARE_BROKER_SHARE_SERVE_H
 
 #include <stdbool.h>
 #include <stdint.h>
 
 #include "broker/compaction.h"
 #include "broker/server.h"
-#include "broker/share.h"
+#include "broker/share_state.h"
 #include "net/proto.h"
 
-/* The most records one ShareFetch may acquire (larger records_max values
- * are cut to it): one full window of the largest inflight_max, so the
- * per-attempt scratch below (grants, ranges, runs) is sized once. */
-#define QUEUE_FETCH_RECORDS_MAX SHARE_INFLIGHT_LIMIT
-static_assert(QUEUE_FETCH_RECORDS_MAX <= PROTO_SHARE_RANGES_MAX,
-              "one partition's grants always fit an answer's ranges");
+/* One ShareFetch acquires at most PROTO_SHARE_FETCH_RECORDS_MAX records
+ * (larger records_max values are cut to it): one full window of the
+ * largest inflight_max, so the per-attempt scratch below (grants, ranges,
+ * runs) is sized once. */
+static_assert(PROTO_SHARE_FETCH_RECORDS_MAX == SHARE_INFLIGHT_LIMIT,
+              "one fetch takes a partition's whole window at the largest inflight_max");
 
 /* Batches of the state log: a flush buffer holds at least one part's
  * largest record (SHARE_FLUSH_BYTES_MIN, ~150 KB at the inflight limit)
  * and is at most this; the worker's scratch is sized for the offsets log,
- * whose batches are larger (checked in queue.c). */
+ * whose batches are larger (checked in share_serve.c). */
 #define QUEUE_STATE_BATCH_MAX (2u << 20)
 #define QUEUE_FLUSH_BYTES (256u << 10)
 /* State appends in flight: one request flushes at most one batch per part
@@ -73,7 +73,7 @@ struct queue {
     uint8_t *flush_buf;            /* QUEUE_FLUSH_BYTES */
     uint32_t state_appends;        /* state-log appends in flight */
     struct compaction compaction;  /* of the state log, by checkpoints */
-    /* one ShareFetch attempt's scratch, QUEUE_FETCH_RECORDS_MAX each */
+    /* one ShareFetch attempt's scratch, PROTO_SHARE_FETCH_RECORDS_MAX each */
     struct share_grant *grants;
     struct proto_share_acquired *acquired;
     struct queue_run *runs;

@@ -1,5 +1,5 @@
 /*
- * broker/group.h — a pub/sub consumer group: its members, generations and
+ * broker/group_state.h — a pub/sub consumer group: its members, generations and
  * server-side assignment of partitions, with no I/O of its own.
  *
  * Invariants:
@@ -17,8 +17,8 @@
  *   refused from then on, since it is unknown).
  * Threads: the owning worker's only.
  */
-#ifndef NAGARE_BROKER_GROUP_H
-#define NAGARE_BROKER_GROUP_H
+#ifndef NAGARE_BROKER_GROUP_STATE_H
+#define NAGARE_BROKER_GROUP_STATE_H
 
 #include <stdbool.h>
 #include <stddef.h>
