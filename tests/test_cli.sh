@@ -73,6 +73,41 @@ unreachable() {
     ok "an unreachable broker fails with exit 1 and one line within 5 s"
 }
 
+# ---- the common options before the command, and NAGARE_BROKER ----
+
+global_options() {
+    local port=${B[1]##*:} closed=127.0.0.1:1
+    run 0 topic list "${B[@]}"
+    cp "$TMP/out" "$TMP/want"
+    run 0 --broker "127.0.0.1:$port" topic list
+    expect_same "--broker before the command" "$TMP/out" "$TMP/want"
+    run 0 --broker="127.0.0.1:$port" topic list
+    expect_same "--broker=HOST:PORT before the command" "$TMP/out" "$TMP/want"
+    NAGARE_BROKER="127.0.0.1:$port" run 0 topic list
+    expect_same "NAGARE_BROKER when no --broker is given" "$TMP/out" "$TMP/want"
+    NAGARE_BROKER=$closed run 0 --broker "127.0.0.1:$port" topic list
+    expect_same "--broker before the command wins over NAGARE_BROKER" "$TMP/out" "$TMP/want"
+    NAGARE_BROKER=$closed run 0 --broker $closed topic list "${B[@]}"
+    expect_same "--broker after the command wins over the one before" "$TMP/out" "$TMP/want"
+    for c in "--broker" "--broker nohost topic list" "--bogus topic list"; do
+        # shellcheck disable=SC2086
+        run 2 $c
+        expect_one_error_line "nagare" "nagare $c"
+    done
+    NAGARE_BROKER=nohost run 2 topic list
+    expect_one_error_line "NAGARE_BROKER" "a NAGARE_BROKER that is not HOST:PORT"
+    ok "bad options before the command and a bad NAGARE_BROKER exit 2 with one line"
+    for c in "--help topic" "--broker $closed --help produce" "help consume"; do
+        # shellcheck disable=SC2086
+        run 0 $c
+        grep -q "usage: nagare ${c##* }" "$TMP/out" || fail "nagare $c prints no usage of ${c##* }"
+        grep -q "NAGARE_BROKER" "$TMP/out" || fail "nagare $c does not name NAGARE_BROKER"
+    done
+    run 0 --help
+    grep -q "NAGARE_BROKER" "$TMP/out" || fail "nagare --help does not name NAGARE_BROKER"
+    ok "--help before the command gives the command's help; both name NAGARE_BROKER"
+}
+
 # ---- topics ----
 
 topics() {
@@ -269,6 +304,7 @@ usage_errors
 unreachable
 start_broker
 topics
+global_options
 produce_consume
 json_escaping
 replay

@@ -145,6 +145,30 @@ int cli_broker_option(const char *cmd, const char *arg, const char **out)
     return 0;
 }
 
+static const char *cli_broker = CLI_BROKER_DEFAULT;
+
+int cli_broker_default_set(const char *option)
+{
+    const char *env = getenv(CLI_BROKER_ENV);
+    const char *from = option != NULL ? "--broker" : CLI_BROKER_ENV;
+    const char *value = option != NULL ? option : env != NULL && env[0] != '\0' ? env : NULL;
+    if (value == NULL) {
+        return 0;
+    }
+    if (!broker_ok(value)) {
+        fprintf(stderr, "nagare: %s wants HOST:PORT, not '%s' (try 'nagare --help')\n", from,
+                value);
+        return CLI_EXIT_USAGE;
+    }
+    cli_broker = value;
+    return 0;
+}
+
+const char *cli_broker_default(void)
+{
+    return cli_broker;
+}
+
 int cli_admin_connect(const char *broker, nagare_admin **out)
 {
     int rc = nagare_admin_new(broker, CLI_TIMEOUT_MS, out);

@@ -27,6 +27,11 @@ enum {
 };
 
 #define CLI_BROKER_DEFAULT "127.0.0.1:7420"
+/* The environment variable that names the broker when no --broker does. */
+#define CLI_BROKER_ENV "NAGARE_BROKER"
+/* --broker's line in every command's --help. */
+#define CLI_BROKER_HELP                                                                        \
+    "  --broker HOST:PORT   the broker (default: $" CLI_BROKER_ENV ", else " CLI_BROKER_DEFAULT ")\n"
 
 /* How long connecting and each admin request may take. Short, so that an
  * unreachable broker fails the command within a few seconds instead of
@@ -99,6 +104,18 @@ bool cli_parse_i64(const char *s, int64_t lo, int64_t hi, int64_t *out);
  * non-empty host and a port in 1..65535 (the library resolves the host).
  * Returns 0 or CLI_EXIT_USAGE (reported for cmd). */
 int cli_broker_option(const char *cmd, const char *arg, const char **out);
+
+/* Sets the broker the commands use when their own --broker does not say:
+ * option (a --broker given before the command) when not NULL, else
+ * $NAGARE_BROKER when set and not empty, else CLI_BROKER_DEFAULT. Called by
+ * main() before the command runs. Returns 0 or CLI_EXIT_USAGE (reported:
+ * the value that is not HOST:PORT, and where it came from). */
+int cli_broker_default_set(const char *option);
+
+/* The broker cli_broker_default_set() chose (CLI_BROKER_DEFAULT before it
+ * ran): the initial value of each command's --broker. Points into argv,
+ * the environment or static storage; valid for the process's life. */
+const char *cli_broker_default(void);
 
 /* Connects an admin client to broker with CLI_TIMEOUT_MS per call. Returns
  * 0 with *out, or reports "nagare: connecting to BROKER: why" and returns

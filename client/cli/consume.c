@@ -80,7 +80,7 @@ static const char consume_usage_text[] =
     "                       partition, offset, timestamp_ms, key, value (null when\n"
     "                       null) and headers [{\"key\":..,\"value\":..}]; bytes that\n"
     "                       are not UTF-8 appear as \\u00XX escapes\n"
-    "  --broker HOST:PORT   the broker (default " CLI_BROKER_DEFAULT ")\n"
+    CLI_BROKER_HELP
     "  --help               print this help\n";
 
 /* One partition being read. */
@@ -468,7 +468,7 @@ static int consume_loop(struct consume_run *r)
 
 int cli_consume_main(int argc, char **argv)
 {
-    struct consume_opts o = {.broker = CLI_BROKER_DEFAULT, .partition = -1};
+    struct consume_opts o = {.broker = cli_broker_default(), .partition = -1};
     int st = consume_parse(&o, argc, argv);
     if (st != 0 || o.help) {
         if (o.help) {

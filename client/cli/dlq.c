@@ -24,7 +24,7 @@ static const char dlq_usage_text[] =
     "            what was dead-lettered since the first.\n"
     "\n"
     "options:\n"
-    "  --broker HOST:PORT   the broker (default " CLI_BROKER_DEFAULT ")\n"
+    CLI_BROKER_HELP
     "  --help               print this help\n";
 
 static const struct option dlq_longopts[] = {
@@ -65,7 +65,7 @@ static int dlq_parse(struct dlq_opts *o, int argc, char **argv)
 
 static int dlq_redrive(int argc, char **argv)
 {
-    struct dlq_opts o = {.broker = CLI_BROKER_DEFAULT};
+    struct dlq_opts o = {.broker = cli_broker_default()};
     int st = dlq_parse(&o, argc, argv);
     if (st != 0 || o.help) {
         if (o.help) {
