@@ -130,6 +130,28 @@ topics() {
     ok "topic create, list, describe"
 }
 
+# ---- a dead-letter topic before its first dead letter ----
+
+dead_letters_not_yet() {
+    run 0 consume orders.dlq "${B[@]}"
+    [ ! -s "$TMP/out" ] || fail "consume orders.dlq printed: $(cat "$TMP/out")"
+    expect_one_error_line "orders.dlq: no dead letters yet" "consume orders.dlq, not made yet"
+    run 0 dlq redrive orders.dlq "${B[@]}"
+    [ ! -s "$TMP/err" ] || fail "dlq redrive orders.dlq: $(cat "$TMP/err")"
+    printf 'redrove 0 records from orders.dlq: no dead letters yet\n' >"$TMP/want"
+    expect_same "dlq redrive of a dead-letter topic not made yet redrives 0" "$TMP/out" \
+        "$TMP/want"
+    run 1 consume orders.dlq --follow "${B[@]}"
+    expect_one_error_line "no dead letters yet" "consume --follow of orders.dlq, not made yet"
+    run 1 consume nosuch.dlq "${B[@]}"
+    expect_one_error_line "unknown topic" "consume of the dead-letter topic of no topic"
+    run 1 dlq redrive nosuch.dlq "${B[@]}"
+    expect_one_error_line "unknown topic" "redrive of the dead-letter topic of no topic"
+    run 0 topic list "${B[@]}"
+    grep -q "orders.dlq" "$TMP/out" && fail "reading orders.dlq made the topic"
+    ok "a dead-letter topic not made yet reads as empty; one without a source is unknown"
+}
+
 # ---- produce and consume ----
 
 produce_consume() {
@@ -305,6 +327,7 @@ unreachable
 start_broker
 topics
 global_options
+dead_letters_not_yet
 produce_consume
 json_escaping
 replay

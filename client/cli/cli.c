@@ -195,6 +195,26 @@ int cli_topic_describe(nagare_admin *a, const char *topic, const struct nagare_t
     return rc;
 }
 
+bool cli_dlq_not_yet(nagare_admin *a, const char *topic)
+{
+    size_t len = strlen(topic);
+    size_t suffix = strlen(CLI_DLQ_SUFFIX);
+    if (len <= suffix || strcmp(topic + len - suffix, CLI_DLQ_SUFFIX) != 0) {
+        return false;
+    }
+    char *source = strndup(topic, len - suffix);
+    if (source == NULL) {
+        return false;
+    }
+    const struct nagare_topic_info *t = NULL;
+    int rc = cli_topic_describe(a, source, &t);
+    if (t != NULL) {
+        nagare_topics_free(a, t);
+    }
+    free(source);
+    return rc == 0;
+}
+
 int cli_flush_stdout(void)
 {
     errno = 0;

@@ -127,6 +127,16 @@ int cli_admin_connect(const char *broker, nagare_admin **out);
  * topic, or the topic's own (then *out is NULL). */
 int cli_topic_describe(nagare_admin *a, const char *topic, const struct nagare_topic_info **out);
 
+/* The dead-letter topics' suffix: "<topic>.dlq" holds topic's dead letters
+ * (the broker makes it with the first one). */
+#define CLI_DLQ_SUFFIX ".dlq"
+
+/* Whether topic, which the broker does not have, names the dead-letter
+ * topic of a topic it has: "<source>.dlq" with source a topic. Then it
+ * reads as empty (nothing was dead-lettered yet), not as an unknown topic.
+ * Asks the broker through a (one describe). */
+bool cli_dlq_not_yet(nagare_admin *a, const char *topic);
+
 /* Flushes stdout. Returns 0, or -errno of the failed write (-EPIPE when the
  * reader went away). */
 int cli_flush_stdout(void);

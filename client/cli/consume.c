@@ -299,7 +299,21 @@ static int consume_plan(struct consume_run *r, nagare_admin *a,
     return 0;
 }
 
-/* Asks the broker about the topic and plans the partitions. */
+/* A dead-letter topic not made yet: nothing to read, said on stderr (stdout
+ * is the records'). Following it fails: there is no topic to follow until
+ * the first dead letter makes it. */
+static int consume_no_dead_letters(const struct consume_run *r)
+{
+    if (r->o->follow) {
+        return cli_failf("consume %s: no dead letters yet, so nothing to follow (the first one "
+                         "makes the topic)", r->o->topic);
+    }
+    fprintf(stderr, "nagare: %s: no dead letters yet\n", r->o->topic);
+    return CLI_EXIT_OK;
+}
+
+/* Asks the broker about the topic and plans the partitions; a dead-letter
+ * topic not made yet has none. */
 static int consume_describe(struct consume_run *r)
 {
     nagare_admin *a = NULL;
@@ -309,7 +323,9 @@ static int consume_describe(struct consume_run *r)
     }
     const struct nagare_topic_info *t = NULL;
     int rc = cli_topic_describe(a, r->o->topic, &t);
-    if (rc < 0) {
+    if (rc == -NAGARE_EUNKNOWN_TOPIC && cli_dlq_not_yet(a, r->o->topic)) {
+        st = consume_no_dead_letters(r);
+    } else if (rc < 0) {
         st = cli_fail(rc, "consume %s", r->o->topic);
     } else {
         st = consume_plan(r, a, &t[0]);
