@@ -197,21 +197,22 @@ int cli_topic_describe(nagare_admin *a, const char *topic, const struct nagare_t
 
 bool cli_dlq_not_yet(nagare_admin *a, const char *topic)
 {
+    /* Topic names are at most 249 bytes (docs/protocol.md): a longer
+     * source is no topic. */
+    char source[256];
     size_t len = strlen(topic);
     size_t suffix = strlen(CLI_DLQ_SUFFIX);
-    if (len <= suffix || strcmp(topic + len - suffix, CLI_DLQ_SUFFIX) != 0) {
+    if (len <= suffix || len - suffix >= sizeof(source) ||
+        strcmp(topic + len - suffix, CLI_DLQ_SUFFIX) != 0) {
         return false;
     }
-    char *source = strndup(topic, len - suffix);
-    if (source == NULL) {
-        return false;
-    }
+    memcpy(source, topic, len - suffix);
+    source[len - suffix] = '\0';
     const struct nagare_topic_info *t = NULL;
     int rc = cli_topic_describe(a, source, &t);
     if (t != NULL) {
         nagare_topics_free(a, t);
     }
-    free(source);
     return rc == 0;
 }
 
