@@ -148,14 +148,14 @@ quick_start() {
         fail "consume --json --follow: $(cat "$TMP/follow")"
     ok "consume --json --follow prints the three records and stops on Ctrl-C"
 
-    groups
-    queue
+    group_example
+    queue_example
     [ "$AT" -eq "${#CMDS[@]}" ] || fail "README command $((AT + 1)) is not tested: ${CMDS[$AT]}"
     ok "every command of the README's quick start ran as pasted"
 }
 
 # Two members split four partitions; between them they print each record once.
-groups() {
+group_example() {
     step "nagare topic create clicks --partitions 4"
     out_is "create clicks" "created topic clicks with 4 partitions"
     here "nagare consume clicks --group billing --follow --format '%p %k:%v\\n' >member-1.txt &"
@@ -197,7 +197,7 @@ groups() {
 
 # One record rejected to orders.dlq, the others accepted, the dead letter
 # redriven and handed out again.
-queue() {
+queue_example() {
     step "nagare consume orders --share workers --reject --count 1"
     out_is "--share --reject --count 1 takes the first record" "ordered a book"
     step "nagare consume orders --share workers"
