@@ -138,7 +138,6 @@ quick_start() {
     next_command "nagare consume orders --json --follow"
     nagare consume orders --json --follow >"$TMP/follow" 2>"$TMP/err" &
     local pid=$!
-    BG_PIDS+=("$pid")
     wait_for "--follow printed 3 records" '[ "$(wc -l <"$TMP/follow")" -ge 3 ]'
     kill -INT "$pid"
     local rc=0
