@@ -2,8 +2,10 @@
 # nagare's one entry point for people and CI.
 #   ./dev.sh run    install what is missing, build, start the broker (nagared)
 #   ./dev.sh test   install what is missing, build, run the whole test suite
+#   ./dev.sh release the test suite again, in a release build (build-release)
 #   ./dev.sh asan   the test suite again, built with ASan + UBSan
-#   ./dev.sh fuzz   every libFuzzer target for FUZZ_SECONDS (default 30) each
+#   ./dev.sh fuzz   every libFuzzer target for FUZZ_SECONDS (default 30) each;
+#                   fails on any crash, leak, timeout or out-of-memory
 #   ./dev.sh tsan   the event loop's cross-thread paths under ThreadSanitizer
 # Idempotent: packages are installed only when missing, builds are incremental.
 set -eu
@@ -31,7 +33,7 @@ build() {
     dir=$1
     shift
     [ -f "$dir/build.ninja" ] || meson setup "$dir" "$@" >/dev/null
-    ninja -C "$dir" >/dev/null
+    ninja --quiet -C "$dir"
 }
 
 # run_tests DIR: the whole suite, then one closing line of counts.
@@ -42,6 +44,29 @@ run_tests() {
          END {printf "%s: %d passed, %d failed\n", "'"$1"'", ok, f + t}' "$1/meson-logs/testlog.txt" 2>/dev/null ||
         true
     return $status
+}
+
+# fuzz_target NAME DIR: NAME's libFuzzer target for FUZZ_SECONDS on a copy
+# of its seed corpus, in DIR (log, corpus, artifacts). Fails when libFuzzer
+# exits non-zero, as it does on a crash (an ASan or UBSan report, an
+# ASSERT), a leak, one input running past FUZZ_TIMEOUT_S (generous: the
+# decoders take microseconds, the margin is for a busy machine) or needing
+# more than FUZZ_RSS_MB; the input that did it is written into DIR.
+fuzz_target() {
+    mkdir -p "$2/corpus"
+    cp -r "fuzz/corpus/${1#fuzz_}/." "$2/corpus/" 2>/dev/null || true
+    echo "fuzz: $1 for ${FUZZ_SECONDS:-30} s"
+    rc=0
+    ./build-fuzz/fuzz/"$1" -max_total_time="${FUZZ_SECONDS:-30}" -timeout="${FUZZ_TIMEOUT_S:-25}" \
+        -rss_limit_mb="${FUZZ_RSS_MB:-2048}" -detect_leaks=1 -error_exitcode=77 \
+        -timeout_exitcode=77 -artifact_prefix="$2/" -print_final_stats=1 "$2/corpus" \
+        >"$2/log" 2>&1 || rc=$?
+    rm -rf "$2/corpus"
+    grep -E "^stat::number_of_executed_units" "$2/log" || true
+    [ "$rc" -eq 0 ] && return 0
+    echo "fuzz: $1 failed (exit $rc), log $2/log:" >&2
+    grep -E "ERROR|SUMMARY|Test unit written|artifact" "$2/log" >&2 || tail -n 20 "$2/log" >&2
+    return 1
 }
 
 case "${1:-}" in
@@ -56,6 +81,13 @@ test)
     build build
     run_tests build
     ;;
+release)
+    # The suite in the build people benchmark (-O3, no debug info): its
+    # timings are not debugoptimized's, and no test may depend on them.
+    ensure_packages
+    build build-release --buildtype=release
+    run_tests build-release
+    ;;
 asan)
     ensure_packages
     build build-asan -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug
@@ -67,20 +99,23 @@ fuzz)
     [ -f build-fuzz/build.ninja ] ||
         CC=clang meson setup build-fuzz -Dfuzz=true -Db_lundef=false -Dtests=disabled >/dev/null
     targets=$(cd fuzz && ls fuzz_*.c | sed 's/\.c$//')
-    ninja -C build-fuzz $(for t in $targets; do echo "fuzz/$t"; done) >/dev/null
+    ninja --quiet -C build-fuzz $(for t in $targets; do echo "fuzz/$t"; done)
+    scratch=$(mktemp -d "${TMPDIR:-/tmp}/nagare-fuzz.XXXXXX")
+    echo "fuzz: logs and artifacts go to $scratch"
+    failed=""
     for t in $targets; do
-        corpus=$(mktemp -d)
-        cp -r "fuzz/corpus/${t#fuzz_}/." "$corpus/" 2>/dev/null || true
-        echo "fuzz: $t for ${FUZZ_SECONDS:-30} s"
-        ./build-fuzz/fuzz/$t -max_total_time="${FUZZ_SECONDS:-30}" -print_final_stats=1 \
-            "$corpus" 2>&1 | grep -E "^stat::number_of_executed_units|ERROR|SUMMARY" || true
-        status=$(./build-fuzz/fuzz/$t -runs=0 "$corpus" >/dev/null 2>&1; echo $?)
-        rm -rf "$corpus"
-        if [ "$status" -ne 0 ]; then
-            echo "fuzz: $t found a crash" >&2
-            exit 1
-        fi
+        fuzz_target "$t" "$scratch/$t" || failed="$failed $t"
     done
+    if [ -n "$failed" ]; then
+        echo "fuzz: FAILED:$failed; the inputs that did it (crash-*, leak-*, timeout-*, oom-*)" \
+            "and each target's log are in $scratch" >&2
+        exit 1
+    fi
+    if [ -n "$(find "$scratch" -type f ! -name log)" ]; then
+        echo "fuzz: passed; slow units kept in $scratch"
+    else
+        rm -rf "$scratch"
+    fi
     ;;
 tsan)
     # Criterion cannot start under TSan, so the threads get a plain program.
@@ -88,11 +123,11 @@ tsan)
     [ -f build-tsan/build.ninja ] ||
         CC=clang meson setup build-tsan -Db_sanitize=thread -Db_lundef=false -Dbuildtype=debug \
             -Dtests=enabled >/dev/null
-    ninja -C build-tsan tests/tsan_loop >/dev/null
+    ninja --quiet -C build-tsan tests/tsan_loop
     TSAN_OPTIONS=halt_on_error=1 ./build-tsan/tests/tsan_loop
     ;;
 *)
-    echo "usage: ./dev.sh run|test|asan|fuzz|tsan" >&2
+    echo "usage: ./dev.sh run|test|release|asan|fuzz|tsan" >&2
     exit 2
     ;;
 esac

@@ -73,6 +73,41 @@ unreachable() {
     ok "an unreachable broker fails with exit 1 and one line within 5 s"
 }
 
+# ---- the common options before the command, and NAGARE_BROKER ----
+
+global_options() {
+    local port=${B[1]##*:} closed=127.0.0.1:1
+    run 0 topic list "${B[@]}"
+    cp "$TMP/out" "$TMP/want"
+    run 0 --broker "127.0.0.1:$port" topic list
+    expect_same "--broker before the command" "$TMP/out" "$TMP/want"
+    run 0 --broker="127.0.0.1:$port" topic list
+    expect_same "--broker=HOST:PORT before the command" "$TMP/out" "$TMP/want"
+    NAGARE_BROKER="127.0.0.1:$port" run 0 topic list
+    expect_same "NAGARE_BROKER when no --broker is given" "$TMP/out" "$TMP/want"
+    NAGARE_BROKER=$closed run 0 --broker "127.0.0.1:$port" topic list
+    expect_same "--broker before the command wins over NAGARE_BROKER" "$TMP/out" "$TMP/want"
+    NAGARE_BROKER=$closed run 0 --broker $closed topic list "${B[@]}"
+    expect_same "--broker after the command wins over the one before" "$TMP/out" "$TMP/want"
+    for c in "--broker" "--broker nohost topic list" "--bogus topic list"; do
+        # shellcheck disable=SC2086
+        run 2 $c
+        expect_one_error_line "nagare" "nagare $c"
+    done
+    NAGARE_BROKER=nohost run 2 topic list
+    expect_one_error_line "NAGARE_BROKER" "a NAGARE_BROKER that is not HOST:PORT"
+    ok "bad options before the command and a bad NAGARE_BROKER exit 2 with one line"
+    for c in "--help topic" "--broker $closed --help produce" "help consume"; do
+        # shellcheck disable=SC2086
+        run 0 $c
+        grep -q "usage: nagare ${c##* }" "$TMP/out" || fail "nagare $c prints no usage of ${c##* }"
+        grep -q "NAGARE_BROKER" "$TMP/out" || fail "nagare $c does not name NAGARE_BROKER"
+    done
+    run 0 --help
+    grep -q "NAGARE_BROKER" "$TMP/out" || fail "nagare --help does not name NAGARE_BROKER"
+    ok "--help before the command gives the command's help; both name NAGARE_BROKER"
+}
+
 # ---- topics ----
 
 topics() {
@@ -93,6 +128,28 @@ topics() {
     run 1 topic describe nosuch "${B[@]}"
     expect_one_error_line "nosuch" "describing a missing topic"
     ok "topic create, list, describe"
+}
+
+# ---- a dead-letter topic before its first dead letter ----
+
+dead_letters_not_yet() {
+    run 0 consume orders.dlq "${B[@]}"
+    [ ! -s "$TMP/out" ] || fail "consume orders.dlq printed: $(cat "$TMP/out")"
+    expect_one_error_line "orders.dlq: no dead letters yet" "consume orders.dlq, not made yet"
+    run 0 dlq redrive orders.dlq "${B[@]}"
+    [ ! -s "$TMP/err" ] || fail "dlq redrive orders.dlq: $(cat "$TMP/err")"
+    printf 'redrove 0 records from orders.dlq: no dead letters yet\n' >"$TMP/want"
+    expect_same "dlq redrive of a dead-letter topic not made yet redrives 0" "$TMP/out" \
+        "$TMP/want"
+    run 1 consume orders.dlq --follow "${B[@]}"
+    expect_one_error_line "no dead letters yet" "consume --follow of orders.dlq, not made yet"
+    run 1 consume nosuch.dlq "${B[@]}"
+    expect_one_error_line "unknown topic" "consume of the dead-letter topic of no topic"
+    run 1 dlq redrive nosuch.dlq "${B[@]}"
+    expect_one_error_line "unknown topic" "redrive of the dead-letter topic of no topic"
+    run 0 topic list "${B[@]}"
+    grep -q "orders.dlq" "$TMP/out" && fail "reading orders.dlq made the topic"
+    ok "a dead-letter topic not made yet reads as empty; one without a source is unknown"
 }
 
 # ---- produce and consume ----
@@ -244,17 +301,23 @@ limits_and_pipes() {
 }
 
 follow() {
-    local pid
-    timeout 20 "$NAGARE" consume misc --from end --follow --count 2 "${B[@]}" \
+    # From the end offset as it is now, named: whenever the consumer gets
+    # there, before or after the produce, the two new records are what it
+    # must print (--from end would race the produce).
+    run 0 topic describe misc "${B[@]}"
+    local end pid
+    end=$(awk '$1 == "0" && NF == 4 {print $3}' "$TMP/out")
+    [ -n "$end" ] || fail "topic describe misc: $(cat "$TMP/out")"
+    timeout 20 "$NAGARE" consume misc --from "$end" --follow --count 2 "${B[@]}" \
         >"$TMP/follow" 2>"$TMP/follow.err" &
     pid=$!
-    sleep 1 # it reads the latest offsets first: leave it time to get there
     printf 'new 1\nnew 2\n' >"$TMP/in"
     IN="$TMP/in" run 0 produce misc "${B[@]}"
     local rc=0
     wait "$pid" || rc=$?
     [ "$rc" -eq 0 ] || fail "consume --follow --count 2 ended with $rc: $(cat "$TMP/follow.err")"
-    expect_same "--follow prints records produced after it started" "$TMP/follow" "$TMP/in"
+    expect_same "--follow waits for the records produced after it started" "$TMP/follow" \
+        "$TMP/in"
 }
 
 delete() {
@@ -269,6 +332,8 @@ usage_errors
 unreachable
 start_broker
 topics
+global_options
+dead_letters_not_yet
 produce_consume
 json_escaping
 replay

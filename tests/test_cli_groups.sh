@@ -35,6 +35,19 @@ wait_total() {
     fail "$1 and $2 have $(($(wc -l <"$1") + $(wc -l <"$2"))) lines, wanted $3"
 }
 
+# wait_committed GROUP TOPIC N: waits up to 20 s until `group describe`
+# shows N partitions of TOPIC committed at their end.
+wait_committed() {
+    for _ in $(seq 1 200); do
+        if timeout 10 "$NAGARE" group describe "$1" "${B[@]}" >"$TMP/desc" 2>/dev/null &&
+            [ "$(awk -v t="$2" '$1 == t && $3 == $4' "$TMP/desc" | wc -l)" -eq "$3" ]; then
+            return 0
+        fi
+        sleep 0.1
+    done
+    fail "group $1 never committed $2 to the end of $3 partitions: $(cat "$TMP/desc")"
+}
+
 # wait_describe GROUP PATTERN: waits up to 20 s until `group describe`
 # prints a line matching PATTERN.
 wait_describe() {
@@ -171,7 +184,7 @@ group_members() {
     local a=$!
     BG_PIDS+=("$a")
     wait_lines "$TMP/a" 45
-    sleep 1.5 # it commits within a second of going idle
+    wait_committed g2 gt 3 # it commits within a second of going idle
     timeout 60 "$NAGARE" consume gt --group g2 --follow "${B[@]}" >"$TMP/b" 2>"$TMP/b.err" &
     local b=$!
     BG_PIDS+=("$b")

@@ -185,6 +185,11 @@ Test(conn, referenced_bytes_go_in_place_through_partial_writes)
 
 /* ---- a scripted peer ---- */
 
+/* The scripted peer's receive buffer and the client's send buffer: what
+ * the kernel may hold of a request the peer does not read (each doubled by
+ * the kernel, a few KiB in all), far less than the request. */
+#define PEER_SOCKBUF_BYTES (16 * 1024)
+
 struct peer {
     int listen_fd;
     uint16_t port;
@@ -243,25 +248,26 @@ static int peer_accept(struct peer *p)
     return fd;
 }
 
-/* First connection: answers the next request as soon as its header came,
- * long before its body, then waits for the client to close. Second
+/* First connection: answers the next request as soon as its header came
+ * and never reads another byte of it, so the request cannot be written
+ * whole however fast the client is (the socket buffers on both sides are
+ * set far smaller than the request). It stays open until the client,
+ * having seen the answer come too early, connects again. Second
  * connection: reads whole frames until the client closes. */
 static void *peer_run(void *arg)
 {
     struct peer *p = arg;
-    int fd = peer_accept(p);
+    int first = peer_accept(p);
     uint32_t len;
-    uint32_t corr = read_header(fd, &len);
+    uint32_t corr = read_header(first, &len);
     uint8_t answer[10];
     put_be32(answer, 6);
     put_be32(answer + 4, corr);
     put_be16(answer + 8, 0);
-    write_all(fd, answer, sizeof(answer));
+    write_all(first, answer, sizeof(answer));
+    int fd = peer_accept(p);
+    close(first);
     uint8_t buf[65536];
-    while (read(fd, buf, sizeof(buf)) > 0) {
-    }
-    close(fd);
-    fd = peer_accept(p);
     while (read(fd, buf, sizeof(buf)) > 0) {
     }
     close(fd);
@@ -276,6 +282,9 @@ static void peer_start(struct peer *p)
     cr_assert_eq(bind(p->listen_fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
     socklen_t sl = sizeof(sa);
     cr_assert_eq(getsockname(p->listen_fd, (struct sockaddr *)&sa, &sl), 0);
+    /* Inherited by the accepted sockets: the window the client sees. */
+    int small = PEER_SOCKBUF_BYTES;
+    cr_assert_eq(setsockopt(p->listen_fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small)), 0);
     cr_assert_eq(listen(p->listen_fd, 4), 0);
     p->port = ntohs(sa.sin_port);
     cr_assert_eq(pthread_create(&p->thread, NULL, peer_run, p), 0);
@@ -284,15 +293,19 @@ static void peer_start(struct peer *p)
 /* An answer to a request not yet written whole breaks the protocol (the
  * peer cannot have read it): the connection closes before the callback
  * could release what the request refers to, and every reference is
- * dropped. After the close the stream counts meet again, so a request
- * that gets no answer completes once its own bytes are written. */
+ * dropped. The peer reads nothing past the request's header, so the
+ * request cannot be written whole before the answer is seen. After the
+ * close the stream counts meet again, so a request that gets no answer
+ * completes once its own bytes are written. */
 Test(conn, an_answer_before_the_request_was_written_closes_and_drops_references)
 {
     struct peer peer;
     peer_start(&peer);
     struct client_conn c;
     conn_up(&c, peer.port);
-    size_t big = 64u << 20; /* far more than the socket buffers hold */
+    int small = PEER_SOCKBUF_BYTES;
+    cr_assert_eq(setsockopt(c.fd, SOL_SOCKET, SO_SNDBUF, &small, sizeof(small)), 0);
+    size_t big = 4u << 20; /* far more than both socket buffers hold */
     uint8_t *buf = calloc(1, big);
     cr_assert_not_null(buf);
     struct part part = {.batch = buf, .bytes = big, .by_ref = true};
@@ -306,9 +319,9 @@ Test(conn, an_answer_before_the_request_was_written_closes_and_drops_references)
     cr_assert_eq(c.txref_len, 0);
 
     cr_assert_eq(conn_wait_up(&c, 10000), 0);
-    uint8_t small[4096];
-    struct part one = {.batch = small, .bytes = batch_make(small, sizeof(small), 1, 100, 1),
-                       .by_ref = true};
+    uint8_t one_buf[4096];
+    struct part one = {.batch = one_buf,
+                       .bytes = batch_make(one_buf, sizeof(one_buf), 1, 100, 1), .by_ref = true};
     struct done d2 = {0};
     produce_refs(&c, "early", &one, 1, PROTO_ACKS_NONE, &d2);
     wait_done(&c, &d2);

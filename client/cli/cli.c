@@ -145,6 +145,30 @@ int cli_broker_option(const char *cmd, const char *arg, const char **out)
     return 0;
 }
 
+static const char *cli_broker = CLI_BROKER_DEFAULT;
+
+int cli_broker_default_set(const char *option)
+{
+    const char *env = getenv(CLI_BROKER_ENV);
+    const char *from = option != NULL ? "--broker" : CLI_BROKER_ENV;
+    const char *value = option != NULL ? option : env != NULL && env[0] != '\0' ? env : NULL;
+    if (value == NULL) {
+        return 0;
+    }
+    if (!broker_ok(value)) {
+        fprintf(stderr, "nagare: %s wants HOST:PORT, not '%s' (try 'nagare --help')\n", from,
+                value);
+        return CLI_EXIT_USAGE;
+    }
+    cli_broker = value;
+    return 0;
+}
+
+const char *cli_broker_default(void)
+{
+    return cli_broker;
+}
+
 int cli_admin_connect(const char *broker, nagare_admin **out)
 {
     int rc = nagare_admin_new(broker, CLI_TIMEOUT_MS, out);
@@ -169,6 +193,27 @@ int cli_topic_describe(nagare_admin *a, const char *topic, const struct nagare_t
         *out = NULL;
     }
     return rc;
+}
+
+bool cli_dlq_not_yet(nagare_admin *a, const char *topic)
+{
+    /* Topic names are at most 249 bytes (docs/protocol.md): a longer
+     * source is no topic. */
+    char source[256];
+    size_t len = strlen(topic);
+    size_t suffix = strlen(CLI_DLQ_SUFFIX);
+    if (len <= suffix || len - suffix >= sizeof(source) ||
+        strcmp(topic + len - suffix, CLI_DLQ_SUFFIX) != 0) {
+        return false;
+    }
+    memcpy(source, topic, len - suffix);
+    source[len - suffix] = '\0';
+    const struct nagare_topic_info *t = NULL;
+    int rc = cli_topic_describe(a, source, &t);
+    if (t != NULL) {
+        nagare_topics_free(a, t);
+    }
+    return rc == 0;
 }
 
 int cli_flush_stdout(void)

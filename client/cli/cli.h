@@ -28,6 +28,11 @@ enum {
 };
 
 #define CLI_BROKER_DEFAULT "127.0.0.1:7420"
+/* The environment variable that names the broker when no --broker does. */
+#define CLI_BROKER_ENV "NAGARE_BROKER"
+/* --broker's line in every command's --help. */
+#define CLI_BROKER_HELP                                                                        \
+    "  --broker HOST:PORT   the broker (default: $" CLI_BROKER_ENV ", else " CLI_BROKER_DEFAULT ")\n"
 
 /* How long connecting and each admin request may take. Short, so that an
  * unreachable broker fails the command within a few seconds instead of
@@ -101,6 +106,18 @@ bool cli_parse_i64(const char *s, int64_t lo, int64_t hi, int64_t *out);
  * Returns 0 or CLI_EXIT_USAGE (reported for cmd). */
 int cli_broker_option(const char *cmd, const char *arg, const char **out);
 
+/* Sets the broker the commands use when their own --broker does not say:
+ * option (a --broker given before the command) when not NULL, else
+ * $NAGARE_BROKER when set and not empty, else CLI_BROKER_DEFAULT. Called by
+ * main() before the command runs. Returns 0 or CLI_EXIT_USAGE (reported:
+ * the value that is not HOST:PORT, and where it came from). */
+int cli_broker_default_set(const char *option);
+
+/* The broker cli_broker_default_set() chose (CLI_BROKER_DEFAULT before it
+ * ran): the initial value of each command's --broker. Points into argv,
+ * the environment or static storage; valid for the process's life. */
+const char *cli_broker_default(void);
+
 /* Connects an admin client to broker with CLI_TIMEOUT_MS per call. Returns
  * 0 with *out, or reports "nagare: connecting to BROKER: why" and returns
  * CLI_EXIT_FAIL. */
@@ -110,6 +127,16 @@ int cli_admin_connect(const char *broker, nagare_admin **out);
  * the error: the call's, -NAGARE_EUNKNOWN_TOPIC when the broker has no such
  * topic, or the topic's own (then *out is NULL). */
 int cli_topic_describe(nagare_admin *a, const char *topic, const struct nagare_topic_info **out);
+
+/* The dead-letter topics' suffix: "<topic>.dlq" holds topic's dead letters
+ * (the broker makes it with the first one). */
+#define CLI_DLQ_SUFFIX ".dlq"
+
+/* Whether topic, which the broker does not have, names the dead-letter
+ * topic of a topic it has: "<source>.dlq" with source a topic. Then it
+ * reads as empty (nothing was dead-lettered yet), not as an unknown topic.
+ * Asks the broker through a (one describe). */
+bool cli_dlq_not_yet(nagare_admin *a, const char *topic);
 
 /* Flushes stdout. Returns 0, or -errno of the failed write (-EPIPE when the
  * reader went away). */

@@ -80,7 +80,7 @@ static const char consume_usage_text[] =
     "                       partition, offset, timestamp_ms, key, value (null when\n"
     "                       null) and headers [{\"key\":..,\"value\":..}]; bytes that\n"
     "                       are not UTF-8 appear as \\u00XX escapes\n"
-    "  --broker HOST:PORT   the broker (default " CLI_BROKER_DEFAULT ")\n"
+    CLI_BROKER_HELP
     "  --help               print this help\n";
 
 /* One partition being read. */
@@ -299,7 +299,21 @@ static int consume_plan(struct consume_run *r, nagare_admin *a,
     return 0;
 }
 
-/* Asks the broker about the topic and plans the partitions. */
+/* A dead-letter topic not made yet: nothing to read, said on stderr (stdout
+ * is the records'). Following it fails: there is no topic to follow until
+ * the first dead letter makes it. */
+static int consume_no_dead_letters(const struct consume_run *r)
+{
+    if (r->o->follow) {
+        return cli_failf("consume %s: no dead letters yet, so nothing to follow (the first one "
+                         "makes the topic)", r->o->topic);
+    }
+    fprintf(stderr, "nagare: %s: no dead letters yet\n", r->o->topic);
+    return CLI_EXIT_OK;
+}
+
+/* Asks the broker about the topic and plans the partitions; a dead-letter
+ * topic not made yet has none. */
 static int consume_describe(struct consume_run *r)
 {
     nagare_admin *a = NULL;
@@ -309,7 +323,9 @@ static int consume_describe(struct consume_run *r)
     }
     const struct nagare_topic_info *t = NULL;
     int rc = cli_topic_describe(a, r->o->topic, &t);
-    if (rc < 0) {
+    if (rc == -NAGARE_EUNKNOWN_TOPIC && cli_dlq_not_yet(a, r->o->topic)) {
+        st = consume_no_dead_letters(r);
+    } else if (rc < 0) {
         st = cli_fail(rc, "consume %s", r->o->topic);
     } else {
         st = consume_plan(r, a, &t[0]);
@@ -468,7 +484,7 @@ static int consume_loop(struct consume_run *r)
 
 int cli_consume_main(int argc, char **argv)
 {
-    struct consume_opts o = {.broker = CLI_BROKER_DEFAULT, .partition = -1};
+    struct consume_opts o = {.broker = cli_broker_default(), .partition = -1};
     int st = consume_parse(&o, argc, argv);
     if (st != 0 || o.help) {
         if (o.help) {

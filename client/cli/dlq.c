@@ -21,10 +21,11 @@ static const char dlq_usage_text[] =
     "  redrive   republish the records of dead-letter topic TOPIC.dlq to the\n"
     "            topic and partition each came from (new records there: a share\n"
     "            group delivers them again). A second redrive republishes only\n"
-    "            what was dead-lettered since the first.\n"
+    "            what was dead-lettered since the first. A dead-letter topic\n"
+    "            not made yet (nothing was dead-lettered) redrives 0 records.\n"
     "\n"
     "options:\n"
-    "  --broker HOST:PORT   the broker (default " CLI_BROKER_DEFAULT ")\n"
+    CLI_BROKER_HELP
     "  --help               print this help\n";
 
 static const struct option dlq_longopts[] = {
@@ -65,7 +66,7 @@ static int dlq_parse(struct dlq_opts *o, int argc, char **argv)
 
 static int dlq_redrive(int argc, char **argv)
 {
-    struct dlq_opts o = {.broker = CLI_BROKER_DEFAULT};
+    struct dlq_opts o = {.broker = cli_broker_default()};
     int st = dlq_parse(&o, argc, argv);
     if (st != 0 || o.help) {
         if (o.help) {
@@ -82,11 +83,13 @@ static int dlq_redrive(int argc, char **argv)
     }
     int64_t n = 0;
     rc = nagare_dlq_redrive(a, topic, &n);
+    bool none_yet = rc == -NAGARE_EUNKNOWN_TOPIC && cli_dlq_not_yet(a, topic);
     nagare_admin_destroy(a);
-    if (rc < 0) {
+    if (rc < 0 && !none_yet) {
         return cli_fail(rc, "redriving %s", topic);
     }
-    printf("redrove %" PRId64 " record%s from %s\n", n, n == 1 ? "" : "s", topic);
+    printf("redrove %" PRId64 " record%s from %s%s\n", n, n == 1 ? "" : "s", topic,
+           none_yet ? ": no dead letters yet" : "");
     rc = cli_flush_stdout();
     return rc < 0 && rc != -EPIPE ? cli_fail(rc, "writing to stdout") : 0;
 }

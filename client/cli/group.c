@@ -39,7 +39,7 @@ static const char group_usage_text[] =
     "  delete         forget a group's committed offsets (no members allowed)\n"
     "\n"
     "options:\n"
-    "  --broker HOST:PORT   the broker (default " CLI_BROKER_DEFAULT ")\n"
+    CLI_BROKER_HELP
     "  --help               print this help\n";
 
 struct group_opts {
@@ -264,7 +264,7 @@ static const struct group_sub group_subs[] = {
 
 static int group_run(const struct group_sub *sub, int argc, char **argv)
 {
-    struct group_opts o = {.cmd = sub->cmd, .broker = CLI_BROKER_DEFAULT};
+    struct group_opts o = {.cmd = sub->cmd, .broker = cli_broker_default()};
     int st = group_parse(&o, argc, argv, sub->wants_name);
     if (st != 0 || o.help) {
         if (o.help) {

@@ -21,14 +21,16 @@ static const struct cli_cmd cli_cmds[] = {
 
 static void usage(FILE *out)
 {
-    fprintf(out, "usage: nagare COMMAND [options]    (nagare COMMAND --help for its options)\n"
+    fprintf(out, "usage: nagare [--broker HOST:PORT] COMMAND [options]"
+                 "    (nagare COMMAND --help for its options)\n"
                  "\ncommands:\n");
     for (size_t i = 0; i < ARRAY_LEN(cli_cmds); i++) {
         fprintf(out, "  %-9s %s\n", cli_cmds[i].name, cli_cmds[i].summary);
     }
-    fprintf(out, "\nEvery command takes --broker HOST:PORT (default %s) and --help.\n"
+    fprintf(out, "\nEvery command takes --broker HOST:PORT and --help, before the command or\n"
+                 "after it. The broker: the --broker given, else $%s, else %s.\n"
                  "Exit status: 0 done, 1 failed (one line on stderr says why), 2 bad usage.\n",
-            CLI_BROKER_DEFAULT);
+            CLI_BROKER_ENV, CLI_BROKER_DEFAULT);
 }
 
 static bool is_help(const char *s)
@@ -36,30 +38,85 @@ static bool is_help(const char *s)
     return strcmp(s, "--help") == 0 || strcmp(s, "-h") == 0 || strcmp(s, "help") == 0;
 }
 
+/* What may come before the command: --broker HOST:PORT (or
+ * --broker=HOST:PORT), --help and --version. */
+struct main_opts {
+    const char *broker; /* NULL: none given */
+    bool help;
+    bool version;
+};
+
+/* Reads the options before the command into o. Returns the command's index
+ * in argv (argc when there is none), or -1 after reporting a bad option. */
+static int main_options(int argc, char **argv, struct main_opts *o)
+{
+    int i = 1;
+    for (; i < argc && (argv[i][0] == '-' || strcmp(argv[i], "help") == 0); i++) {
+        const char *arg = argv[i];
+        if (is_help(arg)) {
+            o->help = true;
+        } else if (strcmp(arg, "--version") == 0) {
+            o->version = true;
+        } else if (strncmp(arg, "--broker=", strlen("--broker=")) == 0) {
+            o->broker = arg + strlen("--broker=");
+        } else if (strcmp(arg, "--broker") == 0 && i + 1 < argc) {
+            o->broker = argv[++i];
+        } else {
+            fprintf(stderr, "nagare: %s '%s' (try 'nagare --help')\n",
+                    strcmp(arg, "--broker") == 0 ? "a value is missing after" : "unknown option",
+                    arg);
+            return -1;
+        }
+    }
+    return i;
+}
+
+static const struct cli_cmd *command(const char *name)
+{
+    for (size_t i = 0; i < ARRAY_LEN(cli_cmds); i++) {
+        if (strcmp(name, cli_cmds[i].name) == 0) {
+            return &cli_cmds[i];
+        }
+    }
+    return NULL;
+}
+
 int main(int argc, char **argv)
 {
-    if (argc < 2) {
+    struct main_opts o = {0};
+    int at = main_options(argc, argv, &o);
+    if (at < 0) {
+        return CLI_EXIT_USAGE;
+    }
+    if (o.version) {
+        printf("nagare %s\n", nagare_version());
+        return CLI_EXIT_OK;
+    }
+    if (o.help && at == argc) {
+        usage(stdout);
+        return CLI_EXIT_OK;
+    }
+    if (at == argc) {
         fprintf(stderr, "nagare: missing command: topic, produce, consume, group or dlq "
                         "(try 'nagare --help')\n");
         return CLI_EXIT_USAGE;
     }
-    if (is_help(argv[1])) {
-        usage(stdout);
-        return CLI_EXIT_OK;
+    const struct cli_cmd *cmd = command(argv[at]);
+    if (cmd == NULL) {
+        fprintf(stderr, "nagare: unknown command '%s' (try 'nagare --help')\n", argv[at]);
+        return CLI_EXIT_USAGE;
     }
-    if (strcmp(argv[1], "--version") == 0) {
-        printf("nagare %s\n", nagare_version());
-        return CLI_EXIT_OK;
+    if (o.help) { /* nagare --help COMMAND ...: the command's own help */
+        char *help_argv[] = {argv[at], "--help", NULL};
+        return cmd->run(2, help_argv);
+    }
+    int st = cli_broker_default_set(o.broker);
+    if (st != 0) {
+        return st;
     }
     int rc = cli_signals_install();
     if (rc < 0) {
         return cli_fail(rc, "installing signal handlers");
     }
-    for (size_t i = 0; i < ARRAY_LEN(cli_cmds); i++) {
-        if (strcmp(argv[1], cli_cmds[i].name) == 0) {
-            return cli_cmds[i].run(argc - 1, argv + 1);
-        }
-    }
-    fprintf(stderr, "nagare: unknown command '%s' (try 'nagare --help')\n", argv[1]);
-    return CLI_EXIT_USAGE;
+    return cmd->run(argc - at, argv + at);
 }

@@ -53,7 +53,7 @@ static const char produce_usage_text[] =
     "                       (default all)\n"
     "  --compression none|zstd   (default none)\n"
     "  --header K=V         add header K with value V to every record; repeatable\n"
-    "  --broker HOST:PORT   the broker (default " CLI_BROKER_DEFAULT ")\n"
+    CLI_BROKER_HELP
     "  --help               print this help\n";
 
 struct produce_opts {
@@ -343,7 +343,7 @@ static int produce_run(struct produce_run *r)
 int cli_produce_main(int argc, char **argv)
 {
     struct produce_opts o = {
-        .broker = CLI_BROKER_DEFAULT,
+        .broker = cli_broker_default(),
         .separator = -1,
         .partition = NAGARE_PARTITION_ANY,
         .acks = -1,

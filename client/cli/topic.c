@@ -33,7 +33,7 @@ static const char topic_usage_text[] =
     "  delete    delete a topic and all its records\n"
     "\n"
     "options:\n"
-    "  --broker HOST:PORT   the broker (default " CLI_BROKER_DEFAULT ")\n"
+    CLI_BROKER_HELP
     "  --help               print this help\n";
 
 struct topic_opts {
@@ -278,7 +278,7 @@ static int topic_run(const struct topic_sub *sub, int argc, char **argv)
 {
     struct topic_opts o = {
         .cmd = sub->cmd,
-        .broker = CLI_BROKER_DEFAULT,
+        .broker = cli_broker_default(),
         .partitions = -1,
         .retention_ms = -1,
         .retention_bytes = -1,
