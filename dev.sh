@@ -9,7 +9,7 @@
 set -eu
 cd "$(dirname "$0")"
 
-PACKAGES="gcc pkg-config meson ninja-build liburing-dev libzstd-dev libxxhash-dev libcriterion-dev"
+PACKAGES="gcc pkg-config meson ninja-build liburing-dev libzstd-dev libxxhash-dev libcriterion-dev libisal-dev"
 
 ensure_packages() {
     missing=""

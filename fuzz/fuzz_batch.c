@@ -176,7 +176,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     run(copy, size);
     if (size >= BATCH_HEADER_BYTES && size <= FUZZ_BATCH_BYTES_MAX) {
         put_be32(copy + BATCH_OFF_LENGTH, (uint32_t)(size - BATCH_PREFIX_BYTES));
-        put_be64(copy + BATCH_OFF_CHECKSUM, batch_checksum(copy, size));
+        copy[BATCH_OFF_MAGIC] = BATCH_MAGIC;
+        batch_seal(copy, size);
         run(copy, size);
     }
     free(copy);

@@ -13,13 +13,16 @@
 #include <limits.h>
 #include <stdlib.h>
 
-#include <xxhash.h>
+#include <isa-l/crc.h>
 #include <zstd.h>
 
 static_assert(BATCH_OFF_RECORD_COUNT + 4 == BATCH_HEADER_BYTES,
               "record count is the last header field");
-static_assert(BATCH_OFF_CHECKSUM + 8 == BATCH_CHECKSUM_FROM,
+static_assert(BATCH_OFF_CHECKSUM + 4 == BATCH_CHECKSUM_FROM,
               "the checksum covers everything after itself");
+static_assert(BATCH_OFF_LEADER_EPOCH + 4 == BATCH_OFF_MAGIC &&
+                  BATCH_OFF_MAGIC + 1 == BATCH_OFF_CHECKSUM,
+              "Kafka's RecordBatch v2: epoch, magic, crc");
 static_assert(BATCH_OFF_LENGTH + 4 == BATCH_PREFIX_BYTES,
               "length counts the bytes after itself");
 static_assert(BATCH_BYTES_LIMIT <= INT32_MAX,
@@ -51,8 +54,9 @@ static void header_read(const uint8_t *buf, struct batch_header *h)
     struct rd r = rd_make(buf, BATCH_HEADER_BYTES);
     h->offset_base = (int64_t)rd_be64(&r);
     h->length = (int32_t)rd_be32(&r);
-    h->checksum = rd_be64(&r);
-    h->version = rd_u8(&r);
+    h->leader_epoch = (int32_t)rd_be32(&r);
+    h->magic = rd_u8(&r);
+    h->checksum = rd_be32(&r);
     h->attributes = rd_be16(&r);
     h->last_offset_delta = (int32_t)rd_be32(&r);
     h->timestamp_first_ms = (int64_t)rd_be64(&r);
@@ -97,11 +101,14 @@ static int header_check_counts(const struct batch_header *h)
 /* Every field but length and checksum. Precondition: the length passed. */
 static int header_check_fields(const struct batch_header *h)
 {
-    if (h->version != BATCH_VERSION) {
+    if (h->magic != BATCH_MAGIC) {
         return -NG_EBADVERSION;
     }
+    if ((h->attributes & (BATCH_ATTR_TRANSACTIONAL | BATCH_ATTR_CONTROL)) != 0) {
+        return -NG_ETRANSACTIONAL;
+    }
     if ((h->attributes & ~BATCH_ATTR_KNOWN_MASK) != 0 ||
-        batch_codec(h) > BATCH_CODEC_ZSTD) {
+        batch_codec(h) > BATCH_CODEC_LAST) {
         return -NG_EBADCODEC;
     }
     int rc = header_check_counts(h);
@@ -135,14 +142,37 @@ int batch_header_decode(const uint8_t *buf, size_t len, size_t batch_bytes_max,
     return header_check_fields(out);
 }
 
-uint64_t batch_checksum(const uint8_t *batch, size_t bytes)
+uint32_t batch_crc32c(const void *p, size_t n)
+{
+    ASSERT(p != NULL || n == 0);
+    /* ISA-L's crc32_iscsi neither inverts its seed nor its result, and
+     * takes an int length: chain it over chunks, inverting at both ends. */
+    const unsigned char *at = p;
+    uint32_t crc = 0xffffffffu;
+    while (n > 0) {
+        size_t chunk = size_min(n, (size_t)1 << 30);
+        crc = crc32_iscsi((unsigned char *)at, (int)chunk, crc);
+        at += chunk;
+        n -= chunk;
+    }
+    return ~crc;
+}
+
+uint32_t batch_checksum(const uint8_t *batch, size_t bytes)
 {
     ASSERT(batch != NULL && bytes >= BATCH_HEADER_BYTES);
-    return XXH3_64bits(batch + BATCH_CHECKSUM_FROM, bytes - BATCH_CHECKSUM_FROM);
+    return batch_crc32c(batch + BATCH_CHECKSUM_FROM, bytes - BATCH_CHECKSUM_FROM);
+}
+
+void batch_seal(uint8_t *batch, size_t bytes)
+{
+    put_be32(batch + BATCH_OFF_CHECKSUM, batch_checksum(batch, bytes));
 }
 
 /* Checks the checksum before the field values: a corrupted byte then reads
- * as -NG_ECHECKSUM, not as whatever the flipped field happens to break. */
+ * as -NG_ECHECKSUM, not as whatever the flipped field happens to break. The
+ * magic is outside the CRC (Kafka's layout) and checked first of the
+ * fields: a batch of another format must not be read as a checksum error. */
 int batch_validate(const uint8_t *buf, size_t len, size_t batch_bytes_max,
                    struct batch_header *out)
 {
@@ -158,6 +188,9 @@ int batch_validate(const uint8_t *buf, size_t len, size_t batch_bytes_max,
     }
     if (batch_bytes(out) > len) {
         return -NG_ETRUNCATED;
+    }
+    if (out->magic != BATCH_MAGIC) {
+        return -NG_EBADVERSION;
     }
     if (batch_checksum(buf, batch_bytes(out)) != out->checksum) {
         return -NG_ECHECKSUM;
@@ -365,8 +398,9 @@ static void builder_write_header(struct batch_builder *b, enum batch_codec codec
     struct wr w = wr_make(b->buf, BATCH_HEADER_BYTES);
     wr_be64(&w, 0);                                          /* offset base */
     wr_be32(&w, (uint32_t)(b->pos - BATCH_PREFIX_BYTES));    /* length */
-    wr_be64(&w, 0);                                          /* checksum */
-    wr_u8(&w, BATCH_VERSION);
+    wr_be32(&w, 0);                                          /* leader epoch */
+    wr_u8(&w, BATCH_MAGIC);
+    wr_be32(&w, 0);                                          /* checksum */
     wr_be16(&w, (uint16_t)codec);
     wr_be32(&w, (uint32_t)(b->record_count - 1));            /* last delta */
     wr_be64(&w, (uint64_t)b->timestamp_first_ms);
@@ -377,7 +411,7 @@ static void builder_write_header(struct batch_builder *b, enum batch_codec codec
     wr_be32(&w, (uint32_t)b->record_count);
     ASSERT(w.err == 0 && w.pos == BATCH_HEADER_BYTES);
     /* Back-patched last: it covers every byte written above after itself. */
-    put_be64(b->buf + BATCH_OFF_CHECKSUM, batch_checksum(b->buf, b->pos));
+    batch_seal(b->buf, b->pos);
 }
 
 int batch_builder_finish(struct batch_builder *b, struct batch_zctx *z,
@@ -446,7 +480,8 @@ static int reader_setup(struct batch_reader *br, const uint8_t *batch,
         br->records = rd_make(src, n);
         return 0;
     }
-    if (z == NULL || z->dctx == NULL || out == NULL) {
+    if (z == NULL || z->dctx == NULL || out == NULL ||
+        batch_codec(&br->hdr) != BATCH_CODEC_ZSTD) {
         return -NG_EBADCODEC; /* this caller reads uncompressed batches only */
     }
     size_t size = 0;

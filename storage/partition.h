@@ -51,6 +51,8 @@ struct part_config {
     uint32_t appends_inflight_max; /* appends not yet completed (1024) */
     bool group_commit;             /* false: one fdatasync per durable append,
                                       the benchmark's baseline (true) */
+    int32_t leader_epoch;          /* stamped into every batch appended, in
+                                      place like the base offset (0: one broker) */
 };
 
 /* Limits on the configuration, each with its reason. */
