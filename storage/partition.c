@@ -12,6 +12,7 @@
 
 #include "base/file.h"
 #include "base/log.h"
+#include "storage/format1.h"
 
 #define container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
 
@@ -1370,6 +1371,9 @@ int part_open(struct part *p, const char *dir, const struct part_config *cfg,
     int64_t *bases = NULL;
     uint32_t count = 0;
     rc = open_dir(dir, &r, &p->dirfd);
+    if (rc == 0) {
+        rc = format1_upgrade_dir(p->dirfd, dir, cfg->batch_bytes_max);
+    }
     if (rc == 0) {
         rc = seg_list(p->dirfd, &bases, &count);
     }
