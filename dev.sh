@@ -9,7 +9,8 @@
 set -eu
 cd "$(dirname "$0")"
 
-PACKAGES="gcc pkg-config meson ninja-build liburing-dev libzstd-dev libxxhash-dev libcriterion-dev libisal-dev"
+PACKAGES="gcc pkg-config meson ninja-build liburing-dev libzstd-dev libxxhash-dev libcriterion-dev libisal-dev
+    zlib1g-dev libsnappy-dev liblz4-dev"
 
 ensure_packages() {
     missing=""

@@ -162,11 +162,13 @@ void batch_seal(uint8_t *batch, size_t bytes);
 
 /* ---- compression context ---- */
 
-/* zstd contexts and the builder's scratch buffer, made once and reused so
+/* Codec contexts and the builder's scratch buffer, made once and reused so
  * the hot path never allocates. */
 struct batch_zctx {
     void *cctx;           /* ZSTD_CCtx */
     void *dctx;           /* ZSTD_DCtx */
+    void *gz;             /* zlib z_stream, inflating gzip */
+    void *lz4;            /* LZ4F_dctx */
     uint8_t *scratch;     /* batch_bytes_max bytes, for the builder */
     size_t scratch_bytes;
     int level;
@@ -209,8 +211,9 @@ struct batch_builder {
     int32_t sequence_base;
 };
 
-/* Starts a batch in buf[0..cap). Precondition: cap >= BATCH_HEADER_BYTES.
- * A cap above BATCH_BYTES_LIMIT is used as BATCH_BYTES_LIMIT.
+/* Starts a batch in buf[0..cap). Preconditions: cap >= BATCH_HEADER_BYTES,
+ * codec BATCH_CODEC_NONE or BATCH_CODEC_ZSTD (the one codec the builder
+ * writes; the reader takes all four). A cap above BATCH_BYTES_LIMIT is used as BATCH_BYTES_LIMIT.
  * producer_id -1 / sequence_base -1 for a non-idempotent producer.
  * buf is the caller's and must outlive the builder. */
 void batch_builder_init(struct batch_builder *b, uint8_t *buf, size_t cap,
@@ -268,12 +271,25 @@ struct batch_reader {
     int32_t index;          /* records returned so far */
 };
 
+/* Decompresses a records section src[0..n) of codec (not NONE) into
+ * out[0..out_cap), as Kafka's clients write them: gzip, one gzip member
+ * (RFC 1952); snappy, Kafka's xerial framing (the 16-byte header "\x82SNAPPY\0",
+ * version, compatible version, then blocks each a big-endian i32 length
+ * and a raw snappy block) or one raw snappy block; lz4, one LZ4 frame; zstd,
+ * one zstd frame, with or without its content size (without it, a bounded
+ * streaming decode). Nothing may follow the member, blocks or frame. Never
+ * writes past out_cap (capped at BATCH_BYTES_LIMIT): an expansion past it is
+ * -NG_ETOOBIG, found before or while decompressing. Returns 0 with the size
+ * in *size_out, -NG_ETOOBIG, -NG_EDECOMPRESS (bytes that do not decompress,
+ * or trailing bytes), or -NG_EBADCODEC (codec not one of the four). */
+MUST_USE int batch_decompress(struct batch_zctx *z, enum batch_codec codec,
+                              const uint8_t *src, size_t n, uint8_t *out, size_t out_cap,
+                              size_t *size_out);
+
 /* batch_validate()s the batch, then readies record iteration. A compressed
- * records section is decompressed into out[0..out_cap) using z; it must
- * decompress to at most out_cap bytes (else -NG_ETOOBIG) and be one whole
- * zstd frame that declares its content size, with nothing after it (else
- * -NG_EDECOMPRESS), and hold at least BATCH_RECORD_BYTES_MIN bytes per record
- * (else -NG_EBADCOUNT). z and out may be NULL for a caller that takes only
+ * records section is decompressed into out[0..out_cap) using z
+ * (batch_decompress(): -NG_ETOOBIG, -NG_EDECOMPRESS), and must hold at
+ * least BATCH_RECORD_BYTES_MIN bytes per record (else -NG_EBADCOUNT). z and out may be NULL for a caller that takes only
  * uncompressed batches: a compressed one then gets -NG_EBADCODEC.
  * Returns 0 or the errors of batch_validate(), -NG_ETOOBIG, -NG_EDECOMPRESS,
  * -NG_EBADCOUNT, -NG_EBADCODEC. After an error, batch_reader_next() returns
