@@ -196,7 +196,7 @@ MUST_USE int part_open(struct part *p, const char *dir,
  * checksum included (batch_validate(), or batch_verify_records() which
  * does more), has not changed them since (but for the base offset), and
  * put the decoded header in a->hdr. The append then skips the checksum
- * pass (one XXH3 over the batch: the broker's produce path pays it once).
+ * pass (one CRC-32C over the batch: the broker's produce path pays it once).
  * It still decodes the header against this partition's batch_bytes_max
  * and returns batch_header_decode()'s errors, and -NG_EBADLEN for bytes
  * after the batch; a->hdr disagreeing with the bytes (length, checksum,
