@@ -56,11 +56,14 @@ int format1_batch_check(const uint8_t *buf, size_t len, size_t batch_bytes_max,
         return -NG_EBADVERSION;
     }
     int attributes = attributes_upgrade(get_be16(buf + BATCH_OFF_ATTRIBUTES));
+    if (attributes < 0) {
+        return -NG_EBADCODEC;
+    }
     uint8_t h2[BATCH_HEADER_BYTES];
     memcpy(h2, buf, sizeof(h2));
     batch_set_leader_epoch(h2, 0);
     h2[BATCH_OFF_MAGIC] = BATCH_MAGIC;
-    put_be16(h2 + BATCH_OFF_ATTRIBUTES, (uint16_t)(attributes < 0 ? 0xffff : attributes));
+    put_be16(h2 + BATCH_OFF_ATTRIBUTES, (uint16_t)attributes);
     struct batch_header h;
     int rc = batch_header_decode(h2, sizeof(h2), batch_bytes_max, &h);
     if (rc != 0) {

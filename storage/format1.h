@@ -39,7 +39,8 @@
 /* Checks that buf[0..len) starts with a whole, valid format-1 batch of at
  * most batch_bytes_max bytes: version 1, its checksum, and every header rule
  * that format 2 keeps. Returns 0 with its size in *bytes_out, or
- * -NG_EBADVERSION, -NG_ECHECKSUM, -NG_ETRUNCATED, or a header error of
+ * -NG_EBADVERSION, -NG_EBADCODEC (attributes format 1 did not allow),
+ * -NG_ECHECKSUM, -NG_ETRUNCATED, or a header error of
  * batch_header_decode(). */
 MUST_USE int format1_batch_check(const uint8_t *buf, size_t len, size_t batch_bytes_max,
                                  size_t *bytes_out);

@@ -122,6 +122,11 @@ Test(format1, batch_check_refuses_a_bad_checksum_version_or_length)
     a[n - 1] ^= 1;
     a[FORMAT1_OFF_VERSION] = 2;
     cr_assert_eq(format1_batch_check(a, n, FX_BATCH_MAX, &bytes), -NG_EBADVERSION);
+    /* Format 1 had no attribute bits past the timestamp type. */
+    n = fx_batch(a, sizeof(a), 3, 50, 1, 0, BATCH_CODEC_NONE, NULL);
+    put_be16(a + BATCH_OFF_ATTRIBUTES, 0x10);
+    format1_batch_downgrade(a, n);
+    cr_assert_eq(format1_batch_check(a, n, FX_BATCH_MAX, &bytes), -NG_EBADCODEC);
 }
 
 Test(format1, upgrade_rewrites_every_batch_and_keeps_damaged_bytes)
