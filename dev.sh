@@ -11,7 +11,8 @@
 set -eu
 cd "$(dirname "$0")"
 
-PACKAGES="gcc pkg-config meson ninja-build liburing-dev libzstd-dev libxxhash-dev libcriterion-dev"
+PACKAGES="gcc pkg-config meson ninja-build liburing-dev libzstd-dev libxxhash-dev libcriterion-dev libisal-dev
+    zlib1g-dev libsnappy-dev liblz4-dev python3-kafka python3-snappy python3-lz4 python3-zstandard"
 
 ensure_packages() {
     missing=""

@@ -40,6 +40,7 @@ static const char *const ng_err_text[] = {
     [NG_ESYSTEM - NG_ERR_FIRST] = "system error on the peer (see its log)",
     [NG_ENOT_ACQUIRED - NG_ERR_FIRST] = "records not acquired by this member, or their lock ended",
     [NG_EDISK_FULL - NG_ERR_FIRST] = "the broker's disk is full; retry later",
+    [NG_ETRANSACTIONAL - NG_ERR_FIRST] = "transactional and control batches are not supported",
 };
 
 const char *err_str(int rc)

@@ -52,6 +52,7 @@ enum ng_err {
     NG_ESYSTEM = 4155,          /* a system call failed on the peer (errno) */
     NG_ENOT_ACQUIRED = 4156,    /* share ack for records this member does not hold */
     NG_EDISK_FULL = 4157,       /* the broker's disk is full: retry later */
+    NG_ETRANSACTIONAL = 4158,   /* a transactional or control batch: no transactions yet */
     NG_ERR_LAST
 };
 

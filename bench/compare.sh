@@ -59,7 +59,8 @@ FIO_SYNC_MIB=${FIO_SYNC_MIB:-1024}
 IPERF_SECONDS=${IPERF_SECONDS:-5}
 TMP_PARENT=${TMPDIR:-/tmp}
 
-PACKAGES="gcc pkg-config meson ninja-build liburing-dev libzstd-dev libxxhash-dev
+PACKAGES="gcc pkg-config meson ninja-build liburing-dev libzstd-dev libxxhash-dev libisal-dev
+          zlib1g-dev libsnappy-dev liblz4-dev
           fio iperf3 nats-server libnats-dev jq"
 
 say() { printf '%s\n' "$*" >&2; }

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "bench/checksum.h"
 #include "bench/consume.h"
 #include "bench/e2e.h"
 #include "bench/produce.h"
@@ -28,6 +29,8 @@ static const struct bench_cmd bench_cmds[] = {
     {"storage", bench_storage_main,
      "partition log on local disk: appends, durable appends (group commit vs one "
      "fdatasync each), read-back"},
+    {"checksum", bench_checksum_main,
+     "the batch checksum, CRC-32C, against XXH3-64 on one core (no I/O)"},
 };
 
 static void usage(FILE *out)

@@ -44,6 +44,7 @@ SAME(EPROTO);
 SAME(ESYSTEM);
 SAME(EDISK_FULL);
 SAME(ENOT_ACQUIRED);
+SAME(ETRANSACTIONAL);
 
 const char *nagare_strerror(int rc)
 {

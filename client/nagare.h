@@ -69,6 +69,7 @@ enum {
     NAGARE_EDISK_FULL = 4157,     /* the broker's disk is full: producers retry until
                                      the delivery timeout */
     NAGARE_ENOT_ACQUIRED = 4156,  /* a share ack for a record this consumer does not hold */
+    NAGARE_ETRANSACTIONAL = 4158, /* a transactional or control batch: not supported */
 };
 
 /* A short sentence naming rc (0, -errno or -NAGARE_E*). Static; never NULL. */
@@ -355,8 +356,8 @@ void nagare_message_header(const struct nagare_message *m, size_t i, struct naga
  * (0: do not wait, -1: no limit), or a negative error, each returned once:
  * -NAGARE_EOFFSET_RANGE (under NAGARE_RESET_ERROR), -NAGARE_EUNKNOWN_TOPIC
  * (the topic went away), -NAGARE_ECORRUPT (bad bytes from the broker: the
- * consumer checks every batch's XXH3 checksum and structure as it reads it,
- * end to end; or the broker's log is damaged there): the partition
+ * consumer checks every batch's CRC-32C checksum and structure as it reads
+ * it, end to end; or the broker's log is damaged there): the partition
  * concerned then pauses until a seek, at the first record it could not
  * return (nagare_consumer_assignment() shows its err and offset;
  * nagare_consumer_corrupt_end() where a damaged range ends);

@@ -118,7 +118,7 @@ static int resequence(struct ppart *pp)
         ASSERT(b->state == PB_QUEUED);
         put_be16(b->buf + BATCH_OFF_PRODUCER_EPOCH, (uint16_t)pp->epoch);
         put_be32(b->buf + BATCH_OFF_SEQUENCE_BASE, (uint32_t)seq);
-        put_be64(b->buf + BATCH_OFF_CHECKSUM, batch_checksum(b->buf, b->bytes));
+        batch_seal(b->buf, b->bytes);
         b->sequence_base = seq;
         seq += b->record_count;
     }

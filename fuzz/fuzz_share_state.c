@@ -29,7 +29,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     memcpy(batch, data, size);
     put_be32(batch + BATCH_OFF_LENGTH, (uint32_t)(size - BATCH_PREFIX_BYTES));
-    put_be64(batch + BATCH_OFF_CHECKSUM, batch_checksum(batch, size));
+    batch[BATCH_OFF_MAGIC] = BATCH_MAGIC;
+    batch_seal(batch, size);
     struct share_config cfg;
     share_config_default(&cfg);
     cfg.inflight_max = 64;

@@ -13,13 +13,19 @@
 #include <limits.h>
 #include <stdlib.h>
 
-#include <xxhash.h>
+#include <isa-l/crc.h>
+#include <lz4frame.h>
+#include <snappy-c.h>
+#include <zlib.h>
 #include <zstd.h>
 
 static_assert(BATCH_OFF_RECORD_COUNT + 4 == BATCH_HEADER_BYTES,
               "record count is the last header field");
-static_assert(BATCH_OFF_CHECKSUM + 8 == BATCH_CHECKSUM_FROM,
+static_assert(BATCH_OFF_CHECKSUM + 4 == BATCH_CHECKSUM_FROM,
               "the checksum covers everything after itself");
+static_assert(BATCH_OFF_LEADER_EPOCH + 4 == BATCH_OFF_MAGIC &&
+                  BATCH_OFF_MAGIC + 1 == BATCH_OFF_CHECKSUM,
+              "Kafka's RecordBatch v2: epoch, magic, crc");
 static_assert(BATCH_OFF_LENGTH + 4 == BATCH_PREFIX_BYTES,
               "length counts the bytes after itself");
 static_assert(BATCH_BYTES_LIMIT <= INT32_MAX,
@@ -51,8 +57,9 @@ static void header_read(const uint8_t *buf, struct batch_header *h)
     struct rd r = rd_make(buf, BATCH_HEADER_BYTES);
     h->offset_base = (int64_t)rd_be64(&r);
     h->length = (int32_t)rd_be32(&r);
-    h->checksum = rd_be64(&r);
-    h->version = rd_u8(&r);
+    h->leader_epoch = (int32_t)rd_be32(&r);
+    h->magic = rd_u8(&r);
+    h->checksum = rd_be32(&r);
     h->attributes = rd_be16(&r);
     h->last_offset_delta = (int32_t)rd_be32(&r);
     h->timestamp_first_ms = (int64_t)rd_be64(&r);
@@ -97,11 +104,14 @@ static int header_check_counts(const struct batch_header *h)
 /* Every field but length and checksum. Precondition: the length passed. */
 static int header_check_fields(const struct batch_header *h)
 {
-    if (h->version != BATCH_VERSION) {
+    if (h->magic != BATCH_MAGIC) {
         return -NG_EBADVERSION;
     }
+    if ((h->attributes & (BATCH_ATTR_TRANSACTIONAL | BATCH_ATTR_CONTROL)) != 0) {
+        return -NG_ETRANSACTIONAL;
+    }
     if ((h->attributes & ~BATCH_ATTR_KNOWN_MASK) != 0 ||
-        batch_codec(h) > BATCH_CODEC_ZSTD) {
+        batch_codec(h) > BATCH_CODEC_LAST) {
         return -NG_EBADCODEC;
     }
     int rc = header_check_counts(h);
@@ -135,14 +145,37 @@ int batch_header_decode(const uint8_t *buf, size_t len, size_t batch_bytes_max,
     return header_check_fields(out);
 }
 
-uint64_t batch_checksum(const uint8_t *batch, size_t bytes)
+uint32_t batch_crc32c(const void *p, size_t n)
+{
+    ASSERT(p != NULL || n == 0);
+    /* ISA-L's crc32_iscsi neither inverts its seed nor its result, and
+     * takes an int length: chain it over chunks, inverting at both ends. */
+    const unsigned char *at = p;
+    uint32_t crc = 0xffffffffu;
+    while (n > 0) {
+        size_t chunk = size_min(n, (size_t)1 << 30);
+        crc = crc32_iscsi((unsigned char *)at, (int)chunk, crc);
+        at += chunk;
+        n -= chunk;
+    }
+    return ~crc;
+}
+
+uint32_t batch_checksum(const uint8_t *batch, size_t bytes)
 {
     ASSERT(batch != NULL && bytes >= BATCH_HEADER_BYTES);
-    return XXH3_64bits(batch + BATCH_CHECKSUM_FROM, bytes - BATCH_CHECKSUM_FROM);
+    return batch_crc32c(batch + BATCH_CHECKSUM_FROM, bytes - BATCH_CHECKSUM_FROM);
+}
+
+void batch_seal(uint8_t *batch, size_t bytes)
+{
+    put_be32(batch + BATCH_OFF_CHECKSUM, batch_checksum(batch, bytes));
 }
 
 /* Checks the checksum before the field values: a corrupted byte then reads
- * as -NG_ECHECKSUM, not as whatever the flipped field happens to break. */
+ * as -NG_ECHECKSUM, not as whatever the flipped field happens to break. The
+ * magic is outside the CRC (Kafka's layout) and checked first of the
+ * fields: a batch of another format must not be read as a checksum error. */
 int batch_validate(const uint8_t *buf, size_t len, size_t batch_bytes_max,
                    struct batch_header *out)
 {
@@ -158,6 +191,9 @@ int batch_validate(const uint8_t *buf, size_t len, size_t batch_bytes_max,
     }
     if (batch_bytes(out) > len) {
         return -NG_ETRUNCATED;
+    }
+    if (out->magic != BATCH_MAGIC) {
+        return -NG_EBADVERSION;
     }
     if (batch_checksum(buf, batch_bytes(out)) != out->checksum) {
         return -NG_ECHECKSUM;
@@ -177,7 +213,19 @@ int batch_zctx_init(struct batch_zctx *z, size_t batch_bytes_max, int level)
     z->cctx = ZSTD_createCCtx();
     z->dctx = ZSTD_createDCtx();
     z->scratch = malloc(z->scratch_bytes);
-    if (z->cctx == NULL || z->dctx == NULL || z->scratch == NULL) {
+    z_stream *gz = calloc(1, sizeof(*gz));
+    if (gz != NULL && inflateInit2(gz, 16 + MAX_WBITS) != Z_OK) { /* gzip only */
+        free(gz);
+        gz = NULL;
+    }
+    z->gz = gz;
+    LZ4F_dctx *lz4 = NULL;
+    if (LZ4F_isError(LZ4F_createDecompressionContext(&lz4, LZ4F_VERSION))) {
+        lz4 = NULL;
+    }
+    z->lz4 = lz4;
+    if (z->cctx == NULL || z->dctx == NULL || z->scratch == NULL || z->gz == NULL ||
+        z->lz4 == NULL) {
         batch_zctx_fini(z);
         return -ENOMEM;
     }
@@ -195,6 +243,11 @@ void batch_zctx_fini(struct batch_zctx *z)
     ASSERT(z != NULL);
     ZSTD_freeCCtx(z->cctx);
     ZSTD_freeDCtx(z->dctx);
+    if (z->gz != NULL) {
+        inflateEnd(z->gz);
+        free(z->gz);
+    }
+    LZ4F_freeDecompressionContext(z->lz4);
     free(z->scratch);
     *z = (struct batch_zctx){0};
 }
@@ -365,8 +418,9 @@ static void builder_write_header(struct batch_builder *b, enum batch_codec codec
     struct wr w = wr_make(b->buf, BATCH_HEADER_BYTES);
     wr_be64(&w, 0);                                          /* offset base */
     wr_be32(&w, (uint32_t)(b->pos - BATCH_PREFIX_BYTES));    /* length */
-    wr_be64(&w, 0);                                          /* checksum */
-    wr_u8(&w, BATCH_VERSION);
+    wr_be32(&w, 0);                                          /* leader epoch */
+    wr_u8(&w, BATCH_MAGIC);
+    wr_be32(&w, 0);                                          /* checksum */
     wr_be16(&w, (uint16_t)codec);
     wr_be32(&w, (uint32_t)(b->record_count - 1));            /* last delta */
     wr_be64(&w, (uint64_t)b->timestamp_first_ms);
@@ -377,7 +431,7 @@ static void builder_write_header(struct batch_builder *b, enum batch_codec codec
     wr_be32(&w, (uint32_t)b->record_count);
     ASSERT(w.err == 0 && w.pos == BATCH_HEADER_BYTES);
     /* Back-patched last: it covers every byte written above after itself. */
-    put_be64(b->buf + BATCH_OFF_CHECKSUM, batch_checksum(b->buf, b->pos));
+    batch_seal(b->buf, b->pos);
 }
 
 int batch_builder_finish(struct batch_builder *b, struct batch_zctx *z,
@@ -404,30 +458,187 @@ int batch_builder_finish(struct batch_builder *b, struct batch_zctx *z,
 
 /* ---- reader ---- */
 
-/* Decompresses the one zstd frame src[0..n) into out[0..out_cap), giving its
- * size in *size_out. The declared content size is checked against out_cap
- * before any work is done. */
-static int records_decompress(struct batch_zctx *z, const uint8_t *src,
-                              size_t n, uint8_t *out, size_t out_cap,
-                              size_t *size_out)
+/* ---- decompression ----
+ * Each decoder writes into out[0..cap) and nothing past it; one that would
+ * need more gives -NG_ETOOBIG. "No progress" (neither input read nor output
+ * written by a call) ends each loop, so none can spin. */
+
+/* One zstd frame. A declared content size is checked against cap before
+ * any work; a frame without one is streamed into out, bounded by cap. */
+static int zstd_decompress(struct batch_zctx *z, const uint8_t *src, size_t n, uint8_t *out,
+                           size_t cap, size_t *size_out)
 {
     unsigned long long size = ZSTD_getFrameContentSize(src, n);
-    if (size == ZSTD_CONTENTSIZE_ERROR || size == ZSTD_CONTENTSIZE_UNKNOWN) {
+    if (size == ZSTD_CONTENTSIZE_ERROR || ZSTD_findFrameCompressedSize(src, n) != n) {
+        return -NG_EDECOMPRESS; /* not one frame and nothing after it */
+    }
+    if (size != ZSTD_CONTENTSIZE_UNKNOWN) {
+        if (size > cap) {
+            return -NG_ETOOBIG;
+        }
+        size_t got = ZSTD_decompressDCtx(z->dctx, out, (size_t)size, src, n);
+        if (ZSTD_isError(got) || got != size) {
+            return -NG_EDECOMPRESS;
+        }
+        *size_out = (size_t)size;
+        return 0;
+    }
+    ZSTD_DCtx_reset(z->dctx, ZSTD_reset_session_only);
+    ZSTD_inBuffer in = {.src = src, .size = n, .pos = 0};
+    ZSTD_outBuffer o = {.dst = out, .size = cap, .pos = 0};
+    for (;;) {
+        size_t in_was = in.pos;
+        size_t out_was = o.pos;
+        size_t r = ZSTD_decompressStream(z->dctx, &o, &in);
+        if (ZSTD_isError(r)) {
+            return -NG_EDECOMPRESS;
+        }
+        if (r == 0) {
+            break; /* the frame is complete */
+        }
+        if (in.pos == in_was && o.pos == out_was) {
+            return o.pos == o.size ? -NG_ETOOBIG : -NG_EDECOMPRESS;
+        }
+    }
+    if (in.pos != in.size) {
         return -NG_EDECOMPRESS;
     }
-    if (size > size_min(out_cap, BATCH_BYTES_LIMIT)) {
+    *size_out = o.pos;
+    return 0;
+}
+
+/* One gzip member (Kafka's gzip is java.util.zip's GZIPOutputStream). */
+static int gzip_decompress(struct batch_zctx *z, const uint8_t *src, size_t n, uint8_t *out,
+                           size_t cap, size_t *size_out)
+{
+    z_stream *gz = z->gz;
+    if (inflateReset(gz) != Z_OK || n > UINT_MAX) {
+        return -NG_EDECOMPRESS;
+    }
+    static_assert(BATCH_BYTES_LIMIT <= UINT_MAX, "a section and its output fit a uInt");
+    gz->next_in = (Bytef *)src;
+    gz->avail_in = (uInt)n;
+    gz->next_out = out;
+    gz->avail_out = (uInt)cap;
+    for (;;) {
+        uInt in_was = gz->avail_in;
+        uInt out_was = gz->avail_out;
+        int rc = inflate(gz, Z_FINISH);
+        if (rc == Z_STREAM_END) {
+            break;
+        }
+        if (rc != Z_OK && rc != Z_BUF_ERROR) {
+            return -NG_EDECOMPRESS;
+        }
+        if (gz->avail_in == in_was && gz->avail_out == out_was) {
+            return gz->avail_out == 0 ? -NG_ETOOBIG : -NG_EDECOMPRESS;
+        }
+    }
+    if (gz->avail_in != 0) {
+        return -NG_EDECOMPRESS; /* a second member or trailing bytes */
+    }
+    *size_out = cap - gz->avail_out;
+    return 0;
+}
+
+/* One LZ4 frame (Kafka's lz4 for magic 2: the standard frame format). */
+static int lz4_decompress(struct batch_zctx *z, const uint8_t *src, size_t n, uint8_t *out,
+                          size_t cap, size_t *size_out)
+{
+    LZ4F_resetDecompressionContext(z->lz4);
+    size_t in_pos = 0;
+    size_t out_pos = 0;
+    for (;;) {
+        size_t dst = cap - out_pos;
+        size_t got = n - in_pos;
+        size_t r = LZ4F_decompress(z->lz4, out + out_pos, &dst, src + in_pos, &got, NULL);
+        if (LZ4F_isError(r)) {
+            return -NG_EDECOMPRESS;
+        }
+        in_pos += got;
+        out_pos += dst;
+        if (r == 0) {
+            break; /* the frame is complete */
+        }
+        if (got == 0 && dst == 0) {
+            return out_pos == cap ? -NG_ETOOBIG : -NG_EDECOMPRESS;
+        }
+    }
+    if (in_pos != n) {
+        return -NG_EDECOMPRESS;
+    }
+    *size_out = out_pos;
+    return 0;
+}
+
+/* One raw snappy block appended at out[*pos..cap). */
+static int snappy_block(const uint8_t *src, size_t n, uint8_t *out, size_t cap, size_t *pos)
+{
+    size_t size = 0;
+    if (snappy_uncompressed_length((const char *)src, n, &size) != SNAPPY_OK) {
+        return -NG_EDECOMPRESS;
+    }
+    if (size > cap - *pos) {
         return -NG_ETOOBIG;
     }
-    /* Exactly one frame, nothing after it. */
-    if (ZSTD_findFrameCompressedSize(src, n) != n) {
+    size_t got = size;
+    if (snappy_uncompress((const char *)src, n, (char *)out + *pos, &got) != SNAPPY_OK ||
+        got != size) {
         return -NG_EDECOMPRESS;
     }
-    size_t got = ZSTD_decompressDCtx(z->dctx, out, (size_t)size, src, n);
-    if (ZSTD_isError(got) || got != size) {
-        return -NG_EDECOMPRESS;
-    }
-    *size_out = (size_t)size;
+    *pos += size;
     return 0;
+}
+
+/* Kafka's Java client frames snappy as xerial's snappy-java stream does:
+ * 8 magic bytes, version and minimum compatible version (i32 each), then
+ * blocks of an i32 length and a raw block. Other clients send one raw
+ * block; Kafka takes both, and so does nagare. */
+static const uint8_t xerial_magic[8] = {0x82, 'S', 'N', 'A', 'P', 'P', 'Y', 0};
+#define XERIAL_HEADER_BYTES 16
+
+static int snappy_decompress(const uint8_t *src, size_t n, uint8_t *out, size_t cap,
+                             size_t *size_out)
+{
+    size_t pos = 0;
+    if (n < XERIAL_HEADER_BYTES || memcmp(src, xerial_magic, sizeof(xerial_magic)) != 0) {
+        int rc = snappy_block(src, n, out, cap, &pos);
+        *size_out = pos;
+        return rc;
+    }
+    struct rd r = rd_make(src + XERIAL_HEADER_BYTES, n - XERIAL_HEADER_BYTES);
+    while (rd_left(&r) > 0) {
+        uint32_t len = rd_be32(&r);
+        if (r.err != 0 || len > rd_left(&r)) {
+            return -NG_EDECOMPRESS;
+        }
+        int rc = snappy_block(rd_take(&r, len), len, out, cap, &pos);
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    *size_out = pos;
+    return 0;
+}
+
+int batch_decompress(struct batch_zctx *z, enum batch_codec codec, const uint8_t *src,
+                     size_t n, uint8_t *out, size_t out_cap, size_t *size_out)
+{
+    ASSERT(z != NULL && src != NULL && out != NULL && size_out != NULL);
+    size_t cap = size_min(out_cap, BATCH_BYTES_LIMIT);
+    switch (codec) {
+    case BATCH_CODEC_GZIP:
+        return gzip_decompress(z, src, n, out, cap, size_out);
+    case BATCH_CODEC_SNAPPY:
+        return snappy_decompress(src, n, out, cap, size_out);
+    case BATCH_CODEC_LZ4:
+        return lz4_decompress(z, src, n, out, cap, size_out);
+    case BATCH_CODEC_ZSTD:
+        return zstd_decompress(z, src, n, out, cap, size_out);
+    case BATCH_CODEC_NONE:
+        break;
+    }
+    return -NG_EBADCODEC;
 }
 
 /* Validates the batch and points br->records at its records section,
@@ -450,7 +661,7 @@ static int reader_setup(struct batch_reader *br, const uint8_t *batch,
         return -NG_EBADCODEC; /* this caller reads uncompressed batches only */
     }
     size_t size = 0;
-    rc = records_decompress(z, src, n, out, out_cap, &size);
+    rc = batch_decompress(z, batch_codec(&br->hdr), src, n, out, out_cap, &size);
     if (rc != 0) {
         return rc;
     }

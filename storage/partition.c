@@ -12,6 +12,7 @@
 
 #include "base/file.h"
 #include "base/log.h"
+#include "storage/format1.h"
 
 /* Start the kernel's write-back of a segment's log every this many written
  * bytes (sync_file_range, not waited for), so that the fdatasync sealing a
@@ -57,7 +58,7 @@ int part_config_check(const struct part_config *c)
               c->batch_bytes_max >= BATCH_HEADER_BYTES &&
               c->batch_bytes_max <= BATCH_BYTES_LIMIT && c->retention_ms >= -1 &&
               c->retention_bytes >= -1 && c->appends_inflight_max >= 1 &&
-              c->appends_inflight_max <= PART_APPENDS_INFLIGHT_MAX;
+              c->appends_inflight_max <= PART_APPENDS_INFLIGHT_MAX && c->leader_epoch >= 0;
     return ok ? 0 : -NG_EBADARG;
 }
 
@@ -458,7 +459,8 @@ static void place_held(struct part *p)
 
 static bool header_same(const struct batch_header *x, const struct batch_header *y)
 {
-    return x->length == y->length && x->checksum == y->checksum && x->version == y->version &&
+    return x->length == y->length && x->checksum == y->checksum && x->magic == y->magic &&
+           x->leader_epoch == y->leader_epoch &&
            x->attributes == y->attributes && x->last_offset_delta == y->last_offset_delta &&
            x->timestamp_first_ms == y->timestamp_first_ms &&
            x->timestamp_max_ms == y->timestamp_max_ms && x->producer_id == y->producer_id &&
@@ -505,6 +507,8 @@ int part_append(struct part *p, struct part_append *a)
     ASSERT(p->offset_next >= p->offset_hw);
     a->hdr.offset_base = p->offset_next;
     batch_set_offset_base(a->batch, p->offset_next);
+    a->hdr.leader_epoch = p->cfg.leader_epoch;
+    batch_set_leader_epoch(a->batch, p->cfg.leader_epoch);
     p->offset_next = batch_offset_last(&a->hdr) + 1;
     a->op = (struct ring_op){.done = append_write_done, .kind = RING_LOG_WRITE};
     a->part = p;
@@ -1477,6 +1481,9 @@ int part_open(struct part *p, const char *dir, const struct part_config *cfg,
     int64_t *bases = NULL;
     uint32_t count = 0;
     rc = open_dir(dir, &r, &p->dirfd);
+    if (rc == 0) {
+        rc = format1_upgrade_dir(p->dirfd, dir, cfg->batch_bytes_max);
+    }
     if (rc == 0) {
         rc = seg_list(p->dirfd, &bases, &count);
     }

@@ -57,6 +57,8 @@ struct part_config {
     uint32_t appends_inflight_max; /* appends not yet completed (1024) */
     bool group_commit;             /* false: one fdatasync per durable append,
                                       the benchmark's baseline (true) */
+    int32_t leader_epoch;          /* stamped into every batch appended, in
+                                      place like the base offset (0: one broker) */
 };
 
 /* Limits on the configuration, each with its reason. */
@@ -202,7 +204,7 @@ MUST_USE int part_open(struct part *p, const char *dir,
  * checksum included (batch_validate(), or batch_verify_records() which
  * does more), has not changed them since (but for the base offset), and
  * put the decoded header in a->hdr. The append then skips the checksum
- * pass (one XXH3 over the batch: the broker's produce path pays it once).
+ * pass (one CRC-32C over the batch: the broker's produce path pays it once).
  * It still decodes the header against this partition's batch_bytes_max
  * and returns batch_header_decode()'s errors, and -NG_EBADLEN for bytes
  * after the batch; a->hdr disagreeing with the bytes (length, checksum,

@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# tests/test_format1_dir.sh — a data directory written in batch format 1 (by
+# nagared before format 2: tests/fixtures/format1, made by the code of that
+# time) opens, is upgraded to format 2 (storage/format1.h), and serves every
+# record it held, with the group offsets it had; new records go on from it.
+#
+#   NAGARED=build/broker/nagared NAGARE=build/client/cli/nagare bash tests/test_format1_dir.sh
+set -euo pipefail
+
+SUITE=format1_dir
+RUN_SECONDS=20
+FIXTURE="$(cd "$(dirname "$0")" && pwd)/fixtures/format1"
+# shellcheck source=tests/cli_support.sh
+. "$(dirname "$0")/cli_support.sh"
+
+FMT='%p %o %T %k %v %h\n'
+
+# The byte at OFFSET of FILE, as a decimal number.
+byte_at() {
+    od -An -tu1 -j "$2" -N1 "$1" | tr -d ' '
+}
+
+cp -r "$FIXTURE/data" "$TMP/data"
+segments=$(find "$TMP/data" -name '*.log' -size +0 | sort)
+[ -n "$segments" ] || fail "the fixture has no segments"
+for s in $segments; do
+    [ "$(byte_at "$s" 20)" = 1 ] || fail "$s: the fixture's first batch is not format 1"
+done
+# A copy a crash left mid-upgrade is thrown away, the segment kept.
+first_segment=$(echo "$segments" | head -n 1)
+head -c 100 /dev/urandom >"$first_segment.format2"
+ok "fixture: $(echo "$segments" | wc -l) segments, every first batch format 1"
+
+start_broker
+run 0 consume f1 --format "$FMT" "${B[@]}"
+expect_same "every record of the format-1 directory, as it held them" "$TMP/out" "$FIXTURE/records.txt"
+grep -q "upgraded" "$TMP/nagared.log" || fail "the broker logged no upgrade"
+[ ! -e "$first_segment.format2" ] || fail "the copy left by a crash is still there"
+ok "the copy left by a crash was removed"
+
+run 0 group describe g1 "${B[@]}"
+awk '$1 == "f1" {print $2, $3}' "$TMP/out" >"$TMP/got_offsets"
+awk '$1 == "f1" {print $2, $3}' "$FIXTURE/group-g1.txt" >"$TMP/want_offsets"
+expect_same "group g1's committed offsets" "$TMP/got_offsets" "$TMP/want_offsets"
+
+for s in $segments; do
+    [ "$(byte_at "$s" 16)" = 2 ] || fail "$s: not upgraded to format 2 (magic at 16)"
+done
+ok "every segment's first batch is format 2"
+
+IN="$TMP/new" && printf 'after-1\nafter-2\n' >"$IN"
+run 0 produce f1 --partition 0 "${B[@]}"
+IN=""
+run 0 consume f1 --partition 0 --from 357 --format '%o %v\n' "${B[@]}"
+printf '357 after-1\n358 after-2\n' >"$TMP/want_new"
+expect_same "new records go on from the upgraded log" "$TMP/out" "$TMP/want_new"
+stop_broker
+
+# A second start upgrades nothing and serves the same records.
+start_broker
+run 0 consume f1 --partition 1 --format "$FMT" "${B[@]}"
+grep '^1 ' "$FIXTURE/records.txt" >"$TMP/want_p1"
+expect_same "partition 1 again after a restart" "$TMP/out" "$TMP/want_p1"
+if grep -q "upgrading" "$TMP/nagared.log"; then
+    fail "the second start upgraded again"
+fi
+ok "the second start upgraded nothing"
+stop_broker
+
+"$NAGARED" --verify "$TMP/data" >"$TMP/verify.out" 2>&1 || fail "nagared --verify: $(cat "$TMP/verify.out")"
+ok "nagared --verify finds the upgraded directory sound"
+echo "test_format1_dir: all $CHECKS checks passed"
