@@ -351,6 +351,11 @@ void server_resp_send(struct loop_req *req, struct wr *w)
     loop_req_respond_frame(req, w->pos);
 }
 
+int server_wire_err(int rc)
+{
+    return rc == -ENOSPC || rc == -EDQUOT ? -NG_EDISK_FULL : rc;
+}
+
 void server_resp_error(struct loop_req *req, uint32_t correlation_id, int err)
 {
     if (err > -NG_ERR_FIRST) { /* the broker's own failure, not the request's */

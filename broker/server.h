@@ -143,6 +143,11 @@ MUST_USE int server_topic_delete(struct server *s, struct proto_str name);
 MUST_USE int server_resp_open(struct loop_req *req, size_t frame_cap, struct wr *w);
 void server_resp_send(struct loop_req *req, struct wr *w);
 
+/* A system error as the wire says it: a full disk (-ENOSPC, -EDQUOT) is
+ * -NG_EDISK_FULL, which tells the client to retry later rather than report
+ * a failure on the peer; any other rc is returned unchanged. */
+int server_wire_err(int rc);
+
 /* Answers req with a request-level error. */
 void server_resp_error(struct loop_req *req, uint32_t correlation_id, int err);
 
