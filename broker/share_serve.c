@@ -48,8 +48,6 @@ static_assert(QUEUE_STATE_APPENDS_MAX <= PART_APPENDS_INFLIGHT_MAX, "a valid par
 
 /* Bytes of an answer's fixed parts: frame header, error, member id. */
 #define ANSWER_SLACK_BYTES 128
-/* Decimal u64. */
-#define MEMBER_ID_BYTES 24
 
 /* ---- small helpers ---- */
 
@@ -481,7 +479,7 @@ struct share_fetch {
     uint16_t version;
     uint8_t state;                 /* enum sf_state */
     struct proto_str group;        /* into the frame */
-    char member_id[MEMBER_ID_BYTES];
+    char member_id[PROTO_SHARE_MEMBER_ID_BYTES];
     uint64_t member;
     uint32_t records_max;
     int64_t deadline_ms;           /* loop clock: answer by then */
