@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "tests/broker_support.h"
+#include "tests/fd_support.h"
 
 #define T0 1700000000000LL
 #define TOPIC "h"
@@ -266,24 +267,6 @@ Test(hostile, many_connections_at_once)
 }
 
 /* ---- frames that stall half way ---- */
-
-/* Raises RLIMIT_NOFILE to its hard limit when fds descriptors do not fit
- * the soft one (nagared raises its own); skips the test when the hard
- * limit is too low. */
-static void need_fds(rlim_t fds)
-{
-    struct rlimit rl;
-    cr_assert_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
-    if (rl.rlim_cur >= fds) {
-        return;
-    }
-    if (rl.rlim_max < fds) {
-        cr_skip_test("needs %llu descriptors; RLIMIT_NOFILE's hard limit is %llu",
-                     (unsigned long long)fds, (unsigned long long)rl.rlim_max);
-    }
-    rl.rlim_cur = rl.rlim_max;
-    cr_assert_eq(setrlimit(RLIMIT_NOFILE, &rl), 0, "setrlimit: %s", strerror(errno));
-}
 
 /* A connection that sends n bytes and then nothing more. A bare socket:
  * a struct cl's buffers, thousands of times over, are not needed. */
