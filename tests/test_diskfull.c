@@ -3,8 +3,9 @@
  * tmpfs: produce until the disk is full; every later produce gets an error,
  * fetches keep working and never see a torn record; once space is freed,
  * produce resumes with no gap in the offsets. libnagare and `nagare
- * produce` name the full disk (issue 11 section 4): at once, and in the
- * report of a record that ran out of time, never as a bare timeout.
+ * produce` name the full disk at once, and in the report of a record that
+ * ran out of time, never as a bare timeout: the cause tells the user to free
+ * space rather than wait.
  * Mounting needs root: the tests are skipped with a message otherwise.
  */
 #include <criterion/criterion.h>
