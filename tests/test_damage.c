@@ -212,6 +212,45 @@ Test(damage, a_flipped_byte_in_the_active_segment_loses_only_its_batch)
     bk_stop(&B);
 }
 
+Test(damage, nagare_consume_names_the_damaged_range_and_where_to_resume)
+{
+    const char *nagare = getenv("NAGARE");
+    cr_assert(nagare != NULL, "set NAGARE to the nagare binary");
+    make_topic("c");
+    char path[512];
+    log_path(path, sizeof(path), "c", 0);
+    off_t pos[POSITIONS_MAX];
+    int64_t base[POSITIONS_MAX];
+    cr_assert_eq(batch_positions(path, pos, base), BATCHES);
+    flip(path, pos[20] + 1000); /* in batch 20's records: offsets 10000-10499 */
+    bk_start(&B);
+    char cmd[1024];
+    snprintf(cmd, sizeof(cmd), "'%s' consume c --broker %s --from beginning 2>&1 >/dev/null",
+             nagare, B.bootstrap);
+    FILE *p = popen(cmd, "r");
+    cr_assert_not_null(p);
+    static char said[4096];
+    size_t len = fread(said, 1, sizeof(said) - 1, p);
+    said[len] = '\0';
+    int status = pclose(p);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) != 0, "a failure: %s", said);
+    cr_assert_not_null(strstr(said, "offsets [10000, 10500)"), "the range: %s", said);
+    cr_assert_not_null(strstr(said, "--partition 0 --from 10500"), "where to resume: %s", said);
+    snprintf(cmd, sizeof(cmd), "'%s' consume c --broker %s --partition 0 --from 10500 "
+             "--format '%%o\\n'", nagare, B.bootstrap);
+    p = popen(cmd, "r");
+    cr_assert_not_null(p);
+    long next = 10500; /* the rest, from where it said, in order */
+    long offset;
+    while (fscanf(p, "%ld", &offset) == 1) {
+        cr_assert_eq(offset, next);
+        next++;
+    }
+    cr_assert_eq(pclose(p), 0);
+    cr_assert_eq(next, RECORDS_TOTAL);
+    bk_stop(&B);
+}
+
 /* Runs nagared --verify on the data directory; returns its exit status
  * and its output in out. */
 static int run_verify(char *out, size_t cap)
