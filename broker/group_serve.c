@@ -765,7 +765,7 @@ void handle_list_groups(struct server *s, struct loop_req *req, const struct pro
         return;
     }
     size_t per = PROTO_GROUP_LISTING_BYTES(GROUP_ID_BYTES_MAX);
-    size_t share_groups = queue_groups_bound(s);
+    size_t share_groups = share_serve_groups_bound(s);
     struct wr w;
     if (!server_resp_begin(req, h->correlation_id,
                            ANSWER_SLACK_BYTES +
@@ -804,7 +804,7 @@ void handle_list_groups(struct server *s, struct loop_req *req, const struct pro
     /* Share members hold no session, so no member count is known. */
     uint32_t cursor = 0;
     struct proto_str id;
-    while (listed < PROTO_GROUPS_MAX && queue_groups_next(s, &cursor, &id)) {
+    while (listed < PROTO_GROUPS_MAX && share_serve_groups_next(s, &cursor, &id)) {
         listed++;
         struct proto_group_listing l = {.group = id, .kind = PROTO_GROUP_KIND_SHARE};
         proto_list_groups_resp_group(&e, &l);

@@ -228,7 +228,7 @@ int server_topic_delete(struct server *s, struct proto_str name)
         part_set_watch(&t->parts[i].log, NULL, NULL);
         park_abandon(&t->parts[i].waiters);
     }
-    queue_topic_deleted(s, t->name, t->name_len);
+    share_serve_topic_deleted(s, t->name, t->name_len);
     t->next_doomed = s->doomed;
     s->doomed = t;
     log_info("deleted topic %s", t->name);
@@ -302,7 +302,7 @@ static void housekeeping(struct loop_timer *timer, void *arg)
         scrub(s);
     }
     groups_expire(s);
-    queue_tick(s);
+    share_serve_tick(s);
     if (s->loop.stopping) {
         /* Parked fetches and share fetches answer now rather than hold the
          * drain up. */
@@ -583,7 +583,7 @@ int server_init(struct server *s, const struct broker_config *cfg)
     rc = rc == 0 ? worker_resources(s) : rc;
     rc = rc == 0 ? open_topics(s) : rc;
     rc = rc == 0 ? groups_open(s) : rc;
-    rc = rc == 0 ? queue_open(s) : rc;
+    rc = rc == 0 ? share_serve_open(s) : rc;
     rc = rc == 0 ? start_loop(s) : rc;
     if (rc != 0) {
         int rc_fini = server_fini(s);
@@ -620,7 +620,7 @@ int server_fini(struct server *s)
     /* Offset writes in flight answer their requests: before the loop goes. */
     int rc_groups = groups_close(s);
     rc = rc != 0 ? rc : rc_groups;
-    int rc_queue = queue_close(s);
+    int rc_queue = share_serve_close(s);
     rc = rc != 0 ? rc : rc_queue;
     if (s->loop_ready) {
         (void)loop_timer_cancel(&s->loop, &s->retention_timer);
