@@ -17,7 +17,7 @@
 #include <unistd.h>
 
 #include "tests/broker_support.h"
-#include "tests/fd_support.h"
+#include "tests/sys_support.h"
 
 #define T0 1700000000000LL
 #define TOPIC "h"

@@ -35,7 +35,7 @@
 #include "base/clock.h"
 #include "base/err.h"
 #include "net/loop.h"
-#include "tests/fd_support.h"
+#include "tests/sys_support.h"
 
 #define WAIT_MS 20000 /* generous: a slow machine must not fail a test */
 

@@ -19,7 +19,7 @@
 #include <unistd.h>
 
 #include "tests/broker_support.h"
-#include "tests/fd_support.h"
+#include "tests/sys_support.h"
 
 /* The broker runs with a 256 MiB buffer budget (mem_bytes_max); its
  * resident memory may not pass that plus 64 MiB for everything else (the

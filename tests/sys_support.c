@@ -1,8 +1,10 @@
-#include "tests/fd_support.h"
+#include "tests/sys_support.h"
 
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <string.h>
+#include <unistd.h>
 
 void need_fds(rlim_t fds)
 {
@@ -22,4 +24,16 @@ void need_fds(rlim_t fds)
     }
     rl.rlim_cur = rl.rlim_max;
     cr_assert_eq(setrlimit(RLIMIT_NOFILE, &rl), 0, "setrlimit: %s", strerror(errno));
+}
+
+void flip_byte(const char *path, off_t at, uint8_t mask)
+{
+    cr_assert_neq(mask, 0);
+    int fd = open(path, O_RDWR);
+    cr_assert_geq(fd, 0, "open %s: %s", path, strerror(errno));
+    uint8_t b;
+    cr_assert_eq(pread(fd, &b, 1, at), 1);
+    b ^= mask;
+    cr_assert_eq(pwrite(fd, &b, 1, at), 1);
+    close(fd);
 }
