@@ -251,7 +251,8 @@ void handle_init_producer_id(struct server *s, struct loop_req *req,
 {
     int rc = proto_init_producer_id_req_decode(body, h->api_version);
     struct proto_init_producer_id_resp r = {.producer_epoch = 0};
-    rc = rc == 0 ? producer_ids_take(&s->producer_ids, &r.producer_id) : rc;
+    /* Taking an id may reserve a block on disk: a full disk is said as such. */
+    rc = rc == 0 ? server_wire_err(producer_ids_take(&s->producer_ids, &r.producer_id)) : rc;
     struct wr w;
     if (!answer_begin(req, h, rc, 64, &w)) {
         return;

@@ -274,18 +274,18 @@ static void dlq_job_done(struct part_append *a, int rc)
     if (rc != 0) {
         log_error("share group %s: dead letters of %s/%d: %s", j->sp->group, j->sp->topic,
                   j->sp->partition, err_str(rc));
-        q->dlq_retry_ms = queue_now_ms(s) + DLQ_RETRY_MS;
+        q->dlq_retry_ms = share_serve_now_ms(s) + DLQ_RETRY_MS;
     }
     /* Looked up first: the last dead_done() of a dropped part frees it. */
-    struct bpart *bp = s->loop.stopping || q->closing ? NULL : queue_source(s, j->sp);
+    struct bpart *bp = s->loop.stopping || q->closing ? NULL : share_serve_source(s, j->sp);
     for (uint32_t i = 0; i < j->count; i++) {
         int drc = share_part_dead_done(j->sp, j->offsets[i], rc);
         (void)drc; /* trimmed or dropped meanwhile, or the registry failed: nothing to keep */
     }
     free(j);
-    if (rc == 0 && queue_room(q, 1)) {
+    if (rc == 0 && share_serve_room(q, 1)) {
         /* An archive lost in a crash only copies the record again. */
-        int prc = queue_persist(s, false, NULL, NULL);
+        int prc = share_serve_persist(s, false, NULL, NULL);
         (void)prc; /* a failure is logged and fails the registry */
     }
     if (bp != NULL) {
@@ -365,7 +365,7 @@ static int dlq_topic(struct server *s, const struct share_part *sp, struct serve
 /* Starts one copy job for sp, when its source is still there. */
 static int copy_part(struct server *s, struct share_part *sp)
 {
-    struct bpart *src = queue_source(s, sp);
+    struct bpart *src = share_serve_source(s, sp);
     if (src == NULL) {
         return 0; /* the topic is gone: its dead letters stay, unread (docs/protocol.md) */
     }
@@ -382,7 +382,7 @@ static int copy_part(struct server *s, struct share_part *sp)
 void dlq_drive(struct server *s)
 {
     struct queue *q = s->queue;
-    int64_t now = queue_now_ms(s);
+    int64_t now = share_serve_now_ms(s);
     if (q == NULL || q->closing || s->loop.stopping || q->reg.failed != 0 ||
         now < q->dlq_retry_ms) {
         return;

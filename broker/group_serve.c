@@ -74,9 +74,9 @@ static int group_id_copy(struct proto_str id, char out[GROUP_ID_BYTES_MAX + 1])
 
 /* Copies a member id from the wire. Ids are the broker's: one that is too
  * long or holds a NUL cannot be a member's (-NG_EUNKNOWN_MEMBER). */
-static int member_id_copy(struct proto_str id, char out[GROUP_MEMBER_ID_BYTES])
+static int member_id_copy(struct proto_str id, char out[PROTO_GROUP_MEMBER_ID_BYTES])
 {
-    if (id.len < 0 || id.len >= GROUP_MEMBER_ID_BYTES ||
+    if (id.len < 0 || id.len >= PROTO_GROUP_MEMBER_ID_BYTES ||
         (id.len > 0 && memchr(id.ptr, '\0', (size_t)id.len) != NULL)) {
         return -NG_EUNKNOWN_MEMBER;
     }
@@ -254,10 +254,10 @@ void groups_expire(struct server *s)
 /* Joins in->member_id (or a new member) to the group; *member_out and
  * *gen_out on 0. */
 static int join(struct server *s, const struct proto_join_group_req *in, struct proto_dec d,
-                char member_out[GROUP_MEMBER_ID_BYTES], int32_t *gen_out)
+                char member_out[PROTO_GROUP_MEMBER_ID_BYTES], int32_t *gen_out)
 {
     char id[GROUP_ID_BYTES_MAX + 1];
-    char member[GROUP_MEMBER_ID_BYTES];
+    char member[PROTO_GROUP_MEMBER_ID_BYTES];
     char names[GROUP_TOPICS_MAX][PROTO_TOPIC_NAME_BYTES_MAX + 1];
     const char *topics[GROUP_TOPICS_MAX];
     int rc = group_id_copy(in->group, id);
@@ -308,7 +308,7 @@ void handle_join_group(struct server *s, struct loop_req *req, const struct prot
         server_resp_error(req, h->correlation_id, rc);
         return;
     }
-    char member[GROUP_MEMBER_ID_BYTES] = "";
+    char member[PROTO_GROUP_MEMBER_ID_BYTES] = "";
     struct proto_join_group_resp out = {.generation = -1};
     out.err = join(s, &in, d, member, &out.generation);
     out.member_id = str_of(out.err == 0 ? member : "");
@@ -325,7 +325,7 @@ void handle_join_group(struct server *s, struct loop_req *req, const struct prot
 /* Finds the group and member a request names: 0, -NG_EBADNAME,
  * -NG_EUNKNOWN_MEMBER (no such group: it has no members). */
 static int member_lookup(struct server *s, struct proto_str group, struct proto_str member_id,
-                         struct group **g_out, char member[GROUP_MEMBER_ID_BYTES])
+                         struct group **g_out, char member[PROTO_GROUP_MEMBER_ID_BYTES])
 {
     char id[GROUP_ID_BYTES_MAX + 1];
     int rc = group_id_copy(group, id);
@@ -364,7 +364,7 @@ void handle_heartbeat(struct server *s, struct loop_req *req, const struct proto
         return;
     }
     struct group *g;
-    char member[GROUP_MEMBER_ID_BYTES];
+    char member[PROTO_GROUP_MEMBER_ID_BYTES];
     const struct group_tp *grant = NULL;
     uint32_t count = 0;
     uint32_t gen = 0;
@@ -408,7 +408,7 @@ void handle_leave_group(struct server *s, struct loop_req *req, const struct pro
         return;
     }
     struct group *g;
-    char member[GROUP_MEMBER_ID_BYTES];
+    char member[PROTO_GROUP_MEMBER_ID_BYTES];
     rc = member_lookup(s, in.group, in.member_id, &g, member);
     rc = rc == 0 ? group_leave(g, member, topic_partitions, s) : rc;
     if (rc == 0) {
@@ -595,7 +595,7 @@ struct committer {
     int err;          /* a bad group id or member id: every partition's */
     const struct group *g;
     bool outside;
-    char member[GROUP_MEMBER_ID_BYTES];
+    char member[PROTO_GROUP_MEMBER_ID_BYTES];
     uint32_t generation;
 };
 
@@ -765,7 +765,7 @@ void handle_list_groups(struct server *s, struct loop_req *req, const struct pro
         return;
     }
     size_t per = PROTO_GROUP_LISTING_BYTES(GROUP_ID_BYTES_MAX);
-    size_t share_groups = queue_groups_bound(s);
+    size_t share_groups = share_serve_groups_bound(s);
     struct wr w;
     if (!server_resp_begin(req, h->correlation_id,
                            ANSWER_SLACK_BYTES +
@@ -804,7 +804,7 @@ void handle_list_groups(struct server *s, struct loop_req *req, const struct pro
     /* Share members hold no session, so no member count is known. */
     uint32_t cursor = 0;
     struct proto_str id;
-    while (listed < PROTO_GROUPS_MAX && queue_groups_next(s, &cursor, &id)) {
+    while (listed < PROTO_GROUPS_MAX && share_serve_groups_next(s, &cursor, &id)) {
         listed++;
         struct proto_group_listing l = {.group = id, .kind = PROTO_GROUP_KIND_SHARE};
         proto_list_groups_resp_group(&e, &l);
@@ -894,7 +894,7 @@ static size_t describe_cap(const struct group *g, uint32_t entries)
     size_t cap = ANSWER_SLACK_BYTES + (size_t)entries * (PROTO_OFFSET_DESC_BYTES + PROTO_TOPIC_BYTES_MAX);
     for (uint32_t i = 0; g != NULL && i < g->member_count; i++) {
         const struct group_member *m = &g->members[i];
-        cap += PROTO_MEMBER_DESC_BYTES(GROUP_MEMBER_ID_BYTES) +
+        cap += PROTO_MEMBER_DESC_BYTES(PROTO_GROUP_MEMBER_ID_BYTES) +
                (size_t)m->grant_count * (PROTO_PARTITION_INDEX_BYTES + PROTO_TOPIC_BYTES_MAX);
     }
     return cap;

@@ -276,7 +276,7 @@ static void subscribe(struct group *g, struct group_member *m, const char *const
     m->topics_mask = mask;
 }
 
-static int member_add(struct group *g, char id_out[GROUP_MEMBER_ID_BYTES])
+static int member_add(struct group *g, char id_out[PROTO_GROUP_MEMBER_ID_BYTES])
 {
     if (g->member_count == GROUP_MEMBERS_MAX) {
         return -NG_ETOOBIG;
@@ -287,16 +287,16 @@ static int member_add(struct group *g, char id_out[GROUP_MEMBER_ID_BYTES])
     }
     g->members = grown;
     /* Ids grow with the sequence, so appending keeps them sorted. */
-    snprintf(id_out, GROUP_MEMBER_ID_BYTES, "member-%016" PRIx64, ++g->member_seq);
+    snprintf(id_out, PROTO_GROUP_MEMBER_ID_BYTES, "member-%016" PRIx64, ++g->member_seq);
     struct group_member *m = &g->members[g->member_count++];
     memset(m, 0, sizeof(*m));
-    memcpy(m->id, id_out, GROUP_MEMBER_ID_BYTES);
+    memcpy(m->id, id_out, PROTO_GROUP_MEMBER_ID_BYTES);
     return 0;
 }
 
 int group_join(struct group *g, const char *member_id, const char *const *topics,
                uint32_t topic_count, uint32_t session_ms, int64_t now_ms,
-               group_partitions_fn partitions, void *arg, char id_out[GROUP_MEMBER_ID_BYTES])
+               group_partitions_fn partitions, void *arg, char id_out[PROTO_GROUP_MEMBER_ID_BYTES])
 {
     if (session_ms < GROUP_SESSION_MS_MIN || session_ms > GROUP_SESSION_MS_MAX ||
         topic_count == 0 || topic_count > GROUP_TOPICS_MAX) {
@@ -312,7 +312,7 @@ int group_join(struct group *g, const char *member_id, const char *const *topics
         if (i < 0) {
             return -NG_EUNKNOWN_MEMBER;
         }
-        memcpy(id_out, g->members[i].id, GROUP_MEMBER_ID_BYTES);
+        memcpy(id_out, g->members[i].id, PROTO_GROUP_MEMBER_ID_BYTES);
     } else {
         rc = member_add(g, id_out);
         if (rc != 0) {

@@ -25,12 +25,12 @@
 #include <stdint.h>
 
 #include "base/assert.h"
+#include "net/proto.h"
 
 /* Limits, each bounding the arrays below. A group's topics and partitions
  * bound its assignment arrays; 4096 partitions matches what one Fetch may
  * name (PROTO_REQUEST_PARTITIONS_MAX). */
 #define GROUP_ID_BYTES_MAX 249
-#define GROUP_MEMBER_ID_BYTES 48
 #define GROUP_MEMBERS_MAX 1024
 #define GROUP_TOPICS_MAX 64
 #define GROUP_PARTITIONS_MAX 4096
@@ -43,7 +43,7 @@ struct group_tp {
 };
 
 struct group_member {
-    char id[GROUP_MEMBER_ID_BYTES];
+    char id[PROTO_GROUP_MEMBER_ID_BYTES];
     uint64_t topics_mask;       /* bit t: subscribes to group.topics[t] */
     uint32_t session_ms;
     int64_t deadline_ms;        /* last heartbeat + session */
@@ -87,7 +87,7 @@ void group_fini(struct group *g);
 MUST_USE int group_join(struct group *g, const char *member_id, const char *const *topics,
                         uint32_t topic_count, uint32_t session_ms, int64_t now_ms,
                         group_partitions_fn partitions, void *arg,
-                        char id_out[GROUP_MEMBER_ID_BYTES]);
+                        char id_out[PROTO_GROUP_MEMBER_ID_BYTES]);
 
 /* A member's heartbeat: it works at generation `gen` (the last answer it
  * saw), so everything that answer omitted is dropped. Extends its session

@@ -76,17 +76,11 @@ static void answer(struct produce_req *pr)
     free(pr);
 }
 
-/* A full disk is the client's to retry; say so in the protocol's terms. */
-static int wire_err(int rc)
-{
-    return rc == -ENOSPC || rc == -EDQUOT ? -NG_EDISK_FULL : rc;
-}
-
 static void append_done(struct part_append *a, int rc)
 {
     struct produce_part *pp = container_of(a, struct produce_part, a);
     struct produce_req *pr = pp->pr;
-    pp->err = wire_err(rc);
+    pp->err = server_wire_err(rc);
     pp->offset_base = a->hdr.offset_base;
     if (rc != 0) { /* not in the log: a retry must not be called a duplicate */
         producers_forget(&pp->bp->producers, &a->hdr);
@@ -128,7 +122,7 @@ static void start_append(struct server *s, struct server_topic *t, struct produc
                                  .durable = pp->pr->acks == PROTO_ACKS_ALL, .validated = true,
                                  .hdr = h, .done = append_done};
     pp->bp = bp;
-    pp->err = wire_err(part_append(&bp->log, &pp->a));
+    pp->err = server_wire_err(part_append(&bp->log, &pp->a));
     if (pp->err == 0) {
         producers_record(&bp->producers, &pp->a.hdr);
         pp->pr->pending++;

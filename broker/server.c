@@ -228,7 +228,7 @@ int server_topic_delete(struct server *s, struct proto_str name)
         part_set_watch(&t->parts[i].log, NULL, NULL);
         park_abandon(&t->parts[i].waiters);
     }
-    queue_topic_deleted(s, t->name, t->name_len);
+    share_serve_topic_deleted(s, t->name, t->name_len);
     t->next_doomed = s->doomed;
     s->doomed = t;
     log_info("deleted topic %s", t->name);
@@ -302,7 +302,7 @@ static void housekeeping(struct loop_timer *timer, void *arg)
         scrub(s);
     }
     groups_expire(s);
-    queue_tick(s);
+    share_serve_tick(s);
     if (s->loop.stopping) {
         /* Parked fetches and share fetches answer now rather than hold the
          * drain up. */
@@ -349,6 +349,11 @@ void server_resp_send(struct loop_req *req, struct wr *w)
 {
     ASSERT(w->err == 0);
     loop_req_respond_frame(req, w->pos);
+}
+
+int server_wire_err(int rc)
+{
+    return rc == -ENOSPC || rc == -EDQUOT ? -NG_EDISK_FULL : rc;
 }
 
 void server_resp_error(struct loop_req *req, uint32_t correlation_id, int err)
@@ -578,7 +583,7 @@ int server_init(struct server *s, const struct broker_config *cfg)
     rc = rc == 0 ? worker_resources(s) : rc;
     rc = rc == 0 ? open_topics(s) : rc;
     rc = rc == 0 ? groups_open(s) : rc;
-    rc = rc == 0 ? queue_open(s) : rc;
+    rc = rc == 0 ? share_serve_open(s) : rc;
     rc = rc == 0 ? start_loop(s) : rc;
     if (rc != 0) {
         int rc_fini = server_fini(s);
@@ -615,7 +620,7 @@ int server_fini(struct server *s)
     /* Offset writes in flight answer their requests: before the loop goes. */
     int rc_groups = groups_close(s);
     rc = rc != 0 ? rc : rc_groups;
-    int rc_queue = queue_close(s);
+    int rc_queue = share_serve_close(s);
     rc = rc != 0 ? rc : rc_queue;
     if (s->loop_ready) {
         (void)loop_timer_cancel(&s->loop, &s->retention_timer);

@@ -96,7 +96,7 @@ struct server {
     uint32_t group_count;
     uint64_t group_member_seq;    /* where new groups start numbering members */
     int64_t groups_checked_ms;    /* last session sweep, loop clock */
-    struct queue *queue;          /* share groups (share_serve.c); NULL before queue_open() */
+    struct queue *queue;          /* share groups (share_serve.c); NULL before share_serve_open() */
 };
 
 /* Opens the data directory (taking its lock), the topic catalog and every
@@ -142,6 +142,11 @@ MUST_USE int server_topic_delete(struct server *s, struct proto_str name);
  * included). */
 MUST_USE int server_resp_open(struct loop_req *req, size_t frame_cap, struct wr *w);
 void server_resp_send(struct loop_req *req, struct wr *w);
+
+/* A system error as the wire says it: a full disk (-ENOSPC, -EDQUOT) is
+ * -NG_EDISK_FULL, which tells the client to retry later rather than report
+ * a failure on the peer; any other rc is returned unchanged. */
+int server_wire_err(int rc);
 
 /* Answers req with a request-level error. */
 void server_resp_error(struct loop_req *req, uint32_t correlation_id, int err);
@@ -219,29 +224,29 @@ void handle_reset_offsets(struct server *s, struct loop_req *req,
  * DATA_DIR/groups/share-state, replaying it; forgets the state of topics
  * that no longer exist. Preconditions: groups_open() made DATA_DIR/groups,
  * the topics are open. Returns 0 or the log's error (logged). */
-MUST_USE int queue_open(struct server *s);
+MUST_USE int share_serve_open(struct server *s);
 
 /* Flushes what changed since the last tick, drains and closes the state
  * log, frees the registry. After the topics are closed (dead-letter copies
  * in flight complete then) and groups_close() (redrive marks). Harmless
- * when queue_open() did not run or failed. Returns 0 or the log's -errno. */
-MUST_USE int queue_close(struct server *s);
+ * when share_serve_open() did not run or failed. Returns 0 or the log's -errno. */
+MUST_USE int share_serve_close(struct server *s);
 
 /* From housekeeping: expires locks (persisting the lock ends), drives
  * dead-letter copies; nothing while stopping. */
-void queue_tick(struct server *s);
+void share_serve_tick(struct server *s);
 
 /* For ListGroups: an upper bound of the share groups held (0 before
- * queue_open()), and the next one from *cursor (start at 0): its id in
+ * share_serve_open()), and the next one from *cursor (start at 0): its id in
  * *id, valid until the registry next changes. Returns false past the
  * last. Each group is named once. */
-uint32_t queue_groups_bound(const struct server *s);
-bool queue_groups_next(struct server *s, uint32_t *cursor, struct proto_str *id);
+uint32_t share_serve_groups_bound(const struct server *s);
+bool share_serve_groups_next(struct server *s, uint32_t *cursor, struct proto_str *id);
 
 /* A topic was deleted: its share state is forgotten, durably (a topic
  * created again under its name starts afresh). After its partitions'
  * waiters were abandoned (park_abandon). */
-void queue_topic_deleted(struct server *s, const char *name, size_t len);
+void share_serve_topic_deleted(struct server *s, const char *name, size_t len);
 
 void handle_share_fetch(struct server *s, struct loop_req *req,
                         const struct proto_req_header *h, struct rd *body);

@@ -48,22 +48,20 @@ static_assert(QUEUE_STATE_APPENDS_MAX <= PART_APPENDS_INFLIGHT_MAX, "a valid par
 
 /* Bytes of an answer's fixed parts: frame header, error, member id. */
 #define ANSWER_SLACK_BYTES 128
-/* Decimal u64. */
-#define MEMBER_ID_BYTES 24
 
 /* ---- small helpers ---- */
 
-int64_t queue_now_ms(const struct server *s)
+int64_t share_serve_now_ms(const struct server *s)
 {
     return (int64_t)loop_now_ms(&s->loop);
 }
 
-bool queue_room(const struct queue *q, uint32_t batches)
+bool share_serve_room(const struct queue *q, uint32_t batches)
 {
     return (uint64_t)batches + QUEUE_ROOM_SLACK <= part_appends_room(&q->log);
 }
 
-struct bpart *queue_source(struct server *s, const struct share_part *sp)
+struct bpart *share_serve_source(struct server *s, const struct share_part *sp)
 {
     ASSERT(!s->loop.stopping);
     struct server_topic *st =
@@ -116,7 +114,7 @@ static int member_parse(const struct queue *q, struct proto_str id, uint64_t *ou
 struct state_append {
     struct part_append a; /* first: the done callback casts back */
     struct server *s;
-    queue_done_fn done;
+    share_serve_done_fn done;
     void *ctx;
     uint8_t batch[];
 };
@@ -134,7 +132,7 @@ static void state_append_done(struct part_append *a, int rc)
                   err_str(rc));
         share_reg_fail(&q->reg, rc);
     }
-    queue_done_fn done = sa->done;
+    share_serve_done_fn done = sa->done;
     void *ctx = sa->ctx;
     free(sa);
     if (done != NULL) {
@@ -146,7 +144,7 @@ static void state_append_done(struct part_append *a, int rc)
 
 /* Appends one flushed batch; on failure the registry is failed (the
  * flush cleaned parts whose changes are now nowhere but in memory). */
-static int state_append(struct server *s, size_t bytes, bool durable, queue_done_fn done,
+static int state_append(struct server *s, size_t bytes, bool durable, share_serve_done_fn done,
                         void *ctx)
 {
     struct queue *q = s->queue;
@@ -170,7 +168,7 @@ static int state_append(struct server *s, size_t bytes, bool durable, queue_done
     return 0;
 }
 
-int queue_persist(struct server *s, bool durable, queue_done_fn done, void *ctx)
+int share_serve_persist(struct server *s, bool durable, share_serve_done_fn done, void *ctx)
 {
     struct queue *q = s->queue;
     if (q->reg.failed != 0) {
@@ -215,12 +213,12 @@ static void maybe_checkpoint(struct server *s)
     struct queue *q = s->queue;
     /* A flush holds at least one part's record: room for one per part. */
     if (q->reg.failed != 0 || !compaction_wanted(&q->compaction, &q->log) ||
-        !queue_room(q, share_reg_count(&q->reg))) {
+        !share_serve_room(q, share_reg_count(&q->reg))) {
         return;
     }
     compaction_begin(&q->compaction, &q->log);
     share_reg_checkpoint(&q->reg);
-    int rc = queue_persist(s, true, checkpoint_done, s);
+    int rc = share_serve_persist(s, true, checkpoint_done, s);
     compaction_placed(&q->compaction, &q->log);
     if (rc == 1) { /* no parts: nothing before this offset is needed */
         checkpoint_done(s, 0);
@@ -242,7 +240,7 @@ static void expire_locks(struct server *s, int64_t now)
             return; /* the registry failed */
         }
         if (expired > 0) {
-            struct bpart *bp = queue_source(s, sp);
+            struct bpart *bp = share_serve_source(s, sp);
             if (bp != NULL) {
                 park_wake(&bp->waiters, PARK_FREED);
             }
@@ -252,7 +250,7 @@ static void expire_locks(struct server *s, int64_t now)
 
 /* ---- lifecycle ---- */
 
-static int queue_alloc(struct server *s, struct queue *q)
+static int share_serve_alloc(struct server *s, struct queue *q)
 {
     struct share_config cfg;
     share_config_default(&cfg);
@@ -280,7 +278,7 @@ static int queue_alloc(struct server *s, struct queue *q)
 
 /* Opens DATA_DIR/groups/share-state (groups_open() made the directory)
  * and replays it. */
-static int queue_open_log(struct server *s, struct queue *q, const char *dir)
+static int share_serve_open_log(struct server *s, struct queue *q, const char *dir)
 {
     struct part_config pc;
     part_config_default(&pc);
@@ -305,7 +303,7 @@ static int queue_open_log(struct server *s, struct queue *q, const char *dir)
     return rc;
 }
 
-void queue_topic_deleted(struct server *s, const char *name, size_t len)
+void share_serve_topic_deleted(struct server *s, const char *name, size_t len)
 {
     struct queue *q = s->queue;
     if (q == NULL || q->reg.failed != 0) {
@@ -318,8 +316,8 @@ void queue_topic_deleted(struct server *s, const char *name, size_t len)
     }
     log_info("share groups: forgot %" PRIu32 " partition(s) of deleted topic %.*s", dropped,
              (int)len, name);
-    if (queue_room(q, dropped)) {
-        int rc = queue_persist(s, true, NULL, NULL);
+    if (share_serve_room(q, dropped)) {
+        int rc = share_serve_persist(s, true, NULL, NULL);
         (void)rc; /* a failure is logged and fails the registry */
     } /* else the next tick's flush writes the tombstones */
 }
@@ -340,12 +338,12 @@ static void forget_missing_topics(struct server *s)
         size_t len = sp->topic_len;
         memcpy(topic, sp->topic, len);
         uint32_t before = share_reg_count(&q->reg);
-        queue_topic_deleted(s, topic, len); /* parts[i] is now the next one */
+        share_serve_topic_deleted(s, topic, len); /* parts[i] is now the next one */
         i += share_reg_count(&q->reg) == before; /* not dropped (a failed registry) */
     }
 }
 
-int queue_open(struct server *s)
+int share_serve_open(struct server *s)
 {
     struct queue *q = calloc(1, sizeof(*q));
     if (q == NULL) {
@@ -354,11 +352,11 @@ int queue_open(struct server *s)
     s->queue = q;
     char dir[sizeof(s->cfg.data_dir) + 32];
     snprintf(dir, sizeof(dir), "%s/groups/share-state", s->cfg.data_dir);
-    int rc = queue_alloc(s, q);
-    rc = rc == 0 ? queue_open_log(s, q, dir) : rc;
+    int rc = share_serve_alloc(s, q);
+    rc = rc == 0 ? share_serve_open_log(s, q, dir) : rc;
     if (rc != 0) {
         log_error("share groups: state log %s: %s", dir, err_str(rc));
-        return rc; /* server_fini() -> queue_close() frees what there is */
+        return rc; /* server_fini() -> share_serve_close() frees what there is */
     }
     q->member_seq = (uint64_t)s->env.now_ms() << 20;
     log_info("share groups: state of %u partitions replayed from %s",
@@ -367,7 +365,7 @@ int queue_open(struct server *s)
     return 0;
 }
 
-int queue_close(struct server *s)
+int share_serve_close(struct server *s)
 {
     struct queue *q = s->queue;
     if (q == NULL) {
@@ -377,8 +375,8 @@ int queue_close(struct server *s)
     int rc = 0;
     if (q->log_open) {
         /* Lock ends since the last tick: kept, so they count after a restart. */
-        if (q->reg_ready && q->reg.failed == 0 && queue_room(q, 1)) {
-            int prc = queue_persist(s, false, NULL, NULL);
+        if (q->reg_ready && q->reg.failed == 0 && share_serve_room(q, 1)) {
+            int prc = share_serve_persist(s, false, NULL, NULL);
             (void)prc; /* logged; the restart replays what made it */
         }
         rc = part_drain(&q->log);
@@ -403,7 +401,7 @@ int queue_close(struct server *s)
     return rc;
 }
 
-void queue_tick(struct server *s)
+void share_serve_tick(struct server *s)
 {
     struct queue *q = s->queue;
     if (q == NULL) {
@@ -412,27 +410,27 @@ void queue_tick(struct server *s)
     if (s->loop.stopping) {
         return; /* housekeeping answers parked share fetches (park_abandon) */
     }
-    if (q->reg.failed != 0 || !queue_room(q, 1)) {
+    if (q->reg.failed != 0 || !share_serve_room(q, 1)) {
         return;
     }
-    expire_locks(s, queue_now_ms(s));
+    expire_locks(s, share_serve_now_ms(s));
     /* A lost lock end only loses a delivery count increment: no fdatasync. */
-    int rc = queue_persist(s, false, NULL, NULL);
+    int rc = share_serve_persist(s, false, NULL, NULL);
     (void)rc; /* a failure is logged and fails the registry */
     maybe_checkpoint(s);
     dlq_drive(s);
 }
 
-uint32_t queue_groups_bound(const struct server *s)
+uint32_t share_serve_groups_bound(const struct server *s)
 {
     const struct queue *q = s->queue;
     return q != NULL && q->reg_ready ? share_reg_count(&q->reg) : 0;
 }
 
-bool queue_groups_next(struct server *s, uint32_t *cursor, struct proto_str *id)
+bool share_serve_groups_next(struct server *s, uint32_t *cursor, struct proto_str *id)
 {
     /* Parts are sorted by group, so a group's parts are adjacent. */
-    uint32_t n = queue_groups_bound(s);
+    uint32_t n = share_serve_groups_bound(s);
     const struct share_part *prev = *cursor > 0 ? share_reg_part(&s->queue->reg, *cursor - 1) : NULL;
     for (; *cursor < n; (*cursor)++) {
         const struct share_part *sp = share_reg_part(&s->queue->reg, *cursor);
@@ -481,7 +479,7 @@ struct share_fetch {
     uint16_t version;
     uint8_t state;                 /* enum sf_state */
     struct proto_str group;        /* into the frame */
-    char member_id[MEMBER_ID_BYTES];
+    char member_id[PROTO_SHARE_MEMBER_ID_BYTES];
     uint64_t member;
     uint32_t records_max;
     int64_t deadline_ms;           /* loop clock: answer by then */
@@ -781,7 +779,9 @@ static void sf_answer(struct share_fetch *sf, int err, int64_t now)
     rc = proto_enc_end(&e);
     ASSERT(rc == 0); /* sized above */
     struct queue *q = s->queue;
-    rc = q->reg.failed != 0 || !queue_room(q, 1) ? 1 : queue_persist(s, true, sf_persisted, sf);
+    rc = q->reg.failed != 0 || !share_serve_room(q, 1)
+             ? 1
+             : share_serve_persist(s, true, sf_persisted, sf);
     if (rc == 0) {
         sf->state = SF_PERSISTING;
         return;
@@ -796,9 +796,9 @@ static bool sf_attempt(struct share_fetch *sf, enum sf_mode mode)
 {
     struct server *s = sf->s;
     struct queue *q = s->queue;
-    int64_t now = queue_now_ms(s);
+    int64_t now = share_serve_now_ms(s);
     int err = q->reg.failed;
-    if (err == 0 && mode != SF_EMPTY && !queue_room(q, sf->count + 1)) {
+    if (err == 0 && mode != SF_EMPTY && !share_serve_room(q, sf->count + 1)) {
         if (mode == SF_TRY) {
             return false; /* the state log is backed up: try at the next wake */
         }
@@ -834,7 +834,7 @@ static void sf_on_timer(struct loop_timer *t, void *arg)
     (void)t;
     struct share_fetch *sf = arg;
     struct server *s = sf->s;
-    int64_t now = queue_now_ms(s);
+    int64_t now = share_serve_now_ms(s);
     if (s->loop.stopping) {
         (void)sf_attempt(sf, SF_EMPTY);
     } else if (now >= sf->deadline_ms) {
@@ -913,7 +913,7 @@ void handle_share_fetch(struct server *s, struct loop_req *req, const struct pro
         return;
     }
     struct queue *q = s->queue;
-    int64_t now = queue_now_ms(s);
+    int64_t now = share_serve_now_ms(s);
     uint32_t wait = (uint32_t)in.wait_max_ms;
     wait = wait < s->cfg.fetch_wait_max_ms ? wait : s->cfg.fetch_wait_max_ms;
     *sf = (struct share_fetch){
@@ -1016,7 +1016,7 @@ static void ack_partition(struct server *s, struct proto_str group, uint64_t mem
     }
     struct share_part *sp = share_reg_find(&q->reg, group.ptr, (size_t)group.len, st->name,
                                            st->name_len, in->partition);
-    int64_t now = queue_now_ms(s);
+    int64_t now = share_serve_now_ms(s);
     for (uint32_t k = 0; k < in->ack_count; k++) {
         struct proto_share_ack a;
         proto_share_ack_at(in, k, &a);
@@ -1038,7 +1038,7 @@ static int ack_common_err(struct server *s, const struct proto_share_ack_req *in
     int rc = group_check(in->group);
     rc = rc == 0 ? member_parse(q, in->member_id, member) : rc;
     rc = rc == 0 ? q->reg.failed : rc;
-    if (rc == 0 && !queue_room(q, count + 1)) {
+    if (rc == 0 && !share_serve_room(q, count + 1)) {
         rc = -NG_EBUSY; /* before anything changes: the state log must take it */
     }
     return rc;
@@ -1075,7 +1075,7 @@ void handle_share_ack(struct server *s, struct loop_req *req, const struct proto
     }
     ASSERT(i == count);
     /* Acknowledgements are durable before they are answered. */
-    rc = common == 0 ? queue_persist(s, true, ack_persisted, j) : 1;
+    rc = common == 0 ? share_serve_persist(s, true, ack_persisted, j) : 1;
     if (rc != 0) {
         ack_persisted(j, rc > 0 ? 0 : rc);
     }

@@ -2,7 +2,7 @@
  * broker/share_serve.h — share groups as the broker serves them: the worker's
  * share registry (broker/share_state.h, no I/O) with its durable state log, and
  * the I/O the registry asks for. Internal to the broker: server.h declares
- * the entry points (queue_open, the handlers, the hooks); this header is
+ * the entry points (share_serve_open, the handlers, the hooks); this header is
  * what broker/share_serve.c (ShareFetch, ShareAck, the state log, lock expiry)
  * and broker/dlq.c (dead-letter copies, DlqRedrive) share.
  *
@@ -46,7 +46,7 @@ static_assert(PROTO_SHARE_FETCH_RECORDS_MAX == SHARE_INFLIGHT_LIMIT,
 /* State appends in flight: one request flushes at most one batch per part
  * it touched (at most PROTO_REQUEST_PARTITIONS_MAX) plus what others left
  * dirty; a request that could pass this is refused NG_EBUSY before it
- * changes anything (queue_room), so part_append never says -NG_EBUSY. */
+ * changes anything (share_serve_room), so part_append never says -NG_EBUSY. */
 #define QUEUE_STATE_APPENDS_MAX 16384u
 #define QUEUE_ROOM_SLACK 64u
 
@@ -67,7 +67,7 @@ struct queue {
     bool reg_ready;
     struct part log;               /* the state log */
     bool log_open;
-    bool closing;                  /* queue_close() began: start nothing */
+    bool closing;                  /* share_serve_close() began: start nothing */
     int64_t lock_ms;
     uint64_t member_seq;           /* the last member id handed out */
     uint8_t *flush_buf;            /* QUEUE_FLUSH_BYTES */
@@ -93,26 +93,27 @@ struct queue {
 
 /* Done callback of a persisted change: rc 0 once durable (or written, for
  * a non-durable append), else the append's error. */
-typedef void (*queue_done_fn)(void *ctx, int rc);
+typedef void (*share_serve_done_fn)(void *ctx, int rc);
 
 /* The loop clock in ms (share locks run on it). */
-int64_t queue_now_ms(const struct server *s);
+int64_t share_serve_now_ms(const struct server *s);
 
 /* True when the state log can take `batches` more appends (with slack for
  * what others left dirty). Check before changing the registry. */
-bool queue_room(const struct queue *q, uint32_t batches);
+bool share_serve_room(const struct queue *q, uint32_t batches);
 
 /* Flushes every dirty part and appends the batches to the state log
  * (durable: fdatasync'd before done). Returns 1 when nothing was dirty
  * (done is not called), 0 when done(ctx, rc) will run from the last
  * append's completion, or the error that failed the registry (done is not
  * called). done may be NULL. */
-MUST_USE int queue_persist(struct server *s, bool durable, queue_done_fn done, void *ctx);
+MUST_USE int share_serve_persist(struct server *s, bool durable, share_serve_done_fn done,
+                                 void *ctx);
 
 /* The running partition a share part reads, or NULL when its topic or
  * partition is gone. Not while the worker is stopping (topics may be
  * freed then). */
-struct bpart *queue_source(struct server *s, const struct share_part *sp);
+struct bpart *share_serve_source(struct server *s, const struct share_part *sp);
 
 /* ---- dlq.c ---- */
 

@@ -38,15 +38,13 @@
 #define GROUP_TOPICS_LIMIT 64
 /* Partitions one heartbeat answer may grant (docs/protocol.md, Limits). */
 #define GROUP_PARTS_LIMIT PROTO_REQUEST_PARTITIONS_MAX
-/* Member ids are the broker's, at most 47 bytes. */
-#define MEMBER_ID_BYTES 64
 /* Heartbeat pace while the grant is not yet the member's full share. */
 #define HB_REBALANCING_MS 100
 /* While requests of the group are in flight and poll keeps returning
  * buffered records, the socket is still read this often. */
 #define IO_INTERVAL_MS 5
 /* A request naming a group and a member: header, ids, small fields. */
-#define GROUP_REQUEST_BYTES (64 + 2 * PROTO_STR_BYTES(PROTO_GROUP_ID_BYTES_MAX) + MEMBER_ID_BYTES)
+#define GROUP_REQUEST_BYTES (64 + 2 * PROTO_STR_BYTES(PROTO_GROUP_ID_BYTES_MAX) + PROTO_GROUP_MEMBER_ID_BYTES)
 
 struct gtp {
     uint16_t topic; /* index into cgroup.topics */
@@ -89,7 +87,7 @@ struct gnotes {
 
 struct cgroup {
     char id[PROTO_GROUP_ID_BYTES_MAX + 1];
-    char member_id[MEMBER_ID_BYTES]; /* "": not a member, join (again) */
+    char member_id[PROTO_GROUP_MEMBER_ID_BYTES]; /* "": not a member, join (again) */
     int32_t generation;
     int32_t session_ms;
     char topics[GROUP_TOPICS_LIMIT][PROTO_TOPIC_NAME_BYTES_MAX + 1];

@@ -39,12 +39,10 @@
 
 #define SHARE_TOPICS_LIMIT 64
 #define SHARE_UNACKED_LIMIT (1u << 20)
-/* Share member ids are decimal u64s (at most 20 bytes). */
-#define MEMBER_ID_BYTES 32
 /* A topic that does not exist yet is looked for this often. */
 #define META_RETRY_MS 2000
 /* Request sizing: fixed parts, per topic, per partition entry. */
-#define REQUEST_BYTES (64 + 2 * PROTO_STR_BYTES(PROTO_GROUP_ID_BYTES_MAX) + MEMBER_ID_BYTES)
+#define REQUEST_BYTES (64 + 2 * PROTO_STR_BYTES(PROTO_GROUP_ID_BYTES_MAX) + PROTO_SHARE_MEMBER_ID_BYTES)
 
 struct stopic {
     char name[PROTO_TOPIC_NAME_BYTES_MAX + 1];
@@ -98,7 +96,7 @@ struct nagare_share_consumer {
     /* subscription */
     bool subscribed;
     char group[PROTO_GROUP_ID_BYTES_MAX + 1];
-    char member_id[MEMBER_ID_BYTES];
+    char member_id[PROTO_SHARE_MEMBER_ID_BYTES];
     struct stopic topics[SHARE_TOPICS_LIMIT];
     uint32_t topic_count;
     uint32_t part_total;       /* partitions over the topics known */

@@ -70,15 +70,17 @@
  * Defaults are what loop_cfg_default() fills in; caps are hard limits that
  * loop_init() enforces on any configuration. */
 
-/* Largest request frame (bytes after the 4-byte prefix). The issue's default;
- * room for a produce request carrying many 1 MiB batches. */
+/* Largest request frame (bytes after the 4-byte prefix): room for a produce
+ * request carrying many 1 MiB batches. A large default costs nothing up
+ * front: what incomplete frames may hold is bounded apart (partial_bytes_max). */
 #define LOOP_FRAME_BYTES_MAX_DEFAULT (64u << 20)
 /* Hard cap on any frame, request or response. The prefix could say 4 GiB;
  * 1 GiB keeps every length a positive int (sqe len, cqe res). */
 #define LOOP_FRAME_BYTES_CAP (1u << 30)
 
-/* Open connections per loop. The issue asks for 10,000 idle connections; each
- * costs ~210 bytes here plus the kernel's socket (a few KiB) and one fd. */
+/* Open connections per loop: room above the 10,000 idle connections a broker
+ * holds while serving the others (tests/test_robust.c); each costs ~210
+ * bytes here plus the kernel's socket (a few KiB) and one fd. */
 #define LOOP_CONN_MAX_DEFAULT 16384u
 
 /* Requests per connection received and not yet answered (handed to the

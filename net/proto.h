@@ -94,6 +94,13 @@ enum proto_api {
 /* Group ids as the broker accepts them: the same bound as a topic name (the
  * broker keeps both in the same fixed buffers). */
 #define PROTO_GROUP_ID_BYTES_MAX 249
+/* Member ids, NUL included, as the broker gives them out and both sides
+ * keep them. A group member is "member-" and 16 hex digits (23 bytes); 48
+ * leaves room without growing the broker's per-member state much, and a
+ * longer id in a request is refused. A share member is a decimal u64: at
+ * most 20 digits. */
+#define PROTO_GROUP_MEMBER_ID_BYTES 48
+#define PROTO_SHARE_MEMBER_ID_BYTES 24
 /* Groups in a ListGroups answer: as many as topics a broker may hold. */
 #define PROTO_GROUPS_MAX 16384
 /* Members in a DescribeGroup answer: a group's most (GROUP_MEMBERS_MAX in
@@ -160,6 +167,10 @@ static_assert(PROTO_TOPIC_NAME_BYTES_MAX <= PROTO_STRING_BYTES_MAX,
 static_assert(PROTO_API_COUNT <= PROTO_API_RANGES_MAX,
               "ApiVersions must list every api");
 static_assert(PROTO_GROUP_ID_BYTES_MAX <= PROTO_STRING_BYTES_MAX, "a group id is a string");
+static_assert(sizeof("member-0123456789abcdef") <= PROTO_GROUP_MEMBER_ID_BYTES,
+              "a group member id the broker gives fits");
+static_assert(sizeof("18446744073709551615") <= PROTO_SHARE_MEMBER_ID_BYTES,
+              "a share member id (a decimal u64) fits");
 static_assert(PROTO_SHARE_FETCH_RECORDS_MAX <= PROTO_SHARE_RANGES_MAX,
               "one fetch's acquired ranges fit a partition's answer");
 

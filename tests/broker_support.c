@@ -32,6 +32,27 @@ static void sleep_ms(int ms)
 
 /* ---- files ---- */
 
+int bk_run(const char *cmd, char *out, size_t cap)
+{
+    cr_assert_gt(cap, 0);
+    FILE *p = popen(cmd, "r");
+    cr_assert_not_null(p, "popen %s: %s", cmd, strerror(errno));
+    size_t len = fread(out, 1, cap - 1, p);
+    out[len] = '\0';
+    int status = pclose(p);
+    cr_assert(WIFEXITED(status), "%s: wait status %#x", cmd, status);
+    return WEXITSTATUS(status);
+}
+
+int bk_verify(const struct bk *b, char *out, size_t cap)
+{
+    const char *nagared = getenv("NAGARED");
+    cr_assert(nagared != NULL, "set NAGARED to the nagared binary");
+    char cmd[1024];
+    snprintf(cmd, sizeof(cmd), "'%s' --verify '%s'", nagared, b->data_dir);
+    return bk_run(cmd, out, cap);
+}
+
 char *bk_read_file(const char *path, size_t *len_out)
 {
     FILE *f = fopen(path, "rb");

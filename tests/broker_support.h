@@ -87,6 +87,14 @@ void bk_fini(struct bk *b);
 /* Reads path into a fresh NUL-terminated buffer (free() it). */
 char *bk_read_file(const char *path, size_t *len_out);
 
+/* Runs cmd through sh; what it writes to stdout goes to out (NUL-terminated,
+ * cut at cap - 1 bytes). Returns its exit status; asserts it exited. */
+int bk_run(const char *cmd, char *out, size_t cap);
+
+/* Runs nagared --verify on b's data directory (the broker stopped); its
+ * report goes to out as bk_run() puts it. Returns its exit status. */
+int bk_verify(const struct bk *b, char *out, size_t cap);
+
 /* Prints the last bytes of a log to stderr, for a failing test. */
 void bk_print_tail(const char *path, const char *why);
 

@@ -25,7 +25,8 @@ static void teardown(void) { bk_fini(&B); }
 
 TestSuite(conn, .init = setup, .fini = teardown, .timeout = 120);
 
-static void conn_up(struct client_conn *c, uint16_t port)
+/* A connection to port, not waited for. */
+static void conn_to(struct client_conn *c, uint16_t port)
 {
     char addr[32];
     snprintf(addr, sizeof(addr), "127.0.0.1:%u", port);
@@ -33,6 +34,12 @@ static void conn_up(struct client_conn *c, uint16_t port)
                               .resp_bytes_max = 1u << 20, .tx_bytes_max = 1u << 20,
                               .pending_max = 8};
     cr_assert_eq(conn_init(c, &cfg), 0);
+}
+
+/* A connection to port, once up. */
+static void conn_up(struct client_conn *c, uint16_t port)
+{
+    conn_to(c, port);
     int rc = conn_wait_up(c, 10000);
     cr_assert_eq(rc, 0, "up: %d", rc);
 }
@@ -355,16 +362,6 @@ static uint16_t port_refused(void)
     cr_assert_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
     close(fd);
     return ntohs(a.sin_port);
-}
-
-static void conn_to(struct client_conn *c, uint16_t port)
-{
-    char addr[32];
-    snprintf(addr, sizeof(addr), "127.0.0.1:%u", port);
-    struct conn_config cfg = {.bootstrap = addr, .request_timeout_ms = 10000,
-                              .resp_bytes_max = 1u << 20, .tx_bytes_max = 1u << 20,
-                              .pending_max = 8};
-    cr_assert_eq(conn_init(c, &cfg), 0);
 }
 
 static void poll_until_down(struct client_conn *c)

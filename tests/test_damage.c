@@ -16,6 +16,7 @@
 
 #include "client/nagare.h"
 #include "tests/broker_support.h"
+#include "tests/sys_support.h"
 
 #define BATCHES 41
 #define RECORDS_PER_BATCH 500
@@ -109,17 +110,6 @@ static uint32_t batch_positions(const char *path, off_t *pos, int64_t *base)
     return n;
 }
 
-static void flip(const char *path, off_t at)
-{
-    int fd = open(path, O_RDWR);
-    cr_assert_geq(fd, 0);
-    uint8_t b;
-    cr_assert_eq(pread(fd, &b, 1, at), 1);
-    b ^= 0x5a;
-    cr_assert_eq(pwrite(fd, &b, 1, at), 1);
-    close(fd);
-}
-
 /* Fetches at offset: err, and the base offset of the first batch (-1). */
 static int fetch_at(struct cl *c, const char *topic, int64_t offset, int64_t *base_out)
 {
@@ -184,16 +174,24 @@ static bool log_says(const char *what)
     return found;
 }
 
+/* Makes topic, flips a byte in the records of batch 20 of its active
+ * segment (offsets [10000, 10500)) and starts the broker on it. base gets
+ * each batch's base offset. */
+static void damage_batch_20(const char *topic, int64_t base[POSITIONS_MAX])
+{
+    make_topic(topic);
+    char path[512];
+    log_path(path, sizeof(path), topic, 0);
+    off_t pos[POSITIONS_MAX];
+    cr_assert_eq(batch_positions(path, pos, base), BATCHES);
+    flip_byte(path, pos[20] + 1000, 0x5a);
+    bk_start(&B);
+}
+
 Test(damage, a_flipped_byte_in_the_active_segment_loses_only_its_batch)
 {
-    make_topic("a");
-    char path[512];
-    log_path(path, sizeof(path), "a", 0);
-    off_t pos[POSITIONS_MAX];
     int64_t base[POSITIONS_MAX];
-    cr_assert_eq(batch_positions(path, pos, base), BATCHES);
-    flip(path, pos[20] + 1000); /* in batch 20's records: offsets 10000-10499 */
-    bk_start(&B);
+    damage_batch_20("a", base);
     struct cl c;
     cl_connect(&c, B.port, CL_TIMEOUT_MS_DEFAULT);
     int64_t latest;
@@ -212,19 +210,32 @@ Test(damage, a_flipped_byte_in_the_active_segment_loses_only_its_batch)
     bk_stop(&B);
 }
 
-/* Runs nagared --verify on the data directory; returns its exit status
- * and its output in out. */
-static int run_verify(char *out, size_t cap)
+Test(damage, nagare_consume_names_the_damaged_range_and_where_to_resume)
 {
+    const char *nagare = getenv("NAGARE");
+    cr_assert(nagare != NULL, "set NAGARE to the nagare binary");
+    int64_t base[POSITIONS_MAX];
+    damage_batch_20("c", base);
     char cmd[1024];
-    snprintf(cmd, sizeof(cmd), "'%s' --verify '%s'", getenv("NAGARED"), B.data_dir);
+    snprintf(cmd, sizeof(cmd), "'%s' consume c --broker %s --from beginning 2>&1 >/dev/null",
+             nagare, B.bootstrap);
+    static char said[4096];
+    cr_assert_neq(bk_run(cmd, said, sizeof(said)), 0, "a failure: %s", said);
+    cr_assert_not_null(strstr(said, "offsets [10000, 10500)"), "the range: %s", said);
+    cr_assert_not_null(strstr(said, "--partition 0 --from 10500"), "where to resume: %s", said);
+    snprintf(cmd, sizeof(cmd), "'%s' consume c --broker %s --partition 0 --from 10500 "
+             "--format '%%o\\n'", nagare, B.bootstrap);
     FILE *p = popen(cmd, "r");
     cr_assert_not_null(p);
-    size_t len = fread(out, 1, cap - 1, p);
-    out[len] = '\0';
-    int status = pclose(p);
-    cr_assert(WIFEXITED(status));
-    return WEXITSTATUS(status);
+    long next = 10500; /* the rest, from where it said, in order */
+    long offset;
+    while (fscanf(p, "%ld", &offset) == 1) {
+        cr_assert_eq(offset, next);
+        next++;
+    }
+    cr_assert_eq(pclose(p), 0);
+    cr_assert_eq(next, RECORDS_TOTAL);
+    bk_stop(&B);
 }
 
 Test(damage, a_flipped_byte_in_a_sealed_segment_loses_only_its_batch)
@@ -241,12 +252,12 @@ Test(damage, a_flipped_byte_in_a_sealed_segment_loses_only_its_batch)
     uint32_t count = batch_positions(path, pos, base);
     cr_assert_geq(count, 3);
     int64_t bad = base[count / 2];
-    flip(path, pos[count / 2] + 2000);
+    flip_byte(path, pos[count / 2] + 2000, 0x5a);
     static char out[16384];
     char range[64];
     snprintf(range, sizeof(range), "(offsets [%lld, %lld))", (long long)bad,
              (long long)bad + RECORDS_PER_BATCH);
-    cr_assert_eq(run_verify(out, sizeof(out)), 1, "%s", out);
+    cr_assert_eq(bk_verify(&B, out, sizeof(out)), 1, "%s", out);
     cr_assert_not_null(strstr(out, range), "--verify names the range: %s", out);
 
     bk_start(&B);
@@ -277,7 +288,7 @@ Test(damage, damage_then_a_torn_tail_keeps_the_batches_between_and_cuts_the_tail
     off_t pos[POSITIONS_MAX];
     int64_t base[POSITIONS_MAX];
     cr_assert_eq(batch_positions(path, pos, base), BATCHES);
-    flip(path, pos[10] + 3000);
+    flip_byte(path, pos[10] + 3000, 0x5a);
     cr_assert_eq(truncate(path, pos[39] + 5000), 0); /* batch 39 torn, 40 gone */
     bk_start(&B);
     struct cl c;

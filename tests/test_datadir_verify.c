@@ -18,21 +18,6 @@ static void teardown(void) { bk_fini(&B); }
 
 TestSuite(datadir_verify, .init = setup, .fini = teardown, .timeout = 120);
 
-/* Runs nagared --verify on the data directory; returns its exit status and
- * its output in out. */
-static int run_verify(char *out, size_t cap)
-{
-    char cmd[1024];
-    snprintf(cmd, sizeof(cmd), "'%s' --verify '%s'", getenv("NAGARED"), B.data_dir);
-    FILE *p = popen(cmd, "r");
-    cr_assert_not_null(p);
-    size_t len = fread(out, 1, cap - 1, p);
-    out[len] = '\0';
-    int status = pclose(p);
-    cr_assert(WIFEXITED(status));
-    return WEXITSTATUS(status);
-}
-
 Test(datadir_verify, reports_a_flipped_record_byte_with_its_place)
 {
     bk_start(&B);
@@ -48,7 +33,7 @@ Test(datadir_verify, reports_a_flipped_record_byte_with_its_place)
     cl_close(&c);
     bk_stop(&B);
     static char out[8192];
-    cr_assert_eq(run_verify(out, sizeof(out)), 0, "%s", out);
+    cr_assert_eq(bk_verify(&B, out, sizeof(out)), 0, "%s", out);
     cr_assert_not_null(strstr(out, "; 0 problems"), "%s", out);
     char log[1024];
     snprintf(log, sizeof(log), "%s/topics/v/0/00000000000000000000.log", B.data_dir);
@@ -57,7 +42,7 @@ Test(datadir_verify, reports_a_flipped_record_byte_with_its_place)
     uint8_t byte = 0x5a;
     cr_assert_eq(pwrite(fd, &byte, 1, 900), 1); /* in the second batch's records */
     close(fd);
-    cr_assert_eq(run_verify(out, sizeof(out)), 1, "%s", out);
+    cr_assert_eq(bk_verify(&B, out, sizeof(out)), 1, "%s", out);
     cr_assert_not_null(strstr(out, "BAD "), "%s", out);
     cr_assert_not_null(strstr(out, "00000000000000000000.log at bytes ["), "%s", out);
     cr_assert_not_null(strstr(out, "(offsets [10, 20))"), "the damaged range: %s", out);

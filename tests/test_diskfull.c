@@ -3,8 +3,9 @@
  * tmpfs: produce until the disk is full; every later produce gets an error,
  * fetches keep working and never see a torn record; once space is freed,
  * produce resumes with no gap in the offsets. libnagare and `nagare
- * produce` name the full disk (issue 11 section 4): at once, and in the
- * report of a record that ran out of time, never as a bare timeout.
+ * produce` name the full disk at once, and in the report of a record that
+ * ran out of time, never as a bare timeout: the cause tells the user to free
+ * space rather than wait.
  * Mounting needs root: the tests are skipped with a message otherwise.
  */
 #include <criterion/criterion.h>
@@ -174,6 +175,33 @@ static int64_t fill_disk(struct cl *c, int64_t acked)
                      steps[s].records, err_str(err));
     }
     return acked;
+}
+
+/* InitProducerId's request-level error (0 when it gave an id). */
+static int init_producer_id_err(struct cl *c)
+{
+    uint32_t corr = cl_next_corr(c);
+    cr_assert_eq(proto_init_producer_id_req_encode(cl_wr(c), 0, corr, proto_str_make("t")), 0);
+    cr_assert_eq(cl_send_wr(c), 0);
+    struct proto_resp_header h;
+    struct rd body;
+    cr_assert_eq(cl_recv(c, &h, &body), 0);
+    cr_assert_eq(h.correlation_id, corr);
+    return h.err;
+}
+
+Test(diskfull, a_producer_id_on_a_full_disk_names_the_full_disk)
+{
+    struct cl c;
+    char ballast[sizeof(B.data_dir) + 16];
+    start_on_small_disk(&c, ballast, sizeof(ballast));
+    /* No id given yet: the first one reserves a block of ids on disk. */
+    (void)fill_disk(&c, 0);
+    int err = init_producer_id_err(&c);
+    cr_assert_eq(err, -NG_EDISK_FULL, "InitProducerId: %s", err_str(err));
+    cr_assert_eq(unlink(ballast), 0);
+    cr_assert_eq(init_producer_id_err(&c), 0, "an id once space is freed");
+    cl_close(&c);
 }
 
 /* What the callbacks saw. */

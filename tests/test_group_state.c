@@ -28,7 +28,7 @@ static void teardown(void) { group_fini(&g); }
 TestSuite(group, .init = setup, .fini = teardown);
 
 struct view {
-    char id[GROUP_MEMBER_ID_BYTES];
+    char id[PROTO_GROUP_MEMBER_ID_BYTES];
     uint32_t gen;
     struct group_tp grant[GROUP_PARTITIONS_MAX];
     uint32_t count;
@@ -220,7 +220,7 @@ Test(group, new_partitions_are_assigned_on_expire)
 
 Test(group, bad_joins_are_refused_without_a_trace)
 {
-    char id[GROUP_MEMBER_ID_BYTES];
+    char id[PROTO_GROUP_MEMBER_ID_BYTES];
     const char *const empty[] = {""};
     cr_assert_eq(group_join(&g, NULL, empty, 1, 10000, 0, partitions_of, NULL, id), -NG_EBADNAME);
     cr_assert_eq(group_join(&g, NULL, just_t, 1, 10, 0, partitions_of, NULL, id), -NG_EBADARG);

@@ -35,6 +35,7 @@
 #include "base/clock.h"
 #include "base/err.h"
 #include "net/loop.h"
+#include "tests/sys_support.h"
 
 #define WAIT_MS 20000 /* generous: a slow machine must not fail a test */
 
@@ -429,23 +430,6 @@ static void round_trip(uint16_t port)
     send_frame(fd, "Eping", 5);
     expect_echo(fd, "Eping", 5);
     close(fd);
-}
-
-/* Raises RLIMIT_NOFILE to its hard limit when fds descriptors do not fit
- * the soft one; skips the test when the hard limit is too low. */
-static void need_fds(rlim_t fds)
-{
-    struct rlimit rl;
-    cr_assert_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
-    if (rl.rlim_cur >= fds) {
-        return;
-    }
-    if (rl.rlim_max < fds) {
-        cr_skip_test("needs %llu descriptors; RLIMIT_NOFILE's hard limit is %llu",
-                     (unsigned long long)fds, (unsigned long long)rl.rlim_max);
-    }
-    rl.rlim_cur = rl.rlim_max;
-    cr_assert_eq(setrlimit(RLIMIT_NOFILE, &rl), 0, "setrlimit: %s", strerror(errno));
 }
 
 /* ---- tests --------------------------------------------------------------- */

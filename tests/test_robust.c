@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "tests/broker_support.h"
+#include "tests/sys_support.h"
 
 /* The broker runs with a 256 MiB buffer budget (mem_bytes_max); its
  * resident memory may not pass that plus 64 MiB for everything else (the
@@ -98,10 +99,7 @@ static void create(const char *topic)
 Test(robust, ten_thousand_idle_connections_do_not_stop_the_others)
 {
     enum { IDLE = 10000 };
-    struct rlimit rl = {.rlim_cur = IDLE + 1024, .rlim_max = IDLE + 1024};
-    if (setrlimit(RLIMIT_NOFILE, &rl) != 0) {
-        cr_skip_test("cannot raise RLIMIT_NOFILE to %d: %s", IDLE + 1024, strerror(errno));
-    }
+    need_fds(IDLE + 1024);
     bk_start(&B); /* inherits the limit */
     create("idle");
     static int fds[IDLE];

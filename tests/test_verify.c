@@ -9,6 +9,7 @@
 
 #include "storage/verify.h"
 #include "tests/storage_support.h"
+#include "tests/sys_support.h"
 
 static struct fx f;
 static uint8_t batch[FX_BATCH_MAX];
@@ -51,13 +52,7 @@ static void flip(const char *name, off_t at)
 {
     char path[512];
     snprintf(path, sizeof(path), "%s/%s", f.dir, name);
-    int fd = open(path, O_RDWR);
-    cr_assert_geq(fd, 0);
-    uint8_t b;
-    cr_assert_eq(pread(fd, &b, 1, at), 1);
-    b ^= 0x40;
-    cr_assert_eq(pwrite(fd, &b, 1, at), 1);
-    close(fd);
+    flip_byte(path, at, 0x40);
 }
 
 static struct verify_stats run(void)

@@ -457,6 +457,34 @@ static int consume_next(struct consume_run *r, const struct nagare_message **m,
     return rc;
 }
 
+/* After poll's -NAGARE_ECORRUPT: names the partition, the offsets it could
+ * not read and, when the broker reported a damaged range, where reading
+ * resumes past it (its records are lost). Returns the exit status. */
+static int consume_corrupt(const struct consume_run *r)
+{
+    const struct nagare_topic_partition *tp;
+    size_t n = 0;
+    if (nagare_consumer_assignment(r->c, &tp, &n) != 0) {
+        n = 0;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (tp[i].err != -NAGARE_ECORRUPT) {
+            continue;
+        }
+        int64_t end;
+        if (nagare_consumer_corrupt_end(r->c, r->o->topic, tp[i].partition, &end) != 0) {
+            return cli_fail(-NAGARE_ECORRUPT, "consume %s: partition %" PRId32 " at offset %" PRId64,
+                            r->o->topic, tp[i].partition, tp[i].offset);
+        }
+        return cli_failf("consume %s: partition %" PRId32 ": offsets [%" PRId64 ", %" PRId64
+                         ") are damaged on the broker and lost (%s); to read on past them: "
+                         "--partition %" PRId32 " --from %" PRId64,
+                         r->o->topic, tp[i].partition, tp[i].offset, end,
+                         nagare_strerror(-NAGARE_ECORRUPT), tp[i].partition, end);
+    }
+    return cli_fail(-NAGARE_ECORRUPT, "consume %s: fetching", r->o->topic);
+}
+
 /* Reads until done. Returns the exit status. */
 static int consume_loop(struct consume_run *r)
 {
@@ -478,6 +506,9 @@ static int consume_loop(struct consume_run *r)
     }
     if (rc == -EPIPE) {
         return CLI_EXIT_OK; /* the reader has had enough (| head) */
+    }
+    if (rc == -NAGARE_ECORRUPT) {
+        return consume_corrupt(r);
     }
     return rc < 0 ? cli_fail(rc, "consume %s: %s", r->o->topic, what) : CLI_EXIT_OK;
 }
