@@ -13,10 +13,10 @@
 
 struct run {
     FILE *out;
-    const char *where;        /* the partition directory being walked */
+    const char *where; /* the partition directory being walked */
     struct verify_stats stats;
     uint64_t meta_problems;
-    int unreadable;           /* first -errno met */
+    int unreadable; /* first -errno met */
 };
 
 #define PATH_BYTES 4608
@@ -42,13 +42,15 @@ static void report(void *arg, const struct verify_problem *p)
         return;
     }
     if (p->torn_tail) {
-        fprintf(r->out, "BAD %s/%s at byte %" PRIu64 " (offset %" PRId64 "): %s; nothing good "
-                "after it: a torn tail, recovery cuts it\n", r->where, p->file, p->position,
-                p->offset, err_str(p->reason));
+        fprintf(r->out,
+                "BAD %s/%s at byte %" PRIu64 " (offset %" PRId64 "): %s; nothing good "
+                "after it: a torn tail, recovery cuts it\n",
+                r->where, p->file, p->position, p->offset, err_str(p->reason));
         return;
     }
-    fprintf(r->out, "BAD %s/%s at bytes [%" PRIu64 ", %" PRIu64 ") (offsets [%" PRId64
-            ", %" PRId64 ")): %s; a damaged range: not served, the batches around it are\n",
+    fprintf(r->out,
+            "BAD %s/%s at bytes [%" PRIu64 ", %" PRIu64 ") (offsets [%" PRId64 ", %" PRId64
+            ")): %s; a damaged range: not served, the batches around it are\n",
             r->where, p->file, p->position, p->position + p->bytes, p->offset, p->offset_end,
             err_str(p->reason));
 }
@@ -81,8 +83,8 @@ static int32_t topic_meta(struct run *r, const char *topic_dir, const char *name
     char why[256] = "cannot read it";
     if (f == NULL || len > CATALOG_META_BYTES_MAX ||
         catalog_meta_decode(buf, len, &t, why, sizeof(why)) != 0 || strcmp(t.name, name) != 0) {
-        fprintf(r->out, "BAD %s: %s\n", path, f != NULL && strcmp(why, "cannot read it") == 0
-                                                   ? "names another topic" : why);
+        fprintf(r->out, "BAD %s: %s\n", path,
+                f != NULL && strcmp(why, "cannot read it") == 0 ? "names another topic" : why);
         r->meta_problems++;
         return -1;
     }
@@ -161,8 +163,9 @@ int datadir_verify(const char *data_dir, FILE *out)
         }
     }
     uint64_t problems = r.stats.problems + r.meta_problems;
-    fprintf(out, "verified %s: %" PRIu64 " segments, %" PRIu64 " batches, %" PRIu64
-                 " records, %" PRIu64 " bytes; %" PRIu64 " problem%s\n",
+    fprintf(out,
+            "verified %s: %" PRIu64 " segments, %" PRIu64 " batches, %" PRIu64 " records, %" PRIu64
+            " bytes; %" PRIu64 " problem%s\n",
             data_dir, r.stats.segments, r.stats.batches, r.stats.records, r.stats.bytes, problems,
             problems == 1 ? "" : "s");
     return r.unreadable != 0 ? 2 : problems > 0 ? 1 : 0;

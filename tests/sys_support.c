@@ -17,8 +17,7 @@ void need_fds(rlim_t fds)
         struct rlimit raised = {.rlim_cur = fds, .rlim_max = fds};
         if (setrlimit(RLIMIT_NOFILE, &raised) != 0) {
             cr_skip_test("needs %llu descriptors; RLIMIT_NOFILE's hard limit is %llu (%s)",
-                         (unsigned long long)fds, (unsigned long long)rl.rlim_max,
-                         strerror(errno));
+                         (unsigned long long)fds, (unsigned long long)rl.rlim_max, strerror(errno));
         }
         return;
     }

@@ -223,8 +223,10 @@ Test(damage, nagare_consume_names_the_damaged_range_and_where_to_resume)
     cr_assert_neq(bk_run(cmd, said, sizeof(said)), 0, "a failure: %s", said);
     cr_assert_not_null(strstr(said, "offsets [10000, 10500)"), "the range: %s", said);
     cr_assert_not_null(strstr(said, "--partition 0 --from 10500"), "where to resume: %s", said);
-    snprintf(cmd, sizeof(cmd), "'%s' consume c --broker %s --partition 0 --from 10500 "
-             "--format '%%o\\n'", nagare, B.bootstrap);
+    snprintf(cmd, sizeof(cmd),
+             "'%s' consume c --broker %s --partition 0 --from 10500 "
+             "--format '%%o\\n'",
+             nagare, B.bootstrap);
     FILE *p = popen(cmd, "r");
     cr_assert_not_null(p);
     long next = 10500; /* the rest, from where it said, in order */
