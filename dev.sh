@@ -7,6 +7,8 @@
 #   ./dev.sh fuzz   every libFuzzer target for FUZZ_SECONDS (default 30) each;
 #                   fails on any crash, leak, timeout or out-of-memory
 #   ./dev.sh tsan   the event loop's cross-thread paths under ThreadSanitizer
+#   ./dev.sh format check that every C file is as .clang-format lays it out
+#                   (fails naming each line that is not); `format fix` rewrites them
 # Idempotent: packages are installed only when missing, builds are incremental.
 set -eu
 cd "$(dirname "$0")"
@@ -118,6 +120,19 @@ fuzz)
         rm -rf "$scratch"
     fi
     ;;
+format)
+    # Debian 12's clang-format (14): another version may lay out a few
+    # constructs differently, so the check names the one it ran.
+    ensure_packages clang-format
+    files=$(git ls-files '*.c' '*.h')
+    if [ "${2:-check}" = fix ]; then
+        clang-format -i $files
+    else
+        echo "format: $(clang-format --version)"
+        clang-format --dry-run --Werror $files
+        echo "format: $(echo "$files" | wc -l) files as .clang-format lays them out"
+    fi
+    ;;
 tsan)
     # Criterion cannot start under TSan, so the threads get a plain program.
     ensure_packages clang
@@ -128,7 +143,7 @@ tsan)
     TSAN_OPTIONS=halt_on_error=1 ./build-tsan/tests/tsan_loop
     ;;
 *)
-    echo "usage: ./dev.sh run|test|release|asan|fuzz|tsan" >&2
+    echo "usage: ./dev.sh run|test|release|asan|fuzz|tsan|format [fix]" >&2
     exit 2
     ;;
 esac
