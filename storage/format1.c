@@ -296,17 +296,13 @@ int format1_segment_is_format1(int fd, uint64_t size, size_t batch_bytes_max)
     return rc != 0 ? rc : f == SEG_FORMAT1;
 }
 
-int format1_segment_copy(int fd, uint64_t size, int out_fd, size_t batch_bytes_max,
-                         uint64_t *upgraded)
+int format1_segment_copy(int fd, uint64_t size, int out_fd, size_t batch_bytes_max)
 {
     struct walk w;
     enum seg_format f;
     int rc = walk_init(&w, fd, size, batch_bytes_max);
     w.out_fd = out_fd;
     rc = rc == 0 ? walk_file(&w, &f) : rc;
-    if (upgraded != NULL) {
-        *upgraded = w.upgraded;
-    }
     free(w.win);
     return rc;
 }

@@ -63,9 +63,8 @@ MUST_USE int format1_segment_is_format1(int fd, uint64_t size, size_t batch_byte
  * format-1 segment fd exactly as format1_upgrade_dir() would make them
  * (every valid format-1 batch upgraded, damaged bytes as they are), without
  * syncing: for a verifier to judge the segment as the broker will read it.
- * *upgraded (may be NULL): batches rewritten. Returns 0, -errno or -ENOMEM. */
-MUST_USE int format1_segment_copy(int fd, uint64_t size, int out_fd, size_t batch_bytes_max,
-                                  uint64_t *upgraded);
+ * Returns 0, -errno or -ENOMEM. */
+MUST_USE int format1_segment_copy(int fd, uint64_t size, int out_fd, size_t batch_bytes_max);
 
 /* Upgrades every format-1 segment (".log") of the partition directory dirfd
  * (`dir` names it in the log). A segment is format 1 when its first valid

@@ -68,7 +68,7 @@ static int format1_as_upgraded(struct walk *w)
     if (t != NULL) {
         fclose(t);
     }
-    rc = rc == 0 ? format1_segment_copy(w->fd, w->size, fd, w->batch_bytes_max, NULL) : rc;
+    rc = rc == 0 ? format1_segment_copy(w->fd, w->size, fd, w->batch_bytes_max) : rc;
     if (rc != 0) {
         if (fd >= 0) {
             close(fd);
