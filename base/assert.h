@@ -13,14 +13,13 @@
 #include <assert.h> /* static_assert */
 #include <stddef.h> /* offsetof */
 
-_Noreturn void base_assert_fail(const char *expr, const char *file, int line,
-                                const char *func);
+_Noreturn void base_assert_fail(const char *expr, const char *file, int line, const char *func);
 
-#define ASSERT(expr)                                                         \
-    do {                                                                     \
-        if (__builtin_expect(!(expr), 0)) {                                  \
-            base_assert_fail(#expr, __FILE__, __LINE__, __func__);           \
-        }                                                                    \
+#define ASSERT(expr)                                               \
+    do {                                                           \
+        if (__builtin_expect(!(expr), 0)) {                        \
+            base_assert_fail(#expr, __FILE__, __LINE__, __func__); \
+        }                                                          \
     } while (0)
 
 /* Marks a place control must never reach. */
@@ -33,6 +32,6 @@ _Noreturn void base_assert_fail(const char *expr, const char *file, int line,
 
 /* The struct of type holding member at ptr (a callback's embedded link or
  * waiter back to its request). */
-#define container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
+#define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 
 #endif

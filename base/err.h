@@ -13,46 +13,46 @@
 enum ng_err {
     NG_ERR_FIRST = 4096,
     /* decoding */
-    NG_ETRUNCATED = 4096,   /* input ends before its header or lengths say */
-    NG_EBADVARINT = 4097,   /* a varint longer than 10 bytes */
-    NG_ENOSPACE = 4098,     /* an encoder ran out of its buffer */
-    NG_EBADLEN = 4099,      /* a length field out of bounds */
-    NG_EBADCOUNT = 4100,    /* a count negative, or not what was found */
-    NG_ECHECKSUM = 4101,    /* checksum does not match the bytes */
-    NG_EBADVERSION = 4102,  /* unknown format or api version */
-    NG_EBADCODEC = 4103,    /* unknown compression codec */
-    NG_EDECOMPRESS = 4104,  /* compressed bytes do not decompress */
-    NG_EBADDELTA = 4105,    /* record offset deltas are not 0..count-1 */
-    NG_ETOOBIG = 4106,      /* larger than the configured maximum */
-    NG_EBADARG = 4107,      /* an argument or field with a value not allowed */
+    NG_ETRUNCATED = 4096,  /* input ends before its header or lengths say */
+    NG_EBADVARINT = 4097,  /* a varint longer than 10 bytes */
+    NG_ENOSPACE = 4098,    /* an encoder ran out of its buffer */
+    NG_EBADLEN = 4099,     /* a length field out of bounds */
+    NG_EBADCOUNT = 4100,   /* a count negative, or not what was found */
+    NG_ECHECKSUM = 4101,   /* checksum does not match the bytes */
+    NG_EBADVERSION = 4102, /* unknown format or api version */
+    NG_EBADCODEC = 4103,   /* unknown compression codec */
+    NG_EDECOMPRESS = 4104, /* compressed bytes do not decompress */
+    NG_EBADDELTA = 4105,   /* record offset deltas are not 0..count-1 */
+    NG_ETOOBIG = 4106,     /* larger than the configured maximum */
+    NG_EBADARG = 4107,     /* an argument or field with a value not allowed */
     /* storage */
-    NG_EOFFSET_RANGE = 4120, /* offset below the log start or past the end */
-    NG_EFAILED = 4121,       /* the log failed an fsync or write; no more writes */
-    NG_ECORRUPT = 4122,      /* bad bytes on disk (log, index, metadata) */
-    NG_EBUSY = 4123,         /* a bounded queue is full; try again later */
-    NG_ECLOSED = 4124,       /* the object is closing or closed */
-    NG_ENOTFOUND = 4125,     /* no such item (e.g. no offset for a timestamp) */
+    NG_EOFFSET_RANGE = 4120,  /* offset below the log start or past the end */
+    NG_EFAILED = 4121,        /* the log failed an fsync or write; no more writes */
+    NG_ECORRUPT = 4122,       /* bad bytes on disk (log, index, metadata) */
+    NG_EBUSY = 4123,          /* a bounded queue is full; try again later */
+    NG_ECLOSED = 4124,        /* the object is closing or closed */
+    NG_ENOTFOUND = 4125,      /* no such item (e.g. no offset for a timestamp) */
     NG_EDISCONTINUITY = 4126, /* batch offsets do not continue the log */
     /* protocol and broker */
-    NG_EUNKNOWN_API = 4140,    /* api key not served */
-    NG_EUNKNOWN_TOPIC = 4141,  /* no such topic or partition */
-    NG_ETOPIC_EXISTS = 4142,   /* topic already exists */
-    NG_EBADNAME = 4143,        /* topic or group name not allowed */
-    NG_EDUPLICATE = 4144,      /* idempotent duplicate (answered with offset) */
-    NG_EOUT_OF_ORDER = 4145,   /* producer sequence gap */
-    NG_EPRODUCER_FENCED = 4146, /* stale producer epoch */
-    NG_ETIMEOUT = 4147,        /* a wait ran out */
-    NG_ENOT_COORDINATOR = 4148, /* reserved for groups */
-    NG_EREBALANCE = 4149,      /* group is rebalancing */
+    NG_EUNKNOWN_API = 4140,        /* api key not served */
+    NG_EUNKNOWN_TOPIC = 4141,      /* no such topic or partition */
+    NG_ETOPIC_EXISTS = 4142,       /* topic already exists */
+    NG_EBADNAME = 4143,            /* topic or group name not allowed */
+    NG_EDUPLICATE = 4144,          /* idempotent duplicate (answered with offset) */
+    NG_EOUT_OF_ORDER = 4145,       /* producer sequence gap */
+    NG_EPRODUCER_FENCED = 4146,    /* stale producer epoch */
+    NG_ETIMEOUT = 4147,            /* a wait ran out */
+    NG_ENOT_COORDINATOR = 4148,    /* reserved for groups */
+    NG_EREBALANCE = 4149,          /* group is rebalancing */
     NG_EILLEGAL_GENERATION = 4150, /* stale group generation */
-    NG_EUNKNOWN_MEMBER = 4151,  /* member not in group */
-    NG_EGROUP_NOT_EMPTY = 4152, /* operation needs an empty group */
-    NG_EDISCONNECTED = 4153,    /* peer closed or unreachable */
-    NG_EPROTO = 4154,           /* peer broke the protocol */
-    NG_ESYSTEM = 4155,          /* a system call failed on the peer (errno) */
-    NG_ENOT_ACQUIRED = 4156,    /* share ack for records this member does not hold */
-    NG_EDISK_FULL = 4157,       /* the broker's disk is full: retry later */
-    NG_ETRANSACTIONAL = 4158,   /* a transactional or control batch: no transactions yet */
+    NG_EUNKNOWN_MEMBER = 4151,     /* member not in group */
+    NG_EGROUP_NOT_EMPTY = 4152,    /* operation needs an empty group */
+    NG_EDISCONNECTED = 4153,       /* peer closed or unreachable */
+    NG_EPROTO = 4154,              /* peer broke the protocol */
+    NG_ESYSTEM = 4155,             /* a system call failed on the peer (errno) */
+    NG_ENOT_ACQUIRED = 4156,       /* share ack for records this member does not hold */
+    NG_EDISK_FULL = 4157,          /* the broker's disk is full: retry later */
+    NG_ETRANSACTIONAL = 4158,      /* a transactional or control batch: no transactions yet */
     NG_ERR_LAST
 };
 

@@ -252,8 +252,8 @@ static int blocking_wait(struct ring *r, struct blocking_op *b)
     return b->res;
 }
 
-int ring_write_all(struct ring *r, enum ring_kind kind, int fd, const void *buf,
-                   size_t len, uint64_t off)
+int ring_write_all(struct ring *r, enum ring_kind kind, int fd, const void *buf, size_t len,
+                   uint64_t off)
 {
     const uint8_t *p = buf;
     while (len > 0) {

@@ -38,10 +38,10 @@ enum ring_kind {
     RING_LOG_SYNC,    /* fdatasync of a .log */
     RING_INDEX_WRITE, /* .index / .timeindex data */
     RING_INDEX_SYNC,
-    RING_DIR_SYNC,    /* fsync of a directory after create/rename/unlink */
-    RING_META_WRITE,  /* topic registry, offsets and other metadata files */
+    RING_DIR_SYNC,   /* fsync of a directory after create/rename/unlink */
+    RING_META_WRITE, /* topic registry, offsets and other metadata files */
     RING_META_SYNC,
-    RING_NET,         /* sockets */
+    RING_NET,           /* sockets */
     RING_LOG_WRITEBACK, /* sync_file_range starting a .log's write-back early */
     RING_KIND_COUNT
 };
@@ -64,7 +64,7 @@ struct ring_deferred {
 
 struct ring {
     struct io_uring uring;
-    uint32_t inflight; /* ops submitted whose last completion has not run */
+    uint32_t inflight;                   /* ops submitted whose last completion has not run */
     struct ring_deferred *deferred_head; /* run before the next submit, in order */
     struct ring_deferred *deferred_tail;
 };
@@ -116,10 +116,9 @@ MUST_USE int ring_run(struct ring *r, int timeout_ms);
  * ring_write_all() writes len bytes of buf at off, resubmitting after short
  * writes; a write that moves nothing is -EIO. ring_fsync() is fdatasync when
  * datasync, else fsync. Both return 0 or -errno. */
-MUST_USE int ring_write_all(struct ring *r, enum ring_kind kind, int fd,
-                            const void *buf, size_t len, uint64_t off);
-MUST_USE int ring_fsync(struct ring *r, enum ring_kind kind, int fd,
-                        bool datasync);
+MUST_USE int ring_write_all(struct ring *r, enum ring_kind kind, int fd, const void *buf,
+                            size_t len, uint64_t off);
+MUST_USE int ring_fsync(struct ring *r, enum ring_kind kind, int fd, bool datasync);
 
 /* Directory entries changed outside the ring: storage and the catalog
  * create, rename and remove files and directories with openat, mkdirat,

@@ -32,10 +32,10 @@
 struct sim_write {
     uint64_t seq;
     uint64_t off;
-    size_t len;        /* bytes that landed */
-    uint8_t *post;     /* those bytes */
-    uint8_t *own;      /* the allocation post points into (owned) */
-    bool poisoned;     /* a failed write or fsync covered it: never durable */
+    size_t len;    /* bytes that landed */
+    uint8_t *post; /* those bytes */
+    uint8_t *own;  /* the allocation post points into (owned) */
+    bool poisoned; /* a failed write or fsync covered it: never durable */
 };
 
 /* A file with writes recorded, reached through our own descriptor (the
@@ -58,12 +58,12 @@ struct sim_file {
 /* A directory change not yet durable. */
 struct sim_dirent {
     uint64_t seq;
-    int op;               /* enum ring_dirent, or SIM_RENAME */
-    dev_t dev;            /* the directory whose fsync makes it durable */
+    int op;    /* enum ring_dirent, or SIM_RENAME */
+    dev_t dev; /* the directory whose fsync makes it durable */
     ino_t ino;
-    ino_t entry_ino;      /* rename: the inode that moved */
-    char *path;           /* the entry (rename: its old path) */
-    char *path_to;        /* rename: the new path */
+    ino_t entry_ino;              /* rename: the inode that moved */
+    char *path;                   /* the entry (rename: its old path) */
+    char *path_to;                /* rename: the new path */
     char stash[STASH_NAME_BYTES]; /* the kept link of a removed file, or "" */
     bool poisoned;
 };
@@ -74,20 +74,20 @@ struct sim_slot {
     struct ring_op *op;
     struct io_uring_sqe *sqe; /* until submitted */
     bool submitted;
-    bool write;               /* else an fsync */
-    bool dir;                 /* fsync of a directory */
+    bool write; /* else an fsync */
+    bool dir;   /* fsync of a directory */
     dev_t dev;
     ino_t ino;
-    int file;                 /* write: index into files */
+    int file; /* write: index into files */
     uint64_t off;
     size_t len;
-    uint64_t size;            /* fsync: the file's size when it began */
-    uint64_t seq;             /* fsync: covers records up to here */
+    uint64_t size; /* fsync: the file's size when it began */
+    uint64_t seq;  /* fsync: covers records up to here */
 };
 
 static struct {
     bool on;
-    bool debug;           /* NAGARE_SIM_DEBUG: say what a cut does and what fails */
+    bool debug; /* NAGARE_SIM_DEBUG: say what a cut does and what fails */
     int stash_fd;
     uint64_t stash_seq;
     uint32_t nosync;
@@ -339,8 +339,12 @@ static void write_done(const struct sim_slot *s, int real_res, int res)
     ASSERT(len <= s->len);
     uint8_t *post = read_copy(f->fd, len, s->off);
     f->w = grow(f->w, &f->cap, f->count, sizeof(*f->w));
-    f->w[f->count++] = (struct sim_write){.seq = ++sim.seq, .off = s->off, .len = len,
-                                          .post = post, .own = post, .poisoned = res < 0};
+    f->w[f->count++] = (struct sim_write){.seq = ++sim.seq,
+                                          .off = s->off,
+                                          .len = len,
+                                          .post = post,
+                                          .own = post,
+                                          .poisoned = res < 0};
     sim.stats.writes++;
 }
 

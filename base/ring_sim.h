@@ -66,16 +66,16 @@ enum ring_sim_cut {
 };
 
 struct ring_sim_stats {
-    uint64_t writes;          /* file writes recorded */
-    uint64_t syncs;           /* fsyncs that made something durable */
-    uint64_t syncs_failed;    /* fsyncs that failed (poisoned their data) */
-    uint64_t dirents;         /* directory changes recorded */
-    uint64_t cuts;            /* power cuts applied */
-    uint64_t writes_dropped;  /* at cuts: unsynced writes wholly undone */
-    uint64_t writes_torn;     /* partly kept */
-    uint64_t writes_kept;     /* wholly kept */
-    uint64_t bytes_lost;      /* unsynced bytes undone */
-    uint64_t dirents_undone;  /* unsynced directory changes undone */
+    uint64_t writes;         /* file writes recorded */
+    uint64_t syncs;          /* fsyncs that made something durable */
+    uint64_t syncs_failed;   /* fsyncs that failed (poisoned their data) */
+    uint64_t dirents;        /* directory changes recorded */
+    uint64_t cuts;           /* power cuts applied */
+    uint64_t writes_dropped; /* at cuts: unsynced writes wholly undone */
+    uint64_t writes_torn;    /* partly kept */
+    uint64_t writes_kept;    /* wholly kept */
+    uint64_t bytes_lost;     /* unsynced bytes undone */
+    uint64_t dirents_undone; /* unsynced directory changes undone */
     uint64_t dirents_kept;
 };
 

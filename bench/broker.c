@@ -57,10 +57,7 @@ static int rm_entry(const char *path, const struct stat *st, int flag, struct FT
     return remove(path) == 0 ? 0 : -errno;
 }
 
-static int rm_tree(const char *root)
-{
-    return nftw(root, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
+static int rm_tree(const char *root) { return nftw(root, rm_entry, 16, FTW_DEPTH | FTW_PHYS); }
 
 static void print_log_tail(const char *path, const char *why)
 {
@@ -165,8 +162,8 @@ int bench_broker_spawn(struct bench_broker *b, const char *path, const char *par
         return rc;
     }
     b->spawned = true;
-    const char *argv[6 + 2 * BENCH_BROKER_SETS_MAX + 1] = {
-        "nagared", "--listen", "127.0.0.1:0", "--data-dir", b->data_dir};
+    const char *argv[6 + 2 * BENCH_BROKER_SETS_MAX + 1] = {"nagared", "--listen", "127.0.0.1:0",
+                                                           "--data-dir", b->data_dir};
     size_t argc = 5;
     for (size_t i = 0; i < n; i++) {
         argv[argc++] = "--set";
@@ -294,8 +291,8 @@ static int wait_accepted(const struct bench_broker *b, long before, uint32_t wan
         }
         sleep_ms(10);
     }
-    fprintf(stderr, "nagare-bench: the broker did not accept %u idle connections in %d ms\n",
-            want, IDLE_ACCEPT_MS);
+    fprintf(stderr, "nagare-bench: the broker did not accept %u idle connections in %d ms\n", want,
+            IDLE_ACCEPT_MS);
     return -ETIMEDOUT;
 }
 

@@ -27,12 +27,12 @@
 #define BENCH_BROKER_STOP_MS 30000
 
 struct bench_broker {
-    char bootstrap[280];        /* "host:port" for the clients */
-    int pid;                    /* 0: not known (no /proc figures) */
+    char bootstrap[280]; /* "host:port" for the clients */
+    int pid;             /* 0: not known (no /proc figures) */
     bool spawned;
-    char root[PATH_MAX];        /* spawned: the temporary directory, else "" */
-    char data_dir[PATH_MAX];    /* spawned: root/data, else "" */
-    char log_path[PATH_MAX];    /* spawned: root/nagared.log */
+    char root[PATH_MAX];     /* spawned: the temporary directory, else "" */
+    char data_dir[PATH_MAX]; /* spawned: root/data, else "" */
+    char log_path[PATH_MAX]; /* spawned: root/nagared.log */
 };
 
 /* Names a running broker (bootstrap copied); pid may be 0. Returns 0 or

@@ -23,7 +23,4 @@ static int e2e(struct session *s)
     return session_phase(s, "e2e", &cfg);
 }
 
-int bench_e2e_main(int argc, char **argv)
-{
-    return session_main(SESSION_E2E, argc, argv, e2e);
-}
+int bench_e2e_main(int argc, char **argv) { return session_main(SESSION_E2E, argc, argv, e2e); }

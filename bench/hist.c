@@ -16,9 +16,9 @@ uint32_t hist_bucket_of(uint64_t value)
     if (value < HIST_SUB_COUNT) {
         return (uint32_t)value;
     }
-    uint32_t msb = 63u - (uint32_t)__builtin_clzll(value);   /* >= HIST_SUB_BITS */
-    uint32_t shift = msb - (HIST_SUB_BITS - 1u);               /* >= 1 */
-    uint32_t sub = (uint32_t)(value >> shift);                 /* [128, 256) */
+    uint32_t msb = 63u - (uint32_t)__builtin_clzll(value); /* >= HIST_SUB_BITS */
+    uint32_t shift = msb - (HIST_SUB_BITS - 1u);           /* >= 1 */
+    uint32_t sub = (uint32_t)(value >> shift);             /* [128, 256) */
     ASSERT(sub >= HIST_HALF_COUNT && sub < HIST_SUB_COUNT);
     return HIST_SUB_COUNT + (shift - 1u) * HIST_HALF_COUNT + (sub - HIST_HALF_COUNT);
 }

@@ -22,8 +22,8 @@
 /* Bits of precision: 8 gives buckets at most 1/128 wide relative to their
  * value (0.79%), finer than any latency this machine can reproduce twice. */
 #define HIST_SUB_BITS 8u
-#define HIST_SUB_COUNT (1u << HIST_SUB_BITS)          /* 256 exact buckets */
-#define HIST_HALF_COUNT (HIST_SUB_COUNT / 2u)         /* 128 per power of two */
+#define HIST_SUB_COUNT (1u << HIST_SUB_BITS)  /* 256 exact buckets */
+#define HIST_HALF_COUNT (HIST_SUB_COUNT / 2u) /* 128 per power of two */
 /* 256 exact values, then one group of 128 for each exponent 8..63. */
 #define HIST_BUCKET_COUNT (HIST_SUB_COUNT + (64u - HIST_SUB_BITS) * HIST_HALF_COUNT)
 
@@ -31,9 +31,9 @@ static_assert(HIST_BUCKET_COUNT == 7424, "bucket count as documented (59 KiB)");
 
 struct hist {
     uint64_t count;
-    uint64_t min;                 /* UINT64_MAX while empty */
-    uint64_t max;                 /* 0 while empty */
-    long double sum;              /* exact enough for a mean of ns over hours */
+    uint64_t min;    /* UINT64_MAX while empty */
+    uint64_t max;    /* 0 while empty */
+    long double sum; /* exact enough for a mean of ns over hours */
     uint64_t buckets[HIST_BUCKET_COUNT];
 };
 

@@ -32,15 +32,15 @@ struct load_worker {
     bool started;
     struct load *l;
     bool producer;
-    uint32_t index;              /* among its kind */
+    uint32_t index; /* among its kind */
     nagare_producer *p;
     nagare_consumer *c;
-    uint64_t target;             /* producer: records to send */
-    uint64_t acked;              /* producer: reports of success so far */
-    uint64_t ack_now_ns;         /* producer: when this poll's reports came; 0: not read */
+    uint64_t target;     /* producer: records to send */
+    uint64_t acked;      /* producer: reports of success so far */
+    uint64_t ack_now_ns; /* producer: when this poll's reports came; 0: not read */
     uint64_t failed;
-    int err;                     /* the first error; 0 */
-    _Atomic uint64_t progress;   /* acked or consumed, published to the monitor */
+    int err;                   /* the first error; 0 */
+    _Atomic uint64_t progress; /* acked or consumed, published to the monitor */
     uint64_t bytes;
     struct hist *lat;
     uint8_t *value;
@@ -82,8 +82,7 @@ static bool stopping(struct load *l)
 
 int load_result_init(struct load_result *r)
 {
-    *r = (struct load_result){.broker_cpu_pct = -1, .broker_rss_max_kib = -1,
-                              .broker_hwm_kib = -1};
+    *r = (struct load_result){.broker_cpu_pct = -1, .broker_rss_max_kib = -1, .broker_hwm_kib = -1};
     r->ack = malloc(sizeof(*r->ack));
     r->e2e = malloc(sizeof(*r->e2e));
     if (r->ack == NULL || r->e2e == NULL) {
@@ -205,8 +204,10 @@ static int prod_run(struct load_worker *w)
 {
     struct load *l = w->l;
     const struct load_cfg *cfg = l->cfg;
-    struct nagare_record rec = {.topic = cfg->topic, .partition = NAGARE_PARTITION_ANY,
-                                .key_len = -1, .value = w->value,
+    struct nagare_record rec = {.topic = cfg->topic,
+                                .partition = NAGARE_PARTITION_ANY,
+                                .key_len = -1,
+                                .value = w->value,
                                 .value_len = (ssize_t)cfg->record_bytes};
     uint64_t poll_every = cfg->batch_bytes / ((uint64_t)cfg->record_bytes + 8u);
     poll_every = poll_every == 0 ? 1 : poll_every;
@@ -321,8 +322,7 @@ static int cons_run(struct load_worker *w)
     uint64_t seen = 0;
     uint64_t seen_ns = clock_mono_ns();
     uint64_t n = 0;
-    while (!stopping(l) &&
-           atomic_load_explicit(&l->consumed_total, memory_order_relaxed) < goal) {
+    while (!stopping(l) && atomic_load_explicit(&l->consumed_total, memory_order_relaxed) < goal) {
         const struct nagare_message *m = NULL;
         int rc = nagare_consumer_poll(w->c, LOAD_TICK_MS, &m);
         if (rc < 0) {
@@ -441,8 +441,8 @@ static void watch_start(struct load *l, struct load_watch *wt)
 {
     int pid = l->cfg->broker_pid;
     sample_take(&wt->self0, NULL);
-    if (pid > 0 && (sample_proc_take(pid, &wt->broker0) != 0 ||
-                    sample_threads_take(pid, wt->threads0) != 0)) {
+    if (pid > 0 &&
+        (sample_proc_take(pid, &wt->broker0) != 0 || sample_threads_take(pid, wt->threads0) != 0)) {
         wt->broker0.cpu_s = -1;
     }
 }
@@ -484,16 +484,16 @@ static void collect(struct load *l, struct load_result *r)
             r->produce_err = r->produce_err != 0 ? r->produce_err : w->err;
             hist_merge(r->ack, w->lat);
             prod_end = w->end_ns > prod_end ? w->end_ns : prod_end;
-            r->producer_thread_max_pct = pct > r->producer_thread_max_pct ? pct
-                                                                          : r->producer_thread_max_pct;
+            r->producer_thread_max_pct =
+                pct > r->producer_thread_max_pct ? pct : r->producer_thread_max_pct;
         } else {
             r->consumed += atomic_load(&w->progress);
             r->consumed_bytes += w->bytes;
             r->consume_err = r->consume_err != 0 ? r->consume_err : w->err;
             hist_merge(r->e2e, w->lat);
             cons_end = w->end_ns > cons_end ? w->end_ns : cons_end;
-            r->consumer_thread_max_pct = pct > r->consumer_thread_max_pct ? pct
-                                                                          : r->consumer_thread_max_pct;
+            r->consumer_thread_max_pct =
+                pct > r->consumer_thread_max_pct ? pct : r->consumer_thread_max_pct;
         }
     }
     uint64_t goal_ns = atomic_load(&l->consume_end_ns);
@@ -624,7 +624,4 @@ int load_run(const struct load_cfg *cfg, struct load_result *r)
     return rc;
 }
 
-bool load_interrupted(void)
-{
-    return load_sigint != 0;
-}
+bool load_interrupted(void) { return load_sigint != 0; }

@@ -37,54 +37,54 @@
 struct load_cfg {
     const char *bootstrap;
     const char *topic;
-    int32_t partitions;          /* the topic's */
-    uint32_t record_bytes;       /* value bytes; keys are null */
+    int32_t partitions;    /* the topic's */
+    uint32_t record_bytes; /* value bytes; keys are null */
     /* producing: records > 0 and producers > 0 */
     uint32_t producers;
-    uint64_t records;            /* over all producers */
+    uint64_t records; /* over all producers */
     size_t batch_bytes;
     uint32_t linger_ms;
-    int acks;                    /* 0, 1, -1 (all) */
+    int acks; /* 0, 1, -1 (all) */
     enum nagare_compression compression;
     bool idempotent;
-    uint32_t inflight;           /* produce requests in flight per producer */
-    double rate;                 /* records/s over all producers; 0: as fast as it goes */
-    bool stamp;                  /* values start with their intended send time */
+    uint32_t inflight; /* produce requests in flight per producer */
+    double rate;       /* records/s over all producers; 0: as fast as it goes */
+    bool stamp;        /* values start with their intended send time */
     /* consuming: consumers > 0 */
     uint32_t consumers;
-    bool from_end;               /* start at the log end (e2e), else the beginning */
-    uint64_t consume_records;    /* done once this many arrived over all consumers */
-    uint32_t fetch_bytes_max;    /* per fetch request; 0: the client's default */
+    bool from_end;                      /* start at the log end (e2e), else the beginning */
+    uint64_t consume_records;           /* done once this many arrived over all consumers */
+    uint32_t fetch_bytes_max;           /* per fetch request; 0: the client's default */
     uint32_t partition_fetch_bytes_max; /* 0: the client's default */
-    uint32_t fetches_inflight;   /* 0: the client's default */
-    size_t buffer_bytes_max;     /* producers; 0: the client's default */
+    uint32_t fetches_inflight;          /* 0: the client's default */
+    size_t buffer_bytes_max;            /* producers; 0: the client's default */
     /* latencies of records intended before go + warmup_s are not counted */
     double warmup_s;
-    int broker_pid;              /* 0: no broker figures */
-    const char *label;           /* for progress lines */
-    bool progress;               /* print progress lines to stderr */
+    int broker_pid;    /* 0: no broker figures */
+    const char *label; /* for progress lines */
+    bool progress;     /* print progress lines to stderr */
 };
 
 struct load_result {
-    uint64_t produced;           /* records acknowledged */
-    uint64_t produce_errors;     /* records reported failed */
-    int produce_err;             /* the first failure, or 0 */
+    uint64_t produced;       /* records acknowledged */
+    uint64_t produce_errors; /* records reported failed */
+    int produce_err;         /* the first failure, or 0 */
     uint64_t consumed;
-    uint64_t consumed_bytes;     /* value bytes */
-    int consume_err;             /* the first consumer error, or 0 */
-    double produce_s;            /* go to the last acknowledgement */
-    double consume_s;            /* go to the last record wanted */
-    struct hist *ack;            /* send (or intended send) to acknowledgement, ns */
-    struct hist *e2e;            /* intended send to receipt, ns (stamped runs) */
+    uint64_t consumed_bytes; /* value bytes */
+    int consume_err;         /* the first consumer error, or 0 */
+    double produce_s;        /* go to the last acknowledgement */
+    double consume_s;        /* go to the last record wanted */
+    struct hist *ack;        /* send (or intended send) to acknowledgement, ns */
+    struct hist *e2e;        /* intended send to receipt, ns (stamped runs) */
     /* CPU: 100% = one core */
-    double producer_thread_max_pct;  /* busiest producer thread */
+    double producer_thread_max_pct; /* busiest producer thread */
     double consumer_thread_max_pct;
-    struct sample_delta self;    /* this process and the machine */
-    double broker_cpu_pct;       /* -1: no broker pid */
+    struct sample_delta self; /* this process and the machine */
+    double broker_cpu_pct;    /* -1: no broker pid */
     double broker_thread_max_pct;
     char broker_thread_comm[16];
-    int64_t broker_rss_max_kib;  /* largest VmRSS seen during the run; -1 */
-    int64_t broker_hwm_kib;      /* VmHWM at the end; -1 */
+    int64_t broker_rss_max_kib; /* largest VmRSS seen during the run; -1 */
+    int64_t broker_hwm_kib;     /* VmHWM at the end; -1 */
 };
 
 /* Allocates r's histograms (freed by load_result_fini). Returns 0 or -ENOMEM. */

@@ -64,9 +64,9 @@ struct nb_opts {
     uint32_t streams;
     uint64_t records;
     uint32_t record_bytes;
-    uint32_t threads;           /* publishers or consumers */
-    int64_t max_pending;        /* 0: from NB_PENDING_BYTES_DEFAULT */
-    bool ordered;               /* consume: ordered push consumers, else pull */
+    uint32_t threads;    /* publishers or consumers */
+    int64_t max_pending; /* 0: from NB_PENDING_BYTES_DEFAULT */
+    bool ordered;        /* consume: ordered push consumers, else pull */
     int fetch_batch;
     uint64_t warmup_mib;
     bool json;
@@ -80,10 +80,10 @@ struct nb_worker {
     natsConnection *nc;
     jsCtx *js;
     uint64_t target;
-    _Atomic uint64_t done;      /* acked or consumed */
+    _Atomic uint64_t done; /* acked or consumed */
     _Atomic uint64_t failed;
     struct hist *lat;
-    pthread_mutex_t lat_mu;     /* the ack handler runs on libnats' thread */
+    pthread_mutex_t lat_mu; /* the ack handler runs on libnats' thread */
     uint8_t *value;
     natsStatus err;
     double cpu_s;
@@ -92,7 +92,7 @@ struct nb_worker {
 
 struct nb_run {
     const struct nb_opts *o;
-    const char *prefix;         /* stream names: PREFIX<i>, subjects prefix.<i> */
+    const char *prefix; /* stream names: PREFIX<i>, subjects prefix.<i> */
     bool producing;
     uint64_t consume_goal;
     _Atomic uint64_t consumed;
@@ -291,9 +291,9 @@ static natsStatus cons_stream(struct nb_worker *w, uint32_t stream, uint64_t goa
     if (o->ordered) {
         so.Ordered = true;
         s = js_SubscribeSync(&sub, w->js, subj, NULL, &so, &jerr);
-        s = s == NATS_OK ? natsSubscription_SetPendingLimits(sub, NB_PENDING_MSGS,
-                                                             (int)NB_PENDING_BYTES)
-                         : s;
+        s = s == NATS_OK
+                ? natsSubscription_SetPendingLimits(sub, NB_PENDING_MSGS, (int)NB_PENDING_BYTES)
+                : s;
     } else {
         so.Config.AckPolicy = js_AckNone;
         s = js_PullSubscribe(&sub, w->js, subj, NULL, NULL, &so, &jerr);
@@ -445,8 +445,8 @@ static void watch_end(const struct nb_run *run, struct nb_watch *wt, struct nb_r
         r->server_thread_max_pct =
             100 * sample_threads_busiest(wt->t0, wt->t1, r->server_thread) / wall;
         r->server_hwm_kib = p1.hwm_kib;
-        r->server_rss_max_kib = p1.rss_kib > r->server_rss_max_kib ? p1.rss_kib
-                                                                   : r->server_rss_max_kib;
+        r->server_rss_max_kib =
+            p1.rss_kib > r->server_rss_max_kib ? p1.rss_kib : r->server_rss_max_kib;
     }
 }
 
@@ -467,8 +467,8 @@ static void collect(struct nb_run *run, struct nb_result *r)
 }
 
 /* Runs one phase: every worker connected first, then started together. */
-static int run_phase(const struct nb_opts *o, const char *prefix, bool producing,
-                     uint64_t records, struct nb_result *r)
+static int run_phase(const struct nb_opts *o, const char *prefix, bool producing, uint64_t records,
+                     struct nb_result *r)
 {
     struct nb_run *run = calloc(1, sizeof(*run));
     struct nb_watch wt = {.t0 = malloc(sizeof(*wt.t0)), .t1 = malloc(sizeof(*wt.t1))};
@@ -509,15 +509,9 @@ static int run_phase(const struct nb_opts *o, const char *prefix, bool producing
 
 /* ---- report ---- */
 
-static double ms(uint64_t ns)
-{
-    return (double)ns / 1e6;
-}
+static double ms(uint64_t ns) { return (double)ns / 1e6; }
 
-static double mib(int64_t kib)
-{
-    return kib < 0 ? -1 : (double)kib / 1024.0;
-}
+static double mib(int64_t kib) { return kib < 0 ? -1 : (double)kib / 1024.0; }
 
 static void print_row(const struct nb_opts *o, const struct nb_result *r)
 {
@@ -530,8 +524,8 @@ static void print_row(const struct nb_opts *o, const struct nb_result *r)
         return;
     }
     printf("  %-9s %8.3f %8.3f %8.3f %8.3f %8.3f\n", "send>ack", ms(hist_percentile(h, 50)),
-           ms(hist_percentile(h, 90)), ms(hist_percentile(h, 99)),
-           ms(hist_percentile(h, 99.9)), ms(h->max));
+           ms(hist_percentile(h, 90)), ms(hist_percentile(h, 99)), ms(hist_percentile(h, 99.9)),
+           ms(h->max));
 }
 
 static void print_table(const struct nb_opts *o, const struct nb_result *rs, uint32_t n)
@@ -540,7 +534,9 @@ static void print_table(const struct nb_opts *o, const struct nb_result *rs, uin
            "%u %s, %s\n\n",
            o->cmd == NB_PRODUCE ? "produce" : "consume", o->record_bytes, o->streams, o->threads,
            o->cmd == NB_PRODUCE ? "publishers (js_PublishAsync)" : "consumers",
-           o->cmd == NB_PRODUCE ? "async" : o->ordered ? "ordered push" : "pull, AckNone");
+           o->cmd == NB_PRODUCE ? "async"
+           : o->ordered         ? "ordered push"
+                                : "pull, AckNone");
     printf("%-10s %11s %8s %11s %8s  %-9s %8s %8s %8s %8s %8s\n", "phase", "records", "seconds",
            "records/s", "MB/s", "latency", "p50 ms", "p90 ms", "p99 ms", "p99.9 ms", "max ms");
     for (uint32_t i = 0; i < n; i++) {
@@ -566,16 +562,15 @@ static void json_result(const struct nb_opts *o, const struct nb_result *r)
     const struct hist *h = r->lat;
     printf("{\"name\": \"%s\", \"%s\": {\"records\": %" PRIu64 ", \"seconds\": %.4f, "
            "\"records_per_s\": %.1f, \"mb_per_s\": %.2f, \"latency_ms\": ",
-           r->name, strcmp(r->name, "consume") == 0 ? "consume" : "produce", r->records,
-           r->seconds, rps, rps * o->record_bytes / 1e6);
+           r->name, strcmp(r->name, "consume") == 0 ? "consume" : "produce", r->records, r->seconds,
+           rps, rps * o->record_bytes / 1e6);
     if (h->count == 0) {
         printf("null");
     } else {
         printf("{\"count\": %" PRIu64 ", \"mean\": %.4f, \"p50\": %.4f, \"p90\": %.4f, "
                "\"p99\": %.4f, \"p99_9\": %.4f, \"max\": %.4f}",
-               h->count, hist_mean(h) / 1e6, ms(hist_percentile(h, 50)),
-               ms(hist_percentile(h, 90)), ms(hist_percentile(h, 99)),
-               ms(hist_percentile(h, 99.9)), ms(h->max));
+               h->count, hist_mean(h) / 1e6, ms(hist_percentile(h, 50)), ms(hist_percentile(h, 90)),
+               ms(hist_percentile(h, 99)), ms(hist_percentile(h, 99.9)), ms(h->max));
     }
     printf("}, \"errors\": %" PRIu64 ", \"cpu\": {\"broker_pct\": %.1f, "
            "\"broker_thread_max_pct\": %.1f, \"broker_thread\": \"%s\", \"bench_pct\": %.1f, "
@@ -591,9 +586,12 @@ static void print_json(const struct nb_opts *o, const struct nb_result *rs, uint
     printf("{\"command\": \"%s\", \"config\": {\"streams\": %u, \"records\": %" PRIu64
            ", \"record_bytes\": %u, \"threads\": %u, \"max_pending\": %" PRId64
            ", \"mode\": \"%s\", \"warmup_mib\": %" PRIu64 "}, \"phases\": [",
-           o->cmd == NB_PRODUCE ? "produce" : "consume", o->streams, o->records,
-           o->record_bytes, o->threads, o->max_pending,
-           o->cmd == NB_PRODUCE ? "async" : o->ordered ? "ordered" : "pull", o->warmup_mib);
+           o->cmd == NB_PRODUCE ? "produce" : "consume", o->streams, o->records, o->record_bytes,
+           o->threads, o->max_pending,
+           o->cmd == NB_PRODUCE ? "async"
+           : o->ordered         ? "ordered"
+                                : "pull",
+           o->warmup_mib);
     for (uint32_t i = 0; i < n; i++) {
         printf("%s", i > 0 ? ", " : "");
         json_result(o, &rs[i]);
@@ -623,13 +621,20 @@ static void usage(FILE *out)
 }
 
 static const struct option nb_longopts[] = {
-    {"url", required_argument, NULL, 'u'},      {"server-pid", required_argument, NULL, 'p'},
-    {"streams", required_argument, NULL, 's'},  {"records", required_argument, NULL, 'n'},
-    {"record-bytes", required_argument, NULL, 'b'}, {"threads", required_argument, NULL, 'k'},
-    {"max-pending", required_argument, NULL, 'm'}, {"mode", required_argument, NULL, 'o'},
-    {"fetch-batch", required_argument, NULL, 'f'}, {"warmup-mib", required_argument, NULL, 'w'},
-    {"json", no_argument, NULL, 'j'},           {"quiet", no_argument, NULL, 'q'},
-    {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0},
+    {"url", required_argument, NULL, 'u'},
+    {"server-pid", required_argument, NULL, 'p'},
+    {"streams", required_argument, NULL, 's'},
+    {"records", required_argument, NULL, 'n'},
+    {"record-bytes", required_argument, NULL, 'b'},
+    {"threads", required_argument, NULL, 'k'},
+    {"max-pending", required_argument, NULL, 'm'},
+    {"mode", required_argument, NULL, 'o'},
+    {"fetch-batch", required_argument, NULL, 'f'},
+    {"warmup-mib", required_argument, NULL, 'w'},
+    {"json", no_argument, NULL, 'j'},
+    {"quiet", no_argument, NULL, 'q'},
+    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0},
 };
 
 static bool apply_opt(struct nb_opts *o, int opt, const char *arg)
@@ -690,8 +695,12 @@ static bool apply_opt(struct nb_opts *o, int opt, const char *arg)
 /* Returns 0, 1 after --help, 2 on a usage error. */
 static int parse(struct nb_opts *o, int argc, char **argv)
 {
-    *o = (struct nb_opts){.url = "nats://127.0.0.1:4222", .streams = 4, .records = 1000000,
-                          .record_bytes = 1024, .threads = 1, .fetch_batch = 4096,
+    *o = (struct nb_opts){.url = "nats://127.0.0.1:4222",
+                          .streams = 4,
+                          .records = 1000000,
+                          .record_bytes = 1024,
+                          .threads = 1,
+                          .fetch_batch = 4096,
                           .warmup_mib = 256};
     if (argc < 2 || (strcmp(argv[1], "produce") != 0 && strcmp(argv[1], "consume") != 0)) {
         bool help = argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0);
@@ -718,8 +727,8 @@ static int parse(struct nb_opts *o, int argc, char **argv)
 
 static int result_init(struct nb_result *r, const char *name)
 {
-    *r = (struct nb_result){.name = name, .server_pct = -1, .server_rss_max_kib = -1,
-                            .server_hwm_kib = -1};
+    *r = (struct nb_result){
+        .name = name, .server_pct = -1, .server_rss_max_kib = -1, .server_hwm_kib = -1};
     r->lat = malloc(sizeof(*r->lat));
     if (r->lat == NULL) {
         return -ENOMEM;

@@ -20,21 +20,15 @@
 
 struct row {
     const char *label;
-    const char *lat_kind;        /* "send>ack", "send>recv" or NULL */
+    const char *lat_kind; /* "send>ack", "send>recv" or NULL */
     uint64_t records;
     double seconds;
     const struct hist *lat;
 };
 
-static double ms(uint64_t ns)
-{
-    return (double)ns / 1e6;
-}
+static double ms(uint64_t ns) { return (double)ns / 1e6; }
 
-static double mib(int64_t kib)
-{
-    return kib < 0 ? -1 : (double)kib / 1024.0;
-}
+static double mib(int64_t kib) { return kib < 0 ? -1 : (double)kib / 1024.0; }
 
 /* The producing row and the consuming row of a phase (either may be absent). */
 static uint32_t phase_rows(const struct session_phase *ph, struct row rows[2])
@@ -44,12 +38,15 @@ static uint32_t phase_rows(const struct session_phase *ph, struct row rows[2])
     if (ph->consuming) {
         rows[n++] = (struct row){.label = ph->name,
                                  .lat_kind = ph->stamped ? "send>recv" : NULL,
-                                 .records = ph->r.consumed, .seconds = ph->r.consume_s,
+                                 .records = ph->r.consumed,
+                                 .seconds = ph->r.consume_s,
                                  .lat = ph->stamped ? ph->r.e2e : NULL};
     }
     if (ph->producing) {
-        rows[n++] = (struct row){.label = both ? "  acks" : ph->name, .lat_kind = "send>ack",
-                                 .records = ph->r.produced, .seconds = ph->r.produce_s,
+        rows[n++] = (struct row){.label = both ? "  acks" : ph->name,
+                                 .lat_kind = "send>ack",
+                                 .records = ph->r.produced,
+                                 .seconds = ph->r.produce_s,
                                  .lat = ph->r.ack};
     }
     return n;
@@ -75,10 +72,11 @@ static void limit_text(const struct session_phase *ph, char *buf, size_t cap)
     } else if (box >= REPORT_BOX_BOUND_PCT) {
         snprintf(buf, cap, "CPU: the machine (box %.0f%%: every core busy)", box);
     } else {
-        snprintf(buf, cap, "no thread CPU-bound (busiest %.0f%%), box %.0f%%: waits (disk, "
+        snprintf(buf, cap,
+                 "no thread CPU-bound (busiest %.0f%%), box %.0f%%: waits (disk, "
                  "network, or the pipeline's depth)",
-                 r->broker_thread_max_pct > r->producer_thread_max_pct
-                     ? r->broker_thread_max_pct : r->producer_thread_max_pct,
+                 r->broker_thread_max_pct > r->producer_thread_max_pct ? r->broker_thread_max_pct
+                                                                       : r->producer_thread_max_pct,
                  box);
     }
 }
@@ -92,31 +90,35 @@ static void print_header(const struct session *s, FILE *out)
     if (o->rate > 0) {
         snprintf(rate, sizeof(rate), "%.0f records/s", o->rate);
     }
-    fprintf(out, "  %u producer(s): batch %zu B, linger %u ms, acks %s, compression %s, %s, "
-                 "%u in flight, rate %s\n",
+    fprintf(out,
+            "  %u producer(s): batch %zu B, linger %u ms, acks %s, compression %s, %s, "
+            "%u in flight, rate %s\n",
             o->producers, o->batch_bytes, o->linger_ms,
-            o->acks < 0 ? "all" : o->acks == 0 ? "0" : "1",
+            o->acks < 0    ? "all"
+            : o->acks == 0 ? "0"
+                           : "1",
             o->compression == NAGARE_COMPRESSION_ZSTD ? "zstd" : "none",
             o->idempotent ? "idempotent" : "not idempotent", o->inflight, rate);
-    fprintf(out, "  %u consumer(s); broker %s%s (pid %d); %u idle connections; "
-                 "warm-up %" PRIu64 " MiB\n\n",
-            o->consumers, s->broker.bootstrap, s->broker.spawned ? ", spawned" : "",
-            s->broker.pid, s->idle_open, o->warmup_mib);
+    fprintf(out,
+            "  %u consumer(s); broker %s%s (pid %d); %u idle connections; "
+            "warm-up %" PRIu64 " MiB\n\n",
+            o->consumers, s->broker.bootstrap, s->broker.spawned ? ", spawned" : "", s->broker.pid,
+            s->idle_open, o->warmup_mib);
 }
 
 static void print_row(const struct row *w, uint32_t record_bytes, FILE *out)
 {
     double rps = w->seconds > 0 ? (double)w->records / w->seconds : 0;
-    fprintf(out, "%-10s %11" PRIu64 " %8.3f %11.0f %8.1f", w->label, w->records, w->seconds,
-            rps, rps * record_bytes / 1e6);
+    fprintf(out, "%-10s %11" PRIu64 " %8.3f %11.0f %8.1f", w->label, w->records, w->seconds, rps,
+            rps * record_bytes / 1e6);
     if (w->lat == NULL || w->lat->count == 0) {
         fprintf(out, "  %-9s\n", "-");
         return;
     }
     const struct hist *h = w->lat;
-    fprintf(out, "  %-9s %8.3f %8.3f %8.3f %8.3f %8.3f\n", w->lat_kind,
-            ms(hist_percentile(h, 50)), ms(hist_percentile(h, 90)),
-            ms(hist_percentile(h, 99)), ms(hist_percentile(h, 99.9)), ms(h->max));
+    fprintf(out, "  %-9s %8.3f %8.3f %8.3f %8.3f %8.3f\n", w->lat_kind, ms(hist_percentile(h, 50)),
+            ms(hist_percentile(h, 90)), ms(hist_percentile(h, 99)), ms(hist_percentile(h, 99.9)),
+            ms(h->max));
 }
 
 static void print_cpu(const struct session_phase *ph, FILE *out)
@@ -141,9 +143,8 @@ static void print_cpu(const struct session_phase *ph, FILE *out)
     }
     fprintf(out, "  limit %s\n", limit);
     if (r->produce_errors > 0 || r->produce_err != 0 || r->consume_err != 0) {
-        fprintf(out, "  errors: %" PRIu64 " records failed (%s); consumer: %s\n",
-                r->produce_errors, nagare_strerror(r->produce_err),
-                nagare_strerror(r->consume_err));
+        fprintf(out, "  errors: %" PRIu64 " records failed (%s); consumer: %s\n", r->produce_errors,
+                nagare_strerror(r->produce_err), nagare_strerror(r->consume_err));
     }
 }
 
@@ -151,8 +152,8 @@ static void print_table(const struct session *s, FILE *out)
 {
     print_header(s, out);
     fprintf(out, "%-10s %11s %8s %11s %8s  %-9s %8s %8s %8s %8s %8s\n", "phase", "records",
-            "seconds", "records/s", "MB/s", "latency", "p50 ms", "p90 ms", "p99 ms",
-            "p99.9 ms", "max ms");
+            "seconds", "records/s", "MB/s", "latency", "p50 ms", "p90 ms", "p99 ms", "p99.9 ms",
+            "max ms");
     for (uint32_t i = 0; i < s->phase_count; i++) {
         struct row rows[2];
         uint32_t n = phase_rows(&s->phases[i], rows);
@@ -195,9 +196,8 @@ static void json_lat(FILE *out, const struct hist *h)
     fprintf(out,
             "{\"count\": %" PRIu64 ", \"mean\": %.4f, \"p50\": %.4f, \"p90\": %.4f, "
             "\"p99\": %.4f, \"p99_9\": %.4f, \"max\": %.4f}",
-            h->count, hist_mean(h) / 1e6, ms(hist_percentile(h, 50)),
-            ms(hist_percentile(h, 90)), ms(hist_percentile(h, 99)),
-            ms(hist_percentile(h, 99.9)), ms(h->max));
+            h->count, hist_mean(h) / 1e6, ms(hist_percentile(h, 50)), ms(hist_percentile(h, 90)),
+            ms(hist_percentile(h, 99)), ms(hist_percentile(h, 99.9)), ms(h->max));
 }
 
 static void json_row(FILE *out, const char *key, const struct row *w, uint32_t record_bytes)
@@ -246,8 +246,7 @@ static void json_phase(const struct session *s, const struct session_phase *ph, 
 static void print_json(const struct session *s, FILE *out)
 {
     const struct session_opts *o = &s->o;
-    fprintf(out, "{\"command\": \"%s\", \"broker\": {\"bootstrap\": ",
-            session_cmd_name(o->cmd));
+    fprintf(out, "{\"command\": \"%s\", \"broker\": {\"bootstrap\": ", session_cmd_name(o->cmd));
     json_str(out, s->broker.bootstrap);
     fprintf(out, ", \"pid\": %d, \"spawned\": %s}, \"config\": {\"topic\": ", s->broker.pid,
             s->broker.spawned ? "true" : "false");
@@ -258,11 +257,9 @@ static void print_json(const struct session *s, FILE *out)
             "\"acks\": %d, \"compression\": \"%s\", \"idempotent\": %s, \"inflight\": %u, "
             "\"rate\": %.1f, \"idle_connections\": %u, \"warmup_mib\": %" PRIu64 "}, "
             "\"phases\": [",
-            s->partitions, o->records, o->record_bytes, o->producers, o->consumers,
-            o->batch_bytes, o->linger_ms, o->acks,
-            o->compression == NAGARE_COMPRESSION_ZSTD ? "zstd" : "none",
-            o->idempotent ? "true" : "false", o->inflight, o->rate, s->idle_open,
-            o->warmup_mib);
+            s->partitions, o->records, o->record_bytes, o->producers, o->consumers, o->batch_bytes,
+            o->linger_ms, o->acks, o->compression == NAGARE_COMPRESSION_ZSTD ? "zstd" : "none",
+            o->idempotent ? "true" : "false", o->inflight, o->rate, s->idle_open, o->warmup_mib);
     for (uint32_t i = 0; i < s->phase_count; i++) {
         fprintf(out, "%s", i > 0 ? ", " : "");
         json_phase(s, &s->phases[i], out);

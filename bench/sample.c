@@ -32,8 +32,8 @@ int sample_dev_find(struct sample_dev *d, const char *dir)
         return -errno;
     }
     char path[sizeof(d->stat_path)];
-    int n = snprintf(path, sizeof(path), "/sys/dev/block/%u:%u/stat",
-                     major(st.st_dev), minor(st.st_dev));
+    int n = snprintf(path, sizeof(path), "/sys/dev/block/%u:%u/stat", major(st.st_dev),
+                     minor(st.st_dev));
     ASSERT(n > 0 && (size_t)n < sizeof(path));
     FILE *f = fopen(path, "r");
     if (f != NULL) { /* none for tmpfs or overlay: counters read -1 */
@@ -45,10 +45,7 @@ int sample_dev_find(struct sample_dev *d, const char *dir)
 
 double sample_now_s(void) { return (double)clock_mono_ns() * 1e-9; }
 
-static double tv_s(struct timeval tv)
-{
-    return (double)tv.tv_sec + (double)tv.tv_usec * 1e-6;
-}
+static double tv_s(struct timeval tv) { return (double)tv.tv_sec + (double)tv.tv_usec * 1e-6; }
 
 double sample_thread_cpu_s(void)
 {
@@ -69,8 +66,9 @@ static void read_machine(struct sample *s)
         return;
     }
     int64_t v[8];
-    int n = fscanf(f, "cpu %" SCNd64 " %" SCNd64 " %" SCNd64 " %" SCNd64 " %" SCNd64
-                      " %" SCNd64 " %" SCNd64 " %" SCNd64,
+    int n = fscanf(f,
+                   "cpu %" SCNd64 " %" SCNd64 " %" SCNd64 " %" SCNd64 " %" SCNd64 " %" SCNd64
+                   " %" SCNd64 " %" SCNd64,
                    &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &v[6], &v[7]);
     fclose(f);
     if (n != 8) {
@@ -123,8 +121,7 @@ static int64_t diff_or_none(int64_t before, int64_t after)
     return before < 0 || after < 0 ? -1 : after - before;
 }
 
-void sample_diff(const struct sample *before, const struct sample *after,
-                 struct sample_delta *out)
+void sample_diff(const struct sample *before, const struct sample *after, struct sample_delta *out)
 {
     out->wall_s = after->wall_s - before->wall_s;
     out->user_s = after->user_s - before->user_s;
@@ -160,8 +157,8 @@ static int read_stat_cpu(const char *path, double *cpu_s, char comm[16])
     }
     unsigned long long ut = 0;
     unsigned long long st = 0;
-    if (p == NULL || sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu",
-                            &ut, &st) != 2) {
+    if (p == NULL ||
+        sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2) {
         return -EINVAL;
     }
     long hz = sysconf(_SC_CLK_TCK);

@@ -21,14 +21,14 @@ struct sample_dev {
 };
 
 struct sample {
-    double wall_s;             /* CLOCK_MONOTONIC */
-    double user_s;             /* getrusage(RUSAGE_SELF): every thread, io_uring workers too */
+    double wall_s; /* CLOCK_MONOTONIC */
+    double user_s; /* getrusage(RUSAGE_SELF): every thread, io_uring workers too */
     double sys_s;
-    double thread_s;           /* getrusage(RUSAGE_THREAD), user + sys: the caller alone */
-    int64_t machine_busy_ticks; /* /proc/stat, all CPUs: user+nice+system+irq+softirq */
+    double thread_s;             /* getrusage(RUSAGE_THREAD), user + sys: the caller alone */
+    int64_t machine_busy_ticks;  /* /proc/stat, all CPUs: user+nice+system+irq+softirq */
     int64_t machine_total_ticks; /* the above plus idle, iowait and steal */
-    int64_t dev_flushes;       /* flush requests the device completed */
-    int64_t dev_write_sectors; /* 512-byte sectors written to the device */
+    int64_t dev_flushes;         /* flush requests the device completed */
+    int64_t dev_write_sectors;   /* 512-byte sectors written to the device */
 };
 
 /* What happened between two samples. */
@@ -36,11 +36,11 @@ struct sample_delta {
     double wall_s;
     double user_s;
     double sys_s;
-    double thread_s;           /* of which the sampling thread; the rest ran in
+    double thread_s;         /* of which the sampling thread; the rest ran in
                                   other threads (io_uring's io-wq workers) */
-    double machine_busy;       /* 0..1 of all CPUs, or -1 */
-    int64_t dev_flushes;       /* or -1 */
-    int64_t dev_write_bytes;   /* or -1 */
+    double machine_busy;     /* 0..1 of all CPUs, or -1 */
+    int64_t dev_flushes;     /* or -1 */
+    int64_t dev_write_bytes; /* or -1 */
 };
 
 /* Finds the block device holding dir (its filesystem's st_dev) so samples
@@ -59,16 +59,15 @@ double sample_now_s(void);
 double sample_thread_cpu_s(void);
 
 /* after - before. */
-void sample_diff(const struct sample *before, const struct sample *after,
-                 struct sample_delta *out);
+void sample_diff(const struct sample *before, const struct sample *after, struct sample_delta *out);
 
 /* Another process (the broker under test), from /proc/PID/stat and
  * /proc/PID/status. Every thread of the process is counted, io_uring's
  * io-wq workers too. */
 struct sample_proc {
-    double cpu_s;              /* utime + stime, all threads; -1: unreadable */
-    int64_t rss_kib;           /* VmRSS now; -1: unreadable */
-    int64_t hwm_kib;           /* VmHWM: the peak RSS since it started; -1 */
+    double cpu_s;    /* utime + stime, all threads; -1: unreadable */
+    int64_t rss_kib; /* VmRSS now; -1: unreadable */
+    int64_t hwm_kib; /* VmHWM: the peak RSS since it started; -1 */
 };
 
 /* Reads pid's counters. Returns 0, or -errno when /proc/PID cannot be read

@@ -96,11 +96,36 @@ static void usage(enum session_cmd cmd, FILE *out)
 /* ---- parsing ---- */
 
 enum {
-    O_BROKER = 1, O_BROKER_PID, O_SPAWN, O_BROKER_DIR, O_BROKER_SET, O_IDLE, O_TOPIC,
-    O_PARTITIONS, O_RECORDS, O_RECORD_BYTES, O_KEEP, O_PRODUCERS, O_BATCH, O_LINGER, O_ACKS,
-    O_COMPRESSION, O_NO_IDEM, O_INFLIGHT, O_RATE, O_CONSUMERS, O_FETCH, O_PART_FETCH, O_FETCHES,
-    O_BUFFER, O_SECONDS,
-    O_WARMUP_S, O_WARMUP_MIB, O_JSON, O_QUIET, O_HELP,
+    O_BROKER = 1,
+    O_BROKER_PID,
+    O_SPAWN,
+    O_BROKER_DIR,
+    O_BROKER_SET,
+    O_IDLE,
+    O_TOPIC,
+    O_PARTITIONS,
+    O_RECORDS,
+    O_RECORD_BYTES,
+    O_KEEP,
+    O_PRODUCERS,
+    O_BATCH,
+    O_LINGER,
+    O_ACKS,
+    O_COMPRESSION,
+    O_NO_IDEM,
+    O_INFLIGHT,
+    O_RATE,
+    O_CONSUMERS,
+    O_FETCH,
+    O_PART_FETCH,
+    O_FETCHES,
+    O_BUFFER,
+    O_SECONDS,
+    O_WARMUP_S,
+    O_WARMUP_MIB,
+    O_JSON,
+    O_QUIET,
+    O_HELP,
 };
 
 static const struct option longopts[] = {
@@ -140,10 +165,23 @@ static const struct option longopts[] = {
 static void opts_default(struct session_opts *o, enum session_cmd cmd)
 {
     *o = (struct session_opts){
-        .cmd = cmd, .broker = "127.0.0.1:7420", .spawn_parent = "/tmp",
-        .topic = "nagare-bench", .partitions = 4, .records = 1000000, .record_bytes = 1024,
-        .producers = 1, .consumers = 1, .batch_bytes = 65536, .linger_ms = 5, .acks = 1,
-        .idempotent = true, .inflight = 5, .seconds = 10, .warmup_s = 1, .warmup_mib = 256,
+        .cmd = cmd,
+        .broker = "127.0.0.1:7420",
+        .spawn_parent = "/tmp",
+        .topic = "nagare-bench",
+        .partitions = 4,
+        .records = 1000000,
+        .record_bytes = 1024,
+        .producers = 1,
+        .consumers = 1,
+        .batch_bytes = 65536,
+        .linger_ms = 5,
+        .acks = 1,
+        .idempotent = true,
+        .inflight = 5,
+        .seconds = 10,
+        .warmup_s = 1,
+        .warmup_mib = 256,
     };
     if (cmd == SESSION_E2E) {
         o->rate = 10000;
@@ -203,8 +241,8 @@ static bool apply_producer_opt(struct session_opts *o, int opt, const char *arg)
         o->acks = strcmp(arg, "all") == 0 ? -1 : strcmp(arg, "1") == 0 ? 1 : 0;
         return strcmp(arg, "all") == 0 || strcmp(arg, "1") == 0 || strcmp(arg, "0") == 0;
     case O_COMPRESSION:
-        o->compression = strcmp(arg, "zstd") == 0 ? NAGARE_COMPRESSION_ZSTD
-                                                  : NAGARE_COMPRESSION_NONE;
+        o->compression =
+            strcmp(arg, "zstd") == 0 ? NAGARE_COMPRESSION_ZSTD : NAGARE_COMPRESSION_NONE;
         return strcmp(arg, "zstd") == 0 || strcmp(arg, "none") == 0;
     case O_NO_IDEM:
         o->idempotent = false;
@@ -420,8 +458,7 @@ static int broker_start(struct session *s)
     int rc;
     if (o->spawn_path != NULL) {
         (void)bench_nofile_raise(); /* the broker inherits it: idle connections */
-        rc = bench_broker_spawn(&s->broker, o->spawn_path, o->spawn_parent, o->sets,
-                                o->set_count);
+        rc = bench_broker_spawn(&s->broker, o->spawn_path, o->spawn_parent, o->sets, o->set_count);
     } else {
         rc = bench_broker_attach(&s->broker, o->broker, o->broker_pid);
     }
@@ -438,8 +475,7 @@ static int broker_start(struct session *s)
 static int session_open(struct session *s)
 {
     int rc = broker_start(s);
-    rc = rc == 0 ? topic_ensure(s, s->o.topic, s->o.partitions, &s->topic_created,
-                                &s->partitions)
+    rc = rc == 0 ? topic_ensure(s, s->o.topic, s->o.partitions, &s->topic_created, &s->partitions)
                  : rc;
     if (rc == 0 && s->o.idle_connections > 0) {
         s->idle_fds = calloc(s->o.idle_connections, sizeof(*s->idle_fds));
@@ -458,14 +494,27 @@ void session_load_cfg(const struct session *s, struct load_cfg *cfg)
 {
     const struct session_opts *o = &s->o;
     *cfg = (struct load_cfg){
-        .bootstrap = s->broker.bootstrap, .topic = o->topic, .partitions = s->partitions,
-        .record_bytes = o->record_bytes, .producers = o->producers, .records = o->records,
-        .batch_bytes = o->batch_bytes, .linger_ms = o->linger_ms, .acks = o->acks,
-        .compression = o->compression, .idempotent = o->idempotent, .inflight = o->inflight,
-        .rate = o->rate, .consumers = 0, .fetch_bytes_max = o->fetch_bytes_max,
+        .bootstrap = s->broker.bootstrap,
+        .topic = o->topic,
+        .partitions = s->partitions,
+        .record_bytes = o->record_bytes,
+        .producers = o->producers,
+        .records = o->records,
+        .batch_bytes = o->batch_bytes,
+        .linger_ms = o->linger_ms,
+        .acks = o->acks,
+        .compression = o->compression,
+        .idempotent = o->idempotent,
+        .inflight = o->inflight,
+        .rate = o->rate,
+        .consumers = 0,
+        .fetch_bytes_max = o->fetch_bytes_max,
         .partition_fetch_bytes_max = o->partition_fetch_bytes_max,
-        .fetches_inflight = o->fetches_inflight, .buffer_bytes_max = (size_t)o->buffer_mib << 20,
-        .broker_pid = s->broker.pid, .label = cmd_names[o->cmd], .progress = !o->quiet,
+        .fetches_inflight = o->fetches_inflight,
+        .buffer_bytes_max = (size_t)o->buffer_mib << 20,
+        .broker_pid = s->broker.pid,
+        .label = cmd_names[o->cmd],
+        .progress = !o->quiet,
     };
 }
 

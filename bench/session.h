@@ -28,10 +28,10 @@ enum session_cmd { SESSION_PRODUCE = 0, SESSION_CONSUME, SESSION_E2E };
 
 struct session_opts {
     enum session_cmd cmd;
-    const char *broker;          /* "host:port" of a running broker */
+    const char *broker; /* "host:port" of a running broker */
     int broker_pid;
-    const char *spawn_path;      /* nagared to start, or NULL */
-    const char *spawn_parent;    /* where its temporary directory goes */
+    const char *spawn_path;   /* nagared to start, or NULL */
+    const char *spawn_parent; /* where its temporary directory goes */
     const char *sets[BENCH_BROKER_SETS_MAX];
     size_t set_count;
     const char *topic;
@@ -46,26 +46,26 @@ struct session_opts {
     enum nagare_compression compression;
     bool idempotent;
     uint32_t inflight;
-    double rate;                 /* records/s; 0: unlimited */
-    double seconds;              /* e2e: how long to run at the rate */
-    double warmup_s;             /* e2e: latencies of the first S s not counted */
-    uint64_t warmup_mib;         /* untimed writes to a scratch topic first */
+    double rate;         /* records/s; 0: unlimited */
+    double seconds;      /* e2e: how long to run at the rate */
+    double warmup_s;     /* e2e: latencies of the first S s not counted */
+    uint64_t warmup_mib; /* untimed writes to a scratch topic first */
     uint32_t idle_connections;
-    uint32_t fetch_bytes_max;    /* 0: the client's default, as the next two */
+    uint32_t fetch_bytes_max; /* 0: the client's default, as the next two */
     uint32_t partition_fetch_bytes_max;
     uint32_t fetches_inflight;
-    uint32_t buffer_mib;         /* producer buffer_bytes_max, MiB; 0: default */
+    uint32_t buffer_mib; /* producer buffer_bytes_max, MiB; 0: default */
     bool keep_topic;
     bool json;
     bool quiet;
 };
 
 struct session_phase {
-    const char *name;            /* "produce", "fill", "consume", "e2e" */
-    bool producing;              /* producers ran: a row of their figures */
-    bool consuming;              /* consumers ran: a row of theirs */
-    bool stamped;                /* consumers measured end-to-end latency */
-    double rate;                 /* the producers' fixed rate, 0: none */
+    const char *name; /* "produce", "fill", "consume", "e2e" */
+    bool producing;   /* producers ran: a row of their figures */
+    bool consuming;   /* consumers ran: a row of theirs */
+    bool stamped;     /* consumers measured end-to-end latency */
+    double rate;      /* the producers' fixed rate, 0: none */
     struct load_result r;
 };
 
@@ -73,8 +73,8 @@ struct session {
     struct session_opts o;
     struct bench_broker broker;
     bool broker_up;
-    bool topic_created;          /* by us: deleted at close unless kept */
-    int32_t partitions;          /* the topic's, as the broker holds it */
+    bool topic_created; /* by us: deleted at close unless kept */
+    int32_t partitions; /* the topic's, as the broker holds it */
     int *idle_fds;
     uint32_t idle_open;
     struct session_phase phases[SESSION_PHASES_MAX];

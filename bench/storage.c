@@ -75,38 +75,38 @@ static const char *const st_phase_names[PH_COUNT] = {
 };
 
 struct st_opts {
-    const char *dir;           /* NULL: a fresh directory under /tmp */
-    uint64_t mib;              /* data per phase */
-    uint32_t batch_bytes;      /* batches are built up to this size */
-    uint32_t record_bytes;     /* value bytes per record (keys are null) */
-    uint32_t appenders;        /* durable phases: concurrent appenders */
-    uint32_t inflight;         /* append phase: appends in flight */
+    const char *dir;       /* NULL: a fresh directory under /tmp */
+    uint64_t mib;          /* data per phase */
+    uint32_t batch_bytes;  /* batches are built up to this size */
+    uint32_t record_bytes; /* value bytes per record (keys are null) */
+    uint32_t appenders;    /* durable phases: concurrent appenders */
+    uint32_t inflight;     /* append phase: appends in flight */
     uint64_t segment_mib;
-    uint32_t batch_bytes_max;  /* part_config.batch_bytes_max */
-    uint32_t read_bytes;       /* bytes_max of each part_read */
+    uint32_t batch_bytes_max; /* part_config.batch_bytes_max */
+    uint32_t read_bytes;      /* bytes_max of each part_read */
     uint64_t warmup_mib;
-    double each_seconds;       /* durable-each stops issuing after this */
-    uint32_t phases;           /* bit per enum st_phase to run */
+    double each_seconds; /* durable-each stops issuing after this */
+    uint32_t phases;     /* bit per enum st_phase to run */
     bool json;
 };
 
 struct st_result {
     bool ran;
-    bool capped;               /* stopped by time before mib */
+    bool capped; /* stopped by time before mib */
     uint64_t bytes;
     uint64_t records;
     uint64_t batches;
-    int64_t sync_rounds;       /* fdatasync rounds that acknowledged appends; -1: n/a */
-    int64_t rolls;             /* segments the phase rolled to; -1: n/a */
-    double stall_max_s;        /* longest wait for an append's completion; -1: n/a */
-    double stalled_s;          /* sum of the gaps >= ST_STALL_S */
+    int64_t sync_rounds; /* fdatasync rounds that acknowledged appends; -1: n/a */
+    int64_t rolls;       /* segments the phase rolled to; -1: n/a */
+    double stall_max_s;  /* longest wait for an append's completion; -1: n/a */
+    double stalled_s;    /* sum of the gaps >= ST_STALL_S */
     struct sample_delta cost;
 };
 
 struct st_run;
 
 struct st_slot {
-    struct part_append a;      /* first: the callback gets &a */
+    struct part_append a; /* first: the callback gets &a */
     struct st_run *run;
 };
 static_assert(offsetof(struct st_slot, a) == 0, "a slot is found from its append");
@@ -118,8 +118,8 @@ struct st_run {
     uint64_t batches_max;
     uint64_t issued;
     uint64_t completed;
-    uint32_t active;           /* appends started whose callback has not run */
-    double deadline_s;         /* stop issuing at this monotonic time; 0: never */
+    uint32_t active;   /* appends started whose callback has not run */
+    double deadline_s; /* stop issuing at this monotonic time; 0: never */
     bool capped;
     int err;
     /* Sync rounds, counted from acknowledgements: a durable append completes
@@ -128,19 +128,19 @@ struct st_run {
      * next ring_run(); so each ring_run() that acknowledges appends finished
      * exactly one round. (Checked against the device's flush count: equal
      * on a quiet machine.) */
-    uint64_t wave;             /* ring_run() calls so far */
-    uint64_t wave_acked;       /* the last one that acknowledged appends */
+    uint64_t wave;       /* ring_run() calls so far */
+    uint64_t wave_acked; /* the last one that acknowledged appends */
     uint64_t sync_rounds;
-    double done_last_s;        /* when the latest append completed */
-    double stall_max_s;        /* longest gap between completions */
-    double stalled_s;          /* sum of the gaps >= ST_STALL_S */
+    double done_last_s; /* when the latest append completed */
+    double stall_max_s; /* longest gap between completions */
+    double stalled_s;   /* sum of the gaps >= ST_STALL_S */
 };
 
 struct st_bench {
     struct st_opts o;
-    char root[PATH_MAX];       /* holds one partition directory per phase */
-    bool root_made;            /* ours: removed at the end */
-    char dir[PATH_MAX];        /* the open partition's directory */
+    char root[PATH_MAX]; /* holds one partition directory per phase */
+    bool root_made;      /* ours: removed at the end */
+    char dir[PATH_MAX];  /* the open partition's directory */
     struct part part;
     bool part_open;
     struct ring ring;
@@ -148,16 +148,16 @@ struct st_bench {
     struct batch_zctx zctx;
     uint8_t *scratch;
     size_t scratch_bytes;
-    uint8_t *batch;            /* the batch as built */
+    uint8_t *batch; /* the batch as built */
     size_t batch_bytes;
     int32_t batch_records;
-    uint8_t *slot_bufs;        /* slot_count copies of batch */
+    uint8_t *slot_bufs; /* slot_count copies of batch */
     struct st_slot *slots;
     uint32_t slot_count;
     uint8_t *read_buf;
     size_t read_cap;
     struct sample_dev dev;
-    bool progress;             /* stderr is a terminal */
+    bool progress; /* stderr is a terminal */
     struct st_result res[PH_COUNT];
 };
 
@@ -208,16 +208,35 @@ static void opts_default(struct st_opts *o)
     struct part_config cfg;
     part_config_default(&cfg);
     *o = (struct st_opts){
-        .mib = 2048, .batch_bytes = 65536, .record_bytes = 1024, .appenders = 8,
-        .inflight = 64, .segment_mib = 1024, .batch_bytes_max = cfg.batch_bytes_max,
-        .read_bytes = MIB, .warmup_mib = 1024, .each_seconds = 10,
+        .mib = 2048,
+        .batch_bytes = 65536,
+        .record_bytes = 1024,
+        .appenders = 8,
+        .inflight = 64,
+        .segment_mib = 1024,
+        .batch_bytes_max = cfg.batch_bytes_max,
+        .read_bytes = MIB,
+        .warmup_mib = 1024,
+        .each_seconds = 10,
         .phases = (1u << PH_COUNT) - 1,
     };
 }
 
 enum {
-    OPT_DIR = 1, OPT_MIB, OPT_BATCH, OPT_RECORD, OPT_APPENDERS, OPT_INFLIGHT,
-    OPT_SEGMENT, OPT_BATCH_MAX, OPT_READ, OPT_WARMUP, OPT_EACH, OPT_PHASES, OPT_JSON, OPT_HELP,
+    OPT_DIR = 1,
+    OPT_MIB,
+    OPT_BATCH,
+    OPT_RECORD,
+    OPT_APPENDERS,
+    OPT_INFLIGHT,
+    OPT_SEGMENT,
+    OPT_BATCH_MAX,
+    OPT_READ,
+    OPT_WARMUP,
+    OPT_EACH,
+    OPT_PHASES,
+    OPT_JSON,
+    OPT_HELP,
 };
 
 static const struct option st_longopts[] = {
@@ -256,8 +275,8 @@ static bool parse_phases(const char *arg, uint32_t *out)
     while (*p != '\0') {
         size_t len = strcspn(p, ",");
         int ph = 0;
-        while (ph < PH_COUNT && (strlen(st_phase_names[ph]) != len ||
-                                 strncmp(p, st_phase_names[ph], len) != 0)) {
+        while (ph < PH_COUNT &&
+               (strlen(st_phase_names[ph]) != len || strncmp(p, st_phase_names[ph], len) != 0)) {
             ph++;
         }
         if (ph == PH_COUNT) {
@@ -358,8 +377,8 @@ static int st_build_batch(struct st_bench *b)
     batch_builder_init(&bb, b->batch, b->o.batch_bytes, BATCH_CODEC_NONE, -1, 0, -1);
     int64_t ts = clock_wall_ms();
     int rc;
-    while ((rc = batch_builder_add(&bb, ts, NULL, -1, value, (int32_t)b->o.record_bytes,
-                                   NULL, 0)) == 0) {
+    while ((rc = batch_builder_add(&bb, ts, NULL, -1, value, (int32_t)b->o.record_bytes, NULL,
+                                   0)) == 0) {
     }
     if (rc != -NG_ENOSPACE) {
         return rc;
@@ -462,8 +481,10 @@ static int st_part_open(struct st_bench *b, const char *name, bool group_commit)
     cfg.segment_bytes = b->o.segment_mib * MIB;
     cfg.batch_bytes_max = b->o.batch_bytes_max;
     cfg.group_commit = group_commit;
-    struct part_env env = {.ring = &b->ring, .scratch = b->scratch,
-                           .scratch_bytes = b->scratch_bytes, .zctx = &b->zctx,
+    struct part_env env = {.ring = &b->ring,
+                           .scratch = b->scratch,
+                           .scratch_bytes = b->scratch_bytes,
+                           .zctx = &b->zctx,
                            .now_ms = clock_wall_ms};
     int rc = part_open(&b->part, b->dir, &cfg, &env);
     b->part_open = rc == 0;
@@ -590,8 +611,7 @@ static void st_progress_end(const struct st_bench *b, double shown)
 }
 
 /* Runs the ring until every slot is idle, then drains the partition. */
-static int st_run_until_idle(struct st_bench *b, struct st_run *run, const char *name,
-                             double t0)
+static int st_run_until_idle(struct st_bench *b, struct st_run *run, const char *name, double t0)
 {
     double shown = 0;
     while (run->active > 0) {
@@ -635,8 +655,8 @@ static int st_write(struct st_bench *b, const char *name, bool durable, bool gro
         return rc;
     }
     uint64_t batches = mib * MIB / b->batch_bytes;
-    struct st_run run = {.part = &b->part, .durable = durable,
-                         .batches_max = batches > 0 ? batches : 1};
+    struct st_run run = {
+        .part = &b->part, .durable = durable, .batches_max = batches > 0 ? batches : 1};
     struct sample before;
     struct sample after;
     sample_take(&before, &b->dev);
@@ -647,7 +667,8 @@ static int st_write(struct st_bench *b, const char *name, bool durable, bool gro
     }
     rc = st_run_until_idle(b, &run, name, before.wall_s);
     sample_take(&after, &b->dev);
-    *res = (struct st_result){.ran = true, .capped = run.capped,
+    *res = (struct st_result){.ran = true,
+                              .capped = run.capped,
                               .bytes = run.completed * b->batch_bytes,
                               .records = run.completed * (uint64_t)b->batch_records,
                               .batches = run.completed,
@@ -798,9 +819,9 @@ static void st_print_row(const struct st_bench *b, enum st_phase ph)
     st_fmt_count(written, sizeof(written),
                  r->cost.dev_write_bytes < 0 ? -1 : r->cost.dev_write_bytes / 1000000);
     printf("%-14s %7.1f %7.3f %7.1f %10.0f %6s %5s %6s %6s %6s %5.0f %5.0f %5.0f%s\n",
-           st_phase_names[ph], (double)r->bytes / MIB, r->cost.wall_s, st_mb_s(r),
-           st_rec_s(r), syncs, rolls, stall, flushes, written, 100 * st_main_frac(r),
-           100 * st_io_frac(r), 100 * r->cost.machine_busy, r->capped ? "  (time cap)" : "");
+           st_phase_names[ph], (double)r->bytes / MIB, r->cost.wall_s, st_mb_s(r), st_rec_s(r),
+           syncs, rolls, stall, flushes, written, 100 * st_main_frac(r), 100 * st_io_frac(r),
+           100 * r->cost.machine_busy, r->capped ? "  (time cap)" : "");
 }
 
 static void st_print_header(const struct st_bench *b)
@@ -810,11 +831,11 @@ static void st_print_header(const struct st_bench *b)
            "(%d records of %u value bytes, null keys)\n"
            "  %u durable appenders, %u non-durable appends in flight, segments of %" PRIu64
            " MiB,\n  batch_bytes_max %u, reads of %u bytes, warm-up %" PRIu64 " MiB, dir %s\n\n",
-           o->mib, b->batch_bytes, b->batch_records, o->record_bytes, o->appenders,
-           o->inflight, o->segment_mib, o->batch_bytes_max, o->read_bytes, o->warmup_mib,
-           b->root);
-    printf("%-14s %7s %7s %7s %10s %6s %5s %6s %6s %6s %5s %5s %5s\n", "phase", "MiB",
-           "seconds", "MB/s", "records/s", "fsyncs", "rolls", "stall", "flush", "MB-w", "main%", "io%", "box%");
+           o->mib, b->batch_bytes, b->batch_records, o->record_bytes, o->appenders, o->inflight,
+           o->segment_mib, o->batch_bytes_max, o->read_bytes, o->warmup_mib, b->root);
+    printf("%-14s %7s %7s %7s %10s %6s %5s %6s %6s %6s %5s %5s %5s\n", "phase", "MiB", "seconds",
+           "MB/s", "records/s", "fsyncs", "rolls", "stall", "flush", "MB-w", "main%", "io%",
+           "box%");
 }
 
 static void st_print_table(const struct st_bench *b)
@@ -839,8 +860,8 @@ static void st_print_table(const struct st_bench *b)
             printf("cpu %-14s %5.2f s in %5.2f s (user %.2f, sys %.2f; bench thread %.2f), "
                    "stalled %.2f s: %s\n",
                    st_phase_names[ph], r->cost.user_s + r->cost.sys_s, r->cost.wall_s,
-                   r->cost.user_s, r->cost.sys_s, r->cost.thread_s,
-                   r->stalled_s, st_verdict(r, (enum st_phase)ph));
+                   r->cost.user_s, r->cost.sys_s, r->cost.thread_s, r->stalled_s,
+                   st_verdict(r, (enum st_phase)ph));
         }
     }
 }
@@ -865,17 +886,16 @@ static void st_json_str(const char *s)
 static void st_json_phase(const struct st_bench *b, enum st_phase ph, bool first)
 {
     const struct st_result *r = &b->res[ph];
-    printf("%s{\"phase\":\"%s\",\"bytes\":%" PRIu64 ",\"records\":%" PRIu64
-           ",\"batches\":%" PRIu64 ",\"seconds\":%.6f,\"mb_per_s\":%.1f,"
-           "\"records_per_s\":%.0f,\"capped\":%s,\"fsyncs\":%" PRId64
-           ",\"dev_flushes\":%" PRId64 ",\"dev_write_bytes\":%" PRId64
-           ",\"rolls\":%" PRId64 ",\"stall_max_s\":%.6f,\"stalled_s\":%.6f"
+    printf("%s{\"phase\":\"%s\",\"bytes\":%" PRIu64 ",\"records\":%" PRIu64 ",\"batches\":%" PRIu64
+           ",\"seconds\":%.6f,\"mb_per_s\":%.1f,"
+           "\"records_per_s\":%.0f,\"capped\":%s,\"fsyncs\":%" PRId64 ",\"dev_flushes\":%" PRId64
+           ",\"dev_write_bytes\":%" PRId64 ",\"rolls\":%" PRId64
+           ",\"stall_max_s\":%.6f,\"stalled_s\":%.6f"
            ",\"user_s\":%.3f,\"sys_s\":%.3f,\"thread_s\":%.3f,\"machine_busy\":%.3f}",
-           first ? "" : ",", st_phase_names[ph], r->bytes, r->records, r->batches,
-           r->cost.wall_s, st_mb_s(r), st_rec_s(r), r->capped ? "true" : "false",
-           r->sync_rounds, r->cost.dev_flushes, r->cost.dev_write_bytes, r->rolls,
-           r->stall_max_s, r->stalled_s, r->cost.user_s, r->cost.sys_s, r->cost.thread_s,
-           r->cost.machine_busy);
+           first ? "" : ",", st_phase_names[ph], r->bytes, r->records, r->batches, r->cost.wall_s,
+           st_mb_s(r), st_rec_s(r), r->capped ? "true" : "false", r->sync_rounds,
+           r->cost.dev_flushes, r->cost.dev_write_bytes, r->rolls, r->stall_max_s, r->stalled_s,
+           r->cost.user_s, r->cost.sys_s, r->cost.thread_s, r->cost.machine_busy);
 }
 
 static void st_print_json(const struct st_bench *b)
@@ -885,10 +905,10 @@ static void st_print_json(const struct st_bench *b)
     st_json_str(b->root);
     printf(",\"mib\":%" PRIu64 ",\"batch_bytes\":%zu,\"records_per_batch\":%d,"
            "\"record_bytes\":%u,\"appenders\":%u,\"inflight\":%u,\"segment_mib\":%" PRIu64
-           ",\"batch_bytes_max\":%u,\"read_bytes\":%u,\"each_seconds\":%.1f,\"warmup_mib\":%" PRIu64 ",\"phases\":[",
-           o->mib, b->batch_bytes, b->batch_records, o->record_bytes, o->appenders,
-           o->inflight, o->segment_mib, o->batch_bytes_max, o->read_bytes, o->each_seconds,
-           o->warmup_mib);
+           ",\"batch_bytes_max\":%u,\"read_bytes\":%u,\"each_seconds\":%.1f,\"warmup_mib\":%" PRIu64
+           ",\"phases\":[",
+           o->mib, b->batch_bytes, b->batch_records, o->record_bytes, o->appenders, o->inflight,
+           o->segment_mib, o->batch_bytes_max, o->read_bytes, o->each_seconds, o->warmup_mib);
     bool first = true;
     for (int ph = 0; ph < PH_COUNT; ph++) {
         if (b->res[ph].ran) {
@@ -921,8 +941,7 @@ static int st_phases(struct st_bench *b)
         rc = rc == 0 ? st_part_discard(b) : rc;
     }
     if (rc == 0 && st_want(b, PH_GROUP)) {
-        rc = st_write(b, "durable-group", true, true, o->appenders, 0, o->mib,
-                      &b->res[PH_GROUP]);
+        rc = st_write(b, "durable-group", true, true, o->appenders, 0, o->mib, &b->res[PH_GROUP]);
         rc = rc == 0 ? st_part_discard(b) : rc;
     }
     if (rc == 0 && st_want(b, PH_EACH)) {

@@ -28,8 +28,8 @@ static bool answer_begin(struct loop_req *req, const struct proto_req_header *h,
     return server_resp_begin(req, h->correlation_id, cap, w);
 }
 
-void handle_api_versions(struct server *s, struct loop_req *req,
-                         const struct proto_req_header *h, struct rd *body)
+void handle_api_versions(struct server *s, struct loop_req *req, const struct proto_req_header *h,
+                         struct rd *body)
 {
     int rc = proto_api_versions_req_decode(body, h->api_version);
     struct wr w;
@@ -59,10 +59,7 @@ static size_t metadata_topic_bytes(const struct server_topic *t)
 }
 
 /* Retention that is off is stored as -1 and sent as in CreateTopics: -2. */
-static int64_t metadata_retention(int64_t v)
-{
-    return v == -1 ? PROTO_CONFIG_UNLIMITED : v;
-}
+static int64_t metadata_retention(int64_t v) { return v == -1 ? PROTO_CONFIG_UNLIMITED : v; }
 
 static void metadata_topic(struct proto_enc *e, const struct server_topic *t)
 {
@@ -137,8 +134,8 @@ void handle_metadata(struct server *s, struct loop_req *req, const struct proto_
 
 /* ---- CreateTopics, DeleteTopics ---- */
 
-void handle_create_topics(struct server *s, struct loop_req *req,
-                          const struct proto_req_header *h, struct rd *body)
+void handle_create_topics(struct server *s, struct loop_req *req, const struct proto_req_header *h,
+                          struct rd *body)
 {
     struct proto_dec d;
     int rc = proto_create_topics_req_decode(body, h->api_version, &d);
@@ -169,8 +166,8 @@ void handle_create_topics(struct server *s, struct loop_req *req,
     server_resp_end(req, &e, &w, h->correlation_id);
 }
 
-void handle_delete_topics(struct server *s, struct loop_req *req,
-                          const struct proto_req_header *h, struct rd *body)
+void handle_delete_topics(struct server *s, struct loop_req *req, const struct proto_req_header *h,
+                          struct rd *body)
 {
     struct proto_dec d;
     int rc = proto_delete_topics_req_decode(body, h->api_version, &d);
@@ -219,8 +216,8 @@ static void list_offset(struct server_topic *t, const struct proto_list_offsets_
     }
 }
 
-void handle_list_offsets(struct server *s, struct loop_req *req,
-                         const struct proto_req_header *h, struct rd *body)
+void handle_list_offsets(struct server *s, struct loop_req *req, const struct proto_req_header *h,
+                         struct rd *body)
 {
     struct proto_dec d;
     int rc = proto_list_offsets_req_decode(body, h->api_version, &d);

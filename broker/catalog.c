@@ -77,13 +77,20 @@ static bool field_ok(enum meta_field f, int64_t v)
 static int64_t field_get(const struct topic_config *cfg, enum meta_field f)
 {
     switch (f) {
-    case MF_PARTITIONS: return cfg->partitions;
-    case MF_RETENTION_MS: return cfg->retention_ms;
-    case MF_RETENTION_BYTES: return cfg->retention_bytes;
-    case MF_SEGMENT_BYTES: return cfg->segment_bytes;
-    case MF_SEGMENT_MS: return cfg->segment_ms;
-    case MF_BATCH_BYTES_MAX: return cfg->batch_bytes_max;
-    default: UNREACHABLE();
+    case MF_PARTITIONS:
+        return cfg->partitions;
+    case MF_RETENTION_MS:
+        return cfg->retention_ms;
+    case MF_RETENTION_BYTES:
+        return cfg->retention_bytes;
+    case MF_SEGMENT_BYTES:
+        return cfg->segment_bytes;
+    case MF_SEGMENT_MS:
+        return cfg->segment_ms;
+    case MF_BATCH_BYTES_MAX:
+        return cfg->batch_bytes_max;
+    default:
+        UNREACHABLE();
     }
 }
 
@@ -92,13 +99,26 @@ static void field_set(struct topic_config *cfg, enum meta_field f, int64_t v)
 {
     ASSERT(field_ok(f, v));
     switch (f) {
-    case MF_PARTITIONS: cfg->partitions = (int32_t)v; break;
-    case MF_RETENTION_MS: cfg->retention_ms = v; break;
-    case MF_RETENTION_BYTES: cfg->retention_bytes = v; break;
-    case MF_SEGMENT_BYTES: cfg->segment_bytes = v; break;
-    case MF_SEGMENT_MS: cfg->segment_ms = v; break;
-    case MF_BATCH_BYTES_MAX: cfg->batch_bytes_max = (int32_t)v; break;
-    default: UNREACHABLE();
+    case MF_PARTITIONS:
+        cfg->partitions = (int32_t)v;
+        break;
+    case MF_RETENTION_MS:
+        cfg->retention_ms = v;
+        break;
+    case MF_RETENTION_BYTES:
+        cfg->retention_bytes = v;
+        break;
+    case MF_SEGMENT_BYTES:
+        cfg->segment_bytes = v;
+        break;
+    case MF_SEGMENT_MS:
+        cfg->segment_ms = v;
+        break;
+    case MF_BATCH_BYTES_MAX:
+        cfg->batch_bytes_max = (int32_t)v;
+        break;
+    default:
+        UNREACHABLE();
     }
 }
 
@@ -155,19 +175,18 @@ void catalog_part_config(const struct topic_config *cfg, const struct part_confi
 
 /* ---- topic.meta ---- */
 
-int catalog_meta_encode(const char *name, size_t len, const struct topic_config *cfg,
-                        char *buf, size_t cap, size_t *len_out)
+int catalog_meta_encode(const char *name, size_t len, const struct topic_config *cfg, char *buf,
+                        size_t cap, size_t *len_out)
 {
     ASSERT(proto_topic_name_valid(name, len));
     ASSERT(catalog_config_check(cfg) == 0);
-    int n = snprintf(buf, cap,
-                     "version = %d\nname = %.*s\npartitions = %" PRId32
-                     "\nretention_ms = %" PRId64 "\nretention_bytes = %" PRId64
-                     "\nsegment_bytes = %" PRId64 "\nsegment_ms = %" PRId64
-                     "\nbatch_bytes_max = %" PRId32 "\n",
-                     CATALOG_META_VERSION, (int)len, name, cfg->partitions,
-                     cfg->retention_ms, cfg->retention_bytes, cfg->segment_bytes,
-                     cfg->segment_ms, cfg->batch_bytes_max);
+    int n =
+        snprintf(buf, cap,
+                 "version = %d\nname = %.*s\npartitions = %" PRId32 "\nretention_ms = %" PRId64
+                 "\nretention_bytes = %" PRId64 "\nsegment_bytes = %" PRId64
+                 "\nsegment_ms = %" PRId64 "\nbatch_bytes_max = %" PRId32 "\n",
+                 CATALOG_META_VERSION, (int)len, name, cfg->partitions, cfg->retention_ms,
+                 cfg->retention_bytes, cfg->segment_bytes, cfg->segment_ms, cfg->batch_bytes_max);
     if (n < 0 || (size_t)n >= cap) {
         return -NG_ENOSPACE;
     }
@@ -181,8 +200,8 @@ int catalog_meta_encode(const char *name, size_t len, const struct topic_config 
     return 0;
 }
 
-__attribute__((format(printf, 3, 4))) static int meta_bad(char *why, size_t cap,
-                                                          const char *fmt, ...)
+__attribute__((format(printf, 3, 4))) static int meta_bad(char *why, size_t cap, const char *fmt,
+                                                          ...)
 {
     if (cap > 0) {
         va_list ap;
@@ -244,8 +263,7 @@ static bool parse_hex64(const char *s, size_t n, uint64_t *out)
 
 /* Checks the final line "checksum = <16 hex>\n" against the bytes before it;
  * on 0, *body_len is where that line starts. */
-static int meta_check_sum(const char *buf, size_t len, size_t *body_len, char *why,
-                          size_t cap)
+static int meta_check_sum(const char *buf, size_t len, size_t *body_len, char *why, size_t cap)
 {
     if (len == 0) {
         return meta_bad(why, cap, "empty file");
@@ -270,8 +288,9 @@ static int meta_check_sum(const char *buf, size_t len, size_t *body_len, char *w
     }
     uint64_t actual = XXH3_64bits(buf, start);
     if (actual != stored) {
-        return meta_bad(why, cap, "checksum mismatch: file says %016" PRIx64
-                        ", contents hash to %016" PRIx64, stored, actual);
+        return meta_bad(why, cap,
+                        "checksum mismatch: file says %016" PRIx64 ", contents hash to %016" PRIx64,
+                        stored, actual);
     }
     *body_len = start;
     return 0;
@@ -327,8 +346,7 @@ static int meta_line(struct meta_parse *mp, const char *line, size_t n, char *wh
     }
     int64_t x;
     if (!parse_i64(v, vn, &x)) {
-        return meta_bad(why, cap, "line %u: %s is not a decimal integer", mp->line,
-                        fields[f].key);
+        return meta_bad(why, cap, "line %u: %s is not a decimal integer", mp->line, fields[f].key);
     }
     if (f == MF_VERSION) {
         return x == CATALOG_META_VERSION
@@ -337,8 +355,8 @@ static int meta_line(struct meta_parse *mp, const char *line, size_t n, char *wh
                               CATALOG_META_VERSION);
     }
     if (!field_ok((enum meta_field)f, x)) {
-        return meta_bad(why, cap, "line %u: %s = %" PRId64 " out of range", mp->line,
-                        fields[f].key, x);
+        return meta_bad(why, cap, "line %u: %s = %" PRId64 " out of range", mp->line, fields[f].key,
+                        x);
     }
     field_set(&mp->t->cfg, (enum meta_field)f, x);
     return 0;
@@ -390,7 +408,8 @@ static void catalog_fail(struct catalog *c, int rc, const char *what)
         c->failed = rc;
     }
     log_error("catalog %s: %s failed: %s; topics can no longer be created or deleted "
-              "until the broker restarts", c->data_dir, what, err_str(rc));
+              "until the broker restarts",
+              c->data_dir, what, err_str(rc));
 }
 
 /* Reads up to cap bytes of fd from its start; *len_out < cap means EOF. */
@@ -739,8 +758,8 @@ static int load_meta(struct catalog *c, int tfd, const char *name, struct catalo
 static int load_entry(struct catalog *c, const char *name)
 {
     if (!proto_topic_name_valid(name, strlen(name))) {
-        log_error("catalog %s: topics/%s is not a valid topic name; move it away",
-                  c->data_dir, name);
+        log_error("catalog %s: topics/%s is not a valid topic name; move it away", c->data_dir,
+                  name);
         return -NG_ECORRUPT;
     }
     int tfd = openat(c->topics_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
@@ -808,8 +827,8 @@ int catalog_open(struct catalog *c, const char *data_dir)
     c->data_dir = strdup(data_dir);
     c->topics = calloc(PROTO_TOPICS_MAX, sizeof(c->topics[0]));
     struct ring r;
-    int rc = c->data_dir == NULL || c->topics == NULL ? -ENOMEM
-                                                      : ring_init(&r, CATALOG_RING_ENTRIES);
+    int rc =
+        c->data_dir == NULL || c->topics == NULL ? -ENOMEM : ring_init(&r, CATALOG_RING_ENTRIES);
     if (rc == 0) {
         rc = open_data_dir(c, &r);
         rc = rc == 0 ? open_subdirs(c, &r) : rc;
@@ -909,7 +928,8 @@ static void unpublish(struct catalog *c, const char *name, int rc)
     }
     if (mrc != 0) {
         log_error("catalog %s: cannot take back topics/%s: %s; it may be back after a "
-                  "restart", c->data_dir, name, err_str(mrc));
+                  "restart",
+                  c->data_dir, name, err_str(mrc));
     }
 }
 
@@ -957,8 +977,7 @@ static int create_check(const struct catalog *c, const char *name, size_t len,
     return c->count == PROTO_TOPICS_MAX ? -NG_ETOOBIG : 0;
 }
 
-int catalog_create(struct catalog *c, const char *name, size_t len,
-                   const struct topic_config *cfg)
+int catalog_create(struct catalog *c, const char *name, size_t len, const struct topic_config *cfg)
 {
     int rc = create_check(c, name, len, cfg);
     if (rc != 0) {
@@ -975,8 +994,7 @@ int catalog_create(struct catalog *c, const char *name, size_t len,
     t->cfg = *cfg;
     rc = create_on_disk(c, t);
     if (rc != 0) {
-        log_error("catalog %s: creating topic %s failed: %s", c->data_dir, t->name,
-                  err_str(rc));
+        log_error("catalog %s: creating topic %s failed: %s", c->data_dir, t->name, err_str(rc));
         free(t);
         return rc;
     }
@@ -1052,8 +1070,8 @@ int catalog_delete(struct catalog *c, const char *name, size_t len)
     log_info("catalog %s: deleted topic %s", c->data_dir, tname);
     int rrc = remove_tree_at(c->trash_fd, entry, 0);
     if (rrc != 0) {
-        log_warn("catalog %s: cannot remove trash/%s: %s (removed on the next open)",
-                 c->data_dir, entry, err_str(rrc));
+        log_warn("catalog %s: cannot remove trash/%s: %s (removed on the next open)", c->data_dir,
+                 entry, err_str(rrc));
     }
     return 0;
 }

@@ -63,14 +63,14 @@ static_assert(10 * CATALOG_META_LINE_BYTES_MAX <= CATALOG_META_BYTES_MAX,
 
 struct catalog {
     /* private */
-    char *data_dir;        /* owned copy */
-    int data_fd;           /* DATA_DIR */
-    int topics_fd;         /* DATA_DIR/topics */
-    int trash_fd;          /* DATA_DIR/trash */
+    char *data_dir;                /* owned copy */
+    int data_fd;                   /* DATA_DIR */
+    int topics_fd;                 /* DATA_DIR/topics */
+    int trash_fd;                  /* DATA_DIR/trash */
     struct catalog_topic **topics; /* sorted by name; PROTO_TOPICS_MAX slots */
     uint32_t count;
-    uint64_t trash_seq;    /* makes trash entry names unique */
-    int failed;            /* 0, or the fsync error that failed the catalog */
+    uint64_t trash_seq; /* makes trash entry names unique */
+    int failed;         /* 0, or the fsync error that failed the catalog */
 };
 
 /* Opens the catalog of data_dir: creates DATA_DIR (one level), DATA_DIR/topics
@@ -104,8 +104,7 @@ const struct catalog_topic *catalog_at(const struct catalog *c, uint32_t i);
 /* The topic named name[0..len) (not NUL-terminated: names come from the
  * wire), or NULL when there is none or the name is not valid. O(log n).
  * The pointer is valid as catalog_at()'s. */
-const struct catalog_topic *catalog_find(const struct catalog *c, const char *name,
-                                         size_t len);
+const struct catalog_topic *catalog_find(const struct catalog *c, const char *name, size_t len);
 
 /* 0 when every field of cfg lies in the range documented on struct
  * topic_config, else -NG_EBADARG. Use it to check the broker's defaults. */
@@ -120,8 +119,7 @@ MUST_USE int catalog_config_check(const struct topic_config *cfg);
  * (asserted); its -1 retention means keep forever. out may alias
  * requested. Pure; any thread. */
 MUST_USE int catalog_resolve_config(const struct topic_config *requested,
-                                    const struct topic_config *defaults,
-                                    struct topic_config *out);
+                                    const struct topic_config *defaults, struct topic_config *out);
 
 /* Creates topic name[0..len) with the resolved cfg, durably. Refused before
  * the file system is touched: -NG_EFAILED (the catalog failed), -NG_EBADNAME
@@ -185,7 +183,7 @@ MUST_USE int catalog_meta_encode(const char *name, size_t len, const struct topi
  * checksum. Returns 0, or -NG_ECORRUPT with a NUL-terminated reason
  * (naming the line) in why[0..why_cap). Never reads past buf[len). The
  * caller checks that the name matches its directory. */
-MUST_USE int catalog_meta_decode(const char *buf, size_t len, struct catalog_topic *out,
-                                 char *why, size_t why_cap);
+MUST_USE int catalog_meta_decode(const char *buf, size_t len, struct catalog_topic *out, char *why,
+                                 size_t why_cap);
 
 #endif

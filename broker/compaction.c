@@ -42,7 +42,7 @@ void compaction_end(struct compaction *c, struct part *log, int rc)
         return;
     }
     c->completed++;
-    log_info("%s: compacted: snapshot of %" PRIu64 " bytes at offset %" PRId64
-             ", %" PRIu32 " segment(s) deleted",
+    log_info("%s: compacted: snapshot of %" PRIu64 " bytes at offset %" PRId64 ", %" PRIu32
+             " segment(s) deleted",
              c->what, c->bytes, c->offset, deleted);
 }

@@ -34,9 +34,13 @@ enum key_kind {
 
 enum field_type { FT_NONE, FT_U16, FT_I32, FT_U32, FT_I64 };
 
-#define FIELD_TYPE(f)                                                          \
-    _Generic(((struct broker_config *)0)->f, uint16_t: FT_U16, int32_t: FT_I32, \
-             uint32_t: FT_U32, int64_t: FT_I64, default: FT_NONE)
+#define FIELD_TYPE(f)                                 \
+    _Generic(((struct broker_config *)0)->f, uint16_t \
+             : FT_U16, int32_t                        \
+             : FT_I32, uint32_t                       \
+             : FT_U32, int64_t                        \
+             : FT_I64, default                        \
+             : FT_NONE)
 #define FIELD(f) offsetof(struct broker_config, f), FIELD_TYPE(f)
 
 struct key_def {
@@ -60,8 +64,8 @@ static const struct key_def keys[] = {
      "directory holding the topics and their logs"},
     {"auto_create_topics", KIND_BOOL, FIELD(auto_create_topics), 0, 1, false,
      "create a missing topic on its first produce"},
-    {"default_partitions", KIND_COUNT, FIELD(default_partitions), 1,
-     PROTO_PARTITIONS_MAX, false, "partitions of an auto-created topic"},
+    {"default_partitions", KIND_COUNT, FIELD(default_partitions), 1, PROTO_PARTITIONS_MAX, false,
+     "partitions of an auto-created topic"},
     {"retention_ms", KIND_DURATION, FIELD(retention_ms), 1, INT64_MAX, true,
      "delete segments older than this; -1 = forever"},
     {"retention_bytes", KIND_SIZE, FIELD(retention_bytes), 1, INT64_MAX, true,
@@ -70,35 +74,33 @@ static const struct key_def keys[] = {
      PART_SEGMENT_BYTES_MAX, false, "roll a segment at this size"},
     {"segment_ms", KIND_DURATION, FIELD(segment_ms), 1, INT64_MAX, false,
      "roll a segment this old"},
-    {"batch_bytes_max", KIND_SIZE, FIELD(batch_bytes_max), BATCH_HEADER_BYTES,
-     BATCH_BYTES_LIMIT, false, "largest record batch accepted"},
-    {"index_interval_bytes", KIND_SIZE, FIELD(index_interval_bytes),
-     PART_INDEX_INTERVAL_MIN, PART_SEGMENT_BYTES_MAX, false,
-     "log bytes between offset index entries"},
-    {"scrub_bytes_per_sec", KIND_SIZE, FIELD(scrub_bytes_per_sec), 0, BROKER_MEM_BYTES_LIMIT,
-     false, "background re-reading of every log to find damage; 0: off"},
-    {"retention_check_ms", KIND_DURATION, FIELD(retention_check_ms),
-     BROKER_RETENTION_CHECK_MS_MIN, UINT32_MAX, false, "how often retention runs"},
+    {"batch_bytes_max", KIND_SIZE, FIELD(batch_bytes_max), BATCH_HEADER_BYTES, BATCH_BYTES_LIMIT,
+     false, "largest record batch accepted"},
+    {"index_interval_bytes", KIND_SIZE, FIELD(index_interval_bytes), PART_INDEX_INTERVAL_MIN,
+     PART_SEGMENT_BYTES_MAX, false, "log bytes between offset index entries"},
+    {"scrub_bytes_per_sec", KIND_SIZE, FIELD(scrub_bytes_per_sec), 0, BROKER_MEM_BYTES_LIMIT, false,
+     "background re-reading of every log to find damage; 0: off"},
+    {"retention_check_ms", KIND_DURATION, FIELD(retention_check_ms), BROKER_RETENTION_CHECK_MS_MIN,
+     UINT32_MAX, false, "how often retention runs"},
     {"fetch_wait_max_ms", KIND_DURATION, FIELD(fetch_wait_max_ms), 0,
      BROKER_FETCH_WAIT_MAX_MS_LIMIT, false, "cap on a fetch's long-poll wait"},
-    {"producer_ids_max", KIND_COUNT, FIELD(producer_ids_max), 1,
-     BROKER_PRODUCER_IDS_MAX_LIMIT, false,
-     "idempotent producer states kept per partition"},
+    {"producer_ids_max", KIND_COUNT, FIELD(producer_ids_max), 1, BROKER_PRODUCER_IDS_MAX_LIMIT,
+     false, "idempotent producer states kept per partition"},
     {"internal_segment_bytes", KIND_SIZE, FIELD(internal_segment_bytes), PART_SEGMENT_BYTES_MIN,
      PART_SEGMENT_BYTES_MAX, false,
      "segments of the committed-offsets and share-state logs, compacted past two of them"},
     {"share_lock_ms", KIND_DURATION, FIELD(share_lock_ms), 1, SHARE_LOCK_MS_LIMIT, false,
      "how long a share fetch locks the records it hands out"},
-    {"share_delivery_max", KIND_COUNT, FIELD(share_delivery_max), 1, SHARE_DELIVERY_LIMIT,
-     false, "deliveries of a record before it goes to the dead-letter topic"},
-    {"share_inflight_max", KIND_COUNT, FIELD(share_inflight_max), 1, SHARE_INFLIGHT_LIMIT,
-     false, "records in flight per share group and partition"},
+    {"share_delivery_max", KIND_COUNT, FIELD(share_delivery_max), 1, SHARE_DELIVERY_LIMIT, false,
+     "deliveries of a record before it goes to the dead-letter topic"},
+    {"share_inflight_max", KIND_COUNT, FIELD(share_inflight_max), 1, SHARE_INFLIGHT_LIMIT, false,
+     "records in flight per share group and partition"},
     {"frame_bytes_max", KIND_SIZE, FIELD(frame_bytes_max), PROTO_FRAME_BYTES_MIN,
      PROTO_FRAME_BYTES_LIMIT, false, "largest request frame accepted"},
     {"conn_max", KIND_COUNT, FIELD(conn_max), 1, BROKER_CONN_MAX_LIMIT, false,
      "open connections at once"},
-    {"conn_inflight_max", KIND_COUNT, FIELD(conn_inflight_max), 1,
-     LOOP_CONN_INFLIGHT_CAP, false, "unanswered requests per connection"},
+    {"conn_inflight_max", KIND_COUNT, FIELD(conn_inflight_max), 1, LOOP_CONN_INFLIGHT_CAP, false,
+     "unanswered requests per connection"},
     {"mem_bytes_max", KIND_SIZE, FIELD(mem_bytes_max), PROTO_FRAME_BYTES_MIN,
      BROKER_MEM_BYTES_LIMIT, false, "request and answer buffers of all connections"},
     {"partial_bytes_max", KIND_SIZE, FIELD(partial_bytes_max), 2 * PROTO_FRAME_BYTES_MIN,
@@ -119,8 +121,8 @@ static_assert(ARRAY_LEN(level_names) == LOG_OFF + 1, "a name for every level");
 /* ---- small helpers ---- */
 
 /* Formats into err (if any) and returns -NG_EBADARG. */
-__attribute__((format(printf, 3, 4))) static int fail(char *err, size_t err_cap,
-                                                      const char *fmt, ...)
+__attribute__((format(printf, 3, 4))) static int fail(char *err, size_t err_cap, const char *fmt,
+                                                      ...)
 {
     if (err_cap > 0) {
         va_list ap;
@@ -215,15 +217,13 @@ struct unit {
 };
 
 static const struct unit size_units[] = {
-    {"", 1},
-    {"k", 1LL << 10}, {"kib", 1LL << 10},
-    {"m", 1LL << 20}, {"mib", 1LL << 20},
+    {"", 1},          {"k", 1LL << 10},   {"kib", 1LL << 10}, {"m", 1LL << 20}, {"mib", 1LL << 20},
     {"g", 1LL << 30}, {"gib", 1LL << 30},
 };
 
 static const struct unit duration_units[] = {
-    {"", 1}, {"ms", 1}, {"s", 1000}, {"m", 60 * 1000}, {"h", 3600 * 1000},
-    {"d", 24LL * 3600 * 1000},
+    {"", 1},          {"ms", 1},          {"s", 1000},
+    {"m", 60 * 1000}, {"h", 3600 * 1000}, {"d", 24LL * 3600 * 1000},
 };
 
 /* The multiplier for suffix s (case-insensitive), or 0 if unknown. */
@@ -251,12 +251,12 @@ static void describe_range(const struct key_def *k, char *out, size_t cap)
     const char *units = k->kind == KIND_SIZE       ? " (units: k, m, g = KiB, MiB, GiB)"
                         : k->kind == KIND_DURATION ? " (units: ms, s, m, h, d)"
                                                    : "";
-    snprintf(out, cap, "%s from %lld to %lld%s%s", what, (long long)k->min,
-             (long long)k->max, k->minus_one ? ", or -1 for no limit" : "", units);
+    snprintf(out, cap, "%s from %lld to %lld%s%s", what, (long long)k->min, (long long)k->max,
+             k->minus_one ? ", or -1 for no limit" : "", units);
 }
 
-static int number_fail(const struct key_def *k, const char *value, const char *why,
-                       char *err, size_t err_cap)
+static int number_fail(const struct key_def *k, const char *value, const char *why, char *err,
+                       size_t err_cap)
 {
     char range[160];
     describe_range(k, range, sizeof(range));
@@ -266,16 +266,16 @@ static int number_fail(const struct key_def *k, const char *value, const char *w
 
 /* Parses value for a numeric key: decimal digits, then a unit; checks
  * overflow and k's range. */
-static int parse_number(const struct key_def *k, const char *value, int64_t *out,
-                        char *err, size_t err_cap)
+static int parse_number(const struct key_def *k, const char *value, int64_t *out, char *err,
+                        size_t err_cap)
 {
     if (k->minus_one && strcmp(value, "-1") == 0) {
         *out = -1;
         return 0;
     }
     if (!isdigit((unsigned char)value[0])) {
-        return number_fail(k, value, value[0] == '-' ? "is negative" : "is not a number",
-                           err, err_cap);
+        return number_fail(k, value, value[0] == '-' ? "is negative" : "is not a number", err,
+                           err_cap);
     }
     char *end = NULL;
     errno = 0;
@@ -285,8 +285,7 @@ static int parse_number(const struct key_def *k, const char *value, int64_t *out
     }
     int64_t mult = unit_mult(k->kind, end);
     if (mult == 0) {
-        return number_fail(k, value, "has an unknown unit or trailing characters",
-                           err, err_cap);
+        return number_fail(k, value, "has an unknown unit or trailing characters", err, err_cap);
     }
     if (n > INT64_MAX / mult || n * mult > k->max) {
         return number_fail(k, value, "is too large", err, err_cap);
@@ -317,8 +316,7 @@ static bool host_ok(const char *h, size_t len, bool colon_ok)
     return true;
 }
 
-static int parse_port(const char *key, const char *s, uint16_t *out, char *err,
-                      size_t err_cap)
+static int parse_port(const char *key, const char *s, uint16_t *out, char *err, size_t err_cap)
 {
     size_t n = strlen(s);
     bool digits = n > 0 && n <= 5;
@@ -327,8 +325,7 @@ static int parse_port(const char *key, const char *s, uint16_t *out, char *err,
     }
     long v = digits ? strtol(s, NULL, 10) : -1;
     if (v < 0 || v > UINT16_MAX) {
-        return fail(err, err_cap, "%s: port '%.16s' is not a number from 0 to 65535",
-                    key, s);
+        return fail(err, err_cap, "%s: port '%.16s' is not a number from 0 to 65535", key, s);
     }
     *out = (uint16_t)v;
     return 0;
@@ -355,8 +352,8 @@ static int parse_listen(struct broker_config *c, const char *v, char *err, size_
         }
         host_len = (size_t)(colon - v);
         if (memchr(v, ':', host_len) != NULL) {
-            return fail(err, err_cap, "listen: '%.300s': an IPv6 address goes in brackets; %s",
-                        v, want);
+            return fail(err, err_cap, "listen: '%.300s': an IPv6 address goes in brackets; %s", v,
+                        want);
         }
     }
     if ((host_len > 0 || v[0] == '[') && !host_ok(host, host_len, v[0] == '[')) {
@@ -377,8 +374,8 @@ static int parse_listen(struct broker_config *c, const char *v, char *err, size_
 
 /* ---- setting one key ---- */
 
-static int set_string(struct broker_config *c, const struct key_def *k, const char *v,
-                      char *err, size_t err_cap)
+static int set_string(struct broker_config *c, const struct key_def *k, const char *v, char *err,
+                      size_t err_cap)
 {
     size_t n = strlen(v);
     if (k->kind == KIND_HOST && !host_ok(v, n, true)) {
@@ -397,13 +394,13 @@ static int set_string(struct broker_config *c, const struct key_def *k, const ch
     return 0;
 }
 
-static int set_enum(struct broker_config *c, const struct key_def *k, const char *v,
-                    char *err, size_t err_cap)
+static int set_enum(struct broker_config *c, const struct key_def *k, const char *v, char *err,
+                    size_t err_cap)
 {
     if (k->kind == KIND_BOOL) {
         if (strcmp(v, "true") != 0 && strcmp(v, "false") != 0) {
-            return fail(err, err_cap, "%s: '%.64s' is not a boolean; want true or false",
-                        k->name, v);
+            return fail(err, err_cap, "%s: '%.64s' is not a boolean; want true or false", k->name,
+                        v);
         }
         c->auto_create_topics = strcmp(v, "true") == 0;
         return 0;
@@ -418,8 +415,8 @@ static int set_enum(struct broker_config *c, const struct key_def *k, const char
                 k->name, v);
 }
 
-int broker_config_set(struct broker_config *c, const char *key, const char *value,
-                      char *err, size_t err_cap)
+int broker_config_set(struct broker_config *c, const char *key, const char *value, char *err,
+                      size_t err_cap)
 {
     ASSERT(c != NULL && key != NULL && value != NULL);
     ASSERT(err != NULL || err_cap == 0);
@@ -467,8 +464,7 @@ int broker_config_check(const struct broker_config *c, char *err, size_t err_cap
                     c->frame_bytes_max, c->batch_bytes_max, (unsigned long long)need);
     }
     uint64_t partial_min = 2ull * c->frame_bytes_max;
-    if ((uint64_t)c->partial_bytes_max < partial_min ||
-        c->partial_bytes_max > c->mem_bytes_max) {
+    if ((uint64_t)c->partial_bytes_max < partial_min || c->partial_bytes_max > c->mem_bytes_max) {
         return fail(err, err_cap,
                     "partial_bytes_max (%lld) must hold two frames of frame_bytes_max (%llu) "
                     "and be at most mem_bytes_max (%lld)",
@@ -581,8 +577,7 @@ static int apply_line(struct broker_config *c, char *line, char *err, size_t err
     return broker_config_set(c, key, trim(eq + 1), err, err_cap);
 }
 
-static int load_lines(struct broker_config *c, FILE *f, const char *path, char *err,
-                      size_t err_cap)
+static int load_lines(struct broker_config *c, FILE *f, const char *path, char *err, size_t err_cap)
 {
     char line[BROKER_CONFIG_LINE_BYTES_MAX + 1];
     char msg[512];
@@ -609,8 +604,7 @@ static int load_lines(struct broker_config *c, FILE *f, const char *path, char *
     }
 }
 
-int broker_config_load_file(struct broker_config *c, const char *path, char *err,
-                            size_t err_cap)
+int broker_config_load_file(struct broker_config *c, const char *path, char *err, size_t err_cap)
 {
     ASSERT(c != NULL && path != NULL);
     ASSERT(err != NULL || err_cap == 0);
@@ -640,9 +634,9 @@ struct flag_def {
 };
 
 static const struct flag_def flags[] = {
-    {"--listen", FLAG_LISTEN, true},   {"--data-dir", FLAG_DATA_DIR, true},
-    {"--config", FLAG_CONFIG, true},   {"--set", FLAG_SET, true},
-    {"--help", FLAG_HELP, false},      {"-h", FLAG_HELP, false},
+    {"--listen", FLAG_LISTEN, true},    {"--data-dir", FLAG_DATA_DIR, true},
+    {"--config", FLAG_CONFIG, true},    {"--set", FLAG_SET, true},
+    {"--help", FLAG_HELP, false},       {"-h", FLAG_HELP, false},
     {"--version", FLAG_VERSION, false},
 };
 
@@ -653,8 +647,7 @@ struct flag {
 };
 
 /* Reads the flag at argv[*i] (and its value), advancing *i past both. */
-static int next_flag(int argc, char **argv, int *i, struct flag *out, char *err,
-                     size_t err_cap)
+static int next_flag(int argc, char **argv, int *i, struct flag *out, char *err, size_t err_cap)
 {
     const char *arg = argv[*i];
     const char *eq = strncmp(arg, "--", 2) == 0 ? strchr(arg, '=') : NULL;
@@ -671,9 +664,10 @@ static int next_flag(int argc, char **argv, int *i, struct flag *out, char *err,
         if (d->takes_value && eq == NULL && *i >= argc) {
             return fail(err, err_cap, "%s needs a value", d->name);
         }
-        *out = (struct flag){.def = d, .value = !d->takes_value ? NULL
-                                                 : eq != NULL ? eq + 1
-                                                              : argv[(*i)++]};
+        *out = (struct flag){.def = d,
+                             .value = !d->takes_value ? NULL
+                                      : eq != NULL    ? eq + 1
+                                                      : argv[(*i)++]};
         return 0;
     }
     if (arg[0] == '-') {
@@ -704,8 +698,7 @@ static int apply_set(struct broker_config *c, const char *kv, char *err, size_t 
     return 0;
 }
 
-static int apply_flag(struct broker_config *c, const struct flag *fl, char *err,
-                      size_t err_cap)
+static int apply_flag(struct broker_config *c, const struct flag *fl, char *err, size_t err_cap)
 {
     char msg[512];
     int rc = 0;
@@ -730,8 +723,8 @@ static int apply_flag(struct broker_config *c, const struct flag *fl, char *err,
 }
 
 /* First pass: every flag well-formed; finds --config, --help, --version. */
-static int scan_args(int argc, char **argv, const char **config, bool *help,
-                     bool *version, char *err, size_t err_cap)
+static int scan_args(int argc, char **argv, const char **config, bool *help, bool *version,
+                     char *err, size_t err_cap)
 {
     for (int i = 1; i < argc;) {
         struct flag fl;
@@ -751,8 +744,7 @@ static int scan_args(int argc, char **argv, const char **config, bool *help,
     return 0;
 }
 
-static int apply_args(struct broker_config *c, int argc, char **argv, char *err,
-                      size_t err_cap)
+static int apply_args(struct broker_config *c, int argc, char **argv, char *err, size_t err_cap)
 {
     for (int i = 1; i < argc;) {
         struct flag fl;

@@ -82,8 +82,8 @@ static_assert(BROKER_SHARE_LOCK_MS_DEFAULT <= SHARE_LOCK_MS_LIMIT &&
  * acks (i16), timeout (i32), topic count (i32), the longest topic name
  * (i16 length + bytes), partition count (i32), partition (i32) and the
  * batch's length (i32). docs/protocol.md, "Produce". */
-#define BROKER_PRODUCE_FRAME_OVERHEAD_BYTES                                      \
-    (PROTO_REQ_HEADER_BYTES_MIN + PROTO_STRING_BYTES_MAX + 2 + 4 + 4 +           \
+#define BROKER_PRODUCE_FRAME_OVERHEAD_BYTES                            \
+    (PROTO_REQ_HEADER_BYTES_MIN + PROTO_STRING_BYTES_MAX + 2 + 4 + 4 + \
      (2 + PROTO_TOPIC_NAME_BYTES_MAX) + 4 + 4 + 4)
 
 /* Longest config file line: room for the longest data_dir and its key. */
@@ -111,36 +111,38 @@ static_assert(BROKER_FETCH_WAIT_MAX_MS_DEFAULT <= BROKER_FETCH_WAIT_MAX_MS_LIMIT
 /* Every field is also a key of the config file and of --set, under the
  * same name; `listen = HOST:PORT` sets listen_host and listen_port at once. */
 struct broker_config {
-    char listen_host[BROKER_HOST_BYTES]; /* "127.0.0.1"; an IPv6 address without brackets */
-    uint16_t listen_port;       /* 7420; 0 = ephemeral */
+    char listen_host[BROKER_HOST_BYTES];  /* "127.0.0.1"; an IPv6 address without brackets */
+    uint16_t listen_port;                 /* 7420; 0 = ephemeral */
     char data_dir[BROKER_DATA_DIR_BYTES]; /* "./nagare-data" */
-    bool auto_create_topics;    /* true */
-    int32_t default_partitions; /* 1; 1..PROTO_PARTITIONS_MAX */
+    bool auto_create_topics;              /* true */
+    int32_t default_partitions;           /* 1; 1..PROTO_PARTITIONS_MAX */
     /* topic defaults (a topic's config may override); defaults are
      * part_config_default()'s */
-    int64_t retention_ms;       /* 7 days; >= 1, or -1 forever */
-    int64_t retention_bytes;    /* -1 = no limit; else >= 1 */
-    int64_t segment_bytes;      /* 1 GiB; PART_SEGMENT_BYTES_MIN..MAX */
-    int64_t segment_ms;         /* 7 days; >= 1 */
-    int32_t batch_bytes_max;    /* 8 MiB; BATCH_HEADER_BYTES..BATCH_BYTES_LIMIT */
-    uint32_t index_interval_bytes; /* 4096; PART_INDEX_INTERVAL_MIN..PART_SEGMENT_BYTES_MAX */
-    uint32_t retention_check_ms;   /* how often retention runs */
-    int64_t scrub_bytes_per_sec;   /* background checksum scrubbing of the logs; 0: off */
-    uint32_t fetch_wait_max_ms;    /* cap on a fetch's long-poll wait */
-    uint32_t producer_ids_max;     /* idempotent producer states kept per partition */
+    int64_t retention_ms;           /* 7 days; >= 1, or -1 forever */
+    int64_t retention_bytes;        /* -1 = no limit; else >= 1 */
+    int64_t segment_bytes;          /* 1 GiB; PART_SEGMENT_BYTES_MIN..MAX */
+    int64_t segment_ms;             /* 7 days; >= 1 */
+    int32_t batch_bytes_max;        /* 8 MiB; BATCH_HEADER_BYTES..BATCH_BYTES_LIMIT */
+    uint32_t index_interval_bytes;  /* 4096; PART_INDEX_INTERVAL_MIN..PART_SEGMENT_BYTES_MAX */
+    uint32_t retention_check_ms;    /* how often retention runs */
+    int64_t scrub_bytes_per_sec;    /* background checksum scrubbing of the logs; 0: off */
+    uint32_t fetch_wait_max_ms;     /* cap on a fetch's long-poll wait */
+    uint32_t producer_ids_max;      /* idempotent producer states kept per partition */
     int64_t internal_segment_bytes; /* the offsets and share-state logs' segments */
     /* share groups */
-    int64_t share_lock_ms;         /* acquisition lock; 1..SHARE_LOCK_MS_LIMIT */
-    uint32_t share_delivery_max;   /* deliveries before dead-lettering; 1..SHARE_DELIVERY_LIMIT */
-    uint32_t share_inflight_max;   /* records in flight per share partition; 1..SHARE_INFLIGHT_LIMIT */
+    int64_t share_lock_ms;       /* acquisition lock; 1..SHARE_LOCK_MS_LIMIT */
+    uint32_t share_delivery_max; /* deliveries before dead-lettering; 1..SHARE_DELIVERY_LIMIT */
+    uint32_t
+        share_inflight_max; /* records in flight per share partition; 1..SHARE_INFLIGHT_LIMIT */
     /* network */
     uint32_t frame_bytes_max;   /* PROTO_FRAME_BYTES_DEFAULT; PROTO_FRAME_BYTES_MIN..LIMIT */
     uint32_t conn_max;          /* LOOP_CONN_MAX_DEFAULT; 1..BROKER_CONN_MAX_LIMIT */
     uint32_t conn_inflight_max; /* LOOP_CONN_INFLIGHT_MAX_DEFAULT; 1..LOOP_CONN_INFLIGHT_CAP */
-    int64_t mem_bytes_max;      /* LOOP_MEM_BYTES_MAX_DEFAULT; frame_bytes_max..BROKER_MEM_BYTES_LIMIT */
-    int64_t partial_bytes_max;  /* LOOP_PARTIAL_BYTES_MAX_DEFAULT; 2 x frame_bytes_max..mem_bytes_max */
+    int64_t mem_bytes_max; /* LOOP_MEM_BYTES_MAX_DEFAULT; frame_bytes_max..BROKER_MEM_BYTES_LIMIT */
+    int64_t
+        partial_bytes_max; /* LOOP_PARTIAL_BYTES_MAX_DEFAULT; 2 x frame_bytes_max..mem_bytes_max */
     uint32_t partial_timeout_ms; /* LOOP_PARTIAL_TIMEOUT_MS_DEFAULT; >= 1 */
-    enum log_level log_level;   /* LOG_INFO; "debug", "info", "warn", "error", "off" */
+    enum log_level log_level;    /* LOG_INFO; "debug", "info", "warn", "error", "off" */
 };
 
 /* Scrubbing reads every log again at this pace: a 1 TiB log in about
@@ -169,8 +171,8 @@ void broker_config_default(struct broker_config *c);
  * suffix: milliseconds). value is used as given (no trimming). Returns 0, or
  * -NG_EBADARG with a message in err[0..err_cap) naming the key, the value
  * and what is allowed; c is then unchanged. err may be NULL if err_cap is 0. */
-MUST_USE int broker_config_set(struct broker_config *c, const char *key,
-                               const char *value, char *err, size_t err_cap);
+MUST_USE int broker_config_set(struct broker_config *c, const char *key, const char *value,
+                               char *err, size_t err_cap);
 
 /* Checks the relations between fields that no single setting can: a Produce
  * request with one batch of batch_bytes_max must fit frame_bytes_max;
@@ -179,8 +181,7 @@ MUST_USE int broker_config_set(struct broker_config *c, const char *key,
  * broker_config_parse_args() calls it on the final config; call it after
  * building a config with _set / _load_file. Returns 0 or -NG_EBADARG with a
  * message in err. */
-MUST_USE int broker_config_check(const struct broker_config *c, char *err,
-                                 size_t err_cap);
+MUST_USE int broker_config_check(const struct broker_config *c, char *err, size_t err_cap);
 
 /* Reads a config file: `key = value` lines; a line whose first non-blank
  * character is '#' is a comment; blank lines are skipped. Blanks around the
@@ -190,8 +191,8 @@ MUST_USE int broker_config_check(const struct broker_config *c, char *err,
  * a line without '=', an overlong line or a NUL byte is an error naming the
  * file and the line. Returns 0; -errno when the file cannot be opened or
  * read; or -NG_EBADARG. On any error err holds a message and c is unchanged. */
-MUST_USE int broker_config_load_file(struct broker_config *c, const char *path,
-                                     char *err, size_t err_cap);
+MUST_USE int broker_config_load_file(struct broker_config *c, const char *path, char *err,
+                                     size_t err_cap);
 
 /* Parses nagared's command line into c: first the defaults, then the
  * --config file, then the other flags in the order given (so flags win over
@@ -205,8 +206,8 @@ MUST_USE int broker_config_load_file(struct broker_config *c, const char *path,
  * broker_config_check()), BROKER_ARGS_EXIT_OK, or BROKER_ARGS_EXIT_USAGE
  * with a message in err (not newline-terminated). c is written only for
  * BROKER_ARGS_RUN. argv[0] is the program name and is skipped. */
-MUST_USE int broker_config_parse_args(struct broker_config *c, int argc, char **argv,
-                                      char *err, size_t err_cap);
+MUST_USE int broker_config_parse_args(struct broker_config *c, int argc, char **argv, char *err,
+                                      size_t err_cap);
 
 /* Writes the usage text (every flag, and a pointer to
  * docs/configuration.md) to f. */

@@ -13,10 +13,10 @@
 
 struct run {
     FILE *out;
-    const char *where;        /* the partition directory being walked */
+    const char *where; /* the partition directory being walked */
     struct verify_stats stats;
     uint64_t meta_problems;
-    int unreadable;           /* first -errno met */
+    int unreadable; /* first -errno met */
 };
 
 #define PATH_BYTES 4608
@@ -37,8 +37,10 @@ static void report(void *arg, const struct verify_problem *p)
 {
     struct run *r = arg;
     if (p->reason == 0) {
-        fprintf(r->out, "FORMAT1 %s/%s: batch format 1, verified as format 2 will hold it; "
-                "the next broker start upgrades it\n", r->where, p->file);
+        fprintf(r->out,
+                "FORMAT1 %s/%s: batch format 1, verified as format 2 will hold it; "
+                "the next broker start upgrades it\n",
+                r->where, p->file);
         return;
     }
     const char *as = p->format1 ? " (format 1, as its upgrade will hold it)" : "";
@@ -48,13 +50,15 @@ static void report(void *arg, const struct verify_problem *p)
         return;
     }
     if (p->torn_tail) {
-        fprintf(r->out, "BAD %s/%s%s at byte %" PRIu64 " (offset %" PRId64 "): %s; nothing good "
-                "after it: a torn tail, recovery cuts it\n", r->where, p->file, as, p->position,
-                p->offset, err_str(p->reason));
+        fprintf(r->out,
+                "BAD %s/%s%s at byte %" PRIu64 " (offset %" PRId64 "): %s; nothing good "
+                "after it: a torn tail, recovery cuts it\n",
+                r->where, p->file, as, p->position, p->offset, err_str(p->reason));
         return;
     }
-    fprintf(r->out, "BAD %s/%s%s at bytes [%" PRIu64 ", %" PRIu64 ") (offsets [%" PRId64
-            ", %" PRId64 ")): %s; a damaged range: not served, the batches around it are\n",
+    fprintf(r->out,
+            "BAD %s/%s%s at bytes [%" PRIu64 ", %" PRIu64 ") (offsets [%" PRId64 ", %" PRId64
+            ")): %s; a damaged range: not served, the batches around it are\n",
             r->where, p->file, as, p->position, p->position + p->bytes, p->offset, p->offset_end,
             err_str(p->reason));
 }
@@ -87,8 +91,8 @@ static int32_t topic_meta(struct run *r, const char *topic_dir, const char *name
     char why[256] = "cannot read it";
     if (f == NULL || len > CATALOG_META_BYTES_MAX ||
         catalog_meta_decode(buf, len, &t, why, sizeof(why)) != 0 || strcmp(t.name, name) != 0) {
-        fprintf(r->out, "BAD %s: %s\n", path, f != NULL && strcmp(why, "cannot read it") == 0
-                                                   ? "names another topic" : why);
+        fprintf(r->out, "BAD %s: %s\n", path,
+                f != NULL && strcmp(why, "cannot read it") == 0 ? "names another topic" : why);
         r->meta_problems++;
         return -1;
     }
@@ -167,14 +171,16 @@ int datadir_verify(const char *data_dir, FILE *out)
         }
     }
     uint64_t problems = r.stats.problems + r.meta_problems;
-    fprintf(out, "verified %s: %" PRIu64 " segments, %" PRIu64 " batches, %" PRIu64
-                 " records, %" PRIu64 " bytes; %" PRIu64 " problem%s\n",
+    fprintf(out,
+            "verified %s: %" PRIu64 " segments, %" PRIu64 " batches, %" PRIu64 " records, %" PRIu64
+            " bytes; %" PRIu64 " problem%s\n",
             data_dir, r.stats.segments, r.stats.batches, r.stats.records, r.stats.bytes, problems,
             problems == 1 ? "" : "s");
     if (r.stats.format1_segments > 0) {
-        fprintf(out, "%" PRIu64 " segment%s in batch format 1: the next broker start upgrades "
-                     "them to format 2\n", r.stats.format1_segments,
-                r.stats.format1_segments == 1 ? "" : "s");
+        fprintf(out,
+                "%" PRIu64 " segment%s in batch format 1: the next broker start upgrades "
+                "them to format 2\n",
+                r.stats.format1_segments, r.stats.format1_segments == 1 ? "" : "s");
     }
     return r.unreadable != 0 ? 2 : problems > 0 ? 1 : 0;
 }

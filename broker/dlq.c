@@ -152,7 +152,7 @@ struct src_cursor {
     struct part *log;
     struct batch_reader br;
     bool open;
-    int64_t last;              /* the open batch's last offset */
+    int64_t last; /* the open batch's last offset */
 };
 
 /* The record at offset: at or after the cursor's last one. */
@@ -163,8 +163,8 @@ static int src_record(struct src_cursor *c, int64_t offset, struct batch_record 
         struct part_read_result r;
         int rc = part_read(c->log, offset, q->dlq_src, q->dlq_src_cap, 1, &r);
         rc = rc == 0 && r.bytes == 0 ? -NG_ENOTFOUND : rc;
-        rc = rc == 0 ? batch_reader_open(&c->br, q->dlq_src, r.bytes, q->dlq_src_cap,
-                                         &c->s->zctx, q->dlq_recs, q->dlq_recs_cap)
+        rc = rc == 0 ? batch_reader_open(&c->br, q->dlq_src, r.bytes, q->dlq_src_cap, &c->s->zctx,
+                                         q->dlq_recs, q->dlq_recs_cap)
                      : rc;
         c->open = rc == 0;
         if (rc != 0) {
@@ -188,9 +188,9 @@ static int src_record(struct src_cursor *c, int64_t offset, struct batch_record 
 /* ---- copying dead letters ---- */
 
 struct dlq_job {
-    struct part_append a;      /* first: the done callback casts back */
+    struct part_append a; /* first: the done callback casts back */
     struct server *s;
-    struct share_part *sp;     /* the registry's: valid until it is freed */
+    struct share_part *sp; /* the registry's: valid until it is freed */
     uint32_t count;
     int64_t offsets[DLQ_JOB_RECORDS_MAX];
     uint8_t batch[];
@@ -230,8 +230,7 @@ static int copy_add(struct queue *q, struct batch_builder *b, const struct share
                                        .value = added[i].value,
                                        .value_len = (int32_t)added[i].len};
     }
-    return batch_builder_add(b, now, rec->key, rec->key_len, rec->value, rec->value_len, q->kv,
-                             n);
+    return batch_builder_add(b, now, rec->key, rec->key_len, rec->value, rec->value_len, q->kv, n);
 }
 
 /* Builds the copies of dead[0..n) into q->dlq_out (at most out_max
@@ -328,8 +327,8 @@ static int copy_start(struct server *s, struct share_part *sp, struct part *src,
             j->offsets[i] = dead[i].offset;
         }
         memcpy(j->batch, q->dlq_out, bytes);
-        j->a = (struct part_append){.batch = j->batch, .bytes = bytes, .durable = true,
-                                    .done = dlq_job_done};
+        j->a = (struct part_append){
+            .batch = j->batch, .bytes = bytes, .durable = true, .done = dlq_job_done};
         rc = part_append(&dst->parts[0].log, &j->a);
     }
     if (rc != 0) {
@@ -351,10 +350,12 @@ static int dlq_topic(struct server *s, const struct share_part *sp, struct serve
     if (*out != NULL) {
         return 0;
     }
-    const struct topic_config cfg = {
-        .partitions = 1, .retention_ms = PROTO_CONFIG_DEFAULT,
-        .retention_bytes = PROTO_CONFIG_DEFAULT, .segment_bytes = PROTO_CONFIG_DEFAULT,
-        .segment_ms = PROTO_CONFIG_DEFAULT, .batch_bytes_max = PROTO_CONFIG_DEFAULT};
+    const struct topic_config cfg = {.partitions = 1,
+                                     .retention_ms = PROTO_CONFIG_DEFAULT,
+                                     .retention_bytes = PROTO_CONFIG_DEFAULT,
+                                     .segment_bytes = PROTO_CONFIG_DEFAULT,
+                                     .segment_ms = PROTO_CONFIG_DEFAULT,
+                                     .batch_bytes_max = PROTO_CONFIG_DEFAULT};
     int rc = server_topic_create(s, str, &cfg, out);
     if (rc == 0) {
         log_info("created dead-letter topic %s", name);
@@ -412,21 +413,21 @@ struct redrive {
     uint16_t version;
     char dlq[PROTO_TOPIC_NAME_BYTES_MAX + 1];
     size_t dlq_len;
-    int32_t partition;         /* the dead-letter partition being read */
-    int64_t next;              /* its next offset to read */
-    int64_t end;               /* its log end when its turn came */
-    int64_t chunk_end;         /* past the chunk in flight */
-    int64_t records;           /* republished durably */
-    int64_t skipped;           /* without usable nagare.dlq.* headers, or their topic gone */
-    uint32_t pending;          /* appends of the chunk in flight */
+    int32_t partition; /* the dead-letter partition being read */
+    int64_t next;      /* its next offset to read */
+    int64_t end;       /* its log end when its turn came */
+    int64_t chunk_end; /* past the chunk in flight */
+    int64_t records;   /* republished durably */
+    int64_t skipped;   /* without usable nagare.dlq.* headers, or their topic gone */
+    uint32_t pending;  /* appends of the chunk in flight */
     int err;
-    struct redrive *next_rd;   /* in q->redrives */
+    struct redrive *next_rd; /* in q->redrives */
 };
 static_assert(offsetof(struct redrive, commit) == 0, "mark_done() casts back");
 
 /* One batch of republished records. */
 struct redrive_out {
-    struct part_append a;      /* first: out_done() casts back */
+    struct part_append a; /* first: out_done() casts back */
     struct redrive *rd;
     uint32_t records;
     uint8_t batch[];
@@ -435,7 +436,7 @@ static_assert(offsetof(struct redrive_out, a) == 0, "out_done() casts back");
 
 /* Where the records being gathered go. */
 struct redrive_dest {
-    struct server_topic *t;    /* NULL: nothing gathered */
+    struct server_topic *t; /* NULL: nothing gathered */
     int32_t partition;
     struct batch_builder b;
     uint32_t records;
@@ -458,8 +459,7 @@ static void redrive_finish(struct redrive *rd, int err)
         log_info("redrive of %s: %" PRId64 " records republished, %" PRId64 " skipped", rd->dlq,
                  rd->records, rd->skipped);
     } else {
-        log_warn("redrive of %s: %s after %" PRId64 " records", rd->dlq, err_str(err),
-                 rd->records);
+        log_warn("redrive of %s: %s after %" PRId64 " records", rd->dlq, err_str(err), rd->records);
     }
     struct wr w;
     if (server_resp_begin(rd->req, rd->correlation_id, 64, &w)) {
@@ -489,10 +489,10 @@ static void chunk_done(struct redrive *rd)
         redrive_finish(rd, rd->err); /* the mark stays: the chunk is republished next time */
         return;
     }
-    struct offsets_item item = {.topic = rd->dlq, .partition = rd->partition,
-                                .offset = rd->chunk_end};
-    int rc = offsets_commit(&rd->s->offsets, &rd->commit, QUEUE_REDRIVE_GROUP, &item, 1,
-                            mark_done, rd);
+    struct offsets_item item = {
+        .topic = rd->dlq, .partition = rd->partition, .offset = rd->chunk_end};
+    int rc =
+        offsets_commit(&rd->s->offsets, &rd->commit, QUEUE_REDRIVE_GROUP, &item, 1, mark_done, rd);
     if (rc != 0) {
         redrive_finish(rd, rc);
     }
@@ -527,8 +527,8 @@ static void dest_flush(struct redrive *rd, struct redrive_dest *d)
     if (rc == 0) {
         *o = (struct redrive_out){.rd = rd, .records = d->records};
         memcpy(o->batch, rd->s->queue->dlq_out, bytes);
-        o->a = (struct part_append){.batch = o->batch, .bytes = bytes, .durable = true,
-                                    .done = out_done};
+        o->a = (struct part_append){
+            .batch = o->batch, .bytes = bytes, .durable = true, .done = out_done};
         rc = part_append(&d->t->parts[d->partition].log, &o->a);
     }
     if (rc == 0) {
@@ -604,8 +604,8 @@ static void redrive_record(struct redrive *rd, struct redrive_dest *d, struct ba
     if (rc == 0 && d->t == NULL) {
         dest_open(rd, d, t, partition);
     }
-    rc = rc == 0 ? batch_builder_add(&d->b, now, rec->key, rec->key_len, rec->value,
-                                     rec->value_len, q->kv, n)
+    rc = rc == 0 ? batch_builder_add(&d->b, now, rec->key, rec->key_len, rec->value, rec->value_len,
+                                     q->kv, n)
                  : rc;
     if (rc == -NG_ENOSPACE && d->records > 0) {
         dest_flush(rd, d);
@@ -631,8 +631,8 @@ static int redrive_batch(struct redrive *rd, struct redrive_dest *d, const uint8
     struct server *s = rd->s;
     struct queue *q = s->queue;
     struct batch_reader br;
-    int rc = batch_reader_open(&br, batch, len, q->dlq_src_cap, &s->zctx, q->dlq_recs,
-                               q->dlq_recs_cap);
+    int rc =
+        batch_reader_open(&br, batch, len, q->dlq_src_cap, &s->zctx, q->dlq_recs, q->dlq_recs_cap);
     struct batch_record rec;
     while (rc == 0 && rd->err == 0 && (rc = batch_reader_next(&br, &rec)) == 1) {
         if (rec.offset >= rd->next && rec.offset < rd->end) {
@@ -723,8 +723,8 @@ static int redrive_check(struct server *s, struct proto_str topic)
     if (len == 0 || !proto_topic_name_valid(topic.ptr, len)) {
         return -NG_EBADNAME;
     }
-    if (len <= DLQ_SUFFIX_BYTES || memcmp(topic.ptr + len - DLQ_SUFFIX_BYTES, DLQ_SUFFIX,
-                                          DLQ_SUFFIX_BYTES) != 0) {
+    if (len <= DLQ_SUFFIX_BYTES ||
+        memcmp(topic.ptr + len - DLQ_SUFFIX_BYTES, DLQ_SUFFIX, DLQ_SUFFIX_BYTES) != 0) {
         return -NG_EBADARG; /* not a dead-letter topic */
     }
     if (server_topic_find(s, topic) == NULL) {
@@ -750,8 +750,11 @@ void handle_dlq_redrive(struct server *s, struct loop_req *req, const struct pro
         server_resp_error(req, h->correlation_id, rc != 0 ? rc : -ENOMEM);
         return;
     }
-    *rd = (struct redrive){.s = s, .req = req, .correlation_id = h->correlation_id,
-                           .version = h->api_version, .partition = -1};
+    *rd = (struct redrive){.s = s,
+                           .req = req,
+                           .correlation_id = h->correlation_id,
+                           .version = h->api_version,
+                           .partition = -1};
     rc = s->loop.stopping ? -NG_ECLOSED : redrive_check(s, topic);
     if (rc != 0) {
         redrive_finish(rd, rc);

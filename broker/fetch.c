@@ -39,14 +39,14 @@ struct fetch_part {
     int32_t partition;
     int64_t offset;
     int32_t bytes_max;
-    struct bpart *bp;       /* NULL: unknown topic or partition */
+    struct bpart *bp; /* NULL: unknown topic or partition */
     struct park_link link;
     /* this answer's plan: file ranges, or a copy of up to copy_limit bytes */
     uint32_t range_first;
     uint32_t range_count;
     uint64_t range_bytes;
-    uint64_t copy_limit;    /* 0: nothing to copy */
-    size_t range_at;        /* where its ranges go in the answer buffer */
+    uint64_t copy_limit; /* 0: nothing to copy */
+    size_t range_at;     /* where its ranges go in the answer buffer */
 };
 
 /* The file ranges of the answer being built (on try_answer()'s stack). */
@@ -73,7 +73,7 @@ struct fetch_req {
     uint16_t version;
     struct proto_fetch_req in;
     struct park_waiter waiter;
-    bool copy_only;         /* file parts failed once: copy this answer */
+    bool copy_only; /* file parts failed once: copy this answer */
     uint32_t count;
     struct loop_timer timer;
     struct fetch_part parts[];
@@ -178,7 +178,7 @@ static size_t plan(struct fetch_req *fr, struct fetch_ranges *rs)
 {
     size_t header = answer_header_bytes(fr);
     uint64_t frame_max = fr->s->cfg.frame_bytes_max;
-    uint64_t data = 0;     /* ranges and copies, as planned */
+    uint64_t data = 0; /* ranges and copies, as planned */
     uint64_t copies = 0;
     uint64_t budget = (uint64_t)fr->in.bytes_max;
     uint32_t room = fr->copy_only ? 0 : loop_resp_file_room(fr->req);
@@ -229,8 +229,10 @@ static size_t plan(struct fetch_req *fr, struct fetch_ranges *rs)
 static bool answer_part(struct proto_enc *e, struct wr *w, struct fetch_part *fp,
                         uint64_t *records_total)
 {
-    struct proto_fetch_resp_partition out = {.partition = fp->partition, .offset_earliest = -1,
-                                             .offset_latest = -1, .offset_resume = -1,
+    struct proto_fetch_resp_partition out = {.partition = fp->partition,
+                                             .offset_earliest = -1,
+                                             .offset_latest = -1,
+                                             .offset_resume = -1,
                                              .err = part_error(fp)};
     if (fp->bp == NULL) {
         proto_fetch_resp_partition(e, &out);
@@ -365,9 +367,9 @@ static bool has_news(const struct fetch_req *fr, bool *errors)
         const struct fetch_part *fp = &fr->parts[i];
         bool news = part_has_news(fp);
         any |= news;
-        *errors |= news && (fp->bp == NULL || fp->bytes_max < 0 || fp->offset > part_offset_latest(&fp->bp->log) ||
-                            fp->offset < part_offset_earliest(&fp->bp->log) ||
-                            damage_end(fp) >= 0);
+        *errors |= news && (fp->bp == NULL || fp->bytes_max < 0 ||
+                            fp->offset > part_offset_latest(&fp->bp->log) ||
+                            fp->offset < part_offset_earliest(&fp->bp->log) || damage_end(fp) >= 0);
     }
     return any;
 }
@@ -406,9 +408,11 @@ static void resolve(struct server *s, struct fetch_req *fr, struct proto_dec d)
         struct proto_fetch_req_partition p;
         while (proto_fetch_req_next_partition(&d, &p)) {
             bool known = st != NULL && p.partition >= 0 && p.partition < st->cfg.partitions;
-            fr->parts[i++] = (struct fetch_part){
-                .topic = t.name, .partition = p.partition, .offset = p.offset,
-                .bytes_max = p.bytes_max, .bp = known ? &st->parts[p.partition] : NULL};
+            fr->parts[i++] = (struct fetch_part){.topic = t.name,
+                                                 .partition = p.partition,
+                                                 .offset = p.offset,
+                                                 .bytes_max = p.bytes_max,
+                                                 .bp = known ? &st->parts[p.partition] : NULL};
         }
     }
     ASSERT(i == fr->count);
@@ -426,8 +430,12 @@ void handle_fetch(struct server *s, struct loop_req *req, const struct proto_req
         server_resp_error(req, h->correlation_id, rc != 0 ? rc : -ENOMEM);
         return;
     }
-    *fr = (struct fetch_req){.req = req, .s = s, .correlation_id = h->correlation_id,
-                             .version = h->api_version, .in = in, .count = count};
+    *fr = (struct fetch_req){.req = req,
+                             .s = s,
+                             .correlation_id = h->correlation_id,
+                             .version = h->api_version,
+                             .in = in,
+                             .count = count};
     loop_timer_init(&fr->timer, on_timeout, fr);
     park_waiter_init(&fr->waiter, PARK_DATA, on_wake, on_abandon);
     resolve(s, fr, d);

@@ -44,10 +44,7 @@ static_assert(PROTO_TOPIC_NAME_BYTES_MAX <= GROUP_ID_BYTES_MAX,
 
 /* ---- small helpers ---- */
 
-static int64_t now_ms(const struct server *s)
-{
-    return (int64_t)loop_now_ms(&s->loop);
-}
+static int64_t now_ms(const struct server *s) { return (int64_t)loop_now_ms(&s->loop); }
 
 static int32_t topic_partitions(void *arg, const char *topic)
 {
@@ -95,10 +92,7 @@ static bool topic_copy(struct proto_str name, char out[PROTO_TOPIC_NAME_BYTES_MA
            proto_str_copy(name, out, PROTO_TOPIC_NAME_BYTES_MAX + 1) == 0;
 }
 
-static struct proto_str str_of(const char *s)
-{
-    return proto_str_make(s);
-}
+static struct proto_str str_of(const char *s) { return proto_str_make(s); }
 
 /* ---- the table of groups with members, sorted by id ---- */
 
@@ -371,8 +365,8 @@ void handle_heartbeat(struct server *s, struct loop_req *req, const struct proto
     struct proto_heartbeat_resp out = {.generation = -1};
     out.err = member_lookup(s, in.group, in.member_id, &g, member);
     if (out.err == 0) {
-        out.err = group_heartbeat(g, member, (uint32_t)in.generation, now_ms(s), &grant, &count,
-                                  &gen);
+        out.err =
+            group_heartbeat(g, member, (uint32_t)in.generation, now_ms(s), &grant, &count, &gen);
     }
     if (out.err == 0) {
         /* The grant is the target less what others still hold. */
@@ -431,20 +425,20 @@ struct job_part {
     struct proto_str topic; /* into the request frame */
     const char *name;       /* the topic's own, while the handler runs */
     int32_t partition;
-    int64_t offset;         /* the offset written (-1 with an error) */
+    int64_t offset; /* the offset written (-1 with an error) */
     int err;
-    bool written;           /* its item went to offsets_commit() */
+    bool written; /* its item went to offsets_commit() */
 };
 
 /* A durable write of offsets in flight. Owns itself until answered. */
 struct offsets_job {
-    struct offsets_commit c;    /* first: job_done() gets the job from it */
+    struct offsets_commit c; /* first: job_done() gets the job from it */
     struct server *s;
     struct loop_req *req;
     uint32_t correlation_id;
     uint16_t version;
     uint16_t api_key;
-    int err;                    /* DeleteGroup, ResetOffsets: the answer's error */
+    int err; /* DeleteGroup, ResetOffsets: the answer's error */
     char group[GROUP_ID_BYTES_MAX + 1];
     uint32_t part_count;
     struct job_part parts[];
@@ -567,8 +561,7 @@ static void job_done(struct offsets_commit *c, int rc)
 {
     struct offsets_job *j = (struct offsets_job *)c; /* c is its first member */
     if (rc != 0) {
-        log_error("group %s: %s of offsets: %s", j->group, proto_api_name(j->api_key),
-                  err_str(rc));
+        log_error("group %s: %s of offsets: %s", j->group, proto_api_name(j->api_key), err_str(rc));
     }
     if (j->api_key == PROTO_API_DELETE_GROUP) {
         /* The next chunk, until the group has no offsets left. */
@@ -592,7 +585,7 @@ static void job_done(struct offsets_commit *c, int rc)
 
 /* Who is committing: a member of g at a generation, or (outside) no one. */
 struct committer {
-    int err;          /* a bad group id or member id: every partition's */
+    int err; /* a bad group id or member id: every partition's */
     const struct group *g;
     bool outside;
     char member[GROUP_MEMBER_ID_BYTES];
@@ -600,8 +593,8 @@ struct committer {
 };
 
 /* May c commit offset for partition of topic st? 0 or the partition's error. */
-static int commit_check(const struct committer *c, const struct server_topic *st,
-                        int32_t partition, int64_t offset)
+static int commit_check(const struct committer *c, const struct server_topic *st, int32_t partition,
+                        int64_t offset)
 {
     if (c->err != 0) {
         return c->err;
@@ -621,8 +614,8 @@ static int commit_check(const struct committer *c, const struct server_topic *st
     return group_check_commit(c->g, c->member, c->generation, st->name, partition);
 }
 
-void handle_offset_commit(struct server *s, struct loop_req *req,
-                          const struct proto_req_header *h, struct rd *body)
+void handle_offset_commit(struct server *s, struct loop_req *req, const struct proto_req_header *h,
+                          struct rd *body)
 {
     struct proto_offset_commit_req in;
     struct proto_dec d;
@@ -691,7 +684,8 @@ static void offset_fetch_all(struct loop_req *req, const struct proto_req_header
     uint32_t n;
     const struct offsets_entry **v = entries_sorted(og, &n);
     struct wr w;
-    if (!server_resp_begin(req, h->correlation_id, ANSWER_SLACK_BYTES +
+    if (!server_resp_begin(req, h->correlation_id,
+                           ANSWER_SLACK_BYTES +
                                (size_t)n * (PROTO_PARTITION_OFFSET_BYTES + PROTO_TOPIC_BYTES_MAX),
                            &w)) {
         free(v);
@@ -703,8 +697,8 @@ static void offset_fetch_all(struct loop_req *req, const struct proto_req_header
         if (i == 0 || strcmp(v[i]->topic, v[i - 1]->topic) != 0) {
             proto_enc_topic(&e, str_of(v[i]->topic));
         }
-        proto_enc_partition_offset(&e, &(struct proto_partition_offset){v[i]->partition,
-                                                                          v[i]->offset, 0});
+        proto_enc_partition_offset(
+            &e, &(struct proto_partition_offset){v[i]->partition, v[i]->offset, 0});
     }
     free(v);
     server_resp_end(req, &e, &w, h->correlation_id);
@@ -793,7 +787,8 @@ void handle_list_groups(struct server *s, struct loop_req *req, const struct pro
             continue; /* deleted: no members, no offsets */
         }
         if (listed++ == PROTO_GROUPS_MAX) {
-            log_warn("ListGroups: more than %d groups; the answer lists the first", PROTO_GROUPS_MAX);
+            log_warn("ListGroups: more than %d groups; the answer lists the first",
+                     PROTO_GROUPS_MAX);
             break;
         }
         struct proto_group_listing l = {.group = str_of(c > 0 ? og->id : g->id),
@@ -824,8 +819,8 @@ struct lag_buf {
 };
 
 /* The timestamp of the record at offset in log. */
-static int record_timestamp(struct server *s, struct part *log, int64_t offset,
-                            struct lag_buf *b, int64_t *ts_out)
+static int record_timestamp(struct server *s, struct part *log, int64_t offset, struct lag_buf *b,
+                            int64_t *ts_out)
 {
     if (b->batch == NULL) {
         b->batch_cap = (size_t)s->cfg.batch_bytes_max; /* >= every topic's */
@@ -860,9 +855,11 @@ static int record_timestamp(struct server *s, struct part *log, int64_t offset,
 static void describe_offset(struct server *s, const struct offsets_entry *en, struct lag_buf *b,
                             struct proto_group_offset_desc *o)
 {
-    *o = (struct proto_group_offset_desc){
-        .partition = en->partition, .committed = en->offset, .end = -1, .lag_records = -1,
-        .lag_ms = -1};
+    *o = (struct proto_group_offset_desc){.partition = en->partition,
+                                          .committed = en->offset,
+                                          .end = -1,
+                                          .lag_records = -1,
+                                          .lag_ms = -1};
     struct server_topic *st = server_topic_find(s, str_of(en->topic));
     if (st == NULL || en->partition < 0 || en->partition >= st->cfg.partitions) {
         return;
@@ -891,7 +888,8 @@ static void describe_offset(struct server *s, const struct offsets_entry *en, st
 /* Bytes a DescribeGroup answer may take. */
 static size_t describe_cap(const struct group *g, uint32_t entries)
 {
-    size_t cap = ANSWER_SLACK_BYTES + (size_t)entries * (PROTO_OFFSET_DESC_BYTES + PROTO_TOPIC_BYTES_MAX);
+    size_t cap =
+        ANSWER_SLACK_BYTES + (size_t)entries * (PROTO_OFFSET_DESC_BYTES + PROTO_TOPIC_BYTES_MAX);
     for (uint32_t i = 0; g != NULL && i < g->member_count; i++) {
         const struct group_member *m = &g->members[i];
         cap += PROTO_MEMBER_DESC_BYTES(GROUP_MEMBER_ID_BYTES) +
@@ -909,8 +907,8 @@ static void describe_members(struct proto_enc *e, const struct group *g)
     }
 }
 
-void handle_describe_group(struct server *s, struct loop_req *req,
-                           const struct proto_req_header *h, struct rd *body)
+void handle_describe_group(struct server *s, struct loop_req *req, const struct proto_req_header *h,
+                           struct rd *body)
 {
     struct proto_str group;
     int rc = proto_describe_group_req_decode(body, h->api_version, &group);
@@ -968,8 +966,7 @@ void handle_delete_group(struct server *s, struct loop_req *req, const struct pr
     if (j->err == 0 && group_find(s, j->group) != NULL) {
         j->err = -NG_EGROUP_NOT_EMPTY;
     }
-    const struct offsets_group *og =
-        j->err == 0 ? offsets_group_find(&s->offsets, j->group) : NULL;
+    const struct offsets_group *og = j->err == 0 ? offsets_group_find(&s->offsets, j->group) : NULL;
     if (j->err == 0 && (og == NULL || og->count == 0)) {
         j->err = -NG_ENOTFOUND;
     }
@@ -1050,7 +1047,9 @@ static void reset_fill(struct server *s, struct offsets_job *j,
                 p = k;
             }
             struct job_part *jp = &j->parts[i++];
-            *jp = (struct job_part){.topic = t.name, .partition = p, .offset = -1,
+            *jp = (struct job_part){.topic = t.name,
+                                    .partition = p,
+                                    .offset = -1,
                                     .name = st != NULL ? st->name : NULL};
             reset_part(st, in, jp);
         }
@@ -1058,8 +1057,8 @@ static void reset_fill(struct server *s, struct offsets_job *j,
     ASSERT(i == j->part_count);
 }
 
-void handle_reset_offsets(struct server *s, struct loop_req *req,
-                          const struct proto_req_header *h, struct rd *body)
+void handle_reset_offsets(struct server *s, struct loop_req *req, const struct proto_req_header *h,
+                          struct rd *body)
 {
     struct proto_reset_offsets_req in;
     struct proto_dec d;

@@ -328,8 +328,7 @@ int group_join(struct group *g, const char *member_id, const char *const *topics
     return 0;
 }
 
-static int list_set(struct group_tp **list, uint32_t *count, const struct group_tp *src,
-                    uint32_t n)
+static int list_set(struct group_tp **list, uint32_t *count, const struct group_tp *src, uint32_t n)
 {
     struct group_tp *fresh = realloc(*list, (n + 1) * sizeof(*fresh));
     if (fresh == NULL) {
@@ -341,7 +340,8 @@ static int list_set(struct group_tp **list, uint32_t *count, const struct group_
     return 0;
 }
 
-static bool held_by_other(const struct group *g, const struct group_member *self, struct group_tp tp)
+static bool held_by_other(const struct group *g, const struct group_member *self,
+                          struct group_tp tp)
 {
     for (uint32_t i = 0; i < g->member_count; i++) {
         const struct group_member *o = &g->members[i];

@@ -38,21 +38,21 @@
 #define GROUP_SESSION_MS_MAX 300000
 
 struct group_tp {
-    uint16_t topic;     /* index into group.topics */
+    uint16_t topic; /* index into group.topics */
     int32_t partition;
 };
 
 struct group_member {
     char id[GROUP_MEMBER_ID_BYTES];
-    uint64_t topics_mask;       /* bit t: subscribes to group.topics[t] */
+    uint64_t topics_mask; /* bit t: subscribes to group.topics[t] */
     uint32_t session_ms;
-    int64_t deadline_ms;        /* last heartbeat + session */
-    uint32_t answered_gen;      /* generation of the last grant sent to it */
-    struct group_tp *target;    /* what the assignment wants it to have */
+    int64_t deadline_ms;     /* last heartbeat + session */
+    uint32_t answered_gen;   /* generation of the last grant sent to it */
+    struct group_tp *target; /* what the assignment wants it to have */
     uint32_t target_count;
-    struct group_tp *grant;     /* what it may consume now (last answer) */
+    struct group_tp *grant; /* what it may consume now (last answer) */
     uint32_t grant_count;
-    struct group_tp *held;      /* grant, plus what it was told to drop but
+    struct group_tp *held; /* grant, plus what it was told to drop but
                                    has not confirmed dropping */
     uint32_t held_count;
 };
@@ -64,12 +64,12 @@ struct group_topic {
 
 struct group {
     char id[GROUP_ID_BYTES_MAX + 1];
-    uint32_t generation;        /* bumped by every membership change */
+    uint32_t generation;          /* bumped by every membership change */
     struct group_member *members; /* sorted by id */
     uint32_t member_count;
     struct group_topic topics[GROUP_TOPICS_MAX];
     uint32_t topic_count;
-    uint64_t member_seq;        /* for new member ids */
+    uint64_t member_seq; /* for new member ids */
 };
 
 /* Partitions of a topic, asked of the broker when a member subscribes and
@@ -94,17 +94,16 @@ MUST_USE int group_join(struct group *g, const char *member_id, const char *cons
  * and returns in *grant (valid until the next call on g) the partitions it
  * may consume now, and the current generation. Returns 0,
  * -NG_EUNKNOWN_MEMBER. */
-MUST_USE int group_heartbeat(struct group *g, const char *member_id, uint32_t gen,
-                             int64_t now_ms, const struct group_tp **grant,
-                             uint32_t *grant_count, uint32_t *gen_out);
+MUST_USE int group_heartbeat(struct group *g, const char *member_id, uint32_t gen, int64_t now_ms,
+                             const struct group_tp **grant, uint32_t *grant_count,
+                             uint32_t *gen_out);
 
 /* Removes a member and rebalances. Returns 0 or -NG_EUNKNOWN_MEMBER. */
-MUST_USE int group_leave(struct group *g, const char *member_id,
-                         group_partitions_fn partitions, void *arg);
+MUST_USE int group_leave(struct group *g, const char *member_id, group_partitions_fn partitions,
+                         void *arg);
 
 /* Removes members whose session ran out; returns how many. */
-uint32_t group_expire(struct group *g, int64_t now_ms, group_partitions_fn partitions,
-                      void *arg);
+uint32_t group_expire(struct group *g, int64_t now_ms, group_partitions_fn partitions, void *arg);
 
 /* Recomputes the assignment (a topic gained partitions, say). */
 void group_rebalance(struct group *g, group_partitions_fn partitions, void *arg);

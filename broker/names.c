@@ -9,8 +9,8 @@ int names_cmp(const char *a, size_t a_len, const char *b, size_t b_len)
     return c != 0 ? c : (a_len > b_len) - (a_len < b_len);
 }
 
-uint32_t names_lower_bound(const void *table, uint32_t count, names_at_fn name_at,
-                           const char *name, size_t len, bool *found)
+uint32_t names_lower_bound(const void *table, uint32_t count, names_at_fn name_at, const char *name,
+                           size_t len, bool *found)
 {
     uint32_t lo = 0;
     uint32_t hi = count;

@@ -20,7 +20,7 @@ typedef const char *(*names_at_fn)(const void *table, uint32_t i, size_t *len);
 /* In a table of count entries sorted by names_cmp: the index of the first
  * entry whose name is >= name[0..len) (count when there is none), and
  * whether that entry's name is name exactly. */
-uint32_t names_lower_bound(const void *table, uint32_t count, names_at_fn name_at,
-                           const char *name, size_t len, bool *found);
+uint32_t names_lower_bound(const void *table, uint32_t count, names_at_fn name_at, const char *name,
+                           size_t len, bool *found);
 
 #endif

@@ -161,8 +161,8 @@ static int apply_record(struct offsets *o, const struct batch_record *rec)
     return apply(o, group, topic, partition, offset, rec->timestamp_ms);
 }
 
-int offsets_replay_batch(struct offsets *o, const uint8_t *batch, size_t len,
-                         struct batch_zctx *z, uint8_t *out, size_t out_cap)
+int offsets_replay_batch(struct offsets *o, const uint8_t *batch, size_t len, struct batch_zctx *z,
+                         uint8_t *out, size_t out_cap)
 {
     struct batch_reader br;
     int rc = batch_reader_open(&br, batch, len, OFFSETS_BATCH_MAX, z, out, out_cap);
@@ -189,8 +189,8 @@ static int replay(struct offsets *o, const struct part_env *env)
         for (size_t at = 0; rc == 0 && at < r.bytes;) {
             struct batch_header h;
             rc = batch_header_decode(buf + at, r.bytes - at, OFFSETS_BATCH_MAX, &h);
-            rc = rc == 0 ? offsets_replay_batch(o, buf + at, batch_bytes(&h), env->zctx, env->scratch,
-                                        env->scratch_bytes)
+            rc = rc == 0 ? offsets_replay_batch(o, buf + at, batch_bytes(&h), env->zctx,
+                                                env->scratch, env->scratch_bytes)
                          : rc;
             at += batch_bytes(&h);
             offset = batch_offset_last(&h) + 1;
@@ -208,7 +208,7 @@ int offsets_open(struct offsets *o, const char *dir, const struct part_env *env,
     part_config_default(&cfg);
     cfg.segment_bytes = segment_bytes;
     compaction_init(&o->compaction, "offsets log", segment_bytes);
-    cfg.retention_ms = -1;    /* never: the latest commit of a partition may be old */
+    cfg.retention_ms = -1; /* never: the latest commit of a partition may be old */
     cfg.retention_bytes = -1;
     cfg.batch_bytes_max = OFFSETS_BATCH_MAX;
     ASSERT(env->scratch_bytes >= OFFSETS_SCRATCH_BYTES);
@@ -356,8 +356,8 @@ int offsets_commit(struct offsets *o, struct offsets_commit *c, const char *grou
         commit_free(c);
         return rc;
     }
-    c->a = (struct part_append){.batch = c->batch, .bytes = len, .durable = true,
-                                .done = commit_done};
+    c->a =
+        (struct part_append){.batch = c->batch, .bytes = len, .durable = true, .done = commit_done};
     if (o->snapshot_due) { /* goes after the snapshot */
         *(o->held_first == NULL ? &o->held_first : &o->held_last->held_next) = c;
         o->held_last = c;
@@ -417,8 +417,8 @@ static struct snapshot_batch *snapshot_batch_build(struct offsets *o, uint32_t *
     size_t len;
     int rc = batch_builder_finish(&bb, NULL, &len);
     ASSERT(rc == 0);
-    b->a = (struct part_append){.batch = b->bytes, .bytes = len, .durable = true,
-                                .done = snapshot_batch_done};
+    b->a = (struct part_append){
+        .batch = b->bytes, .bytes = len, .durable = true, .done = snapshot_batch_done};
     b->o = o;
     return b;
 }

@@ -58,7 +58,7 @@ struct offsets_commit;
 
 struct offsets {
     struct part log;
-    int64_t (*now_ms)(void);           /* the log's clock (part_env) */
+    int64_t (*now_ms)(void); /* the log's clock (part_env) */
     bool open;
     struct offsets_group *groups; /* sorted by id */
     uint32_t count;
@@ -69,9 +69,9 @@ struct offsets {
     bool snapshot_due;                 /* waiting for inflight to reach 0 */
     struct offsets_commit *held_first; /* commits waiting for the snapshot */
     struct offsets_commit *held_last;
-    uint32_t snapshot_batches;         /* snapshot appends not completed */
-    int snapshot_err;                  /* the first of their errors */
-    bool closing;                      /* no new snapshot */
+    uint32_t snapshot_batches; /* snapshot appends not completed */
+    int snapshot_err;          /* the first of their errors */
+    bool closing;              /* no new snapshot */
 };
 
 /* One partition's offset in a commit. offset -1 forgets it. */
@@ -87,7 +87,7 @@ typedef void (*offsets_done_fn)(struct offsets_commit *c, int rc);
 struct offsets_commit {
     struct part_append a;
     struct offsets *o;
-    uint8_t *batch;           /* owned while in flight */
+    uint8_t *batch; /* owned while in flight */
     char group[GROUP_ID_BYTES_MAX + 1];
     struct offsets_item *items; /* copies, owned while in flight */
     char *names;
@@ -111,8 +111,8 @@ MUST_USE int offsets_close(struct offsets *o);
  * offsets) or failed. Returns 0, or an error with nothing started
  * (-NG_ETOOBIG, -NG_EBADNAME, -ENOMEM, part_append's errors). */
 MUST_USE int offsets_commit(struct offsets *o, struct offsets_commit *c, const char *group,
-                            const struct offsets_item *items, uint32_t count,
-                            offsets_done_fn done, void *ctx);
+                            const struct offsets_item *items, uint32_t count, offsets_done_fn done,
+                            void *ctx);
 
 /* The committed offset of a partition. Returns 0, or -NG_ENOTFOUND. */
 MUST_USE int offsets_get(const struct offsets *o, const char *group, const char *topic,

@@ -45,8 +45,8 @@ enum park_event {
 struct park_waiter {
     park_wake_fn wake;
     park_abandon_fn abandon;
-    unsigned events;  /* enum park_event bits it is woken for */
-    bool pending; /* park_wake() has yet to call it (park.c) */
+    unsigned events; /* enum park_event bits it is woken for */
+    bool pending;    /* park_wake() has yet to call it (park.c) */
 };
 
 struct park_link {

@@ -65,9 +65,10 @@ static void answer(struct produce_req *pr)
         if (i == 0 || pp->topic.ptr != pr->parts[i - 1].topic.ptr) {
             proto_enc_topic(&e, pp->topic);
         }
-        struct proto_produce_resp_partition out = {
-            .partition = pp->partition, .err = pp->err,
-            .offset_base = pp->err == 0 ? pp->offset_base : -1};
+        struct proto_produce_resp_partition out = {.partition = pp->partition,
+                                                   .err = pp->err,
+                                                   .offset_base =
+                                                       pp->err == 0 ? pp->offset_base : -1};
         proto_produce_resp_partition(&e, &out);
     }
     rc = proto_enc_end(&e);
@@ -77,10 +78,7 @@ static void answer(struct produce_req *pr)
 }
 
 /* A full disk is the client's to retry; say so in the protocol's terms. */
-static int wire_err(int rc)
-{
-    return rc == -ENOSPC || rc == -EDQUOT ? -NG_EDISK_FULL : rc;
-}
+static int wire_err(int rc) { return rc == -ENOSPC || rc == -EDQUOT ? -NG_EDISK_FULL : rc; }
 
 static void append_done(struct part_append *a, int rc)
 {
@@ -124,9 +122,12 @@ static void start_append(struct server *s, struct server_topic *t, struct produc
      * the base offset is written into the batch there. */
     /* batch_verify_records() checked it whole, checksum included: the
      * append need not run the checksum again. */
-    pp->a = (struct part_append){.batch = (uint8_t *)in->records, .bytes = in->records_bytes,
-                                 .durable = pp->pr->acks == PROTO_ACKS_ALL, .validated = true,
-                                 .hdr = h, .done = append_done};
+    pp->a = (struct part_append){.batch = (uint8_t *)in->records,
+                                 .bytes = in->records_bytes,
+                                 .durable = pp->pr->acks == PROTO_ACKS_ALL,
+                                 .validated = true,
+                                 .hdr = h,
+                                 .done = append_done};
     pp->bp = bp;
     pp->err = wire_err(part_append(&bp->log, &pp->a));
     if (pp->err == 0) {
@@ -141,10 +142,12 @@ static struct server_topic *produce_topic(struct server *s, struct proto_str nam
     struct server_topic *t = server_topic_find(s, name);
     *err = 0;
     if (t == NULL && s->cfg.auto_create_topics) {
-        struct topic_config defaults = {
-            .partitions = PROTO_CONFIG_DEFAULT, .retention_ms = PROTO_CONFIG_DEFAULT,
-            .retention_bytes = PROTO_CONFIG_DEFAULT, .segment_bytes = PROTO_CONFIG_DEFAULT,
-            .segment_ms = PROTO_CONFIG_DEFAULT, .batch_bytes_max = PROTO_CONFIG_DEFAULT};
+        struct topic_config defaults = {.partitions = PROTO_CONFIG_DEFAULT,
+                                        .retention_ms = PROTO_CONFIG_DEFAULT,
+                                        .retention_bytes = PROTO_CONFIG_DEFAULT,
+                                        .segment_bytes = PROTO_CONFIG_DEFAULT,
+                                        .segment_ms = PROTO_CONFIG_DEFAULT,
+                                        .batch_bytes_max = PROTO_CONFIG_DEFAULT};
         *err = server_topic_create(s, name, &defaults, &t);
         t = *err == 0 ? t : NULL;
     } else if (t == NULL) {
@@ -165,8 +168,11 @@ void handle_produce(struct server *s, struct loop_req *req, const struct proto_r
         server_resp_error(req, h->correlation_id, rc != 0 ? rc : -ENOMEM);
         return;
     }
-    *pr = (struct produce_req){.req = req, .correlation_id = h->correlation_id,
-                               .version = h->api_version, .acks = in.acks, .count = count};
+    *pr = (struct produce_req){.req = req,
+                               .correlation_id = h->correlation_id,
+                               .version = h->api_version,
+                               .acks = in.acks,
+                               .count = count};
     pr->pending = 1; /* held until every partition is started */
     struct proto_topic t;
     uint32_t i = 0;
@@ -176,8 +182,11 @@ void handle_produce(struct server *s, struct loop_req *req, const struct proto_r
         struct proto_produce_req_partition p;
         while (proto_produce_req_next_partition(&d, &p)) {
             struct produce_part *pp = &pr->parts[i++];
-            *pp = (struct produce_part){.pr = pr, .topic = t.name, .partition = p.partition,
-                                        .err = topic_err, .offset_base = -1};
+            *pp = (struct produce_part){.pr = pr,
+                                        .topic = t.name,
+                                        .partition = p.partition,
+                                        .err = topic_err,
+                                        .offset_base = -1};
             start_append(s, st, pp, &p);
         }
     }

@@ -80,7 +80,8 @@ static void evict_oldest(struct producers *ps)
 {
     uint32_t oldest = UINT32_MAX;
     for (uint32_t i = 0; i < ps->slot_count; i++) {
-        if (ps->slots[i].id != -1 && (oldest == UINT32_MAX || ps->slots[i].used < ps->slots[oldest].used)) {
+        if (ps->slots[i].id != -1 &&
+            (oldest == UINT32_MAX || ps->slots[i].used < ps->slots[oldest].used)) {
             oldest = i;
         }
     }

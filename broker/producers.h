@@ -34,11 +34,11 @@ struct producer_batch {
 };
 
 struct producer_state {
-    int64_t id;          /* -1: empty slot */
+    int64_t id; /* -1: empty slot */
     int16_t epoch;
-    uint8_t count;       /* batches in recent[] */
-    uint8_t newest;      /* index of the newest */
-    uint64_t used;       /* table clock at last use, for eviction */
+    uint8_t count;  /* batches in recent[] */
+    uint8_t newest; /* index of the newest */
+    uint64_t used;  /* table clock at last use, for eviction */
     struct producer_batch recent[PRODUCER_BATCHES_KEPT];
 };
 

@@ -28,8 +28,7 @@ static const char *topic_name(const void *table, uint32_t i, size_t *len)
 }
 
 /* Index of the first topic whose name is >= name; *found: it is name. */
-static uint32_t topic_lower_bound(const struct server *s, const char *name, size_t len,
-                                  bool *found)
+static uint32_t topic_lower_bound(const struct server *s, const char *name, size_t len, bool *found)
 {
     return names_lower_bound(s->topics, s->topic_count, topic_name, name, len, found);
 }
@@ -282,8 +281,8 @@ static void scrub(struct server *s)
         }
         size_t asked = (size_t)budget;
         size_t done = 0;
-        int rc = part_scrub(&t->parts[s->scrub_part].log, s->scrub_buf, s->scrub_buf_bytes,
-                            asked, &done);
+        int rc = part_scrub(&t->parts[s->scrub_part].log, s->scrub_buf, s->scrub_buf_bytes, asked,
+                            &done);
         if (rc != 0 && rc != -NG_ECORRUPT) {
             log_warn("topic %s partition %d: scrub: %s", t->name, s->scrub_part, err_str(rc));
         }
@@ -391,8 +390,8 @@ void server_resp_end(struct loop_req *req, struct proto_enc *e, struct wr *w,
 
 /* ---- requests ---- */
 
-typedef void (*handler_fn)(struct server *s, struct loop_req *req,
-                           const struct proto_req_header *h, struct rd *body);
+typedef void (*handler_fn)(struct server *s, struct loop_req *req, const struct proto_req_header *h,
+                           struct rd *body);
 
 static const handler_fn handlers[PROTO_API_COUNT] = {
     [PROTO_API_API_VERSIONS] = handle_api_versions,
@@ -497,8 +496,10 @@ static int worker_resources(struct server *s)
     if (rc != 0) {
         return rc;
     }
-    s->env = (struct part_env){.ring = &s->ring, .scratch = s->scratch,
-                               .scratch_bytes = s->scratch_bytes, .zctx = &s->zctx,
+    s->env = (struct part_env){.ring = &s->ring,
+                               .scratch = s->scratch,
+                               .scratch_bytes = s->scratch_bytes,
+                               .zctx = &s->zctx,
                                .now_ms = clock_wall_ms};
     return 0;
 }

@@ -53,14 +53,14 @@ struct bpart {
     struct server *server;
     int32_t index;
     bool open;
-    struct park_list waiters;   /* parked fetches and share fetches wanting it */
+    struct park_list waiters; /* parked fetches and share fetches wanting it */
 };
 
 struct server_topic {
     char name[PROTO_TOPIC_NAME_BYTES_MAX + 1];
     size_t name_len;
     struct topic_config cfg;
-    struct bpart *parts;         /* cfg.partitions of them */
+    struct bpart *parts; /* cfg.partitions of them */
     struct server_topic *next_doomed;
 };
 
@@ -69,17 +69,17 @@ struct server {
     struct ring ring;
     struct loop loop;
     struct catalog catalog;
-    int lock_fd;                 /* flock on DATA_DIR/.lock */
+    int lock_fd; /* flock on DATA_DIR/.lock */
     bool catalog_ready;
     bool ring_ready;
     bool loop_ready;
-    uint16_t port;               /* bound port */
+    uint16_t port;                /* bound port */
     struct server_topic **topics; /* sorted by name */
     uint32_t topic_count;
     uint32_t topic_cap;
-    struct server_topic *doomed;  /* deleted, partitions closing */
+    struct server_topic *doomed; /* deleted, partitions closing */
     struct batch_zctx zctx;
-    uint8_t *scratch;             /* storage and batch verification scratch */
+    uint8_t *scratch; /* storage and batch verification scratch */
     size_t scratch_bytes;
     struct part_env env;
     struct producer_ids producer_ids;
@@ -90,13 +90,13 @@ struct server {
     size_t scrub_buf_bytes;
     uint32_t scrub_topic;
     int32_t scrub_part;
-    struct offsets offsets;       /* committed group offsets (group_serve.c) */
+    struct offsets offsets; /* committed group offsets (group_serve.c) */
     bool offsets_ready;
-    struct group **groups;        /* groups with members, sorted by id */
+    struct group **groups; /* groups with members, sorted by id */
     uint32_t group_count;
-    uint64_t group_member_seq;    /* where new groups start numbering members */
-    int64_t groups_checked_ms;    /* last session sweep, loop clock */
-    struct queue *queue;          /* share groups (share_serve.c); NULL before queue_open() */
+    uint64_t group_member_seq; /* where new groups start numbering members */
+    int64_t groups_checked_ms; /* last session sweep, loop clock */
+    struct queue *queue;       /* share groups (share_serve.c); NULL before queue_open() */
 };
 
 /* Opens the data directory (taking its lock), the topic catalog and every
@@ -125,8 +125,7 @@ struct server_topic *server_topic_find(struct server *s, struct proto_str name);
  * PROTO_CONFIG_DEFAULT fields. Returns 0 with *out, or -NG_EBADNAME,
  * -NG_ETOPIC_EXISTS, -NG_EBADARG, -NG_ETOOBIG (too many topics), -errno. */
 MUST_USE int server_topic_create(struct server *s, struct proto_str name,
-                                 const struct topic_config *requested,
-                                 struct server_topic **out);
+                                 const struct topic_config *requested, struct server_topic **out);
 
 /* Deletes a topic: its directory is durably moved away and removed, it
  * leaves the table (no new request reaches it) and parked fetches on it are
@@ -160,20 +159,20 @@ void server_resp_end(struct loop_req *req, struct proto_enc *e, struct wr *w,
 bool server_api_served(uint16_t api_key);
 
 /* Request handlers, one per api: body is the reader after the header. */
-void handle_api_versions(struct server *s, struct loop_req *req,
-                         const struct proto_req_header *h, struct rd *body);
-void handle_metadata(struct server *s, struct loop_req *req,
-                     const struct proto_req_header *h, struct rd *body);
-void handle_create_topics(struct server *s, struct loop_req *req,
-                          const struct proto_req_header *h, struct rd *body);
-void handle_delete_topics(struct server *s, struct loop_req *req,
-                          const struct proto_req_header *h, struct rd *body);
-void handle_produce(struct server *s, struct loop_req *req,
-                    const struct proto_req_header *h, struct rd *body);
-void handle_fetch(struct server *s, struct loop_req *req,
-                  const struct proto_req_header *h, struct rd *body);
-void handle_list_offsets(struct server *s, struct loop_req *req,
-                         const struct proto_req_header *h, struct rd *body);
+void handle_api_versions(struct server *s, struct loop_req *req, const struct proto_req_header *h,
+                         struct rd *body);
+void handle_metadata(struct server *s, struct loop_req *req, const struct proto_req_header *h,
+                     struct rd *body);
+void handle_create_topics(struct server *s, struct loop_req *req, const struct proto_req_header *h,
+                          struct rd *body);
+void handle_delete_topics(struct server *s, struct loop_req *req, const struct proto_req_header *h,
+                          struct rd *body);
+void handle_produce(struct server *s, struct loop_req *req, const struct proto_req_header *h,
+                    struct rd *body);
+void handle_fetch(struct server *s, struct loop_req *req, const struct proto_req_header *h,
+                  struct rd *body);
+void handle_list_offsets(struct server *s, struct loop_req *req, const struct proto_req_header *h,
+                         struct rd *body);
 void handle_init_producer_id(struct server *s, struct loop_req *req,
                              const struct proto_req_header *h, struct rd *body);
 
@@ -194,24 +193,24 @@ MUST_USE int groups_close(struct server *s);
  * empty; at most every SERVER_GROUPS_EXPIRE_MS. From housekeeping. */
 void groups_expire(struct server *s);
 
-void handle_join_group(struct server *s, struct loop_req *req,
-                       const struct proto_req_header *h, struct rd *body);
-void handle_heartbeat(struct server *s, struct loop_req *req,
-                      const struct proto_req_header *h, struct rd *body);
-void handle_leave_group(struct server *s, struct loop_req *req,
-                        const struct proto_req_header *h, struct rd *body);
-void handle_offset_commit(struct server *s, struct loop_req *req,
-                          const struct proto_req_header *h, struct rd *body);
-void handle_offset_fetch(struct server *s, struct loop_req *req,
-                         const struct proto_req_header *h, struct rd *body);
-void handle_list_groups(struct server *s, struct loop_req *req,
-                        const struct proto_req_header *h, struct rd *body);
-void handle_describe_group(struct server *s, struct loop_req *req,
-                           const struct proto_req_header *h, struct rd *body);
-void handle_delete_group(struct server *s, struct loop_req *req,
-                         const struct proto_req_header *h, struct rd *body);
-void handle_reset_offsets(struct server *s, struct loop_req *req,
-                          const struct proto_req_header *h, struct rd *body);
+void handle_join_group(struct server *s, struct loop_req *req, const struct proto_req_header *h,
+                       struct rd *body);
+void handle_heartbeat(struct server *s, struct loop_req *req, const struct proto_req_header *h,
+                      struct rd *body);
+void handle_leave_group(struct server *s, struct loop_req *req, const struct proto_req_header *h,
+                        struct rd *body);
+void handle_offset_commit(struct server *s, struct loop_req *req, const struct proto_req_header *h,
+                          struct rd *body);
+void handle_offset_fetch(struct server *s, struct loop_req *req, const struct proto_req_header *h,
+                         struct rd *body);
+void handle_list_groups(struct server *s, struct loop_req *req, const struct proto_req_header *h,
+                        struct rd *body);
+void handle_describe_group(struct server *s, struct loop_req *req, const struct proto_req_header *h,
+                           struct rd *body);
+void handle_delete_group(struct server *s, struct loop_req *req, const struct proto_req_header *h,
+                         struct rd *body);
+void handle_reset_offsets(struct server *s, struct loop_req *req, const struct proto_req_header *h,
+                          struct rd *body);
 
 /* ---- share groups (broker/share_serve.c, broker/dlq.c; broker/share_serve.h) ---- */
 
@@ -243,11 +242,11 @@ bool queue_groups_next(struct server *s, uint32_t *cursor, struct proto_str *id)
  * waiters were abandoned (park_abandon). */
 void queue_topic_deleted(struct server *s, const char *name, size_t len);
 
-void handle_share_fetch(struct server *s, struct loop_req *req,
-                        const struct proto_req_header *h, struct rd *body);
-void handle_share_ack(struct server *s, struct loop_req *req,
-                      const struct proto_req_header *h, struct rd *body);
-void handle_dlq_redrive(struct server *s, struct loop_req *req,
-                        const struct proto_req_header *h, struct rd *body);
+void handle_share_fetch(struct server *s, struct loop_req *req, const struct proto_req_header *h,
+                        struct rd *body);
+void handle_share_ack(struct server *s, struct loop_req *req, const struct proto_req_header *h,
+                      struct rd *body);
+void handle_dlq_redrive(struct server *s, struct loop_req *req, const struct proto_req_header *h,
+                        struct rd *body);
 
 #endif

@@ -53,10 +53,7 @@ static_assert(QUEUE_STATE_APPENDS_MAX <= PART_APPENDS_INFLIGHT_MAX, "a valid par
 
 /* ---- small helpers ---- */
 
-int64_t queue_now_ms(const struct server *s)
-{
-    return (int64_t)loop_now_ms(&s->loop);
-}
+int64_t queue_now_ms(const struct server *s) { return (int64_t)loop_now_ms(&s->loop); }
 
 bool queue_room(const struct queue *q, uint32_t batches)
 {
@@ -146,8 +143,7 @@ static void state_append_done(struct part_append *a, int rc)
 
 /* Appends one flushed batch; on failure the registry is failed (the
  * flush cleaned parts whose changes are now nowhere but in memory). */
-static int state_append(struct server *s, size_t bytes, bool durable, queue_done_fn done,
-                        void *ctx)
+static int state_append(struct server *s, size_t bytes, bool durable, queue_done_fn done, void *ctx)
 {
     struct queue *q = s->queue;
     struct state_append *sa = malloc(sizeof(*sa) + bytes);
@@ -155,8 +151,8 @@ static int state_append(struct server *s, size_t bytes, bool durable, queue_done
     if (rc == 0) {
         *sa = (struct state_append){.s = s, .done = done, .ctx = ctx};
         memcpy(sa->batch, q->flush_buf, bytes);
-        sa->a = (struct part_append){.batch = sa->batch, .bytes = bytes, .durable = durable,
-                                     .done = state_append_done};
+        sa->a = (struct part_append){
+            .batch = sa->batch, .bytes = bytes, .durable = durable, .done = state_append_done};
         rc = part_append(&q->log, &sa->a);
     }
     if (rc != 0) {
@@ -181,8 +177,7 @@ int queue_persist(struct server *s, bool durable, queue_done_fn done, void *ctx)
     }
     while (share_reg_dirty(&q->reg)) {
         size_t bytes = 0;
-        int rc = share_reg_flush(&q->reg, s->env.now_ms(), q->flush_buf, QUEUE_FLUSH_BYTES,
-                                 &bytes);
+        int rc = share_reg_flush(&q->reg, s->env.now_ms(), q->flush_buf, QUEUE_FLUSH_BYTES, &bytes);
         if (rc != 0) {
             return rc;
         }
@@ -321,7 +316,7 @@ void queue_topic_deleted(struct server *s, const char *name, size_t len)
     if (queue_room(q, dropped)) {
         int rc = queue_persist(s, true, NULL, NULL);
         (void)rc; /* a failure is logged and fails the registry */
-    } /* else the next tick's flush writes the tombstones */
+    }             /* else the next tick's flush writes the tombstones */
 }
 
 /* Forgets the replayed state of topics that no longer exist (deleted by an
@@ -340,7 +335,7 @@ static void forget_missing_topics(struct server *s)
         size_t len = sp->topic_len;
         memcpy(topic, sp->topic, len);
         uint32_t before = share_reg_count(&q->reg);
-        queue_topic_deleted(s, topic, len); /* parts[i] is now the next one */
+        queue_topic_deleted(s, topic, len);      /* parts[i] is now the next one */
         i += share_reg_count(&q->reg) == before; /* not dropped (a failed registry) */
     }
 }
@@ -361,8 +356,8 @@ int queue_open(struct server *s)
         return rc; /* server_fini() -> queue_close() frees what there is */
     }
     q->member_seq = (uint64_t)s->env.now_ms() << 20;
-    log_info("share groups: state of %u partitions replayed from %s",
-             share_reg_count(&q->reg), dir);
+    log_info("share groups: state of %u partitions replayed from %s", share_reg_count(&q->reg),
+             dir);
     forget_missing_topics(s);
     return 0;
 }
@@ -433,7 +428,8 @@ bool queue_groups_next(struct server *s, uint32_t *cursor, struct proto_str *id)
 {
     /* Parts are sorted by group, so a group's parts are adjacent. */
     uint32_t n = queue_groups_bound(s);
-    const struct share_part *prev = *cursor > 0 ? share_reg_part(&s->queue->reg, *cursor - 1) : NULL;
+    const struct share_part *prev =
+        *cursor > 0 ? share_reg_part(&s->queue->reg, *cursor - 1) : NULL;
     for (; *cursor < n; (*cursor)++) {
         const struct share_part *sp = share_reg_part(&s->queue->reg, *cursor);
         if (prev == NULL || prev->group_len != sp->group_len ||
@@ -449,17 +445,17 @@ bool queue_groups_next(struct server *s, uint32_t *cursor, struct proto_str *id)
 /* ---- ShareFetch ---- */
 
 struct sf_part {
-    struct proto_str topic;  /* into the frame */
+    struct proto_str topic; /* into the frame */
     int32_t partition;
-    struct bpart *bp;        /* NULL: no such topic or partition */
+    struct bpart *bp; /* NULL: no such topic or partition */
     int err;
     /* this attempt's: into q->grants and q->runs */
     uint32_t grant_at;
     uint32_t grant_count;
     uint32_t run_at;
     uint32_t run_count;
-    uint64_t bytes;          /* of its runs */
-    struct park_link link;   /* on bp's waiters while parked */
+    uint64_t bytes;        /* of its runs */
+    struct park_link link; /* on bp's waiters while parked */
 };
 
 enum sf_state {
@@ -479,15 +475,15 @@ struct share_fetch {
     struct server *s;
     uint32_t correlation_id;
     uint16_t version;
-    uint8_t state;                 /* enum sf_state */
-    struct proto_str group;        /* into the frame */
+    uint8_t state;          /* enum sf_state */
+    struct proto_str group; /* into the frame */
     char member_id[MEMBER_ID_BYTES];
     uint64_t member;
     uint32_t records_max;
-    int64_t deadline_ms;           /* loop clock: answer by then */
+    int64_t deadline_ms; /* loop clock: answer by then */
     struct loop_timer timer;
     struct park_waiter waiter;
-    struct wr w;                   /* the answer, while persisting */
+    struct wr w; /* the answer, while persisting */
     uint32_t count;
     struct sf_part parts[];
 };
@@ -517,14 +513,14 @@ static void sf_unpark(struct share_fetch *sf)
 struct cover {
     const struct share_grant *g;
     uint32_t n;
-    uint32_t gi;               /* first grant not wholly below the batch */
+    uint32_t gi; /* first grant not wholly below the batch */
     struct queue_run *runs;
     uint32_t run_count;
     uint64_t bytes;
-    uint64_t budget;           /* bytes the answer can still take */
-    bool answer_empty;         /* nothing in the answer yet: one batch may pass the budget */
-    int64_t run_next;          /* offset just past the last run's last batch */
-    int64_t cut;               /* first offset left out for the budget, or -1 */
+    uint64_t budget;   /* bytes the answer can still take */
+    bool answer_empty; /* nothing in the answer yet: one batch may pass the budget */
+    int64_t run_next;  /* offset just past the last run's last batch */
+    int64_t cut;       /* first offset left out for the budget, or -1 */
 };
 
 /* part_for_each_batch() callback: takes every batch holding a granted
@@ -591,13 +587,17 @@ static uint32_t grant_records(const struct share_grant *g, uint32_t n)
 
 /* Finds the runs of batches covering p's grants within *budget; gives
  * back what does not fit (or every grant, when the log cannot be read). */
-static int cover_part(struct share_fetch *sf, struct sf_part *p, struct share_part *sp,
-                      int64_t now, uint64_t *budget, bool answer_empty)
+static int cover_part(struct share_fetch *sf, struct sf_part *p, struct share_part *sp, int64_t now,
+                      uint64_t *budget, bool answer_empty)
 {
     struct queue *q = sf->s->queue;
     struct share_grant *g = q->grants + p->grant_at;
-    struct cover c = {.g = g, .n = p->grant_count, .runs = q->runs + p->run_at,
-                      .budget = *budget, .answer_empty = answer_empty, .run_next = -1,
+    struct cover c = {.g = g,
+                      .n = p->grant_count,
+                      .runs = q->runs + p->run_at,
+                      .budget = *budget,
+                      .answer_empty = answer_empty,
+                      .run_next = -1,
                       .cut = -1};
     int rc = part_for_each_batch(&p->bp->log, g[0].first, cover_batch, &c);
     if (rc < 0) {
@@ -677,8 +677,8 @@ static void acquire_all(struct share_fetch *sf, int64_t now, uint32_t *records_o
         p->grant_count = p->run_count = 0;
         p->bytes = 0;
         bool empty = left == sf->records_max;
-        p->err = p->bp == NULL ? -NG_EUNKNOWN_TOPIC
-                               : acquire_part(sf, p, now, &left, &budget, empty);
+        p->err =
+            p->bp == NULL ? -NG_EUNKNOWN_TOPIC : acquire_part(sf, p, now, &left, &budget, empty);
         *errors_out |= p->err != 0;
         grants += p->grant_count;
         runs += p->run_count;
@@ -709,7 +709,8 @@ static size_t answer_bytes(const struct share_fetch *sf)
 {
     uint64_t bytes = answer_fixed_bytes(sf);
     for (uint32_t i = 0; i < sf->count; i++) {
-        bytes += (uint64_t)sf->parts[i].grant_count * PROTO_SHARE_ACQUIRED_BYTES + sf->parts[i].bytes;
+        bytes +=
+            (uint64_t)sf->parts[i].grant_count * PROTO_SHARE_ACQUIRED_BYTES + sf->parts[i].bytes;
     }
     return (size_t)bytes;
 }
@@ -719,9 +720,10 @@ static size_t answer_bytes(const struct share_fetch *sf)
 static void answer_part(struct share_fetch *sf, struct proto_enc *e, const struct sf_part *p)
 {
     struct queue *q = sf->s->queue;
-    struct proto_share_fetch_resp_partition out = {
-        .partition = p->partition, .err = p->err, .acquired_count = p->grant_count,
-        .acquired = q->acquired};
+    struct proto_share_fetch_resp_partition out = {.partition = p->partition,
+                                                   .err = p->err,
+                                                   .acquired_count = p->grant_count,
+                                                   .acquired = q->acquired};
     for (uint32_t k = 0; k < p->grant_count; k++) {
         const struct share_grant *g = &q->grants[p->grant_at + k];
         q->acquired[k] = (struct proto_share_acquired){
@@ -878,8 +880,8 @@ static void resolve_fetch_parts(struct server *s, struct share_fetch *sf, struct
         struct server_topic *st = server_topic_find(s, t.name);
         while (proto_next_partition_index(&d, &p)) {
             bool known = st != NULL && p >= 0 && p < st->cfg.partitions;
-            sf->parts[i++] = (struct sf_part){.topic = t.name, .partition = p,
-                                              .bp = known ? &st->parts[p] : NULL};
+            sf->parts[i++] = (struct sf_part){
+                .topic = t.name, .partition = p, .bp = known ? &st->parts[p] : NULL};
         }
     }
     ASSERT(i == sf->count);
@@ -916,12 +918,17 @@ void handle_share_fetch(struct server *s, struct loop_req *req, const struct pro
     int64_t now = queue_now_ms(s);
     uint32_t wait = (uint32_t)in.wait_max_ms;
     wait = wait < s->cfg.fetch_wait_max_ms ? wait : s->cfg.fetch_wait_max_ms;
-    *sf = (struct share_fetch){
-        .req = req, .s = s, .correlation_id = h->correlation_id, .version = h->api_version,
-        .group = in.group, .count = count, .deadline_ms = now + wait,
-        .records_max = (uint32_t)in.records_max < PROTO_SHARE_FETCH_RECORDS_MAX
-                           ? (uint32_t)in.records_max
-                           : PROTO_SHARE_FETCH_RECORDS_MAX};
+    *sf =
+        (struct share_fetch){.req = req,
+                             .s = s,
+                             .correlation_id = h->correlation_id,
+                             .version = h->api_version,
+                             .group = in.group,
+                             .count = count,
+                             .deadline_ms = now + wait,
+                             .records_max = (uint32_t)in.records_max < PROTO_SHARE_FETCH_RECORDS_MAX
+                                                ? (uint32_t)in.records_max
+                                                : PROTO_SHARE_FETCH_RECORDS_MAX};
     loop_timer_init(&sf->timer, sf_on_timer, sf);
     park_waiter_init(&sf->waiter, PARK_DATA | PARK_FREED, sf_on_wake, sf_on_abandon);
     resolve_fetch_parts(s, sf, d);
@@ -946,7 +953,7 @@ struct ack_part {
     struct proto_str topic; /* into the frame */
     int32_t partition;
     int err;
-    bool applied;           /* some range took effect: its error is the write's too */
+    bool applied; /* some range took effect: its error is the write's too */
 };
 
 struct ack_job {
@@ -1026,13 +1033,14 @@ static void ack_partition(struct server *s, struct proto_str group, uint64_t mem
         out->err = out->err != 0 ? out->err : rc;
     }
     if (out->applied) {
-        park_wake(&st->parts[in->partition].waiters, PARK_FREED); /* released records, or room in the window */
+        park_wake(&st->parts[in->partition].waiters,
+                  PARK_FREED); /* released records, or room in the window */
     }
 }
 
 /* An error every partition of an ack gets, or 0. */
-static int ack_common_err(struct server *s, const struct proto_share_ack_req *in,
-                          uint32_t count, uint64_t *member)
+static int ack_common_err(struct server *s, const struct proto_share_ack_req *in, uint32_t count,
+                          uint64_t *member)
 {
     struct queue *q = s->queue;
     int rc = group_check(in->group);
@@ -1056,8 +1064,8 @@ void handle_share_ack(struct server *s, struct loop_req *req, const struct proto
         server_resp_error(req, h->correlation_id, rc != 0 ? rc : -ENOMEM);
         return;
     }
-    *j = (struct ack_job){.req = req, .correlation_id = h->correlation_id,
-                          .version = h->api_version, .count = count};
+    *j = (struct ack_job){
+        .req = req, .correlation_id = h->correlation_id, .version = h->api_version, .count = count};
     uint64_t member = SHARE_MEMBER_NONE;
     int common = ack_common_err(s, &in, count, &member);
     struct proto_topic t;

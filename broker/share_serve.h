@@ -65,30 +65,30 @@ struct redrive;
 struct queue {
     struct share_reg reg;
     bool reg_ready;
-    struct part log;               /* the state log */
+    struct part log; /* the state log */
     bool log_open;
-    bool closing;                  /* queue_close() began: start nothing */
+    bool closing; /* queue_close() began: start nothing */
     int64_t lock_ms;
-    uint64_t member_seq;           /* the last member id handed out */
-    uint8_t *flush_buf;            /* QUEUE_FLUSH_BYTES */
-    uint32_t state_appends;        /* state-log appends in flight */
-    struct compaction compaction;  /* of the state log, by checkpoints */
+    uint64_t member_seq;          /* the last member id handed out */
+    uint8_t *flush_buf;           /* QUEUE_FLUSH_BYTES */
+    uint32_t state_appends;       /* state-log appends in flight */
+    struct compaction compaction; /* of the state log, by checkpoints */
     /* one ShareFetch attempt's scratch, PROTO_SHARE_FETCH_RECORDS_MAX each */
     struct share_grant *grants;
     struct proto_share_acquired *acquired;
     struct queue_run *runs;
     /* dead letters and redrives (dlq.c); buffers made at first use */
-    uint32_t dlq_jobs;             /* copies in flight */
-    int64_t dlq_retry_ms;          /* after a failed copy: none before (loop clock) */
-    uint8_t *dlq_src;              /* a source batch (or a chunk of them) */
+    uint32_t dlq_jobs;    /* copies in flight */
+    int64_t dlq_retry_ms; /* after a failed copy: none before (loop clock) */
+    uint8_t *dlq_src;     /* a source batch (or a chunk of them) */
     size_t dlq_src_cap;
-    uint8_t *dlq_recs;             /* its records, decompressed */
+    uint8_t *dlq_recs; /* its records, decompressed */
     size_t dlq_recs_cap;
-    uint8_t *dlq_out;              /* a batch being built */
+    uint8_t *dlq_out; /* a batch being built */
     size_t dlq_out_cap;
-    struct batch_kv *kv;           /* one record's headers */
+    struct batch_kv *kv; /* one record's headers */
     uint32_t kv_cap;
-    struct redrive *redrives;      /* in flight */
+    struct redrive *redrives; /* in flight */
 };
 
 /* Done callback of a persisted change: rc 0 once durable (or written, for

@@ -32,10 +32,10 @@ static_assert(SHARE_FLUSH_BYTES_MIN(SHARE_INFLIGHT_LIMIT) <= 8u * 1024 * 1024,
 #define SHARE_FLAG_SNAPSHOT 0x01u
 
 /* share_rec.flags */
-#define REC_DIRTY 0x01u        /* changed since the part's last record */
-#define REC_TAKEN 0x02u        /* DEADLETTER handed to the caller to copy */
+#define REC_DIRTY 0x01u /* changed since the part's last record */
+#define REC_TAKEN 0x02u /* DEADLETTER handed to the caller to copy */
 #define REC_REASON_SHIFT 2
-#define REC_REASON_MASK 0x0cu  /* enum share_reason */
+#define REC_REASON_MASK 0x0cu /* enum share_reason */
 
 /* A part's identity, borrowed from the caller or a decoded key. */
 struct share_key {
@@ -58,17 +58,16 @@ struct image {
 void share_config_default(struct share_config *c)
 {
     ASSERT(c != NULL);
-    *c = (struct share_config){.inflight_max = 1000, .delivery_max = 5,
-                               .lock_ms = 30000, .parts_max = 4096};
+    *c = (struct share_config){
+        .inflight_max = 1000, .delivery_max = 5, .lock_ms = 30000, .parts_max = 4096};
 }
 
 int share_config_check(const struct share_config *c)
 {
     ASSERT(c != NULL);
-    if (c->inflight_max < 1 || c->inflight_max > SHARE_INFLIGHT_LIMIT ||
-        c->delivery_max < 1 || c->delivery_max > SHARE_DELIVERY_LIMIT ||
-        c->lock_ms < 1 || c->lock_ms > SHARE_LOCK_MS_LIMIT || c->parts_max < 1 ||
-        c->parts_max > SHARE_PARTS_LIMIT) {
+    if (c->inflight_max < 1 || c->inflight_max > SHARE_INFLIGHT_LIMIT || c->delivery_max < 1 ||
+        c->delivery_max > SHARE_DELIVERY_LIMIT || c->lock_ms < 1 ||
+        c->lock_ms > SHARE_LOCK_MS_LIMIT || c->parts_max < 1 || c->parts_max > SHARE_PARTS_LIMIT) {
         return -NG_EBADARG;
     }
     return 0;
@@ -159,8 +158,7 @@ static void rec_mark_dirty(struct share_part *sp, struct share_rec *rec, int64_t
     part_mark_dirty(sp);
 }
 
-static void rec_dead_letter(struct share_part *sp, struct share_rec *rec,
-                            enum share_reason reason)
+static void rec_dead_letter(struct share_part *sp, struct share_rec *rec, enum share_reason reason)
 {
     rec_set(sp, rec, SHARE_DEADLETTER);
     rec_set_reason(rec, reason);
@@ -289,8 +287,7 @@ static int part_cmp(const struct share_part *sp, const struct share_key *k, bool
 }
 
 /* Index of the first part not below k. */
-static uint32_t lower_bound(const struct share_reg *r, const struct share_key *k,
-                            bool group_only)
+static uint32_t lower_bound(const struct share_reg *r, const struct share_key *k, bool group_only)
 {
     uint32_t lo = 0;
     uint32_t hi = r->count;
@@ -321,9 +318,8 @@ static struct share_part *find_key(struct share_reg *r, const struct share_key *
     return NULL;
 }
 
-struct share_part *share_reg_find(struct share_reg *r, const char *group,
-                                  size_t group_len, const char *topic,
-                                  size_t topic_len, int32_t partition)
+struct share_part *share_reg_find(struct share_reg *r, const char *group, size_t group_len,
+                                  const char *topic, size_t topic_len, int32_t partition)
 {
     ASSERT(r != NULL);
     struct share_key k = {group, group_len, topic, topic_len, partition};
@@ -369,9 +365,9 @@ static int part_create(struct share_reg *r, const struct share_key *k, int64_t s
     return 0;
 }
 
-int share_reg_open(struct share_reg *r, const char *group, size_t group_len,
-                   const char *topic, size_t topic_len, int32_t partition,
-                   int64_t start_offset, struct share_part **out)
+int share_reg_open(struct share_reg *r, const char *group, size_t group_len, const char *topic,
+                   size_t topic_len, int32_t partition, int64_t start_offset,
+                   struct share_part **out)
 {
     ASSERT(r != NULL && out != NULL);
     *out = NULL;
@@ -477,8 +473,8 @@ static bool grant_add(struct grant_out *g, int64_t off, uint16_t count)
     if (g->count == g->cap) {
         return false;
     }
-    g->grants[g->count++] = (struct share_grant){.first = off, .last = off,
-                                                 .delivery_count = count};
+    g->grants[g->count++] =
+        (struct share_grant){.first = off, .last = off, .delivery_count = count};
     g->records++;
     return true;
 }
@@ -498,9 +494,8 @@ static void rec_acquire(struct share_part *sp, struct share_rec *rec, const stru
 /* Redeliveries: AVAILABLE records of the window, lowest offset first. */
 static void acquire_available(struct share_part *sp, struct grant_out *g)
 {
-    for (int64_t off = sp->start; off < sp->end && sp->counts[SHARE_AVAILABLE] > 0 &&
-                                  g->records < g->records_max;
-         off++) {
+    for (int64_t off = sp->start;
+         off < sp->end && sp->counts[SHARE_AVAILABLE] > 0 && g->records < g->records_max; off++) {
         struct share_rec *rec = rec_at(sp, off);
         if (rec->state != SHARE_AVAILABLE) {
             continue;
@@ -527,8 +522,7 @@ static void acquire_new(struct share_part *sp, struct grant_out *g, int64_t log_
 
 int share_part_acquire(struct share_part *sp, uint64_t member, int64_t log_end,
                        uint32_t max_records, int64_t now_ms, int64_t lock_ms,
-                       struct share_grant *grants, uint32_t grants_cap,
-                       uint32_t *count_out)
+                       struct share_grant *grants, uint32_t grants_cap, uint32_t *count_out)
 {
     ASSERT(sp != NULL && grants != NULL && count_out != NULL);
     ASSERT(member != SHARE_MEMBER_NONE && max_records >= 1 && grants_cap >= 1);
@@ -538,8 +532,11 @@ int share_part_acquire(struct share_part *sp, uint64_t member, int64_t log_end,
     if (sp->reg->failed != 0) {
         return sp->reg->failed;
     }
-    struct grant_out g = {.grants = grants, .cap = grants_cap, .records_max = max_records,
-                          .member = member, .deadline_ms = now_ms + lock_ms};
+    struct grant_out g = {.grants = grants,
+                          .cap = grants_cap,
+                          .records_max = max_records,
+                          .member = member,
+                          .deadline_ms = now_ms + lock_ms};
     acquire_available(sp, &g);
     acquire_new(sp, &g, log_end);
     ASSERT(sp->end - sp->start <= (int64_t)sp->cap);
@@ -708,9 +705,8 @@ int share_part_dead_take(struct share_part *sp, struct share_dead *out, uint32_t
         if (rec->state != SHARE_DEADLETTER || (rec->flags & REC_TAKEN)) {
             continue;
         }
-        out[(*count_out)++] = (struct share_dead){.offset = off,
-                                                  .delivery_count = rec->delivery_count,
-                                                  .reason = rec_reason(rec)};
+        out[(*count_out)++] = (struct share_dead){
+            .offset = off, .delivery_count = rec->delivery_count, .reason = rec_reason(rec)};
         rec->flags |= REC_TAKEN;
         sp->dead_taken++;
     }
@@ -773,8 +769,7 @@ uint32_t share_part_count(const struct share_part *sp, enum share_state state)
     return sp->counts[state];
 }
 
-int share_part_record(const struct share_part *sp, int64_t offset,
-                      struct share_record_info *out)
+int share_part_record(const struct share_part *sp, int64_t offset, struct share_record_info *out)
 {
     ASSERT(sp != NULL && out != NULL);
     if (offset < sp->start || offset >= sp->end) {
@@ -840,8 +835,7 @@ void share_reg_fail(struct share_reg *r, int rc)
 {
     ASSERT(r != NULL && rc < 0);
     if (r->failed == 0) {
-        log_error("share: state log failed (%s); share groups refused until restart",
-                  err_str(rc));
+        log_error("share: state log failed (%s); share groups refused until restart", err_str(rc));
         r->failed = rc;
     }
 }
@@ -920,8 +914,13 @@ static void run_add(struct run_wr *rw, int64_t off, struct image img)
         return;
     }
     run_close(rw);
-    *rw = (struct run_wr){.w = rw->w, .cursor = rw->cursor, .ranges = rw->ranges,
-                          .open = true, .first = off, .last = off, .img = img};
+    *rw = (struct run_wr){.w = rw->w,
+                          .cursor = rw->cursor,
+                          .ranges = rw->ranges,
+                          .open = true,
+                          .first = off,
+                          .last = off,
+                          .img = img};
 }
 
 /* The span a record must describe: the whole window for a snapshot, else
@@ -996,11 +995,11 @@ int share_reg_flush(struct share_reg *r, int64_t now_ms, uint8_t *buf, size_t ca
     while (r->dirty_head != NULL) {
         struct share_part *sp = r->dirty_head;
         size_t key_bytes = encode_key(sp, key, SHARE_KEY_BYTES_MAX);
-        int32_t value_bytes = sp->gone ? -1 /* a tombstone */
-                                       : (int32_t)encode_value(sp, value,
-                                                               r->scratch_bytes - SHARE_KEY_BYTES_MAX);
-        int rc = batch_builder_add(&b, now_ms, key, (int32_t)key_bytes, value, value_bytes, NULL,
-                                   0);
+        int32_t value_bytes =
+            sp->gone ? -1 /* a tombstone */
+                     : (int32_t)encode_value(sp, value, r->scratch_bytes - SHARE_KEY_BYTES_MAX);
+        int rc =
+            batch_builder_add(&b, now_ms, key, (int32_t)key_bytes, value, value_bytes, NULL, 0);
         if (rc == -NG_ENOSPACE && b.record_count > 0) {
             break; /* the next call starts a batch with it */
         }
@@ -1090,8 +1089,7 @@ static bool image_ok(struct image img, uint64_t count)
     case SHARE_ARCHIVED:
         return img.reason == 0 && count == 0;
     case SHARE_DEADLETTER:
-        return (img.reason == SHARE_REASON_REJECTED ||
-                img.reason == SHARE_REASON_MAX_DELIVERIES) &&
+        return (img.reason == SHARE_REASON_REJECTED || img.reason == SHARE_REASON_MAX_DELIVERIES) &&
                count >= 1 && count <= SHARE_DELIVERY_LIMIT;
     default:
         return false;
@@ -1161,8 +1159,7 @@ static int replay_part(struct share_reg *r, const struct change *c, struct share
         log_error("share: %.*s/%.*s/%d: a window of %lld records is over inflight_max %u;"
                   " raise it to replay the share state",
                   (int)c->key.group_len, c->key.group, (int)c->key.topic_len, c->key.topic,
-                  (int)c->key.partition, (long long)(c->end - c->start),
-                  r->cfg.inflight_max);
+                  (int)c->key.partition, (long long)(c->end - c->start), r->cfg.inflight_max);
         return -NG_ETOOBIG;
     }
     *out = find_key(r, &c->key);

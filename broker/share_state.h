@@ -158,12 +158,12 @@ MUST_USE int share_config_check(const struct share_config *c);
 #define SHARE_VALUE_HEADER_BYTES 22 /* version, flags, start, end, range_count */
 #define SHARE_RANGE_BYTES_MAX 15    /* gap 5, length 5, state, reason, count 3 */
 #define SHARE_VALUE_BYTES_MAX(inflight_max) \
-    (SHARE_VALUE_HEADER_BYTES + (size_t)(inflight_max) * SHARE_RANGE_BYTES_MAX)
+    (SHARE_VALUE_HEADER_BYTES + (size_t)(inflight_max)*SHARE_RANGE_BYTES_MAX)
 /* A batch record's own framing: length, attributes, timestamp and offset
  * deltas, key and value lengths, header count: at most 36 bytes. */
 #define SHARE_RECORD_FRAMING_BYTES 64
 /* The smallest flush buffer: one batch holding one part's largest record. */
-#define SHARE_FLUSH_BYTES_MIN(inflight_max)                               \
+#define SHARE_FLUSH_BYTES_MIN(inflight_max)                                  \
     (BATCH_HEADER_BYTES + SHARE_RECORD_FRAMING_BYTES + SHARE_KEY_BYTES_MAX + \
      SHARE_VALUE_BYTES_MAX(inflight_max))
 
@@ -215,9 +215,9 @@ struct share_dead {
 struct share_record_info {
     enum share_state state;
     uint16_t delivery_count;
-    enum share_reason reason;  /* DEADLETTER / ARCHIVED in this run */
-    uint64_t member;           /* ACQUIRED: the holder */
-    int64_t deadline_ms;       /* ACQUIRED: the lock's end */
+    enum share_reason reason; /* DEADLETTER / ARCHIVED in this run */
+    uint64_t member;          /* ACQUIRED: the holder */
+    int64_t deadline_ms;      /* ACQUIRED: the lock's end */
 };
 
 /* ---- the registry and its parts ---- */
@@ -227,8 +227,8 @@ struct share_rec {
     uint64_t member;
     int64_t deadline_ms;
     uint16_t delivery_count;
-    uint8_t state;  /* enum share_state */
-    uint8_t flags;  /* dirty, taken, reason */
+    uint8_t state; /* enum share_state */
+    uint8_t flags; /* dirty, taken, reason */
 };
 
 struct share_reg;
@@ -242,18 +242,18 @@ struct share_part {
     uint16_t group_len;
     uint16_t topic_len;
     int32_t partition;
-    int64_t start;              /* SPSO */
-    int64_t end;                /* SPEO */
-    struct share_rec *recs;     /* inflight_max slots */
+    int64_t start;          /* SPSO */
+    int64_t end;            /* SPEO */
+    struct share_rec *recs; /* inflight_max slots */
     uint32_t cap;
     uint32_t counts[SHARE_STATE_COUNT]; /* records of the window per state */
-    uint32_t dead_taken;        /* DEADLETTER records handed to the caller */
-    int64_t deadline_min;       /* <= every ACQUIRED deadline */
-    int64_t dirty_lo;           /* changed records lie in [dirty_lo, dirty_hi] */
+    uint32_t dead_taken;                /* DEADLETTER records handed to the caller */
+    int64_t deadline_min;               /* <= every ACQUIRED deadline */
+    int64_t dirty_lo;                   /* changed records lie in [dirty_lo, dirty_hi] */
     int64_t dirty_hi;
-    bool dirty;                 /* on the registry's dirty list */
-    bool snapshot_due;          /* next record is a snapshot */
-    bool gone;                  /* dropped: out of parts[], its tombstone due */
+    bool dirty;        /* on the registry's dirty list */
+    bool snapshot_due; /* next record is a snapshot */
+    bool gone;         /* dropped: out of parts[], its tombstone due */
     struct share_part *dirty_next;
     struct share_part *gone_next; /* the registry's list of gone parts */
     struct share_reg *reg;
@@ -261,15 +261,15 @@ struct share_part {
 
 struct share_reg {
     struct share_config cfg;
-    struct share_part **parts;  /* sorted by (group, topic, partition) */
+    struct share_part **parts; /* sorted by (group, topic, partition) */
     uint32_t count;
     struct share_part *dirty_head; /* FIFO of dirty parts */
     struct share_part *dirty_tail;
-    struct share_part *gone;    /* dropped parts not yet freed: their tombstone
+    struct share_part *gone; /* dropped parts not yet freed: their tombstone
                                  * not flushed or dead letters in flight */
-    uint8_t *scratch;           /* one encoded key and value */
+    uint8_t *scratch;        /* one encoded key and value */
     size_t scratch_bytes;
-    int failed;                 /* 0, or why every call is refused */
+    int failed; /* 0, or why every call is refused */
 };
 
 /* Sets up an empty registry for cfg (which must pass share_config_check).
@@ -288,9 +288,8 @@ void share_reg_drop_topic(struct share_reg *r, const char *topic, size_t topic_l
 
 /* The part for (group, topic, partition), or NULL. Names are bytes with
  * lengths (not NUL-terminated); the registry keeps copies. */
-struct share_part *share_reg_find(struct share_reg *r, const char *group,
-                                  size_t group_len, const char *topic,
-                                  size_t topic_len, int32_t partition);
+struct share_part *share_reg_find(struct share_reg *r, const char *group, size_t group_len,
+                                  const char *topic, size_t topic_len, int32_t partition);
 
 /* Finds the part, or creates it with window [start_offset, start_offset)
  * (allocating its ring: once per part, never per record) and marks it
@@ -335,8 +334,8 @@ MUST_USE int share_part_acquire(struct share_part *sp, uint64_t member, int64_t 
  * an unknown type), -NG_ENOT_ACQUIRED (some record is outside [start, end),
  * finished, available, another member's, or its lock ended; nothing
  * changed), or the registry's failure. Marks the part dirty on 0. */
-MUST_USE int share_part_ack(struct share_part *sp, uint64_t member, int64_t first,
-                            int64_t last, enum share_ack_type type, int64_t now_ms);
+MUST_USE int share_part_ack(struct share_part *sp, uint64_t member, int64_t first, int64_t last,
+                            enum share_ack_type type, int64_t now_ms);
 
 /* Ends every lock with deadline <= now_ms as a release would (AVAILABLE,
  * count kept, or DEADLETTER at delivery_max). *expired_out counts them;
@@ -344,10 +343,10 @@ MUST_USE int share_part_ack(struct share_part *sp, uint64_t member, int64_t firs
  * (INT64_MAX: none), i.e. when to call again.
  * Returns 0 or the registry's failure. share_reg_expire does every part
  * (parts with no lock due are skipped in O(1)). */
-MUST_USE int share_part_expire(struct share_part *sp, int64_t now_ms,
-                               uint32_t *expired_out, int64_t *next_deadline_ms_out);
-MUST_USE int share_reg_expire(struct share_reg *r, int64_t now_ms,
-                              uint32_t *expired_out, int64_t *next_deadline_ms_out);
+MUST_USE int share_part_expire(struct share_part *sp, int64_t now_ms, uint32_t *expired_out,
+                               int64_t *next_deadline_ms_out);
+MUST_USE int share_reg_expire(struct share_reg *r, int64_t now_ms, uint32_t *expired_out,
+                              int64_t *next_deadline_ms_out);
 
 /* Ends every lock member holds as a release would (a member that left or
  * whose session timed out). share_reg_member_leave does it on every part
@@ -355,9 +354,8 @@ MUST_USE int share_reg_expire(struct share_reg *r, int64_t now_ms,
  * failure. */
 MUST_USE int share_part_release_member(struct share_part *sp, uint64_t member,
                                        uint32_t *released_out);
-MUST_USE int share_reg_member_leave(struct share_reg *r, const char *group,
-                                    size_t group_len, uint64_t member,
-                                    uint32_t *released_out);
+MUST_USE int share_reg_member_leave(struct share_reg *r, const char *group, size_t group_len,
+                                    uint64_t member, uint32_t *released_out);
 
 /* DEADLETTER records not yet taken (or whose copy failed). */
 uint32_t share_part_dead_pending(const struct share_part *sp);
@@ -365,8 +363,8 @@ uint32_t share_part_dead_pending(const struct share_part *sp);
 /* Copies up to cap DEADLETTER records not yet taken, lowest offset first,
  * into out and marks them taken. Returns 0 with *count_out, or the
  * registry's failure. */
-MUST_USE int share_part_dead_take(struct share_part *sp, struct share_dead *out,
-                                  uint32_t cap, uint32_t *count_out);
+MUST_USE int share_part_dead_take(struct share_part *sp, struct share_dead *out, uint32_t cap,
+                                  uint32_t *count_out);
 
 /* Confirms a taken record's dead-letter copy: copy_rc 0 makes it ARCHIVED
  * (finished; start may advance; dirty), copy_rc < 0 gives it back to be
@@ -410,8 +408,8 @@ bool share_reg_dirty(const struct share_reg *r);
  * more than the state log's batch_bytes_max. Returns 0 with *bytes_out
  * (0: nothing was dirty), or the registry's failure. buf is the caller's;
  * the batch is ready for part_append(). */
-MUST_USE int share_reg_flush(struct share_reg *r, int64_t now_ms, uint8_t *buf,
-                             size_t cap, size_t *bytes_out);
+MUST_USE int share_reg_flush(struct share_reg *r, int64_t now_ms, uint8_t *buf, size_t cap,
+                             size_t *bytes_out);
 
 /* Makes every part's next record a snapshot of its whole window, and marks
  * every part dirty. Once the flushes that follow have been appended, the
@@ -434,8 +432,7 @@ void share_reg_fail(struct share_reg *r, int rc);
  * wider than inflight_max, i.e. inflight_max was lowered: raise it back to
  * replay; or more than parts_max parts), -NG_EBADNAME, -ENOMEM. On error
  * the registry is partly rebuilt and must not be served. */
-MUST_USE int share_reg_replay_batch(struct share_reg *r, const uint8_t *batch,
-                                    size_t len);
+MUST_USE int share_reg_replay_batch(struct share_reg *r, const uint8_t *batch, size_t len);
 
 /* Rebuilds the registry from the whole state log, first offset to the high
  * watermark, reading it with part_read() into buf[0..cap) (cap at least the
@@ -444,7 +441,6 @@ MUST_USE int share_reg_replay_batch(struct share_reg *r, const uint8_t *batch,
  * nothing is dirty. Returns 0, share_reg_replay_batch()'s errors,
  * part_read()'s (-NG_ECORRUPT, -NG_ETOOBIG, -errno), or -NG_EDISCONTINUITY
  * when batch offsets do not follow each other. */
-MUST_USE int share_reg_replay(struct share_reg *r, struct part *log, uint8_t *buf,
-                              size_t cap);
+MUST_USE int share_reg_replay(struct share_reg *r, struct part *log, uint8_t *buf, size_t cap);
 
 #endif

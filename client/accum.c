@@ -155,8 +155,8 @@ void accum_release(struct nagare_producer *p, struct pbatch *b)
 /* The most a record can take in a batch (batch.h's record layout: a length,
  * attributes, two deltas, key, value, header count, headers; each varint at
  * its longest). */
-static size_t record_bytes_bound(int32_t key_len, int32_t value_len,
-                                 const struct batch_kv *hdrs, uint32_t hdr_count)
+static size_t record_bytes_bound(int32_t key_len, int32_t value_len, const struct batch_kv *hdrs,
+                                 uint32_t hdr_count)
 {
     size_t n = VARINT32_BYTES_MAX + 1 + VARINT64_BYTES_MAX + VARINT32_BYTES_MAX;
     n += VARINT32_BYTES_MAX + (key_len > 0 ? (size_t)key_len : 0);
@@ -222,8 +222,8 @@ static struct pbatch *open_take(struct nagare_producer *p, struct ppart *pp)
 static void batch_open(struct nagare_producer *p, struct ptopic *t, int32_t partition,
                        struct pbatch *b, size_t cap)
 {
-    enum batch_codec codec = p->cfg.compression == NAGARE_COMPRESSION_ZSTD ? BATCH_CODEC_ZSTD
-                                                                          : BATCH_CODEC_NONE;
+    enum batch_codec codec =
+        p->cfg.compression == NAGARE_COMPRESSION_ZSTD ? BATCH_CODEC_ZSTD : BATCH_CODEC_NONE;
     batch_builder_init(&b->bld, b->buf, cap < b->cap ? cap : b->cap, codec, p->producer_id,
                        t->parts[partition].epoch, -1);
     b->topic = t;
@@ -395,11 +395,11 @@ int accum_append(struct nagare_producer *p, struct ptopic *t, int32_t partition,
     }
     struct ppart *pp = &t->parts[partition];
     if (pp->open != NULL) {
-        int rc = batch_add(pp->open, ts_ms, key, key_len, value, value_len, hdrs, hdr_count,
-                           opaque);
+        int rc =
+            batch_add(pp->open, ts_ms, key, key_len, value, value_len, hdrs, hdr_count, opaque);
         if (rc == -NG_ENOSPACE && batch_grow(p, t, partition)) {
-            rc = batch_add(pp->open, ts_ms, key, key_len, value, value_len, hdrs, hdr_count,
-                           opaque);
+            rc =
+                batch_add(pp->open, ts_ms, key, key_len, value, value_len, hdrs, hdr_count, opaque);
         }
         if (rc != -NG_ENOSPACE) {
             return rc;
@@ -490,8 +490,8 @@ void accum_fail_record(struct nagare_producer *p, struct ptopic *t, int32_t part
         p->failed = f;
         p->failed_cap = cap;
     }
-    p->failed[p->failed_count++] = (struct pfailed){
-        .topic = t, .partition = partition, .err = err, .opaque = opaque};
+    p->failed[p->failed_count++] =
+        (struct pfailed){.topic = t, .partition = partition, .err = err, .opaque = opaque};
 }
 
 /* ---- hold ---- */
@@ -640,8 +640,7 @@ int accum_topic_known(struct nagare_producer *p, struct ptopic *t, int32_t parti
         if (parts == NULL) {
             return -ENOMEM;
         }
-        memset(parts + t->parts_len, 0,
-               (size_t)(partition_count - t->parts_len) * sizeof(*parts));
+        memset(parts + t->parts_len, 0, (size_t)(partition_count - t->parts_len) * sizeof(*parts));
         t->parts = parts;
         t->parts_len = partition_count;
     }

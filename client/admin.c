@@ -36,8 +36,10 @@ int nagare_admin_new(const char *bootstrap, uint32_t timeout_ms, nagare_admin **
         return -ENOMEM;
     }
     a->timeout_ms = timeout_ms;
-    struct conn_config cc = {.bootstrap = bootstrap, .request_timeout_ms = timeout_ms,
-                             .resp_bytes_max = ADMIN_RESP_BYTES_MAX, .tx_bytes_max = 1u << 16,
+    struct conn_config cc = {.bootstrap = bootstrap,
+                             .request_timeout_ms = timeout_ms,
+                             .resp_bytes_max = ADMIN_RESP_BYTES_MAX,
+                             .tx_bytes_max = 1u << 16,
                              .pending_max = 4};
     int rc = conn_init(&a->conn, &cc);
     rc = rc == 0 ? conn_wait_up(&a->conn, (int)timeout_ms) : rc;
@@ -60,15 +62,14 @@ void nagare_admin_destroy(nagare_admin *a)
 
 void nagare_topic_config_default(struct nagare_topic_config *c)
 {
-    *c = (struct nagare_topic_config){.partitions = -1, .retention_ms = -1,
-                                      .retention_bytes = -1, .segment_bytes = -1,
+    *c = (struct nagare_topic_config){.partitions = -1,
+                                      .retention_ms = -1,
+                                      .retention_bytes = -1,
+                                      .segment_bytes = -1,
                                       .batch_bytes_max = -1};
 }
 
-static int64_t deadline_of(const nagare_admin *a)
-{
-    return clock_mono_ms() + a->timeout_ms;
-}
+static int64_t deadline_of(const nagare_admin *a) { return clock_mono_ms() + a->timeout_ms; }
 
 static bool name_ok(const char *name)
 {
@@ -93,13 +94,13 @@ static int topic_op_encode(void *arg, struct wr *w, uint32_t corr, uint16_t vers
         return proto_enc_end(&e);
     }
     proto_create_topics_req_begin(&e, w, version, corr, proto_str_make(CONN_CLIENT_ID));
-    proto_create_topics_req_topic(&e, &(struct proto_create_topic){
-                                          .name = proto_str_make(op->name),
-                                          .partition_count = op->cfg->partitions,
-                                          .retention_ms = op->cfg->retention_ms,
-                                          .retention_bytes = op->cfg->retention_bytes,
-                                          .segment_bytes = op->cfg->segment_bytes,
-                                          .batch_bytes_max = op->cfg->batch_bytes_max});
+    proto_create_topics_req_topic(
+        &e, &(struct proto_create_topic){.name = proto_str_make(op->name),
+                                         .partition_count = op->cfg->partitions,
+                                         .retention_ms = op->cfg->retention_ms,
+                                         .retention_bytes = op->cfg->retention_bytes,
+                                         .segment_bytes = op->cfg->segment_bytes,
+                                         .batch_bytes_max = op->cfg->batch_bytes_max});
     return proto_enc_end(&e);
 }
 
@@ -153,7 +154,8 @@ static int describe_encode(void *arg, struct wr *w, uint32_t corr, uint16_t vers
 {
     const struct describe *ds = arg;
     struct proto_enc e;
-    proto_metadata_req_begin(&e, w, version, corr, proto_str_make(CONN_CLIENT_ID), ds->name == NULL);
+    proto_metadata_req_begin(&e, w, version, corr, proto_str_make(CONN_CLIENT_ID),
+                             ds->name == NULL);
     if (ds->name != NULL) {
         proto_enc_topic(&e, proto_str_make(ds->name));
     }
@@ -227,9 +229,10 @@ static int describe_decode(void *arg, struct rd *body, uint16_t version)
         topics[i].partitions = parts;
         struct proto_metadata_partition mp;
         while (proto_metadata_resp_next_partition(&d, &mp)) {
-            *parts++ = (struct nagare_partition_info){
-                .partition = mp.partition, .err = mp.err,
-                .offset_earliest = mp.offset_earliest, .offset_latest = mp.offset_latest};
+            *parts++ = (struct nagare_partition_info){.partition = mp.partition,
+                                                      .err = mp.err,
+                                                      .offset_earliest = mp.offset_earliest,
+                                                      .offset_latest = mp.offset_latest};
         }
     }
     ASSERT((uint8_t *)names == block + bytes || bytes == 0);
@@ -238,8 +241,8 @@ static int describe_decode(void *arg, struct rd *body, uint16_t version)
     return 0;
 }
 
-int nagare_topics_describe(nagare_admin *a, const char *name,
-                           const struct nagare_topic_info **out, size_t *count_out)
+int nagare_topics_describe(nagare_admin *a, const char *name, const struct nagare_topic_info **out,
+                           size_t *count_out)
 {
     ASSERT(a != NULL && out != NULL && count_out != NULL);
     if (name != NULL && !name_ok(name)) {
@@ -276,7 +279,8 @@ int nagare_offset_lookup(nagare_admin *a, const char *topic, int32_t partition, 
     if (!name_ok(topic)) {
         return -NG_EBADNAME;
     }
-    if (partition < 0 || (ts_ms < 0 && ts_ms != NAGARE_OFFSET_BEGINNING && ts_ms != NAGARE_OFFSET_END)) {
+    if (partition < 0 ||
+        (ts_ms < 0 && ts_ms != NAGARE_OFFSET_BEGINNING && ts_ms != NAGARE_OFFSET_END)) {
         return -NG_EBADARG;
     }
     return calls_list_offset(&a->conn, topic, partition, ts_ms, deadline_of(a), offset_out);
@@ -284,12 +288,6 @@ int nagare_offset_lookup(nagare_admin *a, const char *topic, int32_t partition, 
 
 /* ---- for admin_groups.c (admin_int.h) ---- */
 
-struct client_conn *admin_conn(nagare_admin *a)
-{
-    return &a->conn;
-}
+struct client_conn *admin_conn(nagare_admin *a) { return &a->conn; }
 
-int64_t admin_deadline(const nagare_admin *a)
-{
-    return deadline_of(a);
-}
+int64_t admin_deadline(const nagare_admin *a) { return deadline_of(a); }

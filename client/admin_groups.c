@@ -21,10 +21,7 @@
 /* A request naming a group (or a topic) and little else. */
 #define NAME_REQUEST_BYTES (64 + PROTO_STRING_BYTES_MAX)
 
-static struct proto_str str_of(const char *s)
-{
-    return proto_str_make(s);
-}
+static struct proto_str str_of(const char *s) { return proto_str_make(s); }
 
 static bool group_ok(const char *g)
 {
@@ -43,10 +40,7 @@ static bool topic_ok(const char *t)
 }
 
 /* The broker does not list the api: it does not serve it. */
-static int api_err(int rc)
-{
-    return rc == -NG_EBADVERSION ? -NG_EUNKNOWN_API : rc;
-}
+static int api_err(int rc) { return rc == -NG_EBADVERSION ? -NG_EUNKNOWN_API : rc; }
 
 /* Copies a wire string after the structs of a block. */
 static const char *str_put(char **names, struct proto_str s)
@@ -60,10 +54,7 @@ static const char *str_put(char **names, struct proto_str s)
     return at;
 }
 
-static size_t str_bytes(struct proto_str s)
-{
-    return (size_t)(s.len > 0 ? s.len : 0) + 1;
-}
+static size_t str_bytes(struct proto_str s) { return (size_t)(s.len > 0 ? s.len : 0) + 1; }
 
 /* ---- ListGroups ---- */
 
@@ -107,13 +98,12 @@ static int list_groups_decode(void *arg, struct rd *body, uint16_t version)
     return 0;
 }
 
-int nagare_groups_list(nagare_admin *a, const struct nagare_group_listing **out,
-                       size_t *count_out)
+int nagare_groups_list(nagare_admin *a, const struct nagare_group_listing **out, size_t *count_out)
 {
     ASSERT(a != NULL && out != NULL && count_out != NULL);
     struct list_groups lg = {0};
-    int rc = conn_call(admin_conn(a), PROTO_API_LIST_GROUPS, NAME_REQUEST_BYTES,
-                       list_groups_encode, list_groups_decode, &lg, admin_deadline(a));
+    int rc = conn_call(admin_conn(a), PROTO_API_LIST_GROUPS, NAME_REQUEST_BYTES, list_groups_encode,
+                       list_groups_decode, &lg, admin_deadline(a));
     if (rc != 0) {
         return api_err(rc);
     }
@@ -138,9 +128,9 @@ struct describe_group {
 /* What the answer needs in one block. */
 struct dg_counts {
     size_t members;
-    size_t assigned;  /* partitions over every member's assignment */
+    size_t assigned; /* partitions over every member's assignment */
     size_t offsets;
-    size_t names;     /* string bytes, NULs included */
+    size_t names; /* string bytes, NULs included */
 };
 
 static int describe_group_encode(void *arg, struct wr *w, uint32_t corr, uint16_t version)
@@ -181,8 +171,8 @@ static void dg_fill(struct proto_dec d, struct nagare_group_info *info, char *na
 {
     struct nagare_group_member *members = (struct nagare_group_member *)info->members;
     struct nagare_group_offset *offsets = (struct nagare_group_offset *)info->offsets;
-    struct nagare_topic_partition *tp = (struct nagare_topic_partition *)(offsets +
-                                                                          info->offset_count);
+    struct nagare_topic_partition *tp =
+        (struct nagare_topic_partition *)(offsets + info->offset_count);
     struct proto_group_member_desc m;
     for (size_t i = 0; proto_describe_group_resp_next_member(&d, &m); i++) {
         members[i] = (struct nagare_group_member){.member_id = str_put(&names, m.member_id),
@@ -192,8 +182,8 @@ static void dg_fill(struct proto_dec d, struct nagare_group_info *info, char *na
             const char *topic = str_put(&names, t.name);
             int32_t p;
             while (proto_next_partition_index(&d, &p)) {
-                *tp++ = (struct nagare_topic_partition){.topic = topic, .partition = p,
-                                                        .offset = -1};
+                *tp++ =
+                    (struct nagare_topic_partition){.topic = topic, .partition = p, .offset = -1};
                 members[i].assignment_count++;
             }
         }
@@ -204,9 +194,12 @@ static void dg_fill(struct proto_dec d, struct nagare_group_info *info, char *na
         const char *topic = str_put(&names, t.name);
         struct proto_group_offset_desc o;
         while (proto_describe_group_resp_next_offset(&d, &o)) {
-            *offsets++ = (struct nagare_group_offset){
-                .topic = topic, .partition = o.partition, .committed = o.committed,
-                .end = o.end, .lag_records = o.lag_records, .lag_ms = o.lag_ms};
+            *offsets++ = (struct nagare_group_offset){.topic = topic,
+                                                      .partition = o.partition,
+                                                      .committed = o.committed,
+                                                      .end = o.end,
+                                                      .lag_records = o.lag_records,
+                                                      .lag_ms = o.lag_ms};
         }
     }
 }
@@ -240,9 +233,12 @@ static int describe_group_decode(void *arg, struct rd *body, uint16_t version)
     struct nagare_group_member *members = (struct nagare_group_member *)(info + 1);
     struct nagare_group_offset *offsets = (struct nagare_group_offset *)(members + n.members);
     char *names = (char *)block + bytes - n.names;
-    *info = (struct nagare_group_info){.kind = r.kind, .generation = r.generation,
-                                       .member_count = n.members, .members = members,
-                                       .offset_count = n.offsets, .offsets = offsets};
+    *info = (struct nagare_group_info){.kind = r.kind,
+                                       .generation = r.generation,
+                                       .member_count = n.members,
+                                       .members = members,
+                                       .offset_count = n.offsets,
+                                       .offsets = offsets};
     info->group = str_put(&names, str_of(dg->group));
     dg_fill(d, info, names);
     dg->info = info;
@@ -295,8 +291,7 @@ int nagare_group_delete(nagare_admin *a, const char *group)
         return -NG_EBADNAME;
     }
     int rc = conn_call(admin_conn(a), PROTO_API_DELETE_GROUP, NAME_REQUEST_BYTES,
-                       delete_group_encode, delete_group_decode, (void *)group,
-                       admin_deadline(a));
+                       delete_group_encode, delete_group_decode, (void *)group, admin_deadline(a));
     return api_err(rc);
 }
 
@@ -305,7 +300,7 @@ int nagare_group_delete(nagare_admin *a, const char *group)
 /* Topic names: the one given, or every topic the group committed in. */
 struct topic_names {
     const char *group;
-    char *names;      /* count NUL-terminated names back to back */
+    char *names; /* count NUL-terminated names back to back */
     size_t count;
     size_t bytes;
 };
@@ -358,8 +353,8 @@ static int reset_encode(void *arg, struct wr *w, uint32_t corr, uint16_t version
 {
     const struct reset *rs = arg;
     struct proto_enc e;
-    struct proto_reset_offsets_req req = {.group = str_of(rs->group), .to = rs->to,
-                                          .value = rs->value};
+    struct proto_reset_offsets_req req = {
+        .group = str_of(rs->group), .to = rs->to, .value = rs->value};
     proto_reset_offsets_req_begin(&e, w, version, corr, str_of(CONN_CLIENT_ID), &req);
     const char *name = rs->topics->names;
     for (size_t i = 0; i < rs->topics->count; i++) {
@@ -452,8 +447,8 @@ int nagare_group_reset_offsets(nagare_admin *a, const char *group, const char *t
     }
     struct topic_names tn;
     int rc = reset_topics(a, group, topic, &tn);
-    struct reset rs = {.group = group, .topics = &tn, .to = (int8_t)to,
-                       .value = valued ? value : 0};
+    struct reset rs = {
+        .group = group, .topics = &tn, .to = (int8_t)to, .value = valued ? value : 0};
     if (rc == 0) {
         /* a group, the target, and up to PROTO_TOPICS_MAX topics without
          * partitions (what OffsetFetch of the group may list) */
@@ -490,7 +485,8 @@ struct redrive {
 static int redrive_encode(void *arg, struct wr *w, uint32_t corr, uint16_t version)
 {
     const struct redrive *rq = arg;
-    return proto_dlq_redrive_req_encode(w, version, corr, str_of(CONN_CLIENT_ID), str_of(rq->topic));
+    return proto_dlq_redrive_req_encode(w, version, corr, str_of(CONN_CLIENT_ID),
+                                        str_of(rq->topic));
 }
 
 static int redrive_decode(void *arg, struct rd *body, uint16_t version)

@@ -6,10 +6,7 @@
 /* A request naming one topic: header, counts, the name, a partition. */
 #define ONE_TOPIC_REQUEST_BYTES (64 + PROTO_TOPIC_NAME_BYTES_MAX)
 
-static struct proto_str str_of(const char *s)
-{
-    return proto_str_make(s);
-}
+static struct proto_str str_of(const char *s) { return proto_str_make(s); }
 
 /* ---- ListOffsets ---- */
 
@@ -26,9 +23,9 @@ static int list_offset_encode(void *arg, struct wr *w, uint32_t corr, uint16_t v
     struct proto_enc e;
     proto_list_offsets_req_begin(&e, w, version, corr, str_of(CONN_CLIENT_ID));
     proto_enc_topic(&e, str_of(lo->topic));
-    proto_list_offsets_req_partition(&e, &(struct proto_list_offsets_req_partition){
-                                            .partition = lo->partition,
-                                            .timestamp_ms = lo->timestamp_ms});
+    proto_list_offsets_req_partition(
+        &e, &(struct proto_list_offsets_req_partition){.partition = lo->partition,
+                                                       .timestamp_ms = lo->timestamp_ms});
     return proto_enc_end(&e);
 }
 
@@ -58,8 +55,8 @@ static int list_offset_decode(void *arg, struct rd *body, uint16_t version)
 int calls_list_offset(struct client_conn *c, const char *topic, int32_t partition,
                       int64_t timestamp_ms, int64_t deadline_ms, int64_t *offset_out)
 {
-    struct list_offset lo = {.topic = topic, .partition = partition,
-                             .timestamp_ms = timestamp_ms, .offset = -1};
+    struct list_offset lo = {
+        .topic = topic, .partition = partition, .timestamp_ms = timestamp_ms, .offset = -1};
     int rc = conn_call(c, PROTO_API_LIST_OFFSETS, ONE_TOPIC_REQUEST_BYTES, list_offset_encode,
                        list_offset_decode, &lo, deadline_ms);
     if (rc == 0) {

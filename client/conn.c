@@ -74,8 +74,7 @@ int conn_init(struct client_conn *c, const struct conn_config *cfg)
 {
     ASSERT(c != NULL && cfg != NULL);
     *c = (struct client_conn){.fd = -1, .corr_next = 1};
-    int rc = conn_parse_address(cfg->bootstrap, c->host, sizeof(c->host), c->port,
-                                sizeof(c->port));
+    int rc = conn_parse_address(cfg->bootstrap, c->host, sizeof(c->host), c->port, sizeof(c->port));
     if (rc != 0) {
         return rc;
     }
@@ -370,8 +369,8 @@ static void connect_finish(struct client_conn *c)
     int rc = proto_api_versions_req_encode(&w, 0, corr, proto_str_make(CONN_CLIENT_ID));
     ASSERT(rc == 0);
     int64_t left = c->connect_deadline_ms - clock_mono_ms();
-    conn_frame_commit(c, &w, corr, PROTO_API_API_VERSIONS, 0, false,
-                      left > 0 ? (uint32_t)left : 1, handshake_done, c);
+    conn_frame_commit(c, &w, corr, PROTO_API_API_VERSIONS, 0, false, left > 0 ? (uint32_t)left : 1,
+                      handshake_done, c);
 }
 
 int conn_wait_up(struct client_conn *c, int timeout_ms)
@@ -528,7 +527,7 @@ static void frame_commit(struct client_conn *c, const struct wr *w, const struct
 {
     ASSERT(c->fd >= 0 && c->pend_count < c->cfg.pending_max && fn != NULL);
     ASSERT(w->err == 0 && w->pos >= 8 && w->ptr == c->tx + c->tx_len);
-    ASSERT(get_be32(w->ptr + 8) == corr); /* prefix, api key, version, corr */
+    ASSERT(get_be32(w->ptr + 8) == corr);             /* prefix, api key, version, corr */
     ASSERT(ref_count <= c->txref_cap - c->txref_len); /* made room for in begin */
     uint64_t start = c->tx_queued_total;
     size_t ref_bytes = 0;
@@ -547,10 +546,16 @@ static void frame_commit(struct client_conn *c, const struct wr *w, const struct
     c->tx_len += w->pos;
     c->tx_queued_total += w->pos + ref_bytes;
     c->pend_count++;
-    *pend_at(c, c->pend_count - 1) = (struct conn_pending){
-        .corr = corr, .api_key = api_key, .version = version, .noreply = noreply,
-        .tx_end = c->tx_queued_total, .deadline_ms = clock_mono_ms() + timeout_ms,
-        .fn = fn, .sink = sink, .arg = arg};
+    *pend_at(c, c->pend_count - 1) =
+        (struct conn_pending){.corr = corr,
+                              .api_key = api_key,
+                              .version = version,
+                              .noreply = noreply,
+                              .tx_end = c->tx_queued_total,
+                              .deadline_ms = clock_mono_ms() + timeout_ms,
+                              .fn = fn,
+                              .sink = sink,
+                              .arg = arg};
     tx_write(c);
 }
 
@@ -562,17 +567,15 @@ void conn_frame_commit(struct client_conn *c, const struct wr *w, uint32_t corr,
 }
 
 void conn_frame_commit_refs(struct client_conn *c, const struct wr *w, const struct conn_ref *refs,
-                            uint32_t ref_count, uint32_t corr, uint16_t api_key,
-                            uint16_t version, bool noreply, uint32_t timeout_ms,
-                            conn_done_fn fn, void *arg)
+                            uint32_t ref_count, uint32_t corr, uint16_t api_key, uint16_t version,
+                            bool noreply, uint32_t timeout_ms, conn_done_fn fn, void *arg)
 {
-    frame_commit(c, w, refs, ref_count, corr, api_key, version, noreply, timeout_ms, fn, NULL,
-                 arg);
+    frame_commit(c, w, refs, ref_count, corr, api_key, version, noreply, timeout_ms, fn, NULL, arg);
 }
 
-void conn_frame_commit_sink(struct client_conn *c, const struct wr *w, uint32_t corr, uint16_t api_key,
-                            uint16_t version, uint32_t timeout_ms, conn_done_fn fn,
-                            conn_sink_fn sink, void *arg)
+void conn_frame_commit_sink(struct client_conn *c, const struct wr *w, uint32_t corr,
+                            uint16_t api_key, uint16_t version, uint32_t timeout_ms,
+                            conn_done_fn fn, conn_sink_fn sink, void *arg)
 {
     ASSERT(sink != NULL);
     frame_commit(c, w, NULL, 0, corr, api_key, version, false, timeout_ms, fn, sink, arg);
@@ -590,8 +593,8 @@ static int tx_iov(const struct client_conn *c, struct iovec *iov)
         const struct conn_txref *ref = r < c->txref_len ? &c->txrefs[r] : NULL;
         if (ref != NULL && ref->at <= pos) {
             size_t off = (size_t)(pos - ref->at);
-            iov[n++] = (struct iovec){.iov_base = (void *)(ref->ptr + off),
-                                      .iov_len = ref->len - off};
+            iov[n++] =
+                (struct iovec){.iov_base = (void *)(ref->ptr + off), .iov_len = ref->len - off};
             pos += ref->len - off;
             r++;
             continue;
@@ -637,8 +640,7 @@ static void tx_advance(struct client_conn *c, size_t n)
  * never from inside conn_frame_commit(). */
 static void tx_write(struct client_conn *c)
 {
-    while (c->broken == 0 && c->tx_sent_total < c->tx_queued_total &&
-           c->state >= CONN_HANDSHAKE) {
+    while (c->broken == 0 && c->tx_sent_total < c->tx_queued_total && c->state >= CONN_HANDSHAKE) {
         struct iovec iov[TX_IOV_MAX];
         struct msghdr msg = {.msg_iov = iov, .msg_iovlen = (size_t)tx_iov(c, iov)};
         ssize_t n = sendmsg(c->fd, &msg, MSG_NOSIGNAL);

@@ -84,10 +84,10 @@ typedef void (*conn_done_fn)(void *arg, int err, struct rd *body, uint16_t versi
 typedef uint8_t *(*conn_sink_fn)(void *arg, size_t frame_bytes);
 
 enum conn_state {
-    CONN_DOWN = 0,    /* no socket */
-    CONN_CONNECTING,  /* non-blocking connect() in progress */
-    CONN_HANDSHAKE,   /* ApiVersions sent, answer awaited */
-    CONN_UP,          /* ready for requests */
+    CONN_DOWN = 0,   /* no socket */
+    CONN_CONNECTING, /* non-blocking connect() in progress */
+    CONN_HANDSHAKE,  /* ApiVersions sent, answer awaited */
+    CONN_UP,         /* ready for requests */
 };
 
 struct conn_config {
@@ -128,16 +128,16 @@ struct conn_pending {
     uint64_t tx_end;     /* c->tx_queued_total just after its frame */
     int64_t deadline_ms; /* monotonic */
     conn_done_fn fn;
-    conn_sink_fn sink;   /* NULL: the answer is read into rx */
+    conn_sink_fn sink; /* NULL: the answer is read into rx */
     void *arg;
 };
 
 /* Fields are private to conn.c except where noted. */
 struct client_conn {
     int fd;
-    enum conn_state state;       /* readable by users */
-    int err_last;                /* why it last went down (0: never); readable */
-    uint64_t generation;         /* bumped by every close; readable */
+    enum conn_state state; /* readable by users */
+    int err_last;          /* why it last went down (0: never); readable */
+    uint64_t generation;   /* bumped by every close; readable */
     char host[CONN_HOST_BYTES_MAX];
     char port[8];
     struct conn_config cfg;
@@ -216,9 +216,9 @@ uint32_t conn_backoff_next(uint32_t *b);
 /* Reconnecting a conn that went down, for the loop of its owner (a
  * consumer, a share consumer). Zeroed: up, or never tried. */
 struct conn_redial {
-    int64_t at_ms;          /* the next try may start then (monotonic) */
-    uint32_t backoff_ms;    /* the current step (conn_backoff_next) */
-    int64_t down_since_ms;  /* 0: up, or not yet seen down */
+    int64_t at_ms;         /* the next try may start then (monotonic) */
+    uint32_t backoff_ms;   /* the current step (conn_backoff_next) */
+    int64_t down_since_ms; /* 0: up, or not yet seen down */
 };
 
 /* Call from the owner's loop. While c is CONN_DOWN, starts a connect once
@@ -298,15 +298,14 @@ void conn_frame_commit(struct client_conn *c, const struct wr *w, uint32_t corr,
  * closes), and a close drops every reference, so once fn runs nothing
  * here points at them any more. */
 void conn_frame_commit_refs(struct client_conn *c, const struct wr *w, const struct conn_ref *refs,
-                            uint32_t ref_count, uint32_t corr, uint16_t api_key,
-                            uint16_t version, bool noreply, uint32_t timeout_ms,
-                            conn_done_fn fn, void *arg);
+                            uint32_t ref_count, uint32_t corr, uint16_t api_key, uint16_t version,
+                            bool noreply, uint32_t timeout_ms, conn_done_fn fn, void *arg);
 
 /* conn_frame_commit() for a request with an answer that may be read straight into a
  * buffer sink(arg, ...) gives (see conn_sink_fn), with no copy. */
-void conn_frame_commit_sink(struct client_conn *c, const struct wr *w, uint32_t corr, uint16_t api_key,
-                            uint16_t version, uint32_t timeout_ms, conn_done_fn fn,
-                            conn_sink_fn sink, void *arg);
+void conn_frame_commit_sink(struct client_conn *c, const struct wr *w, uint32_t corr,
+                            uint16_t api_key, uint16_t version, uint32_t timeout_ms,
+                            conn_done_fn fn, conn_sink_fn sink, void *arg);
 
 /* Requests submitted and not yet completed. */
 static inline uint32_t conn_pending_count(const struct client_conn *c) { return c->pend_count; }

@@ -67,19 +67,19 @@ struct cpart {
     int64_t fetch_offset;
     uint32_t gen;
     bool fetching;
-    bool behind;              /* records known (or not known not) to lie past
+    bool behind;  /* records known (or not known not) to lie past
                                  fetch_offset: fetched without a long poll */
-    bool picked;              /* chosen for the fetch being encoded */
-    bool stalled;             /* bad bytes buffered: no fetch until they are read */
+    bool picked;  /* chosen for the fetch being encoded */
+    bool stalled; /* bad bytes buffered: no fetch until they are read */
     uint32_t chunks;
-    int err;                  /* reported once by poll, then paused until seek */
+    int err; /* reported once by poll, then paused until seek */
     bool err_reported;
-    int64_t corrupt_end;      /* err the broker's NG_ECORRUPT: where reading
+    int64_t corrupt_end; /* err the broker's NG_ECORRUPT: where reading
                                  resumes past its damaged range; else -1 */
     int64_t backoff_until_ms;
     uint32_t backoff_ms;
-    uint32_t fetch_refs;      /* fetches in flight naming it */
-    bool removed;             /* out of the list: freed with its last fetch */
+    uint32_t fetch_refs; /* fetches in flight naming it */
+    bool removed;        /* out of the list: freed with its last fetch */
 };
 
 struct cbuf {
@@ -107,7 +107,7 @@ struct fent {
 struct freq {
     struct nagare_consumer *c;
     struct freq *next_free;
-    struct cbuf *buf;         /* the answer is read into it (fetch_sink) */
+    struct cbuf *buf; /* the answer is read into it (fetch_sink) */
     uint32_t count;
     uint32_t cap;
     struct fent *ents;
@@ -118,17 +118,17 @@ struct nagare_consumer {
     char bootstrap[CONN_HOST_BYTES_MAX + 16];
     struct client_conn conn;
     struct batch_zctx zctx;
-    struct cpart **parts;     /* sorted by topic, then partition */
+    struct cpart **parts; /* sorted by topic, then partition */
     uint32_t part_count;
     struct cchunk *chunk_head; /* in arrival order */
     struct cchunk *chunk_tail;
     struct cchunk *chunk_free;
     struct cbuf *buf_free;
     uint32_t bufs_used;
-    uint32_t bufs_receiving;  /* of them, answers of fetches in flight coming in */
+    uint32_t bufs_receiving; /* of them, answers of fetches in flight coming in */
     struct freq *freq_free;
     uint32_t fetches_out;
-    uint64_t pump_bytes;      /* batch bytes opened since the socket was last read */
+    uint64_t pump_bytes; /* batch bytes opened since the socket was last read */
     /* the chunk and batch being read */
     struct cchunk *cur;
     struct batch_reader br;
@@ -138,7 +138,7 @@ struct nagare_consumer {
     struct cmsg msg;
     /* connection trouble */
     struct conn_redial redial;
-    struct cgroup *group;     /* NULL: not subscribed (client/group.c) */
+    struct cgroup *group;                /* NULL: not subscribed (client/group.c) */
     struct nagare_topic_partition *view; /* nagare_consumer_assignment() */
 };
 
@@ -250,7 +250,8 @@ int nagare_consumer_new(const struct nagare_consumer_config *cfg, nagare_consume
     struct conn_config cc = {
         .bootstrap = c->cfg.bootstrap,
         .request_timeout_ms = cfg->request_timeout_ms,
-        .resp_bytes_max = (uint32_t)(resp < PROTO_FRAME_BYTES_LIMIT ? resp : PROTO_FRAME_BYTES_LIMIT),
+        .resp_bytes_max =
+            (uint32_t)(resp < PROTO_FRAME_BYTES_LIMIT ? resp : PROTO_FRAME_BYTES_LIMIT),
         .tx_bytes_max = 1u << 20,
         /* fetches, plus a heartbeat, an async commit, a synchronous call
          * and one spare */
@@ -400,8 +401,8 @@ static int part_insert(nagare_consumer *c, struct cpart *p)
 }
 
 /* Resolves NAGARE_OFFSET_BEGINNING / END with ListOffsets; checks others. */
-static int resolve_offset(nagare_consumer *c, const char *topic, int32_t partition,
-                          int64_t offset, int64_t *out)
+static int resolve_offset(nagare_consumer *c, const char *topic, int32_t partition, int64_t offset,
+                          int64_t *out)
 {
     if (offset >= 0) {
         *out = offset;
@@ -419,8 +420,7 @@ static bool topic_arg_ok(const char *topic, int32_t partition)
            proto_topic_name_valid(topic, strnlen(topic, PROTO_TOPIC_NAME_BYTES_MAX + 1));
 }
 
-int nagare_consumer_assign(nagare_consumer *c, const char *topic, int32_t partition,
-                           int64_t offset)
+int nagare_consumer_assign(nagare_consumer *c, const char *topic, int32_t partition, int64_t offset)
 {
     ASSERT(c != NULL);
     if (!topic_arg_ok(topic, partition) || part_find(c, topic, partition) != NULL ||
@@ -454,8 +454,7 @@ static void part_move(nagare_consumer *c, struct cpart *p, int64_t offset)
     p->backoff_until_ms = 0;
 }
 
-int nagare_consumer_seek(nagare_consumer *c, const char *topic, int32_t partition,
-                         int64_t offset)
+int nagare_consumer_seek(nagare_consumer *c, const char *topic, int32_t partition, int64_t offset)
 {
     ASSERT(c != NULL);
     if (!topic_arg_ok(topic, partition)) {
@@ -579,8 +578,8 @@ static bool chunk_add(nagare_consumer *c, struct cpart *p, struct cbuf *b,
         part_backoff(p, clock_mono_ms());
         return false;
     }
-    *k = (struct cchunk){.part = p, .gen = p->gen, .buf = b, .ptr = fp->records,
-                         .len = fp->records_bytes};
+    *k = (struct cchunk){
+        .part = p, .gen = p->gen, .buf = b, .ptr = fp->records, .len = fp->records_bytes};
     b->refs++;
     p->chunks++;
     if (c->chunk_tail != NULL) {
@@ -616,8 +615,8 @@ static void fetched(nagare_consumer *c, struct cpart *p, struct cbuf *b,
     } else if (fp->err == -NG_EUNKNOWN_TOPIC || fp->err == -NG_ECORRUPT) {
         p->err = fp->err;
         /* Fetch v1: the damaged range's end, for nagare_consumer_corrupt_end(). */
-        p->corrupt_end = fp->err == -NG_ECORRUPT && fp->offset_resume > p->fetch_offset
-                             ? fp->offset_resume : -1;
+        p->corrupt_end =
+            fp->err == -NG_ECORRUPT && fp->offset_resume > p->fetch_offset ? fp->offset_resume : -1;
     } else if (fp->err != 0) {
         part_backoff(p, now); /* busy, closing, failed log: try again later */
     } else {
@@ -867,10 +866,9 @@ static void fetch_encode(nagare_consumer *c, struct freq *r, struct wr *w, uint3
                          uint16_t version, bool long_poll)
 {
     struct proto_enc e;
-    struct proto_fetch_req req = {
-        .wait_max_ms = long_poll ? (int32_t)c->cfg.fetch_wait_max_ms : 0,
-        .bytes_min = long_poll ? (int32_t)c->cfg.fetch_bytes_min : 0,
-        .bytes_max = (int32_t)c->cfg.fetch_bytes_max};
+    struct proto_fetch_req req = {.wait_max_ms = long_poll ? (int32_t)c->cfg.fetch_wait_max_ms : 0,
+                                  .bytes_min = long_poll ? (int32_t)c->cfg.fetch_bytes_min : 0,
+                                  .bytes_max = (int32_t)c->cfg.fetch_bytes_max};
     proto_fetch_req_begin(&e, w, version, corr, proto_str_make(CONN_CLIENT_ID), &req);
     const char *open_topic = NULL;
     for (uint32_t i = 0; i < c->part_count; i++) {
@@ -887,8 +885,9 @@ static void fetch_encode(nagare_consumer *c, struct freq *r, struct wr *w, uint3
             open_topic = p->topic;
         }
         proto_fetch_req_partition(&e, &(struct proto_fetch_req_partition){
-                                         .partition = p->partition, .offset = p->fetch_offset,
-                                         .bytes_max = (int32_t)c->cfg.partition_fetch_bytes_max});
+                                          .partition = p->partition,
+                                          .offset = p->fetch_offset,
+                                          .bytes_max = (int32_t)c->cfg.partition_fetch_bytes_max});
         p->fetching = true;
     }
     int rc = proto_enc_end(&e);
@@ -1015,7 +1014,7 @@ static int read_failed(nagare_consumer *c, struct cpart *p, int rc)
         return rc;
     }
     p->err = -NG_ECORRUPT;
-    p->corrupt_end = -1; /* bad bytes on the way: no range the broker knows */
+    p->corrupt_end = -1;    /* bad bytes on the way: no range the broker knows */
     p->err_reported = true; /* returned right here */
     drop_chunks(c, p);
     return -NG_ECORRUPT;
@@ -1109,7 +1108,9 @@ int nagare_consumer_poll(nagare_consumer *c, int timeout_ms, const struct nagare
     /* Without a group (whose work may wait on the broker) the clock is read
      * only when nothing is buffered, so the deadline runs from there: a
      * clock read per record returned shows in a replay's profile. */
-    int64_t deadline = timeout_ms < 0 ? INT64_MAX : c->group != NULL ? clock_mono_ms() + timeout_ms : -1;
+    int64_t deadline = timeout_ms < 0     ? INT64_MAX
+                       : c->group != NULL ? clock_mono_ms() + timeout_ms
+                                          : -1;
     for (;;) {
         /* Group work first: a rebalance drops revoked partitions' records
          * and runs its callback before any record is returned. */
@@ -1157,25 +1158,13 @@ int nagare_consumer_poll(nagare_consumer *c, int timeout_ms, const struct nagare
 
 /* ---- for client/group.c (consumer_int.h) ---- */
 
-struct client_conn *consumer_conn(nagare_consumer *c)
-{
-    return &c->conn;
-}
+struct client_conn *consumer_conn(nagare_consumer *c) { return &c->conn; }
 
-const struct nagare_consumer_config *consumer_cfg(const nagare_consumer *c)
-{
-    return &c->cfg;
-}
+const struct nagare_consumer_config *consumer_cfg(const nagare_consumer *c) { return &c->cfg; }
 
-int64_t consumer_deadline(const nagare_consumer *c)
-{
-    return deadline_of(c);
-}
+int64_t consumer_deadline(const nagare_consumer *c) { return deadline_of(c); }
 
-struct cgroup **consumer_group_slot(nagare_consumer *c)
-{
-    return &c->group;
-}
+struct cgroup **consumer_group_slot(nagare_consumer *c) { return &c->group; }
 
 int consumer_part_add(nagare_consumer *c, const char *topic, int32_t partition, int64_t offset,
                       int err)
@@ -1248,8 +1237,8 @@ int nagare_consumer_assignment(nagare_consumer *c, const struct nagare_topic_par
     c->view = v;
     for (uint32_t i = 0; i < c->part_count; i++) {
         const struct cpart *p = c->parts[i];
-        v[i] = (struct nagare_topic_partition){.topic = p->topic, .partition = p->partition,
-                                               .offset = p->position, .err = p->err};
+        v[i] = (struct nagare_topic_partition){
+            .topic = p->topic, .partition = p->partition, .offset = p->position, .err = p->err};
     }
     *out = v;
     *count_out = c->part_count;

@@ -9,7 +9,8 @@
 #error "NAGARE_VERSION is set by client/meson.build"
 #endif
 
-#define SAME(name) static_assert((int)NAGARE_##name == (int)NG_##name, #name " differs from base/err.h")
+#define SAME(name) \
+    static_assert((int)NAGARE_##name == (int)NG_##name, #name " differs from base/err.h")
 SAME(ETRUNCATED);
 SAME(EBADVARINT);
 SAME(ENOSPACE);
@@ -46,12 +47,6 @@ SAME(EDISK_FULL);
 SAME(ENOT_ACQUIRED);
 SAME(ETRANSACTIONAL);
 
-const char *nagare_strerror(int rc)
-{
-    return err_str(rc);
-}
+const char *nagare_strerror(int rc) { return err_str(rc); }
 
-const char *nagare_version(void)
-{
-    return NAGARE_VERSION;
-}
+const char *nagare_version(void) { return NAGARE_VERSION; }

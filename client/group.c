@@ -66,19 +66,19 @@ struct gcommit {
     struct gcommit *next; /* async: completed, waiting to be reported */
     bool async;
     bool done;
-    int err;              /* the first error (request-level or partition) */
+    int err; /* the first error (request-level or partition) */
     uint32_t count;
     struct nagare_topic_partition items[];
 };
 
 struct ghb {
     bool inflight;
-    bool ready;           /* an answer waits for cgroup_tick() */
+    bool ready; /* an answer waits for cgroup_tick() */
     int err;
     int32_t generation;
     bool rebalancing;
     uint32_t count;
-    struct gtp *grant;    /* GROUP_PARTS_LIMIT entries */
+    struct gtp *grant; /* GROUP_PARTS_LIMIT entries */
 };
 
 struct gnotes {
@@ -96,7 +96,7 @@ struct cgroup {
     uint32_t topic_count;
     struct gpart *owned; /* GROUP_PARTS_LIMIT entries */
     uint32_t owned_count;
-    uint32_t unstarted;  /* owned and not yet read */
+    uint32_t unstarted;    /* owned and not yet read */
     struct gpart *scratch; /* GROUP_PARTS_LIMIT entries, for grant_apply() */
     struct ghb hb;
     int64_t hb_due_ms;
@@ -115,15 +115,9 @@ struct cgroup {
     int64_t io_due_ms;
 };
 
-static struct proto_str str_of(const char *s)
-{
-    return proto_str_make(s);
-}
+static struct proto_str str_of(const char *s) { return proto_str_make(s); }
 
-static bool is_member(const struct cgroup *g)
-{
-    return g->member_id[0] != '\0';
-}
+static bool is_member(const struct cgroup *g) { return g->member_id[0] != '\0'; }
 
 /* A group request waits for its answer behind a long-polling fetch. */
 static uint32_t request_timeout_of(nagare_consumer *c)
@@ -133,10 +127,7 @@ static uint32_t request_timeout_of(nagare_consumer *c)
 }
 
 /* The broker does not list the api (an old broker): say so plainly. */
-static int api_err(int rc)
-{
-    return rc == -NG_EBADVERSION ? -NG_EUNKNOWN_API : rc;
-}
+static int api_err(int rc) { return rc == -NG_EBADVERSION ? -NG_EUNKNOWN_API : rc; }
 
 /* ---- owned partitions ---- */
 
@@ -149,8 +140,7 @@ static int gtp_cmp(uint16_t ta, int32_t pa, uint16_t tb, int32_t pb)
 }
 
 /* Index of (topic, partition) in owned, or where it would go (*found false). */
-static uint32_t owned_find(const struct cgroup *g, uint16_t topic, int32_t partition,
-                           bool *found)
+static uint32_t owned_find(const struct cgroup *g, uint16_t topic, int32_t partition, bool *found)
 {
     uint32_t lo = 0;
     uint32_t hi = g->owned_count;
@@ -328,8 +318,7 @@ static int join(nagare_consumer *c, struct cgroup *g)
 static int leave_encode(void *arg, struct wr *w, uint32_t corr, uint16_t version)
 {
     const struct cgroup *g = arg;
-    struct proto_leave_group_req req = {.group = str_of(g->id),
-                                        .member_id = str_of(g->member_id)};
+    struct proto_leave_group_req req = {.group = str_of(g->id), .member_id = str_of(g->member_id)};
     return proto_leave_group_req_encode(w, version, corr, str_of(CONN_CLIENT_ID), &req);
 }
 
@@ -348,8 +337,8 @@ static int leave(nagare_consumer *c, struct cgroup *g)
     if (!is_member(g)) {
         return 0;
     }
-    int rc = conn_call(consumer_conn(c), PROTO_API_LEAVE_GROUP, GROUP_REQUEST_BYTES,
-                       leave_encode, leave_decode, g, consumer_deadline(c));
+    int rc = conn_call(consumer_conn(c), PROTO_API_LEAVE_GROUP, GROUP_REQUEST_BYTES, leave_encode,
+                       leave_decode, g, consumer_deadline(c));
     g->member_id[0] = '\0';
     /* Already forgotten by the broker: the member has left either way. */
     return rc == -NG_EUNKNOWN_MEMBER ? 0 : rc;
@@ -435,9 +424,9 @@ static int list_offsets_encode(void *arg, struct wr *w, uint32_t corr, uint16_t 
             open = q->items[i].topic;
             proto_enc_topic(&e, str_of(open));
         }
-        proto_list_offsets_req_partition(&e, &(struct proto_list_offsets_req_partition){
-                                                .partition = q->items[i].partition,
-                                                .timestamp_ms = q->timestamp_ms});
+        proto_list_offsets_req_partition(
+            &e, &(struct proto_list_offsets_req_partition){.partition = q->items[i].partition,
+                                                           .timestamp_ms = q->timestamp_ms});
     }
     return proto_enc_end(&e);
 }
@@ -497,8 +486,8 @@ static int starts_find(nagare_consumer *c, struct gquery *q, int64_t *committed)
     if (asks == 0) {
         return 0;
     }
-    q->timestamp_ms = reset == NAGARE_RESET_LATEST ? PROTO_TIMESTAMP_LATEST
-                                                   : PROTO_TIMESTAMP_EARLIEST;
+    q->timestamp_ms =
+        reset == NAGARE_RESET_LATEST ? PROTO_TIMESTAMP_LATEST : PROTO_TIMESTAMP_EARLIEST;
     rc = conn_call(conn, PROTO_API_LIST_OFFSETS, query_bytes(q), list_offsets_encode,
                    list_offsets_decode, q, consumer_deadline(c));
     for (uint32_t i = 0; rc == 0 && i < q->count; i++) {
@@ -539,8 +528,8 @@ static int start_pending(nagare_consumer *c, struct cgroup *g, uint32_t unstarte
             p->committed = committed[k];
             g->unstarted--;
             /* a report that cannot be recorded (no memory) is all that is lost */
-            (void)notes_add(&g->assigned, it->topic, it->partition,
-                            it->err < 0 ? -1 : it->offset, it->err);
+            (void)notes_add(&g->assigned, it->topic, it->partition, it->err < 0 ? -1 : it->offset,
+                            it->err);
         }
         k++;
     }
@@ -605,8 +594,8 @@ static void hb_send(nagare_consumer *c, struct cgroup *g)
         return;
     }
     uint16_t version = conn_version(conn, PROTO_API_HEARTBEAT);
-    struct proto_heartbeat_req req = {.group = str_of(g->id), .member_id = str_of(g->member_id),
-                                      .generation = g->generation};
+    struct proto_heartbeat_req req = {
+        .group = str_of(g->id), .member_id = str_of(g->member_id), .generation = g->generation};
     int rc = proto_heartbeat_req_encode(&w, version, corr, str_of(CONN_CLIENT_ID), &req);
     ASSERT(rc == 0); /* ids are bounded: GROUP_REQUEST_BYTES holds them */
     conn_frame_commit(conn, &w, corr, PROTO_API_HEARTBEAT, version, false, request_timeout_of(c),
@@ -635,8 +624,9 @@ static bool grant_apply(nagare_consumer *c, struct cgroup *g)
     uint32_t out = 0;
     while (i < g->owned_count || k < n) {
         const struct gpart *p = i < g->owned_count ? &g->owned[i] : NULL;
-        int r = p == NULL ? 1 : k == n ? -1
-                : gtp_cmp(p->topic, p->partition, grant[k].topic, grant[k].partition);
+        int r = p == NULL ? 1
+                : k == n  ? -1
+                          : gtp_cmp(p->topic, p->partition, grant[k].topic, grant[k].partition);
         if (r < 0) {
             if (!p->started) {
                 ASSERT(g->unstarted > 0);
@@ -650,11 +640,12 @@ static bool grant_apply(nagare_consumer *c, struct cgroup *g)
         if (r == 0) {
             g->scratch[out++] = *p;
             i++;
-        } else if (k == 0 || gtp_cmp(grant[k - 1].topic, grant[k - 1].partition,
-                                     grant[k].topic, grant[k].partition) != 0) {
+        } else if (k == 0 || gtp_cmp(grant[k - 1].topic, grant[k - 1].partition, grant[k].topic,
+                                     grant[k].partition) != 0) {
             g->scratch[out++] = (struct gpart){.topic = grant[k].topic,
                                                .partition = grant[k].partition,
-                                               .committed = -1, .started = false};
+                                               .committed = -1,
+                                               .started = false};
             g->unstarted++;
         }
         k++;
@@ -776,9 +767,8 @@ static int commit_encode(void *arg, struct wr *w, uint32_t corr, uint16_t versio
     const struct gcommit *gc = arg;
     const struct cgroup *g = gc->g;
     struct proto_enc e;
-    struct proto_offset_commit_req req = {.group = str_of(g->id),
-                                          .member_id = str_of(g->member_id),
-                                          .generation = g->generation};
+    struct proto_offset_commit_req req = {
+        .group = str_of(g->id), .member_id = str_of(g->member_id), .generation = g->generation};
     proto_offset_commit_req_begin(&e, w, version, corr, str_of(CONN_CLIENT_ID), &req);
     const char *open = NULL;
     for (uint32_t i = 0; i < gc->count; i++) {
@@ -786,9 +776,9 @@ static int commit_encode(void *arg, struct wr *w, uint32_t corr, uint16_t versio
             open = gc->items[i].topic;
             proto_enc_topic(&e, str_of(open));
         }
-        proto_offset_commit_req_partition(&e, &(struct proto_offset_commit_req_partition){
-                                                 .partition = gc->items[i].partition,
-                                                 .offset = gc->items[i].offset});
+        proto_offset_commit_req_partition(
+            &e, &(struct proto_offset_commit_req_partition){.partition = gc->items[i].partition,
+                                                            .offset = gc->items[i].offset});
     }
     return proto_enc_end(&e);
 }
@@ -892,8 +882,8 @@ static int commit_sync(nagare_consumer *c, struct cgroup *g)
         if (rc != 0 || gc == NULL) {
             return rc;
         }
-        rc = conn_call(consumer_conn(c), PROTO_API_OFFSET_COMMIT, commit_bytes(gc),
-                       commit_encode, commit_decode, gc, consumer_deadline(c));
+        rc = conn_call(consumer_conn(c), PROTO_API_OFFSET_COMMIT, commit_bytes(gc), commit_encode,
+                       commit_decode, gc, consumer_deadline(c));
         rc = rc == 0 ? gc->err : api_err(rc);
         free(gc);
         commit_fenced(g, rc);
@@ -1019,10 +1009,7 @@ int64_t cgroup_next_due_ms(const struct cgroup *g)
     return g->commit_due_ms < due ? g->commit_due_ms : due;
 }
 
-bool cgroup_in_callback(const struct cgroup *g)
-{
-    return g->in_callback;
-}
+bool cgroup_in_callback(const struct cgroup *g) { return g->in_callback; }
 
 /* Waits for the heartbeat and commits in flight (each ends by its answer
  * or its timeout). */
@@ -1042,8 +1029,7 @@ static void drain(nagare_consumer *c, struct cgroup *g)
 static int group_end(nagare_consumer *c, struct cgroup *g)
 {
     int rc = 0;
-    if (is_member(g) && consumer_cfg(c)->auto_commit &&
-        consumer_conn(c)->state != CONN_DOWN) {
+    if (is_member(g) && consumer_cfg(c)->auto_commit && consumer_conn(c)->state != CONN_DOWN) {
         rc = commit_sync(c, g);
     }
     drain(c, g);
@@ -1103,8 +1089,7 @@ static int subscribe_check(const char *group, const char *const *topics, size_t 
     }
     for (size_t i = 0; i < topic_count; i++) {
         const char *t = topics[i];
-        if (t == NULL ||
-            !proto_topic_name_valid(t, strnlen(t, PROTO_TOPIC_NAME_BYTES_MAX + 1))) {
+        if (t == NULL || !proto_topic_name_valid(t, strnlen(t, PROTO_TOPIC_NAME_BYTES_MAX + 1))) {
             return -NG_EBADNAME;
         }
     }

@@ -22,7 +22,8 @@ static int cmsg_headers(struct cmsg *m, struct batch_record *rec)
         }
         m->hdrs[i] = (struct nagare_header){.key = (const char *)kv.key,
                                             .key_len = (size_t)kv.key_len,
-                                            .value = kv.value, .value_len = kv.value_len};
+                                            .value = kv.value,
+                                            .value_len = kv.value_len};
     }
     return 0;
 }
@@ -33,10 +34,15 @@ int cmsg_fill(struct cmsg *m, const char *topic, int32_t partition, struct batch
     if (rc != 0) {
         return rc;
     }
-    m->pub = (struct nagare_message){
-        .topic = topic, .partition = partition, .offset = rec->offset,
-        .timestamp_ms = rec->timestamp_ms, .key = rec->key, .key_len = rec->key_len,
-        .value = rec->value, .value_len = rec->value_len, .header_count = rec->header_count};
+    m->pub = (struct nagare_message){.topic = topic,
+                                     .partition = partition,
+                                     .offset = rec->offset,
+                                     .timestamp_ms = rec->timestamp_ms,
+                                     .key = rec->key,
+                                     .key_len = rec->key_len,
+                                     .value = rec->value,
+                                     .value_len = rec->value_len,
+                                     .header_count = rec->header_count};
     return 0;
 }
 

@@ -35,12 +35,12 @@ extern "C" {
 
 enum {
     NAGARE_ETRUNCATED = 4096,
-    NAGARE_EBADVARINT = 4097,     /* the codes 4097..4105: bad bytes in a batch or frame */
+    NAGARE_EBADVARINT = 4097, /* the codes 4097..4105: bad bytes in a batch or frame */
     NAGARE_ENOSPACE = 4098,
     NAGARE_EBADLEN = 4099,
     NAGARE_EBADCOUNT = 4100,
     NAGARE_ECHECKSUM = 4101,
-    NAGARE_EBADVERSION = 4102,    /* the broker does not speak a request's version */
+    NAGARE_EBADVERSION = 4102, /* the broker does not speak a request's version */
     NAGARE_EBADCODEC = 4103,
     NAGARE_EDECOMPRESS = 4104,
     NAGARE_EBADDELTA = 4105,
@@ -49,7 +49,7 @@ enum {
     NAGARE_EOFFSET_RANGE = 4120,
     NAGARE_EFAILED = 4121,
     NAGARE_ECORRUPT = 4122,
-    NAGARE_EBUSY = 4123,          /* a bounded queue is full: poll, then retry */
+    NAGARE_EBUSY = 4123, /* a bounded queue is full: poll, then retry */
     NAGARE_ECLOSED = 4124,
     NAGARE_ENOTFOUND = 4125,
     NAGARE_EUNKNOWN_API = 4140,
@@ -59,10 +59,10 @@ enum {
     NAGARE_EOUT_OF_ORDER = 4145,
     NAGARE_EPRODUCER_FENCED = 4146,
     NAGARE_ETIMEOUT = 4147,
-    NAGARE_EREBALANCE = 4149,     /* a group partition is no longer this member's */
+    NAGARE_EREBALANCE = 4149,          /* a group partition is no longer this member's */
     NAGARE_EILLEGAL_GENERATION = 4150, /* a commit at a group generation that moved on */
-    NAGARE_EUNKNOWN_MEMBER = 4151, /* the group forgot the member (it joins again) */
-    NAGARE_EGROUP_NOT_EMPTY = 4152, /* an admin change that needs a group without members */
+    NAGARE_EUNKNOWN_MEMBER = 4151,     /* the group forgot the member (it joins again) */
+    NAGARE_EGROUP_NOT_EMPTY = 4152,    /* an admin change that needs a group without members */
     NAGARE_EDISCONNECTED = 4153,
     NAGARE_EPROTO = 4154,
     NAGARE_ESYSTEM = 4155,        /* a system call failed on the broker (its log says which) */
@@ -98,11 +98,11 @@ enum nagare_compression { NAGARE_COMPRESSION_NONE = 0, NAGARE_COMPRESSION_ZSTD =
 
 /* One record's outcome, handed to the delivery callback from poll/flush. */
 struct nagare_delivery {
-    const char *topic;  /* valid during the callback */
-    int32_t partition;  /* as sent (NAGARE_PARTITION_ANY when it never got one) */
-    int64_t offset;     /* the record's offset, or -1 with err (and with acks=0) */
-    int err;            /* 0, or why the record was not delivered (negative) */
-    void *opaque;       /* the record's nagare_record.opaque */
+    const char *topic; /* valid during the callback */
+    int32_t partition; /* as sent (NAGARE_PARTITION_ANY when it never got one) */
+    int64_t offset;    /* the record's offset, or -1 with err (and with acks=0) */
+    int err;           /* 0, or why the record was not delivered (negative) */
+    void *opaque;      /* the record's nagare_record.opaque */
 };
 
 /* Runs from nagare_producer_poll() / flush() / destroy() on the producer's
@@ -114,9 +114,9 @@ typedef void (*nagare_delivery_fn)(const struct nagare_delivery *d, void *opaque
  * librdkafka's error callback: the records are still retried until their
  * delivery timeout, and each still gets its delivery report. */
 struct nagare_producer_error {
-    const char *topic;  /* valid during the callback */
+    const char *topic; /* valid during the callback */
     int32_t partition;
-    int err;            /* negative */
+    int err; /* negative */
 };
 
 /* Runs from nagare_producer_poll() / flush() / destroy() on the
@@ -127,24 +127,24 @@ struct nagare_producer_error {
 typedef void (*nagare_producer_error_fn)(const struct nagare_producer_error *e, void *opaque);
 
 struct nagare_producer_config {
-    const char *bootstrap;          /* "host:port" (default "127.0.0.1:7420"); copied */
-    int acks;                       /* 0, 1, or -1 = all (default -1) */
+    const char *bootstrap;               /* "host:port" (default "127.0.0.1:7420"); copied */
+    int acks;                            /* 0, 1, or -1 = all (default -1) */
     enum nagare_compression compression; /* default zstd, at zstd_level */
-    int zstd_level;                 /* default 3 */
-    size_t batch_bytes;             /* a partition's batch goes out at this size (64 KiB);
+    int zstd_level;                      /* default 3 */
+    size_t batch_bytes;                  /* a partition's batch goes out at this size (64 KiB);
                                        while the partition cannot send, it grows by as
                                        much at a time, up to 16 times (1 MiB) */
-    uint32_t linger_ms;             /* ...or this long after its first record (5 ms) */
-    bool idempotent;                /* default true: retries never duplicate */
-    uint32_t delivery_timeout_ms;   /* give up on a record after this (120 s) */
-    uint32_t request_timeout_ms;    /* a request unanswered this long is retried (30 s) */
-    uint32_t retry_backoff_ms;      /* first backoff, doubling up to 1 s (100 ms) */
-    uint32_t inflight_max;          /* produce requests in flight per connection (5) */
-    size_t buffer_bytes_max;        /* records held, sent or not (64 MiB): past it,
+    uint32_t linger_ms;                  /* ...or this long after its first record (5 ms) */
+    bool idempotent;                     /* default true: retries never duplicate */
+    uint32_t delivery_timeout_ms;        /* give up on a record after this (120 s) */
+    uint32_t request_timeout_ms;         /* a request unanswered this long is retried (30 s) */
+    uint32_t retry_backoff_ms;           /* first backoff, doubling up to 1 s (100 ms) */
+    uint32_t inflight_max;               /* produce requests in flight per connection (5) */
+    size_t buffer_bytes_max;             /* records held, sent or not (64 MiB): past it,
                                        nagare_send() returns -NAGARE_EBUSY */
-    nagare_delivery_fn on_delivery; /* may be NULL */
-    void *opaque;                   /* passed to on_delivery and on_error */
-    nagare_producer_error_fn on_error; /* may be NULL (default) */
+    nagare_delivery_fn on_delivery;      /* may be NULL */
+    void *opaque;                        /* passed to on_delivery and on_error */
+    nagare_producer_error_fn on_error;   /* may be NULL (default) */
 };
 
 void nagare_producer_config_default(struct nagare_producer_config *c);
@@ -166,16 +166,16 @@ NAGARE_MUST_USE int nagare_producer_new(const struct nagare_producer_config *c,
 /* A record to send. key_len/value_len -1: null (the pointer may be NULL).
  * An empty key (key_len 0) is a key: it is hashed like any other. */
 struct nagare_record {
-    const char *topic;               /* NUL-terminated */
-    int32_t partition;               /* or NAGARE_PARTITION_ANY */
+    const char *topic; /* NUL-terminated */
+    int32_t partition; /* or NAGARE_PARTITION_ANY */
     const void *key;
     ssize_t key_len;
     const void *value;
     ssize_t value_len;
     const struct nagare_header *headers;
     size_t header_count;
-    int64_t timestamp_ms;            /* 0: now */
-    void *opaque;                    /* returned in its delivery report */
+    int64_t timestamp_ms; /* 0: now */
+    void *opaque;         /* returned in its delivery report */
 };
 
 /* Adds a copy of r to its partition's open batch; never waits for the
@@ -238,8 +238,8 @@ typedef struct nagare_consumer nagare_consumer;
 struct nagare_topic_partition {
     const char *topic;
     int32_t partition;
-    int64_t offset;     /* meaning per use; -1 when there is none */
-    int err;            /* 0, or this partition's error (negative) */
+    int64_t offset; /* meaning per use; -1 when there is none */
+    int err;        /* 0, or this partition's error (negative) */
 };
 
 /* Runs from nagare_consumer_poll() (and nagare_consumer_unsubscribe(), for
@@ -293,13 +293,13 @@ struct nagare_consumer_config {
                                            long-polls for every partition */
     uint32_t request_timeout_ms;        /* (30 s) */
     /* consumer groups (nagare_consumer_subscribe) */
-    uint32_t session_timeout_ms;        /* the broker drops a member silent this long
+    uint32_t session_timeout_ms;      /* the broker drops a member silent this long
                                            (10 s; 1000..300000): poll at least this often */
-    bool auto_commit;                   /* commit positions from poll (true) */
-    uint32_t auto_commit_interval_ms;   /* ...this often (5 s) */
-    nagare_rebalance_fn on_rebalance;   /* may be NULL */
-    nagare_commit_fn on_commit;         /* may be NULL */
-    void *opaque;                       /* passed to both */
+    bool auto_commit;                 /* commit positions from poll (true) */
+    uint32_t auto_commit_interval_ms; /* ...this often (5 s) */
+    nagare_rebalance_fn on_rebalance; /* may be NULL */
+    nagare_commit_fn on_commit;       /* may be NULL */
+    void *opaque;                     /* passed to both */
 };
 
 void nagare_consumer_config_default(struct nagare_consumer_config *c);
@@ -319,14 +319,14 @@ NAGARE_MUST_USE int nagare_consumer_new(const struct nagare_consumer_config *c,
  * topic or partition), -NAGARE_EBADARG (bad arguments, already assigned,
  * or the consumer is subscribed to a group), -NAGARE_EBADNAME, or the
  * request's error. */
-NAGARE_MUST_USE int nagare_consumer_assign(nagare_consumer *c, const char *topic,
-                                           int32_t partition, int64_t offset);
+NAGARE_MUST_USE int nagare_consumer_assign(nagare_consumer *c, const char *topic, int32_t partition,
+                                           int64_t offset);
 
 /* Moves an assigned partition to offset (or BEGINNING / END, looked up
  * with ListOffsets); records fetched before are dropped. Returns 0,
  * -NAGARE_ENOTFOUND (not assigned), -NAGARE_EBADARG, or the lookup's error. */
-NAGARE_MUST_USE int nagare_consumer_seek(nagare_consumer *c, const char *topic,
-                                         int32_t partition, int64_t offset);
+NAGARE_MUST_USE int nagare_consumer_seek(nagare_consumer *c, const char *topic, int32_t partition,
+                                         int64_t offset);
 
 /* Moves an assigned partition to its first record with timestamp >= ts_ms
  * (the end when there is none). Errors as nagare_consumer_seek(). */
@@ -341,9 +341,9 @@ struct nagare_message {
     int64_t offset;
     int64_t timestamp_ms;
     const void *key;
-    ssize_t key_len;       /* -1: null */
+    ssize_t key_len; /* -1: null */
     const void *value;
-    ssize_t value_len;     /* -1: null */
+    ssize_t value_len; /* -1: null */
     size_t header_count;
     int32_t delivery_count; /* share consumers: deliveries of this record so far
                                (1 the first time); 0 from nagare_consumer */
@@ -492,11 +492,11 @@ enum nagare_ack_type {
 
 /* One record's acknowledgement, reported once the broker answered. */
 struct nagare_ack_report {
-    const char *topic;   /* valid during the callback */
+    const char *topic; /* valid during the callback */
     int32_t partition;
     int64_t offset;
-    int type;            /* enum nagare_ack_type */
-    int err;             /* 0: durable on the broker. -NAGARE_ENOT_ACQUIRED: not
+    int type; /* enum nagare_ack_type */
+    int err;  /* 0: durable on the broker. -NAGARE_ENOT_ACQUIRED: not
                             held any more (its lock expired: it may be someone
                             else's now). -NAGARE_EDISCONNECTED: the connection
                             went before the answer (kept or not: the record may
@@ -510,16 +510,16 @@ typedef void (*nagare_ack_fn)(nagare_share_consumer *sc, const struct nagare_ack
                               void *opaque);
 
 struct nagare_share_consumer_config {
-    const char *bootstrap;        /* default "127.0.0.1:7420"; copied */
-    uint32_t fetch_wait_max_ms;   /* long poll (500 ms) */
-    uint32_t records_max;         /* most records one fetch acquires (500; 1..10000) */
-    uint32_t unacked_max;         /* records polled and not yet acknowledged (10000;
+    const char *bootstrap;       /* default "127.0.0.1:7420"; copied */
+    uint32_t fetch_wait_max_ms;  /* long poll (500 ms) */
+    uint32_t records_max;        /* most records one fetch acquires (500; 1..10000) */
+    uint32_t unacked_max;        /* records polled and not yet acknowledged (10000;
                                      1..1048576): at this many, poll fetches no more */
-    uint32_t request_timeout_ms;  /* (30 s) */
-    int close_ack;                /* NAGARE_ACK_ACCEPT (default), NAGARE_ACK_RELEASE,
+    uint32_t request_timeout_ms; /* (30 s) */
+    int close_ack;               /* NAGARE_ACK_ACCEPT (default), NAGARE_ACK_RELEASE,
                                      or NAGARE_ACK_NONE */
-    nagare_ack_fn on_ack;         /* may be NULL */
-    void *opaque;                 /* passed to on_ack */
+    nagare_ack_fn on_ack;        /* may be NULL */
+    void *opaque;                /* passed to on_ack */
 };
 
 void nagare_share_consumer_config_default(struct nagare_share_consumer_config *c);
@@ -556,8 +556,7 @@ NAGARE_MUST_USE int nagare_share_subscribe(nagare_share_consumer *sc, const char
  * broker's share windows are full), a fetch's error (-NAGARE_ESYSTEM...),
  * -NAGARE_ECORRUPT (bad bytes: the records concerned are released),
  * -ENOMEM. */
-int nagare_share_poll(nagare_share_consumer *sc, int timeout_ms,
-                      const struct nagare_message **out);
+int nagare_share_poll(nagare_share_consumer *sc, int timeout_ms, const struct nagare_message **out);
 
 /* Records an acknowledgement of m, a record this consumer's poll returned
  * (only its topic, partition and offset are read), sent by the next poll
@@ -624,21 +623,20 @@ struct nagare_partition_info {
 
 struct nagare_topic_info {
     const char *name;
-    int err;                            /* 0, or negative */
-    struct nagare_topic_config config;  /* as the broker holds it: -2 for a
+    int err;                           /* 0, or negative */
+    struct nagare_topic_config config; /* as the broker holds it: -2 for a
                                            retention that is off; -1 where an
                                            older broker (Metadata v0) does not say */
     size_t partition_count;
     const struct nagare_partition_info *partitions;
-    int64_t segment_ms;                 /* segment roll age; -1 when not said */
+    int64_t segment_ms; /* segment roll age; -1 when not said */
 };
 
 /* Describes every topic (name NULL) or one. *out and everything it points
  * to stay valid until nagare_topics_free(). Returns 0 with *count_out
  * topics, -NAGARE_EUNKNOWN_TOPIC for a named topic that does not exist. */
 NAGARE_MUST_USE int nagare_topics_describe(nagare_admin *a, const char *name,
-                                           const struct nagare_topic_info **out,
-                                           size_t *count_out);
+                                           const struct nagare_topic_info **out, size_t *count_out);
 void nagare_topics_free(nagare_admin *a, const struct nagare_topic_info *topics);
 
 /* The first offset with timestamp >= ts_ms (or NAGARE_OFFSET_BEGINNING /
@@ -656,8 +654,8 @@ enum nagare_group_kind {
 
 struct nagare_group_listing {
     const char *group;
-    int kind;              /* enum nagare_group_kind; a newer broker may send others */
-    int32_t member_count;  /* members now (0 for a group with only offsets) */
+    int kind;             /* enum nagare_group_kind; a newer broker may send others */
+    int32_t member_count; /* members now (0 for a group with only offsets) */
 };
 
 /* Every group with members or committed offsets, by id. *out and what it
@@ -686,12 +684,12 @@ struct nagare_group_offset {
 
 struct nagare_group_info {
     const char *group;
-    int kind;                    /* enum nagare_group_kind */
-    int32_t generation;          /* 0 for a group without members */
+    int kind;           /* enum nagare_group_kind */
+    int32_t generation; /* 0 for a group without members */
     size_t member_count;
-    const struct nagare_group_member *members;   /* by id */
+    const struct nagare_group_member *members; /* by id */
     size_t offset_count;
-    const struct nagare_group_offset *offsets;   /* by topic, then partition */
+    const struct nagare_group_offset *offsets; /* by topic, then partition */
 };
 
 /* Describes a group: members with their assignment, and per committed

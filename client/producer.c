@@ -17,9 +17,9 @@
 /* Requests besides produce ones: a Metadata and a probe. */
 #define PRODUCER_PENDING_EXTRA 4
 /* Limits on configuration values, each with its reason. */
-#define BATCH_BYTES_MIN 1024u           /* room for a header and a few records */
-#define INFLIGHT_MAX_LIMIT 1024u        /* far beyond any useful pipeline */
-#define HEADERS_PER_RECORD_MAX 65535u   /* a header count is a varint; keep it sane */
+#define BATCH_BYTES_MIN 1024u         /* room for a header and a few records */
+#define INFLIGHT_MAX_LIMIT 1024u      /* far beyond any useful pipeline */
+#define HEADERS_PER_RECORD_MAX 65535u /* a header count is a varint; keep it sane */
 
 void nagare_producer_config_default(struct nagare_producer_config *c)
 {
@@ -41,14 +41,14 @@ void nagare_producer_config_default(struct nagare_producer_config *c)
 
 static int config_check(const struct nagare_producer_config *c)
 {
-    bool ok = c->bootstrap != NULL && (c->acks == 0 || c->acks == 1 || c->acks == -1) &&
-              (c->compression == NAGARE_COMPRESSION_NONE ||
-               c->compression == NAGARE_COMPRESSION_ZSTD) &&
-              c->zstd_level >= -7 && c->zstd_level <= 22 && c->batch_bytes >= BATCH_BYTES_MIN &&
-              c->batch_bytes <= BATCH_BYTES_LIMIT && c->buffer_bytes_max >= c->batch_bytes &&
-              c->delivery_timeout_ms > 0 && c->request_timeout_ms > 0 &&
-              c->request_timeout_ms <= INT32_MAX && c->retry_backoff_ms > 0 &&
-              c->inflight_max > 0 && c->inflight_max <= INFLIGHT_MAX_LIMIT;
+    bool ok =
+        c->bootstrap != NULL && (c->acks == 0 || c->acks == 1 || c->acks == -1) &&
+        (c->compression == NAGARE_COMPRESSION_NONE || c->compression == NAGARE_COMPRESSION_ZSTD) &&
+        c->zstd_level >= -7 && c->zstd_level <= 22 && c->batch_bytes >= BATCH_BYTES_MIN &&
+        c->batch_bytes <= BATCH_BYTES_LIMIT && c->buffer_bytes_max >= c->batch_bytes &&
+        c->delivery_timeout_ms > 0 && c->request_timeout_ms > 0 &&
+        c->request_timeout_ms <= INT32_MAX && c->retry_backoff_ms > 0 && c->inflight_max > 0 &&
+        c->inflight_max <= INFLIGHT_MAX_LIMIT;
     return ok ? 0 : -NG_EBADARG;
 }
 
@@ -102,8 +102,8 @@ static int producer_open(struct nagare_producer *p)
         return rc;
     }
     if (p->cfg.idempotent) {
-        rc = conn_call(&p->conn, PROTO_API_INIT_PRODUCER_ID, 128, init_pid_encode,
-                       init_pid_decode, p, clock_mono_ms() + p->cfg.request_timeout_ms);
+        rc = conn_call(&p->conn, PROTO_API_INIT_PRODUCER_ID, 128, init_pid_encode, init_pid_decode,
+                       p, clock_mono_ms() + p->cfg.request_timeout_ms);
     }
     return rc;
 }
@@ -184,8 +184,7 @@ static void meta_topic(struct nagare_producer *p, const struct proto_topic *pt, 
     }
     uint32_t bbm = pt->config.batch_bytes_max > 0 ? (uint32_t)pt->config.batch_bytes_max
                                                   : TOPIC_BATCH_BYTES_DEFAULT;
-    if (parts < 1 || parts > PROTO_PARTITIONS_MAX ||
-        accum_topic_known(p, t, parts, bbm) != 0) {
+    if (parts < 1 || parts > PROTO_PARTITIONS_MAX || accum_topic_known(p, t, parts, bbm) != 0) {
         meta_topic_missing(p, t, parts < 1 ? -NG_EPROTO : -ENOMEM);
     }
 }
@@ -299,9 +298,9 @@ static int probe_send(struct nagare_producer *p, struct ptopic *t)
     struct proto_produce_req req = {.acks = PROTO_ACKS_LEADER, .timeout_ms = 0};
     proto_produce_req_begin(&e, &w, version, corr, proto_str_make(CONN_CLIENT_ID), &req);
     proto_enc_topic(&e, (struct proto_str){.ptr = t->name, .len = (int32_t)t->name_len});
-    proto_produce_req_partition(&e, &(struct proto_produce_req_partition){
-                                       .partition = -1, .records = batch,
-                                       .records_bytes = (uint32_t)bytes});
+    proto_produce_req_partition(
+        &e, &(struct proto_produce_req_partition){
+                .partition = -1, .records = batch, .records_bytes = (uint32_t)bytes});
     rc = proto_enc_end(&e);
     ASSERT(rc == 0);
     t->probing = true; /* metadata is asked again after the probe's answer */
@@ -325,8 +324,8 @@ static bool topic_has_records(const struct ptopic *t)
 
 static void meta_topic_missing(struct nagare_producer *p, struct ptopic *t, int err)
 {
-    if (err == -NG_EUNKNOWN_TOPIC && !t->probed && topic_has_records(t) &&
-        conn_ready(&p->conn) && probe_send(p, t) == 0) {
+    if (err == -NG_EUNKNOWN_TOPIC && !t->probed && topic_has_records(t) && conn_ready(&p->conn) &&
+        probe_send(p, t) == 0) {
         return;
     }
     t->state = PT_MISSING;
@@ -340,8 +339,10 @@ static void report(struct nagare_producer *p, const struct ptopic *t, int32_t pa
                    int64_t offset, int err, void *opaque)
 {
     if (p->cfg.on_delivery != NULL) {
-        struct nagare_delivery d = {.topic = t->name, .partition = partition,
-                                    .offset = err == 0 ? offset : -1, .err = err,
+        struct nagare_delivery d = {.topic = t->name,
+                                    .partition = partition,
+                                    .offset = err == 0 ? offset : -1,
+                                    .err = err,
                                     .opaque = opaque};
         p->cfg.on_delivery(&d, p->cfg.opaque);
     }
@@ -356,8 +357,8 @@ static int run_reports(struct nagare_producer *p)
     /* Errors first: the cause is told before the failures it may bring. */
     for (uint32_t i = 0; i < p->error_count; i++) {
         const struct perror *e = &p->errors[i];
-        struct nagare_producer_error pe = {.topic = e->topic->name, .partition = e->partition,
-                                           .err = e->err};
+        struct nagare_producer_error pe = {
+            .topic = e->topic->name, .partition = e->partition, .err = e->err};
         p->cfg.on_error(&pe, p->cfg.opaque);
     }
     p->error_count = 0;
@@ -416,8 +417,8 @@ static int64_t keep_connected(struct nagare_producer *p, int64_t now_ms)
     if (now_ms < p->reconnect_at_ms) {
         return p->reconnect_at_ms;
     }
-    uint32_t b = p->reconnect_backoff_ms == 0 ? p->cfg.retry_backoff_ms
-                                              : p->reconnect_backoff_ms * 2;
+    uint32_t b =
+        p->reconnect_backoff_ms == 0 ? p->cfg.retry_backoff_ms : p->reconnect_backoff_ms * 2;
     p->reconnect_backoff_ms = b < RETRY_BACKOFF_MAX_MS ? b : RETRY_BACKOFF_MAX_MS;
     p->reconnect_at_ms = now_ms + p->reconnect_backoff_ms;
     if (conn_connect_start(&p->conn) != 0) {
@@ -524,8 +525,8 @@ void nagare_producer_destroy(nagare_producer *p)
 
 static int record_check(const struct nagare_record *r)
 {
-    if (r->topic == NULL || r->partition < NAGARE_PARTITION_ANY ||
-        r->key_len < -1 || r->value_len < -1 || (r->key_len > 0 && r->key == NULL) ||
+    if (r->topic == NULL || r->partition < NAGARE_PARTITION_ANY || r->key_len < -1 ||
+        r->value_len < -1 || (r->key_len > 0 && r->key == NULL) ||
         (r->value_len > 0 && r->value == NULL) || (r->header_count > 0 && r->headers == NULL)) {
         return -NG_EBADARG;
     }
@@ -574,15 +575,16 @@ static int headers_convert(struct nagare_producer *p, const struct nagare_record
         }
         p->kv[i] = (struct batch_kv){.key = (const uint8_t *)h->key,
                                      .key_len = (int32_t)h->key_len,
-                                     .value = h->value, .value_len = (int32_t)h->value_len};
+                                     .value = h->value,
+                                     .value_len = (int32_t)h->value_len};
     }
     return 0;
 }
 
 /* The topic entry for a send (last: the one topic_check() found, or NULL),
  * or an error when it is known to be missing. */
-static int send_topic(struct nagare_producer *p, const char *name, size_t len,
-                      struct ptopic *last, struct ptopic **out)
+static int send_topic(struct nagare_producer *p, const char *name, size_t len, struct ptopic *last,
+                      struct ptopic **out)
 {
     struct ptopic *t = last != NULL ? last : accum_topic(p, name, len);
     if (t == NULL) {

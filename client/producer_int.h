@@ -93,35 +93,35 @@ struct pbatch {
     struct batch_builder bld; /* while open */
     size_t bytes;             /* finished size */
     int32_t record_count;
-    int32_t sequence_base;    /* -1: not idempotent */
-    void **opaques;           /* one per record; grown, kept across reuse */
+    int32_t sequence_base; /* -1: not idempotent */
+    void **opaques;        /* one per record; grown, kept across reuse */
     uint32_t opaque_cap;
-    int64_t created_ms;       /* first record added (monotonic) */
-    uint32_t attempts;        /* sends so far */
-    int err;                  /* PB_DONE: outcome */
+    int64_t created_ms; /* first record added (monotonic) */
+    uint32_t attempts;  /* sends so far */
+    int err;            /* PB_DONE: outcome */
     int64_t offset_base;
 };
 
 struct ppart {
     struct pbatch *open;
-    struct pbatch *head;      /* closed batches, in sequence order */
+    struct pbatch *head; /* closed batches, in sequence order */
     struct pbatch *tail;
-    uint32_t queued;          /* closed batches in the queue */
+    uint32_t queued; /* closed batches in the queue */
     uint32_t inflight;
-    int32_t sequence_next;    /* for the next closed batch */
-    int16_t epoch;            /* bumped when its sequence had to restart */
-    bool retrying;            /* resend the queue in order once inflight is 0 */
-    bool resequence;          /* bump the epoch and renumber once inflight is 0 */
+    int32_t sequence_next; /* for the next closed batch */
+    int16_t epoch;         /* bumped when its sequence had to restart */
+    bool retrying;         /* resend the queue in order once inflight is 0 */
+    bool resequence;       /* bump the epoch and renumber once inflight is 0 */
     int64_t backoff_until_ms;
     uint32_t backoff_ms;
-    int err_last;             /* the broker's last (retried) error for a batch
+    int err_last; /* the broker's last (retried) error for a batch
                                  of this partition; 0 after a success */
 };
 
 enum ptopic_state {
     PT_UNKNOWN = 0, /* metadata asked for (or to ask) */
     PT_KNOWN,
-    PT_MISSING,     /* the broker does not know it; until missing_until_ms */
+    PT_MISSING, /* the broker does not know it; until missing_until_ms */
 };
 
 /* Records sent before the topic's metadata came, in one uncompressed batch
@@ -135,7 +135,7 @@ struct phold {
     int32_t *partitions;
     uint32_t count;
     uint32_t slots;
-    int64_t first_ms;         /* when the first held record came (monotonic) */
+    int64_t first_ms; /* when the first held record came (monotonic) */
 };
 
 struct ptopic {
@@ -145,14 +145,14 @@ struct ptopic {
     enum ptopic_state state;
     int32_t partition_count;
     uint32_t batch_bytes_max;
-    struct ppart *parts;      /* parts_len >= partition_count of them */
+    struct ppart *parts; /* parts_len >= partition_count of them */
     int32_t parts_len;
-    int32_t sticky;           /* keyless records' partition; -1: pick one */
+    int32_t sticky; /* keyless records' partition; -1: pick one */
     struct phold hold;
-    bool meta_wanted;         /* to be asked in the next Metadata */
+    bool meta_wanted; /* to be asked in the next Metadata */
     bool meta_inflight;
-    bool probing;             /* a probe is in flight (see producer.c) */
-    bool probed;              /* a produce already gave the broker a chance to create it */
+    bool probing; /* a probe is in flight (see producer.c) */
+    bool probed;  /* a produce already gave the broker a chance to create it */
     int64_t missing_until_ms;
 };
 
@@ -179,7 +179,7 @@ struct perror {
 struct preq {
     struct nagare_producer *p;
     uint32_t count;
-    uint32_t cap;               /* of batches and of refs */
+    uint32_t cap; /* of batches and of refs */
     struct pbatch **batches;
     struct conn_ref *refs;
     uint32_t ref_count;
@@ -192,9 +192,9 @@ struct nagare_producer {
     char bootstrap[CONN_HOST_BYTES_MAX + 16];
     struct client_conn conn;
     struct batch_zctx zctx;
-    int fatal;                /* 0, or the error that stopped the producer */
+    int fatal; /* 0, or the error that stopped the producer */
     /* identity */
-    int64_t producer_id;      /* -1: not idempotent */
+    int64_t producer_id; /* -1: not idempotent */
     int16_t producer_epoch;
     /* topics: open addressing over topics[], power-of-two slots */
     struct ptopic **topics;
@@ -203,9 +203,9 @@ struct nagare_producer {
     struct ptopic *last_topic;
     /* buffers */
     size_t pool_buf_bytes;
-    size_t grown_buf_bytes;   /* pool_buf_bytes * BATCH_GROWTH_MAX, within a batch's limit */
+    size_t grown_buf_bytes; /* pool_buf_bytes * BATCH_GROWTH_MAX, within a batch's limit */
     size_t bytes_used;
-    struct pbatch *pool;      /* free batches with pool buffers */
+    struct pbatch *pool;       /* free batches with pool buffers */
     struct pbatch *pool_grown; /* free batches with grown buffers */
     /* outcomes waiting for their reports */
     struct pbatch *done_head;
@@ -213,7 +213,7 @@ struct nagare_producer {
     struct pfailed *failed;
     uint32_t failed_count;
     uint32_t failed_cap;
-    struct perror *errors;    /* for on_error, in the order they came */
+    struct perror *errors; /* for on_error, in the order they came */
     uint32_t error_count;
     uint32_t error_cap;
     /* requests */
@@ -224,17 +224,17 @@ struct nagare_producer {
     bool in_callback;
     int64_t reconnect_at_ms;
     uint32_t reconnect_backoff_ms;
-    size_t outstanding;       /* records accepted, not yet reported */
+    size_t outstanding; /* records accepted, not yet reported */
     uint64_t rng;
-    struct batch_kv *kv;      /* headers of the record being added */
+    struct batch_kv *kv; /* headers of the record being added */
     uint32_t kv_cap;
-    bool closing;             /* destroy: nothing is retried */
-    uint64_t batches_closed;  /* counts accum_close() calls */
+    bool closing;            /* destroy: nothing is retried */
+    uint64_t batches_closed; /* counts accum_close() calls */
     /* open batches, oldest first (created_ms nondecreasing) */
     struct pbatch *open_head;
     struct pbatch *open_tail;
-    uint32_t topics_holding;  /* topics with held records */
-    int64_t timers_due_ms;    /* sender_timers() has nothing to do before */
+    uint32_t topics_holding; /* topics with held records */
+    int64_t timers_due_ms;   /* sender_timers() has nothing to do before */
 };
 
 /* ---- accum.c ---- */
@@ -249,10 +249,9 @@ struct ptopic *accum_topic(struct nagare_producer *p, const char *name, size_t l
  * Precondition: t is PT_KNOWN. force: may go past buffer_bytes_max (replay
  * of held records, already counted). Returns 0, -NG_EBUSY, -NG_ETOOBIG,
  * -NG_EUNKNOWN_TOPIC (partition out of range), -NG_EBADARG, -ENOMEM. */
-int accum_append(struct nagare_producer *p, struct ptopic *t, int32_t partition,
-                 int64_t ts_ms, const void *key, int32_t key_len, const void *value,
-                 int32_t value_len, const struct batch_kv *hdrs, uint32_t hdr_count,
-                 void *opaque, bool force);
+int accum_append(struct nagare_producer *p, struct ptopic *t, int32_t partition, int64_t ts_ms,
+                 const void *key, int32_t key_len, const void *value, int32_t value_len,
+                 const struct batch_kv *hdrs, uint32_t hdr_count, void *opaque, bool force);
 
 /* Holds a record of a topic whose metadata is not known yet. */
 int accum_hold(struct nagare_producer *p, struct ptopic *t, int32_t partition, int64_t ts_ms,

@@ -265,8 +265,7 @@ static void broker_err(struct nagare_producer *p, struct ptopic *t, int32_t part
         p->errors = e;
         p->error_cap = cap;
     }
-    p->errors[p->error_count++] = (struct perror){.topic = t, .partition = partition,
-                                                  .err = err};
+    p->errors[p->error_count++] = (struct perror){.topic = t, .partition = partition, .err = err};
 }
 
 /* A batch came back with an error: retry it, restart the partition's
@@ -383,10 +382,7 @@ struct plan {
     uint32_t ref_count;
 };
 
-static bool by_ref(const struct pbatch *b)
-{
-    return b->bytes >= SEND_REF_BYTES_MIN;
-}
+static bool by_ref(const struct pbatch *b) { return b->bytes >= SEND_REF_BYTES_MIN; }
 
 /* A batch as a partition of the request. The produce request carries a
  * partition as its index (i32) and its batch as bytes: an i32 length, then
@@ -399,14 +395,14 @@ static void add_batch(struct proto_enc *e, struct preq *r, int32_t partition,
                       const struct pbatch *b)
 {
     if (!by_ref(b)) {
-        proto_produce_req_partition(e, &(struct proto_produce_req_partition){
-                                           .partition = partition, .records = b->buf,
-                                           .records_bytes = (uint32_t)b->bytes});
+        proto_produce_req_partition(
+            e, &(struct proto_produce_req_partition){
+                   .partition = partition, .records = b->buf, .records_bytes = (uint32_t)b->bytes});
         return;
     }
-    proto_produce_req_partition(e, &(struct proto_produce_req_partition){
-                                       .partition = partition, .records = b->buf,
-                                       .records_bytes = 0});
+    proto_produce_req_partition(e, &(struct proto_produce_req_partition){.partition = partition,
+                                                                         .records = b->buf,
+                                                                         .records_bytes = 0});
     struct wr *w = e->w;
     if (w->err == 0 && e->err == 0) {
         ASSERT(get_be32(w->ptr + w->pos - 4) == 0);
@@ -516,17 +512,16 @@ static bool send_one(struct nagare_producer *p, int64_t now_ms)
     ASSERT(rc == 0 && r->count > 0); /* sized above, within every limit */
     /* The frame's length counts the batches sent by reference too. */
     put_be32(w.ptr, get_be32(w.ptr) + (uint32_t)r->ref_bytes);
-    conn_frame_commit_refs(&p->conn, &w, r->refs, r->ref_count, corr, PROTO_API_PRODUCE,
-                           version, p->cfg.acks == 0, p->cfg.request_timeout_ms, produce_done,
-                           r);
+    conn_frame_commit_refs(&p->conn, &w, r->refs, r->ref_count, corr, PROTO_API_PRODUCE, version,
+                           p->cfg.acks == 0, p->cfg.request_timeout_ms, produce_done, r);
     p->requests_inflight++;
     return true;
 }
 
 void sender_drain(struct nagare_producer *p, int64_t now_ms)
 {
-    while (p->fatal == 0 && conn_ready(&p->conn) &&
-           p->requests_inflight < p->cfg.inflight_max && send_one(p, now_ms)) {
+    while (p->fatal == 0 && conn_ready(&p->conn) && p->requests_inflight < p->cfg.inflight_max &&
+           send_one(p, now_ms)) {
     }
 }
 
@@ -551,8 +546,7 @@ static int64_t part_timers(struct nagare_producer *p, struct ppart *pp, int64_t 
         }
         b = after;
     }
-    if (pp->queued > pp->inflight && pp->backoff_until_ms > now_ms &&
-        pp->backoff_until_ms < next) {
+    if (pp->queued > pp->inflight && pp->backoff_until_ms > now_ms && pp->backoff_until_ms < next) {
         next = pp->backoff_until_ms;
     }
     return next;

@@ -48,7 +48,7 @@
 
 struct stopic {
     char name[PROTO_TOPIC_NAME_BYTES_MAX + 1];
-    int32_t count;      /* partitions; 0: not known yet */
+    int32_t count; /* partitions; 0: not known yet */
 };
 
 /* A held record: polled, not acknowledged. */
@@ -65,9 +65,9 @@ struct sack {
     int32_t partition;
     int64_t first;
     int64_t last;
-    int8_t type;   /* PROTO_ACK_* */
-    bool report;   /* the application's: on_ack hears of it */
-    int err;       /* its outcome */
+    int8_t type; /* PROTO_ACK_* */
+    bool report; /* the application's: on_ack hears of it */
+    int err;     /* its outcome */
 };
 
 struct srange {
@@ -82,7 +82,7 @@ struct ssection {
     int32_t partition;
     const uint8_t *records;
     uint32_t records_bytes;
-    uint32_t range_first;  /* into nagare_share_consumer.ranges */
+    uint32_t range_first; /* into nagare_share_consumer.ranges */
     uint32_t range_count;
 };
 
@@ -101,55 +101,49 @@ struct nagare_share_consumer {
     char member_id[MEMBER_ID_BYTES];
     struct stopic topics[SHARE_TOPICS_LIMIT];
     uint32_t topic_count;
-    uint32_t part_total;       /* partitions over the topics known */
-    int64_t meta_due_ms;       /* some topic not known yet: look again then */
+    uint32_t part_total; /* partitions over the topics known */
+    int64_t meta_due_ms; /* some topic not known yet: look again then */
     /* fetching */
     bool fetch_inflight;
-    int64_t fetch_due_ms;      /* backoff after a failed fetch */
+    int64_t fetch_due_ms; /* backoff after a failed fetch */
     uint32_t fetch_backoff_ms;
-    int err_pending;           /* a fetch or partition error for poll to return */
-    bool part_errs;            /* the last answer had partition errors */
-    uint8_t *fbuf;             /* the answer being read (a copy) */
+    int err_pending; /* a fetch or partition error for poll to return */
+    bool part_errs;  /* the last answer had partition errors */
+    uint8_t *fbuf;   /* the answer being read (a copy) */
     size_t fbuf_cap;
     struct ssection *sections; /* part_total entries */
     uint32_t section_count;
-    struct srange *ranges;     /* records_max entries */
+    struct srange *ranges; /* records_max entries */
     uint32_t range_count;
     bool answer_ready;
     /* reading the answer */
     uint32_t cur_section;
-    size_t cur_pos;            /* next batch in the section's records */
-    uint32_t cur_range;        /* absolute index into ranges */
-    int64_t cur_offset;        /* next acquired offset not yet returned */
+    size_t cur_pos;     /* next batch in the section's records */
+    uint32_t cur_range; /* absolute index into ranges */
+    int64_t cur_offset; /* next acquired offset not yet returned */
     struct batch_reader br;
     bool br_open;
     /* held records */
     struct hslot *held;
-    uint32_t held_cap;         /* a power of two */
+    uint32_t held_cap; /* a power of two */
     uint32_t held_count;
     /* acknowledgements */
     struct sack *pending;
     uint32_t pending_count;
     uint32_t pending_cap;
-    struct sack *sending;      /* the ShareAck in flight: its items, sorted */
+    struct sack *sending; /* the ShareAck in flight: its items, sorted */
     uint32_t sending_count;
-    uint32_t *entry_end;       /* per request entry: one past its last item */
+    uint32_t *entry_end; /* per request entry: one past its last item */
     uint32_t entry_count;
     bool ack_inflight;
-    int ack_err_first;         /* first record error since commit began */
+    int ack_err_first; /* first record error since commit began */
     /* connection trouble */
     struct conn_redial redial;
 };
 
-static struct proto_str str_of(const char *s)
-{
-    return proto_str_make(s);
-}
+static struct proto_str str_of(const char *s) { return proto_str_make(s); }
 
-static int api_err(int rc)
-{
-    return rc == -NG_EBADVERSION ? -NG_EUNKNOWN_API : rc;
-}
+static int api_err(int rc) { return rc == -NG_EBADVERSION ? -NG_EUNKNOWN_API : rc; }
 
 static int64_t deadline_of(const nagare_share_consumer *sc)
 {
@@ -177,14 +171,12 @@ static struct hslot *held_slot(nagare_share_consumer *sc, uint16_t topic, int32_
     }
 }
 
-static void held_add(nagare_share_consumer *sc, uint16_t topic, int32_t partition,
-                     int64_t offset)
+static void held_add(nagare_share_consumer *sc, uint16_t topic, int32_t partition, int64_t offset)
 {
     ASSERT(sc->held_count < sc->cfg.unacked_max); /* next_record() checks */
     struct hslot *s = held_slot(sc, topic, partition, offset);
     if (!s->used) {
-        *s = (struct hslot){.offset = offset, .partition = partition, .topic = topic,
-                            .used = true};
+        *s = (struct hslot){.offset = offset, .partition = partition, .topic = topic, .used = true};
         sc->held_count++;
     }
 }
@@ -217,15 +209,18 @@ static bool held_remove(nagare_share_consumer *sc, uint16_t topic, int32_t parti
 
 /* ---- pending acknowledgements ---- */
 
-static int pending_add(nagare_share_consumer *sc, uint16_t topic, int32_t partition,
-                       int64_t first, int64_t last, int8_t type, bool report)
+static int pending_add(nagare_share_consumer *sc, uint16_t topic, int32_t partition, int64_t first,
+                       int64_t last, int8_t type, bool report)
 {
     if (sc->pending_count == sc->pending_cap) {
         return -NG_EBUSY;
     }
-    sc->pending[sc->pending_count++] = (struct sack){
-        .topic = topic, .partition = partition, .first = first, .last = last, .type = type,
-        .report = report};
+    sc->pending[sc->pending_count++] = (struct sack){.topic = topic,
+                                                     .partition = partition,
+                                                     .first = first,
+                                                     .last = last,
+                                                     .type = type,
+                                                     .report = report};
     return 0;
 }
 
@@ -277,8 +272,8 @@ static size_t fetch_bytes(const nagare_share_consumer *sc)
 
 /* Copies a partition's acquired ranges (ascending, as the broker sends
  * them; out of order ones are dropped: their locks expire). */
-static int section_ranges(nagare_share_consumer *sc, const struct proto_share_fetch_resp_partition *p,
-                          struct ssection *sec)
+static int section_ranges(nagare_share_consumer *sc,
+                          const struct proto_share_fetch_resp_partition *p, struct ssection *sec)
 {
     sec->range_first = sc->range_count;
     for (uint32_t i = 0; i < p->acquired_count; i++) {
@@ -310,8 +305,8 @@ static int fetch_parse(nagare_share_consumer *sc, struct rd *body, uint16_t vers
         return r.err;
     }
     if (sc->member_id[0] == '\0' &&
-        (r.member_id.len <= 0 || proto_str_copy(r.member_id, sc->member_id,
-                                                sizeof(sc->member_id)) != 0)) {
+        (r.member_id.len <= 0 ||
+         proto_str_copy(r.member_id, sc->member_id, sizeof(sc->member_id)) != 0)) {
         return -NG_EPROTO;
     }
     sc->section_count = 0;
@@ -337,8 +332,10 @@ static int fetch_parse(nagare_share_consumer *sc, struct rd *body, uint16_t vers
                 sc->part_errs = true;
             }
             struct ssection *sec = &sc->sections[sc->section_count];
-            *sec = (struct ssection){.topic = (uint16_t)t, .partition = p.partition,
-                                     .records = p.records, .records_bytes = p.records_bytes};
+            *sec = (struct ssection){.topic = (uint16_t)t,
+                                     .partition = p.partition,
+                                     .records = p.records,
+                                     .records_bytes = p.records_bytes};
             int rc = section_ranges(sc, &p, sec);
             if (rc != 0) {
                 return rc;
@@ -418,8 +415,8 @@ static void fetch_send(nagare_share_consumer *sc, int64_t now)
     }
     uint16_t version = conn_version(&sc->conn, PROTO_API_SHARE_FETCH);
     struct fetch_ctx fc = {.sc = sc,
-                           .records_max = (int32_t)(room < sc->cfg.records_max ? room
-                                                                               : sc->cfg.records_max),
+                           .records_max =
+                               (int32_t)(room < sc->cfg.records_max ? room : sc->cfg.records_max),
                            .wait_ms = (int32_t)sc->cfg.fetch_wait_max_ms};
     struct wr w;
     uint32_t corr;
@@ -496,8 +493,7 @@ static int batch_next(nagare_share_consumer *sc)
         if (batch_offset_last(&h) < sc->cur_offset) {
             continue;
         }
-        int rc = msg_batch_open(&sc->br, at, batch_bytes(&h), &sc->zctx, &sc->zbuf,
-                                &sc->zbuf_cap);
+        int rc = msg_batch_open(&sc->br, at, batch_bytes(&h), &sc->zctx, &sc->zbuf, &sc->zbuf_cap);
         if (rc != 0) {
             return rc == -ENOMEM ? rc : -NG_ECORRUPT;
         }
@@ -622,9 +618,9 @@ static int acks_encode(void *arg, struct wr *w, uint32_t corr, uint16_t version)
             proto_enc_topic(&e, str_of(sc->topics[a->topic].name));
         }
         struct proto_share_ack range = {.first = a->first, .last = z->last, .type = a->type};
-        proto_share_ack_req_partition(&e, &(struct proto_share_ack_req_partition){
-                                             .partition = a->partition, .ack_count = 1,
-                                             .acks = &range});
+        proto_share_ack_req_partition(
+            &e, &(struct proto_share_ack_req_partition){
+                    .partition = a->partition, .ack_count = 1, .acks = &range});
         first = sc->entry_end[k];
     }
     return proto_enc_end(&e);
@@ -661,8 +657,8 @@ static void acks_report(nagare_share_consumer *sc)
 {
     for (uint32_t i = 0; i < sc->sending_count; i++) {
         struct sack *a = &sc->sending[i];
-        if (a->err == -NG_EBUSY && pending_add(sc, a->topic, a->partition, a->first, a->last,
-                                               a->type, a->report) == 0) {
+        if (a->err == -NG_EBUSY &&
+            pending_add(sc, a->topic, a->partition, a->first, a->last, a->type, a->report) == 0) {
             continue; /* nothing applied: sent again */
         }
         if (!a->report) {
@@ -671,8 +667,10 @@ static void acks_report(nagare_share_consumer *sc)
         sc->ack_err_first = sc->ack_err_first != 0 ? sc->ack_err_first : a->err;
         if (sc->cfg.on_ack != NULL) {
             struct nagare_ack_report r = {.topic = sc->topics[a->topic].name,
-                                          .partition = a->partition, .offset = a->first,
-                                          .type = a->type, .err = a->err};
+                                          .partition = a->partition,
+                                          .offset = a->first,
+                                          .type = a->type,
+                                          .err = a->err};
             bool nested = sc->in_callback;
             sc->in_callback = true;
             sc->cfg.on_ack(sc, &r, sc->cfg.opaque);
@@ -711,14 +709,15 @@ static void acks_send(nagare_share_consumer *sc)
     acks_take(sc);
     struct wr w;
     uint32_t corr;
-    size_t need = REQUEST_BYTES + (size_t)sc->entry_count * (PROTO_TOPIC_BYTES_MAX +
-                                                             PROTO_SHARE_ACK_PARTITION_BYTES +
-                                                             PROTO_SHARE_ACK_RANGE_BYTES);
+    size_t need = REQUEST_BYTES + (size_t)sc->entry_count *
+                                      (PROTO_TOPIC_BYTES_MAX + PROTO_SHARE_ACK_PARTITION_BYTES +
+                                       PROTO_SHARE_ACK_RANGE_BYTES);
     int rc = conn_frame_begin(&sc->conn, need, &w, &corr);
     rc = rc == 0 ? acks_encode(sc, &w, corr, version) : rc;
     if (rc != 0) {
         /* back to pending, tried again by the next poll */
-        memcpy(sc->pending + sc->pending_count, sc->sending, sc->sending_count * sizeof(*sc->sending));
+        memcpy(sc->pending + sc->pending_count, sc->sending,
+               sc->sending_count * sizeof(*sc->sending));
         sc->pending_count += sc->sending_count;
         sc->sending_count = 0;
         return;
@@ -729,7 +728,6 @@ static void acks_send(nagare_share_consumer *sc)
 }
 
 /* ---- connection upkeep ---- */
-
 
 /* Looks up the partition counts of topics not known yet. */
 static int topics_lookup(nagare_share_consumer *sc)
@@ -867,8 +865,8 @@ static bool group_id_ok(const char *id)
     return n > 0 && n <= PROTO_GROUP_ID_BYTES_MAX;
 }
 
-static int subscribe_args(nagare_share_consumer *sc, const char *group,
-                          const char *const *topics, size_t topic_count)
+static int subscribe_args(nagare_share_consumer *sc, const char *group, const char *const *topics,
+                          size_t topic_count)
 {
     if (sc->subscribed || sc->in_callback || topics == NULL || topic_count == 0 ||
         topic_count > SHARE_TOPICS_LIMIT) {
@@ -879,7 +877,8 @@ static int subscribe_args(nagare_share_consumer *sc, const char *group,
     }
     for (size_t i = 0; i < topic_count; i++) {
         if (topics[i] == NULL ||
-            !proto_topic_name_valid(topics[i], strnlen(topics[i], PROTO_TOPIC_NAME_BYTES_MAX + 1))) {
+            !proto_topic_name_valid(topics[i],
+                                    strnlen(topics[i], PROTO_TOPIC_NAME_BYTES_MAX + 1))) {
             return -NG_EBADNAME;
         }
     }
@@ -903,13 +902,13 @@ static int id_decode(void *arg, struct rd *body, uint16_t version)
 static int member_id_fetch(nagare_share_consumer *sc)
 {
     struct fetch_ctx fc = {.sc = sc, .records_max = 0, .wait_ms = 0};
-    int rc = conn_call(&sc->conn, PROTO_API_SHARE_FETCH, fetch_bytes(sc), fetch_encode,
-                       id_decode, &fc, deadline_of(sc));
+    int rc = conn_call(&sc->conn, PROTO_API_SHARE_FETCH, fetch_bytes(sc), fetch_encode, id_decode,
+                       &fc, deadline_of(sc));
     return api_err(rc);
 }
 
-int nagare_share_subscribe(nagare_share_consumer *sc, const char *group,
-                           const char *const *topics, size_t topic_count)
+int nagare_share_subscribe(nagare_share_consumer *sc, const char *group, const char *const *topics,
+                           size_t topic_count)
 {
     ASSERT(sc != NULL);
     int rc = subscribe_args(sc, group, topics, topic_count);
@@ -996,8 +995,8 @@ int nagare_share_poll(nagare_share_consumer *sc, int timeout_ms, const struct na
     }
 }
 
-static int ack_check(nagare_share_consumer *sc, const char *topic, int32_t partition,
-                     int type, uint16_t *topic_out)
+static int ack_check(nagare_share_consumer *sc, const char *topic, int32_t partition, int type,
+                     uint16_t *topic_out)
 {
     if (type != NAGARE_ACK_ACCEPT && type != NAGARE_ACK_RELEASE && type != NAGARE_ACK_REJECT) {
         return -NG_EBADARG;

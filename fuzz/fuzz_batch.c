@@ -40,8 +40,7 @@ static void fuzz_init(void)
     ASSERT(out_a != NULL && out_b != NULL && rebuilt != NULL);
 }
 
-static bool same_bytes(const uint8_t *a, int32_t a_len, const uint8_t *b,
-                       int32_t b_len)
+static bool same_bytes(const uint8_t *a, int32_t a_len, const uint8_t *b, int32_t b_len)
 {
     if (a_len != b_len) {
         return false;
@@ -68,8 +67,8 @@ static int64_t walk_headers(struct batch_record rec, struct batch_kv *kv)
 static int read_all(const uint8_t *batch, size_t len, uint8_t *out)
 {
     struct batch_reader br;
-    int rc = batch_reader_open(&br, batch, len, FUZZ_BATCH_BYTES_MAX, &zctx,
-                               out, FUZZ_BATCH_BYTES_MAX);
+    int rc =
+        batch_reader_open(&br, batch, len, FUZZ_BATCH_BYTES_MAX, &zctx, out, FUZZ_BATCH_BYTES_MAX);
     if (rc != 0) {
         return rc;
     }
@@ -94,15 +93,14 @@ static int read_all(const uint8_t *batch, size_t len, uint8_t *out)
 static bool rebuild(const uint8_t *batch, size_t len, size_t *bytes_out)
 {
     struct batch_reader br;
-    ASSERT(batch_reader_open(&br, batch, len, FUZZ_BATCH_BYTES_MAX, &zctx,
-                             out_a, FUZZ_BATCH_BYTES_MAX) == 0);
+    ASSERT(batch_reader_open(&br, batch, len, FUZZ_BATCH_BYTES_MAX, &zctx, out_a,
+                             FUZZ_BATCH_BYTES_MAX) == 0);
     struct batch_builder b;
     /* The builder writes zstd alone of the codecs it reads. */
-    enum batch_codec codec = batch_codec(&br.hdr) == BATCH_CODEC_NONE ? BATCH_CODEC_NONE
-                                                                      : BATCH_CODEC_ZSTD;
-    batch_builder_init(&b, rebuilt, 4 * FUZZ_BATCH_BYTES_MAX, codec,
-                       br.hdr.producer_id, br.hdr.producer_epoch,
-                       br.hdr.sequence_base);
+    enum batch_codec codec =
+        batch_codec(&br.hdr) == BATCH_CODEC_NONE ? BATCH_CODEC_NONE : BATCH_CODEC_ZSTD;
+    batch_builder_init(&b, rebuilt, 4 * FUZZ_BATCH_BYTES_MAX, codec, br.hdr.producer_id,
+                       br.hdr.producer_epoch, br.hdr.sequence_base);
     struct batch_record rec;
     struct batch_kv kv[FUZZ_HEADERS_MAX];
     while (batch_reader_next(&br, &rec) == 1) {
@@ -110,8 +108,8 @@ static bool rebuild(const uint8_t *batch, size_t len, size_t *bytes_out)
             return false;
         }
         walk_headers(rec, kv);
-        int rc = batch_builder_add(&b, rec.timestamp_ms, rec.key, rec.key_len,
-                                   rec.value, rec.value_len, kv, rec.header_count);
+        int rc = batch_builder_add(&b, rec.timestamp_ms, rec.key, rec.key_len, rec.value,
+                                   rec.value_len, kv, rec.header_count);
         if (rc == -NG_EBADARG) {
             return false;
         }
@@ -127,8 +125,8 @@ static void check_rebuilt(const uint8_t *batch, size_t len, size_t rebuilt_bytes
     struct batch_reader a, b;
     ASSERT(batch_reader_open(&a, batch, len, FUZZ_BATCH_BYTES_MAX, &zctx, out_a,
                              FUZZ_BATCH_BYTES_MAX) == 0);
-    ASSERT(batch_reader_open(&b, rebuilt, rebuilt_bytes, 4 * FUZZ_BATCH_BYTES_MAX,
-                             &zctx, out_b, FUZZ_BATCH_BYTES_MAX) == 0);
+    ASSERT(batch_reader_open(&b, rebuilt, rebuilt_bytes, 4 * FUZZ_BATCH_BYTES_MAX, &zctx, out_b,
+                             FUZZ_BATCH_BYTES_MAX) == 0);
     ASSERT(a.hdr.record_count == b.hdr.record_count);
     struct batch_record ra, rb;
     struct batch_kv ka, kb;
@@ -155,14 +153,14 @@ static void run(const uint8_t *batch, size_t len)
     int hrc = batch_header_decode(batch, len, FUZZ_BATCH_BYTES_MAX, &h);
     int rc = read_all(batch, len, out_a);
     struct batch_header vh;
-    int vrc = batch_verify_records(batch, len, FUZZ_BATCH_BYTES_MAX, &zctx,
-                                   out_b, FUZZ_BATCH_BYTES_MAX, &vh);
+    int vrc = batch_verify_records(batch, len, FUZZ_BATCH_BYTES_MAX, &zctx, out_b,
+                                   FUZZ_BATCH_BYTES_MAX, &vh);
     ASSERT(rc == vrc);
     ASSERT(rc != 0 || hrc == 0); /* a readable batch has a good header */
     /* and it is the one verify gives */
-    ASSERT(rc != 0 || (vh.checksum == h.checksum && vh.record_count == h.record_count &&
-                       vh.last_offset_delta == h.last_offset_delta &&
-                       vh.producer_id == h.producer_id));
+    ASSERT(rc != 0 ||
+           (vh.checksum == h.checksum && vh.record_count == h.record_count &&
+            vh.last_offset_delta == h.last_offset_delta && vh.producer_id == h.producer_id));
     size_t bytes = 0;
     if (rc == 0 && rebuild(batch, len, &bytes)) {
         check_rebuilt(batch, len, bytes);

@@ -52,8 +52,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         ASSERT(batch_decompress(&zctx, codec, src, n, exact, got, &again) == 0);
         ASSERT(again == got && memcmp(exact, out, got) == 0);
         if (got > 0) {
-            ASSERT(batch_decompress(&zctx, codec, src, n, exact, got - 1, &again) ==
-                   -NG_ETOOBIG);
+            ASSERT(batch_decompress(&zctx, codec, src, n, exact, got - 1, &again) == -NG_ETOOBIG);
         }
         free(exact);
     }

@@ -88,8 +88,8 @@ static int recode_topics_request(uint16_t api, struct proto_dec *d, struct proto
 
 /* The group and share requests with topics; the caller re-encodes the
  * topics. Returns the decode error, or 0 with e begun. */
-static int recode_group_request_begin(const struct proto_req_header *h, struct rd *r,
-                                      struct wr *w, struct proto_enc *e, struct proto_dec *d)
+static int recode_group_request_begin(const struct proto_req_header *h, struct rd *r, struct wr *w,
+                                      struct proto_enc *e, struct proto_dec *d)
 {
     uint16_t v = h->api_version;
     uint32_t c = h->correlation_id;
@@ -130,8 +130,8 @@ static int recode_group_request_begin(const struct proto_req_header *h, struct r
 }
 
 /* The group and share requests without topics. */
-static int recode_group_request_flat(const struct proto_req_header *h, struct rd *r,
-                                     struct wr *w, int *enc_rc)
+static int recode_group_request_flat(const struct proto_req_header *h, struct rd *r, struct wr *w,
+                                     int *enc_rc)
 {
     uint16_t v = h->api_version;
     uint32_t c = h->correlation_id;
@@ -278,8 +278,7 @@ static int recode_request(const uint8_t *in, size_t n, struct wr *w, int *enc_rc
 }
 
 /* Partitions of the group and share responses. */
-static void recode_group_partitions_response(uint16_t api, struct proto_dec *d,
-                                             struct proto_enc *e)
+static void recode_group_partitions_response(uint16_t api, struct proto_dec *d, struct proto_enc *e)
 {
     if (api == PROTO_API_HEARTBEAT) {
         int32_t p;
@@ -450,7 +449,8 @@ static int recode_group_body(uint16_t api, uint32_t c, struct rd *r, struct wr *
         }
     } else if (api == PROTO_API_OFFSET_COMMIT || api == PROTO_API_SHARE_ACK) {
         bool commit = api == PROTO_API_OFFSET_COMMIT;
-        rc = commit ? proto_offset_commit_resp_decode(r, 0, &d) : proto_share_ack_resp_decode(r, 0, &d);
+        rc = commit ? proto_offset_commit_resp_decode(r, 0, &d)
+                    : proto_share_ack_resp_decode(r, 0, &d);
         if (rc == 0 && commit) {
             proto_offset_commit_resp_begin(&e, w, 0, c);
         } else if (rc == 0) {
@@ -550,8 +550,7 @@ static int recode_body(uint16_t api, uint32_t c, struct rd *r, struct wr *w, int
     return 0;
 }
 
-static int recode_response(uint16_t api, const uint8_t *in, size_t n, struct wr *w,
-                           int *enc_rc)
+static int recode_response(uint16_t api, const uint8_t *in, size_t n, struct wr *w, int *enc_rc)
 {
     struct rd r = rd_make(in, n);
     struct proto_resp_header h;

@@ -22,7 +22,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (size < BATCH_HEADER_BYTES || size > (1u << 20)) {
         return 0;
     }
-    log_set_level(LOG_OFF); /* refusals are logged; here they are the point */
+    log_set_level(LOG_OFF);        /* refusals are logged; here they are the point */
     uint8_t *batch = malloc(size); /* exactly sized: ASan sees any over-read */
     if (batch == NULL) {
         return 0;

@@ -168,8 +168,7 @@ static struct loop_req *conn_pop(struct conn *c)
 static bool conn_rx_blocked(const struct conn *c, uint64_t next_bytes)
 {
     const struct loop_cfg *cfg = &c->loop->cfg;
-    if (c->req_count >= cfg->conn_inflight_max ||
-        c->tx_queued_bytes >= cfg->conn_tx_bytes_max) {
+    if (c->req_count >= cfg->conn_inflight_max || c->tx_queued_bytes >= cfg->conn_tx_bytes_max) {
         return true;
     }
     if (next_bytes == 0) {
@@ -558,7 +557,7 @@ static bool conn_rx_arm(struct conn *c)
     struct loop *l = c->loop;
     struct loop_req *r = c->rx_req;
     struct io_uring_sqe *sqe;
-    c->flags &= (uint16_t)~(CONN_RX_DIRECT | CONN_RX_MSHOT);
+    c->flags &= (uint16_t) ~(CONN_RX_DIRECT | CONN_RX_MSHOT);
     if (r != NULL && r->frame_bytes - r->frame_got >= l->cfg.rx_buf_bytes) {
         /* A big body goes straight into its request buffer: no copy. */
         if (frame_room(r) < l->cfg.rx_buf_bytes && !frame_grow(c, r, 0)) {
@@ -674,7 +673,7 @@ static void conn_recv_done(struct ring_op *op, int res, uint32_t flags)
     bool direct = (c->flags & CONN_RX_DIRECT) != 0;
     bool was_mshot = (c->flags & CONN_RX_MSHOT) != 0;
     if ((flags & IORING_CQE_F_MORE) == 0) {
-        c->flags &= (uint16_t)~(CONN_RX_ARMED | CONN_RX_DIRECT | CONN_RX_MSHOT);
+        c->flags &= (uint16_t) ~(CONN_RX_ARMED | CONN_RX_DIRECT | CONN_RX_MSHOT);
         ASSERT(c->ops > 0);
         c->ops--;
     }
@@ -961,7 +960,7 @@ static void conn_send_done(struct ring_op *op, int res, uint32_t flags)
     if (c->flags & CONN_TX_POLL) { /* room in the socket, or it failed */
         ASSERT(c->ops > 0 && c->tx == NULL);
         c->ops--;
-        c->flags &= (uint16_t)~(CONN_TX_ARMED | CONN_TX_POLL);
+        c->flags &= (uint16_t) ~(CONN_TX_ARMED | CONN_TX_POLL);
         if (res < 0 && res != -ECANCELED && res != -EINTR) {
             conn_abort(c, res);
         }
@@ -1143,8 +1142,7 @@ void conn_kick(struct conn *c)
         conn_rx_pump(c);
     }
     if ((c->flags & CONN_CLOSING) == 0 && (c->flags & CONN_RX_STOP) &&
-        (c->flags & (CONN_RX_ARMED | CONN_TX_ARMED)) == 0 && c->head == NULL &&
-        c->rx_req == NULL) {
+        (c->flags & (CONN_RX_ARMED | CONN_TX_ARMED)) == 0 && c->head == NULL && c->rx_req == NULL) {
         c->flags |= CONN_CLOSING; /* drained: every answer sent */
     }
     if (c->flags & CONN_CLOSING) {
@@ -1187,8 +1185,7 @@ const uint8_t *loop_req_frame(const struct loop_req *req, size_t *len_out)
 
 uint64_t loop_req_conn_id(const struct loop_req *req) { return req->conn_id; }
 
-void loop_req_on_abort(struct loop_req *req, void (*fn)(struct loop_req *, void *),
-                       void *arg)
+void loop_req_on_abort(struct loop_req *req, void (*fn)(struct loop_req *, void *), void *arg)
 {
     ASSERT(req->state == REQ_HANDLER);
     req->on_abort = fn;

@@ -61,11 +61,11 @@ static bool cfg_ok(const struct loop_cfg *c)
            c->partial_bytes_max >= 2ull * c->frame_bytes_max &&
            c->partial_bytes_max <= c->mem_bytes_max && c->conn_partial_bytes >= 1 &&
            c->conn_partial_bytes <= LOOP_FRAME_BYTES_CAP && c->partial_timeout_ms >= 1 &&
-           c->rx_buf_bytes >= 512 &&
-           c->rx_buf_bytes <= (1u << 20) && pow2 && c->rx_buf_count <= LOOP_RX_BUF_COUNT_CAP &&
-           c->rx_mshot_bytes <= LOOP_FRAME_BYTES_CAP && c->sock_rcvbuf_bytes <= INT32_MAX &&
-           c->sock_sndbuf_bytes <= INT32_MAX && c->file_parts_max >= 1 &&
-           c->pipe_bytes >= LOOP_PIPE_BYTES_MIN && c->pipe_bytes <= LOOP_PIPE_BYTES_CAP;
+           c->rx_buf_bytes >= 512 && c->rx_buf_bytes <= (1u << 20) && pow2 &&
+           c->rx_buf_count <= LOOP_RX_BUF_COUNT_CAP && c->rx_mshot_bytes <= LOOP_FRAME_BYTES_CAP &&
+           c->sock_rcvbuf_bytes <= INT32_MAX && c->sock_sndbuf_bytes <= INT32_MAX &&
+           c->file_parts_max >= 1 && c->pipe_bytes >= LOOP_PIPE_BYTES_MIN &&
+           c->pipe_bytes <= LOOP_PIPE_BYTES_CAP;
 }
 
 /* ---- provided receive buffers ------------------------------------------- */
@@ -73,8 +73,7 @@ static bool cfg_ok(const struct loop_cfg *c)
 void loop_rxbuf_put(struct loop *l, uint16_t bid)
 {
     io_uring_buf_ring_add(l->br, l->rx_bufs + (size_t)bid * l->cfg.rx_buf_bytes,
-                          l->cfg.rx_buf_bytes, bid,
-                          io_uring_buf_ring_mask(l->cfg.rx_buf_count), 0);
+                          l->cfg.rx_buf_bytes, bid, io_uring_buf_ring_mask(l->cfg.rx_buf_count), 0);
     io_uring_buf_ring_advance(l->br, 1);
 }
 
@@ -128,8 +127,7 @@ static int rxbufs_init(struct loop *l)
     io_uring_buf_ring_init(l->br);
     for (uint32_t i = 0; i < n; i++) {
         io_uring_buf_ring_add(l->br, l->rx_bufs + (size_t)i * l->cfg.rx_buf_bytes,
-                              l->cfg.rx_buf_bytes, (uint16_t)i, io_uring_buf_ring_mask(n),
-                              (int)i);
+                              l->cfg.rx_buf_bytes, (uint16_t)i, io_uring_buf_ring_mask(n), (int)i);
     }
     io_uring_buf_ring_advance(l->br, (int)n);
     return 0;

@@ -235,15 +235,15 @@ struct loop_cfg {
     uint32_t conn_inflight_max; /* 1 .. LOOP_CONN_INFLIGHT_CAP */
     uint64_t conn_rx_bytes_max;
     uint64_t conn_tx_bytes_max;
-    uint64_t mem_bytes_max;     /* >= 2 x frame_bytes_max */
-    uint64_t partial_bytes_max; /* 2 x frame_bytes_max .. mem_bytes_max */
+    uint64_t mem_bytes_max;      /* >= 2 x frame_bytes_max */
+    uint64_t partial_bytes_max;  /* 2 x frame_bytes_max .. mem_bytes_max */
     uint32_t conn_partial_bytes; /* 1 .. LOOP_FRAME_BYTES_CAP */
     uint32_t partial_timeout_ms; /* >= 1 */
-    uint32_t rx_buf_bytes;      /* 512 .. 1 MiB */
-    uint32_t rx_buf_count;      /* power of two, 1 .. LOOP_RX_BUF_COUNT_CAP */
-    uint32_t rx_mshot_bytes;    /* 0: one-shot receives */
-    uint32_t sock_rcvbuf_bytes; /* 0: kernel autotuning */
-    uint32_t sock_sndbuf_bytes; /* 0: kernel autotuning */
+    uint32_t rx_buf_bytes;       /* 512 .. 1 MiB */
+    uint32_t rx_buf_count;       /* power of two, 1 .. LOOP_RX_BUF_COUNT_CAP */
+    uint32_t rx_mshot_bytes;     /* 0: one-shot receives */
+    uint32_t sock_rcvbuf_bytes;  /* 0: kernel autotuning */
+    uint32_t sock_sndbuf_bytes;  /* 0: kernel autotuning */
     uint32_t drain_timeout_ms;
     uint32_t file_parts_max;    /* >= 1 */
     uint32_t pipe_bytes;        /* LOOP_PIPE_BYTES_MIN .. LOOP_PIPE_BYTES_CAP */
@@ -289,7 +289,7 @@ struct loop_msg {
 struct loop_ext;
 typedef void (*loop_ext_release_fn)(struct loop_ext *ext);
 struct loop_ext {
-    const void *ptr;             /* memory part */
+    const void *ptr; /* memory part */
     size_t len;
     int fd;                      /* file part */
     uint64_t off;                /* file part */
@@ -301,32 +301,32 @@ struct loop_ext {
 
 /* Counters, read with loop_stats() on the loop thread. */
 struct loop_stats {
-    uint64_t conns;           /* open now */
+    uint64_t conns; /* open now */
     uint64_t conns_accepted;
-    uint64_t conns_refused;   /* over conn_max, or arrived while stopping */
+    uint64_t conns_refused; /* over conn_max, or arrived while stopping */
     uint64_t accept_errors;
-    uint64_t frames_in;       /* requests handed to the handler */
-    uint64_t frames_refused;  /* oversized length: connection closed */
-    uint64_t resps_out;       /* answers fully sent */
-    uint64_t reqs_live;       /* slots not yet freed (incl. orphans) */
-    uint64_t rx_bytes;        /* received from sockets */
-    uint64_t tx_bytes;        /* sent to sockets */
-    uint64_t rx_pauses;       /* times a connection stopped being read */
-    uint64_t rx_nobufs;       /* receives that found no provided buffer */
-    uint64_t mem_bytes_live;  /* request + answer + stash buffers in use */
+    uint64_t frames_in;      /* requests handed to the handler */
+    uint64_t frames_refused; /* oversized length: connection closed */
+    uint64_t resps_out;      /* answers fully sent */
+    uint64_t reqs_live;      /* slots not yet freed (incl. orphans) */
+    uint64_t rx_bytes;       /* received from sockets */
+    uint64_t tx_bytes;       /* sent to sockets */
+    uint64_t rx_pauses;      /* times a connection stopped being read */
+    uint64_t rx_nobufs;      /* receives that found no provided buffer */
+    uint64_t mem_bytes_live; /* request + answer + stash buffers in use */
     uint64_t mem_bytes_cached;
     uint64_t mem_bytes_peak;
-    uint64_t mem_waits;       /* times a request waited for memory */
-    uint64_t partial_frames;  /* frames being received now (prefix in, body not) */
-    uint64_t partial_bytes;   /* their buffers (of mem_bytes_live) */
-    uint64_t partial_shed;    /* connections closed: partial frames over partial_bytes_max */
+    uint64_t mem_waits;        /* times a request waited for memory */
+    uint64_t partial_frames;   /* frames being received now (prefix in, body not) */
+    uint64_t partial_bytes;    /* their buffers (of mem_bytes_live) */
+    uint64_t partial_shed;     /* connections closed: partial frames over partial_bytes_max */
     uint64_t partial_timeouts; /* connections closed: a frame incomplete past its time */
-    uint64_t file_parts_live; /* file parts not yet released */
-    uint64_t pipes_live;      /* pipes open (held or cached) */
-    uint64_t pipes_cached;    /* empty pipes kept for reuse */
-    uint64_t pipe_waits;      /* times a connection found no pipe */
+    uint64_t file_parts_live;  /* file parts not yet released */
+    uint64_t pipes_live;       /* pipes open (held or cached) */
+    uint64_t pipes_cached;     /* empty pipes kept for reuse */
+    uint64_t pipe_waits;       /* times a connection found no pipe */
     uint64_t tx_spliced_bytes; /* of tx_bytes, sent from files by splice */
-    bool rx_multishot;        /* multishot receive in use */
+    bool rx_multishot;         /* multishot receive in use */
 };
 
 /* ---- The loop (fields private; embedded by the caller) ---------------- */
@@ -359,17 +359,17 @@ struct loop {
     bool rx_mshot;
 
     /* connections */
-    struct loop_dl conns;   /* all open */
-    struct loop_dl dirty;   /* need a kick before the next wait */
-    struct loop_dl memwait; /* waiting for pool memory */
+    struct loop_dl conns;    /* all open */
+    struct loop_dl dirty;    /* need a kick before the next wait */
+    struct loop_dl memwait;  /* waiting for pool memory */
     struct loop_dl partials; /* frames being received, oldest first */
     struct loop_timer partial_timer;
     uint64_t conn_seq;
 
     /* what loop_stats does not show: the shed log's rate limit */
-    uint64_t shed_log_sec;      /* the second its lines count against */
-    uint32_t shed_log_lines;    /* lines logged in it */
-    uint64_t shed_log_skipped;  /* sheds not logged since the last line */
+    uint64_t shed_log_sec;     /* the second its lines count against */
+    uint32_t shed_log_lines;   /* lines logged in it */
+    uint64_t shed_log_skipped; /* sheds not logged since the last line */
 
     /* pools */
     void *pool_free[LOOP_POOL_CLASSES];
@@ -378,8 +378,8 @@ struct loop {
     struct loop_slab *slabs;
 
     /* pipes for file parts */
-    struct loop_pipe *pipes;  /* cached, empty */
-    struct loop_dl pipewait;  /* connections waiting for a pipe */
+    struct loop_pipe *pipes; /* cached, empty */
+    struct loop_dl pipewait; /* connections waiting for a pipe */
     struct loop_timer pipe_retry;
 
     /* timers */
@@ -393,7 +393,7 @@ struct loop {
     pthread_mutex_t mbox_lock;
     struct loop_msg *mbox_head, *mbox_tail;
     atomic_bool stop_requested;
-    atomic_int stop_writers;       /* loop_stop_async() calls inside their write */
+    atomic_int stop_writers; /* loop_stop_async() calls inside their write */
 
     /* shutdown */
     bool stopping, stopped;
@@ -419,8 +419,7 @@ MUST_USE int loop_init(struct loop *l, struct ring *r, const struct loop_cfg *cf
  * not NULL, receives the bound port. Returns 0, -NG_EBADARG when host does not
  * resolve, or -errno (-EADDRINUSE, -EACCES, ...). Precondition: not listening
  * yet, not stopping. Loop thread. */
-MUST_USE int loop_listen(struct loop *l, const char *host, uint16_t port,
-                         uint16_t *port_out);
+MUST_USE int loop_listen(struct loop *l, const char *host, uint16_t port, uint16_t *port_out);
 
 /* Runs the loop until loop_stop() has finished: every connection closed, the
  * listener closed. Requests orphaned by a cut connection may still be held by
@@ -499,8 +498,7 @@ uint64_t loop_req_conn_id(const struct loop_req *req);
 /* fn(req, arg) is called once if the connection is torn down while the
  * handler holds req (reset, error, drain timeout), so a long wait can end
  * early. The handler must still complete req (it may do so inside fn). */
-void loop_req_on_abort(struct loop_req *req, void (*fn)(struct loop_req *, void *),
-                       void *arg);
+void loop_req_on_abort(struct loop_req *req, void (*fn)(struct loop_req *, void *), void *arg);
 
 /* Gives the answer buffer for req, room for cap bytes of payload (the loop
  * adds the length prefix). Called again, it moves to a buffer of the new cap

@@ -20,8 +20,8 @@
 
 #include "net/loop.h"
 
-#define LOOP_CONTAINER_OF(ptr, type, member)                                 \
-    ((type *)(void *)((char *)(ptr) - offsetof(type, member)))
+#define LOOP_CONTAINER_OF(ptr, type, member) \
+    ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
 
 /* ---- intrusive circular doubly linked lists -------------------------- */
 
@@ -80,24 +80,24 @@ struct loop_req {
     struct conn *conn;     /* NULL once orphaned */
     struct loop *loop;
     uint64_t conn_id;
-    struct loop_dl olink;  /* REQ_RECV: on loop->partials; REQ_HANDLER: on a
+    struct loop_dl olink; /* REQ_RECV: on loop->partials; REQ_HANDLER: on a
                             * closing connection's abort list */
-    uint64_t rx_start_ns;  /* when its length prefix came (on loop->partials) */
-    uint8_t *frame;        /* pool buffer of frame_cap, or NULL */
-    uint32_t frame_cap;    /* < frame_bytes only while REQ_RECV: it grows */
+    uint64_t rx_start_ns; /* when its length prefix came (on loop->partials) */
+    uint8_t *frame;       /* pool buffer of frame_cap, or NULL */
+    uint32_t frame_cap;   /* < frame_bytes only while REQ_RECV: it grows */
     uint32_t frame_bytes;
     uint32_t frame_got;
-    uint8_t *resp;         /* pool buffer of resp_cap, or NULL */
+    uint8_t *resp; /* pool buffer of resp_cap, or NULL */
     size_t resp_cap;
     size_t resp_bytes;
     struct loop_ext *ext_head, *ext_tail;
     uint64_t ext_bytes;
     void (*on_abort)(struct loop_req *, void *);
     void *abort_arg;
-    uint8_t state;         /* enum req_state */
-    uint8_t answer;        /* enum req_answer */
-    uint8_t prefix[4];     /* big-endian length of the answer */
-    bool framed;           /* the answer buffer holds its own prefix */
+    uint8_t state;     /* enum req_state */
+    uint8_t answer;    /* enum req_answer */
+    uint8_t prefix[4]; /* big-endian length of the answer */
+    bool framed;       /* the answer buffer holds its own prefix */
 };
 
 /* Bytes the answer puts on the wire (prefix included). */
@@ -109,20 +109,20 @@ static inline uint64_t req_wire_bytes(const struct loop_req *r)
 /* ---- connections ------------------------------------------------------- */
 
 enum conn_flag {
-    CONN_RX_ARMED = 1 << 0,   /* a receive is in flight */
-    CONN_RX_DIRECT = 1 << 1,  /* ...straight into rx_req's frame */
-    CONN_TX_ARMED = 1 << 2,   /* a sendmsg is in flight */
-    CONN_CANCEL = 1 << 3,     /* a cancel is in flight */
-    CONN_RX_STOP = 1 << 4,    /* read no more: drain answers, then close */
-    CONN_CLOSING = 1 << 5,    /* tear down as soon as no op is in flight */
-    CONN_DIRTY = 1 << 6,      /* on loop->dirty */
-    CONN_MEMWAIT = 1 << 7,    /* on loop->memwait */
-    CONN_RX_PAUSED = 1 << 8,  /* not reading because of a bound */
-    CONN_RECANCEL = 1 << 9,   /* cancel again when the current one is done */
-    CONN_RX_MSHOT = 1 << 10,  /* the armed receive is multishot */
-    CONN_RX_EOF = 1 << 11,    /* peer sent FIN: serve what is parked, then stop */
-    CONN_TX_POLL = 1 << 12,   /* ...the TX_ARMED op is a POLLOUT poll (splice hit EAGAIN) */
-    CONN_PIPEWAIT = 1 << 13,  /* on loop->pipewait */
+    CONN_RX_ARMED = 1 << 0,  /* a receive is in flight */
+    CONN_RX_DIRECT = 1 << 1, /* ...straight into rx_req's frame */
+    CONN_TX_ARMED = 1 << 2,  /* a sendmsg is in flight */
+    CONN_CANCEL = 1 << 3,    /* a cancel is in flight */
+    CONN_RX_STOP = 1 << 4,   /* read no more: drain answers, then close */
+    CONN_CLOSING = 1 << 5,   /* tear down as soon as no op is in flight */
+    CONN_DIRTY = 1 << 6,     /* on loop->dirty */
+    CONN_MEMWAIT = 1 << 7,   /* on loop->memwait */
+    CONN_RX_PAUSED = 1 << 8, /* not reading because of a bound */
+    CONN_RECANCEL = 1 << 9,  /* cancel again when the current one is done */
+    CONN_RX_MSHOT = 1 << 10, /* the armed receive is multishot */
+    CONN_RX_EOF = 1 << 11,   /* peer sent FIN: serve what is parked, then stop */
+    CONN_TX_POLL = 1 << 12,  /* ...the TX_ARMED op is a POLLOUT poll (splice hit EAGAIN) */
+    CONN_PIPEWAIT = 1 << 13, /* on loop->pipewait */
 };
 
 /* A pipe a file part goes through: file -> pipe -> socket. Held by a
@@ -152,15 +152,15 @@ struct conn {
     struct loop_pipe *pipe;       /* while a file part's bytes sit in it */
     uint8_t *stash;               /* received, not yet parsed (paused) */
     uint64_t id;
-    uint64_t tx_queued_bytes;     /* answers done and not yet sent */
-    uint64_t tx_head_sent;        /* bytes of head's answer already sent */
-    uint64_t rx_held_bytes;       /* frame bytes of live requests */
+    uint64_t tx_queued_bytes; /* answers done and not yet sent */
+    uint64_t tx_head_sent;    /* bytes of head's answer already sent */
+    uint64_t rx_held_bytes;   /* frame bytes of live requests */
     uint32_t stash_cap, stash_off, stash_len;
-    uint32_t req_count;           /* FIFO + rx_req */
+    uint32_t req_count; /* FIFO + rx_req */
     int fd;
     int close_reason;
     uint16_t flags;
-    uint8_t ops;                  /* ring ops in flight */
+    uint8_t ops; /* ring ops in flight */
     uint8_t hdr_got;
     uint8_t hdr[4];
 };

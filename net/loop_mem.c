@@ -118,8 +118,8 @@ static void *obj_get(struct loop *l, void **list, size_t size)
 {
     if (*list == NULL) {
         size_t stride = (size + _Alignof(max_align_t) - 1) & ~(_Alignof(max_align_t) - 1);
-        size_t head = (sizeof(struct loop_slab) + _Alignof(max_align_t) - 1) &
-                      ~(_Alignof(max_align_t) - 1);
+        size_t head =
+            (sizeof(struct loop_slab) + _Alignof(max_align_t) - 1) & ~(_Alignof(max_align_t) - 1);
         struct loop_slab *slab = malloc(head + stride * SLAB_OBJECTS);
         if (slab == NULL) {
             return NULL;

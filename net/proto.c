@@ -18,7 +18,7 @@ enum pf_type {
     PF_END = 0,
     PF_I8,
     PF_I16,
-    PF_ERR,    /* u16 error code: 0 or >= NG_ERR_FIRST */
+    PF_ERR, /* u16 error code: 0 or >= NG_ERR_FIRST */
     PF_I32,
     PF_I64,
     PF_STR,    /* string, not null */
@@ -45,15 +45,27 @@ struct pfield {
     const struct pfield *elem; /* arrays: the element's fields */
 };
 
-#define F(t) {PF_##t, LIM_NONE, NULL}
-#define ARR(lim, e) {PF_ARRAY, LIM_##lim, e}
-#define NARR(lim, e) {PF_NARRAY, LIM_##lim, e}
-#define END {PF_END, LIM_NONE, NULL}
+#define F(t)                   \
+    {                          \
+        PF_##t, LIM_NONE, NULL \
+    }
+#define ARR(lim, e)            \
+    {                          \
+        PF_ARRAY, LIM_##lim, e \
+    }
+#define NARR(lim, e)            \
+    {                           \
+        PF_NARRAY, LIM_##lim, e \
+    }
+#define END                    \
+    {                          \
+        PF_END, LIM_NONE, NULL \
+    }
 
 /* Smallest encoding of each type: lets a count be checked against the
  * bytes left before a single element is read. */
 static const uint8_t pf_bytes_min[] = {
-    [PF_END] = 0, [PF_I8] = 1, [PF_I16] = 2, [PF_ERR] = 2, [PF_I32] = 4, [PF_I64] = 8,
+    [PF_END] = 0, [PF_I8] = 1,   [PF_I16] = 2,   [PF_ERR] = 2,   [PF_I32] = 4,    [PF_I64] = 8,
     [PF_STR] = 2, [PF_NSTR] = 2, [PF_BYTES] = 4, [PF_ARRAY] = 4, [PF_NARRAY] = 4,
 };
 
@@ -66,54 +78,53 @@ static const struct pfield s_api_range[] = {F(I16), F(I16), F(I16), END};
 static const struct pfield s_api_versions_resp[] = {F(I32), ARR(APIS, s_api_range), END};
 
 static const struct pfield s_metadata_part[] = {F(I32), F(ERR), F(I64), F(I64), END};
-static const struct pfield s_metadata_topic[] = {
-    F(STR), F(ERR), ARR(META_PARTS, s_metadata_part), END};
-static const struct pfield s_metadata_resp[] = {
-    F(STR), F(I16), ARR(TOPICS, s_metadata_topic), END};
+static const struct pfield s_metadata_topic[] = {F(STR), F(ERR), ARR(META_PARTS, s_metadata_part),
+                                                 END};
+static const struct pfield s_metadata_resp[] = {F(STR), F(I16), ARR(TOPICS, s_metadata_topic), END};
 /* v1: the topic's configuration between its error and its partitions. */
 static const struct pfield s_metadata_topic_v1[] = {
-    F(STR), F(ERR), F(I32), F(I64), F(I64), F(I64), F(I64), F(I32),
-    ARR(META_PARTS, s_metadata_part), END};
-static const struct pfield s_metadata_resp_v1[] = {
-    F(STR), F(I16), ARR(TOPICS, s_metadata_topic_v1), END};
+    F(STR), F(ERR), F(I32),
+    F(I64), F(I64), F(I64),
+    F(I64), F(I32), ARR(META_PARTS, s_metadata_part),
+    END};
+static const struct pfield s_metadata_resp_v1[] = {F(STR), F(I16), ARR(TOPICS, s_metadata_topic_v1),
+                                                   END};
 
-static const struct pfield s_create_topic[] = {
-    F(STR), F(I32), F(I64), F(I64), F(I64), F(I32), END};
+static const struct pfield s_create_topic[] = {F(STR), F(I32), F(I64), F(I64), F(I64), F(I32), END};
 static const struct pfield s_create_topics_req[] = {ARR(TOPICS, s_create_topic), END};
 static const struct pfield s_topic_result[] = {F(STR), F(ERR), END};
 static const struct pfield s_topic_results[] = {ARR(TOPICS, s_topic_result), END};
 
 static const struct pfield s_produce_req_part[] = {F(I32), F(BYTES), END};
 static const struct pfield s_produce_req_topic[] = {F(STR), ARR(PARTS, s_produce_req_part), END};
-static const struct pfield s_produce_req[] = {F(I16), F(I32), ARR(TOPICS, s_produce_req_topic), END};
+static const struct pfield s_produce_req[] = {F(I16), F(I32), ARR(TOPICS, s_produce_req_topic),
+                                              END};
 static const struct pfield s_produce_resp_part[] = {F(I32), F(ERR), F(I64), END};
 static const struct pfield s_produce_resp_topic[] = {F(STR), ARR(PARTS, s_produce_resp_part), END};
 static const struct pfield s_produce_resp[] = {ARR(TOPICS, s_produce_resp_topic), END};
 
 static const struct pfield s_fetch_req_part[] = {F(I32), F(I64), F(I32), END};
 static const struct pfield s_fetch_req_topic[] = {F(STR), ARR(PARTS, s_fetch_req_part), END};
-static const struct pfield s_fetch_req[] = {
-    F(I32), F(I32), F(I32), ARR(TOPICS, s_fetch_req_topic), END};
-static const struct pfield s_fetch_resp_part[] = {
-    F(I32), F(ERR), F(I64), F(I64), F(BYTES), END};
+static const struct pfield s_fetch_req[] = {F(I32), F(I32), F(I32), ARR(TOPICS, s_fetch_req_topic),
+                                            END};
+static const struct pfield s_fetch_resp_part[] = {F(I32), F(ERR), F(I64), F(I64), F(BYTES), END};
 static const struct pfield s_fetch_resp_topic[] = {F(STR), ARR(PARTS, s_fetch_resp_part), END};
 static const struct pfield s_fetch_resp[] = {ARR(TOPICS, s_fetch_resp_topic), END};
 /* v1: offset_resume after offset_latest. */
-static const struct pfield s_fetch_resp_part_v1[] = {
-    F(I32), F(ERR), F(I64), F(I64), F(I64), F(BYTES), END};
-static const struct pfield s_fetch_resp_topic_v1[] = {
-    F(STR), ARR(PARTS, s_fetch_resp_part_v1), END};
+static const struct pfield s_fetch_resp_part_v1[] = {F(I32), F(ERR),   F(I64), F(I64),
+                                                     F(I64), F(BYTES), END};
+static const struct pfield s_fetch_resp_topic_v1[] = {F(STR), ARR(PARTS, s_fetch_resp_part_v1),
+                                                      END};
 static const struct pfield s_fetch_resp_v1[] = {ARR(TOPICS, s_fetch_resp_topic_v1), END};
 
 static const struct pfield s_list_offsets_req_part[] = {F(I32), F(I64), END};
-static const struct pfield s_list_offsets_req_topic[] = {
-    F(STR), ARR(PARTS, s_list_offsets_req_part), END};
+static const struct pfield s_list_offsets_req_topic[] = {F(STR),
+                                                         ARR(PARTS, s_list_offsets_req_part), END};
 static const struct pfield s_list_offsets_req[] = {ARR(TOPICS, s_list_offsets_req_topic), END};
 static const struct pfield s_list_offsets_resp_part[] = {F(I32), F(ERR), F(I64), F(I64), END};
 static const struct pfield s_list_offsets_resp_topic[] = {
     F(STR), ARR(PARTS, s_list_offsets_resp_part), END};
-static const struct pfield s_list_offsets_resp[] = {
-    ARR(TOPICS, s_list_offsets_resp_topic), END};
+static const struct pfield s_list_offsets_resp[] = {ARR(TOPICS, s_list_offsets_resp_topic), END};
 
 static const struct pfield s_init_producer_id_resp[] = {F(I64), F(I16), END};
 
@@ -130,18 +141,17 @@ static const struct pfield s_offset_topic[] = {F(STR), ARR(PARTS, s_part_offset)
 static const struct pfield s_offset_topic_any[] = {F(STR), ARR(META_PARTS, s_part_offset), END};
 static const struct pfield s_err[] = {F(ERR), END};
 
-static const struct pfield s_join_group_req[] = {
-    F(STR), F(NSTR), F(I32), ARR(TOPICS, s_name), END};
+static const struct pfield s_join_group_req[] = {F(STR), F(NSTR), F(I32), ARR(TOPICS, s_name), END};
 static const struct pfield s_join_group_resp[] = {F(ERR), F(STR), F(I32), END};
 static const struct pfield s_heartbeat_req[] = {F(STR), F(STR), F(I32), END};
-static const struct pfield s_heartbeat_resp[] = {
-    F(ERR), F(I32), F(I8), ARR(TOPICS, s_index_topic), END};
+static const struct pfield s_heartbeat_resp[] = {F(ERR), F(I32), F(I8), ARR(TOPICS, s_index_topic),
+                                                 END};
 static const struct pfield s_leave_group_req[] = {F(STR), F(STR), END};
 
 static const struct pfield s_commit_part[] = {F(I32), F(I64), END};
 static const struct pfield s_commit_topic[] = {F(STR), ARR(PARTS, s_commit_part), END};
-static const struct pfield s_offset_commit_req[] = {
-    F(STR), F(NSTR), F(I32), ARR(TOPICS, s_commit_topic), END};
+static const struct pfield s_offset_commit_req[] = {F(STR), F(NSTR), F(I32),
+                                                    ARR(TOPICS, s_commit_topic), END};
 static const struct pfield s_offset_fetch_req[] = {F(STR), NARR(TOPICS, s_index_topic), END};
 static const struct pfield s_offset_fetch_resp[] = {ARR(TOPICS, s_offset_topic_any), END};
 
@@ -154,23 +164,23 @@ static const struct pfield s_offset_desc_topic[] = {F(STR), ARR(META_PARTS, s_of
 static const struct pfield s_describe_group_resp[] = {
     F(ERR), F(I8), F(I32), ARR(MEMBERS, s_member_desc), ARR(TOPICS, s_offset_desc_topic), END};
 
-static const struct pfield s_reset_offsets_req[] = {
-    F(STR), F(I8), F(I64), ARR(TOPICS, s_index_topic), END};
+static const struct pfield s_reset_offsets_req[] = {F(STR), F(I8), F(I64),
+                                                    ARR(TOPICS, s_index_topic), END};
 static const struct pfield s_reset_offsets_resp[] = {F(ERR), ARR(TOPICS, s_offset_topic), END};
 
 static const struct pfield s_share_fetch_req[] = {
     F(STR), F(STR), F(I32), F(I32), ARR(TOPICS, s_index_topic), END};
 static const struct pfield s_acquired[] = {F(I64), F(I64), F(I16), END};
-static const struct pfield s_share_fetch_part[] = {
-    F(I32), F(ERR), ARR(RANGES, s_acquired), F(BYTES), END};
+static const struct pfield s_share_fetch_part[] = {F(I32), F(ERR), ARR(RANGES, s_acquired),
+                                                   F(BYTES), END};
 static const struct pfield s_share_fetch_topic[] = {F(STR), ARR(PARTS, s_share_fetch_part), END};
-static const struct pfield s_share_fetch_resp[] = {
-    F(ERR), F(STR), ARR(TOPICS, s_share_fetch_topic), END};
+static const struct pfield s_share_fetch_resp[] = {F(ERR), F(STR), ARR(TOPICS, s_share_fetch_topic),
+                                                   END};
 static const struct pfield s_ack[] = {F(I64), F(I64), F(I8), END};
 static const struct pfield s_share_ack_part[] = {F(I32), ARR(RANGES, s_ack), END};
 static const struct pfield s_share_ack_topic[] = {F(STR), ARR(PARTS, s_share_ack_part), END};
-static const struct pfield s_share_ack_req[] = {
-    F(STR), F(STR), ARR(TOPICS, s_share_ack_topic), END};
+static const struct pfield s_share_ack_req[] = {F(STR), F(STR), ARR(TOPICS, s_share_ack_topic),
+                                                END};
 static const struct pfield s_dlq_redrive_resp[] = {F(ERR), F(I64), END};
 
 /* Fixed sizes of the range elements, read by index. */
@@ -179,16 +189,16 @@ static const struct pfield s_dlq_redrive_resp[] = {F(ERR), F(I64), END};
 
 /* How a body's outer array is laid out. */
 enum shape {
-    SHAPE_NONE = 0,     /* no outer topic array */
-    SHAPE_NAMES,        /* topic names */
-    SHAPE_TOPIC_PARTS,  /* name, partitions (counted in the request total) */
-    SHAPE_TOPIC_ERR_PARTS, /* name, error, partitions (Metadata response) */
+    SHAPE_NONE = 0,            /* no outer topic array */
+    SHAPE_NAMES,               /* topic names */
+    SHAPE_TOPIC_PARTS,         /* name, partitions (counted in the request total) */
+    SHAPE_TOPIC_ERR_PARTS,     /* name, error, partitions (Metadata response) */
     SHAPE_TOPIC_ERR_CFG_PARTS, /* name, error, config, partitions (Metadata v1) */
-    SHAPE_CREATE,       /* CreateTopics request entries */
-    SHAPE_RESULTS,      /* topic results */
-    SHAPE_TOPIC_PARTS_ANY, /* name, partitions (bounded per topic only) */
-    SHAPE_GROUPS,       /* ListGroups entries */
-    SHAPE_DESCRIBE,     /* DescribeGroup: members with topics, then topics */
+    SHAPE_CREATE,              /* CreateTopics request entries */
+    SHAPE_RESULTS,             /* topic results */
+    SHAPE_TOPIC_PARTS_ANY,     /* name, partitions (bounded per topic only) */
+    SHAPE_GROUPS,              /* ListGroups entries */
+    SHAPE_DESCRIBE,            /* DescribeGroup: members with topics, then topics */
 };
 
 /* DescribeGroup sections, in order. */
@@ -222,8 +232,7 @@ static const struct msg msgs[PROTO_API_COUNT][2] = {
     [PROTO_API_FETCH] = {{s_fetch_req, s_fetch_req_part, SHAPE_TOPIC_PARTS},
                          {s_fetch_resp, s_fetch_resp_part, SHAPE_TOPIC_PARTS}},
     [PROTO_API_LIST_OFFSETS] = {{s_list_offsets_req, s_list_offsets_req_part, SHAPE_TOPIC_PARTS},
-                                {s_list_offsets_resp, s_list_offsets_resp_part,
-                                 SHAPE_TOPIC_PARTS}},
+                                {s_list_offsets_resp, s_list_offsets_resp_part, SHAPE_TOPIC_PARTS}},
     [PROTO_API_INIT_PRODUCER_ID] = {{s_empty, NULL, SHAPE_NONE},
                                     {s_init_producer_id_resp, NULL, SHAPE_NONE}},
     [PROTO_API_JOIN_GROUP] = {{s_join_group_req, NULL, SHAPE_NAMES},
@@ -369,8 +378,8 @@ int proto_str_copy(struct proto_str s, char *buf, size_t cap)
 
 static bool topic_char_valid(char c)
 {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-           (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+           c == '_' || c == '-';
 }
 
 bool proto_topic_name_valid(const char *name, size_t len)
@@ -565,8 +574,8 @@ static int body_check(const struct rd *body, const struct pfield *s, uint32_t *p
 
 /* ---- frames and headers ---- */
 
-static int frame_len(const uint8_t *prefix, uint32_t frame_bytes_max,
-                     uint32_t len_min, uint32_t *len_out)
+static int frame_len(const uint8_t *prefix, uint32_t frame_bytes_max, uint32_t len_min,
+                     uint32_t *len_out)
 {
     ASSERT(prefix != NULL && len_out != NULL);
     ASSERT(frame_bytes_max <= PROTO_FRAME_BYTES_LIMIT);
@@ -664,13 +673,10 @@ static void enc_bytes(struct proto_enc *e, const uint8_t *p, uint32_t len)
     wr_bytes(e->w, p, len);
 }
 
-static void enc_err(struct proto_enc *e, int err)
-{
-    wr_be16(e->w, proto_err_to_wire(err));
-}
+static void enc_err(struct proto_enc *e, int err) { wr_be16(e->w, proto_err_to_wire(err)); }
 
-static void enc_frame_begin(struct proto_enc *e, struct wr *w, uint16_t api_key,
-                            uint16_t version, bool response)
+static void enc_frame_begin(struct proto_enc *e, struct wr *w, uint16_t api_key, uint16_t version,
+                            bool response)
 {
     ASSERT(e != NULL && w != NULL && w->err == 0);
     ASSERT(api_key < PROTO_API_COUNT && version <= api_version_max[api_key]);
@@ -691,9 +697,8 @@ static void enc_frame_begin(struct proto_enc *e, struct wr *w, uint16_t api_key,
     wr_be32(w, 0); /* frame length, patched by proto_enc_end() */
 }
 
-static void enc_req_begin(struct proto_enc *e, struct wr *w, uint16_t api_key,
-                          uint16_t version, uint32_t correlation_id,
-                          struct proto_str client_id)
+static void enc_req_begin(struct proto_enc *e, struct wr *w, uint16_t api_key, uint16_t version,
+                          uint32_t correlation_id, struct proto_str client_id)
 {
     enc_frame_begin(e, w, api_key, version, false);
     wr_be16(w, api_key);
@@ -702,8 +707,8 @@ static void enc_req_begin(struct proto_enc *e, struct wr *w, uint16_t api_key,
     enc_str(e, client_id, true);
 }
 
-static void enc_resp_begin(struct proto_enc *e, struct wr *w, uint16_t api_key,
-                           uint16_t version, uint32_t correlation_id)
+static void enc_resp_begin(struct proto_enc *e, struct wr *w, uint16_t api_key, uint16_t version,
+                           uint32_t correlation_id)
 {
     enc_frame_begin(e, w, api_key, version, true);
     wr_be32(w, correlation_id);
@@ -880,8 +885,8 @@ int proto_resp_error_encode(struct wr *w, uint32_t correlation_id, int err)
 /* ---- decoder core ---- */
 
 /* Checks body against the message's schema and readies d at its start. */
-static int dec_open(struct rd *body, uint16_t api_key, uint16_t version,
-                    bool response, struct proto_dec *d)
+static int dec_open(struct rd *body, uint16_t api_key, uint16_t version, bool response,
+                    struct proto_dec *d)
 {
     ASSERT(body != NULL && d != NULL);
     ASSERT(api_key < PROTO_API_COUNT);
@@ -972,8 +977,8 @@ bool proto_next_topic(struct proto_dec *d, struct proto_topic *t)
 
 /* ---- ApiVersions ---- */
 
-int proto_api_versions_req_encode(struct wr *w, uint16_t version,
-                                  uint32_t correlation_id, struct proto_str client_id)
+int proto_api_versions_req_encode(struct wr *w, uint16_t version, uint32_t correlation_id,
+                                  struct proto_str client_id)
 {
     struct proto_enc e;
     enc_req_begin(&e, w, PROTO_API_API_VERSIONS, version, correlation_id, client_id);
@@ -998,8 +1003,7 @@ void proto_api_versions_fill(struct proto_api_versions_resp *resp, uint32_t fram
     }
 }
 
-int proto_api_versions_resp_encode(struct wr *w, uint16_t version,
-                                   uint32_t correlation_id,
+int proto_api_versions_resp_encode(struct wr *w, uint16_t version, uint32_t correlation_id,
                                    const struct proto_api_versions_resp *resp)
 {
     ASSERT(resp != NULL);
@@ -1043,8 +1047,7 @@ int proto_api_versions_resp_decode(struct rd *body, uint16_t version,
 /* ---- Metadata ---- */
 
 void proto_metadata_req_begin(struct proto_enc *e, struct wr *w, uint16_t version,
-                              uint32_t correlation_id, struct proto_str client_id,
-                              bool topics_all)
+                              uint32_t correlation_id, struct proto_str client_id, bool topics_all)
 {
     enc_req_begin(e, w, PROTO_API_METADATA, version, correlation_id, client_id);
     if (topics_all) {
@@ -1064,8 +1067,7 @@ int proto_metadata_req_decode(struct rd *body, uint16_t version, struct proto_de
 }
 
 void proto_metadata_resp_begin(struct proto_enc *e, struct wr *w, uint16_t version,
-                               uint32_t correlation_id,
-                               const struct proto_metadata_resp *m)
+                               uint32_t correlation_id, const struct proto_metadata_resp *m)
 {
     ASSERT(m != NULL);
     enc_resp_begin(e, w, PROTO_API_METADATA, version, correlation_id);
@@ -1099,8 +1101,7 @@ void proto_metadata_resp_topic(struct proto_enc *e, struct proto_str name, int e
     proto_metadata_resp_topic_config(e, name, err, &none);
 }
 
-void proto_metadata_resp_partition(struct proto_enc *e,
-                                   const struct proto_metadata_partition *p)
+void proto_metadata_resp_partition(struct proto_enc *e, const struct proto_metadata_partition *p)
 {
     enc_check(e, PROTO_API_METADATA, true);
     enc_part_add(e);
@@ -1110,8 +1111,8 @@ void proto_metadata_resp_partition(struct proto_enc *e,
     wr_be64(e->w, (uint64_t)p->offset_latest);
 }
 
-int proto_metadata_resp_decode(struct rd *body, uint16_t version,
-                               struct proto_metadata_resp *out, struct proto_dec *d)
+int proto_metadata_resp_decode(struct rd *body, uint16_t version, struct proto_metadata_resp *out,
+                               struct proto_dec *d)
 {
     ASSERT(out != NULL);
     int rc = dec_open(body, PROTO_API_METADATA, version, true, d);
@@ -1124,8 +1125,7 @@ int proto_metadata_resp_decode(struct rd *body, uint16_t version,
     return 0;
 }
 
-bool proto_metadata_resp_next_partition(struct proto_dec *d,
-                                        struct proto_metadata_partition *p)
+bool proto_metadata_resp_next_partition(struct proto_dec *d, struct proto_metadata_partition *p)
 {
     if (!dec_part_next(d, PROTO_API_METADATA, true)) {
         return false;
@@ -1267,8 +1267,7 @@ void proto_produce_req_begin(struct proto_enc *e, struct wr *w, uint16_t version
     enc_topics_open(e);
 }
 
-void proto_produce_req_partition(struct proto_enc *e,
-                                 const struct proto_produce_req_partition *p)
+void proto_produce_req_partition(struct proto_enc *e, const struct proto_produce_req_partition *p)
 {
     enc_check(e, PROTO_API_PRODUCE, false);
     enc_part_add(e);
@@ -1276,8 +1275,8 @@ void proto_produce_req_partition(struct proto_enc *e,
     enc_bytes(e, p->records, p->records_bytes);
 }
 
-int proto_produce_req_decode(struct rd *body, uint16_t version,
-                             struct proto_produce_req *out, struct proto_dec *d)
+int proto_produce_req_decode(struct rd *body, uint16_t version, struct proto_produce_req *out,
+                             struct proto_dec *d)
 {
     ASSERT(out != NULL);
     int rc = dec_open(body, PROTO_API_PRODUCE, version, false, d);
@@ -1297,8 +1296,7 @@ int proto_produce_req_decode(struct rd *body, uint16_t version,
     return 0;
 }
 
-bool proto_produce_req_next_partition(struct proto_dec *d,
-                                      struct proto_produce_req_partition *p)
+bool proto_produce_req_next_partition(struct proto_dec *d, struct proto_produce_req_partition *p)
 {
     if (!dec_part_next(d, PROTO_API_PRODUCE, false)) {
         return false;
@@ -1316,8 +1314,7 @@ void proto_produce_resp_begin(struct proto_enc *e, struct wr *w, uint16_t versio
     enc_topics_open(e);
 }
 
-void proto_produce_resp_partition(struct proto_enc *e,
-                                  const struct proto_produce_resp_partition *p)
+void proto_produce_resp_partition(struct proto_enc *e, const struct proto_produce_resp_partition *p)
 {
     enc_check(e, PROTO_API_PRODUCE, true);
     enc_part_add(e);
@@ -1335,8 +1332,7 @@ int proto_produce_resp_decode(struct rd *body, uint16_t version, struct proto_de
     return rc;
 }
 
-bool proto_produce_resp_next_partition(struct proto_dec *d,
-                                       struct proto_produce_resp_partition *p)
+bool proto_produce_resp_next_partition(struct proto_dec *d, struct proto_produce_resp_partition *p)
 {
     if (!dec_part_next(d, PROTO_API_PRODUCE, true)) {
         return false;
@@ -1371,8 +1367,8 @@ void proto_fetch_req_partition(struct proto_enc *e, const struct proto_fetch_req
     wr_be32(e->w, (uint32_t)p->bytes_max);
 }
 
-int proto_fetch_req_decode(struct rd *body, uint16_t version,
-                           struct proto_fetch_req *out, struct proto_dec *d)
+int proto_fetch_req_decode(struct rd *body, uint16_t version, struct proto_fetch_req *out,
+                           struct proto_dec *d)
 {
     ASSERT(out != NULL);
     int rc = dec_open(body, PROTO_API_FETCH, version, false, d);
@@ -1568,8 +1564,8 @@ bool proto_list_offsets_resp_next_partition(struct proto_dec *d,
 
 /* ---- InitProducerId ---- */
 
-int proto_init_producer_id_req_encode(struct wr *w, uint16_t version,
-                                      uint32_t correlation_id, struct proto_str client_id)
+int proto_init_producer_id_req_encode(struct wr *w, uint16_t version, uint32_t correlation_id,
+                                      struct proto_str client_id)
 {
     struct proto_enc e;
     enc_req_begin(&e, w, PROTO_API_INIT_PRODUCER_ID, version, correlation_id, client_id);
@@ -1582,8 +1578,7 @@ int proto_init_producer_id_req_decode(struct rd *body, uint16_t version)
     return dec_open(body, PROTO_API_INIT_PRODUCER_ID, version, false, &d);
 }
 
-int proto_init_producer_id_resp_encode(struct wr *w, uint16_t version,
-                                       uint32_t correlation_id,
+int proto_init_producer_id_resp_encode(struct wr *w, uint16_t version, uint32_t correlation_id,
                                        const struct proto_init_producer_id_resp *r)
 {
     ASSERT(r != NULL);
@@ -1659,9 +1654,8 @@ bool proto_next_partition_offset(struct proto_dec *d, struct proto_partition_off
 /* ---- one-shot bodies shared by several apis ---- */
 
 /* A request whose body is one string (a group or topic name). */
-static int enc_name_req(struct wr *w, uint16_t api_key, uint16_t version,
-                        uint32_t correlation_id, struct proto_str client_id,
-                        struct proto_str name)
+static int enc_name_req(struct wr *w, uint16_t api_key, uint16_t version, uint32_t correlation_id,
+                        struct proto_str client_id, struct proto_str name)
 {
     struct proto_enc e;
     enc_req_begin(&e, w, api_key, version, correlation_id, client_id);
@@ -1683,8 +1677,8 @@ static int dec_name_req(struct rd *body, uint16_t api_key, uint16_t version,
 }
 
 /* A response whose body is one error. */
-static int enc_err_resp(struct wr *w, uint16_t api_key, uint16_t version,
-                        uint32_t correlation_id, int err)
+static int enc_err_resp(struct wr *w, uint16_t api_key, uint16_t version, uint32_t correlation_id,
+                        int err)
 {
     struct proto_enc e;
     enc_resp_begin(&e, w, api_key, version, correlation_id);
@@ -1712,8 +1706,8 @@ static void enc_topics_resp_begin(struct proto_enc *e, struct wr *w, uint16_t ap
     enc_topics_open(e);
 }
 
-static int dec_topics_body(struct rd *body, uint16_t api_key, uint16_t version,
-                           bool response, struct proto_dec *d)
+static int dec_topics_body(struct rd *body, uint16_t api_key, uint16_t version, bool response,
+                           struct proto_dec *d)
 {
     int rc = dec_open(body, api_key, version, response, d);
     if (rc == 0) {
@@ -1736,8 +1730,8 @@ void proto_join_group_req_begin(struct proto_enc *e, struct wr *w, uint16_t vers
     enc_topics_open(e);
 }
 
-int proto_join_group_req_decode(struct rd *body, uint16_t version,
-                                struct proto_join_group_req *out, struct proto_dec *d)
+int proto_join_group_req_decode(struct rd *body, uint16_t version, struct proto_join_group_req *out,
+                                struct proto_dec *d)
 {
     ASSERT(out != NULL);
     int rc = dec_open(body, PROTO_API_JOIN_GROUP, version, false, d);
@@ -1817,8 +1811,8 @@ void proto_heartbeat_resp_begin(struct proto_enc *e, struct wr *w, uint16_t vers
     enc_topics_open(e);
 }
 
-int proto_heartbeat_resp_decode(struct rd *body, uint16_t version,
-                                struct proto_heartbeat_resp *out, struct proto_dec *d)
+int proto_heartbeat_resp_decode(struct rd *body, uint16_t version, struct proto_heartbeat_resp *out,
+                                struct proto_dec *d)
 {
     ASSERT(out != NULL);
     int rc = dec_open(body, PROTO_API_HEARTBEAT, version, true, d);
@@ -1834,8 +1828,7 @@ int proto_heartbeat_resp_decode(struct rd *body, uint16_t version,
 }
 
 int proto_leave_group_req_encode(struct wr *w, uint16_t version, uint32_t correlation_id,
-                                 struct proto_str client_id,
-                                 const struct proto_leave_group_req *r)
+                                 struct proto_str client_id, const struct proto_leave_group_req *r)
 {
     ASSERT(r != NULL);
     struct proto_enc e;
@@ -1860,8 +1853,7 @@ int proto_leave_group_req_decode(struct rd *body, uint16_t version,
     return 0;
 }
 
-int proto_leave_group_resp_encode(struct wr *w, uint16_t version, uint32_t correlation_id,
-                                  int err)
+int proto_leave_group_resp_encode(struct wr *w, uint16_t version, uint32_t correlation_id, int err)
 {
     return enc_err_resp(w, PROTO_API_LEAVE_GROUP, version, correlation_id, err);
 }
@@ -2190,8 +2182,7 @@ int proto_delete_group_req_decode(struct rd *body, uint16_t version, struct prot
     return dec_name_req(body, PROTO_API_DELETE_GROUP, version, group_out);
 }
 
-int proto_delete_group_resp_encode(struct wr *w, uint16_t version, uint32_t correlation_id,
-                                   int err)
+int proto_delete_group_resp_encode(struct wr *w, uint16_t version, uint32_t correlation_id, int err)
 {
     return enc_err_resp(w, PROTO_API_DELETE_GROUP, version, correlation_id, err);
 }
@@ -2447,8 +2438,8 @@ static bool share_ack_types_known(struct proto_dec d)
     return true;
 }
 
-int proto_share_ack_req_decode(struct rd *body, uint16_t version,
-                               struct proto_share_ack_req *out, struct proto_dec *d)
+int proto_share_ack_req_decode(struct rd *body, uint16_t version, struct proto_share_ack_req *out,
+                               struct proto_dec *d)
 {
     ASSERT(out != NULL);
     int rc = dec_open(body, PROTO_API_SHARE_ACK, version, false, d);

@@ -155,19 +155,17 @@ static_assert(PROTO_FRAME_BYTES_MIN <= PROTO_FRAME_BYTES_DEFAULT &&
               "frame byte limits out of order");
 static_assert(PROTO_FRAME_BYTES_LIMIT <= INT32_MAX, "lengths must fit an i32");
 static_assert(PROTO_STRING_BYTES_MAX <= INT16_MAX, "strings have i16 lengths");
-static_assert(PROTO_TOPIC_NAME_BYTES_MAX <= PROTO_STRING_BYTES_MAX,
-              "a topic name is a string");
-static_assert(PROTO_API_COUNT <= PROTO_API_RANGES_MAX,
-              "ApiVersions must list every api");
+static_assert(PROTO_TOPIC_NAME_BYTES_MAX <= PROTO_STRING_BYTES_MAX, "a topic name is a string");
+static_assert(PROTO_API_COUNT <= PROTO_API_RANGES_MAX, "ApiVersions must list every api");
 static_assert(PROTO_GROUP_ID_BYTES_MAX <= PROTO_STRING_BYTES_MAX, "a group id is a string");
 static_assert(PROTO_SHARE_FETCH_RECORDS_MAX <= PROTO_SHARE_RANGES_MAX,
               "one fetch's acquired ranges fit a partition's answer");
 
 /* ---- field values ---- */
 
-#define PROTO_ACKS_NONE 0    /* no response frame at all */
-#define PROTO_ACKS_LEADER 1  /* answered once written to the log file */
-#define PROTO_ACKS_ALL (-1)  /* answered once fdatasync'd */
+#define PROTO_ACKS_NONE 0   /* no response frame at all */
+#define PROTO_ACKS_LEADER 1 /* answered once written to the log file */
+#define PROTO_ACKS_ALL (-1) /* answered once fdatasync'd */
 
 #define PROTO_TIMESTAMP_EARLIEST (-2) /* ListOffsets: the log start offset */
 #define PROTO_TIMESTAMP_LATEST (-1)   /* ListOffsets: the log end offset */
@@ -327,18 +325,18 @@ struct proto_enc {
     uint16_t api_key;
     uint16_t api_version;
     bool response;
-    uint8_t shape;         /* how topics are laid out */
-    size_t frame_at;       /* offset in w of the frame length */
-    size_t topics_at;      /* offset of the outer count, or SIZE_MAX */
-    size_t parts_at;       /* offset of the open partition count, or SIZE_MAX */
-    size_t records_at;     /* Fetch, ShareFetch: open records length, or SIZE_MAX */
-    size_t members_at;     /* DescribeGroup: the members count, or SIZE_MAX */
+    uint8_t shape;           /* how topics are laid out */
+    size_t frame_at;         /* offset in w of the frame length */
+    size_t topics_at;        /* offset of the outer count, or SIZE_MAX */
+    size_t parts_at;         /* offset of the open partition count, or SIZE_MAX */
+    size_t records_at;       /* Fetch, ShareFetch: open records length, or SIZE_MAX */
+    size_t members_at;       /* DescribeGroup: the members count, or SIZE_MAX */
     const void *part_schema; /* the partition element being written */
     int32_t topic_count;
     int32_t part_count;
     int32_t member_count;
     uint32_t part_total;
-    uint8_t section;       /* DescribeGroup: members, then offsets */
+    uint8_t section;          /* DescribeGroup: members, then offsets */
     uint64_t spliced_records; /* bytes spliced into the open records field */
     uint64_t spliced_total;   /* bytes spliced into the frame */
 };
@@ -406,7 +404,7 @@ struct proto_dec {
     uint16_t api_version;
     bool response;
     uint8_t shape;
-    uint8_t section;     /* DescribeGroup: members, then offsets */
+    uint8_t section; /* DescribeGroup: members, then offsets */
     int32_t topic_count;
     uint32_t partition_count;
     int32_t topics_left;
@@ -427,9 +425,9 @@ struct proto_topic_config {
 };
 
 struct proto_topic {
-    struct proto_str name;   /* never null */
-    int err;                 /* Metadata response only; 0 elsewhere */
-    int32_t partition_count; /* 0 where a topic has no partition array */
+    struct proto_str name;            /* never null */
+    int err;                          /* Metadata response only; 0 elsewhere */
+    int32_t partition_count;          /* 0 where a topic has no partition array */
     struct proto_topic_config config; /* Metadata response v1 only; else zero */
 };
 
@@ -474,18 +472,15 @@ struct proto_api_versions_resp {
     struct proto_api_range apis[PROTO_API_RANGES_MAX];
 };
 
-MUST_USE int proto_api_versions_req_encode(struct wr *w, uint16_t version,
-                                           uint32_t correlation_id,
+MUST_USE int proto_api_versions_req_encode(struct wr *w, uint16_t version, uint32_t correlation_id,
                                            struct proto_str client_id);
 MUST_USE int proto_api_versions_req_decode(struct rd *body, uint16_t version);
 
 /* Fills resp with every api and version this codec speaks. */
-void proto_api_versions_fill(struct proto_api_versions_resp *resp,
-                             uint32_t frame_bytes_max);
+void proto_api_versions_fill(struct proto_api_versions_resp *resp, uint32_t frame_bytes_max);
 /* One-shot: returns as proto_enc_end(); -NG_EBADCOUNT for api_count over
  * PROTO_API_RANGES_MAX. */
-MUST_USE int proto_api_versions_resp_encode(struct wr *w, uint16_t version,
-                                            uint32_t correlation_id,
+MUST_USE int proto_api_versions_resp_encode(struct wr *w, uint16_t version, uint32_t correlation_id,
                                             const struct proto_api_versions_resp *resp);
 MUST_USE int proto_api_versions_resp_decode(struct rd *body, uint16_t version,
                                             struct proto_api_versions_resp *out);
@@ -512,27 +507,21 @@ struct proto_metadata_partition {
 
 /* topics_all: send a null array; no proto_enc_topic() may follow. */
 void proto_metadata_req_begin(struct proto_enc *e, struct wr *w, uint16_t version,
-                              uint32_t correlation_id, struct proto_str client_id,
-                              bool topics_all);
-MUST_USE int proto_metadata_req_decode(struct rd *body, uint16_t version,
-                                       struct proto_dec *d);
+                              uint32_t correlation_id, struct proto_str client_id, bool topics_all);
+MUST_USE int proto_metadata_req_decode(struct rd *body, uint16_t version, struct proto_dec *d);
 
 void proto_metadata_resp_begin(struct proto_enc *e, struct wr *w, uint16_t version,
-                               uint32_t correlation_id,
-                               const struct proto_metadata_resp *m);
+                               uint32_t correlation_id, const struct proto_metadata_resp *m);
 /* Adds a topic; in v1 its configuration is written as all zeros (for a
  * topic with an error). */
 void proto_metadata_resp_topic(struct proto_enc *e, struct proto_str name, int err);
 /* Adds a topic with its configuration; v0 leaves the configuration out. */
 void proto_metadata_resp_topic_config(struct proto_enc *e, struct proto_str name, int err,
                                       const struct proto_topic_config *cfg);
-void proto_metadata_resp_partition(struct proto_enc *e,
-                                   const struct proto_metadata_partition *p);
+void proto_metadata_resp_partition(struct proto_enc *e, const struct proto_metadata_partition *p);
 MUST_USE int proto_metadata_resp_decode(struct rd *body, uint16_t version,
-                                        struct proto_metadata_resp *out,
-                                        struct proto_dec *d);
-bool proto_metadata_resp_next_partition(struct proto_dec *d,
-                                        struct proto_metadata_partition *p);
+                                        struct proto_metadata_resp *out, struct proto_dec *d);
+bool proto_metadata_resp_next_partition(struct proto_dec *d, struct proto_metadata_partition *p);
 
 /* CreateTopics. Request: per topic a name, a partition count and config;
  * -1 (PROTO_CONFIG_DEFAULT) takes the broker's default, -2
@@ -553,17 +542,14 @@ struct proto_topic_result {
     int err;
 };
 
-void proto_create_topics_req_begin(struct proto_enc *e, struct wr *w,
-                                   uint16_t version, uint32_t correlation_id,
-                                   struct proto_str client_id);
-void proto_create_topics_req_topic(struct proto_enc *e,
-                                   const struct proto_create_topic *t);
-MUST_USE int proto_create_topics_req_decode(struct rd *body, uint16_t version,
-                                            struct proto_dec *d);
+void proto_create_topics_req_begin(struct proto_enc *e, struct wr *w, uint16_t version,
+                                   uint32_t correlation_id, struct proto_str client_id);
+void proto_create_topics_req_topic(struct proto_enc *e, const struct proto_create_topic *t);
+MUST_USE int proto_create_topics_req_decode(struct rd *body, uint16_t version, struct proto_dec *d);
 bool proto_create_topics_req_next(struct proto_dec *d, struct proto_create_topic *t);
 
-void proto_create_topics_resp_begin(struct proto_enc *e, struct wr *w,
-                                    uint16_t version, uint32_t correlation_id);
+void proto_create_topics_resp_begin(struct proto_enc *e, struct wr *w, uint16_t version,
+                                    uint32_t correlation_id);
 MUST_USE int proto_create_topics_resp_decode(struct rd *body, uint16_t version,
                                              struct proto_dec *d);
 
@@ -573,13 +559,11 @@ bool proto_next_topic_result(struct proto_dec *d, struct proto_topic_result *r);
 
 /* DeleteTopics. Request: names (proto_enc_topic / proto_next_topic).
  * Response: topic results, as CreateTopics. */
-void proto_delete_topics_req_begin(struct proto_enc *e, struct wr *w,
-                                   uint16_t version, uint32_t correlation_id,
-                                   struct proto_str client_id);
-MUST_USE int proto_delete_topics_req_decode(struct rd *body, uint16_t version,
-                                            struct proto_dec *d);
-void proto_delete_topics_resp_begin(struct proto_enc *e, struct wr *w,
-                                    uint16_t version, uint32_t correlation_id);
+void proto_delete_topics_req_begin(struct proto_enc *e, struct wr *w, uint16_t version,
+                                   uint32_t correlation_id, struct proto_str client_id);
+MUST_USE int proto_delete_topics_req_decode(struct rd *body, uint16_t version, struct proto_dec *d);
+void proto_delete_topics_resp_begin(struct proto_enc *e, struct wr *w, uint16_t version,
+                                    uint32_t correlation_id);
 MUST_USE int proto_delete_topics_resp_decode(struct rd *body, uint16_t version,
                                              struct proto_dec *d);
 
@@ -608,22 +592,17 @@ struct proto_produce_resp_partition {
 void proto_produce_req_begin(struct proto_enc *e, struct wr *w, uint16_t version,
                              uint32_t correlation_id, struct proto_str client_id,
                              const struct proto_produce_req *req);
-void proto_produce_req_partition(struct proto_enc *e,
-                                 const struct proto_produce_req_partition *p);
+void proto_produce_req_partition(struct proto_enc *e, const struct proto_produce_req_partition *p);
 MUST_USE int proto_produce_req_decode(struct rd *body, uint16_t version,
-                                      struct proto_produce_req *out,
-                                      struct proto_dec *d);
-bool proto_produce_req_next_partition(struct proto_dec *d,
-                                      struct proto_produce_req_partition *p);
+                                      struct proto_produce_req *out, struct proto_dec *d);
+bool proto_produce_req_next_partition(struct proto_dec *d, struct proto_produce_req_partition *p);
 
 void proto_produce_resp_begin(struct proto_enc *e, struct wr *w, uint16_t version,
                               uint32_t correlation_id);
 void proto_produce_resp_partition(struct proto_enc *e,
                                   const struct proto_produce_resp_partition *p);
-MUST_USE int proto_produce_resp_decode(struct rd *body, uint16_t version,
-                                       struct proto_dec *d);
-bool proto_produce_resp_next_partition(struct proto_dec *d,
-                                       struct proto_produce_resp_partition *p);
+MUST_USE int proto_produce_resp_decode(struct rd *body, uint16_t version, struct proto_dec *d);
+bool proto_produce_resp_next_partition(struct proto_dec *d, struct proto_produce_resp_partition *p);
 
 /* Fetch. Request: long-poll limits, then per partition the first offset
  * wanted and a byte limit. The decoder refuses negative wait_max_ms,
@@ -650,7 +629,7 @@ struct proto_fetch_resp_partition {
     int64_t offset_latest;  /* the high watermark: next offset written */
     const uint8_t *records; /* whole batches; into the frame */
     uint32_t records_bytes;
-    int64_t offset_resume;  /* v1: with -NG_ECORRUPT, the first offset past the
+    int64_t offset_resume; /* v1: with -NG_ECORRUPT, the first offset past the
                                damaged range holding the fetch offset, -1 when
                                not known; -1 otherwise. Decoded v0: -1 */
 };
@@ -658,18 +637,15 @@ struct proto_fetch_resp_partition {
 void proto_fetch_req_begin(struct proto_enc *e, struct wr *w, uint16_t version,
                            uint32_t correlation_id, struct proto_str client_id,
                            const struct proto_fetch_req *req);
-void proto_fetch_req_partition(struct proto_enc *e,
-                               const struct proto_fetch_req_partition *p);
-MUST_USE int proto_fetch_req_decode(struct rd *body, uint16_t version,
-                                    struct proto_fetch_req *out, struct proto_dec *d);
-bool proto_fetch_req_next_partition(struct proto_dec *d,
-                                    struct proto_fetch_req_partition *p);
+void proto_fetch_req_partition(struct proto_enc *e, const struct proto_fetch_req_partition *p);
+MUST_USE int proto_fetch_req_decode(struct rd *body, uint16_t version, struct proto_fetch_req *out,
+                                    struct proto_dec *d);
+bool proto_fetch_req_next_partition(struct proto_dec *d, struct proto_fetch_req_partition *p);
 
 void proto_fetch_resp_begin(struct proto_enc *e, struct wr *w, uint16_t version,
                             uint32_t correlation_id);
 /* Adds a partition, copying p->records_bytes bytes from p->records. */
-void proto_fetch_resp_partition(struct proto_enc *e,
-                                const struct proto_fetch_resp_partition *p);
+void proto_fetch_resp_partition(struct proto_enc *e, const struct proto_fetch_resp_partition *p);
 /* Zero-copy form: writes the partition's fields and a placeholder records
  * length (p->records is ignored). Until proto_fetch_resp_partition_end()
  * the caller appends the batches to e->w itself: wr_bytes(), or wr_take()
@@ -690,10 +666,8 @@ void proto_fetch_resp_partition_fail(struct proto_enc *e, int err, int64_t offse
  * part of the answer: net/loop.h, loop_resp_file). They count in the
  * records length and in the frame length proto_enc_end() writes. */
 void proto_fetch_resp_spliced(struct proto_enc *e, uint64_t n);
-MUST_USE int proto_fetch_resp_decode(struct rd *body, uint16_t version,
-                                     struct proto_dec *d);
-bool proto_fetch_resp_next_partition(struct proto_dec *d,
-                                     struct proto_fetch_resp_partition *p);
+MUST_USE int proto_fetch_resp_decode(struct rd *body, uint16_t version, struct proto_dec *d);
+bool proto_fetch_resp_next_partition(struct proto_dec *d, struct proto_fetch_resp_partition *p);
 
 /* ListOffsets. Request: per partition a timestamp: -2 earliest, -1 latest,
  * else the first offset with a timestamp >= it. Response: per partition an
@@ -711,22 +685,19 @@ struct proto_list_offsets_resp_partition {
     int64_t offset;
 };
 
-void proto_list_offsets_req_begin(struct proto_enc *e, struct wr *w,
-                                  uint16_t version, uint32_t correlation_id,
-                                  struct proto_str client_id);
+void proto_list_offsets_req_begin(struct proto_enc *e, struct wr *w, uint16_t version,
+                                  uint32_t correlation_id, struct proto_str client_id);
 void proto_list_offsets_req_partition(struct proto_enc *e,
                                       const struct proto_list_offsets_req_partition *p);
-MUST_USE int proto_list_offsets_req_decode(struct rd *body, uint16_t version,
-                                           struct proto_dec *d);
+MUST_USE int proto_list_offsets_req_decode(struct rd *body, uint16_t version, struct proto_dec *d);
 bool proto_list_offsets_req_next_partition(struct proto_dec *d,
                                            struct proto_list_offsets_req_partition *p);
 
-void proto_list_offsets_resp_begin(struct proto_enc *e, struct wr *w,
-                                   uint16_t version, uint32_t correlation_id);
+void proto_list_offsets_resp_begin(struct proto_enc *e, struct wr *w, uint16_t version,
+                                   uint32_t correlation_id);
 void proto_list_offsets_resp_partition(struct proto_enc *e,
                                        const struct proto_list_offsets_resp_partition *p);
-MUST_USE int proto_list_offsets_resp_decode(struct rd *body, uint16_t version,
-                                            struct proto_dec *d);
+MUST_USE int proto_list_offsets_resp_decode(struct rd *body, uint16_t version, struct proto_dec *d);
 bool proto_list_offsets_resp_next_partition(struct proto_dec *d,
                                             struct proto_list_offsets_resp_partition *p);
 
@@ -738,8 +709,7 @@ struct proto_init_producer_id_resp {
 };
 
 MUST_USE int proto_init_producer_id_req_encode(struct wr *w, uint16_t version,
-                                               uint32_t correlation_id,
-                                               struct proto_str client_id);
+                                               uint32_t correlation_id, struct proto_str client_id);
 MUST_USE int proto_init_producer_id_req_decode(struct rd *body, uint16_t version);
 MUST_USE int proto_init_producer_id_resp_encode(struct wr *w, uint16_t version,
                                                 uint32_t correlation_id,
@@ -777,10 +747,8 @@ void proto_join_group_req_begin(struct proto_enc *e, struct wr *w, uint16_t vers
                                 uint32_t correlation_id, struct proto_str client_id,
                                 const struct proto_join_group_req *req);
 MUST_USE int proto_join_group_req_decode(struct rd *body, uint16_t version,
-                                         struct proto_join_group_req *out,
-                                         struct proto_dec *d);
-MUST_USE int proto_join_group_resp_encode(struct wr *w, uint16_t version,
-                                          uint32_t correlation_id,
+                                         struct proto_join_group_req *out, struct proto_dec *d);
+MUST_USE int proto_join_group_resp_encode(struct wr *w, uint16_t version, uint32_t correlation_id,
                                           const struct proto_join_group_resp *r);
 MUST_USE int proto_join_group_resp_decode(struct rd *body, uint16_t version,
                                           struct proto_join_group_resp *out);
@@ -812,8 +780,7 @@ MUST_USE int proto_heartbeat_req_decode(struct rd *body, uint16_t version,
 void proto_heartbeat_resp_begin(struct proto_enc *e, struct wr *w, uint16_t version,
                                 uint32_t correlation_id, const struct proto_heartbeat_resp *r);
 MUST_USE int proto_heartbeat_resp_decode(struct rd *body, uint16_t version,
-                                         struct proto_heartbeat_resp *out,
-                                         struct proto_dec *d);
+                                         struct proto_heartbeat_resp *out, struct proto_dec *d);
 
 /* LeaveGroup. Request: group and member id. Response: an error. */
 struct proto_leave_group_req {
@@ -821,13 +788,13 @@ struct proto_leave_group_req {
     struct proto_str member_id;
 };
 
-MUST_USE int proto_leave_group_req_encode(struct wr *w, uint16_t version,
-                                          uint32_t correlation_id, struct proto_str client_id,
+MUST_USE int proto_leave_group_req_encode(struct wr *w, uint16_t version, uint32_t correlation_id,
+                                          struct proto_str client_id,
                                           const struct proto_leave_group_req *r);
 MUST_USE int proto_leave_group_req_decode(struct rd *body, uint16_t version,
                                           struct proto_leave_group_req *out);
-MUST_USE int proto_leave_group_resp_encode(struct wr *w, uint16_t version,
-                                           uint32_t correlation_id, int err);
+MUST_USE int proto_leave_group_resp_encode(struct wr *w, uint16_t version, uint32_t correlation_id,
+                                           int err);
 MUST_USE int proto_leave_group_resp_decode(struct rd *body, uint16_t version, int *err_out);
 
 /* OffsetCommit. Request: group, member id (null: a commit from outside the
@@ -873,8 +840,7 @@ MUST_USE int proto_offset_fetch_req_decode(struct rd *body, uint16_t version,
                                            struct proto_str *group_out, struct proto_dec *d);
 void proto_offset_fetch_resp_begin(struct proto_enc *e, struct wr *w, uint16_t version,
                                    uint32_t correlation_id);
-MUST_USE int proto_offset_fetch_resp_decode(struct rd *body, uint16_t version,
-                                            struct proto_dec *d);
+MUST_USE int proto_offset_fetch_resp_decode(struct rd *body, uint16_t version, struct proto_dec *d);
 
 /* ListGroups. Empty request. Response: per group its id, kind
  * (PROTO_GROUP_KIND_*; a newer broker may send others) and member count. */
@@ -884,14 +850,13 @@ struct proto_group_listing {
     int32_t member_count;
 };
 
-MUST_USE int proto_list_groups_req_encode(struct wr *w, uint16_t version,
-                                          uint32_t correlation_id, struct proto_str client_id);
+MUST_USE int proto_list_groups_req_encode(struct wr *w, uint16_t version, uint32_t correlation_id,
+                                          struct proto_str client_id);
 MUST_USE int proto_list_groups_req_decode(struct rd *body, uint16_t version);
 void proto_list_groups_resp_begin(struct proto_enc *e, struct wr *w, uint16_t version,
                                   uint32_t correlation_id);
 void proto_list_groups_resp_group(struct proto_enc *e, const struct proto_group_listing *g);
-MUST_USE int proto_list_groups_resp_decode(struct rd *body, uint16_t version,
-                                           struct proto_dec *d);
+MUST_USE int proto_list_groups_resp_decode(struct rd *body, uint16_t version, struct proto_dec *d);
 bool proto_list_groups_resp_next(struct proto_dec *d, struct proto_group_listing *g);
 
 /* DescribeGroup. Request: group. Response: an error, the kind and
@@ -921,7 +886,7 @@ struct proto_group_member_desc {
 struct proto_group_offset_desc {
     int32_t partition;
     int64_t committed;
-    int64_t end;          /* log end offset; -1 when the topic is gone */
+    int64_t end; /* log end offset; -1 when the topic is gone */
     int64_t lag_records;
     int64_t lag_ms;
 };
@@ -936,25 +901,21 @@ void proto_describe_group_resp_begin(struct proto_enc *e, struct wr *w, uint16_t
                                      const struct proto_describe_group_resp *r);
 void proto_describe_group_resp_member(struct proto_enc *e, struct proto_str member_id);
 void proto_describe_group_resp_offsets(struct proto_enc *e);
-void proto_describe_group_resp_offset(struct proto_enc *e,
-                                      const struct proto_group_offset_desc *o);
+void proto_describe_group_resp_offset(struct proto_enc *e, const struct proto_group_offset_desc *o);
 MUST_USE int proto_describe_group_resp_decode(struct rd *body, uint16_t version,
                                               struct proto_describe_group_resp *out,
                                               struct proto_dec *d);
-bool proto_describe_group_resp_next_member(struct proto_dec *d,
-                                           struct proto_group_member_desc *m);
+bool proto_describe_group_resp_next_member(struct proto_dec *d, struct proto_group_member_desc *m);
 void proto_describe_group_resp_seek_offsets(struct proto_dec *d);
-bool proto_describe_group_resp_next_offset(struct proto_dec *d,
-                                           struct proto_group_offset_desc *o);
+bool proto_describe_group_resp_next_offset(struct proto_dec *d, struct proto_group_offset_desc *o);
 
 /* DeleteGroup. Request: group. Response: an error. */
-MUST_USE int proto_delete_group_req_encode(struct wr *w, uint16_t version,
-                                           uint32_t correlation_id, struct proto_str client_id,
-                                           struct proto_str group);
+MUST_USE int proto_delete_group_req_encode(struct wr *w, uint16_t version, uint32_t correlation_id,
+                                           struct proto_str client_id, struct proto_str group);
 MUST_USE int proto_delete_group_req_decode(struct rd *body, uint16_t version,
                                            struct proto_str *group_out);
-MUST_USE int proto_delete_group_resp_encode(struct wr *w, uint16_t version,
-                                            uint32_t correlation_id, int err);
+MUST_USE int proto_delete_group_resp_encode(struct wr *w, uint16_t version, uint32_t correlation_id,
+                                            int err);
 MUST_USE int proto_delete_group_resp_decode(struct rd *body, uint16_t version, int *err_out);
 
 /* ResetOffsets. Request: group, target (PROTO_RESET_*) and its value, then
@@ -1025,8 +986,7 @@ void proto_share_fetch_req_begin(struct proto_enc *e, struct wr *w, uint16_t ver
                                  uint32_t correlation_id, struct proto_str client_id,
                                  const struct proto_share_fetch_req *req);
 MUST_USE int proto_share_fetch_req_decode(struct rd *body, uint16_t version,
-                                          struct proto_share_fetch_req *out,
-                                          struct proto_dec *d);
+                                          struct proto_share_fetch_req *out, struct proto_dec *d);
 void proto_share_fetch_resp_begin(struct proto_enc *e, struct wr *w, uint16_t version,
                                   uint32_t correlation_id, const struct proto_share_fetch_resp *r);
 /* Adds a partition, copying p->records_bytes bytes from p->records. */
@@ -1040,8 +1000,7 @@ void proto_share_fetch_resp_partition_begin(struct proto_enc *e,
                                             const struct proto_share_fetch_resp_partition *p);
 void proto_share_fetch_resp_partition_end(struct proto_enc *e);
 MUST_USE int proto_share_fetch_resp_decode(struct rd *body, uint16_t version,
-                                           struct proto_share_fetch_resp *out,
-                                           struct proto_dec *d);
+                                           struct proto_share_fetch_resp *out, struct proto_dec *d);
 bool proto_share_fetch_resp_next_partition(struct proto_dec *d,
                                            struct proto_share_fetch_resp_partition *p);
 /* Range i (< p->acquired_count) of a decoded partition. */
@@ -1087,8 +1046,7 @@ void proto_share_ack_at(const struct proto_share_ack_req_partition *p, uint32_t 
                         struct proto_share_ack *out);
 void proto_share_ack_resp_begin(struct proto_enc *e, struct wr *w, uint16_t version,
                                 uint32_t correlation_id);
-MUST_USE int proto_share_ack_resp_decode(struct rd *body, uint16_t version,
-                                         struct proto_dec *d);
+MUST_USE int proto_share_ack_resp_decode(struct rd *body, uint16_t version, struct proto_dec *d);
 
 /* DlqRedrive. Request: a dead-letter topic's name. Response: an error and
  * how many records were republished to their source topics. */
@@ -1097,13 +1055,11 @@ struct proto_dlq_redrive_resp {
     int64_t records;
 };
 
-MUST_USE int proto_dlq_redrive_req_encode(struct wr *w, uint16_t version,
-                                          uint32_t correlation_id, struct proto_str client_id,
-                                          struct proto_str topic);
+MUST_USE int proto_dlq_redrive_req_encode(struct wr *w, uint16_t version, uint32_t correlation_id,
+                                          struct proto_str client_id, struct proto_str topic);
 MUST_USE int proto_dlq_redrive_req_decode(struct rd *body, uint16_t version,
                                           struct proto_str *topic_out);
-MUST_USE int proto_dlq_redrive_resp_encode(struct wr *w, uint16_t version,
-                                           uint32_t correlation_id,
+MUST_USE int proto_dlq_redrive_resp_encode(struct wr *w, uint16_t version, uint32_t correlation_id,
                                            const struct proto_dlq_redrive_resp *r);
 MUST_USE int proto_dlq_redrive_resp_decode(struct rd *body, uint16_t version,
                                            struct proto_dlq_redrive_resp *out);

@@ -26,12 +26,10 @@ static_assert(BATCH_OFF_CHECKSUM + 4 == BATCH_CHECKSUM_FROM,
 static_assert(BATCH_OFF_LEADER_EPOCH + 4 == BATCH_OFF_MAGIC &&
                   BATCH_OFF_MAGIC + 1 == BATCH_OFF_CHECKSUM,
               "Kafka's RecordBatch v2: epoch, magic, crc");
-static_assert(BATCH_OFF_LENGTH + 4 == BATCH_PREFIX_BYTES,
-              "length counts the bytes after itself");
+static_assert(BATCH_OFF_LENGTH + 4 == BATCH_PREFIX_BYTES, "length counts the bytes after itself");
 static_assert(BATCH_BYTES_LIMIT <= INT32_MAX,
               "batch bytes, and so every length inside, fit an i32");
-static_assert(BATCH_ATTR_CODEC_MASK <= BATCH_ATTR_KNOWN_MASK,
-              "codec bits are known bits");
+static_assert(BATCH_ATTR_CODEC_MASK <= BATCH_ATTR_KNOWN_MASK, "codec bits are known bits");
 
 /* The length field's smallest value: a header and no records. */
 #define BATCH_LENGTH_MIN (BATCH_HEADER_BYTES - BATCH_PREFIX_BYTES)
@@ -44,7 +42,7 @@ static_assert(BATCH_ATTR_CODEC_MASK <= BATCH_ATTR_KNOWN_MASK,
 #define RECORD_HEADER_BYTES_MIN 2
 
 /* The most records any batch can hold; bounds counts before any arithmetic. */
-#define BATCH_RECORD_COUNT_MAX                                               \
+#define BATCH_RECORD_COUNT_MAX \
     ((int32_t)((BATCH_BYTES_LIMIT - BATCH_HEADER_BYTES) / BATCH_RECORD_BYTES_MIN))
 
 static size_t size_min(size_t a, size_t b) { return a < b ? a : b; }
@@ -72,8 +70,7 @@ static void header_read(const uint8_t *buf, struct batch_header *h)
 }
 
 /* The length field against the format and against the caller's maximum. */
-static int header_check_length(const struct batch_header *h,
-                               size_t batch_bytes_max)
+static int header_check_length(const struct batch_header *h, size_t batch_bytes_max)
 {
     if (h->length < BATCH_LENGTH_MIN) {
         return -NG_EBADLEN;
@@ -110,8 +107,7 @@ static int header_check_fields(const struct batch_header *h)
     if ((h->attributes & (BATCH_ATTR_TRANSACTIONAL | BATCH_ATTR_CONTROL)) != 0) {
         return -NG_ETRANSACTIONAL;
     }
-    if ((h->attributes & ~BATCH_ATTR_KNOWN_MASK) != 0 ||
-        batch_codec(h) > BATCH_CODEC_LAST) {
+    if ((h->attributes & ~BATCH_ATTR_KNOWN_MASK) != 0 || batch_codec(h) > BATCH_CODEC_LAST) {
         return -NG_EBADCODEC;
     }
     int rc = header_check_counts(h);
@@ -176,8 +172,7 @@ void batch_seal(uint8_t *batch, size_t bytes)
  * as -NG_ECHECKSUM, not as whatever the flipped field happens to break. The
  * magic is outside the CRC (Kafka's layout) and checked first of the
  * fields: a batch of another format must not be read as a checksum error. */
-int batch_validate(const uint8_t *buf, size_t len, size_t batch_bytes_max,
-                   struct batch_header *out)
+int batch_validate(const uint8_t *buf, size_t len, size_t batch_bytes_max, struct batch_header *out)
 {
     ASSERT(out != NULL);
     ASSERT(buf != NULL || len == 0);
@@ -254,9 +249,8 @@ void batch_zctx_fini(struct batch_zctx *z)
 
 /* ---- builder ---- */
 
-void batch_builder_init(struct batch_builder *b, uint8_t *buf, size_t cap,
-                        enum batch_codec codec, int64_t producer_id,
-                        int16_t producer_epoch, int32_t sequence_base)
+void batch_builder_init(struct batch_builder *b, uint8_t *buf, size_t cap, enum batch_codec codec,
+                        int64_t producer_id, int16_t producer_epoch, int32_t sequence_base)
 {
     ASSERT(b != NULL && buf != NULL);
     ASSERT(cap >= BATCH_HEADER_BYTES);
@@ -274,22 +268,16 @@ void batch_builder_init(struct batch_builder *b, uint8_t *buf, size_t cap,
 }
 
 /* Bytes of a length-prefixed field: varint length, then the bytes. */
-static size_t field_bytes(int32_t len)
-{
-    return varint_len(len) + (len > 0 ? (size_t)len : 0);
-}
+static size_t field_bytes(int32_t len) { return varint_len(len) + (len > 0 ? (size_t)len : 0); }
 
 /* Sums the encoded size of the record body into *body_out, giving up with
  * -NG_ENOSPACE as soon as it passes room (so the sum cannot overflow). */
-static int record_body_bytes(int64_t ts_delta, int32_t offset_delta,
-                             int32_t key_len, int32_t value_len,
-                             const struct batch_kv *headers,
-                             uint32_t header_count, size_t room,
-                             size_t *body_out)
+static int record_body_bytes(int64_t ts_delta, int32_t offset_delta, int32_t key_len,
+                             int32_t value_len, const struct batch_kv *headers,
+                             uint32_t header_count, size_t room, size_t *body_out)
 {
-    size_t n = 1 + varint_len(ts_delta) + varint_len(offset_delta) +
-               field_bytes(key_len) + field_bytes(value_len) +
-               varint_len(header_count);
+    size_t n = 1 + varint_len(ts_delta) + varint_len(offset_delta) + field_bytes(key_len) +
+               field_bytes(value_len) + varint_len(header_count);
     for (uint32_t i = 0; i < header_count && n <= room; i++) {
         n += field_bytes(headers[i].key_len) + field_bytes(headers[i].value_len);
     }
@@ -308,9 +296,8 @@ static void wr_field(struct wr *w, const void *p, int32_t len)
     }
 }
 
-static void record_write(struct wr *w, size_t body, int64_t ts_delta,
-                         int32_t offset_delta, const void *key, int32_t key_len,
-                         const void *value, int32_t value_len,
+static void record_write(struct wr *w, size_t body, int64_t ts_delta, int32_t offset_delta,
+                         const void *key, int32_t key_len, const void *value, int32_t value_len,
                          const struct batch_kv *headers, uint32_t header_count)
 {
     wr_varint(w, (int64_t)body);
@@ -326,9 +313,8 @@ static void record_write(struct wr *w, size_t body, int64_t ts_delta,
     }
 }
 
-static bool lengths_ok(const void *key, int32_t key_len, const void *value,
-                       int32_t value_len, const struct batch_kv *headers,
-                       uint32_t header_count)
+static bool lengths_ok(const void *key, int32_t key_len, const void *value, int32_t value_len,
+                       const struct batch_kv *headers, uint32_t header_count)
 {
     ASSERT(key != NULL || key_len <= 0);
     ASSERT(value != NULL || value_len <= 0);
@@ -349,10 +335,9 @@ static bool lengths_ok(const void *key, int32_t key_len, const void *value,
 
 /* Everything is measured and checked before the first byte is written, so a
  * failed add leaves the builder exactly as it was. */
-int batch_builder_add(struct batch_builder *b, int64_t timestamp_ms,
-                      const void *key, int32_t key_len, const void *value,
-                      int32_t value_len, const struct batch_kv *headers,
-                      uint32_t header_count)
+int batch_builder_add(struct batch_builder *b, int64_t timestamp_ms, const void *key,
+                      int32_t key_len, const void *value, int32_t value_len,
+                      const struct batch_kv *headers, uint32_t header_count)
 {
     ASSERT(b != NULL && b->buf != NULL && b->pos <= b->cap);
     if (!lengths_ok(key, key_len, value, value_len, headers, header_count)) {
@@ -368,8 +353,8 @@ int batch_builder_add(struct batch_builder *b, int64_t timestamp_ms,
     }
     size_t room = b->cap - b->pos;
     size_t body = 0;
-    int rc = record_body_bytes(ts_delta, b->record_count, key_len, value_len,
-                               headers, header_count, room, &body);
+    int rc = record_body_bytes(ts_delta, b->record_count, key_len, value_len, headers, header_count,
+                               room, &body);
     if (rc != 0) {
         return rc;
     }
@@ -378,8 +363,8 @@ int batch_builder_add(struct batch_builder *b, int64_t timestamp_ms,
         return -NG_ENOSPACE;
     }
     struct wr w = wr_make(b->buf + b->pos, room);
-    record_write(&w, body, ts_delta, b->record_count, key, key_len, value,
-                 value_len, headers, header_count);
+    record_write(&w, body, ts_delta, b->record_count, key, key_len, value, value_len, headers,
+                 header_count);
     ASSERT(w.err == 0 && w.pos == total);
     b->pos += total;
     b->record_count++;
@@ -402,8 +387,8 @@ static int builder_compress(struct batch_builder *b, struct batch_zctx *z)
     /* Room for one byte less than the input: zstd fails with
      * dstSize_tooSmall exactly when compression would not pay. Any other
      * failure also leaves the (always valid) uncompressed batch. */
-    size_t c = ZSTD_compress2(z->cctx, z->scratch, records - 1,
-                              b->buf + BATCH_HEADER_BYTES, records);
+    size_t c =
+        ZSTD_compress2(z->cctx, z->scratch, records - 1, b->buf + BATCH_HEADER_BYTES, records);
     if (ZSTD_isError(c)) {
         return BATCH_CODEC_NONE;
     }
@@ -416,13 +401,13 @@ static int builder_compress(struct batch_builder *b, struct batch_zctx *z)
 static void builder_write_header(struct batch_builder *b, enum batch_codec codec)
 {
     struct wr w = wr_make(b->buf, BATCH_HEADER_BYTES);
-    wr_be64(&w, 0);                                          /* offset base */
-    wr_be32(&w, (uint32_t)(b->pos - BATCH_PREFIX_BYTES));    /* length */
-    wr_be32(&w, 0);                                          /* leader epoch */
+    wr_be64(&w, 0);                                       /* offset base */
+    wr_be32(&w, (uint32_t)(b->pos - BATCH_PREFIX_BYTES)); /* length */
+    wr_be32(&w, 0);                                       /* leader epoch */
     wr_u8(&w, BATCH_MAGIC);
-    wr_be32(&w, 0);                                          /* checksum */
+    wr_be32(&w, 0); /* checksum */
     wr_be16(&w, (uint16_t)codec);
-    wr_be32(&w, (uint32_t)(b->record_count - 1));            /* last delta */
+    wr_be32(&w, (uint32_t)(b->record_count - 1)); /* last delta */
     wr_be64(&w, (uint64_t)b->timestamp_first_ms);
     wr_be64(&w, (uint64_t)b->timestamp_max_ms);
     wr_be64(&w, (uint64_t)b->producer_id);
@@ -434,8 +419,7 @@ static void builder_write_header(struct batch_builder *b, enum batch_codec codec
     batch_seal(b->buf, b->pos);
 }
 
-int batch_builder_finish(struct batch_builder *b, struct batch_zctx *z,
-                         size_t *bytes_out)
+int batch_builder_finish(struct batch_builder *b, struct batch_zctx *z, size_t *bytes_out)
 {
     ASSERT(b != NULL && b->buf != NULL && bytes_out != NULL);
     if (b->record_count == 0) {
@@ -621,8 +605,8 @@ static int snappy_decompress(const uint8_t *src, size_t n, uint8_t *out, size_t 
     return 0;
 }
 
-int batch_decompress(struct batch_zctx *z, enum batch_codec codec, const uint8_t *src,
-                     size_t n, uint8_t *out, size_t out_cap, size_t *size_out)
+int batch_decompress(struct batch_zctx *z, enum batch_codec codec, const uint8_t *src, size_t n,
+                     uint8_t *out, size_t out_cap, size_t *size_out)
 {
     ASSERT(z != NULL && src != NULL && out != NULL && size_out != NULL);
     size_t cap = size_min(out_cap, BATCH_BYTES_LIMIT);
@@ -643,9 +627,8 @@ int batch_decompress(struct batch_zctx *z, enum batch_codec codec, const uint8_t
 
 /* Validates the batch and points br->records at its records section,
  * decompressing it into out when needed. */
-static int reader_setup(struct batch_reader *br, const uint8_t *batch,
-                        size_t len, size_t batch_bytes_max,
-                        struct batch_zctx *z, uint8_t *out, size_t out_cap)
+static int reader_setup(struct batch_reader *br, const uint8_t *batch, size_t len,
+                        size_t batch_bytes_max, struct batch_zctx *z, uint8_t *out, size_t out_cap)
 {
     int rc = batch_validate(batch, len, batch_bytes_max, &br->hdr);
     if (rc != 0) {
@@ -672,9 +655,8 @@ static int reader_setup(struct batch_reader *br, const uint8_t *batch,
     return 0;
 }
 
-int batch_reader_open(struct batch_reader *br, const uint8_t *batch,
-                      size_t len, size_t batch_bytes_max, struct batch_zctx *z,
-                      uint8_t *out, size_t out_cap)
+int batch_reader_open(struct batch_reader *br, const uint8_t *batch, size_t len,
+                      size_t batch_bytes_max, struct batch_zctx *z, uint8_t *out, size_t out_cap)
 {
     ASSERT(br != NULL);
     *br = (struct batch_reader){0};
@@ -733,8 +715,8 @@ static void rd_headers(struct rd *body, struct batch_record *rec)
 }
 
 /* Decodes a record body (everything after its length) into *rec. */
-static int record_decode(struct rd *body, const struct batch_header *h,
-                         int32_t index, struct batch_record *rec)
+static int record_decode(struct rd *body, const struct batch_header *h, int32_t index,
+                         struct batch_record *rec)
 {
     uint8_t attributes = rd_u8(body);
     int64_t ts_delta = rd_varint(body);
@@ -806,9 +788,9 @@ int batch_record_next_header(struct batch_record *rec, struct batch_kv *kv)
     return r->err != 0 ? r->err : 1;
 }
 
-int batch_verify_records(const uint8_t *batch, size_t len,
-                         size_t batch_bytes_max, struct batch_zctx *z,
-                         uint8_t *out, size_t out_cap, struct batch_header *hdr_out)
+int batch_verify_records(const uint8_t *batch, size_t len, size_t batch_bytes_max,
+                         struct batch_zctx *z, uint8_t *out, size_t out_cap,
+                         struct batch_header *hdr_out)
 {
     struct batch_reader br;
     int rc = batch_reader_open(&br, batch, len, batch_bytes_max, z, out, out_cap);

@@ -27,19 +27,19 @@
 
 /* Byte offsets of the header fields: Kafka's RecordBatch v2 (magic 2). */
 enum {
-    BATCH_OFF_OFFSET_BASE = 0,         /* i64 */
-    BATCH_OFF_LENGTH = 8,              /* i32: bytes after this field */
-    BATCH_OFF_LEADER_EPOCH = 12,       /* i32: partition leader epoch */
-    BATCH_OFF_MAGIC = 16,              /* i8: 2 */
-    BATCH_OFF_CHECKSUM = 17,           /* u32: CRC-32C of bytes [21, end) */
-    BATCH_OFF_ATTRIBUTES = 21,         /* i16 */
-    BATCH_OFF_LAST_OFFSET_DELTA = 23,  /* i32 */
-    BATCH_OFF_TIMESTAMP_FIRST = 27,    /* i64 ms */
-    BATCH_OFF_TIMESTAMP_MAX = 35,      /* i64 ms */
-    BATCH_OFF_PRODUCER_ID = 43,        /* i64, -1: none */
-    BATCH_OFF_PRODUCER_EPOCH = 51,     /* i16 */
-    BATCH_OFF_SEQUENCE_BASE = 53,      /* i32, -1: none */
-    BATCH_OFF_RECORD_COUNT = 57,       /* i32 */
+    BATCH_OFF_OFFSET_BASE = 0,        /* i64 */
+    BATCH_OFF_LENGTH = 8,             /* i32: bytes after this field */
+    BATCH_OFF_LEADER_EPOCH = 12,      /* i32: partition leader epoch */
+    BATCH_OFF_MAGIC = 16,             /* i8: 2 */
+    BATCH_OFF_CHECKSUM = 17,          /* u32: CRC-32C of bytes [21, end) */
+    BATCH_OFF_ATTRIBUTES = 21,        /* i16 */
+    BATCH_OFF_LAST_OFFSET_DELTA = 23, /* i32 */
+    BATCH_OFF_TIMESTAMP_FIRST = 27,   /* i64 ms */
+    BATCH_OFF_TIMESTAMP_MAX = 35,     /* i64 ms */
+    BATCH_OFF_PRODUCER_ID = 43,       /* i64, -1: none */
+    BATCH_OFF_PRODUCER_EPOCH = 51,    /* i16 */
+    BATCH_OFF_SEQUENCE_BASE = 53,     /* i32, -1: none */
+    BATCH_OFF_RECORD_COUNT = 57,      /* i32 */
     BATCH_HEADER_BYTES = 61,
 };
 
@@ -73,10 +73,10 @@ enum batch_codec {
 
 struct batch_header {
     int64_t offset_base;
-    int32_t length;          /* batch bytes = BATCH_PREFIX_BYTES + length */
-    int32_t leader_epoch;    /* partition leader epoch; the broker's to set */
+    int32_t length;       /* batch bytes = BATCH_PREFIX_BYTES + length */
+    int32_t leader_epoch; /* partition leader epoch; the broker's to set */
     uint8_t magic;
-    uint32_t checksum;       /* CRC-32C */
+    uint32_t checksum; /* CRC-32C */
     uint16_t attributes;
     int32_t last_offset_delta;
     int64_t timestamp_first_ms;
@@ -118,8 +118,7 @@ static inline enum batch_codec batch_codec(const struct batch_header *h)
  * below a header), -NG_ETOOBIG (over batch_bytes_max), -NG_EBADCOUNT (record
  * count or last offset delta) or -NG_EBADARG (timestamps or offset base).
  * On any return *out holds the raw fields read, if len allowed reading them. */
-MUST_USE int batch_header_decode(const uint8_t *buf, size_t len,
-                                 size_t batch_bytes_max,
+MUST_USE int batch_header_decode(const uint8_t *buf, size_t len, size_t batch_bytes_max,
                                  struct batch_header *out);
 
 /* batch_header_decode(), then: the whole batch lies within buf[0..len)
@@ -130,8 +129,8 @@ MUST_USE int batch_header_decode(const uint8_t *buf, size_t len,
  * so a corrupted byte anywhere in [BATCH_OFF_CHECKSUM, end) reads as
  * -NG_ECHECKSUM, never as whatever field it happens to break (a flipped
  * magic byte, outside the CRC, reads as -NG_EBADVERSION). */
-MUST_USE int batch_validate(const uint8_t *buf, size_t len,
-                            size_t batch_bytes_max, struct batch_header *out);
+MUST_USE int batch_validate(const uint8_t *buf, size_t len, size_t batch_bytes_max,
+                            struct batch_header *out);
 
 /* Writes the base offset into a batch in place. The checksum does not cover
  * it, so the batch stays valid. */
@@ -165,11 +164,11 @@ void batch_seal(uint8_t *batch, size_t bytes);
 /* Codec contexts and the builder's scratch buffer, made once and reused so
  * the hot path never allocates. */
 struct batch_zctx {
-    void *cctx;           /* ZSTD_CCtx */
-    void *dctx;           /* ZSTD_DCtx */
-    void *gz;             /* zlib z_stream, inflating gzip */
-    void *lz4;            /* LZ4F_dctx */
-    uint8_t *scratch;     /* batch_bytes_max bytes, for the builder */
+    void *cctx;       /* ZSTD_CCtx */
+    void *dctx;       /* ZSTD_DCtx */
+    void *gz;         /* zlib z_stream, inflating gzip */
+    void *lz4;        /* LZ4F_dctx */
+    uint8_t *scratch; /* batch_bytes_max bytes, for the builder */
     size_t scratch_bytes;
     int level;
 };
@@ -179,15 +178,14 @@ struct batch_zctx {
  * >= BATCH_HEADER_BYTES, level a zstd level (0: zstd's default). Returns 0 or
  * -ENOMEM (nothing left allocated). fini frees and zeroes z; calling it on a
  * zeroed z is harmless. */
-MUST_USE int batch_zctx_init(struct batch_zctx *z, size_t batch_bytes_max,
-                             int level);
+MUST_USE int batch_zctx_init(struct batch_zctx *z, size_t batch_bytes_max, int level);
 void batch_zctx_fini(struct batch_zctx *z);
 
 /* ---- record headers ---- */
 
 struct batch_kv {
     const uint8_t *key;
-    int32_t key_len;   /* >= 0: header keys are never null */
+    int32_t key_len; /* >= 0: header keys are never null */
     const uint8_t *value;
     int32_t value_len; /* -1: null */
 };
@@ -201,7 +199,7 @@ struct batch_kv {
 struct batch_builder {
     uint8_t *buf;
     size_t cap;
-    size_t pos;             /* end of the records written so far */
+    size_t pos; /* end of the records written so far */
     enum batch_codec codec;
     int32_t record_count;
     int64_t timestamp_first_ms;
@@ -216,9 +214,8 @@ struct batch_builder {
  * writes; the reader takes all four). A cap above BATCH_BYTES_LIMIT is used as BATCH_BYTES_LIMIT.
  * producer_id -1 / sequence_base -1 for a non-idempotent producer.
  * buf is the caller's and must outlive the builder. */
-void batch_builder_init(struct batch_builder *b, uint8_t *buf, size_t cap,
-                        enum batch_codec codec, int64_t producer_id,
-                        int16_t producer_epoch, int32_t sequence_base);
+void batch_builder_init(struct batch_builder *b, uint8_t *buf, size_t cap, enum batch_codec codec,
+                        int64_t producer_id, int16_t producer_epoch, int32_t sequence_base);
 
 /* Appends one record. key_len / value_len -1 mean null (key may then be
  * NULL). Returns 0, or -NG_ENOSPACE when the record does not fit in the
@@ -229,25 +226,19 @@ void batch_builder_init(struct batch_builder *b, uint8_t *buf, size_t cap,
  * -NG_ENOSPACE from an empty builder will never fit: the caller must refuse
  * it rather than start another batch. The first record's timestamp becomes
  * timestamp_first; the largest becomes timestamp_max. */
-MUST_USE int batch_builder_add(struct batch_builder *b, int64_t timestamp_ms,
-                               const void *key, int32_t key_len,
-                               const void *value, int32_t value_len,
-                               const struct batch_kv *headers,
-                               uint32_t header_count);
+MUST_USE int batch_builder_add(struct batch_builder *b, int64_t timestamp_ms, const void *key,
+                               int32_t key_len, const void *value, int32_t value_len,
+                               const struct batch_kv *headers, uint32_t header_count);
 
 /* Bytes the batch would take if finished uncompressed now. */
-static inline size_t batch_builder_bytes(const struct batch_builder *b)
-{
-    return b->pos;
-}
+static inline size_t batch_builder_bytes(const struct batch_builder *b) { return b->pos; }
 
 /* Finishes the batch: base offset 0, every header field, the checksum.
  * z is needed for BATCH_CODEC_ZSTD (may be NULL otherwise). On success
  * *bytes_out is the batch's size in buf. Returns 0, -NG_EBADCOUNT for an
  * empty batch, or -NG_ENOSPACE when z's scratch is smaller than the records
  * section. The builder is spent after a successful finish. */
-MUST_USE int batch_builder_finish(struct batch_builder *b,
-                                  struct batch_zctx *z, size_t *bytes_out);
+MUST_USE int batch_builder_finish(struct batch_builder *b, struct batch_zctx *z, size_t *bytes_out);
 
 /* ---- reader ---- */
 
@@ -255,11 +246,11 @@ struct batch_record {
     int64_t offset;
     int64_t timestamp_ms;
     const uint8_t *key;
-    int32_t key_len;       /* -1: null */
+    int32_t key_len; /* -1: null */
     const uint8_t *value;
-    int32_t value_len;     /* -1: null */
+    int32_t value_len; /* -1: null */
     uint32_t header_count;
-    struct rd headers;     /* cursor over the encoded headers */
+    struct rd headers; /* cursor over the encoded headers */
 };
 
 /* Iterates the records of one validated batch. Pointers in a record point
@@ -267,8 +258,8 @@ struct batch_record {
  * long as both are. */
 struct batch_reader {
     struct batch_header hdr;
-    struct rd records;      /* over the (decompressed) records section */
-    int32_t index;          /* records returned so far */
+    struct rd records; /* over the (decompressed) records section */
+    int32_t index;     /* records returned so far */
 };
 
 /* Decompresses a records section src[0..n) of codec (not NONE) into
@@ -282,9 +273,8 @@ struct batch_reader {
  * -NG_ETOOBIG, found before or while decompressing. Returns 0 with the size
  * in *size_out, -NG_ETOOBIG, -NG_EDECOMPRESS (bytes that do not decompress,
  * or trailing bytes), or -NG_EBADCODEC (codec not one of the four). */
-MUST_USE int batch_decompress(struct batch_zctx *z, enum batch_codec codec,
-                              const uint8_t *src, size_t n, uint8_t *out, size_t out_cap,
-                              size_t *size_out);
+MUST_USE int batch_decompress(struct batch_zctx *z, enum batch_codec codec, const uint8_t *src,
+                              size_t n, uint8_t *out, size_t out_cap, size_t *size_out);
 
 /* batch_validate()s the batch, then readies record iteration. A compressed
  * records section is decompressed into out[0..out_cap) using z
@@ -294,9 +284,8 @@ MUST_USE int batch_decompress(struct batch_zctx *z, enum batch_codec codec,
  * Returns 0 or the errors of batch_validate(), -NG_ETOOBIG, -NG_EDECOMPRESS,
  * -NG_EBADCOUNT, -NG_EBADCODEC. After an error, batch_reader_next() returns
  * it again. */
-MUST_USE int batch_reader_open(struct batch_reader *br, const uint8_t *batch,
-                               size_t len, size_t batch_bytes_max,
-                               struct batch_zctx *z, uint8_t *out,
+MUST_USE int batch_reader_open(struct batch_reader *br, const uint8_t *batch, size_t len,
+                               size_t batch_bytes_max, struct batch_zctx *z, uint8_t *out,
                                size_t out_cap);
 
 /* Decodes the next record into *rec. Returns 1 with a record, 0 after the
@@ -311,21 +300,19 @@ MUST_USE int batch_reader_open(struct batch_reader *br, const uint8_t *batch,
  * a record returned has exactly header_count well-formed headers. Errors are
  * sticky: later calls return the same error; 0 is returned again after the
  * end. */
-MUST_USE int batch_reader_next(struct batch_reader *br,
-                               struct batch_record *rec);
+MUST_USE int batch_reader_next(struct batch_reader *br, struct batch_record *rec);
 
 /* Decodes the next header of rec. Returns 1 with a header, 0 when all
  * header_count were read, or -NG_ETRUNCATED / -NG_EBADLEN. Consumes
  * rec->headers: copy the record first to iterate its headers twice. */
-MUST_USE int batch_record_next_header(struct batch_record *rec,
-                                      struct batch_kv *kv);
+MUST_USE int batch_record_next_header(struct batch_record *rec, struct batch_kv *kv);
 
 /* Decodes every record and header of a batch and checks them: what the broker
  * runs on a produced batch before writing anything. out/out_cap as for
  * batch_reader_open(). Returns 0 with the batch's header in *hdr_out, or
  * the first error found. */
-MUST_USE int batch_verify_records(const uint8_t *batch, size_t len,
-                                  size_t batch_bytes_max, struct batch_zctx *z,
-                                  uint8_t *out, size_t out_cap, struct batch_header *hdr_out);
+MUST_USE int batch_verify_records(const uint8_t *batch, size_t len, size_t batch_bytes_max,
+                                  struct batch_zctx *z, uint8_t *out, size_t out_cap,
+                                  struct batch_header *hdr_out);
 
 #endif

@@ -45,8 +45,7 @@ static uint16_t attributes_downgrade(uint16_t a)
 
 /* The header's fields are checked by format 2's own rules on a copy of the
  * header with format 2's bytes 12-20: one definition of them. */
-int format1_batch_check(const uint8_t *buf, size_t len, size_t batch_bytes_max,
-                        size_t *bytes_out)
+int format1_batch_check(const uint8_t *buf, size_t len, size_t batch_bytes_max, size_t *bytes_out)
 {
     ASSERT(buf != NULL || len == 0);
     if (len < BATCH_HEADER_BYTES) {
@@ -108,10 +107,10 @@ struct walk {
     int fd;
     uint64_t size;
     uint8_t *win;
-    size_t win_cap;      /* >= batch_bytes_max: a whole batch always fits */
+    size_t win_cap; /* >= batch_bytes_max: a whole batch always fits */
     size_t batch_bytes_max;
-    int out_fd;          /* -1: only find the format of the first valid batch */
-    uint64_t upgraded;   /* batches rewritten */
+    int out_fd;        /* -1: only find the format of the first valid batch */
+    uint64_t upgraded; /* batches rewritten */
 };
 
 /* The format of a whole valid batch at p[0..n), if any. */
@@ -264,8 +263,8 @@ static int segment_upgrade(struct walk *w, int dirfd, const char *dir, int64_t b
     enum seg_format f = SEG_UNKNOWN;
     rc = rc == 0 ? segment_format(w, &f) : rc;
     if (rc == 0 && f == SEG_FORMAT1) {
-        log_info("partition %s: upgrading segment %s (%llu bytes) from batch format 1 to 2",
-                 dir, name, (unsigned long long)w->size);
+        log_info("partition %s: upgrading segment %s (%llu bytes) from batch format 1 to 2", dir,
+                 name, (unsigned long long)w->size);
         w->upgraded = 0;
         rc = segment_rewrite(w, dirfd, name, tmp);
         if (rc == 0) {
@@ -280,8 +279,11 @@ static int segment_upgrade(struct walk *w, int dirfd, const char *dir, int64_t b
 /* Room for a batch of the largest size wherever it starts in the window. */
 static int walk_init(struct walk *w, int fd, uint64_t size, size_t batch_bytes_max)
 {
-    *w = (struct walk){.fd = fd, .size = size, .win_cap = 2 * batch_bytes_max + BATCH_HEADER_BYTES,
-                       .batch_bytes_max = batch_bytes_max, .out_fd = -1};
+    *w = (struct walk){.fd = fd,
+                       .size = size,
+                       .win_cap = 2 * batch_bytes_max + BATCH_HEADER_BYTES,
+                       .batch_bytes_max = batch_bytes_max,
+                       .out_fd = -1};
     w->win = malloc(w->win_cap);
     return w->win == NULL ? -ENOMEM : 0;
 }

@@ -122,8 +122,7 @@ int idx_add_time(struct idx *x, int64_t ts_ms, uint32_t rel)
     return 0;
 }
 
-bool idx_find_offset(const struct idx *x, uint32_t rel, uint32_t *rel_out,
-                     uint32_t *pos_out)
+bool idx_find_offset(const struct idx *x, uint32_t rel, uint32_t *rel_out, uint32_t *pos_out)
 {
     /* Binary search for the last entry with entry.rel <= rel. */
     uint32_t lo = 0;
@@ -163,8 +162,7 @@ bool idx_find_time_before(const struct idx *x, int64_t ts_ms, uint32_t *rel_out)
     return true;
 }
 
-static bool entries_valid(const struct idx *x, uint64_t log_bytes,
-                          uint64_t rel_limit)
+static bool entries_valid(const struct idx *x, uint64_t log_bytes, uint64_t rel_limit)
 {
     for (uint32_t i = 0; i < x->count; i++) {
         if (!entry_intact(x, entry_at(x, i))) {
@@ -181,20 +179,19 @@ static bool entries_valid(const struct idx *x, uint64_t log_bytes,
         if (i == 0) {
             continue;
         }
-        if (is_offset && (rel <= idx_offset_rel(x, i - 1) ||
-                          idx_offset_pos(x, i) <= idx_offset_pos(x, i - 1))) {
+        if (is_offset &&
+            (rel <= idx_offset_rel(x, i - 1) || idx_offset_pos(x, i) <= idx_offset_pos(x, i - 1))) {
             return false;
         }
-        if (!is_offset && (rel <= idx_time_rel(x, i - 1) ||
-                           idx_time_ts(x, i) <= idx_time_ts(x, i - 1))) {
+        if (!is_offset &&
+            (rel <= idx_time_rel(x, i - 1) || idx_time_ts(x, i) <= idx_time_ts(x, i - 1))) {
             return false;
         }
     }
     return true;
 }
 
-int idx_load(struct idx *x, const uint8_t *buf, size_t len, uint64_t log_bytes,
-             uint64_t rel_limit)
+int idx_load(struct idx *x, const uint8_t *buf, size_t len, uint64_t log_bytes, uint64_t rel_limit)
 {
     idx_clear(x);
     if (len % x->entry_bytes != 0 || len / x->entry_bytes > x->cap) {
@@ -210,8 +207,7 @@ int idx_load(struct idx *x, const uint8_t *buf, size_t len, uint64_t log_bytes,
     return 0;
 }
 
-bool idx_take_unflushed(struct idx *x, const uint8_t **buf, size_t *len,
-                        uint64_t *file_pos)
+bool idx_take_unflushed(struct idx *x, const uint8_t **buf, size_t *len, uint64_t *file_pos)
 {
     if (x->count_flushed == x->count) {
         return false;

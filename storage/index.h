@@ -28,18 +28,17 @@
 enum idx_kind { IDX_OFFSET, IDX_TIME };
 
 struct idx {
-    uint8_t *entries;      /* cap entries of entry_bytes each; owned */
+    uint8_t *entries; /* cap entries of entry_bytes each; owned */
     uint32_t count;
     uint32_t cap;
     uint32_t count_flushed; /* entries already handed to the file */
     uint8_t entry_bytes;
-    int64_t offset_base;    /* the segment's, mixed into each check */
+    int64_t offset_base; /* the segment's, mixed into each check */
 };
 
 /* Allocates room for cap entries of the segment starting at offset_base.
  * Returns 0 or -ENOMEM. */
-MUST_USE int idx_init(struct idx *x, enum idx_kind kind, uint32_t cap,
-                      int64_t offset_base);
+MUST_USE int idx_init(struct idx *x, enum idx_kind kind, uint32_t cap, int64_t offset_base);
 void idx_fini(struct idx *x);
 
 /* Drops every entry (for a rebuild). */
@@ -54,12 +53,10 @@ MUST_USE int idx_add_time(struct idx *x, int64_t ts_ms, uint32_t rel);
 
 /* The last offset entry with relative offset <= rel. Returns false (and
  * leaves the outputs alone) when there is none. */
-bool idx_find_offset(const struct idx *x, uint32_t rel, uint32_t *rel_out,
-                     uint32_t *pos_out);
+bool idx_find_offset(const struct idx *x, uint32_t rel, uint32_t *rel_out, uint32_t *pos_out);
 
 /* The last time entry with timestamp < ts_ms. Returns false when none. */
-bool idx_find_time_before(const struct idx *x, int64_t ts_ms,
-                          uint32_t *rel_out);
+bool idx_find_time_before(const struct idx *x, int64_t ts_ms, uint32_t *rel_out);
 
 /* Field accessors for entry i < count. */
 uint32_t idx_offset_rel(const struct idx *x, uint32_t i);
@@ -72,12 +69,11 @@ uint32_t idx_time_rel(const struct idx *x, uint32_t i);
  * increasing, offset
  * positions below log_bytes and relative offsets below rel_limit. Returns 0
  * or -NG_ECORRUPT (the index is then empty). All entries count as flushed. */
-MUST_USE int idx_load(struct idx *x, const uint8_t *buf, size_t len,
-                      uint64_t log_bytes, uint64_t rel_limit);
+MUST_USE int idx_load(struct idx *x, const uint8_t *buf, size_t len, uint64_t log_bytes,
+                      uint64_t rel_limit);
 
 /* The entries not yet handed to the file: bytes and where they go. Marks
  * them flushed. Returns false when there are none. */
-bool idx_take_unflushed(struct idx *x, const uint8_t **buf, size_t *len,
-                        uint64_t *file_pos);
+bool idx_take_unflushed(struct idx *x, const uint8_t **buf, size_t *len, uint64_t *file_pos);
 
 #endif

@@ -55,9 +55,8 @@ int part_config_check(const struct part_config *c)
     bool ok = c->segment_bytes >= PART_SEGMENT_BYTES_MIN &&
               c->segment_bytes <= PART_SEGMENT_BYTES_MAX && c->segment_ms > 0 &&
               c->index_interval_bytes >= PART_INDEX_INTERVAL_MIN &&
-              c->batch_bytes_max >= BATCH_HEADER_BYTES &&
-              c->batch_bytes_max <= BATCH_BYTES_LIMIT && c->retention_ms >= -1 &&
-              c->retention_bytes >= -1 && c->appends_inflight_max >= 1 &&
+              c->batch_bytes_max >= BATCH_HEADER_BYTES && c->batch_bytes_max <= BATCH_BYTES_LIMIT &&
+              c->retention_ms >= -1 && c->retention_bytes >= -1 && c->appends_inflight_max >= 1 &&
               c->appends_inflight_max <= PART_APPENDS_INFLIGHT_MAX && c->leader_epoch >= 0;
     return ok ? 0 : -NG_EBADARG;
 }
@@ -90,8 +89,8 @@ static void part_fail(struct part *p, int rc, const char *what)
     drop_unsubmitted(p);
     p->unwritten = NULL;
     p->held = NULL;
-    log_error("partition %s: %s failed: %s; the log refuses writes until reopened",
-              p->dir, what, err_str(rc));
+    log_error("partition %s: %s failed: %s; the log refuses writes until reopened", p->dir, what,
+              err_str(rc));
 }
 
 /* ---- completing appends, in order ---- */
@@ -136,7 +135,8 @@ static void advance_written(struct part *p)
         struct part_append *u = p->unwritten;
         /* Watermarks only grow, and stay within what was placed. */
         ASSERT(u->seq > p->seq_written && u->pos + u->bytes > u->seg->bytes_readable);
-        ASSERT(u->hdr.offset_base == p->offset_hw); /* dense: each batch starts where the last ended */
+        ASSERT(u->hdr.offset_base ==
+               p->offset_hw); /* dense: each batch starts where the last ended */
         ASSERT(batch_offset_last(&u->hdr) < p->offset_next);
         p->seq_written = u->seq;
         u->seg->bytes_readable = u->pos + u->bytes;
@@ -167,8 +167,8 @@ static void writeback(struct part *p, struct seg *s)
         return;
     }
     uint64_t len = s->bytes_readable - s->writeback_pos;
-    io_uring_prep_sync_file_range(ring_sqe(p->env.ring, &s->writeback_op), s->fd_log,
-                                  (unsigned)len, s->writeback_pos, SYNC_FILE_RANGE_WRITE);
+    io_uring_prep_sync_file_range(ring_sqe(p->env.ring, &s->writeback_op), s->fd_log, (unsigned)len,
+                                  s->writeback_pos, SYNC_FILE_RANGE_WRITE);
     s->writeback_pos = s->bytes_readable;
     s->writeback_busy = true;
     s->ops_inflight++;
@@ -195,7 +195,8 @@ static void rollback_start(struct part *p, const struct part_append *a, int err)
     p->rollback_pos = a->pos;
     p->rollback_offset = a->hdr.offset_base;
     log_warn("partition %s: disk full at offset %" PRId64 ": %s; failing the appends from "
-             "there until the log is cut back", p->dir, a->hdr.offset_base, err_str(err));
+             "there until the log is cut back",
+             p->dir, a->hdr.offset_base, err_str(err));
 }
 
 /* Drops index entries at or past the cut, in memory and on disk. */
@@ -236,10 +237,10 @@ static bool rollback_finish(struct part *p)
     s->bytes = s->bytes_readable = p->rollback_pos;
     s->writeback_pos = s->writeback_pos < s->bytes ? s->writeback_pos : s->bytes;
     s->offset_next = p->offset_next = p->rollback_offset;
-    s->index_due_pos = s->index.count > 0
-                           ? (uint64_t)idx_offset_pos(&s->index, s->index.count - 1) +
-                                 p->cfg.index_interval_bytes
-                           : 0;
+    s->index_due_pos =
+        s->index.count > 0
+            ? (uint64_t)idx_offset_pos(&s->index, s->index.count - 1) + p->cfg.index_interval_bytes
+            : 0;
     p->sync_gate = p->seq_written;
     log_warn("partition %s: log cut back to offset %" PRId64 " after a full disk", p->dir,
              p->rollback_offset);
@@ -393,7 +394,8 @@ static void index_flush(struct part *p, struct seg *s, bool force)
     };
     for (size_t i = 0; i < ARRAY_LEN(files); i++) {
         struct idx *x = files[i].x;
-        if (*files[i].busy_bytes != 0 || (!force && x->count - x->count_flushed < INDEX_FLUSH_ENTRIES)) {
+        if (*files[i].busy_bytes != 0 ||
+            (!force && x->count - x->count_flushed < INDEX_FLUSH_ENTRIES)) {
             continue;
         }
         const uint8_t *buf;
@@ -404,7 +406,8 @@ static void index_flush(struct part *p, struct seg *s, bool force)
         }
         *files[i].busy_bytes = (uint32_t)len;
         files[i].op->kind = RING_INDEX_WRITE;
-        io_uring_prep_write(ring_sqe(p->env.ring, files[i].op), files[i].fd, buf, (unsigned)len, at);
+        io_uring_prep_write(ring_sqe(p->env.ring, files[i].op), files[i].fd, buf, (unsigned)len,
+                            at);
         s->ops_inflight++;
     }
 }
@@ -460,8 +463,8 @@ static void place_held(struct part *p)
 static bool header_same(const struct batch_header *x, const struct batch_header *y)
 {
     return x->length == y->length && x->checksum == y->checksum && x->magic == y->magic &&
-           x->leader_epoch == y->leader_epoch &&
-           x->attributes == y->attributes && x->last_offset_delta == y->last_offset_delta &&
+           x->leader_epoch == y->leader_epoch && x->attributes == y->attributes &&
+           x->last_offset_delta == y->last_offset_delta &&
            x->timestamp_first_ms == y->timestamp_first_ms &&
            x->timestamp_max_ms == y->timestamp_max_ms && x->producer_id == y->producer_id &&
            x->producer_epoch == y->producer_epoch && x->sequence_base == y->sequence_base &&
@@ -478,7 +481,7 @@ static int header_vouched(const struct part *p, struct part_append *a)
     if (rc != 0) {
         return rc;
     }
-    ASSERT(header_same(&h, &a->hdr)); /* the caller's header is of these bytes */
+    ASSERT(header_same(&h, &a->hdr));    /* the caller's header is of these bytes */
     ASSERT(batch_bytes(&h) <= a->bytes); /* it checked the whole batch was there */
     a->hdr = h;
     return 0;
@@ -834,8 +837,10 @@ void part_segment(const struct part *p, uint32_t i, struct part_segment *out)
 {
     ASSERT(i < p->seg_count);
     const struct seg *s = p->segs[i];
-    *out = (struct part_segment){.offset_base = s->offset_base, .offset_end = s->offset_next,
-                                 .bytes = s->bytes, .bytes_checked = s->verified_pos,
+    *out = (struct part_segment){.offset_base = s->offset_base,
+                                 .offset_end = s->offset_next,
+                                 .bytes = s->bytes,
+                                 .bytes_checked = s->verified_pos,
                                  .damage_count = s->damage_count};
 }
 
@@ -902,14 +907,17 @@ static int mark_damage(struct part *p, struct seg *s, uint64_t pos, int64_t expe
     }
     uint64_t next;
     int64_t offset;
-    int rc = seg_resync(s->fd_log, pos, expect, s->bytes_readable, end_offset,
-                        p->cfg.batch_bytes_max, p->env.scratch, p->env.scratch_bytes, &next,
-                        &offset);
+    int rc =
+        seg_resync(s->fd_log, pos, expect, s->bytes_readable, end_offset, p->cfg.batch_bytes_max,
+                   p->env.scratch, p->env.scratch_bytes, &next, &offset);
     if (rc != 0) {
         return rc;
     }
-    struct seg_damage d = {.offset = expect, .offset_end = offset >= 0 ? offset : end_offset,
-                           .pos = pos, .pos_end = next, .why = why};
+    struct seg_damage d = {.offset = expect,
+                           .offset_end = offset >= 0 ? offset : end_offset,
+                           .pos = pos,
+                           .pos_end = next,
+                           .why = why};
     rc = seg_add_damage(s, &d);
     if (rc != 0) {
         return rc;
@@ -925,8 +933,7 @@ static int mark_damage(struct part *p, struct seg *s, uint64_t pos, int64_t expe
  * it copied. Stops before a damaged range; a bad batch is marked as one
  * and returns -NG_ECORRUPT (after what it copied before). */
 static int copy_batches(struct part *p, struct seg *s, uint64_t pos, int64_t base, uint8_t *buf,
-                        size_t cap, size_t bytes_max, bool first, size_t *copied,
-                        int64_t *offset)
+                        size_t cap, size_t bytes_max, bool first, size_t *copied, int64_t *offset)
 {
     uint64_t end = s->bytes_readable;
     size_t want = bytes_max > BATCH_HEADER_BYTES ? bytes_max : BATCH_HEADER_BYTES;
@@ -991,8 +998,8 @@ int part_read(struct part *p, int64_t offset, uint8_t *buf, size_t cap, size_t b
         uint32_t known = p->damage_count;
         uint64_t pos;
         struct batch_header h;
-        int rc = seg_locate(s, offset, p->cfg.batch_bytes_max, p->env.scratch,
-                            p->env.scratch_bytes, &pos, &h);
+        int rc = seg_locate(s, offset, p->cfg.batch_bytes_max, p->env.scratch, p->env.scratch_bytes,
+                            &pos, &h);
         if (rc == -NG_ECORRUPT) {
             rc = mark_damage(p, s, pos, h.offset_base, rc);
         } else if (rc == 0) {
@@ -1089,8 +1096,8 @@ int part_read_ranges(struct part *p, int64_t offset, size_t cap, size_t bytes_ma
         if (end == pos) {
             return first ? -EAGAIN : 0; /* not checked yet, or nothing fits */
         }
-        ranges[(*count_out)++] = (struct part_range){.fd = s->fd_log, .pos = pos,
-                                                     .bytes = end - pos};
+        ranges[(*count_out)++] =
+            (struct part_range){.fd = s->fd_log, .pos = pos, .bytes = end - pos};
         out->bytes += (size_t)(end - pos);
         /* On into the next segment only from this one's readable end. */
         if (end < s->bytes_readable || i + 1 >= p->seg_count || *count_out == ranges_cap ||
@@ -1125,8 +1132,8 @@ static int for_each_in(struct part *p, struct seg *s, int64_t from,
         struct batch_header h;
         int rc = 0;
         if (from > s->offset_base) {
-            rc = seg_locate(s, from, p->cfg.batch_bytes_max, p->env.scratch,
-                            p->env.scratch_bytes, &pos, &h);
+            rc = seg_locate(s, from, p->cfg.batch_bytes_max, p->env.scratch, p->env.scratch_bytes,
+                            &pos, &h);
             start = rc == -NG_ECORRUPT ? h.offset_base : -1; /* -1: the batch's own base */
         }
         if (rc == 0) {
@@ -1204,8 +1211,8 @@ uint64_t part_bytes_from(struct part *p, int64_t offset, uint32_t *first_batch_b
     uint32_t i = seg_for_offset(p, offset);
     uint64_t pos;
     struct batch_header h;
-    if (seg_locate(p->segs[i], offset, p->cfg.batch_bytes_max, p->env.scratch,
-                   p->env.scratch_bytes, &pos, &h) != 0) {
+    if (seg_locate(p->segs[i], offset, p->cfg.batch_bytes_max, p->env.scratch, p->env.scratch_bytes,
+                   &pos, &h) != 0) {
         return 0;
     }
     *first_batch_bytes = (uint32_t)batch_bytes(&h);
@@ -1254,7 +1261,8 @@ static int record_for_time(struct part *p, const struct seg *s, uint64_t pos, in
     }
     if (rc < 0) {
         log_error("partition %s: segment %020" PRId64 ".log: bad batch at byte %" PRIu64
-                  " in a timestamp lookup: %s", p->dir, s->offset_base, pos, err_str(rc));
+                  " in a timestamp lookup: %s",
+                  p->dir, s->offset_base, pos, err_str(rc));
     }
     return rc < 0 ? -NG_ECORRUPT : -NG_ENOTFOUND;
 }
@@ -1309,8 +1317,8 @@ int part_retain(struct part *p, uint32_t *deleted_out)
     while (rc == 0 && p->seg_count > 1 && p->segs[0]->ops_inflight == 0) {
         const struct seg *s = p->segs[0];
         uint64_t total = part_bytes(p);
-        bool by_size = p->cfg.retention_bytes >= 0 &&
-                       total - s->bytes >= (uint64_t)p->cfg.retention_bytes;
+        bool by_size =
+            p->cfg.retention_bytes >= 0 && total - s->bytes >= (uint64_t)p->cfg.retention_bytes;
         bool by_age = p->cfg.retention_ms >= 0 && now - s->timestamp_max_ms > p->cfg.retention_ms;
         if (!by_size && !by_age) {
             break;

@@ -62,9 +62,9 @@ struct part_config {
 };
 
 /* Limits on the configuration, each with its reason. */
-#define PART_SEGMENT_BYTES_MIN 4096u          /* room for a few batches */
-#define PART_SEGMENT_BYTES_MAX (2u << 30)     /* u32 file positions, with room for one batch over */
-#define PART_INDEX_INTERVAL_MIN 64u           /* keeps an index below 1/5 of its log */
+#define PART_SEGMENT_BYTES_MIN 4096u      /* room for a few batches */
+#define PART_SEGMENT_BYTES_MAX (2u << 30) /* u32 file positions, with room for one batch over */
+#define PART_INDEX_INTERVAL_MIN 64u       /* keeps an index below 1/5 of its log */
 #define PART_APPENDS_INFLIGHT_MAX 65536u
 /* One write of coalesced appends covers at most this many appends (the
  * kernel's UIO_MAXIOV) and, past its first append, this many bytes: each
@@ -84,11 +84,11 @@ MUST_USE int part_config_check(const struct part_config *c);
 /* Per-thread resources shared by every partition its thread owns. The
  * partition keeps the pointers; they must outlive it. */
 struct part_env {
-    struct ring *ring;          /* writes and syncs are submitted here */
-    uint8_t *scratch;           /* >= PART_SCRATCH_BYTES(batch_bytes_max) */
+    struct ring *ring; /* writes and syncs are submitted here */
+    uint8_t *scratch;  /* >= PART_SCRATCH_BYTES(batch_bytes_max) */
     size_t scratch_bytes;
-    struct batch_zctx *zctx;    /* decompresses batches for timestamp lookups */
-    int64_t (*now_ms)(void);    /* wall clock in ms; tests pass their own */
+    struct batch_zctx *zctx; /* decompresses batches for timestamp lookups */
+    int64_t (*now_ms)(void); /* wall clock in ms; tests pass their own */
 };
 
 /* Scratch needed: a batch, its decompressed records, and a read window. */
@@ -101,22 +101,22 @@ typedef void (*part_append_fn)(struct part_append *a, int rc);
  * callback has returned. */
 struct part_append {
     /* in */
-    uint8_t *batch;         /* a whole batch; its base offset is written in place */
+    uint8_t *batch; /* a whole batch; its base offset is written in place */
     size_t bytes;
-    bool durable;           /* complete only once fdatasync'd */
-    bool validated;         /* the caller vouches for the batch: see part_append() */
-    part_append_fn done;    /* runs once, from ring_run(); rc 0 or -errno/-NG_E* */
-    void *ctx;              /* the caller's */
+    bool durable;        /* complete only once fdatasync'd */
+    bool validated;      /* the caller vouches for the batch: see part_append() */
+    part_append_fn done; /* runs once, from ring_run(); rc 0 or -errno/-NG_E* */
+    void *ctx;           /* the caller's */
     /* in when validated; out, valid once part_append() returned 0 */
     struct batch_header hdr; /* hdr.offset_base is the assigned base offset */
     /* private */
-    struct ring_op op;       /* the write of the run this append leads */
+    struct ring_op op; /* the write of the run this append leads */
     struct part *part;
     struct seg *seg;
     uint64_t pos;
     size_t bytes_written;
     uint64_t seq;
-    uint32_t run_count;      /* appends in the write it leads (itself first) */
+    uint32_t run_count; /* appends in the write it leads (itself first) */
     uint8_t state;
     struct part_append *next;
 };
@@ -130,30 +130,30 @@ struct part_read_result {
 
 struct part {
     int dirfd;
-    char *dir;                 /* owned copy of the directory path */
+    char *dir; /* owned copy of the directory path */
     struct part_config cfg;
     struct seg_limits lim;
     struct part_env env;
-    struct seg **segs;         /* ascending base offsets; last is active */
+    struct seg **segs; /* ascending base offsets; last is active */
     uint32_t seg_count;
     uint32_t seg_cap;
-    int64_t offset_next;       /* next offset to assign */
-    int64_t offset_hw;         /* one past the last fully written batch */
-    uint32_t damage_count;     /* damaged ranges known, over every segment */
-    int failed;                /* 0, or the error that failed the log */
+    int64_t offset_next;   /* next offset to assign */
+    int64_t offset_hw;     /* one past the last fully written batch */
+    uint32_t damage_count; /* damaged ranges known, over every segment */
+    int failed;            /* 0, or the error that failed the log */
     /* appends in flight, in order */
     struct part_append *head;
     struct part_append *tail;
-    struct part_append *unwritten; /* first append whose write may not be done */
+    struct part_append *unwritten;   /* first append whose write may not be done */
     struct part_append *unsubmitted; /* first append placed but not yet submitted */
-    struct part_append *held;      /* first append not yet placed (roll in progress) */
-    struct iovec *iovs;        /* one per append in flight, at seq % iovs_count */
-    uint32_t iovs_count;       /* cfg.appends_inflight_max */
+    struct part_append *held;        /* first append not yet placed (roll in progress) */
+    struct iovec *iovs;              /* one per append in flight, at seq % iovs_count */
+    uint32_t iovs_count;             /* cfg.appends_inflight_max */
     struct ring_deferred write_hook; /* submits the placed appends' writes */
     uint32_t appends_count;
     uint64_t seq_next;
-    uint64_t seq_written;      /* every append up to here is written */
-    uint64_t seq_synced;       /* every append up to here is durable */
+    uint64_t seq_written; /* every append up to here is written */
+    uint64_t seq_synced;  /* every append up to here is durable */
     /* disk full: appends from rollback_seq on fail; then the log is cut at
      * rollback_pos and continues at rollback_offset (0: no rollback) */
     uint64_t rollback_seq;
@@ -163,20 +163,20 @@ struct part {
     /* group commit */
     uint32_t syncs_inflight;
     uint64_t sync_target;
-    uint64_t sync_gate;        /* a round waits until this append is written */
-    bool sync_gate_due;        /* a round ended: set the gate at the next try */
-    uint64_t dir_gen;          /* bumped by every create/unlink in the directory */
+    uint64_t sync_gate; /* a round waits until this append is written */
+    bool sync_gate_due; /* a round ended: set the gate at the next try */
+    uint64_t dir_gen;   /* bumped by every create/unlink in the directory */
     uint64_t dir_gen_synced;
     uint64_t dir_gen_syncing;
     struct ring_op dir_sync_op;
-    int64_t scrub_offset;      /* where part_scrub() goes on */
+    int64_t scrub_offset; /* where part_scrub() goes on */
     /* called when offset_hw advances */
     void (*watch_fn)(void *arg);
     void *watch_arg;
     /* roll: drain the active segment, flush its indexes, sync, then create
      * the successor and place the held appends */
     uint8_t roll_stage;
-    uint64_t roll_seq;         /* last append placed in the segment being sealed */
+    uint64_t roll_seq; /* last append placed in the segment being sealed */
 };
 
 /* Opens (creating if needed) the partition log in dir, recovering it: the
@@ -186,8 +186,7 @@ struct part {
  * damaged ranges, each logged with its segment, offsets and file
  * positions. Blocking; does its I/O through a private ring. Returns 0 or
  * -errno / -NG_EBADARG. */
-MUST_USE int part_open(struct part *p, const char *dir,
-                       const struct part_config *cfg,
+MUST_USE int part_open(struct part *p, const char *dir, const struct part_config *cfg,
                        const struct part_env *env);
 
 /* Starts an append of a->batch[0..a->bytes). The batch is validated (sizes,
@@ -221,12 +220,12 @@ MUST_USE int part_append(struct part *p, struct part_append *a);
  * -NG_EOFFSET_RANGE (offset below the start or past the latest; *out
  * carries both), -NG_ETOOBIG (the first batch exceeds cap; out->bytes is
  * its size), -NG_ECORRUPT (offset is in a damaged range), -errno. */
-MUST_USE int part_read(struct part *p, int64_t offset, uint8_t *buf, size_t cap,
-                       size_t bytes_max, struct part_read_result *out);
+MUST_USE int part_read(struct part *p, int64_t offset, uint8_t *buf, size_t cap, size_t bytes_max,
+                       struct part_read_result *out);
 
 /* One file range of whole batches: bytes [pos, pos + bytes) of fd. */
 struct part_range {
-    int fd;       /* the segment's log: p's, closed when the segment goes */
+    int fd; /* the segment's log: p's, closed when the segment goes */
     uint64_t pos;
     uint64_t bytes;
 };
@@ -247,8 +246,8 @@ struct part_range {
  * read with part_read(), which checks the bytes (moving the mark on), or
  * reports the damage. Or -errno. */
 MUST_USE int part_read_ranges(struct part *p, int64_t offset, size_t cap, size_t bytes_max,
-                              struct part_range *ranges, uint32_t ranges_cap,
-                              uint32_t *count_out, struct part_read_result *out);
+                              struct part_range *ranges, uint32_t ranges_cap, uint32_t *count_out,
+                              struct part_read_result *out);
 
 /* Background scrubbing: reads on from where the last call stopped, about
  * budget bytes of whole batches into buf[0..cap) (cap >= batch_bytes_max),
@@ -273,8 +272,7 @@ void part_set_watch(struct part *p, void (*fn)(void *arg), void *arg);
  * that. Returns 0, -NG_ECORRUPT (damage it could not mark), or -errno.
  * Blocking reads. */
 MUST_USE int part_for_each_batch(struct part *p, int64_t from,
-                                 int (*fn)(void *arg, const struct batch_header *h),
-                                 void *arg);
+                                 int (*fn)(void *arg, const struct batch_header *h), void *arg);
 
 /* How many log bytes a read from offset could return at most: from the
  * batch holding offset to the high watermark (0 outside the readable
@@ -295,12 +293,12 @@ uint32_t part_damage_count(const struct part *p);
 
 /* One segment, as part_segment() describes it. */
 struct part_segment {
-    int64_t offset_base;     /* its first offset (its files' name) */
-    int64_t offset_end;      /* one past its last offset placed */
-    uint64_t bytes;          /* log bytes placed */
-    uint64_t bytes_checked;  /* prefix checksum-checked by this process
+    int64_t offset_base;    /* its first offset (its files' name) */
+    int64_t offset_end;     /* one past its last offset placed */
+    uint64_t bytes;         /* log bytes placed */
+    uint64_t bytes_checked; /* prefix checksum-checked by this process
                                 (UINT64_MAX: every batch, now and later) */
-    uint32_t damage_count;   /* damaged ranges known in it */
+    uint32_t damage_count;  /* damaged ranges known in it */
 };
 
 /* The segments, oldest first: part_segment_count() of them. */

@@ -78,8 +78,8 @@ static int idx_alloc(struct seg *s, uint64_t log_bytes, const struct seg_limits 
     return rc;
 }
 
-int seg_create(struct seg *s, int dirfd, int64_t offset_base,
-               const struct seg_limits *lim, int64_t now_ms)
+int seg_create(struct seg *s, int dirfd, int64_t offset_base, const struct seg_limits *lim,
+               int64_t now_ms)
 {
     seg_reset(s, offset_base);
     s->created_ms = now_ms;
@@ -127,8 +127,7 @@ static size_t header_window(size_t buf_bytes)
 
 /* Points *out at file bytes [at, at + n), reading as needed. Returns 0,
  * 1 when the file (or end) stops before at + n, or -errno. */
-static int win_get(struct win *w, uint64_t at, size_t n, uint64_t end,
-                   const uint8_t **out)
+static int win_get(struct win *w, uint64_t at, size_t n, uint64_t end, const uint8_t **out)
 {
     ASSERT(n <= w->cap);
     if (at > end || n > end - at) {
@@ -161,9 +160,8 @@ static int win_get(struct win *w, uint64_t at, size_t n, uint64_t end,
 
 /* Reads and checks the batch at pos: header always (its base offset must be
  * expect, unless expect is -1), whole batch when checksums. Returns 0, 1 with *stop set when the batch is bad, or -errno. */
-static int read_batch(struct win *w, uint64_t pos, uint64_t end, int64_t expect,
-                      bool checksums, uint32_t batch_bytes_max,
-                      struct batch_header *h, int *stop)
+static int read_batch(struct win *w, uint64_t pos, uint64_t end, int64_t expect, bool checksums,
+                      uint32_t batch_bytes_max, struct batch_header *h, int *stop)
 {
     const uint8_t *p = NULL;
     int rc = win_get(w, pos, BATCH_HEADER_BYTES, end, &p);
@@ -196,13 +194,16 @@ static int scan_resync(struct seg *s, uint64_t *pos, uint64_t end, int64_t offse
 {
     uint64_t next;
     int64_t offset;
-    int rc = seg_resync(s->fd_log, *pos, out->offset_next, end, offset_limit,
-                        lim->batch_bytes_max, buf, buf_bytes, &next, &offset);
+    int rc = seg_resync(s->fd_log, *pos, out->offset_next, end, offset_limit, lim->batch_bytes_max,
+                        buf, buf_bytes, &next, &offset);
     if (rc != 0 || next >= end) {
         return rc;
     }
-    struct seg_damage d = {.offset = out->offset_next, .offset_end = offset, .pos = *pos,
-                           .pos_end = next, .why = out->stop};
+    struct seg_damage d = {.offset = out->offset_next,
+                           .offset_end = offset,
+                           .pos = *pos,
+                           .pos_end = next,
+                           .why = out->stop};
     rc = seg_add_damage(s, &d);
     if (rc != 0) {
         return rc;
@@ -217,15 +218,16 @@ static int scan_resync(struct seg *s, uint64_t *pos, uint64_t end, int64_t offse
     return 1;
 }
 
-int seg_scan(struct seg *s, uint64_t pos, int64_t expect_offset, uint64_t end,
-             int64_t offset_limit, bool checksums, bool rebuild, const struct seg_limits *lim,
-             uint8_t *buf, size_t buf_bytes, struct seg_scan *out)
+int seg_scan(struct seg *s, uint64_t pos, int64_t expect_offset, uint64_t end, int64_t offset_limit,
+             bool checksums, bool rebuild, const struct seg_limits *lim, uint8_t *buf,
+             size_t buf_bytes, struct seg_scan *out)
 {
     ASSERT(!rebuild || pos == 0);
     ASSERT(buf_bytes >= SEG_RESYNC_BUF_BYTES(lim->batch_bytes_max));
-    struct win w = {.fd = s->fd_log, .buf = buf,
-                    .cap = checksums ? buf_bytes : header_window(buf_bytes)};
-    *out = (struct seg_scan){.bytes_valid = pos, .offset_next = expect_offset,
+    struct win w = {
+        .fd = s->fd_log, .buf = buf, .cap = checksums ? buf_bytes : header_window(buf_bytes)};
+    *out = (struct seg_scan){.bytes_valid = pos,
+                             .offset_next = expect_offset,
                              .timestamp_max_ms = INT64_MIN,
                              .timestamp_first_batch_ms = INT64_MIN};
     if (rebuild) {
@@ -239,8 +241,8 @@ int seg_scan(struct seg *s, uint64_t pos, int64_t expect_offset, uint64_t end,
     }
     while (pos < end) {
         struct batch_header h;
-        int rc = read_batch(&w, pos, end, out->offset_next, checksums,
-                            lim->batch_bytes_max, &h, &out->stop);
+        int rc = read_batch(&w, pos, end, out->offset_next, checksums, lim->batch_bytes_max, &h,
+                            &out->stop);
         if (rc == 1 && rebuild) {
             rc = scan_resync(s, &pos, end, offset_limit, lim, buf, buf_bytes, out);
             w.len = 0; /* the resync used buf: read the window again */
@@ -277,8 +279,8 @@ int seg_scan(struct seg *s, uint64_t pos, int64_t expect_offset, uint64_t end,
 
 /* Reads and checks the whole batch at pos, within end, into buf: 0 with *h,
  * 1 when there is no whole good batch there, or -errno. */
-static int good_batch_at(int fd, uint64_t pos, uint64_t end, uint32_t batch_bytes_max,
-                         uint8_t *buf, struct batch_header *h)
+static int good_batch_at(int fd, uint64_t pos, uint64_t end, uint32_t batch_bytes_max, uint8_t *buf,
+                         struct batch_header *h)
 {
     if (pos > end || end - pos < BATCH_HEADER_BYTES) {
         return 1;
@@ -361,7 +363,8 @@ int seg_resync(int fd, uint64_t pos, int64_t expect_offset, uint64_t end, int64_
          at += SEG_RESYNC_WINDOW_BYTES) {
         uint64_t left = end - at;
         size_t len = left < SEG_RESYNC_WINDOW_BYTES + BATCH_HEADER_BYTES
-                         ? (size_t)left : SEG_RESYNC_WINDOW_BYTES + BATCH_HEADER_BYTES;
+                         ? (size_t)left
+                         : SEG_RESYNC_WINDOW_BYTES + BATCH_HEADER_BYTES;
         int rc = file_pread_all(fd, buf, len, at);
         if (rc != 0) {
             return rc == -NG_ETRUNCATED ? 0 : rc; /* the file shrank meanwhile */
@@ -457,8 +460,8 @@ void seg_note_batch(struct seg *s, const struct batch_header *h, uint64_t pos,
 /* Reads a whole index file into x and checks it. Returns 0, -NG_ECORRUPT
  * (missing entries are fine: an empty or absent file loads as empty and the
  * caller's walk finds it short), or -errno. */
-static int index_load(struct idx *x, int fd, uint64_t log_bytes, uint64_t rel_limit,
-                      uint8_t *buf, size_t buf_bytes)
+static int index_load(struct idx *x, int fd, uint64_t log_bytes, uint64_t rel_limit, uint8_t *buf,
+                      size_t buf_bytes)
 {
     struct stat st;
     if (fstat(fd, &st) != 0) {
@@ -554,8 +557,8 @@ static int indexes_hold(struct seg *s, int64_t offset_end, const struct seg_limi
         s->index_due_pos = (uint64_t)pos + lim->index_interval_bytes;
     }
     struct seg_scan w;
-    rc = seg_scan(s, pos, s->offset_base + rel, s->bytes, offset_end, false, false, lim,
-                  scratch, scratch_bytes, &w);
+    rc = seg_scan(s, pos, s->offset_base + rel, s->bytes, offset_end, false, false, lim, scratch,
+                  scratch_bytes, &w);
     if (rc < 0) {
         return rc;
     }
@@ -579,8 +582,10 @@ static int seal_damaged_end(struct seg *s, const struct seg_scan *w, uint64_t si
     if (w->offset_next >= offset_end) {
         return 0; /* whole (or offsets past the successor's base: it wins) */
     }
-    struct seg_damage d = {.offset = w->offset_next, .offset_end = offset_end,
-                           .pos = w->bytes_valid, .pos_end = size,
+    struct seg_damage d = {.offset = w->offset_next,
+                           .offset_end = offset_end,
+                           .pos = w->bytes_valid,
+                           .pos_end = size,
                            .why = w->stop != 0 ? w->stop : -NG_EDISCONTINUITY};
     int rc = seg_add_damage(s, &d);
     if (rc == 0) {
@@ -596,7 +601,8 @@ int seg_open_sealed(struct seg *s, int dirfd, int64_t offset_base, int64_t offse
 {
     int rc = open_existing(s, dirfd, offset_base, O_RDONLY, lim);
     if (rc == 0) {
-        rc = offset_end > offset_base ? indexes_hold(s, offset_end, lim, scratch, scratch_bytes) : -NG_EDISCONTINUITY;
+        rc = offset_end > offset_base ? indexes_hold(s, offset_end, lim, scratch, scratch_bytes)
+                                      : -NG_EDISCONTINUITY;
         if (rc == -NG_EDISCONTINUITY) { /* successor does not start after us */
             rc = 0;
         }
@@ -604,8 +610,8 @@ int seg_open_sealed(struct seg *s, int dirfd, int64_t offset_base, int64_t offse
     if (rc == 0) { /* rebuild from the log itself */
         uint64_t size = s->bytes;
         struct seg_scan w;
-        rc = seg_scan(s, 0, offset_base, size, offset_end, false, true, lim, scratch,
-                      scratch_bytes, &w);
+        rc = seg_scan(s, 0, offset_base, size, offset_end, false, true, lim, scratch, scratch_bytes,
+                      &w);
         if (rc == 0) {
             rc = seal_damaged_end(s, &w, size, offset_end);
         }
@@ -616,8 +622,8 @@ int seg_open_sealed(struct seg *s, int dirfd, int64_t offset_base, int64_t offse
             rc = index_rewrite(&s->timeindex, s->fd_time, r, true);
         }
         if (rc == 0) {
-            log_warn("segment %020" PRId64 ".log: rebuilt its indexes (%u entries)",
-                     offset_base, s->index.count);
+            log_warn("segment %020" PRId64 ".log: rebuilt its indexes (%u entries)", offset_base,
+                     s->index.count);
         }
     }
     if (rc < 0) {
@@ -633,15 +639,15 @@ int seg_open_sealed(struct seg *s, int dirfd, int64_t offset_base, int64_t offse
     return 0;
 }
 
-int seg_open_active(struct seg *s, int dirfd, int64_t offset_base,
-                    const struct seg_limits *lim, struct ring *r, uint8_t *scratch,
-                    size_t scratch_bytes, int64_t now_ms, struct seg_scan *cut)
+int seg_open_active(struct seg *s, int dirfd, int64_t offset_base, const struct seg_limits *lim,
+                    struct ring *r, uint8_t *scratch, size_t scratch_bytes, int64_t now_ms,
+                    struct seg_scan *cut)
 {
     int rc = open_existing(s, dirfd, offset_base, O_RDWR, lim);
     uint64_t size = s->bytes;
     if (rc == 0) {
-        rc = seg_scan(s, 0, offset_base, size, INT64_MAX, true, true, lim, scratch,
-                      scratch_bytes, cut);
+        rc = seg_scan(s, 0, offset_base, size, INT64_MAX, true, true, lim, scratch, scratch_bytes,
+                      cut);
     }
     if (rc == 0 && cut->stop != 0) {
         /* A torn tail: bad bytes with no good batch after them. Only
@@ -649,8 +655,8 @@ int seg_open_active(struct seg *s, int dirfd, int64_t offset_base,
          * fdatasync'd whole, and appends complete in order. */
         log_warn("segment %020" PRId64 ".log: cut %" PRIu64 " bytes at position %" PRIu64
                  " (offset %" PRId64 "): %s",
-                 offset_base, size - cut->bytes_valid, cut->bytes_valid,
-                 cut->offset_next, err_str(cut->stop));
+                 offset_base, size - cut->bytes_valid, cut->bytes_valid, cut->offset_next,
+                 err_str(cut->stop));
         rc = ftruncate(s->fd_log, (off_t)cut->bytes_valid) != 0 ? -errno : 0;
         if (rc == 0) {
             rc = ring_fsync(r, RING_LOG_SYNC, s->fd_log, true);
@@ -673,8 +679,8 @@ int seg_open_active(struct seg *s, int dirfd, int64_t offset_base,
     return 0;
 }
 
-int seg_locate(const struct seg *s, int64_t offset, uint32_t batch_bytes_max,
-               uint8_t *buf, size_t buf_bytes, uint64_t *pos_out, struct batch_header *h_out)
+int seg_locate(const struct seg *s, int64_t offset, uint32_t batch_bytes_max, uint8_t *buf,
+               size_t buf_bytes, uint64_t *pos_out, struct batch_header *h_out)
 {
     ASSERT(buf_bytes >= BATCH_HEADER_BYTES);
     if (offset < s->offset_base || (uint64_t)(offset - s->offset_base) > UINT32_MAX) {
@@ -759,7 +765,7 @@ int seg_batches_end(const struct seg *s, uint64_t pos, uint64_t limit, uint32_t 
                     uint8_t *buf, size_t buf_bytes, uint64_t *end_out)
 {
     ASSERT(pos < limit && limit <= s->bytes_readable && buf_bytes >= BATCH_HEADER_BYTES);
-    ASSERT(s->damage_count == 0); /* file ranges are never planned over damage */
+    ASSERT(s->damage_count == 0);     /* file ranges are never planned over damage */
     if (limit == s->bytes_readable) { /* the readable end is a batch boundary */
         *end_out = limit;
         return 0;
@@ -826,8 +832,8 @@ int seg_remove(int dirfd, int64_t offset_base)
     return 0;
 }
 
-int seg_find_time(const struct seg *s, int64_t ts_ms, uint32_t batch_bytes_max,
-                  uint8_t *buf, size_t buf_bytes, uint64_t *pos_out)
+int seg_find_time(const struct seg *s, int64_t ts_ms, uint32_t batch_bytes_max, uint8_t *buf,
+                  size_t buf_bytes, uint64_t *pos_out)
 {
     if (s->timestamp_max_ms < ts_ms) {
         return -NG_ENOTFOUND;
@@ -886,8 +892,8 @@ int seg_for_each_batch(const struct seg *s, uint64_t pos, int64_t expect_offset,
         }
         struct batch_header h;
         int stop;
-        int rc = read_batch(&w, pos, s->bytes_readable, expect_offset, false, batch_bytes_max,
-                            &h, &stop);
+        int rc = read_batch(&w, pos, s->bytes_readable, expect_offset, false, batch_bytes_max, &h,
+                            &stop);
         if (rc < 0) {
             return rc;
         }
@@ -958,4 +964,3 @@ int seg_list(int dirfd, int64_t **bases_out, uint32_t *count_out)
     *count_out = count;
     return 0;
 }
-

@@ -45,17 +45,17 @@ struct seg_damage {
     int64_t offset_end;
     uint64_t pos;
     uint64_t pos_end;
-    int why;                 /* what was wrong with the first bad batch (-NG_E*) */
+    int why; /* what was wrong with the first bad batch (-NG_E*) */
 };
 
 /* Where a segment's batches stop making sense (see seg_scan). */
 struct seg_scan {
-    uint64_t bytes_valid;    /* end of the last good batch */
-    int64_t offset_next;     /* one past the last good batch's last offset */
+    uint64_t bytes_valid; /* end of the last good batch */
+    int64_t offset_next;  /* one past the last good batch's last offset */
     int64_t timestamp_max_ms;
     int64_t timestamp_first_batch_ms; /* INT64_MIN when no batch */
-    int stop;                /* 0: clean end of file; else why the next batch is bad */
-    bool index_gap;          /* walk without rebuild: a batch at or past
+    int stop;                         /* 0: clean end of file; else why the next batch is bad */
+    bool index_gap;                   /* walk without rebuild: a batch at or past
                                 s->index_due_pos, where an entry was due */
 };
 
@@ -79,14 +79,14 @@ struct seg {
     struct seg_damage *damage;
     uint32_t damage_count;
     int fd_log;
-    int fd_index;             /* -1 once sealed and loaded */
+    int fd_index; /* -1 once sealed and loaded */
     int fd_time;
     struct idx index;
     struct idx timeindex;
     /* partition: asynchronous state */
-    uint32_t ops_inflight;    /* ops naming this segment's files */
-    bool dirty;               /* a write completed since the last sync began */
-    uint64_t writeback_pos;   /* write-back started for bytes below it */
+    uint32_t ops_inflight;  /* ops naming this segment's files */
+    bool dirty;             /* a write completed since the last sync began */
+    uint64_t writeback_pos; /* write-back started for bytes below it */
     bool writeback_busy;
     uint32_t index_write_bytes; /* of the index write in flight, 0: none */
     uint32_t time_write_bytes;
@@ -112,8 +112,8 @@ MUST_USE int seg_list(int dirfd, int64_t **bases_out, uint32_t *count_out);
 /* Creates the three files of a new, empty segment in dirfd (the log with
  * O_EXCL: an existing log is never clobbered). Returns 0 or -errno; on error
  * nothing is left open. The caller fsyncs the directory. */
-MUST_USE int seg_create(struct seg *s, int dirfd, int64_t offset_base,
-                        const struct seg_limits *lim, int64_t now_ms);
+MUST_USE int seg_create(struct seg *s, int dirfd, int64_t offset_base, const struct seg_limits *lim,
+                        int64_t now_ms);
 
 /* Opens a segment that was sealed (has a successor whose base offset is
  * offset_end): loads its indexes and checks them against the log (entry
@@ -124,9 +124,8 @@ MUST_USE int seg_create(struct seg *s, int dirfd, int64_t offset_base,
  * damaged ranges (s->damage, see seg_resync()); bytes at the end that hold
  * no good batch up to offset_end are one too. The rest is served. scratch:
  * >= SEG_RESYNC_BUF_BYTES(lim->batch_bytes_max). Returns 0 or -errno. */
-MUST_USE int seg_open_sealed(struct seg *s, int dirfd, int64_t offset_base,
-                             int64_t offset_end, const struct seg_limits *lim,
-                             struct ring *r, uint8_t *scratch,
+MUST_USE int seg_open_sealed(struct seg *s, int dirfd, int64_t offset_base, int64_t offset_end,
+                             const struct seg_limits *lim, struct ring *r, uint8_t *scratch,
                              size_t scratch_bytes);
 
 /* Opens the last segment: checks every batch (length, checksum, offset
@@ -137,9 +136,8 @@ MUST_USE int seg_open_sealed(struct seg *s, int dirfd, int64_t offset_base,
  * batch (fdatasync through r; *cut says what was cut: cut->stop != 0 when
  * anything was). Both indexes are rebuilt. Returns 0 or -errno. */
 MUST_USE int seg_open_active(struct seg *s, int dirfd, int64_t offset_base,
-                             const struct seg_limits *lim, struct ring *r,
-                             uint8_t *scratch, size_t scratch_bytes,
-                             int64_t now_ms, struct seg_scan *cut);
+                             const struct seg_limits *lim, struct ring *r, uint8_t *scratch,
+                             size_t scratch_bytes, int64_t now_ms, struct seg_scan *cut);
 
 /* Records a batch placed at pos in the indexes (if an entry is due) and in
  * the segment's counters. Precondition: pos == s->bytes and the batch
@@ -154,9 +152,8 @@ void seg_note_batch(struct seg *s, const struct batch_header *h, uint64_t pos,
  * when offset is in a known damaged range or a header on the way is bad:
  * *pos_out says where the bad bytes start and h_out->offset_base (h_out's
  * only field then set) the offset expected there; or -errno. */
-MUST_USE int seg_locate(const struct seg *s, int64_t offset, uint32_t batch_bytes_max,
-                        uint8_t *buf, size_t buf_bytes, uint64_t *pos_out,
-                        struct batch_header *h_out);
+MUST_USE int seg_locate(const struct seg *s, int64_t offset, uint32_t batch_bytes_max, uint8_t *buf,
+                        size_t buf_bytes, uint64_t *pos_out, struct batch_header *h_out);
 
 /* The furthest batch boundary at or below limit reached by whole batches
  * from pos (a batch start, below limit): *end_out, which is pos when the
@@ -178,10 +175,10 @@ MUST_USE int seg_batches_end(const struct seg *s, uint64_t pos, uint64_t limit,
  * damage; without rebuild the walk stops at the first bad batch. buf (>=
  * SEG_RESYNC_BUF_BYTES(lim->batch_bytes_max)) is scratch. Returns 0
  * (out->stop says whether the walk ended at a bad batch) or -errno. */
-MUST_USE int seg_scan(struct seg *s, uint64_t pos, int64_t expect_offset,
-                      uint64_t end, int64_t offset_limit, bool checksums, bool rebuild,
-                      const struct seg_limits *lim, uint8_t *buf,
-                      size_t buf_bytes, struct seg_scan *out);
+MUST_USE int seg_scan(struct seg *s, uint64_t pos, int64_t expect_offset, uint64_t end,
+                      int64_t offset_limit, bool checksums, bool rebuild,
+                      const struct seg_limits *lim, uint8_t *buf, size_t buf_bytes,
+                      struct seg_scan *out);
 
 /* Bytes a resynchronising scan reads per window (a whole batch is read on
  * top of it to check a candidate), and the scratch seg_resync() needs. */
@@ -233,8 +230,8 @@ MUST_USE int seg_find_time(const struct seg *s, int64_t ts_ms, uint32_t batch_by
  * the offset expected there, -1 when not known), or -errno. */
 MUST_USE int seg_for_each_batch(const struct seg *s, uint64_t pos, int64_t expect_offset,
                                 uint32_t batch_bytes_max, uint8_t *buf, size_t buf_bytes,
-                                int (*fn)(void *arg, const struct batch_header *h),
-                                void *arg, uint64_t *pos_out, int64_t *offset_out);
+                                int (*fn)(void *arg, const struct batch_header *h), void *arg,
+                                uint64_t *pos_out, int64_t *offset_out);
 
 /* Closes every file and frees the indexes and the damage list. */
 void seg_close(struct seg *s);

@@ -18,11 +18,11 @@ struct walk {
     int fd;
     uint64_t size;
     uint32_t batch_bytes_max;
-    uint8_t *buf;       /* SEG_RESYNC_BUF_BYTES(batch_bytes_max) */
+    uint8_t *buf; /* SEG_RESYNC_BUF_BYTES(batch_bytes_max) */
     verify_report_fn report;
     void *arg;
     struct verify_stats *stats;
-    bool format1;       /* the segment is format 1: fd is its upgraded copy */
+    bool format1; /* the segment is format 1: fd is its upgraded copy */
     char name[SEG_NAME_BYTES];
 };
 
@@ -101,17 +101,19 @@ static void walk_log(struct walk *w, int64_t base, int64_t offset_end)
         uint64_t next = w->size;
         int64_t resume = -1;
         int why = rc;
-        if (rc > -NG_ERR_FIRST || (rc = seg_resync(w->fd, pos, expect, w->size, limit,
-                                                   w->batch_bytes_max, w->buf,
-                                                   SEG_RESYNC_BUF_BYTES(w->batch_bytes_max),
-                                                   &next, &resume)) != 0) {
+        if (rc > -NG_ERR_FIRST ||
+            (rc = seg_resync(w->fd, pos, expect, w->size, limit, w->batch_bytes_max, w->buf,
+                             SEG_RESYNC_BUF_BYTES(w->batch_bytes_max), &next, &resume)) != 0) {
             why = rc; /* unreadable: report it as such, at its place */
         }
-        struct verify_problem p = {.file = w->name, .position = pos, .offset = expect,
-                                   .reason = why, .bytes = next - pos,
+        struct verify_problem p = {.file = w->name,
+                                   .position = pos,
+                                   .offset = expect,
+                                   .reason = why,
+                                   .bytes = next - pos,
                                    .offset_end = resume >= 0 ? resume : offset_end,
-                                   .torn_tail = resume < 0 && offset_end < 0 &&
-                                                why <= -NG_ERR_FIRST};
+                                   .torn_tail =
+                                       resume < 0 && offset_end < 0 && why <= -NG_ERR_FIRST};
         problem(w, &p);
         if (resume < 0) {
             break;
@@ -121,8 +123,11 @@ static void walk_log(struct walk *w, int64_t base, int64_t offset_end)
     }
     if (pos == w->size && offset_end >= 0 && expect < offset_end) {
         /* Whole batches, but the offsets stop short of the successor's. */
-        struct verify_problem p = {.file = w->name, .position = pos, .offset = expect,
-                                   .reason = -NG_EDISCONTINUITY, .offset_end = offset_end};
+        struct verify_problem p = {.file = w->name,
+                                   .position = pos,
+                                   .offset = expect,
+                                   .reason = -NG_EDISCONTINUITY,
+                                   .offset_end = offset_end};
         problem(w, &p);
     }
     w->stats->bytes += w->size;
@@ -145,12 +150,13 @@ static void check_index(struct walk *w, int dirfd, int64_t base, enum idx_kind k
     size_t entry = kind == IDX_OFFSET ? IDX_OFFSET_ENTRY_BYTES : IDX_TIME_ENTRY_BYTES;
     uint8_t *bytes = malloc((size_t)st.st_size + 1);
     struct idx x;
-    if (bytes != NULL && idx_init(&x, kind, (uint32_t)((size_t)st.st_size / entry + 1), base) == 0) {
+    if (bytes != NULL &&
+        idx_init(&x, kind, (uint32_t)((size_t)st.st_size / entry + 1), base) == 0) {
         int rc = file_pread_all(fd, bytes, (size_t)st.st_size, 0);
         rc = rc == 0 ? idx_load(&x, bytes, (size_t)st.st_size, w->size, UINT32_MAX) : rc;
         if (rc != 0) {
-            problem(&iw, &(struct verify_problem){.file = iw.name, .offset = -1,
-                                                  .offset_end = -1, .reason = rc});
+            problem(&iw, &(struct verify_problem){
+                             .file = iw.name, .offset = -1, .offset_end = -1, .reason = rc});
         }
         idx_fini(&x);
     }
@@ -158,8 +164,8 @@ static void check_index(struct walk *w, int dirfd, int64_t base, enum idx_kind k
     close(fd);
 }
 
-int verify_partition(const char *dir, uint32_t batch_bytes_max, verify_report_fn report,
-                     void *arg, struct verify_stats *stats)
+int verify_partition(const char *dir, uint32_t batch_bytes_max, verify_report_fn report, void *arg,
+                     struct verify_stats *stats)
 {
     int dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dirfd < 0) {
@@ -167,8 +173,8 @@ int verify_partition(const char *dir, uint32_t batch_bytes_max, verify_report_fn
     }
     int64_t *bases = NULL;
     uint32_t count = 0;
-    struct walk w = {.batch_bytes_max = batch_bytes_max, .report = report, .arg = arg,
-                     .stats = stats};
+    struct walk w = {
+        .batch_bytes_max = batch_bytes_max, .report = report, .arg = arg, .stats = stats};
     w.buf = malloc(SEG_RESYNC_BUF_BYTES(batch_bytes_max));
     int rc = w.buf == NULL ? -ENOMEM : seg_list(dirfd, &bases, &count);
     for (uint32_t i = 0; rc == 0 && i < count; i++) {
@@ -186,8 +192,8 @@ int verify_partition(const char *dir, uint32_t batch_bytes_max, verify_report_fn
             stats->segments++;
             if (w.format1) {
                 stats->format1_segments++;
-                report(arg, &(struct verify_problem){.file = w.name, .offset = -1,
-                                                     .offset_end = -1, .format1 = true});
+                report(arg, &(struct verify_problem){
+                                .file = w.name, .offset = -1, .offset_end = -1, .format1 = true});
             }
             walk_log(&w, bases[i], i + 1 < count ? bases[i + 1] : -1);
             check_index(&w, dirfd, bases[i], IDX_OFFSET);

@@ -25,17 +25,17 @@
 #include "base/assert.h"
 
 struct verify_problem {
-    const char *file;    /* segment file name, within the directory */
-    uint64_t position;   /* byte position of the bad batch or entry */
-    int64_t offset;      /* the offset expected there (-1 for an index) */
-    int reason;          /* -NG_ECHECKSUM, -NG_EDISCONTINUITY, -NG_ECORRUPT... */
-    uint64_t bytes;      /* damaged bytes: [position, position + bytes) */
-    int64_t offset_end;  /* the damaged offsets are [offset, offset_end): where
+    const char *file;   /* segment file name, within the directory */
+    uint64_t position;  /* byte position of the bad batch or entry */
+    int64_t offset;     /* the offset expected there (-1 for an index) */
+    int reason;         /* -NG_ECHECKSUM, -NG_EDISCONTINUITY, -NG_ECORRUPT... */
+    uint64_t bytes;     /* damaged bytes: [position, position + bytes) */
+    int64_t offset_end; /* the damaged offsets are [offset, offset_end): where
                             good batches resume, or the next segment's base;
                             -1 for a torn tail and for an index */
-    bool torn_tail;      /* bad bytes to the end of the last segment: the
+    bool torn_tail;     /* bad bytes to the end of the last segment: the
                             torn tail of a crash, which recovery cuts */
-    bool format1;        /* the segment is in batch format 1; with reason 0
+    bool format1;       /* the segment is in batch format 1; with reason 0
                             this is no problem but the notice that it is (one
                             per such segment, not counted in problems): the
                             next broker start upgrades it */
@@ -43,9 +43,9 @@ struct verify_problem {
 
 struct verify_stats {
     uint64_t segments;
-    uint64_t batches;    /* good batches */
+    uint64_t batches; /* good batches */
     uint64_t records;
-    uint64_t bytes;      /* log bytes read */
+    uint64_t bytes; /* log bytes read */
     uint64_t problems;
     uint64_t format1_segments; /* segments still in batch format 1 */
 };
@@ -56,8 +56,7 @@ typedef void (*verify_report_fn)(void *arg, const struct verify_problem *p);
  * each problem. batch_bytes_max bounds a batch (use the broker's maximum).
  * Returns 0 (problems, if any, were reported) or -errno when the directory
  * or a file cannot be read. */
-MUST_USE int verify_partition(const char *dir, uint32_t batch_bytes_max,
-                              verify_report_fn report, void *arg,
-                              struct verify_stats *stats);
+MUST_USE int verify_partition(const char *dir, uint32_t batch_bytes_max, verify_report_fn report,
+                              void *arg, struct verify_stats *stats);
 
 #endif

@@ -66,13 +66,15 @@ void bk_print_tail(const char *path, const char *why)
     size_t len;
     char *text = bk_read_file(path, &len);
     size_t from = len > LOG_TAIL_BYTES ? len - LOG_TAIL_BYTES : 0;
-    fprintf(stderr, "---- %s: tail of %s ----\n%s\n---- end of log ----\n", why, path,
-            text + from);
+    fprintf(stderr, "---- %s: tail of %s ----\n%s\n---- end of log ----\n", why, path, text + from);
     free(text);
 }
 
 static const char *const log_alarms[] = {
-    "ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error", "assertion failed",
+    "ERROR: AddressSanitizer",
+    "ERROR: LeakSanitizer",
+    "runtime error",
+    "assertion failed",
 };
 
 void bk_assert_log_clean(const char *path, size_t from)
@@ -196,8 +198,7 @@ static void kill_hard(struct bk *b, const char *why)
 void bk_start(struct bk *b)
 {
     cr_assert_eq(b->pid, 0, "broker already running");
-    const char *args[8 + 2 * BK_SETS_MAX] = {"--listen", "127.0.0.1:0", "--data-dir",
-                                             b->data_dir};
+    const char *args[8 + 2 * BK_SETS_MAX] = {"--listen", "127.0.0.1:0", "--data-dir", b->data_dir};
     size_t n = 4;
     for (size_t i = 0; i < b->set_count; i++) {
         args[n++] = "--set";
@@ -286,7 +287,6 @@ void bk_fini(struct bk *b)
 
 /* ---- client ---- */
 
-
 void cl_connect(struct cl *c, uint16_t port, int timeout_ms)
 {
     memset(c, 0, sizeof(*c));
@@ -298,10 +298,10 @@ void cl_connect(struct cl *c, uint16_t port, int timeout_ms)
     cr_assert_eq(setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)), 0);
     cr_assert_eq(setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)), 0);
     cr_assert_eq(setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)), 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port),
-                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    cr_assert_eq(connect(c->fd, (struct sockaddr *)&sa, sizeof(sa)), 0,
-                 "connect to port %u: %s", port, strerror(errno));
+    struct sockaddr_in sa = {
+        .sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    cr_assert_eq(connect(c->fd, (struct sockaddr *)&sa, sizeof(sa)), 0, "connect to port %u: %s",
+                 port, strerror(errno));
     c->tx = malloc(CL_TX_BYTES);
     cr_assert_not_null(c->tx);
 }
@@ -461,10 +461,12 @@ int rq_create_cfg(struct cl *c, const struct proto_create_topic *t)
 
 int rq_create(struct cl *c, const char *topic, int32_t partitions)
 {
-    struct proto_create_topic t = {
-        .name = proto_str_make(topic), .partition_count = partitions,
-        .retention_ms = PROTO_CONFIG_DEFAULT, .retention_bytes = PROTO_CONFIG_DEFAULT,
-        .segment_bytes = PROTO_CONFIG_DEFAULT, .batch_bytes_max = PROTO_CONFIG_DEFAULT};
+    struct proto_create_topic t = {.name = proto_str_make(topic),
+                                   .partition_count = partitions,
+                                   .retention_ms = PROTO_CONFIG_DEFAULT,
+                                   .retention_bytes = PROTO_CONFIG_DEFAULT,
+                                   .segment_bytes = PROTO_CONFIG_DEFAULT,
+                                   .batch_bytes_max = PROTO_CONFIG_DEFAULT};
     return rq_create_cfg(c, &t);
 }
 
@@ -478,16 +480,16 @@ int rq_delete(struct cl *c, const char *topic)
     return topic_result(c, corr, false, topic);
 }
 
-uint32_t rq_produce_send(struct cl *c, const char *topic, int32_t partition,
-                         const uint8_t *batch, size_t len, int16_t acks)
+uint32_t rq_produce_send(struct cl *c, const char *topic, int32_t partition, const uint8_t *batch,
+                         size_t len, int16_t acks)
 {
     struct proto_enc e;
     uint32_t corr = cl_next_corr(c);
     struct proto_produce_req req = {.acks = acks, .timeout_ms = 10000};
     proto_produce_req_begin(&e, cl_wr(c), 0, corr, proto_str_make(CLIENT_ID), &req);
     proto_enc_topic(&e, proto_str_make(topic));
-    struct proto_produce_req_partition p = {.partition = partition, .records = batch,
-                                            .records_bytes = (uint32_t)len};
+    struct proto_produce_req_partition p = {
+        .partition = partition, .records = batch, .records_bytes = (uint32_t)len};
     proto_produce_req_partition(&e, &p);
     enc_send(c, &e);
     return corr;
@@ -512,8 +514,8 @@ int rq_produce_recv(struct cl *c, uint32_t corr, int64_t *offset_out)
     return p.err;
 }
 
-int rq_produce(struct cl *c, const char *topic, int32_t partition, const uint8_t *batch,
-               size_t len, int16_t acks, int64_t *offset_out)
+int rq_produce(struct cl *c, const char *topic, int32_t partition, const uint8_t *batch, size_t len,
+               int16_t acks, int64_t *offset_out)
 {
     uint32_t corr = rq_produce_send(c, topic, partition, batch, len, acks);
     if (acks == PROTO_ACKS_NONE) {
@@ -528,12 +530,12 @@ uint32_t rq_fetch_send(struct cl *c, const char *topic, int32_t partition, int64
 {
     struct proto_enc e;
     uint32_t corr = cl_next_corr(c);
-    struct proto_fetch_req req = {.wait_max_ms = wait_max_ms, .bytes_min = bytes_min,
-                                  .bytes_max = 8 << 20};
+    struct proto_fetch_req req = {
+        .wait_max_ms = wait_max_ms, .bytes_min = bytes_min, .bytes_max = 8 << 20};
     proto_fetch_req_begin(&e, cl_wr(c), 0, corr, proto_str_make(CLIENT_ID), &req);
     proto_enc_topic(&e, proto_str_make(topic));
-    struct proto_fetch_req_partition p = {.partition = partition, .offset = offset,
-                                          .bytes_max = 4 << 20};
+    struct proto_fetch_req_partition p = {
+        .partition = partition, .offset = offset, .bytes_max = 4 << 20};
     proto_fetch_req_partition(&e, &p);
     enc_send(c, &e);
     return corr;
@@ -551,8 +553,10 @@ void rq_fetch_recv(struct cl *c, uint32_t corr, struct fetched *out)
     cr_assert_eq(t.partition_count, 1);
     cr_assert(proto_fetch_resp_next_partition(&d, &p));
     cr_assert_not(proto_next_topic(&d, &t));
-    *out = (struct fetched){.err = p.err, .offset_earliest = p.offset_earliest,
-                            .offset_latest = p.offset_latest, .records_bytes = p.records_bytes};
+    *out = (struct fetched){.err = p.err,
+                            .offset_earliest = p.offset_earliest,
+                            .offset_latest = p.offset_latest,
+                            .records_bytes = p.records_bytes};
     out->records = malloc(p.records_bytes + 1);
     cr_assert_not_null(out->records);
     if (p.records_bytes > 0) {
@@ -723,8 +727,7 @@ size_t bt_make(uint8_t *buf, size_t cap, uint32_t records, uint32_t seed, int64_
                int64_t producer_id, int16_t producer_epoch, int32_t sequence_base)
 {
     struct batch_builder b;
-    batch_builder_init(&b, buf, cap, BATCH_CODEC_NONE, producer_id, producer_epoch,
-                       sequence_base);
+    batch_builder_init(&b, buf, cap, BATCH_CODEC_NONE, producer_id, producer_epoch, sequence_base);
     add_records(&b, records, 48, seed, ts_ms, false);
     size_t len = 0;
     cr_assert_eq(batch_builder_finish(&b, NULL, &len), 0);
@@ -779,18 +782,17 @@ size_t bt_count(const uint8_t *buf, size_t len)
     return count;
 }
 
-void bt_assert_same(const uint8_t *got, size_t got_bytes, const uint8_t *sent,
-                    size_t sent_bytes, int64_t offset_base)
+void bt_assert_same(const uint8_t *got, size_t got_bytes, const uint8_t *sent, size_t sent_bytes,
+                    int64_t offset_base)
 {
     cr_assert_eq(got_bytes, sent_bytes, "fetched batch of %zu bytes, sent %zu", got_bytes,
                  sent_bytes);
     cr_assert_eq((int64_t)get_be64(got + BATCH_OFF_OFFSET_BASE), offset_base,
                  "base offset %lld, expected %lld",
-                 (long long)(int64_t)get_be64(got + BATCH_OFF_OFFSET_BASE),
-                 (long long)offset_base);
-    cr_assert_eq(memcmp(got + BATCH_OFF_LENGTH, sent + BATCH_OFF_LENGTH,
-                        sent_bytes - BATCH_OFF_LENGTH), 0,
-                 "fetched batch differs from the one produced");
+                 (long long)(int64_t)get_be64(got + BATCH_OFF_OFFSET_BASE), (long long)offset_base);
+    cr_assert_eq(
+        memcmp(got + BATCH_OFF_LENGTH, sent + BATCH_OFF_LENGTH, sent_bytes - BATCH_OFF_LENGTH), 0,
+        "fetched batch differs from the one produced");
 }
 
 /* ---- directory snapshots ---- */

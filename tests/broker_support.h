@@ -36,16 +36,16 @@
 #define BK_STOP_TIMEOUT_MS 15000
 
 struct bk {
-    char root[BK_ROOT_BYTES];     /* mkdtemp'd; removed by bk_fini() */
-    char data_dir[BK_PATH_BYTES]; /* root/data */
-    char log_path[BK_PATH_BYTES]; /* root/nagared.log: stderr and stdout */
+    char root[BK_ROOT_BYTES];      /* mkdtemp'd; removed by bk_fini() */
+    char data_dir[BK_PATH_BYTES];  /* root/data */
+    char log_path[BK_PATH_BYTES];  /* root/nagared.log: stderr and stdout */
     const char *sets[BK_SETS_MAX]; /* "key=value" for --set; borrowed */
     size_t set_count;
-    pid_t pid;                    /* 0: not running */
-    uint16_t port;                /* bound port of the running broker */
-    char bootstrap[32];           /* "127.0.0.1:<port>", for libnagare */
-    char listen_same[48];         /* "listen=127.0.0.1:<port>", for restarts */
-    size_t log_from;              /* log bytes before the current start */
+    pid_t pid;            /* 0: not running */
+    uint16_t port;        /* bound port of the running broker */
+    char bootstrap[32];   /* "127.0.0.1:<port>", for libnagare */
+    char listen_same[48]; /* "listen=127.0.0.1:<port>", for restarts */
+    size_t log_from;      /* log bytes before the current start */
 };
 
 /* Makes the temporary directory; starts nothing. */
@@ -103,10 +103,10 @@ void bk_assert_log_clean(const char *path, size_t from);
 
 struct cl {
     int fd;
-    uint32_t corr;           /* next correlation id */
-    uint8_t *tx;             /* request frames are built here */
-    struct wr w;             /* over tx */
-    uint8_t *rx;             /* the last response frame (after its prefix) */
+    uint32_t corr; /* next correlation id */
+    uint8_t *tx;   /* request frames are built here */
+    struct wr w;   /* over tx */
+    uint8_t *rx;   /* the last response frame (after its prefix) */
     size_t rx_cap;
     size_t rx_len;
 };
@@ -150,11 +150,11 @@ int rq_delete(struct cl *c, const char *topic);
 
 /* Produce of one batch. Returns the partition's error; *offset_out gets its
  * base offset. With acks 0 nothing is read and 0 is returned. */
-int rq_produce(struct cl *c, const char *topic, int32_t partition, const uint8_t *batch,
-               size_t len, int16_t acks, int64_t *offset_out);
+int rq_produce(struct cl *c, const char *topic, int32_t partition, const uint8_t *batch, size_t len,
+               int16_t acks, int64_t *offset_out);
 /* Sends that produce request and returns its correlation id. */
-uint32_t rq_produce_send(struct cl *c, const char *topic, int32_t partition,
-                         const uint8_t *batch, size_t len, int16_t acks);
+uint32_t rq_produce_send(struct cl *c, const char *topic, int32_t partition, const uint8_t *batch,
+                         size_t len, int16_t acks);
 /* Reads its answer: one topic, one partition. */
 int rq_produce_recv(struct cl *c, uint32_t corr, int64_t *offset_out);
 
@@ -239,8 +239,8 @@ size_t bt_count(const uint8_t *buf, size_t len);
 
 /* Asserts that got is sent byte for byte except its base offset, which
  * must be offset_base. */
-void bt_assert_same(const uint8_t *got, size_t got_bytes, const uint8_t *sent,
-                    size_t sent_bytes, int64_t offset_base);
+void bt_assert_same(const uint8_t *got, size_t got_bytes, const uint8_t *sent, size_t sent_bytes,
+                    int64_t offset_base);
 
 /* ---- checks ---- */
 

@@ -37,7 +37,8 @@ static size_t build(uint8_t *buf, uint32_t seed)
         char key[32];
         int klen = snprintf(key, sizeof(key), "k%u-%u", seed, i);
         fx_fill_value(value, VALUE_BYTES, seed, i);
-        if (batch_builder_add(&b, 1000 * (int64_t)seed + i, key, klen, value, VALUE_BYTES, NULL, 0) != 0) {
+        if (batch_builder_add(&b, 1000 * (int64_t)seed + i, key, klen, value, VALUE_BYTES, NULL,
+                              0) != 0) {
             abort();
         }
     }
@@ -58,8 +59,8 @@ static void done(struct part_append *a, int rc)
         return;
     }
     char line[96];
-    int n = snprintf(line, sizeof(line), "ack %lld %u %d\n", (long long)a->hdr.offset_base,
-                     w->seed, RECORDS);
+    int n = snprintf(line, sizeof(line), "ack %lld %u %d\n", (long long)a->hdr.offset_base, w->seed,
+                     RECORDS);
     if (write(STDOUT_FILENO, line, (size_t)n) != n) { /* one write: whole lines */
         abort();
     }
@@ -69,8 +70,8 @@ static void done(struct part_append *a, int rc)
 static void submit(struct writer *w)
 {
     w->seed = next_seed++;
-    w->a = (struct part_append){.batch = w->batch, .bytes = build(w->batch, w->seed),
-                                .durable = true, .done = done};
+    w->a = (struct part_append){
+        .batch = w->batch, .bytes = build(w->batch, w->seed), .durable = true, .done = done};
     if (part_append(&part, &w->a) != 0) {
         failures++;
     }
@@ -95,8 +96,11 @@ int main(int argc, char **argv)
     if (scratch == NULL || ring_init(&ring, 64) != 0 || batch_zctx_init(&z, BATCH_CAP, 1) != 0) {
         return 1;
     }
-    struct part_env env = {.ring = &ring, .scratch = scratch, .scratch_bytes = scratch_bytes,
-                           .zctx = &z, .now_ms = clock_wall_ms};
+    struct part_env env = {.ring = &ring,
+                           .scratch = scratch,
+                           .scratch_bytes = scratch_bytes,
+                           .zctx = &z,
+                           .now_ms = clock_wall_ms};
     if (part_open(&part, argv[1], &cfg, &env) != 0) {
         return 1;
     }

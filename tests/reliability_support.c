@@ -69,8 +69,10 @@ void rel_setup(struct rel_world *w)
     scratch = scratch > OFFSETS_SCRATCH_BYTES ? scratch : OFFSETS_SCRATCH_BYTES;
     w->scratch = malloc(scratch);
     cr_assert_not_null(w->scratch);
-    w->env = (struct part_env){.ring = &w->ring, .scratch = w->scratch,
-                               .scratch_bytes = scratch, .zctx = &w->zctx,
+    w->env = (struct part_env){.ring = &w->ring,
+                               .scratch = w->scratch,
+                               .scratch_bytes = scratch,
+                               .zctx = &w->zctx,
                                .now_ms = rel_clock};
     part_config_default(&w->cfg);
     w->cfg.segment_bytes = PART_SEGMENT_BYTES_MIN; /* a roll every dozen batches */
@@ -242,8 +244,8 @@ static uint32_t start_appends(struct rel_world *w, struct rel_append *ras, uint3
         uint32_t records = 1 + seed % 3;
         size_t len = fx_batch(ra->buf, sizeof(ra->buf), records, REL_VALUE_BYTES(seed), seed,
                               REL_NOW_MS + seed, BATCH_CODEC_NONE, NULL);
-        ra->a = (struct part_append){.batch = ra->buf, .bytes = len, .durable = true,
-                                     .done = append_done};
+        ra->a = (struct part_append){
+            .batch = ra->buf, .bytes = len, .durable = true, .done = append_done};
         ra->w = w;
         ra->done = false;
         bool failed = part_failed(&w->part) != 0;
@@ -397,9 +399,8 @@ static void report_bad_batch(const struct rel_world *w, int64_t off, const struc
             (long long)off, h->record_count, batch_bytes(h));
     for (uint32_t i = attempt_lower(w, off); i < w->attempts_count && w->attempts[i].offset == off;
          i++) {
-        fprintf(stderr, " [seed %u, %u records%s%s]", w->attempts[i].seed,
-                w->attempts[i].records, w->attempts[i].acked ? ", acked" : "",
-                w->attempts[i].seen ? ", seen" : "");
+        fprintf(stderr, " [seed %u, %u records%s%s]", w->attempts[i].seed, w->attempts[i].records,
+                w->attempts[i].acked ? ", acked" : "", w->attempts[i].seen ? ", seen" : "");
     }
     fprintf(stderr, "\n");
 }
@@ -428,8 +429,7 @@ static int64_t check_batches(struct rel_world *w, struct rel_loss *loss)
         if (rc != 0 || r.bytes == 0) {
             if (getenv("NAGARE_RELIABILITY_LOG") != NULL) {
                 fprintf(stderr, "check: read at %lld of [%lld, %lld): %s\n", (long long)off,
-                        (long long)part_offset_earliest(&w->part), (long long)latest,
-                        err_str(rc));
+                        (long long)part_offset_earliest(&w->part), (long long)latest, err_str(rc));
             }
             loss->read_errors++;
             return off;

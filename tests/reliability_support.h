@@ -25,11 +25,11 @@
 #include "broker/offsets.h"
 #include "storage/partition.h"
 
-#define REL_APPENDS_PER_ROUND 3 /* in flight at once: group commit */
-#define REL_COMMIT_PARTITIONS 4 /* offsets committed for "t"/0..3 */
+#define REL_APPENDS_PER_ROUND 3        /* in flight at once: group commit */
+#define REL_COMMIT_PARTITIONS 4        /* offsets committed for "t"/0..3 */
 #define REL_OFFSETS_SEGMENT_BYTES 4096 /* small: the workload compacts the offsets log often */
-#define REL_TOPICS_MAX 256      /* topics the catalog workload may name */
-#define REL_TOPICS_LIVE 3       /* past this many, a round deletes one */
+#define REL_TOPICS_MAX 256             /* topics the catalog workload may name */
+#define REL_TOPICS_LIVE 3              /* past this many, a round deletes one */
 #define REL_BATCH_MAX 16384
 
 /* A batch given an offset by part_append(): what should be there. */
@@ -46,15 +46,15 @@ enum rel_topic { REL_TOPIC_ABSENT = 0, REL_TOPIC_PRESENT, REL_TOPIC_EITHER };
 
 /* What a check found wrong: all zero when nothing was lost. */
 struct rel_loss {
-    uint64_t records_lost;    /* acknowledged (or seen) records missing */
-    uint64_t batches_bad;     /* a batch that is not the one appended there */
-    uint64_t read_errors;     /* part_read failed inside the log (bad checksum, ...) */
-    uint64_t commits_back;    /* committed offsets below the floor */
-    uint64_t commits_invented;/* committed offsets never committed */
-    uint64_t topics_lost;     /* acknowledged creates missing */
-    uint64_t topics_back;     /* acknowledged deletes undone */
-    uint64_t recover_failed;  /* an open after the crash failed */
-    int recover_rc;           /* its error */
+    uint64_t records_lost;     /* acknowledged (or seen) records missing */
+    uint64_t batches_bad;      /* a batch that is not the one appended there */
+    uint64_t read_errors;      /* part_read failed inside the log (bad checksum, ...) */
+    uint64_t commits_back;     /* committed offsets below the floor */
+    uint64_t commits_invented; /* committed offsets never committed */
+    uint64_t topics_lost;      /* acknowledged creates missing */
+    uint64_t topics_back;      /* acknowledged deletes undone */
+    uint64_t recover_failed;   /* an open after the crash failed */
+    int recover_rc;            /* its error */
 };
 
 /* What the workload saw. */
@@ -66,16 +66,16 @@ struct rel_counts {
     uint64_t commits_failed;
     uint64_t topic_ops_acked;
     uint64_t topic_ops_failed;
-    uint64_t refusals_missing; /* a failed object accepted new work */
+    uint64_t refusals_missing;     /* a failed object accepted new work */
     uint64_t acked_offsets_reused; /* an acknowledged batch's offset given again */
 };
 
 struct rel_world {
     char root[256];
-    char data[300];    /* root/data: the catalog */
-    char log_dir[300]; /* root/log: the partition */
+    char data[300];        /* root/data: the catalog */
+    char log_dir[300];     /* root/log: the partition */
     char offsets_dir[300]; /* root/groups/offsets */
-    char stash[300];   /* root/stash: for base/ring_sim.h */
+    char stash[300];       /* root/stash: for base/ring_sim.h */
     struct ring ring;
     struct batch_zctx zctx;
     uint8_t *scratch;
@@ -95,8 +95,8 @@ struct rel_world {
     uint32_t seed_next;
     /* offset commits: values grow, so a floor per partition */
     int64_t commit_value;
-    int64_t commit_floor[REL_COMMIT_PARTITIONS];   /* -1: none */
-    int64_t commit_tried[REL_COMMIT_PARTITIONS];   /* highest value ever sent */
+    int64_t commit_floor[REL_COMMIT_PARTITIONS]; /* -1: none */
+    int64_t commit_tried[REL_COMMIT_PARTITIONS]; /* highest value ever sent */
     /* topics t0, t1, ... */
     enum rel_topic topics[REL_TOPICS_MAX];
     uint32_t topics_next;

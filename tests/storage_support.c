@@ -23,8 +23,10 @@ void fx_setup(struct fx *f)
     size_t scratch = PART_SCRATCH_BYTES(FX_BATCH_MAX);
     f->scratch = malloc(scratch);
     cr_assert_not_null(f->scratch);
-    f->env = (struct part_env){.ring = &f->ring, .scratch = f->scratch,
-                               .scratch_bytes = scratch, .zctx = &f->zctx,
+    f->env = (struct part_env){.ring = &f->ring,
+                               .scratch = f->scratch,
+                               .scratch_bytes = scratch,
+                               .zctx = &f->zctx,
                                .now_ms = fx_clock};
     part_config_default(&f->cfg);
     f->cfg.batch_bytes_max = FX_BATCH_MAX;
@@ -59,8 +61,8 @@ void fx_close(struct fx *f)
     cr_assert(rc == 0 || rc == f->part.failed, "close: %s", err_str(rc));
 }
 
-size_t fx_batch(uint8_t *buf, size_t cap, uint32_t records, uint32_t value_bytes,
-                uint32_t seed, int64_t ts_ms, enum batch_codec codec, struct batch_zctx *z)
+size_t fx_batch(uint8_t *buf, size_t cap, uint32_t records, uint32_t value_bytes, uint32_t seed,
+                int64_t ts_ms, enum batch_codec codec, struct batch_zctx *z)
 {
     struct batch_builder b;
     batch_builder_init(&b, buf, cap, codec, -1, 0, -1);
@@ -70,7 +72,8 @@ size_t fx_batch(uint8_t *buf, size_t cap, uint32_t records, uint32_t value_bytes
         char key[32];
         int klen = snprintf(key, sizeof(key), "k%u-%u", seed, i);
         fx_fill_value(value, value_bytes, seed, i);
-        cr_assert_eq(batch_builder_add(&b, ts_ms + i, key, klen, value, (int32_t)value_bytes, NULL, 0), 0);
+        cr_assert_eq(
+            batch_builder_add(&b, ts_ms + i, key, klen, value, (int32_t)value_bytes, NULL, 0), 0);
     }
     free(value);
     size_t len = 0;
@@ -93,8 +96,8 @@ int fx_check_batch(const uint8_t *buf, size_t len, uint32_t seed, struct batch_z
     while ((rc = batch_reader_next(&br, &rec)) == 1) {
         char key[32];
         int klen = snprintf(key, sizeof(key), "k%u-%d", seed, n);
-        if (rec.key_len != klen || memcmp(rec.key, key, (size_t)klen) != 0 ||
-            rec.value_len < 0 || (size_t)rec.value_len > sizeof(expect)) {
+        if (rec.key_len != klen || memcmp(rec.key, key, (size_t)klen) != 0 || rec.value_len < 0 ||
+            (size_t)rec.value_len > sizeof(expect)) {
             return -1;
         }
         fx_fill_value(expect, (uint32_t)rec.value_len, seed, (uint32_t)n);
@@ -124,8 +127,8 @@ int64_t fx_append(struct fx *f, const uint8_t *batch, size_t len, bool durable)
     uint8_t *copy = malloc(len);
     cr_assert_not_null(copy);
     memcpy(copy, batch, len);
-    struct sync_append s = {.a = {.batch = copy, .bytes = len, .durable = durable,
-                                  .done = sync_append_done}};
+    struct sync_append s = {
+        .a = {.batch = copy, .bytes = len, .durable = durable, .done = sync_append_done}};
     int rc = part_append(&f->part, &s.a);
     while (rc == 0 && !s.done) {
         cr_assert_geq(ring_run(&f->ring, -1), 0);

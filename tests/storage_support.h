@@ -50,8 +50,8 @@ static inline void fx_fill_value(uint8_t *v, uint32_t n, uint32_t seed, uint32_t
 /* Builds a batch of `records` records: record i has key "k<seed>-<i>" and a
  * value of value_bytes bytes derived from (seed, i), timestamp ts_ms + i.
  * Returns its size. */
-size_t fx_batch(uint8_t *buf, size_t cap, uint32_t records, uint32_t value_bytes,
-                uint32_t seed, int64_t ts_ms, enum batch_codec codec, struct batch_zctx *z);
+size_t fx_batch(uint8_t *buf, size_t cap, uint32_t records, uint32_t value_bytes, uint32_t seed,
+                int64_t ts_ms, enum batch_codec codec, struct batch_zctx *z);
 
 /* Checks that buf[0..len) holds exactly one valid batch built by fx_batch()
  * with this seed; returns its record count, or -1. */

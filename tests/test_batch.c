@@ -30,16 +30,10 @@ static uint8_t *xmalloc(size_t n)
     return p;
 }
 
-static void zinit(struct batch_zctx *z)
-{
-    cr_assert_eq(batch_zctx_init(z, MAX_BYTES, 3), 0);
-}
+static void zinit(struct batch_zctx *z) { cr_assert_eq(batch_zctx_init(z, MAX_BYTES, 3), 0); }
 
 /* Recomputes the checksum after a test edited a batch on purpose. */
-static void reseal(uint8_t *batch, size_t bytes)
-{
-    batch_seal(batch, bytes);
-}
+static void reseal(uint8_t *batch, size_t bytes) { batch_seal(batch, bytes); }
 
 /* Rewrites the length field for `bytes` total and reseals. */
 static void set_bytes(uint8_t *batch, size_t bytes)
@@ -50,8 +44,8 @@ static void set_bytes(uint8_t *batch, size_t bytes)
 
 /* A well-formed header (magic 2, count records, timestamps 0) around an
  * already encoded records section; returns the batch's bytes. */
-static size_t raw_batch(uint8_t *buf, const uint8_t *records, size_t records_len,
-                        int32_t count, uint16_t attributes)
+static size_t raw_batch(uint8_t *buf, const uint8_t *records, size_t records_len, int32_t count,
+                        uint16_t attributes)
 {
     struct wr w = wr_make(buf, BATCH_HEADER_BYTES + records_len);
     wr_be64(&w, 0);
@@ -111,8 +105,7 @@ static void raw_record(struct wr *w, const struct raw *r)
 /* A record with key "k" and value "v" at offset delta i. */
 static struct raw raw_ok(int64_t i)
 {
-    return (struct raw){.offset_delta = i, .key_len = 1, .key = "k",
-                        .value_len = 1, .value = "v"};
+    return (struct raw){.offset_delta = i, .key_len = 1, .key = "k", .value_len = 1, .value = "v"};
 }
 
 /* An uncompressed batch of the n raw records. */
@@ -128,8 +121,8 @@ static size_t raw_batch_of(uint8_t *buf, const struct raw *recs, int n)
 
 /* Reads every record; returns the first result other than 1 (0 at a clean
  * end), and the records seen in *seen. */
-static int read_all(const uint8_t *batch, size_t len, struct batch_zctx *z,
-                    uint8_t *out, size_t out_cap, int *seen)
+static int read_all(const uint8_t *batch, size_t len, struct batch_zctx *z, uint8_t *out,
+                    size_t out_cap, int *seen)
 {
     struct batch_reader br;
     *seen = 0;
@@ -179,8 +172,8 @@ static void spec_for(int i, struct spec *s)
     } else if (i % 7 == 1) {
         s->value_len = 0;
     } else {
-        s->value_len = snprintf(s->value, sizeof(s->value),
-                                "value %d, a value that compresses well", i);
+        s->value_len =
+            snprintf(s->value, sizeof(s->value), "value %d, a value that compresses well", i);
     }
     static const uint8_t hk[][3] = {"h0", "h1", "h2"};
     s->header_count = (uint32_t)(i % 4);
@@ -191,16 +184,15 @@ static void spec_for(int i, struct spec *s)
     }
 }
 
-static size_t build(uint8_t *buf, size_t cap, enum batch_codec codec,
-                    struct batch_zctx *z, int n)
+static size_t build(uint8_t *buf, size_t cap, enum batch_codec codec, struct batch_zctx *z, int n)
 {
     struct batch_builder b;
     batch_builder_init(&b, buf, cap, codec, 42, 3, 100);
     for (int i = 0; i < n; i++) {
         struct spec s;
         spec_for(i, &s);
-        cr_assert_eq(batch_builder_add(&b, s.ts, s.key, s.key_len, s.value,
-                                       s.value_len, s.headers, s.header_count),
+        cr_assert_eq(batch_builder_add(&b, s.ts, s.key, s.key_len, s.value, s.value_len, s.headers,
+                                       s.header_count),
                      0, "record %d", i);
     }
     size_t bytes = 0;
@@ -209,8 +201,8 @@ static size_t build(uint8_t *buf, size_t cap, enum batch_codec codec,
     return bytes;
 }
 
-static void check_field(const uint8_t *got, int32_t got_len, const void *want,
-                        int32_t want_len, int i)
+static void check_field(const uint8_t *got, int32_t got_len, const void *want, int32_t want_len,
+                        int i)
 {
     cr_assert_eq(got_len, want_len, "record %d", i);
     if (want_len >= 0) {
@@ -234,21 +226,19 @@ static void check_record(struct batch_record *rec, int64_t offset_base, int i)
     for (uint32_t h = 0; h < s.header_count; h++) {
         cr_assert_eq(batch_record_next_header(rec, &kv), 1);
         check_field(kv.key, kv.key_len, s.headers[h].key, 2, i);
-        check_field(kv.value, kv.value_len, s.headers[h].value,
-                    s.headers[h].value_len, i);
+        check_field(kv.value, kv.value_len, s.headers[h].value, s.headers[h].value_len, i);
     }
     cr_assert_eq(batch_record_next_header(rec, &kv), 0);
     cr_assert_eq(batch_record_next_header(rec, &kv), 0);
 }
 
 /* Reads back the n standard records and checks every field. */
-static void check_batch(const uint8_t *batch, size_t bytes, struct batch_zctx *z,
-                        int n, int64_t offset_base)
+static void check_batch(const uint8_t *batch, size_t bytes, struct batch_zctx *z, int n,
+                        int64_t offset_base)
 {
     uint8_t *out = xmalloc(MAX_BYTES);
     struct batch_reader br;
-    cr_assert_eq(batch_reader_open(&br, batch, bytes, MAX_BYTES, z, out,
-                                   MAX_BYTES), 0);
+    cr_assert_eq(batch_reader_open(&br, batch, bytes, MAX_BYTES, z, out, MAX_BYTES), 0);
     cr_assert_eq(br.hdr.record_count, n);
     cr_assert_eq(br.hdr.producer_id, 42);
     cr_assert_eq(br.hdr.producer_epoch, 3);
@@ -284,15 +274,9 @@ static void round_trip(enum batch_codec codec, int n, enum batch_codec want)
 
 /* ---- round trips ---- */
 
-Test(batch, round_trip_uncompressed)
-{
-    round_trip(BATCH_CODEC_NONE, 50, BATCH_CODEC_NONE);
-}
+Test(batch, round_trip_uncompressed) { round_trip(BATCH_CODEC_NONE, 50, BATCH_CODEC_NONE); }
 
-Test(batch, round_trip_zstd)
-{
-    round_trip(BATCH_CODEC_ZSTD, 50, BATCH_CODEC_ZSTD);
-}
+Test(batch, round_trip_zstd) { round_trip(BATCH_CODEC_ZSTD, 50, BATCH_CODEC_ZSTD); }
 
 Test(batch, round_trip_one_record)
 {
@@ -442,15 +426,13 @@ Test(batch, header_decode_needs_only_the_header)
     cr_assert_eq(batch_header_decode(buf, BATCH_HEADER_BYTES, MAX_BYTES, &h), 0);
     cr_assert_eq(batch_bytes(&h), bytes);
     cr_assert_eq(h.record_count, 30);
-    cr_assert_eq(batch_validate(buf, BATCH_HEADER_BYTES, MAX_BYTES, &h),
-                 -NG_ETRUNCATED);
+    cr_assert_eq(batch_validate(buf, BATCH_HEADER_BYTES, MAX_BYTES, &h), -NG_ETRUNCATED);
     free(buf);
 }
 
 /* ---- builder ---- */
 
-static void assert_builder_eq(const struct batch_builder *a,
-                              const struct batch_builder *b)
+static void assert_builder_eq(const struct batch_builder *a, const struct batch_builder *b)
 {
     cr_assert_eq(a->buf, b->buf);
     cr_assert_eq(a->cap, b->cap);
@@ -510,8 +492,7 @@ Test(batch, builder_add_rejects_bad_lengths)
     batch_builder_init(&b, buf, sizeof(buf), BATCH_CODEC_NONE, -1, 0, -1);
     struct batch_builder before = b;
     struct batch_kv null_key = {.key = NULL, .key_len = -1, .value_len = -1};
-    struct batch_kv bad_value = {.key = (const uint8_t *)"h", .key_len = 1,
-                                 .value_len = -2};
+    struct batch_kv bad_value = {.key = (const uint8_t *)"h", .key_len = 1, .value_len = -2};
     cr_assert_eq(batch_builder_add(&b, 0, NULL, -2, "v", 1, NULL, 0), -NG_EBADARG);
     cr_assert_eq(batch_builder_add(&b, 0, "k", 1, NULL, -2, NULL, 0), -NG_EBADARG);
     cr_assert_eq(batch_builder_add(&b, 0, "k", 1, "v", 1, &null_key, 1), -NG_EBADARG);
@@ -526,8 +507,7 @@ Test(batch, builder_add_rejects_timestamp_delta_overflow)
     batch_builder_init(&b, buf, sizeof(buf), BATCH_CODEC_NONE, -1, 0, -1);
     cr_assert_eq(batch_builder_add(&b, INT64_MIN, NULL, -1, NULL, -1, NULL, 0), 0);
     struct batch_builder before = b;
-    cr_assert_eq(batch_builder_add(&b, INT64_MAX, NULL, -1, NULL, -1, NULL, 0),
-                 -NG_EBADARG);
+    cr_assert_eq(batch_builder_add(&b, INT64_MAX, NULL, -1, NULL, -1, NULL, 0), -NG_EBADARG);
     assert_builder_eq(&b, &before);
 }
 
@@ -574,8 +554,7 @@ static size_t gzip_section(const uint8_t *src, size_t n, uint8_t *out, size_t ca
 
 /* variant 0: one raw block (librdkafka); 1: xerial framing in 1 KiB blocks
  * (Kafka's Java client, kafka-python: 32 KiB). */
-static size_t snappy_section(int variant, const uint8_t *src, size_t n, uint8_t *out,
-                             size_t cap)
+static size_t snappy_section(int variant, const uint8_t *src, size_t n, uint8_t *out, size_t cap)
 {
     size_t len = cap;
     if (variant == 0) {
@@ -631,11 +610,20 @@ static size_t recompress(const uint8_t *plain, size_t bytes, enum batch_codec co
     size_t room = cap - BATCH_HEADER_BYTES;
     size_t got = 0;
     switch (codec) {
-    case BATCH_CODEC_GZIP: got = gzip_section(src, n, dst, room); break;
-    case BATCH_CODEC_SNAPPY: got = snappy_section(variant, src, n, dst, room); break;
-    case BATCH_CODEC_LZ4: got = lz4_section(variant, src, n, dst, room); break;
-    case BATCH_CODEC_ZSTD: got = zstd_section(variant, src, n, dst, room); break;
-    case BATCH_CODEC_NONE: cr_assert_fail("a codec");
+    case BATCH_CODEC_GZIP:
+        got = gzip_section(src, n, dst, room);
+        break;
+    case BATCH_CODEC_SNAPPY:
+        got = snappy_section(variant, src, n, dst, room);
+        break;
+    case BATCH_CODEC_LZ4:
+        got = lz4_section(variant, src, n, dst, room);
+        break;
+    case BATCH_CODEC_ZSTD:
+        got = zstd_section(variant, src, n, dst, room);
+        break;
+    case BATCH_CODEC_NONE:
+        cr_assert_fail("a codec");
     }
     memcpy(out, plain, BATCH_HEADER_BYTES);
     put_be16(out + BATCH_OFF_ATTRIBUTES, (uint16_t)codec);
@@ -775,8 +763,7 @@ Test(batch, rejects_length_below_the_header)
     uint8_t buf[4096];
     size_t bytes = sample(buf);
     struct batch_header h;
-    uint32_t bad[] = {BATCH_HEADER_BYTES - BATCH_PREFIX_BYTES - 1, 0, 0xffffffffu,
-                      0x80000000u};
+    uint32_t bad[] = {BATCH_HEADER_BYTES - BATCH_PREFIX_BYTES - 1, 0, 0xffffffffu, 0x80000000u};
     for (size_t i = 0; i < ARRAY_LEN(bad); i++) {
         put_be32(buf + BATCH_OFF_LENGTH, bad[i]);
         cr_assert_eq(batch_header_decode(buf, bytes, MAX_BYTES, &h), -NG_EBADLEN);
@@ -1015,13 +1002,21 @@ Test(batch, rejects_bad_record_headers)
     uint8_t buf[4096];
     struct raw r = raw_ok(0);
     r.header_count = 1;
-    r.extra = "\x01" "h"; /* key length -1: header keys are never null */
+    r.extra = "\x01"
+              "h"; /* key length -1: header keys are never null */
     size_t bytes = raw_batch_of(buf, &r, 1);
     cr_assert_eq(read_raw(buf, bytes), -NG_EBADLEN);
-    r.extra = "\x02" "h" "\x08" "v"; /* value length 4 past the record */
+    r.extra = "\x02"
+              "h"
+              "\x08"
+              "v"; /* value length 4 past the record */
     bytes = raw_batch_of(buf, &r, 1);
     cr_assert_eq(read_raw(buf, bytes), -NG_EBADLEN);
-    r.extra = "\x02" "h" "\x01" "\x02" "h"; /* a second header not counted */
+    r.extra = "\x02"
+              "h"
+              "\x01"
+              "\x02"
+              "h"; /* a second header not counted */
     bytes = raw_batch_of(buf, &r, 1);
     cr_assert_eq(read_raw(buf, bytes), -NG_EBADLEN);
 }
@@ -1034,7 +1029,9 @@ Test(batch, rejects_bad_header_count)
     size_t bytes = raw_batch_of(buf, &r, 1);
     cr_assert_eq(read_raw(buf, bytes), -NG_EBADCOUNT);
     r.header_count = 2;
-    r.extra = "\x02" "h" "\x01"; /* one header's bytes for two */
+    r.extra = "\x02"
+              "h"
+              "\x01"; /* one header's bytes for two */
     bytes = raw_batch_of(buf, &r, 1);
     cr_assert_eq(read_raw(buf, bytes), -NG_EBADCOUNT);
 }
@@ -1081,8 +1078,7 @@ Test(batch, failed_reader_stays_failed)
     cr_assert_eq(batch_reader_next(&br, &rec), -NG_EBADDELTA);
     cr_assert_eq(batch_reader_next(&br, &rec), -NG_EBADDELTA);
     buf[BATCH_HEADER_BYTES] ^= 1;
-    cr_assert_eq(batch_reader_open(&br, buf, bytes, MAX_BYTES, NULL, NULL, 0),
-                 -NG_ECHECKSUM);
+    cr_assert_eq(batch_reader_open(&br, buf, bytes, MAX_BYTES, NULL, NULL, 0), -NG_ECHECKSUM);
     cr_assert_eq(batch_reader_next(&br, &rec), -NG_ECHECKSUM);
 }
 
@@ -1163,10 +1159,8 @@ Test(batch, rejects_corrupt_zstd_frame)
     cr_assert_eq(read_z(buf, zbatch(buf, frame, n + 1, 3), 4096), -NG_EDECOMPRESS,
                  "a byte after the frame");
     memcpy(frame + n, frame, n);
-    cr_assert_eq(read_z(buf, zbatch(buf, frame, 2 * n, 3), 4096), -NG_EDECOMPRESS,
-                 "two frames");
-    cr_assert_eq(read_z(buf, zbatch(buf, frame, 3, 3), 4096), -NG_EDECOMPRESS,
-                 "three bytes");
+    cr_assert_eq(read_z(buf, zbatch(buf, frame, 2 * n, 3), 4096), -NG_EDECOMPRESS, "two frames");
+    cr_assert_eq(read_z(buf, zbatch(buf, frame, 3, 3), 4096), -NG_EDECOMPRESS, "three bytes");
 }
 
 Test(batch, reads_zstd_frame_without_content_size_bounded_by_the_buffer)
@@ -1211,8 +1205,7 @@ static void truncate_everywhere(enum batch_codec codec)
         uint8_t *p = xmalloc(len);
         memcpy(p, buf, len);
         int seen;
-        cr_assert_eq(read_all(p, len, &z, out, MAX_BYTES, &seen), -NG_ETRUNCATED,
-                     "len %zu", len);
+        cr_assert_eq(read_all(p, len, &z, out, MAX_BYTES, &seen), -NG_ETRUNCATED, "len %zu", len);
         free(p);
     }
     free(out);

@@ -47,8 +47,8 @@ struct sent {
     int64_t offset;
 };
 
-static struct sent produce_ok(struct cl *c, const char *topic, int32_t partition,
-                              uint32_t records, uint32_t seed, int16_t acks)
+static struct sent produce_ok(struct cl *c, const char *topic, int32_t partition, uint32_t records,
+                              uint32_t seed, int16_t acks)
 {
     size_t len = bt_make(batch, sizeof(batch), records, seed, T0 + seed * 1000, -1, 0, -1);
     struct sent s = {.bytes = malloc(len), .len = len};
@@ -669,8 +669,7 @@ static char *run_failing(const char *const *args, const char *log_path, int *err
         bk_print_tail(log_path, "expected a failed start");
         cr_assert_fail("nagared did not exit");
     }
-    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) != 0, "exit %#x, expected failure",
-              status);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) != 0, "exit %#x, expected failure", status);
     char *text = bk_read_file(log_path, NULL);
     *errors = 0;
     for (const char *p = strstr(text, " ERROR "); p != NULL; p = strstr(p + 1, " ERROR ")) {
@@ -758,7 +757,8 @@ Test(broker, produce_partitions_of_one_request_succeed_or_fail_independently)
     proto_produce_req_begin(&e, cl_wr(&c), 0, corr, PROTO_STR_NULL, &req);
     proto_enc_topic(&e, proto_str_make("multi"));
     for (size_t i = 0; i < 5; i++) {
-        struct proto_produce_req_partition p = {.partition = parts[i], .records = b[which[i]],
+        struct proto_produce_req_partition p = {.partition = parts[i],
+                                                .records = b[which[i]],
                                                 .records_bytes = (uint32_t)len[which[i]]};
         proto_produce_req_partition(&e, &p);
     }
@@ -793,12 +793,11 @@ static size_t fetch_limited(struct cl *c, const char *topic, int32_t part_bytes_
 {
     struct proto_enc e;
     uint32_t corr = cl_next_corr(c);
-    struct proto_fetch_req req = {.wait_max_ms = wait_ms, .bytes_min = wait_ms > 0 ? 1 : 0,
-                                  .bytes_max = req_bytes_max};
+    struct proto_fetch_req req = {
+        .wait_max_ms = wait_ms, .bytes_min = wait_ms > 0 ? 1 : 0, .bytes_max = req_bytes_max};
     proto_fetch_req_begin(&e, cl_wr(c), 0, corr, PROTO_STR_NULL, &req);
     proto_enc_topic(&e, proto_str_make(topic));
-    struct proto_fetch_req_partition p = {.partition = 0, .offset = 0,
-                                          .bytes_max = part_bytes_max};
+    struct proto_fetch_req_partition p = {.partition = 0, .offset = 0, .bytes_max = part_bytes_max};
     proto_fetch_req_partition(&e, &p);
     cr_assert_eq(proto_enc_end(&e), 0);
     cr_assert_eq(cl_send_wr(c), 0);
@@ -824,8 +823,7 @@ Test(broker, fetch_byte_limits_send_whole_batches)
     int err;
     cr_assert_eq(fetch_limited(&c, "lim", 1, 1 << 20, 0, &err), 1, "a first batch goes whole");
     cr_assert_eq(err, 0);
-    cr_assert_eq(fetch_limited(&c, "lim", 1 << 20, 1, 0, &err), 1,
-                 "also past the request's limit");
+    cr_assert_eq(fetch_limited(&c, "lim", 1 << 20, 1, 0, &err), 1, "also past the request's limit");
     cr_assert_eq(fetch_limited(&c, "lim", 2 * one, 1 << 20, 0, &err), 2);
     cr_assert_eq(fetch_limited(&c, "lim", 2 * one + one / 2, 1 << 20, 0, &err), 2,
                  "further batches only while they fit");
@@ -1029,10 +1027,12 @@ Test(broker, batch_over_the_topic_maximum_refused)
     bk_start(&B);
     struct cl c;
     cl_connect(&c, B.port, CL_TIMEOUT_MS_DEFAULT);
-    struct proto_create_topic t = {
-        .name = proto_str_make("small"), .partition_count = 1,
-        .retention_ms = PROTO_CONFIG_DEFAULT, .retention_bytes = PROTO_CONFIG_DEFAULT,
-        .segment_bytes = PROTO_CONFIG_DEFAULT, .batch_bytes_max = 65536};
+    struct proto_create_topic t = {.name = proto_str_make("small"),
+                                   .partition_count = 1,
+                                   .retention_ms = PROTO_CONFIG_DEFAULT,
+                                   .retention_bytes = PROTO_CONFIG_DEFAULT,
+                                   .segment_bytes = PROTO_CONFIG_DEFAULT,
+                                   .batch_bytes_max = 65536};
     cr_assert_eq(rq_create_cfg(&c, &t), 0);
     size_t len = bt_make_sized(batch, sizeof(batch), 2, 40000, 1, BATCH_CODEC_NONE, NULL);
     int64_t off;
@@ -1050,10 +1050,12 @@ Test(broker, create_topics_refuses_bad_config)
     bk_start(&B);
     struct cl c;
     cl_connect(&c, B.port, CL_TIMEOUT_MS_DEFAULT);
-    struct proto_create_topic good = {
-        .name = proto_str_make("cfg"), .partition_count = 1,
-        .retention_ms = PROTO_CONFIG_DEFAULT, .retention_bytes = PROTO_CONFIG_DEFAULT,
-        .segment_bytes = PROTO_CONFIG_DEFAULT, .batch_bytes_max = PROTO_CONFIG_DEFAULT};
+    struct proto_create_topic good = {.name = proto_str_make("cfg"),
+                                      .partition_count = 1,
+                                      .retention_ms = PROTO_CONFIG_DEFAULT,
+                                      .retention_bytes = PROTO_CONFIG_DEFAULT,
+                                      .segment_bytes = PROTO_CONFIG_DEFAULT,
+                                      .batch_bytes_max = PROTO_CONFIG_DEFAULT};
     struct proto_create_topic bad[8];
     for (size_t i = 0; i < 8; i++) {
         bad[i] = good;
@@ -1130,8 +1132,7 @@ static uint32_t fetch_all_send(struct cl *c, const char *topic, int64_t offset)
     struct proto_fetch_req req = {.bytes_max = 48 << 20};
     proto_fetch_req_begin(&e, cl_wr(c), 0, corr, PROTO_STR_NULL, &req);
     proto_enc_topic(&e, proto_str_make(topic));
-    struct proto_fetch_req_partition p = {.partition = 0, .offset = offset,
-                                          .bytes_max = 48 << 20};
+    struct proto_fetch_req_partition p = {.partition = 0, .offset = offset, .bytes_max = 48 << 20};
     proto_fetch_req_partition(&e, &p);
     cr_assert_eq(proto_enc_end(&e), 0);
     cr_assert_eq(cl_send_wr(c), 0);
@@ -1171,7 +1172,8 @@ Test(broker, segments_deleted_while_their_answer_is_sent_are_sent_whole, .timeou
     usleep(200 * 1000);
     /* Retention deletes the segments it is being sent from... */
     for (uint32_t i = 0; i < 64; i++) {
-        size_t len = bt_make_sized(batch, sizeof(batch), 64, 1000, 1000 + i, BATCH_CODEC_NONE, NULL);
+        size_t len =
+            bt_make_sized(batch, sizeof(batch), 64, 1000, 1000 + i, BATCH_CODEC_NONE, NULL);
         int64_t off;
         cr_assert_eq(rq_produce(&c, "gone", 0, batch, len, 1, &off), 0);
     }

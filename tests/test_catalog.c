@@ -186,8 +186,10 @@ static void assert_topic(const char *name, const struct topic_config *cfg)
 static size_t with_checksum(const char *body, char *buf, size_t cap)
 {
     size_t n = strlen(body);
-    int m = snprintf(buf, cap, "%s" "checksum = %016" PRIx64 "\n", body,
-                     (uint64_t)XXH3_64bits(body, n));
+    int m = snprintf(buf, cap,
+                     "%s"
+                     "checksum = %016" PRIx64 "\n",
+                     body, (uint64_t)XXH3_64bits(body, n));
     cr_assert(m > 0 && (size_t)m < cap);
     return (size_t)m;
 }
@@ -199,9 +201,9 @@ static int decode_body(const char *body, struct catalog_topic *t, char *why, siz
     return catalog_meta_decode(buf, len, t, why, cap);
 }
 
-#define GOOD_BODY                                                                 \
-    "version = 1\nname = orders\npartitions = 3\nretention_ms = 86400000\n"       \
-    "retention_bytes = -1\nsegment_bytes = 1048576\nsegment_ms = 3600000\n"       \
+#define GOOD_BODY                                                           \
+    "version = 1\nname = orders\npartitions = 3\nretention_ms = 86400000\n" \
+    "retention_bytes = -1\nsegment_bytes = 1048576\nsegment_ms = 3600000\n" \
     "batch_bytes_max = 65536\n"
 
 /* ---- create, reopen, find ---- */
@@ -291,8 +293,8 @@ Test(catalog, bad_names_are_refused_before_the_file_system)
     char long_name[251];
     memset(long_name, 'x', 250);
     long_name[250] = '\0';
-    const char *bad[] = {"", long_name, "/", "..", ".", "a b", " ", "a/b", "../x",
-                         "tab\t", "nul", "caf\xc3\xa9", "a*", "a\\b"};
+    const char *bad[] = {"",    long_name, "/",     "..",  ".",           "a b", " ",
+                         "a/b", "../x",    "tab\t", "nul", "caf\xc3\xa9", "a*",  "a\\b"};
     for (size_t i = 0; i < ARRAY_LEN(bad); i++) {
         size_t len = i == 10 ? 4 : strlen(bad[i]); /* "nul" plus its NUL byte */
         cr_assert_eq(catalog_create(&cat, bad[i], len, &cfg_a), -NG_EBADNAME, "name %zu", i);
@@ -532,7 +534,8 @@ Test(catalog, meta_round_trips_at_the_limits)
     for (size_t i = 0; i < ARRAY_LEN(cfgs); i++) {
         char buf[CATALOG_META_BYTES_MAX];
         size_t len = 0;
-        cr_assert_eq(catalog_meta_encode(name, sizeof(name) - 1, cfgs[i], buf, sizeof(buf), &len), 0);
+        cr_assert_eq(catalog_meta_encode(name, sizeof(name) - 1, cfgs[i], buf, sizeof(buf), &len),
+                     0);
         struct catalog_topic t;
         char why[256] = "";
         cr_assert_eq(catalog_meta_decode(buf, len, &t, why, sizeof(why)), 0, "%s", why);
@@ -719,12 +722,18 @@ static void ret_ms_minus3(struct topic_config *c) { c->retention_ms = -3; }
 static void ret_bytes_zero(struct topic_config *c) { c->retention_bytes = 0; }
 static void ret_bytes_min(struct topic_config *c) { c->retention_bytes = INT64_MIN; }
 static void seg_small(struct topic_config *c) { c->segment_bytes = PART_SEGMENT_BYTES_MIN - 1; }
-static void seg_big(struct topic_config *c) { c->segment_bytes = (int64_t)PART_SEGMENT_BYTES_MAX + 1; }
+static void seg_big(struct topic_config *c)
+{
+    c->segment_bytes = (int64_t)PART_SEGMENT_BYTES_MAX + 1;
+}
 static void seg_unlimited(struct topic_config *c) { c->segment_bytes = PROTO_CONFIG_UNLIMITED; }
 static void seg_ms_zero(struct topic_config *c) { c->segment_ms = 0; }
 static void seg_ms_unlimited(struct topic_config *c) { c->segment_ms = PROTO_CONFIG_UNLIMITED; }
 static void batch_small(struct topic_config *c) { c->batch_bytes_max = BATCH_HEADER_BYTES - 1; }
-static void batch_big(struct topic_config *c) { c->batch_bytes_max = (int32_t)BATCH_BYTES_LIMIT + 1; }
+static void batch_big(struct topic_config *c)
+{
+    c->batch_bytes_max = (int32_t)BATCH_BYTES_LIMIT + 1;
+}
 static void batch_unlimited(struct topic_config *c) { c->batch_bytes_max = PROTO_CONFIG_UNLIMITED; }
 
 Test(catalog, resolve_refuses_out_of_range_values)
@@ -751,9 +760,14 @@ Test(catalog, resolve_refuses_out_of_range_values)
 Test(catalog, part_config_takes_the_topic_fields)
 {
     struct part_config base = {
-        .segment_bytes = 1, .segment_ms = 2, .index_interval_bytes = 4096,
-        .batch_bytes_max = 3, .retention_ms = 4, .retention_bytes = 5,
-        .appends_inflight_max = 77, .group_commit = false,
+        .segment_bytes = 1,
+        .segment_ms = 2,
+        .index_interval_bytes = 4096,
+        .batch_bytes_max = 3,
+        .retention_ms = 4,
+        .retention_bytes = 5,
+        .appends_inflight_max = 77,
+        .group_commit = false,
     };
     struct part_config pc;
     catalog_part_config(&cfg_a, &base, &pc);

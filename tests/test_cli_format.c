@@ -76,7 +76,7 @@ Test(cli_time, parses_epoch_ms)
 Test(cli_time, refuses_other_shapes)
 {
     parse_bad("");
-    parse_bad("2026-11-28T12:00:00");      /* no zone: refused, not guessed */
+    parse_bad("2026-11-28T12:00:00"); /* no zone: refused, not guessed */
     parse_bad("2026-11-28");
     parse_bad("2026-11-28T12:00Z");
     parse_bad("2026-11-28T24:00:00Z");
@@ -89,7 +89,7 @@ Test(cli_time, refuses_other_shapes)
     parse_bad("2026-11-28T12:00:00+1");
     parse_bad("2026-11-28T12:00:00Zjunk");
     parse_bad("26-11-28T12:00:00Z");
-    parse_bad("1969-12-31T23:59:59Z");     /* before the epoch */
+    parse_bad("1969-12-31T23:59:59Z"); /* before the epoch */
     parse_bad("1970-01-01T00:30:00+01:00");
 }
 

@@ -70,7 +70,7 @@ struct reports {
     uint32_t count;
     uint32_t failed;
     int first_err;
-    int32_t *partition;  /* by record index */
+    int32_t *partition; /* by record index */
     int64_t *offset;
     uint32_t *delivered; /* reports per record */
     uint32_t records;
@@ -245,10 +245,14 @@ static void produce_keyed(nagare_producer *p, const char *topic, uint32_t seed, 
     uint8_t value[VALUE_BYTES_MAX];
     char key[32];
     for (uint32_t i = 0; i < count; i++) {
-        struct nagare_record rec = {
-            .topic = topic, .partition = NAGARE_PARTITION_ANY, .key = key,
-            .key_len = key_of(i, key), .value = value, .value_len = (ssize_t)value_of(seed, i, value),
-            .timestamp_ms = T0 + i, .opaque = (void *)(uintptr_t)i};
+        struct nagare_record rec = {.topic = topic,
+                                    .partition = NAGARE_PARTITION_ANY,
+                                    .key = key,
+                                    .key_len = key_of(i, key),
+                                    .value = value,
+                                    .value_len = (ssize_t)value_of(seed, i, value),
+                                    .timestamp_ms = T0 + i,
+                                    .opaque = (void *)(uintptr_t)i};
         send_record(p, &rec);
     }
 }
@@ -321,15 +325,18 @@ Test(client, keyed_records_round_trip_over_four_partitions)
 
 #define REPLAY_RECORDS 3000
 
-static void produce_plain(nagare_producer *p, const char *topic, int32_t partition,
-                          uint32_t seed, uint32_t from, uint32_t count)
+static void produce_plain(nagare_producer *p, const char *topic, int32_t partition, uint32_t seed,
+                          uint32_t from, uint32_t count)
 {
     uint8_t value[VALUE_BYTES_MAX];
     for (uint32_t i = from; i < from + count; i++) {
-        struct nagare_record rec = {
-            .topic = topic, .partition = partition, .key_len = -1,
-            .value = value, .value_len = (ssize_t)value_of(seed, i, value),
-            .timestamp_ms = T0 + 10 * (int64_t)i, .opaque = (void *)(uintptr_t)i};
+        struct nagare_record rec = {.topic = topic,
+                                    .partition = partition,
+                                    .key_len = -1,
+                                    .value = value,
+                                    .value_len = (ssize_t)value_of(seed, i, value),
+                                    .timestamp_ms = T0 + 10 * (int64_t)i,
+                                    .opaque = (void *)(uintptr_t)i};
         send_record(p, &rec);
     }
 }
@@ -466,10 +473,13 @@ static void restart_run(int down_ms, bool after)
     uint8_t value[VALUE_BYTES_MAX];
     char key[32];
     for (uint32_t i = RESTART_RECORDS / 2; i < RESTART_RECORDS; i++) {
-        struct nagare_record rec = {
-            .topic = "restart", .partition = NAGARE_PARTITION_ANY, .key = key,
-            .key_len = key_of(i, key), .value = value,
-            .value_len = (ssize_t)value_of(11, i, value), .opaque = (void *)(uintptr_t)i};
+        struct nagare_record rec = {.topic = "restart",
+                                    .partition = NAGARE_PARTITION_ANY,
+                                    .key = key,
+                                    .key_len = key_of(i, key),
+                                    .value = value,
+                                    .value_len = (ssize_t)value_of(11, i, value),
+                                    .opaque = (void *)(uintptr_t)i};
         send_record(p, &rec);
     }
     flush_ok(p, &r, RESTART_RECORDS);
@@ -487,10 +497,7 @@ Test(client, idempotent_retries_across_a_broker_kill_write_each_record_once)
     restart_run(300, false);
 }
 
-Test(client, idempotent_retries_after_a_restart_between_flushes)
-{
-    restart_run(50, true);
-}
+Test(client, idempotent_retries_after_a_restart_between_flushes) { restart_run(50, true); }
 
 /* ---- a proxy that can swallow the broker's answers ---- */
 
@@ -512,8 +519,8 @@ struct proxy {
 static int proxy_connect(uint16_t port)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port),
-                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    struct sockaddr_in sa = {
+        .sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
         close(fd);
         return -1;
@@ -652,10 +659,13 @@ Test(client, batches_written_but_unanswered_are_resent_and_not_duplicated)
     uint8_t value[VALUE_BYTES_MAX];
     char key[32];
     for (uint32_t i = 1; i < 5000; i++) {
-        struct nagare_record rec = {
-            .topic = "dup", .partition = NAGARE_PARTITION_ANY, .key = key,
-            .key_len = key_of(i, key), .value = value,
-            .value_len = (ssize_t)value_of(5, i, value), .opaque = (void *)(uintptr_t)i};
+        struct nagare_record rec = {.topic = "dup",
+                                    .partition = NAGARE_PARTITION_ANY,
+                                    .key = key,
+                                    .key_len = key_of(i, key),
+                                    .value = value,
+                                    .value_len = (ssize_t)value_of(5, i, value),
+                                    .opaque = (void *)(uintptr_t)i};
         send_record(p, &rec);
     }
     /* Poll until the broker stops growing the log: every request that went
@@ -714,8 +724,8 @@ Test(client, acks_none_leader_and_all_each_deliver)
         flush_ok(p, &r, 2000);
         for (uint32_t i = 0; i < 2000; i++) {
             /* acks=0: written to the socket is all that is known. */
-            cr_assert_eq(r.offset[i], acks[k] == 0 ? -1 : (int64_t)i, "acks %d record %u",
-                         acks[k], i);
+            cr_assert_eq(r.offset[i], acks[k] == 0 ? -1 : (int64_t)i, "acks %d record %u", acks[k],
+                         i);
         }
         nagare_producer_destroy(p);
         nagare_consumer *c = consumer(NAGARE_RESET_EARLIEST);
@@ -821,8 +831,8 @@ Test(client, zstd_is_the_default_and_none_still_sends_records_as_they_are)
 
 /* ---- headers, null keys and values ---- */
 
-static void header_is(const struct nagare_message *m, size_t i, const char *key,
-                      const char *value, ssize_t value_len)
+static void header_is(const struct nagare_message *m, size_t i, const char *key, const char *value,
+                      ssize_t value_len)
 {
     struct nagare_header h;
     nagare_message_header(m, i, &h);
@@ -854,10 +864,20 @@ Test(client, headers_and_null_keys_and_values_round_trip)
         {.topic = "hdr", .key = "k1", .key_len = 2, .value = NULL, .value_len = -1},
         {.topic = "hdr", .key = NULL, .key_len = -1, .value = NULL, .value_len = -1},
         {.topic = "hdr", .key = "", .key_len = 0, .value = "", .value_len = 0},
-        {.topic = "hdr", .key = "k4", .key_len = 2, .value = "v4", .value_len = 2,
-         .headers = hs, .header_count = 4},
-        {.topic = "hdr", .key = NULL, .key_len = -1, .value = "v5", .value_len = 2,
-         .headers = hs + 1, .header_count = 1},
+        {.topic = "hdr",
+         .key = "k4",
+         .key_len = 2,
+         .value = "v4",
+         .value_len = 2,
+         .headers = hs,
+         .header_count = 4},
+        {.topic = "hdr",
+         .key = NULL,
+         .key_len = -1,
+         .value = "v5",
+         .value_len = 2,
+         .headers = hs + 1,
+         .header_count = 1},
     };
     for (size_t i = 0; i < 6; i++) {
         recs[i].partition = 0;
@@ -1003,8 +1023,11 @@ Test(client, producing_to_a_missing_topic_fails_when_the_broker_will_not_create_
         cr_assert_eq(r.offset[i], i - 10);
     }
     /* Now known to be missing: refused at once. */
-    struct nagare_record rec = {.topic = "missing", .partition = NAGARE_PARTITION_ANY,
-                                .key_len = -1, .value = "x", .value_len = 1};
+    struct nagare_record rec = {.topic = "missing",
+                                .partition = NAGARE_PARTITION_ANY,
+                                .key_len = -1,
+                                .value = "x",
+                                .value_len = 1};
     cr_assert_eq(nagare_send(p, &rec), -NAGARE_EUNKNOWN_TOPIC);
     rec.topic = "there";
     rec.partition = 1;
@@ -1081,14 +1104,17 @@ Test(client, records_larger_than_a_batch_go_alone_and_too_large_are_refused)
         value[i] = (uint8_t)(i * 7);
     }
     for (uint32_t i = 0; i < 5; i++) {
-        struct nagare_record rec = {.topic = "big", .partition = 0, .key_len = -1,
-                                    .value = value, .value_len = (ssize_t)sizes[i],
+        struct nagare_record rec = {.topic = "big",
+                                    .partition = 0,
+                                    .key_len = -1,
+                                    .value = value,
+                                    .value_len = (ssize_t)sizes[i],
                                     .opaque = (void *)(uintptr_t)i};
         send_record(p, &rec);
     }
     cr_assert_eq(nagare_producer_flush(p, 10000), 0);
-    struct nagare_record huge = {.topic = "big", .partition = 0, .key_len = -1,
-                                 .value = value, .value_len = 300000};
+    struct nagare_record huge = {
+        .topic = "big", .partition = 0, .key_len = -1, .value = value, .value_len = 300000};
     cr_assert_eq(nagare_send(p, &huge), -NAGARE_ETOOBIG, "over the topic's batch_bytes_max");
     flush_ok(p, &r, 5);
     nagare_producer_destroy(p);
@@ -1189,8 +1215,8 @@ Test(client, a_full_batch_grows_while_its_partition_cannot_send_and_goes_as_one)
     cr_assert_eq(n, 3, "batches: %zu", n);
     cr_assert_eq(counts[0], 1);
     cr_assert_eq(counts[0] + counts[1] + counts[2], 61);
-    cr_assert_gt(counts[2], 5 * counts[1], "the last batch grew: %d records after %d",
-                 counts[2], counts[1]);
+    cr_assert_gt(counts[2], 5 * counts[1], "the last batch grew: %d records after %d", counts[2],
+                 counts[1]);
 }
 
 /* Keyless records move to another partition after each batch_bytes,
@@ -1212,8 +1238,11 @@ Test(client, keyless_records_move_on_while_batches_grow)
     /* No poll: the one request allowed stays in flight, the others grow. */
     char value[20] = "keyless record value";
     for (uint32_t i = 1; i <= N; i++) {
-        struct nagare_record rec = {.topic = "spread", .partition = NAGARE_PARTITION_ANY,
-                                    .key_len = -1, .value = value, .value_len = sizeof(value),
+        struct nagare_record rec = {.topic = "spread",
+                                    .partition = NAGARE_PARTITION_ANY,
+                                    .key_len = -1,
+                                    .value = value,
+                                    .value_len = sizeof(value),
                                     .opaque = (void *)(uintptr_t)i};
         send_record(p, &rec);
     }
@@ -1291,10 +1320,11 @@ Test(client, bootstrap_addresses_are_parsed_strictly)
     cr_assert_eq(conn_parse_address("[::1]:9", host, sizeof(host), port, sizeof(port)), 0);
     cr_assert_str_eq(host, "::1");
     cr_assert_str_eq(port, "9");
-    cr_assert_eq(conn_parse_address("broker.example:65535", host, sizeof(host), port,
-                                    sizeof(port)), 0);
-    const char *bad[] = {"", "7420", "host:", ":7420", "::1:7420", "host:0", "host:65536",
-                         "host:12a", "host:-1", "host:123456", "[]:1", "[::1]", NULL};
+    cr_assert_eq(conn_parse_address("broker.example:65535", host, sizeof(host), port, sizeof(port)),
+                 0);
+    const char *bad[] = {"",       "7420",       "host:",    ":7420",   "::1:7420",
+                         "host:0", "host:65536", "host:12a", "host:-1", "host:123456",
+                         "[]:1",   "[::1]",      NULL};
     for (size_t i = 0; bad[i] != NULL; i++) {
         cr_assert_eq(conn_parse_address(bad[i], host, sizeof(host), port, sizeof(port)),
                      -NAGARE_EBADARG, "%s", bad[i]);
@@ -1304,8 +1334,7 @@ Test(client, bootstrap_addresses_are_parsed_strictly)
     strcpy(longname + 300, ":1");
     cr_assert_eq(conn_parse_address(longname, host, sizeof(host), port, sizeof(port)),
                  -NAGARE_EBADARG);
-    cr_assert_eq(conn_parse_address(NULL, host, sizeof(host), port, sizeof(port)),
-                 -NAGARE_EBADARG);
+    cr_assert_eq(conn_parse_address(NULL, host, sizeof(host), port, sizeof(port)), -NAGARE_EBADARG);
 }
 
 Test(client, a_host_name_is_resolved)
@@ -1331,8 +1360,8 @@ Test(client, poll_without_waiting_reads_answers)
     struct reports r;
     reports_init(&r, 1);
     nagare_producer *p = producer(&r, NULL);
-    struct nagare_record rec = {.topic = "nowait", .partition = 0, .key_len = -1,
-                                .value = "v", .value_len = 1};
+    struct nagare_record rec = {
+        .topic = "nowait", .partition = 0, .key_len = -1, .value = "v", .value_len = 1};
     send_record(p, &rec);
     int64_t give_up = clock_mono_ms() + 10000;
     while (r.count == 0 && clock_mono_ms() < give_up) {
@@ -1548,8 +1577,8 @@ struct fake {
     const uint8_t *records;
     size_t records_bytes;
     int64_t records_end;
-    int err_after;            /* a fetch past records_end gets it (0: nothing) */
-    size_t cut_bytes;         /* the next answer with records stops after this
+    int err_after;    /* a fetch past records_end gets it (0: nothing) */
+    size_t cut_bytes; /* the next answer with records stops after this
                                  many bytes and the connection closes (0: no) */
     uint8_t *tx;
     uint8_t *rx;
@@ -1588,8 +1617,8 @@ static bool fake_answer(struct fake *f, uint8_t *rx, uint32_t len, struct wr *w)
         struct proto_metadata_resp m = {.host = proto_str_make("127.0.0.1"), .port = f->port};
         proto_metadata_resp_begin(&e, w, h.api_version, h.correlation_id, &m);
         proto_metadata_resp_topic(&e, proto_str_make("bad"), 0);
-        proto_metadata_resp_partition(&e, &(struct proto_metadata_partition){
-                                              .offset_latest = f->records_end});
+        proto_metadata_resp_partition(
+            &e, &(struct proto_metadata_partition){.offset_latest = f->records_end});
         return proto_enc_end(&e) == 0;
     }
     if (h.api_key != PROTO_API_FETCH) {
@@ -1607,7 +1636,8 @@ static bool fake_answer(struct fake *f, uint8_t *rx, uint32_t len, struct wr *w)
     proto_fetch_resp_begin(&e, w, h.api_version, h.correlation_id);
     proto_enc_topic(&e, proto_str_make("bad"));
     proto_fetch_resp_partition(&e, &(struct proto_fetch_resp_partition){
-                                       .partition = 0, .err = some ? 0 : f->err_after,
+                                       .partition = 0,
+                                       .err = some ? 0 : f->err_after,
                                        .offset_latest = f->records_end,
                                        .records = f->records,
                                        .records_bytes = some ? (uint32_t)f->records_bytes : 0});
@@ -1694,14 +1724,13 @@ Test(client, an_answer_cut_off_while_read_into_its_buffer_is_fetched_again)
     static uint8_t buf[256 * 1024];
     size_t len = 0;
     for (int k = 0; k < 4; k++) {
-        size_t n = bt_make_sized(buf + len, sizeof(buf) - len, 30, 1000, 41, BATCH_CODEC_NONE,
-                                 NULL);
+        size_t n =
+            bt_make_sized(buf + len, sizeof(buf) - len, 30, 1000, 41, BATCH_CODEC_NONE, NULL);
         batch_set_offset_base(buf + len, 30 * k);
         len += n;
     }
     cr_assert_gt(len, 100000);
-    struct fake f = {.records = buf, .records_bytes = len, .records_end = 120,
-                     .cut_bytes = 70000};
+    struct fake f = {.records = buf, .records_bytes = len, .records_end = 120, .cut_bytes = 70000};
     fake_start(&f);
     struct nagare_consumer_config cc;
     nagare_consumer_config_default(&cc);
@@ -1862,8 +1891,11 @@ static void send_one_to(nagare_producer *p, const char *topic, int32_t partition
     uint8_t value[2048];
     cr_assert_leq(value_bytes, sizeof(value));
     memset(value, (int)i, value_bytes);
-    struct nagare_record rec = {.topic = topic, .partition = partition, .key_len = -1,
-                                .value = value, .value_len = (ssize_t)value_bytes,
+    struct nagare_record rec = {.topic = topic,
+                                .partition = partition,
+                                .key_len = -1,
+                                .value = value,
+                                .value_len = (ssize_t)value_bytes,
                                 .opaque = (void *)(uintptr_t)i};
     send_record(p, &rec);
 }
@@ -1904,10 +1936,7 @@ Test(client, linger_closes_each_open_batch_when_its_own_time_comes)
     reports_fini(&tr.r);
 }
 
-static void tune_linger_long(struct nagare_producer_config *c)
-{
-    c->linger_ms = 600000;
-}
+static void tune_linger_long(struct nagare_producer_config *c) { c->linger_ms = 600000; }
 
 /* A flush closes every open batch at once, however long their linger. */
 Test(client, flush_sends_every_open_batch_without_waiting_for_linger)
@@ -1979,8 +2008,12 @@ Test(client, topic_names_are_checked_unless_last_sent_to)
     struct reports r;
     reports_init(&r, 4);
     nagare_producer *p = producer(&r, NULL);
-    struct nagare_record rec = {.topic = "named", .partition = 0, .key_len = -1,
-                                .value = "x", .value_len = 1, .opaque = (void *)(uintptr_t)0};
+    struct nagare_record rec = {.topic = "named",
+                                .partition = 0,
+                                .key_len = -1,
+                                .value = "x",
+                                .value_len = 1,
+                                .opaque = (void *)(uintptr_t)0};
     cr_assert_eq(nagare_send(p, &rec), 0);
     const char *bad[] = {"named/", "named\n", "name\x01", "..", ""};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {

@@ -46,8 +46,12 @@ static void produce(const char *topic, int32_t parts, uint32_t per, uint32_t fir
             char k[16];
             int vn = snprintf(v, sizeof(v), "%d:%u", part, i);
             int kn = snprintf(k, sizeof(k), "k%u", i);
-            struct nagare_record r = {.topic = topic, .partition = part, .key = k,
-                                      .key_len = kn, .value = v, .value_len = vn};
+            struct nagare_record r = {.topic = topic,
+                                      .partition = part,
+                                      .key = k,
+                                      .key_len = kn,
+                                      .value = v,
+                                      .value_len = vn};
             for (;;) {
                 rc = nagare_send(p, &r);
                 if (rc != -NAGARE_EBUSY) {
@@ -69,9 +73,9 @@ static void produce(const char *topic, int32_t parts, uint32_t per, uint32_t fir
 /* Records seen, per partition and offset, by the members of one group. */
 struct tally {
     int32_t parts;
-    uint32_t cap;                 /* offsets per partition tracked */
-    uint32_t *seen;               /* [parts][cap] */
-    uint64_t total;               /* distinct records seen */
+    uint32_t cap;   /* offsets per partition tracked */
+    uint32_t *seen; /* [parts][cap] */
+    uint64_t total; /* distinct records seen */
 };
 
 struct member {
@@ -95,10 +99,7 @@ static void tally_init(struct tally *t, int32_t parts, uint32_t cap)
     cr_assert_not_null(t->seen);
 }
 
-static void tally_fini(struct tally *t)
-{
-    free(t->seen);
-}
+static void tally_fini(struct tally *t) { free(t->seen); }
 
 static uint32_t tally_at(const struct tally *t, int32_t p, int64_t off)
 {
@@ -273,14 +274,15 @@ static void run_until(struct member *ms, uint32_t n, int32_t parts, uint64_t tot
         bool fair = held == (uint32_t)parts;
         for (uint32_t i = 0; i < n && fair; i++) {
             uint32_t h = ms[i].c != NULL ? held_by(&ms[i], parts) : 0;
-            fair = ms[i].c == NULL || (h >= (uint32_t)parts / live &&
-                                       h <= ((uint32_t)parts + live - 1) / live);
+            fair = ms[i].c == NULL ||
+                   (h >= (uint32_t)parts / live && h <= ((uint32_t)parts + live - 1) / live);
         }
         if (fair && ms[0].t->total >= total) {
             return;
         }
-        cr_assert_lt(clock_mono_ms(), deadline, "no fair share and %lu records within %d ms (%lu seen)",
-                     (unsigned long)total, WAIT_MS, (unsigned long)ms[0].t->total);
+        cr_assert_lt(clock_mono_ms(), deadline,
+                     "no fair share and %lu records within %d ms (%lu seen)", (unsigned long)total,
+                     WAIT_MS, (unsigned long)ms[0].t->total);
     }
 }
 
@@ -411,14 +413,14 @@ Test(client_groups, a_member_that_leaves_hands_over_at_its_committed_offsets)
         }
         struct member *heir = ms[0].holds[p] ? &ms[0] : &ms[1];
         cr_assert(heir->holds[p]);
-        cr_assert_eq(heir->started_at[p], pos[p], "partition %d resumed at %ld, committed %ld",
-                     p, (long)heir->started_at[p], (long)pos[p]);
+        cr_assert_eq(heir->started_at[p], pos[p], "partition %d resumed at %ld, committed %ld", p,
+                     (long)heir->started_at[p], (long)pos[p]);
     }
     /* Nothing skipped, and nothing read twice: the hand-over was exact. */
     for (int32_t p = 0; p < 6; p++) {
         for (int64_t o = 0; o < 100; o++) {
-            cr_assert_eq(tally_at(&t, p, o), 1, "partition %d offset %ld read %u times", p,
-                         (long)o, tally_at(&t, p, o));
+            cr_assert_eq(tally_at(&t, p, o), 1, "partition %d offset %ld read %u times", p, (long)o,
+                         tally_at(&t, p, o));
         }
     }
     member_close(&ms[0]);
@@ -506,7 +508,8 @@ static void wait_taken_over(struct member *ms, const int32_t theirs[2])
                 done = tally_at(ms[0].t, theirs[k], o) > 0;
             }
         }
-        cr_assert(done || clock_mono_ms() < deadline, "the killed member's partitions were not taken over");
+        cr_assert(done || clock_mono_ms() < deadline,
+                  "the killed member's partitions were not taken over");
     }
 }
 
@@ -559,8 +562,7 @@ Test(client_groups, a_killed_member_hands_over_at_its_committed_offsets_after_it
         cr_assert_leq(started, committed_of(info, "kill", theirs[k]));
         for (int64_t o = 0; o < committed[k]; o++) {
             cr_assert_eq(tally_at(&t, theirs[k], o), before[k][o],
-                         "partition %d offset %ld read again below the commit", theirs[k],
-                         (long)o);
+                         "partition %d offset %ld read again below the commit", theirs[k], (long)o);
         }
     }
     nagare_group_info_free(a, info);
@@ -741,7 +743,7 @@ Test(client_groups, subscribe_and_commit_refuse_bad_arguments)
 /* What the share consumers of a test saw. */
 struct qtally {
     uint32_t delivered[SHARE_RECORDS_MAX];
-    int holder[SHARE_RECORDS_MAX];      /* consumer holding it now, or -1 */
+    int holder[SHARE_RECORDS_MAX]; /* consumer holding it now, or -1 */
     uint32_t accepted_ok[SHARE_RECORDS_MAX];
     uint32_t ack_failed;
     int ack_err_last;
@@ -977,9 +979,13 @@ static void produce_one(const char *topic, const char *key, const char *value)
     nagare_producer *p;
     cr_assert_eq(nagare_producer_new(&pc, &p), 0);
     struct nagare_header h = {.key = "h", .key_len = 1, .value = "v", .value_len = 1};
-    struct nagare_record r = {.topic = topic, .partition = 0, .key = key,
-                              .key_len = (ssize_t)strlen(key), .value = value,
-                              .value_len = (ssize_t)strlen(value), .headers = &h,
+    struct nagare_record r = {.topic = topic,
+                              .partition = 0,
+                              .key = key,
+                              .key_len = (ssize_t)strlen(key),
+                              .value = value,
+                              .value_len = (ssize_t)strlen(value),
+                              .headers = &h,
                               .header_count = 1};
     cr_assert_eq(nagare_send(p, &r), 0);
     cr_assert_eq(nagare_producer_flush(p, WAIT_MS), 0);
@@ -992,8 +998,7 @@ static bool msg_is(const struct nagare_message *m, const char *value)
 }
 
 /* The value of header `key` of m as a string (in buf), or NULL. */
-static const char *header_of(const struct nagare_message *m, const char *key, char *buf,
-                             size_t cap)
+static const char *header_of(const struct nagare_message *m, const char *key, char *buf, size_t cap)
 {
     for (size_t i = 0; i < m->header_count; i++) {
         struct nagare_header h;
@@ -1255,12 +1260,12 @@ static void resets_check(nagare_admin *a, int64_t mid_ms)
     reset_ok(a, "adm", NAGARE_RESET_TO_OFFSET, 5, 5);
     reset_ok(a, NULL, NAGARE_RESET_TO_OFFSET, 1000, 20);
     reset_ok(a, NULL, NAGARE_RESET_TO_TIMESTAMP, mid_ms, 10);
-    cr_assert_eq(nagare_group_reset_offsets(a, "gadm", "nosuch", NAGARE_RESET_TO_EARLIEST, 0,
-                                            NULL, NULL),
-                 -NAGARE_EUNKNOWN_TOPIC);
-    cr_assert_eq(nagare_group_reset_offsets(a, "gadm", NULL, NAGARE_RESET_TO_OFFSET, -1, NULL,
-                                            NULL),
-                 -NAGARE_EBADARG);
+    cr_assert_eq(
+        nagare_group_reset_offsets(a, "gadm", "nosuch", NAGARE_RESET_TO_EARLIEST, 0, NULL, NULL),
+        -NAGARE_EUNKNOWN_TOPIC);
+    cr_assert_eq(
+        nagare_group_reset_offsets(a, "gadm", NULL, NAGARE_RESET_TO_OFFSET, -1, NULL, NULL),
+        -NAGARE_EBADARG);
 }
 
 Test(client_groups, admin_lists_describes_resets_and_deletes_groups)
@@ -1301,9 +1306,9 @@ Test(client_groups, admin_lists_describes_resets_and_deletes_groups)
     }
     nagare_group_info_free(a, info);
     /* With a member, offsets are the member's. */
-    cr_assert_eq(nagare_group_reset_offsets(a, "gadm", NULL, NAGARE_RESET_TO_EARLIEST, 0, NULL,
-                                            NULL),
-                 -NAGARE_EGROUP_NOT_EMPTY);
+    cr_assert_eq(
+        nagare_group_reset_offsets(a, "gadm", NULL, NAGARE_RESET_TO_EARLIEST, 0, NULL, NULL),
+        -NAGARE_EGROUP_NOT_EMPTY);
     cr_assert_eq(nagare_group_delete(a, "gadm"), -NAGARE_EGROUP_NOT_EMPTY);
     member_close(&m);
 
@@ -1319,9 +1324,9 @@ Test(client_groups, admin_lists_describes_resets_and_deletes_groups)
     cr_assert_eq(nagare_group_delete(a, "gadm"), 0);
     cr_assert_eq(nagare_group_describe(a, "gadm", &info), -NAGARE_ENOTFOUND);
     cr_assert_eq(nagare_group_delete(a, "gadm"), -NAGARE_ENOTFOUND);
-    cr_assert_eq(nagare_group_reset_offsets(a, "gadm", NULL, NAGARE_RESET_TO_EARLIEST, 0, NULL,
-                                            NULL),
-                 -NAGARE_ENOTFOUND, "no committed topics to reset");
+    cr_assert_eq(
+        nagare_group_reset_offsets(a, "gadm", NULL, NAGARE_RESET_TO_EARLIEST, 0, NULL, NULL),
+        -NAGARE_ENOTFOUND, "no committed topics to reset");
     cr_assert_eq(nagare_group_describe(a, "bad\x01id", &info), -NAGARE_EBADNAME);
     nagare_admin_destroy(a);
     tally_fini(&t);

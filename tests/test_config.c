@@ -16,7 +16,7 @@ static char err[1024];
 
 #define ARGV(...) ((char *[]){"nagared", __VA_ARGS__, NULL})
 #define ARGC(...) ((int)(sizeof((char *[]){"nagared", __VA_ARGS__}) / sizeof(char *)))
-#define PARSE(c, ...)                                                          \
+#define PARSE(c, ...) \
     broker_config_parse_args((c), ARGC(__VA_ARGS__), ARGV(__VA_ARGS__), err, sizeof(err))
 
 static void set_ok(struct broker_config *c, const char *key, const char *value)
@@ -43,15 +43,13 @@ static bool config_eq(const struct broker_config *a, const struct broker_config 
     return strcmp(a->listen_host, b->listen_host) == 0 && a->listen_port == b->listen_port &&
            strcmp(a->data_dir, b->data_dir) == 0 &&
            a->auto_create_topics == b->auto_create_topics &&
-           a->default_partitions == b->default_partitions &&
-           a->retention_ms == b->retention_ms && a->retention_bytes == b->retention_bytes &&
-           a->segment_bytes == b->segment_bytes && a->segment_ms == b->segment_ms &&
-           a->batch_bytes_max == b->batch_bytes_max &&
+           a->default_partitions == b->default_partitions && a->retention_ms == b->retention_ms &&
+           a->retention_bytes == b->retention_bytes && a->segment_bytes == b->segment_bytes &&
+           a->segment_ms == b->segment_ms && a->batch_bytes_max == b->batch_bytes_max &&
            a->index_interval_bytes == b->index_interval_bytes &&
            a->retention_check_ms == b->retention_check_ms &&
            a->fetch_wait_max_ms == b->fetch_wait_max_ms &&
-           a->producer_ids_max == b->producer_ids_max &&
-           a->share_lock_ms == b->share_lock_ms &&
+           a->producer_ids_max == b->producer_ids_max && a->share_lock_ms == b->share_lock_ms &&
            a->share_delivery_max == b->share_delivery_max &&
            a->share_inflight_max == b->share_inflight_max &&
            a->frame_bytes_max == b->frame_bytes_max && a->conn_max == b->conn_max &&
@@ -221,8 +219,11 @@ Test(config, log_levels)
     static const struct {
         const char *name;
         enum log_level level;
-    } levels[] = {{"debug", LOG_DEBUG}, {"info", LOG_INFO}, {"warn", LOG_WARN},
-                  {"error", LOG_ERROR}, {"off", LOG_OFF}};
+    } levels[] = {{"debug", LOG_DEBUG},
+                  {"info", LOG_INFO},
+                  {"warn", LOG_WARN},
+                  {"error", LOG_ERROR},
+                  {"off", LOG_OFF}};
     struct broker_config c;
     broker_config_default(&c);
     for (size_t i = 0; i < ARRAY_LEN(levels); i++) {
@@ -277,9 +278,9 @@ Test(config, duration_units)
     set_ok(&c, "fetch_wait_max_ms", "0");
     cr_assert_eq(c.fetch_wait_max_ms, 0u);
     set_bad("segment_ms", "1w");
-    set_bad("segment_ms", "1k"); /* a size unit on a duration */
+    set_bad("segment_ms", "1k");          /* a size unit on a duration */
     set_bad("retention_check_ms", "50d"); /* past u32 ms */
-    set_bad("fetch_wait_max_ms", "25d"); /* past the wire's i32 */
+    set_bad("fetch_wait_max_ms", "25d");  /* past the wire's i32 */
 }
 
 Test(config, counts_take_no_units)
@@ -346,9 +347,20 @@ Test(config, numeric_bounds_accepted_and_one_past_refused)
 
 Test(config, malformed_numbers_refused)
 {
-    static const char *const bad[] = {"", "abc", "12x", "1.5", "+5", " 5", "5 ",
-                                      "0x10", "1e3", "-", "--1", "-1d",
-                                      "99999999999999999999999", "9223372036854775807g"};
+    static const char *const bad[] = {"",
+                                      "abc",
+                                      "12x",
+                                      "1.5",
+                                      "+5",
+                                      " 5",
+                                      "5 ",
+                                      "0x10",
+                                      "1e3",
+                                      "-",
+                                      "--1",
+                                      "-1d",
+                                      "99999999999999999999999",
+                                      "9223372036854775807g"};
     for (size_t i = 0; i < ARRAY_LEN(bad); i++) {
         set_bad("retention_bytes", bad[i]);
         set_bad("segment_ms", bad[i]);
@@ -374,8 +386,7 @@ Test(config, message_fits_a_small_buffer)
     char small[8];
     memset(small, 'x', sizeof(small));
     broker_config_default(&c);
-    cr_assert_eq(broker_config_set(&c, "segment_bytes", "nope", small, sizeof(small)),
-                 -NG_EBADARG);
+    cr_assert_eq(broker_config_set(&c, "segment_bytes", "nope", small, sizeof(small)), -NG_EBADARG);
     cr_assert_eq(strlen(small), sizeof(small) - 1);
     cr_assert_eq(broker_config_set(&c, "segment_bytes", "nope", NULL, 0), -NG_EBADARG);
 }
@@ -440,20 +451,20 @@ Test(config, listen_forms)
 Test(config, listen_refused)
 {
     static const char *const bad[] = {
-        "localhost",         /* missing port */
-        "localhost:",        /* empty port */
-        ":",                 /* nothing */
-        "localhost:65536",   /* port too large */
-        "localhost:-1",      /* negative port */
-        "localhost:http",    /* not a number */
-        "localhost:80x",     /* trailing */
-        "localhost:000080",  /* more than 5 digits */
-        "::1:7420",          /* IPv6 without brackets */
-        "[::1]",             /* brackets, no port */
-        "[::1]7420",         /* no colon after ] */
-        "[::1:7420",         /* no closing bracket */
-        "[]:7420",           /* empty address */
-        "bad host:1",        /* blank in host */
+        "localhost",        /* missing port */
+        "localhost:",       /* empty port */
+        ":",                /* nothing */
+        "localhost:65536",  /* port too large */
+        "localhost:-1",     /* negative port */
+        "localhost:http",   /* not a number */
+        "localhost:80x",    /* trailing */
+        "localhost:000080", /* more than 5 digits */
+        "::1:7420",         /* IPv6 without brackets */
+        "[::1]",            /* brackets, no port */
+        "[::1]7420",        /* no colon after ] */
+        "[::1:7420",        /* no closing bracket */
+        "[]:7420",          /* empty address */
+        "bad host:1",       /* blank in host */
     };
     for (size_t i = 0; i < ARRAY_LEN(bad); i++) {
         set_bad("listen", bad[i]);
@@ -633,16 +644,16 @@ Test(config, args_none_gives_defaults)
     struct broker_config c, d;
     memset(&c, 0xa5, sizeof(c));
     broker_config_default(&d);
-    cr_assert_eq(broker_config_parse_args(&c, 1, ARGV(NULL), err, sizeof(err)),
-                 BROKER_ARGS_RUN, "%s", err);
+    cr_assert_eq(broker_config_parse_args(&c, 1, ARGV(NULL), err, sizeof(err)), BROKER_ARGS_RUN,
+                 "%s", err);
     cr_assert(config_eq(&c, &d));
 }
 
 Test(config, args_flags)
 {
     struct broker_config c;
-    cr_assert_eq(PARSE(&c, "--listen", "0.0.0.0:1", "--data-dir", "/d", "--set",
-                       "conn_max=9", "--set", " log_level = warn "),
+    cr_assert_eq(PARSE(&c, "--listen", "0.0.0.0:1", "--data-dir", "/d", "--set", "conn_max=9",
+                       "--set", " log_level = warn "),
                  BROKER_ARGS_RUN, "%s", err);
     cr_assert_str_eq(c.listen_host, "0.0.0.0");
     cr_assert_eq(c.listen_port, 1);
@@ -669,8 +680,8 @@ Test(config, args_flags_override_file_in_any_order)
     char *p = (char *)path;
     struct broker_config c;
     /* flags before --config */
-    cr_assert_eq(PARSE(&c, "--listen", ":6000", "--set", "conn_max=7", "--data-dir",
-                       "/from-flag", "--config", p),
+    cr_assert_eq(PARSE(&c, "--listen", ":6000", "--set", "conn_max=7", "--data-dir", "/from-flag",
+                       "--config", p),
                  BROKER_ARGS_RUN, "%s", err);
     cr_assert_str_eq(c.listen_host, "10.1.1.1");
     cr_assert_eq(c.listen_port, 6000);
@@ -678,8 +689,7 @@ Test(config, args_flags_override_file_in_any_order)
     cr_assert_str_eq(c.data_dir, "/from-flag");
     cr_assert_eq(c.segment_bytes, 1 << 20); /* only in the file */
     /* flags after --config */
-    cr_assert_eq(PARSE(&c, "--config", p, "--set", "segment_bytes=2m", "--set",
-                       "segment_bytes=3m"),
+    cr_assert_eq(PARSE(&c, "--config", p, "--set", "segment_bytes=2m", "--set", "segment_bytes=3m"),
                  BROKER_ARGS_RUN, "%s", err);
     cr_assert_eq(c.segment_bytes, 3 << 20); /* the later flag wins */
     cr_assert_eq(c.conn_max, 100u);
@@ -758,13 +768,31 @@ Test(config, args_version, .init = cr_redirect_stdout)
 
 Test(config, usage_lists_every_flag_and_key)
 {
-    static const char *const words[] = {
-        "--listen", "--data-dir", "--config", "--set", "--help", "--version",
-        "docs/configuration.md", "listen_host", "listen_port", "data_dir",
-        "auto_create_topics", "default_partitions", "retention_ms", "retention_bytes",
-        "segment_bytes", "segment_ms", "batch_bytes_max", "index_interval_bytes",
-        "retention_check_ms", "fetch_wait_max_ms", "producer_ids_max",
-        "frame_bytes_max", "conn_max", "conn_inflight_max", "log_level"};
+    static const char *const words[] = {"--listen",
+                                        "--data-dir",
+                                        "--config",
+                                        "--set",
+                                        "--help",
+                                        "--version",
+                                        "docs/configuration.md",
+                                        "listen_host",
+                                        "listen_port",
+                                        "data_dir",
+                                        "auto_create_topics",
+                                        "default_partitions",
+                                        "retention_ms",
+                                        "retention_bytes",
+                                        "segment_bytes",
+                                        "segment_ms",
+                                        "batch_bytes_max",
+                                        "index_interval_bytes",
+                                        "retention_check_ms",
+                                        "fetch_wait_max_ms",
+                                        "producer_ids_max",
+                                        "frame_bytes_max",
+                                        "conn_max",
+                                        "conn_inflight_max",
+                                        "log_level"};
     char *buf = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&buf, &len);

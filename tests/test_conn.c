@@ -29,8 +29,10 @@ static void conn_up(struct client_conn *c, uint16_t port)
 {
     char addr[32];
     snprintf(addr, sizeof(addr), "127.0.0.1:%u", port);
-    struct conn_config cfg = {.bootstrap = addr, .request_timeout_ms = 10000,
-                              .resp_bytes_max = 1u << 20, .tx_bytes_max = 1u << 20,
+    struct conn_config cfg = {.bootstrap = addr,
+                              .request_timeout_ms = 10000,
+                              .resp_bytes_max = 1u << 20,
+                              .tx_bytes_max = 1u << 20,
                               .pending_max = 8};
     cr_assert_eq(conn_init(c, &cfg), 0);
     int rc = conn_wait_up(c, 10000);
@@ -40,8 +42,8 @@ static void conn_up(struct client_conn *c, uint16_t port)
 struct done {
     bool ran;
     int err;
-    int32_t count;      /* partitions answered */
-    int32_t errors;     /* with an error */
+    int32_t count;  /* partitions answered */
+    int32_t errors; /* with an error */
 };
 
 static void produce_done(void *arg, int err, struct rd *body, uint16_t version)
@@ -75,7 +77,8 @@ static size_t batch_make(uint8_t *buf, size_t cap, uint32_t records, size_t valu
     for (uint32_t i = 0; i < records; i++) {
         value[0] = (uint8_t)i;
         cr_assert_eq(batch_builder_add(&b, 1700000000000LL + i, NULL, -1, value,
-                                       (int32_t)value_bytes, NULL, 0), 0);
+                                       (int32_t)value_bytes, NULL, 0),
+                     0);
     }
     size_t bytes;
     cr_assert_eq(batch_builder_finish(&b, NULL, &bytes), 0);
@@ -115,8 +118,9 @@ static void produce_refs(struct client_conn *c, const char *topic, const struct 
     for (uint32_t i = 0; i < count; i++) {
         const struct part *pt = &parts[i];
         proto_produce_req_partition(&e, &(struct proto_produce_req_partition){
-                                           .partition = (int32_t)i, .records = pt->batch,
-                                           .records_bytes = pt->by_ref ? 0 : (uint32_t)pt->bytes});
+                                            .partition = (int32_t)i,
+                                            .records = pt->batch,
+                                            .records_bytes = pt->by_ref ? 0 : (uint32_t)pt->bytes});
         if (pt->by_ref) {
             put_be32(w.ptr + w.pos - 4, (uint32_t)pt->bytes);
             refs[n++] = (struct conn_ref){.at = w.pos, .ptr = pt->batch, .len = pt->bytes};
@@ -161,9 +165,10 @@ Test(conn, referenced_bytes_go_in_place_through_partial_writes)
         bufs[i] = malloc(cap);
         cr_assert_not_null(bufs[i]);
         uint32_t records = by_ref[i] ? 40 : 3; /* 2.5 MiB by reference, 48 KiB copied */
-        parts[i] = (struct part){.batch = bufs[i], .by_ref = by_ref[i],
-                                 .bytes = batch_make(bufs[i], cap, records, 64 * 1024,
-                                                     (uint8_t)(0x40 + i))};
+        parts[i] = (struct part){
+            .batch = bufs[i],
+            .by_ref = by_ref[i],
+            .bytes = batch_make(bufs[i], cap, records, 64 * 1024, (uint8_t)(0x40 + i))};
     }
     for (int round = 0; round < 3; round++) {
         struct done d = {0};
@@ -320,8 +325,8 @@ Test(conn, an_answer_before_the_request_was_written_closes_and_drops_references)
 
     cr_assert_eq(conn_wait_up(&c, 10000), 0);
     uint8_t one_buf[4096];
-    struct part one = {.batch = one_buf,
-                       .bytes = batch_make(one_buf, sizeof(one_buf), 1, 100, 1), .by_ref = true};
+    struct part one = {
+        .batch = one_buf, .bytes = batch_make(one_buf, sizeof(one_buf), 1, 100, 1), .by_ref = true};
     struct done d2 = {0};
     produce_refs(&c, "early", &one, 1, PROTO_ACKS_NONE, &d2);
     wait_done(&c, &d2);
@@ -361,8 +366,10 @@ static void conn_to(struct client_conn *c, uint16_t port)
 {
     char addr[32];
     snprintf(addr, sizeof(addr), "127.0.0.1:%u", port);
-    struct conn_config cfg = {.bootstrap = addr, .request_timeout_ms = 10000,
-                              .resp_bytes_max = 1u << 20, .tx_bytes_max = 1u << 20,
+    struct conn_config cfg = {.bootstrap = addr,
+                              .request_timeout_ms = 10000,
+                              .resp_bytes_max = 1u << 20,
+                              .tx_bytes_max = 1u << 20,
                               .pending_max = 8};
     cr_assert_eq(conn_init(c, &cfg), 0);
 }

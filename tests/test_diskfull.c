@@ -156,12 +156,13 @@ static void start_on_small_disk(struct cl *c, char *ballast, size_t ballast_byte
  * the last acknowledged batch (acked: the log end before). */
 static int64_t fill_disk(struct cl *c, int64_t acked)
 {
-    static const struct { uint32_t records, value_bytes; } steps[] = {
-        {250, 2000}, {10, 2000}, {1, 100}};
+    static const struct {
+        uint32_t records, value_bytes;
+    } steps[] = {{250, 2000}, {10, 2000}, {1, 100}};
     static uint8_t batch[BT_BYTES_MAX];
     for (size_t s = 0; s < sizeof(steps) / sizeof(steps[0]); s++) {
-        size_t len = bt_make_sized(batch, sizeof(batch), steps[s].records, steps[s].value_bytes,
-                                   1, BATCH_CODEC_NONE, NULL);
+        size_t len = bt_make_sized(batch, sizeof(batch), steps[s].records, steps[s].value_bytes, 1,
+                                   BATCH_CODEC_NONE, NULL);
         int err = 0;
         for (int i = 0; i < 10000 && err == 0; i++) {
             int64_t off = -1;
@@ -180,10 +181,10 @@ static int64_t fill_disk(struct cl *c, int64_t acked)
 /* What the callbacks saw. */
 struct seen {
     int reports;
-    int err;            /* the last report's */
+    int err; /* the last report's */
     int64_t offset;
-    int errors;         /* on_error calls */
-    int error_err;      /* the last one's */
+    int errors;    /* on_error calls */
+    int error_err; /* the last one's */
     int32_t error_partition;
     int reports_at_error;
 };
@@ -210,8 +211,8 @@ static void send_record(nagare_producer *p)
 {
     static char value[RECORD_BYTES];
     memset(value, 'v', sizeof(value));
-    struct nagare_record r = {.topic = "full", .partition = 0, .key_len = -1, .value = value,
-                              .value_len = sizeof(value)};
+    struct nagare_record r = {
+        .topic = "full", .partition = 0, .key_len = -1, .value = value, .value_len = sizeof(value)};
     cr_assert_eq(nagare_send(p, &r), 0);
 }
 
@@ -272,8 +273,7 @@ Test(diskfull, the_full_disk_is_announced_while_the_record_is_retried_then_it_is
         cr_assert_geq(nagare_producer_poll(p, 100), 0);
     }
     cr_assert_eq(s.errors, 1);
-    cr_assert_eq(s.error_err, -NAGARE_EDISK_FULL, "announced: %s",
-                 nagare_strerror(s.error_err));
+    cr_assert_eq(s.error_err, -NAGARE_EDISK_FULL, "announced: %s", nagare_strerror(s.error_err));
     cr_assert_eq(s.error_partition, 0);
     cr_assert_eq(s.reports_at_error, 1, "announced before the record's report");
     cr_assert_eq(nagare_producer_outstanding(p), 1, "still being retried");
@@ -328,8 +328,8 @@ Test(diskfull, nagare_produce_names_the_full_disk_at_once_and_delivers_once_spac
         dup2(err[1], STDERR_FILENO);
         close(in[1]);
         close(err[0]);
-        execl(nagare, "nagare", "produce", "full", "--compression", "none", "--broker",
-              B.bootstrap, (char *)NULL);
+        execl(nagare, "nagare", "produce", "full", "--compression", "none", "--broker", B.bootstrap,
+              (char *)NULL);
         _exit(127);
     }
     close(in[0]);
@@ -360,9 +360,8 @@ Test(diskfull, nagare_produce_names_the_full_disk_at_once_and_delivers_once_spac
     close(err[0]);
     int status;
     cr_assert_eq(waitpid(pid, &status, 0), pid);
-    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "exit status %d; last: %s",
-              status, summary);
-    cr_assert(strstr(summary, "2 records (2000 bytes) delivered") != NULL, "summary: %s",
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "exit status %d; last: %s", status,
               summary);
+    cr_assert(strstr(summary, "2 records (2000 bytes) delivered") != NULL, "summary: %s", summary);
     cl_close(&c);
 }

@@ -28,7 +28,7 @@
 #include "base/ring_sim.h"
 #include "tests/reliability_support.h"
 
-#define SWEEP_ROUNDS 14    /* ~56 log writes, ~4 rolls, 7 topic changes */
+#define SWEEP_ROUNDS 14  /* ~56 log writes, ~4 rolls, 7 topic changes */
 #define SWEEP_N_MAX 1000 /* every point the workload reaches */
 
 enum ending { END_RESTART = 0, END_CUT_DROP, END_CUT_TEAR, END_COUNT };
@@ -38,8 +38,8 @@ static const int sweep_errors[] = {-EIO, -ENOSPC, RING_FAULT_SHORT};
 static const char *const error_names[] = {"EIO", "ENOSPC", "short write"};
 
 static const char *const kind_names[RING_KIND_COUNT] = {
-    [RING_LOG_WRITE] = "log write",     [RING_LOG_SYNC] = "log fdatasync",
-    [RING_INDEX_WRITE] = "index write", [RING_INDEX_SYNC] = "index fsync",
+    [RING_LOG_WRITE] = "log write",      [RING_LOG_SYNC] = "log fdatasync",
+    [RING_INDEX_WRITE] = "index write",  [RING_INDEX_SYNC] = "index fsync",
     [RING_DIR_SYNC] = "directory fsync", [RING_META_WRITE] = "meta write",
     [RING_META_SYNC] = "meta fsync",
 };
@@ -101,10 +101,12 @@ static void check_after_fault(struct rel_world *w, const struct sweep_point *pt)
     struct rel_counts before = w->counts;
     rel_round(w);
     const char *what = kind_names[pt->kind];
-    cr_assert_eq(w->counts.refusals_missing, 0, "%s #%" PRIu64 ": a failed object took work",
+    cr_assert_eq(w->counts.refusals_missing, 0, "%s #%" PRIu64 ": a failed object took work", what,
+                 pt->nth);
+    cr_assert_eq(w->counts.acked_offsets_reused, 0,
+                 "%s #%" PRIu64 ": an acknowledged offset "
+                 "was given again",
                  what, pt->nth);
-    cr_assert_eq(w->counts.acked_offsets_reused, 0, "%s #%" PRIu64 ": an acknowledged offset "
-                 "was given again", what, pt->nth);
     if (w->part_open && !part_failed_) {
         cr_assert_eq(w->counts.appends_acked - before.appends_acked, REL_APPENDS_PER_ROUND,
                      "%s #%" PRIu64 ": the log did not fail, yet takes no appends", what, pt->nth);
@@ -115,14 +117,15 @@ static void check_after_fault(struct rel_world *w, const struct sweep_point *pt)
                      pt->nth);
     }
     if (sweep_errors[pt->err_index] == RING_FAULT_SHORT) {
-        bool any_failed = part_failed_ || offsets_failed ||
-                          (w->cat_open && catalog_failed(&w->cat) != 0) ||
-                          w->counts.appends_failed + w->counts.commits_failed +
-                                  w->counts.topic_ops_failed > 0;
-        cr_assert(!any_failed, "%s #%" PRIu64 ": a short write was an error (appends failed %"
-                  PRIu64 ", commits failed %" PRIu64 ", topic changes failed %" PRIu64
-                  "); it must be completed", what, pt->nth, w->counts.appends_failed,
-                  w->counts.commits_failed, w->counts.topic_ops_failed);
+        bool any_failed =
+            part_failed_ || offsets_failed || (w->cat_open && catalog_failed(&w->cat) != 0) ||
+            w->counts.appends_failed + w->counts.commits_failed + w->counts.topic_ops_failed > 0;
+        cr_assert(!any_failed,
+                  "%s #%" PRIu64 ": a short write was an error (appends failed %" PRIu64
+                  ", commits failed %" PRIu64 ", topic changes failed %" PRIu64
+                  "); it must be completed",
+                  what, pt->nth, w->counts.appends_failed, w->counts.commits_failed,
+                  w->counts.topic_ops_failed);
     }
 }
 
@@ -134,8 +137,8 @@ static void report_loss(const struct sweep_point *pt, const struct rel_loss *l)
               ", topics lost %" PRIu64 ", deleted topics back %" PRIu64,
               kind_names[pt->kind], pt->nth, error_names[pt->err_index],
               pt->sticky ? "sticky" : "once", ending_names[pt->end], l->records_lost,
-              l->batches_bad, l->read_errors, l->commits_back, l->commits_invented,
-              l->topics_lost, l->topics_back);
+              l->batches_bad, l->read_errors, l->commits_back, l->commits_invented, l->topics_lost,
+              l->topics_back);
 }
 
 static void sweep_run(const struct sweep_point *pt, struct sweep_totals *t)
@@ -160,14 +163,15 @@ static void sweep_run(const struct sweep_point *pt, struct sweep_totals *t)
     }
     (void)rel_close(&w); /* a failed log's close reports its failure */
     if (pt->end != END_RESTART) {
-        uint64_t seed = (uint64_t)pt->kind * 1000003u + pt->nth * 131u + (uint64_t)pt->err_index * 7u;
+        uint64_t seed =
+            (uint64_t)pt->kind * 1000003u + pt->nth * 131u + (uint64_t)pt->err_index * 7u;
         int rc = ring_sim_power_cut(pt->end == END_CUT_DROP ? RING_SIM_DROP : RING_SIM_TEAR, seed);
         cr_assert_eq(rc, 0, "power cut: %s", err_str(rc));
     }
     int rc = rel_open(&w);
-    cr_assert_eq(rc, 0, "%s #%" PRIu64 " %s %s, then %s: recovery failed: %s",
-                 kind_names[pt->kind], pt->nth, error_names[pt->err_index],
-                 pt->sticky ? "sticky" : "once", ending_names[pt->end], err_str(rc));
+    cr_assert_eq(rc, 0, "%s #%" PRIu64 " %s %s, then %s: recovery failed: %s", kind_names[pt->kind],
+                 pt->nth, error_names[pt->err_index], pt->sticky ? "sticky" : "once",
+                 ending_names[pt->end], err_str(rc));
     struct rel_loss loss = {0};
     rel_check(&w, &loss);
     report_loss(pt, &loss);
@@ -193,8 +197,12 @@ static bool sweep_only(enum ring_kind kind, struct sweep_totals *t)
     if (only == NULL || sscanf(only, "%llu,%d,%d", &nth, &e, &sticky) != 3) {
         return false;
     }
-    struct sweep_point pt = {.kind = kind, .nth = nth, .err_index = e, .sticky = sticky != 0,
-                             .end = (enum ending)((nth + (uint64_t)e + (uint64_t)sticky) % END_COUNT)};
+    struct sweep_point pt = {.kind = kind,
+                             .nth = nth,
+                             .err_index = e,
+                             .sticky = sticky != 0,
+                             .end =
+                                 (enum ending)((nth + (uint64_t)e + (uint64_t)sticky) % END_COUNT)};
     sweep_run(&pt, t);
     return true;
 }
@@ -215,18 +223,22 @@ static void sweep_kind(enum ring_kind kind)
     for (uint64_t nth = 1; nth <= bound; nth++) {
         for (int e = 0; e < errors; e++) {
             for (int sticky = 0; sticky < 2; sticky++) {
-                struct sweep_point pt = {.kind = kind, .nth = nth, .err_index = e,
-                                         .sticky = sticky != 0,
-                                         .end = (enum ending)((nth + (uint64_t)e + (uint64_t)sticky) % END_COUNT)};
+                struct sweep_point pt = {
+                    .kind = kind,
+                    .nth = nth,
+                    .err_index = e,
+                    .sticky = sticky != 0,
+                    .end = (enum ending)((nth + (uint64_t)e + (uint64_t)sticky) % END_COUNT)};
                 sweep_run(&pt, &t);
             }
         }
     }
     cr_assert_eq(t.faults > 0, true);
     cr_log_info("fault sweep, %s: N 1..%" PRIu64 " (the workload reaches %" PRIu64 "), %" PRIu64
-                " runs (%" PRIu64 " restarts, %" PRIu64 " drop cuts, %" PRIu64 " tear cuts), %"
-                PRIu64 " faults injected, %" PRIu64 " runs left an object failed; appends %"
-                PRIu64 " acked / %" PRIu64 " failed, commits %" PRIu64 " acked / %" PRIu64
+                " runs (%" PRIu64 " restarts, %" PRIu64 " drop cuts, %" PRIu64
+                " tear cuts), %" PRIu64 " faults injected, %" PRIu64
+                " runs left an object failed; appends %" PRIu64 " acked / %" PRIu64
+                " failed, commits %" PRIu64 " acked / %" PRIu64
                 " failed, topic changes failed %" PRIu64 "; %" PRIu64
                 " acknowledged records checked, 0 lost",
                 kind_names[kind], bound, reached, t.runs, t.runs_by_end[END_RESTART],

@@ -62,8 +62,7 @@ static int upgrade(void)
 /* A segment of `count` batches of 3 records (seeds 0..count-1, zstd for odd
  * ones) in format 1 when format1, with `gap` damaged bytes after batch 1.
  * Batch starts go to at[]; returns the segment's size. */
-static size_t segment(uint8_t *buf, size_t cap, int count, bool format1, size_t gap,
-                      size_t *at)
+static size_t segment(uint8_t *buf, size_t cap, int count, bool format1, size_t gap, size_t *at)
 {
     size_t pos = 0;
     for (int i = 0; i < count; i++) {
@@ -147,8 +146,8 @@ Test(format1, upgrade_rewrites_every_batch_and_keeps_damaged_bytes)
             end -= 37;
             cr_assert_eq(memcmp(got + end, buf + end, 37), 0, "damaged bytes kept");
         }
-        cr_assert_eq(fx_check_batch(got + at[i], end - at[i], (uint32_t)i, &F.zctx), 3,
-                     "batch %d", i);
+        cr_assert_eq(fx_check_batch(got + at[i], end - at[i], (uint32_t)i, &F.zctx), 3, "batch %d",
+                     i);
     }
     cr_assert_eq(memcmp(got + n - tail / 2, buf + n - tail / 2, tail / 2), 0, "torn tail kept");
 }

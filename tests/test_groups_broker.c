@@ -210,8 +210,8 @@ static void commit_ok(struct cl *c, const char *group, const char *member, int32
 }
 
 /* OffsetFetch of n partitions of one topic into out (-1: none). */
-static void fetch_offsets(struct cl *c, const char *group, const char *topic,
-                          const int32_t *parts, uint32_t n, int64_t *out)
+static void fetch_offsets(struct cl *c, const char *group, const char *topic, const int32_t *parts,
+                          uint32_t n, int64_t *out)
 {
     uint32_t corr = cl_next_corr(c);
     struct proto_enc e;
@@ -454,8 +454,7 @@ Test(groups, a_silent_member_is_removed_after_its_session_and_replaced)
         cr_assert_lt(clock_mono_ms() - start, 6000, "the silent member was not removed");
     } while (dd.member_count == 3);
     int64_t took = clock_mono_ms() - start;
-    cr_assert_geq(took, 1300, "removed after %lld ms, before its session ran out",
-                  (long long)took);
+    cr_assert_geq(took, 1300, "removed after %lld ms, before its session ran out", (long long)took);
     cr_assert_eq(dd.member_count, 2);
     settle(&c, "g", ms, 2);
     assert_spread(ms, 2, 6);

@@ -104,13 +104,13 @@ static void expect_error(struct cl *c, uint32_t corr, int err, const char *what)
 static size_t produce_head(struct wr *w, uint32_t corr)
 {
     size_t at = frame_begin(w, PROTO_API_PRODUCE, 0, corr);
-    wr_be16(w, 1);      /* acks */
-    wr_be32(w, 1000);   /* timeout */
-    wr_be32(w, 1);      /* topics */
+    wr_be16(w, 1);    /* acks */
+    wr_be32(w, 1000); /* timeout */
+    wr_be32(w, 1);    /* topics */
     wr_be16(w, 1);
     wr_u8(w, 'h');
-    wr_be32(w, 1);      /* partitions */
-    wr_be32(w, 0);      /* partition 0 */
+    wr_be32(w, 1); /* partitions */
+    wr_be32(w, 0); /* partition 0 */
     return at;
 }
 
@@ -185,8 +185,7 @@ Test(hostile, oversized_length_prefix_closes_without_allocating)
     }
     long peak = vm_kib("VmPeak:");
     cr_assert_lt(peak - before, 256 * 1024,
-                 "the broker's address space grew by %ld KiB for refused frames",
-                 peak - before);
+                 "the broker's address space grew by %ld KiB for refused frames", peak - before);
     assert_serving();
     bk_stop(&B);
 }
@@ -291,7 +290,8 @@ static int stall_connect(const void *p, size_t n)
 {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     cr_assert_geq(fd, 0, "socket: %s", strerror(errno));
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(B.port),
+    struct sockaddr_in sa = {.sin_family = AF_INET,
+                             .sin_port = htons(B.port),
                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     cr_assert_eq(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0, "connect: %s",
                  strerror(errno));
@@ -334,8 +334,9 @@ static void wait_broker_read_all(size_t socks)
         if (n >= socks && unread == 0) {
             return;
         }
-        cr_assert_lt(clock_mono_ms(), until, "the broker has %zu of %zu connections, %llu bytes unread",
-                     n, socks, (unsigned long long)unread);
+        cr_assert_lt(clock_mono_ms(), until,
+                     "the broker has %zu of %zu connections, %llu bytes unread", n, socks,
+                     (unsigned long long)unread);
         usleep(10000);
     }
 }
@@ -595,10 +596,12 @@ static int create_many(struct cl *c, const char *const *names, size_t count, int
     uint32_t corr = cl_next_corr(c);
     proto_create_topics_req_begin(&e, cl_wr(c), 0, corr, PROTO_STR_NULL);
     for (size_t i = 0; i < count; i++) {
-        struct proto_create_topic t = {
-            .name = proto_str_make(names[i]), .partition_count = 1,
-            .retention_ms = PROTO_CONFIG_DEFAULT, .retention_bytes = PROTO_CONFIG_DEFAULT,
-            .segment_bytes = PROTO_CONFIG_DEFAULT, .batch_bytes_max = PROTO_CONFIG_DEFAULT};
+        struct proto_create_topic t = {.name = proto_str_make(names[i]),
+                                       .partition_count = 1,
+                                       .retention_ms = PROTO_CONFIG_DEFAULT,
+                                       .retention_bytes = PROTO_CONFIG_DEFAULT,
+                                       .segment_bytes = PROTO_CONFIG_DEFAULT,
+                                       .batch_bytes_max = PROTO_CONFIG_DEFAULT};
         proto_create_topics_req_topic(&e, &t);
     }
     cr_assert_eq(proto_enc_end(&e), 0);
@@ -625,8 +628,8 @@ Test(hostile, bad_topic_names_refused_before_the_file_system)
     char max_name[250];
     memset(max_name, 'b', 249);
     max_name[249] = '\0';
-    const char *const bad[] = {"../x", "a/b", long_name, ".", "..", "", "x\\y", "sp ace",
-                               "nul\x01", "../../../tmp/evil"};
+    const char *const bad[] = {"../x", "a/b",  long_name, ".",       "..",
+                               "",     "x\\y", "sp ace",  "nul\x01", "../../../tmp/evil"};
     const size_t bad_count = sizeof(bad) / sizeof(bad[0]);
     char *before = tree_list(B.root);
     struct cl c;
@@ -758,8 +761,7 @@ Test(hostile, garbage_bytes)
 
 /* ---- pipelining ---- */
 
-enum { PIPE_PING, PIPE_META, PIPE_LIST, PIPE_PRODUCE, PIPE_FETCH, PIPE_PRODUCE_ACKS0,
-       PIPE_KINDS };
+enum { PIPE_PING, PIPE_META, PIPE_LIST, PIPE_PRODUCE, PIPE_FETCH, PIPE_PRODUCE_ACKS0, PIPE_KINDS };
 
 /* Appends one request of kind k to c's writer (not reset between calls). */
 static void pipe_add(struct cl *c, int k, uint32_t corr, const uint8_t *b, size_t len)
@@ -787,8 +789,8 @@ static void pipe_add(struct cl *c, int k, uint32_t corr, const uint8_t *b, size_
         struct proto_produce_req req = {.acks = k == PIPE_PRODUCE ? 1 : 0, .timeout_ms = 1000};
         proto_produce_req_begin(&e, w, 0, corr, PROTO_STR_NULL, &req);
         proto_enc_topic(&e, proto_str_make(TOPIC));
-        struct proto_produce_req_partition p = {.partition = 0, .records = b,
-                                                .records_bytes = (uint32_t)len};
+        struct proto_produce_req_partition p = {
+            .partition = 0, .records = b, .records_bytes = (uint32_t)len};
         proto_produce_req_partition(&e, &p);
     }
     cr_assert_eq(proto_enc_end(&e), 0);
@@ -823,8 +825,8 @@ Test(hostile, pipelined_requests_answered_in_order)
             cr_assert_eq(proto_produce_resp_decode(&body, 0, &d), 0);
             cr_assert(proto_next_topic(&d, &t) && proto_produce_resp_next_partition(&d, &p));
             cr_assert_eq(p.err, 0);
-            cr_assert_eq(p.offset_base, written, "request %u: produced at %lld, expected %lld",
-                         i, (long long)p.offset_base, (long long)written);
+            cr_assert_eq(p.offset_base, written, "request %u: produced at %lld, expected %lld", i,
+                         (long long)p.offset_base, (long long)written);
             written += 2;
         }
     }

@@ -103,8 +103,7 @@ static void check_record(const struct nagare_message *m, char *line, int64_t off
         nagare_message_header(m, i, &h);
         check_bytes(h.key, (ssize_t)h.key_len, strtok_r(NULL, " \n", &save), "header key",
                     m->offset);
-        check_bytes(h.value, h.value_len, strtok_r(NULL, " \n", &save), "header value",
-                    m->offset);
+        check_bytes(h.value, h.value_len, strtok_r(NULL, " \n", &save), "header value", m->offset);
     }
 }
 
@@ -118,8 +117,8 @@ Test(kafka_batches, stored_and_served_byte_for_byte_and_read_exactly_by_libnagar
     for (size_t k = 0; k < ARRAY_LEN(codec_names); k++) {
         char path[BK_PATH_BYTES + 32];
         size_t len = 0;
-        uint8_t *sent = (uint8_t *)bk_read_file(gen_path(path, sizeof(path), codec_names[k], "batch"),
-                                                &len);
+        uint8_t *sent =
+            (uint8_t *)bk_read_file(gen_path(path, sizeof(path), codec_names[k], "batch"), &len);
         cr_assert_not_null(sent);
         struct batch_header h;
         cr_assert_eq(batch_validate(sent, len, BATCH_BYTES_LIMIT, &h), 0,
@@ -135,10 +134,9 @@ Test(kafka_batches, stored_and_served_byte_for_byte_and_read_exactly_by_libnagar
         cr_assert(bt_at(f.records, f.records_bytes, 0, &got, &got_bytes));
         cr_assert_eq(got_bytes, len, "%s: size", codec_names[k]);
         cr_assert_eq((int64_t)get_be64(got + BATCH_OFF_OFFSET_BASE), bases[k]);
-        cr_assert_eq(memcmp(got + BATCH_OFF_LENGTH, sent + BATCH_OFF_LENGTH,
-                            len - BATCH_OFF_LENGTH), 0,
-                     "%s: fetched bytes differ from kafka-python's (leader epoch 0 both)",
-                     codec_names[k]);
+        cr_assert_eq(
+            memcmp(got + BATCH_OFF_LENGTH, sent + BATCH_OFF_LENGTH, len - BATCH_OFF_LENGTH), 0,
+            "%s: fetched bytes differ from kafka-python's (leader epoch 0 both)", codec_names[k]);
         cr_assert_eq(get_be32(got + BATCH_OFF_CHECKSUM), get_be32(sent + BATCH_OFF_CHECKSUM));
         cr_assert_eq(get_be32(got + BATCH_OFF_CHECKSUM), batch_checksum(got, got_bytes),
                      "%s: the encoder's CRC is nagare's CRC-32C", codec_names[k]);

@@ -28,8 +28,8 @@
 #define PARTITIONS 2
 
 static struct bk B;
-static uint8_t acked[IDS_MAX];  /* 1: the record with this id was acknowledged */
-static uint8_t seen[IDS_MAX];   /* times the record with this id was read */
+static uint8_t acked[IDS_MAX]; /* 1: the record with this id was acknowledged */
+static uint8_t seen[IDS_MAX];  /* times the record with this id was read */
 static uint32_t next_id;
 static int64_t commit_acked = -1; /* highest acknowledged committed offset */
 
@@ -68,8 +68,8 @@ static int commit(struct cl *c, int64_t offset)
 {
     uint32_t corr = cl_next_corr(c);
     struct proto_enc e;
-    struct proto_offset_commit_req req = {.group = proto_str_make("g"),
-                                          .member_id = PROTO_STR_NULL, .generation = -1};
+    struct proto_offset_commit_req req = {
+        .group = proto_str_make("g"), .member_id = PROTO_STR_NULL, .generation = -1};
     proto_offset_commit_req_begin(&e, cl_wr(c), 0, corr, proto_str_make("kill9"), &req);
     proto_enc_topic(&e, proto_str_make(TOPIC));
     proto_offset_commit_req_partition(&e, &(struct proto_offset_commit_req_partition){0, offset});
@@ -121,7 +121,8 @@ static void wait_port_free(uint16_t port)
         int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
         int one = 1;
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-        struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port),
+        struct sockaddr_in a = {.sin_family = AF_INET,
+                                .sin_port = htons(port),
                                 .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
         int rc = bind(fd, (struct sockaddr *)&a, sizeof(a));
         close(fd);
@@ -145,8 +146,11 @@ static void load_then_kill(nagare_producer *p, int cycle, int ms)
         for (int i = 0; i < 6 && next_id < IDS_MAX; i++) {
             char value[16];
             int len = snprintf(value, sizeof(value), "%u", next_id);
-            struct nagare_record r = {.topic = TOPIC, .partition = NAGARE_PARTITION_ANY,
-                                      .key_len = -1, .value = value, .value_len = len,
+            struct nagare_record r = {.topic = TOPIC,
+                                      .partition = NAGARE_PARTITION_ANY,
+                                      .key_len = -1,
+                                      .value = value,
+                                      .value_len = len,
                                       .opaque = (void *)(uintptr_t)next_id};
             if (nagare_send(p, &r) == 0) {
                 next_id++;
@@ -160,11 +164,12 @@ static void load_then_kill(nagare_producer *p, int cycle, int ms)
     /* and one whose answer never comes */
     uint32_t corr = cl_next_corr(&c);
     struct proto_enc e;
-    struct proto_offset_commit_req req = {.group = proto_str_make("g"),
-                                          .member_id = PROTO_STR_NULL, .generation = -1};
+    struct proto_offset_commit_req req = {
+        .group = proto_str_make("g"), .member_id = PROTO_STR_NULL, .generation = -1};
     proto_offset_commit_req_begin(&e, cl_wr(&c), 0, corr, proto_str_make("kill9"), &req);
     proto_enc_topic(&e, proto_str_make(TOPIC));
-    proto_offset_commit_req_partition(&e, &(struct proto_offset_commit_req_partition){0, offset + 1});
+    proto_offset_commit_req_partition(&e,
+                                      &(struct proto_offset_commit_req_partition){0, offset + 1});
     cr_assert_eq(proto_enc_end(&e), 0);
     (void)cl_send_wr(&c);
     cr_assert_eq(kill(B.pid, SIGKILL), 0);
@@ -197,8 +202,8 @@ static void check_records(int cycle)
     }
     for (uint64_t n = 0; n < total; n++) {
         const struct nagare_message *m;
-        cr_assert_eq(nagare_consumer_poll(k, 10000, &m), 1, "cycle %d: record %llu of %llu",
-                     cycle, (unsigned long long)n, (unsigned long long)total);
+        cr_assert_eq(nagare_consumer_poll(k, 10000, &m), 1, "cycle %d: record %llu of %llu", cycle,
+                     (unsigned long long)n, (unsigned long long)total);
         char text[16] = {0};
         memcpy(text, m->value, (size_t)m->value_len < 15 ? (size_t)m->value_len : 15);
         uint32_t id = (uint32_t)strtoul(text, NULL, 10);
@@ -244,7 +249,8 @@ Test(kill9, nothing_acknowledged_is_lost_and_commits_never_go_back)
         cr_assert_geq(now, commit_acked, "cycle %d: committed offset went back", cycle);
     }
     cr_log_info("kill -9 under load: %d cycles (seed %u), %u records sent, recovery avg %lld ms, "
-                "max %lld ms", cycles, seed, next_id, (long long)(recovery_total / cycles),
+                "max %lld ms",
+                cycles, seed, next_id, (long long)(recovery_total / cycles),
                 (long long)recovery_max);
     bk_stop(&B);
 }

@@ -50,7 +50,7 @@ struct server {
     atomic_int reqs_seen;
     atomic_int ext_released;
     atomic_int closes;
-    int file_fd;              /* the test file of 'L' requests, or -1 */
+    int file_fd; /* the test file of 'L' requests, or -1 */
     atomic_int files_released;
     atomic_int files_refused;
 };
@@ -321,17 +321,17 @@ static struct loop_stats get_stats(struct server *s)
     return sm.st;
 }
 
-#define WAIT_STATS(s, st, cond)                                              \
-    do {                                                                     \
-        uint64_t until_ = (uint64_t)clock_mono_ms() + WAIT_MS;                                \
-        for (;;) {                                                           \
-            st = get_stats(s);                                               \
-            if (cond) {                                                      \
-                break;                                                       \
-            }                                                                \
+#define WAIT_STATS(s, st, cond)                                                              \
+    do {                                                                                     \
+        uint64_t until_ = (uint64_t)clock_mono_ms() + WAIT_MS;                               \
+        for (;;) {                                                                           \
+            st = get_stats(s);                                                               \
+            if (cond) {                                                                      \
+                break;                                                                       \
+            }                                                                                \
             cr_assert_lt((uint64_t)clock_mono_ms(), until_, "timed out waiting for " #cond); \
-            usleep(5000);                                                    \
-        }                                                                    \
+            usleep(5000);                                                                    \
+        }                                                                                    \
     } while (0)
 
 /* ---- client helpers --------------------------------------------------- */
@@ -345,8 +345,8 @@ static int client(uint16_t port)
     setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port),
-                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    struct sockaddr_in sa = {
+        .sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     cr_assert_eq(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0, "connect: %s",
                  strerror(errno));
     return fd;
@@ -665,7 +665,8 @@ static void never_reads_case(void (*tune)(struct loop_cfg *))
     int small = SOCK_BUF;
     setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
     setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &small, sizeof(small));
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(s.port),
+    struct sockaddr_in sa = {.sin_family = AF_INET,
+                             .sin_port = htons(s.port),
                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     cr_assert_eq(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
     fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
@@ -823,7 +824,7 @@ static void stalled_half_frames_case(size_t conns, uint32_t claimed, size_t sent
                 "%llu waits for memory",
                 conns, claimed, sent, (unsigned long long)st.mem_bytes_live,
                 (unsigned long long)st.mem_waits);
-    round_trip(s.port); /* a new client */
+    round_trip(s.port);           /* a new client */
     send_frame(old, "Eafter", 6); /* and one already connected */
     expect_echo(old, "Eafter", 6);
     close(old);
@@ -891,8 +892,7 @@ Test(loop, a_partial_frame_holds_memory_for_what_arrived_not_what_it_claims, .ti
         if (at < 4 + len) {
             cr_assert_eq(st.partial_frames, 1);
             cr_assert_leq(st.partial_bytes, 2 * (at - 4) + LOOP_CONN_PARTIAL_BYTES_DEFAULT,
-                          "%zu bytes in, %llu held", at - 4,
-                          (unsigned long long)st.partial_bytes);
+                          "%zu bytes in, %llu held", at - 4, (unsigned long long)st.partial_bytes);
         }
     }
     expect_echo(fd, p + 4, len);
@@ -1209,7 +1209,8 @@ Test(loop, stop_answers_in_flight_requests_then_closes, .timeout = 60)
     close(idle);
     /* The listener is gone. */
     int c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(s.port),
+    struct sockaddr_in sa = {.sin_family = AF_INET,
+                             .sin_port = htons(s.port),
                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     cr_assert_neq(connect(c, (struct sockaddr *)&sa, sizeof(sa)), 0);
     close(c);

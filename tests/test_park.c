@@ -12,7 +12,7 @@ struct req {
     struct park_link links[2];
     int woken;
     int abandoned;
-    bool answer_on_wake; /* leaves every list when woken */
+    bool answer_on_wake;  /* leaves every list when woken */
     bool stay_on_abandon; /* breaks the contract */
     int order;            /* when it was last called */
 };
@@ -204,8 +204,7 @@ Test(park, abandon_answers_every_waiter_of_every_kind_until_the_list_is_empty)
     cr_assert_eq(fetch.woken + share.woken + twice.woken, 0);
 }
 
-Test(park, an_abandon_that_leaves_its_waiter_on_the_list_stops_on_an_assertion,
-     .signal = SIGABRT)
+Test(park, an_abandon_that_leaves_its_waiter_on_the_list_stops_on_an_assertion, .signal = SIGABRT)
 {
     struct park_list list = {0};
     struct req r;

@@ -166,8 +166,8 @@ static void start_inflight(int n, bool (*durable)(int))
     for (int i = 0; i < n; i++) {
         size_t len = fx_batch(inflight_bufs[i], sizeof(inflight_bufs[i]), 2, 100, (uint32_t)i, 0,
                               BATCH_CODEC_NONE, NULL);
-        inflight[i] = (struct part_append){.batch = inflight_bufs[i], .bytes = len,
-                                           .durable = durable(i), .done = inflight_done};
+        inflight[i] = (struct part_append){
+            .batch = inflight_bufs[i], .bytes = len, .durable = durable(i), .done = inflight_done};
         cr_assert_eq(part_append(&f.part, &inflight[i]), 0);
     }
 }
@@ -181,15 +181,19 @@ static void start_inflight_apart(int n, bool (*durable)(int))
     for (int i = 0; i < n; i++) {
         size_t len = fx_batch(inflight_bufs[i], sizeof(inflight_bufs[i]), 2, 100, (uint32_t)i, 0,
                               BATCH_CODEC_NONE, NULL);
-        inflight[i] = (struct part_append){.batch = inflight_bufs[i], .bytes = len,
-                                           .durable = durable(i), .done = inflight_done};
+        inflight[i] = (struct part_append){
+            .batch = inflight_bufs[i], .bytes = len, .durable = durable(i), .done = inflight_done};
         cr_assert_eq(part_append(&f.part, &inflight[i]), 0);
         cr_assert_geq(ring_submit(&f.ring), 0);
     }
 }
 
 static bool two_of_three(int i) { return i % 3 != 0; }
-static bool all_durable(int i) { (void)i; return true; }
+static bool all_durable(int i)
+{
+    (void)i;
+    return true;
+}
 
 Test(partition, appends_complete_in_order_and_durable_ones_share_fdatasyncs)
 {
@@ -283,8 +287,8 @@ Test(partition, timestamp_lookup_decompresses_zstd_batches)
 {
     cr_assert_eq(fx_open(&f), 0);
     for (uint32_t i = 0; i < 5; i++) {
-        size_t len = fx_batch(batch, sizeof(batch), 100, 64, i, 5000 * (int64_t)i,
-                              BATCH_CODEC_ZSTD, &f.zctx);
+        size_t len = fx_batch(batch, sizeof(batch), 100, 64, i, 5000 * (int64_t)i, BATCH_CODEC_ZSTD,
+                              &f.zctx);
         cr_assert_geq(fx_append(&f, batch, len, false), 0);
     }
     int64_t off;
@@ -1126,7 +1130,7 @@ Test(partition, a_coalesced_write_never_wraps_the_iovec_slots)
     cr_assert_eq(fx_open(&f), 0);
     append_many(4, 3, 40, false, NULL); /* seqs 1-4: the next run starts at slot 5 */
     ring_fault_clear();
-    start_inflight(6, two_of_three);     /* seqs 5-10: slots 5, 0, 1, 2, 3, 4 */
+    start_inflight(6, two_of_three); /* seqs 5-10: slots 5, 0, 1, 2, 3, 4 */
     cr_assert_eq(part_drain(&f.part), 0);
     cr_assert_eq(completed_n, 6);
     cr_assert_eq(ring_fault_seen(RING_LOG_WRITE), 2, "cut where the slots wrap");
@@ -1218,8 +1222,8 @@ static void append_more_after_first(struct part_append *a, int rc)
     for (int i = 0; i < 4; i++) {
         size_t len = fx_batch(later_bufs[i], sizeof(later_bufs[i]), 2, 100, 50 + (uint32_t)i, 0,
                               BATCH_CODEC_NONE, NULL);
-        later[i] = (struct part_append){.batch = later_bufs[i], .bytes = len,
-                                        .done = inflight_done};
+        later[i] =
+            (struct part_append){.batch = later_bufs[i], .bytes = len, .done = inflight_done};
         cr_assert_eq(part_append(&f.part, &later[i]), 0);
     }
 }
@@ -1266,8 +1270,8 @@ Test(partition, appends_placed_when_the_disk_fills_are_never_written_and_the_log
 static int append_vouched(uint8_t *b, size_t len, const struct batch_header *h)
 {
     completed_n = 0;
-    inflight[0] = (struct part_append){.batch = b, .bytes = len, .validated = true, .hdr = *h,
-                                       .done = inflight_done};
+    inflight[0] = (struct part_append){
+        .batch = b, .bytes = len, .validated = true, .hdr = *h, .done = inflight_done};
     int rc = part_append(&f.part, &inflight[0]);
     if (rc != 0) {
         return rc;
@@ -1313,8 +1317,7 @@ Test(partition, a_validated_batch_still_meets_the_partitions_limits)
     cr_assert_eq(append_vouched(batch, len, &h), 0);
 }
 
-Test(partition, a_validated_header_that_is_not_the_batchs_is_a_programmer_error,
-     .signal = SIGABRT)
+Test(partition, a_validated_header_that_is_not_the_batchs_is_a_programmer_error, .signal = SIGABRT)
 {
     cr_assert_eq(fx_open(&f), 0);
     size_t len = fx_batch(batch, sizeof(batch), 3, 40, 0, 1000000, BATCH_CODEC_NONE, NULL);

@@ -27,10 +27,11 @@
 #include "tests/reliability_support.h"
 
 #define CYCLES_DEFAULT 200
-#define ROUNDS_MAX 8             /* a cycle's work when the crash comes later */
-#define RECOVERY_CRASH_ONE_IN 5  /* cycles that crash during recovery */
-#define RECOVERY_CRASH_RANGE 12  /* a recovery makes a handful of completions */
-#define EPOCH_CYCLES 200         /* a fresh data directory every this many
+#define ROUNDS_MAX 8            /* a cycle's work when the crash comes later */
+#define RECOVERY_CRASH_ONE_IN 5 /* cycles that crash during recovery */
+#define RECOVERY_CRASH_RANGE 12 /* a recovery makes a handful of completions */
+#define EPOCH_CYCLES \
+    200 /* a fresh data directory every this many
                                     cycles: each check reads the whole log, so
                                     longer runs stay linear */
 
@@ -38,9 +39,9 @@ struct pl_run {
     struct rel_world w;
     uint64_t rng;
     uint64_t seed;
-    uint64_t crash_range;        /* completions of a whole cycle's work */
+    uint64_t crash_range; /* completions of a whole cycle's work */
     int cycles;
-    uint32_t nosync;             /* ring_sim_set_nosync() for every world */
+    uint32_t nosync; /* ring_sim_set_nosync() for every world */
     /* figures, summed over the worlds (epochs) */
     struct rel_counts counts;
     struct ring_sim_stats sim;
@@ -49,7 +50,7 @@ struct pl_run {
     uint64_t cuts_drop;
     uint64_t cuts_tear;
     uint64_t crashes_in_recovery;
-    uint64_t crashes_in_work;    /* the crash came before the work ended */
+    uint64_t crashes_in_work; /* the crash came before the work ended */
     uint64_t checks;
 };
 
@@ -173,12 +174,13 @@ static bool pl_recover_and_check(struct pl_run *r, struct rel_loss *loss)
 static void assert_no_loss(const struct pl_run *r, int cycle, const struct rel_loss *l)
 {
     cr_assert(rel_loss_none(l),
-              "cycle %d (seed %" PRIu64 "): recovery %s; records lost %" PRIu64 ", bad batches %"
-              PRIu64 ", read errors %" PRIu64 ", commits behind %" PRIu64 ", commits invented %"
-              PRIu64 ", topics lost %" PRIu64 ", deleted topics back %" PRIu64,
+              "cycle %d (seed %" PRIu64 "): recovery %s; records lost %" PRIu64
+              ", bad batches %" PRIu64 ", read errors %" PRIu64 ", commits behind %" PRIu64
+              ", commits invented %" PRIu64 ", topics lost %" PRIu64
+              ", deleted topics back %" PRIu64,
               cycle, r->seed, l->recover_failed ? err_str(l->recover_rc) : "ok", l->records_lost,
-              l->batches_bad, l->read_errors, l->commits_back, l->commits_invented,
-              l->topics_lost, l->topics_back);
+              l->batches_bad, l->read_errors, l->commits_back, l->commits_invented, l->topics_lost,
+              l->topics_back);
 }
 
 TestSuite(power_loss, .fini = rel_cleanup);
@@ -207,8 +209,7 @@ Test(power_loss, nothing_acknowledged_is_lost_across_power_cuts, .timeout = 900)
     cr_assert_gt(c->appends_acked, (uint64_t)r.cycles, "the work must get done");
     cr_assert_gt(r.crashes_in_work, (uint64_t)r.cycles / 2, "crashes must land inside the work");
     cr_log_info("power loss: %d cycles in %d data directories (seed %" PRIu64 "), %" PRIu64
-                " drop and %" PRIu64
-                " tear cuts, %" PRIu64 " crashes inside the work and %" PRIu64
+                " drop and %" PRIu64 " tear cuts, %" PRIu64 " crashes inside the work and %" PRIu64
                 " during recovery, %" PRIu64 " checks; appends %" PRIu64 " acked / %" PRIu64
                 " failed, commits %" PRIu64 " acked, topic changes %" PRIu64 " acked; %" PRIu64
                 " acknowledged records held, 0 lost, no commit behind; the cuts dropped %" PRIu64
@@ -237,8 +238,10 @@ static void detects_loss_without(uint32_t nosync_kinds, const char *what)
     if (detected == 0 && !pl_recover_and_check(&r, &loss)) {
         detected = r.cycles + 1;
     }
-    cr_assert_neq(detected, 0, "with %s off, %d cycles lost nothing: the harness cannot fail "
-                  "(seed %" PRIu64 ")", what, r.cycles, r.seed);
+    cr_assert_neq(detected, 0,
+                  "with %s off, %d cycles lost nothing: the harness cannot fail "
+                  "(seed %" PRIu64 ")",
+                  what, r.cycles, r.seed);
     cr_log_info("power loss with %s off: loss detected at cycle %d (seed %" PRIu64
                 "): recovery %s, records lost %" PRIu64 ", bad batches %" PRIu64
                 ", read errors %" PRIu64 ", commits behind %" PRIu64 ", topics lost %" PRIu64,

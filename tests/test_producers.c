@@ -12,8 +12,10 @@ TestSuite(producers, .init = setup, .fini = teardown);
 
 static struct batch_header batch(int64_t id, int16_t epoch, int32_t seq, int32_t count)
 {
-    return (struct batch_header){.producer_id = id, .producer_epoch = epoch,
-                                 .sequence_base = seq, .record_count = count,
+    return (struct batch_header){.producer_id = id,
+                                 .producer_epoch = epoch,
+                                 .sequence_base = seq,
+                                 .record_count = count,
                                  .last_offset_delta = count - 1};
 }
 

@@ -377,16 +377,19 @@ static int sample_group_request(int api, struct wr *w)
     struct proto_str m = proto_str_make("member-0000000000000001");
     switch (api) {
     case PROTO_API_JOIN_GROUP:
-        proto_join_group_req_begin(&e, w, 0, 7, CID, &(struct proto_join_group_req){g, PROTO_STR_NULL, 10000});
+        proto_join_group_req_begin(&e, w, 0, 7, CID,
+                                   &(struct proto_join_group_req){g, PROTO_STR_NULL, 10000});
         proto_enc_topic(&e, proto_str_make("alpha"));
         proto_enc_topic(&e, proto_str_make("beta"));
         return proto_enc_end(&e);
     case PROTO_API_HEARTBEAT:
         return proto_heartbeat_req_encode(w, 0, 7, CID, &(struct proto_heartbeat_req){g, m, 3});
     case PROTO_API_LEAVE_GROUP:
-        return proto_leave_group_req_encode(w, 0, 7, PROTO_STR_NULL, &(struct proto_leave_group_req){g, m});
+        return proto_leave_group_req_encode(w, 0, 7, PROTO_STR_NULL,
+                                            &(struct proto_leave_group_req){g, m});
     case PROTO_API_OFFSET_COMMIT:
-        proto_offset_commit_req_begin(&e, w, 0, 7, CID, &(struct proto_offset_commit_req){g, PROTO_STR_NULL, -1});
+        proto_offset_commit_req_begin(&e, w, 0, 7, CID,
+                                      &(struct proto_offset_commit_req){g, PROTO_STR_NULL, -1});
         proto_enc_topic(&e, proto_str_make("alpha"));
         proto_offset_commit_req_partition(&e, &(struct proto_offset_commit_req_partition){0, 42});
         proto_offset_commit_req_partition(&e, &(struct proto_offset_commit_req_partition){5, 0});
@@ -404,18 +407,21 @@ static int sample_group_request(int api, struct wr *w)
     case PROTO_API_DELETE_GROUP:
         return proto_delete_group_req_encode(w, 0, 7, CID, g);
     case PROTO_API_RESET_OFFSETS:
-        proto_reset_offsets_req_begin(&e, w, 0, 7, CID, &(struct proto_reset_offsets_req){g, PROTO_RESET_TIMESTAMP, 1700000000000});
+        proto_reset_offsets_req_begin(
+            &e, w, 0, 7, CID,
+            &(struct proto_reset_offsets_req){g, PROTO_RESET_TIMESTAMP, 1700000000000});
         sample_index_topics(&e);
         return proto_enc_end(&e);
     case PROTO_API_SHARE_FETCH:
-        proto_share_fetch_req_begin(&e, w, 0, 7, CID, &(struct proto_share_fetch_req){g, proto_str_make(""), 500, 100});
+        proto_share_fetch_req_begin(
+            &e, w, 0, 7, CID, &(struct proto_share_fetch_req){g, proto_str_make(""), 500, 100});
         sample_index_topics(&e);
         return proto_enc_end(&e);
     case PROTO_API_SHARE_ACK:
         proto_share_ack_req_begin(&e, w, 0, 7, CID, &(struct proto_share_ack_req){g, m});
         proto_enc_topic(&e, proto_str_make("alpha"));
         proto_share_ack_req_partition(&e, &(struct proto_share_ack_req_partition){
-            .partition = 0, .ack_count = 3, .acks = sample_acks});
+                                              .partition = 0, .ack_count = 3, .acks = sample_acks});
         proto_share_ack_req_partition(&e, &(struct proto_share_ack_req_partition){.partition = 1});
         return proto_enc_end(&e);
     case PROTO_API_DLQ_REDRIVE:
@@ -449,7 +455,8 @@ static int sample_group_response(int api, struct wr *w)
         }
         proto_enc_topic(&e, proto_str_make("alpha"));
         proto_enc_partition_result(&e, &(struct proto_partition_result){0, 0});
-        proto_enc_partition_result(&e, &(struct proto_partition_result){5, -NG_EILLEGAL_GENERATION});
+        proto_enc_partition_result(&e,
+                                   &(struct proto_partition_result){5, -NG_EILLEGAL_GENERATION});
         return proto_enc_end(&e);
     case PROTO_API_OFFSET_FETCH:
     case PROTO_API_RESET_OFFSETS:
@@ -474,7 +481,8 @@ static int sample_group_response(int api, struct wr *w)
         proto_describe_group_resp_member(&e, proto_str_make("member-2"));
         proto_describe_group_resp_offsets(&e);
         proto_enc_topic(&e, proto_str_make("alpha"));
-        proto_describe_group_resp_offset(&e, &(struct proto_group_offset_desc){0, 40, 50, 10, 1234});
+        proto_describe_group_resp_offset(&e,
+                                         &(struct proto_group_offset_desc){0, 40, 50, 10, 1234});
         proto_describe_group_resp_offset(&e, &(struct proto_group_offset_desc){3, 7, 7, 0, 0});
         return proto_enc_end(&e);
     case PROTO_API_DELETE_GROUP:
@@ -482,11 +490,14 @@ static int sample_group_response(int api, struct wr *w)
     case PROTO_API_SHARE_FETCH:
         proto_share_fetch_resp_begin(&e, w, 0, 9, &(struct proto_share_fetch_resp){0, m});
         proto_enc_topic(&e, proto_str_make("alpha"));
+        proto_share_fetch_resp_partition(
+            &e, &(struct proto_share_fetch_resp_partition){.partition = 0,
+                                                           .acquired_count = 2,
+                                                           .acquired = sample_acquired,
+                                                           .records = batch_a,
+                                                           .records_bytes = sizeof batch_a});
         proto_share_fetch_resp_partition(&e, &(struct proto_share_fetch_resp_partition){
-            .partition = 0, .acquired_count = 2, .acquired = sample_acquired,
-            .records = batch_a, .records_bytes = sizeof batch_a});
-        proto_share_fetch_resp_partition(&e, &(struct proto_share_fetch_resp_partition){
-            .partition = 1, .err = -NG_EUNKNOWN_TOPIC});
+                                                 .partition = 1, .err = -NG_EUNKNOWN_TOPIC});
         return proto_enc_end(&e);
     case PROTO_API_DLQ_REDRIVE:
         return proto_dlq_redrive_resp_encode(w, 0, 9, &(struct proto_dlq_redrive_resp){0, 17});
@@ -531,8 +542,10 @@ static size_t sample_request(int api, uint8_t *out, size_t cap)
         struct proto_produce_req req = {PROTO_ACKS_ALL, 5000};
         proto_produce_req_begin(&e, &w, 0, 7, CID, &req);
         proto_enc_topic(&e, proto_str_make("alpha"));
-        proto_produce_req_partition(&e, &(struct proto_produce_req_partition){0, batch_a, sizeof batch_a});
-        proto_produce_req_partition(&e, &(struct proto_produce_req_partition){2, batch_b, sizeof batch_b});
+        proto_produce_req_partition(
+            &e, &(struct proto_produce_req_partition){0, batch_a, sizeof batch_a});
+        proto_produce_req_partition(
+            &e, &(struct proto_produce_req_partition){2, batch_b, sizeof batch_b});
         proto_enc_topic(&e, proto_str_make("beta"));
         proto_produce_req_partition(&e, &(struct proto_produce_req_partition){1, batch_a, 0});
         rc = proto_enc_end(&e);
@@ -552,7 +565,8 @@ static size_t sample_request(int api, uint8_t *out, size_t cap)
         proto_list_offsets_req_begin(&e, &w, 0, 7, CID);
         proto_enc_topic(&e, proto_str_make("alpha"));
         proto_list_offsets_req_partition(&e, &(struct proto_list_offsets_req_partition){0, -2});
-        proto_list_offsets_req_partition(&e, &(struct proto_list_offsets_req_partition){1, 1700000000000});
+        proto_list_offsets_req_partition(
+            &e, &(struct proto_list_offsets_req_partition){1, 1700000000000});
         rc = proto_enc_end(&e);
         break;
     case PROTO_API_INIT_PRODUCER_ID:
@@ -595,33 +609,40 @@ static size_t sample_response(int api, uint8_t *out, size_t cap)
             proto_delete_topics_resp_begin(&e, &w, 0, 9);
         }
         proto_enc_topic_result(&e, &(struct proto_topic_result){proto_str_make("alpha"), 0});
-        proto_enc_topic_result(&e, &(struct proto_topic_result){proto_str_make(".."), -NG_EBADNAME});
+        proto_enc_topic_result(&e,
+                               &(struct proto_topic_result){proto_str_make(".."), -NG_EBADNAME});
         rc = proto_enc_end(&e);
         break;
     case PROTO_API_PRODUCE:
         proto_produce_resp_begin(&e, &w, 0, 9);
         proto_enc_topic(&e, proto_str_make("alpha"));
         proto_produce_resp_partition(&e, &(struct proto_produce_resp_partition){0, 0, 100});
-        proto_produce_resp_partition(&e, &(struct proto_produce_resp_partition){2, -NG_ECHECKSUM, -1});
+        proto_produce_resp_partition(&e,
+                                     &(struct proto_produce_resp_partition){2, -NG_ECHECKSUM, -1});
         rc = proto_enc_end(&e);
         break;
     case PROTO_API_FETCH:
         proto_fetch_resp_begin(&e, &w, 0, 9);
         proto_enc_topic(&e, proto_str_make("alpha"));
-        proto_fetch_resp_partition(&e, &(struct proto_fetch_resp_partition){0, 0, 0, 50, batch_a, sizeof batch_a});
-        proto_fetch_resp_partition(&e, &(struct proto_fetch_resp_partition){1, -NG_EOFFSET_RANGE, 3, 9, NULL, 0});
+        proto_fetch_resp_partition(
+            &e, &(struct proto_fetch_resp_partition){0, 0, 0, 50, batch_a, sizeof batch_a});
+        proto_fetch_resp_partition(
+            &e, &(struct proto_fetch_resp_partition){1, -NG_EOFFSET_RANGE, 3, 9, NULL, 0});
         proto_enc_topic(&e, proto_str_make("beta"));
         rc = proto_enc_end(&e);
         break;
     case PROTO_API_LIST_OFFSETS:
         proto_list_offsets_resp_begin(&e, &w, 0, 9);
         proto_enc_topic(&e, proto_str_make("alpha"));
-        proto_list_offsets_resp_partition(&e, &(struct proto_list_offsets_resp_partition){0, 0, -1, 0});
-        proto_list_offsets_resp_partition(&e, &(struct proto_list_offsets_resp_partition){1, 0, 1700000000001, 77});
+        proto_list_offsets_resp_partition(&e,
+                                          &(struct proto_list_offsets_resp_partition){0, 0, -1, 0});
+        proto_list_offsets_resp_partition(
+            &e, &(struct proto_list_offsets_resp_partition){1, 0, 1700000000001, 77});
         rc = proto_enc_end(&e);
         break;
     case PROTO_API_INIT_PRODUCER_ID:
-        rc = proto_init_producer_id_resp_encode(&w, 0, 9, &(struct proto_init_producer_id_resp){1234, 0});
+        rc = proto_init_producer_id_resp_encode(&w, 0, 9,
+                                                &(struct proto_init_producer_id_resp){1234, 0});
         break;
     default:
         rc = sample_group_response(api, &w);
@@ -1096,14 +1117,17 @@ Test(proto, fetch_v1_carries_where_reading_resumes_past_damage)
         struct proto_enc e;
         proto_fetch_resp_begin(&e, &w, v, 4);
         proto_enc_topic(&e, proto_str_make("t"));
-        proto_fetch_resp_partition(&e, &(struct proto_fetch_resp_partition){
-                                           .partition = 2, .err = -NG_ECORRUPT,
-                                           .offset_earliest = 0, .offset_latest = 900,
-                                           .offset_resume = 315});
-        proto_fetch_resp_partition(&e, &(struct proto_fetch_resp_partition){
-                                           .partition = 3, .offset_latest = 7,
-                                           .records = batch_a, .records_bytes = sizeof batch_a,
-                                           .offset_resume = -1});
+        proto_fetch_resp_partition(&e, &(struct proto_fetch_resp_partition){.partition = 2,
+                                                                            .err = -NG_ECORRUPT,
+                                                                            .offset_earliest = 0,
+                                                                            .offset_latest = 900,
+                                                                            .offset_resume = 315});
+        proto_fetch_resp_partition(
+            &e, &(struct proto_fetch_resp_partition){.partition = 3,
+                                                     .offset_latest = 7,
+                                                     .records = batch_a,
+                                                     .records_bytes = sizeof batch_a,
+                                                     .offset_resume = -1});
         cr_assert_eq(proto_enc_end(&e), 0);
         struct rd r = frame_rd(buf, w.pos, true);
         struct proto_resp_header h;
@@ -1133,7 +1157,8 @@ Test(proto, fetch_response_takes_records_written_in_place)
     struct proto_enc e;
     proto_fetch_resp_begin(&e, &w, 0, 4);
     proto_enc_topic(&e, proto_str_make("t"));
-    proto_fetch_resp_partition_begin(&e, &(struct proto_fetch_resp_partition){0, 0, 0, 20, NULL, 0});
+    proto_fetch_resp_partition_begin(&e,
+                                     &(struct proto_fetch_resp_partition){0, 0, 0, 20, NULL, 0});
     /* As a read from the log would: reserve, fill part, trim the rest. */
     uint8_t *dst = wr_take(&w, 100);
     cr_assert_not_null(dst);
@@ -1256,7 +1281,8 @@ Test(proto, every_frame_decodes_the_same_when_pipelined)
             continue;
         }
         uint32_t len = 0;
-        cr_assert_eq(proto_request_frame_len(buf + starts[api], PROTO_FRAME_BYTES_DEFAULT, &len), 0);
+        cr_assert_eq(proto_request_frame_len(buf + starts[api], PROTO_FRAME_BYTES_DEFAULT, &len),
+                     0);
         cr_assert_eq(decode_request(buf + starts[api] + 4, len), 0, "api %d", api);
     }
 }
@@ -1560,7 +1586,8 @@ Test(proto, encoder_out_of_space_leaves_the_writer_as_it_was)
     struct proto_produce_req req = {1, 0};
     proto_produce_req_begin(&e, &w, 0, 1, CID, &req);
     proto_enc_topic(&e, proto_str_make("alpha"));
-    proto_produce_req_partition(&e, &(struct proto_produce_req_partition){0, batch_a, sizeof batch_a});
+    proto_produce_req_partition(&e,
+                                &(struct proto_produce_req_partition){0, batch_a, sizeof batch_a});
     cr_assert_eq(proto_enc_end(&e), -NG_ENOSPACE);
     cr_assert_eq(w.pos, first);
     cr_assert_eq(w.err, 0);
@@ -1568,9 +1595,11 @@ Test(proto, encoder_out_of_space_leaves_the_writer_as_it_was)
     size_t n = SIZE_MAX;
     for (size_t cap = 0; cap <= n; cap++) {
         struct wr w2 = wr_make(buf, cap);
-        proto_produce_req_begin(&e, &w2, 0, 7, CID, &(struct proto_produce_req){PROTO_ACKS_ALL, 5000});
+        proto_produce_req_begin(&e, &w2, 0, 7, CID,
+                                &(struct proto_produce_req){PROTO_ACKS_ALL, 5000});
         proto_enc_topic(&e, proto_str_make("alpha"));
-        proto_produce_req_partition(&e, &(struct proto_produce_req_partition){0, batch_a, sizeof batch_a});
+        proto_produce_req_partition(
+            &e, &(struct proto_produce_req_partition){0, batch_a, sizeof batch_a});
         int rc = proto_enc_end(&e);
         if (rc == 0) {
             n = cap; /* the first capacity that fits: the frame's size */
@@ -1637,19 +1666,17 @@ Test(proto, encoder_refuses_bad_strings_and_counts)
 
 Test(proto, examples_in_protocol_md_match_the_encoder)
 {
-    static const uint8_t api_versions[] = {
-        0x00, 0x00, 0x00, 0x0d, 0x00, 0x00, 0x00, 0x00,
-        0x00, 0x00, 0x00, 0x01, 0x00, 0x03, 'c', 'l', 'i'};
+    static const uint8_t api_versions[] = {0x00, 0x00, 0x00, 0x0d, 0x00, 0x00, 0x00, 0x00, 0x00,
+                                           0x00, 0x00, 0x01, 0x00, 0x03, 'c',  'l',  'i'};
     struct wr w = wr_make(buf, sizeof buf);
     cr_assert_eq(proto_api_versions_req_encode(&w, 0, 1, proto_str_make("cli")), 0);
     cr_assert_eq(w.pos, sizeof api_versions);
     cr_assert_eq(memcmp(buf, api_versions, sizeof api_versions), 0);
 
-    static const uint8_t produce_resp[] = {
-        0x00, 0x00, 0x00, 0x1f, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00,
-        0x00, 0x00, 0x00, 0x01, 0x00, 0x01, 't',
-        0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
-        0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x2a};
+    static const uint8_t produce_resp[] = {0x00, 0x00, 0x00, 0x1f, 0x00, 0x00, 0x00, 0x01, 0x00,
+                                           0x00, 0x00, 0x00, 0x00, 0x01, 0x00, 0x01, 't',  0x00,
+                                           0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+                                           0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x2a};
     w = wr_make(buf, sizeof buf);
     struct proto_enc e;
     proto_produce_resp_begin(&e, &w, 0, 1);
@@ -1831,15 +1858,9 @@ static struct rd req_body(const uint8_t *p, size_t n, uint16_t api)
     return r;
 }
 
-static size_t req_of(int api)
-{
-    return sample_request(api, buf, sizeof buf);
-}
+static size_t req_of(int api) { return sample_request(api, buf, sizeof buf); }
 
-static size_t resp_of(int api)
-{
-    return sample_response(api, buf, sizeof buf);
-}
+static size_t resp_of(int api) { return sample_response(api, buf, sizeof buf); }
 
 /* Expects topic `name` next, with `parts` partitions. */
 static void expect_topic(struct proto_dec *d, const char *name, int32_t parts)
@@ -1867,8 +1888,9 @@ static void expect_index_topics(struct proto_dec *d)
 
 Test(proto, group_api_names_and_versions)
 {
-    const char *names[] = {"JoinGroup", "Heartbeat", "LeaveGroup", "OffsetCommit", "OffsetFetch",
-                           "ListGroups", "DescribeGroup", "DeleteGroup", "ResetOffsets"};
+    const char *names[] = {"JoinGroup",     "Heartbeat",   "LeaveGroup",
+                           "OffsetCommit",  "OffsetFetch", "ListGroups",
+                           "DescribeGroup", "DeleteGroup", "ResetOffsets"};
     for (uint16_t k = 10; k <= 18; k++) {
         cr_assert(proto_api_known(k));
         cr_assert_str_eq(proto_api_name(k), names[k - 10]);
@@ -2087,12 +2109,14 @@ Test(proto, offset_fetch_response_partitions_are_bounded_per_topic_only)
     cr_assert_eq(proto_enc_end(&e), -NG_EBADCOUNT);
     /* Commit requests are summed like Fetch's. */
     w = wr_make(scratch, sizeof scratch);
-    proto_offset_commit_req_begin(&e, &w, 0, 1, CID,
-                                  &(struct proto_offset_commit_req){proto_str_make("g"), PROTO_STR_NULL, 0});
+    proto_offset_commit_req_begin(
+        &e, &w, 0, 1, CID,
+        &(struct proto_offset_commit_req){proto_str_make("g"), PROTO_STR_NULL, 0});
     for (int t = 0; t < 2; t++) {
         proto_enc_topic(&e, proto_str_make("t"));
         for (int32_t i = 0; i <= PROTO_REQUEST_PARTITIONS_MAX / 2; i++) {
-            proto_offset_commit_req_partition(&e, &(struct proto_offset_commit_req_partition){i, 0});
+            proto_offset_commit_req_partition(&e,
+                                              &(struct proto_offset_commit_req_partition){i, 0});
         }
     }
     cr_assert_eq(proto_enc_end(&e), -NG_EBADCOUNT);
@@ -2260,9 +2284,12 @@ Test(proto, reset_offsets_round_trip_and_bad_targets)
         int64_t value;
         int rc;
     } cases[] = {
-        {PROTO_RESET_EARLIEST, -5, 0},       {PROTO_RESET_LATEST, 0, 0},
-        {PROTO_RESET_OFFSET, 0, 0},          {PROTO_RESET_OFFSET, -1, -NG_EBADARG},
-        {PROTO_RESET_TIMESTAMP, -1, -NG_EBADARG}, {4, 0, -NG_EBADARG},
+        {PROTO_RESET_EARLIEST, -5, 0},
+        {PROTO_RESET_LATEST, 0, 0},
+        {PROTO_RESET_OFFSET, 0, 0},
+        {PROTO_RESET_OFFSET, -1, -NG_EBADARG},
+        {PROTO_RESET_TIMESTAMP, -1, -NG_EBADARG},
+        {4, 0, -NG_EBADARG},
         {-1, 0, -NG_EBADARG},
     };
     for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
@@ -2353,7 +2380,8 @@ Test(proto, share_fetch_refuses_negative_limits_and_too_many_ranges)
     for (int i = 0; i < 2; i++) {
         struct wr w = wr_make(buf, sizeof buf);
         struct proto_enc e;
-        struct proto_share_fetch_req req = {proto_str_make("g"), proto_str_make(""), bad[i][0], bad[i][1]};
+        struct proto_share_fetch_req req = {proto_str_make("g"), proto_str_make(""), bad[i][0],
+                                            bad[i][1]};
         proto_share_fetch_req_begin(&e, &w, 0, 1, CID, &req);
         cr_assert_eq(proto_enc_end(&e), 0);
         struct rd r = req_body(buf, w.pos, PROTO_API_SHARE_FETCH);
@@ -2362,10 +2390,12 @@ Test(proto, share_fetch_refuses_negative_limits_and_too_many_ranges)
     }
     struct wr w = wr_make(scratch, sizeof scratch);
     struct proto_enc e;
-    proto_share_fetch_resp_begin(&e, &w, 0, 1, &(struct proto_share_fetch_resp){0, proto_str_make("m")});
+    proto_share_fetch_resp_begin(&e, &w, 0, 1,
+                                 &(struct proto_share_fetch_resp){0, proto_str_make("m")});
     proto_enc_topic(&e, proto_str_make("t"));
-    proto_share_fetch_resp_partition(&e, &(struct proto_share_fetch_resp_partition){
-        .acquired_count = PROTO_SHARE_RANGES_MAX + 1, .acquired = sample_acquired});
+    proto_share_fetch_resp_partition(
+        &e, &(struct proto_share_fetch_resp_partition){.acquired_count = PROTO_SHARE_RANGES_MAX + 1,
+                                                       .acquired = sample_acquired});
     cr_assert_eq(proto_enc_end(&e), -NG_EBADCOUNT);
     cr_assert_eq(w.pos, 0);
     /* A forged range count: over the limit, then past the bytes. */
@@ -2432,12 +2462,15 @@ Test(proto, share_ack_round_trip_and_bad_types)
         struct proto_share_ack acks[] = {{1, 1, PROTO_ACK_ACCEPT}, {2, 3, bad[i]}};
         struct wr w = wr_make(buf, sizeof buf);
         struct proto_enc e;
-        proto_share_ack_req_begin(&e, &w, 0, 1, CID,
-                                  &(struct proto_share_ack_req){proto_str_make("g"), proto_str_make("m")});
+        proto_share_ack_req_begin(
+            &e, &w, 0, 1, CID,
+            &(struct proto_share_ack_req){proto_str_make("g"), proto_str_make("m")});
         proto_enc_topic(&e, proto_str_make("a"));
-        proto_share_ack_req_partition(&e, &(struct proto_share_ack_req_partition){0, 0, NULL, NULL});
+        proto_share_ack_req_partition(&e,
+                                      &(struct proto_share_ack_req_partition){0, 0, NULL, NULL});
         proto_enc_topic(&e, proto_str_make("b"));
-        proto_share_ack_req_partition(&e, &(struct proto_share_ack_req_partition){7, 2, acks, NULL});
+        proto_share_ack_req_partition(&e,
+                                      &(struct proto_share_ack_req_partition){7, 2, acks, NULL});
         cr_assert_eq(proto_enc_end(&e), 0);
         r = req_body(buf, w.pos, PROTO_API_SHARE_ACK);
         cr_assert_eq(proto_share_ack_req_decode(&r, 0, &req, &d), -NG_EBADARG, "type %d", bad[i]);
@@ -2469,7 +2502,7 @@ Test(proto, group_encoders_check_their_partition_element)
     proto_enc_topic(&e, proto_str_make("t"));
     proto_enc_partition_index(&e, 7);
     cr_assert_eq(proto_enc_end(&e), 0);
-    static const uint8_t want[] = {0, 0, 0, 1, 0, 0, /* header */
+    static const uint8_t want[] = {0, 0, 0, 1, 0, 0,    /* header */
                                    0, 0, 0, 0, 0, 1, 0, /* err, generation, rebalancing */
                                    0, 0, 0, 1, 0, 1, 't', 0, 0, 0, 1, 0, 0, 0, 7};
     cr_assert_eq(w.pos, 4 + sizeof want);
@@ -2501,9 +2534,9 @@ Test(proto, wire_sizes_are_what_the_encoders_write)
     cr_assert_eq(proto_enc_end(&e), 0);
 
     w = wr_make(buf, sizeof buf);
-    proto_offset_commit_req_begin(&e, &w, 0, 1, proto_str_make("c"),
-                                  &(struct proto_offset_commit_req){proto_str_make("g"),
-                                                                    PROTO_STR_NULL, -1});
+    proto_offset_commit_req_begin(
+        &e, &w, 0, 1, proto_str_make("c"),
+        &(struct proto_offset_commit_req){proto_str_make("g"), PROTO_STR_NULL, -1});
     proto_enc_topic(&e, proto_str_make("t"));
     at = w.pos;
     proto_offset_commit_req_partition(&e, &(struct proto_offset_commit_req_partition){0, 5});
@@ -2551,7 +2584,8 @@ Test(proto, wire_sizes_of_metadata_describe_and_share_messages)
     proto_metadata_resp_begin(&e, &w, 1, 1, &m);
     size_t at = w.pos;
     proto_metadata_resp_topic_config(&e, proto_str_make("t"), 0, &(struct proto_topic_config){0});
-    cr_assert_eq(w.pos - at, PROTO_TOPIC_BYTES(1) + PROTO_ERR_BYTES + PROTO_METADATA_TOPIC_CONFIG_BYTES,
+    cr_assert_eq(w.pos - at,
+                 PROTO_TOPIC_BYTES(1) + PROTO_ERR_BYTES + PROTO_METADATA_TOPIC_CONFIG_BYTES,
                  "name, error, configuration, partition count");
     at = w.pos;
     proto_metadata_resp_partition(&e, &(struct proto_metadata_partition){0, 0, 0, 0});
@@ -2592,9 +2626,9 @@ Test(proto, wire_sizes_of_metadata_describe_and_share_messages)
     cr_assert_eq(proto_enc_end(&e), 0);
 
     w = wr_make(buf, sizeof buf);
-    proto_share_ack_req_begin(&e, &w, 0, 1, proto_str_make("c"),
-                              &(struct proto_share_ack_req){proto_str_make("g"),
-                                                            proto_str_make("1")});
+    proto_share_ack_req_begin(
+        &e, &w, 0, 1, proto_str_make("c"),
+        &(struct proto_share_ack_req){proto_str_make("g"), proto_str_make("1")});
     proto_enc_topic(&e, proto_str_make("t"));
     struct proto_share_ack acks[2] = {{0, 0, PROTO_ACK_ACCEPT}, {1, 4, PROTO_ACK_RELEASE}};
     for (uint32_t n = 1; n <= 2; n++) {

@@ -44,7 +44,7 @@ struct range {
 
 /* One partition of a ShareFetch answer; records is a malloc'd copy. */
 struct sfetched {
-    int err;                 /* the body's */
+    int err; /* the body's */
     char member[64];
     int part_err;
     struct range ranges[RANGES_MAX];
@@ -59,9 +59,8 @@ static void sfetched_free(struct sfetched *f)
     f->records = NULL;
 }
 
-static uint32_t sfetch_send(struct cl *c, const char *group, const char *member,
-                            const char *topic, int32_t partition, int32_t wait_ms,
-                            int32_t records_max)
+static uint32_t sfetch_send(struct cl *c, const char *group, const char *member, const char *topic,
+                            int32_t partition, int32_t wait_ms, int32_t records_max)
 {
     uint32_t corr = cl_next_corr(c);
     struct proto_enc e;
@@ -540,9 +539,8 @@ static void fetch_until(struct cl *c, const char *topic, int64_t offset, struct 
     }
 }
 
-static void assert_dead_letter(struct cl *c, int64_t dlq_offset, const char *key,
-                               const char *value, int64_t offset, const char *count,
-                               const char *reason)
+static void assert_dead_letter(struct cl *c, int64_t dlq_offset, const char *key, const char *value,
+                               int64_t offset, const char *count, const char *reason)
 {
     struct fetched f;
     fetch_until(c, "orders.dlq", dlq_offset, &f);

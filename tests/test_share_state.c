@@ -13,7 +13,7 @@
 
 #define T0 1000000 /* a "now" in ms */
 #define LOCK 30000
-#define A 11u      /* member ids */
+#define A 11u /* member ids */
 #define B 22u
 #define C 33u
 
@@ -46,8 +46,9 @@ static void setup_reg(uint32_t inflight_max, uint32_t delivery_max)
 /* Acquires for member; returns the number of records handed out. */
 static uint32_t acquire(uint64_t member, int64_t log_end, uint32_t max, int64_t now)
 {
-    cr_assert_eq(share_part_acquire(sp, member, log_end, max, now, LOCK, grants,
-                                    ARRAY_LEN(grants), &ngrants), 0);
+    cr_assert_eq(share_part_acquire(sp, member, log_end, max, now, LOCK, grants, ARRAY_LEN(grants),
+                                    &ngrants),
+                 0);
     uint32_t n = 0;
     for (uint32_t i = 0; i < ngrants; i++) {
         n += (uint32_t)(grants[i].last - grants[i].first + 1);
@@ -68,8 +69,7 @@ static void expect_grant(uint32_t i, int64_t first, int64_t last, uint16_t count
     cr_assert_lt(i, ngrants);
     cr_assert_eq(grants[i].first, first, "grant %u first %ld", i, (long)grants[i].first);
     cr_assert_eq(grants[i].last, last, "grant %u last %ld", i, (long)grants[i].last);
-    cr_assert_eq(grants[i].delivery_count, count, "grant %u count %u", i,
-                 grants[i].delivery_count);
+    cr_assert_eq(grants[i].delivery_count, count, "grant %u count %u", i, grants[i].delivery_count);
 }
 
 /* ---- configuration ---- */
@@ -530,16 +530,15 @@ static void expect_registry_rebuilt(struct share_reg *live, struct share_reg *ba
     cr_assert_eq(share_reg_count(back), share_reg_count(live));
     for (uint32_t i = 0; i < share_reg_count(live); i++) {
         struct share_part *l = share_reg_part(live, i);
-        struct share_part *b = share_reg_find(back, l->group, l->group_len, l->topic,
-                                              l->topic_len, l->partition);
+        struct share_part *b =
+            share_reg_find(back, l->group, l->group_len, l->topic, l->topic_len, l->partition);
         cr_assert_not_null(b, "part %u", i);
         expect_rebuilt(l, b);
     }
     cr_assert(!share_reg_dirty(back));
 }
 
-Test(share, only_changes_that_must_survive_a_restart_make_the_registry_dirty,
-     .fini = teardown_both)
+Test(share, only_changes_that_must_survive_a_restart_make_the_registry_dirty, .fini = teardown_both)
 {
     setup_reg(1000, 5);
     cr_assert(share_reg_dirty(&reg), "a new part's start must be persisted");
@@ -591,8 +590,8 @@ static size_t one_record_batch(uint8_t *buf, size_t cap, const uint8_t *key, siz
 {
     struct batch_builder b;
     batch_builder_init(&b, buf, cap, BATCH_CODEC_NONE, -1, 0, -1);
-    cr_assert_eq(batch_builder_add(&b, T0, key, (int32_t)key_len, value, (int32_t)value_len,
-                                   NULL, 0), 0);
+    cr_assert_eq(
+        batch_builder_add(&b, T0, key, (int32_t)key_len, value, (int32_t)value_len, NULL, 0), 0);
     size_t n;
     cr_assert_eq(batch_builder_finish(&b, NULL, &n), 0);
     return n;
@@ -659,19 +658,18 @@ Test(share, replay_refuses_every_truncation_and_bad_field)
     cr_assert_eq(replay_one(1000, empty_group, sizeof(empty_group), v, vlen), -NG_ECORRUPT);
     const uint8_t bad_partition[] = {0, 1, 'g', 0, 1, 't', 0x80, 0, 0, 0};
     cr_assert_eq(replay_one(1000, bad_partition, sizeof(bad_partition), v, vlen), -NG_ECORRUPT);
-    cr_assert_eq(replay_one(1000, hand_key, sizeof(hand_key), v,
-                            hand_value(v, 2, 0, 10, 15)), -NG_EBADVERSION);
-    cr_assert_eq(replay_one(1000, hand_key, sizeof(hand_key), v,
-                            hand_value(v, 1, 2, 10, 15)), -NG_ECORRUPT, "unknown flag");
-    cr_assert_eq(replay_one(1000, hand_key, sizeof(hand_key), v,
-                            hand_value(v, 1, 0, 10, 14)), -NG_ECORRUPT, "range past end");
-    cr_assert_eq(replay_one(1000, hand_key, sizeof(hand_key), v,
-                            hand_value(v, 1, 0, 10, 9)), -NG_ECORRUPT, "end below start");
-    cr_assert_eq(replay_one(1000, hand_key, sizeof(hand_key), v,
-                            hand_value(v, 1, 0, -1, 15)), -NG_ECORRUPT, "negative start");
-    cr_assert_eq(replay_one(4, hand_key, sizeof(hand_key), v,
-                            hand_value(v, 1, 0, 10, 15)), -NG_ETOOBIG,
-                 "a window wider than inflight_max");
+    cr_assert_eq(replay_one(1000, hand_key, sizeof(hand_key), v, hand_value(v, 2, 0, 10, 15)),
+                 -NG_EBADVERSION);
+    cr_assert_eq(replay_one(1000, hand_key, sizeof(hand_key), v, hand_value(v, 1, 2, 10, 15)),
+                 -NG_ECORRUPT, "unknown flag");
+    cr_assert_eq(replay_one(1000, hand_key, sizeof(hand_key), v, hand_value(v, 1, 0, 10, 14)),
+                 -NG_ECORRUPT, "range past end");
+    cr_assert_eq(replay_one(1000, hand_key, sizeof(hand_key), v, hand_value(v, 1, 0, 10, 9)),
+                 -NG_ECORRUPT, "end below start");
+    cr_assert_eq(replay_one(1000, hand_key, sizeof(hand_key), v, hand_value(v, 1, 0, -1, 15)),
+                 -NG_ECORRUPT, "negative start");
+    cr_assert_eq(replay_one(4, hand_key, sizeof(hand_key), v, hand_value(v, 1, 0, 10, 15)),
+                 -NG_ETOOBIG, "a window wider than inflight_max");
     vlen = hand_value(v, 1, 0, 10, 15);
     v[22 + 2] = SHARE_ACQUIRED; /* first range's state: never persisted */
     cr_assert_eq(replay_one(1000, hand_key, sizeof(hand_key), v, vlen), -NG_ECORRUPT);
@@ -716,7 +714,7 @@ static void mixed_history(struct mem_log *l, struct share_part **other)
     uint32_t n;
     cr_assert_eq(share_part_dead_take(sp, dead, 4, &n), 0);
     cr_assert_eq(n, 2);
-    cr_assert_eq(share_part_dead_done(sp, 11, 0), 0);  /* copied: archived */
+    cr_assert_eq(share_part_dead_done(sp, 11, 0), 0);   /* copied: archived */
     cr_assert_eq(share_part_dead_done(sp, 8, -EIO), 0); /* copy failed: pending */
     cr_assert_eq(share_part_acquire(*other, C, 110, 100, T0, LOCK, grants, 64, &n), 0);
     cr_assert_eq(share_part_ack(*other, C, 100, 101, SHARE_ACK_ACCEPT, T0), 0);
@@ -740,8 +738,8 @@ static void fx_fini(void)
     fx_teardown(&f);
 }
 
-Test(share, encode_and_replay_through_a_partition_log_rebuild_the_state,
-     .init = fx_init, .fini = fx_fini)
+Test(share, encode_and_replay_through_a_partition_log_rebuild_the_state, .init = fx_init,
+     .fini = fx_fini)
 {
     setup_reg(1000, 3);
     struct mem_log l = {0};
@@ -897,7 +895,7 @@ struct sim {
     uint64_t holder[RACE_RECORDS];
     int64_t holder_deadline[RACE_RECORDS];
     uint8_t accepted[RACE_RECORDS];
-    bool crashes;       /* flush after every change; restart now and then */
+    bool crashes; /* flush after every change; restart now and then */
     struct mem_log log;
     uint64_t expired, redelivered, refused, restarts;
 };
@@ -936,8 +934,8 @@ static void sim_take(struct sim *s, struct sim_member *m, int64_t off, int64_t d
     cr_assert_eq(s->accepted[off], 0, "offset %ld accepted, handed out again", (long)off);
     cr_assert(s->holder[off] == 0 || s->holder_deadline[off] <= s->now,
               "offset %ld held by %lu until %ld, handed to %lu at %ld", (long)off,
-              (unsigned long)s->holder[off], (long)s->holder_deadline[off],
-              (unsigned long)m->id, (long)s->now);
+              (unsigned long)s->holder[off], (long)s->holder_deadline[off], (unsigned long)m->id,
+              (long)s->now);
     sim_forget(m, off);
     s->holder[off] = m->id;
     s->holder_deadline[off] = deadline;
@@ -951,8 +949,9 @@ static void sim_poll(struct sim *s, struct sim_member *m)
     }
     int64_t lock = 20 + below(s, 60);
     uint32_t n;
-    cr_assert_eq(share_part_acquire(sp, m->id, RACE_RECORDS, 1 + below(s, 8), s->now, lock,
-                                    grants, RACE_HELD_MAX - m->count, &n), 0);
+    cr_assert_eq(share_part_acquire(sp, m->id, RACE_RECORDS, 1 + below(s, 8), s->now, lock, grants,
+                                    RACE_HELD_MAX - m->count, &n),
+                 0);
     for (uint32_t i = 0; i < n; i++) {
         for (int64_t off = grants[i].first; off <= grants[i].last; off++) {
             sim_take(s, m, off, s->now + lock, grants[i].delivery_count);
@@ -976,7 +975,10 @@ static void sim_ack(struct sim *s, struct sim_member *m)
     enum share_ack_type type = roll < 85 ? SHARE_ACK_ACCEPT : SHARE_ACK_RELEASE;
     int rc = share_part_ack(sp, m->id, h.first, h.last, type, s->now);
     if (s->now >= h.deadline) {
-        cr_assert_eq(rc, -NG_ENOT_ACQUIRED, "ack of [%ld, %ld] by %lu at %ld after the lock ended at %ld: %s", (long)h.first, (long)h.last, (unsigned long)m->id, (long)s->now, (long)h.deadline, err_str(rc));
+        cr_assert_eq(rc, -NG_ENOT_ACQUIRED,
+                     "ack of [%ld, %ld] by %lu at %ld after the lock ended at %ld: %s",
+                     (long)h.first, (long)h.last, (unsigned long)m->id, (long)s->now,
+                     (long)h.deadline, err_str(rc));
         s->refused++;
         return;
     }
@@ -1082,8 +1084,7 @@ static void race(uint64_t seed, bool crashes)
     cr_assert(!crashes || s.restarts > 0, "restarted");
     cr_log_info("seed %lu: %lu steps, %lu expired, %lu redelivered, %lu refused, %lu restarts",
                 (unsigned long)seed, (unsigned long)steps, (unsigned long)s.expired,
-                (unsigned long)s.redelivered, (unsigned long)s.refused,
-                (unsigned long)s.restarts);
+                (unsigned long)s.redelivered, (unsigned long)s.refused, (unsigned long)s.restarts);
     mem_log_free(&s.log);
 }
 

@@ -41,7 +41,8 @@ static void make_log(void)
     f.cfg.segment_bytes = 4096;
     cr_assert_eq(fx_open(&f), 0);
     for (uint32_t i = 0; i < 30; i++) {
-        size_t len = fx_batch(batch, sizeof(batch), 3, 200, i, 1000 * (int64_t)i, BATCH_CODEC_NONE, NULL);
+        size_t len =
+            fx_batch(batch, sizeof(batch), 3, 200, i, 1000 * (int64_t)i, BATCH_CODEC_NONE, NULL);
         cr_assert_geq(fx_append(&f, batch, len, true), 0);
     }
     fx_close(&f);

@@ -164,10 +164,7 @@ int cli_broker_default_set(const char *option)
     return 0;
 }
 
-const char *cli_broker_default(void)
-{
-    return cli_broker;
-}
+const char *cli_broker_default(void) { return cli_broker; }
 
 int cli_admin_connect(const char *broker, nagare_admin **out)
 {

@@ -31,8 +31,9 @@ enum {
 /* The environment variable that names the broker when no --broker does. */
 #define CLI_BROKER_ENV "NAGARE_BROKER"
 /* --broker's line in every command's --help. */
-#define CLI_BROKER_HELP                                                                        \
-    "  --broker HOST:PORT   the broker (default: $" CLI_BROKER_ENV ", else " CLI_BROKER_DEFAULT ")\n"
+#define CLI_BROKER_HELP                                                                         \
+    "  --broker HOST:PORT   the broker (default: $" CLI_BROKER_ENV ", else " CLI_BROKER_DEFAULT \
+    ")\n"
 
 /* How long connecting and each admin request may take. Short, so that an
  * unreachable broker fails the command within a few seconds instead of
@@ -65,8 +66,7 @@ int cli_dlq_main(int argc, char **argv);
 
 /* Prints "nagare: <cmd>: <message> (try 'nagare <cmd> --help')" on stderr.
  * Returns CLI_EXIT_USAGE. */
-int cli_usage_error(const char *cmd, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Prints "nagare: <what>: <nagare_strerror(rc)>" on stderr, what formatted
  * from fmt. Returns CLI_EXIT_FAIL. */

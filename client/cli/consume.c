@@ -79,15 +79,14 @@ static const char consume_usage_text[] =
     "  --json               print one JSON object per line instead: topic,\n"
     "                       partition, offset, timestamp_ms, key, value (null when\n"
     "                       null) and headers [{\"key\":..,\"value\":..}]; bytes that\n"
-    "                       are not UTF-8 appear as \\u00XX escapes\n"
-    CLI_BROKER_HELP
+    "                       are not UTF-8 appear as \\u00XX escapes\n" CLI_BROKER_HELP
     "  --help               print this help\n";
 
 /* One partition being read. */
 struct consume_part {
     int32_t partition;
-    int64_t start;          /* first offset to read */
-    int64_t stop;           /* without --follow: done at this offset */
+    int64_t start; /* first offset to read */
+    int64_t stop;  /* without --follow: done at this offset */
     bool done;
 };
 
@@ -96,24 +95,18 @@ struct consume_run {
     struct fmt fmt;
     struct consume_part *parts;
     size_t part_count;
-    size_t parts_left;      /* not yet done (without --follow) */
+    size_t parts_left; /* not yet done (without --follow) */
     int64_t printed;
     nagare_consumer *c;
 };
 
 static const struct option consume_longopts[] = {
-    {"broker", required_argument, NULL, 'b'},
-    {"help", no_argument, NULL, 'h'},
-    {"partition", required_argument, NULL, 'p'},
-    {"from", required_argument, NULL, 'f'},
-    {"count", required_argument, NULL, 'c'},
-    {"follow", no_argument, NULL, 'F'},
-    {"format", required_argument, NULL, 'o'},
-    {"json", no_argument, NULL, 'j'},
-    {"group", required_argument, NULL, 'g'},
-    {"share", required_argument, NULL, 's'},
-    {"reject", no_argument, NULL, 'R'},
-    {NULL, 0, NULL, 0},
+    {"broker", required_argument, NULL, 'b'},    {"help", no_argument, NULL, 'h'},
+    {"partition", required_argument, NULL, 'p'}, {"from", required_argument, NULL, 'f'},
+    {"count", required_argument, NULL, 'c'},     {"follow", no_argument, NULL, 'F'},
+    {"format", required_argument, NULL, 'o'},    {"json", no_argument, NULL, 'j'},
+    {"group", required_argument, NULL, 'g'},     {"share", required_argument, NULL, 's'},
+    {"reject", no_argument, NULL, 'R'},          {NULL, 0, NULL, 0},
 };
 
 /* ---- options ---- */
@@ -135,8 +128,10 @@ static int consume_from_opt(struct consume_opts *o, const char *s)
     }
     o->from = FROM_TIME;
     if (cli_time_parse(s, &o->from_value) < 0) {
-        return cli_usage_error("consume", "--from wants beginning, end, an OFFSET, or a TIME "
-                               "like 2026-11-28T12:00:00Z or @1795867200000, not '%s'", s);
+        return cli_usage_error("consume",
+                               "--from wants beginning, end, an OFFSET, or a TIME "
+                               "like 2026-11-28T12:00:00Z or @1795867200000, not '%s'",
+                               s);
     }
     return 0;
 }
@@ -153,8 +148,7 @@ static int consume_option(void *opts, int ch, char **argv)
         return 0;
     case 'p':
         if (!cli_parse_i64(optarg, 0, INT32_MAX, &v)) {
-            return cli_usage_error("consume", "--partition wants a number >= 0, not '%s'",
-                                   optarg);
+            return cli_usage_error("consume", "--partition wants a number >= 0, not '%s'", optarg);
         }
         o->partition = (int32_t)v;
         return 0;
@@ -177,7 +171,8 @@ static int consume_option(void *opts, int ch, char **argv)
     case 'g':
     case 's':
         if (optarg[0] == '\0') {
-            return cli_usage_error("consume", "--%s wants a group id", ch == 'g' ? "group" : "share");
+            return cli_usage_error("consume", "--%s wants a group id",
+                                   ch == 'g' ? "group" : "share");
         }
         *(ch == 'g' ? &o->group : &o->share) = optarg;
         return 0;
@@ -200,16 +195,18 @@ static int consume_check_groups(const struct consume_opts *o)
     }
     bool grouped = o->group != NULL || o->share != NULL;
     if (grouped && o->partition >= 0) {
-        return cli_usage_error("consume", "--partition does not go with --%s: the group "
-                               "decides", o->group != NULL ? "group" : "share");
+        return cli_usage_error("consume",
+                               "--partition does not go with --%s: the group "
+                               "decides",
+                               o->group != NULL ? "group" : "share");
     }
     if (o->share != NULL && o->from_given) {
         return cli_usage_error("consume", "--from does not go with --share: a share group "
-                               "starts at the beginning");
+                                          "starts at the beginning");
     }
     if (o->group != NULL && (o->from == FROM_OFFSET || o->from == FROM_TIME)) {
         return cli_usage_error("consume", "with --group, --from takes beginning or end (where "
-                               "partitions without a committed offset start)");
+                                          "partitions without a committed offset start)");
     }
     return 0;
 }
@@ -244,9 +241,9 @@ static int consume_start(nagare_admin *a, const struct consume_opts *o,
         *start = p->offset_latest;
         return 0;
     case FROM_OFFSET:
-        *start = o->from_value < p->offset_earliest  ? p->offset_earliest
+        *start = o->from_value < p->offset_earliest ? p->offset_earliest
                  : o->from_value > p->offset_latest ? p->offset_latest
-                                                     : o->from_value;
+                                                    : o->from_value;
         return 0;
     case FROM_TIME: {
         int64_t off = NAGARE_OFFSET_END;
@@ -264,8 +261,7 @@ static int consume_start(nagare_admin *a, const struct consume_opts *o,
 
 /* Fills r->parts from the topic's description. Returns 0 or the exit
  * status of a reported failure. */
-static int consume_plan(struct consume_run *r, nagare_admin *a,
-                        const struct nagare_topic_info *t)
+static int consume_plan(struct consume_run *r, nagare_admin *a, const struct nagare_topic_info *t)
 {
     const struct consume_opts *o = r->o;
     r->parts = calloc(t->partition_count > 0 ? t->partition_count : 1, sizeof(*r->parts));
@@ -306,7 +302,8 @@ static int consume_no_dead_letters(const struct consume_run *r)
 {
     if (r->o->follow) {
         return cli_failf("consume %s: no dead letters yet, so nothing to follow (the first one "
-                         "makes the topic)", r->o->topic);
+                         "makes the topic)",
+                         r->o->topic);
     }
     fprintf(stderr, "nagare: %s: no dead letters yet\n", r->o->topic);
     return CLI_EXIT_OK;
@@ -436,8 +433,7 @@ static bool consume_more(const struct consume_run *r)
 
 /* The next record, flushing stdout first whenever none is waiting. Returns
  * 1 with *m, 0 for none yet, or a negative error; *what names the step. */
-static int consume_next(struct consume_run *r, const struct nagare_message **m,
-                        const char **what)
+static int consume_next(struct consume_run *r, const struct nagare_message **m, const char **what)
 {
     int rc = nagare_consumer_poll(r->c, 0, m);
     if (rc != 0) {

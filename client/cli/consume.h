@@ -22,17 +22,17 @@ enum from_kind { FROM_BEGINNING, FROM_END, FROM_OFFSET, FROM_TIME };
 struct consume_opts {
     const char *broker;
     const char *topic;
-    int32_t partition;      /* -1: all */
+    int32_t partition; /* -1: all */
     enum from_kind from;
     bool from_given;
-    int64_t from_value;     /* FROM_OFFSET: the offset; FROM_TIME: ms */
-    int64_t count;          /* 0: no limit */
+    int64_t from_value; /* FROM_OFFSET: the offset; FROM_TIME: ms */
+    int64_t count;      /* 0: no limit */
     bool follow;
     bool json;
-    const char *format;     /* NULL: FMT_DEFAULT */
-    const char *group;      /* --group G: a consumer group member */
-    const char *share;      /* --share G: a share group member */
-    bool reject;            /* --share: reject every record instead of accepting */
+    const char *format; /* NULL: FMT_DEFAULT */
+    const char *group;  /* --group G: a consumer group member */
+    const char *share;  /* --share G: a share group member */
+    bool reject;        /* --share: reject every record instead of accepting */
     bool help;
 };
 

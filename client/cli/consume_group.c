@@ -40,12 +40,12 @@
 struct grun {
     const struct consume_opts *o;
     const struct fmt *f;
-    int64_t *stop;           /* per partition: the log end when it started */
+    int64_t *stop; /* per partition: the log end when it started */
     size_t part_count;
     int64_t printed;
     int64_t started_ms;
-    int64_t committed_ms;    /* last commit (group) */
-    int64_t last_record_ms;  /* share: when a record last came */
+    int64_t committed_ms;   /* last commit (group) */
+    int64_t last_record_ms; /* share: when a record last came */
     nagare_consumer *c;
     nagare_share_consumer *sc;
     int64_t acks[SHARE_PRINTED_MAX]; /* share: offsets printed, by partition below */
@@ -147,7 +147,9 @@ static int group_flush_commit(struct grun *r, bool final, const char **what)
     rc = nagare_consumer_commit(r->c, !final);
     /* A busy connection or a rebalance under way: the next commit covers it. */
     return !final && (rc == -NAGARE_EBUSY || rc == -NAGARE_EREBALANCE ||
-                      rc == -NAGARE_EUNKNOWN_MEMBER) ? 0 : rc;
+                      rc == -NAGARE_EUNKNOWN_MEMBER)
+               ? 0
+               : rc;
 }
 
 static int group_step(struct grun *r, const char **what, bool *done)

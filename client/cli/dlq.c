@@ -24,9 +24,7 @@ static const char dlq_usage_text[] =
     "            what was dead-lettered since the first. A dead-letter topic\n"
     "            not made yet (nothing was dead-lettered) redrives 0 records.\n"
     "\n"
-    "options:\n"
-    CLI_BROKER_HELP
-    "  --help               print this help\n";
+    "options:\n" CLI_BROKER_HELP "  --help               print this help\n";
 
 static const struct option dlq_longopts[] = {
     {"broker", required_argument, NULL, 'b'},

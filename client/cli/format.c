@@ -20,15 +20,9 @@ static void out_bytes(struct fmt_out *o, const void *p, size_t n)
     }
 }
 
-static void out_byte(struct fmt_out *o, char c)
-{
-    out_bytes(o, &c, 1);
-}
+static void out_byte(struct fmt_out *o, char c) { out_bytes(o, &c, 1); }
 
-static void out_str(struct fmt_out *o, const char *s)
-{
-    out_bytes(o, s, strlen(s));
-}
+static void out_str(struct fmt_out *o, const char *s) { out_bytes(o, s, strlen(s)); }
 
 static void out_i64(struct fmt_out *o, int64_t v)
 {
@@ -71,14 +65,22 @@ static int fmt_add(struct fmt *f, enum fmt_kind kind)
 static int placeholder_kind(char c)
 {
     switch (c) {
-    case 't': return FMT_TOPIC;
-    case 'p': return FMT_PARTITION;
-    case 'o': return FMT_OFFSET;
-    case 'T': return FMT_TIMESTAMP;
-    case 'k': return FMT_KEY;
-    case 'v': return FMT_VALUE;
-    case 'h': return FMT_HEADERS;
-    default: return -1;
+    case 't':
+        return FMT_TOPIC;
+    case 'p':
+        return FMT_PARTITION;
+    case 'o':
+        return FMT_OFFSET;
+    case 'T':
+        return FMT_TIMESTAMP;
+    case 'k':
+        return FMT_KEY;
+    case 'v':
+        return FMT_VALUE;
+    case 'h':
+        return FMT_HEADERS;
+    default:
+        return -1;
     }
 }
 
@@ -86,10 +88,14 @@ static int placeholder_kind(char c)
 static int escape_byte(char c)
 {
     switch (c) {
-    case 'n': return '\n';
-    case 't': return '\t';
-    case '\\': return '\\';
-    default: return -1;
+    case 'n':
+        return '\n';
+    case 't':
+        return '\t';
+    case '\\':
+        return '\\';
+    default:
+        return -1;
     }
 }
 
@@ -105,8 +111,8 @@ static int fmt_compile_pair(struct fmt *f, const char *s, char *why, size_t why_
     }
     int v = s[0] == '%' ? placeholder_kind(s[1]) : escape_byte(s[1]);
     if (v < 0) {
-        snprintf(why, why_bytes, "unknown %s '%c%c'",
-                 s[0] == '%' ? "placeholder" : "escape", s[0], s[1]);
+        snprintf(why, why_bytes, "unknown %s '%c%c'", s[0] == '%' ? "placeholder" : "escape", s[0],
+                 s[1]);
         return -NAGARE_EBADARG;
     }
     return s[0] == '%' ? fmt_add(f, (enum fmt_kind)v) : fmt_add_literal(f, (char)v);
@@ -126,8 +132,8 @@ int fmt_compile(struct fmt *f, const char *spec, char *why, size_t why_bytes)
             rc = fmt_add_literal(f, *s);
         }
         if (rc == -NAGARE_ETOOBIG) {
-            snprintf(why, why_bytes, "longer than %d bytes or %d pieces",
-                     FMT_LITERAL_BYTES_MAX, FMT_PIECES_MAX);
+            snprintf(why, why_bytes, "longer than %d bytes or %d pieces", FMT_LITERAL_BYTES_MAX,
+                     FMT_PIECES_MAX);
         }
         if (rc < 0) {
             return -NAGARE_EBADARG;
@@ -255,12 +261,23 @@ static void json_escape(struct fmt_out *o, uint8_t b)
 {
     static const char hex[] = "0123456789abcdef";
     switch (b) {
-    case '"': out_str(o, "\\\""); return;
-    case '\\': out_str(o, "\\\\"); return;
-    case '\n': out_str(o, "\\n"); return;
-    case '\r': out_str(o, "\\r"); return;
-    case '\t': out_str(o, "\\t"); return;
-    default: break;
+    case '"':
+        out_str(o, "\\\"");
+        return;
+    case '\\':
+        out_str(o, "\\\\");
+        return;
+    case '\n':
+        out_str(o, "\\n");
+        return;
+    case '\r':
+        out_str(o, "\\r");
+        return;
+    case '\t':
+        out_str(o, "\\t");
+        return;
+    default:
+        break;
     }
     char u[6] = {'\\', 'u', '0', '0', hex[b >> 4], hex[b & 0xf]};
     out_bytes(o, u, sizeof(u));

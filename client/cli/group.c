@@ -38,16 +38,14 @@ static const char group_usage_text[] =
     "                             or @EPOCH-MS\n"
     "  delete         forget a group's committed offsets (no members allowed)\n"
     "\n"
-    "options:\n"
-    CLI_BROKER_HELP
-    "  --help               print this help\n";
+    "options:\n" CLI_BROKER_HELP "  --help               print this help\n";
 
 struct group_opts {
-    const char *cmd;          /* "group describe"..., for messages */
+    const char *cmd; /* "group describe"..., for messages */
     const char *broker;
-    const char *name;         /* the GROUP operand, or NULL */
-    const char *topic;        /* --topic, or NULL */
-    const char *to;           /* --to, as given */
+    const char *name;  /* the GROUP operand, or NULL */
+    const char *topic; /* --topic, or NULL */
+    const char *to;    /* --to, as given */
     enum nagare_reset_to to_kind;
     int64_t to_value;
     bool help;
@@ -78,8 +76,10 @@ static int group_to_opt(struct group_opts *o, const char *s)
     }
     o->to_kind = NAGARE_RESET_TO_TIMESTAMP;
     if (cli_time_parse(s, &o->to_value) < 0 || o->to_value < 0) {
-        return cli_usage_error(o->cmd, "--to wants earliest, latest, an OFFSET, or a TIME "
-                               "like 2026-11-28T12:00:00Z or @1795867200000, not '%s'", s);
+        return cli_usage_error(o->cmd,
+                               "--to wants earliest, latest, an OFFSET, or a TIME "
+                               "like 2026-11-28T12:00:00Z or @1795867200000, not '%s'",
+                               s);
     }
     return 0;
 }
@@ -119,8 +119,9 @@ static int group_parse(struct group_opts *o, int argc, char **argv, bool wants_n
 
 static const char *kind_name(int kind)
 {
-    return kind == NAGARE_GROUP_CONSUMER ? "consumer" : kind == NAGARE_GROUP_SHARE ? "share"
-                                                                                   : "unknown";
+    return kind == NAGARE_GROUP_CONSUMER ? "consumer"
+           : kind == NAGARE_GROUP_SHARE  ? "share"
+                                         : "unknown";
 }
 
 /* ---- list ---- */
@@ -137,8 +138,7 @@ static int group_list(struct group_opts *o, nagare_admin *a)
     /* by id: the broker sends them sorted */
     printf("%-32s %-9s %7s\n", "group", "kind", "members");
     for (size_t i = 0; i < count; i++) {
-        printf("%-32s %-9s %7" PRId32 "\n", g[i].group, kind_name(g[i].kind),
-               g[i].member_count);
+        printf("%-32s %-9s %7" PRId32 "\n", g[i].group, kind_name(g[i].kind), g[i].member_count);
     }
     nagare_groups_free(a, g);
     return 0;
@@ -184,8 +184,8 @@ static void group_print(const struct nagare_group_info *g)
             print_assignment(&g->members[i]);
         }
     }
-    printf("\n%-24s %9s %14s %14s %14s %12s\n", "topic", "partition", "committed", "end",
-           "lag", "lag_ms");
+    printf("\n%-24s %9s %14s %14s %14s %12s\n", "topic", "partition", "committed", "end", "lag",
+           "lag_ms");
     for (size_t i = 0; i < g->offset_count; i++) {
         const struct nagare_group_offset *o = &g->offsets[i];
         printf("%-24s %9" PRId32 " %14" PRId64, o->topic, o->partition, o->committed);
@@ -226,8 +226,9 @@ static int group_reset(struct group_opts *o, nagare_admin *a)
     int st = 0;
     for (size_t i = 0; i < n; i++) {
         if (r[i].err != 0) {
-            st = st != 0 ? st : cli_fail(r[i].err, "resetting group %s: %s partition %" PRId32,
-                                         o->name, r[i].topic, r[i].partition);
+            st = st != 0 ? st
+                         : cli_fail(r[i].err, "resetting group %s: %s partition %" PRId32, o->name,
+                                    r[i].topic, r[i].partition);
             continue;
         }
         printf("%-24s %9" PRId32 " %14" PRId64 "\n", r[i].topic, r[i].partition, r[i].offset);
@@ -308,6 +309,8 @@ int cli_group_main(int argc, char **argv)
             return group_run(&group_subs[i], argc - 1, argv + 1);
         }
     }
-    return cli_usage_error("group", "unknown subcommand '%s': list, describe, reset-offsets "
-                                    "or delete", argv[1]);
+    return cli_usage_error("group",
+                           "unknown subcommand '%s': list, describe, reset-offsets "
+                           "or delete",
+                           argv[1]);
 }

@@ -79,8 +79,7 @@ static int lines_fill(struct lines *l)
 
 /* A line of len bytes at buf[start] ends at the next byte (or the input's
  * end): hands it out. */
-static int lines_take(struct lines *l, size_t len, size_t skip, const char **line,
-                      size_t *len_out)
+static int lines_take(struct lines *l, size_t len, size_t skip, const char **line, size_t *len_out)
 {
     *line = l->buf + l->start;
     *len_out = len;

@@ -36,12 +36,12 @@ struct lines {
     int fd;
     lines_idle_fn idle; /* may be NULL: read() blocks */
     void *idle_arg;
-    char *buf;          /* LINES_BYTES_MAX + LINES_READ_BYTES */
-    size_t start;       /* unread bytes are buf[start, end) */
+    char *buf;    /* LINES_BYTES_MAX + LINES_READ_BYTES */
+    size_t start; /* unread bytes are buf[start, end) */
     size_t end;
     bool eof;
-    bool skipping;      /* dropping the rest of a line found too long */
-    uint64_t line_no;   /* 1-based number of the line last returned */
+    bool skipping;    /* dropping the rest of a line found too long */
+    uint64_t line_no; /* 1-based number of the line last returned */
 };
 
 /* Sets up l over fd (not owned), with an idle hook (may be NULL). Returns 0

@@ -13,8 +13,9 @@
 static const struct cli_cmd cli_cmds[] = {
     {"topic", cli_topic_main, "create, list, describe and delete topics"},
     {"produce", cli_produce_main, "send stdin to a topic, one record per line"},
-    {"consume", cli_consume_main, "print a topic's records, from any offset or time, or as a "
-                                  "group member"},
+    {"consume", cli_consume_main,
+     "print a topic's records, from any offset or time, or as a "
+     "group member"},
     {"group", cli_group_main, "list, describe, reset and delete consumer groups"},
     {"dlq", cli_dlq_main, "redrive a dead-letter topic's records to their source"},
 };
@@ -27,9 +28,10 @@ static void usage(FILE *out)
     for (size_t i = 0; i < ARRAY_LEN(cli_cmds); i++) {
         fprintf(out, "  %-9s %s\n", cli_cmds[i].name, cli_cmds[i].summary);
     }
-    fprintf(out, "\nEvery command takes --broker HOST:PORT and --help, before the command or\n"
-                 "after it. The broker: the --broker given, else $%s, else %s.\n"
-                 "Exit status: 0 done, 1 failed (one line on stderr says why), 2 bad usage.\n",
+    fprintf(out,
+            "\nEvery command takes --broker HOST:PORT and --help, before the command or\n"
+            "after it. The broker: the --broker given, else $%s, else %s.\n"
+            "Exit status: 0 done, 1 failed (one line on stderr says why), 2 bad usage.\n",
             CLI_BROKER_ENV, CLI_BROKER_DEFAULT);
 }
 

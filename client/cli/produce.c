@@ -52,14 +52,13 @@ static const char produce_usage_text[] =
     "  --acks 0|1|all       wait for no answer, for the write, or for fdatasync\n"
     "                       (default all)\n"
     "  --compression none|zstd   (default zstd, as libnagare's)\n"
-    "  --header K=V         add header K with value V to every record; repeatable\n"
-    CLI_BROKER_HELP
+    "  --header K=V         add header K with value V to every record; repeatable\n" CLI_BROKER_HELP
     "  --help               print this help\n";
 
 struct produce_opts {
     const char *broker;
     const char *topic;
-    int separator;          /* -1: none */
+    int separator; /* -1: none */
     int32_t partition;
     int acks;
     enum nagare_compression compression;
@@ -76,14 +75,10 @@ struct produce_stats {
 };
 
 static const struct option produce_longopts[] = {
-    {"broker", required_argument, NULL, 'b'},
-    {"help", no_argument, NULL, 'h'},
-    {"key-separator", required_argument, NULL, 'K'},
-    {"partition", required_argument, NULL, 'p'},
-    {"acks", required_argument, NULL, 'a'},
-    {"compression", required_argument, NULL, 'z'},
-    {"header", required_argument, NULL, 'H'},
-    {NULL, 0, NULL, 0},
+    {"broker", required_argument, NULL, 'b'},        {"help", no_argument, NULL, 'h'},
+    {"key-separator", required_argument, NULL, 'K'}, {"partition", required_argument, NULL, 'p'},
+    {"acks", required_argument, NULL, 'a'},          {"compression", required_argument, NULL, 'z'},
+    {"header", required_argument, NULL, 'H'},        {NULL, 0, NULL, 0},
 };
 
 /* ---- options ---- */
@@ -142,8 +137,7 @@ static int produce_option(void *opts, int ch, char **argv)
         return 0;
     case 'p':
         if (!cli_parse_i64(optarg, 0, INT32_MAX, &v)) {
-            return cli_usage_error("produce", "--partition wants a number >= 0, not '%s'",
-                                   optarg);
+            return cli_usage_error("produce", "--partition wants a number >= 0, not '%s'", optarg);
         }
         o->partition = (int32_t)v;
         return 0;
@@ -179,8 +173,7 @@ static void produce_note_failure(struct produce_stats *st, uint64_t line_no, int
                 nagare_strerror(err));
     }
     if (st->failed == PRODUCE_FAILURES_SHOWN + 1) {
-        fprintf(stderr, "nagare: produce %s: more failures; only counting them now\n",
-                st->topic);
+        fprintf(stderr, "nagare: produce %s: more failures; only counting them now\n", st->topic);
     }
 }
 
@@ -226,7 +219,7 @@ struct produce_run {
     nagare_producer *p;
     struct produce_stats st;
     uint64_t sent;
-    int fatal;          /* the error that stopped the run, or 0 */
+    int fatal; /* the error that stopped the run, or 0 */
     const char *fatal_what;
 };
 
@@ -304,11 +297,11 @@ static void produce_read_all(struct produce_run *r, struct lines *in)
 static void produce_summary(const struct produce_run *r, int64_t elapsed_ms)
 {
     const struct produce_stats *st = &r->st;
-    fprintf(stderr, "nagare: produce %s: %" PRIu64 " record%s (%" PRIu64 " byte%s) delivered in "
-            "%" PRId64 ".%03" PRId64 " s, %" PRIu64 " failed\n", r->o->topic, st->delivered,
-            st->delivered == 1 ? "" : "s", st->delivered_bytes,
-            st->delivered_bytes == 1 ? "" : "s", elapsed_ms / 1000, elapsed_ms % 1000,
-            st->failed);
+    fprintf(stderr,
+            "nagare: produce %s: %" PRIu64 " record%s (%" PRIu64 " byte%s) delivered in "
+            "%" PRId64 ".%03" PRId64 " s, %" PRIu64 " failed\n",
+            r->o->topic, st->delivered, st->delivered == 1 ? "" : "s", st->delivered_bytes,
+            st->delivered_bytes == 1 ? "" : "s", elapsed_ms / 1000, elapsed_ms % 1000, st->failed);
 }
 
 /* Runs the producer over stdin; r->o and r->p are set. Destroys the

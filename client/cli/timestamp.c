@@ -124,12 +124,12 @@ static int iso_parse(const char *s, int64_t *ms_out)
     int sec = tp_digits(&t, 2);
     int ms = tp_fraction(&t);
     int zone_min = tp_zone(&t);
-    if (t.bad || *t.s != '\0' || mo < 1 || mo > 12 || d < 1 || d > days_in_month(y, mo) ||
-        h > 23 || mi > 59 || sec > 59) {
+    if (t.bad || *t.s != '\0' || mo < 1 || mo > 12 || d < 1 || d > days_in_month(y, mo) || h > 23 ||
+        mi > 59 || sec > 59) {
         return -NAGARE_EBADARG;
     }
-    int64_t secs = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec -
-                   (int64_t)zone_min * 60;
+    int64_t secs =
+        days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec - (int64_t)zone_min * 60;
     if (secs < 0) {
         return -NAGARE_EBADARG;
     }

@@ -32,18 +32,16 @@ static const char topic_usage_text[] =
     "            latest offsets (latest is the offset the next record will get)\n"
     "  delete    delete a topic and all its records\n"
     "\n"
-    "options:\n"
-    CLI_BROKER_HELP
-    "  --help               print this help\n";
+    "options:\n" CLI_BROKER_HELP "  --help               print this help\n";
 
 struct topic_opts {
-    const char *cmd;       /* "topic create"..., for messages */
+    const char *cmd; /* "topic create"..., for messages */
     const char *broker;
-    const char *name;      /* the NAME operand, or NULL */
-    int64_t partitions;    /* -1: not given */
-    int64_t retention_ms;  /* -1: the broker's default */
+    const char *name;     /* the NAME operand, or NULL */
+    int64_t partitions;   /* -1: not given */
+    int64_t retention_ms; /* -1: the broker's default */
     int64_t retention_bytes;
-    bool create_opts;      /* any create-only option given */
+    bool create_opts; /* any create-only option given */
     bool help;
 };
 
@@ -86,8 +84,10 @@ static int topic_option(void *opts, int ch, char **argv)
     case 'B':
         o->create_opts = true;
         if (!parse_retention(optarg, ch == 'r' ? &o->retention_ms : &o->retention_bytes)) {
-            return cli_usage_error(o->cmd, "--retention-%s wants a positive number or "
-                                   "'forever', not '%s'", ch == 'r' ? "ms" : "bytes", optarg);
+            return cli_usage_error(o->cmd,
+                                   "--retention-%s wants a positive number or "
+                                   "'forever', not '%s'",
+                                   ch == 'r' ? "ms" : "bytes", optarg);
         }
         return 0;
     default:
