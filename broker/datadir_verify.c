@@ -36,22 +36,30 @@ static bool join(struct run *r, char out[PATH_BYTES], const char *a, const char 
 static void report(void *arg, const struct verify_problem *p)
 {
     struct run *r = arg;
+    if (p->reason == 0) {
+        fprintf(r->out,
+                "FORMAT1 %s/%s: batch format 1, verified as format 2 will hold it; "
+                "the next broker start upgrades it\n",
+                r->where, p->file);
+        return;
+    }
+    const char *as = p->format1 ? " (format 1, as its upgrade will hold it)" : "";
     if (p->offset < 0) {
-        fprintf(r->out, "BAD %s/%s: index entries do not hold (%s); recovery rebuilds it\n",
-                r->where, p->file, err_str(p->reason));
+        fprintf(r->out, "BAD %s/%s%s: index entries do not hold (%s); recovery rebuilds it\n",
+                r->where, p->file, as, err_str(p->reason));
         return;
     }
     if (p->torn_tail) {
         fprintf(r->out,
-                "BAD %s/%s at byte %" PRIu64 " (offset %" PRId64 "): %s; nothing good "
+                "BAD %s/%s%s at byte %" PRIu64 " (offset %" PRId64 "): %s; nothing good "
                 "after it: a torn tail, recovery cuts it\n",
-                r->where, p->file, p->position, p->offset, err_str(p->reason));
+                r->where, p->file, as, p->position, p->offset, err_str(p->reason));
         return;
     }
     fprintf(r->out,
-            "BAD %s/%s at bytes [%" PRIu64 ", %" PRIu64 ") (offsets [%" PRId64 ", %" PRId64
+            "BAD %s/%s%s at bytes [%" PRIu64 ", %" PRIu64 ") (offsets [%" PRId64 ", %" PRId64
             ")): %s; a damaged range: not served, the batches around it are\n",
-            r->where, p->file, p->position, p->position + p->bytes, p->offset, p->offset_end,
+            r->where, p->file, as, p->position, p->position + p->bytes, p->offset, p->offset_end,
             err_str(p->reason));
 }
 
@@ -168,5 +176,11 @@ int datadir_verify(const char *data_dir, FILE *out)
             " bytes; %" PRIu64 " problem%s\n",
             data_dir, r.stats.segments, r.stats.batches, r.stats.records, r.stats.bytes, problems,
             problems == 1 ? "" : "s");
+    if (r.stats.format1_segments > 0) {
+        fprintf(out,
+                "%" PRIu64 " segment%s in batch format 1: the next broker start upgrades "
+                "them to format 2\n",
+                r.stats.format1_segments, r.stats.format1_segments == 1 ? "" : "s");
+    }
     return r.unreadable != 0 ? 2 : problems > 0 ? 1 : 0;
 }

@@ -129,7 +129,7 @@ typedef void (*nagare_producer_error_fn)(const struct nagare_producer_error *e, 
 struct nagare_producer_config {
     const char *bootstrap;               /* "host:port" (default "127.0.0.1:7420"); copied */
     int acks;                            /* 0, 1, or -1 = all (default -1) */
-    enum nagare_compression compression; /* default none */
+    enum nagare_compression compression; /* default zstd, at zstd_level */
     int zstd_level;                      /* default 3 */
     size_t batch_bytes;                  /* a partition's batch goes out at this size (64 KiB);
                                        while the partition cannot send, it grows by as

@@ -26,7 +26,7 @@ void nagare_producer_config_default(struct nagare_producer_config *c)
     *c = (struct nagare_producer_config){
         .bootstrap = "127.0.0.1:7420",
         .acks = -1,
-        .compression = NAGARE_COMPRESSION_NONE,
+        .compression = NAGARE_COMPRESSION_ZSTD,
         .zstd_level = 3,
         .batch_bytes = 64 * 1024,
         .linger_ms = 5,

@@ -276,6 +276,39 @@ static int segment_upgrade(struct walk *w, int dirfd, const char *dir, int64_t b
     return rc;
 }
 
+/* Room for a batch of the largest size wherever it starts in the window. */
+static int walk_init(struct walk *w, int fd, uint64_t size, size_t batch_bytes_max)
+{
+    *w = (struct walk){.fd = fd,
+                       .size = size,
+                       .win_cap = 2 * batch_bytes_max + BATCH_HEADER_BYTES,
+                       .batch_bytes_max = batch_bytes_max,
+                       .out_fd = -1};
+    w->win = malloc(w->win_cap);
+    return w->win == NULL ? -ENOMEM : 0;
+}
+
+int format1_segment_is_format1(int fd, uint64_t size, size_t batch_bytes_max)
+{
+    struct walk w;
+    enum seg_format f = SEG_UNKNOWN;
+    int rc = walk_init(&w, fd, size, batch_bytes_max);
+    rc = rc == 0 ? segment_format(&w, &f) : rc;
+    free(w.win);
+    return rc != 0 ? rc : f == SEG_FORMAT1;
+}
+
+int format1_segment_copy(int fd, uint64_t size, int out_fd, size_t batch_bytes_max)
+{
+    struct walk w;
+    enum seg_format f;
+    int rc = walk_init(&w, fd, size, batch_bytes_max);
+    w.out_fd = out_fd;
+    rc = rc == 0 ? walk_file(&w, &f) : rc;
+    free(w.win);
+    return rc;
+}
+
 int format1_upgrade_dir(int dirfd, const char *dir, size_t batch_bytes_max)
 {
     int64_t *bases = NULL;
@@ -285,12 +318,8 @@ int format1_upgrade_dir(int dirfd, const char *dir, size_t batch_bytes_max)
         free(bases);
         return rc;
     }
-    /* Room for a batch of the largest size wherever it starts in the window. */
-    struct walk w = {.win_cap = 2 * batch_bytes_max + BATCH_HEADER_BYTES,
-                     .batch_bytes_max = batch_bytes_max,
-                     .out_fd = -1};
-    w.win = malloc(w.win_cap);
-    rc = w.win == NULL ? -ENOMEM : 0;
+    struct walk w;
+    rc = walk_init(&w, -1, 0, batch_bytes_max);
     for (uint32_t i = 0; rc == 0 && i < count; i++) {
         rc = segment_upgrade(&w, dirfd, dir, bases[i]);
     }

@@ -54,6 +54,18 @@ void format1_batch_upgrade(uint8_t *batch, size_t bytes);
  * need format-1 data made by the format's definition. */
 void format1_batch_downgrade(uint8_t *batch, size_t bytes);
 
+/* Whether the segment file fd of `size` bytes is format 1 as
+ * format1_upgrade_dir() judges it: its first valid batch is. Returns 1 (it
+ * is), 0 (format 2, empty, or no valid batch), -errno or -ENOMEM. */
+MUST_USE int format1_segment_is_format1(int fd, uint64_t size, size_t batch_bytes_max);
+
+/* Writes to out_fd, at their own positions, the `size` bytes of the
+ * format-1 segment fd exactly as format1_upgrade_dir() would make them
+ * (every valid format-1 batch upgraded, damaged bytes as they are), without
+ * syncing: for a verifier to judge the segment as the broker will read it.
+ * Returns 0, -errno or -ENOMEM. */
+MUST_USE int format1_segment_copy(int fd, uint64_t size, int out_fd, size_t batch_bytes_max);
+
 /* Upgrades every format-1 segment (".log") of the partition directory dirfd
  * (`dir` names it in the log). A segment is format 1 when its first valid
  * batch is; only damaged bytes are left as they are (recovery judges them).

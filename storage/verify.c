@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -9,6 +10,7 @@
 
 #include "base/file.h"
 #include "storage/batch.h"
+#include "storage/format1.h"
 #include "storage/index.h"
 #include "storage/segment.h"
 
@@ -20,6 +22,7 @@ struct walk {
     verify_report_fn report;
     void *arg;
     struct verify_stats *stats;
+    bool format1; /* the segment is format 1: fd is its upgraded copy */
     char name[SEG_NAME_BYTES];
 };
 
@@ -45,7 +48,36 @@ static int check_at(struct walk *w, uint64_t pos, int64_t expect, struct batch_h
 static void problem(struct walk *w, const struct verify_problem *p)
 {
     w->stats->problems++;
-    w->report(w->arg, p);
+    struct verify_problem q = *p;
+    q.format1 = w->format1;
+    w->report(w->arg, &q);
+}
+
+/* A format-1 segment is judged as the broker will read it after its
+ * upgrade: w->fd becomes the upgraded copy, in an unlinked temporary file.
+ * Returns 1 (it was format 1), 0 (left as it is), or -errno. */
+static int format1_as_upgraded(struct walk *w)
+{
+    int rc = format1_segment_is_format1(w->fd, w->size, w->batch_bytes_max);
+    if (rc <= 0) {
+        return rc;
+    }
+    FILE *t = tmpfile();
+    int fd = t != NULL ? dup(fileno(t)) : -1;
+    rc = fd < 0 ? -errno : 0;
+    if (t != NULL) {
+        fclose(t);
+    }
+    rc = rc == 0 ? format1_segment_copy(w->fd, w->size, fd, w->batch_bytes_max) : rc;
+    if (rc != 0) {
+        if (fd >= 0) {
+            close(fd);
+        }
+        return rc;
+    }
+    close(w->fd);
+    w->fd = fd;
+    return 1;
 }
 
 /* Walks one segment's log, reporting every damaged range as recovery and
@@ -152,7 +184,17 @@ int verify_partition(const char *dir, uint32_t batch_bytes_max, verify_report_fn
         rc = w.fd < 0 || fstat(w.fd, &st) != 0 ? -errno : 0;
         if (rc == 0) {
             w.size = (uint64_t)st.st_size;
+            rc = format1_as_upgraded(&w);
+            w.format1 = rc == 1;
+            rc = rc < 0 ? rc : 0;
+        }
+        if (rc == 0) {
             stats->segments++;
+            if (w.format1) {
+                stats->format1_segments++;
+                report(arg, &(struct verify_problem){
+                                .file = w.name, .offset = -1, .offset_end = -1, .format1 = true});
+            }
             walk_log(&w, bases[i], i + 1 < count ? bases[i + 1] : -1);
             check_index(&w, dirfd, bases[i], IDX_OFFSET);
             check_index(&w, dirfd, bases[i], IDX_TIME);

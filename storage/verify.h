@@ -10,7 +10,11 @@
  * file positions the broker will not serve, and the rest of the segment is
  * still checked. Index files are checked too (entry checks and bounds); a
  * bad index is reported as such: recovery rebuilds it, no record is lost.
- * Any thread.
+ * A segment still in batch format 1 (storage/format1.h: not yet upgraded by
+ * a broker start) is reported once as such, not as damage, and verified as
+ * the broker will read it: through the copy its upgrade makes, written to
+ * an unlinked temporary file (tmpfile(3)), with the same positions and
+ * offsets. Any thread.
  */
 #ifndef NAGARE_STORAGE_VERIFY_H
 #define NAGARE_STORAGE_VERIFY_H
@@ -31,6 +35,10 @@ struct verify_problem {
                             -1 for a torn tail and for an index */
     bool torn_tail;     /* bad bytes to the end of the last segment: the
                             torn tail of a crash, which recovery cuts */
+    bool format1;       /* the segment is in batch format 1; with reason 0
+                            this is no problem but the notice that it is (one
+                            per such segment, not counted in problems): the
+                            next broker start upgrades it */
 };
 
 struct verify_stats {
@@ -39,6 +47,7 @@ struct verify_stats {
     uint64_t records;
     uint64_t bytes; /* log bytes read */
     uint64_t problems;
+    uint64_t format1_segments; /* segments still in batch format 1 */
 };
 
 typedef void (*verify_report_fn)(void *arg, const struct verify_problem *p);

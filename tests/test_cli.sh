@@ -268,6 +268,27 @@ partitions() {
     ok "a missing partition fails with exit 1"
 }
 
+# The codec of the first batch in partition 0 of TOPIC: bits 0-2 of the
+# attributes' low byte, byte 22 (docs/storage-format.md).
+first_codec() {
+    echo $(($(od -An -tu1 -j 22 -N1 "$TMP/data/topics/$1/0/00000000000000000000.log") & 7))
+}
+
+compression() {
+    for i in $(seq 0 199); do printf 'the same words again and again, %d\n' "$i"; done >"$TMP/in"
+    run 0 topic create packed --partitions 1 "${B[@]}"
+    run 0 topic create plain --partitions 1 "${B[@]}"
+    IN="$TMP/in" run 0 produce packed "${B[@]}"
+    IN="$TMP/in" run 0 produce plain --compression none "${B[@]}"
+    for t in packed plain; do
+        run 0 consume "$t" "${B[@]}"
+        expect_same "$t reads back" "$TMP/out" "$TMP/in"
+    done
+    [ "$(first_codec packed)" = 4 ] || fail "produce wrote codec $(first_codec packed), not zstd (4), by default"
+    [ "$(first_codec plain)" = 0 ] || fail "produce --compression none wrote codec $(first_codec plain)"
+    ok "produce writes zstd by default, the records as they are with --compression none"
+}
+
 limits_and_pipes() {
     run 0 topic create limits --partitions 1 "${B[@]}"
     {
@@ -338,6 +359,7 @@ produce_consume
 json_escaping
 replay
 partitions
+compression
 limits_and_pipes
 follow
 delete

@@ -745,6 +745,24 @@ static void tune_zstd(struct nagare_producer_config *c)
     c->linger_ms = 20;
 }
 
+/* The codec of the first batch the broker stored in partition 0 of topic. */
+static unsigned first_batch_codec(const char *topic)
+{
+    struct cl raw;
+    cl_connect(&raw, B.port, 10000);
+    struct fetched f;
+    rq_fetch(&raw, topic, 0, 0, &f);
+    cr_assert_eq(f.err, 0);
+    const uint8_t *b;
+    size_t len;
+    cr_assert(bt_at(f.records, f.records_bytes, 0, &b, &len));
+    struct batch_header h;
+    cr_assert_eq(batch_header_decode(b, len, BATCH_BYTES_LIMIT, &h), 0);
+    rq_fetched_free(&f);
+    cl_close(&raw);
+    return batch_codec(&h);
+}
+
 Test(client, zstd_batches_are_compressed_and_read_back)
 {
     bk_start(&B);
@@ -756,21 +774,9 @@ Test(client, zstd_batches_are_compressed_and_read_back)
     flush_ok(p, &r, 20000);
     nagare_producer_destroy(p);
 
-    /* On the broker the batches are zstd and smaller than their records. */
-    struct cl raw;
-    cl_connect(&raw, B.port, 10000);
-    struct fetched f;
-    rq_fetch(&raw, "zstd", 0, 0, &f);
-    cr_assert_eq(f.err, 0);
-    const uint8_t *b;
-    size_t len;
-    cr_assert(bt_at(f.records, f.records_bytes, 0, &b, &len));
-    struct batch_header h;
-    cr_assert_eq(batch_header_decode(b, len, BATCH_BYTES_LIMIT, &h), 0);
-    /* The builder keeps zstd only when it made the records smaller. */
-    cr_assert_eq(batch_codec(&h), BATCH_CODEC_ZSTD);
-    rq_fetched_free(&f);
-    cl_close(&raw);
+    /* On the broker the batches are zstd and smaller than their records:
+     * the builder keeps zstd only when it made the records smaller. */
+    cr_assert_eq(first_batch_codec("zstd"), BATCH_CODEC_ZSTD);
 
     nagare_consumer *c = consumer(NAGARE_RESET_EARLIEST);
     assign_ok(c, "zstd", 0, NAGARE_OFFSET_BEGINNING);
@@ -780,6 +786,46 @@ Test(client, zstd_batches_are_compressed_and_read_back)
     expect_from(c, 12345, 10, 9);
     nagare_consumer_destroy(c);
     reports_fini(&r);
+    bk_stop(&B);
+}
+
+static void tune_default_codec(struct nagare_producer_config *c) { c->linger_ms = 20; }
+
+static void tune_no_codec(struct nagare_producer_config *c)
+{
+    c->compression = NAGARE_COMPRESSION_NONE;
+    c->linger_ms = 20;
+}
+
+/* libnagare writes zstd unless told otherwise (issue 12); NONE still sends
+ * the records as they are. */
+Test(client, zstd_is_the_default_and_none_still_sends_records_as_they_are)
+{
+    struct nagare_producer_config d;
+    nagare_producer_config_default(&d);
+    cr_assert_eq(d.compression, NAGARE_COMPRESSION_ZSTD);
+    static const struct {
+        const char *topic;
+        void (*tune)(struct nagare_producer_config *);
+        unsigned codec;
+    } cases[] = {{"dflt", tune_default_codec, BATCH_CODEC_ZSTD},
+                 {"none", tune_no_codec, BATCH_CODEC_NONE}};
+    bk_start(&B);
+    for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
+        cs_create_topic(&B, cases[i].topic, 1);
+        struct reports r;
+        reports_init(&r, 2000);
+        nagare_producer *p = producer(&r, cases[i].tune);
+        produce_plain(p, cases[i].topic, 0, 9, 0, 2000);
+        flush_ok(p, &r, 2000);
+        nagare_producer_destroy(p);
+        cr_assert_eq(first_batch_codec(cases[i].topic), cases[i].codec, "%s", cases[i].topic);
+        nagare_consumer *c = consumer(NAGARE_RESET_EARLIEST);
+        assign_ok(c, cases[i].topic, 0, NAGARE_OFFSET_BEGINNING);
+        expect_from(c, 0, 2000, 9);
+        nagare_consumer_destroy(c);
+        reports_fini(&r);
+    }
     bk_stop(&B);
 }
 

@@ -136,7 +136,8 @@ Test(diskfull, produce_fails_while_full_and_resumes_without_a_gap)
 /* ---- libnagare and the CLI on a full disk ---- */
 
 /* A record's value: larger than the smallest batch fill_disk() had
- * refused, so it cannot fit in what is left. */
+ * refused, so it cannot fit in what is left. Sent uncompressed (one byte
+ * repeated: zstd would make it a batch smaller than that one). */
 #define RECORD_BYTES 1000
 
 /* Mounts the small disk with its ballast, starts the broker, connects c
@@ -251,6 +252,7 @@ static nagare_producer *producer_started(struct seen *s, uint32_t delivery_timeo
     nagare_producer_config_default(&c);
     c.bootstrap = B.bootstrap;
     c.delivery_timeout_ms = delivery_timeout_ms;
+    c.compression = NAGARE_COMPRESSION_NONE; /* RECORD_BYTES as they are */
     c.on_delivery = seen_delivery;
     c.on_error = seen_error;
     c.opaque = s;
@@ -354,7 +356,8 @@ Test(diskfull, nagare_produce_names_the_full_disk_at_once_and_delivers_once_spac
         dup2(err[1], STDERR_FILENO);
         close(in[1]);
         close(err[0]);
-        execl(nagare, "nagare", "produce", "full", "--broker", B.bootstrap, (char *)NULL);
+        execl(nagare, "nagare", "produce", "full", "--compression", "none", "--broker", B.bootstrap,
+              (char *)NULL);
         _exit(127);
     }
     close(in[0]);

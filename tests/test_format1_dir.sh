@@ -26,10 +26,34 @@ segments=$(find "$TMP/data" -name '*.log' -size +0 | sort)
 for s in $segments; do
     [ "$(byte_at "$s" 20)" = 1 ] || fail "$s: the fixture's first batch is not format 1"
 done
+nsegments=$(echo "$segments" | wc -l)
+ok "fixture: $nsegments segments, every first batch format 1"
+
+# Before any broker start, --verify finds the format-1 directory sound (not
+# damaged), says each segment is format 1 and will be upgraded, and still
+# finds damage in one: as a range, named as format 1.
+"$NAGARED" --verify "$TMP/data" >"$TMP/verify1.out" 2>&1 || fail "nagared --verify on format 1: $(cat "$TMP/verify1.out")"
+grep -q '; 0 problems$' "$TMP/verify1.out" || fail "--verify on format 1: $(cat "$TMP/verify1.out")"
+[ "$(grep -c '^FORMAT1 .*the next broker start upgrades it$' "$TMP/verify1.out")" = "$nsegments" ] ||
+    fail "--verify did not name every format-1 segment: $(cat "$TMP/verify1.out")"
+grep -q "^$nsegments segments in batch format 1" "$TMP/verify1.out" || fail "no format-1 summary: $(cat "$TMP/verify1.out")"
+ok "nagared --verify: the format-1 directory is sound, every segment to be upgraded"
+cp -r "$TMP/data" "$TMP/damaged"
+damaged="$TMP/damaged/topics/f1/0/00000000000000000000.log"
+printf '\xff' | dd of="$damaged" bs=1 seek=100 conv=notrunc status=none
+rc=0
+"$NAGARED" --verify "$TMP/damaged" >"$TMP/verify2.out" 2>&1 || rc=$?
+[ "$rc" = 1 ] || fail "--verify on a damaged format-1 segment exited $rc: $(cat "$TMP/verify2.out")"
+grep -q '^BAD .*/topics/f1/0/00000000000000000000.log (format 1, as its upgrade will hold it) at bytes \[0, [1-9][0-9]*) (offsets \[0, [1-9][0-9]*)).*a damaged range' "$TMP/verify2.out" ||
+    fail "--verify did not report the damaged range: $(cat "$TMP/verify2.out")"
+grep -q '; 1 problem$' "$TMP/verify2.out" || fail "--verify on damage: $(cat "$TMP/verify2.out")"
+cmp -s "$damaged" "$TMP/data/topics/f1/0/00000000000000000000.log" && fail "the damage did not take"
+[ "$(byte_at "$damaged" 20)" = 1 ] && [ ! -e "$damaged.format2" ] || fail "--verify wrote the data directory"
+ok "nagared --verify: damage in a format-1 segment is one damaged range, the directory untouched"
+
 # A copy a crash left mid-upgrade is thrown away, the segment kept.
 first_segment=$(echo "$segments" | head -n 1)
 head -c 100 /dev/urandom >"$first_segment.format2"
-ok "fixture: $(echo "$segments" | wc -l) segments, every first batch format 1"
 
 start_broker
 run 0 consume f1 --format "$FMT" "${B[@]}"

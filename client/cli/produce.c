@@ -51,7 +51,7 @@ static const char produce_usage_text[] =
     "                       hash; keyless records fill one partition per batch)\n"
     "  --acks 0|1|all       wait for no answer, for the write, or for fdatasync\n"
     "                       (default all)\n"
-    "  --compression none|zstd   (default none)\n"
+    "  --compression none|zstd   (default zstd, as libnagare's)\n"
     "  --header K=V         add header K with value V to every record; repeatable\n" CLI_BROKER_HELP
     "  --help               print this help\n";
 
@@ -335,12 +335,14 @@ static int produce_run(struct produce_run *r)
 
 int cli_produce_main(int argc, char **argv)
 {
+    struct nagare_producer_config c;
+    nagare_producer_config_default(&c);
     struct produce_opts o = {
         .broker = cli_broker_default(),
         .separator = -1,
         .partition = NAGARE_PARTITION_ANY,
         .acks = -1,
-        .compression = NAGARE_COMPRESSION_NONE,
+        .compression = c.compression,
     };
     int st = produce_parse(&o, argc, argv);
     if (st != 0 || o.help) {
@@ -350,8 +352,6 @@ int cli_produce_main(int argc, char **argv)
         return st;
     }
     struct produce_run r = {.o = &o, .st = {.topic = o.topic}};
-    struct nagare_producer_config c;
-    nagare_producer_config_default(&c);
     c.bootstrap = o.broker;
     c.acks = o.acks;
     c.compression = o.compression;
