@@ -307,7 +307,7 @@ static void partial_make_room(struct conn *c, uint64_t need)
     while (l->stats.partial_bytes + need > l->cfg.partial_bytes_max) {
         /* Only c is left: it fits, partial_bytes_max >= 2 x frame_bytes_max. */
         ASSERT(n != &l->partials);
-        struct loop_req *v = LOOP_CONTAINER_OF(n, struct loop_req, olink);
+        struct loop_req *v = container_of(n, struct loop_req, olink);
         n = n->next;
         if (v->conn != c) {
             l->stats.partial_shed++;
@@ -353,7 +353,7 @@ void conn_partial_expire(struct loop_timer *t, void *arg)
     struct loop *l = arg;
     uint64_t limit_ns = (uint64_t)l->cfg.partial_timeout_ms * 1000000u;
     while (!dl_empty(&l->partials)) {
-        struct loop_req *r = LOOP_CONTAINER_OF(l->partials.next, struct loop_req, olink);
+        struct loop_req *r = container_of(l->partials.next, struct loop_req, olink);
         uint64_t now = clock_mono_ns();
         uint64_t age = now > r->rx_start_ns ? now - r->rx_start_ns : 0;
         if (age < limit_ns) {
@@ -668,7 +668,7 @@ static void conn_recv_error(struct conn *c, int res, bool was_mshot)
 
 static void conn_recv_done(struct ring_op *op, int res, uint32_t flags)
 {
-    struct conn *c = LOOP_CONTAINER_OF(op, struct conn, recv_op);
+    struct conn *c = container_of(op, struct conn, recv_op);
     struct loop *l = c->loop;
     bool direct = (c->flags & CONN_RX_DIRECT) != 0;
     bool was_mshot = (c->flags & CONN_RX_MSHOT) != 0;
@@ -956,7 +956,7 @@ static void conn_tx_consume(struct conn *c, uint64_t sent)
 static void conn_send_done(struct ring_op *op, int res, uint32_t flags)
 {
     (void)flags;
-    struct conn *c = LOOP_CONTAINER_OF(op, struct conn, send_op);
+    struct conn *c = container_of(op, struct conn, send_op);
     if (c->flags & CONN_TX_POLL) { /* room in the socket, or it failed */
         ASSERT(c->ops > 0 && c->tx == NULL);
         c->ops--;
@@ -1010,7 +1010,7 @@ static void conn_cancel_done(struct ring_op *op, int res, uint32_t flags)
 {
     (void)res; /* 0, -ENOENT (already done) or -EALREADY: all end the same */
     (void)flags;
-    struct conn *c = LOOP_CONTAINER_OF(op, struct conn, cancel_op);
+    struct conn *c = container_of(op, struct conn, cancel_op);
     ASSERT(c->ops > 0);
     c->ops--;
     c->flags &= (uint16_t)~CONN_CANCEL;
@@ -1122,7 +1122,7 @@ static void conn_free(struct conn *c)
     l->stats.conns--;
     loop_conn_put(l, c);
     while (!dl_empty(&orphans)) {
-        struct loop_req *r = LOOP_CONTAINER_OF(orphans.next, struct loop_req, olink);
+        struct loop_req *r = container_of(orphans.next, struct loop_req, olink);
         dl_del(&r->olink);
         void (*fn)(struct loop_req *, void *) = r->on_abort;
         r->on_abort = NULL;

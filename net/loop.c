@@ -274,7 +274,7 @@ static void mbox_run(struct loop *l)
 static void efd_done(struct ring_op *op, int res, uint32_t flags)
 {
     (void)flags;
-    struct loop *l = LOOP_CONTAINER_OF(op, struct loop, efd_op);
+    struct loop *l = container_of(op, struct loop, efd_op);
     l->efd_armed = false;
     mbox_run(l);
     if (atomic_load_explicit(&l->stop_requested, memory_order_acquire)) {
@@ -292,7 +292,7 @@ static void efd_cancel_done(struct ring_op *op, int res, uint32_t flags)
 {
     (void)res;
     (void)flags;
-    struct loop *l = LOOP_CONTAINER_OF(op, struct loop, efd_cancel_op);
+    struct loop *l = container_of(op, struct loop, efd_cancel_op);
     l->efd_cancelling = false;
 }
 
@@ -363,7 +363,7 @@ static void accept_retry_fire(struct loop_timer *t, void *arg)
 
 static void accept_done(struct ring_op *op, int res, uint32_t flags)
 {
-    struct loop *l = LOOP_CONTAINER_OF(op, struct loop, accept_op);
+    struct loop *l = container_of(op, struct loop, accept_op);
     if ((flags & IORING_CQE_F_MORE) == 0) {
         l->accept_armed = false;
     }
@@ -394,7 +394,7 @@ static void accept_cancel_done(struct ring_op *op, int res, uint32_t flags)
 {
     (void)res;
     (void)flags;
-    struct loop *l = LOOP_CONTAINER_OF(op, struct loop, accept_cancel_op);
+    struct loop *l = container_of(op, struct loop, accept_cancel_op);
     l->accept_cancelling = false;
 }
 
@@ -473,7 +473,7 @@ static void pipe_retry_fire(struct loop_timer *t, void *arg)
     (void)t;
     struct loop *l = arg;
     while (!dl_empty(&l->pipewait)) {
-        struct conn *c = LOOP_CONTAINER_OF(l->pipewait.next, struct conn, pwait);
+        struct conn *c = container_of(l->pipewait.next, struct conn, pwait);
         dl_del(&c->pwait);
         c->flags &= (uint16_t)~CONN_PIPEWAIT;
         conn_dirty(c);
@@ -485,7 +485,7 @@ static void drain_timeout_fire(struct loop_timer *t, void *arg)
     (void)t;
     struct loop *l = arg;
     for (struct loop_dl *n = l->conns.next; n != &l->conns; n = n->next) {
-        conn_abort(LOOP_CONTAINER_OF(n, struct conn, all), -NG_ETIMEOUT);
+        conn_abort(container_of(n, struct conn, all), -NG_ETIMEOUT);
     }
 }
 
@@ -573,7 +573,7 @@ void loop_stop(struct loop *l)
         listen_close(l);
     }
     for (struct loop_dl *n = l->conns.next; n != &l->conns; n = n->next) {
-        conn_rx_stop(LOOP_CONTAINER_OF(n, struct conn, all), 0);
+        conn_rx_stop(container_of(n, struct conn, all), 0);
     }
     loop_timer_arm(l, &l->drain_timer, l->cfg.drain_timeout_ms);
 }
@@ -609,7 +609,7 @@ static void loop_flush(struct loop *l)
     dl_init(&round);
     dl_splice(&round, &l->dirty);
     while (!dl_empty(&round)) {
-        struct conn *c = LOOP_CONTAINER_OF(round.next, struct conn, dirty);
+        struct conn *c = container_of(round.next, struct conn, dirty);
         dl_del(&c->dirty);
         c->flags &= (uint16_t)~CONN_DIRTY;
         conn_kick(c);

@@ -20,9 +20,6 @@
 
 #include "net/loop.h"
 
-#define LOOP_CONTAINER_OF(ptr, type, member) \
-    ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
-
 /* ---- intrusive circular doubly linked lists -------------------------- */
 
 static inline void dl_init(struct loop_dl *h) { h->prev = h->next = h; }

@@ -106,7 +106,7 @@ void loop_mem_put(struct loop *l, void *p, size_t cap)
     /* Everyone waiting retries; those that still do not fit wait again. The
      * wait is only ever ended by a put, so this cannot spin. */
     while (!dl_empty(&l->memwait)) {
-        struct conn *c2 = LOOP_CONTAINER_OF(l->memwait.next, struct conn, wait);
+        struct conn *c2 = container_of(l->memwait.next, struct conn, wait);
         dl_del(&c2->wait);
         c2->flags &= (uint16_t)~CONN_MEMWAIT;
         conn_dirty(c2);
@@ -216,7 +216,7 @@ void loop_pipe_put(struct loop *l, struct loop_pipe *p)
         pipe_close(l, p);
     }
     while (!dl_empty(&l->pipewait)) {
-        struct conn *c = LOOP_CONTAINER_OF(l->pipewait.next, struct conn, pwait);
+        struct conn *c = container_of(l->pipewait.next, struct conn, pwait);
         dl_del(&c->pwait);
         c->flags &= (uint16_t)~CONN_PIPEWAIT;
         conn_dirty(c);
