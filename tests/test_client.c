@@ -341,6 +341,21 @@ static void produce_plain(nagare_producer *p, const char *topic, int32_t partiti
     }
 }
 
+/* Produces count plain records (produce_plain from 0) to topic's partition
+ * with a producer of its own, flushed and checked: every record reported
+ * delivered. */
+static void produce_flushed(const char *topic, int32_t partition, uint32_t seed, uint32_t count,
+                            void (*tune)(struct nagare_producer_config *))
+{
+    struct reports r;
+    reports_init(&r, count);
+    nagare_producer *p = producer(&r, tune);
+    produce_plain(p, topic, partition, seed, 0, count);
+    flush_ok(p, &r, count);
+    nagare_producer_destroy(p);
+    reports_fini(&r);
+}
+
 static void expect_from(nagare_consumer *c, uint32_t first, uint32_t count, uint32_t seed)
 {
     for (uint32_t i = first; i < first + count; i++) {
@@ -767,12 +782,7 @@ Test(client, zstd_batches_are_compressed_and_read_back)
 {
     bk_start(&B);
     cs_create_topic(&B, "zstd", 1);
-    struct reports r;
-    reports_init(&r, 20000);
-    nagare_producer *p = producer(&r, tune_zstd);
-    produce_plain(p, "zstd", 0, 9, 0, 20000);
-    flush_ok(p, &r, 20000);
-    nagare_producer_destroy(p);
+    produce_flushed("zstd", 0, 9, 20000, tune_zstd);
 
     /* On the broker the batches are zstd and smaller than their records:
      * the builder keeps zstd only when it made the records smaller. */
@@ -785,7 +795,6 @@ Test(client, zstd_batches_are_compressed_and_read_back)
     cr_assert_eq(nagare_consumer_seek(c, "zstd", 0, 12345), 0);
     expect_from(c, 12345, 10, 9);
     nagare_consumer_destroy(c);
-    reports_fini(&r);
     bk_stop(&B);
 }
 
@@ -813,18 +822,12 @@ Test(client, zstd_is_the_default_and_none_still_sends_records_as_they_are)
     bk_start(&B);
     for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
         cs_create_topic(&B, cases[i].topic, 1);
-        struct reports r;
-        reports_init(&r, 2000);
-        nagare_producer *p = producer(&r, cases[i].tune);
-        produce_plain(p, cases[i].topic, 0, 9, 0, 2000);
-        flush_ok(p, &r, 2000);
-        nagare_producer_destroy(p);
+        produce_flushed(cases[i].topic, 0, 9, 2000, cases[i].tune);
         cr_assert_eq(first_batch_codec(cases[i].topic), cases[i].codec, "%s", cases[i].topic);
         nagare_consumer *c = consumer(NAGARE_RESET_EARLIEST);
         assign_ok(c, cases[i].topic, 0, NAGARE_OFFSET_BEGINNING);
         expect_from(c, 0, 2000, 9);
         nagare_consumer_destroy(c);
-        reports_fini(&r);
     }
     bk_stop(&B);
 }
@@ -938,12 +941,7 @@ Test(client, admin_creates_describes_lists_and_deletes_topics)
     c.partitions = 0;
     cr_assert_eq(nagare_topic_create(a, "zero", &c), -NAGARE_EBADARG);
 
-    struct reports r;
-    reports_init(&r, 30);
-    nagare_producer *p = producer(&r, NULL);
-    produce_plain(p, "orders", 2, 1, 0, 30);
-    flush_ok(p, &r, 30);
-    nagare_producer_destroy(p);
+    produce_flushed("orders", 2, 1, 30, NULL);
 
     const struct nagare_topic_info *t;
     size_t n;
@@ -985,7 +983,6 @@ Test(client, admin_creates_describes_lists_and_deletes_topics)
     cr_assert_eq(n, 1);
     nagare_topics_free(a, t);
     nagare_admin_destroy(a);
-    reports_fini(&r);
     bk_stop(&B);
 }
 
@@ -1045,12 +1042,7 @@ Test(client, out_of_range_offsets_follow_the_reset_policy)
 {
     bk_start(&B);
     cs_create_topic(&B, "range", 1);
-    struct reports r;
-    reports_init(&r, 100);
-    nagare_producer *p = producer(&r, NULL);
-    produce_plain(p, "range", 0, 2, 0, 100);
-    flush_ok(p, &r, 100);
-    nagare_producer_destroy(p);
+    produce_flushed("range", 0, 2, 100, NULL);
 
     nagare_consumer *c = consumer(NAGARE_RESET_ERROR);
     assign_ok(c, "range", 0, 5000);
@@ -1076,7 +1068,6 @@ Test(client, out_of_range_offsets_follow_the_reset_policy)
     cr_assert_eq(nagare_consumer_assign(c, "nope", 0, 0), -NAGARE_EUNKNOWN_TOPIC);
     cr_assert_eq(nagare_consumer_assign(c, "range", 0, 0), -NAGARE_EBADARG, "twice");
     nagare_consumer_destroy(c);
-    reports_fini(&r);
     bk_stop(&B);
 }
 
