@@ -41,6 +41,13 @@ static const char *const ng_err_text[] = {
     [NG_ENOT_ACQUIRED - NG_ERR_FIRST] = "records not acquired by this member, or their lock ended",
     [NG_EDISK_FULL - NG_ERR_FIRST] = "the broker's disk is full; retry later",
     [NG_ETRANSACTIONAL - NG_ERR_FIRST] = "transactional and control batches are not supported",
+    [NG_ENOT_LEADER - NG_ERR_FIRST] = "this broker does not lead the partition",
+    [NG_ENOT_ENOUGH_REPLICAS - NG_ERR_FIRST] = "not enough in-sync replicas to accept the write",
+    [NG_EFENCED_LEADER_EPOCH - NG_ERR_FIRST] = "the leader epoch is stale (fenced)",
+    [NG_EUNKNOWN_LEADER_EPOCH - NG_ERR_FIRST] = "the leader epoch is newer than this broker knows",
+    [NG_ENOT_CONTROLLER - NG_ERR_FIRST] = "not the controller (its epoch moved on)",
+    [NG_ECONFLICT - NG_ERR_FIRST] = "the cluster state changed meanwhile; re-read and retry",
+    [NG_ECLUSTER_UNAVAILABLE - NG_ERR_FIRST] = "the cluster's state store (etcd) is unavailable",
 };
 
 const char *err_str(int rc)

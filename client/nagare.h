@@ -70,6 +70,14 @@ enum {
                                      the delivery timeout */
     NAGARE_ENOT_ACQUIRED = 4156,  /* a share ack for a record this consumer does not hold */
     NAGARE_ETRANSACTIONAL = 4158, /* a transactional or control batch: not supported */
+    /* a cluster (docs/cluster.md) */
+    NAGARE_ENOT_LEADER = 4159,          /* the broker asked does not lead the partition */
+    NAGARE_ENOT_ENOUGH_REPLICAS = 4160, /* acks=all refused: too few in-sync replicas */
+    NAGARE_EFENCED_LEADER_EPOCH = 4161, /* a stale leader epoch */
+    NAGARE_EUNKNOWN_LEADER_EPOCH = 4162,
+    NAGARE_ENOT_CONTROLLER = 4163,
+    NAGARE_ECONFLICT = 4164,            /* the cluster state changed meanwhile; retry */
+    NAGARE_ECLUSTER_UNAVAILABLE = 4165, /* the brokers cannot reach etcd; retry later */
 };
 
 /* A short sentence naming rc (0, -errno or -NAGARE_E*). Static; never NULL. */

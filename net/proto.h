@@ -31,7 +31,7 @@
 
 /* Keys 8, 9 and 19 are unassigned: proto_api_known() is false for them,
  * and for every key >= PROTO_API_COUNT. 10-18 are consumer groups, 20-22
- * share groups. Never renumber. */
+ * share groups, 23-24 replication. Never renumber. */
 enum proto_api {
     PROTO_API_API_VERSIONS = 0,
     PROTO_API_METADATA = 1,
@@ -53,6 +53,8 @@ enum proto_api {
     PROTO_API_SHARE_FETCH = 20,
     PROTO_API_SHARE_ACK = 21,
     PROTO_API_DLQ_REDRIVE = 22,
+    PROTO_API_REPLICA_FETCH = 23,           /* follower -> leader (docs/cluster.md) */
+    PROTO_API_OFFSET_FOR_LEADER_EPOCH = 24, /* KIP-101/279 truncation point */
     PROTO_API_COUNT, /* one past the highest key: sizes tables indexed by key */
 };
 

@@ -1,0 +1,121 @@
+/*
+ * cluster/state.h — the cluster as the brokers see it: live brokers, the
+ * controller, the topic catalog and each partition's replicas, leader,
+ * leader epoch and in-sync set (docs/cluster.md, sections 1-2), and the
+ * JSON records they are kept as in etcd.
+ *
+ * Contract:
+ * - A struct cluster_view is an immutable snapshot at one etcd revision.
+ *   The cluster thread builds each new one and hands it over whole
+ *   (ownership moves with it); nobody changes a view once handed over, so
+ *   a view may be read from any thread that holds it. cluster_view_free()
+ *   frees it.
+ * - Invariants of a view (cluster_view_check() asserts them): brokers
+ *   sorted by id, ids unique; topics sorted by name; each topic has
+ *   `partitions` partition states, index i at parts[i]; each partition's
+ *   replicas are distinct, 1..CLUSTER_REPLICAS_MAX of them; its ISR is a
+ *   subset of its replicas; its leader is -1 (none) or a member of its ISR
+ *   (unclean election puts the chosen replica in the ISR alone).
+ * - The record codecs check everything they decode (types, ranges, the
+ *   invariants above per record) and return -NG_EPROTO naming nothing
+ *   else: a bad record in etcd is logged by the caller and skipped, never
+ *   trusted.
+ * - cluster must not include broker/: the broker maps these records onto
+ *   its own types.
+ */
+#ifndef NAGARE_CLUSTER_STATE_H
+#define NAGARE_CLUSTER_STATE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/assert.h"
+#include "net/proto.h"
+
+#define CLUSTER_BROKER_ID_MAX 1000000 /* ids are 0..this */
+#define CLUSTER_BROKERS_MAX 1024
+#define CLUSTER_REPLICAS_MAX 7 /* replication factor limit */
+#define CLUSTER_HOST_BYTES 256 /* NUL included */
+#define CLUSTER_NAME_BYTES 64  /* the key prefix's name, NUL included */
+#define CLUSTER_LEADER_NONE (-1)
+
+struct cluster_broker {
+    int32_t id;
+    char host[CLUSTER_HOST_BYTES];
+    uint16_t port;
+    int64_t incarnation; /* its start time, ms: tells a restart apart */
+};
+
+/* A topic's settings as the catalog in etcd keeps them; -1 fields take the
+ * broker's default (PROTO_CONFIG_DEFAULT), -2 retention is unlimited. */
+struct cluster_topic_config {
+    int64_t retention_ms;
+    int64_t retention_bytes;
+    int64_t segment_bytes;
+    int64_t segment_ms;
+    int32_t batch_bytes_max;
+    int32_t min_insync_replicas;   /* 1..replication_factor; -1: the broker's default */
+    bool unclean_leader_election; /* false: only an in-sync replica may lead */
+};
+
+struct cluster_partition {
+    int32_t index;
+    int32_t leader; /* broker id, or CLUSTER_LEADER_NONE */
+    int32_t leader_epoch;
+    uint8_t replica_count;
+    int32_t replicas[CLUSTER_REPLICAS_MAX]; /* the first is the preferred leader */
+    uint8_t isr_count;
+    int32_t isr[CLUSTER_REPLICAS_MAX];
+    int64_t controller_epoch; /* of the controller that last changed leader/replicas */
+    int64_t mod_revision;     /* its key's, for the next compare-and-swap */
+};
+
+struct cluster_topic {
+    char name[PROTO_TOPIC_NAME_BYTES_MAX + 1];
+    int32_t partitions;
+    int16_t replication_factor;
+    struct cluster_topic_config cfg;
+    int64_t mod_revision;
+    struct cluster_partition *parts; /* partitions of them; NULL entries never */
+};
+
+struct cluster_view {
+    int64_t revision;          /* the etcd revision it reflects */
+    int32_t controller;        /* broker id, or -1 while there is none */
+    int64_t controller_epoch;
+    struct cluster_broker *brokers; /* live brokers (their lease holds), by id */
+    uint32_t broker_count;
+    struct cluster_topic *topics; /* by name */
+    uint32_t topic_count;
+};
+
+void cluster_view_free(struct cluster_view *v);
+/* Asserts the invariants above. */
+void cluster_view_check(const struct cluster_view *v);
+
+/* Lookups: NULL when absent. Binary searches. */
+const struct cluster_broker *cluster_view_broker(const struct cluster_view *v, int32_t id);
+const struct cluster_topic *cluster_view_topic(const struct cluster_view *v, const char *name,
+                                               size_t name_len);
+const struct cluster_partition *cluster_view_partition(const struct cluster_view *v,
+                                                       const char *topic, size_t topic_len,
+                                                       int32_t index);
+
+bool cluster_partition_in_isr(const struct cluster_partition *p, int32_t broker_id);
+bool cluster_partition_has_replica(const struct cluster_partition *p, int32_t broker_id);
+
+/* ---- records (docs/cluster.md, section 2): JSON text <-> structs ---- */
+
+/* Encoders write NUL-terminated JSON into buf[cap) and return its length,
+ * or -NG_ENOSPACE. Decoders parse json[0..len) into *out. */
+MUST_USE int cluster_broker_encode(const struct cluster_broker *b, char *buf, size_t cap);
+MUST_USE int cluster_broker_decode(const char *json, size_t len, struct cluster_broker *out);
+MUST_USE int cluster_topic_encode(const struct cluster_topic *t, char *buf, size_t cap);
+/* Fills everything but parts and mod_revision. */
+MUST_USE int cluster_topic_decode(const char *json, size_t len, struct cluster_topic *out);
+MUST_USE int cluster_partition_encode(const struct cluster_partition *p, char *buf, size_t cap);
+/* Fills everything but index and mod_revision (they come from the key). */
+MUST_USE int cluster_partition_decode(const char *json, size_t len, struct cluster_partition *out);
+
+#endif
