@@ -615,6 +615,8 @@ int server_fini(struct server *s)
         topic_free(t);
     }
     free(s->topics);
+    cluster_view_free(s->view);
+    s->view = NULL;
     /* Offset writes in flight answer their requests: before the loop goes. */
     int rc_groups = groups_close(s);
     rc = rc != 0 ? rc : rc_groups;

@@ -28,6 +28,7 @@
 #include "broker/park.h"
 #include "broker/producer_ids.h"
 #include "broker/producers.h"
+#include "cluster/state.h"
 #include "net/loop.h"
 #include "net/proto.h"
 #include "storage/partition.h"
@@ -97,6 +98,10 @@ struct server {
     uint64_t group_member_seq; /* where new groups start numbering members */
     int64_t groups_checked_ms; /* last session sweep, loop clock */
     struct queue *queue;       /* share groups (share_serve.c); NULL before share_serve_open() */
+    /* a cluster (docs/cluster.md): the newest view applied, owned; NULL on
+     * a single broker, which answers as broker 0, leader of everything */
+    struct cluster_view *view;
+    int32_t broker_id;
 };
 
 /* Opens the data directory (taking its lock), the topic catalog and every
