@@ -731,6 +731,17 @@ Test(replica_log, a_cap_past_the_written_end_lets_writes_through_as_they_land)
     check_batches(3);
 }
 
+Test(replica_log, the_scrubber_checks_past_the_cap)
+{
+    cr_assert_eq(fx_open(&f), 0);
+    append_range(0, 4, epoch_zero);
+    part_set_commit_cap(&f.part, 3);
+    static uint8_t scrub[2 * FX_BATCH_MAX];
+    size_t done;
+    cr_assert_eq(part_scrub(&f.part, scrub, sizeof(scrub), sizeof(scrub), &done), 0);
+    cr_assert_eq(done, 4 * make(0, 100));
+}
+
 /* ---- durability under the power-loss simulation ---- */
 
 static char stash[300];
