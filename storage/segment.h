@@ -148,8 +148,9 @@ void seg_note_batch(struct seg *s, const struct batch_header *h, uint64_t pos,
 /* Makes a sealed segment writable again, so that it can become the active
  * one (a truncation cut the log back into it): opens its log for writing
  * and its index files (which hold its indexes whole: a segment is sealed
- * with them flushed and synced). Nothing to do for a writable one.
- * Returns 0 or -errno (s unchanged). */
+ * with them flushed and synced). Its age is not known (created_ms stays 0),
+ * so once it holds a batch the next append rolls it, as an old segment.
+ * Nothing to do for a writable one. Returns 0 or -errno (s unchanged). */
 MUST_USE int seg_unseal(struct seg *s, int dirfd);
 
 /* Cuts a writable segment (active, or unsealed) back to its first pos
