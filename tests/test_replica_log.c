@@ -342,6 +342,110 @@ Test(replica_log, an_epoch_file_that_does_not_match_the_log_is_rebuilt)
     expect_end(2, 2, 30);
 }
 
+Test(replica_log, a_validated_replica_append_skips_the_checksum_pass_and_keeps_the_batch)
+{
+    cr_assert_eq(fx_open(&f), 0);
+    size_t len = make(0, 100);
+    batch_set_offset_base(batch, 0);
+    batch_set_leader_epoch(batch, 6);
+    struct sync_append s = {.a = {.batch = batch,
+                                  .bytes = len,
+                                  .durable = true,
+                                  .validated = true,
+                                  .replica = true,
+                                  .done = sync_done}};
+    cr_assert_eq(batch_validate(batch, len, FX_BATCH_MAX, &s.a.hdr), 0);
+    cr_assert_eq(part_append(&f.part, &s.a), 0);
+    while (!s.done) {
+        cr_assert_geq(ring_run(&f.ring, -1), 0);
+    }
+    cr_assert_eq(s.rc, 0);
+    cr_assert_eq(header_at(0).leader_epoch, 6);
+    expect_end(6, 6, 3);
+}
+
+Test(replica_log, a_full_disk_for_the_epoch_file_refuses_the_append_and_a_retry_goes_through)
+{
+    cr_assert_eq(fx_open(&f), 0);
+    append_epoch(0, 1, true);
+    ring_fault_clear();
+    ring_fault_arm(RING_META_WRITE, 1, -ENOSPC, false);
+    part_set_leader_epoch(&f.part, 2);
+    size_t len = make(1, 100);
+    cr_assert_eq(fx_append(&f, batch, len, true), -ENOSPC);
+    ring_fault_clear();
+    cr_assert_eq(part_failed(&f.part), 0, "a full disk does not fail the log");
+    cr_assert_eq(part_offset_next(&f.part), 3, "nothing placed");
+    expect_end(2, 1, 3);
+    cr_assert_eq(append_epoch(1, 2, true), 3);
+    expect_end(1, 1, 3);
+    expect_end(2, 2, 6);
+    reopen();
+    expect_end(1, 1, 3);
+    expect_end(2, 2, 6);
+}
+
+Test(replica_log, a_failed_sync_of_the_epoch_file_fails_the_log_and_a_reopen_recovers)
+{
+    cr_assert_eq(fx_open(&f), 0);
+    append_epoch(0, 1, true);
+    ring_fault_clear();
+    ring_fault_arm(RING_META_SYNC, 1, -EIO, false);
+    part_set_leader_epoch(&f.part, 2);
+    size_t len = make(1, 100);
+    cr_assert_eq(fx_append(&f, batch, len, true), -EIO);
+    ring_fault_clear();
+    cr_assert_eq(part_failed(&f.part), -EIO, "an fsync is never retried");
+    cr_assert_eq(fx_append(&f, batch, len, true), -NG_EFAILED);
+    cr_assert_eq(part_drain(&f.part), 0);
+    int rc = part_close(&f.part);
+    cr_assert_eq(rc, -EIO);
+    f.open = false;
+    cr_assert_eq(fx_open(&f), 0);
+    check_batches(1);
+    expect_end(2, 1, 3);
+    cr_assert_eq(append_epoch(1, 2, true), 3);
+    expect_end(2, 2, 6);
+}
+
+/* A full disk rolls back an append that began epoch 2: the cache forgets
+ * the epoch with it, and the log goes on with either epoch. */
+static void rollback_of_a_new_epoch(int32_t next_epoch)
+{
+    cr_assert_eq(fx_open(&f), 0);
+    append_epoch(0, 1, true);
+    ring_fault_clear();
+    ring_fault_arm(RING_LOG_WRITE, 1, -ENOSPC, false);
+    part_set_leader_epoch(&f.part, 2);
+    size_t len = make(1, 100);
+    cr_assert_eq(fx_append(&f, batch, len, true), -ENOSPC);
+    ring_fault_clear();
+    cr_assert_eq(part_drain(&f.part), 0);
+    cr_assert_eq(part_offset_next(&f.part), 3, "cut back");
+    expect_end(2, 1, 3);
+    cr_assert_eq(append_epoch(1, next_epoch, true), 3);
+    expect_end(2, next_epoch, 6);
+    struct epochs e; /* the file no longer names the lost start of epoch 2 */
+    epochs_init(&e);
+    cr_assert_eq(epochs_load(&e, f.part.dirfd), 0);
+    cr_assert_eq(epochs_last(&e), next_epoch);
+    cr_assert_eq(e.v[e.count - 1].offset_start, next_epoch == 1 ? 0 : 3);
+    epochs_fini(&e);
+    reopen();
+    expect_end(2, next_epoch, 6);
+    expect_end(1, 1, next_epoch == 1 ? 6 : 3);
+}
+
+Test(replica_log, a_full_disk_rollback_forgets_the_epoch_it_began)
+{
+    rollback_of_a_new_epoch(2);
+}
+
+Test(replica_log, a_full_disk_rollback_then_the_old_epoch_leaves_no_trace_of_the_new)
+{
+    rollback_of_a_new_epoch(1);
+}
+
 /* ---- truncation ---- */
 
 Test(replica_log, truncate_inside_a_batch_cuts_at_that_batchs_start)
