@@ -399,7 +399,7 @@ struct etcd_watch {
     struct buf in;     /* the stream's bytes not parsed yet: part of one message */
     struct etcd_wire_scan scan;
     long http_status;           /* the current stream's, once known */
-    struct etcd_events pending; /* a fragmented response, so far */
+    struct etcd_events pending; /* a fragmented response's last revision, so far */
     struct etcd_events ready;   /* whole responses not handed on yet */
     bool paused;                /* the stream waits for ready to empty */
     bool created;               /* etcd accepted the current stream */
@@ -415,29 +415,31 @@ struct etcd_watch {
     char why[CURL_ERROR_SIZE]; /* curl's words on the last stream's end */
 };
 
-/* Moves the events of a whole response to ready. */
-static int take_response(struct etcd_watch *w)
+/* Moves the events of whole revisions from pending to ready: all of them
+ * at the end of a response, and while a fragmented response goes on, those
+ * older than its last event's revision (events come in revision order, so
+ * those revisions are complete). pending then holds at most one revision
+ * and one message; the stream resumes after the last revision moved. */
+static int take_revisions(struct etcd_watch *w, bool response_ends)
 {
     struct etcd_events *p = &w->pending;
-    if (p->count == 0) {
+    size_t n = p->count;
+    while (!response_ends && n > 0 && p->events[n - 1].kv.mod_revision == p->events[p->count - 1].kv.mod_revision) {
+        n--;
+    }
+    if (n == 0) {
         return 0;
     }
-    int64_t next = p->events[p->count - 1].kv.mod_revision + 1;
-    if (w->ready.count == 0) {
-        free(w->ready.events);
-        w->ready = *p;
-    } else {
-        struct etcd_event *grown = realloc(w->ready.events, (w->ready.count + p->count) * sizeof(*grown));
-        if (grown == NULL) {
-            return -ENOMEM;
-        }
-        memcpy(grown + w->ready.count, p->events, p->count * sizeof(*grown));
-        w->ready.events = grown;
-        w->ready.count += p->count;
-        free(p->events);
+    struct etcd_event *grown = realloc(w->ready.events, (w->ready.count + n) * sizeof(*grown));
+    if (grown == NULL) {
+        return -ENOMEM;
     }
-    memset(p, 0, sizeof(*p));
-    w->next_rev = next;
+    memcpy(grown + w->ready.count, p->events, n * sizeof(*grown));
+    w->ready.events = grown;
+    w->ready.count += n;
+    w->next_rev = p->events[n - 1].kv.mod_revision + 1;
+    memmove(p->events, p->events + n, (p->count - n) * sizeof(*grown));
+    p->count -= n;
     return 0;
 }
 
@@ -471,7 +473,7 @@ static bool take_message(struct etcd_watch *w, const char *obj, size_t len)
         w->failures = 0;
         w->backoff_ms = ETCD_BACKOFF_MS_FIRST;
     }
-    rc = msg.fragment ? 0 : take_response(w);
+    rc = take_revisions(w, !msg.fragment);
     if (rc != 0) {
         w->err = rc;
         return false;
@@ -563,7 +565,7 @@ static void end_stream(struct etcd_watch *w)
     curl_multi_remove_handle(w->multi, w->h);
     curl_easy_cleanup(w->h);
     w->h = NULL;
-    etcd_events_free(&w->pending); /* an unfinished response comes again */
+    etcd_events_free(&w->pending); /* an unfinished revision comes again */
     if (w->err != 0) {
         return;
     }

@@ -152,7 +152,7 @@ MUST_USE int etcd_lease_revoke(struct etcd *e, int64_t lease);
  * (>= 1, else -NG_EBADARG) on, in revision order, each exactly once. A
  * stream that ends (its member died, lost its leader, or did not accept
  * the watch within its share of timeout_ms) is started again on the next
- * endpoint from the revision after the last whole answer, so a member's
+ * endpoint from the revision after the last one handed on, so a member's
  * death loses and repeats nothing. A member that stops answering without
  * closing its connection (SIGSTOP) is not noticed by the watch: the
  * session's lease keep-alives notice it, and the caller then reopens the
@@ -174,8 +174,8 @@ MUST_USE int etcd_watch_open(struct etcd_watch **out, const struct etcd_config *
                              const char *key, const char *range_end, int64_t start_revision);
 /* Waits up to wait_ms for events; 0 with ev->count == 0 when none came
  * (ev->revision is then where the watch goes on from). Events come as
- * etcd sends them, whole answers only (a fragmented answer is handed on
- * once complete); the watch reads no more while ETCD_WATCH_READY_MAX
+ * etcd sends them, whole revisions only (a revision's events are handed on
+ * together); the watch reads no more while ETCD_WATCH_READY_MAX
  * events wait to be handed on. -NG_ECLUSTER_UNAVAILABLE when the wait ends
  * and no stream has worked for timeout_ms (the watch keeps trying; call
  * again). -NG_EOFFSET_RANGE when start_revision was compacted away:

@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -384,6 +385,52 @@ Test(etcd, watch_sees_puts_and_deletes_in_order)
     cr_assert_eq(etcd_watch_next(w, 10, &ev), 0);
     cr_assert_eq(ev.count, 0);
     cr_assert_eq(ev.revision, next);
+    etcd_watch_close(w);
+}
+
+Test(etcd, a_watch_far_behind_hands_on_every_event_once_in_order)
+{
+    up(1);
+    struct etcd_kvs snap;
+    cr_assert_eq(etcd_range(e, "/many", NULL, &snap), 0);
+    int64_t from = snap.revision + 1;
+    etcd_kvs_free(&snap);
+    /* More events than ETCD_WATCH_READY_MAX, and more bytes than etcd's
+     * request limit, so its catch-up answer comes fragmented. */
+    enum { TXNS = 80, VALUE_BYTES = 1000 };
+    static char values[ETCD_TXN_OPS_MAX][VALUE_BYTES];
+    memset(values, 'v', sizeof(values));
+    static char keys[ETCD_TXN_OPS_MAX][32];
+    struct etcd_op ops[ETCD_TXN_OPS_MAX];
+    for (int t = 0; t < TXNS; t++) {
+        for (int i = 0; i < ETCD_TXN_OPS_MAX; i++) {
+            snprintf(keys[i], sizeof(keys[i]), "/many/%03d/%02d", t, i);
+            values[i][0] = (char)('a' + (t + i) % 26);
+            ops[i] = (struct etcd_op){.kind = ETCD_OP_PUT, .key = keys[i], .value = values[i], .value_len = VALUE_BYTES};
+        }
+        struct etcd_txn txn = {.success = ops, .success_count = ETCD_TXN_OPS_MAX};
+        bool ok;
+        cr_assert_eq(etcd_txn(e, &txn, &ok, NULL, NULL), 0);
+    }
+    struct etcd_config cfg;
+    ets_config(&c, TIMEOUT_MS, &cfg);
+    struct etcd_watch *w;
+    cr_assert_eq(etcd_watch_open(&w, &cfg, "/many/", "/many0", from), 0);
+    struct etcd_events all;
+    int64_t next = collect(w, TXNS * ETCD_TXN_OPS_MAX, &all);
+    for (int t = 0; t < TXNS; t++) {
+        for (int i = 0; i < ETCD_TXN_OPS_MAX; i++) {
+            const struct etcd_event *ev = &all.events[t * ETCD_TXN_OPS_MAX + i];
+            char key[32];
+            snprintf(key, sizeof(key), "/many/%03d/%02d", t, i);
+            cr_assert_str_eq(ev->kv.key, key);
+            cr_assert_eq(ev->kv.mod_revision, from + t);
+            cr_assert_eq(ev->kv.value_len, VALUE_BYTES);
+            cr_assert_eq(ev->kv.value[0], (char)('a' + (t + i) % 26));
+        }
+    }
+    cr_assert_eq(next, from + TXNS);
+    etcd_events_free(&all);
     etcd_watch_close(w);
 }
 
