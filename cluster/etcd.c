@@ -53,7 +53,8 @@ static void endpoints_free(struct endpoints *ep)
 static int endpoints_copy(struct endpoints *ep, const struct etcd_config *cfg)
 {
     memset(ep, 0, sizeof(*ep));
-    if (cfg->endpoint_count == 0 || cfg->endpoint_count > ETCD_ENDPOINTS_MAX || cfg->timeout_ms == 0) {
+    if (cfg->endpoint_count == 0 || cfg->endpoint_count > ETCD_ENDPOINTS_MAX ||
+        cfg->timeout_ms == 0) {
         return -NG_EBADARG;
     }
     for (uint32_t i = 0; i < cfg->endpoint_count; i++) {
@@ -131,8 +132,8 @@ static bool buf_append(struct buf *b, const char *data, size_t n)
  * instead of waiting or serving a stale view. */
 static struct curl_slist *make_headers(void)
 {
-    static const char *const lines[] = {"Content-Type: application/json", "Expect:",
-                                        "Grpc-Metadata-hasleader: true"};
+    static const char *const lines[] = {"Content-Type: application/json",
+                                        "Expect:", "Grpc-Metadata-hasleader: true"};
     struct curl_slist *list = NULL;
     for (size_t i = 0; i < ARRAY_LEN(lines); i++) {
         struct curl_slist *more = curl_slist_append(list, lines[i]);
@@ -226,7 +227,8 @@ void etcd_close(struct etcd *e)
 /* One POST to the current endpoint within timeout_ms. 0 with the answer
  * in e->answer; otherwise the error, *retry when another endpoint (or a
  * later try) may do better. */
-static int attempt(struct etcd *e, const char *path, const char *body, int64_t timeout_ms, bool *retry)
+static int attempt(struct etcd *e, const char *path, const char *body, int64_t timeout_ms,
+                   bool *retry)
 {
     char url[ETCD_URL_BYTES_MAX];
     snprintf(url, sizeof(url), "%s%s", e->ep.url[e->ep.current], path);
@@ -258,7 +260,8 @@ static int attempt(struct etcd *e, const char *path, const char *body, int64_t t
         return 0;
     }
     int rc = etcd_wire_error(e->answer.p, e->answer.len, status, retry);
-    snprintf(e->why, sizeof(e->why), "HTTP %ld: %.200s", status, e->answer.len > 0 ? e->answer.p : "");
+    snprintf(e->why, sizeof(e->why), "HTTP %ld: %.200s", status,
+             e->answer.len > 0 ? e->answer.p : "");
     return rc;
 }
 
@@ -283,7 +286,8 @@ static int call_until(struct etcd *e, const char *path, const char *body, int64_
         if (tries % e->ep.count == 0) { /* every endpoint failed: wait a little */
             left = deadline - clock_mono_ms();
             sleep_ms(backoff_ms < left ? backoff_ms : (left > 0 ? left : 0));
-            backoff_ms = backoff_ms * 2 < ETCD_BACKOFF_MS_MAX ? backoff_ms * 2 : ETCD_BACKOFF_MS_MAX;
+            backoff_ms =
+                backoff_ms * 2 < ETCD_BACKOFF_MS_MAX ? backoff_ms * 2 : ETCD_BACKOFF_MS_MAX;
         }
     }
 }
@@ -323,7 +327,8 @@ static bool has_get(const struct etcd_op *ops, size_t n)
 int etcd_txn(struct etcd *e, const struct etcd_txn *t, bool *succeeded, int64_t *revision_out,
              struct etcd_kvs *gets_out)
 {
-    ASSERT(gets_out != NULL || (!has_get(t->success, t->success_count) && !has_get(t->failure, t->failure_count)));
+    ASSERT(gets_out != NULL ||
+           (!has_get(t->success, t->success_count) && !has_get(t->failure, t->failure_count)));
     *succeeded = false;
     if (gets_out != NULL) {
         memset(gets_out, 0, sizeof(*gets_out));
@@ -332,7 +337,8 @@ int etcd_txn(struct etcd *e, const struct etcd_txn *t, bool *succeeded, int64_t 
     int rc = etcd_wire_txn_request(t, &body);
     rc = call_with(e, "/v3/kv/txn", rc, body);
     int64_t revision = 0;
-    rc = rc == 0 ? etcd_wire_txn_answer(e->answer.p, e->answer.len, succeeded, &revision, gets_out) : rc;
+    rc = rc == 0 ? etcd_wire_txn_answer(e->answer.p, e->answer.len, succeeded, &revision, gets_out)
+                 : rc;
     if (revision_out != NULL) {
         *revision_out = revision;
     }
@@ -349,7 +355,9 @@ int etcd_lease_grant(struct etcd *e, int64_t ttl_s, int64_t *lease_out)
     int rc = etcd_wire_lease_grant_request(ttl_s, &body);
     rc = call_with(e, "/v3/lease/grant", rc, body);
     int64_t ttl_granted;
-    return rc == 0 ? etcd_wire_lease_grant_answer(e->answer.p, e->answer.len, lease_out, &ttl_granted) : rc;
+    return rc == 0
+               ? etcd_wire_lease_grant_answer(e->answer.p, e->answer.len, lease_out, &ttl_granted)
+               : rc;
 }
 
 int etcd_lease_keepalive(struct etcd *e, int64_t lease, int64_t *ttl_out)
@@ -394,9 +402,9 @@ struct etcd_watch {
     struct curl_slist *headers;
     struct endpoints ep;
     char *key;
-    char *range_end; /* NULL: the one key */
-    int64_t next_rev;  /* where the next stream starts: past every whole response */
-    struct buf in;     /* the stream's bytes not parsed yet: part of one message */
+    char *range_end;  /* NULL: the one key */
+    int64_t next_rev; /* where the next stream starts: past every whole response */
+    struct buf in;    /* the stream's bytes not parsed yet: part of one message */
     struct etcd_wire_scan scan;
     long http_status;           /* the current stream's, once known */
     struct etcd_events pending; /* a fragmented response's last revision, so far */
@@ -424,7 +432,8 @@ static int take_revisions(struct etcd_watch *w, bool response_ends)
 {
     struct etcd_events *p = &w->pending;
     size_t n = p->count;
-    while (!response_ends && n > 0 && p->events[n - 1].kv.mod_revision == p->events[p->count - 1].kv.mod_revision) {
+    while (!response_ends && n > 0 &&
+           p->events[n - 1].kv.mod_revision == p->events[p->count - 1].kv.mod_revision) {
         n--;
     }
     if (n == 0) {
@@ -585,7 +594,8 @@ static void end_stream(struct etcd_watch *w)
     w->retry_at_ms = now;
     if (++w->failures % w->ep.count == 0) {
         w->retry_at_ms += w->backoff_ms;
-        w->backoff_ms = w->backoff_ms * 2 < ETCD_BACKOFF_MS_MAX ? w->backoff_ms * 2 : ETCD_BACKOFF_MS_MAX;
+        w->backoff_ms =
+            w->backoff_ms * 2 < ETCD_BACKOFF_MS_MAX ? w->backoff_ms * 2 : ETCD_BACKOFF_MS_MAX;
     }
 }
 
@@ -594,7 +604,8 @@ int etcd_watch_open(struct etcd_watch **out, const struct etcd_config *cfg, cons
 {
     *out = NULL;
     char *probe = NULL;
-    int rc = start_revision > 0 ? etcd_wire_watch_request(key, range_end, start_revision, &probe) : -NG_EBADARG;
+    int rc = start_revision > 0 ? etcd_wire_watch_request(key, range_end, start_revision, &probe)
+                                : -NG_EBADARG;
     free(probe);
     if (rc != 0) {
         return rc;
@@ -620,7 +631,8 @@ int etcd_watch_open(struct etcd_watch **out, const struct etcd_config *cfg, cons
     w->range_end = range_end != NULL ? strdup(range_end) : NULL;
     w->multi = curl_multi_init();
     w->headers = make_headers();
-    if (w->key == NULL || (range_end != NULL && w->range_end == NULL) || w->multi == NULL || w->headers == NULL) {
+    if (w->key == NULL || (range_end != NULL && w->range_end == NULL) || w->multi == NULL ||
+        w->headers == NULL) {
         etcd_watch_close(w);
         return -ENOMEM;
     }
@@ -644,7 +656,8 @@ static int pump(struct etcd_watch *w)
             end_stream(w);
         }
     }
-    if (w->h != NULL && !w->created && clock_mono_ms() - w->stream_start_ms >= attempt_ms(&w->ep, w->ep.timeout_ms)) {
+    if (w->h != NULL && !w->created &&
+        clock_mono_ms() - w->stream_start_ms >= attempt_ms(&w->ep, w->ep.timeout_ms)) {
         end_stream(w); /* connected, but no answer: a stuck member */
     }
     return 0;
@@ -698,7 +711,8 @@ int etcd_watch_next(struct etcd_watch *w, uint32_t wait_ms, struct etcd_events *
         now = clock_mono_ms();
         if (now >= deadline) {
             ev->revision = w->next_rev;
-            bool down = w->down_since_ms >= 0 && now - w->down_since_ms >= (int64_t)w->ep.timeout_ms;
+            bool down =
+                w->down_since_ms >= 0 && now - w->down_since_ms >= (int64_t)w->ep.timeout_ms;
             return down ? -NG_ECLUSTER_UNAVAILABLE : 0;
         }
         int64_t ms = poll_ms(w, now, deadline);

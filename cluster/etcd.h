@@ -50,8 +50,8 @@
 #define ETCD_VALUE_BYTES_MAX (1u << 20) /* etcd's own request limit is 1.5 MiB */
 #define ETCD_RANGE_KVS_MAX 100000
 #define ETCD_TXN_OPS_MAX 64
-/* A watch stops reading its stream while this many events (or more: the
- * last answer read is taken whole) wait for etcd_watch_next(). */
+/* A watch stops reading its stream while this many events (or more: a
+ * message read is taken whole) wait for etcd_watch_next(). */
 #define ETCD_WATCH_READY_MAX 4096
 
 struct etcd_config {

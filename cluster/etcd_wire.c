@@ -248,7 +248,8 @@ static json_t *cmp_json(const struct etcd_cmp *c)
     bool ok = o != NULL && put(o, "key", b64_string(c->key, strlen(c->key))) &&
               put(o, "target", json_string(cmp_targets[c->target])) &&
               put(o, "result", json_string(cmp_results[c->result]));
-    json_t *v = c->target == ETCD_CMP_VALUE ? b64_string(c->value, c->value_len) : i64_string(c->number);
+    json_t *v =
+        c->target == ETCD_CMP_VALUE ? b64_string(c->value, c->value_len) : i64_string(c->number);
     ok = ok && put(o, cmp_target_fields[c->target], v);
     if (!ok) {
         json_decref(o);
@@ -259,11 +260,12 @@ static json_t *cmp_json(const struct etcd_cmp *c)
 
 static int check_op(const struct etcd_op *op)
 {
-    ASSERT(op->kind == ETCD_OP_PUT || op->kind == ETCD_OP_DELETE || op->kind == ETCD_OP_DELETE_PREFIX ||
-           op->kind == ETCD_OP_GET);
+    ASSERT(op->kind == ETCD_OP_PUT || op->kind == ETCD_OP_DELETE ||
+           op->kind == ETCD_OP_DELETE_PREFIX || op->kind == ETCD_OP_GET);
     ASSERT(op->kind != ETCD_OP_PUT || op->value != NULL || op->value_len == 0);
     int rc = check_key(op->key);
-    return rc == 0 && op->kind == ETCD_OP_PUT && op->value_len > ETCD_VALUE_BYTES_MAX ? -NG_ETOOBIG : rc;
+    return rc == 0 && op->kind == ETCD_OP_PUT && op->value_len > ETCD_VALUE_BYTES_MAX ? -NG_ETOOBIG
+                                                                                      : rc;
 }
 
 static json_t *op_json(const struct etcd_op *op)
@@ -276,7 +278,8 @@ static json_t *op_json(const struct etcd_op *op)
     switch (op->kind) {
     case ETCD_OP_PUT:
         name = "request_put";
-        ok = ok && put_range(inner, op->key, NULL) && put(inner, "value", b64_string(op->value, op->value_len));
+        ok = ok && put_range(inner, op->key, NULL) &&
+             put(inner, "value", b64_string(op->value, op->value_len));
         if (op->lease != 0) {
             ok = ok && put(inner, "lease", i64_string(op->lease));
         }
@@ -302,8 +305,8 @@ static json_t *op_json(const struct etcd_op *op)
 }
 
 /* An array of n compares (cmps) or ops into root[name]. */
-static bool put_list(json_t *root, const char *name, const struct etcd_cmp *cmps, const struct etcd_op *ops,
-                     size_t n)
+static bool put_list(json_t *root, const char *name, const struct etcd_cmp *cmps,
+                     const struct etcd_op *ops, size_t n)
 {
     json_t *a = json_array();
     bool ok = a != NULL;
@@ -366,7 +369,8 @@ int etcd_wire_lease_id_request(int64_t lease, char **out)
     return finish(root, root != NULL && put(root, "ID", i64_string(lease)), out);
 }
 
-int etcd_wire_watch_request(const char *key, const char *range_end, int64_t start_revision, char **out)
+int etcd_wire_watch_request(const char *key, const char *range_end, int64_t start_revision,
+                            char **out)
 {
     *out = NULL;
     int rc = check_key(key);
@@ -378,7 +382,8 @@ int etcd_wire_watch_request(const char *key, const char *range_end, int64_t star
     json_t *create = json_object();
     bool ok = root != NULL && create != NULL && put_range(create, key, range_end) &&
               put(create, "start_revision", i64_string(start_revision)) &&
-              put(create, "fragment", json_true()) && json_object_set(root, "create_request", create) == 0;
+              put(create, "fragment", json_true()) &&
+              json_object_set(root, "create_request", create) == 0;
     json_decref(create);
     return finish(root, ok, out);
 }
@@ -469,7 +474,8 @@ static int get_bytes(const json_t *o, const char *name, size_t max, char **out, 
     if (buf == NULL) {
         return -ENOMEM;
     }
-    int rc = etcd_wire_b64_decode(v != NULL ? json_string_value(v) : "", n, (uint8_t *)buf, max, len_out);
+    int rc = etcd_wire_b64_decode(v != NULL ? json_string_value(v) : "", n, (uint8_t *)buf, max,
+                                  len_out);
     if (rc != 0) {
         free(buf);
         return rc;
@@ -498,7 +504,8 @@ static int get_kv(const json_t *o, struct etcd_kv *kv)
     rc = rc == 0 ? get_i64(o, "mod_revision", &kv->mod_revision) : rc;
     rc = rc == 0 ? get_i64(o, "version", &kv->version) : rc;
     rc = rc == 0 ? get_i64(o, "lease", &kv->lease) : rc;
-    if (rc == 0 && (kv->key_len == 0 || kv->create_revision < 0 || kv->mod_revision < 0 || kv->version < 0)) {
+    if (rc == 0 &&
+        (kv->key_len == 0 || kv->create_revision < 0 || kv->mod_revision < 0 || kv->version < 0)) {
         rc = -NG_EPROTO;
     }
     if (rc != 0) {
@@ -579,7 +586,8 @@ static int get_txn_response(const json_t *r, struct etcd_kvs *gets)
     const json_t *range = json_object_get(r, "response_range");
     if (range == NULL) {
         const char *kind = json_object_iter_key(json_object_iter((json_t *)r));
-        bool known = strcmp(kind, "response_put") == 0 || strcmp(kind, "response_delete_range") == 0 ||
+        bool known = strcmp(kind, "response_put") == 0 ||
+                     strcmp(kind, "response_delete_range") == 0 ||
                      strcmp(kind, "response_txn") == 0;
         return known ? 0 : -NG_EPROTO;
     }
@@ -822,7 +830,8 @@ static int append_events(const json_t *events, struct etcd_events *ev)
     return 0;
 }
 
-static int get_watch_result(const json_t *r, struct etcd_wire_watch_msg *msg, struct etcd_events *ev)
+static int get_watch_result(const json_t *r, struct etcd_wire_watch_msg *msg,
+                            struct etcd_events *ev)
 {
     const json_t *events;
     int rc = get_header(r, &msg->revision);

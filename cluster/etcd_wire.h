@@ -66,8 +66,8 @@ MUST_USE int etcd_wire_txn_request(const struct etcd_txn *t, char **out);
 MUST_USE int etcd_wire_lease_grant_request(int64_t ttl_s, char **out);
 MUST_USE int etcd_wire_lease_id_request(int64_t lease, char **out);
 /* /v3/watch's create request, fragmented responses asked for. */
-MUST_USE int etcd_wire_watch_request(const char *key, const char *range_end,
-                                     int64_t start_revision, char **out);
+MUST_USE int etcd_wire_watch_request(const char *key, const char *range_end, int64_t start_revision,
+                                     char **out);
 
 /* ---- answers ---- */
 
@@ -82,8 +82,8 @@ MUST_USE int etcd_wire_error(const char *body, size_t len, long http_status, boo
 
 MUST_USE int etcd_wire_range_answer(const char *body, size_t len, struct etcd_kvs *out);
 /* gets may be NULL: the branch's range answers are then skipped. */
-MUST_USE int etcd_wire_txn_answer(const char *body, size_t len, bool *succeeded,
-                                  int64_t *revision, struct etcd_kvs *gets);
+MUST_USE int etcd_wire_txn_answer(const char *body, size_t len, bool *succeeded, int64_t *revision,
+                                  struct etcd_kvs *gets);
 MUST_USE int etcd_wire_lease_grant_answer(const char *body, size_t len, int64_t *lease,
                                           int64_t *ttl_s);
 /* -NG_ENOTFOUND when the lease is gone (etcd answers TTL 0 or less). The

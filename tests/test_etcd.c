@@ -16,8 +16,8 @@
 #include "cluster/etcd.h"
 #include "tests/etcd_support.h"
 
-#define TIMEOUT_MS 10000   /* the client's, per call */
-#define PATIENCE_MS 60000  /* how long a test waits for etcd to act */
+#define TIMEOUT_MS 10000  /* the client's, per call */
+#define PATIENCE_MS 60000 /* how long a test waits for etcd to act */
 
 static struct ets c;
 static struct etcd *e;
@@ -42,7 +42,11 @@ static void up(size_t count)
 
 static int put(const char *key, const char *value, int64_t lease)
 {
-    struct etcd_op op = {.kind = ETCD_OP_PUT, .key = key, .value = value, .value_len = strlen(value), .lease = lease};
+    struct etcd_op op = {.kind = ETCD_OP_PUT,
+                         .key = key,
+                         .value = value,
+                         .value_len = strlen(value),
+                         .lease = lease};
     struct etcd_txn t = {.success = &op, .success_count = 1};
     bool ok;
     int rc = etcd_txn(e, &t, &ok, NULL, NULL);
@@ -82,7 +86,8 @@ static void kv_drop(struct etcd_kv *kv)
 
 Test(etcd, open_refuses_a_bad_config)
 {
-    struct etcd_config cfg = {.endpoints = {"http://127.0.0.1:1"}, .endpoint_count = 0, .timeout_ms = 100};
+    struct etcd_config cfg = {
+        .endpoints = {"http://127.0.0.1:1"}, .endpoint_count = 0, .timeout_ms = 100};
     struct etcd *x = (struct etcd *)1;
     cr_assert_eq(etcd_open(&x, &cfg), -NG_EBADARG);
     cr_assert_null(x);
@@ -135,7 +140,8 @@ Test(etcd, values_are_bytes_of_any_kind_up_to_the_limit)
     for (size_t i = 0; i < ETCD_VALUE_BYTES_MAX; i++) {
         value[i] = (char)(i * 7 + 3);
     }
-    struct etcd_op op = {.kind = ETCD_OP_PUT, .key = "/big", .value = value, .value_len = ETCD_VALUE_BYTES_MAX};
+    struct etcd_op op = {
+        .kind = ETCD_OP_PUT, .key = "/big", .value = value, .value_len = ETCD_VALUE_BYTES_MAX};
     struct etcd_txn t = {.success = &op, .success_count = 1};
     bool ok;
     cr_assert_eq(etcd_txn(e, &t, &ok, NULL, NULL), 0);
@@ -159,7 +165,8 @@ Test(etcd, txn_compare_and_swap_runs_success_or_failure_ops)
     int64_t seen = kv.mod_revision;
     kv_drop(&kv);
 
-    struct etcd_cmp cmp = {.key = "/cas", .target = ETCD_CMP_MOD_REVISION, .result = ETCD_CMP_EQUAL, .number = seen};
+    struct etcd_cmp cmp = {
+        .key = "/cas", .target = ETCD_CMP_MOD_REVISION, .result = ETCD_CMP_EQUAL, .number = seen};
     struct etcd_op swap = {.kind = ETCD_OP_PUT, .key = "/cas", .value = "v2", .value_len = 2};
     struct etcd_op reread = {.kind = ETCD_OP_GET, .key = "/cas"};
     struct etcd_txn t = {&cmp, 1, &swap, 1, &reread, 1};
@@ -181,7 +188,10 @@ Test(etcd, txn_compare_and_swap_runs_success_or_failure_ops)
     cr_assert_eq(gets.kvs[0].mod_revision, rev);
     etcd_kvs_free(&gets);
 
-    struct etcd_cmp by_value = {.key = "/cas", .target = ETCD_CMP_VALUE, .result = ETCD_CMP_EQUAL, .value = "v2",
+    struct etcd_cmp by_value = {.key = "/cas",
+                                .target = ETCD_CMP_VALUE,
+                                .result = ETCD_CMP_EQUAL,
+                                .value = "v2",
                                 .value_len = 2};
     struct etcd_op gone = {.kind = ETCD_OP_DELETE, .key = "/cas"};
     t = (struct etcd_txn){&by_value, 1, &gone, 1, NULL, 0};
@@ -194,7 +204,8 @@ Test(etcd, txn_compare_and_swap_runs_success_or_failure_ops)
 Test(etcd, txn_creates_only_if_absent_by_create_revision_zero)
 {
     up(1);
-    struct etcd_cmp absent = {.key = "/ctl", .target = ETCD_CMP_CREATE_REVISION, .result = ETCD_CMP_EQUAL, .number = 0};
+    struct etcd_cmp absent = {
+        .key = "/ctl", .target = ETCD_CMP_CREATE_REVISION, .result = ETCD_CMP_EQUAL, .number = 0};
     struct etcd_op first = {.kind = ETCD_OP_PUT, .key = "/ctl", .value = "1", .value_len = 1};
     struct etcd_op second = {.kind = ETCD_OP_PUT, .key = "/ctl", .value = "2", .value_len = 1};
     struct etcd_txn t = {&absent, 1, &first, 1, NULL, 0};
@@ -334,7 +345,8 @@ static int64_t collect(struct etcd_watch *w, size_t want, struct etcd_events *al
         cr_assert_leq(all->count + ev.count, want, "more events than changes");
         if (ev.count > 0) {
             next = ev.revision;
-            struct etcd_event *grown = realloc(all->events, (all->count + ev.count) * sizeof(*grown));
+            struct etcd_event *grown =
+                realloc(all->events, (all->count + ev.count) * sizeof(*grown));
             cr_assert_not_null(grown);
             memcpy(grown + all->count, ev.events, ev.count * sizeof(*grown));
             all->events = grown;
@@ -406,7 +418,8 @@ Test(etcd, a_watch_far_behind_hands_on_every_event_once_in_order)
         for (int i = 0; i < ETCD_TXN_OPS_MAX; i++) {
             snprintf(keys[i], sizeof(keys[i]), "/many/%03d/%02d", t, i);
             values[i][0] = (char)('a' + (t + i) % 26);
-            ops[i] = (struct etcd_op){.kind = ETCD_OP_PUT, .key = keys[i], .value = values[i], .value_len = VALUE_BYTES};
+            ops[i] = (struct etcd_op){
+                .kind = ETCD_OP_PUT, .key = keys[i], .value = values[i], .value_len = VALUE_BYTES};
         }
         struct etcd_txn txn = {.success = ops, .success_count = ETCD_TXN_OPS_MAX};
         bool ok;
@@ -559,7 +572,8 @@ Test(etcd, a_member_without_quorum_is_cluster_unavailable)
     up(3);
     ets_stop(&c, 1, SIGKILL);
     ets_stop(&c, 2, SIGKILL);
-    struct etcd_config cfg = {.endpoints = {c.m[0].client_url}, .endpoint_count = 1, .timeout_ms = 3000};
+    struct etcd_config cfg = {
+        .endpoints = {c.m[0].client_url}, .endpoint_count = 1, .timeout_ms = 3000};
     struct etcd *x;
     cr_assert_eq(etcd_open(&x, &cfg), 0);
     bool ok;

@@ -9,7 +9,8 @@
 #include "base/err.h"
 #include "cluster/etcd_wire.h"
 
-#define HDR "\"header\":{\"cluster_id\":\"1\",\"member_id\":\"2\",\"revision\":\"7\",\"raft_term\":\"2\"}"
+#define HDR \
+    "\"header\":{\"cluster_id\":\"1\",\"member_id\":\"2\",\"revision\":\"7\",\"raft_term\":\"2\"}"
 
 static int range(const char *body, struct etcd_kvs *out)
 {
@@ -21,7 +22,8 @@ static int range(const char *body, struct etcd_kvs *out)
 Test(etcd_wire, base64_matches_rfc4648_vectors)
 {
     static const char *const plain[] = {"", "f", "fo", "foo", "foob", "fooba", "foobar"};
-    static const char *const coded[] = {"", "Zg==", "Zm8=", "Zm9v", "Zm9vYg==", "Zm9vYmE=", "Zm9vYmFy"};
+    static const char *const coded[] = {"",         "Zg==",     "Zm8=",    "Zm9v",
+                                        "Zm9vYg==", "Zm9vYmE=", "Zm9vYmFy"};
     for (size_t i = 0; i < ARRAY_LEN(plain); i++) {
         char text[16];
         cr_assert_eq(etcd_wire_b64_len(strlen(plain[i])), strlen(coded[i]));
@@ -54,11 +56,13 @@ Test(etcd_wire, base64_round_trips_every_byte_at_every_length)
 
 Test(etcd_wire, base64_rejects_what_is_not_padded_base64)
 {
-    static const char *const bad[] = {"Zg=", "Zg", "Z===", "Zm9v=", "Zm=v", "Zm9*", "Zh==", "Zm9=", "=m9v", "Zm 9"};
+    static const char *const bad[] = {"Zg=",  "Zg",   "Z===", "Zm9v=", "Zm=v",
+                                      "Zm9*", "Zh==", "Zm9=", "=m9v",  "Zm 9"};
     for (size_t i = 0; i < ARRAY_LEN(bad); i++) {
         uint8_t out[8];
         size_t n = 99;
-        cr_assert_eq(etcd_wire_b64_decode(bad[i], strlen(bad[i]), out, sizeof(out), &n), -NG_EPROTO, "%s", bad[i]);
+        cr_assert_eq(etcd_wire_b64_decode(bad[i], strlen(bad[i]), out, sizeof(out), &n), -NG_EPROTO,
+                     "%s", bad[i]);
         cr_assert_eq(n, 0);
     }
     uint8_t small[2];
@@ -92,7 +96,11 @@ Test(etcd_wire, txn_request_writes_zero_revisions_and_every_op)
 {
     struct etcd_cmp cmps[] = {
         {.key = "a", .target = ETCD_CMP_CREATE_REVISION, .result = ETCD_CMP_EQUAL, .number = 0},
-        {.key = "b", .target = ETCD_CMP_VALUE, .result = ETCD_CMP_NOT_EQUAL, .value = "x", .value_len = 1},
+        {.key = "b",
+         .target = ETCD_CMP_VALUE,
+         .result = ETCD_CMP_NOT_EQUAL,
+         .value = "x",
+         .value_len = 1},
     };
     struct etcd_op ok[] = {
         {.kind = ETCD_OP_PUT, .key = "a", .value = "", .value_len = 0, .lease = 5},
@@ -102,12 +110,15 @@ Test(etcd_wire, txn_request_writes_zero_revisions_and_every_op)
     struct etcd_txn t = {cmps, 2, ok, 2, no, 2};
     char *body;
     cr_assert_eq(etcd_wire_txn_request(&t, &body), 0);
-    cr_assert_str_eq(body,
-        "{\"compare\":[{\"key\":\"YQ==\",\"target\":\"CREATE\",\"result\":\"EQUAL\",\"create_revision\":\"0\"},"
+    cr_assert_str_eq(
+        body,
+        "{\"compare\":[{\"key\":\"YQ==\",\"target\":\"CREATE\",\"result\":\"EQUAL\",\"create_"
+        "revision\":\"0\"},"
         "{\"key\":\"Yg==\",\"target\":\"VALUE\",\"result\":\"NOT_EQUAL\",\"value\":\"eA==\"}],"
         "\"success\":[{\"request_put\":{\"key\":\"YQ==\",\"value\":\"\",\"lease\":\"5\"}},"
         "{\"request_delete_range\":{\"key\":\"cC8=\",\"range_end\":\"cDA=\"}}],"
-        "\"failure\":[{\"request_range\":{\"key\":\"YQ==\"}},{\"request_delete_range\":{\"key\":\"Yg==\"}}]}");
+        "\"failure\":[{\"request_range\":{\"key\":\"YQ==\"}},{\"request_delete_range\":{\"key\":"
+        "\"Yg==\"}}]}");
     free(body);
 }
 
@@ -123,7 +134,8 @@ Test(etcd_wire, txn_request_refuses_oversized_parts)
     t.success_count = ETCD_TXN_OPS_MAX;
     cr_assert_eq(etcd_wire_txn_request(&t, &body), 0);
     free(body);
-    struct etcd_op put = {.kind = ETCD_OP_PUT, .key = "k", .value = "", .value_len = ETCD_VALUE_BYTES_MAX + 1};
+    struct etcd_op put = {
+        .kind = ETCD_OP_PUT, .key = "k", .value = "", .value_len = ETCD_VALUE_BYTES_MAX + 1};
     t = (struct etcd_txn){NULL, 0, &put, 1, NULL, 0};
     cr_assert_eq(etcd_wire_txn_request(&t, &body), -NG_ETOOBIG);
     struct etcd_op empty = {.kind = ETCD_OP_DELETE, .key = ""};
@@ -158,12 +170,15 @@ Test(etcd_wire, watch_request_asks_for_fragments_from_its_revision)
 Test(etcd_wire, range_answer_reads_pairs_and_defaults)
 {
     struct etcd_kvs kvs;
-    cr_assert_eq(range("{" HDR ",\"kvs\":[{\"key\":\"Zm9v\",\"create_revision\":\"2\",\"mod_revision\":\"5\","
-                       "\"version\":\"3\",\"value\":\"YmFy\",\"lease\":\"99\"},"
-                       "{\"key\":\"Zm9w\",\"create_revision\":\"4\",\"mod_revision\":\"4\",\"version\":\"1\"}],"
-                       "\"count\":\"2\"}",
-                       &kvs),
-                 0);
+    cr_assert_eq(
+        range("{" HDR
+              ",\"kvs\":[{\"key\":\"Zm9v\",\"create_revision\":\"2\",\"mod_revision\":\"5\","
+              "\"version\":\"3\",\"value\":\"YmFy\",\"lease\":\"99\"},"
+              "{\"key\":\"Zm9w\",\"create_revision\":\"4\",\"mod_revision\":\"4\",\"version\":"
+              "\"1\"}],"
+              "\"count\":\"2\"}",
+              &kvs),
+        0);
     cr_assert_eq(kvs.revision, 7);
     cr_assert_eq(kvs.count, 2);
     cr_assert_str_eq(kvs.kvs[0].key, "foo");
@@ -191,9 +206,9 @@ Test(etcd_wire, range_answer_refuses_damage)
         "{\"header\":[]}",
         "{" HDR ",\"kvs\":{}}",
         "{" HDR ",\"kvs\":[{\"key\":\"Zm9*\",\"mod_revision\":\"1\"}]}",
-        "{" HDR ",\"kvs\":[{\"value\":\"YmFy\"}]}",                         /* no key */
-        "{" HDR ",\"kvs\":[{\"key\":\"Zm9v\",\"mod_revision\":\"-1\"}]}",    /* negative */
-        "{" HDR ",\"kvs\":[{\"key\":\"Zm9v\",\"mod_revision\":\"1x\"}]}",    /* not a number */
+        "{" HDR ",\"kvs\":[{\"value\":\"YmFy\"}]}",                       /* no key */
+        "{" HDR ",\"kvs\":[{\"key\":\"Zm9v\",\"mod_revision\":\"-1\"}]}", /* negative */
+        "{" HDR ",\"kvs\":[{\"key\":\"Zm9v\",\"mod_revision\":\"1x\"}]}", /* not a number */
         "{" HDR ",\"kvs\":[{\"key\":\"Zm9v\",\"mod_revision\":\"99999999999999999999\"}]}",
         "{" HDR ",\"kvs\":[{\"key\":\"Zm9v\",\"mod_revision\":true}]}",
         "{\"header\":{\"revision\":\"-3\"}}",
@@ -220,11 +235,13 @@ Test(etcd_wire, range_answer_refuses_a_key_over_its_limit)
     char text[2 * ETCD_KEY_BYTES_MAX];
     etcd_wire_b64_encode(raw, sizeof(raw), text);
     char body[3 * ETCD_KEY_BYTES_MAX];
-    snprintf(body, sizeof(body), "{" HDR ",\"kvs\":[{\"key\":\"%s\",\"mod_revision\":\"1\"}]}", text);
+    snprintf(body, sizeof(body), "{" HDR ",\"kvs\":[{\"key\":\"%s\",\"mod_revision\":\"1\"}]}",
+             text);
     struct etcd_kvs kvs;
     cr_assert_eq(range(body, &kvs), -NG_ETOOBIG);
     etcd_wire_b64_encode(raw, ETCD_KEY_BYTES_MAX, text);
-    snprintf(body, sizeof(body), "{" HDR ",\"kvs\":[{\"key\":\"%s\",\"mod_revision\":\"1\"}]}", text);
+    snprintf(body, sizeof(body), "{" HDR ",\"kvs\":[{\"key\":\"%s\",\"mod_revision\":\"1\"}]}",
+             text);
     cr_assert_eq(range(body, &kvs), 0);
     cr_assert_eq(kvs.kvs[0].key_len, ETCD_KEY_BYTES_MAX);
     etcd_kvs_free(&kvs);
@@ -232,16 +249,19 @@ Test(etcd_wire, range_answer_refuses_a_key_over_its_limit)
 
 Test(etcd_wire, txn_answer_reads_its_branch_and_gets)
 {
-    const char *won = "{" HDR ",\"succeeded\":true,\"responses\":[{\"response_put\":{\"header\":{\"revision\":\"7\"}}}]}";
+    const char *won =
+        "{" HDR
+        ",\"succeeded\":true,\"responses\":[{\"response_put\":{\"header\":{\"revision\":\"7\"}}}]}";
     bool succeeded;
     int64_t rev;
     cr_assert_eq(etcd_wire_txn_answer(won, strlen(won), &succeeded, &rev, NULL), 0);
     cr_assert(succeeded);
     cr_assert_eq(rev, 7);
-    const char *lost = "{" HDR ",\"responses\":[{\"response_range\":{\"header\":{\"revision\":\"7\"},\"kvs\":"
-                       "[{\"key\":\"Zm9v\",\"create_revision\":\"4\",\"mod_revision\":\"4\",\"version\":\"1\","
-                       "\"value\":\"eA==\"}],\"count\":\"1\"}},{\"response_range\":{\"header\":{}}},"
-                       "{\"response_delete_range\":{\"header\":{}}}]}";
+    const char *lost =
+        "{" HDR ",\"responses\":[{\"response_range\":{\"header\":{\"revision\":\"7\"},\"kvs\":"
+        "[{\"key\":\"Zm9v\",\"create_revision\":\"4\",\"mod_revision\":\"4\",\"version\":\"1\","
+        "\"value\":\"eA==\"}],\"count\":\"1\"}},{\"response_range\":{\"header\":{}}},"
+        "{\"response_delete_range\":{\"header\":{}}}]}";
     struct etcd_kvs gets;
     cr_assert_eq(etcd_wire_txn_answer(lost, strlen(lost), &succeeded, &rev, &gets), 0);
     cr_assert_not(succeeded); /* proto3 leaves "succeeded": false out */
@@ -268,8 +288,10 @@ Test(etcd_wire, lease_answers)
     cr_assert_eq(ttl, 5);
     const char *gone = "{\"result\":{" HDR ",\"ID\":\"12\"}}";
     cr_assert_eq(etcd_wire_keepalive_answer(gone, strlen(gone), &ttl, &retry), -NG_ENOTFOUND);
-    const char *no_leader = "{\"error\":{\"grpc_code\":14,\"http_code\":503,\"message\":\"etcdserver: no leader\"}}";
-    cr_assert_eq(etcd_wire_keepalive_answer(no_leader, strlen(no_leader), &ttl, &retry), -NG_ECLUSTER_UNAVAILABLE);
+    const char *no_leader =
+        "{\"error\":{\"grpc_code\":14,\"http_code\":503,\"message\":\"etcdserver: no leader\"}}";
+    cr_assert_eq(etcd_wire_keepalive_answer(no_leader, strlen(no_leader), &ttl, &retry),
+                 -NG_ECLUSTER_UNAVAILABLE);
     cr_assert(retry);
     cr_assert_eq(etcd_wire_header_answer("{" HDR "}", strlen("{" HDR "}")), 0);
     cr_assert_eq(etcd_wire_header_answer("{\"header\":1}", 12), -NG_EPROTO);
@@ -283,14 +305,17 @@ Test(etcd_wire, errors_say_what_and_whether_to_try_elsewhere)
         int rc;
         bool retry;
     } cases[] = {
-        {"{\"error\":\"etcdserver: no leader\",\"message\":\"etcdserver: no leader\",\"code\":14}", 503,
-         -NG_ECLUSTER_UNAVAILABLE, true},
-        {"{\"error\":\"etcdserver: requested lease not found\",\"code\":5}", 404, -NG_ENOTFOUND, false},
-        {"{\"error\":\"x\",\"message\":\"etcdserver: request is too large\",\"code\":3}", 400, -NG_ETOOBIG, false},
-        {"{\"error\":\"x\",\"message\":\"etcdserver: duplicate key given in txn request\",\"code\":3}", 400,
-         -NG_EBADARG, false},
-        {"{\"error\":\"x\",\"message\":\"mvcc: required revision has been compacted\",\"code\":11}", 400,
-         -NG_EOFFSET_RANGE, false},
+        {"{\"error\":\"etcdserver: no leader\",\"message\":\"etcdserver: no leader\",\"code\":14}",
+         503, -NG_ECLUSTER_UNAVAILABLE, true},
+        {"{\"error\":\"etcdserver: requested lease not found\",\"code\":5}", 404, -NG_ENOTFOUND,
+         false},
+        {"{\"error\":\"x\",\"message\":\"etcdserver: request is too large\",\"code\":3}", 400,
+         -NG_ETOOBIG, false},
+        {"{\"error\":\"x\",\"message\":\"etcdserver: duplicate key given in txn "
+         "request\",\"code\":3}",
+         400, -NG_EBADARG, false},
+        {"{\"error\":\"x\",\"message\":\"mvcc: required revision has been compacted\",\"code\":11}",
+         400, -NG_EOFFSET_RANGE, false},
         {"{\"error\":\"x\",\"message\":\"etcdserver: request timed out\",\"code\":4}", 504,
          -NG_ECLUSTER_UNAVAILABLE, true},
         {"{\"error\":\"x\",\"code\":16}", 401, -EACCES, false},
@@ -358,21 +383,27 @@ Test(etcd_wire, watch_answer_reads_created_events_and_cancels)
     cr_assert(m.created);
     cr_assert_eq(m.revision, 7);
     cr_assert_eq(ev.count, 0);
-    cr_assert_eq(watch_msg("{\"result\":{" HDR ",\"events\":[{\"kv\":{\"key\":\"YTE=\",\"create_revision\":\"5\","
-                           "\"mod_revision\":\"5\",\"version\":\"1\"}},{\"type\":\"DELETE\",\"kv\":{\"key\":"
-                           "\"YTE=\",\"mod_revision\":\"6\"}}],\"fragment\":true}}",
-                           &m, &ev),
-                 0);
+    cr_assert_eq(
+        watch_msg("{\"result\":{" HDR
+                  ",\"events\":[{\"kv\":{\"key\":\"YTE=\",\"create_revision\":\"5\","
+                  "\"mod_revision\":\"5\",\"version\":\"1\"}},{\"type\":\"DELETE\",\"kv\":{\"key\":"
+                  "\"YTE=\",\"mod_revision\":\"6\"}}],\"fragment\":true}}",
+                  &m, &ev),
+        0);
     cr_assert(m.fragment);
     cr_assert_eq(ev.count, 2);
     cr_assert_eq(ev.events[0].kind, ETCD_EVENT_PUT);
     cr_assert_str_eq(ev.events[0].kv.key, "a1");
     cr_assert_eq(ev.events[1].kind, ETCD_EVENT_DELETE);
     cr_assert_eq(ev.events[1].kv.mod_revision, 6);
-    cr_assert_eq(watch_msg("{\"result\":{" HDR ",\"canceled\":true,\"compact_revision\":\"3\"}}", &m, &ev), 0);
+    cr_assert_eq(
+        watch_msg("{\"result\":{" HDR ",\"canceled\":true,\"compact_revision\":\"3\"}}", &m, &ev),
+        0);
     cr_assert(m.canceled);
     cr_assert_eq(m.compact_revision, 3);
-    cr_assert_eq(watch_msg("{\"error\":{\"grpc_code\":14,\"message\":\"etcdserver: no leader\"}}", &m, &ev), 0);
+    cr_assert_eq(
+        watch_msg("{\"error\":{\"grpc_code\":14,\"message\":\"etcdserver: no leader\"}}", &m, &ev),
+        0);
     cr_assert_eq(m.err, -NG_ECLUSTER_UNAVAILABLE);
     cr_assert(m.retry);
     cr_assert_eq(ev.count, 2);
@@ -383,13 +414,17 @@ Test(etcd_wire, watch_answer_leaves_events_as_they_were_on_damage)
 {
     struct etcd_wire_watch_msg m;
     struct etcd_events ev = {0};
-    cr_assert_eq(watch_msg("{\"result\":{\"events\":[{\"kv\":{\"key\":\"YQ==\",\"mod_revision\":\"9\"}}]}}", &m, &ev), 0);
+    cr_assert_eq(
+        watch_msg("{\"result\":{\"events\":[{\"kv\":{\"key\":\"YQ==\",\"mod_revision\":\"9\"}}]}}",
+                  &m, &ev),
+        0);
     static const char *const bad[] = {
         /* out of revision order after the 9 already held */
         "{\"result\":{\"events\":[{\"kv\":{\"key\":\"YQ==\",\"mod_revision\":\"10\"}},"
         "{\"kv\":{\"key\":\"YQ==\",\"mod_revision\":\"8\"}}]}}",
         "{\"result\":{\"events\":[{\"kv\":{\"key\":\"YQ==\",\"mod_revision\":\"8\"}}]}}",
-        "{\"result\":{\"events\":[{\"type\":\"MERGE\",\"kv\":{\"key\":\"YQ==\",\"mod_revision\":\"10\"}}]}}",
+        "{\"result\":{\"events\":[{\"type\":\"MERGE\",\"kv\":{\"key\":\"YQ==\",\"mod_revision\":"
+        "\"10\"}}]}}",
         "{\"result\":{\"events\":[{\"kv\":{\"key\":\"YQ==\"}}]}}", /* no revision */
         "{\"result\":{\"events\":[{}]}}",
         "{\"result\":{\"compact_revision\":\"-1\"}}",
