@@ -224,11 +224,15 @@ void etcd_close(struct etcd *e)
     free(e);
 }
 
+/* Judges an answer of HTTP 200 that may still be an error (a stream's):
+ * 0, or the error and whether another endpoint may do better. */
+typedef int answer_check_fn(const char *body, size_t len, bool *retry);
+
 /* One POST to the current endpoint within timeout_ms. 0 with the answer
  * in e->answer; otherwise the error, *retry when another endpoint (or a
  * later try) may do better. */
 static int attempt(struct etcd *e, const char *path, const char *body, int64_t timeout_ms,
-                   bool *retry)
+                   answer_check_fn *check, bool *retry)
 {
     char url[ETCD_URL_BYTES_MAX];
     snprintf(url, sizeof(url), "%s%s", e->ep.url[e->ep.current], path);
@@ -256,21 +260,27 @@ static int attempt(struct etcd *e, const char *path, const char *body, int64_t t
     }
     long status = 0;
     curl_easy_getinfo(e->h, CURLINFO_RESPONSE_CODE, &status);
-    if (status == 200) {
+    int rc = 0;
+    if (status != 200) {
+        rc = etcd_wire_error(e->answer.p, e->answer.len, status, retry);
+    } else if (check != NULL) {
+        rc = check(e->answer.p, e->answer.len, retry);
+    }
+    if (rc == 0) {
         return 0;
     }
-    int rc = etcd_wire_error(e->answer.p, e->answer.len, status, retry);
     snprintf(e->why, sizeof(e->why), "HTTP %ld: %.200s", status,
              e->answer.len > 0 ? e->answer.p : "");
     return rc;
 }
 
 /* POSTs body to path, trying each endpoint in turn until one answers or
- * the deadline (the client's timeout from the call's start) passes. A try that timed out may still have been
+ * the client's timeout passes. A try that timed out may still have been
  * applied: a retried transaction then fails its compares, so writers
  * re-read and decide again (docs/cluster.md section 1). */
-static int call_until(struct etcd *e, const char *path, const char *body, int64_t deadline)
+static int call_checked(struct etcd *e, const char *path, const char *body, answer_check_fn *check)
 {
+    int64_t deadline = clock_mono_ms() + e->ep.timeout_ms;
     int64_t backoff_ms = ETCD_BACKOFF_MS_FIRST;
     for (uint32_t tries = 1;; tries++) {
         int64_t left = deadline - clock_mono_ms();
@@ -278,7 +288,7 @@ static int call_until(struct etcd *e, const char *path, const char *body, int64_
             return -NG_ECLUSTER_UNAVAILABLE;
         }
         bool retry;
-        int rc = attempt(e, path, body, attempt_ms(&e->ep, left), &retry);
+        int rc = attempt(e, path, body, attempt_ms(&e->ep, left), check, &retry);
         if (!retry) {
             return rc;
         }
@@ -292,15 +302,12 @@ static int call_until(struct etcd *e, const char *path, const char *body, int64_
     }
 }
 
-static int call(struct etcd *e, const char *path, const char *body)
+/* call_checked() with a body an encoder made (taken), or the encoder's
+ * error. */
+static int call_with(struct etcd *e, const char *path, int encoded, char *body,
+                     answer_check_fn *check)
 {
-    return call_until(e, path, body, clock_mono_ms() + e->ep.timeout_ms);
-}
-
-/* call() with a body an encoder made (taken), or the encoder's error. */
-static int call_with(struct etcd *e, const char *path, int encoded, char *body)
-{
-    int rc = encoded == 0 ? call(e, path, body) : encoded;
+    int rc = encoded == 0 ? call_checked(e, path, body, check) : encoded;
     free(body);
     return rc;
 }
@@ -310,7 +317,7 @@ int etcd_range(struct etcd *e, const char *key, const char *range_end, struct et
     memset(out, 0, sizeof(*out));
     char *body = NULL;
     int rc = etcd_wire_range_request(key, range_end, ETCD_RANGE_KVS_MAX, &body);
-    rc = call_with(e, "/v3/kv/range", rc, body);
+    rc = call_with(e, "/v3/kv/range", rc, body, NULL);
     return rc == 0 ? etcd_wire_range_answer(e->answer.p, e->answer.len, out) : rc;
 }
 
@@ -335,7 +342,7 @@ int etcd_txn(struct etcd *e, const struct etcd_txn *t, bool *succeeded, int64_t 
     }
     char *body = NULL;
     int rc = etcd_wire_txn_request(t, &body);
-    rc = call_with(e, "/v3/kv/txn", rc, body);
+    rc = call_with(e, "/v3/kv/txn", rc, body, NULL);
     int64_t revision = 0;
     rc = rc == 0 ? etcd_wire_txn_answer(e->answer.p, e->answer.len, succeeded, &revision, gets_out)
                  : rc;
@@ -353,11 +360,21 @@ int etcd_lease_grant(struct etcd *e, int64_t ttl_s, int64_t *lease_out)
     }
     char *body = NULL;
     int rc = etcd_wire_lease_grant_request(ttl_s, &body);
-    rc = call_with(e, "/v3/lease/grant", rc, body);
+    rc = call_with(e, "/v3/lease/grant", rc, body, NULL);
     int64_t ttl_granted;
     return rc == 0
                ? etcd_wire_lease_grant_answer(e->answer.p, e->answer.len, lease_out, &ttl_granted)
                : rc;
+}
+
+/* The gateway serves keep-alive as a stream, so a member's error (no
+ * leader) comes as an answer of HTTP 200: judged per try, so the call
+ * moves on to the next endpoint as for any other error. */
+static int keepalive_check(const char *body, size_t len, bool *retry)
+{
+    int64_t ttl;
+    int rc = etcd_wire_keepalive_answer(body, len, &ttl, retry);
+    return *retry ? rc : 0; /* a lease gone is the caller's answer */
 }
 
 int etcd_lease_keepalive(struct etcd *e, int64_t lease, int64_t *ttl_out)
@@ -365,21 +382,9 @@ int etcd_lease_keepalive(struct etcd *e, int64_t lease, int64_t *ttl_out)
     int64_t ttl = 0;
     char *body = NULL;
     int rc = etcd_wire_lease_id_request(lease, &body);
-    int64_t deadline = clock_mono_ms() + e->ep.timeout_ms;
-    /* The gateway serves keep-alive as a stream: an error of the member
-     * (no leader) comes as an answer of HTTP 200, so retry here too. */
-    bool retry = rc == 0;
-    while (retry) {
-        rc = call_until(e, "/v3/lease/keepalive", body, deadline);
-        retry = false;
-        rc = rc == 0 ? etcd_wire_keepalive_answer(e->answer.p, e->answer.len, &ttl, &retry) : rc;
-        if (retry && clock_mono_ms() < deadline) {
-            endpoint_failed(&e->ep, "/v3/lease/keepalive", err_str(rc), true);
-        } else {
-            retry = false;
-        }
-    }
-    free(body);
+    rc = call_with(e, "/v3/lease/keepalive", rc, body, keepalive_check);
+    bool retry;
+    rc = rc == 0 ? etcd_wire_keepalive_answer(e->answer.p, e->answer.len, &ttl, &retry) : rc;
     if (ttl_out != NULL) {
         *ttl_out = rc == 0 ? ttl : 0;
     }
@@ -390,7 +395,7 @@ int etcd_lease_revoke(struct etcd *e, int64_t lease)
 {
     char *body = NULL;
     int rc = etcd_wire_lease_id_request(lease, &body);
-    rc = call_with(e, "/v3/lease/revoke", rc, body);
+    rc = call_with(e, "/v3/lease/revoke", rc, body, NULL);
     return rc == 0 ? etcd_wire_header_answer(e->answer.p, e->answer.len) : rc;
 }
 
@@ -403,12 +408,12 @@ struct etcd_watch {
     struct endpoints ep;
     char *key;
     char *range_end;  /* NULL: the one key */
-    int64_t next_rev; /* where the next stream starts: past every whole response */
+    int64_t next_rev; /* where the next stream starts: past every revision taken */
     struct buf in;    /* the stream's bytes not parsed yet: part of one message */
     struct etcd_wire_scan scan;
     long http_status;           /* the current stream's, once known */
     struct etcd_events pending; /* a fragmented response's last revision, so far */
-    struct etcd_events ready;   /* whole responses not handed on yet */
+    struct etcd_events ready;   /* whole revisions not handed on yet */
     bool paused;                /* the stream waits for ready to empty */
     bool created;               /* etcd accepted the current stream */
     int stream_err;             /* why the current stream ends */
