@@ -595,7 +595,8 @@ static void end_stream(struct etcd_watch *w)
     if (w->created) {
         w->down_since_ms = now;
     }
-    endpoint_failed(&w->ep, "watch", w->why[0] != '\0' ? w->why : err_str(rc), w->failures == 0);
+    endpoint_failed(&w->ep, "watch", w->stream_err == 0 && w->why[0] != '\0' ? w->why : err_str(rc),
+                    w->failures == 0);
     w->retry_at_ms = now;
     if (++w->failures % w->ep.count == 0) {
         w->retry_at_ms += w->backoff_ms;

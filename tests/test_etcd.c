@@ -546,6 +546,41 @@ Test(etcd, three_members_keep_answering_when_the_first_endpoint_dies)
     etcd_watch_close(w);
 }
 
+Test(etcd, a_watch_waits_out_a_lost_quorum_and_resumes_where_it_was)
+{
+    up(3);
+    cr_assert_eq(put("/q/1", "a", 0), 0);
+    struct etcd_kvs snap;
+    cr_assert_eq(etcd_range(e, "/q/1", NULL, &snap), 0);
+    struct etcd_config cfg;
+    ets_config(&c, 2000, &cfg);
+    struct etcd_watch *w;
+    cr_assert_eq(etcd_watch_open(&w, &cfg, "/q/", "/q0", snap.revision + 1), 0);
+    etcd_kvs_free(&snap);
+    struct etcd_events ev;
+    cr_assert_eq(etcd_watch_next(w, 0, &ev), 0); /* the stream starts, on member 0 */
+
+    /* Member 0 lives on without a quorum: it must end the watch (it was
+     * asked to, "hasleader") rather than keep it open and silent. */
+    ets_stop(&c, 1, SIGKILL);
+    ets_stop(&c, 2, SIGKILL);
+    int64_t deadline = clock_mono_ms() + PATIENCE_MS;
+    int rc;
+    while ((rc = etcd_watch_next(w, 1000, &ev)) == 0) {
+        cr_assert_eq(ev.count, 0);
+        cr_assert_lt(clock_mono_ms(), deadline, "the watch never noticed the lost quorum");
+    }
+    cr_assert_eq(rc, -NG_ECLUSTER_UNAVAILABLE, "%s", err_str(rc));
+
+    ets_restart(&c, 1);
+    cr_assert_eq(put("/q/2", "b", 0), 0);
+    struct etcd_events all;
+    (void)collect(w, 1, &all);
+    cr_assert_str_eq(all.events[0].kv.key, "/q/2");
+    etcd_events_free(&all);
+    etcd_watch_close(w);
+}
+
 Test(etcd, no_member_answering_is_cluster_unavailable)
 {
     up(1);
