@@ -1024,40 +1024,53 @@ void conn_pump(struct client_conn *c)
     conn_flush(c);
 }
 
-int conn_poll(struct client_conn *c, int timeout_ms)
+int conn_poll(struct client_conn *c, int timeout_ms) { return conn_poll_many(&c, 1, timeout_ms); }
+
+int conn_poll_many(struct client_conn *const *cs, uint32_t n, int timeout_ms)
 {
-    if (c->fd < 0) {
-        if (timeout_ms != 0 && poll(NULL, 0, timeout_ms) < 0 && errno != EINTR) {
-            return -errno;
-        }
-        return 0;
-    }
-    conn_flush(c);
-    if (c->fd < 0) {
-        return 0;
-    }
-    /* Never sleep past a request's deadline: it must be enforced on time. */
+    ASSERT(n <= CONN_POLL_MANY_MAX);
+    struct pollfd pfds[CONN_POLL_MANY_MAX];
+    struct client_conn *polled[CONN_POLL_MANY_MAX];
+    uint32_t k = 0;
+    bool broke = false; /* a write just failed: report it without sleeping */
     int64_t now = clock_mono_ms();
-    int64_t deadline = conn_next_deadline(c);
-    if (deadline != INT64_MAX) {
-        int64_t left = deadline > now ? deadline - now : 0;
-        left = left < INT32_MAX ? left : INT32_MAX;
-        if (timeout_ms < 0 || left < timeout_ms) {
-            timeout_ms = (int)left;
+    for (uint32_t i = 0; i < n; i++) {
+        struct client_conn *c = cs[i];
+        bool open = c->fd >= 0;
+        conn_flush(c);
+        if (c->fd < 0) {
+            broke = broke || open;
+            continue;
         }
+        /* Never sleep past a request's deadline: it must be enforced on time. */
+        int64_t deadline = conn_next_deadline(c);
+        if (deadline != INT64_MAX) {
+            int64_t left = deadline > now ? deadline - now : 0;
+            left = left < INT32_MAX ? left : INT32_MAX;
+            timeout_ms = timeout_ms < 0 || left < timeout_ms ? (int)left : timeout_ms;
+        }
+        pfds[k] = (struct pollfd){.fd = c->fd, .events = POLLIN};
+        if (c->state == CONN_CONNECTING || c->tx_sent_total < c->tx_queued_total) {
+            pfds[k].events |= POLLOUT;
+        }
+        polled[k++] = c;
     }
-    struct pollfd pfd = {.fd = c->fd, .events = POLLIN};
-    if (c->state == CONN_CONNECTING || c->tx_sent_total < c->tx_queued_total) {
-        pfd.events |= POLLOUT;
+    if (k == 0 && broke) {
+        return 0;
     }
-    int n = poll(&pfd, 1, timeout_ms);
-    if (n < 0 && errno != EINTR) {
+    int ready = poll(k > 0 ? pfds : NULL, k, timeout_ms);
+    if (ready < 0 && errno != EINTR) {
         return -errno;
     }
-    if (n > 0) {
-        handle_events(c, pfd.revents);
+    for (uint32_t i = 0; i < k && ready > 0; i++) {
+        /* A callback of an earlier one may have closed this one. */
+        if (pfds[i].revents != 0 && polled[i]->fd == pfds[i].fd) {
+            handle_events(polled[i], pfds[i].revents);
+        }
     }
-    check_deadlines(c);
+    for (uint32_t i = 0; i < k; i++) {
+        check_deadlines(polled[i]);
+    }
     return 0;
 }
 

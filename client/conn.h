@@ -255,6 +255,15 @@ MUST_USE int conn_wait_up(struct client_conn *c, int timeout_ms);
  * connection just sleeps for timeout_ms. */
 MUST_USE int conn_poll(struct client_conn *c, int timeout_ms);
 
+/* Most connections one conn_poll_many() waits on: the brokers of a
+ * cluster one client talks to at once (client/brokers.h). */
+#define CONN_POLL_MANY_MAX 64
+
+/* conn_poll() over n connections at once (n <= CONN_POLL_MANY_MAX): waits
+ * for any of them (at most timeout_ms, never past a request's deadline),
+ * then does each one's work. Returns 0 or -errno from poll(). */
+MUST_USE int conn_poll_many(struct client_conn *const *cs, uint32_t n, int timeout_ms);
+
 /* Writes queued bytes without waiting. */
 void conn_flush(struct client_conn *c);
 
