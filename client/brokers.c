@@ -41,6 +41,9 @@ int brokers_init(struct brokers *bs, const struct conn_config *cfg)
 
 void brokers_fini(struct brokers *bs)
 {
+    /* Every connection closes before any is freed: the callbacks of the
+     * requests failed meanwhile may look at (or submit to) the others. */
+    brokers_close_all(bs, -NG_ECLOSED);
     for (uint32_t i = 0; i < bs->count; i++) {
         conn_fini(&bs->all[i]->conn);
         free(bs->all[i]);
@@ -78,6 +81,18 @@ void brokers_update(struct brokers *bs, struct cbroker *on, struct proto_metadat
         if (n > 0 && (size_t)n < sizeof(address)) {
             (void)entry_new(bs, address, b.id); /* NULL: skipped */
         }
+    }
+}
+
+void cbroker_lead(struct cbroker **slot, struct cbroker *b)
+{
+    if (*slot != NULL) {
+        ASSERT((*slot)->leads > 0);
+        (*slot)->leads--;
+    }
+    *slot = b;
+    if (b != NULL) {
+        b->leads++;
     }
 }
 

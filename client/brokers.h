@@ -67,6 +67,10 @@ void brokers_update(struct brokers *bs, struct cbroker *on, struct proto_metadat
 /* The entry of broker id, or NULL. */
 struct cbroker *brokers_find(struct brokers *bs, int32_t id);
 
+/* Makes b (NULL: not known) the leader in *slot (an owner's partition),
+ * keeping each broker's count of the partitions it leads (leads). */
+void cbroker_lead(struct cbroker **slot, struct cbroker *b);
+
 /* Starts connecting b when it is down and its backoff has passed (the
  * backoff doubles from backoff_first_ms per failed try up to
  * CONN_BACKOFF_MS_MAX, reset once up). Returns the time of the next try

@@ -180,7 +180,7 @@ static void meta_leaders(struct nagare_producer *p, struct ptopic *t, struct pro
 {
     if (version < 2) {
         for (int32_t k = 0; k < t->parts_len; k++) {
-            sender_leader_set(&t->parts[k], p->brokers.boot);
+            cbroker_lead(&t->parts[k].leader, p->brokers.boot);
         }
         return;
     }
@@ -191,7 +191,7 @@ static void meta_leaders(struct nagare_producer *p, struct ptopic *t, struct pro
             continue;
         }
         struct cbroker *b = brokers_find(&p->brokers, mp.leader);
-        sender_leader_set(&t->parts[mp.partition], b);
+        cbroker_lead(&t->parts[mp.partition].leader, b);
         leaderless = leaderless || b == NULL;
     }
     if (leaderless) {

@@ -105,7 +105,7 @@ struct pbatch {
 
 struct ppart {
     struct cbroker *leader; /* where its batches go; NULL: not known (metadata
-                               is asked), set by sender_leader_set() */
+                               is asked); set with cbroker_lead() */
     struct pbatch *open;
     struct pbatch *head; /* closed batches, in sequence order */
     struct pbatch *tail;
@@ -315,9 +315,6 @@ bool sender_part_ready(const struct nagare_producer *p, const struct ppart *pp, 
 /* Whether an error leaves a batch worth sending again. */
 bool sender_retriable(int err);
 
-/* Makes b (NULL: unknown) the broker pp's batches go to, keeping each
- * broker's count of partitions it leads. */
-void sender_leader_set(struct ppart *pp, struct cbroker *b);
 
 /* Frees the request pool. */
 void sender_free(struct nagare_producer *p);

@@ -91,18 +91,6 @@ static bool leader_may_have_moved(int err)
     }
 }
 
-void sender_leader_set(struct ppart *pp, struct cbroker *b)
-{
-    if (pp->leader != NULL) {
-        ASSERT(pp->leader->leads > 0);
-        pp->leader->leads--;
-    }
-    pp->leader = b;
-    if (b != NULL) {
-        b->leads++;
-    }
-}
-
 /* ---- the partition queue ---- */
 
 static void queue_remove(struct ppart *pp, struct pbatch *b)
@@ -329,7 +317,7 @@ static void batch_error(struct nagare_producer *p, struct pbatch *b, int err, in
     if (leader_may_have_moved(err)) {
         /* Nothing more goes to the partition until the refresh says where:
          * a retry to the old leader would only be refused again. */
-        sender_leader_set(pp, NULL);
+        cbroker_lead(&pp->leader, NULL);
         producer_want_metadata(p, b->topic);
     }
     bool expired = now_ms - b->created_ms >= (int64_t)p->cfg.delivery_timeout_ms;

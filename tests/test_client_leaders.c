@@ -1,10 +1,11 @@
 /*
- * tests/test_client_leaders.c — libnagare's producer sends each partition's
- * batches to its leader (docs/cluster.md, section 6), against two real
- * nagared processes and a fake broker: a thread speaking the protocol with
- * net/proto's encoders that answers the bootstrap connection's Metadata v2
- * (naming the real brokers as leaders) and, when scripted, a Produce with
- * NG_ENOT_LEADER once, moving the leader in its next Metadata answer.
+ * tests/test_client_leaders.c — libnagare's producer and consumer send each
+ * partition's requests to its leader (docs/cluster.md, section 6), against
+ * two real nagared processes and a fake broker: a thread speaking the
+ * protocol with net/proto's encoders that answers the bootstrap
+ * connection's Metadata v2 (naming the real brokers as leaders) and, when
+ * scripted, a Produce or a Fetch with NG_ENOT_LEADER once, moving the
+ * leader in its next Metadata answer.
  */
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -66,6 +67,7 @@ struct fake {
     int not_leader_left;          /* Produce answers NOT_LEADER this many times... */
     int32_t leader_after[PARTS];  /* ...then the leaders become these */
     atomic_int produces;          /* Produce requests it got */
+    atomic_int fetches;           /* Fetch requests it got */
     atomic_int metadatas;         /* Metadata requests it got */
     atomic_int produced_p0_after; /* produces for partition 0 after the move */
 };
@@ -144,8 +146,46 @@ static void fake_metadata(struct fake *f, const struct proto_req_header *h, stru
     ASSERT(proto_enc_end(&e) == 0);
 }
 
+/* The scripted NOT_LEADER answer went out: once the count is spent, the
+ * leaders move (before the client can read the answer). */
+static void fake_refused(struct fake *f)
+{
+    pthread_mutex_lock(&f->mu);
+    if (f->not_leader_left > 0 && --f->not_leader_left == 0) {
+        memcpy(f->leader, f->leader_after, sizeof(f->leader));
+    }
+    pthread_mutex_unlock(&f->mu);
+}
+
+/* Every partition of a Fetch is refused with NOT_LEADER. */
+static void fake_fetch(struct fake *f, const struct proto_req_header *h, struct rd *body,
+                       struct wr *w)
+{
+    struct proto_fetch_req req;
+    struct proto_dec d;
+    ASSERT(proto_fetch_req_decode(body, h->api_version, &req, &d) == 0);
+    atomic_fetch_add(&f->fetches, 1);
+    struct proto_enc e;
+    proto_fetch_resp_begin(&e, w, h->api_version, h->correlation_id);
+    struct proto_topic t;
+    while (proto_next_topic(&d, &t)) {
+        proto_enc_topic(&e, t.name);
+        struct proto_fetch_req_partition p;
+        while (proto_fetch_req_next_partition(&d, &p)) {
+            proto_fetch_resp_partition(&e, &(struct proto_fetch_resp_partition){
+                                               .partition = p.partition,
+                                               .err = -NG_ENOT_LEADER,
+                                               .offset_earliest = -1,
+                                               .offset_latest = -1,
+                                               .offset_resume = -1});
+        }
+    }
+    ASSERT(proto_enc_end(&e) == 0);
+    fake_refused(f);
+}
+
 /* Every partition of a Produce is refused with NOT_LEADER (nothing is
- * written anywhere); once the scripted count is spent, the leaders move. */
+ * written anywhere). */
 static void fake_produce(struct fake *f, const struct proto_req_header *h, struct rd *body,
                          struct wr *w)
 {
@@ -167,11 +207,7 @@ static void fake_produce(struct fake *f, const struct proto_req_header *h, struc
         }
     }
     ASSERT(proto_enc_end(&e) == 0);
-    pthread_mutex_lock(&f->mu);
-    if (f->not_leader_left > 0 && --f->not_leader_left == 0) {
-        memcpy(f->leader, f->leader_after, sizeof(f->leader));
-    }
-    pthread_mutex_unlock(&f->mu);
+    fake_refused(f);
 }
 
 /* Answers one request frame; false when the client has gone. */
@@ -189,7 +225,8 @@ static bool fake_serve(struct fake *f, int fd, uint8_t *frame, uint8_t *out)
     int rc = proto_req_header_decode(&r, &h);
     struct wr w = wr_make(out, FAKE_FRAME_BYTES_MAX);
     if (rc != 0 || (h.api_key != PROTO_API_API_VERSIONS && h.api_key != PROTO_API_METADATA &&
-                    h.api_key != PROTO_API_INIT_PRODUCER_ID && h.api_key != PROTO_API_PRODUCE)) {
+                    h.api_key != PROTO_API_INIT_PRODUCER_ID && h.api_key != PROTO_API_PRODUCE &&
+                    h.api_key != PROTO_API_FETCH)) {
         ASSERT(proto_resp_error_encode(&w, h.correlation_id, -NG_EUNKNOWN_API) == 0);
     } else if (h.api_key == PROTO_API_API_VERSIONS) {
         struct proto_api_versions_resp v;
@@ -200,6 +237,8 @@ static bool fake_serve(struct fake *f, int fd, uint8_t *frame, uint8_t *out)
         ASSERT(proto_init_producer_id_resp_encode(&w, h.api_version, h.correlation_id, &ip) == 0);
     } else if (h.api_key == PROTO_API_METADATA) {
         fake_metadata(f, &h, &r, &w);
+    } else if (h.api_key == PROTO_API_FETCH) {
+        fake_fetch(f, &h, &r, &w);
     } else {
         fake_produce(f, &h, &r, &w);
     }
@@ -264,7 +303,14 @@ static void fake_stop(struct fake *f)
     pthread_mutex_destroy(&f->mu);
 }
 
-/* ---- the producer's side ---- */
+/* ---- the clients' side ---- */
+
+static void fake_bootstrap(const struct fake *f, char *out, size_t cap)
+{
+    snprintf(out, cap, "127.0.0.1:%u", f->port);
+}
+
+
 
 #define RECORDS 20
 
@@ -288,13 +334,11 @@ static void on_delivery(const struct nagare_delivery *d, void *opaque)
     }
 }
 
-/* Produces RECORDS records to each partition in parts through the fake
- * (the bootstrap), each reported once without error at its own offset. */
-static void produce_through(const struct fake *f, const int32_t *parts, int part_count,
+/* Produces RECORDS records to each partition in parts through bootstrap,
+ * each reported once without error at its own offset. */
+static void produce_through(const char *bootstrap, const int32_t *parts, int part_count,
                             struct seen *s)
 {
-    char bootstrap[32];
-    snprintf(bootstrap, sizeof(bootstrap), "127.0.0.1:%u", f->port);
     struct nagare_producer_config c;
     nagare_producer_config_default(&c);
     c.bootstrap = bootstrap;
@@ -338,33 +382,62 @@ static int64_t log_end(const struct bk *b, int32_t partition)
     return end;
 }
 
-/* Reads partition of b's TOPIC from the start: exactly RECORDS records,
- * "p<partition>-<i>" in order. */
-static void expect_records(const struct bk *b, int32_t partition)
+/* Reads the partitions parts of TOPIC through bootstrap from offset 0:
+ * exactly RECORDS records of each, "p<partition>-<i>" in order, and
+ * nothing more. */
+static void expect_records_via(const char *bootstrap, const int32_t *parts, int part_count)
 {
     struct nagare_consumer_config cc;
     nagare_consumer_config_default(&cc);
-    cc.bootstrap = b->bootstrap;
+    cc.bootstrap = bootstrap;
+    cc.fetch_wait_max_ms = 50;
     nagare_consumer *k;
-    cr_assert_eq(nagare_consumer_new(&cc, &k), 0);
-    cr_assert_eq(nagare_consumer_assign(k, TOPIC, partition, NAGARE_OFFSET_BEGINNING), 0);
-    for (uint32_t i = 0; i < RECORDS; i++) {
+    int rc = nagare_consumer_new(&cc, &k);
+    cr_assert_eq(rc, 0, "consumer: %s", nagare_strerror(rc));
+    for (int j = 0; j < part_count; j++) {
+        rc = nagare_consumer_assign(k, TOPIC, parts[j], 0);
+        cr_assert_eq(rc, 0, "assign: %s", nagare_strerror(rc));
+    }
+    uint32_t next[PARTS] = {0};
+    /* A bound only for a failing run to end with a message; it never
+     * comes near on a working one. */
+    int64_t give_up = clock_mono_ms() + WAIT_MS;
+    for (uint32_t got = 0; got < (uint32_t)part_count * RECORDS;) {
         const struct nagare_message *m = NULL;
-        int rc = 0;
-        while (rc == 0) {
-            rc = nagare_consumer_poll(k, 1000, &m);
+        cr_assert_lt(clock_mono_ms(), give_up, "%u of %d records read", got,
+                     part_count * RECORDS);
+        rc = nagare_consumer_poll(k, 1000, &m);
+        cr_assert_geq(rc, 0, "poll: %s", nagare_strerror(rc));
+        if (rc == 0) {
+            continue;
         }
-        cr_assert_eq(rc, 1, "poll: %s", nagare_strerror(rc));
+        cr_assert(m->partition >= 0 && m->partition < PARTS);
+        uint32_t i = next[m->partition]++;
         char want[32];
-        int n = snprintf(want, sizeof(want), "p%d-%u", partition, i);
-        cr_assert_eq(m->offset, i);
+        int n = snprintf(want, sizeof(want), "p%d-%u", m->partition, i);
+        cr_assert_eq(m->offset, i, "partition %d in order, each record once", m->partition);
         cr_assert_eq(m->value_len, n);
         cr_assert_eq(memcmp(m->value, want, (size_t)n), 0);
+        got++;
     }
-    int64_t end = -1;
-    cr_assert_eq(nagare_consumer_position(k, TOPIC, partition, &end), 0);
-    cr_assert_eq(end, RECORDS);
+    for (int j = 0; j < part_count; j++) {
+        int64_t end = -1;
+        cr_assert_eq(nagare_consumer_position(k, TOPIC, parts[j], &end), 0);
+        cr_assert_eq(end, RECORDS);
+    }
     nagare_consumer_destroy(k);
+}
+
+static void expect_records(const struct bk *b, int32_t partition)
+{
+    expect_records_via(b->bootstrap, &partition, 1);
+}
+
+/* RECORDS records to partition of b's TOPIC, b alone (a single broker). */
+static void produce_direct(struct bk *b, int32_t partition)
+{
+    struct seen s = {0};
+    produce_through(b->bootstrap, &partition, 1, &s);
 }
 
 Test(leaders, each_partition_goes_to_its_leader)
@@ -378,7 +451,9 @@ Test(leaders, each_partition_goes_to_its_leader)
     f.brokers[f.broker_count++] = (struct fake_broker_entry){1, A.port};
     f.brokers[f.broker_count++] = (struct fake_broker_entry){2, B.port};
     struct seen s = {0};
-    produce_through(&f, (const int32_t[]){0, 1}, 2, &s);
+    char bootstrap[32];
+    fake_bootstrap(&f, bootstrap, sizeof(bootstrap));
+    produce_through(bootstrap, (const int32_t[]){0, 1}, 2, &s);
     cr_assert_eq(atomic_load(&f.produces), 0, "no produce went to the bootstrap broker");
     cr_assert_eq(log_end(&A, 0), RECORDS, "partition 0 on its leader, broker 1");
     cr_assert_eq(log_end(&A, 1), 0);
@@ -401,12 +476,53 @@ Test(leaders, not_leader_refreshes_metadata_and_delivers_once_at_the_new_leader)
     fake_start(&f);
     f.brokers[f.broker_count++] = (struct fake_broker_entry){1, A.port};
     struct seen s = {0};
-    produce_through(&f, (const int32_t[]){0}, 1, &s);
+    char bootstrap[32];
+    fake_bootstrap(&f, bootstrap, sizeof(bootstrap));
+    produce_through(bootstrap, (const int32_t[]){0}, 1, &s);
     cr_assert_eq(atomic_load(&f.produces), 1, "refused once, then sent to the new leader (%d)",
                  atomic_load(&f.produces));
     cr_assert_geq(atomic_load(&f.metadatas), 2, "metadata asked again after NOT_LEADER");
     cr_assert_eq(log_end(&A, 0), RECORDS, "every record written once");
     expect_records(&A, 0);
+    fake_stop(&f);
+    bk_stop(&A);
+}
+
+Test(leaders, a_consumer_fetches_each_partition_from_its_leader)
+{
+    bk_start(&A);
+    bk_start(&B);
+    cs_create_topic(&A, TOPIC, PARTS);
+    cs_create_topic(&B, TOPIC, PARTS);
+    produce_direct(&A, 0);
+    produce_direct(&B, 1);
+    struct fake f = {.leader = {1, 2}};
+    fake_start(&f);
+    f.brokers[f.broker_count++] = (struct fake_broker_entry){1, A.port};
+    f.brokers[f.broker_count++] = (struct fake_broker_entry){2, B.port};
+    char bootstrap[32];
+    fake_bootstrap(&f, bootstrap, sizeof(bootstrap));
+    expect_records_via(bootstrap, (const int32_t[]){0, 1}, 2);
+    cr_assert_eq(atomic_load(&f.fetches), 0, "no fetch went to the bootstrap broker");
+    fake_stop(&f);
+    bk_stop(&A);
+    bk_stop(&B);
+}
+
+Test(leaders, a_consumer_told_not_leader_reads_on_at_the_new_leader)
+{
+    bk_start(&A);
+    cs_create_topic(&A, TOPIC, PARTS);
+    produce_direct(&A, 0);
+    struct fake f = {.leader = {FAKE_ID, 1}, .not_leader_left = 1, .leader_after = {1, 1}};
+    fake_start(&f);
+    f.brokers[f.broker_count++] = (struct fake_broker_entry){1, A.port};
+    char bootstrap[32];
+    fake_bootstrap(&f, bootstrap, sizeof(bootstrap));
+    expect_records_via(bootstrap, (const int32_t[]){0}, 1);
+    cr_assert_eq(atomic_load(&f.fetches), 1, "refused once, then fetched at the new leader (%d)",
+                 atomic_load(&f.fetches));
+    cr_assert_geq(atomic_load(&f.metadatas), 2, "metadata asked again after NOT_LEADER");
     fake_stop(&f);
     bk_stop(&A);
 }
