@@ -159,7 +159,10 @@ struct nagare_producer_config {
 void nagare_producer_config_default(struct nagare_producer_config *c);
 
 /* Creates a producer and connects to the bootstrap broker (resolving,
- * connecting, ApiVersions, InitProducerId when idempotent). Fails within
+ * connecting, ApiVersions, InitProducerId when idempotent). In a cluster
+ * (docs/cluster.md) each partition's batches go to its leader, named by
+ * the bootstrap broker's Metadata; a connection to each leader is opened
+ * when first needed. Metadata stays on the bootstrap connection. Fails within
  * request_timeout_ms when the broker cannot be reached (plus the time the
  * system resolver takes for a host name; numeric addresses do not wait).
  * Returns 0 with *out, -NAGARE_EBADARG for a bad config or address,
@@ -214,8 +217,12 @@ NAGARE_MUST_USE int nagare_send(nagare_producer *p, const struct nagare_record *
  * ...) go to the record's report, not here.
  *
  * Retries: the connection failing, a request timing out, -NAGARE_EBUSY,
- * -NAGARE_ECLOSED, -NAGARE_ETIMEOUT, -NAGARE_EDISK_FULL and
- * -NAGARE_EUNKNOWN_TOPIC (metadata refreshed first) are retried with
+ * -NAGARE_ECLOSED, -NAGARE_ETIMEOUT, -NAGARE_EDISK_FULL,
+ * -NAGARE_EUNKNOWN_TOPIC (metadata refreshed first) and, in a cluster,
+ * -NAGARE_ENOT_LEADER, -NAGARE_EFENCED_LEADER_EPOCH,
+ * -NAGARE_EUNKNOWN_LEADER_EPOCH and -NAGARE_ENOT_ENOUGH_REPLICAS (the
+ * partition's leader is asked for again, at most once per
+ * retry_backoff_ms, and the batch goes to it) are retried with
  * backoff (retry_backoff_ms doubling up to 1 s), in order per partition,
  * until delivery_timeout_ms after the record was added; idempotence makes
  * a retried batch that the broker already wrote come back with its first
@@ -287,7 +294,8 @@ enum nagare_offset_reset {
 };
 
 struct nagare_consumer_config {
-    const char *bootstrap;              /* default "127.0.0.1:7420"; copied */
+    const char *bootstrap;              /* default "127.0.0.1:7420", or a list
+                                           "host:port,host:port"; copied */
     enum nagare_offset_reset reset;     /* default earliest */
     uint32_t fetch_wait_max_ms;         /* long poll (500 ms) */
     uint32_t fetch_bytes_min;           /* (1) */
@@ -314,7 +322,11 @@ struct nagare_consumer_config {
 void nagare_consumer_config_default(struct nagare_consumer_config *c);
 
 /* Creates a consumer connected to the bootstrap broker. Errors as for
- * nagare_producer_new(). Memory: fetches in flight and answers buffered
+ * nagare_producer_new(). In a cluster each partition is fetched from its
+ * leader (a connection to each, opened when first needed); one that
+ * answers -NAGARE_ENOT_LEADER or a stale leader epoch, or whose connection
+ * is lost, is read on from its position at the leader the bootstrap
+ * broker names next. Group requests stay on the bootstrap connection. Memory: fetches in flight and answers buffered
  * number at most fetches_inflight + 1 together, each answer up to
  * fetch_bytes_max plus one batch (in buffers reused from one answer to
  * the next, their sizes rounded up to a power of two). Any thread; it then
@@ -323,17 +335,19 @@ NAGARE_MUST_USE int nagare_consumer_new(const struct nagare_consumer_config *c,
                                         nagare_consumer **out);
 
 /* Adds a partition to read, from offset (or NAGARE_OFFSET_BEGINNING / END).
- * Asks the broker (Metadata, and ListOffsets for BEGINNING / END), waiting
- * at most request_timeout_ms. Returns 0, -NAGARE_EUNKNOWN_TOPIC (no such
- * topic or partition), -NAGARE_EBADARG (bad arguments, already assigned,
- * or the consumer is subscribed to a group), -NAGARE_EBADNAME, or the
- * request's error. */
+ * Asks the broker (Metadata, and ListOffsets at the partition's leader for
+ * BEGINNING / END), waiting at most request_timeout_ms for each. Returns 0,
+ * -NAGARE_EUNKNOWN_TOPIC (no such topic or partition), -NAGARE_EBADARG
+ * (bad arguments, already assigned, or the consumer is subscribed to a
+ * group), -NAGARE_EBADNAME, -NAGARE_ENOT_LEADER (BEGINNING / END of a
+ * partition without a leader now: try again), or the request's error. */
 NAGARE_MUST_USE int nagare_consumer_assign(nagare_consumer *c, const char *topic, int32_t partition,
                                            int64_t offset);
 
 /* Moves an assigned partition to offset (or BEGINNING / END, looked up
- * with ListOffsets); records fetched before are dropped. Returns 0,
- * -NAGARE_ENOTFOUND (not assigned), -NAGARE_EBADARG, or the lookup's error. */
+ * with ListOffsets at its leader); records fetched before are dropped.
+ * Returns 0, -NAGARE_ENOTFOUND (not assigned), -NAGARE_EBADARG, or the
+ * lookup's error (-NAGARE_ENOT_LEADER: no leader now). */
 NAGARE_MUST_USE int nagare_consumer_seek(nagare_consumer *c, const char *topic, int32_t partition,
                                          int64_t offset);
 
@@ -519,7 +533,8 @@ typedef void (*nagare_ack_fn)(nagare_share_consumer *sc, const struct nagare_ack
                               void *opaque);
 
 struct nagare_share_consumer_config {
-    const char *bootstrap;       /* default "127.0.0.1:7420"; copied */
+    const char *bootstrap;       /* default "127.0.0.1:7420", or a list; copied.
+                                    Share groups stay on this broker for now. */
     uint32_t fetch_wait_max_ms;  /* long poll (500 ms) */
     uint32_t records_max;        /* most records one fetch acquires (500; 1..10000) */
     uint32_t unacked_max;        /* records polled and not yet acknowledged (10000;
