@@ -172,7 +172,7 @@ static size_t record_bytes_bound(int32_t key_len, int32_t value_len, const struc
 /* Largest batch for t: the topic's limit, and a request frame's. */
 static size_t topic_batch_limit(const struct nagare_producer *p, const struct ptopic *t)
 {
-    size_t frame = conn_frame_bytes_max(&p->conn);
+    size_t frame = conn_frame_bytes_max(&p->brokers.boot->conn);
     size_t limit = t->batch_bytes_max;
     size_t overhead = PRODUCE_FRAME_OVERHEAD_BYTES + PRODUCE_PART_OVERHEAD_BYTES + 6 + t->name_len;
     if (frame > overhead && frame - overhead < limit) {

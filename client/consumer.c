@@ -37,6 +37,14 @@
  *   leaves the sorted list at once with its chunks dropped; fetches in
  *   flight still point at it (fetch_refs), so it is freed by the last of
  *   their answers.
+ * - Each partition is fetched from its leader (cpart.leader, from Metadata
+ *   v2; before v2 the bootstrap broker leads everything): a fetch carries
+ *   the partitions of one broker, and the long-poll rule above holds per
+ *   connection. A partition whose leader is not known (new, or after
+ *   NOT_LEADER, a stale leader epoch or a lost connection) is not fetched
+ *   until a Metadata answer names it; it resumes from its fetch offset.
+ *   Metadata and ListOffsets lookups go to the bootstrap connection and
+ *   to the leader; group requests stay on the bootstrap connection.
  * One thread: the consumer's. Group membership is client/group.c's
  * (client/consumer_int.h).
  */
@@ -44,6 +52,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "client/brokers.h"
 #include "client/calls.h"
 #include "client/conn.h"
 #include "client/consumer_int.h"
@@ -60,6 +69,7 @@
 #define PUMP_BYTES (256u * 1024)
 
 struct cpart {
+    struct cbroker *leader; /* fetched from it; NULL: not known (cbroker_lead) */
     char topic[PROTO_TOPIC_NAME_BYTES_MAX + 1];
     size_t topic_len;
     int32_t partition;
@@ -106,6 +116,7 @@ struct fent {
 
 struct freq {
     struct nagare_consumer *c;
+    struct cbroker *broker; /* where it went */
     struct freq *next_free;
     struct cbuf *buf; /* the answer is read into it (fetch_sink) */
     uint32_t count;
@@ -115,8 +126,8 @@ struct freq {
 
 struct nagare_consumer {
     struct nagare_consumer_config cfg;
-    char bootstrap[CONN_HOST_BYTES_MAX + 16];
-    struct client_conn conn;
+    char bootstrap[CONN_BOOTSTRAP_BYTES_MAX];
+    struct brokers brokers; /* the bootstrap connection and each leader's */
     struct batch_zctx zctx;
     struct cpart **parts; /* sorted by topic, then partition */
     uint32_t part_count;
@@ -137,7 +148,11 @@ struct nagare_consumer {
     size_t zbuf_cap;
     struct cmsg msg;
     /* connection trouble */
-    struct conn_redial redial;
+    struct conn_redial redial; /* the bootstrap connection's */
+    /* leaders: a Metadata refresh is wanted, in flight, may go then */
+    bool meta_wanted;
+    bool meta_inflight;
+    int64_t meta_next_ms;
     struct cgroup *group;                /* NULL: not subscribed (client/group.c) */
     struct nagare_topic_partition *view; /* nagare_consumer_assignment() */
 };
@@ -187,9 +202,11 @@ static int64_t deadline_of(const nagare_consumer *c)
 
 static void chunk_release(nagare_consumer *c, struct cchunk *k);
 
+static struct client_conn *boot_conn(nagare_consumer *c) { return &c->brokers.boot->conn; }
+
 static void consumer_free(nagare_consumer *c)
 {
-    conn_fini(&c->conn); /* fails fetches in flight: their buffers come back */
+    brokers_fini(&c->brokers); /* fails fetches in flight: their buffers come back */
     if (c->group != NULL) {
         cgroup_free(c->group); /* its requests have just completed too */
     }
@@ -233,7 +250,7 @@ static void consumer_free(nagare_consumer *c)
 int nagare_consumer_new(const struct nagare_consumer_config *cfg, nagare_consumer **out)
 {
     if (cfg == NULL || out == NULL || config_check(cfg) != 0 ||
-        strlen(cfg->bootstrap) >= CONN_HOST_BYTES_MAX + 16) {
+        strlen(cfg->bootstrap) >= CONN_BOOTSTRAP_BYTES_MAX) {
         return -NG_EBADARG;
     }
     *out = NULL;
@@ -257,12 +274,12 @@ int nagare_consumer_new(const struct nagare_consumer_config *cfg, nagare_consume
          * and one spare */
         .pending_max = cfg->fetches_inflight + 4,
     };
-    int rc = conn_init(&c->conn, &cc);
+    int rc = brokers_init(&c->brokers, &cc);
     rc = rc == 0 ? batch_zctx_init(&c->zctx, BATCH_HEADER_BYTES, 0) : rc;
     c->zbuf_cap = MSG_ZBUF_BYTES_INITIAL;
     c->zbuf = rc == 0 ? malloc(c->zbuf_cap) : NULL;
     rc = rc == 0 && c->zbuf == NULL ? -ENOMEM : rc;
-    rc = rc == 0 ? conn_wait_up(&c->conn, (int)cfg->request_timeout_ms) : rc;
+    rc = rc == 0 ? conn_wait_up(boot_conn(c), (int)cfg->request_timeout_ms) : rc;
     if (rc != 0) {
         consumer_free(c);
         return rc;
@@ -400,9 +417,85 @@ static int part_insert(nagare_consumer *c, struct cpart *p)
     return 0;
 }
 
+/* ---- leaders ---- */
+
+/* A synchronous Metadata call for one partition's topic. */
+struct leader_call {
+    nagare_consumer *c;
+    const char *topic;
+    int32_t partition;
+    int32_t count;          /* the topic's partitions */
+    struct cbroker *leader; /* the partition's; NULL: none now */
+};
+
+static int leader_encode(void *arg, struct wr *w, uint32_t corr, uint16_t version)
+{
+    const struct leader_call *lc = arg;
+    struct proto_enc e;
+    proto_metadata_req_begin(&e, w, version, corr, proto_str_make(CONN_CLIENT_ID), false);
+    proto_enc_topic(&e, proto_str_make(lc->topic));
+    return proto_enc_end(&e);
+}
+
+static int leader_decode(void *arg, struct rd *body, uint16_t version)
+{
+    struct leader_call *lc = arg;
+    struct proto_metadata_resp m;
+    struct proto_dec d;
+    struct proto_topic t;
+    if (proto_metadata_resp_decode(body, version, &m, &d) != 0 || !proto_next_topic(&d, &t) ||
+        !proto_str_eq(t.name, lc->topic)) {
+        return -NG_EPROTO;
+    }
+    if (t.err != 0) {
+        return t.err;
+    }
+    if (version >= 2) {
+        brokers_update(&lc->c->brokers, lc->c->brokers.boot, &m);
+    }
+    lc->count = t.partition_count; /* the partitions listed, as calls_partition_count() */
+    lc->leader = version >= 2 ? NULL : lc->c->brokers.boot;
+    struct proto_metadata_partition mp;
+    while (proto_metadata_resp_next_partition(&d, &mp)) {
+        if (version >= 2 && mp.partition == lc->partition) {
+            lc->leader = brokers_find(&lc->c->brokers, mp.leader);
+        }
+    }
+    return 0;
+}
+
+/* Asks the bootstrap broker for topic's partition count and partition's
+ * leader. Returns 0 (*leader_out NULL: none now), -NG_EUNKNOWN_TOPIC (no
+ * such topic or partition), or the call's error. */
+static int leader_lookup(nagare_consumer *c, const char *topic, int32_t partition,
+                         struct cbroker **leader_out)
+{
+    struct leader_call lc = {.c = c, .topic = topic, .partition = partition};
+    int rc = conn_call(boot_conn(c), PROTO_API_METADATA, 64 + PROTO_TOPIC_NAME_BYTES_MAX,
+                       leader_encode, leader_decode, &lc, deadline_of(c));
+    if (rc == 0 && partition >= lc.count) {
+        rc = -NG_EUNKNOWN_TOPIC;
+    }
+    *leader_out = lc.leader;
+    return rc;
+}
+
+/* ListOffsets of a partition at its leader (looked up when not known). */
+static int leader_list_offset(nagare_consumer *c, struct cbroker *leader, const char *topic,
+                              int32_t partition, int64_t timestamp_ms, int64_t *out)
+{
+    int rc = leader == NULL ? leader_lookup(c, topic, partition, &leader) : 0;
+    if (rc == 0 && leader == NULL) {
+        rc = -NG_ENOT_LEADER; /* the partition has no leader now: try later */
+    }
+    return rc != 0 ? rc
+                   : calls_list_offset(&leader->conn, topic, partition, timestamp_ms,
+                                       deadline_of(c), out);
+}
+
 /* Resolves NAGARE_OFFSET_BEGINNING / END with ListOffsets; checks others. */
-static int resolve_offset(nagare_consumer *c, const char *topic, int32_t partition, int64_t offset,
-                          int64_t *out)
+static int resolve_offset(nagare_consumer *c, struct cbroker *leader, const char *topic,
+                          int32_t partition, int64_t offset, int64_t *out)
 {
     if (offset >= 0) {
         *out = offset;
@@ -411,7 +504,7 @@ static int resolve_offset(nagare_consumer *c, const char *topic, int32_t partiti
     if (offset != NAGARE_OFFSET_BEGINNING && offset != NAGARE_OFFSET_END) {
         return -NG_EBADARG;
     }
-    return calls_list_offset(&c->conn, topic, partition, offset, deadline_of(c), out);
+    return leader_list_offset(c, leader, topic, partition, offset, out);
 }
 
 static bool topic_arg_ok(const char *topic, int32_t partition)
@@ -427,14 +520,15 @@ int nagare_consumer_assign(nagare_consumer *c, const char *topic, int32_t partit
         c->part_count == ASSIGNED_MAX || c->group != NULL) {
         return -NG_EBADARG;
     }
-    int32_t count;
-    int rc = calls_partition_count(&c->conn, topic, deadline_of(c), &count);
-    if (rc == 0 && partition >= count) {
-        rc = -NG_EUNKNOWN_TOPIC;
-    }
+    struct cbroker *leader;
+    int rc = leader_lookup(c, topic, partition, &leader);
     int64_t at;
-    rc = rc == 0 ? resolve_offset(c, topic, partition, offset, &at) : rc;
-    return rc == 0 ? consumer_part_add(c, topic, partition, at, 0) : rc;
+    rc = rc == 0 ? resolve_offset(c, leader, topic, partition, offset, &at) : rc;
+    rc = rc == 0 ? consumer_part_add(c, topic, partition, at, 0) : rc;
+    if (rc == 0) {
+        cbroker_lead(&part_find(c, topic, partition)->leader, leader);
+    }
+    return rc;
 }
 
 /* Moves part to offset: what is buffered or in flight for it is dropped. */
@@ -465,7 +559,7 @@ int nagare_consumer_seek(nagare_consumer *c, const char *topic, int32_t partitio
         return -NG_ENOTFOUND;
     }
     int64_t at;
-    int rc = resolve_offset(c, topic, partition, offset, &at);
+    int rc = resolve_offset(c, p->leader, topic, partition, offset, &at);
     if (rc == 0) {
         part_move(c, p, at);
     }
@@ -484,7 +578,7 @@ int nagare_consumer_seek_time(nagare_consumer *c, const char *topic, int32_t par
         return -NG_ENOTFOUND;
     }
     int64_t at;
-    int rc = calls_list_offset(&c->conn, topic, partition, ts_ms, deadline_of(c), &at);
+    int rc = leader_list_offset(c, p->leader, topic, partition, ts_ms, &at);
     if (rc == 0) {
         part_move(c, p, at);
     }
@@ -605,12 +699,28 @@ static void out_of_range(nagare_consumer *c, struct cpart *p,
     p->behind = true;
 }
 
+/* The partition's leader may have moved: it is not fetched until a
+ * Metadata answer names its leader again. */
+static void leader_forget(nagare_consumer *c, struct cpart *p)
+{
+    cbroker_lead(&p->leader, NULL);
+    c->meta_wanted = true;
+}
+
+static bool leader_moved(int err)
+{
+    return err == -NG_ENOT_LEADER || err == -NG_EFENCED_LEADER_EPOCH ||
+           err == -NG_EUNKNOWN_LEADER_EPOCH;
+}
+
 /* One partition's part of a fetch answer. */
 static void fetched(nagare_consumer *c, struct cpart *p, struct cbuf *b,
                     const struct proto_fetch_resp_partition *fp)
 {
     int64_t now = clock_mono_ms();
-    if (fp->err == -NG_EOFFSET_RANGE) {
+    if (leader_moved(fp->err)) {
+        leader_forget(c, p); /* fetched again from fetch_offset, at the leader */
+    } else if (fp->err == -NG_EOFFSET_RANGE) {
         out_of_range(c, p, fp);
     } else if (fp->err == -NG_EUNKNOWN_TOPIC || fp->err == -NG_ECORRUPT) {
         p->err = fp->err;
@@ -694,8 +804,10 @@ static void fetch_unref(struct freq *r)
     r->count = 0;
 }
 
-/* Marks the request's partitions as no longer being fetched. */
-static void fetch_settle(struct freq *r, bool backoff)
+/* Marks the request's partitions as no longer being fetched; with
+ * forget (the connection to their leader was lost), their leaders are
+ * asked for again. */
+static void fetch_settle(nagare_consumer *c, struct freq *r, bool backoff, bool forget)
 {
     int64_t now = clock_mono_ms();
     for (uint32_t i = 0; i < r->count; i++) {
@@ -704,6 +816,9 @@ static void fetch_settle(struct freq *r, bool backoff)
             p->fetching = false;
             if (backoff) {
                 part_backoff(p, now);
+            }
+            if (forget && !p->removed) {
+                leader_forget(c, p);
             }
         }
     }
@@ -743,8 +858,9 @@ static void fetch_done(void *arg, int err, struct rd *body, uint16_t version)
 {
     struct freq *r = arg;
     nagare_consumer *c = r->c;
-    ASSERT(c->fetches_out > 0);
+    ASSERT(c->fetches_out > 0 && r->broker->requests > 0);
     c->fetches_out--;
+    r->broker->requests--;
     if (r->buf != NULL) {
         ASSERT(c->bufs_receiving > 0);
         c->bufs_receiving--;
@@ -754,14 +870,17 @@ static void fetch_done(void *arg, int err, struct rd *body, uint16_t version)
         b = answer_buf(c, r, body);
         err = b == NULL ? -ENOMEM : fetch_apply(c, r, b, *body, version);
         if (err == -NG_EPROTO) {
-            conn_close(&c->conn, err);
+            conn_close(&r->broker->conn, err);
         }
     } else if (r->buf != NULL) {
         b = r->buf; /* the connection closed while the answer came in */
     }
-    /* A request-level refusal (busy, closing) backs off; a lost connection
-     * is retried once it is back. */
-    fetch_settle(r, err == -NG_EBUSY || err == -NG_ECLOSED || err == -ENOMEM);
+    /* A request-level refusal (busy, closing) backs off; after a lost
+     * connection the partitions' leaders are asked for again (the broker
+     * may be gone), and fetched once known and connected. */
+    bool lost = err == -NG_EDISCONNECTED || err == -NG_ETIMEOUT || err == -NG_EPROTO ||
+                (err < 0 && -err < NG_ERR_FIRST && err != -ENOMEM);
+    fetch_settle(c, r, err == -NG_EBUSY || err == -NG_ECLOSED || err == -ENOMEM, lost);
     if (b != NULL) {
         buf_unref(c, b);
     }
@@ -774,8 +893,8 @@ static void fetch_done(void *arg, int err, struct rd *body, uint16_t version)
 
 static bool fetchable(const nagare_consumer *c, const struct cpart *p, int64_t now_ms)
 {
-    return p->err == 0 && !p->fetching && !p->stalled && p->chunks < c->cfg.fetches_inflight &&
-           now_ms >= p->backoff_until_ms;
+    return p->leader != NULL && p->err == 0 && !p->fetching && !p->stalled &&
+           p->chunks < c->cfg.fetches_inflight && now_ms >= p->backoff_until_ms;
 }
 
 /* Room in r for n partitions. Returns 0 or -ENOMEM. */
@@ -823,7 +942,8 @@ static int freq_reserve(struct freq *r, uint32_t n)
  * asked, up to byte limits), so it is asked for as soon as that answer
  * comes (fetch_done), while its records are being read.
  */
-static uint32_t fetch_pick(nagare_consumer *c, int64_t now_ms, bool *long_poll)
+static uint32_t fetch_pick(nagare_consumer *c, const struct cbroker *br, int64_t now_ms,
+                           bool *long_poll)
 {
     uint32_t want = 0;
     uint32_t behind = 0;
@@ -831,6 +951,9 @@ static uint32_t fetch_pick(nagare_consumer *c, int64_t now_ms, bool *long_poll)
     bool any_full = false;   /* kept out only by its unread chunks */
     for (uint32_t i = 0; i < c->part_count; i++) {
         const struct cpart *p = c->parts[i];
+        if (p->leader != br) {
+            continue; /* another connection's: its long polls do not hold these up */
+        }
         any_behind = any_behind || (p->behind && p->err == 0 && !p->stalled);
         any_full = any_full || (p->err == 0 && !p->stalled && !p->fetching &&
                                 p->chunks >= c->cfg.fetches_inflight);
@@ -840,7 +963,7 @@ static uint32_t fetch_pick(nagare_consumer *c, int64_t now_ms, bool *long_poll)
         }
     }
     *long_poll = !any_behind;
-    if (want == 0 || (*long_poll && (c->fetches_out > 0 || any_full)) ||
+    if (want == 0 || (*long_poll && (br->requests > 0 || any_full)) ||
         (any_behind && behind == 0)) {
         return 0;
     }
@@ -850,7 +973,8 @@ static uint32_t fetch_pick(nagare_consumer *c, int64_t now_ms, bool *long_poll)
     for (int pass = 0; pass < 2 && n < limit; pass++) {
         for (uint32_t i = 0; i < c->part_count && n < limit; i++) {
             struct cpart *p = c->parts[i];
-            if (!p->picked && p->behind == (pass == 0) && fetchable(c, p, now_ms)) {
+            if (p->leader == br && !p->picked && p->behind == (pass == 0) &&
+                fetchable(c, p, now_ms)) {
                 p->picked = true;
                 n++;
             }
@@ -901,12 +1025,12 @@ static void unpick(nagare_consumer *c)
     }
 }
 
-/* Sends one fetch if any partition should have one now. Returns whether
- * it did. */
-static bool fetch_send(nagare_consumer *c, int64_t now_ms)
+/* Sends one fetch to broker br if any partition it leads should have one
+ * now. Returns whether it did. */
+static bool fetch_send(nagare_consumer *c, struct cbroker *br, int64_t now_ms)
 {
     bool long_poll;
-    uint32_t n = fetch_pick(c, now_ms, &long_poll);
+    uint32_t n = fetch_pick(c, br, now_ms, &long_poll);
     if (n == 0) {
         return false;
     }
@@ -914,21 +1038,113 @@ static bool fetch_send(nagare_consumer *c, int64_t now_ms)
     uint32_t corr;
     size_t need = 64 + (size_t)n * (16 + 8 + PROTO_TOPIC_NAME_BYTES_MAX);
     struct freq *r = freq_get(c);
-    if (r == NULL || freq_reserve(r, n) != 0 || conn_frame_begin(&c->conn, need, &w, &corr) != 0) {
+    if (r == NULL || freq_reserve(r, n) != 0 || conn_frame_begin(&br->conn, need, &w, &corr) != 0) {
         if (r != NULL) {
             freq_put(c, r);
         }
         unpick(c);
         return false;
     }
-    uint16_t version = conn_version(&c->conn, PROTO_API_FETCH);
+    r->broker = br;
+    uint16_t version = conn_version(&br->conn, PROTO_API_FETCH);
     fetch_encode(c, r, &w, corr, version, long_poll);
     ASSERT(r->count == n);
-    conn_frame_commit_sink(&c->conn, &w, corr, PROTO_API_FETCH, version,
+    conn_frame_commit_sink(&br->conn, &w, corr, PROTO_API_FETCH, version,
                            c->cfg.request_timeout_ms + c->cfg.fetch_wait_max_ms, fetch_done,
                            fetch_sink, r);
     c->fetches_out++;
+    br->requests++;
     return true;
+}
+
+/* ---- metadata: the partitions' leaders ---- */
+
+static void meta_done(void *arg, int err, struct rd *body, uint16_t version)
+{
+    nagare_consumer *c = arg;
+    c->meta_inflight = false;
+    struct proto_metadata_resp m;
+    struct proto_dec d;
+    if (err != 0 || proto_metadata_resp_decode(body, version, &m, &d) != 0) {
+        c->meta_wanted = true;
+        return;
+    }
+    if (version >= 2) {
+        brokers_update(&c->brokers, c->brokers.boot, &m);
+    }
+    struct proto_topic t;
+    struct proto_metadata_partition mp;
+    char name[PROTO_TOPIC_NAME_BYTES_MAX + 1];
+    while (proto_next_topic(&d, &t)) {
+        if (t.err != 0 || proto_str_copy(t.name, name, sizeof(name)) != 0) {
+            continue; /* a topic gone: its fetches say so */
+        }
+        for (int32_t i = 0; version < 2 && i < t.partition_count; i++) {
+            (void)proto_metadata_resp_next_partition(&d, &mp);
+        }
+        for (uint32_t i = 0; version < 2 && i < c->part_count; i++) {
+            if (strcmp(c->parts[i]->topic, name) == 0) {
+                cbroker_lead(&c->parts[i]->leader, c->brokers.boot);
+            }
+        }
+        while (version >= 2 && proto_metadata_resp_next_partition(&d, &mp)) {
+            struct cpart *p = part_find(c, name, mp.partition);
+            if (p != NULL) {
+                cbroker_lead(&p->leader, brokers_find(&c->brokers, mp.leader));
+            }
+        }
+    }
+    for (uint32_t i = 0; i < c->part_count; i++) {
+        c->meta_wanted = c->meta_wanted || (c->parts[i]->leader == NULL && c->parts[i]->err == 0);
+    }
+}
+
+/* Asks the bootstrap broker for the leaders of the topics of partitions
+ * that have none known. */
+static void metadata_send(nagare_consumer *c, int64_t now_ms)
+{
+    struct client_conn *boot = boot_conn(c);
+    struct wr w;
+    uint32_t corr;
+    size_t need = 64 + (size_t)c->part_count * PROTO_STR_BYTES(PROTO_TOPIC_NAME_BYTES_MAX);
+    if (conn_frame_begin(boot, need, &w, &corr) != 0) {
+        return;
+    }
+    uint16_t version = conn_version(boot, PROTO_API_METADATA);
+    struct proto_enc e;
+    proto_metadata_req_begin(&e, &w, version, corr, proto_str_make(CONN_CLIENT_ID), false);
+    const char *last = NULL;
+    for (uint32_t i = 0; i < c->part_count; i++) {
+        const struct cpart *p = c->parts[i]; /* sorted: a topic's partitions together */
+        if (p->leader == NULL && (last == NULL || strcmp(last, p->topic) != 0)) {
+            proto_enc_topic(&e, (struct proto_str){.ptr = p->topic, .len = (int32_t)p->topic_len});
+            last = p->topic;
+        }
+    }
+    int rc = proto_enc_end(&e);
+    ASSERT(rc == 0); /* sized for every partition's topic */
+    conn_frame_commit(boot, &w, corr, PROTO_API_METADATA, version, false,
+                      c->cfg.request_timeout_ms + c->cfg.fetch_wait_max_ms, meta_done, c);
+    c->meta_wanted = false;
+    c->meta_inflight = true;
+    /* At most one refresh per backoff step while leaders are missing. */
+    c->meta_next_ms = now_ms + CONN_BACKOFF_MS_FIRST;
+}
+
+/* Sends the refresh when wanted and allowed. Returns when it may go, or
+ * INT64_MAX. */
+static int64_t metadata_upkeep(nagare_consumer *c, int64_t now_ms)
+{
+    if (!c->meta_wanted || c->meta_inflight) {
+        return INT64_MAX;
+    }
+    if (now_ms < c->meta_next_ms) {
+        return c->meta_next_ms;
+    }
+    if (conn_ready(boot_conn(c))) {
+        metadata_send(c, now_ms);
+    }
+    return INT64_MAX;
 }
 
 /* ---- connection upkeep ---- */
@@ -938,10 +1154,29 @@ static bool fetch_send(nagare_consumer *c, int64_t now_ms)
  * request_timeout_ms (once per such period). */
 static int keep_connected(nagare_consumer *c, int64_t now_ms)
 {
-    if (c->conn.state == CONN_DOWN && c->part_count == 0 && c->group == NULL) {
+    for (uint32_t i = 1; i < c->brokers.count; i++) { /* all[0] is boot, below */
+        struct cbroker *b = c->brokers.all[i];
+        if (b->conn.state == CONN_UP || b->leads > 0) {
+            (void)brokers_connect(b, now_ms, CONN_BACKOFF_MS_FIRST); /* next_redial() */
+        }
+    }
+    if (boot_conn(c)->state == CONN_DOWN && c->part_count == 0 && c->group == NULL) {
         return 0;
     }
-    return conn_redial(&c->conn, &c->redial, now_ms, c->cfg.request_timeout_ms);
+    return conn_redial(boot_conn(c), &c->redial, now_ms, c->cfg.request_timeout_ms);
+}
+
+/* When the next connect to a leader may start. */
+static int64_t next_redial(const nagare_consumer *c)
+{
+    int64_t next = c->brokers.boot->conn.state == CONN_DOWN ? c->redial.at_ms : INT64_MAX;
+    for (uint32_t i = 1; i < c->brokers.count; i++) {
+        const struct cbroker *b = c->brokers.all[i];
+        if (b->leads > 0 && b->conn.state == CONN_DOWN && b->redial_at_ms < next) {
+            next = b->redial_at_ms;
+        }
+    }
+    return next;
 }
 
 /* Answers buffered or asked for: the memory bound. A fetch whose answer
@@ -954,8 +1189,12 @@ static uint32_t answers_held(const nagare_consumer *c)
 
 static void send_fetches(nagare_consumer *c, int64_t now_ms)
 {
-    while (conn_ready(&c->conn) && c->fetches_out < c->cfg.fetches_inflight &&
-           answers_held(c) < c->cfg.fetches_inflight + 1 && fetch_send(c, now_ms)) {
+    for (uint32_t i = 0; i < c->brokers.count; i++) {
+        struct cbroker *br = c->brokers.all[i];
+        while (br->leads > 0 && conn_ready(&br->conn) &&
+               c->fetches_out < c->cfg.fetches_inflight &&
+               answers_held(c) < c->cfg.fetches_inflight + 1 && fetch_send(c, br, now_ms)) {
+        }
     }
 }
 
@@ -1126,7 +1365,9 @@ int nagare_consumer_poll(nagare_consumer *c, int timeout_ms, const struct nagare
              * read() per PUMP_BYTES. */
             if (c->pump_bytes >= PUMP_BYTES && c->fetches_out > 0) {
                 c->pump_bytes = 0;
-                conn_pump(&c->conn);
+                for (uint32_t i = 0; i < c->brokers.count; i++) {
+                    conn_pump(&c->brokers.all[i]->conn);
+                }
             }
             *out = &c->msg.pub;
             return 1;
@@ -1137,6 +1378,7 @@ int nagare_consumer_poll(nagare_consumer *c, int timeout_ms, const struct nagare
         if (rc != 0) {
             return rc;
         }
+        int64_t meta_at = metadata_upkeep(c, now);
         send_fetches(c, now);
         deadline = deadline < 0 ? now + timeout_ms : deadline;
         if (now >= deadline) {
@@ -1147,9 +1389,11 @@ int nagare_consumer_poll(nagare_consumer *c, int timeout_ms, const struct nagare
         until = b < until ? b : until;
         b = c->group != NULL ? cgroup_next_due_ms(c->group) : INT64_MAX;
         until = b < until ? b : until;
-        until = c->conn.state == CONN_DOWN && c->redial.at_ms < until ? c->redial.at_ms : until;
+        b = next_redial(c);
+        until = b < until ? b : until;
+        until = meta_at < until ? meta_at : until;
         int64_t wait = until > now ? until - now : 0;
-        rc = conn_poll(&c->conn, (int)(wait < INT32_MAX ? wait : INT32_MAX));
+        rc = brokers_poll(&c->brokers, (int)(wait < INT32_MAX ? wait : INT32_MAX));
         if (rc != 0) {
             return rc;
         }
@@ -1158,7 +1402,7 @@ int nagare_consumer_poll(nagare_consumer *c, int timeout_ms, const struct nagare
 
 /* ---- for client/group.c (consumer_int.h) ---- */
 
-struct client_conn *consumer_conn(nagare_consumer *c) { return &c->conn; }
+struct client_conn *consumer_conn(nagare_consumer *c) { return boot_conn(c); }
 
 const struct nagare_consumer_config *consumer_cfg(const nagare_consumer *c) { return &c->cfg; }
 
@@ -1188,14 +1432,17 @@ int consumer_part_add(nagare_consumer *c, const char *topic, int32_t partition, 
     int rc = part_insert(c, p);
     if (rc != 0) {
         free(p);
+        return rc;
     }
-    return rc;
+    c->meta_wanted = true; /* its leader */
+    return 0;
 }
 
 /* Takes parts[i] out of the list; frees it unless a fetch still names it. */
 static void part_remove_at(nagare_consumer *c, uint32_t i)
 {
     struct cpart *p = c->parts[i];
+    cbroker_lead(&p->leader, NULL);
     drop_chunks(c, p);
     p->gen++; /* answers in flight for it are ignored */
     p->fetching = false;

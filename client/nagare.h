@@ -135,7 +135,8 @@ struct nagare_producer_error {
 typedef void (*nagare_producer_error_fn)(const struct nagare_producer_error *e, void *opaque);
 
 struct nagare_producer_config {
-    const char *bootstrap;               /* "host:port" (default "127.0.0.1:7420"); copied */
+    const char *bootstrap;               /* "host:port" (default "127.0.0.1:7420"), or a
+                                            list "host:port,host:port" tried in turn; copied */
     int acks;                            /* 0, 1, or -1 = all (default -1) */
     enum nagare_compression compression; /* default zstd, at zstd_level */
     int zstd_level;                      /* default 3 */
@@ -158,7 +159,10 @@ struct nagare_producer_config {
 void nagare_producer_config_default(struct nagare_producer_config *c);
 
 /* Creates a producer and connects to the bootstrap broker (resolving,
- * connecting, ApiVersions, InitProducerId when idempotent). Fails within
+ * connecting, ApiVersions, InitProducerId when idempotent). In a cluster
+ * (docs/cluster.md) each partition's batches go to its leader, named by
+ * the bootstrap broker's Metadata; a connection to each leader is opened
+ * when first needed. Metadata stays on the bootstrap connection. Fails within
  * request_timeout_ms when the broker cannot be reached (plus the time the
  * system resolver takes for a host name; numeric addresses do not wait).
  * Returns 0 with *out, -NAGARE_EBADARG for a bad config or address,
@@ -213,8 +217,12 @@ NAGARE_MUST_USE int nagare_send(nagare_producer *p, const struct nagare_record *
  * ...) go to the record's report, not here.
  *
  * Retries: the connection failing, a request timing out, -NAGARE_EBUSY,
- * -NAGARE_ECLOSED, -NAGARE_ETIMEOUT, -NAGARE_EDISK_FULL and
- * -NAGARE_EUNKNOWN_TOPIC (metadata refreshed first) are retried with
+ * -NAGARE_ECLOSED, -NAGARE_ETIMEOUT, -NAGARE_EDISK_FULL,
+ * -NAGARE_EUNKNOWN_TOPIC (metadata refreshed first) and, in a cluster,
+ * -NAGARE_ENOT_LEADER, -NAGARE_EFENCED_LEADER_EPOCH,
+ * -NAGARE_EUNKNOWN_LEADER_EPOCH and -NAGARE_ENOT_ENOUGH_REPLICAS (the
+ * partition's leader is asked for again, at most once per
+ * retry_backoff_ms, and the batch goes to it) are retried with
  * backoff (retry_backoff_ms doubling up to 1 s), in order per partition,
  * until delivery_timeout_ms after the record was added; idempotence makes
  * a retried batch that the broker already wrote come back with its first
@@ -286,7 +294,8 @@ enum nagare_offset_reset {
 };
 
 struct nagare_consumer_config {
-    const char *bootstrap;              /* default "127.0.0.1:7420"; copied */
+    const char *bootstrap;              /* default "127.0.0.1:7420", or a list
+                                           "host:port,host:port"; copied */
     enum nagare_offset_reset reset;     /* default earliest */
     uint32_t fetch_wait_max_ms;         /* long poll (500 ms) */
     uint32_t fetch_bytes_min;           /* (1) */
@@ -313,7 +322,11 @@ struct nagare_consumer_config {
 void nagare_consumer_config_default(struct nagare_consumer_config *c);
 
 /* Creates a consumer connected to the bootstrap broker. Errors as for
- * nagare_producer_new(). Memory: fetches in flight and answers buffered
+ * nagare_producer_new(). In a cluster each partition is fetched from its
+ * leader (a connection to each, opened when first needed); one that
+ * answers -NAGARE_ENOT_LEADER or a stale leader epoch, or whose connection
+ * is lost, is read on from its position at the leader the bootstrap
+ * broker names next. Group requests stay on the bootstrap connection. Memory: fetches in flight and answers buffered
  * number at most fetches_inflight + 1 together, each answer up to
  * fetch_bytes_max plus one batch (in buffers reused from one answer to
  * the next, their sizes rounded up to a power of two). Any thread; it then
@@ -322,17 +335,19 @@ NAGARE_MUST_USE int nagare_consumer_new(const struct nagare_consumer_config *c,
                                         nagare_consumer **out);
 
 /* Adds a partition to read, from offset (or NAGARE_OFFSET_BEGINNING / END).
- * Asks the broker (Metadata, and ListOffsets for BEGINNING / END), waiting
- * at most request_timeout_ms. Returns 0, -NAGARE_EUNKNOWN_TOPIC (no such
- * topic or partition), -NAGARE_EBADARG (bad arguments, already assigned,
- * or the consumer is subscribed to a group), -NAGARE_EBADNAME, or the
- * request's error. */
+ * Asks the broker (Metadata, and ListOffsets at the partition's leader for
+ * BEGINNING / END), waiting at most request_timeout_ms for each. Returns 0,
+ * -NAGARE_EUNKNOWN_TOPIC (no such topic or partition), -NAGARE_EBADARG
+ * (bad arguments, already assigned, or the consumer is subscribed to a
+ * group), -NAGARE_EBADNAME, -NAGARE_ENOT_LEADER (BEGINNING / END of a
+ * partition without a leader now: try again), or the request's error. */
 NAGARE_MUST_USE int nagare_consumer_assign(nagare_consumer *c, const char *topic, int32_t partition,
                                            int64_t offset);
 
 /* Moves an assigned partition to offset (or BEGINNING / END, looked up
- * with ListOffsets); records fetched before are dropped. Returns 0,
- * -NAGARE_ENOTFOUND (not assigned), -NAGARE_EBADARG, or the lookup's error. */
+ * with ListOffsets at its leader); records fetched before are dropped.
+ * Returns 0, -NAGARE_ENOTFOUND (not assigned), -NAGARE_EBADARG, or the
+ * lookup's error (-NAGARE_ENOT_LEADER: no leader now). */
 NAGARE_MUST_USE int nagare_consumer_seek(nagare_consumer *c, const char *topic, int32_t partition,
                                          int64_t offset);
 
@@ -518,7 +533,8 @@ typedef void (*nagare_ack_fn)(nagare_share_consumer *sc, const struct nagare_ack
                               void *opaque);
 
 struct nagare_share_consumer_config {
-    const char *bootstrap;       /* default "127.0.0.1:7420"; copied */
+    const char *bootstrap;       /* default "127.0.0.1:7420", or a list; copied.
+                                    Share groups stay on this broker for now. */
     uint32_t fetch_wait_max_ms;  /* long poll (500 ms) */
     uint32_t records_max;        /* most records one fetch acquires (500; 1..10000) */
     uint32_t unacked_max;        /* records polled and not yet acknowledged (10000;
@@ -595,8 +611,10 @@ void nagare_share_consumer_destroy(nagare_share_consumer *sc);
 
 typedef struct nagare_admin nagare_admin;
 
-/* Connects to a broker; each call below waits at most timeout_ms (and the
- * connection itself at most that long). Errors as nagare_producer_new().
+/* Connects to a broker (bootstrap: "host:port", or a list
+ * "host:port,host:port" tried in turn); each call below waits at most
+ * timeout_ms (and the connection itself at most that long). Errors as
+ * nagare_producer_new().
  * Any thread; the client then belongs to it. */
 NAGARE_MUST_USE int nagare_admin_new(const char *bootstrap, uint32_t timeout_ms,
                                      nagare_admin **out);
@@ -610,14 +628,18 @@ struct nagare_topic_config {
     int64_t retention_bytes;
     int64_t segment_bytes;
     int32_t batch_bytes_max;
+    int16_t replication_factor; /* copies of each partition, 1..7 (a cluster) */
 };
 
 void nagare_topic_config_default(struct nagare_topic_config *c);
 
 /* Create / delete one topic. Return 0 or the broker's answer for it
  * (-NAGARE_ETOPIC_EXISTS, -NAGARE_EUNKNOWN_TOPIC, -NAGARE_EBADARG for a
- * config value it refuses, -NAGARE_EBADNAME) or the request's error
- * (-NAGARE_ETIMEOUT, -NAGARE_EDISCONNECTED, ...). */
+ * config value it refuses, -NAGARE_EBADNAME, -NAGARE_ENOT_ENOUGH_REPLICAS
+ * for a replication factor above the live brokers: above 1 on a single
+ * broker) or the request's error (-NAGARE_ETIMEOUT, -NAGARE_EDISCONNECTED,
+ * -NAGARE_EBADVERSION: a replication factor other than -1 or 1 for a
+ * broker that does not speak CreateTopics v1, ...). */
 NAGARE_MUST_USE int nagare_topic_create(nagare_admin *a, const char *name,
                                         const struct nagare_topic_config *c);
 NAGARE_MUST_USE int nagare_topic_delete(nagare_admin *a, const char *name);
@@ -642,10 +664,52 @@ struct nagare_topic_info {
 
 /* Describes every topic (name NULL) or one. *out and everything it points
  * to stay valid until nagare_topics_free(). Returns 0 with *count_out
- * topics, -NAGARE_EUNKNOWN_TOPIC for a named topic that does not exist. */
+ * topics, -NAGARE_EUNKNOWN_TOPIC for a named topic that does not exist.
+ * config.replication_factor is partition 0's replica count (-1 when the
+ * broker does not say: Metadata before v2). */
 NAGARE_MUST_USE int nagare_topics_describe(nagare_admin *a, const char *name,
                                            const struct nagare_topic_info **out, size_t *count_out);
 void nagare_topics_free(nagare_admin *a, const struct nagare_topic_info *topics);
+
+/* ---- admin: the cluster (docs/cluster.md) ---- */
+
+struct nagare_broker_info {
+    int32_t id;
+    const char *host; /* its advertised address */
+    uint16_t port;
+};
+
+/* A partition's replication state. A single broker reports itself as
+ * broker 0, leader of every partition at epoch 0, the only replica. */
+struct nagare_partition_replicas {
+    const char *topic;
+    int32_t partition;
+    int err;              /* 0, or the partition's error (negative) */
+    int32_t leader;       /* broker id; -1 while it has no leader */
+    int32_t leader_epoch; /* bumped by each leader change */
+    size_t replica_count;
+    const int32_t *replicas; /* broker ids, the preferred leader first */
+    size_t isr_count;
+    const int32_t *isr;     /* the in-sync replicas */
+    bool under_replicated; /* fewer in sync than replicas, or no leader */
+};
+
+struct nagare_cluster_info {
+    int32_t controller; /* broker id; -1 while there is none */
+    size_t broker_count;
+    const struct nagare_broker_info *brokers; /* live brokers, by id */
+    size_t partition_count;
+    const struct nagare_partition_replicas *partitions; /* by topic, then partition */
+};
+
+/* Describes the cluster: live brokers, the controller, and each partition
+ * of every topic (topics with an error are left out) with its leader,
+ * epoch, replicas and in-sync replicas. *out and what it points to stay
+ * valid until nagare_cluster_info_free(). Returns 0, -NAGARE_EBADVERSION
+ * (a broker that does not speak Metadata v2), -ENOMEM, or the request's
+ * error. */
+NAGARE_MUST_USE int nagare_cluster_describe(nagare_admin *a, const struct nagare_cluster_info **out);
+void nagare_cluster_info_free(nagare_admin *a, const struct nagare_cluster_info *info);
 
 /* The first offset with timestamp >= ts_ms (or NAGARE_OFFSET_BEGINNING /
  * END) of a partition; the log end when no record is that recent. Returns

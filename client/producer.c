@@ -1,7 +1,13 @@
 /*
  * client/producer.c — the producer's life cycle and its poll loop: connect,
- * InitProducerId, metadata for the topics it writes to, reconnecting with
- * backoff, delivery reports. The send path is accum.c, requests sender.c.
+ * InitProducerId, metadata for the topics it writes to (and each
+ * partition's leader: Metadata v2), reconnecting with backoff, delivery
+ * reports. The send path is accum.c, requests sender.c.
+ *
+ * Metadata and InitProducerId go to the bootstrap connection; produce
+ * requests to each partition's leader (client/brokers.h), whose connection
+ * is opened once it leads a partition with records. A broker that speaks
+ * Metadata before v2 leads everything it has.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -87,7 +93,7 @@ static int producer_open(struct nagare_producer *p)
         .tx_bytes_max = PRODUCER_TX_BYTES_MAX,
         .pending_max = p->cfg.inflight_max + PRODUCER_PENDING_EXTRA,
     };
-    int rc = conn_init(&p->conn, &cc);
+    int rc = brokers_init(&p->brokers, &cc);
     if (rc != 0) {
         return rc;
     }
@@ -97,20 +103,21 @@ static int producer_open(struct nagare_producer *p)
             return rc;
         }
     }
-    rc = conn_wait_up(&p->conn, (int)p->cfg.request_timeout_ms);
+    struct client_conn *boot = &p->brokers.boot->conn;
+    rc = conn_wait_up(boot, (int)p->cfg.request_timeout_ms);
     if (rc != 0) {
         return rc;
     }
     if (p->cfg.idempotent) {
-        rc = conn_call(&p->conn, PROTO_API_INIT_PRODUCER_ID, 128, init_pid_encode, init_pid_decode,
-                       p, clock_mono_ms() + p->cfg.request_timeout_ms);
+        rc = conn_call(boot, PROTO_API_INIT_PRODUCER_ID, 128, init_pid_encode, init_pid_decode, p,
+                       clock_mono_ms() + p->cfg.request_timeout_ms);
     }
     return rc;
 }
 
 static void producer_free(struct nagare_producer *p)
 {
-    conn_fini(&p->conn);
+    brokers_fini(&p->brokers);
     accum_free_all(p);
     sender_free(p);
     batch_zctx_fini(&p->zctx);
@@ -164,8 +171,37 @@ void producer_want_metadata(struct nagare_producer *p, struct ptopic *t)
 
 static void meta_topic_missing(struct nagare_producer *p, struct ptopic *t, int err);
 
+/* Each partition's leader from the answer's partitions (v2), or the
+ * bootstrap broker for all of them (before v2: a single broker). A
+ * partition without a leader, or led by a broker not connectable, waits
+ * for the next refresh, which is asked for. */
+static void meta_leaders(struct nagare_producer *p, struct ptopic *t, struct proto_dec *d,
+                         uint16_t version)
+{
+    if (version < 2) {
+        for (int32_t k = 0; k < t->parts_len; k++) {
+            cbroker_lead(&t->parts[k].leader, p->brokers.boot);
+        }
+        return;
+    }
+    bool leaderless = false;
+    struct proto_metadata_partition mp;
+    while (proto_metadata_resp_next_partition(d, &mp)) {
+        if (mp.partition < 0 || mp.partition >= t->parts_len) {
+            continue;
+        }
+        struct cbroker *b = brokers_find(&p->brokers, mp.leader);
+        cbroker_lead(&t->parts[mp.partition].leader, b);
+        leaderless = leaderless || b == NULL;
+    }
+    if (leaderless) {
+        producer_want_metadata(p, t);
+    }
+}
+
 /* Records one topic of a Metadata answer. */
-static void meta_topic(struct nagare_producer *p, const struct proto_topic *pt, int32_t parts)
+static void meta_topic(struct nagare_producer *p, const struct proto_topic *pt, int32_t parts,
+                       struct proto_dec *d, uint16_t version)
 {
     struct ptopic *t = NULL;
     for (uint32_t i = 0; i < p->topic_slots && t == NULL; i++) {
@@ -186,7 +222,9 @@ static void meta_topic(struct nagare_producer *p, const struct proto_topic *pt, 
                                                   : TOPIC_BATCH_BYTES_DEFAULT;
     if (parts < 1 || parts > PROTO_PARTITIONS_MAX || accum_topic_known(p, t, parts, bbm) != 0) {
         meta_topic_missing(p, t, parts < 1 ? -NG_EPROTO : -ENOMEM);
+        return;
     }
+    meta_leaders(p, t, d, version);
 }
 
 static void meta_done(void *arg, int err, struct rd *body, uint16_t version)
@@ -196,10 +234,14 @@ static void meta_done(void *arg, int err, struct rd *body, uint16_t version)
     struct proto_metadata_resp m;
     struct proto_dec d;
     if (err == 0 && proto_metadata_resp_decode(body, version, &m, &d) == 0) {
+        /* Brokers first: the partitions name their leaders by id. */
+        if (version >= 2) {
+            brokers_update(&p->brokers, p->brokers.boot, &m);
+        }
         struct proto_topic t;
         while (proto_next_topic(&d, &t)) {
             int32_t parts = version >= 1 ? t.config.partition_count : t.partition_count;
-            meta_topic(p, &t, parts);
+            meta_topic(p, &t, parts, &d, version);
         }
     }
     /* Topics the answer did not settle are asked about again. */
@@ -221,10 +263,11 @@ static void metadata_send(struct nagare_producer *p)
         struct ptopic *t = p->topics[i];
         need += t != NULL && t->meta_wanted && !t->probing ? t->name_len + 2 : 0;
     }
-    if (conn_frame_begin(&p->conn, need, &w, &corr) != 0) {
+    struct client_conn *boot = &p->brokers.boot->conn;
+    if (conn_frame_begin(boot, need, &w, &corr) != 0) {
         return;
     }
-    uint16_t version = conn_version(&p->conn, PROTO_API_METADATA);
+    uint16_t version = conn_version(boot, PROTO_API_METADATA);
     struct proto_enc e;
     proto_metadata_req_begin(&e, &w, version, corr, proto_str_make(CONN_CLIENT_ID), false);
     for (uint32_t i = 0; i < p->topic_slots; i++) {
@@ -237,9 +280,11 @@ static void metadata_send(struct nagare_producer *p)
     }
     int rc = proto_enc_end(&e);
     ASSERT(rc == 0);
-    conn_frame_commit(&p->conn, &w, corr, PROTO_API_METADATA, version, false,
+    conn_frame_commit(boot, &w, corr, PROTO_API_METADATA, version, false,
                       p->cfg.request_timeout_ms, meta_done, p);
     p->meta_inflight = true;
+    /* Refreshes (a leader moved) go at most once per retry backoff. */
+    p->meta_next_ms = clock_mono_ms() + p->cfg.retry_backoff_ms;
 }
 
 static bool metadata_wanted(const struct nagare_producer *p)
@@ -288,12 +333,13 @@ static int probe_send(struct nagare_producer *p, struct ptopic *t)
     struct probe *pr = malloc(sizeof(*pr));
     struct wr w;
     uint32_t corr;
-    if (pr == NULL || conn_frame_begin(&p->conn, 128 + t->name_len + bytes, &w, &corr) != 0) {
+    struct client_conn *boot = &p->brokers.boot->conn;
+    if (pr == NULL || conn_frame_begin(boot, 128 + t->name_len + bytes, &w, &corr) != 0) {
         free(pr);
         return -NG_EBUSY;
     }
     *pr = (struct probe){.p = p, .t = t};
-    uint16_t version = conn_version(&p->conn, PROTO_API_PRODUCE);
+    uint16_t version = conn_version(boot, PROTO_API_PRODUCE);
     struct proto_enc e;
     struct proto_produce_req req = {.acks = PROTO_ACKS_LEADER, .timeout_ms = 0};
     proto_produce_req_begin(&e, &w, version, corr, proto_str_make(CONN_CLIENT_ID), &req);
@@ -304,7 +350,7 @@ static int probe_send(struct nagare_producer *p, struct ptopic *t)
     rc = proto_enc_end(&e);
     ASSERT(rc == 0);
     t->probing = true; /* metadata is asked again after the probe's answer */
-    conn_frame_commit(&p->conn, &w, corr, PROTO_API_PRODUCE, version, false,
+    conn_frame_commit(boot, &w, corr, PROTO_API_PRODUCE, version, false,
                       p->cfg.request_timeout_ms, probe_done, pr);
     return 0;
 }
@@ -324,8 +370,8 @@ static bool topic_has_records(const struct ptopic *t)
 
 static void meta_topic_missing(struct nagare_producer *p, struct ptopic *t, int err)
 {
-    if (err == -NG_EUNKNOWN_TOPIC && !t->probed && topic_has_records(t) && conn_ready(&p->conn) &&
-        probe_send(p, t) == 0) {
+    if (err == -NG_EUNKNOWN_TOPIC && !t->probed && topic_has_records(t) &&
+        conn_ready(&p->brokers.boot->conn) && probe_send(p, t) == 0) {
         return;
     }
     t->state = PT_MISSING;
@@ -401,33 +447,23 @@ static void fail_all(struct nagare_producer *p, int err)
     }
 }
 
-/* Keeps the connection up: reconnects, with backoff, while there is work. */
+static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
+
+/* Keeps the connections up, reconnecting with backoff while there is
+ * work: the bootstrap one for metadata, a leader's for its partitions. */
 static int64_t keep_connected(struct nagare_producer *p, int64_t now_ms)
 {
-    if (p->conn.state == CONN_UP) {
-        p->reconnect_backoff_ms = 0;
-        return INT64_MAX;
+    int64_t next = INT64_MAX;
+    for (uint32_t i = 0; i < p->brokers.count; i++) {
+        struct cbroker *b = p->brokers.all[i];
+        bool boot = b == p->brokers.boot;
+        bool work = p->outstanding > 0 && (boot || b->leads > 0);
+        if (b->conn.state == CONN_UP || work || (boot && metadata_wanted(p))) {
+            next = min64(next, brokers_connect(b, now_ms, p->cfg.retry_backoff_ms));
+        }
     }
-    if (p->conn.state != CONN_DOWN) {
-        return INT64_MAX; /* connecting: conn_poll() progresses it */
-    }
-    if (p->outstanding == 0 && !metadata_wanted(p)) {
-        return INT64_MAX;
-    }
-    if (now_ms < p->reconnect_at_ms) {
-        return p->reconnect_at_ms;
-    }
-    uint32_t b =
-        p->reconnect_backoff_ms == 0 ? p->cfg.retry_backoff_ms : p->reconnect_backoff_ms * 2;
-    p->reconnect_backoff_ms = b < RETRY_BACKOFF_MAX_MS ? b : RETRY_BACKOFF_MAX_MS;
-    p->reconnect_at_ms = now_ms + p->reconnect_backoff_ms;
-    if (conn_connect_start(&p->conn) != 0) {
-        return p->reconnect_at_ms; /* refused at once: try again after the backoff */
-    }
-    return INT64_MAX;
+    return next;
 }
-
-static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 
 /* One pass of everything time or state driven. Returns when the next
  * pass is due (monotonic ms). */
@@ -436,15 +472,19 @@ static int64_t maintain(struct nagare_producer *p, int64_t now_ms)
     int64_t next = accum_linger(p, now_ms);
     next = min64(next, sender_timers(p, now_ms));
     next = min64(next, keep_connected(p, now_ms));
-    if (conn_ready(&p->conn) && !p->meta_inflight && metadata_wanted(p)) {
-        metadata_send(p);
+    if (!p->meta_inflight && metadata_wanted(p)) {
+        if (now_ms < p->meta_next_ms) {
+            next = min64(next, p->meta_next_ms);
+        } else if (conn_ready(&p->brokers.boot->conn)) {
+            metadata_send(p);
+        }
     }
     if (p->fatal == 0) {
         sender_drain(p, now_ms);
     } else {
         fail_all(p, p->fatal);
     }
-    return min64(next, conn_next_deadline(&p->conn));
+    return min64(next, brokers_next_deadline(&p->brokers));
 }
 
 int nagare_producer_poll(nagare_producer *p, int timeout_ms)
@@ -466,7 +506,7 @@ int nagare_producer_poll(nagare_producer *p, int timeout_ms)
         }
         int64_t until = min64(deadline, next);
         int64_t wait = until > now ? until - now : 0;
-        int rc = conn_poll(&p->conn, (int)min64(wait, INT32_MAX));
+        int rc = brokers_poll(&p->brokers, (int)min64(wait, INT32_MAX));
         if (rc != 0) {
             return rc;
         }
@@ -514,7 +554,7 @@ void nagare_producer_destroy(nagare_producer *p)
     }
     ASSERT(!p->in_callback);
     p->closing = true;
-    conn_close(&p->conn, -NG_ECLOSED); /* batches in flight fail with it */
+    brokers_close_all(&p->brokers, -NG_ECLOSED); /* batches in flight fail with them */
     fail_all(p, -NG_ECLOSED);
     (void)run_reports(p);
     ASSERT(p->outstanding == 0);
@@ -633,8 +673,10 @@ int nagare_send(nagare_producer *p, const struct nagare_record *r)
         return rc;
     }
     p->outstanding++;
-    /* A batch that filled up goes out now; new topics are asked about. */
-    if (t->meta_wanted && conn_ready(&p->conn) && !p->meta_inflight) {
+    /* A batch that filled up goes out now; new topics are asked about
+     * (refreshes of known ones wait for the poll: they are rate limited). */
+    if (t->meta_wanted && t->state != PT_KNOWN && conn_ready(&p->brokers.boot->conn) &&
+        !p->meta_inflight) {
         metadata_send(p);
     }
     if (p->batches_closed != closed_before && p->fatal == 0 && !p->in_callback) {

@@ -37,6 +37,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "client/brokers.h"
 #include "client/conn.h"
 #include "client/nagare.h"
 #include "storage/batch.h"
@@ -103,6 +104,8 @@ struct pbatch {
 };
 
 struct ppart {
+    struct cbroker *leader; /* where its batches go; NULL: not known (metadata
+                               is asked); set with cbroker_lead() */
     struct pbatch *open;
     struct pbatch *head; /* closed batches, in sequence order */
     struct pbatch *tail;
@@ -178,6 +181,7 @@ struct perror {
  * changed before its answer or its failure). */
 struct preq {
     struct nagare_producer *p;
+    struct cbroker *broker; /* the leader it went to */
     uint32_t count;
     uint32_t cap; /* of batches and of refs */
     struct pbatch **batches;
@@ -189,8 +193,8 @@ struct preq {
 
 struct nagare_producer {
     struct nagare_producer_config cfg;
-    char bootstrap[CONN_HOST_BYTES_MAX + 16];
-    struct client_conn conn;
+    char bootstrap[CONN_BOOTSTRAP_BYTES_MAX];
+    struct brokers brokers; /* the bootstrap connection and each leader's */
     struct batch_zctx zctx;
     int fatal; /* 0, or the error that stopped the producer */
     /* identity */
@@ -218,12 +222,10 @@ struct nagare_producer {
     uint32_t error_cap;
     /* requests */
     struct preq *preq_free;
-    uint32_t requests_inflight;
     bool meta_inflight;
+    int64_t meta_next_ms; /* a refresh may go then (one per retry_backoff_ms) */
     bool flushing;
     bool in_callback;
-    int64_t reconnect_at_ms;
-    uint32_t reconnect_backoff_ms;
     size_t outstanding; /* records accepted, not yet reported */
     uint64_t rng;
     struct batch_kv *kv; /* headers of the record being added */
@@ -312,6 +314,7 @@ bool sender_part_ready(const struct nagare_producer *p, const struct ppart *pp, 
 
 /* Whether an error leaves a batch worth sending again. */
 bool sender_retriable(int err);
+
 
 /* Frees the request pool. */
 void sender_free(struct nagare_producer *p);

@@ -12,7 +12,12 @@
  *   (-NG_EDISK_FULL: it cut the batch back out, so it is not in the log),
  *   an unknown topic or partition
  *   (-NG_EUNKNOWN_TOPIC: metadata is refreshed; if the topic is gone the
- *   records fail). Idempotence makes these retries safe: the batch keeps its
+ *   records fail), and in a cluster a broker that does not lead the
+ *   partition (-NG_ENOT_LEADER), a leader epoch it does not agree with
+ *   (-NG_EFENCED_LEADER_EPOCH, -NG_EUNKNOWN_LEADER_EPOCH) or too few
+ *   replicas in sync (-NG_ENOT_ENOUGH_REPLICAS): the partition forgets its
+ *   leader, metadata is refreshed (also after a lost connection: its broker
+ *   may have died) and the batch goes to the leader the answer names. Idempotence makes these retries safe: the batch keeps its
  *   producer id, epoch and sequence, so a copy the broker already wrote is
  *   answered with its first offset and not written again.
  * - -NG_EOUT_OF_ORDER: retried when an earlier batch of the partition is
@@ -24,6 +29,8 @@
  *   too big batch, -NG_EFAILED: the log refuses writes until the broker
  *   restarts, -NG_ECORRUPT, -NG_ESYSTEM, -NG_EBADNAME...) and, for the
  *   whole producer, -NG_EPRODUCER_FENCED.
+ * Each partition's batches go to its leader (ppart.leader): one request per
+ * broker and drain, carrying that broker's partitions.
  * Every record gets a report by delivery_timeout_ms after it was added to
  * its batch: batches waiting past it fail with the last error the broker
  * gave their partition, or -NG_ETIMEOUT when it gave none (a batch in
@@ -56,9 +63,30 @@ bool sender_retriable(int err)
     case -NG_EDISK_FULL:
     case -NG_ECLOSED:
     case -NG_EUNKNOWN_TOPIC:
+    case -NG_ENOT_LEADER:
+    case -NG_EFENCED_LEADER_EPOCH:
+    case -NG_EUNKNOWN_LEADER_EPOCH:
+    case -NG_ENOT_ENOUGH_REPLICAS:
         return true;
     default:
         /* -errno from the socket: the connection is gone, the batch is not. */
+        return err < 0 && -err < NG_ERR_FIRST;
+    }
+}
+
+/* Errors after which the partition's leader may have moved: metadata is
+ * asked again before the retry (the broker's answer, or the connection to
+ * it failing). */
+static bool leader_may_have_moved(int err)
+{
+    switch (err) {
+    case -NG_ENOT_LEADER:
+    case -NG_EFENCED_LEADER_EPOCH:
+    case -NG_EUNKNOWN_LEADER_EPOCH:
+    case -NG_ENOT_ENOUGH_REPLICAS:
+    case -NG_EDISCONNECTED:
+        return true;
+    default:
         return err < 0 && -err < NG_ERR_FIRST;
     }
 }
@@ -128,8 +156,8 @@ static int resequence(struct ppart *pp)
 
 bool sender_part_ready(const struct nagare_producer *p, const struct ppart *pp, int64_t now_ms)
 {
-    return conn_ready(&p->conn) && p->requests_inflight < p->cfg.inflight_max &&
-           pp->queued == pp->inflight && pp->inflight < PART_INFLIGHT_MAX &&
+    return pp->leader != NULL && conn_ready(&pp->leader->conn) &&
+           pp->leader->requests < p->cfg.inflight_max && pp->queued == pp->inflight && pp->inflight < PART_INFLIGHT_MAX &&
            now_ms >= pp->backoff_until_ms && !pp->retrying && !pp->resequence;
 }
 
@@ -286,6 +314,12 @@ static void batch_error(struct nagare_producer *p, struct pbatch *b, int err, in
         }
         producer_want_metadata(p, b->topic);
     }
+    if (leader_may_have_moved(err)) {
+        /* Nothing more goes to the partition until the refresh says where:
+         * a retry to the old leader would only be refused again. */
+        cbroker_lead(&pp->leader, NULL);
+        producer_want_metadata(p, b->topic);
+    }
     bool expired = now_ms - b->created_ms >= (int64_t)p->cfg.delivery_timeout_ms;
     if (err == -NG_EOUT_OF_ORDER && idempotent && !expired && !p->closing) {
         if (pp->head == b) {
@@ -341,8 +375,8 @@ static void produce_done(void *arg, int err, struct rd *body, uint16_t version)
     struct preq *r = arg;
     struct nagare_producer *p = r->p;
     int64_t now = clock_mono_ms();
-    ASSERT(p->requests_inflight > 0);
-    p->requests_inflight--;
+    ASSERT(r->broker->requests > 0);
+    r->broker->requests--;
     if (err == 0 && body == NULL) {
         /* acks=0: written is all we will ever know. */
         for (uint32_t i = 0; i < r->count; i++) {
@@ -357,7 +391,7 @@ static void produce_done(void *arg, int err, struct rd *body, uint16_t version)
             /* Not an answer to this request: nothing after it can be
              * trusted either. Batches not settled are sent again. */
             err = -NG_EDISCONNECTED;
-            conn_close(&p->conn, -NG_EPROTO);
+            conn_close(&r->broker->conn, -NG_EPROTO);
         }
     }
     /* Batches not settled above (all of them on an error) are still marked
@@ -412,14 +446,15 @@ static void add_batch(struct proto_enc *e, struct preq *r, int32_t partition,
     r->ref_bytes += b->bytes;
 }
 
-/* Adds the sendable batches of t that fit the plan. Returns false when the
- * request cannot take more (full). */
+/* Adds the sendable batches of t that r's broker leads and that fit the
+ * plan. Returns false when the request cannot take more (full). */
 static bool add_topic(struct nagare_producer *p, struct proto_enc *e, struct preq *r,
                       struct ptopic *t, const struct plan *plan, int64_t now_ms)
 {
     bool opened = false;
     for (int32_t k = 0; k < t->parts_len; k++) {
-        struct pbatch *b = sendable(p, &t->parts[k], now_ms);
+        struct pbatch *b = t->parts[k].leader == r->broker ? sendable(p, &t->parts[k], now_ms)
+                                                          : NULL;
         if (b == NULL) {
             continue;
         }
@@ -444,20 +479,23 @@ static bool add_topic(struct nagare_producer *p, struct proto_enc *e, struct pre
     return true;
 }
 
-/* Plans a request for the batches ready to go, one per partition in the
- * order add_topic() takes them, up to REQUEST_BYTES_MAX (the first batch
- * always counts) and PROTO_REQUEST_PARTITIONS_MAX batches; frame_bytes 0
- * when none is ready. Sizing the frame for the first batch alone made every
- * request carry one batch, and the lowest partitions took every request
- * slot while the others starved. */
-static struct plan plan_request(struct nagare_producer *p, int64_t now_ms)
+/* Plans a request to broker br for the batches ready to go of the
+ * partitions it leads, one per partition in the order add_topic() takes
+ * them, up to REQUEST_BYTES_MAX (the first batch always counts) and
+ * PROTO_REQUEST_PARTITIONS_MAX batches; frame_bytes 0 when none is ready.
+ * Sizing the frame for the first batch alone made every request carry one
+ * batch, and the lowest partitions took every request slot while the
+ * others starved. */
+static struct plan plan_request(struct nagare_producer *p, const struct cbroker *br,
+                                int64_t now_ms)
 {
     struct plan plan = {.frame_bytes = PRODUCE_FRAME_OVERHEAD_BYTES};
     for (uint32_t i = 0; i < p->topic_slots; i++) {
         struct ptopic *t = p->topics[i];
         bool opened = false;
         for (int32_t k = 0; t != NULL && t->state != PT_UNKNOWN && k < t->parts_len; k++) {
-            struct pbatch *b = sendable(p, &t->parts[k], now_ms);
+            struct pbatch *b =
+                t->parts[k].leader == br ? sendable(p, &t->parts[k], now_ms) : NULL;
             if (b == NULL) {
                 continue;
             }
@@ -481,15 +519,15 @@ static struct plan plan_request(struct nagare_producer *p, int64_t now_ms)
     return plan;
 }
 
-/* Builds and submits one request. Returns false when there was nothing to
- * send or the connection cannot take it now. */
-static bool send_one(struct nagare_producer *p, int64_t now_ms)
+/* Builds and submits one request to broker br. Returns false when there
+ * was nothing to send or the connection cannot take it now. */
+static bool send_one(struct nagare_producer *p, struct cbroker *br, int64_t now_ms)
 {
-    struct plan plan = plan_request(p, now_ms);
+    struct plan plan = plan_request(p, br, now_ms);
     struct wr w;
     uint32_t corr;
     if (plan.frame_bytes == 0 ||
-        conn_frame_begin_refs(&p->conn, plan.frame_bytes - plan.ref_bytes, plan.ref_bytes,
+        conn_frame_begin_refs(&br->conn, plan.frame_bytes - plan.ref_bytes, plan.ref_bytes,
                               plan.ref_count, &w, &corr) != 0) {
         return false;
     }
@@ -497,7 +535,8 @@ static bool send_one(struct nagare_producer *p, int64_t now_ms)
     if (r == NULL) {
         return false;
     }
-    uint16_t version = conn_version(&p->conn, PROTO_API_PRODUCE);
+    r->broker = br;
+    uint16_t version = conn_version(&br->conn, PROTO_API_PRODUCE);
     struct proto_enc e;
     struct proto_produce_req req = {.acks = (int16_t)p->cfg.acks,
                                     .timeout_ms = (int32_t)p->cfg.request_timeout_ms};
@@ -512,16 +551,19 @@ static bool send_one(struct nagare_producer *p, int64_t now_ms)
     ASSERT(rc == 0 && r->count > 0); /* sized above, within every limit */
     /* The frame's length counts the batches sent by reference too. */
     put_be32(w.ptr, get_be32(w.ptr) + (uint32_t)r->ref_bytes);
-    conn_frame_commit_refs(&p->conn, &w, r->refs, r->ref_count, corr, PROTO_API_PRODUCE, version,
+    conn_frame_commit_refs(&br->conn, &w, r->refs, r->ref_count, corr, PROTO_API_PRODUCE, version,
                            p->cfg.acks == 0, p->cfg.request_timeout_ms, produce_done, r);
-    p->requests_inflight++;
+    br->requests++;
     return true;
 }
 
 void sender_drain(struct nagare_producer *p, int64_t now_ms)
 {
-    while (p->fatal == 0 && conn_ready(&p->conn) && p->requests_inflight < p->cfg.inflight_max &&
-           send_one(p, now_ms)) {
+    for (uint32_t i = 0; i < p->brokers.count; i++) {
+        struct cbroker *br = p->brokers.all[i];
+        while (p->fatal == 0 && br->leads > 0 && conn_ready(&br->conn) &&
+               br->requests < p->cfg.inflight_max && send_one(p, br, now_ms)) {
+        }
     }
 }
 

@@ -1,0 +1,144 @@
+/* client/brokers.c — a client's connections to a cluster's brokers. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "client/brokers.h"
+
+static struct cbroker *entry_new(struct brokers *bs, const char *address, int32_t id)
+{
+    if (bs->count == BROKERS_CONNS_MAX) {
+        return NULL;
+    }
+    struct cbroker *b = calloc(1, sizeof(*b));
+    if (b == NULL) {
+        return NULL;
+    }
+    struct conn_config cc = bs->cfg;
+    cc.bootstrap = address;
+    if (conn_init(&b->conn, &cc) != 0) {
+        conn_fini(&b->conn);
+        free(b);
+        return NULL;
+    }
+    b->id = id;
+    bs->all[bs->count++] = b;
+    return b;
+}
+
+int brokers_init(struct brokers *bs, const struct conn_config *cfg)
+{
+    ASSERT(bs != NULL && cfg != NULL);
+    *bs = (struct brokers){.cfg = *cfg};
+    bs->cfg.bootstrap = NULL;
+    if (conn_bootstrap_check(cfg->bootstrap) < 1) {
+        return -NG_EBADARG;
+    }
+    bs->boot = entry_new(bs, cfg->bootstrap, BROKER_ID_UNKNOWN);
+    return bs->boot != NULL ? 0 : -ENOMEM;
+}
+
+void brokers_fini(struct brokers *bs)
+{
+    /* Every connection closes before any is freed: the callbacks of the
+     * requests failed meanwhile may look at (or submit to) the others. */
+    brokers_close_all(bs, -NG_ECLOSED);
+    for (uint32_t i = 0; i < bs->count; i++) {
+        conn_fini(&bs->all[i]->conn);
+        free(bs->all[i]);
+    }
+    bs->count = 0;
+    bs->boot = NULL;
+}
+
+struct cbroker *brokers_find(struct brokers *bs, int32_t id)
+{
+    for (uint32_t i = 0; id != BROKER_ID_UNKNOWN && i < bs->count; i++) {
+        if (bs->all[i]->id == id) {
+            return bs->all[i];
+        }
+    }
+    return NULL;
+}
+
+void brokers_update(struct brokers *bs, struct cbroker *on, struct proto_metadata_resp *m)
+{
+    struct cbroker *known = brokers_find(bs, m->broker_id);
+    if (known != on) {
+        on->id = known == NULL ? m->broker_id : BROKER_ID_UNKNOWN;
+    }
+    struct proto_broker b;
+    while (proto_metadata_resp_next_broker(m, &b)) {
+        if (brokers_find(bs, b.id) != NULL || b.id == BROKER_ID_UNKNOWN) {
+            continue;
+        }
+        /* "host:port", an IPv6 host in brackets (conn_parse_address()). */
+        char address[CONN_HOST_BYTES_MAX + 16];
+        bool v6 = memchr(b.host.ptr, ':', (size_t)b.host.len) != NULL;
+        int n = snprintf(address, sizeof(address), v6 ? "[%.*s]:%u" : "%.*s:%u",
+                         (int)b.host.len, b.host.ptr, b.port);
+        if (n > 0 && (size_t)n < sizeof(address)) {
+            (void)entry_new(bs, address, b.id); /* NULL: skipped */
+        }
+    }
+}
+
+void cbroker_lead(struct cbroker **slot, struct cbroker *b)
+{
+    if (*slot != NULL) {
+        ASSERT((*slot)->leads > 0);
+        (*slot)->leads--;
+    }
+    *slot = b;
+    if (b != NULL) {
+        b->leads++;
+    }
+}
+
+int64_t brokers_connect(struct cbroker *b, int64_t now_ms, uint32_t backoff_first_ms)
+{
+    if (b->conn.state == CONN_UP) {
+        b->redial_backoff_ms = 0;
+        return INT64_MAX;
+    }
+    if (b->conn.state != CONN_DOWN) {
+        return INT64_MAX; /* connecting: the poll progresses it */
+    }
+    if (now_ms < b->redial_at_ms) {
+        return b->redial_at_ms;
+    }
+    uint32_t next = b->redial_backoff_ms == 0 ? backoff_first_ms : b->redial_backoff_ms * 2;
+    b->redial_backoff_ms = next < CONN_BACKOFF_MS_MAX ? next : CONN_BACKOFF_MS_MAX;
+    b->redial_at_ms = now_ms + b->redial_backoff_ms;
+    if (conn_connect_start(&b->conn) != 0) {
+        return b->redial_at_ms; /* refused at once: after the backoff */
+    }
+    return INT64_MAX;
+}
+
+int brokers_poll(struct brokers *bs, int timeout_ms)
+{
+    struct client_conn *cs[BROKERS_CONNS_MAX];
+    for (uint32_t i = 0; i < bs->count; i++) {
+        cs[i] = &bs->all[i]->conn;
+    }
+    return conn_poll_many(cs, bs->count, timeout_ms);
+}
+
+int64_t brokers_next_deadline(const struct brokers *bs)
+{
+    int64_t d = INT64_MAX;
+    for (uint32_t i = 0; i < bs->count; i++) {
+        int64_t one = conn_next_deadline(&bs->all[i]->conn);
+        d = one < d ? one : d;
+    }
+    return d;
+}
+
+void brokers_close_all(struct brokers *bs, int err)
+{
+    for (uint32_t i = 0; i < bs->count; i++) {
+        conn_close(&bs->all[i]->conn, err);
+    }
+}

@@ -1,0 +1,89 @@
+/*
+ * client/brokers.h — a client's connections to the brokers of a cluster
+ * (docs/cluster.md, section 6): the bootstrap connection, and one per
+ * broker a Metadata v2 answer names, opened when first needed.
+ *
+ * Invariants. The bootstrap connection (boot) always exists and carries
+ * the requests that need no particular broker (metadata, InitProducerId);
+ * it tries the bootstrap list in turn. A Metadata v2 answer says which
+ * broker answered it (broker_id): the connection it came on takes that id,
+ * so a broker is never dialled twice, and a single broker whose listen
+ * address is 0.0.0.0 is reached where it was found. Every other broker the
+ * answer lists gets a connection of its own, not connected until the
+ * owner asks (brokers_connect()). A struct cbroker lives until
+ * brokers_fini(), so owners keep pointers to it (a partition's leader);
+ * a broker that leaves the cluster keeps its (idle) entry. At most
+ * BROKERS_CONNS_MAX entries.
+ *
+ * Threads: the owner's (a producer's, a consumer's), as its conns.
+ */
+#ifndef NAGARE_CLIENT_BROKERS_H
+#define NAGARE_CLIENT_BROKERS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "client/conn.h"
+
+/* Connections one client keeps: a cluster this large is beyond what one
+ * client's poll() is meant for; brokers past it are not connected (their
+ * partitions wait as if leaderless). */
+#define BROKERS_CONNS_MAX CONN_POLL_MANY_MAX
+/* The id of a connection before a Metadata v2 answer named its broker. */
+#define BROKER_ID_UNKNOWN (-1)
+
+struct cbroker {
+    int32_t id; /* BROKER_ID_UNKNOWN until an answer names it */
+    struct client_conn conn;
+    uint32_t requests;    /* the owner's requests in flight on it */
+    uint32_t leads;       /* the owner's partitions it leads */
+    int64_t redial_at_ms; /* the next connect may start then (monotonic) */
+    uint32_t redial_backoff_ms;
+};
+
+struct brokers {
+    struct conn_config cfg; /* of every connection; bootstrap NULL */
+    struct cbroker *boot;
+    struct cbroker *all[BROKERS_CONNS_MAX]; /* boot first */
+    uint32_t count;
+};
+
+/* Readies bs and its bootstrap connection (conn_init(); nothing is opened).
+ * Returns 0, -NG_EBADARG, -ENOMEM. */
+MUST_USE int brokers_init(struct brokers *bs, const struct conn_config *cfg);
+
+/* Closes and frees every connection (pending requests fail). */
+void brokers_fini(struct brokers *bs);
+
+/* Takes in the brokers of a Metadata v2 answer m that came on `on`: on's
+ * id becomes m->broker_id (BROKER_ID_UNKNOWN when another entry has that
+ * id: on reconnected to a broker known otherwise, and carries only
+ * requests for no broker in particular from then on); every other broker
+ * listed gets an entry (its address as advertised). A broker that cannot
+ * get one (out of memory, BROKERS_CONNS_MAX reached) is skipped: its
+ * partitions wait as if leaderless. Consumes m's broker cursor. */
+void brokers_update(struct brokers *bs, struct cbroker *on, struct proto_metadata_resp *m);
+
+/* The entry of broker id, or NULL. */
+struct cbroker *brokers_find(struct brokers *bs, int32_t id);
+
+/* Makes b (NULL: not known) the leader in *slot (an owner's partition),
+ * keeping each broker's count of the partitions it leads (leads). */
+void cbroker_lead(struct cbroker **slot, struct cbroker *b);
+
+/* Starts connecting b when it is down and its backoff has passed (the
+ * backoff doubles from backoff_first_ms per failed try up to
+ * CONN_BACKOFF_MS_MAX, reset once up). Returns the time of the next try
+ * worth making, INT64_MAX when none is needed. */
+int64_t brokers_connect(struct cbroker *b, int64_t now_ms, uint32_t backoff_first_ms);
+
+/* conn_poll_many() over every connection. */
+MUST_USE int brokers_poll(struct brokers *bs, int timeout_ms);
+
+/* The earliest conn_next_deadline() of them all. */
+int64_t brokers_next_deadline(const struct brokers *bs);
+
+/* conn_close() of every connection. */
+void brokers_close_all(struct brokers *bs, int err);
+
+#endif
