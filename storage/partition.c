@@ -33,6 +33,7 @@ enum append_state { APPEND_HELD = 0, APPEND_PLACED, APPEND_WRITING, APPEND_WRITT
 enum roll_stage { ROLL_NONE = 0, ROLL_DRAIN, ROLL_FLUSH, ROLL_SYNC };
 
 static void pump(struct part *p);
+static void notify(struct part *p);
 static bool roll_progress(struct part *p);
 static uint32_t seg_for_offset(const struct part *p, int64_t offset);
 
@@ -128,6 +129,17 @@ static bool complete_ready(struct part *p)
     return any;
 }
 
+/* Readers' mark follows the written one up to the commit cap; it never
+ * goes down here (a cap set below it holds it). */
+static void latest_update(struct part *p)
+{
+    int64_t to = p->offset_written < p->commit_cap ? p->offset_written : p->commit_cap;
+    if (to > p->offset_latest) {
+        p->offset_latest = to;
+    }
+    ASSERT(p->offset_latest <= p->offset_written);
+}
+
 static void advance_written(struct part *p)
 {
     while (p->failed == 0 && p->unwritten != NULL && p->unwritten->state == APPEND_WRITTEN &&
@@ -136,14 +148,15 @@ static void advance_written(struct part *p)
         /* Watermarks only grow, and stay within what was placed. */
         ASSERT(u->seq > p->seq_written && u->pos + u->bytes > u->seg->bytes_readable);
         ASSERT(u->hdr.offset_base ==
-               p->offset_hw); /* dense: each batch starts where the last ended */
+               p->offset_written); /* dense: each batch starts where the last ended */
         ASSERT(batch_offset_last(&u->hdr) < p->offset_next);
         p->seq_written = u->seq;
         u->seg->bytes_readable = u->pos + u->bytes;
         ASSERT(u->seg->bytes_readable <= u->seg->bytes);
-        p->offset_hw = batch_offset_last(&u->hdr) + 1;
+        p->offset_written = batch_offset_last(&u->hdr) + 1;
         p->unwritten = u->next;
     }
+    latest_update(p);
 }
 
 /* ---- writes ---- */
@@ -199,21 +212,6 @@ static void rollback_start(struct part *p, const struct part_append *a, int err)
              p->dir, a->hdr.offset_base, err_str(err));
 }
 
-/* Drops index entries at or past the cut, in memory and on disk. */
-static int index_cut(struct idx *x, int fd, uint64_t pos, uint32_t rel)
-{
-    bool offsets = x->entry_bytes == IDX_OFFSET_ENTRY_BYTES;
-    while (x->count > 0 && (offsets ? idx_offset_pos(x, x->count - 1) >= pos
-                                    : idx_time_rel(x, x->count - 1) >= rel)) {
-        x->count--;
-    }
-    if (x->count_flushed <= x->count) {
-        return 0;
-    }
-    x->count_flushed = x->count;
-    return ftruncate(fd, (off_t)x->count * x->entry_bytes) != 0 ? -errno : 0;
-}
-
 /* Once every rolled-back append is done and the segment is quiet, cuts the
  * log where the first of them began. Returns true when it did. */
 static bool rollback_finish(struct part *p)
@@ -224,24 +222,21 @@ static bool rollback_finish(struct part *p)
         return false;
     }
     /* The cut takes back only what never became readable. */
-    ASSERT(p->rollback_offset >= p->offset_hw && p->rollback_pos >= s->bytes_readable);
-    uint32_t rel = (uint32_t)(p->rollback_offset - s->offset_base);
-    int rc = ftruncate(s->fd_log, (off_t)p->rollback_pos) != 0 ? -errno : 0;
-    rc = rc == 0 ? index_cut(&s->index, s->fd_index, p->rollback_pos, rel) : rc;
-    rc = rc == 0 ? index_cut(&s->timeindex, s->fd_time, p->rollback_pos, rel) : rc;
+    ASSERT(p->rollback_offset >= p->offset_written && p->rollback_pos >= s->bytes_readable);
+    int rc = seg_cut(s, p->rollback_pos, p->rollback_offset, &p->lim, p->env.scratch,
+                     p->env.scratch_bytes);
     p->rollback_seq = 0;
     if (rc != 0) {
         part_fail(p, rc, "cutting the log after a full disk");
         return true;
     }
-    s->bytes = s->bytes_readable = p->rollback_pos;
-    s->writeback_pos = s->writeback_pos < s->bytes ? s->writeback_pos : s->bytes;
-    s->offset_next = p->offset_next = p->rollback_offset;
-    s->index_due_pos =
-        s->index.count > 0
-            ? (uint64_t)idx_offset_pos(&s->index, s->index.count - 1) + p->cfg.index_interval_bytes
-            : 0;
+    p->offset_next = p->rollback_offset;
     p->sync_gate = p->seq_written;
+    /* An epoch the cut batches began is gone: the file still names it
+     * until the next append that adds to the cache rewrites it. */
+    if (epochs_truncate_end(&p->epochs, p->rollback_offset) > 0) {
+        p->epochs_stale = true;
+    }
     log_warn("partition %s: log cut back to offset %" PRId64 " after a full disk", p->dir,
              p->rollback_offset);
     return true;
@@ -354,7 +349,6 @@ static void append_write_done(struct ring_op *op, int res, uint32_t flags)
         left += x->bytes - x->bytes_written;
         any_plain |= !x->durable;
     }
-    int64_t hw = p->offset_hw;
     struct seg *s = a->seg;
     if (res > 0 && (size_t)res < left && p->failed == 0) {
         run_short(p, a, (size_t)res);
@@ -376,9 +370,6 @@ static void append_write_done(struct ring_op *op, int res, uint32_t flags)
         }
     }
     pump(p);
-    if (p->offset_hw != hw && p->watch_fn != NULL) {
-        p->watch_fn(p->watch_arg);
-    }
 }
 
 static void index_flush(struct part *p, struct seg *s, bool force)
@@ -487,6 +478,66 @@ static int header_vouched(const struct part *p, struct part_append *a)
     return 0;
 }
 
+/* A leader's batch continues this log as it is: at the next offset, with
+ * an epoch no older than the log's newest. */
+static int replica_check(const struct part *p, const struct batch_header *h)
+{
+    if (h->offset_base != p->offset_next) {
+        return -NG_EDISCONTINUITY;
+    }
+    if (h->leader_epoch < 0) {
+        return -NG_EBADARG; /* a leader stamps every batch it appends */
+    }
+    return h->leader_epoch < epochs_last(&p->epochs) ? -NG_EFENCED_LEADER_EPOCH : 0;
+}
+
+/* Rewrites the leader epoch cache's file, durably (blocking, through a
+ * private ring). A full disk is the caller's to retry; any other failure
+ * fails the log, as a failed fsync of its data would. */
+static int epochs_write(struct part *p)
+{
+    struct ring r;
+    int rc = ring_init(&r, 4);
+    if (rc == 0) {
+        rc = epochs_store(&p->epochs, p->dirfd, &r);
+        ring_fini(&r);
+    }
+    if (rc == 0) {
+        p->epochs_stale = false;
+        return 0;
+    }
+    p->epochs_stale = true; /* the file may be the old one or the new one */
+    if (rc != -ENOSPC && rc != -EDQUOT && rc != -ENOMEM) {
+        part_fail(p, rc, "leader epoch cache write");
+    }
+    log_error("partition %s: writing %s: %s", p->dir, EPOCHS_FILE, err_str(rc));
+    return rc;
+}
+
+/* Before a batch of epoch is placed at offset: a newer epoch than the
+ * cache's last goes into it, and the file is rewritten first (also when it
+ * still names epochs the log lost), so the file covers every batch that
+ * can reach the disk. Returns 0, or -errno with the batch refused. */
+static int epochs_note(struct part *p, int32_t epoch, int64_t offset)
+{
+    bool add = epoch > epochs_last(&p->epochs);
+    if (!add && !p->epochs_stale) {
+        return 0;
+    }
+    if (add) {
+        int rc = epochs_add(&p->epochs, epoch, offset);
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    int rc = epochs_write(p);
+    if (rc != 0 && add) {
+        uint32_t dropped = epochs_truncate_end(&p->epochs, offset); /* not in the log */
+        ASSERT(dropped == 1);
+    }
+    return rc;
+}
+
 int part_append(struct part *p, struct part_append *a)
 {
     ASSERT(a->batch != NULL && a->done != NULL);
@@ -507,11 +558,24 @@ int part_append(struct part *p, struct part_append *a)
     if (batch_bytes(&a->hdr) != a->bytes) {
         return -NG_EBADLEN; /* trailing bytes after the batch */
     }
-    ASSERT(p->offset_next >= p->offset_hw);
-    a->hdr.offset_base = p->offset_next;
-    batch_set_offset_base(a->batch, p->offset_next);
-    a->hdr.leader_epoch = p->cfg.leader_epoch;
-    batch_set_leader_epoch(a->batch, p->cfg.leader_epoch);
+    ASSERT(p->offset_next >= p->offset_written);
+    int32_t epoch = a->replica ? a->hdr.leader_epoch : p->cfg.leader_epoch;
+    if (a->replica) {
+        rc = replica_check(p, &a->hdr);
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    rc = epochs_note(p, epoch, p->offset_next);
+    if (rc != 0) {
+        return rc;
+    }
+    if (!a->replica) {
+        a->hdr.offset_base = p->offset_next;
+        batch_set_offset_base(a->batch, p->offset_next);
+        a->hdr.leader_epoch = epoch;
+        batch_set_leader_epoch(a->batch, epoch);
+    }
     p->offset_next = batch_offset_last(&a->hdr) + 1;
     a->op = (struct ring_op){.done = append_write_done, .kind = RING_LOG_WRITE};
     a->part = p;
@@ -538,6 +602,15 @@ int part_append(struct part *p, struct part_append *a)
 
 /* ---- syncs: group commit rounds and the roll's seal ---- */
 
+/* Batches below offset are fdatasync'd. */
+static void durable_update(struct part *p, int64_t offset)
+{
+    ASSERT(offset <= p->offset_written); /* a sync covers only writes done */
+    if (offset > p->offset_durable) {
+        p->offset_durable = offset;
+    }
+}
+
 /* A sync op finished (round or roll). A round's appends become durable when
  * its last op succeeds; a roll's are handled by roll_progress(). */
 static void sync_finished(struct part *p, int res, const char *what)
@@ -550,6 +623,7 @@ static void sync_finished(struct part *p, int res, const char *what)
     if (p->syncs_inflight == 0 && p->roll_stage == ROLL_NONE && p->failed == 0) {
         ASSERT(p->sync_target <= p->seq_written); /* a sync covers only writes done */
         p->seq_synced = p->sync_target > p->seq_synced ? p->sync_target : p->seq_synced;
+        durable_update(p, p->sync_target_offset);
         p->dir_gen_synced = p->dir_gen_syncing;
         p->sync_gate_due = true;
     }
@@ -668,10 +742,14 @@ static bool maybe_sync(struct part *p)
         return false;
     }
     p->sync_target = p->seq_synced;
+    p->sync_target_offset = p->offset_durable;
     if (need_data) {
         /* Every write up to seq_written completed before this fdatasync
-         * begins, so it covers them all; without group commit, one each. */
+         * begins, so it covers them all; without group commit, one each
+         * (the appends before h are written, so covered as well). */
         p->sync_target = p->cfg.group_commit ? p->seq_written : h->seq;
+        p->sync_target_offset =
+            p->cfg.group_commit ? p->offset_written : batch_offset_last(&h->hdr) + 1;
         for (uint32_t i = 0; i < p->seg_count; i++) {
             struct seg *s = p->segs[i];
             if (s->dirty || (!p->cfg.group_commit && s == active(p))) {
@@ -684,6 +762,7 @@ static bool maybe_sync(struct part *p)
     sync_dir_if_changed(p);
     if (p->syncs_inflight == 0) { /* data already covered by an earlier round */
         p->seq_synced = p->sync_target;
+        durable_update(p, p->sync_target_offset);
         return true;
     }
     return false;
@@ -769,6 +848,8 @@ static bool roll_progress(struct part *p)
         p->seq_synced = p->roll_seq > p->seq_synced ? p->roll_seq : p->seq_synced;
         p->dir_gen_synced = p->dir_gen_syncing;
         s->dirty = false;
+        /* Sealed whole; every segment before it was at its own roll. */
+        durable_update(p, s->offset_next < p->offset_written ? s->offset_next : p->offset_written);
         int rc = add_segment(p, s->offset_next);
         p->roll_stage = ROLL_NONE;
         if (rc != 0) {
@@ -792,13 +873,35 @@ static void pump(struct part *p)
         progress |= roll_progress(p);
         progress |= maybe_sync(p);
     }
+    notify(p);
+}
+
+/* Tells the watches of marks that advanced since they were last told. */
+static void notify(struct part *p)
+{
+    if (p->offset_latest > p->notified_latest) {
+        p->notified_latest = p->offset_latest;
+        if (p->watch_fn != NULL) {
+            p->watch_fn(p->watch_arg);
+        }
+    }
+    if (p->offset_durable > p->notified_durable) {
+        p->notified_durable = p->offset_durable;
+        if (p->durable_fn != NULL) {
+            p->durable_fn(p->durable_arg);
+        }
+    }
 }
 
 /* ---- reads ---- */
 
 int64_t part_offset_earliest(const struct part *p) { return p->segs[0]->offset_base; }
 
-int64_t part_offset_latest(const struct part *p) { return p->offset_hw; }
+int64_t part_offset_latest(const struct part *p) { return p->offset_latest; }
+
+int64_t part_offset_written(const struct part *p) { return p->offset_written; }
+
+int64_t part_offset_durable(const struct part *p) { return p->offset_durable; }
 
 int64_t part_offset_next(const struct part *p) { return p->offset_next; }
 
@@ -818,7 +921,7 @@ uint32_t part_damage_count(const struct part *p) { return p->damage_count; }
 bool part_corrupt_range(const struct part *p, int64_t offset, int64_t *segment_base_out,
                         struct seg_damage *out)
 {
-    if (p->damage_count == 0 || offset < part_offset_earliest(p) || offset >= p->offset_hw) {
+    if (p->damage_count == 0 || offset < part_offset_earliest(p) || offset >= p->offset_written) {
         return false;
     }
     const struct seg *s = p->segs[seg_for_offset(p, offset)];
@@ -888,7 +991,7 @@ static int64_t seg_offset_end(const struct part *p, const struct seg *s)
 {
     uint32_t i = seg_for_offset(p, s->offset_base);
     ASSERT(p->segs[i] == s);
-    return i + 1 < p->seg_count ? p->segs[i + 1]->offset_base : p->offset_hw;
+    return i + 1 < p->seg_count ? p->segs[i + 1]->offset_base : p->offset_written;
 }
 
 /* A bad batch at pos of s, where offset expect should start: finds where
@@ -928,12 +1031,14 @@ static int mark_damage(struct part *p, struct seg *s, uint64_t pos, int64_t expe
 }
 
 /* Copies whole, checked batches of s from pos (the batch holding *offset,
- * based at base) into buf. first: the read has nothing yet, so one batch is
- * copied even past bytes_max. Adds to *copied and moves *offset past what
- * it copied. Stops before a damaged range; a bad batch is marked as one
- * and returns -NG_ECORRUPT (after what it copied before). */
-static int copy_batches(struct part *p, struct seg *s, uint64_t pos, int64_t base, uint8_t *buf,
-                        size_t cap, size_t bytes_max, bool first, size_t *copied, int64_t *offset)
+ * based at base) into buf, before the first that reaches end. first: the
+ * read has nothing yet, so one batch is copied even past bytes_max. Adds to
+ * *copied and moves *offset past what it copied. Stops before a damaged
+ * range; a bad batch is marked as one and returns -NG_ECORRUPT (after what
+ * it copied before). */
+static int copy_batches(struct part *p, struct seg *s, uint64_t pos, int64_t base, int64_t end_offset,
+                        uint8_t *buf, size_t cap, size_t bytes_max, bool first, size_t *copied,
+                        int64_t *offset)
 {
     uint64_t end = s->bytes_readable;
     size_t want = bytes_max > BATCH_HEADER_BYTES ? bytes_max : BATCH_HEADER_BYTES;
@@ -968,6 +1073,9 @@ static int copy_batches(struct part *p, struct seg *s, uint64_t pos, int64_t bas
         if (s->verified_pos == pos + k) { /* checked: file parts may serve it */
             s->verified_pos = pos + k + size;
         }
+        if (batch_offset_last(&h) >= end_offset) {
+            break; /* checked first, so damage there is still found */
+        }
         k += size;
         base = batch_offset_last(&h) + 1;
         *offset = base;
@@ -979,13 +1087,20 @@ static int copy_batches(struct part *p, struct seg *s, uint64_t pos, int64_t bas
 int part_read(struct part *p, int64_t offset, uint8_t *buf, size_t cap, size_t bytes_max,
               struct part_read_result *out)
 {
+    return part_read_to(p, offset, p->offset_latest, buf, cap, bytes_max, out);
+}
+
+int part_read_to(struct part *p, int64_t offset, int64_t end, uint8_t *buf, size_t cap,
+                 size_t bytes_max, struct part_read_result *out)
+{
+    ASSERT(end <= p->offset_written);
     *out = (struct part_read_result){.offset_earliest = part_offset_earliest(p),
-                                     .offset_latest = p->offset_hw};
-    if (offset < out->offset_earliest || offset > p->offset_hw) {
+                                     .offset_latest = end};
+    if (offset < out->offset_earliest || offset > end) {
         return -NG_EOFFSET_RANGE;
     }
     uint32_t i = seg_for_offset(p, offset);
-    while (offset < p->offset_hw && i < p->seg_count && out->bytes < bytes_max &&
+    while (offset < end && i < p->seg_count && out->bytes < bytes_max &&
            out->bytes + BATCH_HEADER_BYTES <= cap) {
         struct seg *s = p->segs[i];
         if (offset >= s->offset_next) {
@@ -1004,7 +1119,7 @@ int part_read(struct part *p, int64_t offset, uint8_t *buf, size_t cap, size_t b
             rc = mark_damage(p, s, pos, h.offset_base, rc);
         } else if (rc == 0) {
             size_t before = out->bytes;
-            rc = copy_batches(p, s, pos, h.offset_base, buf + out->bytes, cap - out->bytes,
+            rc = copy_batches(p, s, pos, h.offset_base, end, buf + out->bytes, cap - out->bytes,
                               bytes_max - out->bytes, before == 0, &out->bytes, &offset);
             if (rc == 0 && out->bytes == before) {
                 break; /* the next batch does not fit */
@@ -1022,11 +1137,13 @@ int part_read(struct part *p, int64_t offset, uint8_t *buf, size_t cap, size_t b
 
 /* Whole batches of s from pos (a batch start; first: the read's first
  * batch, of first_bytes, taken even past bytes_max) within bytes_max and
- * cap, and within the checked bytes: *end_out (pos when none). */
-static int range_end(struct part *p, const struct seg *s, uint64_t pos, bool first,
+ * cap, and within the checked bytes below stop (a batch boundary, at most
+ * the readable end): *end_out (pos when none). */
+static int range_end(struct part *p, const struct seg *s, uint64_t pos, uint64_t stop, bool first,
                      uint64_t first_bytes, uint64_t room, uint64_t *end_out)
 {
-    uint64_t checked = s->verified_pos < s->bytes_readable ? s->verified_pos : s->bytes_readable;
+    ASSERT(stop <= s->bytes_readable);
+    uint64_t checked = s->verified_pos < stop ? s->verified_pos : stop;
     *end_out = pos;
     if (pos >= checked) {
         return 0;
@@ -1041,7 +1158,7 @@ static int range_end(struct part *p, const struct seg *s, uint64_t pos, bool fir
     if (limit == pos) {
         return 0;
     }
-    if (limit == checked) { /* the readable end or the mark: both boundaries */
+    if (limit == checked) { /* the stop or the mark: both boundaries */
         *end_out = limit;
         return 0;
     }
@@ -1049,15 +1166,41 @@ static int range_end(struct part *p, const struct seg *s, uint64_t pos, bool fir
                            p->env.scratch_bytes, end_out);
 }
 
+/* Where the ranges of s stop for a read that ends at offset end: the
+ * readable end, or, in the segment holding end, the start of the batch
+ * holding it. */
+static int range_stop(struct part *p, const struct seg *s, int64_t end, uint64_t *stop_out)
+{
+    *stop_out = s->bytes_readable;
+    if (end >= seg_offset_end(p, s)) {
+        return 0;
+    }
+    if (end <= s->offset_base) {
+        *stop_out = 0;
+        return 0;
+    }
+    int rc = seg_locate(s, end, p->cfg.batch_bytes_max, p->env.scratch, p->env.scratch_bytes,
+                        stop_out, NULL);
+    return rc == -NG_ECORRUPT ? -EAGAIN : rc; /* part_read_to() reports it */
+}
+
 int part_read_ranges(struct part *p, int64_t offset, size_t cap, size_t bytes_max,
                      struct part_range *ranges, uint32_t ranges_cap, uint32_t *count_out,
                      struct part_read_result *out)
 {
-    ASSERT(ranges_cap > 0);
+    return part_read_ranges_to(p, offset, p->offset_latest, cap, bytes_max, ranges, ranges_cap,
+                               count_out, out);
+}
+
+int part_read_ranges_to(struct part *p, int64_t offset, int64_t end, size_t cap, size_t bytes_max,
+                        struct part_range *ranges, uint32_t ranges_cap, uint32_t *count_out,
+                        struct part_read_result *out)
+{
+    ASSERT(ranges_cap > 0 && end <= p->offset_written);
     *count_out = 0;
     *out = (struct part_read_result){.offset_earliest = part_offset_earliest(p),
-                                     .offset_latest = p->offset_hw};
-    if (offset < out->offset_earliest || offset > p->offset_hw) {
+                                     .offset_latest = end};
+    if (offset < out->offset_earliest || offset > end) {
         return -NG_EOFFSET_RANGE;
     }
     int64_t base;
@@ -1065,7 +1208,7 @@ int part_read_ranges(struct part *p, int64_t offset, size_t cap, size_t bytes_ma
     if (part_corrupt_range(p, offset, &base, &d)) {
         return -NG_ECORRUPT;
     }
-    if (offset == p->offset_hw || bytes_max == 0 || cap < BATCH_HEADER_BYTES) {
+    if (offset == end || bytes_max == 0 || cap < BATCH_HEADER_BYTES) {
         return 0;
     }
     if (p->damage_count != 0) {
@@ -1079,6 +1222,9 @@ int part_read_ranges(struct part *p, int64_t offset, size_t cap, size_t bytes_ma
     if (rc != 0) {
         return rc == -NG_ECORRUPT ? -EAGAIN : rc; /* part_read() reports it */
     }
+    if (batch_offset_last(&h) >= end) {
+        return 0; /* the first batch reaches end: nothing to read yet */
+    }
     uint64_t first_bytes = batch_bytes(&h);
     if (first_bytes > cap) {
         out->bytes = (size_t)first_bytes;
@@ -1088,19 +1234,23 @@ int part_read_ranges(struct part *p, int64_t offset, size_t cap, size_t bytes_ma
     for (;;) {
         const struct seg *s = p->segs[i];
         bool first = *count_out == 0;
-        uint64_t end;
-        rc = range_end(p, s, pos, first, first_bytes, limit - out->bytes, &end);
+        uint64_t stop;
+        uint64_t range_to;
+        rc = range_stop(p, s, end, &stop);
+        if (rc == 0) {
+            rc = range_end(p, s, pos, stop, first, first_bytes, limit - out->bytes, &range_to);
+        }
         if (rc != 0) {
             return first ? (rc == -NG_ECORRUPT ? -EAGAIN : rc) : 0;
         }
-        if (end == pos) {
+        if (range_to == pos) {
             return first ? -EAGAIN : 0; /* not checked yet, or nothing fits */
         }
         ranges[(*count_out)++] =
-            (struct part_range){.fd = s->fd_log, .pos = pos, .bytes = end - pos};
-        out->bytes += (size_t)(end - pos);
+            (struct part_range){.fd = s->fd_log, .pos = pos, .bytes = range_to - pos};
+        out->bytes += (size_t)(range_to - pos);
         /* On into the next segment only from this one's readable end. */
-        if (end < s->bytes_readable || i + 1 >= p->seg_count || *count_out == ranges_cap ||
+        if (range_to < s->bytes_readable || i + 1 >= p->seg_count || *count_out == ranges_cap ||
             out->bytes + BATCH_HEADER_BYTES > limit) {
             return 0;
         }
@@ -1115,15 +1265,39 @@ void part_set_watch(struct part *p, void (*fn)(void *arg), void *arg)
     p->watch_arg = arg;
 }
 
+void part_set_durable_watch(struct part *p, void (*fn)(void *arg), void *arg)
+{
+    p->durable_fn = fn;
+    p->durable_arg = arg;
+}
+
+/* A walk's callback, and where the walk ends: before the first batch that
+ * reaches end (the segment walks go to the readable end). */
+struct walk_to {
+    int (*fn)(void *arg, const struct batch_header *h);
+    void *arg;
+    int64_t end;
+    bool reached;
+};
+
+static int walk_to_fn(void *arg, const struct batch_header *h)
+{
+    struct walk_to *w = arg;
+    if (batch_offset_last(h) >= w->end) {
+        w->reached = true;
+        return 1;
+    }
+    return w->fn(w->arg, h);
+}
+
 /* part_for_each_batch() over one segment from offset from (in it). A bad
  * header met is marked and the walk goes on past it. */
-static int for_each_in(struct part *p, struct seg *s, int64_t from,
-                       int (*fn)(void *arg, const struct batch_header *h), void *arg)
+static int for_each_in(struct part *p, struct seg *s, int64_t from, struct walk_to *w)
 {
     for (;;) {
         const struct seg_damage *d = seg_damage_of_offset(s, from);
         from = d != NULL ? d->offset_end : from;
-        if (from >= s->offset_next || from >= p->offset_hw) {
+        if (from >= s->offset_next || from >= w->end) {
             return 0;
         }
         uint32_t known = p->damage_count;
@@ -1138,7 +1312,7 @@ static int for_each_in(struct part *p, struct seg *s, int64_t from,
         }
         if (rc == 0) {
             rc = seg_for_each_batch(s, pos, start, p->cfg.batch_bytes_max, p->env.scratch,
-                                    p->env.scratch_bytes, fn, arg, &pos, &start);
+                                    p->env.scratch_bytes, walk_to_fn, w, &pos, &start);
         }
         if (rc == -NG_ECORRUPT && start >= 0) {
             rc = mark_damage(p, s, pos, start, rc);
@@ -1154,12 +1328,16 @@ int part_for_each_batch(struct part *p, int64_t from,
                         int (*fn)(void *arg, const struct batch_header *h), void *arg)
 {
     from = from < part_offset_earliest(p) ? part_offset_earliest(p) : from;
-    if (from >= p->offset_hw) {
+    struct walk_to w = {.fn = fn, .arg = arg, .end = p->offset_latest};
+    if (from >= w.end) {
         return 0;
     }
     for (uint32_t i = seg_for_offset(p, from); i < p->seg_count; i++) {
         struct seg *s = p->segs[i];
-        int rc = for_each_in(p, s, from > s->offset_base ? from : s->offset_base, fn, arg);
+        int rc = for_each_in(p, s, from > s->offset_base ? from : s->offset_base, &w);
+        if (w.reached) {
+            return 0;
+        }
         if (rc != 0) {
             return rc;
         }
@@ -1176,13 +1354,13 @@ int part_scrub(struct part *p, uint8_t *buf, size_t cap, size_t budget, size_t *
     while (part_corrupt_range(p, p->scrub_offset, &base, &d)) {
         p->scrub_offset = d.offset_end; /* nothing there to check */
     }
-    if (p->scrub_offset < part_offset_earliest(p) || p->scrub_offset >= p->offset_hw) {
+    if (p->scrub_offset < part_offset_earliest(p) || p->scrub_offset >= p->offset_written) {
         p->scrub_offset = part_offset_earliest(p); /* a new pass */
     }
     struct part_read_result r = {0};
     int rc = 0;
-    if (p->scrub_offset < p->offset_hw) {
-        rc = part_read(p, p->scrub_offset, buf, cap, budget, &r);
+    if (p->scrub_offset < p->offset_written) {
+        rc = part_read_to(p, p->scrub_offset, p->offset_written, buf, cap, budget, &r);
     }
     for (size_t at = 0; rc == 0 && at + BATCH_PREFIX_BYTES <= r.bytes;) {
         struct batch_header h;
@@ -1204,7 +1382,7 @@ uint64_t part_bytes_from(struct part *p, int64_t offset, uint32_t *first_batch_b
     *first_batch_bytes = 0;
     int64_t base;
     struct seg_damage d;
-    if (offset < part_offset_earliest(p) || offset >= p->offset_hw ||
+    if (offset < part_offset_earliest(p) || offset >= p->offset_latest ||
         part_corrupt_range(p, offset, &base, &d)) {
         return 0;
     }
@@ -1277,6 +1455,9 @@ int part_offset_for_time(struct part *p, int64_t ts_ms, int64_t *offset_out, int
         if (rc == 0) {
             rc = record_for_time(p, s, pos, ts_ms, offset_out, ts_out);
         }
+        if (rc == 0 && *offset_out >= p->offset_latest) {
+            return -NG_ENOTFOUND; /* later records are not readable yet */
+        }
         if (rc != -NG_ENOTFOUND) {
             return rc;
         }
@@ -1306,6 +1487,9 @@ static int drop_first_segment(struct part *p, const char *why)
     memmove(p->segs, p->segs + 1, (p->seg_count - 1) * sizeof(*p->segs));
     p->seg_count--;
     p->dir_gen++;
+    /* In memory only: entries below the log start are harmless in the
+     * file, cut again at open, and gone at its next rewrite. */
+    (void)epochs_truncate_start(&p->epochs, part_offset_earliest(p));
     return 0;
 }
 
@@ -1345,6 +1529,227 @@ int part_delete_before(struct part *p, int64_t offset, uint32_t *deleted_out)
         (void)maybe_sync(p); /* syncs the directory */
     }
     return rc;
+}
+
+/* ---- replicas: epochs, the commit cap, truncation ---- */
+
+void part_set_commit_cap(struct part *p, int64_t offset)
+{
+    p->commit_cap = offset;
+    latest_update(p);
+    notify(p);
+}
+
+void part_set_leader_epoch(struct part *p, int32_t epoch)
+{
+    ASSERT(epoch >= 0);
+    p->cfg.leader_epoch = epoch;
+}
+
+int part_epoch_end_offset(const struct part *p, int32_t epoch, int32_t *epoch_out,
+                          int64_t *end_out)
+{
+    epochs_end_offset(&p->epochs, epoch, p->offset_written, epoch_out, end_out);
+    return 0;
+}
+
+/* Deletes the last segment's files (not the only segment). */
+static int drop_last_segment(struct part *p)
+{
+    ASSERT(p->seg_count > 1);
+    struct seg *s = active(p);
+    int rc = seg_remove(p->dirfd, s->offset_base);
+    if (rc != 0) {
+        return rc;
+    }
+    ASSERT(p->damage_count >= s->damage_count);
+    p->damage_count -= s->damage_count;
+    seg_close(s);
+    free(s);
+    p->seg_count--;
+    p->dir_gen++;
+    return 0;
+}
+
+/* The log now ends at the active segment's end (what a truncation reached):
+ * every mark comes down to it, none goes up; the epoch cache is cut with it
+ * (its file is then stale until stored). */
+static void marks_cut(struct part *p)
+{
+    int64_t end = active(p)->offset_next;
+    ASSERT(end <= p->offset_written);
+    p->offset_next = p->offset_written = end;
+    p->offset_durable = p->offset_durable < end ? p->offset_durable : end;
+    p->offset_latest = p->offset_latest < end ? p->offset_latest : end;
+    p->commit_cap = p->commit_cap < end ? p->commit_cap : end;
+    p->notified_latest = p->notified_latest < end ? p->notified_latest : end;
+    p->notified_durable = p->notified_durable < end ? p->notified_durable : end;
+    if (epochs_truncate_end(&p->epochs, end) > 0) {
+        p->epochs_stale = true;
+    }
+}
+
+/* Where the log is cut to end at offset (< the written end): segment i, at
+ * byte *pos_out, which starts offset *end_out: the batch holding offset, or
+ * a damaged range (or bad bytes) before it. */
+static int cut_point(struct part *p, int64_t offset, uint32_t *i_out, uint64_t *pos_out,
+                     int64_t *end_out)
+{
+    uint32_t i = seg_for_offset(p, offset);
+    const struct seg *s = p->segs[i];
+    *i_out = i;
+    *pos_out = 0;
+    *end_out = s->offset_base;
+    if (offset == s->offset_base) {
+        return 0;
+    }
+    struct batch_header h;
+    int rc = seg_locate(s, offset, p->cfg.batch_bytes_max, p->env.scratch, p->env.scratch_bytes,
+                        pos_out, &h);
+    if (rc == 0 || rc == -NG_ECORRUPT) { /* bad bytes: cut where they start */
+        *end_out = h.offset_base;
+        return 0;
+    }
+    return rc;
+}
+
+/* Truncation's steps, each durable before the next, so that a crash
+ * between them leaves a log that recovers: the segments past i go (last
+ * first, then the directory is synced), then segment i is cut and synced,
+ * then the epoch cache follows. */
+static int truncate_at(struct part *p, struct ring *r, uint32_t i, uint64_t pos, int64_t end)
+{
+    int rc = 0;
+    while (rc == 0 && p->seg_count > i + 1) {
+        rc = drop_last_segment(p);
+    }
+    if (p->dir_gen != p->dir_gen_synced) {
+        rc = rc == 0 ? ring_fsync(r, RING_DIR_SYNC, p->dirfd, false) : rc;
+        p->dir_gen_synced = rc == 0 ? p->dir_gen : p->dir_gen_synced;
+    }
+    struct seg *s = active(p); /* segment i, unless a deletion failed */
+    rc = rc == 0 ? seg_unseal(s, p->dirfd) : rc;
+    uint32_t damage = s->damage_count;
+    rc = rc == 0 ? seg_cut(s, pos, end, &p->lim, p->env.scratch, p->env.scratch_bytes) : rc;
+    p->damage_count -= damage - s->damage_count;
+    marks_cut(p); /* as far as the cut went */
+    if (rc == 0) {
+        rc = ring_fsync(r, RING_LOG_SYNC, s->fd_log, true);
+        s->dirty = false;
+    }
+    if (rc == 0 && p->epochs_stale) {
+        rc = epochs_store(&p->epochs, p->dirfd, r);
+        p->epochs_stale = rc != 0;
+    }
+    return rc;
+}
+
+int part_truncate(struct part *p, int64_t offset)
+{
+    ASSERT(part_idle(p) && p->rollback_seq == 0);
+    if (p->failed != 0) {
+        return -NG_EFAILED;
+    }
+    if (offset < part_offset_earliest(p)) {
+        return -NG_EOFFSET_RANGE;
+    }
+    if (offset >= p->offset_written) {
+        return 0;
+    }
+    uint32_t i;
+    uint64_t pos;
+    int64_t end;
+    int rc = cut_point(p, offset, &i, &pos, &end);
+    if (rc != 0) {
+        return rc; /* nothing changed */
+    }
+    struct ring r;
+    rc = ring_init(&r, 8);
+    if (rc != 0) {
+        return rc;
+    }
+    int64_t was = p->offset_written;
+    rc = truncate_at(p, &r, i, pos, end);
+    ring_fini(&r);
+    if (rc != 0) {
+        part_fail(p, rc, "truncation");
+        return rc;
+    }
+    log_info("partition %s: truncated to offset %" PRId64 " (was %" PRId64 ")", p->dir, end, was);
+    return 0;
+}
+
+/* Replaces every segment with an empty one at offset: the others go last
+ * first, then the first one's files; its successor is created before it
+ * leaves memory, so p always has an active segment. */
+static int reset_segments(struct part *p, struct ring *r, int64_t offset, bool *replaced)
+{
+    int rc = 0;
+    *replaced = false;
+    while (rc == 0 && p->seg_count > 1) {
+        rc = drop_last_segment(p);
+    }
+    struct seg *old = p->segs[0];
+    rc = rc == 0 ? seg_remove(p->dirfd, old->offset_base) : rc;
+    if (rc == 0) {
+        p->seg_count = 0;
+        rc = add_segment(p, offset); /* in segs[0]: no allocation */
+        if (rc != 0) {
+            p->segs[0] = old;
+            p->seg_count = 1;
+        } else {
+            p->damage_count -= old->damage_count;
+            seg_close(old);
+            free(old);
+            *replaced = true;
+        }
+    }
+    if (p->dir_gen != p->dir_gen_synced) {
+        rc = rc == 0 ? ring_fsync(r, RING_DIR_SYNC, p->dirfd, false) : rc;
+        p->dir_gen_synced = rc == 0 ? p->dir_gen : p->dir_gen_synced;
+    }
+    return rc;
+}
+
+int part_reset(struct part *p, int64_t offset)
+{
+    ASSERT(part_idle(p) && p->rollback_seq == 0 && offset >= 0);
+    if (p->failed != 0) {
+        return -NG_EFAILED;
+    }
+    struct ring r;
+    int rc = ring_init(&r, 8);
+    if (rc != 0) {
+        return rc;
+    }
+    int64_t was_start = part_offset_earliest(p);
+    int64_t was_end = p->offset_written;
+    bool replaced;
+    rc = reset_segments(p, &r, offset, &replaced);
+    if (!replaced) {
+        marks_cut(p); /* the segments that went before a failure */
+    } else {
+        ASSERT(p->seg_count == 1 && p->damage_count == 0);
+        p->offset_next = p->offset_written = p->offset_durable = p->offset_latest = offset;
+        p->notified_latest = p->notified_durable = offset;
+        p->commit_cap = p->commit_cap < offset ? p->commit_cap : offset;
+        p->scrub_offset = offset;
+        p->epochs.count = 0;
+        p->epochs_stale = true;
+    }
+    if (rc == 0) {
+        rc = epochs_store(&p->epochs, p->dirfd, &r);
+        p->epochs_stale = rc != 0;
+    }
+    ring_fini(&r);
+    if (rc != 0) {
+        part_fail(p, rc, "reset");
+        return rc;
+    }
+    log_info("partition %s: reset to an empty log at offset %" PRId64 " (was [%" PRId64
+             ", %" PRId64 "))",
+             p->dir, offset, was_start, was_end);
+    return 0;
 }
 
 /* ---- lifecycle ---- */
@@ -1389,6 +1794,7 @@ static void part_release(struct part *p)
     }
     free(p->iovs);
     free(p->dir);
+    epochs_fini(&p->epochs);
     memset(p, 0, sizeof(*p));
     p->dirfd = -1;
 }
@@ -1458,6 +1864,92 @@ static int open_segments(struct part *p, const int64_t *bases, uint32_t count, s
     return 0;
 }
 
+static int epochs_rebuild_fn(void *arg, const struct batch_header *h)
+{
+    struct epochs *e = arg;
+    if (h->leader_epoch <= epochs_last(e)) {
+        return 0;
+    }
+    return epochs_add(e, h->leader_epoch, h->offset_base);
+}
+
+/* The leader epoch of the batch holding offset (readable), in *epoch_out.
+ * Returns 0, or a read's error. */
+static int epoch_at(struct part *p, int64_t offset, int64_t *base_out, int32_t *epoch_out)
+{
+    uint64_t pos;
+    struct batch_header h = {0};
+    int rc = seg_locate(p->segs[seg_for_offset(p, offset)], offset, p->cfg.batch_bytes_max,
+                        p->env.scratch, p->env.scratch_bytes, &pos, &h);
+    *base_out = h.offset_base;
+    *epoch_out = h.leader_epoch;
+    return rc;
+}
+
+/* Whether the cache loaded agrees with the recovered log where it can be
+ * checked cheaply (two headers): its newest epoch begins with a batch of
+ * that epoch, and the log's last batch has no newer one. 1 when it does,
+ * 0 when it does not (or a header cannot be read), or -errno. */
+static int epochs_match(struct part *p)
+{
+    int64_t end = p->offset_written;
+    if (p->epochs.count == 0 || end == part_offset_earliest(p)) {
+        return p->epochs.count == 0 && end == part_offset_earliest(p);
+    }
+    const struct epoch_entry *last = &p->epochs.v[p->epochs.count - 1];
+    int64_t base;
+    int32_t epoch;
+    int rc = epoch_at(p, last->offset_start, &base, &epoch);
+    if (rc == 0 && (base != last->offset_start || epoch != last->epoch)) {
+        return 0;
+    }
+    rc = rc == 0 ? epoch_at(p, end - 1, &base, &epoch) : rc;
+    if (rc == -NG_ECORRUPT || rc == -NG_EOFFSET_RANGE) {
+        return 0;
+    }
+    return rc < 0 ? rc : epoch <= last->epoch;
+}
+
+/* Loads the leader epoch cache and fits it to the recovered log (entries
+ * past its end or before its start cut), or rebuilds it from the batch
+ * headers when the file is missing, damaged or does not match; stores it
+ * when that changed it (not for an empty log with no file: its first
+ * append does). Blocking, through r. */
+static int epochs_open(struct part *p, struct ring *r)
+{
+    int rc = epochs_load(&p->epochs, p->dirfd);
+    bool store = false;
+    if (rc == 0) {
+        /* Start first: an entry moved up to the start of an emptied log
+         * then goes with the end's cut. */
+        store = epochs_truncate_start(&p->epochs, part_offset_earliest(p));
+        store |= epochs_truncate_end(&p->epochs, p->offset_written) > 0;
+        rc = epochs_match(p);
+        if (rc < 0) {
+            return rc;
+        }
+        rc = rc == 1 ? 0 : -NG_ECORRUPT;
+        if (rc != 0) {
+            log_warn("partition %s: %s does not match the log: rebuilt from the batches", p->dir,
+                     EPOCHS_FILE);
+        }
+    } else if (rc == -NG_ECORRUPT || rc == -NG_EBADVERSION) {
+        log_warn("partition %s: %s: %s: rebuilt from the batches", p->dir, EPOCHS_FILE,
+                 err_str(rc));
+    } else if (rc != -ENOENT) {
+        return rc;
+    }
+    if (rc != 0) {
+        p->epochs.count = 0;
+        int walked = part_for_each_batch(p, part_offset_earliest(p), epochs_rebuild_fn, &p->epochs);
+        if (walked != 0 && walked != -NG_ECORRUPT) {
+            return walked; /* -errno; damage it could not mark leaves a shorter cache */
+        }
+        store = rc != -ENOENT || p->epochs.count > 0;
+    }
+    return store ? epochs_store(&p->epochs, p->dirfd, r) : 0;
+}
+
 int part_open(struct part *p, const char *dir, const struct part_config *cfg,
               const struct part_env *env)
 {
@@ -1503,13 +1995,19 @@ int part_open(struct part *p, const char *dir, const struct part_config *cfg,
         p->dir_gen_synced = p->dir_gen;
     }
     free(bases);
+    if (rc == 0) {
+        int64_t end = active(p)->offset_next;
+        p->offset_next = p->offset_written = p->offset_durable = p->offset_latest = end;
+        p->notified_latest = p->notified_durable = end;
+        p->commit_cap = INT64_MAX;
+        rc = epochs_open(p, &r);
+    }
     ring_fini(&r);
     if (rc != 0) {
         log_error("partition %s: open failed: %s", dir, err_str(rc));
         part_release(p);
         return rc;
     }
-    p->offset_next = p->offset_hw = active(p)->offset_next;
     return 0;
 }
 

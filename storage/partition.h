@@ -4,9 +4,13 @@
  *
  * Invariants:
  * - Offsets are dense: each batch starts where the previous one ended, from
- *   the log start offset up to part_offset_next(). Readers see batches below
- *   part_offset_latest() (the high watermark: every write below it has
- *   completed); acknowledged durable batches are below the synced mark.
+ *   the log start offset up to part_offset_next(). Three marks follow the
+ *   writes: part_offset_written() (every write below it has completed),
+ *   part_offset_durable() (every batch below it is fdatasync'd; acknowledged
+ *   durable appends are below it) and part_offset_latest(), what readers
+ *   see: the written mark, held below a commit cap when the log's owner
+ *   sets one (part_set_commit_cap(): a replica's high watermark).
+ *   earliest <= latest <= written <= next, and durable <= written.
  * - Appends complete in the order they were made. Appends placed between
  *   two submits of the ring go to the file as one write (writev) where
  *   they are contiguous, bounded by PART_WRITE_IOVS_MAX and
@@ -22,9 +26,16 @@
  *   damaged range (struct seg_damage) that is logged, never cut, never
  *   served (reads of it fail with -NG_ECORRUPT, part_corrupt_range() says
  *   where it ends), and everything around it is served as before.
- * - Watermarks only grow: offset_hw <= offset_next, and offset_hw never
- *   goes down (a full disk's cut-back moves offset_next back, never below
- *   it); seq_synced <= seq_written <= seq_next.
+ * - Watermarks only grow: written, durable and latest never go down but
+ *   through part_truncate() and part_reset() (a full disk's cut-back moves
+ *   offset_next back, never below written); seq_synced <= seq_written <=
+ *   seq_next.
+ * - Every batch carries a leader epoch (batch format 2): the one set with
+ *   part_set_leader_epoch(), or, for a replica's append, the leader's. The
+ *   leader epoch cache (storage/epochs.h, file `leader-epoch`) holds the
+ *   first offset of each epoch that wrote a batch; it is made durable before
+ *   a batch that adds to it is written, cut with the log, and rebuilt from
+ *   the batches at open when missing or damaged.
  * - A write or fsync error fails the log: every append not yet completed
  *   fails, and every later append gets -NG_EFAILED. An fsync is never
  *   retried. Except a full disk (ENOSPC, EDQUOT on a log write): the
@@ -45,6 +56,7 @@
 
 #include "base/ring.h"
 #include "storage/batch.h"
+#include "storage/epochs.h"
 #include "storage/segment.h"
 
 struct part_config {
@@ -58,7 +70,8 @@ struct part_config {
     bool group_commit;             /* false: one fdatasync per durable append,
                                       the benchmark's baseline (true) */
     int32_t leader_epoch;          /* stamped into every batch appended, in
-                                      place like the base offset (0: one broker) */
+                                      place like the base offset (0: one broker);
+                                      part_set_leader_epoch() changes it */
 };
 
 /* Limits on the configuration, each with its reason. */
@@ -105,6 +118,8 @@ struct part_append {
     size_t bytes;
     bool durable;        /* complete only once fdatasync'd */
     bool validated;      /* the caller vouches for the batch: see part_append() */
+    bool replica;        /* a leader's batch: keeps its base offset and leader
+                            epoch (see part_append()) */
     part_append_fn done; /* runs once, from ring_run(); rc 0 or -errno/-NG_E* */
     void *ctx;           /* the caller's */
     /* in when validated; out, valid once part_append() returned 0 */
@@ -125,7 +140,8 @@ struct part_append {
 struct part_read_result {
     size_t bytes;            /* whole batches copied into buf */
     int64_t offset_earliest; /* the log start offset */
-    int64_t offset_latest;   /* the high watermark: one past the last readable */
+    int64_t offset_latest;   /* where reads stop: part_offset_latest(), or the
+                                end of part_read_to() */
 };
 
 struct part {
@@ -137,8 +153,15 @@ struct part {
     struct seg **segs; /* ascending base offsets; last is active */
     uint32_t seg_count;
     uint32_t seg_cap;
-    int64_t offset_next;   /* next offset to assign */
-    int64_t offset_hw;     /* one past the last fully written batch */
+    int64_t offset_next;    /* next offset to assign */
+    int64_t offset_written; /* one past the last fully written batch */
+    int64_t offset_durable; /* one past the last fdatasync'd batch */
+    int64_t offset_latest;  /* what readers see: see part_set_commit_cap() */
+    int64_t commit_cap;     /* INT64_MAX: none */
+    int64_t notified_latest;  /* the marks the watches were last told of */
+    int64_t notified_durable;
+    struct epochs epochs;     /* the leader epoch cache */
+    bool epochs_stale;        /* the file holds entries memory dropped */
     uint32_t damage_count; /* damaged ranges known, over every segment */
     int failed;            /* 0, or the error that failed the log */
     /* appends in flight, in order */
@@ -163,6 +186,7 @@ struct part {
     /* group commit */
     uint32_t syncs_inflight;
     uint64_t sync_target;
+    int64_t sync_target_offset; /* one past the last batch of sync_target */
     uint64_t sync_gate; /* a round waits until this append is written */
     bool sync_gate_due; /* a round ended: set the gate at the next try */
     uint64_t dir_gen;   /* bumped by every create/unlink in the directory */
@@ -170,9 +194,11 @@ struct part {
     uint64_t dir_gen_syncing;
     struct ring_op dir_sync_op;
     int64_t scrub_offset; /* where part_scrub() goes on */
-    /* called when offset_hw advances */
+    /* called when offset_latest, offset_durable advance */
     void (*watch_fn)(void *arg);
     void *watch_arg;
+    void (*durable_fn)(void *arg);
+    void *durable_arg;
     /* roll: drain the active segment, flush its indexes, sync, then create
      * the successor and place the held appends */
     uint8_t roll_stage;
@@ -199,6 +225,16 @@ MUST_USE int part_open(struct part *p, const char *dir, const struct part_config
  * -ENOSPC / -EDQUOT (the disk filled up; retry later), -NG_ECLOSED, or
  * batch_validate()'s errors.
  *
+ * The batch gets the leader epoch of part_set_leader_epoch(), in place. But
+ * a->replica: the batch is a leader's, appended as it is: its base offset
+ * must be part_offset_next() (else -NG_EDISCONTINUITY) and its leader epoch
+ * is kept; an epoch older than the newest in the log is refused with
+ * -NG_EFENCED_LEADER_EPOCH (the leader's log never goes back). An append
+ * whose epoch is newer than every one in the log adds (epoch, base offset)
+ * to the leader epoch cache, whose file is rewritten durably before the
+ * batch is placed (blocking, once per epoch): that write's -errno fails the
+ * append.
+ *
  * a->validated: the caller has already checked these exact bytes whole,
  * checksum included (batch_validate(), or batch_verify_records() which
  * does more), has not changed them since (but for the base offset), and
@@ -213,13 +249,19 @@ MUST_USE int part_append(struct part *p, struct part_append *a);
 
 /* Copies whole batches starting with the one holding offset into
  * buf[0..cap), stopping before bytes_max would be passed (the first batch is
- * copied even when larger than bytes_max, if it fits cap), at the high
- * watermark, or at a damaged range; continues into the next segment. Each
- * batch's checksum is verified; a bad one makes a damaged range (logged,
- * see part_corrupt_range()). Returns 0 (offset == latest gives 0 bytes),
- * -NG_EOFFSET_RANGE (offset below the start or past the latest; *out
- * carries both), -NG_ETOOBIG (the first batch exceeds cap; out->bytes is
- * its size), -NG_ECORRUPT (offset is in a damaged range), -errno. */
+ * copied even when larger than bytes_max, if it fits cap), before a batch
+ * that reaches end, or at a damaged range; continues into the next segment.
+ * Each batch's checksum is verified; a bad one makes a damaged range
+ * (logged, see part_corrupt_range()). Precondition: end <=
+ * part_offset_written(p). Returns 0 (offset == end gives 0 bytes),
+ * -NG_EOFFSET_RANGE (offset below the start or past end; *out carries
+ * both), -NG_ETOOBIG (the first batch exceeds cap; out->bytes is its size),
+ * -NG_ECORRUPT (offset is in a damaged range), -errno. A leader serves its
+ * followers past the commit cap with end = part_offset_written(). */
+MUST_USE int part_read_to(struct part *p, int64_t offset, int64_t end, uint8_t *buf, size_t cap,
+                          size_t bytes_max, struct part_read_result *out);
+
+/* part_read_to() up to part_offset_latest(p): what consumers may see. */
 MUST_USE int part_read(struct part *p, int64_t offset, uint8_t *buf, size_t cap, size_t bytes_max,
                        struct part_read_result *out);
 
@@ -230,21 +272,27 @@ struct part_range {
     uint64_t bytes;
 };
 
-/* Where part_read() would copy, without copying: the same batches, as file
- * ranges, one per segment touched (at most ranges_cap of them: a read that
- * needs more stops at a batch boundary after ranges_cap). Every byte in a
- * range was checksum-checked by this process before (see struct seg,
+/* Where part_read_to() would copy, without copying: the same batches, as
+ * file ranges, one per segment touched (at most ranges_cap of them: a read
+ * that needs more stops at a batch boundary after ranges_cap). Every byte
+ * in a range was checksum-checked by this process before (see struct seg,
  * verified_pos), so the batches are not read here: only the headers of at
- * most one index interval per range, to end on a batch boundary. The
- * ranges stop where checked bytes end. *count_out gets the ranges and
- * out->bytes their total. The fds are valid until the next call that may
- * delete or close a segment (part_retain, part_close): a caller holding a
- * range longer dups its fd. Returns what part_read() would (0, also with 0
- * ranges at the high watermark; -NG_EOFFSET_RANGE; -NG_ETOOBIG), or
- * -NG_ECORRUPT (offset is in a damaged range), or -EAGAIN when the first
- * batch is not checked yet or the partition has found damage: serve that
- * read with part_read(), which checks the bytes (moving the mark on), or
- * reports the damage. Or -errno. */
+ * most one index interval per range (and one to find end, when it is not
+ * the written end), to end on a batch boundary. The ranges stop where
+ * checked bytes end. *count_out gets the ranges and out->bytes their
+ * total. The fds are valid until the next call that may delete or close a
+ * segment (part_retain, part_delete_before, part_truncate, part_reset,
+ * part_close): a caller holding a range longer dups its fd. Returns what
+ * part_read_to() would (0, also with 0 ranges at end; -NG_EOFFSET_RANGE;
+ * -NG_ETOOBIG), or -NG_ECORRUPT (offset is in a damaged range), or -EAGAIN
+ * when the first batch is not checked yet or the partition has found
+ * damage: serve that read with part_read_to(), which checks the bytes
+ * (moving the mark on), or reports the damage. Or -errno. */
+MUST_USE int part_read_ranges_to(struct part *p, int64_t offset, int64_t end, size_t cap,
+                                 size_t bytes_max, struct part_range *ranges, uint32_t ranges_cap,
+                                 uint32_t *count_out, struct part_read_result *out);
+
+/* part_read_ranges_to() up to part_offset_latest(p). */
 MUST_USE int part_read_ranges(struct part *p, int64_t offset, size_t cap, size_t bytes_max,
                               struct part_range *ranges, uint32_t ranges_cap, uint32_t *count_out,
                               struct part_read_result *out);
@@ -252,7 +300,8 @@ MUST_USE int part_read_ranges(struct part *p, int64_t offset, size_t cap, size_t
 /* Background scrubbing: reads on from where the last call stopped, about
  * budget bytes of whole batches into buf[0..cap) (cap >= batch_bytes_max),
  * verifying every checksum exactly as a read for a consumer does, stepping
- * over damaged ranges, and wraps to the log start at the high watermark. A
+ * over damaged ranges, and wraps to the log start at the written end (the
+ * commit cap does not hold it back). A
  * bad batch becomes a damaged range, logged once with its segment, offsets
  * and positions, and is not served from then on. *scrubbed_out gets the
  * bytes checked. Returns 0, -NG_ECORRUPT when the partition holds damage
@@ -260,14 +309,21 @@ MUST_USE int part_read_ranges(struct part *p, int64_t offset, size_t cap, size_t
 MUST_USE int part_scrub(struct part *p, uint8_t *buf, size_t cap, size_t budget,
                         size_t *scrubbed_out);
 
-/* Calls fn(arg) from the ring each time the high watermark advances (new
- * batches became readable), after the completions that moved it. fn may
- * read the partition, not append to or close it. NULL stops the calls. */
+/* Calls fn(arg) each time part_offset_latest() advances (new batches
+ * became readable): from the ring, after the completions that moved it, or
+ * from within part_set_commit_cap() when the cap moved it. fn may read the
+ * partition, not append to, truncate or close it. NULL stops the calls. */
 void part_set_watch(struct part *p, void (*fn)(void *arg), void *arg);
 
+/* Calls fn(arg) from the ring each time part_offset_durable() advances,
+ * after the completions that moved it (a follower reports its durable
+ * offset to its leader). fn may read the partition, not append to,
+ * truncate or close it. NULL stops the calls. */
+void part_set_durable_watch(struct part *p, void (*fn)(void *arg), void *arg);
+
 /* Calls fn(arg, h) with the header of every readable batch from the one
- * holding offset `from` (the log start when below it) to the high
- * watermark, in order, stepping over damaged ranges (a bad header met on
+ * holding offset `from` (the log start when below it) to
+ * part_offset_latest(), in order, stepping over damaged ranges (a bad header met on
  * the way becomes one). Stops early when fn returns non-zero and returns
  * that. Returns 0, -NG_ECORRUPT (damage it could not mark), or -errno.
  * Blocking reads. */
@@ -275,7 +331,7 @@ MUST_USE int part_for_each_batch(struct part *p, int64_t from,
                                  int (*fn)(void *arg, const struct batch_header *h), void *arg);
 
 /* How many log bytes a read from offset could return at most: from the
- * batch holding offset to the high watermark (0 outside the readable
+ * batch holding offset to the written end (0 outside the readable
  * range, or when the position cannot be found); *first_batch_bytes gets
  * the size of that first batch (0 with 0). A bound for sizing an answer
  * buffer before reading. Blocking reads of at most one index interval of
@@ -311,14 +367,70 @@ uint32_t part_appends_room(const struct part *p);
 
 /* Earliest offset held (the log start). */
 int64_t part_offset_earliest(const struct part *p);
-/* The high watermark: one past the last readable offset. */
+/* One past the last offset readers see: the written end, held at the
+ * commit cap when one is set (see part_set_commit_cap()). */
 int64_t part_offset_latest(const struct part *p);
-/* The base offset the next append will get (>= the high watermark). */
+/* One past the last batch whose write completed. */
+int64_t part_offset_written(const struct part *p);
+/* One past the last batch made durable by an fdatasync (after open: the
+ * recovered end). */
+int64_t part_offset_durable(const struct part *p);
+/* The base offset the next append will get (>= the written end). */
 int64_t part_offset_next(const struct part *p);
 
+/* Holds what readers see (part_read, part_read_ranges, part_for_each_batch,
+ * part_offset_for_time, part_bytes_from, part_offset_latest) at
+ * min(written, offset): a replica's high watermark. offset should be a
+ * batch boundary (a high watermark is one); inside a batch, readers stop
+ * before that batch. INT64_MAX (the default) is no cap: a single broker's
+ * readers see every written batch. latest never goes down but through
+ * part_truncate() and part_reset(): a cap below it holds it where it is
+ * until written and cap pass it. When the cap moves latest on, the watch
+ * (part_set_watch()) is called before this returns. */
+void part_set_commit_cap(struct part *p, int64_t offset);
+
+/* The leader epoch stamped into every batch appended from now on (not into
+ * replica appends). epoch >= 0. */
+void part_set_leader_epoch(struct part *p, int32_t epoch);
+
+/* KIP-279's answer to a follower whose last leader epoch is epoch: in
+ * *epoch_out the largest epoch <= epoch that wrote batches to this log, in
+ * *end_out the first offset of the next higher epoch, or the written end
+ * when it is the newest. An epoch below every epoch in the log (or
+ * negative) gets -1 for both (Kafka's UNDEFINED); a log with no epoch at
+ * all (empty) answers epoch itself and the written end. Returns 0: the
+ * cache is in memory. */
+MUST_USE int part_epoch_end_offset(const struct part *p, int32_t epoch, int32_t *epoch_out,
+                                   int64_t *end_out);
+
+/* Cuts the log back so that it ends at offset, or, when offset is inside a
+ * batch (or a damaged range), at that batch's (range's) start: segments
+ * past it are deleted, the one holding it is cut (and becomes the active
+ * one), its indexes and the leader epoch cache with it. Written, durable,
+ * latest and the commit cap come down to the new end (the owner raises the
+ * cap again). Nothing happens when offset >= the written end. Durable
+ * before it returns: the directory, the cut segment and the cache's file
+ * are fsync'd, so a crash never brings the cut batches back. Precondition:
+ * part_idle(p). Blocking; invalidates the ranges of part_read_ranges().
+ * Returns 0 (part_offset_next() is the new end), -NG_EOFFSET_RANGE (offset
+ * below the log start: that is part_reset()'s), -NG_EFAILED (the log had
+ * failed), or -errno: the log is then failed, and a reopen finds it cut to
+ * somewhere between offset and its old end. */
+MUST_USE int part_truncate(struct part *p, int64_t offset);
+
+/* Deletes every segment and starts an empty log at offset (a follower
+ * behind its leader's log start), with an empty leader epoch cache; every
+ * mark is offset, the commit cap at most offset. Durable before it
+ * returns. Precondition: part_idle(p), offset >= 0. Blocking; invalidates
+ * the ranges of part_read_ranges(). Returns 0, -NG_EFAILED, or -errno (the
+ * log is then failed; a reopen finds either the old log or a prefix of it,
+ * or the new empty one). */
+MUST_USE int part_reset(struct part *p, int64_t offset);
+
 /* Finds the first record whose timestamp is >= ts_ms: its offset and its
- * timestamp (ts_out may be NULL). Returns 0, -NG_ENOTFOUND when no record
- * is that late, -NG_ECORRUPT, or -errno. */
+ * timestamp (ts_out may be NULL), below part_offset_latest(). Returns 0,
+ * -NG_ENOTFOUND when no readable record is that late, -NG_ECORRUPT, or
+ * -errno. */
 MUST_USE int part_offset_for_time(struct part *p, int64_t ts_ms, int64_t *offset_out,
                                   int64_t *ts_out);
 

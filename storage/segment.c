@@ -679,6 +679,106 @@ int seg_open_active(struct seg *s, int dirfd, int64_t offset_base, const struct 
     return 0;
 }
 
+int seg_unseal(struct seg *s, int dirfd)
+{
+    if (s->fd_index >= 0) {
+        return 0;
+    }
+    int fds[3] = {-1, -1, -1};
+    int rc = fds[0] = open_at(dirfd, s->offset_base, "log", O_RDWR);
+    if (rc >= 0) {
+        rc = fds[1] = open_at(dirfd, s->offset_base, "index", O_RDWR | O_CREAT);
+    }
+    if (rc >= 0) {
+        rc = fds[2] = open_at(dirfd, s->offset_base, "timeindex", O_RDWR | O_CREAT);
+    }
+    if (rc < 0) {
+        for (size_t i = 0; i < ARRAY_LEN(fds); i++) {
+            if (fds[i] >= 0) {
+                close(fds[i]);
+            }
+        }
+        return rc;
+    }
+    close(s->fd_log);
+    s->fd_log = fds[0];
+    s->fd_index = fds[1];
+    s->fd_time = fds[2];
+    return 0;
+}
+
+/* Drops index entries at or past the cut, in memory and in the file. */
+static int index_cut(struct idx *x, int fd, uint64_t pos, uint32_t rel)
+{
+    bool offsets = x->entry_bytes == IDX_OFFSET_ENTRY_BYTES;
+    while (x->count > 0 && (offsets ? idx_offset_pos(x, x->count - 1) >= pos
+                                    : idx_time_rel(x, x->count - 1) >= rel)) {
+        x->count--;
+    }
+    if (x->count_flushed <= x->count) {
+        return 0;
+    }
+    x->count_flushed = x->count;
+    return ftruncate(fd, (off_t)x->count * x->entry_bytes) != 0 ? -errno : 0;
+}
+
+/* The newest timestamp of a segment whose indexes are cut at its end: the
+ * last time entry's, or a later batch's, walked from the last offset entry
+ * (a walk that stops at bad bytes gives what it saw: a hint for retention). */
+static int timestamp_max_again(struct seg *s, const struct seg_limits *lim, uint8_t *buf,
+                               size_t buf_bytes)
+{
+    int64_t ts = INT64_MIN;
+    if (s->timeindex.count > 0) {
+        ts = idx_time_ts(&s->timeindex, s->timeindex.count - 1);
+    }
+    uint64_t pos = 0;
+    int64_t expect = s->offset_base;
+    if (s->index.count > 0) {
+        pos = idx_offset_pos(&s->index, s->index.count - 1);
+        expect = s->offset_base + idx_offset_rel(&s->index, s->index.count - 1);
+    }
+    struct seg_scan w;
+    int rc = seg_scan(s, pos, expect, s->bytes, s->offset_next, false, false, lim, buf, buf_bytes,
+                      &w);
+    if (rc != 0) {
+        return rc;
+    }
+    s->timestamp_max_ms = w.timestamp_max_ms > ts ? w.timestamp_max_ms : ts;
+    return 0;
+}
+
+int seg_cut(struct seg *s, uint64_t pos, int64_t offset_end, const struct seg_limits *lim,
+            uint8_t *buf, size_t buf_bytes)
+{
+    ASSERT(s->fd_index >= 0 && s->fd_time >= 0 && s->ops_inflight == 0);
+    ASSERT(pos <= s->bytes && offset_end >= s->offset_base && offset_end <= s->offset_next);
+    ASSERT((pos == 0) == (offset_end == s->offset_base));
+    if (ftruncate(s->fd_log, (off_t)pos) != 0) {
+        return -errno;
+    }
+    s->bytes = s->bytes_readable = pos;
+    s->offset_next = offset_end;
+    s->writeback_pos = s->writeback_pos < pos ? s->writeback_pos : pos;
+    if (s->verified_pos != UINT64_MAX && s->verified_pos > pos) {
+        s->verified_pos = pos; /* a batch boundary, as the mark must be */
+    }
+    while (s->damage_count > 0 && s->damage[s->damage_count - 1].pos >= pos) {
+        s->damage_count--; /* a cut lands on a batch or a damaged range's start */
+    }
+    ASSERT(s->damage_count == 0 || s->damage[s->damage_count - 1].pos_end <= pos);
+    uint32_t rel = (uint32_t)(offset_end - s->offset_base);
+    int rc = index_cut(&s->index, s->fd_index, pos, rel);
+    int rc_time = index_cut(&s->timeindex, s->fd_time, pos, rel);
+    rc = rc != 0 ? rc : rc_time;
+    s->index_due_pos =
+        s->index.count > 0
+            ? (uint64_t)idx_offset_pos(&s->index, s->index.count - 1) + lim->index_interval_bytes
+            : 0;
+    int rc_ts = timestamp_max_again(s, lim, buf, buf_bytes);
+    return rc != 0 ? rc : rc_ts;
+}
+
 int seg_locate(const struct seg *s, int64_t offset, uint32_t batch_bytes_max, uint8_t *buf,
                size_t buf_bytes, uint64_t *pos_out, struct batch_header *h_out)
 {

@@ -145,6 +145,25 @@ MUST_USE int seg_open_active(struct seg *s, int dirfd, int64_t offset_base,
 void seg_note_batch(struct seg *s, const struct batch_header *h, uint64_t pos,
                     const struct seg_limits *lim);
 
+/* Makes a sealed segment writable again, so that it can become the active
+ * one (a truncation cut the log back into it): opens its log for writing
+ * and its index files (which hold its indexes whole: a segment is sealed
+ * with them flushed and synced). Nothing to do for a writable one.
+ * Returns 0 or -errno (s unchanged). */
+MUST_USE int seg_unseal(struct seg *s, int dirfd);
+
+/* Cuts a writable segment (active, or unsealed) back to its first pos
+ * bytes, which end at offset offset_end (a batch boundary): the log file is
+ * truncated (not synced: the caller fsyncs it when the cut must last),
+ * then the counters, the damage past pos and the indexes follow, in memory
+ * and in their files; the newest timestamp is found again from the time
+ * index and a header walk of at most one index interval. Precondition: no
+ * I/O in flight on s. buf (>= SEG_RESYNC_BUF_BYTES(lim->batch_bytes_max))
+ * is scratch. Returns 0 or -errno: when the log's truncation fails s is
+ * unchanged; later errors leave s cut in memory (and its log file too). */
+MUST_USE int seg_cut(struct seg *s, uint64_t pos, int64_t offset_end, const struct seg_limits *lim,
+                     uint8_t *buf, size_t buf_bytes);
+
 /* Finds the batch holding offset among the readable bytes: *pos_out is its
  * position and *h_out (may be NULL) its header. Known damaged ranges are
  * stepped over. buf (>= BATCH_HEADER_BYTES) is scratch. Returns 0,
