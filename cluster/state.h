@@ -88,6 +88,10 @@ struct cluster_view {
     uint32_t broker_count;
     struct cluster_topic *topics; /* by name */
     uint32_t topic_count;
+    /* Not etcd's: true while the broker that received the view cannot be
+     * sure its own registration holds (cluster/session.h, "Fencing"); it
+     * must then lead nothing. */
+    bool fenced;
 };
 
 void cluster_view_free(struct cluster_view *v);
