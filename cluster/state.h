@@ -116,6 +116,13 @@ bool cluster_partition_has_replica(const struct cluster_partition *p, int32_t br
 MUST_USE int cluster_broker_encode(const struct cluster_broker *b, char *buf, size_t cap);
 MUST_USE int cluster_broker_decode(const char *json, size_t len, struct cluster_broker *out);
 MUST_USE int cluster_topic_encode(const struct cluster_topic *t, char *buf, size_t cap);
+/* Whether t's partitions, replication_factor and settings are in their
+ * ranges (the check cluster_topic_encode() asserts and _decode() applies):
+ * partitions 1..PROTO_PARTITIONS_MAX, replication_factor
+ * 1..CLUSTER_REPLICAS_MAX, each setting -1 (the broker's default) or >= 1,
+ * retention also -2 (unlimited), batch_bytes_max within an i32,
+ * min_insync_replicas at most replication_factor. */
+bool cluster_topic_ok(const struct cluster_topic *t);
 /* Fills everything but name, parts and mod_revision (the name comes from
  * the key). */
 MUST_USE int cluster_topic_decode(const char *json, size_t len, struct cluster_topic *out);

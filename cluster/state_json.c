@@ -192,7 +192,7 @@ int cluster_broker_decode(const char *json, size_t len, struct cluster_broker *o
 
 /* ---- topics/<name> ---- */
 
-static bool topic_ok(const struct cluster_topic *t)
+bool cluster_topic_ok(const struct cluster_topic *t)
 {
     const struct cluster_topic_config *c = &t->cfg;
     return t->partitions >= 1 && t->partitions <= PROTO_PARTITIONS_MAX &&
@@ -207,7 +207,7 @@ static bool topic_ok(const struct cluster_topic *t)
 
 int cluster_topic_encode(const struct cluster_topic *t, char *buf, size_t cap)
 {
-    ASSERT(topic_ok(t));
+    ASSERT(cluster_topic_ok(t));
     const struct cluster_topic_config *c = &t->cfg;
     json_t *cfg = json_pack("{s:I, s:I, s:I, s:I, s:i, s:i}", "retention_ms",
                             (json_int_t)c->retention_ms, "retention_bytes",
@@ -258,7 +258,7 @@ int cluster_topic_decode(const char *json, size_t len, struct cluster_topic *out
         t.partitions = (int32_t)partitions;
         t.replication_factor = (int16_t)rf;
         t.cfg.unclean_leader_election = json_is_true(unclean);
-        ASSERT(topic_ok(&t));
+        ASSERT(cluster_topic_ok(&t));
         out->partitions = t.partitions;
         out->replication_factor = t.replication_factor;
         out->cfg = t.cfg;
