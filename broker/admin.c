@@ -197,6 +197,10 @@ static void list_offset(struct server_topic *t, const struct proto_list_offsets_
         return;
     }
     struct part *log = &t->parts[in->partition].log;
+    out->err = replica_serving(&t->parts[in->partition]);
+    if (out->err != 0) {
+        return; /* a follower's offsets are not the partition's */
+    }
     if (in->timestamp_ms == PROTO_TIMESTAMP_EARLIEST) {
         out->offset = part_offset_earliest(log);
     } else if (in->timestamp_ms == PROTO_TIMESTAMP_LATEST) {
@@ -236,6 +240,57 @@ void handle_list_offsets(struct server *s, struct loop_req *req, const struct pr
             struct proto_list_offsets_resp_partition out;
             list_offset(st, &in, &out);
             proto_list_offsets_resp_partition(&e, &out);
+        }
+    }
+    server_resp_end(req, &e, &w, h->correlation_id);
+}
+
+/* ---- OffsetForLeaderEpoch ---- */
+
+/* KIP-279's answer for one partition. */
+static void epoch_end(struct server_topic *t, const struct proto_epoch_req_partition *in,
+                      struct proto_epoch_resp_partition *out)
+{
+    *out = (struct proto_epoch_resp_partition){
+        .partition = in->partition, .leader_epoch = -1, .end_offset = -1};
+    if (t == NULL || in->partition < 0 || in->partition >= t->cfg.partitions) {
+        out->err = -NG_EUNKNOWN_TOPIC;
+        return;
+    }
+    struct bpart *bp = &t->parts[in->partition];
+    out->err = replica_check_epoch(bp, -1, in->current_leader_epoch);
+    if (out->err == 0) {
+        out->err = part_epoch_end_offset(&bp->log, in->leader_epoch, &out->leader_epoch,
+                                         &out->end_offset);
+    }
+    if (out->err != 0) {
+        out->leader_epoch = -1;
+        out->end_offset = -1;
+    }
+}
+
+void handle_offset_for_leader_epoch(struct server *s, struct loop_req *req,
+                                    const struct proto_req_header *h, struct rd *body)
+{
+    struct proto_dec d;
+    int rc = proto_epoch_req_decode(body, h->api_version, &d);
+    struct wr w;
+    /* An answer partition is 18 bytes for the request's 12, and the topic
+     * names are the same: twice the request bounds it. */
+    if (!answer_begin(req, h, rc, 0, &w)) {
+        return;
+    }
+    struct proto_enc e;
+    proto_epoch_resp_begin(&e, &w, h->api_version, h->correlation_id);
+    struct proto_topic t;
+    while (proto_next_topic(&d, &t)) {
+        struct server_topic *st = server_topic_find(s, t.name);
+        proto_enc_topic(&e, t.name);
+        struct proto_epoch_req_partition in;
+        while (proto_epoch_req_next_partition(&d, &in)) {
+            struct proto_epoch_resp_partition out;
+            epoch_end(st, &in, &out);
+            proto_epoch_resp_partition(&e, &out);
         }
     }
     server_resp_end(req, &e, &w, h->correlation_id);

@@ -12,6 +12,7 @@
 
 #include "base/clock.h"
 #include "base/log.h"
+#include "broker/fetcher.h"
 #include "broker/names.h"
 
 /* How often deleted topics are checked for idle partitions, and parked
@@ -77,6 +78,15 @@ static void bpart_watch(void *arg)
     park_wake(&bp->waiters, PARK_DATA);
 }
 
+/* The log's durable offset moved: a leader's high watermark may move, and
+ * followers waiting at its end have batches to copy. */
+static void bpart_durable_watch(void *arg)
+{
+    struct bpart *bp = arg;
+    replica_leader_update(bp);
+    park_wake(&bp->waiters, PARK_REPLICA);
+}
+
 static int note_producer(void *arg, const struct batch_header *h)
 {
     producers_record(arg, h);
@@ -114,6 +124,7 @@ static int bpart_open(struct server *s, struct server_topic *t, int32_t i)
     }
     if (rc == 0) {
         part_set_watch(&bp->log, bpart_watch, bp);
+        part_set_durable_watch(&bp->log, bpart_durable_watch, bp);
     }
     return rc;
 }
@@ -125,6 +136,7 @@ static int bpart_close(struct bpart *bp)
     if (!bp->open) {
         return 0;
     }
+    replica_fini(bp);
     park_abandon(&bp->waiters);
     int rc = part_drain(&bp->log);
     int rc2 = part_close(&bp->log);
@@ -293,10 +305,24 @@ static void scrub(struct server *s)
     }
 }
 
+/* The leaders' in-sync sets, against the followers' last catch-up. */
+static void check_isrs(struct server *s)
+{
+    int64_t now_ms = (int64_t)loop_now_ms(&s->loop);
+    for (uint32_t i = 0; i < s->topic_count; i++) {
+        for (int32_t p = 0; p < s->topics[i]->cfg.partitions; p++) {
+            replica_check_isr(s, &s->topics[i]->parts[p], now_ms, REPLICA_LAG_MS_DEFAULT);
+        }
+    }
+}
+
 static void housekeeping(struct loop_timer *timer, void *arg)
 {
     struct server *s = arg;
     reap_doomed(s);
+    if (s->view != NULL && !s->loop.stopping) {
+        check_isrs(s);
+    }
     if (s->cfg.scrub_bytes_per_sec > 0 && !s->loop.stopping) {
         scrub(s);
     }
@@ -308,6 +334,7 @@ static void housekeeping(struct loop_timer *timer, void *arg)
         for (uint32_t i = 0; i < s->topic_count; i++) {
             for (int32_t p = 0; p < s->topics[i]->cfg.partitions; p++) {
                 park_abandon(&s->topics[i]->parts[p].waiters);
+                replica_fini(&s->topics[i]->parts[p]);
             }
         }
     }
@@ -328,6 +355,91 @@ static void retention(struct loop_timer *timer, void *arg)
         }
     }
     loop_timer_arm(&s->loop, timer, s->cfg.retention_check_ms);
+}
+
+/* ---- a cluster's view ---- */
+
+static bool holds_a_replica(const struct cluster_topic *ct, int32_t self)
+{
+    for (int32_t i = 0; i < ct->partitions; i++) {
+        if (cluster_partition_has_replica(&ct->parts[i], self)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Creates locally a topic of the view this broker holds replicas of. */
+static void view_topic_create(struct server *s, const struct cluster_topic *ct)
+{
+    struct topic_config cfg = {.partitions = ct->partitions,
+                               .retention_ms = ct->cfg.retention_ms,
+                               .retention_bytes = ct->cfg.retention_bytes,
+                               .segment_bytes = ct->cfg.segment_bytes,
+                               .segment_ms = ct->cfg.segment_ms,
+                               .batch_bytes_max = ct->cfg.batch_bytes_max};
+    struct server_topic *t;
+    int rc = server_topic_create(s, proto_str_make(ct->name), &cfg, &t);
+    if (rc != 0) {
+        log_error("topic %s from the cluster: %s", ct->name, err_str(rc));
+    }
+}
+
+void server_apply_view(struct server *s, struct cluster_view *view)
+{
+    if (s->loop.stopping) {
+        cluster_view_free(view); /* the partitions are closing */
+        return;
+    }
+    cluster_view_check(view);
+    cluster_view_free(s->view);
+    s->view = view;
+    for (uint32_t i = 0; i < view->topic_count; i++) {
+        const struct cluster_topic *ct = &view->topics[i];
+        if (holds_a_replica(ct, s->broker_id) &&
+            server_topic_find(s, proto_str_make(ct->name)) == NULL) {
+            view_topic_create(s, ct);
+        }
+    }
+    for (uint32_t i = 0; i < s->topic_count; i++) {
+        struct server_topic *t = s->topics[i];
+        const struct cluster_topic *ct = cluster_view_topic(view, t->name, t->name_len);
+        if (ct != NULL && ct->partitions != t->cfg.partitions) {
+            log_error("topic %s: %d partitions here, %d in the cluster; serving none", t->name,
+                      t->cfg.partitions, ct->partitions);
+            ct = NULL;
+        }
+        for (int32_t p = 0; p < t->cfg.partitions; p++) {
+            replica_apply(s, &t->parts[p], ct, ct != NULL ? &ct->parts[p] : NULL, s->broker_id,
+                          view->fenced);
+        }
+    }
+}
+
+struct view_msg {
+    struct loop_msg m;
+    struct server *s;
+    struct cluster_view *view;
+};
+
+static void on_view_msg(struct loop_msg *m, void *arg)
+{
+    (void)arg;
+    struct view_msg *vm = container_of(m, struct view_msg, m);
+    server_apply_view(vm->s, vm->view);
+    free(vm);
+}
+
+int server_post_view(struct server *s, struct cluster_view *view)
+{
+    struct view_msg *vm = malloc(sizeof(*vm));
+    if (vm == NULL) {
+        cluster_view_free(view);
+        return -ENOMEM;
+    }
+    *vm = (struct view_msg){.m = {.fn = on_view_msg}, .s = s, .view = view};
+    loop_post(&s->loop, &vm->m);
+    return 0;
 }
 
 /* ---- answers ---- */
@@ -416,6 +528,8 @@ static const handler_fn handlers[PROTO_API_COUNT] = {
     [PROTO_API_SHARE_FETCH] = handle_share_fetch,
     [PROTO_API_SHARE_ACK] = handle_share_ack,
     [PROTO_API_DLQ_REDRIVE] = handle_dlq_redrive,
+    [PROTO_API_REPLICA_FETCH] = handle_replica_fetch,
+    [PROTO_API_OFFSET_FOR_LEADER_EPOCH] = handle_offset_for_leader_epoch,
 };
 
 bool server_api_served(uint16_t api_key)
@@ -597,6 +711,7 @@ void server_stop_async(struct server *s) { loop_stop_async(&s->loop); }
 int server_fini(struct server *s)
 {
     int rc = 0;
+    fetchers_stop(s); /* before the partitions they append to close */
     for (uint32_t i = 0; i < s->topic_count; i++) {
         struct server_topic *t = s->topics[i];
         for (int32_t p = 0; p < t->cfg.partitions; p++) {
