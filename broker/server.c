@@ -669,6 +669,7 @@ int server_init(struct server *s, const struct broker_config *cfg)
 {
     memset(s, 0, sizeof(*s));
     s->cfg = *cfg;
+    s->broker_id = broker_config_clustered(cfg) ? cfg->broker_id : 0;
     s->lock_fd = -1;
     s->producer_ids.dirfd = -1;
     int rc = lock_data_dir(s);
