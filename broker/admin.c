@@ -52,16 +52,88 @@ void handle_api_versions(struct server *s, struct loop_req *req, const struct pr
 
 /* ---- Metadata ---- */
 
-static size_t metadata_topic_bytes(const struct server_topic *t)
+/* What a view may hold fits a Metadata v2 answer. */
+static_assert(CLUSTER_BROKERS_MAX <= PROTO_BROKERS_MAX, "every live broker is listed");
+static_assert(CLUSTER_REPLICAS_MAX <= PROTO_REPLICAS_MAX, "every replica is listed");
+static_assert(CLUSTER_HOST_BYTES - 1 <= PROTO_STRING_BYTES_MAX, "a broker's host is a string");
+
+/* A single broker names itself this in Metadata v2 (docs/cluster.md). */
+#define SINGLE_BROKER_ID 0
+
+/* Bytes of one partition's entry at most, and of what v2 adds before the
+ * topics (the brokers). */
+static size_t metadata_partition_bytes(uint16_t version)
 {
-    return PROTO_TOPIC_BYTES(t->name_len) + PROTO_ERR_BYTES + PROTO_METADATA_TOPIC_CONFIG_BYTES +
-           (size_t)t->cfg.partitions * PROTO_METADATA_PARTITION_BYTES;
+    return version >= 2 ? PROTO_METADATA_PARTITION_V2_BYTES(CLUSTER_REPLICAS_MAX,
+                                                            CLUSTER_REPLICAS_MAX)
+                        : PROTO_METADATA_PARTITION_BYTES;
+}
+
+static size_t metadata_head_bytes(const struct server *s, uint16_t version)
+{
+    if (version < 2) {
+        return 0;
+    }
+    uint32_t brokers = s->view != NULL ? s->view->broker_count : 1;
+    return PROTO_METADATA_V2_HEAD_BYTES + brokers * PROTO_BROKER_BYTES(CLUSTER_HOST_BYTES);
+}
+
+static size_t metadata_topic_bytes(int32_t partitions, size_t name_len, uint16_t version)
+{
+    return PROTO_TOPIC_BYTES(name_len) + PROTO_ERR_BYTES + PROTO_METADATA_TOPIC_CONFIG_BYTES +
+           (size_t)partitions * metadata_partition_bytes(version);
+}
+
+/* v2's brokers: the view's live brokers, or this broker alone. */
+static void metadata_brokers(const struct server *s, struct proto_enc *e)
+{
+    if (s->view == NULL) {
+        proto_metadata_resp_broker(e, &(struct proto_broker){.id = SINGLE_BROKER_ID,
+                                                             .host = proto_str_make(
+                                                                 s->cfg.listen_host),
+                                                             .port = s->port});
+        return;
+    }
+    for (uint32_t i = 0; i < s->view->broker_count; i++) {
+        const struct cluster_broker *b = &s->view->brokers[i];
+        proto_metadata_resp_broker(
+            e, &(struct proto_broker){.id = b->id, .host = proto_str_make(b->host), .port = b->port});
+    }
+}
+
+/* v2's leader and replicas of a partition: on a single broker this
+ * broker, leader of everything at epoch 0; in a cluster the view's (cp),
+ * no leader while the view does not have the partition. */
+static void metadata_replicas(const struct server *s, const struct cluster_partition *cp,
+                              struct proto_metadata_partition *mp)
+{
+    if (s->view != NULL && cp == NULL) {
+        mp->leader = PROTO_BROKER_NONE;
+        mp->leader_epoch = PROTO_BROKER_NONE;
+        return;
+    }
+    if (s->view == NULL) {
+        mp->leader = SINGLE_BROKER_ID;
+        mp->leader_epoch = 0;
+        mp->replica_count = mp->isr_count = 1;
+        mp->replicas[0] = mp->isr[0] = SINGLE_BROKER_ID;
+        return;
+    }
+    mp->leader = cp->leader;
+    mp->leader_epoch = cp->leader_epoch;
+    mp->replica_count = cp->replica_count;
+    memcpy(mp->replicas, cp->replicas, cp->replica_count * sizeof(cp->replicas[0]));
+    mp->isr_count = cp->isr_count;
+    memcpy(mp->isr, cp->isr, cp->isr_count * sizeof(cp->isr[0]));
 }
 
 /* Retention that is off is stored as -1 and sent as in CreateTopics: -2. */
 static int64_t metadata_retention(int64_t v) { return v == -1 ? PROTO_CONFIG_UNLIMITED : v; }
 
-static void metadata_topic(struct proto_enc *e, const struct server_topic *t)
+/* A topic this broker holds; ct its state in the view (NULL on a single
+ * broker). */
+static void metadata_topic(const struct server *s, struct proto_enc *e,
+                           const struct server_topic *t, const struct cluster_topic *ct)
 {
     struct proto_topic_config cfg = {
         .partition_count = t->cfg.partitions,
@@ -82,8 +154,78 @@ static void metadata_topic(struct proto_enc *e, const struct server_topic *t)
             .offset_latest = part_offset_latest(log),
         };
         mp.err = mp.err != 0 ? -NG_EFAILED : 0;
+        metadata_replicas(s, ct != NULL && i < ct->partitions ? &ct->parts[i] : NULL, &mp);
         proto_metadata_resp_partition(e, &mp);
     }
+}
+
+/* A topic of the view this broker does not hold (yet): its catalog
+ * settings (-1 where the broker's default applies) and no offsets. */
+static void metadata_view_topic(const struct server *s, struct proto_enc *e,
+                                const struct cluster_topic *ct)
+{
+    struct proto_topic_config cfg = {
+        .partition_count = ct->partitions,
+        .retention_ms = ct->cfg.retention_ms,
+        .retention_bytes = ct->cfg.retention_bytes,
+        .segment_bytes = ct->cfg.segment_bytes,
+        .segment_ms = ct->cfg.segment_ms,
+        .batch_bytes_max = ct->cfg.batch_bytes_max,
+    };
+    proto_metadata_resp_topic_config(e, proto_str_make(ct->name), 0, &cfg);
+    for (int32_t i = 0; i < ct->partitions; i++) {
+        struct proto_metadata_partition mp = {
+            .partition = i, .offset_earliest = -1, .offset_latest = -1};
+        metadata_replicas(s, &ct->parts[i], &mp);
+        proto_metadata_resp_partition(e, &mp);
+    }
+}
+
+/* One topic of the answer by name: what this broker holds of it, else
+ * what the view says, else unknown. Returns the bytes it may take. */
+static size_t metadata_named(struct server *s, struct proto_enc *e, struct proto_str name,
+                             uint16_t version)
+{
+    struct server_topic *st = server_topic_find(s, name);
+    const struct cluster_topic *ct =
+        s->view != NULL ? cluster_view_topic(s->view, name.ptr, (size_t)name.len) : NULL;
+    if (st != NULL) {
+        if (e != NULL) {
+            metadata_topic(s, e, st, ct);
+        }
+        return metadata_topic_bytes(st->cfg.partitions, st->name_len, version);
+    }
+    if (ct != NULL) {
+        if (e != NULL) {
+            metadata_view_topic(s, e, ct);
+        }
+        return metadata_topic_bytes(ct->partitions, strlen(ct->name), version);
+    }
+    if (e != NULL) {
+        proto_metadata_resp_topic(e, name, -NG_EUNKNOWN_TOPIC);
+    }
+    return metadata_topic_bytes(0, (size_t)name.len, version);
+}
+
+/* Every topic: the view's catalog in a cluster, else those held here. */
+static size_t metadata_all(struct server *s, struct proto_enc *e, uint16_t version)
+{
+    size_t bytes = 0;
+    if (s->view != NULL) {
+        for (uint32_t i = 0; i < s->view->topic_count; i++) {
+            const char *name = s->view->topics[i].name;
+            bytes += metadata_named(s, e, proto_str_make(name), version);
+        }
+        return bytes;
+    }
+    for (uint32_t i = 0; i < s->topic_count; i++) {
+        const struct server_topic *t = s->topics[i];
+        if (e != NULL) {
+            metadata_topic(s, e, t, NULL);
+        }
+        bytes += metadata_topic_bytes(t->cfg.partitions, t->name_len, version);
+    }
+    return bytes;
 }
 
 void handle_metadata(struct server *s, struct loop_req *req, const struct proto_req_header *h,
@@ -95,44 +237,62 @@ void handle_metadata(struct server *s, struct loop_req *req, const struct proto_
         server_resp_error(req, h->correlation_id, rc);
         return;
     }
-    size_t cap = RESP_SLACK_BYTES + sizeof(s->cfg.listen_host);
+    uint16_t v = h->api_version;
+    size_t cap = RESP_SLACK_BYTES + sizeof(s->cfg.listen_host) + metadata_head_bytes(s, v);
     struct proto_dec count = d;
     struct proto_topic t;
     if (d.topic_count < 0) {
-        for (uint32_t i = 0; i < s->topic_count; i++) {
-            cap += metadata_topic_bytes(s->topics[i]);
-        }
+        cap += metadata_all(s, NULL, v);
     }
     while (d.topic_count >= 0 && proto_next_topic(&count, &t)) {
-        struct server_topic *st = server_topic_find(s, t.name);
-        cap += st ? metadata_topic_bytes(st)
-                  : PROTO_TOPIC_BYTES(t.name.len) + PROTO_ERR_BYTES +
-                        PROTO_METADATA_TOPIC_CONFIG_BYTES;
+        cap += metadata_named(s, NULL, t.name, v);
     }
     struct wr w;
     if (!answer_begin(req, h, 0, cap, &w)) {
         return;
     }
     struct proto_enc e;
-    struct proto_metadata_resp m = {.host = proto_str_make(s->cfg.listen_host), .port = s->port};
-    proto_metadata_resp_begin(&e, &w, h->api_version, h->correlation_id, &m);
+    struct proto_metadata_resp m = {
+        .host = proto_str_make(s->cfg.listen_host),
+        .port = s->port,
+        .broker_id = s->view != NULL ? s->broker_id : SINGLE_BROKER_ID,
+        .controller_id = s->view != NULL ? s->view->controller : SINGLE_BROKER_ID,
+    };
+    proto_metadata_resp_begin(&e, &w, v, h->correlation_id, &m);
+    if (v >= 2) {
+        metadata_brokers(s, &e);
+    }
     if (d.topic_count < 0) {
-        for (uint32_t i = 0; i < s->topic_count; i++) {
-            metadata_topic(&e, s->topics[i]);
-        }
+        (void)metadata_all(s, &e, v);
     }
     while (d.topic_count >= 0 && proto_next_topic(&d, &t)) {
-        struct server_topic *st = server_topic_find(s, t.name);
-        if (st != NULL) {
-            metadata_topic(&e, st);
-        } else {
-            proto_metadata_resp_topic(&e, t.name, -NG_EUNKNOWN_TOPIC);
-        }
+        (void)metadata_named(s, &e, t.name, v);
     }
     server_resp_end(req, &e, &w, h->correlation_id);
 }
 
 /* ---- CreateTopics, DeleteTopics ---- */
+
+/* Whether this broker can give a new topic replication_factor copies of
+ * each partition (PROTO_CONFIG_DEFAULT: the default, one copy). A single
+ * broker holds one copy: a factor above 1 needs a cluster. Returns 0,
+ * -NG_ENOT_ENOUGH_REPLICAS, or -NG_EBADARG for a factor that is neither
+ * the default nor 1..CLUSTER_REPLICAS_MAX. A broker in a cluster (s->view
+ * set) decides against its live brokers; that path extends this one. */
+static int create_replication_check(const struct server *s, struct proto_str name,
+                                    int16_t replication_factor)
+{
+    if (replication_factor == PROTO_CONFIG_DEFAULT || replication_factor == 1) {
+        return 0;
+    }
+    if (replication_factor < 1 || replication_factor > CLUSTER_REPLICAS_MAX) {
+        return -NG_EBADARG;
+    }
+    (void)s;
+    log_warn("create topic %.*s: replication factor %d needs a cluster", (int)name.len, name.ptr,
+             replication_factor);
+    return -NG_ENOT_ENOUGH_REPLICAS;
+}
 
 void handle_create_topics(struct server *s, struct loop_req *req, const struct proto_req_header *h,
                           struct rd *body)
@@ -157,8 +317,9 @@ void handle_create_topics(struct server *s, struct loop_req *req, const struct p
         };
         struct server_topic *t;
         struct proto_topic_result r = {.name = ct.name};
-        r.err = server_topic_create(s, ct.name, &requested, &t);
-        if (r.err != 0 && r.err != -NG_ETOPIC_EXISTS) {
+        r.err = create_replication_check(s, ct.name, ct.replication_factor);
+        r.err = r.err == 0 ? server_topic_create(s, ct.name, &requested, &t) : r.err;
+        if (r.err != 0 && r.err != -NG_ETOPIC_EXISTS && r.err != -NG_ENOT_ENOUGH_REPLICAS) {
             log_warn("create topic %.*s: %s", (int)ct.name.len, ct.name.ptr, err_str(r.err));
         }
         proto_enc_topic_result(&e, &r);

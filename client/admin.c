@@ -66,7 +66,8 @@ void nagare_topic_config_default(struct nagare_topic_config *c)
                                       .retention_ms = -1,
                                       .retention_bytes = -1,
                                       .segment_bytes = -1,
-                                      .batch_bytes_max = -1};
+                                      .batch_bytes_max = -1,
+                                      .replication_factor = -1};
 }
 
 static int64_t deadline_of(const nagare_admin *a) { return clock_mono_ms() + a->timeout_ms; }
@@ -93,6 +94,10 @@ static int topic_op_encode(void *arg, struct wr *w, uint32_t corr, uint16_t vers
         proto_enc_topic(&e, proto_str_make(op->name));
         return proto_enc_end(&e);
     }
+    int16_t rf = op->cfg->replication_factor;
+    if (version == 0 && rf != PROTO_CONFIG_DEFAULT && rf != 1) {
+        return -NG_EBADVERSION; /* v0 cannot ask for copies: refuse, not drop it */
+    }
     proto_create_topics_req_begin(&e, w, version, corr, proto_str_make(CONN_CLIENT_ID));
     proto_create_topics_req_topic(
         &e, &(struct proto_create_topic){.name = proto_str_make(op->name),
@@ -100,7 +105,8 @@ static int topic_op_encode(void *arg, struct wr *w, uint32_t corr, uint16_t vers
                                          .retention_ms = op->cfg->retention_ms,
                                          .retention_bytes = op->cfg->retention_bytes,
                                          .segment_bytes = op->cfg->segment_bytes,
-                                         .batch_bytes_max = op->cfg->batch_bytes_max});
+                                         .batch_bytes_max = op->cfg->batch_bytes_max,
+                                         .replication_factor = rf});
     return proto_enc_end(&e);
 }
 
@@ -182,7 +188,7 @@ static size_t describe_bytes(struct proto_dec d, size_t *topics_out, size_t *par
 }
 
 static void topic_info_fill(struct nagare_topic_info *ti, const struct proto_topic *t,
-                            uint16_t version)
+                            const struct proto_metadata_partition *first, uint16_t version)
 {
     ti->err = t->err;
     ti->partition_count = (size_t)t->partition_count;
@@ -198,6 +204,9 @@ static void topic_info_fill(struct nagare_topic_info *ti, const struct proto_top
         ti->segment_ms = t->config.segment_ms;
     } else if (t->err == 0) {
         cfg->partitions = t->partition_count;
+    }
+    if (version >= 2 && first != NULL) {
+        cfg->replication_factor = first->replica_count;
     }
 }
 
@@ -221,18 +230,23 @@ static int describe_decode(void *arg, struct rd *body, uint16_t version)
     char *names = (char *)(parts + part_total);
     struct proto_topic t;
     for (size_t i = 0; proto_next_topic(&d, &t); i++) {
-        topic_info_fill(&topics[i], &t, version);
         memcpy(names, t.name.ptr, (size_t)t.name.len);
         names[t.name.len] = '\0';
         topics[i].name = names;
         names += t.name.len + 1;
         topics[i].partitions = parts;
         struct proto_metadata_partition mp;
-        while (proto_metadata_resp_next_partition(&d, &mp)) {
+        for (int32_t k = 0; proto_metadata_resp_next_partition(&d, &mp); k++) {
+            if (k == 0) {
+                topic_info_fill(&topics[i], &t, &mp, version);
+            }
             *parts++ = (struct nagare_partition_info){.partition = mp.partition,
                                                       .err = mp.err,
                                                       .offset_earliest = mp.offset_earliest,
                                                       .offset_latest = mp.offset_latest};
+        }
+        if (t.partition_count == 0) {
+            topic_info_fill(&topics[i], &t, NULL, version);
         }
     }
     ASSERT((uint8_t *)names == block + bytes || bytes == 0);

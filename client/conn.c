@@ -68,16 +68,65 @@ int conn_parse_address(const char *address, char *host, size_t host_cap, char *p
     return rc != 0 ? rc : copy_part(p, pn, port, port_cap);
 }
 
+/* The entry i of a comma list: *at and *n. False past the last. */
+static bool list_entry(const char *list, int i, const char **at, size_t *n)
+{
+    const char *p = list;
+    for (; i > 0; i--) {
+        p = strchr(p, ',');
+        if (p == NULL) {
+            return false;
+        }
+        p++;
+    }
+    const char *end = strchr(p, ',');
+    *at = p;
+    *n = end != NULL ? (size_t)(end - p) : strlen(p);
+    return true;
+}
+
+int conn_bootstrap_at(const char *list, int i, char *host, size_t host_cap, char *port,
+                      size_t port_cap)
+{
+    const char *at;
+    size_t n;
+    char one[CONN_BOOTSTRAP_BYTES_MAX];
+    if (list == NULL || !list_entry(list, i, &at, &n) || n >= sizeof(one)) {
+        return -NG_EBADARG;
+    }
+    memcpy(one, at, n);
+    one[n] = '\0';
+    return conn_parse_address(one, host, host_cap, port, port_cap);
+}
+
+int conn_bootstrap_check(const char *list)
+{
+    if (list == NULL || strlen(list) >= CONN_BOOTSTRAP_BYTES_MAX) {
+        return -NG_EBADARG;
+    }
+    char host[CONN_HOST_BYTES_MAX];
+    char port[8];
+    int count = 0;
+    const char *at;
+    size_t n;
+    for (; list_entry(list, count, &at, &n); count++) {
+        if (conn_bootstrap_at(list, count, host, sizeof(host), port, sizeof(port)) != 0) {
+            return -NG_EBADARG;
+        }
+    }
+    return count;
+}
+
 /* ---- life cycle ---- */
 
 int conn_init(struct client_conn *c, const struct conn_config *cfg)
 {
     ASSERT(c != NULL && cfg != NULL);
     *c = (struct client_conn){.fd = -1, .corr_next = 1};
-    int rc = conn_parse_address(cfg->bootstrap, c->host, sizeof(c->host), c->port, sizeof(c->port));
-    if (rc != 0) {
-        return rc;
+    if (conn_bootstrap_check(cfg->bootstrap) < 1) {
+        return -NG_EBADARG;
     }
+    strcpy(c->bootstrap, cfg->bootstrap); /* shorter than the buffer: checked */
     if (cfg->pending_max == 0 || cfg->pending_max > CONN_PENDING_LIMIT ||
         cfg->resp_bytes_max < PROTO_FRAME_BYTES_MIN ||
         cfg->resp_bytes_max > PROTO_FRAME_BYTES_LIMIT || cfg->request_timeout_ms == 0) {
@@ -221,8 +270,8 @@ static int connect_next(struct client_conn *c)
     return rc;
 }
 
-/* Resolves the address into c->addrs. */
-static int resolve(struct client_conn *c)
+/* Resolves one address of the list, appending to c->addrs. */
+static int resolve_one(struct client_conn *c, const char *host, const char *port)
 {
     struct addrinfo hints;
     memset(&hints, 0, sizeof(hints));
@@ -230,12 +279,10 @@ static int resolve(struct client_conn *c)
     hints.ai_socktype = SOCK_STREAM;
     hints.ai_flags = AI_NUMERICSERV;
     struct addrinfo *res = NULL;
-    int g = getaddrinfo(c->host, c->port, &hints, &res);
+    int g = getaddrinfo(host, port, &hints, &res);
     if (g != 0) {
         return g == EAI_SYSTEM ? -errno : -NG_ENOTFOUND;
     }
-    c->addr_count = 0;
-    c->addr_next = 0;
     for (const struct addrinfo *ai = res; ai != NULL && c->addr_count < CONN_ADDRS_MAX;
          ai = ai->ai_next) {
         if (ai->ai_addrlen <= sizeof(c->addrs[0])) {
@@ -246,7 +293,25 @@ static int resolve(struct client_conn *c)
         }
     }
     freeaddrinfo(res);
-    return c->addr_count > 0 ? 0 : -NG_ENOTFOUND;
+    return 0;
+}
+
+/* Resolves every address of the list into c->addrs, in list order. A name
+ * that does not resolve is skipped; returns its error only when none did. */
+static int resolve(struct client_conn *c)
+{
+    c->addr_count = 0;
+    c->addr_next = 0;
+    int rc = -NG_ENOTFOUND;
+    char host[CONN_HOST_BYTES_MAX];
+    char port[8];
+    for (int i = 0; c->addr_count < CONN_ADDRS_MAX &&
+                    conn_bootstrap_at(c->bootstrap, i, host, sizeof(host), port, sizeof(port)) == 0;
+         i++) {
+        int one = resolve_one(c, host, port);
+        rc = one != 0 ? one : rc;
+    }
+    return c->addr_count > 0 ? 0 : rc;
 }
 
 /* Connects to the next address; the socket becomes c's. */

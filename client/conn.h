@@ -54,6 +54,9 @@
 #define CONN_RX_WINDOW_BYTES (64u * 1024)
 /* Host part of "host:port": a DNS name is at most 253 bytes. */
 #define CONN_HOST_BYTES_MAX 256
+/* A bootstrap list "host:port,host:port,...", NUL included: a few brokers'
+ * addresses (their addresses are tried in turn, CONN_ADDRS_MAX in all). */
+#define CONN_BOOTSTRAP_BYTES_MAX 1024
 /* Addresses of a name tried in turn (IPv6 and IPv4 loopback, a few A
  * records); the rest are ignored. */
 #define CONN_ADDRS_MAX 8
@@ -91,7 +94,7 @@ enum conn_state {
 };
 
 struct conn_config {
-    const char *bootstrap;       /* "host:port"; copied by conn_init() */
+    const char *bootstrap;       /* "host:port[,host:port...]"; copied by conn_init() */
     uint32_t request_timeout_ms; /* also bounds a connect and its handshake */
     uint32_t resp_bytes_max;     /* largest answer frame accepted */
     size_t tx_bytes_max;         /* send queue bound (raised to one broker frame) */
@@ -138,8 +141,7 @@ struct client_conn {
     enum conn_state state; /* readable by users */
     int err_last;          /* why it last went down (0: never); readable */
     uint64_t generation;   /* bumped by every close; readable */
-    char host[CONN_HOST_BYTES_MAX];
-    char port[8];
+    char bootstrap[CONN_BOOTSTRAP_BYTES_MAX]; /* the address list, as given */
     struct conn_config cfg;
     int64_t connect_deadline_ms;
     /* the resolved addresses, tried in order until one connects */
@@ -189,8 +191,20 @@ struct client_conn {
 int conn_parse_address(const char *address, char *host, size_t host_cap, char *port,
                        size_t port_cap);
 
-/* Readies c from cfg: copies the address, allocates the buffers; opens no
- * socket. Returns 0, -NG_EBADARG (bad address or limits), -ENOMEM. */
+/* Checks a bootstrap list: one or more "host:port" (conn_parse_address())
+ * separated by commas, shorter than CONN_BOOTSTRAP_BYTES_MAX. Returns how
+ * many addresses it names, or -NG_EBADARG. Pure. */
+int conn_bootstrap_check(const char *list);
+
+/* Address i (< conn_bootstrap_check(list)) of a checked list, split into
+ * its parts. Returns 0 or -NG_EBADARG. Pure. */
+int conn_bootstrap_at(const char *list, int i, char *host, size_t host_cap, char *port,
+                      size_t port_cap);
+
+/* Readies c from cfg: copies the address list, allocates the buffers;
+ * opens no socket. A connect tries every address of the list in turn (in
+ * list order, each name's addresses as the resolver gives them). Returns
+ * 0, -NG_EBADARG (bad address or limits), -ENOMEM. */
 MUST_USE int conn_init(struct client_conn *c, const struct conn_config *cfg);
 
 /* Closes the socket (failing pending requests with -NG_ECLOSED) and frees

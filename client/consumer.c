@@ -115,7 +115,7 @@ struct freq {
 
 struct nagare_consumer {
     struct nagare_consumer_config cfg;
-    char bootstrap[CONN_HOST_BYTES_MAX + 16];
+    char bootstrap[CONN_BOOTSTRAP_BYTES_MAX];
     struct client_conn conn;
     struct batch_zctx zctx;
     struct cpart **parts; /* sorted by topic, then partition */
@@ -233,7 +233,7 @@ static void consumer_free(nagare_consumer *c)
 int nagare_consumer_new(const struct nagare_consumer_config *cfg, nagare_consumer **out)
 {
     if (cfg == NULL || out == NULL || config_check(cfg) != 0 ||
-        strlen(cfg->bootstrap) >= CONN_HOST_BYTES_MAX + 16) {
+        strlen(cfg->bootstrap) >= CONN_BOOTSTRAP_BYTES_MAX) {
         return -NG_EBADARG;
     }
     *out = NULL;

@@ -135,7 +135,8 @@ struct nagare_producer_error {
 typedef void (*nagare_producer_error_fn)(const struct nagare_producer_error *e, void *opaque);
 
 struct nagare_producer_config {
-    const char *bootstrap;               /* "host:port" (default "127.0.0.1:7420"); copied */
+    const char *bootstrap;               /* "host:port" (default "127.0.0.1:7420"), or a
+                                            list "host:port,host:port" tried in turn; copied */
     int acks;                            /* 0, 1, or -1 = all (default -1) */
     enum nagare_compression compression; /* default zstd, at zstd_level */
     int zstd_level;                      /* default 3 */
@@ -595,8 +596,10 @@ void nagare_share_consumer_destroy(nagare_share_consumer *sc);
 
 typedef struct nagare_admin nagare_admin;
 
-/* Connects to a broker; each call below waits at most timeout_ms (and the
- * connection itself at most that long). Errors as nagare_producer_new().
+/* Connects to a broker (bootstrap: "host:port", or a list
+ * "host:port,host:port" tried in turn); each call below waits at most
+ * timeout_ms (and the connection itself at most that long). Errors as
+ * nagare_producer_new().
  * Any thread; the client then belongs to it. */
 NAGARE_MUST_USE int nagare_admin_new(const char *bootstrap, uint32_t timeout_ms,
                                      nagare_admin **out);
@@ -610,14 +613,18 @@ struct nagare_topic_config {
     int64_t retention_bytes;
     int64_t segment_bytes;
     int32_t batch_bytes_max;
+    int16_t replication_factor; /* copies of each partition, 1..7 (a cluster) */
 };
 
 void nagare_topic_config_default(struct nagare_topic_config *c);
 
 /* Create / delete one topic. Return 0 or the broker's answer for it
  * (-NAGARE_ETOPIC_EXISTS, -NAGARE_EUNKNOWN_TOPIC, -NAGARE_EBADARG for a
- * config value it refuses, -NAGARE_EBADNAME) or the request's error
- * (-NAGARE_ETIMEOUT, -NAGARE_EDISCONNECTED, ...). */
+ * config value it refuses, -NAGARE_EBADNAME, -NAGARE_ENOT_ENOUGH_REPLICAS
+ * for a replication factor above the live brokers: above 1 on a single
+ * broker) or the request's error (-NAGARE_ETIMEOUT, -NAGARE_EDISCONNECTED,
+ * -NAGARE_EBADVERSION: a replication factor other than -1 or 1 for a
+ * broker that does not speak CreateTopics v1, ...). */
 NAGARE_MUST_USE int nagare_topic_create(nagare_admin *a, const char *name,
                                         const struct nagare_topic_config *c);
 NAGARE_MUST_USE int nagare_topic_delete(nagare_admin *a, const char *name);
@@ -642,10 +649,52 @@ struct nagare_topic_info {
 
 /* Describes every topic (name NULL) or one. *out and everything it points
  * to stay valid until nagare_topics_free(). Returns 0 with *count_out
- * topics, -NAGARE_EUNKNOWN_TOPIC for a named topic that does not exist. */
+ * topics, -NAGARE_EUNKNOWN_TOPIC for a named topic that does not exist.
+ * config.replication_factor is partition 0's replica count (-1 when the
+ * broker does not say: Metadata before v2). */
 NAGARE_MUST_USE int nagare_topics_describe(nagare_admin *a, const char *name,
                                            const struct nagare_topic_info **out, size_t *count_out);
 void nagare_topics_free(nagare_admin *a, const struct nagare_topic_info *topics);
+
+/* ---- admin: the cluster (docs/cluster.md) ---- */
+
+struct nagare_broker_info {
+    int32_t id;
+    const char *host; /* its advertised address */
+    uint16_t port;
+};
+
+/* A partition's replication state. A single broker reports itself as
+ * broker 0, leader of every partition at epoch 0, the only replica. */
+struct nagare_partition_replicas {
+    const char *topic;
+    int32_t partition;
+    int err;              /* 0, or the partition's error (negative) */
+    int32_t leader;       /* broker id; -1 while it has no leader */
+    int32_t leader_epoch; /* bumped by each leader change */
+    size_t replica_count;
+    const int32_t *replicas; /* broker ids, the preferred leader first */
+    size_t isr_count;
+    const int32_t *isr;     /* the in-sync replicas */
+    bool under_replicated; /* fewer in sync than replicas, or no leader */
+};
+
+struct nagare_cluster_info {
+    int32_t controller; /* broker id; -1 while there is none */
+    size_t broker_count;
+    const struct nagare_broker_info *brokers; /* live brokers, by id */
+    size_t partition_count;
+    const struct nagare_partition_replicas *partitions; /* by topic, then partition */
+};
+
+/* Describes the cluster: live brokers, the controller, and each partition
+ * of every topic (topics with an error are left out) with its leader,
+ * epoch, replicas and in-sync replicas. *out and what it points to stay
+ * valid until nagare_cluster_info_free(). Returns 0, -NAGARE_EBADVERSION
+ * (a broker that does not speak Metadata v2), -ENOMEM, or the request's
+ * error. */
+NAGARE_MUST_USE int nagare_cluster_describe(nagare_admin *a, const struct nagare_cluster_info **out);
+void nagare_cluster_info_free(nagare_admin *a, const struct nagare_cluster_info *info);
 
 /* The first offset with timestamp >= ts_ms (or NAGARE_OFFSET_BEGINNING /
  * END) of a partition; the log end when no record is that recent. Returns

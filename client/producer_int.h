@@ -189,7 +189,7 @@ struct preq {
 
 struct nagare_producer {
     struct nagare_producer_config cfg;
-    char bootstrap[CONN_HOST_BYTES_MAX + 16];
+    char bootstrap[CONN_BOOTSTRAP_BYTES_MAX];
     struct client_conn conn;
     struct batch_zctx zctx;
     int fatal; /* 0, or the error that stopped the producer */

@@ -87,7 +87,7 @@ struct ssection {
 
 struct nagare_share_consumer {
     struct nagare_share_consumer_config cfg;
-    char bootstrap[CONN_HOST_BYTES_MAX + 16];
+    char bootstrap[CONN_BOOTSTRAP_BYTES_MAX];
     struct client_conn conn;
     struct batch_zctx zctx;
     uint8_t *zbuf;
@@ -771,7 +771,7 @@ void nagare_share_consumer_config_default(struct nagare_share_consumer_config *c
 
 static int config_check(const struct nagare_share_consumer_config *c)
 {
-    bool ok = c->bootstrap != NULL && strlen(c->bootstrap) < CONN_HOST_BYTES_MAX + 16 &&
+    bool ok = c->bootstrap != NULL && strlen(c->bootstrap) < CONN_BOOTSTRAP_BYTES_MAX &&
               c->fetch_wait_max_ms <= INT32_MAX && c->records_max > 0 &&
               c->records_max <= PROTO_SHARE_FETCH_RECORDS_MAX && c->unacked_max > 0 &&
               c->unacked_max <= SHARE_UNACKED_LIMIT && c->request_timeout_ms > 0 &&

@@ -4,8 +4,9 @@
  * Input: one selector byte, then the bytes of a frame after its length
  * prefix. Selector bit 7 clear: the bytes are a request (header and body),
  * decoded as the broker does, whatever api key they name. Bit 7 set: they
- * are a response to api (selector & 0x7f) % PROTO_API_COUNT, decoded as the
- * client does (an unassigned key decodes nothing). The frame is copied to a heap block of exactly its size, so
+ * are a response to api (selector & 0x7f) % PROTO_API_COUNT at version
+ * (selector & 0x7f) / PROTO_API_COUNT, decoded as the client does (an
+ * unassigned key or a version past the api's decodes nothing). The frame is copied to a heap block of exactly its size, so
  * ASan sees any read past the end.
  *
  * Every input that decodes is re-encoded from what was decoded, through the
@@ -383,7 +384,7 @@ static void recode_topics_response_parts(uint16_t api, struct proto_dec *d, stru
     struct proto_topic t;
     while (proto_next_topic(d, &t)) {
         if (api == PROTO_API_METADATA) {
-            proto_metadata_resp_topic(e, t.name, t.err);
+            proto_metadata_resp_topic_config(e, t.name, t.err, &t.config);
         } else {
             proto_enc_topic(e, t.name);
         }
@@ -397,16 +398,16 @@ static int recode_topics_response(uint16_t api, struct proto_dec *d, struct prot
     return proto_enc_end(e);
 }
 
-static int recode_describe_group(uint32_t c, struct rd *r, struct wr *w, int *enc_rc)
+static int recode_describe_group(uint16_t v, uint32_t c, struct rd *r, struct wr *w, int *enc_rc)
 {
     struct proto_enc e;
     struct proto_dec d;
     struct proto_describe_group_resp out;
-    int rc = proto_describe_group_resp_decode(r, 0, &out, &d);
+    int rc = proto_describe_group_resp_decode(r, v, &out, &d);
     if (rc != 0) {
         return rc;
     }
-    proto_describe_group_resp_begin(&e, w, 0, c, &out);
+    proto_describe_group_resp_begin(&e, w, v, c, &out);
     struct proto_group_member_desc m;
     struct proto_topic t;
     while (proto_describe_group_resp_next_member(&d, &m)) {
@@ -427,38 +428,38 @@ static int recode_describe_group(uint32_t c, struct rd *r, struct wr *w, int *en
 }
 
 /* The group and share responses without topics; -1 for the others. */
-static int recode_group_flat(uint16_t api, uint32_t c, struct rd *r, struct wr *w, int *enc_rc)
+static int recode_group_flat(uint16_t api, uint16_t v, uint32_t c, struct rd *r, struct wr *w, int *enc_rc)
 {
     int rc;
     int err;
     switch (api) {
     case PROTO_API_JOIN_GROUP: {
         struct proto_join_group_resp out;
-        rc = proto_join_group_resp_decode(r, 0, &out);
-        *enc_rc = rc ? 0 : proto_join_group_resp_encode(w, 0, c, &out);
+        rc = proto_join_group_resp_decode(r, v, &out);
+        *enc_rc = rc ? 0 : proto_join_group_resp_encode(w, v, c, &out);
         return rc;
     }
     case PROTO_API_LEAVE_GROUP:
-        rc = proto_leave_group_resp_decode(r, 0, &err);
-        *enc_rc = rc ? 0 : proto_leave_group_resp_encode(w, 0, c, err);
+        rc = proto_leave_group_resp_decode(r, v, &err);
+        *enc_rc = rc ? 0 : proto_leave_group_resp_encode(w, v, c, err);
         return rc;
     case PROTO_API_DELETE_GROUP:
-        rc = proto_delete_group_resp_decode(r, 0, &err);
-        *enc_rc = rc ? 0 : proto_delete_group_resp_encode(w, 0, c, err);
+        rc = proto_delete_group_resp_decode(r, v, &err);
+        *enc_rc = rc ? 0 : proto_delete_group_resp_encode(w, v, c, err);
         return rc;
     case PROTO_API_DLQ_REDRIVE: {
         struct proto_dlq_redrive_resp out;
-        rc = proto_dlq_redrive_resp_decode(r, 0, &out);
-        *enc_rc = rc ? 0 : proto_dlq_redrive_resp_encode(w, 0, c, &out);
+        rc = proto_dlq_redrive_resp_decode(r, v, &out);
+        *enc_rc = rc ? 0 : proto_dlq_redrive_resp_encode(w, v, c, &out);
         return rc;
     }
     case PROTO_API_LIST_GROUPS: {
         struct proto_enc e;
         struct proto_dec d;
-        if ((rc = proto_list_groups_resp_decode(r, 0, &d)) != 0) {
+        if ((rc = proto_list_groups_resp_decode(r, v, &d)) != 0) {
             return rc;
         }
-        proto_list_groups_resp_begin(&e, w, 0, c);
+        proto_list_groups_resp_begin(&e, w, v, c);
         struct proto_group_listing g;
         while (proto_list_groups_resp_next(&d, &g)) {
             proto_list_groups_resp_group(&e, &g);
@@ -467,16 +468,16 @@ static int recode_group_flat(uint16_t api, uint32_t c, struct rd *r, struct wr *
         return 0;
     }
     case PROTO_API_DESCRIBE_GROUP:
-        return recode_describe_group(c, r, w, enc_rc);
+        return recode_describe_group(v, c, r, w, enc_rc);
     default:
         return 1;
     }
 }
 
-/* The group and share responses (version 0). */
-static int recode_group_body(uint16_t api, uint32_t c, struct rd *r, struct wr *w, int *enc_rc)
+/* The group and share responses. */
+static int recode_group_body(uint16_t api, uint16_t v, uint32_t c, struct rd *r, struct wr *w, int *enc_rc)
 {
-    int rc = recode_group_flat(api, c, r, w, enc_rc);
+    int rc = recode_group_flat(api, v, c, r, w, enc_rc);
     if (rc <= 0) {
         return rc;
     }
@@ -485,31 +486,31 @@ static int recode_group_body(uint16_t api, uint32_t c, struct rd *r, struct wr *
     int err;
     if (api == PROTO_API_HEARTBEAT) {
         struct proto_heartbeat_resp out;
-        if ((rc = proto_heartbeat_resp_decode(r, 0, &out, &d)) == 0) {
-            proto_heartbeat_resp_begin(&e, w, 0, c, &out);
+        if ((rc = proto_heartbeat_resp_decode(r, v, &out, &d)) == 0) {
+            proto_heartbeat_resp_begin(&e, w, v, c, &out);
         }
     } else if (api == PROTO_API_OFFSET_COMMIT || api == PROTO_API_SHARE_ACK) {
         bool commit = api == PROTO_API_OFFSET_COMMIT;
-        rc = commit ? proto_offset_commit_resp_decode(r, 0, &d)
-                    : proto_share_ack_resp_decode(r, 0, &d);
+        rc = commit ? proto_offset_commit_resp_decode(r, v, &d)
+                    : proto_share_ack_resp_decode(r, v, &d);
         if (rc == 0 && commit) {
-            proto_offset_commit_resp_begin(&e, w, 0, c);
+            proto_offset_commit_resp_begin(&e, w, v, c);
         } else if (rc == 0) {
-            proto_share_ack_resp_begin(&e, w, 0, c);
+            proto_share_ack_resp_begin(&e, w, v, c);
         }
     } else if (api == PROTO_API_OFFSET_FETCH) {
-        if ((rc = proto_offset_fetch_resp_decode(r, 0, &d)) == 0) {
-            proto_offset_fetch_resp_begin(&e, w, 0, c);
+        if ((rc = proto_offset_fetch_resp_decode(r, v, &d)) == 0) {
+            proto_offset_fetch_resp_begin(&e, w, v, c);
         }
     } else if (api == PROTO_API_RESET_OFFSETS) {
-        if ((rc = proto_reset_offsets_resp_decode(r, 0, &err, &d)) == 0) {
-            proto_reset_offsets_resp_begin(&e, w, 0, c, err);
+        if ((rc = proto_reset_offsets_resp_decode(r, v, &err, &d)) == 0) {
+            proto_reset_offsets_resp_begin(&e, w, v, c, err);
         }
     } else {
         struct proto_share_fetch_resp out;
         ASSERT(api == PROTO_API_SHARE_FETCH);
-        if ((rc = proto_share_fetch_resp_decode(r, 0, &out, &d)) == 0) {
-            proto_share_fetch_resp_begin(&e, w, 0, c, &out);
+        if ((rc = proto_share_fetch_resp_decode(r, v, &out, &d)) == 0) {
+            proto_share_fetch_resp_begin(&e, w, v, c, &out);
         }
     }
     if (rc == 0) {
@@ -518,37 +519,37 @@ static int recode_group_body(uint16_t api, uint32_t c, struct rd *r, struct wr *
     return rc;
 }
 
-/* Decodes a response body of api (version 0, the only one yet). */
-static int recode_body(uint16_t api, uint32_t c, struct rd *r, struct wr *w, int *enc_rc)
+/* Decodes a response body of api at version v. */
+static int recode_body(uint16_t api, uint16_t v, uint32_t c, struct rd *r, struct wr *w, int *enc_rc)
 {
     struct proto_enc e;
     struct proto_dec d;
     int rc;
     switch (api) {
     case PROTO_API_API_VERSIONS: {
-        struct proto_api_versions_resp v;
-        rc = proto_api_versions_resp_decode(r, 0, &v);
-        *enc_rc = rc ? 0 : proto_api_versions_resp_encode(w, 0, c, &v);
+        struct proto_api_versions_resp av;
+        rc = proto_api_versions_resp_decode(r, v, &av);
+        *enc_rc = rc ? 0 : proto_api_versions_resp_encode(w, v, c, &av);
         return rc;
     }
     case PROTO_API_INIT_PRODUCER_ID: {
         struct proto_init_producer_id_resp ip;
-        rc = proto_init_producer_id_resp_decode(r, 0, &ip);
-        *enc_rc = rc ? 0 : proto_init_producer_id_resp_encode(w, 0, c, &ip);
+        rc = proto_init_producer_id_resp_decode(r, v, &ip);
+        *enc_rc = rc ? 0 : proto_init_producer_id_resp_encode(w, v, c, &ip);
         return rc;
     }
     case PROTO_API_CREATE_TOPICS:
     case PROTO_API_DELETE_TOPICS: {
         bool create = api == PROTO_API_CREATE_TOPICS;
-        rc = create ? proto_create_topics_resp_decode(r, 0, &d)
-                    : proto_delete_topics_resp_decode(r, 0, &d);
+        rc = create ? proto_create_topics_resp_decode(r, v, &d)
+                    : proto_delete_topics_resp_decode(r, v, &d);
         if (rc != 0) {
             return rc;
         }
         if (create) {
-            proto_create_topics_resp_begin(&e, w, 0, c);
+            proto_create_topics_resp_begin(&e, w, v, c);
         } else {
-            proto_delete_topics_resp_begin(&e, w, 0, c);
+            proto_delete_topics_resp_begin(&e, w, v, c);
         }
         struct proto_topic_result tr;
         while (proto_next_topic_result(&d, &tr)) {
@@ -559,30 +560,34 @@ static int recode_body(uint16_t api, uint32_t c, struct rd *r, struct wr *w, int
     }
     case PROTO_API_METADATA: {
         struct proto_metadata_resp m;
-        rc = proto_metadata_resp_decode(r, 0, &m, &d);
+        rc = proto_metadata_resp_decode(r, v, &m, &d);
         if (rc != 0) {
             return rc;
         }
-        proto_metadata_resp_begin(&e, w, 0, c, &m);
+        proto_metadata_resp_begin(&e, w, v, c, &m);
+        struct proto_broker b;
+        while (proto_metadata_resp_next_broker(&m, &b)) {
+            proto_metadata_resp_broker(&e, &b);
+        }
         break;
     }
     case PROTO_API_PRODUCE:
-        if ((rc = proto_produce_resp_decode(r, 0, &d)) != 0) {
+        if ((rc = proto_produce_resp_decode(r, v, &d)) != 0) {
             return rc;
         }
-        proto_produce_resp_begin(&e, w, 0, c);
+        proto_produce_resp_begin(&e, w, v, c);
         break;
     case PROTO_API_FETCH:
-        if ((rc = proto_fetch_resp_decode(r, 0, &d)) != 0) {
+        if ((rc = proto_fetch_resp_decode(r, v, &d)) != 0) {
             return rc;
         }
-        proto_fetch_resp_begin(&e, w, 0, c);
+        proto_fetch_resp_begin(&e, w, v, c);
         break;
     case PROTO_API_LIST_OFFSETS:
-        if ((rc = proto_list_offsets_resp_decode(r, 0, &d)) != 0) {
+        if ((rc = proto_list_offsets_resp_decode(r, v, &d)) != 0) {
             return rc;
         }
-        proto_list_offsets_resp_begin(&e, w, 0, c);
+        proto_list_offsets_resp_begin(&e, w, v, c);
         break;
     case PROTO_API_REPLICA_FETCH:
         if ((rc = proto_replica_fetch_resp_decode(r, 0, &d)) != 0) {
@@ -597,13 +602,14 @@ static int recode_body(uint16_t api, uint32_t c, struct rd *r, struct wr *w, int
         proto_epoch_resp_begin(&e, w, 0, c);
         break;
     default:
-        return recode_group_body(api, c, r, w, enc_rc);
+        return recode_group_body(api, v, c, r, w, enc_rc);
     }
     *enc_rc = recode_topics_response(api, &d, &e);
     return 0;
 }
 
-static int recode_response(uint16_t api, const uint8_t *in, size_t n, struct wr *w, int *enc_rc)
+static int recode_response(uint16_t api, uint16_t version, const uint8_t *in, size_t n,
+                           struct wr *w, int *enc_rc)
 {
     struct rd r = rd_make(in, n);
     struct proto_resp_header h;
@@ -618,7 +624,7 @@ static int recode_response(uint16_t api, const uint8_t *in, size_t n, struct wr 
     if (!proto_api_known(api)) {
         return -NG_EUNKNOWN_API; /* no layout to decode against */
     }
-    return recode_body(api, h.correlation_id, &r, w, enc_rc);
+    return recode_body(api, version, h.correlation_id, &r, w, enc_rc);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -642,7 +648,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct wr w = wr_make(out, n + PROTO_FRAME_PREFIX_BYTES);
     int enc_rc = -1;
     int rc = (sel & FUZZ_SELECT_RESPONSE)
-                 ? recode_response((uint16_t)((sel & 0x7fu) % PROTO_API_COUNT), in, n, &w, &enc_rc)
+                 ? recode_response((uint16_t)((sel & 0x7fu) % PROTO_API_COUNT),
+                                   (uint16_t)((sel & 0x7fu) / PROTO_API_COUNT), in, n, &w, &enc_rc)
                  : recode_request(in, n, &w, &enc_rc);
     if (rc == 0) {
         /* What decoded must encode, to the same bytes. */

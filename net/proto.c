@@ -37,6 +37,8 @@ enum pf_limit {
     LIM_GROUPS,     /* PROTO_GROUPS_MAX */
     LIM_MEMBERS,    /* PROTO_GROUP_MEMBERS_MAX */
     LIM_RANGES,     /* PROTO_SHARE_RANGES_MAX */
+    LIM_BROKERS,    /* PROTO_BROKERS_MAX */
+    LIM_REPLICAS,   /* PROTO_REPLICAS_MAX */
 };
 
 struct pfield {
@@ -92,6 +94,26 @@ static const struct pfield s_metadata_resp_v1[] = {F(STR), F(I16), ARR(TOPICS, s
 
 static const struct pfield s_create_topic[] = {F(STR), F(I32), F(I64), F(I64), F(I64), F(I32), END};
 static const struct pfield s_create_topics_req[] = {ARR(TOPICS, s_create_topic), END};
+
+/* Metadata v2 (a cluster): the answering broker's id, the controller's id
+ * and the brokers before the topics; per partition its leader, leader
+ * epoch, replicas and in-sync replicas after v1's fields. */
+static const struct pfield s_broker[] = {F(I32), F(STR), F(I16), END};
+static const struct pfield s_broker_id[] = {F(I32), END};
+static const struct pfield s_metadata_part_v2[] = {
+    F(I32), F(ERR), F(I64), F(I64), F(I32), F(I32), ARR(REPLICAS, s_broker_id),
+    ARR(REPLICAS, s_broker_id), END};
+static const struct pfield s_metadata_topic_v2[] = {
+    F(STR), F(ERR), F(I32),
+    F(I64), F(I64), F(I64),
+    F(I64), F(I32), ARR(META_PARTS, s_metadata_part_v2),
+    END};
+static const struct pfield s_metadata_resp_v2[] = {
+    F(STR), F(I16), F(I32), F(I32), ARR(BROKERS, s_broker), ARR(TOPICS, s_metadata_topic_v2), END};
+/* CreateTopics v1: a replication factor after the partition count. */
+static const struct pfield s_create_topic_v1[] = {F(STR), F(I32), F(I16), F(I64),
+                                                  F(I64), F(I64), F(I32), END};
+static const struct pfield s_create_topics_req_v1[] = {ARR(TOPICS, s_create_topic_v1), END};
 static const struct pfield s_topic_result[] = {F(STR), F(ERR), END};
 static const struct pfield s_topic_results[] = {ARR(TOPICS, s_topic_result), END};
 
@@ -219,11 +241,13 @@ enum shape {
     SHAPE_DESCRIBE,            /* DescribeGroup: members with topics, then topics */
 };
 
-/* DescribeGroup sections, in order. */
+/* DescribeGroup sections, in order; Metadata v2's brokers before its
+ * topics. */
 enum section {
     SECTION_NONE = 0,
     SECTION_MEMBERS,
     SECTION_OFFSETS,
+    SECTION_BROKERS,
 };
 
 struct msg {
@@ -233,7 +257,7 @@ struct msg {
 };
 
 /* Versions any api has; api_version_max[] says which each one speaks. */
-#define PROTO_VERSIONS 2
+#define PROTO_VERSIONS 3
 
 /* [api][0 request, 1 response], version 0. */
 static const struct msg msgs[PROTO_API_COUNT][2] = {
@@ -307,20 +331,28 @@ static const char *const api_names[PROTO_API_COUNT] = {
 };
 
 /* [api][0 request, 1 response] of versions past 0: only the layouts that
- * changed; an api absent here keeps its version 0 layout. */
+ * changed; a request or response absent from a version's table keeps its
+ * layout of the version before. */
 static const struct msg msgs_v1[PROTO_API_COUNT][2] = {
     [PROTO_API_METADATA] = {{s_names_or_all, NULL, SHAPE_NAMES},
                             {s_metadata_resp_v1, s_metadata_part, SHAPE_TOPIC_ERR_CFG_PARTS}},
+    [PROTO_API_CREATE_TOPICS] = {{s_create_topics_req_v1, NULL, SHAPE_CREATE}, {NULL, NULL, 0}},
     [PROTO_API_FETCH] = {{s_fetch_req, s_fetch_req_part, SHAPE_TOPIC_PARTS},
                          {s_fetch_resp_v1, s_fetch_resp_part_v1, SHAPE_TOPIC_PARTS}},
 };
 
-static const uint16_t api_version_max[PROTO_API_COUNT] = {
-    [PROTO_API_METADATA] = 1,
-    [PROTO_API_FETCH] = 1,
+static const struct msg msgs_v2[PROTO_API_COUNT][2] = {
+    [PROTO_API_METADATA] = {{NULL, NULL, 0},
+                            {s_metadata_resp_v2, s_metadata_part_v2, SHAPE_TOPIC_ERR_CFG_PARTS}},
 };
 
-static_assert(PROTO_VERSIONS == 2, "msg_of() knows versions 0 and 1");
+static const struct msg (*const msgs_of_version[PROTO_VERSIONS])[2] = {msgs, msgs_v1, msgs_v2};
+
+static const uint16_t api_version_max[PROTO_API_COUNT] = {
+    [PROTO_API_METADATA] = 2,
+    [PROTO_API_CREATE_TOPICS] = 1,
+    [PROTO_API_FETCH] = 1,
+};
 
 bool proto_api_known(uint16_t api_key)
 {
@@ -331,9 +363,11 @@ static const struct msg *msg_of(uint16_t api_key, uint16_t version, bool respons
 {
     ASSERT(proto_api_known(api_key) && version <= api_version_max[api_key]);
     ASSERT(version < PROTO_VERSIONS);
-    if (version == 1) {
-        ASSERT(msgs_v1[api_key][response ? 1 : 0].body != NULL);
-        return &msgs_v1[api_key][response ? 1 : 0];
+    for (uint16_t v = version; v > 0; v--) {
+        const struct msg *m = &msgs_of_version[v][api_key][response ? 1 : 0];
+        if (m->body != NULL) {
+            return m;
+        }
     }
     return &msgs[api_key][response ? 1 : 0];
 }
@@ -494,6 +528,10 @@ static int32_t limit_count(uint8_t limit)
         return PROTO_GROUP_MEMBERS_MAX;
     case LIM_RANGES:
         return PROTO_SHARE_RANGES_MAX;
+    case LIM_BROKERS:
+        return PROTO_BROKERS_MAX;
+    case LIM_REPLICAS:
+        return PROTO_REPLICAS_MAX;
     default:
         UNREACHABLE();
     }
@@ -826,6 +864,7 @@ static void enc_records_close(struct proto_enc *e)
 }
 
 static void enc_describe_offsets(struct proto_enc *e);
+static void enc_metadata_brokers_close(struct proto_enc *e);
 
 int proto_enc_end(struct proto_enc *e)
 {
@@ -834,6 +873,9 @@ int proto_enc_end(struct proto_enc *e)
     struct wr *w = e->w;
     if (e->shape == SHAPE_DESCRIBE && e->section == SECTION_MEMBERS) {
         enc_describe_offsets(e); /* an empty offsets array */
+    }
+    if (e->section == SECTION_BROKERS) {
+        enc_metadata_brokers_close(e); /* and an empty topic array */
     }
     enc_parts_close(e);
     if (e->topics_at != NO_MARK) {
@@ -1069,6 +1111,113 @@ int proto_api_versions_resp_decode(struct rd *body, uint16_t version,
     return 0;
 }
 
+/* ---- Metadata v2's additions (a cluster) ---- */
+
+/* After the host and port: the answering broker's id, the controller's,
+ * and the broker array's count, patched when the first topic comes. */
+static void enc_metadata_brokers_open(struct proto_enc *e, const struct proto_metadata_resp *m)
+{
+    wr_be32(e->w, (uint32_t)m->broker_id);
+    wr_be32(e->w, (uint32_t)m->controller_id);
+    e->members_at = e->w->pos;
+    e->member_count = 0;
+    wr_be32(e->w, 0);
+    e->section = SECTION_BROKERS;
+}
+
+static void enc_metadata_brokers_close(struct proto_enc *e)
+{
+    ASSERT(e->section == SECTION_BROKERS);
+    enc_patch32(e, e->members_at, (uint32_t)e->member_count);
+    e->members_at = NO_MARK;
+    e->section = SECTION_NONE;
+    enc_topics_open(e);
+}
+
+void proto_metadata_resp_broker(struct proto_enc *e, const struct proto_broker *b)
+{
+    enc_check(e, PROTO_API_METADATA, true);
+    ASSERT(e->section == SECTION_BROKERS); /* v2, before the first topic */
+    if (e->member_count == PROTO_BROKERS_MAX) {
+        enc_fail(e, -NG_EBADCOUNT);
+        return;
+    }
+    e->member_count++;
+    wr_be32(e->w, (uint32_t)b->id);
+    enc_str(e, b->host, false);
+    wr_be16(e->w, b->port);
+}
+
+static void enc_broker_ids(struct proto_enc *e, const int32_t *ids, uint8_t count)
+{
+    if (count > PROTO_REPLICAS_MAX) {
+        enc_fail(e, -NG_EBADCOUNT);
+        return;
+    }
+    wr_be32(e->w, count);
+    for (uint8_t i = 0; i < count; i++) {
+        wr_be32(e->w, (uint32_t)ids[i]);
+    }
+}
+
+static void enc_metadata_partition_v2(struct proto_enc *e, const struct proto_metadata_partition *p)
+{
+    wr_be32(e->w, (uint32_t)p->leader);
+    wr_be32(e->w, (uint32_t)p->leader_epoch);
+    enc_broker_ids(e, p->replicas, p->replica_count);
+    enc_broker_ids(e, p->isr, p->isr_count);
+}
+
+/* Reads the ids and the broker count and keeps a cursor over the brokers
+ * in out, leaving d->rd past them. The walker checked them all. */
+static void dec_metadata_brokers(struct proto_dec *d, struct proto_metadata_resp *out)
+{
+    out->broker_id = (int32_t)rd_be32(&d->rd);
+    out->controller_id = (int32_t)rd_be32(&d->rd);
+    out->broker_count = (int32_t)rd_be32(&d->rd);
+    out->brokers_left = out->broker_count;
+    out->brokers = d->rd;
+    uint32_t unused = 0;
+    for (int32_t i = 0; i < out->broker_count; i++) {
+        walk(&d->rd, s_broker, &unused);
+    }
+    ASSERT(d->rd.err == 0);
+}
+
+bool proto_metadata_resp_next_broker(struct proto_metadata_resp *m, struct proto_broker *b)
+{
+    ASSERT(m != NULL && b != NULL);
+    if (m->brokers_left <= 0) {
+        return false;
+    }
+    m->brokers_left--;
+    b->id = (int32_t)rd_be32(&m->brokers);
+    b->host = rd_str(&m->brokers, false);
+    b->port = rd_be16(&m->brokers);
+    ASSERT(m->brokers.err == 0);
+    return true;
+}
+
+/* Reads a replica id array; its count is within PROTO_REPLICAS_MAX
+ * (checked by the walker). */
+static uint8_t dec_broker_ids(struct rd *r, int32_t *ids)
+{
+    uint32_t n = rd_be32(r);
+    ASSERT(n <= PROTO_REPLICAS_MAX);
+    for (uint32_t i = 0; i < n; i++) {
+        ids[i] = (int32_t)rd_be32(r);
+    }
+    return (uint8_t)n;
+}
+
+static void dec_metadata_partition_v2(struct proto_dec *d, struct proto_metadata_partition *p)
+{
+    p->leader = (int32_t)rd_be32(&d->rd);
+    p->leader_epoch = (int32_t)rd_be32(&d->rd);
+    p->replica_count = dec_broker_ids(&d->rd, p->replicas);
+    p->isr_count = dec_broker_ids(&d->rd, p->isr);
+}
+
 /* ---- Metadata ---- */
 
 void proto_metadata_req_begin(struct proto_enc *e, struct wr *w, uint16_t version,
@@ -1098,7 +1247,11 @@ void proto_metadata_resp_begin(struct proto_enc *e, struct wr *w, uint16_t versi
     enc_resp_begin(e, w, PROTO_API_METADATA, version, correlation_id);
     enc_str(e, m->host, false);
     wr_be16(w, m->port);
-    enc_topics_open(e);
+    if (version >= 2) {
+        enc_metadata_brokers_open(e, m);
+    } else {
+        enc_topics_open(e);
+    }
 }
 
 void proto_metadata_resp_topic_config(struct proto_enc *e, struct proto_str name, int err,
@@ -1106,6 +1259,9 @@ void proto_metadata_resp_topic_config(struct proto_enc *e, struct proto_str name
 {
     ASSERT(cfg != NULL);
     enc_check(e, PROTO_API_METADATA, true);
+    if (e->section == SECTION_BROKERS) {
+        enc_metadata_brokers_close(e);
+    }
     enc_topic_add(e);
     enc_str(e, name, false);
     enc_err(e, err);
@@ -1134,6 +1290,9 @@ void proto_metadata_resp_partition(struct proto_enc *e, const struct proto_metad
     enc_err(e, p->err);
     wr_be64(e->w, (uint64_t)p->offset_earliest);
     wr_be64(e->w, (uint64_t)p->offset_latest);
+    if (e->api_version >= 2) {
+        enc_metadata_partition_v2(e, p);
+    }
 }
 
 int proto_metadata_resp_decode(struct rd *body, uint16_t version, struct proto_metadata_resp *out,
@@ -1144,8 +1303,13 @@ int proto_metadata_resp_decode(struct rd *body, uint16_t version, struct proto_m
     if (rc != 0) {
         return rc;
     }
+    *out = (struct proto_metadata_resp){.broker_id = PROTO_BROKER_NONE,
+                                        .controller_id = PROTO_BROKER_NONE};
     out->host = rd_str(&d->rd, false);
     out->port = rd_be16(&d->rd);
+    if (version >= 2) {
+        dec_metadata_brokers(d, out);
+    }
     dec_topics_open(d);
     return 0;
 }
@@ -1155,10 +1319,15 @@ bool proto_metadata_resp_next_partition(struct proto_dec *d, struct proto_metada
     if (!dec_part_next(d, PROTO_API_METADATA, true)) {
         return false;
     }
+    *p = (struct proto_metadata_partition){.leader = PROTO_BROKER_NONE,
+                                           .leader_epoch = PROTO_BROKER_NONE};
     p->partition = (int32_t)rd_be32(&d->rd);
     p->err = rd_err_code(&d->rd);
     p->offset_earliest = (int64_t)rd_be64(&d->rd);
     p->offset_latest = (int64_t)rd_be64(&d->rd);
+    if (d->api_version >= 2) {
+        dec_metadata_partition_v2(d, p);
+    }
     ASSERT(d->rd.err == 0);
     return true;
 }
@@ -1178,6 +1347,9 @@ void proto_create_topics_req_topic(struct proto_enc *e, const struct proto_creat
     enc_topic_add(e);
     enc_str(e, t->name, false);
     wr_be32(e->w, (uint32_t)t->partition_count);
+    if (e->api_version >= 1) {
+        wr_be16(e->w, (uint16_t)t->replication_factor);
+    }
     wr_be64(e->w, (uint64_t)t->retention_ms);
     wr_be64(e->w, (uint64_t)t->retention_bytes);
     wr_be64(e->w, (uint64_t)t->segment_bytes);
@@ -1202,6 +1374,8 @@ bool proto_create_topics_req_next(struct proto_dec *d, struct proto_create_topic
     d->topics_left--;
     t->name = rd_str(&d->rd, false);
     t->partition_count = (int32_t)rd_be32(&d->rd);
+    t->replication_factor =
+        d->api_version >= 1 ? (int16_t)rd_be16(&d->rd) : (int16_t)PROTO_CONFIG_DEFAULT;
     t->retention_ms = (int64_t)rd_be64(&d->rd);
     t->retention_bytes = (int64_t)rd_be64(&d->rd);
     t->segment_bytes = (int64_t)rd_be64(&d->rd);

@@ -168,6 +168,26 @@ enum proto_api {
 #define PROTO_EPOCH_REQ_PARTITION_BYTES 12
 #define PROTO_EPOCH_RESP_PARTITION_BYTES 18
 
+/* ---- a cluster (Metadata v2, CreateTopics v1; docs/cluster.md) ---- */
+
+/* Brokers in a Metadata v2 answer: as many as a cluster may have
+ * (CLUSTER_BROKERS_MAX, checked against it in broker/admin.c). */
+#define PROTO_BROKERS_MAX 1024
+/* Replicas (and in-sync replicas) of one partition in a Metadata v2 answer:
+ * the replication factor's limit (CLUSTER_REPLICAS_MAX, 7) with room for a
+ * later raise; decoders copy them into fixed arrays of this size. */
+#define PROTO_REPLICAS_MAX 16
+/* Metadata v2 response: one broker (id, host, port); a partition with n
+ * replicas and m in sync (v1's fields, leader, leader epoch, two arrays);
+ * what v2 adds before the topics (answering broker's id, controller id,
+ * broker count). */
+#define PROTO_BROKER_BYTES(host_len) (4 + PROTO_STR_BYTES(host_len) + 2)
+#define PROTO_METADATA_PARTITION_V2_BYTES(n, m) \
+    (PROTO_METADATA_PARTITION_BYTES + 16 + 4 * ((size_t)(n) + (size_t)(m)))
+#define PROTO_METADATA_V2_HEAD_BYTES 12
+
+static_assert(PROTO_REPLICAS_MAX <= UINT8_MAX, "replica counts are kept in a u8");
+
 static_assert(PROTO_FRAME_BYTES_MIN <= PROTO_FRAME_BYTES_DEFAULT &&
                   PROTO_FRAME_BYTES_DEFAULT <= PROTO_FRAME_BYTES_LIMIT,
               "frame byte limits out of order");
@@ -193,6 +213,7 @@ static_assert(PROTO_SHARE_FETCH_RECORDS_MAX <= PROTO_SHARE_RANGES_MAX,
 #define PROTO_TIMESTAMP_LATEST (-1)   /* ListOffsets: the log end offset */
 
 #define PROTO_CONFIG_DEFAULT (-1)   /* CreateTopics: use the broker's default */
+#define PROTO_BROKER_NONE (-1)      /* Metadata v2: no leader, no controller */
 #define PROTO_CONFIG_UNLIMITED (-2) /* CreateTopics retention: keep forever */
 
 #define PROTO_GROUP_KIND_CONSUMER 0 /* ListGroups, DescribeGroup: pub/sub */
@@ -352,13 +373,13 @@ struct proto_enc {
     size_t topics_at;        /* offset of the outer count, or SIZE_MAX */
     size_t parts_at;         /* offset of the open partition count, or SIZE_MAX */
     size_t records_at;       /* Fetch, ShareFetch: open records length, or SIZE_MAX */
-    size_t members_at;       /* DescribeGroup: the members count, or SIZE_MAX */
+    size_t members_at;       /* DescribeGroup members, Metadata v2 brokers: count, or SIZE_MAX */
     const void *part_schema; /* the partition element being written */
     int32_t topic_count;
     int32_t part_count;
     int32_t member_count;
     uint32_t part_total;
-    uint8_t section;          /* DescribeGroup: members, then offsets */
+    uint8_t section;          /* DescribeGroup: members, then offsets; Metadata v2: brokers */
     uint64_t spliced_records; /* bytes spliced into the open records field */
     uint64_t spliced_total;   /* bytes spliced into the frame */
 };
@@ -513,10 +534,30 @@ MUST_USE int proto_api_versions_resp_decode(struct rd *body, uint16_t version,
  * offsets. Iterate the request with proto_next_topic() (d.topic_count -1:
  * all topics); the response with proto_next_topic() (t.err is the topic's
  * error, t.config its v1 configuration), then
- * proto_metadata_resp_next_partition(). Versions 0 and 1 have the same
- * request. */
+ * proto_metadata_resp_next_partition(). Versions 0, 1 and 2 have the same
+ * request.
+ *
+ * v2 (a cluster) adds, before the topics, the answering broker's id, the
+ * controller's id and every live broker (id, host, port); and per
+ * partition its leader, leader epoch, replicas and in-sync replicas.
+ * Encode: _begin(), then _broker() for each broker, then the topics (the
+ * first topic, or proto_enc_end(), closes the broker array). Decode:
+ * _decode() fills broker_id, controller_id and broker_count and leaves a
+ * cursor over the brokers in *out, read with _next_broker() at any time
+ * while the frame lives (independently of the topics). */
 struct proto_metadata_resp {
-    struct proto_str host;
+    struct proto_str host; /* the answering broker's advertised address */
+    uint16_t port;
+    int32_t broker_id;     /* v2: the answering broker's id */
+    int32_t controller_id; /* v2: PROTO_BROKER_NONE while there is none */
+    int32_t broker_count;  /* decoded v2: brokers listed (0 in v0, v1) */
+    struct rd brokers;     /* decoded: private cursor for _next_broker() */
+    int32_t brokers_left;  /* private */
+};
+
+struct proto_broker {
+    int32_t id;
+    struct proto_str host; /* not null */
     uint16_t port;
 };
 
@@ -525,6 +566,13 @@ struct proto_metadata_partition {
     int err;
     int64_t offset_earliest; /* log start offset */
     int64_t offset_latest;   /* log end offset: the next offset written */
+    /* v2; decoded v0 and v1: leader and epoch PROTO_BROKER_NONE, no replicas */
+    int32_t leader; /* broker id, or PROTO_BROKER_NONE */
+    int32_t leader_epoch;
+    uint8_t replica_count; /* <= PROTO_REPLICAS_MAX (encoders refuse more) */
+    int32_t replicas[PROTO_REPLICAS_MAX]; /* the first is the preferred leader */
+    uint8_t isr_count;                    /* <= PROTO_REPLICAS_MAX */
+    int32_t isr[PROTO_REPLICAS_MAX];
 };
 
 /* topics_all: send a null array; no proto_enc_topic() may follow. */
@@ -540,16 +588,26 @@ void proto_metadata_resp_topic(struct proto_enc *e, struct proto_str name, int e
 /* Adds a topic with its configuration; v0 leaves the configuration out. */
 void proto_metadata_resp_topic_config(struct proto_enc *e, struct proto_str name, int err,
                                       const struct proto_topic_config *cfg);
+/* v2 writes the leader, epoch, replicas and ISR too (a count over
+ * PROTO_REPLICAS_MAX fails with -NG_EBADCOUNT); v0 and v1 leave them out. */
 void proto_metadata_resp_partition(struct proto_enc *e, const struct proto_metadata_partition *p);
 MUST_USE int proto_metadata_resp_decode(struct rd *body, uint16_t version,
                                         struct proto_metadata_resp *out, struct proto_dec *d);
 bool proto_metadata_resp_next_partition(struct proto_dec *d, struct proto_metadata_partition *p);
+/* v2: adds a broker, after _begin() and before the first topic (at most
+ * PROTO_BROKERS_MAX: past it the encode fails with -NG_EBADCOUNT). */
+void proto_metadata_resp_broker(struct proto_enc *e, const struct proto_broker *b);
+/* Next broker of a decoded answer (m from proto_metadata_resp_decode()):
+ * true with *b, false past the last (at once for v0 and v1). */
+bool proto_metadata_resp_next_broker(struct proto_metadata_resp *m, struct proto_broker *b);
 
 /* CreateTopics. Request: per topic a name, a partition count and config;
  * -1 (PROTO_CONFIG_DEFAULT) takes the broker's default, -2
- * (PROTO_CONFIG_UNLIMITED) turns a retention limit off. The decoder checks
- * structure only; the broker answers a bad name or value per topic. The
- * response (also DeleteTopics'): per topic its name and error. */
+ * (PROTO_CONFIG_UNLIMITED) turns a retention limit off. v1 adds a
+ * replication factor (v0 has none: decoded, it is PROTO_CONFIG_DEFAULT;
+ * encoded, it is left out). The decoder checks structure only; the broker
+ * answers a bad name or value per topic. The response (also
+ * DeleteTopics'): per topic its name and error. */
 struct proto_create_topic {
     struct proto_str name;
     int32_t partition_count;
@@ -557,6 +615,7 @@ struct proto_create_topic {
     int64_t retention_bytes;
     int64_t segment_bytes;
     int32_t batch_bytes_max;
+    int16_t replication_factor; /* v1: copies of each partition; -1 the default */
 };
 
 struct proto_topic_result {

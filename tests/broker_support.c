@@ -470,9 +470,14 @@ static int topic_result(struct cl *c, uint32_t corr, bool create, const char *to
 
 int rq_create_cfg(struct cl *c, const struct proto_create_topic *t)
 {
+    return rq_create_version(c, 0, t);
+}
+
+int rq_create_version(struct cl *c, uint16_t version, const struct proto_create_topic *t)
+{
     struct proto_enc e;
     uint32_t corr = cl_next_corr(c);
-    proto_create_topics_req_begin(&e, cl_wr(c), 0, corr, proto_str_make(CLIENT_ID));
+    proto_create_topics_req_begin(&e, cl_wr(c), version, corr, proto_str_make(CLIENT_ID));
     proto_create_topics_req_topic(&e, t);
     enc_send(c, &e);
     char name[PROTO_STRING_BYTES_MAX + 1];
@@ -631,14 +636,24 @@ int64_t rq_latest(struct cl *c, const char *topic, int32_t partition)
     return offset;
 }
 
-static void md_decode(struct rd *body, struct md *out)
+static void md_decode(struct rd *body, uint16_t version, struct md *out)
 {
     struct proto_metadata_resp m;
     struct proto_dec d;
-    cr_assert_eq(proto_metadata_resp_decode(body, 0, &m, &d), 0);
+    cr_assert_eq(proto_metadata_resp_decode(body, version, &m, &d), 0);
     memset(out, 0, sizeof(*out));
     cr_assert_eq(proto_str_copy(m.host, out->host, sizeof(out->host)), 0);
     out->port = m.port;
+    out->broker_id = m.broker_id;
+    out->controller_id = m.controller_id;
+    struct proto_broker b;
+    while (proto_metadata_resp_next_broker(&m, &b)) {
+        cr_assert_lt(out->broker_count, MD_BROKERS_MAX);
+        struct md_broker *mb = &out->brokers[out->broker_count++];
+        mb->id = b.id;
+        mb->port = b.port;
+        cr_assert_eq(proto_str_copy(b.host, mb->host, sizeof(mb->host)), 0);
+    }
     struct proto_topic t;
     while (proto_next_topic(&d, &t)) {
         cr_assert_lt(out->topic_count, MD_TOPICS_MAX);
@@ -654,16 +669,22 @@ static void md_decode(struct rd *body, struct md *out)
 
 void rq_metadata(struct cl *c, const char *const *names, struct md *out)
 {
+    rq_metadata_version(c, 0, names, out);
+}
+
+void rq_metadata_version(struct cl *c, uint16_t version, const char *const *names, struct md *out)
+{
     struct proto_enc e;
     uint32_t corr = cl_next_corr(c);
-    proto_metadata_req_begin(&e, cl_wr(c), 0, corr, proto_str_make(CLIENT_ID), names == NULL);
+    proto_metadata_req_begin(&e, cl_wr(c), version, corr, proto_str_make(CLIENT_ID),
+                             names == NULL);
     for (size_t i = 0; names != NULL && names[i] != NULL; i++) {
         proto_enc_topic(&e, proto_str_make(names[i]));
     }
     enc_send(c, &e);
     struct rd body;
     cl_expect(c, corr, &body);
-    md_decode(&body, out);
+    md_decode(&body, version, out);
 }
 
 const struct md_topic *md_find(const struct md *m, const char *name)

@@ -153,6 +153,8 @@ bool cl_wait_closed(struct cl *c);
 int rq_create(struct cl *c, const char *topic, int32_t partitions);
 /* CreateTopics with one topic as given; returns its error. */
 int rq_create_cfg(struct cl *c, const struct proto_create_topic *t);
+/* The same at a CreateTopics version (1: with its replication factor). */
+int rq_create_version(struct cl *c, uint16_t version, const struct proto_create_topic *t);
 /* DeleteTopics with one topic; returns its error. */
 int rq_delete(struct cl *c, const char *topic);
 
@@ -201,9 +203,21 @@ struct md_topic {
     struct proto_metadata_partition parts[MD_PARTS_MAX];
 };
 
+#define MD_BROKERS_MAX 4
+
+struct md_broker {
+    int32_t id;
+    char host[256];
+    uint16_t port;
+};
+
 struct md {
     char host[256];
     uint16_t port;
+    int32_t broker_id;     /* v2 */
+    int32_t controller_id; /* v2 */
+    uint32_t broker_count; /* v2 */
+    struct md_broker brokers[MD_BROKERS_MAX];
     uint32_t topic_count;
     struct md_topic topics[MD_TOPICS_MAX];
 };
@@ -211,6 +225,8 @@ struct md {
 /* Metadata for these topics (names NULL-terminated), or every topic when
  * names is NULL. */
 void rq_metadata(struct cl *c, const char *const *names, struct md *out);
+/* The same at a Metadata version. */
+void rq_metadata_version(struct cl *c, uint16_t version, const char *const *names, struct md *out);
 /* The topic named name in out, or NULL. */
 const struct md_topic *md_find(const struct md *m, const char *name);
 

@@ -20,3 +20,12 @@ void cs_create_topic(const struct bk *b, const char *name, int32_t partitions)
     cr_assert_eq(rc, 0, "create %s: %s", name, nagare_strerror(rc));
     nagare_admin_destroy(a);
 }
+
+int cs_topic_create_rf(nagare_admin *a, const char *name, int16_t replication_factor)
+{
+    struct nagare_topic_config c;
+    nagare_topic_config_default(&c);
+    c.partitions = 1;
+    c.replication_factor = replication_factor;
+    return nagare_topic_create(a, name, &c);
+}

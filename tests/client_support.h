@@ -16,5 +16,8 @@ nagare_admin *cs_admin(const struct bk *b);
 
 /* Creates topic name with partitions partitions and the defaults. */
 void cs_create_topic(const struct bk *b, const char *name, int32_t partitions);
+/* Creates topic name of one partition with replication_factor copies;
+ * returns nagare_topic_create()'s result. */
+int cs_topic_create_rf(nagare_admin *a, const char *name, int16_t replication_factor);
 
 #endif

@@ -504,6 +504,75 @@ Test(broker, metadata_lists_topics_with_offsets)
     bk_stop(&B);
 }
 
+Test(broker, metadata_v2_names_a_single_broker_leader_of_everything)
+{
+    bk_start(&B);
+    struct cl c;
+    cl_connect(&c, B.port, CL_TIMEOUT_MS_DEFAULT);
+    cr_assert_eq(rq_create(&c, "alpha", 2), 0);
+    struct sent s = produce_ok(&c, "alpha", 1, 3, 1, 1);
+    struct md m;
+    rq_metadata_version(&c, 2, NULL, &m);
+    cr_assert_eq(m.broker_id, 0);
+    cr_assert_eq(m.controller_id, 0);
+    cr_assert_eq(m.broker_count, 1);
+    cr_assert_eq(m.brokers[0].id, 0);
+    cr_assert_str_eq(m.brokers[0].host, "127.0.0.1");
+    cr_assert_eq(m.brokers[0].port, B.port);
+    const struct md_topic *a = md_find(&m, "alpha");
+    cr_assert_not_null(a);
+    cr_assert_eq(a->partition_count, 2);
+    for (int32_t p = 0; p < 2; p++) {
+        const struct proto_metadata_partition *mp = &a->parts[p];
+        cr_assert_eq(mp->offset_latest, p == 1 ? 3 : 0);
+        cr_assert_eq(mp->leader, 0);
+        cr_assert_eq(mp->leader_epoch, 0);
+        cr_assert_eq(mp->replica_count, 1);
+        cr_assert_eq(mp->replicas[0], 0);
+        cr_assert_eq(mp->isr_count, 1);
+        cr_assert_eq(mp->isr[0], 0);
+    }
+    const char *const names[] = {"nope", NULL};
+    rq_metadata_version(&c, 2, names, &m);
+    cr_assert_eq(m.topic_count, 1);
+    cr_assert_eq(m.topics[0].err, -NG_EUNKNOWN_TOPIC);
+    cr_assert_eq(m.broker_count, 1);
+    free_sent(&s, 1);
+    cl_close(&c);
+    bk_stop(&B);
+}
+
+Test(broker, create_topics_v1_refuses_replication_on_a_single_broker)
+{
+    bk_start(&B);
+    struct cl c;
+    cl_connect(&c, B.port, CL_TIMEOUT_MS_DEFAULT);
+    struct proto_create_topic t = {.name = proto_str_make("r3"),
+                                   .partition_count = 1,
+                                   .retention_ms = PROTO_CONFIG_DEFAULT,
+                                   .retention_bytes = PROTO_CONFIG_DEFAULT,
+                                   .segment_bytes = PROTO_CONFIG_DEFAULT,
+                                   .batch_bytes_max = PROTO_CONFIG_DEFAULT,
+                                   .replication_factor = 3};
+    cr_assert_eq(rq_create_version(&c, 1, &t), -NG_ENOT_ENOUGH_REPLICAS);
+    cr_assert_not(topic_dir_exists("r3"), "nothing was created");
+    t.replication_factor = 0;
+    cr_assert_eq(rq_create_version(&c, 1, &t), -NG_EBADARG);
+    t.replication_factor = -2;
+    cr_assert_eq(rq_create_version(&c, 1, &t), -NG_EBADARG);
+    t.replication_factor = 1;
+    cr_assert_eq(rq_create_version(&c, 1, &t), 0);
+    t.name = proto_str_make("rdefault");
+    t.replication_factor = PROTO_CONFIG_DEFAULT;
+    cr_assert_eq(rq_create_version(&c, 1, &t), 0);
+    struct md m;
+    rq_metadata_version(&c, 2, NULL, &m);
+    cr_assert_eq(m.topic_count, 2);
+    cr_assert_eq(md_find(&m, "r3")->parts[0].replica_count, 1);
+    cl_close(&c);
+    bk_stop(&B);
+}
+
 Test(broker, delete_topic_then_metadata_says_unknown)
 {
     bk_set(&B, "auto_create_topics=false");

@@ -25,6 +25,13 @@ usage_errors() {
         "topic create t"
         "topic create t --partitions 0"
         "topic create t --partitions 2 --retention-ms soon"
+        "topic create t --partitions 2 --replication-factor 0"
+        "topic create t --partitions 2 --replication-factor 8"
+        "topic list --replication-factor 1"
+        "cluster"
+        "cluster frob"
+        "cluster describe extra"
+        "cluster describe --broker 127.0.0.1:1,nohost"
         "topic list extra"
         "produce"
         "produce t --acks 2"
@@ -49,7 +56,8 @@ usage_errors() {
         expect_one_error_line "nagare" "nagare $c"
     done
     ok "usage errors exit 2 with one line on stderr (${#cases[@]} cases)"
-    for c in "--help" "topic --help" "topic create --help" "produce --help" "consume --help"; do
+    for c in "--help" "topic --help" "topic create --help" "produce --help" "consume --help" \
+        "cluster --help" "cluster describe --help"; do
         # shellcheck disable=SC2086
         run 0 $c
         grep -q "usage: nagare" "$TMP/out" || fail "nagare $c prints no usage"
@@ -89,6 +97,10 @@ global_options() {
     expect_same "--broker before the command wins over NAGARE_BROKER" "$TMP/out" "$TMP/want"
     NAGARE_BROKER=$closed run 0 --broker $closed topic list "${B[@]}"
     expect_same "--broker after the command wins over the one before" "$TMP/out" "$TMP/want"
+    run 0 topic list --broker "$closed,127.0.0.1:$port"
+    expect_same "--broker HOST:PORT,HOST:PORT tries each in turn" "$TMP/out" "$TMP/want"
+    NAGARE_BROKER="$closed,127.0.0.1:$port" run 0 topic list
+    expect_same "NAGARE_BROKER takes a list too" "$TMP/out" "$TMP/want"
     for c in "--broker" "--broker nohost topic list" "--bogus topic list"; do
         # shellcheck disable=SC2086
         run 2 $c
@@ -341,6 +353,30 @@ follow() {
         "$TMP/in"
 }
 
+# ---- a single broker's cluster view and replication factor ----
+
+cluster() {
+    run 1 topic create copies --partitions 1 --replication-factor 3 "${B[@]}"
+    expect_one_error_line "replication factor 3 needs a cluster" "a replicated topic on one broker"
+    run 1 topic describe copies "${B[@]}"
+    run 0 topic create single --partitions 2 --replication-factor 1 "${B[@]}"
+    run 0 topic describe single "${B[@]}"
+    grep -q "^replication *1$" "$TMP/out" || fail "describe: no replication: $(cat "$TMP/out")"
+    ok "topic create --replication-factor: 1 on a single broker, more needs a cluster"
+    run 0 cluster describe "${B[@]}"
+    local port=${B[1]##*:}
+    grep -q "^  0 *127.0.0.1:$port  (controller)$" "$TMP/out" ||
+        fail "cluster describe: no broker 0: $(cat "$TMP/out")"
+    grep -q "^controller 0$" "$TMP/out" || fail "cluster describe: no controller: $(cat "$TMP/out")"
+    [ "$(grep -c -E '^single +[01] +0 +0 0 +0 *$' "$TMP/out")" -eq 2 ] ||
+        fail "cluster describe: wanted single's 2 partitions led by 0: $(cat "$TMP/out")"
+    grep -q "UNDER-REPLICATED" "$TMP/out" && fail "cluster describe flags a full ISR"
+    grep -q "^[0-9]* partitions, 0 under-replicated$" "$TMP/out" ||
+        fail "cluster describe: no summary: $(cat "$TMP/out")"
+    ok "cluster describe shows a single broker as broker 0, leader of everything"
+    run 0 topic delete single "${B[@]}"
+}
+
 delete() {
     run 0 topic delete misc "${B[@]}"
     run 1 topic describe misc "${B[@]}"
@@ -362,6 +398,7 @@ partitions
 compression
 limits_and_pipes
 follow
+cluster
 delete
 stop_broker
 echo "test_cli: all $CHECKS checks passed"

@@ -1328,6 +1328,91 @@ Test(client, bootstrap_addresses_are_parsed_strictly)
     cr_assert_eq(conn_parse_address(NULL, host, sizeof(host), port, sizeof(port)), -NAGARE_EBADARG);
 }
 
+Test(client, bootstrap_lists_are_checked_and_split)
+{
+    char host[CONN_HOST_BYTES_MAX];
+    char port[8];
+    cr_assert_eq(conn_bootstrap_check("127.0.0.1:7420"), 1);
+    cr_assert_eq(conn_bootstrap_check("a:1,[::1]:2,b.example:3"), 3);
+    cr_assert_eq(conn_bootstrap_at("a:1,[::1]:2,b.example:3", 1, host, sizeof(host), port,
+                                   sizeof(port)),
+                 0);
+    cr_assert_str_eq(host, "::1");
+    cr_assert_str_eq(port, "2");
+    cr_assert_eq(conn_bootstrap_at("a:1,[::1]:2,b.example:3", 2, host, sizeof(host), port,
+                                   sizeof(port)),
+                 0);
+    cr_assert_str_eq(host, "b.example");
+    cr_assert_eq(conn_bootstrap_at("a:1", 1, host, sizeof(host), port, sizeof(port)),
+                 -NAGARE_EBADARG);
+    const char *bad[] = {"", ",", "a:1,", ",a:1", "a:1,,b:2", "a:1,b", "a:1;b:2", NULL};
+    for (size_t i = 0; bad[i] != NULL; i++) {
+        cr_assert_eq(conn_bootstrap_check(bad[i]), -NAGARE_EBADARG, "%s", bad[i]);
+    }
+    char longlist[CONN_BOOTSTRAP_BYTES_MAX + 8];
+    size_t at = 0;
+    while (at + 8 < sizeof(longlist)) {
+        at += (size_t)snprintf(longlist + at, sizeof(longlist) - at, "%sh:1", at ? "," : "");
+    }
+    cr_assert_eq(conn_bootstrap_check(longlist), -NAGARE_EBADARG);
+    cr_assert_eq(conn_bootstrap_check(NULL), -NAGARE_EBADARG);
+}
+
+Test(client, a_bootstrap_list_is_tried_in_turn)
+{
+    bk_start(&B);
+    uint16_t dead = closed_port();
+    char list[128];
+    snprintf(list, sizeof(list), "127.0.0.1:%u,127.0.0.1:%u", dead, B.port);
+    nagare_admin *a = NULL;
+    cr_assert_eq(nagare_admin_new(list, WAIT_MS, &a), 0);
+    cr_assert_eq(cs_topic_create_rf(a, "listed", 1), 0);
+    nagare_admin_destroy(a);
+    snprintf(list, sizeof(list), "127.0.0.1:%u", dead);
+    cr_assert_eq(nagare_admin_new(list, WAIT_MS, &a), -ECONNREFUSED);
+    bk_stop(&B);
+}
+
+Test(client, cluster_describe_of_a_single_broker)
+{
+    bk_start(&B);
+    nagare_admin *a = cs_admin(&B);
+    cr_assert_eq(cs_topic_create_rf(a, "two", 2), -NAGARE_ENOT_ENOUGH_REPLICAS);
+    cr_assert_eq(cs_topic_create_rf(a, "one", 1), 0);
+    struct nagare_topic_config c;
+    nagare_topic_config_default(&c);
+    c.partitions = 3;
+    cr_assert_eq(nagare_topic_create(a, "dflt", &c), 0);
+    const struct nagare_cluster_info *ci = NULL;
+    cr_assert_eq(nagare_cluster_describe(a, &ci), 0);
+    cr_assert_eq(ci->controller, 0);
+    cr_assert_eq(ci->broker_count, 1);
+    cr_assert_eq(ci->brokers[0].id, 0);
+    cr_assert_str_eq(ci->brokers[0].host, "127.0.0.1");
+    cr_assert_eq(ci->brokers[0].port, B.port);
+    cr_assert_eq(ci->partition_count, 4);
+    for (size_t i = 0; i < ci->partition_count; i++) {
+        const struct nagare_partition_replicas *p = &ci->partitions[i];
+        cr_assert(strcmp(p->topic, "one") == 0 || strcmp(p->topic, "dflt") == 0);
+        cr_assert_eq(p->err, 0);
+        cr_assert_eq(p->leader, 0);
+        cr_assert_eq(p->leader_epoch, 0);
+        cr_assert_eq(p->replica_count, 1);
+        cr_assert_eq(p->replicas[0], 0);
+        cr_assert_eq(p->isr_count, 1);
+        cr_assert_eq(p->isr[0], 0);
+        cr_assert_not(p->under_replicated);
+    }
+    nagare_cluster_info_free(a, ci);
+    const struct nagare_topic_info *t;
+    size_t n;
+    cr_assert_eq(nagare_topics_describe(a, "dflt", &t, &n), 0);
+    cr_assert_eq(t[0].config.replication_factor, 1);
+    nagare_topics_free(a, t);
+    nagare_admin_destroy(a);
+    bk_stop(&B);
+}
+
 Test(client, a_host_name_is_resolved)
 {
     bk_start(&B);

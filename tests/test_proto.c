@@ -1933,9 +1933,10 @@ static int decode_metadata(const uint8_t *p, size_t len, uint16_t version)
 
 Test(proto, metadata_v1_is_served_and_has_the_v0_request)
 {
-    cr_assert_eq(proto_api_version_max(PROTO_API_METADATA), 1);
+    cr_assert_eq(proto_api_version_max(PROTO_API_METADATA), 2);
     cr_assert_eq(proto_api_check(PROTO_API_METADATA, 1), 0);
-    cr_assert_eq(proto_api_check(PROTO_API_METADATA, 2), -NG_EBADVERSION);
+    cr_assert_eq(proto_api_check(PROTO_API_METADATA, 2), 0);
+    cr_assert_eq(proto_api_check(PROTO_API_METADATA, 3), -NG_EBADVERSION);
     struct wr w = wr_make(buf, sizeof buf);
     struct proto_enc e;
     proto_metadata_req_begin(&e, &w, 1, 3, CID, false);
@@ -2873,4 +2874,337 @@ Test(proto, wire_sizes_of_metadata_describe_and_share_messages)
         cr_assert_eq(w.pos - at, PROTO_SHARE_ACK_PARTITION_BYTES + n * PROTO_SHARE_ACK_RANGE_BYTES);
     }
     cr_assert_eq(proto_enc_end(&e), 0);
+}
+
+/* ---- a cluster: Metadata v2, CreateTopics v1 ---- */
+
+static const struct proto_metadata_partition sample_v2_part = {
+    .partition = 0,
+    .offset_earliest = 5,
+    .offset_latest = 10,
+    .leader = 2,
+    .leader_epoch = 7,
+    .replica_count = 3,
+    .replicas = {2, 1, 3},
+    .isr_count = 2,
+    .isr = {2, 3},
+};
+
+/* Two brokers, controller 1; topic alpha (a partition led by broker 2 and
+ * one without a leader), topic gone (an error). */
+static size_t metadata_v2_response(uint8_t *out, size_t cap)
+{
+    struct wr w = wr_make(out, cap);
+    struct proto_enc e;
+    struct proto_metadata_resp m = {
+        .host = proto_str_make("127.0.0.2"), .port = 7421, .broker_id = 2, .controller_id = 1};
+    proto_metadata_resp_begin(&e, &w, 2, 9, &m);
+    proto_metadata_resp_broker(&e, &(struct proto_broker){1, proto_str_make("127.0.0.1"), 7420});
+    proto_metadata_resp_broker(&e, &(struct proto_broker){2, proto_str_make("127.0.0.2"), 7421});
+    proto_metadata_resp_topic_config(&e, proto_str_make("alpha"), 0, &sample_cfg);
+    proto_metadata_resp_partition(&e, &sample_v2_part);
+    proto_metadata_resp_partition(
+        &e, &(struct proto_metadata_partition){
+                .partition = 1, .leader = PROTO_BROKER_NONE, .leader_epoch = 3, .replica_count = 1,
+                .replicas = {4}});
+    proto_metadata_resp_topic(&e, proto_str_make("gone"), -NG_EUNKNOWN_TOPIC);
+    cr_assert_eq(proto_enc_end(&e), 0);
+    return w.pos;
+}
+
+Test(proto, metadata_v2_round_trips_brokers_leaders_and_replicas)
+{
+    size_t n = metadata_v2_response(buf, sizeof buf);
+    struct rd r = frame_rd(buf, n, true);
+    struct proto_resp_header h;
+    cr_assert_eq(proto_resp_header_decode(&r, &h), 0);
+    struct proto_metadata_resp m;
+    struct proto_dec d;
+    cr_assert_eq(proto_metadata_resp_decode(&r, 2, &m, &d), 0);
+    cr_assert(str_is(m.host, "127.0.0.2"));
+    cr_assert_eq(m.port, 7421);
+    cr_assert_eq(m.broker_id, 2);
+    cr_assert_eq(m.controller_id, 1);
+    cr_assert_eq(m.broker_count, 2);
+    cr_assert_eq(d.topic_count, 2);
+    /* Topics first: the brokers stay readable. */
+    struct proto_topic t;
+    struct proto_metadata_partition p;
+    cr_assert(proto_next_topic(&d, &t));
+    cr_assert(str_is(t.name, "alpha"));
+    cr_assert_eq(memcmp(&t.config, &sample_cfg, sizeof sample_cfg), 0);
+    cr_assert(proto_metadata_resp_next_partition(&d, &p));
+    cr_assert_eq(p.offset_latest, 10);
+    cr_assert_eq(p.leader, 2);
+    cr_assert_eq(p.leader_epoch, 7);
+    cr_assert_eq(p.replica_count, 3);
+    cr_assert_eq(memcmp(p.replicas, sample_v2_part.replicas, 3 * sizeof(int32_t)), 0);
+    cr_assert_eq(p.isr_count, 2);
+    cr_assert_eq(p.isr[0], 2);
+    cr_assert_eq(p.isr[1], 3);
+    cr_assert(proto_metadata_resp_next_partition(&d, &p));
+    cr_assert_eq(p.partition, 1);
+    cr_assert_eq(p.leader, PROTO_BROKER_NONE);
+    cr_assert_eq(p.leader_epoch, 3);
+    cr_assert_eq(p.replica_count, 1);
+    cr_assert_eq(p.replicas[0], 4);
+    cr_assert_eq(p.isr_count, 0);
+    cr_assert_not(proto_metadata_resp_next_partition(&d, &p));
+    cr_assert(proto_next_topic(&d, &t));
+    cr_assert_eq(t.err, -NG_EUNKNOWN_TOPIC);
+    cr_assert_not(proto_next_topic(&d, &t));
+    struct proto_broker b;
+    cr_assert(proto_metadata_resp_next_broker(&m, &b));
+    cr_assert_eq(b.id, 1);
+    cr_assert(str_is(b.host, "127.0.0.1"));
+    cr_assert_eq(b.port, 7420);
+    cr_assert(proto_metadata_resp_next_broker(&m, &b));
+    cr_assert_eq(b.id, 2);
+    cr_assert_eq(b.port, 7421);
+    cr_assert_not(proto_metadata_resp_next_broker(&m, &b));
+}
+
+Test(proto, metadata_v2_without_brokers_or_topics_round_trips)
+{
+    struct wr w = wr_make(buf, sizeof buf);
+    struct proto_enc e;
+    struct proto_metadata_resp m = {
+        .host = proto_str_make("h"), .port = 1, .broker_id = 0, .controller_id = PROTO_BROKER_NONE};
+    proto_metadata_resp_begin(&e, &w, 2, 9, &m);
+    cr_assert_eq(proto_enc_end(&e), 0);
+    cr_assert_eq(w.pos, 4 + PROTO_RESP_HEADER_BYTES + PROTO_STR_BYTES(1) + 2 +
+                            PROTO_METADATA_V2_HEAD_BYTES + 4);
+    struct rd r = frame_rd(buf, w.pos, true);
+    struct proto_resp_header h;
+    cr_assert_eq(proto_resp_header_decode(&r, &h), 0);
+    struct proto_dec d;
+    cr_assert_eq(proto_metadata_resp_decode(&r, 2, &m, &d), 0);
+    cr_assert_eq(m.controller_id, PROTO_BROKER_NONE);
+    cr_assert_eq(m.broker_count, 0);
+    cr_assert_eq(d.topic_count, 0);
+    struct proto_broker b;
+    cr_assert_not(proto_metadata_resp_next_broker(&m, &b));
+}
+
+Test(proto, metadata_v1_decodes_without_leaders_or_brokers)
+{
+    size_t n = metadata_v1_response(buf, sizeof buf);
+    struct rd r = frame_rd(buf, n, true);
+    struct proto_resp_header h;
+    cr_assert_eq(proto_resp_header_decode(&r, &h), 0);
+    struct proto_metadata_resp m;
+    struct proto_dec d;
+    cr_assert_eq(proto_metadata_resp_decode(&r, 1, &m, &d), 0);
+    cr_assert_eq(m.broker_count, 0);
+    cr_assert_eq(m.broker_id, PROTO_BROKER_NONE);
+    struct proto_broker b;
+    cr_assert_not(proto_metadata_resp_next_broker(&m, &b));
+    struct proto_topic t;
+    struct proto_metadata_partition p;
+    cr_assert(proto_next_topic(&d, &t));
+    cr_assert(proto_metadata_resp_next_partition(&d, &p));
+    cr_assert_eq(p.leader, PROTO_BROKER_NONE);
+    cr_assert_eq(p.replica_count, 0);
+}
+
+Test(proto, metadata_v2_truncated_extended_or_read_as_v1_is_refused)
+{
+    size_t n = metadata_v2_response(scratch, sizeof scratch);
+    cr_assert_eq(decode_metadata(scratch + 4, n - 4, 2), 0);
+    cr_assert_lt(decode_metadata(scratch + 4, n - 4, 1), 0);
+    for (size_t cut = 0; cut < n - 4; cut++) {
+        uint8_t *p = malloc(cut + 1);
+        memcpy(p, scratch + 4, cut);
+        int rc = decode_metadata(p, cut, 2);
+        free(p);
+        cr_assert_lt(rc, 0, "cut at %zu decoded", cut);
+    }
+    scratch[n] = 0;
+    cr_assert_eq(decode_metadata(scratch + 4, n - 3, 2), -NG_EBADLEN);
+    n = metadata_v1_response(scratch, sizeof scratch);
+    cr_assert_lt(decode_metadata(scratch + 4, n - 4, 2), 0);
+}
+
+/* A Metadata v2 response body by hand: header, no host, broker ids, then
+ * `brokers` brokers and one topic of one partition with `replicas`
+ * replicas (count as written) and no ISR. */
+static size_t metadata_v2_raw(uint8_t *out, size_t cap, int32_t brokers, int32_t replicas,
+                              int32_t replicas_written)
+{
+    struct wr w = wr_make(out, cap);
+    wr_be32(&w, 9);
+    wr_be16(&w, 0);
+    wr_be16(&w, 1);
+    wr_u8(&w, 'h');
+    wr_be16(&w, 7420);
+    wr_be32(&w, 0);
+    wr_be32(&w, 0);
+    wr_be32(&w, (uint32_t)brokers);
+    for (int32_t i = 0; i < brokers; i++) {
+        wr_be32(&w, (uint32_t)i);
+        wr_be16(&w, 1);
+        wr_u8(&w, 'b');
+        wr_be16(&w, 1);
+    }
+    wr_be32(&w, 1);
+    wr_be16(&w, 1);
+    wr_u8(&w, 't');
+    wr_be16(&w, 0);
+    wr_be32(&w, 1);
+    for (int i = 0; i < 4; i++) {
+        wr_be64(&w, 0);
+    }
+    wr_be32(&w, 0);
+    wr_be32(&w, 1);
+    wr_be32(&w, 0);
+    wr_be16(&w, 0);
+    wr_be64(&w, 0);
+    wr_be64(&w, 0);
+    wr_be32(&w, 0);
+    wr_be32(&w, 0);
+    wr_be32(&w, (uint32_t)replicas);
+    for (int32_t i = 0; i < replicas_written; i++) {
+        wr_be32(&w, (uint32_t)i);
+    }
+    wr_be32(&w, 0);
+    cr_assert_eq(w.err, 0);
+    return w.pos;
+}
+
+Test(proto, metadata_v2_counts_are_checked_against_their_limits)
+{
+    size_t n = metadata_v2_raw(scratch, sizeof scratch, 2, PROTO_REPLICAS_MAX, PROTO_REPLICAS_MAX);
+    cr_assert_eq(decode_metadata(scratch, n, 2), 0);
+    n = metadata_v2_raw(scratch, sizeof scratch, 2, PROTO_REPLICAS_MAX + 1,
+                        PROTO_REPLICAS_MAX + 1);
+    cr_assert_eq(decode_metadata(scratch, n, 2), -NG_EBADCOUNT);
+    n = metadata_v2_raw(scratch, sizeof scratch, 2, -1, 0);
+    cr_assert_eq(decode_metadata(scratch, n, 2), -NG_EBADCOUNT);
+    n = metadata_v2_raw(scratch, sizeof scratch, 2, 3, 1); /* more than the bytes left */
+    cr_assert_lt(decode_metadata(scratch, n, 2), 0);
+    n = metadata_v2_raw(scratch, sizeof scratch, PROTO_BROKERS_MAX, 1, 1);
+    cr_assert_eq(decode_metadata(scratch, n, 2), 0);
+    n = metadata_v2_raw(scratch, sizeof scratch, PROTO_BROKERS_MAX + 1, 1, 1);
+    cr_assert_eq(decode_metadata(scratch, n, 2), -NG_EBADCOUNT);
+    n = metadata_v2_raw(scratch, sizeof scratch, -1, 1, 1);
+    cr_assert_eq(decode_metadata(scratch, n, 2), -NG_EBADCOUNT);
+}
+
+Test(proto, metadata_v2_encoder_refuses_too_many_brokers_or_replicas)
+{
+    struct wr w = wr_make(buf, sizeof buf);
+    struct proto_enc e;
+    struct proto_metadata_resp m = {.host = proto_str_make("h"), .port = 1};
+    proto_metadata_resp_begin(&e, &w, 2, 9, &m);
+    proto_metadata_resp_topic(&e, proto_str_make("t"), 0);
+    struct proto_metadata_partition p = sample_v2_part;
+    p.replica_count = PROTO_REPLICAS_MAX + 1;
+    proto_metadata_resp_partition(&e, &p);
+    cr_assert_eq(proto_enc_end(&e), -NG_EBADCOUNT);
+    cr_assert_eq(w.pos, 0);
+
+    proto_metadata_resp_begin(&e, &w, 2, 9, &m);
+    for (int32_t i = 0; i <= PROTO_BROKERS_MAX; i++) {
+        proto_metadata_resp_broker(&e, &(struct proto_broker){i, proto_str_make("b"), 1});
+    }
+    cr_assert_eq(proto_enc_end(&e), -NG_EBADCOUNT);
+    cr_assert_eq(w.pos, 0);
+}
+
+Test(proto, wire_sizes_of_metadata_v2)
+{
+    struct wr w = wr_make(buf, sizeof buf);
+    struct proto_enc e;
+    struct proto_metadata_resp m = {.host = proto_str_make("h"), .port = 1};
+    proto_metadata_resp_begin(&e, &w, 2, 1, &m);
+    cr_assert_eq(w.pos, 4 + PROTO_RESP_HEADER_BYTES + PROTO_STR_BYTES(1) + 2 +
+                            PROTO_METADATA_V2_HEAD_BYTES);
+    size_t at = w.pos;
+    proto_metadata_resp_broker(&e, &(struct proto_broker){1, proto_str_make("host-1"), 7420});
+    cr_assert_eq(w.pos - at, PROTO_BROKER_BYTES(6));
+    proto_metadata_resp_topic(&e, proto_str_make("t"), 0);
+    at = w.pos;
+    proto_metadata_resp_partition(&e, &sample_v2_part);
+    cr_assert_eq(w.pos - at, PROTO_METADATA_PARTITION_V2_BYTES(3, 2));
+    cr_assert_eq(proto_enc_end(&e), 0);
+}
+
+static size_t create_topics_request(uint16_t version, int16_t rf)
+{
+    struct wr w = wr_make(buf, sizeof buf);
+    struct proto_enc e;
+    proto_create_topics_req_begin(&e, &w, version, 7, CID);
+    struct proto_create_topic t = {proto_str_make("alpha"), 3, 1000, -2, 1 << 20, 65536, rf};
+    proto_create_topics_req_topic(&e, &t);
+    cr_assert_eq(proto_enc_end(&e), 0);
+    return w.pos;
+}
+
+static struct proto_create_topic create_topics_decoded(size_t n, uint16_t version)
+{
+    struct rd r = frame_rd(buf, n, false);
+    struct proto_req_header h;
+    cr_assert_eq(proto_req_header_decode(&r, &h), 0);
+    cr_assert_eq(h.api_version, version);
+    struct proto_dec d;
+    cr_assert_eq(proto_create_topics_req_decode(&r, version, &d), 0);
+    struct proto_create_topic t;
+    cr_assert(proto_create_topics_req_next(&d, &t));
+    cr_assert(str_is(t.name, "alpha"));
+    cr_assert_eq(t.partition_count, 3);
+    cr_assert_eq(t.retention_bytes, PROTO_CONFIG_UNLIMITED);
+    cr_assert_eq(t.batch_bytes_max, 65536);
+    cr_assert_not(proto_create_topics_req_next(&d, &t));
+    return t;
+}
+
+Test(proto, create_topics_v1_carries_a_replication_factor)
+{
+    cr_assert_eq(proto_api_version_max(PROTO_API_CREATE_TOPICS), 1);
+    size_t n1 = create_topics_request(1, 3);
+    cr_assert_eq(create_topics_decoded(n1, 1).replication_factor, 3);
+    n1 = create_topics_request(1, -1);
+    cr_assert_eq(create_topics_decoded(n1, 1).replication_factor, -1);
+    /* v0 has no such field: decoded, the broker's default. */
+    size_t n0 = create_topics_request(0, 3);
+    cr_assert_eq(n1 - n0, 2);
+    cr_assert_eq(create_topics_decoded(n0, 0).replication_factor, PROTO_CONFIG_DEFAULT);
+    /* The versions do not decode each other's bodies. */
+    struct rd r = frame_rd(buf, n0, false);
+    struct proto_req_header h;
+    cr_assert_eq(proto_req_header_decode(&r, &h), 0);
+    struct proto_dec d;
+    cr_assert_lt(proto_create_topics_req_decode(&r, 1, &d), 0);
+    /* The response is v0's. */
+    struct wr w = wr_make(buf, sizeof buf);
+    struct proto_enc e;
+    proto_create_topics_resp_begin(&e, &w, 1, 9);
+    proto_enc_topic_result(&e,
+                           &(struct proto_topic_result){proto_str_make("a"),
+                                                        -NG_ENOT_ENOUGH_REPLICAS});
+    cr_assert_eq(proto_enc_end(&e), 0);
+    r = frame_rd(buf, w.pos, true);
+    struct proto_resp_header rh;
+    cr_assert_eq(proto_resp_header_decode(&r, &rh), 0);
+    cr_assert_eq(proto_create_topics_resp_decode(&r, 1, &d), 0);
+    struct proto_topic_result tr;
+    cr_assert(proto_next_topic_result(&d, &tr));
+    cr_assert_eq(tr.err, -NG_ENOT_ENOUGH_REPLICAS);
+}
+
+Test(proto, create_topics_v1_truncated_is_refused)
+{
+    size_t n = create_topics_request(1, 3);
+    memcpy(scratch, buf, n);
+    for (size_t cut = 0; cut < n - 4; cut++) {
+        uint8_t *p = malloc(cut + 1);
+        memcpy(p, scratch + 4, cut);
+        struct rd r = rd_make(p, cut);
+        struct proto_req_header h;
+        int rc = proto_req_header_decode(&r, &h);
+        struct proto_dec d;
+        rc = rc != 0 ? rc : proto_create_topics_req_decode(&r, 1, &d);
+        free(p);
+        cr_assert_lt(rc, 0, "cut at %zu decoded", cut);
+    }
 }

@@ -129,17 +129,43 @@ bool cli_parse_i64(const char *s, int64_t lo, int64_t hi, int64_t *out)
     return true;
 }
 
+/* One HOST:PORT, n bytes at s. */
+static bool address_ok(const char *s, size_t n)
+{
+    char one[CLI_BROKER_BYTES_MAX];
+    if (n == 0 || n >= sizeof(one)) {
+        return false;
+    }
+    memcpy(one, s, n);
+    one[n] = '\0';
+    const char *colon = strrchr(one, ':');
+    int64_t port;
+    return colon != NULL && colon != one && cli_parse_i64(colon + 1, 1, 65535, &port);
+}
+
+/* HOST:PORT, or a comma list of them. */
 static bool broker_ok(const char *s)
 {
-    const char *colon = strrchr(s, ':');
-    int64_t port;
-    return colon != NULL && colon != s && cli_parse_i64(colon + 1, 1, 65535, &port);
+    if (strlen(s) >= CLI_BROKER_BYTES_MAX) {
+        return false;
+    }
+    for (;;) {
+        const char *comma = strchr(s, ',');
+        size_t n = comma != NULL ? (size_t)(comma - s) : strlen(s);
+        if (!address_ok(s, n)) {
+            return false;
+        }
+        if (comma == NULL) {
+            return true;
+        }
+        s = comma + 1;
+    }
 }
 
 int cli_broker_option(const char *cmd, const char *arg, const char **out)
 {
     if (!broker_ok(arg)) {
-        return cli_usage_error(cmd, "--broker wants HOST:PORT, not '%s'", arg);
+        return cli_usage_error(cmd, "--broker wants HOST:PORT[,HOST:PORT...], not '%s'", arg);
     }
     *out = arg;
     return 0;
@@ -156,8 +182,9 @@ int cli_broker_default_set(const char *option)
         return 0;
     }
     if (!broker_ok(value)) {
-        fprintf(stderr, "nagare: %s wants HOST:PORT, not '%s' (try 'nagare --help')\n", from,
-                value);
+        fprintf(stderr,
+                "nagare: %s wants HOST:PORT[,HOST:PORT...], not '%s' (try 'nagare --help')\n",
+                from, value);
         return CLI_EXIT_USAGE;
     }
     cli_broker = value;

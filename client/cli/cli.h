@@ -28,12 +28,15 @@ enum {
 };
 
 #define CLI_BROKER_DEFAULT "127.0.0.1:7420"
+/* A --broker list as libnagare takes it (its bootstrap lists are shorter
+ * than 1 KiB), NUL included. */
+#define CLI_BROKER_BYTES_MAX 1024
 /* The environment variable that names the broker when no --broker does. */
 #define CLI_BROKER_ENV "NAGARE_BROKER"
 /* --broker's line in every command's --help. */
-#define CLI_BROKER_HELP                                                                         \
-    "  --broker HOST:PORT   the broker (default: $" CLI_BROKER_ENV ", else " CLI_BROKER_DEFAULT \
-    ")\n"
+#define CLI_BROKER_HELP                                                                 \
+    "  --broker HOST:PORT   the broker, or a list HOST:PORT,HOST:PORT tried in turn\n" \
+    "                       (default: $" CLI_BROKER_ENV ", else " CLI_BROKER_DEFAULT ")\n"
 
 /* How long connecting and each admin request may take. Short, so that an
  * unreachable broker fails the command within a few seconds instead of
@@ -63,6 +66,7 @@ int cli_produce_main(int argc, char **argv);
 int cli_consume_main(int argc, char **argv);
 int cli_group_main(int argc, char **argv);
 int cli_dlq_main(int argc, char **argv);
+int cli_cluster_main(int argc, char **argv);
 
 /* Prints "nagare: <cmd>: <message> (try 'nagare <cmd> --help')" on stderr.
  * Returns CLI_EXIT_USAGE. */
@@ -102,7 +106,8 @@ int cli_operand(const char *cmd, int argc, char **argv, bool wants_one, const ch
 bool cli_parse_i64(const char *s, int64_t lo, int64_t hi, int64_t *out);
 
 /* --broker's value: *out = arg when it looks like HOST:PORT with a
- * non-empty host and a port in 1..65535 (the library resolves the host).
+ * non-empty host and a port in 1..65535 (the library resolves the host),
+ * or a comma list of them.
  * Returns 0 or CLI_EXIT_USAGE (reported for cmd). */
 int cli_broker_option(const char *cmd, const char *arg, const char **out);
 

@@ -1,7 +1,7 @@
 /*
  * client/cli/main.c — `nagare`, the command-line tool: picks a command and
  * hands it the rest of the command line. Each command lives in its own file
- * (topic.c, produce.c, consume.c, group.c, dlq.c) and returns the exit
+ * (topic.c, produce.c, consume.c, group.c, dlq.c, cluster.c) and returns the exit
  * status (cli.h).
  */
 #include <stdio.h>
@@ -18,6 +18,7 @@ static const struct cli_cmd cli_cmds[] = {
      "group member"},
     {"group", cli_group_main, "list, describe, reset and delete consumer groups"},
     {"dlq", cli_dlq_main, "redrive a dead-letter topic's records to their source"},
+    {"cluster", cli_cluster_main, "describe the brokers, leaders and in-sync replicas"},
 };
 
 static void usage(FILE *out)
@@ -99,7 +100,7 @@ int main(int argc, char **argv)
         return CLI_EXIT_OK;
     }
     if (at == argc) {
-        fprintf(stderr, "nagare: missing command: topic, produce, consume, group or dlq "
+        fprintf(stderr, "nagare: missing command: topic, produce, consume, group, dlq or cluster "
                         "(try 'nagare --help')\n");
         return CLI_EXIT_USAGE;
     }

@@ -17,16 +17,20 @@
 #define TOPIC_FOREVER (-2)
 /* Most partitions a topic may have (docs/protocol.md, PROTO_PARTITIONS_MAX). */
 #define TOPIC_PARTITIONS_MAX 4096
+/* Most copies of a partition (docs/protocol.md, CreateTopics v1). */
+#define TOPIC_REPLICATION_FACTOR_MAX 7
 
 static const char topic_usage_text[] =
-    "usage: nagare topic create NAME --partitions N [--retention-ms MS] [--retention-bytes B]\n"
+    "usage: nagare topic create NAME --partitions N [--replication-factor R]\n"
+    "                           [--retention-ms MS] [--retention-bytes B]\n"
     "       nagare topic list\n"
     "       nagare topic describe NAME\n"
     "       nagare topic delete NAME\n"
     "\n"
-    "  create    make a topic of N partitions (1..4096). --retention-ms and\n"
-    "            --retention-bytes take a positive number or 'forever'; left out,\n"
-    "            the broker's defaults apply.\n"
+    "  create    make a topic of N partitions (1..4096), each with R copies on\n"
+    "            different brokers (1..7; a cluster is needed past 1).\n"
+    "            --retention-ms and --retention-bytes take a positive number or\n"
+    "            'forever'; left out, the broker's defaults apply.\n"
     "  list      print every topic's name, one per line, sorted\n"
     "  describe  print a topic's config and, per partition, its earliest and\n"
     "            latest offsets (latest is the offset the next record will get)\n"
@@ -41,7 +45,8 @@ struct topic_opts {
     int64_t partitions;   /* -1: not given */
     int64_t retention_ms; /* -1: the broker's default */
     int64_t retention_bytes;
-    bool create_opts; /* any create-only option given */
+    int64_t replication_factor; /* -1: the broker's default */
+    bool create_opts;           /* any create-only option given */
     bool help;
 };
 
@@ -51,6 +56,7 @@ static const struct option topic_longopts[] = {
     {"partitions", required_argument, NULL, 'p'},
     {"retention-ms", required_argument, NULL, 'r'},
     {"retention-bytes", required_argument, NULL, 'B'},
+    {"replication-factor", required_argument, NULL, 'R'},
     {NULL, 0, NULL, 0},
 };
 
@@ -78,6 +84,13 @@ static int topic_option(void *opts, int ch, char **argv)
         if (!cli_parse_i64(optarg, 1, TOPIC_PARTITIONS_MAX, &o->partitions)) {
             return cli_usage_error(o->cmd, "--partitions wants 1..%d, not '%s'",
                                    TOPIC_PARTITIONS_MAX, optarg);
+        }
+        return 0;
+    case 'R':
+        o->create_opts = true;
+        if (!cli_parse_i64(optarg, 1, TOPIC_REPLICATION_FACTOR_MAX, &o->replication_factor)) {
+            return cli_usage_error(o->cmd, "--replication-factor wants 1..%d, not '%s'",
+                                   TOPIC_REPLICATION_FACTOR_MAX, optarg);
         }
         return 0;
     case 'r':
@@ -126,8 +139,14 @@ static int topic_create(struct topic_opts *o)
     c.partitions = (int32_t)o->partitions;
     c.retention_ms = o->retention_ms;
     c.retention_bytes = o->retention_bytes;
+    c.replication_factor = (int16_t)o->replication_factor;
     int rc = nagare_topic_create(a, o->name, &c);
     nagare_admin_destroy(a);
+    if (rc == -NAGARE_ENOT_ENOUGH_REPLICAS) {
+        return cli_failf("creating topic %s: replication factor %" PRId64
+                         " needs a cluster of at least %" PRId64 " live brokers",
+                         o->name, o->replication_factor, o->replication_factor);
+    }
     if (rc < 0) {
         return cli_fail(rc, "creating topic %s", o->name);
     }
@@ -220,6 +239,9 @@ static void topic_print(const struct nagare_topic_info *t)
 {
     printf("%-17s %s\n", "topic", t->name);
     printf("%-17s %zu\n", "partitions", t->partition_count);
+    if (t->config.replication_factor > 0) {
+        printf("%-17s %d\n", "replication", t->config.replication_factor);
+    }
     print_config("retention_ms", t->config.retention_ms);
     print_config("retention_bytes", t->config.retention_bytes);
     print_config("segment_bytes", t->config.segment_bytes);
@@ -282,6 +304,7 @@ static int topic_run(const struct topic_sub *sub, int argc, char **argv)
         .partitions = -1,
         .retention_ms = -1,
         .retention_bytes = -1,
+        .replication_factor = -1,
     };
     int st = topic_parse(&o, argc, argv, sub->wants_name);
     if (st != 0) {
@@ -292,7 +315,8 @@ static int topic_run(const struct topic_sub *sub, int argc, char **argv)
         return 0;
     }
     if (o.create_opts && sub->run != topic_create) {
-        return cli_usage_error(o.cmd, "--partitions and --retention-* are for 'topic create'");
+        return cli_usage_error(o.cmd, "--partitions, --replication-factor and --retention-* are "
+                                      "for 'topic create'");
     }
     st = sub->run(&o);
     int rc = cli_flush_stdout();
