@@ -1535,6 +1535,14 @@ int part_delete_before(struct part *p, int64_t offset, uint32_t *deleted_out)
 
 void part_set_commit_cap(struct part *p, int64_t offset)
 {
+    if (p->commit_cap == INT64_MAX) {
+        /* The owner takes over what readers see: at once, even below what
+         * an uncapped log showed (it sets its cap before it serves). */
+        int64_t to = offset < p->offset_written ? offset : p->offset_written;
+        to = to > part_offset_earliest(p) ? to : part_offset_earliest(p);
+        p->offset_latest = to < p->offset_latest ? to : p->offset_latest;
+        p->notified_latest = to < p->notified_latest ? to : p->notified_latest;
+    }
     p->commit_cap = offset;
     latest_update(p);
     notify(p);
@@ -1581,7 +1589,9 @@ static void marks_cut(struct part *p)
     p->offset_next = p->offset_written = end;
     p->offset_durable = p->offset_durable < end ? p->offset_durable : end;
     p->offset_latest = p->offset_latest < end ? p->offset_latest : end;
-    p->commit_cap = p->commit_cap < end ? p->commit_cap : end;
+    if (p->commit_cap != INT64_MAX) { /* an uncapped log stays uncapped */
+        p->commit_cap = p->commit_cap < end ? p->commit_cap : end;
+    }
     p->notified_latest = p->notified_latest < end ? p->notified_latest : end;
     p->notified_durable = p->notified_durable < end ? p->notified_durable : end;
     if (epochs_truncate_end(&p->epochs, end) > 0) {
@@ -1732,7 +1742,9 @@ int part_reset(struct part *p, int64_t offset)
         ASSERT(p->seg_count == 1 && p->damage_count == 0);
         p->offset_next = p->offset_written = p->offset_durable = p->offset_latest = offset;
         p->notified_latest = p->notified_durable = offset;
-        p->commit_cap = p->commit_cap < offset ? p->commit_cap : offset;
+        if (p->commit_cap != INT64_MAX) {
+            p->commit_cap = p->commit_cap < offset ? p->commit_cap : offset;
+        }
         p->scrub_offset = offset;
         p->epochs.count = 0;
         p->epochs_stale = true;

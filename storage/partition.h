@@ -383,7 +383,10 @@ int64_t part_offset_next(const struct part *p);
  * min(written, offset): a replica's high watermark. offset should be a
  * batch boundary (a high watermark is one); inside a batch, readers stop
  * before that batch. INT64_MAX (the default) is no cap: a single broker's
- * readers see every written batch. latest never goes down but through
+ * readers see every written batch. The first cap set on an uncapped log
+ * (after open, or after INT64_MAX) takes effect at once, even below what
+ * readers saw (never below the log start): the log's owner sets it before
+ * serving reads. From then on latest never goes down but through
  * part_truncate() and part_reset(): a cap below it holds it where it is
  * until written and cap pass it. When the cap moves latest on, the watch
  * (part_set_watch()) is called before this returns. */
@@ -407,8 +410,8 @@ MUST_USE int part_epoch_end_offset(const struct part *p, int32_t epoch, int32_t 
  * batch (or a damaged range), at that batch's (range's) start: segments
  * past it are deleted, the one holding it is cut (and becomes the active
  * one), its indexes and the leader epoch cache with it. Written, durable,
- * latest and the commit cap come down to the new end (the owner raises the
- * cap again). Nothing happens when offset >= the written end. Durable
+ * latest and a commit cap come down to the new end (the owner raises the
+ * cap again; an uncapped log stays uncapped). Nothing happens when offset >= the written end. Durable
  * before it returns: the directory, the cut segment and the cache's file
  * are fsync'd, so a crash never brings the cut batches back. Precondition:
  * part_idle(p). Blocking; invalidates the ranges of part_read_ranges().
@@ -420,7 +423,7 @@ MUST_USE int part_truncate(struct part *p, int64_t offset);
 
 /* Deletes every segment and starts an empty log at offset (a follower
  * behind its leader's log start), with an empty leader epoch cache; every
- * mark is offset, the commit cap at most offset. Durable before it
+ * mark is offset, a commit cap at most offset. Durable before it
  * returns. Precondition: part_idle(p), offset >= 0. Blocking; invalidates
  * the ranges of part_read_ranges(). Returns 0, -NG_EFAILED, or -errno (the
  * log is then failed; a reopen finds either the old log or a prefix of it,
