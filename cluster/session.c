@@ -72,6 +72,7 @@ struct cluster_session {
     bool fenced_told; /* fenced as the last view delivered said */
     struct mirror mirror;
     bool need_read; /* the mirror must be read whole (start, compaction, a lost watch) */
+    bool have_read; /* it was, once: views may be built */
     bool changed;   /* the mirror changed since the last view */
 
     bool controller; /* this session holds the controller key */
@@ -205,16 +206,25 @@ static void lease_tend(struct cluster_session *s)
             s->keepalive_next_ms = now + SESSION_RETRY_MS;
         }
     }
-    if (s->lease == 0 && clock_mono_ms() >= s->keepalive_next_ms) {
+    /* Registers again only once the broker has been told it is fenced:
+     * its partitions may have moved while it had no lease. */
+    if (s->lease == 0 && s->fenced_told && clock_mono_ms() >= s->keepalive_next_ms) {
         int rc = session_register(s);
         if (rc != 0) {
             s->keepalive_next_ms = clock_mono_ms() + SESSION_RETRY_MS;
         }
     }
-    /* Fenced once the lease might have run out at etcd before the broker
-     * hears of it: a keep-alive's slack before its TTL. */
+}
+
+/* Fenced once the lease might have run out at etcd before the broker hears
+ * of it (a keep-alive's slack before its TTL), and after a new
+ * registration until the mirror has caught up with it: the views before it
+ * may name this broker leader of partitions that moved. */
+static void fence_update(struct cluster_session *s)
+{
     uint32_t safe_ms = s->cfg.lease_ttl_s * 1000u - keepalive_ms(s);
-    bool fenced = s->lease == 0 || clock_mono_ms() - s->keepalive_ok_ms > (int64_t)safe_ms;
+    bool fenced = s->lease == 0 || clock_mono_ms() - s->keepalive_ok_ms > (int64_t)safe_ms ||
+                  s->mirror.revision < s->reg_revision;
     if (fenced && !s->fenced) {
         log_warn("cluster: broker %d fenced: its registration is not known to hold",
                  (int)s->cfg.broker_id);
@@ -264,7 +274,9 @@ static int read_all(struct cluster_session *s)
         return rc;
     }
     s->need_read = false;
+    s->have_read = true;
     s->changed = true;
+    s->campaign_lost = false;
     return 0;
 }
 
@@ -793,10 +805,11 @@ static void serve_queue(struct cluster_session *s)
  * has work; runs the controller's pass on it, then hands it over. */
 static void publish(struct cluster_session *s)
 {
+    fence_update(s);
     bool tell = s->changed || s->fenced != s->fenced_told;
     bool ctl = s->controller && !s->fenced && s->mirror.revision >= s->pending_revision &&
                (s->changed || s->ctl_retry || clock_mono_ms() >= s->prefer_next_ms);
-    if (!tell && !ctl) {
+    if ((!tell && !ctl) || !s->have_read) {
         return;
     }
     struct cluster_view *v = NULL;
@@ -825,6 +838,7 @@ static void *session_main(void *arg)
     while (!stopping(s)) {
         lease_tend(s);
         if (s->need_read && read_all(s) != 0) {
+            publish(s); /* a fencing is told even while etcd is away */
             sleep_ms(SESSION_RETRY_MS);
             continue;
         }

@@ -26,6 +26,7 @@
 #define ANSWER_BYTES_MAX 65536
 #define LOG_TAIL_BYTES 2000
 #define CLASH_TEXT "address already in use"
+static_assert(ETS_MEMBERS_MAX <= 10, "member names are m and one digit");
 /* Ports are drawn from [PORT_LOW, the ephemeral range's start). */
 #define PORT_LOW 10000
 
@@ -239,9 +240,10 @@ static void lay_out(struct ets *c)
     for (size_t i = 0; i < c->count; i++) {
         struct ets_member *m = &c->m[i];
         memset(m, 0, sizeof(*m));
-        snprintf(m->name, sizeof(m->name), "m%zu", i);
-        snprintf(m->data_dir, sizeof(m->data_dir), "%s/%s.data", c->root, m->name);
-        snprintf(m->log_path, sizeof(m->log_path), "%s/%s.log", c->root, m->name);
+        const char name[] = {'m', (char)('0' + i), '\0'};
+        snprintf(m->name, sizeof(m->name), "%s", name);
+        snprintf(m->data_dir, sizeof(m->data_dir), "%s/%s.data", c->root, name);
+        snprintf(m->log_path, sizeof(m->log_path), "%s/%s.log", c->root, name);
         remove_tree(m->data_dir);
         m->client_port = pick_port();
         do {
