@@ -188,12 +188,13 @@ int replica_check_epoch(const struct bpart *bp, int32_t replica_id, int32_t lead
 
 /* ---- applying a view ---- */
 
+/* The topic's min_insync_replicas, else the broker's, capped at the
+ * replication factor. */
 static int32_t min_insync_of(const struct server *s, const struct cluster_topic *ct,
                              uint8_t replica_count)
 {
-    (void)s;
     int32_t m = ct != NULL && ct->cfg.min_insync_replicas > 0 ? ct->cfg.min_insync_replicas
-                                                              : REPLICA_MIN_INSYNC_DEFAULT;
+                                                              : s->cfg.min_insync_replicas;
     return m < replica_count ? m : replica_count;
 }
 

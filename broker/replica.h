@@ -42,14 +42,6 @@ enum replica_role {
     REPLICA_NONE,       /* not a replica, or fenced: serves nothing */
 };
 
-/* Followers a leader has not heard catch up for this long leave the ISR
- * (docs/cluster.md; Kafka's replica.lag.time.max.ms is 30 s, 10 s moves a
- * dead follower out sooner, so acks=all stalls less). */
-#define REPLICA_LAG_MS_DEFAULT 10000
-/* The in-sync replicas acks=all needs when neither the topic nor the
- * broker says (capped at the replication factor). */
-#define REPLICA_MIN_INSYNC_DEFAULT 2
-
 /* The leader's view of one replica (itself included). */
 struct replica_peer {
     int32_t id;

@@ -311,7 +311,7 @@ static void check_isrs(struct server *s)
     int64_t now_ms = (int64_t)loop_now_ms(&s->loop);
     for (uint32_t i = 0; i < s->topic_count; i++) {
         for (int32_t p = 0; p < s->topics[i]->cfg.partitions; p++) {
-            replica_check_isr(s, &s->topics[i]->parts[p], now_ms, REPLICA_LAG_MS_DEFAULT);
+            replica_check_isr(s, &s->topics[i]->parts[p], now_ms, s->cfg.replica_lag_ms);
         }
     }
 }
@@ -439,6 +439,104 @@ int server_post_view(struct server *s, struct cluster_view *view)
     }
     *vm = (struct view_msg){.m = {.fn = on_view_msg}, .s = s, .view = view};
     loop_post(&s->loop, &vm->m);
+    return 0;
+}
+
+/* ---- the cluster session (cluster/session.h) ---- */
+
+/* On the cluster thread: the loop applies the view. */
+static void session_view(void *arg, struct cluster_view *view)
+{
+    struct server *s = arg;
+    if (server_post_view(s, view) != 0) {
+        log_error("cluster: a view was lost: out of memory");
+    }
+}
+
+/* A leader's ISR change on its way to etcd and back. */
+struct isr_change {
+    struct loop_msg m;
+    struct server *s;
+    char topic[PROTO_TOPIC_NAME_BYTES_MAX + 1];
+    int32_t index;
+    int32_t leader_epoch;
+    uint8_t count;
+    int32_t isr[CLUSTER_REPLICAS_MAX];
+    int rc;
+};
+
+/* On the loop: etcd took the new ISR (the high watermark may use it from
+ * now on, KIP-497), or refused it (the next view, or the next check,
+ * decides again). */
+static void isr_change_applied(struct loop_msg *m, void *arg)
+{
+    (void)arg;
+    struct isr_change *c = container_of(m, struct isr_change, m);
+    struct server_topic *t = server_topic_find(c->s, proto_str_make(c->topic));
+    struct bpart *bp = t != NULL && c->index < t->cfg.partitions ? &t->parts[c->index] : NULL;
+    if (bp != NULL && bp->rep.role == REPLICA_LEADER &&
+        bp->rep.leader_epoch == c->leader_epoch) {
+        bp->rep.isr_changing = false;
+        if (c->rc == 0) {
+            bp->rep.isr_count = c->count;
+            memcpy(bp->rep.isr, c->isr, c->count * sizeof(c->isr[0]));
+            log_info("topic %s partition %d: ISR now has %u replicas", c->topic, c->index,
+                     c->count);
+            replica_leader_update(bp);
+        } else if (c->rc != -NG_ECONFLICT) {
+            log_warn("topic %s partition %d: ISR change: %s", c->topic, c->index,
+                     err_str(c->rc));
+        }
+    }
+    free(c);
+}
+
+/* On the cluster thread. */
+static void isr_change_done(void *arg, int rc)
+{
+    struct isr_change *c = arg;
+    c->rc = rc;
+    loop_post(&c->s->loop, &c->m);
+}
+
+static int session_alter_isr(struct server *s, struct bpart *bp, const int32_t *isr,
+                             uint8_t count)
+{
+    struct isr_change *c = calloc(1, sizeof(*c));
+    if (c == NULL) {
+        return -ENOMEM;
+    }
+    *c = (struct isr_change){.m = {.fn = isr_change_applied},
+                             .s = s,
+                             .index = bp->index,
+                             .leader_epoch = bp->rep.leader_epoch,
+                             .count = count};
+    memcpy(c->topic, bp->topic->name, bp->topic->name_len + 1);
+    memcpy(c->isr, isr, count * sizeof(isr[0]));
+    int rc = cluster_session_alter_isr(s->session, c->topic, c->index, bp->rep.mod_revision,
+                                       c->leader_epoch, c->isr, count, isr_change_done, c);
+    if (rc != 0) {
+        free(c);
+    }
+    return rc;
+}
+
+/* Joins the cluster when the config says so (after the loop listens: the
+ * session advertises the bound port). */
+static int start_session(struct server *s)
+{
+    if (!broker_config_clustered(&s->cfg) || s->cfg.etcd_endpoints[0] == '\0') {
+        return 0;
+    }
+    struct cluster_session_config cc;
+    broker_config_cluster(&s->cfg, s->port, &cc);
+    int rc = cluster_session_start(&s->session, &cc, session_view, s);
+    if (rc != 0) {
+        log_error("cluster: broker %d could not join: %s", s->broker_id, err_str(rc));
+        return rc;
+    }
+    s->alter_isr = session_alter_isr;
+    log_info("cluster: broker %d joined as %s:%u", s->broker_id, cc.host, cc.port);
     return 0;
 }
 
@@ -698,6 +796,7 @@ int server_init(struct server *s, const struct broker_config *cfg)
     rc = rc == 0 ? groups_open(s) : rc;
     rc = rc == 0 ? share_serve_open(s) : rc;
     rc = rc == 0 ? start_loop(s) : rc;
+    rc = rc == 0 ? start_session(s) : rc;
     if (rc != 0) {
         int rc_fini = server_fini(s);
         (void)rc_fini; /* the first error is the one to report */
@@ -712,6 +811,11 @@ void server_stop_async(struct server *s) { loop_stop_async(&s->loop); }
 int server_fini(struct server *s)
 {
     int rc = 0;
+    /* No view comes after this; requests queued to it answer (-NG_ECLOSED)
+     * through the mailbox, which loop_fini() runs. */
+    cluster_session_stop(s->session);
+    s->session = NULL;
+    s->alter_isr = NULL;
     fetchers_stop(s); /* before the partitions they append to close */
     for (uint32_t i = 0; i < s->topic_count; i++) {
         struct server_topic *t = s->topics[i];

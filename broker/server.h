@@ -29,6 +29,7 @@
 #include "broker/producer_ids.h"
 #include "broker/producers.h"
 #include "broker/replica.h"
+#include "cluster/session.h"
 #include "cluster/state.h"
 #include "net/loop.h"
 #include "net/proto.h"
@@ -104,7 +105,8 @@ struct server {
      * a single broker, which answers as broker 0, leader of everything */
     struct cluster_view *view;
     int32_t broker_id;
-    struct fetcher *fetchers; /* one per leader followed (broker/fetcher.h) */
+    struct cluster_session *session; /* NULL: no etcd (a single broker, or views by hand) */
+    struct fetcher *fetchers;        /* one per leader followed (broker/fetcher.h) */
     /* Proposes a leader's ISR change (broker/replica.h): 0 when it went to
      * the cluster session (the view that follows carries it), or its
      * error. NULL without a session: the ISR changes with views only. */
@@ -113,8 +115,11 @@ struct server {
 
 /* Opens the data directory (taking its lock), the topic catalog and every
  * partition (recovering them and rebuilding producer state), and starts
- * listening. Logs what fails; returns 0 or -errno / -NG_E*. On failure
- * nothing is left open. The calling thread becomes the worker. */
+ * listening. A clustered config (broker_config_clustered()) with etcd
+ * endpoints then starts the cluster session, whose views the loop applies
+ * (server_apply_view()); a broker id without endpoints (tests) waits for
+ * views posted by hand. Logs what fails; returns 0 or -errno / -NG_E*. On
+ * failure nothing is left open. The calling thread becomes the worker. */
 MUST_USE int server_init(struct server *s, const struct broker_config *cfg);
 
 /* Serves until a stop has finished. Returns 0 or the ring's -errno. */

@@ -17,6 +17,7 @@
 #include "base/log.h"
 #include "broker/server.h"
 #include "tests/broker_support.h"
+#include "tests/etcd_support.h"
 
 #define NODES_MAX 3
 #define TOPIC "rt"
@@ -57,8 +58,10 @@ static void *node_main(void *arg)
     return NULL;
 }
 
-/* Starts broker id in a fresh directory (or the one it had: restart). */
-static void node_start(struct node *n, int32_t id)
+/* Starts broker id in a fresh directory (or the one it had: restart);
+ * with etcd endpoints it joins that cluster, else it waits for views
+ * given by hand. */
+static void node_start_etcd(struct node *n, int32_t id, const char *endpoints)
 {
     if (n->dir[0] == '\0') {
         snprintf(n->dir, sizeof(n->dir), "/tmp/ng-replica-XXXXXX");
@@ -69,8 +72,8 @@ static void node_start(struct node *n, int32_t id)
     snprintf(n->cfg.data_dir, sizeof(n->cfg.data_dir), "%s/data", n->dir);
     snprintf(n->cfg.listen_host, sizeof(n->cfg.listen_host), "127.0.0.1");
     n->cfg.listen_port = 0;
-    /* A broker id with no etcd: the views come from the test. */
     n->cfg.broker_id = id;
+    snprintf(n->cfg.etcd_endpoints, sizeof(n->cfg.etcd_endpoints), "%s", endpoints);
     n->ready = false;
     pthread_mutex_init(&n->mu, NULL);
     pthread_cond_init(&n->cv, NULL);
@@ -83,6 +86,8 @@ static void node_start(struct node *n, int32_t id)
     cr_assert_eq(n->init_rc, 0, "broker %d: %s", id, err_str(n->init_rc));
     n->running = true;
 }
+
+static void node_start(struct node *n, int32_t id) { node_start_etcd(n, id, ""); }
 
 static void node_stop(struct node *n)
 {
@@ -569,4 +574,82 @@ Test(replica, idempotent_producer_state_is_carried_to_a_follower_that_becomes_le
     cr_assert_eq(rq_produce(&c, TOPIC, 0, batch_buf, len, PROTO_ACKS_ALL, &again), 0);
     cr_assert_eq(again, first + 4);
     cl_close(&c);
+}
+
+/* ---- with etcd: the session's views and requests ---- */
+
+static void count_brokers(struct server *s, void *arg)
+{
+    *(uint32_t *)arg = s->view != NULL && !s->view->fenced ? s->view->broker_count : 0;
+}
+
+static void wait_brokers(struct node *n, uint32_t count)
+{
+    int64_t deadline = now_ms() + SETTLE_MS;
+    uint32_t seen = 0;
+    while (now_ms() < deadline) {
+        on_loop(n, count_brokers, &seen);
+        if (seen == count) {
+            return;
+        }
+        usleep(10000);
+    }
+    cr_assert_fail("broker %d sees %u live brokers, wanted %u", n->id, seen, count);
+}
+
+/* The node that leads the partition once the view reaches them all. */
+static struct node *wait_leader(int count)
+{
+    int64_t deadline = now_ms() + SETTLE_MS;
+    while (now_ms() < deadline) {
+        int leaders = 0;
+        int followers = 0;
+        struct node *leader = NULL;
+        for (int i = 0; i < count; i++) {
+            struct part_state ps = state_of(&nodes[i], false);
+            leaders += ps.exists && ps.role == REPLICA_LEADER;
+            followers += ps.exists && ps.role == REPLICA_FOLLOWER;
+            leader = ps.exists && ps.role == REPLICA_LEADER ? &nodes[i] : leader;
+        }
+        if (leaders == 1 && followers == count - 1) {
+            return leader;
+        }
+        usleep(10000);
+    }
+    cr_assert_fail("no single leader of %s", TOPIC);
+    return NULL;
+}
+
+Test(replica, brokers_joined_through_etcd_create_a_topic_and_replicate_it)
+{
+    struct ets e;
+    ets_start(&e, 1);
+    for (int i = 0; i < 3; i++) {
+        node_start_etcd(&nodes[i], i + 1, e.m[0].client_url);
+    }
+    for (int i = 0; i < 3; i++) {
+        wait_brokers(&nodes[i], 3);
+    }
+    struct cl c;
+    cl_connect(&c, nodes[1].s.port, CL_TIMEOUT_MS_DEFAULT * 4);
+    struct proto_create_topic t = {.name = proto_str_make(TOPIC),
+                                   .partition_count = 1,
+                                   .retention_ms = PROTO_CONFIG_DEFAULT,
+                                   .retention_bytes = PROTO_CONFIG_DEFAULT,
+                                   .segment_bytes = PROTO_CONFIG_DEFAULT,
+                                   .batch_bytes_max = PROTO_CONFIG_DEFAULT,
+                                   .replication_factor = 3};
+    cr_assert_eq(rq_create_version(&c, 1, &t), 0);
+    cr_assert_eq(rq_create_version(&c, 1, &t), -NG_ETOPIC_EXISTS);
+    cl_close(&c);
+    struct node *leader = wait_leader(3);
+    int64_t end = produce(leader, 10, 900, PROTO_ACKS_ALL, 0);
+    for (int i = 0; i < 3; i++) {
+        wait_written(&nodes[i], end);
+        assert_same_logs(leader, &nodes[i]);
+    }
+    for (int i = 0; i < 3; i++) {
+        node_stop(&nodes[i]);
+    }
+    ets_fini(&e);
 }
