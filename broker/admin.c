@@ -621,6 +621,9 @@ void handle_init_producer_id(struct server *s, struct loop_req *req,
     struct proto_init_producer_id_resp r = {.producer_epoch = 0};
     /* Taking an id may reserve a block on disk: a full disk is said as such. */
     rc = rc == 0 ? server_wire_err(producer_ids_take(&s->producer_ids, &r.producer_id)) : rc;
+    if (rc == 0 && broker_config_clustered(&s->cfg)) {
+        r.producer_id = replica_producer_id(r.producer_id, s->broker_id);
+    }
     struct wr w;
     if (!answer_begin(req, h, rc, 64, &w)) {
         return;

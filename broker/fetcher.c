@@ -584,8 +584,10 @@ static int cut_log(struct bpart *bp, int64_t offset, bool reset)
     return rc;
 }
 
-/* KIP-279: the leader's largest epoch <= ours ends at leader_end; our log
- * is cut where the two agree, never past our own end for that epoch. */
+/* KIP-279: the leader's largest epoch E <= our last ends at leader_end in
+ * its log. Ours agrees with it up to the end of our own largest epoch <= E
+ * (past that come epochs the leader never had), and never past
+ * leader_end: the log is cut at the lower of the two. */
 static void apply_epoch(struct fetcher *f, struct bpart *bp,
                         const struct proto_epoch_resp_partition *p)
 {
@@ -594,12 +596,11 @@ static void apply_epoch(struct fetcher *f, struct bpart *bp,
         return;
     }
     int64_t cut = part_offset_earliest(&bp->log); /* the leader has nothing of ours */
-    if (p->leader_epoch >= 0) {
-        int32_t ours = -1;
-        int64_t our_end = 0;
-        int rc = part_epoch_end_offset(&bp->log, p->leader_epoch, &ours, &our_end);
-        cut = rc == 0 && ours == p->leader_epoch && our_end < p->end_offset ? our_end
-                                                                            : p->end_offset;
+    int32_t ours = -1;
+    int64_t our_end = 0;
+    if (p->leader_epoch >= 0 &&
+        part_epoch_end_offset(&bp->log, p->leader_epoch, &ours, &our_end) == 0 && ours >= 0) {
+        cut = our_end < p->end_offset ? our_end : p->end_offset;
     }
     int rc = 0;
     if (cut < part_offset_next(&bp->log)) {

@@ -79,6 +79,20 @@ struct replica {
     bool need_truncate;      /* ask OffsetForLeaderEpoch before fetching */
 };
 
+/* Producer ids in a cluster: each broker hands out its own (InitProducerId),
+ * and a producer's batches may reach any broker that leads later, so an
+ * id carries its broker's id in its low bits and the broker's own count
+ * above them: no two brokers ever give the same id. */
+#define REPLICA_PRODUCER_ID_BROKER_BITS 20
+static_assert(CLUSTER_BROKER_ID_MAX < (1 << REPLICA_PRODUCER_ID_BROKER_BITS),
+              "every broker id fits a producer id's low bits");
+
+static inline int64_t replica_producer_id(int64_t local, int32_t broker_id)
+{
+    ASSERT(local >= 0 && local < (INT64_C(1) << (63 - REPLICA_PRODUCER_ID_BROKER_BITS)));
+    return local << REPLICA_PRODUCER_ID_BROKER_BITS | broker_id;
+}
+
 /* Applies the view's state of bp's partition (cp NULL: the topic or
  * partition is not in the view) for broker `self`: role, epoch, replicas,
  * ISR; a leadership that ends answers the waiting appends NG_ENOT_LEADER

@@ -237,7 +237,9 @@ int server_topic_delete(struct server *s, struct proto_str name)
     topic_table_remove(s, t);
     for (int32_t i = 0; i < t->cfg.partitions; i++) {
         part_set_watch(&t->parts[i].log, NULL, NULL);
+        part_set_durable_watch(&t->parts[i].log, NULL, NULL);
         park_abandon(&t->parts[i].waiters);
+        replica_fini(&t->parts[i]);
     }
     share_serve_topic_deleted(s, t->name, t->name_len);
     t->next_doomed = s->doomed;
@@ -385,6 +387,23 @@ static void view_topic_create(struct server *s, const struct cluster_topic *ct)
     }
 }
 
+/* Topics the last view had and this one has not were deleted in the
+ * cluster: they go here too. (A topic no view ever named stays: a single
+ * broker's data directory that joins a cluster keeps its topics.) */
+static void delete_gone_topics(struct server *s, const struct cluster_view *view)
+{
+    for (uint32_t i = 0; s->view != NULL && i < s->view->topic_count; i++) {
+        const char *name = s->view->topics[i].name;
+        if (cluster_view_topic(view, name, strlen(name)) == NULL &&
+            server_topic_find(s, proto_str_make(name)) != NULL) {
+            int rc = server_topic_delete(s, proto_str_make(name));
+            if (rc != 0) {
+                log_error("topic %s, deleted in the cluster: %s", name, err_str(rc));
+            }
+        }
+    }
+}
+
 void server_apply_view(struct server *s, struct cluster_view *view)
 {
     if (s->loop.stopping) {
@@ -392,6 +411,7 @@ void server_apply_view(struct server *s, struct cluster_view *view)
         return;
     }
     cluster_view_check(view);
+    delete_gone_topics(s, view);
     cluster_view_free(s->view);
     s->view = view;
     for (uint32_t i = 0; i < view->topic_count; i++) {

@@ -543,6 +543,37 @@ Test(replica, a_follower_with_a_divergent_tail_truncates_to_the_leaders_epoch_en
     assert_same_logs(&nodes[0], &nodes[1]);
 }
 
+Test(replica, a_follower_cuts_where_its_epochs_leave_the_leaders)
+{
+    start_nodes(2);
+    struct view_spec vs = spec(1, 1, 2, 2);
+    give_all(&vs);
+    int64_t common = produce(&nodes[0], 2, 510, PROTO_ACKS_ALL, 0);
+    wait_written(&nodes[1], common);
+    /* Epoch 2, seen by broker 1 alone: it writes two batches alone. */
+    struct view_spec vs2 = spec(1, 2, 2, 1);
+    vs2.isr_count = 1;
+    give_view(&nodes[0], &vs2);
+    int64_t leader_end = produce(&nodes[0], 2, 610, PROTO_ACKS_LEADER, 0);
+    /* Epoch 3, seen by broker 2 alone: it writes three others. */
+    struct view_spec vs3 = spec(2, 3, 2, 1);
+    vs3.isr[0] = 2;
+    vs3.isr_count = 1;
+    give_view(&nodes[1], &vs3);
+    int64_t diverged = produce(&nodes[1], 3, 710, PROTO_ACKS_LEADER, 0);
+    cr_assert_gt(diverged, leader_end);
+    wait_written(&nodes[1], diverged);
+    /* Epoch 4: broker 1 leads. Broker 2 asks about its epoch 3; the
+     * leader's largest epoch <= 3 is 2, ending at its log end. Broker 2
+     * has no epoch 2: its epoch 1 ends at `common`, past which all it
+     * holds is epoch 3's, which the leader never had. */
+    struct view_spec vs4 = spec(1, 4, 2, 1);
+    vs4.isr_count = 1;
+    give_all(&vs4);
+    wait_written(&nodes[1], leader_end);
+    assert_same_logs(&nodes[0], &nodes[1]);
+}
+
 Test(replica, idempotent_producer_state_is_carried_to_a_follower_that_becomes_leader)
 {
     start_nodes(2);
@@ -574,6 +605,27 @@ Test(replica, idempotent_producer_state_is_carried_to_a_follower_that_becomes_le
     cr_assert_eq(rq_produce(&c, TOPIC, 0, batch_buf, len, PROTO_ACKS_ALL, &again), 0);
     cr_assert_eq(again, first + 4);
     cl_close(&c);
+}
+
+Test(replica, brokers_of_a_cluster_never_give_the_same_producer_id)
+{
+    start_nodes(2);
+    int64_t ids[2][3];
+    for (int n = 0; n < 2; n++) {
+        struct cl c;
+        cl_connect(&c, nodes[n].s.port, CL_TIMEOUT_MS_DEFAULT);
+        for (int i = 0; i < 3; i++) {
+            int16_t epoch;
+            ids[n][i] = rq_init_producer_id(&c, &epoch);
+            cr_assert_geq(ids[n][i], 0);
+        }
+        cl_close(&c);
+    }
+    for (int i = 0; i < 3; i++) {
+        for (int j = 0; j < 3; j++) {
+            cr_assert_neq(ids[0][i], ids[1][j], "id %lld given by both", (long long)ids[0][i]);
+        }
+    }
 }
 
 /* ---- with etcd: the session's views and requests ---- */
@@ -647,6 +699,17 @@ Test(replica, brokers_joined_through_etcd_create_a_topic_and_replicate_it)
     for (int i = 0; i < 3; i++) {
         wait_written(&nodes[i], end);
         assert_same_logs(leader, &nodes[i]);
+    }
+    /* Deleted in the cluster: gone from every broker. */
+    cl_connect(&c, nodes[2].s.port, CL_TIMEOUT_MS_DEFAULT * 4);
+    cr_assert_eq(rq_delete(&c, TOPIC), 0);
+    cl_close(&c);
+    for (int i = 0; i < 3; i++) {
+        int64_t deadline = now_ms() + SETTLE_MS;
+        while (state_of(&nodes[i], false).exists && now_ms() < deadline) {
+            usleep(10000);
+        }
+        cr_assert_not(state_of(&nodes[i], false).exists, "broker %d still has it", i + 1);
     }
     for (int i = 0; i < 3; i++) {
         node_stop(&nodes[i]);
