@@ -60,8 +60,8 @@ static void *node_main(void *arg)
 
 /* Starts broker id in a fresh directory (or the one it had: restart);
  * with etcd endpoints it joins that cluster, else it waits for views
- * given by hand. */
-static void node_start_etcd(struct node *n, int32_t id, const char *endpoints)
+ * given by hand. lag_ms: its replica_lag_ms (0: the default). */
+static void node_start_cfg(struct node *n, int32_t id, const char *endpoints, uint32_t lag_ms)
 {
     if (n->dir[0] == '\0') {
         snprintf(n->dir, sizeof(n->dir), "/tmp/ng-replica-XXXXXX");
@@ -74,6 +74,7 @@ static void node_start_etcd(struct node *n, int32_t id, const char *endpoints)
     n->cfg.listen_port = 0;
     n->cfg.broker_id = id;
     snprintf(n->cfg.etcd_endpoints, sizeof(n->cfg.etcd_endpoints), "%s", endpoints);
+    n->cfg.replica_lag_ms = lag_ms != 0 ? lag_ms : n->cfg.replica_lag_ms;
     n->ready = false;
     pthread_mutex_init(&n->mu, NULL);
     pthread_cond_init(&n->cv, NULL);
@@ -85,6 +86,11 @@ static void node_start_etcd(struct node *n, int32_t id, const char *endpoints)
     pthread_mutex_unlock(&n->mu);
     cr_assert_eq(n->init_rc, 0, "broker %d: %s", id, err_str(n->init_rc));
     n->running = true;
+}
+
+static void node_start_etcd(struct node *n, int32_t id, const char *endpoints)
+{
+    node_start_cfg(n, id, endpoints, 0);
 }
 
 static void node_start(struct node *n, int32_t id) { node_start_etcd(n, id, ""); }
@@ -166,6 +172,7 @@ struct part_state {
     int64_t written;
     int64_t durable;
     int64_t latest; /* the high watermark readers see */
+    uint8_t isr_count;
     uint8_t *bytes; /* malloc'd, when asked */
     size_t bytes_len;
     bool want_bytes;
@@ -182,6 +189,7 @@ static void read_state(struct server *s, void *arg)
     struct bpart *bp = &t->parts[0];
     struct part *log = &bp->log;
     ps->role = bp->rep.role;
+    ps->isr_count = bp->rep.isr_count;
     ps->earliest = part_offset_earliest(log);
     ps->written = part_offset_written(log);
     ps->durable = part_offset_durable(log);
@@ -711,6 +719,62 @@ Test(replica, brokers_joined_through_etcd_create_a_topic_and_replicate_it)
         }
         cr_assert_not(state_of(&nodes[i], false).exists, "broker %d still has it", i + 1);
     }
+    for (int i = 0; i < 3; i++) {
+        node_stop(&nodes[i]);
+    }
+    ets_fini(&e);
+}
+
+/* Waits until n leads the partition with an ISR of isr_count. */
+static void wait_isr(struct node *n, uint8_t isr_count)
+{
+    int64_t deadline = now_ms() + SETTLE_MS;
+    struct part_state ps;
+    do {
+        ps = state_of(n, false);
+        if (ps.exists && ps.role == REPLICA_LEADER && ps.isr_count == isr_count) {
+            return;
+        }
+        usleep(10000);
+    } while (now_ms() < deadline);
+    cr_assert_fail("broker %d: role %d, ISR of %u, wanted %u", n->id, ps.role, ps.isr_count,
+                   isr_count);
+}
+
+Test(replica, a_leader_takes_a_silent_follower_out_of_the_isr_and_back_once_caught_up)
+{
+    struct ets e;
+    ets_start(&e, 1);
+    for (int i = 0; i < 3; i++) {
+        node_start_cfg(&nodes[i], i + 1, e.m[0].client_url, 200);
+    }
+    for (int i = 0; i < 3; i++) {
+        wait_brokers(&nodes[i], 3);
+    }
+    struct cl c;
+    cl_connect(&c, nodes[0].s.port, CL_TIMEOUT_MS_DEFAULT * 4);
+    struct proto_create_topic t = {.name = proto_str_make(TOPIC),
+                                   .partition_count = 1,
+                                   .retention_ms = PROTO_CONFIG_DEFAULT,
+                                   .retention_bytes = PROTO_CONFIG_DEFAULT,
+                                   .segment_bytes = PROTO_CONFIG_DEFAULT,
+                                   .batch_bytes_max = PROTO_CONFIG_DEFAULT,
+                                   .replication_factor = 3};
+    cr_assert_eq(rq_create_version(&c, 1, &t), 0);
+    cl_close(&c);
+    struct node *leader = wait_leader(3);
+    struct node *follower = &nodes[leader == &nodes[2] ? 1 : 2];
+    int64_t end = produce(leader, 2, 1000, PROTO_ACKS_ALL, 0);
+    /* A follower goes quiet: the leader drops it from the ISR through
+     * etcd, and acks=all goes on with the two left (min_insync 2). */
+    node_stop(follower);
+    wait_isr(leader, 2);
+    end = produce(leader, 3, 1100, PROTO_ACKS_ALL, 0);
+    /* It comes back, catches up, and is taken back. */
+    node_start_cfg(follower, follower->id, e.m[0].client_url, 200);
+    wait_written(follower, end);
+    wait_isr(leader, 3);
+    assert_same_logs(leader, follower);
     for (int i = 0; i < 3; i++) {
         node_stop(&nodes[i]);
     }
