@@ -93,10 +93,14 @@ static void hw_advance(struct bpart *bp, int64_t hw)
     }
     r->hw = hw;
     part_set_commit_cap(&bp->log, hw);
+    /* Passed by the high watermark of an ISR below min_insync_replicas:
+     * committed, but not on as many replicas as acks=all promises (Kafka's
+     * NOT_ENOUGH_REPLICAS_AFTER_APPEND). */
+    int rc = r->isr_count < r->min_insync ? -NG_ENOT_ENOUGH_REPLICAS : 0;
     while (r->waits_head != NULL && r->waits_head->end <= r->hw) {
         struct replica_wait *w = r->waits_head;
         wait_unlink(w);
-        w->done(w, 0);
+        w->done(w, rc);
     }
 }
 
@@ -304,18 +308,17 @@ void replica_check_isr(struct server *s, struct bpart *bp, int64_t now_ms, int64
     int32_t isr[CLUSTER_REPLICAS_MAX];
     uint8_t n = 0;
     bool changed = false;
-    int64_t end = part_offset_written(&bp->log);
     for (uint8_t i = 0; i < r->replica_count; i++) {
         const struct replica_peer *p = &r->peers[i];
         bool member = false;
         for (uint8_t j = 0; j < r->isr_count; j++) {
             member |= r->isr[j] == p->id;
         }
-        bool keep = p->id == s->broker_id || now_ms - p->caught_up_ms <= lag_ms;
-        /* A follower joins once it has caught up with the leader's end
-         * and durably holds everything the HW covers. */
-        bool join = p->durable >= r->hw && p->durable >= 0 && now_ms - p->caught_up_ms <= lag_ms &&
-                    p->durable <= end;
+        bool recent = now_ms - p->caught_up_ms <= lag_ms;
+        bool keep = p->id == s->broker_id || recent;
+        /* A follower joins once it has lately caught up with the leader's
+         * end and durably holds everything the high watermark covers. */
+        bool join = recent && p->durable >= 0 && p->durable >= r->hw;
         bool in = member ? keep : join;
         changed |= in != member;
         if (in) {

@@ -17,8 +17,9 @@
  *   over is the view's, or one etcd has accepted since.
  * - Waiting acks=all appends are kept in offset order (appends complete
  *   in order) and each is completed exactly once: when the high watermark
- *   passes its end (0), when leadership ends (NG_ENOT_LEADER), or when its
- *   request gives up (replica_wait_cancel()).
+ *   passes its end (0, or NG_ENOT_ENOUGH_REPLICAS when the ISR has shrunk
+ *   below min_insync meanwhile), when leadership ends (NG_ENOT_LEADER), or
+ *   when its request gives up (replica_wait_cancel()).
  * Threads: the worker's that owns the partition, like struct bpart.
  */
 #ifndef NAGARE_BROKER_REPLICA_H

@@ -458,6 +458,53 @@ Test(replica, acks_all_below_min_insync_is_refused_and_appends_nothing)
     cr_assert_eq(produce(&nodes[0], 1, 301, PROTO_ACKS_LEADER, 0), 4);
 }
 
+/* Sends one acks=all batch to n with timeout_ms; returns its correlation
+ * id (read the answer with rq_produce_recv()). */
+static uint32_t produce_send(struct cl *c, uint32_t seed, int32_t timeout_ms)
+{
+    size_t len = bt_make(batch_buf, sizeof(batch_buf), 4, seed, 1000, -1, 0, 0);
+    struct proto_enc e;
+    uint32_t corr = cl_next_corr(c);
+    struct proto_produce_req q = {.acks = PROTO_ACKS_ALL, .timeout_ms = timeout_ms};
+    proto_produce_req_begin(&e, cl_wr(c), 0, corr, PROTO_STR_NULL, &q);
+    proto_enc_topic(&e, proto_str_make(TOPIC));
+    proto_produce_req_partition(&e, &(struct proto_produce_req_partition){0, batch_buf,
+                                                                          (uint32_t)len});
+    cr_assert_eq(proto_enc_end(&e), 0);
+    cr_assert_eq(cl_send_wr(c), 0);
+    return corr;
+}
+
+Test(replica, acks_all_waiting_for_the_high_watermark_is_answered_when_its_wait_ends)
+{
+    /* Broker 2 is in the ISR and never runs: nothing passes the HW. */
+    start_nodes(1);
+    struct view_spec vs = spec(1, 1, 2, 2);
+    give_all(&vs);
+    struct cl c;
+    cl_connect(&c, nodes[0].s.port, CL_TIMEOUT_MS_DEFAULT * 4);
+    int64_t offset;
+    /* Its time runs out with the ISR big enough: a timeout. */
+    uint32_t corr = produce_send(&c, 1200, 100);
+    cr_assert_eq(rq_produce_recv(&c, corr, &offset), -NG_ETIMEOUT);
+    /* The ISR shrinks below min_insync under a waiting batch: the HW
+     * passes it, on fewer replicas than acks=all asks. */
+    corr = produce_send(&c, 1201, 600000);
+    wait_written(&nodes[0], 8);
+    vs.isr_count = 1;
+    give_all(&vs);
+    cr_assert_eq(rq_produce_recv(&c, corr, &offset), -NG_ENOT_ENOUGH_REPLICAS);
+    /* Leadership moves under a waiting batch. */
+    vs.isr_count = 2;
+    give_all(&vs);
+    corr = produce_send(&c, 1202, 600000);
+    wait_written(&nodes[0], 12);
+    struct view_spec vs2 = spec(2, 2, 2, 2);
+    give_all(&vs2);
+    cr_assert_eq(rq_produce_recv(&c, corr, &offset), -NG_ENOT_LEADER);
+    cl_close(&c);
+}
+
 Test(replica, a_follower_refuses_produce_fetch_and_list_offsets_with_not_leader)
 {
     start_nodes(2);
