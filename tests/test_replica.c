@@ -75,6 +75,7 @@ static void node_start_cfg(struct node *n, int32_t id, const char *endpoints, ui
     n->cfg.broker_id = id;
     snprintf(n->cfg.etcd_endpoints, sizeof(n->cfg.etcd_endpoints), "%s", endpoints);
     n->cfg.replica_lag_ms = lag_ms != 0 ? lag_ms : n->cfg.replica_lag_ms;
+    n->cfg.retention_check_ms = BROKER_RETENTION_CHECK_MS_MIN; /* topics here keep all but one */
     n->ready = false;
     pthread_mutex_init(&n->mu, NULL);
     pthread_cond_init(&n->cv, NULL);
@@ -276,6 +277,7 @@ struct view_spec {
     int32_t replicas[NODES_MAX];
     uint8_t replica_count;
     int32_t min_insync;
+    int64_t retention_bytes; /* 0: the broker's */
 };
 
 /* A view of the running brokers and one topic of one partition. */
@@ -301,8 +303,12 @@ static struct cluster_view *make_view(const struct view_spec *vs)
     t->partitions = 1;
     t->replication_factor = (int16_t)vs->replica_count;
     t->cfg = (struct cluster_topic_config){.retention_ms = -1,
-                                           .retention_bytes = -1,
-                                           .segment_bytes = -1,
+                                           .retention_bytes = vs->retention_bytes != 0
+                                                                  ? vs->retention_bytes
+                                                                  : -1,
+                                           .segment_bytes = vs->retention_bytes != 0
+                                                                ? (int64_t)PART_SEGMENT_BYTES_MIN
+                                                                : -1,
                                            .segment_ms = -1,
                                            .batch_bytes_max = -1,
                                            .min_insync_replicas = vs->min_insync};
@@ -627,6 +633,30 @@ Test(replica, a_follower_cuts_where_its_epochs_leave_the_leaders)
     give_all(&vs4);
     wait_written(&nodes[1], leader_end);
     assert_same_logs(&nodes[0], &nodes[1]);
+}
+
+Test(replica, a_follower_behind_the_leaders_log_start_starts_its_log_there)
+{
+    start_nodes(1);
+    struct view_spec vs = spec(1, 1, 2, 1);
+    vs.isr_count = 1;
+    vs.retention_bytes = PART_SEGMENT_BYTES_MIN;
+    give_all(&vs);
+    /* Small segments, a log kept under one: retention drops the first. */
+    int64_t end = produce(&nodes[0], 40, 1300, PROTO_ACKS_LEADER, 0);
+    int64_t deadline = now_ms() + SETTLE_MS;
+    while (state_of(&nodes[0], false).earliest == 0 && now_ms() < deadline) {
+        usleep(10000);
+    }
+    int64_t start = state_of(&nodes[0], false).earliest;
+    cr_assert_gt(start, 0);
+    /* A new replica has nothing: offset 0 is below the leader's start. */
+    node_start(&nodes[1], 2);
+    give_all(&vs);
+    wait_written(&nodes[1], end);
+    struct part_state ps = state_of(&nodes[1], false);
+    cr_assert_geq(ps.earliest, start, "it starts where the leader's log did");
+    cr_assert_lt(ps.earliest, end);
 }
 
 Test(replica, idempotent_producer_state_is_carried_to_a_follower_that_becomes_leader)
