@@ -83,6 +83,9 @@ static void bpart_watch(void *arg)
 static void bpart_durable_watch(void *arg)
 {
     struct bpart *bp = arg;
+    if (bp->rep.role != REPLICA_LEADER) {
+        return; /* a single broker's parked consumers need not be walked */
+    }
     replica_leader_update(bp);
     park_wake(&bp->waiters, PARK_REPLICA);
 }

@@ -302,7 +302,8 @@ static struct cluster_view *make_view(const struct view_spec *vs)
     snprintf(t->name, sizeof(t->name), TOPIC);
     t->partitions = 1;
     t->replication_factor = (int16_t)vs->replica_count;
-    t->cfg = (struct cluster_topic_config){.retention_ms = -1,
+    /* The test batches are stamped in 1970: kept whatever their age. */
+    t->cfg = (struct cluster_topic_config){.retention_ms = PROTO_CONFIG_UNLIMITED,
                                            .retention_bytes = vs->retention_bytes != 0
                                                                   ? vs->retention_bytes
                                                                   : -1,
@@ -395,7 +396,9 @@ static void assert_same_logs(struct node *a, struct node *b)
     struct part_state y = state_of(b, true);
     cr_assert_eq(x.written, y.written, "broker %d ends at %lld, broker %d at %lld", a->id,
                  (long long)x.written, b->id, (long long)y.written);
-    cr_assert_eq(x.bytes_len, y.bytes_len);
+    cr_assert_eq(x.bytes_len, y.bytes_len, "broker %d: %zu bytes from %lld, broker %d: %zu from %lld",
+                 a->id, x.bytes_len, (long long)x.earliest, b->id, y.bytes_len,
+                 (long long)y.earliest);
     cr_assert_eq(memcmp(x.bytes, y.bytes, x.bytes_len), 0, "brokers %d and %d differ", a->id,
                  b->id);
     free(x.bytes);
@@ -771,7 +774,7 @@ Test(replica, brokers_joined_through_etcd_create_a_topic_and_replicate_it)
     cl_connect(&c, nodes[1].s.port, CL_TIMEOUT_MS_DEFAULT * 4);
     struct proto_create_topic t = {.name = proto_str_make(TOPIC),
                                    .partition_count = 1,
-                                   .retention_ms = PROTO_CONFIG_DEFAULT,
+                                   .retention_ms = PROTO_CONFIG_UNLIMITED,
                                    .retention_bytes = PROTO_CONFIG_DEFAULT,
                                    .segment_bytes = PROTO_CONFIG_DEFAULT,
                                    .batch_bytes_max = PROTO_CONFIG_DEFAULT,
@@ -832,7 +835,7 @@ Test(replica, a_leader_takes_a_silent_follower_out_of_the_isr_and_back_once_caug
     cl_connect(&c, nodes[0].s.port, CL_TIMEOUT_MS_DEFAULT * 4);
     struct proto_create_topic t = {.name = proto_str_make(TOPIC),
                                    .partition_count = 1,
-                                   .retention_ms = PROTO_CONFIG_DEFAULT,
+                                   .retention_ms = PROTO_CONFIG_UNLIMITED,
                                    .retention_bytes = PROTO_CONFIG_DEFAULT,
                                    .segment_bytes = PROTO_CONFIG_DEFAULT,
                                    .batch_bytes_max = PROTO_CONFIG_DEFAULT,
