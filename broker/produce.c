@@ -204,7 +204,9 @@ static struct server_topic *produce_topic(struct server *s, struct proto_str nam
 {
     struct server_topic *t = server_topic_find(s, name);
     *err = 0;
-    if (t == NULL && s->cfg.auto_create_topics && s->view == NULL) {
+    /* In a cluster topics are made through etcd (CreateTopics), never by
+     * one broker alone. */
+    if (t == NULL && s->cfg.auto_create_topics && !broker_config_clustered(&s->cfg)) {
         struct topic_config defaults = {.partitions = PROTO_CONFIG_DEFAULT,
                                         .retention_ms = PROTO_CONFIG_DEFAULT,
                                         .retention_bytes = PROTO_CONFIG_DEFAULT,
