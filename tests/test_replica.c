@@ -167,6 +167,7 @@ static void on_loop(struct node *n, void (*fn)(struct server *s, void *arg), voi
 /* A partition's marks and, when bytes is set, its whole log (every
  * written batch) copied out. */
 struct part_state {
+    int32_t partition; /* which one: in */
     bool exists;
     enum replica_role role;
     int64_t earliest;
@@ -187,7 +188,7 @@ static void read_state(struct server *s, void *arg)
     if (t == NULL) {
         return;
     }
-    struct bpart *bp = &t->parts[0];
+    struct bpart *bp = &t->parts[ps->partition];
     struct part *log = &bp->log;
     ps->role = bp->rep.role;
     ps->isr_count = bp->rep.isr_count;
@@ -221,11 +222,16 @@ static void read_state(struct server *s, void *arg)
     }
 }
 
-static struct part_state state_of(struct node *n, bool bytes)
+static struct part_state state_of_part(struct node *n, int32_t partition, bool bytes)
 {
-    struct part_state ps = {.want_bytes = bytes};
+    struct part_state ps = {.partition = partition, .want_bytes = bytes};
     on_loop(n, read_state, &ps);
     return ps;
+}
+
+static struct part_state state_of(struct node *n, bool bytes)
+{
+    return state_of_part(n, 0, bytes);
 }
 
 static int64_t now_ms(void)
@@ -236,20 +242,22 @@ static int64_t now_ms(void)
 }
 
 /* Waits until n's partition has written (and made durable) `written`. */
-static void wait_written(struct node *n, int64_t written)
+static void wait_written_part(struct node *n, int32_t partition, int64_t written)
 {
     int64_t deadline = now_ms() + SETTLE_MS;
     struct part_state ps;
     do {
-        ps = state_of(n, false);
+        ps = state_of_part(n, partition, false);
         if (ps.exists && ps.written == written && ps.durable == written) {
             return;
         }
         usleep(2000);
     } while (now_ms() < deadline);
-    cr_assert_fail("broker %d: written %lld durable %lld, wanted %lld", n->id,
-                   (long long)ps.written, (long long)ps.durable, (long long)written);
+    cr_assert_fail("broker %d partition %d: written %lld durable %lld, wanted %lld", n->id,
+                   partition, (long long)ps.written, (long long)ps.durable, (long long)written);
 }
+
+static void wait_written(struct node *n, int64_t written) { wait_written_part(n, 0, written); }
 
 /* Waits until n's high watermark is hw. */
 static void wait_hw(struct node *n, int64_t hw)
@@ -278,6 +286,7 @@ struct view_spec {
     uint8_t replica_count;
     int32_t min_insync;
     int64_t retention_bytes; /* 0: the broker's */
+    int32_t partitions;      /* 0: one; partition i is led by the i-th replica after leader */
 };
 
 /* A view of the running brokers and one topic of one partition. */
@@ -300,7 +309,7 @@ static struct cluster_view *make_view(const struct view_spec *vs)
     v->topic_count = 1;
     struct cluster_topic *t = &v->topics[0];
     snprintf(t->name, sizeof(t->name), TOPIC);
-    t->partitions = 1;
+    t->partitions = vs->partitions > 0 ? vs->partitions : 1;
     t->replication_factor = (int16_t)vs->replica_count;
     /* The test batches are stamped in 1970: kept whatever their age. */
     t->cfg = (struct cluster_topic_config){.retention_ms = PROTO_CONFIG_UNLIMITED,
@@ -313,14 +322,17 @@ static struct cluster_view *make_view(const struct view_spec *vs)
                                            .segment_ms = -1,
                                            .batch_bytes_max = -1,
                                            .min_insync_replicas = vs->min_insync};
-    t->parts = calloc(1, sizeof(*t->parts));
-    struct cluster_partition *p = &t->parts[0];
-    p->leader = vs->leader;
-    p->leader_epoch = vs->epoch;
-    p->replica_count = vs->replica_count;
-    memcpy(p->replicas, vs->replicas, sizeof(vs->replicas));
-    p->isr_count = vs->isr_count;
-    memcpy(p->isr, vs->isr, sizeof(vs->isr));
+    t->parts = calloc((size_t)t->partitions, sizeof(*t->parts));
+    for (int32_t i = 0; i < t->partitions; i++) {
+        struct cluster_partition *p = &t->parts[i];
+        p->index = i;
+        p->leader = (vs->leader - 1 + i) % vs->replica_count + 1;
+        p->leader_epoch = vs->epoch;
+        p->replica_count = vs->replica_count;
+        memcpy(p->replicas, vs->replicas, sizeof(vs->replicas));
+        p->isr_count = vs->isr_count;
+        memcpy(p->isr, vs->isr, sizeof(vs->isr));
+    }
     cluster_view_check(v);
     return v;
 }
@@ -372,7 +384,8 @@ static uint8_t batch_buf[BT_BYTES_MAX];
 
 /* Produces `batches` batches of 4 records (seeds from seed) to n;
  * asserts each gets err. Returns the offset after the last one written. */
-static int64_t produce(struct node *n, int batches, uint32_t seed, int16_t acks, int err)
+static int64_t produce_part(struct node *n, int32_t partition, int batches, uint32_t seed,
+                            int16_t acks, int err)
 {
     struct cl c;
     cl_connect(&c, n->s.port, CL_TIMEOUT_MS_DEFAULT * 4);
@@ -380,7 +393,7 @@ static int64_t produce(struct node *n, int batches, uint32_t seed, int16_t acks,
     for (int i = 0; i < batches; i++) {
         size_t len = bt_make(batch_buf, sizeof(batch_buf), 4, seed + (uint32_t)i, 1000, -1, 0, 0);
         int64_t offset = -1;
-        int rc = rq_produce(&c, TOPIC, 0, batch_buf, len, acks, &offset);
+        int rc = rq_produce(&c, TOPIC, partition, batch_buf, len, acks, &offset);
         cr_assert_eq(rc, err, "broker %d batch %d: %s, wanted %s", n->id, i, err_str(rc),
                      err_str(err));
         end = rc == 0 ? offset + 4 : end;
@@ -389,11 +402,11 @@ static int64_t produce(struct node *n, int batches, uint32_t seed, int16_t acks,
     return end;
 }
 
-/* Asserts that every running broker holds exactly what a holds. */
-static void assert_same_logs(struct node *a, struct node *b)
+/* Asserts that b holds exactly what a holds of the partition. */
+static void assert_same_part(struct node *a, struct node *b, int32_t partition)
 {
-    struct part_state x = state_of(a, true);
-    struct part_state y = state_of(b, true);
+    struct part_state x = state_of_part(a, partition, true);
+    struct part_state y = state_of_part(b, partition, true);
     cr_assert_eq(x.written, y.written, "broker %d ends at %lld, broker %d at %lld", a->id,
                  (long long)x.written, b->id, (long long)y.written);
     cr_assert_eq(x.bytes_len, y.bytes_len, "broker %d: %zu bytes from %lld, broker %d: %zu from %lld",
@@ -404,6 +417,13 @@ static void assert_same_logs(struct node *a, struct node *b)
     free(x.bytes);
     free(y.bytes);
 }
+
+static int64_t produce(struct node *n, int batches, uint32_t seed, int16_t acks, int err)
+{
+    return produce_part(n, 0, batches, seed, acks, err);
+}
+
+static void assert_same_logs(struct node *a, struct node *b) { assert_same_part(a, b, 0); }
 
 /* ---- tests ---- */
 
@@ -423,6 +443,25 @@ Test(replica, records_produced_to_the_leader_reach_the_followers_byte_for_byte)
     /* The followers learn the high watermark from their next fetch. */
     wait_hw(&nodes[1], end);
     wait_hw(&nodes[2], end);
+}
+
+Test(replica, each_broker_leads_some_partitions_and_follows_the_others)
+{
+    start_nodes(3);
+    struct view_spec vs = spec(1, 1, 3, 3);
+    vs.partitions = 6; /* partition i led by broker i % 3 + 1 */
+    give_all(&vs);
+    int64_t end[6];
+    for (int32_t i = 0; i < 6; i++) {
+        end[i] = produce_part(&nodes[i % 3], i, 3 + i, 1400 + 10 * (uint32_t)i, PROTO_ACKS_ALL, 0);
+        cr_assert_eq(end[i], 4 * (3 + i));
+    }
+    for (int32_t i = 0; i < 6; i++) {
+        for (int n = 0; n < 3; n++) {
+            wait_written_part(&nodes[n], i, end[i]);
+            assert_same_part(&nodes[i % 3], &nodes[n], i);
+        }
+    }
 }
 
 Test(replica, high_watermark_stops_at_the_slowest_isr_member)
