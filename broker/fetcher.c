@@ -57,13 +57,13 @@ struct fetcher {
     pthread_t thread;
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    bool stop;        /* under mu */
-    int fd;           /* under mu: -1 when not connected */
-    uint8_t *req;     /* under mu: the next request, handed over */
-    size_t req_len;   /* under mu */
-    uint8_t *resp;    /* the answer's whole frame, prefix included */
-    size_t resp_len;  /* set by the thread before it posts resp_msg */
-    int resp_rc;      /* likewise: 0, or why the connection ended */
+    bool stop;       /* under mu */
+    int fd;          /* under mu: -1 when not connected */
+    uint8_t *req;    /* under mu: the next request, handed over */
+    size_t req_len;  /* under mu */
+    uint8_t *resp;   /* the answer's whole frame, prefix included */
+    size_t resp_len; /* set by the thread before it posts resp_msg */
+    int resp_rc;     /* likewise: 0, or why the connection ended */
     struct loop_msg resp_msg;
     struct loop_msg exit_msg;
 };
@@ -361,8 +361,8 @@ void fetcher_attach(struct server *s, struct bpart *bp, int32_t leader_id)
         }
     }
     if (f == NULL || f->part_count == f->part_cap) {
-        log_error("topic %s partition %d: cannot follow broker %d: %s", bp->topic->name,
-                  bp->index, leader_id, err_str(-ENOMEM));
+        log_error("topic %s partition %d: cannot follow broker %d: %s", bp->topic->name, bp->index,
+                  leader_id, err_str(-ENOMEM));
         if (f != NULL && f->part_count == 0) {
             fetcher_stop(f);
         }
@@ -472,11 +472,12 @@ static int build_request(struct fetcher *f, uint8_t **out, size_t *len_out)
         }
         if (bp->topic != topic) {
             topic = bp->topic;
-            proto_enc_topic(&e, (struct proto_str){.ptr = topic->name, .len = (int32_t)topic->name_len});
+            proto_enc_topic(
+                &e, (struct proto_str){.ptr = topic->name, .len = (int32_t)topic->name_len});
         }
         struct fetcher_sent *sent = &f->sent[f->sent_count++];
-        *sent = (struct fetcher_sent){.bp = bp, .epoch = bp->rep.leader_epoch,
-                                      .offset = part_offset_next(&bp->log)};
+        *sent = (struct fetcher_sent){
+            .bp = bp, .epoch = bp->rep.leader_epoch, .offset = part_offset_next(&bp->log)};
         if (epochs) {
             int32_t last = 0;
             int64_t end = 0;
@@ -604,7 +605,8 @@ static void apply_epoch(struct fetcher *f, struct bpart *bp,
     }
     int rc = 0;
     if (cut < part_offset_next(&bp->log)) {
-        rc = cut < part_offset_earliest(&bp->log) ? cut_log(bp, cut, true) : cut_log(bp, cut, false);
+        rc =
+            cut < part_offset_earliest(&bp->log) ? cut_log(bp, cut, true) : cut_log(bp, cut, false);
     }
     if (rc != 0) {
         note_error(f, "truncate", rc);

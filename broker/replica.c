@@ -219,8 +219,8 @@ static void copy_members(struct replica *r, const struct cluster_partition *cp, 
     memcpy(old, r->peers, sizeof(old));
     r->replica_count = cp->replica_count;
     for (uint8_t i = 0; i < cp->replica_count; i++) {
-        r->peers[i] = (struct replica_peer){.id = cp->replicas[i], .durable = -1,
-                                            .caught_up_ms = now_ms};
+        r->peers[i] =
+            (struct replica_peer){.id = cp->replicas[i], .durable = -1, .caught_up_ms = now_ms};
         for (uint8_t j = 0; j < old_count && !reset; j++) {
             if (old[j].id == cp->replicas[i]) {
                 r->peers[i] = old[j];
@@ -332,7 +332,6 @@ void replica_check_isr(struct server *s, struct bpart *bp, int64_t now_ms, int64
     int rc = s->alter_isr(s, bp, isr, n);
     if (rc != 0) {
         r->isr_changing = false;
-        log_warn("topic %s partition %d: ISR change: %s", bp->topic->name, bp->index,
-                 err_str(rc));
+        log_warn("topic %s partition %d: ISR change: %s", bp->topic->name, bp->index, err_str(rc));
     }
 }

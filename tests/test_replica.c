@@ -205,17 +205,17 @@ static void read_state(struct server *s, void *arg)
     int64_t at = ps->earliest;
     while (at < ps->written) {
         struct part_read_result r;
-        int rc = part_read_to(log, at, ps->written, ps->bytes + ps->bytes_len,
-                              cap - ps->bytes_len, cap - ps->bytes_len, &r);
+        int rc = part_read_to(log, at, ps->written, ps->bytes + ps->bytes_len, cap - ps->bytes_len,
+                              cap - ps->bytes_len, &r);
         cr_assert_eq(rc, 0, "read at %lld: %s", (long long)at, err_str(rc));
         cr_assert_gt(r.bytes, 0);
         size_t pos = ps->bytes_len;
         ps->bytes_len += r.bytes;
         while (pos < ps->bytes_len) {
             struct batch_header h;
-            cr_assert_eq(batch_header_decode(ps->bytes + pos, ps->bytes_len - pos,
-                                             BATCH_BYTES_LIMIT, &h),
-                         0);
+            cr_assert_eq(
+                batch_header_decode(ps->bytes + pos, ps->bytes_len - pos, BATCH_BYTES_LIMIT, &h),
+                0);
             pos += batch_bytes(&h);
             at = batch_offset_last(&h) + 1;
         }
@@ -229,10 +229,7 @@ static struct part_state state_of_part(struct node *n, int32_t partition, bool b
     return ps;
 }
 
-static struct part_state state_of(struct node *n, bool bytes)
-{
-    return state_of_part(n, 0, bytes);
-}
+static struct part_state state_of(struct node *n, bool bytes) { return state_of_part(n, 0, bytes); }
 
 static int64_t now_ms(void)
 {
@@ -312,16 +309,13 @@ static struct cluster_view *make_view(const struct view_spec *vs)
     t->partitions = vs->partitions > 0 ? vs->partitions : 1;
     t->replication_factor = (int16_t)vs->replica_count;
     /* The test batches are stamped in 1970: kept whatever their age. */
-    t->cfg = (struct cluster_topic_config){.retention_ms = PROTO_CONFIG_UNLIMITED,
-                                           .retention_bytes = vs->retention_bytes != 0
-                                                                  ? vs->retention_bytes
-                                                                  : -1,
-                                           .segment_bytes = vs->retention_bytes != 0
-                                                                ? (int64_t)PART_SEGMENT_BYTES_MIN
-                                                                : -1,
-                                           .segment_ms = -1,
-                                           .batch_bytes_max = -1,
-                                           .min_insync_replicas = vs->min_insync};
+    t->cfg = (struct cluster_topic_config){
+        .retention_ms = PROTO_CONFIG_UNLIMITED,
+        .retention_bytes = vs->retention_bytes != 0 ? vs->retention_bytes : -1,
+        .segment_bytes = vs->retention_bytes != 0 ? (int64_t)PART_SEGMENT_BYTES_MIN : -1,
+        .segment_ms = -1,
+        .batch_bytes_max = -1,
+        .min_insync_replicas = vs->min_insync};
     t->parts = calloc((size_t)t->partitions, sizeof(*t->parts));
     for (int32_t i = 0; i < t->partitions; i++) {
         struct cluster_partition *p = &t->parts[i];
@@ -409,9 +403,9 @@ static void assert_same_part(struct node *a, struct node *b, int32_t partition)
     struct part_state y = state_of_part(b, partition, true);
     cr_assert_eq(x.written, y.written, "broker %d ends at %lld, broker %d at %lld", a->id,
                  (long long)x.written, b->id, (long long)y.written);
-    cr_assert_eq(x.bytes_len, y.bytes_len, "broker %d: %zu bytes from %lld, broker %d: %zu from %lld",
-                 a->id, x.bytes_len, (long long)x.earliest, b->id, y.bytes_len,
-                 (long long)y.earliest);
+    cr_assert_eq(x.bytes_len, y.bytes_len,
+                 "broker %d: %zu bytes from %lld, broker %d: %zu from %lld", a->id, x.bytes_len,
+                 (long long)x.earliest, b->id, y.bytes_len, (long long)y.earliest);
     cr_assert_eq(memcmp(x.bytes, y.bytes, x.bytes_len), 0, "brokers %d and %d differ", a->id,
                  b->id);
     free(x.bytes);
@@ -516,8 +510,8 @@ static uint32_t produce_send(struct cl *c, uint32_t seed, int32_t timeout_ms)
     struct proto_produce_req q = {.acks = PROTO_ACKS_ALL, .timeout_ms = timeout_ms};
     proto_produce_req_begin(&e, cl_wr(c), 0, corr, PROTO_STR_NULL, &q);
     proto_enc_topic(&e, proto_str_make(TOPIC));
-    proto_produce_req_partition(&e, &(struct proto_produce_req_partition){0, batch_buf,
-                                                                          (uint32_t)len});
+    proto_produce_req_partition(&e,
+                                &(struct proto_produce_req_partition){0, batch_buf, (uint32_t)len});
     cr_assert_eq(proto_enc_end(&e), 0);
     cr_assert_eq(cl_send_wr(c), 0);
     return corr;
