@@ -698,6 +698,9 @@ static void append_batches(struct fetcher *f, struct fetcher_batches *set, struc
                                      .replica = true,
                                      .done = append_done};
         rc = part_append(&bp->log, &fa->a);
+        if (rc == -NG_EBUSY) {
+            return; /* as many appends in flight as the log takes: the rest next round */
+        }
         if (rc != 0) {
             if (rc == -NG_EDISCONTINUITY) {
                 bp->rep.need_truncate = true; /* our end is not a batch of the leader's */
@@ -750,14 +753,20 @@ static void apply_fetch(struct fetcher *f, uint8_t *frame, struct rd *body)
         free(frame);
         return;
     }
-    /* Sized by the batches the answer holds, counted first. */
+    /* Sized by the batches the answer holds, counted first: at most what
+     * each partition's log can take in flight (the rest is fetched again). */
     struct proto_dec count_d = d;
     struct proto_topic t;
     uint32_t batches = 0;
+    uint32_t i = 0;
     while (proto_next_topic(&count_d, &t)) {
         struct proto_replica_fetch_resp_partition p;
-        while (proto_replica_fetch_resp_next_partition(&count_d, &p)) {
-            batches += count_batches(p.records, p.records_bytes, BATCH_BYTES_LIMIT);
+        while (proto_replica_fetch_resp_next_partition(&count_d, &p) && i < f->sent_count) {
+            const struct bpart *bp = sent_part(f, &f->sent[i++]);
+            uint32_t n = bp != NULL ? count_batches(p.records, p.records_bytes, BATCH_BYTES_LIMIT)
+                                    : 0;
+            uint32_t room = bp != NULL ? part_appends_room(&bp->log) : 0;
+            batches += n < room ? n : room;
         }
     }
     struct fetcher_batches *set = calloc(1, sizeof(*set) + batches * sizeof(set->apps[0]));
@@ -767,7 +776,7 @@ static void apply_fetch(struct fetcher *f, uint8_t *frame, struct rd *body)
         return;
     }
     *set = (struct fetcher_batches){.f = f, .frame = frame, .refs = 1, .cap = batches};
-    uint32_t i = 0;
+    i = 0;
     while (proto_next_topic(&d, &t)) {
         struct proto_replica_fetch_resp_partition p;
         while (proto_replica_fetch_resp_next_partition(&d, &p) && i < f->sent_count) {
