@@ -567,8 +567,8 @@ static struct bpart *sent_part(const struct fetcher *f, const struct fetcher_sen
     return bp;
 }
 
-/* Cuts bp's log back to offset (or starts it afresh at offset when reset)
- * and rebuilds its producers from what is left. Needs the log idle. */
+/* Cuts bp's log back to offset (or starts it afresh at offset when reset);
+ * its producers forget the batches cut. Needs the log idle. */
 static int cut_log(struct bpart *bp, int64_t offset, bool reset)
 {
     if (!part_idle(&bp->log)) {
