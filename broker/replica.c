@@ -314,7 +314,10 @@ void replica_check_isr(struct server *s, struct bpart *bp, int64_t now_ms, int64
         for (uint8_t j = 0; j < r->isr_count; j++) {
             member |= r->isr[j] == p->id;
         }
-        bool recent = now_ms - p->caught_up_ms <= lag_ms;
+        /* Catching up is seen when a fetch arrives, and a caught-up
+         * follower's fetch waits at the leader up to FETCHER_WAIT_MS
+         * before its next one can come: that long is not lag. */
+        bool recent = now_ms - p->caught_up_ms <= lag_ms + FETCHER_WAIT_MS;
         bool keep = p->id == s->broker_id || recent;
         /* A follower joins once it has lately caught up with the leader's
          * end and durably holds everything the high watermark covers. */
