@@ -1,0 +1,223 @@
+/*
+ * The cluster harness's network (tests/cluster_support.h): a broker's user
+ * leaves from the broker's own address, and each cut drops exactly the
+ * links it names, until healed. Probed with plain sockets from processes
+ * running as the brokers' users, so it needs neither etcd nor a broker.
+ *
+ * A dropped SYN never connects, so the probes of a cut link cannot pass by
+ * chance; their short wait only bounds how long the test takes. Probes of
+ * open links wait long (a busy machine).
+ */
+#include <arpa/inet.h>
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "tests/cluster_support.h"
+
+#define CUT_WAIT_MS 1500
+#define OPEN_WAIT_MS 20000
+#define CLIENT (-1) /* the probe runs as the test itself, from 127.0.0.1 */
+#define ETCD_HOST "127.0.0.1"
+
+static struct cluster C;
+static int listeners[CS_BROKERS_MAX + 1]; /* one per broker address, then 127.0.0.1 */
+static uint16_t ports[CS_BROKERS_MAX + 1];
+
+static int listen_on(const char *host, uint16_t *port_out)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    cr_assert_geq(fd, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET};
+    cr_assert_eq(inet_pton(AF_INET, host, &sa.sin_addr), 1);
+    cr_assert_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0, "bind: %s", strerror(errno));
+    cr_assert_eq(listen(fd, 64), 0);
+    socklen_t len = sizeof(sa);
+    cr_assert_eq(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+    *port_out = ntohs(sa.sin_port);
+    return fd;
+}
+
+static void setup(void)
+{
+    cs_need_nft();
+    cs_init(&C, 3);
+    cs_net_start(&C);
+    for (size_t i = 0; i < C.broker_count; i++) {
+        listeners[i] = listen_on(C.b[i].host, &ports[i]);
+    }
+    listeners[C.broker_count] = listen_on(ETCD_HOST, &ports[C.broker_count]);
+}
+
+static void teardown(void)
+{
+    for (size_t i = 0; i <= C.broker_count; i++) {
+        if (listeners[i] > 0) {
+            close(listeners[i]);
+        }
+    }
+    cs_fini(&C);
+}
+
+TestSuite(cluster_support, .init = setup, .fini = teardown, .timeout = 120);
+
+/* Connects, as broker from's user (or CLIENT), to the listener of
+ * broker `to` (or C.broker_count: 127.0.0.1) within wait_ms, in a child
+ * process. True when it connected. */
+static bool reaches(int from, size_t to, int wait_ms)
+{
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        if (from != CLIENT && (setgid(C.b[from].uid) != 0 || setuid(C.b[from].uid) != 0)) {
+            _exit(2);
+        }
+        int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+        struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(ports[to])};
+        inet_pton(AF_INET, to < C.broker_count ? C.b[to].host : ETCD_HOST, &sa.sin_addr);
+        if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 && errno != EINPROGRESS) {
+            _exit(1);
+        }
+        struct pollfd p = {.fd = fd, .events = POLLOUT};
+        int err = 0;
+        socklen_t len = sizeof(err);
+        if (poll(&p, 1, wait_ms) != 1 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0 ||
+            err != 0) {
+            _exit(1);
+        }
+        _exit(0);
+    }
+    int status;
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) != 2, "the probe could not become %d",
+              from);
+    return WEXITSTATUS(status) == 0;
+}
+
+/* The address the listener of `to` saw its last connection come from. */
+static void last_peer(size_t to, char *host, size_t cap)
+{
+    host[0] = '\0';
+    for (;;) {
+        struct sockaddr_in sa;
+        socklen_t len = sizeof(sa);
+        int fd = accept(listeners[to], (struct sockaddr *)&sa, &len);
+        if (fd < 0) {
+            break;
+        }
+        inet_ntop(AF_INET, &sa.sin_addr, host, (socklen_t)cap);
+        close(fd);
+    }
+}
+
+static void assert_all_open(void)
+{
+    for (size_t to = 0; to <= C.broker_count; to++) {
+        cr_assert(reaches(CLIENT, to, OPEN_WAIT_MS), "client -> %zu", to);
+        for (size_t from = 0; from < C.broker_count; from++) {
+            cr_assert(reaches((int)from, to, OPEN_WAIT_MS), "%zu -> %zu", from, to);
+        }
+    }
+}
+
+Test(cluster_support, a_broker_user_leaves_from_its_own_address)
+{
+    char peer[INET_ADDRSTRLEN];
+    for (size_t from = 0; from < C.broker_count; from++) {
+        cr_assert(reaches((int)from, C.broker_count, OPEN_WAIT_MS));
+        last_peer(C.broker_count, peer, sizeof(peer));
+        cr_assert_str_eq(peer, C.b[from].host);
+    }
+    cr_assert(reaches(CLIENT, 1, OPEN_WAIT_MS));
+    last_peer(1, peer, sizeof(peer));
+    cr_assert_str_eq(peer, "127.0.0.1", "the test's own clients are not rewritten");
+    cr_assert_neq(C.b[0].uid, C.b[1].uid);
+}
+
+Test(cluster_support, isolate_cuts_one_broker_from_everything_until_healed)
+{
+    cs_isolate(&C, 0);
+    cr_assert_not(reaches(CLIENT, 0, CUT_WAIT_MS), "client -> 0");
+    cr_assert_not(reaches(1, 0, CUT_WAIT_MS), "1 -> 0");
+    cr_assert_not(reaches(0, 1, CUT_WAIT_MS), "0 -> 1");
+    cr_assert_not(reaches(0, C.broker_count, CUT_WAIT_MS), "0 -> etcd");
+    cr_assert(reaches(1, 2, OPEN_WAIT_MS), "1 -> 2");
+    cr_assert(reaches(2, C.broker_count, OPEN_WAIT_MS), "2 -> etcd");
+    cs_heal(&C);
+    assert_all_open();
+}
+
+Test(cluster_support, split_cuts_the_halves_apart_only)
+{
+    cs_split(&C, 1u << 0); /* {0} | {1, 2} */
+    cr_assert_not(reaches(0, 1, CUT_WAIT_MS));
+    cr_assert_not(reaches(2, 0, CUT_WAIT_MS));
+    cr_assert(reaches(1, 2, OPEN_WAIT_MS));
+    cr_assert(reaches(0, C.broker_count, OPEN_WAIT_MS), "etcd stays reachable");
+    cr_assert(reaches(CLIENT, 0, OPEN_WAIT_MS), "clients too");
+    cs_heal(&C);
+    assert_all_open();
+}
+
+/* Sends a datagram as broker from's user to port on broker to's address,
+ * in a child process. */
+static void send_datagram(size_t from, size_t to, uint16_t port)
+{
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        if (setgid(C.b[from].uid) != 0 || setuid(C.b[from].uid) != 0) {
+            _exit(2);
+        }
+        int fd = socket(AF_INET, SOCK_DGRAM, 0);
+        struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port)};
+        inet_pton(AF_INET, C.b[to].host, &sa.sin_addr);
+        /* A packet nftables drops on its way out fails with EPERM: only
+         * its arrival tells. */
+        (void)sendto(fd, "x", 1, 0, (struct sockaddr *)&sa, sizeof(sa));
+        _exit(0);
+    }
+    int status;
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
+/* Whether a datagram reaches a UDP socket on broker to's address from
+ * broker from. */
+static bool datagram_arrives(size_t from, size_t to, int wait_ms)
+{
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET};
+    inet_pton(AF_INET, C.b[to].host, &sa.sin_addr);
+    cr_assert_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    socklen_t len = sizeof(sa);
+    cr_assert_eq(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+    send_datagram(from, to, ntohs(sa.sin_port));
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    bool arrived = poll(&p, 1, wait_ms) == 1;
+    close(fd);
+    return arrived;
+}
+
+Test(cluster_support, a_one_way_cut_drops_one_direction)
+{
+    cs_drop_oneway(&C, 0, 1);
+    cr_assert_not(datagram_arrives(0, 1, CUT_WAIT_MS), "0 -> 1 is cut");
+    cr_assert(datagram_arrives(1, 0, OPEN_WAIT_MS), "1 -> 0 is not");
+    /* Broker 0's SYN to 1 is dropped; 1's SYN to 0 arrives but the answer
+     * is dropped: TCP needs both ways, so neither connects. */
+    cr_assert_not(reaches(0, 1, CUT_WAIT_MS));
+    cr_assert_not(reaches(1, 0, CUT_WAIT_MS));
+    cr_assert(reaches(0, 2, OPEN_WAIT_MS));
+    cr_assert(reaches(2, 1, OPEN_WAIT_MS));
+    cs_heal(&C);
+    assert_all_open();
+}
