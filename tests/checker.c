@@ -269,8 +269,9 @@ int chk_observe(struct checker *c, struct chk_source *s, int32_t partition, int6
 /* A replica read's buffers: one batch, and its records decompressed. */
 struct replica_read {
     struct checker *c;
-    struct chk_source *s;
+    struct chk_source *s; /* NULL: only find the end */
     int32_t partition;
+    int64_t end; /* one past the last good batch read */
     uint32_t batch_bytes_max;
     uint8_t *batch;
     size_t batch_cap;
@@ -335,17 +336,50 @@ static int replica_segment(struct replica_read *rr, int dirfd, int64_t base)
         struct batch_header h;
         rc = replica_batch_at(rr, fd, size, pos, expect, &h);
         if (rc <= -NG_ERR_FIRST) {
-            rr->s->bad_batches++;
+            if (rr->s != NULL) {
+                rr->s->bad_batches++;
+            }
             rc = 0;
             break;
         }
         if (rc == 0) {
-            rc = replica_records(rr, &h);
+            rc = rr->s != NULL ? replica_records(rr, &h) : 0;
             pos += batch_bytes(&h);
             expect = batch_offset_last(&h) + 1;
+            rr->end = expect;
         }
     }
     close(fd);
+    return rc;
+}
+
+/* Walks every segment of the replica in dir (missing: empty). */
+static int replica_walk(struct replica_read *rr, const char *dir)
+{
+    int dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dirfd < 0) {
+        return errno == ENOENT ? 0 : -errno;
+    }
+    struct part_config pc;
+    part_config_default(&pc);
+    rr->batch_bytes_max = pc.batch_bytes_max;
+    rr->batch_cap = pc.batch_bytes_max;
+    rr->zbuf_cap = pc.batch_bytes_max;
+    rr->batch = malloc(rr->batch_cap);
+    rr->zbuf = malloc(rr->zbuf_cap);
+    int rc = rr->batch == NULL || rr->zbuf == NULL ? -ENOMEM : 0;
+    rc = rc == 0 ? batch_zctx_init(&rr->z, pc.batch_bytes_max, 0) : rc;
+    int64_t *bases = NULL;
+    uint32_t count = 0;
+    rc = rc == 0 ? seg_list(dirfd, &bases, &count) : rc;
+    for (uint32_t i = 0; rc == 0 && i < count; i++) {
+        rc = replica_segment(rr, dirfd, bases[i]);
+    }
+    free(bases);
+    batch_zctx_fini(&rr->z);
+    free(rr->zbuf);
+    free(rr->batch);
+    close(dirfd);
     return rc;
 }
 
@@ -354,33 +388,15 @@ int chk_read_replica(struct checker *c, struct chk_source *s, int32_t partition,
     if (partition < 0 || partition >= c->partitions) {
         return -NG_EBADARG;
     }
-    int dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dirfd < 0) {
-        return errno == ENOENT ? 0 : -errno;
-    }
-    struct part_config pc;
-    part_config_default(&pc);
-    struct replica_read rr = {.c = c,
-                              .s = s,
-                              .partition = partition,
-                              .batch_bytes_max = pc.batch_bytes_max,
-                              .batch_cap = pc.batch_bytes_max,
-                              .zbuf_cap = pc.batch_bytes_max};
-    rr.batch = malloc(rr.batch_cap);
-    rr.zbuf = malloc(rr.zbuf_cap);
-    int rc = rr.batch == NULL || rr.zbuf == NULL ? -ENOMEM : 0;
-    rc = rc == 0 ? batch_zctx_init(&rr.z, pc.batch_bytes_max, 0) : rc;
-    int64_t *bases = NULL;
-    uint32_t count = 0;
-    rc = rc == 0 ? seg_list(dirfd, &bases, &count) : rc;
-    for (uint32_t i = 0; rc == 0 && i < count; i++) {
-        rc = replica_segment(&rr, dirfd, bases[i]);
-    }
-    free(bases);
-    batch_zctx_fini(&rr.z);
-    free(rr.zbuf);
-    free(rr.batch);
-    close(dirfd);
+    struct replica_read rr = {.c = c, .s = s, .partition = partition};
+    return replica_walk(&rr, dir);
+}
+
+int chk_replica_end(const char *dir, int64_t *end_out)
+{
+    struct replica_read rr = {.partition = -1};
+    int rc = replica_walk(&rr, dir);
+    *end_out = rr.end;
     return rc;
 }
 

@@ -210,6 +210,11 @@ int chk_observe(struct checker *c, struct chk_source *s, int32_t partition, int6
  * missing directory is an empty replica. Returns 0, -errno, or a decoding
  * error of a batch that checked (never expected). */
 int chk_read_replica(struct checker *c, struct chk_source *s, int32_t partition, const char *dir);
+/* The end (one past the last offset) of the whole, checking batches of the
+ * replica log in dir, read as chk_read_replica() reads it: 0 when empty or
+ * missing. Safe on a running broker's directory (it only appends, and a
+ * batch being written is not whole yet). Returns 0 or -errno. */
+int chk_replica_end(const char *dir, int64_t *end_out);
 /* chk_read_replica() for every partition of c's topic under data_dir. */
 int chk_read_replica_dir(struct checker *c, struct chk_source *s, const char *data_dir);
 
