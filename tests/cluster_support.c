@@ -337,7 +337,7 @@ void cs_broker_start(struct cluster *c, size_t i)
     const char *args[16 + 2 * CS_SETS_MAX] = {"--listen", listen, "--data-dir", b->data_dir,
                                               "--set",    id,     "--set",      endpoints,
                                               "--set",    name};
-    size_t n = 10;
+    size_t n = c->standalone ? 4 : 10;
     for (size_t k = 0; k < c->set_count; k++) {
         args[n++] = "--set";
         args[n++] = c->sets[k];
@@ -438,7 +438,9 @@ void cs_stop_brokers(struct cluster *c)
 
 void cs_start(struct cluster *c)
 {
-    ets_start(&c->etcd, ETCD_MEMBERS);
+    if (!c->standalone) {
+        ets_start(&c->etcd, ETCD_MEMBERS);
+    }
     size_t n = 0;
     for (size_t i = 0; i < c->etcd.count; i++) {
         n += (size_t)snprintf(c->endpoints + n, sizeof(c->endpoints) - n, "%s%s", i ? "," : "",

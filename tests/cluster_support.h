@@ -84,6 +84,8 @@ struct cluster {
     char endpoints[4 * ETS_URL_BYTES]; /* "http://...,http://..." */
     size_t broker_count;
     struct cs_broker b[CS_BROKERS_MAX];
+    bool standalone; /* set before cs_start(): brokers without cluster settings,
+                        no etcd (the harness's own tests) */
     const char *sets[CS_SETS_MAX]; /* "key=value" for every broker; borrowed */
     size_t set_count;
     char bootstrap[CS_BROKERS_MAX * (CS_HOST_BYTES + 8)]; /* every broker, ','-separated */

@@ -1,8 +1,9 @@
 /*
- * The cluster harness's network (tests/cluster_support.h): a broker's user
- * leaves from the broker's own address, and each cut drops exactly the
- * links it names, until healed. Probed with plain sockets from processes
- * running as the brokers' users, so it needs neither etcd nor a broker.
+ * The cluster harness (tests/cluster_support.h). Its network: a broker's
+ * user leaves from the broker's own address, and each cut drops exactly the
+ * links it names, until healed; probed with plain sockets from processes
+ * running as the brokers' users. Its brokers (standalone, so no etcd is
+ * needed): each on its address as its user, through every fault it makes.
  *
  * A dropped SYN never connects, so the probes of a cut link cannot pass by
  * chance; their short wait only bounds how long the test takes. Probes of
@@ -18,9 +19,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "client/nagare.h"
 #include "tests/cluster_support.h"
 
 #define CUT_WAIT_MS 1500
@@ -220,4 +223,81 @@ Test(cluster_support, a_one_way_cut_drops_one_direction)
     cr_assert(reaches(2, 1, OPEN_WAIT_MS));
     cs_heal(&C);
     assert_all_open();
+}
+
+/* ---- brokers: on their addresses, as their users ---- */
+
+#define ADMIN_CUT_MS 1500 /* an answer that cannot come: only bounds the wait */
+#define ADMIN_OPEN_MS 20000
+
+static void brokers_setup(void)
+{
+    cs_need_nft();
+    cs_init(&C, 2);
+    C.standalone = true;
+    cs_start(&C);
+}
+
+static void brokers_teardown(void) { cs_fini(&C); }
+
+TestSuite(cluster_brokers, .init = brokers_setup, .fini = brokers_teardown, .timeout = 300);
+
+/* Whether broker i answers an admin client (connect and ApiVersions)
+ * within wait_ms. */
+static bool answers(size_t i, uint32_t wait_ms)
+{
+    nagare_admin *a;
+    if (nagare_admin_new(C.b[i].bootstrap, wait_ms, &a) != 0) {
+        return false;
+    }
+    nagare_admin_destroy(a);
+    return true;
+}
+
+static void create_topic(size_t i, const char *name)
+{
+    nagare_admin *a;
+    int rc = nagare_admin_new(C.b[i].bootstrap, ADMIN_OPEN_MS, &a);
+    cr_assert_eq(rc, 0, "admin of broker %zu: %s", i, nagare_strerror(rc));
+    struct nagare_topic_config cfg;
+    nagare_topic_config_default(&cfg);
+    rc = nagare_topic_create(a, name, &cfg);
+    cr_assert_eq(rc, 0, "create %s: %s", name, nagare_strerror(rc));
+    nagare_admin_destroy(a);
+}
+
+Test(cluster_brokers, run_as_their_users_on_their_addresses_through_every_fault)
+{
+    for (size_t i = 0; i < C.broker_count; i++) {
+        create_topic(i, "t");
+        char dir[CS_PATH_BYTES + 16];
+        snprintf(dir, sizeof(dir), "%s/topics/t", C.b[i].data_dir);
+        struct stat st;
+        cr_assert_eq(stat(dir, &st), 0, "%s: %s", dir, strerror(errno));
+        cr_assert_eq(st.st_uid, C.b[i].uid, "broker %zu writes as its own user", i);
+    }
+
+    cs_isolate(&C, 0);
+    cr_assert_not(answers(0, ADMIN_CUT_MS), "isolated");
+    cr_assert(answers(1, ADMIN_OPEN_MS));
+    cs_heal(&C);
+    cr_assert(answers(0, ADMIN_OPEN_MS), "healed");
+
+    cs_broker_pause(&C, 1);
+    cr_assert_not(answers(1, ADMIN_CUT_MS), "paused");
+    cs_broker_resume(&C, 1);
+    cr_assert(answers(1, ADMIN_OPEN_MS), "resumed");
+
+    cs_broker_kill(&C, 0);
+    cr_assert_not(cs_broker_alive(&C, 0));
+    cr_assert_not(answers(0, ADMIN_CUT_MS), "killed");
+    cs_broker_start(&C, 0);
+    cr_assert(answers(0, ADMIN_OPEN_MS), "restarted on its address and port");
+    create_topic(0, "u"); /* its data directory is still its own */
+
+    cs_broker_pause(&C, 1); /* a stop resumes a paused broker first */
+    cs_stop_brokers(&C);
+    for (size_t i = 0; i < C.broker_count; i++) {
+        cr_assert_not(cs_broker_alive(&C, i));
+    }
 }
