@@ -200,9 +200,8 @@ void cs_need_nft(void)
     }
 }
 
-void cs_need_cluster(void)
+void cs_need_keys(const char *const *keys, size_t count)
 {
-    cs_need_nft();
     const char *nagared = getenv("NAGARED");
     cr_assert(nagared != NULL && *nagared, "set NAGARED to the nagared binary");
     char cmd[512];
@@ -211,16 +210,22 @@ void cs_need_cluster(void)
     cr_assert_not_null(help);
     (void)bk_run(cmd, help, 1 << 16);
     char missing[256] = "";
-    for (size_t i = 0; i < sizeof(cluster_keys) / sizeof(cluster_keys[0]); i++) {
-        if (strstr(help, cluster_keys[i]) == NULL) {
+    for (size_t i = 0; i < count; i++) {
+        if (strstr(help, keys[i]) == NULL) {
             size_t len = strlen(missing);
-            snprintf(missing + len, sizeof(missing) - len, " %s", cluster_keys[i]);
+            snprintf(missing + len, sizeof(missing) - len, " %s", keys[i]);
         }
     }
     free(help);
     if (missing[0] != '\0') {
-        cr_skip_test("nagared has no cluster settings yet (`nagared --help` lacks:%s)", missing);
+        cr_skip_test("nagared lacks cluster settings (`nagared --help` has no:%s)", missing);
     }
+}
+
+void cs_need_cluster(void)
+{
+    cs_need_nft();
+    cs_need_keys(cluster_keys, sizeof(cluster_keys) / sizeof(cluster_keys[0]));
 }
 
 /* ---- layout ---- */

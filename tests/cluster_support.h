@@ -96,6 +96,9 @@ struct cluster {
 void cs_need_cluster(void);
 /* Skips the test unless nftables can be driven (root, nft installed). */
 void cs_need_nft(void);
+/* Skips the test, naming the missing ones, unless `nagared --help` lists
+ * every one of these settings. */
+void cs_need_keys(const char *const *keys, size_t count);
 
 /* Makes the temporary directory, claims an address block, and lays out
  * brokers (1..CS_BROKERS_MAX); starts nothing. */

@@ -17,8 +17,8 @@
  * Each run is seeded (NAGARE_FAULT_SEED, logged; default: the time) and
  * bounded (NAGARE_FAULT_SECONDS of faults, default 15); the long runs of
  * docs/reliability.md use tests/cluster_faults_long.sh. The runs skip,
- * saying why, when nagared has no cluster settings (cs_need_cluster()) or
- * the nagare tool cannot create a replicated topic.
+ * saying why, when nagared lacks the cluster settings they use
+ * (cs_need_cluster(), cs_need_keys()).
  */
 #include <criterion/criterion.h>
 #include <inttypes.h>
@@ -54,10 +54,12 @@
 /* Acknowledged writes that prove the cluster takes writes (at the start,
  * and again once everything is healed). */
 #define ACKS_PROOF 200
-/* The nagare tool's options for a replicated topic (client/cli). */
-#define CLI_REPLICATION "--replication-factor"
-#define CLI_MIN_INSYNC "--min-insync-replicas"
-#define CLI_UNCLEAN "--unclean-leader-election"
+/* The broker settings the runs use (broker/config.c): every topic gets
+ * BROKERS replicas, and acks=all needs this many in sync. The loss run
+ * also allows unclean election, as a default for the topics created. */
+#define KEY_REPLICATION "default_replication_factor"
+#define KEY_MIN_INSYNC "min_insync_replicas"
+#define KEY_UNCLEAN "unclean_leader_election"
 
 struct run {
     struct cluster c;
@@ -110,37 +112,26 @@ static uint64_t env_u64(const char *name, uint64_t fallback)
     return v != NULL && *v ? strtoull(v, NULL, 10) : fallback;
 }
 
-/* Skips unless the nagare tool can create a replicated topic. */
-static void need_cli_replication(void)
+/* Creates the topic, through any broker, once a controller can place it. */
+static void create_topic(struct run *r)
 {
-    const char *cli = getenv("NAGARE");
-    cr_assert(cli != NULL && *cli, "set NAGARE to the nagare tool");
-    char cmd[512];
-    char out[8192];
-    snprintf(cmd, sizeof(cmd), "'%s' topic --help 2>&1", cli);
-    (void)bk_run(cmd, out, sizeof(out));
-    if (strstr(out, CLI_REPLICATION) == NULL || strstr(out, CLI_MIN_INSYNC) == NULL ||
-        strstr(out, CLI_UNCLEAN) == NULL) {
-        cr_skip_test("`nagare topic create` has no %s, %s and %s yet", CLI_REPLICATION,
-                     CLI_MIN_INSYNC, CLI_UNCLEAN);
-    }
-}
-
-/* Creates the topic through broker 0 once a controller can place it. */
-static void create_topic(struct run *r, int min_insync, bool unclean)
-{
-    char cmd[1024];
-    char out[4096];
-    snprintf(cmd, sizeof(cmd),
-             "'%s' --broker %s topic create " TOPIC " --partitions %d " CLI_REPLICATION
-             " %d " CLI_MIN_INSYNC " %d%s 2>&1",
-             getenv("NAGARE"), r->c.b[0].bootstrap, PARTITIONS, BROKERS, min_insync,
-             unclean ? " " CLI_UNCLEAN : "");
     int64_t deadline = clock_mono_ms() + SETUP_TIMEOUT_MS;
-    while (bk_run(cmd, out, sizeof(out)) != 0) {
+    for (;;) {
+        nagare_admin *a;
+        int rc = nagare_admin_new(r->c.bootstrap, 5000, &a);
+        if (rc == 0) {
+            struct nagare_topic_config cfg;
+            nagare_topic_config_default(&cfg);
+            cfg.partitions = PARTITIONS;
+            rc = nagare_topic_create(a, TOPIC, &cfg);
+            nagare_admin_destroy(a);
+        }
+        if (rc == 0 || rc == -NAGARE_ETOPIC_EXISTS) { /* a retried create that was done */
+            return;
+        }
         if (clock_mono_ms() >= deadline) {
             cs_print_logs(&r->c, "the topic was not created");
-            cr_assert_fail("%s: %s", cmd, out);
+            cr_assert_fail("creating " TOPIC ": %s", nagare_strerror(rc));
         }
         sleep_ms(250);
     }
@@ -166,7 +157,7 @@ static void start_producers(struct run *r)
 {
     struct chk_producers_config cfg;
     chk_producers_config_default(&cfg);
-    cfg.bootstrap = r->c.b[0].bootstrap;
+    cfg.bootstrap = r->c.bootstrap; /* every broker, tried in turn */
     cfg.producers = PRODUCERS;
     cfg.outstanding_max = 32;
     int rc = chk_producers_start(&r->p, &r->k, &cfg);
@@ -175,17 +166,25 @@ static void start_producers(struct run *r)
 }
 
 /* A cluster with the topic, producers writing, the first writes in. */
-static void run_start(struct run *r, int min_insync, bool unclean)
+static void run_start(struct run *r, bool min_insync_one_unclean)
 {
     cs_need_cluster();
-    need_cli_replication();
+    const char *const keys[] = {KEY_REPLICATION, KEY_MIN_INSYNC, KEY_UNCLEAN};
+    cs_need_keys(keys, min_insync_one_unclean ? 3 : 2);
     r->seed = env_u64("NAGARE_FAULT_SEED", (uint64_t)time(NULL));
     r->rng = r->seed * 2654435761u + 1;
     uint64_t seconds = env_u64("NAGARE_FAULT_SECONDS", FAULT_SECONDS_DEFAULT);
     fprintf(stderr, "fault run: seed %" PRIu64 ", %" PRIu64 " s of faults\n", r->seed, seconds);
     cs_init(&r->c, BROKERS);
+    cs_set(&r->c, KEY_REPLICATION "=3");
+    if (min_insync_one_unclean) {
+        cs_set(&r->c, KEY_MIN_INSYNC "=1");
+        cs_set(&r->c, KEY_UNCLEAN "=true");
+    } else {
+        cs_set(&r->c, KEY_MIN_INSYNC "=2");
+    }
     cs_start(&r->c);
-    create_topic(r, min_insync, unclean);
+    create_topic(r);
     chk_init(&r->k, TOPIC, PARTITIONS);
     start_producers(r);
     await_acks(r, ACKS_PROOF, "no writes at the start");
@@ -298,12 +297,11 @@ static void read_consumer(struct run *r)
         snprintf(name, sizeof(name), "consumer (try %zu)", attempt + 1);
         struct chk_source *s = chk_source_add(&r->k, name, CHK_CONSUMER);
         cr_assert_not_null(s, "too many tries to read");
-        int rc = chk_read_consumer(&r->k, s, r->c.b[attempt % BROKERS].bootstrap, READ_TIMEOUT_MS);
+        int rc = chk_read_consumer(&r->k, s, r->c.bootstrap, READ_TIMEOUT_MS);
         if (rc == 0) {
             return;
         }
-        fprintf(stderr, "consumer read through broker %zu: %s\n", attempt % BROKERS + 1,
-                nagare_strerror(rc));
+        fprintf(stderr, "consumer read: %s\n", nagare_strerror(rc));
         cr_assert_lt(clock_mono_ms(), deadline, "no whole consumer read (seed %" PRIu64 ")",
                      r->seed);
         sleep_ms(500);
@@ -361,7 +359,7 @@ static void run_finish(struct run *r, struct chk_result *out)
 
 static void run_kinds(fault_fn *const *kinds, size_t kind_count)
 {
-    run_start(&R, 2, false);
+    run_start(&R, false);
     run_faults(&R, kinds, kind_count);
     struct chk_result res;
     run_finish(&R, &res);
@@ -413,7 +411,7 @@ Test(cluster_faults, mixed)
  * checker must say so. */
 Test(cluster_faults, unclean_election_loses_acknowledged_records)
 {
-    run_start(&R, 1, true);
+    run_start(&R, true);
     cs_broker_kill(&R.c, 1);
     cs_broker_kill(&R.c, 2);
     await_acks(&R, ACKS_PROOF, "the leader alone took no writes");
