@@ -142,12 +142,12 @@ void bk_set(struct bk *b, const char *kv)
 
 pid_t bk_spawn(const char *const *args, const char *log_path)
 {
-    return bk_spawn_as(args, log_path, 0);
+    return bk_spawn_as(NULL, args, log_path, 0);
 }
 
-pid_t bk_spawn_as(const char *const *args, const char *log_path, uid_t uid)
+pid_t bk_spawn_as(const char *path, const char *const *args, const char *log_path, uid_t uid)
 {
-    const char *path = getenv("NAGARED");
+    path = path != NULL ? path : getenv("NAGARED");
     cr_assert(path != NULL && *path, "set NAGARED to the nagared binary");
     const char *argv[64] = {path};
     size_t n = 1;

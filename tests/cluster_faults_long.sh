@@ -23,7 +23,7 @@ build=${4:-build}
 out=${5:-$(mktemp -d "${TMPDIR:-/tmp}/nagare-faults.XXXXXX")}
 mkdir -p "$out"
 
-ninja --quiet -C "$build" tests/test_cluster_faults broker/nagared
+ninja --quiet -C "$build" tests/test_cluster_faults broker/nagared broker/nagared_sim
 
 child=""
 trap '[ -n "$child" ] && kill "$child" 2>/dev/null; wait; exit 130' INT TERM
@@ -35,8 +35,8 @@ while [ "$i" -lt "$runs" ]; do
     s=$((seed + i))
     log="$out/seed-$s.log"
     NAGARE_FAULT_SEED=$s NAGARE_FAULT_SECONDS=$seconds NAGARED="$build/broker/nagared" \
-        "$build/tests/test_cluster_faults" --jobs 1 --verbose --filter 'cluster_faults/mixed' \
-        >"$log" 2>&1 &
+        NAGARED_SIM="$build/broker/nagared_sim" "$build/tests/test_cluster_faults" \
+        --jobs 1 --verbose --filter 'cluster_faults/mixed' >"$log" 2>&1 &
     child=$!
     rc=0
     wait "$child" || rc=$?

@@ -350,7 +350,14 @@ void cs_broker_start(struct cluster *c, size_t i)
     args[n] = NULL;
     b->log_from = file_bytes(b->log_path);
     b->paused = false;
-    b->pid = bk_spawn_as(args, b->log_path, b->uid);
+    const char *path = NULL;
+    if (c->power_sim) {
+        path = getenv("NAGARED_SIM");
+        cr_assert(path != NULL && *path, "set NAGARED_SIM to the nagared_sim binary");
+        /* The simulation's switch; every broker this process starts sees it. */
+        cr_assert_eq(setenv("NAGARE_POWER_SIM", "1", 1), 0);
+    }
+    b->pid = bk_spawn_as(path, args, b->log_path, b->uid);
     int64_t deadline = clock_mono_ms() + CS_START_TIMEOUT_MS;
     while (!log_has_since(b->log_path, b->log_from, LISTEN_TEXT)) {
         int status;
@@ -402,6 +409,28 @@ void cs_broker_kill(struct cluster *c, size_t i)
     }
     b->pid = 0;
     b->paused = false;
+}
+
+void cs_broker_power_cut(struct cluster *c, size_t i)
+{
+    struct cs_broker *b = &c->b[i];
+    cr_assert(c->power_sim, "power cuts need c->power_sim");
+    cr_assert_gt(b->pid, 0, "broker %d is not running", b->id);
+    cs_broker_resume(c, i);
+    cr_assert_eq(kill(b->pid, SIGUSR2), 0);
+    int status = 0;
+    if (!bk_wait(b->pid, CS_STOP_TIMEOUT_MS, &status)) {
+        cs_broker_kill(c, i);
+        bk_print_tail(b->log_path, "no power cut");
+        cr_assert_fail("broker %d did not go down within %d ms of its power cut", b->id,
+                       CS_STOP_TIMEOUT_MS);
+    }
+    b->pid = 0;
+    bool cut = WIFEXITED(status) && WEXITSTATUS(status) == 137;
+    if (!cut) {
+        bk_print_tail(b->log_path, "the power cut failed");
+    }
+    cr_assert(cut, "broker %d: wait status %#x after its power cut", b->id, status);
 }
 
 void cs_broker_pause(struct cluster *c, size_t i)

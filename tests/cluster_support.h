@@ -34,6 +34,8 @@
  * Tests that need a cluster start with cs_need_cluster() (skips, saying
  * what is missing, when nagared has no cluster settings, etcd or nft is
  * not installed, or the process cannot change the network: not root).
+ * Power cuts need $NAGARED_SIM, the test build of nagared on the
+ * power-loss simulation (tests/meson.build passes it).
  */
 #ifndef NAGARE_TESTS_CLUSTER_SUPPORT_H
 #define NAGARE_TESTS_CLUSTER_SUPPORT_H
@@ -86,6 +88,8 @@ struct cluster {
     struct cs_broker b[CS_BROKERS_MAX];
     bool standalone; /* set before cs_start(): brokers without cluster settings,
                         no etcd (the harness's own tests) */
+    bool power_sim;  /* set before cs_start(): brokers are $NAGARED_SIM, on the
+                        power-loss simulation (cs_broker_power_cut()) */
     const char *sets[CS_SETS_MAX]; /* "key=value" for every broker; borrowed */
     size_t set_count;
     char bootstrap[CS_BROKERS_MAX * (CS_HOST_BYTES + 8)]; /* every broker, ','-separated */
@@ -122,6 +126,10 @@ void cs_broker_start(struct cluster *c, size_t i);
 void cs_broker_stop(struct cluster *c, size_t i);
 /* SIGKILL, then waits: nothing is flushed beyond what the kernel has. */
 void cs_broker_kill(struct cluster *c, size_t i);
+/* Cuts broker i's power (c->power_sim): what it had not synced is torn
+ * or gone from its disk, as after a machine's power loss (nagared_sim,
+ * broker/main.c), and the process is gone. Start it again to recover. */
+void cs_broker_power_cut(struct cluster *c, size_t i);
 /* SIGSTOP / SIGCONT: the broker freezes with its connections open. */
 void cs_broker_pause(struct cluster *c, size_t i);
 void cs_broker_resume(struct cluster *c, size_t i);

@@ -5,7 +5,8 @@
  * throughout (tests/checker.h), and faults one after another: kill -9 of a
  * broker; SIGSTOP of a broker (each leads some partition) for 5-15 s; a
  * broker cut from everything, the brokers split in halves, one-way loss
- * between two brokers (nftables); kill -9 of the etcd leader. After
+ * between two brokers (nftables); kill -9 of the etcd leader; a power cut
+ * of a broker (nagared_sim: what it had not synced is lost). After
  * healing, every replica is read back from its data directory and through
  * a consumer, and the checker must find nothing lost, no offset with two
  * values, nothing never sent, each producer's order kept and the replicas
@@ -166,7 +167,7 @@ static void start_producers(struct run *r)
 }
 
 /* A cluster with the topic, producers writing, the first writes in. */
-static void run_start(struct run *r, bool min_insync_one_unclean)
+static void run_start(struct run *r, bool min_insync_one_unclean, bool power_sim)
 {
     cs_need_cluster();
     const char *const keys[] = {KEY_REPLICATION, KEY_MIN_INSYNC, KEY_UNCLEAN};
@@ -176,6 +177,10 @@ static void run_start(struct run *r, bool min_insync_one_unclean)
     uint64_t seconds = env_u64("NAGARE_FAULT_SECONDS", FAULT_SECONDS_DEFAULT);
     fprintf(stderr, "fault run: seed %" PRIu64 ", %" PRIu64 " s of faults\n", r->seed, seconds);
     cs_init(&r->c, BROKERS);
+    r->c.power_sim = power_sim;
+    char seed[32];
+    snprintf(seed, sizeof(seed), "%" PRIu64, r->seed);
+    cr_assert_eq(setenv("NAGARE_POWER_SIM_SEED", seed, 1), 0); /* before any thread */
     cs_set(&r->c, KEY_REPLICATION "=3");
     if (min_insync_one_unclean) {
         cs_set(&r->c, KEY_MIN_INSYNC "=1");
@@ -251,6 +256,18 @@ static void fault_etcd_leader(struct run *r)
     size_t i = cs_etcd_kill_leader(&r->c);
     sleep_ms(between(r, 2000, 8000));
     ets_restart(&r->c.etcd, i);
+    chk_fault_end(&r->k);
+}
+
+/* The power-loss simulation's cut (nagared_sim): the broker loses what it
+ * had not synced, then restarts on what is left. */
+static void fault_power_cut(struct run *r)
+{
+    size_t i = rnd(r) % BROKERS;
+    chk_fault_begin(&r->k, "power cut of a broker");
+    cs_broker_power_cut(&r->c, i);
+    sleep_ms(between(r, 1000, 5000));
+    cs_broker_start(&r->c, i);
     chk_fault_end(&r->k);
 }
 
@@ -359,7 +376,11 @@ static void run_finish(struct run *r, struct chk_result *out)
 
 static void run_kinds(fault_fn *const *kinds, size_t kind_count)
 {
-    run_start(&R, false);
+    bool power_sim = false;
+    for (size_t i = 0; i < kind_count; i++) {
+        power_sim |= kinds[i] == fault_power_cut;
+    }
+    run_start(&R, false, power_sim);
     run_faults(&R, kinds, kind_count);
     struct chk_result res;
     run_finish(&R, &res);
@@ -396,11 +417,14 @@ Test(cluster_faults, one_way_loss)
 
 Test(cluster_faults, kill9_of_the_etcd_leader) { RUN(fault_etcd_leader); }
 
+Test(cluster_faults, power_cut_of_a_broker) { RUN(fault_power_cut); }
+
 /* Every kind, drawn by the seed: the long runs' test. */
 Test(cluster_faults, mixed)
 {
     cs_need_nft();
-    RUN(fault_kill9, fault_pause, fault_isolate, fault_halves, fault_oneway, fault_etcd_leader);
+    RUN(fault_kill9, fault_pause, fault_isolate, fault_halves, fault_oneway, fault_etcd_leader,
+        fault_power_cut);
 }
 
 /* The planned loss. Broker 1 leads partition 0 (the first replica of the
@@ -411,7 +435,7 @@ Test(cluster_faults, mixed)
  * checker must say so. */
 Test(cluster_faults, unclean_election_loses_acknowledged_records)
 {
-    run_start(&R, true);
+    run_start(&R, true, false);
     cs_broker_kill(&R.c, 1);
     cs_broker_kill(&R.c, 2);
     await_acks(&R, ACKS_PROOF, "the leader alone took no writes");
