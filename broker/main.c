@@ -12,76 +12,10 @@
 #include "broker/server.h"
 
 #ifdef NAGARE_FAULTS
-#include <stdlib.h>
-#include <unistd.h>
-
-#include "base/ring_sim.h"
+#include "broker/power_sim.h" /* nagared_sim: power cuts for tests */
 #endif
 
 static struct server server;
-
-#ifdef NAGARE_FAULTS
-/* nagared_sim only (a test build): with NAGARE_POWER_SIM in the
- * environment, every file write is recorded until an fsync makes it
- * durable (base/ring_sim.h; the stash is <data_dir>.power-sim, beside the
- * data directory), and SIGUSR2 cuts the power: from that moment nothing
- * more becomes durable and every file I/O fails, the server stops as a
- * dying machine would, the disk is rewritten to what the cut could have
- * left (unsynced writes torn, RING_SIM_TEAR, seeded by
- * NAGARE_POWER_SIM_SEED), and the process exits with status 137, as if
- * killed. NAGARE_POWER_SIM_NOSYNC makes fsyncs keep nothing (the tests'
- * proof that a cut loses what was not synced). */
-static volatile sig_atomic_t power_cut;
-
-static void on_power_cut(int sig)
-{
-    (void)sig;
-    ring_sim_crash_now(); /* a flag: the completions that follow fail */
-    power_cut = 1;
-    server_stop_async(&server);
-}
-
-static int power_sim_start(const struct broker_config *cfg)
-{
-    if (getenv("NAGARE_POWER_SIM") == NULL) {
-        return 0;
-    }
-    char stash[BROKER_DATA_DIR_BYTES + 16];
-    snprintf(stash, sizeof(stash), "%s.power-sim", cfg->data_dir);
-    int rc = ring_sim_enable(stash);
-    if (rc != 0) {
-        log_error("power-loss simulation: %s: %s", stash, err_str(rc));
-        return rc;
-    }
-    ring_sim_set_nosync(getenv("NAGARE_POWER_SIM_NOSYNC") != NULL ? ~0u : 0);
-    struct sigaction sa;
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = on_power_cut;
-    sigemptyset(&sa.sa_mask);
-    if (sigaction(SIGUSR2, &sa, NULL) != 0) {
-        return -errno;
-    }
-    log_info("power-loss simulation on (stash %s): SIGUSR2 cuts the power", stash);
-    return 0;
-}
-
-static void power_sim_finish(void)
-{
-    if (!power_cut) {
-        return;
-    }
-    const char *seed = getenv("NAGARE_POWER_SIM_SEED");
-    int rc = ring_sim_power_cut(RING_SIM_TEAR, seed != NULL ? strtoull(seed, NULL, 10) : 1);
-    struct ring_sim_stats st;
-    ring_sim_stats(&st);
-    log_warn("power cut: %llu unsynced writes undone, %llu torn, %llu kept, %llu directory "
-             "changes undone (%s)",
-             (unsigned long long)st.writes_dropped, (unsigned long long)st.writes_torn,
-             (unsigned long long)st.writes_kept, (unsigned long long)st.dirents_undone,
-             err_str(rc));
-    _exit(rc == 0 ? 137 : 1);
-}
-#endif
 
 static void on_signal(int sig)
 {
@@ -139,7 +73,7 @@ int main(int argc, char **argv)
     log_set_level(cfg.log_level);
     raise_fd_limit();
 #ifdef NAGARE_FAULTS
-    if (power_sim_start(&cfg) != 0) {
+    if (power_sim_start(cfg.data_dir, &server) != 0) {
         return 1;
     }
 #endif

@@ -474,6 +474,7 @@ int chk_read_consumer(struct checker *c, struct chk_source *s, const char *boots
             c->hw[p] = ends[p];
         }
     }
+    s->complete = rc == 0;
     nagare_consumer_destroy(k);
     return rc;
 }
@@ -559,8 +560,10 @@ static void judge_acks(const struct checker *c, struct part_view *v, struct chk_
             const struct chk_log *l = &s->logs[v->p];
             chk_id got = log_at(l, k->offset);
             shown |= got == k->id;
-            if (s->kind == CHK_CONSUMER && l->ids != NULL && k->offset >= l->start &&
-                k->offset < l->end && got != k->id && contradicted == NULL) {
+            /* A whole consumer read must show it: below its end (the high
+             * watermark), at its offset. */
+            if (s->kind == CHK_CONSUMER && s->complete && got != k->id && contradicted == NULL &&
+                (l->ids == NULL || k->offset >= l->start)) {
                 contradicted = s->name;
                 other = got;
             }

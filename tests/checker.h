@@ -12,8 +12,9 @@
  * (partition, offset, value, time). chk_verify() then judges, the same way
  * for every run:
  * - lost: an acknowledged record that no source shows at its offset with
- *   its value (a source that covers the offset and shows something else, or
- *   nothing at all covering it);
+ *   its value, or that a whole consumer read (one that reached the high
+ *   watermark it set out for) does not show there: past its end, absent, or
+ *   another value;
  * - two values: an offset of a partition that showed two different values
  *   over the acknowledgements and every source;
  * - never sent: a value read that does not parse, names no producer, or a
@@ -88,6 +89,7 @@ struct chk_source {
     char name[CHK_NAME_BYTES];
     enum chk_source_kind kind;
     struct chk_log logs[CHK_PARTITIONS_MAX];
+    bool complete; /* a consumer read that reached the end it set out for */
     uint64_t records;
     uint64_t bad_batches; /* batches a replica read stopped at (torn or damaged) */
     uint64_t conflict_count; /* offsets this source read twice, differently */

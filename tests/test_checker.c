@@ -81,6 +81,7 @@ static struct chk_source *clean_history(void)
     for (uint64_t seq = 0; seq < 6; seq++) {
         cr_assert_eq(chk_observe(&C, s, (int32_t)(seq % 2), (int64_t)seq / 2, id_of(0, seq)), 0);
     }
+    s->complete = true;
     return s;
 }
 
@@ -125,14 +126,36 @@ Test(checker, reports_a_record_missing_from_the_reads_as_lost)
 Test(checker, reports_two_values_of_an_offset_across_reads)
 {
     clean_history();
-    struct chk_source *again = chk_source_add(&C, "consumer again", CHK_CONSUMER);
     cr_assert_eq(chk_sent(&C, 1, 0), 0);
-    cr_assert_eq(chk_observe(&C, again, 0, 1, id_of(1, 0)), 0); /* was 0:2 */
+    struct chk_source *part = chk_source_add(&C, "a read cut short", CHK_CONSUMER);
+    cr_assert_eq(chk_observe(&C, part, 0, 1, id_of(1, 0)), 0); /* was 0:2 */
     struct chk_result r;
     verify(&r);
     cr_assert_not(r.ok);
     cr_assert_eq(r.two_values.count, 1);
-    cr_assert_eq(r.lost.count, 1, "the second consumer contradicts the acknowledgement");
+    cr_assert_eq(r.lost.count, 0, "a read that did not reach its end proves no loss");
+
+    struct chk_source *again = chk_source_add(&C, "consumer again", CHK_CONSUMER);
+    for (uint64_t seq = 0; seq < 6; seq++) {
+        chk_id id = seq == 2 ? id_of(1, 0) : id_of(0, seq);
+        cr_assert_eq(chk_observe(&C, again, (int32_t)(seq % 2), (int64_t)seq / 2, id), 0);
+    }
+    again->complete = true;
+    verify(&r);
+    cr_assert_eq(r.two_values.count, 1);
+    cr_assert_eq(r.lost.count, 1, "a whole read contradicts the acknowledgement");
+}
+
+Test(checker, reports_an_ack_past_a_whole_reads_end_as_lost)
+{
+    struct chk_source *s = clean_history();
+    struct chk_source *rep = chk_source_add(&C, "replica", CHK_REPLICA);
+    cr_assert_eq(chk_observe(&C, rep, 1, 2, id_of(0, 5)), 0);
+    s->logs[1].end = 2; /* the consumer's end: offset 2 is past it */
+    struct chk_result r;
+    verify(&r);
+    cr_assert_eq(r.lost.count, 1, "the replica holds it, but readers never see it");
+    cr_assert(strstr(r.lost.examples[0], "p1@2") != NULL, "%s", r.lost.examples[0]);
 }
 
 Test(checker, reports_two_values_read_by_one_source)
