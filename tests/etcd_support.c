@@ -26,6 +26,7 @@
 #define ANSWER_BYTES_MAX 65536
 #define LOG_TAIL_BYTES 2000
 #define CLASH_TEXT "address already in use"
+static_assert(ETS_MEMBERS_MAX <= 10, "member names are m and one digit");
 /* Ports are drawn from [PORT_LOW, the ephemeral range's start). */
 #define PORT_LOW 10000
 
@@ -92,9 +93,11 @@ static bool status(const struct ets_member *m, char *id, char *leader, size_t ca
         return false;
     }
     json_t *root = json_loadb(a.buf, a.len, 0, NULL);
-    const char *got_id = json_string_value(json_object_get(json_object_get(root, "header"), "member_id"));
+    const char *got_id =
+        json_string_value(json_object_get(json_object_get(root, "header"), "member_id"));
     const char *got_leader = json_string_value(json_object_get(root, "leader"));
-    bool ok = got_id != NULL && strlen(got_id) < cap && (got_leader == NULL || strlen(got_leader) < cap);
+    bool ok =
+        got_id != NULL && strlen(got_id) < cap && (got_leader == NULL || strlen(got_leader) < cap);
     if (ok) {
         snprintf(id, cap, "%s", got_id);
         snprintf(leader, cap, "%s", got_leader != NULL ? got_leader : "0");
@@ -113,7 +116,10 @@ static int remove_entry(const char *path, const struct stat *st, int flag, struc
     return remove(path) == 0 || errno == ENOENT ? 0 : -1;
 }
 
-static void remove_tree(const char *path) { (void)nftw(path, remove_entry, 16, FTW_DEPTH | FTW_PHYS); }
+static void remove_tree(const char *path)
+{
+    (void)nftw(path, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
 
 /* $ETCD, or `etcd` on $PATH, into path; false when neither is there. */
 static bool find_etcd(char *path, size_t cap)
@@ -172,8 +178,9 @@ static uint16_t pick_port(void)
         uint16_t port = (uint16_t)(PORT_LOW + (unsigned)random() % (low - PORT_LOW));
         int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
         cr_assert_geq(fd, 0, "socket: %s", strerror(errno));
-        struct sockaddr_in sa = {
-            .sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        struct sockaddr_in sa = {.sin_family = AF_INET,
+                                 .sin_port = htons(port),
+                                 .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
         int rc = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
         close(fd);
         if (rc == 0) {
@@ -188,11 +195,18 @@ static void spawn(struct ets *c, struct ets_member *m, const char *etcd, const c
 {
     char token[ETS_ROOT_BYTES + 8];
     snprintf(token, sizeof(token), "nagare-%s", strrchr(c->root, '/') + 1);
-    const char *argv[] = {etcd, "--name", m->name, "--data-dir", m->data_dir,
-        "--listen-client-urls", m->client_url, "--advertise-client-urls", m->client_url,
-        "--listen-peer-urls", m->peer_url, "--initial-advertise-peer-urls", m->peer_url,
-        "--initial-cluster", cluster, "--initial-cluster-state", "new",
-        "--initial-cluster-token", token, "--logger", "zap", "--log-level", "warn", NULL};
+    const char *argv[] = {etcd,          "--name",
+                          m->name,       "--data-dir",
+                          m->data_dir,   "--listen-client-urls",
+                          m->client_url, "--advertise-client-urls",
+                          m->client_url, "--listen-peer-urls",
+                          m->peer_url,   "--initial-advertise-peer-urls",
+                          m->peer_url,   "--initial-cluster",
+                          cluster,       "--initial-cluster-state",
+                          "new",         "--initial-cluster-token",
+                          token,         "--logger",
+                          "zap",         "--log-level",
+                          "warn",        NULL};
     pid_t parent = getpid();
     pid_t pid = fork();
     cr_assert_geq(pid, 0, "fork: %s", strerror(errno));
@@ -218,7 +232,8 @@ static void cluster_list(const struct ets *c, char *buf, size_t cap)
 {
     size_t at = 0;
     for (size_t i = 0; i < c->count; i++) {
-        int n = snprintf(buf + at, cap - at, "%s%s=%s", i > 0 ? "," : "", c->m[i].name, c->m[i].peer_url);
+        int n = snprintf(buf + at, cap - at, "%s%s=%s", i > 0 ? "," : "", c->m[i].name,
+                         c->m[i].peer_url);
         cr_assert(n > 0 && (size_t)n < cap - at);
         at += (size_t)n;
     }
@@ -239,9 +254,10 @@ static void lay_out(struct ets *c)
     for (size_t i = 0; i < c->count; i++) {
         struct ets_member *m = &c->m[i];
         memset(m, 0, sizeof(*m));
-        snprintf(m->name, sizeof(m->name), "m%zu", i);
-        snprintf(m->data_dir, sizeof(m->data_dir), "%s/%s.data", c->root, m->name);
-        snprintf(m->log_path, sizeof(m->log_path), "%s/%s.log", c->root, m->name);
+        const char name[] = {'m', (char)('0' + i), '\0'};
+        snprintf(m->name, sizeof(m->name), "%s", name);
+        snprintf(m->data_dir, sizeof(m->data_dir), "%s/%s.data", c->root, name);
+        snprintf(m->log_path, sizeof(m->log_path), "%s/%s.log", c->root, name);
         remove_tree(m->data_dir);
         m->client_port = pick_port();
         do {
@@ -298,7 +314,8 @@ static enum up wait_up(struct ets *c)
             }
             if (clock_mono_ms() >= deadline) {
                 ets_print_logs(c, "etcd did not come up");
-                cr_assert_fail("etcd member %s not healthy within %d ms", m->name, ETS_START_TIMEOUT_MS);
+                cr_assert_fail("etcd member %s not healthy within %d ms", m->name,
+                               ETS_START_TIMEOUT_MS);
             }
             usleep(POLL_MS * 1000);
         }
@@ -313,7 +330,8 @@ void ets_start(struct ets *c, size_t count)
     cr_assert(count >= 1 && count <= ETS_MEMBERS_MAX);
     char etcd[ETS_PATH_BYTES];
     if (!find_etcd(etcd, sizeof(etcd))) {
-        cr_skip_test("no etcd binary (set ETCD or install Debian's etcd-server: ./dev.sh test does)");
+        cr_skip_test(
+            "no etcd binary (set ETCD or install Debian's etcd-server: ./dev.sh test does)");
     }
     curl_global_init(CURL_GLOBAL_DEFAULT);
     memset(c, 0, sizeof(*c));
@@ -428,7 +446,8 @@ void ets_wait_healthy(struct ets *c, size_t i)
     while (!healthy(&c->m[i])) {
         if (clock_mono_ms() >= deadline) {
             ets_print_logs(c, "an etcd member stayed unhealthy");
-            cr_assert_fail("etcd member %s not healthy within %d ms", c->m[i].name, ETS_START_TIMEOUT_MS);
+            cr_assert_fail("etcd member %s not healthy within %d ms", c->m[i].name,
+                           ETS_START_TIMEOUT_MS);
         }
         usleep(POLL_MS * 1000);
     }
@@ -462,7 +481,8 @@ void ets_print_logs(const struct ets *c, const char *why)
         ssize_t n = pread(fd, buf, LOG_TAIL_BYTES, from);
         close(fd);
         buf[n > 0 ? n : 0] = '\0';
-        fprintf(stderr, "---- %s: tail of %s ----\n%s\n---- end ----\n", why, c->m[i].log_path, buf);
+        fprintf(stderr, "---- %s: tail of %s ----\n%s\n---- end ----\n", why, c->m[i].log_path,
+                buf);
     }
 }
 

@@ -39,19 +39,19 @@
 #define ETS_LEADER_TIMEOUT_MS 60000
 
 struct ets_member {
-    char name[8];                    /* "m0".. */
-    char data_dir[ETS_PATH_BYTES];   /* root/<name>.data */
-    char log_path[ETS_PATH_BYTES];   /* root/<name>.log: stdout and stderr */
-    char client_url[ETS_URL_BYTES];  /* "http://127.0.0.1:<port>" */
+    char name[8];                   /* "m0".. */
+    char data_dir[ETS_PATH_BYTES];  /* root/<name>.data */
+    char log_path[ETS_PATH_BYTES];  /* root/<name>.log: stdout and stderr */
+    char client_url[ETS_URL_BYTES]; /* "http://127.0.0.1:<port>" */
     char peer_url[ETS_URL_BYTES];
     uint16_t client_port;
     uint16_t peer_port;
-    pid_t pid;                       /* 0: not running */
-    char member_id[24];              /* etcd's id, decimal; learnt at start */
+    pid_t pid;          /* 0: not running */
+    char member_id[24]; /* etcd's id, decimal; learnt at start */
 };
 
 struct ets {
-    char root[ETS_ROOT_BYTES];   /* mkdtemp'd; removed by ets_fini() */
+    char root[ETS_ROOT_BYTES]; /* mkdtemp'd; removed by ets_fini() */
     size_t count;
     struct ets_member m[ETS_MEMBERS_MAX];
     const char *endpoints[ETS_MEMBERS_MAX]; /* m[i].client_url, for etcd_config */
