@@ -80,7 +80,8 @@ struct cluster {
     int net;                  /* the claimed block */
     int net_lock_fd;
     bool net_claimed;
-    char table[32];           /* nftables table, "nagare_t<pid>" */
+    char table[32];           /* nftables table, "nagare_t<pid>"; also the
+                                 brokers' cluster_name (keys under /<table>/) */
     bool table_made;
     struct ets etcd;
     char endpoints[4 * ETS_URL_BYTES]; /* "http://...,http://..." */

@@ -56,11 +56,12 @@
  * and again once everything is healed). */
 #define ACKS_PROOF 200
 /* The broker settings the runs use (broker/config.c): every topic gets
- * BROKERS replicas, and acks=all needs this many in sync. The loss run
- * also allows unclean election, as a default for the topics created. */
+ * BROKERS replicas, and acks=all needs this many in sync. */
 #define KEY_REPLICATION "default_replication_factor"
 #define KEY_MIN_INSYNC "min_insync_replicas"
-#define KEY_UNCLEAN "unclean_leader_election"
+/* The topic record's field that allows unclean election (docs/cluster.md,
+ * section 2). */
+#define FIELD_UNCLEAN "\"unclean_leader_election\""
 
 struct run {
     struct cluster c;
@@ -138,6 +139,39 @@ static void create_topic(struct run *r)
     }
 }
 
+/* Allows unclean election for the topic: an operator's edit of its record
+ * in etcd with etcdctl, as no setting does it. */
+static void allow_unclean(struct run *r)
+{
+    char key[128];
+    snprintf(key, sizeof(key), "/%s/topics/" TOPIC, r->c.table);
+    char ctl[512];
+    snprintf(ctl, sizeof(ctl), "ETCDCTL_API=3 etcdctl --endpoints=%s", r->c.endpoints);
+    char cmd[1024];
+    char value[4096];
+    snprintf(cmd, sizeof(cmd), "%s get --print-value-only %s 2>&1", ctl, key);
+    if (bk_run("command -v etcdctl >/dev/null", value, sizeof(value)) != 0) {
+        cr_skip_test("no etcdctl (Debian's etcd-client) to allow unclean election");
+    }
+    cr_assert_eq(bk_run(cmd, value, sizeof(value)), 0, "%s: %s", cmd, value);
+    char *field = strstr(value, FIELD_UNCLEAN);
+    char *was = field != NULL ? strstr(field, "false") : NULL;
+    cr_assert_not_null(was, "no %s false in %s", FIELD_UNCLEAN, value);
+    char edited[sizeof(value)];
+    snprintf(edited, sizeof(edited), "%.*strue%s", (int)(was - value), value,
+             was + strlen("false"));
+    edited[strcspn(edited, "\n")] = '\0';
+    char path[CS_PATH_BYTES];
+    snprintf(path, sizeof(path), "%s/topic.json", r->c.root);
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f);
+    fputs(edited, f);
+    cr_assert_eq(fclose(f), 0);
+    char out[1024];
+    snprintf(cmd, sizeof(cmd), "%s put %s < '%s' 2>&1", ctl, key, path);
+    cr_assert_eq(bk_run(cmd, out, sizeof(out)), 0, "%s: %s", cmd, out);
+}
+
 /* Waits until `more` acknowledgements came after this call. */
 static void await_acks(struct run *r, uint64_t more, const char *why)
 {
@@ -170,8 +204,8 @@ static void start_producers(struct run *r)
 static void run_start(struct run *r, bool min_insync_one_unclean, bool power_sim)
 {
     cs_need_cluster();
-    const char *const keys[] = {KEY_REPLICATION, KEY_MIN_INSYNC, KEY_UNCLEAN};
-    cs_need_keys(keys, min_insync_one_unclean ? 3 : 2);
+    const char *const keys[] = {KEY_REPLICATION, KEY_MIN_INSYNC};
+    cs_need_keys(keys, 2);
     r->seed = env_u64("NAGARE_FAULT_SEED", (uint64_t)time(NULL));
     r->rng = r->seed * 2654435761u + 1;
     uint64_t seconds = env_u64("NAGARE_FAULT_SECONDS", FAULT_SECONDS_DEFAULT);
@@ -182,14 +216,12 @@ static void run_start(struct run *r, bool min_insync_one_unclean, bool power_sim
     snprintf(seed, sizeof(seed), "%" PRIu64, r->seed);
     cr_assert_eq(setenv("NAGARE_POWER_SIM_SEED", seed, 1), 0); /* before any thread */
     cs_set(&r->c, KEY_REPLICATION "=3");
-    if (min_insync_one_unclean) {
-        cs_set(&r->c, KEY_MIN_INSYNC "=1");
-        cs_set(&r->c, KEY_UNCLEAN "=true");
-    } else {
-        cs_set(&r->c, KEY_MIN_INSYNC "=2");
-    }
+    cs_set(&r->c, min_insync_one_unclean ? KEY_MIN_INSYNC "=1" : KEY_MIN_INSYNC "=2");
     cs_start(&r->c);
     create_topic(r);
+    if (min_insync_one_unclean) {
+        allow_unclean(r);
+    }
     chk_init(&r->k, TOPIC, PARTITIONS);
     start_producers(r);
     await_acks(r, ACKS_PROOF, "no writes at the start");
@@ -428,7 +460,8 @@ Test(cluster_faults, mixed)
 }
 
 /* The planned loss. Broker 1 leads partition 0 (the first replica of the
- * first partition). With min_insync_replicas = 1 its followers are killed,
+ * first partition). With min_insync_replicas = 1 and unclean election
+ * allowed (the topic's record edited in etcd), its followers are killed,
  * so the leader alone acknowledges writes once it dropped them from the
  * ISR; then it is killed, the followers come back, and unclean election
  * makes one of them leader without those records: they are lost, and the
