@@ -270,13 +270,24 @@ static void lay_out_broker(struct cluster *c, size_t i)
 {
     struct cs_broker *b = &c->b[i];
     b->id = (int32_t)i + 1;
-    snprintf(b->host, sizeof(b->host), "127.99.%d.%zu", c->net, 11 + i);
-    b->port = free_port(b->host);
-    snprintf(b->bootstrap, sizeof(b->bootstrap), "%s:%u", b->host, b->port);
-    b->uid = CS_UID_BASE + 16u * (unsigned)c->net + (unsigned)i;
-    snprintf(b->dir, sizeof(b->dir), "%s/b%d", c->root, b->id);
-    snprintf(b->data_dir, sizeof(b->data_dir), "%s/data", b->dir);
-    snprintf(b->log_path, sizeof(b->log_path), "%s/nagared.log", b->dir);
+    /* Formatted from locals: b's fields all live in *c, and the compiler
+     * cannot tell that they do not overlap. */
+    int net = c->net;
+    char host[CS_HOST_BYTES];
+    cr_assert(net >= 0 && net < CS_NETS && i < CS_BROKERS_MAX);
+    snprintf(host, sizeof(host), "127.99.%hhu.%hhu", (unsigned char)net, (unsigned char)(11 + i));
+    uint16_t port = free_port(host);
+    memcpy(b->host, host, sizeof(host));
+    b->port = port;
+    snprintf(b->bootstrap, sizeof(b->bootstrap), "%s:%u", host, port);
+    b->uid = CS_UID_BASE + 16u * (unsigned)net + (unsigned)i;
+    char root[CS_ROOT_BYTES];
+    memcpy(root, c->root, sizeof(root));
+    char dir[sizeof(b->dir)];
+    snprintf(dir, sizeof(dir), "%s/b%d", root, b->id);
+    memcpy(b->dir, dir, sizeof(dir));
+    snprintf(b->data_dir, sizeof(b->data_dir), "%s/data", dir);
+    snprintf(b->log_path, sizeof(b->log_path), "%s/nagared.log", dir);
     cr_assert_eq(mkdir(b->dir, 0755), 0, "mkdir %s: %s", b->dir, strerror(errno));
     cr_assert_eq(chown(b->dir, b->uid, b->uid), 0, "chown %s: %s", b->dir, strerror(errno));
     size_t len = strlen(c->bootstrap);

@@ -67,7 +67,7 @@ struct cs_broker {
     uint16_t port;                 /* chosen free once, kept across restarts */
     char bootstrap[CS_HOST_BYTES + 8];
     uid_t uid;
-    char dir[CS_PATH_BYTES];      /* root/b<id>, owned by uid */
+    char dir[CS_ROOT_BYTES + 16]; /* root/b<id>, owned by uid */
     char data_dir[CS_PATH_BYTES]; /* dir/data */
     char log_path[CS_PATH_BYTES]; /* dir/nagared.log */
     size_t log_from;              /* log bytes before the current start */
