@@ -320,12 +320,45 @@ Test(session, views_converge_on_the_brokers_and_one_controller)
 Test(session, refuses_an_id_a_live_broker_holds)
 {
     start_brokers(1, CLUSTER_PREFERRED_LEADER_CHECK_MS_DEFAULT);
-    int rc = start_broker(1, 1, CLUSTER_PREFERRED_LEADER_CHECK_MS_DEFAULT);
+    struct cluster_session_config cfg;
+    session_config(1, CLUSTER_PREFERRED_LEADER_CHECK_MS_DEFAULT, &cfg);
+    cfg.port = 7499; /* another broker's address: not its own previous life */
+    struct cluster_session *s = NULL;
+    int rc = cluster_session_start(&s, &cfg, on_view, &brokers[1]);
     cr_assert_eq(rc, -EEXIST, "%s", err_str(rc));
-    cr_assert_null(brokers[1].s);
+    cr_assert_null(s);
     stop_broker(0);
     cr_assert_eq(start_broker(1, 1, CLUSTER_PREFERRED_LEADER_CHECK_MS_DEFAULT), 0,
                  "free again once its holder stopped (its lease revoked)");
+}
+
+/* A broker restarted after a crash finds its previous life's registration
+ * (its own address) still under an unexpired lease, and waits it out. */
+Test(session, waits_out_the_lease_of_its_previous_life)
+{
+    ets_start(&etcd, 1);
+    struct etcd_config ecfg;
+    ets_config(&etcd, 5000, &ecfg);
+    struct etcd *e = NULL;
+    cr_assert_eq(etcd_open(&e, &ecfg), 0);
+    int64_t lease = 0;
+    cr_assert_eq(etcd_lease_grant(e, CLUSTER_LEASE_TTL_S_MIN, &lease), 0);
+    const char *before = "{\"id\":1,\"host\":\"127.0.0.1\",\"port\":7401,\"incarnation\":1}";
+    const struct etcd_op put = {.kind = ETCD_OP_PUT, .key = "/nagare/brokers/1",
+                                .value = before, .value_len = strlen(before), .lease = lease};
+    const struct etcd_txn txn = {.success = &put, .success_count = 1};
+    bool ok = false;
+    cr_assert_eq(etcd_txn(e, &txn, &ok, NULL, NULL), 0);
+    cr_assert(ok);
+    /* the crashed process sends no more keep-alives: its lease ends */
+    int rc = start_broker(0, 1, CLUSTER_PREFERRED_LEADER_CHECK_MS_DEFAULT);
+    cr_assert_eq(rc, 0, "%s", err_str(rc));
+    struct etcd_kvs kvs = {0};
+    cr_assert_eq(etcd_range(e, "/nagare/brokers/1", NULL, &kvs), 0);
+    cr_assert_eq(kvs.count, 1);
+    cr_assert_neq(kvs.kvs[0].lease, lease, "registered under its own new lease");
+    etcd_kvs_free(&kvs);
+    etcd_close(e);
 }
 
 Test(session, refuses_a_bad_config)
