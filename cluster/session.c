@@ -28,7 +28,7 @@
 #define SESSION_CREATE_CHUNK (ETCD_TXN_OPS_MAX / 2)
 
 #define KEY_BYTES (ETCD_KEY_BYTES_MAX + 1)
-#define RECORD_BYTES 1024 /* any record but a topic's config fits; see asserts */
+#define RECORD_BYTES 1024 /* every record fits: the longest, a broker's, is a 255-byte host and four numbers */
 
 enum req_kind { REQ_CREATE, REQ_DELETE, REQ_ALTER_ISR, REQ_REASSIGN };
 
