@@ -236,7 +236,10 @@ static void fence_update(struct cluster_session *s)
                  (int)s->cfg.broker_id);
     }
     s->fenced = fenced;
-    if (fenced) {
+    /* A fenced controller makes no decision (publish() asks !fenced), but
+     * it is controller again once unfenced under the same lease: its key
+     * lives as long as that lease. */
+    if (s->lease == 0) {
         s->controller = false;
     }
 }

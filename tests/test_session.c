@@ -763,3 +763,38 @@ Test(session, goes_on_when_the_etcd_leader_dies)
     wait_view(0, has_topic, "after", "topic after, through the new etcd leader");
     wait_view(0, has_brokers, &two, "both brokers still registered");
 }
+
+/* etcd is away long enough for the brokers to fence themselves, but not
+ * for their leases to end (a restarted etcd renews every lease): once it is
+ * back the controller still holds its key, and must act as controller
+ * again, or nobody would until its lease ended, which it never does. */
+Test(session, the_controller_acts_again_after_a_fenced_spell)
+{
+    start_brokers(2, CLUSTER_PREFERRED_LEADER_CHECK_MS_DEFAULT);
+    uint32_t two = 2;
+    wait_view(0, has_brokers, &two, "two brokers");
+    wait_view(1, has_brokers, &two, "two brokers");
+    cr_assert_eq(create_topic(0, "pause", 2, 2), 0);
+    wait_view(0, has_topic, "pause", "topic pause");
+    wait_view(1, has_topic, "pause", "topic pause");
+    ets_stop(&etcd, 0, SIGKILL);
+    wait_view(0, is_fenced, NULL, "broker 1 fenced while etcd is away");
+    wait_view(1, is_fenced, NULL, "broker 2 fenced while etcd is away");
+    ets_restart(&etcd, 0);
+    int32_t one_id = 1, two_id = 2;
+    wait_view(0, registered_again, &one_id, "broker 1 unfenced");
+    wait_view(1, registered_again, &two_id, "broker 2 unfenced");
+    struct part_copy c = {.topic = "pause", .index = 0};
+    with_view(0, copy_part, &c);
+    cr_assert(c.found);
+    cr_assert(c.controller == 1 || c.controller == 2);
+    size_t other = slot_of(c.controller == 1 ? 2 : 1), ctl = 1 - other;
+    int32_t other_id = brokers[other].id;
+    int32_t led = part_of(ctl, "pause", 0).leader == other_id ? 0 : 1;
+    struct cluster_partition p = part_of(ctl, "pause", led);
+    cr_assert_eq(p.leader, other_id);
+    stop_broker(other);
+    struct leader_moved m = {.topic = "pause", .index = led, .old_leader = other_id,
+                             .old_epoch = p.leader_epoch};
+    wait_view(ctl, leader_moved, &m, "the controller moved the stopped broker's partition");
+}
