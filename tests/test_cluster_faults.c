@@ -404,6 +404,9 @@ static void run_finish(struct run *r, struct chk_result *out)
     chk_verify(&r->k, out);
     fprintf(stderr, "fault run: seed %" PRIu64 "\n", r->seed);
     chk_print(&r->k, out, stderr);
+    if (!out->ok) {
+        cs_print_logs(&r->c, "the checker found problems");
+    }
 }
 
 static void run_kinds(fault_fn *const *kinds, size_t kind_count)
