@@ -54,13 +54,13 @@ enum ng_err {
     NG_EDISK_FULL = 4157,          /* the broker's disk is full: retry later */
     NG_ETRANSACTIONAL = 4158,      /* a transactional or control batch: no transactions yet */
     /* replication (docs/cluster.md) */
-    NG_ENOT_LEADER = 4159,            /* this broker does not lead the partition: refresh metadata */
-    NG_ENOT_ENOUGH_REPLICAS = 4160,   /* fewer in-sync replicas than min_insync_replicas */
-    NG_EFENCED_LEADER_EPOCH = 4161,   /* the request's leader epoch is older than the broker's */
-    NG_EUNKNOWN_LEADER_EPOCH = 4162,  /* the request's leader epoch is newer than the broker's */
-    NG_ENOT_CONTROLLER = 4163,        /* the controller moved or its epoch changed: fenced */
-    NG_ECONFLICT = 4164,              /* a compare-and-swap lost: the state changed, re-read it */
-    NG_ECLUSTER_UNAVAILABLE = 4165,   /* etcd cannot be reached or has no quorum; retry later */
+    NG_ENOT_LEADER = 4159,           /* this broker does not lead the partition: refresh metadata */
+    NG_ENOT_ENOUGH_REPLICAS = 4160,  /* fewer in-sync replicas than min_insync_replicas */
+    NG_EFENCED_LEADER_EPOCH = 4161,  /* the request's leader epoch is older than the broker's */
+    NG_EUNKNOWN_LEADER_EPOCH = 4162, /* the request's leader epoch is newer than the broker's */
+    NG_ENOT_CONTROLLER = 4163,       /* the controller moved or its epoch changed: fenced */
+    NG_ECONFLICT = 4164,             /* a compare-and-swap lost: the state changed, re-read it */
+    NG_ECLUSTER_UNAVAILABLE = 4165,  /* etcd cannot be reached or has no quorum; retry later */
     NG_ERR_LAST
 };
 

@@ -65,9 +65,9 @@ static_assert(CLUSTER_HOST_BYTES - 1 <= PROTO_STRING_BYTES_MAX, "a broker's host
  * topics (the brokers). */
 static size_t metadata_partition_bytes(uint16_t version)
 {
-    return version >= 2 ? PROTO_METADATA_PARTITION_V2_BYTES(CLUSTER_REPLICAS_MAX,
-                                                            CLUSTER_REPLICAS_MAX)
-                        : PROTO_METADATA_PARTITION_BYTES;
+    return version >= 2
+               ? PROTO_METADATA_PARTITION_V2_BYTES(CLUSTER_REPLICAS_MAX, CLUSTER_REPLICAS_MAX)
+               : PROTO_METADATA_PARTITION_BYTES;
 }
 
 static size_t metadata_head_bytes(const struct server *s, uint16_t version)
@@ -89,16 +89,17 @@ static size_t metadata_topic_bytes(int32_t partitions, size_t name_len, uint16_t
 static void metadata_brokers(const struct server *s, struct proto_enc *e)
 {
     if (s->view == NULL) {
-        proto_metadata_resp_broker(e, &(struct proto_broker){.id = SINGLE_BROKER_ID,
-                                                             .host = proto_str_make(
-                                                                 s->cfg.listen_host),
-                                                             .port = s->port});
+        proto_metadata_resp_broker(
+            e, &(struct proto_broker){.id = SINGLE_BROKER_ID,
+                                      .host = proto_str_make(s->cfg.listen_host),
+                                      .port = s->port});
         return;
     }
     for (uint32_t i = 0; i < s->view->broker_count; i++) {
         const struct cluster_broker *b = &s->view->brokers[i];
         proto_metadata_resp_broker(
-            e, &(struct proto_broker){.id = b->id, .host = proto_str_make(b->host), .port = b->port});
+            e,
+            &(struct proto_broker){.id = b->id, .host = proto_str_make(b->host), .port = b->port});
     }
 }
 
@@ -404,8 +405,8 @@ static void admin_topic_start(struct server *s, struct admin_call *c, struct pro
         int16_t factor = ct->replication_factor == PROTO_CONFIG_DEFAULT
                              ? (int16_t)s->cfg.default_replication_factor
                              : ct->replication_factor;
-        rc = cluster_session_create_topic(s->session, cname, parts, factor, &cfg,
-                                          admin_topic_done, t);
+        rc = cluster_session_create_topic(s->session, cname, parts, factor, &cfg, admin_topic_done,
+                                          t);
     } else {
         rc = cluster_session_delete_topic(s->session, cname, admin_topic_done, t);
     }
@@ -576,8 +577,8 @@ static void epoch_end(struct server_topic *t, const struct proto_epoch_req_parti
     struct bpart *bp = &t->parts[in->partition];
     out->err = replica_check_epoch(bp, -1, in->current_leader_epoch);
     if (out->err == 0) {
-        out->err = part_epoch_end_offset(&bp->log, in->leader_epoch, &out->leader_epoch,
-                                         &out->end_offset);
+        out->err =
+            part_epoch_end_offset(&bp->log, in->leader_epoch, &out->leader_epoch, &out->end_offset);
     }
     if (out->err != 0) {
         out->leader_epoch = -1;

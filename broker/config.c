@@ -22,14 +22,14 @@
 
 enum key_kind {
     KIND_ADDRESS,   /* HOST:PORT into a host and a port field (address_fields) */
-    KIND_HOST,     /* a host name or address */
-    KIND_PORT,     /* 0..65535 */
-    KIND_PATH,     /* a directory path */
-    KIND_BOOL,     /* true | false */
-    KIND_COUNT,    /* a whole number */
-    KIND_SIZE,     /* bytes, with k/m/g units */
-    KIND_DURATION, /* milliseconds, with ms/s/m/h/d units */
-    KIND_LEVEL,    /* a log level name */
+    KIND_HOST,      /* a host name or address */
+    KIND_PORT,      /* 0..65535 */
+    KIND_PATH,      /* a directory path */
+    KIND_BOOL,      /* true | false */
+    KIND_COUNT,     /* a whole number */
+    KIND_SIZE,      /* bytes, with k/m/g units */
+    KIND_DURATION,  /* milliseconds, with ms/s/m/h/d units */
+    KIND_LEVEL,     /* a log level name */
     KIND_ENDPOINTS, /* etcd endpoint URLs, comma-separated (cluster_endpoints_parse) */
     KIND_NAME,      /* a cluster name (cluster_name_ok) */
 };
@@ -279,7 +279,9 @@ static void describe_range(const struct key_def *k, char *out, size_t cap)
                                                    : "";
     snprintf(out, cap, "%s from %lld to %lld%s%s%s", what, (long long)k->min, (long long)k->max,
              k->minus_one ? ", or -1 " : "",
-             !k->minus_one ? "" : k->minus_one_means != NULL ? k->minus_one_means : "for no limit",
+             !k->minus_one                ? ""
+             : k->minus_one_means != NULL ? k->minus_one_means
+                                          : "for no limit",
              units);
 }
 
@@ -374,8 +376,8 @@ static void address_fields(struct broker_config *c, const struct key_def *k, cha
 }
 
 /* HOST:PORT, [ADDR]:PORT, or :PORT (keeps the host), for key k. */
-static int parse_address(struct broker_config *c, const struct key_def *k, const char *v,
-                         char *err, size_t err_cap)
+static int parse_address(struct broker_config *c, const struct key_def *k, const char *v, char *err,
+                         size_t err_cap)
 {
     static const char want[] = "want HOST:PORT, [IPv6]:PORT or :PORT";
     char *to_host = NULL;
@@ -398,8 +400,8 @@ static int parse_address(struct broker_config *c, const struct key_def *k, const
         }
         host_len = (size_t)(colon - v);
         if (memchr(v, ':', host_len) != NULL) {
-            return fail(err, err_cap, "%s: '%.300s': an IPv6 address goes in brackets; %s",
-                        k->name, v, want);
+            return fail(err, err_cap, "%s: '%.300s': an IPv6 address goes in brackets; %s", k->name,
+                        v, want);
         }
     }
     if ((host_len > 0 || v[0] == '[') && !host_ok(host, host_len, v[0] == '[')) {

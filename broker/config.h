@@ -164,14 +164,14 @@ struct broker_config {
     /* a cluster (docs/cluster.md); with broker_id -1 the rest is unused */
     int32_t broker_id; /* BROKER_ID_NONE: a single broker, no etcd; else 0..CLUSTER_BROKER_ID_MAX */
     char etcd_endpoints[BROKER_ETCD_ENDPOINTS_BYTES]; /* "http://127.0.0.1:2379,..."; "" none */
-    char advertised_host[BROKER_HOST_BYTES]; /* "": listen_host */
-    uint16_t advertised_port;                /* 0: the port it listens on */
-    char cluster_name[CLUSTER_NAME_BYTES];   /* "nagare": keys under /nagare/ */
-    int32_t default_replication_factor;      /* 3; 1..CLUSTER_REPLICAS_MAX */
-    int32_t min_insync_replicas;             /* 2; 1..CLUSTER_REPLICAS_MAX (capped at a topic's factor) */
-    uint32_t replica_lag_ms;                 /* 10000; a follower behind longer leaves the ISR */
-    uint32_t lease_ttl_s;                    /* 6; CLUSTER_LEASE_TTL_S_MIN..MAX */
-    uint32_t preferred_leader_check_ms;      /* 30000 */
+    char advertised_host[BROKER_HOST_BYTES];          /* "": listen_host */
+    uint16_t advertised_port;                         /* 0: the port it listens on */
+    char cluster_name[CLUSTER_NAME_BYTES];            /* "nagare": keys under /nagare/ */
+    int32_t default_replication_factor;               /* 3; 1..CLUSTER_REPLICAS_MAX */
+    int32_t min_insync_replicas; /* 2; 1..CLUSTER_REPLICAS_MAX (capped at a topic's factor) */
+    uint32_t replica_lag_ms;     /* 10000; a follower behind longer leaves the ISR */
+    uint32_t lease_ttl_s;        /* 6; CLUSTER_LEASE_TTL_S_MIN..MAX */
+    uint32_t preferred_leader_check_ms; /* 30000 */
 };
 
 /* Scrubbing reads every log again at this pace: a 1 TiB log in about

@@ -46,8 +46,8 @@ struct fetch_part {
     int32_t partition;
     int64_t offset;
     int32_t bytes_max;
-    struct bpart *bp; /* NULL: unknown topic or partition */
-    int refused;      /* ReplicaFetch: the leader's checks refused it (bp NULL) */
+    struct bpart *bp;     /* NULL: unknown topic or partition */
+    int refused;          /* ReplicaFetch: the leader's checks refused it (bp NULL) */
     int32_t leader_epoch; /* ReplicaFetch: the follower's */
     struct park_link link;
     /* this answer's plan: file ranges, or a copy of up to copy_limit bytes */
@@ -162,8 +162,7 @@ static size_t answer_header_bytes(const struct fetch_req *fr)
     size_t part_bytes = fr->replica ? PROTO_REPLICA_FETCH_RESP_PARTITION_BYTES
                                     : PROTO_FETCH_RESP_PARTITION_BYTES(fr->version);
     for (uint32_t i = 0; i < fr->count; i++) {
-        bytes += part_bytes +
-                 (new_topic(fr, i) ? PROTO_TOPIC_BYTES(fr->parts[i].topic.len) : 0);
+        bytes += part_bytes + (new_topic(fr, i) ? PROTO_TOPIC_BYTES(fr->parts[i].topic.len) : 0);
     }
     return bytes;
 }
@@ -178,8 +177,8 @@ static int part_error(const struct fetch_req *fr, const struct fetch_part *fp)
     if (fp->bytes_max < 0) {
         return -NG_EBADARG; /* docs/protocol.md, Fetch: per partition */
     }
-    int rc = fr->replica ? replica_check_epoch(fp->bp, -1, fp->leader_epoch)
-                         : replica_serving(fp->bp);
+    int rc =
+        fr->replica ? replica_check_epoch(fp->bp, -1, fp->leader_epoch) : replica_serving(fp->bp);
     if (rc != 0) {
         return rc; /* leadership moved while it was parked */
     }
@@ -531,8 +530,7 @@ static void resolve_replica(struct server *s, struct fetch_req *fr, int32_t repl
             int rc = bp != NULL ? replica_check_epoch(bp, replica_id, p.leader_epoch)
                                 : -NG_EUNKNOWN_TOPIC;
             if (rc == 0) {
-                replica_follower_fetched(bp, replica_id, p.fetch_offset, p.durable_offset,
-                                         now_ms);
+                replica_follower_fetched(bp, replica_id, p.fetch_offset, p.durable_offset, now_ms);
             }
             fr->parts[i++] = (struct fetch_part){.topic = t.name,
                                                  .partition = p.partition,

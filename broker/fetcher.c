@@ -764,8 +764,8 @@ static void apply_fetch(struct fetcher *f, uint8_t *frame, struct rd *body)
         struct proto_replica_fetch_resp_partition p;
         while (proto_replica_fetch_resp_next_partition(&count_d, &p) && i < f->sent_count) {
             const struct bpart *bp = sent_part(f, &f->sent[i++]);
-            uint32_t n = bp != NULL ? count_batches(p.records, p.records_bytes, BATCH_BYTES_LIMIT)
-                                    : 0;
+            uint32_t n =
+                bp != NULL ? count_batches(p.records, p.records_bytes, BATCH_BYTES_LIMIT) : 0;
             uint32_t room = bp != NULL ? part_appends_room(&bp->log) : 0;
             batches += n < room ? n : room;
         }

@@ -217,8 +217,8 @@ static void start_append(struct server *s, struct server_topic *t, struct produc
      * append need not run the checksum again. */
     pp->a = (struct part_append){.batch = (uint8_t *)in->records,
                                  .bytes = in->records_bytes,
-                                 .durable = pp->pr->acks == PROTO_ACKS_ALL ||
-                                            replica_durable_appends(bp),
+                                 .durable =
+                                     pp->pr->acks == PROTO_ACKS_ALL || replica_durable_appends(bp),
                                  .validated = true,
                                  .hdr = h,
                                  .done = append_done};

@@ -501,8 +501,7 @@ static void isr_change_applied(struct loop_msg *m, void *arg)
     struct isr_change *c = container_of(m, struct isr_change, m);
     struct server_topic *t = server_topic_find(c->s, proto_str_make(c->topic));
     struct bpart *bp = t != NULL && c->index < t->cfg.partitions ? &t->parts[c->index] : NULL;
-    if (bp != NULL && bp->rep.role == REPLICA_LEADER &&
-        bp->rep.leader_epoch == c->leader_epoch) {
+    if (bp != NULL && bp->rep.role == REPLICA_LEADER && bp->rep.leader_epoch == c->leader_epoch) {
         bp->rep.isr_changing = false;
         if (c->rc == 0) {
             bp->rep.isr_count = c->count;
@@ -511,8 +510,7 @@ static void isr_change_applied(struct loop_msg *m, void *arg)
                      c->count);
             replica_leader_update(bp);
         } else if (c->rc != -NG_ECONFLICT) {
-            log_warn("topic %s partition %d: ISR change: %s", c->topic, c->index,
-                     err_str(c->rc));
+            log_warn("topic %s partition %d: ISR change: %s", c->topic, c->index, err_str(c->rc));
         }
     }
     free(c);
@@ -526,8 +524,7 @@ static void isr_change_done(void *arg, int rc)
     loop_post(&c->s->loop, &c->m);
 }
 
-static int session_alter_isr(struct server *s, struct bpart *bp, const int32_t *isr,
-                             uint8_t count)
+static int session_alter_isr(struct server *s, struct bpart *bp, const int32_t *isr, uint8_t count)
 {
     struct isr_change *c = calloc(1, sizeof(*c));
     if (c == NULL) {

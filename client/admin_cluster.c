@@ -99,9 +99,8 @@ static int cluster_decode(void *arg, struct rd *body, uint16_t version)
         (struct nagare_partition_replicas *)(brokers + z.brokers);
     int32_t *ids = (int32_t *)(parts + z.parts);
     char *chars = (char *)(ids + z.ids);
-    *info = (struct nagare_cluster_info){.controller = m.controller_id,
-                                         .brokers = brokers,
-                                         .partitions = parts};
+    *info = (struct nagare_cluster_info){
+        .controller = m.controller_id, .brokers = brokers, .partitions = parts};
     struct proto_broker b;
     while (proto_metadata_resp_next_broker(&m, &b)) {
         brokers[info->broker_count++] = (struct nagare_broker_info){

@@ -76,8 +76,8 @@ void brokers_update(struct brokers *bs, struct cbroker *on, struct proto_metadat
         /* "host:port", an IPv6 host in brackets (conn_parse_address()). */
         char address[CONN_HOST_BYTES_MAX + 16];
         bool v6 = memchr(b.host.ptr, ':', (size_t)b.host.len) != NULL;
-        int n = snprintf(address, sizeof(address), v6 ? "[%.*s]:%u" : "%.*s:%u",
-                         (int)b.host.len, b.host.ptr, b.port);
+        int n = snprintf(address, sizeof(address), v6 ? "[%.*s]:%u" : "%.*s:%u", (int)b.host.len,
+                         b.host.ptr, b.port);
         if (n > 0 && (size_t)n < sizeof(address)) {
             (void)entry_new(bs, address, b.id); /* NULL: skipped */
         }

@@ -138,9 +138,9 @@ struct conn_pending {
 /* Fields are private to conn.c except where noted. */
 struct client_conn {
     int fd;
-    enum conn_state state; /* readable by users */
-    int err_last;          /* why it last went down (0: never); readable */
-    uint64_t generation;   /* bumped by every close; readable */
+    enum conn_state state;                    /* readable by users */
+    int err_last;                             /* why it last went down (0: never); readable */
+    uint64_t generation;                      /* bumped by every close; readable */
     char bootstrap[CONN_BOOTSTRAP_BYTES_MAX]; /* the address list, as given */
     struct conn_config cfg;
     int64_t connect_deadline_ms;

@@ -1191,8 +1191,7 @@ static void send_fetches(nagare_consumer *c, int64_t now_ms)
 {
     for (uint32_t i = 0; i < c->brokers.count; i++) {
         struct cbroker *br = c->brokers.all[i];
-        while (br->leads > 0 && conn_ready(&br->conn) &&
-               c->fetches_out < c->cfg.fetches_inflight &&
+        while (br->leads > 0 && conn_ready(&br->conn) && c->fetches_out < c->cfg.fetches_inflight &&
                answers_held(c) < c->cfg.fetches_inflight + 1 && fetch_send(c, br, now_ms)) {
         }
     }

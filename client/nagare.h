@@ -690,7 +690,7 @@ struct nagare_partition_replicas {
     size_t replica_count;
     const int32_t *replicas; /* broker ids, the preferred leader first */
     size_t isr_count;
-    const int32_t *isr;     /* the in-sync replicas */
+    const int32_t *isr;    /* the in-sync replicas */
     bool under_replicated; /* fewer in sync than replicas, or no leader */
 };
 
@@ -708,7 +708,8 @@ struct nagare_cluster_info {
  * valid until nagare_cluster_info_free(). Returns 0, -NAGARE_EBADVERSION
  * (a broker that does not speak Metadata v2), -ENOMEM, or the request's
  * error. */
-NAGARE_MUST_USE int nagare_cluster_describe(nagare_admin *a, const struct nagare_cluster_info **out);
+NAGARE_MUST_USE int nagare_cluster_describe(nagare_admin *a,
+                                            const struct nagare_cluster_info **out);
 void nagare_cluster_info_free(nagare_admin *a, const struct nagare_cluster_info *info);
 
 /* The first offset with timestamp >= ts_ms (or NAGARE_OFFSET_BEGINNING /

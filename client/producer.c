@@ -280,8 +280,8 @@ static void metadata_send(struct nagare_producer *p)
     }
     int rc = proto_enc_end(&e);
     ASSERT(rc == 0);
-    conn_frame_commit(boot, &w, corr, PROTO_API_METADATA, version, false,
-                      p->cfg.request_timeout_ms, meta_done, p);
+    conn_frame_commit(boot, &w, corr, PROTO_API_METADATA, version, false, p->cfg.request_timeout_ms,
+                      meta_done, p);
     p->meta_inflight = true;
     /* Refreshes (a leader moved) go at most once per retry backoff. */
     p->meta_next_ms = clock_mono_ms() + p->cfg.retry_backoff_ms;
@@ -350,8 +350,8 @@ static int probe_send(struct nagare_producer *p, struct ptopic *t)
     rc = proto_enc_end(&e);
     ASSERT(rc == 0);
     t->probing = true; /* metadata is asked again after the probe's answer */
-    conn_frame_commit(boot, &w, corr, PROTO_API_PRODUCE, version, false,
-                      p->cfg.request_timeout_ms, probe_done, pr);
+    conn_frame_commit(boot, &w, corr, PROTO_API_PRODUCE, version, false, p->cfg.request_timeout_ms,
+                      probe_done, pr);
     return 0;
 }
 

@@ -315,7 +315,6 @@ bool sender_part_ready(const struct nagare_producer *p, const struct ppart *pp, 
 /* Whether an error leaves a batch worth sending again. */
 bool sender_retriable(int err);
 
-
 /* Frees the request pool. */
 void sender_free(struct nagare_producer *p);
 

@@ -157,8 +157,9 @@ static int resequence(struct ppart *pp)
 bool sender_part_ready(const struct nagare_producer *p, const struct ppart *pp, int64_t now_ms)
 {
     return pp->leader != NULL && conn_ready(&pp->leader->conn) &&
-           pp->leader->requests < p->cfg.inflight_max && pp->queued == pp->inflight && pp->inflight < PART_INFLIGHT_MAX &&
-           now_ms >= pp->backoff_until_ms && !pp->retrying && !pp->resequence;
+           pp->leader->requests < p->cfg.inflight_max && pp->queued == pp->inflight &&
+           pp->inflight < PART_INFLIGHT_MAX && now_ms >= pp->backoff_until_ms && !pp->retrying &&
+           !pp->resequence;
 }
 
 /* The batch of pp to send next, or NULL. A batch that grew while pp could
@@ -453,8 +454,8 @@ static bool add_topic(struct nagare_producer *p, struct proto_enc *e, struct pre
 {
     bool opened = false;
     for (int32_t k = 0; k < t->parts_len; k++) {
-        struct pbatch *b = t->parts[k].leader == r->broker ? sendable(p, &t->parts[k], now_ms)
-                                                          : NULL;
+        struct pbatch *b =
+            t->parts[k].leader == r->broker ? sendable(p, &t->parts[k], now_ms) : NULL;
         if (b == NULL) {
             continue;
         }
@@ -486,16 +487,14 @@ static bool add_topic(struct nagare_producer *p, struct proto_enc *e, struct pre
  * Sizing the frame for the first batch alone made every request carry one
  * batch, and the lowest partitions took every request slot while the
  * others starved. */
-static struct plan plan_request(struct nagare_producer *p, const struct cbroker *br,
-                                int64_t now_ms)
+static struct plan plan_request(struct nagare_producer *p, const struct cbroker *br, int64_t now_ms)
 {
     struct plan plan = {.frame_bytes = PRODUCE_FRAME_OVERHEAD_BYTES};
     for (uint32_t i = 0; i < p->topic_slots; i++) {
         struct ptopic *t = p->topics[i];
         bool opened = false;
         for (int32_t k = 0; t != NULL && t->state != PT_UNKNOWN && k < t->parts_len; k++) {
-            struct pbatch *b =
-                t->parts[k].leader == br ? sendable(p, &t->parts[k], now_ms) : NULL;
+            struct pbatch *b = t->parts[k].leader == br ? sendable(p, &t->parts[k], now_ms) : NULL;
             if (b == NULL) {
                 continue;
             }

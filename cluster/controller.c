@@ -188,7 +188,8 @@ enum controller_reassign_step controller_reassign(const struct cluster_view *v,
             return CONTROLLER_REASSIGN_WAIT;
         }
     }
-    if (same_set(target, count, p->replicas, p->replica_count) && ids_has(target, count, p->leader)) {
+    if (same_set(target, count, p->replicas, p->replica_count) &&
+        ids_has(target, count, p->leader)) {
         /* Only the order differs: the preferred leader changes, nothing
          * else; no fencing needed, the preferred-leader check moves it. */
         *out = *p;
@@ -222,23 +223,33 @@ int controller_commit(struct etcd *e, const struct controller_ident *me, const c
     int len = cluster_partition_encode(next, value, sizeof(value));
     ASSERT(len > 0); /* a partition's record is far below 512 bytes */
     const struct etcd_cmp cmps[] = {
-        {.key = me->key, .target = ETCD_CMP_VALUE, .result = ETCD_CMP_EQUAL,
-         .value = me->value, .value_len = me->value_len},
-        {.key = me->key, .target = ETCD_CMP_MOD_REVISION, .result = ETCD_CMP_EQUAL,
+        {.key = me->key,
+         .target = ETCD_CMP_VALUE,
+         .result = ETCD_CMP_EQUAL,
+         .value = me->value,
+         .value_len = me->value_len},
+        {.key = me->key,
+         .target = ETCD_CMP_MOD_REVISION,
+         .result = ETCD_CMP_EQUAL,
          .number = me->mod_revision},
-        {.key = key, .target = ETCD_CMP_MOD_REVISION, .result = ETCD_CMP_EQUAL,
+        {.key = key,
+         .target = ETCD_CMP_MOD_REVISION,
+         .result = ETCD_CMP_EQUAL,
          .number = next->mod_revision},
     };
     struct etcd_op ops[ETCD_TXN_OPS_MAX];
-    ops[0] = (struct etcd_op){.kind = ETCD_OP_PUT, .key = key, .value = value,
-                              .value_len = (size_t)len};
+    ops[0] =
+        (struct etcd_op){.kind = ETCD_OP_PUT, .key = key, .value = value, .value_len = (size_t)len};
     for (size_t i = 0; i < extra_count; i++) {
         ops[1 + i] = extra[i];
     }
     /* On failure, read the controller key back to say which compare lost. */
     const struct etcd_op get = {.kind = ETCD_OP_GET, .key = me->key};
-    const struct etcd_txn txn = {.cmps = cmps, .cmp_count = ARRAY_LEN(cmps), .success = ops,
-                                 .success_count = 1 + extra_count, .failure = &get,
+    const struct etcd_txn txn = {.cmps = cmps,
+                                 .cmp_count = ARRAY_LEN(cmps),
+                                 .success = ops,
+                                 .success_count = 1 + extra_count,
+                                 .failure = &get,
                                  .failure_count = 1};
     bool ok = false;
     struct etcd_kvs got = {0};

@@ -35,8 +35,7 @@
  * -NG_ENOT_ENOUGH_REPLICAS when fewer brokers live than that.
  * Precondition: 1 <= replication_factor <= CLUSTER_REPLICAS_MAX. */
 MUST_USE int controller_place(const struct cluster_view *v, int32_t index,
-                              int16_t replication_factor,
-                              int32_t replicas[CLUSTER_REPLICAS_MAX]);
+                              int16_t replication_factor, int32_t replicas[CLUSTER_REPLICAS_MAX]);
 
 /* The state of a new partition: placed replicas, the first leading at
  * epoch 0, all in sync, written by controller_epoch. */
@@ -85,10 +84,10 @@ MUST_USE int controller_isr_check(const struct cluster_partition *p, int32_t lea
 
 /* Who the controller is, as its transactions compare it. */
 struct controller_ident {
-    const char *key;        /* "/<cluster>/controller" */
-    const char *value;      /* its record, as written */
+    const char *key;   /* "/<cluster>/controller" */
+    const char *value; /* its record, as written */
     size_t value_len;
-    int64_t mod_revision;   /* of that write */
+    int64_t mod_revision; /* of that write */
 };
 
 /* Writes `next` (with its controller_epoch set by the caller) to the
@@ -98,9 +97,8 @@ struct controller_ident {
  * gets the store's revision after it), -NG_ENOT_CONTROLLER when the
  * controller key changed, -NG_ECONFLICT when the partition key did, or the
  * etcd call's error. */
-MUST_USE int controller_commit(struct etcd *e, const struct controller_ident *me,
-                               const char *key, const struct cluster_partition *next,
-                               const struct etcd_op *extra, size_t extra_count,
-                               int64_t *revision_out);
+MUST_USE int controller_commit(struct etcd *e, const struct controller_ident *me, const char *key,
+                               const struct cluster_partition *next, const struct etcd_op *extra,
+                               size_t extra_count, int64_t *revision_out);
 
 #endif

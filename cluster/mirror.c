@@ -165,7 +165,8 @@ static void view_controller(const struct mirror *m, struct cluster_view *v)
     const struct mirror_kv *c = mirror_get(m, "controller");
     const struct mirror_kv *e = mirror_get(m, "controller_epoch");
     int64_t epoch = 0;
-    if (c != NULL && cluster_controller_decode(c->value, c->value_len, &v->controller, &epoch) != 0) {
+    if (c != NULL &&
+        cluster_controller_decode(c->value, c->value_len, &v->controller, &epoch) != 0) {
         v->controller = -1;
     }
     if (e == NULL || cluster_epoch_decode(e->value, e->value_len, &v->controller_epoch) != 0) {

@@ -28,15 +28,16 @@
 #define SESSION_CREATE_CHUNK (ETCD_TXN_OPS_MAX / 2)
 
 #define KEY_BYTES (ETCD_KEY_BYTES_MAX + 1)
-#define RECORD_BYTES 1024 /* every record fits: the longest, a broker's, is a 255-byte host and four numbers */
+#define RECORD_BYTES \
+    1024 /* every record fits: the longest, a broker's, is a 255-byte host and four numbers */
 
 enum req_kind { REQ_CREATE, REQ_DELETE, REQ_ALTER_ISR, REQ_REASSIGN };
 
 struct req {
     enum req_kind kind;
     char topic[PROTO_TOPIC_NAME_BYTES_MAX + 1];
-    int32_t index;       /* alter_isr, reassign */
-    int32_t partitions;  /* create */
+    int32_t index;      /* alter_isr, reassign */
+    int32_t partitions; /* create */
     int16_t replication_factor;
     struct cluster_topic_config cfg;
     int64_t mod_revision; /* alter_isr */
@@ -63,9 +64,9 @@ struct cluster_session {
     uint32_t queue_head, queue_count;
 
     /* the cluster thread's (and start's, before it runs) */
-    int64_t lease;        /* 0: none, registration lost */
-    int64_t incarnation;  /* wall ms at start */
-    int64_t reg_revision; /* mod_revision of brokers/<id> as this session wrote it */
+    int64_t lease;             /* 0: none, registration lost */
+    int64_t incarnation;       /* wall ms at start */
+    int64_t reg_revision;      /* mod_revision of brokers/<id> as this session wrote it */
     int64_t keepalive_ok_ms;   /* when the last answered keep-alive was sent */
     int64_t keepalive_next_ms; /* when the next is due (also: the next registration try) */
     bool fenced;
@@ -79,10 +80,10 @@ struct cluster_session {
     int64_t ctl_epoch;
     char ctl_value[64];
     size_t ctl_value_len;
-    int64_t ctl_revision;    /* mod_revision of the controller key it wrote */
+    int64_t ctl_revision;     /* mod_revision of the controller key it wrote */
     int64_t pending_revision; /* a write of its own the mirror has not seen yet */
-    bool campaign_lost;      /* lost a campaign: not again until the mirror changes */
-    bool ctl_retry;          /* a pass met an etcd error: run one again */
+    bool campaign_lost;       /* lost a campaign: not again until the mirror changes */
+    bool ctl_retry;           /* a pass met an etcd error: run one again */
     int64_t prefer_next_ms;
 };
 
@@ -146,20 +147,24 @@ static int session_register(struct cluster_session *s, bool *same_address)
     if (rc != 0) {
         return rc;
     }
-    struct cluster_broker me = {.id = s->cfg.broker_id, .port = s->cfg.port,
-                                .incarnation = s->incarnation};
+    struct cluster_broker me = {
+        .id = s->cfg.broker_id, .port = s->cfg.port, .incarnation = s->incarnation};
     memcpy(me.host, s->cfg.host, strlen(s->cfg.host) + 1);
     char key[KEY_BYTES], value[RECORD_BYTES];
     key_of(s, key, "brokers/%d", (int)me.id);
     int len = cluster_broker_encode(&me, value, sizeof(value));
     ASSERT(len > 0); /* a host of 255 bytes and four numbers fit */
-    const struct etcd_cmp cmp = {.key = key, .target = ETCD_CMP_CREATE_REVISION,
-                                 .result = ETCD_CMP_EQUAL, .number = 0};
-    const struct etcd_op put = {.kind = ETCD_OP_PUT, .key = key, .value = value,
-                                .value_len = (size_t)len, .lease = lease};
+    const struct etcd_cmp cmp = {
+        .key = key, .target = ETCD_CMP_CREATE_REVISION, .result = ETCD_CMP_EQUAL, .number = 0};
+    const struct etcd_op put = {
+        .kind = ETCD_OP_PUT, .key = key, .value = value, .value_len = (size_t)len, .lease = lease};
     const struct etcd_op get = {.kind = ETCD_OP_GET, .key = key};
-    const struct etcd_txn txn = {.cmps = &cmp, .cmp_count = 1, .success = &put,
-                                 .success_count = 1, .failure = &get, .failure_count = 1};
+    const struct etcd_txn txn = {.cmps = &cmp,
+                                 .cmp_count = 1,
+                                 .success = &put,
+                                 .success_count = 1,
+                                 .failure = &get,
+                                 .failure_count = 1};
     bool ok = false;
     int64_t revision = 0;
     struct etcd_kvs held = {0};
@@ -347,22 +352,26 @@ static void campaign(struct cluster_session *s)
     char ckey[KEY_BYTES], ekey[KEY_BYTES], evalue[64];
     key_of(s, ckey, "controller");
     key_of(s, ekey, "controller_epoch");
-    int clen = cluster_controller_encode(s->cfg.broker_id, epoch + 1, s->ctl_value,
-                                         sizeof(s->ctl_value));
+    int clen =
+        cluster_controller_encode(s->cfg.broker_id, epoch + 1, s->ctl_value, sizeof(s->ctl_value));
     int elen = cluster_epoch_encode(epoch + 1, evalue, sizeof(evalue));
     ASSERT(clen > 0 && elen > 0);
     const struct etcd_cmp cmps[] = {
         {.key = ckey, .target = ETCD_CMP_CREATE_REVISION, .result = ETCD_CMP_EQUAL, .number = 0},
-        {.key = ekey, .target = ETCD_CMP_MOD_REVISION, .result = ETCD_CMP_EQUAL,
+        {.key = ekey,
+         .target = ETCD_CMP_MOD_REVISION,
+         .result = ETCD_CMP_EQUAL,
          .number = e != NULL ? e->mod_revision : 0},
     };
     const struct etcd_op puts[] = {
-        {.kind = ETCD_OP_PUT, .key = ckey, .value = s->ctl_value, .value_len = (size_t)clen,
+        {.kind = ETCD_OP_PUT,
+         .key = ckey,
+         .value = s->ctl_value,
+         .value_len = (size_t)clen,
          .lease = s->lease},
         {.kind = ETCD_OP_PUT, .key = ekey, .value = evalue, .value_len = (size_t)elen},
     };
-    const struct etcd_txn txn = {.cmps = cmps, .cmp_count = 2, .success = puts,
-                                 .success_count = 2};
+    const struct etcd_txn txn = {.cmps = cmps, .cmp_count = 2, .success = puts, .success_count = 2};
     bool ok = false;
     int64_t revision = 0;
     int rc = etcd_txn(s->etcd, &txn, &ok, &revision, NULL);
@@ -401,8 +410,8 @@ static void log_partition(const char *what, const char *topic, const struct clus
     for (uint8_t i = 0; i < p->isr_count; i++) {
         n += (size_t)snprintf(isr + n, sizeof(isr) - n, "%s%d", i ? "," : "", (int)p->isr[i]);
     }
-    log_info("cluster: %s %s/%d: leader %d, leader epoch %d, isr [%s]", what, topic,
-             (int)p->index, (int)p->leader, (int)p->leader_epoch, isr);
+    log_info("cluster: %s %s/%d: leader %d, leader epoch %d, isr [%s]", what, topic, (int)p->index,
+             (int)p->leader, (int)p->leader_epoch, isr);
 }
 
 /* Writes one decision; false when this session is no longer the
@@ -414,7 +423,8 @@ static bool ctl_commit(struct cluster_session *s, const char *what, const char *
     char key[KEY_BYTES], ckey[KEY_BYTES];
     key_of(s, key, "partitions/%s/%d", topic, (int)next->index);
     key_of(s, ckey, "controller");
-    const struct controller_ident me = {.key = ckey, .value = s->ctl_value,
+    const struct controller_ident me = {.key = ckey,
+                                        .value = s->ctl_value,
                                         .value_len = s->ctl_value_len,
                                         .mod_revision = s->ctl_revision};
     next->controller_epoch = s->ctl_epoch;
@@ -473,8 +483,8 @@ static bool ctl_reassign(struct cluster_session *s, const struct cluster_view *v
     case CONTROLLER_REASSIGN_INVALID:
         break;
     }
-    log_warn("cluster: dropping reassignment %s: bad record or more than %d replicas at once",
-             rel, CLUSTER_REPLICAS_MAX);
+    log_warn("cluster: dropping reassignment %s: bad record or more than %d replicas at once", rel,
+             CLUSTER_REPLICAS_MAX);
     next = *p;
     return ctl_commit(s, "reassignment dropped for", t->name, &next, &drop, 1);
 }
@@ -554,8 +564,8 @@ static void controller_pass(struct cluster_session *s, const struct cluster_view
 static int txn_simple(struct cluster_session *s, const struct etcd_cmp *cmps, size_t cmp_count,
                       const struct etcd_op *ops, size_t op_count, bool *ok, int64_t *revision)
 {
-    const struct etcd_txn txn = {.cmps = cmps, .cmp_count = cmp_count, .success = ops,
-                                 .success_count = op_count};
+    const struct etcd_txn txn = {
+        .cmps = cmps, .cmp_count = cmp_count, .success = ops, .success_count = op_count};
     return etcd_txn(s->etcd, &txn, ok, revision, NULL);
 }
 
@@ -570,16 +580,20 @@ static int create_chunk(struct cluster_session *s, const struct req *r, int64_t 
     struct etcd_cmp cmps[1 + SESSION_CREATE_CHUNK];
     struct etcd_op ops[SESSION_CREATE_CHUNK];
     key_of(s, tkey, "topics/%s", r->topic);
-    cmps[0] = (struct etcd_cmp){.key = tkey, .target = ETCD_CMP_MOD_REVISION,
-                                .result = ETCD_CMP_EQUAL, .number = topic_revision};
+    cmps[0] = (struct etcd_cmp){.key = tkey,
+                                .target = ETCD_CMP_MOD_REVISION,
+                                .result = ETCD_CMP_EQUAL,
+                                .number = topic_revision};
     for (int32_t i = 0; i < count; i++) {
         key_of(s, keys[i], "partitions/%s/%d", r->topic, (int)(first + i));
         int len = cluster_partition_encode(&parts[first + i], values[i], RECORD_BYTES);
         ASSERT(len > 0);
-        cmps[1 + i] = (struct etcd_cmp){.key = keys[i], .target = ETCD_CMP_CREATE_REVISION,
-                                        .result = ETCD_CMP_EQUAL, .number = 0};
-        ops[i] = (struct etcd_op){.kind = ETCD_OP_PUT, .key = keys[i], .value = values[i],
-                                  .value_len = (size_t)len};
+        cmps[1 + i] = (struct etcd_cmp){.key = keys[i],
+                                        .target = ETCD_CMP_CREATE_REVISION,
+                                        .result = ETCD_CMP_EQUAL,
+                                        .number = 0};
+        ops[i] = (struct etcd_op){
+            .kind = ETCD_OP_PUT, .key = keys[i], .value = values[i], .value_len = (size_t)len};
     }
     bool ok = false;
     int rc = txn_simple(s, cmps, 1 + (size_t)count, ops, (size_t)count, &ok, NULL);
@@ -617,23 +631,23 @@ static int do_create(struct cluster_session *s, const struct req *r)
     }
     /* The topic record first, alone and only if absent: it decides whether
      * the topic exists; the partitions follow in chunks. */
-    const struct cluster_topic t = {.partitions = r->partitions,
-                                    .replication_factor = r->replication_factor, .cfg = r->cfg};
+    const struct cluster_topic t = {
+        .partitions = r->partitions, .replication_factor = r->replication_factor, .cfg = r->cfg};
     char tkey[KEY_BYTES], tvalue[RECORD_BYTES];
     key_of(s, tkey, "topics/%s", r->topic);
     int len = cluster_topic_encode(&t, tvalue, sizeof(tvalue));
     ASSERT(len > 0); /* six numbers and a flag */
-    const struct etcd_cmp absent = {.key = tkey, .target = ETCD_CMP_CREATE_REVISION,
-                                    .result = ETCD_CMP_EQUAL, .number = 0};
-    const struct etcd_op put = {.kind = ETCD_OP_PUT, .key = tkey, .value = tvalue,
-                                .value_len = (size_t)len};
+    const struct etcd_cmp absent = {
+        .key = tkey, .target = ETCD_CMP_CREATE_REVISION, .result = ETCD_CMP_EQUAL, .number = 0};
+    const struct etcd_op put = {
+        .kind = ETCD_OP_PUT, .key = tkey, .value = tvalue, .value_len = (size_t)len};
     bool ok = false;
     int64_t revision = 0;
     rc = txn_simple(s, &absent, 1, &put, 1, &ok, &revision);
     rc = rc ? rc : ok ? 0 : -NG_ETOPIC_EXISTS;
     for (int32_t i = 0; rc == 0 && i < r->partitions; i += SESSION_CREATE_CHUNK) {
-        int32_t n = r->partitions - i < SESSION_CREATE_CHUNK ? r->partitions - i
-                                                             : SESSION_CREATE_CHUNK;
+        int32_t n =
+            r->partitions - i < SESSION_CREATE_CHUNK ? r->partitions - i : SESSION_CREATE_CHUNK;
         rc = create_chunk(s, r, revision, parts, i, n);
     }
     free(parts);
@@ -650,8 +664,8 @@ static int do_delete(struct cluster_session *s, const struct req *r)
     key_of(s, tkey, "topics/%s", r->topic);
     key_of(s, pkey, "partitions/%s/", r->topic);
     key_of(s, rkey, "reassign/%s/", r->topic);
-    const struct etcd_cmp exists = {.key = tkey, .target = ETCD_CMP_CREATE_REVISION,
-                                    .result = ETCD_CMP_GREATER, .number = 0};
+    const struct etcd_cmp exists = {
+        .key = tkey, .target = ETCD_CMP_CREATE_REVISION, .result = ETCD_CMP_GREATER, .number = 0};
     const struct etcd_op ops[] = {
         {.kind = ETCD_OP_DELETE, .key = tkey},
         {.kind = ETCD_OP_DELETE_PREFIX, .key = pkey},
@@ -715,16 +729,24 @@ static int do_alter_isr(struct cluster_session *s, const struct req *r)
     /* The key unmoved, and this broker's registration the one it made: a
      * broker whose lease ended changes nothing. */
     const struct etcd_cmp cmps[] = {
-        {.key = key, .target = ETCD_CMP_MOD_REVISION, .result = ETCD_CMP_EQUAL,
+        {.key = key,
+         .target = ETCD_CMP_MOD_REVISION,
+         .result = ETCD_CMP_EQUAL,
          .number = r->mod_revision},
-        {.key = bkey, .target = ETCD_CMP_MOD_REVISION, .result = ETCD_CMP_EQUAL,
+        {.key = bkey,
+         .target = ETCD_CMP_MOD_REVISION,
+         .result = ETCD_CMP_EQUAL,
          .number = s->reg_revision},
     };
-    const struct etcd_op put = {.kind = ETCD_OP_PUT, .key = key, .value = value,
-                                .value_len = (size_t)len};
+    const struct etcd_op put = {
+        .kind = ETCD_OP_PUT, .key = key, .value = value, .value_len = (size_t)len};
     const struct etcd_op get = {.kind = ETCD_OP_GET, .key = bkey};
-    const struct etcd_txn txn = {.cmps = cmps, .cmp_count = 2, .success = &put,
-                                 .success_count = 1, .failure = &get, .failure_count = 1};
+    const struct etcd_txn txn = {.cmps = cmps,
+                                 .cmp_count = 2,
+                                 .success = &put,
+                                 .success_count = 1,
+                                 .failure = &get,
+                                 .failure_count = 1};
     bool ok = false;
     struct etcd_kvs got = {0};
     rc = etcd_txn(s->etcd, &txn, &ok, NULL, &got);
@@ -762,10 +784,10 @@ static int do_reassign(struct cluster_session *s, const struct req *r)
     key_of(s, pkey, "partitions/%s/%d", r->topic, (int)r->index);
     int len = cluster_reassign_encode(&ra, value, sizeof(value));
     ASSERT(len > 0);
-    const struct etcd_cmp exists = {.key = pkey, .target = ETCD_CMP_CREATE_REVISION,
-                                    .result = ETCD_CMP_GREATER, .number = 0};
-    const struct etcd_op put = {.kind = ETCD_OP_PUT, .key = key, .value = value,
-                                .value_len = (size_t)len};
+    const struct etcd_cmp exists = {
+        .key = pkey, .target = ETCD_CMP_CREATE_REVISION, .result = ETCD_CMP_GREATER, .number = 0};
+    const struct etcd_op put = {
+        .kind = ETCD_OP_PUT, .key = key, .value = value, .value_len = (size_t)len};
     bool ok = false;
     rc = txn_simple(s, &exists, 1, &put, 1, &ok, NULL);
     return rc == 0 && !ok ? -NG_EUNKNOWN_TOPIC : rc;
@@ -856,7 +878,7 @@ static void *session_main(void *arg)
         campaign(s);
         publish(s);
         int64_t until_keepalive = s->keepalive_next_ms - clock_mono_ms();
-        uint32_t wait = until_keepalive < 1 ? 1
+        uint32_t wait = until_keepalive < 1                 ? 1
                         : until_keepalive < SESSION_POLL_MS ? (uint32_t)until_keepalive
                                                             : SESSION_POLL_MS;
         watch_wait(s, wait);
@@ -948,8 +970,7 @@ void cluster_session_stop(struct cluster_session *s)
     int rc = pthread_join(s->thread, NULL);
     ASSERT(rc == 0);
     if (s->lease != 0 && etcd_lease_revoke(s->etcd, s->lease) != 0) {
-        log_warn("cluster: could not revoke lease %lld; it expires by itself",
-                 (long long)s->lease);
+        log_warn("cluster: could not revoke lease %lld; it expires by itself", (long long)s->lease);
     }
     if (s->watch != NULL) {
         etcd_watch_close(s->watch);
@@ -991,19 +1012,22 @@ int cluster_session_create_topic(struct cluster_session *s, const char *name, in
                                  int16_t replication_factor, const struct cluster_topic_config *cfg,
                                  cluster_done_fn *done, void *arg)
 {
-    struct req r = {.kind = REQ_CREATE, .partitions = partitions,
-                    .replication_factor = replication_factor, .cfg = *cfg, .done = done,
+    struct req r = {.kind = REQ_CREATE,
+                    .partitions = partitions,
+                    .replication_factor = replication_factor,
+                    .cfg = *cfg,
+                    .done = done,
                     .arg = arg};
-    const struct cluster_topic t = {.partitions = partitions,
-                                    .replication_factor = replication_factor, .cfg = *cfg};
+    const struct cluster_topic t = {
+        .partitions = partitions, .replication_factor = replication_factor, .cfg = *cfg};
     if (req_topic(&r, name) != 0 || !cluster_topic_ok(&t)) {
         return -NG_EBADARG;
     }
     return enqueue(s, &r);
 }
 
-int cluster_session_delete_topic(struct cluster_session *s, const char *name,
-                                 cluster_done_fn *done, void *arg)
+int cluster_session_delete_topic(struct cluster_session *s, const char *name, cluster_done_fn *done,
+                                 void *arg)
 {
     struct req r = {.kind = REQ_DELETE, .done = done, .arg = arg};
     int rc = req_topic(&r, name);
@@ -1038,8 +1062,11 @@ int cluster_session_alter_isr(struct cluster_session *s, const char *topic, int3
                               int64_t mod_revision, int32_t leader_epoch, const int32_t *isr,
                               uint8_t count, cluster_done_fn *done, void *arg)
 {
-    struct req r = {.kind = REQ_ALTER_ISR, .mod_revision = mod_revision,
-                    .leader_epoch = leader_epoch, .done = done, .arg = arg};
+    struct req r = {.kind = REQ_ALTER_ISR,
+                    .mod_revision = mod_revision,
+                    .leader_epoch = leader_epoch,
+                    .done = done,
+                    .arg = arg};
     int rc = req_partition(&r, topic, index, isr, count);
     return rc ? rc : enqueue(s, &r);
 }

@@ -49,7 +49,8 @@
 #define CLUSTER_LEASE_TTL_S_MIN 3u
 #define CLUSTER_LEASE_TTL_S_MAX 60u
 #define CLUSTER_KEEPALIVE_S(ttl_s) ((ttl_s) / 3u)
-static_assert(CLUSTER_KEEPALIVE_S(CLUSTER_LEASE_TTL_S_MIN) >= 1, "a keep-alive every second at least");
+static_assert(CLUSTER_KEEPALIVE_S(CLUSTER_LEASE_TTL_S_MIN) >= 1,
+              "a keep-alive every second at least");
 
 /* The controller gives leadership back to preferred replicas this often
  * (Kafka's leader.imbalance.check.interval.seconds is 300 s; 30 s brings a
@@ -70,7 +71,7 @@ struct cluster_session_config {
     char host[CLUSTER_HOST_BYTES]; /* advertised to clients and followers */
     uint16_t port;                 /* advertised; not 0 */
     char endpoints[ETCD_ENDPOINTS_MAX][CLUSTER_ENDPOINT_BYTES];
-    uint32_t endpoint_count; /* 1..ETCD_ENDPOINTS_MAX */
+    uint32_t endpoint_count;               /* 1..ETCD_ENDPOINTS_MAX */
     char cluster_name[CLUSTER_NAME_BYTES]; /* keys live under /<cluster_name>/ */
     uint32_t lease_ttl_s;                  /* CLUSTER_LEASE_TTL_S_MIN..MAX */
     uint32_t preferred_leader_check_ms;    /* >= CLUSTER_PREFERRED_LEADER_CHECK_MS_MIN */
@@ -148,10 +149,10 @@ MUST_USE int cluster_session_delete_topic(struct cluster_session *s, const char 
  * -NG_EUNKNOWN_TOPIC; -NG_EBADARG for an ISR the partition does not allow;
  * -NG_ECLUSTER_UNAVAILABLE. Returns 0 (queued), -NG_EBADARG (count outside
  * 1..CLUSTER_REPLICAS_MAX, a bad name), -NG_EBUSY, -NG_ECLOSED. */
-MUST_USE int cluster_session_alter_isr(struct cluster_session *s, const char *topic,
-                                       int32_t index, int64_t mod_revision,
-                                       int32_t leader_epoch, const int32_t *isr, uint8_t count,
-                                       cluster_done_fn *done, void *arg);
+MUST_USE int cluster_session_alter_isr(struct cluster_session *s, const char *topic, int32_t index,
+                                       int64_t mod_revision, int32_t leader_epoch,
+                                       const int32_t *isr, uint8_t count, cluster_done_fn *done,
+                                       void *arg);
 
 /* Asks the controller to move partition <index> of topic onto
  * replicas[count) (the first becomes the preferred leader): writes
@@ -159,8 +160,8 @@ MUST_USE int cluster_session_alter_isr(struct cluster_session *s, const char *to
  * and deletes when done. done's rc: 0 once the request is in etcd;
  * -NG_EUNKNOWN_TOPIC; -NG_EBADARG (replicas not distinct, a broker not
  * live); -NG_ECLUSTER_UNAVAILABLE. Returns as alter_isr. */
-MUST_USE int cluster_session_reassign(struct cluster_session *s, const char *topic,
-                                      int32_t index, const int32_t *replicas, uint8_t count,
-                                      cluster_done_fn *done, void *arg);
+MUST_USE int cluster_session_reassign(struct cluster_session *s, const char *topic, int32_t index,
+                                      const int32_t *replicas, uint8_t count, cluster_done_fn *done,
+                                      void *arg);
 
 #endif

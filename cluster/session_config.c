@@ -53,4 +53,3 @@ int cluster_endpoints_parse(struct cluster_session_config *c, const char *list)
     c->endpoint_count = count;
     return 0;
 }
-

@@ -55,7 +55,7 @@ struct cluster_topic_config {
     int64_t segment_bytes;
     int64_t segment_ms;
     int32_t batch_bytes_max;
-    int32_t min_insync_replicas;   /* 1..replication_factor; -1: the broker's default */
+    int32_t min_insync_replicas;  /* 1..replication_factor; -1: the broker's default */
     bool unclean_leader_election; /* false: only an in-sync replica may lead */
 };
 
@@ -81,8 +81,8 @@ struct cluster_topic {
 };
 
 struct cluster_view {
-    int64_t revision;          /* the etcd revision it reflects */
-    int32_t controller;        /* broker id, or -1 while there is none */
+    int64_t revision;   /* the etcd revision it reflects */
+    int32_t controller; /* broker id, or -1 while there is none */
     int64_t controller_epoch;
     struct cluster_broker *brokers; /* live brokers (their lease holds), by id */
     uint32_t broker_count;

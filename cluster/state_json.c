@@ -149,8 +149,8 @@ static bool host_ok(const char *h, size_t len)
 
 static bool broker_ok(const struct cluster_broker *b)
 {
-    return id_ok(b->id) && host_ok(b->host, strnlen(b->host, CLUSTER_HOST_BYTES)) &&
-           b->port != 0 && b->incarnation >= 0;
+    return id_ok(b->id) && host_ok(b->host, strnlen(b->host, CLUSTER_HOST_BYTES)) && b->port != 0 &&
+           b->incarnation >= 0;
 }
 
 int cluster_broker_encode(const struct cluster_broker *b, char *buf, size_t cap)
@@ -176,8 +176,8 @@ int cluster_broker_decode(const char *json, size_t len, struct cluster_broker *o
     rc = rc ? rc : get_int(root, "incarnation", 0, INT64_MAX, &b.incarnation);
     /* jansson refuses "\u0000" in strings (no JSON_ALLOW_NUL): the length
      * is the C string's. */
-    if (rc == 0 && (!json_is_string(host) ||
-                    !host_ok(json_string_value(host), json_string_length(host)))) {
+    if (rc == 0 &&
+        (!json_is_string(host) || !host_ok(json_string_value(host), json_string_length(host)))) {
         rc = -NG_EPROTO;
     }
     if (rc == 0) {
@@ -209,12 +209,11 @@ int cluster_topic_encode(const struct cluster_topic *t, char *buf, size_t cap)
 {
     ASSERT(cluster_topic_ok(t));
     const struct cluster_topic_config *c = &t->cfg;
-    json_t *cfg = json_pack("{s:I, s:I, s:I, s:I, s:i, s:i}", "retention_ms",
-                            (json_int_t)c->retention_ms, "retention_bytes",
-                            (json_int_t)c->retention_bytes, "segment_bytes",
-                            (json_int_t)c->segment_bytes, "segment_ms", (json_int_t)c->segment_ms,
-                            "batch_bytes_max", (int)c->batch_bytes_max, "min_insync_replicas",
-                            (int)c->min_insync_replicas);
+    json_t *cfg = json_pack(
+        "{s:I, s:I, s:I, s:I, s:i, s:i}", "retention_ms", (json_int_t)c->retention_ms,
+        "retention_bytes", (json_int_t)c->retention_bytes, "segment_bytes",
+        (json_int_t)c->segment_bytes, "segment_ms", (json_int_t)c->segment_ms, "batch_bytes_max",
+        (int)c->batch_bytes_max, "min_insync_replicas", (int)c->min_insync_replicas);
     if (cfg == NULL) {
         return -ENOMEM;
     }

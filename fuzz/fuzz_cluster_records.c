@@ -69,7 +69,8 @@ static void controller(const char *json, size_t len)
     int64_t epoch = 0, epoch_again = 0;
     if (cluster_controller_decode(json, len, &broker_id, &epoch) == 0) {
         int n = cluster_controller_encode(broker_id, epoch, again, sizeof(again));
-        ASSERT(n > 0 && cluster_controller_decode(again, (size_t)n, &broker_again, &epoch_again) == 0);
+        ASSERT(n > 0 &&
+               cluster_controller_decode(again, (size_t)n, &broker_again, &epoch_again) == 0);
         ASSERT(broker_id == broker_again && epoch == epoch_again);
     }
     if (cluster_epoch_decode(json, len, &epoch) == 0) {

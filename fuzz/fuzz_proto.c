@@ -428,7 +428,8 @@ static int recode_describe_group(uint16_t v, uint32_t c, struct rd *r, struct wr
 }
 
 /* The group and share responses without topics; -1 for the others. */
-static int recode_group_flat(uint16_t api, uint16_t v, uint32_t c, struct rd *r, struct wr *w, int *enc_rc)
+static int recode_group_flat(uint16_t api, uint16_t v, uint32_t c, struct rd *r, struct wr *w,
+                             int *enc_rc)
 {
     int rc;
     int err;
@@ -475,7 +476,8 @@ static int recode_group_flat(uint16_t api, uint16_t v, uint32_t c, struct rd *r,
 }
 
 /* The group and share responses. */
-static int recode_group_body(uint16_t api, uint16_t v, uint32_t c, struct rd *r, struct wr *w, int *enc_rc)
+static int recode_group_body(uint16_t api, uint16_t v, uint32_t c, struct rd *r, struct wr *w,
+                             int *enc_rc)
 {
     int rc = recode_group_flat(api, v, c, r, w, enc_rc);
     if (rc <= 0) {
@@ -520,7 +522,8 @@ static int recode_group_body(uint16_t api, uint16_t v, uint32_t c, struct rd *r,
 }
 
 /* Decodes a response body of api at version v. */
-static int recode_body(uint16_t api, uint16_t v, uint32_t c, struct rd *r, struct wr *w, int *enc_rc)
+static int recode_body(uint16_t api, uint16_t v, uint32_t c, struct rd *r, struct wr *w,
+                       int *enc_rc)
 {
     struct proto_enc e;
     struct proto_dec d;

@@ -100,9 +100,15 @@ static const struct pfield s_create_topics_req[] = {ARR(TOPICS, s_create_topic),
  * epoch, replicas and in-sync replicas after v1's fields. */
 static const struct pfield s_broker[] = {F(I32), F(STR), F(I16), END};
 static const struct pfield s_broker_id[] = {F(I32), END};
-static const struct pfield s_metadata_part_v2[] = {
-    F(I32), F(ERR), F(I64), F(I64), F(I32), F(I32), ARR(REPLICAS, s_broker_id),
-    ARR(REPLICAS, s_broker_id), END};
+static const struct pfield s_metadata_part_v2[] = {F(I32),
+                                                   F(ERR),
+                                                   F(I64),
+                                                   F(I64),
+                                                   F(I32),
+                                                   F(I32),
+                                                   ARR(REPLICAS, s_broker_id),
+                                                   ARR(REPLICAS, s_broker_id),
+                                                   END};
 static const struct pfield s_metadata_topic_v2[] = {
     F(STR), F(ERR), F(I32),
     F(I64), F(I64), F(I64),
@@ -205,8 +211,8 @@ static const struct pfield s_share_ack_req[] = {F(STR), F(STR), ARR(TOPICS, s_sh
                                                 END};
 static const struct pfield s_dlq_redrive_resp[] = {F(ERR), F(I64), END};
 
-static const struct pfield s_replica_fetch_req_part[] = {F(I32), F(I32), F(I64), F(I64), F(I64),
-                                                         END};
+static const struct pfield s_replica_fetch_req_part[] = {F(I32), F(I32), F(I64),
+                                                         F(I64), F(I64), END};
 static const struct pfield s_replica_fetch_req_topic[] = {
     F(STR), ARR(PARTS, s_replica_fetch_req_part), END};
 static const struct pfield s_replica_fetch_req[] = {
@@ -298,9 +304,9 @@ static const struct msg msgs[PROTO_API_COUNT][2] = {
     [PROTO_API_SHARE_ACK] = {{s_share_ack_req, s_share_ack_part, SHAPE_TOPIC_PARTS},
                              {s_part_results, s_part_result, SHAPE_TOPIC_PARTS}},
     [PROTO_API_DLQ_REDRIVE] = {{s_name, NULL, SHAPE_NONE}, {s_dlq_redrive_resp, NULL, SHAPE_NONE}},
-    [PROTO_API_REPLICA_FETCH] = {
-        {s_replica_fetch_req, s_replica_fetch_req_part, SHAPE_TOPIC_PARTS},
-        {s_replica_fetch_resp, s_replica_fetch_resp_part, SHAPE_TOPIC_PARTS}},
+    [PROTO_API_REPLICA_FETCH] = {{s_replica_fetch_req, s_replica_fetch_req_part, SHAPE_TOPIC_PARTS},
+                                 {s_replica_fetch_resp, s_replica_fetch_resp_part,
+                                  SHAPE_TOPIC_PARTS}},
     [PROTO_API_OFFSET_FOR_LEADER_EPOCH] = {{s_epoch_req, s_epoch_req_part, SHAPE_TOPIC_PARTS},
                                            {s_epoch_resp, s_epoch_resp_part, SHAPE_TOPIC_PARTS}},
 };
@@ -1622,8 +1628,7 @@ void proto_fetch_resp_partition_begin(struct proto_enc *e,
  * records written in place. */
 static void enc_check_records(const struct proto_enc *e)
 {
-    ASSERT(e->response &&
-           (e->api_key == PROTO_API_FETCH || e->api_key == PROTO_API_REPLICA_FETCH));
+    ASSERT(e->response && (e->api_key == PROTO_API_FETCH || e->api_key == PROTO_API_REPLICA_FETCH));
 }
 
 void proto_fetch_resp_partition_end(struct proto_enc *e)

@@ -569,7 +569,7 @@ struct proto_metadata_partition {
     /* v2; decoded v0 and v1: leader and epoch PROTO_BROKER_NONE, no replicas */
     int32_t leader; /* broker id, or PROTO_BROKER_NONE */
     int32_t leader_epoch;
-    uint8_t replica_count; /* <= PROTO_REPLICAS_MAX (encoders refuse more) */
+    uint8_t replica_count;                /* <= PROTO_REPLICAS_MAX (encoders refuse more) */
     int32_t replicas[PROTO_REPLICAS_MAX]; /* the first is the preferred leader */
     uint8_t isr_count;                    /* <= PROTO_REPLICAS_MAX */
     int32_t isr[PROTO_REPLICAS_MAX];

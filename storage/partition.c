@@ -1036,9 +1036,9 @@ static int mark_damage(struct part *p, struct seg *s, uint64_t pos, int64_t expe
  * *copied and moves *offset past what it copied. Stops before a damaged
  * range; a bad batch is marked as one and returns -NG_ECORRUPT (after what
  * it copied before). */
-static int copy_batches(struct part *p, struct seg *s, uint64_t pos, int64_t base, int64_t end_offset,
-                        uint8_t *buf, size_t cap, size_t bytes_max, bool first, size_t *copied,
-                        int64_t *offset)
+static int copy_batches(struct part *p, struct seg *s, uint64_t pos, int64_t base,
+                        int64_t end_offset, uint8_t *buf, size_t cap, size_t bytes_max, bool first,
+                        size_t *copied, int64_t *offset)
 {
     uint64_t end = s->bytes_readable;
     size_t want = bytes_max > BATCH_HEADER_BYTES ? bytes_max : BATCH_HEADER_BYTES;
@@ -1094,8 +1094,8 @@ int part_read_to(struct part *p, int64_t offset, int64_t end, uint8_t *buf, size
                  size_t bytes_max, struct part_read_result *out)
 {
     ASSERT(end <= p->offset_written);
-    *out = (struct part_read_result){.offset_earliest = part_offset_earliest(p),
-                                     .offset_latest = end};
+    *out =
+        (struct part_read_result){.offset_earliest = part_offset_earliest(p), .offset_latest = end};
     if (offset < out->offset_earliest || offset > end) {
         return -NG_EOFFSET_RANGE;
     }
@@ -1198,8 +1198,8 @@ int part_read_ranges_to(struct part *p, int64_t offset, int64_t end, size_t cap,
 {
     ASSERT(ranges_cap > 0 && end <= p->offset_written);
     *count_out = 0;
-    *out = (struct part_read_result){.offset_earliest = part_offset_earliest(p),
-                                     .offset_latest = end};
+    *out =
+        (struct part_read_result){.offset_earliest = part_offset_earliest(p), .offset_latest = end};
     if (offset < out->offset_earliest || offset > end) {
         return -NG_EOFFSET_RANGE;
     }
@@ -1561,8 +1561,7 @@ void part_set_leader_epoch(struct part *p, int32_t epoch)
     p->cfg.leader_epoch = epoch;
 }
 
-int part_epoch_end_offset(const struct part *p, int32_t epoch, int32_t *epoch_out,
-                          int64_t *end_out)
+int part_epoch_end_offset(const struct part *p, int32_t epoch, int32_t *epoch_out, int64_t *end_out)
 {
     epochs_end_offset(&p->epochs, epoch, p->offset_written, epoch_out, end_out);
     return 0;
@@ -1765,8 +1764,8 @@ int part_reset(struct part *p, int64_t offset)
         part_fail(p, rc, "reset");
         return rc;
     }
-    log_info("partition %s: reset to an empty log at offset %" PRId64 " (was [%" PRId64
-             ", %" PRId64 "))",
+    log_info("partition %s: reset to an empty log at offset %" PRId64 " (was [%" PRId64 ", %" PRId64
+             "))",
              p->dir, offset, was_start, was_end);
     return 0;
 }

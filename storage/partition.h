@@ -153,15 +153,15 @@ struct part {
     struct seg **segs; /* ascending base offsets; last is active */
     uint32_t seg_count;
     uint32_t seg_cap;
-    int64_t offset_next;    /* next offset to assign */
-    int64_t offset_written; /* one past the last fully written batch */
-    int64_t offset_durable; /* one past the last fdatasync'd batch */
-    int64_t offset_latest;  /* what readers see: see part_set_commit_cap() */
-    int64_t commit_cap;     /* INT64_MAX: none */
-    int64_t notified_latest;  /* the marks the watches were last told of */
+    int64_t offset_next;     /* next offset to assign */
+    int64_t offset_written;  /* one past the last fully written batch */
+    int64_t offset_durable;  /* one past the last fdatasync'd batch */
+    int64_t offset_latest;   /* what readers see: see part_set_commit_cap() */
+    int64_t commit_cap;      /* INT64_MAX: none */
+    int64_t notified_latest; /* the marks the watches were last told of */
     int64_t notified_durable;
-    struct epochs epochs;     /* the leader epoch cache */
-    bool epochs_stale;        /* the file holds entries memory dropped */
+    struct epochs epochs;  /* the leader epoch cache */
+    bool epochs_stale;     /* the file holds entries memory dropped */
     uint32_t damage_count; /* damaged ranges known, over every segment */
     int failed;            /* 0, or the error that failed the log */
     /* appends in flight, in order */
@@ -187,9 +187,9 @@ struct part {
     uint32_t syncs_inflight;
     uint64_t sync_target;
     int64_t sync_target_offset; /* one past the last batch of sync_target */
-    uint64_t sync_gate; /* a round waits until this append is written */
-    bool sync_gate_due; /* a round ended: set the gate at the next try */
-    uint64_t dir_gen;   /* bumped by every create/unlink in the directory */
+    uint64_t sync_gate;         /* a round waits until this append is written */
+    bool sync_gate_due;         /* a round ended: set the gate at the next try */
+    uint64_t dir_gen;           /* bumped by every create/unlink in the directory */
     uint64_t dir_gen_synced;
     uint64_t dir_gen_syncing;
     struct ring_op dir_sync_op;
@@ -332,8 +332,7 @@ MUST_USE int part_for_each_batch(struct part *p, int64_t from,
 /* part_for_each_batch() up to end instead (<= part_offset_written()): past
  * the commit cap, for what must know every batch held (a producer state). */
 MUST_USE int part_for_each_batch_to(struct part *p, int64_t from, int64_t end,
-                                    int (*fn)(void *arg, const struct batch_header *h),
-                                    void *arg);
+                                    int (*fn)(void *arg, const struct batch_header *h), void *arg);
 
 /* How many log bytes a read from offset could return at most: from the
  * batch holding offset to the written end (0 outside the readable

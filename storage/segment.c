@@ -739,8 +739,8 @@ static int timestamp_max_again(struct seg *s, const struct seg_limits *lim, uint
         expect = s->offset_base + idx_offset_rel(&s->index, s->index.count - 1);
     }
     struct seg_scan w;
-    int rc = seg_scan(s, pos, expect, s->bytes, s->offset_next, false, false, lim, buf, buf_bytes,
-                      &w);
+    int rc =
+        seg_scan(s, pos, expect, s->bytes, s->offset_next, false, false, lim, buf, buf_bytes, &w);
     if (rc != 0) {
         return rc;
     }

@@ -686,8 +686,7 @@ void rq_metadata_version(struct cl *c, uint16_t version, const char *const *name
 {
     struct proto_enc e;
     uint32_t corr = cl_next_corr(c);
-    proto_metadata_req_begin(&e, cl_wr(c), version, corr, proto_str_make(CLIENT_ID),
-                             names == NULL);
+    proto_metadata_req_begin(&e, cl_wr(c), version, corr, proto_str_make(CLIENT_ID), names == NULL);
     for (size_t i = 0; names != NULL && names[i] != NULL; i++) {
         proto_enc_topic(&e, proto_str_make(names[i]));
     }

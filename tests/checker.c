@@ -122,10 +122,10 @@ int chk_acked(struct checker *c, int32_t partition, int64_t offset, chk_id id, i
         return -NG_EBADARG;
     }
     pthread_mutex_lock(&c->mu);
-    int rc = chk_id_producer(id) < CHK_PRODUCERS_MAX &&
-                     chk_id_seq(id) < c->sent[chk_id_producer(id)]
-                 ? 0
-                 : -NG_EBADARG;
+    int rc =
+        chk_id_producer(id) < CHK_PRODUCERS_MAX && chk_id_seq(id) < c->sent[chk_id_producer(id)]
+            ? 0
+            : -NG_EBADARG;
     if (rc == 0 && c->ack_count[partition] == c->ack_cap[partition]) {
         size_t cap = c->ack_cap[partition] ? 2 * c->ack_cap[partition] : 1024;
         struct chk_ack *grown = realloc(c->acks[partition], cap * sizeof(*grown));
@@ -572,8 +572,8 @@ static void judge_acks(const struct checker *c, struct part_view *v, struct chk_
             id_text(a, sizeof(a), k->id);
             id_text(b, sizeof(b), other);
             problem(&out->lost, "p%" PRId32 "@%" PRId64 ": %s acknowledged; %s%s%s", v->p,
-                    k->offset, a, shown ? contradicted : "no read shows it",
-                    shown ? " read " : "", shown ? b : "");
+                    k->offset, a, shown ? contradicted : "no read shows it", shown ? " read " : "",
+                    shown ? b : "");
         }
     }
 }
@@ -650,8 +650,8 @@ static void judge_source(const struct checker *c, const struct chk_source *s, in
         }
         if ((int64_t)seq < last[producer]) {
             problem(&out->order_broken,
-                    "p%" PRId32 "@%" PRId64 ": %" PRIu32 ":%" PRIu64 " after %" PRIu32
-                    ":%" PRId64 " in %s",
+                    "p%" PRId32 "@%" PRId64 ": %" PRIu32 ":%" PRIu64 " after %" PRIu32 ":%" PRId64
+                    " in %s",
                     p, o, producer, seq, producer, last[producer], s->name);
         }
         last[producer] = (int64_t)seq > last[producer] ? (int64_t)seq : last[producer];
@@ -783,8 +783,8 @@ void chk_verify(struct checker *c, struct chk_result *out)
             char b[32];
             id_text(a, sizeof(a), x->first);
             id_text(b, sizeof(b), x->second);
-            problem(&out->two_values, "p%" PRId32 "@%" PRId64 ": %s read %s, then %s",
-                    x->partition, x->offset, s->name, a, b);
+            problem(&out->two_values, "p%" PRId32 "@%" PRId64 ": %s read %s, then %s", x->partition,
+                    x->offset, s->name, a, b);
             out->two_values.count += s->conflict_count - 1;
         }
     }

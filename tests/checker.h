@@ -91,7 +91,7 @@ struct chk_source {
     struct chk_log logs[CHK_PARTITIONS_MAX];
     bool complete; /* a consumer read that reached the end it set out for */
     uint64_t records;
-    uint64_t bad_batches; /* batches a replica read stopped at (torn or damaged) */
+    uint64_t bad_batches;    /* batches a replica read stopped at (torn or damaged) */
     uint64_t conflict_count; /* offsets this source read twice, differently */
     struct chk_conflict conflict_first;
 };
@@ -140,7 +140,7 @@ struct chk_result {
 struct checker {
     char topic[CHK_NAME_BYTES];
     int32_t partitions;
-    pthread_mutex_t mu; /* guards acks, ack counts, sent, delivery_failed */
+    pthread_mutex_t mu;               /* guards acks, ack counts, sent, delivery_failed */
     uint64_t sent[CHK_PRODUCERS_MAX]; /* seqs sent per producer: 0..sent-1 */
     struct chk_ack *acks[CHK_PARTITIONS_MAX];
     size_t ack_count[CHK_PARTITIONS_MAX];
@@ -262,7 +262,7 @@ struct chk_producers {
     pthread_t threads[CHK_PRODUCERS_MAX];
     struct chk_producer_ctx ctx[CHK_PRODUCERS_MAX];
     uint32_t started;
-    bool stop; /* atomic loads and stores */
+    bool stop;                     /* atomic loads and stores */
     int errors[CHK_PRODUCERS_MAX]; /* a thread's fatal error, 0 if none */
 };
 

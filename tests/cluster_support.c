@@ -383,8 +383,7 @@ void cs_broker_start(struct cluster *c, size_t i)
         if (clock_mono_ms() >= deadline) {
             cs_broker_kill(c, i);
             bk_print_tail(b->log_path, "nagared did not start");
-            cr_assert_fail("broker %d: no listening line within %d ms", b->id,
-                           CS_START_TIMEOUT_MS);
+            cr_assert_fail("broker %d: no listening line within %d ms", b->id, CS_START_TIMEOUT_MS);
         }
         sleep_ms(10);
     }
@@ -400,8 +399,7 @@ void cs_broker_stop(struct cluster *c, size_t i)
     if (!bk_wait(b->pid, CS_STOP_TIMEOUT_MS, &status)) {
         cs_broker_kill(c, i);
         bk_print_tail(b->log_path, "nagared ignored SIGTERM");
-        cr_assert_fail("broker %d did not exit within %d ms of SIGTERM", b->id,
-                       CS_STOP_TIMEOUT_MS);
+        cr_assert_fail("broker %d did not exit within %d ms of SIGTERM", b->id, CS_STOP_TIMEOUT_MS);
     }
     b->pid = 0;
     bool clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
@@ -532,12 +530,11 @@ static void cut(struct cluster *c, const char *rules)
 static void drop_between(char *buf, size_t cap, size_t *n, const char *table, const char *from,
                          const char *to)
 {
-    *n += (size_t)snprintf(buf + *n, cap - *n,
-                           "add rule ip %s cut ct direction original " CONNECTED " %s " ACCEPTED
-                           " %s drop\n"
-                           "add rule ip %s cut ct direction reply " ACCEPTED " %s " CONNECTED
-                           " %s drop\n",
-                           table, from, to, table, from, to);
+    *n += (size_t)snprintf(
+        buf + *n, cap - *n,
+        "add rule ip %s cut ct direction original " CONNECTED " %s " ACCEPTED " %s drop\n"
+        "add rule ip %s cut ct direction reply " ACCEPTED " %s " CONNECTED " %s drop\n",
+        table, from, to, table, from, to);
     cr_assert_lt(*n, cap);
 }
 

@@ -62,9 +62,9 @@
 #define CS_STOP_TIMEOUT_MS 15000
 
 struct cs_broker {
-    int32_t id;                    /* i + 1 */
-    char host[CS_HOST_BYTES];      /* 127.99.<net>.(11+i) */
-    uint16_t port;                 /* chosen free once, kept across restarts */
+    int32_t id;               /* i + 1 */
+    char host[CS_HOST_BYTES]; /* 127.99.<net>.(11+i) */
+    uint16_t port;            /* chosen free once, kept across restarts */
     char bootstrap[CS_HOST_BYTES + 8];
     uid_t uid;
     char dir[CS_ROOT_BYTES + 16]; /* root/b<id>, owned by uid */
@@ -80,16 +80,16 @@ struct cluster {
     int net;                  /* the claimed block */
     int net_lock_fd;
     bool net_claimed;
-    char table[32];           /* nftables table, "nagare_t<pid>"; also the
+    char table[32]; /* nftables table, "nagare_t<pid>"; also the
                                  brokers' cluster_name (keys under /<table>/) */
     bool table_made;
     struct ets etcd;
     char endpoints[4 * ETS_URL_BYTES]; /* "http://...,http://..." */
     size_t broker_count;
     struct cs_broker b[CS_BROKERS_MAX];
-    bool standalone; /* set before cs_start(): brokers without cluster settings,
+    bool standalone;               /* set before cs_start(): brokers without cluster settings,
                         no etcd (the harness's own tests) */
-    bool power_sim;  /* set before cs_start(): brokers are $NAGARED_SIM, on the
+    bool power_sim;                /* set before cs_start(): brokers are $NAGARED_SIM, on the
                         power-loss simulation (cs_broker_power_cut()) */
     const char *sets[CS_SETS_MAX]; /* "key=value" for every broker; borrowed */
     size_t set_count;

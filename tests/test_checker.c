@@ -60,8 +60,8 @@ Test(checker, parses_only_its_own_values)
     chk_id id = chk_parse(v, (ssize_t)n);
     cr_assert_eq(chk_id_producer(id), 7);
     cr_assert_eq(chk_id_seq(id), 123456789);
-    const char *foreign[] = {"", "7", "7:", ":1", "7:1x", "07:1", "7:01", "-1:2", "7 :1",
-                             "99999:1", "1:99999999999999"};
+    const char *foreign[] = {
+        "", "7", "7:", ":1", "7:1x", "07:1", "7:01", "-1:2", "7 :1", "99999:1", "1:99999999999999"};
     for (size_t i = 0; i < sizeof(foreign) / sizeof(foreign[0]); i++) {
         cr_assert_eq(chk_parse(foreign[i], (ssize_t)strlen(foreign[i])), CHK_ID_FOREIGN, "%s",
                      foreign[i]);
@@ -229,7 +229,7 @@ Test(checker, measures_the_longest_time_without_an_ack_per_fault)
     for (uint64_t seq = 0; seq < 6; seq++) {
         cr_assert_eq(chk_acked(&C, 0, (int64_t)seq, id_of(0, seq), at[seq]), 0);
     }
-    chk_fault_at(&C, "a", 150, 400); /* acks at 200, 900: longest 700 */
+    chk_fault_at(&C, "a", 150, 400);   /* acks at 200, 900: longest 700 */
     chk_fault_at(&C, "b", 1000, 1200); /* acks at 1100, then none until 2000 */
     chk_run_end_at(&C, 2000);
     struct chk_result r;
@@ -336,8 +336,8 @@ static void rewrite_value(int32_t p, const char *from, const char *to)
         struct batch_header h;
         cr_assert_eq(batch_header_decode(log + pos, len - pos, BATCH_BYTES_LIMIT, &h), 0);
         size_t n = batch_bytes(&h);
-        uint8_t *hit = memmem(log + pos + BATCH_HEADER_BYTES, n - BATCH_HEADER_BYTES, from,
-                              strlen(from));
+        uint8_t *hit =
+            memmem(log + pos + BATCH_HEADER_BYTES, n - BATCH_HEADER_BYTES, from, strlen(from));
         if (hit != NULL) {
             memcpy(hit, to, strlen(to));
             batch_seal(log + pos, n);

@@ -1334,14 +1334,12 @@ Test(client, bootstrap_lists_are_checked_and_split)
     char port[8];
     cr_assert_eq(conn_bootstrap_check("127.0.0.1:7420"), 1);
     cr_assert_eq(conn_bootstrap_check("a:1,[::1]:2,b.example:3"), 3);
-    cr_assert_eq(conn_bootstrap_at("a:1,[::1]:2,b.example:3", 1, host, sizeof(host), port,
-                                   sizeof(port)),
-                 0);
+    cr_assert_eq(
+        conn_bootstrap_at("a:1,[::1]:2,b.example:3", 1, host, sizeof(host), port, sizeof(port)), 0);
     cr_assert_str_eq(host, "::1");
     cr_assert_str_eq(port, "2");
-    cr_assert_eq(conn_bootstrap_at("a:1,[::1]:2,b.example:3", 2, host, sizeof(host), port,
-                                   sizeof(port)),
-                 0);
+    cr_assert_eq(
+        conn_bootstrap_at("a:1,[::1]:2,b.example:3", 2, host, sizeof(host), port, sizeof(port)), 0);
     cr_assert_str_eq(host, "b.example");
     cr_assert_eq(conn_bootstrap_at("a:1", 1, host, sizeof(host), port, sizeof(port)),
                  -NAGARE_EBADARG);

@@ -172,12 +172,12 @@ static void fake_fetch(struct fake *f, const struct proto_req_header *h, struct 
         proto_enc_topic(&e, t.name);
         struct proto_fetch_req_partition p;
         while (proto_fetch_req_next_partition(&d, &p)) {
-            proto_fetch_resp_partition(&e, &(struct proto_fetch_resp_partition){
-                                               .partition = p.partition,
-                                               .err = -NG_ENOT_LEADER,
-                                               .offset_earliest = -1,
-                                               .offset_latest = -1,
-                                               .offset_resume = -1});
+            proto_fetch_resp_partition(
+                &e, &(struct proto_fetch_resp_partition){.partition = p.partition,
+                                                         .err = -NG_ENOT_LEADER,
+                                                         .offset_earliest = -1,
+                                                         .offset_latest = -1,
+                                                         .offset_resume = -1});
         }
     }
     ASSERT(proto_enc_end(&e) == 0);
@@ -200,10 +200,9 @@ static void fake_produce(struct fake *f, const struct proto_req_header *h, struc
         proto_enc_topic(&e, t.name);
         struct proto_produce_req_partition p;
         while (proto_produce_req_next_partition(&d, &p)) {
-            proto_produce_resp_partition(&e, &(struct proto_produce_resp_partition){
-                                                 .partition = p.partition,
-                                                 .err = -NG_ENOT_LEADER,
-                                                 .offset_base = -1});
+            proto_produce_resp_partition(
+                &e, &(struct proto_produce_resp_partition){
+                        .partition = p.partition, .err = -NG_ENOT_LEADER, .offset_base = -1});
         }
     }
     ASSERT(proto_enc_end(&e) == 0);
@@ -310,8 +309,6 @@ static void fake_bootstrap(const struct fake *f, char *out, size_t cap)
     snprintf(out, cap, "127.0.0.1:%u", f->port);
 }
 
-
-
 #define RECORDS 20
 
 struct seen {
@@ -404,8 +401,7 @@ static void expect_records_via(const char *bootstrap, const int32_t *parts, int 
     int64_t give_up = clock_mono_ms() + WAIT_MS;
     for (uint32_t got = 0; got < (uint32_t)part_count * RECORDS;) {
         const struct nagare_message *m = NULL;
-        cr_assert_lt(clock_mono_ms(), give_up, "%u of %d records read", got,
-                     part_count * RECORDS);
+        cr_assert_lt(clock_mono_ms(), give_up, "%u of %d records read", got, part_count * RECORDS);
         rc = nagare_consumer_poll(k, 1000, &m);
         cr_assert_geq(rc, 0, "poll: %s", nagare_strerror(rc));
         if (rc == 0) {

@@ -35,18 +35,18 @@ Test(cluster_records, broker_refuses_bad_fields)
     static const char *bad[] = {
         "",
         "[]",
-        "{\"id\":1,\"host\":\"h\",\"port\":1}",                      /* no incarnation */
-        "{\"id\":-1,\"host\":\"h\",\"port\":1,\"incarnation\":0}",   /* id below 0 */
+        "{\"id\":1,\"host\":\"h\",\"port\":1}",                    /* no incarnation */
+        "{\"id\":-1,\"host\":\"h\",\"port\":1,\"incarnation\":0}", /* id below 0 */
         "{\"id\":1000001,\"host\":\"h\",\"port\":1,\"incarnation\":0}",
-        "{\"id\":1,\"host\":\"h\",\"port\":0,\"incarnation\":0}",    /* port 0 */
+        "{\"id\":1,\"host\":\"h\",\"port\":0,\"incarnation\":0}", /* port 0 */
         "{\"id\":1,\"host\":\"h\",\"port\":65536,\"incarnation\":0}",
-        "{\"id\":1,\"host\":\"\",\"port\":1,\"incarnation\":0}",     /* empty host */
-        "{\"id\":1,\"host\":\"a b\",\"port\":1,\"incarnation\":0}",  /* blank in host */
+        "{\"id\":1,\"host\":\"\",\"port\":1,\"incarnation\":0}",    /* empty host */
+        "{\"id\":1,\"host\":\"a b\",\"port\":1,\"incarnation\":0}", /* blank in host */
         "{\"id\":1,\"host\":\"a\\u0000b\",\"port\":1,\"incarnation\":0}",
-        "{\"id\":1.5,\"host\":\"h\",\"port\":1,\"incarnation\":0}",  /* not an integer */
+        "{\"id\":1.5,\"host\":\"h\",\"port\":1,\"incarnation\":0}", /* not an integer */
         "{\"id\":\"1\",\"host\":\"h\",\"port\":1,\"incarnation\":0}",
         "{\"id\":1,\"id\":2,\"host\":\"h\",\"port\":1,\"incarnation\":0}", /* duplicate */
-        "{\"id\":1,\"host\":\"h\",\"port\":1,\"incarnation\":0} x",  /* trailing bytes */
+        "{\"id\":1,\"host\":\"h\",\"port\":1,\"incarnation\":0} x",        /* trailing bytes */
     };
     for (size_t i = 0; i < ARRAY_LEN(bad); i++) {
         struct cluster_broker b = {.id = 77};
@@ -76,8 +76,12 @@ static struct cluster_topic topic_of(int32_t partitions, int16_t rf)
     return (struct cluster_topic){
         .partitions = partitions,
         .replication_factor = rf,
-        .cfg = {.retention_ms = -2, .retention_bytes = -1, .segment_bytes = 1 << 20,
-                .segment_ms = -1, .batch_bytes_max = 65536, .min_insync_replicas = 2,
+        .cfg = {.retention_ms = -2,
+                .retention_bytes = -1,
+                .segment_bytes = 1 << 20,
+                .segment_ms = -1,
+                .batch_bytes_max = 65536,
+                .min_insync_replicas = 2,
                 .unclean_leader_election = true},
     };
 }
@@ -106,14 +110,15 @@ Test(cluster_records, topic_round_trips)
 
 Test(cluster_records, topic_refuses_bad_fields)
 {
-#define GOOD_CFG                                                                         \
+#define GOOD_CFG                                                                          \
     "{\"retention_ms\":-1,\"retention_bytes\":-1,\"segment_bytes\":-1,\"segment_ms\":-1," \
     "\"batch_bytes_max\":-1,\"min_insync_replicas\":-1}"
     struct cluster_topic t;
-    cr_assert_eq(cluster_topic_decode(J("{\"partitions\":1,\"replication_factor\":1,\"config\":" GOOD_CFG
-                                        ",\"unclean_leader_election\":false}"),
-                                      &t),
-                 0);
+    cr_assert_eq(
+        cluster_topic_decode(J("{\"partitions\":1,\"replication_factor\":1,\"config\":" GOOD_CFG
+                               ",\"unclean_leader_election\":false}"),
+                             &t),
+        0);
     static const char *bad[] = {
         "{\"partitions\":0,\"replication_factor\":1,\"config\":" GOOD_CFG
         ",\"unclean_leader_election\":false}",
@@ -160,8 +165,12 @@ Test(cluster_records, topic_refuses_bad_fields)
 static struct cluster_partition part_of(int32_t leader, const int32_t *replicas, uint8_t rn,
                                         const int32_t *isr, uint8_t in)
 {
-    struct cluster_partition p = {.leader = leader, .leader_epoch = 4, .replica_count = rn,
-                                  .isr_count = in, .controller_epoch = 7, .mod_revision = 50};
+    struct cluster_partition p = {.leader = leader,
+                                  .leader_epoch = 4,
+                                  .replica_count = rn,
+                                  .isr_count = in,
+                                  .controller_epoch = 7,
+                                  .mod_revision = 50};
     memcpy(p.replicas, replicas, rn * sizeof(int32_t));
     memcpy(p.isr, isr, in * sizeof(int32_t));
     return p;
@@ -200,7 +209,8 @@ Test(cluster_records, partition_refuses_broken_invariants)
         "{\"replicas\":[1,2,3,4,5,6,7,8],\"leader\":1,\"leader_epoch\":0,\"isr\":[1],"
         "\"controller_epoch\":1}",
         "{\"replicas\":[1,2],\"leader\":1,\"leader_epoch\":0,\"isr\":[1]}",
-        "{\"replicas\":[1,\"2\"],\"leader\":1,\"leader_epoch\":0,\"isr\":[1],\"controller_epoch\":1}",
+        "{\"replicas\":[1,\"2\"],\"leader\":1,\"leader_epoch\":0,\"isr\":[1],\"controller_epoch\":"
+        "1}",
         "{\"replicas\":[1,-2],\"leader\":1,\"leader_epoch\":0,\"isr\":[1],\"controller_epoch\":1}",
     };
     for (size_t i = 0; i < ARRAY_LEN(bad); i++) {
@@ -443,8 +453,7 @@ Test(controller, reassigns_in_steps)
 
 Test(controller, refuses_a_reassignment_past_the_replica_limit)
 {
-    struct cluster_partition p =
-        part_of(1, (int32_t[]){1, 2, 3, 4}, 4, (int32_t[]){1, 2, 3, 4}, 4);
+    struct cluster_partition p = part_of(1, (int32_t[]){1, 2, 3, 4}, 4, (int32_t[]){1, 2, 3, 4}, 4);
     struct cluster_view *v = view_of((int32_t[]){1, 2, 3, 4, 5, 6, 7, 8}, 8, &p, 1, false);
     struct cluster_partition out;
     cr_assert_eq(controller_reassign(v, &p, (int32_t[]){5, 6, 7, 8}, 4, &out),
@@ -477,11 +486,13 @@ static struct cluster_view *view_from(const struct mirror *m)
     return v;
 }
 
-#define TOPIC_1P "{\"partitions\":2,\"replication_factor\":1,\"config\":{\"retention_ms\":-1," \
-                 "\"retention_bytes\":-1,\"segment_bytes\":-1,\"segment_ms\":-1,"           \
-                 "\"batch_bytes_max\":-1,\"min_insync_replicas\":-1},"                       \
-                 "\"unclean_leader_election\":false}"
-#define PART_OF_2 "{\"replicas\":[2],\"leader\":2,\"leader_epoch\":0,\"isr\":[2],\"controller_epoch\":1}"
+#define TOPIC_1P                                                                  \
+    "{\"partitions\":2,\"replication_factor\":1,\"config\":{\"retention_ms\":-1," \
+    "\"retention_bytes\":-1,\"segment_bytes\":-1,\"segment_ms\":-1,"              \
+    "\"batch_bytes_max\":-1,\"min_insync_replicas\":-1},"                         \
+    "\"unclean_leader_election\":false}"
+#define PART_OF_2 \
+    "{\"replicas\":[2],\"leader\":2,\"leader_epoch\":0,\"isr\":[2],\"controller_epoch\":1}"
 
 Test(mirror, keeps_keys_sorted_and_replaces_in_place)
 {

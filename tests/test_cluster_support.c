@@ -103,8 +103,7 @@ static bool reaches(int from, size_t to, int wait_ms)
     }
     int status;
     cr_assert_eq(waitpid(pid, &status, 0), pid);
-    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) != 2, "the probe could not become %d",
-              from);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) != 2, "the probe could not become %d", from);
     return WEXITSTATUS(status) == 0;
 }
 

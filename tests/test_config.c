@@ -884,7 +884,7 @@ Test(config, cluster_keys_set)
 
 Test(config, cluster_keys_refused)
 {
-    set_bad("etcd_endpoints", "127.0.0.1:2379");        /* no scheme */
+    set_bad("etcd_endpoints", "127.0.0.1:2379");         /* no scheme */
     set_bad("etcd_endpoints", "https://127.0.0.1:2379"); /* only http */
     set_bad("etcd_endpoints", "http://");
     set_bad("etcd_endpoints", "http://a:1,,http://b:1");
@@ -902,8 +902,9 @@ Test(config, cluster_keys_refused)
     set_bad("broker_id", "1000001");
     struct broker_config c;
     broker_config_default(&c);
-    set_ok(&c, "etcd_endpoints", "http://1:1,http://2:1,http://3:1,http://4:1,http://5:1,"
-                                 "http://6:1,http://7:1,http://8:1");
+    set_ok(&c, "etcd_endpoints",
+           "http://1:1,http://2:1,http://3:1,http://4:1,http://5:1,"
+           "http://6:1,http://7:1,http://8:1");
     set_ok(&c, "cluster_name", "123456789012345678901234567890123456789012345678901234567890123");
 }
 

@@ -74,12 +74,12 @@ Test(epochs, end_offset_is_the_next_higher_epochs_start_or_the_log_end)
 {
     three();
     cr_assert_eq(epochs_last(&e), 5);
-    expect_end(0, 300, 0, 100);  /* an epoch in the cache */
-    expect_end(1, 300, 0, 100);  /* between two: the largest below */
+    expect_end(0, 300, 0, 100); /* an epoch in the cache */
+    expect_end(1, 300, 0, 100); /* between two: the largest below */
     expect_end(2, 300, 2, 250);
     expect_end(4, 300, 2, 250);
-    expect_end(5, 300, 5, 300);  /* the newest: the log end */
-    expect_end(9, 300, 5, 300);  /* newer than any: the newest's answer */
+    expect_end(5, 300, 5, 300); /* the newest: the log end */
+    expect_end(9, 300, 5, 300); /* newer than any: the newest's answer */
 }
 
 Test(epochs, an_epoch_below_the_first_is_undefined)
@@ -212,10 +212,7 @@ Test(epochs, decoding_refuses_every_bad_byte_and_each_broken_rule)
     refused(buf, n, -NG_ECORRUPT);
 }
 
-Test(epochs, a_missing_file_loads_as_enoent)
-{
-    cr_assert_eq(epochs_load(&e, dirfd_), -ENOENT);
-}
+Test(epochs, a_missing_file_loads_as_enoent) { cr_assert_eq(epochs_load(&e, dirfd_), -ENOENT); }
 
 Test(epochs, store_then_load_gives_the_same_cache_and_leaves_no_temporary)
 {

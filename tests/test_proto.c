@@ -693,9 +693,8 @@ static size_t sample_response(int api, uint8_t *out, size_t cap)
         proto_enc_topic(&e, proto_str_make("alpha"));
         proto_replica_fetch_resp_partition(
             &e, &(struct proto_replica_fetch_resp_partition){0, 0, 95, 0, batch_a, sizeof batch_a});
-        proto_replica_fetch_resp_partition(
-            &e, &(struct proto_replica_fetch_resp_partition){3, -NG_EFENCED_LEADER_EPOCH, -1, -1,
-                                                              NULL, 0});
+        proto_replica_fetch_resp_partition(&e, &(struct proto_replica_fetch_resp_partition){
+                                                   3, -NG_EFENCED_LEADER_EPOCH, -1, -1, NULL, 0});
         rc = proto_enc_end(&e);
         break;
     case PROTO_API_OFFSET_FOR_LEADER_EPOCH:
@@ -1239,8 +1238,7 @@ Test(proto, replica_fetch_refuses_negative_ids_and_limits)
         struct proto_req_header h;
         cr_assert_eq(proto_req_header_decode(&r, &h), 0);
         struct proto_dec d;
-        cr_assert_eq(proto_replica_fetch_req_decode(&r, 0, &q, &d), -NG_EBADARG, "field %d",
-                     field);
+        cr_assert_eq(proto_replica_fetch_req_decode(&r, 0, &q, &d), -NG_EBADARG, "field %d", field);
     }
 }
 
@@ -1251,8 +1249,8 @@ Test(proto, replica_fetch_partition_fail_sets_the_error_in_place)
     proto_replica_fetch_resp_begin(&e, &w, 0, 3);
     proto_enc_topic(&e, proto_str_make("t"));
     proto_replica_fetch_resp_partition_begin(
-        &e, &(struct proto_replica_fetch_resp_partition){.partition = 2, .high_watermark = 9,
-                                                         .log_start = 1});
+        &e, &(struct proto_replica_fetch_resp_partition){
+                .partition = 2, .high_watermark = 9, .log_start = 1});
     proto_fetch_resp_partition_fail(&e, -NG_ECORRUPT, 77);
     proto_fetch_resp_partition_end(&e);
     cr_assert_eq(proto_enc_end(&e), 0);
@@ -2903,10 +2901,12 @@ static size_t metadata_v2_response(uint8_t *out, size_t cap)
     proto_metadata_resp_broker(&e, &(struct proto_broker){2, proto_str_make("127.0.0.2"), 7421});
     proto_metadata_resp_topic_config(&e, proto_str_make("alpha"), 0, &sample_cfg);
     proto_metadata_resp_partition(&e, &sample_v2_part);
-    proto_metadata_resp_partition(
-        &e, &(struct proto_metadata_partition){
-                .partition = 1, .leader = PROTO_BROKER_NONE, .leader_epoch = 3, .replica_count = 1,
-                .replicas = {4}});
+    proto_metadata_resp_partition(&e,
+                                  &(struct proto_metadata_partition){.partition = 1,
+                                                                     .leader = PROTO_BROKER_NONE,
+                                                                     .leader_epoch = 3,
+                                                                     .replica_count = 1,
+                                                                     .replicas = {4}});
     proto_metadata_resp_topic(&e, proto_str_make("gone"), -NG_EUNKNOWN_TOPIC);
     cr_assert_eq(proto_enc_end(&e), 0);
     return w.pos;
@@ -3075,8 +3075,7 @@ Test(proto, metadata_v2_counts_are_checked_against_their_limits)
 {
     size_t n = metadata_v2_raw(scratch, sizeof scratch, 2, PROTO_REPLICAS_MAX, PROTO_REPLICAS_MAX);
     cr_assert_eq(decode_metadata(scratch, n, 2), 0);
-    n = metadata_v2_raw(scratch, sizeof scratch, 2, PROTO_REPLICAS_MAX + 1,
-                        PROTO_REPLICAS_MAX + 1);
+    n = metadata_v2_raw(scratch, sizeof scratch, 2, PROTO_REPLICAS_MAX + 1, PROTO_REPLICAS_MAX + 1);
     cr_assert_eq(decode_metadata(scratch, n, 2), -NG_EBADCOUNT);
     n = metadata_v2_raw(scratch, sizeof scratch, 2, -1, 0);
     cr_assert_eq(decode_metadata(scratch, n, 2), -NG_EBADCOUNT);
@@ -3179,9 +3178,8 @@ Test(proto, create_topics_v1_carries_a_replication_factor)
     struct wr w = wr_make(buf, sizeof buf);
     struct proto_enc e;
     proto_create_topics_resp_begin(&e, &w, 1, 9);
-    proto_enc_topic_result(&e,
-                           &(struct proto_topic_result){proto_str_make("a"),
-                                                        -NG_ENOT_ENOUGH_REPLICAS});
+    proto_enc_topic_result(
+        &e, &(struct proto_topic_result){proto_str_make("a"), -NG_ENOT_ENOUGH_REPLICAS});
     cr_assert_eq(proto_enc_end(&e), 0);
     r = frame_rd(buf, w.pos, true);
     struct proto_resp_header rh;

@@ -91,11 +91,8 @@ static int replica_append(uint32_t i, int64_t base, int32_t epoch)
     size_t len = make(i, 100);
     batch_set_offset_base(batch, base);
     batch_set_leader_epoch(batch, epoch);
-    struct sync_append s = {.a = {.batch = batch,
-                                  .bytes = len,
-                                  .durable = true,
-                                  .replica = true,
-                                  .done = sync_done}};
+    struct sync_append s = {
+        .a = {.batch = batch, .bytes = len, .durable = true, .replica = true, .done = sync_done}};
     int rc = part_append(&f.part, &s.a);
     while (rc == 0 && !s.done) {
         cr_assert_geq(ring_run(&f.ring, -1), 0);
@@ -436,10 +433,7 @@ static void rollback_of_a_new_epoch(int32_t next_epoch)
     expect_end(1, 1, next_epoch == 1 ? 6 : 3);
 }
 
-Test(replica_log, a_full_disk_rollback_forgets_the_epoch_it_began)
-{
-    rollback_of_a_new_epoch(2);
-}
+Test(replica_log, a_full_disk_rollback_forgets_the_epoch_it_began) { rollback_of_a_new_epoch(2); }
 
 Test(replica_log, a_full_disk_rollback_then_the_old_epoch_leaves_no_trace_of_the_new)
 {
@@ -574,7 +568,7 @@ Test(replica_log, truncation_survives_a_reopen_and_the_log_recovers_whole)
 
 Test(replica_log, truncate_cuts_the_epoch_cache_with_the_log)
 {
-    many_segments(epoch_by_four); /* epochs 0..9, epoch e from 12e */
+    many_segments(epoch_by_four);                        /* epochs 0..9, epoch e from 12e */
     cr_assert_eq(part_truncate(&f.part, 12 * 6 + 4), 0); /* inside epoch 6's second batch */
     expect_end(6, 6, 75);
     expect_end(9, 6, 75);
@@ -616,7 +610,7 @@ Test(replica_log, truncate_into_a_damaged_range_cuts_at_its_start)
     seg_name(name, 0, "log");
     char path[512];
     snprintf(path, sizeof(path), "%s/%s", f.dir, name);
-    size_t len = make(0, 100); /* every batch has the same size */
+    size_t len = make(0, 100);                         /* every batch has the same size */
     flip_byte(path, (off_t)(2 * len + len / 2), 0x5a); /* batch 2's records */
     cr_assert_eq(fx_open(&f), 0);
     cr_assert_eq(part_damage_count(&f.part), 1);
@@ -645,7 +639,7 @@ Test(replica_log, reset_starts_an_empty_log_at_the_offset)
     cr_assert_eq(part_offset_written(&f.part), 1000);
     cr_assert_eq(part_offset_durable(&f.part), 1000);
     cr_assert_eq(part_offset_next(&f.part), 1000);
-    expect_end(3, 3, 1000); /* no epoch left */
+    expect_end(3, 3, 1000);                      /* no epoch left */
     cr_assert_eq(replica_append(0, 1000, 2), 0); /* a leader's epochs are the log's now */
     reopen();
     cr_assert_eq(part_offset_earliest(&f.part), 1000);
@@ -734,8 +728,8 @@ static uint64_t ranges_bytes(int64_t offset, int64_t end)
     struct part_range ranges[4];
     uint32_t count;
     struct part_read_result r;
-    int rc = part_read_ranges_to(&f.part, offset, end, sizeof(buf), sizeof(buf), ranges, 4, &count,
-                                 &r);
+    int rc =
+        part_read_ranges_to(&f.part, offset, end, sizeof(buf), sizeof(buf), ranges, 4, &count, &r);
     cr_assert_eq(rc, 0, "ranges: %s", err_str(rc));
     cr_assert_eq(r.offset_latest, end);
     return r.bytes;
@@ -955,5 +949,6 @@ Test(replica_log, a_crash_anywhere_in_a_truncation_recovers_a_log_cut_between)
         sim_stop();
         fx_close(&f);
     }
-    cr_assert_geq(crash_points, 5, "unlinks' sync, the cut's, the epoch file's write, sync, rename");
+    cr_assert_geq(crash_points, 5,
+                  "unlinks' sync, the cut's, the epoch file's write, sync, rename");
 }

@@ -178,21 +178,24 @@ static int wait_done(struct done *d)
     return rc;
 }
 
-static const struct cluster_topic_config default_cfg = {
-    .retention_ms = -1, .retention_bytes = -1, .segment_bytes = -1, .segment_ms = -1,
-    .batch_bytes_max = -1, .min_insync_replicas = -1};
+static const struct cluster_topic_config default_cfg = {.retention_ms = -1,
+                                                        .retention_bytes = -1,
+                                                        .segment_bytes = -1,
+                                                        .segment_ms = -1,
+                                                        .batch_bytes_max = -1,
+                                                        .min_insync_replicas = -1};
 
 static int create_topic(size_t i, const char *name, int32_t partitions, int16_t rf)
 {
     struct done d;
     done_init(&d);
-    int rc = cluster_session_create_topic(brokers[i].s, name, partitions, rf, &default_cfg,
-                                          on_done, &d);
+    int rc =
+        cluster_session_create_topic(brokers[i].s, name, partitions, rf, &default_cfg, on_done, &d);
     return rc != 0 ? rc : wait_done(&d);
 }
 
-static int alter_isr(size_t i, const char *topic, const struct cluster_partition *p,
-                     int32_t epoch, const int32_t *isr, uint8_t count)
+static int alter_isr(size_t i, const char *topic, const struct cluster_partition *p, int32_t epoch,
+                     const int32_t *isr, uint8_t count)
 {
     struct done d;
     done_init(&d);
@@ -228,8 +231,8 @@ struct leader_moved {
 static bool leader_moved(const struct cluster_view *v, const void *arg)
 {
     const struct leader_moved *m = arg;
-    const struct cluster_partition *p = cluster_view_partition(v, m->topic, strlen(m->topic),
-                                                               m->index);
+    const struct cluster_partition *p =
+        cluster_view_partition(v, m->topic, strlen(m->topic), m->index);
     return p != NULL && p->leader != m->old_leader && p->leader_epoch > m->old_epoch;
 }
 
@@ -247,8 +250,8 @@ struct part_copy {
 static void copy_part(const struct cluster_view *v, void *arg)
 {
     struct part_copy *c = arg;
-    const struct cluster_partition *p = cluster_view_partition(v, c->topic, strlen(c->topic),
-                                                               c->index);
+    const struct cluster_partition *p =
+        cluster_view_partition(v, c->topic, strlen(c->topic), c->index);
     c->found = p != NULL;
     if (!c->found) {
         return;
@@ -345,8 +348,11 @@ Test(session, waits_out_the_lease_of_its_previous_life)
     int64_t lease = 0;
     cr_assert_eq(etcd_lease_grant(e, CLUSTER_LEASE_TTL_S_MIN, &lease), 0);
     const char *before = "{\"id\":1,\"host\":\"127.0.0.1\",\"port\":7401,\"incarnation\":1}";
-    const struct etcd_op put = {.kind = ETCD_OP_PUT, .key = "/nagare/brokers/1",
-                                .value = before, .value_len = strlen(before), .lease = lease};
+    const struct etcd_op put = {.kind = ETCD_OP_PUT,
+                                .key = "/nagare/brokers/1",
+                                .value = before,
+                                .value_len = strlen(before),
+                                .lease = lease};
     const struct etcd_txn txn = {.success = &put, .success_count = 1};
     bool ok = false;
     cr_assert_eq(etcd_txn(e, &txn, &ok, NULL, NULL), 0);
@@ -371,8 +377,7 @@ Test(session, refuses_a_bad_config)
     cfg.broker_id = 1;
     snprintf(cfg.host, sizeof(cfg.host), "h");
     cfg.port = 1;
-    cr_assert_eq(cluster_session_start(&s, &cfg, on_view, &brokers[0]), -NG_EBADARG,
-                 "no endpoint");
+    cr_assert_eq(cluster_session_start(&s, &cfg, on_view, &brokers[0]), -NG_EBADARG, "no endpoint");
     cr_assert_null(s);
 }
 
@@ -451,8 +456,8 @@ Test(session, controller_elects_a_new_leader_when_a_broker_stops)
     cr_assert_geq(led, 0, "the dead broker led one of three partitions");
     struct cluster_partition old = part_of(alive, "fail", led);
     stop_broker(dead);
-    struct leader_moved m = {.topic = "fail", .index = led, .old_leader = dead_id,
-                             .old_epoch = old.leader_epoch};
+    struct leader_moved m = {
+        .topic = "fail", .index = led, .old_leader = dead_id, .old_epoch = old.leader_epoch};
     wait_view(alive, leader_moved, &m, "a new leader for the dead broker's partition");
     struct part_copy after = {.topic = "fail", .index = led};
     with_view(alive, copy_part, &after);
@@ -490,8 +495,8 @@ Test(session, partition_left_leaderless_without_a_live_in_sync_replica)
     const int32_t only_leader[] = {p.leader};
     cr_assert_eq(alter_isr(leader, "lone", &p, p.leader_epoch, only_leader, 1), 0);
     stop_broker(leader);
-    struct leader_moved m = {.topic = "lone", .index = 0, .old_leader = p.leader,
-                             .old_epoch = p.leader_epoch};
+    struct leader_moved m = {
+        .topic = "lone", .index = 0, .old_leader = p.leader, .old_epoch = p.leader_epoch};
     wait_view(other, leader_moved, &m, "the partition leaderless");
     struct cluster_partition after = part_of(other, "lone", 0);
     cr_assert_eq(after.leader, CLUSTER_LEADER_NONE, "the live replica was not in sync");
@@ -532,8 +537,7 @@ Test(session, alter_isr_is_a_compare_and_swap)
         struct timespec ts = {.tv_nsec = 10 * 1000 * 1000};
         nanosleep(&ts, NULL);
     }
-    int rc = cluster_session_alter_isr(brokers[leader].s, "isr", 0, 1, 0, shrunk, 0, on_done,
-                                       NULL);
+    int rc = cluster_session_alter_isr(brokers[leader].s, "isr", 0, 1, 0, shrunk, 0, on_done, NULL);
     cr_assert_eq(rc, -NG_EBADARG, "an empty ISR is refused before it is queued");
 }
 
@@ -556,7 +560,8 @@ Test(session, a_stale_controllers_transaction_is_refused)
     char value[64];
     cr_assert_lt(kvs.kvs[0].value_len, sizeof(value));
     memcpy(value, kvs.kvs[0].value, kvs.kvs[0].value_len + 1);
-    const struct controller_ident stale = {.key = "/nagare/controller", .value = value,
+    const struct controller_ident stale = {.key = "/nagare/controller",
+                                           .value = value,
                                            .value_len = kvs.kvs[0].value_len,
                                            .mod_revision = kvs.kvs[0].mod_revision};
     etcd_kvs_free(&kvs);
@@ -581,9 +586,9 @@ Test(session, a_stale_controllers_transaction_is_refused)
     struct cluster_partition next = now.p;
     next.leader_epoch++;
     int64_t revision = 0;
-    cr_assert_eq(controller_commit(e, &stale, "/nagare/partitions/fence/0", &next, NULL, 0,
-                                   &revision),
-                 -NG_ENOT_CONTROLLER);
+    cr_assert_eq(
+        controller_commit(e, &stale, "/nagare/partitions/fence/0", &next, NULL, 0, &revision),
+        -NG_ENOT_CONTROLLER);
     /* the live controller's identity with a stale partition revision loses too */
     cr_assert_eq(etcd_range(e, "/nagare/controller", NULL, &kvs), 0);
     cr_assert_eq(kvs.count, 1);
@@ -593,9 +598,9 @@ Test(session, a_stale_controllers_transaction_is_refused)
                                              .mod_revision = kvs.kvs[0].mod_revision};
     next = p; /* read before the broker stopped */
     if (next.mod_revision != now.p.mod_revision) {
-        cr_assert_eq(controller_commit(e, &current, "/nagare/partitions/fence/0", &next, NULL, 0,
-                                       &revision),
-                     -NG_ECONFLICT);
+        cr_assert_eq(
+            controller_commit(e, &current, "/nagare/partitions/fence/0", &next, NULL, 0, &revision),
+            -NG_ECONFLICT);
     }
     etcd_kvs_free(&kvs);
     etcd_close(e);
@@ -632,8 +637,8 @@ Test(session, reassignment_moves_a_partition_step_by_step)
     /* the leader (broker 1) puts 3 in sync */
     const int32_t isr[] = {1, 2, 3};
     cr_assert_eq(alter_isr(0, "move", &now, now.leader_epoch, isr, 3), 0);
-    struct leader_moved m = {.topic = "move", .index = 0, .old_leader = 1,
-                             .old_epoch = now.leader_epoch};
+    struct leader_moved m = {
+        .topic = "move", .index = 0, .old_leader = 1, .old_epoch = now.leader_epoch};
     wait_view(0, leader_moved, &m, "the reassignment finished");
     now = part_of(0, "move", 0);
     cr_assert(now.replica_count == 2 && now.replicas[0] == 3 && now.replicas[1] == 2);
@@ -663,8 +668,8 @@ Test(session, leadership_returns_to_the_preferred_replica)
     struct cluster_partition p = part_of(1, "pref", 1);
     cr_assert_eq(p.replicas[0], 2);
     stop_broker(1);
-    struct leader_moved away = {.topic = "pref", .index = 1, .old_leader = 2,
-                                .old_epoch = p.leader_epoch};
+    struct leader_moved away = {
+        .topic = "pref", .index = 1, .old_leader = 2, .old_epoch = p.leader_epoch};
     wait_view(0, leader_moved, &away, "broker 1 leads partition 1");
     cr_assert_eq(start_broker(1, 2, 100), 0);
     struct cluster_partition now = part_of(0, "pref", 1);
@@ -673,8 +678,8 @@ Test(session, leadership_returns_to_the_preferred_replica)
      * fetcher would once caught up */
     const int32_t both[] = {1, 2};
     cr_assert_eq(alter_isr(0, "pref", &now, now.leader_epoch, both, 2), 0);
-    struct leader_moved back = {.topic = "pref", .index = 1, .old_leader = 1,
-                                .old_epoch = now.leader_epoch};
+    struct leader_moved back = {
+        .topic = "pref", .index = 1, .old_leader = 1, .old_epoch = now.leader_epoch};
     wait_view(0, leader_moved, &back, "broker 2 leads partition 1 again");
     struct cluster_partition last = part_of(0, "pref", 1);
     cr_assert_eq(last.leader, 2);
@@ -727,9 +732,8 @@ Test(session, a_request_queued_at_stop_completes_once)
     start_brokers(1, CLUSTER_PREFERRED_LEADER_CHECK_MS_DEFAULT);
     struct done d;
     done_init(&d);
-    cr_assert_eq(cluster_session_create_topic(brokers[0].s, "late", 1, 1, &default_cfg, on_done,
-                                              &d),
-                 0);
+    cr_assert_eq(
+        cluster_session_create_topic(brokers[0].s, "late", 1, 1, &default_cfg, on_done, &d), 0);
     stop_broker(0);
     pthread_mutex_lock(&d.mu);
     bool done = d.done;
@@ -794,7 +798,7 @@ Test(session, the_controller_acts_again_after_a_fenced_spell)
     struct cluster_partition p = part_of(ctl, "pause", led);
     cr_assert_eq(p.leader, other_id);
     stop_broker(other);
-    struct leader_moved m = {.topic = "pause", .index = led, .old_leader = other_id,
-                             .old_epoch = p.leader_epoch};
+    struct leader_moved m = {
+        .topic = "pause", .index = led, .old_leader = other_id, .old_epoch = p.leader_epoch};
     wait_view(ctl, leader_moved, &m, "the controller moved the stopped broker's partition");
 }

@@ -183,8 +183,8 @@ int cli_broker_default_set(const char *option)
     }
     if (!broker_ok(value)) {
         fprintf(stderr,
-                "nagare: %s wants HOST:PORT[,HOST:PORT...], not '%s' (try 'nagare --help')\n",
-                from, value);
+                "nagare: %s wants HOST:PORT[,HOST:PORT...], not '%s' (try 'nagare --help')\n", from,
+                value);
         return CLI_EXIT_USAGE;
     }
     cli_broker = value;

@@ -34,7 +34,7 @@ enum {
 /* The environment variable that names the broker when no --broker does. */
 #define CLI_BROKER_ENV "NAGARE_BROKER"
 /* --broker's line in every command's --help. */
-#define CLI_BROKER_HELP                                                                 \
+#define CLI_BROKER_HELP                                                                \
     "  --broker HOST:PORT   the broker, or a list HOST:PORT,HOST:PORT tried in turn\n" \
     "                       (default: $" CLI_BROKER_ENV ", else " CLI_BROKER_DEFAULT ")\n"
 

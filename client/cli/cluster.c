@@ -72,8 +72,8 @@ static void cluster_print(const struct nagare_cluster_info *c)
     } else {
         printf("%-10s %" PRId32 "\n", "controller", c->controller);
     }
-    printf("\n%-24s %9s %7s %6s %-16s %-16s\n", "topic", "partition", "leader", "epoch",
-           "replicas", "isr");
+    printf("\n%-24s %9s %7s %6s %-16s %-16s\n", "topic", "partition", "leader", "epoch", "replicas",
+           "isr");
     size_t under = 0;
     char rbuf[128];
     char ibuf[128];
