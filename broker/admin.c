@@ -1,5 +1,6 @@
 /* broker/admin.c — the request handlers other than produce and fetch. */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "base/log.h"
@@ -294,11 +295,161 @@ static int create_replication_check(const struct server *s, struct proto_str nam
     return -NG_ENOT_ENOUGH_REPLICAS;
 }
 
+/* ---- CreateTopics, DeleteTopics in a cluster: through etcd ---- */
+
+/* One request's topics, each handed to the cluster session; the answer
+ * goes once every one has come back (the views that follow bring the
+ * topics to the brokers holding them). */
+struct admin_call;
+struct admin_topic {
+    struct loop_msg m;
+    struct admin_call *call;
+    struct proto_str name; /* into the frame, valid until the answer */
+    int err;
+};
+
+struct admin_call {
+    struct loop_req *req;
+    struct server *s;
+    uint32_t correlation_id;
+    uint16_t version;
+    bool create;
+    uint32_t count;
+    uint32_t pending; /* topics the session has not answered */
+    struct admin_topic topics[];
+};
+
+static void admin_call_answer(struct admin_call *c)
+{
+    size_t len;
+    (void)loop_req_frame(c->req, &len);
+    struct wr w;
+    if (!server_resp_begin(c->req, c->correlation_id, RESP_PER_REQ_BYTE * len + RESP_SLACK_BYTES,
+                           &w)) {
+        free(c);
+        return;
+    }
+    struct proto_enc e;
+    if (c->create) {
+        proto_create_topics_resp_begin(&e, &w, c->version, c->correlation_id);
+    } else {
+        proto_delete_topics_resp_begin(&e, &w, c->version, c->correlation_id);
+    }
+    for (uint32_t i = 0; i < c->count; i++) {
+        struct proto_topic_result r = {.name = c->topics[i].name, .err = c->topics[i].err};
+        proto_enc_topic_result(&e, &r);
+    }
+    server_resp_end(c->req, &e, &w, c->correlation_id);
+    free(c);
+}
+
+/* On the loop: one topic came back. */
+static void admin_topic_back(struct loop_msg *m, void *arg)
+{
+    (void)arg;
+    struct admin_topic *t = container_of(m, struct admin_topic, m);
+    struct admin_call *c = t->call;
+    ASSERT(c->pending > 0);
+    if (--c->pending == 0) {
+        admin_call_answer(c);
+    }
+}
+
+/* On the cluster thread. */
+static void admin_topic_done(void *arg, int rc)
+{
+    struct admin_topic *t = arg;
+    t->err = rc;
+    loop_post(&t->call->s->loop, &t->m);
+}
+
+static struct admin_call *admin_call_new(struct server *s, struct loop_req *req,
+                                         const struct proto_req_header *h, bool create,
+                                         uint32_t count)
+{
+    struct admin_call *c = calloc(1, sizeof(*c) + count * sizeof(c->topics[0]));
+    if (c != NULL) {
+        *c = (struct admin_call){.req = req,
+                                 .s = s,
+                                 .correlation_id = h->correlation_id,
+                                 .version = h->api_version,
+                                 .create = create,
+                                 .pending = 1}; /* held until every topic is handed over */
+    }
+    return c;
+}
+
+/* Hands one topic of c to the session (or settles its error at once). */
+static void admin_topic_start(struct server *s, struct admin_call *c, struct proto_str name,
+                              const struct proto_create_topic *ct)
+{
+    struct admin_topic *t = &c->topics[c->count++];
+    *t = (struct admin_topic){.m = {.fn = admin_topic_back}, .call = c, .name = name};
+    char cname[PROTO_TOPIC_NAME_BYTES_MAX + 1];
+    if (name.len <= 0 || !proto_topic_name_valid(name.ptr, (size_t)name.len) ||
+        proto_str_copy(name, cname, sizeof(cname)) != 0) {
+        t->err = -NG_EBADNAME;
+        return;
+    }
+    int rc;
+    if (ct != NULL) {
+        struct cluster_topic_config cfg = {.retention_ms = ct->retention_ms,
+                                           .retention_bytes = ct->retention_bytes,
+                                           .segment_bytes = ct->segment_bytes,
+                                           .segment_ms = PROTO_CONFIG_DEFAULT,
+                                           .batch_bytes_max = ct->batch_bytes_max,
+                                           .min_insync_replicas = PROTO_CONFIG_DEFAULT};
+        int32_t parts = ct->partition_count == PROTO_CONFIG_DEFAULT ? s->cfg.default_partitions
+                                                                    : ct->partition_count;
+        int16_t factor = ct->replication_factor == PROTO_CONFIG_DEFAULT
+                             ? (int16_t)s->cfg.default_replication_factor
+                             : ct->replication_factor;
+        rc = cluster_session_create_topic(s->session, cname, parts, factor, &cfg,
+                                          admin_topic_done, t);
+    } else {
+        rc = cluster_session_delete_topic(s->session, cname, admin_topic_done, t);
+    }
+    if (rc != 0) {
+        t->err = rc;
+        return;
+    }
+    c->pending++;
+}
+
+/* CreateTopics or DeleteTopics in a cluster. */
+static void admin_cluster(struct server *s, struct loop_req *req, const struct proto_req_header *h,
+                          struct proto_dec *d, bool create)
+{
+    struct admin_call *c = admin_call_new(s, req, h, create, (uint32_t)d->topic_count);
+    if (c == NULL) {
+        server_resp_error(req, h->correlation_id, -ENOMEM);
+        return;
+    }
+    if (create) {
+        struct proto_create_topic ct;
+        while (proto_create_topics_req_next(d, &ct)) {
+            admin_topic_start(s, c, ct.name, &ct);
+        }
+    } else {
+        struct proto_topic t;
+        while (proto_next_topic(d, &t)) {
+            admin_topic_start(s, c, t.name, NULL);
+        }
+    }
+    if (--c->pending == 0) {
+        admin_call_answer(c);
+    }
+}
+
 void handle_create_topics(struct server *s, struct loop_req *req, const struct proto_req_header *h,
                           struct rd *body)
 {
     struct proto_dec d;
     int rc = proto_create_topics_req_decode(body, h->api_version, &d);
+    if (rc == 0 && s->session != NULL) {
+        admin_cluster(s, req, h, &d, true);
+        return;
+    }
     struct wr w;
     if (!answer_begin(req, h, rc, 0, &w)) {
         return;
@@ -332,6 +483,10 @@ void handle_delete_topics(struct server *s, struct loop_req *req, const struct p
 {
     struct proto_dec d;
     int rc = proto_delete_topics_req_decode(body, h->api_version, &d);
+    if (rc == 0 && s->session != NULL) {
+        admin_cluster(s, req, h, &d, false);
+        return;
+    }
     struct wr w;
     if (!answer_begin(req, h, rc, 0, &w)) {
         return;
@@ -358,6 +513,10 @@ static void list_offset(struct server_topic *t, const struct proto_list_offsets_
         return;
     }
     struct part *log = &t->parts[in->partition].log;
+    out->err = replica_serving(&t->parts[in->partition]);
+    if (out->err != 0) {
+        return; /* a follower's offsets are not the partition's */
+    }
     if (in->timestamp_ms == PROTO_TIMESTAMP_EARLIEST) {
         out->offset = part_offset_earliest(log);
     } else if (in->timestamp_ms == PROTO_TIMESTAMP_LATEST) {
@@ -402,6 +561,57 @@ void handle_list_offsets(struct server *s, struct loop_req *req, const struct pr
     server_resp_end(req, &e, &w, h->correlation_id);
 }
 
+/* ---- OffsetForLeaderEpoch ---- */
+
+/* KIP-279's answer for one partition. */
+static void epoch_end(struct server_topic *t, const struct proto_epoch_req_partition *in,
+                      struct proto_epoch_resp_partition *out)
+{
+    *out = (struct proto_epoch_resp_partition){
+        .partition = in->partition, .leader_epoch = -1, .end_offset = -1};
+    if (t == NULL || in->partition < 0 || in->partition >= t->cfg.partitions) {
+        out->err = -NG_EUNKNOWN_TOPIC;
+        return;
+    }
+    struct bpart *bp = &t->parts[in->partition];
+    out->err = replica_check_epoch(bp, -1, in->current_leader_epoch);
+    if (out->err == 0) {
+        out->err = part_epoch_end_offset(&bp->log, in->leader_epoch, &out->leader_epoch,
+                                         &out->end_offset);
+    }
+    if (out->err != 0) {
+        out->leader_epoch = -1;
+        out->end_offset = -1;
+    }
+}
+
+void handle_offset_for_leader_epoch(struct server *s, struct loop_req *req,
+                                    const struct proto_req_header *h, struct rd *body)
+{
+    struct proto_dec d;
+    int rc = proto_epoch_req_decode(body, h->api_version, &d);
+    struct wr w;
+    /* An answer partition is 18 bytes for the request's 12, and the topic
+     * names are the same: twice the request bounds it. */
+    if (!answer_begin(req, h, rc, 0, &w)) {
+        return;
+    }
+    struct proto_enc e;
+    proto_epoch_resp_begin(&e, &w, h->api_version, h->correlation_id);
+    struct proto_topic t;
+    while (proto_next_topic(&d, &t)) {
+        struct server_topic *st = server_topic_find(s, t.name);
+        proto_enc_topic(&e, t.name);
+        struct proto_epoch_req_partition in;
+        while (proto_epoch_req_next_partition(&d, &in)) {
+            struct proto_epoch_resp_partition out;
+            epoch_end(st, &in, &out);
+            proto_epoch_resp_partition(&e, &out);
+        }
+    }
+    server_resp_end(req, &e, &w, h->correlation_id);
+}
+
 /* ---- InitProducerId ---- */
 
 void handle_init_producer_id(struct server *s, struct loop_req *req,
@@ -411,6 +621,9 @@ void handle_init_producer_id(struct server *s, struct loop_req *req,
     struct proto_init_producer_id_resp r = {.producer_epoch = 0};
     /* Taking an id may reserve a block on disk: a full disk is said as such. */
     rc = rc == 0 ? server_wire_err(producer_ids_take(&s->producer_ids, &r.producer_id)) : rc;
+    if (rc == 0 && broker_config_clustered(&s->cfg)) {
+        r.producer_id = replica_producer_id(r.producer_id, s->broker_id);
+    }
     struct wr w;
     if (!answer_begin(req, h, rc, 64, &w)) {
         return;

@@ -21,7 +21,7 @@
 /* ---- the key table ---- */
 
 enum key_kind {
-    KIND_LISTEN,   /* HOST:PORT into listen_host and listen_port */
+    KIND_ADDRESS,   /* HOST:PORT into a host and a port field (address_fields) */
     KIND_HOST,     /* a host name or address */
     KIND_PORT,     /* 0..65535 */
     KIND_PATH,     /* a directory path */
@@ -30,6 +30,8 @@ enum key_kind {
     KIND_SIZE,     /* bytes, with k/m/g units */
     KIND_DURATION, /* milliseconds, with ms/s/m/h/d units */
     KIND_LEVEL,    /* a log level name */
+    KIND_ENDPOINTS, /* etcd endpoint URLs, comma-separated (cluster_endpoints_parse) */
+    KIND_NAME,      /* a cluster name (cluster_name_ok) */
 };
 
 enum field_type { FT_NONE, FT_U16, FT_I32, FT_U32, FT_I64 };
@@ -50,10 +52,11 @@ struct key_def {
     int64_t min, max;     /* numeric kinds only */
     bool minus_one;       /* -1 also allowed: "no limit" */
     const char *help;
+    const char *minus_one_means; /* what -1 is, for messages; NULL: "no limit" */
 };
 
 static const struct key_def keys[] = {
-    {"listen", KIND_LISTEN, 0, FT_NONE, 0, 0, false,
+    {"listen", KIND_ADDRESS, FIELD(listen_host), 0, 0, false,
      "HOST:PORT to listen on; [ADDR]:PORT for IPv6"},
     {"listen_host", KIND_HOST, FIELD(listen_host), 0, 0, false,
      "host name or address to listen on"},
@@ -109,6 +112,30 @@ static const struct key_def keys[] = {
      "a request still arriving after this long closes its connection"},
     {"log_level", KIND_LEVEL, FIELD(log_level), 0, 0, false,
      "lowest level logged: debug, info, warn, error, off"},
+    {"broker_id", KIND_COUNT, FIELD(broker_id), 0, CLUSTER_BROKER_ID_MAX, true,
+     "this broker's id in a cluster; -1: a single broker, no etcd", "for a single broker"},
+    {"etcd_endpoints", KIND_ENDPOINTS, FIELD(etcd_endpoints), 0, 0, false,
+     "the cluster's etcd: http://HOST:PORT[,http://HOST:PORT...]"},
+    {"advertised", KIND_ADDRESS, FIELD(advertised_host), 0, 0, false,
+     "HOST:PORT clients and other brokers reach this one at"},
+    {"advertised_host", KIND_HOST, FIELD(advertised_host), 0, 0, false,
+     "host clients and other brokers reach this one at; unset: listen_host"},
+    {"advertised_port", KIND_PORT, FIELD(advertised_port), 0, UINT16_MAX, false,
+     "port clients and other brokers reach this one at; 0: the listening port"},
+    {"cluster_name", KIND_NAME, FIELD(cluster_name), 0, 0, false,
+     "the cluster's key prefix in etcd (/NAME/), so clusters may share an etcd"},
+    {"default_replication_factor", KIND_COUNT, FIELD(default_replication_factor), 1,
+     CLUSTER_REPLICAS_MAX, false, "copies of each partition of a topic created without a factor"},
+    {"min_insync_replicas", KIND_COUNT, FIELD(min_insync_replicas), 1, CLUSTER_REPLICAS_MAX, false,
+     "in-sync copies acks=all needs (capped at the topic's factor)"},
+    {"replica_lag_ms", KIND_DURATION, FIELD(replica_lag_ms), BROKER_REPLICA_LAG_MS_MIN, UINT32_MAX,
+     false, "a follower not caught up for this long leaves the in-sync set"},
+    {"lease_ttl_s", KIND_COUNT, FIELD(lease_ttl_s), CLUSTER_LEASE_TTL_S_MIN,
+     CLUSTER_LEASE_TTL_S_MAX, false,
+     "seconds the broker's etcd lease outlives its last keep-alive (failover time)"},
+    {"preferred_leader_check_ms", KIND_DURATION, FIELD(preferred_leader_check_ms),
+     CLUSTER_PREFERRED_LEADER_CHECK_MS_MIN, UINT32_MAX, false,
+     "how often the controller gives leadership back to preferred replicas"},
 };
 
 static const char *const level_names[] = {
@@ -250,8 +277,10 @@ static void describe_range(const struct key_def *k, char *out, size_t cap)
     const char *units = k->kind == KIND_SIZE       ? " (units: k, m, g = KiB, MiB, GiB)"
                         : k->kind == KIND_DURATION ? " (units: ms, s, m, h, d)"
                                                    : "";
-    snprintf(out, cap, "%s from %lld to %lld%s%s", what, (long long)k->min, (long long)k->max,
-             k->minus_one ? ", or -1 for no limit" : "", units);
+    snprintf(out, cap, "%s from %lld to %lld%s%s%s", what, (long long)k->min, (long long)k->max,
+             k->minus_one ? ", or -1 " : "",
+             !k->minus_one ? "" : k->minus_one_means != NULL ? k->minus_one_means : "for no limit",
+             units);
 }
 
 static int number_fail(const struct key_def *k, const char *value, const char *why, char *err,
@@ -330,16 +359,34 @@ static int parse_port(const char *key, const char *s, uint16_t *out, char *err, 
     return 0;
 }
 
-/* HOST:PORT, [ADDR]:PORT, or :PORT (keeps the host). */
-static int parse_listen(struct broker_config *c, const char *v, char *err, size_t err_cap)
+/* The host and port fields a HOST:PORT key (KIND_ADDRESS) sets. */
+static void address_fields(struct broker_config *c, const struct key_def *k, char **host,
+                           uint16_t **port)
+{
+    if (k->offset == offsetof(struct broker_config, listen_host)) {
+        *host = c->listen_host;
+        *port = &c->listen_port;
+        return;
+    }
+    ASSERT(k->offset == offsetof(struct broker_config, advertised_host));
+    *host = c->advertised_host;
+    *port = &c->advertised_port;
+}
+
+/* HOST:PORT, [ADDR]:PORT, or :PORT (keeps the host), for key k. */
+static int parse_address(struct broker_config *c, const struct key_def *k, const char *v,
+                         char *err, size_t err_cap)
 {
     static const char want[] = "want HOST:PORT, [IPv6]:PORT or :PORT";
+    char *to_host = NULL;
+    uint16_t *to_port = NULL;
+    address_fields(c, k, &to_host, &to_port);
     const char *host = v, *colon = NULL;
     size_t host_len = 0;
     if (v[0] == '[') {
         const char *close = strchr(v, ']');
         if (close == NULL || close[1] != ':') {
-            return fail(err, err_cap, "listen: '%.300s' has no ']:PORT'; %s", v, want);
+            return fail(err, err_cap, "%s: '%.300s' has no ']:PORT'; %s", k->name, v, want);
         }
         host = v + 1;
         host_len = (size_t)(close - host);
@@ -347,27 +394,27 @@ static int parse_listen(struct broker_config *c, const char *v, char *err, size_
     } else {
         colon = strrchr(v, ':');
         if (colon == NULL) {
-            return fail(err, err_cap, "listen: '%.300s' has no port; %s", v, want);
+            return fail(err, err_cap, "%s: '%.300s' has no port; %s", k->name, v, want);
         }
         host_len = (size_t)(colon - v);
         if (memchr(v, ':', host_len) != NULL) {
-            return fail(err, err_cap, "listen: '%.300s': an IPv6 address goes in brackets; %s", v,
-                        want);
+            return fail(err, err_cap, "%s: '%.300s': an IPv6 address goes in brackets; %s",
+                        k->name, v, want);
         }
     }
     if ((host_len > 0 || v[0] == '[') && !host_ok(host, host_len, v[0] == '[')) {
-        return fail(err, err_cap, "listen: bad host in '%.300s'; %s", v, want);
+        return fail(err, err_cap, "%s: bad host in '%.300s'; %s", k->name, v, want);
     }
     uint16_t port = 0;
-    int rc = parse_port("listen", colon + 1, &port, err, err_cap);
+    int rc = parse_port(k->name, colon + 1, &port, err, err_cap);
     if (rc != 0) {
         return rc;
     }
     if (host_len > 0) {
-        memcpy(c->listen_host, host, host_len);
-        c->listen_host[host_len] = '\0';
+        memcpy(to_host, host, host_len);
+        to_host[host_len] = '\0';
     }
-    c->listen_port = port;
+    *to_port = port;
     return 0;
 }
 
@@ -388,6 +435,21 @@ static int set_string(struct broker_config *c, const struct key_def *k, const ch
                     "%s: a path of %zu bytes; want 1 to %d bytes, "
                     "not starting or ending with a blank",
                     k->name, n, BROKER_DATA_DIR_BYTES - 1);
+    }
+    if (k->kind == KIND_ENDPOINTS) {
+        struct cluster_session_config scratch;
+        cluster_session_config_default(&scratch);
+        if (n >= BROKER_ETCD_ENDPOINTS_BYTES || cluster_endpoints_parse(&scratch, v) != 0) {
+            return fail(err, err_cap,
+                        "%s: '%.300s' is not a list of etcd endpoints; want 1 to %d "
+                        "http://HOST:PORT URLs separated by commas",
+                        k->name, v, ETCD_ENDPOINTS_MAX);
+        }
+    }
+    if (k->kind == KIND_NAME && !cluster_name_ok(v)) {
+        return fail(err, err_cap,
+                    "%s: '%.100s' is not a cluster name; want 1 to %d letters, digits or . _ -",
+                    k->name, v, CLUSTER_NAME_BYTES - 1);
     }
     memcpy(field_ptr(c, k), v, n + 1);
     return 0;
@@ -428,12 +490,14 @@ int broker_config_set(struct broker_config *c, const char *key, const char *valu
         return fail(err, err_cap, "%s: no value given", k->name);
     }
     switch (k->kind) {
-    case KIND_LISTEN:
-        return parse_listen(c, value, err, err_cap);
+    case KIND_ADDRESS:
+        return parse_address(c, k, value, err, err_cap);
     case KIND_PORT:
-        return parse_port(k->name, value, &c->listen_port, err, err_cap);
+        return parse_port(k->name, value, (uint16_t *)field_ptr(c, k), err, err_cap);
     case KIND_HOST:
     case KIND_PATH:
+    case KIND_ENDPOINTS:
+    case KIND_NAME:
         return set_string(c, k, value, err, err_cap);
     case KIND_BOOL:
     case KIND_LEVEL:
@@ -450,6 +514,35 @@ int broker_config_set(struct broker_config *c, const char *key, const char *valu
     }
     }
     UNREACHABLE();
+}
+
+static bool wildcard_host(const char *host)
+{
+    return strcmp(host, "0.0.0.0") == 0 || strcmp(host, "::") == 0;
+}
+
+/* The cluster settings that only make sense together. */
+static int check_cluster(const struct broker_config *c, char *err, size_t err_cap)
+{
+    bool clustered = broker_config_clustered(c);
+    if (clustered && c->etcd_endpoints[0] == '\0') {
+        return fail(err, err_cap,
+                    "broker_id (%d) is set but etcd_endpoints is not: a cluster keeps its state "
+                    "in etcd; set both, or neither for a single broker",
+                    (int)c->broker_id);
+    }
+    if (!clustered && c->etcd_endpoints[0] != '\0') {
+        return fail(err, err_cap,
+                    "etcd_endpoints is set but broker_id is not: set broker_id to join a "
+                    "cluster, or drop etcd_endpoints for a single broker");
+    }
+    if (clustered && c->advertised_host[0] == '\0' && wildcard_host(c->listen_host)) {
+        return fail(err, err_cap,
+                    "listening on %s, which nobody can connect to: set advertised_host to "
+                    "the address other brokers and clients reach this one at",
+                    c->listen_host);
+    }
+    return 0;
 }
 
 int broker_config_check(const struct broker_config *c, char *err, size_t err_cap)
@@ -470,7 +563,7 @@ int broker_config_check(const struct broker_config *c, char *err, size_t err_cap
                     (long long)c->partial_bytes_max, (unsigned long long)partial_min,
                     (long long)c->mem_bytes_max);
     }
-    return 0;
+    return check_cluster(c, err, err_cap);
 }
 
 /* ---- defaults ---- */
@@ -506,7 +599,15 @@ void broker_config_default(struct broker_config *c)
         .partial_bytes_max = LOOP_PARTIAL_BYTES_MAX_DEFAULT,
         .partial_timeout_ms = LOOP_PARTIAL_TIMEOUT_MS_DEFAULT,
         .log_level = LOG_INFO,
+        .broker_id = BROKER_ID_NONE,
+        .default_replication_factor = BROKER_DEFAULT_REPLICATION_FACTOR_DEFAULT,
+        .min_insync_replicas = BROKER_MIN_INSYNC_REPLICAS_DEFAULT,
+        .replica_lag_ms = BROKER_REPLICA_LAG_MS_DEFAULT,
+        .lease_ttl_s = CLUSTER_LEASE_TTL_S_DEFAULT,
+        .preferred_leader_check_ms = CLUSTER_PREFERRED_LEADER_CHECK_MS_DEFAULT,
     };
+    static_assert(sizeof(CLUSTER_NAME_DEFAULT) <= sizeof(c->cluster_name), "name fits");
+    memcpy(c->cluster_name, CLUSTER_NAME_DEFAULT, sizeof(CLUSTER_NAME_DEFAULT));
     static_assert(sizeof(BROKER_LISTEN_HOST_DEFAULT) <= BROKER_HOST_BYTES, "host fits");
     static_assert(sizeof(BROKER_DATA_DIR_DEFAULT) <= BROKER_DATA_DIR_BYTES, "dir fits");
     memcpy(c->listen_host, BROKER_LISTEN_HOST_DEFAULT, sizeof(BROKER_LISTEN_HOST_DEFAULT));
@@ -525,6 +626,27 @@ void broker_config_part(const struct broker_config *c, struct part_config *out)
 }
 
 const char *broker_config_version(void) { return NAGARE_VERSION; }
+
+bool broker_config_clustered(const struct broker_config *c)
+{
+    return c->broker_id != BROKER_ID_NONE;
+}
+
+void broker_config_cluster(const struct broker_config *c, uint16_t bound_port,
+                           struct cluster_session_config *out)
+{
+    ASSERT(broker_config_clustered(c));
+    cluster_session_config_default(out);
+    out->broker_id = c->broker_id;
+    const char *host = c->advertised_host[0] != '\0' ? c->advertised_host : c->listen_host;
+    memcpy(out->host, host, strlen(host) + 1);
+    out->port = c->advertised_port != 0 ? c->advertised_port : bound_port;
+    int rc = cluster_endpoints_parse(out, c->etcd_endpoints);
+    ASSERT(rc == 0); /* checked when it was set */
+    memcpy(out->cluster_name, c->cluster_name, sizeof(out->cluster_name));
+    out->lease_ttl_s = c->lease_ttl_s;
+    out->preferred_leader_check_ms = c->preferred_leader_check_ms;
+}
 
 /* ---- the config file ---- */
 
@@ -624,18 +746,25 @@ int broker_config_load_file(struct broker_config *c, const char *path, char *err
 
 /* ---- the command line ---- */
 
-enum flag_id { FLAG_LISTEN, FLAG_DATA_DIR, FLAG_CONFIG, FLAG_SET, FLAG_HELP, FLAG_VERSION };
+enum flag_id { FLAG_KEY, FLAG_CONFIG, FLAG_SET, FLAG_HELP, FLAG_VERSION };
 
 struct flag_def {
     const char *name;
     enum flag_id id;
     bool takes_value;
+    const char *key; /* FLAG_KEY: the config key it sets */
 };
 
 static const struct flag_def flags[] = {
-    {"--listen", FLAG_LISTEN, true},    {"--data-dir", FLAG_DATA_DIR, true},
-    {"--config", FLAG_CONFIG, true},    {"--set", FLAG_SET, true},
-    {"--help", FLAG_HELP, false},       {"-h", FLAG_HELP, false},
+    {"--listen", FLAG_KEY, true, "listen"},
+    {"--data-dir", FLAG_KEY, true, "data_dir"},
+    {"--broker-id", FLAG_KEY, true, "broker_id"},
+    {"--etcd", FLAG_KEY, true, "etcd_endpoints"},
+    {"--advertised", FLAG_KEY, true, "advertised"},
+    {"--config", FLAG_CONFIG, true},
+    {"--set", FLAG_SET, true},
+    {"--help", FLAG_HELP, false},
+    {"-h", FLAG_HELP, false},
     {"--version", FLAG_VERSION, false},
 };
 
@@ -702,11 +831,8 @@ static int apply_flag(struct broker_config *c, const struct flag *fl, char *err,
     char msg[512];
     int rc = 0;
     switch (fl->def->id) {
-    case FLAG_LISTEN:
-        rc = broker_config_set(c, "listen", fl->value, msg, sizeof(msg));
-        break;
-    case FLAG_DATA_DIR:
-        rc = broker_config_set(c, "data_dir", fl->value, msg, sizeof(msg));
+    case FLAG_KEY:
+        rc = broker_config_set(c, fl->def->key, fl->value, msg, sizeof(msg));
         break;
     case FLAG_SET:
         return apply_set(c, fl->value, err, err_cap);
@@ -790,18 +916,26 @@ int broker_config_parse_args(struct broker_config *c, int argc, char **argv, cha
 
 /* ---- printing ---- */
 
+static bool is_text(const struct key_def *k)
+{
+    return k->kind == KIND_HOST || k->kind == KIND_PATH || k->kind == KIND_ENDPOINTS ||
+           k->kind == KIND_NAME;
+}
+
 /* Writes k's value in c as the config file spells it. */
 static void print_value(FILE *f, const struct broker_config *c, const struct key_def *k)
 {
     switch (k->kind) {
-    case KIND_LISTEN:
+    case KIND_ADDRESS:
         break;
     case KIND_HOST:
     case KIND_PATH:
+    case KIND_ENDPOINTS:
+    case KIND_NAME:
         fputs((const char *)c + k->offset, f);
         break;
     case KIND_PORT:
-        fprintf(f, "%u", (unsigned)c->listen_port);
+        fprintf(f, "%lld", (long long)field_get(c, k));
         break;
     case KIND_BOOL:
         fputs(c->auto_create_topics ? "true" : "false", f);
@@ -821,8 +955,11 @@ static void print_value(FILE *f, const struct broker_config *c, const struct key
 void broker_config_print(FILE *f, const struct broker_config *c)
 {
     for (size_t i = 0; i < ARRAY_LEN(keys); i++) {
-        if (keys[i].kind == KIND_LISTEN) {
-            continue; /* listen_host and listen_port say it */
+        if (keys[i].kind == KIND_ADDRESS) {
+            continue; /* its host and port keys say it */
+        }
+        if (is_text(&keys[i]) && ((const char *)c + keys[i].offset)[0] == '\0') {
+            continue; /* unset; an empty value would not read back */
         }
         fprintf(f, "%s = ", keys[i].name);
         print_value(f, c, &keys[i]);
@@ -844,6 +981,9 @@ void broker_config_usage(FILE *f)
             "  --listen HOST:PORT  address to listen on; [ADDR]:PORT for IPv6,\n"
             "                      :PORT to change only the port, port 0 for any free port\n"
             "  --data-dir DIR      directory for topics and logs\n"
+            "  --broker-id N       join a cluster as broker N (docs/cluster.md)\n"
+            "  --etcd URL[,URL]    the cluster's etcd endpoints, http://HOST:PORT\n"
+            "  --advertised HOST:PORT  the address other brokers and clients use\n"
             "  --config FILE       read settings from FILE: `key = value` lines, '#' comments\n"
             "  --set KEY=VALUE     set any key below (repeatable)\n"
             "  -h, --help          print this and exit\n"
@@ -860,8 +1000,11 @@ void broker_config_usage(FILE *f)
     for (size_t i = 0; i < ARRAY_LEN(keys); i++) {
         const struct key_def *k = &keys[i];
         fprintf(f, "  %-21s ", k->name);
-        if (k->kind == KIND_LISTEN) {
-            fprintf(f, "%s:%u", d.listen_host, (unsigned)d.listen_port);
+        if (k->kind == KIND_ADDRESS) {
+            char *host = NULL;
+            uint16_t *port = NULL;
+            address_fields(&d, k, &host, &port);
+            fprintf(f, "%s:%u", host, (unsigned)*port);
         } else {
             print_value(f, &d, k);
         }

@@ -26,6 +26,7 @@
 #include "base/log.h"
 #include "net/loop.h"
 #include "broker/share_state.h"
+#include "cluster/session.h"
 #include "net/proto.h"
 #include "storage/partition.h"
 
@@ -72,6 +73,23 @@ static_assert(BROKER_SHARE_LOCK_MS_DEFAULT <= SHARE_LOCK_MS_LIMIT &&
                   BROKER_SHARE_DELIVERY_MAX_DEFAULT <= SHARE_DELIVERY_LIMIT &&
                   BROKER_SHARE_INFLIGHT_MAX_DEFAULT <= SHARE_INFLIGHT_LIMIT,
               "share defaults inside share_state.h's limits");
+
+/* A cluster (docs/cluster.md). Three copies of each partition, two of
+ * them needed to acknowledge acks=all: one broker may fail without loss or
+ * unavailability (Kafka's usual production settings). A follower that has
+ * not caught up for 10 s leaves the ISR (Kafka's replica.lag.time.max.ms
+ * was 10 s for years; 30 s today, for larger clusters than this one). */
+#define BROKER_ID_NONE (-1)
+#define BROKER_DEFAULT_REPLICATION_FACTOR_DEFAULT 3
+#define BROKER_MIN_INSYNC_REPLICAS_DEFAULT 2
+#define BROKER_REPLICA_LAG_MS_DEFAULT 10000u
+#define BROKER_REPLICA_LAG_MS_MIN 100u
+/* The etcd endpoints as the config spells them: a comma-separated list. */
+#define BROKER_ETCD_ENDPOINTS_BYTES (ETCD_ENDPOINTS_MAX * CLUSTER_ENDPOINT_BYTES)
+static_assert(BROKER_HOST_BYTES == CLUSTER_HOST_BYTES, "an advertised host fits the view");
+static_assert(BROKER_MIN_INSYNC_REPLICAS_DEFAULT <= BROKER_DEFAULT_REPLICATION_FACTOR_DEFAULT &&
+                  BROKER_DEFAULT_REPLICATION_FACTOR_DEFAULT <= CLUSTER_REPLICAS_MAX,
+              "cluster defaults inside their limits");
 
 /* Each connection holds a file descriptor; fs.nr_open, the most a process
  * can ever have, defaults to 2^20 on Linux. */
@@ -143,6 +161,17 @@ struct broker_config {
         partial_bytes_max; /* LOOP_PARTIAL_BYTES_MAX_DEFAULT; 2 x frame_bytes_max..mem_bytes_max */
     uint32_t partial_timeout_ms; /* LOOP_PARTIAL_TIMEOUT_MS_DEFAULT; >= 1 */
     enum log_level log_level;    /* LOG_INFO; "debug", "info", "warn", "error", "off" */
+    /* a cluster (docs/cluster.md); with broker_id -1 the rest is unused */
+    int32_t broker_id; /* BROKER_ID_NONE: a single broker, no etcd; else 0..CLUSTER_BROKER_ID_MAX */
+    char etcd_endpoints[BROKER_ETCD_ENDPOINTS_BYTES]; /* "http://127.0.0.1:2379,..."; "" none */
+    char advertised_host[BROKER_HOST_BYTES]; /* "": listen_host */
+    uint16_t advertised_port;                /* 0: the port it listens on */
+    char cluster_name[CLUSTER_NAME_BYTES];   /* "nagare": keys under /nagare/ */
+    int32_t default_replication_factor;      /* 3; 1..CLUSTER_REPLICAS_MAX */
+    int32_t min_insync_replicas;             /* 2; 1..CLUSTER_REPLICAS_MAX (capped at a topic's factor) */
+    uint32_t replica_lag_ms;                 /* 10000; a follower behind longer leaves the ISR */
+    uint32_t lease_ttl_s;                    /* 6; CLUSTER_LEASE_TTL_S_MIN..MAX */
+    uint32_t preferred_leader_check_ms;      /* 30000 */
 };
 
 /* Scrubbing reads every log again at this pace: a 1 TiB log in about
@@ -177,7 +206,9 @@ MUST_USE int broker_config_set(struct broker_config *c, const char *key, const c
 /* Checks the relations between fields that no single setting can: a Produce
  * request with one batch of batch_bytes_max must fit frame_bytes_max;
  * partial_bytes_max must hold a frame of frame_bytes_max (twice it, for the
- * pool's rounding) and fit in mem_bytes_max.
+ * pool's rounding) and fit in mem_bytes_max; a broker_id needs
+ * etcd_endpoints and etcd_endpoints a broker_id; a broker listening on a
+ * wildcard address (0.0.0.0, ::) in a cluster needs an advertised_host.
  * broker_config_parse_args() calls it on the final config; call it after
  * building a config with _set / _load_file. Returns 0 or -NG_EBADARG with a
  * message in err. */
@@ -199,6 +230,8 @@ MUST_USE int broker_config_load_file(struct broker_config *c, const char *path, 
  * the file wherever they appear). Flags, each also as --flag=VALUE:
  *   --listen HOST:PORT   ([v6addr]:PORT for IPv6; :PORT keeps the host)
  *   --data-dir DIR       --config FILE (at most once)
+ *   --broker-id N        --etcd URL[,URL...]
+ *   --advertised HOST:PORT (as --listen)
  *   --set KEY=VALUE      (repeatable; any config key)
  *   -h, --help           --version
  * --help and --version print to stdout and win over everything else except
@@ -213,10 +246,22 @@ MUST_USE int broker_config_parse_args(struct broker_config *c, int argc, char **
  * docs/configuration.md) to f. */
 void broker_config_usage(FILE *f);
 
-/* Writes c to f as a config file (every key, one `key = value` line each)
- * that broker_config_load_file() reads back to the same struct; for
+/* Writes c to f as a config file (every key, one `key = value` line each;
+ * a text key left empty, as the cluster's are on a single broker, is left
+ * out) that broker_config_load_file() reads back to the same struct; for
  * logging the effective config at start-up. */
 void broker_config_print(FILE *f, const struct broker_config *c);
+
+/* Whether c makes the broker one of a cluster (broker_id set). */
+bool broker_config_clustered(const struct broker_config *c);
+
+/* The cluster session's config of a clustered c (cluster/session.h): its
+ * broker id, etcd endpoints, cluster name, lease and check interval, and
+ * the address it advertises: advertised_host (else listen_host) and
+ * advertised_port (else bound_port, the port it listens on). Precondition:
+ * broker_config_clustered(c) and c passed broker_config_check(). */
+void broker_config_cluster(const struct broker_config *c, uint16_t bound_port,
+                           struct cluster_session_config *out);
 
 /* Fills out with part_config_default() overlaid by c's topic defaults
  * (segment and retention settings, index interval, batch maximum): the

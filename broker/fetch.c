@@ -17,6 +17,13 @@
  * restart), a partition that found damage, or a loop out of file parts
  * or descriptors take the old way: part_read() into the answer buffer,
  * which checks every batch (docs/reliability.md, "Corruption").
+ *
+ * ReplicaFetch, a follower's fetch from the leader (docs/cluster.md), takes
+ * the same path with three differences: each partition is first checked
+ * against the leader's epoch and its durable offset noted (which may move
+ * the high watermark); it reads past the high watermark, up to what the
+ * leader has written (part_read_ranges_to); and it parks for the log's
+ * durable growth (PARK_REPLICA) rather than for readers' (PARK_DATA).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -40,6 +47,8 @@ struct fetch_part {
     int64_t offset;
     int32_t bytes_max;
     struct bpart *bp; /* NULL: unknown topic or partition */
+    int refused;      /* ReplicaFetch: the leader's checks refused it (bp NULL) */
+    int32_t leader_epoch; /* ReplicaFetch: the follower's */
     struct park_link link;
     /* this answer's plan: file ranges, or a copy of up to copy_limit bytes */
     uint32_t range_first;
@@ -71,6 +80,7 @@ struct fetch_req {
     struct server *s;
     uint32_t correlation_id;
     uint16_t version;
+    bool replica; /* a ReplicaFetch */
     struct proto_fetch_req in;
     struct park_waiter waiter;
     bool copy_only; /* file parts failed once: copy this answer */
@@ -111,13 +121,20 @@ static int64_t damage_end(const struct fetch_part *fp)
     return part_corrupt_range(&fp->bp->log, fp->offset, &segment, &d) ? d.offset_end : -1;
 }
 
-/* Whether a partition has something to say: data, or an error. */
-static bool part_has_news(const struct fetch_part *fp)
+/* Where a partition's answer may read to: the high watermark for a
+ * consumer, everything written for a follower. */
+static int64_t part_end(const struct fetch_req *fr, const struct fetch_part *fp)
 {
-    if (fp->bp == NULL || fp->bytes_max < 0) {
+    return fr->replica ? part_offset_written(&fp->bp->log) : part_offset_latest(&fp->bp->log);
+}
+
+/* Whether a partition has something to say: data, or an error. */
+static bool part_has_news(const struct fetch_req *fr, const struct fetch_part *fp)
+{
+    if (fp->bp == NULL || fp->bytes_max < 0 || replica_serving(fp->bp) != 0) {
         return true;
     }
-    return fp->offset != part_offset_latest(&fp->bp->log) || damage_end(fp) >= 0;
+    return fp->offset != part_end(fr, fp) || damage_end(fp) >= 0;
 }
 
 /* What one partition can add to an answer: its readable bytes from the
@@ -142,24 +159,31 @@ static bool new_topic(const struct fetch_req *fr, uint32_t i)
 static size_t answer_header_bytes(const struct fetch_req *fr)
 {
     size_t bytes = ANSWER_HEADER_BYTES;
+    size_t part_bytes = fr->replica ? PROTO_REPLICA_FETCH_RESP_PARTITION_BYTES
+                                    : PROTO_FETCH_RESP_PARTITION_BYTES(fr->version);
     for (uint32_t i = 0; i < fr->count; i++) {
-        bytes += PROTO_FETCH_RESP_PARTITION_BYTES(fr->version) +
+        bytes += part_bytes +
                  (new_topic(fr, i) ? PROTO_TOPIC_BYTES(fr->parts[i].topic.len) : 0);
     }
     return bytes;
 }
 
 /* The partition's error for this answer (0: records may follow). */
-static int part_error(const struct fetch_part *fp)
+static int part_error(const struct fetch_req *fr, const struct fetch_part *fp)
 {
     if (fp->bp == NULL) {
-        return -NG_EUNKNOWN_TOPIC;
+        return fp->refused != 0 ? fp->refused : -NG_EUNKNOWN_TOPIC;
     }
     const struct part *log = &fp->bp->log;
     if (fp->bytes_max < 0) {
         return -NG_EBADARG; /* docs/protocol.md, Fetch: per partition */
     }
-    if (fp->offset < part_offset_earliest(log) || fp->offset > part_offset_latest(log)) {
+    int rc = fr->replica ? replica_check_epoch(fp->bp, -1, fp->leader_epoch)
+                         : replica_serving(fp->bp);
+    if (rc != 0) {
+        return rc; /* leadership moved while it was parked */
+    }
+    if (fp->offset < part_offset_earliest(log) || fp->offset > part_end(fr, fp)) {
         return -NG_EOFFSET_RANGE;
     }
     return damage_end(fp) >= 0 ? -NG_ECORRUPT : 0;
@@ -191,15 +215,16 @@ static size_t plan(struct fetch_req *fr, struct fetch_ranges *rs)
         fp->range_bytes = 0;
         fp->copy_limit = 0;
         uint64_t limit = (uint64_t)fp->bytes_max < budget ? (uint64_t)fp->bytes_max : budget;
-        if (part_error(fp) != 0 || limit == 0 || header + data >= frame_max) {
+        if (part_error(fr, fp) != 0 || limit == 0 || header + data >= frame_max) {
             continue;
         }
         uint64_t cap = frame_max - header - data;
         int rc = -EAGAIN;
         if (rs->count < room) {
             struct part_read_result r;
-            rc = part_read_ranges(&fp->bp->log, fp->offset, (size_t)cap, (size_t)limit,
-                                  rs->at + rs->count, room - rs->count, &fp->range_count, &r);
+            rc = part_read_ranges_to(&fp->bp->log, fp->offset, part_end(fr, fp), (size_t)cap,
+                                     (size_t)limit, rs->at + rs->count, room - rs->count,
+                                     &fp->range_count, &r);
             fp->range_bytes = rc == 0 ? r.bytes : 0;
             fp->range_count = rc == 0 ? fp->range_count : 0;
         }
@@ -223,19 +248,37 @@ static size_t plan(struct fetch_req *fr, struct fetch_ranges *rs)
     return (size_t)(cap < frame_max ? cap : frame_max);
 }
 
+/* Opens one partition's answer in the message fr answers. */
+static void answer_part_begin(const struct fetch_req *fr, struct proto_enc *e,
+                              const struct proto_fetch_resp_partition *out)
+{
+    if (fr->replica) {
+        struct proto_replica_fetch_resp_partition r = {.partition = out->partition,
+                                                       .err = out->err,
+                                                       .high_watermark = out->offset_latest,
+                                                       .log_start = out->offset_earliest};
+        proto_replica_fetch_resp_partition_begin(e, &r);
+    } else {
+        proto_fetch_resp_partition_begin(e, out);
+    }
+}
+
 /* Adds one partition's answer: its planned ranges (declared; attached
  * once the frame is whole), or its batches copied into the buffer.
  * Returns true when its read found damage (the answer has news). */
-static bool answer_part(struct proto_enc *e, struct wr *w, struct fetch_part *fp,
-                        uint64_t *records_total)
+static bool answer_part(const struct fetch_req *fr, struct proto_enc *e, struct wr *w,
+                        struct fetch_part *fp, uint64_t *records_total)
 {
     struct proto_fetch_resp_partition out = {.partition = fp->partition,
                                              .offset_earliest = -1,
                                              .offset_latest = -1,
                                              .offset_resume = -1,
-                                             .err = part_error(fp)};
-    if (fp->bp == NULL) {
-        proto_fetch_resp_partition(e, &out);
+                                             .err = part_error(fr, fp)};
+    bool refused = out.err == -NG_ENOT_LEADER || out.err == -NG_EFENCED_LEADER_EPOCH ||
+                   out.err == -NG_EUNKNOWN_LEADER_EPOCH;
+    if (fp->bp == NULL || refused) {
+        answer_part_begin(fr, e, &out);
+        proto_fetch_resp_partition_end(e);
         return false;
     }
     bool damaged = false;
@@ -243,7 +286,7 @@ static bool answer_part(struct proto_enc *e, struct wr *w, struct fetch_part *fp
     out.offset_earliest = part_offset_earliest(log);
     out.offset_latest = part_offset_latest(log);
     out.offset_resume = out.err == -NG_ECORRUPT ? damage_end(fp) : -1;
-    proto_fetch_resp_partition_begin(e, &out);
+    answer_part_begin(fr, e, &out);
     fp->range_at = w->pos;
     if (fp->range_count > 0) {
         proto_fetch_resp_spliced(e, fp->range_bytes);
@@ -252,7 +295,8 @@ static bool answer_part(struct proto_enc *e, struct wr *w, struct fetch_part *fp
     size_t room = w->err == 0 ? w->cap - w->pos : 0;
     if (out.err == 0 && fp->copy_limit > 0 && room > 0) {
         struct part_read_result r;
-        int rc = part_read(log, fp->offset, w->ptr + w->pos, room, (size_t)fp->copy_limit, &r);
+        int rc = part_read_to(log, fp->offset, part_end(fr, fp), w->ptr + w->pos, room,
+                              (size_t)fp->copy_limit, &r);
         if (rc == 0) {
             (void)wr_take(w, r.bytes); /* the bytes are in place already */
             *records_total += r.bytes;
@@ -330,14 +374,18 @@ static bool try_answer(struct fetch_req *fr, bool final)
         return true;
     }
     struct proto_enc e;
-    proto_fetch_resp_begin(&e, &w, fr->version, fr->correlation_id);
+    if (fr->replica) {
+        proto_replica_fetch_resp_begin(&e, &w, fr->version, fr->correlation_id);
+    } else {
+        proto_fetch_resp_begin(&e, &w, fr->version, fr->correlation_id);
+    }
     uint64_t records = 0;
     for (uint32_t i = 0; i < fr->count; i++) {
         struct fetch_part *fp = &fr->parts[i];
         if (new_topic(fr, i)) {
             proto_enc_topic(&e, fp->topic);
         }
-        final |= answer_part(&e, &w, fp, &records);
+        final |= answer_part(fr, &e, &w, fp, &records);
     }
     if (!final && records < (uint64_t)(fr->in.bytes_min > 0 ? fr->in.bytes_min : 1)) {
         return false; /* the buffer stays the request's, reused next time */
@@ -365,11 +413,9 @@ static bool has_news(const struct fetch_req *fr, bool *errors)
     *errors = false;
     for (uint32_t i = 0; i < fr->count; i++) {
         const struct fetch_part *fp = &fr->parts[i];
-        bool news = part_has_news(fp);
+        bool news = part_has_news(fr, fp);
         any |= news;
-        *errors |= news && (fp->bp == NULL || fp->bytes_max < 0 ||
-                            fp->offset > part_offset_latest(&fp->bp->log) ||
-                            fp->offset < part_offset_earliest(&fp->bp->log) || damage_end(fp) >= 0);
+        *errors |= news && (fp->bp == NULL || part_error(fr, fp) != 0);
     }
     return any;
 }
@@ -418,36 +464,102 @@ static void resolve(struct server *s, struct fetch_req *fr, struct proto_dec d)
     ASSERT(i == fr->count);
 }
 
-void handle_fetch(struct server *s, struct loop_req *req, const struct proto_req_header *h,
-                  struct rd *body)
+/* Answers fr at once or parks it; fr is resolved. */
+static void fetch_start(struct server *s, struct loop_req *req, struct fetch_req *fr,
+                        int32_t wait_max_ms)
 {
-    struct proto_fetch_req in;
-    struct proto_dec d;
-    int rc = proto_fetch_req_decode(body, h->api_version, &in, &d);
-    uint32_t count = rc == 0 ? d.partition_count : 0;
-    struct fetch_req *fr = rc == 0 ? calloc(1, sizeof(*fr) + count * sizeof(fr->parts[0])) : NULL;
-    if (fr == NULL) {
-        server_resp_error(req, h->correlation_id, rc != 0 ? rc : -ENOMEM);
-        return;
-    }
-    *fr = (struct fetch_req){.req = req,
-                             .s = s,
-                             .correlation_id = h->correlation_id,
-                             .version = h->api_version,
-                             .in = in,
-                             .count = count};
     loop_timer_init(&fr->timer, on_timeout, fr);
-    park_waiter_init(&fr->waiter, PARK_DATA, on_wake, on_abandon);
-    resolve(s, fr, d);
+    park_waiter_init(&fr->waiter, fr->replica ? PARK_REPLICA : PARK_DATA, on_wake, on_abandon);
     bool errors;
-    if (in.wait_max_ms == 0 || s->loop.stopping) {
+    if (wait_max_ms == 0 || s->loop.stopping) {
         (void)try_answer(fr, true);
         return;
     }
     if (has_news(fr, &errors) && try_answer(fr, errors)) {
         return;
     }
-    uint32_t wait = (uint32_t)in.wait_max_ms;
+    uint32_t wait = (uint32_t)wait_max_ms;
     loop_req_on_abort(req, on_abort, fr);
     park(fr, wait < s->cfg.fetch_wait_max_ms ? wait : s->cfg.fetch_wait_max_ms);
+}
+
+static struct fetch_req *fetch_req_new(struct server *s, struct loop_req *req,
+                                       const struct proto_req_header *h, uint32_t count)
+{
+    struct fetch_req *fr = calloc(1, sizeof(*fr) + count * sizeof(fr->parts[0]));
+    if (fr != NULL) {
+        *fr = (struct fetch_req){.req = req,
+                                 .s = s,
+                                 .correlation_id = h->correlation_id,
+                                 .version = h->api_version,
+                                 .count = count};
+    }
+    return fr;
+}
+
+void handle_fetch(struct server *s, struct loop_req *req, const struct proto_req_header *h,
+                  struct rd *body)
+{
+    struct proto_fetch_req in;
+    struct proto_dec d;
+    int rc = proto_fetch_req_decode(body, h->api_version, &in, &d);
+    struct fetch_req *fr = rc == 0 ? fetch_req_new(s, req, h, d.partition_count) : NULL;
+    if (fr == NULL) {
+        server_resp_error(req, h->correlation_id, rc != 0 ? rc : -ENOMEM);
+        return;
+    }
+    fr->in = in;
+    resolve(s, fr, d);
+    fetch_start(s, req, fr, in.wait_max_ms);
+}
+
+/* Resolves a follower's partitions: each checked against the leader's
+ * epoch and its replicas (refused ones get bp NULL and the error), and its
+ * progress noted, which may move the high watermark. */
+static void resolve_replica(struct server *s, struct fetch_req *fr, int32_t replica_id,
+                            struct proto_dec d)
+{
+    struct proto_topic t;
+    uint32_t i = 0;
+    int64_t now_ms = (int64_t)loop_now_ms(&s->loop);
+    while (proto_next_topic(&d, &t)) {
+        struct server_topic *st = server_topic_find(s, t.name);
+        struct proto_replica_fetch_req_partition p;
+        while (proto_replica_fetch_req_next_partition(&d, &p)) {
+            bool known = st != NULL && p.partition >= 0 && p.partition < st->cfg.partitions;
+            struct bpart *bp = known ? &st->parts[p.partition] : NULL;
+            int rc = bp != NULL ? replica_check_epoch(bp, replica_id, p.leader_epoch)
+                                : -NG_EUNKNOWN_TOPIC;
+            if (rc == 0) {
+                replica_follower_fetched(bp, replica_id, p.fetch_offset, p.durable_offset,
+                                         now_ms);
+            }
+            fr->parts[i++] = (struct fetch_part){.topic = t.name,
+                                                 .partition = p.partition,
+                                                 .offset = p.fetch_offset,
+                                                 .bytes_max = fr->in.bytes_max,
+                                                 .bp = rc == 0 ? bp : NULL,
+                                                 .refused = rc,
+                                                 .leader_epoch = p.leader_epoch};
+        }
+    }
+    ASSERT(i == fr->count);
+}
+
+void handle_replica_fetch(struct server *s, struct loop_req *req, const struct proto_req_header *h,
+                          struct rd *body)
+{
+    struct proto_replica_fetch_req in;
+    struct proto_dec d;
+    int rc = proto_replica_fetch_req_decode(body, h->api_version, &in, &d);
+    struct fetch_req *fr = rc == 0 ? fetch_req_new(s, req, h, d.partition_count) : NULL;
+    if (fr == NULL) {
+        server_resp_error(req, h->correlation_id, rc != 0 ? rc : -ENOMEM);
+        return;
+    }
+    fr->replica = true;
+    fr->in = (struct proto_fetch_req){
+        .wait_max_ms = in.wait_max_ms, .bytes_min = in.bytes_min, .bytes_max = in.bytes_max};
+    resolve_replica(s, fr, in.replica_id, d);
+    fetch_start(s, req, fr, in.wait_max_ms);
 }

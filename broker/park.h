@@ -40,6 +40,7 @@ typedef void (*park_abandon_fn)(struct park_waiter *w);
 enum park_event {
     PARK_DATA = 1u << 0,  /* records were appended to the partition */
     PARK_FREED = 1u << 1, /* records of a share window are available again */
+    PARK_REPLICA = 1u << 2, /* the leader's log grew durably: followers may copy */
 };
 
 struct park_waiter {

@@ -4,6 +4,13 @@
  * batches, and appended straight from the request frame; the answer goes
  * when every append has completed (written for acks=1, fdatasync'd for
  * acks=all; acks=0 completes the request with no answer).
+ *
+ * In a cluster (docs/cluster.md) only a partition's leader takes its
+ * batches, every append is durable (the high watermark follows durable
+ * offsets), and an acks=all append is answered once the high watermark
+ * has passed it (broker/replica.h), or with NG_ENOT_ENOUGH_REPLICAS when
+ * the in-sync set is too small: at once, before anything is appended, or
+ * at the request's timeout when it shrank meanwhile.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -15,8 +22,10 @@ struct produce_req;
 
 struct produce_part {
     struct part_append a;
+    struct replica_wait wait; /* acks=all in a cluster: for the high watermark */
     struct produce_req *pr;
     struct bpart *bp;       /* where a was appended */
+    int32_t leader_epoch;   /* bp's when appended */
     struct proto_str topic; /* into the frame */
     int32_t partition;
     int err;
@@ -25,6 +34,9 @@ struct produce_part {
 
 struct produce_req {
     struct loop_req *req;
+    struct server *s;
+    struct loop_timer timer; /* armed while an append waits for the HW */
+    int32_t timeout_ms;
     uint32_t correlation_id;
     uint16_t version;
     int16_t acks;
@@ -46,6 +58,7 @@ static size_t answer_bytes(const struct produce_req *pr)
 static void answer(struct produce_req *pr)
 {
     ASSERT(pr->pending == 0);
+    (void)loop_timer_cancel(&pr->s->loop, &pr->timer);
     if (pr->acks == PROTO_ACKS_NONE) {
         loop_req_noreply(pr->req);
         free(pr);
@@ -77,19 +90,63 @@ static void answer(struct produce_req *pr)
     free(pr);
 }
 
-static void append_done(struct part_append *a, int rc)
+static void part_done(struct produce_part *pp, int err)
 {
-    struct produce_part *pp = container_of(a, struct produce_part, a);
     struct produce_req *pr = pp->pr;
-    pp->err = server_wire_err(rc);
-    pp->offset_base = a->hdr.offset_base;
-    if (rc != 0) { /* not in the log: a retry must not be called a duplicate */
-        producers_forget(&pp->bp->producers, &a->hdr);
-    }
+    pp->err = err;
     ASSERT(pr->pending > 0);
     if (--pr->pending == 0) {
         answer(pr);
     }
+}
+
+static void hw_passed(struct replica_wait *w, int rc)
+{
+    part_done(container_of(w, struct produce_part, wait), rc);
+}
+
+/* The request's time ran out with appends still short of the high
+ * watermark: they are answered as not (yet) replicated enough. */
+static void on_timeout(struct loop_timer *t, void *arg)
+{
+    (void)t;
+    struct produce_req *pr = arg;
+    for (uint32_t i = 0; i < pr->count; i++) {
+        struct produce_part *pp = &pr->parts[i];
+        if (pp->wait.owner != NULL) {
+            replica_wait_cancel(&pp->wait);
+            int err = replica_check_acks_all(pp->bp);
+            pp->err = err != 0 ? err : -NG_ETIMEOUT;
+            pr->pending--;
+        }
+    }
+    if (pr->pending == 0) {
+        answer(pr);
+    }
+}
+
+static void append_done(struct part_append *a, int rc)
+{
+    struct produce_part *pp = container_of(a, struct produce_part, a);
+    struct produce_req *pr = pp->pr;
+    pp->offset_base = a->hdr.offset_base;
+    if (rc != 0) { /* not in the log: a retry must not be called a duplicate */
+        producers_forget(&pp->bp->producers, &a->hdr);
+    }
+    const struct replica *r = &pp->bp->rep;
+    if (rc == 0 && pr->acks == PROTO_ACKS_ALL && r->role != REPLICA_SINGLE) {
+        if (r->role != REPLICA_LEADER || r->leader_epoch != pp->leader_epoch) {
+            part_done(pp, -NG_ENOT_LEADER); /* may be cut by the new leader */
+            return;
+        }
+        if (!loop_timer_armed(&pr->timer)) {
+            loop_timer_arm(&pr->s->loop, &pr->timer, (uint64_t)pr->timeout_ms);
+        }
+        pp->wait.done = hw_passed;
+        replica_wait_add(pp->bp, &pp->wait, batch_offset_last(&a->hdr) + 1);
+        return;
+    }
+    part_done(pp, server_wire_err(rc));
 }
 
 /* Checks and starts one partition's append; pp->err says why not. */
@@ -101,6 +158,13 @@ static void start_append(struct server *s, struct server_topic *t, struct produc
         return;
     }
     struct bpart *bp = &t->parts[in->partition];
+    pp->err = replica_serving(bp);
+    if (pp->err == 0 && pp->pr->acks == PROTO_ACKS_ALL) {
+        pp->err = replica_check_acks_all(bp);
+    }
+    if (pp->err != 0) {
+        return;
+    }
     uint32_t max = (uint32_t)t->cfg.batch_bytes_max;
     struct batch_header h;
     pp->err = batch_verify_records(in->records, in->records_bytes, max, &s->zctx, s->scratch,
@@ -121,11 +185,13 @@ static void start_append(struct server *s, struct server_topic *t, struct produc
      * append need not run the checksum again. */
     pp->a = (struct part_append){.batch = (uint8_t *)in->records,
                                  .bytes = in->records_bytes,
-                                 .durable = pp->pr->acks == PROTO_ACKS_ALL,
+                                 .durable = pp->pr->acks == PROTO_ACKS_ALL ||
+                                            replica_durable_appends(bp),
                                  .validated = true,
                                  .hdr = h,
                                  .done = append_done};
     pp->bp = bp;
+    pp->leader_epoch = bp->rep.leader_epoch;
     pp->err = server_wire_err(part_append(&bp->log, &pp->a));
     if (pp->err == 0) {
         producers_record(&bp->producers, &pp->a.hdr);
@@ -138,7 +204,9 @@ static struct server_topic *produce_topic(struct server *s, struct proto_str nam
 {
     struct server_topic *t = server_topic_find(s, name);
     *err = 0;
-    if (t == NULL && s->cfg.auto_create_topics) {
+    /* In a cluster topics are made through etcd (CreateTopics), never by
+     * one broker alone. */
+    if (t == NULL && s->cfg.auto_create_topics && !broker_config_clustered(&s->cfg)) {
         struct topic_config defaults = {.partitions = PROTO_CONFIG_DEFAULT,
                                         .retention_ms = PROTO_CONFIG_DEFAULT,
                                         .retention_bytes = PROTO_CONFIG_DEFAULT,
@@ -166,10 +234,13 @@ void handle_produce(struct server *s, struct loop_req *req, const struct proto_r
         return;
     }
     *pr = (struct produce_req){.req = req,
+                               .s = s,
+                               .timeout_ms = in.timeout_ms,
                                .correlation_id = h->correlation_id,
                                .version = h->api_version,
                                .acks = in.acks,
                                .count = count};
+    loop_timer_init(&pr->timer, on_timeout, pr);
     pr->pending = 1; /* held until every partition is started */
     struct proto_topic t;
     uint32_t i = 0;

@@ -195,24 +195,50 @@ void producers_record(struct producers *ps, const struct batch_header *h)
     s->used = ++ps->clock;
 }
 
-void producers_forget(struct producers *ps, const struct batch_header *h)
+/* Keeps s's recent batches, oldest to newest, for which keep() is true. */
+static void keep_batches(struct producer_state *s,
+                         bool (*keep)(const struct producer_batch *b, const void *arg),
+                         const void *arg)
 {
-    struct producer_state *s = h->producer_id >= 0 ? find(ps, h->producer_id) : NULL;
-    if (s == NULL || s->epoch != h->producer_epoch) {
-        return;
-    }
-    /* Oldest to newest, without the forgotten batch. */
     struct producer_batch kept[PRODUCER_BATCHES_KEPT];
     uint8_t n = 0;
     for (uint8_t k = 0; k < s->count; k++) {
         uint8_t i = (uint8_t)((s->newest + PRODUCER_BATCHES_KEPT - s->count + 1 + k) %
                               PRODUCER_BATCHES_KEPT);
-        if (s->recent[i].sequence_first != h->sequence_base ||
-            s->recent[i].offset_base != h->offset_base) {
+        if (keep(&s->recent[i], arg)) {
             kept[n++] = s->recent[i];
         }
     }
     memcpy(s->recent, kept, n * sizeof(kept[0]));
     s->count = n;
     s->newest = (uint8_t)(n > 0 ? n - 1 : PRODUCER_BATCHES_KEPT - 1);
+}
+
+static bool not_this_batch(const struct producer_batch *b, const void *arg)
+{
+    const struct batch_header *h = arg;
+    return b->sequence_first != h->sequence_base || b->offset_base != h->offset_base;
+}
+
+void producers_forget(struct producers *ps, const struct batch_header *h)
+{
+    struct producer_state *s = h->producer_id >= 0 ? find(ps, h->producer_id) : NULL;
+    if (s == NULL || s->epoch != h->producer_epoch) {
+        return;
+    }
+    keep_batches(s, not_this_batch, h);
+}
+
+static bool below(const struct producer_batch *b, const void *arg)
+{
+    return b->offset_base < *(const int64_t *)arg;
+}
+
+void producers_truncate(struct producers *ps, int64_t offset)
+{
+    for (uint32_t i = 0; i < ps->slot_count; i++) {
+        if (ps->slots[i].id != -1) {
+            keep_batches(&ps->slots[i], below, &offset);
+        }
+    }
 }

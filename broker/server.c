@@ -12,6 +12,7 @@
 
 #include "base/clock.h"
 #include "base/log.h"
+#include "broker/fetcher.h"
 #include "broker/names.h"
 
 /* How often deleted topics are checked for idle partitions, and parked
@@ -77,6 +78,18 @@ static void bpart_watch(void *arg)
     park_wake(&bp->waiters, PARK_DATA);
 }
 
+/* The log's durable offset moved: a leader's high watermark may move, and
+ * followers waiting at its end have batches to copy. */
+static void bpart_durable_watch(void *arg)
+{
+    struct bpart *bp = arg;
+    if (bp->rep.role != REPLICA_LEADER) {
+        return; /* a single broker's parked consumers need not be walked */
+    }
+    replica_leader_update(bp);
+    park_wake(&bp->waiters, PARK_REPLICA);
+}
+
 static int note_producer(void *arg, const struct batch_header *h)
 {
     producers_record(arg, h);
@@ -114,6 +127,7 @@ static int bpart_open(struct server *s, struct server_topic *t, int32_t i)
     }
     if (rc == 0) {
         part_set_watch(&bp->log, bpart_watch, bp);
+        part_set_durable_watch(&bp->log, bpart_durable_watch, bp);
     }
     return rc;
 }
@@ -125,6 +139,7 @@ static int bpart_close(struct bpart *bp)
     if (!bp->open) {
         return 0;
     }
+    replica_fini(bp);
     park_abandon(&bp->waiters);
     int rc = part_drain(&bp->log);
     int rc2 = part_close(&bp->log);
@@ -225,7 +240,9 @@ int server_topic_delete(struct server *s, struct proto_str name)
     topic_table_remove(s, t);
     for (int32_t i = 0; i < t->cfg.partitions; i++) {
         part_set_watch(&t->parts[i].log, NULL, NULL);
+        part_set_durable_watch(&t->parts[i].log, NULL, NULL);
         park_abandon(&t->parts[i].waiters);
+        replica_fini(&t->parts[i]);
     }
     share_serve_topic_deleted(s, t->name, t->name_len);
     t->next_doomed = s->doomed;
@@ -293,10 +310,24 @@ static void scrub(struct server *s)
     }
 }
 
+/* The leaders' in-sync sets, against the followers' last catch-up. */
+static void check_isrs(struct server *s)
+{
+    int64_t now_ms = (int64_t)loop_now_ms(&s->loop);
+    for (uint32_t i = 0; i < s->topic_count; i++) {
+        for (int32_t p = 0; p < s->topics[i]->cfg.partitions; p++) {
+            replica_check_isr(s, &s->topics[i]->parts[p], now_ms, s->cfg.replica_lag_ms);
+        }
+    }
+}
+
 static void housekeeping(struct loop_timer *timer, void *arg)
 {
     struct server *s = arg;
     reap_doomed(s);
+    if (s->view != NULL && !s->loop.stopping) {
+        check_isrs(s);
+    }
     if (s->cfg.scrub_bytes_per_sec > 0 && !s->loop.stopping) {
         scrub(s);
     }
@@ -308,6 +339,7 @@ static void housekeeping(struct loop_timer *timer, void *arg)
         for (uint32_t i = 0; i < s->topic_count; i++) {
             for (int32_t p = 0; p < s->topics[i]->cfg.partitions; p++) {
                 park_abandon(&s->topics[i]->parts[p].waiters);
+                replica_fini(&s->topics[i]->parts[p]);
             }
         }
     }
@@ -328,6 +360,207 @@ static void retention(struct loop_timer *timer, void *arg)
         }
     }
     loop_timer_arm(&s->loop, timer, s->cfg.retention_check_ms);
+}
+
+/* ---- a cluster's view ---- */
+
+static bool holds_a_replica(const struct cluster_topic *ct, int32_t self)
+{
+    for (int32_t i = 0; i < ct->partitions; i++) {
+        if (cluster_partition_has_replica(&ct->parts[i], self)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Creates locally a topic of the view this broker holds replicas of. */
+static void view_topic_create(struct server *s, const struct cluster_topic *ct)
+{
+    struct topic_config cfg = {.partitions = ct->partitions,
+                               .retention_ms = ct->cfg.retention_ms,
+                               .retention_bytes = ct->cfg.retention_bytes,
+                               .segment_bytes = ct->cfg.segment_bytes,
+                               .segment_ms = ct->cfg.segment_ms,
+                               .batch_bytes_max = ct->cfg.batch_bytes_max};
+    struct server_topic *t;
+    int rc = server_topic_create(s, proto_str_make(ct->name), &cfg, &t);
+    if (rc != 0) {
+        log_error("topic %s from the cluster: %s", ct->name, err_str(rc));
+    }
+}
+
+/* Topics the last view had and this one has not were deleted in the
+ * cluster: they go here too. (A topic no view ever named stays: a single
+ * broker's data directory that joins a cluster keeps its topics.) */
+static void delete_gone_topics(struct server *s, const struct cluster_view *view)
+{
+    for (uint32_t i = 0; s->view != NULL && i < s->view->topic_count; i++) {
+        const char *name = s->view->topics[i].name;
+        if (cluster_view_topic(view, name, strlen(name)) == NULL &&
+            server_topic_find(s, proto_str_make(name)) != NULL) {
+            int rc = server_topic_delete(s, proto_str_make(name));
+            if (rc != 0) {
+                log_error("topic %s, deleted in the cluster: %s", name, err_str(rc));
+            }
+        }
+    }
+}
+
+void server_apply_view(struct server *s, struct cluster_view *view)
+{
+    if (s->loop.stopping) {
+        cluster_view_free(view); /* the partitions are closing */
+        return;
+    }
+    cluster_view_check(view);
+    delete_gone_topics(s, view);
+    cluster_view_free(s->view);
+    s->view = view;
+    for (uint32_t i = 0; i < view->topic_count; i++) {
+        const struct cluster_topic *ct = &view->topics[i];
+        if (holds_a_replica(ct, s->broker_id) &&
+            server_topic_find(s, proto_str_make(ct->name)) == NULL) {
+            view_topic_create(s, ct);
+        }
+    }
+    for (uint32_t i = 0; i < s->topic_count; i++) {
+        struct server_topic *t = s->topics[i];
+        const struct cluster_topic *ct = cluster_view_topic(view, t->name, t->name_len);
+        if (ct != NULL && ct->partitions != t->cfg.partitions) {
+            log_error("topic %s: %d partitions here, %d in the cluster; serving none", t->name,
+                      t->cfg.partitions, ct->partitions);
+            ct = NULL;
+        }
+        for (int32_t p = 0; p < t->cfg.partitions; p++) {
+            replica_apply(s, &t->parts[p], ct, ct != NULL ? &ct->parts[p] : NULL, s->broker_id,
+                          view->fenced);
+        }
+    }
+}
+
+struct view_msg {
+    struct loop_msg m;
+    struct server *s;
+    struct cluster_view *view;
+};
+
+static void on_view_msg(struct loop_msg *m, void *arg)
+{
+    (void)arg;
+    struct view_msg *vm = container_of(m, struct view_msg, m);
+    server_apply_view(vm->s, vm->view);
+    free(vm);
+}
+
+int server_post_view(struct server *s, struct cluster_view *view)
+{
+    struct view_msg *vm = malloc(sizeof(*vm));
+    if (vm == NULL) {
+        cluster_view_free(view);
+        return -ENOMEM;
+    }
+    *vm = (struct view_msg){.m = {.fn = on_view_msg}, .s = s, .view = view};
+    loop_post(&s->loop, &vm->m);
+    return 0;
+}
+
+/* ---- the cluster session (cluster/session.h) ---- */
+
+/* On the cluster thread: the loop applies the view. */
+static void session_view(void *arg, struct cluster_view *view)
+{
+    struct server *s = arg;
+    if (server_post_view(s, view) != 0) {
+        log_error("cluster: a view was lost: out of memory");
+    }
+}
+
+/* A leader's ISR change on its way to etcd and back. */
+struct isr_change {
+    struct loop_msg m;
+    struct server *s;
+    char topic[PROTO_TOPIC_NAME_BYTES_MAX + 1];
+    int32_t index;
+    int32_t leader_epoch;
+    uint8_t count;
+    int32_t isr[CLUSTER_REPLICAS_MAX];
+    int rc;
+};
+
+/* On the loop: etcd took the new ISR (the high watermark may use it from
+ * now on, KIP-497), or refused it (the next view, or the next check,
+ * decides again). */
+static void isr_change_applied(struct loop_msg *m, void *arg)
+{
+    (void)arg;
+    struct isr_change *c = container_of(m, struct isr_change, m);
+    struct server_topic *t = server_topic_find(c->s, proto_str_make(c->topic));
+    struct bpart *bp = t != NULL && c->index < t->cfg.partitions ? &t->parts[c->index] : NULL;
+    if (bp != NULL && bp->rep.role == REPLICA_LEADER &&
+        bp->rep.leader_epoch == c->leader_epoch) {
+        bp->rep.isr_changing = false;
+        if (c->rc == 0) {
+            bp->rep.isr_count = c->count;
+            memcpy(bp->rep.isr, c->isr, c->count * sizeof(c->isr[0]));
+            log_info("topic %s partition %d: ISR now has %u replicas", c->topic, c->index,
+                     c->count);
+            replica_leader_update(bp);
+        } else if (c->rc != -NG_ECONFLICT) {
+            log_warn("topic %s partition %d: ISR change: %s", c->topic, c->index,
+                     err_str(c->rc));
+        }
+    }
+    free(c);
+}
+
+/* On the cluster thread. */
+static void isr_change_done(void *arg, int rc)
+{
+    struct isr_change *c = arg;
+    c->rc = rc;
+    loop_post(&c->s->loop, &c->m);
+}
+
+static int session_alter_isr(struct server *s, struct bpart *bp, const int32_t *isr,
+                             uint8_t count)
+{
+    struct isr_change *c = calloc(1, sizeof(*c));
+    if (c == NULL) {
+        return -ENOMEM;
+    }
+    *c = (struct isr_change){.m = {.fn = isr_change_applied},
+                             .s = s,
+                             .index = bp->index,
+                             .leader_epoch = bp->rep.leader_epoch,
+                             .count = count};
+    memcpy(c->topic, bp->topic->name, bp->topic->name_len + 1);
+    memcpy(c->isr, isr, count * sizeof(isr[0]));
+    int rc = cluster_session_alter_isr(s->session, c->topic, c->index, bp->rep.mod_revision,
+                                       c->leader_epoch, c->isr, count, isr_change_done, c);
+    if (rc != 0) {
+        free(c);
+    }
+    return rc;
+}
+
+/* Joins the cluster when the config says so (after the loop listens: the
+ * session advertises the bound port). */
+static int start_session(struct server *s)
+{
+    if (!broker_config_clustered(&s->cfg) || s->cfg.etcd_endpoints[0] == '\0') {
+        return 0;
+    }
+    struct cluster_session_config cc;
+    broker_config_cluster(&s->cfg, s->port, &cc);
+    int rc = cluster_session_start(&s->session, &cc, session_view, s);
+    if (rc != 0) {
+        log_error("cluster: broker %d could not join: %s", s->broker_id, err_str(rc));
+        return rc;
+    }
+    s->alter_isr = session_alter_isr;
+    log_info("cluster: broker %d joined as %s:%u", s->broker_id, cc.host, cc.port);
+    return 0;
 }
 
 /* ---- answers ---- */
@@ -416,6 +649,8 @@ static const handler_fn handlers[PROTO_API_COUNT] = {
     [PROTO_API_SHARE_FETCH] = handle_share_fetch,
     [PROTO_API_SHARE_ACK] = handle_share_ack,
     [PROTO_API_DLQ_REDRIVE] = handle_dlq_redrive,
+    [PROTO_API_REPLICA_FETCH] = handle_replica_fetch,
+    [PROTO_API_OFFSET_FOR_LEADER_EPOCH] = handle_offset_for_leader_epoch,
 };
 
 bool server_api_served(uint16_t api_key)
@@ -555,6 +790,7 @@ int server_init(struct server *s, const struct broker_config *cfg)
 {
     memset(s, 0, sizeof(*s));
     s->cfg = *cfg;
+    s->broker_id = broker_config_clustered(cfg) ? cfg->broker_id : 0;
     s->lock_fd = -1;
     s->producer_ids.dirfd = -1;
     int rc = lock_data_dir(s);
@@ -583,6 +819,7 @@ int server_init(struct server *s, const struct broker_config *cfg)
     rc = rc == 0 ? groups_open(s) : rc;
     rc = rc == 0 ? share_serve_open(s) : rc;
     rc = rc == 0 ? start_loop(s) : rc;
+    rc = rc == 0 ? start_session(s) : rc;
     if (rc != 0) {
         int rc_fini = server_fini(s);
         (void)rc_fini; /* the first error is the one to report */
@@ -597,6 +834,12 @@ void server_stop_async(struct server *s) { loop_stop_async(&s->loop); }
 int server_fini(struct server *s)
 {
     int rc = 0;
+    /* No view comes after this; requests queued to it answer (-NG_ECLOSED)
+     * through the mailbox, which loop_fini() runs. */
+    cluster_session_stop(s->session);
+    s->session = NULL;
+    s->alter_isr = NULL;
+    fetchers_stop(s); /* before the partitions they append to close */
     for (uint32_t i = 0; i < s->topic_count; i++) {
         struct server_topic *t = s->topics[i];
         for (int32_t p = 0; p < t->cfg.partitions; p++) {

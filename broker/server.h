@@ -28,6 +28,8 @@
 #include "broker/park.h"
 #include "broker/producer_ids.h"
 #include "broker/producers.h"
+#include "broker/replica.h"
+#include "cluster/session.h"
 #include "cluster/state.h"
 #include "net/loop.h"
 #include "net/proto.h"
@@ -55,6 +57,7 @@ struct bpart {
     int32_t index;
     bool open;
     struct park_list waiters; /* parked fetches and share fetches wanting it */
+    struct replica rep;       /* its replication state (broker/replica.h) */
 };
 
 struct server_topic {
@@ -102,12 +105,21 @@ struct server {
      * a single broker, which answers as broker 0, leader of everything */
     struct cluster_view *view;
     int32_t broker_id;
+    struct cluster_session *session; /* NULL: no etcd (a single broker, or views by hand) */
+    struct fetcher *fetchers;        /* one per leader followed (broker/fetcher.h) */
+    /* Proposes a leader's ISR change (broker/replica.h): 0 when it went to
+     * the cluster session (the view that follows carries it), or its
+     * error. NULL without a session: the ISR changes with views only. */
+    int (*alter_isr)(struct server *s, struct bpart *bp, const int32_t *isr, uint8_t count);
 };
 
 /* Opens the data directory (taking its lock), the topic catalog and every
  * partition (recovering them and rebuilding producer state), and starts
- * listening. Logs what fails; returns 0 or -errno / -NG_E*. On failure
- * nothing is left open. The calling thread becomes the worker. */
+ * listening. A clustered config (broker_config_clustered()) with etcd
+ * endpoints then starts the cluster session, whose views the loop applies
+ * (server_apply_view()); a broker id without endpoints (tests) waits for
+ * views posted by hand. Logs what fails; returns 0 or -errno / -NG_E*. On
+ * failure nothing is left open. The calling thread becomes the worker. */
 MUST_USE int server_init(struct server *s, const struct broker_config *cfg);
 
 /* Serves until a stop has finished. Returns 0 or the ring's -errno. */
@@ -120,6 +132,20 @@ void server_stop_async(struct server *s);
 /* Drains and closes every partition (fsyncing them), the catalog, the
  * loop. Returns 0 or the first error met while closing logs. */
 MUST_USE int server_fini(struct server *s);
+
+/* ---- a cluster (docs/cluster.md) ---- */
+
+/* Applies a cluster view on the worker: every partition of the view that
+ * has this broker (s->broker_id) as a replica is created locally when
+ * missing (the topic from the view's catalog) and takes its role, leader
+ * epoch and ISR (broker/replica.h); partitions it no longer holds serve
+ * nothing. Takes ownership of view (s->view holds it until the next).
+ * Loop thread. */
+void server_apply_view(struct server *s, struct cluster_view *view);
+
+/* server_apply_view() from any thread: posts view to s's loop (ownership
+ * moves with it). Returns 0 or -ENOMEM (view freed). */
+MUST_USE int server_post_view(struct server *s, struct cluster_view *view);
 
 /* ---- for the request handlers (admin.c, produce.c, fetch.c, group_serve.c) ---- */
 
@@ -185,6 +211,10 @@ void handle_list_offsets(struct server *s, struct loop_req *req, const struct pr
                          struct rd *body);
 void handle_init_producer_id(struct server *s, struct loop_req *req,
                              const struct proto_req_header *h, struct rd *body);
+void handle_replica_fetch(struct server *s, struct loop_req *req, const struct proto_req_header *h,
+                          struct rd *body);
+void handle_offset_for_leader_epoch(struct server *s, struct loop_req *req,
+                                    const struct proto_req_header *h, struct rd *body);
 
 /* ---- consumer groups (broker/group_serve.c) ---- */
 

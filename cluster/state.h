@@ -88,6 +88,10 @@ struct cluster_view {
     uint32_t broker_count;
     struct cluster_topic *topics; /* by name */
     uint32_t topic_count;
+    /* Not etcd's: true while the broker that received the view cannot be
+     * sure its own registration holds (cluster/session.h, "Fencing"); it
+     * must then lead nothing. */
+    bool fenced;
 };
 
 void cluster_view_free(struct cluster_view *v);
@@ -112,10 +116,35 @@ bool cluster_partition_has_replica(const struct cluster_partition *p, int32_t br
 MUST_USE int cluster_broker_encode(const struct cluster_broker *b, char *buf, size_t cap);
 MUST_USE int cluster_broker_decode(const char *json, size_t len, struct cluster_broker *out);
 MUST_USE int cluster_topic_encode(const struct cluster_topic *t, char *buf, size_t cap);
-/* Fills everything but parts and mod_revision. */
+/* Whether t's partitions, replication_factor and settings are in their
+ * ranges (the check cluster_topic_encode() asserts and _decode() applies):
+ * partitions 1..PROTO_PARTITIONS_MAX, replication_factor
+ * 1..CLUSTER_REPLICAS_MAX, each setting -1 (the broker's default) or >= 1,
+ * retention also -2 (unlimited), batch_bytes_max within an i32,
+ * min_insync_replicas at most replication_factor. */
+bool cluster_topic_ok(const struct cluster_topic *t);
+/* Fills everything but name, parts and mod_revision (the name comes from
+ * the key). */
 MUST_USE int cluster_topic_decode(const char *json, size_t len, struct cluster_topic *out);
 MUST_USE int cluster_partition_encode(const struct cluster_partition *p, char *buf, size_t cap);
 /* Fills everything but index and mod_revision (they come from the key). */
 MUST_USE int cluster_partition_decode(const char *json, size_t len, struct cluster_partition *out);
+
+/* controller: {"broker":B,"epoch":E}; controller_epoch: {"epoch":E}
+ * (broker 0..CLUSTER_BROKER_ID_MAX, epoch >= 1). */
+MUST_USE int cluster_controller_encode(int32_t broker, int64_t epoch, char *buf, size_t cap);
+MUST_USE int cluster_controller_decode(const char *json, size_t len, int32_t *broker,
+                                       int64_t *epoch);
+MUST_USE int cluster_epoch_encode(int64_t epoch, char *buf, size_t cap);
+MUST_USE int cluster_epoch_decode(const char *json, size_t len, int64_t *epoch);
+
+/* reassign/<topic>/<i>: {"replicas":[...]}, 1..CLUSTER_REPLICAS_MAX
+ * distinct broker ids. */
+struct cluster_reassign {
+    uint8_t replica_count;
+    int32_t replicas[CLUSTER_REPLICAS_MAX];
+};
+MUST_USE int cluster_reassign_encode(const struct cluster_reassign *r, char *buf, size_t cap);
+MUST_USE int cluster_reassign_decode(const char *json, size_t len, struct cluster_reassign *out);
 
 #endif

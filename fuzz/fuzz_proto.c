@@ -80,6 +80,16 @@ static int recode_topics_request(uint16_t api, struct proto_dec *d, struct proto
             while (proto_list_offsets_req_next_partition(d, &p)) {
                 proto_list_offsets_req_partition(e, &p);
             }
+        } else if (api == PROTO_API_REPLICA_FETCH) {
+            struct proto_replica_fetch_req_partition p;
+            while (proto_replica_fetch_req_next_partition(d, &p)) {
+                proto_replica_fetch_req_partition(e, &p);
+            }
+        } else if (api == PROTO_API_OFFSET_FOR_LEADER_EPOCH) {
+            struct proto_epoch_req_partition p;
+            while (proto_epoch_req_next_partition(d, &p)) {
+                proto_epoch_req_partition(e, &p);
+            }
         } else {
             (void)recode_group_request_parts(api, d, e);
         }
@@ -273,6 +283,24 @@ static int recode_request(const uint8_t *in, size_t n, struct wr *w, int *enc_rc
         proto_list_offsets_req_begin(&e, w, v, c, h.client_id);
         *enc_rc = recode_topics_request(h.api_key, &d, &e);
         return 0;
+    case PROTO_API_REPLICA_FETCH: {
+        struct proto_replica_fetch_req req;
+        rc = proto_replica_fetch_req_decode(&r, v, &req, &d);
+        if (rc != 0) {
+            return rc;
+        }
+        proto_replica_fetch_req_begin(&e, w, v, c, h.client_id, &req);
+        *enc_rc = recode_topics_request(h.api_key, &d, &e);
+        return 0;
+    }
+    case PROTO_API_OFFSET_FOR_LEADER_EPOCH:
+        rc = proto_epoch_req_decode(&r, v, &d);
+        if (rc != 0) {
+            return rc;
+        }
+        proto_epoch_req_begin(&e, w, v, c, h.client_id);
+        *enc_rc = recode_topics_request(h.api_key, &d, &e);
+        return 0;
     default:
         return recode_group_request(&h, &r, w, enc_rc);
     }
@@ -332,6 +360,19 @@ static void recode_partitions_response(uint16_t api, struct proto_dec *d, struct
         struct proto_list_offsets_resp_partition p;
         while (proto_list_offsets_resp_next_partition(d, &p)) {
             proto_list_offsets_resp_partition(e, &p);
+        }
+    } else if (api == PROTO_API_REPLICA_FETCH) {
+        struct proto_replica_fetch_resp_partition p;
+        while (proto_replica_fetch_resp_next_partition(d, &p)) {
+            /* The zero-copy path, as the broker uses it. */
+            proto_replica_fetch_resp_partition_begin(e, &p);
+            wr_bytes(e->w, p.records, p.records_bytes);
+            proto_fetch_resp_partition_end(e);
+        }
+    } else if (api == PROTO_API_OFFSET_FOR_LEADER_EPOCH) {
+        struct proto_epoch_resp_partition p;
+        while (proto_epoch_resp_next_partition(d, &p)) {
+            proto_epoch_resp_partition(e, &p);
         }
     } else {
         recode_group_partitions_response(api, d, e);
@@ -547,6 +588,18 @@ static int recode_body(uint16_t api, uint16_t v, uint32_t c, struct rd *r, struc
             return rc;
         }
         proto_list_offsets_resp_begin(&e, w, v, c);
+        break;
+    case PROTO_API_REPLICA_FETCH:
+        if ((rc = proto_replica_fetch_resp_decode(r, 0, &d)) != 0) {
+            return rc;
+        }
+        proto_replica_fetch_resp_begin(&e, w, 0, c);
+        break;
+    case PROTO_API_OFFSET_FOR_LEADER_EPOCH:
+        if ((rc = proto_epoch_resp_decode(r, 0, &d)) != 0) {
+            return rc;
+        }
+        proto_epoch_resp_begin(&e, w, 0, c);
         break;
     default:
         return recode_group_body(api, v, c, r, w, enc_rc);

@@ -205,6 +205,24 @@ static const struct pfield s_share_ack_req[] = {F(STR), F(STR), ARR(TOPICS, s_sh
                                                 END};
 static const struct pfield s_dlq_redrive_resp[] = {F(ERR), F(I64), END};
 
+static const struct pfield s_replica_fetch_req_part[] = {F(I32), F(I32), F(I64), F(I64), F(I64),
+                                                         END};
+static const struct pfield s_replica_fetch_req_topic[] = {
+    F(STR), ARR(PARTS, s_replica_fetch_req_part), END};
+static const struct pfield s_replica_fetch_req[] = {
+    F(I32), F(I32), F(I32), F(I32), ARR(TOPICS, s_replica_fetch_req_topic), END};
+static const struct pfield s_replica_fetch_resp_part[] = {F(I32), F(ERR),   F(I64),
+                                                          F(I64), F(BYTES), END};
+static const struct pfield s_replica_fetch_resp_topic[] = {
+    F(STR), ARR(PARTS, s_replica_fetch_resp_part), END};
+static const struct pfield s_replica_fetch_resp[] = {ARR(TOPICS, s_replica_fetch_resp_topic), END};
+static const struct pfield s_epoch_req_part[] = {F(I32), F(I32), F(I32), END};
+static const struct pfield s_epoch_req_topic[] = {F(STR), ARR(PARTS, s_epoch_req_part), END};
+static const struct pfield s_epoch_req[] = {ARR(TOPICS, s_epoch_req_topic), END};
+static const struct pfield s_epoch_resp_part[] = {F(I32), F(ERR), F(I32), F(I64), END};
+static const struct pfield s_epoch_resp_topic[] = {F(STR), ARR(PARTS, s_epoch_resp_part), END};
+static const struct pfield s_epoch_resp[] = {ARR(TOPICS, s_epoch_resp_topic), END};
+
 /* Fixed sizes of the range elements, read by index. */
 #define ACQUIRED_BYTES 18
 #define ACK_BYTES 17
@@ -280,6 +298,11 @@ static const struct msg msgs[PROTO_API_COUNT][2] = {
     [PROTO_API_SHARE_ACK] = {{s_share_ack_req, s_share_ack_part, SHAPE_TOPIC_PARTS},
                              {s_part_results, s_part_result, SHAPE_TOPIC_PARTS}},
     [PROTO_API_DLQ_REDRIVE] = {{s_name, NULL, SHAPE_NONE}, {s_dlq_redrive_resp, NULL, SHAPE_NONE}},
+    [PROTO_API_REPLICA_FETCH] = {
+        {s_replica_fetch_req, s_replica_fetch_req_part, SHAPE_TOPIC_PARTS},
+        {s_replica_fetch_resp, s_replica_fetch_resp_part, SHAPE_TOPIC_PARTS}},
+    [PROTO_API_OFFSET_FOR_LEADER_EPOCH] = {{s_epoch_req, s_epoch_req_part, SHAPE_TOPIC_PARTS},
+                                           {s_epoch_resp, s_epoch_resp_part, SHAPE_TOPIC_PARTS}},
 };
 
 static const char *const api_names[PROTO_API_COUNT] = {
@@ -303,6 +326,8 @@ static const char *const api_names[PROTO_API_COUNT] = {
     [PROTO_API_SHARE_FETCH] = "ShareFetch",
     [PROTO_API_SHARE_ACK] = "ShareAck",
     [PROTO_API_DLQ_REDRIVE] = "DlqRedrive",
+    [PROTO_API_REPLICA_FETCH] = "ReplicaFetch",
+    [PROTO_API_OFFSET_FOR_LEADER_EPOCH] = "OffsetForLeaderEpoch",
 };
 
 /* [api][0 request, 1 response] of versions past 0: only the layouts that
@@ -1593,32 +1618,42 @@ void proto_fetch_resp_partition_begin(struct proto_enc *e,
     enc_records_open(e); /* patched by _partition_end() */
 }
 
+/* A Fetch or ReplicaFetch response: the messages whose partitions carry
+ * records written in place. */
+static void enc_check_records(const struct proto_enc *e)
+{
+    ASSERT(e->response &&
+           (e->api_key == PROTO_API_FETCH || e->api_key == PROTO_API_REPLICA_FETCH));
+}
+
 void proto_fetch_resp_partition_end(struct proto_enc *e)
 {
-    enc_check(e, PROTO_API_FETCH, true);
+    enc_check_records(e);
     enc_records_close(e);
 }
 
 void proto_fetch_resp_partition_fail(struct proto_enc *e, int err, int64_t offset_resume)
 {
-    enc_check(e, PROTO_API_FETCH, true);
+    enc_check_records(e);
     ASSERT(err < 0 && e->records_at != NO_MARK && e->spliced_records == 0);
     ASSERT(e->w->err != 0 || e->w->pos == e->records_at + 4); /* no records yet */
     if (e->w->err != 0) {
         return;
     }
-    /* Back from the records length: offset_resume (v1), two offsets, error. */
+    /* Back from the records length: offset_resume (Fetch v1), two offsets,
+     * error. */
+    bool resume = e->api_key == PROTO_API_FETCH && e->api_version >= 1;
     size_t resume_at = e->records_at - 8;
-    size_t err_at = e->records_at - (e->api_version >= 1 ? 8 : 0) - 16 - 2;
+    size_t err_at = e->records_at - (resume ? 8 : 0) - 16 - 2;
     put_be16(e->w->ptr + err_at, proto_err_to_wire(err));
-    if (e->api_version >= 1) {
+    if (resume) {
         put_be64(e->w->ptr + resume_at, (uint64_t)offset_resume);
     }
 }
 
 void proto_fetch_resp_spliced(struct proto_enc *e, uint64_t n)
 {
-    enc_check(e, PROTO_API_FETCH, true);
+    enc_check_records(e);
     ASSERT(e->records_at != NO_MARK);
     e->spliced_records += n;
     e->spliced_total += n;
@@ -2674,4 +2709,195 @@ int proto_dlq_redrive_resp_decode(struct rd *body, uint16_t version,
     out->records = (int64_t)rd_be64(&d.rd);
     ASSERT(d.rd.err == 0);
     return 0;
+}
+
+/* ---- ReplicaFetch ---- */
+
+void proto_replica_fetch_req_begin(struct proto_enc *e, struct wr *w, uint16_t version,
+                                   uint32_t correlation_id, struct proto_str client_id,
+                                   const struct proto_replica_fetch_req *req)
+{
+    ASSERT(req != NULL);
+    enc_req_begin(e, w, PROTO_API_REPLICA_FETCH, version, correlation_id, client_id);
+    wr_be32(w, (uint32_t)req->replica_id);
+    wr_be32(w, (uint32_t)req->wait_max_ms);
+    wr_be32(w, (uint32_t)req->bytes_min);
+    wr_be32(w, (uint32_t)req->bytes_max);
+    enc_topics_open(e);
+}
+
+void proto_replica_fetch_req_partition(struct proto_enc *e,
+                                       const struct proto_replica_fetch_req_partition *p)
+{
+    enc_check(e, PROTO_API_REPLICA_FETCH, false);
+    enc_part_add(e);
+    wr_be32(e->w, (uint32_t)p->partition);
+    wr_be32(e->w, (uint32_t)p->leader_epoch);
+    wr_be64(e->w, (uint64_t)p->fetch_offset);
+    wr_be64(e->w, (uint64_t)p->durable_offset);
+    wr_be64(e->w, (uint64_t)p->log_start);
+}
+
+int proto_replica_fetch_req_decode(struct rd *body, uint16_t version,
+                                   struct proto_replica_fetch_req *out, struct proto_dec *d)
+{
+    ASSERT(out != NULL);
+    int rc = dec_open(body, PROTO_API_REPLICA_FETCH, version, false, d);
+    if (rc != 0) {
+        return rc;
+    }
+    out->replica_id = (int32_t)rd_be32(&d->rd);
+    out->wait_max_ms = (int32_t)rd_be32(&d->rd);
+    out->bytes_min = (int32_t)rd_be32(&d->rd);
+    out->bytes_max = (int32_t)rd_be32(&d->rd);
+    dec_topics_open(d);
+    if (out->replica_id < 0 || out->wait_max_ms < 0 || out->bytes_min < 0 || out->bytes_max < 0) {
+        return -NG_EBADARG;
+    }
+    return 0;
+}
+
+bool proto_replica_fetch_req_next_partition(struct proto_dec *d,
+                                            struct proto_replica_fetch_req_partition *p)
+{
+    if (!dec_part_next(d, PROTO_API_REPLICA_FETCH, false)) {
+        return false;
+    }
+    p->partition = (int32_t)rd_be32(&d->rd);
+    p->leader_epoch = (int32_t)rd_be32(&d->rd);
+    p->fetch_offset = (int64_t)rd_be64(&d->rd);
+    p->durable_offset = (int64_t)rd_be64(&d->rd);
+    p->log_start = (int64_t)rd_be64(&d->rd);
+    ASSERT(d->rd.err == 0);
+    return true;
+}
+
+void proto_replica_fetch_resp_begin(struct proto_enc *e, struct wr *w, uint16_t version,
+                                    uint32_t correlation_id)
+{
+    enc_resp_begin(e, w, PROTO_API_REPLICA_FETCH, version, correlation_id);
+    enc_topics_open(e);
+}
+
+void proto_replica_fetch_resp_partition_begin(struct proto_enc *e,
+                                              const struct proto_replica_fetch_resp_partition *p)
+{
+    enc_check(e, PROTO_API_REPLICA_FETCH, true);
+    enc_part_add(e);
+    wr_be32(e->w, (uint32_t)p->partition);
+    enc_err(e, p->err);
+    wr_be64(e->w, (uint64_t)p->high_watermark);
+    wr_be64(e->w, (uint64_t)p->log_start);
+    enc_records_open(e); /* patched by proto_fetch_resp_partition_end() */
+}
+
+void proto_replica_fetch_resp_partition(struct proto_enc *e,
+                                        const struct proto_replica_fetch_resp_partition *p)
+{
+    ASSERT(p->records != NULL || p->records_bytes == 0);
+    proto_replica_fetch_resp_partition_begin(e, p);
+    wr_bytes(e->w, p->records, p->records_bytes);
+    proto_fetch_resp_partition_end(e);
+}
+
+int proto_replica_fetch_resp_decode(struct rd *body, uint16_t version, struct proto_dec *d)
+{
+    int rc = dec_open(body, PROTO_API_REPLICA_FETCH, version, true, d);
+    if (rc == 0) {
+        dec_topics_open(d);
+    }
+    return rc;
+}
+
+bool proto_replica_fetch_resp_next_partition(struct proto_dec *d,
+                                             struct proto_replica_fetch_resp_partition *p)
+{
+    if (!dec_part_next(d, PROTO_API_REPLICA_FETCH, true)) {
+        return false;
+    }
+    p->partition = (int32_t)rd_be32(&d->rd);
+    p->err = rd_err_code(&d->rd);
+    p->high_watermark = (int64_t)rd_be64(&d->rd);
+    p->log_start = (int64_t)rd_be64(&d->rd);
+    p->records = rd_bytes(&d->rd, &p->records_bytes);
+    ASSERT(d->rd.err == 0);
+    return true;
+}
+
+/* ---- OffsetForLeaderEpoch ---- */
+
+void proto_epoch_req_begin(struct proto_enc *e, struct wr *w, uint16_t version,
+                           uint32_t correlation_id, struct proto_str client_id)
+{
+    enc_req_begin(e, w, PROTO_API_OFFSET_FOR_LEADER_EPOCH, version, correlation_id, client_id);
+    enc_topics_open(e);
+}
+
+void proto_epoch_req_partition(struct proto_enc *e, const struct proto_epoch_req_partition *p)
+{
+    enc_check(e, PROTO_API_OFFSET_FOR_LEADER_EPOCH, false);
+    enc_part_add(e);
+    wr_be32(e->w, (uint32_t)p->partition);
+    wr_be32(e->w, (uint32_t)p->current_leader_epoch);
+    wr_be32(e->w, (uint32_t)p->leader_epoch);
+}
+
+int proto_epoch_req_decode(struct rd *body, uint16_t version, struct proto_dec *d)
+{
+    int rc = dec_open(body, PROTO_API_OFFSET_FOR_LEADER_EPOCH, version, false, d);
+    if (rc == 0) {
+        dec_topics_open(d);
+    }
+    return rc;
+}
+
+bool proto_epoch_req_next_partition(struct proto_dec *d, struct proto_epoch_req_partition *p)
+{
+    if (!dec_part_next(d, PROTO_API_OFFSET_FOR_LEADER_EPOCH, false)) {
+        return false;
+    }
+    p->partition = (int32_t)rd_be32(&d->rd);
+    p->current_leader_epoch = (int32_t)rd_be32(&d->rd);
+    p->leader_epoch = (int32_t)rd_be32(&d->rd);
+    ASSERT(d->rd.err == 0);
+    return true;
+}
+
+void proto_epoch_resp_begin(struct proto_enc *e, struct wr *w, uint16_t version,
+                            uint32_t correlation_id)
+{
+    enc_resp_begin(e, w, PROTO_API_OFFSET_FOR_LEADER_EPOCH, version, correlation_id);
+    enc_topics_open(e);
+}
+
+void proto_epoch_resp_partition(struct proto_enc *e, const struct proto_epoch_resp_partition *p)
+{
+    enc_check(e, PROTO_API_OFFSET_FOR_LEADER_EPOCH, true);
+    enc_part_add(e);
+    wr_be32(e->w, (uint32_t)p->partition);
+    enc_err(e, p->err);
+    wr_be32(e->w, (uint32_t)p->leader_epoch);
+    wr_be64(e->w, (uint64_t)p->end_offset);
+}
+
+int proto_epoch_resp_decode(struct rd *body, uint16_t version, struct proto_dec *d)
+{
+    int rc = dec_open(body, PROTO_API_OFFSET_FOR_LEADER_EPOCH, version, true, d);
+    if (rc == 0) {
+        dec_topics_open(d);
+    }
+    return rc;
+}
+
+bool proto_epoch_resp_next_partition(struct proto_dec *d, struct proto_epoch_resp_partition *p)
+{
+    if (!dec_part_next(d, PROTO_API_OFFSET_FOR_LEADER_EPOCH, true)) {
+        return false;
+    }
+    p->partition = (int32_t)rd_be32(&d->rd);
+    p->err = rd_err_code(&d->rd);
+    p->leader_epoch = (int32_t)rd_be32(&d->rd);
+    p->end_offset = (int64_t)rd_be64(&d->rd);
+    ASSERT(d->rd.err == 0);
+    return true;
 }

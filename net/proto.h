@@ -158,6 +158,15 @@ enum proto_api {
  * result per entry (PROTO_PARTITION_RESULT_BYTES). */
 #define PROTO_SHARE_ACK_PARTITION_BYTES 8
 #define PROTO_SHARE_ACK_RANGE_BYTES 17
+/* ReplicaFetch request: a partition (index, leader epoch, fetch offset,
+ * durable offset, log start). Response: a partition before its records
+ * (index, error, high watermark, log start, records length).
+ * OffsetForLeaderEpoch request: a partition (index, current leader epoch,
+ * leader epoch); response: a partition (index, error, epoch, end offset). */
+#define PROTO_REPLICA_FETCH_REQ_PARTITION_BYTES 32
+#define PROTO_REPLICA_FETCH_RESP_PARTITION_BYTES 26
+#define PROTO_EPOCH_REQ_PARTITION_BYTES 12
+#define PROTO_EPOCH_RESP_PARTITION_BYTES 18
 
 /* ---- a cluster (Metadata v2, CreateTopics v1; docs/cluster.md) ---- */
 
@@ -727,11 +736,13 @@ void proto_fetch_resp_partition(struct proto_enc *e, const struct proto_fetch_re
 void proto_fetch_resp_partition_begin(struct proto_enc *e,
                                       const struct proto_fetch_resp_partition *p);
 /* Back-patches the records length from e->w->pos (plus what
- * proto_fetch_resp_spliced() declared). */
+ * proto_fetch_resp_spliced() declared). This, _fail() and _spliced() also
+ * serve a ReplicaFetch response's open partition. */
 void proto_fetch_resp_partition_end(struct proto_enc *e);
 /* Between _partition_begin() and _end(), before any record: sets the open
  * partition's error (err < 0) and, from v1, its offset_resume after all
- * (a read found damage only while the answer was being built). */
+ * (a read found damage only while the answer was being built; a
+ * ReplicaFetch partition has no offset_resume). */
 void proto_fetch_resp_partition_fail(struct proto_enc *e, int err, int64_t offset_resume);
 /* Between _partition_begin() and _end(): n record bytes that the caller
  * splices into the frame at e->w->pos without writing them to e->w (a file
@@ -1135,5 +1146,97 @@ MUST_USE int proto_dlq_redrive_resp_encode(struct wr *w, uint16_t version, uint3
                                            const struct proto_dlq_redrive_resp *r);
 MUST_USE int proto_dlq_redrive_resp_decode(struct rd *body, uint16_t version,
                                            struct proto_dlq_redrive_resp *out);
+
+/*
+ * ---- replication (keys 23-24, docs/cluster.md) ----
+ */
+
+/* ReplicaFetch: a follower's fetch from the leader. Request: the
+ * follower's broker id and the long-poll limits of Fetch, then per
+ * partition the leader epoch the follower knows, the offset to read from
+ * (its log end), its durable offset (everything below is fdatasync'd) and
+ * its log start. The decoder refuses a negative replica_id, wait_max_ms,
+ * bytes_min or bytes_max (-NG_EBADARG). Response: per partition an error,
+ * the leader's high watermark and log start, and whole record batches as
+ * stored (possibly empty, never null). Encode the response as Fetch's
+ * zero-copy form: _partition_begin(), the batches appended to e->w or
+ * declared with proto_fetch_resp_spliced(), proto_fetch_resp_partition_end()
+ * (proto_fetch_resp_partition_fail() sets a late error). */
+struct proto_replica_fetch_req {
+    int32_t replica_id;
+    int32_t wait_max_ms;
+    int32_t bytes_min;
+    int32_t bytes_max; /* per partition and over the whole answer */
+};
+
+struct proto_replica_fetch_req_partition {
+    int32_t partition;
+    int32_t leader_epoch;
+    int64_t fetch_offset;
+    int64_t durable_offset;
+    int64_t log_start;
+};
+
+struct proto_replica_fetch_resp_partition {
+    int32_t partition;
+    int err;
+    int64_t high_watermark;
+    int64_t log_start;
+    const uint8_t *records; /* whole batches; into the frame */
+    uint32_t records_bytes;
+};
+
+void proto_replica_fetch_req_begin(struct proto_enc *e, struct wr *w, uint16_t version,
+                                   uint32_t correlation_id, struct proto_str client_id,
+                                   const struct proto_replica_fetch_req *req);
+void proto_replica_fetch_req_partition(struct proto_enc *e,
+                                       const struct proto_replica_fetch_req_partition *p);
+MUST_USE int proto_replica_fetch_req_decode(struct rd *body, uint16_t version,
+                                            struct proto_replica_fetch_req *out,
+                                            struct proto_dec *d);
+bool proto_replica_fetch_req_next_partition(struct proto_dec *d,
+                                            struct proto_replica_fetch_req_partition *p);
+void proto_replica_fetch_resp_begin(struct proto_enc *e, struct wr *w, uint16_t version,
+                                    uint32_t correlation_id);
+/* Zero-copy form (p->records is ignored): see above. */
+void proto_replica_fetch_resp_partition_begin(struct proto_enc *e,
+                                              const struct proto_replica_fetch_resp_partition *p);
+/* Adds a partition, copying p->records_bytes bytes from p->records. */
+void proto_replica_fetch_resp_partition(struct proto_enc *e,
+                                        const struct proto_replica_fetch_resp_partition *p);
+MUST_USE int proto_replica_fetch_resp_decode(struct rd *body, uint16_t version,
+                                             struct proto_dec *d);
+bool proto_replica_fetch_resp_next_partition(struct proto_dec *d,
+                                             struct proto_replica_fetch_resp_partition *p);
+
+/* OffsetForLeaderEpoch (KIP-101, KIP-279): where a leader's log ends for
+ * an epoch. Request: per partition the leader epoch the asker knows
+ * (fenced as ReplicaFetch is) and the epoch it asks about. Response: per
+ * partition an error, the largest epoch <= the one asked that the leader
+ * has, and the end offset of that epoch (the start of the next, or the
+ * log end); -1 and -1 when the leader has no epoch that old. */
+struct proto_epoch_req_partition {
+    int32_t partition;
+    int32_t current_leader_epoch;
+    int32_t leader_epoch;
+};
+
+struct proto_epoch_resp_partition {
+    int32_t partition;
+    int err;
+    int32_t leader_epoch;
+    int64_t end_offset;
+};
+
+void proto_epoch_req_begin(struct proto_enc *e, struct wr *w, uint16_t version,
+                           uint32_t correlation_id, struct proto_str client_id);
+void proto_epoch_req_partition(struct proto_enc *e, const struct proto_epoch_req_partition *p);
+MUST_USE int proto_epoch_req_decode(struct rd *body, uint16_t version, struct proto_dec *d);
+bool proto_epoch_req_next_partition(struct proto_dec *d, struct proto_epoch_req_partition *p);
+void proto_epoch_resp_begin(struct proto_enc *e, struct wr *w, uint16_t version,
+                            uint32_t correlation_id);
+void proto_epoch_resp_partition(struct proto_enc *e, const struct proto_epoch_resp_partition *p);
+MUST_USE int proto_epoch_resp_decode(struct rd *body, uint16_t version, struct proto_dec *d);
+bool proto_epoch_resp_next_partition(struct proto_dec *d, struct proto_epoch_resp_partition *p);
 
 #endif

@@ -55,7 +55,15 @@ static bool config_eq(const struct broker_config *a, const struct broker_config 
            a->frame_bytes_max == b->frame_bytes_max && a->conn_max == b->conn_max &&
            a->conn_inflight_max == b->conn_inflight_max &&
            a->partial_bytes_max == b->partial_bytes_max &&
-           a->partial_timeout_ms == b->partial_timeout_ms && a->log_level == b->log_level;
+           a->partial_timeout_ms == b->partial_timeout_ms && a->log_level == b->log_level &&
+           a->broker_id == b->broker_id && strcmp(a->etcd_endpoints, b->etcd_endpoints) == 0 &&
+           strcmp(a->advertised_host, b->advertised_host) == 0 &&
+           a->advertised_port == b->advertised_port &&
+           strcmp(a->cluster_name, b->cluster_name) == 0 &&
+           a->default_replication_factor == b->default_replication_factor &&
+           a->min_insync_replicas == b->min_insync_replicas &&
+           a->replica_lag_ms == b->replica_lag_ms && a->lease_ttl_s == b->lease_ttl_s &&
+           a->preferred_leader_check_ms == b->preferred_leader_check_ms;
 }
 
 /* Writes bytes to a fresh temporary file; returns its path (static). */
@@ -125,6 +133,17 @@ Test(config, defaults)
     cr_assert_eq(c.partial_bytes_max, LOOP_PARTIAL_BYTES_MAX_DEFAULT);
     cr_assert_eq(c.partial_timeout_ms, LOOP_PARTIAL_TIMEOUT_MS_DEFAULT);
     cr_assert_eq(c.log_level, LOG_INFO);
+    cr_assert_eq(c.broker_id, -1, "a single broker");
+    cr_assert(!broker_config_clustered(&c));
+    cr_assert_str_eq(c.etcd_endpoints, "");
+    cr_assert_str_eq(c.advertised_host, "");
+    cr_assert_eq(c.advertised_port, 0);
+    cr_assert_str_eq(c.cluster_name, "nagare");
+    cr_assert_eq(c.default_replication_factor, 3);
+    cr_assert_eq(c.min_insync_replicas, 2);
+    cr_assert_eq(c.replica_lag_ms, 10000u);
+    cr_assert_eq(c.lease_ttl_s, 6u);
+    cr_assert_eq(c.preferred_leader_check_ms, 30000u);
     cr_assert_eq(broker_config_check(&c, err, sizeof(err)), 0, "%s", err);
 }
 
@@ -318,6 +337,13 @@ static const struct range ranges[] = {
     {"partial_bytes_max", 2 * PROTO_FRAME_BYTES_MIN, BROKER_MEM_BYTES_LIMIT, false},
     {"partial_timeout_ms", 1, UINT32_MAX, false},
     {"listen_port", 0, UINT16_MAX, false},
+    {"broker_id", 0, CLUSTER_BROKER_ID_MAX, true},
+    {"advertised_port", 0, UINT16_MAX, false},
+    {"default_replication_factor", 1, CLUSTER_REPLICAS_MAX, false},
+    {"min_insync_replicas", 1, CLUSTER_REPLICAS_MAX, false},
+    {"replica_lag_ms", BROKER_REPLICA_LAG_MS_MIN, UINT32_MAX, false},
+    {"lease_ttl_s", CLUSTER_LEASE_TTL_S_MIN, CLUSTER_LEASE_TTL_S_MAX, false},
+    {"preferred_leader_check_ms", CLUSTER_PREFERRED_LEADER_CHECK_MS_MIN, UINT32_MAX, false},
 };
 
 Test(config, numeric_bounds_accepted_and_one_past_refused)
@@ -625,6 +651,15 @@ Test(config, print_reads_back)
     set_ok(&c, "segment_bytes", "4k");
     set_ok(&c, "conn_inflight_max", "4096");
     set_ok(&c, "log_level", "off");
+    set_ok(&c, "broker_id", "3");
+    set_ok(&c, "etcd_endpoints", "http://127.0.0.1:2379, http://127.0.0.2:2379");
+    set_ok(&c, "advertised", "broker-3.example.com:7423");
+    set_ok(&c, "cluster_name", "east-1");
+    set_ok(&c, "default_replication_factor", "2");
+    set_ok(&c, "min_insync_replicas", "1");
+    set_ok(&c, "replica_lag_ms", "5s");
+    set_ok(&c, "lease_ttl_s", "9");
+    set_ok(&c, "preferred_leader_check_ms", "1m");
     char *buf = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&buf, &len);
@@ -792,7 +827,20 @@ Test(config, usage_lists_every_flag_and_key)
                                         "frame_bytes_max",
                                         "conn_max",
                                         "conn_inflight_max",
-                                        "log_level"};
+                                        "log_level",
+                                        "--broker-id",
+                                        "--etcd",
+                                        "--advertised",
+                                        "broker_id",
+                                        "etcd_endpoints",
+                                        "advertised_host",
+                                        "advertised_port",
+                                        "cluster_name",
+                                        "default_replication_factor",
+                                        "min_insync_replicas",
+                                        "replica_lag_ms",
+                                        "lease_ttl_s",
+                                        "preferred_leader_check_ms"};
     char *buf = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&buf, &len);
@@ -802,5 +850,128 @@ Test(config, usage_lists_every_flag_and_key)
     for (size_t i = 0; i < ARRAY_LEN(words); i++) {
         cr_assert(strstr(buf, words[i]) != NULL, "usage lacks %s", words[i]);
     }
+    free(buf);
+}
+
+/* ---- a cluster ---- */
+
+Test(config, cluster_keys_set)
+{
+    struct broker_config c;
+    broker_config_default(&c);
+    set_ok(&c, "broker_id", "0");
+    cr_assert_eq(c.broker_id, 0);
+    cr_assert(broker_config_clustered(&c));
+    set_ok(&c, "broker_id", "-1");
+    cr_assert(!broker_config_clustered(&c));
+    set_ok(&c, "etcd_endpoints", "http://127.0.0.1:2379");
+    cr_assert_str_eq(c.etcd_endpoints, "http://127.0.0.1:2379");
+    set_ok(&c, "advertised", "10.0.0.7:7500");
+    cr_assert_str_eq(c.advertised_host, "10.0.0.7");
+    cr_assert_eq(c.advertised_port, 7500);
+    set_ok(&c, "advertised", ":7501");
+    cr_assert_str_eq(c.advertised_host, "10.0.0.7", ":PORT keeps the host");
+    cr_assert_eq(c.advertised_port, 7501);
+    cr_assert_str_eq(c.listen_host, "127.0.0.1", "listen untouched");
+    cr_assert_eq(c.listen_port, 7420);
+    set_ok(&c, "advertised_host", "broker-2");
+    set_ok(&c, "advertised_port", "7502");
+    cr_assert_str_eq(c.advertised_host, "broker-2");
+    cr_assert_eq(c.advertised_port, 7502);
+    set_ok(&c, "cluster_name", "a.b_c-1");
+    cr_assert_str_eq(c.cluster_name, "a.b_c-1");
+}
+
+Test(config, cluster_keys_refused)
+{
+    set_bad("etcd_endpoints", "127.0.0.1:2379");        /* no scheme */
+    set_bad("etcd_endpoints", "https://127.0.0.1:2379"); /* only http */
+    set_bad("etcd_endpoints", "http://");
+    set_bad("etcd_endpoints", "http://a:1,,http://b:1");
+    set_bad("etcd_endpoints", "http://a:1,");
+    set_bad("etcd_endpoints", "http://a b:1");
+    set_bad("etcd_endpoints", "http://1:1,http://2:1,http://3:1,http://4:1,http://5:1,"
+                              "http://6:1,http://7:1,http://8:1,http://9:1"); /* nine */
+    set_bad("cluster_name", "a/b");
+    set_bad("cluster_name", ".");
+    set_bad("cluster_name", "..");
+    set_bad("cluster_name", "1234567890123456789012345678901234567890123456789012345678901234");
+    set_bad("advertised", "nohost");
+    set_bad("advertised", "h:70000");
+    set_bad("advertised_host", "a b");
+    set_bad("broker_id", "1000001");
+    struct broker_config c;
+    broker_config_default(&c);
+    set_ok(&c, "etcd_endpoints", "http://1:1,http://2:1,http://3:1,http://4:1,http://5:1,"
+                                 "http://6:1,http://7:1,http://8:1");
+    set_ok(&c, "cluster_name", "123456789012345678901234567890123456789012345678901234567890123");
+}
+
+Test(config, broker_id_message_says_what_minus_one_is)
+{
+    struct broker_config c;
+    broker_config_default(&c);
+    cr_assert_eq(broker_config_set(&c, "broker_id", "x", err, sizeof(err)), -NG_EBADARG);
+    cr_assert(strstr(err, "-1 for a single broker") != NULL, "%s", err);
+    cr_assert_eq(broker_config_set(&c, "retention_ms", "x", err, sizeof(err)), -NG_EBADARG);
+    cr_assert(strstr(err, "-1 for no limit") != NULL, "%s", err);
+}
+
+Test(config, cluster_settings_go_together)
+{
+    struct broker_config c;
+    cr_assert_eq(PARSE(&c, "--broker-id", "1"), BROKER_ARGS_EXIT_USAGE);
+    cr_assert(strstr(err, "etcd_endpoints") != NULL, "%s", err);
+    cr_assert_eq(PARSE(&c, "--etcd", "http://127.0.0.1:2379"), BROKER_ARGS_EXIT_USAGE);
+    cr_assert(strstr(err, "broker_id") != NULL, "%s", err);
+    cr_assert_eq(PARSE(&c, "--broker-id", "1", "--etcd", "http://127.0.0.1:2379", "--listen",
+                       "0.0.0.0:7420"),
+                 BROKER_ARGS_EXIT_USAGE);
+    cr_assert(strstr(err, "advertised_host") != NULL, "%s", err);
+    cr_assert_eq(PARSE(&c, "--broker-id", "1", "--etcd", "http://127.0.0.1:2379", "--listen",
+                       "0.0.0.0:7420", "--advertised", "10.1.2.3:7420"),
+                 BROKER_ARGS_RUN, "%s", err);
+    cr_assert_eq(PARSE(&c, "--broker-id=2", "--etcd=http://127.0.0.1:2379,http://127.0.0.2:2379"),
+                 BROKER_ARGS_RUN, "%s", err);
+    cr_assert_eq(c.broker_id, 2);
+}
+
+Test(config, cluster_session_config_from_the_broker_config)
+{
+    struct broker_config c;
+    struct cluster_session_config s;
+    cr_assert_eq(PARSE(&c, "--broker-id", "4", "--etcd", "http://127.0.0.1:2379, http://h:2",
+                       "--listen", "127.0.0.4:0", "--set", "lease_ttl_s=10", "--set",
+                       "cluster_name=test", "--set", "preferred_leader_check_ms=2s"),
+                 BROKER_ARGS_RUN, "%s", err);
+    broker_config_cluster(&c, 40123, &s);
+    cr_assert_eq(s.broker_id, 4);
+    cr_assert_str_eq(s.host, "127.0.0.4", "the listen host when none is advertised");
+    cr_assert_eq(s.port, 40123, "the port it listens on");
+    cr_assert_eq(s.endpoint_count, 2);
+    cr_assert_str_eq(s.endpoints[0], "http://127.0.0.1:2379");
+    cr_assert_str_eq(s.endpoints[1], "http://h:2");
+    cr_assert_str_eq(s.cluster_name, "test");
+    cr_assert_eq(s.lease_ttl_s, 10u);
+    cr_assert_eq(s.preferred_leader_check_ms, 2000u);
+    set_ok(&c, "advertised", "b4.example:7004");
+    broker_config_cluster(&c, 40123, &s);
+    cr_assert_str_eq(s.host, "b4.example");
+    cr_assert_eq(s.port, 7004);
+}
+
+Test(config, single_broker_prints_no_cluster_text)
+{
+    struct broker_config c;
+    broker_config_default(&c);
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    cr_assert(f != NULL);
+    broker_config_print(f, &c);
+    cr_assert_eq(fclose(f), 0);
+    cr_assert(strstr(buf, "etcd_endpoints") == NULL, "%s", buf);
+    cr_assert(strstr(buf, "advertised_host") == NULL, "%s", buf);
+    cr_assert(strstr(buf, "broker_id = -1") != NULL, "%s", buf);
     free(buf);
 }

@@ -101,6 +101,18 @@ static void drain_topics(struct proto_dec *d, int api, bool response)
             } else if (api == PROTO_API_LIST_OFFSETS) {
                 struct proto_list_offsets_resp_partition p;
                 more = proto_list_offsets_resp_next_partition(d, &p);
+            } else if (api == PROTO_API_REPLICA_FETCH && !response) {
+                struct proto_replica_fetch_req_partition p;
+                more = proto_replica_fetch_req_next_partition(d, &p);
+            } else if (api == PROTO_API_REPLICA_FETCH) {
+                struct proto_replica_fetch_resp_partition p;
+                more = proto_replica_fetch_resp_next_partition(d, &p);
+            } else if (api == PROTO_API_OFFSET_FOR_LEADER_EPOCH && !response) {
+                struct proto_epoch_req_partition p;
+                more = proto_epoch_req_next_partition(d, &p);
+            } else if (api == PROTO_API_OFFSET_FOR_LEADER_EPOCH) {
+                struct proto_epoch_resp_partition p;
+                more = proto_epoch_resp_next_partition(d, &p);
             } else {
                 more = next_group_partition(d, api, response);
             }
@@ -296,6 +308,14 @@ static int decode_request(const uint8_t *p, size_t len)
         break;
     case PROTO_API_INIT_PRODUCER_ID:
         return proto_init_producer_id_req_decode(&r, h.api_version);
+    case PROTO_API_REPLICA_FETCH: {
+        struct proto_replica_fetch_req req;
+        rc = proto_replica_fetch_req_decode(&r, h.api_version, &req, &d);
+        break;
+    }
+    case PROTO_API_OFFSET_FOR_LEADER_EPOCH:
+        rc = proto_epoch_req_decode(&r, h.api_version, &d);
+        break;
     default:
         return decode_group_request(&h, &r);
     }
@@ -347,6 +367,12 @@ static int decode_response(int api, const uint8_t *p, size_t len)
         struct proto_init_producer_id_resp ip;
         return proto_init_producer_id_resp_decode(&r, 0, &ip);
     }
+    case PROTO_API_REPLICA_FETCH:
+        rc = proto_replica_fetch_resp_decode(&r, 0, &d);
+        break;
+    case PROTO_API_OFFSET_FOR_LEADER_EPOCH:
+        rc = proto_epoch_resp_decode(&r, 0, &d);
+        break;
     default:
         return decode_group_response(api, &r);
     }
@@ -572,6 +598,24 @@ static size_t sample_request(int api, uint8_t *out, size_t cap)
     case PROTO_API_INIT_PRODUCER_ID:
         rc = proto_init_producer_id_req_encode(&w, 0, 7, CID);
         break;
+    case PROTO_API_REPLICA_FETCH:
+        proto_replica_fetch_req_begin(&e, &w, 0, 7, CID,
+                                      &(struct proto_replica_fetch_req){2, 500, 1, 1 << 20});
+        proto_enc_topic(&e, proto_str_make("alpha"));
+        proto_replica_fetch_req_partition(
+            &e, &(struct proto_replica_fetch_req_partition){0, 4, 100, 90, 0});
+        proto_replica_fetch_req_partition(
+            &e, &(struct proto_replica_fetch_req_partition){3, 5, 7, 7, 2});
+        proto_enc_topic(&e, proto_str_make("beta"));
+        rc = proto_enc_end(&e);
+        break;
+    case PROTO_API_OFFSET_FOR_LEADER_EPOCH:
+        proto_epoch_req_begin(&e, &w, 0, 7, CID);
+        proto_enc_topic(&e, proto_str_make("alpha"));
+        proto_epoch_req_partition(&e, &(struct proto_epoch_req_partition){0, 6, 4});
+        proto_epoch_req_partition(&e, &(struct proto_epoch_req_partition){1, 6, 0});
+        rc = proto_enc_end(&e);
+        break;
     default:
         rc = sample_group_request(api, &w);
     }
@@ -643,6 +687,23 @@ static size_t sample_response(int api, uint8_t *out, size_t cap)
     case PROTO_API_INIT_PRODUCER_ID:
         rc = proto_init_producer_id_resp_encode(&w, 0, 9,
                                                 &(struct proto_init_producer_id_resp){1234, 0});
+        break;
+    case PROTO_API_REPLICA_FETCH:
+        proto_replica_fetch_resp_begin(&e, &w, 0, 9);
+        proto_enc_topic(&e, proto_str_make("alpha"));
+        proto_replica_fetch_resp_partition(
+            &e, &(struct proto_replica_fetch_resp_partition){0, 0, 95, 0, batch_a, sizeof batch_a});
+        proto_replica_fetch_resp_partition(
+            &e, &(struct proto_replica_fetch_resp_partition){3, -NG_EFENCED_LEADER_EPOCH, -1, -1,
+                                                              NULL, 0});
+        rc = proto_enc_end(&e);
+        break;
+    case PROTO_API_OFFSET_FOR_LEADER_EPOCH:
+        proto_epoch_resp_begin(&e, &w, 0, 9);
+        proto_enc_topic(&e, proto_str_make("alpha"));
+        proto_epoch_resp_partition(&e, &(struct proto_epoch_resp_partition){0, 0, 4, 120});
+        proto_epoch_resp_partition(&e, &(struct proto_epoch_resp_partition){1, 0, -1, -1});
+        rc = proto_enc_end(&e);
         break;
     default:
         rc = sample_group_response(api, &w);
@@ -1107,6 +1168,148 @@ Test(proto, fetch_round_trip)
     cr_assert_not(proto_fetch_resp_next_partition(&d, &fp));
     cr_assert(proto_next_topic(&d, &t));
     cr_assert_not(proto_next_topic(&d, &t));
+}
+
+Test(proto, replica_fetch_round_trip)
+{
+    size_t n = sample_request(PROTO_API_REPLICA_FETCH, buf, sizeof buf);
+    struct rd r = frame_rd(buf, n, false);
+    struct proto_req_header h;
+    cr_assert_eq(proto_req_header_decode(&r, &h), 0);
+    cr_assert_eq(h.api_key, PROTO_API_REPLICA_FETCH);
+    struct proto_replica_fetch_req req;
+    struct proto_dec d;
+    cr_assert_eq(proto_replica_fetch_req_decode(&r, 0, &req, &d), 0);
+    cr_assert_eq(d.partition_count, 2);
+    cr_assert_eq(req.replica_id, 2);
+    cr_assert_eq(req.wait_max_ms, 500);
+    cr_assert_eq(req.bytes_min, 1);
+    cr_assert_eq(req.bytes_max, 1 << 20);
+    struct proto_topic t;
+    struct proto_replica_fetch_req_partition p;
+    cr_assert(proto_next_topic(&d, &t));
+    cr_assert(str_is(t.name, "alpha"));
+    cr_assert(proto_replica_fetch_req_next_partition(&d, &p));
+    cr_assert_eq(p.partition, 0);
+    cr_assert_eq(p.leader_epoch, 4);
+    cr_assert_eq(p.fetch_offset, 100);
+    cr_assert_eq(p.durable_offset, 90);
+    cr_assert_eq(p.log_start, 0);
+    cr_assert(proto_replica_fetch_req_next_partition(&d, &p));
+    cr_assert_eq(p.partition, 3);
+    cr_assert_eq(p.log_start, 2);
+    cr_assert_not(proto_replica_fetch_req_next_partition(&d, &p));
+    cr_assert(proto_next_topic(&d, &t));
+    cr_assert(str_is(t.name, "beta"));
+    cr_assert_not(proto_next_topic(&d, &t));
+
+    n = sample_response(PROTO_API_REPLICA_FETCH, buf, sizeof buf);
+    r = frame_rd(buf, n, true);
+    struct proto_resp_header rh;
+    cr_assert_eq(proto_resp_header_decode(&r, &rh), 0);
+    cr_assert_eq(proto_replica_fetch_resp_decode(&r, 0, &d), 0);
+    struct proto_replica_fetch_resp_partition fp;
+    cr_assert(proto_next_topic(&d, &t));
+    cr_assert(proto_replica_fetch_resp_next_partition(&d, &fp));
+    cr_assert_eq(fp.partition, 0);
+    cr_assert_eq(fp.err, 0);
+    cr_assert_eq(fp.high_watermark, 95);
+    cr_assert_eq(fp.log_start, 0);
+    cr_assert_eq(fp.records_bytes, sizeof batch_a);
+    cr_assert_eq(memcmp(fp.records, batch_a, sizeof batch_a), 0);
+    cr_assert(proto_replica_fetch_resp_next_partition(&d, &fp));
+    cr_assert_eq(fp.partition, 3);
+    cr_assert_eq(fp.err, -NG_EFENCED_LEADER_EPOCH);
+    cr_assert_eq(fp.records_bytes, 0);
+    cr_assert_not(proto_replica_fetch_resp_next_partition(&d, &fp));
+    cr_assert_not(proto_next_topic(&d, &t));
+}
+
+Test(proto, replica_fetch_refuses_negative_ids_and_limits)
+{
+    for (int field = 0; field < 4; field++) {
+        struct proto_replica_fetch_req q = {1, 100, 1, 4096};
+        int32_t *f[] = {&q.replica_id, &q.wait_max_ms, &q.bytes_min, &q.bytes_max};
+        *f[field] = -1;
+        struct wr w = wr_make(buf, sizeof buf);
+        struct proto_enc e;
+        proto_replica_fetch_req_begin(&e, &w, 0, 1, CID, &q);
+        cr_assert_eq(proto_enc_end(&e), 0);
+        struct rd r = frame_rd(buf, w.pos, false);
+        struct proto_req_header h;
+        cr_assert_eq(proto_req_header_decode(&r, &h), 0);
+        struct proto_dec d;
+        cr_assert_eq(proto_replica_fetch_req_decode(&r, 0, &q, &d), -NG_EBADARG, "field %d",
+                     field);
+    }
+}
+
+Test(proto, replica_fetch_partition_fail_sets_the_error_in_place)
+{
+    struct wr w = wr_make(buf, sizeof buf);
+    struct proto_enc e;
+    proto_replica_fetch_resp_begin(&e, &w, 0, 3);
+    proto_enc_topic(&e, proto_str_make("t"));
+    proto_replica_fetch_resp_partition_begin(
+        &e, &(struct proto_replica_fetch_resp_partition){.partition = 2, .high_watermark = 9,
+                                                         .log_start = 1});
+    proto_fetch_resp_partition_fail(&e, -NG_ECORRUPT, 77);
+    proto_fetch_resp_partition_end(&e);
+    cr_assert_eq(proto_enc_end(&e), 0);
+    struct rd r = frame_rd(buf, w.pos, true);
+    struct proto_resp_header rh;
+    cr_assert_eq(proto_resp_header_decode(&r, &rh), 0);
+    struct proto_dec d;
+    cr_assert_eq(proto_replica_fetch_resp_decode(&r, 0, &d), 0);
+    struct proto_topic t;
+    struct proto_replica_fetch_resp_partition fp;
+    cr_assert(proto_next_topic(&d, &t));
+    cr_assert(proto_replica_fetch_resp_next_partition(&d, &fp));
+    cr_assert_eq(fp.err, -NG_ECORRUPT);
+    cr_assert_eq(fp.high_watermark, 9, "the fields around the error are kept");
+    cr_assert_eq(fp.log_start, 1);
+}
+
+Test(proto, offset_for_leader_epoch_round_trip)
+{
+    size_t n = sample_request(PROTO_API_OFFSET_FOR_LEADER_EPOCH, buf, sizeof buf);
+    struct rd r = frame_rd(buf, n, false);
+    struct proto_req_header h;
+    cr_assert_eq(proto_req_header_decode(&r, &h), 0);
+    struct proto_dec d;
+    cr_assert_eq(proto_epoch_req_decode(&r, 0, &d), 0);
+    cr_assert_eq(d.partition_count, 2);
+    struct proto_topic t;
+    struct proto_epoch_req_partition p;
+    cr_assert(proto_next_topic(&d, &t));
+    cr_assert(proto_epoch_req_next_partition(&d, &p));
+    cr_assert_eq(p.partition, 0);
+    cr_assert_eq(p.current_leader_epoch, 6);
+    cr_assert_eq(p.leader_epoch, 4);
+    cr_assert(proto_epoch_req_next_partition(&d, &p));
+    cr_assert_eq(p.partition, 1);
+    cr_assert_eq(p.leader_epoch, 0);
+    cr_assert_not(proto_epoch_req_next_partition(&d, &p));
+    cr_assert_not(proto_next_topic(&d, &t));
+
+    n = sample_response(PROTO_API_OFFSET_FOR_LEADER_EPOCH, buf, sizeof buf);
+    r = frame_rd(buf, n, true);
+    struct proto_resp_header rh;
+    cr_assert_eq(proto_resp_header_decode(&r, &rh), 0);
+    cr_assert_eq(proto_epoch_resp_decode(&r, 0, &d), 0);
+    struct proto_epoch_resp_partition ep;
+    cr_assert(proto_next_topic(&d, &t));
+    cr_assert(proto_epoch_resp_next_partition(&d, &ep));
+    cr_assert_eq(ep.partition, 0);
+    cr_assert_eq(ep.err, 0);
+    cr_assert_eq(ep.leader_epoch, 4);
+    cr_assert_eq(ep.end_offset, 120);
+    cr_assert(proto_epoch_resp_next_partition(&d, &ep));
+    cr_assert_eq(ep.leader_epoch, -1);
+    cr_assert_eq(ep.end_offset, -1);
+    cr_assert_not(proto_epoch_resp_next_partition(&d, &ep));
+    cr_assert_eq(proto_api_name(PROTO_API_OFFSET_FOR_LEADER_EPOCH)[0], 'O');
+    cr_assert_str_eq(proto_api_name(PROTO_API_REPLICA_FETCH), "ReplicaFetch");
 }
 
 Test(proto, fetch_v1_carries_where_reading_resumes_past_damage)
@@ -2532,6 +2735,38 @@ Test(proto, wire_sizes_are_what_the_encoders_write)
     at = w.pos;
     proto_fetch_resp_partition(&e, &(struct proto_fetch_resp_partition){.partition = 1});
     cr_assert_eq(w.pos - at, PROTO_FETCH_RESP_PARTITION_BYTES(1));
+    cr_assert_eq(proto_enc_end(&e), 0);
+
+    w = wr_make(buf, sizeof buf);
+    proto_replica_fetch_req_begin(&e, &w, 0, 1, CID, &(struct proto_replica_fetch_req){0});
+    proto_enc_topic(&e, proto_str_make("t"));
+    at = w.pos;
+    proto_replica_fetch_req_partition(&e, &(struct proto_replica_fetch_req_partition){0});
+    cr_assert_eq(w.pos - at, PROTO_REPLICA_FETCH_REQ_PARTITION_BYTES);
+    cr_assert_eq(proto_enc_end(&e), 0);
+
+    w = wr_make(buf, sizeof buf);
+    proto_replica_fetch_resp_begin(&e, &w, 0, 1);
+    proto_enc_topic(&e, proto_str_make("t"));
+    at = w.pos;
+    proto_replica_fetch_resp_partition(&e, &(struct proto_replica_fetch_resp_partition){0});
+    cr_assert_eq(w.pos - at, PROTO_REPLICA_FETCH_RESP_PARTITION_BYTES);
+    cr_assert_eq(proto_enc_end(&e), 0);
+
+    w = wr_make(buf, sizeof buf);
+    proto_epoch_req_begin(&e, &w, 0, 1, CID);
+    proto_enc_topic(&e, proto_str_make("t"));
+    at = w.pos;
+    proto_epoch_req_partition(&e, &(struct proto_epoch_req_partition){0});
+    cr_assert_eq(w.pos - at, PROTO_EPOCH_REQ_PARTITION_BYTES);
+    cr_assert_eq(proto_enc_end(&e), 0);
+
+    w = wr_make(buf, sizeof buf);
+    proto_epoch_resp_begin(&e, &w, 0, 1);
+    proto_enc_topic(&e, proto_str_make("t"));
+    at = w.pos;
+    proto_epoch_resp_partition(&e, &(struct proto_epoch_resp_partition){0});
+    cr_assert_eq(w.pos - at, PROTO_EPOCH_RESP_PARTITION_BYTES);
     cr_assert_eq(proto_enc_end(&e), 0);
 
     w = wr_make(buf, sizeof buf);
