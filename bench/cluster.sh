@@ -9,7 +9,8 @@
 #       partition is killed with SIGKILL, FAILOVER_ROUNDS times (the killed
 #       broker started again, back in the in-sync set, between rounds): the
 #       time from the kill to the first acknowledged write on the successor,
-#       median and maximum (nagare-bench failover).
+#       for the running producer and for a fresh one made once the metadata
+#       names the new leader, median and maximum (nagare-bench failover).
 # It starts 3 etcd members and 3 nagared brokers on loopback (free ports, a
 # temporary directory), prints a table with the targets and the machine's
 # load, and stops everything it started on exit.
@@ -24,6 +25,7 @@
 #   WARMUP_MIB [64]           untimed writes before each produce run
 #   FAILOVER_ROUNDS [5]       kills of a leader
 #   FAILOVER_RATE [1000]      records/s of the failover producer
+#   FAILOVER_MAX_S [20]       how long a kill's acknowledgements are waited for
 #   LEASE_TTL_S [6]           the brokers' etcd lease (lease_ttl_s)
 #   QUIET_WAIT [15]           before each produce run, wait up to this long
 #                             for the machine to be under 15% busy
@@ -40,6 +42,7 @@ PARTITIONS=${PARTITIONS:-3}
 WARMUP_MIB=${WARMUP_MIB:-64}
 FAILOVER_ROUNDS=${FAILOVER_ROUNDS:-5}
 FAILOVER_RATE=${FAILOVER_RATE:-1000}
+FAILOVER_MAX_S=${FAILOVER_MAX_S:-20}
 LEASE_TTL_S=${LEASE_TTL_S:-6}
 QUIET_WAIT=${QUIET_WAIT:-15}
 TMP_PARENT=${TMPDIR:-/tmp}
@@ -218,6 +221,7 @@ failover_run() {
     if ! "$NB" failover --broker "$BOOTSTRAP" --pid-dir "$WORK/pids" \
         --restart-cmd "sh '$WORK'/b\$NAGARE_BENCH_BROKER_ID/start.sh" \
         --rounds "$FAILOVER_ROUNDS" --rate "$FAILOVER_RATE" --record-bytes 1024 \
+        --failover-max "$FAILOVER_MAX_S" \
         --replication-factor 3 --json >"$WORK/failover.json" 2>"$WORK/failover.err"; then
         say "$ME: failover failed:"
         tail -20 "$WORK/failover.err" >&2
@@ -249,12 +253,23 @@ report() {
     l50_3=$(get "$p3" '.phases[0].produce.latency_ms.p50')
     l99_1=$(get "$p1" '.phases[0].produce.latency_ms.p99')
     l99_3=$(get "$p3" '.phases[0].produce.latency_ms.p99')
-    local fmed fmax fn lmed lmax sent acked failed
-    fmed=$(get failover '.ack_ms.median')
-    fmax=$(get failover '.ack_ms.max')
+    local fmed fmax fn pmed pmax pn lmed lmax ln rounds sent acked failed
+    rounds=$(jq -r '.rounds | length' "$WORK/failover.json" 2>/dev/null || echo 0)
     fn=$(get failover '.ack_ms.count')
-    lmed=$(get failover '.leader_ms.median')
-    lmax=$(get failover '.leader_ms.max')
+    pn=$(get failover '.probe_ms.count')
+    ln=$(get failover '.leader_ms.count')
+    if [ "${fn:-0}" -gt 0 ]; then
+        fmed=$(get failover '.ack_ms.median')
+        fmax=$(get failover '.ack_ms.max')
+    fi
+    if [ "${pn:-0}" -gt 0 ]; then
+        pmed=$(get failover '.probe_ms.median')
+        pmax=$(get failover '.probe_ms.max')
+    fi
+    if [ "${ln:-0}" -gt 0 ]; then
+        lmed=$(get failover '.leader_ms.median')
+        lmax=$(get failover '.leader_ms.max')
+    fi
     sent=$(get failover '.records.sent')
     acked=$(get failover '.records.acked')
     failed=$(get failover '.records.failed')
@@ -273,20 +288,25 @@ report() {
     echo "  runs, RF3:$(runs_line 3)"
     echo
     echo "(b) failover: kill -9 of the partition's leader under acks=all at $FAILOVER_RATE records/s of 1 KiB, RF 3"
-    printf '  %-58s %8s %8s\n' "" "median" "max"
-    printf '  %-58s %8s %8s\n' "kill to the first acknowledged write on the successor, ms" "${fmed:--}" "${fmax:--}"
-    printf '  %-58s %8s %8s\n' "kill to a new leader in the metadata, ms" "${lmed:--}" "${lmax:--}"
-    echo "  rounds: ${fn:-0} of $FAILOVER_ROUNDS; records ${sent:-?} sent, ${acked:-?} acknowledged, ${failed:-?} failed;" \
+    echo "  (rounds run: ${rounds:-0} of $FAILOVER_ROUNDS; a figure counts the rounds where it came within $FAILOVER_MAX_S s)"
+    printf '  %-64s %8s %8s %7s\n' "kill to ..., ms" "median" "max" "rounds"
+    printf '  %-64s %8s %8s %7s\n' "the running producer's first write acknowledged by the successor" "${fmed:-none}" "${fmax:-none}" "${fn:-0}"
+    printf '  %-64s %8s %8s %7s\n' "a fresh producer's first write acknowledged by the successor" "${pmed:-none}" "${pmax:-none}" "${pn:-0}"
+    printf '  %-64s %8s %8s %7s\n' "a new leader in the metadata" "${lmed:-none}" "${lmax:-none}" "${ln:-0}"
+    echo "  records of the running producer: ${sent:-?} sent, ${acked:-?} acknowledged, ${failed:-?} failed;" \
         "box $(cat "$WORK/failover.busy")% busy before, load $(cat "$WORK/failover.load")"
-    jq -r '.rounds[]? | "    killed broker \(.killed): successor \(.successor), new leader \(.leader_ms) ms, first ack \(.ack_ms) ms, back in sync \(.rejoin_s) s after restart"' \
+    jq -r '.rounds[]? | "    killed broker \(.killed): successor \(.successor); new leader \(.leader_ms) ms, running producer \(.ack_ms) ms, fresh producer \(.probe_ms) ms (-1: none); back in sync \(.rejoin_s) s after its restart"' \
         "$WORK/failover.json" 2>/dev/null || true
     echo
     echo "targets (issue 13, section 3)"
     local want
     want=$(calc "$mb1 * 0.3")
     target "$(yes_no ge "$mb3" "$want")" "RF3 acks=all >= 30% of RF1 ($mb1 MB/s): ${mb3:-none} MB/s ($(ratio "$mb3" "$mb1"))"
-    target "$(yes_no ge $((LEASE_TTL_S * 1000 + 1000)) "${fmax:-999999}")" \
-        "failover < lease TTL + 1 s = $((LEASE_TTL_S * 1000 + 1000)) ms, every round: max ${fmax:-none} ms (median ${fmed:-none})"
+    local limit_ms=$((LEASE_TTL_S * 1000 + 1000))
+    target "$(yes_no ge "$limit_ms" "${fmax:-999999}")" \
+        "failover < lease TTL + 1 s = $limit_ms ms, running producer, every round: max ${fmax:-none} ms (median ${fmed:-none}, ${fn:-0} of ${rounds:-0} rounds)"
+    target "$(yes_no ge "$limit_ms" "${pmax:-999999}")" \
+        "failover < lease TTL + 1 s = $limit_ms ms, fresh producer, every round: max ${pmax:-none} ms (median ${pmed:-none}, ${pn:-0} of ${rounds:-0} rounds)"
     echo "  $TARGETS_MET met, $TARGETS_MISSED missed"
     echo "  (load: 'box' is the share of both CPUs busy over the second before a run, other sessions' work;"
     echo "   figures from runs that began over 20% busy do not show what the code can do)"
