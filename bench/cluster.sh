@@ -20,7 +20,7 @@
 # Knobs (environment), defaults in brackets:
 #   BUILD [build-cluster]     a release build directory of its own
 #   ROUNDS [3]                produce runs of each replication factor
-#   RECORDS [500000]          1 KiB records per produce run
+#   RECORDS [1000000]         1 KiB records per produce run
 #   PARTITIONS [3]            of each produce topic (one led by each broker)
 #   WARMUP_MIB [64]           untimed writes before each produce run
 #   FAILOVER_ROUNDS [5]       kills of a leader
@@ -37,7 +37,7 @@ ME=cluster.sh
 
 BUILD=${BUILD:-build-cluster}
 ROUNDS=${ROUNDS:-3}
-RECORDS=${RECORDS:-500000}
+RECORDS=${RECORDS:-1000000}
 PARTITIONS=${PARTITIONS:-3}
 WARMUP_MIB=${WARMUP_MIB:-64}
 FAILOVER_ROUNDS=${FAILOVER_ROUNDS:-5}
@@ -168,6 +168,23 @@ brokers_start() {
 
 # ---- (a) produce, RF 3 against RF 1 ----
 
+# "id cpu_seconds" of every running broker, one a line (from /proc).
+brokers_cpu() {
+    local f pid hz
+    hz=$(getconf CLK_TCK)
+    for f in "$WORK"/pids/*.pid; do
+        pid=$(cat "$f")
+        awk -v id="$(basename "$f" .pid)" -v hz="$hz" '{print id, ($14 + $15) / hz}' \
+            "/proc/$pid/stat" 2>/dev/null || true
+    done
+}
+
+# cpu_share BEFORE AFTER SECONDS: "b1 45%, b2 ..." (100% = one core).
+cpu_share() {
+    awk -v wall="$3" 'NR == FNR {c0[$1] = $2; next}
+        ($1 in c0) {printf "%sb%s %.0f%%", sep, $1, 100 * ($2 - c0[$1]) / wall; sep = ", "}' "$1" "$2"
+}
+
 NB=""
 # produce_run NAME RF: one nagare-bench produce into a fresh topic (deleted
 # after), JSON to $WORK/NAME.json, the machine's load before it to NAME.busy.
@@ -176,6 +193,9 @@ produce_run() {
     wait_quiet >"$WORK/$name.busy"
     awk '{print $1}' /proc/loadavg >"$WORK/$name.load"
     say "  $name: replication factor $rf..."
+    brokers_cpu >"$WORK/$name.cpu0"
+    local t0 t1
+    t0=$(date +%s.%N)
     if ! "$NB" produce --broker "$BOOTSTRAP" --topic "bench-$name" --partitions "$PARTITIONS" \
         --replication-factor "$rf" --records "$RECORDS" --record-bytes 1024 --batch-bytes 65536 \
         --acks all --warmup-mib "$WARMUP_MIB" --json --quiet >"$WORK/$name.json" 2>"$WORK/$name.err"; then
@@ -183,6 +203,9 @@ produce_run() {
         tail -20 "$WORK/$name.err" >&2
         echo '{}' >"$WORK/$name.json"
     fi
+    t1=$(date +%s.%N)
+    brokers_cpu >"$WORK/$name.cpu1"
+    cpu_share "$WORK/$name.cpu0" "$WORK/$name.cpu1" "$(calc "$t1 - $t0")" >"$WORK/$name.cpu"
 }
 
 produce_rounds() {
@@ -223,13 +246,16 @@ failover_run() {
         --rounds "$FAILOVER_ROUNDS" --rate "$FAILOVER_RATE" --record-bytes 1024 \
         --failover-max "$FAILOVER_MAX_S" \
         --replication-factor 3 --json >"$WORK/failover.json" 2>"$WORK/failover.err"; then
-        say "$ME: failover failed:"
-        tail -20 "$WORK/failover.err" >&2
+        say "$ME: nagare-bench failover exited non-zero (a round failed, or the running"
+        say "  producer got no acknowledgement within $FAILOVER_MAX_S s of a kill):"
     fi
-    grep '^  round' "$WORK/failover.err" >&2 || true
+    tail -30 "$WORK/failover.err" >&2
 }
 
 # ---- the report ----
+
+num0() { if [ -n "$1" ]; then printf '%.0f' "$1"; else echo -; fi; }
+num1() { if [ -n "$1" ]; then printf '%.1f' "$1"; else echo -; fi; }
 
 runs_line() { # RF: each run's MB/s, busy% and load before it
     local r out=""
@@ -259,16 +285,16 @@ report() {
     pn=$(get failover '.probe_ms.count')
     ln=$(get failover '.leader_ms.count')
     if [ "${fn:-0}" -gt 0 ]; then
-        fmed=$(get failover '.ack_ms.median')
-        fmax=$(get failover '.ack_ms.max')
+        fmed=$(num0 "$(get failover '.ack_ms.median')")
+        fmax=$(num0 "$(get failover '.ack_ms.max')")
     fi
     if [ "${pn:-0}" -gt 0 ]; then
-        pmed=$(get failover '.probe_ms.median')
-        pmax=$(get failover '.probe_ms.max')
+        pmed=$(num0 "$(get failover '.probe_ms.median')")
+        pmax=$(num0 "$(get failover '.probe_ms.max')")
     fi
     if [ "${ln:-0}" -gt 0 ]; then
-        lmed=$(get failover '.leader_ms.median')
-        lmax=$(get failover '.leader_ms.max')
+        lmed=$(num0 "$(get failover '.leader_ms.median')")
+        lmax=$(num0 "$(get failover '.leader_ms.max')")
     fi
     sent=$(get failover '.records.sent')
     acked=$(get failover '.records.acked')
@@ -281,11 +307,13 @@ report() {
     echo "(a) acks=all produce, 1 KiB records, 1 producer, 64 KiB batches, $PARTITIONS partitions,"
     echo "    $RECORDS records per run; median of $ROUNDS interleaved runs per factor"
     printf '  %-28s %10s %12s %10s %10s\n' "" "MB/s" "records/s" "p50 ms" "p99 ms"
-    printf '  %-28s %10s %12s %10s %10s\n' "replication factor 1" "${mb1:--}" "${rps1:--}" "${l50_1:--}" "${l99_1:--}"
-    printf '  %-28s %10s %12s %10s %10s\n' "replication factor 3" "${mb3:--}" "${rps3:--}" "${l50_3:--}" "${l99_3:--}"
+    printf '  %-28s %10s %12s %10s %10s\n' "replication factor 1" "${mb1:--}" "$(num0 "$rps1")" "$(num1 "$l50_1")" "$(num1 "$l99_1")"
+    printf '  %-28s %10s %12s %10s %10s\n' "replication factor 3" "${mb3:--}" "$(num0 "$rps3")" "$(num1 "$l50_3")" "$(num1 "$l99_3")"
     printf '  %-28s %10s\n' "RF3 / RF1" "$(ratio "$mb3" "$mb1")"
     echo "  runs, RF1:$(runs_line 1)"
     echo "  runs, RF3:$(runs_line 3)"
+    echo "  brokers' CPU over the kept runs (warm-up and topic set-up included; 100% = one core):"
+    echo "    RF1: $(cat "$WORK/$p1.cpu" 2>/dev/null); RF3: $(cat "$WORK/$p3.cpu" 2>/dev/null)"
     echo
     echo "(b) failover: kill -9 of the partition's leader under acks=all at $FAILOVER_RATE records/s of 1 KiB, RF 3"
     echo "  (rounds run: ${rounds:-0} of $FAILOVER_ROUNDS; a figure counts the rounds where it came within $FAILOVER_MAX_S s)"
@@ -295,7 +323,7 @@ report() {
     printf '  %-64s %8s %8s %7s\n' "a new leader in the metadata" "${lmed:-none}" "${lmax:-none}" "${ln:-0}"
     echo "  records of the running producer: ${sent:-?} sent, ${acked:-?} acknowledged, ${failed:-?} failed;" \
         "box $(cat "$WORK/failover.busy")% busy before, load $(cat "$WORK/failover.load")"
-    jq -r '.rounds[]? | "    killed broker \(.killed): successor \(.successor); new leader \(.leader_ms) ms, running producer \(.ack_ms) ms, fresh producer \(.probe_ms) ms (-1: none); back in sync \(.rejoin_s) s after its restart"' \
+    jq -r '.rounds[]? | "    killed broker \(.killed): successor \(.successor); new leader \(.leader_ms|round) ms, running producer \(.ack_ms|round) ms, fresh producer \(.probe_ms|round) ms (-1: none); back in sync \(.rejoin_s) s after its restart"' \
         "$WORK/failover.json" 2>/dev/null || true
     echo
     echo "targets (issue 13, section 3)"
