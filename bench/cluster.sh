@@ -55,11 +55,7 @@ PACKAGES="gcc pkg-config meson ninja-build liburing-dev libzstd-dev libxxhash-de
 . bench/lib.sh
 
 build() {
-    # -Wno-error=stringop-overflow: gcc 12 at -O3 reports a false overflow
-    # in storage/epochs.c's encoder (put_be32 inlined through wr_be32).
-    [ -f "$BUILD/build.ninja" ] || meson setup "$BUILD" -Dbuildtype=release -Dtests=disabled \
-        -Dc_args=-Wno-error=stringop-overflow >/dev/null
-    ninja -C "$BUILD" bench/nagare-bench broker/nagared client/cli/nagare >/dev/null
+    release_build "$BUILD" bench/nagare-bench broker/nagared client/cli/nagare
 }
 
 # Brokers are started by their start.sh (also run by nagare-bench failover

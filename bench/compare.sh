@@ -66,8 +66,7 @@ PACKAGES="gcc pkg-config meson ninja-build liburing-dev libzstd-dev libxxhash-de
 . bench/lib.sh
 
 build() {
-    [ -f "$BUILD/build.ninja" ] || meson setup "$BUILD" -Dbuildtype=release -Dtests=disabled >/dev/null
-    ninja -C "$BUILD" bench/nagare-bench bench/nats-bench broker/nagared >/dev/null
+    release_build "$BUILD" bench/nagare-bench bench/nats-bench broker/nagared
 }
 
 # ---- warming and the machine's load ----

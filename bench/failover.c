@@ -496,6 +496,9 @@ static int fo_wait_in_sync(struct fo_prod *fp, pid_t *child, double max_s)
         if (*child > 0 && waitpid(*child, &status, WNOHANG) == *child) {
             *child = 0;
             if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+                fprintf(stderr, "nagare-bench failover: --restart-cmd %s %d\n",
+                        WIFEXITED(status) ? "exited with status" : "was killed by signal",
+                        WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
                 return -ECHILD;
             }
         }
