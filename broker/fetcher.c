@@ -568,15 +568,16 @@ static struct bpart *sent_part(const struct fetcher *f, const struct fetcher_sen
 }
 
 /* Cuts bp's log back to offset (or starts it afresh at offset when reset);
- * its producers forget the batches cut. Needs the log idle. */
+ * its producer states are rebuilt from what the log keeps (the last
+ * sequences before the cut, not merely fewer batches). Needs the log idle. */
 static int cut_log(struct bpart *bp, int64_t offset, bool reset)
 {
     if (!part_idle(&bp->log)) {
         return -NG_EBUSY; /* appends of its leader days in flight: next round */
     }
     int rc = reset ? part_reset(&bp->log, offset) : part_truncate(&bp->log, offset);
+    rc = rc == 0 ? bpart_load_producers(bp) : rc;
     if (rc == 0) {
-        producers_truncate(&bp->producers, reset ? INT64_MIN : offset);
         bp->rep.hw = part_offset_latest(&bp->log); /* the cap came down with the log */
         log_info("topic %s partition %d: log %s at %" PRId64 " to follow broker %d",
                  bp->topic->name, bp->index, reset ? "started afresh" : "truncated", offset,

@@ -11,6 +11,10 @@
 #include "broker/datadir_verify.h"
 #include "broker/server.h"
 
+#ifdef NAGARE_FAULTS
+#include "broker/power_sim.h" /* nagared_sim: power cuts for tests */
+#endif
+
 static struct server server;
 
 static void on_signal(int sig)
@@ -68,6 +72,11 @@ int main(int argc, char **argv)
     }
     log_set_level(cfg.log_level);
     raise_fd_limit();
+#ifdef NAGARE_FAULTS
+    if (power_sim_start(cfg.data_dir, &server) != 0) {
+        return 1;
+    }
+#endif
     if (install_signals() != 0 || server_init(&server, &cfg) != 0) {
         return 1; /* server_init logged why */
     }
@@ -76,6 +85,9 @@ int main(int argc, char **argv)
         log_error("event loop failed: %s", err_str(rc));
     }
     int rc_close = server_fini(&server);
+#ifdef NAGARE_FAULTS
+    power_sim_finish();
+#endif
     if (rc == 0 && rc_close == 0) {
         log_info("nagared stopped cleanly");
         return 0;

@@ -125,6 +125,17 @@ static void on_timeout(struct loop_timer *t, void *arg)
     }
 }
 
+/* Waits (up to the request's timeout) until the high watermark passes end. */
+static void hw_wait(struct produce_part *pp, int64_t end)
+{
+    struct produce_req *pr = pp->pr;
+    if (!loop_timer_armed(&pr->timer)) {
+        loop_timer_arm(&pr->s->loop, &pr->timer, (uint64_t)pr->timeout_ms);
+    }
+    pp->wait.done = hw_passed;
+    replica_wait_add(pp->bp, &pp->wait, end);
+}
+
 static void append_done(struct part_append *a, int rc)
 {
     struct produce_part *pp = container_of(a, struct produce_part, a);
@@ -139,14 +150,32 @@ static void append_done(struct part_append *a, int rc)
             part_done(pp, -NG_ENOT_LEADER); /* may be cut by the new leader */
             return;
         }
-        if (!loop_timer_armed(&pr->timer)) {
-            loop_timer_arm(&pr->s->loop, &pr->timer, (uint64_t)pr->timeout_ms);
-        }
-        pp->wait.done = hw_passed;
-        replica_wait_add(pp->bp, &pp->wait, batch_offset_last(&a->hdr) + 1);
+        hw_wait(pp, batch_offset_last(&a->hdr) + 1);
         return;
     }
     part_done(pp, server_wire_err(rc));
+}
+
+/* A retried batch the log already holds (its original append may still be
+ * on its way) is answered with its first offset, but an acks=all answer
+ * promises what the original's would have: replicated up to the high
+ * watermark in a cluster, fdatasync'd on a single broker. A duplicate not
+ * yet there waits for the high watermark (a leader) or is answered
+ * NG_EBUSY, which the producer retries (a single broker: the original's
+ * own fdatasync is under way). pp->offset_base holds its first offset. */
+static void duplicate_acks_all(struct produce_part *pp, struct bpart *bp,
+                               const struct batch_header *h)
+{
+    struct batch_header placed = *h;
+    placed.offset_base = pp->offset_base;
+    int64_t end = batch_offset_last(&placed) + 1;
+    if (bp->rep.role == REPLICA_LEADER) {
+        pp->bp = bp;
+        pp->pr->pending++;
+        hw_wait(pp, end);
+    } else if (part_offset_durable(&bp->log) < end) {
+        pp->err = -NG_EBUSY;
+    }
 }
 
 /* Checks and starts one partition's append; pp->err says why not. */
@@ -173,6 +202,9 @@ static void start_append(struct server *s, struct server_topic *t, struct produc
         int verdict = producers_check(&bp->producers, &h, &pp->offset_base);
         if (verdict != 0) {
             pp->err = verdict < 0 ? verdict : 0; /* a duplicate gets its first offset */
+            if (verdict > 0 && pp->pr->acks == PROTO_ACKS_ALL) {
+                duplicate_acks_all(pp, bp, &h);
+            }
             return;
         }
     }

@@ -229,16 +229,10 @@ void producers_forget(struct producers *ps, const struct batch_header *h)
     keep_batches(s, not_this_batch, h);
 }
 
-static bool below(const struct producer_batch *b, const void *arg)
-{
-    return b->offset_base < *(const int64_t *)arg;
-}
-
-void producers_truncate(struct producers *ps, int64_t offset)
+void producers_clear(struct producers *ps)
 {
     for (uint32_t i = 0; i < ps->slot_count; i++) {
-        if (ps->slots[i].id != -1) {
-            keep_batches(&ps->slots[i], below, &offset);
-        }
+        ps->slots[i].id = -1;
     }
+    ps->count = 0;
 }

@@ -72,9 +72,9 @@ void producers_record(struct producers *ps, const struct batch_header *h);
  * duplicate of bytes that are not in the log. No-op when not remembered. */
 void producers_forget(struct producers *ps, const struct batch_header *h);
 
-/* The log was cut back to offset (a follower truncating to its leader):
- * forgets every batch at or past it, so a retry of one is judged afresh.
- * Producers keep their epochs. */
-void producers_truncate(struct producers *ps, int64_t offset);
+/* Forgets every producer, keeping the table's memory: before a rebuild
+ * from the log (a follower's log was cut back, and the last sequences
+ * before the cut may be older than the recent batches kept). */
+void producers_clear(struct producers *ps);
 
 #endif

@@ -62,16 +62,25 @@ void replica_wait_add(struct bpart *bp, struct replica_wait *w, int64_t end)
         w->done(w, 0);
         return;
     }
-    ASSERT(r->waits_tail == NULL || r->waits_tail->end <= end); /* appends complete in order */
-    w->prev = r->waits_tail;
-    w->next = NULL;
+    /* Kept in order of end: appends complete in order, so a new one goes
+     * last; a retried duplicate may wait for an earlier offset. */
+    struct replica_wait *after = r->waits_tail;
+    while (after != NULL && after->end > end) {
+        after = after->prev;
+    }
+    w->prev = after;
+    w->next = after != NULL ? after->next : r->waits_head;
     w->owner = r;
-    if (r->waits_tail != NULL) {
-        r->waits_tail->next = w;
+    if (w->next != NULL) {
+        w->next->prev = w;
+    } else {
+        r->waits_tail = w;
+    }
+    if (after != NULL) {
+        after->next = w;
     } else {
         r->waits_head = w;
     }
-    r->waits_tail = w;
 }
 
 void replica_wait_cancel(struct replica_wait *w)
@@ -231,6 +240,19 @@ static void copy_members(struct replica *r, const struct cluster_partition *cp, 
     memcpy(r->isr, cp->isr, cp->isr_count * sizeof(r->isr[0]));
 }
 
+void replica_init(struct bpart *bp, bool clustered)
+{
+    struct replica *r = &bp->rep;
+    *r = (struct replica){.role = REPLICA_SINGLE};
+    if (clustered) {
+        r->role = REPLICA_NONE;
+        r->leader = CLUSTER_LEADER_NONE;
+        r->leader_epoch = -1;
+        r->hw = part_offset_earliest(&bp->log);
+        part_set_commit_cap(&bp->log, r->hw);
+    }
+}
+
 static enum replica_role role_of(const struct cluster_partition *cp, int32_t self, bool fenced)
 {
     if (cp == NULL || !cluster_partition_has_replica(cp, self)) {
@@ -314,7 +336,10 @@ void replica_check_isr(struct server *s, struct bpart *bp, int64_t now_ms, int64
         for (uint8_t j = 0; j < r->isr_count; j++) {
             member |= r->isr[j] == p->id;
         }
-        bool recent = now_ms - p->caught_up_ms <= lag_ms;
+        /* Catching up is seen when a fetch arrives, and a caught-up
+         * follower's fetch waits at the leader up to FETCHER_WAIT_MS
+         * before its next one can come: that long is not lag. */
+        bool recent = now_ms - p->caught_up_ms <= lag_ms + FETCHER_WAIT_MS;
         bool keep = p->id == s->broker_id || recent;
         /* A follower joins once it has lately caught up with the leader's
          * end and durably holds everything the high watermark covers. */

@@ -94,6 +94,13 @@ static inline int64_t replica_producer_id(int64_t local, int32_t broker_id)
     return local << REPLICA_PRODUCER_ID_BROKER_BITS | broker_id;
 }
 
+/* The state of a partition just opened: a single broker's leads it
+ * (REPLICA_SINGLE); a clustered broker's serves nothing until a view says
+ * what it is (REPLICA_NONE), and its high watermark is unknown: readers see
+ * nothing until a leader's says more. A restarted broker must not take
+ * produce as a leader of its past life's before etcd says it leads. */
+void replica_init(struct bpart *bp, bool clustered);
+
 /* Applies the view's state of bp's partition (cp NULL: the topic or
  * partition is not in the view) for broker `self`: role, epoch, replicas,
  * ISR; a leadership that ends answers the waiting appends NG_ENOT_LEADER
@@ -119,7 +126,8 @@ int replica_check_acks_all(const struct bpart *bp);
 bool replica_durable_appends(const struct bpart *bp);
 
 /* Completes w at once (done(w, 0)) when the high watermark is at or past
- * end, else links it to wait. bp must lead. */
+ * end, else links it to wait (in order of end: a retried duplicate may wait
+ * for a batch before the newest). bp must lead. */
 void replica_wait_add(struct bpart *bp, struct replica_wait *w, int64_t end);
 /* Unlinks a waiting w without completing it; harmless when not linked. */
 void replica_wait_cancel(struct replica_wait *w);
@@ -145,7 +153,8 @@ void replica_leader_update(struct bpart *bp);
 void replica_follower_hw(struct bpart *bp, int64_t leader_hw);
 
 /* The leader's periodic check (from housekeeping): followers that have not
- * caught up for lag_ms leave the ISR, caught-up ones join it, through the
+ * caught up for lag_ms (past the long poll of their fetches,
+ * FETCHER_WAIT_MS) leave the ISR, caught-up ones join it, through the
  * cluster session's compare-and-swap. No-op without a session. */
 void replica_check_isr(struct server *s, struct bpart *bp, int64_t now_ms, int64_t lag_ms);
 

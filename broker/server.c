@@ -96,9 +96,18 @@ static int note_producer(void *arg, const struct batch_header *h)
     return 0;
 }
 
-/* Opens partition i of t and rebuilds its producers' recent batches from the
- * last two segments (a retry can only repeat a recent batch; producers not
- * seen there are treated as new). */
+int bpart_load_producers(struct bpart *bp)
+{
+    producers_clear(&bp->producers);
+    uint32_t n = part_segment_count(&bp->log);
+    struct part_segment seg;
+    part_segment(&bp->log, n > 1 ? n - 2 : 0, &seg);
+    int rc = part_for_each_batch_to(&bp->log, seg.offset_base, part_offset_written(&bp->log),
+                                    note_producer, &bp->producers);
+    return rc == -NG_ECORRUPT ? 0 : rc; /* damage it could not mark; logged */
+}
+
+/* Opens partition i of t and rebuilds its producers' recent batches. */
 static int bpart_open(struct server *s, struct server_topic *t, int32_t i)
 {
     struct bpart *bp = &t->parts[i];
@@ -118,14 +127,9 @@ static int bpart_open(struct server *s, struct server_topic *t, int32_t i)
     }
     bp->open = true;
     rc = producers_init(&bp->producers, s->cfg.producer_ids_max);
+    rc = rc == 0 ? bpart_load_producers(bp) : rc;
     if (rc == 0) {
-        uint32_t n = part_segment_count(&bp->log);
-        struct part_segment seg;
-        part_segment(&bp->log, n > 1 ? n - 2 : 0, &seg);
-        rc = part_for_each_batch(&bp->log, seg.offset_base, note_producer, &bp->producers);
-        rc = rc == -NG_ECORRUPT ? 0 : rc; /* damage it could not mark; logged */
-    }
-    if (rc == 0) {
+        replica_init(bp, broker_config_clustered(&s->cfg));
         part_set_watch(&bp->log, bpart_watch, bp);
         part_set_durable_watch(&bp->log, bpart_durable_watch, bp);
     }

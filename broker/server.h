@@ -147,6 +147,12 @@ void server_apply_view(struct server *s, struct cluster_view *view);
  * moves with it). Returns 0 or -ENOMEM (view freed). */
 MUST_USE int server_post_view(struct server *s, struct cluster_view *view);
 
+/* Rebuilds bp's producer states from the batches of its last two segments
+ * (a retry can only repeat a recent batch; producers not seen there are
+ * treated as new), up to the written end: at open, and after a follower's
+ * log was cut back. Blocking reads. Returns 0 or -errno. */
+MUST_USE int bpart_load_producers(struct bpart *bp);
+
 /* ---- for the request handlers (admin.c, produce.c, fetch.c, group_serve.c) ---- */
 
 /* The topic named name, or NULL. */

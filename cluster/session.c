@@ -28,7 +28,7 @@
 #define SESSION_CREATE_CHUNK (ETCD_TXN_OPS_MAX / 2)
 
 #define KEY_BYTES (ETCD_KEY_BYTES_MAX + 1)
-#define RECORD_BYTES 1024 /* any record but a topic's config fits; see asserts */
+#define RECORD_BYTES 1024 /* every record fits: the longest, a broker's, is a 255-byte host and four numbers */
 
 enum req_kind { REQ_CREATE, REQ_DELETE, REQ_ALTER_ISR, REQ_REASSIGN };
 
@@ -136,8 +136,10 @@ static bool config_ok(const struct cluster_session_config *c)
 /* ---- lease and registration ---- */
 
 /* Grants a lease and creates brokers/<id> under it, unless a live broker
- * holds the id (-EEXIST). */
-static int session_register(struct cluster_session *s)
+ * holds the id (-EEXIST; *same_address when it registered this broker's
+ * own host and port, which only its previous life can have done: this one
+ * holds the port). */
+static int session_register(struct cluster_session *s, bool *same_address)
 {
     int64_t sent = clock_mono_ms(), lease = 0;
     int rc = etcd_lease_grant(s->etcd, s->cfg.lease_ttl_s, &lease);
@@ -166,8 +168,11 @@ static int session_register(struct cluster_session *s)
         struct cluster_broker other = {0};
         bool known = held.count == 1 &&
                      cluster_broker_decode(held.kvs[0].value, held.kvs[0].value_len, &other) == 0;
-        log_error("cluster: broker id %d is held by a live broker (%s:%u); not registering",
-                  (int)me.id, known ? other.host : "?", known ? (unsigned)other.port : 0u);
+        *same_address = known && other.port == me.port && strcmp(other.host, me.host) == 0;
+        if (!*same_address) {
+            log_error("cluster: broker id %d is held by a live broker (%s:%u); not registering",
+                      (int)me.id, known ? other.host : "?", known ? (unsigned)other.port : 0u);
+        }
         rc = -EEXIST;
     }
     etcd_kvs_free(&held);
@@ -209,7 +214,8 @@ static void lease_tend(struct cluster_session *s)
     /* Registers again only once the broker has been told it is fenced:
      * its partitions may have moved while it had no lease. */
     if (s->lease == 0 && s->fenced_told && clock_mono_ms() >= s->keepalive_next_ms) {
-        int rc = session_register(s);
+        bool same = false;
+        int rc = session_register(s, &same);
         if (rc != 0) {
             s->keepalive_next_ms = clock_mono_ms() + SESSION_RETRY_MS;
         }
@@ -230,7 +236,10 @@ static void fence_update(struct cluster_session *s)
                  (int)s->cfg.broker_id);
     }
     s->fenced = fenced;
-    if (fenced) {
+    /* A fenced controller makes no decision (publish() asks !fenced), but
+     * it is controller again once unfenced under the same lease: its key
+     * lives as long as that lease. */
+    if (s->lease == 0) {
         s->controller = false;
     }
 }
@@ -859,6 +868,23 @@ static void *session_main(void *arg)
     return NULL;
 }
 
+/* Registers, waiting out the lease of this broker's previous life (a
+ * restart after a crash, within the TTL) but not another broker's. */
+static int register_at_start(struct cluster_session *s)
+{
+    int64_t deadline = clock_mono_ms() + s->cfg.lease_ttl_s * 1000 + SESSION_RETRY_MS;
+    for (;;) {
+        bool same = false;
+        int rc = session_register(s, &same);
+        if (rc != -EEXIST || !same || clock_mono_ms() >= deadline) {
+            return rc;
+        }
+        log_info("cluster: broker %d: waiting for the lease of its previous life to end",
+                 (int)s->cfg.broker_id);
+        sleep_ms(SESSION_RETRY_MS);
+    }
+}
+
 int cluster_session_start(struct cluster_session **out, const struct cluster_session_config *cfg,
                           cluster_view_fn *view_fn, void *arg)
 {
@@ -889,7 +915,7 @@ int cluster_session_start(struct cluster_session **out, const struct cluster_ses
         free(s);
         return rc;
     }
-    rc = session_register(s);
+    rc = register_at_start(s);
     if (rc == 0) {
         rc = -pthread_mutex_init(&s->mu, NULL);
         if (rc == 0) {

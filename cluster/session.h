@@ -98,6 +98,9 @@ struct cluster_session; /* opaque */
 
 /* Connects to etcd, grants the lease, registers brokers/<id> (host, port,
  * incarnation = now in ms) and starts the cluster thread. cfg is copied.
+ * A registration of the same id with this broker's own host and port is
+ * its previous life's (the caller holds that port): start waits up to
+ * lease_ttl_s for its lease to end, as after a crash and a quick restart.
  * Returns 0 with *out set; -EEXIST when a live broker holds the id (its
  * registration's lease has not expired), logged with its address;
  * -NG_ECLUSTER_UNAVAILABLE when no endpoint answered in time; -NG_EBADARG

@@ -1327,8 +1327,15 @@ static int for_each_in(struct part *p, struct seg *s, int64_t from, struct walk_
 int part_for_each_batch(struct part *p, int64_t from,
                         int (*fn)(void *arg, const struct batch_header *h), void *arg)
 {
+    return part_for_each_batch_to(p, from, p->offset_latest, fn, arg);
+}
+
+int part_for_each_batch_to(struct part *p, int64_t from, int64_t end,
+                           int (*fn)(void *arg, const struct batch_header *h), void *arg)
+{
+    ASSERT(end <= p->offset_written);
     from = from < part_offset_earliest(p) ? part_offset_earliest(p) : from;
-    struct walk_to w = {.fn = fn, .arg = arg, .end = p->offset_latest};
+    struct walk_to w = {.fn = fn, .arg = arg, .end = end};
     if (from >= w.end) {
         return 0;
     }

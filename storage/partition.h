@@ -329,6 +329,11 @@ void part_set_durable_watch(struct part *p, void (*fn)(void *arg), void *arg);
  * Blocking reads. */
 MUST_USE int part_for_each_batch(struct part *p, int64_t from,
                                  int (*fn)(void *arg, const struct batch_header *h), void *arg);
+/* part_for_each_batch() up to end instead (<= part_offset_written()): past
+ * the commit cap, for what must know every batch held (a producer state). */
+MUST_USE int part_for_each_batch_to(struct part *p, int64_t from, int64_t end,
+                                    int (*fn)(void *arg, const struct batch_header *h),
+                                    void *arg);
 
 /* How many log bytes a read from offset could return at most: from the
  * batch holding offset to the written end (0 outside the readable

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <grp.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
@@ -141,7 +142,12 @@ void bk_set(struct bk *b, const char *kv)
 
 pid_t bk_spawn(const char *const *args, const char *log_path)
 {
-    const char *path = getenv("NAGARED");
+    return bk_spawn_as(NULL, args, log_path, 0);
+}
+
+pid_t bk_spawn_as(const char *path, const char *const *args, const char *log_path, uid_t uid)
+{
+    path = path != NULL ? path : getenv("NAGARED");
     cr_assert(path != NULL && *path, "set NAGARED to the nagared binary");
     const char *argv[64] = {path};
     size_t n = 1;
@@ -161,7 +167,11 @@ pid_t bk_spawn(const char *const *args, const char *log_path)
             dup2(nul, STDIN_FILENO) < 0) {
             _exit(126);
         }
-        /* A test process that dies takes its broker with it. */
+        if (uid != 0 && (setgroups(0, NULL) != 0 || setgid(uid) != 0 || setuid(uid) != 0)) {
+            _exit(126);
+        }
+        /* A test process that dies takes its broker with it (set after
+         * setuid, which clears it). */
         if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent) {
             _exit(126);
         }

@@ -68,6 +68,10 @@ void bk_kill_restart(struct bk *b, int down_ms);
 /* Spawns nagared with these arguments after argv[0] (NULL-terminated),
  * stdout and stderr appended to log_path. Returns its pid. */
 pid_t bk_spawn(const char *const *args, const char *log_path);
+/* bk_spawn() of the binary at path (NULL: $NAGARED) as user and group uid
+ * (not 0), so that nftables can tell its packets apart
+ * (tests/cluster_support.h); uid 0 runs it as the caller. */
+pid_t bk_spawn_as(const char *path, const char *const *args, const char *log_path, uid_t uid);
 
 /* Waits up to timeout_ms for pid to exit. Returns true with its wait
  * status in *status, false on timeout (pid still running). */

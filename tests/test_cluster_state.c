@@ -7,6 +7,7 @@
 
 #include "base/err.h"
 #include "cluster/controller.h"
+#include "cluster/mirror.h"
 #include "cluster/state.h"
 
 #define J(s) s, strlen(s)
@@ -460,4 +461,108 @@ Test(controller, checks_an_isr_change)
     cr_assert_eq(controller_isr_check(&p, 1, (int32_t[]){1, 4}, 2), -NG_EBADARG, "not a replica");
     cr_assert_eq(controller_isr_check(&p, 1, (int32_t[]){1, 1}, 2), -NG_EBADARG, "twice");
     cr_assert_eq(controller_isr_check(&p, 1, (int32_t[]){1}, 0), -NG_EBADARG, "empty");
+}
+
+/* ---- the session's mirror and the views built from it ---- */
+
+static void put(struct mirror *m, const char *key, const char *value, int64_t revision)
+{
+    cr_assert_eq(mirror_put(m, key, value, strlen(value), revision, revision), 0);
+}
+
+static struct cluster_view *view_from(const struct mirror *m)
+{
+    struct cluster_view *v = NULL;
+    cr_assert_eq(mirror_view(m, &v), 0);
+    return v;
+}
+
+#define TOPIC_1P "{\"partitions\":2,\"replication_factor\":1,\"config\":{\"retention_ms\":-1," \
+                 "\"retention_bytes\":-1,\"segment_bytes\":-1,\"segment_ms\":-1,"           \
+                 "\"batch_bytes_max\":-1,\"min_insync_replicas\":-1},"                       \
+                 "\"unclean_leader_election\":false}"
+#define PART_OF_2 "{\"replicas\":[2],\"leader\":2,\"leader_epoch\":0,\"isr\":[2],\"controller_epoch\":1}"
+
+Test(mirror, keeps_keys_sorted_and_replaces_in_place)
+{
+    struct mirror m;
+    mirror_init(&m);
+    put(&m, "b", "1", 5);
+    put(&m, "a", "2", 6);
+    put(&m, "c", "3", 7);
+    put(&m, "b", "4", 8);
+    cr_assert_eq(m.count, 3);
+    cr_assert_str_eq(m.kvs[0].key, "a");
+    cr_assert_str_eq(m.kvs[1].value, "4");
+    cr_assert_eq(m.kvs[1].mod_revision, 8);
+    cr_assert_eq(m.revision, 8);
+    mirror_delete(&m, "a", 9);
+    mirror_delete(&m, "zz", 10);
+    cr_assert_eq(m.count, 2);
+    cr_assert_null(mirror_get(&m, "a"));
+    cr_assert_not_null(mirror_get(&m, "c"));
+    cr_assert_eq(m.revision, 10);
+    cr_assert_eq(mirror_lower_bound(&m, "bb"), 1);
+    cr_assert(mirror_has_prefix(&m, 1, "c"));
+    cr_assert_not(mirror_has_prefix(&m, 2, "c"), "past the end");
+    mirror_clear(&m);
+    cr_assert_eq(m.count, 0);
+}
+
+Test(mirror, view_skips_bad_records_and_topics_not_yet_whole)
+{
+    struct mirror m;
+    mirror_init(&m);
+    put(&m, "brokers/10", "{\"id\":10,\"host\":\"h\",\"port\":1,\"incarnation\":1}", 2);
+    put(&m, "brokers/2", "{\"id\":2,\"host\":\"h\",\"port\":1,\"incarnation\":1}", 3);
+    put(&m, "brokers/3", "{\"id\":4,\"host\":\"h\",\"port\":1,\"incarnation\":1}", 4);
+    put(&m, "brokers/5", "not json", 5);
+    put(&m, "brokers/06", "{\"id\":6,\"host\":\"h\",\"port\":1,\"incarnation\":1}", 6);
+    put(&m, "controller", "{\"broker\":2,\"epoch\":3}", 7);
+    put(&m, "controller_epoch", "{\"epoch\":3}", 7);
+    put(&m, "topics/half", TOPIC_1P, 8);
+    put(&m, "partitions/half/0", PART_OF_2, 8);
+    put(&m, "topics/whole", TOPIC_1P, 9);
+    put(&m, "partitions/whole/0", PART_OF_2, 9);
+    put(&m, "partitions/whole/1", PART_OF_2, 10);
+    put(&m, "partitions/whole/2", PART_OF_2, 10); /* past its count: ignored */
+    put(&m, "topics/bad..part", TOPIC_1P, 11);
+    put(&m, "topics/bad.part", TOPIC_1P, 11);
+    put(&m, "partitions/bad.part/0", PART_OF_2, 11);
+    put(&m, "partitions/bad.part/1", "{\"replicas\":[2],\"leader\":3}", 11);
+    struct cluster_view *v = view_from(&m);
+    cr_assert_eq(v->revision, 11);
+    cr_assert_eq(v->broker_count, 2, "ids 2 and 10; 3 names 4, 5 is no record, 06 no id");
+    cr_assert(v->brokers[0].id == 2 && v->brokers[1].id == 10, "sorted by id, not by key");
+    cr_assert_eq(v->controller, 2);
+    cr_assert_eq(v->controller_epoch, 3);
+    cr_assert_eq(v->topic_count, 1, "only the whole topic");
+    cr_assert_str_eq(v->topics[0].name, "whole");
+    cr_assert_eq(v->topics[0].parts[1].mod_revision, 10);
+    cr_assert_eq(v->topics[0].parts[1].index, 1);
+    cr_assert_not(v->fenced);
+    cluster_view_free(v);
+    put(&m, "partitions/half/1", PART_OF_2, 12);
+    mirror_delete(&m, "controller", 13);
+    v = view_from(&m);
+    cr_assert_eq(v->topic_count, 2, "half is whole now");
+    cr_assert_eq(v->controller, -1);
+    cr_assert_eq(v->controller_epoch, 3, "the epoch outlives its controller");
+    cluster_view_free(v);
+    mirror_clear(&m);
+}
+
+Test(mirror, parses_ids_and_indexes_strictly)
+{
+    int32_t v = -1;
+    cr_assert_eq(mirror_parse_index("0", 10, &v), 0);
+    cr_assert_eq(v, 0);
+    cr_assert_eq(mirror_parse_index("10", 10, &v), 0);
+    cr_assert_eq(v, 10);
+    cr_assert_eq(mirror_parse_index("11", 10, &v), -NG_EBADARG);
+    cr_assert_eq(mirror_parse_index("01", 10, &v), -NG_EBADARG);
+    cr_assert_eq(mirror_parse_index("-1", 10, &v), -NG_EBADARG);
+    cr_assert_eq(mirror_parse_index("", 10, &v), -NG_EBADARG);
+    cr_assert_eq(mirror_parse_index("1x", 10, &v), -NG_EBADARG);
+    cr_assert_eq(mirror_parse_index("99999999999", INT32_MAX, &v), -NG_EBADARG);
 }

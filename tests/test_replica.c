@@ -859,7 +859,7 @@ Test(replica, a_leader_takes_a_silent_follower_out_of_the_isr_and_back_once_caug
     struct ets e;
     ets_start(&e, 1);
     for (int i = 0; i < 3; i++) {
-        node_start_cfg(&nodes[i], i + 1, e.m[0].client_url, 200);
+        node_start_cfg(&nodes[i], i + 1, e.m[0].client_url, 1000);
     }
     for (int i = 0; i < 3; i++) {
         wait_brokers(&nodes[i], 3);
@@ -884,7 +884,7 @@ Test(replica, a_leader_takes_a_silent_follower_out_of_the_isr_and_back_once_caug
     wait_isr(leader, 2);
     end = produce(leader, 3, 1100, PROTO_ACKS_ALL, 0);
     /* It comes back, catches up, and is taken back. */
-    node_start_cfg(follower, follower->id, e.m[0].client_url, 200);
+    node_start_cfg(follower, follower->id, e.m[0].client_url, 1000);
     wait_written(follower, end);
     wait_isr(leader, 3);
     assert_same_logs(leader, follower);

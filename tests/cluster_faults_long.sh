@@ -1,0 +1,66 @@
+#!/bin/sh
+# Long fault runs, by hand, for docs/reliability.md: RUNS runs of the
+# mixed fault test (tests/test_cluster_faults.c, every fault kind drawn by
+# the seed) with seeds SEED, SEED+1, ..., each with SECONDS of faults (up
+# to 1200: the test's own time limit is 1800 s). Each run's whole output
+# goes to OUT/seed-<seed>.log and one line per run to OUT/summary.txt:
+# the checker's verdict, the records acknowledged, the faults and the
+# longest time without an acknowledged write.
+#
+# usage: tests/cluster_faults_long.sh SEED SECONDS [RUNS [BUILD [OUT]]]
+#   BUILD defaults to ./build (built first), OUT to a new directory in /tmp.
+# Runs one cluster at a time; Ctrl-C stops the run in progress, which
+# removes its processes, directories and nftables table itself (and a
+# later run removes a table left by a test killed outright).
+set -eu
+cd "$(dirname "$0")/.."
+
+[ $# -ge 2 ] || { sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+seed=$1
+seconds=$2
+runs=${3:-1}
+build=${4:-build}
+out=${5:-$(mktemp -d "${TMPDIR:-/tmp}/nagare-faults.XXXXXX")}
+mkdir -p "$out"
+
+ninja --quiet -C "$build" tests/test_cluster_faults broker/nagared broker/nagared_sim
+
+child=""
+trap '[ -n "$child" ] && kill "$child" 2>/dev/null; wait; exit 130' INT TERM
+
+failed=0
+skipped=0
+i=0
+while [ "$i" -lt "$runs" ]; do
+    s=$((seed + i))
+    log="$out/seed-$s.log"
+    NAGARE_FAULT_SEED=$s NAGARE_FAULT_SECONDS=$seconds NAGARED="$build/broker/nagared" \
+        NAGARED_SIM="$build/broker/nagared_sim" "$build/tests/test_cluster_faults" \
+        --jobs 1 --verbose --filter 'cluster_faults/mixed' >"$log" 2>&1 &
+    child=$!
+    rc=0
+    wait "$child" || rc=$?
+    child=""
+    # The checker's summary: verdict, counts, one line per fault.
+    line=$(awk -v s="$s" -v rc="$rc" '
+        /^checker:/ { verdict = $NF == "FOUND" ? "PROBLEMS" : $NF }
+        /^  sent / { gsub(",", ""); acked = $4 }
+        /^  lost / { lost = $2 }
+        /^  fault / { faults++; n = $(NF - 1); if (n > worst) worst = n }
+        /\[SKIP\] cluster_faults::mixed/ { skip = $0 }
+        END {
+            if (skip != "") { printf "seed %s: skipped (%s)\n", s, skip; exit }
+            if (verdict == "") verdict = "NO VERDICT (exit " rc ")"
+            printf "seed %s: %s, acknowledged %s, lost %s, %d faults, longest without an ack %s ms\n",
+                   s, verdict, acked, lost, faults, worst
+        }' "$log")
+    echo "$line" | tee -a "$out/summary.txt"
+    case "$line" in
+    *skipped*) skipped=$((skipped + 1)) ;;
+    *": OK,"*) [ "$rc" -eq 0 ] || failed=$((failed + 1)) ;;
+    *) failed=$((failed + 1)) ;;
+    esac
+    i=$((i + 1))
+done
+echo "$((runs - failed - skipped)) passed, $failed failed, $skipped skipped; logs in $out"
+[ "$failed" -eq 0 ]
