@@ -9,6 +9,7 @@
 #include "bench/checksum.h"
 #include "bench/consume.h"
 #include "bench/e2e.h"
+#include "bench/failover.h"
 #include "bench/produce.h"
 #include "bench/storage.h"
 
@@ -26,6 +27,9 @@ static const struct bench_cmd bench_cmds[] = {
      "replay N records from the start with K consumers (filling the topic first)"},
     {"e2e", bench_e2e_main,
      "a fixed rate produced while consuming: latency from intended send to receipt"},
+    {"failover", bench_failover_main,
+     "a cluster: kill -9 a partition's leader under acks=all writes, N rounds; the time "
+     "to the first write acknowledged by its successor"},
     {"storage", bench_storage_main,
      "partition log on local disk: appends, durable appends (group commit vs one "
      "fdatasync each), read-back"},

@@ -84,8 +84,11 @@ static void limit_text(const struct session_phase *ph, char *buf, size_t cap)
 static void print_header(const struct session *s, FILE *out)
 {
     const struct session_opts *o = &s->o;
-    fprintf(out, "nagare-bench %s: records of %u value bytes, topic %s (%d partitions)\n",
-            session_cmd_name(o->cmd), o->record_bytes, o->topic, s->partitions);
+    fprintf(out,
+            "nagare-bench %s: records of %u value bytes, topic %s (%d partitions, "
+            "replication factor %d)\n",
+            session_cmd_name(o->cmd), o->record_bytes, o->topic, s->partitions,
+            s->replication_factor);
     char rate[32] = "unlimited";
     if (o->rate > 0) {
         snprintf(rate, sizeof(rate), "%.0f records/s", o->rate);
@@ -252,12 +255,13 @@ static void print_json(const struct session *s, FILE *out)
             s->broker.spawned ? "true" : "false");
     json_str(out, o->topic);
     fprintf(out,
-            ", \"partitions\": %d, \"records\": %" PRIu64 ", \"record_bytes\": %u, "
+            ", \"partitions\": %d, \"replication_factor\": %d, \"records\": %" PRIu64
+            ", \"record_bytes\": %u, "
             "\"producers\": %u, \"consumers\": %u, \"batch_bytes\": %zu, \"linger_ms\": %u, "
             "\"acks\": %d, \"compression\": \"%s\", \"idempotent\": %s, \"inflight\": %u, "
             "\"rate\": %.1f, \"idle_connections\": %u, \"warmup_mib\": %" PRIu64 "}, "
             "\"phases\": [",
-            s->partitions, o->records, o->record_bytes, o->producers, o->consumers, o->batch_bytes,
+            s->partitions, s->replication_factor, o->records, o->record_bytes, o->producers, o->consumers, o->batch_bytes,
             o->linger_ms, o->acks, o->compression == NAGARE_COMPRESSION_ZSTD ? "zstd" : "none",
             o->idempotent ? "true" : "false", o->inflight, o->rate, s->idle_open, o->warmup_mib);
     for (uint32_t i = 0; i < s->phase_count; i++) {

@@ -16,6 +16,8 @@
 
 /* Admin calls (create, describe, delete) wait at most this long. */
 #define SESSION_ADMIN_MS 30000
+/* A topic just created is looked for this often until the broker knows it. */
+#define SESSION_TOPIC_WAIT_STEP_MS 50
 /* Upper bounds of options, each far beyond a sensible run. */
 #define SESSION_RECORDS_MAX (UINT64_C(1) << 40)
 #define SESSION_RECORD_BYTES_MAX (64u << 20)
@@ -60,6 +62,8 @@ static void usage(enum session_cmd cmd, FILE *out)
             "topic and records:\n"
             "  --topic NAME            (nagare-bench); created when missing\n"
             "  --partitions P          for a topic created here (4)\n"
+            "  --replication-factor N  for a topic created here, in a cluster (the\n"
+            "                          broker's default); --broker may list several brokers\n"
             "  --records N             (%s)\n"
             "  --record-bytes S        value bytes; keys are null (1024)\n"
             "  --keep-topic            do not delete a topic created here\n",
@@ -104,6 +108,7 @@ enum {
     O_IDLE,
     O_TOPIC,
     O_PARTITIONS,
+    O_REPLICATION,
     O_RECORDS,
     O_RECORD_BYTES,
     O_KEEP,
@@ -137,6 +142,7 @@ static const struct option longopts[] = {
     {"idle-connections", required_argument, NULL, O_IDLE},
     {"topic", required_argument, NULL, O_TOPIC},
     {"partitions", required_argument, NULL, O_PARTITIONS},
+    {"replication-factor", required_argument, NULL, O_REPLICATION},
     {"records", required_argument, NULL, O_RECORDS},
     {"record-bytes", required_argument, NULL, O_RECORD_BYTES},
     {"keep-topic", no_argument, NULL, O_KEEP},
@@ -170,6 +176,7 @@ static void opts_default(struct session_opts *o, enum session_cmd cmd)
         .spawn_parent = "/tmp",
         .topic = "nagare-bench",
         .partitions = 4,
+        .replication_factor = -1,
         .records = 1000000,
         .record_bytes = 1024,
         .producers = 1,
@@ -271,6 +278,12 @@ static bool apply_opt(struct session_opts *o, int opt, const char *arg)
             return false;
         }
         o->partitions = (int32_t)v;
+        return true;
+    case O_REPLICATION:
+        if (!args_u32(arg, 1, INT16_MAX, &v)) { /* the broker judges it */
+            return false;
+        }
+        o->replication_factor = (int16_t)v;
         return true;
     case O_RECORDS:
         return args_u64(arg, 1, SESSION_RECORDS_MAX, &o->records);
@@ -387,32 +400,63 @@ static int admin_open(const struct session *s, nagare_admin **a)
     return rc;
 }
 
-/* Makes sure the topic exists; *created when this call made it. */
+/* What the broker holds of a topic: partitions, replication factor. */
+struct topic_shape {
+    int32_t partitions;
+    int16_t replication_factor; /* -1: the broker does not say (Metadata before v2) */
+};
+
+static int topic_describe(nagare_admin *a, const char *name, struct topic_shape *out)
+{
+    const struct nagare_topic_info *ti = NULL;
+    size_t n = 0;
+    int rc = nagare_topics_describe(a, name, &ti, &n);
+    if (rc != 0) {
+        return rc;
+    }
+    if (n == 1) {
+        out->partitions = (int32_t)ti[0].partition_count;
+        out->replication_factor = ti[0].config.replication_factor;
+    }
+    nagare_topics_free(a, ti);
+    return n == 1 ? 0 : -NAGARE_EPROTO;
+}
+
+/* In a cluster a topic is created in etcd, and the broker asked may not
+ * have seen it yet: asked again every SESSION_TOPIC_WAIT_STEP_MS while it
+ * is unknown, up to SESSION_ADMIN_MS. */
+static int topic_describe_new(nagare_admin *a, const char *name, struct topic_shape *out)
+{
+    const struct timespec step = {.tv_sec = 0, .tv_nsec = SESSION_TOPIC_WAIT_STEP_MS * 1000000L};
+    int rc = topic_describe(a, name, out);
+    for (int waited = 0; rc == -NAGARE_EUNKNOWN_TOPIC && waited < SESSION_ADMIN_MS;
+         waited += SESSION_TOPIC_WAIT_STEP_MS) {
+        (void)nanosleep(&step, NULL);
+        rc = topic_describe(a, name, out);
+    }
+    return rc;
+}
+
+/* Makes sure the topic exists (created with partitions and the session's
+ * replication factor when missing; *created then) and says what it is. */
 static int topic_ensure(struct session *s, const char *name, int32_t partitions, bool *created,
-                        int32_t *partitions_out)
+                        struct topic_shape *out)
 {
     nagare_admin *a = NULL;
     int rc = admin_open(s, &a);
     if (rc != 0) {
         return rc;
     }
-    const struct nagare_topic_info *ti = NULL;
-    size_t n = 0;
     *created = false;
-    rc = nagare_topics_describe(a, name, &ti, &n);
-    if (rc == 0 && n == 1) {
-        *partitions_out = (int32_t)ti[0].partition_count;
-        nagare_topics_free(a, ti);
-    } else if (rc == -NAGARE_EUNKNOWN_TOPIC) {
+    rc = topic_describe(a, name, out);
+    if (rc == -NAGARE_EUNKNOWN_TOPIC) {
         struct nagare_topic_config tc;
         nagare_topic_config_default(&tc);
         tc.partitions = partitions;
+        tc.replication_factor = s->o.replication_factor;
         rc = nagare_topic_create(a, name, &tc);
         *created = rc == 0;
-        *partitions_out = partitions;
-    } else if (rc == 0) {
-        nagare_topics_free(a, ti);
-        rc = -NAGARE_EPROTO;
+        rc = rc == 0 ? topic_describe_new(a, name, out) : rc;
     }
     if (rc != 0) {
         fprintf(stderr, "nagare-bench: topic %s: %s\n", name, nagare_strerror(rc));
@@ -475,8 +519,10 @@ static int broker_start(struct session *s)
 static int session_open(struct session *s)
 {
     int rc = broker_start(s);
-    rc = rc == 0 ? topic_ensure(s, s->o.topic, s->o.partitions, &s->topic_created, &s->partitions)
-                 : rc;
+    struct topic_shape shape = {0};
+    rc = rc == 0 ? topic_ensure(s, s->o.topic, s->o.partitions, &s->topic_created, &shape) : rc;
+    s->partitions = shape.partitions;
+    s->replication_factor = shape.replication_factor;
     if (rc == 0 && s->o.idle_connections > 0) {
         s->idle_fds = calloc(s->o.idle_connections, sizeof(*s->idle_fds));
         rc = s->idle_fds == NULL ? -ENOMEM
@@ -555,12 +601,12 @@ static int session_warmup(struct session *s)
     char name[256];
     snprintf(name, sizeof(name), "%s.warmup", s->o.topic);
     bool created = false;
-    int32_t parts = 0;
-    int rc = topic_ensure(s, name, s->partitions, &created, &parts);
+    struct topic_shape shape = {0};
+    int rc = topic_ensure(s, name, s->partitions, &created, &shape);
     struct load_cfg cfg;
     session_load_cfg(s, &cfg);
     cfg.topic = name;
-    cfg.partitions = parts;
+    cfg.partitions = shape.partitions;
     cfg.rate = 0;
     cfg.progress = false;
     cfg.records = s->o.warmup_mib * (1u << 20) / (s->o.record_bytes > 0 ? s->o.record_bytes : 1);

@@ -36,6 +36,7 @@ struct session_opts {
     size_t set_count;
     const char *topic;
     int32_t partitions;
+    int16_t replication_factor; /* for a topic created here; -1: the broker's default */
     uint64_t records;
     uint32_t record_bytes;
     uint32_t producers;
@@ -75,6 +76,7 @@ struct session {
     bool broker_up;
     bool topic_created; /* by us: deleted at close unless kept */
     int32_t partitions; /* the topic's, as the broker holds it */
+    int16_t replication_factor; /* the same; -1 when the broker does not say */
     int *idle_fds;
     uint32_t idle_open;
     struct session_phase phases[SESSION_PHASES_MAX];
