@@ -581,13 +581,19 @@ static int fo_kill_and_time(struct fo_prod *fp, struct fo_round *r)
 static int fo_round(struct fo_prod *fp, uint32_t i, struct fo_round *r)
 {
     const struct fo_opts *o = fp->o;
-    *r = (struct fo_round){.killed = -1, .successor = -1, .leader_ms = -1, .ack_ms = -1,
-                           .probe_ms = -1, .rejoin_s = -1};
+    *r = (struct fo_round){.killed = -1,
+                           .successor = -1,
+                           .leader_ms = -1,
+                           .ack_ms = -1,
+                           .probe_ms = -1,
+                           .rejoin_s = -1};
     uint64_t acked0 = fp->acked;
     int rc = fo_prod_run(fp, clock_mono_ns() + (uint64_t)(o->steady_s * 1e9));
     if (rc == 0 && fp->acked == acked0) {
-        fprintf(stderr, "nagare-bench failover: round %u: nothing acknowledged in %.1f s of "
-                        "steady producing\n", i + 1, o->steady_s);
+        fprintf(stderr,
+                "nagare-bench failover: round %u: nothing acknowledged in %.1f s of "
+                "steady producing\n",
+                i + 1, o->steady_s);
         return -NAGARE_ETIMEOUT;
     }
     struct fo_state st = {.leader = -1};
@@ -596,14 +602,17 @@ static int fo_round(struct fo_prod *fp, uint32_t i, struct fo_round *r)
     r->killed = st.leader;
     rc = rc == 0 ? fo_pid_read(o, r->killed, &r->pid) : rc;
     if (rc != 0) {
-        fprintf(stderr, "nagare-bench failover: round %u: the leader (broker %" PRId32
-                        ") and its pid: %s\n", i + 1, r->killed, nagare_strerror(rc));
+        fprintf(stderr,
+                "nagare-bench failover: round %u: the leader (broker %" PRId32
+                ") and its pid: %s\n",
+                i + 1, r->killed, nagare_strerror(rc));
         return rc;
     }
     rc = fo_kill_and_time(fp, r);
     if (rc != 0) {
-        fprintf(stderr, "nagare-bench failover: round %u: kill of broker %" PRId32 " (pid %d): %s\n",
-                i + 1, r->killed, r->pid, nagare_strerror(rc));
+        fprintf(stderr,
+                "nagare-bench failover: round %u: kill of broker %" PRId32 " (pid %d): %s\n", i + 1,
+                r->killed, r->pid, nagare_strerror(rc));
         return rc;
     }
     pid_t child = 0;
@@ -625,8 +634,8 @@ static int fo_round(struct fo_prod *fp, uint32_t i, struct fo_round *r)
                 " in the metadata after %.0f ms; first acknowledgement after the kill: steady "
                 "producer %.0f ms, fresh producer %.0f ms (-1: none in %.0f s); back in sync "
                 "%.1f s after its restart\n",
-                i + 1, r->killed, r->successor, r->leader_ms, r->ack_ms, r->probe_ms,
-                o->failover_s, r->rejoin_s);
+                i + 1, r->killed, r->successor, r->leader_ms, r->ack_ms, r->probe_ms, o->failover_s,
+                r->rejoin_s);
     }
     return 0;
 }
@@ -725,7 +734,8 @@ static void fo_print_json(const struct fo_opts *o, const struct fo_prod *fp,
     k = fo_stats(r, n, offsetof(struct fo_round, leader_ms), &med, &max);
     printf(", \"leader_ms\": {\"count\": %u, \"median\": %.1f, \"max\": %.1f}", k, med, max);
     printf(", \"records\": {\"sent\": %" PRIu64 ", \"acked\": %" PRIu64 ", \"failed\": %" PRIu64
-           "}}\n", fp->sent, fp->acked, fp->failed);
+           "}}\n",
+           fp->sent, fp->acked, fp->failed);
 }
 
 /* ---- the command ---- */

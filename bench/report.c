@@ -261,8 +261,9 @@ static void print_json(const struct session *s, FILE *out)
             "\"acks\": %d, \"compression\": \"%s\", \"idempotent\": %s, \"inflight\": %u, "
             "\"rate\": %.1f, \"idle_connections\": %u, \"warmup_mib\": %" PRIu64 "}, "
             "\"phases\": [",
-            s->partitions, s->replication_factor, o->records, o->record_bytes, o->producers, o->consumers, o->batch_bytes,
-            o->linger_ms, o->acks, o->compression == NAGARE_COMPRESSION_ZSTD ? "zstd" : "none",
+            s->partitions, s->replication_factor, o->records, o->record_bytes, o->producers,
+            o->consumers, o->batch_bytes, o->linger_ms, o->acks,
+            o->compression == NAGARE_COMPRESSION_ZSTD ? "zstd" : "none",
             o->idempotent ? "true" : "false", o->inflight, o->rate, s->idle_open, o->warmup_mib);
     for (uint32_t i = 0; i < s->phase_count; i++) {
         fprintf(out, "%s", i > 0 ? ", " : "");

@@ -74,8 +74,8 @@ struct session {
     struct session_opts o;
     struct bench_broker broker;
     bool broker_up;
-    bool topic_created; /* by us: deleted at close unless kept */
-    int32_t partitions; /* the topic's, as the broker holds it */
+    bool topic_created;         /* by us: deleted at close unless kept */
+    int32_t partitions;         /* the topic's, as the broker holds it */
     int16_t replication_factor; /* the same; -1 when the broker does not say */
     int *idle_fds;
     uint32_t idle_open;
