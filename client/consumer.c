@@ -1156,6 +1156,12 @@ static int keep_connected(nagare_consumer *c, int64_t now_ms)
 {
     for (uint32_t i = 1; i < c->brokers.count; i++) { /* all[0] is boot, below */
         struct cbroker *b = c->brokers.all[i];
+        if (b->leads > 0 && b->conn.state == CONN_DOWN && b->redial_backoff_ms > 0) {
+            /* Dialled since it was last up, and down: it may have died, and
+             * its partitions may have a new leader by now (the metadata is
+             * asked again, rate limited; Kafka's clients do the same). */
+            c->meta_wanted = true;
+        }
         if (b->conn.state == CONN_UP || b->leads > 0) {
             (void)brokers_connect(b, now_ms, CONN_BACKOFF_MS_FIRST); /* next_redial() */
         }

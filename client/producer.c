@@ -449,6 +449,24 @@ static void fail_all(struct nagare_producer *p, int err)
 
 static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 
+/* A leader whose last dial failed may have died: metadata is asked again
+ * for the topics it leads partitions of (rate limited, meta_next_ms), as
+ * Kafka's clients do on a failed connection, so that its partitions move
+ * once the cluster names a new leader. Without it only the connection's
+ * loss asked, once, while the dead broker's lease still named it. */
+static void leader_unreachable(struct nagare_producer *p, const struct cbroker *b)
+{
+    for (uint32_t i = 0; i < p->topic_slots; i++) {
+        struct ptopic *t = p->topics[i];
+        for (int32_t k = 0; t != NULL && k < t->parts_len; k++) {
+            if (t->parts[k].leader == b) {
+                producer_want_metadata(p, t);
+                break;
+            }
+        }
+    }
+}
+
 /* Keeps the connections up, reconnecting with backoff while there is
  * work: the bootstrap one for metadata, a leader's for its partitions. */
 static int64_t keep_connected(struct nagare_producer *p, int64_t now_ms)
@@ -458,6 +476,9 @@ static int64_t keep_connected(struct nagare_producer *p, int64_t now_ms)
         struct cbroker *b = p->brokers.all[i];
         bool boot = b == p->brokers.boot;
         bool work = p->outstanding > 0 && (boot || b->leads > 0);
+        if (b->leads > 0 && b->conn.state == CONN_DOWN && b->redial_backoff_ms > 0) {
+            leader_unreachable(p, b); /* dialled since it was last up, and down */
+        }
         if (b->conn.state == CONN_UP || work || (boot && metadata_wanted(p))) {
             next = min64(next, brokers_connect(b, now_ms, p->cfg.retry_backoff_ms));
         }
