@@ -500,11 +500,10 @@ Test(replica, acks_all_below_min_insync_is_refused_and_appends_nothing)
     cr_assert_eq(produce(&nodes[0], 1, 301, PROTO_ACKS_LEADER, 0), 4);
 }
 
-/* Sends one acks=all batch to n with timeout_ms; returns its correlation
- * id (read the answer with rq_produce_recv()). */
-static uint32_t produce_send(struct cl *c, uint32_t seed, int32_t timeout_ms)
+/* Sends batch_buf[0..len) as an acks=all produce with timeout_ms; returns
+ * its correlation id (read the answer with rq_produce_recv()). */
+static uint32_t produce_send_batch(struct cl *c, size_t len, int32_t timeout_ms)
 {
-    size_t len = bt_make(batch_buf, sizeof(batch_buf), 4, seed, 1000, -1, 0, 0);
     struct proto_enc e;
     uint32_t corr = cl_next_corr(c);
     struct proto_produce_req q = {.acks = PROTO_ACKS_ALL, .timeout_ms = timeout_ms};
@@ -515,6 +514,13 @@ static uint32_t produce_send(struct cl *c, uint32_t seed, int32_t timeout_ms)
     cr_assert_eq(proto_enc_end(&e), 0);
     cr_assert_eq(cl_send_wr(c), 0);
     return corr;
+}
+
+/* Sends one acks=all batch made from seed (no producer id). */
+static uint32_t produce_send(struct cl *c, uint32_t seed, int32_t timeout_ms)
+{
+    return produce_send_batch(c, bt_make(batch_buf, sizeof(batch_buf), 4, seed, 1000, -1, 0, 0),
+                              timeout_ms);
 }
 
 Test(replica, acks_all_waiting_for_the_high_watermark_is_answered_when_its_wait_ends)
@@ -545,6 +551,44 @@ Test(replica, acks_all_waiting_for_the_high_watermark_is_answered_when_its_wait_
     give_all(&vs2);
     cr_assert_eq(rq_produce_recv(&c, corr, &offset), -NG_ENOT_LEADER);
     cl_close(&c);
+}
+
+Test(replica, an_acks_all_retry_the_log_holds_waits_for_the_high_watermark_as_its_original)
+{
+    /* Broker 2 is in the ISR and never runs: nothing passes the HW. */
+    start_nodes(1);
+    struct view_spec vs = spec(1, 1, 2, 2);
+    give_all(&vs);
+    struct cl c;
+    cl_connect(&c, nodes[0].s.port, CL_TIMEOUT_MS_DEFAULT * 4);
+    int16_t pepoch;
+    int64_t pid = rq_init_producer_id(&c, &pepoch);
+    size_t len = bt_make(batch_buf, sizeof(batch_buf), 4, 1250, 1000, pid, pepoch, 0);
+    int64_t offset;
+    uint32_t corr = produce_send_batch(&c, len, 100);
+    cr_assert_eq(rq_produce_recv(&c, corr, &offset), -NG_ETIMEOUT);
+    /* The retry is a duplicate of a batch the log holds but the HW has not
+     * passed: answering it at once would acknowledge an unreplicated record. */
+    len = bt_make(batch_buf, sizeof(batch_buf), 4, 1250, 1000, pid, pepoch, 0);
+    corr = produce_send_batch(&c, len, 100);
+    cr_assert_eq(rq_produce_recv(&c, corr, &offset), -NG_ETIMEOUT);
+    cr_assert_eq(state_of(&nodes[0], false).written, 4, "written once");
+    cl_close(&c);
+}
+
+Test(replica, a_restarted_broker_serves_nothing_until_a_view_says_what_it_leads)
+{
+    start_nodes(1);
+    struct view_spec vs = spec(1, 1, 1, 1);
+    give_all(&vs);
+    cr_assert_eq(produce(&nodes[0], 1, 1260, PROTO_ACKS_ALL, 0), 4);
+    node_stop(&nodes[0]);
+    /* Back with its log and no view yet: the cluster may have moved its
+     * partitions while it was away, so it leads nothing. */
+    node_start(&nodes[0], 1);
+    produce(&nodes[0], 1, 1261, PROTO_ACKS_ALL, -NG_ENOT_LEADER);
+    give_all(&vs);
+    cr_assert_eq(produce(&nodes[0], 1, 1262, PROTO_ACKS_ALL, 0), 8);
 }
 
 Test(replica, a_follower_refuses_produce_fetch_and_list_offsets_with_not_leader)
@@ -638,6 +682,58 @@ Test(replica, a_follower_with_a_divergent_tail_truncates_to_the_leaders_epoch_en
     give_view(&nodes[1], &vs3);
     wait_written(&nodes[1], end);
     assert_same_logs(&nodes[0], &nodes[1]);
+}
+
+/* Produces one 4-record batch of producer pid at sequence seq to n;
+ * returns the broker's verdict. */
+static int produce_seq(struct node *n, int64_t pid, int16_t pepoch, int32_t seq, uint32_t seed)
+{
+    struct cl c;
+    cl_connect(&c, n->s.port, CL_TIMEOUT_MS_DEFAULT);
+    size_t len = bt_make(batch_buf, sizeof(batch_buf), 4, seed, 1000, pid, pepoch, seq);
+    int64_t offset;
+    int rc = rq_produce(&c, TOPIC, 0, batch_buf, len, PROTO_ACKS_LEADER, &offset);
+    cl_close(&c);
+    return rc;
+}
+
+Test(replica, a_follower_that_cuts_its_log_keeps_its_producers_last_sequences_before_the_cut)
+{
+    start_nodes(2);
+    struct view_spec vs = spec(1, 1, 2, 2);
+    give_all(&vs);
+    struct cl c;
+    cl_connect(&c, nodes[0].s.port, CL_TIMEOUT_MS_DEFAULT);
+    int16_t pepoch;
+    int64_t pid = rq_init_producer_id(&c, &pepoch);
+    cl_close(&c);
+    /* Epoch 1: sequences 0-3, on both. */
+    cr_assert_eq(produce_seq(&nodes[0], pid, pepoch, 0, 520), 0);
+    wait_written(&nodes[1], 4);
+    /* Epoch 2, seen by broker 2 alone: more batches of the producer than
+     * a producer state keeps, which broker 1 never gets. */
+    struct view_spec vs2 = spec(2, 2, 2, 1);
+    vs2.isr[0] = 2;
+    vs2.isr_count = 1;
+    give_view(&nodes[1], &vs2);
+    for (int32_t i = 1; i <= PRODUCER_BATCHES_KEPT + 1; i++) {
+        cr_assert_eq(produce_seq(&nodes[1], pid, pepoch, 4 * i, 620 + (uint32_t)i), 0);
+    }
+    /* Epoch 3: broker 1 leads from its epoch-1 log; broker 2 follows and
+     * cuts every batch of epoch 2. */
+    struct view_spec vs3 = spec(1, 3, 2, 1);
+    vs3.isr_count = 1;
+    give_all(&vs3);
+    cr_assert_eq(produce(&nodes[0], 1, 720, PROTO_ACKS_LEADER, 0), 8);
+    wait_written(&nodes[1], 8);
+    assert_same_logs(&nodes[0], &nodes[1]);
+    /* Epoch 4: broker 2 leads. The producer's last sequence it holds is 3:
+     * a batch from sequence 28 leaves a gap, one from 4 follows. */
+    struct view_spec vs4 = spec(2, 4, 2, 1);
+    give_all(&vs4);
+    cr_assert_eq(produce_seq(&nodes[1], pid, pepoch, 4 * (PRODUCER_BATCHES_KEPT + 2), 820),
+                 -NG_EOUT_OF_ORDER);
+    cr_assert_eq(produce_seq(&nodes[1], pid, pepoch, 4, 821), 0);
 }
 
 Test(replica, a_follower_cuts_where_its_epochs_leave_the_leaders)
