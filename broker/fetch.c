@@ -128,10 +128,19 @@ static int64_t part_end(const struct fetch_req *fr, const struct fetch_part *fp)
     return fr->replica ? part_offset_written(&fp->bp->log) : part_offset_latest(&fp->bp->log);
 }
 
+/* Whether this broker may answer for the partition now: a follower's
+ * fetch must match the leader's epoch, a consumer's must reach the leader
+ * (leadership may move while it is parked). 0 or the error. */
+static int part_refusal(const struct fetch_req *fr, const struct fetch_part *fp)
+{
+    return fr->replica ? replica_check_epoch(fp->bp, -1, fp->leader_epoch)
+                       : replica_serving(fp->bp);
+}
+
 /* Whether a partition has something to say: data, or an error. */
 static bool part_has_news(const struct fetch_req *fr, const struct fetch_part *fp)
 {
-    if (fp->bp == NULL || fp->bytes_max < 0 || replica_serving(fp->bp) != 0) {
+    if (fp->bp == NULL || fp->bytes_max < 0 || part_refusal(fr, fp) != 0) {
         return true;
     }
     return fp->offset != part_end(fr, fp) || damage_end(fp) >= 0;
@@ -177,10 +186,9 @@ static int part_error(const struct fetch_req *fr, const struct fetch_part *fp)
     if (fp->bytes_max < 0) {
         return -NG_EBADARG; /* docs/protocol.md, Fetch: per partition */
     }
-    int rc =
-        fr->replica ? replica_check_epoch(fp->bp, -1, fp->leader_epoch) : replica_serving(fp->bp);
+    int rc = part_refusal(fr, fp);
     if (rc != 0) {
-        return rc; /* leadership moved while it was parked */
+        return rc;
     }
     if (fp->offset < part_offset_earliest(log) || fp->offset > part_end(fr, fp)) {
         return -NG_EOFFSET_RANGE;
@@ -273,9 +281,7 @@ static bool answer_part(const struct fetch_req *fr, struct proto_enc *e, struct 
                                              .offset_latest = -1,
                                              .offset_resume = -1,
                                              .err = part_error(fr, fp)};
-    bool refused = out.err == -NG_ENOT_LEADER || out.err == -NG_EFENCED_LEADER_EPOCH ||
-                   out.err == -NG_EUNKNOWN_LEADER_EPOCH;
-    if (fp->bp == NULL || refused) {
+    if (fp->bp == NULL || part_refusal(fr, fp) != 0) {
         answer_part_begin(fr, e, &out);
         proto_fetch_resp_partition_end(e);
         return false;

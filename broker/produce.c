@@ -162,13 +162,9 @@ static void append_done(struct part_append *a, int rc)
  * watermark in a cluster, fdatasync'd on a single broker. A duplicate not
  * yet there waits for the high watermark (a leader) or is answered
  * NG_EBUSY, which the producer retries (a single broker: the original's
- * own fdatasync is under way). pp->offset_base holds its first offset. */
-static void duplicate_acks_all(struct produce_part *pp, struct bpart *bp,
-                               const struct batch_header *h)
+ * own fdatasync is under way). end: one past its last offset. */
+static void duplicate_acks_all(struct produce_part *pp, struct bpart *bp, int64_t end)
 {
-    struct batch_header placed = *h;
-    placed.offset_base = pp->offset_base;
-    int64_t end = batch_offset_last(&placed) + 1;
     if (bp->rep.role == REPLICA_LEADER) {
         pp->bp = bp;
         pp->pr->pending++;
@@ -203,7 +199,8 @@ static void start_append(struct server *s, struct server_topic *t, struct produc
         if (verdict != 0) {
             pp->err = verdict < 0 ? verdict : 0; /* a duplicate gets its first offset */
             if (verdict > 0 && pp->pr->acks == PROTO_ACKS_ALL) {
-                duplicate_acks_all(pp, bp, &h);
+                h.offset_base = pp->offset_base; /* where the log holds it */
+                duplicate_acks_all(pp, bp, batch_offset_last(&h) + 1);
             }
             return;
         }
