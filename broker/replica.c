@@ -271,13 +271,8 @@ void replica_apply(struct server *s, struct bpart *bp, const struct cluster_topi
     enum replica_role role = role_of(cp, self, fenced);
     enum replica_role was = r->role;
     int64_t now_ms = (int64_t)loop_now_ms(&s->loop);
+    ASSERT(was != REPLICA_SINGLE); /* replica_init(): a clustered broker's start as NONE */
     bool new_epoch = cp != NULL && (cp->leader_epoch != r->leader_epoch || cp->leader != r->leader);
-    if (was == REPLICA_SINGLE) {
-        /* Into the cluster: what readers see now stays visible. */
-        r->hw = part_offset_latest(&bp->log);
-        part_set_commit_cap(&bp->log, r->hw);
-        new_epoch = true;
-    }
     if (was == REPLICA_LEADER && (role != REPLICA_LEADER || new_epoch)) {
         leadership_end(bp);
     }

@@ -105,7 +105,8 @@ void replica_init(struct bpart *bp, bool clustered);
  * partition is not in the view) for broker `self`: role, epoch, replicas,
  * ISR; a leadership that ends answers the waiting appends NG_ENOT_LEADER
  * and the parked fetches; a new follower is handed to its leader's
- * fetcher. fenced: the view says this broker may lead nothing. */
+ * fetcher. fenced: the view says this broker may lead nothing.
+ * Precondition: a clustered broker's partition (not REPLICA_SINGLE). */
 void replica_apply(struct server *s, struct bpart *bp, const struct cluster_topic *ct,
                    const struct cluster_partition *cp, int32_t self, bool fenced);
 

@@ -413,6 +413,7 @@ static void delete_gone_topics(struct server *s, const struct cluster_view *view
 
 void server_apply_view(struct server *s, struct cluster_view *view)
 {
+    ASSERT(broker_config_clustered(&s->cfg)); /* a single broker takes no view */
     if (s->loop.stopping) {
         cluster_view_free(view); /* the partitions are closing */
         return;

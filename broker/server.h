@@ -140,7 +140,7 @@ MUST_USE int server_fini(struct server *s);
  * missing (the topic from the view's catalog) and takes its role, leader
  * epoch and ISR (broker/replica.h); partitions it no longer holds serve
  * nothing. Takes ownership of view (s->view holds it until the next).
- * Loop thread. */
+ * Loop thread; a clustered broker only. */
 void server_apply_view(struct server *s, struct cluster_view *view);
 
 /* server_apply_view() from any thread: posts view to s's loop (ownership
