@@ -124,26 +124,12 @@ static int dial(const struct fetcher *f, int *fd_out)
     return rc;
 }
 
-static int write_all(int fd, const uint8_t *p, size_t n)
+/* Sends (out) or receives all n bytes at p on a blocking socket: 0, the
+ * socket's -errno (its SO_*TIMEO ran out: -EAGAIN), or -NG_EDISCONNECTED. */
+static int transfer_all(int fd, uint8_t *p, size_t n, bool out)
 {
     while (n > 0) {
-        ssize_t k = send(fd, p, n, MSG_NOSIGNAL);
-        if (k < 0 && errno == EINTR) {
-            continue;
-        }
-        if (k <= 0) {
-            return k < 0 ? -errno : -NG_EDISCONNECTED;
-        }
-        p += k;
-        n -= (size_t)k;
-    }
-    return 0;
-}
-
-static int read_all(int fd, uint8_t *p, size_t n)
-{
-    while (n > 0) {
-        ssize_t k = recv(fd, p, n, 0);
+        ssize_t k = out ? send(fd, p, n, MSG_NOSIGNAL) : recv(fd, p, n, 0);
         if (k < 0 && errno == EINTR) {
             continue;
         }
@@ -161,7 +147,7 @@ static int read_all(int fd, uint8_t *p, size_t n)
 static int read_frame(int fd, uint32_t frame_max, uint8_t **out, size_t *len_out)
 {
     uint8_t prefix[PROTO_FRAME_PREFIX_BYTES];
-    int rc = read_all(fd, prefix, sizeof(prefix));
+    int rc = transfer_all(fd, prefix, sizeof(prefix), false);
     uint32_t len = 0;
     rc = rc == 0 ? proto_response_frame_len(prefix, frame_max, &len) : rc;
     if (rc != 0) {
@@ -172,7 +158,7 @@ static int read_frame(int fd, uint32_t frame_max, uint8_t **out, size_t *len_out
         return -ENOMEM;
     }
     memcpy(frame, prefix, sizeof(prefix));
-    rc = read_all(fd, frame + PROTO_FRAME_PREFIX_BYTES, len);
+    rc = transfer_all(fd, frame + PROTO_FRAME_PREFIX_BYTES, len, false);
     if (rc != 0) {
         free(frame);
         return rc;
@@ -184,7 +170,7 @@ static int read_frame(int fd, uint32_t frame_max, uint8_t **out, size_t *len_out
 
 /* One request out, its answer in; the connection made first when there is
  * none, and closed after any failure. */
-static int exchange(struct fetcher *f, const uint8_t *req, size_t req_len)
+static int exchange(struct fetcher *f, uint8_t *req, size_t req_len)
 {
     pthread_mutex_lock(&f->mu);
     int fd = f->fd;
@@ -201,7 +187,7 @@ static int exchange(struct fetcher *f, const uint8_t *req, size_t req_len)
         }
         pthread_mutex_unlock(&f->mu);
     }
-    rc = rc == 0 ? write_all(fd, req, req_len) : rc;
+    rc = rc == 0 ? transfer_all(fd, req, req_len, true) : rc;
     rc = rc == 0 ? read_frame(fd, f->s->cfg.frame_bytes_max, &f->resp, &f->resp_len) : rc;
     if (rc != 0 && fd >= 0) {
         pthread_mutex_lock(&f->mu);
