@@ -477,8 +477,7 @@ static int build_request(struct fetcher *f, uint8_t **out, size_t *len_out)
                 .partition = bp->index,
                 .leader_epoch = bp->rep.leader_epoch,
                 .fetch_offset = sent->offset,
-                .durable_offset = part_offset_durable(&bp->log),
-                .log_start = part_offset_earliest(&bp->log)};
+                .durable_offset = part_offset_durable(&bp->log)};
             proto_replica_fetch_req_partition(&e, &p);
         }
     }

@@ -211,8 +211,7 @@ static const struct pfield s_share_ack_req[] = {F(STR), F(STR), ARR(TOPICS, s_sh
                                                 END};
 static const struct pfield s_dlq_redrive_resp[] = {F(ERR), F(I64), END};
 
-static const struct pfield s_replica_fetch_req_part[] = {F(I32), F(I32), F(I64),
-                                                         F(I64), F(I64), END};
+static const struct pfield s_replica_fetch_req_part[] = {F(I32), F(I32), F(I64), F(I64), END};
 static const struct pfield s_replica_fetch_req_topic[] = {
     F(STR), ARR(PARTS, s_replica_fetch_req_part), END};
 static const struct pfield s_replica_fetch_req[] = {
@@ -2740,7 +2739,6 @@ void proto_replica_fetch_req_partition(struct proto_enc *e,
     wr_be32(e->w, (uint32_t)p->leader_epoch);
     wr_be64(e->w, (uint64_t)p->fetch_offset);
     wr_be64(e->w, (uint64_t)p->durable_offset);
-    wr_be64(e->w, (uint64_t)p->log_start);
 }
 
 int proto_replica_fetch_req_decode(struct rd *body, uint16_t version,
@@ -2772,7 +2770,6 @@ bool proto_replica_fetch_req_next_partition(struct proto_dec *d,
     p->leader_epoch = (int32_t)rd_be32(&d->rd);
     p->fetch_offset = (int64_t)rd_be64(&d->rd);
     p->durable_offset = (int64_t)rd_be64(&d->rd);
-    p->log_start = (int64_t)rd_be64(&d->rd);
     ASSERT(d->rd.err == 0);
     return true;
 }

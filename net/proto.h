@@ -159,11 +159,11 @@ enum proto_api {
 #define PROTO_SHARE_ACK_PARTITION_BYTES 8
 #define PROTO_SHARE_ACK_RANGE_BYTES 17
 /* ReplicaFetch request: a partition (index, leader epoch, fetch offset,
- * durable offset, log start). Response: a partition before its records
+ * durable offset). Response: a partition before its records
  * (index, error, high watermark, log start, records length).
  * OffsetForLeaderEpoch request: a partition (index, current leader epoch,
  * leader epoch); response: a partition (index, error, epoch, end offset). */
-#define PROTO_REPLICA_FETCH_REQ_PARTITION_BYTES 32
+#define PROTO_REPLICA_FETCH_REQ_PARTITION_BYTES 24
 #define PROTO_REPLICA_FETCH_RESP_PARTITION_BYTES 26
 #define PROTO_EPOCH_REQ_PARTITION_BYTES 12
 #define PROTO_EPOCH_RESP_PARTITION_BYTES 18
@@ -1174,7 +1174,6 @@ struct proto_replica_fetch_req_partition {
     int32_t leader_epoch;
     int64_t fetch_offset;
     int64_t durable_offset;
-    int64_t log_start;
 };
 
 struct proto_replica_fetch_resp_partition {

@@ -603,9 +603,9 @@ static size_t sample_request(int api, uint8_t *out, size_t cap)
                                       &(struct proto_replica_fetch_req){2, 500, 1, 1 << 20});
         proto_enc_topic(&e, proto_str_make("alpha"));
         proto_replica_fetch_req_partition(
-            &e, &(struct proto_replica_fetch_req_partition){0, 4, 100, 90, 0});
+            &e, &(struct proto_replica_fetch_req_partition){0, 4, 100, 90});
         proto_replica_fetch_req_partition(
-            &e, &(struct proto_replica_fetch_req_partition){3, 5, 7, 7, 2});
+            &e, &(struct proto_replica_fetch_req_partition){3, 5, 7, 6});
         proto_enc_topic(&e, proto_str_make("beta"));
         rc = proto_enc_end(&e);
         break;
@@ -1193,10 +1193,9 @@ Test(proto, replica_fetch_round_trip)
     cr_assert_eq(p.leader_epoch, 4);
     cr_assert_eq(p.fetch_offset, 100);
     cr_assert_eq(p.durable_offset, 90);
-    cr_assert_eq(p.log_start, 0);
     cr_assert(proto_replica_fetch_req_next_partition(&d, &p));
     cr_assert_eq(p.partition, 3);
-    cr_assert_eq(p.log_start, 2);
+    cr_assert_eq(p.durable_offset, 6);
     cr_assert_not(proto_replica_fetch_req_next_partition(&d, &p));
     cr_assert(proto_next_topic(&d, &t));
     cr_assert(str_is(t.name, "beta"));
