@@ -473,11 +473,11 @@ static int build_request(struct fetcher *f, uint8_t **out, size_t *len_out)
                                                   .leader_epoch = rc == 0 && last >= 0 ? last : 0};
             proto_epoch_req_partition(&e, &p);
         } else {
-            struct proto_replica_fetch_req_partition p = {
-                .partition = bp->index,
-                .leader_epoch = bp->rep.leader_epoch,
-                .fetch_offset = sent->offset,
-                .durable_offset = part_offset_durable(&bp->log)};
+            struct proto_replica_fetch_req_partition p = {.partition = bp->index,
+                                                          .leader_epoch = bp->rep.leader_epoch,
+                                                          .fetch_offset = sent->offset,
+                                                          .durable_offset =
+                                                              part_offset_durable(&bp->log)};
             proto_replica_fetch_req_partition(&e, &p);
         }
     }

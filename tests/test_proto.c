@@ -604,8 +604,8 @@ static size_t sample_request(int api, uint8_t *out, size_t cap)
         proto_enc_topic(&e, proto_str_make("alpha"));
         proto_replica_fetch_req_partition(
             &e, &(struct proto_replica_fetch_req_partition){0, 4, 100, 90});
-        proto_replica_fetch_req_partition(
-            &e, &(struct proto_replica_fetch_req_partition){3, 5, 7, 6});
+        proto_replica_fetch_req_partition(&e,
+                                          &(struct proto_replica_fetch_req_partition){3, 5, 7, 6});
         proto_enc_topic(&e, proto_str_make("beta"));
         rc = proto_enc_end(&e);
         break;
