@@ -1,6 +1,9 @@
 #include "base/ring.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <stdio.h> /* renameat */
+#include <unistd.h>
 #include <string.h>
 
 #ifdef NAGARE_FAULTS
@@ -280,4 +283,21 @@ int ring_fsync(struct ring *r, enum ring_kind kind, int fd, bool datasync)
     io_uring_prep_fsync(ring_sqe(r, &b.op), fd, datasync ? IORING_FSYNC_DATASYNC : 0);
     int res = blocking_wait(r, &b);
     return res < 0 ? res : 0;
+}
+
+int ring_replace_file(struct ring *r, int dirfd, const char *tmp, const char *name,
+                      const void *buf, size_t len)
+{
+    ring_note_dirent(dirfd, tmp, RING_DIRENT_CREATE);
+    int fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    int rc = fd < 0 ? -errno : ring_write_all(r, RING_META_WRITE, fd, buf, len, 0);
+    rc = rc == 0 ? ring_fsync(r, RING_META_SYNC, fd, true) : rc;
+    if (fd >= 0) {
+        close(fd);
+    }
+    if (rc == 0) {
+        ring_note_rename(dirfd, tmp, dirfd, name);
+        rc = renameat(dirfd, tmp, dirfd, name) != 0 ? -errno : 0;
+    }
+    return rc == 0 ? ring_fsync(r, RING_DIR_SYNC, dirfd, false) : rc;
 }

@@ -120,6 +120,14 @@ MUST_USE int ring_write_all(struct ring *r, enum ring_kind kind, int fd, const v
                             size_t len, uint64_t off);
 MUST_USE int ring_fsync(struct ring *r, enum ring_kind kind, int fd, bool datasync);
 
+/* Replaces dirfd/name durably with buf[0..len): written to dirfd/tmp,
+ * fdatasync'd, renamed over name, the directory fsync'd (each step told to
+ * the power-loss simulation), so that name holds either its old bytes or
+ * all of the new ones after any crash. Blocking, as the steps above.
+ * Returns 0 or -errno; a failure may leave tmp behind. */
+MUST_USE int ring_replace_file(struct ring *r, int dirfd, const char *tmp, const char *name,
+                               const void *buf, size_t len);
+
 /* Directory entries changed outside the ring: storage and the catalog
  * create, rename and remove files and directories with openat, mkdirat,
  * renameat and unlinkat. They call these hooks just before such a call (a

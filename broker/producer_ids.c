@@ -2,7 +2,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <stdio.h>
 #include <unistd.h>
 #include <xxhash.h>
 
@@ -57,16 +56,7 @@ static int reserve(struct producer_ids *ids, int64_t limit)
     if (rc != 0) {
         return rc;
     }
-    int fd = openat(ids->dirfd, IDS_TMP, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    rc = fd < 0 ? -errno : ring_write_all(&r, RING_META_WRITE, fd, buf, sizeof(buf), 0);
-    rc = rc == 0 ? ring_fsync(&r, RING_META_SYNC, fd, false) : rc;
-    if (fd >= 0) {
-        close(fd);
-    }
-    if (rc == 0 && renameat(ids->dirfd, IDS_TMP, ids->dirfd, IDS_FILE) != 0) {
-        rc = -errno;
-    }
-    rc = rc == 0 ? ring_fsync(&r, RING_DIR_SYNC, ids->dirfd, false) : rc;
+    rc = ring_replace_file(&r, ids->dirfd, IDS_TMP, IDS_FILE, buf, sizeof(buf));
     ring_fini(&r);
     return rc;
 }

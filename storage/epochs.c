@@ -2,7 +2,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <stdio.h> /* renameat */
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -210,17 +209,7 @@ int epochs_store(const struct epochs *e, int dirfd, struct ring *r)
     }
     size_t n = epochs_encode(e, buf, len);
     ASSERT(n == len);
-    ring_note_dirent(dirfd, EPOCHS_FILE_TMP, RING_DIRENT_CREATE); /* power-loss tests */
-    int fd = openat(dirfd, EPOCHS_FILE_TMP, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    int rc = fd < 0 ? -errno : ring_write_all(r, RING_META_WRITE, fd, buf, len, 0);
-    rc = rc == 0 ? ring_fsync(r, RING_META_SYNC, fd, true) : rc;
-    if (fd >= 0) {
-        close(fd);
-    }
+    int rc = ring_replace_file(r, dirfd, EPOCHS_FILE_TMP, EPOCHS_FILE, buf, len);
     free(buf);
-    if (rc == 0) {
-        ring_note_rename(dirfd, EPOCHS_FILE_TMP, dirfd, EPOCHS_FILE);
-        rc = renameat(dirfd, EPOCHS_FILE_TMP, dirfd, EPOCHS_FILE) != 0 ? -errno : 0;
-    }
-    return rc == 0 ? ring_fsync(r, RING_DIR_SYNC, dirfd, false) : rc;
+    return rc;
 }
