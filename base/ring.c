@@ -285,8 +285,8 @@ int ring_fsync(struct ring *r, enum ring_kind kind, int fd, bool datasync)
     return res < 0 ? res : 0;
 }
 
-int ring_replace_file(struct ring *r, int dirfd, const char *tmp, const char *name,
-                      const void *buf, size_t len)
+int ring_replace_file(struct ring *r, int dirfd, const char *tmp, const char *name, const void *buf,
+                      size_t len)
 {
     ring_note_dirent(dirfd, tmp, RING_DIRENT_CREATE);
     int fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
