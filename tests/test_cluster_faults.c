@@ -406,7 +406,10 @@ static void run_finish(struct run *r, struct chk_result *out)
     await_acks(r, ACKS_PROOF, "no writes after healing");
     int rc = chk_producers_stop(&r->p);
     r->producing = false;
-    cr_assert_eq(rc, 0, "a producer stopped: %s", nagare_strerror(rc));
+    if (rc != 0) {
+        cs_print_logs(&r->c, "a producer stopped");
+        cr_assert_fail("a producer stopped: %s (seed %" PRIu64 ")", nagare_strerror(rc), r->seed);
+    }
     chk_run_end(&r->k);
     read_consumer(r);
     await_replicas(r);
