@@ -7,8 +7,10 @@
  * target and the new broker is in sync, the old replica left out is killed
  * and every record is read back from the new set, then from the new broker
  * alone. The requests the cluster must refuse are refused, each with its
- * error. Every wait polls with a bound far above what a busy machine needs:
- * only a hang fails.
+ * error. And a topic created with unclean leader election allowed has it
+ * in its record in etcd (what the controller reads), one created without
+ * does not. Every wait polls with a bound far above what a busy machine
+ * needs: only a hang fails.
  */
 #include <criterion/criterion.h>
 #include <stdio.h>
@@ -17,6 +19,7 @@
 
 #include "base/clock.h"
 #include "client/nagare.h"
+#include "tests/broker_support.h"
 #include "tests/cluster_support.h"
 
 #define TOPIC "moves"
@@ -46,9 +49,9 @@ static nagare_admin *admin_of(const char *bootstrap)
     return a;
 }
 
-/* Creates the topic once the brokers see each other (a controller places
- * it over the live ones). */
-static void create_topic(const char *bootstrap)
+/* Creates topic `name` once the brokers see each other (a controller
+ * places it over the live ones). */
+static void create_topic_as(const char *bootstrap, const char *name, bool unclean)
 {
     int64_t deadline = clock_mono_ms() + SETTLE_MS;
     for (;;) {
@@ -57,18 +60,21 @@ static void create_topic(const char *bootstrap)
         nagare_topic_config_default(&cfg);
         cfg.partitions = PARTITIONS;
         cfg.replication_factor = 2;
-        int rc = nagare_topic_create(a, TOPIC, &cfg);
+        cfg.unclean_leader_election = unclean;
+        int rc = nagare_topic_create(a, name, &cfg);
         nagare_admin_destroy(a);
         if (rc == 0 || rc == -NAGARE_ETOPIC_EXISTS) { /* a retried create that was done */
             return;
         }
         if (clock_mono_ms() >= deadline) {
             cs_print_logs(&C, "the topic was not created");
-            cr_assert_fail("creating " TOPIC ": %s", nagare_strerror(rc));
+            cr_assert_fail("creating %s: %s", name, nagare_strerror(rc));
         }
         sleep_ms(250);
     }
 }
+
+static void create_topic(const char *bootstrap) { create_topic_as(bootstrap, TOPIC, false); }
 
 /* Partition 0 as bootstrap's broker describes it now (false: not listed,
  * or the call failed). *live_out: whether broker `id` is live. */
@@ -335,4 +341,31 @@ Test(reassign, a_partition_moves_onto_a_broker_added_later_and_keeps_every_recor
     (void)wait_partition0(C.b[NEW_BROKER].bootstrap, &alone, NULL, ids,
                           "the added broker did not take over");
     read_all(C.b[NEW_BROKER].bootstrap, "read from the added broker alone");
+}
+
+/* The record of topic name in etcd, as etcdctl prints it, into out. */
+static void topic_record(const char *name, char *out, size_t cap)
+{
+    char cmd[1024];
+    snprintf(cmd, sizeof(cmd),
+             "ETCDCTL_API=3 etcdctl --endpoints=%s get --print-value-only /%s/topics/%s 2>&1",
+             C.endpoints, C.table, name);
+    cr_assert_eq(bk_run(cmd, out, cap), 0, "%s: %s", cmd, out);
+}
+
+Test(reassign, unclean_leader_election_is_in_the_topic_record_only_when_asked_for)
+{
+    cs_need_cluster();
+    char out[4096];
+    if (bk_run("command -v etcdctl >/dev/null", out, sizeof(out)) != 0) {
+        cr_skip_test("no etcdctl (Debian's etcd-client) to read the topic record");
+    }
+    cs_init(&C, 3);
+    cs_start(&C);
+    create_topic_as(C.bootstrap, "unclean", true);
+    create_topic_as(C.bootstrap, "clean", false);
+    topic_record("unclean", out, sizeof(out));
+    cr_assert_not_null(strstr(out, "\"unclean_leader_election\":true"), "%s", out);
+    topic_record("clean", out, sizeof(out));
+    cr_assert_not_null(strstr(out, "\"unclean_leader_election\":false"), "%s", out);
 }
