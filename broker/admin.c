@@ -561,51 +561,18 @@ void handle_delete_topics(struct server *s, struct loop_req *req, const struct p
 
 /* ---- ReassignPartitions ---- */
 
-/* Whether the view lets partition p of topic (cname) move onto p's
- * replicas: 0, -NG_EUNKNOWN_TOPIC (no such topic or partition),
- * -NG_EBADARG (no replica, more than CLUSTER_REPLICAS_MAX, an id twice or
- * a broker not live), -NG_ECLUSTER_UNAVAILABLE (no view yet). The
- * session checks again against etcd's state when it writes. */
-static int reassign_check(const struct cluster_view *v, const char *cname,
-                          const struct proto_reassign_partition *p)
-{
-    if (v == NULL) {
-        return -NG_ECLUSTER_UNAVAILABLE;
-    }
-    const struct cluster_topic *ct = cluster_view_topic(v, cname, strlen(cname));
-    if (ct == NULL || p->partition < 0 || p->partition >= ct->partitions) {
-        return -NG_EUNKNOWN_TOPIC;
-    }
-    if (p->replica_count < 1 || p->replica_count > CLUSTER_REPLICAS_MAX) {
-        return -NG_EBADARG;
-    }
-    for (uint8_t i = 0; i < p->replica_count; i++) {
-        if (cluster_view_broker(v, p->replicas[i]) == NULL) {
-            return -NG_EBADARG;
-        }
-        for (uint8_t j = 0; j < i; j++) {
-            if (p->replicas[j] == p->replicas[i]) {
-                return -NG_EBADARG;
-            }
-        }
-    }
-    return 0;
-}
-
-/* Hands one partition of c to the session (or settles its error). */
+/* Hands one partition of c to the session, which judges it against
+ * etcd's state (cluster_session_reassign(): the topic and partition, the
+ * ids' count, range, distinctness and liveness), or settles a bad name. */
 static void reassign_start(struct server *s, struct admin_call *c, struct proto_str name,
                            const struct proto_reassign_partition *p)
 {
     char cname[PROTO_TOPIC_NAME_BYTES_MAX + 1];
     struct admin_topic *t = admin_item_add(c, name, p->partition, cname);
-    t->err = t->err == 0 ? reassign_check(s->view, cname, p) : t->err;
     if (t->err == 0) {
         t->err = cluster_session_reassign(s->session, cname, p->partition, p->replicas,
                                           p->replica_count, admin_topic_done, t);
         c->pending += t->err == 0;
-    }
-    if (t->err != 0 && t->err != -NG_EUNKNOWN_TOPIC) {
-        log_warn("reassign %s/%d: %s", cname, (int)p->partition, err_str(t->err));
     }
 }
 

@@ -9,11 +9,14 @@
  * alone. The requests the cluster must refuse are refused, each with its
  * error. And a topic created with unclean leader election allowed has it
  * in its record in etcd (what the controller reads), one created without
- * does not. Every wait polls with a bound far above what a busy machine
- * needs: only a hang fails.
+ * does not. And `nagare consume` asked through a follower that cannot hear
+ * its leader (a one-way cut) still reads to the leader's end. Every wait
+ * polls with a bound far above what a busy machine needs: only a hang
+ * fails.
  */
 #include <criterion/criterion.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -368,4 +371,43 @@ Test(reassign, unclean_leader_election_is_in_the_topic_record_only_when_asked_fo
     cr_assert_not_null(strstr(out, "\"unclean_leader_election\":true"), "%s", out);
     topic_record("clean", out, sizeof(out));
     cr_assert_not_null(strstr(out, "\"unclean_leader_election\":false"), "%s", out);
+}
+
+/* A follower's offsets lag its leader's: here the follower hears nothing
+ * from the leader (packets from the leader to it are dropped), so its log
+ * stays empty while the leader, having taken it out of the in-sync set,
+ * acknowledges every record. `nagare consume` through the follower must
+ * still read them all: where a partition ends comes from its leader. */
+Test(reassign, the_cli_reads_to_the_leaders_end_through_a_follower_that_lags)
+{
+    cs_need_cluster();
+    const char *nagare = getenv("NAGARE");
+    cr_assert(nagare != NULL && *nagare, "set NAGARE to the nagare tool");
+    cs_init(&C, 3);
+    cs_set(&C, "replica_lag_ms=500");
+    cs_set(&C, "min_insync_replicas=1");
+    cs_start(&C);
+    create_topic(C.bootstrap);
+    int32_t ids[3 * CS_BROKERS_MAX];
+    struct want ready = {.live = -1, .leader = -1, .in_isr = -1, .full_isr = true};
+    struct nagare_partition_replicas p = wait_partition0(C.bootstrap, &ready, NULL, ids, "start");
+    int32_t leader = p.leader;
+    int32_t follower = p.replicas[0] == leader ? p.replicas[1] : p.replicas[0];
+    cs_drop_oneway(&C, (size_t)leader - 1, (size_t)follower - 1);
+    produce_all(C.b[leader - 1].bootstrap); /* acknowledged once the follower is out of sync */
+
+    char cmd[512];
+    snprintf(cmd, sizeof(cmd), "'%s' consume " TOPIC " --partition 0 --broker %s 2>&1", nagare,
+             C.b[follower - 1].bootstrap);
+    static char out[RECORDS * 32];
+    int rc = bk_run(cmd, out, sizeof(out));
+    cr_assert_eq(rc, 0, "%s: %s", cmd, out);
+    char *line = out;
+    for (int i = 0; i < RECORDS; i++) {
+        char v[32];
+        size_t n = value_of(v, sizeof(v), i);
+        cr_assert(strncmp(line, v, n) == 0 && line[n] == '\n', "record %d: %.40s", i, line);
+        line += n + 1;
+    }
+    cr_assert_str_eq(line, "", "past the last record: %.40s", line);
 }

@@ -20,8 +20,6 @@
 #define TOPIC_PARTITIONS_MAX 4096
 /* Most copies of a partition (docs/protocol.md, CreateTopics v1). */
 #define TOPIC_REPLICATION_FACTOR_MAX NAGARE_REPLICAS_MAX
-/* Most broker ids a broker id may be (docs/cluster.md, broker_id). */
-#define TOPIC_BROKER_ID_MAX 1000000
 
 static const char topic_usage_text[] =
     "usage: nagare topic create NAME --partitions N [--replication-factor R]\n"
@@ -85,8 +83,8 @@ static const struct option topic_longopts[] = {
     {NULL, 0, NULL, 0},
 };
 
-/* "4,2,3": 1..NAGARE_REPLICAS_MAX distinct broker ids. Returns 0 or
- * CLI_EXIT_USAGE (reported). */
+/* "4,2,3": 1..NAGARE_REPLICAS_MAX distinct broker ids (non-negative
+ * i32s). Returns 0 or CLI_EXIT_USAGE (reported). */
 static int parse_replicas(struct topic_opts *o, const char *arg)
 {
     o->replica_count = 0;
@@ -101,9 +99,8 @@ static int parse_replicas(struct topic_opts *o, const char *arg)
         }
         memcpy(one, s, n);
         one[n] = '\0';
-        if (!cli_parse_i64(one, 0, TOPIC_BROKER_ID_MAX, &id)) {
-            return cli_usage_error(o->cmd, "--replicas: '%s' is not a broker id (0..%d)", one,
-                                   TOPIC_BROKER_ID_MAX);
+        if (!cli_parse_i64(one, 0, INT32_MAX, &id)) { /* the broker judges the range */
+            return cli_usage_error(o->cmd, "--replicas: '%s' is not a broker id", one);
         }
         for (size_t i = 0; i < o->replica_count; i++) {
             if (o->replicas[i] == id) {
