@@ -411,3 +411,74 @@ Test(reassign, the_cli_reads_to_the_leaders_end_through_a_follower_that_lags)
     }
     cr_assert_str_eq(line, "", "past the last record: %.40s", line);
 }
+
+/* A consumer of partitions led by three brokers, two of them with nothing
+ * to read: their fetches long-poll, and the fetches in flight are shared
+ * by every broker, so the third broker's partition must still get its
+ * turn (a fixed order of brokers once starved it for good). */
+Test(reassign, a_consumer_reads_the_last_brokers_partition_while_the_others_idle)
+{
+    cs_need_cluster();
+    cs_init(&C, 3);
+    cs_start(&C);
+    nagare_admin *a = admin_of(C.b[0].bootstrap);
+    int64_t deadline = clock_mono_ms() + SETTLE_MS;
+    int rc;
+    struct nagare_topic_config cfg;
+    nagare_topic_config_default(&cfg);
+    cfg.partitions = 3;
+    cfg.replication_factor = 1; /* partition i on one broker each */
+    while ((rc = nagare_topic_create(a, "idle", &cfg)) != 0 && rc != -NAGARE_ETOPIC_EXISTS) {
+        cr_assert_lt(clock_mono_ms(), deadline, "create: %s", nagare_strerror(rc));
+        sleep_ms(250);
+    }
+    /* The partition broker 3 leads, once every partition has its leader. */
+    int32_t busy = -1;
+    while (busy < 0) {
+        cr_assert_lt(clock_mono_ms(), deadline, "no leaders for topic idle");
+        const struct nagare_cluster_info *info = NULL;
+        int led = 0;
+        if (nagare_cluster_describe(a, &info) == 0) {
+            for (size_t i = 0; i < info->partition_count; i++) {
+                const struct nagare_partition_replicas *p = &info->partitions[i];
+                if (p->topic != NULL && strcmp(p->topic, "idle") == 0 && p->leader >= 0) {
+                    led++;
+                    busy = p->leader == 3 ? p->partition : busy;
+                }
+            }
+            nagare_cluster_info_free(a, info);
+        }
+        busy = led == 3 ? busy : -1;
+        sleep_ms(led == 3 ? 0 : 200);
+    }
+    nagare_admin_destroy(a);
+
+    struct nagare_producer_config pc;
+    nagare_producer_config_default(&pc);
+    pc.bootstrap = C.b[0].bootstrap;
+    nagare_producer *p = NULL;
+    cr_assert_eq(nagare_producer_new(&pc, &p), 0);
+    struct nagare_record r = {
+        .topic = "idle", .partition = busy, .key_len = -1, .value = "x", .value_len = 1};
+    cr_assert_eq(nagare_send(p, &r), 0);
+    cr_assert_eq(nagare_producer_flush(p, SETTLE_MS), 0);
+    nagare_producer_destroy(p);
+
+    /* Bootstrapped at broker 1: the client meets the brokers in id order. */
+    struct nagare_consumer_config cc;
+    nagare_consumer_config_default(&cc);
+    cc.bootstrap = C.b[0].bootstrap;
+    nagare_consumer *c = NULL;
+    cr_assert_eq(nagare_consumer_new(&cc, &c), 0);
+    for (int32_t i = 0; i < 3; i++) {
+        cr_assert_eq(nagare_consumer_assign(c, "idle", i, NAGARE_OFFSET_BEGINNING), 0);
+    }
+    const struct nagare_message *m = NULL;
+    do {
+        cr_assert_lt(clock_mono_ms(), deadline, "partition %d's record never came", busy);
+        rc = nagare_consumer_poll(c, 500, &m);
+    } while (rc <= 0);
+    cr_assert_eq(m->partition, busy);
+    cr_assert(m->value_len == 1 && memcmp(m->value, "x", 1) == 0);
+    nagare_consumer_destroy(c);
+}
