@@ -48,6 +48,7 @@ static const char *const ng_err_text[] = {
     [NG_ENOT_CONTROLLER - NG_ERR_FIRST] = "not the controller (its epoch moved on)",
     [NG_ECONFLICT - NG_ERR_FIRST] = "the cluster state changed meanwhile; re-read and retry",
     [NG_ECLUSTER_UNAVAILABLE - NG_ERR_FIRST] = "the cluster's state store (etcd) is unavailable",
+    [NG_ENOT_CLUSTERED - NG_ERR_FIRST] = "this broker runs alone; the request needs a cluster",
 };
 
 const char *err_str(int rc)

@@ -65,6 +65,10 @@ static_assert(CLUSTER_HOST_BYTES - 1 <= PROTO_STRING_BYTES_MAX, "a broker's host
  * topics (the brokers). */
 static size_t metadata_partition_bytes(uint16_t version)
 {
+    if (version >= 3) {
+        return PROTO_METADATA_PARTITION_V3_BYTES(CLUSTER_REPLICAS_MAX, CLUSTER_REPLICAS_MAX,
+                                                 CLUSTER_REPLICAS_MAX);
+    }
     return version >= 2
                ? PROTO_METADATA_PARTITION_V2_BYTES(CLUSTER_REPLICAS_MAX, CLUSTER_REPLICAS_MAX)
                : PROTO_METADATA_PARTITION_BYTES;
@@ -103,9 +107,10 @@ static void metadata_brokers(const struct server *s, struct proto_enc *e)
     }
 }
 
-/* v2's leader and replicas of a partition: on a single broker this
- * broker, leader of everything at epoch 0; in a cluster the view's (cp),
- * no leader while the view does not have the partition. */
+/* v2's leader and replicas of a partition (v3's reassignment target): on
+ * a single broker this broker, leader of everything at epoch 0; in a
+ * cluster the view's (cp), no leader while the view does not have the
+ * partition. */
 static void metadata_replicas(const struct server *s, const struct cluster_partition *cp,
                               struct proto_metadata_partition *mp)
 {
@@ -127,6 +132,8 @@ static void metadata_replicas(const struct server *s, const struct cluster_parti
     memcpy(mp->replicas, cp->replicas, cp->replica_count * sizeof(cp->replicas[0]));
     mp->isr_count = cp->isr_count;
     memcpy(mp->isr, cp->isr, cp->isr_count * sizeof(cp->isr[0]));
+    mp->target_count = cp->target_count;
+    memcpy(mp->target, cp->target, cp->target_count * sizeof(cp->target[0]));
 }
 
 /* Retention that is off is stored as -1 and sent as in CreateTopics: -2. */
@@ -296,16 +303,35 @@ static int create_replication_check(const struct server *s, struct proto_str nam
     return -NG_ENOT_ENOUGH_REPLICAS;
 }
 
+/* CreateTopics v2's unclean_leader_election: 0 or 1, else -NG_EBADARG. A
+ * single broker refuses 1 (-NG_ENOT_CLUSTERED): it has no election, and a
+ * setting it would silently drop is worse than a clear no. */
+static int create_unclean_check(bool clustered, int8_t unclean)
+{
+    if (unclean != 0 && unclean != 1) {
+        return -NG_EBADARG;
+    }
+    return unclean == 1 && !clustered ? -NG_ENOT_CLUSTERED : 0;
+}
+
 /* ---- CreateTopics, DeleteTopics in a cluster: through etcd ---- */
 
-/* One request's topics, each handed to the cluster session; the answer
+/* One request's topics (CreateTopics, DeleteTopics) or partitions
+ * (ReassignPartitions), each handed to the cluster session; the answer
  * goes once every one has come back (the views that follow bring the
- * topics to the brokers holding them). */
+ * change to the brokers it concerns). */
+enum admin_kind { ADMIN_CREATE, ADMIN_DELETE, ADMIN_REASSIGN };
+
+/* An item's partition when the item is a topic (a ReassignPartitions
+ * answer lists each topic, then its partitions' results). */
+#define ADMIN_ITEM_TOPIC (-1)
+
 struct admin_call;
 struct admin_topic {
     struct loop_msg m;
     struct admin_call *call;
     struct proto_str name; /* into the frame, valid until the answer */
+    int32_t partition;     /* ReassignPartitions; else ADMIN_ITEM_TOPIC */
     int err;
 };
 
@@ -314,9 +340,9 @@ struct admin_call {
     struct server *s;
     uint32_t correlation_id;
     uint16_t version;
-    bool create;
+    enum admin_kind kind;
     uint32_t count;
-    uint32_t pending; /* topics the session has not answered */
+    uint32_t pending; /* items the session has not answered */
     struct admin_topic topics[];
 };
 
@@ -331,14 +357,23 @@ static void admin_call_answer(struct admin_call *c)
         return;
     }
     struct proto_enc e;
-    if (c->create) {
+    if (c->kind == ADMIN_CREATE) {
         proto_create_topics_resp_begin(&e, &w, c->version, c->correlation_id);
-    } else {
+    } else if (c->kind == ADMIN_DELETE) {
         proto_delete_topics_resp_begin(&e, &w, c->version, c->correlation_id);
+    } else {
+        proto_reassign_resp_begin(&e, &w, c->version, c->correlation_id);
     }
     for (uint32_t i = 0; i < c->count; i++) {
-        struct proto_topic_result r = {.name = c->topics[i].name, .err = c->topics[i].err};
-        proto_enc_topic_result(&e, &r);
+        const struct admin_topic *t = &c->topics[i];
+        if (c->kind != ADMIN_REASSIGN) {
+            proto_enc_topic_result(&e, &(struct proto_topic_result){.name = t->name, .err = t->err});
+        } else if (t->partition == ADMIN_ITEM_TOPIC) {
+            proto_enc_topic(&e, t->name);
+        } else {
+            proto_enc_partition_result(
+                &e, &(struct proto_partition_result){.partition = t->partition, .err = t->err});
+        }
     }
     server_resp_end(c->req, &e, &w, c->correlation_id);
     free(c);
@@ -365,7 +400,7 @@ static void admin_topic_done(void *arg, int rc)
 }
 
 static struct admin_call *admin_call_new(struct server *s, struct loop_req *req,
-                                         const struct proto_req_header *h, bool create,
+                                         const struct proto_req_header *h, enum admin_kind kind,
                                          uint32_t count)
 {
     struct admin_call *c = calloc(1, sizeof(*c) + count * sizeof(c->topics[0]));
@@ -374,22 +409,35 @@ static struct admin_call *admin_call_new(struct server *s, struct loop_req *req,
                                  .s = s,
                                  .correlation_id = h->correlation_id,
                                  .version = h->api_version,
-                                 .create = create,
-                                 .pending = 1}; /* held until every topic is handed over */
+                                 .kind = kind,
+                                 .pending = 1}; /* held until every item is handed over */
     }
     return c;
+}
+
+/* The next item of c, for name (and partition); its name copied into
+ * cname when valid, else its error set (-NG_EBADNAME). */
+static struct admin_topic *admin_item_add(struct admin_call *c, struct proto_str name,
+                                          int32_t partition,
+                                          char cname[PROTO_TOPIC_NAME_BYTES_MAX + 1])
+{
+    struct admin_topic *t = &c->topics[c->count++];
+    *t = (struct admin_topic){
+        .m = {.fn = admin_topic_back}, .call = c, .name = name, .partition = partition};
+    if (name.len <= 0 || !proto_topic_name_valid(name.ptr, (size_t)name.len) ||
+        proto_str_copy(name, cname, PROTO_TOPIC_NAME_BYTES_MAX + 1) != 0) {
+        t->err = -NG_EBADNAME;
+    }
+    return t;
 }
 
 /* Hands one topic of c to the session (or settles its error at once). */
 static void admin_topic_start(struct server *s, struct admin_call *c, struct proto_str name,
                               const struct proto_create_topic *ct)
 {
-    struct admin_topic *t = &c->topics[c->count++];
-    *t = (struct admin_topic){.m = {.fn = admin_topic_back}, .call = c, .name = name};
     char cname[PROTO_TOPIC_NAME_BYTES_MAX + 1];
-    if (name.len <= 0 || !proto_topic_name_valid(name.ptr, (size_t)name.len) ||
-        proto_str_copy(name, cname, sizeof(cname)) != 0) {
-        t->err = -NG_EBADNAME;
+    struct admin_topic *t = admin_item_add(c, name, ADMIN_ITEM_TOPIC, cname);
+    if (t->err != 0) {
         return;
     }
     int rc;
@@ -399,7 +447,13 @@ static void admin_topic_start(struct server *s, struct admin_call *c, struct pro
                                            .segment_bytes = ct->segment_bytes,
                                            .segment_ms = PROTO_CONFIG_DEFAULT,
                                            .batch_bytes_max = ct->batch_bytes_max,
-                                           .min_insync_replicas = PROTO_CONFIG_DEFAULT};
+                                           .min_insync_replicas = PROTO_CONFIG_DEFAULT,
+                                           .unclean_leader_election =
+                                               ct->unclean_leader_election == 1};
+        t->err = create_unclean_check(true, ct->unclean_leader_election);
+        if (t->err != 0) {
+            return;
+        }
         int32_t parts = ct->partition_count == PROTO_CONFIG_DEFAULT ? s->cfg.default_partitions
                                                                     : ct->partition_count;
         int16_t factor = ct->replication_factor == PROTO_CONFIG_DEFAULT
@@ -421,7 +475,8 @@ static void admin_topic_start(struct server *s, struct admin_call *c, struct pro
 static void admin_cluster(struct server *s, struct loop_req *req, const struct proto_req_header *h,
                           struct proto_dec *d, bool create)
 {
-    struct admin_call *c = admin_call_new(s, req, h, create, (uint32_t)d->topic_count);
+    struct admin_call *c = admin_call_new(s, req, h, create ? ADMIN_CREATE : ADMIN_DELETE,
+                                          (uint32_t)d->topic_count);
     if (c == NULL) {
         server_resp_error(req, h->correlation_id, -ENOMEM);
         return;
@@ -470,8 +525,10 @@ void handle_create_topics(struct server *s, struct loop_req *req, const struct p
         struct server_topic *t;
         struct proto_topic_result r = {.name = ct.name};
         r.err = create_replication_check(s, ct.name, ct.replication_factor);
+        r.err = r.err == 0 ? create_unclean_check(false, ct.unclean_leader_election) : r.err;
         r.err = r.err == 0 ? server_topic_create(s, ct.name, &requested, &t) : r.err;
-        if (r.err != 0 && r.err != -NG_ETOPIC_EXISTS && r.err != -NG_ENOT_ENOUGH_REPLICAS) {
+        if (r.err != 0 && r.err != -NG_ETOPIC_EXISTS && r.err != -NG_ENOT_ENOUGH_REPLICAS &&
+            r.err != -NG_ENOT_CLUSTERED) {
             log_warn("create topic %.*s: %s", (int)ct.name.len, ct.name.ptr, err_str(r.err));
         }
         proto_enc_topic_result(&e, &r);
@@ -500,6 +557,53 @@ void handle_delete_topics(struct server *s, struct loop_req *req, const struct p
         proto_enc_topic_result(&e, &r);
     }
     server_resp_end(req, &e, &w, h->correlation_id);
+}
+
+/* ---- ReassignPartitions ---- */
+
+/* Hands one partition of c to the session, which judges it against
+ * etcd's state (cluster_session_reassign(): the topic and partition, the
+ * ids' count, range, distinctness and liveness), or settles a bad name. */
+static void reassign_start(struct server *s, struct admin_call *c, struct proto_str name,
+                           const struct proto_reassign_partition *p)
+{
+    char cname[PROTO_TOPIC_NAME_BYTES_MAX + 1];
+    struct admin_topic *t = admin_item_add(c, name, p->partition, cname);
+    if (t->err == 0) {
+        t->err = cluster_session_reassign(s->session, cname, p->partition, p->replicas,
+                                          p->replica_count, admin_topic_done, t);
+        c->pending += t->err == 0;
+    }
+}
+
+void handle_reassign_partitions(struct server *s, struct loop_req *req,
+                                const struct proto_req_header *h, struct rd *body)
+{
+    struct proto_dec d;
+    int rc = proto_reassign_req_decode(body, h->api_version, &d);
+    rc = rc == 0 && s->session == NULL ? -NG_ENOT_CLUSTERED : rc;
+    if (rc != 0) {
+        server_resp_error(req, h->correlation_id, rc);
+        return;
+    }
+    struct admin_call *c = admin_call_new(s, req, h, ADMIN_REASSIGN,
+                                          (uint32_t)d.topic_count + d.partition_count);
+    if (c == NULL) {
+        server_resp_error(req, h->correlation_id, -ENOMEM);
+        return;
+    }
+    struct proto_topic t;
+    while (proto_next_topic(&d, &t)) {
+        char unused[PROTO_TOPIC_NAME_BYTES_MAX + 1];
+        (void)admin_item_add(c, t.name, ADMIN_ITEM_TOPIC, unused);
+        struct proto_reassign_partition p;
+        while (proto_reassign_req_next_partition(&d, &p)) {
+            reassign_start(s, c, t.name, &p);
+        }
+    }
+    if (--c->pending == 0) {
+        admin_call_answer(c);
+    }
 }
 
 /* ---- ListOffsets ---- */

@@ -653,6 +653,7 @@ static const handler_fn handlers[PROTO_API_COUNT] = {
     [PROTO_API_DLQ_REDRIVE] = handle_dlq_redrive,
     [PROTO_API_REPLICA_FETCH] = handle_replica_fetch,
     [PROTO_API_OFFSET_FOR_LEADER_EPOCH] = handle_offset_for_leader_epoch,
+    [PROTO_API_REASSIGN_PARTITIONS] = handle_reassign_partitions,
 };
 
 bool server_api_served(uint16_t api_key)

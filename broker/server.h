@@ -221,6 +221,8 @@ void handle_replica_fetch(struct server *s, struct loop_req *req, const struct p
                           struct rd *body);
 void handle_offset_for_leader_epoch(struct server *s, struct loop_req *req,
                                     const struct proto_req_header *h, struct rd *body);
+void handle_reassign_partitions(struct server *s, struct loop_req *req,
+                                const struct proto_req_header *h, struct rd *body);
 
 /* ---- consumer groups (broker/group_serve.c) ---- */
 

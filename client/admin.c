@@ -98,6 +98,9 @@ static int topic_op_encode(void *arg, struct wr *w, uint32_t corr, uint16_t vers
     if (version == 0 && rf != PROTO_CONFIG_DEFAULT && rf != 1) {
         return -NG_EBADVERSION; /* v0 cannot ask for copies: refuse, not drop it */
     }
+    if (version < 2 && op->cfg->unclean_leader_election) {
+        return -NG_EBADVERSION; /* nor v1 for unclean election */
+    }
     proto_create_topics_req_begin(&e, w, version, corr, proto_str_make(CONN_CLIENT_ID));
     proto_create_topics_req_topic(
         &e, &(struct proto_create_topic){.name = proto_str_make(op->name),
@@ -106,7 +109,9 @@ static int topic_op_encode(void *arg, struct wr *w, uint32_t corr, uint16_t vers
                                          .retention_bytes = op->cfg->retention_bytes,
                                          .segment_bytes = op->cfg->segment_bytes,
                                          .batch_bytes_max = op->cfg->batch_bytes_max,
-                                         .replication_factor = rf});
+                                         .replication_factor = rf,
+                                         .unclean_leader_election =
+                                             op->cfg->unclean_leader_election ? 1 : 0});
     return proto_enc_end(&e);
 }
 

@@ -1,8 +1,10 @@
 /*
- * client/admin_cluster.c — nagare_cluster_describe(): one Metadata v2
- * request for every topic, its brokers and partition states copied into
- * one allocation (the info, brokers, partitions, replica ids, then the
- * strings), so nagare_cluster_info_free() is a single free().
+ * client/admin_cluster.c — nagare_cluster_describe(): one Metadata v2 (or
+ * v3, with reassignments in progress) request for every topic, its brokers
+ * and partition states copied into one allocation (the info, brokers,
+ * partitions, replica ids, then the strings), so nagare_cluster_info_free()
+ * is a single free(). nagare_partitions_reassign(): one ReassignPartitions
+ * request.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -53,7 +55,7 @@ static size_t cluster_bytes(struct proto_metadata_resp m, struct proto_dec d,
         z->chars += t.err == 0 ? (size_t)t.name.len + 1 : 0;
         while (proto_metadata_resp_next_partition(&d, &mp)) {
             z->parts++;
-            z->ids += (size_t)mp.replica_count + mp.isr_count;
+            z->ids += (size_t)mp.replica_count + mp.isr_count + mp.target_count;
         }
     }
     return sizeof(struct nagare_cluster_info) + z->brokers * sizeof(struct nagare_broker_info) +
@@ -122,7 +124,9 @@ static int cluster_decode(void *arg, struct rd *body, uint16_t version)
                 .isr_count = mp.isr_count,
                 .isr = copy_ids(&ids, mp.isr, mp.isr_count),
                 .under_replicated =
-                    mp.isr_count < mp.replica_count || mp.leader == PROTO_BROKER_NONE};
+                    mp.isr_count < mp.replica_count || mp.leader == PROTO_BROKER_NONE,
+                .target_count = mp.target_count,
+                .target = mp.target_count > 0 ? copy_ids(&ids, mp.target, mp.target_count) : NULL};
         }
     }
     ASSERT((uint8_t *)chars == block + bytes);
@@ -147,4 +151,110 @@ void nagare_cluster_info_free(nagare_admin *a, const struct nagare_cluster_info 
 {
     (void)a;
     free((void *)info);
+}
+
+/* ---- ReassignPartitions ---- */
+
+static_assert(NAGARE_REPLICAS_MAX <= PROTO_REPLICAS_MAX, "a target list fits the wire");
+static_assert(NAGARE_REASSIGN_PARTITIONS_MAX <= PROTO_REQUEST_PARTITIONS_MAX,
+              "one request holds every partition");
+
+struct reassign_call {
+    const char *topic;
+    const int32_t *partitions;
+    size_t partition_count;
+    struct proto_reassign_partition target; /* partition set per entry */
+    int *errs;                              /* partition_count */
+};
+
+static int reassign_encode(void *arg, struct wr *w, uint32_t corr, uint16_t version)
+{
+    struct reassign_call *rc = arg;
+    struct proto_enc e;
+    proto_reassign_req_begin(&e, w, version, corr, proto_str_make(CONN_CLIENT_ID));
+    proto_enc_topic(&e, proto_str_make(rc->topic));
+    for (size_t i = 0; i < rc->partition_count; i++) {
+        rc->target.partition = rc->partitions[i];
+        proto_reassign_req_partition(&e, &rc->target);
+    }
+    return proto_enc_end(&e);
+}
+
+/* The answer has the topic and each partition asked, in order. */
+static int reassign_decode(void *arg, struct rd *body, uint16_t version)
+{
+    struct reassign_call *rc = arg;
+    struct proto_dec d;
+    struct proto_topic t;
+    if (proto_reassign_resp_decode(body, version, &d) != 0 || d.topic_count != 1 ||
+        !proto_next_topic(&d, &t) || !proto_str_eq(t.name, rc->topic) ||
+        (size_t)t.partition_count != rc->partition_count) {
+        return -NG_EPROTO;
+    }
+    int first = 0;
+    struct proto_partition_result r;
+    for (size_t i = 0; proto_next_partition_result(&d, &r); i++) {
+        if (r.partition != rc->partitions[i]) {
+            return -NG_EPROTO;
+        }
+        rc->errs[i] = r.err;
+        first = first != 0 ? first : r.err;
+    }
+    return first;
+}
+
+/* The checks made before sending (nagare.h). */
+static int reassign_args_ok(const char *topic, const int32_t *partitions, size_t partition_count,
+                            const int32_t *replicas, size_t replica_count)
+{
+    if (topic == NULL ||
+        !proto_topic_name_valid(topic, strnlen(topic, PROTO_TOPIC_NAME_BYTES_MAX + 1))) {
+        return -NG_EBADNAME;
+    }
+    if (partitions == NULL || partition_count == 0 ||
+        partition_count > NAGARE_REASSIGN_PARTITIONS_MAX || replicas == NULL ||
+        replica_count == 0 || replica_count > NAGARE_REPLICAS_MAX) {
+        return -NG_EBADARG;
+    }
+    for (size_t i = 0; i < replica_count; i++) {
+        for (size_t j = 0; j < i; j++) {
+            if (replicas[j] == replicas[i]) {
+                return -NG_EBADARG;
+            }
+        }
+        if (replicas[i] < 0) {
+            return -NG_EBADARG;
+        }
+    }
+    return 0;
+}
+
+int nagare_partitions_reassign(nagare_admin *a, const char *topic, const int32_t *partitions,
+                               size_t partition_count, const int32_t *replicas,
+                               size_t replica_count, int *errs_out)
+{
+    ASSERT(a != NULL);
+    int rc = reassign_args_ok(topic, partitions, partition_count, replicas, replica_count);
+    if (rc != 0) {
+        return rc;
+    }
+    int *errs = errs_out != NULL ? errs_out : calloc(partition_count, sizeof(*errs));
+    if (errs == NULL) {
+        return -ENOMEM;
+    }
+    struct reassign_call call = {.topic = topic,
+                                 .partitions = partitions,
+                                 .partition_count = partition_count,
+                                 .target = {.replica_count = (uint8_t)replica_count},
+                                 .errs = errs};
+    memcpy(call.target.replicas, replicas, replica_count * sizeof(*replicas));
+    /* A partition's entry: its index and its ids. */
+    size_t need = 64 + PROTO_TOPIC_BYTES_MAX +
+                  partition_count * PROTO_REASSIGN_PARTITION_BYTES(replica_count);
+    rc = conn_call(admin_conn(a), PROTO_API_REASSIGN_PARTITIONS, need, reassign_encode,
+                   reassign_decode, &call, admin_deadline(a));
+    if (errs != errs_out) {
+        free(errs);
+    }
+    return rc;
 }

@@ -139,6 +139,7 @@ struct nagare_consumer {
     uint32_t bufs_receiving; /* of them, answers of fetches in flight coming in */
     struct freq *freq_free;
     uint32_t fetches_out;
+    uint32_t fetch_turn; /* brokers.all index send_fetches() starts at */
     uint64_t pump_bytes; /* batch bytes opened since the socket was last read */
     /* the chunk and batch being read */
     struct cchunk *cur;
@@ -1193,12 +1194,20 @@ static uint32_t answers_held(const nagare_consumer *c)
     return c->bufs_used - c->bufs_receiving + c->fetches_out;
 }
 
+/* The fetches in flight are shared by every broker's connection, so the
+ * brokers take turns: each call starts after the last broker that sent.
+ * From a fixed first broker, idle brokers' long polls, re-sent as soon as
+ * they are answered, would keep a later broker's partitions from ever
+ * being fetched. */
 static void send_fetches(nagare_consumer *c, int64_t now_ms)
 {
-    for (uint32_t i = 0; i < c->brokers.count; i++) {
+    uint32_t count = c->brokers.count;
+    for (uint32_t k = 0; k < count; k++) {
+        uint32_t i = (c->fetch_turn + k) % count;
         struct cbroker *br = c->brokers.all[i];
         while (br->leads > 0 && conn_ready(&br->conn) && c->fetches_out < c->cfg.fetches_inflight &&
                answers_held(c) < c->cfg.fetches_inflight + 1 && fetch_send(c, br, now_ms)) {
+            c->fetch_turn = (i + 1) % count;
         }
     }
 }

@@ -53,6 +53,7 @@ SAME(EUNKNOWN_LEADER_EPOCH);
 SAME(ENOT_CONTROLLER);
 SAME(ECONFLICT);
 SAME(ECLUSTER_UNAVAILABLE);
+SAME(ENOT_CLUSTERED);
 
 const char *nagare_strerror(int rc) { return err_str(rc); }
 

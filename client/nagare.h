@@ -78,6 +78,7 @@ enum {
     NAGARE_ENOT_CONTROLLER = 4163,
     NAGARE_ECONFLICT = 4164,            /* the cluster state changed meanwhile; retry */
     NAGARE_ECLUSTER_UNAVAILABLE = 4165, /* the brokers cannot reach etcd; retry later */
+    NAGARE_ENOT_CLUSTERED = 4166,       /* the broker runs alone; the call needs a cluster */
 };
 
 /* A short sentence naming rc (0, -errno or -NAGARE_E*). Static; never NULL. */
@@ -629,6 +630,10 @@ struct nagare_topic_config {
     int64_t segment_bytes;
     int32_t batch_bytes_max;
     int16_t replication_factor; /* copies of each partition, 1..7 (a cluster) */
+    /* A cluster only: when no in-sync replica of a partition is left, an
+     * out-of-sync one may lead (records acknowledged may be lost). false
+     * by default; nagare_topics_describe() does not report it. */
+    bool unclean_leader_election;
 };
 
 void nagare_topic_config_default(struct nagare_topic_config *c);
@@ -637,9 +642,11 @@ void nagare_topic_config_default(struct nagare_topic_config *c);
  * (-NAGARE_ETOPIC_EXISTS, -NAGARE_EUNKNOWN_TOPIC, -NAGARE_EBADARG for a
  * config value it refuses, -NAGARE_EBADNAME, -NAGARE_ENOT_ENOUGH_REPLICAS
  * for a replication factor above the live brokers: above 1 on a single
- * broker) or the request's error (-NAGARE_ETIMEOUT, -NAGARE_EDISCONNECTED,
- * -NAGARE_EBADVERSION: a replication factor other than -1 or 1 for a
- * broker that does not speak CreateTopics v1, ...). */
+ * broker), -NAGARE_ENOT_CLUSTERED (unclean_leader_election asked of a
+ * single broker) or the request's error (-NAGARE_ETIMEOUT,
+ * -NAGARE_EDISCONNECTED, -NAGARE_EBADVERSION: a replication factor other
+ * than -1 or 1 for a broker that does not speak CreateTopics v1, unclean
+ * election for one that does not speak v2, ...). */
 NAGARE_MUST_USE int nagare_topic_create(nagare_admin *a, const char *name,
                                         const struct nagare_topic_config *c);
 NAGARE_MUST_USE int nagare_topic_delete(nagare_admin *a, const char *name);
@@ -692,6 +699,12 @@ struct nagare_partition_replicas {
     size_t isr_count;
     const int32_t *isr;    /* the in-sync replicas */
     bool under_replicated; /* fewer in sync than replicas, or no leader */
+    /* A reassignment in progress (nagare_partitions_reassign()): the
+     * replicas it moves the partition onto; replicas holds them and the
+     * old ones until it is done. 0 and NULL when none, or when the broker
+     * does not say (Metadata before v3). */
+    size_t target_count;
+    const int32_t *target;
 };
 
 struct nagare_cluster_info {
@@ -711,6 +724,32 @@ struct nagare_cluster_info {
 NAGARE_MUST_USE int nagare_cluster_describe(nagare_admin *a,
                                             const struct nagare_cluster_info **out);
 void nagare_cluster_info_free(nagare_admin *a, const struct nagare_cluster_info *info);
+
+/* Most replicas a partition may be moved onto (the replication factor's
+ * limit), and most partitions in one nagare_partitions_reassign(). */
+#define NAGARE_REPLICAS_MAX 7
+#define NAGARE_REASSIGN_PARTITIONS_MAX 4096
+
+/* Asks the cluster to move each of partitions[partition_count) of topic
+ * onto replicas[replica_count) (broker ids, distinct; the first becomes
+ * the preferred leader). The controller then adds the new replicas, waits
+ * until they are in sync, and drops the others (docs/cluster.md, section
+ * 3); nagare_cluster_describe() shows the move until it is done. errs_out
+ * (NULL, or partition_count ints) receives each partition's answer: 0
+ * (the request is in etcd), -NAGARE_EUNKNOWN_TOPIC (no such topic or
+ * partition), -NAGARE_EBADARG (an id that is not a live broker, or more
+ * replicas, old and new together, than NAGARE_REPLICAS_MAX),
+ * -NAGARE_ECLUSTER_UNAVAILABLE. Returns 0 when every partition was
+ * accepted, else the first partition error; -NAGARE_EBADARG before
+ * sending (no partition or more than NAGARE_REASSIGN_PARTITIONS_MAX, no
+ * replica or more than NAGARE_REPLICAS_MAX, an id twice or negative),
+ * -NAGARE_EBADNAME, -NAGARE_ENOT_CLUSTERED (a single broker),
+ * -NAGARE_EBADVERSION (a broker without ReassignPartitions), or the
+ * request's error. */
+NAGARE_MUST_USE int nagare_partitions_reassign(nagare_admin *a, const char *topic,
+                                               const int32_t *partitions, size_t partition_count,
+                                               const int32_t *replicas, size_t replica_count,
+                                               int *errs_out);
 
 /* The first offset with timestamp >= ts_ms (or NAGARE_OFFSET_BEGINNING /
  * END) of a partition; the log end when no record is that recent. Returns

@@ -174,6 +174,23 @@ static void view_controller(const struct mirror *m, struct cluster_view *v)
     }
 }
 
+/* A reassignment's target for p, when reassign/<topic>/<i> holds a good
+ * record (a bad one is the controller's to drop). */
+static void view_reassign_target(const struct mirror *m, const char *topic,
+                                 struct cluster_partition *p)
+{
+    char key[ETCD_KEY_BYTES_MAX];
+    int n = snprintf(key, sizeof(key), "reassign/%s/%d", topic, (int)p->index);
+    ASSERT(n > 0 && (size_t)n < sizeof(key));
+    const struct mirror_kv *kv = mirror_get(m, key);
+    struct cluster_reassign r;
+    p->target_count = 0;
+    if (kv != NULL && cluster_reassign_decode(kv->value, kv->value_len, &r) == 0) {
+        p->target_count = r.replica_count;
+        memcpy(p->target, r.replicas, r.replica_count * sizeof(r.replicas[0]));
+    }
+}
+
 /* Fills t->parts from partitions/<name>/<i>; true when every one of them
  * is there and good. */
 static bool view_partitions(const struct mirror *m, struct cluster_topic *t)
@@ -194,6 +211,7 @@ static bool view_partitions(const struct mirror *m, struct cluster_topic *t)
         if (cluster_partition_decode(kv->value, kv->value_len, p) != 0) {
             return false;
         }
+        view_reassign_target(m, t->name, p);
         found++;
     }
     return found == t->partitions;

@@ -69,6 +69,10 @@ struct cluster_partition {
     int32_t isr[CLUSTER_REPLICAS_MAX];
     int64_t controller_epoch; /* of the controller that last changed leader/replicas */
     int64_t mod_revision;     /* its key's, for the next compare-and-swap */
+    /* Not the record's: the target of a reassignment in progress
+     * (reassign/<topic>/<i>, when good), for Metadata to show; 0 when none. */
+    uint8_t target_count;
+    int32_t target[CLUSTER_REPLICAS_MAX];
 };
 
 struct cluster_topic {

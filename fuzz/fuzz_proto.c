@@ -90,6 +90,11 @@ static int recode_topics_request(uint16_t api, struct proto_dec *d, struct proto
             while (proto_epoch_req_next_partition(d, &p)) {
                 proto_epoch_req_partition(e, &p);
             }
+        } else if (api == PROTO_API_REASSIGN_PARTITIONS) {
+            struct proto_reassign_partition p;
+            while (proto_reassign_req_next_partition(d, &p)) {
+                proto_reassign_req_partition(e, &p);
+            }
         } else {
             (void)recode_group_request_parts(api, d, e);
         }
@@ -301,6 +306,14 @@ static int recode_request(const uint8_t *in, size_t n, struct wr *w, int *enc_rc
         proto_epoch_req_begin(&e, w, v, c, h.client_id);
         *enc_rc = recode_topics_request(h.api_key, &d, &e);
         return 0;
+    case PROTO_API_REASSIGN_PARTITIONS:
+        rc = proto_reassign_req_decode(&r, v, &d);
+        if (rc != 0) {
+            return rc;
+        }
+        proto_reassign_req_begin(&e, w, v, c, h.client_id);
+        *enc_rc = recode_topics_request(h.api_key, &d, &e);
+        return 0;
     default:
         return recode_group_request(&h, &r, w, enc_rc);
     }
@@ -314,7 +327,8 @@ static void recode_group_partitions_response(uint16_t api, struct proto_dec *d, 
         while (proto_next_partition_index(d, &p)) {
             proto_enc_partition_index(e, p);
         }
-    } else if (api == PROTO_API_OFFSET_COMMIT || api == PROTO_API_SHARE_ACK) {
+    } else if (api == PROTO_API_OFFSET_COMMIT || api == PROTO_API_SHARE_ACK ||
+               api == PROTO_API_REASSIGN_PARTITIONS) {
         struct proto_partition_result p;
         while (proto_next_partition_result(d, &p)) {
             proto_enc_partition_result(e, &p);
@@ -603,6 +617,12 @@ static int recode_body(uint16_t api, uint16_t v, uint32_t c, struct rd *r, struc
             return rc;
         }
         proto_epoch_resp_begin(&e, w, 0, c);
+        break;
+    case PROTO_API_REASSIGN_PARTITIONS:
+        if ((rc = proto_reassign_resp_decode(r, v, &d)) != 0) {
+            return rc;
+        }
+        proto_reassign_resp_begin(&e, w, v, c);
         break;
     default:
         return recode_group_body(api, v, c, r, w, enc_rc);

@@ -116,10 +116,33 @@ static const struct pfield s_metadata_topic_v2[] = {
     END};
 static const struct pfield s_metadata_resp_v2[] = {
     F(STR), F(I16), F(I32), F(I32), ARR(BROKERS, s_broker), ARR(TOPICS, s_metadata_topic_v2), END};
-/* CreateTopics v1: a replication factor after the partition count. */
+/* Metadata v3: a partition's target replicas after its in-sync ones. */
+static const struct pfield s_metadata_part_v3[] = {F(I32),
+                                                   F(ERR),
+                                                   F(I64),
+                                                   F(I64),
+                                                   F(I32),
+                                                   F(I32),
+                                                   ARR(REPLICAS, s_broker_id),
+                                                   ARR(REPLICAS, s_broker_id),
+                                                   ARR(REPLICAS, s_broker_id),
+                                                   END};
+static const struct pfield s_metadata_topic_v3[] = {
+    F(STR), F(ERR), F(I32),
+    F(I64), F(I64), F(I64),
+    F(I64), F(I32), ARR(META_PARTS, s_metadata_part_v3),
+    END};
+static const struct pfield s_metadata_resp_v3[] = {
+    F(STR), F(I16), F(I32), F(I32), ARR(BROKERS, s_broker), ARR(TOPICS, s_metadata_topic_v3), END};
+/* CreateTopics v1: a replication factor after the partition count; v2:
+ * then the unclean election flag. */
 static const struct pfield s_create_topic_v1[] = {F(STR), F(I32), F(I16), F(I64),
                                                   F(I64), F(I64), F(I32), END};
 static const struct pfield s_create_topics_req_v1[] = {ARR(TOPICS, s_create_topic_v1), END};
+static const struct pfield s_create_topic_v2[] = {F(STR), F(I32), F(I16), F(I8),
+                                                  F(I64), F(I64), F(I64), F(I32),
+                                                  END};
+static const struct pfield s_create_topics_req_v2[] = {ARR(TOPICS, s_create_topic_v2), END};
 static const struct pfield s_topic_result[] = {F(STR), F(ERR), END};
 static const struct pfield s_topic_results[] = {ARR(TOPICS, s_topic_result), END};
 
@@ -227,6 +250,9 @@ static const struct pfield s_epoch_req[] = {ARR(TOPICS, s_epoch_req_topic), END}
 static const struct pfield s_epoch_resp_part[] = {F(I32), F(ERR), F(I32), F(I64), END};
 static const struct pfield s_epoch_resp_topic[] = {F(STR), ARR(PARTS, s_epoch_resp_part), END};
 static const struct pfield s_epoch_resp[] = {ARR(TOPICS, s_epoch_resp_topic), END};
+static const struct pfield s_reassign_part[] = {F(I32), ARR(REPLICAS, s_broker_id), END};
+static const struct pfield s_reassign_topic[] = {F(STR), ARR(PARTS, s_reassign_part), END};
+static const struct pfield s_reassign_req[] = {ARR(TOPICS, s_reassign_topic), END};
 
 /* Fixed sizes of the range elements, read by index. */
 #define ACQUIRED_BYTES 18
@@ -262,7 +288,7 @@ struct msg {
 };
 
 /* Versions any api has; api_version_max[] says which each one speaks. */
-#define PROTO_VERSIONS 3
+#define PROTO_VERSIONS 4
 
 /* [api][0 request, 1 response], version 0. */
 static const struct msg msgs[PROTO_API_COUNT][2] = {
@@ -308,6 +334,8 @@ static const struct msg msgs[PROTO_API_COUNT][2] = {
                                   SHAPE_TOPIC_PARTS}},
     [PROTO_API_OFFSET_FOR_LEADER_EPOCH] = {{s_epoch_req, s_epoch_req_part, SHAPE_TOPIC_PARTS},
                                            {s_epoch_resp, s_epoch_resp_part, SHAPE_TOPIC_PARTS}},
+    [PROTO_API_REASSIGN_PARTITIONS] = {{s_reassign_req, s_reassign_part, SHAPE_TOPIC_PARTS},
+                                       {s_part_results, s_part_result, SHAPE_TOPIC_PARTS}},
 };
 
 static const char *const api_names[PROTO_API_COUNT] = {
@@ -333,6 +361,7 @@ static const char *const api_names[PROTO_API_COUNT] = {
     [PROTO_API_DLQ_REDRIVE] = "DlqRedrive",
     [PROTO_API_REPLICA_FETCH] = "ReplicaFetch",
     [PROTO_API_OFFSET_FOR_LEADER_EPOCH] = "OffsetForLeaderEpoch",
+    [PROTO_API_REASSIGN_PARTITIONS] = "ReassignPartitions",
 };
 
 /* [api][0 request, 1 response] of versions past 0: only the layouts that
@@ -349,13 +378,20 @@ static const struct msg msgs_v1[PROTO_API_COUNT][2] = {
 static const struct msg msgs_v2[PROTO_API_COUNT][2] = {
     [PROTO_API_METADATA] = {{NULL, NULL, 0},
                             {s_metadata_resp_v2, s_metadata_part_v2, SHAPE_TOPIC_ERR_CFG_PARTS}},
+    [PROTO_API_CREATE_TOPICS] = {{s_create_topics_req_v2, NULL, SHAPE_CREATE}, {NULL, NULL, 0}},
 };
 
-static const struct msg (*const msgs_of_version[PROTO_VERSIONS])[2] = {msgs, msgs_v1, msgs_v2};
+static const struct msg msgs_v3[PROTO_API_COUNT][2] = {
+    [PROTO_API_METADATA] = {{NULL, NULL, 0},
+                            {s_metadata_resp_v3, s_metadata_part_v3, SHAPE_TOPIC_ERR_CFG_PARTS}},
+};
+
+static const struct msg (*const msgs_of_version[PROTO_VERSIONS])[2] = {msgs, msgs_v1, msgs_v2,
+                                                                       msgs_v3};
 
 static const uint16_t api_version_max[PROTO_API_COUNT] = {
-    [PROTO_API_METADATA] = 2,
-    [PROTO_API_CREATE_TOPICS] = 1,
+    [PROTO_API_METADATA] = 3,
+    [PROTO_API_CREATE_TOPICS] = 2,
     [PROTO_API_FETCH] = 1,
 };
 
@@ -1171,6 +1207,9 @@ static void enc_metadata_partition_v2(struct proto_enc *e, const struct proto_me
     wr_be32(e->w, (uint32_t)p->leader_epoch);
     enc_broker_ids(e, p->replicas, p->replica_count);
     enc_broker_ids(e, p->isr, p->isr_count);
+    if (e->api_version >= 3) {
+        enc_broker_ids(e, p->target, p->target_count);
+    }
 }
 
 /* Reads the ids and the broker count and keeps a cursor over the brokers
@@ -1221,6 +1260,9 @@ static void dec_metadata_partition_v2(struct proto_dec *d, struct proto_metadata
     p->leader_epoch = (int32_t)rd_be32(&d->rd);
     p->replica_count = dec_broker_ids(&d->rd, p->replicas);
     p->isr_count = dec_broker_ids(&d->rd, p->isr);
+    if (d->api_version >= 3) {
+        p->target_count = dec_broker_ids(&d->rd, p->target);
+    }
 }
 
 /* ---- Metadata ---- */
@@ -1355,6 +1397,9 @@ void proto_create_topics_req_topic(struct proto_enc *e, const struct proto_creat
     if (e->api_version >= 1) {
         wr_be16(e->w, (uint16_t)t->replication_factor);
     }
+    if (e->api_version >= 2) {
+        wr_u8(e->w, (uint8_t)t->unclean_leader_election);
+    }
     wr_be64(e->w, (uint64_t)t->retention_ms);
     wr_be64(e->w, (uint64_t)t->retention_bytes);
     wr_be64(e->w, (uint64_t)t->segment_bytes);
@@ -1381,6 +1426,7 @@ bool proto_create_topics_req_next(struct proto_dec *d, struct proto_create_topic
     t->partition_count = (int32_t)rd_be32(&d->rd);
     t->replication_factor =
         d->api_version >= 1 ? (int16_t)rd_be16(&d->rd) : (int16_t)PROTO_CONFIG_DEFAULT;
+    t->unclean_leader_election = d->api_version >= 2 ? (int8_t)rd_u8(&d->rd) : 0;
     t->retention_ms = (int64_t)rd_be64(&d->rd);
     t->retention_bytes = (int64_t)rd_be64(&d->rd);
     t->segment_bytes = (int64_t)rd_be64(&d->rd);
@@ -2902,4 +2948,48 @@ bool proto_epoch_resp_next_partition(struct proto_dec *d, struct proto_epoch_res
     p->end_offset = (int64_t)rd_be64(&d->rd);
     ASSERT(d->rd.err == 0);
     return true;
+}
+
+/* ---- ReassignPartitions ---- */
+
+void proto_reassign_req_begin(struct proto_enc *e, struct wr *w, uint16_t version,
+                              uint32_t correlation_id, struct proto_str client_id)
+{
+    enc_req_begin(e, w, PROTO_API_REASSIGN_PARTITIONS, version, correlation_id, client_id);
+    enc_topics_open(e);
+}
+
+void proto_reassign_req_partition(struct proto_enc *e, const struct proto_reassign_partition *p)
+{
+    enc_check(e, PROTO_API_REASSIGN_PARTITIONS, false);
+    enc_part_add(e);
+    wr_be32(e->w, (uint32_t)p->partition);
+    enc_broker_ids(e, p->replicas, p->replica_count);
+}
+
+int proto_reassign_req_decode(struct rd *body, uint16_t version, struct proto_dec *d)
+{
+    return dec_topics_body(body, PROTO_API_REASSIGN_PARTITIONS, version, false, d);
+}
+
+bool proto_reassign_req_next_partition(struct proto_dec *d, struct proto_reassign_partition *p)
+{
+    if (!dec_part_next(d, PROTO_API_REASSIGN_PARTITIONS, false)) {
+        return false;
+    }
+    p->partition = (int32_t)rd_be32(&d->rd);
+    p->replica_count = dec_broker_ids(&d->rd, p->replicas);
+    ASSERT(d->rd.err == 0);
+    return true;
+}
+
+void proto_reassign_resp_begin(struct proto_enc *e, struct wr *w, uint16_t version,
+                               uint32_t correlation_id)
+{
+    enc_topics_resp_begin(e, w, PROTO_API_REASSIGN_PARTITIONS, version, correlation_id);
+}
+
+int proto_reassign_resp_decode(struct rd *body, uint16_t version, struct proto_dec *d)
+{
+    return dec_topics_body(body, PROTO_API_REASSIGN_PARTITIONS, version, true, d);
 }

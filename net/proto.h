@@ -31,7 +31,7 @@
 
 /* Keys 8, 9 and 19 are unassigned: proto_api_known() is false for them,
  * and for every key >= PROTO_API_COUNT. 10-18 are consumer groups, 20-22
- * share groups, 23-24 replication. Never renumber. */
+ * share groups, 23-25 replication. Never renumber. */
 enum proto_api {
     PROTO_API_API_VERSIONS = 0,
     PROTO_API_METADATA = 1,
@@ -55,6 +55,7 @@ enum proto_api {
     PROTO_API_DLQ_REDRIVE = 22,
     PROTO_API_REPLICA_FETCH = 23,           /* follower -> leader (docs/cluster.md) */
     PROTO_API_OFFSET_FOR_LEADER_EPOCH = 24, /* KIP-101/279 truncation point */
+    PROTO_API_REASSIGN_PARTITIONS = 25,     /* move replicas (docs/cluster.md) */
     PROTO_API_COUNT, /* one past the highest key: sizes tables indexed by key */
 };
 
@@ -185,6 +186,14 @@ enum proto_api {
 #define PROTO_METADATA_PARTITION_V2_BYTES(n, m) \
     (PROTO_METADATA_PARTITION_BYTES + 16 + 4 * ((size_t)(n) + (size_t)(m)))
 #define PROTO_METADATA_V2_HEAD_BYTES 12
+/* Metadata v3: v2's partition and the target replicas of a reassignment in
+ * progress (t of them, 0 when none). */
+#define PROTO_METADATA_PARTITION_V3_BYTES(n, m, t) \
+    (PROTO_METADATA_PARTITION_V2_BYTES(n, m) + 4 + 4 * (size_t)(t))
+/* ReassignPartitions request: a partition with n target replicas (index,
+ * then the id array). Response: a partition result per entry
+ * (PROTO_PARTITION_RESULT_BYTES). */
+#define PROTO_REASSIGN_PARTITION_BYTES(n) (4 + 4 + 4 * (size_t)(n))
 
 static_assert(PROTO_REPLICAS_MAX <= UINT8_MAX, "replica counts are kept in a u8");
 
@@ -544,7 +553,10 @@ MUST_USE int proto_api_versions_resp_decode(struct rd *body, uint16_t version,
  * first topic, or proto_enc_end(), closes the broker array). Decode:
  * _decode() fills broker_id, controller_id and broker_count and leaves a
  * cursor over the brokers in *out, read with _next_broker() at any time
- * while the frame lives (independently of the topics). */
+ * while the frame lives (independently of the topics).
+ *
+ * v3 adds per partition, after the in-sync replicas, the target replicas
+ * of a reassignment in progress (an empty array when none). */
 struct proto_metadata_resp {
     struct proto_str host; /* the answering broker's advertised address */
     uint16_t port;
@@ -573,6 +585,11 @@ struct proto_metadata_partition {
     int32_t replicas[PROTO_REPLICAS_MAX]; /* the first is the preferred leader */
     uint8_t isr_count;                    /* <= PROTO_REPLICAS_MAX */
     int32_t isr[PROTO_REPLICAS_MAX];
+    /* v3; decoded v0-v2: none. A reassignment in progress moves the
+     * partition onto these replicas (the first the preferred leader); while
+     * it runs, replicas holds them and the old ones together. */
+    uint8_t target_count; /* 0: no reassignment in progress */
+    int32_t target[PROTO_REPLICAS_MAX];
 };
 
 /* topics_all: send a null array; no proto_enc_topic() may follow. */
@@ -589,7 +606,8 @@ void proto_metadata_resp_topic(struct proto_enc *e, struct proto_str name, int e
 void proto_metadata_resp_topic_config(struct proto_enc *e, struct proto_str name, int err,
                                       const struct proto_topic_config *cfg);
 /* v2 writes the leader, epoch, replicas and ISR too (a count over
- * PROTO_REPLICAS_MAX fails with -NG_EBADCOUNT); v0 and v1 leave them out. */
+ * PROTO_REPLICAS_MAX fails with -NG_EBADCOUNT), v3 the target replicas
+ * as well; v0 and v1 leave them out. */
 void proto_metadata_resp_partition(struct proto_enc *e, const struct proto_metadata_partition *p);
 MUST_USE int proto_metadata_resp_decode(struct rd *body, uint16_t version,
                                         struct proto_metadata_resp *out, struct proto_dec *d);
@@ -605,9 +623,13 @@ bool proto_metadata_resp_next_broker(struct proto_metadata_resp *m, struct proto
  * -1 (PROTO_CONFIG_DEFAULT) takes the broker's default, -2
  * (PROTO_CONFIG_UNLIMITED) turns a retention limit off. v1 adds a
  * replication factor (v0 has none: decoded, it is PROTO_CONFIG_DEFAULT;
- * encoded, it is left out). The decoder checks structure only; the broker
- * answers a bad name or value per topic. The response (also
- * DeleteTopics'): per topic its name and error. */
+ * encoded, it is left out). v2 adds, after the replication factor, an i8
+ * unclean_leader_election: 1 lets an out-of-sync replica lead when no
+ * in-sync one is left (a cluster only; docs/cluster.md), 0 not (v0, v1:
+ * decoded 0; encoded, it is left out). The decoder checks structure only;
+ * the broker answers a bad name or value (an unclean flag other than 0 or
+ * 1) per topic. The response (also DeleteTopics'): per topic its name and
+ * error. */
 struct proto_create_topic {
     struct proto_str name;
     int32_t partition_count;
@@ -616,6 +638,7 @@ struct proto_create_topic {
     int64_t segment_bytes;
     int32_t batch_bytes_max;
     int16_t replication_factor; /* v1: copies of each partition; -1 the default */
+    int8_t unclean_leader_election; /* v2: 0 or 1 (others are refused) */
 };
 
 struct proto_topic_result {
@@ -1237,5 +1260,27 @@ void proto_epoch_resp_begin(struct proto_enc *e, struct wr *w, uint16_t version,
 void proto_epoch_resp_partition(struct proto_enc *e, const struct proto_epoch_resp_partition *p);
 MUST_USE int proto_epoch_resp_decode(struct rd *body, uint16_t version, struct proto_dec *d);
 bool proto_epoch_resp_next_partition(struct proto_dec *d, struct proto_epoch_resp_partition *p);
+
+/* ReassignPartitions: an operator's move of partitions onto other
+ * brokers (docs/cluster.md, section 3). Request: per topic, per partition
+ * the target replicas, the first of them the preferred leader. The decoder
+ * checks structure only (at most PROTO_REPLICAS_MAX ids per partition);
+ * the broker judges the ids. Response: per topic, per partition an error
+ * (proto_enc_partition_result / proto_next_partition_result): 0 once etcd
+ * holds the request (the move then runs; Metadata v3 shows it until done). */
+struct proto_reassign_partition {
+    int32_t partition;
+    uint8_t replica_count; /* <= PROTO_REPLICAS_MAX (encoders refuse more) */
+    int32_t replicas[PROTO_REPLICAS_MAX];
+};
+
+void proto_reassign_req_begin(struct proto_enc *e, struct wr *w, uint16_t version,
+                              uint32_t correlation_id, struct proto_str client_id);
+void proto_reassign_req_partition(struct proto_enc *e, const struct proto_reassign_partition *p);
+MUST_USE int proto_reassign_req_decode(struct rd *body, uint16_t version, struct proto_dec *d);
+bool proto_reassign_req_next_partition(struct proto_dec *d, struct proto_reassign_partition *p);
+void proto_reassign_resp_begin(struct proto_enc *e, struct wr *w, uint16_t version,
+                               uint32_t correlation_id);
+MUST_USE int proto_reassign_resp_decode(struct rd *body, uint16_t version, struct proto_dec *d);
 
 #endif

@@ -496,7 +496,9 @@ void cs_start(struct cluster *c)
     if (geteuid() == 0 && nft_path() != NULL) {
         cs_net_start(c);
     }
-    for (size_t i = 0; i < c->broker_count; i++) {
+    size_t start = c->start_count > 0 ? c->start_count : c->broker_count;
+    cr_assert_leq(start, c->broker_count);
+    for (size_t i = 0; i < start; i++) {
         cs_broker_start(c, i);
     }
 }

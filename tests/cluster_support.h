@@ -91,6 +91,9 @@ struct cluster {
                         no etcd (the harness's own tests) */
     bool power_sim;                /* set before cs_start(): brokers are $NAGARED_SIM, on the
                         power-loss simulation (cs_broker_power_cut()) */
+    size_t start_count;            /* set before cs_start(): the first brokers it starts
+                        (0: all); the others start later with cs_broker_start(),
+                        as brokers added to a running cluster */
     const char *sets[CS_SETS_MAX]; /* "key=value" for every broker; borrowed */
     size_t set_count;
     char bootstrap[CS_BROKERS_MAX * (CS_HOST_BYTES + 8)]; /* every broker, ','-separated */
@@ -112,7 +115,8 @@ void cs_init(struct cluster *c, size_t brokers);
 void cs_set(struct cluster *c, const char *kv);
 
 /* Starts 3 etcd members, the network (cs_net_start(), when root and nft
- * are there), then every broker; waits for each broker's listening line. */
+ * are there), then every broker (the first c->start_count when set);
+ * waits for each broker's listening line. */
 void cs_start(struct cluster *c);
 /* Makes the nftables table: a source NAT rule per broker user and the
  * empty cut chain. */

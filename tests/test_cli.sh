@@ -28,6 +28,15 @@ usage_errors() {
         "topic create t --partitions 2 --replication-factor 0"
         "topic create t --partitions 2 --replication-factor 8"
         "topic list --replication-factor 1"
+        "topic list --unclean-leader-election"
+        "topic reassign t --replicas 1,2"
+        "topic reassign t --partition 0"
+        "topic reassign t --partition 0 --all-partitions --replicas 1"
+        "topic reassign t --partition -1 --replicas 1"
+        "topic reassign t --partition 0 --replicas 1,1"
+        "topic reassign t --partition 0 --replicas 1,x"
+        "topic reassign t --partition 0 --replicas 1,2,3,4,5,6,7,8"
+        "topic create t --partitions 1 --replicas 1"
         "cluster"
         "cluster frob"
         "cluster describe extra"
@@ -56,7 +65,8 @@ usage_errors() {
         expect_one_error_line "nagare" "nagare $c"
     done
     ok "usage errors exit 2 with one line on stderr (${#cases[@]} cases)"
-    for c in "--help" "topic --help" "topic create --help" "produce --help" "consume --help" \
+    for c in "--help" "topic --help" "topic create --help" "topic reassign --help" \
+        "produce --help" "consume --help" \
         "cluster --help" "cluster describe --help"; do
         # shellcheck disable=SC2086
         run 0 $c
@@ -371,9 +381,20 @@ cluster() {
     [ "$(grep -c -E '^single +[01] +0 +0 0 +0 *$' "$TMP/out")" -eq 2 ] ||
         fail "cluster describe: wanted single's 2 partitions led by 0: $(cat "$TMP/out")"
     grep -q "UNDER-REPLICATED" "$TMP/out" && fail "cluster describe flags a full ISR"
-    grep -q "^[0-9]* partitions, 0 under-replicated$" "$TMP/out" ||
+    grep -q "^[0-9]* partitions, 0 under-replicated, 0 being reassigned$" "$TMP/out" ||
         fail "cluster describe: no summary: $(cat "$TMP/out")"
     ok "cluster describe shows a single broker as broker 0, leader of everything"
+    run 1 topic create unclean --partitions 1 --unclean-leader-election "${B[@]}"
+    expect_one_error_line "unclean-leader-election needs a cluster" "unclean election on one broker"
+    run 1 topic describe unclean "${B[@]}"
+    ok "topic create --unclean-leader-election is refused by a single broker"
+    run 1 topic reassign single --partition 0 --replicas 0 "${B[@]}"
+    expect_one_error_line "reassignment needs a cluster" "a reassignment on one broker"
+    run 1 topic reassign single --all-partitions --replicas 0 "${B[@]}"
+    expect_one_error_line "reassignment needs a cluster" "every partition reassigned on one broker"
+    run 1 topic reassign nosuch --all-partitions --replicas 0 "${B[@]}"
+    expect_one_error_line "nosuch" "reassigning a topic that does not exist"
+    ok "topic reassign is refused by a single broker"
     run 0 topic delete single "${B[@]}"
 }
 

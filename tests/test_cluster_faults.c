@@ -59,9 +59,6 @@
  * BROKERS replicas, and acks=all needs this many in sync. */
 #define KEY_REPLICATION "default_replication_factor"
 #define KEY_MIN_INSYNC "min_insync_replicas"
-/* The topic record's field that allows unclean election (docs/cluster.md,
- * section 2). */
-#define FIELD_UNCLEAN "\"unclean_leader_election\""
 
 struct run {
     struct cluster c;
@@ -129,8 +126,9 @@ static void need_all(const char *why)
     }
 }
 
-/* Creates the topic, through any broker, once a controller can place it. */
-static void create_topic(struct run *r)
+/* Creates the topic, through any broker, once a controller can place it;
+ * unclean: with unclean leader election allowed. */
+static void create_topic(struct run *r, bool unclean)
 {
     int64_t deadline = clock_mono_ms() + SETUP_TIMEOUT_MS;
     for (;;) {
@@ -140,6 +138,7 @@ static void create_topic(struct run *r)
             struct nagare_topic_config cfg;
             nagare_topic_config_default(&cfg);
             cfg.partitions = PARTITIONS;
+            cfg.unclean_leader_election = unclean;
             rc = nagare_topic_create(a, TOPIC, &cfg);
             nagare_admin_destroy(a);
         }
@@ -152,39 +151,6 @@ static void create_topic(struct run *r)
         }
         sleep_ms(250);
     }
-}
-
-/* Allows unclean election for the topic: an operator's edit of its record
- * in etcd with etcdctl, as no setting does it. */
-static void allow_unclean(struct run *r)
-{
-    char key[128];
-    snprintf(key, sizeof(key), "/%s/topics/" TOPIC, r->c.table);
-    char ctl[512];
-    snprintf(ctl, sizeof(ctl), "ETCDCTL_API=3 etcdctl --endpoints=%s", r->c.endpoints);
-    char cmd[1024];
-    char value[4096];
-    snprintf(cmd, sizeof(cmd), "%s get --print-value-only %s 2>&1", ctl, key);
-    if (bk_run("command -v etcdctl >/dev/null", value, sizeof(value)) != 0) {
-        cr_skip_test("no etcdctl (Debian's etcd-client) to allow unclean election");
-    }
-    cr_assert_eq(bk_run(cmd, value, sizeof(value)), 0, "%s: %s", cmd, value);
-    char *field = strstr(value, FIELD_UNCLEAN);
-    char *was = field != NULL ? strstr(field, "false") : NULL;
-    cr_assert_not_null(was, "no %s false in %s", FIELD_UNCLEAN, value);
-    char edited[sizeof(value)];
-    snprintf(edited, sizeof(edited), "%.*strue%s", (int)(was - value), value,
-             was + strlen("false"));
-    edited[strcspn(edited, "\n")] = '\0';
-    char path[CS_PATH_BYTES];
-    snprintf(path, sizeof(path), "%s/topic.json", r->c.root);
-    FILE *f = fopen(path, "w");
-    cr_assert_not_null(f);
-    fputs(edited, f);
-    cr_assert_eq(fclose(f), 0);
-    char out[1024];
-    snprintf(cmd, sizeof(cmd), "%s put %s < '%s' 2>&1", ctl, key, path);
-    cr_assert_eq(bk_run(cmd, out, sizeof(out)), 0, "%s: %s", cmd, out);
 }
 
 /* Waits until `more` acknowledgements came after this call. */
@@ -233,10 +199,7 @@ static void run_start(struct run *r, bool min_insync_one_unclean, bool power_sim
     cs_set(&r->c, KEY_REPLICATION "=3");
     cs_set(&r->c, min_insync_one_unclean ? KEY_MIN_INSYNC "=1" : KEY_MIN_INSYNC "=2");
     cs_start(&r->c);
-    create_topic(r);
-    if (min_insync_one_unclean) {
-        allow_unclean(r);
-    }
+    create_topic(r, min_insync_one_unclean);
     chk_init(&r->k, TOPIC, PARTITIONS);
     start_producers(r);
     await_acks(r, ACKS_PROOF, "no writes at the start");

@@ -113,6 +113,12 @@ static void drain_topics(struct proto_dec *d, int api, bool response)
             } else if (api == PROTO_API_OFFSET_FOR_LEADER_EPOCH) {
                 struct proto_epoch_resp_partition p;
                 more = proto_epoch_resp_next_partition(d, &p);
+            } else if (api == PROTO_API_REASSIGN_PARTITIONS && !response) {
+                struct proto_reassign_partition p;
+                more = proto_reassign_req_next_partition(d, &p);
+            } else if (api == PROTO_API_REASSIGN_PARTITIONS) {
+                struct proto_partition_result p;
+                more = proto_next_partition_result(d, &p);
             } else {
                 more = next_group_partition(d, api, response);
             }
@@ -316,6 +322,9 @@ static int decode_request(const uint8_t *p, size_t len)
     case PROTO_API_OFFSET_FOR_LEADER_EPOCH:
         rc = proto_epoch_req_decode(&r, h.api_version, &d);
         break;
+    case PROTO_API_REASSIGN_PARTITIONS:
+        rc = proto_reassign_req_decode(&r, h.api_version, &d);
+        break;
     default:
         return decode_group_request(&h, &r);
     }
@@ -373,6 +382,9 @@ static int decode_response(int api, const uint8_t *p, size_t len)
     case PROTO_API_OFFSET_FOR_LEADER_EPOCH:
         rc = proto_epoch_resp_decode(&r, 0, &d);
         break;
+    case PROTO_API_REASSIGN_PARTITIONS:
+        rc = proto_reassign_resp_decode(&r, 0, &d);
+        break;
     default:
         return decode_group_response(api, &r);
     }
@@ -381,6 +393,12 @@ static int decode_response(int api, const uint8_t *p, size_t len)
     }
     return rc;
 }
+
+/* ReassignPartitions: alpha's partition 0 onto 4, 2; partition 3 onto 1. */
+static const struct proto_reassign_partition sample_reassign[] = {
+    {.partition = 0, .replica_count = 2, .replicas = {4, 2}},
+    {.partition = 3, .replica_count = 1, .replicas = {1}},
+};
 
 static const struct proto_share_acquired sample_acquired[] = {{10, 12, 1}, {15, 15, 3}};
 static const struct proto_share_ack sample_acks[] = {
@@ -616,6 +634,14 @@ static size_t sample_request(int api, uint8_t *out, size_t cap)
         proto_epoch_req_partition(&e, &(struct proto_epoch_req_partition){1, 6, 0});
         rc = proto_enc_end(&e);
         break;
+    case PROTO_API_REASSIGN_PARTITIONS:
+        proto_reassign_req_begin(&e, &w, 0, 7, CID);
+        proto_enc_topic(&e, proto_str_make("alpha"));
+        proto_reassign_req_partition(&e, &sample_reassign[0]);
+        proto_reassign_req_partition(&e, &sample_reassign[1]);
+        proto_enc_topic(&e, proto_str_make("beta"));
+        rc = proto_enc_end(&e);
+        break;
     default:
         rc = sample_group_request(api, &w);
     }
@@ -702,6 +728,14 @@ static size_t sample_response(int api, uint8_t *out, size_t cap)
         proto_enc_topic(&e, proto_str_make("alpha"));
         proto_epoch_resp_partition(&e, &(struct proto_epoch_resp_partition){0, 0, 4, 120});
         proto_epoch_resp_partition(&e, &(struct proto_epoch_resp_partition){1, 0, -1, -1});
+        rc = proto_enc_end(&e);
+        break;
+    case PROTO_API_REASSIGN_PARTITIONS:
+        proto_reassign_resp_begin(&e, &w, 0, 9);
+        proto_enc_topic(&e, proto_str_make("alpha"));
+        proto_enc_partition_result(&e, &(struct proto_partition_result){0, 0});
+        proto_enc_partition_result(&e, &(struct proto_partition_result){3, -NG_EBADARG});
+        proto_enc_topic(&e, proto_str_make("beta"));
         rc = proto_enc_end(&e);
         break;
     default:
@@ -1930,10 +1964,10 @@ static int decode_metadata(const uint8_t *p, size_t len, uint16_t version)
 
 Test(proto, metadata_v1_is_served_and_has_the_v0_request)
 {
-    cr_assert_eq(proto_api_version_max(PROTO_API_METADATA), 2);
+    cr_assert_eq(proto_api_version_max(PROTO_API_METADATA), 3);
     cr_assert_eq(proto_api_check(PROTO_API_METADATA, 1), 0);
-    cr_assert_eq(proto_api_check(PROTO_API_METADATA, 2), 0);
-    cr_assert_eq(proto_api_check(PROTO_API_METADATA, 3), -NG_EBADVERSION);
+    cr_assert_eq(proto_api_check(PROTO_API_METADATA, 3), 0);
+    cr_assert_eq(proto_api_check(PROTO_API_METADATA, 4), -NG_EBADVERSION);
     struct wr w = wr_make(buf, sizeof buf);
     struct proto_enc e;
     proto_metadata_req_begin(&e, &w, 1, 3, CID, false);
@@ -3158,7 +3192,6 @@ static struct proto_create_topic create_topics_decoded(size_t n, uint16_t versio
 
 Test(proto, create_topics_v1_carries_a_replication_factor)
 {
-    cr_assert_eq(proto_api_version_max(PROTO_API_CREATE_TOPICS), 1);
     size_t n1 = create_topics_request(1, 3);
     cr_assert_eq(create_topics_decoded(n1, 1).replication_factor, 3);
     n1 = create_topics_request(1, -1);
@@ -3204,4 +3237,174 @@ Test(proto, create_topics_v1_truncated_is_refused)
         free(p);
         cr_assert_lt(rc, 0, "cut at %zu decoded", cut);
     }
+}
+
+/* ---- ReassignPartitions, Metadata v3, CreateTopics v2 ---- */
+
+Test(proto, reassign_partitions_round_trip)
+{
+    cr_assert_str_eq(proto_api_name(PROTO_API_REASSIGN_PARTITIONS), "ReassignPartitions");
+    size_t n = sample_request(PROTO_API_REASSIGN_PARTITIONS, buf, sizeof buf);
+    struct rd r = frame_rd(buf, n, false);
+    struct proto_req_header h;
+    cr_assert_eq(proto_req_header_decode(&r, &h), 0);
+    struct proto_dec d;
+    cr_assert_eq(proto_reassign_req_decode(&r, 0, &d), 0);
+    cr_assert_eq(d.topic_count, 2);
+    cr_assert_eq(d.partition_count, 2);
+    struct proto_topic t;
+    struct proto_reassign_partition p;
+    cr_assert(proto_next_topic(&d, &t));
+    cr_assert(str_is(t.name, "alpha"));
+    for (int i = 0; i < 2; i++) {
+        cr_assert(proto_reassign_req_next_partition(&d, &p));
+        cr_assert_eq(p.partition, sample_reassign[i].partition);
+        cr_assert_eq(p.replica_count, sample_reassign[i].replica_count);
+        cr_assert_arr_eq(p.replicas, sample_reassign[i].replicas,
+                         p.replica_count * sizeof(p.replicas[0]));
+    }
+    cr_assert_not(proto_reassign_req_next_partition(&d, &p));
+    cr_assert(proto_next_topic(&d, &t));
+    cr_assert(str_is(t.name, "beta"));
+    cr_assert_not(proto_reassign_req_next_partition(&d, &p));
+    cr_assert_not(proto_next_topic(&d, &t));
+
+    n = sample_response(PROTO_API_REASSIGN_PARTITIONS, buf, sizeof buf);
+    r = frame_rd(buf, n, true);
+    struct proto_resp_header rh;
+    cr_assert_eq(proto_resp_header_decode(&r, &rh), 0);
+    cr_assert_eq(proto_reassign_resp_decode(&r, 0, &d), 0);
+    struct proto_partition_result pr;
+    cr_assert(proto_next_topic(&d, &t));
+    cr_assert(proto_next_partition_result(&d, &pr));
+    cr_assert_eq(pr.partition, 0);
+    cr_assert_eq(pr.err, 0);
+    cr_assert(proto_next_partition_result(&d, &pr));
+    cr_assert_eq(pr.partition, 3);
+    cr_assert_eq(pr.err, -NG_EBADARG);
+    cr_assert_not(proto_next_partition_result(&d, &pr));
+}
+
+Test(proto, reassign_partitions_wire_size_and_replica_limit)
+{
+    struct wr w = wr_make(buf, sizeof buf);
+    struct proto_enc e;
+    proto_reassign_req_begin(&e, &w, 0, 7, CID);
+    proto_enc_topic(&e, proto_str_make("t"));
+    size_t at = w.pos;
+    proto_reassign_req_partition(&e, &sample_reassign[0]);
+    cr_assert_eq(w.pos - at, PROTO_REASSIGN_PARTITION_BYTES(2));
+    cr_assert_eq(proto_enc_end(&e), 0);
+    size_t n = w.pos;
+
+    /* An encoder refuses more ids than the wire's limit... */
+    w = wr_make(scratch, sizeof scratch);
+    proto_reassign_req_begin(&e, &w, 0, 7, CID);
+    proto_enc_topic(&e, proto_str_make("t"));
+    struct proto_reassign_partition big = {.partition = 0, .replica_count = PROTO_REPLICAS_MAX + 1};
+    proto_reassign_req_partition(&e, &big);
+    cr_assert_eq(proto_enc_end(&e), -NG_EBADCOUNT);
+
+    /* ...and a decoder an id count over it, or past the body. */
+    struct rd r = frame_rd(buf, n, false);
+    struct proto_req_header h;
+    cr_assert_eq(proto_req_header_decode(&r, &h), 0);
+    size_t count_at = n - 2 * 4 - 4; /* the id count before the two ids */
+    put_be32(buf + count_at, PROTO_REPLICAS_MAX + 1);
+    r = frame_rd(buf, n, false);
+    cr_assert_eq(proto_req_header_decode(&r, &h), 0);
+    struct proto_dec d;
+    cr_assert_eq(proto_reassign_req_decode(&r, 0, &d), -NG_EBADCOUNT);
+    put_be32(buf + count_at, 3);
+    r = frame_rd(buf, n, false);
+    cr_assert_eq(proto_req_header_decode(&r, &h), 0);
+    cr_assert_eq(proto_reassign_req_decode(&r, 0, &d), -NG_ETRUNCATED);
+}
+
+static const struct proto_metadata_partition sample_v3_part = {
+    .partition = 0,
+    .offset_earliest = 5,
+    .offset_latest = 10,
+    .leader = 2,
+    .leader_epoch = 8,
+    .replica_count = 3,
+    .replicas = {4, 2, 1},
+    .isr_count = 2,
+    .isr = {2, 1},
+    .target_count = 2,
+    .target = {4, 2},
+};
+
+/* A Metadata answer of one topic with sample_v3_part at version v. */
+static size_t metadata_target_response(uint16_t v)
+{
+    struct wr w = wr_make(buf, sizeof buf);
+    struct proto_enc e;
+    struct proto_metadata_resp m = {.host = proto_str_make("h"), .port = 1, .controller_id = 2};
+    proto_metadata_resp_begin(&e, &w, v, 1, &m);
+    proto_metadata_resp_broker(&e, &(struct proto_broker){2, proto_str_make("h"), 7420});
+    proto_metadata_resp_topic(&e, proto_str_make("t"), 0);
+    size_t at = w.pos;
+    proto_metadata_resp_partition(&e, &sample_v3_part);
+    cr_assert_eq(w.pos - at, v >= 3 ? PROTO_METADATA_PARTITION_V3_BYTES(3, 2, 2)
+                                    : PROTO_METADATA_PARTITION_V2_BYTES(3, 2));
+    cr_assert_eq(proto_enc_end(&e), 0);
+    return w.pos;
+}
+
+static struct proto_metadata_partition metadata_target_decoded(size_t n, uint16_t v)
+{
+    struct rd r = frame_rd(buf, n, true);
+    struct proto_resp_header rh;
+    cr_assert_eq(proto_resp_header_decode(&r, &rh), 0);
+    struct proto_metadata_resp m;
+    struct proto_dec d;
+    cr_assert_eq(proto_metadata_resp_decode(&r, v, &m, &d), 0);
+    struct proto_topic t;
+    struct proto_metadata_partition p;
+    cr_assert(proto_next_topic(&d, &t));
+    cr_assert(proto_metadata_resp_next_partition(&d, &p));
+    cr_assert_not(proto_metadata_resp_next_partition(&d, &p));
+    cr_assert_eq(p.replica_count, 3);
+    cr_assert_eq(p.isr_count, 2);
+    return p;
+}
+
+Test(proto, metadata_v3_carries_a_reassignment_target)
+{
+    size_t n = metadata_target_response(3);
+    struct proto_metadata_partition p = metadata_target_decoded(n, 3);
+    cr_assert_eq(p.target_count, 2);
+    cr_assert_eq(p.target[0], 4);
+    cr_assert_eq(p.target[1], 2);
+    /* v2 has no such field: encoded without it, decoded as none. */
+    size_t n2 = metadata_target_response(2);
+    cr_assert_eq(n - n2, 4 + 2 * 4);
+    cr_assert_eq(metadata_target_decoded(n2, 2).target_count, 0);
+    /* Neither version decodes the other's body. */
+    struct rd r = frame_rd(buf, n2, true);
+    struct proto_resp_header rh;
+    cr_assert_eq(proto_resp_header_decode(&r, &rh), 0);
+    struct proto_metadata_resp m;
+    struct proto_dec d;
+    cr_assert_lt(proto_metadata_resp_decode(&r, 3, &m, &d), 0);
+}
+
+Test(proto, create_topics_v2_carries_the_unclean_election_flag)
+{
+    cr_assert_eq(proto_api_version_max(PROTO_API_CREATE_TOPICS), 2);
+    struct wr w = wr_make(buf, sizeof buf);
+    struct proto_enc e;
+    proto_create_topics_req_begin(&e, &w, 2, 7, CID);
+    struct proto_create_topic t = {proto_str_make("alpha"), 3, 1000, -2, 1 << 20, 65536, 3, 1};
+    proto_create_topics_req_topic(&e, &t);
+    cr_assert_eq(proto_enc_end(&e), 0);
+    size_t n2 = w.pos;
+    struct proto_create_topic got = create_topics_decoded(n2, 2);
+    cr_assert_eq(got.replication_factor, 3);
+    cr_assert_eq(got.unclean_leader_election, 1);
+    /* v1 has no such field: one byte shorter, decoded as 0. */
+    size_t n1 = create_topics_request(1, 3);
+    cr_assert_eq(n2 - n1, 1);
+    cr_assert_eq(create_topics_decoded(n1, 1).unclean_leader_election, 0);
 }

@@ -2,7 +2,12 @@
 # tests/test_readme.sh — the README's commands, run as pasted: the Quick start
 # section's command blocks (quick start, groups, queue) in order, in a
 # temporary directory, against the real nagared on an ephemeral port reached
-# through NAGARE_BROKER, with the built nagare first on the PATH; then the
+# through NAGARE_BROKER, with the built nagare and nagared first on the
+# PATH; then the
+# "A three-broker cluster" section: its etcd member and three brokers
+# started as written, but each fixed port it names moved to a free one
+# (the same substitution in every command), a replicated topic produced to
+# and consumed, a broker killed; skipped, saying so, without etcd; then the
 # "Building a program against libnagare" section: meson install into a
 # scratch directory, its hello.c compiled with the README's pkg-config line
 # and run.
@@ -68,20 +73,36 @@ tests/test_readme.sh expects: $1
     AT=$((AT + 1))
 }
 
+# The sed script moving the README's fixed ports to free ones (the
+# cluster section); empty: commands run as written.
+PORT_SED=""
+
+# as_run CMD: CMD with PORT_SED applied.
+as_run() {
+    if [ -z "$PORT_SED" ]; then
+        printf '%s' "$1"
+    else
+        sed -E "$PORT_SED" <<<"$1"
+    fi
+}
+
 # step CMD: CMD is the README's next command; runs it as pasted (through
 # bash, pipefail on, within RUN_SECONDS), stdout to $TMP/out, stderr to
 # $TMP/err; it must exit 0.
 step() {
     next_command "$1"
-    local rc=0
-    timeout "$RUN_SECONDS" bash -o pipefail -c "$1" >"$TMP/out" 2>"$TMP/err" || rc=$?
-    [ "$rc" -eq 0 ] || fail "README: '$1' exited with $rc: $(cat "$TMP/err")"
+    local rc=0 cmd
+    cmd=$(as_run "$1")
+    timeout "$RUN_SECONDS" bash -o pipefail -c "$cmd" >"$TMP/out" 2>"$TMP/err" || rc=$?
+    [ "$rc" -eq 0 ] || fail "README: '$cmd' exited with $rc: $(cat "$TMP/err")"
 }
 
 # here CMD: as step, but in this shell (a command that starts or kills jobs).
 here() {
     next_command "$1"
-    eval "$1" >"$TMP/out" 2>"$TMP/err" || fail "README: '$1' failed: $(cat "$TMP/err")"
+    local cmd
+    cmd=$(as_run "$1")
+    eval "$cmd" >"$TMP/out" 2>"$TMP/err" || fail "README: '$cmd' failed: $(cat "$TMP/err")"
 }
 
 # out_is WHAT TEXT: stdout is TEXT and a newline.
@@ -213,6 +234,112 @@ queue_example() {
     out_is "the share group gets the redriven record" "ordered a book"
 }
 
+# ---- A three-broker cluster ----
+
+# A TCP port free on 127.0.0.1 now (the kernel's pick of an ephemeral one).
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# Partitions of payments in `nagare cluster describe` ($TMP/out) that have
+# a leader: lines "payments <partition> <leader> ...".
+led_partitions() {
+    awk '$1 == "payments" && $3 != "none"' "$TMP/out" | wc -l
+}
+
+# On leaving the cluster's subshell: its logs' tails when it failed, then
+# every process it started stopped.
+cluster_end() {
+    local f
+    if [ "$1" -ne 0 ]; then
+        for f in etcd.log broker-1.log broker-2.log broker-3.log; do
+            [ -f "$f" ] && { echo "---- $f ----"; tail -n 15 "$f"; } >&2
+        done
+    fi
+    kill $(jobs -p) 2>/dev/null || true
+    wait
+}
+
+# The cluster commands, run in this shell (a subshell of the script): the
+# etcd member and the brokers are its jobs %1..%4, as in the README.
+cluster_example() {
+    trap 'cluster_end $?' EXIT
+    local title="A three-broker cluster" blocks all c
+    blocks=$(section "$title" sh)
+    grep -q -x 'export PATH="$PWD/build/client/cli:$PWD/build/broker:$PATH"   # in the repository' \
+        <<<"$blocks" || fail "README: the cluster section puts no nagared on the PATH"
+    grep -q -x 'cd "$(mktemp -d)"                                             # a scratch directory' \
+        <<<"$blocks" || fail "README: the cluster section does not move to a scratch directory"
+    mapfile -d '' -t all < <(commands "$title")
+    CMDS=()
+    AT=0
+    for c in "${all[@]}"; do
+        [[ "$c" == "export PATH="* || "$c" == "cd "* ]] || CMDS+=("$c")
+    done
+    local p
+    PORT_SED=""
+    for p in 2379 2380 7421 7422 7423; do
+        PORT_SED+="s/127\.0\.0\.1:$p([^0-9]|\$)/127.0.0.1:$(free_port)\1/g;"
+    done
+    export NAGARE_BROKER="" # the section sets its own
+
+    here 'etcd --name e1 --data-dir etcd-data \
+    --listen-client-urls http://127.0.0.1:2379 --advertise-client-urls http://127.0.0.1:2379 \
+    --listen-peer-urls http://127.0.0.1:2380 --initial-advertise-peer-urls http://127.0.0.1:2380 \
+    --initial-cluster e1=http://127.0.0.1:2380 >etcd.log 2>&1 &'
+    step 'until etcdctl --endpoints=http://127.0.0.1:2379 endpoint health; do sleep 1; done'
+    cat "$TMP/out" "$TMP/err" | grep -q "is healthy" || fail "etcd: $(cat "$TMP/out" "$TMP/err")"
+    local i
+    for i in 1 2 3; do
+        here "nagared --broker-id $i --etcd http://127.0.0.1:2379 --listen 127.0.0.1:742$i --data-dir data-$i >broker-$i.log 2>&1 &"
+    done
+    here "export NAGARE_BROKER=127.0.0.1:7421,127.0.0.1:7422,127.0.0.1:7423"
+    # A person waits until the brokers are up; the test until each is live.
+    wait_for "three brokers live" \
+        '[ "$(nagare cluster describe 2>/dev/null | grep -c -E "^  [123] +127\.0\.0\.1:")" -eq 3 ]'
+    step "nagare cluster describe"
+    grep -q -E "^controller [123]$" "$TMP/out" || fail "cluster describe: $(cat "$TMP/out")"
+    ok "three brokers joined through etcd, one of them the controller"
+    step "nagare topic create payments --partitions 3 --replication-factor 3"
+    out_is "create payments" "created topic payments with 3 partitions"
+    # The partitions' leaders take them up once their brokers apply the view.
+    step "printf 'p1\\np2\\np3\\n' | nagare produce payments"
+    expect_one_error_line "3 records" "produce's summary"
+    step "nagare consume payments"
+    sort "$TMP/out" >"$TMP/got"
+    printf 'p1\np2\np3\n' >"$TMP/want"
+    expect_same "the three records, from the replicated topic" "$TMP/got" "$TMP/want"
+    step "nagare cluster describe"
+    [ "$(grep -c -E '^payments +[0-2] +[123] +[0-9]+ +[123],[123],[123] +[123],[123],[123] *$' \
+        "$TMP/out")" -eq 3 ] || fail "cluster describe: $(cat "$TMP/out")"
+    ok "each partition has a leader and three replicas, all in sync"
+    here "kill %3"
+    # After broker 2's lease ends the controller moves what it led.
+    wait_for "no partition led by broker 2" \
+        'nagare cluster describe >"$TMP/out" 2>/dev/null && [ "$(led_partitions)" -eq 3 ] &&
+         ! grep -q -E "^payments +[0-2] +2 " "$TMP/out" && ! grep -q -E "^  2 " "$TMP/out"'
+    step "nagare cluster describe"
+    ! grep -q -E "^payments +[0-2] +(2|none) " "$TMP/out" ||
+        fail "cluster describe after broker 2 died: $(cat "$TMP/out")"
+    ok "the partitions broker 2 led have new leaders"
+    step "nagare consume payments"
+    sort "$TMP/out" >"$TMP/got"
+    expect_same "every record, with broker 2 gone" "$TMP/got" "$TMP/want"
+    here "kill %1 %2 %4"
+    [ "$AT" -eq "${#CMDS[@]}" ] || fail "README command $((AT + 1)) is not tested: ${CMDS[$AT]}"
+    ok "every command of the README's cluster section ran as pasted"
+}
+
+cluster_section() {
+    if ! command -v etcd >/dev/null || ! command -v etcdctl >/dev/null; then
+        echo "ok - skipped the README's cluster section: no etcd or etcdctl (Debian's" \
+            "etcd-server and etcd-client; ./dev.sh installs them)"
+        return 0
+    fi
+    mkdir "$TMP/cluster"
+    (cd "$TMP/cluster" && cluster_example) || exit 1
+}
+
 # ---- Building a program against libnagare ----
 
 # meson install into a scratch directory; the README's hello.c compiled
@@ -248,13 +375,14 @@ build_against() {
 
 start_broker
 export NAGARE_BROKER="${B[1]}"
-PATH="$(cd "$(dirname "$NAGARE")" && pwd):$PATH"
+PATH="$(cd "$(dirname "$NAGARE")" && pwd):$(cd "$(dirname "$NAGARED")" && pwd):$PATH"
 export PATH
 mkdir "$TMP/work"
 cd "$TMP/work"
 # The README's commands run in a subshell: its jobs are its own (%1 and %2
 # are the group members, not the broker).
 (quick_start) || exit 1
+cluster_section
 (build_against) || exit 1
 stop_broker
 echo "test_readme: all checks passed"

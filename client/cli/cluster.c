@@ -18,7 +18,10 @@ static const char cluster_usage_text[] =
     "  describe  print the live brokers, the controller, and per partition its\n"
     "            leader, leader epoch, replicas and in-sync replicas (ISR);\n"
     "            partitions with replicas out of sync, or no leader, are marked\n"
-    "            UNDER-REPLICATED and counted at the end. A single broker shows\n"
+    "            UNDER-REPLICATED and counted at the end. A partition being\n"
+    "            moved ('nagare topic reassign') shows 'reassigning to' its\n"
+    "            target replicas; until the move is done its replicas are the\n"
+    "            target and the old ones together. A single broker shows\n"
     "            itself as broker 0, leader of everything.\n"
     "\n"
     "options:\n" CLI_BROKER_HELP "  --help               print this help\n";
@@ -75,21 +78,26 @@ static void cluster_print(const struct nagare_cluster_info *c)
     printf("\n%-24s %9s %7s %6s %-16s %-16s\n", "topic", "partition", "leader", "epoch", "replicas",
            "isr");
     size_t under = 0;
+    size_t moving = 0;
     char rbuf[128];
     char ibuf[128];
+    char tbuf[128];
     for (size_t i = 0; i < c->partition_count; i++) {
         const struct nagare_partition_replicas *p = &c->partitions[i];
         under += p->under_replicated ? 1 : 0;
+        moving += p->target_count > 0 ? 1 : 0;
         char leader[16];
         snprintf(leader, sizeof(leader), "%" PRId32, p->leader);
-        printf("%-24s %9" PRId32 " %7s %6" PRId32 " %-16s %-16s%s\n", p->topic, p->partition,
+        printf("%-24s %9" PRId32 " %7s %6" PRId32 " %-16s %-16s%s%s%s\n", p->topic, p->partition,
                p->leader < 0 ? "none" : leader, p->leader_epoch,
                ids_str(p->replicas, p->replica_count, rbuf, sizeof(rbuf)),
                ids_str(p->isr, p->isr_count, ibuf, sizeof(ibuf)),
-               p->under_replicated ? "  UNDER-REPLICATED" : "");
+               p->under_replicated ? "  UNDER-REPLICATED" : "",
+               p->target_count > 0 ? "  reassigning to " : "",
+               p->target_count > 0 ? ids_str(p->target, p->target_count, tbuf, sizeof(tbuf)) : "");
     }
-    printf("\n%zu partition%s, %zu under-replicated\n", c->partition_count,
-           c->partition_count == 1 ? "" : "s", under);
+    printf("\n%zu partition%s, %zu under-replicated, %zu being reassigned\n", c->partition_count,
+           c->partition_count == 1 ? "" : "s", under, moving);
 }
 
 static int cluster_describe(int argc, char **argv)

@@ -5,12 +5,14 @@
  * it reads as a group member instead (client/cli/consume_group.c); the
  * options are parsed here for both.
  *
- * Where to start and where to stop come from the admin API before the
- * consumer starts: nagare_topics_describe() gives each partition's earliest
- * and latest offsets, nagare_offset_lookup() turns a TIME into an offset.
- * Without --follow a partition is done once the consumer's position reaches
- * the latest offset it had at start-up, so the command ends even while
- * producers keep writing.
+ * The admin API names the topic's partitions (nagare_topics_describe());
+ * where each starts and stops comes from its leader, through the consumer
+ * (assigned at the end, then moved to its start by --from: ListOffsets at
+ * the leader each time), because in a cluster the broker that described
+ * the topic may follow the partition, and a follower's offsets lag its
+ * leader's. Without --follow a partition is done once the consumer's
+ * position reaches the end it had at start-up, so the command ends even
+ * while producers keep writing.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -229,39 +231,9 @@ static int consume_parse(struct consume_opts *o, int argc, char **argv)
 
 /* ---- where each partition starts and stops ---- */
 
-/* The first offset to read in p, by --from. Returns 0 or an error. */
-static int consume_start(nagare_admin *a, const struct consume_opts *o,
-                         const struct nagare_partition_info *p, int64_t *start)
-{
-    switch (o->from) {
-    case FROM_BEGINNING:
-        *start = p->offset_earliest;
-        return 0;
-    case FROM_END:
-        *start = p->offset_latest;
-        return 0;
-    case FROM_OFFSET:
-        *start = o->from_value < p->offset_earliest ? p->offset_earliest
-                 : o->from_value > p->offset_latest ? p->offset_latest
-                                                    : o->from_value;
-        return 0;
-    case FROM_TIME: {
-        int64_t off = NAGARE_OFFSET_END;
-        int rc = nagare_offset_lookup(a, o->topic, p->partition, o->from_value, &off);
-        if (rc < 0 && rc != -NAGARE_ENOTFOUND) {
-            return rc;
-        }
-        /* No record that late: start at the end. */
-        *start = rc < 0 || off < 0 ? p->offset_latest : off;
-        return 0;
-    }
-    }
-    UNREACHABLE();
-}
-
-/* Fills r->parts from the topic's description. Returns 0 or the exit
- * status of a reported failure. */
-static int consume_plan(struct consume_run *r, nagare_admin *a, const struct nagare_topic_info *t)
+/* Fills r->parts from the topic's description (their offsets come later,
+ * consume_bounds()). Returns 0 or the exit status of a reported failure. */
+static int consume_plan(struct consume_run *r, const struct nagare_topic_info *t)
 {
     const struct consume_opts *o = r->o;
     r->parts = calloc(t->partition_count > 0 ? t->partition_count : 1, sizeof(*r->parts));
@@ -277,16 +249,7 @@ static int consume_plan(struct consume_run *r, nagare_admin *a, const struct nag
             return cli_fail(p->err < 0 ? p->err : -p->err, "consume %s: partition %" PRId32,
                             o->topic, p->partition);
         }
-        struct consume_part *cp = &r->parts[r->part_count];
-        *cp = (struct consume_part){.partition = p->partition, .stop = p->offset_latest};
-        int rc = consume_start(a, o, p, &cp->start);
-        if (rc < 0) {
-            return cli_fail(rc, "consume %s: finding partition %" PRId32 "'s start", o->topic,
-                            p->partition);
-        }
-        cp->done = !o->follow && cp->start >= cp->stop;
-        r->parts_left += !cp->done;
-        r->part_count++;
+        r->parts[r->part_count++] = (struct consume_part){.partition = p->partition};
     }
     if (r->part_count == 0) {
         return cli_failf("consume %s: no partition %" PRId32 " (the topic has %zu)", o->topic,
@@ -325,7 +288,7 @@ static int consume_describe(struct consume_run *r)
     } else if (rc < 0) {
         st = cli_fail(rc, "consume %s", r->o->topic);
     } else {
-        st = consume_plan(r, a, &t[0]);
+        st = consume_plan(r, &t[0]);
     }
     if (t != NULL) {
         nagare_topics_free(a, t);
@@ -335,6 +298,48 @@ static int consume_describe(struct consume_run *r)
 }
 
 /* ---- reading ---- */
+
+/* Moves partition cp (assigned, at its end) to where --from says. */
+static int consume_seek_start(struct consume_run *r, const struct consume_part *cp)
+{
+    const struct consume_opts *o = r->o;
+    int64_t earliest = 0;
+    int rc = 0;
+    switch (o->from) {
+    case FROM_BEGINNING:
+        return nagare_consumer_seek(r->c, o->topic, cp->partition, NAGARE_OFFSET_BEGINNING);
+    case FROM_END:
+        return 0;
+    case FROM_OFFSET:
+        /* Within [log start, end]: the log start first. */
+        rc = nagare_consumer_seek(r->c, o->topic, cp->partition, NAGARE_OFFSET_BEGINNING);
+        rc = rc == 0 ? nagare_consumer_position(r->c, o->topic, cp->partition, &earliest) : rc;
+        if (rc == 0 && o->from_value > earliest) {
+            rc = nagare_consumer_seek(r->c, o->topic, cp->partition,
+                                      o->from_value < cp->stop ? o->from_value : cp->stop);
+        }
+        return rc;
+    case FROM_TIME: /* no record that late: the end */
+        return nagare_consumer_seek_time(r->c, o->topic, cp->partition, o->from_value);
+    }
+    UNREACHABLE();
+}
+
+/* Assigns partition cp and sets where it stops (its leader's end now) and
+ * starts; done at once when there is nothing between. */
+static int consume_bounds(struct consume_run *r, struct consume_part *cp)
+{
+    const char *topic = r->o->topic;
+    int rc = nagare_consumer_assign(r->c, topic, cp->partition, NAGARE_OFFSET_END);
+    rc = rc == 0 ? nagare_consumer_position(r->c, topic, cp->partition, &cp->stop) : rc;
+    rc = rc == 0 ? consume_seek_start(r, cp) : rc;
+    rc = rc == 0 ? nagare_consumer_position(r->c, topic, cp->partition, &cp->start) : rc;
+    if (rc == 0) {
+        cp->done = !r->o->follow && cp->start >= cp->stop;
+        r->parts_left += !cp->done;
+    }
+    return rc;
+}
 
 static int consume_connect(struct consume_run *r)
 {
@@ -348,14 +353,10 @@ static int consume_connect(struct consume_run *r)
         return cli_fail(rc, "connecting to %s", r->o->broker);
     }
     for (size_t i = 0; i < r->part_count; i++) {
-        const struct consume_part *cp = &r->parts[i];
-        if (cp->done) {
-            continue;
-        }
-        rc = nagare_consumer_assign(r->c, r->o->topic, cp->partition, cp->start);
+        rc = consume_bounds(r, &r->parts[i]);
         if (rc < 0) {
-            return cli_fail(rc, "consume %s: assigning partition %" PRId32, r->o->topic,
-                            cp->partition);
+            return cli_fail(rc, "consume %s: finding partition %" PRId32 "'s start and end",
+                            r->o->topic, r->parts[i].partition);
         }
     }
     return 0;
@@ -532,7 +533,7 @@ int cli_consume_main(int argc, char **argv)
         return cli_consume_grouped(&o, &r.fmt);
     }
     st = consume_describe(&r);
-    if (st == 0 && consume_more(&r)) {
+    if (st == 0 && r.part_count > 0) { /* none: a dead-letter topic not made yet */
         st = consume_connect(&r);
     }
     if (st == 0) {
