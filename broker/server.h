@@ -47,6 +47,10 @@ struct server_topic;
 /* How often member sessions are checked: session timeouts are >= 1 s
  * (GROUP_SESSION_MS_MIN), so a member is removed at most 100 ms late. */
 #define SERVER_GROUPS_EXPIRE_MS 100
+/* In a cluster: the internal topic of committed offsets (docs/cluster.md,
+ * section 5), and how often a broker asks for it while it is missing. */
+#define GROUPS_OFFSETS_TOPIC "__offsets"
+#define GROUPS_OFFSETS_CREATE_MS 1000
 
 /* One partition of a topic, as the broker runs it. */
 struct bpart {
@@ -96,6 +100,8 @@ struct server {
     int32_t scrub_part;
     struct offsets offsets; /* committed group offsets (group_serve.c) */
     bool offsets_ready;
+    int32_t coordinator_epoch; /* a cluster: __offsets/0's epoch the store serves at */
+    int64_t offsets_create_ms; /* a cluster: when __offsets was last asked for */
     struct group **groups; /* groups with members, sorted by id */
     uint32_t group_count;
     uint64_t group_member_seq; /* where new groups start numbering members */
@@ -238,6 +244,19 @@ MUST_USE int groups_close(struct server *s);
 /* Removes members whose session ran out (logged) and frees groups left
  * empty; at most every SERVER_GROUPS_EXPIRE_MS. From housekeeping. */
 void groups_expire(struct server *s);
+
+/* A clustered broker after each view (and from housekeeping): while it
+ * leads __offsets/0 the offsets store serves from that partition (attached
+ * once no append is in flight there, replaying it whole); when it stops
+ * leading, or leads at a new epoch, the store is detached and every group
+ * with members dropped. No-op on a single broker. */
+void groups_coordinate(struct server *s);
+
+/* True when this broker must answer a request of api_key (JoinGroup ..
+ * ResetOffsets) NG_ENOT_COORDINATOR: a clustered broker whose store does
+ * not serve. It then asks the cluster for __offsets if its catalog has
+ * none. */
+bool groups_refuse(struct server *s, uint16_t api_key);
 
 void handle_join_group(struct server *s, struct loop_req *req, const struct proto_req_header *h,
                        struct rd *body);
