@@ -164,6 +164,13 @@ MUST_USE int bpart_load_producers(struct bpart *bp);
 /* The topic named name, or NULL. */
 struct server_topic *server_topic_find(struct server *s, struct proto_str name);
 
+/* Names beginning with "__" are the broker's own (GROUPS_OFFSETS_TOPIC):
+ * clients may not create, delete or produce to them (NG_EBADNAME). */
+static inline bool server_topic_reserved(struct proto_str name)
+{
+    return name.len >= 2 && name.ptr[0] == '_' && name.ptr[1] == '_';
+}
+
 /* Creates a topic (catalog entry and every partition). requested may hold
  * PROTO_CONFIG_DEFAULT fields. Returns 0 with *out, or -NG_EBADNAME,
  * -NG_ETOPIC_EXISTS, -NG_EBADARG, -NG_ETOOBIG (too many topics), -errno. */
