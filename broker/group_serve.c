@@ -284,7 +284,11 @@ static void offsets_topic_ensure(struct server *s)
     }
 }
 
-static int repl_check(void *arg) { return replica_check_acks_all(arg); }
+static int repl_check(void *arg)
+{
+    int rc = replica_serving(arg);
+    return rc != 0 ? rc : replica_check_acks_all(arg);
+}
 
 static void repl_wait(void *arg, struct replica_wait *w, int64_t end)
 {

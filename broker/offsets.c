@@ -326,6 +326,9 @@ static void commit_finish(struct offsets_commit *c, int rc)
     o->inflight--;
     bool current = c->term == o->term;
     bool attached = c->term != 0; /* an own log's term stays 0 */
+    if (current && attached && (rc == -NG_ENOT_LEADER || rc == -NG_ECLOSED)) {
+        o->open = false; /* the leadership ended: nothing more is appended (detach follows) */
+    }
     if (!current || (attached && (rc == -NG_ENOT_LEADER || rc == -NG_ECLOSED))) {
         rc = -NG_ENOT_COORDINATOR; /* the next coordinator replays it, or not */
     }
@@ -362,7 +365,8 @@ static void commit_done(struct part_append *a, int rc)
 /* Appends c's batch; on failure frees what c holds. */
 static int commit_append(struct offsets_commit *c)
 {
-    int rc = c->term == c->o->term ? part_append(c->o->served, &c->a) : -NG_ENOT_COORDINATOR;
+    struct offsets *o = c->o;
+    int rc = c->term == o->term && o->open ? part_append(o->served, &c->a) : -NG_ENOT_COORDINATOR;
     if (rc == 0) {
         c->o->inflight++;
     } else {
@@ -436,7 +440,7 @@ int offsets_commit(struct offsets *o, struct offsets_commit *c, const char *grou
     }
     int rc = o->attached ? o->repl.check(o->repl.arg) : 0;
     if (rc != 0) {
-        return rc;
+        return rc == -NG_ENOT_LEADER ? -NG_ENOT_COORDINATOR : rc;
     }
     *c = (struct offsets_commit){.o = o, .term = o->term, .done = done, .ctx = ctx};
     memcpy(c->group, group, glen + 1);
@@ -477,6 +481,9 @@ static void snapshot_batch_finish(struct snapshot_batch *b, int rc)
     /* committed on fewer replicas than asked is committed: no replica that
      * may lead, nor this one, loses it */
     rc = rc == -NG_ENOT_ENOUGH_REPLICAS ? 0 : rc;
+    if (current && (rc == -NG_ENOT_LEADER || rc == -NG_ECLOSED)) {
+        o->open = false; /* the leadership ended: nothing more is appended (detach follows) */
+    }
     o->snapshot_err = o->snapshot_err != 0 ? o->snapshot_err : rc;
     ASSERT(o->snapshot_batches > 0);
     if (--o->snapshot_batches == 0 && current) {
@@ -581,7 +588,9 @@ static void maybe_compact(struct offsets *o)
         return;
     }
     o->snapshot_due = false;
-    if (!o->closing && o->open) {
+    /* Attached, a snapshot goes only while the in-sync set is big enough
+     * (else the next commit tries again). */
+    if (!o->closing && o->open && (!o->attached || o->repl.check(o->repl.arg) == 0)) {
         snapshot_start(o);
     }
     while (o->held_first != NULL) {
