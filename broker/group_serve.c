@@ -53,10 +53,24 @@ static_assert(PROTO_TOPIC_NAME_BYTES_MAX <= GROUP_ID_BYTES_MAX,
 
 static int64_t now_ms(const struct server *s) { return (int64_t)loop_now_ms(&s->loop); }
 
+/* A topic's name as the broker knows it (valid while the handler runs) and
+ * its partition count, or NULL: the topic held here, else, in a cluster,
+ * the catalog's (a coordinator need not hold a replica of every topic). */
+static const char *topic_known(struct server *s, struct proto_str name, int32_t *partitions)
+{
+    struct server_topic *t = server_topic_find(s, name);
+    const struct cluster_topic *ct =
+        t == NULL && s->view != NULL ? cluster_view_topic(s->view, name.ptr, (size_t)name.len)
+                                     : NULL;
+    *partitions = t != NULL ? t->cfg.partitions : ct != NULL ? ct->partitions : -1;
+    return t != NULL ? t->name : ct != NULL ? ct->name : NULL;
+}
+
 static int32_t topic_partitions(void *arg, const char *topic)
 {
-    struct server_topic *t = server_topic_find(arg, proto_str_make(topic));
-    return t != NULL ? t->cfg.partitions : -1;
+    int32_t partitions;
+    (void)topic_known(arg, proto_str_make(topic), &partitions);
+    return partitions;
 }
 
 /* Copies a group id from the wire: 1..249 bytes of printable ASCII (they
@@ -715,14 +729,15 @@ struct committer {
     uint32_t generation;
 };
 
-/* May c commit offset for partition of topic st? 0 or the partition's error. */
-static int commit_check(const struct committer *c, const struct server_topic *st, int32_t partition,
-                        int64_t offset)
+/* May c commit offset for partition of topic name (NULL: unknown), which
+ * has partitions? 0 or the partition's error. */
+static int commit_check(const struct committer *c, const char *name, int32_t partitions,
+                        int32_t partition, int64_t offset)
 {
     if (c->err != 0) {
         return c->err;
     }
-    if (st == NULL || partition < 0 || partition >= st->cfg.partitions) {
+    if (name == NULL || partition < 0 || partition >= partitions) {
         return -NG_EUNKNOWN_TOPIC;
     }
     if (offset < 0) {
@@ -734,7 +749,7 @@ static int commit_check(const struct committer *c, const struct server_topic *st
     if (c->g == NULL) {
         return -NG_EUNKNOWN_MEMBER;
     }
-    return group_check_commit(c->g, c->member, c->generation, st->name, partition);
+    return group_check_commit(c->g, c->member, c->generation, name, partition);
 }
 
 void handle_offset_commit(struct server *s, struct loop_req *req, const struct proto_req_header *h,
@@ -755,13 +770,14 @@ void handle_offset_commit(struct server *s, struct loop_req *req, const struct p
     struct proto_topic t;
     uint32_t i = 0;
     while (proto_next_topic(&d, &t)) {
-        const struct server_topic *st = server_topic_find(s, t.name);
+        int32_t partitions;
+        const char *name = topic_known(s, t.name, &partitions);
         struct proto_offset_commit_req_partition p;
         while (proto_offset_commit_req_next_partition(&d, &p)) {
             struct job_part *jp = &j->parts[i++];
             *jp = (struct job_part){.topic = t.name, .partition = p.partition, .offset = p.offset};
-            jp->err = commit_check(&c, st, p.partition, p.offset);
-            jp->name = st != NULL ? st->name : NULL;
+            jp->err = commit_check(&c, name, partitions, p.partition, p.offset);
+            jp->name = name;
             jp->written = jp->err == 0;
         }
     }
