@@ -497,10 +497,9 @@ void handle_delete_topics(struct server *s, struct loop_req *req, const struct p
     proto_delete_topics_resp_begin(&e, &w, h->api_version, h->correlation_id);
     struct proto_topic t;
     while (proto_next_topic(&d, &t)) {
-        struct proto_topic_result r = {.name = t.name,
-                                       .err = server_topic_reserved(t.name)
-                                                  ? -NG_EBADNAME
-                                                  : server_topic_delete(s, t.name)};
+        struct proto_topic_result r = {
+            .name = t.name,
+            .err = server_topic_reserved(t.name) ? -NG_EBADNAME : server_topic_delete(s, t.name)};
         proto_enc_topic_result(&e, &r);
     }
     server_resp_end(req, &e, &w, h->correlation_id);

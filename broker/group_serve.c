@@ -59,9 +59,9 @@ static int64_t now_ms(const struct server *s) { return (int64_t)loop_now_ms(&s->
 static const char *topic_known(struct server *s, struct proto_str name, int32_t *partitions)
 {
     struct server_topic *t = server_topic_find(s, name);
-    const struct cluster_topic *ct =
-        t == NULL && s->view != NULL ? cluster_view_topic(s->view, name.ptr, (size_t)name.len)
-                                     : NULL;
+    const struct cluster_topic *ct = t == NULL && s->view != NULL
+                                         ? cluster_view_topic(s->view, name.ptr, (size_t)name.len)
+                                         : NULL;
     *partitions = t != NULL ? t->cfg.partitions : ct != NULL ? ct->partitions : -1;
     return t != NULL ? t->name : ct != NULL ? ct->name : NULL;
 }
@@ -278,8 +278,8 @@ static void offsets_topic_ensure(struct server *s)
     }
     s->offsets_create_ms = now;
     int32_t live = (int32_t)s->view->broker_count;
-    int32_t factor = s->cfg.default_replication_factor < live ? s->cfg.default_replication_factor
-                                                               : live;
+    int32_t factor =
+        s->cfg.default_replication_factor < live ? s->cfg.default_replication_factor : live;
     factor = factor > 0 ? factor : 1;
     int32_t min_insync = s->cfg.min_insync_replicas < factor ? s->cfg.min_insync_replicas : factor;
     struct cluster_topic_config cfg = {.retention_ms = -1,

@@ -85,9 +85,9 @@ struct offsets {
     struct part *served; /* the log of the table: &log, or the partition's */
     bool attached;       /* served is a replicated partition's (repl) */
     struct offsets_repl repl;
-    uint64_t term;    /* bumped by each attach and detach */
-    int64_t (*now_ms)(void); /* the log's clock (part_env) */
-    bool open;               /* the table serves (own log open, or attached) */
+    uint64_t term;                /* bumped by each attach and detach */
+    int64_t (*now_ms)(void);      /* the log's clock (part_env) */
+    bool open;                    /* the table serves (own log open, or attached) */
     struct offsets_group *groups; /* sorted by id */
     uint32_t count;
     uint32_t cap;
@@ -116,7 +116,7 @@ struct offsets_commit {
     struct part_append a;
     struct replica_wait wait; /* attached: for the high watermark */
     struct offsets *o;
-    uint64_t term; /* o's when started */
+    uint64_t term;  /* o's when started */
     uint8_t *batch; /* owned while in flight */
     char group[GROUP_ID_BYTES_MAX + 1];
     struct offsets_item *items; /* copies, owned while in flight */

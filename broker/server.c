@@ -845,7 +845,7 @@ int server_fini(struct server *s)
     cluster_session_stop(s->session);
     s->session = NULL;
     s->alter_isr = NULL;
-    fetchers_stop(s); /* before the partitions they append to close */
+    fetchers_stop(s);            /* before the partitions they append to close */
     offsets_detach(&s->offsets); /* a coordinator's store: before __offsets/0 closes */
     for (uint32_t i = 0; i < s->topic_count; i++) {
         struct server_topic *t = s->topics[i];

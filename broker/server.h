@@ -102,7 +102,7 @@ struct server {
     bool offsets_ready;
     int32_t coordinator_epoch; /* a cluster: __offsets/0's epoch the store serves at */
     int64_t offsets_create_ms; /* a cluster: when __offsets was last asked for */
-    struct group **groups; /* groups with members, sorted by id */
+    struct group **groups;     /* groups with members, sorted by id */
     uint32_t group_count;
     uint64_t group_member_seq; /* where new groups start numbering members */
     int64_t groups_checked_ms; /* last session sweep, loop clock */

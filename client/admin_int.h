@@ -26,8 +26,8 @@ struct client_conn *admin_conn(nagare_admin *a);
  * NG_ENOT_COORDINATOR (retried until the client's timeout, the request
  * having done nothing) or a lost connection (not retried: the request may
  * have been done). Returns as conn_call(). */
-MUST_USE int admin_group_call(nagare_admin *a, uint16_t api_key, size_t need,
-                              conn_encode_fn encode, conn_decode_fn decode, void *arg);
+MUST_USE int admin_group_call(nagare_admin *a, uint16_t api_key, size_t need, conn_encode_fn encode,
+                              conn_decode_fn decode, void *arg);
 /* Monotonic deadline of a call starting now: now + the client's timeout. */
 int64_t admin_deadline(const nagare_admin *a);
 

@@ -177,8 +177,7 @@ static void commit_at(nagare_consumer *c)
     }
 }
 
-Test(cluster_groups, commits_survive_kill9_of_the_coordinator, .fini = teardown,
-     .timeout = 600)
+Test(cluster_groups, commits_survive_kill9_of_the_coordinator, .fini = teardown, .timeout = 600)
 {
     cluster_up();
     produce(0, RECORDS);

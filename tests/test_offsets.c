@@ -307,8 +307,8 @@ static void follow(struct part *src, struct part *dst)
     while (part_offset_next(dst) < part_offset_written(src)) {
         struct part_read_result r;
         int64_t from = part_offset_next(dst);
-        int rc = part_read_to(src, from, part_offset_written(src), buf, sizeof(buf), sizeof(buf),
-                              &r);
+        int rc =
+            part_read_to(src, from, part_offset_written(src), buf, sizeof(buf), sizeof(buf), &r);
         if (rc == -NG_EOFFSET_RANGE && from < part_offset_earliest(src)) {
             cr_assert_eq(part_reset(dst, part_offset_earliest(src)), 0);
             continue;
@@ -451,8 +451,8 @@ Test(offsets, a_snapshot_deletes_old_segments_only_once_replicated)
 Test(offsets, a_followers_copy_replays_to_the_same_table)
 {
     static struct part leader;
-    static struct part full;  /* followed every commit: the whole history */
-    static struct part late;  /* followed at the end: from the leader's log start */
+    static struct part full; /* followed every commit: the whole history */
+    static struct part late; /* followed at the end: from the leader's log start */
     static struct offsets copy;
     log_open(&leader, "leader", SMALL_SEGMENT_BYTES);
     log_open(&full, "full", SMALL_SEGMENT_BYTES);
