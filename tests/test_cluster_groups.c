@@ -265,3 +265,56 @@ Test(cluster_groups, a_broker_not_coordinator_answers_so, .fini = teardown, .tim
         nagare_admin_destroy(a);
     }
 }
+
+/* A commit at a coordinator that holds no replica of the topic: it knows
+ * the topic from the cluster's catalog. "solo" (one partition, one
+ * replica) lands on broker 1, as __offsets/0's preferred leader does;
+ * broker 1 dies, and the new coordinator holds nothing of "solo". */
+Test(cluster_groups, a_coordinator_without_the_topic_takes_its_commits, .fini = teardown,
+     .timeout = 300)
+{
+    cluster_up();
+    nagare_admin *a;
+    cr_assert_eq(nagare_admin_new(C.bootstrap, 5000, &a), 0);
+    struct nagare_topic_config cfg;
+    nagare_topic_config_default(&cfg);
+    cfg.partitions = 1;
+    cfg.replication_factor = 1;
+    int rc = nagare_topic_create(a, "solo", &cfg);
+    cr_assert_eq(rc, 0, "create solo: %s", nagare_strerror(rc));
+    nagare_admin_destroy(a);
+    nagare_consumer *c = member_new(); /* makes __offsets */
+    nagare_consumer_destroy(c);
+    cs_broker_kill(&C, 0);
+    int64_t deadline = clock_mono_ms() + READ_TIMEOUT_MS;
+    int k;
+    while ((k = coordinator_index()) <= 0) {
+        cr_assert_lt(clock_mono_ms(), deadline, "no new coordinator");
+        (void)poll(NULL, 0, 200);
+    }
+    /* an outside commit (null member id): the group has no members */
+    struct cl raw;
+    cl_connect_host(&raw, C.b[k].host, C.b[k].port, 10000);
+    uint32_t corr = cl_next_corr(&raw);
+    struct proto_enc e;
+    struct proto_offset_commit_req req = {
+        .group = proto_str_make(GROUP), .member_id = {.ptr = NULL, .len = -1}, .generation = -1};
+    proto_offset_commit_req_begin(&e, cl_wr(&raw), 0, corr, proto_str_make("t"), &req);
+    proto_enc_topic(&e, proto_str_make("solo"));
+    proto_offset_commit_req_partition(
+        &e, &(struct proto_offset_commit_req_partition){.partition = 0, .offset = 5});
+    cr_assert_eq(proto_enc_end(&e), 0);
+    cr_assert_eq(cl_send_wr(&raw), 0);
+    struct proto_resp_header h;
+    struct rd body;
+    cr_assert_eq(cl_recv(&raw, &h, &body), 0);
+    cr_assert_eq(h.err, 0, "%s", err_str(h.err));
+    struct proto_dec d;
+    cr_assert_eq(proto_offset_commit_resp_decode(&body, 0, &d), 0);
+    struct proto_topic t;
+    struct proto_partition_result r;
+    cr_assert(proto_next_topic(&d, &t));
+    cr_assert(proto_next_partition_result(&d, &r));
+    cr_assert_eq(r.err, 0, "commit of solo/0 at broker %d: %s", k + 1, err_str(r.err));
+    cl_close(&raw);
+}
