@@ -437,6 +437,9 @@ static void admin_topic_start(struct server *s, struct admin_call *c, struct pro
 {
     char cname[PROTO_TOPIC_NAME_BYTES_MAX + 1];
     struct admin_topic *t = admin_item_add(c, name, ADMIN_ITEM_TOPIC, cname);
+    if (t->err == 0 && server_topic_reserved(name)) {
+        t->err = -NG_EBADNAME; /* internal: made by the brokers, not by users */
+    }
     if (t->err != 0) {
         return;
     }
@@ -524,7 +527,8 @@ void handle_create_topics(struct server *s, struct loop_req *req, const struct p
         };
         struct server_topic *t;
         struct proto_topic_result r = {.name = ct.name};
-        r.err = create_replication_check(s, ct.name, ct.replication_factor);
+        r.err = server_topic_reserved(ct.name) ? -NG_EBADNAME : 0;
+        r.err = r.err == 0 ? create_replication_check(s, ct.name, ct.replication_factor) : r.err;
         r.err = r.err == 0 ? create_unclean_check(false, ct.unclean_leader_election) : r.err;
         r.err = r.err == 0 ? server_topic_create(s, ct.name, &requested, &t) : r.err;
         if (r.err != 0 && r.err != -NG_ETOPIC_EXISTS && r.err != -NG_ENOT_ENOUGH_REPLICAS &&
@@ -553,7 +557,9 @@ void handle_delete_topics(struct server *s, struct loop_req *req, const struct p
     proto_delete_topics_resp_begin(&e, &w, h->api_version, h->correlation_id);
     struct proto_topic t;
     while (proto_next_topic(&d, &t)) {
-        struct proto_topic_result r = {.name = t.name, .err = server_topic_delete(s, t.name)};
+        struct proto_topic_result r = {
+            .name = t.name,
+            .err = server_topic_reserved(t.name) ? -NG_EBADNAME : server_topic_delete(s, t.name)};
         proto_enc_topic_result(&e, &r);
     }
     server_resp_end(req, &e, &w, h->correlation_id);

@@ -16,6 +16,13 @@
  * job: the request's partitions are judged, the accepted ones go to
  * offsets_commit(), and the answer is sent from its completion, once the
  * batch is fdatasync'd. Refused partitions are not written.
+ *
+ * In a cluster (docs/cluster.md, section 5) the coordinator of every group
+ * is the leader of __offsets/0: the store serves from that partition's log
+ * while this broker leads it (groups_coordinate()), and the group apis are
+ * answered NG_ENOT_COORDINATOR elsewhere (groups_refuse()). When the
+ * leadership ends, the table and the groups with members go: members find
+ * the new coordinator and join it again.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -46,10 +53,24 @@ static_assert(PROTO_TOPIC_NAME_BYTES_MAX <= GROUP_ID_BYTES_MAX,
 
 static int64_t now_ms(const struct server *s) { return (int64_t)loop_now_ms(&s->loop); }
 
+/* A topic's name as the broker knows it (valid while the handler runs) and
+ * its partition count, or NULL: the topic held here, else, in a cluster,
+ * the catalog's (a coordinator need not hold a replica of every topic). */
+static const char *topic_known(struct server *s, struct proto_str name, int32_t *partitions)
+{
+    struct server_topic *t = server_topic_find(s, name);
+    const struct cluster_topic *ct = t == NULL && s->view != NULL
+                                         ? cluster_view_topic(s->view, name.ptr, (size_t)name.len)
+                                         : NULL;
+    *partitions = t != NULL ? t->cfg.partitions : ct != NULL ? ct->partitions : -1;
+    return t != NULL ? t->name : ct != NULL ? ct->name : NULL;
+}
+
 static int32_t topic_partitions(void *arg, const char *topic)
 {
-    struct server_topic *t = server_topic_find(arg, proto_str_make(topic));
-    return t != NULL ? t->cfg.partitions : -1;
+    int32_t partitions;
+    (void)topic_known(arg, proto_str_make(topic), &partitions);
+    return partitions;
 }
 
 /* Copies a group id from the wire: 1..249 bytes of printable ASCII (they
@@ -180,6 +201,12 @@ int groups_open(struct server *s)
     } else if (errno != EEXIST) {
         rc = -errno;
     }
+    if (rc == 0 && broker_config_clustered(&s->cfg)) {
+        /* The store opens on __offsets/0 once this broker leads it; the
+         * directory holds the share-state log. */
+        s->offsets_ready = true;
+        return 0;
+    }
     snprintf(dir, sizeof(dir), "%s/groups/offsets", s->cfg.data_dir);
     uint64_t segment_bytes = (uint64_t)s->cfg.internal_segment_bytes;
     rc = rc == 0 ? offsets_open(&s->offsets, dir, &s->env, segment_bytes) : rc;
@@ -192,6 +219,21 @@ int groups_open(struct server *s)
     return 0;
 }
 
+/* Frees every group with members (their members are forgotten). */
+static void groups_free_all(struct server *s)
+{
+    for (uint32_t i = 0; i < s->group_count; i++) {
+        if (s->groups[i]->member_seq > s->group_member_seq) {
+            s->group_member_seq = s->groups[i]->member_seq;
+        }
+        group_fini(s->groups[i]);
+        free(s->groups[i]);
+    }
+    free(s->groups);
+    s->groups = NULL;
+    s->group_count = 0;
+}
+
 int groups_close(struct server *s)
 {
     int rc = 0;
@@ -199,14 +241,108 @@ int groups_close(struct server *s)
         rc = offsets_close(&s->offsets);
         s->offsets_ready = false;
     }
-    for (uint32_t i = 0; i < s->group_count; i++) {
-        group_fini(s->groups[i]);
-        free(s->groups[i]);
-    }
-    free(s->groups);
-    s->groups = NULL;
-    s->group_count = 0;
+    groups_free_all(s);
     return rc;
+}
+
+/* ---- a cluster: the coordinator is the leader of __offsets/0 ---- */
+
+static struct bpart *offsets_bpart(struct server *s)
+{
+    struct server_topic *t = server_topic_find(s, str_of(GROUPS_OFFSETS_TOPIC));
+    return t != NULL ? &t->parts[0] : NULL;
+}
+
+/* On the cluster thread: the creation's outcome (the view brings the topic). */
+static void offsets_topic_created(void *arg, int rc)
+{
+    (void)arg;
+    if (rc != 0 && rc != -NG_ETOPIC_EXISTS) {
+        log_warn("creating topic %s: %s", GROUPS_OFFSETS_TOPIC, err_str(rc));
+    }
+}
+
+/* Asks the cluster for __offsets when its catalog has none (at most once per
+ * GROUPS_OFFSETS_CREATE_MS; brokers asking at once: one wins, the others
+ * get NG_ETOPIC_EXISTS): one partition, replicated on as many live brokers
+ * as the default replication factor asks and there are, never retained
+ * away (the latest commit of a partition may be old). */
+static void offsets_topic_ensure(struct server *s)
+{
+    const char *name = GROUPS_OFFSETS_TOPIC;
+    int64_t now = now_ms(s);
+    if (s->session == NULL || s->view == NULL || s->view->fenced ||
+        cluster_view_topic(s->view, name, strlen(name)) != NULL ||
+        (s->offsets_create_ms != 0 && now - s->offsets_create_ms < GROUPS_OFFSETS_CREATE_MS)) {
+        return;
+    }
+    s->offsets_create_ms = now;
+    int32_t live = (int32_t)s->view->broker_count;
+    int32_t factor =
+        s->cfg.default_replication_factor < live ? s->cfg.default_replication_factor : live;
+    factor = factor > 0 ? factor : 1;
+    int32_t min_insync = s->cfg.min_insync_replicas < factor ? s->cfg.min_insync_replicas : factor;
+    struct cluster_topic_config cfg = {.retention_ms = -1,
+                                       .retention_bytes = -1,
+                                       .segment_bytes = s->cfg.internal_segment_bytes,
+                                       .segment_ms = PROTO_CONFIG_DEFAULT,
+                                       .batch_bytes_max = OFFSETS_BATCH_MAX,
+                                       .min_insync_replicas = min_insync};
+    int rc = cluster_session_create_topic(s->session, name, 1, (int16_t)factor, &cfg,
+                                          offsets_topic_created, NULL);
+    if (rc != 0) {
+        log_warn("creating topic %s: %s", name, err_str(rc));
+    } else {
+        log_info("creating topic %s (replication factor %d, min in-sync %d)", name, factor,
+                 min_insync);
+    }
+}
+
+static int repl_check(void *arg)
+{
+    int rc = replica_serving(arg);
+    return rc != 0 ? rc : replica_check_acks_all(arg);
+}
+
+static void repl_wait(void *arg, struct replica_wait *w, int64_t end)
+{
+    replica_wait_add(arg, w, end);
+}
+
+void groups_coordinate(struct server *s)
+{
+    if (s->view == NULL || !s->offsets_ready || s->loop.stopping) {
+        return;
+    }
+    struct offsets *o = &s->offsets;
+    struct bpart *bp = offsets_bpart(s);
+    bool lead = bp != NULL && bp->rep.role == REPLICA_LEADER;
+    if (o->attached &&
+        (!lead || o->repl.arg != bp || s->coordinator_epoch != bp->rep.leader_epoch)) {
+        log_info("group coordinator: no longer (leader epoch %d); %u groups with members dropped",
+                 s->coordinator_epoch, s->group_count);
+        offsets_detach(o);
+        groups_free_all(s);
+    }
+    /* The follower's last appends must be in the log replayed: wait until
+     * none is in flight (the next view or housekeeping comes back). */
+    struct offsets_repl repl = {.arg = bp, .check = repl_check, .wait = repl_wait};
+    if (lead && !o->attached && part_offset_written(&bp->log) == part_offset_next(&bp->log) &&
+        offsets_attach(o, &bp->log, (uint64_t)bp->topic->cfg.segment_bytes, &repl, &s->env) == 0) {
+        s->coordinator_epoch = bp->rep.leader_epoch;
+        log_info("group coordinator at leader epoch %d: %u groups with committed offsets",
+                 s->coordinator_epoch, o->count);
+    }
+}
+
+bool groups_refuse(struct server *s, uint16_t api_key)
+{
+    if (api_key < PROTO_API_JOIN_GROUP || api_key > PROTO_API_RESET_OFFSETS ||
+        !broker_config_clustered(&s->cfg) || s->offsets.open) {
+        return false;
+    }
+    offsets_topic_ensure(s);
+    return true;
 }
 
 /* Logs the members of g whose session has run out by now. */
@@ -223,6 +359,7 @@ static void log_expired(const struct group *g, int64_t now)
 
 void groups_expire(struct server *s)
 {
+    groups_coordinate(s); /* an attach put off by appends in flight */
     int64_t now = now_ms(s);
     if (now - s->groups_checked_ms < SERVER_GROUPS_EXPIRE_MS) {
         return;
@@ -592,14 +729,15 @@ struct committer {
     uint32_t generation;
 };
 
-/* May c commit offset for partition of topic st? 0 or the partition's error. */
-static int commit_check(const struct committer *c, const struct server_topic *st, int32_t partition,
-                        int64_t offset)
+/* May c commit offset for partition of topic name (NULL: unknown), which
+ * has partitions? 0 or the partition's error. */
+static int commit_check(const struct committer *c, const char *name, int32_t partitions,
+                        int32_t partition, int64_t offset)
 {
     if (c->err != 0) {
         return c->err;
     }
-    if (st == NULL || partition < 0 || partition >= st->cfg.partitions) {
+    if (name == NULL || partition < 0 || partition >= partitions) {
         return -NG_EUNKNOWN_TOPIC;
     }
     if (offset < 0) {
@@ -611,7 +749,7 @@ static int commit_check(const struct committer *c, const struct server_topic *st
     if (c->g == NULL) {
         return -NG_EUNKNOWN_MEMBER;
     }
-    return group_check_commit(c->g, c->member, c->generation, st->name, partition);
+    return group_check_commit(c->g, c->member, c->generation, name, partition);
 }
 
 void handle_offset_commit(struct server *s, struct loop_req *req, const struct proto_req_header *h,
@@ -632,13 +770,14 @@ void handle_offset_commit(struct server *s, struct loop_req *req, const struct p
     struct proto_topic t;
     uint32_t i = 0;
     while (proto_next_topic(&d, &t)) {
-        const struct server_topic *st = server_topic_find(s, t.name);
+        int32_t partitions;
+        const char *name = topic_known(s, t.name, &partitions);
         struct proto_offset_commit_req_partition p;
         while (proto_offset_commit_req_next_partition(&d, &p)) {
             struct job_part *jp = &j->parts[i++];
             *jp = (struct job_part){.topic = t.name, .partition = p.partition, .offset = p.offset};
-            jp->err = commit_check(&c, st, p.partition, p.offset);
-            jp->name = st != NULL ? st->name : NULL;
+            jp->err = commit_check(&c, name, partitions, p.partition, p.offset);
+            jp->name = name;
             jp->written = jp->err == 0;
         }
     }

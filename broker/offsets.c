@@ -173,7 +173,8 @@ int offsets_replay_batch(struct offsets *o, const uint8_t *batch, size_t len, st
     return rc < 0 ? rc : 0;
 }
 
-/* Reads the whole log in order and applies every record. */
+/* Reads the whole written log in order and applies every record (a
+ * replica's log past its high watermark too: it is what it will serve). */
 static int replay(struct offsets *o, const struct part_env *env)
 {
     size_t cap = OFFSETS_BATCH_MAX;
@@ -181,11 +182,12 @@ static int replay(struct offsets *o, const struct part_env *env)
     if (buf == NULL) {
         return -ENOMEM;
     }
-    int64_t offset = part_offset_earliest(&o->log);
+    int64_t offset = part_offset_earliest(o->served);
+    int64_t end = part_offset_written(o->served);
     int rc = 0;
-    while (rc == 0 && offset < part_offset_latest(&o->log)) {
+    while (rc == 0 && offset < end) {
         struct part_read_result r;
-        rc = part_read(&o->log, offset, buf, cap, cap, &r);
+        rc = part_read_to(o->served, offset, end, buf, cap, cap, &r);
         for (size_t at = 0; rc == 0 && at < r.bytes;) {
             struct batch_header h;
             rc = batch_header_decode(buf + at, r.bytes - at, OFFSETS_BATCH_MAX, &h);
@@ -217,6 +219,7 @@ int offsets_open(struct offsets *o, const char *dir, const struct part_env *env,
     if (rc != 0) {
         return rc;
     }
+    o->served = &o->log;
     o->open = true;
     rc = replay(o, env);
     if (rc != 0) {
@@ -227,23 +230,77 @@ int offsets_open(struct offsets *o, const char *dir, const struct part_env *env,
     return rc;
 }
 
-int offsets_close(struct offsets *o)
+static void commit_free(struct offsets_commit *c);
+
+static void table_free(struct offsets *o)
 {
-    int rc = 0;
-    o->closing = true; /* no new snapshot: held commits just go */
-    if (o->open) {
-        rc = part_drain(&o->log);
-        int rc2 = part_close(&o->log);
-        rc = rc != 0 ? rc : rc2;
-        o->open = false;
-    }
     for (uint32_t i = 0; i < o->count; i++) {
         free(o->groups[i].entries);
     }
     free(o->groups);
     o->groups = NULL;
     o->count = o->cap = 0;
+}
+
+int offsets_close(struct offsets *o)
+{
+    int rc = 0;
+    o->closing = true; /* no new snapshot: held commits just go */
+    if (o->attached) {
+        offsets_detach(o);
+    } else if (o->open) {
+        rc = part_drain(&o->log);
+        int rc2 = part_close(&o->log);
+        rc = rc != 0 ? rc : rc2;
+        o->open = false;
+    }
+    table_free(o);
     return rc;
+}
+
+int offsets_attach(struct offsets *o, struct part *log, uint64_t segment_bytes,
+                   const struct offsets_repl *repl, const struct part_env *env)
+{
+    ASSERT(!o->open && !o->attached && o->inflight == 0 && o->snapshot_batches == 0 &&
+           o->held_first == NULL);
+    ASSERT(part_offset_written(log) == part_offset_next(log));
+    ASSERT(env->scratch_bytes >= OFFSETS_SCRATCH_BYTES);
+    o->served = log;
+    o->attached = true;
+    o->repl = *repl;
+    o->term++;
+    o->now_ms = env->now_ms;
+    o->closing = false;
+    o->snapshot_due = false;
+    compaction_init(&o->compaction, "offsets log", segment_bytes);
+    o->open = true;
+    int rc = replay(o, env);
+    if (rc != 0) {
+        log_error("offsets log: %s", err_str(rc));
+        offsets_detach(o);
+    }
+    return rc;
+}
+
+void offsets_detach(struct offsets *o)
+{
+    if (!o->attached) {
+        return;
+    }
+    o->open = false;
+    o->term++; /* what is in flight now changes nothing */
+    o->snapshot_due = false;
+    o->attached = false;
+    o->served = NULL;
+    table_free(o);
+    while (o->held_first != NULL) {
+        struct offsets_commit *c = o->held_first;
+        o->held_first = c->held_next;
+        c->held_next = NULL;
+        commit_free(c);
+        c->done(c, -NG_ENOT_COORDINATOR);
+    }
+    o->held_last = NULL;
 }
 
 /* ---- commits ---- */
@@ -260,25 +317,56 @@ static void commit_free(struct offsets_commit *c)
 
 static void maybe_compact(struct offsets *o);
 
-static void commit_done(struct part_append *a, int rc)
+/* The commit is in the log (rc 0), or not: the table shows it when it is,
+ * if its term still lasts. */
+static void commit_finish(struct offsets_commit *c, int rc)
 {
-    struct offsets_commit *c = (struct offsets_commit *)a;
     struct offsets *o = c->o;
     ASSERT(o->inflight > 0);
     o->inflight--;
-    for (uint32_t i = 0; rc == 0 && i < c->count; i++) {
-        rc = apply(o, c->group, c->items[i].topic, c->items[i].partition, c->items[i].offset,
-                   c->a.hdr.timestamp_max_ms);
+    bool current = c->term == o->term;
+    bool attached = c->term != 0; /* an own log's term stays 0 */
+    if (current && attached && (rc == -NG_ENOT_LEADER || rc == -NG_ECLOSED)) {
+        o->open = false; /* the leadership ended: nothing more is appended (detach follows) */
     }
+    if (!current || (attached && (rc == -NG_ENOT_LEADER || rc == -NG_ECLOSED))) {
+        rc = -NG_ENOT_COORDINATOR; /* the next coordinator replays it, or not */
+    }
+    /* Below the high watermark on fewer replicas than asked is committed
+     * all the same: a replay shows it. */
+    int applied = rc == -NG_ENOT_ENOUGH_REPLICAS ? 0 : rc;
+    for (uint32_t i = 0; applied == 0 && i < c->count; i++) {
+        applied = apply(o, c->group, c->items[i].topic, c->items[i].partition, c->items[i].offset,
+                        c->a.hdr.timestamp_max_ms);
+    }
+    rc = applied != 0 ? applied : rc;
     commit_free(c);
     maybe_compact(o);
     c->done(c, rc);
 }
 
+static void commit_replicated(struct replica_wait *w, int rc)
+{
+    commit_finish(container_of(w, struct offsets_commit, wait), rc);
+}
+
+static void commit_done(struct part_append *a, int rc)
+{
+    struct offsets_commit *c = container_of(a, struct offsets_commit, a);
+    struct offsets *o = c->o;
+    if (rc == 0 && c->term == o->term && o->attached) {
+        c->wait.done = commit_replicated;
+        o->repl.wait(o->repl.arg, &c->wait, batch_offset_last(&a->hdr) + 1);
+        return;
+    }
+    commit_finish(c, rc);
+}
+
 /* Appends c's batch; on failure frees what c holds. */
 static int commit_append(struct offsets_commit *c)
 {
-    int rc = part_append(&c->o->log, &c->a);
+    struct offsets *o = c->o;
+    int rc = c->term == o->term && o->open ? part_append(o->served, &c->a) : -NG_ENOT_COORDINATOR;
     if (rc == 0) {
         c->o->inflight++;
     } else {
@@ -347,10 +435,17 @@ int offsets_commit(struct offsets *o, struct offsets_commit *c, const char *grou
     if (glen == 0 || glen > GROUP_ID_BYTES_MAX) {
         return -NG_EBADNAME;
     }
-    *c = (struct offsets_commit){.o = o, .done = done, .ctx = ctx};
+    if (!o->open) {
+        return -NG_ENOT_COORDINATOR;
+    }
+    int rc = o->attached ? o->repl.check(o->repl.arg) : 0;
+    if (rc != 0) {
+        return rc == -NG_ENOT_LEADER ? -NG_ENOT_COORDINATOR : rc;
+    }
+    *c = (struct offsets_commit){.o = o, .term = o->term, .done = done, .ctx = ctx};
     memcpy(c->group, group, glen + 1);
     size_t len = 0;
-    int rc = copy_items(c, items, count);
+    rc = copy_items(c, items, count);
     rc = rc == 0 ? build_batch(c, o->now_ms(), &len) : rc;
     if (rc != 0) {
         commit_free(c);
@@ -368,23 +463,49 @@ int offsets_commit(struct offsets *o, struct offsets_commit *c, const char *grou
 
 /* ---- compaction ---- */
 
-/* One batch of a snapshot, owned by the table until its append completes. */
+/* One batch of a snapshot, owned by the table until its append completes
+ * (attached: until the high watermark passes it). */
 struct snapshot_batch {
     struct part_append a;
+    struct replica_wait wait;
     struct offsets *o;
+    uint64_t term;
     uint8_t bytes[];
 };
 
-static void snapshot_batch_done(struct part_append *a, int rc)
+static void snapshot_batch_finish(struct snapshot_batch *b, int rc)
 {
-    struct snapshot_batch *b = (struct snapshot_batch *)a;
     struct offsets *o = b->o;
+    bool current = b->term == o->term;
     free(b);
+    /* committed on fewer replicas than asked is committed: no replica that
+     * may lead, nor this one, loses it */
+    rc = rc == -NG_ENOT_ENOUGH_REPLICAS ? 0 : rc;
+    if (current && (rc == -NG_ENOT_LEADER || rc == -NG_ECLOSED)) {
+        o->open = false; /* the leadership ended: nothing more is appended (detach follows) */
+    }
     o->snapshot_err = o->snapshot_err != 0 ? o->snapshot_err : rc;
     ASSERT(o->snapshot_batches > 0);
-    if (--o->snapshot_batches == 0) {
-        compaction_end(&o->compaction, &o->log, o->snapshot_err);
+    if (--o->snapshot_batches == 0 && current) {
+        compaction_end(&o->compaction, o->served, o->snapshot_err);
     }
+}
+
+static void snapshot_batch_replicated(struct replica_wait *w, int rc)
+{
+    snapshot_batch_finish(container_of(w, struct snapshot_batch, wait), rc);
+}
+
+static void snapshot_batch_done(struct part_append *a, int rc)
+{
+    struct snapshot_batch *b = container_of(a, struct snapshot_batch, a);
+    struct offsets *o = b->o;
+    if (rc == 0 && b->term == o->term && o->attached) {
+        b->wait.done = snapshot_batch_replicated;
+        o->repl.wait(o->repl.arg, &b->wait, batch_offset_last(&a->hdr) + 1);
+        return;
+    }
+    snapshot_batch_finish(b, rc);
 }
 
 /* The next snapshot batch: up to OFFSETS_COMMIT_ITEMS_MAX live entries from
@@ -420,6 +541,7 @@ static struct snapshot_batch *snapshot_batch_build(struct offsets *o, uint32_t *
     b->a = (struct part_append){
         .batch = b->bytes, .bytes = len, .durable = true, .done = snapshot_batch_done};
     b->o = o;
+    b->term = o->term;
     return b;
 }
 
@@ -433,12 +555,12 @@ static void snapshot_start(struct offsets *o)
         left += o->groups[i].count;
     }
     o->snapshot_err = 0;
-    compaction_begin(&o->compaction, &o->log);
+    compaction_begin(&o->compaction, o->served);
     uint32_t gi = 0;
     uint32_t ei = 0;
     while (left > 0 && o->snapshot_err == 0) {
         struct snapshot_batch *b = snapshot_batch_build(o, &gi, &ei, left);
-        int rc = b != NULL ? part_append(&o->log, &b->a) : -ENOMEM;
+        int rc = b != NULL ? part_append(o->served, &b->a) : -ENOMEM;
         if (rc != 0) {
             free(b);
             o->snapshot_err = rc; /* what is appended stays: it repeats the table */
@@ -447,9 +569,9 @@ static void snapshot_start(struct offsets *o)
         left -= b->a.hdr.record_count;
         o->snapshot_batches++;
     }
-    compaction_placed(&o->compaction, &o->log);
+    compaction_placed(&o->compaction, o->served);
     if (o->snapshot_batches == 0) { /* an empty table, or nothing could be appended */
-        compaction_end(&o->compaction, &o->log, o->snapshot_err);
+        compaction_end(&o->compaction, o->served, o->snapshot_err);
     }
 }
 
@@ -458,14 +580,17 @@ static void snapshot_start(struct offsets *o)
  * held commits go after it, in their order. */
 static void maybe_compact(struct offsets *o)
 {
-    if (!o->snapshot_due && !o->closing && compaction_wanted(&o->compaction, &o->log)) {
+    if (!o->snapshot_due && !o->closing && o->open &&
+        compaction_wanted(&o->compaction, o->served)) {
         o->snapshot_due = true;
     }
     if (!o->snapshot_due || o->inflight > 0) {
         return;
     }
     o->snapshot_due = false;
-    if (!o->closing) {
+    /* Attached, a snapshot goes only while the in-sync set is big enough
+     * (else the next commit tries again). */
+    if (!o->closing && o->open && (!o->attached || o->repl.check(o->repl.arg) == 0)) {
         snapshot_start(o);
     }
     while (o->held_first != NULL) {

@@ -231,6 +231,10 @@ static void start_append(struct server *s, struct server_topic *t, struct produc
 /* The topic a produce names, created on first use when allowed. */
 static struct server_topic *produce_topic(struct server *s, struct proto_str name, int *err)
 {
+    if (server_topic_reserved(name)) {
+        *err = -NG_EBADNAME; /* the broker's own */
+        return NULL;
+    }
     struct server_topic *t = server_topic_find(s, name);
     *err = 0;
     /* In a cluster topics are made through etcd (CreateTopics), never by

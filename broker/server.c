@@ -442,6 +442,7 @@ void server_apply_view(struct server *s, struct cluster_view *view)
                           view->fenced);
         }
     }
+    groups_coordinate(s);
 }
 
 struct view_msg {
@@ -677,6 +678,9 @@ static void on_request(void *arg, struct loop_req *req)
     if ((rc == 0 || rc == -NG_EBADVERSION) && !server_api_served(h.api_key)) {
         rc = -NG_EUNKNOWN_API; /* known to the codec, not served here */
     }
+    if (rc == 0 && groups_refuse(s, h.api_key)) {
+        rc = -NG_ENOT_COORDINATOR;
+    }
     if (rc != 0) {
         server_resp_error(req, h.correlation_id, rc);
         return;
@@ -842,7 +846,8 @@ int server_fini(struct server *s)
     cluster_session_stop(s->session);
     s->session = NULL;
     s->alter_isr = NULL;
-    fetchers_stop(s); /* before the partitions they append to close */
+    fetchers_stop(s);            /* before the partitions they append to close */
+    offsets_detach(&s->offsets); /* a coordinator's store: before __offsets/0 closes */
     for (uint32_t i = 0; i < s->topic_count; i++) {
         struct server_topic *t = s->topics[i];
         for (int32_t p = 0; p < t->cfg.partitions; p++) {

@@ -47,6 +47,10 @@ struct server_topic;
 /* How often member sessions are checked: session timeouts are >= 1 s
  * (GROUP_SESSION_MS_MIN), so a member is removed at most 100 ms late. */
 #define SERVER_GROUPS_EXPIRE_MS 100
+/* In a cluster: the internal topic of committed offsets (docs/cluster.md,
+ * section 5), and how often a broker asks for it while it is missing. */
+#define GROUPS_OFFSETS_TOPIC "__offsets"
+#define GROUPS_OFFSETS_CREATE_MS 1000
 
 /* One partition of a topic, as the broker runs it. */
 struct bpart {
@@ -96,7 +100,9 @@ struct server {
     int32_t scrub_part;
     struct offsets offsets; /* committed group offsets (group_serve.c) */
     bool offsets_ready;
-    struct group **groups; /* groups with members, sorted by id */
+    int32_t coordinator_epoch; /* a cluster: __offsets/0's epoch the store serves at */
+    int64_t offsets_create_ms; /* a cluster: when __offsets was last asked for */
+    struct group **groups;     /* groups with members, sorted by id */
     uint32_t group_count;
     uint64_t group_member_seq; /* where new groups start numbering members */
     int64_t groups_checked_ms; /* last session sweep, loop clock */
@@ -157,6 +163,13 @@ MUST_USE int bpart_load_producers(struct bpart *bp);
 
 /* The topic named name, or NULL. */
 struct server_topic *server_topic_find(struct server *s, struct proto_str name);
+
+/* Names beginning with "__" are the broker's own (GROUPS_OFFSETS_TOPIC):
+ * clients may not create, delete or produce to them (NG_EBADNAME). */
+static inline bool server_topic_reserved(struct proto_str name)
+{
+    return name.len >= 2 && name.ptr[0] == '_' && name.ptr[1] == '_';
+}
 
 /* Creates a topic (catalog entry and every partition). requested may hold
  * PROTO_CONFIG_DEFAULT fields. Returns 0 with *out, or -NG_EBADNAME,
@@ -240,6 +253,19 @@ MUST_USE int groups_close(struct server *s);
 /* Removes members whose session ran out (logged) and frees groups left
  * empty; at most every SERVER_GROUPS_EXPIRE_MS. From housekeeping. */
 void groups_expire(struct server *s);
+
+/* A clustered broker after each view (and from housekeeping): while it
+ * leads __offsets/0 the offsets store serves from that partition (attached
+ * once no append is in flight there, replaying it whole); when it stops
+ * leading, or leads at a new epoch, the store is detached and every group
+ * with members dropped. No-op on a single broker. */
+void groups_coordinate(struct server *s);
+
+/* True when this broker must answer a request of api_key (JoinGroup ..
+ * ResetOffsets) NG_ENOT_COORDINATOR: a clustered broker whose store does
+ * not serve. It then asks the cluster for __offsets if its catalog has
+ * none. */
+bool groups_refuse(struct server *s, uint16_t api_key);
 
 void handle_join_group(struct server *s, struct loop_req *req, const struct proto_req_header *h,
                        struct rd *body);

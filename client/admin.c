@@ -7,6 +7,8 @@
  * arrays, names), so nagare_topics_free() is a single free().
  */
 #include <errno.h>
+#include <poll.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -23,6 +25,11 @@
 struct nagare_admin {
     struct client_conn conn;
     uint32_t timeout_ms;
+    /* the group calls' broker (docs/cluster.md, section 5): &conn, or
+     * &coord (initialised while coord_ready); NULL: to be found */
+    struct client_conn *group;
+    struct client_conn coord;
+    bool coord_ready;
 };
 
 int nagare_admin_new(const char *bootstrap, uint32_t timeout_ms, nagare_admin **out)
@@ -55,6 +62,9 @@ int nagare_admin_new(const char *bootstrap, uint32_t timeout_ms, nagare_admin **
 void nagare_admin_destroy(nagare_admin *a)
 {
     if (a != NULL) {
+        if (a->coord_ready) {
+            conn_fini(&a->coord);
+        }
         conn_fini(&a->conn);
         free(a);
     }
@@ -305,8 +315,104 @@ int nagare_offset_lookup(nagare_admin *a, const char *topic, int32_t partition, 
     return calls_list_offset(&a->conn, topic, partition, ts_ms, deadline_of(a), offset_out);
 }
 
+/* ---- the group coordinator ---- */
+
+/* A Metadata v2 call for __offsets: the address of its partition 0's
+ * leader, or "" when the broker asked is that leader. */
+struct coord_call {
+    char addr[CONN_BOOTSTRAP_BYTES_MAX];
+    bool found;
+};
+
+static int coord_encode(void *arg, struct wr *w, uint32_t corr, uint16_t version)
+{
+    (void)arg;
+    struct proto_enc e;
+    proto_metadata_req_begin(&e, w, version, corr, proto_str_make(CONN_CLIENT_ID), false);
+    proto_enc_topic(&e, proto_str_make(ADMIN_OFFSETS_TOPIC));
+    return proto_enc_end(&e);
+}
+
+static int coord_decode(void *arg, struct rd *body, uint16_t version)
+{
+    struct coord_call *cc = arg;
+    struct proto_metadata_resp m;
+    struct proto_dec d;
+    struct proto_topic t;
+    if (proto_metadata_resp_decode(body, version, &m, &d) != 0 || !proto_next_topic(&d, &t)) {
+        return -NG_EPROTO;
+    }
+    if (t.err != 0 || version < 2) {
+        return t.err == -NG_EUNKNOWN_TOPIC || version < 2 ? 0 : t.err; /* the broker asked */
+    }
+    struct proto_metadata_partition mp;
+    int32_t leader = -1;
+    while (proto_metadata_resp_next_partition(&d, &mp)) {
+        leader = mp.partition == 0 ? mp.leader : leader;
+    }
+    if (leader < 0) {
+        return -NG_ENOT_COORDINATOR; /* none now: try later */
+    }
+    cc->found = true;
+    struct proto_broker b;
+    while (leader != m.broker_id && proto_metadata_resp_next_broker(&m, &b)) {
+        if (b.id == leader) {
+            int n = snprintf(cc->addr, sizeof(cc->addr), "%.*s:%u", (int)b.host.len, b.host.ptr,
+                             b.port);
+            return n > 0 && (size_t)n < sizeof(cc->addr) ? 0 : -NG_EPROTO;
+        }
+    }
+    return leader == m.broker_id ? 0 : -NG_ENOT_COORDINATOR; /* not live: try later */
+}
+
+/* Finds the coordinator when not known: the broker asked, when it knows no
+ * __offsets (a single broker) or leads it; else a connection to the
+ * leader. Returns 0 or the call's error (-NG_ENOT_COORDINATOR: none now). */
+static int coordinator_find(nagare_admin *a)
+{
+    if (a->group != NULL) {
+        return 0;
+    }
+    struct coord_call cc = {.found = false};
+    int rc = conn_call(&a->conn, PROTO_API_METADATA, ADMIN_REQUEST_BYTES, coord_encode,
+                       coord_decode, &cc, deadline_of(a));
+    if (rc != 0 || cc.addr[0] == '\0') {
+        a->group = rc == 0 ? &a->conn : NULL;
+        return rc;
+    }
+    if (a->coord_ready) {
+        conn_fini(&a->coord);
+        a->coord_ready = false;
+    }
+    struct conn_config cfg = a->conn.cfg;
+    cfg.bootstrap = cc.addr;
+    rc = conn_init(&a->coord, &cfg);
+    a->coord_ready = rc == 0;
+    rc = rc == 0 ? conn_wait_up(&a->coord, (int)a->timeout_ms) : rc;
+    a->group = rc == 0 ? &a->coord : NULL;
+    return rc;
+}
+
 /* ---- for admin_groups.c (admin_int.h) ---- */
 
 struct client_conn *admin_conn(nagare_admin *a) { return &a->conn; }
+
+int admin_group_call(nagare_admin *a, uint16_t api_key, size_t need, conn_encode_fn encode,
+                     conn_decode_fn decode, void *arg)
+{
+    int64_t deadline = deadline_of(a);
+    uint32_t backoff_ms = 0;
+    for (;;) {
+        int rc = coordinator_find(a);
+        rc = rc == 0 ? conn_call(a->group, api_key, need, encode, decode, arg, deadline) : rc;
+        if (rc == -NG_ENOT_COORDINATOR || rc == -NG_EDISCONNECTED) {
+            a->group = NULL; /* moved, or gone: found again */
+        }
+        if (rc != -NG_ENOT_COORDINATOR || clock_mono_ms() >= deadline) {
+            return rc;
+        }
+        (void)poll(NULL, 0, (int)conn_backoff_next(&backoff_ms));
+    }
+}
 
 int64_t admin_deadline(const nagare_admin *a) { return deadline_of(a); }

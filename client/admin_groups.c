@@ -102,8 +102,8 @@ int nagare_groups_list(nagare_admin *a, const struct nagare_group_listing **out,
 {
     ASSERT(a != NULL && out != NULL && count_out != NULL);
     struct list_groups lg = {0};
-    int rc = conn_call(admin_conn(a), PROTO_API_LIST_GROUPS, NAME_REQUEST_BYTES, list_groups_encode,
-                       list_groups_decode, &lg, admin_deadline(a));
+    int rc = admin_group_call(a, PROTO_API_LIST_GROUPS, NAME_REQUEST_BYTES, list_groups_encode,
+                              list_groups_decode, &lg);
     if (rc != 0) {
         return api_err(rc);
     }
@@ -252,8 +252,8 @@ int nagare_group_describe(nagare_admin *a, const char *group, const struct nagar
         return -NG_EBADNAME;
     }
     struct describe_group dg = {.group = group};
-    int rc = conn_call(admin_conn(a), PROTO_API_DESCRIBE_GROUP, NAME_REQUEST_BYTES,
-                       describe_group_encode, describe_group_decode, &dg, admin_deadline(a));
+    int rc = admin_group_call(a, PROTO_API_DESCRIBE_GROUP, NAME_REQUEST_BYTES,
+                              describe_group_encode, describe_group_decode, &dg);
     if (rc != 0) {
         return api_err(rc);
     }
@@ -290,8 +290,8 @@ int nagare_group_delete(nagare_admin *a, const char *group)
     if (!group_ok(group)) {
         return -NG_EBADNAME;
     }
-    int rc = conn_call(admin_conn(a), PROTO_API_DELETE_GROUP, NAME_REQUEST_BYTES,
-                       delete_group_encode, delete_group_decode, (void *)group, admin_deadline(a));
+    int rc = admin_group_call(a, PROTO_API_DELETE_GROUP, NAME_REQUEST_BYTES, delete_group_encode,
+                              delete_group_decode, (void *)group);
     return api_err(rc);
 }
 
@@ -418,8 +418,8 @@ static int reset_topics(nagare_admin *a, const char *group, const char *topic,
         tn->count = 1;
         return 0;
     }
-    int rc = conn_call(admin_conn(a), PROTO_API_OFFSET_FETCH, NAME_REQUEST_BYTES,
-                       committed_topics_encode, committed_topics_decode, tn, admin_deadline(a));
+    int rc = admin_group_call(a, PROTO_API_OFFSET_FETCH, NAME_REQUEST_BYTES,
+                              committed_topics_encode, committed_topics_decode, tn);
     return rc != 0 ? api_err(rc) : tn->count == 0 ? -NG_ENOTFOUND : 0;
 }
 
@@ -453,8 +453,8 @@ int nagare_group_reset_offsets(nagare_admin *a, const char *group, const char *t
         /* a group, the target, and up to PROTO_TOPICS_MAX topics without
          * partitions (what OffsetFetch of the group may list) */
         size_t need = NAME_REQUEST_BYTES + tn.count * PROTO_TOPIC_BYTES_MAX;
-        rc = api_err(conn_call(admin_conn(a), PROTO_API_RESET_OFFSETS, need, reset_encode,
-                               reset_decode, &rs, admin_deadline(a)));
+        rc = api_err(
+            admin_group_call(a, PROTO_API_RESET_OFFSETS, need, reset_encode, reset_decode, &rs));
     }
     free(tn.names);
     rc = rc == 0 ? reset_check_named(&rs, topic) : rc;

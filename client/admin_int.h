@@ -12,7 +12,22 @@
 #include "client/conn.h"
 #include "client/nagare.h"
 
+/* The connection to the broker given (bootstrap): topic calls, and the
+ * share groups' dead-letter redrive (served by the broker asked). */
 struct client_conn *admin_conn(nagare_admin *a);
+
+/* The internal topic whose partition 0's leader coordinates every group
+ * (docs/cluster.md, section 5). */
+#define ADMIN_OFFSETS_TOPIC "__offsets"
+
+/* conn_call() of a consumer-group api at the group coordinator: the
+ * leader of __offsets/0, found from Metadata (the broker given, when it
+ * knows no such topic: a single broker), and found again on
+ * NG_ENOT_COORDINATOR (retried until the client's timeout, the request
+ * having done nothing) or a lost connection (not retried: the request may
+ * have been done). Returns as conn_call(). */
+MUST_USE int admin_group_call(nagare_admin *a, uint16_t api_key, size_t need, conn_encode_fn encode,
+                              conn_decode_fn decode, void *arg);
 /* Monotonic deadline of a call starting now: now + the client's timeout. */
 int64_t admin_deadline(const nagare_admin *a);
 

@@ -155,6 +155,7 @@ struct nagare_consumer {
     bool meta_inflight;
     int64_t meta_next_ms;
     struct cgroup *group;                /* NULL: not subscribed (client/group.c) */
+    struct cbroker *coordinator;         /* the group's broker; NULL: to be found */
     struct nagare_topic_partition *view; /* nagare_consumer_assignment() */
 };
 
@@ -1163,7 +1164,10 @@ static int keep_connected(nagare_consumer *c, int64_t now_ms)
              * asked again, rate limited; Kafka's clients do the same). */
             c->meta_wanted = true;
         }
-        if (b->conn.state == CONN_UP || b->leads > 0) {
+        if (b == c->coordinator && b->conn.state == CONN_DOWN && b->redial_backoff_ms > 0) {
+            c->coordinator = NULL; /* it may have died: the group finds it again */
+        }
+        if (b->conn.state == CONN_UP || b->leads > 0 || b == c->coordinator) {
             (void)brokers_connect(b, now_ms, CONN_BACKOFF_MS_FIRST); /* next_redial() */
         }
     }
@@ -1416,7 +1420,39 @@ int nagare_consumer_poll(nagare_consumer *c, int timeout_ms, const struct nagare
 
 /* ---- for client/group.c (consumer_int.h) ---- */
 
-struct client_conn *consumer_conn(nagare_consumer *c) { return boot_conn(c); }
+struct client_conn *consumer_conn(nagare_consumer *c)
+{
+    return c->coordinator != NULL ? &c->coordinator->conn : boot_conn(c);
+}
+
+int consumer_coordinator_find(nagare_consumer *c)
+{
+    if (c->coordinator != NULL) {
+        return 0;
+    }
+    struct cbroker *leader = NULL;
+    int rc = leader_lookup(c, CONSUMER_OFFSETS_TOPIC, 0, &leader);
+    if (rc == -NG_EUNKNOWN_TOPIC) {
+        /* A single broker (or a cluster that has not made the topic yet:
+         * its brokers answer NG_ENOT_COORDINATOR and make it). */
+        leader = c->brokers.boot;
+        rc = 0;
+    }
+    if (rc == 0 && leader == NULL) {
+        rc = -NG_ENOT_COORDINATOR; /* no leader now: try later */
+    }
+    c->coordinator = rc == 0 ? leader : NULL;
+    return rc;
+}
+
+void consumer_coordinator_lost(nagare_consumer *c) { c->coordinator = NULL; }
+
+int consumer_list_offset(nagare_consumer *c, const char *topic, int32_t partition,
+                         int64_t timestamp_ms, int64_t *out)
+{
+    const struct cpart *p = part_find(c, topic, partition);
+    return leader_list_offset(c, p != NULL ? p->leader : NULL, topic, partition, timestamp_ms, out);
+}
 
 const struct nagare_consumer_config *consumer_cfg(const nagare_consumer *c) { return &c->cfg; }
 

@@ -26,7 +26,25 @@ struct cgroup;
 
 /* ---- consumer.c, for group.c ---- */
 
+/* The connection of the group's requests: the coordinator's once found
+ * (consumer_coordinator_find()), else the bootstrap broker's. */
 struct client_conn *consumer_conn(nagare_consumer *c);
+/* The internal topic whose partition 0's leader coordinates every group
+ * (docs/cluster.md, section 5). */
+#define CONSUMER_OFFSETS_TOPIC "__offsets"
+/* Finds the coordinator when not known: the leader of __offsets/0 from a
+ * Metadata call on the bootstrap connection; a broker that knows no such
+ * topic (a single broker) is its own coordinator. Synchronous. Returns 0,
+ * -NG_ENOT_COORDINATOR (the topic has no leader now: try later), or the
+ * call's error. */
+MUST_USE int consumer_coordinator_find(nagare_consumer *c);
+/* The coordinator answered NG_ENOT_COORDINATOR or its connection failed:
+ * it is found again before the next group request. */
+void consumer_coordinator_lost(nagare_consumer *c);
+/* ListOffsets of one partition at its leader (looked up when not known).
+ * Synchronous. Returns 0 with *out, or the call's or partition's error. */
+MUST_USE int consumer_list_offset(nagare_consumer *c, const char *topic, int32_t partition,
+                                  int64_t timestamp_ms, int64_t *out);
 const struct nagare_consumer_config *consumer_cfg(const nagare_consumer *c);
 /* Deadline of a synchronous request: request timeout plus one long poll,
  * since its answer may queue behind a fetch. */

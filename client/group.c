@@ -27,6 +27,7 @@
  * Threads: the consumer's.
  */
 #include <errno.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -112,6 +113,10 @@ struct cgroup {
     struct gnotes assigned;
     bool in_callback;
     int64_t io_due_ms;
+    /* the coordinator (docs/cluster.md, section 5) */
+    bool coordinator_lost; /* an answer said so: find it again */
+    int64_t find_due_ms;
+    uint32_t find_backoff_ms;
 };
 
 static struct proto_str str_of(const char *s) { return proto_str_make(s); }
@@ -127,6 +132,16 @@ static uint32_t request_timeout_of(nagare_consumer *c)
 
 /* The broker does not list the api (an old broker): say so plainly. */
 static int api_err(int rc) { return rc == -NG_EBADVERSION ? -NG_EUNKNOWN_API : rc; }
+
+/* An error that says the coordinator moved, or may have (its connection
+ * failed): it is looked up again before the next group request. */
+static int coordinator_note(struct cgroup *g, int err)
+{
+    if (err == -NG_ENOT_COORDINATOR || err == -NG_EDISCONNECTED || err == -NG_ETIMEOUT) {
+        g->coordinator_lost = true;
+    }
+    return err;
+}
 
 /* ---- owned partitions ---- */
 
@@ -302,7 +317,7 @@ static int join(nagare_consumer *c, struct cgroup *g)
     int rc = conn_call(consumer_conn(c), PROTO_API_JOIN_GROUP,
                        GROUP_REQUEST_BYTES + g->topic_count * PROTO_TOPIC_BYTES_MAX, join_encode,
                        join_decode, g, consumer_deadline(c));
-    if (rc != 0) {
+    if (coordinator_note(g, rc) != 0) {
         g->member_id[0] = '\0';
         g->generation = -1;
         return api_err(rc);
@@ -489,6 +504,17 @@ static int starts_find(nagare_consumer *c, struct gquery *q, int64_t *committed)
         reset == NAGARE_RESET_LATEST ? PROTO_TIMESTAMP_LATEST : PROTO_TIMESTAMP_EARLIEST;
     rc = conn_call(conn, PROTO_API_LIST_OFFSETS, query_bytes(q), list_offsets_encode,
                    list_offsets_decode, q, consumer_deadline(c));
+    /* In a cluster the coordinator need not lead them: the rest each at
+     * its leader. */
+    if (rc == -NG_ENOT_LEADER) {
+        rc = 0;
+        for (uint32_t i = 0; rc == 0 && i < q->count; i++) {
+            rc = list_wants(&q->items[i])
+                     ? consumer_list_offset(c, q->items[i].topic, q->items[i].partition,
+                                            q->timestamp_ms, &q->items[i].offset)
+                     : 0;
+        }
+    }
     for (uint32_t i = 0; rc == 0 && i < q->count; i++) {
         rc = list_wants(&q->items[i]) ? -NG_EPROTO : 0; /* every one answered */
     }
@@ -670,7 +696,7 @@ static void hb_apply(nagare_consumer *c, struct cgroup *g)
         member_lost(c, g);
         return;
     }
-    if (g->hb.err != 0) {
+    if (coordinator_note(g, g->hb.err) != 0) {
         g->hb_due_ms = now + conn_backoff_next(&g->hb_backoff_ms);
         return;
     }
@@ -829,7 +855,7 @@ static void commit_done(void *arg, int err, struct rd *body, uint16_t version)
     ASSERT(g->commits_inflight > 0);
     g->commits_inflight--;
     err = err == 0 ? commit_decode(gc, body, version) : err;
-    if (err != 0) {
+    if (coordinator_note(g, err) != 0) {
         gc->err = err;
         for (uint32_t i = 0; i < gc->count; i++) {
             gc->items[i].err = gc->items[i].err != 0 ? gc->items[i].err : err;
@@ -883,7 +909,7 @@ static int commit_sync(nagare_consumer *c, struct cgroup *g)
         }
         rc = conn_call(consumer_conn(c), PROTO_API_OFFSET_COMMIT, commit_bytes(gc), commit_encode,
                        commit_decode, gc, consumer_deadline(c));
-        rc = rc == 0 ? gc->err : api_err(rc);
+        rc = rc == 0 ? gc->err : api_err(coordinator_note(g, rc));
         free(gc);
         commit_fenced(g, rc);
         if (rc != -NG_EILLEGAL_GENERATION || attempt == 1) {
@@ -946,7 +972,7 @@ static void tick_start(nagare_consumer *c, struct cgroup *g, int64_t now)
         return;
     }
     int rc = start_pending(c, g, g->unstarted);
-    if (rc != 0) {
+    if (coordinator_note(g, rc) != 0) {
         g->start_due_ms = clock_mono_ms() + conn_backoff_next(&g->start_backoff_ms);
     } else {
         g->start_backoff_ms = 0;
@@ -963,6 +989,25 @@ static void tick_commit(nagare_consumer *c, struct cgroup *g, int64_t now)
     }
 }
 
+/* Finds the coordinator again when an answer said it moved (with a
+ * backoff while it cannot be found). Returns whether it is known. */
+static bool coordinator_known(nagare_consumer *c, struct cgroup *g, int64_t now)
+{
+    if (g->coordinator_lost) {
+        g->coordinator_lost = false;
+        consumer_coordinator_lost(c);
+    }
+    if (now < g->find_due_ms) {
+        return false;
+    }
+    if (consumer_coordinator_find(c) != 0) {
+        g->find_due_ms = clock_mono_ms() + conn_backoff_next(&g->find_backoff_ms);
+        return false;
+    }
+    g->find_backoff_ms = 0;
+    return true;
+}
+
 int cgroup_tick(nagare_consumer *c, struct cgroup *g)
 {
     ASSERT(!g->in_callback);
@@ -971,18 +1016,19 @@ int cgroup_tick(nagare_consumer *c, struct cgroup *g)
     if (g->hb.ready) {
         hb_apply(c, g);
     }
-    if (!is_member(g) && now >= g->join_due_ms) {
+    bool known = coordinator_known(c, g, now);
+    if (known && !is_member(g) && now >= g->join_due_ms) {
         rc = tick_join(c, g, now);
     }
-    if (is_member(g) && g->unstarted > 0 && now >= g->start_due_ms) {
+    if (known && is_member(g) && g->unstarted > 0 && now >= g->start_due_ms) {
         tick_start(c, g, now);
     }
     notes_deliver(c, g);
     reports_deliver(c, g);
-    if (is_member(g) && consumer_cfg(c)->auto_commit && now >= g->commit_due_ms) {
+    if (known && is_member(g) && consumer_cfg(c)->auto_commit && now >= g->commit_due_ms) {
         tick_commit(c, g, now);
     }
-    if (is_member(g) && !g->hb.inflight && !g->hb.ready && now >= g->hb_due_ms) {
+    if (known && is_member(g) && !g->hb.inflight && !g->hb.ready && now >= g->hb_due_ms) {
         hb_send(c, g);
     }
     /* Answers are read by poll's wait; while records keep poll from
@@ -1001,11 +1047,12 @@ int64_t cgroup_next_due_ms(const struct cgroup *g)
         return 0;
     }
     if (!is_member(g)) {
-        return g->join_due_ms;
+        return g->join_due_ms < g->find_due_ms ? g->find_due_ms : g->join_due_ms;
     }
     int64_t due = g->hb.inflight ? INT64_MAX : g->hb_due_ms;
     due = g->unstarted > 0 && g->start_due_ms < due ? g->start_due_ms : due;
-    return g->commit_due_ms < due ? g->commit_due_ms : due;
+    due = g->commit_due_ms < due ? g->commit_due_ms : due;
+    return due < g->find_due_ms ? g->find_due_ms : due; /* nothing goes before it is found */
 }
 
 bool cgroup_in_callback(const struct cgroup *g) { return g->in_callback; }
@@ -1062,6 +1109,25 @@ void cgroup_free(struct cgroup *g)
 }
 
 /* ---- the public calls ---- */
+
+/* The first join: at the coordinator, found first; while there is none
+ * (a cluster making its __offsets topic, or electing its leader) tried
+ * again until the request timeout. */
+static int join_first(nagare_consumer *c, struct cgroup *g)
+{
+    int64_t deadline = consumer_deadline(c);
+    uint32_t backoff_ms = 0;
+    for (;;) {
+        int rc = consumer_coordinator_find(c);
+        rc = rc == 0 ? join(c, g) : rc;
+        if (rc != -NG_ENOT_COORDINATOR || clock_mono_ms() >= deadline) {
+            g->coordinator_lost = false;
+            return rc;
+        }
+        consumer_coordinator_lost(c);
+        (void)poll(NULL, 0, (int)conn_backoff_next(&backoff_ms));
+    }
+}
 
 /* 1..249 bytes of printable ASCII (docs/protocol.md, "Group ids"). */
 static bool group_id_ok(const char *id)
@@ -1145,7 +1211,7 @@ int nagare_consumer_subscribe(nagare_consumer *c, const char *group, const char 
     if (g == NULL) {
         return -ENOMEM;
     }
-    rc = join(c, g);
+    rc = join_first(c, g);
     if (rc != 0) {
         cgroup_free(g);
         return rc;

@@ -59,6 +59,7 @@ enum {
     NAGARE_EOUT_OF_ORDER = 4145,
     NAGARE_EPRODUCER_FENCED = 4146,
     NAGARE_ETIMEOUT = 4147,
+    NAGARE_ENOT_COORDINATOR = 4148,    /* the broker asked does not coordinate the group */
     NAGARE_EREBALANCE = 4149,          /* a group partition is no longer this member's */
     NAGARE_EILLEGAL_GENERATION = 4150, /* a commit at a group generation that moved on */
     NAGARE_EUNKNOWN_MEMBER = 4151,     /* the group forgot the member (it joins again) */

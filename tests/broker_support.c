@@ -2,6 +2,7 @@
  * client (tests/broker_support.h). */
 #include "tests/broker_support.h"
 
+#include <arpa/inet.h>
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -320,6 +321,11 @@ void bk_fini(struct bk *b)
 
 void cl_connect(struct cl *c, uint16_t port, int timeout_ms)
 {
+    cl_connect_host(c, "127.0.0.1", port, timeout_ms);
+}
+
+void cl_connect_host(struct cl *c, const char *host, uint16_t port, int timeout_ms)
+{
     memset(c, 0, sizeof(*c));
     c->corr = 1;
     c->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -329,8 +335,8 @@ void cl_connect(struct cl *c, uint16_t port, int timeout_ms)
     cr_assert_eq(setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)), 0);
     cr_assert_eq(setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)), 0);
     cr_assert_eq(setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)), 0);
-    struct sockaddr_in sa = {
-        .sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port)};
+    cr_assert_eq(inet_pton(AF_INET, host, &sa.sin_addr), 1, "address %s", host);
     cr_assert_eq(connect(c->fd, (struct sockaddr *)&sa, sizeof(sa)), 0, "connect to port %u: %s",
                  port, strerror(errno));
     c->tx = malloc(CL_TX_BYTES);

@@ -125,6 +125,8 @@ struct cl {
 
 /* Connects to 127.0.0.1:port with a receive timeout of timeout_ms. */
 void cl_connect(struct cl *c, uint16_t port, int timeout_ms);
+/* The same to host (an IPv4 address) and port. */
+void cl_connect_host(struct cl *c, const char *host, uint16_t port, int timeout_ms);
 /* Closes the socket and frees the buffers; harmless twice. */
 void cl_close(struct cl *c);
 

@@ -1,0 +1,320 @@
+/*
+ * tests/test_cluster_groups.c — consumer groups in a cluster of three
+ * brokers (docs/cluster.md, section 5): the coordinator of a group is the
+ * leader of __offsets/0, other brokers answer NOT_COORDINATOR, and a
+ * group's commits survive kill -9 of its coordinator. Skipped, saying why,
+ * when the machine cannot run a cluster (cs_need_cluster()).
+ */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <string.h>
+#include <poll.h>
+
+#include "base/clock.h"
+#include "base/err.h"
+#include "net/proto.h"
+#include "client/nagare.h"
+#include "tests/broker_support.h"
+#include "tests/cluster_support.h"
+
+#define TOPIC "g"
+#define GROUP "gc"
+#define RECORDS 100
+#define COMMITTED 40
+/* Bounds that only turn a hang into a failure. */
+#define SETUP_TIMEOUT_MS 60000
+#define READ_TIMEOUT_MS 120000
+
+static struct cluster C;
+/* What the rebalance callback saw: the start offset of the last
+ * assignment of the partition, and the offsets read since (reset there). */
+static int64_t assigned_at = -1;
+static bool seen[RECORDS + 10];
+
+static void on_rebalance(nagare_consumer *c, const struct nagare_topic_partition *revoked,
+                         size_t revoked_count, const struct nagare_topic_partition *assigned,
+                         size_t assigned_count, void *opaque)
+{
+    (void)c;
+    (void)revoked;
+    (void)revoked_count;
+    (void)opaque;
+    if (assigned_count > 0) {
+        assigned_at = assigned[0].offset;
+        memset(seen, 0, sizeof(seen));
+    }
+}
+
+static void teardown(void) { cs_fini(&C); }
+
+static void cluster_up(void)
+{
+    cs_need_cluster();
+    cs_init(&C, 3);
+    cs_set(&C, "default_replication_factor=3");
+    cs_set(&C, "min_insync_replicas=2");
+    cs_start(&C);
+    int64_t deadline = clock_mono_ms() + SETUP_TIMEOUT_MS;
+    for (;;) {
+        nagare_admin *a;
+        int rc = nagare_admin_new(C.bootstrap, 5000, &a);
+        if (rc == 0) {
+            struct nagare_topic_config cfg;
+            nagare_topic_config_default(&cfg);
+            cfg.partitions = 1;
+            rc = nagare_topic_create(a, TOPIC, &cfg);
+            nagare_admin_destroy(a);
+        }
+        if (rc == 0 || rc == -NAGARE_ETOPIC_EXISTS) {
+            return;
+        }
+        if (clock_mono_ms() >= deadline) {
+            cs_print_logs(&C, "the topic was not created");
+            cr_assert_fail("creating " TOPIC ": %s", nagare_strerror(rc));
+        }
+        (void)poll(NULL, 0, 250);
+    }
+}
+
+/* Writes values from..to-1 (their decimal text), acks=all. */
+static void produce(int from, int to)
+{
+    struct nagare_producer_config cfg;
+    nagare_producer_config_default(&cfg);
+    cfg.bootstrap = C.bootstrap;
+    nagare_producer *p;
+    cr_assert_eq(nagare_producer_new(&cfg, &p), 0);
+    for (int i = from; i < to; i++) {
+        char v[16];
+        int n = snprintf(v, sizeof(v), "%d", i);
+        struct nagare_record r = {
+            .topic = TOPIC, .partition = 0, .key_len = -1, .value = v, .value_len = n};
+        cr_assert_eq(nagare_send(p, &r), 0);
+    }
+    int rc = nagare_producer_flush(p, READ_TIMEOUT_MS);
+    cr_assert_eq(rc, 0, "flush: %s", nagare_strerror(rc));
+    nagare_producer_destroy(p);
+}
+
+static nagare_consumer *member_new(void)
+{
+    struct nagare_consumer_config cfg;
+    nagare_consumer_config_default(&cfg);
+    cfg.bootstrap = C.bootstrap;
+    cfg.auto_commit = false;
+    cfg.session_timeout_ms = 6000;
+    cfg.on_rebalance = on_rebalance;
+    nagare_consumer *c;
+    cr_assert_eq(nagare_consumer_new(&cfg, &c), 0);
+    const char *topics[] = {TOPIC};
+    int rc = nagare_consumer_subscribe(c, GROUP, topics, 1);
+    if (rc != 0) {
+        cs_print_logs(&C, "no join");
+    }
+    cr_assert_eq(rc, 0, "subscribe: %s", nagare_strerror(rc));
+    return c;
+}
+
+/* Polls until offset `until` - 1 was returned; marks each offset seen.
+ * Returns the first offset returned. */
+static int64_t read_to(nagare_consumer *c, int64_t until)
+{
+    int64_t first = -1;
+    int64_t deadline = clock_mono_ms() + READ_TIMEOUT_MS;
+    while (!seen[until - 1]) {
+        const struct nagare_message *m;
+        int rc = nagare_consumer_poll(c, 200, &m);
+        if (rc == 1) {
+            cr_assert_lt(m->offset, RECORDS + 10);
+            first = first < 0 ? m->offset : first;
+            seen[m->offset] = true;
+        }
+        if (clock_mono_ms() >= deadline) {
+            cs_print_logs(&C, "not read back");
+            cr_assert_fail("offset %lld not read", (long long)until - 1);
+        }
+    }
+    return first;
+}
+
+/* The broker index leading __offsets/0 now (-1: none known). */
+static int coordinator_index(void)
+{
+    nagare_admin *a;
+    if (nagare_admin_new(C.bootstrap, 5000, &a) != 0) {
+        return -1;
+    }
+    const struct nagare_cluster_info *info;
+    int found = -1;
+    if (nagare_cluster_describe(a, &info) == 0) {
+        for (size_t i = 0; i < info->partition_count; i++) {
+            const struct nagare_partition_replicas *p = &info->partitions[i];
+            if (strcmp(p->topic, "__offsets") == 0 && p->partition == 0 && p->leader > 0) {
+                found = p->leader - 1;
+            }
+        }
+        nagare_cluster_info_free(a, info);
+    }
+    nagare_admin_destroy(a);
+    return found;
+}
+
+/* Commits synchronously, retrying while the group moves to its new
+ * coordinator (the member joins there again first). */
+static void commit_at(nagare_consumer *c)
+{
+    int64_t deadline = clock_mono_ms() + READ_TIMEOUT_MS;
+    for (;;) {
+        int rc = nagare_consumer_commit(c, false);
+        if (rc == 0) {
+            return;
+        }
+        cr_assert_lt(clock_mono_ms(), deadline, "commit: %s", nagare_strerror(rc));
+        const struct nagare_message *m;
+        if (nagare_consumer_poll(c, 200, &m) == 1) { /* rejoining: read again */
+            seen[m->offset] = true;
+        }
+    }
+}
+
+Test(cluster_groups, commits_survive_kill9_of_the_coordinator, .fini = teardown, .timeout = 600)
+{
+    cluster_up();
+    produce(0, RECORDS);
+    nagare_consumer *c = member_new();
+    cr_assert_eq(read_to(c, COMMITTED), 0);
+    cr_assert_eq(assigned_at, 0);
+    /* Where poll got to is what is committed: seek there first. */
+    cr_assert_eq(nagare_consumer_seek(c, TOPIC, 0, COMMITTED), 0);
+    int rc = nagare_consumer_commit(c, false);
+    cr_assert_eq(rc, 0, "commit: %s", nagare_strerror(rc));
+    int k = coordinator_index();
+    cr_assert_geq(k, 0, "no leader of __offsets/0");
+    cs_broker_kill(&C, (size_t)k);
+    assigned_at = -1;
+
+    /* The member finds the new coordinator, which does not know it: it
+     * joins there again and is assigned the partition at the committed
+     * offset, and reads on from there: nothing is skipped. */
+    int64_t deadline = clock_mono_ms() + READ_TIMEOUT_MS;
+    while (assigned_at < 0 || !seen[RECORDS - 1]) {
+        const struct nagare_message *m;
+        if (nagare_consumer_poll(c, 200, &m) == 1) {
+            seen[m->offset] = true;
+        }
+        if (clock_mono_ms() >= deadline) {
+            cs_print_logs(&C, "no new assignment");
+            cr_assert_fail("no new assignment (%lld)", (long long)assigned_at);
+        }
+    }
+    cr_assert_eq(assigned_at, COMMITTED);
+    for (int i = COMMITTED; i < RECORDS; i++) {
+        cr_assert(seen[i], "offset %d skipped", i);
+    }
+    cr_assert_eq(nagare_consumer_seek(c, TOPIC, 0, RECORDS), 0);
+    commit_at(c);
+    nagare_consumer_destroy(c);
+    cr_assert_neq(coordinator_index(), k, "the dead broker still coordinates");
+
+    /* A new member starts from what the new coordinator holds. */
+    produce(RECORDS, RECORDS + 10);
+    nagare_consumer *d = member_new();
+    int64_t first = read_to(d, RECORDS + 10);
+    if (first != RECORDS) {
+        cs_print_logs(&C, "the new member did not start at the last commit");
+    }
+    cr_assert_eq(first, RECORDS, "the new member started at %lld", (long long)first);
+    cr_assert_eq(assigned_at, RECORDS);
+    nagare_consumer_destroy(d);
+}
+
+/* A broker that does not lead __offsets/0 answers the group apis
+ * NOT_COORDINATOR; the admin calls find the coordinator through any broker. */
+Test(cluster_groups, a_broker_not_coordinator_answers_so, .fini = teardown, .timeout = 300)
+{
+    cluster_up();
+    nagare_consumer *c = member_new(); /* makes __offsets, finds its leader */
+    nagare_consumer_destroy(c);
+    int k = coordinator_index();
+    cr_assert_geq(k, 0);
+    for (size_t i = 0; i < 3; i++) {
+        struct cl raw;
+        cl_connect_host(&raw, C.b[i].host, C.b[i].port, 10000);
+        uint32_t corr = cl_next_corr(&raw);
+        cr_assert_eq(proto_list_groups_req_encode(cl_wr(&raw), 0, corr, proto_str_make("t")), 0);
+        cr_assert_eq(cl_send_wr(&raw), 0);
+        struct proto_resp_header h;
+        struct rd body;
+        cr_assert_eq(cl_recv(&raw, &h, &body), 0);
+        cl_close(&raw);
+        cr_assert_eq(h.err, (int)i == k ? 0 : -NG_ENOT_COORDINATOR, "broker %zu: %s", i,
+                     err_str(h.err));
+
+        nagare_admin *a;
+        cr_assert_eq(nagare_admin_new(C.b[i].bootstrap, 5000, &a), 0);
+        const struct nagare_group_listing *groups;
+        size_t n = 0;
+        int rc = nagare_groups_list(a, &groups, &n);
+        cr_assert_eq(rc, 0, "list through broker %zu: %s", i, nagare_strerror(rc));
+        nagare_groups_free(a, groups);
+        /* the group left and never committed: the coordinator knows it not */
+        const struct nagare_group_info *info;
+        rc = nagare_group_describe(a, GROUP, &info);
+        cr_assert_eq(rc, -NAGARE_ENOTFOUND, "describe through broker %zu: %s", i,
+                     nagare_strerror(rc));
+        nagare_admin_destroy(a);
+    }
+}
+
+/* A commit at a coordinator that holds no replica of the topic: it knows
+ * the topic from the cluster's catalog. "solo" (one partition, one
+ * replica) lands on broker 1, as __offsets/0's preferred leader does;
+ * broker 1 dies, and the new coordinator holds nothing of "solo". */
+Test(cluster_groups, a_coordinator_without_the_topic_takes_its_commits, .fini = teardown,
+     .timeout = 300)
+{
+    cluster_up();
+    nagare_admin *a;
+    cr_assert_eq(nagare_admin_new(C.bootstrap, 5000, &a), 0);
+    struct nagare_topic_config cfg;
+    nagare_topic_config_default(&cfg);
+    cfg.partitions = 1;
+    cfg.replication_factor = 1;
+    int rc = nagare_topic_create(a, "solo", &cfg);
+    cr_assert_eq(rc, 0, "create solo: %s", nagare_strerror(rc));
+    nagare_admin_destroy(a);
+    nagare_consumer *c = member_new(); /* makes __offsets */
+    nagare_consumer_destroy(c);
+    cs_broker_kill(&C, 0);
+    int64_t deadline = clock_mono_ms() + READ_TIMEOUT_MS;
+    int k;
+    while ((k = coordinator_index()) <= 0) {
+        cr_assert_lt(clock_mono_ms(), deadline, "no new coordinator");
+        (void)poll(NULL, 0, 200);
+    }
+    /* an outside commit (null member id): the group has no members */
+    struct cl raw;
+    cl_connect_host(&raw, C.b[k].host, C.b[k].port, 10000);
+    uint32_t corr = cl_next_corr(&raw);
+    struct proto_enc e;
+    struct proto_offset_commit_req req = {
+        .group = proto_str_make(GROUP), .member_id = {.ptr = NULL, .len = -1}, .generation = -1};
+    proto_offset_commit_req_begin(&e, cl_wr(&raw), 0, corr, proto_str_make("t"), &req);
+    proto_enc_topic(&e, proto_str_make("solo"));
+    proto_offset_commit_req_partition(
+        &e, &(struct proto_offset_commit_req_partition){.partition = 0, .offset = 5});
+    cr_assert_eq(proto_enc_end(&e), 0);
+    cr_assert_eq(cl_send_wr(&raw), 0);
+    struct proto_resp_header h;
+    struct rd body;
+    cr_assert_eq(cl_recv(&raw, &h, &body), 0);
+    cr_assert_eq(h.err, 0, "%s", err_str(h.err));
+    struct proto_dec d;
+    cr_assert_eq(proto_offset_commit_resp_decode(&body, 0, &d), 0);
+    struct proto_topic t;
+    struct proto_partition_result r;
+    cr_assert(proto_next_topic(&d, &t));
+    cr_assert(proto_next_partition_result(&d, &r));
+    cr_assert_eq(r.err, 0, "commit of solo/0 at broker %d: %s", k + 1, err_str(r.err));
+    cl_close(&raw);
+}
