@@ -367,7 +367,8 @@ static void admin_call_answer(struct admin_call *c)
     for (uint32_t i = 0; i < c->count; i++) {
         const struct admin_topic *t = &c->topics[i];
         if (c->kind != ADMIN_REASSIGN) {
-            proto_enc_topic_result(&e, &(struct proto_topic_result){.name = t->name, .err = t->err});
+            proto_enc_topic_result(&e,
+                                   &(struct proto_topic_result){.name = t->name, .err = t->err});
         } else if (t->partition == ADMIN_ITEM_TOPIC) {
             proto_enc_topic(&e, t->name);
         } else {
@@ -478,8 +479,8 @@ static void admin_topic_start(struct server *s, struct admin_call *c, struct pro
 static void admin_cluster(struct server *s, struct loop_req *req, const struct proto_req_header *h,
                           struct proto_dec *d, bool create)
 {
-    struct admin_call *c = admin_call_new(s, req, h, create ? ADMIN_CREATE : ADMIN_DELETE,
-                                          (uint32_t)d->topic_count);
+    struct admin_call *c =
+        admin_call_new(s, req, h, create ? ADMIN_CREATE : ADMIN_DELETE, (uint32_t)d->topic_count);
     if (c == NULL) {
         server_resp_error(req, h->correlation_id, -ENOMEM);
         return;
@@ -592,8 +593,8 @@ void handle_reassign_partitions(struct server *s, struct loop_req *req,
         server_resp_error(req, h->correlation_id, rc);
         return;
     }
-    struct admin_call *c = admin_call_new(s, req, h, ADMIN_REASSIGN,
-                                          (uint32_t)d.topic_count + d.partition_count);
+    struct admin_call *c =
+        admin_call_new(s, req, h, ADMIN_REASSIGN, (uint32_t)d.topic_count + d.partition_count);
     if (c == NULL) {
         server_resp_error(req, h->correlation_id, -ENOMEM);
         return;

@@ -139,9 +139,8 @@ static const struct pfield s_metadata_resp_v3[] = {
 static const struct pfield s_create_topic_v1[] = {F(STR), F(I32), F(I16), F(I64),
                                                   F(I64), F(I64), F(I32), END};
 static const struct pfield s_create_topics_req_v1[] = {ARR(TOPICS, s_create_topic_v1), END};
-static const struct pfield s_create_topic_v2[] = {F(STR), F(I32), F(I16), F(I8),
-                                                  F(I64), F(I64), F(I64), F(I32),
-                                                  END};
+static const struct pfield s_create_topic_v2[] = {F(STR), F(I32), F(I16), F(I8), F(I64),
+                                                  F(I64), F(I64), F(I32), END};
 static const struct pfield s_create_topics_req_v2[] = {ARR(TOPICS, s_create_topic_v2), END};
 static const struct pfield s_topic_result[] = {F(STR), F(ERR), END};
 static const struct pfield s_topic_results[] = {ARR(TOPICS, s_topic_result), END};

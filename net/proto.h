@@ -637,7 +637,7 @@ struct proto_create_topic {
     int64_t retention_bytes;
     int64_t segment_bytes;
     int32_t batch_bytes_max;
-    int16_t replication_factor; /* v1: copies of each partition; -1 the default */
+    int16_t replication_factor;     /* v1: copies of each partition; -1 the default */
     int8_t unclean_leader_election; /* v2: 0 or 1 (others are refused) */
 };
 

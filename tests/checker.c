@@ -449,8 +449,9 @@ int chk_read_consumer(struct checker *c, struct chk_source *s, const char *boots
     while (rc == 0 && done < c->partitions) {
         if (clock_mono_ms() >= deadline) {
             for (int32_t p = 0; p < c->partitions; p++) {
-                fprintf(stderr, "consumer read: partition %" PRId32 " at %" PRId64 " of [%" PRId64
-                                ", %" PRId64 ")\n",
+                fprintf(stderr,
+                        "consumer read: partition %" PRId32 " at %" PRId64 " of [%" PRId64
+                        ", %" PRId64 ")\n",
                         p, next[p], starts[p], ends[p]);
             }
             rc = -NAGARE_ETIMEOUT;

@@ -130,13 +130,13 @@ static bool ids_have(const int32_t *ids, size_t n, int32_t id)
 
 /* What a wait for partition 0 wants. */
 struct want {
-    int32_t live;           /* this broker live (-1: any) */
-    size_t replica_count;   /* 0: any */
-    int32_t replicas[2];    /* exactly these, in order, when replica_count */
-    int32_t in_isr;         /* this broker in sync (-1: any) */
-    int32_t leader;         /* this leader (-1: any leader, but one) */
-    bool full_isr;          /* every replica in sync */
-    bool no_reassignment;   /* no move in progress */
+    int32_t live;         /* this broker live (-1: any) */
+    size_t replica_count; /* 0: any */
+    int32_t replicas[2];  /* exactly these, in order, when replica_count */
+    int32_t in_isr;       /* this broker in sync (-1: any) */
+    int32_t leader;       /* this leader (-1: any leader, but one) */
+    bool full_isr;        /* every replica in sync */
+    bool no_reassignment; /* no move in progress */
 };
 
 static bool wanted(const struct want *w, const struct nagare_partition_replicas *p, bool live)
@@ -161,8 +161,7 @@ static bool wanted(const struct want *w, const struct nagare_partition_replicas 
 /* Polls bootstrap's Metadata until partition 0 is as w says; returns it
  * (ids holds its arrays). While a reassignment to target runs, Metadata
  * must show that target and nothing else. */
-static struct nagare_partition_replicas wait_partition0(const char *bootstrap,
-                                                        const struct want *w,
+static struct nagare_partition_replicas wait_partition0(const char *bootstrap, const struct want *w,
                                                         const int32_t *target, int32_t *ids,
                                                         const char *why)
 {
@@ -336,8 +335,7 @@ Test(reassign, a_partition_moves_onto_a_broker_added_later_and_keeps_every_recor
     /* The replica left out holds nothing the partition needs. */
     cs_broker_kill(&C, (size_t)dropped - 1);
     char new_set[sizeof(C.bootstrap)];
-    snprintf(new_set, sizeof(new_set), "%s,%s", C.b[NEW_BROKER].bootstrap,
-             C.b[kept - 1].bootstrap);
+    snprintf(new_set, sizeof(new_set), "%s,%s", C.b[NEW_BROKER].bootstrap, C.b[kept - 1].bootstrap);
     read_all(new_set, "read from the new replicas");
 
     /* Nor the one kept: the added broker alone holds every record. */

@@ -60,9 +60,9 @@ struct topic_opts {
     int64_t retention_bytes;
     int64_t replication_factor; /* -1: the broker's default */
     bool unclean;
-    bool create_opts;   /* any create-only option given */
-    int64_t partition;  /* reassign: -1 not given */
-    bool all_partitions; /* reassign */
+    bool create_opts;     /* any create-only option given */
+    int64_t partition;    /* reassign: -1 not given */
+    bool all_partitions;  /* reassign */
     size_t replica_count; /* reassign: 0 not given */
     int32_t replicas[NAGARE_REPLICAS_MAX];
     bool reassign_opts; /* any reassign-only option given */
@@ -423,8 +423,8 @@ static int topic_reassign(struct topic_opts *o)
     static int32_t parts[TOPIC_PARTITIONS_MAX];
     static int errs[TOPIC_PARTITIONS_MAX];
     size_t n = reassign_partitions(o, a, parts, &st);
-    int rc = n > 0 ? nagare_partitions_reassign(a, o->name, parts, n, o->replicas,
-                                                o->replica_count, errs)
+    int rc = n > 0 ? nagare_partitions_reassign(a, o->name, parts, n, o->replicas, o->replica_count,
+                                                errs)
                    : 0;
     nagare_admin_destroy(a);
     if (n == 0) {
@@ -508,7 +508,8 @@ static int topic_run(const struct topic_sub *sub, int argc, char **argv)
 int cli_topic_main(int argc, char **argv)
 {
     if (argc < 2) {
-        return cli_usage_error("topic", "missing subcommand: create, list, describe, delete or reassign");
+        return cli_usage_error("topic",
+                               "missing subcommand: create, list, describe, delete or reassign");
     }
     if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
         strcmp(argv[1], "help") == 0) {
@@ -520,6 +521,6 @@ int cli_topic_main(int argc, char **argv)
             return topic_run(&topic_subs[i], argc - 1, argv + 1);
         }
     }
-    return cli_usage_error("topic", "unknown subcommand '%s': create, list, describe, delete or reassign",
-                           argv[1]);
+    return cli_usage_error(
+        "topic", "unknown subcommand '%s': create, list, describe, delete or reassign", argv[1]);
 }
