@@ -249,7 +249,7 @@ int groups_close(struct server *s)
 
 static struct bpart *offsets_bpart(struct server *s)
 {
-    struct server_topic *t = server_topic_find(s, str_of(GROUPS_OFFSETS_TOPIC));
+    struct server_topic *t = server_topic_find(s, str_of(PROTO_OFFSETS_TOPIC));
     return t != NULL ? &t->parts[0] : NULL;
 }
 
@@ -258,7 +258,7 @@ static void offsets_topic_created(void *arg, int rc)
 {
     (void)arg;
     if (rc != 0 && rc != -NG_ETOPIC_EXISTS) {
-        log_warn("creating topic %s: %s", GROUPS_OFFSETS_TOPIC, err_str(rc));
+        log_warn("creating topic %s: %s", PROTO_OFFSETS_TOPIC, err_str(rc));
     }
 }
 
@@ -269,7 +269,7 @@ static void offsets_topic_created(void *arg, int rc)
  * away (the latest commit of a partition may be old). */
 static void offsets_topic_ensure(struct server *s)
 {
-    const char *name = GROUPS_OFFSETS_TOPIC;
+    const char *name = PROTO_OFFSETS_TOPIC;
     int64_t now = now_ms(s);
     if (s->session == NULL || s->view == NULL || s->view->fenced ||
         cluster_view_topic(s->view, name, strlen(name)) != NULL ||

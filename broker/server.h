@@ -47,9 +47,8 @@ struct server_topic;
 /* How often member sessions are checked: session timeouts are >= 1 s
  * (GROUP_SESSION_MS_MIN), so a member is removed at most 100 ms late. */
 #define SERVER_GROUPS_EXPIRE_MS 100
-/* In a cluster: the internal topic of committed offsets (docs/cluster.md,
- * section 5), and how often a broker asks for it while it is missing. */
-#define GROUPS_OFFSETS_TOPIC "__offsets"
+/* In a cluster: how often a broker asks for the internal topic of
+ * committed offsets (PROTO_OFFSETS_TOPIC) while it is missing. */
 #define GROUPS_OFFSETS_CREATE_MS 1000
 
 /* One partition of a topic, as the broker runs it. */
@@ -164,7 +163,7 @@ MUST_USE int bpart_load_producers(struct bpart *bp);
 /* The topic named name, or NULL. */
 struct server_topic *server_topic_find(struct server *s, struct proto_str name);
 
-/* Names beginning with "__" are the broker's own (GROUPS_OFFSETS_TOPIC):
+/* Names beginning with "__" are the broker's own (PROTO_OFFSETS_TOPIC):
  * clients may not create, delete or produce to them (NG_EBADNAME). */
 static inline bool server_topic_reserved(struct proto_str name)
 {

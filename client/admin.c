@@ -329,7 +329,7 @@ static int coord_encode(void *arg, struct wr *w, uint32_t corr, uint16_t version
     (void)arg;
     struct proto_enc e;
     proto_metadata_req_begin(&e, w, version, corr, proto_str_make(CONN_CLIENT_ID), false);
-    proto_enc_topic(&e, proto_str_make(ADMIN_OFFSETS_TOPIC));
+    proto_enc_topic(&e, proto_str_make(PROTO_OFFSETS_TOPIC));
     return proto_enc_end(&e);
 }
 

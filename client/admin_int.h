@@ -16,10 +16,6 @@
  * share groups' dead-letter redrive (served by the broker asked). */
 struct client_conn *admin_conn(nagare_admin *a);
 
-/* The internal topic whose partition 0's leader coordinates every group
- * (docs/cluster.md, section 5). */
-#define ADMIN_OFFSETS_TOPIC "__offsets"
-
 /* conn_call() of a consumer-group api at the group coordinator: the
  * leader of __offsets/0, found from Metadata (the broker given, when it
  * knows no such topic: a single broker), and found again on

@@ -1431,7 +1431,7 @@ int consumer_coordinator_find(nagare_consumer *c)
         return 0;
     }
     struct cbroker *leader = NULL;
-    int rc = leader_lookup(c, CONSUMER_OFFSETS_TOPIC, 0, &leader);
+    int rc = leader_lookup(c, PROTO_OFFSETS_TOPIC, 0, &leader);
     if (rc == -NG_EUNKNOWN_TOPIC) {
         /* A single broker (or a cluster that has not made the topic yet:
          * its brokers answer NG_ENOT_COORDINATOR and make it). */

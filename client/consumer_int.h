@@ -29,9 +29,6 @@ struct cgroup;
 /* The connection of the group's requests: the coordinator's once found
  * (consumer_coordinator_find()), else the bootstrap broker's. */
 struct client_conn *consumer_conn(nagare_consumer *c);
-/* The internal topic whose partition 0's leader coordinates every group
- * (docs/cluster.md, section 5). */
-#define CONSUMER_OFFSETS_TOPIC "__offsets"
 /* Finds the coordinator when not known: the leader of __offsets/0 from a
  * Metadata call on the bootstrap connection; a broker that knows no such
  * topic (a single broker) is its own coordinator. Synchronous. Returns 0,

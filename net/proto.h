@@ -83,6 +83,10 @@ enum proto_api {
 #define PROTO_STRING_BYTES_MAX 1024
 /* 249, as in Kafka: "<topic>-<partition>" stays a valid 255-byte file name. */
 #define PROTO_TOPIC_NAME_BYTES_MAX 249
+/* Topic names beginning with "__" are the brokers' own; this one holds the
+ * committed offsets in a cluster, and the leader of its partition 0 is the
+ * coordinator of every group (docs/cluster.md, section 5). */
+#define PROTO_OFFSETS_TOPIC "__offsets"
 
 /* Array counts. Topics per message (also the most a broker may hold, so a
  * Metadata response can list them all); partitions per topic (also the
