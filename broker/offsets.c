@@ -317,6 +317,19 @@ static void commit_free(struct offsets_commit *c)
 
 static void maybe_compact(struct offsets *o);
 
+/* Whether rc, how an append of term came back, says that term's
+ * leadership ended (the partition is no longer led here, or is closing);
+ * while that term lasts, nothing more is appended in it (the detach
+ * follows). An own log's term stays 0: its appends end no term. */
+static bool term_ended_by(struct offsets *o, uint64_t term, int rc)
+{
+    bool ended = term != 0 && (rc == -NG_ENOT_LEADER || rc == -NG_ECLOSED);
+    if (ended && term == o->term) {
+        o->open = false;
+    }
+    return ended;
+}
+
 /* The commit is in the log (rc 0), or not: the table shows it when it is,
  * if its term still lasts. */
 static void commit_finish(struct offsets_commit *c, int rc)
@@ -324,12 +337,7 @@ static void commit_finish(struct offsets_commit *c, int rc)
     struct offsets *o = c->o;
     ASSERT(o->inflight > 0);
     o->inflight--;
-    bool current = c->term == o->term;
-    bool attached = c->term != 0; /* an own log's term stays 0 */
-    if (current && attached && (rc == -NG_ENOT_LEADER || rc == -NG_ECLOSED)) {
-        o->open = false; /* the leadership ended: nothing more is appended (detach follows) */
-    }
-    if (!current || (attached && (rc == -NG_ENOT_LEADER || rc == -NG_ECLOSED))) {
+    if (term_ended_by(o, c->term, rc) || c->term != o->term) {
         rc = -NG_ENOT_COORDINATOR; /* the next coordinator replays it, or not */
     }
     /* Below the high watermark on fewer replicas than asked is committed
@@ -476,14 +484,13 @@ struct snapshot_batch {
 static void snapshot_batch_finish(struct snapshot_batch *b, int rc)
 {
     struct offsets *o = b->o;
-    bool current = b->term == o->term;
+    uint64_t term = b->term;
+    bool current = term == o->term;
     free(b);
     /* committed on fewer replicas than asked is committed: no replica that
      * may lead, nor this one, loses it */
     rc = rc == -NG_ENOT_ENOUGH_REPLICAS ? 0 : rc;
-    if (current && (rc == -NG_ENOT_LEADER || rc == -NG_ECLOSED)) {
-        o->open = false; /* the leadership ended: nothing more is appended (detach follows) */
-    }
+    (void)term_ended_by(o, term, rc);
     o->snapshot_err = o->snapshot_err != 0 ? o->snapshot_err : rc;
     ASSERT(o->snapshot_batches > 0);
     if (--o->snapshot_batches == 0 && current) {
