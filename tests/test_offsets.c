@@ -360,19 +360,27 @@ static void close_logs(struct part *const *logs, size_t n)
     }
 }
 
-Test(offsets, an_attached_commit_completes_once_the_high_watermark_passes_it)
+/* Opens and attaches l, the fake holding the high watermark, and commits
+ * items through c: runs until the commit waits for the high watermark (or,
+ * wrongly, has completed). */
+static void commit_held(struct part *l, struct offsets_commit *c, const struct offsets_item *items)
 {
-    static struct part l;
-    log_open(&l, "attached", SEGMENT_BYTES);
-    attach(&l, SEGMENT_BYTES);
+    log_open(l, "attached", SEGMENT_BYTES);
+    attach(l, SEGMENT_BYTES);
     repl.hold = true;
-    struct offsets_item items[] = {{"orders", 0, 10}};
-    static struct offsets_commit c;
     done_seen = false;
-    cr_assert_eq(offsets_commit(&o, &c, "g", items, 1, on_done, NULL), 0);
+    cr_assert_eq(offsets_commit(&o, c, "g", items, 1, on_done, NULL), 0);
     while (repl.count == 0 && !done_seen) {
         cr_assert_geq(ring_run(&f.ring, -1), 0);
     }
+}
+
+Test(offsets, an_attached_commit_completes_once_the_high_watermark_passes_it)
+{
+    static struct part l;
+    struct offsets_item items[] = {{"orders", 0, 10}};
+    static struct offsets_commit c;
+    commit_held(&l, &c, items);
     cr_assert_not(done_seen, "not answered before the high watermark passes it");
     cr_assert_eq(get("g", "orders", 0), -NG_ENOTFOUND);
     fake_release(0);
@@ -392,16 +400,10 @@ Test(offsets, an_attached_commit_completes_once_the_high_watermark_passes_it)
 Test(offsets, a_term_that_ends_answers_not_coordinator_and_the_log_stays_the_truth)
 {
     static struct part l;
-    log_open(&l, "attached", SEGMENT_BYTES);
-    attach(&l, SEGMENT_BYTES);
-    repl.hold = true;
     struct offsets_item items[] = {{"orders", 0, 10}};
     static struct offsets_commit c;
-    done_seen = false;
-    cr_assert_eq(offsets_commit(&o, &c, "g", items, 1, on_done, NULL), 0);
-    while (repl.count == 0) {
-        cr_assert_geq(ring_run(&f.ring, -1), 0);
-    }
+    commit_held(&l, &c, items);
+    cr_assert_not(done_seen);
     fake_release(-NG_ENOT_LEADER); /* the leadership ends */
     cr_assert(done_seen);
     cr_assert_eq(done_rc, -NG_ENOT_COORDINATOR);
