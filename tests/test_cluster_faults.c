@@ -111,21 +111,6 @@ static uint64_t env_u64(const char *name, uint64_t fallback)
     return v != NULL && *v ? strtoull(v, NULL, 10) : fallback;
 }
 
-/* Fault kinds that do not pass yet (issue 13 stays open for them): after
- * a broker's power cut a follower once never caught up (release build);
- * a leader's isolation (not always), a split in halves, a one-way loss or
- * the etcd leader's kill the final consumer read does not complete (a
- * partition's high watermark stops; seen after a fenced broker got
- * leadership back and a follower's OffsetForLeaderEpoch was refused).
- * They run only with NAGARE_FAULTS_ALL=1, so that the rest gate CI while
- * these are fixed; each says so when skipped. */
-static void need_all(const char *why)
-{
-    if (env_u64("NAGARE_FAULTS_ALL", 0) == 0) {
-        cr_skip_test("known to fail, run with NAGARE_FAULTS_ALL=1: %s", why);
-    }
-}
-
 /* Creates the topic, through any broker, once a controller can place it;
  * unclean: with unclean leader election allowed. */
 static void create_topic(struct run *r, bool unclean)
@@ -418,41 +403,35 @@ Test(cluster_faults, sigstop_of_a_leader) { RUN(fault_pause); }
 
 Test(cluster_faults, a_leader_isolated)
 {
-    need_all("the consumer's final read sometimes stops after the leader is back");
     cs_need_nft();
     RUN(fault_isolate);
 }
 
 Test(cluster_faults, split_in_halves)
 {
-    need_all("the consumer's final read stops after the halves heal");
     cs_need_nft();
     RUN(fault_halves);
 }
 
 Test(cluster_faults, one_way_loss)
 {
-    need_all("the consumer's final read stops after a one-way loss heals");
     cs_need_nft();
     RUN(fault_oneway);
 }
 
 Test(cluster_faults, kill9_of_the_etcd_leader)
 {
-    need_all("the consumer's final read stops after the etcd leader's kill");
     RUN(fault_etcd_leader);
 }
 
 Test(cluster_faults, power_cut_of_a_broker)
 {
-    need_all("a follower once stayed far below the high watermark after the power cut");
     RUN(fault_power_cut);
 }
 
 /* Every kind, drawn by the seed: the long runs' test. */
 Test(cluster_faults, mixed)
 {
-    need_all("it draws the kinds above that do not pass yet");
     cs_need_nft();
     RUN(fault_kill9, fault_pause, fault_isolate, fault_halves, fault_oneway, fault_etcd_leader,
         fault_power_cut);
@@ -460,7 +439,7 @@ Test(cluster_faults, mixed)
 
 /* The planned loss. Broker 1 leads partition 0 (the first replica of the
  * first partition). With min_insync_replicas = 1 and unclean election
- * allowed (the topic's record edited in etcd), its followers are killed,
+ * allowed (a setting of the topic), its followers are killed,
  * so the leader alone acknowledges writes once it dropped them from the
  * ISR; then it is killed, the followers come back, and unclean election
  * makes one of them leader without those records: they are lost, and the
