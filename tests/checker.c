@@ -719,40 +719,57 @@ static int cmp_i64(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-/* Each fault's longest stretch without an acknowledged write. */
-static void judge_availability(const struct checker *c, struct chk_result *out)
+/* The longest stretch in [begin, end) without one of the sorted times[n]. */
+static int64_t longest_gap(const int64_t *times, size_t n, int64_t begin, int64_t end)
 {
-    size_t n = 0;
-    for (int32_t p = 0; p < c->partitions; p++) {
-        n += c->ack_count[p];
-    }
-    int64_t *times = malloc((n + 1) * sizeof(*times));
-    ASSERT(times != NULL);
-    n = 0;
-    for (int32_t p = 0; p < c->partitions; p++) {
-        for (size_t i = 0; i < c->ack_count[p]; i++) {
-            times[n++] = c->acks[p][i].at_ms;
+    int64_t prev = begin;
+    int64_t gap = 0;
+    for (size_t i = 0; i < n && times[i] <= end; i++) {
+        if (times[i] > begin) {
+            gap = times[i] - prev > gap ? times[i] - prev : gap;
+            prev = times[i];
         }
     }
-    qsort(times, n, sizeof(*times), cmp_i64);
+    return end - prev > gap ? end - prev : gap;
+}
+
+/* Each fault's longest stretch without an acknowledged write to one
+ * partition, the worst partition's: acknowledgements elsewhere do not
+ * hide a partition without a leader. */
+static void judge_availability(const struct checker *c, struct chk_result *out)
+{
+    size_t n_max = 0;
+    for (int32_t p = 0; p < c->partitions; p++) {
+        n_max = c->ack_count[p] > n_max ? c->ack_count[p] : n_max;
+    }
+    int64_t *times = malloc((n_max + 1) * sizeof(*times));
+    ASSERT(times != NULL);
     int64_t run_end = c->run_end_ms >= 0 ? c->run_end_ms : clock_mono_ms();
     out->fault_count = c->fault_count;
     for (uint32_t f = 0; f < c->fault_count; f++) {
         const struct chk_fault *ft = &c->faults[f];
-        int64_t window_end = f + 1 < c->fault_count ? c->faults[f + 1].begin_ms : run_end;
-        int64_t prev = ft->begin_ms;
-        int64_t gap = 0;
-        for (size_t i = 0; i < n; i++) {
-            if (times[i] > ft->begin_ms && times[i] <= window_end) {
-                gap = times[i] - prev > gap ? times[i] - prev : gap;
-                prev = times[i];
-            }
-        }
-        gap = window_end - prev > gap ? window_end - prev : gap;
         struct chk_fault_figure *fig = &out->faults[f];
         snprintf(fig->name, sizeof(fig->name), "%s", ft->name);
+        int64_t window_end = f + 1 < c->fault_count ? c->faults[f + 1].begin_ms : run_end;
         fig->duration_ms = (ft->end_ms >= 0 ? ft->end_ms : window_end) - ft->begin_ms;
-        fig->unavailable_ms = gap;
+        fig->unavailable_ms = 0;
+    }
+    for (int32_t p = 0; p < c->partitions; p++) {
+        size_t n = c->ack_count[p];
+        for (size_t i = 0; i < n; i++) {
+            times[i] = c->acks[p][i].at_ms;
+        }
+        qsort(times, n, sizeof(*times), cmp_i64);
+        for (uint32_t f = 0; f < c->fault_count; f++) {
+            int64_t begin = c->faults[f].begin_ms;
+            int64_t window_end = f + 1 < c->fault_count ? c->faults[f + 1].begin_ms : run_end;
+            int64_t gap = longest_gap(times, n, begin, window_end);
+            struct chk_fault_figure *fig = &out->faults[f];
+            fig->unavailable_ms = gap > fig->unavailable_ms ? gap : fig->unavailable_ms;
+        }
+    }
+    for (uint32_t f = 0; f < c->fault_count; f++) {
+        int64_t gap = out->faults[f].unavailable_ms;
         out->unavailable_ms_max = gap > out->unavailable_ms_max ? gap : out->unavailable_ms_max;
     }
     free(times);

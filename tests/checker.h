@@ -27,7 +27,10 @@
  *   another value than the consumer read.
  * Availability: faults are windows (chk_fault_begin/end); a fault's figure
  * is the longest stretch, from its start to the next fault's start (or the
- * end of the run), without any acknowledged write.
+ * end of the run), without an acknowledged write to one partition (the
+ * worst partition's: writes acknowledged elsewhere do not hide a partition
+ * without a leader). For the kill of a leader it is the time until its
+ * successor acknowledged a write.
  *
  * Threads: chk_sent(), chk_acked() and the producer threads may run
  * concurrently (a mutex guards the acknowledgements and counters); every
@@ -117,7 +120,7 @@ struct chk_problem {
 struct chk_fault_figure {
     char name[CHK_NAME_BYTES];
     int64_t duration_ms;    /* end - begin */
-    int64_t unavailable_ms; /* longest stretch without an acknowledged write */
+    int64_t unavailable_ms; /* longest stretch without an ack on one partition */
 };
 
 struct chk_result {

@@ -222,12 +222,14 @@ Test(checker, reports_a_replica_that_differs_below_the_high_watermark)
 
 Test(checker, measures_the_longest_time_without_an_ack_per_fault)
 {
-    for (uint64_t seq = 0; seq < 6; seq++) {
-        cr_assert_eq(chk_sent(&C, 0, seq), 0);
-    }
+    /* The same times on each partition. */
     int64_t at[] = {100, 200, 900, 1000, 1100, 2500};
-    for (uint64_t seq = 0; seq < 6; seq++) {
-        cr_assert_eq(chk_acked(&C, 0, (int64_t)seq, id_of(0, seq), at[seq]), 0);
+    for (int32_t p = 0; p < PARTITIONS; p++) {
+        for (uint64_t i = 0; i < 6; i++) {
+            uint64_t seq = (uint64_t)p * 6 + i;
+            cr_assert_eq(chk_sent(&C, 0, seq), 0);
+            cr_assert_eq(chk_acked(&C, p, (int64_t)i, id_of(0, seq), at[i]), 0);
+        }
     }
     chk_fault_at(&C, "a", 150, 400);   /* acks at 200, 900: longest 700 */
     chk_fault_at(&C, "b", 1000, 1200); /* acks at 1100, then none until 2000 */
@@ -240,6 +242,30 @@ Test(checker, measures_the_longest_time_without_an_ack_per_fault)
     cr_assert_eq(r.faults[0].unavailable_ms, 700);
     cr_assert_eq(r.faults[1].unavailable_ms, 900);
     cr_assert_eq(r.unavailable_ms_max, 900);
+}
+
+/* A partition without acknowledgements is unavailable though the other
+ * partition's writes go on: the figure is the worst partition's. */
+Test(checker, acks_on_another_partition_do_not_hide_a_stopped_one)
+{
+    for (uint64_t seq = 0; seq < 6; seq++) {
+        cr_assert_eq(chk_sent(&C, 0, seq), 0);
+    }
+    int64_t at[] = {100, 300, 500, 700, 900, 1500};
+    int32_t part[] = {0, 1, 1, 1, 1, 0};
+    int64_t next[PARTITIONS] = {0};
+    for (uint64_t seq = 0; seq < 6; seq++) {
+        int32_t p = part[seq];
+        cr_assert_eq(chk_acked(&C, p, next[p]++, id_of(0, seq), at[seq]), 0);
+    }
+    chk_fault_at(&C, "leader killed", 200, 400); /* partition 0: nothing until 1500 */
+    chk_run_end_at(&C, 2000);
+    struct chk_result r;
+    chk_verify(&C, &r);
+    cr_assert_eq(r.fault_count, 1);
+    cr_assert_eq(r.faults[0].unavailable_ms, 1300,
+                 "partition 0 from 200 to 1500, not 200 (partition 1)");
+    cr_assert_eq(r.unavailable_ms_max, 1300);
 }
 
 /* ---- on a real broker ---- */

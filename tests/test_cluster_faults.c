@@ -419,15 +419,9 @@ Test(cluster_faults, one_way_loss)
     RUN(fault_oneway);
 }
 
-Test(cluster_faults, kill9_of_the_etcd_leader)
-{
-    RUN(fault_etcd_leader);
-}
+Test(cluster_faults, kill9_of_the_etcd_leader) { RUN(fault_etcd_leader); }
 
-Test(cluster_faults, power_cut_of_a_broker)
-{
-    RUN(fault_power_cut);
-}
+Test(cluster_faults, power_cut_of_a_broker) { RUN(fault_power_cut); }
 
 /* Every kind, drawn by the seed: the long runs' test. */
 Test(cluster_faults, mixed)
