@@ -49,6 +49,7 @@
  * (client/consumer_int.h).
  */
 #include <errno.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -482,17 +483,43 @@ static int leader_lookup(nagare_consumer *c, const char *topic, int32_t partitio
     return rc;
 }
 
-/* ListOffsets of a partition at its leader (looked up when not known). */
+static bool leader_moved(int err)
+{
+    return err == -NG_ENOT_LEADER || err == -NG_EFENCED_LEADER_EPOCH ||
+           err == -NG_EUNKNOWN_LEADER_EPOCH;
+}
+
+/* The leader asked may be gone (a leader change under way). */
+static bool leader_unreachable(int err)
+{
+    return err == -NG_EDISCONNECTED || err == -ECONNREFUSED || err == -ECONNRESET ||
+           err == -EPIPE || err == -EHOSTUNREACH;
+}
+
+/* ListOffsets of a partition at its leader (looked up when not known).
+ * While the partition has no leader, or the one asked no longer leads it
+ * or cannot be reached (a leader change), the leader is looked up again
+ * after a backoff, until the request timeout. */
 static int leader_list_offset(nagare_consumer *c, struct cbroker *leader, const char *topic,
                               int32_t partition, int64_t timestamp_ms, int64_t *out)
 {
-    int rc = leader == NULL ? leader_lookup(c, topic, partition, &leader) : 0;
-    if (rc == 0 && leader == NULL) {
-        rc = -NG_ENOT_LEADER; /* the partition has no leader now: try later */
+    int64_t deadline = deadline_of(c);
+    uint32_t backoff_ms = 0;
+    for (;;) {
+        int rc = leader == NULL ? leader_lookup(c, topic, partition, &leader) : 0;
+        if (rc == 0 && leader == NULL) {
+            rc = -NG_ENOT_LEADER; /* the partition has no leader now */
+        }
+        rc = rc == 0
+                 ? calls_list_offset(&leader->conn, topic, partition, timestamp_ms, deadline, out)
+                 : rc;
+        if (!(leader_moved(rc) || leader_unreachable(rc)) ||
+            clock_mono_ms() + (int64_t)CONN_BACKOFF_MS_MAX >= deadline) {
+            return rc;
+        }
+        leader = NULL;
+        (void)poll(NULL, 0, (int)conn_backoff_next(&backoff_ms));
     }
-    return rc != 0 ? rc
-                   : calls_list_offset(&leader->conn, topic, partition, timestamp_ms,
-                                       deadline_of(c), out);
 }
 
 /* Resolves NAGARE_OFFSET_BEGINNING / END with ListOffsets; checks others. */
@@ -707,12 +734,6 @@ static void leader_forget(nagare_consumer *c, struct cpart *p)
 {
     cbroker_lead(&p->leader, NULL);
     c->meta_wanted = true;
-}
-
-static bool leader_moved(int err)
-{
-    return err == -NG_ENOT_LEADER || err == -NG_EFENCED_LEADER_EPOCH ||
-           err == -NG_EUNKNOWN_LEADER_EPOCH;
 }
 
 /* One partition's part of a fetch answer. */

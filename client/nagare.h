@@ -342,14 +342,15 @@ NAGARE_MUST_USE int nagare_consumer_new(const struct nagare_consumer_config *c,
  * -NAGARE_EUNKNOWN_TOPIC (no such topic or partition), -NAGARE_EBADARG
  * (bad arguments, already assigned, or the consumer is subscribed to a
  * group), -NAGARE_EBADNAME, -NAGARE_ENOT_LEADER (BEGINNING / END of a
- * partition without a leader now: try again), or the request's error. */
+ * partition that had no leader for all of request_timeout_ms: while a
+ * leader change is under way it looks again), or the request's error. */
 NAGARE_MUST_USE int nagare_consumer_assign(nagare_consumer *c, const char *topic, int32_t partition,
                                            int64_t offset);
 
 /* Moves an assigned partition to offset (or BEGINNING / END, looked up
  * with ListOffsets at its leader); records fetched before are dropped.
  * Returns 0, -NAGARE_ENOTFOUND (not assigned), -NAGARE_EBADARG, or the
- * lookup's error (-NAGARE_ENOT_LEADER: no leader now). */
+ * lookup's error (-NAGARE_ENOT_LEADER: no leader, as for assign()). */
 NAGARE_MUST_USE int nagare_consumer_seek(nagare_consumer *c, const char *topic, int32_t partition,
                                          int64_t offset);
 

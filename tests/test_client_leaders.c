@@ -66,6 +66,7 @@ struct fake {
     int32_t leader[PARTS];
     int not_leader_left;          /* Produce answers NOT_LEADER this many times... */
     int32_t leader_after[PARTS];  /* ...then the leaders become these */
+    int leaderless_left;          /* Metadata names no leader this many times */
     atomic_int produces;          /* Produce requests it got */
     atomic_int fetches;           /* Fetch requests it got */
     atomic_int metadatas;         /* Metadata requests it got */
@@ -111,6 +112,8 @@ static void fake_metadata(struct fake *f, const struct proto_req_header *h, stru
                                     .controller_id = FAKE_ID};
     proto_metadata_resp_begin(&e, w, h->api_version, h->correlation_id, &m);
     pthread_mutex_lock(&f->mu);
+    bool leaderless = f->leaderless_left > 0;
+    f->leaderless_left -= leaderless ? 1 : 0;
     for (int i = 0; i < f->broker_count; i++) {
         proto_metadata_resp_broker(&e, &(struct proto_broker){.id = f->brokers[i].id,
                                                               .host = proto_str_make("127.0.0.1"),
@@ -130,16 +133,17 @@ static void fake_metadata(struct fake *f, const struct proto_req_header *h, stru
                                          .batch_bytes_max = 1 << 20};
         proto_metadata_resp_topic_config(&e, t.name, 0, &cfg);
         for (int32_t i = 0; i < PARTS; i++) {
+            int32_t leader = leaderless ? -1 : f->leader[i];
             proto_metadata_resp_partition(
                 &e, &(struct proto_metadata_partition){.partition = i,
                                                        .offset_earliest = -1,
                                                        .offset_latest = -1,
-                                                       .leader = f->leader[i],
+                                                       .leader = leader,
                                                        .leader_epoch = 1,
                                                        .replica_count = 1,
                                                        .replicas = {f->leader[i]},
-                                                       .isr_count = 1,
-                                                       .isr = {f->leader[i]}});
+                                                       .isr_count = leaderless ? 0 : 1,
+                                                       .isr = {leader}});
         }
     }
     pthread_mutex_unlock(&f->mu);
@@ -519,6 +523,35 @@ Test(leaders, a_consumer_told_not_leader_reads_on_at_the_new_leader)
     cr_assert_eq(atomic_load(&f.fetches), 1, "refused once, then fetched at the new leader (%d)",
                  atomic_load(&f.fetches));
     cr_assert_geq(atomic_load(&f.metadatas), 2, "metadata asked again after NOT_LEADER");
+    fake_stop(&f);
+    bk_stop(&A);
+}
+
+/* A leader change under way: the first Metadata answers name no leader.
+ * Looking up the end of the partition waits for one instead of failing. */
+Test(leaders, a_consumer_looks_up_an_offset_again_while_a_partition_has_no_leader)
+{
+    bk_start(&A);
+    cs_create_topic(&A, TOPIC, PARTS);
+    produce_direct(&A, 0);
+    struct fake f = {.leader = {1, 1}, .leaderless_left = 3};
+    fake_start(&f);
+    f.brokers[f.broker_count++] = (struct fake_broker_entry){1, A.port};
+    char bootstrap[32];
+    fake_bootstrap(&f, bootstrap, sizeof(bootstrap));
+    struct nagare_consumer_config cc;
+    nagare_consumer_config_default(&cc);
+    cc.bootstrap = bootstrap;
+    nagare_consumer *k;
+    cr_assert_eq(nagare_consumer_new(&cc, &k), 0);
+    int rc = nagare_consumer_assign(k, TOPIC, 0, NAGARE_OFFSET_END);
+    cr_assert_eq(rc, 0, "assign at the end: %s", nagare_strerror(rc));
+    int64_t end = -1;
+    cr_assert_eq(nagare_consumer_position(k, TOPIC, 0, &end), 0);
+    cr_assert_eq(end, RECORDS, "the end, from the leader once there was one");
+    cr_assert_geq(atomic_load(&f.metadatas), 4, "asked until a leader was named (%d)",
+                  atomic_load(&f.metadatas));
+    nagare_consumer_destroy(k);
     fake_stop(&f);
     bk_stop(&A);
 }
