@@ -424,6 +424,29 @@ static int consumer_ends(struct checker *c, nagare_consumer *k, int64_t *ends)
     return rc;
 }
 
+/* Where a consumer read stopped short with rc: each partition's position
+ * in its range, and its error. */
+static void print_read_stop(const struct checker *c, nagare_consumer *k, const int64_t *starts,
+                            const int64_t *next, const int64_t *ends, int rc)
+{
+    const struct nagare_topic_partition *tp = NULL;
+    size_t n = 0;
+    if (nagare_consumer_assignment(k, &tp, &n) != 0) {
+        n = 0;
+    }
+    for (int32_t p = 0; p < c->partitions; p++) {
+        int err = 0;
+        for (size_t i = 0; i < n; i++) {
+            err = tp[i].partition == p ? tp[i].err : err;
+        }
+        fprintf(stderr,
+                "consumer read (%s): partition %" PRId32 " at %" PRId64 " of [%" PRId64 ", %" PRId64
+                "): %s\n",
+                nagare_strerror(rc), p, next[p], starts[p], ends[p],
+                err != 0 ? nagare_strerror(err) : "no error");
+    }
+}
+
 int chk_read_consumer(struct checker *c, struct chk_source *s, const char *bootstrap,
                       int timeout_ms)
 {
@@ -448,12 +471,6 @@ int chk_read_consumer(struct checker *c, struct chk_source *s, const char *boots
     int32_t done = 0;
     while (rc == 0 && done < c->partitions) {
         if (clock_mono_ms() >= deadline) {
-            for (int32_t p = 0; p < c->partitions; p++) {
-                fprintf(stderr,
-                        "consumer read: partition %" PRId32 " at %" PRId64 " of [%" PRId64
-                        ", %" PRId64 ")\n",
-                        p, next[p], starts[p], ends[p]);
-            }
             rc = -NAGARE_ETIMEOUT;
             break;
         }
@@ -469,6 +486,9 @@ int chk_read_consumer(struct checker *c, struct chk_source *s, const char *boots
         for (int32_t p = 0; p < c->partitions; p++) {
             done += next[p] >= ends[p];
         }
+    }
+    if (rc != 0 && done < c->partitions) {
+        print_read_stop(c, k, starts, next, ends, rc);
     }
     for (int32_t p = 0; rc == 0 && p < c->partitions; p++) {
         /* The consumer covers [start, end) even where it read nothing. */

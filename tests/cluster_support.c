@@ -613,10 +613,12 @@ void cs_fini(struct cluster *c)
         c->table_made = false;
     }
     ets_fini(&c->etcd);
-    if (c->root[0] != '\0') {
+    if (c->root[0] != '\0' && c->keep_root) {
+        fprintf(stderr, "cluster: data directories and logs kept in %s\n", c->root);
+    } else if (c->root[0] != '\0') {
         (void)nftw(c->root, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
-        c->root[0] = '\0';
     }
+    c->root[0] = '\0';
     if (c->net_claimed) {
         close(c->net_lock_fd);
         c->net_claimed = false;

@@ -97,6 +97,7 @@ struct cluster {
     const char *sets[CS_SETS_MAX]; /* "key=value" for every broker; borrowed */
     size_t set_count;
     char bootstrap[CS_BROKERS_MAX * (CS_HOST_BYTES + 8)]; /* every broker, ','-separated */
+    bool keep_root; /* cs_fini() leaves root (data directories, logs) for a look */
 };
 
 /* Skips the test, naming what is missing, unless this machine and nagared
@@ -166,8 +167,9 @@ void cs_heal(struct cluster *c);
  * test). */
 void cs_print_logs(const struct cluster *c, const char *why);
 
-/* Kills everything still running, deletes the table and the directory,
- * lets the address block go. Harmless on a zeroed struct cluster. */
+/* Kills everything still running, deletes the table and the directory
+ * (unless keep_root: then it says where it is), lets the address block
+ * go. Harmless on a zeroed struct cluster. */
 void cs_fini(struct cluster *c);
 
 #endif
