@@ -16,8 +16,6 @@
 
 /* Admin calls (create, describe, delete) wait at most this long. */
 #define SESSION_ADMIN_MS 30000
-/* A topic just created is looked for this often until the broker knows it. */
-#define SESSION_TOPIC_WAIT_STEP_MS 50
 /* Upper bounds of options, each far beyond a sensible run. */
 #define SESSION_RECORDS_MAX (UINT64_C(1) << 40)
 #define SESSION_RECORD_BYTES_MAX (64u << 20)
@@ -422,21 +420,6 @@ static int topic_describe(nagare_admin *a, const char *name, struct topic_shape 
     return n == 1 ? 0 : -NAGARE_EPROTO;
 }
 
-/* In a cluster a topic is created in etcd, and the broker asked may not
- * have seen it yet: asked again every SESSION_TOPIC_WAIT_STEP_MS while it
- * is unknown, up to SESSION_ADMIN_MS. */
-static int topic_describe_new(nagare_admin *a, const char *name, struct topic_shape *out)
-{
-    const struct timespec step = {.tv_sec = 0, .tv_nsec = SESSION_TOPIC_WAIT_STEP_MS * 1000000L};
-    int rc = topic_describe(a, name, out);
-    for (int waited = 0; rc == -NAGARE_EUNKNOWN_TOPIC && waited < SESSION_ADMIN_MS;
-         waited += SESSION_TOPIC_WAIT_STEP_MS) {
-        (void)nanosleep(&step, NULL);
-        rc = topic_describe(a, name, out);
-    }
-    return rc;
-}
-
 /* Makes sure the topic exists (created with partitions and the session's
  * replication factor when missing; *created then) and says what it is. */
 static int topic_ensure(struct session *s, const char *name, int32_t partitions, bool *created,
@@ -456,7 +439,7 @@ static int topic_ensure(struct session *s, const char *name, int32_t partitions,
         tc.replication_factor = s->o.replication_factor;
         rc = nagare_topic_create(a, name, &tc);
         *created = rc == 0;
-        rc = rc == 0 ? topic_describe_new(a, name, out) : rc;
+        rc = rc == 0 ? topic_describe(a, name, out) : rc; /* create waited for it */
     }
     if (rc != 0) {
         fprintf(stderr, "nagare-bench: topic %s: %s\n", name, nagare_strerror(rc));

@@ -640,7 +640,11 @@ struct nagare_topic_config {
 
 void nagare_topic_config_default(struct nagare_topic_config *c);
 
-/* Create / delete one topic. Return 0 or the broker's answer for it
+/* Create / delete one topic. In a cluster, create returns once the broker
+ * asked lists the new topic with a leader for every partition (or once
+ * the admin's timeout passed: the topic is created all the same), so that
+ * a producer or consumer made next finds it. Return 0 or the broker's
+ * answer for it
  * (-NAGARE_ETOPIC_EXISTS, -NAGARE_EUNKNOWN_TOPIC, -NAGARE_EBADARG for a
  * config value it refuses, -NAGARE_EBADNAME, -NAGARE_ENOT_ENOUGH_REPLICAS
  * for a replication factor above the live brokers: above 1 on a single

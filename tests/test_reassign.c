@@ -373,6 +373,40 @@ Test(reassign, unclean_leader_election_is_in_the_topic_record_only_when_asked_fo
     cr_assert_not_null(strstr(out, "\"unclean_leader_election\":false"), "%s", out);
 }
 
+/* In a cluster a create is done in etcd before any broker has the topic:
+ * nagare_topic_create() returns only once the broker asked lists it with
+ * a leader, so a client made next finds it (a producer's send to a topic
+ * its broker does not know fails at once). */
+Test(reassign, a_created_topic_has_a_leader_when_create_returns)
+{
+    cs_need_cluster();
+    cs_init(&C, 3);
+    cs_start(&C);
+    nagare_admin *a = admin_of(C.b[1].bootstrap);
+    struct nagare_topic_config cfg;
+    nagare_topic_config_default(&cfg);
+    cfg.partitions = PARTITIONS;
+    cfg.replication_factor = 2;
+    int64_t deadline = clock_mono_ms() + SETTLE_MS;
+    int rc;
+    while ((rc = nagare_topic_create(a, TOPIC, &cfg)) != 0 && clock_mono_ms() < deadline) {
+        sleep_ms(250); /* the brokers do not see each other yet */
+    }
+    cr_assert_eq(rc, 0, "create: %s", nagare_strerror(rc));
+    const struct nagare_cluster_info *info = NULL;
+    rc = nagare_cluster_describe(a, &info);
+    cr_assert_eq(rc, 0, "describe: %s", nagare_strerror(rc));
+    int32_t leaders = 0;
+    for (size_t i = 0; i < info->partition_count; i++) {
+        const struct nagare_partition_replicas *p = &info->partitions[i];
+        leaders += p->topic != NULL && strcmp(p->topic, TOPIC) == 0 && p->leader >= 0;
+    }
+    nagare_cluster_info_free(a, info);
+    nagare_admin_destroy(a);
+    cr_assert_eq(leaders, PARTITIONS,
+                 "every partition listed with its leader when create returned");
+}
+
 /* A follower's offsets lag its leader's: here the follower hears nothing
  * from the leader (packets from the leader to it are dropped), so its log
  * stays empty while the leader, having taken it out of the in-sync set,
