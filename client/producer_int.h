@@ -111,6 +111,11 @@ struct ppart {
     struct pbatch *tail;
     uint32_t queued; /* closed batches in the queue */
     uint32_t inflight;
+    /* The broker the batches in flight went to: while any is out, no batch
+     * goes to another (a leader moved), so that a retry of one of them
+     * reaches the new leader before anything newer and is known there as
+     * a copy of what it replicated, not taken as out of order. */
+    struct cbroker *inflight_to;
     int32_t sequence_next; /* for the next closed batch */
     int16_t epoch;         /* bumped when its sequence had to restart */
     bool retrying;         /* resend the queue in order once inflight is 0 */

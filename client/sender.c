@@ -154,12 +154,18 @@ static int resequence(struct ppart *pp)
     return 0;
 }
 
+/* Whether pp may send to its leader now as far as its batches in flight
+ * go: fewer than PART_INFLIGHT_MAX, and all at that leader. */
+static bool part_room(const struct ppart *pp)
+{
+    return pp->inflight < PART_INFLIGHT_MAX && (pp->inflight == 0 || pp->inflight_to == pp->leader);
+}
+
 bool sender_part_ready(const struct nagare_producer *p, const struct ppart *pp, int64_t now_ms)
 {
     return pp->leader != NULL && conn_ready(&pp->leader->conn) &&
            pp->leader->requests < p->cfg.inflight_max && pp->queued == pp->inflight &&
-           pp->inflight < PART_INFLIGHT_MAX && now_ms >= pp->backoff_until_ms && !pp->retrying &&
-           !pp->resequence;
+           part_room(pp) && now_ms >= pp->backoff_until_ms && !pp->retrying && !pp->resequence;
 }
 
 /* The batch of pp to send next, or NULL. A batch that grew while pp could
@@ -169,8 +175,7 @@ static struct pbatch *sendable(struct nagare_producer *p, struct ppart *pp, int6
     if (pp->open != NULL && pp->open->grown && sender_part_ready(p, pp, now_ms)) {
         accum_close(p, pp->open->topic, pp->open->partition);
     }
-    if (pp->queued == pp->inflight || pp->inflight >= PART_INFLIGHT_MAX ||
-        now_ms < pp->backoff_until_ms) {
+    if (pp->queued == pp->inflight || !part_room(pp) || now_ms < pp->backoff_until_ms) {
         return NULL;
     }
     if (pp->retrying || pp->resequence) {
@@ -475,6 +480,7 @@ static bool add_topic(struct nagare_producer *p, struct proto_enc *e, struct pre
         add_batch(e, r, k, b);
         b->state = PB_INFLIGHT;
         b->attempts++;
+        t->parts[k].inflight_to = r->broker;
         t->parts[k].inflight++;
     }
     return true;
