@@ -5,6 +5,7 @@
 #include "cluster/session.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -23,6 +24,10 @@
 #define SESSION_POLL_MS 100
 /* After an etcd call failed, before the same thing is tried again. */
 #define SESSION_RETRY_MS 500
+/* At start, how long etcd may be unavailable (a member down, its leader
+ * being elected) before the broker gives up joining: Kafka's broker waits
+ * zookeeper.connection.timeout.ms, 18 s, for ZooKeeper. */
+#define SESSION_START_UNAVAILABLE_MS 30000
 /* Partitions written per transaction when a topic is created: a compare and
  * a put each, within etcd's limit of operations per transaction. */
 #define SESSION_CREATE_CHUNK (ETCD_TXN_OPS_MAX / 2)
@@ -891,18 +896,26 @@ static void *session_main(void *arg)
 }
 
 /* Registers, waiting out the lease of this broker's previous life (a
- * restart after a crash, within the TTL) but not another broker's. */
+ * restart after a crash, within the TTL) but not another broker's, and
+ * etcd while it is unavailable, up to SESSION_START_UNAVAILABLE_MS. */
 static int register_at_start(struct cluster_session *s)
 {
-    int64_t deadline = clock_mono_ms() + s->cfg.lease_ttl_s * 1000 + SESSION_RETRY_MS;
+    int64_t start = clock_mono_ms();
+    int64_t life_end = start + s->cfg.lease_ttl_s * 1000 + SESSION_RETRY_MS;
+    int64_t etcd_end = start + SESSION_START_UNAVAILABLE_MS;
     for (;;) {
         bool same = false;
         int rc = session_register(s, &same);
-        if (rc != -EEXIST || !same || clock_mono_ms() >= deadline) {
+        int64_t now = clock_mono_ms();
+        if (rc == -EEXIST && same && now < life_end) {
+            log_info("cluster: broker %d: waiting for the lease of its previous life to end",
+                     (int)s->cfg.broker_id);
+        } else if (rc == -NG_ECLUSTER_UNAVAILABLE && now < etcd_end) {
+            log_warn("cluster: broker %d: etcd is unavailable; trying again for %" PRId64 " s",
+                     (int)s->cfg.broker_id, (etcd_end - now + 999) / 1000);
+        } else {
             return rc;
         }
-        log_info("cluster: broker %d: waiting for the lease of its previous life to end",
-                 (int)s->cfg.broker_id);
         sleep_ms(SESSION_RETRY_MS);
     }
 }

@@ -101,10 +101,11 @@ struct cluster_session; /* opaque */
  * incarnation = now in ms) and starts the cluster thread. cfg is copied.
  * A registration of the same id with this broker's own host and port is
  * its previous life's (the caller holds that port): start waits up to
- * lease_ttl_s for its lease to end, as after a crash and a quick restart.
+ * lease_ttl_s for its lease to end, as after a crash and a quick restart;
+ * while no etcd endpoint answers, it tries again for up to 30 s.
  * Returns 0 with *out set; -EEXIST when a live broker holds the id (its
  * registration's lease has not expired), logged with its address;
- * -NG_ECLUSTER_UNAVAILABLE when no endpoint answered in time; -NG_EBADARG
+ * -NG_ECLUSTER_UNAVAILABLE when no endpoint answered for 30 s; -NG_EBADARG
  * for a config out of its ranges; -ENOMEM; -errno when the thread cannot
  * start. On error nothing is left behind (the lease is revoked). */
 MUST_USE int cluster_session_start(struct cluster_session **out,

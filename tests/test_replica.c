@@ -9,6 +9,7 @@
  */
 #include <criterion/criterion.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -931,6 +932,31 @@ Test(replica, brokers_joined_through_etcd_create_a_topic_and_replicate_it)
     for (int i = 0; i < 3; i++) {
         node_stop(&nodes[i]);
     }
+    ets_fini(&e);
+}
+
+/* Brings the stopped etcd member back a moment after the broker began
+ * its start (the delay only makes the broker meet etcd down first). */
+static void *etcd_back(void *arg)
+{
+    usleep(1500 * 1000);
+    ets_restart(arg, 0);
+    return NULL;
+}
+
+/* A broker that starts while etcd is down (restarting, electing a leader)
+ * waits for it and joins, instead of giving up at its first try. */
+Test(replica, a_broker_started_while_etcd_is_down_joins_once_it_is_back)
+{
+    struct ets e;
+    ets_start(&e, 1);
+    ets_stop(&e, 0, SIGKILL);
+    pthread_t back;
+    cr_assert_eq(pthread_create(&back, NULL, etcd_back, &e), 0);
+    node_start_etcd(&nodes[0], 1, e.m[0].client_url); /* fails the test if it gave up */
+    pthread_join(back, NULL);
+    wait_brokers(&nodes[0], 1);
+    node_stop(&nodes[0]);
     ets_fini(&e);
 }
 
