@@ -78,6 +78,9 @@ int main(int argc, char **argv)
     }
 #endif
     if (install_signals() != 0 || server_init(&server, &cfg) != 0) {
+#ifdef NAGARE_FAULTS
+        power_sim_finish(); /* a power cut during the start failed it: a cut all the same */
+#endif
         return 1; /* server_init logged why */
     }
     rc = server_run(&server);

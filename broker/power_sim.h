@@ -27,7 +27,8 @@
  * server_init(). Returns 0, or ring_sim_enable()'s -errno (logged). */
 MUST_USE int power_sim_start(const char *data_dir, struct server *s);
 
-/* After server_fini(): when SIGUSR2 cut the power, rewrites the disk as
+/* After server_fini() (or a failed server_init(): a cut during the start
+ * fails it, and is a cut all the same): when SIGUSR2 cut the power, rewrites the disk as
  * the cut leaves it and exits the process (137; 1 when the rewrite
  * failed). Otherwise returns. */
 void power_sim_finish(void);
