@@ -739,18 +739,28 @@ static int cmp_i64(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-/* The longest stretch in [begin, end) without one of the sorted times[n]. */
-static int64_t longest_gap(const int64_t *times, size_t n, int64_t begin, int64_t end)
+/* The longest stretch in [begin, end) without one of the sorted times[n];
+ * *from_out: where it began. */
+static int64_t longest_gap(const int64_t *times, size_t n, int64_t begin, int64_t end,
+                           int64_t *from_out)
 {
     int64_t prev = begin;
     int64_t gap = 0;
+    *from_out = begin;
     for (size_t i = 0; i < n && times[i] <= end; i++) {
         if (times[i] > begin) {
-            gap = times[i] - prev > gap ? times[i] - prev : gap;
+            if (times[i] - prev > gap) {
+                gap = times[i] - prev;
+                *from_out = prev;
+            }
             prev = times[i];
         }
     }
-    return end - prev > gap ? end - prev : gap;
+    if (end - prev > gap) {
+        gap = end - prev;
+        *from_out = prev;
+    }
+    return gap;
 }
 
 /* Each fault's longest stretch without an acknowledged write to one
@@ -783,9 +793,14 @@ static void judge_availability(const struct checker *c, struct chk_result *out)
         for (uint32_t f = 0; f < c->fault_count; f++) {
             int64_t begin = c->faults[f].begin_ms;
             int64_t window_end = f + 1 < c->fault_count ? c->faults[f + 1].begin_ms : run_end;
-            int64_t gap = longest_gap(times, n, begin, window_end);
+            int64_t from;
+            int64_t gap = longest_gap(times, n, begin, window_end, &from);
             struct chk_fault_figure *fig = &out->faults[f];
-            fig->unavailable_ms = gap > fig->unavailable_ms ? gap : fig->unavailable_ms;
+            if (gap > fig->unavailable_ms) {
+                fig->unavailable_ms = gap;
+                fig->unavailable_partition = p;
+                fig->unavailable_from_ms = from - begin;
+            }
         }
     }
     for (uint32_t f = 0; f < c->fault_count; f++) {
@@ -866,8 +881,12 @@ void chk_print(const struct checker *c, const struct chk_result *r, FILE *f)
     print_problem(f, "order broken", &r->order_broken);
     print_problem(f, "replica diverged", &r->replica_diverged);
     for (uint32_t i = 0; i < r->fault_count; i++) {
-        fprintf(f, "  fault %-28s lasted %6" PRId64 " ms, longest without an ack %6" PRId64 " ms\n",
-                r->faults[i].name, r->faults[i].duration_ms, r->faults[i].unavailable_ms);
+        const struct chk_fault_figure *fig = &r->faults[i];
+        fprintf(f,
+                "  fault %-28s lasted %6" PRId64 " ms, longest without an ack %6" PRId64
+                " ms (partition %" PRId32 ", from +%" PRId64 " ms)\n",
+                fig->name, fig->duration_ms, fig->unavailable_ms, fig->unavailable_partition,
+                fig->unavailable_from_ms);
     }
 }
 

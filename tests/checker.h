@@ -119,8 +119,10 @@ struct chk_problem {
 
 struct chk_fault_figure {
     char name[CHK_NAME_BYTES];
-    int64_t duration_ms;    /* end - begin */
-    int64_t unavailable_ms; /* longest stretch without an ack on one partition */
+    int64_t duration_ms;           /* end - begin */
+    int64_t unavailable_ms;        /* longest stretch without an ack on one partition */
+    int32_t unavailable_partition; /* that partition */
+    int64_t unavailable_from_ms;   /* when that stretch began, from the fault's start */
 };
 
 struct chk_result {

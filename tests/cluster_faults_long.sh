@@ -46,7 +46,7 @@ while [ "$i" -lt "$runs" ]; do
         /^checker:/ { verdict = $NF == "FOUND" ? "PROBLEMS" : $NF }
         /^  sent / { gsub(",", ""); acked = $4 }
         /^  lost / { lost = $2 }
-        /^  fault / { faults++; n = $(NF - 1); if (n > worst) worst = n }
+        /^  fault / { faults++; sub(/.*without an ack +/, ""); n = $1 + 0; if (n > worst) worst = n }
         /\[SKIP\] cluster_faults::mixed/ { skip = $0 }
         END {
             if (skip != "") { printf "seed %s: skipped (%s)\n", s, skip; exit }
