@@ -240,6 +240,7 @@ Test(checker, measures_the_longest_time_without_an_ack_per_fault)
     cr_assert_str_eq(r.faults[0].name, "a");
     cr_assert_eq(r.faults[0].duration_ms, 250);
     cr_assert_eq(r.faults[0].unavailable_ms, 700);
+    cr_assert_eq(r.faults[0].unavailable_from_ms, 50, "from the ack at 200");
     cr_assert_eq(r.faults[1].unavailable_ms, 900);
     cr_assert_eq(r.unavailable_ms_max, 900);
 }
@@ -265,6 +266,8 @@ Test(checker, acks_on_another_partition_do_not_hide_a_stopped_one)
     cr_assert_eq(r.fault_count, 1);
     cr_assert_eq(r.faults[0].unavailable_ms, 1300,
                  "partition 0 from 200 to 1500, not 200 (partition 1)");
+    cr_assert_eq(r.faults[0].unavailable_partition, 0);
+    cr_assert_eq(r.faults[0].unavailable_from_ms, 0, "from the fault's start");
     cr_assert_eq(r.unavailable_ms_max, 1300);
 }
 
