@@ -897,16 +897,23 @@ static void *session_main(void *arg)
 
 /* Registers, waiting out the lease of this broker's previous life (a
  * restart after a crash, within the TTL) but not another broker's, and
- * etcd while it is unavailable, up to SESSION_START_UNAVAILABLE_MS. */
+ * etcd while it is unavailable, up to SESSION_START_UNAVAILABLE_MS. A new
+ * etcd leader gives every lease a whole TTL again, so a previous life's
+ * lease may last two TTLs (one leader change), and a TTL past the last
+ * time etcd was unavailable. */
 static int register_at_start(struct cluster_session *s)
 {
     int64_t start = clock_mono_ms();
-    int64_t life_end = start + s->cfg.lease_ttl_s * 1000 + SESSION_RETRY_MS;
+    int64_t ttl_ms = s->cfg.lease_ttl_s * 1000 + SESSION_RETRY_MS;
+    int64_t life_end = start + 2 * ttl_ms;
     int64_t etcd_end = start + SESSION_START_UNAVAILABLE_MS;
     for (;;) {
         bool same = false;
         int rc = session_register(s, &same);
         int64_t now = clock_mono_ms();
+        if (rc == -NG_ECLUSTER_UNAVAILABLE) {
+            life_end = now + ttl_ms;
+        }
         if (rc == -EEXIST && same && now < life_end) {
             log_info("cluster: broker %d: waiting for the lease of its previous life to end",
                      (int)s->cfg.broker_id);

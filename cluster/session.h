@@ -101,7 +101,8 @@ struct cluster_session; /* opaque */
  * incarnation = now in ms) and starts the cluster thread. cfg is copied.
  * A registration of the same id with this broker's own host and port is
  * its previous life's (the caller holds that port): start waits up to
- * lease_ttl_s for its lease to end, as after a crash and a quick restart;
+ * two lease_ttl_s (an etcd leader change renews every lease) for its lease
+ * to end, as after a crash and a quick restart;
  * while no etcd endpoint answers, it tries again for up to 30 s.
  * Returns 0 with *out set; -EEXIST when a live broker holds the id (its
  * registration's lease has not expired), logged with its address;
