@@ -62,6 +62,27 @@ struct cbroker *brokers_find(struct brokers *bs, int32_t id)
     return NULL;
 }
 
+struct cbroker *brokers_meta(struct brokers *bs)
+{
+    if (conn_ready(&bs->boot->conn)) {
+        return bs->boot;
+    }
+    for (uint32_t i = 0; i < bs->count; i++) {
+        struct cbroker *b = bs->all[i];
+        if (b != bs->boot && b->id != BROKER_ID_UNKNOWN && conn_ready(&b->conn)) {
+            return b;
+        }
+    }
+    return NULL;
+}
+
+bool brokers_meta_fallback(const struct brokers *bs, const struct cbroker *b)
+{
+    const struct cbroker *boot = bs->boot;
+    return b != boot && b->id != BROKER_ID_UNKNOWN && boot->conn.state == CONN_DOWN &&
+           boot->redial_backoff_ms > 0;
+}
+
 void brokers_update(struct brokers *bs, struct cbroker *on, struct proto_metadata_resp *m)
 {
     struct cbroker *known = brokers_find(bs, m->broker_id);

@@ -67,6 +67,16 @@ void brokers_update(struct brokers *bs, struct cbroker *on, struct proto_metadat
 /* The entry of broker id, or NULL. */
 struct cbroker *brokers_find(struct brokers *bs, int32_t id);
 
+/* Where to ask for metadata: the bootstrap connection while it is up, else
+ * the first other connection that is up to a broker an answer named (every
+ * bootstrap address may be down while the cluster lives on; Kafka's
+ * clients too ask any broker they know). NULL when none is up. */
+struct cbroker *brokers_meta(struct brokers *bs);
+
+/* Whether b is worth connecting only to ask for metadata: the bootstrap
+ * connection was dialled and is down, and b is a broker an answer named. */
+bool brokers_meta_fallback(const struct brokers *bs, const struct cbroker *b);
+
 /* Makes b (NULL: not known) the leader in *slot (an owner's partition),
  * keeping each broker's count of the partitions it leads (leads). */
 void cbroker_lead(struct cbroker **slot, struct cbroker *b);

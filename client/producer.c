@@ -236,7 +236,7 @@ static void meta_done(void *arg, int err, struct rd *body, uint16_t version)
     if (err == 0 && proto_metadata_resp_decode(body, version, &m, &d) == 0) {
         /* Brokers first: the partitions name their leaders by id. */
         if (version >= 2) {
-            brokers_update(&p->brokers, p->brokers.boot, &m);
+            brokers_update(&p->brokers, p->meta_on, &m);
         }
         struct proto_topic t;
         while (proto_next_topic(&d, &t)) {
@@ -263,11 +263,11 @@ static void metadata_send(struct nagare_producer *p)
         struct ptopic *t = p->topics[i];
         need += t != NULL && t->meta_wanted && !t->probing ? t->name_len + 2 : 0;
     }
-    struct client_conn *boot = &p->brokers.boot->conn;
-    if (conn_frame_begin(boot, need, &w, &corr) != 0) {
+    struct cbroker *on = brokers_meta(&p->brokers);
+    if (on == NULL || conn_frame_begin(&on->conn, need, &w, &corr) != 0) {
         return;
     }
-    uint16_t version = conn_version(boot, PROTO_API_METADATA);
+    uint16_t version = conn_version(&on->conn, PROTO_API_METADATA);
     struct proto_enc e;
     proto_metadata_req_begin(&e, &w, version, corr, proto_str_make(CONN_CLIENT_ID), false);
     for (uint32_t i = 0; i < p->topic_slots; i++) {
@@ -280,9 +280,10 @@ static void metadata_send(struct nagare_producer *p)
     }
     int rc = proto_enc_end(&e);
     ASSERT(rc == 0);
-    conn_frame_commit(boot, &w, corr, PROTO_API_METADATA, version, false, p->cfg.request_timeout_ms,
-                      meta_done, p);
+    conn_frame_commit(&on->conn, &w, corr, PROTO_API_METADATA, version, false,
+                      p->cfg.request_timeout_ms, meta_done, p);
     p->meta_inflight = true;
+    p->meta_on = on;
     /* Refreshes (a leader moved) go at most once per retry backoff. */
     p->meta_next_ms = clock_mono_ms() + p->cfg.retry_backoff_ms;
 }
@@ -475,7 +476,8 @@ static int64_t keep_connected(struct nagare_producer *p, int64_t now_ms)
     for (uint32_t i = 0; i < p->brokers.count; i++) {
         struct cbroker *b = p->brokers.all[i];
         bool boot = b == p->brokers.boot;
-        bool work = p->outstanding > 0 && (boot || b->leads > 0);
+        bool work =
+            p->outstanding > 0 && (boot || b->leads > 0 || brokers_meta_fallback(&p->brokers, b));
         if (b->leads > 0 && b->conn.state == CONN_DOWN && b->redial_backoff_ms > 0) {
             leader_unreachable(p, b); /* dialled since it was last up, and down */
         }
@@ -496,7 +498,7 @@ static int64_t maintain(struct nagare_producer *p, int64_t now_ms)
     if (!p->meta_inflight && metadata_wanted(p)) {
         if (now_ms < p->meta_next_ms) {
             next = min64(next, p->meta_next_ms);
-        } else if (conn_ready(&p->brokers.boot->conn)) {
+        } else if (brokers_meta(&p->brokers) != NULL) {
             metadata_send(p);
         }
     }
@@ -696,7 +698,7 @@ int nagare_send(nagare_producer *p, const struct nagare_record *r)
     p->outstanding++;
     /* A batch that filled up goes out now; new topics are asked about
      * (refreshes of known ones wait for the poll: they are rate limited). */
-    if (t->meta_wanted && t->state != PT_KNOWN && conn_ready(&p->brokers.boot->conn) &&
+    if (t->meta_wanted && t->state != PT_KNOWN && brokers_meta(&p->brokers) != NULL &&
         !p->meta_inflight) {
         metadata_send(p);
     }

@@ -228,7 +228,8 @@ struct nagare_producer {
     /* requests */
     struct preq *preq_free;
     bool meta_inflight;
-    int64_t meta_next_ms; /* a refresh may go then (one per retry_backoff_ms) */
+    struct cbroker *meta_on; /* the broker asked (brokers_meta()) */
+    int64_t meta_next_ms;    /* a refresh may go then (one per retry_backoff_ms) */
     bool flushing;
     bool in_callback;
     size_t outstanding; /* records accepted, not yet reported */

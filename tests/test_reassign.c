@@ -407,6 +407,50 @@ Test(reassign, a_created_topic_has_a_leader_when_create_returns)
                  "every partition listed with its leader when create returned");
 }
 
+/* A producer given one bootstrap address, the leader's, whose broker then
+ * dies: it asks the other brokers it learnt of for metadata, finds the
+ * new leader and delivers everything (the bootstrap connection alone
+ * could not be made again: the producer stayed on the dead leader). */
+Test(reassign, a_producer_outlives_its_only_bootstrap_broker)
+{
+    cs_need_cluster();
+    cs_init(&C, 3);
+    cs_set(&C, "min_insync_replicas=1"); /* two replicas, one of them killed */
+    cs_start(&C);
+    create_topic(C.bootstrap);
+    int32_t ids[3 * CS_BROKERS_MAX];
+    struct want ready = {.live = -1, .leader = -1, .in_isr = -1, .full_isr = true};
+    struct nagare_partition_replicas p = wait_partition0(C.bootstrap, &ready, NULL, ids, "start");
+    size_t leader = (size_t)p.leader - 1;
+    int failed = 0;
+    struct nagare_producer_config cfg;
+    nagare_producer_config_default(&cfg);
+    cfg.bootstrap = C.b[leader].bootstrap;
+    cfg.on_delivery = on_delivery;
+    cfg.opaque = &failed;
+    cfg.delivery_timeout_ms = SETTLE_MS;
+    nagare_producer *pr = NULL;
+    int rc = nagare_producer_new(&cfg, &pr);
+    cr_assert_eq(rc, 0, "producer: %s", nagare_strerror(rc));
+    for (int i = 0; i < RECORDS; i++) {
+        char v[32];
+        size_t n = value_of(v, sizeof(v), i);
+        struct nagare_record r = {
+            .topic = TOPIC, .partition = 0, .key_len = -1, .value = v, .value_len = (ssize_t)n};
+        cr_assert_eq(nagare_send(pr, &r), 0);
+        if (i == RECORDS / 2) {
+            rc = nagare_producer_flush(pr, SETTLE_MS);
+            cr_assert_eq(rc, 0, "flush before the kill: %s", nagare_strerror(rc));
+            cs_broker_kill(&C, leader);
+        }
+    }
+    rc = nagare_producer_flush(pr, SETTLE_MS);
+    nagare_producer_destroy(pr);
+    cr_assert_eq(rc, 0, "flush after the kill: %s", nagare_strerror(rc));
+    cr_assert_eq(failed, 0, "%d records not acknowledged", failed);
+    read_all(C.bootstrap, "after the bootstrap broker died");
+}
+
 /* A follower's offsets lag its leader's: here the follower hears nothing
  * from the leader (packets from the leader to it are dropped), so its log
  * stays empty while the leader, having taken it out of the in-sync set,
