@@ -79,8 +79,7 @@ struct cbroker *brokers_meta(struct brokers *bs)
 bool brokers_meta_fallback(const struct brokers *bs, const struct cbroker *b)
 {
     const struct cbroker *boot = bs->boot;
-    return b != boot && b->id != BROKER_ID_UNKNOWN && boot->conn.state == CONN_DOWN &&
-           boot->redial_backoff_ms > 0;
+    return b != boot && b->id != BROKER_ID_UNKNOWN && boot->conn.state == CONN_DOWN;
 }
 
 void brokers_update(struct brokers *bs, struct cbroker *on, struct proto_metadata_resp *m)

@@ -74,7 +74,7 @@ struct cbroker *brokers_find(struct brokers *bs, int32_t id);
 struct cbroker *brokers_meta(struct brokers *bs);
 
 /* Whether b is worth connecting only to ask for metadata: the bootstrap
- * connection was dialled and is down, and b is a broker an answer named. */
+ * connection is down, and b is a broker an answer named. */
 bool brokers_meta_fallback(const struct brokers *bs, const struct cbroker *b);
 
 /* Makes b (NULL: not known) the leader in *slot (an owner's partition),

@@ -154,6 +154,7 @@ struct nagare_consumer {
     /* leaders: a Metadata refresh is wanted, in flight, may go then */
     bool meta_wanted;
     bool meta_inflight;
+    struct cbroker *meta_on; /* the broker asked (brokers_meta()) */
     int64_t meta_next_ms;
     struct cgroup *group;                /* NULL: not subscribed (client/group.c) */
     struct cbroker *coordinator;         /* the group's broker; NULL: to be found */
@@ -425,6 +426,7 @@ static int part_insert(nagare_consumer *c, struct cpart *p)
 /* A synchronous Metadata call for one partition's topic. */
 struct leader_call {
     nagare_consumer *c;
+    struct cbroker *on; /* the broker asked */
     const char *topic;
     int32_t partition;
     int32_t count;          /* the topic's partitions */
@@ -454,7 +456,7 @@ static int leader_decode(void *arg, struct rd *body, uint16_t version)
         return t.err;
     }
     if (version >= 2) {
-        brokers_update(&lc->c->brokers, lc->c->brokers.boot, &m);
+        brokers_update(&lc->c->brokers, lc->on, &m);
     }
     lc->count = t.partition_count; /* the partitions listed, as calls_partition_count() */
     lc->leader = version >= 2 ? NULL : lc->c->brokers.boot;
@@ -467,14 +469,17 @@ static int leader_decode(void *arg, struct rd *body, uint16_t version)
     return 0;
 }
 
-/* Asks the bootstrap broker for topic's partition count and partition's
- * leader. Returns 0 (*leader_out NULL: none now), -NG_EUNKNOWN_TOPIC (no
- * such topic or partition), or the call's error. */
+/* Asks a broker (brokers_meta(), else the bootstrap one, connected first)
+ * for topic's partition count and partition's leader. Returns 0
+ * (*leader_out NULL: none now), -NG_EUNKNOWN_TOPIC (no such topic or
+ * partition), or the call's error. */
 static int leader_lookup(nagare_consumer *c, const char *topic, int32_t partition,
                          struct cbroker **leader_out)
 {
-    struct leader_call lc = {.c = c, .topic = topic, .partition = partition};
-    int rc = conn_call(boot_conn(c), PROTO_API_METADATA, 64 + PROTO_TOPIC_NAME_BYTES_MAX,
+    struct cbroker *on = brokers_meta(&c->brokers);
+    struct leader_call lc = {
+        .c = c, .on = on != NULL ? on : c->brokers.boot, .topic = topic, .partition = partition};
+    int rc = conn_call(&lc.on->conn, PROTO_API_METADATA, 64 + PROTO_TOPIC_NAME_BYTES_MAX,
                        leader_encode, leader_decode, &lc, deadline_of(c));
     if (rc == 0 && partition >= lc.count) {
         rc = -NG_EUNKNOWN_TOPIC;
@@ -1093,7 +1098,7 @@ static void meta_done(void *arg, int err, struct rd *body, uint16_t version)
         return;
     }
     if (version >= 2) {
-        brokers_update(&c->brokers, c->brokers.boot, &m);
+        brokers_update(&c->brokers, c->meta_on, &m);
     }
     struct proto_topic t;
     struct proto_metadata_partition mp;
@@ -1122,18 +1127,18 @@ static void meta_done(void *arg, int err, struct rd *body, uint16_t version)
     }
 }
 
-/* Asks the bootstrap broker for the leaders of the topics of partitions
- * that have none known. */
+/* Asks a broker (brokers_meta(): the bootstrap one while it is up) for the
+ * leaders of the topics of partitions that have none known. */
 static void metadata_send(nagare_consumer *c, int64_t now_ms)
 {
-    struct client_conn *boot = boot_conn(c);
+    struct cbroker *on = brokers_meta(&c->brokers);
     struct wr w;
     uint32_t corr;
     size_t need = 64 + (size_t)c->part_count * PROTO_STR_BYTES(PROTO_TOPIC_NAME_BYTES_MAX);
-    if (conn_frame_begin(boot, need, &w, &corr) != 0) {
+    if (on == NULL || conn_frame_begin(&on->conn, need, &w, &corr) != 0) {
         return;
     }
-    uint16_t version = conn_version(boot, PROTO_API_METADATA);
+    uint16_t version = conn_version(&on->conn, PROTO_API_METADATA);
     struct proto_enc e;
     proto_metadata_req_begin(&e, &w, version, corr, proto_str_make(CONN_CLIENT_ID), false);
     const char *last = NULL;
@@ -1146,10 +1151,11 @@ static void metadata_send(nagare_consumer *c, int64_t now_ms)
     }
     int rc = proto_enc_end(&e);
     ASSERT(rc == 0); /* sized for every partition's topic */
-    conn_frame_commit(boot, &w, corr, PROTO_API_METADATA, version, false,
+    conn_frame_commit(&on->conn, &w, corr, PROTO_API_METADATA, version, false,
                       c->cfg.request_timeout_ms + c->cfg.fetch_wait_max_ms, meta_done, c);
     c->meta_wanted = false;
     c->meta_inflight = true;
+    c->meta_on = on;
     /* At most one refresh per backoff step while leaders are missing. */
     c->meta_next_ms = now_ms + CONN_BACKOFF_MS_FIRST;
 }
@@ -1164,9 +1170,7 @@ static int64_t metadata_upkeep(nagare_consumer *c, int64_t now_ms)
     if (now_ms < c->meta_next_ms) {
         return c->meta_next_ms;
     }
-    if (conn_ready(boot_conn(c))) {
-        metadata_send(c, now_ms);
-    }
+    metadata_send(c, now_ms); /* none when no broker is up */
     return INT64_MAX;
 }
 
@@ -1188,7 +1192,8 @@ static int keep_connected(nagare_consumer *c, int64_t now_ms)
         if (b == c->coordinator && b->conn.state == CONN_DOWN && b->redial_backoff_ms > 0) {
             c->coordinator = NULL; /* it may have died: the group finds it again */
         }
-        if (b->conn.state == CONN_UP || b->leads > 0 || b == c->coordinator) {
+        if (b->conn.state == CONN_UP || b->leads > 0 || b == c->coordinator ||
+            (c->meta_wanted && brokers_meta_fallback(&c->brokers, b))) {
             (void)brokers_connect(b, now_ms, CONN_BACKOFF_MS_FIRST); /* next_redial() */
         }
     }
