@@ -65,8 +65,17 @@ struct redrive;
 struct queue {
     struct share_reg reg;
     bool reg_ready;
-    struct part log; /* the state log */
+    struct part log; /* a single broker's state log */
     bool log_open;
+    /* The log the registry is kept in: &log on a single broker; in a
+     * cluster the partition __share_state/0's while this broker leads it
+     * (attached, one term per leadership), else NULL (the registry is
+     * failed with NG_ENOT_COORDINATOR). */
+    struct part *served;
+    struct bpart *attached; /* a cluster: the partition led, during a term */
+    int32_t epoch;          /* its leader epoch when the term began */
+    uint64_t term;          /* bumped by each attach and detach */
+    int64_t create_ms;      /* a cluster: when __share_state was last asked for */
     bool closing; /* share_serve_close() began: start nothing */
     int64_t lock_ms;
     uint64_t member_seq;          /* the last member id handed out */
