@@ -615,7 +615,8 @@ bool share_serve_groups_next(struct server *s, uint32_t *cursor, struct proto_st
 struct sf_part {
     struct proto_str topic; /* into the frame */
     int32_t partition;
-    struct bpart *bp; /* NULL: no such topic or partition */
+    struct bpart *bp; /* NULL: not readable here (absent says why) */
+    int absent;       /* -NG_EUNKNOWN_TOPIC, -NG_ENO_REPLICA */
     int err;
     /* this attempt's: into q->grants and q->runs */
     uint32_t grant_at;
@@ -846,7 +847,7 @@ static void acquire_all(struct share_fetch *sf, int64_t now, uint32_t *records_o
         p->bytes = 0;
         bool empty = left == sf->records_max;
         p->err =
-            p->bp == NULL ? -NG_EUNKNOWN_TOPIC : acquire_part(sf, p, now, &left, &budget, empty);
+            p->bp == NULL ? p->absent : acquire_part(sf, p, now, &left, &budget, empty);
         *errors_out |= p->err != 0;
         grants += p->grant_count;
         runs += p->run_count;
@@ -987,7 +988,7 @@ static bool sf_attempt(struct share_fetch *sf, enum sf_mode mode)
             struct sf_part *p = &sf->parts[i];
             p->grant_count = p->run_count = 0;
             p->bytes = 0;
-            p->err = p->bp == NULL ? -NG_EUNKNOWN_TOPIC : 0;
+            p->err = p->bp == NULL ? p->absent : 0;
         }
     }
     if (mode == SF_TRY && err == 0 && records == 0 && !errors) {
@@ -1041,6 +1042,22 @@ static void sf_on_abandon(struct park_waiter *w)
 
 /* ---- the handler ---- */
 
+/* Why partition p of topic `name` (st: held here, or NULL) cannot be
+ * handed out here, or 0: a share group reads this broker's own replica,
+ * leader or follower (a follower's reads stop at the leader's high
+ * watermark); a partition of the cluster's catalog this broker holds no
+ * replica of is NG_ENO_REPLICA. */
+static int source_absent(const struct server *s, const struct server_topic *st,
+                         struct proto_str name, int32_t p)
+{
+    if (st != NULL && p >= 0 && p < st->cfg.partitions) {
+        return st->parts[p].rep.role == REPLICA_NONE ? -NG_ENO_REPLICA : 0;
+    }
+    const struct cluster_topic *ct =
+        s->view != NULL ? cluster_view_topic(s->view, name.ptr, (size_t)name.len) : NULL;
+    return ct != NULL && p >= 0 && p < ct->partitions ? -NG_ENO_REPLICA : -NG_EUNKNOWN_TOPIC;
+}
+
 static void resolve_fetch_parts(struct server *s, struct share_fetch *sf, struct proto_dec d)
 {
     struct proto_topic t;
@@ -1049,9 +1066,11 @@ static void resolve_fetch_parts(struct server *s, struct share_fetch *sf, struct
     while (proto_next_topic(&d, &t)) {
         struct server_topic *st = server_topic_find(s, t.name);
         while (proto_next_partition_index(&d, &p)) {
-            bool known = st != NULL && p >= 0 && p < st->cfg.partitions;
-            sf->parts[i++] = (struct sf_part){
-                .topic = t.name, .partition = p, .bp = known ? &st->parts[p] : NULL};
+            int absent = source_absent(s, st, t.name, p);
+            sf->parts[i++] = (struct sf_part){.topic = t.name,
+                                              .partition = p,
+                                              .bp = absent == 0 ? &st->parts[p] : NULL,
+                                              .absent = absent};
         }
     }
     ASSERT(i == sf->count);

@@ -80,6 +80,8 @@ enum {
     NAGARE_ECONFLICT = 4164,            /* the cluster state changed meanwhile; retry */
     NAGARE_ECLUSTER_UNAVAILABLE = 4165, /* the brokers cannot reach etcd; retry later */
     NAGARE_ENOT_CLUSTERED = 4166,       /* the broker runs alone; the call needs a cluster */
+    NAGARE_ENO_REPLICA = 4167,          /* the share coordinator holds no replica of the
+                                           partition: it cannot hand out its records */
 };
 
 /* A short sentence naming rc (0, -errno or -NAGARE_E*). Static; never NULL. */

@@ -195,9 +195,10 @@ Test(cluster_share, acks_survive_kill9_of_the_coordinator, .fini = teardown, .ti
     nagare_share_consumer_destroy(d);
 }
 
-/* A ShareFetch of nothing for GROUP on TOPIC/0, sent to broker i: the
- * error it is answered with. */
-static int share_fetch_at(size_t i)
+/* A ShareFetch of nothing for GROUP on partitions 0..count-1 of topic,
+ * sent to broker i: the error it is answered with, and each partition's
+ * in part_errs (when the answer has them). */
+static int share_fetch_parts(size_t i, const char *topic, int32_t count, int *part_errs)
 {
     struct cl raw;
     cl_connect_host(&raw, C.b[i].host, C.b[i].port, 10000);
@@ -208,8 +209,10 @@ static int share_fetch_at(size_t i)
                                         .wait_max_ms = 0,
                                         .records_max = 0};
     proto_share_fetch_req_begin(&e, cl_wr(&raw), 0, corr, proto_str_make("t"), &req);
-    proto_enc_topic(&e, proto_str_make(TOPIC));
-    proto_enc_partition_index(&e, 0);
+    proto_enc_topic(&e, proto_str_make(topic));
+    for (int32_t p = 0; p < count; p++) {
+        proto_enc_partition_index(&e, p);
+    }
     cr_assert_eq(proto_enc_end(&e), 0);
     cr_assert_eq(cl_send_wr(&raw), 0);
     struct proto_resp_header h;
@@ -221,9 +224,23 @@ static int share_fetch_at(size_t i)
         struct proto_dec d;
         cr_assert_eq(proto_share_fetch_resp_decode(&body, 0, &r, &d), 0);
         err = r.err;
+        struct proto_topic t;
+        struct proto_share_fetch_resp_partition rp;
+        for (int32_t p = 0; err == 0 && p < count; p++) {
+            cr_assert(p > 0 || proto_next_topic(&d, &t));
+            cr_assert(proto_share_fetch_resp_next_partition(&d, &rp));
+            cr_assert_eq(rp.partition, p);
+            part_errs[p] = rp.err;
+        }
     }
     cl_close(&raw);
     return err;
+}
+
+static int share_fetch_at(size_t i)
+{
+    int part_err = 0;
+    return share_fetch_parts(i, TOPIC, 1, &part_err);
 }
 
 /* Only the leader of __share_state/0 serves share groups; the others
@@ -240,5 +257,63 @@ Test(cluster_share, a_broker_not_coordinator_answers_so, .fini = teardown, .time
         int err = share_fetch_at(i);
         cr_assert_eq(err, (int)i == k ? 0 : -NG_ENOT_COORDINATOR, "broker %zu: %s", i,
                      err_str(err));
+    }
+}
+
+/* The coordinator hands out the records of the partitions it holds a
+ * replica of; one it holds none of gets NG_ENO_REPLICA. "spread" has one
+ * partition per broker, each with one replica. */
+Test(cluster_share, a_partition_without_a_replica_at_the_coordinator_says_so, .fini = teardown,
+     .timeout = 300)
+{
+    cluster_up();
+    nagare_share_consumer *sc = share_new(); /* makes __share_state */
+    nagare_share_consumer_destroy(sc);
+    int k = leader_index(PROTO_SHARE_STATE_TOPIC);
+    cr_assert_geq(k, 0);
+    nagare_admin *a;
+    cr_assert_eq(nagare_admin_new(C.bootstrap, 5000, &a), 0);
+    struct nagare_topic_config cfg;
+    nagare_topic_config_default(&cfg);
+    cfg.partitions = 3;
+    cfg.replication_factor = 1;
+    int rc = nagare_topic_create(a, "spread", &cfg);
+    cr_assert_eq(rc, 0, "create spread: %s", nagare_strerror(rc));
+    /* The broker asked (and the coordinator) learn of the topic from a
+     * view: ask until they have. */
+    int64_t deadline = clock_mono_ms() + SETUP_TIMEOUT_MS;
+    int want[3];
+    int held = 0;
+    for (int listed = 0; listed < 3;) {
+        cr_assert_lt(clock_mono_ms(), deadline, "spread is not described");
+        const struct nagare_cluster_info *info;
+        cr_assert_eq(nagare_cluster_describe(a, &info), 0);
+        listed = held = 0;
+        for (size_t i = 0; i < info->partition_count; i++) {
+            const struct nagare_partition_replicas *p = &info->partitions[i];
+            if (strcmp(p->topic, "spread") == 0) {
+                cr_assert_eq(p->replica_count, 1);
+                bool here = p->replicas[0] == k + 1;
+                want[p->partition] = here ? 0 : -NG_ENO_REPLICA;
+                held += here;
+                listed++;
+            }
+        }
+        nagare_cluster_info_free(a, info);
+        (void)poll(NULL, 0, listed < 3 ? 200 : 0);
+    }
+    nagare_admin_destroy(a);
+    cr_assert_lt(held, 3, "every partition landed on the coordinator");
+    for (;;) {
+        int got[3] = {1, 1, 1};
+        int err = share_fetch_parts((size_t)k, "spread", 3, got);
+        cr_assert_eq(err, 0, "%s", err_str(err));
+        if (memcmp(got, want, sizeof(got)) == 0) {
+            break;
+        }
+        cr_assert_lt(clock_mono_ms(), deadline,
+                     "broker %d: partition errors %d, %d, %d (want %d, %d, %d)", k + 1, got[0],
+                     got[1], got[2], want[0], want[1], want[2]);
+        (void)poll(NULL, 0, 200);
     }
 }
