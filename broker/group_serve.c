@@ -254,16 +254,17 @@ static struct bpart *offsets_bpart(struct server *s)
 }
 
 /* On the cluster thread: the creation's outcome (the view brings the
- * topic). arg: its name, a string constant. */
-static void internal_topic_created(void *arg, int rc)
+ * topic; the creation logged its name). */
+static void topic_created(void *arg, int rc)
 {
+    (void)arg;
     if (rc != 0 && rc != -NG_ETOPIC_EXISTS) {
-        log_warn("creating topic %s: %s", (const char *)arg, err_str(rc));
+        log_warn("creating a topic: %s", err_str(rc));
     }
 }
 
-void groups_internal_topic_ensure(struct server *s, const char *name, int32_t batch_bytes_max,
-                                  int64_t *asked_ms)
+void groups_topic_ensure(struct server *s, const char *name, const struct cluster_topic_config *cfg,
+                         int64_t *asked_ms)
 {
     int64_t now = now_ms(s);
     if (s->session == NULL || s->view == NULL || s->view->fenced ||
@@ -276,30 +277,39 @@ void groups_internal_topic_ensure(struct server *s, const char *name, int32_t ba
     int32_t factor =
         s->cfg.default_replication_factor < live ? s->cfg.default_replication_factor : live;
     factor = factor > 0 ? factor : 1;
-    int32_t min_insync = s->cfg.min_insync_replicas < factor ? s->cfg.min_insync_replicas : factor;
-    struct cluster_topic_config cfg = {.retention_ms = -1,
-                                       .retention_bytes = -1,
-                                       .segment_bytes = s->cfg.internal_segment_bytes,
-                                       .segment_ms = PROTO_CONFIG_DEFAULT,
-                                       .batch_bytes_max = batch_bytes_max,
-                                       .min_insync_replicas = min_insync};
-    int rc = cluster_session_create_topic(s->session, name, 1, (int16_t)factor, &cfg,
-                                          internal_topic_created, (void *)name);
+    struct cluster_topic_config c = *cfg;
+    c.min_insync_replicas =
+        s->cfg.min_insync_replicas < factor ? s->cfg.min_insync_replicas : factor;
+    int rc = cluster_session_create_topic(s->session, name, 1, (int16_t)factor, &c, topic_created,
+                                          NULL);
     if (rc != 0) {
         log_warn("creating topic %s: %s", name, err_str(rc));
     } else {
         log_info("creating topic %s (replication factor %d, min in-sync %d)", name, factor,
-                 min_insync);
+                 c.min_insync_replicas);
     }
 }
 
-int groups_internal_writable(const struct bpart *bp)
+void groups_internal_topic_ensure(struct server *s, const char *name, int32_t batch_bytes_max,
+                                  int64_t *asked_ms)
+{
+    /* never retained away: the latest commit of a partition, a share
+     * group's state, may be old */
+    const struct cluster_topic_config cfg = {.retention_ms = -1,
+                                             .retention_bytes = -1,
+                                             .segment_bytes = s->cfg.internal_segment_bytes,
+                                             .segment_ms = PROTO_CONFIG_DEFAULT,
+                                             .batch_bytes_max = batch_bytes_max};
+    groups_topic_ensure(s, name, &cfg, asked_ms);
+}
+
+int groups_leader_writable(const struct bpart *bp)
 {
     int rc = replica_serving(bp);
     return rc != 0 ? rc : replica_check_acks_all(bp);
 }
 
-static int repl_check(void *arg) { return groups_internal_writable(arg); }
+static int repl_check(void *arg) { return groups_leader_writable(arg); }
 
 static void repl_wait(void *arg, struct replica_wait *w, int64_t end)
 {

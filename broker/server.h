@@ -269,21 +269,26 @@ void groups_coordinate(struct server *s);
  * coordinator serves which api. */
 bool groups_refuse(struct server *s, uint16_t api_key);
 
-/* Asks the cluster for the internal topic name (PROTO_OFFSETS_TOPIC,
- * PROTO_SHARE_STATE_TOPIC) when its catalog has none, at most once per
- * GROUPS_OFFSETS_CREATE_MS (*asked_ms: when last asked, loop clock;
- * brokers asking at once: one wins, the others get NG_ETOPIC_EXISTS): one
- * partition, replicated on as many live brokers as the default
- * replication factor asks and there are, never retained away (the latest
- * commit of a partition, a share group's state, may be old), batches of
- * up to batch_bytes_max. No-op without a cluster session. */
+/* Asks the cluster for the topic name when its catalog has none, at most
+ * once per GROUPS_OFFSETS_CREATE_MS (*asked_ms: when last asked, loop
+ * clock; brokers asking at once: one wins, the others get
+ * NG_ETOPIC_EXISTS): one partition of cfg (its min_insync_replicas
+ * ignored), replicated on as many live brokers as the default replication
+ * factor asks and there are, min in-sync replicas the config's (capped at
+ * that factor). No-op without a cluster session. */
+void groups_topic_ensure(struct server *s, const char *name, const struct cluster_topic_config *cfg,
+                         int64_t *asked_ms);
+
+/* groups_topic_ensure() of an internal topic (PROTO_OFFSETS_TOPIC,
+ * PROTO_SHARE_STATE_TOPIC): never retained away, segments of
+ * internal_segment_bytes, batches of up to batch_bytes_max. */
 void groups_internal_topic_ensure(struct server *s, const char *name, int32_t batch_bytes_max,
                                   int64_t *asked_ms);
 
-/* 0 when an acks=all append to the internal partition bp may go now (this
- * broker leads it, with enough in-sync replicas), else -NG_ENOT_LEADER or
- * -NG_ENOT_ENOUGH_REPLICAS. */
-MUST_USE int groups_internal_writable(const struct bpart *bp);
+/* 0 when an acks=all append to bp may go now (this broker leads it, with
+ * enough in-sync replicas: an internal partition, a dead-letter copy, a
+ * redrive), else -NG_ENOT_LEADER or -NG_ENOT_ENOUGH_REPLICAS. */
+MUST_USE int groups_leader_writable(const struct bpart *bp);
 
 void handle_join_group(struct server *s, struct loop_req *req, const struct proto_req_header *h,
                        struct rd *body);

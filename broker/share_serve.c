@@ -114,7 +114,7 @@ static int serve_check(const struct queue *q)
 {
     int rc = q->reg.failed;
     if (rc == 0 && q->attached != NULL) {
-        rc = groups_internal_writable(q->attached);
+        rc = groups_leader_writable(q->attached);
         rc = rc == -NG_ENOT_LEADER ? -NG_ENOT_COORDINATOR : rc;
     }
     return rc;

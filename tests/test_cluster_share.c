@@ -17,6 +17,7 @@
 #include "client/nagare.h"
 #include "net/proto.h"
 #include "tests/broker_support.h"
+#include "tests/checker.h"
 #include "tests/cluster_support.h"
 
 #define TOPIC "q"
@@ -316,4 +317,68 @@ Test(cluster_share, a_partition_without_a_replica_at_the_coordinator_says_so, .f
                      got[1], got[2], want[0], want[1], want[2]);
         (void)poll(NULL, 0, 200);
     }
+}
+
+/* The end of broker i's replica of topic/0, read from its data directory
+ * (safe while it runs: chk_replica_end()). */
+static int64_t replica_end(size_t i, const char *topic)
+{
+    char dir[CS_PATH_BYTES + 64];
+    snprintf(dir, sizeof(dir), "%s/topics/%s/0", C.b[i].data_dir, topic);
+    int64_t end = 0;
+    cr_assert_eq(chk_replica_end(dir, &end), 0, "%s", dir);
+    return end;
+}
+
+/* A rejected record is copied to the dead-letter topic TOPIC.dlq, made
+ * through the cluster and replicated: every replica has the copy. Its
+ * partition 0 is led by the first broker, as __share_state/0 is
+ * (controller_place()), so the coordinator leads it and copies. */
+Test(cluster_share, a_dead_letter_lands_in_the_replicated_dlq_topic, .fini = teardown,
+     .timeout = 300)
+{
+    cluster_up();
+    produce(0, 3);
+    nagare_share_consumer *sc = share_new();
+    static bool seen[RECORDS + MORE];
+    poll_until(sc, seen, 0, 3, 0, "the records");
+    cr_assert_eq(nagare_share_ack_offset(sc, TOPIC, 0, 0, NAGARE_ACK_ACCEPT), 0);
+    cr_assert_eq(nagare_share_ack_offset(sc, TOPIC, 0, 1, NAGARE_ACK_REJECT), 0);
+    cr_assert_eq(nagare_share_ack_offset(sc, TOPIC, 0, 2, NAGARE_ACK_ACCEPT), 0);
+    int rc = nagare_share_commit(sc);
+    cr_assert_eq(rc, 0, "commit: %s", nagare_strerror(rc));
+    nagare_share_consumer_destroy(sc);
+    int k = leader_index(PROTO_SHARE_STATE_TOPIC);
+    cr_assert_geq(k, 0);
+    int64_t deadline = clock_mono_ms() + READ_TIMEOUT_MS;
+    for (size_t i = 0; i < 3; i++) {
+        while (replica_end(i, TOPIC ".dlq") < 1) {
+            if (clock_mono_ms() >= deadline) {
+                cs_print_logs(&C, "no dead-letter copy");
+                cr_assert_fail("broker %zu has no copy (coordinator %d, " TOPIC
+                               ".dlq/0 led by %d)",
+                               i + 1, k + 1, leader_index(TOPIC ".dlq") + 1);
+            }
+            (void)poll(NULL, 0, 200);
+        }
+    }
+    cr_assert_eq(leader_index(TOPIC ".dlq"), k);
+
+    /* The copy, read from the leader: the rejected record. */
+    struct nagare_consumer_config cfg;
+    nagare_consumer_config_default(&cfg);
+    cfg.bootstrap = C.bootstrap;
+    nagare_consumer *c;
+    cr_assert_eq(nagare_consumer_new(&cfg, &c), 0);
+    cr_assert_eq(nagare_consumer_assign(c, TOPIC ".dlq", 0, NAGARE_OFFSET_BEGINNING), 0);
+    const struct nagare_message *m = NULL;
+    while (nagare_consumer_poll(c, 200, &m) != 1) {
+        cr_assert_lt(clock_mono_ms(), deadline, "the copy is not read back");
+    }
+    cr_assert_eq(m->value_len, 1);
+    cr_assert_eq(memcmp(m->value, "1", 1), 0);
+    for (size_t i = 0; i < 3; i++) {
+        cr_assert_eq(replica_end(i, TOPIC ".dlq"), 1, "broker %zu: one copy", i + 1);
+    }
+    nagare_consumer_destroy(c);
 }
