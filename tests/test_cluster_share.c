@@ -381,4 +381,20 @@ Test(cluster_share, a_dead_letter_lands_in_the_replicated_dlq_topic, .fini = tea
         cr_assert_eq(replica_end(i, TOPIC ".dlq"), 1, "broker %zu: one copy", i + 1);
     }
     nagare_consumer_destroy(c);
+
+    /* Redriven at the offsets coordinator, which leads TOPIC.dlq/0 and
+     * TOPIC/0 too: the record is back in TOPIC, on every replica. */
+    nagare_admin *a;
+    cr_assert_eq(nagare_admin_new(C.bootstrap, 30000, &a), 0);
+    int64_t n = 0;
+    rc = nagare_dlq_redrive(a, TOPIC ".dlq", &n);
+    cr_assert_eq(rc, 0, "redrive: %s", nagare_strerror(rc));
+    cr_assert_eq(n, 1);
+    nagare_admin_destroy(a);
+    for (size_t i = 0; i < 3; i++) {
+        while (replica_end(i, TOPIC) < 4) {
+            cr_assert_lt(clock_mono_ms(), deadline, "broker %zu lacks the redriven record", i + 1);
+            (void)poll(NULL, 0, 200);
+        }
+    }
 }
