@@ -176,14 +176,15 @@ static void state_append_done(struct part_append *a, int rc)
 {
     struct state_append *sa = (struct state_append *)a;
     struct queue *q = sa->s->queue;
-    if (rc == 0 && sa->term == q->term && q->attached != NULL && sa->s->loop.stopping) {
-        rc = -NG_ECLOSED; /* the partition closes: no high watermark will come */
-    } else if (rc == 0 && sa->term == q->term && q->attached != NULL) {
+    bool waits = rc == 0 && sa->term == q->term && q->attached != NULL;
+    if (waits && q->attached->rep.role == REPLICA_LEADER && !sa->s->loop.stopping) {
         sa->wait.done = state_append_replicated;
         replica_wait_add(q->attached, &sa->wait, batch_offset_last(&a->hdr) + 1);
         return;
     }
-    state_append_finish(sa, rc);
+    /* No high watermark will come: the leadership ended, or the partition
+     * closes. */
+    state_append_finish(sa, waits ? -NG_ENOT_LEADER : rc);
 }
 
 /* Appends one flushed batch; on failure the registry is failed (the
@@ -258,7 +259,9 @@ static void checkpoint_done(void *ctx, int rc)
      * runs once the high watermark passed the checkpoint, so every replica
      * that may lead next has it before the segments before it go. */
     if (rc != -NG_ENOT_COORDINATOR) {
-        compaction_end(&q->compaction, q->served, rc);
+        /* committed on fewer replicas than asked: every one that may lead
+         * (the in-sync set) has it all the same */
+        compaction_end(&q->compaction, q->served, rc == -NG_ENOT_ENOUGH_REPLICAS ? 0 : rc);
     }
 }
 

@@ -1019,10 +1019,12 @@ static int share_upkeep(nagare_share_consumer *sc, int64_t now)
     if (rc == 0 && now >= sc->meta_due_ms && sc->conn.state == CONN_UP) {
         rc = topics_lookup(sc);
     }
+    /* Looked up through the bootstrap connection once it is up (conn_redial()
+     * brings it back, trying the bootstrap list, without blocking poll). */
     struct client_conn *gc;
     if (rc == 0 && now >= sc->fetch_due_ms && !sc->fetch_inflight && !sc->ack_inflight &&
-        coord_get(sc, &gc) != 0) {
-        /* none now (or the bootstrap broker is away): look again later */
+        sc->conn.state == CONN_UP && coord_get(sc, &gc) != 0) {
+        /* none now: look again later */
         sc->fetch_due_ms = clock_mono_ms() + conn_backoff_next(&sc->fetch_backoff_ms);
     }
     acks_send(sc);
