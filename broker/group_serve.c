@@ -280,8 +280,8 @@ void groups_topic_ensure(struct server *s, const char *name, const struct cluste
     struct cluster_topic_config c = *cfg;
     c.min_insync_replicas =
         s->cfg.min_insync_replicas < factor ? s->cfg.min_insync_replicas : factor;
-    int rc = cluster_session_create_topic(s->session, name, 1, (int16_t)factor, &c, topic_created,
-                                          NULL);
+    int rc =
+        cluster_session_create_topic(s->session, name, 1, (int16_t)factor, &c, topic_created, NULL);
     if (rc != 0) {
         log_warn("creating topic %s: %s", name, err_str(rc));
     } else {

@@ -542,8 +542,8 @@ void share_serve_coordinate(struct server *s)
     struct server_topic *t = server_topic_find(s, proto_str_make(PROTO_SHARE_STATE_TOPIC));
     struct bpart *bp = t != NULL ? &t->parts[0] : NULL;
     bool lead = bp != NULL && bp->rep.role == REPLICA_LEADER;
-    if (q->attached != NULL && (!lead || q->attached != bp ||
-                                q->epoch != bp->rep.leader_epoch || q->reg.failed != 0)) {
+    if (q->attached != NULL &&
+        (!lead || q->attached != bp || q->epoch != bp->rep.leader_epoch || q->reg.failed != 0)) {
         detach(s);
     }
     /* The follower's last appends must be in the replay, and no dead-letter
@@ -849,8 +849,7 @@ static void acquire_all(struct share_fetch *sf, int64_t now, uint32_t *records_o
         p->grant_count = p->run_count = 0;
         p->bytes = 0;
         bool empty = left == sf->records_max;
-        p->err =
-            p->bp == NULL ? p->absent : acquire_part(sf, p, now, &left, &budget, empty);
+        p->err = p->bp == NULL ? p->absent : acquire_part(sf, p, now, &left, &budget, empty);
         *errors_out |= p->err != 0;
         grants += p->grant_count;
         runs += p->run_count;

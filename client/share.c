@@ -184,10 +184,10 @@ static int coord_get(nagare_share_consumer *sc, struct client_conn **out)
         sc->coord_lost = false;
         sc->gconn = NULL;
     }
-    int rc = sc->gconn != NULL ? 0
-                               : calls_coordinator_connect(&sc->conn, PROTO_SHARE_STATE_TOPIC,
-                                                           &sc->coord, &sc->coord_ready,
-                                                           deadline_of(sc), &sc->gconn);
+    int rc = sc->gconn != NULL
+                 ? 0
+                 : calls_coordinator_connect(&sc->conn, PROTO_SHARE_STATE_TOPIC, &sc->coord,
+                                             &sc->coord_ready, deadline_of(sc), &sc->gconn);
     *out = sc->gconn;
     return rc;
 }
@@ -749,8 +749,8 @@ static void acks_done(void *arg, int err, struct rd *body, uint16_t version)
 static void acks_send(nagare_share_consumer *sc)
 {
     struct client_conn *gc = sc->gconn;
-    if (sc->ack_inflight || sc->pending_count == 0 || sc->member_id[0] == '\0' ||
-        sc->coord_lost || gc == NULL || !conn_ready(gc)) {
+    if (sc->ack_inflight || sc->pending_count == 0 || sc->member_id[0] == '\0' || sc->coord_lost ||
+        gc == NULL || !conn_ready(gc)) {
         return;
     }
     uint16_t version = conn_version(gc, PROTO_API_SHARE_ACK);

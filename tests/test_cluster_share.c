@@ -355,8 +355,7 @@ Test(cluster_share, a_dead_letter_lands_in_the_replicated_dlq_topic, .fini = tea
         while (replica_end(i, TOPIC ".dlq") < 1) {
             if (clock_mono_ms() >= deadline) {
                 cs_print_logs(&C, "no dead-letter copy");
-                cr_assert_fail("broker %zu has no copy (coordinator %d, " TOPIC
-                               ".dlq/0 led by %d)",
+                cr_assert_fail("broker %zu has no copy (coordinator %d, " TOPIC ".dlq/0 led by %d)",
                                i + 1, k + 1, leader_index(TOPIC ".dlq") + 1);
             }
             (void)poll(NULL, 0, 200);
