@@ -194,6 +194,7 @@ Test(cluster_share, acks_survive_kill9_of_the_coordinator, .fini = teardown, .ti
     poll_until(d, seen, RECORDS, RECORDS + MORE, RECORDS, "a new member");
     accept_range(d, RECORDS, RECORDS + MORE);
     nagare_share_consumer_destroy(d);
+    cs_stop_brokers(&C); /* a coordinator's term ends cleanly too */
 }
 
 /* A ShareFetch of nothing for GROUP on partitions 0..count-1 of topic,
@@ -396,4 +397,5 @@ Test(cluster_share, a_dead_letter_lands_in_the_replicated_dlq_topic, .fini = tea
             (void)poll(NULL, 0, 200);
         }
     }
+    cs_stop_brokers(&C);
 }
