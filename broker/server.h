@@ -47,8 +47,9 @@ struct server_topic;
 /* How often member sessions are checked: session timeouts are >= 1 s
  * (GROUP_SESSION_MS_MIN), so a member is removed at most 100 ms late. */
 #define SERVER_GROUPS_EXPIRE_MS 100
-/* In a cluster: how often a broker asks for the internal topic of
- * committed offsets (PROTO_OFFSETS_TOPIC) while it is missing. */
+/* In a cluster: how often a broker asks for a topic it makes itself while
+ * it is missing (the internal topics PROTO_OFFSETS_TOPIC and
+ * PROTO_SHARE_STATE_TOPIC, dead-letter topics). */
 #define GROUPS_OFFSETS_CREATE_MS 1000
 
 /* One partition of a topic, as the broker runs it. */

@@ -25,6 +25,12 @@
  * restart is never handed out again (and holds nothing after it: locks are
  * not persisted). A share member has no session: records it holds come
  * back when their locks expire.
+ *
+ * In a cluster (docs/cluster.md, section 5) the leader of __share_state/0
+ * serves share groups: share_serve_coordinate() attaches the registry to
+ * that partition's log for one term per leadership (and starts member ids
+ * at the clock again), its appends answer at the high watermark, and the
+ * registry refuses everything (NG_ENOT_COORDINATOR) between terms.
  */
 #include "broker/share_serve.h"
 

@@ -8,15 +8,19 @@
  *
  * Invariants:
  * - Every change of the registry is flushed and appended to the state log
- *   (DATA_DIR/groups/share-state) in the same turn of the loop that made
- *   it; a request whose answer depends on a change (ShareAck, ShareFetch)
- *   is answered from the done callback of the durable append carrying it.
- *   Appends complete in order, so every earlier change is durable then too.
+ *   (DATA_DIR/groups/share-state; in a cluster the replicated partition
+ *   __share_state/0 while this broker leads it, docs/cluster.md section 5)
+ *   in the same turn of the loop that made it; a request whose answer
+ *   depends on a change (ShareAck, ShareFetch) is answered from the done
+ *   callback of the durable append carrying it (in a cluster: once the
+ *   high watermark passes it). Appends complete in order, so every earlier
+ *   change is durable then too.
  * - A failed state-log append fails the registry (share_reg_fail): memory
  *   is ahead of the log, so share groups refuse everything until a restart
- *   replays the log.
- * - Dead-letter copies are appended durably to the dead-letter topic before
- *   share_part_dead_done() archives their records.
+ *   (in a cluster: the next term) replays the log.
+ * - Dead-letter copies are appended durably to the dead-letter topic (in a
+ *   cluster: only as its partition's leader, past the high watermark)
+ *   before share_part_dead_done() archives their records.
  * Threads: the worker's only, like everything in struct server.
  */
 #ifndef NAGARE_BROKER_SHARE_SERVE_H
