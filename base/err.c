@@ -49,6 +49,7 @@ static const char *const ng_err_text[] = {
     [NG_ECONFLICT - NG_ERR_FIRST] = "the cluster state changed meanwhile; re-read and retry",
     [NG_ECLUSTER_UNAVAILABLE - NG_ERR_FIRST] = "the cluster's state store (etcd) is unavailable",
     [NG_ENOT_CLUSTERED - NG_ERR_FIRST] = "this broker runs alone; the request needs a cluster",
+    [NG_ENO_REPLICA - NG_ERR_FIRST] = "this broker holds no replica of the partition",
 };
 
 const char *err_str(int rc)

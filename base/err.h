@@ -62,6 +62,7 @@ enum ng_err {
     NG_ECONFLICT = 4164,             /* a compare-and-swap lost: the state changed, re-read it */
     NG_ECLUSTER_UNAVAILABLE = 4165,  /* etcd cannot be reached or has no quorum; retry later */
     NG_ENOT_CLUSTERED = 4166,        /* the request needs a cluster; this broker runs alone */
+    NG_ENO_REPLICA = 4167,           /* this broker holds no replica of the partition */
     NG_ERR_LAST
 };
 

@@ -189,6 +189,8 @@ static int src_record(struct src_cursor *c, int64_t offset, struct batch_record 
 
 struct dlq_job {
     struct part_append a; /* first: the done callback casts back */
+    struct replica_wait wait; /* a cluster: for the high watermark */
+    struct bpart *dst;        /* the dead-letter partition */
     struct server *s;
     struct share_part *sp; /* the registry's: valid until it is freed */
     uint32_t count;
@@ -263,9 +265,10 @@ static int copies_build(struct server *s, struct share_part *sp, struct part *sr
     return built > 0 ? batch_builder_finish(&b, NULL, bytes_out) : rc;
 }
 
-static void dlq_job_done(struct part_append *a, int rc)
+/* The copy is in the dead-letter partition (rc 0; a cluster: below its
+ * high watermark), or not. */
+static void dlq_job_finish(struct dlq_job *j, int rc)
 {
-    struct dlq_job *j = (struct dlq_job *)a;
     struct server *s = j->s;
     struct queue *q = s->queue;
     ASSERT(q->dlq_jobs > 0);
@@ -290,6 +293,24 @@ static void dlq_job_done(struct part_append *a, int rc)
     if (bp != NULL) {
         park_wake(&bp->waiters, PARK_FREED); /* the window may have moved */
     }
+}
+
+static void dlq_job_replicated(struct replica_wait *w, int rc)
+{
+    /* committed on fewer replicas than asked is written all the same */
+    dlq_job_finish(container_of(w, struct dlq_job, wait), rc == -NG_ENOT_ENOUGH_REPLICAS ? 0 : rc);
+}
+
+static void dlq_job_done(struct part_append *a, int rc)
+{
+    struct dlq_job *j = (struct dlq_job *)a;
+    if (rc == 0 && j->dst->rep.role == REPLICA_LEADER && !j->s->loop.stopping) {
+        j->wait.done = dlq_job_replicated;
+        replica_wait_add(j->dst, &j->wait, batch_offset_last(&a->hdr) + 1);
+        return;
+    }
+    bool led = j->dst->rep.role == REPLICA_LEADER || j->dst->rep.role == REPLICA_SINGLE;
+    dlq_job_finish(j, rc == 0 && !led ? -NG_ENOT_LEADER : rc);
 }
 
 /* Gives taken dead letters back, to be taken again. */
@@ -322,7 +343,7 @@ static int copy_start(struct server *s, struct share_part *sp, struct part *src,
     struct dlq_job *j = rc == 0 ? malloc(sizeof(*j) + bytes) : NULL;
     rc = rc == 0 && j == NULL ? -ENOMEM : rc;
     if (rc == 0) {
-        *j = (struct dlq_job){.s = s, .sp = sp, .count = built};
+        *j = (struct dlq_job){.dst = &dst->parts[0], .s = s, .sp = sp, .count = built};
         for (uint32_t i = 0; i < built; i++) {
             j->offsets[i] = dead[i].offset;
         }
@@ -340,13 +361,47 @@ static int copy_start(struct server *s, struct share_part *sp, struct part *src,
     return 0;
 }
 
-/* The dead-letter topic of sp's topic, created on first use. */
+/* A cluster's dead-letter topic: 0 when this broker leads its partition
+ * with enough in-sync replicas (copies are appended only there, acks=all),
+ * 1 when not: the records stay DEADLETTER, holding their window's start
+ * (nothing is lost; logged once per cause), and the cluster is asked for
+ * the topic when its catalog has none. */
+static int dlq_cluster_topic(struct server *s, const char *name, size_t len,
+                             const struct server_topic *t)
+{
+    struct queue *q = s->queue;
+    if (s->view == NULL || cluster_view_topic(s->view, name, len) == NULL) {
+        const struct cluster_topic_config cfg = {.retention_ms = PROTO_CONFIG_DEFAULT,
+                                                 .retention_bytes = PROTO_CONFIG_DEFAULT,
+                                                 .segment_bytes = PROTO_CONFIG_DEFAULT,
+                                                 .segment_ms = PROTO_CONFIG_DEFAULT,
+                                                 .batch_bytes_max = PROTO_CONFIG_DEFAULT};
+        groups_topic_ensure(s, name, &cfg, &q->dlq_create_ms);
+        return 1;
+    }
+    int rc = t != NULL ? groups_leader_writable(&t->parts[0]) : -NG_ENO_REPLICA;
+    if (rc != 0 && rc != q->dlq_wait_logged) {
+        log_warn("share groups: dead letters for %s wait (%s): copies are appended only by the "
+                 "leader of the dead-letter partition, with enough in-sync replicas; the records "
+                 "hold their window's start meanwhile",
+                 name, err_str(rc));
+    }
+    q->dlq_wait_logged = rc;
+    return rc != 0 ? 1 : 0;
+}
+
+/* The dead-letter topic of sp's topic, created on first use. Returns 0
+ * with *out, 1 when copies cannot go now (a cluster: dlq_cluster_topic()),
+ * or the creation's error. */
 static int dlq_topic(struct server *s, const struct share_part *sp, struct server_topic **out)
 {
     char name[PROTO_TOPIC_NAME_BYTES_MAX + 1];
     size_t len = dlq_name(sp->topic, sp->topic_len, name);
     struct proto_str str = {.ptr = name, .len = (int32_t)len};
     *out = server_topic_find(s, str);
+    if (broker_config_clustered(&s->cfg)) {
+        return dlq_cluster_topic(s, name, len, *out);
+    }
     if (*out != NULL) {
         return 0;
     }
@@ -376,6 +431,9 @@ static int copy_part(struct server *s, struct share_part *sp)
     }
     struct server_topic *dst;
     rc = dlq_topic(s, sp, &dst);
+    if (rc == 1) {
+        return 0; /* not here, or not now */
+    }
     rc = rc == 0 ? dlq_buffers(s) : rc;
     return rc == 0 ? copy_start(s, sp, &src->log, dst) : rc;
 }
@@ -428,6 +486,8 @@ static_assert(offsetof(struct redrive, commit) == 0, "mark_done() casts back");
 /* One batch of republished records. */
 struct redrive_out {
     struct part_append a; /* first: out_done() casts back */
+    struct replica_wait wait; /* a cluster: for the high watermark */
+    struct bpart *bp;         /* where it goes */
     struct redrive *rd;
     uint32_t records;
     uint8_t batch[];
@@ -498,9 +558,10 @@ static void chunk_done(struct redrive *rd)
     }
 }
 
-static void out_done(struct part_append *a, int rc)
+/* The batch is republished (rc 0; a cluster: below the high watermark),
+ * or not. */
+static void out_finish(struct redrive_out *o, int rc)
 {
-    struct redrive_out *o = (struct redrive_out *)a;
     struct redrive *rd = o->rd;
     if (rc == 0) {
         rd->records += o->records;
@@ -514,6 +575,24 @@ static void out_done(struct part_append *a, int rc)
     }
 }
 
+static void out_replicated(struct replica_wait *w, int rc)
+{
+    /* committed on fewer replicas than asked is written all the same */
+    out_finish(container_of(w, struct redrive_out, wait), rc == -NG_ENOT_ENOUGH_REPLICAS ? 0 : rc);
+}
+
+static void out_done(struct part_append *a, int rc)
+{
+    struct redrive_out *o = (struct redrive_out *)a;
+    if (rc == 0 && o->bp->rep.role == REPLICA_LEADER && !o->rd->s->loop.stopping) {
+        o->wait.done = out_replicated;
+        replica_wait_add(o->bp, &o->wait, batch_offset_last(&a->hdr) + 1);
+        return;
+    }
+    bool led = o->bp->rep.role == REPLICA_LEADER || o->bp->rep.role == REPLICA_SINGLE;
+    out_finish(o, rc == 0 && !led ? -NG_ENOT_LEADER : rc);
+}
+
 /* Appends what d gathered, durably. */
 static void dest_flush(struct redrive *rd, struct redrive_dest *d)
 {
@@ -521,15 +600,19 @@ static void dest_flush(struct redrive *rd, struct redrive_dest *d)
         return;
     }
     size_t bytes = 0;
+    struct bpart *bp = &d->t->parts[d->partition];
     int rc = batch_builder_finish(&d->b, NULL, &bytes);
+    /* A cluster: only as the partition's leader, acks=all (else the redrive
+     * stops there, its mark before this chunk). */
+    rc = rc == 0 && broker_config_clustered(&rd->s->cfg) ? groups_leader_writable(bp) : rc;
     struct redrive_out *o = rc == 0 ? malloc(sizeof(*o) + bytes) : NULL;
     rc = rc == 0 && o == NULL ? -ENOMEM : rc;
     if (rc == 0) {
-        *o = (struct redrive_out){.rd = rd, .records = d->records};
+        *o = (struct redrive_out){.bp = bp, .rd = rd, .records = d->records};
         memcpy(o->batch, rd->s->queue->dlq_out, bytes);
         o->a = (struct part_append){
             .batch = o->batch, .bytes = bytes, .durable = true, .done = out_done};
-        rc = part_append(&d->t->parts[d->partition].log, &o->a);
+        rc = part_append(&bp->log, &o->a);
     }
     if (rc == 0) {
         rd->pending++;
@@ -727,8 +810,17 @@ static int redrive_check(struct server *s, struct proto_str topic)
         memcmp(topic.ptr + len - DLQ_SUFFIX_BYTES, DLQ_SUFFIX, DLQ_SUFFIX_BYTES) != 0) {
         return -NG_EBADARG; /* not a dead-letter topic */
     }
-    if (server_topic_find(s, topic) == NULL) {
+    const struct server_topic *t = server_topic_find(s, topic);
+    if (t == NULL) {
         return -NG_EUNKNOWN_TOPIC;
+    }
+    /* A cluster: the offsets coordinator (groups_refuse()) redrives only
+     * dead-letter partitions it leads, reading them whole. */
+    for (int32_t p = 0; broker_config_clustered(&s->cfg) && p < t->cfg.partitions; p++) {
+        int rc = replica_serving(&t->parts[p]);
+        if (rc != 0) {
+            return rc;
+        }
     }
     uint32_t running = 0;
     for (const struct redrive *rd = s->queue->redrives; rd != NULL; rd = rd->next_rd) {

@@ -253,56 +253,63 @@ static struct bpart *offsets_bpart(struct server *s)
     return t != NULL ? &t->parts[0] : NULL;
 }
 
-/* On the cluster thread: the creation's outcome (the view brings the topic). */
-static void offsets_topic_created(void *arg, int rc)
+/* On the cluster thread: the creation's outcome (the view brings the
+ * topic; the creation logged its name). */
+static void topic_created(void *arg, int rc)
 {
     (void)arg;
     if (rc != 0 && rc != -NG_ETOPIC_EXISTS) {
-        log_warn("creating topic %s: %s", PROTO_OFFSETS_TOPIC, err_str(rc));
+        log_warn("creating a topic: %s", err_str(rc));
     }
 }
 
-/* Asks the cluster for __offsets when its catalog has none (at most once per
- * GROUPS_OFFSETS_CREATE_MS; brokers asking at once: one wins, the others
- * get NG_ETOPIC_EXISTS): one partition, replicated on as many live brokers
- * as the default replication factor asks and there are, never retained
- * away (the latest commit of a partition may be old). */
-static void offsets_topic_ensure(struct server *s)
+void groups_topic_ensure(struct server *s, const char *name, const struct cluster_topic_config *cfg,
+                         int64_t *asked_ms)
 {
-    const char *name = PROTO_OFFSETS_TOPIC;
     int64_t now = now_ms(s);
     if (s->session == NULL || s->view == NULL || s->view->fenced ||
         cluster_view_topic(s->view, name, strlen(name)) != NULL ||
-        (s->offsets_create_ms != 0 && now - s->offsets_create_ms < GROUPS_OFFSETS_CREATE_MS)) {
+        (*asked_ms != 0 && now - *asked_ms < GROUPS_OFFSETS_CREATE_MS)) {
         return;
     }
-    s->offsets_create_ms = now;
+    *asked_ms = now;
     int32_t live = (int32_t)s->view->broker_count;
     int32_t factor =
         s->cfg.default_replication_factor < live ? s->cfg.default_replication_factor : live;
     factor = factor > 0 ? factor : 1;
-    int32_t min_insync = s->cfg.min_insync_replicas < factor ? s->cfg.min_insync_replicas : factor;
-    struct cluster_topic_config cfg = {.retention_ms = -1,
-                                       .retention_bytes = -1,
-                                       .segment_bytes = s->cfg.internal_segment_bytes,
-                                       .segment_ms = PROTO_CONFIG_DEFAULT,
-                                       .batch_bytes_max = OFFSETS_BATCH_MAX,
-                                       .min_insync_replicas = min_insync};
-    int rc = cluster_session_create_topic(s->session, name, 1, (int16_t)factor, &cfg,
-                                          offsets_topic_created, NULL);
+    struct cluster_topic_config c = *cfg;
+    c.min_insync_replicas =
+        s->cfg.min_insync_replicas < factor ? s->cfg.min_insync_replicas : factor;
+    int rc =
+        cluster_session_create_topic(s->session, name, 1, (int16_t)factor, &c, topic_created, NULL);
     if (rc != 0) {
         log_warn("creating topic %s: %s", name, err_str(rc));
     } else {
         log_info("creating topic %s (replication factor %d, min in-sync %d)", name, factor,
-                 min_insync);
+                 c.min_insync_replicas);
     }
 }
 
-static int repl_check(void *arg)
+void groups_internal_topic_ensure(struct server *s, const char *name, int32_t batch_bytes_max,
+                                  int64_t *asked_ms)
 {
-    int rc = replica_serving(arg);
-    return rc != 0 ? rc : replica_check_acks_all(arg);
+    /* never retained away: the latest commit of a partition, a share
+     * group's state, may be old */
+    const struct cluster_topic_config cfg = {.retention_ms = -1,
+                                             .retention_bytes = -1,
+                                             .segment_bytes = s->cfg.internal_segment_bytes,
+                                             .segment_ms = PROTO_CONFIG_DEFAULT,
+                                             .batch_bytes_max = batch_bytes_max};
+    groups_topic_ensure(s, name, &cfg, asked_ms);
 }
+
+int groups_leader_writable(const struct bpart *bp)
+{
+    int rc = replica_serving(bp);
+    return rc != 0 ? rc : replica_check_acks_all(bp);
+}
+
+static int repl_check(void *arg) { return groups_leader_writable(arg); }
 
 static void repl_wait(void *arg, struct replica_wait *w, int64_t end)
 {
@@ -335,14 +342,48 @@ void groups_coordinate(struct server *s)
     }
 }
 
+/* Which coordinator serves an api in a cluster: the one place that says
+ * it. DlqRedrive writes its marks in the offsets store (broker/dlq.c). */
+enum coordinator {
+    COORDINATOR_NONE,    /* any broker */
+    COORDINATOR_OFFSETS, /* the leader of __offsets/0 */
+    COORDINATOR_SHARE,   /* the leader of __share_state/0 */
+};
+
+static enum coordinator coordinator_of(uint16_t api_key)
+{
+    if (api_key >= PROTO_API_JOIN_GROUP && api_key <= PROTO_API_RESET_OFFSETS) {
+        return COORDINATOR_OFFSETS;
+    }
+    switch (api_key) {
+    case PROTO_API_SHARE_FETCH:
+    case PROTO_API_SHARE_ACK:
+        return COORDINATOR_SHARE;
+    case PROTO_API_DLQ_REDRIVE:
+        return COORDINATOR_OFFSETS;
+    default:
+        return COORDINATOR_NONE;
+    }
+}
+
 bool groups_refuse(struct server *s, uint16_t api_key)
 {
-    if (api_key < PROTO_API_JOIN_GROUP || api_key > PROTO_API_RESET_OFFSETS ||
-        !broker_config_clustered(&s->cfg) || s->offsets.open) {
+    if (!broker_config_clustered(&s->cfg)) {
         return false;
     }
-    offsets_topic_ensure(s);
-    return true;
+    switch (coordinator_of(api_key)) {
+    case COORDINATOR_OFFSETS:
+        if (s->offsets.open) {
+            return false;
+        }
+        groups_internal_topic_ensure(s, PROTO_OFFSETS_TOPIC, OFFSETS_BATCH_MAX,
+                                     &s->offsets_create_ms);
+        return true;
+    case COORDINATOR_SHARE:
+        return share_serve_refuse(s);
+    default:
+        return false;
+    }
 }
 
 /* Logs the members of g whose session has run out by now. */

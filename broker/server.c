@@ -443,6 +443,7 @@ void server_apply_view(struct server *s, struct cluster_view *view)
         }
     }
     groups_coordinate(s);
+    share_serve_coordinate(s);
 }
 
 struct view_msg {

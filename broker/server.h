@@ -47,8 +47,9 @@ struct server_topic;
 /* How often member sessions are checked: session timeouts are >= 1 s
  * (GROUP_SESSION_MS_MIN), so a member is removed at most 100 ms late. */
 #define SERVER_GROUPS_EXPIRE_MS 100
-/* In a cluster: how often a broker asks for the internal topic of
- * committed offsets (PROTO_OFFSETS_TOPIC) while it is missing. */
+/* In a cluster: how often a broker asks for a topic it makes itself while
+ * it is missing (the internal topics PROTO_OFFSETS_TOPIC and
+ * PROTO_SHARE_STATE_TOPIC, dead-letter topics). */
 #define GROUPS_OFFSETS_CREATE_MS 1000
 
 /* One partition of a topic, as the broker runs it. */
@@ -260,11 +261,35 @@ void groups_expire(struct server *s);
  * with members dropped. No-op on a single broker. */
 void groups_coordinate(struct server *s);
 
-/* True when this broker must answer a request of api_key (JoinGroup ..
- * ResetOffsets) NG_ENOT_COORDINATOR: a clustered broker whose store does
- * not serve. It then asks the cluster for __offsets if its catalog has
- * none. */
+/* True when this broker must answer a request of api_key
+ * NG_ENOT_COORDINATOR: a clustered broker asked a group api (JoinGroup ..
+ * ResetOffsets, DlqRedrive) while its offsets store does not serve, or a
+ * share api (ShareFetch, ShareAck) while it does not coordinate share
+ * groups (share_serve_refuse()). It then asks the cluster for the internal
+ * topic if its catalog has none. The one place that says which
+ * coordinator serves which api. */
 bool groups_refuse(struct server *s, uint16_t api_key);
+
+/* Asks the cluster for the topic name when its catalog has none, at most
+ * once per GROUPS_OFFSETS_CREATE_MS (*asked_ms: when last asked, loop
+ * clock; brokers asking at once: one wins, the others get
+ * NG_ETOPIC_EXISTS): one partition of cfg (its min_insync_replicas
+ * ignored), replicated on as many live brokers as the default replication
+ * factor asks and there are, min in-sync replicas the config's (capped at
+ * that factor). No-op without a cluster session. */
+void groups_topic_ensure(struct server *s, const char *name, const struct cluster_topic_config *cfg,
+                         int64_t *asked_ms);
+
+/* groups_topic_ensure() of an internal topic (PROTO_OFFSETS_TOPIC,
+ * PROTO_SHARE_STATE_TOPIC): never retained away, segments of
+ * internal_segment_bytes, batches of up to batch_bytes_max. */
+void groups_internal_topic_ensure(struct server *s, const char *name, int32_t batch_bytes_max,
+                                  int64_t *asked_ms);
+
+/* 0 when an acks=all append to bp may go now (this broker leads it, with
+ * enough in-sync replicas: an internal partition, a dead-letter copy, a
+ * redrive), else -NG_ENOT_LEADER or -NG_ENOT_ENOUGH_REPLICAS. */
+MUST_USE int groups_leader_writable(const struct bpart *bp);
 
 void handle_join_group(struct server *s, struct loop_req *req, const struct proto_req_header *h,
                        struct rd *body);
@@ -300,8 +325,22 @@ MUST_USE int share_serve_open(struct server *s);
 MUST_USE int share_serve_close(struct server *s);
 
 /* From housekeeping: expires locks (persisting the lock ends), drives
- * dead-letter copies; nothing while stopping. */
+ * dead-letter copies; nothing while stopping. In a cluster it also does
+ * share_serve_coordinate() (an attach put off by appends in flight). */
 void share_serve_tick(struct server *s);
+
+/* A clustered broker after each view (and from housekeeping): while it
+ * leads __share_state/0 the share registry serves from that partition's
+ * log (attached once no append or dead-letter copy is in flight, replaying
+ * it whole), one term per leadership; when it stops leading, or leads at
+ * a new epoch, or the registry failed, the term ends (requests in flight
+ * are answered NG_ENOT_COORDINATOR). No-op on a single broker. */
+void share_serve_coordinate(struct server *s);
+
+/* For groups_refuse(): true when this clustered broker does not coordinate
+ * share groups now (it then asks for __share_state if the cluster has
+ * none); false on a single broker. */
+bool share_serve_refuse(struct server *s);
 
 /* For ListGroups: an upper bound of the share groups held (0 before
  * share_serve_open()), and the next one from *cursor (start at 0): its id in

@@ -25,6 +25,12 @@
  * restart is never handed out again (and holds nothing after it: locks are
  * not persisted). A share member has no session: records it holds come
  * back when their locks expire.
+ *
+ * In a cluster (docs/cluster.md, section 5) the leader of __share_state/0
+ * serves share groups: share_serve_coordinate() attaches the registry to
+ * that partition's log for one term per leadership (and starts member ids
+ * at the clock again), its appends answer at the high watermark, and the
+ * registry refuses everything (NG_ENOT_COORDINATOR) between terms.
  */
 #include "broker/share_serve.h"
 
@@ -55,7 +61,8 @@ int64_t share_serve_now_ms(const struct server *s) { return (int64_t)loop_now_ms
 
 bool share_serve_room(const struct queue *q, uint32_t batches)
 {
-    return (uint64_t)batches + QUEUE_ROOM_SLACK <= part_appends_room(&q->log);
+    return q->served != NULL &&
+           (uint64_t)batches + QUEUE_ROOM_SLACK <= part_appends_room(q->served);
 }
 
 struct bpart *share_serve_source(struct server *s, const struct share_part *sp)
@@ -106,26 +113,53 @@ static int member_parse(const struct queue *q, struct proto_str id, uint64_t *ou
     return 0;
 }
 
+/* 0 when the registry may change now, else why not: its failure, or, in
+ * a cluster, __share_state/0 with fewer in-sync replicas than
+ * min_insync_replicas (refused at once, as an acks=all produce is). */
+static int serve_check(const struct queue *q)
+{
+    int rc = q->reg.failed;
+    if (rc == 0 && q->attached != NULL) {
+        rc = groups_leader_writable(q->attached);
+        rc = rc == -NG_ENOT_LEADER ? -NG_ENOT_COORDINATOR : rc;
+    }
+    return rc;
+}
+
 /* ---- the state log ---- */
 
 struct state_append {
     struct part_append a; /* first: the done callback casts back */
+    struct replica_wait wait; /* attached: for the high watermark */
     struct server *s;
+    uint64_t term; /* the queue's when appended */
     share_serve_done_fn done;
     void *ctx;
     uint8_t batch[];
 };
 static_assert(offsetof(struct state_append, a) == 0, "state_append_done() casts back");
 
-static void state_append_done(struct part_append *a, int rc)
+/* The append is in the log (rc 0; attached: below the high watermark), or
+ * not. */
+static void state_append_finish(struct state_append *sa, int rc)
 {
-    struct state_append *sa = (struct state_append *)a;
     struct server *s = sa->s;
     struct queue *q = s->queue;
     ASSERT(q->state_appends > 0);
     q->state_appends--;
-    if (rc != 0 && q->reg.failed == 0) {
-        log_error("share state log: %s; share groups refuse everything until a restart",
+    if (sa->term == q->term && q->attached != NULL &&
+        (rc == -NG_ENOT_LEADER || rc == -NG_ECLOSED)) {
+        /* The leadership ended (or the partition closes): so does the
+         * term, at the next share_serve_coordinate(); nothing more goes. */
+        share_reg_fail(&q->reg, -NG_ENOT_COORDINATOR);
+    }
+    if (sa->term != q->term || rc == -NG_ENOT_LEADER || rc == -NG_ECLOSED) {
+        rc = -NG_ENOT_COORDINATOR; /* the next coordinator's replay decides */
+    } else if (rc != 0 && rc != -NG_ENOT_ENOUGH_REPLICAS && q->reg.failed == 0) {
+        /* (Below the high watermark on fewer replicas than asked: in the
+         * log all the same, and memory agrees with it.) */
+        log_error("share state log: %s; share groups refuse everything until a restart "
+                  "(in a cluster: until the next term)",
                   err_str(rc));
         share_reg_fail(&q->reg, rc);
     }
@@ -139,6 +173,26 @@ static void state_append_done(struct part_append *a, int rc)
     dlq_drive(s);
 }
 
+static void state_append_replicated(struct replica_wait *w, int rc)
+{
+    state_append_finish(container_of(w, struct state_append, wait), rc);
+}
+
+static void state_append_done(struct part_append *a, int rc)
+{
+    struct state_append *sa = (struct state_append *)a;
+    struct queue *q = sa->s->queue;
+    bool waits = rc == 0 && sa->term == q->term && q->attached != NULL;
+    if (waits && q->attached->rep.role == REPLICA_LEADER && !sa->s->loop.stopping) {
+        sa->wait.done = state_append_replicated;
+        replica_wait_add(q->attached, &sa->wait, batch_offset_last(&a->hdr) + 1);
+        return;
+    }
+    /* No high watermark will come: the leadership ended, or the partition
+     * closes. */
+    state_append_finish(sa, waits ? -NG_ENOT_LEADER : rc);
+}
+
 /* Appends one flushed batch; on failure the registry is failed (the
  * flush cleaned parts whose changes are now nowhere but in memory). */
 static int state_append(struct server *s, size_t bytes, bool durable, share_serve_done_fn done,
@@ -148,15 +202,19 @@ static int state_append(struct server *s, size_t bytes, bool durable, share_serv
     struct state_append *sa = malloc(sizeof(*sa) + bytes);
     int rc = sa == NULL ? -ENOMEM : 0;
     if (rc == 0) {
-        *sa = (struct state_append){.s = s, .done = done, .ctx = ctx};
+        *sa = (struct state_append){.s = s, .term = q->term, .done = done, .ctx = ctx};
         memcpy(sa->batch, q->flush_buf, bytes);
-        sa->a = (struct part_append){
-            .batch = sa->batch, .bytes = bytes, .durable = durable, .done = state_append_done};
-        rc = part_append(&q->log, &sa->a);
+        /* Attached, the high watermark follows durable offsets: all are. */
+        sa->a = (struct part_append){.batch = sa->batch,
+                                     .bytes = bytes,
+                                     .durable = durable || q->attached != NULL,
+                                     .done = state_append_done};
+        rc = part_append(q->served, &sa->a);
     }
     if (rc != 0) {
         free(sa);
-        log_error("share state log: append: %s; share groups refuse everything until a restart",
+        log_error("share state log: append: %s; share groups refuse everything until a restart "
+                  "(in a cluster: until the next term)",
                   err_str(rc));
         share_reg_fail(&q->reg, rc);
         return rc;
@@ -201,21 +259,30 @@ int share_serve_persist(struct server *s, bool durable, share_serve_done_fn done
 static void checkpoint_done(void *ctx, int rc)
 {
     struct server *s = ctx;
-    compaction_end(&s->queue->compaction, &s->queue->log, rc);
+    struct queue *q = s->queue;
+    /* A checkpoint of an ended term deletes nothing: the next term's
+     * compaction starts afresh (share_serve_coordinate()). Attached, done
+     * runs once the high watermark passed the checkpoint, so every replica
+     * that may lead next has it before the segments before it go. */
+    if (rc != -NG_ENOT_COORDINATOR) {
+        /* committed on fewer replicas than asked: every one that may lead
+         * (the in-sync set) has it all the same */
+        compaction_end(&q->compaction, q->served, rc == -NG_ENOT_ENOUGH_REPLICAS ? 0 : rc);
+    }
 }
 
 static void maybe_checkpoint(struct server *s)
 {
     struct queue *q = s->queue;
     /* A flush holds at least one part's record: room for one per part. */
-    if (q->reg.failed != 0 || !compaction_wanted(&q->compaction, &q->log) ||
+    if (q->reg.failed != 0 || !compaction_wanted(&q->compaction, q->served) ||
         !share_serve_room(q, share_reg_count(&q->reg))) {
         return;
     }
-    compaction_begin(&q->compaction, &q->log);
+    compaction_begin(&q->compaction, q->served);
     share_reg_checkpoint(&q->reg);
     int rc = share_serve_persist(s, true, checkpoint_done, s);
-    compaction_placed(&q->compaction, &q->log);
+    compaction_placed(&q->compaction, q->served);
     if (rc == 1) { /* no parts: nothing before this offset is needed */
         checkpoint_done(s, 0);
     } else if (rc != 0) { /* logged; the registry failed */
@@ -246,8 +313,10 @@ static void expire_locks(struct server *s, int64_t now)
 
 /* ---- lifecycle ---- */
 
-static int share_serve_alloc(struct server *s, struct queue *q)
+/* Makes an empty registry from the broker's config. */
+static int reg_make(struct server *s, struct queue *q)
 {
+    ASSERT(!q->reg_ready);
     struct share_config cfg;
     share_config_default(&cfg);
     cfg.lock_ms = s->cfg.share_lock_ms;
@@ -258,10 +327,16 @@ static int share_serve_alloc(struct server *s, struct queue *q)
     }
     q->lock_ms = cfg.lock_ms;
     int rc = share_reg_init(&q->reg, &cfg);
+    q->reg_ready = rc == 0;
+    return rc;
+}
+
+static int share_serve_alloc(struct server *s, struct queue *q)
+{
+    int rc = reg_make(s, q);
     if (rc != 0) {
         return rc;
     }
-    q->reg_ready = true;
     q->flush_buf = malloc(QUEUE_FLUSH_BYTES);
     q->grants = malloc(PROTO_SHARE_FETCH_RECORDS_MAX * sizeof(*q->grants));
     q->acquired = malloc(PROTO_SHARE_FETCH_RECORDS_MAX * sizeof(*q->acquired));
@@ -271,6 +346,8 @@ static int share_serve_alloc(struct server *s, struct queue *q)
     }
     return 0;
 }
+
+static int reg_replay(struct queue *q, struct part *log);
 
 /* Opens DATA_DIR/groups/share-state (groups_open() made the directory)
  * and replays it. */
@@ -290,11 +367,18 @@ static int share_serve_open_log(struct server *s, struct queue *q, const char *d
         return rc;
     }
     q->log_open = true;
+    q->served = &q->log;
+    return reg_replay(q, &q->log);
+}
+
+/* Rebuilds the (fresh) registry from the whole written log. Blocking. */
+static int reg_replay(struct queue *q, struct part *log)
+{
     uint8_t *buf = malloc(QUEUE_STATE_BATCH_MAX);
     if (buf == NULL) {
         return -ENOMEM;
     }
-    rc = share_reg_replay(&q->reg, &q->log, buf, QUEUE_STATE_BATCH_MAX);
+    int rc = share_reg_replay(&q->reg, log, buf, QUEUE_STATE_BATCH_MAX);
     free(buf);
     return rc;
 }
@@ -346,15 +430,21 @@ int share_serve_open(struct server *s)
         return -ENOMEM;
     }
     s->queue = q;
+    q->member_seq = (uint64_t)s->env.now_ms() << 20;
     char dir[sizeof(s->cfg.data_dir) + 32];
     snprintf(dir, sizeof(dir), "%s/groups/share-state", s->cfg.data_dir);
     int rc = share_serve_alloc(s, q);
+    if (rc == 0 && broker_config_clustered(&s->cfg)) {
+        /* The registry serves once this broker leads __share_state/0
+         * (share_serve_coordinate()); until then it refuses everything. */
+        share_reg_fail(&q->reg, -NG_ENOT_COORDINATOR);
+        return 0;
+    }
     rc = rc == 0 ? share_serve_open_log(s, q, dir) : rc;
     if (rc != 0) {
         log_error("share groups: state log %s: %s", dir, err_str(rc));
         return rc; /* server_fini() -> share_serve_close() frees what there is */
     }
-    q->member_seq = (uint64_t)s->env.now_ms() << 20;
     log_info("share groups: state of %u partitions replayed from %s", share_reg_count(&q->reg),
              dir);
     forget_missing_topics(s);
@@ -379,6 +469,9 @@ int share_serve_close(struct server *s)
         int rc2 = part_close(&q->log);
         rc = rc != 0 ? rc : rc2;
     }
+    /* (Attached: the partition closed with the topics.) */
+    q->served = NULL;
+    q->attached = NULL;
     /* Topics closed first: their drains completed every dead-letter copy. */
     ASSERT(rc != 0 || (q->state_appends == 0 && q->dlq_jobs == 0));
     if (q->redrives != NULL) {
@@ -397,6 +490,90 @@ int share_serve_close(struct server *s)
     return rc;
 }
 
+/* ---- a cluster: the coordinator is the leader of __share_state/0 ---- */
+
+/* Ends the term: the registry refuses everything (its memory stays until
+ * the next attach or the close: dead-letter copies in flight point into
+ * it); appends in flight complete NG_ENOT_COORDINATOR. */
+static void detach(struct server *s)
+{
+    struct queue *q = s->queue;
+    log_info("share group coordinator: no longer (leader epoch %d)", q->epoch);
+    share_reg_fail(&q->reg, -NG_ENOT_COORDINATOR);
+    q->attached = NULL;
+    q->served = NULL;
+    q->term++;
+}
+
+/* Starts a term on bp's log, which this broker leads with no append in
+ * flight: a fresh registry replayed from the whole written log (a
+ * follower's last appends included: what this leader serves). */
+static void attach(struct server *s, struct bpart *bp)
+{
+    struct queue *q = s->queue;
+    ASSERT(q->attached == NULL && q->dlq_jobs == 0);
+    if (q->reg_ready) {
+        share_reg_fini(&q->reg);
+        q->reg_ready = false;
+    }
+    int rc = reg_make(s, q);
+    rc = rc == 0 ? reg_replay(q, &bp->log) : rc;
+    if (rc != 0) {
+        log_error("share group coordinator: replaying %s/0: %s", PROTO_SHARE_STATE_TOPIC,
+                  err_str(rc));
+        if (q->reg_ready) {
+            share_reg_fail(&q->reg, rc); /* the next view or housekeeping tries again */
+        }
+        return;
+    }
+    q->attached = bp;
+    q->served = &bp->log;
+    q->epoch = bp->rep.leader_epoch;
+    q->term++;
+    compaction_init(&q->compaction, "share state log", (uint64_t)bp->topic->cfg.segment_bytes);
+    /* Member ids of earlier terms (another broker's) hold nothing here:
+     * never hand out one below the clock's. */
+    uint64_t seq = (uint64_t)s->env.now_ms() << 20;
+    q->member_seq = seq > q->member_seq ? seq : q->member_seq;
+    log_info("share group coordinator at leader epoch %d: state of %u partitions", q->epoch,
+             share_reg_count(&q->reg));
+}
+
+void share_serve_coordinate(struct server *s)
+{
+    struct queue *q = s->queue;
+    if (q == NULL || s->view == NULL || q->closing || s->loop.stopping) {
+        return;
+    }
+    struct server_topic *t = server_topic_find(s, proto_str_make(PROTO_SHARE_STATE_TOPIC));
+    struct bpart *bp = t != NULL ? &t->parts[0] : NULL;
+    bool lead = bp != NULL && bp->rep.role == REPLICA_LEADER;
+    if (q->attached != NULL &&
+        (!lead || q->attached != bp || q->epoch != bp->rep.leader_epoch || q->reg.failed != 0)) {
+        detach(s);
+    }
+    /* The follower's last appends must be in the replay, and no dead-letter
+     * copy may point into the registry replaced: else the next view or
+     * housekeeping comes back. */
+    if (lead && q->attached == NULL && q->dlq_jobs == 0 &&
+        part_offset_written(&bp->log) == part_offset_next(&bp->log)) {
+        attach(s, bp);
+    }
+}
+
+bool share_serve_refuse(struct server *s)
+{
+    struct queue *q = s->queue;
+    if (!broker_config_clustered(&s->cfg) || (q != NULL && q->attached != NULL)) {
+        return false;
+    }
+    if (q != NULL) {
+        groups_internal_topic_ensure(s, PROTO_SHARE_STATE_TOPIC, (int32_t)QUEUE_STATE_BATCH_MAX,
+                                     &q->create_ms);
+    }
+    return true;
+}
+
 void share_serve_tick(struct server *s)
 {
     struct queue *q = s->queue;
@@ -406,6 +583,7 @@ void share_serve_tick(struct server *s)
     if (s->loop.stopping) {
         return; /* housekeeping answers parked share fetches (park_abandon) */
     }
+    share_serve_coordinate(s);
     if (q->reg.failed != 0 || !share_serve_room(q, 1)) {
         return;
     }
@@ -420,7 +598,7 @@ void share_serve_tick(struct server *s)
 uint32_t share_serve_groups_bound(const struct server *s)
 {
     const struct queue *q = s->queue;
-    return q != NULL && q->reg_ready ? share_reg_count(&q->reg) : 0;
+    return q != NULL && q->reg_ready && q->served != NULL ? share_reg_count(&q->reg) : 0;
 }
 
 bool share_serve_groups_next(struct server *s, uint32_t *cursor, struct proto_str *id)
@@ -446,7 +624,8 @@ bool share_serve_groups_next(struct server *s, uint32_t *cursor, struct proto_st
 struct sf_part {
     struct proto_str topic; /* into the frame */
     int32_t partition;
-    struct bpart *bp; /* NULL: no such topic or partition */
+    struct bpart *bp; /* NULL: not readable here (absent says why) */
+    int absent;       /* -NG_EUNKNOWN_TOPIC, -NG_ENO_REPLICA */
     int err;
     /* this attempt's: into q->grants and q->runs */
     uint32_t grant_at;
@@ -676,8 +855,7 @@ static void acquire_all(struct share_fetch *sf, int64_t now, uint32_t *records_o
         p->grant_count = p->run_count = 0;
         p->bytes = 0;
         bool empty = left == sf->records_max;
-        p->err =
-            p->bp == NULL ? -NG_EUNKNOWN_TOPIC : acquire_part(sf, p, now, &left, &budget, empty);
+        p->err = p->bp == NULL ? p->absent : acquire_part(sf, p, now, &left, &budget, empty);
         *errors_out |= p->err != 0;
         grants += p->grant_count;
         runs += p->run_count;
@@ -800,7 +978,7 @@ static bool sf_attempt(struct share_fetch *sf, enum sf_mode mode)
     struct server *s = sf->s;
     struct queue *q = s->queue;
     int64_t now = share_serve_now_ms(s);
-    int err = q->reg.failed;
+    int err = serve_check(q);
     if (err == 0 && mode != SF_EMPTY && !share_serve_room(q, sf->count + 1)) {
         if (mode == SF_TRY) {
             return false; /* the state log is backed up: try at the next wake */
@@ -818,7 +996,7 @@ static bool sf_attempt(struct share_fetch *sf, enum sf_mode mode)
             struct sf_part *p = &sf->parts[i];
             p->grant_count = p->run_count = 0;
             p->bytes = 0;
-            p->err = p->bp == NULL ? -NG_EUNKNOWN_TOPIC : 0;
+            p->err = p->bp == NULL ? p->absent : 0;
         }
     }
     if (mode == SF_TRY && err == 0 && records == 0 && !errors) {
@@ -872,6 +1050,22 @@ static void sf_on_abandon(struct park_waiter *w)
 
 /* ---- the handler ---- */
 
+/* Why partition p of topic `name` (st: held here, or NULL) cannot be
+ * handed out here, or 0: a share group reads this broker's own replica,
+ * leader or follower (a follower's reads stop at the leader's high
+ * watermark); a partition of the cluster's catalog this broker holds no
+ * replica of is NG_ENO_REPLICA. */
+static int source_absent(const struct server *s, const struct server_topic *st,
+                         struct proto_str name, int32_t p)
+{
+    if (st != NULL && p >= 0 && p < st->cfg.partitions) {
+        return st->parts[p].rep.role == REPLICA_NONE ? -NG_ENO_REPLICA : 0;
+    }
+    const struct cluster_topic *ct =
+        s->view != NULL ? cluster_view_topic(s->view, name.ptr, (size_t)name.len) : NULL;
+    return ct != NULL && p >= 0 && p < ct->partitions ? -NG_ENO_REPLICA : -NG_EUNKNOWN_TOPIC;
+}
+
 static void resolve_fetch_parts(struct server *s, struct share_fetch *sf, struct proto_dec d)
 {
     struct proto_topic t;
@@ -880,9 +1074,11 @@ static void resolve_fetch_parts(struct server *s, struct share_fetch *sf, struct
     while (proto_next_topic(&d, &t)) {
         struct server_topic *st = server_topic_find(s, t.name);
         while (proto_next_partition_index(&d, &p)) {
-            bool known = st != NULL && p >= 0 && p < st->cfg.partitions;
-            sf->parts[i++] = (struct sf_part){
-                .topic = t.name, .partition = p, .bp = known ? &st->parts[p] : NULL};
+            int absent = source_absent(s, st, t.name, p);
+            sf->parts[i++] = (struct sf_part){.topic = t.name,
+                                              .partition = p,
+                                              .bp = absent == 0 ? &st->parts[p] : NULL,
+                                              .absent = absent};
         }
     }
     ASSERT(i == sf->count);
@@ -1046,7 +1242,7 @@ static int ack_common_err(struct server *s, const struct proto_share_ack_req *in
     struct queue *q = s->queue;
     int rc = group_check(in->group);
     rc = rc == 0 ? member_parse(q, in->member_id, member) : rc;
-    rc = rc == 0 ? q->reg.failed : rc;
+    rc = rc == 0 ? serve_check(q) : rc;
     if (rc == 0 && !share_serve_room(q, count + 1)) {
         rc = -NG_EBUSY; /* before anything changes: the state log must take it */
     }

@@ -8,15 +8,19 @@
  *
  * Invariants:
  * - Every change of the registry is flushed and appended to the state log
- *   (DATA_DIR/groups/share-state) in the same turn of the loop that made
- *   it; a request whose answer depends on a change (ShareAck, ShareFetch)
- *   is answered from the done callback of the durable append carrying it.
- *   Appends complete in order, so every earlier change is durable then too.
+ *   (DATA_DIR/groups/share-state; in a cluster the replicated partition
+ *   __share_state/0 while this broker leads it, docs/cluster.md section 5)
+ *   in the same turn of the loop that made it; a request whose answer
+ *   depends on a change (ShareAck, ShareFetch) is answered from the done
+ *   callback of the durable append carrying it (in a cluster: once the
+ *   high watermark passes it). Appends complete in order, so every earlier
+ *   change is durable then too.
  * - A failed state-log append fails the registry (share_reg_fail): memory
  *   is ahead of the log, so share groups refuse everything until a restart
- *   replays the log.
- * - Dead-letter copies are appended durably to the dead-letter topic before
- *   share_part_dead_done() archives their records.
+ *   (in a cluster: the next term) replays the log.
+ * - Dead-letter copies are appended durably to the dead-letter topic (in a
+ *   cluster: only as its partition's leader, past the high watermark)
+ *   before share_part_dead_done() archives their records.
  * Threads: the worker's only, like everything in struct server.
  */
 #ifndef NAGARE_BROKER_SHARE_SERVE_H
@@ -65,8 +69,17 @@ struct redrive;
 struct queue {
     struct share_reg reg;
     bool reg_ready;
-    struct part log; /* the state log */
+    struct part log; /* a single broker's state log */
     bool log_open;
+    /* The log the registry is kept in: &log on a single broker; in a
+     * cluster the partition __share_state/0's while this broker leads it
+     * (attached, one term per leadership), else NULL (the registry is
+     * failed with NG_ENOT_COORDINATOR). */
+    struct part *served;
+    struct bpart *attached; /* a cluster: the partition led, during a term */
+    int32_t epoch;          /* its leader epoch when the term began */
+    uint64_t term;          /* bumped by each attach and detach */
+    int64_t create_ms;      /* a cluster: when __share_state was last asked for */
     bool closing; /* share_serve_close() began: start nothing */
     int64_t lock_ms;
     uint64_t member_seq;          /* the last member id handed out */
@@ -79,6 +92,8 @@ struct queue {
     struct queue_run *runs;
     /* dead letters and redrives (dlq.c); buffers made at first use */
     uint32_t dlq_jobs;    /* copies in flight */
+    int64_t dlq_create_ms; /* a cluster: when a dead-letter topic was last asked for */
+    int dlq_wait_logged;   /* a cluster: why copies last had to wait (logged once) */
     int64_t dlq_retry_ms; /* after a failed copy: none before (loop clock) */
     uint8_t *dlq_src;     /* a source batch (or a chunk of them) */
     size_t dlq_src_cap;

@@ -835,8 +835,7 @@ void share_reg_fail(struct share_reg *r, int rc)
 {
     ASSERT(r != NULL && rc < 0);
     if (r->failed == 0) {
-        log_error("share: state log failed (%s); share groups refused until restart", err_str(rc));
-        r->failed = rc;
+        r->failed = rc; /* the caller says why */
     }
 }
 
@@ -1261,9 +1260,10 @@ int share_reg_replay(struct share_reg *r, struct part *log, uint8_t *buf, size_t
 {
     ASSERT(r != NULL && log != NULL && buf != NULL && cap >= BATCH_HEADER_BYTES);
     int64_t offset = part_offset_earliest(log);
-    while (offset < part_offset_latest(log)) {
+    int64_t end = part_offset_written(log);
+    while (offset < end) {
         struct part_read_result res;
-        int rc = part_read(log, offset, buf, cap, cap, &res);
+        int rc = part_read_to(log, offset, end, buf, cap, cap, &res);
         if (rc != 0) {
             return rc;
         }

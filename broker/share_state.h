@@ -418,8 +418,10 @@ MUST_USE int share_reg_flush(struct share_reg *r, int64_t now_ms, uint8_t *buf, 
  * (broker/share_serve.c). */
 void share_reg_checkpoint(struct share_reg *r);
 
-/* Marks the registry failed with rc (< 0): the state log lost a write, so
- * memory is ahead of it. Every later call that could hand out, change or
+/* Marks the registry failed with rc (< 0; the first failure stays): the
+ * state log lost a write, so memory is ahead of it, or (in a cluster) this
+ * broker no longer keeps the log. Logs nothing: the caller says why.
+ * Every later call that could hand out, change or
  * flush state returns rc. */
 void share_reg_fail(struct share_reg *r, int rc);
 
@@ -434,10 +436,12 @@ void share_reg_fail(struct share_reg *r, int rc);
  * the registry is partly rebuilt and must not be served. */
 MUST_USE int share_reg_replay_batch(struct share_reg *r, const uint8_t *batch, size_t len);
 
-/* Rebuilds the registry from the whole state log, first offset to the high
- * watermark, reading it with part_read() into buf[0..cap) (cap at least the
- * log's largest batch, e.g. its batch_bytes_max). Blocking; at start-up,
- * from the log's owning thread. Afterwards no record is ACQUIRED and
+/* Rebuilds the registry from the whole state log, first offset to
+ * part_offset_written() (a replicated log's past its high watermark too:
+ * what a new leader will serve), reading it with part_read_to() into
+ * buf[0..cap) (cap at least the log's largest batch, e.g. its
+ * batch_bytes_max). Blocking; at start-up (or a cluster term's start),
+ * from the log's owning thread, with no append in flight. Afterwards no record is ACQUIRED and
  * nothing is dirty. Returns 0, share_reg_replay_batch()'s errors,
  * part_read()'s (-NG_ECORRUPT, -NG_ETOOBIG, -errno), or -NG_EDISCONTINUITY
  * when batch offsets do not follow each other. */

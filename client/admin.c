@@ -372,80 +372,15 @@ int nagare_offset_lookup(nagare_admin *a, const char *topic, int32_t partition, 
 
 /* ---- the group coordinator ---- */
 
-/* A Metadata v2 call for __offsets: the address of its partition 0's
- * leader, or "" when the broker asked is that leader. */
-struct coord_call {
-    char addr[CONN_BOOTSTRAP_BYTES_MAX];
-    bool found;
-};
-
-static int coord_encode(void *arg, struct wr *w, uint32_t corr, uint16_t version)
-{
-    (void)arg;
-    struct proto_enc e;
-    proto_metadata_req_begin(&e, w, version, corr, proto_str_make(CONN_CLIENT_ID), false);
-    proto_enc_topic(&e, proto_str_make(PROTO_OFFSETS_TOPIC));
-    return proto_enc_end(&e);
-}
-
-static int coord_decode(void *arg, struct rd *body, uint16_t version)
-{
-    struct coord_call *cc = arg;
-    struct proto_metadata_resp m;
-    struct proto_dec d;
-    struct proto_topic t;
-    if (proto_metadata_resp_decode(body, version, &m, &d) != 0 || !proto_next_topic(&d, &t)) {
-        return -NG_EPROTO;
-    }
-    if (t.err != 0 || version < 2) {
-        return t.err == -NG_EUNKNOWN_TOPIC || version < 2 ? 0 : t.err; /* the broker asked */
-    }
-    struct proto_metadata_partition mp;
-    int32_t leader = -1;
-    while (proto_metadata_resp_next_partition(&d, &mp)) {
-        leader = mp.partition == 0 ? mp.leader : leader;
-    }
-    if (leader < 0) {
-        return -NG_ENOT_COORDINATOR; /* none now: try later */
-    }
-    cc->found = true;
-    struct proto_broker b;
-    while (leader != m.broker_id && proto_metadata_resp_next_broker(&m, &b)) {
-        if (b.id == leader) {
-            int n = snprintf(cc->addr, sizeof(cc->addr), "%.*s:%u", (int)b.host.len, b.host.ptr,
-                             b.port);
-            return n > 0 && (size_t)n < sizeof(cc->addr) ? 0 : -NG_EPROTO;
-        }
-    }
-    return leader == m.broker_id ? 0 : -NG_ENOT_COORDINATOR; /* not live: try later */
-}
-
-/* Finds the coordinator when not known: the broker asked, when it knows no
- * __offsets (a single broker) or leads it; else a connection to the
- * leader. Returns 0 or the call's error (-NG_ENOT_COORDINATOR: none now). */
+/* Finds the coordinator when not known (client/calls.h). Returns 0 or the
+ * call's error (-NG_ENOT_COORDINATOR: none now). */
 static int coordinator_find(nagare_admin *a)
 {
     if (a->group != NULL) {
         return 0;
     }
-    struct coord_call cc = {.found = false};
-    int rc = conn_call(&a->conn, PROTO_API_METADATA, ADMIN_REQUEST_BYTES, coord_encode,
-                       coord_decode, &cc, deadline_of(a));
-    if (rc != 0 || cc.addr[0] == '\0') {
-        a->group = rc == 0 ? &a->conn : NULL;
-        return rc;
-    }
-    if (a->coord_ready) {
-        conn_fini(&a->coord);
-        a->coord_ready = false;
-    }
-    struct conn_config cfg = a->conn.cfg;
-    cfg.bootstrap = cc.addr;
-    rc = conn_init(&a->coord, &cfg);
-    a->coord_ready = rc == 0;
-    rc = rc == 0 ? conn_wait_up(&a->coord, (int)a->timeout_ms) : rc;
-    a->group = rc == 0 ? &a->coord : NULL;
-    return rc;
+    return calls_coordinator_connect(&a->conn, PROTO_OFFSETS_TOPIC, &a->coord, &a->coord_ready,
+                                     deadline_of(a), &a->group);
 }
 
 /* ---- for admin_groups.c (admin_int.h) ---- */

@@ -507,8 +507,8 @@ int nagare_dlq_redrive(nagare_admin *a, const char *dlq_topic, int64_t *records_
         return -NG_EBADNAME;
     }
     struct redrive rq = {.topic = dlq_topic};
-    int rc = conn_call(admin_conn(a), PROTO_API_DLQ_REDRIVE, NAME_REQUEST_BYTES, redrive_encode,
-                       redrive_decode, &rq, admin_deadline(a));
+    int rc = admin_group_call(a, PROTO_API_DLQ_REDRIVE, NAME_REQUEST_BYTES, redrive_encode,
+                              redrive_decode, &rq);
     if (rc == 0) {
         *records_out = rq.records;
     }

@@ -12,11 +12,11 @@
 #include "client/conn.h"
 #include "client/nagare.h"
 
-/* The connection to the broker given (bootstrap): topic calls, and the
- * share groups' dead-letter redrive (served by the broker asked). */
+/* The connection to the broker given (bootstrap): topic and cluster calls. */
 struct client_conn *admin_conn(nagare_admin *a);
 
-/* conn_call() of a consumer-group api at the group coordinator: the
+/* conn_call() of a consumer-group api (or DlqRedrive, whose marks are
+ * committed offsets) at the group coordinator: the
  * leader of __offsets/0, found from Metadata (the broker given, when it
  * knows no such topic: a single broker), and found again on
  * NG_ENOT_COORDINATOR (retried until the client's timeout, the request

@@ -1,7 +1,10 @@
 /* client/calls.c — one-request-one-answer helpers (calls.h). */
 #include "client/calls.h"
 
+#include <stdio.h>
 #include <string.h>
+
+#include "base/clock.h"
 
 /* A request naming one topic: header, counts, the name, a partition. */
 #define ONE_TOPIC_REQUEST_BYTES (64 + PROTO_TOPIC_NAME_BYTES_MAX)
@@ -107,5 +110,80 @@ int calls_partition_count(struct client_conn *c, const char *topic, int64_t dead
     if (rc == 0) {
         *count_out = ot.count;
     }
+    return rc;
+}
+
+/* ---- the coordinator of an internal topic ---- */
+
+/* A Metadata v2 call for the topic: the address of its partition 0's
+ * leader, or "" when the broker asked is that leader. */
+struct coord_call {
+    const char *topic;
+    char addr[CONN_BOOTSTRAP_BYTES_MAX];
+};
+
+static int coord_encode(void *arg, struct wr *w, uint32_t corr, uint16_t version)
+{
+    const struct coord_call *cc = arg;
+    struct proto_enc e;
+    proto_metadata_req_begin(&e, w, version, corr, str_of(CONN_CLIENT_ID), false);
+    proto_enc_topic(&e, str_of(cc->topic));
+    return proto_enc_end(&e);
+}
+
+static int coord_decode(void *arg, struct rd *body, uint16_t version)
+{
+    struct coord_call *cc = arg;
+    struct proto_metadata_resp m;
+    struct proto_dec d;
+    struct proto_topic t;
+    if (proto_metadata_resp_decode(body, version, &m, &d) != 0 || !proto_next_topic(&d, &t)) {
+        return -NG_EPROTO;
+    }
+    if (t.err != 0 || version < 2) {
+        return t.err == -NG_EUNKNOWN_TOPIC || version < 2 ? 0 : t.err; /* the broker asked */
+    }
+    struct proto_metadata_partition mp;
+    int32_t leader = -1;
+    while (proto_metadata_resp_next_partition(&d, &mp)) {
+        leader = mp.partition == 0 ? mp.leader : leader;
+    }
+    if (leader < 0) {
+        return -NG_ENOT_COORDINATOR; /* none now: try later */
+    }
+    struct proto_broker b;
+    while (leader != m.broker_id && proto_metadata_resp_next_broker(&m, &b)) {
+        if (b.id == leader) {
+            int n = snprintf(cc->addr, sizeof(cc->addr), "%.*s:%u", (int)b.host.len, b.host.ptr,
+                             b.port);
+            return n > 0 && (size_t)n < sizeof(cc->addr) ? 0 : -NG_EPROTO;
+        }
+    }
+    return leader == m.broker_id ? 0 : -NG_ENOT_COORDINATOR; /* not live: try later */
+}
+
+int calls_coordinator_connect(struct client_conn *c, const char *topic, struct client_conn *coord,
+                              bool *coord_ready, int64_t deadline_ms, struct client_conn **out)
+{
+    *out = NULL;
+    struct coord_call cc = {.topic = topic};
+    int rc = conn_call(c, PROTO_API_METADATA, ONE_TOPIC_REQUEST_BYTES, coord_encode, coord_decode,
+                       &cc, deadline_ms);
+    if (rc != 0 || cc.addr[0] == '\0') {
+        *out = rc == 0 ? c : NULL;
+        return rc;
+    }
+    if (*coord_ready) {
+        conn_fini(coord);
+        *coord_ready = false;
+    }
+    struct conn_config cfg = c->cfg;
+    cfg.bootstrap = cc.addr;
+    rc = conn_init(coord, &cfg);
+    *coord_ready = rc == 0;
+    int64_t left = deadline_ms - clock_mono_ms();
+    left = left > 0 ? left : 0;
+    rc = rc == 0 ? conn_wait_up(coord, (int)(left < INT32_MAX ? left : INT32_MAX)) : rc;
+    *out = rc == 0 ? coord : NULL;
     return rc;
 }

@@ -12,6 +12,7 @@
 #ifndef NAGARE_CLIENT_CALLS_H
 #define NAGARE_CLIENT_CALLS_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "client/conn.h"
@@ -25,5 +26,19 @@ MUST_USE int calls_list_offset(struct client_conn *c, const char *topic, int32_t
  * broker does not have it. */
 MUST_USE int calls_partition_count(struct client_conn *c, const char *topic, int64_t deadline_ms,
                                    int32_t *count_out);
+
+/* The coordinator of the groups kept in the internal topic `topic`
+ * (PROTO_OFFSETS_TOPIC: consumer groups; PROTO_SHARE_STATE_TOPIC: share
+ * groups), docs/cluster.md section 5: the leader of its partition 0, from
+ * a Metadata v2 answer of the broker c reaches. *out becomes c when that
+ * broker is the leader or knows no such topic (a single broker is its own
+ * coordinator), else coord, (re)opened (conn_init(), c's config) to the
+ * leader's address and connected by deadline_ms; *coord_ready says
+ * whether coord holds an initialised connection (conn_fini() it when
+ * done). Returns 0, -NG_ENOT_COORDINATOR (no live leader now: try later)
+ * or the call's error, with *out NULL. */
+MUST_USE int calls_coordinator_connect(struct client_conn *c, const char *topic,
+                                       struct client_conn *coord, bool *coord_ready,
+                                       int64_t deadline_ms, struct client_conn **out);
 
 #endif

@@ -55,6 +55,7 @@ SAME(ENOT_CONTROLLER);
 SAME(ECONFLICT);
 SAME(ECLUSTER_UNAVAILABLE);
 SAME(ENOT_CLUSTERED);
+SAME(ENO_REPLICA);
 
 const char *nagare_strerror(int rc) { return err_str(rc); }
 

@@ -80,6 +80,8 @@ enum {
     NAGARE_ECONFLICT = 4164,            /* the cluster state changed meanwhile; retry */
     NAGARE_ECLUSTER_UNAVAILABLE = 4165, /* the brokers cannot reach etcd; retry later */
     NAGARE_ENOT_CLUSTERED = 4166,       /* the broker runs alone; the call needs a cluster */
+    NAGARE_ENO_REPLICA = 4167,          /* the share coordinator holds no replica of the
+                                           partition: it cannot hand out its records */
 };
 
 /* A short sentence naming rc (0, -errno or -NAGARE_E*). Static; never NULL. */
@@ -537,7 +539,8 @@ typedef void (*nagare_ack_fn)(nagare_share_consumer *sc, const struct nagare_ack
 
 struct nagare_share_consumer_config {
     const char *bootstrap;       /* default "127.0.0.1:7420", or a list; copied.
-                                    Share groups stay on this broker for now. */
+                                    Requests go to the share coordinator found
+                                    through it (docs/cluster.md, section 5). */
     uint32_t fetch_wait_max_ms;  /* long poll (500 ms) */
     uint32_t records_max;        /* most records one fetch acquires (500; 1..10000) */
     uint32_t unacked_max;        /* records polled and not yet acknowledged (10000;
@@ -849,9 +852,13 @@ NAGARE_MUST_USE int nagare_group_reset_offsets(nagare_admin *a, const char *grou
 void nagare_reset_free(nagare_admin *a, const struct nagare_topic_partition *results);
 
 /* Republishes the records of a dead-letter topic (<topic>.dlq) to their
- * source topics. Returns 0 with *records_out republished,
+ * source topics, at the group coordinator (its marks are committed
+ * offsets). Returns 0 with *records_out republished,
  * -NAGARE_EUNKNOWN_TOPIC, -NAGARE_EBADNAME, -NAGARE_EUNKNOWN_API (a broker
- * without share groups), or the request's error. */
+ * without share groups), -NAGARE_ENOT_LEADER (a cluster: the coordinator
+ * does not lead the dead-letter partitions, or a source partition a record
+ * goes back to; what was republished before is marked), or the request's
+ * error. */
 NAGARE_MUST_USE int nagare_dlq_redrive(nagare_admin *a, const char *dlq_topic,
                                        int64_t *records_out);
 

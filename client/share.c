@@ -24,10 +24,18 @@
  *   a cursor over its acquired ranges (ascending): a record inside a range
  *   is returned with that range's delivery count; acquired offsets without
  *   a record are released.
+ * - Share requests go to the coordinator (docs/cluster.md, section 5): the
+ *   leader of __share_state/0, found through the bootstrap connection
+ *   (calls_coordinator_connect(); a single broker is its own). An answer
+ *   NG_ENOT_COORDINATOR or a failed connection marks it lost; it is found
+ *   again once no request is in flight, and fetching carries on there.
+ *   What the old coordinator had handed out comes back when its locks end
+ *   (at-least-once); acknowledgements it did not answer report the error.
  * Threads: the consumer's. on_ack runs from connection callbacks, which
  * only happen inside poll, commit and destroy.
  */
 #include <errno.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -138,6 +146,11 @@ struct nagare_share_consumer {
     int ack_err_first; /* first record error since commit began */
     /* connection trouble */
     struct conn_redial redial;
+    /* the coordinator */
+    struct client_conn coord; /* initialised while coord_ready */
+    bool coord_ready;
+    struct client_conn *gconn; /* where share requests go: &conn or &coord; NULL: to be found */
+    bool coord_lost;           /* an answer said it moved: found again before the next request */
 };
 
 static struct proto_str str_of(const char *s) { return proto_str_make(s); }
@@ -147,6 +160,43 @@ static int api_err(int rc) { return rc == -NG_EBADVERSION ? -NG_EUNKNOWN_API : r
 static int64_t deadline_of(const nagare_share_consumer *sc)
 {
     return clock_mono_ms() + sc->cfg.request_timeout_ms + sc->cfg.fetch_wait_max_ms;
+}
+
+/* ---- the coordinator ---- */
+
+/* True when err says the coordinator moved, or may have (its connection
+ * failed): noted, and acted on before the next request (not here: a
+ * connection callback must not close its own connection). */
+static bool coord_moved(nagare_share_consumer *sc, int err)
+{
+    bool moved = err == -NG_ENOT_COORDINATOR || err == -NG_EDISCONNECTED || err == -NG_ETIMEOUT;
+    sc->coord_lost |= moved;
+    return moved;
+}
+
+/* The coordinator's connection, found first when not known or lost (a
+ * synchronous Metadata call). Returns 0 with *out, or the lookup's error
+ * (-NG_ENOT_COORDINATOR: none now). Not while a request is in flight on
+ * the connection it replaces. */
+static int coord_get(nagare_share_consumer *sc, struct client_conn **out)
+{
+    if (sc->coord_lost || (sc->gconn == &sc->coord && sc->coord.state == CONN_DOWN)) {
+        sc->coord_lost = false;
+        sc->gconn = NULL;
+    }
+    int rc = sc->gconn != NULL
+                 ? 0
+                 : calls_coordinator_connect(&sc->conn, PROTO_SHARE_STATE_TOPIC, &sc->coord,
+                                             &sc->coord_ready, deadline_of(sc), &sc->gconn);
+    *out = sc->gconn;
+    return rc;
+}
+
+/* conn_poll() of the bootstrap connection and the coordinator's. */
+static int conns_poll(nagare_share_consumer *sc, int timeout_ms)
+{
+    struct client_conn *cs[] = {&sc->conn, &sc->coord};
+    return conn_poll_many(cs, sc->coord_ready ? 2 : 1, timeout_ms);
 }
 
 /* ---- the held set ---- */
@@ -360,10 +410,9 @@ static void fetch_failed(nagare_share_consumer *sc, int err)
     sc->fetch_due_ms = clock_mono_ms() + conn_backoff_next(&sc->fetch_backoff_ms);
     if (err == -NG_EUNKNOWN_MEMBER) {
         sc->member_id[0] = '\0'; /* a new member next time */
-    } else if (err == -NG_EPROTO) {
-        conn_close(&sc->conn, err);
-    } else if (err != -NG_EDISCONNECTED && err != -NG_ETIMEOUT && err != -NG_EBUSY &&
-               err != -NG_ECLOSED) {
+    } else if (err == -NG_EPROTO && sc->gconn != NULL) {
+        conn_close(sc->gconn, err);
+    } else if (!coord_moved(sc, err) && err != -NG_EBUSY && err != -NG_ECLOSED) {
         sc->err_pending = sc->err_pending != 0 ? sc->err_pending : err;
     }
 }
@@ -408,23 +457,24 @@ static void fetch_done(void *arg, int err, struct rd *body, uint16_t version)
 static void fetch_send(nagare_share_consumer *sc, int64_t now)
 {
     uint32_t room = sc->cfg.unacked_max - sc->held_count;
+    struct client_conn *gc = sc->gconn;
     if (sc->fetch_inflight || sc->answer_ready || room == 0 || sc->part_total == 0 ||
-        now < sc->fetch_due_ms || !conn_ready(&sc->conn)) {
+        now < sc->fetch_due_ms || sc->coord_lost || gc == NULL || !conn_ready(gc)) {
         return;
     }
-    uint16_t version = conn_version(&sc->conn, PROTO_API_SHARE_FETCH);
+    uint16_t version = conn_version(gc, PROTO_API_SHARE_FETCH);
     struct fetch_ctx fc = {.sc = sc,
                            .records_max =
                                (int32_t)(room < sc->cfg.records_max ? room : sc->cfg.records_max),
                            .wait_ms = (int32_t)sc->cfg.fetch_wait_max_ms};
     struct wr w;
     uint32_t corr;
-    if (version == UINT16_MAX || conn_frame_begin(&sc->conn, fetch_bytes(sc), &w, &corr) != 0 ||
+    if (version == UINT16_MAX || conn_frame_begin(gc, fetch_bytes(sc), &w, &corr) != 0 ||
         fetch_encode(&fc, &w, corr, version) != 0) {
         sc->fetch_due_ms = now + conn_backoff_next(&sc->fetch_backoff_ms);
         return;
     }
-    conn_frame_commit(&sc->conn, &w, corr, PROTO_API_SHARE_FETCH, version, false,
+    conn_frame_commit(gc, &w, corr, PROTO_API_SHARE_FETCH, version, false,
                       sc->cfg.request_timeout_ms + sc->cfg.fetch_wait_max_ms, fetch_done, sc);
     sc->fetch_inflight = true;
 }
@@ -686,6 +736,7 @@ static void acks_done(void *arg, int err, struct rd *body, uint16_t version)
     ASSERT(sc->ack_inflight);
     sc->ack_inflight = false;
     err = err == 0 ? acks_decode(sc, body, version) : err;
+    (void)coord_moved(sc, err);
     if (err != 0) {
         for (uint32_t i = 0; i < sc->sending_count; i++) {
             sc->sending[i].err = err;
@@ -697,11 +748,12 @@ static void acks_done(void *arg, int err, struct rd *body, uint16_t version)
 /* Sends pending acknowledgements when none are in flight. */
 static void acks_send(nagare_share_consumer *sc)
 {
-    if (sc->ack_inflight || sc->pending_count == 0 || sc->member_id[0] == '\0' ||
-        !conn_ready(&sc->conn)) {
+    struct client_conn *gc = sc->gconn;
+    if (sc->ack_inflight || sc->pending_count == 0 || sc->member_id[0] == '\0' || sc->coord_lost ||
+        gc == NULL || !conn_ready(gc)) {
         return;
     }
-    uint16_t version = conn_version(&sc->conn, PROTO_API_SHARE_ACK);
+    uint16_t version = conn_version(gc, PROTO_API_SHARE_ACK);
     if (version == UINT16_MAX) {
         return;
     }
@@ -711,7 +763,7 @@ static void acks_send(nagare_share_consumer *sc)
     size_t need = REQUEST_BYTES + (size_t)sc->entry_count *
                                       (PROTO_TOPIC_BYTES_MAX + PROTO_SHARE_ACK_PARTITION_BYTES +
                                        PROTO_SHARE_ACK_RANGE_BYTES);
-    int rc = conn_frame_begin(&sc->conn, need, &w, &corr);
+    int rc = conn_frame_begin(gc, need, &w, &corr);
     rc = rc == 0 ? acks_encode(sc, &w, corr, version) : rc;
     if (rc != 0) {
         /* back to pending, tried again by the next poll */
@@ -721,7 +773,7 @@ static void acks_send(nagare_share_consumer *sc)
         sc->sending_count = 0;
         return;
     }
-    conn_frame_commit(&sc->conn, &w, corr, PROTO_API_SHARE_ACK, version, false,
+    conn_frame_commit(gc, &w, corr, PROTO_API_SHARE_ACK, version, false,
                       sc->cfg.request_timeout_ms + sc->cfg.fetch_wait_max_ms, acks_done, sc);
     sc->ack_inflight = true;
 }
@@ -783,7 +835,10 @@ static int config_check(const struct nagare_share_consumer_config *c)
 
 static void share_free(nagare_share_consumer *sc)
 {
-    conn_fini(&sc->conn); /* completes requests in flight */
+    if (sc->coord_ready) {
+        conn_fini(&sc->coord); /* completes requests in flight */
+    }
+    conn_fini(&sc->conn);
     batch_zctx_fini(&sc->zctx);
     cmsg_fini(&sc->msg);
     free(sc->zbuf);
@@ -896,14 +951,26 @@ static int id_decode(void *arg, struct rd *body, uint16_t version)
     return rc;
 }
 
-/* ShareFetch of nothing: checks the group and the partitions, and gets the
- * member id. */
+/* ShareFetch of nothing at the coordinator: checks the group and the
+ * partitions, and gets the member id. While the coordinator moves (or a
+ * cluster makes __share_state first) it is looked for again until the
+ * deadline: the request takes nothing, so it may be sent again. */
 static int member_id_fetch(nagare_share_consumer *sc)
 {
     struct fetch_ctx fc = {.sc = sc, .records_max = 0, .wait_ms = 0};
-    int rc = conn_call(&sc->conn, PROTO_API_SHARE_FETCH, fetch_bytes(sc), fetch_encode, id_decode,
-                       &fc, deadline_of(sc));
-    return api_err(rc);
+    int64_t deadline = deadline_of(sc);
+    uint32_t backoff_ms = 0;
+    for (;;) {
+        struct client_conn *gc;
+        int rc = coord_get(sc, &gc);
+        rc = rc == 0 ? conn_call(gc, PROTO_API_SHARE_FETCH, fetch_bytes(sc), fetch_encode,
+                                 id_decode, &fc, deadline)
+                     : rc;
+        if (!coord_moved(sc, rc) || clock_mono_ms() >= deadline) {
+            return api_err(rc);
+        }
+        (void)poll(NULL, 0, (int)conn_backoff_next(&backoff_ms));
+    }
 }
 
 int nagare_share_subscribe(nagare_share_consumer *sc, const char *group, const char *const *topics,
@@ -952,6 +1019,14 @@ static int share_upkeep(nagare_share_consumer *sc, int64_t now)
     if (rc == 0 && now >= sc->meta_due_ms && sc->conn.state == CONN_UP) {
         rc = topics_lookup(sc);
     }
+    /* Looked up through the bootstrap connection once it is up (conn_redial()
+     * brings it back, trying the bootstrap list, without blocking poll). */
+    struct client_conn *gc;
+    if (rc == 0 && now >= sc->fetch_due_ms && !sc->fetch_inflight && !sc->ack_inflight &&
+        sc->conn.state == CONN_UP && coord_get(sc, &gc) != 0) {
+        /* none now: look again later */
+        sc->fetch_due_ms = clock_mono_ms() + conn_backoff_next(&sc->fetch_backoff_ms);
+    }
     acks_send(sc);
     fetch_send(sc, now);
     return rc;
@@ -987,7 +1062,7 @@ int nagare_share_poll(nagare_share_consumer *sc, int timeout_ms, const struct na
         until = sc->meta_due_ms < until ? sc->meta_due_ms : until;
         until = sc->conn.state == CONN_DOWN && sc->redial.at_ms < until ? sc->redial.at_ms : until;
         int64_t wait = until > now ? until - now : 0;
-        rc = conn_poll(&sc->conn, (int)(wait < INT32_MAX ? wait : INT32_MAX));
+        rc = conns_poll(sc, (int)(wait < INT32_MAX ? wait : INT32_MAX));
         if (rc != 0) {
             return rc;
         }
@@ -1046,14 +1121,18 @@ static int acks_flush(nagare_share_consumer *sc)
         if (left <= 0) {
             return -NG_ETIMEOUT;
         }
-        if (sc->conn.state != CONN_UP && !sc->ack_inflight) {
-            int rc = conn_wait_up(&sc->conn, (int)(left < INT32_MAX ? left : INT32_MAX));
+        if (!sc->ack_inflight) {
+            struct client_conn *gc;
+            int rc = coord_get(sc, &gc);
+            if (rc == 0 && gc->state != CONN_UP) {
+                rc = conn_wait_up(gc, (int)(left < INT32_MAX ? left : INT32_MAX));
+            }
             if (rc != 0) {
                 return rc;
             }
         }
         acks_send(sc);
-        int rc = conn_poll(&sc->conn, (int)(left < 100 ? left : 100));
+        int rc = conns_poll(sc, (int)(left < 100 ? left : 100));
         if (rc != 0) {
             return rc;
         }
@@ -1090,11 +1169,11 @@ void nagare_share_consumer_destroy(nagare_share_consumer *sc)
         return;
     }
     ASSERT(!sc->in_callback);
-    if (sc->subscribed && sc->conn.state == CONN_UP) {
+    if (sc->subscribed && sc->gconn != NULL && sc->gconn->state == CONN_UP) {
         /* A fetch in flight acquires records: wait for it, to release them. */
         int64_t deadline = deadline_of(sc);
         while (sc->fetch_inflight && clock_mono_ms() < deadline) {
-            if (conn_poll(&sc->conn, 100) != 0) {
+            if (conns_poll(sc, 100) != 0) {
                 break;
             }
         }

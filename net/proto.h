@@ -87,6 +87,9 @@ enum proto_api {
  * committed offsets in a cluster, and the leader of its partition 0 is the
  * coordinator of every group (docs/cluster.md, section 5). */
 #define PROTO_OFFSETS_TOPIC "__offsets"
+/* Likewise the share groups' state in a cluster: the leader of its
+ * partition 0 coordinates every share group (ShareFetch, ShareAck). */
+#define PROTO_SHARE_STATE_TOPIC "__share_state"
 
 /* Array counts. Topics per message (also the most a broker may hold, so a
  * Metadata response can list them all); partitions per topic (also the

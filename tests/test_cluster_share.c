@@ -1,0 +1,401 @@
+/*
+ * tests/test_cluster_share.c — share groups in a cluster of three brokers
+ * (docs/cluster.md, section 5): their state is the replicated
+ * __share_state/0, the leader of which coordinates every share group;
+ * other brokers answer NOT_COORDINATOR; acknowledgements survive kill -9
+ * of the coordinator, and what was handed out but not acknowledged is
+ * handed out again by the next. Skipped, saying why, when the machine
+ * cannot run a cluster (cs_need_cluster()).
+ */
+#include <criterion/criterion.h>
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "base/clock.h"
+#include "base/err.h"
+#include "client/nagare.h"
+#include "net/proto.h"
+#include "tests/broker_support.h"
+#include "tests/checker.h"
+#include "tests/cluster_support.h"
+
+#define TOPIC "q"
+#define GROUP "sg"
+#define RECORDS 100
+#define ACKED 40
+#define MORE 10
+/* Bounds that only turn a hang into a failure. */
+#define SETUP_TIMEOUT_MS 60000
+#define READ_TIMEOUT_MS 120000
+
+static struct cluster C;
+
+static void teardown(void) { cs_fini(&C); }
+
+/* A cluster of three brokers (replication factor 3, min in-sync 2) and
+ * the topic TOPIC (one partition) on it. */
+static void cluster_up(void)
+{
+    cs_need_cluster();
+    cs_init(&C, 3);
+    cs_set(&C, "default_replication_factor=3");
+    cs_set(&C, "min_insync_replicas=2");
+    cs_start(&C);
+    int64_t deadline = clock_mono_ms() + SETUP_TIMEOUT_MS;
+    for (;;) {
+        nagare_admin *a;
+        int rc = nagare_admin_new(C.bootstrap, 5000, &a);
+        if (rc == 0) {
+            struct nagare_topic_config cfg;
+            nagare_topic_config_default(&cfg);
+            cfg.partitions = 1;
+            rc = nagare_topic_create(a, TOPIC, &cfg);
+            nagare_admin_destroy(a);
+        }
+        if (rc == 0 || rc == -NAGARE_ETOPIC_EXISTS) {
+            return;
+        }
+        if (clock_mono_ms() >= deadline) {
+            cs_print_logs(&C, "the topic was not created");
+            cr_assert_fail("creating " TOPIC ": %s", nagare_strerror(rc));
+        }
+        (void)poll(NULL, 0, 250);
+    }
+}
+
+/* Writes values from..to-1 (their decimal text), acks=all. */
+static void produce(int from, int to)
+{
+    struct nagare_producer_config cfg;
+    nagare_producer_config_default(&cfg);
+    cfg.bootstrap = C.bootstrap;
+    nagare_producer *p;
+    cr_assert_eq(nagare_producer_new(&cfg, &p), 0);
+    for (int i = from; i < to; i++) {
+        char v[16];
+        int n = snprintf(v, sizeof(v), "%d", i);
+        struct nagare_record r = {
+            .topic = TOPIC, .partition = 0, .key_len = -1, .value = v, .value_len = n};
+        cr_assert_eq(nagare_send(p, &r), 0);
+    }
+    int rc = nagare_producer_flush(p, READ_TIMEOUT_MS);
+    cr_assert_eq(rc, 0, "flush: %s", nagare_strerror(rc));
+    nagare_producer_destroy(p);
+}
+
+static nagare_share_consumer *share_new(void)
+{
+    struct nagare_share_consumer_config cfg;
+    nagare_share_consumer_config_default(&cfg);
+    cfg.bootstrap = C.bootstrap;
+    cfg.close_ack = NAGARE_ACK_NONE;
+    nagare_share_consumer *sc;
+    cr_assert_eq(nagare_share_consumer_new(&cfg, &sc), 0);
+    const char *topics[] = {TOPIC};
+    int rc = nagare_share_subscribe(sc, GROUP, topics, 1);
+    if (rc != 0) {
+        cs_print_logs(&C, "no share subscription");
+    }
+    cr_assert_eq(rc, 0, "subscribe: %s", nagare_strerror(rc));
+    return sc;
+}
+
+/* The broker index leading topic/0 now (-1: none known). */
+static int leader_index(const char *topic)
+{
+    nagare_admin *a;
+    if (nagare_admin_new(C.bootstrap, 5000, &a) != 0) {
+        return -1;
+    }
+    const struct nagare_cluster_info *info;
+    int found = -1;
+    if (nagare_cluster_describe(a, &info) == 0) {
+        for (size_t i = 0; i < info->partition_count; i++) {
+            const struct nagare_partition_replicas *p = &info->partitions[i];
+            if (strcmp(p->topic, topic) == 0 && p->partition == 0 && p->leader > 0) {
+                found = p->leader - 1;
+            }
+        }
+        nagare_cluster_info_free(a, info);
+    }
+    nagare_admin_destroy(a);
+    return found;
+}
+
+/* Polls until every offset in [from, to) was returned (marked in seen);
+ * asserts that none below `floor` ever is, and that none is past the
+ * end. */
+static void poll_until(nagare_share_consumer *sc, bool *seen, int64_t from, int64_t to,
+                       int64_t floor, const char *what)
+{
+    int64_t deadline = clock_mono_ms() + READ_TIMEOUT_MS;
+    for (int64_t next = from; next < to;) {
+        const struct nagare_message *m;
+        int rc = nagare_share_poll(sc, 200, &m);
+        cr_assert_geq(rc, 0, "%s: poll: %s", what, nagare_strerror(rc));
+        if (rc == 1) {
+            cr_assert_geq(m->offset, floor, "%s: offset %lld handed out again", what,
+                          (long long)m->offset);
+            cr_assert_lt(m->offset, RECORDS + MORE, "%s: offset %lld was never written", what,
+                         (long long)m->offset);
+            seen[m->offset] = true;
+        }
+        while (next < to && seen[next]) {
+            next++;
+        }
+        if (clock_mono_ms() >= deadline) {
+            cs_print_logs(&C, what);
+            cr_assert_fail("%s: offset %lld not handed out", what, (long long)next);
+        }
+    }
+}
+
+/* Accepts [from, to) and waits for the answers, retrying while the
+ * coordinator moves. */
+static void accept_range(nagare_share_consumer *sc, int64_t from, int64_t to)
+{
+    for (int64_t o = from; o < to; o++) {
+        int rc = nagare_share_ack_offset(sc, TOPIC, 0, o, NAGARE_ACK_ACCEPT);
+        cr_assert_eq(rc, 0, "ack %lld: %s", (long long)o, nagare_strerror(rc));
+    }
+    int rc = nagare_share_commit(sc);
+    if (rc != 0) {
+        cs_print_logs(&C, "acks not answered");
+    }
+    cr_assert_eq(rc, 0, "commit: %s", nagare_strerror(rc));
+}
+
+Test(cluster_share, acks_survive_kill9_of_the_coordinator, .fini = teardown, .timeout = 600)
+{
+    cluster_up();
+    produce(0, RECORDS);
+    nagare_share_consumer *sc = share_new();
+    static bool seen[RECORDS + MORE];
+    poll_until(sc, seen, 0, RECORDS, 0, "before the kill");
+    accept_range(sc, 0, ACKED); /* answered once the high watermark passed them */
+    int k = leader_index(PROTO_SHARE_STATE_TOPIC);
+    cr_assert_geq(k, 0, "no leader of " PROTO_SHARE_STATE_TOPIC "/0");
+    cs_broker_kill(&C, (size_t)k);
+
+    /* The consumer finds the new coordinator, which replayed the state:
+     * the records acknowledged are finished, the others (handed out, not
+     * acknowledged) come again, none lost. */
+    memset(seen, 0, sizeof(seen));
+    poll_until(sc, seen, ACKED, RECORDS, ACKED, "after the kill");
+    cr_assert_neq(leader_index(PROTO_SHARE_STATE_TOPIC), k, "the dead broker still coordinates");
+    accept_range(sc, ACKED, RECORDS);
+    nagare_share_consumer_destroy(sc);
+
+    /* A new member of the group gets only what came since. */
+    produce(RECORDS, RECORDS + MORE);
+    nagare_share_consumer *d = share_new();
+    memset(seen, 0, sizeof(seen));
+    poll_until(d, seen, RECORDS, RECORDS + MORE, RECORDS, "a new member");
+    accept_range(d, RECORDS, RECORDS + MORE);
+    nagare_share_consumer_destroy(d);
+    cs_stop_brokers(&C); /* a coordinator's term ends cleanly too */
+}
+
+/* A ShareFetch of nothing for GROUP on partitions 0..count-1 of topic,
+ * sent to broker i: the error it is answered with, and each partition's
+ * in part_errs (when the answer has them). */
+static int share_fetch_parts(size_t i, const char *topic, int32_t count, int *part_errs)
+{
+    struct cl raw;
+    cl_connect_host(&raw, C.b[i].host, C.b[i].port, 10000);
+    uint32_t corr = cl_next_corr(&raw);
+    struct proto_enc e;
+    struct proto_share_fetch_req req = {.group = proto_str_make(GROUP),
+                                        .member_id = proto_str_make(""),
+                                        .wait_max_ms = 0,
+                                        .records_max = 0};
+    proto_share_fetch_req_begin(&e, cl_wr(&raw), 0, corr, proto_str_make("t"), &req);
+    proto_enc_topic(&e, proto_str_make(topic));
+    for (int32_t p = 0; p < count; p++) {
+        proto_enc_partition_index(&e, p);
+    }
+    cr_assert_eq(proto_enc_end(&e), 0);
+    cr_assert_eq(cl_send_wr(&raw), 0);
+    struct proto_resp_header h;
+    struct rd body;
+    cr_assert_eq(cl_recv(&raw, &h, &body), 0);
+    int err = h.err;
+    if (err == 0) {
+        struct proto_share_fetch_resp r;
+        struct proto_dec d;
+        cr_assert_eq(proto_share_fetch_resp_decode(&body, 0, &r, &d), 0);
+        err = r.err;
+        struct proto_topic t;
+        struct proto_share_fetch_resp_partition rp;
+        for (int32_t p = 0; err == 0 && p < count; p++) {
+            cr_assert(p > 0 || proto_next_topic(&d, &t));
+            cr_assert(proto_share_fetch_resp_next_partition(&d, &rp));
+            cr_assert_eq(rp.partition, p);
+            part_errs[p] = rp.err;
+        }
+    }
+    cl_close(&raw);
+    return err;
+}
+
+static int share_fetch_at(size_t i)
+{
+    int part_err = 0;
+    return share_fetch_parts(i, TOPIC, 1, &part_err);
+}
+
+/* Only the leader of __share_state/0 serves share groups; the others
+ * answer NOT_COORDINATOR, and the consumer finds the coordinator through
+ * any of them. */
+Test(cluster_share, a_broker_not_coordinator_answers_so, .fini = teardown, .timeout = 300)
+{
+    cluster_up();
+    nagare_share_consumer *sc = share_new(); /* makes __share_state, finds its leader */
+    nagare_share_consumer_destroy(sc);
+    int k = leader_index(PROTO_SHARE_STATE_TOPIC);
+    cr_assert_geq(k, 0);
+    for (size_t i = 0; i < 3; i++) {
+        int err = share_fetch_at(i);
+        cr_assert_eq(err, (int)i == k ? 0 : -NG_ENOT_COORDINATOR, "broker %zu: %s", i,
+                     err_str(err));
+    }
+}
+
+/* The coordinator hands out the records of the partitions it holds a
+ * replica of; one it holds none of gets NG_ENO_REPLICA. "spread" has one
+ * partition per broker, each with one replica. */
+Test(cluster_share, a_partition_without_a_replica_at_the_coordinator_says_so, .fini = teardown,
+     .timeout = 300)
+{
+    cluster_up();
+    nagare_share_consumer *sc = share_new(); /* makes __share_state */
+    nagare_share_consumer_destroy(sc);
+    int k = leader_index(PROTO_SHARE_STATE_TOPIC);
+    cr_assert_geq(k, 0);
+    nagare_admin *a;
+    cr_assert_eq(nagare_admin_new(C.bootstrap, 5000, &a), 0);
+    struct nagare_topic_config cfg;
+    nagare_topic_config_default(&cfg);
+    cfg.partitions = 3;
+    cfg.replication_factor = 1;
+    int rc = nagare_topic_create(a, "spread", &cfg);
+    cr_assert_eq(rc, 0, "create spread: %s", nagare_strerror(rc));
+    /* The broker asked (and the coordinator) learn of the topic from a
+     * view: ask until they have. */
+    int64_t deadline = clock_mono_ms() + SETUP_TIMEOUT_MS;
+    int want[3];
+    int held = 0;
+    for (int listed = 0; listed < 3;) {
+        cr_assert_lt(clock_mono_ms(), deadline, "spread is not described");
+        const struct nagare_cluster_info *info;
+        cr_assert_eq(nagare_cluster_describe(a, &info), 0);
+        listed = held = 0;
+        for (size_t i = 0; i < info->partition_count; i++) {
+            const struct nagare_partition_replicas *p = &info->partitions[i];
+            if (strcmp(p->topic, "spread") == 0) {
+                cr_assert_eq(p->replica_count, 1);
+                bool here = p->replicas[0] == k + 1;
+                want[p->partition] = here ? 0 : -NG_ENO_REPLICA;
+                held += here;
+                listed++;
+            }
+        }
+        nagare_cluster_info_free(a, info);
+        (void)poll(NULL, 0, listed < 3 ? 200 : 0);
+    }
+    nagare_admin_destroy(a);
+    cr_assert_lt(held, 3, "every partition landed on the coordinator");
+    for (;;) {
+        int got[3] = {1, 1, 1};
+        int err = share_fetch_parts((size_t)k, "spread", 3, got);
+        cr_assert_eq(err, 0, "%s", err_str(err));
+        if (memcmp(got, want, sizeof(got)) == 0) {
+            break;
+        }
+        cr_assert_lt(clock_mono_ms(), deadline,
+                     "broker %d: partition errors %d, %d, %d (want %d, %d, %d)", k + 1, got[0],
+                     got[1], got[2], want[0], want[1], want[2]);
+        (void)poll(NULL, 0, 200);
+    }
+}
+
+/* The end of broker i's replica of topic/0, read from its data directory
+ * (safe while it runs: chk_replica_end()). */
+static int64_t replica_end(size_t i, const char *topic)
+{
+    char dir[CS_PATH_BYTES + 64];
+    snprintf(dir, sizeof(dir), "%s/topics/%s/0", C.b[i].data_dir, topic);
+    int64_t end = 0;
+    cr_assert_eq(chk_replica_end(dir, &end), 0, "%s", dir);
+    return end;
+}
+
+/* A rejected record is copied to the dead-letter topic TOPIC.dlq, made
+ * through the cluster and replicated: every replica has the copy. Its
+ * partition 0 is led by the first broker, as __share_state/0 is
+ * (controller_place()), so the coordinator leads it and copies. */
+Test(cluster_share, a_dead_letter_lands_in_the_replicated_dlq_topic, .fini = teardown,
+     .timeout = 300)
+{
+    cluster_up();
+    produce(0, 3);
+    nagare_share_consumer *sc = share_new();
+    static bool seen[RECORDS + MORE];
+    poll_until(sc, seen, 0, 3, 0, "the records");
+    cr_assert_eq(nagare_share_ack_offset(sc, TOPIC, 0, 0, NAGARE_ACK_ACCEPT), 0);
+    cr_assert_eq(nagare_share_ack_offset(sc, TOPIC, 0, 1, NAGARE_ACK_REJECT), 0);
+    cr_assert_eq(nagare_share_ack_offset(sc, TOPIC, 0, 2, NAGARE_ACK_ACCEPT), 0);
+    int rc = nagare_share_commit(sc);
+    cr_assert_eq(rc, 0, "commit: %s", nagare_strerror(rc));
+    nagare_share_consumer_destroy(sc);
+    int k = leader_index(PROTO_SHARE_STATE_TOPIC);
+    cr_assert_geq(k, 0);
+    int64_t deadline = clock_mono_ms() + READ_TIMEOUT_MS;
+    for (size_t i = 0; i < 3; i++) {
+        while (replica_end(i, TOPIC ".dlq") < 1) {
+            if (clock_mono_ms() >= deadline) {
+                cs_print_logs(&C, "no dead-letter copy");
+                cr_assert_fail("broker %zu has no copy (coordinator %d, " TOPIC ".dlq/0 led by %d)",
+                               i + 1, k + 1, leader_index(TOPIC ".dlq") + 1);
+            }
+            (void)poll(NULL, 0, 200);
+        }
+    }
+    cr_assert_eq(leader_index(TOPIC ".dlq"), k);
+
+    /* The copy, read from the leader: the rejected record. */
+    struct nagare_consumer_config cfg;
+    nagare_consumer_config_default(&cfg);
+    cfg.bootstrap = C.bootstrap;
+    nagare_consumer *c;
+    cr_assert_eq(nagare_consumer_new(&cfg, &c), 0);
+    cr_assert_eq(nagare_consumer_assign(c, TOPIC ".dlq", 0, NAGARE_OFFSET_BEGINNING), 0);
+    const struct nagare_message *m = NULL;
+    while (nagare_consumer_poll(c, 200, &m) != 1) {
+        cr_assert_lt(clock_mono_ms(), deadline, "the copy is not read back");
+    }
+    cr_assert_eq(m->value_len, 1);
+    cr_assert_eq(memcmp(m->value, "1", 1), 0);
+    for (size_t i = 0; i < 3; i++) {
+        cr_assert_eq(replica_end(i, TOPIC ".dlq"), 1, "broker %zu: one copy", i + 1);
+    }
+    nagare_consumer_destroy(c);
+
+    /* Redriven at the offsets coordinator, which leads TOPIC.dlq/0 and
+     * TOPIC/0 too: the record is back in TOPIC, on every replica. */
+    nagare_admin *a;
+    cr_assert_eq(nagare_admin_new(C.bootstrap, 30000, &a), 0);
+    int64_t n = 0;
+    rc = nagare_dlq_redrive(a, TOPIC ".dlq", &n);
+    cr_assert_eq(rc, 0, "redrive: %s", nagare_strerror(rc));
+    cr_assert_eq(n, 1);
+    nagare_admin_destroy(a);
+    for (size_t i = 0; i < 3; i++) {
+        while (replica_end(i, TOPIC) < 4) {
+            cr_assert_lt(clock_mono_ms(), deadline, "broker %zu lacks the redriven record", i + 1);
+            (void)poll(NULL, 0, 200);
+        }
+    }
+    cs_stop_brokers(&C);
+}
