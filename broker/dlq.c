@@ -188,7 +188,7 @@ static int src_record(struct src_cursor *c, int64_t offset, struct batch_record 
 /* ---- copying dead letters ---- */
 
 struct dlq_job {
-    struct part_append a; /* first: the done callback casts back */
+    struct part_append a;     /* first: the done callback casts back */
     struct replica_wait wait; /* a cluster: for the high watermark */
     struct bpart *dst;        /* the dead-letter partition */
     struct server *s;
@@ -485,7 +485,7 @@ static_assert(offsetof(struct redrive, commit) == 0, "mark_done() casts back");
 
 /* One batch of republished records. */
 struct redrive_out {
-    struct part_append a; /* first: out_done() casts back */
+    struct part_append a;     /* first: out_done() casts back */
     struct replica_wait wait; /* a cluster: for the high watermark */
     struct bpart *bp;         /* where it goes */
     struct redrive *rd;

@@ -129,7 +129,7 @@ static int serve_check(const struct queue *q)
 /* ---- the state log ---- */
 
 struct state_append {
-    struct part_append a; /* first: the done callback casts back */
+    struct part_append a;     /* first: the done callback casts back */
     struct replica_wait wait; /* attached: for the high watermark */
     struct server *s;
     uint64_t term; /* the queue's when appended */

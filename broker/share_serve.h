@@ -80,7 +80,7 @@ struct queue {
     int32_t epoch;          /* its leader epoch when the term began */
     uint64_t term;          /* bumped by each attach and detach */
     int64_t create_ms;      /* a cluster: when __share_state was last asked for */
-    bool closing; /* share_serve_close() began: start nothing */
+    bool closing;           /* share_serve_close() began: start nothing */
     int64_t lock_ms;
     uint64_t member_seq;          /* the last member id handed out */
     uint8_t *flush_buf;           /* QUEUE_FLUSH_BYTES */
@@ -91,11 +91,11 @@ struct queue {
     struct proto_share_acquired *acquired;
     struct queue_run *runs;
     /* dead letters and redrives (dlq.c); buffers made at first use */
-    uint32_t dlq_jobs;    /* copies in flight */
+    uint32_t dlq_jobs;     /* copies in flight */
     int64_t dlq_create_ms; /* a cluster: when a dead-letter topic was last asked for */
     int dlq_wait_logged;   /* a cluster: why copies last had to wait (logged once) */
-    int64_t dlq_retry_ms; /* after a failed copy: none before (loop clock) */
-    uint8_t *dlq_src;     /* a source batch (or a chunk of them) */
+    int64_t dlq_retry_ms;  /* after a failed copy: none before (loop clock) */
+    uint8_t *dlq_src;      /* a source batch (or a chunk of them) */
     size_t dlq_src_cap;
     uint8_t *dlq_recs; /* its records, decompressed */
     size_t dlq_recs_cap;
