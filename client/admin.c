@@ -138,39 +138,6 @@ static int topic_op_decode(void *arg, struct rd *body, uint16_t version)
     return r.err;
 }
 
-/* A Metadata call for one topic: is it listed, with a leader for each
- * partition? */
-struct ready_call {
-    const char *name;
-    bool ready;
-};
-
-static int ready_encode(void *arg, struct wr *w, uint32_t corr, uint16_t version)
-{
-    const struct ready_call *rc = arg;
-    struct proto_enc e;
-    proto_metadata_req_begin(&e, w, version, corr, proto_str_make(CONN_CLIENT_ID), false);
-    proto_enc_topic(&e, proto_str_make(rc->name));
-    return proto_enc_end(&e);
-}
-
-static int ready_decode(void *arg, struct rd *body, uint16_t version)
-{
-    struct ready_call *rc = arg;
-    struct proto_metadata_resp m;
-    struct proto_dec d;
-    struct proto_topic t;
-    if (proto_metadata_resp_decode(body, version, &m, &d) != 0 || !proto_next_topic(&d, &t)) {
-        return -NG_EPROTO;
-    }
-    rc->ready = t.err == 0 && t.partition_count > 0;
-    struct proto_metadata_partition mp;
-    while (proto_metadata_resp_next_partition(&d, &mp)) {
-        rc->ready = rc->ready && (version < 2 || mp.leader >= 0);
-    }
-    return t.err == 0 || t.err == -NG_EUNKNOWN_TOPIC ? 0 : t.err;
-}
-
 /* A topic a cluster just created is in etcd; its brokers learn of it, and
  * the controller elects its leaders, moments later. Waits, until the
  * request timeout, for the broker asked to list it with a leader for every
@@ -182,11 +149,10 @@ static int topic_await_leaders(nagare_admin *a, const char *name)
     int64_t deadline = deadline_of(a);
     uint32_t backoff_ms = 0;
     for (;;) {
-        struct ready_call rc = {.name = name};
-        int err = conn_call(&a->conn, PROTO_API_METADATA, ADMIN_REQUEST_BYTES, ready_encode,
-                            ready_decode, &rc, deadline);
-        if (err != 0 || rc.ready || clock_mono_ms() >= deadline) {
-            return err;
+        bool led = false;
+        int rc = calls_topic_led(&a->conn, name, deadline, &led);
+        if (rc != 0 || led || clock_mono_ms() >= deadline) {
+            return rc;
         }
         (void)poll(NULL, 0, (int)conn_backoff_next(&backoff_ms));
     }

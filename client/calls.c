@@ -1,9 +1,11 @@
 /* client/calls.c — one-request-one-answer helpers (calls.h). */
 #include "client/calls.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "base/assert.h"
 #include "base/clock.h"
 
 /* A request naming one topic: header, counts, the name, a partition. */
@@ -70,19 +72,23 @@ int calls_list_offset(struct client_conn *c, const char *topic, int32_t partitio
 
 /* ---- Metadata of one topic ---- */
 
-struct one_topic {
-    const char *topic;
-    int32_t count;
-};
-
+/* The encoder of every Metadata call here: arg is a struct whose first
+ * member is the topic's name. */
 static int one_topic_encode(void *arg, struct wr *w, uint32_t corr, uint16_t version)
 {
-    const struct one_topic *ot = arg;
+    const char *const *topic = arg;
     struct proto_enc e;
     proto_metadata_req_begin(&e, w, version, corr, str_of(CONN_CLIENT_ID), false);
-    proto_enc_topic(&e, str_of(ot->topic));
+    proto_enc_topic(&e, str_of(*topic));
     return proto_enc_end(&e);
 }
+
+struct one_topic {
+    const char *topic; /* first: one_topic_encode() */
+    int32_t count;
+    bool led; /* every partition listed has a leader (before v2: a single broker) */
+};
+static_assert(offsetof(struct one_topic, topic) == 0, "one_topic_encode() reads the topic first");
 
 static int one_topic_decode(void *arg, struct rd *body, uint16_t version)
 {
@@ -98,6 +104,11 @@ static int one_topic_decode(void *arg, struct rd *body, uint16_t version)
         return t.err;
     }
     ot->count = t.partition_count;
+    ot->led = true;
+    struct proto_metadata_partition mp;
+    while (proto_metadata_resp_next_partition(&d, &mp)) {
+        ot->led = ot->led && (version < 2 || mp.leader >= 0);
+    }
     return ot->count > 0 ? 0 : -NG_EPROTO;
 }
 
@@ -113,23 +124,24 @@ int calls_partition_count(struct client_conn *c, const char *topic, int64_t dead
     return rc;
 }
 
+int calls_topic_led(struct client_conn *c, const char *topic, int64_t deadline_ms, bool *led_out)
+{
+    struct one_topic ot = {.topic = topic};
+    int rc = conn_call(c, PROTO_API_METADATA, ONE_TOPIC_REQUEST_BYTES, one_topic_encode,
+                       one_topic_decode, &ot, deadline_ms);
+    *led_out = rc == 0 && ot.led;
+    return rc == -NG_EUNKNOWN_TOPIC ? 0 : rc;
+}
+
 /* ---- the coordinator of an internal topic ---- */
 
 /* A Metadata v2 call for the topic: the address of its partition 0's
  * leader, or "" when the broker asked is that leader. */
 struct coord_call {
-    const char *topic;
+    const char *topic; /* first: one_topic_encode() */
     char addr[CONN_BOOTSTRAP_BYTES_MAX];
 };
-
-static int coord_encode(void *arg, struct wr *w, uint32_t corr, uint16_t version)
-{
-    const struct coord_call *cc = arg;
-    struct proto_enc e;
-    proto_metadata_req_begin(&e, w, version, corr, str_of(CONN_CLIENT_ID), false);
-    proto_enc_topic(&e, str_of(cc->topic));
-    return proto_enc_end(&e);
-}
+static_assert(offsetof(struct coord_call, topic) == 0, "one_topic_encode() reads the topic first");
 
 static int coord_decode(void *arg, struct rd *body, uint16_t version)
 {
@@ -167,8 +179,8 @@ int calls_coordinator_connect(struct client_conn *c, const char *topic, struct c
 {
     *out = NULL;
     struct coord_call cc = {.topic = topic};
-    int rc = conn_call(c, PROTO_API_METADATA, ONE_TOPIC_REQUEST_BYTES, coord_encode, coord_decode,
-                       &cc, deadline_ms);
+    int rc = conn_call(c, PROTO_API_METADATA, ONE_TOPIC_REQUEST_BYTES, one_topic_encode,
+                       coord_decode, &cc, deadline_ms);
     if (rc != 0 || cc.addr[0] == '\0') {
         *out = rc == 0 ? c : NULL;
         return rc;

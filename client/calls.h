@@ -27,6 +27,11 @@ MUST_USE int calls_list_offset(struct client_conn *c, const char *topic, int32_t
 MUST_USE int calls_partition_count(struct client_conn *c, const char *topic, int64_t deadline_ms,
                                    int32_t *count_out);
 
+/* Metadata for one topic: *led_out says whether the broker lists it with a
+ * leader for every partition (false when it does not know the topic). */
+MUST_USE int calls_topic_led(struct client_conn *c, const char *topic, int64_t deadline_ms,
+                             bool *led_out);
+
 /* The coordinator of the groups kept in the internal topic `topic`
  * (PROTO_OFFSETS_TOPIC: consumer groups; PROTO_SHARE_STATE_TOPIC: share
  * groups), docs/cluster.md section 5: the leader of its partition 0, from

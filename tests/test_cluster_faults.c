@@ -47,6 +47,9 @@
 /* A fault lasts this long (the 5-15 s for a pause). */
 #define FAULT_MS_MIN 5000
 #define FAULT_MS_MAX 15000
+/* A partition this long without an acknowledged write (not a failure:
+ * the figure is reported) has the brokers' logs printed, to see why. */
+#define STALL_LOGGED_MS 30000
 /* Bounds that only turn a hang into a failure. */
 #define SETUP_TIMEOUT_MS 60000
 #define RECOVERY_TIMEOUT_MS 120000
@@ -379,6 +382,8 @@ static void run_finish(struct run *r, struct chk_result *out)
     chk_print(&r->k, out, stderr);
     if (!out->ok) {
         cs_print_logs(&r->c, "the checker found problems");
+    } else if (out->unavailable_ms_max >= STALL_LOGGED_MS) {
+        cs_print_logs(&r->c, "a partition took no acknowledged write for a long time");
     }
     cr_assert_eq(read_rc, 0, "no whole consumer read (seed %" PRIu64 "): %s", r->seed,
                  nagare_strerror(read_rc));
