@@ -61,8 +61,9 @@ static void *node_main(void *arg)
 
 /* Starts broker id in a fresh directory (or the one it had: restart);
  * with etcd endpoints it joins that cluster, else it waits for views
- * given by hand. lag_ms: its replica_lag_ms (0: the default). */
-static void node_start_cfg(struct node *n, int32_t id, const char *endpoints, uint32_t lag_ms)
+ * given by hand. lag_ms: its replica_lag_ms (0: the default). Returns at
+ * once: node_wait_started() waits for its start to end. */
+static void node_launch(struct node *n, int32_t id, const char *endpoints, uint32_t lag_ms)
 {
     if (n->dir[0] == '\0') {
         snprintf(n->dir, sizeof(n->dir), "/tmp/ng-replica-XXXXXX");
@@ -81,13 +82,24 @@ static void node_start_cfg(struct node *n, int32_t id, const char *endpoints, ui
     pthread_mutex_init(&n->mu, NULL);
     pthread_cond_init(&n->cv, NULL);
     cr_assert_eq(pthread_create(&n->thread, NULL, node_main, n), 0);
+}
+
+/* Waits until n's start ended, which must have succeeded. */
+static void node_wait_started(struct node *n)
+{
     pthread_mutex_lock(&n->mu);
     while (!n->ready) {
         pthread_cond_wait(&n->cv, &n->mu);
     }
     pthread_mutex_unlock(&n->mu);
-    cr_assert_eq(n->init_rc, 0, "broker %d: %s", id, err_str(n->init_rc));
+    cr_assert_eq(n->init_rc, 0, "broker %d: %s", n->id, err_str(n->init_rc));
     n->running = true;
+}
+
+static void node_start_cfg(struct node *n, int32_t id, const char *endpoints, uint32_t lag_ms)
+{
+    node_launch(n, id, endpoints, lag_ms);
+    node_wait_started(n);
 }
 
 static void node_start_etcd(struct node *n, int32_t id, const char *endpoints)
@@ -935,15 +947,6 @@ Test(replica, brokers_joined_through_etcd_create_a_topic_and_replicate_it)
     ets_fini(&e);
 }
 
-/* Brings the stopped etcd member back a moment after the broker began
- * its start (the delay only makes the broker meet etcd down first). */
-static void *etcd_back(void *arg)
-{
-    usleep(1500 * 1000);
-    ets_restart(arg, 0);
-    return NULL;
-}
-
 /* A broker that starts while etcd is down (restarting, electing a leader)
  * waits for it and joins, instead of giving up at its first try. */
 Test(replica, a_broker_started_while_etcd_is_down_joins_once_it_is_back)
@@ -951,10 +954,10 @@ Test(replica, a_broker_started_while_etcd_is_down_joins_once_it_is_back)
     struct ets e;
     ets_start(&e, 1);
     ets_stop(&e, 0, SIGKILL);
-    pthread_t back;
-    cr_assert_eq(pthread_create(&back, NULL, etcd_back, &e), 0);
-    node_start_etcd(&nodes[0], 1, e.m[0].client_url); /* fails the test if it gave up */
-    pthread_join(back, NULL);
+    node_launch(&nodes[0], 1, e.m[0].client_url, 0);
+    usleep(1500 * 1000); /* only so that the broker meets etcd down first */
+    ets_restart(&e, 0);
+    node_wait_started(&nodes[0]); /* fails the test if it gave up */
     wait_brokers(&nodes[0], 1);
     node_stop(&nodes[0]);
     ets_fini(&e);
