@@ -107,6 +107,32 @@ int bpart_load_producers(struct bpart *bp)
     return rc == -NG_ECORRUPT ? 0 : rc; /* damage it could not mark; logged */
 }
 
+/* A clustered broker's replica is not the only copy: a damaged range found
+ * at open (after a crash, a torn write that later writes survived; or bad
+ * bytes) would stay a hole that this replica, leading, could never serve.
+ * The log is cut where the damage starts, and fetched again from the
+ * leader (a restarted broker follows before it may lead). What is cut was
+ * never acknowledged as durable by this replica when a crash tore it:
+ * the high watermark is below every in-sync replica's durable offset. */
+static int bpart_cut_damage(struct bpart *bp)
+{
+    int64_t from;
+    if (!part_damage_first(&bp->log, &from)) {
+        return 0;
+    }
+    int64_t end = part_offset_written(&bp->log);
+    int rc = part_truncate(&bp->log, from);
+    if (rc != 0) {
+        log_error("topic %s partition %d: cutting its log at its damage (offset %" PRId64 "): %s",
+                  bp->topic->name, bp->index, from, err_str(rc));
+        return rc;
+    }
+    log_warn("topic %s partition %d: damaged from offset %" PRId64 ": log cut there (it ended at "
+             "%" PRId64 "), to be fetched again from the leader",
+             bp->topic->name, bp->index, part_offset_next(&bp->log), end);
+    return 0;
+}
+
 /* Opens partition i of t and rebuilds its producers' recent batches. */
 static int bpart_open(struct server *s, struct server_topic *t, int32_t i)
 {
@@ -126,6 +152,10 @@ static int bpart_open(struct server *s, struct server_topic *t, int32_t i)
         return rc;
     }
     bp->open = true;
+    rc = broker_config_clustered(&s->cfg) ? bpart_cut_damage(bp) : 0;
+    if (rc != 0) {
+        return rc;
+    }
     rc = producers_init(&bp->producers, s->cfg.producer_ids_max);
     rc = rc == 0 ? bpart_load_producers(bp) : rc;
     if (rc == 0) {

@@ -918,6 +918,18 @@ int part_failed(const struct part *p) { return p->failed; }
 
 uint32_t part_damage_count(const struct part *p) { return p->damage_count; }
 
+bool part_damage_first(const struct part *p, int64_t *offset_out)
+{
+    for (uint32_t i = 0; p->damage_count > 0 && i < p->seg_count; i++) {
+        const struct seg *s = p->segs[i];
+        if (s->damage_count > 0) {
+            *offset_out = s->damage[0].offset; /* sorted by position, so by offset */
+            return true;
+        }
+    }
+    return false;
+}
+
 bool part_corrupt_range(const struct part *p, int64_t offset, int64_t *segment_base_out,
                         struct seg_damage *out)
 {

@@ -351,6 +351,10 @@ bool part_corrupt_range(const struct part *p, int64_t offset, int64_t *segment_b
 /* The damaged ranges known, over every segment. */
 uint32_t part_damage_count(const struct part *p);
 
+/* The first offset of the lowest damaged range known: true with
+ * *offset_out, false when none is known. */
+bool part_damage_first(const struct part *p, int64_t *offset_out);
+
 /* One segment, as part_segment() describes it. */
 struct part_segment {
     int64_t offset_base;    /* its first offset (its files' name) */

@@ -51,6 +51,7 @@ while [ "$i" -lt "$runs" ]; do
         END {
             if (skip != "") { printf "seed %s: skipped (%s)\n", s, skip; exit }
             if (verdict == "") verdict = "NO VERDICT (exit " rc ")"
+            else if (rc != 0 && verdict == "OK") verdict = "FAILED (exit " rc "; the checker: OK)"
             printf "seed %s: %s, acknowledged %s, lost %s, %d faults, longest without an ack %s ms\n",
                    s, verdict, acked, lost, faults, worst
         }' "$log")

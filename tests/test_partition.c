@@ -464,6 +464,9 @@ Test(partition, a_flipped_byte_in_a_middle_batch_of_the_active_segment_loses_onl
     check_all_but(10, 4, 5);
     expect_damage(13, 0, 12, 15);
     cr_assert_eq(part_damage_count(&f.part), 1);
+    int64_t first = -1;
+    cr_assert(part_damage_first(&f.part, &first));
+    cr_assert_eq(first, 12, "the lowest damaged offset");
     /* A read from before it stops at it; one from after it goes on. */
     struct part_read_result r;
     cr_assert_eq(part_read(&f.part, 0, buf, sizeof(buf), sizeof(buf), &r), 0);
@@ -615,6 +618,8 @@ Test(partition, the_scrubber_steps_over_damage_and_names_it)
     corrupt_byte(name, 1000);
     cr_assert_eq(fx_open(&f), 0);
     cr_assert_eq(part_damage_count(&f.part), 0, "records are not read at open");
+    int64_t none;
+    cr_assert_not(part_damage_first(&f.part, &none));
     static uint8_t scrub[FX_BATCH_MAX];
     size_t done;
     for (int i = 0; i < 40; i++) {
