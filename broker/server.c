@@ -869,12 +869,22 @@ int server_run(struct server *s) { return loop_run(&s->loop); }
 
 void server_stop_async(struct server *s) { loop_stop_async(&s->loop); }
 
+void server_crash_async(struct server *s)
+{
+    s->crashed = 1;
+    loop_stop_async(&s->loop);
+}
+
 int server_fini(struct server *s)
 {
     int rc = 0;
     /* No view comes after this; requests queued to it answer (-NG_ECLOSED)
      * through the mailbox, which loop_fini() runs. */
-    cluster_session_stop(s->session);
+    if (s->crashed) {
+        cluster_session_vanish(s->session);
+    } else {
+        cluster_session_stop(s->session);
+    }
     s->session = NULL;
     s->alter_isr = NULL;
     fetchers_stop(s);            /* before the partitions they append to close */

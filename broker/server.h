@@ -4,7 +4,8 @@
  *
  * Invariants:
  * - Everything here belongs to the thread that called server_init(); only
- *   server_stop_async() may be called from elsewhere (or a signal handler).
+ *   server_stop_async() and server_crash_async() may be called from
+ *   elsewhere (or a signal handler).
  * - Each partition is owned by exactly one worker. There is one worker
  *   today; the handlers reach partitions only through server_topic_find()
  *   and struct bpart, so routing a request's partitions to their owners
@@ -17,6 +18,7 @@
 #ifndef NAGARE_BROKER_SERVER_H
 #define NAGARE_BROKER_SERVER_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -112,6 +114,7 @@ struct server {
     struct cluster_view *view;
     int32_t broker_id;
     struct cluster_session *session; /* NULL: no etcd (a single broker, or views by hand) */
+    volatile sig_atomic_t crashed;   /* server_crash_async(): fini leaves the lease to expire */
     struct fetcher *fetchers;        /* one per leader followed (broker/fetcher.h) */
     /* Proposes a leader's ISR change (broker/replica.h): 0 when it went to
      * the cluster session (the view that follows carries it), or its
@@ -134,6 +137,12 @@ MUST_USE int server_run(struct server *s);
 /* Asks the server to stop: no new connections, in-flight requests answered.
  * Async-signal-safe; any thread. */
 void server_stop_async(struct server *s);
+
+/* Stops as a crashed broker would look to the cluster (a power cut in
+ * tests, broker/power_sim.h): as server_stop_async(), and server_fini()
+ * leaves the etcd lease to run out instead of revoking it. Async-signal-
+ * safe; any thread. */
+void server_crash_async(struct server *s);
 
 /* Drains and closes every partition (fsyncing them), the catalog, the
  * loop. Returns 0 or the first error met while closing logs. */

@@ -979,7 +979,7 @@ int cluster_session_start(struct cluster_session **out, const struct cluster_ses
     return 0;
 }
 
-void cluster_session_stop(struct cluster_session *s)
+static void session_end(struct cluster_session *s, bool revoke)
 {
     if (s == NULL) {
         return;
@@ -989,7 +989,7 @@ void cluster_session_stop(struct cluster_session *s)
     pthread_mutex_unlock(&s->mu);
     int rc = pthread_join(s->thread, NULL);
     ASSERT(rc == 0);
-    if (s->lease != 0 && etcd_lease_revoke(s->etcd, s->lease) != 0) {
+    if (revoke && s->lease != 0 && etcd_lease_revoke(s->etcd, s->lease) != 0) {
         log_warn("cluster: could not revoke lease %lld; it expires by itself", (long long)s->lease);
     }
     if (s->watch != NULL) {
@@ -1000,6 +1000,10 @@ void cluster_session_stop(struct cluster_session *s)
     pthread_mutex_destroy(&s->mu);
     free(s);
 }
+
+void cluster_session_stop(struct cluster_session *s) { session_end(s, true); }
+
+void cluster_session_vanish(struct cluster_session *s) { session_end(s, false); }
 
 /* ---- queueing ---- */
 

@@ -119,6 +119,12 @@ MUST_USE int cluster_session_start(struct cluster_session **out,
  * TTL) and frees s. NULL is a no-op. */
 void cluster_session_stop(struct cluster_session *s);
 
+/* Stops and frees s as a crash would leave etcd: the lease is not revoked
+ * and runs out by itself (its TTL after the last keep-alive), so the
+ * controller moves this broker's partitions only then. For a power cut in
+ * tests (broker/power_sim.h). NULL is a no-op. */
+void cluster_session_vanish(struct cluster_session *s);
+
 /* Creates a topic: topics/<name> and every partitions/<name>/<i>, replicas
  * placed by controller_place() over the live brokers, the first replica
  * leading at leader epoch 0, all replicas in sync. done's rc: 0 once

@@ -725,6 +725,37 @@ Test(session, a_lost_lease_fences_the_broker_until_it_registers_again)
     etcd_close(e);
 }
 
+/* A session that vanishes (a power cut) leaves its registration to its
+ * lease, which runs out by itself: no goodbye reaches etcd. */
+Test(session, a_vanished_broker_stays_registered_until_its_lease_runs_out)
+{
+    start_brokers(1, CLUSTER_PREFERRED_LEADER_CHECK_MS_DEFAULT);
+    uint32_t one = 1;
+    wait_view(0, has_brokers, &one, "one broker");
+    cluster_session_vanish(brokers[0].s);
+    brokers[0].s = NULL;
+    struct etcd_config ecfg;
+    ets_config(&etcd, 5000, &ecfg);
+    struct etcd *e = NULL;
+    cr_assert_eq(etcd_open(&e, &ecfg), 0);
+    struct etcd_kvs kvs = {0};
+    cr_assert_eq(etcd_range(e, "/nagare/brokers/1", NULL, &kvs), 0);
+    cr_assert_eq(kvs.count, 1, "still registered: its lease was not revoked");
+    etcd_kvs_free(&kvs);
+    int64_t deadline = clock_mono_ms() + WAIT_MS;
+    do {
+        cr_assert_lt(clock_mono_ms(), deadline, "the lease never ran out");
+        usleep(100 * 1000);
+        cr_assert_eq(etcd_range(e, "/nagare/brokers/1", NULL, &kvs), 0);
+        size_t n = kvs.count;
+        etcd_kvs_free(&kvs);
+        if (n == 0) {
+            break;
+        }
+    } while (true);
+    etcd_close(e);
+}
+
 /* A request queued as the session stops still completes, once: served, or
  * refused with NG_ECLOSED. */
 Test(session, a_request_queued_at_stop_completes_once)
