@@ -30,6 +30,10 @@ struct nagare_admin {
     struct client_conn *group;
     struct client_conn coord;
     bool coord_ready;
+    /* a partition's leader, for offset lookups (initialised while
+     * leader_ready) */
+    struct client_conn leader;
+    bool leader_ready;
 };
 
 int nagare_admin_new(const char *bootstrap, uint32_t timeout_ms, nagare_admin **out)
@@ -64,6 +68,9 @@ void nagare_admin_destroy(nagare_admin *a)
     if (a != NULL) {
         if (a->coord_ready) {
             conn_fini(&a->coord);
+        }
+        if (a->leader_ready) {
+            conn_fini(&a->leader);
         }
         conn_fini(&a->conn);
         free(a);
@@ -333,7 +340,12 @@ int nagare_offset_lookup(nagare_admin *a, const char *topic, int32_t partition, 
         (ts_ms < 0 && ts_ms != NAGARE_OFFSET_BEGINNING && ts_ms != NAGARE_OFFSET_END)) {
         return -NG_EBADARG;
     }
-    return calls_list_offset(&a->conn, topic, partition, ts_ms, deadline_of(a), offset_out);
+    /* In a cluster only the partition's leader answers. */
+    int64_t deadline = deadline_of(a);
+    struct client_conn *to;
+    int rc = calls_leader_connect(&a->conn, topic, partition, &a->leader, &a->leader_ready,
+                                  deadline, &to);
+    return rc == 0 ? calls_list_offset(to, topic, partition, ts_ms, deadline, offset_out) : rc;
 }
 
 /* ---- the group coordinator ---- */

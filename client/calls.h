@@ -46,4 +46,14 @@ MUST_USE int calls_coordinator_connect(struct client_conn *c, const char *topic,
                                        struct client_conn *coord, bool *coord_ready,
                                        int64_t deadline_ms, struct client_conn **out);
 
+/* The leader of partition of topic, as calls_coordinator_connect() finds
+ * a coordinator: *out is c when the broker c reaches leads it (or speaks
+ * Metadata before v2: a single broker), else leader, (re)opened to the
+ * leader's address. Returns 0, -NG_EUNKNOWN_TOPIC (no such topic or
+ * partition), -NG_ENOT_LEADER (no live leader now: try later) or the
+ * call's error, with *out NULL. */
+MUST_USE int calls_leader_connect(struct client_conn *c, const char *topic, int32_t partition,
+                                  struct client_conn *leader, bool *leader_ready,
+                                  int64_t deadline_ms, struct client_conn **out);
+
 #endif

@@ -761,8 +761,11 @@ NAGARE_MUST_USE int nagare_partitions_reassign(nagare_admin *a, const char *topi
                                                int *errs_out);
 
 /* The first offset with timestamp >= ts_ms (or NAGARE_OFFSET_BEGINNING /
- * END) of a partition; the log end when no record is that recent. Returns
- * 0, -NAGARE_EUNKNOWN_TOPIC, -NAGARE_EBADARG, or the request's error. */
+ * END) of a partition; the log end when no record is that recent. Asked
+ * of the partition's leader (in a cluster, found from the Metadata of the
+ * broker the admin is connected to). Returns 0, -NAGARE_EUNKNOWN_TOPIC,
+ * -NAGARE_EBADARG, -NAGARE_ENOT_LEADER (the partition has no leader now),
+ * or the request's error. */
 NAGARE_MUST_USE int nagare_offset_lookup(nagare_admin *a, const char *topic, int32_t partition,
                                          int64_t ts_ms, int64_t *offset_out);
 

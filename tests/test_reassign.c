@@ -421,6 +421,29 @@ Test(reassign, a_created_topic_has_a_leader_when_create_returns)
                  "every partition listed with its leader when create returned");
 }
 
+/* An admin's offset lookup asks the partition's leader, whichever broker
+ * the admin is connected to (a follower refuses ListOffsets). */
+Test(reassign, an_offset_lookup_through_any_broker_gets_the_leaders_end)
+{
+    cs_need_cluster();
+    cs_init(&C, 3);
+    cs_start(&C);
+    create_topic(C.bootstrap);
+    int32_t ids[3 * CS_BROKERS_MAX];
+    struct want ready = {.live = -1, .leader = -1, .in_isr = -1, .full_isr = true};
+    (void)wait_partition0(C.bootstrap, &ready, NULL, ids, "start");
+    produce_all(C.bootstrap);
+    for (size_t i = 0; i < 3; i++) {
+        (void)wait_partition0(C.b[i].bootstrap, &ready, NULL, ids, "seen by each broker");
+        nagare_admin *a = admin_of(C.b[i].bootstrap);
+        int64_t end = -1;
+        int rc = nagare_offset_lookup(a, TOPIC, 0, NAGARE_OFFSET_END, &end);
+        nagare_admin_destroy(a);
+        cr_assert_eq(rc, 0, "through broker %d: %s", C.b[i].id, nagare_strerror(rc));
+        cr_assert_eq(end, RECORDS, "through broker %d", C.b[i].id);
+    }
+}
+
 /* A producer and a consumer given one bootstrap address, the leader's,
  * whose broker then dies: they ask the other brokers they learnt of for
  * metadata, find the new leader, and deliver and read everything (the
