@@ -103,6 +103,26 @@ static void stop_broker(size_t i)
     brokers[i].s = NULL;
 }
 
+/* A client of the test's etcd, to look behind the brokers' backs. */
+static struct etcd *etcd_of_test(void)
+{
+    struct etcd_config ecfg;
+    ets_config(&etcd, 5000, &ecfg);
+    struct etcd *e = NULL;
+    cr_assert_eq(etcd_open(&e, &ecfg), 0);
+    return e;
+}
+
+/* How many keys `key` names in etcd now (0 or 1). */
+static size_t key_count(struct etcd *e, const char *key)
+{
+    struct etcd_kvs kvs = {0};
+    cr_assert_eq(etcd_range(e, key, NULL, &kvs), 0);
+    size_t n = kvs.count;
+    etcd_kvs_free(&kvs);
+    return n;
+}
+
 typedef bool view_pred(const struct cluster_view *v, const void *arg);
 
 /* Waits until broker i's newest view satisfies pred; fails after WAIT_MS. */
@@ -341,10 +361,7 @@ Test(session, refuses_an_id_a_live_broker_holds)
 Test(session, waits_out_the_lease_of_its_previous_life)
 {
     ets_start(&etcd, 1);
-    struct etcd_config ecfg;
-    ets_config(&etcd, 5000, &ecfg);
-    struct etcd *e = NULL;
-    cr_assert_eq(etcd_open(&e, &ecfg), 0);
+    struct etcd *e = etcd_of_test();
     int64_t lease = 0;
     cr_assert_eq(etcd_lease_grant(e, CLUSTER_LEASE_TTL_S_MIN, &lease), 0);
     const char *before = "{\"id\":1,\"host\":\"127.0.0.1\",\"port\":7401,\"incarnation\":1}";
@@ -550,10 +567,7 @@ Test(session, a_stale_controllers_transaction_is_refused)
     wait_view(0, has_brokers, &two, "two brokers");
     cr_assert_eq(create_topic(0, "fence", 1, 2), 0);
     wait_view(0, has_topic, "fence", "topic fence");
-    struct etcd_config ecfg;
-    ets_config(&etcd, 5000, &ecfg);
-    struct etcd *e = NULL;
-    cr_assert_eq(etcd_open(&e, &ecfg), 0);
+    struct etcd *e = etcd_of_test();
     struct etcd_kvs kvs = {0};
     cr_assert_eq(etcd_range(e, "/nagare/controller", NULL, &kvs), 0);
     cr_assert_eq(kvs.count, 1);
@@ -704,10 +718,7 @@ Test(session, a_lost_lease_fences_the_broker_until_it_registers_again)
     start_brokers(1, CLUSTER_PREFERRED_LEADER_CHECK_MS_DEFAULT);
     uint32_t one = 1;
     wait_view(0, has_brokers, &one, "one broker");
-    struct etcd_config ecfg;
-    ets_config(&etcd, 5000, &ecfg);
-    struct etcd *e = NULL;
-    cr_assert_eq(etcd_open(&e, &ecfg), 0);
+    struct etcd *e = etcd_of_test();
     struct etcd_kvs kvs = {0};
     cr_assert_eq(etcd_range(e, "/nagare/brokers/1", NULL, &kvs), 0);
     cr_assert_eq(kvs.count, 1);
@@ -734,25 +745,14 @@ Test(session, a_vanished_broker_stays_registered_until_its_lease_runs_out)
     wait_view(0, has_brokers, &one, "one broker");
     cluster_session_vanish(brokers[0].s);
     brokers[0].s = NULL;
-    struct etcd_config ecfg;
-    ets_config(&etcd, 5000, &ecfg);
-    struct etcd *e = NULL;
-    cr_assert_eq(etcd_open(&e, &ecfg), 0);
-    struct etcd_kvs kvs = {0};
-    cr_assert_eq(etcd_range(e, "/nagare/brokers/1", NULL, &kvs), 0);
-    cr_assert_eq(kvs.count, 1, "still registered: its lease was not revoked");
-    etcd_kvs_free(&kvs);
+    struct etcd *e = etcd_of_test();
+    cr_assert_eq(key_count(e, "/nagare/brokers/1"), 1,
+                 "still registered: its lease was not revoked");
     int64_t deadline = clock_mono_ms() + WAIT_MS;
-    do {
+    while (key_count(e, "/nagare/brokers/1") > 0) {
         cr_assert_lt(clock_mono_ms(), deadline, "the lease never ran out");
         usleep(100 * 1000);
-        cr_assert_eq(etcd_range(e, "/nagare/brokers/1", NULL, &kvs), 0);
-        size_t n = kvs.count;
-        etcd_kvs_free(&kvs);
-        if (n == 0) {
-            break;
-        }
-    } while (true);
+    }
     etcd_close(e);
 }
 
