@@ -191,7 +191,15 @@ static void meta_leaders(struct nagare_producer *p, struct ptopic *t, struct pro
             continue;
         }
         struct cbroker *b = brokers_find(&p->brokers, mp.leader);
-        cbroker_lead(&t->parts[mp.partition].leader, b);
+        struct ppart *pp = &t->parts[mp.partition];
+        if (b != NULL && b != pp->inflight_to && pp->inflight == 0) {
+            /* A new leader, not the broker the last batches went to (and
+             * failed at, if they did): it is tried at once rather than
+             * after the backoff earned at the old one (Kafka's KIP-951). */
+            pp->backoff_until_ms = 0;
+            pp->backoff_ms = 0;
+        }
+        cbroker_lead(&pp->leader, b);
         leaderless = leaderless || b == NULL;
     }
     if (leaderless) {

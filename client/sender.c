@@ -260,8 +260,15 @@ void sender_free(struct nagare_producer *p)
     p->errors = NULL;
 }
 
+/* One backoff step per failed attempt: the batches of one request, or of
+ * several out to the same broker when its connection fails, come back
+ * together and count once (five batches in flight once took the backoff
+ * straight to its maximum). */
 static void backoff(struct nagare_producer *p, struct ppart *pp, int64_t now_ms)
 {
+    if (now_ms < pp->backoff_until_ms) {
+        return;
+    }
     uint32_t next = pp->backoff_ms == 0 ? p->cfg.retry_backoff_ms : pp->backoff_ms * 2;
     pp->backoff_ms = next < RETRY_BACKOFF_MAX_MS ? next : RETRY_BACKOFF_MAX_MS;
     pp->backoff_until_ms = now_ms + pp->backoff_ms;
