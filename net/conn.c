@@ -67,7 +67,7 @@ static void conn_cancel_done(struct ring_op *op, int res, uint32_t flags);
 static size_t min_size(size_t a, size_t b) { return a < b ? a : b; }
 static void conn_tx_consume(struct conn *c, uint64_t sent);
 
-int conn_open(struct loop *l, int fd)
+int conn_open(struct loop *l, int fd, uint8_t listener)
 {
     struct conn *c = loop_conn_get(l);
     if (c == NULL) {
@@ -81,6 +81,7 @@ int conn_open(struct loop *l, int fd)
     c->loop = l;
     c->fd = fd;
     c->id = ++l->conn_seq;
+    c->listener = listener;
     c->recv_op = (struct ring_op){.done = conn_recv_done, .kind = RING_NET};
     c->send_op = (struct ring_op){.done = conn_send_done, .kind = RING_NET};
     c->cancel_op = (struct ring_op){.done = conn_cancel_done, .kind = RING_NET};
@@ -407,6 +408,7 @@ static int conn_rx_begin(struct conn *c, size_t hand)
     r->loop = l;
     r->conn = c;
     r->conn_id = c->id;
+    r->listener = c->listener;
     r->frame_bytes = len;
     r->state = REQ_RECV;
     if (len > 0 && hand >= len) {
@@ -1184,6 +1186,8 @@ const uint8_t *loop_req_frame(const struct loop_req *req, size_t *len_out)
 }
 
 uint64_t loop_req_conn_id(const struct loop_req *req) { return req->conn_id; }
+
+uint32_t loop_req_listener(const struct loop_req *req) { return req->listener; }
 
 void loop_req_on_abort(struct loop_req *req, void (*fn)(struct loop_req *, void *), void *arg)
 {

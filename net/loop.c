@@ -334,59 +334,60 @@ void loop_stop_async(struct loop *l)
 
 static void accept_done(struct ring_op *op, int res, uint32_t flags);
 
-static void accept_arm(struct loop *l)
+static void accept_arm(struct loop_listener *li)
 {
-    struct io_uring_sqe *sqe = ring_sqe_multishot(l->ring, &l->accept_op);
+    struct io_uring_sqe *sqe = ring_sqe_multishot(li->loop->ring, &li->accept_op);
     /* Non-blocking sockets: the ring's receives and sends poll as before,
      * and a splice of a file part to a full socket returns EAGAIN rather
      * than stall the loop thread (net/conn.c). */
-    io_uring_prep_multishot_accept(sqe, l->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
-    l->accept_armed = true;
+    io_uring_prep_multishot_accept(sqe, li->fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+    li->armed = true;
 }
 
-static void listen_close(struct loop *l)
+static void listen_close(struct loop_listener *li)
 {
-    if (l->listen_fd >= 0) {
-        close(l->listen_fd);
-        l->listen_fd = -1;
+    if (li->fd >= 0) {
+        close(li->fd);
+        li->fd = -1;
     }
 }
 
 static void accept_retry_fire(struct loop_timer *t, void *arg)
 {
     (void)t;
-    struct loop *l = arg;
-    if (!l->stopping && l->listen_fd >= 0 && !l->accept_armed) {
-        accept_arm(l);
+    struct loop_listener *li = arg;
+    if (!li->loop->stopping && li->fd >= 0 && !li->armed) {
+        accept_arm(li);
     }
 }
 
 static void accept_done(struct ring_op *op, int res, uint32_t flags)
 {
-    struct loop *l = container_of(op, struct loop, accept_op);
+    struct loop_listener *li = container_of(op, struct loop_listener, accept_op);
+    struct loop *l = li->loop;
     if ((flags & IORING_CQE_F_MORE) == 0) {
-        l->accept_armed = false;
+        li->armed = false;
     }
     if (res >= 0) {
         if (l->stopping || l->stats.conns >= l->cfg.conn_max) {
             close(res);
             l->stats.conns_refused++;
-        } else if (conn_open(l, res) < 0) {
+        } else if (conn_open(l, res, (uint8_t)(li - l->listeners)) < 0) {
             l->stats.conns_refused++;
         }
     } else if (res != -ECANCELED) {
         l->stats.accept_errors++;
     }
-    if (l->accept_armed) {
+    if (li->armed) {
         return;
     }
     if (l->stopping) {
-        listen_close(l);
+        listen_close(li);
     } else if (res < 0 && res != -ECANCELED) {
         /* EMFILE and friends persist for a while: do not spin on them. */
-        loop_timer_arm(l, &l->accept_retry, LOOP_ACCEPT_RETRY_MS);
+        loop_timer_arm(l, &li->retry, LOOP_ACCEPT_RETRY_MS);
     } else {
-        accept_arm(l);
+        accept_arm(li);
     }
 }
 
@@ -394,8 +395,26 @@ static void accept_cancel_done(struct ring_op *op, int res, uint32_t flags)
 {
     (void)res;
     (void)flags;
-    struct loop *l = container_of(op, struct loop, accept_cancel_op);
-    l->accept_cancelling = false;
+    struct loop_listener *li = container_of(op, struct loop_listener, accept_cancel_op);
+    li->cancelling = false;
+}
+
+/* Stops li accepting: its socket closes once the armed accept's last
+ * completion is in (accept_done()). */
+static void listener_stop(struct loop_listener *li)
+{
+    loop_timer_cancel(li->loop, &li->retry);
+    if (li->armed) {
+        io_uring_prep_cancel(ring_sqe(li->loop->ring, &li->accept_cancel_op), &li->accept_op, 0);
+        li->cancelling = true;
+    } else {
+        listen_close(li);
+    }
+}
+
+static bool listener_gone(const struct loop_listener *li)
+{
+    return !li->armed && !li->cancelling && li->fd < 0;
 }
 
 /* Options set on the listener before listen(): accepted sockets inherit the
@@ -415,7 +434,7 @@ static int listen_opts(const struct loop *l, int fd)
 
 int loop_listen(struct loop *l, const char *host, uint16_t port, uint16_t *port_out)
 {
-    ASSERT(l->listen_fd < 0 && !l->stopping && host != NULL);
+    ASSERT(l->listener_count < LOOP_LISTENERS_MAX && !l->stopping && host != NULL);
     char service[8];
     snprintf(service, sizeof(service), "%u", (unsigned)port);
     struct addrinfo hints;
@@ -460,8 +479,15 @@ int loop_listen(struct loop *l, const char *host, uint16_t port, uint16_t *port_
         *port_out = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
                                                    : ((struct sockaddr_in *)&ss)->sin_port);
     }
-    l->listen_fd = fd;
-    accept_arm(l);
+    struct loop_listener *li = &l->listeners[l->listener_count++];
+    *li = (struct loop_listener){
+        .loop = l,
+        .fd = fd,
+        .accept_op = {.done = accept_done, .kind = RING_NET},
+        .accept_cancel_op = {.done = accept_cancel_done, .kind = RING_NET},
+    };
+    loop_timer_init(&li->retry, accept_retry_fire, li);
+    accept_arm(li);
     return 0;
 }
 
@@ -526,10 +552,7 @@ int loop_init(struct loop *l, struct ring *r, const struct loop_cfg *cfg)
     l->ring = r;
     l->cfg = *cfg;
     l->cfg.file_parts_max = file_parts_bound(cfg->file_parts_max);
-    l->listen_fd = -1;
     l->rx_mshot = cfg->rx_mshot_bytes > 0;
-    l->accept_op = (struct ring_op){.done = accept_done, .kind = RING_NET};
-    l->accept_cancel_op = (struct ring_op){.done = accept_cancel_done, .kind = RING_NET};
     l->efd_op = (struct ring_op){.done = efd_done, .kind = RING_NET};
     l->efd_cancel_op = (struct ring_op){.done = efd_cancel_done, .kind = RING_NET};
     dl_init(&l->conns);
@@ -538,7 +561,6 @@ int loop_init(struct loop *l, struct ring *r, const struct loop_cfg *cfg)
     dl_init(&l->partials);
     dl_init(&l->pipewait);
     loop_timer_init(&l->partial_timer, conn_partial_expire, l);
-    loop_timer_init(&l->accept_retry, accept_retry_fire, l);
     loop_timer_init(&l->pipe_retry, pipe_retry_fire, l);
     loop_timer_init(&l->drain_timer, drain_timeout_fire, l);
     atomic_init(&l->stop_requested, false);
@@ -565,12 +587,8 @@ void loop_stop(struct loop *l)
         return;
     }
     l->stopping = true;
-    loop_timer_cancel(l, &l->accept_retry);
-    if (l->accept_armed) {
-        io_uring_prep_cancel(ring_sqe(l->ring, &l->accept_cancel_op), &l->accept_op, 0);
-        l->accept_cancelling = true; /* the listener closes on accept's last CQE */
-    } else {
-        listen_close(l);
+    for (uint32_t i = 0; i < l->listener_count; i++) {
+        listener_stop(&l->listeners[i]);
     }
     for (struct loop_dl *n = l->conns.next; n != &l->conns; n = n->next) {
         conn_rx_stop(container_of(n, struct conn, all), 0);
@@ -578,13 +596,17 @@ void loop_stop(struct loop *l)
     loop_timer_arm(l, &l->drain_timer, l->cfg.drain_timeout_ms);
 }
 
-/* Once stopping and every connection and the listener are gone: retire the
+/* Once stopping and every connection and listener are gone: retire the
  * mailbox read, then the loop is stopped. */
 static void loop_check_stopped(struct loop *l)
 {
-    if (!l->stopping || l->stopped || l->stats.conns > 0 || l->accept_armed ||
-        l->accept_cancelling || l->listen_fd >= 0) {
+    if (!l->stopping || l->stopped || l->stats.conns > 0) {
         return;
+    }
+    for (uint32_t i = 0; i < l->listener_count; i++) {
+        if (!listener_gone(&l->listeners[i])) {
+            return;
+        }
     }
     loop_timer_cancel(l, &l->drain_timer);
     loop_timer_cancel(l, &l->pipe_retry);
@@ -687,7 +709,10 @@ void loop_fini(struct loop *l)
     }
     mbox_run(l); /* posts that came after the mailbox closed */
     ASSERT(l->stats.conns == 0 && l->stats.reqs_live == 0);
-    ASSERT(!l->accept_armed && !l->efd_armed && l->timers == NULL);
+    for (uint32_t i = 0; i < l->listener_count; i++) {
+        ASSERT(listener_gone(&l->listeners[i]));
+    }
+    ASSERT(!l->efd_armed && l->timers == NULL);
     rxbufs_fini(l);
     while (atomic_load(&l->stop_writers) != 0) { /* a loop_stop_async() mid-write */
         sched_yield();

@@ -212,6 +212,11 @@ static_assert(LOOP_PARTIAL_BYTES_MAX_DEFAULT >= 2ull * LOOP_FRAME_BYTES_MAX_DEFA
  * again rather than spinning. */
 #define LOOP_ACCEPT_RETRY_MS 100u
 
+/* Listening sockets per loop: nagare's protocol and Kafka's today, room for
+ * TLS variants of both. A connection knows which one accepted it
+ * (loop_req_listener()), so one loop serves every protocol. */
+#define LOOP_LISTENERS_MAX 4u
+
 /* The provided-buffer group id the loop registers on its ring. Anything else
  * that registers a buffer ring on the same ring must use another id. */
 #define LOOP_BUF_GROUP 0x4e4cu
@@ -342,16 +347,23 @@ struct loop_dl {
 struct loop_slab; /* internal */
 struct loop_pipe; /* internal */
 
+/* One listening socket and its multishot accept (fields private). */
+struct loop_listener {
+    struct loop *loop;
+    int fd; /* -1 once closed */
+    struct ring_op accept_op, accept_cancel_op;
+    bool armed, cancelling;
+    struct loop_timer retry;
+};
+
 struct loop {
     struct ring *ring;
     struct loop_cfg cfg;
     uint64_t now_ns;
 
-    /* listener */
-    int listen_fd;
-    struct ring_op accept_op, accept_cancel_op;
-    bool accept_armed, accept_cancelling;
-    struct loop_timer accept_retry;
+    /* listeners, numbered in the order loop_listen() opened them */
+    struct loop_listener listeners[LOOP_LISTENERS_MAX];
+    uint32_t listener_count;
 
     /* provided receive buffers */
     struct io_uring_buf_ring *br;
@@ -418,9 +430,11 @@ MUST_USE int loop_init(struct loop *l, struct ring *r, const struct loop_cfg *cf
 
 /* Listens on host:port (a numeric address or a name; port 0 picks a free one)
  * and starts accepting through the ring (multishot accept). *port_out, when
- * not NULL, receives the bound port. Returns 0, -NG_EBADARG when host does not
- * resolve, or -errno (-EADDRINUSE, -EACCES, ...). Precondition: not listening
- * yet, not stopping. Loop thread. */
+ * not NULL, receives the bound port. Listeners are numbered 0, 1, ... in the
+ * order their loop_listen() succeeded; loop_req_listener() tells a request's.
+ * Returns 0, -NG_EBADARG when host does not resolve, or -errno
+ * (-EADDRINUSE, -EACCES, ...). Preconditions: fewer than LOOP_LISTENERS_MAX
+ * listeners, not stopping. Loop thread. */
 MUST_USE int loop_listen(struct loop *l, const char *host, uint16_t port, uint16_t *port_out);
 
 /* Runs the loop until loop_stop() has finished: every connection closed, the
@@ -496,6 +510,10 @@ const uint8_t *loop_req_frame(const struct loop_req *req, size_t *len_out);
 
 /* A number naming the connection req came on, unique within the loop. */
 uint64_t loop_req_conn_id(const struct loop_req *req);
+
+/* The listener that accepted req's connection (numbered as loop_listen()
+ * says). */
+uint32_t loop_req_listener(const struct loop_req *req);
 
 /* fn(req, arg) is called once if the connection is torn down while the
  * handler holds req (reset, error, drain timeout), so a long wait can end

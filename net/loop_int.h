@@ -77,6 +77,7 @@ struct loop_req {
     struct conn *conn;     /* NULL once orphaned */
     struct loop *loop;
     uint64_t conn_id;
+    uint8_t listener;     /* its connection's */
     struct loop_dl olink; /* REQ_RECV: on loop->partials; REQ_HANDLER: on a
                             * closing connection's abort list */
     uint64_t rx_start_ns; /* when its length prefix came (on loop->partials) */
@@ -160,6 +161,7 @@ struct conn {
     uint8_t ops; /* ring ops in flight */
     uint8_t hdr_got;
     uint8_t hdr[4];
+    uint8_t listener; /* index in loop->listeners */
 };
 
 /* ---- net/loop_mem.c: buffers and fixed-size objects ----------------- */
@@ -197,7 +199,7 @@ void loop_pipe_put(struct loop *l, struct loop_pipe *p);
 
 /* Takes over fd (an accepted socket) as a new connection. Returns 0, or
  * -ENOMEM (fd closed). */
-int conn_open(struct loop *l, int fd);
+int conn_open(struct loop *l, int fd, uint8_t listener);
 
 /* Puts c on loop->dirty (idempotent): conn_kick() runs before the next
  * wait. */

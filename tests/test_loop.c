@@ -45,6 +45,7 @@ struct server {
     struct loop loop;
     struct loop_cfg cfg;
     uint16_t port;
+    uint16_t port2; /* a second listener: the same handler */
     sem_t ready;
     int init_rc;
     int run_rc;
@@ -221,6 +222,13 @@ static void handle(void *arg, struct loop_req *req)
     case 'X':
         answer_ext(s, req);
         break;
+    case 'W': { /* which listener accepted the connection */
+        uint8_t *out;
+        cr_assert_eq(loop_resp_buf(req, 1, &out), 0);
+        out[0] = (uint8_t)('0' + loop_req_listener(req));
+        loop_req_respond(req, 1);
+        break;
+    }
     case 'L':
         answer_file(s, req, frame, len);
         break;
@@ -246,6 +254,9 @@ static void *server_main(void *arg)
         s->init_rc = loop_init(&s->loop, &s->ring, &s->cfg);
         if (s->init_rc == 0) {
             s->init_rc = loop_listen(&s->loop, "127.0.0.1", 0, &s->port);
+        }
+        if (s->init_rc == 0) {
+            s->init_rc = loop_listen(&s->loop, "127.0.0.1", 0, &s->port2);
         }
     }
     sem_post(&s->ready);
@@ -336,6 +347,18 @@ static struct loop_stats get_stats(struct server *s)
     } while (0)
 
 /* ---- client helpers --------------------------------------------------- */
+
+/* Whether a connection to port on loopback is accepted. */
+static bool listening(uint16_t port)
+{
+    int c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    cr_assert_geq(c, 0);
+    struct sockaddr_in sa = {
+        .sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    bool up = connect(c, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+    close(c);
+    return up;
+}
 
 static int client(uint16_t port)
 {
@@ -454,6 +477,25 @@ Test(loop, round_trip, .timeout = 60)
     cr_assert_eq(atomic_load(&s.ext_released), 1);
     cr_assert_eq(atomic_load(&s.closes), 1);
     server_stop(&s);
+}
+
+Test(loop, each_request_names_the_listener_its_connection_came_through, .timeout = 60)
+{
+    struct server s;
+    server_start(&s, NULL);
+    int first = client(s.port);
+    int second = client(s.port2);
+    send_frame(second, "W", 1);
+    expect_echo(second, "1", 1);
+    send_frame(first, "W", 1);
+    expect_echo(first, "0", 1);
+    send_frame(second, "Eboth", 5); /* the same handler serves both */
+    expect_echo(second, "Eboth", 5);
+    close(first);
+    close(second);
+    server_stop(&s);
+    cr_assert(!listening(s.port), "the first listener is closed");
+    cr_assert(!listening(s.port2), "the second listener is closed");
 }
 
 Test(loop, large_frame_round_trip, .timeout = 60)
@@ -1191,13 +1233,7 @@ Test(loop, stop_answers_in_flight_requests_then_closes, .timeout = 60)
     cr_assert_eq(s.run_rc, 0);
     close(fd);
     close(idle);
-    /* The listener is gone. */
-    int c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET,
-                             .sin_port = htons(s.port),
-                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    cr_assert_neq(connect(c, (struct sockaddr *)&sa, sizeof(sa)), 0);
-    close(c);
+    cr_assert(!listening(s.port), "the listener is gone");
 }
 
 Test(loop, bad_config_is_refused, .timeout = 30)
