@@ -50,6 +50,11 @@ static const char *const ng_err_text[] = {
     [NG_ECLUSTER_UNAVAILABLE - NG_ERR_FIRST] = "the cluster's state store (etcd) is unavailable",
     [NG_ENOT_CLUSTERED - NG_ERR_FIRST] = "this broker runs alone; the request needs a cluster",
     [NG_ENO_REPLICA - NG_ERR_FIRST] = "this broker holds no replica of the partition",
+    [NG_EMEMBER_ID_REQUIRED - NG_ERR_FIRST] = "join the group again with the member id given",
+    [NG_EFENCED_INSTANCE - NG_ERR_FIRST] = "another member joined with this group instance id",
+    [NG_EINCONSISTENT_PROTOCOL - NG_ERR_FIRST] =
+        "the group's members use another protocol, or no assignor in common",
+    [NG_EGROUP_FULL - NG_ERR_FIRST] = "the group has as many members (or bytes) as it may",
 };
 
 const char *err_str(int rc)

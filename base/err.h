@@ -63,6 +63,11 @@ enum ng_err {
     NG_ECLUSTER_UNAVAILABLE = 4165,  /* etcd cannot be reached or has no quorum; retry later */
     NG_ENOT_CLUSTERED = 4166,        /* the request needs a cluster; this broker runs alone */
     NG_ENO_REPLICA = 4167,           /* this broker holds no replica of the partition */
+    /* Kafka's classic consumer groups (broker/kgroup.h) */
+    NG_EMEMBER_ID_REQUIRED = 4168,    /* a new member: join again with the id given (KIP-394) */
+    NG_EFENCED_INSTANCE = 4169,       /* another member took this static instance id */
+    NG_EINCONSISTENT_PROTOCOL = 4170, /* the group's members speak another protocol */
+    NG_EGROUP_FULL = 4171,            /* the group has its maximum of members or bytes */
     NG_ERR_LAST
 };
 
