@@ -19,8 +19,8 @@ static uint8_t out[1 << 16];
 
 /* Decodes n bytes at p as msg at version into *m, with an arena of exactly
  * what kw_arena_bytes() says the input may need. */
-static int decode(const struct kafka_msg *msg, int16_t version, const uint8_t *p, size_t n,
-                  void *m, void **arena_out)
+static int decode(const struct kafka_msg *msg, int16_t version, const uint8_t *p, size_t n, void *m,
+                  void **arena_out)
 {
     size_t cap = kw_arena_bytes(n);
     void *buf = malloc(cap > 0 ? cap : 1);
@@ -69,8 +69,8 @@ static void round_trip(const struct kafka_msg *msg, int16_t version, uint64_t se
         uint8_t *head = malloc(k + 1); /* exactly k bytes readable to ASan */
         memcpy(head, bytes, k);
         rc = decode(msg, version, head, k, msg_b, &arena);
-        cr_assert_eq(rc, -NG_ETRUNCATED, "%s v%d cut at %zu of %zu: %s", msg->name, version, k,
-                     n, err_str(rc));
+        cr_assert_eq(rc, -NG_ETRUNCATED, "%s v%d cut at %zu of %zu: %s", msg->name, version, k, n,
+                     err_str(rc));
         free(arena);
         free(head);
     }
@@ -135,11 +135,11 @@ Test(kafka_codec, api_versions_v3_request_by_hand)
 {
     static const uint8_t want[] = {
         0x00, 0x12, 0x00, 0x03, 0x00, 0x00, 0x00, 0x07, /* key 18, v3, correlation 7 */
-        0x00, 0x04, 'k', 'c', 'a', 't',                 /* client id: i16 length always */
+        0x00, 0x04, 'k',  'c',  'a',  't',              /* client id: i16 length always */
         0x00,                                           /* header v2: no tagged fields */
-        0x0b, 'l', 'i', 'b', 'r', 'd', 'k', 'a', 'f', 'k', 'a', /* compact: 10 + 1 */
-        0x06, '2', '.', '0', '.', '2',                          /* compact: 5 + 1 */
-        0x00,                                                   /* no tagged fields */
+        0x0b, 'l',  'i',  'b',  'r',  'd',  'k',  'a',  'f', 'k', 'a', /* compact: 10 + 1 */
+        0x06, '2',  '.',  '0',  '.',  '2',                             /* compact: 5 + 1 */
+        0x00,                                                          /* no tagged fields */
     };
     struct kw_wr w = kw_wr_make(out, sizeof(out), NULL, 0);
     struct kafka_req_header h = {.api_key = KAFKA_API_API_VERSIONS,
@@ -170,8 +170,8 @@ Test(kafka_codec, api_versions_v3_request_by_hand)
 
 Test(kafka_codec, metadata_v1_request_by_hand)
 {
-    static const uint8_t want[] = {0x00, 0x00, 0x00, 0x02, 0x00, 0x03, 'f', 'o', 'o',
-                                   0x00, 0x03, 'b', 'a', 'r'};
+    static const uint8_t want[] = {0x00, 0x00, 0x00, 0x02, 0x00, 0x03, 'f',
+                                   'o',  'o',  0x00, 0x03, 'b',  'a',  'r'};
     struct kafka_metadata_request_topic topics[2];
     for (int i = 0; i < 2; i++) {
         memset(&topics[i], 0, sizeof(topics[i]));
@@ -204,13 +204,13 @@ Test(kafka_codec, metadata_v1_request_by_hand)
 /* ApiVersions v3 response: one api, FinalizedFeaturesEpoch 5 (tag 1) and
  * ZkMigrationReady (tag 3) set, the other tagged fields at their defaults. */
 static const uint8_t api_versions_v3_resp[] = {
-    0x00, 0x00,                               /* error */
-    0x02,                                     /* compact array: 1 + 1 */
-    0x00, 0x12, 0x00, 0x00, 0x00, 0x03, 0x00, /* key 18, 0-3, no tags */
-    0x00, 0x00, 0x00, 0x00,                   /* throttle */
-    0x02,                                     /* two tagged fields */
-    0x01, 0x08, 0, 0, 0, 0, 0, 0, 0, 0x05,    /* tag 1, 8 bytes: 5 */
-    0x03, 0x01, 0x01,                         /* tag 3, 1 byte: true */
+    0x00, 0x00,                                           /* error */
+    0x02,                                                 /* compact array: 1 + 1 */
+    0x00, 0x12, 0x00, 0x00, 0x00, 0x03, 0x00,             /* key 18, 0-3, no tags */
+    0x00, 0x00, 0x00, 0x00,                               /* throttle */
+    0x02,                                                 /* two tagged fields */
+    0x01, 0x08, 0,    0,    0,    0,    0,    0, 0, 0x05, /* tag 1, 8 bytes: 5 */
+    0x03, 0x01, 0x01,                                     /* tag 3, 1 byte: true */
 };
 
 Test(kafka_codec, flexible_response_with_tagged_fields_by_hand)
@@ -260,7 +260,8 @@ Test(kafka_codec, unknown_tags_are_skipped_bad_ones_refused)
 {
     struct kafka_api_versions_response got;
     /* tag 1, then an unknown tag 9 of 3 bytes */
-    static const uint8_t unknown[] = {0x02, 0x01, 0x08, 0, 0, 0, 0, 0, 0, 0, 0x07, 0x09, 0x03, 1, 2, 3};
+    static const uint8_t unknown[] = {0x02, 0x01, 0x08, 0,    0,    0, 0, 0,
+                                      0,    0,    0x07, 0x09, 0x03, 1, 2, 3};
     cr_assert_eq(decode_api_versions_tags(unknown, sizeof(unknown), &got), 0);
     cr_assert_eq(got.finalized_features_epoch, 7);
     /* out of order */
@@ -446,7 +447,8 @@ Test(kafka_codec, request_header_v1_and_unknowns)
     cr_assert_eq(h.correlation_id, 9);
 
     /* ApiVersions v9: answered in v0 (KIP-511), so the api is named */
-    static const uint8_t newer[] = {0x00, 0x12, 0x00, 0x09, 0x00, 0x00, 0x00, 0x0a, 0x00, 0x00, 0x00};
+    static const uint8_t newer[] = {0x00, 0x12, 0x00, 0x09, 0x00, 0x00,
+                                    0x00, 0x0a, 0x00, 0x00, 0x00};
     r = rd_make(newer, sizeof(newer));
     cr_assert_eq(kafka_req_header_decode(&r, &h, &api), -NG_EBADVERSION);
     cr_assert_eq(api->key, KAFKA_API_API_VERSIONS);
@@ -549,7 +551,10 @@ static void write_seeds(const char *dir)
             cr_assert_eq(kafka_encode(msg, &w, v, msg_a), 0);
             char name[128];
             snprintf(name, sizeof(name), "%s-%s-v%d", api->name,
-                     j == 4 ? "frame" : response ? "resp" : "req", v);
+                     j == 4     ? "frame"
+                     : response ? "resp"
+                                : "req",
+                     v);
             write_seed(dir, name, 3 + w.w.pos);
         }
     }

@@ -78,7 +78,9 @@ Test(kafka_wire, strings_classic_and_compact)
     kw_wr_str(&w, false, true, KW_STR_NULL);
     cr_assert_eq(w.w.err, 0);
     cr_assert_eq(w.w.pos, 12);
-    cr_assert_arr_eq(buf, ((const uint8_t[]){0x00, 0x03, 'a', 'b', 'c', 0x04, 'x', 'y', 'z', 0x00, 0xff, 0xff}), 12);
+    cr_assert_arr_eq(
+        buf, ((const uint8_t[]){0x00, 0x03, 'a', 'b', 'c', 0x04, 'x', 'y', 'z', 0x00, 0xff, 0xff}),
+        12);
 }
 
 Test(kafka_wire, null_string_where_not_nullable_is_refused)
@@ -119,7 +121,8 @@ Test(kafka_wire, string_length_limit)
 
     uint8_t out[8];
     struct kw_wr w = kw_wr_make(out, sizeof(out), NULL, 0);
-    kw_wr_str(&w, true, false, (struct kw_str){.ptr = (const char *)big, .len = KW_STRING_BYTES_MAX + 1});
+    kw_wr_str(&w, true, false,
+              (struct kw_str){.ptr = (const char *)big, .len = KW_STRING_BYTES_MAX + 1});
     cr_assert_eq(w.w.err, -NG_EBADARG);
 }
 
@@ -128,7 +131,8 @@ Test(kafka_wire, string_length_limit)
 Test(kafka_wire, bytes_and_null_bytes)
 {
     struct kw_bytes b;
-    struct rd r = RD(0x00, 0x00, 0x00, 0x02, 0xaa, 0xbb, 0x03, 0xcc, 0xdd, 0xff, 0xff, 0xff, 0xff, 0x00);
+    struct rd r =
+        RD(0x00, 0x00, 0x00, 0x02, 0xaa, 0xbb, 0x03, 0xcc, 0xdd, 0xff, 0xff, 0xff, 0xff, 0x00);
     kw_rd_bytes(&r, false, false, &b);
     cr_assert_eq(b.len, 2);
     cr_assert_eq(b.ptr[1], 0xbb);

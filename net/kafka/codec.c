@@ -31,7 +31,10 @@ static bool in(struct kafka_versions v, int16_t version)
 
 static bool has(const struct kafka_field *f, int16_t version) { return in(f->versions, version); }
 
-static bool nullable(const struct kafka_field *f, int16_t version) { return in(f->nullable, version); }
+static bool nullable(const struct kafka_field *f, int16_t version)
+{
+    return in(f->nullable, version);
+}
 
 static void *at(void *base, uint32_t offset) { return (char *)base + offset; }
 

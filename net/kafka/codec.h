@@ -93,16 +93,16 @@ struct kafka_versions {
 struct kafka_struct;
 
 struct kafka_field {
-    const char *name;       /* the C member's name */
-    uint32_t offset;        /* of the value; of `items` for an array */
-    uint32_t count_offset;  /* arrays: of `count` */
-    uint8_t type;           /* enum kafka_type */
-    uint8_t elem;           /* arrays: the element's type */
-    bool default_null;      /* strings, bytes, records, arrays */
+    const char *name;      /* the C member's name */
+    uint32_t offset;       /* of the value; of `items` for an array */
+    uint32_t count_offset; /* arrays: of `count` */
+    uint8_t type;          /* enum kafka_type */
+    uint8_t elem;          /* arrays: the element's type */
+    bool default_null;     /* strings, bytes, records, arrays */
     struct kafka_versions versions;
     struct kafka_versions nullable; /* within versions; may be empty */
-    int32_t tag;            /* -1: not a tagged field */
-    int64_t default_int;    /* integers and bools */
+    int32_t tag;                    /* -1: not a tagged field */
+    int64_t default_int;            /* integers and bools */
     const struct kafka_struct *sub; /* KAFKA_T_STRUCT, or an array of them */
 };
 

@@ -221,7 +221,10 @@ void kw_wr_uvarint32(struct kw_wr *w, uint32_t v)
     kw_wr_raw(w, b, uvarint_put(b, v));
 }
 
-void kw_wr_uuid(struct kw_wr *w, const struct kw_uuid *u) { kw_wr_raw(w, u->bytes, sizeof(u->bytes)); }
+void kw_wr_uuid(struct kw_wr *w, const struct kw_uuid *u)
+{
+    kw_wr_raw(w, u->bytes, sizeof(u->bytes));
+}
 
 /* A length (-1: null) as rd_len() reads it. */
 static void wr_len(struct kw_wr *w, bool flexible, bool wide, int32_t len)

@@ -170,11 +170,11 @@ struct kw_hole {
 
 struct kw_wr {
     struct wr w;
-    bool measure;            /* count only: w.ptr is NULL */
-    struct kw_hole *holes;   /* may be NULL when holes_max is 0 */
+    bool measure;          /* count only: w.ptr is NULL */
+    struct kw_hole *holes; /* may be NULL when holes_max is 0 */
     uint32_t holes_max;
-    uint32_t hole_count;     /* in measuring mode: holes there would be */
-    uint64_t hole_bytes;     /* their bytes, summed */
+    uint32_t hole_count; /* in measuring mode: holes there would be */
+    uint64_t hole_bytes; /* their bytes, summed */
 };
 
 /* A writer into buf[0..cap), noting at most holes_max holes in holes. */
