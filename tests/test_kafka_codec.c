@@ -309,6 +309,14 @@ Test(kafka_codec, encode_errors_leave_the_writer_as_it_was)
     cr_assert_eq(kafka_heartbeat_request_encode(&w, 0, &m), -NG_ENOSPACE);
     cr_assert_eq(w.w.pos, 1);
     cr_assert_eq(w.w.err, 0);
+
+    /* a header that does not fit: the body's encode says so */
+    w = kw_wr_make(small, 2, NULL, 0);
+    kafka_resp_header_encode(&w, KAFKA_API_HEARTBEAT, 0, 1);
+    cr_assert_eq(w.w.err, -NG_ENOSPACE);
+    struct kafka_heartbeat_response resp;
+    kafka_heartbeat_response_init(&resp);
+    cr_assert_eq(kafka_heartbeat_response_encode(&w, 0, &resp), -NG_ENOSPACE);
 }
 
 Test(kafka_codec, arena_too_small_is_too_big)

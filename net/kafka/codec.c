@@ -283,7 +283,9 @@ static void dec_struct(const struct walk *k, struct rd *r, const struct kafka_st
 int kafka_decode(const struct kafka_msg *msg, struct rd *r, int16_t version, struct kw_arena *a,
                  void *out)
 {
-    ASSERT(r->err == 0);
+    if (r->err != 0) {
+        return r->err;
+    }
     if (!in(msg->versions, version)) {
         return -NG_EBADVERSION;
     }
@@ -446,7 +448,9 @@ static void enc_struct(const struct walk *k, struct kw_wr *w, const struct kafka
 
 int kafka_encode(const struct kafka_msg *msg, struct kw_wr *w, int16_t version, const void *m)
 {
-    ASSERT(w->w.err == 0);
+    if (w->w.err != 0) {
+        return w->w.err; /* a header before it did not fit */
+    }
     if (!in(msg->versions, version)) {
         return -NG_EBADVERSION;
     }

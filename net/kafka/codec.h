@@ -211,7 +211,9 @@ void kafka_init(const struct kafka_msg *msg, void *m);
 void kafka_struct_init(const struct kafka_struct *s, void *p);
 
 /* Decodes msg at version from r's position to its end into *out (a
- * msg->body struct). Returns 0, or:
+ * msg->body struct). Returns 0, or (left in r->err as well, but
+ * -NG_EBADVERSION):
+ *   r's error        when r had failed already;
  *   -NG_EBADVERSION  version outside msg's range (nothing read);
  *   -NG_ETRUNCATED   the bytes end before a field, a length or a count
  *                    says;
@@ -230,6 +232,8 @@ MUST_USE int kafka_decode(const struct kafka_msg *msg, struct rd *r, int16_t ver
 
 /* Encodes *m (a msg->body struct) at version. Returns 0, or (w as it was
  * before the call):
+ *   w's error        when w had failed already (a header that did not fit:
+ *                    check once, after the body);
  *   -NG_EBADVERSION  version outside msg's range;
  *   -NG_ENOSPACE     w's buffer or hole array is full;
  *   -NG_EBADARG      a value the version cannot carry: null where it allows
