@@ -62,6 +62,12 @@ static const struct key_def keys[] = {
      "host name or address to listen on"},
     {"listen_port", KIND_PORT, FIELD(listen_port), 0, UINT16_MAX, false,
      "TCP port to listen on; 0 = ephemeral"},
+    {"kafka_listen", KIND_ADDRESS, FIELD(kafka_listen_host), 0, 0, false,
+     "HOST:PORT the Kafka protocol listener is on (docs/kafka.md); off: none"},
+    {"kafka_listen_host", KIND_HOST, FIELD(kafka_listen_host), 0, 0, false,
+     "host name or address of the Kafka listener; off: no Kafka listener"},
+    {"kafka_listen_port", KIND_PORT, FIELD(kafka_listen_port), 0, UINT16_MAX, false,
+     "TCP port of the Kafka listener; 0 = ephemeral"},
     {"data_dir", KIND_PATH, FIELD(data_dir), 1, BROKER_DATA_DIR_BYTES - 1, false,
      "directory holding the topics and their logs"},
     {"auto_create_topics", KIND_BOOL, FIELD(auto_create_topics), 0, 1, false,
@@ -370,6 +376,11 @@ static void address_fields(struct broker_config *c, const struct key_def *k, cha
         *port = &c->listen_port;
         return;
     }
+    if (k->offset == offsetof(struct broker_config, kafka_listen_host)) {
+        *host = c->kafka_listen_host;
+        *port = &c->kafka_listen_port;
+        return;
+    }
     ASSERT(k->offset == offsetof(struct broker_config, advertised_host));
     *host = c->advertised_host;
     *port = &c->advertised_port;
@@ -383,6 +394,11 @@ static int parse_address(struct broker_config *c, const struct key_def *k, const
     char *to_host = NULL;
     uint16_t *to_port = NULL;
     address_fields(c, k, &to_host, &to_port);
+    if (to_host == c->kafka_listen_host && strcmp(v, BROKER_KAFKA_LISTEN_OFF) == 0) {
+        memcpy(to_host, BROKER_KAFKA_LISTEN_OFF, sizeof(BROKER_KAFKA_LISTEN_OFF));
+        *to_port = 0;
+        return 0;
+    }
     const char *host = v, *colon = NULL;
     size_t host_len = 0;
     if (v[0] == '[') {
@@ -578,6 +594,7 @@ void broker_config_default(struct broker_config *c)
     ASSERT(p.segment_bytes <= PART_SEGMENT_BYTES_MAX && p.batch_bytes_max <= BATCH_BYTES_LIMIT);
     *c = (struct broker_config){
         .listen_port = BROKER_LISTEN_PORT_DEFAULT,
+        .kafka_listen_port = BROKER_KAFKA_LISTEN_PORT_DEFAULT,
         .auto_create_topics = true,
         .default_partitions = BROKER_DEFAULT_PARTITIONS_DEFAULT,
         .retention_ms = p.retention_ms,
@@ -613,6 +630,7 @@ void broker_config_default(struct broker_config *c)
     static_assert(sizeof(BROKER_LISTEN_HOST_DEFAULT) <= BROKER_HOST_BYTES, "host fits");
     static_assert(sizeof(BROKER_DATA_DIR_DEFAULT) <= BROKER_DATA_DIR_BYTES, "dir fits");
     memcpy(c->listen_host, BROKER_LISTEN_HOST_DEFAULT, sizeof(BROKER_LISTEN_HOST_DEFAULT));
+    memcpy(c->kafka_listen_host, BROKER_LISTEN_HOST_DEFAULT, sizeof(BROKER_LISTEN_HOST_DEFAULT));
     memcpy(c->data_dir, BROKER_DATA_DIR_DEFAULT, sizeof(BROKER_DATA_DIR_DEFAULT));
 }
 
@@ -628,6 +646,11 @@ void broker_config_part(const struct broker_config *c, struct part_config *out)
 }
 
 const char *broker_config_version(void) { return NAGARE_VERSION; }
+
+bool broker_config_kafka(const struct broker_config *c)
+{
+    return strcmp(c->kafka_listen_host, BROKER_KAFKA_LISTEN_OFF) != 0;
+}
 
 bool broker_config_clustered(const struct broker_config *c)
 {
@@ -759,6 +782,7 @@ struct flag_def {
 
 static const struct flag_def flags[] = {
     {"--listen", FLAG_KEY, true, "listen"},
+    {"--kafka-listen", FLAG_KEY, true, "kafka_listen"},
     {"--data-dir", FLAG_KEY, true, "data_dir"},
     {"--broker-id", FLAG_KEY, true, "broker_id"},
     {"--etcd", FLAG_KEY, true, "etcd_endpoints"},
@@ -982,6 +1006,8 @@ void broker_config_usage(FILE *f)
             "options:\n"
             "  --listen HOST:PORT  address to listen on; [ADDR]:PORT for IPv6,\n"
             "                      :PORT to change only the port, port 0 for any free port\n"
+            "  --kafka-listen HOST:PORT  address Kafka clients connect to (default\n"
+            "                      127.0.0.1:9092), as --listen; off for none\n"
             "  --data-dir DIR      directory for topics and logs\n"
             "  --broker-id N       join a cluster as broker N (docs/cluster.md)\n"
             "  --etcd URL[,URL]    the cluster's etcd endpoints, http://HOST:PORT\n"

@@ -36,6 +36,10 @@
  * from other machines until someone says so. */
 #define BROKER_LISTEN_HOST_DEFAULT "127.0.0.1"
 #define BROKER_LISTEN_PORT_DEFAULT 7420
+/* The Kafka protocol's listener (issue 14): Kafka's own default port, on
+ * loopback like nagare's; kafka_listen = off turns it off. */
+#define BROKER_KAFKA_LISTEN_PORT_DEFAULT 9092
+#define BROKER_KAFKA_LISTEN_OFF "off"
 #define BROKER_DATA_DIR_DEFAULT "./nagare-data"
 #define BROKER_DEFAULT_PARTITIONS_DEFAULT 1
 
@@ -129,11 +133,13 @@ static_assert(BROKER_FETCH_WAIT_MAX_MS_DEFAULT <= BROKER_FETCH_WAIT_MAX_MS_LIMIT
 /* Every field is also a key of the config file and of --set, under the
  * same name; `listen = HOST:PORT` sets listen_host and listen_port at once. */
 struct broker_config {
-    char listen_host[BROKER_HOST_BYTES];  /* "127.0.0.1"; an IPv6 address without brackets */
-    uint16_t listen_port;                 /* 7420; 0 = ephemeral */
-    char data_dir[BROKER_DATA_DIR_BYTES]; /* "./nagare-data" */
-    bool auto_create_topics;              /* true */
-    int32_t default_partitions;           /* 1; 1..PROTO_PARTITIONS_MAX */
+    char listen_host[BROKER_HOST_BYTES];       /* "127.0.0.1"; an IPv6 address without brackets */
+    uint16_t listen_port;                      /* 7420; 0 = ephemeral */
+    char kafka_listen_host[BROKER_HOST_BYTES]; /* "127.0.0.1"; "off": no Kafka listener */
+    uint16_t kafka_listen_port;                /* 9092; 0 = ephemeral */
+    char data_dir[BROKER_DATA_DIR_BYTES];      /* "./nagare-data" */
+    bool auto_create_topics;                   /* true */
+    int32_t default_partitions;                /* 1; 1..PROTO_PARTITIONS_MAX */
     /* topic defaults (a topic's config may override); defaults are
      * part_config_default()'s */
     int64_t retention_ms;           /* 7 days; >= 1, or -1 forever */
@@ -251,6 +257,9 @@ void broker_config_usage(FILE *f);
  * out) that broker_config_load_file() reads back to the same struct; for
  * logging the effective config at start-up. */
 void broker_config_print(FILE *f, const struct broker_config *c);
+
+/* Whether c has a Kafka listener (kafka_listen not off). */
+bool broker_config_kafka(const struct broker_config *c);
 
 /* Whether c makes the broker one of a cluster (broker_id set). */
 bool broker_config_clustered(const struct broker_config *c);

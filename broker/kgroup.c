@@ -149,7 +149,10 @@ static void id_new(struct kgroup *g, struct kgroup_str client_id,
 }
 
 /* Room for one more member or pending id; false at KGROUP_MEMBERS_MAX. */
-static bool room(const struct kgroup *g) { return g->member_count + g->pending_count < KGROUP_MEMBERS_MAX; }
+static bool room(const struct kgroup *g)
+{
+    return g->member_count + g->pending_count < KGROUP_MEMBERS_MAX;
+}
 
 static int members_reserve(struct kgroup *g)
 {
@@ -470,8 +473,8 @@ static int member_add(struct kgroup *g, const char *id, const struct kgroup_join
 }
 
 /* A join of a member the group has. */
-static int member_rejoin(struct kgroup *g, struct kgroup_member *m,
-                         const struct kgroup_join_req *r, int64_t now_ms, void *waiter)
+static int member_rejoin(struct kgroup *g, struct kgroup_member *m, const struct kgroup_join_req *r,
+                         int64_t now_ms, void *waiter)
 {
     bool same = protocols_same(m, r);
     if (!same) {
@@ -558,8 +561,7 @@ int kgroup_join(struct kgroup *g, int64_t now_ms, const struct kgroup_join_req *
 
 /* Takes the leader's assignments: every member's is replaced (a member
  * the leader does not name gets none). All or nothing. */
-static int assignments_take(struct kgroup *g, const struct kgroup_assignment_in *as,
-                            uint32_t count)
+static int assignments_take(struct kgroup *g, const struct kgroup_assignment_in *as, uint32_t count)
 {
     for (uint32_t k = 0; k < count; k++) {
         if (as[k].assignment_len > KGROUP_MEMBER_BYTES_MAX) {
@@ -599,10 +601,9 @@ static int assignments_take(struct kgroup *g, const struct kgroup_assignment_in 
 }
 
 int kgroup_sync(struct kgroup *g, int64_t now_ms, struct kgroup_str member_id,
-                struct kgroup_str instance_id, int32_t generation,
-                struct kgroup_str protocol_type, struct kgroup_str protocol_name,
-                const struct kgroup_assignment_in *assignments, uint32_t assignment_count,
-                void *waiter)
+                struct kgroup_str instance_id, int32_t generation, struct kgroup_str protocol_type,
+                struct kgroup_str protocol_name, const struct kgroup_assignment_in *assignments,
+                uint32_t assignment_count, void *waiter)
 {
     ASSERT(waiter != NULL);
     struct kgroup_member *m;

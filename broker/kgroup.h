@@ -80,10 +80,10 @@ struct kgroup_join_req {
     struct kgroup_str client_host;
     struct kgroup_str protocol_type; /* "consumer" for consumers */
     const struct kgroup_protocol_in *protocols;
-    uint32_t protocol_count;   /* 1 .. KGROUP_PROTOCOLS_MAX */
-    uint32_t session_ms;       /* KGROUP_SESSION_MS_MIN .. _MAX */
-    uint32_t rebalance_ms;     /* >= 1 */
-    bool member_id_required;   /* JoinGroup v4+: a new member gets its id
+    uint32_t protocol_count; /* 1 .. KGROUP_PROTOCOLS_MAX */
+    uint32_t session_ms;     /* KGROUP_SESSION_MS_MIN .. _MAX */
+    uint32_t rebalance_ms;   /* >= 1 */
+    bool member_id_required; /* JoinGroup v4+: a new member gets its id
                                   first, and joins again with it (KIP-394) */
 };
 
@@ -217,8 +217,8 @@ struct kgroup_assignment_in {
 MUST_USE int kgroup_sync(struct kgroup *g, int64_t now_ms, struct kgroup_str member_id,
                          struct kgroup_str instance_id, int32_t generation,
                          struct kgroup_str protocol_type, struct kgroup_str protocol_name,
-                         const struct kgroup_assignment_in *assignments,
-                         uint32_t assignment_count, void *waiter);
+                         const struct kgroup_assignment_in *assignments, uint32_t assignment_count,
+                         void *waiter);
 
 /* A Heartbeat: extends the member's session. Returns 0,
  * -NG_EUNKNOWN_MEMBER, -NG_EFENCED_INSTANCE, -NG_EILLEGAL_GENERATION, or

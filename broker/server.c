@@ -13,6 +13,7 @@
 #include "base/clock.h"
 #include "base/log.h"
 #include "broker/fetcher.h"
+#include "broker/kafka_serve.h"
 #include "broker/names.h"
 
 /* How often deleted topics are checked for idle partitions, and parked
@@ -696,6 +697,10 @@ bool server_api_served(uint16_t api_key)
 static void on_request(void *arg, struct loop_req *req)
 {
     struct server *s = arg;
+    if (loop_req_listener(req) == KAFKA_LISTENER) {
+        kafka_serve_request(s, req);
+        return;
+    }
     size_t len;
     const uint8_t *frame = loop_req_frame(req, &len);
     struct rd body = rd_make(frame, len);
@@ -815,6 +820,16 @@ static int start_loop(struct server *s)
         log_error("listen on %s:%u: %s", s->cfg.listen_host, s->cfg.listen_port, err_str(rc));
         return rc;
     }
+    if (broker_config_kafka(&s->cfg)) {
+        rc = loop_listen(&s->loop, s->cfg.kafka_listen_host, s->cfg.kafka_listen_port,
+                         &s->kafka_port);
+        if (rc != 0) {
+            log_error("Kafka listener on %s:%u: %s (kafka_listen = off turns it off)",
+                      s->cfg.kafka_listen_host, s->cfg.kafka_listen_port, err_str(rc));
+            return rc;
+        }
+        log_info("Kafka clients served on %s:%u", s->cfg.kafka_listen_host, s->kafka_port);
+    }
     loop_timer_init(&s->retention_timer, retention, s);
     loop_timer_arm(&s->loop, &s->retention_timer, s->cfg.retention_check_ms);
     loop_timer_init(&s->reap_timer, housekeeping, s);
@@ -856,6 +871,7 @@ int server_init(struct server *s, const struct broker_config *cfg)
     rc = rc == 0 ? open_topics(s) : rc;
     rc = rc == 0 ? groups_open(s) : rc;
     rc = rc == 0 ? share_serve_open(s) : rc;
+    rc = rc == 0 && broker_config_kafka(&s->cfg) ? kafka_serve_open(s) : rc;
     rc = rc == 0 ? start_loop(s) : rc;
     rc = rc == 0 ? start_session(s) : rc;
     if (rc != 0) {
@@ -926,6 +942,7 @@ int server_fini(struct server *s)
     batch_zctx_fini(&s->zctx);
     free(s->scratch);
     free(s->scrub_buf);
+    kafka_serve_close(s);
     if (s->ring_ready) {
         ring_fini(&s->ring);
     }

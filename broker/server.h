@@ -84,6 +84,8 @@ struct server {
     bool ring_ready;
     bool loop_ready;
     uint16_t port;                /* bound port */
+    uint16_t kafka_port;          /* the Kafka listener's bound port; 0: none */
+    uint8_t *kafka_arena;         /* its decode arena (broker/kafka_serve.h) */
     struct server_topic **topics; /* sorted by name */
     uint32_t topic_count;
     uint32_t topic_cap;

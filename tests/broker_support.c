@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #define LISTEN_LINE "nagared listening on 127.0.0.1:"
+#define KAFKA_LINE "Kafka clients served on 127.0.0.1:" /* logged before LISTEN_LINE */
 #define LOG_TAIL_BYTES 3000
 #define CLIENT_ID "it"
 
@@ -204,15 +205,16 @@ static off_t file_size(const char *path)
     return stat(path, &st) == 0 ? st.st_size : 0;
 }
 
-/* The port from the listening line in the log after `from`, or 0. */
-static uint16_t find_port(const char *log_path, size_t from)
+/* The port from the first line in the log after `from` that starts with
+ * prefix (a whole line), or 0. */
+static uint16_t find_port(const char *log_path, size_t from, const char *prefix)
 {
     size_t len;
     char *text = bk_read_file(log_path, &len);
-    const char *line = strstr(text + (from < len ? from : len), LISTEN_LINE);
+    const char *line = strstr(text + (from < len ? from : len), prefix);
     unsigned long port = 0;
     if (line != NULL && strchr(line, '\n') != NULL) {
-        port = strtoul(line + strlen(LISTEN_LINE), NULL, 10);
+        port = strtoul(line + strlen(prefix), NULL, 10);
     }
     free(text);
     return port <= UINT16_MAX ? (uint16_t)port : 0;
@@ -230,8 +232,9 @@ static void kill_hard(struct bk *b, const char *why)
 void bk_start(struct bk *b)
 {
     cr_assert_eq(b->pid, 0, "broker already running");
-    const char *args[8 + 2 * BK_SETS_MAX] = {"--listen", "127.0.0.1:0", "--data-dir", b->data_dir};
-    size_t n = 4;
+    const char *args[10 + 2 * BK_SETS_MAX] = {"--listen",    "127.0.0.1:0", "--kafka-listen",
+                                              "127.0.0.1:0", "--data-dir",  b->data_dir};
+    size_t n = 6;
     for (size_t i = 0; i < b->set_count; i++) {
         args[n++] = "--set";
         args[n++] = b->sets[i];
@@ -253,8 +256,9 @@ void bk_start(struct bk *b)
             cr_assert_fail("no listening line within %d ms", BK_START_TIMEOUT_MS);
         }
         sleep_ms(10);
-        b->port = find_port(b->log_path, b->log_from);
+        b->port = find_port(b->log_path, b->log_from, LISTEN_LINE);
     }
+    b->kafka_port = find_port(b->log_path, b->log_from, KAFKA_LINE);
     snprintf(b->bootstrap, sizeof(b->bootstrap), "127.0.0.1:%u", b->port);
 }
 

@@ -147,6 +147,25 @@ Test(config, defaults)
     cr_assert_eq(broker_config_check(&c, err, sizeof(err)), 0, "%s", err);
 }
 
+Test(config, the_kafka_listener_is_on_loopback_9092_unless_moved_or_turned_off)
+{
+    struct broker_config c;
+    broker_config_default(&c);
+    cr_assert(broker_config_kafka(&c));
+    cr_assert_str_eq(c.kafka_listen_host, "127.0.0.1");
+    cr_assert_eq(c.kafka_listen_port, 9092);
+    set_ok(&c, "kafka_listen", "0.0.0.0:19092");
+    cr_assert_str_eq(c.kafka_listen_host, "0.0.0.0");
+    cr_assert_eq(c.kafka_listen_port, 19092);
+    cr_assert_eq(c.listen_port, 7420, "nagare's own listener stays");
+    set_ok(&c, "kafka_listen", "off");
+    cr_assert(!broker_config_kafka(&c));
+    set_bad("kafka_listen", "nowhere");
+    cr_assert_eq(PARSE(&c, "--kafka-listen", "127.0.0.1:0"), BROKER_ARGS_RUN, "%s", err);
+    cr_assert(broker_config_kafka(&c));
+    cr_assert_eq(c.kafka_listen_port, 0);
+}
+
 Test(config, part_config_from_topic_defaults)
 {
     struct broker_config c;

@@ -68,13 +68,18 @@ static void sync_done(void *arg, void *waiter, int err, const uint8_t *assignmen
 
 static const struct kgroup_ops OPS = {.join_done = join_done, .sync_done = sync_done};
 
-static struct kgroup_str S(const char *s) { return (struct kgroup_str){s, (uint32_t)strlen(s)}; }
+static struct kgroup_str S(const char *s) {
+    return (struct kgroup_str){s, (uint32_t)strlen(s)};
+}
 
 static const struct kgroup_str NONE = {"", 0};
 
 static struct kgroup g;
 
-static void group_new(uint32_t initial_delay_ms) { kgroup_init(&g, "g", 1, initial_delay_ms, 1, &OPS, NULL); }
+static void group_new(uint32_t initial_delay_ms)
+{
+    kgroup_init(&g, "g", 1, initial_delay_ms, 1, &OPS, NULL);
+}
 
 static void teardown(void) { kgroup_fini(&g); }
 
@@ -360,7 +365,8 @@ Test(kgroup, requests_at_another_generation_or_assignor_are_refused)
     cr_assert_eq(w.calls, 0);
 }
 
-Test(kgroup, a_follower_checking_in_unchanged_keeps_the_generation_and_a_leader_rejoining_rebalances)
+Test(kgroup,
+     a_follower_checking_in_unchanged_keeps_the_generation_and_a_leader_rejoining_rebalances)
 {
     group_new(0);
     struct joiner a = member("a"), b = member("b");

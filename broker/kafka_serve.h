@@ -1,0 +1,51 @@
+/*
+ * broker/kafka_serve.h — the Kafka listener's requests (issue 14): Kafka's
+ * clients talk to the same broker services as nagare's own, through Kafka's
+ * protocol (net/kafka/codec.h) on a listener of its own (kafka_listen).
+ *
+ * Each frame's header is decoded; a version the API does not have gets the
+ * ApiVersions v0 answer with the ranges (KIP-511) for ApiVersions, and
+ * otherwise, as for an unknown API or a malformed header, the connection
+ * closes, as Kafka's broker does. The body is decoded into the worker's
+ * arena (kafka_serve_open()), which handlers use only until they return:
+ * what an answer needs later they copy into their own state. Errors are
+ * Kafka's codes (net/kafka/errors.h).
+ * Threads: the worker's loop thread.
+ */
+#ifndef NAGARE_BROKER_KAFKA_SERVE_H
+#define NAGARE_BROKER_KAFKA_SERVE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "base/assert.h"
+#include "net/kafka/codec.h"
+#include "net/loop.h"
+
+struct server;
+
+/* Index of the Kafka listener in the loop (net/loop.h numbers listeners
+ * in the order they opened: nagare's own is 0). */
+#define KAFKA_LISTENER 1u
+
+/* Takes the worker's decode arena (KW_ARENA_BYTES_MAX, held for the
+ * broker's life: a pool, not a malloc per request). Returns 0 or -ENOMEM. */
+MUST_USE int kafka_serve_open(struct server *s);
+
+void kafka_serve_close(struct server *s);
+
+/* Serves one request frame from the Kafka listener; completes req (now or
+ * later) as net/loop.h asks. */
+void kafka_serve_request(struct server *s, struct loop_req *req);
+
+/* Whether this broker serves api_key on the Kafka listener (what
+ * ApiVersions advertises). */
+bool kafka_serve_served(int16_t api_key);
+
+/* Encodes the answer body (msg at version, behind the response header for
+ * h) into req's answer buffer and sends it. A body that cannot be encoded
+ * (a bug) or memory that cannot be had closes the connection, logged. */
+void kafka_serve_respond(struct loop_req *req, const struct kafka_req_header *h,
+                         const struct kafka_msg *msg, const void *body);
+
+#endif
