@@ -35,6 +35,7 @@
 #include <unistd.h>
 
 #include "base/log.h"
+#include "broker/kafka_serve.h"
 #include "broker/server.h"
 
 static_assert(GROUP_ID_BYTES_MAX == PROTO_GROUP_ID_BYTES_MAX, "one bound for group ids");
@@ -136,6 +137,12 @@ static struct group *group_find(struct server *s, const char *id)
 {
     uint32_t i = group_lower_bound(s, id);
     return i < s->group_count && strcmp(s->groups[i]->id, id) == 0 ? s->groups[i] : NULL;
+}
+
+bool groups_active(const struct server *s, const char *id)
+{
+    uint32_t i = group_lower_bound(s, id);
+    return i < s->group_count && strcmp(s->groups[i]->id, id) == 0; /* kept while it has members */
 }
 
 /* Adds an empty group; -NG_ETOOBIG past SERVER_GROUPS_MAX. */
@@ -433,6 +440,9 @@ static int join(struct server *s, const struct proto_join_group_req *in, struct 
     char names[GROUP_TOPICS_MAX][PROTO_TOPIC_NAME_BYTES_MAX + 1];
     const char *topics[GROUP_TOPICS_MAX];
     int rc = group_id_copy(in->group, id);
+    if (rc == 0 && kafka_groups_active(s, id)) {
+        rc = -NG_EINCONSISTENT_PROTOCOL; /* Kafka's clients hold it: one group, one protocol */
+    }
     bool fresh = in->member_id.len <= 0;
     rc = rc == 0 && !fresh ? member_id_copy(in->member_id, member) : rc;
     if (rc == 0 && (d.topic_count <= 0 || d.topic_count > GROUP_TOPICS_MAX)) {

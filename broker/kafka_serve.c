@@ -13,25 +13,28 @@
 #include "broker/server.h"
 #include "net/kafka/errors.h"
 
-typedef void (*kafka_handler_fn)(struct server *s, struct loop_req *req,
-                                 const struct kafka_req_header *h, struct rd *body,
-                                 struct kw_arena *a);
-
-static void serve_api_versions(struct server *s, struct loop_req *req,
-                                const struct kafka_req_header *h, struct rd *body,
-                                struct kw_arena *a);
+static kafka_handler_fn serve_api_versions;
 
 /* The APIs served, with their handlers. An API the codec defines and this
  * table lacks is not advertised, and a request for it closes the
  * connection (a client asks only for what ApiVersions offered). */
 static const struct {
     int16_t key;
-    kafka_handler_fn fn;
+    kafka_handler_fn *fn;
 } handlers[] = {
     {KAFKA_API_API_VERSIONS, serve_api_versions},
+    {KAFKA_API_FIND_COORDINATOR, kafka_find_coordinator},
+    {KAFKA_API_JOIN_GROUP, kafka_join_group},
+    {KAFKA_API_SYNC_GROUP, kafka_sync_group},
+    {KAFKA_API_HEARTBEAT, kafka_heartbeat},
+    {KAFKA_API_LEAVE_GROUP, kafka_leave_group},
+    {KAFKA_API_OFFSET_COMMIT, kafka_offset_commit},
+    {KAFKA_API_OFFSET_FETCH, kafka_offset_fetch},
+    {KAFKA_API_LIST_GROUPS, kafka_list_groups},
+    {KAFKA_API_DESCRIBE_GROUPS, kafka_describe_groups},
 };
 
-static kafka_handler_fn handler_find(int16_t key)
+static kafka_handler_fn *handler_find(int16_t key)
 {
     for (size_t i = 0; i < ARRAY_LEN(handlers); i++) {
         if (handlers[i].key == key) {
@@ -59,6 +62,12 @@ void kafka_serve_close(struct server *s)
     s->kafka_arena = NULL;
 }
 
+void kafka_serve_address(const struct server *s, const char **host, int32_t *port)
+{
+    *host = s->cfg.advertised_host[0] != '\0' ? s->cfg.advertised_host : s->cfg.kafka_listen_host;
+    *port = s->kafka_port;
+}
+
 void kafka_serve_respond(struct loop_req *req, const struct kafka_req_header *h,
                          const struct kafka_msg *msg, const void *body)
 {
@@ -70,8 +79,8 @@ void kafka_serve_respond(struct loop_req *req, const struct kafka_req_header *h,
         rc = loop_resp_buf(req, m.w.pos, &out);
     }
     if (rc != 0) {
-        log_warn("kafka: connection %" PRIu64 ": %s v%d answer: %s; closing",
-                 loop_req_conn_id(req), msg->name, h->api_version, err_str(rc));
+        log_warn("kafka: connection %" PRIu64 ": %s v%d answer: %s; closing", loop_req_conn_id(req),
+                 msg->name, h->api_version, err_str(rc));
         loop_req_fail(req);
         return;
     }
@@ -87,8 +96,7 @@ void kafka_serve_respond(struct loop_req *req, const struct kafka_req_header *h,
 /* Answers with the served APIs' ranges and err; at version 0 when the
  * client asked for a version ApiVersions does not have (KIP-511: it then
  * retries at the highest version offered). */
-static void api_versions_answer(struct loop_req *req, const struct kafka_req_header *h,
-                                int16_t err)
+static void api_versions_answer(struct loop_req *req, const struct kafka_req_header *h, int16_t err)
 {
     struct kafka_api_versions_response_api_version keys[KAFKA_API_COUNT];
     struct kafka_api_versions_response resp;
@@ -98,10 +106,10 @@ static void api_versions_answer(struct loop_req *req, const struct kafka_req_hea
     for (uint32_t i = 0; i < KAFKA_API_COUNT; i++) {
         const struct kafka_api *api = &kafka_apis[i];
         if (kafka_serve_served(api->key)) {
-            keys[n++] = (struct kafka_api_versions_response_api_version){
-                .api_key = api->key,
-                .min_version = api->versions.min,
-                .max_version = api->versions.max};
+            keys[n++] =
+                (struct kafka_api_versions_response_api_version){.api_key = api->key,
+                                                                 .min_version = api->versions.min,
+                                                                 .max_version = api->versions.max};
         }
     }
     resp.api_keys.items = keys;
@@ -110,8 +118,8 @@ static void api_versions_answer(struct loop_req *req, const struct kafka_req_hea
 }
 
 static void serve_api_versions(struct server *s, struct loop_req *req,
-                                const struct kafka_req_header *h, struct rd *body,
-                                struct kw_arena *a)
+                               const struct kafka_req_header *h, struct rd *body,
+                               struct kw_arena *a)
 {
     (void)s;
     struct kafka_api_versions_request r;
@@ -135,7 +143,7 @@ void kafka_serve_request(struct server *s, struct loop_req *req)
         api_versions_answer(req, &v0, KAFKA_ERR_UNSUPPORTED_VERSION);
         return;
     }
-    kafka_handler_fn fn = rc == 0 ? handler_find(h.api_key) : NULL;
+    kafka_handler_fn *fn = rc == 0 ? handler_find(h.api_key) : NULL;
     if (fn == NULL) {
         log_debug("kafka: connection %" PRIu64 ": api %d v%d: %s; closing", loop_req_conn_id(req),
                   rc == 0 || rc == -NG_EBADVERSION || rc == -NG_EUNKNOWN_API ? h.api_key : -1,

@@ -42,10 +42,45 @@ void kafka_serve_request(struct server *s, struct loop_req *req);
  * ApiVersions advertises). */
 bool kafka_serve_served(int16_t api_key);
 
+/* The address Kafka clients are told to connect to for this broker
+ * (Metadata, FindCoordinator): the advertised host when one is set, else
+ * the Kafka listener's host, and the Kafka listener's bound port. *host
+ * is valid while s is. */
+void kafka_serve_address(const struct server *s, const char **host, int32_t *port);
+
 /* Encodes the answer body (msg at version, behind the response header for
  * h) into req's answer buffer and sends it. A body that cannot be encoded
  * (a bug) or memory that cannot be had closes the connection, logged. */
 void kafka_serve_respond(struct loop_req *req, const struct kafka_req_header *h,
                          const struct kafka_msg *msg, const void *body);
+
+/* ---- handlers of the group APIs (broker/kafka_groups.c) ---- */
+
+/* Kafka's classic groups a worker holds (broker/kgroup.h), by id; a group
+ * is dropped once it is EMPTY (its committed offsets stay in the offsets
+ * store, as for nagare's groups). */
+struct kafka_groups;
+
+MUST_USE int kafka_groups_open(struct server *s);
+
+/* Answers every held JoinGroup and SyncGroup (COORDINATOR_NOT_AVAILABLE)
+ * and frees the groups. Before the loop goes. */
+void kafka_groups_close(struct server *s);
+
+/* Expires sessions and completes rebalances that are due; drops groups
+ * that emptied. From the housekeeping timer. */
+void kafka_groups_tick(struct server *s);
+
+/* Whether a Kafka group with members has id (nagare's own JoinGroup then
+ * refuses with NG_EINCONSISTENT_PROTOCOL: one group, one protocol). */
+bool kafka_groups_active(const struct server *s, const char *id);
+
+typedef void kafka_handler_fn(struct server *s, struct loop_req *req,
+                              const struct kafka_req_header *h, struct rd *body,
+                              struct kw_arena *a);
+
+kafka_handler_fn kafka_find_coordinator, kafka_join_group, kafka_sync_group, kafka_heartbeat,
+    kafka_leave_group, kafka_offset_commit, kafka_offset_fetch, kafka_list_groups,
+    kafka_describe_groups;
 
 #endif

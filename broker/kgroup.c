@@ -655,6 +655,27 @@ int kgroup_heartbeat(struct kgroup *g, int64_t now_ms, struct kgroup_str member_
     return g->state == KGROUP_PREPARING ? -NG_EREBALANCE : 0;
 }
 
+int kgroup_commit_check(struct kgroup *g, int64_t now_ms, struct kgroup_str member_id,
+                        struct kgroup_str instance_id, int32_t generation)
+{
+    if (generation < 0 && g->state == KGROUP_EMPTY) {
+        return 0;
+    }
+    if (g->state == KGROUP_COMPLETING) {
+        return -NG_EREBALANCE;
+    }
+    struct kgroup_member *m;
+    int rc = member_lookup(g, member_id, instance_id, &m);
+    if (rc != 0) {
+        return rc;
+    }
+    if (generation != g->generation) {
+        return -NG_EILLEGAL_GENERATION;
+    }
+    m->deadline_ms = now_ms + m->session_ms;
+    return 0;
+}
+
 int kgroup_leave(struct kgroup *g, int64_t now_ms, struct kgroup_str member_id,
                  struct kgroup_str instance_id)
 {

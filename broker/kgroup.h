@@ -226,6 +226,16 @@ MUST_USE int kgroup_sync(struct kgroup *g, int64_t now_ms, struct kgroup_str mem
 MUST_USE int kgroup_heartbeat(struct kgroup *g, int64_t now_ms, struct kgroup_str member_id,
                               struct kgroup_str instance_id, int32_t generation);
 
+/* May an OffsetCommit at generation from member_id go, as Kafka's
+ * coordinator decides for a classic group: a commit from outside the
+ * group (generation < 0) only while it is EMPTY; else the member must be
+ * known at the group's generation, and not while the group waits for its
+ * leader's assignment. Extends the member's session. Returns 0,
+ * -NG_EUNKNOWN_MEMBER, -NG_EFENCED_INSTANCE, -NG_EILLEGAL_GENERATION,
+ * -NG_EREBALANCE (COMPLETING). */
+MUST_USE int kgroup_commit_check(struct kgroup *g, int64_t now_ms, struct kgroup_str member_id,
+                                 struct kgroup_str instance_id, int32_t generation);
+
 /* A member leaves (LeaveGroup): by member id, or by instance id alone
  * (member_id empty; LeaveGroup v3+ for static members). Starts a
  * rebalance when members remain. Returns 0, -NG_EUNKNOWN_MEMBER,

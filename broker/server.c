@@ -367,6 +367,7 @@ static void housekeeping(struct loop_timer *timer, void *arg)
         scrub(s);
     }
     groups_expire(s);
+    kafka_groups_tick(s);
     share_serve_tick(s);
     if (s->loop.stopping) {
         /* Parked fetches and share fetches answer now rather than hold the
@@ -872,6 +873,7 @@ int server_init(struct server *s, const struct broker_config *cfg)
     rc = rc == 0 ? groups_open(s) : rc;
     rc = rc == 0 ? share_serve_open(s) : rc;
     rc = rc == 0 && broker_config_kafka(&s->cfg) ? kafka_serve_open(s) : rc;
+    rc = rc == 0 ? kafka_groups_open(s) : rc;
     rc = rc == 0 ? start_loop(s) : rc;
     rc = rc == 0 ? start_session(s) : rc;
     if (rc != 0) {
@@ -926,6 +928,7 @@ int server_fini(struct server *s)
     cluster_view_free(s->view);
     s->view = NULL;
     /* Offset writes in flight answer their requests: before the loop goes. */
+    kafka_groups_close(s); /* its held answers go before the loop does */
     int rc_groups = groups_close(s);
     rc = rc != 0 ? rc : rc_groups;
     int rc_queue = share_serve_close(s);

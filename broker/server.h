@@ -83,10 +83,11 @@ struct server {
     bool catalog_ready;
     bool ring_ready;
     bool loop_ready;
-    uint16_t port;                /* bound port */
-    uint16_t kafka_port;          /* the Kafka listener's bound port; 0: none */
-    uint8_t *kafka_arena;         /* its decode arena (broker/kafka_serve.h) */
-    struct server_topic **topics; /* sorted by name */
+    uint16_t port;                     /* bound port */
+    uint16_t kafka_port;               /* the Kafka listener's bound port; 0: none */
+    uint8_t *kafka_arena;              /* its decode arena (broker/kafka_serve.h) */
+    struct kafka_groups *kafka_groups; /* Kafka's classic groups (broker/kafka_groups.c) */
+    struct server_topic **topics;      /* sorted by name */
     uint32_t topic_count;
     uint32_t topic_cap;
     struct server_topic *doomed; /* deleted, partitions closing */
@@ -260,6 +261,10 @@ MUST_USE int groups_open(struct server *s);
  * the store and frees every group. Harmless when groups_open() did not run
  * or failed. Returns 0 or the store's -errno. */
 MUST_USE int groups_close(struct server *s);
+
+/* Whether nagare's groups hold one named id with members (the Kafka
+ * listener's JoinGroup then refuses it: one group, one protocol). */
+bool groups_active(const struct server *s, const char *id);
 
 /* Removes members whose session ran out (logged) and frees groups left
  * empty; at most every SERVER_GROUPS_EXPIRE_MS. From housekeeping. */

@@ -56,6 +56,7 @@ SAME(ECONFLICT);
 SAME(ECLUSTER_UNAVAILABLE);
 SAME(ENOT_CLUSTERED);
 SAME(ENO_REPLICA);
+SAME(EINCONSISTENT_PROTOCOL);
 
 const char *nagare_strerror(int rc) { return err_str(rc); }
 

@@ -77,11 +77,13 @@ enum {
     NAGARE_EFENCED_LEADER_EPOCH = 4161, /* a stale leader epoch */
     NAGARE_EUNKNOWN_LEADER_EPOCH = 4162,
     NAGARE_ENOT_CONTROLLER = 4163,
-    NAGARE_ECONFLICT = 4164,            /* the cluster state changed meanwhile; retry */
-    NAGARE_ECLUSTER_UNAVAILABLE = 4165, /* the brokers cannot reach etcd; retry later */
-    NAGARE_ENOT_CLUSTERED = 4166,       /* the broker runs alone; the call needs a cluster */
-    NAGARE_ENO_REPLICA = 4167,          /* the share coordinator holds no replica of the
+    NAGARE_ECONFLICT = 4164,              /* the cluster state changed meanwhile; retry */
+    NAGARE_ECLUSTER_UNAVAILABLE = 4165,   /* the brokers cannot reach etcd; retry later */
+    NAGARE_ENOT_CLUSTERED = 4166,         /* the broker runs alone; the call needs a cluster */
+    NAGARE_ENO_REPLICA = 4167,            /* the share coordinator holds no replica of the
                                            partition: it cannot hand out its records */
+    NAGARE_EINCONSISTENT_PROTOCOL = 4170, /* Kafka's clients hold the group: one group,
+                                             one protocol */
 };
 
 /* A short sentence naming rc (0, -errno or -NAGARE_E*). Static; never NULL. */

@@ -39,6 +39,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <netinet/tcp.h>
@@ -1188,6 +1189,20 @@ const uint8_t *loop_req_frame(const struct loop_req *req, size_t *len_out)
 uint64_t loop_req_conn_id(const struct loop_req *req) { return req->conn_id; }
 
 uint32_t loop_req_listener(const struct loop_req *req) { return req->listener; }
+
+int loop_req_peer(const struct loop_req *req, char *out, size_t cap)
+{
+    if (req->conn == NULL) {
+        return -ENOTCONN;
+    }
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    if (getpeername(req->conn->fd, (struct sockaddr *)&ss, &len) != 0) {
+        return -errno;
+    }
+    int rc = getnameinfo((struct sockaddr *)&ss, len, out, (socklen_t)cap, NULL, 0, NI_NUMERICHOST);
+    return rc == 0 ? 0 : -EINVAL;
+}
 
 void loop_req_on_abort(struct loop_req *req, void (*fn)(struct loop_req *, void *), void *arg)
 {

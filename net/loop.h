@@ -511,6 +511,11 @@ const uint8_t *loop_req_frame(const struct loop_req *req, size_t *len_out);
 /* A number naming the connection req came on, unique within the loop. */
 uint64_t loop_req_conn_id(const struct loop_req *req);
 
+/* The peer's address of req's connection, numeric ("127.0.0.1", "::1"),
+ * into out[0..cap). Returns 0, or -ENOTCONN when the connection is gone,
+ * or getpeername's -errno. */
+MUST_USE int loop_req_peer(const struct loop_req *req, char *out, size_t cap);
+
 /* The listener that accepted req's connection (numbered as loop_listen()
  * says). */
 uint32_t loop_req_listener(const struct loop_req *req);

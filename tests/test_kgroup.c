@@ -479,3 +479,26 @@ Test(kgroup, members_and_their_bytes_are_bounded)
     free(ws);
     group_new(0);
 }
+
+Test(kgroup, commits_come_from_members_at_the_generation_or_from_outside_an_empty_group)
+{
+    group_new(0);
+    cr_assert_eq(kgroup_commit_check(&g, 0, NONE, NONE, -1), 0, "an empty group: anyone");
+    struct joiner a = member("a"), b = member("b");
+    struct rec ja, jb;
+    cr_assert_eq(join_as(&a, 0, &ja), 0);
+    cr_assert_eq(g.state, KGROUP_COMPLETING);
+    cr_assert_eq(kgroup_commit_check(&g, 0, S(a.id), NONE, 1), -NG_EREBALANCE,
+                 "not while the leader assigns");
+    kgroup_fini(&g);
+    group_new(0);
+    memset(a.id, 0, sizeof(a.id));
+    memset(b.id, 0, sizeof(b.id));
+    stable_pair(&a, &b);
+    cr_assert_eq(kgroup_commit_check(&g, 0, S(a.id), NONE, 2), 0);
+    cr_assert_eq(kgroup_commit_check(&g, 0, S(a.id), NONE, 1), -NG_EILLEGAL_GENERATION);
+    cr_assert_eq(kgroup_commit_check(&g, 0, NONE, NONE, -1), -NG_EUNKNOWN_MEMBER,
+                 "not from outside a group with members");
+    cr_assert_eq(kgroup_commit_check(&g, 0, S("stranger"), NONE, 2), -NG_EUNKNOWN_MEMBER);
+    (void)jb;
+}

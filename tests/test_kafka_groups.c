@@ -1,0 +1,396 @@
+/*
+ * tests/test_kafka_groups.c — Kafka's group APIs on a real nagared's Kafka
+ * listener (broker/kafka_groups.c): the join barrier, the leader's
+ * assignment, heartbeats, commits and their reading back, listing and
+ * describing, and one group per name whichever protocol its members speak.
+ */
+#include <criterion/criterion.h>
+#include <string.h>
+
+#include "net/kafka/codec.h"
+#include "net/kafka/errors.h"
+#include "tests/broker_support.h"
+#include "tests/kafka_client_support.h"
+
+static struct bk B;
+
+static void setup(void) { bk_init(&B); }
+
+static void teardown(void)
+{
+    bk_stop(&B);
+    bk_fini(&B);
+}
+
+TestSuite(kafka_groups, .init = setup, .fini = teardown, .timeout = 120);
+
+#define TOPIC "events"
+#define JOIN_V 4 /* the member id comes first (KIP-394) */
+#define SESSION_MS 30000
+
+struct kmember {
+    struct kc c;
+    char id[256];
+    int32_t generation;
+};
+
+static struct kw_str str_of(const char *s) { return kw_str_make(s); }
+
+static bool str_is(struct kw_str s, const char *c) { return kw_str_eq(s, c); }
+
+static void copy_str(char *out, size_t cap, struct kw_str s)
+{
+    cr_assert(s.len >= 0 && (size_t)s.len < cap);
+    memcpy(out, s.ptr, (size_t)s.len);
+    out[s.len] = '\0';
+}
+
+static void join_send(struct kmember *m, const char *group, const char *metadata)
+{
+    struct kafka_join_group_request_protocol ps[2] = {
+        {.name = str_of("range"),
+         .metadata = {(const uint8_t *)metadata, (int32_t)strlen(metadata)}},
+        {.name = str_of("roundrobin"),
+         .metadata = {(const uint8_t *)metadata, (int32_t)strlen(metadata)}},
+    };
+    struct kafka_join_group_request r;
+    kafka_join_group_request_init(&r);
+    r.group_id = str_of(group);
+    r.session_timeout_ms = SESSION_MS;
+    r.rebalance_timeout_ms = 60000;
+    r.member_id = str_of(m->id);
+    r.protocol_type = str_of("consumer");
+    r.protocols.items = ps;
+    r.protocols.count = 2;
+    kc_send(&m->c, KAFKA_API_JOIN_GROUP, JOIN_V, &kafka_join_group_request_msg, &r);
+}
+
+static void join_recv(struct kmember *m, struct kafka_join_group_response *out)
+{
+    cr_assert(kc_recv(&m->c, KAFKA_API_JOIN_GROUP, JOIN_V, &kafka_join_group_response_msg, out));
+    if (out->error_code == KAFKA_ERR_NONE) {
+        m->generation = out->generation_id;
+    }
+}
+
+/* A new member of group: the broker gives it its id first. */
+static void member_new(struct kmember *m, const char *group, const char *metadata)
+{
+    memset(m, 0, sizeof(*m));
+    kc_connect(&m->c, B.kafka_port);
+    struct kafka_join_group_response out;
+    join_send(m, group, metadata);
+    join_recv(m, &out);
+    cr_assert_eq(out.error_code, KAFKA_ERR_MEMBER_ID_REQUIRED);
+    cr_assert_gt(out.member_id.len, 0, "the id to join again with");
+    copy_str(m->id, sizeof(m->id), out.member_id);
+}
+
+static void sync_send(struct kmember *m, const char *group,
+                      const struct kafka_sync_group_request_assignment *as, int32_t n)
+{
+    struct kafka_sync_group_request r;
+    kafka_sync_group_request_init(&r);
+    r.group_id = str_of(group);
+    r.generation_id = m->generation;
+    r.member_id = str_of(m->id);
+    r.assignments.items = (struct kafka_sync_group_request_assignment *)as;
+    r.assignments.count = n;
+    kc_send(&m->c, KAFKA_API_SYNC_GROUP, 2, &kafka_sync_group_request_msg, &r);
+}
+
+static void sync_recv(struct kmember *m, const char *want)
+{
+    struct kafka_sync_group_response out;
+    cr_assert(kc_recv(&m->c, KAFKA_API_SYNC_GROUP, 2, &kafka_sync_group_response_msg, &out));
+    cr_assert_eq(out.error_code, KAFKA_ERR_NONE);
+    cr_assert_eq(out.assignment.len, (int32_t)strlen(want));
+    cr_assert_eq(memcmp(out.assignment.ptr, want, strlen(want)), 0);
+}
+
+static int16_t heartbeat(struct kmember *m, const char *group)
+{
+    struct kafka_heartbeat_request r;
+    kafka_heartbeat_request_init(&r);
+    r.group_id = str_of(group);
+    r.generation_id = m->generation;
+    r.member_id = str_of(m->id);
+    struct kafka_heartbeat_response out;
+    kc_call(&m->c, KAFKA_API_HEARTBEAT, 2, &kafka_heartbeat_request_msg, &r,
+            &kafka_heartbeat_response_msg, &out);
+    return out.error_code;
+}
+
+/* OffsetCommit v2 of one partition; its error. */
+static int16_t commit(struct kc *c, const char *group, int32_t generation, const char *member,
+                      const char *topic, int32_t partition, int64_t offset)
+{
+    struct kafka_offset_commit_request_partition p = {.partition_index = partition,
+                                                      .committed_offset = offset,
+                                                      .committed_leader_epoch = -1,
+                                                      .committed_metadata = str_of("")};
+    struct kafka_offset_commit_request_topic t = {.name = str_of(topic),
+                                                  .partitions = {&p, 1}};
+    struct kafka_offset_commit_request r;
+    kafka_offset_commit_request_init(&r);
+    r.group_id = str_of(group);
+    r.generation_id_or_member_epoch = generation;
+    r.member_id = str_of(member);
+    r.topics.items = &t;
+    r.topics.count = 1;
+    struct kafka_offset_commit_response out;
+    kc_call(c, KAFKA_API_OFFSET_COMMIT, 2, &kafka_offset_commit_request_msg, &r,
+            &kafka_offset_commit_response_msg, &out);
+    cr_assert_eq(out.topics.count, 1);
+    cr_assert(str_is(out.topics.items[0].name, topic));
+    cr_assert_eq(out.topics.items[0].partitions.count, 1);
+    cr_assert_eq(out.topics.items[0].partitions.items[0].partition_index, partition);
+    return out.topics.items[0].partitions.items[0].error_code;
+}
+
+/* OffsetFetch v1 of partitions 0 and 1 of topic: their offsets. */
+static void fetch_offsets(struct kc *c, const char *group, const char *topic, int64_t out2[2])
+{
+    int32_t parts[2] = {0, 1};
+    struct kafka_offset_fetch_request_topic t = {.name = str_of(topic),
+                                                 .partition_indexes = {parts, 2}};
+    struct kafka_offset_fetch_request r;
+    kafka_offset_fetch_request_init(&r);
+    r.group_id = str_of(group);
+    r.topics.items = &t;
+    r.topics.count = 1;
+    struct kafka_offset_fetch_response out;
+    kc_call(c, KAFKA_API_OFFSET_FETCH, 1, &kafka_offset_fetch_request_msg, &r,
+            &kafka_offset_fetch_response_msg, &out);
+    cr_assert_eq(out.topics.count, 1);
+    cr_assert_eq(out.topics.items[0].partitions.count, 2);
+    for (int i = 0; i < 2; i++) {
+        cr_assert_eq(out.topics.items[0].partitions.items[i].partition_index, i);
+        cr_assert_eq(out.topics.items[0].partitions.items[i].error_code, KAFKA_ERR_NONE);
+        out2[i] = out.topics.items[0].partitions.items[i].committed_offset;
+    }
+}
+
+static void topic_create(void)
+{
+    struct cl c;
+    cl_connect(&c, B.port, CL_TIMEOUT_MS_DEFAULT);
+    cr_assert_eq(rq_create(&c, TOPIC, 2), 0);
+    cl_close(&c);
+}
+
+Test(kafka_groups, the_coordinator_is_this_brokers_kafka_listener)
+{
+    bk_start(&B);
+    struct kc c;
+    kc_connect(&c, B.kafka_port);
+    struct kafka_find_coordinator_request r;
+    kafka_find_coordinator_request_init(&r);
+    r.key = str_of("g");
+    struct kafka_find_coordinator_response out;
+    kc_call(&c, KAFKA_API_FIND_COORDINATOR, 2, &kafka_find_coordinator_request_msg, &r,
+            &kafka_find_coordinator_response_msg, &out);
+    cr_assert_eq(out.error_code, KAFKA_ERR_NONE);
+    cr_assert_eq(out.node_id, 0);
+    cr_assert(str_is(out.host, "127.0.0.1"));
+    cr_assert_eq(out.port, B.kafka_port);
+    struct kw_str keys[2] = {str_of("a"), str_of("b")};
+    r.coordinator_keys.items = keys;
+    r.coordinator_keys.count = 2;
+    kc_call(&c, KAFKA_API_FIND_COORDINATOR, 4, &kafka_find_coordinator_request_msg, &r,
+            &kafka_find_coordinator_response_msg, &out);
+    cr_assert_eq(out.coordinators.count, 2, "one answer per key (v4)");
+    cr_assert(str_is(out.coordinators.items[1].key, "b"));
+    cr_assert_eq(out.coordinators.items[1].port, B.kafka_port);
+    kc_close(&c);
+}
+
+Test(kafka_groups, two_members_join_and_each_gets_its_part_of_the_leaders_assignment)
+{
+    bk_start(&B);
+    topic_create();
+    struct kmember a, b;
+    member_new(&a, "g1", "meta-a");
+    member_new(&b, "g1", "meta-b");
+    /* Both join; the barrier answers both once both are in. */
+    join_send(&a, "g1", "meta-a");
+    join_send(&b, "g1", "meta-b");
+    struct kafka_join_group_response ja, jb;
+    join_recv(&a, &ja);
+    cr_assert_eq(ja.error_code, KAFKA_ERR_NONE);
+    cr_assert_eq(ja.generation_id, 1);
+    cr_assert(str_is(ja.protocol_name, "range"));
+    cr_assert(str_is(ja.leader, a.id), "the first to join leads");
+    cr_assert_eq(ja.members.count, 2, "the leader gets every member's metadata");
+    bool saw_b = false;
+    for (int32_t i = 0; i < ja.members.count; i++) {
+        if (str_is(ja.members.items[i].member_id, b.id)) {
+            saw_b = ja.members.items[i].metadata.len == 6 &&
+                    memcmp(ja.members.items[i].metadata.ptr, "meta-b", 6) == 0;
+        }
+    }
+    cr_assert(saw_b, "B's metadata for the chosen assignor");
+    join_recv(&b, &jb);
+    cr_assert_eq(jb.error_code, KAFKA_ERR_NONE);
+    cr_assert_eq(jb.generation_id, 1);
+    cr_assert_eq(jb.members.count, 0, "a follower gets no member list");
+
+    sync_send(&b, "g1", NULL, 0);
+    struct kafka_sync_group_request_assignment as[2] = {
+        {.member_id = str_of(a.id), .assignment = {(const uint8_t *)"part-0", 6}},
+        {.member_id = str_of(b.id), .assignment = {(const uint8_t *)"part-1", 6}},
+    };
+    sync_send(&a, "g1", as, 2);
+    sync_recv(&a, "part-0");
+    sync_recv(&b, "part-1");
+    cr_assert_eq(heartbeat(&a, "g1"), KAFKA_ERR_NONE);
+    cr_assert_eq(heartbeat(&b, "g1"), KAFKA_ERR_NONE);
+
+    /* B leaves: A learns of the rebalance from its next heartbeat. */
+    struct kafka_leave_group_request lr;
+    kafka_leave_group_request_init(&lr);
+    lr.group_id = str_of("g1");
+    lr.member_id = str_of(b.id);
+    struct kafka_leave_group_response lo;
+    kc_call(&b.c, KAFKA_API_LEAVE_GROUP, 1, &kafka_leave_group_request_msg, &lr,
+            &kafka_leave_group_response_msg, &lo);
+    cr_assert_eq(lo.error_code, KAFKA_ERR_NONE);
+    cr_assert_eq(heartbeat(&a, "g1"), KAFKA_ERR_REBALANCE_IN_PROGRESS);
+    join_send(&a, "g1", "meta-a");
+    join_recv(&a, &ja);
+    cr_assert_eq(ja.generation_id, 2);
+    cr_assert_eq(ja.members.count, 1);
+    kc_close(&a.c);
+    kc_close(&b.c);
+}
+
+Test(kafka_groups, members_commit_at_their_generation_and_read_their_offsets_back)
+{
+    bk_start(&B);
+    topic_create();
+    struct kmember a;
+    member_new(&a, "g2", "m");
+    join_send(&a, "g2", "m");
+    struct kafka_join_group_response ja;
+    join_recv(&a, &ja);
+    cr_assert_eq(ja.error_code, KAFKA_ERR_NONE);
+    struct kafka_sync_group_request_assignment as = {.member_id = str_of(a.id),
+                                                     .assignment = {(const uint8_t *)"all", 3}};
+    sync_send(&a, "g2", &as, 1);
+    sync_recv(&a, "all");
+
+    cr_assert_eq(commit(&a.c, "g2", a.generation, a.id, TOPIC, 0, 42), KAFKA_ERR_NONE);
+    cr_assert_eq(commit(&a.c, "g2", a.generation + 1, a.id, TOPIC, 1, 7),
+                 KAFKA_ERR_ILLEGAL_GENERATION);
+    cr_assert_eq(commit(&a.c, "g2", -1, "", TOPIC, 1, 7), KAFKA_ERR_UNKNOWN_MEMBER_ID,
+                 "not from outside a group with members");
+    cr_assert_eq(commit(&a.c, "g2", a.generation, a.id, TOPIC, 9, 7),
+                 KAFKA_ERR_UNKNOWN_TOPIC_OR_PARTITION);
+    int64_t offs[2];
+    fetch_offsets(&a.c, "g2", TOPIC, offs);
+    cr_assert_eq(offs[0], 42);
+    cr_assert_eq(offs[1], -1, "nothing committed");
+
+    /* The offsets survive a restart, and a group with no members takes
+     * commits from outside it (Kafka's tools, simple consumers). */
+    kc_close(&a.c);
+    bk_stop(&B);
+    bk_start(&B);
+    struct kc c;
+    kc_connect(&c, B.kafka_port);
+    fetch_offsets(&c, "g2", TOPIC, offs);
+    cr_assert_eq(offs[0], 42);
+    cr_assert_eq(commit(&c, "g2", -1, "", TOPIC, 1, 5), KAFKA_ERR_NONE);
+    fetch_offsets(&c, "g2", TOPIC, offs);
+    cr_assert_eq(offs[1], 5);
+    kc_close(&c);
+}
+
+Test(kafka_groups, groups_are_listed_and_described_with_their_members)
+{
+    bk_start(&B);
+    topic_create();
+    struct kmember a;
+    member_new(&a, "g3", "sub");
+    join_send(&a, "g3", "sub");
+    struct kafka_join_group_response ja;
+    join_recv(&a, &ja);
+    struct kafka_sync_group_request_assignment as = {.member_id = str_of(a.id),
+                                                     .assignment = {(const uint8_t *)"asg", 3}};
+    sync_send(&a, "g3", &as, 1);
+    sync_recv(&a, "asg");
+    cr_assert_eq(commit(&a.c, "g3", a.generation, a.id, TOPIC, 0, 1), KAFKA_ERR_NONE);
+    cr_assert_eq(commit(&a.c, "idle", -1, "", TOPIC, 0, 3), KAFKA_ERR_NONE);
+
+    struct kafka_list_groups_request lr;
+    kafka_list_groups_request_init(&lr);
+    struct kafka_list_groups_response lo;
+    kc_call(&a.c, KAFKA_API_LIST_GROUPS, 4, &kafka_list_groups_request_msg, &lr,
+            &kafka_list_groups_response_msg, &lo);
+    cr_assert_eq(lo.error_code, KAFKA_ERR_NONE);
+    int found = 0;
+    for (int32_t i = 0; i < lo.groups.count; i++) {
+        const struct kafka_list_groups_response_listed_group *g = &lo.groups.items[i];
+        if (str_is(g->group_id, "g3")) {
+            cr_assert(str_is(g->protocol_type, "consumer"));
+            cr_assert(str_is(g->group_state, "Stable"));
+            found++;
+        }
+        if (str_is(g->group_id, "idle")) {
+            cr_assert(str_is(g->group_state, "Empty"), "offsets only");
+            found++;
+        }
+    }
+    cr_assert_eq(found, 2);
+
+    struct kw_str names[2] = {str_of("g3"), str_of("nobody")};
+    struct kafka_describe_groups_request dr;
+    kafka_describe_groups_request_init(&dr);
+    dr.groups.items = names;
+    dr.groups.count = 2;
+    struct kafka_describe_groups_response d;
+    kc_call(&a.c, KAFKA_API_DESCRIBE_GROUPS, 4, &kafka_describe_groups_request_msg, &dr,
+            &kafka_describe_groups_response_msg, &d);
+    cr_assert_eq(d.groups.count, 2);
+    const struct kafka_describe_groups_response_described_group *g = &d.groups.items[0];
+    cr_assert_eq(g->error_code, KAFKA_ERR_NONE);
+    cr_assert(str_is(g->group_state, "Stable"));
+    cr_assert(str_is(g->protocol_data, "range"));
+    cr_assert_eq(g->members.count, 1);
+    cr_assert(str_is(g->members.items[0].member_id, a.id));
+    cr_assert(str_is(g->members.items[0].client_id, "nagare-test"));
+    cr_assert(str_is(g->members.items[0].client_host, "/127.0.0.1"));
+    cr_assert_eq(g->members.items[0].member_assignment.len, 3);
+    cr_assert(str_is(d.groups.items[1].group_state, "Dead"), "Kafka's word for no such group");
+    kc_close(&a.c);
+}
+
+Test(kafka_groups, one_group_name_is_one_group_whichever_protocol_its_members_speak)
+{
+    bk_start(&B);
+    topic_create();
+    struct kmember a;
+    member_new(&a, "shared", "m");
+    join_send(&a, "shared", "m");
+    struct kafka_join_group_response ja;
+    join_recv(&a, &ja);
+    cr_assert_eq(ja.error_code, KAFKA_ERR_NONE);
+    /* A nagare consumer joining the same group is refused. */
+    struct cl c;
+    cl_connect(&c, B.port, CL_TIMEOUT_MS_DEFAULT);
+    uint32_t corr = cl_next_corr(&c);
+    struct proto_enc e;
+    struct proto_join_group_req req = {proto_str_make("shared"), proto_str_make(""), 10000};
+    proto_join_group_req_begin(&e, cl_wr(&c), 0, corr, proto_str_make("t"), &req);
+    proto_enc_topic(&e, proto_str_make(TOPIC));
+    cr_assert_eq(proto_enc_end(&e), 0);
+    cr_assert_eq(cl_send_wr(&c), 0);
+    struct proto_resp_header h;
+    struct rd body;
+    cr_assert_eq(cl_recv(&c, &h, &body), 0);
+    struct proto_join_group_resp out;
+    cr_assert_eq(proto_join_group_resp_decode(&body, 0, &out), 0);
+    cr_assert_eq(out.err, -NG_EINCONSISTENT_PROTOCOL);
+    cl_close(&c);
+    kc_close(&a.c);
+}
