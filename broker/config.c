@@ -657,7 +657,12 @@ bool broker_config_clustered(const struct broker_config *c)
     return c->broker_id != BROKER_ID_NONE;
 }
 
-void broker_config_cluster(const struct broker_config *c, uint16_t bound_port,
+const char *broker_config_kafka_host(const struct broker_config *c)
+{
+    return c->advertised_host[0] != '\0' ? c->advertised_host : c->kafka_listen_host;
+}
+
+void broker_config_cluster(const struct broker_config *c, uint16_t bound_port, uint16_t kafka_port,
                            struct cluster_session_config *out)
 {
     ASSERT(broker_config_clustered(c));
@@ -666,6 +671,11 @@ void broker_config_cluster(const struct broker_config *c, uint16_t bound_port,
     const char *host = c->advertised_host[0] != '\0' ? c->advertised_host : c->listen_host;
     memcpy(out->host, host, strlen(host) + 1);
     out->port = c->advertised_port != 0 ? c->advertised_port : bound_port;
+    if (broker_config_kafka(c)) {
+        const char *kh = broker_config_kafka_host(c);
+        memcpy(out->kafka_host, kh, strlen(kh) + 1);
+        out->kafka_port = kafka_port;
+    }
     int rc = cluster_endpoints_parse(out, c->etcd_endpoints);
     ASSERT(rc == 0); /* checked when it was set */
     memcpy(out->cluster_name, c->cluster_name, sizeof(out->cluster_name));

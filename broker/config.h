@@ -264,12 +264,18 @@ bool broker_config_kafka(const struct broker_config *c);
 /* Whether c makes the broker one of a cluster (broker_id set). */
 bool broker_config_clustered(const struct broker_config *c);
 
+/* The host Kafka's clients are told this broker is at: advertised_host,
+ * else kafka_listen_host. */
+const char *broker_config_kafka_host(const struct broker_config *c);
+
 /* The cluster session's config of a clustered c (cluster/session.h): its
  * broker id, etcd endpoints, cluster name, lease and check interval, and
  * the address it advertises: advertised_host (else listen_host) and
- * advertised_port (else bound_port, the port it listens on). Precondition:
- * broker_config_clustered(c) and c passed broker_config_check(). */
-void broker_config_cluster(const struct broker_config *c, uint16_t bound_port,
+ * advertised_port (else bound_port, the port it listens on); with a Kafka
+ * listener, broker_config_kafka_host() and kafka_port, the Kafka
+ * listener's bound port. Precondition: broker_config_clustered(c) and c
+ * passed broker_config_check(). */
+void broker_config_cluster(const struct broker_config *c, uint16_t bound_port, uint16_t kafka_port,
                            struct cluster_session_config *out);
 
 /* Fills out with part_config_default() overlaid by c's topic defaults

@@ -169,7 +169,9 @@ static bool coordinates(struct server *s) { return !groups_refuse(s, PROTO_API_J
 
 /* ---- FindCoordinator ---- */
 
-/* The coordinator of key_type (0: a group) as this broker sees it. */
+/* The coordinator of key_type (0: a group) as this broker sees it: itself,
+ * or in a cluster the leader of __offsets/0, at the Kafka address it
+ * registered. */
 static int16_t coordinator(struct server *s, int8_t key_type, int32_t *node, const char **host,
                            int32_t *port)
 {
@@ -179,13 +181,17 @@ static int16_t coordinator(struct server *s, int8_t key_type, int32_t *node, con
     if (key_type != 0) {
         return KAFKA_ERR_COORDINATOR_NOT_AVAILABLE; /* transactions: none here */
     }
-    if (!coordinates(s)) {
-        /* Another broker leads __offsets/0, and its Kafka address is not
-         * known here yet: the client asks again. */
-        return KAFKA_ERR_COORDINATOR_NOT_AVAILABLE;
+    int32_t id = s->broker_id;
+    if (!coordinates(s)) { /* (which asks the cluster for __offsets when it has none) */
+        /* A cluster: the leader of __offsets/0 coordinates every group. */
+        const struct cluster_partition *p = cluster_view_partition(
+            s->view, PROTO_OFFSETS_TOPIC, sizeof(PROTO_OFFSETS_TOPIC) - 1, 0);
+        id = p != NULL ? p->leader : CLUSTER_LEADER_NONE;
     }
-    *node = s->broker_id;
-    kafka_serve_address(s, host, port);
+    if (id == CLUSTER_LEADER_NONE || kafka_serve_broker(s, id, host, port) != 0) {
+        return KAFKA_ERR_COORDINATOR_NOT_AVAILABLE; /* not yet: the client asks again */
+    }
+    *node = id;
     return KAFKA_ERR_NONE;
 }
 
@@ -311,15 +317,14 @@ static int16_t join_req(const struct kafka_join_group_request *in, int16_t versi
         if (p->name.len < 0 || p->name.len > KGROUP_NAME_BYTES_MAX) {
             return KAFKA_ERR_INVALID_REQUEST;
         }
-        ps[k] = (struct kgroup_protocol_in){.name = kstr(p->name),
-                                            .metadata = p->metadata.ptr,
-                                            .metadata_len = p->metadata.len > 0
-                                                                ? (uint32_t)p->metadata.len
-                                                                : 0};
+        ps[k] = (struct kgroup_protocol_in){
+            .name = kstr(p->name),
+            .metadata = p->metadata.ptr,
+            .metadata_len = p->metadata.len > 0 ? (uint32_t)p->metadata.len : 0};
     }
     /* v0 has no rebalance timeout: the session timeout is both (KIP-62). */
-    int32_t rebalance = in->rebalance_timeout_ms > 0 ? in->rebalance_timeout_ms
-                                                     : in->session_timeout_ms;
+    int32_t rebalance =
+        in->rebalance_timeout_ms > 0 ? in->rebalance_timeout_ms : in->session_timeout_ms;
     *out = (struct kgroup_join_req){.member_id = kstr(in->member_id),
                                     .protocol_type = kstr(in->protocol_type),
                                     .protocols = ps,
@@ -380,8 +385,8 @@ static void sync_answer(struct loop_req *req, const struct kafka_req_header *h, 
     struct kafka_sync_group_response out;
     kafka_sync_group_response_init(&out);
     out.error_code = err;
-    out.assignment = (struct kw_bytes){assignment != NULL ? assignment : (const uint8_t *)"",
-                                       (int32_t)len};
+    out.assignment =
+        (struct kw_bytes){assignment != NULL ? assignment : (const uint8_t *)"", (int32_t)len};
     kafka_serve_respond(req, h, &kafka_sync_group_response_msg, &out);
 }
 
@@ -421,7 +426,8 @@ void kafka_sync_group(struct server *s, struct loop_req *req, const struct kafka
     struct kgroup *g = NULL;
     int16_t err = group_of(s, in.group_id, &g);
     int32_t n = in.assignments.count > 0 ? in.assignments.count : 0;
-    struct kgroup_assignment_in *as = err == 0 ? kw_arena_alloc(a, (size_t)n * sizeof(*as) + 1) : NULL;
+    struct kgroup_assignment_in *as =
+        err == 0 ? kw_arena_alloc(a, (size_t)n * sizeof(*as) + 1) : NULL;
     struct waiter *w = as != NULL ? waiter_new(req, h) : NULL;
     if (err == 0 && w == NULL) {
         err = KAFKA_ERR_COORDINATOR_NOT_AVAILABLE;
@@ -609,8 +615,8 @@ static uint32_t commit_plan(struct server *s, struct commit_job *j,
         for (int32_t p = 0; p < rt->partitions.count; p++, k++) {
             const struct kafka_offset_commit_request_partition *rp = &rt->partitions.items[p];
             struct commit_part *cp = &j->parts[k];
-            *cp = (struct commit_part){.topic = (uint32_t)t, .partition = rp->partition_index,
-                                       .err = err};
+            *cp = (struct commit_part){
+                .topic = (uint32_t)t, .partition = rp->partition_index, .err = err};
             if (cp->err == 0 && (st == NULL || rp->partition_index < 0 ||
                                  rp->partition_index >= st->cfg.partitions)) {
                 cp->err = KAFKA_ERR_UNKNOWN_TOPIC_OR_PARTITION;
@@ -620,9 +626,9 @@ static uint32_t commit_plan(struct server *s, struct commit_job *j,
             }
             if (cp->err == 0) {
                 cp->written = true;
-                j->items[written++] = (struct offsets_item){
-                    .topic = j->names + at, .partition = rp->partition_index,
-                    .offset = rp->committed_offset};
+                j->items[written++] = (struct offsets_item){.topic = j->names + at,
+                                                            .partition = rp->partition_index,
+                                                            .offset = rp->committed_offset};
             }
         }
         at += st != NULL ? (size_t)rt->name.len + 1 : 0;
@@ -642,7 +648,9 @@ void kafka_offset_commit(struct server *s, struct loop_req *req, const struct ka
     uint32_t parts = 0;
     size_t name_bytes = 0;
     for (uint32_t t = 0; t < topics; t++) {
-        parts += in.topics.items[t].partitions.count > 0 ? (uint32_t)in.topics.items[t].partitions.count : 0;
+        parts += in.topics.items[t].partitions.count > 0
+                     ? (uint32_t)in.topics.items[t].partitions.count
+                     : 0;
         name_bytes += in.topics.items[t].name.len > 0 ? (size_t)in.topics.items[t].name.len + 1 : 0;
     }
     struct commit_job *j = calloc(1, sizeof(*j));
@@ -718,7 +726,8 @@ static struct fetched *fetch_plan(struct server *s, const char *group, const str
                                   int32_t topic_count, struct kw_arena *a, uint32_t *count_out)
 {
     uint32_t n = 0;
-    const struct offsets_group *og = topic_count < 0 ? offsets_group_find(&s->offsets, group) : NULL;
+    const struct offsets_group *og =
+        topic_count < 0 ? offsets_group_find(&s->offsets, group) : NULL;
     if (topic_count < 0) {
         n = og != NULL ? og->count : 0;
     } else {
@@ -734,14 +743,15 @@ static struct fetched *fetch_plan(struct server *s, const char *group, const str
     if (topic_count < 0) {
         for (uint32_t i = 0; i < n; i++) {
             const struct offsets_entry *e = &og->entries[i];
-            v[k++] = (struct fetched){.topic = wstr(e->topic), .partition = e->partition,
-                                      .offset = e->offset};
+            v[k++] = (struct fetched){
+                .topic = wstr(e->topic), .partition = e->partition, .offset = e->offset};
         }
         qsort(v, n, sizeof(*v), fetched_cmp);
     } else {
         for (int32_t t = 0; t < topic_count; t++) {
             for (int32_t p = 0; p < index_counts[t]; p++) {
-                v[k++] = (struct fetched){.topic = names[t], .partition = indexes[t][p],
+                v[k++] = (struct fetched){.topic = names[t],
+                                          .partition = indexes[t][p],
                                           .offset = committed(s, group, names[t], indexes[t][p])};
             }
         }
@@ -792,8 +802,9 @@ static uint32_t fetched_topics(const struct fetched *v, uint32_t n)
 static bool fetch_emit_v0(const struct fetched *v, uint32_t n, struct kw_arena *a,
                           struct kafka_offset_fetch_response *out)
 {
-    FETCH_EMIT(struct kafka_offset_fetch_response_topic, struct kafka_offset_fetch_response_partition,
-               v, n, a, out->topics.items, out->topics.count);
+    FETCH_EMIT(struct kafka_offset_fetch_response_topic,
+               struct kafka_offset_fetch_response_partition, v, n, a, out->topics.items,
+               out->topics.count);
     return true;
 }
 
@@ -807,7 +818,8 @@ static bool fetch_emit_v8(const struct fetched *v, uint32_t n, struct kw_arena *
 }
 
 /* A group's part of the answer: its error (or 0) and its offsets. */
-static int16_t fetch_group(struct server *s, struct kw_str group_id, char id[KGROUP_ID_BYTES_MAX + 1])
+static int16_t fetch_group(struct server *s, struct kw_str group_id,
+                           char id[KGROUP_ID_BYTES_MAX + 1])
 {
     int16_t err = group_id_take(group_id, id);
     return err == 0 && !coordinates(s) ? KAFKA_ERR_NOT_COORDINATOR : err;
@@ -838,18 +850,19 @@ void kafka_offset_fetch(struct server *s, struct loop_req *req, const struct kaf
         }
         out.error_code = fetch_group(s, in.group_id, id);
         uint32_t n = 0;
-        struct fetched *v = ok && out.error_code == 0
-                                ? fetch_plan(s, id, names, idx, cnt, tc, a, &n)
-                                : NULL;
+        struct fetched *v =
+            ok && out.error_code == 0 ? fetch_plan(s, id, names, idx, cnt, tc, a, &n) : NULL;
         ok = ok && (out.error_code != 0 || v != NULL) && fetch_emit_v0(v, n, a, &out);
     } else {
         int32_t gc = in.groups.count > 0 ? in.groups.count : 0;
-        struct kafka_offset_fetch_response_group *gs = kw_arena_alloc(a, (size_t)gc * sizeof(*gs) + 1);
+        struct kafka_offset_fetch_response_group *gs =
+            kw_arena_alloc(a, (size_t)gc * sizeof(*gs) + 1);
         ok = gs != NULL;
         for (int32_t i = 0; ok && i < gc; i++) {
             const struct kafka_offset_fetch_request_group *rg = &in.groups.items[i];
             int32_t tc = rg->topics.count;
-            struct kw_str *names = kw_arena_alloc(a, (size_t)(tc > 0 ? tc : 0) * sizeof(*names) + 1);
+            struct kw_str *names =
+                kw_arena_alloc(a, (size_t)(tc > 0 ? tc : 0) * sizeof(*names) + 1);
             const int32_t **idx = kw_arena_alloc(a, (size_t)(tc > 0 ? tc : 0) * sizeof(*idx) + 1);
             int32_t *cnt = kw_arena_alloc(a, (size_t)(tc > 0 ? tc : 0) * sizeof(*cnt) + 1);
             ok = names != NULL && idx != NULL && cnt != NULL;
@@ -861,9 +874,8 @@ void kafka_offset_fetch(struct server *s, struct loop_req *req, const struct kaf
             gs[i] = (struct kafka_offset_fetch_response_group){.group_id = rg->group_id};
             gs[i].error_code = fetch_group(s, rg->group_id, id);
             uint32_t n = 0;
-            struct fetched *v = ok && gs[i].error_code == 0
-                                    ? fetch_plan(s, id, names, idx, cnt, tc, a, &n)
-                                    : NULL;
+            struct fetched *v =
+                ok && gs[i].error_code == 0 ? fetch_plan(s, id, names, idx, cnt, tc, a, &n) : NULL;
             ok = ok && (gs[i].error_code != 0 || v != NULL) && fetch_emit_v8(v, n, a, &gs[i]);
         }
         out.groups.items = gs;
@@ -921,23 +933,29 @@ void kafka_list_groups(struct server *s, struct loop_req *req, const struct kafk
         const char *state = kgroup_state_name(gs->v[i]->state);
         if (state_wanted(&in, state)) {
             v[n++] = (struct kafka_list_groups_response_listed_group){
-                .group_id = wstr(gs->v[i]->id), .protocol_type = wstr(gs->v[i]->protocol_type),
-                .group_state = wstr(state), .group_type = wstr("classic")};
+                .group_id = wstr(gs->v[i]->id),
+                .protocol_type = wstr(gs->v[i]->protocol_type),
+                .group_state = wstr(state),
+                .group_type = wstr("classic")};
         }
     }
     for (uint32_t i = 0; bound > 0 && i < s->group_count; i++) {
         if (state_wanted(&in, "Stable")) {
             v[n++] = (struct kafka_list_groups_response_listed_group){
-                .group_id = wstr(s->groups[i]->id), .protocol_type = wstr(NAGARE_PROTOCOL_TYPE),
-                .group_state = wstr("Stable"), .group_type = wstr("classic")};
+                .group_id = wstr(s->groups[i]->id),
+                .protocol_type = wstr(NAGARE_PROTOCOL_TYPE),
+                .group_state = wstr("Stable"),
+                .group_type = wstr("classic")};
         }
     }
     for (uint32_t i = 0; bound > 0 && i < s->offsets.count; i++) {
         const char *id = s->offsets.groups[i].id;
         if (group_find(s, id) == NULL && !groups_active(s, id) && state_wanted(&in, "Empty")) {
-            v[n++] = (struct kafka_list_groups_response_listed_group){
-                .group_id = wstr(id), .protocol_type = wstr(""), .group_state = wstr("Empty"),
-                .group_type = wstr("classic")};
+            v[n++] =
+                (struct kafka_list_groups_response_listed_group){.group_id = wstr(id),
+                                                                 .protocol_type = wstr(""),
+                                                                 .group_state = wstr("Empty"),
+                                                                 .group_type = wstr("classic")};
         }
     }
     out.groups.items = v;
@@ -952,9 +970,12 @@ static bool describe_one(struct server *s, struct kw_str id_in, struct kw_arena 
                          struct kafka_describe_groups_response_described_group *d)
 {
     char id[KGROUP_ID_BYTES_MAX + 1];
-    *d = (struct kafka_describe_groups_response_described_group){
-        .group_id = id_in, .group_state = wstr("Dead"), .protocol_type = wstr(""),
-        .protocol_data = wstr(""), .authorized_operations = INT32_MIN};
+    *d =
+        (struct kafka_describe_groups_response_described_group){.group_id = id_in,
+                                                                .group_state = wstr("Dead"),
+                                                                .protocol_type = wstr(""),
+                                                                .protocol_data = wstr(""),
+                                                                .authorized_operations = INT32_MIN};
     d->error_code = group_id_take(id_in, id);
     if (d->error_code == 0 && !coordinates(s)) {
         d->error_code = KAFKA_ERR_NOT_COORDINATOR;
@@ -997,8 +1018,8 @@ static bool describe_one(struct server *s, struct kw_str id_in, struct kw_arena 
     return true;
 }
 
-void kafka_describe_groups(struct server *s, struct loop_req *req,
-                           const struct kafka_req_header *h, struct rd *body, struct kw_arena *a)
+void kafka_describe_groups(struct server *s, struct loop_req *req, const struct kafka_req_header *h,
+                           struct rd *body, struct kw_arena *a)
 {
     struct kafka_describe_groups_request in;
     if (kafka_describe_groups_request_decode(body, h->api_version, a, &in) != 0) {

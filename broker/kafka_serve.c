@@ -64,8 +64,23 @@ void kafka_serve_close(struct server *s)
 
 void kafka_serve_address(const struct server *s, const char **host, int32_t *port)
 {
-    *host = s->cfg.advertised_host[0] != '\0' ? s->cfg.advertised_host : s->cfg.kafka_listen_host;
+    *host = broker_config_kafka_host(&s->cfg);
     *port = s->kafka_port;
+}
+
+int kafka_serve_broker(const struct server *s, int32_t id, const char **host, int32_t *port)
+{
+    if (id == s->broker_id) {
+        kafka_serve_address(s, host, port);
+        return 0;
+    }
+    const struct cluster_broker *b = s->view != NULL ? cluster_view_broker(s->view, id) : NULL;
+    if (b == NULL || b->kafka_port == 0) {
+        return -NG_ENOTFOUND;
+    }
+    *host = b->kafka_host;
+    *port = b->kafka_port;
+    return 0;
 }
 
 void kafka_serve_respond(struct loop_req *req, const struct kafka_req_header *h,

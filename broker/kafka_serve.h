@@ -48,6 +48,13 @@ bool kafka_serve_served(int16_t api_key);
  * is valid while s is. */
 void kafka_serve_address(const struct server *s, const char **host, int32_t *port);
 
+/* Where Kafka's clients reach broker id: this broker's own address, or,
+ * in a cluster, the Kafka address the broker registered (cluster/state.h).
+ * Returns 0, or -NG_ENOTFOUND when the broker is not live or has no Kafka
+ * listener. */
+MUST_USE int kafka_serve_broker(const struct server *s, int32_t id, const char **host,
+                                int32_t *port);
+
 /* Encodes the answer body (msg at version, behind the response header for
  * h) into req's answer buffer and sends it. A body that cannot be encoded
  * (a bug) or memory that cannot be had closes the connection, logged. */

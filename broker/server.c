@@ -588,7 +588,7 @@ static int start_session(struct server *s)
         return 0;
     }
     struct cluster_session_config cc;
-    broker_config_cluster(&s->cfg, s->port, &cc);
+    broker_config_cluster(&s->cfg, s->port, s->kafka_port, &cc);
     int rc = cluster_session_start(&s->session, &cc, session_view, s);
     if (rc != 0) {
         log_error("cluster: broker %d could not join: %s", s->broker_id, err_str(rc));

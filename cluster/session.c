@@ -152,9 +152,13 @@ static int session_register(struct cluster_session *s, bool *same_address)
     if (rc != 0) {
         return rc;
     }
-    struct cluster_broker me = {
-        .id = s->cfg.broker_id, .port = s->cfg.port, .incarnation = s->incarnation};
+    struct cluster_broker me = {.id = s->cfg.broker_id,
+                                .port = s->cfg.port,
+                                .incarnation = s->incarnation,
+                                .kafka_port = s->cfg.kafka_port};
     memcpy(me.host, s->cfg.host, strlen(s->cfg.host) + 1);
+    memcpy(me.kafka_host, s->cfg.kafka_host,
+           strnlen(s->cfg.kafka_host, CLUSTER_HOST_BYTES - 1) + 1);
     char key[KEY_BYTES], value[RECORD_BYTES];
     key_of(s, key, "brokers/%d", (int)me.id);
     int len = cluster_broker_encode(&me, value, sizeof(value));

@@ -67,9 +67,11 @@ static_assert(CLUSTER_KEEPALIVE_S(CLUSTER_LEASE_TTL_S_MIN) >= 1,
 #define CLUSTER_SESSION_QUEUE_MAX 256u
 
 struct cluster_session_config {
-    int32_t broker_id;             /* 0..CLUSTER_BROKER_ID_MAX */
-    char host[CLUSTER_HOST_BYTES]; /* advertised to clients and followers */
-    uint16_t port;                 /* advertised; not 0 */
+    int32_t broker_id;                   /* 0..CLUSTER_BROKER_ID_MAX */
+    char host[CLUSTER_HOST_BYTES];       /* advertised to clients and followers */
+    uint16_t port;                       /* advertised; not 0 */
+    char kafka_host[CLUSTER_HOST_BYTES]; /* its Kafka listener's advertised host */
+    uint16_t kafka_port;                 /* 0: no Kafka listener */
     char endpoints[ETCD_ENDPOINTS_MAX][CLUSTER_ENDPOINT_BYTES];
     uint32_t endpoint_count;               /* 1..ETCD_ENDPOINTS_MAX */
     char cluster_name[CLUSTER_NAME_BYTES]; /* keys live under /<cluster_name>/ */

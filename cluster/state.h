@@ -45,6 +45,10 @@ struct cluster_broker {
     char host[CLUSTER_HOST_BYTES];
     uint16_t port;
     int64_t incarnation; /* its start time, ms: tells a restart apart */
+    /* Where Kafka's clients reach it (its Kafka listener); kafka_port 0:
+     * none (a broker with kafka_listen off, or one from before it). */
+    char kafka_host[CLUSTER_HOST_BYTES];
+    uint16_t kafka_port;
 };
 
 /* A topic's settings as the catalog in etcd keeps them; -1 fields take the

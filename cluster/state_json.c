@@ -150,15 +150,41 @@ static bool host_ok(const char *h, size_t len)
 static bool broker_ok(const struct cluster_broker *b)
 {
     return id_ok(b->id) && host_ok(b->host, strnlen(b->host, CLUSTER_HOST_BYTES)) && b->port != 0 &&
-           b->incarnation >= 0;
+           b->incarnation >= 0 &&
+           (b->kafka_port == 0 ||
+            host_ok(b->kafka_host, strnlen(b->kafka_host, CLUSTER_HOST_BYTES)));
 }
 
 int cluster_broker_encode(const struct cluster_broker *b, char *buf, size_t cap)
 {
     ASSERT(broker_ok(b));
-    return dump(json_pack("{s:i, s:s, s:i, s:I}", "id", (int)b->id, "host", b->host, "port",
-                          (int)b->port, "incarnation", (json_int_t)b->incarnation),
+    if (b->kafka_port == 0) {
+        return dump(json_pack("{s:i, s:s, s:i, s:I}", "id", (int)b->id, "host", b->host, "port",
+                              (int)b->port, "incarnation", (json_int_t)b->incarnation),
+                    buf, cap);
+    }
+    return dump(json_pack("{s:i, s:s, s:i, s:I, s:s, s:i}", "id", (int)b->id, "host", b->host,
+                          "port", (int)b->port, "incarnation", (json_int_t)b->incarnation,
+                          "kafka_host", b->kafka_host, "kafka_port", (int)b->kafka_port),
                 buf, cap);
+}
+
+/* The optional Kafka address: both fields or neither. */
+static int broker_kafka(const json_t *root, struct cluster_broker *b)
+{
+    const json_t *host = json_object_get(root, "kafka_host");
+    if (host == NULL && json_object_get(root, "kafka_port") == NULL) {
+        return 0;
+    }
+    int64_t port = 0;
+    int rc = get_int(root, "kafka_port", 1, UINT16_MAX, &port);
+    if (rc != 0 || !json_is_string(host) ||
+        !host_ok(json_string_value(host), json_string_length(host))) {
+        return -NG_EPROTO;
+    }
+    b->kafka_port = (uint16_t)port;
+    memcpy(b->kafka_host, json_string_value(host), json_string_length(host) + 1);
+    return 0;
 }
 
 int cluster_broker_decode(const char *json, size_t len, struct cluster_broker *out)
@@ -174,6 +200,7 @@ int cluster_broker_decode(const char *json, size_t len, struct cluster_broker *o
     rc = get_int(root, "id", 0, CLUSTER_BROKER_ID_MAX, &id);
     rc = rc ? rc : get_int(root, "port", 1, UINT16_MAX, &port);
     rc = rc ? rc : get_int(root, "incarnation", 0, INT64_MAX, &b.incarnation);
+    rc = rc ? rc : broker_kafka(root, &b);
     /* jansson refuses "\u0000" in strings (no JSON_ALLOW_NUL): the length
      * is the C string's. */
     if (rc == 0 &&

@@ -24,7 +24,8 @@ static void broker(const char *json, size_t len)
     int n = cluster_broker_encode(&a, again, sizeof(again));
     ASSERT(n > 0 && cluster_broker_decode(again, (size_t)n, &b) == 0);
     ASSERT(a.id == b.id && a.port == b.port && a.incarnation == b.incarnation &&
-           strcmp(a.host, b.host) == 0);
+           strcmp(a.host, b.host) == 0 && a.kafka_port == b.kafka_port &&
+           strcmp(a.kafka_host, b.kafka_host) == 0);
 }
 
 static void topic(const char *json, size_t len)

@@ -331,6 +331,20 @@ static bool log_has_since(const char *path, size_t from, const char *text)
     return found;
 }
 
+/* The Kafka listener's port from the broker's log of this start (logged
+ * before its listening line), or 0. */
+static uint16_t kafka_port_since(const struct cs_broker *b)
+{
+    char text[CS_HOST_BYTES + 32];
+    snprintf(text, sizeof(text), "Kafka clients served on %s:", b->host);
+    size_t len;
+    char *log = bk_read_file(b->log_path, &len);
+    const char *at = strstr(log + (b->log_from < len ? b->log_from : len), text);
+    unsigned long port = at != NULL ? strtoul(at + strlen(text), NULL, 10) : 0;
+    free(log);
+    return port <= UINT16_MAX ? (uint16_t)port : 0;
+}
+
 static size_t file_bytes(const char *path)
 {
     struct stat st;
@@ -347,12 +361,14 @@ void cs_broker_start(struct cluster *c, size_t i)
     char endpoints[sizeof(c->endpoints) + 32];
     char name[64];
     snprintf(listen, sizeof(listen), "%s:%u", b->host, b->port);
+    char kafka_listen[CS_HOST_BYTES + 8];
+    snprintf(kafka_listen, sizeof(kafka_listen), "%s:0", b->host);
     snprintf(id, sizeof(id), KEY_BROKER_ID "=%d", b->id);
     snprintf(endpoints, sizeof(endpoints), KEY_ETCD_ENDPOINTS "=%s", c->endpoints);
     snprintf(name, sizeof(name), KEY_CLUSTER_NAME "=%s", c->table);
     const char *args[18 + 2 * CS_SETS_MAX] = {
-        "--listen", listen, "--kafka-listen", "127.0.0.1:0", "--data-dir", b->data_dir,
-        "--set",    id,     "--set",          endpoints,     "--set",      name};
+        "--listen", listen, "--kafka-listen", kafka_listen, "--data-dir", b->data_dir,
+        "--set",    id,     "--set",          endpoints,    "--set",      name};
     size_t n = c->standalone ? 6 : 12;
     for (size_t k = 0; k < c->set_count; k++) {
         args[n++] = "--set";
@@ -387,6 +403,7 @@ void cs_broker_start(struct cluster *c, size_t i)
         }
         sleep_ms(10);
     }
+    b->kafka_port = kafka_port_since(b);
 }
 
 void cs_broker_stop(struct cluster *c, size_t i)

@@ -3,6 +3,7 @@
 
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdlib.h>
@@ -14,7 +15,9 @@
 #define KC_ARENA_BYTES (4u << 20)
 #define KC_TIMEOUT_S 30 /* only a failing broker comes near it */
 
-void kc_connect(struct kc *c, uint16_t port)
+void kc_connect(struct kc *c, uint16_t port) { kc_connect_host(c, "127.0.0.1", port); }
+
+void kc_connect_host(struct kc *c, const char *host, uint16_t port)
 {
     memset(c, 0, sizeof(*c));
     c->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -23,9 +26,8 @@ void kc_connect(struct kc *c, uint16_t port)
     setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
     int one = 1;
     setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    struct sockaddr_in sa = {.sin_family = AF_INET,
-                             .sin_port = htons(port),
-                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port)};
+    cr_assert_eq(inet_pton(AF_INET, host, &sa.sin_addr), 1, "host %s", host);
     cr_assert_eq(connect(c->fd, (struct sockaddr *)&sa, sizeof(sa)), 0, "connect: %s",
                  strerror(errno));
     c->tx = malloc(KC_FRAME_BYTES);

@@ -20,8 +20,9 @@ struct kc {
     uint8_t *arena; /* answers decode into it: valid until the next receive */
 };
 
-/* Connects to 127.0.0.1:port. */
+/* Connects to 127.0.0.1:port, or to host (an IPv4 address) and port. */
 void kc_connect(struct kc *c, uint16_t port);
+void kc_connect_host(struct kc *c, const char *host, uint16_t port);
 void kc_close(struct kc *c);
 
 /* Sends msg (a request of api at version) with client id "nagare-test". */

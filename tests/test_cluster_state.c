@@ -28,6 +28,14 @@ Test(cluster_records, broker_round_trips)
     cr_assert_str_eq(got.host, "127.0.0.3");
     cr_assert_eq(got.port, 7421);
     cr_assert_eq(got.incarnation, 1733000000123);
+    cr_assert_eq(got.kafka_port, 0, "no Kafka listener: no Kafka address");
+    b.kafka_port = 9093;
+    strcpy(b.kafka_host, "kafka.example");
+    n = cluster_broker_encode(&b, buf, sizeof(buf));
+    cr_assert_gt(n, 0);
+    cr_assert_eq(cluster_broker_decode(buf, (size_t)n, &got), 0);
+    cr_assert_str_eq(got.kafka_host, "kafka.example");
+    cr_assert_eq(got.kafka_port, 9093);
 }
 
 Test(cluster_records, broker_refuses_bad_fields)
@@ -47,6 +55,10 @@ Test(cluster_records, broker_refuses_bad_fields)
         "{\"id\":\"1\",\"host\":\"h\",\"port\":1,\"incarnation\":0}",
         "{\"id\":1,\"id\":2,\"host\":\"h\",\"port\":1,\"incarnation\":0}", /* duplicate */
         "{\"id\":1,\"host\":\"h\",\"port\":1,\"incarnation\":0} x",        /* trailing bytes */
+        "{\"id\":1,\"host\":\"h\",\"port\":1,\"incarnation\":0,\"kafka_port\":9}", /* no host */
+        "{\"id\":1,\"host\":\"h\",\"port\":1,\"incarnation\":0,\"kafka_host\":\"k\"}",
+        "{\"id\":1,\"host\":\"h\",\"port\":1,\"incarnation\":0,\"kafka_host\":\"k\","
+        "\"kafka_port\":0}",
     };
     for (size_t i = 0; i < ARRAY_LEN(bad); i++) {
         struct cluster_broker b = {.id = 77};

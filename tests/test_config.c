@@ -964,10 +964,12 @@ Test(config, cluster_session_config_from_the_broker_config)
                        "--listen", "127.0.0.4:0", "--set", "lease_ttl_s=10", "--set",
                        "cluster_name=test", "--set", "preferred_leader_check_ms=2s"),
                  BROKER_ARGS_RUN, "%s", err);
-    broker_config_cluster(&c, 40123, &s);
+    broker_config_cluster(&c, 40123, 40124, &s);
     cr_assert_eq(s.broker_id, 4);
     cr_assert_str_eq(s.host, "127.0.0.4", "the listen host when none is advertised");
     cr_assert_eq(s.port, 40123, "the port it listens on");
+    cr_assert_str_eq(s.kafka_host, "127.0.0.1", "the Kafka listener's host");
+    cr_assert_eq(s.kafka_port, 40124, "the Kafka listener's port");
     cr_assert_eq(s.endpoint_count, 2);
     cr_assert_str_eq(s.endpoints[0], "http://127.0.0.1:2379");
     cr_assert_str_eq(s.endpoints[1], "http://h:2");
@@ -975,7 +977,7 @@ Test(config, cluster_session_config_from_the_broker_config)
     cr_assert_eq(s.lease_ttl_s, 10u);
     cr_assert_eq(s.preferred_leader_check_ms, 2000u);
     set_ok(&c, "advertised", "b4.example:7004");
-    broker_config_cluster(&c, 40123, &s);
+    broker_config_cluster(&c, 40123, 40124, &s);
     cr_assert_str_eq(s.host, "b4.example");
     cr_assert_eq(s.port, 7004);
 }

@@ -129,8 +129,7 @@ static int16_t commit(struct kc *c, const char *group, int32_t generation, const
                                                       .committed_offset = offset,
                                                       .committed_leader_epoch = -1,
                                                       .committed_metadata = str_of("")};
-    struct kafka_offset_commit_request_topic t = {.name = str_of(topic),
-                                                  .partitions = {&p, 1}};
+    struct kafka_offset_commit_request_topic t = {.name = str_of(topic), .partitions = {&p, 1}};
     struct kafka_offset_commit_request r;
     kafka_offset_commit_request_init(&r);
     r.group_id = str_of(group);
