@@ -721,45 +721,11 @@ static void job_start(struct offsets_job *j)
     }
 }
 
-/* DeleteGroup: forgets the next chunk of the group's offsets. Returns
- * whether a write started (false: nothing left, or *rc_out failed). */
-static bool delete_next(struct offsets_job *j, int *rc_out)
-{
-    const struct offsets_group *og = offsets_group_find(&j->s->offsets, j->group);
-    uint32_t n = og != NULL ? og->count : 0;
-    n = n < OFFSETS_COMMIT_ITEMS_MAX ? n : OFFSETS_COMMIT_ITEMS_MAX;
-    *rc_out = 0;
-    if (n == 0) {
-        return false;
-    }
-    struct offsets_item *items = malloc(n * sizeof(*items));
-    if (items == NULL) {
-        *rc_out = -ENOMEM;
-        return false;
-    }
-    for (uint32_t i = 0; i < n; i++) {
-        items[i] = (struct offsets_item){og->entries[i].topic, og->entries[i].partition, -1};
-    }
-    *rc_out = offsets_commit(&j->s->offsets, &j->c, j->group, items, n, job_done, j);
-    free(items);
-    return *rc_out == 0;
-}
-
 static void job_done(struct offsets_commit *c, int rc)
 {
     struct offsets_job *j = (struct offsets_job *)c; /* c is its first member */
     if (rc != 0) {
         log_error("group %s: %s of offsets: %s", j->group, proto_api_name(j->api_key), err_str(rc));
-    }
-    if (j->api_key == PROTO_API_DELETE_GROUP) {
-        /* The next chunk, until the group has no offsets left. */
-        if (rc == 0 && delete_next(j, &rc)) {
-            return;
-        }
-        j->err = rc;
-        if (rc == 0) {
-            log_info("group %s: deleted", j->group);
-        }
     }
     for (uint32_t i = 0; rc != 0 && i < j->part_count; i++) {
         if (j->parts[i].written) {
@@ -1142,6 +1108,88 @@ void handle_describe_group(struct server *s, struct loop_req *req, const struct 
 
 /* ---- DeleteGroup ---- */
 
+/* ---- deleting a group (DeleteGroup; Kafka's DeleteGroups) ---- */
+
+/* Forgetting a group's offsets, chunk by chunk. Owns itself until done. */
+struct group_delete {
+    struct offsets_commit c; /* first: delete_done() gets it from c */
+    struct server *s;
+    char group[GROUP_ID_BYTES_MAX + 1];
+    groups_delete_fn done;
+    void *arg;
+};
+static_assert(offsetof(struct group_delete, c) == 0, "delete_done() casts back");
+
+static void delete_done(struct offsets_commit *c, int rc);
+
+/* Forgets the next chunk of d's group's offsets: 1 when a write started,
+ * 0 when none are left, or the write's error. */
+static int delete_next(struct group_delete *d)
+{
+    const struct offsets_group *og = offsets_group_find(&d->s->offsets, d->group);
+    uint32_t n = og != NULL ? og->count : 0;
+    n = n < OFFSETS_COMMIT_ITEMS_MAX ? n : OFFSETS_COMMIT_ITEMS_MAX;
+    if (n == 0) {
+        return 0;
+    }
+    struct offsets_item *items = malloc(n * sizeof(*items));
+    if (items == NULL) {
+        return -ENOMEM;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        items[i] = (struct offsets_item){og->entries[i].topic, og->entries[i].partition, -1};
+    }
+    int rc = offsets_commit(&d->s->offsets, &d->c, d->group, items, n, delete_done, NULL);
+    free(items);
+    return rc == 0 ? 1 : rc;
+}
+
+static void delete_done(struct offsets_commit *c, int rc)
+{
+    struct group_delete *d = (struct group_delete *)c;
+    rc = rc == 0 ? delete_next(d) : rc; /* the next chunk, until none is left */
+    if (rc == 1) {
+        return;
+    }
+    if (rc == 0) {
+        log_info("group %s: deleted", d->group);
+    } else {
+        log_error("group %s: deleting its offsets: %s", d->group, err_str(rc));
+    }
+    d->done(d->arg, rc);
+    free(d);
+}
+
+int groups_delete(struct server *s, const char *group, groups_delete_fn done, void *arg)
+{
+    if (groups_active(s, group) || kafka_groups_active(s, group)) {
+        return -NG_EGROUP_NOT_EMPTY;
+    }
+    const struct offsets_group *og = offsets_group_find(&s->offsets, group);
+    if (og == NULL || og->count == 0) {
+        return -NG_ENOTFOUND;
+    }
+    struct group_delete *d = calloc(1, sizeof(*d));
+    if (d == NULL) {
+        return -ENOMEM;
+    }
+    *d = (struct group_delete){.s = s, .done = done, .arg = arg};
+    memcpy(d->group, group, strlen(group) + 1);
+    int rc = delete_next(d);
+    if (rc != 1) {
+        free(d);
+        return rc != 0 ? rc : -NG_ENOTFOUND;
+    }
+    return 0;
+}
+
+static void delete_answer(void *arg, int rc)
+{
+    struct offsets_job *j = arg;
+    j->err = rc;
+    job_answer(j);
+}
+
 void handle_delete_group(struct server *s, struct loop_req *req, const struct proto_req_header *h,
                          struct rd *body)
 {
@@ -1153,17 +1201,10 @@ void handle_delete_group(struct server *s, struct loop_req *req, const struct pr
         return;
     }
     j->err = group_id_copy(group, j->group);
-    if (j->err == 0 && group_find(s, j->group) != NULL) {
-        j->err = -NG_EGROUP_NOT_EMPTY;
+    j->err = j->err == 0 ? groups_delete(s, j->group, delete_answer, j) : j->err;
+    if (j->err != 0) {
+        job_answer(j); /* else by delete_answer() once durable */
     }
-    const struct offsets_group *og = j->err == 0 ? offsets_group_find(&s->offsets, j->group) : NULL;
-    if (j->err == 0 && (og == NULL || og->count == 0)) {
-        j->err = -NG_ENOTFOUND;
-    }
-    if (j->err == 0 && delete_next(j, &j->err)) {
-        return; /* answered by job_done() once durable */
-    }
-    job_answer(j);
 }
 
 /* ---- ResetOffsets ---- */

@@ -1043,3 +1043,85 @@ void kafka_describe_groups(struct server *s, struct loop_req *req, const struct 
     out.groups.count = n;
     kafka_serve_respond(req, h, &kafka_describe_groups_response_msg, &out);
 }
+
+/* ---- DeleteGroups ---- */
+
+/* A DeleteGroups in flight: one deletion per group, answered once the
+ * last is done (the request's group ids point into its frame). */
+struct delete_job {
+    struct loop_req *req;
+    struct kafka_req_header h;
+    uint32_t pending;
+    int32_t count;
+    struct kafka_delete_groups_response_deletable_group_result *results;
+    struct delete_one {
+        struct delete_job *job;
+        int32_t index;
+    } * ones;
+};
+
+static int16_t delete_err(int rc)
+{
+    return rc == -NG_ENOTFOUND ? KAFKA_ERR_GROUP_ID_NOT_FOUND : group_err(rc);
+}
+
+static void delete_job_end(struct delete_job *j)
+{
+    struct kafka_delete_groups_response out;
+    kafka_delete_groups_response_init(&out);
+    out.results.items = j->results;
+    out.results.count = j->count;
+    kafka_serve_respond(j->req, &j->h, &kafka_delete_groups_response_msg, &out);
+    free(j->results);
+    free(j->ones);
+    free(j);
+}
+
+static void delete_one_done(void *arg, int rc)
+{
+    struct delete_one *one = arg;
+    struct delete_job *j = one->job;
+    j->results[one->index].error_code = delete_err(rc);
+    if (--j->pending == 0) {
+        delete_job_end(j);
+    }
+}
+
+void kafka_delete_groups(struct server *s, struct loop_req *req, const struct kafka_req_header *h,
+                         struct rd *body, struct kw_arena *a)
+{
+    struct kafka_delete_groups_request in;
+    if (kafka_delete_groups_request_decode(body, h->api_version, a, &in) != 0) {
+        loop_req_fail(req);
+        return;
+    }
+    int32_t n = in.groups_names.count > 0 ? in.groups_names.count : 0;
+    struct delete_job *j = calloc(1, sizeof(*j));
+    if (j != NULL) {
+        *j = (struct delete_job){.req = req, .h = *h, .count = n, .pending = 1};
+        j->results = calloc((size_t)n + 1, sizeof(*j->results));
+        j->ones = calloc((size_t)n + 1, sizeof(*j->ones));
+    }
+    if (j == NULL || j->results == NULL || j->ones == NULL) {
+        if (j != NULL) {
+            free(j->results);
+            free(j->ones);
+            free(j);
+        }
+        loop_req_fail(req);
+        return;
+    }
+    for (int32_t i = 0; i < n; i++) {
+        char id[KGROUP_ID_BYTES_MAX + 1];
+        j->results[i].group_id = in.groups_names.items[i];
+        int16_t err = group_id_take(in.groups_names.items[i], id);
+        err = err == 0 && !coordinates(s) ? KAFKA_ERR_NOT_COORDINATOR : err;
+        j->ones[i] = (struct delete_one){.job = j, .index = i};
+        int rc = err == 0 ? groups_delete(s, id, delete_one_done, &j->ones[i]) : 0;
+        j->results[i].error_code = err != 0 ? err : delete_err(rc);
+        j->pending += err == 0 && rc == 0; /* answered by delete_one_done() */
+    }
+    if (--j->pending == 0) { /* the count's own 1: nothing in flight */
+        delete_job_end(j);
+    }
+}

@@ -32,6 +32,7 @@ static const struct {
     {KAFKA_API_OFFSET_FETCH, kafka_offset_fetch},
     {KAFKA_API_LIST_GROUPS, kafka_list_groups},
     {KAFKA_API_DESCRIBE_GROUPS, kafka_describe_groups},
+    {KAFKA_API_DELETE_GROUPS, kafka_delete_groups},
 };
 
 static kafka_handler_fn *handler_find(int16_t key)

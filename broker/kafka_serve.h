@@ -88,6 +88,6 @@ typedef void kafka_handler_fn(struct server *s, struct loop_req *req,
 
 kafka_handler_fn kafka_find_coordinator, kafka_join_group, kafka_sync_group, kafka_heartbeat,
     kafka_leave_group, kafka_offset_commit, kafka_offset_fetch, kafka_list_groups,
-    kafka_describe_groups;
+    kafka_describe_groups, kafka_delete_groups;
 
 #endif

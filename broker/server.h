@@ -266,6 +266,14 @@ MUST_USE int groups_close(struct server *s);
  * listener's JoinGroup then refuses it: one group, one protocol). */
 bool groups_active(const struct server *s, const char *id);
 
+/* Deletes group: forgets its committed offsets (durably, in chunks), for
+ * DeleteGroup and Kafka's DeleteGroups. done(arg, rc) runs once all are
+ * gone (0) or a write failed. Returns 0 when started, or with nothing
+ * started -NG_EGROUP_NOT_EMPTY (members, of either protocol),
+ * -NG_ENOTFOUND (no offsets), -ENOMEM, offsets_commit()'s errors. */
+typedef void (*groups_delete_fn)(void *arg, int rc);
+MUST_USE int groups_delete(struct server *s, const char *group, groups_delete_fn done, void *arg);
+
 /* Removes members whose session ran out (logged) and frees groups left
  * empty; at most every SERVER_GROUPS_EXPIRE_MS. From housekeeping. */
 void groups_expire(struct server *s);

@@ -40,8 +40,8 @@ static void find_coordinator(size_t i, const char *group,
     kc_close(&c);
 }
 
-Test(kafka_cluster, every_broker_names_the_group_coordinator_at_its_kafka_address,
-     .fini = teardown, .timeout = 300)
+Test(kafka_cluster, every_broker_names_the_group_coordinator_at_its_kafka_address, .fini = teardown,
+     .timeout = 300)
 {
     cs_need_cluster();
     cs_init(&C, 3);

@@ -393,3 +393,36 @@ Test(kafka_groups, one_group_name_is_one_group_whichever_protocol_its_members_sp
     cl_close(&c);
     kc_close(&a.c);
 }
+
+Test(kafka_groups, an_empty_group_is_deleted_with_its_offsets_and_one_with_members_is_not)
+{
+    bk_start(&B);
+    topic_create();
+    struct kmember a;
+    member_new(&a, "busy", "m");
+    join_send(&a, "busy", "m");
+    struct kafka_join_group_response ja;
+    join_recv(&a, &ja);
+    cr_assert_eq(ja.error_code, KAFKA_ERR_NONE);
+    cr_assert_eq(commit(&a.c, "done", -1, "", TOPIC, 0, 11), KAFKA_ERR_NONE);
+    cr_assert_eq(commit(&a.c, "done", -1, "", TOPIC, 1, 12), KAFKA_ERR_NONE);
+
+    struct kw_str names[3] = {str_of("done"), str_of("busy"), str_of("never")};
+    struct kafka_delete_groups_request r;
+    kafka_delete_groups_request_init(&r);
+    r.groups_names.items = names;
+    r.groups_names.count = 3;
+    struct kafka_delete_groups_response out;
+    kc_call(&a.c, KAFKA_API_DELETE_GROUPS, 1, &kafka_delete_groups_request_msg, &r,
+            &kafka_delete_groups_response_msg, &out);
+    cr_assert_eq(out.results.count, 3);
+    cr_assert(str_is(out.results.items[0].group_id, "done"));
+    cr_assert_eq(out.results.items[0].error_code, KAFKA_ERR_NONE);
+    cr_assert_eq(out.results.items[1].error_code, KAFKA_ERR_NON_EMPTY_GROUP);
+    cr_assert_eq(out.results.items[2].error_code, KAFKA_ERR_GROUP_ID_NOT_FOUND);
+    int64_t offs[2];
+    fetch_offsets(&a.c, "done", TOPIC, offs);
+    cr_assert_eq(offs[0], -1, "its offsets are gone");
+    cr_assert_eq(offs[1], -1);
+    kc_close(&a.c);
+}
