@@ -201,6 +201,42 @@ Test(kafka_codec, metadata_v1_request_by_hand)
     cr_assert_eq(kafka_metadata_request_decode(&r, 0, &a, &m), -NG_EBADCOUNT);
 }
 
+Test(kafka_codec, produce_v9_request_by_hand)
+{
+    static const uint8_t want[] = {
+        0x00,                         /* transactional id: compact null */
+        0xff, 0xff,                   /* acks -1 */
+        0x00, 0x00, 0x75, 0x30,       /* timeout 30000 ms */
+        0x02, 0x02, 't',              /* one topic, "t" */
+        0x02, 0x00, 0x00, 0x00, 0x05, /* one partition, index 5 */
+        0x04, 0xaa, 0xbb, 0xcc,       /* records: compact 3 + 1 */
+        0x00, 0x00, 0x00,             /* tagged fields: partition, topic, request */
+    };
+    static const uint8_t records[3] = {0xaa, 0xbb, 0xcc};
+    struct kafka_produce_request_partition_produce_data part = {
+        .index = 5, .records = {.ptr = records, .len = 3}};
+    struct kafka_produce_request_topic_produce_data topic = {
+        .name = kw_str_make("t"), .partition_data = {.items = &part, .count = 1}};
+    struct kafka_produce_request m;
+    kafka_produce_request_init(&m);
+    cr_assert_eq(m.transactional_id.len, -1);
+    m.acks = -1;
+    m.timeout_ms = 30000;
+    m.topic_data.items = &topic;
+    m.topic_data.count = 1;
+    struct kw_wr w = kw_wr_make(out, sizeof(out), NULL, 0);
+    cr_assert_eq(kafka_produce_request_encode(&w, 9, &m), 0);
+    expect_bytes(&w, want, sizeof(want));
+
+    void *arena;
+    struct kafka_produce_request got;
+    cr_assert_eq(decode(&kafka_produce_request_msg, 9, want, sizeof(want), &got, &arena), 0);
+    const struct kw_records *rec = &got.topic_data.items[0].partition_data.items[0].records;
+    cr_assert_eq(rec->len, 3);
+    cr_assert_eq(rec->ptr, want + 16, "records point into the frame");
+    free(arena);
+}
+
 /* ApiVersions v3 response: one api, FinalizedFeaturesEpoch 5 (tag 1) and
  * ZkMigrationReady (tag 3) set, the other tagged fields at their defaults. */
 static const uint8_t api_versions_v3_resp[] = {

@@ -10,12 +10,11 @@
 
 #include "net/kafka/codec.h"
 
-/* The C sizes the walker assumes of each type it stores through a pointer. */
-static_assert(sizeof(struct kw_str) == 16, "struct kw_str: ptr and len");
-static_assert(sizeof(struct kw_bytes) == 16, "struct kw_bytes: ptr and len");
-static_assert(sizeof(struct kw_str) <= KW_ARENA_ELEM_BYTES_PER_WIRE_BYTE * 1,
-              "a compact string element (1 byte on the wire) fits the arena bound");
-static_assert(sizeof(struct kw_uuid) <= KW_ARENA_ELEM_BYTES_PER_WIRE_BYTE * 16, "uuid elements");
+/* The arena bound (net/kafka/wire.h) for arrays of strings and bytes: 1
+ * byte on the wire when compact. Integer, bool and uuid elements are as
+ * long in C as on the wire; the generated code checks struct elements. */
+static_assert(sizeof(struct kw_str) <= KW_ARENA_ELEM_BYTES_PER_WIRE_BYTE * 1, "string elements");
+static_assert(sizeof(struct kw_bytes) <= KW_ARENA_ELEM_BYTES_PER_WIRE_BYTE * 1, "bytes elements");
 
 /* What one walk needs besides the struct: the version and its form. */
 struct walk {
@@ -107,14 +106,12 @@ bool kafka_msg_flexible(const struct kafka_msg *msg, int16_t version)
 
 /* ---- init ---- */
 
-/* Sets one value of type t at p to the default of f (an element: Kafka's
- * zero value, f NULL). */
-static void init_value(uint8_t t, const struct kafka_field *f, const struct kafka_struct *sub,
-                       void *p)
+/* Sets f's value at p (not an array) to its default. */
+static void init_value(const struct kafka_field *f, void *p)
 {
-    int64_t d = f != NULL ? f->default_int : 0;
-    bool null = f != NULL && f->default_null;
-    switch (t) {
+    int64_t d = f->default_int;
+    bool null = f->default_null;
+    switch (f->type) {
     case KAFKA_T_BOOL:
         *(bool *)p = d != 0;
         break;
@@ -143,7 +140,7 @@ static void init_value(uint8_t t, const struct kafka_field *f, const struct kafk
         *(struct kw_records *)p = (struct kw_records){.ptr = NULL, .len = null ? -1 : 0};
         break;
     case KAFKA_T_STRUCT:
-        kafka_struct_init(sub, p);
+        kafka_struct_init(f->sub, p);
         break;
     default:
         UNREACHABLE();
@@ -159,7 +156,7 @@ void kafka_struct_init(const struct kafka_struct *s, void *p)
             *(void **)at(p, f->offset) = NULL;
             *(int32_t *)at(p, f->count_offset) = f->default_null ? -1 : 0;
         } else {
-            init_value(f->type, f, f->sub, at(p, f->offset));
+            init_value(f, at(p, f->offset));
         }
     }
 }

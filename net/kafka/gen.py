@@ -48,8 +48,8 @@ def parse_range(text, where):
     if m.group(2) == '+':
         return (lo, INT16_MAX)
     hi = int(m.group(3)) if m.group(3) else lo
-    if hi < lo:
-        raise DefError('%s: empty version range %r' % (where, text))
+    if hi < lo or hi > INT16_MAX:
+        raise DefError('%s: bad version range %r' % (where, text))
     return (lo, hi)
 
 
@@ -59,6 +59,13 @@ def range_text(r):
     if r[1] == INT16_MAX:
         return '%d+' % r[0]
     return '%d' % r[0] if r[0] == r[1] else '%d-%d' % r
+
+
+def parse_int(text, where):
+    try:
+        return int(text, 0)
+    except ValueError:
+        raise DefError('%s: %r is not a number' % (where, text)) from None
 
 
 def in_range(r, v):
@@ -149,7 +156,9 @@ def parse_field(words, where):
         if key == 'null':
             f.nullable = parse_range(value, where)
         elif key == 'tag':
-            f.tag = int(value)
+            f.tag = parse_int(value, where)
+            if f.tag < 0:
+                raise DefError('%s: tags are >= 0' % where)
         elif key == 'default':
             f.default = value
         else:
@@ -214,7 +223,8 @@ def parse_api(words, where):
             raise DefError('%s: unknown api attribute %r' % (where, rest[0]))
     versions = parse_range(words[5], where)
     flexible = parse_range(words[7], where)
-    return Api(words[1], int(words[3]), versions, flexible, served or versions, sasl, where)
+    return Api(words[1], parse_int(words[3], where), versions, flexible, served or versions, sasl,
+               where)
 
 
 def check_api(api):
@@ -292,7 +302,7 @@ def check_default(f):
         if d not in ('true', 'false'):
             raise DefError('%s: a bool default is true or false' % f.where)
     else:
-        v = int(d, 0)
+        v = parse_int(d, f.where)
         bits = 8 * INTS[f.base]
         if not -(1 << (bits - 1)) <= v < (1 << (bits - 1)):
             raise DefError('%s: default %s out of range' % (f.where, d))

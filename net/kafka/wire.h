@@ -62,7 +62,7 @@
 
 /* Most arena one decode gets, whatever its size: 4 MiB holds a Metadata
  * request naming 16384 topics by name and id (32 bytes each, 512 KiB) or an
- * OffsetCommit of 4096 partitions (48 bytes each) eight times over. Past it
+ * OffsetCommit of 4096 partitions (40 bytes each) eight times over. Past it
  * a request is refused (-NG_ETOOBIG): a large frame is large for its
  * records, which take no arena. */
 #define KW_ARENA_BYTES_MAX (4u * 1024 * 1024)
