@@ -247,6 +247,12 @@ static struct waiter *waiter_new(struct loop_req *req, const struct kafka_req_he
     return w;
 }
 
+/* A member's group.instance.id as Kafka sends it: null for a dynamic one. */
+static struct kw_str instance_of(const struct kgroup_member *m)
+{
+    return m->instance_id[0] != '\0' ? wstr(m->instance_id) : KW_STR_NULL;
+}
+
 static void join_answer(struct loop_req *req, const struct kafka_req_header *h, int16_t err,
                         const char *member_id)
 {
@@ -269,6 +275,7 @@ static void join_done(void *arg, void *waiter, int err, const struct kgroup_join
     struct kafka_join_group_response out;
     kafka_join_group_response_init(&out);
     out.generation_id = a->generation;
+    out.protocol_type = wstr(a->protocol_type);
     out.protocol_name = wstr(a->protocol_name);
     out.leader = wstr(a->leader_id);
     out.member_id = wstr(a->member_id);
@@ -284,6 +291,7 @@ static void join_done(void *arg, void *waiter, int err, const struct kgroup_join
             uint32_t len;
             const uint8_t *md = kgroup_member_metadata(&a->members[i], a->protocol_name, &len);
             v[i].member_id = wstr(a->members[i].id);
+            v[i].group_instance_id = instance_of(&a->members[i]);
             v[i].metadata = (struct kw_bytes){md != NULL ? md : (const uint8_t *)"", (int32_t)len};
         }
     }
@@ -299,6 +307,7 @@ static int16_t join_req(const struct kafka_join_group_request *in, int16_t versi
                         struct kgroup_protocol_in *ps, struct kgroup_join_req *out)
 {
     if (in->member_id.len > KGROUP_MEMBER_ID_BYTES_MAX ||
+        in->group_instance_id.len > KGROUP_MEMBER_ID_BYTES_MAX ||
         in->protocol_type.len > KGROUP_NAME_BYTES_MAX) {
         return KAFKA_ERR_INVALID_REQUEST;
     }
@@ -326,6 +335,7 @@ static int16_t join_req(const struct kafka_join_group_request *in, int16_t versi
     int32_t rebalance =
         in->rebalance_timeout_ms > 0 ? in->rebalance_timeout_ms : in->session_timeout_ms;
     *out = (struct kgroup_join_req){.member_id = kstr(in->member_id),
+                                    .instance_id = kstr(in->group_instance_id),
                                     .protocol_type = kstr(in->protocol_type),
                                     .protocols = ps,
                                     .protocol_count = (uint32_t)in->protocols.count,
@@ -379,12 +389,17 @@ void kafka_join_group(struct server *s, struct loop_req *req, const struct kafka
     }
 }
 
-static void sync_answer(struct loop_req *req, const struct kafka_req_header *h, int16_t err,
-                        const uint8_t *assignment, uint32_t len)
+static void sync_answer(struct loop_req *req, const struct kafka_req_header *h,
+                        const struct kgroup *g, int16_t err, const uint8_t *assignment,
+                        uint32_t len)
 {
     struct kafka_sync_group_response out;
     kafka_sync_group_response_init(&out);
     out.error_code = err;
+    if (g != NULL && err == KAFKA_ERR_NONE) { /* v5 names them */
+        out.protocol_type = wstr(g->protocol_type);
+        out.protocol_name = wstr(g->protocol_name);
+    }
     out.assignment =
         (struct kw_bytes){assignment != NULL ? assignment : (const uint8_t *)"", (int32_t)len};
     kafka_serve_respond(req, h, &kafka_sync_group_response_msg, &out);
@@ -392,9 +407,8 @@ static void sync_answer(struct loop_req *req, const struct kafka_req_header *h, 
 
 static void sync_done(void *arg, void *waiter, int err, const uint8_t *assignment, uint32_t len)
 {
-    (void)arg;
     struct waiter *w = waiter;
-    sync_answer(w->req, &w->h, group_err(err), assignment, len);
+    sync_answer(w->req, &w->h, arg, group_err(err), assignment, len);
     free(w);
 }
 
@@ -433,7 +447,7 @@ void kafka_sync_group(struct server *s, struct loop_req *req, const struct kafka
         err = KAFKA_ERR_COORDINATOR_NOT_AVAILABLE;
     }
     if (err != 0) {
-        sync_answer(req, h, err, NULL, 0);
+        sync_answer(req, h, NULL, err, NULL, 0);
         return;
     }
     for (int32_t i = 0; i < n; i++) {
@@ -443,10 +457,11 @@ void kafka_sync_group(struct server *s, struct loop_req *req, const struct kafka
             .assignment = x->assignment.ptr,
             .assignment_len = x->assignment.len > 0 ? (uint32_t)x->assignment.len : 0};
     }
-    int rc = kgroup_sync(g, now_ms(s), kstr(in.member_id), kstr(KW_STR_NULL), in.generation_id,
-                         kstr(KW_STR_NULL), kstr(KW_STR_NULL), as, (uint32_t)n, w);
+    int rc =
+        kgroup_sync(g, now_ms(s), kstr(in.member_id), kstr(in.group_instance_id), in.generation_id,
+                    kstr(in.protocol_type), kstr(in.protocol_name), as, (uint32_t)n, w);
     if (rc != 0) {
-        sync_answer(req, h, group_err(rc), NULL, 0);
+        sync_answer(req, h, NULL, group_err(rc), NULL, 0);
         free(w);
     }
 }
@@ -464,8 +479,8 @@ void kafka_heartbeat(struct server *s, struct loop_req *req, const struct kafka_
     struct kgroup *g = NULL;
     int16_t err = group_of(s, in.group_id, &g);
     if (err == 0) {
-        err = group_err(kgroup_heartbeat(g, now_ms(s), kstr(in.member_id), kstr(KW_STR_NULL),
-                                         in.generation_id));
+        err = group_err(kgroup_heartbeat(g, now_ms(s), kstr(in.member_id),
+                                         kstr(in.group_instance_id), in.generation_id));
     }
     struct kafka_heartbeat_response out;
     kafka_heartbeat_response_init(&out);
@@ -483,12 +498,36 @@ void kafka_leave_group(struct server *s, struct loop_req *req, const struct kafk
     }
     struct kgroup *g = NULL;
     int16_t err = group_of(s, in.group_id, &g);
-    if (err == 0) {
-        err = group_err(kgroup_leave(g, now_ms(s), kstr(in.member_id), kstr(KW_STR_NULL)));
-        group_drop_if_empty(s, g);
-    }
     struct kafka_leave_group_response out;
     kafka_leave_group_response_init(&out);
+    if (h->api_version < 3) {
+        err = err == 0
+                  ? group_err(kgroup_leave(g, now_ms(s), kstr(in.member_id), kstr(KW_STR_NULL)))
+                  : err;
+    } else {
+        /* v3+: a batch of members, each by member id or instance id,
+         * answered one by one (the group's own error above them). */
+        int32_t n = err == 0 && in.members.count > 0 ? in.members.count : 0;
+        struct kafka_leave_group_response_member_response *v =
+            kw_arena_alloc(a, (size_t)n * sizeof(*v) + 1);
+        if (v == NULL) {
+            loop_req_fail(req);
+            return;
+        }
+        for (int32_t i = 0; i < n; i++) {
+            const struct kafka_leave_group_request_member_identity *m = &in.members.items[i];
+            v[i] = (struct kafka_leave_group_response_member_response){
+                .member_id = m->member_id,
+                .group_instance_id = m->group_instance_id,
+                .error_code = group_err(
+                    kgroup_leave(g, now_ms(s), kstr(m->member_id), kstr(m->group_instance_id)))};
+        }
+        out.members.items = v;
+        out.members.count = n;
+    }
+    if (g != NULL) {
+        group_drop_if_empty(s, g);
+    }
     out.error_code = err;
     kafka_serve_respond(req, h, &kafka_leave_group_response_msg, &out);
 }
@@ -589,7 +628,8 @@ static int16_t commit_allowed(struct server *s, const struct kafka_offset_commit
         return in->generation_id_or_member_epoch < 0 ? KAFKA_ERR_NONE
                                                      : KAFKA_ERR_ILLEGAL_GENERATION;
     }
-    return group_err(kgroup_commit_check(g, now_ms(s), kstr(in->member_id), kstr(KW_STR_NULL),
+    return group_err(kgroup_commit_check(g, now_ms(s), kstr(in->member_id),
+                                         kstr(in->group_instance_id),
                                          in->generation_id_or_member_epoch));
 }
 
@@ -997,7 +1037,7 @@ static bool describe_one(struct server *s, struct kw_str id_in, struct kw_arena 
             const uint8_t *md = assigned ? kgroup_member_metadata(m, g->protocol_name, &len) : NULL;
             ms[i] = (struct kafka_describe_groups_response_described_group_member){
                 .member_id = wstr(m->id),
-                .group_instance_id = m->instance_id[0] != '\0' ? wstr(m->instance_id) : KW_STR_NULL,
+                .group_instance_id = instance_of(m),
                 .client_id = wstr(m->client_id),
                 .client_host = wstr(m->client_host),
                 .member_metadata = {md != NULL ? md : (const uint8_t *)"", (int32_t)len},

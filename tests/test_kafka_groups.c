@@ -426,3 +426,81 @@ Test(kafka_groups, an_empty_group_is_deleted_with_its_offsets_and_one_with_membe
     cr_assert_eq(offs[1], -1);
     kc_close(&a.c);
 }
+
+/* JoinGroup v7 of a static member (group.instance.id), alone in group. */
+static void static_join(struct kmember *m, const char *group, const char *instance,
+                        struct kafka_join_group_response *out)
+{
+    struct kafka_join_group_request_protocol p = {.name = str_of("range"),
+                                                  .metadata = {(const uint8_t *)"m", 1}};
+    struct kafka_join_group_request r;
+    kafka_join_group_request_init(&r);
+    r.group_id = str_of(group);
+    r.session_timeout_ms = SESSION_MS;
+    r.rebalance_timeout_ms = 60000;
+    r.member_id = str_of(m->id);
+    r.group_instance_id = str_of(instance);
+    r.protocol_type = str_of("consumer");
+    r.protocols.items = &p;
+    r.protocols.count = 1;
+    kc_call(&m->c, KAFKA_API_JOIN_GROUP, 7, &kafka_join_group_request_msg, &r,
+            &kafka_join_group_response_msg, out);
+    if (out->error_code == KAFKA_ERR_NONE) {
+        copy_str(m->id, sizeof(m->id), out->member_id);
+        m->generation = out->generation_id;
+    }
+}
+
+Test(kafka_groups, a_static_member_back_under_a_new_id_fences_its_old_one)
+{
+    bk_start(&B);
+    topic_create();
+    struct kmember a = {0};
+    kc_connect(&a.c, B.kafka_port);
+    struct kafka_join_group_response ja;
+    static_join(&a, "static", "instance-1", &ja);
+    cr_assert_eq(ja.error_code, KAFKA_ERR_NONE, "a static member is given its id at once");
+    cr_assert(str_is(ja.protocol_type, "consumer"), "v7 names the protocol type");
+    cr_assert_eq(ja.members.count, 1);
+    cr_assert(str_is(ja.members.items[0].group_instance_id, "instance-1"));
+    char old_id[sizeof(a.id)];
+    strcpy(old_id, a.id);
+
+    /* Restarted: a new connection, no member id, the same instance. */
+    struct kmember again = {0};
+    kc_connect(&again.c, B.kafka_port);
+    static_join(&again, "static", "instance-1", &ja);
+    cr_assert_eq(ja.error_code, KAFKA_ERR_NONE);
+    cr_assert_str_neq(again.id, old_id);
+
+    struct kafka_heartbeat_request hr;
+    kafka_heartbeat_request_init(&hr);
+    hr.group_id = str_of("static");
+    hr.generation_id = a.generation;
+    hr.member_id = str_of(old_id);
+    hr.group_instance_id = str_of("instance-1");
+    struct kafka_heartbeat_response ho;
+    kc_call(&a.c, KAFKA_API_HEARTBEAT, 3, &kafka_heartbeat_request_msg, &hr,
+            &kafka_heartbeat_response_msg, &ho);
+    cr_assert_eq(ho.error_code, KAFKA_ERR_FENCED_INSTANCE_ID);
+
+    /* v3+ leaves a batch, each member answered on its own. */
+    struct kafka_leave_group_request_member_identity ms[2] = {
+        {.member_id = str_of(""), .group_instance_id = str_of("instance-1")},
+        {.member_id = str_of("nobody"), .group_instance_id = KW_STR_NULL},
+    };
+    struct kafka_leave_group_request lr;
+    kafka_leave_group_request_init(&lr);
+    lr.group_id = str_of("static");
+    lr.members.items = ms;
+    lr.members.count = 2;
+    struct kafka_leave_group_response lo;
+    kc_call(&again.c, KAFKA_API_LEAVE_GROUP, 3, &kafka_leave_group_request_msg, &lr,
+            &kafka_leave_group_response_msg, &lo);
+    cr_assert_eq(lo.error_code, KAFKA_ERR_NONE);
+    cr_assert_eq(lo.members.count, 2);
+    cr_assert_eq(lo.members.items[0].error_code, KAFKA_ERR_NONE, "left by its instance id");
+    cr_assert_eq(lo.members.items[1].error_code, KAFKA_ERR_UNKNOWN_MEMBER_ID);
+    kc_close(&a.c);
+    kc_close(&again.c);
+}
