@@ -154,34 +154,44 @@ static bool room(const struct kgroup *g)
     return g->member_count + g->pending_count < KGROUP_MEMBERS_MAX;
 }
 
+/* The array v (count used of *cap elements of elem bytes) with room for
+ * one more: v itself, or moved to a larger block (doubling, up to
+ * KGROUP_MEMBERS_MAX, which room() keeps count below); NULL when memory
+ * ran out, v unchanged. */
+static void *reserve(void *v, uint32_t count, uint32_t *cap, size_t elem)
+{
+    ASSERT(count < KGROUP_MEMBERS_MAX);
+    if (count < *cap) {
+        return v;
+    }
+    uint32_t next = *cap == 0 ? 4 : *cap * 2;
+    next = next < KGROUP_MEMBERS_MAX ? next : KGROUP_MEMBERS_MAX;
+    void *grown = realloc(v, next * elem);
+    if (grown != NULL) {
+        *cap = next;
+    }
+    return grown;
+}
+
 static int members_reserve(struct kgroup *g)
 {
-    if (g->member_count < g->member_cap) {
-        return 0;
-    }
-    uint32_t cap = g->member_cap == 0 ? 4 : g->member_cap * 2;
-    cap = cap < KGROUP_MEMBERS_MAX ? cap : KGROUP_MEMBERS_MAX;
-    struct kgroup_member *v = realloc(g->members, cap * sizeof(*v));
+    struct kgroup_member *v =
+        reserve(g->members, g->member_count, &g->member_cap, sizeof(*g->members));
     if (v == NULL) {
         return -ENOMEM;
     }
     g->members = v;
-    g->member_cap = cap;
     return 0;
 }
 
 static int pending_add(struct kgroup *g, const char *id, int64_t deadline_ms)
 {
-    if (g->pending_count == g->pending_cap) {
-        uint32_t cap = g->pending_cap == 0 ? 4 : g->pending_cap * 2;
-        cap = cap < KGROUP_MEMBERS_MAX ? cap : KGROUP_MEMBERS_MAX;
-        struct kgroup_pending *v = realloc(g->pending, cap * sizeof(*v));
-        if (v == NULL) {
-            return -ENOMEM;
-        }
-        g->pending = v;
-        g->pending_cap = cap;
+    struct kgroup_pending *v =
+        reserve(g->pending, g->pending_count, &g->pending_cap, sizeof(*g->pending));
+    if (v == NULL) {
+        return -ENOMEM;
     }
+    g->pending = v;
     struct kgroup_pending *p = &g->pending[g->pending_count++];
     memcpy(p->id, id, strlen(id) + 1);
     p->deadline_ms = deadline_ms;
@@ -640,8 +650,11 @@ int kgroup_sync(struct kgroup *g, int64_t now_ms, struct kgroup_str member_id,
     return 0;
 }
 
-int kgroup_heartbeat(struct kgroup *g, int64_t now_ms, struct kgroup_str member_id,
-                     struct kgroup_str instance_id, int32_t generation)
+/* A member's request at generation: 0 when the member is known at the
+ * group's generation (its session extended), else member_lookup()'s error
+ * or -NG_EILLEGAL_GENERATION. */
+static int member_checks_in(struct kgroup *g, int64_t now_ms, struct kgroup_str member_id,
+                            struct kgroup_str instance_id, int32_t generation)
 {
     struct kgroup_member *m;
     int rc = member_lookup(g, member_id, instance_id, &m);
@@ -652,7 +665,14 @@ int kgroup_heartbeat(struct kgroup *g, int64_t now_ms, struct kgroup_str member_
         return -NG_EILLEGAL_GENERATION;
     }
     m->deadline_ms = now_ms + m->session_ms;
-    return g->state == KGROUP_PREPARING ? -NG_EREBALANCE : 0;
+    return 0;
+}
+
+int kgroup_heartbeat(struct kgroup *g, int64_t now_ms, struct kgroup_str member_id,
+                     struct kgroup_str instance_id, int32_t generation)
+{
+    int rc = member_checks_in(g, now_ms, member_id, instance_id, generation);
+    return rc == 0 && g->state == KGROUP_PREPARING ? -NG_EREBALANCE : rc;
 }
 
 int kgroup_commit_check(struct kgroup *g, int64_t now_ms, struct kgroup_str member_id,
@@ -664,16 +684,7 @@ int kgroup_commit_check(struct kgroup *g, int64_t now_ms, struct kgroup_str memb
     if (g->state == KGROUP_COMPLETING) {
         return -NG_EREBALANCE;
     }
-    struct kgroup_member *m;
-    int rc = member_lookup(g, member_id, instance_id, &m);
-    if (rc != 0) {
-        return rc;
-    }
-    if (generation != g->generation) {
-        return -NG_EILLEGAL_GENERATION;
-    }
-    m->deadline_ms = now_ms + m->session_ms;
-    return 0;
+    return member_checks_in(g, now_ms, member_id, instance_id, generation);
 }
 
 int kgroup_leave(struct kgroup *g, int64_t now_ms, struct kgroup_str member_id,

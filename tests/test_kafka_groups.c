@@ -108,6 +108,22 @@ static void sync_recv(struct kmember *m, const char *want)
     cr_assert_eq(memcmp(out.assignment.ptr, want, strlen(want)), 0);
 }
 
+/* A new member of group alone: joined and given assignment by itself. */
+static void member_alone(struct kmember *m, const char *group, const char *metadata,
+                         const char *assignment)
+{
+    member_new(m, group, metadata);
+    join_send(m, group, metadata);
+    struct kafka_join_group_response j;
+    join_recv(m, &j);
+    cr_assert_eq(j.error_code, KAFKA_ERR_NONE);
+    struct kafka_sync_group_request_assignment as = {
+        .member_id = str_of(m->id),
+        .assignment = {(const uint8_t *)assignment, (int32_t)strlen(assignment)}};
+    sync_send(m, group, &as, 1);
+    sync_recv(m, assignment);
+}
+
 static int16_t heartbeat(struct kmember *m, const char *group)
 {
     struct kafka_heartbeat_request r;
@@ -268,15 +284,7 @@ Test(kafka_groups, members_commit_at_their_generation_and_read_their_offsets_bac
     bk_start(&B);
     topic_create();
     struct kmember a;
-    member_new(&a, "g2", "m");
-    join_send(&a, "g2", "m");
-    struct kafka_join_group_response ja;
-    join_recv(&a, &ja);
-    cr_assert_eq(ja.error_code, KAFKA_ERR_NONE);
-    struct kafka_sync_group_request_assignment as = {.member_id = str_of(a.id),
-                                                     .assignment = {(const uint8_t *)"all", 3}};
-    sync_send(&a, "g2", &as, 1);
-    sync_recv(&a, "all");
+    member_alone(&a, "g2", "m", "all");
 
     cr_assert_eq(commit(&a.c, "g2", a.generation, a.id, TOPIC, 0, 42), KAFKA_ERR_NONE);
     cr_assert_eq(commit(&a.c, "g2", a.generation + 1, a.id, TOPIC, 1, 7),
@@ -310,14 +318,7 @@ Test(kafka_groups, groups_are_listed_and_described_with_their_members)
     bk_start(&B);
     topic_create();
     struct kmember a;
-    member_new(&a, "g3", "sub");
-    join_send(&a, "g3", "sub");
-    struct kafka_join_group_response ja;
-    join_recv(&a, &ja);
-    struct kafka_sync_group_request_assignment as = {.member_id = str_of(a.id),
-                                                     .assignment = {(const uint8_t *)"asg", 3}};
-    sync_send(&a, "g3", &as, 1);
-    sync_recv(&a, "asg");
+    member_alone(&a, "g3", "sub", "asg");
     cr_assert_eq(commit(&a.c, "g3", a.generation, a.id, TOPIC, 0, 1), KAFKA_ERR_NONE);
     cr_assert_eq(commit(&a.c, "idle", -1, "", TOPIC, 0, 3), KAFKA_ERR_NONE);
 
