@@ -73,3 +73,53 @@ Test(kafka_cluster, every_broker_names_the_group_coordinator_at_its_kafka_addres
         cr_assert_eq(out.port, k->kafka_port, "its Kafka port, not nagare's");
     }
 }
+
+/* JoinGroup v4 of a new member through broker i: its error. */
+static int16_t join_through(size_t i, const char *group)
+{
+    struct kc c;
+    kc_connect_host(&c, C.b[i].host, C.b[i].kafka_port);
+    struct kafka_join_group_request_protocol p = {.name = kw_str_make("range"),
+                                                  .metadata = {(const uint8_t *)"m", 1}};
+    struct kafka_join_group_request r;
+    kafka_join_group_request_init(&r);
+    r.group_id = kw_str_make(group);
+    r.session_timeout_ms = 30000;
+    r.member_id = kw_str_make("");
+    r.protocol_type = kw_str_make("consumer");
+    r.protocols.items = &p;
+    r.protocols.count = 1;
+    struct kafka_join_group_response out;
+    kc_call(&c, KAFKA_API_JOIN_GROUP, 4, &kafka_join_group_request_msg, &r,
+            &kafka_join_group_response_msg, &out);
+    kc_close(&c);
+    return out.error_code;
+}
+
+Test(kafka_cluster, only_the_coordinator_takes_a_join, .fini = teardown, .timeout = 300)
+{
+    cs_need_cluster();
+    cs_init(&C, 3);
+    cs_start(&C);
+    struct kafka_find_coordinator_response out;
+    int64_t give_up = clock_mono_ms() + SETUP_TIMEOUT_MS;
+    do {
+        cr_assert_lt(clock_mono_ms(), give_up, "no coordinator within %d ms", SETUP_TIMEOUT_MS);
+        find_coordinator(0, "g", &out);
+    } while (out.error_code != KAFKA_ERR_NONE);
+    size_t k = (size_t)out.node_id - 1;
+    for (size_t i = 0; i < 3; i++) {
+        int16_t err = join_through(i, "g");
+        if (i == k) {
+            /* The coordinator may not have attached the offsets store at
+             * the moment its leadership shows: then it says so too. */
+            cr_assert(err == KAFKA_ERR_MEMBER_ID_REQUIRED || err == KAFKA_ERR_NOT_COORDINATOR,
+                      "coordinator: %d", err);
+        } else {
+            cr_assert_eq(err, KAFKA_ERR_NOT_COORDINATOR, "broker %zu: %d", i, err);
+        }
+    }
+    do { /* the coordinator takes it once it serves */
+        cr_assert_lt(clock_mono_ms(), give_up, "the coordinator never took a join");
+    } while (join_through(k, "g") != KAFKA_ERR_MEMBER_ID_REQUIRED);
+}
