@@ -27,6 +27,7 @@
  * started together land in one generation rather than one each. */
 #define KAFKA_GROUP_INITIAL_DELAY_MS 3000u
 
+/* Kafka's groups with members: at most SERVER_GROUPS_MAX, as nagare's. */
 struct kafka_groups {
     struct kgroup **v; /* count of them, unordered */
     uint32_t count;
@@ -90,6 +91,11 @@ static struct kgroup *group_get(struct server *s, const char *id)
     struct kafka_groups *gs = s->kafka_groups;
     if (g != NULL) {
         return g;
+    }
+    if (gs->count == SERVER_GROUPS_MAX) {
+        log_warn("kafka: group %s refused: %u Kafka groups with members already", id,
+                 SERVER_GROUPS_MAX);
+        return NULL;
     }
     if (gs->count == gs->cap) {
         uint32_t cap = gs->cap == 0 ? 8 : gs->cap * 2;
