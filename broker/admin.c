@@ -1,10 +1,14 @@
-/* broker/admin.c — the request handlers other than produce and fetch. */
+/* broker/admin.c — the request handlers other than produce and fetch,
+ * nagare's and Kafka's (broker/kafka_serve.h) over the same lookups. */
 #include <errno.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "base/log.h"
+#include "broker/kafka_serve.h"
 #include "broker/server.h"
+#include "net/kafka/errors.h"
 
 /* An answer never needs more than this per request byte plus a header:
  * every element of these requests costs at least half its answer. */
@@ -190,14 +194,23 @@ static void metadata_view_topic(const struct server *s, struct proto_enc *e,
     }
 }
 
+/* A topic Metadata names: what this broker holds of it (*st) and what the
+ * view says of it (*ct, NULL on a single broker); both NULL: unknown. */
+static void metadata_lookup(struct server *s, struct proto_str name, struct server_topic **st,
+                            const struct cluster_topic **ct)
+{
+    *st = server_topic_find(s, name);
+    *ct = s->view != NULL ? cluster_view_topic(s->view, name.ptr, (size_t)name.len) : NULL;
+}
+
 /* One topic of the answer by name: what this broker holds of it, else
  * what the view says, else unknown. Returns the bytes it may take. */
 static size_t metadata_named(struct server *s, struct proto_enc *e, struct proto_str name,
                              uint16_t version)
 {
-    struct server_topic *st = server_topic_find(s, name);
-    const struct cluster_topic *ct =
-        s->view != NULL ? cluster_view_topic(s->view, name.ptr, (size_t)name.len) : NULL;
+    struct server_topic *st;
+    const struct cluster_topic *ct;
+    metadata_lookup(s, name, &st, &ct);
     if (st != NULL) {
         if (e != NULL) {
             metadata_topic(s, e, st, ct);
@@ -726,16 +739,24 @@ void handle_offset_for_leader_epoch(struct server *s, struct loop_req *req,
 
 /* ---- InitProducerId ---- */
 
+/* A new producer id (unique in the cluster: replica_producer_id()).
+ * Returns 0, or the id store's error as the wire says it. */
+static int producer_id_new(struct server *s, int64_t *id)
+{
+    /* Taking an id may reserve a block on disk: a full disk is said as such. */
+    int rc = server_wire_err(producer_ids_take(&s->producer_ids, id));
+    if (rc == 0 && broker_config_clustered(&s->cfg)) {
+        *id = replica_producer_id(*id, s->broker_id);
+    }
+    return rc;
+}
+
 void handle_init_producer_id(struct server *s, struct loop_req *req,
                              const struct proto_req_header *h, struct rd *body)
 {
     int rc = proto_init_producer_id_req_decode(body, h->api_version);
     struct proto_init_producer_id_resp r = {.producer_epoch = 0};
-    /* Taking an id may reserve a block on disk: a full disk is said as such. */
-    rc = rc == 0 ? server_wire_err(producer_ids_take(&s->producer_ids, &r.producer_id)) : rc;
-    if (rc == 0 && broker_config_clustered(&s->cfg)) {
-        r.producer_id = replica_producer_id(r.producer_id, s->broker_id);
-    }
+    rc = rc == 0 ? producer_id_new(s, &r.producer_id) : rc;
     struct wr w;
     if (!answer_begin(req, h, rc, 64, &w)) {
         return;
@@ -743,4 +764,303 @@ void handle_init_producer_id(struct server *s, struct loop_req *req,
     rc = proto_init_producer_id_resp_encode(&w, h->api_version, h->correlation_id, &r);
     ASSERT(rc == 0);
     server_resp_send(req, &w);
+}
+
+/* ---- Kafka's Metadata, ListOffsets, OffsetForLeaderEpoch, InitProducerId ---- */
+
+/* An array of n answer elements from the request's arena: the answer is
+ * encoded before the handler returns. NULL when the arena is spent (a
+ * request for more than it holds): the handler then closes the
+ * connection, logged by kafka_arena_spent(). */
+static void *kafka_array(struct kw_arena *a, int64_t n, size_t size)
+{
+    return kw_arena_alloc(a, n > 0 ? (size_t)n * size : 1);
+}
+
+static void kafka_arena_spent(struct loop_req *req, const char *api)
+{
+    log_warn("kafka: connection %" PRIu64 ": %s answer: %s; closing", loop_req_conn_id(req), api,
+             err_str(-NG_ETOOBIG));
+    loop_req_fail(req);
+}
+
+/* A request the codec could not decode: the connection closes, as Kafka's
+ * broker does. */
+static void kafka_undecodable(struct loop_req *req, const char *api, int rc)
+{
+    log_debug("kafka: connection %" PRIu64 ": %s: %s; closing", loop_req_conn_id(req), api,
+              err_str(rc));
+    loop_req_fail(req);
+}
+
+static struct kw_str kafka_str(struct proto_str s) { return (struct kw_str){s.ptr, s.len}; }
+static struct proto_str proto_from_kafka(struct kw_str s) { return (struct proto_str){s.ptr, s.len}; }
+
+/* A topic's partitions for Kafka's Metadata, from what this broker holds
+ * (st, may be NULL) and the view (ct, NULL on a single broker): leaders,
+ * epochs, replicas and ISRs as nagare's Metadata gives them. Returns false
+ * when the arena is spent. */
+static bool kafka_metadata_parts(const struct server *s, struct kw_arena *a,
+                                 const struct server_topic *st, const struct cluster_topic *ct,
+                                 struct kafka_metadata_response_topic *out)
+{
+    int32_t n = st != NULL ? st->cfg.partitions : ct->partitions;
+    struct kafka_metadata_response_partition *ps = kafka_array(a, n, sizeof(*ps));
+    int32_t *ids = kafka_array(a, (int64_t)n * 2 * PROTO_REPLICAS_MAX, sizeof(*ids));
+    if (ps == NULL || ids == NULL) {
+        return false;
+    }
+    for (int32_t i = 0; i < n; i++) {
+        struct proto_metadata_partition mp = {.partition = i};
+        metadata_replicas(s, ct != NULL && i < ct->partitions ? &ct->parts[i] : NULL, &mp);
+        int32_t *replicas = ids + (size_t)i * 2 * PROTO_REPLICAS_MAX;
+        int32_t *isr = replicas + PROTO_REPLICAS_MAX;
+        memcpy(replicas, mp.replicas, mp.replica_count * sizeof(*replicas));
+        memcpy(isr, mp.isr, mp.isr_count * sizeof(*isr));
+        int16_t err = st != NULL && part_failed(&st->parts[i].log) != 0
+                          ? kafka_err_from(-NG_EFAILED)
+                          : KAFKA_ERR_NONE;
+        if (err == KAFKA_ERR_NONE && mp.leader == PROTO_BROKER_NONE) {
+            err = KAFKA_ERR_LEADER_NOT_AVAILABLE;
+        }
+        ps[i] = (struct kafka_metadata_response_partition){
+            .error_code = err,
+            .partition_index = i,
+            .leader_id = mp.leader,
+            .leader_epoch = mp.leader_epoch,
+            .replica_nodes = {.items = replicas, .count = mp.replica_count},
+            .isr_nodes = {.items = isr, .count = mp.isr_count},
+            .offline_replicas = {.items = NULL, .count = 0}};
+    }
+    out->partitions.items = ps;
+    out->partitions.count = n;
+    return true;
+}
+
+/* One topic of Kafka's Metadata by name; an unknown one is created when
+ * the broker's auto_create_topics and the request allow it (a single
+ * broker, not a name of the broker's own). Returns false when the arena is
+ * spent. */
+static bool kafka_metadata_topic(struct server *s, struct kw_arena *a, struct proto_str name,
+                                 bool auto_create, struct kafka_metadata_response_topic *out)
+{
+    *out = (struct kafka_metadata_response_topic){
+        .name = kafka_str(name),
+        .is_internal = server_topic_reserved(name),
+        .topic_authorized_operations = INT32_MIN,
+    };
+    struct server_topic *st;
+    const struct cluster_topic *ct;
+    metadata_lookup(s, name, &st, &ct);
+    if (st == NULL && ct == NULL && auto_create && !server_topic_reserved(name)) {
+        int err;
+        st = produce_topic_get(s, name, &err);
+        out->error_code = kafka_err_from(err);
+    } else if (st == NULL && ct == NULL) {
+        out->error_code = KAFKA_ERR_UNKNOWN_TOPIC_OR_PARTITION;
+    }
+    return st == NULL && ct == NULL ? true : kafka_metadata_parts(s, a, st, ct, out);
+}
+
+/* Every topic: the view's catalog in a cluster, else those held here. */
+static bool kafka_metadata_all(struct server *s, struct kw_arena *a,
+                               struct kafka_metadata_response *resp)
+{
+    uint32_t n = s->view != NULL ? s->view->topic_count : s->topic_count;
+    struct kafka_metadata_response_topic *ts = kafka_array(a, n, sizeof(*ts));
+    if (ts == NULL) {
+        return false;
+    }
+    resp->topics.items = ts;
+    resp->topics.count = (int32_t)n;
+    for (uint32_t i = 0; i < n; i++) {
+        struct proto_str name =
+            s->view != NULL ? proto_str_make(s->view->topics[i].name)
+                            : (struct proto_str){s->topics[i]->name, (int32_t)s->topics[i]->name_len};
+        if (!kafka_metadata_topic(s, a, name, false, &ts[i])) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* The brokers are this one alone, with the Kafka listener's address: in a
+ * cluster the other brokers' Kafka addresses are not registered yet
+ * (docs/kafka.md). Topics named by id (v10+) are unknown: nagare's topics
+ * have none. */
+void kafka_metadata(struct server *s, struct loop_req *req, const struct kafka_req_header *h,
+                    struct rd *body, struct kw_arena *a)
+{
+    struct kafka_metadata_request in;
+    int rc = kafka_metadata_request_decode(body, h->api_version, a, &in);
+    if (rc != 0) {
+        kafka_undecodable(req, "metadata", rc);
+        return;
+    }
+    struct kafka_metadata_response resp;
+    kafka_metadata_response_init(&resp);
+    const char *host;
+    struct kafka_metadata_response_broker self = {
+        .node_id = s->view != NULL ? s->broker_id : SINGLE_BROKER_ID, .rack = KW_STR_NULL};
+    kafka_serve_address(s, &host, &self.port);
+    self.host = kw_str_make(host);
+    resp.brokers.items = &self;
+    resp.brokers.count = 1;
+    resp.cluster_id = kw_str_make(s->cfg.cluster_name);
+    resp.controller_id = s->view != NULL ? s->view->controller : SINGLE_BROKER_ID;
+    bool ok = true;
+    if (in.topics.count < 0 || (in.topics.count == 0 && h->api_version == 0)) {
+        ok = kafka_metadata_all(s, a, &resp); /* v0: an empty list is every topic */
+    } else {
+        struct kafka_metadata_response_topic *ts = kafka_array(a, in.topics.count, sizeof(*ts));
+        ok = ts != NULL;
+        resp.topics.items = ts;
+        resp.topics.count = ok ? in.topics.count : 0;
+        bool create = in.allow_auto_topic_creation && s->cfg.auto_create_topics;
+        for (int32_t i = 0; ok && i < in.topics.count; i++) {
+            const struct kafka_metadata_request_topic *t = &in.topics.items[i];
+            if (t->name.len < 0) {
+                ts[i] = (struct kafka_metadata_response_topic){
+                    .error_code = KAFKA_ERR_UNKNOWN_TOPIC_ID,
+                    .name = KW_STR_NULL,
+                    .topic_id = t->topic_id,
+                    .topic_authorized_operations = INT32_MIN};
+                continue;
+            }
+            ok = kafka_metadata_topic(s, a, proto_from_kafka(t->name), create, &ts[i]);
+        }
+    }
+    if (!ok) {
+        kafka_arena_spent(req, "metadata");
+        return;
+    }
+    kafka_serve_respond(req, h, &kafka_metadata_response_msg, &resp);
+}
+
+/* Kafka's -1 (latest) and -2 (earliest) are nagare's; other timestamps
+ * through the time index, as nagare's ListOffsets answers them. The leader
+ * epoch of the offset found is not kept: -1. */
+void kafka_list_offsets(struct server *s, struct loop_req *req, const struct kafka_req_header *h,
+                        struct rd *body, struct kw_arena *a)
+{
+    static_assert(PROTO_TIMESTAMP_LATEST == -1 && PROTO_TIMESTAMP_EARLIEST == -2,
+                  "Kafka's ListOffsets timestamps");
+    struct kafka_list_offsets_request in;
+    int rc = kafka_list_offsets_request_decode(body, h->api_version, a, &in);
+    if (rc != 0) {
+        kafka_undecodable(req, "list_offsets", rc);
+        return;
+    }
+    struct kafka_list_offsets_response resp;
+    kafka_list_offsets_response_init(&resp);
+    struct kafka_list_offsets_response_topic_response *ts =
+        kafka_array(a, in.topics.count, sizeof(*ts));
+    for (int32_t i = 0; ts != NULL && i < in.topics.count; i++) {
+        const struct kafka_list_offsets_request_topic *t = &in.topics.items[i];
+        struct server_topic *st = server_topic_find(s, proto_from_kafka(t->name));
+        struct kafka_list_offsets_response_partition_response *ps =
+            kafka_array(a, t->partitions.count, sizeof(*ps));
+        if (ps == NULL) {
+            ts = NULL;
+            break;
+        }
+        ts[i] = (struct kafka_list_offsets_response_topic_response){
+            .name = t->name, .partitions = {.items = ps, .count = t->partitions.count}};
+        for (int32_t k = 0; k < t->partitions.count; k++) {
+            const struct kafka_list_offsets_request_partition *p = &t->partitions.items[k];
+            struct proto_list_offsets_resp_partition out;
+            list_offset(st,
+                        &(struct proto_list_offsets_req_partition){.partition = p->partition_index,
+                                                                   .timestamp_ms = p->timestamp},
+                        &out);
+            ps[k] = (struct kafka_list_offsets_response_partition_response){
+                .partition_index = p->partition_index,
+                .error_code = kafka_err_from(out.err),
+                .timestamp = out.err == 0 ? out.timestamp_ms : -1,
+                .offset = out.err == 0 ? out.offset : -1,
+                .leader_epoch = -1};
+        }
+    }
+    if (ts == NULL) {
+        kafka_arena_spent(req, "list_offsets");
+        return;
+    }
+    resp.topics.items = ts;
+    resp.topics.count = in.topics.count;
+    kafka_serve_respond(req, h, &kafka_list_offsets_response_msg, &resp);
+}
+
+/* KIP-279's answer from the partition's epoch history, as nagare's. */
+void kafka_offset_for_leader_epoch(struct server *s, struct loop_req *req,
+                                   const struct kafka_req_header *h, struct rd *body,
+                                   struct kw_arena *a)
+{
+    struct kafka_offset_for_leader_epoch_request in;
+    int rc = kafka_offset_for_leader_epoch_request_decode(body, h->api_version, a, &in);
+    if (rc != 0) {
+        kafka_undecodable(req, "offset_for_leader_epoch", rc);
+        return;
+    }
+    struct kafka_offset_for_leader_epoch_response resp;
+    kafka_offset_for_leader_epoch_response_init(&resp);
+    struct kafka_offset_for_leader_epoch_response_offset_for_leader_topic_result *ts =
+        kafka_array(a, in.topics.count, sizeof(*ts));
+    for (int32_t i = 0; ts != NULL && i < in.topics.count; i++) {
+        const struct kafka_offset_for_leader_epoch_request_offset_for_leader_topic *t =
+            &in.topics.items[i];
+        struct server_topic *st = server_topic_find(s, proto_from_kafka(t->topic));
+        struct kafka_offset_for_leader_epoch_response_epoch_end_offset *ps =
+            kafka_array(a, t->partitions.count, sizeof(*ps));
+        if (ps == NULL) {
+            ts = NULL;
+            break;
+        }
+        ts[i] = (struct kafka_offset_for_leader_epoch_response_offset_for_leader_topic_result){
+            .topic = t->topic, .partitions = {.items = ps, .count = t->partitions.count}};
+        for (int32_t k = 0; k < t->partitions.count; k++) {
+            const struct kafka_offset_for_leader_epoch_request_offset_for_leader_partition *p =
+                &t->partitions.items[k];
+            struct proto_epoch_resp_partition out;
+            epoch_end(st,
+                      &(struct proto_epoch_req_partition){.partition = p->partition,
+                                                          .current_leader_epoch =
+                                                              p->current_leader_epoch,
+                                                          .leader_epoch = p->leader_epoch},
+                      &out);
+            ps[k] = (struct kafka_offset_for_leader_epoch_response_epoch_end_offset){
+                .error_code = kafka_err_from(out.err),
+                .partition = p->partition,
+                .leader_epoch = out.leader_epoch,
+                .end_offset = out.end_offset};
+        }
+    }
+    if (ts == NULL) {
+        kafka_arena_spent(req, "offset_for_leader_epoch");
+        return;
+    }
+    resp.topics.items = ts;
+    resp.topics.count = in.topics.count;
+    kafka_serve_respond(req, h, &kafka_offset_for_leader_epoch_response_msg, &resp);
+}
+
+/* An idempotent producer gets a new id at epoch 0, as from nagare's
+ * InitProducerId; a transactional one is refused (no transactions:
+ * docs/kafka.md). */
+void kafka_init_producer_id(struct server *s, struct loop_req *req,
+                            const struct kafka_req_header *h, struct rd *body, struct kw_arena *a)
+{
+    struct kafka_init_producer_id_request in;
+    int rc = kafka_init_producer_id_request_decode(body, h->api_version, a, &in);
+    if (rc != 0) {
+        kafka_undecodable(req, "init_producer_id", rc);
+        return;
+    }
+    struct kafka_init_producer_id_response resp;
+    kafka_init_producer_id_response_init(&resp);
+    rc = in.transactional_id.len >= 0 ? -NG_ETRANSACTIONAL : producer_id_new(s, &resp.producer_id);
+    resp.error_code = in.transactional_id.len >= 0 ? KAFKA_ERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED
+                                                   : kafka_err_from(rc);
+    resp.producer_id = rc == 0 ? resp.producer_id : -1;
+    resp.producer_epoch = rc == 0 ? 0 : -1;
+    kafka_serve_respond(req, h, &kafka_init_producer_id_response_msg, &resp);
 }
