@@ -688,9 +688,11 @@ void handle_list_offsets(struct server *s, struct loop_req *req, const struct pr
 
 /* ---- OffsetForLeaderEpoch ---- */
 
-/* KIP-279's answer for one partition. */
+/* KIP-279's answer for one partition, to a follower (nagare's, checked as
+ * replica_check_epoch() does) or to a reader (Kafka's consumers, checked
+ * as replica_check_reader_epoch() does). */
 static void epoch_end(struct server_topic *t, const struct proto_epoch_req_partition *in,
-                      struct proto_epoch_resp_partition *out)
+                      bool reader, struct proto_epoch_resp_partition *out)
 {
     *out = (struct proto_epoch_resp_partition){
         .partition = in->partition, .leader_epoch = -1, .end_offset = -1};
@@ -699,7 +701,8 @@ static void epoch_end(struct server_topic *t, const struct proto_epoch_req_parti
         return;
     }
     struct bpart *bp = &t->parts[in->partition];
-    out->err = replica_check_epoch(bp, -1, in->current_leader_epoch);
+    out->err = reader ? replica_check_reader_epoch(bp, in->current_leader_epoch)
+                      : replica_check_epoch(bp, -1, in->current_leader_epoch);
     if (out->err == 0) {
         out->err =
             part_epoch_end_offset(&bp->log, in->leader_epoch, &out->leader_epoch, &out->end_offset);
@@ -730,7 +733,7 @@ void handle_offset_for_leader_epoch(struct server *s, struct loop_req *req,
         struct proto_epoch_req_partition in;
         while (proto_epoch_req_next_partition(&d, &in)) {
             struct proto_epoch_resp_partition out;
-            epoch_end(st, &in, &out);
+            epoch_end(st, &in, false, &out);
             proto_epoch_resp_partition(&e, &out);
         }
     }
@@ -1026,7 +1029,7 @@ void kafka_offset_for_leader_epoch(struct server *s, struct loop_req *req,
                                                           .current_leader_epoch =
                                                               p->current_leader_epoch,
                                                           .leader_epoch = p->leader_epoch},
-                      &out);
+                      true, &out);
             ps[k] = (struct kafka_offset_for_leader_epoch_response_epoch_end_offset){
                 .error_code = kafka_err_from(out.err),
                 .partition = p->partition,
