@@ -346,6 +346,9 @@ struct admin_topic {
     struct proto_str name; /* into the frame, valid until the answer */
     int32_t partition;     /* ReassignPartitions; else ADMIN_ITEM_TOPIC */
     int err;
+    int16_t kafka_err;  /* Kafka's answer: its code when err has no fit (0: none) */
+    int32_t partitions; /* CreateTopics: as created (-1: unknown) */
+    int16_t factor;     /* CreateTopics: replication factor (-1: unknown) */
 };
 
 struct admin_call {
@@ -353,14 +356,22 @@ struct admin_call {
     struct server *s;
     uint32_t correlation_id;
     uint16_t version;
+    bool kafka; /* Kafka's CreateTopics or DeleteTopics: kafka_admin_answer() */
     enum admin_kind kind;
     uint32_t count;
     uint32_t pending; /* items the session has not answered */
     struct admin_topic topics[];
 };
 
+static void kafka_admin_answer(const struct admin_call *c);
+
 static void admin_call_answer(struct admin_call *c)
 {
+    if (c->kafka) {
+        kafka_admin_answer(c);
+        free(c);
+        return;
+    }
     size_t len;
     (void)loop_req_frame(c->req, &len);
     struct wr w;
@@ -414,15 +425,15 @@ static void admin_topic_done(void *arg, int rc)
 }
 
 static struct admin_call *admin_call_new(struct server *s, struct loop_req *req,
-                                         const struct proto_req_header *h, enum admin_kind kind,
-                                         uint32_t count)
+                                         uint32_t correlation_id, uint16_t version,
+                                         enum admin_kind kind, uint32_t count)
 {
     struct admin_call *c = calloc(1, sizeof(*c) + count * sizeof(c->topics[0]));
     if (c != NULL) {
         *c = (struct admin_call){.req = req,
                                  .s = s,
-                                 .correlation_id = h->correlation_id,
-                                 .version = h->api_version,
+                                 .correlation_id = correlation_id,
+                                 .version = version,
                                  .kind = kind,
                                  .pending = 1}; /* held until every item is handed over */
     }
@@ -436,8 +447,12 @@ static struct admin_topic *admin_item_add(struct admin_call *c, struct proto_str
                                           char cname[PROTO_TOPIC_NAME_BYTES_MAX + 1])
 {
     struct admin_topic *t = &c->topics[c->count++];
-    *t = (struct admin_topic){
-        .m = {.fn = admin_topic_back}, .call = c, .name = name, .partition = partition};
+    *t = (struct admin_topic){.m = {.fn = admin_topic_back},
+                              .call = c,
+                              .name = name,
+                              .partition = partition,
+                              .partitions = -1,
+                              .factor = -1};
     if (name.len <= 0 || !proto_topic_name_valid(name.ptr, (size_t)name.len) ||
         proto_str_copy(name, cname, PROTO_TOPIC_NAME_BYTES_MAX + 1) != 0) {
         t->err = -NG_EBADNAME;
@@ -476,6 +491,8 @@ static void admin_topic_start(struct server *s, struct admin_call *c, struct pro
         int16_t factor = ct->replication_factor == PROTO_CONFIG_DEFAULT
                              ? (int16_t)s->cfg.default_replication_factor
                              : ct->replication_factor;
+        t->partitions = parts;
+        t->factor = factor;
         rc = cluster_session_create_topic(s->session, cname, parts, factor, &cfg, admin_topic_done,
                                           t);
     } else {
@@ -493,7 +510,8 @@ static void admin_cluster(struct server *s, struct loop_req *req, const struct p
                           struct proto_dec *d, bool create)
 {
     struct admin_call *c =
-        admin_call_new(s, req, h, create ? ADMIN_CREATE : ADMIN_DELETE, (uint32_t)d->topic_count);
+        admin_call_new(s, req, h->correlation_id, h->api_version,
+                       create ? ADMIN_CREATE : ADMIN_DELETE, (uint32_t)d->topic_count);
     if (c == NULL) {
         server_resp_error(req, h->correlation_id, -ENOMEM);
         return;
@@ -514,6 +532,36 @@ static void admin_cluster(struct server *s, struct loop_req *req, const struct p
     }
 }
 
+/* Creates a topic on a single broker. Returns 0 with *out, or the error
+ * (logged when it is the broker's, not the request's). */
+static int create_local(struct server *s, const struct proto_create_topic *ct,
+                        struct server_topic **out)
+{
+    struct topic_config requested = {
+        .partitions = ct->partition_count,
+        .retention_ms = ct->retention_ms,
+        .retention_bytes = ct->retention_bytes,
+        .segment_bytes = ct->segment_bytes,
+        .segment_ms = PROTO_CONFIG_DEFAULT,
+        .batch_bytes_max = ct->batch_bytes_max,
+    };
+    int err = server_topic_reserved(ct->name) ? -NG_EBADNAME : 0;
+    err = err == 0 ? create_replication_check(s, ct->name, ct->replication_factor) : err;
+    err = err == 0 ? create_unclean_check(false, ct->unclean_leader_election) : err;
+    err = err == 0 ? server_topic_create(s, ct->name, &requested, out) : err;
+    if (err != 0 && err != -NG_ETOPIC_EXISTS && err != -NG_ENOT_ENOUGH_REPLICAS &&
+        err != -NG_ENOT_CLUSTERED) {
+        log_warn("create topic %.*s: %s", (int)ct->name.len, ct->name.ptr, err_str(err));
+    }
+    return err;
+}
+
+/* Deletes a topic on a single broker: 0 or the error. */
+static int delete_local(struct server *s, struct proto_str name)
+{
+    return server_topic_reserved(name) ? -NG_EBADNAME : server_topic_delete(s, name);
+}
+
 void handle_create_topics(struct server *s, struct loop_req *req, const struct proto_req_header *h,
                           struct rd *body)
 {
@@ -531,24 +579,8 @@ void handle_create_topics(struct server *s, struct loop_req *req, const struct p
     proto_create_topics_resp_begin(&e, &w, h->api_version, h->correlation_id);
     struct proto_create_topic ct;
     while (proto_create_topics_req_next(&d, &ct)) {
-        struct topic_config requested = {
-            .partitions = ct.partition_count,
-            .retention_ms = ct.retention_ms,
-            .retention_bytes = ct.retention_bytes,
-            .segment_bytes = ct.segment_bytes,
-            .segment_ms = PROTO_CONFIG_DEFAULT,
-            .batch_bytes_max = ct.batch_bytes_max,
-        };
         struct server_topic *t;
-        struct proto_topic_result r = {.name = ct.name};
-        r.err = server_topic_reserved(ct.name) ? -NG_EBADNAME : 0;
-        r.err = r.err == 0 ? create_replication_check(s, ct.name, ct.replication_factor) : r.err;
-        r.err = r.err == 0 ? create_unclean_check(false, ct.unclean_leader_election) : r.err;
-        r.err = r.err == 0 ? server_topic_create(s, ct.name, &requested, &t) : r.err;
-        if (r.err != 0 && r.err != -NG_ETOPIC_EXISTS && r.err != -NG_ENOT_ENOUGH_REPLICAS &&
-            r.err != -NG_ENOT_CLUSTERED) {
-            log_warn("create topic %.*s: %s", (int)ct.name.len, ct.name.ptr, err_str(r.err));
-        }
+        struct proto_topic_result r = {.name = ct.name, .err = create_local(s, &ct, &t)};
         proto_enc_topic_result(&e, &r);
     }
     server_resp_end(req, &e, &w, h->correlation_id);
@@ -571,9 +603,7 @@ void handle_delete_topics(struct server *s, struct loop_req *req, const struct p
     proto_delete_topics_resp_begin(&e, &w, h->api_version, h->correlation_id);
     struct proto_topic t;
     while (proto_next_topic(&d, &t)) {
-        struct proto_topic_result r = {
-            .name = t.name,
-            .err = server_topic_reserved(t.name) ? -NG_EBADNAME : server_topic_delete(s, t.name)};
+        struct proto_topic_result r = {.name = t.name, .err = delete_local(s, t.name)};
         proto_enc_topic_result(&e, &r);
     }
     server_resp_end(req, &e, &w, h->correlation_id);
@@ -607,7 +637,8 @@ void handle_reassign_partitions(struct server *s, struct loop_req *req,
         return;
     }
     struct admin_call *c =
-        admin_call_new(s, req, h, ADMIN_REASSIGN, (uint32_t)d.topic_count + d.partition_count);
+        admin_call_new(s, req, h->correlation_id, h->api_version, ADMIN_REASSIGN,
+                       (uint32_t)d.topic_count + d.partition_count);
     if (c == NULL) {
         server_resp_error(req, h->correlation_id, -ENOMEM);
         return;
@@ -1066,4 +1097,220 @@ void kafka_init_producer_id(struct server *s, struct loop_req *req,
     resp.producer_id = rc == 0 ? resp.producer_id : -1;
     resp.producer_epoch = rc == 0 ? 0 : -1;
     kafka_serve_respond(req, h, &kafka_init_producer_id_response_msg, &resp);
+}
+
+/* ---- Kafka's CreateTopics, DeleteTopics ---- */
+
+/* The answer of a Kafka admin_call (CreateTopics, DeleteTopics), once each
+ * topic is settled; the call is freed by the caller. */
+static void kafka_admin_answer(const struct admin_call *c)
+{
+    struct kafka_req_header h = {
+        .api_key = c->kind == ADMIN_CREATE ? KAFKA_API_CREATE_TOPICS : KAFKA_API_DELETE_TOPICS,
+        .api_version = (int16_t)c->version,
+        .correlation_id = (int32_t)c->correlation_id};
+    struct kafka_create_topics_response_creatable_topic_result *created = NULL;
+    struct kafka_delete_topics_response_deletable_topic_result *deleted = NULL;
+    if (c->kind == ADMIN_CREATE) {
+        created = calloc(c->count + 1, sizeof(*created));
+    } else {
+        deleted = calloc(c->count + 1, sizeof(*deleted));
+    }
+    if (created == NULL && deleted == NULL) {
+        log_warn("kafka: topics answer: %s; closing", err_str(-ENOMEM));
+        loop_req_fail(c->req);
+        return;
+    }
+    for (uint32_t i = 0; i < c->count; i++) {
+        const struct admin_topic *t = &c->topics[i];
+        int16_t err = t->kafka_err != 0 ? t->kafka_err : kafka_err_from(t->err);
+        if (created != NULL) {
+            created[i] = (struct kafka_create_topics_response_creatable_topic_result){
+                .name = kafka_str(t->name),
+                .error_code = err,
+                .error_message = KW_STR_NULL,
+                .num_partitions = err == 0 ? t->partitions : -1,
+                .replication_factor = err == 0 ? t->factor : -1,
+                .configs = {.items = NULL, .count = -1}};
+        } else {
+            deleted[i] = (struct kafka_delete_topics_response_deletable_topic_result){
+                .name = kafka_str(t->name), .error_code = err, .error_message = KW_STR_NULL};
+        }
+    }
+    if (created != NULL) {
+        struct kafka_create_topics_response resp;
+        kafka_create_topics_response_init(&resp);
+        resp.topics.items = created;
+        resp.topics.count = (int32_t)c->count;
+        kafka_serve_respond(c->req, &h, &kafka_create_topics_response_msg, &resp);
+    } else {
+        struct kafka_delete_topics_response resp;
+        kafka_delete_topics_response_init(&resp);
+        resp.responses.items = deleted;
+        resp.responses.count = (int32_t)c->count;
+        kafka_serve_respond(c->req, &h, &kafka_delete_topics_response_msg, &resp);
+    }
+    free(created);
+    free(deleted);
+}
+
+/* A config value as an integer: 0, or -1 when it is not one. */
+static int kafka_config_int(struct kw_str v, int64_t *out)
+{
+    char buf[24];
+    if (v.len <= 0 || (size_t)v.len >= sizeof(buf)) {
+        return -1;
+    }
+    memcpy(buf, v.ptr, (size_t)v.len);
+    buf[v.len] = '\0';
+    char *end;
+    errno = 0;
+    long long n = strtoll(buf, &end, 10);
+    if (errno != 0 || *end != '\0') {
+        return -1;
+    }
+    *out = n;
+    return 0;
+}
+
+/* A topic of Kafka's CreateTopics as nagare's: its configs by Kafka's names
+ * (retention.ms, retention.bytes with -1 for no limit, segment.bytes,
+ * max.message.bytes, cleanup.policy delete, unclean.leader.election.enable).
+ * Returns 0, or the Kafka error: INVALID_CONFIG for another config or a
+ * value that is not one, INVALID_REQUEST for replicas assigned by hand. */
+static int16_t kafka_topic_to_create(const struct kafka_create_topics_request_creatable_topic *kt,
+                                     struct proto_create_topic *ct)
+{
+    *ct = (struct proto_create_topic){.name = proto_from_kafka(kt->name),
+                                      .partition_count = kt->num_partitions,
+                                      .retention_ms = PROTO_CONFIG_DEFAULT,
+                                      .retention_bytes = PROTO_CONFIG_DEFAULT,
+                                      .segment_bytes = PROTO_CONFIG_DEFAULT,
+                                      .batch_bytes_max = PROTO_CONFIG_DEFAULT,
+                                      .replication_factor = kt->replication_factor};
+    if (kt->assignments.count > 0) {
+        return KAFKA_ERR_INVALID_REQUEST;
+    }
+    for (int32_t i = 0; i < kt->configs.count; i++) {
+        struct kw_str name = kt->configs.items[i].name;
+        struct kw_str value = kt->configs.items[i].value;
+        int64_t v = 0;
+        bool number = kafka_config_int(value, &v) == 0;
+        if (value.len < 0) {
+            continue; /* null: the default */
+        } else if (number && kw_str_eq(name, "retention.ms")) {
+            ct->retention_ms = v == -1 ? PROTO_CONFIG_UNLIMITED : v;
+        } else if (number && kw_str_eq(name, "retention.bytes")) {
+            ct->retention_bytes = v == -1 ? PROTO_CONFIG_UNLIMITED : v;
+        } else if (number && kw_str_eq(name, "segment.bytes")) {
+            ct->segment_bytes = v;
+        } else if (number && kw_str_eq(name, "max.message.bytes") && v > 0 && v <= INT32_MAX) {
+            ct->batch_bytes_max = (int32_t)v;
+        } else if (kw_str_eq(name, "cleanup.policy") && kw_str_eq(value, "delete")) {
+            continue;
+        } else if (kw_str_eq(name, "unclean.leader.election.enable") &&
+                   (kw_str_eq(value, "true") || kw_str_eq(value, "false"))) {
+            ct->unclean_leader_election = kw_str_eq(value, "true") ? 1 : 0;
+        } else {
+            return KAFKA_ERR_INVALID_CONFIG;
+        }
+    }
+    return KAFKA_ERR_NONE;
+}
+
+/* One topic of Kafka's CreateTopics: through etcd in a cluster, else here;
+ * validate_only checks without creating. */
+static void kafka_create_one(struct server *s, struct admin_call *c,
+                             const struct kafka_create_topics_request_creatable_topic *kt,
+                             bool validate_only)
+{
+    struct proto_create_topic ct;
+    int16_t kerr = kafka_topic_to_create(kt, &ct);
+    if (kerr == 0 && s->session != NULL && !validate_only) {
+        admin_topic_start(s, c, ct.name, &ct);
+        return;
+    }
+    char cname[PROTO_TOPIC_NAME_BYTES_MAX + 1];
+    struct admin_topic *t = admin_item_add(c, ct.name, ADMIN_ITEM_TOPIC, cname);
+    t->kafka_err = kerr;
+    if (t->err != 0 || kerr != 0) {
+        return;
+    }
+    if (validate_only) {
+        t->err = server_topic_reserved(ct.name) ? -NG_EBADNAME
+                 : server_topic_find(s, ct.name) != NULL ? -NG_ETOPIC_EXISTS
+                                                          : 0;
+        return;
+    }
+    struct server_topic *st;
+    t->err = create_local(s, &ct, &st);
+    if (t->err == 0) {
+        t->partitions = st->cfg.partitions;
+        t->factor = 1;
+    }
+}
+
+void kafka_create_topics(struct server *s, struct loop_req *req, const struct kafka_req_header *h,
+                         struct rd *body, struct kw_arena *a)
+{
+    struct kafka_create_topics_request in;
+    int rc = kafka_create_topics_request_decode(body, h->api_version, a, &in);
+    if (rc != 0) {
+        kafka_undecodable(req, "create_topics", rc);
+        return;
+    }
+    struct admin_call *c = admin_call_new(s, req, (uint32_t)h->correlation_id,
+                                          (uint16_t)h->api_version, ADMIN_CREATE,
+                                          (uint32_t)in.topics.count);
+    if (c == NULL) {
+        kafka_undecodable(req, "create_topics", -ENOMEM);
+        return;
+    }
+    c->kafka = true;
+    for (int32_t i = 0; i < in.topics.count; i++) {
+        kafka_create_one(s, c, &in.topics.items[i], in.validate_only);
+    }
+    if (--c->pending == 0) {
+        admin_call_answer(c);
+    }
+}
+
+/* Topics by name (v0-5), or by name or id (v6: by id UNKNOWN_TOPIC_ID). */
+void kafka_delete_topics(struct server *s, struct loop_req *req, const struct kafka_req_header *h,
+                         struct rd *body, struct kw_arena *a)
+{
+    struct kafka_delete_topics_request in;
+    int rc = kafka_delete_topics_request_decode(body, h->api_version, a, &in);
+    if (rc != 0) {
+        kafka_undecodable(req, "delete_topics", rc);
+        return;
+    }
+    bool by_state = h->api_version >= 6;
+    int32_t count = by_state ? in.topics.count : in.topic_names.count;
+    struct admin_call *c = admin_call_new(s, req, (uint32_t)h->correlation_id,
+                                          (uint16_t)h->api_version, ADMIN_DELETE, (uint32_t)count);
+    if (c == NULL) {
+        kafka_undecodable(req, "delete_topics", -ENOMEM);
+        return;
+    }
+    c->kafka = true;
+    for (int32_t i = 0; i < count; i++) {
+        struct proto_str name = proto_from_kafka(by_state ? in.topics.items[i].name
+                                                          : in.topic_names.items[i]);
+        if (name.len < 0) {
+            struct admin_topic *t = &c->topics[c->count++];
+            *t = (struct admin_topic){.call = c, .name = name, .kafka_err = KAFKA_ERR_UNKNOWN_TOPIC_ID};
+            continue;
+        }
+        if (s->session != NULL) {
+            admin_topic_start(s, c, name, NULL);
+            continue;
+        }
+        char cname[PROTO_TOPIC_NAME_BYTES_MAX + 1];
+        struct admin_topic *t = admin_item_add(c, name, ADMIN_ITEM_TOPIC, cname);
+        t->err = t->err != 0 ? t->err : delete_local(s, name);
+    }
+    if (--c->pending == 0) {
+        admin_call_answer(c);
+    }
 }

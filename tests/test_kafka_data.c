@@ -395,6 +395,25 @@ Test(kafka_data, a_batch_with_a_bad_crc_is_corrupt_and_not_written)
     kc_close(&c);
 }
 
+Test(kafka_data, records_of_two_batches_are_refused_and_not_written)
+{
+    bk_start(&B);
+    create_topic(1);
+    struct kc c;
+    kc_connect(&c, B.kafka_port);
+    uint8_t b[8192];
+    size_t n1 = bt_make(b, sizeof(b), 3, 1, TS_MS, -1, 0, -1);
+    size_t n2 = bt_make(b + n1, sizeof(b) - n1, 2, 2, TS_MS, -1, 0, -1);
+    struct produced p = produce(&c, -1, b, n1 + n2);
+    cr_assert_eq(p.err, KAFKA_ERR_CORRUPT_MESSAGE);
+    cr_assert_eq(list_offset(&c, -1).offset, 0, "nothing written");
+    uint8_t tail[] = {0, 0, 0};
+    memcpy(b + n1, tail, sizeof(tail)); /* a batch and stray bytes */
+    cr_assert_eq(produce(&c, -1, b, n1 + sizeof(tail)).err, KAFKA_ERR_CORRUPT_MESSAGE);
+    cr_assert_eq(list_offset(&c, -1).offset, 0, "nothing written");
+    kc_close(&c);
+}
+
 Test(kafka_data, produce_v2_and_below_is_unsupported_per_partition)
 {
     bk_start(&B);
@@ -559,5 +578,86 @@ Test(kafka_data, a_fetch_session_id_is_not_found)
     cr_assert(kc_recv(&c, KAFKA_API_FETCH, 12, &kafka_fetch_response_msg, &resp));
     cr_assert_eq(resp.error_code, KAFKA_ERR_FETCH_SESSION_ID_NOT_FOUND);
     cr_assert_eq(resp.responses.count, 0);
+    kc_close(&c);
+}
+
+/* ---- CreateTopics, DeleteTopics ---- */
+
+static int16_t create_topics(struct kc *c, const char *name, int32_t partitions,
+                             const char *config_name, const char *config_value, bool validate_only,
+                             int32_t *partitions_out)
+{
+    struct kafka_create_topics_request_creatable_topic_config cfg = {
+        .name = kw_str_make(config_name != NULL ? config_name : ""),
+        .value = config_value != NULL ? kw_str_make(config_value) : KW_STR_NULL};
+    struct kafka_create_topics_request_creatable_topic t = {
+        .name = kw_str_make(name),
+        .num_partitions = partitions,
+        .replication_factor = -1,
+        .configs = {.items = &cfg, .count = config_name != NULL ? 1 : 0}};
+    struct kafka_create_topics_request req;
+    kafka_create_topics_request_init(&req);
+    req.topics.items = &t;
+    req.topics.count = 1;
+    req.validate_only = validate_only;
+    struct kafka_create_topics_response resp;
+    kc_call(c, KAFKA_API_CREATE_TOPICS, 7, &kafka_create_topics_request_msg, &req,
+            &kafka_create_topics_response_msg, &resp);
+    cr_assert_eq(resp.topics.count, 1);
+    cr_assert(kw_str_eq(resp.topics.items[0].name, name));
+    *partitions_out = resp.topics.items[0].num_partitions;
+    return resp.topics.items[0].error_code;
+}
+
+static int16_t delete_topic(struct kc *c, int16_t version, const char *name)
+{
+    struct kw_str n = kw_str_make(name);
+    struct kafka_delete_topics_request_delete_topic_state st = {.name = n};
+    struct kafka_delete_topics_request req;
+    kafka_delete_topics_request_init(&req);
+    if (version >= 6) {
+        req.topics.items = &st;
+        req.topics.count = 1;
+    } else {
+        req.topic_names.items = &n;
+        req.topic_names.count = 1;
+    }
+    req.timeout_ms = 30000;
+    struct kafka_delete_topics_response resp;
+    kc_call(c, KAFKA_API_DELETE_TOPICS, version, &kafka_delete_topics_request_msg, &req,
+            &kafka_delete_topics_response_msg, &resp);
+    cr_assert_eq(resp.responses.count, 1);
+    cr_assert(kw_str_eq(resp.responses.items[0].name, name));
+    return resp.responses.items[0].error_code;
+}
+
+Test(kafka_data, create_topics_then_delete_topics)
+{
+    bk_start(&B);
+    struct kc c;
+    kc_connect(&c, B.kafka_port);
+    int32_t n;
+    cr_assert_eq(create_topics(&c, "made", 4, NULL, NULL, true, &n), KAFKA_ERR_NONE);
+    cr_assert_eq(metadata_of(&c, "made", false, &n), KAFKA_ERR_UNKNOWN_TOPIC_OR_PARTITION,
+                 "validate_only creates nothing");
+    cr_assert_eq(create_topics(&c, "made", 4, "retention.ms", "-1", false, &n), KAFKA_ERR_NONE);
+    cr_assert_eq(n, 4);
+    cr_assert_eq(metadata_of(&c, "made", false, &n), KAFKA_ERR_NONE);
+    cr_assert_eq(n, 4);
+    cr_assert_eq(create_topics(&c, "made", 4, NULL, NULL, false, &n),
+                 KAFKA_ERR_TOPIC_ALREADY_EXISTS);
+    cr_assert_eq(create_topics(&c, "odd", 1, "flush.ms", "5", false, &n),
+                 KAFKA_ERR_INVALID_CONFIG, "a config nagare does not have");
+    cr_assert_eq(create_topics(&c, "odd", 1, "cleanup.policy", "compact", false, &n),
+                 KAFKA_ERR_INVALID_CONFIG);
+    cr_assert_eq(create_topics(&c, "__own", 1, NULL, NULL, false, &n), KAFKA_ERR_INVALID_TOPIC);
+    cr_assert_eq(create_topics(&c, "bad/name", 1, NULL, NULL, false, &n), KAFKA_ERR_INVALID_TOPIC);
+    cr_assert_eq(create_topics(&c, "dflt", -1, "segment.bytes", "1048576", false, &n),
+                 KAFKA_ERR_NONE);
+    cr_assert_gt(n, 0, "the broker's default partitions");
+    cr_assert_eq(delete_topic(&c, 6, "made"), KAFKA_ERR_NONE);
+    cr_assert_eq(metadata_of(&c, "made", false, &n), KAFKA_ERR_UNKNOWN_TOPIC_OR_PARTITION);
+    cr_assert_eq(delete_topic(&c, 5, "dflt"), KAFKA_ERR_NONE);
+    cr_assert_eq(delete_topic(&c, 5, "dflt"), KAFKA_ERR_UNKNOWN_TOPIC_OR_PARTITION);
     kc_close(&c);
 }
