@@ -972,8 +972,9 @@ void kafka_metadata(struct server *s, struct loop_req *req, const struct kafka_r
 }
 
 /* Kafka's -1 (latest) and -2 (earliest) are nagare's; other timestamps
- * through the time index, as nagare's ListOffsets answers them. The leader
- * epoch of the offset found is not kept: -1. */
+ * through the time index, as nagare's ListOffsets answers them; the
+ * client's current leader epoch is checked (KIP-320). The leader epoch of
+ * the offset found is not kept: -1. */
 void kafka_list_offsets(struct server *s, struct loop_req *req, const struct kafka_req_header *h,
                         struct rd *body, struct kw_arena *a)
 {
@@ -1007,6 +1008,10 @@ void kafka_list_offsets(struct server *s, struct loop_req *req, const struct kaf
                         &(struct proto_list_offsets_req_partition){.partition = p->partition_index,
                                                                    .timestamp_ms = p->timestamp},
                         &out);
+            if (out.err == 0) { /* the partition is there and served: at that epoch? */
+                out.err = replica_check_reader_epoch(&st->parts[p->partition_index],
+                                                     p->current_leader_epoch);
+            }
             ps[k] = (struct kafka_list_offsets_response_partition_response){
                 .partition_index = p->partition_index,
                 .error_code = kafka_err_from(out.err),

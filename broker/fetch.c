@@ -63,7 +63,7 @@ struct fetch_part {
     int32_t bytes_max;
     struct bpart *bp;     /* NULL: unknown topic or partition */
     int refused;          /* ReplicaFetch: the leader's checks refused it (bp NULL) */
-    int32_t leader_epoch; /* ReplicaFetch: the follower's */
+    int32_t leader_epoch; /* ReplicaFetch: the follower's; Kafka's: the consumer's, or -1 */
     struct park_link link;
     /* this answer's plan: file ranges, or a copy of up to copy_limit bytes */
     uint32_t range_first;
@@ -149,11 +149,15 @@ static int64_t part_end(const struct fetch_req *fr, const struct fetch_part *fp)
 
 /* Whether this broker may answer for the partition now: a follower's
  * fetch must match the leader's epoch, a consumer's must reach the leader
- * (leadership may move while it is parked). 0 or the error. */
+ * (leadership may move while it is parked), at the epoch a Kafka consumer
+ * names (KIP-320). 0 or the error. */
 static int part_refusal(const struct fetch_req *fr, const struct fetch_part *fp)
 {
-    return fr->replica ? replica_check_epoch(fp->bp, -1, fp->leader_epoch)
-                       : replica_serving(fp->bp);
+    if (fr->replica) {
+        return replica_check_epoch(fp->bp, -1, fp->leader_epoch);
+    }
+    return fr->kafka ? replica_check_reader_epoch(fp->bp, fp->leader_epoch)
+                     : replica_serving(fp->bp);
 }
 
 /* Whether a partition has something to say: data, or an error. */
@@ -790,7 +794,8 @@ static void kafka_fetch_refuse(struct loop_req *req, const struct kafka_req_head
 /* Sessionless (session id 0 in the answer, which tells a client that asked
  * to open one that none was made); the isolation level is ignored, there
  * being no transactions; a replica id is ignored (followers use nagare's
- * ReplicaFetch). */
+ * ReplicaFetch). Each partition's current leader epoch is checked
+ * (replica_check_reader_epoch()). */
 void kafka_fetch(struct server *s, struct loop_req *req, const struct kafka_req_header *h,
                  struct rd *body, struct kw_arena *a)
 {
@@ -833,7 +838,8 @@ void kafka_fetch(struct server *s, struct loop_req *req, const struct kafka_req_
                                                  .partition = fp->partition,
                                                  .offset = fp->fetch_offset,
                                                  .bytes_max = fp->partition_max_bytes,
-                                                 .bp = known ? &st->parts[fp->partition] : NULL};
+                                                 .bp = known ? &st->parts[fp->partition] : NULL,
+                                                 .leader_epoch = fp->current_leader_epoch};
         }
     }
     ASSERT(i == count);

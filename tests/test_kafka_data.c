@@ -95,11 +95,13 @@ struct fetched_part {
     int32_t records_len;
 };
 
+static int32_t fetch_epoch = -1; /* the current leader epoch fetches name */
+
 static void fetch_send(struct kc *c, int16_t version, int64_t offset, int32_t wait_ms,
                        int32_t session_id)
 {
     struct kafka_fetch_request_partition fp = {.partition = 0,
-                                               .current_leader_epoch = -1,
+                                               .current_leader_epoch = fetch_epoch,
                                                .fetch_offset = offset,
                                                .last_fetched_epoch = -1,
                                                .log_start_offset = -1,
@@ -158,7 +160,7 @@ struct listed {
 static struct listed list_offset(struct kc *c, int64_t timestamp)
 {
     struct kafka_list_offsets_request_partition lp = {
-        .partition_index = 0, .current_leader_epoch = -1, .timestamp = timestamp};
+        .partition_index = 0, .current_leader_epoch = fetch_epoch, .timestamp = timestamp};
     struct kafka_list_offsets_request_topic lt = {.name = kw_str_make(TOPIC),
                                                   .partitions = {.items = &lp, .count = 1}};
     struct kafka_list_offsets_request req;
@@ -659,5 +661,30 @@ Test(kafka_data, create_topics_then_delete_topics)
     cr_assert_eq(metadata_of(&c, "made", false, &n), KAFKA_ERR_UNKNOWN_TOPIC_OR_PARTITION);
     cr_assert_eq(delete_topic(&c, 5, "dflt"), KAFKA_ERR_NONE);
     cr_assert_eq(delete_topic(&c, 5, "dflt"), KAFKA_ERR_UNKNOWN_TOPIC_OR_PARTITION);
+    kc_close(&c);
+}
+
+Test(kafka_data, fetch_and_list_offsets_check_the_current_leader_epoch)
+{
+    bk_start(&B);
+    create_topic(1);
+    struct kc c;
+    kc_connect(&c, B.kafka_port);
+    uint8_t b[4096];
+    size_t n = bt_make(b, sizeof(b), 2, 1, TS_MS, -1, 0, -1);
+    cr_assert_eq(produce(&c, 1, b, n).err, KAFKA_ERR_NONE);
+    fetch_epoch = 0; /* a single broker's */
+    struct fetched_part f = fetch(&c, 0, 0);
+    cr_assert_eq(f.err, KAFKA_ERR_NONE);
+    cr_assert_eq((size_t)f.records_len, n);
+    free(f.records);
+    cr_assert_eq(list_offset(&c, -1).err, KAFKA_ERR_NONE);
+    fetch_epoch = 3; /* from a leader this broker has not heard of */
+    f = fetch(&c, 0, 0);
+    cr_assert_eq(f.err, KAFKA_ERR_UNKNOWN_LEADER_EPOCH);
+    cr_assert_eq(f.records_len, 0);
+    free(f.records);
+    cr_assert_eq(list_offset(&c, -1).err, KAFKA_ERR_UNKNOWN_LEADER_EPOCH);
+    fetch_epoch = -1;
     kc_close(&c);
 }
