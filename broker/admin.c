@@ -2,6 +2,7 @@
  * nagare's and Kafka's (broker/kafka_serve.h) over the same lookups. */
 #include <errno.h>
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -1318,4 +1319,129 @@ void kafka_delete_topics(struct server *s, struct loop_req *req, const struct ka
     if (--c->pending == 0) {
         admin_call_answer(c);
     }
+}
+
+/* ---- Kafka's DescribeConfigs ---- */
+
+/* Kafka's resource types and config types (DescribeConfigs) that nagare
+ * answers with. */
+#define KAFKA_RESOURCE_TOPIC 2
+#define KAFKA_RESOURCE_BROKER 4
+#define KAFKA_CONFIG_TYPE_STRING 2
+#define KAFKA_CONFIG_TYPE_INT 3
+#define KAFKA_CONFIG_TYPE_LONG 5
+#define KAFKA_CONFIG_SOURCE_TOPIC 1 /* DYNAMIC_TOPIC_CONFIG */
+
+/* A topic's settings by Kafka's names: -1 retention is no limit in both. */
+#define KAFKA_TOPIC_CONFIGS 6
+
+/* Whether keys (null: every config) names name. */
+static bool kafka_config_asked(const struct kafka_describe_configs_request_resource *r,
+                               const char *name)
+{
+    for (int32_t i = 0; i < r->configuration_keys.count; i++) {
+        if (kw_str_eq(r->configuration_keys.items[i], name)) {
+            return true;
+        }
+    }
+    return r->configuration_keys.count < 0;
+}
+
+/* The configs of topic t asked for by r, into out (KAFKA_TOPIC_CONFIGS of
+ * room). Returns how many, or -1 when the arena is spent. */
+static int32_t kafka_topic_configs(const struct server_topic *t,
+                                   const struct kafka_describe_configs_request_resource *r,
+                                   struct kw_arena *a,
+                                   struct kafka_describe_configs_response_resource_result *out)
+{
+    const struct {
+        const char *name;
+        int64_t value; /* INT64_MIN: the string below */
+        const char *text;
+        int8_t type;
+    } all[KAFKA_TOPIC_CONFIGS] = {
+        {"retention.ms", t->cfg.retention_ms, NULL, KAFKA_CONFIG_TYPE_LONG},
+        {"retention.bytes", t->cfg.retention_bytes, NULL, KAFKA_CONFIG_TYPE_LONG},
+        {"segment.bytes", t->cfg.segment_bytes, NULL, KAFKA_CONFIG_TYPE_LONG},
+        {"segment.ms", t->cfg.segment_ms, NULL, KAFKA_CONFIG_TYPE_LONG},
+        {"max.message.bytes", t->cfg.batch_bytes_max, NULL, KAFKA_CONFIG_TYPE_INT},
+        {"cleanup.policy", INT64_MIN, "delete", KAFKA_CONFIG_TYPE_STRING},
+    };
+    int32_t n = 0;
+    for (size_t i = 0; i < KAFKA_TOPIC_CONFIGS; i++) {
+        if (!kafka_config_asked(r, all[i].name)) {
+            continue;
+        }
+        char *text = kafka_array(a, 24, 1);
+        if (text == NULL) {
+            return -1;
+        }
+        if (all[i].text != NULL) {
+            snprintf(text, 24, "%s", all[i].text);
+        } else {
+            snprintf(text, 24, "%lld", (long long)all[i].value);
+        }
+        out[n++] = (struct kafka_describe_configs_response_resource_result){
+            .name = kw_str_make(all[i].name),
+            .value = kw_str_make(text),
+            .config_source = KAFKA_CONFIG_SOURCE_TOPIC,
+            .synonyms = {.items = NULL, .count = 0},
+            .config_type = all[i].type,
+            .documentation = KW_STR_NULL};
+    }
+    return n;
+}
+
+/* A topic's settings by Kafka's names (retention.ms, retention.bytes,
+ * segment.bytes, segment.ms, max.message.bytes, cleanup.policy), for a
+ * topic this broker holds; a broker resource has none to give; any other
+ * resource is INVALID_REQUEST. No synonyms, no documentation. */
+void kafka_describe_configs(struct server *s, struct loop_req *req,
+                            const struct kafka_req_header *h, struct rd *body, struct kw_arena *a)
+{
+    struct kafka_describe_configs_request in;
+    int rc = kafka_describe_configs_request_decode(body, h->api_version, a, &in);
+    if (rc != 0) {
+        kafka_undecodable(req, "describe_configs", rc);
+        return;
+    }
+    struct kafka_describe_configs_response resp;
+    kafka_describe_configs_response_init(&resp);
+    struct kafka_describe_configs_response_result *rs =
+        kafka_array(a, in.resources.count, sizeof(*rs));
+    for (int32_t i = 0; rs != NULL && i < in.resources.count; i++) {
+        const struct kafka_describe_configs_request_resource *r = &in.resources.items[i];
+        rs[i] = (struct kafka_describe_configs_response_result){
+            .error_message = KW_STR_NULL,
+            .resource_type = r->resource_type,
+            .resource_name = r->resource_name};
+        struct server_topic *st = r->resource_type == KAFKA_RESOURCE_TOPIC
+                                      ? server_topic_find(s, proto_from_kafka(r->resource_name))
+                                      : NULL;
+        if (r->resource_type == KAFKA_RESOURCE_TOPIC && st == NULL) {
+            rs[i].error_code = KAFKA_ERR_UNKNOWN_TOPIC_OR_PARTITION;
+        } else if (r->resource_type != KAFKA_RESOURCE_TOPIC &&
+                   r->resource_type != KAFKA_RESOURCE_BROKER) {
+            rs[i].error_code = KAFKA_ERR_INVALID_REQUEST;
+        }
+        if (st == NULL) {
+            continue;
+        }
+        struct kafka_describe_configs_response_resource_result *cs =
+            kafka_array(a, KAFKA_TOPIC_CONFIGS, sizeof(*cs));
+        int32_t n = cs != NULL ? kafka_topic_configs(st, r, a, cs) : -1;
+        if (n < 0) {
+            rs = NULL;
+            break;
+        }
+        rs[i].configs.items = cs;
+        rs[i].configs.count = n;
+    }
+    if (rs == NULL) {
+        kafka_arena_spent(req, "describe_configs");
+        return;
+    }
+    resp.results.items = rs;
+    resp.results.count = in.resources.count;
+    kafka_serve_respond(req, h, &kafka_describe_configs_response_msg, &resp);
 }

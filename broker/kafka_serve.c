@@ -31,6 +31,7 @@ static const struct {
     {KAFKA_API_OFFSET_FOR_LEADER_EPOCH, kafka_offset_for_leader_epoch},
     {KAFKA_API_CREATE_TOPICS, kafka_create_topics},
     {KAFKA_API_DELETE_TOPICS, kafka_delete_topics},
+    {KAFKA_API_DESCRIBE_CONFIGS, kafka_describe_configs},
     {KAFKA_API_FIND_COORDINATOR, kafka_find_coordinator},
     {KAFKA_API_JOIN_GROUP, kafka_join_group},
     {KAFKA_API_SYNC_GROUP, kafka_sync_group},

@@ -86,10 +86,10 @@ kafka_handler_fn kafka_find_coordinator, kafka_join_group, kafka_sync_group, kaf
 /* ---- handlers of the data APIs, each in the file of the service it maps
  * onto: Produce (broker/produce.c), Fetch (broker/fetch.c), Metadata,
  * ListOffsets, OffsetForLeaderEpoch, InitProducerId, CreateTopics,
- * DeleteTopics (broker/admin.c) ---- */
+ * DeleteTopics, DescribeConfigs (broker/admin.c) ---- */
 
 kafka_handler_fn kafka_produce, kafka_fetch, kafka_metadata, kafka_list_offsets,
     kafka_offset_for_leader_epoch, kafka_init_producer_id, kafka_create_topics,
-    kafka_delete_topics;
+    kafka_delete_topics, kafka_describe_configs;
 
 #endif

@@ -7,6 +7,7 @@
  * independent Kafka encoder).
  */
 #include <criterion/criterion.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -686,5 +687,63 @@ Test(kafka_data, fetch_and_list_offsets_check_the_current_leader_epoch)
     free(f.records);
     cr_assert_eq(list_offset(&c, -1).err, KAFKA_ERR_UNKNOWN_LEADER_EPOCH);
     fetch_epoch = -1;
+    kc_close(&c);
+}
+
+/* DescribeConfigs of TOPIC: the value of each config named, NULL when not
+ * in the answer. */
+static int16_t describe_topic(struct kc *c, const char *topic, const char *const *keys,
+                              int32_t key_count, char values[][32])
+{
+    struct kw_str k[8];
+    for (int32_t i = 0; i < key_count; i++) {
+        k[i] = kw_str_make(keys[i]);
+    }
+    struct kafka_describe_configs_request_resource r = {
+        .resource_type = 2,
+        .resource_name = kw_str_make(topic),
+        .configuration_keys = {.items = k, .count = key_count}};
+    struct kafka_describe_configs_request req;
+    kafka_describe_configs_request_init(&req);
+    req.resources.items = &r;
+    req.resources.count = 1;
+    struct kafka_describe_configs_response resp;
+    kc_call(c, KAFKA_API_DESCRIBE_CONFIGS, 4, &kafka_describe_configs_request_msg, &req,
+            &kafka_describe_configs_response_msg, &resp);
+    cr_assert_eq(resp.results.count, 1);
+    const struct kafka_describe_configs_response_result *res = &resp.results.items[0];
+    cr_assert(kw_str_eq(res->resource_name, topic));
+    for (int32_t i = 0; i < res->configs.count; i++) {
+        const struct kafka_describe_configs_response_resource_result *cfg = &res->configs.items[i];
+        cr_assert_lt(i, 8);
+        cr_assert_lt(cfg->value.len, 32);
+        snprintf(values[i], 32, "%.*s=%.*s", (int)cfg->name.len, cfg->name.ptr, (int)cfg->value.len,
+                 cfg->value.ptr);
+    }
+    values[res->configs.count][0] = '\0';
+    return res->error_code;
+}
+
+Test(kafka_data, describe_configs_gives_a_topics_settings_by_kafkas_names)
+{
+    bk_start(&B);
+    struct kc c;
+    kc_connect(&c, B.kafka_port);
+    int32_t n;
+    cr_assert_eq(create_topics(&c, TOPIC, 1, "retention.bytes", "1048576", false, &n),
+                 KAFKA_ERR_NONE);
+    char v[9][32];
+    cr_assert_eq(describe_topic(&c, TOPIC, NULL, -1, v), KAFKA_ERR_NONE);
+    const char *names[] = {"retention.ms=", "retention.bytes=1048576", "segment.bytes=",
+                           "segment.ms=", "max.message.bytes=", "cleanup.policy=delete"};
+    for (size_t i = 0; i < ARRAY_LEN(names); i++) {
+        cr_assert(strncmp(v[i], names[i], strlen(names[i])) == 0, "%s for %s", v[i], names[i]);
+    }
+    cr_assert_eq(v[6][0], '\0', "six configs");
+    const char *keys[] = {"segment.bytes", "nope"};
+    cr_assert_eq(describe_topic(&c, TOPIC, keys, 2, v), KAFKA_ERR_NONE);
+    cr_assert(strncmp(v[0], "segment.bytes=", 14) == 0);
+    cr_assert_eq(v[1][0], '\0', "only the config asked for");
+    cr_assert_eq(describe_topic(&c, "missing", NULL, -1, v), KAFKA_ERR_UNKNOWN_TOPIC_OR_PARTITION);
     kc_close(&c);
 }
