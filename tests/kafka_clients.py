@@ -9,7 +9,9 @@ on its Kafka listener (broker/kafka_serve.h). CLIENT is one of:
 Each produces keyed records with headers, acks=all and idempotence where the
 client has it, once per compression codec it offers, then reads them back
 from the beginning, from an offset and by time, and compares every key,
-value, header and timestamp; Metadata must list the topic. The broker runs
+value, header and timestamp; Metadata must list the topic. The Python
+clients also create a topic with a config, describe its configs and delete
+it through their admin clients. The broker runs
 on ephemeral ports in a temporary directory ($NAGARED: the binary). Exit 77
 (skipped) when the client is not installed; ./dev.sh installs them.
 """
@@ -220,6 +222,27 @@ def run_confluent(b, topic):
     c.close()
     if found[0].offset != first_at_or_after(ts):
         fail("confluent offsets_for_times(%d): %d" % (ts, found[0].offset))
+    confluent_admin(ck, b)
+
+
+def confluent_admin(ck, b):
+    from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
+    admin = AdminClient({"bootstrap.servers": b.kafka})
+    name = "t-confluent-admin"
+    for f in admin.create_topics([NewTopic(name, 3, 1, config={"retention.ms": "3600000"})],
+                                 operation_timeout=30).values():
+        f.result(timeout=CLIENT_TIMEOUT_S)
+    res = ConfigResource(ConfigResource.Type.TOPIC, name)
+    configs = admin.describe_configs([res])[res].result(timeout=CLIENT_TIMEOUT_S)
+    if configs["retention.ms"].value != "3600000" or configs["cleanup.policy"].value != "delete":
+        fail("confluent describe_configs: %r" % {k: c.value for k, c in configs.items()})
+    md = admin.list_topics(name, timeout=30)
+    if len(md.topics[name].partitions) != 3:
+        fail("confluent: the created topic has %d partitions" % len(md.topics[name].partitions))
+    for f in admin.delete_topics([name], operation_timeout=30).values():
+        f.result(timeout=CLIENT_TIMEOUT_S)
+    if name in admin.list_topics(timeout=30).topics:
+        fail("confluent: the deleted topic is still listed")
 
 
 # ---- kafka-python ----
@@ -267,6 +290,24 @@ def run_kafka_python(b, topic):
     if c.beginning_offsets([tp])[tp] != 0 or c.end_offsets([tp])[tp] != len(want):
         fail("kafka-python beginning/end offsets")
     c.close()
+    kafka_python_admin(kafka, b)
+
+
+def kafka_python_admin(kafka, b):
+    from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient, NewTopic
+    admin = KafkaAdminClient(bootstrap_servers=b.kafka)
+    name = "t-kafka-python-admin"
+    admin.create_topics([NewTopic(name, 2, 1, topic_configs={"segment.bytes": "1048576"})])
+    described = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, name)])
+    entries = {e[0]: e[1] for e in described[0].resources[0][4]}
+    if entries.get("segment.bytes") != "1048576" or "retention.ms" not in entries:
+        fail("kafka-python describe_configs: %r" % entries)
+    if name not in admin.list_topics():
+        fail("kafka-python: the created topic is not listed")
+    admin.delete_topics([name])
+    if name in admin.list_topics():
+        fail("kafka-python: the deleted topic is still listed")
+    admin.close()
 
 
 CLIENTS = {"kcat": run_kcat, "confluent": run_confluent, "kafka-python": run_kafka_python}
