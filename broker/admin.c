@@ -637,9 +637,8 @@ void handle_reassign_partitions(struct server *s, struct loop_req *req,
         server_resp_error(req, h->correlation_id, rc);
         return;
     }
-    struct admin_call *c =
-        admin_call_new(s, req, h->correlation_id, h->api_version, ADMIN_REASSIGN,
-                       (uint32_t)d.topic_count + d.partition_count);
+    struct admin_call *c = admin_call_new(s, req, h->correlation_id, h->api_version, ADMIN_REASSIGN,
+                                          (uint32_t)d.topic_count + d.partition_count);
     if (c == NULL) {
         server_resp_error(req, h->correlation_id, -ENOMEM);
         return;
@@ -829,7 +828,10 @@ static void kafka_undecodable(struct loop_req *req, const char *api, int rc)
 }
 
 static struct kw_str kafka_str(struct proto_str s) { return (struct kw_str){s.ptr, s.len}; }
-static struct proto_str proto_from_kafka(struct kw_str s) { return (struct proto_str){s.ptr, s.len}; }
+static struct proto_str proto_from_kafka(struct kw_str s)
+{
+    return (struct proto_str){s.ptr, s.len};
+}
 
 /* A topic's partitions for Kafka's Metadata, from what this broker holds
  * (st, may be NULL) and the view (ct, NULL on a single broker): leaders,
@@ -910,8 +912,9 @@ static bool kafka_metadata_all(struct server *s, struct kw_arena *a,
     resp->topics.count = (int32_t)n;
     for (uint32_t i = 0; i < n; i++) {
         struct proto_str name =
-            s->view != NULL ? proto_str_make(s->view->topics[i].name)
-                            : (struct proto_str){s->topics[i]->name, (int32_t)s->topics[i]->name_len};
+            s->view != NULL
+                ? proto_str_make(s->view->topics[i].name)
+                : (struct proto_str){s->topics[i]->name, (int32_t)s->topics[i]->name_len};
         if (!kafka_metadata_topic(s, a, name, false, &ts[i])) {
             return false;
         }
@@ -1061,12 +1064,12 @@ void kafka_offset_for_leader_epoch(struct server *s, struct loop_req *req,
             const struct kafka_offset_for_leader_epoch_request_offset_for_leader_partition *p =
                 &t->partitions.items[k];
             struct proto_epoch_resp_partition out;
-            epoch_end(st,
-                      &(struct proto_epoch_req_partition){.partition = p->partition,
-                                                          .current_leader_epoch =
-                                                              p->current_leader_epoch,
-                                                          .leader_epoch = p->leader_epoch},
-                      true, &out);
+            epoch_end(
+                st,
+                &(struct proto_epoch_req_partition){.partition = p->partition,
+                                                    .current_leader_epoch = p->current_leader_epoch,
+                                                    .leader_epoch = p->leader_epoch},
+                true, &out);
             ps[k] = (struct kafka_offset_for_leader_epoch_response_epoch_end_offset){
                 .error_code = kafka_err_from(out.err),
                 .partition = p->partition,
@@ -1111,10 +1114,10 @@ void kafka_init_producer_id(struct server *s, struct loop_req *req,
  * topic is settled; the call is freed by the caller. */
 static void kafka_admin_answer(const struct admin_call *c)
 {
-    struct kafka_req_header h = {
-        .api_key = c->kind == ADMIN_CREATE ? KAFKA_API_CREATE_TOPICS : KAFKA_API_DELETE_TOPICS,
-        .api_version = (int16_t)c->version,
-        .correlation_id = (int32_t)c->correlation_id};
+    struct kafka_req_header h = {.api_key = c->kind == ADMIN_CREATE ? KAFKA_API_CREATE_TOPICS
+                                                                    : KAFKA_API_DELETE_TOPICS,
+                                 .api_version = (int16_t)c->version,
+                                 .correlation_id = (int32_t)c->correlation_id};
     struct kafka_create_topics_response_creatable_topic_result *created = NULL;
     struct kafka_delete_topics_response_deletable_topic_result *deleted = NULL;
     if (c->kind == ADMIN_CREATE) {
@@ -1243,9 +1246,9 @@ static void kafka_create_one(struct server *s, struct admin_call *c,
         return;
     }
     if (validate_only) {
-        t->err = server_topic_reserved(ct.name) ? -NG_EBADNAME
+        t->err = server_topic_reserved(ct.name)          ? -NG_EBADNAME
                  : server_topic_find(s, ct.name) != NULL ? -NG_ETOPIC_EXISTS
-                                                          : 0;
+                                                         : 0;
         return;
     }
     struct server_topic *st;
@@ -1265,9 +1268,9 @@ void kafka_create_topics(struct server *s, struct loop_req *req, const struct ka
         kafka_undecodable(req, "create_topics", rc);
         return;
     }
-    struct admin_call *c = admin_call_new(s, req, (uint32_t)h->correlation_id,
-                                          (uint16_t)h->api_version, ADMIN_CREATE,
-                                          (uint32_t)in.topics.count);
+    struct admin_call *c =
+        admin_call_new(s, req, (uint32_t)h->correlation_id, (uint16_t)h->api_version, ADMIN_CREATE,
+                       (uint32_t)in.topics.count);
     if (c == NULL) {
         kafka_undecodable(req, "create_topics", -ENOMEM);
         return;
@@ -1301,11 +1304,12 @@ void kafka_delete_topics(struct server *s, struct loop_req *req, const struct ka
     }
     c->kafka = true;
     for (int32_t i = 0; i < count; i++) {
-        struct proto_str name = proto_from_kafka(by_state ? in.topics.items[i].name
-                                                          : in.topic_names.items[i]);
+        struct proto_str name =
+            proto_from_kafka(by_state ? in.topics.items[i].name : in.topic_names.items[i]);
         if (name.len < 0) {
             struct admin_topic *t = &c->topics[c->count++];
-            *t = (struct admin_topic){.call = c, .name = name, .kafka_err = KAFKA_ERR_UNKNOWN_TOPIC_ID};
+            *t = (struct admin_topic){
+                .call = c, .name = name, .kafka_err = KAFKA_ERR_UNKNOWN_TOPIC_ID};
             continue;
         }
         if (s->session != NULL) {
@@ -1411,10 +1415,9 @@ void kafka_describe_configs(struct server *s, struct loop_req *req,
         kafka_array(a, in.resources.count, sizeof(*rs));
     for (int32_t i = 0; rs != NULL && i < in.resources.count; i++) {
         const struct kafka_describe_configs_request_resource *r = &in.resources.items[i];
-        rs[i] = (struct kafka_describe_configs_response_result){
-            .error_message = KW_STR_NULL,
-            .resource_type = r->resource_type,
-            .resource_name = r->resource_name};
+        rs[i] = (struct kafka_describe_configs_response_result){.error_message = KW_STR_NULL,
+                                                                .resource_type = r->resource_type,
+                                                                .resource_name = r->resource_name};
         struct server_topic *st = r->resource_type == KAFKA_RESOURCE_TOPIC
                                       ? server_topic_find(s, proto_from_kafka(r->resource_name))
                                       : NULL;

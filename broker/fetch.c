@@ -542,7 +542,9 @@ void handle_fetch(struct server *s, struct loop_req *req, const struct proto_req
     struct proto_fetch_req in;
     struct proto_dec d;
     int rc = proto_fetch_req_decode(body, h->api_version, &in, &d);
-    struct fetch_req *fr = rc == 0 ? fetch_req_new(s, req, h->correlation_id, h->api_version, d.partition_count) : NULL;
+    struct fetch_req *fr =
+        rc == 0 ? fetch_req_new(s, req, h->correlation_id, h->api_version, d.partition_count)
+                : NULL;
     if (fr == NULL) {
         server_resp_error(req, h->correlation_id, rc != 0 ? rc : -ENOMEM);
         return;
@@ -590,7 +592,9 @@ void handle_replica_fetch(struct server *s, struct loop_req *req, const struct p
     struct proto_replica_fetch_req in;
     struct proto_dec d;
     int rc = proto_replica_fetch_req_decode(body, h->api_version, &in, &d);
-    struct fetch_req *fr = rc == 0 ? fetch_req_new(s, req, h->correlation_id, h->api_version, d.partition_count) : NULL;
+    struct fetch_req *fr =
+        rc == 0 ? fetch_req_new(s, req, h->correlation_id, h->api_version, d.partition_count)
+                : NULL;
     if (fr == NULL) {
         server_resp_error(req, h->correlation_id, rc != 0 ? rc : -ENOMEM);
         return;
@@ -782,8 +786,7 @@ static bool try_answer_kafka(struct fetch_req *fr, bool final)
 /* The top-level answer to a request that asked for a fetch session, which
  * nagare does not keep (KIP-227: FETCH_SESSION_ID_NOT_FOUND; the client
  * then fetches without one). */
-static void kafka_fetch_refuse(struct loop_req *req, const struct kafka_req_header *h,
-                               int16_t err)
+static void kafka_fetch_refuse(struct loop_req *req, const struct kafka_req_header *h, int16_t err)
 {
     struct kafka_fetch_response resp;
     kafka_fetch_response_init(&resp);

@@ -89,7 +89,7 @@ kafka_handler_fn kafka_find_coordinator, kafka_join_group, kafka_sync_group, kaf
  * DeleteTopics, DescribeConfigs (broker/admin.c) ---- */
 
 kafka_handler_fn kafka_produce, kafka_fetch, kafka_metadata, kafka_list_offsets,
-    kafka_offset_for_leader_epoch, kafka_init_producer_id, kafka_create_topics,
-    kafka_delete_topics, kafka_describe_configs;
+    kafka_offset_for_leader_epoch, kafka_init_producer_id, kafka_create_topics, kafka_delete_topics,
+    kafka_describe_configs;
 
 #endif

@@ -211,8 +211,7 @@ static void start_append(struct server *s, struct server_topic *t, struct produc
     }
     uint32_t max = (uint32_t)t->cfg.batch_bytes_max;
     struct batch_header h;
-    pp->err =
-        batch_verify_records(records, bytes, max, &s->zctx, s->scratch, s->scratch_bytes, &h);
+    pp->err = batch_verify_records(records, bytes, max, &s->zctx, s->scratch, s->scratch_bytes, &h);
     if (pp->err == 0 && h.producer_id >= 0) {
         int verdict = producers_check(&bp->producers, &h, &pp->offset_base);
         if (verdict != 0) {
@@ -273,7 +272,8 @@ struct server_topic *produce_topic_get(struct server *s, struct proto_str name, 
 
 /* A request of count partitions, held (pending 1) until produce_go(). */
 static struct produce_req *produce_new(struct server *s, struct loop_req *req, uint32_t count,
-                                       int16_t acks, int32_t timeout_ms, produce_answer_fn *answer_fn)
+                                       int16_t acks, int32_t timeout_ms,
+                                       produce_answer_fn *answer_fn)
 {
     struct produce_req *pr = calloc(1, sizeof(*pr) + count * sizeof(pr->parts[0]));
     if (pr != NULL) {
@@ -357,8 +357,9 @@ static void answer_kafka(struct produce_req *pr)
         calloc(pr->count + 1, sizeof(*parts));
     struct kafka_produce_response resp;
     kafka_produce_response_init(&resp);
-    struct kafka_req_header h = {
-        .api_key = KAFKA_API_PRODUCE, .api_version = pr->version, .correlation_id = pr->correlation_id};
+    struct kafka_req_header h = {.api_key = KAFKA_API_PRODUCE,
+                                 .api_version = pr->version,
+                                 .correlation_id = pr->correlation_id};
     if (topics == NULL || parts == NULL) {
         log_warn("kafka: produce answer: %s; closing", err_str(-ENOMEM));
         loop_req_fail(pr->req);

@@ -184,8 +184,7 @@ static struct listed list_offset(struct kc *c, int64_t timestamp)
 static void assert_same_batch(const uint8_t *got, int32_t got_len, const uint8_t *sent,
                               size_t sent_len, int64_t offset_base)
 {
-    cr_assert_eq((size_t)got_len, sent_len, "one whole batch: %d bytes for %zu", got_len,
-                 sent_len);
+    cr_assert_eq((size_t)got_len, sent_len, "one whole batch: %d bytes for %zu", got_len, sent_len);
     cr_assert_eq((int64_t)get_be64(got + BATCH_OFF_OFFSET_BASE), offset_base);
     cr_assert_eq(memcmp(got + BATCH_OFF_LENGTH, sent + BATCH_OFF_LENGTH, 4), 0);
     cr_assert_eq(memcmp(got + BATCH_OFF_MAGIC, sent + BATCH_OFF_MAGIC, sent_len - BATCH_OFF_MAGIC),
@@ -270,8 +269,8 @@ Test(kafka_data, metadata_of_an_unknown_topic_creates_it_only_when_allowed)
     cr_assert_eq(metadata_of(&c, "fresh", true, &partitions), KAFKA_ERR_NONE);
     cr_assert_gt(partitions, 0, "created with the broker's default partitions");
     cr_assert_eq(metadata_of(&c, "fresh", false, &partitions), KAFKA_ERR_NONE, "it stays");
-    cr_assert_eq(metadata_of(&c, "__own", true, &partitions),
-                 KAFKA_ERR_UNKNOWN_TOPIC_OR_PARTITION, "the broker's own names are not made");
+    cr_assert_eq(metadata_of(&c, "__own", true, &partitions), KAFKA_ERR_UNKNOWN_TOPIC_OR_PARTITION,
+                 "the broker's own names are not made");
     kc_close(&c);
 }
 
@@ -649,8 +648,8 @@ Test(kafka_data, create_topics_then_delete_topics)
     cr_assert_eq(n, 4);
     cr_assert_eq(create_topics(&c, "made", 4, NULL, NULL, false, &n),
                  KAFKA_ERR_TOPIC_ALREADY_EXISTS);
-    cr_assert_eq(create_topics(&c, "odd", 1, "flush.ms", "5", false, &n),
-                 KAFKA_ERR_INVALID_CONFIG, "a config nagare does not have");
+    cr_assert_eq(create_topics(&c, "odd", 1, "flush.ms", "5", false, &n), KAFKA_ERR_INVALID_CONFIG,
+                 "a config nagare does not have");
     cr_assert_eq(create_topics(&c, "odd", 1, "cleanup.policy", "compact", false, &n),
                  KAFKA_ERR_INVALID_CONFIG);
     cr_assert_eq(create_topics(&c, "__own", 1, NULL, NULL, false, &n), KAFKA_ERR_INVALID_TOPIC);
@@ -735,7 +734,7 @@ Test(kafka_data, describe_configs_gives_a_topics_settings_by_kafkas_names)
     char v[9][32];
     cr_assert_eq(describe_topic(&c, TOPIC, NULL, -1, v), KAFKA_ERR_NONE);
     const char *names[] = {"retention.ms=", "retention.bytes=1048576", "segment.bytes=",
-                           "segment.ms=", "max.message.bytes=", "cleanup.policy=delete"};
+                           "segment.ms=",   "max.message.bytes=",      "cleanup.policy=delete"};
     for (size_t i = 0; i < ARRAY_LEN(names); i++) {
         cr_assert(strncmp(v[i], names[i], strlen(names[i])) == 0, "%s for %s", v[i], names[i]);
     }
