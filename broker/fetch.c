@@ -618,13 +618,13 @@ static void kafka_copies_free(struct fetch_req *fr)
 }
 
 /* Reads fp's planned copy into a buffer of its own (part_read_to() checks
- * every batch); damage found is fp->read_err. Returns the bytes read. */
-static size_t kafka_copy(const struct fetch_req *fr, struct fetch_part *fp)
+ * every batch), within *room bytes left of the frame for copies (less what
+ * it read); damage found is fp->read_err. Returns the bytes read. */
+static size_t kafka_copy(const struct fetch_req *fr, struct fetch_part *fp, uint64_t *room)
 {
     fp->read_err = 0;
     uint64_t est = part_answer_bytes(fp);
-    uint64_t frame_max = fr->s->cfg.frame_bytes_max;
-    est = est < frame_max ? est : frame_max;
+    est = est < *room ? est : *room;
     if (fp->copy_limit == 0 || est == 0 || part_error(fr, fp) != 0) {
         return 0;
     }
@@ -637,6 +637,7 @@ static size_t kafka_copy(const struct fetch_req *fr, struct fetch_part *fp)
                           (size_t)fp->copy_limit, &r);
     if (rc == 0) {
         fp->copy_bytes = r.bytes;
+        *room -= r.bytes;
     } else if (rc == -NG_ECORRUPT) {
         fp->read_err = rc;
     } else if (rc != -NG_ETOOBIG) {
@@ -760,11 +761,15 @@ static int kafka_answer(struct fetch_req *fr, const struct fetch_ranges *rs)
 static bool try_answer_kafka(struct fetch_req *fr, bool final)
 {
     struct fetch_ranges rs;
-    (void)plan(fr, &rs); /* the copies are read into buffers of their own */
+    /* The copies are read into buffers of their own, within the room the
+     * plan left them in the frame. */
+    size_t frame = plan(fr, &rs);
+    size_t header = answer_header_bytes(fr);
+    uint64_t room = frame > header ? frame - header : 0;
     uint64_t records = 0;
     for (uint32_t i = 0; i < fr->count; i++) {
         struct fetch_part *fp = &fr->parts[i];
-        records += fp->range_bytes + kafka_copy(fr, fp);
+        records += fp->range_bytes + kafka_copy(fr, fp, &room);
         final |= fp->read_err != 0;
     }
     if (!final && records < (uint64_t)(fr->in.bytes_min > 0 ? fr->in.bytes_min : 1)) {

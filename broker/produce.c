@@ -426,8 +426,10 @@ void kafka_produce(struct server *s, struct loop_req *req, const struct kafka_re
         refused = -NG_EBADARG;
     }
     int16_t acks = refused == -NG_EBADARG ? PROTO_ACKS_LEADER : in.acks; /* answered */
+    /* The timeout arms a timer (unsigned): a negative one is none. */
+    int32_t timeout_ms = in.timeout_ms > 0 ? in.timeout_ms : 0;
     struct produce_req *pr =
-        produce_new(s, req, kafka_produce_count(&in), acks, in.timeout_ms, answer_kafka);
+        produce_new(s, req, kafka_produce_count(&in), acks, timeout_ms, answer_kafka);
     if (pr == NULL) {
         log_warn("kafka: produce: %s; closing", err_str(-ENOMEM));
         loop_req_fail(req);

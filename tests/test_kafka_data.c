@@ -746,3 +746,79 @@ Test(kafka_data, describe_configs_gives_a_topics_settings_by_kafkas_names)
     cr_assert_eq(describe_topic(&c, "missing", NULL, -1, v), KAFKA_ERR_UNKNOWN_TOPIC_OR_PARTITION);
     kc_close(&c);
 }
+
+/* Two partitions of sealed segments after a restart are copied (checked
+ * batch by batch); together they stay within the frame limit. */
+Test(kafka_data, copied_partitions_stay_within_the_frame_limit)
+{
+    bk_set(&B, "frame_bytes_max=65536");
+    bk_set(&B, "batch_bytes_max=8192");
+    bk_start(&B);
+    struct cl nc;
+    cl_connect(&nc, B.port, CL_TIMEOUT_MS_DEFAULT);
+    struct proto_create_topic t = {.name = proto_str_make(TOPIC),
+                                   .partition_count = 2,
+                                   .retention_ms = PROTO_CONFIG_DEFAULT,
+                                   .retention_bytes = PROTO_CONFIG_DEFAULT,
+                                   .segment_bytes = 4096,
+                                   .batch_bytes_max = PROTO_CONFIG_DEFAULT,
+                                   .replication_factor = -1};
+    cr_assert_eq(rq_create_cfg(&nc, &t), 0);
+    cl_close(&nc);
+    struct kc c;
+    kc_connect(&c, B.kafka_port);
+    uint8_t b[8192];
+    size_t n = bt_make_sized(b, sizeof(b), 4, 1500, 1, BATCH_CODEC_NONE, NULL);
+    for (int32_t p = 0; p < 2; p++) {
+        for (int i = 0; i < 8; i++) { /* 8 batches of ~6 KiB: ~48 KiB a partition */
+            struct kafka_produce_request_partition_produce_data pd = {
+                .index = p, .records = {.ptr = b, .len = (int32_t)n}};
+            struct kafka_produce_request_topic_produce_data td = {
+                .name = kw_str_make(TOPIC), .partition_data = {.items = &pd, .count = 1}};
+            struct kafka_produce_request req;
+            kafka_produce_request_init(&req);
+            req.acks = -1;
+            req.timeout_ms = 30000;
+            req.topic_data.items = &td;
+            req.topic_data.count = 1;
+            struct kafka_produce_response resp;
+            kc_call(&c, KAFKA_API_PRODUCE, 9, &kafka_produce_request_msg, &req,
+                    &kafka_produce_response_msg, &resp);
+            cr_assert_eq(resp.responses.items[0].partition_responses.items[0].error_code, 0);
+        }
+    }
+    kc_close(&c);
+    bk_stop(&B);
+    bk_start(&B);
+    kc_connect(&c, B.kafka_port);
+    struct kafka_fetch_request_partition fp[2];
+    for (int32_t p = 0; p < 2; p++) {
+        fp[p] = (struct kafka_fetch_request_partition){.partition = p,
+                                                       .current_leader_epoch = -1,
+                                                       .fetch_offset = 0,
+                                                       .last_fetched_epoch = -1,
+                                                       .log_start_offset = -1,
+                                                       .partition_max_bytes = 1 << 20};
+    }
+    struct kafka_fetch_request_topic ft = {.topic = kw_str_make(TOPIC),
+                                           .partitions = {.items = fp, .count = 2}};
+    struct kafka_fetch_request req;
+    kafka_fetch_request_init(&req);
+    req.min_bytes = 1;
+    req.topics.items = &ft;
+    req.topics.count = 1;
+    struct kafka_fetch_response resp;
+    kc_send(&c, KAFKA_API_FETCH, 12, &kafka_fetch_request_msg, &req);
+    cr_assert(kc_recv(&c, KAFKA_API_FETCH, 12, &kafka_fetch_response_msg, &resp),
+              "answered, not closed");
+    int32_t total = 0;
+    for (int32_t p = 0; p < 2; p++) {
+        const struct kafka_fetch_response_partition_data *pd =
+            &resp.responses.items[0].partitions.items[p];
+        cr_assert_eq(pd->error_code, KAFKA_ERR_NONE);
+        total += pd->records.len > 0 ? pd->records.len : 0;
+    }
+    cr_assert_gt(total, 0);
+    cr_assert_leq(total, 65536, "within the frame limit");
+    kc_close(&c);
+}
