@@ -1,10 +1,15 @@
-/* broker/admin.c — the request handlers other than produce and fetch. */
+/* broker/admin.c — the request handlers other than produce and fetch,
+ * nagare's and Kafka's (broker/kafka_serve.h) over the same lookups. */
 #include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "base/log.h"
+#include "broker/kafka_serve.h"
 #include "broker/server.h"
+#include "net/kafka/errors.h"
 
 /* An answer never needs more than this per request byte plus a header:
  * every element of these requests costs at least half its answer. */
@@ -190,14 +195,23 @@ static void metadata_view_topic(const struct server *s, struct proto_enc *e,
     }
 }
 
+/* A topic Metadata names: what this broker holds of it (*st) and what the
+ * view says of it (*ct, NULL on a single broker); both NULL: unknown. */
+static void metadata_lookup(struct server *s, struct proto_str name, struct server_topic **st,
+                            const struct cluster_topic **ct)
+{
+    *st = server_topic_find(s, name);
+    *ct = s->view != NULL ? cluster_view_topic(s->view, name.ptr, (size_t)name.len) : NULL;
+}
+
 /* One topic of the answer by name: what this broker holds of it, else
  * what the view says, else unknown. Returns the bytes it may take. */
 static size_t metadata_named(struct server *s, struct proto_enc *e, struct proto_str name,
                              uint16_t version)
 {
-    struct server_topic *st = server_topic_find(s, name);
-    const struct cluster_topic *ct =
-        s->view != NULL ? cluster_view_topic(s->view, name.ptr, (size_t)name.len) : NULL;
+    struct server_topic *st;
+    const struct cluster_topic *ct;
+    metadata_lookup(s, name, &st, &ct);
     if (st != NULL) {
         if (e != NULL) {
             metadata_topic(s, e, st, ct);
@@ -333,6 +347,9 @@ struct admin_topic {
     struct proto_str name; /* into the frame, valid until the answer */
     int32_t partition;     /* ReassignPartitions; else ADMIN_ITEM_TOPIC */
     int err;
+    int16_t kafka_err;  /* Kafka's answer: its code when err has no fit (0: none) */
+    int32_t partitions; /* CreateTopics: as created (-1: unknown) */
+    int16_t factor;     /* CreateTopics: replication factor (-1: unknown) */
 };
 
 struct admin_call {
@@ -340,14 +357,22 @@ struct admin_call {
     struct server *s;
     uint32_t correlation_id;
     uint16_t version;
+    bool kafka; /* Kafka's CreateTopics or DeleteTopics: kafka_admin_answer() */
     enum admin_kind kind;
     uint32_t count;
     uint32_t pending; /* items the session has not answered */
     struct admin_topic topics[];
 };
 
+static void kafka_admin_answer(const struct admin_call *c);
+
 static void admin_call_answer(struct admin_call *c)
 {
+    if (c->kafka) {
+        kafka_admin_answer(c);
+        free(c);
+        return;
+    }
     size_t len;
     (void)loop_req_frame(c->req, &len);
     struct wr w;
@@ -401,15 +426,15 @@ static void admin_topic_done(void *arg, int rc)
 }
 
 static struct admin_call *admin_call_new(struct server *s, struct loop_req *req,
-                                         const struct proto_req_header *h, enum admin_kind kind,
-                                         uint32_t count)
+                                         uint32_t correlation_id, uint16_t version,
+                                         enum admin_kind kind, uint32_t count)
 {
     struct admin_call *c = calloc(1, sizeof(*c) + count * sizeof(c->topics[0]));
     if (c != NULL) {
         *c = (struct admin_call){.req = req,
                                  .s = s,
-                                 .correlation_id = h->correlation_id,
-                                 .version = h->api_version,
+                                 .correlation_id = correlation_id,
+                                 .version = version,
                                  .kind = kind,
                                  .pending = 1}; /* held until every item is handed over */
     }
@@ -423,8 +448,12 @@ static struct admin_topic *admin_item_add(struct admin_call *c, struct proto_str
                                           char cname[PROTO_TOPIC_NAME_BYTES_MAX + 1])
 {
     struct admin_topic *t = &c->topics[c->count++];
-    *t = (struct admin_topic){
-        .m = {.fn = admin_topic_back}, .call = c, .name = name, .partition = partition};
+    *t = (struct admin_topic){.m = {.fn = admin_topic_back},
+                              .call = c,
+                              .name = name,
+                              .partition = partition,
+                              .partitions = -1,
+                              .factor = -1};
     if (name.len <= 0 || !proto_topic_name_valid(name.ptr, (size_t)name.len) ||
         proto_str_copy(name, cname, PROTO_TOPIC_NAME_BYTES_MAX + 1) != 0) {
         t->err = -NG_EBADNAME;
@@ -463,6 +492,8 @@ static void admin_topic_start(struct server *s, struct admin_call *c, struct pro
         int16_t factor = ct->replication_factor == PROTO_CONFIG_DEFAULT
                              ? (int16_t)s->cfg.default_replication_factor
                              : ct->replication_factor;
+        t->partitions = parts;
+        t->factor = factor;
         rc = cluster_session_create_topic(s->session, cname, parts, factor, &cfg, admin_topic_done,
                                           t);
     } else {
@@ -480,7 +511,8 @@ static void admin_cluster(struct server *s, struct loop_req *req, const struct p
                           struct proto_dec *d, bool create)
 {
     struct admin_call *c =
-        admin_call_new(s, req, h, create ? ADMIN_CREATE : ADMIN_DELETE, (uint32_t)d->topic_count);
+        admin_call_new(s, req, h->correlation_id, h->api_version,
+                       create ? ADMIN_CREATE : ADMIN_DELETE, (uint32_t)d->topic_count);
     if (c == NULL) {
         server_resp_error(req, h->correlation_id, -ENOMEM);
         return;
@@ -501,6 +533,36 @@ static void admin_cluster(struct server *s, struct loop_req *req, const struct p
     }
 }
 
+/* Creates a topic on a single broker. Returns 0 with *out, or the error
+ * (logged when it is the broker's, not the request's). */
+static int create_local(struct server *s, const struct proto_create_topic *ct,
+                        struct server_topic **out)
+{
+    struct topic_config requested = {
+        .partitions = ct->partition_count,
+        .retention_ms = ct->retention_ms,
+        .retention_bytes = ct->retention_bytes,
+        .segment_bytes = ct->segment_bytes,
+        .segment_ms = PROTO_CONFIG_DEFAULT,
+        .batch_bytes_max = ct->batch_bytes_max,
+    };
+    int err = server_topic_reserved(ct->name) ? -NG_EBADNAME : 0;
+    err = err == 0 ? create_replication_check(s, ct->name, ct->replication_factor) : err;
+    err = err == 0 ? create_unclean_check(false, ct->unclean_leader_election) : err;
+    err = err == 0 ? server_topic_create(s, ct->name, &requested, out) : err;
+    if (err != 0 && err != -NG_ETOPIC_EXISTS && err != -NG_ENOT_ENOUGH_REPLICAS &&
+        err != -NG_ENOT_CLUSTERED) {
+        log_warn("create topic %.*s: %s", (int)ct->name.len, ct->name.ptr, err_str(err));
+    }
+    return err;
+}
+
+/* Deletes a topic on a single broker: 0 or the error. */
+static int delete_local(struct server *s, struct proto_str name)
+{
+    return server_topic_reserved(name) ? -NG_EBADNAME : server_topic_delete(s, name);
+}
+
 void handle_create_topics(struct server *s, struct loop_req *req, const struct proto_req_header *h,
                           struct rd *body)
 {
@@ -518,24 +580,8 @@ void handle_create_topics(struct server *s, struct loop_req *req, const struct p
     proto_create_topics_resp_begin(&e, &w, h->api_version, h->correlation_id);
     struct proto_create_topic ct;
     while (proto_create_topics_req_next(&d, &ct)) {
-        struct topic_config requested = {
-            .partitions = ct.partition_count,
-            .retention_ms = ct.retention_ms,
-            .retention_bytes = ct.retention_bytes,
-            .segment_bytes = ct.segment_bytes,
-            .segment_ms = PROTO_CONFIG_DEFAULT,
-            .batch_bytes_max = ct.batch_bytes_max,
-        };
         struct server_topic *t;
-        struct proto_topic_result r = {.name = ct.name};
-        r.err = server_topic_reserved(ct.name) ? -NG_EBADNAME : 0;
-        r.err = r.err == 0 ? create_replication_check(s, ct.name, ct.replication_factor) : r.err;
-        r.err = r.err == 0 ? create_unclean_check(false, ct.unclean_leader_election) : r.err;
-        r.err = r.err == 0 ? server_topic_create(s, ct.name, &requested, &t) : r.err;
-        if (r.err != 0 && r.err != -NG_ETOPIC_EXISTS && r.err != -NG_ENOT_ENOUGH_REPLICAS &&
-            r.err != -NG_ENOT_CLUSTERED) {
-            log_warn("create topic %.*s: %s", (int)ct.name.len, ct.name.ptr, err_str(r.err));
-        }
+        struct proto_topic_result r = {.name = ct.name, .err = create_local(s, &ct, &t)};
         proto_enc_topic_result(&e, &r);
     }
     server_resp_end(req, &e, &w, h->correlation_id);
@@ -558,9 +604,7 @@ void handle_delete_topics(struct server *s, struct loop_req *req, const struct p
     proto_delete_topics_resp_begin(&e, &w, h->api_version, h->correlation_id);
     struct proto_topic t;
     while (proto_next_topic(&d, &t)) {
-        struct proto_topic_result r = {
-            .name = t.name,
-            .err = server_topic_reserved(t.name) ? -NG_EBADNAME : server_topic_delete(s, t.name)};
+        struct proto_topic_result r = {.name = t.name, .err = delete_local(s, t.name)};
         proto_enc_topic_result(&e, &r);
     }
     server_resp_end(req, &e, &w, h->correlation_id);
@@ -593,8 +637,8 @@ void handle_reassign_partitions(struct server *s, struct loop_req *req,
         server_resp_error(req, h->correlation_id, rc);
         return;
     }
-    struct admin_call *c =
-        admin_call_new(s, req, h, ADMIN_REASSIGN, (uint32_t)d.topic_count + d.partition_count);
+    struct admin_call *c = admin_call_new(s, req, h->correlation_id, h->api_version, ADMIN_REASSIGN,
+                                          (uint32_t)d.topic_count + d.partition_count);
     if (c == NULL) {
         server_resp_error(req, h->correlation_id, -ENOMEM);
         return;
@@ -675,9 +719,11 @@ void handle_list_offsets(struct server *s, struct loop_req *req, const struct pr
 
 /* ---- OffsetForLeaderEpoch ---- */
 
-/* KIP-279's answer for one partition. */
+/* KIP-279's answer for one partition, to a follower (nagare's, checked as
+ * replica_check_epoch() does) or to a reader (Kafka's consumers, checked
+ * as replica_check_reader_epoch() does). */
 static void epoch_end(struct server_topic *t, const struct proto_epoch_req_partition *in,
-                      struct proto_epoch_resp_partition *out)
+                      bool reader, struct proto_epoch_resp_partition *out)
 {
     *out = (struct proto_epoch_resp_partition){
         .partition = in->partition, .leader_epoch = -1, .end_offset = -1};
@@ -686,7 +732,8 @@ static void epoch_end(struct server_topic *t, const struct proto_epoch_req_parti
         return;
     }
     struct bpart *bp = &t->parts[in->partition];
-    out->err = replica_check_epoch(bp, -1, in->current_leader_epoch);
+    out->err = reader ? replica_check_reader_epoch(bp, in->current_leader_epoch)
+                      : replica_check_epoch(bp, -1, in->current_leader_epoch);
     if (out->err == 0) {
         out->err =
             part_epoch_end_offset(&bp->log, in->leader_epoch, &out->leader_epoch, &out->end_offset);
@@ -717,7 +764,7 @@ void handle_offset_for_leader_epoch(struct server *s, struct loop_req *req,
         struct proto_epoch_req_partition in;
         while (proto_epoch_req_next_partition(&d, &in)) {
             struct proto_epoch_resp_partition out;
-            epoch_end(st, &in, &out);
+            epoch_end(st, &in, false, &out);
             proto_epoch_resp_partition(&e, &out);
         }
     }
@@ -726,16 +773,24 @@ void handle_offset_for_leader_epoch(struct server *s, struct loop_req *req,
 
 /* ---- InitProducerId ---- */
 
+/* A new producer id (unique in the cluster: replica_producer_id()).
+ * Returns 0, or the id store's error as the wire says it. */
+static int producer_id_new(struct server *s, int64_t *id)
+{
+    /* Taking an id may reserve a block on disk: a full disk is said as such. */
+    int rc = server_wire_err(producer_ids_take(&s->producer_ids, id));
+    if (rc == 0 && broker_config_clustered(&s->cfg)) {
+        *id = replica_producer_id(*id, s->broker_id);
+    }
+    return rc;
+}
+
 void handle_init_producer_id(struct server *s, struct loop_req *req,
                              const struct proto_req_header *h, struct rd *body)
 {
     int rc = proto_init_producer_id_req_decode(body, h->api_version);
     struct proto_init_producer_id_resp r = {.producer_epoch = 0};
-    /* Taking an id may reserve a block on disk: a full disk is said as such. */
-    rc = rc == 0 ? server_wire_err(producer_ids_take(&s->producer_ids, &r.producer_id)) : rc;
-    if (rc == 0 && broker_config_clustered(&s->cfg)) {
-        r.producer_id = replica_producer_id(r.producer_id, s->broker_id);
-    }
+    rc = rc == 0 ? producer_id_new(s, &r.producer_id) : rc;
     struct wr w;
     if (!answer_begin(req, h, rc, 64, &w)) {
         return;
@@ -743,4 +798,653 @@ void handle_init_producer_id(struct server *s, struct loop_req *req,
     rc = proto_init_producer_id_resp_encode(&w, h->api_version, h->correlation_id, &r);
     ASSERT(rc == 0);
     server_resp_send(req, &w);
+}
+
+/* ---- Kafka's Metadata, ListOffsets, OffsetForLeaderEpoch, InitProducerId ---- */
+
+/* An array of n answer elements from the request's arena: the answer is
+ * encoded before the handler returns. NULL when the arena is spent (a
+ * request for more than it holds): the handler then closes the
+ * connection, logged by kafka_arena_spent(). */
+static void *kafka_array(struct kw_arena *a, int64_t n, size_t size)
+{
+    return kw_arena_alloc(a, n > 0 ? (size_t)n * size : 1);
+}
+
+static void kafka_arena_spent(struct loop_req *req, const char *api)
+{
+    log_warn("kafka: connection %" PRIu64 ": %s answer: %s; closing", loop_req_conn_id(req), api,
+             err_str(-NG_ETOOBIG));
+    loop_req_fail(req);
+}
+
+/* A request the codec could not decode: the connection closes, as Kafka's
+ * broker does. */
+static void kafka_undecodable(struct loop_req *req, const char *api, int rc)
+{
+    log_debug("kafka: connection %" PRIu64 ": %s: %s; closing", loop_req_conn_id(req), api,
+              err_str(rc));
+    loop_req_fail(req);
+}
+
+static struct kw_str kafka_str(struct proto_str s) { return (struct kw_str){s.ptr, s.len}; }
+static struct proto_str proto_from_kafka(struct kw_str s)
+{
+    return (struct proto_str){s.ptr, s.len};
+}
+
+/* A topic's partitions for Kafka's Metadata, from what this broker holds
+ * (st, may be NULL) and the view (ct, NULL on a single broker): leaders,
+ * epochs, replicas and ISRs as nagare's Metadata gives them. Returns false
+ * when the arena is spent. */
+static bool kafka_metadata_parts(const struct server *s, struct kw_arena *a,
+                                 const struct server_topic *st, const struct cluster_topic *ct,
+                                 struct kafka_metadata_response_topic *out)
+{
+    int32_t n = st != NULL ? st->cfg.partitions : ct->partitions;
+    struct kafka_metadata_response_partition *ps = kafka_array(a, n, sizeof(*ps));
+    int32_t *ids = kafka_array(a, (int64_t)n * 2 * PROTO_REPLICAS_MAX, sizeof(*ids));
+    if (ps == NULL || ids == NULL) {
+        return false;
+    }
+    for (int32_t i = 0; i < n; i++) {
+        struct proto_metadata_partition mp = {.partition = i};
+        metadata_replicas(s, ct != NULL && i < ct->partitions ? &ct->parts[i] : NULL, &mp);
+        int32_t *replicas = ids + (size_t)i * 2 * PROTO_REPLICAS_MAX;
+        int32_t *isr = replicas + PROTO_REPLICAS_MAX;
+        memcpy(replicas, mp.replicas, mp.replica_count * sizeof(*replicas));
+        memcpy(isr, mp.isr, mp.isr_count * sizeof(*isr));
+        int16_t err = st != NULL && part_failed(&st->parts[i].log) != 0
+                          ? kafka_err_from(-NG_EFAILED)
+                          : KAFKA_ERR_NONE;
+        if (err == KAFKA_ERR_NONE && mp.leader == PROTO_BROKER_NONE) {
+            err = KAFKA_ERR_LEADER_NOT_AVAILABLE;
+        }
+        ps[i] = (struct kafka_metadata_response_partition){
+            .error_code = err,
+            .partition_index = i,
+            .leader_id = mp.leader,
+            .leader_epoch = mp.leader_epoch,
+            .replica_nodes = {.items = replicas, .count = mp.replica_count},
+            .isr_nodes = {.items = isr, .count = mp.isr_count},
+            .offline_replicas = {.items = NULL, .count = 0}};
+    }
+    out->partitions.items = ps;
+    out->partitions.count = n;
+    return true;
+}
+
+/* One topic of Kafka's Metadata by name; an unknown one is created when
+ * the broker's auto_create_topics and the request allow it (a single
+ * broker, not a name of the broker's own). Returns false when the arena is
+ * spent. */
+static bool kafka_metadata_topic(struct server *s, struct kw_arena *a, struct proto_str name,
+                                 bool auto_create, struct kafka_metadata_response_topic *out)
+{
+    *out = (struct kafka_metadata_response_topic){
+        .name = kafka_str(name),
+        .is_internal = server_topic_reserved(name),
+        .topic_authorized_operations = INT32_MIN,
+    };
+    struct server_topic *st;
+    const struct cluster_topic *ct;
+    metadata_lookup(s, name, &st, &ct);
+    if (st == NULL && ct == NULL && auto_create && !server_topic_reserved(name)) {
+        int err;
+        st = produce_topic_get(s, name, &err);
+        out->error_code = kafka_err_from(err);
+    } else if (st == NULL && ct == NULL) {
+        out->error_code = KAFKA_ERR_UNKNOWN_TOPIC_OR_PARTITION;
+    }
+    return st == NULL && ct == NULL ? true : kafka_metadata_parts(s, a, st, ct, out);
+}
+
+/* Every topic: the view's catalog in a cluster, else those held here. */
+static bool kafka_metadata_all(struct server *s, struct kw_arena *a,
+                               struct kafka_metadata_response *resp)
+{
+    uint32_t n = s->view != NULL ? s->view->topic_count : s->topic_count;
+    struct kafka_metadata_response_topic *ts = kafka_array(a, n, sizeof(*ts));
+    if (ts == NULL) {
+        return false;
+    }
+    resp->topics.items = ts;
+    resp->topics.count = (int32_t)n;
+    for (uint32_t i = 0; i < n; i++) {
+        struct proto_str name =
+            s->view != NULL
+                ? proto_str_make(s->view->topics[i].name)
+                : (struct proto_str){s->topics[i]->name, (int32_t)s->topics[i]->name_len};
+        if (!kafka_metadata_topic(s, a, name, false, &ts[i])) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* The brokers are this one alone, with the Kafka listener's address: in a
+ * cluster the other brokers' Kafka addresses are not registered yet
+ * (docs/kafka.md). Topics named by id (v10+) are unknown: nagare's topics
+ * have none. */
+void kafka_metadata(struct server *s, struct loop_req *req, const struct kafka_req_header *h,
+                    struct rd *body, struct kw_arena *a)
+{
+    struct kafka_metadata_request in;
+    int rc = kafka_metadata_request_decode(body, h->api_version, a, &in);
+    if (rc != 0) {
+        kafka_undecodable(req, "metadata", rc);
+        return;
+    }
+    struct kafka_metadata_response resp;
+    kafka_metadata_response_init(&resp);
+    const char *host;
+    struct kafka_metadata_response_broker self = {
+        .node_id = s->view != NULL ? s->broker_id : SINGLE_BROKER_ID, .rack = KW_STR_NULL};
+    kafka_serve_address(s, &host, &self.port);
+    self.host = kw_str_make(host);
+    resp.brokers.items = &self;
+    resp.brokers.count = 1;
+    resp.cluster_id = kw_str_make(s->cfg.cluster_name);
+    resp.controller_id = s->view != NULL ? s->view->controller : SINGLE_BROKER_ID;
+    bool ok = true;
+    if (in.topics.count < 0 || (in.topics.count == 0 && h->api_version == 0)) {
+        ok = kafka_metadata_all(s, a, &resp); /* v0: an empty list is every topic */
+    } else {
+        struct kafka_metadata_response_topic *ts = kafka_array(a, in.topics.count, sizeof(*ts));
+        ok = ts != NULL;
+        resp.topics.items = ts;
+        resp.topics.count = ok ? in.topics.count : 0;
+        bool create = in.allow_auto_topic_creation && s->cfg.auto_create_topics;
+        for (int32_t i = 0; ok && i < in.topics.count; i++) {
+            const struct kafka_metadata_request_topic *t = &in.topics.items[i];
+            if (t->name.len < 0) {
+                ts[i] = (struct kafka_metadata_response_topic){
+                    .error_code = KAFKA_ERR_UNKNOWN_TOPIC_ID,
+                    .name = KW_STR_NULL,
+                    .topic_id = t->topic_id,
+                    .topic_authorized_operations = INT32_MIN};
+                continue;
+            }
+            ok = kafka_metadata_topic(s, a, proto_from_kafka(t->name), create, &ts[i]);
+        }
+    }
+    if (!ok) {
+        kafka_arena_spent(req, "metadata");
+        return;
+    }
+    kafka_serve_respond(req, h, &kafka_metadata_response_msg, &resp);
+}
+
+/* Kafka's -1 (latest) and -2 (earliest) are nagare's; other timestamps
+ * through the time index, as nagare's ListOffsets answers them; the
+ * client's current leader epoch is checked (KIP-320). The leader epoch of
+ * the offset found is not kept: -1. */
+void kafka_list_offsets(struct server *s, struct loop_req *req, const struct kafka_req_header *h,
+                        struct rd *body, struct kw_arena *a)
+{
+    static_assert(PROTO_TIMESTAMP_LATEST == -1 && PROTO_TIMESTAMP_EARLIEST == -2,
+                  "Kafka's ListOffsets timestamps");
+    struct kafka_list_offsets_request in;
+    int rc = kafka_list_offsets_request_decode(body, h->api_version, a, &in);
+    if (rc != 0) {
+        kafka_undecodable(req, "list_offsets", rc);
+        return;
+    }
+    struct kafka_list_offsets_response resp;
+    kafka_list_offsets_response_init(&resp);
+    struct kafka_list_offsets_response_topic_response *ts =
+        kafka_array(a, in.topics.count, sizeof(*ts));
+    for (int32_t i = 0; ts != NULL && i < in.topics.count; i++) {
+        const struct kafka_list_offsets_request_topic *t = &in.topics.items[i];
+        struct server_topic *st = server_topic_find(s, proto_from_kafka(t->name));
+        struct kafka_list_offsets_response_partition_response *ps =
+            kafka_array(a, t->partitions.count, sizeof(*ps));
+        if (ps == NULL) {
+            ts = NULL;
+            break;
+        }
+        ts[i] = (struct kafka_list_offsets_response_topic_response){
+            .name = t->name, .partitions = {.items = ps, .count = t->partitions.count}};
+        for (int32_t k = 0; k < t->partitions.count; k++) {
+            const struct kafka_list_offsets_request_partition *p = &t->partitions.items[k];
+            struct proto_list_offsets_resp_partition out;
+            list_offset(st,
+                        &(struct proto_list_offsets_req_partition){.partition = p->partition_index,
+                                                                   .timestamp_ms = p->timestamp},
+                        &out);
+            if (out.err == 0) { /* the partition is there and served: at that epoch? */
+                out.err = replica_check_reader_epoch(&st->parts[p->partition_index],
+                                                     p->current_leader_epoch);
+            }
+            ps[k] = (struct kafka_list_offsets_response_partition_response){
+                .partition_index = p->partition_index,
+                .error_code = kafka_err_from(out.err),
+                .timestamp = out.err == 0 ? out.timestamp_ms : -1,
+                .offset = out.err == 0 ? out.offset : -1,
+                .leader_epoch = -1};
+        }
+    }
+    if (ts == NULL) {
+        kafka_arena_spent(req, "list_offsets");
+        return;
+    }
+    resp.topics.items = ts;
+    resp.topics.count = in.topics.count;
+    kafka_serve_respond(req, h, &kafka_list_offsets_response_msg, &resp);
+}
+
+/* KIP-279's answer from the partition's epoch history, as nagare's. */
+void kafka_offset_for_leader_epoch(struct server *s, struct loop_req *req,
+                                   const struct kafka_req_header *h, struct rd *body,
+                                   struct kw_arena *a)
+{
+    struct kafka_offset_for_leader_epoch_request in;
+    int rc = kafka_offset_for_leader_epoch_request_decode(body, h->api_version, a, &in);
+    if (rc != 0) {
+        kafka_undecodable(req, "offset_for_leader_epoch", rc);
+        return;
+    }
+    struct kafka_offset_for_leader_epoch_response resp;
+    kafka_offset_for_leader_epoch_response_init(&resp);
+    struct kafka_offset_for_leader_epoch_response_offset_for_leader_topic_result *ts =
+        kafka_array(a, in.topics.count, sizeof(*ts));
+    for (int32_t i = 0; ts != NULL && i < in.topics.count; i++) {
+        const struct kafka_offset_for_leader_epoch_request_offset_for_leader_topic *t =
+            &in.topics.items[i];
+        struct server_topic *st = server_topic_find(s, proto_from_kafka(t->topic));
+        struct kafka_offset_for_leader_epoch_response_epoch_end_offset *ps =
+            kafka_array(a, t->partitions.count, sizeof(*ps));
+        if (ps == NULL) {
+            ts = NULL;
+            break;
+        }
+        ts[i] = (struct kafka_offset_for_leader_epoch_response_offset_for_leader_topic_result){
+            .topic = t->topic, .partitions = {.items = ps, .count = t->partitions.count}};
+        for (int32_t k = 0; k < t->partitions.count; k++) {
+            const struct kafka_offset_for_leader_epoch_request_offset_for_leader_partition *p =
+                &t->partitions.items[k];
+            struct proto_epoch_resp_partition out;
+            epoch_end(
+                st,
+                &(struct proto_epoch_req_partition){.partition = p->partition,
+                                                    .current_leader_epoch = p->current_leader_epoch,
+                                                    .leader_epoch = p->leader_epoch},
+                true, &out);
+            ps[k] = (struct kafka_offset_for_leader_epoch_response_epoch_end_offset){
+                .error_code = kafka_err_from(out.err),
+                .partition = p->partition,
+                .leader_epoch = out.leader_epoch,
+                .end_offset = out.end_offset};
+        }
+    }
+    if (ts == NULL) {
+        kafka_arena_spent(req, "offset_for_leader_epoch");
+        return;
+    }
+    resp.topics.items = ts;
+    resp.topics.count = in.topics.count;
+    kafka_serve_respond(req, h, &kafka_offset_for_leader_epoch_response_msg, &resp);
+}
+
+/* An idempotent producer gets a new id at epoch 0, as from nagare's
+ * InitProducerId; a transactional one is refused (no transactions:
+ * docs/kafka.md). */
+void kafka_init_producer_id(struct server *s, struct loop_req *req,
+                            const struct kafka_req_header *h, struct rd *body, struct kw_arena *a)
+{
+    struct kafka_init_producer_id_request in;
+    int rc = kafka_init_producer_id_request_decode(body, h->api_version, a, &in);
+    if (rc != 0) {
+        kafka_undecodable(req, "init_producer_id", rc);
+        return;
+    }
+    struct kafka_init_producer_id_response resp;
+    kafka_init_producer_id_response_init(&resp);
+    rc = in.transactional_id.len >= 0 ? -NG_ETRANSACTIONAL : producer_id_new(s, &resp.producer_id);
+    resp.error_code = in.transactional_id.len >= 0 ? KAFKA_ERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED
+                                                   : kafka_err_from(rc);
+    resp.producer_id = rc == 0 ? resp.producer_id : -1;
+    resp.producer_epoch = rc == 0 ? 0 : -1;
+    kafka_serve_respond(req, h, &kafka_init_producer_id_response_msg, &resp);
+}
+
+/* ---- Kafka's CreateTopics, DeleteTopics ---- */
+
+/* The answer of a Kafka admin_call (CreateTopics, DeleteTopics), once each
+ * topic is settled; the call is freed by the caller. */
+static void kafka_admin_answer(const struct admin_call *c)
+{
+    struct kafka_req_header h = {.api_key = c->kind == ADMIN_CREATE ? KAFKA_API_CREATE_TOPICS
+                                                                    : KAFKA_API_DELETE_TOPICS,
+                                 .api_version = (int16_t)c->version,
+                                 .correlation_id = (int32_t)c->correlation_id};
+    struct kafka_create_topics_response_creatable_topic_result *created = NULL;
+    struct kafka_delete_topics_response_deletable_topic_result *deleted = NULL;
+    if (c->kind == ADMIN_CREATE) {
+        created = calloc(c->count + 1, sizeof(*created));
+    } else {
+        deleted = calloc(c->count + 1, sizeof(*deleted));
+    }
+    if (created == NULL && deleted == NULL) {
+        log_warn("kafka: topics answer: %s; closing", err_str(-ENOMEM));
+        loop_req_fail(c->req);
+        return;
+    }
+    for (uint32_t i = 0; i < c->count; i++) {
+        const struct admin_topic *t = &c->topics[i];
+        int16_t err = t->kafka_err != 0 ? t->kafka_err : kafka_err_from(t->err);
+        if (created != NULL) {
+            created[i] = (struct kafka_create_topics_response_creatable_topic_result){
+                .name = kafka_str(t->name),
+                .error_code = err,
+                .error_message = KW_STR_NULL,
+                .num_partitions = err == 0 ? t->partitions : -1,
+                .replication_factor = err == 0 ? t->factor : -1,
+                .configs = {.items = NULL, .count = -1}};
+        } else {
+            deleted[i] = (struct kafka_delete_topics_response_deletable_topic_result){
+                .name = kafka_str(t->name), .error_code = err, .error_message = KW_STR_NULL};
+        }
+    }
+    if (created != NULL) {
+        struct kafka_create_topics_response resp;
+        kafka_create_topics_response_init(&resp);
+        resp.topics.items = created;
+        resp.topics.count = (int32_t)c->count;
+        kafka_serve_respond(c->req, &h, &kafka_create_topics_response_msg, &resp);
+    } else {
+        struct kafka_delete_topics_response resp;
+        kafka_delete_topics_response_init(&resp);
+        resp.responses.items = deleted;
+        resp.responses.count = (int32_t)c->count;
+        kafka_serve_respond(c->req, &h, &kafka_delete_topics_response_msg, &resp);
+    }
+    free(created);
+    free(deleted);
+}
+
+/* A config value as an integer: 0, or -1 when it is not one. */
+static int kafka_config_int(struct kw_str v, int64_t *out)
+{
+    char buf[24];
+    if (v.len <= 0 || (size_t)v.len >= sizeof(buf)) {
+        return -1;
+    }
+    memcpy(buf, v.ptr, (size_t)v.len);
+    buf[v.len] = '\0';
+    char *end;
+    errno = 0;
+    long long n = strtoll(buf, &end, 10);
+    if (errno != 0 || *end != '\0') {
+        return -1;
+    }
+    *out = n;
+    return 0;
+}
+
+/* A topic of Kafka's CreateTopics as nagare's: its configs by Kafka's names
+ * (retention.ms, retention.bytes with -1 for no limit, segment.bytes,
+ * max.message.bytes, cleanup.policy delete, unclean.leader.election.enable).
+ * Returns 0, or the Kafka error: INVALID_CONFIG for another config or a
+ * value that is not one, INVALID_REQUEST for replicas assigned by hand. */
+static int16_t kafka_topic_to_create(const struct kafka_create_topics_request_creatable_topic *kt,
+                                     struct proto_create_topic *ct)
+{
+    *ct = (struct proto_create_topic){.name = proto_from_kafka(kt->name),
+                                      .partition_count = kt->num_partitions,
+                                      .retention_ms = PROTO_CONFIG_DEFAULT,
+                                      .retention_bytes = PROTO_CONFIG_DEFAULT,
+                                      .segment_bytes = PROTO_CONFIG_DEFAULT,
+                                      .batch_bytes_max = PROTO_CONFIG_DEFAULT,
+                                      .replication_factor = kt->replication_factor};
+    if (kt->assignments.count > 0) {
+        return KAFKA_ERR_INVALID_REQUEST;
+    }
+    for (int32_t i = 0; i < kt->configs.count; i++) {
+        struct kw_str name = kt->configs.items[i].name;
+        struct kw_str value = kt->configs.items[i].value;
+        int64_t v = 0;
+        bool number = kafka_config_int(value, &v) == 0;
+        if (value.len < 0) {
+            continue; /* null: the default */
+        } else if (number && kw_str_eq(name, "retention.ms")) {
+            ct->retention_ms = v == -1 ? PROTO_CONFIG_UNLIMITED : v;
+        } else if (number && kw_str_eq(name, "retention.bytes")) {
+            ct->retention_bytes = v == -1 ? PROTO_CONFIG_UNLIMITED : v;
+        } else if (number && kw_str_eq(name, "segment.bytes")) {
+            ct->segment_bytes = v;
+        } else if (number && kw_str_eq(name, "max.message.bytes") && v > 0 && v <= INT32_MAX) {
+            ct->batch_bytes_max = (int32_t)v;
+        } else if (kw_str_eq(name, "cleanup.policy") && kw_str_eq(value, "delete")) {
+            continue;
+        } else if (kw_str_eq(name, "unclean.leader.election.enable") &&
+                   (kw_str_eq(value, "true") || kw_str_eq(value, "false"))) {
+            ct->unclean_leader_election = kw_str_eq(value, "true") ? 1 : 0;
+        } else {
+            return KAFKA_ERR_INVALID_CONFIG;
+        }
+    }
+    return KAFKA_ERR_NONE;
+}
+
+/* One topic of Kafka's CreateTopics: through etcd in a cluster, else here;
+ * validate_only checks without creating. */
+static void kafka_create_one(struct server *s, struct admin_call *c,
+                             const struct kafka_create_topics_request_creatable_topic *kt,
+                             bool validate_only)
+{
+    struct proto_create_topic ct;
+    int16_t kerr = kafka_topic_to_create(kt, &ct);
+    if (kerr == 0 && s->session != NULL && !validate_only) {
+        admin_topic_start(s, c, ct.name, &ct);
+        return;
+    }
+    char cname[PROTO_TOPIC_NAME_BYTES_MAX + 1];
+    struct admin_topic *t = admin_item_add(c, ct.name, ADMIN_ITEM_TOPIC, cname);
+    t->kafka_err = kerr;
+    if (t->err != 0 || kerr != 0) {
+        return;
+    }
+    if (validate_only) {
+        t->err = server_topic_reserved(ct.name)          ? -NG_EBADNAME
+                 : server_topic_find(s, ct.name) != NULL ? -NG_ETOPIC_EXISTS
+                                                         : 0;
+        return;
+    }
+    struct server_topic *st;
+    t->err = create_local(s, &ct, &st);
+    if (t->err == 0) {
+        t->partitions = st->cfg.partitions;
+        t->factor = 1;
+    }
+}
+
+void kafka_create_topics(struct server *s, struct loop_req *req, const struct kafka_req_header *h,
+                         struct rd *body, struct kw_arena *a)
+{
+    struct kafka_create_topics_request in;
+    int rc = kafka_create_topics_request_decode(body, h->api_version, a, &in);
+    if (rc != 0) {
+        kafka_undecodable(req, "create_topics", rc);
+        return;
+    }
+    struct admin_call *c =
+        admin_call_new(s, req, (uint32_t)h->correlation_id, (uint16_t)h->api_version, ADMIN_CREATE,
+                       (uint32_t)in.topics.count);
+    if (c == NULL) {
+        kafka_undecodable(req, "create_topics", -ENOMEM);
+        return;
+    }
+    c->kafka = true;
+    for (int32_t i = 0; i < in.topics.count; i++) {
+        kafka_create_one(s, c, &in.topics.items[i], in.validate_only);
+    }
+    if (--c->pending == 0) {
+        admin_call_answer(c);
+    }
+}
+
+/* Topics by name (v0-5), or by name or id (v6: by id UNKNOWN_TOPIC_ID). */
+void kafka_delete_topics(struct server *s, struct loop_req *req, const struct kafka_req_header *h,
+                         struct rd *body, struct kw_arena *a)
+{
+    struct kafka_delete_topics_request in;
+    int rc = kafka_delete_topics_request_decode(body, h->api_version, a, &in);
+    if (rc != 0) {
+        kafka_undecodable(req, "delete_topics", rc);
+        return;
+    }
+    bool by_state = h->api_version >= 6;
+    int32_t count = by_state ? in.topics.count : in.topic_names.count;
+    struct admin_call *c = admin_call_new(s, req, (uint32_t)h->correlation_id,
+                                          (uint16_t)h->api_version, ADMIN_DELETE, (uint32_t)count);
+    if (c == NULL) {
+        kafka_undecodable(req, "delete_topics", -ENOMEM);
+        return;
+    }
+    c->kafka = true;
+    for (int32_t i = 0; i < count; i++) {
+        struct proto_str name =
+            proto_from_kafka(by_state ? in.topics.items[i].name : in.topic_names.items[i]);
+        if (name.len < 0) {
+            struct admin_topic *t = &c->topics[c->count++];
+            *t = (struct admin_topic){
+                .call = c, .name = name, .kafka_err = KAFKA_ERR_UNKNOWN_TOPIC_ID};
+            continue;
+        }
+        if (s->session != NULL) {
+            admin_topic_start(s, c, name, NULL);
+            continue;
+        }
+        char cname[PROTO_TOPIC_NAME_BYTES_MAX + 1];
+        struct admin_topic *t = admin_item_add(c, name, ADMIN_ITEM_TOPIC, cname);
+        t->err = t->err != 0 ? t->err : delete_local(s, name);
+    }
+    if (--c->pending == 0) {
+        admin_call_answer(c);
+    }
+}
+
+/* ---- Kafka's DescribeConfigs ---- */
+
+/* Kafka's resource types and config types (DescribeConfigs) that nagare
+ * answers with. */
+#define KAFKA_RESOURCE_TOPIC 2
+#define KAFKA_RESOURCE_BROKER 4
+#define KAFKA_CONFIG_TYPE_STRING 2
+#define KAFKA_CONFIG_TYPE_INT 3
+#define KAFKA_CONFIG_TYPE_LONG 5
+#define KAFKA_CONFIG_SOURCE_TOPIC 1 /* DYNAMIC_TOPIC_CONFIG */
+
+/* A topic's settings by Kafka's names: -1 retention is no limit in both. */
+#define KAFKA_TOPIC_CONFIGS 6
+
+/* Whether keys (null: every config) names name. */
+static bool kafka_config_asked(const struct kafka_describe_configs_request_resource *r,
+                               const char *name)
+{
+    for (int32_t i = 0; i < r->configuration_keys.count; i++) {
+        if (kw_str_eq(r->configuration_keys.items[i], name)) {
+            return true;
+        }
+    }
+    return r->configuration_keys.count < 0;
+}
+
+/* The configs of topic t asked for by r, into out (KAFKA_TOPIC_CONFIGS of
+ * room). Returns how many, or -1 when the arena is spent. */
+static int32_t kafka_topic_configs(const struct server_topic *t,
+                                   const struct kafka_describe_configs_request_resource *r,
+                                   struct kw_arena *a,
+                                   struct kafka_describe_configs_response_resource_result *out)
+{
+    const struct {
+        const char *name;
+        int64_t value; /* INT64_MIN: the string below */
+        const char *text;
+        int8_t type;
+    } all[KAFKA_TOPIC_CONFIGS] = {
+        {"retention.ms", t->cfg.retention_ms, NULL, KAFKA_CONFIG_TYPE_LONG},
+        {"retention.bytes", t->cfg.retention_bytes, NULL, KAFKA_CONFIG_TYPE_LONG},
+        {"segment.bytes", t->cfg.segment_bytes, NULL, KAFKA_CONFIG_TYPE_LONG},
+        {"segment.ms", t->cfg.segment_ms, NULL, KAFKA_CONFIG_TYPE_LONG},
+        {"max.message.bytes", t->cfg.batch_bytes_max, NULL, KAFKA_CONFIG_TYPE_INT},
+        {"cleanup.policy", INT64_MIN, "delete", KAFKA_CONFIG_TYPE_STRING},
+    };
+    int32_t n = 0;
+    for (size_t i = 0; i < KAFKA_TOPIC_CONFIGS; i++) {
+        if (!kafka_config_asked(r, all[i].name)) {
+            continue;
+        }
+        char *text = kafka_array(a, 24, 1);
+        if (text == NULL) {
+            return -1;
+        }
+        if (all[i].text != NULL) {
+            snprintf(text, 24, "%s", all[i].text);
+        } else {
+            snprintf(text, 24, "%lld", (long long)all[i].value);
+        }
+        out[n++] = (struct kafka_describe_configs_response_resource_result){
+            .name = kw_str_make(all[i].name),
+            .value = kw_str_make(text),
+            .config_source = KAFKA_CONFIG_SOURCE_TOPIC,
+            .synonyms = {.items = NULL, .count = 0},
+            .config_type = all[i].type,
+            .documentation = KW_STR_NULL};
+    }
+    return n;
+}
+
+/* A topic's settings by Kafka's names (retention.ms, retention.bytes,
+ * segment.bytes, segment.ms, max.message.bytes, cleanup.policy), for a
+ * topic this broker holds; a broker resource has none to give; any other
+ * resource is INVALID_REQUEST. No synonyms, no documentation. */
+void kafka_describe_configs(struct server *s, struct loop_req *req,
+                            const struct kafka_req_header *h, struct rd *body, struct kw_arena *a)
+{
+    struct kafka_describe_configs_request in;
+    int rc = kafka_describe_configs_request_decode(body, h->api_version, a, &in);
+    if (rc != 0) {
+        kafka_undecodable(req, "describe_configs", rc);
+        return;
+    }
+    struct kafka_describe_configs_response resp;
+    kafka_describe_configs_response_init(&resp);
+    struct kafka_describe_configs_response_result *rs =
+        kafka_array(a, in.resources.count, sizeof(*rs));
+    for (int32_t i = 0; rs != NULL && i < in.resources.count; i++) {
+        const struct kafka_describe_configs_request_resource *r = &in.resources.items[i];
+        rs[i] = (struct kafka_describe_configs_response_result){.error_message = KW_STR_NULL,
+                                                                .resource_type = r->resource_type,
+                                                                .resource_name = r->resource_name};
+        struct server_topic *st = r->resource_type == KAFKA_RESOURCE_TOPIC
+                                      ? server_topic_find(s, proto_from_kafka(r->resource_name))
+                                      : NULL;
+        if (r->resource_type == KAFKA_RESOURCE_TOPIC && st == NULL) {
+            rs[i].error_code = KAFKA_ERR_UNKNOWN_TOPIC_OR_PARTITION;
+        } else if (r->resource_type != KAFKA_RESOURCE_TOPIC &&
+                   r->resource_type != KAFKA_RESOURCE_BROKER) {
+            rs[i].error_code = KAFKA_ERR_INVALID_REQUEST;
+        }
+        if (st == NULL) {
+            continue;
+        }
+        struct kafka_describe_configs_response_resource_result *cs =
+            kafka_array(a, KAFKA_TOPIC_CONFIGS, sizeof(*cs));
+        int32_t n = cs != NULL ? kafka_topic_configs(st, r, a, cs) : -1;
+        if (n < 0) {
+            rs = NULL;
+            break;
+        }
+        rs[i].configs.items = cs;
+        rs[i].configs.count = n;
+    }
+    if (rs == NULL) {
+        kafka_arena_spent(req, "describe_configs");
+        return;
+    }
+    resp.results.items = rs;
+    resp.results.count = in.resources.count;
+    kafka_serve_respond(req, h, &kafka_describe_configs_response_msg, &resp);
 }

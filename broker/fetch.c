@@ -24,17 +24,32 @@
  * the high watermark); it reads past the high watermark, up to what the
  * leader has written (part_read_ranges_to); and it parks for the log's
  * durable growth (PARK_REPLICA) rather than for readers' (PARK_DATA).
+ *
+ * Kafka's Fetch (broker/kafka_serve.h) takes the same path too: the same
+ * partitions, plan, parking and file parts; only its answer is encoded
+ * otherwise (net/kafka/codec.h: the records are the codec's holes, where
+ * the file parts go), and a partition that must be copied is read into a
+ * buffer of its own first.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <unistd.h>
 
 #include "base/log.h"
+#include "broker/kafka_serve.h"
 #include "broker/server.h"
+#include "net/kafka/errors.h"
 
 /* An answer's frame prefix, header and topic count, with room to spare. */
 #define ANSWER_HEADER_BYTES 64
+
+/* Bounds of a Kafka Fetch answer's partition (v12: fixed fields, null
+ * aborted transactions, the records' length and empty tag sections: 52
+ * bytes) and of a topic's entry besides its name (length, count, tags). */
+#define KAFKA_FETCH_PARTITION_BYTES 64
+#define KAFKA_FETCH_TOPIC_BYTES(name_len) (12 + (size_t)(name_len))
 
 /* File ranges in one answer: one per segment a partition's read touches.
  * A read that would need more stops at a batch boundary (the consumer asks
@@ -48,7 +63,7 @@ struct fetch_part {
     int32_t bytes_max;
     struct bpart *bp;     /* NULL: unknown topic or partition */
     int refused;          /* ReplicaFetch: the leader's checks refused it (bp NULL) */
-    int32_t leader_epoch; /* ReplicaFetch: the follower's */
+    int32_t leader_epoch; /* ReplicaFetch: the follower's; Kafka's: the consumer's, or -1 */
     struct park_link link;
     /* this answer's plan: file ranges, or a copy of up to copy_limit bytes */
     uint32_t range_first;
@@ -56,6 +71,9 @@ struct fetch_part {
     uint64_t range_bytes;
     uint64_t copy_limit; /* 0: nothing to copy */
     size_t range_at;     /* where its ranges go in the answer buffer */
+    uint8_t *copy;       /* Kafka's answer: the copied batches (malloc) */
+    size_t copy_bytes;
+    int read_err; /* Kafka's answer: what reading the copy found (damage) */
 };
 
 /* The file ranges of the answer being built (on try_answer()'s stack). */
@@ -81,6 +99,7 @@ struct fetch_req {
     uint32_t correlation_id;
     uint16_t version;
     bool replica; /* a ReplicaFetch */
+    bool kafka;   /* Kafka's Fetch: answered by try_answer_kafka() */
     struct proto_fetch_req in;
     struct park_waiter waiter;
     bool copy_only; /* file parts failed once: copy this answer */
@@ -130,11 +149,15 @@ static int64_t part_end(const struct fetch_req *fr, const struct fetch_part *fp)
 
 /* Whether this broker may answer for the partition now: a follower's
  * fetch must match the leader's epoch, a consumer's must reach the leader
- * (leadership may move while it is parked). 0 or the error. */
+ * (leadership may move while it is parked), at the epoch a Kafka consumer
+ * names (KIP-320). 0 or the error. */
 static int part_refusal(const struct fetch_req *fr, const struct fetch_part *fp)
 {
-    return fr->replica ? replica_check_epoch(fp->bp, -1, fp->leader_epoch)
-                       : replica_serving(fp->bp);
+    if (fr->replica) {
+        return replica_check_epoch(fp->bp, -1, fp->leader_epoch);
+    }
+    return fr->kafka ? replica_check_reader_epoch(fp->bp, fp->leader_epoch)
+                     : replica_serving(fp->bp);
 }
 
 /* Whether a partition has something to say: data, or an error. */
@@ -170,8 +193,11 @@ static size_t answer_header_bytes(const struct fetch_req *fr)
     size_t bytes = ANSWER_HEADER_BYTES;
     size_t part_bytes = fr->replica ? PROTO_REPLICA_FETCH_RESP_PARTITION_BYTES
                                     : PROTO_FETCH_RESP_PARTITION_BYTES(fr->version);
+    part_bytes = fr->kafka ? KAFKA_FETCH_PARTITION_BYTES : part_bytes;
     for (uint32_t i = 0; i < fr->count; i++) {
-        bytes += part_bytes + (new_topic(fr, i) ? PROTO_TOPIC_BYTES(fr->parts[i].topic.len) : 0);
+        size_t len = (size_t)fr->parts[i].topic.len;
+        size_t topic = fr->kafka ? KAFKA_FETCH_TOPIC_BYTES(len) : PROTO_TOPIC_BYTES(len);
+        bytes += part_bytes + (new_topic(fr, i) ? topic : 0);
     }
     return bytes;
 }
@@ -364,10 +390,8 @@ static int attach_files(struct fetch_req *fr, const struct fetch_ranges *rs)
     return 0;
 }
 
-/* Builds the answer; when final, or when it holds bytes_min record bytes,
- * unparks fr, sends the answer and frees fr. Returns whether it was sent
- * (else fr stays as it was, parked or not). */
-static bool try_answer(struct fetch_req *fr, bool final)
+/* Builds nagare's answer; as try_answer(). */
+static bool try_answer_proto(struct fetch_req *fr, bool final)
 {
     struct fetch_ranges rs;
     struct wr w;
@@ -402,7 +426,7 @@ static bool try_answer(struct fetch_req *fr, bool final)
         if (rc != 0) { /* out of descriptors or memory: copy instead */
             log_debug("fetch: file parts: %s; copying", err_str(rc));
             fr->copy_only = true;
-            return try_answer(fr, true);
+            return try_answer_proto(fr, true);
         }
         server_resp_send(fr->req, &w);
     } else {
@@ -410,6 +434,16 @@ static bool try_answer(struct fetch_req *fr, bool final)
     }
     free(fr);
     return true;
+}
+
+static bool try_answer_kafka(struct fetch_req *fr, bool final);
+
+/* Builds the answer; when final, or when it holds bytes_min record bytes,
+ * unparks fr, sends the answer and frees fr. Returns whether it was sent
+ * (else fr stays as it was, parked or not). */
+static bool try_answer(struct fetch_req *fr, bool final)
+{
+    return fr->kafka ? try_answer_kafka(fr, final) : try_answer_proto(fr, final);
 }
 
 static bool has_news(const struct fetch_req *fr, bool *errors)
@@ -489,14 +523,14 @@ static void fetch_start(struct server *s, struct loop_req *req, struct fetch_req
 }
 
 static struct fetch_req *fetch_req_new(struct server *s, struct loop_req *req,
-                                       const struct proto_req_header *h, uint32_t count)
+                                       uint32_t correlation_id, uint16_t version, uint32_t count)
 {
     struct fetch_req *fr = calloc(1, sizeof(*fr) + count * sizeof(fr->parts[0]));
     if (fr != NULL) {
         *fr = (struct fetch_req){.req = req,
                                  .s = s,
-                                 .correlation_id = h->correlation_id,
-                                 .version = h->api_version,
+                                 .correlation_id = correlation_id,
+                                 .version = version,
                                  .count = count};
     }
     return fr;
@@ -508,7 +542,9 @@ void handle_fetch(struct server *s, struct loop_req *req, const struct proto_req
     struct proto_fetch_req in;
     struct proto_dec d;
     int rc = proto_fetch_req_decode(body, h->api_version, &in, &d);
-    struct fetch_req *fr = rc == 0 ? fetch_req_new(s, req, h, d.partition_count) : NULL;
+    struct fetch_req *fr =
+        rc == 0 ? fetch_req_new(s, req, h->correlation_id, h->api_version, d.partition_count)
+                : NULL;
     if (fr == NULL) {
         server_resp_error(req, h->correlation_id, rc != 0 ? rc : -ENOMEM);
         return;
@@ -556,7 +592,9 @@ void handle_replica_fetch(struct server *s, struct loop_req *req, const struct p
     struct proto_replica_fetch_req in;
     struct proto_dec d;
     int rc = proto_replica_fetch_req_decode(body, h->api_version, &in, &d);
-    struct fetch_req *fr = rc == 0 ? fetch_req_new(s, req, h, d.partition_count) : NULL;
+    struct fetch_req *fr =
+        rc == 0 ? fetch_req_new(s, req, h->correlation_id, h->api_version, d.partition_count)
+                : NULL;
     if (fr == NULL) {
         server_resp_error(req, h->correlation_id, rc != 0 ? rc : -ENOMEM);
         return;
@@ -566,4 +604,252 @@ void handle_replica_fetch(struct server *s, struct loop_req *req, const struct p
         .wait_max_ms = in.wait_max_ms, .bytes_min = in.bytes_min, .bytes_max = in.bytes_max};
     resolve_replica(s, fr, in.replica_id, d);
     fetch_start(s, req, fr, in.wait_max_ms);
+}
+
+/* ---- Kafka's Fetch (broker/kafka_serve.h) ---- */
+
+static void kafka_copies_free(struct fetch_req *fr)
+{
+    for (uint32_t i = 0; i < fr->count; i++) {
+        free(fr->parts[i].copy);
+        fr->parts[i].copy = NULL;
+        fr->parts[i].copy_bytes = 0;
+    }
+}
+
+/* Reads fp's planned copy into a buffer of its own (part_read_to() checks
+ * every batch), within *room bytes left of the frame for copies (less what
+ * it read); damage found is fp->read_err. Returns the bytes read. */
+static size_t kafka_copy(const struct fetch_req *fr, struct fetch_part *fp, uint64_t *room)
+{
+    fp->read_err = 0;
+    uint64_t est = part_answer_bytes(fp);
+    est = est < *room ? est : *room;
+    if (fp->copy_limit == 0 || est == 0 || part_error(fr, fp) != 0) {
+        return 0;
+    }
+    fp->copy = malloc((size_t)est);
+    if (fp->copy == NULL) {
+        return 0; /* this answer goes without it; the consumer asks again */
+    }
+    struct part_read_result r;
+    int rc = part_read_to(&fp->bp->log, fp->offset, part_end(fr, fp), fp->copy, (size_t)est,
+                          (size_t)fp->copy_limit, &r);
+    if (rc == 0) {
+        fp->copy_bytes = r.bytes;
+        *room -= r.bytes;
+    } else if (rc == -NG_ECORRUPT) {
+        fp->read_err = rc;
+    } else if (rc != -NG_ETOOBIG) {
+        log_warn("kafka fetch %s/%d at %lld: %s", fp->bp->topic->name, fp->partition,
+                 (long long)fp->offset, err_str(rc));
+    }
+    return fp->copy_bytes;
+}
+
+/* One partition of Kafka's answer: its records the planned file ranges (a
+ * hole of the encoding), its copy, or none. No transactions: the last
+ * stable offset is the high watermark and no transaction was aborted. */
+static void kafka_answer_part(const struct fetch_req *fr, const struct fetch_part *fp,
+                              struct kafka_fetch_response_partition_data *out)
+{
+    static const uint8_t none[1];
+    int err = fp->read_err != 0 ? fp->read_err : part_error(fr, fp);
+    bool served = fp->bp != NULL && part_refusal(fr, fp) == 0;
+    int64_t hw = served ? part_offset_latest(&fp->bp->log) : -1;
+    *out = (struct kafka_fetch_response_partition_data){
+        .partition_index = fp->partition,
+        .error_code = kafka_err_from(err),
+        .high_watermark = hw,
+        .last_stable_offset = hw,
+        .log_start_offset = served ? part_offset_earliest(&fp->bp->log) : -1,
+        .diverging_epoch = {.epoch = -1, .end_offset = -1},
+        .current_leader = {.leader_id = -1, .leader_epoch = -1},
+        .snapshot_id = {.end_offset = -1, .epoch = -1},
+        .aborted_transactions = {.items = NULL, .count = -1},
+        .preferred_read_replica = -1,
+        .records = {.ptr = none, .len = 0}};
+    if (fp->range_count > 0) {
+        out->records = (struct kw_records){.len = (int32_t)fp->range_bytes, .external = true};
+    } else if (fp->copy_bytes > 0) {
+        out->records = (struct kw_records){.ptr = fp->copy, .len = (int32_t)fp->copy_bytes};
+    }
+}
+
+/* Encodes and sends Kafka's answer with the planned file parts at its
+ * holes. Returns 0 (sent, or the connection failed: logged), or
+ * attach_files()'s error with nothing sent. */
+static int kafka_send(struct fetch_req *fr, const struct fetch_ranges *rs,
+                      struct kafka_fetch_response *resp)
+{
+    struct kafka_req_header h = {.api_key = KAFKA_API_FETCH,
+                                 .api_version = (int16_t)fr->version,
+                                 .correlation_id = (int32_t)fr->correlation_id};
+    struct kw_wr m = kw_wr_measure();
+    kafka_resp_header_encode(&m, h.api_key, h.api_version, h.correlation_id);
+    int rc = kafka_encode(&kafka_fetch_response_msg, &m, h.api_version, resp);
+    struct kw_hole holes[FETCH_RANGES_MAX];
+    uint8_t *out = NULL;
+    if (rc == 0) {
+        ASSERT(m.hole_count <= FETCH_RANGES_MAX); /* one per partition with ranges */
+        rc = loop_resp_buf(fr->req, m.w.pos, &out);
+    }
+    struct kw_wr w = kw_wr_make(out, m.w.pos, holes, m.hole_count);
+    if (rc == 0) {
+        kafka_resp_header_encode(&w, h.api_key, h.api_version, h.correlation_id);
+        rc = kafka_encode(&kafka_fetch_response_msg, &w, h.api_version, resp);
+        ASSERT(rc == 0 && w.w.pos == m.w.pos && w.hole_count == m.hole_count);
+    }
+    if (rc != 0) {
+        log_warn("kafka: connection %" PRIu64 ": fetch answer: %s; closing",
+                 loop_req_conn_id(fr->req), err_str(rc));
+        loop_req_fail(fr->req);
+        return 0;
+    }
+    uint32_t k = 0;
+    for (uint32_t i = 0; i < fr->count; i++) {
+        if (fr->parts[i].range_count > 0) {
+            fr->parts[i].range_at = holes[k++].at;
+        }
+    }
+    ASSERT(k == w.hole_count);
+    rc = attach_files(fr, rs);
+    if (rc == 0) {
+        loop_req_respond(fr->req, w.w.pos);
+    }
+    return rc;
+}
+
+/* Kafka's answer, as try_answer(): the partitions grouped by topic as the
+ * request named them. */
+static int kafka_answer(struct fetch_req *fr, const struct fetch_ranges *rs)
+{
+    uint32_t topic_count = 0;
+    for (uint32_t i = 0; i < fr->count; i++) {
+        topic_count += new_topic(fr, i) ? 1 : 0;
+    }
+    struct kafka_fetch_response_fetchable_topic_response *topics =
+        calloc(topic_count + 1, sizeof(*topics));
+    struct kafka_fetch_response_partition_data *parts = calloc(fr->count + 1, sizeof(*parts));
+    if (topics == NULL || parts == NULL) {
+        free(topics);
+        free(parts);
+        log_warn("kafka: fetch answer: %s; closing", err_str(-ENOMEM));
+        loop_req_fail(fr->req);
+        return 0;
+    }
+    struct kafka_fetch_response resp;
+    kafka_fetch_response_init(&resp);
+    resp.responses.items = topics;
+    struct kafka_fetch_response_fetchable_topic_response *t = NULL;
+    for (uint32_t i = 0; i < fr->count; i++) {
+        const struct fetch_part *fp = &fr->parts[i];
+        if (new_topic(fr, i)) {
+            t = &topics[resp.responses.count++];
+            t->topic = (struct kw_str){.ptr = fp->topic.ptr, .len = fp->topic.len};
+            t->partitions.items = &parts[i];
+        }
+        t->partitions.count++;
+        kafka_answer_part(fr, fp, &parts[i]);
+    }
+    int rc = kafka_send(fr, rs, &resp);
+    free(topics);
+    free(parts);
+    return rc;
+}
+
+static bool try_answer_kafka(struct fetch_req *fr, bool final)
+{
+    struct fetch_ranges rs;
+    /* The copies are read into buffers of their own, within the room the
+     * plan left them in the frame. */
+    size_t frame = plan(fr, &rs);
+    size_t header = answer_header_bytes(fr);
+    uint64_t room = frame > header ? frame - header : 0;
+    uint64_t records = 0;
+    for (uint32_t i = 0; i < fr->count; i++) {
+        struct fetch_part *fp = &fr->parts[i];
+        records += fp->range_bytes + kafka_copy(fr, fp, &room);
+        final |= fp->read_err != 0;
+    }
+    if (!final && records < (uint64_t)(fr->in.bytes_min > 0 ? fr->in.bytes_min : 1)) {
+        kafka_copies_free(fr);
+        return false;
+    }
+    unpark(fr);
+    int rc = kafka_answer(fr, &rs);
+    kafka_copies_free(fr);
+    if (rc != 0) { /* out of descriptors or memory: copy instead */
+        log_debug("kafka fetch: file parts: %s; copying", err_str(rc));
+        fr->copy_only = true;
+        return try_answer_kafka(fr, true);
+    }
+    free(fr);
+    return true;
+}
+
+/* The top-level answer to a request that asked for a fetch session, which
+ * nagare does not keep (KIP-227: FETCH_SESSION_ID_NOT_FOUND; the client
+ * then fetches without one). */
+static void kafka_fetch_refuse(struct loop_req *req, const struct kafka_req_header *h, int16_t err)
+{
+    struct kafka_fetch_response resp;
+    kafka_fetch_response_init(&resp);
+    resp.error_code = err;
+    kafka_serve_respond(req, h, &kafka_fetch_response_msg, &resp);
+}
+
+/* Sessionless (session id 0 in the answer, which tells a client that asked
+ * to open one that none was made); the isolation level is ignored, there
+ * being no transactions; a replica id is ignored (followers use nagare's
+ * ReplicaFetch). Each partition's current leader epoch is checked
+ * (replica_check_reader_epoch()). */
+void kafka_fetch(struct server *s, struct loop_req *req, const struct kafka_req_header *h,
+                 struct rd *body, struct kw_arena *a)
+{
+    struct kafka_fetch_request in;
+    int rc = kafka_fetch_request_decode(body, h->api_version, a, &in);
+    if (rc != 0) {
+        log_debug("kafka: connection %" PRIu64 ": fetch: %s; closing", loop_req_conn_id(req),
+                  err_str(rc));
+        loop_req_fail(req);
+        return;
+    }
+    if (in.session_id != 0) {
+        kafka_fetch_refuse(req, h, KAFKA_ERR_FETCH_SESSION_ID_NOT_FOUND);
+        return;
+    }
+    uint32_t count = 0;
+    for (int32_t t = 0; t < in.topics.count; t++) {
+        count += (uint32_t)in.topics.items[t].partitions.count;
+    }
+    struct fetch_req *fr =
+        fetch_req_new(s, req, (uint32_t)h->correlation_id, (uint16_t)h->api_version, count);
+    if (fr == NULL) {
+        log_warn("kafka: fetch: %s; closing", err_str(-ENOMEM));
+        loop_req_fail(req);
+        return;
+    }
+    fr->kafka = true;
+    fr->in = (struct proto_fetch_req){.wait_max_ms = in.max_wait_ms > 0 ? in.max_wait_ms : 0,
+                                      .bytes_min = in.min_bytes,
+                                      .bytes_max = in.max_bytes > 0 ? in.max_bytes : 0};
+    uint32_t i = 0;
+    for (int32_t t = 0; t < in.topics.count; t++) {
+        const struct kafka_fetch_request_topic *ft = &in.topics.items[t];
+        struct proto_str name = {.ptr = ft->topic.ptr, .len = ft->topic.len};
+        struct server_topic *st = server_topic_find(s, name);
+        for (int32_t p = 0; p < ft->partitions.count; p++) {
+            const struct kafka_fetch_request_partition *fp = &ft->partitions.items[p];
+            bool known = st != NULL && fp->partition >= 0 && fp->partition < st->cfg.partitions;
+            fr->parts[i++] = (struct fetch_part){.topic = name,
+                                                 .partition = fp->partition,
+                                                 .offset = fp->fetch_offset,
+                                                 .bytes_max = fp->partition_max_bytes,
+                                                 .bp = known ? &st->parts[fp->partition] : NULL,
+                                                 .leader_epoch = fp->current_leader_epoch};
+        }
+    }
+    ASSERT(i == count);
+    fetch_start(s, req, fr, fr->in.wait_max_ms);
 }

@@ -23,6 +23,15 @@ static const struct {
     kafka_handler_fn *fn;
 } handlers[] = {
     {KAFKA_API_API_VERSIONS, serve_api_versions},
+    {KAFKA_API_METADATA, kafka_metadata},
+    {KAFKA_API_PRODUCE, kafka_produce},
+    {KAFKA_API_FETCH, kafka_fetch},
+    {KAFKA_API_LIST_OFFSETS, kafka_list_offsets},
+    {KAFKA_API_INIT_PRODUCER_ID, kafka_init_producer_id},
+    {KAFKA_API_OFFSET_FOR_LEADER_EPOCH, kafka_offset_for_leader_epoch},
+    {KAFKA_API_CREATE_TOPICS, kafka_create_topics},
+    {KAFKA_API_DELETE_TOPICS, kafka_delete_topics},
+    {KAFKA_API_DESCRIBE_CONFIGS, kafka_describe_configs},
     {KAFKA_API_FIND_COORDINATOR, kafka_find_coordinator},
     {KAFKA_API_JOIN_GROUP, kafka_join_group},
     {KAFKA_API_SYNC_GROUP, kafka_sync_group},

@@ -90,4 +90,13 @@ kafka_handler_fn kafka_find_coordinator, kafka_join_group, kafka_sync_group, kaf
     kafka_leave_group, kafka_offset_commit, kafka_offset_fetch, kafka_list_groups,
     kafka_describe_groups, kafka_delete_groups;
 
+/* ---- handlers of the data APIs, each in the file of the service it maps
+ * onto: Produce (broker/produce.c), Fetch (broker/fetch.c), Metadata,
+ * ListOffsets, OffsetForLeaderEpoch, InitProducerId, CreateTopics,
+ * DeleteTopics, DescribeConfigs (broker/admin.c) ---- */
+
+kafka_handler_fn kafka_produce, kafka_fetch, kafka_metadata, kafka_list_offsets,
+    kafka_offset_for_leader_epoch, kafka_init_producer_id, kafka_create_topics, kafka_delete_topics,
+    kafka_describe_configs;
+
 #endif

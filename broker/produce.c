@@ -13,18 +13,25 @@
  * at the request's timeout when it shrank meanwhile.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <stdlib.h>
 
 #include "base/log.h"
+#include "broker/kafka_serve.h"
 #include "broker/server.h"
+#include "net/kafka/errors.h"
 
 struct produce_req;
+
+/* Encodes and sends the answer of a request whose every append completed
+ * (acks 1 or all): nagare's or Kafka's. The core frees the request after. */
+typedef void produce_answer_fn(struct produce_req *pr);
 
 struct produce_part {
     struct part_append a;
     struct replica_wait wait; /* acks=all in a cluster: for the high watermark */
     struct produce_req *pr;
-    struct bpart *bp;       /* where a was appended */
+    struct bpart *bp;       /* the partition; NULL when unknown */
     int32_t leader_epoch;   /* bp's when appended */
     struct proto_str topic; /* into the frame */
     int32_t partition;
@@ -35,22 +42,27 @@ struct produce_part {
 struct produce_req {
     struct loop_req *req;
     struct server *s;
+    produce_answer_fn *answer;
     struct loop_timer timer; /* armed while an append waits for the HW */
     int32_t timeout_ms;
-    uint32_t correlation_id;
-    uint16_t version;
+    int32_t correlation_id;
+    int16_t version;
     int16_t acks;
     uint32_t count;
     uint32_t pending; /* appends not yet completed */
     struct produce_part parts[];
 };
 
+static bool new_topic(const struct produce_req *pr, uint32_t i)
+{
+    return i == 0 || pr->parts[i].topic.ptr != pr->parts[i - 1].topic.ptr;
+}
+
 static size_t answer_bytes(const struct produce_req *pr)
 {
     size_t bytes = 64;
     for (uint32_t i = 0; i < pr->count; i++) {
-        bool new_topic = i == 0 || pr->parts[i].topic.ptr != pr->parts[i - 1].topic.ptr;
-        bytes += 14 + (new_topic ? 6 + (size_t)pr->parts[i].topic.len : 0);
+        bytes += 14 + (new_topic(pr, i) ? 6 + (size_t)pr->parts[i].topic.len : 0);
     }
     return bytes;
 }
@@ -61,21 +73,27 @@ static void answer(struct produce_req *pr)
     (void)loop_timer_cancel(&pr->s->loop, &pr->timer);
     if (pr->acks == PROTO_ACKS_NONE) {
         loop_req_noreply(pr->req);
-        free(pr);
-        return;
+    } else {
+        pr->answer(pr);
     }
+    free(pr);
+}
+
+/* nagare's answer. */
+static void answer_proto(struct produce_req *pr)
+{
     struct wr w;
+    uint32_t corr = (uint32_t)pr->correlation_id;
     int rc = server_resp_open(pr->req, answer_bytes(pr), &w);
     if (rc != 0) {
-        server_resp_error(pr->req, pr->correlation_id, rc);
-        free(pr);
+        server_resp_error(pr->req, corr, rc);
         return;
     }
     struct proto_enc e;
-    proto_produce_resp_begin(&e, &w, pr->version, pr->correlation_id);
+    proto_produce_resp_begin(&e, &w, (uint16_t)pr->version, corr);
     for (uint32_t i = 0; i < pr->count; i++) {
         const struct produce_part *pp = &pr->parts[i];
-        if (i == 0 || pp->topic.ptr != pr->parts[i - 1].topic.ptr) {
+        if (new_topic(pr, i)) {
             proto_enc_topic(&e, pp->topic);
         }
         struct proto_produce_resp_partition out = {.partition = pp->partition,
@@ -87,7 +105,6 @@ static void answer(struct produce_req *pr)
     rc = proto_enc_end(&e);
     ASSERT(rc == 0); /* sized above */
     server_resp_send(pr->req, &w);
-    free(pr);
 }
 
 static void part_done(struct produce_part *pp, int err)
@@ -174,15 +191,17 @@ static void duplicate_acks_all(struct produce_part *pp, struct bpart *bp, int64_
     }
 }
 
-/* Checks and starts one partition's append; pp->err says why not. */
+/* Checks and starts one partition's append of the batch records[0..bytes);
+ * pp->err says why not. */
 static void start_append(struct server *s, struct server_topic *t, struct produce_part *pp,
-                         const struct proto_produce_req_partition *in)
+                         const uint8_t *records, size_t bytes)
 {
-    if (t == NULL || in->partition < 0 || in->partition >= t->cfg.partitions) {
+    if (t == NULL || pp->partition < 0 || pp->partition >= t->cfg.partitions) {
         pp->err = pp->err != 0 ? pp->err : -NG_EUNKNOWN_TOPIC;
         return;
     }
-    struct bpart *bp = &t->parts[in->partition];
+    struct bpart *bp = &t->parts[pp->partition];
+    pp->bp = bp;
     pp->err = replica_serving(bp);
     if (pp->err == 0 && pp->pr->acks == PROTO_ACKS_ALL) {
         pp->err = replica_check_acks_all(bp);
@@ -192,8 +211,7 @@ static void start_append(struct server *s, struct server_topic *t, struct produc
     }
     uint32_t max = (uint32_t)t->cfg.batch_bytes_max;
     struct batch_header h;
-    pp->err = batch_verify_records(in->records, in->records_bytes, max, &s->zctx, s->scratch,
-                                   s->scratch_bytes, &h);
+    pp->err = batch_verify_records(records, bytes, max, &s->zctx, s->scratch, s->scratch_bytes, &h);
     if (pp->err == 0 && h.producer_id >= 0) {
         int verdict = producers_check(&bp->producers, &h, &pp->offset_base);
         if (verdict != 0) {
@@ -212,14 +230,13 @@ static void start_append(struct server *s, struct server_topic *t, struct produc
      * the base offset is written into the batch there. */
     /* batch_verify_records() checked it whole, checksum included: the
      * append need not run the checksum again. */
-    pp->a = (struct part_append){.batch = (uint8_t *)in->records,
-                                 .bytes = in->records_bytes,
+    pp->a = (struct part_append){.batch = (uint8_t *)records,
+                                 .bytes = bytes,
                                  .durable =
                                      pp->pr->acks == PROTO_ACKS_ALL || replica_durable_appends(bp),
                                  .validated = true,
                                  .hdr = h,
                                  .done = append_done};
-    pp->bp = bp;
     pp->leader_epoch = bp->rep.leader_epoch;
     pp->err = server_wire_err(part_append(&bp->log, &pp->a));
     if (pp->err == 0) {
@@ -228,8 +245,7 @@ static void start_append(struct server *s, struct server_topic *t, struct produc
     }
 }
 
-/* The topic a produce names, created on first use when allowed. */
-static struct server_topic *produce_topic(struct server *s, struct proto_str name, int *err)
+struct server_topic *produce_topic_get(struct server *s, struct proto_str name, int *err)
 {
     if (server_topic_reserved(name)) {
         *err = -NG_EBADNAME; /* the broker's own */
@@ -254,6 +270,46 @@ static struct server_topic *produce_topic(struct server *s, struct proto_str nam
     return t;
 }
 
+/* A request of count partitions, held (pending 1) until produce_go(). */
+static struct produce_req *produce_new(struct server *s, struct loop_req *req, uint32_t count,
+                                       int16_t acks, int32_t timeout_ms,
+                                       produce_answer_fn *answer_fn)
+{
+    struct produce_req *pr = calloc(1, sizeof(*pr) + count * sizeof(pr->parts[0]));
+    if (pr != NULL) {
+        *pr = (struct produce_req){.req = req,
+                                   .s = s,
+                                   .answer = answer_fn,
+                                   .timeout_ms = timeout_ms,
+                                   .acks = acks,
+                                   .count = count,
+                                   .pending = 1};
+        loop_timer_init(&pr->timer, on_timeout, pr);
+    }
+    return pr;
+}
+
+/* Starts partition i of pr (topic t, NULL with topic_err when it cannot be
+ * had) from the batch records[0..bytes). */
+static void produce_part_start(struct produce_req *pr, uint32_t i, struct server_topic *t,
+                               int topic_err, struct proto_str topic, int32_t partition,
+                               const uint8_t *records, size_t bytes)
+{
+    ASSERT(i < pr->count);
+    struct produce_part *pp = &pr->parts[i];
+    *pp = (struct produce_part){
+        .pr = pr, .topic = topic, .partition = partition, .err = topic_err, .offset_base = -1};
+    start_append(pr->s, t, pp, records, bytes);
+}
+
+/* Every partition is started: answers once their appends complete. */
+static void produce_go(struct produce_req *pr)
+{
+    if (--pr->pending == 0) {
+        answer(pr);
+    }
+}
+
 void handle_produce(struct server *s, struct loop_req *req, const struct proto_req_header *h,
                     struct rd *body)
 {
@@ -261,38 +317,138 @@ void handle_produce(struct server *s, struct loop_req *req, const struct proto_r
     struct proto_dec d;
     int rc = proto_produce_req_decode(body, h->api_version, &in, &d);
     uint32_t count = rc == 0 ? d.partition_count : 0;
-    struct produce_req *pr = rc == 0 ? calloc(1, sizeof(*pr) + count * sizeof(pr->parts[0])) : NULL;
+    struct produce_req *pr =
+        rc == 0 ? produce_new(s, req, count, in.acks, in.timeout_ms, answer_proto) : NULL;
     if (pr == NULL) {
         server_resp_error(req, h->correlation_id, rc != 0 ? rc : -ENOMEM);
         return;
     }
-    *pr = (struct produce_req){.req = req,
-                               .s = s,
-                               .timeout_ms = in.timeout_ms,
-                               .correlation_id = h->correlation_id,
-                               .version = h->api_version,
-                               .acks = in.acks,
-                               .count = count};
-    loop_timer_init(&pr->timer, on_timeout, pr);
-    pr->pending = 1; /* held until every partition is started */
+    pr->correlation_id = (int32_t)h->correlation_id;
+    pr->version = (int16_t)h->api_version;
     struct proto_topic t;
     uint32_t i = 0;
     while (proto_next_topic(&d, &t)) {
         int topic_err;
-        struct server_topic *st = produce_topic(s, t.name, &topic_err);
+        struct server_topic *st = produce_topic_get(s, t.name, &topic_err);
         struct proto_produce_req_partition p;
         while (proto_produce_req_next_partition(&d, &p)) {
-            struct produce_part *pp = &pr->parts[i++];
-            *pp = (struct produce_part){.pr = pr,
-                                        .topic = t.name,
-                                        .partition = p.partition,
-                                        .err = topic_err,
-                                        .offset_base = -1};
-            start_append(s, st, pp, &p);
+            produce_part_start(pr, i++, st, topic_err, t.name, p.partition, p.records,
+                               p.records_bytes);
         }
     }
     ASSERT(i == count);
-    if (--pr->pending == 0) {
-        answer(pr);
+    produce_go(pr);
+}
+
+/* ---- Kafka's Produce (broker/kafka_serve.h) ---- */
+
+/* Kafka's answer: per partition its base offset (a duplicate's first),
+ * log_append_time -1 (batches keep the producer's CreateTime) and the
+ * log start offset. */
+static void answer_kafka(struct produce_req *pr)
+{
+    uint32_t topic_count = 0;
+    for (uint32_t i = 0; i < pr->count; i++) {
+        topic_count += new_topic(pr, i) ? 1 : 0;
     }
+    struct kafka_produce_response_topic_produce_response *topics =
+        calloc(topic_count + 1, sizeof(*topics));
+    struct kafka_produce_response_partition_produce_response *parts =
+        calloc(pr->count + 1, sizeof(*parts));
+    struct kafka_produce_response resp;
+    kafka_produce_response_init(&resp);
+    struct kafka_req_header h = {.api_key = KAFKA_API_PRODUCE,
+                                 .api_version = pr->version,
+                                 .correlation_id = pr->correlation_id};
+    if (topics == NULL || parts == NULL) {
+        log_warn("kafka: produce answer: %s; closing", err_str(-ENOMEM));
+        loop_req_fail(pr->req);
+        free(topics);
+        free(parts);
+        return;
+    }
+    struct kafka_produce_response_topic_produce_response *t = NULL;
+    for (uint32_t i = 0; i < pr->count; i++) {
+        const struct produce_part *pp = &pr->parts[i];
+        if (new_topic(pr, i)) {
+            t = &topics[resp.responses.count++];
+            t->name = (struct kw_str){.ptr = pp->topic.ptr, .len = pp->topic.len};
+            t->partition_responses.items = &parts[i];
+        }
+        t->partition_responses.count++;
+        parts[i] = (struct kafka_produce_response_partition_produce_response){
+            .index = pp->partition,
+            .error_code = kafka_err_from(pp->err),
+            .base_offset = pp->err == 0 ? pp->offset_base : -1,
+            .log_append_time_ms = -1,
+            .log_start_offset = pp->bp != NULL ? part_offset_earliest(&pp->bp->log) : -1,
+            .error_message = KW_STR_NULL,
+            .current_leader = {.leader_id = -1, .leader_epoch = -1}};
+    }
+    resp.responses.items = topics;
+    kafka_serve_respond(pr->req, &h, &kafka_produce_response_msg, &resp);
+    free(topics);
+    free(parts);
+}
+
+/* The partitions of a Kafka Produce request, all topics together. */
+static uint32_t kafka_produce_count(const struct kafka_produce_request *in)
+{
+    uint32_t count = 0;
+    for (int32_t i = 0; i < in->topic_data.count; i++) {
+        count += (uint32_t)in->topic_data.items[i].partition_data.count;
+    }
+    return count;
+}
+
+/* Each partition's records are one RecordBatch v2, nagare's batch format 2
+ * byte for byte: it takes the path of nagare's Produce. Versions 0-2 (old
+ * message sets) and transactional producers get an error per partition;
+ * acks other than 0, 1 and -1 too (INVALID_REQUEST). */
+void kafka_produce(struct server *s, struct loop_req *req, const struct kafka_req_header *h,
+                   struct rd *body, struct kw_arena *a)
+{
+    struct kafka_produce_request in;
+    int rc = kafka_produce_request_decode(body, h->api_version, a, &in);
+    if (rc != 0) {
+        log_debug("kafka: connection %" PRIu64 ": produce: %s; closing", loop_req_conn_id(req),
+                  err_str(rc));
+        loop_req_fail(req);
+        return;
+    }
+    int refused = 0;
+    if (h->api_version < kafka_api_find(KAFKA_API_PRODUCE)->served_min) {
+        refused = -NG_EBADVERSION;
+    } else if (in.transactional_id.len >= 0) {
+        refused = -NG_ETRANSACTIONAL; /* no transactions (docs/kafka.md) */
+    } else if (in.acks != PROTO_ACKS_NONE && in.acks != PROTO_ACKS_LEADER &&
+               in.acks != PROTO_ACKS_ALL) {
+        refused = -NG_EBADARG;
+    }
+    int16_t acks = refused == -NG_EBADARG ? PROTO_ACKS_LEADER : in.acks; /* answered */
+    /* The timeout arms a timer (unsigned): a negative one is none. */
+    int32_t timeout_ms = in.timeout_ms > 0 ? in.timeout_ms : 0;
+    struct produce_req *pr =
+        produce_new(s, req, kafka_produce_count(&in), acks, timeout_ms, answer_kafka);
+    if (pr == NULL) {
+        log_warn("kafka: produce: %s; closing", err_str(-ENOMEM));
+        loop_req_fail(req);
+        return;
+    }
+    pr->correlation_id = h->correlation_id;
+    pr->version = h->api_version;
+    uint32_t i = 0;
+    for (int32_t ti = 0; ti < in.topic_data.count; ti++) {
+        const struct kafka_produce_request_topic_produce_data *td = &in.topic_data.items[ti];
+        struct proto_str name = {.ptr = td->name.ptr, .len = td->name.len};
+        int topic_err = refused;
+        struct server_topic *st = refused == 0 ? produce_topic_get(s, name, &topic_err) : NULL;
+        for (int32_t pi = 0; pi < td->partition_data.count; pi++) {
+            const struct kafka_produce_request_partition_produce_data *pd =
+                &td->partition_data.items[pi];
+            size_t bytes = pd->records.len > 0 ? (size_t)pd->records.len : 0;
+            produce_part_start(pr, i++, st, topic_err, name, pd->index, pd->records.ptr, bytes);
+        }
+    }
+    produce_go(pr);
 }

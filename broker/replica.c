@@ -199,6 +199,19 @@ int replica_check_epoch(const struct bpart *bp, int32_t replica_id, int32_t lead
     return 0;
 }
 
+int replica_check_reader_epoch(const struct bpart *bp, int32_t leader_epoch)
+{
+    int rc = replica_serving(bp);
+    if (rc != 0 || leader_epoch < 0) {
+        return rc;
+    }
+    int32_t current = bp->rep.role == REPLICA_SINGLE ? 0 : bp->rep.leader_epoch;
+    if (leader_epoch < current) {
+        return -NG_EFENCED_LEADER_EPOCH;
+    }
+    return leader_epoch > current ? -NG_EUNKNOWN_LEADER_EPOCH : 0;
+}
+
 /* ---- applying a view ---- */
 
 /* The topic's min_insync_replicas, else the broker's, capped at the

@@ -139,6 +139,13 @@ void replica_wait_cancel(struct replica_wait *w);
  * replica; -1: any asker). */
 int replica_check_epoch(const struct bpart *bp, int32_t replica_id, int32_t leader_epoch);
 
+/* A reader's check of bp (a Kafka client's current leader epoch, KIP-320):
+ * 0 when this broker serves bp (replica_serving()) and leader_epoch is
+ * -1 (not checked) or bp's; else -NG_ENOT_LEADER, -NG_EFENCED_LEADER_EPOCH
+ * (older) or -NG_EUNKNOWN_LEADER_EPOCH (newer). A single broker is at
+ * epoch 0. */
+int replica_check_reader_epoch(const struct bpart *bp, int32_t leader_epoch);
+
 /* The leader heard from follower replica_id: it is at fetch_offset with
  * everything below durable_offset synced. Moves the high watermark
  * (answering waiting appends and waking readers) and notes when the
