@@ -827,12 +827,6 @@ static void kafka_undecodable(struct loop_req *req, const char *api, int rc)
     loop_req_fail(req);
 }
 
-static struct kw_str kafka_str(struct proto_str s) { return (struct kw_str){s.ptr, s.len}; }
-static struct proto_str proto_from_kafka(struct kw_str s)
-{
-    return (struct proto_str){s.ptr, s.len};
-}
-
 /* A topic's partitions for Kafka's Metadata, from what this broker holds
  * (st, may be NULL) and the view (ct, NULL on a single broker): leaders,
  * epochs, replicas and ISRs as nagare's Metadata gives them. Returns false
@@ -882,7 +876,7 @@ static bool kafka_metadata_topic(struct server *s, struct kw_arena *a, struct pr
                                  bool auto_create, struct kafka_metadata_response_topic *out)
 {
     *out = (struct kafka_metadata_response_topic){
-        .name = kafka_str(name),
+        .name = kafka_serve_kw_str(name),
         .is_internal = server_topic_reserved(name),
         .topic_authorized_operations = INT32_MIN,
     };
@@ -965,7 +959,7 @@ void kafka_metadata(struct server *s, struct loop_req *req, const struct kafka_r
                     .topic_authorized_operations = INT32_MIN};
                 continue;
             }
-            ok = kafka_metadata_topic(s, a, proto_from_kafka(t->name), create, &ts[i]);
+            ok = kafka_metadata_topic(s, a, kafka_serve_proto_str(t->name), create, &ts[i]);
         }
     }
     if (!ok) {
@@ -996,7 +990,7 @@ void kafka_list_offsets(struct server *s, struct loop_req *req, const struct kaf
         kafka_array(a, in.topics.count, sizeof(*ts));
     for (int32_t i = 0; ts != NULL && i < in.topics.count; i++) {
         const struct kafka_list_offsets_request_topic *t = &in.topics.items[i];
-        struct server_topic *st = server_topic_find(s, proto_from_kafka(t->name));
+        struct server_topic *st = server_topic_find(s, kafka_serve_proto_str(t->name));
         struct kafka_list_offsets_response_partition_response *ps =
             kafka_array(a, t->partitions.count, sizeof(*ps));
         if (ps == NULL) {
@@ -1051,7 +1045,7 @@ void kafka_offset_for_leader_epoch(struct server *s, struct loop_req *req,
     for (int32_t i = 0; ts != NULL && i < in.topics.count; i++) {
         const struct kafka_offset_for_leader_epoch_request_offset_for_leader_topic *t =
             &in.topics.items[i];
-        struct server_topic *st = server_topic_find(s, proto_from_kafka(t->topic));
+        struct server_topic *st = server_topic_find(s, kafka_serve_proto_str(t->topic));
         struct kafka_offset_for_leader_epoch_response_epoch_end_offset *ps =
             kafka_array(a, t->partitions.count, sizeof(*ps));
         if (ps == NULL) {
@@ -1135,7 +1129,7 @@ static void kafka_admin_answer(const struct admin_call *c)
         int16_t err = t->kafka_err != 0 ? t->kafka_err : kafka_err_from(t->err);
         if (created != NULL) {
             created[i] = (struct kafka_create_topics_response_creatable_topic_result){
-                .name = kafka_str(t->name),
+                .name = kafka_serve_kw_str(t->name),
                 .error_code = err,
                 .error_message = KW_STR_NULL,
                 .num_partitions = err == 0 ? t->partitions : -1,
@@ -1143,7 +1137,9 @@ static void kafka_admin_answer(const struct admin_call *c)
                 .configs = {.items = NULL, .count = -1}};
         } else {
             deleted[i] = (struct kafka_delete_topics_response_deletable_topic_result){
-                .name = kafka_str(t->name), .error_code = err, .error_message = KW_STR_NULL};
+                .name = kafka_serve_kw_str(t->name),
+                .error_code = err,
+                .error_message = KW_STR_NULL};
         }
     }
     if (created != NULL) {
@@ -1190,7 +1186,7 @@ static int kafka_config_int(struct kw_str v, int64_t *out)
 static int16_t kafka_topic_to_create(const struct kafka_create_topics_request_creatable_topic *kt,
                                      struct proto_create_topic *ct)
 {
-    *ct = (struct proto_create_topic){.name = proto_from_kafka(kt->name),
+    *ct = (struct proto_create_topic){.name = kafka_serve_proto_str(kt->name),
                                       .partition_count = kt->num_partitions,
                                       .retention_ms = PROTO_CONFIG_DEFAULT,
                                       .retention_bytes = PROTO_CONFIG_DEFAULT,
@@ -1305,7 +1301,7 @@ void kafka_delete_topics(struct server *s, struct loop_req *req, const struct ka
     c->kafka = true;
     for (int32_t i = 0; i < count; i++) {
         struct proto_str name =
-            proto_from_kafka(by_state ? in.topics.items[i].name : in.topic_names.items[i]);
+            kafka_serve_proto_str(by_state ? in.topics.items[i].name : in.topic_names.items[i]);
         if (name.len < 0) {
             struct admin_topic *t = &c->topics[c->count++];
             *t = (struct admin_topic){
@@ -1418,9 +1414,10 @@ void kafka_describe_configs(struct server *s, struct loop_req *req,
         rs[i] = (struct kafka_describe_configs_response_result){.error_message = KW_STR_NULL,
                                                                 .resource_type = r->resource_type,
                                                                 .resource_name = r->resource_name};
-        struct server_topic *st = r->resource_type == KAFKA_RESOURCE_TOPIC
-                                      ? server_topic_find(s, proto_from_kafka(r->resource_name))
-                                      : NULL;
+        struct server_topic *st =
+            r->resource_type == KAFKA_RESOURCE_TOPIC
+                ? server_topic_find(s, kafka_serve_proto_str(r->resource_name))
+                : NULL;
         if (r->resource_type == KAFKA_RESOURCE_TOPIC && st == NULL) {
             rs[i].error_code = KAFKA_ERR_UNKNOWN_TOPIC_OR_PARTITION;
         } else if (r->resource_type != KAFKA_RESOURCE_TOPIC &&

@@ -746,7 +746,7 @@ static int kafka_answer(struct fetch_req *fr, const struct fetch_ranges *rs)
         const struct fetch_part *fp = &fr->parts[i];
         if (new_topic(fr, i)) {
             t = &topics[resp.responses.count++];
-            t->topic = (struct kw_str){.ptr = fp->topic.ptr, .len = fp->topic.len};
+            t->topic = kafka_serve_kw_str(fp->topic);
             t->partitions.items = &parts[i];
         }
         t->partitions.count++;
@@ -837,7 +837,7 @@ void kafka_fetch(struct server *s, struct loop_req *req, const struct kafka_req_
     uint32_t i = 0;
     for (int32_t t = 0; t < in.topics.count; t++) {
         const struct kafka_fetch_request_topic *ft = &in.topics.items[t];
-        struct proto_str name = {.ptr = ft->topic.ptr, .len = ft->topic.len};
+        struct proto_str name = kafka_serve_proto_str(ft->topic);
         struct server_topic *st = server_topic_find(s, name);
         for (int32_t p = 0; p < ft->partitions.count; p++) {
             const struct kafka_fetch_request_partition *fp = &ft->partitions.items[p];

@@ -21,6 +21,7 @@
 #include "base/assert.h"
 #include "net/kafka/codec.h"
 #include "net/loop.h"
+#include "net/proto.h"
 
 struct server;
 
@@ -54,6 +55,18 @@ void kafka_serve_address(const struct server *s, const char **host, int32_t *por
  * listener. */
 MUST_USE int kafka_serve_broker(const struct server *s, int32_t id, const char **host,
                                 int32_t *port);
+
+/* The same bytes as a string of each protocol (a topic name decoded from
+ * one, answered or looked up in the other's terms). */
+static inline struct proto_str kafka_serve_proto_str(struct kw_str s)
+{
+    return (struct proto_str){.ptr = s.ptr, .len = s.len};
+}
+
+static inline struct kw_str kafka_serve_kw_str(struct proto_str s)
+{
+    return (struct kw_str){.ptr = s.ptr, .len = s.len};
+}
 
 /* Encodes the answer body (msg at version, behind the response header for
  * h) into req's answer buffer and sends it. A body that cannot be encoded

@@ -372,7 +372,7 @@ static void answer_kafka(struct produce_req *pr)
         const struct produce_part *pp = &pr->parts[i];
         if (new_topic(pr, i)) {
             t = &topics[resp.responses.count++];
-            t->name = (struct kw_str){.ptr = pp->topic.ptr, .len = pp->topic.len};
+            t->name = kafka_serve_kw_str(pp->topic);
             t->partition_responses.items = &parts[i];
         }
         t->partition_responses.count++;
@@ -440,7 +440,7 @@ void kafka_produce(struct server *s, struct loop_req *req, const struct kafka_re
     uint32_t i = 0;
     for (int32_t ti = 0; ti < in.topic_data.count; ti++) {
         const struct kafka_produce_request_topic_produce_data *td = &in.topic_data.items[ti];
-        struct proto_str name = {.ptr = td->name.ptr, .len = td->name.len};
+        struct proto_str name = kafka_serve_proto_str(td->name);
         int topic_err = refused;
         struct server_topic *st = refused == 0 ? produce_topic_get(s, name, &topic_err) : NULL;
         for (int32_t pi = 0; pi < td->partition_data.count; pi++) {
