@@ -15,7 +15,9 @@ installed; ./dev.sh installs them.
 """
 import os
 import sys
+import queue
 import tempfile
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -83,6 +85,54 @@ class Confluent:
         c.close()
 
 
+class KafkaPythonMember(threading.Thread):
+    """A kafka-python consumer on a thread of its own: its poll() blocks
+    while the group rebalances (until every member has joined again), so
+    two members polled from one thread would wait on each other. The
+    consumer is used only on this thread; the test talks to it through
+    queues."""
+
+    def __init__(self, kp, kafka, name):
+        super().__init__(daemon=True)
+        self.kp, self.kafka, self.name_ = kp, kafka, name
+        self.cmds = queue.Queue()
+        self.records = queue.Queue()
+        self.assigned = []
+        self.error = None
+        self.start()
+
+    def run(self):
+        try:
+            c = self.kp.KafkaConsumer(bootstrap_servers=self.kafka, group_id=GROUP,
+                                      client_id=self.name_, enable_auto_commit=False,
+                                      auto_offset_reset="earliest", session_timeout_ms=10000)
+            c.subscribe([TOPIC])
+            while True:
+                try:
+                    cmd, done = self.cmds.get_nowait()
+                except queue.Empty:
+                    cmd = None
+                if cmd == "close":
+                    c.close()
+                    done.set()
+                    return
+                if cmd == "commit":
+                    c.commit()
+                    done.set()
+                for recs in c.poll(timeout_ms=100).values():
+                    for r in recs:
+                        self.records.put((r.partition, r.offset, r.value))
+                self.assigned = sorted(tp.partition for tp in c.assignment())
+        except Exception as e:  # reported by the test's next call
+            self.error = e
+
+    def call(self, cmd):
+        done = threading.Event()
+        self.cmds.put((cmd, done))
+        if not done.wait(WAIT_S):
+            fail("kafka-python member %s: %s did not finish (%s)" % (self.name_, cmd, self.error))
+
+
 class KafkaPython:
     def __init__(self, kafka):
         import kafka as kp
@@ -103,27 +153,25 @@ class KafkaPython:
         prod.close()
 
     def member(self, name):
-        c = self.kp.KafkaConsumer(bootstrap_servers=self.kafka, group_id=GROUP,
-                                  client_id=name, enable_auto_commit=False,
-                                  auto_offset_reset="earliest", session_timeout_ms=10000)
-        c.subscribe([TOPIC])
-        c.buffered = []
-        return c
+        return KafkaPythonMember(self.kp, self.kafka, name)
 
-    def poll(self, c):
-        if not c.buffered:
-            for recs in c.poll(timeout_ms=200).values():
-                c.buffered.extend((r.partition, r.offset, r.value) for r in recs)
-        return c.buffered.pop(0) if c.buffered else None
+    def poll(self, m):
+        if m.error is not None:
+            fail("kafka-python member %s: %s" % (m.name_, m.error))
+        try:
+            return m.records.get(timeout=0.01)
+        except queue.Empty:
+            return None
 
-    def assigned(self, c):
-        return sorted(tp.partition for tp in c.assignment())
+    def assigned(self, m):
+        return list(m.assigned)
 
-    def commit(self, c):
-        c.commit()
+    def commit(self, m):
+        m.call("commit")
 
-    def close(self, c):
-        c.close()
+    def close(self, m):
+        m.call("close")
+        m.join(WAIT_S)
 
 
 def client_for(name, kafka):
