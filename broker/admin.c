@@ -916,10 +916,29 @@ static bool kafka_metadata_all(struct server *s, struct kw_arena *a,
     return true;
 }
 
-/* The brokers are this one alone, with the Kafka listener's address: in a
- * cluster the other brokers' Kafka addresses are not registered yet
- * (docs/kafka.md). Topics named by id (v10+) are unknown: nagare's topics
- * have none. */
+/* The live brokers with a Kafka listener, at their Kafka addresses
+ * (kafka_serve_broker(): a cluster's from their registrations; a single
+ * broker is node 0), from the arena; NULL when it is spent. */
+static struct kafka_metadata_response_broker *kafka_metadata_brokers(struct server *s,
+                                                                     struct kw_arena *a,
+                                                                     int32_t *count)
+{
+    uint32_t n = s->view != NULL ? s->view->broker_count : 1;
+    struct kafka_metadata_response_broker *v = kafka_array(a, (int32_t)n, sizeof(*v));
+    *count = 0;
+    for (uint32_t i = 0; v != NULL && i < n; i++) {
+        int32_t id = s->view != NULL ? s->view->brokers[i].id : SINGLE_BROKER_ID;
+        const char *host;
+        int32_t port;
+        if (kafka_serve_broker(s, s->view != NULL ? id : s->broker_id, &host, &port) == 0) {
+            v[(*count)++] = (struct kafka_metadata_response_broker){
+                .node_id = id, .host = kw_str_make(host), .port = port, .rack = KW_STR_NULL};
+        }
+    }
+    return v;
+}
+
+/* Topics named by id (v10+) are unknown: nagare's topics have none. */
 void kafka_metadata(struct server *s, struct loop_req *req, const struct kafka_req_header *h,
                     struct rd *body, struct kw_arena *a)
 {
@@ -931,19 +950,14 @@ void kafka_metadata(struct server *s, struct loop_req *req, const struct kafka_r
     }
     struct kafka_metadata_response resp;
     kafka_metadata_response_init(&resp);
-    const char *host;
-    struct kafka_metadata_response_broker self = {
-        .node_id = s->view != NULL ? s->broker_id : SINGLE_BROKER_ID, .rack = KW_STR_NULL};
-    kafka_serve_address(s, &host, &self.port);
-    self.host = kw_str_make(host);
-    resp.brokers.items = &self;
-    resp.brokers.count = 1;
+    resp.brokers.items = kafka_metadata_brokers(s, a, &resp.brokers.count);
     resp.cluster_id = kw_str_make(s->cfg.cluster_name);
     resp.controller_id = s->view != NULL ? s->view->controller : SINGLE_BROKER_ID;
-    bool ok = true;
-    if (in.topics.count < 0 || (in.topics.count == 0 && h->api_version == 0)) {
+    bool ok = resp.brokers.items != NULL;
+    bool all = in.topics.count < 0 || (in.topics.count == 0 && h->api_version == 0);
+    if (ok && all) {
         ok = kafka_metadata_all(s, a, &resp); /* v0: an empty list is every topic */
-    } else {
+    } else if (ok) {
         struct kafka_metadata_response_topic *ts = kafka_array(a, in.topics.count, sizeof(*ts));
         ok = ts != NULL;
         resp.topics.items = ts;

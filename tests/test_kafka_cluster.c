@@ -123,3 +123,37 @@ Test(kafka_cluster, only_the_coordinator_takes_a_join, .fini = teardown, .timeou
         cr_assert_lt(clock_mono_ms(), give_up, "the coordinator never took a join");
     } while (join_through(k, "g") != KAFKA_ERR_MEMBER_ID_REQUIRED);
 }
+
+Test(kafka_cluster, metadata_names_every_broker_at_its_kafka_address, .fini = teardown,
+     .timeout = 300)
+{
+    cs_need_cluster();
+    cs_init(&C, 3);
+    cs_start(&C);
+    int64_t give_up = clock_mono_ms() + SETUP_TIMEOUT_MS;
+    for (size_t i = 0; i < 3; i++) {
+        struct kc c;
+        kc_connect_host(&c, C.b[i].host, C.b[i].kafka_port);
+        struct kafka_metadata_request r;
+        kafka_metadata_request_init(&r);
+        r.topics.count = -1; /* every topic */
+        struct kafka_metadata_response out;
+        for (;;) { /* until this broker's view holds all three */
+            kc_call(&c, KAFKA_API_METADATA, 9, &kafka_metadata_request_msg, &r,
+                    &kafka_metadata_response_msg, &out);
+            if (out.brokers.count == 3) {
+                break;
+            }
+            cr_assert_lt(clock_mono_ms(), give_up, "broker %zu lists %d brokers", i,
+                         out.brokers.count);
+        }
+        for (int32_t k = 0; k < 3; k++) {
+            const struct kafka_metadata_response_broker *b = &out.brokers.items[k];
+            cr_assert(b->node_id >= 1 && b->node_id <= 3);
+            const struct cs_broker *want = &C.b[b->node_id - 1];
+            cr_assert(kw_str_eq(b->host, want->host), "broker %d's host", b->node_id);
+            cr_assert_eq(b->port, want->kafka_port, "broker %d's Kafka port", b->node_id);
+        }
+        kc_close(&c);
+    }
+}
