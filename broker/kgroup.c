@@ -610,6 +610,24 @@ static int assignments_take(struct kgroup *g, const struct kgroup_assignment_in 
     return rc;
 }
 
+/* A member's request at generation: 0 with *out when the member is known
+ * at the group's generation (its session extended), else member_lookup()'s
+ * error or -NG_EILLEGAL_GENERATION. */
+static int member_checks_in(struct kgroup *g, int64_t now_ms, struct kgroup_str member_id,
+                            struct kgroup_str instance_id, int32_t generation,
+                            struct kgroup_member **out)
+{
+    int rc = member_lookup(g, member_id, instance_id, out);
+    if (rc != 0) {
+        return rc;
+    }
+    if (generation != g->generation) {
+        return -NG_EILLEGAL_GENERATION;
+    }
+    (*out)->deadline_ms = now_ms + (*out)->session_ms;
+    return 0;
+}
+
 int kgroup_sync(struct kgroup *g, int64_t now_ms, struct kgroup_str member_id,
                 struct kgroup_str instance_id, int32_t generation, struct kgroup_str protocol_type,
                 struct kgroup_str protocol_name, const struct kgroup_assignment_in *assignments,
@@ -617,12 +635,9 @@ int kgroup_sync(struct kgroup *g, int64_t now_ms, struct kgroup_str member_id,
 {
     ASSERT(waiter != NULL);
     struct kgroup_member *m;
-    int rc = member_lookup(g, member_id, instance_id, &m);
+    int rc = member_checks_in(g, now_ms, member_id, instance_id, generation, &m);
     if (rc != 0) {
         return rc;
-    }
-    if (generation != g->generation) {
-        return -NG_EILLEGAL_GENERATION;
     }
     if ((protocol_type.len > 0 && !str_is(protocol_type, g->protocol_type)) ||
         (protocol_name.len > 0 && !str_is(protocol_name, g->protocol_name))) {
@@ -639,7 +654,6 @@ int kgroup_sync(struct kgroup *g, int64_t now_ms, struct kgroup_str member_id,
         }
         g->state = KGROUP_STABLE;
     }
-    m->deadline_ms = now_ms + m->session_ms;
     answer_sync(g, m, -NG_EREBALANCE); /* an older sync its client gave up */
     m->sync_waiter = waiter;
     if (g->state == KGROUP_STABLE) {
@@ -650,28 +664,11 @@ int kgroup_sync(struct kgroup *g, int64_t now_ms, struct kgroup_str member_id,
     return 0;
 }
 
-/* A member's request at generation: 0 when the member is known at the
- * group's generation (its session extended), else member_lookup()'s error
- * or -NG_EILLEGAL_GENERATION. */
-static int member_checks_in(struct kgroup *g, int64_t now_ms, struct kgroup_str member_id,
-                            struct kgroup_str instance_id, int32_t generation)
-{
-    struct kgroup_member *m;
-    int rc = member_lookup(g, member_id, instance_id, &m);
-    if (rc != 0) {
-        return rc;
-    }
-    if (generation != g->generation) {
-        return -NG_EILLEGAL_GENERATION;
-    }
-    m->deadline_ms = now_ms + m->session_ms;
-    return 0;
-}
-
 int kgroup_heartbeat(struct kgroup *g, int64_t now_ms, struct kgroup_str member_id,
                      struct kgroup_str instance_id, int32_t generation)
 {
-    int rc = member_checks_in(g, now_ms, member_id, instance_id, generation);
+    struct kgroup_member *m;
+    int rc = member_checks_in(g, now_ms, member_id, instance_id, generation, &m);
     return rc == 0 && g->state == KGROUP_PREPARING ? -NG_EREBALANCE : rc;
 }
 
@@ -684,7 +681,8 @@ int kgroup_commit_check(struct kgroup *g, int64_t now_ms, struct kgroup_str memb
     if (g->state == KGROUP_COMPLETING) {
         return -NG_EREBALANCE;
     }
-    return member_checks_in(g, now_ms, member_id, instance_id, generation);
+    struct kgroup_member *m;
+    return member_checks_in(g, now_ms, member_id, instance_id, generation, &m);
 }
 
 int kgroup_leave(struct kgroup *g, int64_t now_ms, struct kgroup_str member_id,

@@ -34,12 +34,26 @@ static void teardown(void)
 TestSuite(kafka_data, .init = setup, .fini = teardown, .timeout = 120);
 
 /* Creates TOPIC (partitions) through nagare's own protocol. */
-static void create_topic(int32_t partitions)
+/* TOPIC with the broker's defaults, or with segments of segment_bytes
+ * (small ones: several sealed segments from a few batches). */
+static void create_topic_segments(int32_t partitions, int64_t segment_bytes)
 {
     struct cl c;
     cl_connect(&c, B.port, CL_TIMEOUT_MS_DEFAULT);
-    cr_assert_eq(rq_create(&c, TOPIC, partitions), 0);
+    struct proto_create_topic t = {.name = proto_str_make(TOPIC),
+                                   .partition_count = partitions,
+                                   .retention_ms = PROTO_CONFIG_DEFAULT,
+                                   .retention_bytes = PROTO_CONFIG_DEFAULT,
+                                   .segment_bytes = segment_bytes,
+                                   .batch_bytes_max = PROTO_CONFIG_DEFAULT,
+                                   .replication_factor = -1};
+    cr_assert_eq(rq_create_cfg(&c, &t), 0);
     cl_close(&c);
+}
+
+static void create_topic(int32_t partitions)
+{
+    create_topic_segments(partitions, PROTO_CONFIG_DEFAULT);
 }
 
 /* ---- requests ---- */
@@ -319,17 +333,7 @@ Test(kafka_data, produce_then_fetch_returns_the_same_batch_bytes)
 Test(kafka_data, fetch_reads_sealed_segments_after_a_restart)
 {
     bk_start(&B);
-    struct cl nc;
-    cl_connect(&nc, B.port, CL_TIMEOUT_MS_DEFAULT);
-    struct proto_create_topic t = {.name = proto_str_make(TOPIC),
-                                   .partition_count = 1,
-                                   .retention_ms = PROTO_CONFIG_DEFAULT,
-                                   .retention_bytes = PROTO_CONFIG_DEFAULT,
-                                   .segment_bytes = 4096,
-                                   .batch_bytes_max = PROTO_CONFIG_DEFAULT,
-                                   .replication_factor = -1};
-    cr_assert_eq(rq_create_cfg(&nc, &t), 0);
-    cl_close(&nc);
+    create_topic_segments(1, 4096);
     struct kc c;
     kc_connect(&c, B.kafka_port);
     uint8_t b[8][1024];
@@ -754,17 +758,7 @@ Test(kafka_data, copied_partitions_stay_within_the_frame_limit)
     bk_set(&B, "frame_bytes_max=65536");
     bk_set(&B, "batch_bytes_max=8192");
     bk_start(&B);
-    struct cl nc;
-    cl_connect(&nc, B.port, CL_TIMEOUT_MS_DEFAULT);
-    struct proto_create_topic t = {.name = proto_str_make(TOPIC),
-                                   .partition_count = 2,
-                                   .retention_ms = PROTO_CONFIG_DEFAULT,
-                                   .retention_bytes = PROTO_CONFIG_DEFAULT,
-                                   .segment_bytes = 4096,
-                                   .batch_bytes_max = PROTO_CONFIG_DEFAULT,
-                                   .replication_factor = -1};
-    cr_assert_eq(rq_create_cfg(&nc, &t), 0);
-    cl_close(&nc);
+    create_topic_segments(2, 4096);
     struct kc c;
     kc_connect(&c, B.kafka_port);
     uint8_t b[8192];
