@@ -35,6 +35,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "base/log.h"
@@ -105,6 +106,7 @@ struct fetch_req {
     bool copy_only; /* file parts failed once: copy this answer */
     uint32_t count;
     struct loop_timer timer;
+    void *answer_space; /* after parts[]: Kafka's answer's arrays, or NULL */
     struct fetch_part parts[];
 };
 
@@ -522,16 +524,22 @@ static void fetch_start(struct server *s, struct loop_req *req, struct fetch_req
     park(fr, wait < s->cfg.fetch_wait_max_ms ? wait : s->cfg.fetch_wait_max_ms);
 }
 
+/* A request of count partitions, with answer_part_bytes per partition for
+ * its answer's arrays in the same block (Kafka's; one allocation per
+ * request on the fetch path). */
 static struct fetch_req *fetch_req_new(struct server *s, struct loop_req *req,
-                                       uint32_t correlation_id, uint16_t version, uint32_t count)
+                                       uint32_t correlation_id, uint16_t version, uint32_t count,
+                                       size_t answer_part_bytes)
 {
-    struct fetch_req *fr = calloc(1, sizeof(*fr) + count * sizeof(fr->parts[0]));
+    struct fetch_req *fr =
+        calloc(1, sizeof(*fr) + count * (sizeof(fr->parts[0]) + answer_part_bytes));
     if (fr != NULL) {
         *fr = (struct fetch_req){.req = req,
                                  .s = s,
                                  .correlation_id = correlation_id,
                                  .version = version,
-                                 .count = count};
+                                 .count = count,
+                                 .answer_space = answer_part_bytes > 0 ? &fr->parts[count] : NULL};
     }
     return fr;
 }
@@ -543,7 +551,7 @@ void handle_fetch(struct server *s, struct loop_req *req, const struct proto_req
     struct proto_dec d;
     int rc = proto_fetch_req_decode(body, h->api_version, &in, &d);
     struct fetch_req *fr =
-        rc == 0 ? fetch_req_new(s, req, h->correlation_id, h->api_version, d.partition_count)
+        rc == 0 ? fetch_req_new(s, req, h->correlation_id, h->api_version, d.partition_count, 0)
                 : NULL;
     if (fr == NULL) {
         server_resp_error(req, h->correlation_id, rc != 0 ? rc : -ENOMEM);
@@ -593,7 +601,7 @@ void handle_replica_fetch(struct server *s, struct loop_req *req, const struct p
     struct proto_dec d;
     int rc = proto_replica_fetch_req_decode(body, h->api_version, &in, &d);
     struct fetch_req *fr =
-        rc == 0 ? fetch_req_new(s, req, h->correlation_id, h->api_version, d.partition_count)
+        rc == 0 ? fetch_req_new(s, req, h->correlation_id, h->api_version, d.partition_count, 0)
                 : NULL;
     if (fr == NULL) {
         server_resp_error(req, h->correlation_id, rc != 0 ? rc : -ENOMEM);
@@ -607,6 +615,16 @@ void handle_replica_fetch(struct server *s, struct loop_req *req, const struct p
 }
 
 /* ---- Kafka's Fetch (broker/kafka_serve.h) ---- */
+
+typedef struct kafka_fetch_response_partition_data kafka_part_answer;
+typedef struct kafka_fetch_response_fetchable_topic_response kafka_topic_answer;
+
+/* Kafka's answer's arrays, per partition of the request (at most one topic
+ * each), in the request's own block. */
+#define KAFKA_ANSWER_PART_BYTES (sizeof(kafka_part_answer) + sizeof(kafka_topic_answer))
+static_assert(_Alignof(kafka_part_answer) <= _Alignof(struct fetch_part) &&
+                  sizeof(kafka_part_answer) % _Alignof(kafka_topic_answer) == 0,
+              "the partitions follow parts[] aligned, and the topics them");
 
 static void kafka_copies_free(struct fetch_req *fr)
 {
@@ -721,27 +739,17 @@ static int kafka_send(struct fetch_req *fr, const struct fetch_ranges *rs,
 }
 
 /* Kafka's answer, as try_answer(): the partitions grouped by topic as the
- * request named them. */
+ * request named them, its arrays in the request's block (fetch_req_new()),
+ * built afresh each time. */
 static int kafka_answer(struct fetch_req *fr, const struct fetch_ranges *rs)
 {
-    uint32_t topic_count = 0;
-    for (uint32_t i = 0; i < fr->count; i++) {
-        topic_count += new_topic(fr, i) ? 1 : 0;
-    }
-    struct kafka_fetch_response_fetchable_topic_response *topics =
-        calloc(topic_count + 1, sizeof(*topics));
-    struct kafka_fetch_response_partition_data *parts = calloc(fr->count + 1, sizeof(*parts));
-    if (topics == NULL || parts == NULL) {
-        free(topics);
-        free(parts);
-        log_warn("kafka: fetch answer: %s; closing", err_str(-ENOMEM));
-        loop_req_fail(fr->req);
-        return 0;
-    }
+    kafka_part_answer *parts = fr->answer_space;
+    kafka_topic_answer *topics = (kafka_topic_answer *)(parts + fr->count);
+    memset(fr->answer_space, 0, fr->count * KAFKA_ANSWER_PART_BYTES);
     struct kafka_fetch_response resp;
     kafka_fetch_response_init(&resp);
     resp.responses.items = topics;
-    struct kafka_fetch_response_fetchable_topic_response *t = NULL;
+    kafka_topic_answer *t = NULL;
     for (uint32_t i = 0; i < fr->count; i++) {
         const struct fetch_part *fp = &fr->parts[i];
         if (new_topic(fr, i)) {
@@ -752,10 +760,7 @@ static int kafka_answer(struct fetch_req *fr, const struct fetch_ranges *rs)
         t->partitions.count++;
         kafka_answer_part(fr, fp, &parts[i]);
     }
-    int rc = kafka_send(fr, rs, &resp);
-    free(topics);
-    free(parts);
-    return rc;
+    return kafka_send(fr, rs, &resp);
 }
 
 static bool try_answer_kafka(struct fetch_req *fr, bool final)
@@ -823,8 +828,8 @@ void kafka_fetch(struct server *s, struct loop_req *req, const struct kafka_req_
     for (int32_t t = 0; t < in.topics.count; t++) {
         count += (uint32_t)in.topics.items[t].partitions.count;
     }
-    struct fetch_req *fr =
-        fetch_req_new(s, req, (uint32_t)h->correlation_id, (uint16_t)h->api_version, count);
+    struct fetch_req *fr = fetch_req_new(s, req, (uint32_t)h->correlation_id,
+                                         (uint16_t)h->api_version, count, KAFKA_ANSWER_PART_BYTES);
     if (fr == NULL) {
         log_warn("kafka: fetch: %s; closing", err_str(-ENOMEM));
         loop_req_fail(req);

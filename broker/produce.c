@@ -49,7 +49,8 @@ struct produce_req {
     int16_t version;
     int16_t acks;
     uint32_t count;
-    uint32_t pending; /* appends not yet completed */
+    uint32_t pending;   /* appends not yet completed */
+    void *answer_space; /* after parts[]: answer_fn's arrays (Kafka's), or NULL */
     struct produce_part parts[];
 };
 
@@ -270,20 +271,25 @@ struct server_topic *produce_topic_get(struct server *s, struct proto_str name, 
     return t;
 }
 
-/* A request of count partitions, held (pending 1) until produce_go(). */
+/* A request of count partitions, held (pending 1) until produce_go(), with
+ * answer_part_bytes per partition for its answer's arrays in the same
+ * block (one allocation per request on the produce path). */
 static struct produce_req *produce_new(struct server *s, struct loop_req *req, uint32_t count,
                                        int16_t acks, int32_t timeout_ms,
-                                       produce_answer_fn *answer_fn)
+                                       produce_answer_fn *answer_fn, size_t answer_part_bytes)
 {
-    struct produce_req *pr = calloc(1, sizeof(*pr) + count * sizeof(pr->parts[0]));
+    struct produce_req *pr =
+        calloc(1, sizeof(*pr) + count * (sizeof(pr->parts[0]) + answer_part_bytes));
     if (pr != NULL) {
-        *pr = (struct produce_req){.req = req,
-                                   .s = s,
-                                   .answer = answer_fn,
-                                   .timeout_ms = timeout_ms,
-                                   .acks = acks,
-                                   .count = count,
-                                   .pending = 1};
+        *pr =
+            (struct produce_req){.req = req,
+                                 .s = s,
+                                 .answer = answer_fn,
+                                 .timeout_ms = timeout_ms,
+                                 .acks = acks,
+                                 .count = count,
+                                 .pending = 1,
+                                 .answer_space = answer_part_bytes > 0 ? &pr->parts[count] : NULL};
         loop_timer_init(&pr->timer, on_timeout, pr);
     }
     return pr;
@@ -318,7 +324,7 @@ void handle_produce(struct server *s, struct loop_req *req, const struct proto_r
     int rc = proto_produce_req_decode(body, h->api_version, &in, &d);
     uint32_t count = rc == 0 ? d.partition_count : 0;
     struct produce_req *pr =
-        rc == 0 ? produce_new(s, req, count, in.acks, in.timeout_ms, answer_proto) : NULL;
+        rc == 0 ? produce_new(s, req, count, in.acks, in.timeout_ms, answer_proto, 0) : NULL;
     if (pr == NULL) {
         server_resp_error(req, h->correlation_id, rc != 0 ? rc : -ENOMEM);
         return;
@@ -342,32 +348,29 @@ void handle_produce(struct server *s, struct loop_req *req, const struct proto_r
 
 /* ---- Kafka's Produce (broker/kafka_serve.h) ---- */
 
+typedef struct kafka_produce_response_partition_produce_response kafka_part_answer;
+typedef struct kafka_produce_response_topic_produce_response kafka_topic_answer;
+
+/* Kafka's answer's arrays, per partition of the request (at most one topic
+ * each), in the request's own block (produce_new()). */
+#define KAFKA_ANSWER_PART_BYTES (sizeof(kafka_part_answer) + sizeof(kafka_topic_answer))
+static_assert(_Alignof(kafka_part_answer) <= _Alignof(struct produce_part) &&
+                  sizeof(kafka_part_answer) % _Alignof(kafka_topic_answer) == 0,
+              "the partitions follow parts[] aligned, and the topics them");
+
 /* Kafka's answer: per partition its base offset (a duplicate's first),
  * log_append_time -1 (batches keep the producer's CreateTime) and the
  * log start offset. */
 static void answer_kafka(struct produce_req *pr)
 {
-    uint32_t topic_count = 0;
-    for (uint32_t i = 0; i < pr->count; i++) {
-        topic_count += new_topic(pr, i) ? 1 : 0;
-    }
-    struct kafka_produce_response_topic_produce_response *topics =
-        calloc(topic_count + 1, sizeof(*topics));
-    struct kafka_produce_response_partition_produce_response *parts =
-        calloc(pr->count + 1, sizeof(*parts));
+    kafka_part_answer *parts = pr->answer_space;
+    kafka_topic_answer *topics = (kafka_topic_answer *)(parts + pr->count);
     struct kafka_produce_response resp;
     kafka_produce_response_init(&resp);
     struct kafka_req_header h = {.api_key = KAFKA_API_PRODUCE,
                                  .api_version = pr->version,
                                  .correlation_id = pr->correlation_id};
-    if (topics == NULL || parts == NULL) {
-        log_warn("kafka: produce answer: %s; closing", err_str(-ENOMEM));
-        loop_req_fail(pr->req);
-        free(topics);
-        free(parts);
-        return;
-    }
-    struct kafka_produce_response_topic_produce_response *t = NULL;
+    kafka_topic_answer *t = NULL;
     for (uint32_t i = 0; i < pr->count; i++) {
         const struct produce_part *pp = &pr->parts[i];
         if (new_topic(pr, i)) {
@@ -376,19 +379,17 @@ static void answer_kafka(struct produce_req *pr)
             t->partition_responses.items = &parts[i];
         }
         t->partition_responses.count++;
-        parts[i] = (struct kafka_produce_response_partition_produce_response){
-            .index = pp->partition,
-            .error_code = kafka_err_from(pp->err),
-            .base_offset = pp->err == 0 ? pp->offset_base : -1,
-            .log_append_time_ms = -1,
-            .log_start_offset = pp->bp != NULL ? part_offset_earliest(&pp->bp->log) : -1,
-            .error_message = KW_STR_NULL,
-            .current_leader = {.leader_id = -1, .leader_epoch = -1}};
+        parts[i] = (kafka_part_answer){.index = pp->partition,
+                                       .error_code = kafka_err_from(pp->err),
+                                       .base_offset = pp->err == 0 ? pp->offset_base : -1,
+                                       .log_append_time_ms = -1,
+                                       .log_start_offset =
+                                           pp->bp != NULL ? part_offset_earliest(&pp->bp->log) : -1,
+                                       .error_message = KW_STR_NULL,
+                                       .current_leader = {.leader_id = -1, .leader_epoch = -1}};
     }
     resp.responses.items = topics;
     kafka_serve_respond(pr->req, &h, &kafka_produce_response_msg, &resp);
-    free(topics);
-    free(parts);
 }
 
 /* The partitions of a Kafka Produce request, all topics together. */
@@ -428,8 +429,8 @@ void kafka_produce(struct server *s, struct loop_req *req, const struct kafka_re
     int16_t acks = refused == -NG_EBADARG ? PROTO_ACKS_LEADER : in.acks; /* answered */
     /* The timeout arms a timer (unsigned): a negative one is none. */
     int32_t timeout_ms = in.timeout_ms > 0 ? in.timeout_ms : 0;
-    struct produce_req *pr =
-        produce_new(s, req, kafka_produce_count(&in), acks, timeout_ms, answer_kafka);
+    struct produce_req *pr = produce_new(s, req, kafka_produce_count(&in), acks, timeout_ms,
+                                         answer_kafka, KAFKA_ANSWER_PART_BYTES);
     if (pr == NULL) {
         log_warn("kafka: produce: %s; closing", err_str(-ENOMEM));
         loop_req_fail(req);
