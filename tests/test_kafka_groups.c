@@ -370,11 +370,7 @@ Test(kafka_groups, one_group_name_is_one_group_whichever_protocol_its_members_sp
     bk_start(&B);
     topic_create();
     struct kmember a;
-    member_new(&a, "shared", "m");
-    join_send(&a, "shared", "m");
-    struct kafka_join_group_response ja;
-    join_recv(&a, &ja);
-    cr_assert_eq(ja.error_code, KAFKA_ERR_NONE);
+    member_alone(&a, "shared", "m", "all");
     /* A nagare consumer joining the same group is refused. */
     struct cl c;
     cl_connect(&c, B.port, CL_TIMEOUT_MS_DEFAULT);
@@ -400,11 +396,7 @@ Test(kafka_groups, an_empty_group_is_deleted_with_its_offsets_and_one_with_membe
     bk_start(&B);
     topic_create();
     struct kmember a;
-    member_new(&a, "busy", "m");
-    join_send(&a, "busy", "m");
-    struct kafka_join_group_response ja;
-    join_recv(&a, &ja);
-    cr_assert_eq(ja.error_code, KAFKA_ERR_NONE);
+    member_alone(&a, "busy", "m", "all");
     cr_assert_eq(commit(&a.c, "done", -1, "", TOPIC, 0, 11), KAFKA_ERR_NONE);
     cr_assert_eq(commit(&a.c, "done", -1, "", TOPIC, 1, 12), KAFKA_ERR_NONE);
 
