@@ -16,7 +16,7 @@ cd "$(dirname "$0")"
 
 PACKAGES="gcc pkg-config meson ninja-build liburing-dev libzstd-dev libxxhash-dev libcriterion-dev libisal-dev
     zlib1g-dev libsnappy-dev liblz4-dev python3-kafka python3-snappy python3-lz4 python3-zstandard
-    kcat python3-confluent-kafka
+    kcat python3-confluent-kafka librdkafka-dev
     etcd-server etcd-client libcurl4-openssl-dev libjansson-dev nftables"
 
 ensure_packages() {
@@ -79,6 +79,10 @@ fuzz_target() {
 }
 
 case "${1:-}" in
+deps)
+    # What building and testing need (bench scripts run it first).
+    ensure_packages
+    ;;
 run)
     ensure_packages
     build build
@@ -149,7 +153,7 @@ tsan)
     TSAN_OPTIONS=halt_on_error=1 ./build-tsan/tests/tsan_loop
     ;;
 *)
-    echo "usage: ./dev.sh run|test|release|asan|fuzz|tsan|format [fix]" >&2
+    echo "usage: ./dev.sh deps|run|test|release|asan|fuzz|tsan|format [fix]" >&2
     exit 2
     ;;
 esac

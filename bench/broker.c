@@ -24,6 +24,7 @@
 
 /* What nagared logs once it accepts connections (broker/server.c). */
 #define LISTEN_LINE "nagared listening on 127.0.0.1:"
+#define KAFKA_LISTEN_LINE "Kafka clients served on 127.0.0.1:"
 /* Bytes of a spawned broker's log shown when it fails to start. */
 #define LOG_TAIL_BYTES 2048
 /* How long idle connections may take to be accepted by the broker. */
@@ -38,14 +39,17 @@ static void sleep_ms(long ms)
     }
 }
 
-int bench_broker_attach(struct bench_broker *b, const char *bootstrap, int pid)
+int bench_broker_attach(struct bench_broker *b, const char *bootstrap, const char *kafka_bootstrap,
+                        int pid)
 {
     *b = (struct bench_broker){.pid = pid};
     size_t n = strlen(bootstrap);
-    if (n >= sizeof(b->bootstrap)) {
+    size_t k = strlen(kafka_bootstrap);
+    if (n >= sizeof(b->bootstrap) || k >= sizeof(b->kafka_bootstrap)) {
         return -ENAMETOOLONG;
     }
     memcpy(b->bootstrap, bootstrap, n + 1);
+    memcpy(b->kafka_bootstrap, kafka_bootstrap, k + 1);
     return 0;
 }
 
@@ -76,8 +80,8 @@ static void print_log_tail(const char *path, const char *why)
     }
 }
 
-/* The port of the listening line in the log, or 0 while there is none. */
-static unsigned find_port(const char *log_path)
+/* The port after marker on a line of the log, or 0 while there is none. */
+static unsigned find_port(const char *log_path, const char *marker)
 {
     FILE *f = fopen(log_path, "r");
     if (f == NULL) {
@@ -86,9 +90,9 @@ static unsigned find_port(const char *log_path)
     char line[512];
     unsigned long port = 0;
     while (port == 0 && fgets(line, sizeof(line), f) != NULL) {
-        const char *at = strstr(line, LISTEN_LINE);
+        const char *at = strstr(line, marker);
         if (at != NULL) {
-            port = strtoul(at + strlen(LISTEN_LINE), NULL, 10);
+            port = strtoul(at + strlen(marker), NULL, 10);
         }
     }
     fclose(f);
@@ -135,7 +139,7 @@ static int wait_listening(struct bench_broker *b)
 {
     double deadline = sample_now_s() + BENCH_BROKER_START_MS / 1000.0;
     unsigned port = 0;
-    while ((port = find_port(b->log_path)) == 0) {
+    while ((port = find_port(b->log_path, LISTEN_LINE)) == 0) {
         int status;
         if (waitpid(b->pid, &status, WNOHANG) == b->pid) {
             b->pid = 0;
@@ -149,6 +153,11 @@ static int wait_listening(struct bench_broker *b)
         sleep_ms(5);
     }
     snprintf(b->bootstrap, sizeof(b->bootstrap), "127.0.0.1:%u", port);
+    /* logged before the listening line, unless kafka_listen = off */
+    unsigned kafka_port = find_port(b->log_path, KAFKA_LISTEN_LINE);
+    if (kafka_port != 0) {
+        snprintf(b->kafka_bootstrap, sizeof(b->kafka_bootstrap), "127.0.0.1:%u", kafka_port);
+    }
     return 0;
 }
 
@@ -297,6 +306,31 @@ static int wait_accepted(const struct bench_broker *b, long before, uint32_t wan
     return -ETIMEDOUT;
 }
 
+/* A TCP connection to the address resolved: the descriptor or -errno. */
+static int connect_to(const struct addrinfo *ai)
+{
+    int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0 || connect(fd, ai->ai_addr, ai->ai_addrlen) != 0) {
+        int rc = -errno;
+        if (fd >= 0) {
+            close(fd);
+        }
+        return rc;
+    }
+    return fd;
+}
+
+int bench_connect(const char *bootstrap)
+{
+    struct addrinfo *ai = NULL;
+    int rc = resolve(bootstrap, &ai);
+    rc = rc == 0 ? connect_to(ai) : rc;
+    if (ai != NULL) {
+        freeaddrinfo(ai);
+    }
+    return rc;
+}
+
 int bench_idle_open(const struct bench_broker *b, uint32_t n, int *fds)
 {
     long lim = bench_nofile_raise();
@@ -311,12 +345,9 @@ int bench_idle_open(const struct bench_broker *b, uint32_t n, int *fds)
     long before = b->pid > 0 ? fd_count(b->pid) : -1;
     uint32_t opened = 0;
     while (rc == 0 && opened < n) {
-        int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        if (fd < 0 || connect(fd, ai->ai_addr, ai->ai_addrlen) != 0) {
-            rc = -errno;
-            if (fd >= 0) {
-                close(fd);
-            }
+        int fd = connect_to(ai);
+        if (fd < 0) {
+            rc = fd;
             break;
         }
         fds[opened++] = fd;

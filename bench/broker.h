@@ -27,17 +27,19 @@
 #define BENCH_BROKER_STOP_MS 30000
 
 struct bench_broker {
-    char bootstrap[280]; /* "host:port" for the clients */
-    int pid;             /* 0: not known (no /proc figures) */
+    char bootstrap[280];       /* "host:port" for the clients */
+    char kafka_bootstrap[280]; /* the Kafka listener's; "" when it has none */
+    int pid;                   /* 0: not known (no /proc figures) */
     bool spawned;
     char root[PATH_MAX];     /* spawned: the temporary directory, else "" */
     char data_dir[PATH_MAX]; /* spawned: root/data, else "" */
     char log_path[PATH_MAX]; /* spawned: root/nagared.log */
 };
 
-/* Names a running broker (bootstrap copied); pid may be 0. Returns 0 or
- * -ENAMETOOLONG. */
-MUST_USE int bench_broker_attach(struct bench_broker *b, const char *bootstrap, int pid);
+/* Names a running broker (bootstrap and its Kafka listener's address
+ * copied); pid may be 0. Returns 0 or -ENAMETOOLONG. */
+MUST_USE int bench_broker_attach(struct bench_broker *b, const char *bootstrap,
+                                 const char *kafka_bootstrap, int pid);
 
 /* Starts the nagared at path on 127.0.0.1:0, data in a fresh directory
  * under parent (mkdtemp), with "--set KEY=VALUE" for each of sets[0..n),
@@ -51,6 +53,10 @@ MUST_USE int bench_broker_spawn(struct bench_broker *b, const char *path, const 
  * and removes its directory; does nothing for an attached one. Returns 0,
  * or -ECHILD when the broker had to be killed or did not exit 0. */
 MUST_USE int bench_broker_stop(struct bench_broker *b);
+
+/* A TCP connection to "host:port" (the last ':' splits; "[v6]:port" too):
+ * the descriptor, or -errno / -EHOSTUNREACH / -EINVAL. */
+MUST_USE int bench_connect(const char *bootstrap);
 
 /* Opens n plain TCP connections to the broker and leaves them idle; their
  * descriptors go to fds[0..n). Raises RLIMIT_NOFILE to its hard limit

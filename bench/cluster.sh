@@ -49,9 +49,7 @@ TMP_PARENT=${TMPDIR:-/tmp}
 BROKERS=3
 MEMBERS=3
 
-PACKAGES="gcc pkg-config meson ninja-build liburing-dev libzstd-dev libxxhash-dev libisal-dev
-          zlib1g-dev libsnappy-dev liblz4-dev libcurl4-openssl-dev libjansson-dev
-          etcd-server etcd-client jq"
+PACKAGES="jq"
 . bench/lib.sh
 
 build() {

@@ -60,9 +60,7 @@ FIO_SYNC_MIB=${FIO_SYNC_MIB:-1024}
 IPERF_SECONDS=${IPERF_SECONDS:-5}
 TMP_PARENT=${TMPDIR:-/tmp}
 
-PACKAGES="gcc pkg-config meson ninja-build liburing-dev libzstd-dev libxxhash-dev libisal-dev
-          zlib1g-dev libsnappy-dev liblz4-dev
-          fio iperf3 nats-server libnats-dev jq"
+PACKAGES="fio iperf3 nats-server libnats-dev jq"
 . bench/lib.sh
 
 build() {

@@ -11,10 +11,10 @@
 
 #include "bench/session.h"
 
-static int e2e(struct session *s)
+static int e2e(struct session *s, enum load_protocol p)
 {
     struct load_cfg cfg;
-    session_load_cfg(s, &cfg);
+    session_load_cfg(s, p, &cfg);
     cfg.stamp = true;
     cfg.consumers = s->o.consumers;
     cfg.from_end = true;

@@ -1,13 +1,15 @@
 # bench/lib.sh — what bench/compare.sh and bench/cluster.sh share: messages,
 # packages, the processes they start (stopped on exit), free ports, the
 # machine's load, and arithmetic. Sourced, not run. The sourcing script sets
-# ME (its name, for messages) and PACKAGES first; it may define
+# ME (its name, for messages) and PACKAGES (what it needs besides the
+# build's: ./dev.sh deps installs those) first; it may define
 # cleanup_hook, run first on exit; WORK, when set, is removed on exit unless
 # KEEP=1.
 
 say() { printf '%s\n' "$*" >&2; }
 
 ensure_packages() {
+    ./dev.sh deps
     local missing=""
     for p in $PACKAGES; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"

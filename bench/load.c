@@ -15,6 +15,9 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
+
+#include "bench/kafka_load.h"
 
 /* The monitor wakes this often: RSS samples, progress, the end. */
 #define LOAD_TICK_MS 100
@@ -32,9 +35,11 @@ struct load_worker {
     bool started;
     struct load *l;
     bool producer;
-    uint32_t index; /* among its kind */
-    nagare_producer *p;
+    uint32_t index;     /* among its kind */
+    nagare_producer *p; /* LOAD_NAGARE */
     nagare_consumer *c;
+    struct kload_producer *kp; /* LOAD_KAFKA */
+    struct kload_consumer *kc;
     uint64_t target;     /* producer: records to send */
     uint64_t acked;      /* producer: reports of success so far */
     uint64_t ack_now_ns; /* producer: when this poll's reports came; 0: not read */
@@ -104,15 +109,16 @@ void load_result_fini(struct load_result *r)
 
 /* ---- producers ---- */
 
-static void on_delivery(const struct nagare_delivery *d, void *opaque)
+/* A delivery report of either protocol: err 0 or negative; at is the
+ * record's (intended) send time. */
+static void delivered(void *opaque, int err, uint64_t at)
 {
     struct load_worker *w = opaque;
-    if (d->err != 0) {
+    if (err != 0) {
         w->failed++;
-        w->err = w->err != 0 ? w->err : d->err;
+        w->err = w->err != 0 ? w->err : err;
         return;
     }
-    uint64_t at = (uint64_t)(uintptr_t)d->opaque;
     if (at >= w->l->measure_from_ns) {
         /* One clock read per poll: its reports arrived together. */
         if (w->ack_now_ns == 0) {
@@ -122,6 +128,11 @@ static void on_delivery(const struct nagare_delivery *d, void *opaque)
         hist_record(w->lat, now > at ? now - at : 0);
     }
     w->acked++;
+}
+
+static void on_delivery(const struct nagare_delivery *d, void *opaque)
+{
+    delivered(opaque, d->err, (uint64_t)(uintptr_t)d->opaque);
 }
 
 /* Value bytes: pseudo-random (xorshift32), so compression has little to
@@ -146,6 +157,9 @@ static int prod_setup(struct load_worker *w)
         return -ENOMEM;
     }
     fill_value(w->value, vbytes, 2463534242u + w->index);
+    if (cfg->protocol == LOAD_KAFKA) {
+        return kload_producer_new(cfg, delivered, w, &w->kp);
+    }
     struct nagare_producer_config c;
     nagare_producer_config_default(&c);
     c.bootstrap = cfg->bootstrap;
@@ -175,7 +189,8 @@ static void publish(struct load_worker *w)
 static int prod_poll(struct load_worker *w, int timeout_ms)
 {
     w->ack_now_ns = 0;
-    int rc = nagare_producer_poll(w->p, timeout_ms);
+    int rc = w->kp != NULL ? kload_producer_poll(w->kp, timeout_ms)
+                           : nagare_producer_poll(w->p, timeout_ms);
     publish(w);
     return rc < 0 ? rc : 0;
 }
@@ -230,7 +245,8 @@ static int prod_run(struct load_worker *w)
             memcpy(w->value, &at, LOAD_STAMP_BYTES);
         }
         rec.opaque = (void *)(uintptr_t)at;
-        rc = nagare_send(w->p, &rec);
+        rc = w->kp != NULL ? kload_send(w->kp, w->value, cfg->record_bytes, at)
+                           : nagare_send(w->p, &rec);
         if (rc == -NAGARE_EBUSY) { /* buffer full: read answers, same record again */
             since_poll = 0;
             rc = prod_poll(w, 1);
@@ -244,7 +260,8 @@ static int prod_run(struct load_worker *w)
     }
     while (rc == 0 && !stopping(l)) {
         w->ack_now_ns = 0;
-        rc = nagare_producer_flush(w->p, LOAD_FLUSH_SLICE_MS);
+        rc = w->kp != NULL ? kload_producer_flush(w->kp, LOAD_FLUSH_SLICE_MS)
+                           : nagare_producer_flush(w->p, LOAD_FLUSH_SLICE_MS);
         publish(w);
         if (rc != -NAGARE_ETIMEOUT) {
             break;
@@ -260,6 +277,9 @@ static int prod_run(struct load_worker *w)
 static int cons_setup(struct load_worker *w)
 {
     const struct load_cfg *cfg = w->l->cfg;
+    if (cfg->protocol == LOAD_KAFKA) {
+        return kload_consumer_new(cfg, (int32_t)w->index, (int32_t)cfg->consumers, &w->kc);
+    }
     struct nagare_consumer_config c;
     nagare_consumer_config_default(&c);
     c.bootstrap = cfg->bootstrap;
@@ -295,16 +315,14 @@ static bool cons_gave_up(struct load *l, uint64_t *seen, uint64_t *seen_ns)
     return (double)(now - *seen_ns) * 1e-9 >= LOAD_CONSUME_IDLE_S;
 }
 
-static void cons_record(struct load_worker *w, const struct nagare_message *m)
+static void cons_record(struct load_worker *w, const void *value, size_t len)
 {
     struct load *l = w->l;
-    if (m->value_len > 0) {
-        w->bytes += (uint64_t)m->value_len;
-    }
-    if (l->cfg->stamp && m->value_len >= LOAD_STAMP_BYTES) {
+    w->bytes += len;
+    if (l->cfg->stamp && len >= LOAD_STAMP_BYTES) {
         uint64_t now = clock_mono_ns();
         uint64_t at;
-        memcpy(&at, m->value, LOAD_STAMP_BYTES);
+        memcpy(&at, value, LOAD_STAMP_BYTES);
         if (at >= l->measure_from_ns) {
             hist_record(w->lat, now > at ? now - at : 0);
         }
@@ -315,6 +333,22 @@ static void cons_record(struct load_worker *w, const struct nagare_message *m)
     }
 }
 
+/* The next record's value: 1, 0 when none came within LOAD_TICK_MS, or
+ * an error. */
+static int cons_poll(struct load_worker *w, const void **value, size_t *len)
+{
+    if (w->kc != NULL) {
+        return kload_consumer_poll(w->kc, LOAD_TICK_MS, value, len);
+    }
+    const struct nagare_message *m = NULL;
+    int rc = nagare_consumer_poll(w->c, LOAD_TICK_MS, &m);
+    if (rc > 0) {
+        *value = m->value;
+        *len = m->value_len > 0 ? (size_t)m->value_len : 0;
+    }
+    return rc;
+}
+
 static int cons_run(struct load_worker *w)
 {
     struct load *l = w->l;
@@ -323,8 +357,9 @@ static int cons_run(struct load_worker *w)
     uint64_t seen_ns = clock_mono_ns();
     uint64_t n = 0;
     while (!stopping(l) && atomic_load_explicit(&l->consumed_total, memory_order_relaxed) < goal) {
-        const struct nagare_message *m = NULL;
-        int rc = nagare_consumer_poll(w->c, LOAD_TICK_MS, &m);
+        const void *value = NULL;
+        size_t len = 0;
+        int rc = cons_poll(w, &value, &len);
         if (rc < 0) {
             return rc;
         }
@@ -334,7 +369,7 @@ static int cons_run(struct load_worker *w)
             }
             continue;
         }
-        cons_record(w, m);
+        cons_record(w, value, len);
         n++;
         if ((n & 255u) == 0) {
             atomic_store_explicit(&w->progress, n, memory_order_relaxed);
@@ -382,8 +417,10 @@ static void *worker_main(void *arg)
 struct load_watch {
     struct sample self0;
     struct sample_proc broker0;
-    struct sample_threads *threads0;
+    struct sample_threads *threads0; /* the broker's */
     struct sample_threads *threads1;
+    struct sample_threads *own0; /* this process's: the clients' own threads too */
+    struct sample_threads *own1;
     double next_progress_s;
     uint64_t last_produced;
     uint64_t last_consumed;
@@ -441,6 +478,9 @@ static void watch_start(struct load *l, struct load_watch *wt)
 {
     int pid = l->cfg->broker_pid;
     sample_take(&wt->self0, NULL);
+    if (sample_threads_take(getpid(), wt->own0) != 0) {
+        wt->own0->count = 0;
+    }
     if (pid > 0 &&
         (sample_proc_take(pid, &wt->broker0) != 0 || sample_threads_take(pid, wt->threads0) != 0)) {
         wt->broker0.cpu_s = -1;
@@ -452,6 +492,11 @@ static void watch_end(struct load *l, struct load_watch *wt, struct load_result 
     struct sample self1;
     sample_take(&self1, NULL);
     sample_diff(&wt->self0, &self1, &r->self);
+    double self_wall = r->self.wall_s > 0 ? r->self.wall_s : 1;
+    if (sample_threads_take(getpid(), wt->own1) == 0) {
+        r->bench_thread_max_pct =
+            100.0 * sample_threads_busiest(wt->own0, wt->own1, r->bench_thread_comm) / self_wall;
+    }
     int pid = l->cfg->broker_pid;
     struct sample_proc b1;
     if (pid <= 0 || wt->broker0.cpu_s < 0 || sample_proc_take(pid, &b1) != 0 ||
@@ -533,6 +578,8 @@ static void workers_fini(struct load *l)
         struct load_worker *w = &l->w[i];
         nagare_producer_destroy(w->p);
         nagare_consumer_destroy(w->c);
+        kload_producer_destroy(w->kp);
+        kload_consumer_destroy(w->kc);
         free(w->lat);
         free(w->value);
     }
@@ -577,7 +624,9 @@ static int run_watched(struct load *l, struct load_result *r)
     struct load_watch wt = {.next_progress_s = 0};
     wt.threads0 = malloc(sizeof(*wt.threads0));
     wt.threads1 = malloc(sizeof(*wt.threads1));
-    int rc = wt.threads0 && wt.threads1 ? 0 : -ENOMEM;
+    wt.own0 = malloc(sizeof(*wt.own0));
+    wt.own1 = malloc(sizeof(*wt.own1));
+    int rc = wt.threads0 && wt.threads1 && wt.own0 && wt.own1 ? 0 : -ENOMEM;
     rc = rc == 0 ? workers_init(l) : rc;
     if (rc == 0) {
         rc = workers_start(l, &wt);
@@ -600,6 +649,8 @@ static int run_watched(struct load *l, struct load_result *r)
     workers_fini(l);
     free(wt.threads0);
     free(wt.threads1);
+    free(wt.own0);
+    free(wt.own1);
     return rc;
 }
 

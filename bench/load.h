@@ -2,7 +2,9 @@
  * bench/load.h — the load that produce, consume and e2e put on a broker:
  * K producer threads, each with its own nagare_producer, and K' consumer
  * threads, each with its own nagare_consumer assigned a share of the
- * partitions, started together and watched from the calling thread.
+ * partitions, started together and watched from the calling thread. With
+ * LOAD_KAFKA the clients are librdkafka's, on the Kafka listener, and
+ * everything else is the same.
  *
  * Invariants. Every client is created and connected (consumers assigned)
  * before any thread starts its work, so connection set-up is never timed.
@@ -34,8 +36,17 @@
  * producers finished: records were lost, and the run says so. */
 #define LOAD_CONSUME_IDLE_S 10.0
 
+/* Which listener the clients use: nagare's own protocol (libnagare) or
+ * Kafka's (librdkafka, bench/kafka_load.h). */
+enum load_protocol { LOAD_NAGARE = 0, LOAD_KAFKA };
+/* Whose client reads the Kafka listener: librdkafka, or a consumer on
+ * nagare's own Kafka codec (bench/kafka_direct.h; consumers only). */
+enum load_kafka_client { LOAD_KAFKA_LIBRDKAFKA = 0, LOAD_KAFKA_DIRECT };
+
 struct load_cfg {
-    const char *bootstrap;
+    enum load_protocol protocol;
+    const char *bootstrap; /* of the protocol's listener */
+    enum load_kafka_client kafka_client;
     const char *topic;
     int32_t partitions;    /* the topic's */
     uint32_t record_bytes; /* value bytes; keys are null */
@@ -79,6 +90,8 @@ struct load_result {
     /* CPU: 100% = one core */
     double producer_thread_max_pct; /* busiest producer thread */
     double consumer_thread_max_pct;
+    double bench_thread_max_pct; /* busiest thread of this process, the clients' own too */
+    char bench_thread_comm[16];
     struct sample_delta self; /* this process and the machine */
     double broker_cpu_pct;    /* -1: no broker pid */
     double broker_thread_max_pct;

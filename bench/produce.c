@@ -8,10 +8,10 @@
 
 #include "bench/session.h"
 
-static int produce(struct session *s)
+static int produce(struct session *s, enum load_protocol p)
 {
     struct load_cfg cfg;
-    session_load_cfg(s, &cfg);
+    session_load_cfg(s, p, &cfg);
     return session_phase(s, "produce", &cfg);
 }
 

@@ -51,6 +51,7 @@ static void usage(enum session_cmd cmd, FILE *out)
     fprintf(out,
             "broker:\n"
             "  --broker HOST:PORT      a running broker (127.0.0.1:7420)\n"
+            "  --kafka-broker HOST:PORT  its Kafka listener (127.0.0.1:9092)\n"
             "  --broker-pid PID        read its CPU and memory from /proc/PID\n"
             "  --spawn-broker PATH     start this nagared on a fresh directory and an\n"
             "                          ephemeral loopback port; stopped and removed at the end\n"
@@ -86,19 +87,28 @@ static void usage(enum session_cmd cmd, FILE *out)
             "  --partition-fetch-bytes B  per partition per fetch (the client's, 1 MiB)\n"
             "  --fetches N             fetch requests in flight per consumer (the client's, 2)\n"
             "run:\n"
+            "  --protocol P            nagare (libnagare), kafka (librdkafka on the Kafka\n"
+            "                          listener) or both, alternately in one run (nagare)\n"
+            "  --rounds R              every phase R times per protocol, up to %d (1)\n"
+            "  --kafka-client C        librdkafka, or direct: consume on nagare's own Kafka\n"
+            "                          codec, as libnagare reads its protocol (librdkafka)\n"
             "  --seconds S             e2e: how long to produce at the rate (10)\n"
             "  --warmup-seconds S      e2e: latencies of the first S seconds not counted (1)\n"
             "  --warmup-mib N          untimed: N MiB into a scratch topic, deleted, first\n"
             "                          (%s)\n"
             "  --json                  one JSON object instead of the table\n"
             "  --quiet                 no progress lines\n",
-            cmd == SESSION_E2E ? "0" : "256");
+            SESSION_ROUNDS_MAX, cmd == SESSION_E2E ? "0" : "256");
 }
 
 /* ---- parsing ---- */
 
 enum {
     O_BROKER = 1,
+    O_KAFKA_BROKER,
+    O_PROTOCOL,
+    O_ROUNDS,
+    O_KAFKA_CLIENT,
     O_BROKER_PID,
     O_SPAWN,
     O_BROKER_DIR,
@@ -133,6 +143,10 @@ enum {
 
 static const struct option longopts[] = {
     {"broker", required_argument, NULL, O_BROKER},
+    {"kafka-broker", required_argument, NULL, O_KAFKA_BROKER},
+    {"protocol", required_argument, NULL, O_PROTOCOL},
+    {"rounds", required_argument, NULL, O_ROUNDS},
+    {"kafka-client", required_argument, NULL, O_KAFKA_CLIENT},
     {"broker-pid", required_argument, NULL, O_BROKER_PID},
     {"spawn-broker", required_argument, NULL, O_SPAWN},
     {"broker-dir", required_argument, NULL, O_BROKER_DIR},
@@ -170,7 +184,9 @@ static void opts_default(struct session_opts *o, enum session_cmd cmd)
 {
     *o = (struct session_opts){
         .cmd = cmd,
+        .rounds = 1,
         .broker = "127.0.0.1:7420",
+        .kafka_broker = "127.0.0.1:9092",
         .spawn_parent = "/tmp",
         .topic = "nagare-bench",
         .partitions = 4,
@@ -203,6 +219,19 @@ static bool apply_broker_opt(struct session_opts *o, int opt, const char *arg)
     case O_BROKER:
         o->broker = arg;
         return arg[0] != '\0';
+    case O_KAFKA_BROKER:
+        o->kafka_broker = arg;
+        return arg[0] != '\0';
+    case O_PROTOCOL:
+        o->protocols = strcmp(arg, "kafka") == 0  ? SESSION_KAFKA
+                       : strcmp(arg, "both") == 0 ? SESSION_BOTH
+                                                  : SESSION_NAGARE;
+        return strcmp(arg, "nagare") == 0 || o->protocols != SESSION_NAGARE;
+    case O_ROUNDS:
+        return args_u32(arg, 1, SESSION_ROUNDS_MAX, &o->rounds);
+    case O_KAFKA_CLIENT:
+        o->kafka_client = strcmp(arg, "direct") == 0 ? LOAD_KAFKA_DIRECT : LOAD_KAFKA_LIBRDKAFKA;
+        return strcmp(arg, "direct") == 0 || strcmp(arg, "librdkafka") == 0;
     case O_BROKER_PID:
         if (!args_u32(arg, 1, INT32_MAX, &v)) {
             return false;
@@ -348,6 +377,18 @@ static bool opts_check(struct session_opts *o)
                 cmd);
         return false;
     }
+    bool kafka_producers = o->protocols != SESSION_NAGARE && o->cmd != SESSION_CONSUME;
+    if (kafka_producers && o->kafka_client == LOAD_KAFKA_DIRECT) {
+        fprintf(stderr, "nagare-bench %s: --kafka-client direct consumes only (consume)\n", cmd);
+        return false;
+    }
+    if (kafka_producers && o->idempotent && o->acks != -1) {
+        fprintf(stderr,
+                "nagare-bench %s: an idempotent Kafka producer needs --acks all (librdkafka, "
+                "as Kafka's clients): pass --acks all or --no-idempotence\n",
+                cmd);
+        return false;
+    }
     if (o->set_count > 0 && o->spawn_path == NULL) {
         fprintf(stderr, "nagare-bench %s: --broker-set needs --spawn-broker\n", cmd);
         return false;
@@ -487,11 +528,14 @@ static int broker_start(struct session *s)
         (void)bench_nofile_raise(); /* the broker inherits it: idle connections */
         rc = bench_broker_spawn(&s->broker, o->spawn_path, o->spawn_parent, o->sets, o->set_count);
     } else {
-        rc = bench_broker_attach(&s->broker, o->broker, o->broker_pid);
+        rc = bench_broker_attach(&s->broker, o->broker, o->kafka_broker, o->broker_pid);
     }
     s->broker_up = rc == 0;
     if (rc != 0) {
         fprintf(stderr, "nagare-bench: broker: %s\n", nagare_strerror(rc));
+    } else if (o->protocols != SESSION_NAGARE && s->broker.kafka_bootstrap[0] == '\0') {
+        fprintf(stderr, "nagare-bench: the broker serves no Kafka clients (kafka_listen = off)\n");
+        rc = -NAGARE_EBADARG;
     }
     return rc;
 }
@@ -519,11 +563,13 @@ static int session_open(struct session *s)
     return rc;
 }
 
-void session_load_cfg(const struct session *s, struct load_cfg *cfg)
+void session_load_cfg(const struct session *s, enum load_protocol p, struct load_cfg *cfg)
 {
     const struct session_opts *o = &s->o;
     *cfg = (struct load_cfg){
-        .bootstrap = s->broker.bootstrap,
+        .protocol = p,
+        .kafka_client = o->kafka_client,
+        .bootstrap = p == LOAD_KAFKA ? s->broker.kafka_bootstrap : s->broker.bootstrap,
         .topic = o->topic,
         .partitions = s->partitions,
         .record_bytes = o->record_bytes,
@@ -587,7 +633,7 @@ static int session_warmup(struct session *s)
     struct topic_shape shape = {0};
     int rc = topic_ensure(s, name, s->partitions, &created, &shape);
     struct load_cfg cfg;
-    session_load_cfg(s, &cfg);
+    session_load_cfg(s, s->o.protocols == SESSION_KAFKA ? LOAD_KAFKA : LOAD_NAGARE, &cfg);
     cfg.topic = name;
     cfg.partitions = shape.partitions;
     cfg.rate = 0;
@@ -617,6 +663,7 @@ int session_phase(struct session *s, const char *name, const struct load_cfg *cf
         return rc;
     }
     ph->name = name;
+    ph->protocol = cfg->protocol;
     ph->producing = cfg->records > 0 && cfg->producers > 0;
     ph->consuming = cfg->consumers > 0;
     ph->stamped = cfg->stamp;
@@ -656,7 +703,29 @@ static int session_close(struct session *s)
     return rc;
 }
 
-int session_main(enum session_cmd cmd, int argc, char **argv, int (*run)(struct session *s))
+/* Runs every round: each protocol the session measures, once per round. */
+static int session_rounds(struct session *s, int (*run)(struct session *s, enum load_protocol p))
+{
+    int rc = 0;
+    for (uint32_t r = 0; rc == 0 && r < s->o.rounds && !load_interrupted(); r++) {
+        enum load_protocol order[2] = {LOAD_NAGARE, LOAD_KAFKA};
+        uint32_t n = 2;
+        if (s->o.protocols != SESSION_BOTH) {
+            order[0] = s->o.protocols == SESSION_KAFKA ? LOAD_KAFKA : LOAD_NAGARE;
+            n = 1;
+        } else if (r % 2 == 1) {
+            order[0] = LOAD_KAFKA;
+            order[1] = LOAD_NAGARE;
+        }
+        for (uint32_t i = 0; rc == 0 && i < n && !load_interrupted(); i++) {
+            rc = run(s, order[i]);
+        }
+    }
+    return rc;
+}
+
+int session_main(enum session_cmd cmd, int argc, char **argv,
+                 int (*run)(struct session *s, enum load_protocol p))
 {
     struct session s;
     int rc = session_parse(&s, cmd, argc, argv);
@@ -665,7 +734,7 @@ int session_main(enum session_cmd cmd, int argc, char **argv, int (*run)(struct 
     }
     rc = session_open(&s);
     rc = rc == 0 ? session_warmup(&s) : rc;
-    rc = rc == 0 ? run(&s) : rc;
+    rc = rc == 0 ? session_rounds(&s, run) : rc;
     if (s.phase_count > 0) {
         session_report(&s, stdout);
     }

@@ -20,15 +20,24 @@
 
 enum session_cmd { SESSION_PRODUCE = 0, SESSION_CONSUME, SESSION_E2E };
 
-/* Phases a command reports: produce has one, consume a fill and a
- * consume, e2e one. */
-#define SESSION_PHASES_MAX 2
+/* Which listener a session measures through: one, or both in one run
+ * (--protocol both), round after round. */
+enum session_protocols { SESSION_NAGARE = 0, SESSION_KAFKA, SESSION_BOTH };
+/* Rounds of --protocol both: each measures every phase once per protocol. */
+#define SESSION_ROUNDS_MAX 9
+/* Phases a command reports: produce has one per protocol and round,
+ * consume a fill and then one per protocol and round, e2e as produce. */
+#define SESSION_PHASES_MAX (1 + 2 * SESSION_ROUNDS_MAX)
 /* Idle connections: bench/compare.sh's 1,000 with room to spare. */
 #define SESSION_IDLE_MAX 16384u
 
 struct session_opts {
     enum session_cmd cmd;
-    const char *broker; /* "host:port" of a running broker */
+    enum session_protocols protocols;
+    enum load_kafka_client kafka_client;
+    uint32_t rounds;          /* of phases, each protocol once per round */
+    const char *broker;       /* "host:port" of a running broker */
+    const char *kafka_broker; /* its Kafka listener's */
     int broker_pid;
     const char *spawn_path;   /* nagared to start, or NULL */
     const char *spawn_parent; /* where its temporary directory goes */
@@ -63,10 +72,11 @@ struct session_opts {
 
 struct session_phase {
     const char *name; /* "produce", "fill", "consume", "e2e" */
-    bool producing;   /* producers ran: a row of their figures */
-    bool consuming;   /* consumers ran: a row of theirs */
-    bool stamped;     /* consumers measured end-to-end latency */
-    double rate;      /* the producers' fixed rate, 0: none */
+    enum load_protocol protocol;
+    bool producing; /* producers ran: a row of their figures */
+    bool consuming; /* consumers ran: a row of theirs */
+    bool stamped;   /* consumers measured end-to-end latency */
+    double rate;    /* the producers' fixed rate, 0: none */
     struct load_result r;
 };
 
@@ -86,8 +96,9 @@ struct session {
 /* "produce", "consume" or "e2e". */
 const char *session_cmd_name(enum session_cmd cmd);
 
-/* A load configuration from the options, for the session's topic. */
-void session_load_cfg(const struct session *s, struct load_cfg *cfg);
+/* A load configuration from the options, for the session's topic,
+ * through protocol p's listener. */
+void session_load_cfg(const struct session *s, enum load_protocol p, struct load_cfg *cfg);
 
 /* The topic's records: the sum over partitions of latest - earliest. */
 MUST_USE int session_topic_records(struct session *s, uint64_t *records_out);
@@ -99,9 +110,13 @@ MUST_USE int session_phase(struct session *s, const char *name, const struct loa
 /* Prints the table (or JSON) of every phase run. */
 void session_report(const struct session *s, FILE *out);
 
-/* A subcommand's whole run: parse, open, warm up, run(s) (its phases),
- * the report of the phases that ran, close. Returns the exit status: 0,
- * 1 when anything failed, 2 for a usage error. */
-int session_main(enum session_cmd cmd, int argc, char **argv, int (*run)(struct session *s));
+/* A subcommand's whole run: parse, open, warm up, run(s, p) (its phases)
+ * once per round and protocol, the report of the phases that ran, close.
+ * With both protocols, round r runs nagare's first when r is even and
+ * Kafka's first when it is odd, so a drift of the machine's speed over
+ * the run weighs on both alike. Returns the exit status: 0, 1 when
+ * anything failed, 2 for a usage error. */
+int session_main(enum session_cmd cmd, int argc, char **argv,
+                 int (*run)(struct session *s, enum load_protocol p));
 
 #endif
