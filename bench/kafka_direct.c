@@ -5,20 +5,13 @@
 #include "bench/kafka_direct.h"
 
 #include <errno.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <poll.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
-#include "base/bytes.h"
 #include "base/err.h"
-#include "bench/broker.h"
-#include "net/kafka/codec.h"
+#include "bench/kafka_conn.h"
 #include "storage/batch.h"
 
 #define KD_FETCH_VERSION 11
@@ -34,8 +27,6 @@
 /* ListOffsets' timestamps for the earliest and the latest offset. */
 #define KD_OFFSET_EARLIEST (-2)
 #define KD_OFFSET_LATEST (-1)
-#define KD_CLIENT_ID "nagare-bench"
-
 struct kd_part {
     int32_t partition;
     uint32_t share;
@@ -44,7 +35,7 @@ struct kd_part {
 };
 
 struct kdirect {
-    int fd;
+    struct kconn conn;
     struct kw_str topic;
     int32_t fetch_bytes_max;
     int32_t partition_fetch_bytes_max;
@@ -58,14 +49,7 @@ struct kdirect {
     uint32_t queued;
     bool idle[KD_SHARES_MAX]; /* its last answer was empty: not asked again
                                  until every share is */
-    int32_t corr;
     struct kafka_fetch_request_partition *req_parts;
-    uint8_t *tx;
-    size_t tx_cap;
-    uint8_t *rx;
-    size_t rx_cap;
-    uint8_t *arena;
-    size_t arena_cap;
     /* the answer being read */
     struct kafka_fetch_response resp;
     int32_t topic_at;
@@ -79,91 +63,6 @@ struct kdirect {
     uint8_t *zbuf;
     size_t zbuf_cap;
 };
-
-/* ---- the connection ---- */
-
-static int send_all(int fd, const uint8_t *p, size_t n)
-{
-    while (n > 0) {
-        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
-        if (w < 0 && errno == EINTR) {
-            continue;
-        }
-        if (w <= 0) {
-            return w < 0 ? -errno : -EIO;
-        }
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
-static int recv_all(int fd, uint8_t *p, size_t n)
-{
-    while (n > 0) {
-        ssize_t r = recv(fd, p, n, MSG_WAITALL);
-        if (r < 0 && errno == EINTR) {
-            continue;
-        }
-        if (r <= 0) {
-            return r < 0 ? -errno : -ECONNRESET;
-        }
-        p += r;
-        n -= (size_t)r;
-    }
-    return 0;
-}
-
-/* Sends one request: msg at version, the next correlation id. */
-static int request(struct kdirect *d, int16_t api, int16_t version, const struct kafka_msg *msg,
-                   const void *body)
-{
-    struct kafka_req_header h = {.api_key = api,
-                                 .api_version = version,
-                                 .correlation_id = ++d->corr,
-                                 .client_id = kw_str_make(KD_CLIENT_ID)};
-    struct kw_wr w = kw_wr_make(d->tx + 4, d->tx_cap - 4, NULL, 0);
-    kafka_req_header_encode(&w, &h);
-    int rc = kafka_encode(msg, &w, version, body);
-    if (rc != 0) {
-        fprintf(stderr, "nagare-bench: kafka %s: %s\n", msg->name, err_str(rc));
-        return rc;
-    }
-    put_be32(d->tx, (uint32_t)w.w.pos);
-    return send_all(d->fd, d->tx, w.w.pos + 4);
-}
-
-/* Reads the answer to the request with correlation id corr as msg into
- * *out (decoded into the arena: valid until the next answer). */
-static int answer(struct kdirect *d, int32_t corr, int16_t api, int16_t version,
-                  const struct kafka_msg *msg, void *out)
-{
-    uint8_t prefix[4];
-    int rc = recv_all(d->fd, prefix, sizeof(prefix));
-    uint32_t len = rc == 0 ? get_be32(prefix) : 0;
-    if (rc == 0 && (len == 0 || len > d->rx_cap)) {
-        fprintf(stderr, "nagare-bench: kafka %s: an answer of %u bytes\n", msg->name, len);
-        return -EIO;
-    }
-    rc = rc == 0 ? recv_all(d->fd, d->rx, len) : rc;
-    if (rc != 0) {
-        fprintf(stderr, "nagare-bench: kafka %s: %s\n", msg->name, err_str(rc));
-        return rc;
-    }
-    struct rd r = rd_make(d->rx, len);
-    int32_t got = 0;
-    rc = kafka_resp_header_decode(&r, api, version, &got);
-    if (rc == 0 && got != corr) {
-        rc = -NG_EPROTO;
-    }
-    struct kw_arena a;
-    kw_arena_init(&a, d->arena, d->arena_cap);
-    rc = rc == 0 ? kafka_decode(msg, &r, version, &a, out) : rc;
-    if (rc != 0) {
-        fprintf(stderr, "nagare-bench: kafka %s answer: %s\n", msg->name, err_str(rc));
-    }
-    return rc;
-}
 
 /* ---- where to start ---- */
 
@@ -186,12 +85,12 @@ static int list_offsets(struct kdirect *d, int64_t timestamp)
     req.replica_id = -1;
     req.topics.items = &t;
     req.topics.count = 1;
-    int rc = request(d, KAFKA_API_LIST_OFFSETS, KD_LIST_OFFSETS_VERSION,
-                     &kafka_list_offsets_request_msg, &req);
+    int rc = kconn_request(&d->conn, KAFKA_API_LIST_OFFSETS, KD_LIST_OFFSETS_VERSION,
+                           &kafka_list_offsets_request_msg, &req);
     free(ps);
     struct kafka_list_offsets_response resp;
-    rc = rc == 0 ? answer(d, d->corr, KAFKA_API_LIST_OFFSETS, KD_LIST_OFFSETS_VERSION,
-                          &kafka_list_offsets_response_msg, &resp)
+    rc = rc == 0 ? kconn_answer(&d->conn, d->conn.corr, KAFKA_API_LIST_OFFSETS,
+                                KD_LIST_OFFSETS_VERSION, &kafka_list_offsets_response_msg, &resp)
                  : rc;
     uint32_t found = 0;
     for (int32_t ti = 0; rc == 0 && ti < resp.topics.count; ti++) {
@@ -242,7 +141,8 @@ static int fetch_send(struct kdirect *d, uint32_t share, int32_t wait_ms)
     req.topics.items = &t;
     req.topics.count = 1;
     req.rack_id = kw_str_make("");
-    int rc = request(d, KAFKA_API_FETCH, KD_FETCH_VERSION, &kafka_fetch_request_msg, &req);
+    int rc =
+        kconn_request(&d->conn, KAFKA_API_FETCH, KD_FETCH_VERSION, &kafka_fetch_request_msg, &req);
     if (rc == 0) {
         d->queue[d->queued++] = share;
     }
@@ -310,17 +210,16 @@ static int fetch_taken(struct kdirect *d, uint32_t share)
 static int fetch_receive(struct kdirect *d, int timeout_ms)
 {
     ASSERT(d->queued > 0);
-    struct pollfd pfd = {.fd = d->fd, .events = POLLIN};
-    int n = poll(&pfd, 1, timeout_ms);
+    int n = kconn_readable(&d->conn, timeout_ms);
     if (n <= 0) {
-        return n < 0 && errno != EINTR ? -errno : 0;
+        return n;
     }
     uint32_t share = d->queue[0];
-    int32_t corr = d->corr - (int32_t)d->queued + 1; /* the oldest in flight */
+    int32_t corr = d->conn.corr - (int32_t)d->queued + 1; /* the oldest in flight */
     memmove(d->queue, d->queue + 1, (d->queued - 1) * sizeof(d->queue[0]));
     d->queued--;
-    int rc =
-        answer(d, corr, KAFKA_API_FETCH, KD_FETCH_VERSION, &kafka_fetch_response_msg, &d->resp);
+    int rc = kconn_answer(&d->conn, corr, KAFKA_API_FETCH, KD_FETCH_VERSION,
+                          &kafka_fetch_response_msg, &d->resp);
     if (rc == 0 && d->resp.error_code != 0) {
         fprintf(stderr, "nagare-bench: kafka Fetch: error %d\n", d->resp.error_code);
         rc = -EIO;
@@ -462,16 +361,9 @@ static int buffers_init(struct kdirect *d, const struct load_cfg *cfg)
     d->partition_fetch_bytes_max =
         (int32_t)(cfg->partition_fetch_bytes_max > 0 ? cfg->partition_fetch_bytes_max
                                                      : KD_PARTITION_FETCH_BYTES_DEFAULT);
-    /* an answer may hold one batch past the limit, as the broker sizes it */
-    d->rx_cap = (size_t)d->fetch_bytes_max + BATCH_BYTES_LIMIT + KD_HEADROOM_BYTES;
-    d->tx_cap = KD_HEADROOM_BYTES;
-    d->arena_cap = kw_arena_bytes(d->rx_cap);
     d->zbuf_cap = 1u << 20;
-    d->rx = malloc(d->rx_cap);
-    d->tx = malloc(d->tx_cap);
-    d->arena = malloc(d->arena_cap);
     d->zbuf = malloc(d->zbuf_cap);
-    if (d->rx == NULL || d->tx == NULL || d->arena == NULL || d->zbuf == NULL) {
+    if (d->zbuf == NULL) {
         return -ENOMEM;
     }
     return batch_zctx_init(&d->z, BATCH_HEADER_BYTES, 0);
@@ -485,22 +377,15 @@ int kdirect_new(const struct load_cfg *cfg, int32_t first, int32_t step, struct 
     if (d == NULL) {
         return -ENOMEM;
     }
-    d->fd = -1;
+    d->conn.fd = -1;
     d->topic = kw_str_make(cfg->topic);
     int rc = parts_init(d, cfg, first, step);
     rc = rc == 0 ? buffers_init(d, cfg) : rc;
-    if (rc == 0) {
-        d->fd = bench_connect(cfg->bootstrap);
-        rc = d->fd < 0 ? d->fd : 0;
-        if (rc != 0) {
-            fprintf(stderr, "nagare-bench: kafka connect %s: %s\n", cfg->bootstrap, err_str(rc));
-        }
-    }
-    if (rc == 0) {
-        int one = 1;
-        (void)setsockopt(d->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-        rc = list_offsets(d, cfg->from_end ? KD_OFFSET_LATEST : KD_OFFSET_EARLIEST);
-    }
+    /* an answer may hold one batch past the limit, as the broker sizes it */
+    rc = rc == 0 ? kconn_open(&d->conn, cfg->bootstrap, KD_HEADROOM_BYTES,
+                              (size_t)d->fetch_bytes_max + BATCH_BYTES_LIMIT + KD_HEADROOM_BYTES)
+                 : rc;
+    rc = rc == 0 ? list_offsets(d, cfg->from_end ? KD_OFFSET_LATEST : KD_OFFSET_EARLIEST) : rc;
     for (uint32_t s = 0; rc == 0 && s < d->shares; s++) {
         rc = fetch_send(d, s, 0);
     }
@@ -517,16 +402,11 @@ void kdirect_destroy(struct kdirect *d)
     if (d == NULL) {
         return;
     }
-    if (d->fd >= 0) {
-        close(d->fd);
-    }
+    kconn_close(&d->conn);
     batch_zctx_fini(&d->z);
     free(d->index_of);
     free(d->parts);
     free(d->req_parts);
-    free(d->rx);
-    free(d->tx);
-    free(d->arena);
     free(d->zbuf);
     free(d);
 }
