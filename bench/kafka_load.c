@@ -23,9 +23,10 @@
 #define KLOAD_GROUP "nagare-bench"
 
 struct kload_producer {
+    struct kdirect_producer *direct; /* LOAD_KAFKA_DIRECT; else librdkafka's: */
     rd_kafka_t *rk;
     rd_kafka_topic_t *rkt;
-    kload_delivered_fn *on_delivered;
+    load_delivered_fn *on_delivered;
     void *opaque;
 };
 
@@ -93,11 +94,20 @@ static void on_dr(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
     p->on_delivered(p->opaque, err, (uint64_t)(uintptr_t)m->_private);
 }
 
-int kload_producer_new(const struct load_cfg *cfg, kload_delivered_fn *on_delivered, void *opaque,
+int kload_producer_new(const struct load_cfg *cfg, load_delivered_fn *on_delivered, void *opaque,
                        struct kload_producer **out)
 {
     *out = NULL;
     struct kload_producer *p = calloc(1, sizeof(*p));
+    if (p != NULL && cfg->kafka_client == LOAD_KAFKA_DIRECT) {
+        int rc = kdirect_producer_new(cfg, on_delivered, opaque, &p->direct);
+        if (rc != 0) {
+            free(p);
+            return rc;
+        }
+        *out = p;
+        return 0;
+    }
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     if (p == NULL || conf == NULL) {
         free(p);
@@ -145,6 +155,7 @@ void kload_producer_destroy(struct kload_producer *p)
     if (p == NULL) {
         return;
     }
+    kdirect_producer_destroy(p->direct);
     if (p->rkt != NULL) {
         rd_kafka_topic_destroy(p->rkt);
     }
@@ -156,6 +167,9 @@ void kload_producer_destroy(struct kload_producer *p)
 
 int kload_send(struct kload_producer *p, const void *value, size_t len, uint64_t at)
 {
+    if (p->direct != NULL) {
+        return kdirect_send(p->direct, value, len, at);
+    }
     int rc = rd_kafka_produce(p->rkt, RD_KAFKA_PARTITION_UA, RD_KAFKA_MSG_F_COPY, (void *)value,
                               len, NULL, 0, (void *)(uintptr_t)at);
     return rc == 0 ? 0 : from_rdkafka(rd_kafka_last_error(), "produce");
@@ -163,12 +177,18 @@ int kload_send(struct kload_producer *p, const void *value, size_t len, uint64_t
 
 int kload_producer_poll(struct kload_producer *p, int timeout_ms)
 {
+    if (p->direct != NULL) {
+        return kdirect_producer_poll(p->direct, timeout_ms);
+    }
     (void)rd_kafka_poll(p->rk, timeout_ms);
     return 0;
 }
 
 int kload_producer_flush(struct kload_producer *p, int timeout_ms)
 {
+    if (p->direct != NULL) {
+        return kdirect_producer_flush(p->direct, timeout_ms);
+    }
     return from_rdkafka(rd_kafka_flush(p->rk, timeout_ms), "flush");
 }
 

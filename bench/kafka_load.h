@@ -3,7 +3,7 @@
  * a load goes through the broker's Kafka listener (LOAD_KAFKA): librdkafka
  * (Debian's librdkafka-dev), configured like libnagare's clients from the
  * same struct load_cfg, so a figure compares the two protocols and not two
- * settings; or, for a consumer with cfg->kafka_client LOAD_KAFKA_DIRECT,
+ * settings; or, with cfg->kafka_client LOAD_KAFKA_DIRECT, the clients of
  * bench/kafka_direct.h.
  *
  * What maps to what: batch_bytes -> batch.size, linger_ms -> linger.ms,
@@ -36,12 +36,10 @@ struct kload_consumer;
 /* librdkafka's version, for reports ("2.0.2"). */
 const char *kload_version(void);
 
-/* Called from kload_producer_poll() / _flush(), on the calling thread, once
- * per record: err 0 or a negative NAGARE_E* code; at is what the send gave. */
-typedef void kload_delivered_fn(void *opaque, int err, uint64_t at);
-
 /* A producer to cfg->bootstrap (the Kafka listener) for cfg->topic. */
-MUST_USE int kload_producer_new(const struct load_cfg *cfg, kload_delivered_fn *on_delivered,
+/* on_delivered runs from kload_producer_poll() / _flush(), on the calling
+ * thread, once per record. */
+MUST_USE int kload_producer_new(const struct load_cfg *cfg, load_delivered_fn *on_delivered,
                                 void *opaque, struct kload_producer **out);
 void kload_producer_destroy(struct kload_producer *p);
 

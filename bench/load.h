@@ -39,9 +39,14 @@
 /* Which listener the clients use: nagare's own protocol (libnagare) or
  * Kafka's (librdkafka, bench/kafka_load.h). */
 enum load_protocol { LOAD_NAGARE = 0, LOAD_KAFKA };
-/* Whose client reads the Kafka listener: librdkafka, or a consumer on
- * nagare's own Kafka codec (bench/kafka_direct.h; consumers only). */
+/* Whose clients use the Kafka listener: librdkafka's, or the ones on
+ * nagare's own Kafka codec (bench/kafka_direct.h). */
 enum load_kafka_client { LOAD_KAFKA_LIBRDKAFKA = 0, LOAD_KAFKA_DIRECT };
+
+/* A producer's report of one record, for the clients other than
+ * libnagare (kafka_load.h, kafka_direct.h): err 0 or a negative NAGARE_E*
+ * / errno code; at is the (intended) send time the record was given. */
+typedef void load_delivered_fn(void *opaque, int err, uint64_t at);
 
 struct load_cfg {
     enum load_protocol protocol;

@@ -90,8 +90,8 @@ static void usage(enum session_cmd cmd, FILE *out)
             "  --protocol P            nagare (libnagare), kafka (librdkafka on the Kafka\n"
             "                          listener) or both, alternately in one run (nagare)\n"
             "  --rounds R              every phase R times per protocol, up to %d (1)\n"
-            "  --kafka-client C        librdkafka, or direct: consume on nagare's own Kafka\n"
-            "                          codec, as libnagare reads its protocol (librdkafka)\n"
+            "  --kafka-client C        librdkafka, or direct: a client on nagare's own Kafka\n"
+            "                          codec, doing libnagare's work (librdkafka)\n"
             "  --seconds S             e2e: how long to produce at the rate (10)\n"
             "  --warmup-seconds S      e2e: latencies of the first S seconds not counted (1)\n"
             "  --warmup-mib N          untimed: N MiB into a scratch topic, deleted, first\n"
@@ -378,11 +378,16 @@ static bool opts_check(struct session_opts *o)
         return false;
     }
     bool kafka_producers = o->protocols != SESSION_NAGARE && o->cmd != SESSION_CONSUME;
-    if (kafka_producers && o->kafka_client == LOAD_KAFKA_DIRECT) {
-        fprintf(stderr, "nagare-bench %s: --kafka-client direct consumes only (consume)\n", cmd);
+    if (o->protocols != SESSION_NAGARE && o->kafka_client == LOAD_KAFKA_DIRECT &&
+        o->cmd == SESSION_E2E) {
+        fprintf(stderr,
+                "nagare-bench %s: --kafka-client direct has no linger: produce and "
+                "consume only\n",
+                cmd);
         return false;
     }
-    if (kafka_producers && o->idempotent && o->acks != -1) {
+    if (kafka_producers && o->kafka_client == LOAD_KAFKA_LIBRDKAFKA && o->idempotent &&
+        o->acks != -1) {
         fprintf(stderr,
                 "nagare-bench %s: an idempotent Kafka producer needs --acks all (librdkafka, "
                 "as Kafka's clients): pass --acks all or --no-idempotence\n",
