@@ -67,6 +67,13 @@
 #define BROKER_PRODUCER_IDS_MAX_DEFAULT 1024u
 #define BROKER_PRODUCER_IDS_MAX_LIMIT 65536u
 
+/* Kafka's group.initial.rebalance.delay.ms (KIP-134): how long the first
+ * rebalance of an empty classic group waits for more members, so that
+ * consumers started together land in one generation. Kafka's default; at
+ * most a rebalance timeout's worth (5 min). */
+#define BROKER_KAFKA_GROUP_INITIAL_DELAY_MS_DEFAULT 3000u
+#define BROKER_KAFKA_GROUP_INITIAL_DELAY_MS_LIMIT 300000u
+
 /* Share groups (broker/share_state.h): the defaults are share_config_default()'s
  * (KIP-932's: a 30 s acquisition lock, 5 deliveries) and the limits
  * share_state.h's. broker/share_serve.c checks the three against share_config_check(). */
@@ -153,6 +160,7 @@ struct broker_config {
     uint32_t fetch_wait_max_ms;     /* cap on a fetch's long-poll wait */
     uint32_t producer_ids_max;      /* idempotent producer states kept per partition */
     int64_t internal_segment_bytes; /* the offsets and share-state logs' segments */
+    uint32_t kafka_group_initial_delay_ms; /* Kafka's group.initial.rebalance.delay.ms */
     /* share groups */
     int64_t share_lock_ms;       /* acquisition lock; 1..SHARE_LOCK_MS_LIMIT */
     uint32_t share_delivery_max; /* deliveries before dead-lettering; 1..SHARE_DELIVERY_LIMIT */

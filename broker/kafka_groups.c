@@ -22,11 +22,6 @@
 #include "broker/server.h"
 #include "net/kafka/errors.h"
 
-/* How long the first rebalance of an empty group waits for more members:
- * Kafka's group.initial.rebalance.delay.ms default, so that consumers
- * started together land in one generation rather than one each. */
-#define KAFKA_GROUP_INITIAL_DELAY_MS 3000u
-
 /* Kafka's groups with members: at most SERVER_GROUPS_MAX, as nagare's. */
 struct kafka_groups {
     struct kgroup **v; /* count of them, unordered */
@@ -111,8 +106,8 @@ static struct kgroup *group_get(struct server *s, const char *id)
         return NULL;
     }
     /* Member ids of an earlier life of the broker are never given again. */
-    kgroup_init(g, id, strlen(id), KAFKA_GROUP_INITIAL_DELAY_MS, (uint64_t)clock_wall_ms() << 20,
-                &group_ops, s);
+    kgroup_init(g, id, strlen(id), s->cfg.kafka_group_initial_delay_ms,
+                (uint64_t)clock_wall_ms() << 20, &group_ops, s);
     gs->v[gs->count++] = g;
     return g;
 }

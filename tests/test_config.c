@@ -234,6 +234,10 @@ Test(config, sets_every_key)
     cr_assert_eq(c.fetch_wait_max_ms, 500u);
     set_ok(&c, "producer_ids_max", "77");
     cr_assert_eq(c.producer_ids_max, 77u);
+    set_ok(&c, "kafka_group_initial_delay_ms", "0");
+    cr_assert_eq(c.kafka_group_initial_delay_ms, 0u);
+    set_ok(&c, "kafka_group_initial_delay_ms", "5m");
+    cr_assert_eq(c.kafka_group_initial_delay_ms, 300000u);
     set_ok(&c, "share_lock_ms", "1s");
     cr_assert_eq(c.share_lock_ms, 1000);
     set_ok(&c, "share_delivery_max", "3");
@@ -268,6 +272,8 @@ Test(config, log_levels)
         set_ok(&c, "log_level", levels[i].name);
         cr_assert_eq(c.log_level, levels[i].level);
     }
+    set_bad("kafka_group_initial_delay_ms",
+            "301s"); /* past BROKER_KAFKA_GROUP_INITIAL_DELAY_MS_LIMIT */
     set_bad("log_level", "verbose");
     set_bad("log_level", "INFO");
     set_bad("log_level", "1");

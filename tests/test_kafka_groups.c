@@ -279,6 +279,39 @@ Test(kafka_groups, two_members_join_and_each_gets_its_part_of_the_leaders_assign
     kc_close(&b.c);
 }
 
+/* kafka_group_initial_delay_ms = 0: the first member is answered on its
+ * own, before the second comes (whose join was sent after the first one's:
+ * the broker reads them in that order), and the second's join makes the
+ * next generation. With the default 3 s both land in generation 1 (the
+ * test above). */
+Test(kafka_groups, with_no_initial_delay_the_first_member_is_answered_alone)
+{
+    bk_set(&B, "kafka_group_initial_delay_ms=0");
+    bk_start(&B);
+    topic_create();
+    struct kmember a, b;
+    member_new(&a, "g0", "meta-a");
+    join_send(&a, "g0", "meta-a");
+    member_new(&b, "g0", "meta-b");
+    join_send(&b, "g0", "meta-b");
+    struct kafka_join_group_response ja, jb;
+    join_recv(&a, &ja);
+    cr_assert_eq(ja.error_code, KAFKA_ERR_NONE);
+    cr_assert_eq(ja.generation_id, 1);
+    cr_assert_eq(ja.members.count, 1, "answered before B joined");
+    /* B's join opened the next rebalance: A joins it again, and both are in */
+    join_send(&a, "g0", "meta-a");
+    join_recv(&a, &ja);
+    join_recv(&b, &jb);
+    cr_assert_eq(ja.error_code, KAFKA_ERR_NONE);
+    cr_assert_eq(jb.error_code, KAFKA_ERR_NONE);
+    cr_assert_eq(ja.generation_id, 2);
+    cr_assert_eq(jb.generation_id, 2);
+    cr_assert_eq(ja.members.count, 2);
+    kc_close(&a.c);
+    kc_close(&b.c);
+}
+
 Test(kafka_groups, members_commit_at_their_generation_and_read_their_offsets_back)
 {
     bk_start(&B);
