@@ -363,8 +363,9 @@ def run_kafkajs(b, topic):
     if topic not in kafkajs_run("topics", b.kafka)[0]:
         fail("kafkajs: metadata does not list %s" % topic)
     want = all_expected(codecs)
-    got = kafkajs_run("consume", b.kafka, "--topic", topic)
-    compare("kafkajs from the beginning (a group)", kafkajs_records(got), want)
+    group = ["--topic", topic, "--group", "g-kafkajs"]
+    got = kafkajs_run("consume", b.kafka, "--commit", *group)
+    compare("kafkajs from the beginning (a group that commits)", kafkajs_records(got), want)
     if [r["offset"] for r in got] != list(range(len(want))) or \
             any(r["producer_id"] < 0 for r in got):
         fail("kafkajs: offsets or producer ids (idempotence) %r" %
@@ -380,6 +381,14 @@ def run_kafkajs(b, topic):
     compare("kafkajs by time",
             kafkajs_records(kafkajs_run("consume", b.kafka, "--topic", topic, "--offset",
                                         str(first))), want[first:])
+    # The group that read everything has nothing left; reset to the
+    # earliest (KafkaJS commits -2 for that, as Kafka takes it), it reads
+    # everything again.
+    compare("kafkajs from the group's commits",
+            kafkajs_records(kafkajs_run("consume", b.kafka, *group)), [])
+    kafkajs_run("reset", b.kafka, *group)
+    compare("kafkajs from the group's offsets reset to the earliest",
+            kafkajs_records(kafkajs_run("consume", b.kafka, *group)), want)
     print("kafkajs: codecs %s" % " ".join(codecs))
     kafkajs_admin(b)
 

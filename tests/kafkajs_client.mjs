@@ -15,16 +15,23 @@
 //                              absent), idempotent with acks=-1, in
 //                              order, one batch per partition; prints
 //                              {"produced": N}
-//   consume --topic T [--group G] [--offset O]
-//                              reads every partition of T, from the beginning
-//                              (a new group, committing nothing) or from
-//                              offset O on each, up to the end offsets seen at
-//                              the start; prints the records in offset order
-//                              per partition
+//   consume --topic T [--group G] [--offset O] [--commit]
+//                              reads every partition of T, from offset O on
+//                              each, or else from G's committed offsets (the
+//                              beginning where it has none; a new group
+//                              without G), up to the end offsets seen at the
+//                              start; prints the records in offset order per
+//                              partition; commits those end offsets with
+//                              --commit
 //   offsets --topic T [--time TS]
 //                              {"earliest": [..], "latest": [..], "at": [..]}
 //                              per partition; "at" is the first offset with a
 //                              timestamp >= TS (the end offset if none)
+//   reset --topic T --group G [--offset O]
+//                              sets the group's committed offsets (it has no
+//                              members) to O on every partition, or without
+//                              O resets them to the earliest (KafkaJS
+//                              commits -2 for that)
 //   create --topic T --partitions N [--config NAME=VALUE]...
 //   describe --topic T         the topic's configs as one JSON object
 //   delete --topic T
@@ -71,6 +78,11 @@ function parseArgs(argv) {
   const opts = { config: [] }
   for (let i = 0; i < argv.length; i += 2) {
     const name = argv[i].replace(/^--/, '')
+    if (name === 'commit') {
+      opts.commit = true
+      i--
+      continue
+    }
     if (!argv[i].startsWith('--') || i + 1 >= argv.length) {
       die('bad option ' + argv[i])
     }
@@ -183,23 +195,38 @@ async function produce(opts) {
   out({ produced: recs.length })
 }
 
-async function endOffsets(kafka, topic) {
+// Where consume starts on each partition of topic and where it stops (the
+// end offsets now): Maps by partition.
+async function consumeRange(kafka, opts, groupId) {
   const admin = kafka.admin()
   await admin.connect()
-  const offs = await admin.fetchTopicOffsets(topic)
+  const from = new Map()
+  const high = new Map()
+  for (const e of await admin.fetchTopicOffsets(opts.topic)) {
+    from.set(e.partition, Number(opts.offset ?? e.low))
+    high.set(e.partition, Number(e.high))
+  }
+  if (opts.group !== undefined && opts.offset === undefined) {
+    const [committed] = await admin.fetchOffsets({ groupId, topics: [opts.topic] })
+    for (const c of committed.partitions.filter(c => Number(c.offset) >= 0)) {
+      from.set(c.partition, Number(c.offset))
+    }
+  }
   await admin.disconnect()
-  return offs
+  return { from, high }
 }
 
 async function consume(opts) {
   need(opts, 'topic')
   const kafka = client(opts)
-  const ends = await endOffsets(kafka, opts.topic)
-  const start = p => (opts.offset === undefined ? Number(ends[p].low) : Number(opts.offset))
-  const left = new Set(ends.filter(e => start(e.partition) < Number(e.high)).map(e => e.partition))
-  const got = new Map(ends.map(e => [e.partition, []]))
+  const groupId = opts.group || 'kafkajs-consume-' + process.pid
+  const { from, high } = await consumeRange(kafka, opts, groupId)
+  const left = new Set([...from].filter(([p, o]) => o < high.get(p)).map(([p]) => p))
+  const read = [...left]
+  const got = new Map([...high.keys()].map(p => [p, []]))
   if (left.size > 0) {
-    const consumer = kafka.consumer({ groupId: opts.group || 'kafkajs-consume-' + process.pid })
+    // disconnect() waits for the fetch in flight: a long poll of 1 s at most.
+    const consumer = kafka.consumer({ groupId, maxWaitTimeInMs: 1000 })
     await consumer.connect()
     await consumer.subscribe({ topic: opts.topic, fromBeginning: true })
     let done
@@ -212,7 +239,7 @@ async function consume(opts) {
           return
         }
         got.get(partition).push(recordOut(partition, message))
-        if (Number(message.offset) + 1 >= Number(ends[partition].high)) {
+        if (Number(message.offset) + 1 >= high.get(partition)) {
           left.delete(partition)
           if (left.size === 0) {
             done()
@@ -222,15 +249,19 @@ async function consume(opts) {
     })
     // Before the first fetch: KafkaJS fetches from a seek's offset.
     if (opts.offset !== undefined) {
-      for (const e of ends) {
-        consumer.seek({ topic: opts.topic, partition: e.partition, offset: opts.offset })
+      for (const partition of read) {
+        consumer.seek({ topic: opts.topic, partition, offset: opts.offset })
       }
     }
     await finished
+    if (opts.commit) {
+      const offsets = read.map(p => ({ topic: opts.topic, partition: p, offset: String(high.get(p)) }))
+      await consumer.commitOffsets(offsets)
+    }
     await consumer.disconnect()
   }
-  for (const e of ends) {
-    got.get(e.partition).forEach(out)
+  for (const p of [...got.keys()].sort((a, b) => a - b)) {
+    got.get(p).forEach(out)
   }
 }
 
@@ -258,6 +289,20 @@ async function withAdmin(opts, fn) {
   await admin.connect()
   await fn(admin)
   await admin.disconnect()
+}
+
+async function reset(opts) {
+  need(opts, 'topic', 'group')
+  await withAdmin(opts, async admin => {
+    if (opts.offset === undefined) {
+      await admin.resetOffsets({ groupId: opts.group, topic: opts.topic, earliest: true })
+      return
+    }
+    const ends = await admin.fetchTopicOffsets(opts.topic)
+    const partitions = ends.map(e => ({ partition: e.partition, offset: opts.offset }))
+    await admin.setOffsets({ groupId: opts.group, topic: opts.topic, partitions })
+  })
+  out({ reset: opts.group })
 }
 
 async function create(opts) {
@@ -354,6 +399,7 @@ const COMMANDS = {
   produce,
   consume,
   offsets,
+  reset,
   create,
   describe,
   delete: del,

@@ -313,6 +313,39 @@ Test(kafka_groups, members_commit_at_their_generation_and_read_their_offsets_bac
     kc_close(&c);
 }
 
+/* Kafka takes a negative offset in a commit: KafkaJS's admin resetOffsets
+ * commits -2 (earliest) or -1 (latest) for a group with no members, and
+ * its consumer's seek() commits the offset sought, -2 or -1 too. */
+Test(kafka_groups, a_negative_commit_is_taken_and_reads_back_as_none)
+{
+    bk_start(&B);
+    topic_create();
+    struct kc c;
+    kc_connect(&c, B.kafka_port);
+    cr_assert_eq(commit(&c, "reset", -1, "", TOPIC, 0, 13), KAFKA_ERR_NONE);
+    cr_assert_eq(commit(&c, "reset", -1, "", TOPIC, 1, 4), KAFKA_ERR_NONE);
+    cr_assert_eq(commit(&c, "reset", -1, "", TOPIC, 0, -2), KAFKA_ERR_NONE, "earliest");
+    int64_t offs[2];
+    fetch_offsets(&c, "reset", TOPIC, offs);
+    cr_assert_eq(offs[0], -1, "none: the client resets by its own policy");
+    cr_assert_eq(offs[1], 4);
+
+    /* A member's, at its generation, too; and it outlives a restart. */
+    struct kmember a;
+    member_alone(&a, "reset", "m", "all");
+    cr_assert_eq(commit(&a.c, "reset", a.generation, a.id, TOPIC, 1, -1), KAFKA_ERR_NONE,
+                 "latest");
+    kc_close(&a.c);
+    kc_close(&c);
+    bk_stop(&B);
+    bk_start(&B);
+    kc_connect(&c, B.kafka_port);
+    fetch_offsets(&c, "reset", TOPIC, offs);
+    cr_assert_eq(offs[0], -1);
+    cr_assert_eq(offs[1], -1);
+    kc_close(&c);
+}
+
 Test(kafka_groups, groups_are_listed_and_described_with_their_members)
 {
     bk_start(&B);
