@@ -450,6 +450,25 @@ Test(kafka_groups, an_empty_group_is_deleted_with_its_offsets_and_one_with_membe
     fetch_offsets(&a.c, "done", TOPIC, offs);
     cr_assert_eq(offs[0], -1, "its offsets are gone");
     cr_assert_eq(offs[1], -1);
+
+    /* And so is the group: not listed, described as Kafka's no such group. */
+    struct kafka_list_groups_request lr;
+    kafka_list_groups_request_init(&lr);
+    struct kafka_list_groups_response lo;
+    kc_call(&a.c, KAFKA_API_LIST_GROUPS, 4, &kafka_list_groups_request_msg, &lr,
+            &kafka_list_groups_response_msg, &lo);
+    for (int32_t i = 0; i < lo.groups.count; i++) {
+        cr_assert(!str_is(lo.groups.items[i].group_id, "done"), "a deleted group listed");
+    }
+    struct kafka_describe_groups_request dr;
+    kafka_describe_groups_request_init(&dr);
+    dr.groups.items = names;
+    dr.groups.count = 1;
+    struct kafka_describe_groups_response d;
+    kc_call(&a.c, KAFKA_API_DESCRIBE_GROUPS, 4, &kafka_describe_groups_request_msg, &dr,
+            &kafka_describe_groups_response_msg, &d);
+    cr_assert_eq(d.groups.count, 1);
+    cr_assert(str_is(d.groups.items[0].group_state, "Dead"));
     kc_close(&a.c);
 }
 
