@@ -255,7 +255,8 @@ class KafkaJS:
 
 def client_for(name, kafka):
     try:
-        return {"confluent": Confluent, "kafka-python": KafkaPython, "kafkajs": KafkaJS}[name](kafka)
+        clients = {"confluent": Confluent, "kafka-python": KafkaPython, "kafkajs": KafkaJS}
+        return clients[name](kafka)
     except ImportError as e:
         print("SKIP: %s not installed (%s); ./dev.sh installs it" % (name, e))
         sys.exit(SKIP)

@@ -27,11 +27,10 @@
 //                              {"earliest": [..], "latest": [..], "at": [..]}
 //                              per partition; "at" is the first offset with a
 //                              timestamp >= TS (the end offset if none)
-//   reset --topic T --group G [--offset O]
-//                              sets the group's committed offsets (it has no
-//                              members) to O on every partition, or without
-//                              O resets them to the earliest (KafkaJS
-//                              commits -2 for that)
+//   reset --topic T --group G
+//                              resets the group's committed offsets (it has
+//                              no members) to the earliest (KafkaJS commits
+//                              -2 for that)
 //   create --topic T --partitions N [--config NAME=VALUE]...
 //   describe --topic T         the topic's configs as one JSON object
 //   delete --topic T
@@ -74,22 +73,20 @@ function out(obj) {
   process.stdout.write(JSON.stringify(obj) + '\n')
 }
 
+const FLAGS = ['commit']
+
 function parseArgs(argv) {
   const opts = { config: [] }
-  for (let i = 0; i < argv.length; i += 2) {
+  for (let i = 0; i < argv.length; i++) {
     const name = argv[i].replace(/^--/, '')
-    if (name === 'commit') {
-      opts.commit = true
-      i--
-      continue
-    }
-    if (!argv[i].startsWith('--') || i + 1 >= argv.length) {
+    if (FLAGS.includes(name)) {
+      opts[name] = true
+    } else if (!argv[i].startsWith('--') || i + 1 >= argv.length) {
       die('bad option ' + argv[i])
-    }
-    if (name === 'config') {
-      opts.config.push(argv[i + 1])
+    } else if (name === 'config') {
+      opts.config.push(argv[++i])
     } else {
-      opts[name] = argv[i + 1]
+      opts[name] = argv[++i]
     }
   }
   return opts
@@ -195,38 +192,52 @@ async function produce(opts) {
   out({ produced: recs.length })
 }
 
+async function withAdmin(opts, fn) {
+  const admin = client(opts).admin()
+  await admin.connect()
+  const res = await fn(admin)
+  await admin.disconnect()
+  return res
+}
+
+// The topic's offsets, sorted by partition: [{partition, low, high}].
+async function topicOffsets(admin, topic) {
+  const ends = await admin.fetchTopicOffsets(topic)
+  return ends
+    .map(e => ({ partition: e.partition, low: Number(e.low), high: Number(e.high) }))
+    .sort((a, b) => a.partition - b.partition)
+}
+
 // Where consume starts on each partition of topic and where it stops (the
 // end offsets now): Maps by partition.
-async function consumeRange(kafka, opts, groupId) {
-  const admin = kafka.admin()
-  await admin.connect()
-  const from = new Map()
-  const high = new Map()
-  for (const e of await admin.fetchTopicOffsets(opts.topic)) {
-    from.set(e.partition, Number(opts.offset ?? e.low))
-    high.set(e.partition, Number(e.high))
-  }
-  if (opts.group !== undefined && opts.offset === undefined) {
-    const [committed] = await admin.fetchOffsets({ groupId, topics: [opts.topic] })
-    for (const c of committed.partitions.filter(c => Number(c.offset) >= 0)) {
-      from.set(c.partition, Number(c.offset))
+async function consumeRange(opts, groupId) {
+  return withAdmin(opts, async admin => {
+    const from = new Map()
+    const high = new Map()
+    for (const e of await topicOffsets(admin, opts.topic)) {
+      from.set(e.partition, Number(opts.offset ?? e.low))
+      high.set(e.partition, e.high)
     }
-  }
-  await admin.disconnect()
-  return { from, high }
+    if (opts.group !== undefined && opts.offset === undefined) {
+      const [committed] = await admin.fetchOffsets({ groupId, topics: [opts.topic] })
+      for (const c of committed.partitions.filter(c => Number(c.offset) >= 0)) {
+        from.set(c.partition, Number(c.offset))
+      }
+    }
+    return { from, high }
+  })
 }
 
 async function consume(opts) {
   need(opts, 'topic')
-  const kafka = client(opts)
   const groupId = opts.group || 'kafkajs-consume-' + process.pid
-  const { from, high } = await consumeRange(kafka, opts, groupId)
+  const { from, high } = await consumeRange(opts, groupId)
   const left = new Set([...from].filter(([p, o]) => o < high.get(p)).map(([p]) => p))
   const read = [...left]
   const got = new Map([...high.keys()].map(p => [p, []]))
   if (left.size > 0) {
     // disconnect() waits for the fetch in flight: a long poll of 1 s at most.
-    const consumer = kafka.consumer({ groupId, maxWaitTimeInMs: 1000 })
+    const consumer = client(opts).consumer({ groupId, maxWaitTimeInMs: 1000 })
     await consumer.connect()
     await consumer.subscribe({ topic: opts.topic, fromBeginning: true })
     let done
@@ -255,8 +266,12 @@ async function consume(opts) {
     }
     await finished
     if (opts.commit) {
-      const offsets = read.map(p => ({ topic: opts.topic, partition: p, offset: String(high.get(p)) }))
-      await consumer.commitOffsets(offsets)
+      const ends = read.map(partition => ({
+        topic: opts.topic,
+        partition,
+        offset: String(high.get(partition)),
+      }))
+      await consumer.commitOffsets(ends)
     }
     await consumer.disconnect()
   }
@@ -267,41 +282,22 @@ async function consume(opts) {
 
 async function offsets(opts) {
   need(opts, 'topic')
-  const kafka = client(opts)
-  const admin = kafka.admin()
-  await admin.connect()
-  const ends = await admin.fetchTopicOffsets(opts.topic)
-  const res = {
-    earliest: ends.map(e => Number(e.low)),
-    latest: ends.map(e => Number(e.high)),
-  }
-  if (opts.time !== undefined) {
-    const at = await admin.fetchTopicOffsetsByTimestamp(opts.topic, Number(opts.time))
-    res.at = at.sort((a, b) => a.partition - b.partition).map(e => Number(e.offset))
-  }
-  await admin.disconnect()
-  out(res)
-}
-
-async function withAdmin(opts, fn) {
-  need(opts, 'brokers')
-  const admin = client(opts).admin()
-  await admin.connect()
-  await fn(admin)
-  await admin.disconnect()
+  await withAdmin(opts, async admin => {
+    const ends = await topicOffsets(admin, opts.topic)
+    const res = { earliest: ends.map(e => e.low), latest: ends.map(e => e.high) }
+    if (opts.time !== undefined) {
+      const at = await admin.fetchTopicOffsetsByTimestamp(opts.topic, Number(opts.time))
+      res.at = at.sort((a, b) => a.partition - b.partition).map(e => Number(e.offset))
+    }
+    out(res)
+  })
 }
 
 async function reset(opts) {
   need(opts, 'topic', 'group')
-  await withAdmin(opts, async admin => {
-    if (opts.offset === undefined) {
-      await admin.resetOffsets({ groupId: opts.group, topic: opts.topic, earliest: true })
-      return
-    }
-    const ends = await admin.fetchTopicOffsets(opts.topic)
-    const partitions = ends.map(e => ({ partition: e.partition, offset: opts.offset }))
-    await admin.setOffsets({ groupId: opts.group, topic: opts.topic, partitions })
-  })
+  await withAdmin(opts, admin =>
+    admin.resetOffsets({ groupId: opts.group, topic: opts.topic, earliest: true })
+  )
   out({ reset: opts.group })
 }
 
@@ -379,8 +375,12 @@ async function member(opts) {
   const commands = readline.createInterface({ input: process.stdin })
   for await (const line of commands) {
     if (line === 'commit') {
-      const parts = [...next].map(([partition, o]) => ({ topic: opts.topic, partition, offset: String(o) }))
-      await consumer.commitOffsets(parts)
+      const read = [...next].map(([partition, o]) => ({
+        topic: opts.topic,
+        partition,
+        offset: String(o),
+      }))
+      await consumer.commitOffsets(read)
       out({ committed: true })
     } else if (line === 'close') {
       break
@@ -409,7 +409,8 @@ const COMMANDS = {
 
 const [cmd, ...rest] = process.argv.slice(2)
 if (!(cmd in COMMANDS)) {
-  die('usage: kafkajs_client.mjs ' + Object.keys(COMMANDS).join('|') + ' --brokers HOST:PORT[,...] ...')
+  const names = Object.keys(COMMANDS).join('|')
+  die('usage: kafkajs_client.mjs ' + names + ' --brokers HOST:PORT[,...] ...')
 }
 try {
   await COMMANDS[cmd](parseArgs(rest))
