@@ -14,6 +14,7 @@ came after. The broker runs on ephemeral ports in a temporary directory
 ($NAGARED: the binary). Exit 77 (skipped) when the client is not
 installed; ./dev.sh installs them.
 """
+import atexit
 import json
 import os
 import shutil
@@ -190,6 +191,7 @@ class KafkaJSMember(threading.Thread):
         self.proc = subprocess.Popen(
             ["node", KAFKAJS, "member", "--brokers", kafka, "--topic", TOPIC, "--group", GROUP,
              "--name", name], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        atexit.register(self.kill)  # when the test fails before closing it
         self.records = queue.Queue()
         self.answers = queue.Queue()
         self.assigned = []
@@ -208,6 +210,11 @@ class KafkaJSMember(threading.Thread):
         rc = self.proc.wait()
         if rc != 0:
             self.error = "exit %d (its stderr is above)" % rc
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
 
     def call(self, cmd):
         self.proc.stdin.write(cmd + "\n")
