@@ -34,6 +34,22 @@ ensure_packages() {
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing >/dev/null
 }
 
+# KafkaJS for the Kafka client tests (tests/kafkajs_client.mjs): node and
+# npm from Debian when the machine has none (nodesource's nodejs brings its
+# own npm, which Debian's would conflict with), then the packages that
+# tests/kafkajs/package-lock.json pins, with npm ci into
+# tests/kafkajs/node_modules (git-ignored), unless that install is already
+# this lock's (a copy of the lock marks it): offline from then on.
+ensure_kafkajs() {
+    if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+        ensure_packages nodejs npm
+    fi
+    cmp -s tests/kafkajs/package-lock.json tests/kafkajs/node_modules/.nagare-lock && return 0
+    echo "dev.sh: installing KafkaJS (npm ci in tests/kafkajs)" >&2
+    (cd tests/kafkajs && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+    cp tests/kafkajs/package-lock.json tests/kafkajs/node_modules/.nagare-lock
+}
+
 # build DIR [meson options...]
 build() {
     dir=$1
@@ -91,6 +107,7 @@ run)
     ;;
 test)
     ensure_packages
+    ensure_kafkajs
     build build
     run_tests build
     ;;
@@ -98,11 +115,13 @@ release)
     # The suite in the build people benchmark (-O3, no debug info): its
     # timings are not debugoptimized's, and no test may depend on them.
     ensure_packages
+    ensure_kafkajs
     build build-release --buildtype=release
     run_tests build-release
     ;;
 asan)
     ensure_packages
+    ensure_kafkajs
     build build-asan -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
         LSAN_OPTIONS=suppressions="$PWD/tests/lsan.supp" run_tests build-asan --no-suite faults

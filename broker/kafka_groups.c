@@ -635,8 +635,12 @@ static int16_t commit_allowed(struct server *s, const struct kafka_offset_commit
 }
 
 /* Fills j's parts from the request: each refused on its own (an unknown
- * topic or partition, a negative offset) or to be written. Returns how
- * many are to be written. */
+ * topic or partition) or to be written. Returns how many are to be
+ * written. A negative offset is taken, as Kafka takes it (KafkaJS's
+ * resetOffsets commits -2 for earliest, -1 for latest; its seek() commits
+ * the offset sought), and forgets the partition's offset (the store's -1):
+ * every client reads a negative committed offset as none and starts where
+ * its own reset policy says, so OffsetFetch answers -1 for it. */
 static uint32_t commit_plan(struct server *s, struct commit_job *j,
                             const struct kafka_offset_commit_request *in, int16_t err)
 {
@@ -662,14 +666,12 @@ static uint32_t commit_plan(struct server *s, struct commit_job *j,
                                  rp->partition_index >= st->cfg.partitions)) {
                 cp->err = KAFKA_ERR_UNKNOWN_TOPIC_OR_PARTITION;
             }
-            if (cp->err == 0 && rp->committed_offset < 0) {
-                cp->err = KAFKA_ERR_INVALID_REQUEST;
-            }
             if (cp->err == 0) {
                 cp->written = true;
-                j->items[written++] = (struct offsets_item){.topic = j->names + at,
-                                                            .partition = rp->partition_index,
-                                                            .offset = rp->committed_offset};
+                j->items[written++] = (struct offsets_item){
+                    .topic = j->names + at,
+                    .partition = rp->partition_index,
+                    .offset = rp->committed_offset < 0 ? -1 : rp->committed_offset};
             }
         }
         at += st != NULL ? (size_t)rt->name.len + 1 : 0;

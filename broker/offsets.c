@@ -68,21 +68,39 @@ static int entry_index(const struct offsets_group *g, const char *topic, int32_t
     return -1;
 }
 
+/* Forgets one partition's offset; a group left with none leaves the table
+ * (ListGroups and DescribeGroups go by it: a deleted group is gone). */
+static void forget(struct offsets *o, const char *group, const char *topic, int32_t partition)
+{
+    uint32_t gi = group_lower_bound(o, group);
+    if (gi == o->count || strcmp(o->groups[gi].id, group) != 0) {
+        return;
+    }
+    struct offsets_group *g = &o->groups[gi];
+    int i = entry_index(g, topic, partition);
+    if (i >= 0) {
+        g->entries[i] = g->entries[--g->count];
+    }
+    if (g->count == 0) {
+        free(g->entries);
+        memmove(g, g + 1, (o->count - gi - 1) * sizeof(*g));
+        o->count--;
+    }
+}
+
 /* Records one partition's offset (-1: forgets it). */
 static int apply(struct offsets *o, const char *group, const char *topic, int32_t partition,
                  int64_t offset, int64_t ts_ms)
 {
+    if (offset < 0) {
+        forget(o, group, topic, partition);
+        return 0;
+    }
     struct offsets_group *g = group_get(o, group);
     if (g == NULL) {
         return -ENOMEM;
     }
     int i = entry_index(g, topic, partition);
-    if (offset < 0) {
-        if (i >= 0) {
-            g->entries[i] = g->entries[--g->count];
-        }
-        return 0;
-    }
     if (i < 0 && g->count == g->cap) {
         uint32_t cap = g->cap ? g->cap * 2 : 16;
         struct offsets_entry *grown = realloc(g->entries, cap * sizeof(*grown));

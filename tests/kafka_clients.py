@@ -5,16 +5,19 @@ on its Kafka listener (broker/kafka_serve.h). CLIENT is one of:
     kcat          kcat (Debian's kcat, on librdkafka)
     confluent     confluent-kafka-python (python3-confluent-kafka, librdkafka)
     kafka-python  kafka-python (python3-kafka)
+    kafkajs       KafkaJS (npm, tests/kafkajs_client.mjs on node)
 
 Each produces keyed records with headers, acks=all and idempotence where the
 client has it, once per compression codec it offers, then reads them back
 from the beginning, from an offset and by time, and compares every key,
 value, header and timestamp; Metadata must list the topic. The Python
-clients also create a topic with a config, describe its configs and delete
-it through their admin clients. The broker runs
-on ephemeral ports in a temporary directory ($NAGARED: the binary). Exit 77
+clients and KafkaJS also create a topic with a config, describe its configs
+and delete it through their admin clients. The broker runs
+on ephemeral ports in a temporary directory ($NAGARED: the binary;
+$KAFKAJS_MODULES: the node_modules directory holding KafkaJS). Exit 77
 (skipped) when the client is not installed; ./dev.sh installs them.
 """
+import json
 import os
 import re
 import shutil
@@ -79,8 +82,8 @@ def expected(codec):
     return out
 
 
-def all_expected():
-    return [r for c in CODECS for r in expected(c)]
+def all_expected(codecs=CODECS):
+    return [r for c in codecs for r in expected(c)]
 
 
 def compare(what, got, want, check_ts=True):
@@ -95,8 +98,8 @@ def compare(what, got, want, check_ts=True):
             fail("%s: record %d has timestamp %d, expected %d" % (what, i, gt, wt))
 
 
-def first_at_or_after(ts):
-    recs = all_expected()
+def first_at_or_after(ts, codecs=CODECS):
+    recs = all_expected(codecs)
     return next(i for i, r in enumerate(recs) if r[3] >= ts)
 
 
@@ -310,7 +313,102 @@ def kafka_python_admin(kafka, b):
     admin.close()
 
 
-CLIENTS = {"kcat": run_kcat, "confluent": run_confluent, "kafka-python": run_kafka_python}
+# ---- KafkaJS ----
+
+KAFKAJS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "kafkajs_client.mjs")
+
+
+def kafkajs_check():
+    """Exits 77 (skipped), saying why, when node or KafkaJS is missing."""
+    if shutil.which("node") is None:
+        print("SKIP: node is not installed (./dev.sh installs Debian's nodejs)")
+        sys.exit(SKIP)
+    modules = os.environ.get("KAFKAJS_MODULES", "")
+    if not os.path.isfile(os.path.join(modules, "kafkajs", "package.json")):
+        print("SKIP: KafkaJS is not installed in $KAFKAJS_MODULES (%r); ./dev.sh installs it"
+              " (npm ci in tests/kafkajs)" % modules)
+        sys.exit(SKIP)
+
+
+def kafkajs_run(cmd, brokers, *args, records=None):
+    """Runs kafkajs_client.mjs CMD against brokers (HOST:PORT[,...]) with
+    records (dicts, as that program reads them) on its stdin; returns the
+    JSON lines it printed."""
+    stdin = "".join(json.dumps(r) + "\n" for r in records or [])
+    r = subprocess.run(["node", KAFKAJS, cmd, "--brokers", brokers] + list(args), input=stdin,
+                       capture_output=True, text=True, timeout=CLIENT_TIMEOUT_S)
+    if r.returncode != 0:
+        fail("kafkajs_client.mjs %s %s: exit %d: %s" % (cmd, " ".join(args), r.returncode,
+                                                         r.stderr))
+    return [json.loads(line) for line in r.stdout.splitlines()]
+
+
+def kafkajs_records(out):
+    """kafkajs_client.mjs's records as (key, value, headers, timestamp)."""
+    unhex = lambda h: None if h is None else bytes.fromhex(h)  # noqa: E731
+    return [(unhex(r["key"]), unhex(r["value"]), [(n, unhex(v)) for n, v in r["headers"]],
+             r["ts"]) for r in out]
+
+
+def run_kafkajs(b, topic):
+    kafkajs_check()
+    offered = kafkajs_run("codecs", b.kafka)[0]
+    codecs = [c for c in CODECS if c in offered]
+    if codecs[:2] != ["none", "gzip"]:
+        fail("KafkaJS offers the codecs %r" % offered)
+    for codec in codecs:
+        recs = [{"partition": 0, "key": k.hex(), "value": v.hex(), "ts": ts,
+                 "headers": [(n, val.hex()) for n, val in h]} for k, v, h, ts in expected(codec)]
+        kafkajs_run("produce", b.kafka, "--topic", topic, "--codec", codec, records=recs)
+    if topic not in kafkajs_run("topics", b.kafka)[0]:
+        fail("kafkajs: metadata does not list %s" % topic)
+    want = all_expected(codecs)
+    group = ["--topic", topic, "--group", "g-kafkajs"]
+    got = kafkajs_run("consume", b.kafka, "--commit", *group)
+    compare("kafkajs from the beginning (a group that commits)", kafkajs_records(got), want)
+    if [r["offset"] for r in got] != list(range(len(want))) or \
+            any(r["producer_id"] < 0 for r in got):
+        fail("kafkajs: offsets or producer ids (idempotence) %r" %
+             [(r["offset"], r["producer_id"]) for r in got])
+    compare("kafkajs from offset 13",
+            kafkajs_records(kafkajs_run("consume", b.kafka, "--topic", topic, "--offset", "13")),
+            want[13:])
+    ts = want[50][3]
+    offsets = kafkajs_run("offsets", b.kafka, "--topic", topic, "--time", str(ts))[0]
+    first = first_at_or_after(ts, codecs)
+    if offsets != {"earliest": [0], "latest": [len(want)], "at": [first]}:
+        fail("kafkajs offsets (by time %d: %d): %r" % (ts, first, offsets))
+    compare("kafkajs by time",
+            kafkajs_records(kafkajs_run("consume", b.kafka, "--topic", topic, "--offset",
+                                        str(first))), want[first:])
+    # The group that read everything has nothing left; reset to the
+    # earliest (KafkaJS commits -2 for that, as Kafka takes it), it reads
+    # everything again.
+    compare("kafkajs from the group's commits",
+            kafkajs_records(kafkajs_run("consume", b.kafka, *group)), [])
+    kafkajs_run("reset", b.kafka, *group)
+    compare("kafkajs from the group's offsets reset to the earliest",
+            kafkajs_records(kafkajs_run("consume", b.kafka, *group)), want)
+    print("kafkajs: codecs %s" % " ".join(codecs))
+    kafkajs_admin(b)
+
+
+def kafkajs_admin(b):
+    name = "t-kafkajs-admin"
+    created = kafkajs_run("create", b.kafka, "--topic", name, "--partitions", "3",
+                          "--config", "retention.ms=3600000")[0]
+    if created != {"created": name, "partitions": 3}:
+        fail("kafkajs create: %r" % created)
+    configs = kafkajs_run("describe", b.kafka, "--topic", name)[0]
+    if configs.get("retention.ms") != "3600000" or configs.get("cleanup.policy") != "delete":
+        fail("kafkajs describeConfigs: %r" % configs)
+    kafkajs_run("delete", b.kafka, "--topic", name)
+    if name in kafkajs_run("topics", b.kafka)[0]:
+        fail("kafkajs: the deleted topic is still listed")
+
+
+CLIENTS = {"kcat": run_kcat, "confluent": run_confluent, "kafka-python": run_kafka_python,
+           "kafkajs": run_kafkajs}
 
 
 def main():
@@ -318,15 +416,19 @@ def main():
         fail("usage: kafka_clients.py " + "|".join(CLIENTS))
     root = tempfile.mkdtemp(prefix="nagare-kafka-clients-")
     b = Broker(root)
+    failed = True  # the directory is kept for a look at what failed
     try:
         CLIENTS[sys.argv[1]](b, "t-" + sys.argv[1])
+        failed = False
     except SystemExit as e:
-        if e.code not in (0, None):
+        failed = e.code != SKIP
+        if failed:
             print(open(b.log_path).read()[-4000:], file=sys.stderr)
         raise
     finally:
         b.stop()
-    shutil.rmtree(root)
+        if not failed:
+            shutil.rmtree(root)
     print("ok: %s" % sys.argv[1])
 
 

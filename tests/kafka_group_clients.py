@@ -4,6 +4,7 @@ clients against a real nagared (broker/kafka_groups.c). CLIENT is one of:
 
     confluent     confluent-kafka-python (python3-confluent-kafka, librdkafka)
     kafka-python  kafka-python (python3-kafka)
+    kafkajs       KafkaJS (npm, tests/kafkajs_client.mjs on node)
 
 Two members of one group split a topic's four partitions between them and
 read every record exactly once, committing what they read; one leaves and
@@ -13,7 +14,11 @@ came after. The broker runs on ephemeral ports in a temporary directory
 ($NAGARED: the binary). Exit 77 (skipped) when the client is not
 installed; ./dev.sh installs them.
 """
+import atexit
+import json
 import os
+import shutil
+import subprocess
 import sys
 import queue
 import tempfile
@@ -21,7 +26,8 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from kafka_clients import SKIP, Broker, fail  # noqa: E402
+from kafka_clients import (KAFKAJS, SKIP, Broker, fail, kafkajs_check,  # noqa: E402
+                           kafkajs_run)
 
 TOPIC = "grouped"
 GROUP = "readers"
@@ -174,9 +180,90 @@ class KafkaPython:
         m.join(WAIT_S)
 
 
+class KafkaJSMember(threading.Thread):
+    """A KafkaJS member: kafkajs_client.mjs member, a node process whose
+    JSON lines (its assignment at each join, each record it reads, its
+    answers to commit and close) a thread of its own reads."""
+
+    def __init__(self, kafka, name):
+        super().__init__(daemon=True)
+        self.name_ = name
+        self.proc = subprocess.Popen(
+            ["node", KAFKAJS, "member", "--brokers", kafka, "--topic", TOPIC, "--group", GROUP,
+             "--name", name], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        atexit.register(self.kill)  # when the test fails before closing it
+        self.records = queue.Queue()
+        self.answers = queue.Queue()
+        self.assigned = []
+        self.error = None
+        self.start()
+
+    def run(self):
+        for line in self.proc.stdout:
+            msg = json.loads(line)
+            if "assigned" in msg:
+                self.assigned = msg["assigned"]
+            elif "committed" in msg or "closed" in msg:
+                self.answers.put(msg)
+            else:
+                self.records.put((msg["partition"], msg["offset"], bytes.fromhex(msg["value"])))
+        rc = self.proc.wait()
+        if rc != 0:
+            self.error = "exit %d (its stderr is above)" % rc
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    def call(self, cmd):
+        self.proc.stdin.write(cmd + "\n")
+        self.proc.stdin.flush()
+        try:
+            return self.answers.get(timeout=WAIT_S)
+        except queue.Empty:
+            fail("kafkajs member %s: %s did not finish (%s)" % (self.name_, cmd, self.error))
+
+
+class KafkaJS:
+    def __init__(self, kafka):
+        kafkajs_check()
+        self.kafka = kafka
+
+    def create_topic(self):
+        kafkajs_run("create", self.kafka, "--topic", TOPIC, "--partitions", str(PARTITIONS))
+
+    def produce(self, p, first, n):
+        recs = [{"partition": p, "key": None, "value": value(p, i).hex(), "headers": []}
+                for i in range(first, first + n)]
+        kafkajs_run("produce", self.kafka, "--topic", TOPIC, "--codec", "none", records=recs)
+
+    def member(self, name):
+        return KafkaJSMember(self.kafka, name)
+
+    def poll(self, m):
+        if m.error is not None:
+            fail("kafkajs member %s: %s" % (m.name_, m.error))
+        try:
+            return m.records.get(timeout=0.01)
+        except queue.Empty:
+            return None
+
+    def assigned(self, m):
+        return list(m.assigned)
+
+    def commit(self, m):
+        m.call("commit")
+
+    def close(self, m):
+        m.call("close")
+        m.join(WAIT_S)
+
+
 def client_for(name, kafka):
     try:
-        return {"confluent": Confluent, "kafka-python": KafkaPython}[name](kafka)
+        clients = {"confluent": Confluent, "kafka-python": KafkaPython, "kafkajs": KafkaJS}
+        return clients[name](kafka)
     except ImportError as e:
         print("SKIP: %s not installed (%s); ./dev.sh installs it" % (name, e))
         sys.exit(SKIP)
@@ -222,9 +309,10 @@ def records(parts, first, n):
 
 def main():
     if len(sys.argv) != 2:
-        fail("usage: kafka_group_clients.py confluent|kafka-python")
+        fail("usage: kafka_group_clients.py confluent|kafka-python|kafkajs")
     root = tempfile.mkdtemp(prefix="nagare-kgroups-")
     b = Broker(root)
+    failed = True  # the directory is kept for a look at what failed
     try:
         cl = client_for(sys.argv[1], b.kafka)
         cl.create_topic()
@@ -272,8 +360,14 @@ def main():
         read_until(cl, [c], records(range(PARTITIONS), PER_PARTITION + 2, 1))
         cl.close(c)
         print("after a restart a new member resumed from the committed offsets")
+        failed = False
+    except SystemExit as e:
+        failed = e.code != SKIP
+        raise
     finally:
         b.stop()
+        if not failed:
+            shutil.rmtree(root)
 
 
 if __name__ == "__main__":

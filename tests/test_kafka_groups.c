@@ -346,6 +346,39 @@ Test(kafka_groups, members_commit_at_their_generation_and_read_their_offsets_bac
     kc_close(&c);
 }
 
+/* Kafka takes a negative offset in a commit: KafkaJS's admin resetOffsets
+ * commits -2 (earliest) or -1 (latest) for a group with no members, and
+ * its consumer's seek() commits the offset sought, -2 or -1 too. */
+Test(kafka_groups, a_negative_commit_is_taken_and_reads_back_as_none)
+{
+    bk_start(&B);
+    topic_create();
+    struct kc c;
+    kc_connect(&c, B.kafka_port);
+    cr_assert_eq(commit(&c, "reset", -1, "", TOPIC, 0, 13), KAFKA_ERR_NONE);
+    cr_assert_eq(commit(&c, "reset", -1, "", TOPIC, 1, 4), KAFKA_ERR_NONE);
+    cr_assert_eq(commit(&c, "reset", -1, "", TOPIC, 0, -2), KAFKA_ERR_NONE, "earliest");
+    int64_t offs[2];
+    fetch_offsets(&c, "reset", TOPIC, offs);
+    cr_assert_eq(offs[0], -1, "none: the client resets by its own policy");
+    cr_assert_eq(offs[1], 4);
+
+    /* A member's, at its generation, too; and it outlives a restart. */
+    struct kmember a;
+    member_alone(&a, "reset", "m", "all");
+    cr_assert_eq(commit(&a.c, "reset", a.generation, a.id, TOPIC, 1, -1), KAFKA_ERR_NONE,
+                 "latest");
+    kc_close(&a.c);
+    kc_close(&c);
+    bk_stop(&B);
+    bk_start(&B);
+    kc_connect(&c, B.kafka_port);
+    fetch_offsets(&c, "reset", TOPIC, offs);
+    cr_assert_eq(offs[0], -1);
+    cr_assert_eq(offs[1], -1);
+    kc_close(&c);
+}
+
 Test(kafka_groups, groups_are_listed_and_described_with_their_members)
 {
     bk_start(&B);
@@ -450,6 +483,25 @@ Test(kafka_groups, an_empty_group_is_deleted_with_its_offsets_and_one_with_membe
     fetch_offsets(&a.c, "done", TOPIC, offs);
     cr_assert_eq(offs[0], -1, "its offsets are gone");
     cr_assert_eq(offs[1], -1);
+
+    /* And so is the group: not listed, described as Kafka's no such group. */
+    struct kafka_list_groups_request lr;
+    kafka_list_groups_request_init(&lr);
+    struct kafka_list_groups_response lo;
+    kc_call(&a.c, KAFKA_API_LIST_GROUPS, 4, &kafka_list_groups_request_msg, &lr,
+            &kafka_list_groups_response_msg, &lo);
+    for (int32_t i = 0; i < lo.groups.count; i++) {
+        cr_assert(!str_is(lo.groups.items[i].group_id, "done"), "a deleted group listed");
+    }
+    struct kafka_describe_groups_request dr;
+    kafka_describe_groups_request_init(&dr);
+    dr.groups.items = names;
+    dr.groups.count = 1;
+    struct kafka_describe_groups_response d;
+    kc_call(&a.c, KAFKA_API_DESCRIBE_GROUPS, 4, &kafka_describe_groups_request_msg, &dr,
+            &kafka_describe_groups_response_msg, &d);
+    cr_assert_eq(d.groups.count, 1);
+    cr_assert(str_is(d.groups.items[0].group_state, "Dead"));
     kc_close(&a.c);
 }
 

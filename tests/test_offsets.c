@@ -110,6 +110,26 @@ Test(offsets, offset_minus_one_forgets_a_partition)
     cr_assert_eq(get("g", "t", 0), -NG_ENOTFOUND);
 }
 
+/* ListGroups and DescribeGroups (both protocols) go by the table: a group
+ * whose last offset is forgotten (a deleted group) must not be left in it
+ * with none, nor one made by forgetting what it never had. */
+Test(offsets, a_group_with_no_offsets_left_is_not_in_the_table)
+{
+    struct offsets_item set[] = {{"t", 0, 5}, {"t", 1, 6}};
+    struct offsets_item forget[] = {{"t", 0, -1}, {"t", 1, -1}};
+    cr_assert_eq(commit("g", set, 2), 0);
+    cr_assert_eq(commit("g", forget, 1), 0);
+    cr_assert_not_null(offsets_group_find(&o, "g"), "one offset left");
+    cr_assert_eq(commit("g", forget + 1, 1), 0);
+    cr_assert_null(offsets_group_find(&o, "g"));
+    cr_assert_eq(commit("never", forget, 2), 0);
+    cr_assert_null(offsets_group_find(&o, "never"));
+    cr_assert_eq(o.count, 0);
+    cr_assert_eq(offsets_close(&o), 0);
+    cr_assert_eq(offsets_open(&o, dir, &f.env, SEGMENT_BYTES), 0);
+    cr_assert_eq(o.count, 0, "nor after the replay");
+}
+
 Test(offsets, bad_commits_are_refused_before_anything_is_written)
 {
     struct offsets_item empty_topic[] = {{"", 0, 5}};
