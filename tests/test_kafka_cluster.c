@@ -20,6 +20,7 @@
 #include "client/nagare.h"
 #include "net/kafka/codec.h"
 #include "net/kafka/errors.h"
+#include "tests/broker_support.h"
 #include "tests/cluster_support.h"
 #include "tests/kafka_client_support.h"
 
@@ -287,10 +288,16 @@ static size_t live_broker(void)
     return i;
 }
 
-/* CLIENT_TOPIC's leaders in nagare's own Metadata (its own protocol),
- * asked of a running broker; true once every partition has a leader and,
- * when in_sync, every replica is in sync. */
-static bool nagare_leaders(int32_t leaders[CLIENT_PARTITIONS], bool in_sync)
+/* CLIENT_TOPIC's partitions as nagare's own Metadata (its own protocol)
+ * names them. */
+struct view {
+    int32_t leader[CLIENT_PARTITIONS];
+    int32_t epoch[CLIENT_PARTITIONS];
+};
+
+/* The view of a running broker; true once every partition has a leader
+ * and, when in_sync, every replica is in sync. */
+static bool nagare_view(struct view *v, bool in_sync)
 {
     nagare_admin *a = admin_of(live_broker());
     const struct nagare_cluster_info *info = NULL;
@@ -303,7 +310,8 @@ static bool nagare_leaders(int32_t leaders[CLIENT_PARTITIONS], bool in_sync)
                 continue;
             }
             cr_assert(p->partition >= 0 && p->partition < CLIENT_PARTITIONS);
-            leaders[p->partition] = p->leader;
+            v->leader[p->partition] = p->leader;
+            v->epoch[p->partition] = p->leader_epoch;
             settled = settled && p->leader > 0 && (!in_sync || p->isr_count == p->replica_count);
             found++;
         }
@@ -314,11 +322,11 @@ static bool nagare_leaders(int32_t leaders[CLIENT_PARTITIONS], bool in_sync)
 }
 
 /* Waits until every partition has a leader and, when in_sync, its whole
- * replica set in sync; returns the leaders. */
-static void settle(int32_t leaders[CLIENT_PARTITIONS], bool in_sync, const char *why)
+ * replica set in sync; returns the view. */
+static void settle(struct view *v, bool in_sync, const char *why)
 {
     int64_t give_up = clock_mono_ms() + SETUP_TIMEOUT_MS;
-    while (!nagare_leaders(leaders, in_sync)) {
+    while (!nagare_view(v, in_sync)) {
         if (clock_mono_ms() >= give_up) {
             cs_print_logs(&C, why);
             cr_assert_fail("%s: not settled within %d ms", why, SETUP_TIMEOUT_MS);
@@ -354,6 +362,32 @@ static void wait_committed(int64_t n)
     }
 }
 
+/* Starts the cluster and creates CLIENT_TOPIC (replication factor 3)
+ * through nagare's admin. */
+static void start_with_topic(void)
+{
+    cs_init(&C, 3);
+    /* A stopped follower leaves the in-sync set after this (acks=all waits
+     * for it until then): short, for a short run. */
+    cs_set(&C, "replica_lag_ms=2000");
+    cs_start(&C);
+    int64_t give_up = clock_mono_ms() + SETUP_TIMEOUT_MS;
+    for (;;) { /* once the brokers see each other, the controller places it */
+        nagare_admin *a = admin_of(0);
+        struct nagare_topic_config cfg;
+        nagare_topic_config_default(&cfg);
+        cfg.partitions = CLIENT_PARTITIONS;
+        cfg.replication_factor = 3;
+        int rc = nagare_topic_create(a, CLIENT_TOPIC, &cfg);
+        nagare_admin_destroy(a);
+        if (rc == 0 || rc == -NAGARE_ETOPIC_EXISTS) {
+            return;
+        }
+        cr_assert_lt(clock_mono_ms(), give_up, "create: %s", nagare_strerror(rc));
+        sleep_ms(200);
+    }
+}
+
 /* The Kafka addresses of the running brokers, ','-separated. */
 static void kafka_bootstrap(char *out, size_t cap)
 {
@@ -373,8 +407,9 @@ static void kafka_bootstrap(char *out, size_t cap)
  * and the leaders nagare's own Metadata names before and after. */
 static void check_client_metadata(struct client *k)
 {
-    int32_t before[CLIENT_PARTITIONS], after[CLIENT_PARTITIONS], said[CLIENT_PARTITIONS];
-    settle(before, true, "before the client's metadata");
+    struct view before, after;
+    int32_t said[CLIENT_PARTITIONS];
+    settle(&before, true, "before the client's metadata");
     bool broker_seen[3] = {false};
     bool partition_seen[CLIENT_PARTITIONS] = {false};
     char line[LINE_BYTES];
@@ -396,15 +431,16 @@ static void check_client_metadata(struct client *k)
             cr_assert_fail("%s said %s", k->name, line);
         }
     }
-    settle(after, true, "after the client's metadata");
-    cr_assert_arr_eq(before, after, sizeof(before), "the leaders moved while the client looked");
+    settle(&after, true, "after the client's metadata");
+    cr_assert_arr_eq(before.leader, after.leader, sizeof(before.leader),
+                     "the leaders moved while the client looked");
     for (size_t i = 0; i < 3; i++) {
         cr_assert(broker_seen[i], "%s: broker %d not listed", k->name, C.b[i].id);
     }
     for (int32_t p = 0; p < CLIENT_PARTITIONS; p++) {
         cr_assert(partition_seen[p], "%s: partition %d not listed", k->name, p);
-        cr_assert_eq(said[p], before[p], "%s: partition %d's leader is %d, nagare says %d",
-                     k->name, p, said[p], before[p]);
+        cr_assert_eq(said[p], before.leader[p], "%s: partition %d's leader is %d, nagare says %d",
+                     k->name, p, said[p], before.leader[p]);
     }
 }
 
@@ -432,26 +468,7 @@ static void client_follows_leader_changes(const char *name)
     cs_need_cluster();
     const char *script = client_script(name);
     signal(SIGPIPE, SIG_IGN); /* a client that died is seen at its next line */
-    cs_init(&C, 3);
-    /* A stopped follower leaves the in-sync set after this (acks=all waits
-     * for it until then): short, for a short run. */
-    cs_set(&C, "replica_lag_ms=2000");
-    cs_start(&C);
-    int64_t give_up = clock_mono_ms() + SETUP_TIMEOUT_MS;
-    for (;;) { /* once the brokers see each other, the controller places it */
-        nagare_admin *a = admin_of(0);
-        struct nagare_topic_config cfg;
-        nagare_topic_config_default(&cfg);
-        cfg.partitions = CLIENT_PARTITIONS;
-        cfg.replication_factor = 3;
-        int rc = nagare_topic_create(a, CLIENT_TOPIC, &cfg);
-        nagare_admin_destroy(a);
-        if (rc == 0 || rc == -NAGARE_ETOPIC_EXISTS) {
-            break;
-        }
-        cr_assert_lt(clock_mono_ms(), give_up, "create: %s", nagare_strerror(rc));
-        sleep_ms(200);
-    }
+    start_with_topic();
     char bootstrap[CS_BROKERS_MAX * (CS_HOST_BYTES + 8)];
     kafka_bootstrap(bootstrap, sizeof(bootstrap));
     struct client k = {.name = name};
@@ -459,17 +476,17 @@ static void client_follows_leader_changes(const char *name)
     client_spawn(&k, argv);
     check_client_metadata(&k);
 
-    int32_t leaders[CLIENT_PARTITIONS];
+    struct view v;
     int64_t n = hear_produced(&k, 0);
-    settle(leaders, true, "before the stop");
-    size_t stopped = (size_t)leaders[0] - 1;
+    settle(&v, true, "before the stop");
+    size_t stopped = (size_t)v.leader[0] - 1;
     cs_broker_stop(&C, stopped);
     client_say(&k, "go");
 
     n = hear_produced(&k, n);
     cs_broker_start(&C, stopped);
-    settle(leaders, true, "the stopped broker back in sync");
-    size_t killed = (size_t)leaders[1] - 1;
+    settle(&v, true, "the stopped broker back in sync");
+    size_t killed = (size_t)v.leader[1] - 1;
     cs_broker_kill(&C, killed);
     client_say(&k, "go");
 
@@ -496,4 +513,228 @@ Test(kafka_cluster, confluent_kafka_follows_leader_changes, .fini = teardown, .t
 Test(kafka_cluster, kafka_python_follows_leader_changes, .fini = teardown, .timeout = 600)
 {
     client_follows_leader_changes("kafka-python");
+}
+
+/* ---- a leader change, spoken with the codec ---- */
+
+/* Partition 0 of CLIENT_TOPIC in broker i's Kafka Metadata (v9): its
+ * leader and leader epoch (-1 and -1 while the broker does not list it:
+ * it has not applied the view that made the topic). */
+static void kafka_partition0(size_t i, int32_t *leader, int32_t *epoch)
+{
+    struct kc c;
+    kc_connect_host(&c, C.b[i].host, C.b[i].kafka_port);
+    struct kafka_metadata_request_topic t = {.name = kw_str_make(CLIENT_TOPIC)};
+    struct kafka_metadata_request r;
+    kafka_metadata_request_init(&r);
+    r.topics.items = &t;
+    r.topics.count = 1;
+    struct kafka_metadata_response out;
+    kc_call(&c, KAFKA_API_METADATA, 9, &kafka_metadata_request_msg, &r,
+            &kafka_metadata_response_msg, &out);
+    cr_assert_eq(out.topics.count, 1);
+    *leader = *epoch = -1;
+    int16_t err = out.topics.items[0].error_code;
+    cr_assert(err == KAFKA_ERR_NONE || err == KAFKA_ERR_UNKNOWN_TOPIC_OR_PARTITION,
+              "broker %zu's Metadata: error %d", i, err);
+    for (int32_t k = 0; k < out.topics.items[0].partitions.count; k++) {
+        const struct kafka_metadata_response_partition *p = &out.topics.items[0].partitions.items[k];
+        if (p->partition_index == 0) {
+            cr_assert_eq(p->error_code, KAFKA_ERR_NONE);
+            *leader = p->leader_id;
+            *epoch = p->leader_epoch;
+        }
+    }
+    kc_close(&c);
+}
+
+/* Waits until broker i's Kafka Metadata names partition 0's leader and
+ * leader epoch as nagare's view v does (a broker applies a view a moment
+ * after another). */
+static void kafka_agrees(size_t i, const struct view *v)
+{
+    int64_t give_up = clock_mono_ms() + SETUP_TIMEOUT_MS;
+    int32_t leader, epoch;
+    for (kafka_partition0(i, &leader, &epoch); leader != v->leader[0] || epoch != v->epoch[0];
+         kafka_partition0(i, &leader, &epoch)) {
+        cr_assert_lt(clock_mono_ms(), give_up,
+                     "broker %zu's Kafka Metadata: leader %d at epoch %d, nagare's %d at %d", i,
+                     leader, epoch, v->leader[0], v->epoch[0]);
+        sleep_ms(100);
+    }
+}
+
+/* Produce v9 of one batch to partition 0: its error, *offset its base
+ * offset. */
+static int16_t kafka_produce0(struct kc *c, const uint8_t *batch, size_t len, int64_t *offset)
+{
+    struct kafka_produce_request_partition_produce_data pd = {
+        .index = 0, .records = {.ptr = batch, .len = (int32_t)len}};
+    struct kafka_produce_request_topic_produce_data td = {
+        .name = kw_str_make(CLIENT_TOPIC), .partition_data = {.items = &pd, .count = 1}};
+    struct kafka_produce_request req;
+    kafka_produce_request_init(&req);
+    req.acks = -1;
+    req.timeout_ms = 30000;
+    req.topic_data.items = &td;
+    req.topic_data.count = 1;
+    struct kafka_produce_response out;
+    kc_call(c, KAFKA_API_PRODUCE, 9, &kafka_produce_request_msg, &req,
+            &kafka_produce_response_msg, &out);
+    cr_assert(out.responses.count == 1 && out.responses.items[0].partition_responses.count == 1);
+    *offset = out.responses.items[0].partition_responses.items[0].base_offset;
+    return out.responses.items[0].partition_responses.items[0].error_code;
+}
+
+/* Fetch v12 of partition 0 from offset 0, naming current_epoch: its error. */
+static int16_t kafka_fetch0(struct kc *c, int32_t current_epoch, int64_t *high_watermark)
+{
+    struct kafka_fetch_request_partition fp = {.partition = 0,
+                                               .current_leader_epoch = current_epoch,
+                                               .fetch_offset = 0,
+                                               .last_fetched_epoch = -1,
+                                               .log_start_offset = -1,
+                                               .partition_max_bytes = 1 << 20};
+    struct kafka_fetch_request_topic ft = {.topic = kw_str_make(CLIENT_TOPIC),
+                                           .partitions = {.items = &fp, .count = 1}};
+    struct kafka_fetch_request req;
+    kafka_fetch_request_init(&req);
+    req.max_wait_ms = 0;
+    req.min_bytes = 1;
+    req.topics.items = &ft;
+    req.topics.count = 1;
+    struct kafka_fetch_response out;
+    kc_call(c, KAFKA_API_FETCH, 12, &kafka_fetch_request_msg, &req, &kafka_fetch_response_msg,
+            &out);
+    cr_assert(out.responses.count == 1 && out.responses.items[0].partitions.count == 1);
+    *high_watermark = out.responses.items[0].partitions.items[0].high_watermark;
+    return out.responses.items[0].partitions.items[0].error_code;
+}
+
+/* ListOffsets v6 (latest) of partition 0: its error. */
+static int16_t kafka_list0(struct kc *c)
+{
+    struct kafka_list_offsets_request_partition lp = {
+        .partition_index = 0, .current_leader_epoch = -1, .timestamp = -1};
+    struct kafka_list_offsets_request_topic lt = {.name = kw_str_make(CLIENT_TOPIC),
+                                                  .partitions = {.items = &lp, .count = 1}};
+    struct kafka_list_offsets_request req;
+    kafka_list_offsets_request_init(&req);
+    req.replica_id = -1;
+    req.topics.items = &lt;
+    req.topics.count = 1;
+    struct kafka_list_offsets_response out;
+    kc_call(c, KAFKA_API_LIST_OFFSETS, 6, &kafka_list_offsets_request_msg, &req,
+            &kafka_list_offsets_response_msg, &out);
+    cr_assert(out.topics.count == 1 && out.topics.items[0].partitions.count == 1);
+    return out.topics.items[0].partitions.items[0].error_code;
+}
+
+/* OffsetForLeaderEpoch v4 of partition 0: its error, *end_offset and
+ * *end_epoch the answer. */
+static int16_t kafka_epoch_end0(struct kc *c, int32_t current_epoch, int32_t epoch,
+                                int64_t *end_offset, int32_t *end_epoch)
+{
+    struct kafka_offset_for_leader_epoch_request_offset_for_leader_partition p = {
+        .partition = 0, .current_leader_epoch = current_epoch, .leader_epoch = epoch};
+    struct kafka_offset_for_leader_epoch_request_offset_for_leader_topic t = {
+        .topic = kw_str_make(CLIENT_TOPIC), .partitions = {.items = &p, .count = 1}};
+    struct kafka_offset_for_leader_epoch_request req;
+    kafka_offset_for_leader_epoch_request_init(&req);
+    req.replica_id = -1;
+    req.topics.items = &t;
+    req.topics.count = 1;
+    struct kafka_offset_for_leader_epoch_response out;
+    kc_call(c, KAFKA_API_OFFSET_FOR_LEADER_EPOCH, 4, &kafka_offset_for_leader_epoch_request_msg,
+            &req, &kafka_offset_for_leader_epoch_response_msg, &out);
+    cr_assert(out.topics.count == 1 && out.topics.items[0].partitions.count == 1);
+    *end_offset = out.topics.items[0].partitions.items[0].end_offset;
+    *end_epoch = out.topics.items[0].partitions.items[0].leader_epoch;
+    return out.topics.items[0].partitions.items[0].error_code;
+}
+
+static int64_t kafka_init_producer_id(struct kc *c)
+{
+    struct kafka_init_producer_id_request req;
+    kafka_init_producer_id_request_init(&req);
+    req.transactional_id = KW_STR_NULL;
+    req.transaction_timeout_ms = 60000;
+    struct kafka_init_producer_id_response out;
+    kc_call(c, KAFKA_API_INIT_PRODUCER_ID, 4, &kafka_init_producer_id_request_msg, &req,
+            &kafka_init_producer_id_response_msg, &out);
+    cr_assert_eq(out.error_code, KAFKA_ERR_NONE);
+    return out.producer_id;
+}
+
+/* What Kafka's clients rely on across a leader change: every broker's
+ * Metadata names nagare's leader and leader epoch; a follower refuses
+ * Produce, Fetch and ListOffsets with NOT_LEADER_OR_FOLLOWER (the clients
+ * look again); the new leader answers OffsetForLeaderEpoch for the old
+ * epoch with where it ended (KIP-320's truncation check) and fences the
+ * old epoch; and an idempotent producer's retry of its last batch, sent
+ * to the new leader, is known as a copy, its next batch taken in turn,
+ * one out of order refused. */
+Test(kafka_cluster, a_new_leader_carries_on_where_the_old_one_stopped, .fini = teardown,
+     .timeout = 300)
+{
+    cs_need_cluster();
+    start_with_topic();
+    struct view v;
+    settle(&v, true, "the topic in sync");
+    for (size_t i = 0; i < 3; i++) {
+        kafka_agrees(i, &v);
+    }
+    size_t leader = (size_t)v.leader[0] - 1, follower = (leader + 1) % 3;
+    int32_t epoch = v.epoch[0];
+    int64_t offset, high_watermark;
+    uint8_t b0[4096], b1[4096], b2[4096], b3[4096];
+
+    struct kc c;
+    kc_connect_host(&c, C.b[follower].host, C.b[follower].kafka_port);
+    int64_t pid = kafka_init_producer_id(&c);
+    size_t n0 = bt_make(b0, sizeof(b0), 3, 1, 0, pid, 0, 0);
+    size_t n1 = bt_make(b1, sizeof(b1), 2, 2, 0, pid, 0, 3);
+    size_t n2 = bt_make(b2, sizeof(b2), 4, 3, 0, pid, 0, 5);
+    size_t n3 = bt_make(b3, sizeof(b3), 1, 4, 0, pid, 0, 12);
+    cr_assert_eq(kafka_produce0(&c, b0, n0, &offset), KAFKA_ERR_NOT_LEADER_OR_FOLLOWER);
+    cr_assert_eq(kafka_fetch0(&c, epoch, &high_watermark), KAFKA_ERR_NOT_LEADER_OR_FOLLOWER);
+    cr_assert_eq(kafka_list0(&c), KAFKA_ERR_NOT_LEADER_OR_FOLLOWER);
+    kc_close(&c);
+
+    kc_connect_host(&c, C.b[leader].host, C.b[leader].kafka_port);
+    cr_assert_eq(kafka_produce0(&c, b0, n0, &offset), KAFKA_ERR_NONE);
+    cr_assert_eq(offset, 0);
+    cr_assert_eq(kafka_produce0(&c, b1, n1, &offset), KAFKA_ERR_NONE);
+    cr_assert_eq(offset, 3);
+    kc_close(&c);
+
+    cs_broker_stop(&C, leader);
+    int64_t give_up = clock_mono_ms() + SETUP_TIMEOUT_MS;
+    do {
+        cr_assert_lt(clock_mono_ms(), give_up, "no new leader");
+        sleep_ms(100);
+        settle(&v, false, "a new leader");
+    } while (v.leader[0] == (int32_t)leader + 1);
+    cr_assert_gt(v.epoch[0], epoch, "a new leader, a new epoch");
+    size_t next = (size_t)v.leader[0] - 1;
+    kafka_agrees(next, &v);
+    kafka_agrees(3 - leader - next, &v);
+
+    kc_connect_host(&c, C.b[next].host, C.b[next].kafka_port);
+    int32_t end_epoch;
+    cr_assert_eq(kafka_epoch_end0(&c, v.epoch[0], epoch, &offset, &end_epoch), KAFKA_ERR_NONE);
+    cr_assert_eq(offset, 5, "the old epoch ends where its records do");
+    cr_assert_eq(end_epoch, epoch);
+    cr_assert_eq(kafka_epoch_end0(&c, epoch, epoch, &offset, &end_epoch),
+                 KAFKA_ERR_FENCED_LEADER_EPOCH);
+    cr_assert_eq(kafka_fetch0(&c, epoch, &high_watermark), KAFKA_ERR_FENCED_LEADER_EPOCH);
+    /* The old leader's last batch again (its answer lost, say): a copy. */
+    cr_assert_eq(kafka_produce0(&c, b1, n1, &offset), KAFKA_ERR_NONE);
+    cr_assert_eq(offset, 3, "the copy's first offset");
+    cr_assert_eq(kafka_produce0(&c, b2, n2, &offset), KAFKA_ERR_NONE);
+    cr_assert_eq(offset, 5);
+    cr_assert_eq(kafka_produce0(&c, b3, n3, &offset), KAFKA_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER);
+    cr_assert_eq(kafka_fetch0(&c, v.epoch[0], &high_watermark), KAFKA_ERR_NONE);
+    cr_assert_eq(high_watermark, 9, "nothing twice");
+    kc_close(&c);
 }
