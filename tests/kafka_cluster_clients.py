@@ -27,8 +27,10 @@ PARTITIONS partitions. The lines, one per step, no step timed:
                                  i % PARTITIONS and have waited for every
                                  acknowledgement; kcat's keys choose the
                                  partition and the test watches the high
-                                 watermarks), acks=all; then PER_ROUND
-                                 more are handed over, not waited for
+                                 watermarks), acks=all; then more go on
+                                 (confluent, kafka-python: rounds of
+                                 STREAM_CHUNK, each acknowledged, until
+                                 the test answers; kcat: PER_ROUND more)
   in   go                        the test stopped a leader (what was in
                                  flight there goes on elsewhere): on
   in   consume BOOTSTRAP2        no more: the client must have reported
@@ -49,6 +51,8 @@ import time
 SKIP = 77
 PARTITIONS = 3
 PER_ROUND = 200
+STREAM_CHUNK = 10
+STREAM_MAX = 2000
 # Only a broken broker or client comes near it: a kill's failover waits
 # out the broker's lease (6 s) and the in-sync set's shrink.
 TIMEOUT_S = 120
@@ -89,6 +93,7 @@ def value(i):
 class Kcat:
     exactly_once = True
     own_partitions = False
+    acks_reported = False  # delivery reports only at its end
 
     @staticmethod
     def check():
@@ -165,6 +170,7 @@ class Kcat:
 class Confluent:
     exactly_once = True
     own_partitions = True
+    acks_reported = True
 
     @staticmethod
     def check():
@@ -236,6 +242,7 @@ class Confluent:
 class KafkaPython:
     exactly_once = False  # kafka-python 2.0 has no idempotent producer
     own_partitions = True
+    acks_reported = True
 
     @staticmethod
     def check():
@@ -335,6 +342,31 @@ def judge(cls, recs, total):
     return dups
 
 
+def stream(client, total):
+    """Produces STREAM_CHUNK records at a time, each chunk acknowledged
+    before the next, until the test says its next word (at most
+    STREAM_MAX records); returns the new total and the word."""
+    stop = threading.Event()
+    state = {"total": total, "error": None}
+
+    def run():
+        try:
+            while not stop.is_set() and state["total"] - total < STREAM_MAX:
+                client.send(state["total"], STREAM_CHUNK)
+                state["total"] += STREAM_CHUNK
+                client.settle()
+        except BaseException as e:  # fail() and the clients' errors alike
+            state["error"] = e
+    t = threading.Thread(target=run)
+    t.start()
+    cmd = hear()
+    stop.set()
+    t.join()
+    if state["error"] is not None:
+        fail("while the leader changed: %r" % state["error"])
+    return state["total"], cmd
+
+
 def main():
     if len(sys.argv) == 3 and sys.argv[2] == "--check" and sys.argv[1] in CLIENTS:
         why = CLIENTS[sys.argv[1]].check()
@@ -364,10 +396,15 @@ def main():
         total += PER_ROUND
         client.settle()
         say("produced %d" % total)
-        # More in flight, or queued, while the test stops a leader.
-        client.send(total, PER_ROUND)
-        total += PER_ROUND
-        cmd = hear()
+        # More in flight while the test stops a leader: a stream of small
+        # acknowledged rounds where the client reports acks, else one more
+        # round handed over.
+        if cls.acks_reported:
+            total, cmd = stream(client, total)
+        else:
+            client.send(total, PER_ROUND)
+            total += PER_ROUND
+            cmd = hear()
         if cmd[0] == "consume" and len(cmd) == 2:
             break
         if cmd != ["go"]:

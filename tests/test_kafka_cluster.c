@@ -1,8 +1,12 @@
 /*
  * tests/test_kafka_cluster.c — the Kafka listener in a cluster of three
  * brokers: each registers its Kafka address, and any broker names the
- * group coordinator (the leader of __offsets/0) at its Kafka address.
- * Skipped, saying why, when the machine cannot run a cluster.
+ * group coordinator (the leader of __offsets/0) at its Kafka address;
+ * across a leader change, the codec sees what Kafka's clients rely on.
+ * Then real clients (kcat, confluent-kafka, kafka-python; KafkaJS would
+ * be one more CLIENT of tests/kafka_cluster_clients.py) read Metadata and
+ * produce across a stopped and a killed leader. Skipped, saying why, when
+ * the machine cannot run a cluster or the client is not installed.
  */
 #include <criterion/criterion.h>
 #include <criterion/logging.h>
