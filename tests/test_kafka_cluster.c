@@ -504,6 +504,8 @@ static void client_follows_leader_changes(const char *name)
     cr_assert_eq(client_end(&k), 0, "%s's exit status", name);
 }
 
+/* One test per client; KafkaJS (tests/kafkajs_*) would be one more, its
+ * CLIENT in tests/kafka_cluster_clients.py speaking the same lines. */
 Test(kafka_cluster, kcat_follows_leader_changes, .fini = teardown, .timeout = 600)
 {
     client_follows_leader_changes("kcat");
