@@ -32,7 +32,8 @@ PARTITIONS partitions. The lines, one per step, no step timed:
                                  STREAM_CHUNK, each acknowledged, until
                                  the test answers; kcat: PER_ROUND more)
   in   go                        the test stopped a leader (what was in
-                                 flight there goes on elsewhere): on
+                                 flight there goes on elsewhere): the
+                                 next round
   in   consume BOOTSTRAP2        no more: the client must have reported
                                  success for every record; then it reads
                                  TOPIC through BOOTSTRAP2 (surviving brokers)
@@ -104,20 +105,24 @@ class Kcat:
     def __init__(self, bootstrap, topic):
         self.bootstrap, self.topic = bootstrap, topic
 
-    def run(self, args, stdin=None):
-        r = subprocess.run(["kcat", "-b", self.bootstrap] + args, input=stdin,
-                           capture_output=True, timeout=TIMEOUT_S)
+    @staticmethod
+    def run(bootstrap, args):
+        r = subprocess.run(["kcat", "-b", bootstrap] + args, capture_output=True,
+                           timeout=TIMEOUT_S)
         if r.returncode != 0:
             fail("kcat %s: exit %d: %s" % (" ".join(args), r.returncode, r.stderr.decode()))
         return r.stdout
 
     def metadata(self):
-        md = json.loads(self.run(["-L", "-J", "-t", self.topic]))
+        # kcat -L: the same library as the producer's, in a process of its own
+        md = json.loads(self.run(self.bootstrap, ["-L", "-J", "-t", self.topic]))
         brokers = []
         for b in md["brokers"]:
             host, _, port = b["name"].rpartition(":")
             brokers.append((b["id"], host, int(port)))
         t = md["topics"][0]
+        if "error" in t:
+            fail("kcat metadata of %s: %s" % (self.topic, t["error"]))
         return brokers, [(p["partition"], p["leader"]) for p in t["partitions"]]
 
     def start(self):
@@ -152,13 +157,10 @@ class Kcat:
                  (rc, delivered, total, b"".join(self.err[-20:]).decode()))
 
     def consume(self, bootstrap):
-        out = subprocess.run(["kcat", "-b", bootstrap, "-C", "-t", self.topic, "-o", "beginning",
-                              "-e", "-q", "-f", "%p %o %k %s\n"],
-                             capture_output=True, timeout=TIMEOUT_S)
-        if out.returncode != 0:
-            fail("kcat -C: exit %d: %s" % (out.returncode, out.stderr.decode()))
+        out = self.run(bootstrap, ["-C", "-t", self.topic, "-o", "beginning", "-e", "-q",
+                                   "-f", "%p %o %k %s\n"])
         recs = []
-        for line in out.stdout.split(b"\n"):
+        for line in out.split(b"\n"):
             if line:
                 p, o, k, v = line.split(b" ")
                 recs.append((int(p), int(o), k, v))
