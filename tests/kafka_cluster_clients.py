@@ -42,6 +42,7 @@ PARTITIONS partitions. The lines, one per step, no step timed:
                                  partition; the exit status is 0
 A failure exits 1 saying why on stderr.
 """
+import ctypes
 import json
 import shutil
 import subprocess
@@ -73,6 +74,12 @@ def hear():
     if not line:
         fail("the test went away")
     return line.split()
+
+
+def die_with_parent():
+    """For a child of this script (kcat): killed when the script is, as the
+    test has the script killed when it ends (PR_SET_PDEATHSIG, SIGKILL)."""
+    ctypes.CDLL(None).prctl(1, 9)
 
 
 def key(i):
@@ -133,7 +140,7 @@ class Kcat:
         self.proc = subprocess.Popen(
             ["kcat", "-b", self.bootstrap, "-P", "-t", self.topic, "-K", ":", "-v", "-v",
              "-X", "enable.idempotence=true", "-X", "acks=all"],
-            stdin=subprocess.PIPE, stderr=subprocess.PIPE)
+            stdin=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=die_with_parent)
         self.err = []
         self.reader = threading.Thread(target=lambda: self.err.extend(self.proc.stderr))
         self.reader.start()

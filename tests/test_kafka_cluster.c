@@ -420,6 +420,7 @@ static void check_client_metadata(struct client *k)
     for (client_hear(k, line); strcmp(line, "metadata") != 0; client_hear(k, line)) {
         int id, port, p, leader;
         char host[CS_HOST_BYTES];
+        static_assert(CS_HOST_BYTES == 16, "the %15s below");
         if (sscanf(line, "broker %d %15s %d", &id, host, &port) == 3) {
             cr_assert(id >= 1 && id <= 3 && !broker_seen[id - 1], "%s: %s", k->name, line);
             cr_assert_str_eq(host, C.b[id - 1].host, "%s: broker %d's host", k->name, id);
