@@ -366,22 +366,17 @@ static void wait_committed(int64_t n)
     }
 }
 
-/* Starts the cluster and creates CLIENT_TOPIC (replication factor 3)
- * through nagare's admin. */
-static void start_with_topic(void)
+/* Creates CLIENT_TOPIC through nagare's admin, with factor replicas of
+ * each partition. */
+static void create_topic(int16_t factor)
 {
-    cs_init(&C, 3);
-    /* A stopped follower leaves the in-sync set after this (acks=all waits
-     * for it until then): short, for a short run. */
-    cs_set(&C, "replica_lag_ms=2000");
-    cs_start(&C);
     int64_t give_up = clock_mono_ms() + SETUP_TIMEOUT_MS;
     for (;;) { /* once the brokers see each other, the controller places it */
         nagare_admin *a = admin_of(0);
         struct nagare_topic_config cfg;
         nagare_topic_config_default(&cfg);
         cfg.partitions = CLIENT_PARTITIONS;
-        cfg.replication_factor = 3;
+        cfg.replication_factor = factor;
         int rc = nagare_topic_create(a, CLIENT_TOPIC, &cfg);
         nagare_admin_destroy(a);
         if (rc == 0 || rc == -NAGARE_ETOPIC_EXISTS) {
@@ -390,6 +385,17 @@ static void start_with_topic(void)
         cr_assert_lt(clock_mono_ms(), give_up, "create: %s", nagare_strerror(rc));
         sleep_ms(200);
     }
+}
+
+/* Starts the cluster and creates CLIENT_TOPIC, replication factor 3. */
+static void start_with_topic(void)
+{
+    cs_init(&C, 3);
+    /* A stopped follower leaves the in-sync set after this (acks=all waits
+     * for it until then): short, for a short run. */
+    cs_set(&C, "replica_lag_ms=2000");
+    cs_start(&C);
+    create_topic(3);
 }
 
 /* The Kafka addresses of the running brokers, ','-separated. */
@@ -524,10 +530,16 @@ Test(kafka_cluster, kafka_python_follows_leader_changes, .fini = teardown, .time
 
 /* ---- a leader change, spoken with the codec ---- */
 
-/* Partition 0 of CLIENT_TOPIC in broker i's Kafka Metadata (v9): its
- * leader and leader epoch (-1 and -1 while the broker does not list it:
- * it has not applied the view that made the topic). */
-static void kafka_partition0(size_t i, int32_t *leader, int32_t *epoch)
+/* A partition of CLIENT_TOPIC in a broker's Kafka Metadata. */
+struct kafka_part {
+    int16_t err; /* UNKNOWN_TOPIC_OR_PARTITION while the broker does not
+                    list it (it has not applied the view that made it) */
+    int32_t leader;
+    int32_t epoch;
+};
+
+/* Partition p in broker i's Kafka Metadata (v9). */
+static struct kafka_part kafka_partition(size_t i, int32_t partition)
 {
     struct kc c;
     kc_connect_host(&c, C.b[i].host, C.b[i].kafka_port);
@@ -540,33 +552,33 @@ static void kafka_partition0(size_t i, int32_t *leader, int32_t *epoch)
     kc_call(&c, KAFKA_API_METADATA, 9, &kafka_metadata_request_msg, &r,
             &kafka_metadata_response_msg, &out);
     cr_assert_eq(out.topics.count, 1);
-    *leader = *epoch = -1;
-    int16_t err = out.topics.items[0].error_code;
-    cr_assert(err == KAFKA_ERR_NONE || err == KAFKA_ERR_UNKNOWN_TOPIC_OR_PARTITION,
-              "broker %zu's Metadata: error %d", i, err);
+    struct kafka_part got = {.err = out.topics.items[0].error_code, .leader = -1, .epoch = -1};
+    cr_assert(got.err == KAFKA_ERR_NONE || got.err == KAFKA_ERR_UNKNOWN_TOPIC_OR_PARTITION,
+              "broker %zu's Metadata: error %d", i, got.err);
     for (int32_t k = 0; k < out.topics.items[0].partitions.count; k++) {
         const struct kafka_metadata_response_partition *p = &out.topics.items[0].partitions.items[k];
-        if (p->partition_index == 0) {
-            cr_assert_eq(p->error_code, KAFKA_ERR_NONE);
-            *leader = p->leader_id;
-            *epoch = p->leader_epoch;
+        if (p->partition_index == partition) {
+            got = (struct kafka_part){p->error_code, p->leader_id, p->leader_epoch};
         }
     }
     kc_close(&c);
+    return got;
 }
 
 /* Waits until broker i's Kafka Metadata names partition 0's leader and
  * leader epoch as nagare's view v does (a broker applies a view a moment
- * after another). */
+ * after another: until then its answer may be an older one's). */
 static void kafka_agrees(size_t i, const struct view *v)
 {
     int64_t give_up = clock_mono_ms() + SETUP_TIMEOUT_MS;
-    int32_t leader, epoch;
-    for (kafka_partition0(i, &leader, &epoch); leader != v->leader[0] || epoch != v->epoch[0];
-         kafka_partition0(i, &leader, &epoch)) {
+    struct kafka_part p;
+    for (p = kafka_partition(i, 0);
+         p.err != KAFKA_ERR_NONE || p.leader != v->leader[0] || p.epoch != v->epoch[0];
+         p = kafka_partition(i, 0)) {
         cr_assert_lt(clock_mono_ms(), give_up,
-                     "broker %zu's Kafka Metadata: leader %d at epoch %d, nagare's %d at %d", i,
-                     leader, epoch, v->leader[0], v->epoch[0]);
+                     "broker %zu's Kafka Metadata: error %d, leader %d at epoch %d, nagare's %d "
+                     "at %d",
+                     i, p.err, p.leader, p.epoch, v->leader[0], v->epoch[0]);
         sleep_ms(100);
     }
 }
@@ -744,4 +756,66 @@ Test(kafka_cluster, a_new_leader_carries_on_where_the_old_one_stopped, .fini = t
     cr_assert_eq(kafka_fetch0(&c, v.epoch[0], &high_watermark), KAFKA_ERR_NONE);
     cr_assert_eq(high_watermark, 9, "nothing twice");
     kc_close(&c);
+}
+
+/* Live brokers in nagare's own Metadata, asked of a running broker (0
+ * when it does not answer). */
+static size_t nagare_brokers(void)
+{
+    nagare_admin *a = admin_of(live_broker());
+    const struct nagare_cluster_info *info = NULL;
+    size_t n = 0;
+    if (nagare_cluster_describe(a, &info) == 0) {
+        n = info->broker_count;
+        nagare_cluster_info_free(a, info);
+    }
+    nagare_admin_destroy(a);
+    return n;
+}
+
+/* A partition whose leader Kafka's clients cannot reach (it has no Kafka
+ * address: not live, or without a Kafka listener) is LEADER_NOT_AVAILABLE
+ * with no leader and its epoch, as Kafka's brokers answer, so clients
+ * look again; a leader id that no broker of the answer carries leaves
+ * kafka-python waiting for its next periodic refresh. A broker's lease
+ * ending shows this for a moment, before the controller moves its
+ * partitions; here broker 3 has no Kafka listener and leads a partition
+ * of a topic of one replica, for as long as the test looks. */
+Test(kafka_cluster, a_leader_without_a_kafka_address_is_not_available, .fini = teardown,
+     .timeout = 300)
+{
+    cs_need_cluster();
+    cs_init(&C, 3);
+    C.start_count = 2;
+    cs_start(&C);
+    cs_set(&C, "kafka_listen=off"); /* for broker 3 only, started now */
+    cs_broker_start(&C, 2);
+    cr_assert_eq(C.b[2].kafka_port, 0, "broker 3 has no Kafka listener");
+    int64_t give_up = clock_mono_ms() + SETUP_TIMEOUT_MS;
+    while (nagare_brokers() < 3) { /* the controller places over live brokers */
+        cr_assert_lt(clock_mono_ms(), give_up, "broker 3 never registered");
+        sleep_ms(100);
+    }
+    create_topic(1);
+    struct view v;
+    settle(&v, false, "the topic led");
+    for (int32_t p = 0; p < CLIENT_PARTITIONS; p++) {
+        struct kafka_part got;
+        do { /* until broker 1 has the topic */
+            cr_assert_lt(clock_mono_ms(), give_up, "broker 1 never listed the topic");
+            got = kafka_partition(0, p);
+        } while (got.err == KAFKA_ERR_UNKNOWN_TOPIC_OR_PARTITION);
+        if (v.leader[p] == C.b[2].id) {
+            cr_assert_eq(got.err, KAFKA_ERR_LEADER_NOT_AVAILABLE, "partition %d: error %d", p,
+                         got.err);
+            cr_assert_eq(got.leader, -1, "partition %d: leader %d", p, got.leader);
+        } else {
+            cr_assert_eq(got.err, KAFKA_ERR_NONE, "partition %d: error %d", p, got.err);
+            cr_assert_eq(got.leader, v.leader[p]);
+        }
+        cr_assert_eq(got.epoch, v.epoch[p], "partition %d's epoch", p);
+    }
+    bool led_by_3 = v.leader[0] == 3 || v.leader[1] == 3 || v.leader[2] == 3;
+    cr_assert(led_by_3, "broker 3 leads a partition (leaders %d %d %d)", v.leader[0], v.leader[1],
+              v.leader[2]);
 }
