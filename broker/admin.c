@@ -851,6 +851,16 @@ static bool kafka_metadata_parts(const struct server *s, struct kw_arena *a,
         int16_t err = st != NULL && part_failed(&st->parts[i].log) != 0
                           ? kafka_err_from(-NG_EFAILED)
                           : KAFKA_ERR_NONE;
+        /* A leader with no Kafka address (its lease just ended, or it has
+         * no Kafka listener) is none to Kafka's clients, as Kafka's
+         * brokers answer (its epoch kept): they look again, where an id
+         * the answer gives no address for may leave them waiting. */
+        const char *host;
+        int32_t port;
+        if (s->view != NULL && mp.leader != PROTO_BROKER_NONE &&
+            kafka_serve_broker(s, mp.leader, &host, &port) != 0) {
+            mp.leader = PROTO_BROKER_NONE;
+        }
         if (err == KAFKA_ERR_NONE && mp.leader == PROTO_BROKER_NONE) {
             err = KAFKA_ERR_LEADER_NOT_AVAILABLE;
         }
