@@ -181,6 +181,19 @@ static size_t topic_batch_limit(const struct nagare_producer *p, const struct pt
     return limit < BATCH_BYTES_LIMIT ? limit : BATCH_BYTES_LIMIT;
 }
 
+/* The largest a batch of t grows to (BATCH_GROWTH_MAX). It is also about
+ * what keyless records take in one partition before they move on while
+ * batches grow (accum_close()): a count of bytes, not "until its batch
+ * goes", since a partition whose batches go sooner (a faster leader)
+ * would otherwise get fewer records than the others (KIP-794); and as
+ * large as a grown batch, so that while the pipeline is full the records
+ * fill one batch at a time rather than one slice of each partition's. */
+static size_t grown_limit(const struct nagare_producer *p, const struct ptopic *t)
+{
+    size_t limit = topic_batch_limit(p, t);
+    return limit < p->grown_buf_bytes ? limit : p->grown_buf_bytes;
+}
+
 /* ---- batches ---- */
 
 /* The list of open batches whose linger runs, in the order they opened:
@@ -296,12 +309,15 @@ void accum_close(struct nagare_producer *p, struct ptopic *t, int32_t partition)
     pp->queued++;
     p->batches_closed++;
     sender_timer_at(p, b->created_ms + (int64_t)p->cfg.delivery_timeout_ms);
-    if (t->sticky == partition && !b->grown) {
+    if (t->sticky == partition &&
+        (!b->grown || t->sticky_bytes + p->pool_buf_bytes > grown_limit(p, t))) {
         /* Keyless records move on to another partition when their batch
          * goes without having grown: the pipeline is not full, and each
          * batch picks a partition afresh (Kafka's sticky partitioner,
          * KIP-480). A grown batch went because its partition could send
-         * again: they stay, up to sticky_bytes_max() (accum_append()). */
+         * again: they stay until the partition took about what one batch
+         * grows to, and move on as a batch closes (as Kafka's do,
+         * KIP-794), so that none is left with a few records. */
         t->sticky = -1;
     }
 }
@@ -322,18 +338,6 @@ static int32_t pick_partition(struct nagare_producer *p, struct ptopic *t, const
         t->sticky_bytes = 0;
     }
     return t->sticky;
-}
-
-/* The most keyless records go to one partition before they move on: as
- * much as one batch can grow to. A fixed count of bytes, not "until its
- * batch goes": a partition whose batches go sooner (a faster leader)
- * would otherwise get fewer records than the others (KIP-794); and as
- * large as a grown batch, so that while the pipeline is full the records
- * fill one batch at a time rather than one slice of each partition's. */
-static size_t sticky_bytes_max(const struct nagare_producer *p, const struct ptopic *t)
-{
-    size_t limit = topic_batch_limit(p, t);
-    return limit < p->grown_buf_bytes ? limit : p->grown_buf_bytes;
 }
 
 /* Adds the record (and its opaque) to a batch; the opaque's slot is made
@@ -398,13 +402,12 @@ static struct pbatch *batch_move_grown(struct nagare_producer *p, struct ppart *
 /* pp's open batch is full: lets it take batch_bytes more when its partition
  * could not send it now anyway (BATCH_GROWTH_MAX). Returns whether it did;
  * if not, the caller closes it. Keyless records stay with it
- * (sticky_bytes_max()). */
+ * (grown_limit()). */
 static bool batch_grow(struct nagare_producer *p, struct ptopic *t, int32_t partition)
 {
     struct ppart *pp = &t->parts[partition];
     struct pbatch *b = pp->open;
-    size_t limit = topic_batch_limit(p, t);
-    limit = limit < p->grown_buf_bytes ? limit : p->grown_buf_bytes;
+    size_t limit = grown_limit(p, t);
     if ((!b->pooled && !b->grown) || b->bld.cap + p->pool_buf_bytes > limit ||
         sender_part_ready(p, pp, clock_mono_ms())) {
         return false;
@@ -477,13 +480,10 @@ int accum_append(struct nagare_producer *p, struct ptopic *t, int32_t partition,
     }
     int rc = append_to(p, t, partition, ts_ms, key, key_len, value, value_len, hdrs, hdr_count,
                        opaque, force);
-    /* The record is in the partition's open batch. The partition stays
-     * sticky unless a batch closing on the way moved the records on. */
+    /* The record is in the partition's open batch (a batch closing on the
+     * way may have moved the records on). */
     if (rc == 0 && sticky && t->sticky == partition) {
         t->sticky_bytes += t->parts[partition].open->added_bytes;
-        if (t->sticky_bytes >= sticky_bytes_max(p, t)) {
-            t->sticky = -1;
-        }
     }
     return rc;
 }

@@ -59,7 +59,7 @@
  * during its wait (librdkafka builds its batches at send time for the same
  * reason), and at a low rate nothing changes. Its linger does not close it
  * while it waits either (accum_linger()), and keyless records stay with it
- * (accum.c, sticky_bytes_max()). 16 times the default 64 KiB
+ * (accum.c, grown_limit()). 16 times the default 64 KiB
  * is 1 MiB, Kafka's largest batch by default (and never past the broker's
  * default, TOPIC_BATCH_BYTES_DEFAULT, or the topic's limit). */
 #define BATCH_GROWTH_MAX 16u

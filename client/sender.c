@@ -163,9 +163,14 @@ static bool part_room(const struct ppart *pp)
 
 bool sender_part_ready(const struct nagare_producer *p, const struct ppart *pp, int64_t now_ms)
 {
+    /* A resend (or renumbering) pending with nothing queued or in flight
+     * (its batches failed for good) holds nothing back: sendable() settles
+     * it with the next batch. An open batch waiting for the partition to
+     * be ready would otherwise wait for its delivery timeout. */
+    bool resend = (pp->retrying || pp->resequence) && pp->inflight > 0;
     return pp->leader != NULL && conn_ready(&pp->leader->conn) &&
            pp->leader->requests < p->cfg.inflight_max && pp->queued == pp->inflight &&
-           part_room(pp) && now_ms >= pp->backoff_until_ms && !pp->retrying && !pp->resequence;
+           part_room(pp) && now_ms >= pp->backoff_until_ms && !resend;
 }
 
 /* The batch of pp to send next, or NULL. A batch that grew or went past

@@ -1211,6 +1211,44 @@ Test(client, a_full_batch_grows_while_its_partition_cannot_send_and_goes_as_one)
                  counts[1]);
 }
 
+static void tune_grow_small_buffer(struct nagare_producer_config *c)
+{
+    tune_grow(c);
+    c->buffer_bytes_max = 64 * 1024; /* 4 grown batches of 16 KiB */
+}
+
+/* A batch grows while others that grew wait in the queue: the grown
+ * buffers of open batches are bounded (half the buffer), not all bytes
+ * used, which a producer whose pipeline is full fills with its queue.
+ * Here a grown batch of 16 KiB waits behind the one request allowed, and
+ * the next one grows too, though 1 KiB + 16 KiB + 1 KiB in use plus a
+ * grown buffer of 16 KiB is more than half the 64 KiB buffer. */
+Test(client, a_batch_grows_while_a_grown_one_waits_in_the_queue)
+{
+    bk_start(&B);
+    cs_create_topic(&B, "queued", 1);
+    struct reports r;
+    reports_init(&r, 181);
+    nagare_producer *p = producer(&r, tune_grow_small_buffer);
+    produce_plain(p, "queued", 0, 5, 0, 1);
+    flush_ok(p, &r, 1);
+    produce_plain(p, "queued", 0, 5, 1, 180); /* ~27 KiB; no poll */
+    flush_ok(p, &r, 181);
+    for (uint32_t i = 0; i < 181; i++) {
+        cr_assert_eq(r.offset[i], i, "record %u in order, once", i);
+    }
+    nagare_producer_destroy(p);
+    reports_fini(&r);
+    int32_t counts[64];
+    size_t n = batch_counts("queued", 0, counts, 64);
+    /* The first record; the first full batch, sent at once; one grown to
+     * 16 KiB, full; the rest, grown too. */
+    cr_assert_eq(n, 4, "batches: %zu", n);
+    cr_assert_eq(counts[0] + counts[1] + counts[2] + counts[3], 181);
+    cr_assert_gt(counts[3], 2 * counts[1], "the last batch grew: %d records after %d", counts[3],
+                 counts[1]);
+}
+
 /* Sends keyless records of 20 value bytes (~28 in a batch: about 36 fill
  * batch_bytes of 1 KiB, about 580 a grown batch of 16 KiB), opaques from
  * 1 to count; no poll between them. */
@@ -1229,11 +1267,12 @@ static void send_keyless(nagare_producer *p, const char *topic, uint32_t count)
 }
 
 /* Keyless records move to another partition once one took what a batch
- * grows to (16 times batch_bytes), whether its batches closed or grew: a
- * growing batch does not pull in every record for good. Each visit takes
- * about 580 records; a run of 5000 in one partition needs 9 visits in a
- * row, 8 picks in a row of the same one of 8 partitions (8^-8 each time,
- * about 20 times here). */
+ * grows to (16 times batch_bytes): a growing batch does not pull in every
+ * record for good. Here each visit fills one grown batch, about 580
+ * records (the one request allowed stays out: batches close only full);
+ * a run of 5000 in one partition needs 9 visits in a row, 8 picks in a
+ * row of the same one of 8 partitions (8^-8 each time, about 20 times
+ * here). */
 Test(client, keyless_records_move_on_while_batches_grow)
 {
     enum { N = 12000 };
@@ -2150,6 +2189,40 @@ Test(client, a_batch_back_for_retries_fails_at_its_delivery_timeout)
     cr_assert_eq(r.first_err, -NAGARE_ETIMEOUT);
     cr_assert_geq(took, 1500 - 50, "not before its delivery timeout: %lld ms", (long long)took);
     cr_assert_lt(took, 1500 + 300 + 1500, "soon after it: %lld ms", (long long)took);
+    nagare_producer_destroy(p);
+    reports_fini(&r);
+}
+
+static void tune_retry_timeout_one(struct nagare_producer_config *c)
+{
+    tune_retry_timeout(c);
+    c->inflight_max = 1;
+}
+
+/* Batches past their linger that stay open while their partition cannot
+ * send (the broker stopped answering) still fail at their delivery
+ * timeout. */
+Test(client, records_held_past_their_linger_fail_at_their_delivery_timeout)
+{
+    bk_start(&B);
+    cs_create_topic(&B, "held", 1);
+    struct reports r;
+    reports_init(&r, 4);
+    nagare_producer *p = producer(&r, tune_retry_timeout_one);
+    send_one_to(p, "held", 0, 0, 10);
+    flush_ok(p, &r, 1);
+    cr_assert_eq(kill(B.pid, SIGSTOP), 0);
+    send_one_to(p, "held", 0, 1, 10);
+    cr_assert_eq(nagare_producer_poll(p, 0), 0); /* goes out: the slot is free */
+    send_one_to(p, "held", 0, 2, 10);
+    cr_assert_eq(nagare_producer_poll(p, 0), 0); /* past its linger, held */
+    send_one_to(p, "held", 0, 3, 10);
+    int rc = nagare_producer_flush(p, 20000);
+    cr_assert_eq(kill(B.pid, SIGCONT), 0);
+    cr_assert_eq(rc, 0, "flush: %s", nagare_strerror(rc));
+    cr_assert_eq(r.count, 4);
+    cr_assert_eq(r.failed, 3);
+    cr_assert_eq(r.first_err, -NAGARE_ETIMEOUT);
     nagare_producer_destroy(p);
     reports_fini(&r);
 }
