@@ -429,10 +429,17 @@ static bool batch_grow(struct nagare_producer *p, struct ptopic *t, int32_t part
     return true;
 }
 
-/* accum_append() once the partition is known. */
-static int append_to(struct nagare_producer *p, struct ptopic *t, int32_t partition, int64_t ts_ms,
-                     const void *key, int32_t key_len, const void *value, int32_t value_len,
-                     const struct batch_kv *hdrs, uint32_t hdr_count, void *opaque, bool force)
+/* append_to(): the partition's batch was full and closed, and keyless
+ * records moved on: the record goes where they went, not alone into a new
+ * batch of the partition they left (it would go with that one record). */
+#define APPEND_MOVED_ON 1
+
+/* accum_append() once the partition is known (sticky: it is the keyless
+ * records' partition). Returns as accum_append(), or APPEND_MOVED_ON. */
+static int append_to(struct nagare_producer *p, struct ptopic *t, int32_t partition, bool sticky,
+                     int64_t ts_ms, const void *key, int32_t key_len, const void *value,
+                     int32_t value_len, const struct batch_kv *hdrs, uint32_t hdr_count,
+                     void *opaque, bool force)
 {
     struct ppart *pp = &t->parts[partition];
     if (pp->open != NULL) {
@@ -446,6 +453,9 @@ static int append_to(struct nagare_producer *p, struct ptopic *t, int32_t partit
             return rc;
         }
         accum_close(p, t, partition); /* full: it goes out, a new one starts */
+        if (sticky && t->sticky != partition) {
+            return APPEND_MOVED_ON;
+        }
     }
     size_t limit = topic_batch_limit(p, t);
     size_t need = BATCH_HEADER_BYTES + record_bytes_bound(key_len, value_len, hdrs, hdr_count);
@@ -472,14 +482,19 @@ int accum_append(struct nagare_producer *p, struct ptopic *t, int32_t partition,
                  const struct batch_kv *hdrs, uint32_t hdr_count, void *opaque, bool force)
 {
     ASSERT(t->state == PT_KNOWN && t->partition_count > 0);
-    bool sticky = partition == NAGARE_PARTITION_ANY && key_len < 0;
-    if (partition == NAGARE_PARTITION_ANY) {
-        partition = pick_partition(p, t, key, key_len);
-    } else if (partition < 0 || partition >= t->partition_count) {
+    bool any = partition == NAGARE_PARTITION_ANY;
+    bool sticky = any && key_len < 0;
+    if (!any && (partition < 0 || partition >= t->partition_count)) {
         return -NG_EUNKNOWN_TOPIC;
     }
-    int rc = append_to(p, t, partition, ts_ms, key, key_len, value, value_len, hdrs, hdr_count,
-                       opaque, force);
+    int rc = APPEND_MOVED_ON;
+    while (rc == APPEND_MOVED_ON) { /* each turn closes a full batch */
+        if (any) {
+            partition = pick_partition(p, t, key, key_len);
+        }
+        rc = append_to(p, t, partition, sticky, ts_ms, key, key_len, value, value_len, hdrs,
+                       hdr_count, opaque, force);
+    }
     /* The record is in the partition's open batch (a batch closing on the
      * way may have moved the records on). */
     if (rc == 0 && sticky && t->sticky == partition) {

@@ -1301,7 +1301,9 @@ Test(client, keyless_records_move_on_while_batches_grow)
  * time: they stay with their partition until it took what a batch grows
  * to, rather than move on after each batch_bytes and leave a slice in
  * every partition's batch (8 batches of ~125 records for the 1000 here,
- * 28 visits of ~36 records). */
+ * 28 visits of ~36 records). And the record that finds a batch full and
+ * moves them on goes with them, not alone into a new batch of the
+ * partition they leave (here ~36 records, then ~580, then the rest). */
 Test(client, keyless_records_fill_one_growing_batch_at_a_time)
 {
     enum { N = 1000, PARTS = 8 };
@@ -1318,16 +1320,19 @@ Test(client, keyless_records_fill_one_growing_batch_at_a_time)
     reports_fini(&r);
     int32_t total = 0;
     int32_t largest = 0;
+    uint32_t alone = 0;
     for (int32_t k = 0; k < PARTS; k++) {
         int32_t counts[64];
         size_t n = batch_counts("fill", k, counts, 64);
         for (size_t i = 0; i < n; i++) {
             total += counts[i];
             largest = counts[i] > largest ? counts[i] : largest;
+            alone += counts[i] == 1 && !(k == 0 && i == 0) ? 1 : 0; /* but the first record */
         }
     }
     cr_assert_eq(total, N + 1);
     cr_assert_gt(largest, 500, "a grown batch took one visit's records: %d", largest);
+    cr_assert_eq(alone, 0, "%u batches of one record", alone);
 }
 
 static void tune_linger0(struct nagare_producer_config *c)
