@@ -181,13 +181,28 @@ static size_t topic_batch_limit(const struct nagare_producer *p, const struct pt
     return limit < BATCH_BYTES_LIMIT ? limit : BATCH_BYTES_LIMIT;
 }
 
+/* The largest a batch of t grows to (BATCH_GROWTH_MAX). It is also about
+ * what keyless records take in one partition before they move on while
+ * batches grow (accum_close()): a count of bytes, not "until its batch
+ * goes", since a partition whose batches go sooner (a faster leader)
+ * would otherwise get fewer records than the others (KIP-794); and as
+ * large as a grown batch, so that while the pipeline is full the records
+ * fill one batch at a time rather than one slice of each partition's. */
+static size_t grown_limit(const struct nagare_producer *p, const struct ptopic *t)
+{
+    size_t limit = topic_batch_limit(p, t);
+    return limit < p->grown_buf_bytes ? limit : p->grown_buf_bytes;
+}
+
 /* ---- batches ---- */
 
-/* The list of open batches, in the order they opened: b->created_ms only
- * grows along it (clock_mono_ms() is monotonic). */
+/* The list of open batches whose linger runs, in the order they opened:
+ * b->created_ms only grows along it (clock_mono_ms() is monotonic). An
+ * overdue batch is off it (accum_linger()). */
 static void open_link(struct nagare_producer *p, struct pbatch *b)
 {
     ASSERT(p->open_tail == NULL || p->open_tail->created_ms <= b->created_ms);
+    ASSERT(!b->overdue);
     b->open_next = NULL;
     b->open_prev = p->open_tail;
     if (p->open_tail != NULL) {
@@ -198,12 +213,10 @@ static void open_link(struct nagare_producer *p, struct pbatch *b)
     p->open_tail = b;
 }
 
-/* Takes the open batch of pp off its partition and off the list. */
-static struct pbatch *open_take(struct nagare_producer *p, struct ppart *pp)
+/* Takes b off the list of lingering batches (it stays open). */
+static void open_unlink(struct nagare_producer *p, struct pbatch *b)
 {
-    struct pbatch *b = pp->open;
-    ASSERT(b != NULL && b->state == PB_OPEN);
-    pp->open = NULL;
+    ASSERT(!b->overdue);
     if (b->open_prev != NULL) {
         b->open_prev->open_next = b->open_next;
     } else {
@@ -216,6 +229,22 @@ static struct pbatch *open_take(struct nagare_producer *p, struct ppart *pp)
     }
     b->open_prev = NULL;
     b->open_next = NULL;
+}
+
+/* Takes the open batch of pp off its partition (and off the list). */
+static struct pbatch *open_take(struct nagare_producer *p, struct ppart *pp)
+{
+    struct pbatch *b = pp->open;
+    ASSERT(b != NULL && b->state == PB_OPEN);
+    pp->open = NULL;
+    if (!b->overdue) {
+        open_unlink(p, b);
+    }
+    if (b->grown) {
+        ASSERT(p->open_grown_bytes >= b->cap);
+        p->open_grown_bytes -= b->cap;
+    }
+    b->overdue = false;
     return b;
 }
 
@@ -236,6 +265,7 @@ static void batch_open(struct nagare_producer *p, struct ptopic *t, int32_t part
     b->attempts = 0;
     b->err = 0;
     b->offset_base = -1;
+    b->overdue = false;
     t->parts[partition].open = b;
     open_link(p, b);
 }
@@ -279,8 +309,16 @@ void accum_close(struct nagare_producer *p, struct ptopic *t, int32_t partition)
     pp->queued++;
     p->batches_closed++;
     sender_timer_at(p, b->created_ms + (int64_t)p->cfg.delivery_timeout_ms);
-    if (t->sticky == partition) {
-        t->sticky = -1; /* keyless records move on to another partition */
+    if (t->sticky == partition &&
+        (!b->grown || t->sticky_bytes + p->pool_buf_bytes > grown_limit(p, t))) {
+        /* Keyless records move on to another partition when their batch
+         * goes without having grown: the pipeline is not full, and each
+         * batch picks a partition afresh (Kafka's sticky partitioner,
+         * KIP-480). A grown batch went because its partition could send
+         * again: they stay until the partition took about what one batch
+         * grows to, and move on as a batch closes (as Kafka's do,
+         * KIP-794), so that none is left with a few records. */
+        t->sticky = -1;
     }
 }
 
@@ -297,6 +335,7 @@ static int32_t pick_partition(struct nagare_producer *p, struct ptopic *t, const
         p->rng ^= p->rng >> 7;
         p->rng ^= p->rng << 17;
         t->sticky = (int32_t)(p->rng % (uint64_t)t->partition_count);
+        t->sticky_bytes = 0;
     }
     return t->sticky;
 }
@@ -307,6 +346,7 @@ static int batch_add(struct pbatch *b, int64_t ts_ms, const void *key, int32_t k
                      const void *value, int32_t value_len, const struct batch_kv *hdrs,
                      uint32_t hdr_count, void *opaque)
 {
+    size_t pos = b->bld.pos;
     int rc = opaques_room(&b->opaques, &b->opaque_cap, (uint32_t)b->record_count + 1);
     if (rc != 0) {
         return rc;
@@ -317,6 +357,7 @@ static int batch_add(struct pbatch *b, int64_t ts_ms, const void *key, int32_t k
     }
     b->opaques[b->record_count++] = opaque;
     ASSERT(b->record_count == b->bld.record_count);
+    b->added_bytes = b->bld.pos - pos;
     return 0;
 }
 
@@ -340,59 +381,66 @@ static struct pbatch *batch_move_grown(struct nagare_producer *p, struct ppart *
     g->bld.buf = g->buf;
     b->opaques = keep.opaques; /* g took b's; b keeps g's old ones */
     b->opaque_cap = keep.opaque_cap;
-    if (g->open_prev != NULL) {
+    if (g->overdue) {
+        ASSERT(g->open_prev == NULL && g->open_next == NULL);
+    } else if (g->open_prev != NULL) {
         g->open_prev->open_next = g;
     } else {
         p->open_head = g;
     }
-    if (g->open_next != NULL) {
+    if (!g->overdue && g->open_next != NULL) {
         g->open_next->open_prev = g;
-    } else {
+    } else if (!g->overdue) {
         p->open_tail = g;
     }
     pp->open = g;
+    p->open_grown_bytes += g->cap;
     accum_release(p, b);
     return g;
 }
 
 /* pp's open batch is full: lets it take batch_bytes more when its partition
  * could not send it now anyway (BATCH_GROWTH_MAX). Returns whether it did;
- * if not, the caller closes it. */
+ * if not, the caller closes it. Keyless records stay with it
+ * (grown_limit()). */
 static bool batch_grow(struct nagare_producer *p, struct ptopic *t, int32_t partition)
 {
     struct ppart *pp = &t->parts[partition];
     struct pbatch *b = pp->open;
-    size_t limit = topic_batch_limit(p, t);
-    limit = limit < p->grown_buf_bytes ? limit : p->grown_buf_bytes;
+    size_t limit = grown_limit(p, t);
     if ((!b->pooled && !b->grown) || b->bld.cap + p->pool_buf_bytes > limit ||
         sender_part_ready(p, pp, clock_mono_ms())) {
         return false;
     }
     if (!b->grown) {
-        /* Half the buffer stays for batches that do not grow, so growing
-         * never starves the partitions that are sending. */
-        if (p->bytes_used + p->grown_buf_bytes > p->cfg.buffer_bytes_max / 2 ||
+        /* The open batches that grew hold at most half the buffer, so that
+         * grown buffers still filling never starve the partitions that are
+         * sending. Not the whole buffer's half: under backpressure it
+         * fills with batches queued behind those in flight, and a rule on
+         * bytes_used then stopped all growth, leaving the queue to
+         * batch_bytes batches, one per partition per request. A queued
+         * grown batch went full, or its partition could send. */
+        if (p->open_grown_bytes + p->grown_buf_bytes > p->cfg.buffer_bytes_max / 2 ||
             (b = batch_move_grown(p, pp, b)) == NULL) {
             return false;
         }
     }
     b->bld.cap += p->pool_buf_bytes;
-    if (t->sticky == partition) {
-        t->sticky = -1; /* keyless records move on after batch_bytes, grown or not */
-    }
     return true;
 }
 
-int accum_append(struct nagare_producer *p, struct ptopic *t, int32_t partition, int64_t ts_ms,
-                 const void *key, int32_t key_len, const void *value, int32_t value_len,
-                 const struct batch_kv *hdrs, uint32_t hdr_count, void *opaque, bool force)
+/* append_to(): the partition's batch was full and closed, and keyless
+ * records moved on: the record goes where they went, not alone into a new
+ * batch of the partition they left (it would go with that one record). */
+#define APPEND_MOVED_ON 1
+
+/* accum_append() once the partition is known (sticky: it is the keyless
+ * records' partition). Returns as accum_append(), or APPEND_MOVED_ON. */
+static int append_to(struct nagare_producer *p, struct ptopic *t, int32_t partition, bool sticky,
+                     int64_t ts_ms, const void *key, int32_t key_len, const void *value,
+                     int32_t value_len, const struct batch_kv *hdrs, uint32_t hdr_count,
+                     void *opaque, bool force)
 {
-    ASSERT(t->state == PT_KNOWN && t->partition_count > 0);
-    if (partition == NAGARE_PARTITION_ANY) {
-        partition = pick_partition(p, t, key, key_len);
-    } else if (partition < 0 || partition >= t->partition_count) {
-        return -NG_EUNKNOWN_TOPIC;
-    }
     struct ppart *pp = &t->parts[partition];
     if (pp->open != NULL) {
         int rc =
@@ -405,6 +453,9 @@ int accum_append(struct nagare_producer *p, struct ptopic *t, int32_t partition,
             return rc;
         }
         accum_close(p, t, partition); /* full: it goes out, a new one starts */
+        if (sticky && t->sticky != partition) {
+            return APPEND_MOVED_ON;
+        }
     }
     size_t limit = topic_batch_limit(p, t);
     size_t need = BATCH_HEADER_BYTES + record_bytes_bound(key_len, value_len, hdrs, hdr_count);
@@ -424,6 +475,32 @@ int accum_append(struct nagare_producer *p, struct ptopic *t, int32_t partition,
         return rc == -NG_ENOSPACE ? -NG_ETOOBIG : rc;
     }
     return 0;
+}
+
+int accum_append(struct nagare_producer *p, struct ptopic *t, int32_t partition, int64_t ts_ms,
+                 const void *key, int32_t key_len, const void *value, int32_t value_len,
+                 const struct batch_kv *hdrs, uint32_t hdr_count, void *opaque, bool force)
+{
+    ASSERT(t->state == PT_KNOWN && t->partition_count > 0);
+    bool any = partition == NAGARE_PARTITION_ANY;
+    bool sticky = any && key_len < 0;
+    if (!any && (partition < 0 || partition >= t->partition_count)) {
+        return -NG_EUNKNOWN_TOPIC;
+    }
+    int rc = APPEND_MOVED_ON;
+    while (rc == APPEND_MOVED_ON) { /* each turn closes a full batch */
+        if (any) {
+            partition = pick_partition(p, t, key, key_len);
+        }
+        rc = append_to(p, t, partition, sticky, ts_ms, key, key_len, value, value_len, hdrs,
+                       hdr_count, opaque, force);
+    }
+    /* The record is in the partition's open batch (a batch closing on the
+     * way may have moved the records on). */
+    if (rc == 0 && sticky && t->sticky == partition) {
+        t->sticky_bytes += t->parts[partition].open->added_bytes;
+    }
+    return rc;
 }
 
 static void hold_reset(struct nagare_producer *p, struct phold *h);
@@ -468,7 +545,19 @@ int64_t accum_linger(struct nagare_producer *p, int64_t now_ms)
         /* Only a known topic has partitions: a topic that goes missing
          * fails its open batches (accum_topic_fail()). */
         ASSERT(b->topic->state == PT_KNOWN);
-        accum_close(p, b->topic, b->partition);
+        struct ppart *pp = &b->topic->parts[b->partition];
+        if (p->flushing || sender_part_ready(p, pp, now_ms)) {
+            accum_close(p, b->topic, b->partition);
+            continue;
+        }
+        /* Its partition cannot send now: closed, it would only wait in the
+         * queue, while open it still takes records (and grows). It goes
+         * as soon as the partition can (sendable()), or at its delivery
+         * timeout (sender_timers()). Off the list, so that no walk passes
+         * it again. */
+        open_unlink(p, b);
+        b->overdue = true;
+        sender_timer_at(p, b->created_ms + (int64_t)p->cfg.delivery_timeout_ms);
     }
     return next;
 }

@@ -21,12 +21,15 @@
  *   grown_buf_bytes buffers; a record larger than a batch gets a buffer of
  *   its own, freed after its report. bytes_used (every buffer not in a free
  *   pool, plus holds) stays within buffer_bytes_max: past it, send returns
- *   -NG_EBUSY; batches grow only while it is under half of it.
+ *   -NG_EBUSY; the grown buffers of open batches (open_grown_bytes) stay
+ *   within half of it.
  * - The poll does work in proportion to what is pending, not to the
  *   partitions: open batches are listed in the order they opened
- *   (p->open_head), so the linger check stops at the first not yet due;
+ *   (p->open_head), so the linger check stops at the first not yet due,
+ *   and a batch past its linger whose partition cannot send leaves the list
+ *   (overdue: the sender closes it when the partition can send);
  *   p->timers_due_ms is never later than the earliest delivery timeout of a
- *   waiting batch or end of a partition's backoff, so the walk over the
+ *   waiting or overdue batch or end of a partition's backoff, so the walk over the
  *   queues runs only once something may be due (every place that queues a
  *   batch or starts a backoff lowers it: sender_timer_at()).
  * One thread: the producer's.
@@ -54,7 +57,9 @@
  * partition can send. So the bytes in flight follow the round trip by
  * themselves: while the pipeline is full, each batch carries what came
  * during its wait (librdkafka builds its batches at send time for the same
- * reason), and at a low rate nothing changes. 16 times the default 64 KiB
+ * reason), and at a low rate nothing changes. Its linger does not close it
+ * while it waits either (accum_linger()), and keyless records stay with it
+ * (accum.c, grown_limit()). 16 times the default 64 KiB
  * is 1 MiB, Kafka's largest batch by default (and never past the broker's
  * default, TOPIC_BATCH_BYTES_DEFAULT, or the topic's limit). */
 #define BATCH_GROWTH_MAX 16u
@@ -91,9 +96,12 @@ struct pbatch {
     size_t cap;
     bool pooled;              /* buf is a pool buffer (cap == pool_buf_bytes) */
     bool grown;               /* buf is a grown one (cap == grown_buf_bytes) */
+    bool overdue; /* open past its linger while its partition could not send:
+                     off p->open_head's list, closed once it can */
     struct batch_builder bld; /* while open */
     size_t bytes;             /* finished size */
     int32_t record_count;
+    size_t added_bytes;    /* while open: what the last record took */
     int32_t sequence_base; /* -1: not idempotent */
     void **opaques;        /* one per record; grown, kept across reuse */
     uint32_t opaque_cap;
@@ -155,7 +163,8 @@ struct ptopic {
     uint32_t batch_bytes_max;
     struct ppart *parts; /* parts_len >= partition_count of them */
     int32_t parts_len;
-    int32_t sticky; /* keyless records' partition; -1: pick one */
+    int32_t sticky;      /* keyless records' partition; -1: pick one */
+    size_t sticky_bytes; /* what they took there since it was picked */
     struct phold hold;
     bool meta_wanted; /* to be asked in the next Metadata */
     bool meta_inflight;
@@ -214,6 +223,7 @@ struct nagare_producer {
     size_t pool_buf_bytes;
     size_t grown_buf_bytes; /* pool_buf_bytes * BATCH_GROWTH_MAX, within a batch's limit */
     size_t bytes_used;
+    size_t open_grown_bytes;   /* grown buffers of open batches */
     struct pbatch *pool;       /* free batches with pool buffers */
     struct pbatch *pool_grown; /* free batches with grown buffers */
     /* outcomes waiting for their reports */
@@ -238,7 +248,8 @@ struct nagare_producer {
     uint32_t kv_cap;
     bool closing;            /* destroy: nothing is retried */
     uint64_t batches_closed; /* counts accum_close() calls */
-    /* open batches, oldest first (created_ms nondecreasing) */
+    /* open batches whose linger runs, oldest first (created_ms
+     * nondecreasing); overdue ones are off it */
     struct pbatch *open_head;
     struct pbatch *open_tail;
     uint32_t topics_holding; /* topics with held records */

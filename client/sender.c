@@ -163,16 +163,23 @@ static bool part_room(const struct ppart *pp)
 
 bool sender_part_ready(const struct nagare_producer *p, const struct ppart *pp, int64_t now_ms)
 {
+    /* A resend (or renumbering) pending with nothing queued or in flight
+     * (its batches failed for good) holds nothing back: sendable() settles
+     * it with the next batch. An open batch waiting for the partition to
+     * be ready would otherwise wait for its delivery timeout. */
+    bool resend = (pp->retrying || pp->resequence) && pp->inflight > 0;
     return pp->leader != NULL && conn_ready(&pp->leader->conn) &&
            pp->leader->requests < p->cfg.inflight_max && pp->queued == pp->inflight &&
-           part_room(pp) && now_ms >= pp->backoff_until_ms && !pp->retrying && !pp->resequence;
+           part_room(pp) && now_ms >= pp->backoff_until_ms && !resend;
 }
 
-/* The batch of pp to send next, or NULL. A batch that grew while pp could
- * not send (accum.c, BATCH_GROWTH_MAX) is closed to go now. */
+/* The batch of pp to send next, or NULL. A batch that grew or went past
+ * its linger while pp could not send (accum.c, BATCH_GROWTH_MAX,
+ * accum_linger()) is closed to go now. */
 static struct pbatch *sendable(struct nagare_producer *p, struct ppart *pp, int64_t now_ms)
 {
-    if (pp->open != NULL && pp->open->grown && sender_part_ready(p, pp, now_ms)) {
+    if (pp->open != NULL && (pp->open->grown || pp->open->overdue) &&
+        sender_part_ready(p, pp, now_ms)) {
         accum_close(p, pp->open->topic, pp->open->partition);
     }
     if (pp->queued == pp->inflight || !part_room(pp) || now_ms < pp->backoff_until_ms) {
@@ -579,11 +586,21 @@ void sender_drain(struct nagare_producer *p, int64_t now_ms)
     }
 }
 
-/* Fails a partition's waiting batches past the delivery timeout. Returns
- * when the next one will be due (or a backoff ends). */
+/* Fails a partition's waiting batches past the delivery timeout (an
+ * overdue open batch is closed for it first). Returns when the next one
+ * will be due (or a backoff ends). */
 static int64_t part_timers(struct nagare_producer *p, struct ppart *pp, int64_t now_ms)
 {
     int64_t next = INT64_MAX;
+    struct pbatch *o = pp->open;
+    if (o != NULL && o->overdue) {
+        int64_t due = o->created_ms + (int64_t)p->cfg.delivery_timeout_ms;
+        if (now_ms >= due) {
+            accum_close(p, o->topic, o->partition);
+        } else {
+            next = due;
+        }
+    }
     struct pbatch *b = pp->head;
     while (b != NULL) {
         struct pbatch *after = b->next;
@@ -595,7 +612,7 @@ static int64_t part_timers(struct nagare_producer *p, struct ppart *pp, int64_t 
              * batch per partition at a time, so no later batch is due
              * sooner: stop here rather than walk the whole queue on every
              * poll (a full buffer queues a thousand batches). */
-            next = due;
+            next = due < next ? due : next;
             break;
         }
         b = after;

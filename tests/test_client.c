@@ -1159,14 +1159,14 @@ static void tune_grow(struct nagare_producer_config *c)
     c->acks = 1;
 }
 
-/* Record counts of the batches of topic/0 from offset 0, in order; returns
- * how many. */
-static size_t batch_counts(const char *topic, int32_t *counts, size_t cap)
+/* Record counts of the batches of topic/partition from offset 0, in order;
+ * returns how many. */
+static size_t batch_counts(const char *topic, int32_t partition, int32_t *counts, size_t cap)
 {
     struct cl raw;
     cl_connect(&raw, B.port, 10000);
     struct fetched f;
-    rq_fetch(&raw, topic, 0, 0, &f);
+    rq_fetch(&raw, topic, partition, 0, &f);
     cr_assert_eq(f.err, 0);
     const uint8_t *b;
     size_t len;
@@ -1201,7 +1201,7 @@ Test(client, a_full_batch_grows_while_its_partition_cannot_send_and_goes_as_one)
     nagare_producer_destroy(p);
     reports_fini(&r);
     int32_t counts[64];
-    size_t n = batch_counts("grow", counts, 64);
+    size_t n = batch_counts("grow", 0, counts, 64);
     /* The first record alone; the first full batch, sent at once; the
      * rest, grown, in one batch. */
     cr_assert_eq(n, 3, "batches: %zu", n);
@@ -1211,15 +1211,71 @@ Test(client, a_full_batch_grows_while_its_partition_cannot_send_and_goes_as_one)
                  counts[1]);
 }
 
-/* Keyless records move to another partition after each batch_bytes,
- * whether the batch closed or grew: a growing batch does not pull in every
- * record until it is 16 times batch_bytes. Records of ~30 bytes: about 30
- * fill batch_bytes (1 KiB), about 500 a grown batch. A run of 300 records
- * in one partition with the sticky choice moving every ~30 needs 9 picks
- * in a row of the same one of 8 partitions (8^-9 each time). */
+static void tune_grow_small_buffer(struct nagare_producer_config *c)
+{
+    tune_grow(c);
+    c->buffer_bytes_max = 64 * 1024; /* 4 grown batches of 16 KiB */
+}
+
+/* A batch grows while others that grew wait in the queue: the grown
+ * buffers of open batches are bounded (half the buffer), not all bytes
+ * used, which a producer whose pipeline is full fills with its queue.
+ * Here a grown batch of 16 KiB waits behind the one request allowed, and
+ * the next one grows too, though 1 KiB + 16 KiB + 1 KiB in use plus a
+ * grown buffer of 16 KiB is more than half the 64 KiB buffer. */
+Test(client, a_batch_grows_while_a_grown_one_waits_in_the_queue)
+{
+    bk_start(&B);
+    cs_create_topic(&B, "queued", 1);
+    struct reports r;
+    reports_init(&r, 181);
+    nagare_producer *p = producer(&r, tune_grow_small_buffer);
+    produce_plain(p, "queued", 0, 5, 0, 1);
+    flush_ok(p, &r, 1);
+    produce_plain(p, "queued", 0, 5, 1, 180); /* ~27 KiB; no poll */
+    flush_ok(p, &r, 181);
+    for (uint32_t i = 0; i < 181; i++) {
+        cr_assert_eq(r.offset[i], i, "record %u in order, once", i);
+    }
+    nagare_producer_destroy(p);
+    reports_fini(&r);
+    int32_t counts[64];
+    size_t n = batch_counts("queued", 0, counts, 64);
+    /* The first record; the first full batch, sent at once; one grown to
+     * 16 KiB, full; the rest, grown too. */
+    cr_assert_eq(n, 4, "batches: %zu", n);
+    cr_assert_eq(counts[0] + counts[1] + counts[2] + counts[3], 181);
+    cr_assert_gt(counts[3], 2 * counts[1], "the last batch grew: %d records after %d", counts[3],
+                 counts[1]);
+}
+
+/* Sends keyless records of 20 value bytes (~28 in a batch: about 36 fill
+ * batch_bytes of 1 KiB, about 580 a grown batch of 16 KiB), opaques from
+ * 1 to count; no poll between them. */
+static void send_keyless(nagare_producer *p, const char *topic, uint32_t count)
+{
+    char value[20] = "keyless record value";
+    for (uint32_t i = 1; i <= count; i++) {
+        struct nagare_record rec = {.topic = topic,
+                                    .partition = NAGARE_PARTITION_ANY,
+                                    .key_len = -1,
+                                    .value = value,
+                                    .value_len = sizeof(value),
+                                    .opaque = (void *)(uintptr_t)i};
+        send_record(p, &rec);
+    }
+}
+
+/* Keyless records move to another partition once one took what a batch
+ * grows to (16 times batch_bytes): a growing batch does not pull in every
+ * record for good. Here each visit fills one grown batch, about 580
+ * records (the one request allowed stays out: batches close only full);
+ * a run of 5000 in one partition needs 9 visits in a row, 8 picks in a
+ * row of the same one of 8 partitions (8^-8 each time, about 20 times
+ * here). */
 Test(client, keyless_records_move_on_while_batches_grow)
 {
-    enum { N = 2000 };
+    enum { N = 12000 };
     bk_start(&B);
     cs_create_topic(&B, "spread", 8);
     struct reports r;
@@ -1228,16 +1284,7 @@ Test(client, keyless_records_move_on_while_batches_grow)
     produce_plain(p, "spread", 0, 6, 0, 1);
     flush_ok(p, &r, 1);
     /* No poll: the one request allowed stays in flight, the others grow. */
-    char value[20] = "keyless record value";
-    for (uint32_t i = 1; i <= N; i++) {
-        struct nagare_record rec = {.topic = "spread",
-                                    .partition = NAGARE_PARTITION_ANY,
-                                    .key_len = -1,
-                                    .value = value,
-                                    .value_len = sizeof(value),
-                                    .opaque = (void *)(uintptr_t)i};
-        send_record(p, &rec);
-    }
+    send_keyless(p, "spread", N);
     flush_ok(p, &r, N + 1);
     uint32_t run = 1;
     uint32_t longest = 1;
@@ -1245,9 +1292,89 @@ Test(client, keyless_records_move_on_while_batches_grow)
         run = r.partition[i] == r.partition[i - 1] ? run + 1 : 1;
         longest = run > longest ? run : longest;
     }
-    cr_assert_lt(longest, 300, "%u records in a row went to one partition", longest);
+    cr_assert_lt(longest, 5000, "%u records in a row went to one partition", longest);
     nagare_producer_destroy(p);
     reports_fini(&r);
+}
+
+/* While the pipeline is full, keyless records fill one growing batch at a
+ * time: they stay with their partition until it took what a batch grows
+ * to, rather than move on after each batch_bytes and leave a slice in
+ * every partition's batch (8 batches of ~125 records for the 1000 here,
+ * 28 visits of ~36 records). And the record that finds a batch full and
+ * moves them on goes with them, not alone into a new batch of the
+ * partition they leave (here ~36 records, then ~580, then the rest). */
+Test(client, keyless_records_fill_one_growing_batch_at_a_time)
+{
+    enum { N = 1000, PARTS = 8 };
+    bk_start(&B);
+    cs_create_topic(&B, "fill", PARTS);
+    struct reports r;
+    reports_init(&r, N + 1);
+    nagare_producer *p = producer(&r, tune_grow);
+    produce_plain(p, "fill", 0, 6, 0, 1);
+    flush_ok(p, &r, 1);
+    send_keyless(p, "fill", N); /* no poll: the one request allowed stays out */
+    flush_ok(p, &r, N + 1);
+    nagare_producer_destroy(p);
+    reports_fini(&r);
+    int32_t total = 0;
+    int32_t largest = 0;
+    uint32_t alone = 0;
+    for (int32_t k = 0; k < PARTS; k++) {
+        int32_t counts[64];
+        size_t n = batch_counts("fill", k, counts, 64);
+        for (size_t i = 0; i < n; i++) {
+            total += counts[i];
+            largest = counts[i] > largest ? counts[i] : largest;
+            alone += counts[i] == 1 && !(k == 0 && i == 0) ? 1 : 0; /* but the first record */
+        }
+    }
+    cr_assert_eq(total, N + 1);
+    cr_assert_gt(largest, 500, "a grown batch took one visit's records: %d", largest);
+    cr_assert_eq(alone, 0, "%u batches of one record", alone);
+}
+
+static void tune_linger0(struct nagare_producer_config *c)
+{
+    tune_grow(c);
+    c->linger_ms = 0;
+}
+
+/* A batch past its linger whose partition cannot send (the one request
+ * allowed is out to a broker that stopped) stays open and takes the
+ * records that come meanwhile, rather than close to wait in the queue:
+ * the records sent while it waits go as one batch. */
+Test(client, a_batch_past_its_linger_keeps_taking_records_while_its_partition_cannot_send)
+{
+    bk_start(&B);
+    cs_create_topic(&B, "linger", 1);
+    struct reports r;
+    reports_init(&r, 21);
+    nagare_producer *p = producer(&r, tune_linger0);
+    produce_plain(p, "linger", 0, 5, 0, 1);
+    flush_ok(p, &r, 1);
+    cr_assert_eq(kill(B.pid, SIGSTOP), 0);
+    /* ~150 bytes each: the first batch_bytes goes out at once, the rest
+     * waits in an open batch. */
+    produce_plain(p, "linger", 0, 5, 1, 10);
+    cr_assert_eq(nagare_producer_poll(p, 0), 0); /* its linger (0) ran out */
+    produce_plain(p, "linger", 0, 5, 11, 10);
+    cr_assert_eq(kill(B.pid, SIGCONT), 0);
+    flush_ok(p, &r, 21);
+    for (uint32_t i = 0; i < 21; i++) {
+        cr_assert_eq(r.offset[i], i, "record %u in order, once", i);
+    }
+    nagare_producer_destroy(p);
+    reports_fini(&r);
+    int32_t counts[8];
+    size_t n = batch_counts("linger", 0, counts, 8);
+    /* The first record; the first full batch, sent at once; the rest, in
+     * one batch though its linger ran out halfway. */
+    cr_assert_eq(n, 3, "batches: %zu", n);
+    cr_assert_eq(counts[0], 1);
+    cr_assert_eq(counts[0] + counts[1] + counts[2], 21);
+    cr_assert_gt(counts[2], 10, "the last batch took records past its linger: %d", counts[2]);
 }
 
 static void tune_short(struct nagare_producer_config *c)
@@ -2067,6 +2194,40 @@ Test(client, a_batch_back_for_retries_fails_at_its_delivery_timeout)
     cr_assert_eq(r.first_err, -NAGARE_ETIMEOUT);
     cr_assert_geq(took, 1500 - 50, "not before its delivery timeout: %lld ms", (long long)took);
     cr_assert_lt(took, 1500 + 300 + 1500, "soon after it: %lld ms", (long long)took);
+    nagare_producer_destroy(p);
+    reports_fini(&r);
+}
+
+static void tune_retry_timeout_one(struct nagare_producer_config *c)
+{
+    tune_retry_timeout(c);
+    c->inflight_max = 1;
+}
+
+/* Batches past their linger that stay open while their partition cannot
+ * send (the broker stopped answering) still fail at their delivery
+ * timeout. */
+Test(client, records_held_past_their_linger_fail_at_their_delivery_timeout)
+{
+    bk_start(&B);
+    cs_create_topic(&B, "held", 1);
+    struct reports r;
+    reports_init(&r, 4);
+    nagare_producer *p = producer(&r, tune_retry_timeout_one);
+    send_one_to(p, "held", 0, 0, 10);
+    flush_ok(p, &r, 1);
+    cr_assert_eq(kill(B.pid, SIGSTOP), 0);
+    send_one_to(p, "held", 0, 1, 10);
+    cr_assert_eq(nagare_producer_poll(p, 0), 0); /* goes out: the slot is free */
+    send_one_to(p, "held", 0, 2, 10);
+    cr_assert_eq(nagare_producer_poll(p, 0), 0); /* past its linger, held */
+    send_one_to(p, "held", 0, 3, 10);
+    int rc = nagare_producer_flush(p, 20000);
+    cr_assert_eq(kill(B.pid, SIGCONT), 0);
+    cr_assert_eq(rc, 0, "flush: %s", nagare_strerror(rc));
+    cr_assert_eq(r.count, 4);
+    cr_assert_eq(r.failed, 3);
+    cr_assert_eq(r.first_err, -NAGARE_ETIMEOUT);
     nagare_producer_destroy(p);
     reports_fini(&r);
 }
