@@ -3,9 +3,9 @@
  * brokers: each registers its Kafka address, and any broker names the
  * group coordinator (the leader of __offsets/0) at its Kafka address;
  * across a leader change, the codec sees what Kafka's clients rely on.
- * Then real clients (kcat, confluent-kafka, kafka-python; KafkaJS would
- * be one more CLIENT of tests/kafka_cluster_clients.py) read Metadata and
- * produce across a stopped and a killed leader. Skipped, saying why, when
+ * Then real clients (kcat, confluent-kafka, kafka-python, KafkaJS: each a
+ * CLIENT of tests/kafka_cluster_clients.py) read Metadata and produce
+ * across a stopped and a killed leader. Skipped, saying why, when
  * the machine cannot run a cluster or the client is not installed.
  */
 #include <criterion/criterion.h>
@@ -511,8 +511,7 @@ static void client_follows_leader_changes(const char *name)
     cr_assert_eq(client_end(&k), 0, "%s's exit status", name);
 }
 
-/* One test per client; KafkaJS (tests/kafkajs_*) would be one more, its
- * CLIENT in tests/kafka_cluster_clients.py speaking the same lines. */
+/* One test per client, each a CLIENT of tests/kafka_cluster_clients.py. */
 Test(kafka_cluster, kcat_follows_leader_changes, .fini = teardown, .timeout = 600)
 {
     client_follows_leader_changes("kcat");
@@ -526,6 +525,11 @@ Test(kafka_cluster, confluent_kafka_follows_leader_changes, .fini = teardown, .t
 Test(kafka_cluster, kafka_python_follows_leader_changes, .fini = teardown, .timeout = 600)
 {
     client_follows_leader_changes("kafka-python");
+}
+
+Test(kafka_cluster, kafkajs_follows_leader_changes, .fini = teardown, .timeout = 600)
+{
+    client_follows_leader_changes("kafkajs");
 }
 
 /* ---- a leader change, spoken with the codec ---- */
