@@ -394,6 +394,9 @@ static void start_with_topic(void)
     /* A stopped follower leaves the in-sync set after this (acks=all waits
      * for it until then): short, for a short run. */
     cs_set(&C, "replica_lag_ms=2000");
+    /* The read-back of a client that reads through a group (KafkaJS's
+     * consumers only do) is its one member: no wait for others to join. */
+    cs_set(&C, "kafka_group_initial_delay_ms=0");
     cs_start(&C);
     create_topic(3);
 }
