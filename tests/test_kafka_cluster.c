@@ -17,7 +17,6 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "base/clock.h"
@@ -27,6 +26,7 @@
 #include "tests/broker_support.h"
 #include "tests/cluster_support.h"
 #include "tests/kafka_client_support.h"
+#include "tests/sys_support.h"
 
 /* Only turns a hang into a failure. */
 #define SETUP_TIMEOUT_MS 60000
@@ -187,12 +187,6 @@ struct client {
     FILE *in;
     FILE *out;
 };
-
-static void sleep_ms(int64_t ms)
-{
-    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000};
-    nanosleep(&ts, NULL);
-}
 
 /* Starts argv[0] with pipes to its stdin and from its stdout; it dies with
  * the test. */
