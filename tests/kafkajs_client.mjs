@@ -190,7 +190,11 @@ async function sendRound(producer, opts, recs) {
 // killed is replaced within seconds (a kill waits out the broker's lease),
 // looked for every second at most, rather than KafkaJS's 30 s; as many as
 // the idempotent producer's default.
-const ROUNDS_RETRY = { retries: Number.MAX_SAFE_INTEGER, initialRetryTime: 100, maxRetryTime: 1000 }
+const ROUNDS_RETRY = {
+  retries: Number.MAX_SAFE_INTEGER,
+  initialRetryTime: 100,
+  maxRetryTime: 1000,
+}
 
 async function produce(opts) {
   need(opts, 'topic', 'codec')
