@@ -18,20 +18,14 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
+
+#include "tests/sys_support.h"
 
 #define LISTEN_LINE "nagared listening on 127.0.0.1:"
 #define KAFKA_LINE "Kafka clients served on 127.0.0.1:" /* logged before LISTEN_LINE */
 #define LOG_TAIL_BYTES 3000
 #define CLIENT_ID "it"
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-    }
-}
 
 /* ---- files ---- */
 

@@ -15,11 +15,11 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "base/clock.h"
 #include "tests/broker_support.h"
+#include "tests/sys_support.h"
 
 /* The cluster settings every broker is started with (broker/config.c's
  * keys, `nagared --help` lists them): a nagared without them cannot run a
@@ -38,13 +38,6 @@ static const char *const cluster_keys[] = {KEY_BROKER_ID, KEY_ETCD_ENDPOINTS, KE
  * connection's NAT binding is made when its first packet meets the cuts. */
 #define CUT_PRIORITY 110
 #define OUT_BYTES 8192
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-    }
-}
 
 static const char *nft_path(void)
 {

@@ -318,15 +318,22 @@ def kafka_python_admin(kafka, b):
 KAFKAJS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "kafkajs_client.mjs")
 
 
-def kafkajs_check():
-    """Exits 77 (skipped), saying why, when node or KafkaJS is missing."""
+def kafkajs_missing():
+    """Why KafkaJS cannot run here (node or KafkaJS missing), or None."""
     if shutil.which("node") is None:
-        print("SKIP: node is not installed (./dev.sh installs Debian's nodejs)")
-        sys.exit(SKIP)
+        return "node is not installed (./dev.sh installs Debian's nodejs)"
     modules = os.environ.get("KAFKAJS_MODULES", "")
     if not os.path.isfile(os.path.join(modules, "kafkajs", "package.json")):
-        print("SKIP: KafkaJS is not installed in $KAFKAJS_MODULES (%r); ./dev.sh installs it"
-              " (npm ci in tests/kafkajs)" % modules)
+        return ("KafkaJS is not installed in $KAFKAJS_MODULES (%r); ./dev.sh installs it"
+                " (npm ci in tests/kafkajs)" % modules)
+    return None
+
+
+def kafkajs_check():
+    """Exits 77 (skipped), saying why, when node or KafkaJS is missing."""
+    why = kafkajs_missing()
+    if why:
+        print("SKIP: " + why)
         sys.exit(SKIP)
 
 

@@ -8,8 +8,8 @@ Metadata are the C test's). CLIENT is one of:
     confluent     confluent-kafka-python (python3-confluent-kafka), idempotent
     kafka-python  kafka-python (python3-kafka): no idempotence in 2.0, so
                   at least once, in order (one request in flight)
-    (KafkaJS: tests/kafkajs_* by its own helper; it would speak the same
-    lines below as a CLIENT of its own.)
+    kafkajs       KafkaJS (npm, tests/kafkajs_client.mjs on node;
+                  $KAFKAJS_MODULES holds it), idempotent
 
 `kafka_cluster_clients.py CLIENT --check` exits 0 when CLIENT is installed,
 77 (skipped) saying what is missing otherwise.
@@ -22,13 +22,13 @@ PARTITIONS partitions. The lines, one per step, no step timed:
   out  metadata                  (the list is complete)
   out  produced N                N records of a numbered stream handed to
                                  the client (record i: key "i", value
-                                 "v-i-" and dots; confluent and
-                                 kafka-python put it on partition
+                                 "v-i-" and dots; confluent,
+                                 kafka-python and kafkajs put it on partition
                                  i % PARTITIONS and have waited for every
                                  acknowledgement; kcat's keys choose the
                                  partition and the test watches the high
                                  watermarks), acks=all; then more go on
-                                 (confluent, kafka-python: rounds of
+                                 (confluent, kafka-python, kafkajs: rounds of
                                  STREAM_CHUNK, each acknowledged, until
                                  the test answers; kcat: PER_ROUND more)
   in   go                        the test stopped a leader (what was in
@@ -44,11 +44,16 @@ A failure exits 1 saying why on stderr.
 """
 import ctypes
 import json
+import os
+import queue
 import shutil
 import subprocess
 import sys
 import threading
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from kafka_clients import KAFKAJS, kafkajs_missing, kafkajs_run  # noqa: E402
 
 SKIP = 77
 PARTITIONS = 3
@@ -316,7 +321,75 @@ class KafkaPython:
         return recs
 
 
-CLIENTS = {"kcat": Kcat, "confluent": Confluent, "kafka-python": KafkaPython}
+# ---- KafkaJS ----
+
+class KafkaJS:
+    exactly_once = True
+    own_partitions = True
+    acks_reported = True
+
+    @staticmethod
+    def check():
+        return kafkajs_missing()
+
+    def __init__(self, bootstrap, topic):
+        self.bootstrap, self.topic = bootstrap, topic
+
+    def start(self):
+        # One producer for the whole stream (kafkajs_client.mjs produce
+        # --rounds): each round a line of its own answers; a thread reads
+        # them, so that a silent producer fails after TIMEOUT_S.
+        self.proc = subprocess.Popen(
+            ["node", KAFKAJS, "produce", "--rounds", "--brokers", self.bootstrap, "--topic",
+             self.topic, "--codec", "none"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+            preexec_fn=die_with_parent)
+        self.answers = queue.Queue()
+        self.unanswered = 0
+
+        def read():
+            for line in self.proc.stdout:
+                self.answers.put(json.loads(line))
+            self.answers.put(None)
+        threading.Thread(target=read, daemon=True).start()
+
+    def metadata(self):
+        # KafkaJS's admin client: its producer does not show its Metadata
+        md = kafkajs_run("metadata", self.bootstrap, "--topic", self.topic)[0]
+        return ([tuple(b) for b in md["brokers"]], [tuple(p) for p in md["partitions"]])
+
+    def send(self, first, n):
+        recs = [json.dumps({"partition": i % PARTITIONS, "key": key(i).hex(),
+                            "value": value(i).hex()}) for i in range(first, first + n)]
+        self.proc.stdin.write("\n".join(recs) + "\n\n")
+        self.proc.stdin.flush()
+        self.unanswered += 1
+
+    def settle(self):
+        while self.unanswered > 0:
+            try:
+                got = self.answers.get(timeout=TIMEOUT_S)
+            except queue.Empty:
+                fail("kafkajs: a round not acknowledged within %d s" % TIMEOUT_S)
+            if got is None:
+                fail("kafkajs produce ended: exit %s (its stderr is above)" % self.proc.wait())
+            if "produced" not in got:
+                fail("kafkajs said %r" % got)
+            self.unanswered -= 1
+
+    def finish(self, total):
+        self.settle()
+        self.proc.stdin.close()
+        rc = self.proc.wait(timeout=TIMEOUT_S)
+        if rc != 0:
+            fail("kafkajs produce: exit %d (its stderr is above)" % rc)
+
+    def consume(self, bootstrap):
+        return [(r["partition"], r["offset"], bytes.fromhex(r["key"]), bytes.fromhex(r["value"]))
+                for r in kafkajs_run("consume", bootstrap, "--topic", self.topic)]
+
+
+CLIENTS = {"kcat": Kcat, "confluent": Confluent, "kafka-python": KafkaPython, "kafkajs": KafkaJS}
 
 
 def judge(cls, recs, total):

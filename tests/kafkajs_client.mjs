@@ -9,12 +9,19 @@
 // batch's, -1 for none). Commands:
 //
 //   codecs                     the compression codecs offered, one line of JSON
-//   produce --topic T --codec C
+//   produce --topic T --codec C [--rounds]
 //                              sends the records read on stdin (partition, key,
 //                              value, headers, ts: the producer's clock when
 //                              absent), idempotent with acks=-1, in
 //                              order, one batch per partition; prints
-//                              {"produced": N}
+//                              {"produced": N}. With --rounds, an empty line
+//                              ends a round: each is sent, and acknowledged,
+//                              before its {"produced": N} (its N) and the
+//                              next, all by one producer, which follows
+//                              leader changes by itself
+//   metadata --topic T         {"brokers": [[id, host, port]...],
+//                              "partitions": [[p, leader]...]}: what
+//                              Metadata lists
 //   consume --topic T [--group G] [--offset O] [--commit]
 //                              reads every partition of T, from offset O on
 //                              each, or else from G's committed offsets (the
@@ -73,7 +80,7 @@ function out(obj) {
   process.stdout.write(JSON.stringify(obj) + '\n')
 }
 
-const FLAGS = ['commit']
+const FLAGS = ['commit', 'rounds']
 
 function parseArgs(argv) {
   const opts = { config: [] }
@@ -140,22 +147,8 @@ function recordOut(partition, m) {
   }
 }
 
-async function stdinLines() {
-  const lines = []
-  for await (const line of readline.createInterface({ input: process.stdin })) {
-    if (line.trim()) {
-      lines.push(line)
-    }
-  }
-  return lines
-}
-
-async function produce(opts) {
-  need(opts, 'topic', 'codec')
-  if (!(opts.codec in CODECS)) {
-    die('codec ' + opts.codec + ' is not one of ' + Object.keys(CODECS))
-  }
-  const recs = (await stdinLines()).map(l => JSON.parse(l))
+// The records read on stdin (see produce) as KafkaJS messages, by partition.
+function messagesByPartition(recs) {
   const byPartition = new Map()
   for (const r of recs) {
     const headers = {}
@@ -173,9 +166,11 @@ async function produce(opts) {
     msgs.push(m)
     byPartition.set(r.partition, msgs)
   }
-  const producer = client(opts).producer({ idempotent: true, maxInFlightRequests: 1 })
-  await producer.connect()
-  for (const [partition, msgs] of byPartition) {
+  return byPartition
+}
+
+async function sendRound(producer, opts, recs) {
+  for (const [partition, msgs] of messagesByPartition(recs)) {
     const sent = await producer.send({
       topic: opts.topic,
       acks: -1,
@@ -188,8 +183,43 @@ async function produce(opts) {
       }
     }
   }
-  await producer.disconnect()
   out({ produced: recs.length })
+}
+
+// Retries of rounds, which follow a leader change: a leader stopped or
+// killed is replaced within seconds (a kill waits out the broker's lease),
+// looked for every second at most, rather than KafkaJS's 30 s; as many as
+// the idempotent producer's default.
+const ROUNDS_RETRY = {
+  retries: Number.MAX_SAFE_INTEGER,
+  initialRetryTime: 100,
+  maxRetryTime: 1000,
+}
+
+async function produce(opts) {
+  need(opts, 'topic', 'codec')
+  if (!(opts.codec in CODECS)) {
+    die('codec ' + opts.codec + ' is not one of ' + Object.keys(CODECS))
+  }
+  const producer = client(opts).producer({
+    idempotent: true,
+    maxInFlightRequests: 1,
+    retry: opts.rounds ? ROUNDS_RETRY : undefined,
+  })
+  await producer.connect()
+  let round = []
+  for await (const line of readline.createInterface({ input: process.stdin })) {
+    if (line.trim()) {
+      round.push(JSON.parse(line))
+    } else if (opts.rounds) {
+      await sendRound(producer, opts, round)
+      round = []
+    }
+  }
+  if (!opts.rounds || round.length > 0) {
+    await sendRound(producer, opts, round)
+  }
+  await producer.disconnect()
 }
 
 async function withAdmin(opts, fn) {
@@ -345,6 +375,18 @@ async function topics(opts) {
   await withAdmin(opts, async admin => out(await admin.listTopics()))
 }
 
+async function metadata(opts) {
+  need(opts, 'topic')
+  await withAdmin(opts, async admin => {
+    const cluster = await admin.describeCluster()
+    const md = await admin.fetchTopicMetadata({ topics: [opts.topic] })
+    out({
+      brokers: cluster.brokers.map(b => [b.nodeId, b.host, b.port]),
+      partitions: md.topics[0].partitions.map(p => [p.partitionId, p.leader]),
+    })
+  })
+}
+
 // A group member driven through stdin and stdout (see the top).
 async function member(opts) {
   need(opts, 'topic', 'group', 'name')
@@ -404,6 +446,7 @@ const COMMANDS = {
   describe,
   delete: del,
   topics,
+  metadata,
   member,
 }
 

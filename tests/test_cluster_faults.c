@@ -35,6 +35,7 @@
 #include "tests/broker_support.h"
 #include "tests/checker.h"
 #include "tests/cluster_support.h"
+#include "tests/sys_support.h"
 
 #define TOPIC "faults"
 #define PARTITIONS 3
@@ -87,13 +88,6 @@ static void teardown(void)
 }
 
 TestSuite(cluster_faults, .init = setup, .fini = teardown, .timeout = 1800);
-
-static void sleep_ms(int64_t ms)
-{
-    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000};
-    while (nanosleep(&ts, &ts) != 0) {
-    }
-}
 
 static uint64_t rnd(struct run *r)
 {

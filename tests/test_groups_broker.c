@@ -7,10 +7,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "tests/broker_support.h"
+#include "tests/sys_support.h"
 
 #define CID proto_str_make("groups-it")
 /* Records' timestamps in the lag and reset tests: a fixed epoch. */
@@ -25,8 +25,6 @@ static void setup(void) { bk_init(&B); }
 static void teardown(void) { bk_fini(&B); }
 
 TestSuite(groups, .init = setup, .fini = teardown, .timeout = 120);
-
-static void sleep_ms(int ms) { usleep((useconds_t)ms * 1000); }
 
 /* Sends what c->w holds and returns the answer's body. */
 static struct rd roundtrip(struct cl *c, uint32_t corr)

@@ -3,9 +3,9 @@
  * brokers: each registers its Kafka address, and any broker names the
  * group coordinator (the leader of __offsets/0) at its Kafka address;
  * across a leader change, the codec sees what Kafka's clients rely on.
- * Then real clients (kcat, confluent-kafka, kafka-python; KafkaJS would
- * be one more CLIENT of tests/kafka_cluster_clients.py) read Metadata and
- * produce across a stopped and a killed leader. Skipped, saying why, when
+ * Then real clients (kcat, confluent-kafka, kafka-python, KafkaJS: each a
+ * CLIENT of tests/kafka_cluster_clients.py) read Metadata and produce
+ * across a stopped and a killed leader. Skipped, saying why, when
  * the machine cannot run a cluster or the client is not installed.
  */
 #include <criterion/criterion.h>
@@ -17,7 +17,6 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "base/clock.h"
@@ -27,6 +26,7 @@
 #include "tests/broker_support.h"
 #include "tests/cluster_support.h"
 #include "tests/kafka_client_support.h"
+#include "tests/sys_support.h"
 
 /* Only turns a hang into a failure. */
 #define SETUP_TIMEOUT_MS 60000
@@ -187,12 +187,6 @@ struct client {
     FILE *in;
     FILE *out;
 };
-
-static void sleep_ms(int64_t ms)
-{
-    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000};
-    nanosleep(&ts, NULL);
-}
 
 /* Starts argv[0] with pipes to its stdin and from its stdout; it dies with
  * the test. */
@@ -394,6 +388,9 @@ static void start_with_topic(void)
     /* A stopped follower leaves the in-sync set after this (acks=all waits
      * for it until then): short, for a short run. */
     cs_set(&C, "replica_lag_ms=2000");
+    /* The read-back of a client that reads through a group (KafkaJS's
+     * consumers only do) is its one member: no wait for others to join. */
+    cs_set(&C, "kafka_group_initial_delay_ms=0");
     cs_start(&C);
     create_topic(3);
 }
@@ -511,8 +508,7 @@ static void client_follows_leader_changes(const char *name)
     cr_assert_eq(client_end(&k), 0, "%s's exit status", name);
 }
 
-/* One test per client; KafkaJS (tests/kafkajs_*) would be one more, its
- * CLIENT in tests/kafka_cluster_clients.py speaking the same lines. */
+/* One test per client, each a CLIENT of tests/kafka_cluster_clients.py. */
 Test(kafka_cluster, kcat_follows_leader_changes, .fini = teardown, .timeout = 600)
 {
     client_follows_leader_changes("kcat");
@@ -526,6 +522,11 @@ Test(kafka_cluster, confluent_kafka_follows_leader_changes, .fini = teardown, .t
 Test(kafka_cluster, kafka_python_follows_leader_changes, .fini = teardown, .timeout = 600)
 {
     client_follows_leader_changes("kafka-python");
+}
+
+Test(kafka_cluster, kafkajs_follows_leader_changes, .fini = teardown, .timeout = 600)
+{
+    client_follows_leader_changes("kafkajs");
 }
 
 /* ---- a leader change, spoken with the codec ---- */

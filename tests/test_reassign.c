@@ -18,12 +18,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "base/clock.h"
 #include "client/nagare.h"
 #include "tests/broker_support.h"
 #include "tests/cluster_support.h"
+#include "tests/sys_support.h"
 
 #define TOPIC "moves"
 #define PARTITIONS 2
@@ -37,12 +37,6 @@ static struct cluster C;
 static void teardown(void) { cs_fini(&C); }
 
 TestSuite(reassign, .fini = teardown, .timeout = 900);
-
-static void sleep_ms(int64_t ms)
-{
-    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000};
-    nanosleep(&ts, NULL);
-}
 
 static nagare_admin *admin_of(const char *bootstrap)
 {
