@@ -96,7 +96,7 @@ struct pbatch {
     size_t cap;
     bool pooled;              /* buf is a pool buffer (cap == pool_buf_bytes) */
     bool grown;               /* buf is a grown one (cap == grown_buf_bytes) */
-    bool overdue; /* open past its linger while its partition could not send:
+    bool overdue;             /* open past its linger while its partition could not send:
                      off p->open_head's list, closed once it can */
     struct batch_builder bld; /* while open */
     size_t bytes;             /* finished size */

@@ -427,8 +427,7 @@ static void check_client_metadata(struct client *k)
         if (sscanf(line, "broker %d %15s %d", &id, host, &port) == 3) {
             cr_assert(id >= 1 && id <= 3 && !broker_seen[id - 1], "%s: %s", k->name, line);
             cr_assert_str_eq(host, C.b[id - 1].host, "%s: broker %d's host", k->name, id);
-            cr_assert_eq(port, C.b[id - 1].kafka_port, "%s: broker %d's Kafka port", k->name,
-                         id);
+            cr_assert_eq(port, C.b[id - 1].kafka_port, "%s: broker %d's Kafka port", k->name, id);
             broker_seen[id - 1] = true;
         } else if (sscanf(line, "partition %d %d", &p, &leader) == 2) {
             cr_assert(p >= 0 && p < CLIENT_PARTITIONS && !partition_seen[p], "%s: %s", k->name,
@@ -459,8 +458,7 @@ static int64_t hear_produced(struct client *k, int64_t more_than)
     char line[LINE_BYTES];
     long long n = 0;
     client_hear(k, line);
-    cr_assert(sscanf(line, "produced %lld", &n) == 1 && n > more_than, "%s said %s", k->name,
-              line);
+    cr_assert(sscanf(line, "produced %lld", &n) == 1 && n > more_than, "%s said %s", k->name, line);
     wait_committed(n);
     return n;
 }
@@ -557,7 +555,8 @@ static struct kafka_part kafka_partition(size_t i, int32_t partition)
     cr_assert(got.err == KAFKA_ERR_NONE || got.err == KAFKA_ERR_UNKNOWN_TOPIC_OR_PARTITION,
               "broker %zu's Metadata: error %d", i, got.err);
     for (int32_t k = 0; k < out.topics.items[0].partitions.count; k++) {
-        const struct kafka_metadata_response_partition *p = &out.topics.items[0].partitions.items[k];
+        const struct kafka_metadata_response_partition *p =
+            &out.topics.items[0].partitions.items[k];
         if (p->partition_index == partition) {
             got = (struct kafka_part){p->error_code, p->leader_id, p->leader_epoch};
         }
@@ -599,8 +598,8 @@ static int16_t kafka_produce0(struct kc *c, const uint8_t *batch, size_t len, in
     req.topic_data.items = &td;
     req.topic_data.count = 1;
     struct kafka_produce_response out;
-    kc_call(c, KAFKA_API_PRODUCE, 9, &kafka_produce_request_msg, &req,
-            &kafka_produce_response_msg, &out);
+    kc_call(c, KAFKA_API_PRODUCE, 9, &kafka_produce_request_msg, &req, &kafka_produce_response_msg,
+            &out);
     cr_assert(out.responses.count == 1 && out.responses.items[0].partition_responses.count == 1);
     *offset = out.responses.items[0].partition_responses.items[0].base_offset;
     return out.responses.items[0].partition_responses.items[0].error_code;

@@ -366,8 +366,7 @@ Test(kafka_groups, a_negative_commit_is_taken_and_reads_back_as_none)
     /* A member's, at its generation, too; and it outlives a restart. */
     struct kmember a;
     member_alone(&a, "reset", "m", "all");
-    cr_assert_eq(commit(&a.c, "reset", a.generation, a.id, TOPIC, 1, -1), KAFKA_ERR_NONE,
-                 "latest");
+    cr_assert_eq(commit(&a.c, "reset", a.generation, a.id, TOPIC, 1, -1), KAFKA_ERR_NONE, "latest");
     kc_close(&a.c);
     kc_close(&c);
     bk_stop(&B);
