@@ -12,14 +12,12 @@
 
 #include "base/err.h"
 #include "bench/kafka_conn.h"
+#include "client/nagare.h"
 #include "storage/batch.h"
 
 #define KD_FETCH_VERSION 11
 #define KD_LIST_OFFSETS_VERSION 1
 #define KD_SHARES_MAX 8
-/* libnagare consumer's defaults, for a fetch size not given. */
-#define KD_FETCH_BYTES_DEFAULT (16u << 20)
-#define KD_PARTITION_FETCH_BYTES_DEFAULT (1u << 20)
 /* An answer's bytes besides the records (headers, partitions): plenty. */
 #define KD_HEADROOM_BYTES (1u << 20)
 /* A share caught up asks the broker to wait this long for records. */
@@ -27,6 +25,7 @@
 /* ListOffsets' timestamps for the earliest and the latest offset. */
 #define KD_OFFSET_EARLIEST (-2)
 #define KD_OFFSET_LATEST (-1)
+
 struct kd_part {
     int32_t partition;
     uint32_t share;
@@ -47,8 +46,6 @@ struct kdirect {
     /* shares in flight, in the order their answers come (one connection) */
     uint32_t queue[KD_SHARES_MAX];
     uint32_t queued;
-    bool idle[KD_SHARES_MAX]; /* its last answer was empty: not asked again
-                                 until every share is */
     struct kafka_fetch_request_partition *req_parts;
     /* the answer being read */
     struct kafka_fetch_response resp;
@@ -191,7 +188,6 @@ static int fetch_taken(struct kdirect *d, uint32_t share)
             any |= kp->next > kp->reading_from;
         }
     }
-    d->idle[share] = !any;
     if (any) {
         return fetch_send(d, share, 0);
     }
@@ -329,7 +325,10 @@ int kdirect_poll(struct kdirect *d, int timeout_ms, const void **value, size_t *
 
 /* ---- set-up ---- */
 
-static int parts_init(struct kdirect *d, const struct load_cfg *cfg, int32_t first, int32_t step)
+/* The partitions first, first + step, ... shared over up to `fetches`
+ * fetches in flight. */
+static int parts_init(struct kdirect *d, const struct load_cfg *cfg, int32_t first, int32_t step,
+                      uint32_t fetches)
 {
     d->partitions = cfg->partitions;
     d->index_of = malloc((size_t)cfg->partitions * sizeof(*d->index_of));
@@ -345,8 +344,7 @@ static int parts_init(struct kdirect *d, const struct load_cfg *cfg, int32_t fir
         d->index_of[p] = (int32_t)d->count;
         d->parts[d->count++] = (struct kd_part){.partition = p};
     }
-    uint32_t want = cfg->fetches_inflight > 0 ? cfg->fetches_inflight : 2;
-    want = want < KD_SHARES_MAX ? want : KD_SHARES_MAX;
+    uint32_t want = fetches < KD_SHARES_MAX ? fetches : KD_SHARES_MAX;
     d->shares = d->count < want ? d->count : want;
     for (uint32_t i = 0; i < d->count; i++) {
         d->parts[i].share = i % (d->shares > 0 ? d->shares : 1);
@@ -354,13 +352,8 @@ static int parts_init(struct kdirect *d, const struct load_cfg *cfg, int32_t fir
     return d->count > 0 ? 0 : -EINVAL;
 }
 
-static int buffers_init(struct kdirect *d, const struct load_cfg *cfg)
+static int buffers_init(struct kdirect *d)
 {
-    d->fetch_bytes_max =
-        (int32_t)(cfg->fetch_bytes_max > 0 ? cfg->fetch_bytes_max : KD_FETCH_BYTES_DEFAULT);
-    d->partition_fetch_bytes_max =
-        (int32_t)(cfg->partition_fetch_bytes_max > 0 ? cfg->partition_fetch_bytes_max
-                                                     : KD_PARTITION_FETCH_BYTES_DEFAULT);
     d->zbuf_cap = 1u << 20;
     d->zbuf = malloc(d->zbuf_cap);
     if (d->zbuf == NULL) {
@@ -379,8 +372,17 @@ int kdirect_new(const struct load_cfg *cfg, int32_t first, int32_t step, struct 
     }
     d->conn.fd = -1;
     d->topic = kw_str_make(cfg->topic);
-    int rc = parts_init(d, cfg, first, step);
-    rc = rc == 0 ? buffers_init(d, cfg) : rc;
+    /* what the load does not set is libnagare's consumer's default */
+    struct nagare_consumer_config dc;
+    nagare_consumer_config_default(&dc);
+    d->fetch_bytes_max =
+        (int32_t)(cfg->fetch_bytes_max > 0 ? cfg->fetch_bytes_max : dc.fetch_bytes_max);
+    d->partition_fetch_bytes_max =
+        (int32_t)(cfg->partition_fetch_bytes_max > 0 ? cfg->partition_fetch_bytes_max
+                                                     : dc.partition_fetch_bytes_max);
+    int rc = parts_init(d, cfg, first, step,
+                        cfg->fetches_inflight > 0 ? cfg->fetches_inflight : dc.fetches_inflight);
+    rc = rc == 0 ? buffers_init(d) : rc;
     /* an answer may hold one batch past the limit, as the broker sizes it */
     rc = rc == 0 ? kconn_open(&d->conn, cfg->bootstrap, KD_HEADROOM_BYTES,
                               (size_t)d->fetch_bytes_max + BATCH_BYTES_LIMIT + KD_HEADROOM_BYTES)
