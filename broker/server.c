@@ -12,6 +12,7 @@
 
 #include "base/clock.h"
 #include "base/log.h"
+#include "broker/conn_auth.h"
 #include "broker/fetcher.h"
 #include "broker/kafka_serve.h"
 #include "broker/names.h"
@@ -798,6 +799,14 @@ static int open_topics(struct server *s)
     return 0;
 }
 
+static void on_close(void *arg, uint64_t conn_id, void *ctx, int reason)
+{
+    (void)arg;
+    (void)conn_id;
+    (void)reason;
+    conn_auth_release(ctx);
+}
+
 static int start_loop(struct server *s)
 {
     struct loop_cfg lc;
@@ -809,6 +818,7 @@ static int start_loop(struct server *s)
     lc.partial_bytes_max = (uint64_t)s->cfg.partial_bytes_max;
     lc.partial_timeout_ms = s->cfg.partial_timeout_ms;
     lc.on_request = on_request;
+    lc.on_close = on_close;
     lc.arg = s;
     int rc = loop_init(&s->loop, &s->ring, &lc);
     if (rc != 0) {

@@ -82,6 +82,7 @@ int conn_open(struct loop *l, int fd, uint8_t listener)
     c->loop = l;
     c->fd = fd;
     c->id = ++l->conn_seq;
+    c->ctx = NULL;
     c->listener = listener;
     c->recv_op = (struct ring_op){.done = conn_recv_done, .kind = RING_NET};
     c->send_op = (struct ring_op){.done = conn_send_done, .kind = RING_NET};
@@ -1119,6 +1120,9 @@ static void conn_free(struct conn *c)
     ASSERT(c->req_count == 0 && c->rx_held_bytes == 0 && c->tx == NULL);
     uint64_t id = c->id;
     int reason = c->close_reason;
+    void *ctx = c->ctx;
+    ASSERT(ctx == NULL || l->cfg.on_close != NULL);
+    c->ctx = NULL;
     close(c->fd);
     c->fd = -1;
     ASSERT(l->stats.conns > 0);
@@ -1132,7 +1136,7 @@ static void conn_free(struct conn *c)
         fn(r, r->abort_arg); /* may complete r, or others on this list */
     }
     if (l->cfg.on_close != NULL) {
-        l->cfg.on_close(l->cfg.arg, id, reason);
+        l->cfg.on_close(l->cfg.arg, id, ctx, reason);
     }
 }
 
@@ -1189,6 +1193,20 @@ const uint8_t *loop_req_frame(const struct loop_req *req, size_t *len_out)
 uint64_t loop_req_conn_id(const struct loop_req *req) { return req->conn_id; }
 
 uint32_t loop_req_listener(const struct loop_req *req) { return req->listener; }
+
+void *loop_req_conn_ctx(const struct loop_req *req)
+{
+    return req->conn != NULL ? req->conn->ctx : NULL;
+}
+
+void loop_req_set_conn_ctx(struct loop_req *req, void *ctx)
+{
+    ASSERT(req->conn != NULL);
+    ASSERT(ctx == NULL || req->conn->loop->cfg.on_close != NULL);
+    req->conn->ctx = ctx;
+}
+
+bool loop_req_connected(const struct loop_req *req) { return req->conn != NULL; }
 
 int loop_req_peer(const struct loop_req *req, char *out, size_t cap)
 {

@@ -231,10 +231,12 @@ struct loop_req; /* opaque: a request and its pending response */
  * loop_req_noreply() or loop_req_fail(). */
 typedef void (*loop_request_fn)(void *arg, struct loop_req *req);
 
-/* Called on the loop thread after a connection is gone (optional). reason: 0
- * for an orderly close (peer EOF, loop_stop), else -errno or -NG_E* (e.g.
- * -NG_ETOOBIG for an oversized frame, -ECONNRESET). */
-typedef void (*loop_close_fn)(void *arg, uint64_t conn_id, int reason);
+/* Called on the loop thread after a connection is gone (optional). ctx: what
+ * loop_req_set_conn_ctx() last kept with it (NULL if nothing), now the
+ * callback's to release. reason: 0 for an orderly close (peer EOF,
+ * loop_stop), else -errno or -NG_E* (e.g. -NG_ETOOBIG for an oversized
+ * frame, -ECONNRESET). */
+typedef void (*loop_close_fn)(void *arg, uint64_t conn_id, void *ctx, int reason);
 
 struct loop_cfg {
     uint32_t frame_bytes_max;   /* 1 .. LOOP_FRAME_BYTES_CAP */
@@ -519,6 +521,21 @@ MUST_USE int loop_req_peer(const struct loop_req *req, char *out, size_t cap);
 /* The listener that accepted req's connection (numbered as loop_listen()
  * says). */
 uint32_t loop_req_listener(const struct loop_req *req);
+
+/* A pointer the caller keeps with req's connection, e.g. who the peer has
+ * proven to be: NULL until loop_req_set_conn_ctx() sets it, and NULL once
+ * the connection is gone (req orphaned). Handed to cfg.on_close when the
+ * connection closes, which must then release it; a loop without on_close
+ * may only keep NULL. */
+void *loop_req_conn_ctx(const struct loop_req *req);
+
+/* Sets req's connection's pointer (above). The connection must still be
+ * open: call it from on_request, or after checking loop_req_conn_ctx's
+ * connection is there with loop_req_connected(). */
+void loop_req_set_conn_ctx(struct loop_req *req, void *ctx);
+
+/* Whether req's connection is still open (req not orphaned). */
+bool loop_req_connected(const struct loop_req *req);
 
 /* fn(req, arg) is called once if the connection is torn down while the
  * handler holds req (reset, error, drain timeout), so a long wait can end

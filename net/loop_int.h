@@ -149,6 +149,7 @@ struct conn {
     struct tx_batch *tx;          /* while a send is in flight */
     struct loop_pipe *pipe;       /* while a file part's bytes sit in it */
     uint8_t *stash;               /* received, not yet parsed (paused) */
+    void *ctx;                    /* the caller's (loop_req_set_conn_ctx) */
     uint64_t id;
     uint64_t tx_queued_bytes; /* answers done and not yet sent */
     uint64_t tx_head_sent;    /* bytes of head's answer already sent */

@@ -52,7 +52,8 @@ struct server {
     atomic_int reqs_seen;
     atomic_int ext_released;
     atomic_int closes;
-    int file_fd; /* the test file of 'L' requests, or -1 */
+    atomic_int ctxs_released; /* connection pointers on_close got back */
+    int file_fd;              /* the test file of 'L' requests, or -1 */
     atomic_int files_released;
     atomic_int files_refused;
 };
@@ -229,6 +230,20 @@ static void handle(void *arg, struct loop_req *req)
         loop_req_respond(req, 1);
         break;
     }
+    case 'C': { /* counts its connection's 'C' requests in its ctx */
+        uint32_t *count = loop_req_conn_ctx(req);
+        if (count == NULL) {
+            count = calloc(1, sizeof(*count));
+            cr_assert_not_null(count);
+            loop_req_set_conn_ctx(req, count);
+        }
+        (*count)++;
+        uint8_t *out;
+        cr_assert_eq(loop_resp_buf(req, 4, &out), 0);
+        put_be32(out, *count);
+        loop_req_respond(req, 4);
+        break;
+    }
     case 'L':
         answer_file(s, req, frame, len);
         break;
@@ -238,11 +253,15 @@ static void handle(void *arg, struct loop_req *req)
     }
 }
 
-static void on_close(void *arg, uint64_t conn_id, int reason)
+static void on_close(void *arg, uint64_t conn_id, void *ctx, int reason)
 {
     (void)conn_id;
     (void)reason;
     struct server *s = arg;
+    if (ctx != NULL) {
+        free(ctx);
+        atomic_fetch_add(&s->ctxs_released, 1);
+    }
     atomic_fetch_add(&s->closes, 1);
 }
 
@@ -477,6 +496,34 @@ Test(loop, round_trip, .timeout = 60)
     cr_assert_eq(atomic_load(&s.ext_released), 1);
     cr_assert_eq(atomic_load(&s.closes), 1);
     server_stop(&s);
+}
+
+static void expect_count(int fd, uint32_t want)
+{
+    uint8_t ans[4];
+    put_be32(ans, want);
+    send_frame(fd, "C", 1);
+    expect_echo(fd, (const char *)ans, 4);
+}
+
+Test(loop, a_connection_keeps_its_pointer_until_on_close_releases_it, .timeout = 60)
+{
+    struct server s;
+    server_start(&s, NULL);
+    int a = client(s.port);
+    int b = client(s.port);
+    expect_count(a, 1);
+    expect_count(a, 2);
+    expect_count(b, 1); /* each connection its own */
+    expect_count(a, 3);
+    close(a);
+    struct loop_stats st;
+    WAIT_STATS(&s, st, st.conns == 1);
+    cr_assert_eq(atomic_load(&s.ctxs_released), 1, "a closed connection hands its pointer back");
+    expect_count(b, 2);
+    server_stop(&s); /* b still open: stopping closes it */
+    cr_assert_eq(atomic_load(&s.ctxs_released), 2);
+    close(b);
 }
 
 Test(loop, each_request_names_the_listener_its_connection_came_through, .timeout = 60)

@@ -1,0 +1,45 @@
+/*
+ * broker/conn_auth.h — who a connection's requests come from.
+ *
+ * A principal names who sent a request, in Kafka's shape: "User:<name>".
+ * A connection starts as PRINCIPAL_ANONYMOUS; authentication (SASL, a TLS
+ * client certificate) gives it its principal, which then holds for the
+ * connection's life. The state lives with the loop's connection
+ * (loop_req_set_conn_ctx), taken only when a connection first needs one,
+ * and is freed by conn_auth_release() from the loop's on_close.
+ *
+ * Loop thread only.
+ */
+#ifndef NAGARE_BROKER_CONN_AUTH_H
+#define NAGARE_BROKER_CONN_AUTH_H
+
+#include <stddef.h>
+
+#include "base/assert.h"
+#include "net/loop.h"
+
+/* A principal's longest text, "User:" and NUL included. */
+#define PRINCIPAL_BYTES_MAX 256u
+
+/* The principal of a connection that has not authenticated. */
+#define PRINCIPAL_ANONYMOUS "User:ANONYMOUS"
+
+/* One connection's authentication state. */
+struct conn_auth {
+    char principal[PRINCIPAL_BYTES_MAX]; /* NUL-terminated */
+};
+
+/* The principal of req's connection: PRINCIPAL_ANONYMOUS until it has
+ * authenticated, and for a request whose connection is gone. Valid until
+ * req is completed. */
+const char *conn_auth_principal(const struct loop_req *req);
+
+/* req's connection's state, made (anonymous) on first use. NULL when
+ * memory runs out or the connection is gone. */
+MUST_USE struct conn_auth *conn_auth_get(struct loop_req *req);
+
+/* Frees what conn_auth_get() made (ctx as the loop's on_close hands it;
+ * NULL is fine). */
+void conn_auth_release(void *ctx);
+
+#endif
