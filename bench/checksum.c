@@ -32,12 +32,23 @@ static double gbps(const char *name, const uint8_t *buf, size_t bytes, uint64_t 
     return rate;
 }
 
+static void usage(FILE *out)
+{
+    fprintf(out, "usage: nagare-bench checksum [--bytes N] [--mib M]\n\n"
+                 "  --bytes N  checksum buffers of N bytes (default 65536)\n"
+                 "  --mib M    checksum M MiB with each function (default 4096)\n");
+}
+
 int bench_checksum_main(int argc, char **argv)
 {
     uint64_t bytes = 65536;
     uint64_t mib = 4096;
     for (int i = 1; i < argc; i++) {
         bool more = i + 1 < argc;
+        if (strcmp(argv[i], "--help") == 0) {
+            usage(stdout);
+            return 0;
+        }
         if (strcmp(argv[i], "--bytes") == 0 && more &&
             args_u64(argv[++i], 1, BATCH_BYTES_LIMIT, &bytes)) {
             continue;
@@ -45,7 +56,7 @@ int bench_checksum_main(int argc, char **argv)
         if (strcmp(argv[i], "--mib") == 0 && more && args_u64(argv[++i], 1, 1u << 20, &mib)) {
             continue;
         }
-        fprintf(stderr, "usage: nagare-bench checksum [--bytes N] [--mib M]\n");
+        usage(stderr);
         return 2;
     }
     uint8_t *buf = malloc(bytes);

@@ -12,6 +12,7 @@
 #include "bench/failover.h"
 #include "bench/produce.h"
 #include "bench/storage.h"
+#include "client/nagare.h"
 
 struct bench_cmd {
     const char *name;
@@ -40,7 +41,8 @@ static const struct bench_cmd bench_cmds[] = {
 static void usage(FILE *out)
 {
     fprintf(out, "usage: nagare-bench <command> [options]\n"
-                 "       nagare-bench <command> --help\n\ncommands:\n");
+                 "       nagare-bench <command> --help\n"
+                 "       nagare-bench --version\n\ncommands:\n");
     for (size_t i = 0; i < sizeof(bench_cmds) / sizeof(bench_cmds[0]); i++) {
         fprintf(out, "  %-10s %s\n", bench_cmds[i].name, bench_cmds[i].summary);
     }
@@ -55,6 +57,10 @@ int main(int argc, char **argv)
     if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
         strcmp(argv[1], "help") == 0) {
         usage(stdout);
+        return 0;
+    }
+    if (strcmp(argv[1], "--version") == 0) {
+        printf("nagare-bench %s\n", nagare_version());
         return 0;
     }
     for (size_t i = 0; i < sizeof(bench_cmds) / sizeof(bench_cmds[0]); i++) {

@@ -1037,11 +1037,11 @@ void broker_config_usage(FILE *f)
             "Precedence: defaults < --config file < the other flags, in any order.\n"
             "Sizes take units k, m, g (KiB, MiB, GiB); durations ms, s, m, h, d.\n"
             "\n"
-            "keys (with their defaults):\n",
+            "keys (as a --config file writes them, with their defaults):\n",
             d.listen_host, (unsigned)d.listen_port, d.data_dir);
     for (size_t i = 0; i < ARRAY_LEN(keys); i++) {
         const struct key_def *k = &keys[i];
-        fprintf(f, "  %-21s ", k->name);
+        fprintf(f, "  %s = ", k->name);
         if (k->kind == KIND_ADDRESS) {
             char *host = NULL;
             uint16_t *port = NULL;
@@ -1050,7 +1050,7 @@ void broker_config_usage(FILE *f)
         } else {
             print_value(f, &d, k);
         }
-        fprintf(f, "\n      %s\n", k->help);
+        fprintf(f, "\n                      %s\n", k->help);
     }
     fprintf(f, "\nEvery flag and key, with its range: docs/configuration.md\n");
 }
