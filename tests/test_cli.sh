@@ -343,6 +343,28 @@ limits_and_pipes() {
     ok "a closed stdout ends consume --follow quietly with status 0"
 }
 
+# Producing a file from a terminal draws a progress line on stderr, and
+# erases it before the summary; through pipes, as everywhere above, stderr
+# holds the summary alone (expect_one_error_line).
+progress_on_a_terminal() {
+    seq 1 20000 >"$TMP/in"
+    local size
+    size=$(wc -c <"$TMP/in")
+    timeout "$RUN_SECONDS" script -qec "$NAGARE produce progress ${B[*]} <$TMP/in" /dev/null \
+        >"$TMP/tty" 2>&1 || fail "produce on a terminal: $(tail -c 300 "$TMP/tty" | cat -A)"
+    grep -q -a -F $'\r\033[Kproducing: ' "$TMP/tty" ||
+        fail "no progress line on a terminal: $(head -c 300 "$TMP/tty" | cat -A)"
+    grep -q -a -F " of $(awk -v b="$size" 'BEGIN { printf "%.1f KiB", b / 1024 }') (" "$TMP/tty" ||
+        fail "the progress line does not give the file's size: $(head -c 300 "$TMP/tty" | cat -A)"
+    local after
+    after=$(awk 'BEGIN { RS = "\033\\[K" } { last = $0 } END { printf "%s", last }' "$TMP/tty")
+    [[ "$after" == "nagare: produce progress: 20000 records"* ]] ||
+        fail "the line is not erased before the summary: $(printf '%s' "$after" | cat -A)"
+    run 0 topic describe progress "${B[@]}"
+    grep -q -E '^0 +0 +20000' "$TMP/out" || fail "not 20000 records: $(cat "$TMP/out")"
+    ok "produce from a terminal shows its progress, erased before the summary"
+}
+
 follow() {
     # From the end offset as it is now, named: whenever the consumer gets
     # there, before or after the produce, the two new records are what it
@@ -418,6 +440,7 @@ replay
 partitions
 compression
 limits_and_pipes
+progress_on_a_terminal
 follow
 cluster
 delete

@@ -12,9 +12,11 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "base/assert.h"
+#include "base/progress.h"
 #include "client/cli/cli.h"
 #include "client/cli/lines.h"
 
@@ -72,6 +74,7 @@ struct produce_stats {
     uint64_t delivered;
     uint64_t delivered_bytes;
     uint64_t failed;
+    struct progress progress; /* on a terminal, for input that is not typed */
 };
 
 static const struct option produce_longopts[] = {
@@ -168,6 +171,7 @@ static int produce_parse(struct produce_opts *o, int argc, char **argv)
 static void produce_note_failure(struct produce_stats *st, uint64_t line_no, int err)
 {
     st->failed++;
+    progress_clear(&st->progress);
     if (st->failed <= PRODUCE_FAILURES_SHOWN) {
         fprintf(stderr, "nagare: produce %s: line %" PRIu64 ": %s\n", st->topic, line_no,
                 nagare_strerror(err));
@@ -194,7 +198,8 @@ static void produce_on_delivery(const struct nagare_delivery *d, void *opaque)
  * disk, say): said at once, not only when the records run out of time. */
 static void produce_on_error(const struct nagare_producer_error *e, void *opaque)
 {
-    const struct produce_stats *st = opaque;
+    struct produce_stats *st = opaque;
+    progress_clear(&st->progress);
     fprintf(stderr, "nagare: produce %s: partition %" PRId32 ": %s (retrying for up to %d s)\n",
             st->topic, e->partition, nagare_strerror(e->err), PRODUCE_DELIVERY_TIMEOUT_MS / 1000);
 }
@@ -219,7 +224,8 @@ struct produce_run {
     nagare_producer *p;
     struct produce_stats st;
     uint64_t sent;
-    int fatal; /* the error that stopped the run, or 0 */
+    uint64_t read_bytes; /* of stdin, newlines included */
+    int fatal;           /* the error that stopped the run, or 0 */
     const char *fatal_what;
 };
 
@@ -291,7 +297,24 @@ static void produce_read_all(struct produce_run *r, struct lines *in)
             r->fatal_what = "sending";
             return;
         }
+        r->read_bytes += len + 1;
+        progress_update(&r->st.progress, r->read_bytes, r->st.delivered);
     }
+}
+
+/* Shows progress on stderr when it is a terminal and stdin is not (a file
+ * or a pipe: input that takes a while, not lines being typed); a file's
+ * size gives a percentage. */
+static void produce_progress_start(struct produce_run *r)
+{
+    struct stat sb;
+    off_t at = lseek(STDIN_FILENO, 0, SEEK_CUR);
+    uint64_t total =
+        fstat(STDIN_FILENO, &sb) == 0 && S_ISREG(sb.st_mode) && at >= 0 && sb.st_size > at
+            ? (uint64_t)(sb.st_size - at)
+            : 0;
+    progress_start(&r->st.progress, isatty(STDIN_FILENO) ? -1 : STDERR_FILENO, false, "producing",
+                   "records delivered", total);
 }
 
 static void produce_summary(const struct produce_run *r, int64_t elapsed_ms)
@@ -315,8 +338,10 @@ static int produce_run(struct produce_run *r)
         return cli_fail(-ENOMEM, "produce %s", topic);
     }
     int64_t t0 = clock_mono_ms();
+    produce_progress_start(r);
     produce_read_all(r, &in);
     lines_fini(&in);
+    progress_clear(&r->st.progress);
     if (r->fatal != 0) {
         fprintf(stderr, "nagare: produce %s: %s: %s\n", topic, r->fatal_what,
                 nagare_strerror(r->fatal));
