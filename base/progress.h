@@ -28,9 +28,9 @@
 #define PROGRESS_LINE_BYTES 160
 
 struct progress {
-    int fd; /* -1: off */
-    const char *what;  /* "producing", "verifying" */
-    const char *items; /* what is counted: "records", "partitions" */
+    int fd;               /* -1: off */
+    const char *what;     /* "producing", "verifying" */
+    const char *items;    /* what is counted: "records", "partitions" */
     uint64_t total_bytes; /* 0: unknown */
     uint64_t bytes, count;
     int64_t start_ms;

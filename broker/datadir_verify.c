@@ -3,11 +3,14 @@
 #include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <stdbool.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "base/err.h"
+#include "base/progress.h"
 #include "broker/catalog.h"
 #include "storage/verify.h"
 
@@ -16,8 +19,20 @@ struct run {
     const char *where; /* the partition directory being walked */
     struct verify_stats stats;
     uint64_t meta_problems;
-    int unreadable; /* first -errno met */
+    int unreadable;           /* first -errno met */
+    uint64_t partitions;      /* verified so far */
+    struct progress progress; /* on stderr, when it is a terminal */
 };
+
+/* A line of the report, after erasing the progress line. */
+__attribute__((format(printf, 2, 3))) static void say(struct run *r, const char *fmt, ...)
+{
+    progress_clear(&r->progress);
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(r->out, fmt, ap);
+    va_end(ap);
+}
 
 #define PATH_BYTES 4608
 
@@ -26,7 +41,7 @@ static bool join(struct run *r, char out[PATH_BYTES], const char *a, const char 
 {
     int n = snprintf(out, PATH_BYTES, "%s/%s", a, b);
     if (n < 0 || n >= PATH_BYTES) {
-        fprintf(r->out, "UNREADABLE %s/%s: path too long\n", a, b);
+        say(r, "UNREADABLE %s/%s: path too long\n", a, b);
         r->unreadable = r->unreadable != 0 ? r->unreadable : -ENAMETOOLONG;
         return false;
     }
@@ -37,30 +52,30 @@ static void report(void *arg, const struct verify_problem *p)
 {
     struct run *r = arg;
     if (p->reason == 0) {
-        fprintf(r->out,
-                "FORMAT1 %s/%s: batch format 1, verified as format 2 will hold it; "
-                "the next broker start upgrades it\n",
-                r->where, p->file);
+        say(r,
+            "FORMAT1 %s/%s: batch format 1, verified as format 2 will hold it; "
+            "the next broker start upgrades it\n",
+            r->where, p->file);
         return;
     }
     const char *as = p->format1 ? " (format 1, as its upgrade will hold it)" : "";
     if (p->offset < 0) {
-        fprintf(r->out, "BAD %s/%s%s: index entries do not hold (%s); recovery rebuilds it\n",
-                r->where, p->file, as, err_str(p->reason));
+        say(r, "BAD %s/%s%s: index entries do not hold (%s); recovery rebuilds it\n", r->where,
+            p->file, as, err_str(p->reason));
         return;
     }
     if (p->torn_tail) {
-        fprintf(r->out,
-                "BAD %s/%s%s at byte %" PRIu64 " (offset %" PRId64 "): %s; nothing good "
-                "after it: a torn tail, recovery cuts it\n",
-                r->where, p->file, as, p->position, p->offset, err_str(p->reason));
+        say(r,
+            "BAD %s/%s%s at byte %" PRIu64 " (offset %" PRId64 "): %s; nothing good "
+            "after it: a torn tail, recovery cuts it\n",
+            r->where, p->file, as, p->position, p->offset, err_str(p->reason));
         return;
     }
-    fprintf(r->out,
-            "BAD %s/%s%s at bytes [%" PRIu64 ", %" PRIu64 ") (offsets [%" PRId64 ", %" PRId64
-            ")): %s; a damaged range: not served, the batches around it are\n",
-            r->where, p->file, as, p->position, p->position + p->bytes, p->offset, p->offset_end,
-            err_str(p->reason));
+    say(r,
+        "BAD %s/%s%s at bytes [%" PRIu64 ", %" PRIu64 ") (offsets [%" PRId64 ", %" PRId64
+        ")): %s; a damaged range: not served, the batches around it are\n",
+        r->where, p->file, as, p->position, p->position + p->bytes, p->offset, p->offset_end,
+        err_str(p->reason));
 }
 
 static void partition(struct run *r, const char *dir, uint32_t batch_bytes_max)
@@ -68,9 +83,10 @@ static void partition(struct run *r, const char *dir, uint32_t batch_bytes_max)
     r->where = dir;
     int rc = verify_partition(dir, batch_bytes_max, report, r, &r->stats);
     if (rc != 0) {
-        fprintf(r->out, "UNREADABLE %s: %s\n", dir, err_str(rc));
+        say(r, "UNREADABLE %s: %s\n", dir, err_str(rc));
         r->unreadable = r->unreadable != 0 ? r->unreadable : rc;
     }
+    progress_update(&r->progress, r->stats.bytes, ++r->partitions);
 }
 
 /* Reads and checks one topic.meta; returns its partition count, or -1. */
@@ -91,8 +107,8 @@ static int32_t topic_meta(struct run *r, const char *topic_dir, const char *name
     char why[256] = "cannot read it";
     if (f == NULL || len > CATALOG_META_BYTES_MAX ||
         catalog_meta_decode(buf, len, &t, why, sizeof(why)) != 0 || strcmp(t.name, name) != 0) {
-        fprintf(r->out, "BAD %s: %s\n", path,
-                f != NULL && strcmp(why, "cannot read it") == 0 ? "names another topic" : why);
+        say(r, "BAD %s: %s\n", path,
+            f != NULL && strcmp(why, "cannot read it") == 0 ? "names another topic" : why);
         r->meta_problems++;
         return -1;
     }
@@ -129,7 +145,7 @@ static void topics(struct run *r, const char *data_dir)
     }
     DIR *d = opendir(dir);
     if (d == NULL) {
-        fprintf(r->out, "UNREADABLE %s: %s\n", dir, strerror(errno));
+        say(r, "UNREADABLE %s: %s\n", dir, strerror(errno));
         r->unreadable = -errno;
         return;
     }
@@ -160,6 +176,7 @@ static void topics(struct run *r, const char *data_dir)
 int datadir_verify(const char *data_dir, FILE *out)
 {
     struct run r = {.out = out};
+    progress_start(&r.progress, STDERR_FILENO, false, "verifying", "partitions", 0);
     topics(&r, data_dir);
     static const char *const internal[] = {"groups/offsets", "groups/share-state"};
     for (size_t i = 0; i < ARRAY_LEN(internal); i++) {
@@ -171,6 +188,7 @@ int datadir_verify(const char *data_dir, FILE *out)
         }
     }
     uint64_t problems = r.stats.problems + r.meta_problems;
+    progress_clear(&r.progress);
     fprintf(out,
             "verified %s: %" PRIu64 " segments, %" PRIu64 " batches, %" PRIu64 " records, %" PRIu64
             " bytes; %" PRIu64 " problem%s\n",

@@ -50,6 +50,49 @@ Test(datadir_verify, reports_a_flipped_record_byte_with_its_place)
     cr_assert_not_null(strstr(out, "1 problem"), "%s", out);
 }
 
+/* The text after the last line erase (ESC [K) of a terminal's output. */
+static const char *after_last_erase(const char *out)
+{
+    const char *last = out;
+    for (const char *p = strstr(out, "\033[K"); p != NULL; p = strstr(p + 3, "\033[K")) {
+        last = p + 3;
+    }
+    return last;
+}
+
+/* On a terminal (script(1)'s), --verify draws its progress on stderr and
+ * erases it before each line of its report. */
+Test(datadir_verify, shows_progress_on_a_terminal_and_erases_it_for_the_report)
+{
+    bk_start(&B);
+    struct cl c;
+    cl_connect(&c, B.port, CL_TIMEOUT_MS_DEFAULT);
+    static uint8_t batch[BT_BYTES_MAX];
+    for (int32_t t = 0; t < 3; t++) {
+        char topic[8];
+        snprintf(topic, sizeof(topic), "p%d", t);
+        cr_assert_eq(rq_create(&c, topic, 2), 0);
+        size_t len = bt_make(batch, sizeof(batch), 10, 0, 1000, -1, 0, -1);
+        int64_t off;
+        cr_assert_eq(rq_produce(&c, topic, 1, batch, len, PROTO_ACKS_ALL, &off), 0);
+    }
+    cl_close(&c);
+    bk_stop(&B);
+    const char *nagared = getenv("NAGARED");
+    cr_assert(nagared != NULL, "set NAGARED to the nagared binary");
+    char cmd[1024];
+    snprintf(cmd, sizeof(cmd), "script -qec \"'%s' --verify '%s'\" /dev/null", nagared, B.data_dir);
+    static char out[16384];
+    cr_assert_eq(bk_run(cmd, out, sizeof(out)), 0, "%s", out);
+    cr_assert_not_null(strstr(out, "\r\033[Kverifying: "), "a progress line: %s", out);
+    cr_assert_not_null(strstr(out, " partitions"), "it counts partitions: %s", out);
+    const char *tail = after_last_erase(out);
+    cr_assert(strncmp(tail, "verified ", 9) == 0, "erased before the summary: %s", tail);
+    snprintf(cmd, sizeof(cmd), "'%s' --verify '%s' 2>&1", nagared, B.data_dir);
+    cr_assert_eq(bk_run(cmd, out, sizeof(out)), 0, "%s", out);
+    cr_assert_null(strchr(out, '\r'), "no progress where stderr is not a terminal: %s", out);
+}
+
 /* The background scrubber finds damage in a sealed segment that no
  * consumer reads: the broker logs it on its own, and refuses to serve it. */
 Test(datadir_verify, the_scrubber_finds_damage_nobody_reads)
