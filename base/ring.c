@@ -6,6 +6,8 @@
 #include <unistd.h>
 #include <string.h>
 
+#include "base/clock.h"
+
 #ifdef NAGARE_FAULTS
 #include "base/ring_sim.h"
 #define SIM_SQE(r, op, sqe) ring_sim_sqe((r), (op), (sqe))
@@ -117,6 +119,9 @@ struct io_uring_sqe *ring_sqe(struct ring *r, struct ring_op *op)
         ASSERT(sqe != NULL); /* the submit above emptied the queue */
     }
     io_uring_sqe_set_data(sqe, op);
+    if (ring_kind_timed(op->kind)) {
+        op->submitted_us = (uint32_t)(clock_mono_ns() / 1000u);
+    }
     r->inflight++;
     SIM_SQE(r, op, sqe);
     return sqe;
@@ -198,6 +203,13 @@ static unsigned dispatch_ready(struct ring *r)
 #ifdef NAGARE_FAULTS
         res = ring_sim_complete(r, op, res, fault_filter(op->kind, res));
 #endif
+        struct ring_kind_stats *st = &r->stats[op->kind];
+        st->completions++;
+        st->errors += res < 0;
+        if (ring_kind_timed(op->kind)) {
+            uint32_t us = (uint32_t)(clock_mono_ns() / 1000u) - op->submitted_us;
+            histo_record(&st->latency, (uint64_t)us * 1000u);
+        }
         op->done(op, res, flags);
         n++;
     }

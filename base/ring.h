@@ -30,6 +30,7 @@
 #include <stdint.h>
 
 #include "base/assert.h"
+#include "base/histo.h"
 
 /* What an op does, for fault injection and accounting. */
 enum ring_kind {
@@ -53,6 +54,28 @@ typedef void (*ring_done_fn)(struct ring_op *op, int res, uint32_t flags);
 struct ring_op {
     ring_done_fn done;
     enum ring_kind kind;
+    /* the ring's: when an op of a timed kind (ring_kind_timed) was queued, in
+     * microseconds modulo 2^32 (an op takes far less than 71 minutes), so
+     * that it fits beside kind and a ring_op stays two words */
+    uint32_t submitted_us;
+};
+
+_Static_assert(sizeof(struct ring_op) == 2 * sizeof(void *), "ring ops are embedded by the thousand");
+
+/* Kinds whose ops the ring times, submission to completion: the syncs,
+ * whose latency is what an acks=all producer waits for. */
+static inline bool ring_kind_timed(enum ring_kind kind)
+{
+    return kind == RING_LOG_SYNC || kind == RING_INDEX_SYNC || kind == RING_DIR_SYNC ||
+           kind == RING_META_SYNC;
+}
+
+/* What a ring counts per kind of op (ring->stats[kind]): completions, those
+ * with a negative result, and for timed kinds their latency. */
+struct ring_kind_stats {
+    uint64_t completions;
+    uint64_t errors;
+    struct histo latency; /* timed kinds only */
 };
 
 /* Work deferred to just before the ring next submits (ring_defer()). */
@@ -65,6 +88,7 @@ struct ring_deferred {
 struct ring {
     struct io_uring uring;
     uint32_t inflight;                   /* ops submitted whose last completion has not run */
+    struct ring_kind_stats stats[RING_KIND_COUNT]; /* the ring thread's; copy to read elsewhere */
     struct ring_deferred *deferred_head; /* run before the next submit, in order */
     struct ring_deferred *deferred_tail;
 };

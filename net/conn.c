@@ -377,6 +377,8 @@ static void conn_rx_complete(struct conn *c)
     ASSERT(r->frame_cap >= r->frame_bytes);
     c->rx_req = NULL;
     r->state = REQ_HANDLER;
+    r->tag = 0;
+    r->handled_ns = l->cfg.on_done != NULL ? clock_mono_ns() : 0;
     if (c->tail != NULL) {
         c->tail->next = r;
     } else {
@@ -1165,6 +1167,9 @@ static void req_complete(struct loop_req *r, enum req_answer answer)
     ASSERT(r->state == REQ_HANDLER);
     r->state = REQ_DONE;
     r->answer = (uint8_t)answer;
+    if (l->cfg.on_done != NULL) {
+        l->cfg.on_done(l->cfg.arg, r->tag, clock_mono_ns() - r->handled_ns, answer == ANS_CLOSE);
+    }
     req_free_frame(l, r);
     if (answer != ANS_RESP) {
         req_free_answer(l, r);
@@ -1207,6 +1212,12 @@ void loop_req_set_conn_ctx(struct loop_req *req, void *ctx)
 }
 
 bool loop_req_connected(const struct loop_req *req) { return req->conn != NULL; }
+
+void loop_req_set_tag(struct loop_req *req, uint16_t tag)
+{
+    ASSERT(req->state == REQ_HANDLER);
+    req->tag = tag;
+}
 
 int loop_req_peer(const struct loop_req *req, char *out, size_t cap)
 {

@@ -238,6 +238,12 @@ typedef void (*loop_request_fn)(void *arg, struct loop_req *req);
  * frame, -ECONNRESET). */
 typedef void (*loop_close_fn)(void *arg, uint64_t conn_id, void *ctx, int reason);
 
+/* Called on the loop thread when the handler completes a request (respond,
+ * noreply or fail; optional): tag is what loop_req_set_tag() named it (0 if
+ * nothing), handler_ns the time from handing it to the handler to then,
+ * failed whether it was loop_req_fail(). For counting requests by kind. */
+typedef void (*loop_done_fn)(void *arg, uint16_t tag, uint64_t handler_ns, bool failed);
+
 struct loop_cfg {
     uint32_t frame_bytes_max;   /* 1 .. LOOP_FRAME_BYTES_CAP */
     uint32_t conn_max;          /* >= 1 */
@@ -258,6 +264,7 @@ struct loop_cfg {
     uint32_t pipe_bytes;        /* LOOP_PIPE_BYTES_MIN .. LOOP_PIPE_BYTES_CAP */
     loop_request_fn on_request; /* required */
     loop_close_fn on_close;     /* optional */
+    loop_done_fn on_done;       /* optional */
     void *arg;                  /* passed to both */
 };
 
@@ -533,6 +540,9 @@ void *loop_req_conn_ctx(const struct loop_req *req);
  * open: call it from on_request, or after checking loop_req_conn_ctx's
  * connection is there with loop_req_connected(). */
 void loop_req_set_conn_ctx(struct loop_req *req, void *ctx);
+
+/* Names req's kind for cfg.on_done (e.g. its protocol and api). */
+void loop_req_set_tag(struct loop_req *req, uint16_t tag);
 
 /* Whether req's connection is still open (req not orphaned). */
 bool loop_req_connected(const struct loop_req *req);

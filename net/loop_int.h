@@ -92,7 +92,9 @@ struct loop_req {
     uint64_t ext_bytes;
     void (*on_abort)(struct loop_req *, void *);
     void *abort_arg;
-    uint8_t state;     /* enum req_state */
+    uint64_t handled_ns; /* when it went to the handler (with cfg.on_done) */
+    uint16_t tag;        /* loop_req_set_tag() */
+    uint8_t state;       /* enum req_state */
     uint8_t answer;    /* enum req_answer */
     uint8_t prefix[4]; /* big-endian length of the answer */
     bool framed;       /* the answer buffer holds its own prefix */

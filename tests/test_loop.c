@@ -53,6 +53,7 @@ struct server {
     atomic_int ext_released;
     atomic_int closes;
     atomic_int ctxs_released; /* connection pointers on_close got back */
+    atomic_int dones[3];      /* on_done calls with tag 0, with tag 'T', failed */
     int file_fd;              /* the test file of 'L' requests, or -1 */
     atomic_int files_released;
     atomic_int files_refused;
@@ -244,6 +245,10 @@ static void handle(void *arg, struct loop_req *req)
         loop_req_respond(req, 4);
         break;
     }
+    case 'T': /* tagged, then answered later ('D' with a tag) */
+        loop_req_set_tag(req, 'T');
+        echo_now(req);
+        break;
     case 'L':
         answer_file(s, req, frame, len);
         break;
@@ -263,6 +268,14 @@ static void on_close(void *arg, uint64_t conn_id, void *ctx, int reason)
         atomic_fetch_add(&s->ctxs_released, 1);
     }
     atomic_fetch_add(&s->closes, 1);
+}
+
+static void on_done(void *arg, uint16_t tag, uint64_t handler_ns, bool failed)
+{
+    (void)handler_ns;
+    struct server *s = arg;
+    cr_assert(tag == 0 || tag == 'T');
+    atomic_fetch_add(&s->dones[failed ? 2 : tag == 'T' ? 1 : 0], 1);
 }
 
 static void *server_main(void *arg)
@@ -302,6 +315,7 @@ static void server_start(struct server *s, void (*tune)(struct loop_cfg *))
     loop_cfg_default(&s->cfg);
     s->cfg.on_request = handle;
     s->cfg.on_close = on_close;
+    s->cfg.on_done = on_done;
     s->cfg.arg = s;
     s->cfg.drain_timeout_ms = WAIT_MS;
     if (tune != NULL) {
@@ -524,6 +538,27 @@ Test(loop, a_connection_keeps_its_pointer_until_on_close_releases_it, .timeout =
     server_stop(&s); /* b still open: stopping closes it */
     cr_assert_eq(atomic_load(&s.ctxs_released), 2);
     close(b);
+}
+
+Test(loop, on_done_counts_each_completed_request_once_with_its_tag, .timeout = 60)
+{
+    struct server s;
+    server_start(&s, NULL);
+    int fd = client(s.port);
+    send_frame(fd, "Ea", 2);
+    expect_echo(fd, "Ea", 2);
+    send_frame(fd, "Tb", 2);
+    expect_echo(fd, "Tb", 2);
+    send_frame(fd, "N", 1); /* no answer, still done */
+    send_frame(fd, "F", 1); /* fails: the connection closes */
+    cr_assert(closed_by_peer(fd));
+    close(fd);
+    struct loop_stats st;
+    WAIT_STATS(&s, st, st.conns == 0);
+    cr_assert_eq(atomic_load(&s.dones[0]), 2, "untagged: E and N");
+    cr_assert_eq(atomic_load(&s.dones[1]), 1, "tagged: T");
+    cr_assert_eq(atomic_load(&s.dones[2]), 1, "failed: F");
+    server_stop(&s);
 }
 
 Test(loop, each_request_names_the_listener_its_connection_came_through, .timeout = 60)
