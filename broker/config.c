@@ -68,6 +68,12 @@ static const struct key_def keys[] = {
      "host name or address of the Kafka listener; off: no Kafka listener"},
     {"kafka_listen_port", KIND_PORT, FIELD(kafka_listen_port), 0, UINT16_MAX, false,
      "TCP port of the Kafka listener; 0 = ephemeral"},
+    {"admin_listen", KIND_ADDRESS, FIELD(admin_listen_host), 0, 0, false,
+     "HOST:PORT of the HTTP admin listener: /metrics, /healthz, /readyz; off: none"},
+    {"admin_listen_host", KIND_HOST, FIELD(admin_listen_host), 0, 0, false,
+     "host name or address of the HTTP admin listener; off: none"},
+    {"admin_listen_port", KIND_PORT, FIELD(admin_listen_port), 0, UINT16_MAX, false,
+     "TCP port of the HTTP admin listener; 0 = ephemeral"},
     {"data_dir", KIND_PATH, FIELD(data_dir), 1, BROKER_DATA_DIR_BYTES - 1, false,
      "directory holding the topics and their logs"},
     {"auto_create_topics", KIND_BOOL, FIELD(auto_create_topics), 0, 1, false,
@@ -384,6 +390,11 @@ static void address_fields(struct broker_config *c, const struct key_def *k, cha
         *port = &c->kafka_listen_port;
         return;
     }
+    if (k->offset == offsetof(struct broker_config, admin_listen_host)) {
+        *host = c->admin_listen_host;
+        *port = &c->admin_listen_port;
+        return;
+    }
     ASSERT(k->offset == offsetof(struct broker_config, advertised_host));
     *host = c->advertised_host;
     *port = &c->advertised_port;
@@ -397,8 +408,9 @@ static int parse_address(struct broker_config *c, const struct key_def *k, const
     char *to_host = NULL;
     uint16_t *to_port = NULL;
     address_fields(c, k, &to_host, &to_port);
-    if (to_host == c->kafka_listen_host && strcmp(v, BROKER_KAFKA_LISTEN_OFF) == 0) {
-        memcpy(to_host, BROKER_KAFKA_LISTEN_OFF, sizeof(BROKER_KAFKA_LISTEN_OFF));
+    if ((to_host == c->kafka_listen_host || to_host == c->admin_listen_host) &&
+        strcmp(v, BROKER_LISTEN_OFF) == 0) {
+        memcpy(to_host, BROKER_LISTEN_OFF, sizeof(BROKER_LISTEN_OFF));
         *to_port = 0;
         return 0;
     }
@@ -598,6 +610,7 @@ void broker_config_default(struct broker_config *c)
     *c = (struct broker_config){
         .listen_port = BROKER_LISTEN_PORT_DEFAULT,
         .kafka_listen_port = BROKER_KAFKA_LISTEN_PORT_DEFAULT,
+        .admin_listen_port = BROKER_ADMIN_LISTEN_PORT_DEFAULT,
         .auto_create_topics = true,
         .default_partitions = BROKER_DEFAULT_PARTITIONS_DEFAULT,
         .retention_ms = p.retention_ms,
@@ -635,6 +648,7 @@ void broker_config_default(struct broker_config *c)
     static_assert(sizeof(BROKER_DATA_DIR_DEFAULT) <= BROKER_DATA_DIR_BYTES, "dir fits");
     memcpy(c->listen_host, BROKER_LISTEN_HOST_DEFAULT, sizeof(BROKER_LISTEN_HOST_DEFAULT));
     memcpy(c->kafka_listen_host, BROKER_LISTEN_HOST_DEFAULT, sizeof(BROKER_LISTEN_HOST_DEFAULT));
+    memcpy(c->admin_listen_host, BROKER_LISTEN_HOST_DEFAULT, sizeof(BROKER_LISTEN_HOST_DEFAULT));
     memcpy(c->data_dir, BROKER_DATA_DIR_DEFAULT, sizeof(BROKER_DATA_DIR_DEFAULT));
 }
 
@@ -653,7 +667,12 @@ const char *broker_config_version(void) { return NAGARE_VERSION; }
 
 bool broker_config_kafka(const struct broker_config *c)
 {
-    return strcmp(c->kafka_listen_host, BROKER_KAFKA_LISTEN_OFF) != 0;
+    return strcmp(c->kafka_listen_host, BROKER_LISTEN_OFF) != 0;
+}
+
+bool broker_config_admin(const struct broker_config *c)
+{
+    return strcmp(c->admin_listen_host, BROKER_LISTEN_OFF) != 0;
 }
 
 bool broker_config_clustered(const struct broker_config *c)
@@ -797,6 +816,7 @@ struct flag_def {
 static const struct flag_def flags[] = {
     {"--listen", FLAG_KEY, true, "listen"},
     {"--kafka-listen", FLAG_KEY, true, "kafka_listen"},
+    {"--admin-listen", FLAG_KEY, true, "admin_listen"},
     {"--data-dir", FLAG_KEY, true, "data_dir"},
     {"--broker-id", FLAG_KEY, true, "broker_id"},
     {"--etcd", FLAG_KEY, true, "etcd_endpoints"},
@@ -1022,6 +1042,8 @@ void broker_config_usage(FILE *f)
             "                      :PORT to change only the port, port 0 for any free port\n"
             "  --kafka-listen HOST:PORT  address Kafka clients connect to (default\n"
             "                      127.0.0.1:9092), as --listen; off for none\n"
+            "  --admin-listen HOST:PORT  address of the HTTP admin listener: metrics,\n"
+            "                      health (default 127.0.0.1:9644), as --listen; off for none\n"
             "  --data-dir DIR      directory for topics and logs\n"
             "  --broker-id N       join a cluster as broker N (docs/cluster.md)\n"
             "  --etcd URL[,URL]    the cluster's etcd endpoints, http://HOST:PORT\n"

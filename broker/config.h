@@ -39,7 +39,11 @@
 /* The Kafka protocol's listener (issue 14): Kafka's own default port, on
  * loopback like nagare's; kafka_listen = off turns it off. */
 #define BROKER_KAFKA_LISTEN_PORT_DEFAULT 9092
-#define BROKER_KAFKA_LISTEN_OFF "off"
+/* The HTTP admin listener (issue 16: metrics, health, the console):
+ * Redpanda's admin port, on loopback; admin_listen = off turns it off. */
+#define BROKER_ADMIN_LISTEN_PORT_DEFAULT 9644
+/* What kafka_listen and admin_listen take to open no listener. */
+#define BROKER_LISTEN_OFF "off"
 #define BROKER_DATA_DIR_DEFAULT "./nagare-data"
 #define BROKER_DEFAULT_PARTITIONS_DEFAULT 1
 
@@ -144,6 +148,8 @@ struct broker_config {
     uint16_t listen_port;                      /* 7420; 0 = ephemeral */
     char kafka_listen_host[BROKER_HOST_BYTES]; /* "127.0.0.1"; "off": no Kafka listener */
     uint16_t kafka_listen_port;                /* 9092; 0 = ephemeral */
+    char admin_listen_host[BROKER_HOST_BYTES]; /* "127.0.0.1"; "off": no HTTP admin listener */
+    uint16_t admin_listen_port;                /* 9644; 0 = ephemeral */
     char data_dir[BROKER_DATA_DIR_BYTES];      /* "./nagare-data" */
     bool auto_create_topics;                   /* true */
     int32_t default_partitions;                /* 1; 1..PROTO_PARTITIONS_MAX */
@@ -268,6 +274,9 @@ void broker_config_print(FILE *f, const struct broker_config *c);
 
 /* Whether c has a Kafka listener (kafka_listen not off). */
 bool broker_config_kafka(const struct broker_config *c);
+
+/* Whether c has an HTTP admin listener (admin_listen not off). */
+bool broker_config_admin(const struct broker_config *c);
 
 /* Whether c makes the broker one of a cluster (broker_id set). */
 bool broker_config_clustered(const struct broker_config *c);

@@ -10,7 +10,6 @@
 #include <errno.h>
 #include <sched.h>
 #include <signal.h>
-#include <netdb.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -22,6 +21,7 @@
 
 #include "base/clock.h"
 #include "base/err.h"
+#include "net/listen.h"
 #include "net/loop_int.h"
 
 #define NS_PER_MS 1000000ull
@@ -417,67 +417,17 @@ static bool listener_gone(const struct loop_listener *li)
     return !li->armed && !li->cancelling && li->fd < 0;
 }
 
-/* Options set on the listener before listen(): accepted sockets inherit the
- * buffer sizes, which must be set before the handshake to shape the window. */
-static int listen_opts(const struct loop *l, int fd)
-{
-    int one = 1;
-    int rcv = (int)l->cfg.sock_rcvbuf_bytes;
-    int snd = (int)l->cfg.sock_sndbuf_bytes;
-    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
-        (rcv > 0 && setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof(rcv)) < 0) ||
-        (snd > 0 && setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &snd, sizeof(snd)) < 0)) {
-        return -errno;
-    }
-    return 0;
-}
-
 int loop_listen(struct loop *l, const char *host, uint16_t port, uint16_t *port_out)
 {
     ASSERT(l->listener_count < LOOP_LISTENERS_MAX && !l->stopping && host != NULL);
-    char service[8];
-    snprintf(service, sizeof(service), "%u", (unsigned)port);
-    struct addrinfo hints;
-    memset(&hints, 0, sizeof(hints));
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-    struct addrinfo *res = NULL;
-    int g = getaddrinfo(host, service, &hints, &res);
-    if (g != 0) {
-        return g == EAI_SYSTEM ? -errno : -NG_EBADARG;
-    }
-    int rc = -EADDRNOTAVAIL;
+    /* accepted sockets inherit the buffer sizes, which must be set before
+     * the handshake to shape the window */
+    struct listen_opts opts = {.rcvbuf_bytes = l->cfg.sock_rcvbuf_bytes,
+                               .sndbuf_bytes = l->cfg.sock_sndbuf_bytes};
     int fd = -1;
-    for (struct addrinfo *ai = res; ai != NULL; ai = ai->ai_next) {
-        fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        if (fd < 0) {
-            rc = -errno;
-            continue;
-        }
-        if (listen_opts(l, fd) == 0 && bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 &&
-            listen(fd, SOMAXCONN) == 0) {
-            rc = 0;
-            break;
-        }
-        rc = -errno;
-        close(fd);
-        fd = -1;
-    }
-    freeaddrinfo(res);
+    int rc = listen_socket(host, port, &opts, &fd, port_out);
     if (rc < 0) {
         return rc;
-    }
-    struct sockaddr_storage ss;
-    socklen_t sl = sizeof(ss);
-    if (getsockname(fd, (struct sockaddr *)&ss, &sl) < 0) {
-        rc = -errno;
-        close(fd);
-        return rc;
-    }
-    if (port_out != NULL) {
-        *port_out = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
-                                                   : ((struct sockaddr_in *)&ss)->sin_port);
     }
     struct loop_listener *li = &l->listeners[l->listener_count++];
     *li = (struct loop_listener){
