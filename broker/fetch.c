@@ -324,6 +324,7 @@ static bool answer_part(const struct fetch_req *fr, struct proto_enc *e, struct 
     if (fp->range_count > 0) {
         proto_fetch_resp_spliced(e, fp->range_bytes);
         *records_total += fp->range_bytes;
+        fp->bp->counters.bytes_out += fp->range_bytes;
     }
     size_t room = w->err == 0 ? w->cap - w->pos : 0;
     if (out.err == 0 && fp->copy_limit > 0 && room > 0) {
@@ -333,6 +334,7 @@ static bool answer_part(const struct fetch_req *fr, struct proto_enc *e, struct 
         if (rc == 0) {
             (void)wr_take(w, r.bytes); /* the bytes are in place already */
             *records_total += r.bytes;
+            fp->bp->counters.bytes_out += r.bytes;
         } else if (rc == -NG_ECORRUPT && fp->range_count == 0) {
             proto_fetch_resp_partition_fail(e, rc, damage_end(fp)); /* found by this read */
             damaged = true;
@@ -689,8 +691,10 @@ static void kafka_answer_part(const struct fetch_req *fr, const struct fetch_par
         .records = {.ptr = none, .len = 0}};
     if (fp->range_count > 0) {
         out->records = (struct kw_records){.len = (int32_t)fp->range_bytes, .external = true};
+        fp->bp->counters.bytes_out += fp->range_bytes;
     } else if (fp->copy_bytes > 0) {
         out->records = (struct kw_records){.ptr = fp->copy, .len = (int32_t)fp->copy_bytes};
+        fp->bp->counters.bytes_out += fp->copy_bytes;
     }
 }
 

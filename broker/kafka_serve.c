@@ -162,6 +162,9 @@ void kafka_serve_request(struct server *s, struct loop_req *req)
     struct kafka_req_header h;
     const struct kafka_api *api = NULL;
     int rc = kafka_req_header_decode(&body, &h, &api);
+    if (api != NULL) {
+        loop_req_set_tag(req, metrics_tag_kafka(api));
+    }
     if (rc == -NG_EBADVERSION && api->key == KAFKA_API_API_VERSIONS) {
         struct kafka_req_header v0 = h;
         v0.api_version = 0;

@@ -241,6 +241,8 @@ static void start_append(struct server *s, struct server_topic *t, struct produc
     pp->leader_epoch = bp->rep.leader_epoch;
     pp->err = server_wire_err(part_append(&bp->log, &pp->a));
     if (pp->err == 0) {
+        bp->counters.records_in += (uint64_t)h.record_count;
+        bp->counters.bytes_in += bytes;
         producers_record(&bp->producers, &pp->a.hdr);
         pp->pr->pending++;
     }

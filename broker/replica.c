@@ -286,6 +286,7 @@ void replica_apply(struct server *s, struct bpart *bp, const struct cluster_topi
     int64_t now_ms = (int64_t)loop_now_ms(&s->loop);
     ASSERT(was != REPLICA_SINGLE); /* replica_init(): a clustered broker's start as NONE */
     bool new_epoch = cp != NULL && (cp->leader_epoch != r->leader_epoch || cp->leader != r->leader);
+    bp->counters.leader_changes += new_epoch;
     if (was == REPLICA_LEADER && (role != REPLICA_LEADER || new_epoch)) {
         leadership_end(bp);
     }

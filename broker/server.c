@@ -12,6 +12,7 @@
 
 #include "base/clock.h"
 #include "base/log.h"
+#include "broker/admin_http.h"
 #include "broker/conn_auth.h"
 #include "broker/fetcher.h"
 #include "broker/kafka_serve.h"
@@ -624,6 +625,7 @@ int server_wire_err(int rc) { return rc == -ENOSPC || rc == -EDQUOT ? -NG_EDISK_
 
 void server_resp_error(struct loop_req *req, uint32_t correlation_id, int err)
 {
+    loop_req_set_tag(req, (uint16_t)(loop_req_tag(req) | METRICS_TAG_ERROR));
     if (err > -NG_ERR_FIRST) { /* the broker's own failure, not the request's */
         log_warn("connection %" PRIu64 ": request %u failed: %s", loop_req_conn_id(req),
                  correlation_id, err_str(err));
@@ -713,6 +715,11 @@ static void on_request(void *arg, struct loop_req *req)
         loop_req_fail(req); /* no correlation id to answer with */
         return;
     }
+    if (rc == 0 || rc == -NG_EBADVERSION) {
+        if (h.api_key < PROTO_API_COUNT) {
+            loop_req_set_tag(req, metrics_tag_nagare(h.api_key));
+        }
+    }
     if ((rc == 0 || rc == -NG_EBADVERSION) && !server_api_served(h.api_key)) {
         rc = -NG_EUNKNOWN_API; /* known to the codec, not served here */
     }
@@ -799,6 +806,12 @@ static int open_topics(struct server *s)
     return 0;
 }
 
+static void on_done(void *arg, uint16_t tag, uint64_t handler_ns, bool failed)
+{
+    struct server *s = arg;
+    metrics_request_done(&s->metrics, tag, handler_ns, failed);
+}
+
 static void on_close(void *arg, uint64_t conn_id, void *ctx, int reason)
 {
     (void)arg;
@@ -819,6 +832,7 @@ static int start_loop(struct server *s)
     lc.partial_timeout_ms = s->cfg.partial_timeout_ms;
     lc.on_request = on_request;
     lc.on_close = on_close;
+    lc.on_done = on_done;
     lc.arg = s;
     int rc = loop_init(&s->loop, &s->ring, &lc);
     if (rc != 0) {
@@ -840,6 +854,17 @@ static int start_loop(struct server *s)
             return rc;
         }
         log_info("Kafka clients served on %s:%u", s->cfg.kafka_listen_host, s->kafka_port);
+    }
+    if (broker_config_admin(&s->cfg)) {
+        rc = admin_http_start(s, s->cfg.admin_listen_host, s->cfg.admin_listen_port,
+                              &s->admin_port, &s->admin);
+        if (rc != 0) {
+            log_error("HTTP admin listener on %s:%u: %s (admin_listen = off turns it off)",
+                      s->cfg.admin_listen_host, s->cfg.admin_listen_port, err_str(rc));
+            return rc;
+        }
+        log_info("HTTP admin (metrics, health) served on %s:%u", s->cfg.admin_listen_host,
+                 s->admin_port);
     }
     loop_timer_init(&s->retention_timer, retention, s);
     loop_timer_arm(&s->loop, &s->retention_timer, s->cfg.retention_check_ms);
@@ -906,6 +931,8 @@ void server_crash_async(struct server *s)
 int server_fini(struct server *s)
 {
     int rc = 0;
+    admin_http_stop(s->admin); /* first: it reads what the rest closes */
+    s->admin = NULL;
     /* No view comes after this; requests queued to it answer (-NG_ECLOSED)
      * through the mailbox, which loop_fini() runs. */
     if (s->crashed) {

@@ -26,6 +26,7 @@
 #include "broker/catalog.h"
 #include "broker/config.h"
 #include "broker/group_state.h"
+#include "broker/metrics.h"
 #include "broker/offsets.h"
 #include "broker/park.h"
 #include "broker/producer_ids.h"
@@ -54,6 +55,14 @@ struct server_topic;
  * PROTO_SHARE_STATE_TOPIC, dead-letter topics). */
 #define GROUPS_OFFSETS_CREATE_MS 1000
 
+/* What a partition counts for the metrics (broker/metrics.h). */
+struct bpart_counters {
+    uint64_t records_in;     /* records appended by producers */
+    uint64_t bytes_in;       /* their batches' bytes */
+    uint64_t bytes_out;      /* batch bytes answered to consumers and followers */
+    uint64_t leader_changes; /* leader or leader epoch changes seen */
+};
+
 /* One partition of a topic, as the broker runs it. */
 struct bpart {
     struct part log;
@@ -64,6 +73,7 @@ struct bpart {
     bool open;
     struct park_list waiters; /* parked fetches and share fetches wanting it */
     struct replica rep;       /* its replication state (broker/replica.h) */
+    struct bpart_counters counters;
 };
 
 struct server_topic {
@@ -78,6 +88,7 @@ struct server {
     struct broker_config cfg;
     struct ring ring;
     struct loop loop;
+    struct server_metrics metrics; /* requests by kind (broker/metrics.h) */
     struct catalog catalog;
     int lock_fd; /* flock on DATA_DIR/.lock */
     bool catalog_ready;
@@ -85,6 +96,8 @@ struct server {
     bool loop_ready;
     uint16_t port;                     /* bound port */
     uint16_t kafka_port;               /* the Kafka listener's bound port; 0: none */
+    struct admin_http *admin;          /* the HTTP admin listener (broker/admin_http.h); NULL: none */
+    uint16_t admin_port;               /* its bound port */
     uint8_t *kafka_arena;              /* its decode arena (broker/kafka_serve.h) */
     struct kafka_groups *kafka_groups; /* Kafka's classic groups (broker/kafka_groups.c) */
     struct server_topic **topics;      /* sorted by name */

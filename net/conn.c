@@ -1219,6 +1219,8 @@ void loop_req_set_tag(struct loop_req *req, uint16_t tag)
     req->tag = tag;
 }
 
+uint16_t loop_req_tag(const struct loop_req *req) { return req->tag; }
+
 int loop_req_peer(const struct loop_req *req, char *out, size_t cap)
 {
     if (req->conn == NULL) {

@@ -541,8 +541,10 @@ void *loop_req_conn_ctx(const struct loop_req *req);
  * connection is there with loop_req_connected(). */
 void loop_req_set_conn_ctx(struct loop_req *req, void *ctx);
 
-/* Names req's kind for cfg.on_done (e.g. its protocol and api). */
+/* Names req's kind for cfg.on_done (e.g. its protocol and api), and
+ * what it was last named (0 until then). */
 void loop_req_set_tag(struct loop_req *req, uint16_t tag);
+uint16_t loop_req_tag(const struct loop_req *req);
 
 /* Whether req's connection is still open (req not orphaned). */
 bool loop_req_connected(const struct loop_req *req);
