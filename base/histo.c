@@ -7,8 +7,8 @@
 
 /* Sized by its initializer: a count that differs from HISTO_BUCKETS
  * conflicts with the header's declaration. */
-const uint64_t histo_bounds_us[] = {50,     100,    250,     500,     1000,    2500,
-                                    5000,   10000,  25000,   50000,   100000,  250000,
+const uint64_t histo_bounds_us[] = {50,     100,     250,     500,     1000,    2500,
+                                    5000,   10000,   25000,   50000,   100000,  250000,
                                     500000, 1000000, 2500000, 5000000, 10000000};
 
 void histo_record(struct histo *h, uint64_t ns)

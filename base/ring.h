@@ -60,7 +60,8 @@ struct ring_op {
     uint32_t submitted_us;
 };
 
-_Static_assert(sizeof(struct ring_op) == 2 * sizeof(void *), "ring ops are embedded by the thousand");
+_Static_assert(sizeof(struct ring_op) == 2 * sizeof(void *),
+               "ring ops are embedded by the thousand");
 
 /* Kinds whose ops the ring times, submission to completion: the syncs,
  * whose latency is what an acks=all producer waits for. */
@@ -87,9 +88,9 @@ struct ring_deferred {
 
 struct ring {
     struct io_uring uring;
-    uint32_t inflight;                   /* ops submitted whose last completion has not run */
+    uint32_t inflight; /* ops submitted whose last completion has not run */
     struct ring_kind_stats stats[RING_KIND_COUNT]; /* the ring thread's; copy to read elsewhere */
-    struct ring_deferred *deferred_head; /* run before the next submit, in order */
+    struct ring_deferred *deferred_head;           /* run before the next submit, in order */
     struct ring_deferred *deferred_tail;
 };
 

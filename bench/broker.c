@@ -171,10 +171,10 @@ int bench_broker_spawn(struct bench_broker *b, const char *path, const char *par
         return rc;
     }
     b->spawned = true;
-    const char *argv[8 + 2 * BENCH_BROKER_SETS_MAX + 1] = {
-        "nagared",     "--listen",   "127.0.0.1:0", "--kafka-listen",
-        "127.0.0.1:0", "--data-dir", b->data_dir};
-    size_t argc = 7;
+    const char *argv[10 + 2 * BENCH_BROKER_SETS_MAX + 1] = {
+        "nagared",        "--listen",    "127.0.0.1:0", "--kafka-listen", "127.0.0.1:0",
+        "--admin-listen", "127.0.0.1:0", "--data-dir",  b->data_dir};
+    size_t argc = 9;
     for (size_t i = 0; i < n; i++) {
         argv[argc++] = "--set";
         argv[argc++] = sets[i];

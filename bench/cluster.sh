@@ -123,7 +123,7 @@ broker_script() {
     cat >"$dir/start.sh" <<EOF
 #!/bin/sh
 "$PWD/$BUILD/broker/nagared" --broker-id $id --etcd "$ENDPOINTS" \\
-    --listen 127.0.0.1:$port --kafka-listen 127.0.0.1:0 --data-dir "$dir/data" \\
+    --listen 127.0.0.1:$port --kafka-listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 --data-dir "$dir/data" \\
     --set lease_ttl_s=$LEASE_TTL_S \\
     </dev/null >>"$dir/nagared.log" 2>&1 &
 pid=\$!

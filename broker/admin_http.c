@@ -129,7 +129,8 @@ static bool ask_wait(struct admin_http *h, struct ask *a)
 {
     struct timespec now;
     clock_gettime(CLOCK_MONOTONIC, &now);
-    int64_t give_up_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000 + ADMIN_HTTP_LOOP_WAIT_MS;
+    int64_t give_up_ms =
+        (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000 + ADMIN_HTTP_LOOP_WAIT_MS;
     loop_post(&h->gate->s->loop, &a->msg);
     pthread_mutex_lock(&a->mu);
     while (!a->done && !atomic_load(&h->stopping)) {
@@ -278,11 +279,11 @@ int admin_http_start(struct server *s, const char *host, uint16_t port, uint16_t
     h->gate = g;
     atomic_init(&h->stopping, false);
     /* epoll, never select(): the broker's descriptors pass FD_SETSIZE */
-    h->daemon = MHD_start_daemon(
-        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL, 0, NULL, NULL, handle, h,
-        MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_CONNECTION_LIMIT, (unsigned)ADMIN_HTTP_CONN_MAX,
-        MHD_OPTION_CONNECTION_TIMEOUT, ADMIN_HTTP_IDLE_S, MHD_OPTION_EXTERNAL_LOGGER, mhd_log,
-        NULL, MHD_OPTION_END);
+    h->daemon = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL, 0, NULL, NULL,
+                                 handle, h, MHD_OPTION_LISTEN_SOCKET, fd,
+                                 MHD_OPTION_CONNECTION_LIMIT, (unsigned)ADMIN_HTTP_CONN_MAX,
+                                 MHD_OPTION_CONNECTION_TIMEOUT, ADMIN_HTTP_IDLE_S,
+                                 MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_END);
     if (h->daemon == NULL) {
         close(fd);
         gate_put(g);

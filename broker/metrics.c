@@ -113,8 +113,7 @@ static void put_histo(struct text *t, const char *name, const char *labels, cons
     put(t, "%s_bucket{%sle=\"+Inf\"} %" PRIu64 "\n", name, labels, cum);
     size_t n = strlen(labels);
     /* the sum and count take the labels without the trailing comma */
-    put(t, "%s_sum{%.*s} %.9f\n", name, (int)(n > 0 ? n - 1 : 0), labels,
-        (double)h->sum_ns / 1e9);
+    put(t, "%s_sum{%.*s} %.9f\n", name, (int)(n > 0 ? n - 1 : 0), labels, (double)h->sum_ns / 1e9);
     put(t, "%s_count{%.*s} %" PRIu64 "\n", name, (int)(n > 0 ? n - 1 : 0), labels, h->count);
 }
 
@@ -149,8 +148,8 @@ static void render_requests(struct text *t, const struct server *s)
     uint32_t n = api_rows(s, rows);
     family(t, "nagare_requests_total", "counter", "Requests answered, by protocol and api.");
     for (uint32_t i = 0; i < n; i++) {
-        put(t, "nagare_requests_total{protocol=\"%s\",api=\"%s\"} %" PRIu64 "\n",
-            rows[i].protocol, rows[i].name, rows[i].m->requests);
+        put(t, "nagare_requests_total{protocol=\"%s\",api=\"%s\"} %" PRIu64 "\n", rows[i].protocol,
+            rows[i].name, rows[i].m->requests);
     }
     family(t, "nagare_request_errors_total", "counter",
            "Requests answered with a request-level error, or whose connection was closed "
@@ -213,7 +212,8 @@ static void render_syncs(struct text *t, const struct ring *r)
         put(t, "nagare_syncs_total{file=\"%s\"} %" PRIu64 "\n", kinds[i].file,
             r->stats[kinds[i].kind].completions);
     }
-    family(t, "nagare_sync_errors_total", "counter", "Syncs that failed (the log fails with them).");
+    family(t, "nagare_sync_errors_total", "counter",
+           "Syncs that failed (the log fails with them).");
     for (size_t i = 0; i < ARRAY_LEN(kinds); i++) {
         put(t, "nagare_sync_errors_total{file=\"%s\"} %" PRIu64 "\n", kinds[i].file,
             r->stats[kinds[i].kind].errors);
@@ -322,8 +322,8 @@ static const struct part_metric part_metrics[] = {
      v_records_in},
     {"nagare_partition_bytes_in_total", "counter", "Batch bytes appended by producers.",
      v_bytes_in},
-    {"nagare_partition_bytes_out_total", "counter",
-     "Batch bytes sent to consumers and followers.", v_bytes_out},
+    {"nagare_partition_bytes_out_total", "counter", "Batch bytes sent to consumers and followers.",
+     v_bytes_out},
     {"nagare_partition_leader", "gauge", "1 where this broker leads the partition.", v_leader},
     {"nagare_partition_replicas", "gauge", "Copies of the partition.", v_replicas},
     {"nagare_partition_in_sync_replicas", "gauge",
@@ -451,8 +451,8 @@ static void group_lag(struct server *s, const struct offsets_entry *e, int64_t n
     }
     struct bpart *bp = &tp->parts[e->partition];
     int64_t hw = part_offset_latest(&bp->log);
-    int64_t from = e->offset > part_offset_earliest(&bp->log) ? e->offset
-                                                              : part_offset_earliest(&bp->log);
+    int64_t from =
+        e->offset > part_offset_earliest(&bp->log) ? e->offset : part_offset_earliest(&bp->log);
     *records = hw > e->offset ? hw - from : 0;
     int64_t ts = -1;
     if (*records > 0 && part_for_each_batch(&bp->log, from, first_batch, &ts) == 1 && ts >= 0) {
@@ -514,8 +514,7 @@ static void render_cluster(struct text *t, const struct server *s)
     family(t, "nagare_cluster_session_up", "gauge",
            "1 while this broker holds its registration in etcd (a view that does not fence "
            "it); a single broker: 1.");
-    put(t, "nagare_cluster_session_up %d\n",
-        !clustered || (s->view != NULL && !s->view->fenced));
+    put(t, "nagare_cluster_session_up %d\n", !clustered || (s->view != NULL && !s->view->fenced));
     if (!clustered) {
         return;
     }

@@ -64,8 +64,7 @@ struct server_metrics {
 };
 
 /* Counts a completed request (the loop's on_done). */
-void metrics_request_done(struct server_metrics *m, uint16_t tag, uint64_t handler_ns,
-                          bool failed);
+void metrics_request_done(struct server_metrics *m, uint16_t tag, uint64_t handler_ns, bool failed);
 
 /* Most partitions, and most group partitions, rendered: past them the
  * rest are left out (and counted in nagare_metrics_truncated). A scrape

@@ -856,8 +856,8 @@ static int start_loop(struct server *s)
         log_info("Kafka clients served on %s:%u", s->cfg.kafka_listen_host, s->kafka_port);
     }
     if (broker_config_admin(&s->cfg)) {
-        rc = admin_http_start(s, s->cfg.admin_listen_host, s->cfg.admin_listen_port,
-                              &s->admin_port, &s->admin);
+        rc = admin_http_start(s, s->cfg.admin_listen_host, s->cfg.admin_listen_port, &s->admin_port,
+                              &s->admin);
         if (rc != 0) {
             log_error("HTTP admin listener on %s:%u: %s (admin_listen = off turns it off)",
                       s->cfg.admin_listen_host, s->cfg.admin_listen_port, err_str(rc));

@@ -94,11 +94,11 @@ struct server {
     bool catalog_ready;
     bool ring_ready;
     bool loop_ready;
-    uint16_t port;                     /* bound port */
-    uint16_t kafka_port;               /* the Kafka listener's bound port; 0: none */
-    struct admin_http *admin;          /* the HTTP admin listener (broker/admin_http.h); NULL: none */
-    uint16_t admin_port;               /* its bound port */
-    uint8_t *kafka_arena;              /* its decode arena (broker/kafka_serve.h) */
+    uint16_t port;            /* bound port */
+    uint16_t kafka_port;      /* the Kafka listener's bound port; 0: none */
+    struct admin_http *admin; /* the HTTP admin listener (broker/admin_http.h); NULL: none */
+    uint16_t admin_port;      /* its bound port */
+    uint8_t *kafka_arena;     /* its decode arena (broker/kafka_serve.h) */
     struct kafka_groups *kafka_groups; /* Kafka's classic groups (broker/kafka_groups.c) */
     struct server_topic **topics;      /* sorted by name */
     uint32_t topic_count;

@@ -95,9 +95,9 @@ struct loop_req {
     uint64_t handled_ns; /* when it went to the handler (with cfg.on_done) */
     uint16_t tag;        /* loop_req_set_tag() */
     uint8_t state;       /* enum req_state */
-    uint8_t answer;    /* enum req_answer */
-    uint8_t prefix[4]; /* big-endian length of the answer */
-    bool framed;       /* the answer buffer holds its own prefix */
+    uint8_t answer;      /* enum req_answer */
+    uint8_t prefix[4];   /* big-endian length of the answer */
+    bool framed;         /* the answer buffer holds its own prefix */
 };
 
 /* Bytes the answer puts on the wire (prefix included). */

@@ -24,6 +24,7 @@
 
 #define LISTEN_LINE "nagared listening on 127.0.0.1:"
 #define KAFKA_LINE "Kafka clients served on 127.0.0.1:" /* logged before LISTEN_LINE */
+#define ADMIN_LINE "HTTP admin (metrics, health) served on 127.0.0.1:" /* so is this */
 #define LOG_TAIL_BYTES 3000
 #define CLIENT_ID "it"
 
@@ -226,9 +227,10 @@ static void kill_hard(struct bk *b, const char *why)
 void bk_start(struct bk *b)
 {
     cr_assert_eq(b->pid, 0, "broker already running");
-    const char *args[10 + 2 * BK_SETS_MAX] = {"--listen",    "127.0.0.1:0", "--kafka-listen",
-                                              "127.0.0.1:0", "--data-dir",  b->data_dir};
-    size_t n = 6;
+    const char *args[12 + 2 * BK_SETS_MAX] = {"--listen",    "127.0.0.1:0",    "--kafka-listen",
+                                              "127.0.0.1:0", "--admin-listen", "127.0.0.1:0",
+                                              "--data-dir",  b->data_dir};
+    size_t n = 8;
     for (size_t i = 0; i < b->set_count; i++) {
         args[n++] = "--set";
         args[n++] = b->sets[i];
@@ -253,6 +255,7 @@ void bk_start(struct bk *b)
         b->port = find_port(b->log_path, b->log_from, LISTEN_LINE);
     }
     b->kafka_port = find_port(b->log_path, b->log_from, KAFKA_LINE);
+    b->admin_port = find_port(b->log_path, b->log_from, ADMIN_LINE);
     snprintf(b->bootstrap, sizeof(b->bootstrap), "127.0.0.1:%u", b->port);
 }
 

@@ -44,6 +44,7 @@ struct bk {
     pid_t pid;            /* 0: not running */
     uint16_t port;        /* bound port of the running broker */
     uint16_t kafka_port;  /* its Kafka listener's */
+    uint16_t admin_port;  /* its HTTP admin listener's */
     char bootstrap[32];   /* "127.0.0.1:<port>", for libnagare */
     char listen_same[48]; /* "listen=127.0.0.1:<port>", for restarts */
     size_t log_from;      /* log bytes before the current start */

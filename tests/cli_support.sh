@@ -83,7 +83,8 @@ start_broker() {
     # The log exists before the broker starts: the redirect below happens in
     # the background child, and the polling below must not race it.
     : >"$TMP/nagared.log"
-    "$NAGARED" "$@" --listen 127.0.0.1:0 --kafka-listen 127.0.0.1:0 --data-dir "$TMP/data" \
+    "$NAGARED" "$@" --listen 127.0.0.1:0 --kafka-listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 \
+        --data-dir "$TMP/data" \
         >"$TMP/nagared.log" 2>&1 &
     BROKER_PID=$!
     local port=""

@@ -359,10 +359,11 @@ void cs_broker_start(struct cluster *c, size_t i)
     snprintf(id, sizeof(id), KEY_BROKER_ID "=%d", b->id);
     snprintf(endpoints, sizeof(endpoints), KEY_ETCD_ENDPOINTS "=%s", c->endpoints);
     snprintf(name, sizeof(name), KEY_CLUSTER_NAME "=%s", c->table);
-    const char *args[18 + 2 * CS_SETS_MAX] = {
-        "--listen", listen, "--kafka-listen", kafka_listen, "--data-dir", b->data_dir,
-        "--set",    id,     "--set",          endpoints,    "--set",      name};
-    size_t n = c->standalone ? 6 : 12;
+    const char *args[20 + 2 * CS_SETS_MAX] = {
+        "--listen",   listen,       "--kafka-listen", kafka_listen, "--admin-listen",
+        kafka_listen, "--data-dir", b->data_dir,      "--set",      id,
+        "--set",      endpoints,    "--set",          name};
+    size_t n = c->standalone ? 8 : 14;
     for (size_t k = 0; k < c->set_count; k++) {
         args[n++] = "--set";
         args[n++] = c->sets[k];

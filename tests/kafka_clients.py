@@ -48,7 +48,7 @@ class Broker:
         self.log = open(self.log_path, "w")
         self.proc = subprocess.Popen(
             [os.environ["NAGARED"], "--listen", "127.0.0.1:0", "--kafka-listen", "127.0.0.1:0",
-             "--data-dir", os.path.join(root, "data")],
+             "--admin-listen", "127.0.0.1:0", "--data-dir", os.path.join(root, "data")],
             stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + START_TIMEOUT_S
         while True:

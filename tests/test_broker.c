@@ -757,8 +757,15 @@ Test(broker, port_in_use_exits_nonzero_with_one_line)
     snprintf(listen, sizeof(listen), "127.0.0.1:%u", B.port);
     snprintf(dir2, sizeof(dir2), "%s/data2", B.root);
     snprintf(log2, sizeof(log2), "%s/second.log", B.root);
-    const char *args[] = {"--listen", listen, "--kafka-listen", "127.0.0.1:0", "--data-dir",
-                          dir2,       NULL};
+    const char *args[] = {"--listen",
+                          listen,
+                          "--kafka-listen",
+                          "127.0.0.1:0",
+                          "--admin-listen",
+                          "127.0.0.1:0",
+                          "--data-dir",
+                          dir2,
+                          NULL};
     int errors;
     char *text = run_failing(args, log2, &errors);
     cr_assert_eq(errors, 1, "one clear line, got:\n%s", text);
@@ -777,8 +784,9 @@ Test(broker, data_dir_in_use_by_another_broker_refused)
     bk_start(&B);
     char log2[BK_PATH_BYTES + 8];
     snprintf(log2, sizeof(log2), "%s/second.log", B.root);
-    const char *args[] = {"--listen", "127.0.0.1:0", "--kafka-listen", "127.0.0.1:0", "--data-dir",
-                          B.data_dir, NULL};
+    const char *args[] = {"--listen",    "127.0.0.1:0",    "--kafka-listen",
+                          "127.0.0.1:0", "--admin-listen", "127.0.0.1:0",
+                          "--data-dir",  B.data_dir,       NULL};
     int errors;
     char *text = run_failing(args, log2, &errors);
     cr_assert_eq(errors, 1, "one clear line, got:\n%s", text);
@@ -797,8 +805,15 @@ Test(broker, data_dir_that_is_a_file_exits_nonzero_with_one_line)
     cr_assert_not_null(f);
     fputs("not a directory\n", f);
     fclose(f);
-    const char *args[] = {"--listen", "127.0.0.1:0", "--kafka-listen", "127.0.0.1:0", "--data-dir",
-                          file,       NULL};
+    const char *args[] = {"--listen",
+                          "127.0.0.1:0",
+                          "--kafka-listen",
+                          "127.0.0.1:0",
+                          "--admin-listen",
+                          "127.0.0.1:0",
+                          "--data-dir",
+                          file,
+                          NULL};
     int errors;
     char *text = run_failing(args, log, &errors);
     cr_assert_eq(errors, 1, "one clear line, got:\n%s", text);

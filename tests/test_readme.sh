@@ -278,7 +278,7 @@ cluster_example() {
     done
     local p
     PORT_SED=""
-    for p in 2379 2380 7421 7422 7423 9092 9093 9094; do
+    for p in 2379 2380 7421 7422 7423 9092 9093 9094 9641 9642 9643; do
         PORT_SED+="s/127\.0\.0\.1:$p([^0-9]|\$)/127.0.0.1:$(free_port)\1/g;"
     done
     export NAGARE_BROKER="" # the section sets its own
@@ -292,7 +292,7 @@ cluster_example() {
     local i
     for i in 1 2 3; do
         here "nagared --broker-id $i --etcd http://127.0.0.1:2379 --listen 127.0.0.1:742$i --kafka-listen 127.0.0.1:909$((i + 1)) \\
-    --data-dir data-$i >broker-$i.log 2>&1 &"
+    --admin-listen 127.0.0.1:964$i --data-dir data-$i >broker-$i.log 2>&1 &"
     done
     here "export NAGARE_BROKER=127.0.0.1:7421,127.0.0.1:7422,127.0.0.1:7423"
     # A person waits until the brokers are up; the test until each is live.

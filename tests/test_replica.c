@@ -76,6 +76,7 @@ static void node_launch(struct node *n, int32_t id, const char *endpoints, uint3
     snprintf(n->cfg.listen_host, sizeof(n->cfg.listen_host), "127.0.0.1");
     n->cfg.listen_port = 0;
     n->cfg.kafka_listen_port = 0; /* ephemeral: tests run side by side */
+    n->cfg.admin_listen_port = 0;
     n->cfg.broker_id = id;
     snprintf(n->cfg.etcd_endpoints, sizeof(n->cfg.etcd_endpoints), "%s", endpoints);
     n->cfg.replica_lag_ms = lag_ms != 0 ? lag_ms : n->cfg.replica_lag_ms;

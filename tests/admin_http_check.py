@@ -1,0 +1,210 @@
+#!/usr/bin/env python3
+"""tests/admin_http_check.py — the HTTP admin listener of a real nagared
+(broker/admin_http.h): /healthz, /readyz, and /metrics parsed with the
+Prometheus client library's own parser (Debian's python3-prometheus-client),
+checking that the counters move with the traffic this test sends through
+the nagare tool (nagare's protocol) and kcat (Kafka's).
+
+  NAGARED=build/broker/nagared NAGARE=build/client/cli/nagare \
+  /usr/bin/python3 tests/admin_http_check.py
+
+Prints "ok - ..." per check; exits 1 at the first failure.
+"""
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+
+from prometheus_client.parser import text_string_to_metric_families
+
+START_TIMEOUT_S = 60
+RUN_TIMEOUT_S = 60
+CHECKS = 0
+
+
+def fail(why):
+    print("FAIL: " + why, file=sys.stderr)
+    sys.exit(1)
+
+
+def ok(what):
+    global CHECKS
+    CHECKS += 1
+    print("ok - " + what)
+
+
+class Broker:
+    """nagared on ephemeral ports in a scratch directory."""
+
+    def __init__(self, root):
+        self.log_path = os.path.join(root, "nagared.log")
+        self.log = open(self.log_path, "w")
+        self.proc = subprocess.Popen(
+            [os.environ["NAGARED"], "--listen", "127.0.0.1:0", "--kafka-listen", "127.0.0.1:0",
+             "--admin-listen", "127.0.0.1:0", "--data-dir", os.path.join(root, "data")],
+            stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while True:
+            text = open(self.log_path).read()
+            m = re.search(r"nagared listening on 127\.0\.0\.1:(\d+)", text)
+            if m:
+                self.port = int(m.group(1))
+                self.kafka = int(re.search(r"Kafka clients served on 127\.0\.0\.1:(\d+)", text).group(1))
+                self.admin = int(re.search(
+                    r"HTTP admin \(metrics, health\) served on 127\.0\.0\.1:(\d+)", text).group(1))
+                return
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                fail("nagared did not start:\n" + text)
+            time.sleep(0.05)
+
+    def stop(self):
+        self.proc.terminate()
+        rc = self.proc.wait(timeout=RUN_TIMEOUT_S)
+        if rc != 0:
+            fail("nagared exited %d after SIGTERM:\n%s" % (rc, open(self.log_path).read()[-2000:]))
+
+
+def http(broker, path, method="GET"):
+    """(status, body) of an HTTP request to the admin listener."""
+    req = urllib.request.Request("http://127.0.0.1:%d%s" % (broker.admin, path), method=method)
+    try:
+        with urllib.request.urlopen(req, timeout=RUN_TIMEOUT_S) as r:
+            return r.status, r.read().decode(), r.headers.get("Content-Type", "")
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode(), e.headers.get("Content-Type", "")
+
+
+def scrape(broker):
+    """{(name, frozenset(labels)): value} of every sample, parsed by
+    prometheus_client (which rejects what the format does not allow)."""
+    status, body, ctype = http(broker, "/metrics")
+    if status != 200:
+        fail("/metrics answered %d: %s" % (status, body))
+    if not ctype.startswith("text/plain; version=0.0.4"):
+        fail("/metrics content type: " + ctype)
+    samples = {}
+    families = {}
+    for fam in text_string_to_metric_families(body):
+        families[fam.name] = fam.type
+        for s in fam.samples:
+            samples[(s.name, frozenset(s.labels.items()))] = s.value
+    return samples, families
+
+
+def value(samples, name, **labels):
+    key = (name, frozenset(labels.items()))
+    if key not in samples:
+        fail("no sample %s%s" % (name, labels))
+    return samples[key]
+
+
+def nagare(broker, *args, stdin=None):
+    r = subprocess.run([os.environ["NAGARE"], "--broker", "127.0.0.1:%d" % broker.port] + list(args),
+                       input=stdin, capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
+    if r.returncode != 0:
+        fail("nagare %s: %s" % (" ".join(args), r.stderr))
+    return r.stdout
+
+
+def main():
+    root = tempfile.mkdtemp(prefix="nagare-admin-http-")
+    b = Broker(root)
+    try:
+        for path, want in (("/healthz", "ok\n"), ("/readyz", "ready\n")):
+            status, body, _ = http(b, path)
+            if status != 200 or body != want:
+                fail("%s answered %d %r" % (path, status, body))
+        ok("/healthz and /readyz answer 200 on a broker that serves")
+        if http(b, "/nowhere")[0] != 404 or http(b, "/metrics", method="POST")[0] != 405:
+            fail("an unknown path is not 404, or POST not 405")
+        ok("an unknown path is 404, a POST is 405")
+
+        before, families = scrape(b)
+        for name, kind in (("nagare_requests_total", "counter"),
+                           ("nagare_request_duration_seconds", "histogram"),
+                           ("nagare_sync_duration_seconds", "histogram"),
+                           ("nagare_partition_high_watermark", "gauge"),
+                           ("nagare_group_lag_records", "gauge")):
+            # the parser names counter families without their _total
+            got = families.get(name) or families.get(name[:-len("_total")])
+            if got != kind:
+                fail("family %s is %s, not %s" % (name, got, kind))
+        ok("/metrics parses as Prometheus text, %d families of the right types" % len(families))
+
+        lines = "".join("record %d\n" % i for i in range(500))
+        nagare(b, "topic", "create", "m", "--partitions", "2")
+        nagare(b, "produce", "m", "--partition", "0", "--acks", "all", stdin=lines)
+        nagare(b, "consume", "m", "--group", "g")
+        nagare(b, "produce", "m", "--partition", "0", "--acks", "all",
+               stdin="".join("later %d\n" % i for i in range(200)))
+        kcat = shutil.which("kcat")
+        if kcat is None:
+            fail("kcat is not installed (./dev.sh installs it)")
+        subprocess.run([kcat, "-b", "127.0.0.1:%d" % b.kafka, "-L"], capture_output=True,
+                       check=True, timeout=RUN_TIMEOUT_S)
+        after, _ = scrape(b)
+
+        part = dict(topic="m", partition="0")
+        for name, want in (("nagare_partition_records_in_total", 700),
+                           ("nagare_partition_log_end_offset", 700),
+                           ("nagare_partition_high_watermark", 700),
+                           ("nagare_partition_log_start_offset", 0),
+                           ("nagare_partition_segments", 1)):
+            got = value(after, name, **part)
+            if got != want:
+                fail("%s of m/0 is %s, not %s" % (name, got, want))
+        if value(after, "nagare_partition_records_in_total", topic="m", partition="1") != 0:
+            fail("m/1 counts records it never got")
+        size = value(after, "nagare_partition_size_bytes", **part)
+        if value(after, "nagare_partition_bytes_in_total", **part) != size or size <= 0:
+            fail("bytes in (%s) are not the log's size (%s)"
+                 % (value(after, "nagare_partition_bytes_in_total", **part), size))
+        out = value(after, "nagare_partition_bytes_out_total", **part)
+        if not 0 < out <= size:
+            fail("bytes out of m/0: %s (the log holds %s, the group read the first 500)" % (out, size))
+        ok("m/0 counts its 700 records in, their bytes in and out, offsets and size")
+
+        if value(after, "nagare_group_committed_offset", group="g", **part) != 500:
+            fail("group g's committed offset: %s" % value(after, "nagare_group_committed_offset",
+                                                          group="g", **part))
+        if value(after, "nagare_group_lag_records", group="g", **part) != 200:
+            fail("group g's lag: %s" % value(after, "nagare_group_lag_records", group="g", **part))
+        if value(after, "nagare_group_lag_seconds", group="g", **part) < 0:
+            fail("a negative lag in seconds")
+        ok("group g: committed 500, 200 records behind")
+
+        def moved(name, least, **labels):
+            d = value(after, name, **labels) - before.get((name, frozenset(labels.items())), 0)
+            if d < least:
+                fail("%s%s moved by %s, not at least %s" % (name, labels, d, least))
+
+        moved("nagare_requests_total", 2, protocol="nagare", api="Produce")
+        moved("nagare_requests_total", 1, protocol="nagare", api="Fetch")
+        moved("nagare_requests_total", 1, protocol="nagare", api="OffsetCommit")
+        moved("nagare_requests_total", 1, protocol="kafka", api="Metadata")
+        for proto, api in (("nagare", "Produce"), ("kafka", "Metadata")):
+            labels = dict(protocol=proto, api=api)
+            n = value(after, "nagare_requests_total", **labels)
+            count = value(after, "nagare_request_duration_seconds_count", **labels)
+            inf = value(after, "nagare_request_duration_seconds_bucket", le="+Inf", **labels)
+            if not n == count == inf:
+                fail("%s %s: %s requests, histogram count %s, +Inf bucket %s" % (proto, api, n, count, inf))
+        ok("requests are counted by protocol and api, each in its latency histogram")
+
+        moved("nagare_syncs_total", 2, file="log")
+        moved("nagare_sync_duration_seconds_count", 2, file="log")
+        moved("nagare_connections_accepted_total", 5)
+        ok("acks=all produces are fdatasync'd and timed; connections are counted")
+    finally:
+        b.stop()
+        shutil.rmtree(root, ignore_errors=True)
+    print("1..%d" % CHECKS)
+
+
+if __name__ == "__main__":
+    main()
