@@ -166,6 +166,26 @@ Test(config, the_kafka_listener_is_on_loopback_9092_unless_moved_or_turned_off)
     cr_assert_eq(c.kafka_listen_port, 0);
 }
 
+Test(config, the_admin_listener_is_on_loopback_9644_unless_moved_or_turned_off)
+{
+    struct broker_config c;
+    broker_config_default(&c);
+    cr_assert(broker_config_admin(&c));
+    cr_assert_str_eq(c.admin_listen_host, "127.0.0.1");
+    cr_assert_eq(c.admin_listen_port, 9644);
+    set_ok(&c, "admin_listen", "[::1]:19644");
+    cr_assert_str_eq(c.admin_listen_host, "::1");
+    cr_assert_eq(c.admin_listen_port, 19644);
+    cr_assert_eq(c.kafka_listen_port, 9092, "the Kafka listener stays");
+    set_ok(&c, "admin_listen", "off");
+    cr_assert(!broker_config_admin(&c));
+    cr_assert(broker_config_kafka(&c), "off for one listener only");
+    set_bad("admin_listen", "nowhere");
+    cr_assert_eq(PARSE(&c, "--admin-listen", "127.0.0.1:0"), BROKER_ARGS_RUN, "%s", err);
+    cr_assert(broker_config_admin(&c));
+    cr_assert_eq(c.admin_listen_port, 0);
+}
+
 Test(config, part_config_from_topic_defaults)
 {
     struct broker_config c;
@@ -829,6 +849,8 @@ Test(config, args_version, .init = cr_redirect_stdout)
 Test(config, usage_lists_every_flag_and_key)
 {
     static const char *const words[] = {"--listen",
+                                        "--admin-listen",
+                                        "admin_listen",
                                         "--data-dir",
                                         "--config",
                                         "--set",
