@@ -14,6 +14,7 @@
 #include "base/clock.h"
 #include "broker/kafka_serve.h"
 #include "broker/server.h"
+#include "broker/share_serve.h"
 
 void metrics_request_done(struct server_metrics *m, uint16_t tag, uint64_t handler_ns, bool failed)
 {
@@ -504,6 +505,57 @@ static void render_groups(struct text *t, struct server *s)
     }
 }
 
+/* ---- share groups ---- */
+
+static void render_share(struct text *t, const struct server *s)
+{
+    const struct queue *q = s->queue;
+    bool serving = q != NULL && q->reg_ready && q->served != NULL;
+    struct share_reg_stats st = serving ? q->reg.stats : (struct share_reg_stats){0};
+    const struct {
+        const char *name;
+        const char *help;
+        uint64_t value;
+    } counters[] = {
+        {"nagare_share_deliveries_total", "Records handed to share-group members.", st.deliveries},
+        {"nagare_share_redeliveries_total",
+         "Of them, records delivered before (released, expired, or their member gone).",
+         st.redeliveries},
+        {"nagare_share_dead_lettered_total",
+         "Records dead-lettered: rejected, or at share_delivery_max deliveries.", st.dead_lettered},
+    };
+    for (size_t i = 0; i < ARRAY_LEN(counters); i++) {
+        family(t, counters[i].name, "counter", counters[i].help);
+        put(t, "%s %" PRIu64 "\n", counters[i].name, counters[i].value);
+    }
+    static const struct {
+        const char *state;
+        enum share_state value;
+    } states[] = {{"acquired", SHARE_ACQUIRED},
+                  {"available", SHARE_AVAILABLE},
+                  {"dead_letter_pending", SHARE_DEADLETTER}};
+    family(t, "nagare_share_records", "gauge",
+           "Records of a share group's window by state: acquired (in flight, locked by a "
+           "member), available (waiting for redelivery), dead_letter_pending (decided dead, "
+           "not yet copied to the dead-letter topic).");
+    if (!serving) {
+        return;
+    }
+    uint32_t n =
+        q->reg.count < METRICS_GROUP_PARTITIONS_MAX ? q->reg.count : METRICS_GROUP_PARTITIONS_MAX;
+    for (uint32_t i = 0; i < n; i++) {
+        const struct share_part *sp = q->reg.parts[i];
+        for (size_t k = 0; k < ARRAY_LEN(states); k++) {
+            put(t, "nagare_share_records{group=");
+            put_label(t, sp->group);
+            put(t, ",topic=");
+            put_label(t, sp->topic);
+            put(t, ",partition=\"%d\",state=\"%s\"} %u\n", sp->partition, states[k].state,
+                share_part_count(sp, states[k].value));
+        }
+    }
+}
+
 /* ---- the cluster ---- */
 
 static void render_cluster(struct text *t, const struct server *s)
@@ -536,6 +588,7 @@ int metrics_render(struct server *s, char **out, size_t *len)
     render_syncs(&t, &s->ring);
     uint32_t left = render_partitions(&t, s);
     render_groups(&t, s);
+    render_share(&t, s);
     family(&t, "nagare_metrics_truncated", "gauge",
            "Partitions left out of this scrape (past METRICS_PARTITIONS_MAX).");
     put(&t, "nagare_metrics_truncated %u\n", left);

@@ -162,6 +162,7 @@ static void rec_dead_letter(struct share_part *sp, struct share_rec *rec, enum s
 {
     rec_set(sp, rec, SHARE_DEADLETTER);
     rec_set_reason(rec, reason);
+    sp->reg->stats.dead_lettered++;
 }
 
 /* A lock ends without an accept: release, expiry, the member leaving. */
@@ -488,6 +489,8 @@ static void rec_acquire(struct share_part *sp, struct share_rec *rec, const stru
     rec->member = g->member;
     rec->deadline_ms = g->deadline_ms;
     rec->delivery_count++;
+    sp->reg->stats.deliveries++;
+    sp->reg->stats.redeliveries += rec->delivery_count > 1;
     sp->deadline_min = g->deadline_ms < sp->deadline_min ? g->deadline_ms : sp->deadline_min;
 }
 

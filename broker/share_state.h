@@ -259,8 +259,17 @@ struct share_part {
     struct share_reg *reg;
 };
 
+/* What a registry counts while it serves (not replayed decisions): for the
+ * metrics (broker/metrics.h). */
+struct share_reg_stats {
+    uint64_t deliveries;    /* records handed to a member (lock taken) */
+    uint64_t redeliveries;  /* of them, records delivered before */
+    uint64_t dead_lettered; /* records decided dead (rejected, or at max deliveries) */
+};
+
 struct share_reg {
     struct share_config cfg;
+    struct share_reg_stats stats;
     struct share_part **parts; /* sorted by (group, topic, partition) */
     uint32_t count;
     struct share_part *dirty_head; /* FIFO of dirty parts */

@@ -196,6 +196,16 @@ def main():
                 fail("%s %s: %s requests, histogram count %s, +Inf bucket %s" % (proto, api, n, count, inf))
         ok("requests are counted by protocol and api, each in its latency histogram")
 
+        nagare(b, "consume", "m", "--share", "w")
+        shared, _ = scrape(b)
+        if shared[("nagare_share_deliveries_total", frozenset())] < 700:
+            fail("share group w took m's 700 records; deliveries: %s"
+                 % shared[("nagare_share_deliveries_total", frozenset())])
+        if value(shared, "nagare_share_records", group="w", topic="m", partition="0",
+                 state="acquired") != 0:
+            fail("records still locked after the share consumer accepted them all")
+        ok("a share group's deliveries are counted, nothing left in flight")
+
         moved("nagare_syncs_total", 2, file="log")
         moved("nagare_sync_duration_seconds_count", 2, file="log")
         moved("nagare_connections_accepted_total", 5)

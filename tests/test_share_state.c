@@ -279,6 +279,21 @@ Test(share, max_deliveries_dead_letters_on_release_and_on_expiry)
     cr_assert_str_eq(share_reason_str(dead[1].reason), "max deliveries");
 }
 
+Test(share, the_registry_counts_deliveries_redeliveries_and_dead_letters)
+{
+    setup_reg(1000, 3);
+    int64_t now = T0;
+    for (uint16_t round = 1; round <= 3; round++) { /* 2 records, 3 deliveries each */
+        cr_assert_eq(acquire(A, 2, 100, now), 2, "round %u", round);
+        cr_assert_eq(share_part_ack(sp, A, 0, 1, SHARE_ACK_RELEASE, now), 0);
+    }
+    cr_assert_eq(acquire(A, 3, 100, now), 1, "a third record, delivered once");
+    cr_assert_eq(share_part_ack(sp, A, 2, 2, SHARE_ACK_REJECT, now), 0);
+    cr_assert_eq(reg.stats.deliveries, 7);
+    cr_assert_eq(reg.stats.redeliveries, 4, "rounds 2 and 3 of the first two");
+    cr_assert_eq(reg.stats.dead_lettered, 3, "two at max deliveries, one rejected");
+}
+
 /* ---- refused acks ---- */
 
 Test(share, acks_by_the_wrong_member_for_ended_locks_or_outside_the_window_are_refused)
