@@ -29,7 +29,7 @@ enum key_kind {
     KIND_COUNT,     /* a whole number */
     KIND_SIZE,      /* bytes, with k/m/g units */
     KIND_DURATION,  /* milliseconds, with ms/s/m/h/d units */
-    KIND_LEVEL,     /* a log level name */
+    KIND_CHOICE,    /* one of the key's choices (key_def.choices): an int-sized enum */
     KIND_ENDPOINTS, /* etcd endpoint URLs, comma-separated (cluster_endpoints_parse) */
     KIND_NAME,      /* a cluster name (cluster_name_ok) */
 };
@@ -53,7 +53,23 @@ struct key_def {
     bool minus_one;       /* -1 also allowed: "no limit" */
     const char *help;
     const char *minus_one_means; /* what -1 is, for messages; NULL: "no limit" */
+    const char *const *choices;  /* KIND_CHOICE: the names of the enum's values, in order */
+    uint32_t choice_count;
 };
+
+/* The choices of a KIND_CHOICE key: its names table and their count. */
+#define CHOICES(names) NULL, (names), ARRAY_LEN(names)
+
+static const char *const level_names[] = {
+    [LOG_DEBUG] = "debug", [LOG_INFO] = "info", [LOG_WARN] = "warn",
+    [LOG_ERROR] = "error", [LOG_OFF] = "off",
+};
+static_assert(ARRAY_LEN(level_names) == LOG_OFF + 1, "a name for every level");
+
+static const char *const log_format_names[] = {
+    [LOG_FORMAT_TEXT] = "text", [LOG_FORMAT_JSON] = "json"};
+static_assert(sizeof(enum log_level) == sizeof(int) && sizeof(enum log_format) == sizeof(int),
+              "KIND_CHOICE fields are int-sized enums");
 
 static const struct key_def keys[] = {
     {"listen", KIND_ADDRESS, FIELD(listen_host), 0, 0, false,
@@ -125,8 +141,10 @@ static const struct key_def keys[] = {
      "buffers of requests still arriving, all connections together; past it the oldest close"},
     {"partial_timeout_ms", KIND_DURATION, FIELD(partial_timeout_ms), 1, UINT32_MAX, false,
      "a request still arriving after this long closes its connection"},
-    {"log_level", KIND_LEVEL, FIELD(log_level), 0, 0, false,
-     "lowest level logged: debug, info, warn, error, off"},
+    {"log_level", KIND_CHOICE, FIELD(log_level), 0, 0, false,
+     "lowest level logged: debug, info, warn, error, off", CHOICES(level_names)},
+    {"log_format", KIND_CHOICE, FIELD(log_format), 0, 0, false,
+     "log lines as text, or json: one JSON object per line", CHOICES(log_format_names)},
     {"broker_id", KIND_COUNT, FIELD(broker_id), 0, CLUSTER_BROKER_ID_MAX, true,
      "this broker's id in a cluster; -1: a single broker, no etcd", "for a single broker"},
     {"etcd_endpoints", KIND_ENDPOINTS, FIELD(etcd_endpoints), 0, 0, false,
@@ -152,12 +170,6 @@ static const struct key_def keys[] = {
      CLUSTER_PREFERRED_LEADER_CHECK_MS_MIN, UINT32_MAX, false,
      "how often the controller gives leadership back to preferred replicas"},
 };
-
-static const char *const level_names[] = {
-    [LOG_DEBUG] = "debug", [LOG_INFO] = "info", [LOG_WARN] = "warn",
-    [LOG_ERROR] = "error", [LOG_OFF] = "off",
-};
-static_assert(ARRAY_LEN(level_names) == LOG_OFF + 1, "a name for every level");
 
 /* ---- small helpers ---- */
 
@@ -496,17 +508,20 @@ static int set_enum(struct broker_config *c, const struct key_def *k, const char
             return fail(err, err_cap, "%s: '%.64s' is not a boolean; want true or false", k->name,
                         v);
         }
-        c->auto_create_topics = strcmp(v, "true") == 0;
+        *(bool *)field_ptr(c, k) = strcmp(v, "true") == 0;
         return 0;
     }
-    for (size_t i = 0; i < ARRAY_LEN(level_names); i++) {
-        if (strcmp(v, level_names[i]) == 0) {
-            c->log_level = (enum log_level)i;
+    ASSERT(k->kind == KIND_CHOICE && k->choice_count > 0);
+    char want[128] = "";
+    for (uint32_t i = 0; i < k->choice_count; i++) {
+        if (strcmp(v, k->choices[i]) == 0) {
+            *(int *)field_ptr(c, k) = (int)i;
             return 0;
         }
+        size_t n = strlen(want);
+        snprintf(want + n, sizeof(want) - n, "%s%s", i == 0 ? "" : ", ", k->choices[i]);
     }
-    return fail(err, err_cap, "%s: '%.64s' is not a level; want debug, info, warn, error or off",
-                k->name, v);
+    return fail(err, err_cap, "%s: '%.64s' is not one of %s", k->name, v, want);
 }
 
 int broker_config_set(struct broker_config *c, const char *key, const char *value, char *err,
@@ -533,7 +548,7 @@ int broker_config_set(struct broker_config *c, const char *key, const char *valu
     case KIND_NAME:
         return set_string(c, k, value, err, err_cap);
     case KIND_BOOL:
-    case KIND_LEVEL:
+    case KIND_CHOICE:
         return set_enum(c, k, value, err, err_cap);
     case KIND_COUNT:
     case KIND_SIZE:
@@ -998,12 +1013,14 @@ static void print_value(FILE *f, const struct broker_config *c, const struct key
         fprintf(f, "%lld", (long long)field_get(c, k));
         break;
     case KIND_BOOL:
-        fputs(c->auto_create_topics ? "true" : "false", f);
+        fputs(*(const bool *)((const char *)c + k->offset) ? "true" : "false", f);
         break;
-    case KIND_LEVEL:
-        ASSERT((size_t)c->log_level < ARRAY_LEN(level_names));
-        fputs(level_names[c->log_level], f);
+    case KIND_CHOICE: {
+        int i = *(const int *)((const char *)c + k->offset);
+        ASSERT(i >= 0 && (uint32_t)i < k->choice_count);
+        fputs(k->choices[i], f);
         break;
+    }
     case KIND_COUNT:
     case KIND_SIZE:
     case KIND_DURATION:

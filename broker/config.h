@@ -181,6 +181,7 @@ struct broker_config {
         partial_bytes_max; /* LOOP_PARTIAL_BYTES_MAX_DEFAULT; 2 x frame_bytes_max..mem_bytes_max */
     uint32_t partial_timeout_ms; /* LOOP_PARTIAL_TIMEOUT_MS_DEFAULT; >= 1 */
     enum log_level log_level;    /* LOG_INFO; "debug", "info", "warn", "error", "off" */
+    enum log_format log_format;  /* LOG_FORMAT_TEXT; "text", "json" */
     /* a cluster (docs/cluster.md); with broker_id -1 the rest is unused */
     int32_t broker_id; /* BROKER_ID_NONE: a single broker, no etcd; else 0..CLUSTER_BROKER_ID_MAX */
     char etcd_endpoints[BROKER_ETCD_ENDPOINTS_BYTES]; /* "http://127.0.0.1:2379,..."; "" none */

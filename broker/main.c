@@ -71,6 +71,7 @@ int main(int argc, char **argv)
         return 2;
     }
     log_set_level(cfg.log_level);
+    log_set_format(cfg.log_format);
     raise_fd_limit();
 #ifdef NAGARE_FAULTS
     if (power_sim_start(cfg.data_dir, &server) != 0) {

@@ -10,6 +10,7 @@ the nagare tool (nagare's protocol) and kcat (Kafka's).
 
 Prints "ok - ..." per check; exits 1 at the first failure.
 """
+import json
 import os
 import re
 import shutil
@@ -41,12 +42,12 @@ def ok(what):
 class Broker:
     """nagared on ephemeral ports in a scratch directory."""
 
-    def __init__(self, root):
+    def __init__(self, root, *flags):
         self.log_path = os.path.join(root, "nagared.log")
         self.log = open(self.log_path, "w")
         self.proc = subprocess.Popen(
             [os.environ["NAGARED"], "--listen", "127.0.0.1:0", "--kafka-listen", "127.0.0.1:0",
-             "--admin-listen", "127.0.0.1:0", "--data-dir", os.path.join(root, "data")],
+             "--admin-listen", "127.0.0.1:0", "--data-dir", os.path.join(root, "data")] + list(flags),
             stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + START_TIMEOUT_S
         while True:
@@ -213,7 +214,34 @@ def main():
     finally:
         b.stop()
         shutil.rmtree(root, ignore_errors=True)
+    json_logs()
     print("1..%d" % CHECKS)
+
+
+def json_logs():
+    """log_format = json: every line the broker writes, start to stop, is
+    one JSON object with its time, level and message."""
+    root = tempfile.mkdtemp(prefix="nagare-json-log-")
+    b = Broker(root, "--set", "log_format=json")
+    try:
+        nagare(b, "topic", "create", "quote\"d", "--partitions", "1")
+    except SystemExit:
+        pass  # an invalid name: the broker logs nothing for it, the CLI fails
+    b.stop()
+    lines = open(b.log_path).read().splitlines()
+    shutil.rmtree(root, ignore_errors=True)
+    if len(lines) < 3:
+        fail("the JSON log has %d lines" % len(lines))
+    for line in lines:
+        try:
+            obj = json.loads(line)
+        except ValueError as e:
+            fail("a log line is not JSON (%s): %r" % (e, line))
+        if sorted(obj) != ["level", "msg", "time"] or not obj["time"].endswith("Z"):
+            fail("a log line lacks time, level or msg: %r" % line)
+    if not any(json.loads(l)["msg"].startswith("nagared listening on") for l in lines):
+        fail("no listening line in the JSON log")
+    ok("log_format = json: all %d lines of the broker's log are JSON objects" % len(lines))
 
 
 if __name__ == "__main__":

@@ -56,7 +56,8 @@ static bool config_eq(const struct broker_config *a, const struct broker_config 
            a->conn_inflight_max == b->conn_inflight_max &&
            a->partial_bytes_max == b->partial_bytes_max &&
            a->partial_timeout_ms == b->partial_timeout_ms && a->log_level == b->log_level &&
-           a->broker_id == b->broker_id && strcmp(a->etcd_endpoints, b->etcd_endpoints) == 0 &&
+           a->log_format == b->log_format && a->broker_id == b->broker_id &&
+           strcmp(a->etcd_endpoints, b->etcd_endpoints) == 0 &&
            strcmp(a->advertised_host, b->advertised_host) == 0 &&
            a->advertised_port == b->advertised_port &&
            strcmp(a->cluster_name, b->cluster_name) == 0 &&
@@ -297,6 +298,22 @@ Test(config, log_levels)
     set_bad("log_level", "verbose");
     set_bad("log_level", "INFO");
     set_bad("log_level", "1");
+}
+
+Test(config, log_formats)
+{
+    struct broker_config c;
+    broker_config_default(&c);
+    cr_assert_eq(c.log_format, LOG_FORMAT_TEXT);
+    set_ok(&c, "log_format", "json");
+    cr_assert_eq(c.log_format, LOG_FORMAT_JSON);
+    set_ok(&c, "log_format", "text");
+    cr_assert_eq(c.log_format, LOG_FORMAT_TEXT);
+    set_bad("log_format", "xml");
+    set_bad("log_format", "JSON");
+    char why[256];
+    cr_assert_neq(broker_config_set(&c, "log_format", "xml", why, sizeof(why)), 0);
+    cr_assert_not_null(strstr(why, "text, json"), "the error names the choices: %s", why);
 }
 
 Test(config, size_units)
