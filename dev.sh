@@ -18,7 +18,8 @@ PACKAGES="gcc pkg-config meson ninja-build liburing-dev libzstd-dev libxxhash-de
     zlib1g-dev libsnappy-dev liblz4-dev python3-kafka python3-snappy python3-lz4 python3-zstandard
     kcat python3-confluent-kafka librdkafka-dev
     etcd-server etcd-client libcurl4-openssl-dev libjansson-dev nftables
-    help2man groff-base man-db bsdextrautils systemd libmicrohttpd-dev python3-prometheus-client"
+    help2man groff-base man-db bsdextrautils systemd libmicrohttpd-dev python3-prometheus-client
+    chromium"
 
 ensure_packages() {
     missing=""

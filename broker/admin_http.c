@@ -17,6 +17,8 @@
 
 #include "base/err.h"
 #include "base/log.h"
+#include "broker/console_api.h"
+#include "broker/console_assets.h"
 #include "broker/metrics.h"
 #include "broker/server.h"
 #include "net/listen.h"
@@ -51,7 +53,7 @@ struct admin_http {
 
 /* ---- asking the loop ---- */
 
-enum ask_kind { ASK_HEALTH, ASK_READY, ASK_METRICS };
+enum ask_kind { ASK_HEALTH, ASK_READY, ASK_METRICS, ASK_API };
 
 /* One HTTP request's question to the loop. Two references: the HTTP
  * thread's and the loop's (its message); the last one frees it. */
@@ -59,6 +61,9 @@ struct ask {
     struct loop_msg msg;
     struct gate *gate;
     enum ask_kind kind;
+    char path[64];              /* ASK_API: "/api/..." */
+    struct console_query query; /* ASK_API: /api/records's */
+    bool has_query;
     atomic_int refs;
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -109,6 +114,14 @@ static void ask_run(struct loop_msg *m, void *arg)
         } else {
             strcat(why, "\n");
             ask_text(a, MHD_HTTP_SERVICE_UNAVAILABLE, why);
+        }
+    } else if (a->kind == ASK_API) {
+        int status = console_api(s, a->path, a->has_query ? &a->query : NULL, &a->body, &a->len);
+        if (status > 0) {
+            a->status = (unsigned)status;
+            a->type = "application/json";
+        } else {
+            ask_text(a, MHD_HTTP_SERVICE_UNAVAILABLE, "out of memory\n");
         }
     } else if (metrics_render(s, &a->body, &a->len) == 0) {
         a->status = MHD_HTTP_OK;
@@ -201,6 +214,44 @@ static enum MHD_Result respond_text(struct MHD_Connection *c, unsigned status, c
     return respond(c, status, body, len, "text/plain; charset=utf-8");
 }
 
+static const struct console_asset *asset_find(const char *url)
+{
+    for (size_t i = 0; i < console_asset_count; i++) {
+        if (strcmp(console_assets[i].path, url) == 0) {
+            return &console_assets[i];
+        }
+    }
+    return NULL;
+}
+
+/* An /api/ request: its path and, for /api/records, its parsed query.
+ * Returns 0, or answers a bad query (400) itself and returns 1 (rc in *rc). */
+static int api_ask(struct MHD_Connection *c, struct ask *a, const char *url, enum MHD_Result *rc)
+{
+    snprintf(a->path, sizeof(a->path), "%s", url);
+    if (strcmp(url, "/api/records") != 0) {
+        return 0;
+    }
+    char why[128];
+#define ARG(name) MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, name)
+    if (console_query_parse(&a->query, ARG("topic"), ARG("partition"), ARG("offset"), ARG("time"),
+                            ARG("limit"), why, sizeof(why)) != 0) {
+#undef ARG
+        char body[192];
+        snprintf(body, sizeof(body), "{\"error\":\"%s\"}", why); /* why has no quotes */
+        size_t len = strlen(body);
+        char *copy = malloc(len);
+        if (copy != NULL) {
+            memcpy(copy, body, len);
+        }
+        *rc =
+            copy != NULL ? respond(c, MHD_HTTP_BAD_REQUEST, copy, len, "application/json") : MHD_NO;
+        return 1;
+    }
+    a->has_query = true;
+    return 0;
+}
+
 static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url,
                               const char *method, const char *version, const char *upload_data,
                               size_t *upload_data_size, void **req_cls)
@@ -219,21 +270,41 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 && strcmp(method, MHD_HTTP_METHOD_HEAD) != 0) {
         return respond_text(c, MHD_HTTP_METHOD_NOT_ALLOWED, "only GET and HEAD\n");
     }
+    const struct console_asset *asset = asset_find(url);
+    if (asset != NULL) { /* the console's own files: constant, no loop needed */
+        struct MHD_Response *r = MHD_create_response_from_buffer(asset->len, (void *)asset->data,
+                                                                 MHD_RESPMEM_PERSISTENT);
+        if (r == NULL) {
+            return MHD_NO;
+        }
+        (void)MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, asset->type);
+        enum MHD_Result rc = MHD_queue_response(c, MHD_HTTP_OK, r);
+        MHD_destroy_response(r);
+        return rc;
+    }
     enum ask_kind kind;
-    if (strcmp(url, "/healthz") == 0) {
+    if (strncmp(url, "/api/", 5) == 0 && strlen(url) < sizeof(((struct ask *)0)->path)) {
+        kind = ASK_API;
+    } else if (strcmp(url, "/healthz") == 0) {
         kind = ASK_HEALTH;
     } else if (strcmp(url, "/readyz") == 0) {
         kind = ASK_READY;
     } else if (strcmp(url, "/metrics") == 0) {
         kind = ASK_METRICS;
     } else {
-        return respond_text(c, MHD_HTTP_NOT_FOUND, "not found: /metrics, /healthz, /readyz\n");
+        return respond_text(c, MHD_HTTP_NOT_FOUND,
+                            "not found: /, /api/..., /metrics, /healthz, /readyz\n");
     }
     struct ask *a = ask_new(h, kind);
     if (a == NULL) {
         return respond_text(c, MHD_HTTP_SERVICE_UNAVAILABLE, "out of memory\n");
     }
     enum MHD_Result rc;
+    if (kind == ASK_API && api_ask(c, a, url, &rc) != 0) {
+        atomic_fetch_sub(&a->refs, 1); /* never posted: the loop's reference goes too */
+        ask_put(a);
+        return rc;
+    }
     if (ask_wait(h, a)) {
         rc = respond(c, a->status, a->body, a->len, a->type);
         a->body = NULL; /* the response has it */

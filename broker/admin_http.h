@@ -1,7 +1,9 @@
 /*
  * broker/admin_http.h — the HTTP admin listener (issue 16): GET /metrics
- * (Prometheus's text format, broker/metrics.h), /healthz and /readyz, on
- * admin_listen, served by libmicrohttpd on its own thread.
+ * (Prometheus's text format, broker/metrics.h), /healthz and /readyz, the
+ * web console (its files at /, broker/console_assets.h, and its JSON at
+ * /api/..., broker/console_api.h), on admin_listen, served by
+ * libmicrohttpd on its own thread.
  *
  * What an answer says is read on the event loop's thread: the HTTP thread
  * posts a message to the loop (loop_post), the loop renders the answer
@@ -14,6 +16,9 @@
  *   /healthz  200 "ok" when the event loop answers; else 503
  *   /readyz   200 "ready" when metrics_ready(); else 503 and why
  *   /metrics  200 and the metrics; 503 when the loop does not answer
+ *   /api/...  the console's JSON (400 for a bad query, 404 for no such
+ *             endpoint or topic)
+ *   /, /console.css, /console.js  the console's files, from the binary
  *   anything else: 404; any method but GET and HEAD: 405
  *
  * Threads: admin_http_start() and admin_http_stop() on the loop's thread.

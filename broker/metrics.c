@@ -436,10 +436,8 @@ static int first_batch(void *arg, const struct batch_header *h)
     return 1; /* the one holding the offset is enough */
 }
 
-/* How far group g's committed offset e is behind: records to the high
- * watermark, and the age of the first record not consumed (0 when none). */
-static void group_lag(struct server *s, const struct offsets_entry *e, int64_t now_ms,
-                      int64_t *records, int64_t *ms, bool *found)
+void metrics_group_lag(struct server *s, const struct offsets_entry *e, int64_t now_ms,
+                       int64_t *records, int64_t *ms, bool *found)
 {
     struct server_topic *tp =
         server_topic_find(s, (struct proto_str){e->topic, (int32_t)strlen(e->topic)});
@@ -480,7 +478,7 @@ static void render_groups(struct text *t, struct server *s)
             const struct offsets_entry *e = &grp->entries[i];
             int64_t records, ms;
             bool found;
-            group_lag(s, e, now_ms, &records, &ms, &found);
+            metrics_group_lag(s, e, now_ms, &records, &ms, &found);
             static const char *const names[] = {"nagare_group_committed_offset",
                                                 "nagare_group_lag_records",
                                                 "nagare_group_lag_seconds"};

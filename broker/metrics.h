@@ -76,6 +76,15 @@ void metrics_request_done(struct server_metrics *m, uint16_t tag, uint64_t handl
  * caller frees it) and *len, or -ENOMEM. Loop thread. */
 MUST_USE int metrics_render(struct server *s, char **out, size_t *len);
 
+/* How far a group's committed offset e is behind: *records to the high
+ * watermark, and *ms the age of the first record not consumed (its batch's
+ * first timestamp; 0 when caught up). *found false (both 0) when the topic
+ * or partition is not held here. Blocking reads of one batch header at
+ * most. Loop thread. */
+struct offsets_entry;
+void metrics_group_lag(struct server *s, const struct offsets_entry *e, int64_t now_ms,
+                       int64_t *records, int64_t *ms, bool *found);
+
 /* Whether s is ready to serve: its data directory and stores are open, and
  * in a cluster it holds its registration (a view that does not fence it)
  * and knows a leader for each partition it holds. Returns true, or false
