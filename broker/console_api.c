@@ -13,6 +13,8 @@
 
 #include "base/clock.h"
 #include "base/err.h"
+#include "broker/kafka_serve.h"
+#include "broker/kgroup.h"
 #include "broker/metrics.h"
 #include "broker/server.h"
 #include "broker/share_serve.h"
@@ -286,9 +288,33 @@ static const struct group *group_with_members(const struct server *s, const char
     return NULL;
 }
 
-static json_t *members_json(struct out *o, const struct group *g)
+/* A Kafka group's members: ids, client ids and hosts (their assignments
+ * are the group leader's bytes, not read here). */
+static void kafka_members(struct out *o, json_t *members, const struct kgroup *kg)
 {
+    for (uint32_t m = 0; kg != NULL && m < kg->member_count; m++) {
+        const struct kgroup_member *km = &kg->members[m];
+        json_t *jm = json_object();
+        push(o, members, jm);
+        if (jm != NULL) {
+            set(o, jm, "id", json_string(km->id));
+            set(o, jm, "protocol", json_string("kafka"));
+            set(o, jm, "client_id", json_string(km->client_id));
+            set(o, jm, "host", json_string(km->client_host));
+            set(o, jm, "partitions", json_array());
+        }
+    }
+}
+
+/* The members of the group named id, of either protocol (a name is one
+ * group whichever protocol its members speak). */
+static json_t *members_json(struct out *o, const struct server *s, const char *id)
+{
+    const struct group *g = group_with_members(s, id);
     json_t *members = json_array();
+    if (members != NULL && g == NULL && s->kafka_groups != NULL) {
+        kafka_members(o, members, kafka_groups_find(s, id));
+    }
     for (uint32_t m = 0; members != NULL && g != NULL && m < g->member_count; m++) {
         const struct group_member *gm = &g->members[m];
         json_t *jm = json_object();
@@ -299,6 +325,7 @@ static json_t *members_json(struct out *o, const struct group *g)
             continue;
         }
         set(o, jm, "id", json_string(gm->id));
+        set(o, jm, "protocol", json_string("nagare"));
         for (uint32_t k = 0; k < gm->grant_count; k++) {
             json_t *tp = json_object();
             push(o, held, tp);
@@ -310,6 +337,23 @@ static json_t *members_json(struct out *o, const struct group *g)
         set(o, jm, "partitions", held);
     }
     return members;
+}
+
+/* Adds group id (which has members) to groups unless its committed offsets
+ * listed it already. */
+static void unlisted_group(struct out *o, json_t *groups, const struct server *s, const char *id,
+                           bool serving)
+{
+    if (serving && offsets_group_find(&s->offsets, id) != NULL) {
+        return;
+    }
+    json_t *jg = json_object();
+    push(o, groups, jg);
+    if (jg != NULL) {
+        set(o, jg, "group", json_string(id));
+        set(o, jg, "members", members_json(o, s, id));
+        set(o, jg, "offsets", json_array());
+    }
 }
 
 static int api_groups(struct server *s, char **out, size_t *len)
@@ -335,7 +379,7 @@ static int api_groups(struct server *s, char **out, size_t *len)
             continue;
         }
         set(&o, jg, "group", json_string(grp->id));
-        set(&o, jg, "members", members_json(&o, group_with_members(s, grp->id)));
+        set(&o, jg, "members", members_json(&o, s, grp->id));
         for (uint32_t i = 0; i < grp->count && rows < METRICS_GROUP_PARTITIONS_MAX; i++, rows++) {
             const struct offsets_entry *e = &grp->entries[i];
             int64_t records, ms;
@@ -355,19 +399,13 @@ static int api_groups(struct server *s, char **out, size_t *len)
         }
         set(&o, jg, "offsets", offsets);
     }
-    /* groups with members and no offset committed yet */
+    /* groups with members and no offset committed yet, of either protocol */
     for (uint32_t i = 0; i < s->group_count; i++) {
-        const struct group *gr = s->groups[i];
-        if (serving && offsets_group_find(&s->offsets, gr->id) != NULL) {
-            continue;
-        }
-        json_t *jg = json_object();
-        push(&o, groups, jg);
-        if (jg != NULL) {
-            set(&o, jg, "group", json_string(gr->id));
-            set(&o, jg, "members", members_json(&o, gr));
-            set(&o, jg, "offsets", json_array());
-        }
+        unlisted_group(&o, groups, s, s->groups[i]->id, serving);
+    }
+    const struct kgroup *kg;
+    for (uint32_t i = 0; (kg = kafka_groups_at(s, i)) != NULL; i++) {
+        unlisted_group(&o, groups, s, kg->id, serving);
     }
     set(&o, root, "groups", groups);
     return answer(&o, root, 200, out, len);
@@ -422,7 +460,8 @@ static json_t *record_json(struct out *o, struct batch_record *rec)
     set(o, r, "timestamp", json_integer(rec->timestamp_ms));
     const char *enc = "text";
     bool cut = false;
-    set(o, r, "key", rec->key_len < 0 ? json_null() : bytes_value(rec->key, rec->key_len, &enc, &cut));
+    set(o, r, "key",
+        rec->key_len < 0 ? json_null() : bytes_value(rec->key, rec->key_len, &enc, &cut));
     set(o, r, "key_encoding", json_string(enc));
     enc = "text";
     set(o, r, "value",
@@ -479,10 +518,11 @@ static int api_records(struct server *s, const struct console_query *q, char **o
     set(&o, root, "high_watermark", json_integer(end));
     uint8_t *buf = from < end ? malloc(CONSOLE_READ_BYTES) : NULL;
     struct part_read_result r = {0};
-    int rc = from < end ? (buf != NULL ? part_read(&bp->log, from, buf, CONSOLE_READ_BYTES,
-                                                   CONSOLE_READ_BYTES, &r)
-                                       : -ENOMEM)
-                        : 0;
+    int rc = from < end
+                 ? (buf != NULL
+                        ? part_read(&bp->log, from, buf, CONSOLE_READ_BYTES, CONSOLE_READ_BYTES, &r)
+                        : -ENOMEM)
+                 : 0;
     if (rc == -NG_ETOOBIG) {
         set(&o, root, "error", json_string("its next batch is larger than the console reads"));
     } else if (rc != 0) {

@@ -69,6 +69,17 @@ static struct kgroup *group_find(const struct server *s, const char *id)
     return NULL;
 }
 
+const struct kgroup *kafka_groups_find(const struct server *s, const char *id)
+{
+    return group_find(s, id);
+}
+
+const struct kgroup *kafka_groups_at(const struct server *s, uint32_t i)
+{
+    const struct kafka_groups *gs = s->kafka_groups;
+    return gs != NULL && i < gs->count ? gs->v[i] : NULL;
+}
+
 bool kafka_groups_active(const struct server *s, const char *id)
 {
     const struct kgroup *g = group_find(s, id);

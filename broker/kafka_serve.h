@@ -95,6 +95,13 @@ void kafka_groups_tick(struct server *s);
  * refuses with NG_EINCONSISTENT_PROTOCOL: one group, one protocol). */
 bool kafka_groups_active(const struct server *s, const char *id);
 
+/* The Kafka group id (with members or rebalancing), or NULL; and the i-th
+ * of them (NULL past the last), in no order: for the console
+ * (broker/console_api.h). */
+struct kgroup;
+const struct kgroup *kafka_groups_find(const struct server *s, const char *id);
+const struct kgroup *kafka_groups_at(const struct server *s, uint32_t i);
+
 typedef void kafka_handler_fn(struct server *s, struct loop_req *req,
                               const struct kafka_req_header *h, struct rd *body,
                               struct kw_arena *a);

@@ -219,6 +219,27 @@ def main():
             fail("/api/topics: %s" % topics)
         ok("/api/records reads by offset and by time and refuses bad queries; /api/topics")
 
+        # a Kafka consumer group member (kcat's balanced consumer) is listed
+        # while it is in the group
+        member = subprocess.Popen([kcat, "-b", "127.0.0.1:%d" % b.kafka, "-G", "kg", "m"],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + RUN_TIMEOUT_S
+            while True:
+                groups = json.loads(http(b, "/api/groups")[1])["groups"]
+                members = [m for g in groups if g["group"] == "kg" for m in g["members"]]
+                if members:
+                    break
+                if time.monotonic() > deadline or member.poll() is not None:
+                    fail("kcat's group member never showed in /api/groups: %s" % groups)
+                time.sleep(0.1)
+        finally:
+            member.kill()
+            member.wait()
+        if members[0]["protocol"] != "kafka" or members[0]["client_id"] != "rdkafka":
+            fail("the Kafka member: %s" % members[0])
+        ok("/api/groups lists a Kafka group's member, with its client id")
+
         nagare(b, "consume", "m", "--share", "w")
         shared, _ = scrape(b)
         if shared[("nagare_share_deliveries_total", frozenset())] < 700:

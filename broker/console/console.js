@@ -154,8 +154,10 @@ function drawGroupDetail(groups) {
   $("group-detail").hidden = !g;
   if (!g) return;
   $("group-name").textContent = g.group;
-  $("group-members").textContent = g.members.length === 0 ? "no members connected (nagare's protocol)" :
-    g.members.map((m) => `${m.id}: ${m.partitions.map((p) => p.topic + "/" + p.partition).join(", ") || "nothing yet"}`).join(" · ");
+  $("group-members").textContent = g.members.length === 0 ? "no members connected" :
+    g.members.map((m) => m.protocol === "kafka"
+      ? `${m.id} (Kafka client ${m.client_id} on ${m.host})`
+      : `${m.id}: ${m.partitions.map((p) => p.topic + "/" + p.partition).join(", ") || "nothing yet"}`).join(" · ");
   fill($("group-offsets").tBodies[0], g.offsets.map((o) =>
     el("tr", {}, el("td", {}, o.topic), el("td", { class: "num" }, o.partition),
       el("td", { class: "num" }, num(o.committed)), el("td", { class: "num" }, num(o.lag)),
