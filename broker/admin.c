@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "base/log.h"
+#include "broker/acl_serve.h"
 #include "broker/kafka_serve.h"
 #include "broker/server.h"
 #include "net/kafka/errors.h"
@@ -204,14 +205,27 @@ static void metadata_lookup(struct server *s, struct proto_str name, struct serv
     *ct = s->view != NULL ? cluster_view_topic(s->view, name.ptr, (size_t)name.len) : NULL;
 }
 
-/* One topic of the answer by name: what this broker holds of it, else
- * what the view says, else unknown. Returns the bytes it may take. */
+/* Whether who may see topic name in a Metadata answer. */
+static bool metadata_may(const struct server *s, const struct acl_who *who, struct proto_str name)
+{
+    return acl_serve_allowed(s, who, PROTO_ACL_RESOURCE_TOPIC, name, PROTO_ACL_OP_DESCRIBE);
+}
+
+/* One topic of the answer by name: refused when who may not describe it,
+ * else what this broker holds of it, else what the view says, else
+ * unknown. Returns the bytes it may take. */
 static size_t metadata_named(struct server *s, struct proto_enc *e, struct proto_str name,
-                             uint16_t version)
+                             uint16_t version, const struct acl_who *who)
 {
     struct server_topic *st;
     const struct cluster_topic *ct;
     metadata_lookup(s, name, &st, &ct);
+    if (!metadata_may(s, who, name)) {
+        if (e != NULL) {
+            proto_metadata_resp_topic(e, name, -NG_EUNAUTHORIZED);
+        }
+        return metadata_topic_bytes(0, (size_t)name.len, version);
+    }
     if (st != NULL) {
         if (e != NULL) {
             metadata_topic(s, e, st, ct);
@@ -230,19 +244,26 @@ static size_t metadata_named(struct server *s, struct proto_enc *e, struct proto
     return metadata_topic_bytes(0, (size_t)name.len, version);
 }
 
-/* Every topic: the view's catalog in a cluster, else those held here. */
-static size_t metadata_all(struct server *s, struct proto_enc *e, uint16_t version)
+/* Every topic who may describe: the view's catalog in a cluster, else
+ * those held here. */
+static size_t metadata_all(struct server *s, struct proto_enc *e, uint16_t version,
+                           const struct acl_who *who)
 {
     size_t bytes = 0;
     if (s->view != NULL) {
         for (uint32_t i = 0; i < s->view->topic_count; i++) {
-            const char *name = s->view->topics[i].name;
-            bytes += metadata_named(s, e, proto_str_make(name), version);
+            struct proto_str name = proto_str_make(s->view->topics[i].name);
+            if (metadata_may(s, who, name)) {
+                bytes += metadata_named(s, e, name, version, who);
+            }
         }
         return bytes;
     }
     for (uint32_t i = 0; i < s->topic_count; i++) {
         const struct server_topic *t = s->topics[i];
+        if (!metadata_may(s, who, (struct proto_str){.ptr = t->name, .len = (int32_t)t->name_len})) {
+            continue;
+        }
         if (e != NULL) {
             metadata_topic(s, e, t, NULL);
         }
@@ -261,14 +282,16 @@ void handle_metadata(struct server *s, struct loop_req *req, const struct proto_
         return;
     }
     uint16_t v = h->api_version;
+    struct acl_who who;
+    acl_serve_who(req, &who);
     size_t cap = RESP_SLACK_BYTES + sizeof(s->cfg.listen_host) + metadata_head_bytes(s, v);
     struct proto_dec count = d;
     struct proto_topic t;
     if (d.topic_count < 0) {
-        cap += metadata_all(s, NULL, v);
+        cap += metadata_all(s, NULL, v, &who);
     }
     while (d.topic_count >= 0 && proto_next_topic(&count, &t)) {
-        cap += metadata_named(s, NULL, t.name, v);
+        cap += metadata_named(s, NULL, t.name, v, &who);
     }
     struct wr w;
     if (!answer_begin(req, h, 0, cap, &w)) {
@@ -286,10 +309,10 @@ void handle_metadata(struct server *s, struct loop_req *req, const struct proto_
         metadata_brokers(s, &e);
     }
     if (d.topic_count < 0) {
-        (void)metadata_all(s, &e, v);
+        (void)metadata_all(s, &e, v, &who);
     }
     while (d.topic_count >= 0 && proto_next_topic(&d, &t)) {
-        (void)metadata_named(s, &e, t.name, v);
+        (void)metadata_named(s, &e, t.name, v, &who);
     }
     server_resp_end(req, &e, &w, h->correlation_id);
 }

@@ -13,6 +13,7 @@
 #include <strings.h>
 
 #include "base/err.h"
+#include "broker/acl.h"
 
 #ifndef NAGARE_VERSION
 #define NAGARE_VERSION "unknown"
@@ -32,6 +33,7 @@ enum key_kind {
     KIND_LEVEL,     /* a log level name */
     KIND_ENDPOINTS, /* etcd endpoint URLs, comma-separated (cluster_endpoints_parse) */
     KIND_NAME,      /* a cluster name (cluster_name_ok) */
+    KIND_PRINCIPALS, /* principals, comma-separated (acl_principal_valid) */
 };
 
 enum field_type { FT_NONE, FT_U16, FT_I32, FT_U32, FT_I64 };
@@ -145,6 +147,10 @@ static const struct key_def keys[] = {
     {"preferred_leader_check_ms", KIND_DURATION, FIELD(preferred_leader_check_ms),
      CLUSTER_PREFERRED_LEADER_CHECK_MS_MIN, UINT32_MAX, false,
      "how often the controller gives leadership back to preferred replicas"},
+    {"authorizer", KIND_BOOL, FIELD(authorizer), 0, 1, false,
+     "check every request against the ACLs (docs/security.md); false: all allowed"},
+    {"super_users", KIND_PRINCIPALS, FIELD(super_users), 0, 0, false,
+     "principals allowed everything: User:NAME[,User:NAME...]"},
 };
 
 static const char *const level_names[] = {
@@ -441,6 +447,19 @@ static int parse_address(struct broker_config *c, const struct key_def *k, const
 
 /* ---- setting one key ---- */
 
+/* A super_users value: comma-separated principals, as acl_store_open()
+ * takes them. */
+static bool principals_ok(const char *v, size_t n)
+{
+    if (n >= BROKER_SUPER_USERS_BYTES) {
+        return false;
+    }
+    struct acl_store scratch;
+    int rc = acl_store_open(&scratch, NULL, false, v);
+    acl_store_close(&scratch);
+    return rc == 0;
+}
+
 static int set_string(struct broker_config *c, const struct key_def *k, const char *v, char *err,
                       size_t err_cap)
 {
@@ -472,6 +491,12 @@ static int set_string(struct broker_config *c, const struct key_def *k, const ch
                     "%s: '%.100s' is not a cluster name; want 1 to %d letters, digits or . _ -",
                     k->name, v, CLUSTER_NAME_BYTES - 1);
     }
+    if (k->kind == KIND_PRINCIPALS && !principals_ok(v, n)) {
+        return fail(err, err_cap,
+                    "%s: '%.300s' is not a list of principals; want User:NAME[,User:NAME...], "
+                    "at most %d, in %d bytes",
+                    k->name, v, ACL_SUPER_USERS_MAX, BROKER_SUPER_USERS_BYTES - 1);
+    }
     memcpy(field_ptr(c, k), v, n + 1);
     return 0;
 }
@@ -484,7 +509,7 @@ static int set_enum(struct broker_config *c, const struct key_def *k, const char
             return fail(err, err_cap, "%s: '%.64s' is not a boolean; want true or false", k->name,
                         v);
         }
-        c->auto_create_topics = strcmp(v, "true") == 0;
+        *(bool *)field_ptr(c, k) = strcmp(v, "true") == 0;
         return 0;
     }
     for (size_t i = 0; i < ARRAY_LEN(level_names); i++) {
@@ -519,6 +544,7 @@ int broker_config_set(struct broker_config *c, const char *key, const char *valu
     case KIND_PATH:
     case KIND_ENDPOINTS:
     case KIND_NAME:
+    case KIND_PRINCIPALS:
         return set_string(c, k, value, err, err_cap);
     case KIND_BOOL:
     case KIND_LEVEL:
@@ -959,7 +985,7 @@ int broker_config_parse_args(struct broker_config *c, int argc, char **argv, cha
 static bool is_text(const struct key_def *k)
 {
     return k->kind == KIND_HOST || k->kind == KIND_PATH || k->kind == KIND_ENDPOINTS ||
-           k->kind == KIND_NAME;
+           k->kind == KIND_NAME || k->kind == KIND_PRINCIPALS;
 }
 
 /* Writes k's value in c as the config file spells it. */
@@ -972,13 +998,14 @@ static void print_value(FILE *f, const struct broker_config *c, const struct key
     case KIND_PATH:
     case KIND_ENDPOINTS:
     case KIND_NAME:
+    case KIND_PRINCIPALS:
         fputs((const char *)c + k->offset, f);
         break;
     case KIND_PORT:
         fprintf(f, "%lld", (long long)field_get(c, k));
         break;
     case KIND_BOOL:
-        fputs(c->auto_create_topics ? "true" : "false", f);
+        fputs(*(const bool *)((const char *)c + k->offset) ? "true" : "false", f);
         break;
     case KIND_LEVEL:
         ASSERT((size_t)c->log_level < ARRAY_LEN(level_names));

@@ -23,6 +23,7 @@
 #include <stdint.h>
 
 #include "base/ring.h"
+#include "broker/acl.h"
 #include "broker/catalog.h"
 #include "broker/config.h"
 #include "broker/group_state.h"
@@ -96,6 +97,7 @@ struct server {
     size_t scratch_bytes;
     struct part_env env;
     struct producer_ids producer_ids;
+    struct acl_store acls; /* the authorizer's (broker/acl_serve.h) */
     struct loop_timer retention_timer;
     struct loop_timer reap_timer;
     /* background scrubbing: a buffer of one batch, and where it goes on */
@@ -224,6 +226,11 @@ void server_resp_end(struct loop_req *req, struct proto_enc *e, struct wr *w,
  * Keys the codec knows but the broker does not serve are answered
  * NG_EUNKNOWN_API at any version. */
 bool server_api_served(uint16_t api_key);
+
+struct acl_rule;
+/* What a request of api_key needs of its principal (broker/acl_serve.h):
+ * every served api has a rule (tests/test_acl_serve.c). */
+const struct acl_rule *server_api_rule(uint16_t api_key);
 
 /* Request handlers, one per api: body is the reader after the header. */
 void handle_api_versions(struct server *s, struct loop_req *req, const struct proto_req_header *h,

@@ -89,6 +89,8 @@ int16_t kafka_err_from(int rc)
         return KAFKA_ERR_INCONSISTENT_GROUP_PROTOCOL;
     case -NG_EGROUP_FULL:
         return KAFKA_ERR_GROUP_MAX_SIZE_REACHED;
+    case -NG_EUNAUTHORIZED: /* handlers say which resource: topic, group */
+        return KAFKA_ERR_CLUSTER_AUTHORIZATION_FAILED;
     default:
         return KAFKA_ERR_UNKNOWN_SERVER;
     }
