@@ -45,6 +45,30 @@ bool acl_serve_allowed(const struct server *s, const struct acl_who *who, int8_t
     return acl_authorized(&s->acls, who, resource_type, name.ptr, (size_t)name.len, op);
 }
 
+bool acl_serve_may_create(const struct server *s, struct loop_req *req, struct proto_str name)
+{
+    if (!s->acls.enabled) {
+        return true;
+    }
+    struct acl_who who;
+    acl_serve_who(req, &who);
+    return acl_serve_allowed(s, &who, PROTO_ACL_RESOURCE_CLUSTER, CLUSTER_NAME,
+                             PROTO_ACL_OP_CREATE) ||
+           acl_serve_allowed(s, &who, PROTO_ACL_RESOURCE_TOPIC, name, PROTO_ACL_OP_CREATE);
+}
+
+bool acl_serve_idempotent(const struct server *s, struct loop_req *req)
+{
+    if (!s->acls.enabled) {
+        return true;
+    }
+    struct acl_who who;
+    acl_serve_who(req, &who);
+    return acl_serve_allowed(s, &who, PROTO_ACL_RESOURCE_CLUSTER, CLUSTER_NAME,
+                             PROTO_ACL_OP_IDEMPOTENT_WRITE) ||
+           acl_authorized_any(&s->acls, &who, PROTO_ACL_RESOURCE_TOPIC, PROTO_ACL_OP_WRITE);
+}
+
 /* ---- nagare's protocol: the dispatcher's check ---- */
 
 struct names_check {

@@ -65,6 +65,14 @@ void acl_serve_who(struct loop_req *req, struct acl_who *who);
 bool acl_serve_allowed(const struct server *s, const struct acl_who *who, int8_t resource_type,
                        struct proto_str name, int8_t op);
 
+/* Whether req's principal may create topic name: CREATE on the cluster
+ * or on the topic (auto-creation on produce or Metadata). */
+bool acl_serve_may_create(const struct server *s, struct loop_req *req, struct proto_str name);
+
+/* Whether req's principal may produce idempotently (InitProducerId):
+ * IDEMPOTENT_WRITE on the cluster, or WRITE on some topic. */
+bool acl_serve_idempotent(const struct server *s, struct loop_req *req);
+
 /* nagare's protocol: enforces rule for req (header h, body at body, not
  * moved). Returns 0 to serve it, -NG_EUNAUTHORIZED to refuse it (logged
  * at debug). A body that does not decode passes: its handler answers the

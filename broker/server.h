@@ -246,10 +246,12 @@ void handle_produce(struct server *s, struct loop_req *req, const struct proto_r
 
 /* The topic a produce names (broker/produce.c), created with the broker's
  * defaults when auto_create_topics allows (a single broker: in a cluster
- * topics are made through etcd). Returns it, or NULL with *err:
- * -NG_EBADNAME (a name of the broker's own, "__", or an invalid one),
- * -NG_EUNKNOWN_TOPIC, or server_topic_create()'s error. */
-struct server_topic *produce_topic_get(struct server *s, struct proto_str name, int *err);
+ * topics are made through etcd) and req's principal may create it
+ * (acl_serve_may_create). Returns it, or NULL with *err: -NG_EBADNAME (a
+ * name of the broker's own, "__", or an invalid one), -NG_EUNKNOWN_TOPIC,
+ * -NG_EUNAUTHORIZED, or server_topic_create()'s error. */
+struct server_topic *produce_topic_get(struct server *s, struct loop_req *req, struct proto_str name,
+                                       int *err);
 void handle_fetch(struct server *s, struct loop_req *req, const struct proto_req_header *h,
                   struct rd *body);
 void handle_list_offsets(struct server *s, struct loop_req *req, const struct proto_req_header *h,
