@@ -36,10 +36,12 @@ bool acl_principal_valid(const char *p, size_t len)
     return true;
 }
 
-/* Copies s into buf (cap bytes, NUL included) when it is 1..cap-1 bytes. */
+/* Copies s into buf (cap bytes, NUL included) when it is 1..cap-1 bytes
+ * without a NUL (which would cut the name short where it is kept). */
 static bool str_take(struct proto_str s, char *buf, size_t cap)
 {
-    return s.len > 0 && proto_str_copy(s, buf, cap) == 0;
+    return s.len > 0 && memchr(s.ptr, '\0', (size_t)s.len) == NULL &&
+           proto_str_copy(s, buf, cap) == 0;
 }
 
 static bool op_real(int8_t op) { return op >= PROTO_ACL_OP_ALL && op <= PROTO_ACL_OP_IDEMPOTENT_WRITE; }
@@ -64,7 +66,7 @@ int acl_from_proto(const struct proto_acl *in, struct acl *out, const char **why
                in->permission != PROTO_ACL_PERMISSION_DENY) {
         bad = "permission must be allow or deny";
     } else if (!str_take(in->name, out->name, sizeof(out->name))) {
-        bad = "resource name empty or longer than 249 bytes";
+        bad = "resource name empty, longer than 249 bytes, or with a NUL";
     } else if (in->resource_type == PROTO_ACL_RESOURCE_CLUSTER &&
                (in->pattern_type != PROTO_ACL_PATTERN_LITERAL ||
                 strcmp(out->name, PROTO_ACL_CLUSTER_NAME) != 0)) {
@@ -74,7 +76,7 @@ int acl_from_proto(const struct proto_acl *in, struct acl *out, const char **why
                !str_take(in->principal, out->principal, sizeof(out->principal))) {
         bad = "principal must be User:NAME (or User:*), without blanks or commas";
     } else if (!str_take(in->host, out->host, sizeof(out->host))) {
-        bad = "host empty or too long";
+        bad = "host empty, too long, or with a NUL";
     }
     if (bad != NULL) {
         if (why != NULL) {

@@ -193,6 +193,14 @@ Test(acl, invalid_acls_are_refused_with_a_reason)
         cr_assert_eq(acl_from_proto(&bad[i].p, &a, &why), -NG_EBADARG, "%s", bad[i].what);
         cr_assert_not_null(why);
     }
+    /* A NUL inside a string would be cut off when stored (found by
+     * fuzz/fuzz_acl.c): "orders\0x" must not become "orders". */
+    struct proto_acl nul = {TOPIC, LIT, {"orders\0x", 8}, {"User:a", 6}, {"*", 1}, OP(READ), ALLOW};
+    struct acl cut;
+    cr_assert_eq(acl_from_proto(&nul, &cut, NULL), -NG_EBADARG, "a NUL in the name");
+    nul.name = proto_str_make("orders");
+    nul.host = (struct proto_str){"1\0", 2};
+    cr_assert_eq(acl_from_proto(&nul, &cut, NULL), -NG_EBADARG, "a NUL in the host");
     char name[ACL_NAME_BYTES_MAX + 2];
     memset(name, 'n', sizeof(name));
     struct proto_acl p = {TOPIC, LIT, {name, ACL_NAME_BYTES_MAX}, {"User:a", 6}, {"*", 1},
