@@ -6,6 +6,7 @@
 
 #include <inttypes.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "base/log.h"
 #include "broker/server.h"
@@ -28,10 +29,11 @@ int acl_serve_open(struct server *s)
 
 void acl_serve_close(struct server *s) { acl_store_close(&s->acls); }
 
-void acl_serve_who(struct loop_req *req, struct acl_who *who)
+void acl_serve_who(const struct server *s, struct loop_req *req, struct acl_who *who)
 {
     who->principal = conn_auth_principal(req);
-    if (loop_req_peer(req, who->host, sizeof(who->host)) != 0) {
+    who->host[0] = '\0';
+    if (s->acls.enabled && loop_req_peer(req, who->host, sizeof(who->host)) != 0) {
         who->host[0] = '\0';
     }
 }
@@ -51,7 +53,7 @@ bool acl_serve_may_create(const struct server *s, struct loop_req *req, struct p
         return true;
     }
     struct acl_who who;
-    acl_serve_who(req, &who);
+    acl_serve_who(s, req, &who);
     return acl_serve_allowed(s, &who, PROTO_ACL_RESOURCE_CLUSTER, CLUSTER_NAME,
                              PROTO_ACL_OP_CREATE) ||
            acl_serve_allowed(s, &who, PROTO_ACL_RESOURCE_TOPIC, name, PROTO_ACL_OP_CREATE);
@@ -63,7 +65,7 @@ bool acl_serve_idempotent(const struct server *s, struct loop_req *req)
         return true;
     }
     struct acl_who who;
-    acl_serve_who(req, &who);
+    acl_serve_who(s, req, &who);
     return acl_serve_allowed(s, &who, PROTO_ACL_RESOURCE_CLUSTER, CLUSTER_NAME,
                              PROTO_ACL_OP_IDEMPOTENT_WRITE) ||
            acl_authorized_any(&s->acls, &who, PROTO_ACL_RESOURCE_TOPIC, PROTO_ACL_OP_WRITE);
@@ -118,15 +120,13 @@ static bool check_cluster(const struct server *s, const struct acl_rule *r,
 int acl_serve_check(struct server *s, struct loop_req *req, const struct acl_rule *rule,
                     const struct proto_req_header *h, const struct rd *body)
 {
-    if (rule->kind == ACL_RULE_OPEN || rule->kind == ACL_RULE_HANDLER) {
-        return 0;
+    if (rule->kind == ACL_RULE_OPEN || rule->kind == ACL_RULE_HANDLER ||
+        (rule->kind == ACL_RULE_NAMES && !s->acls.enabled)) {
+        return 0; /* the authorizer off: no system call on the request path */
     }
-    int rc = -NG_EUNAUTHORIZED;
+    int rc = -NG_EUNAUTHORIZED; /* ACL_RULE_UNSET: never served */
     struct acl_who who;
-    acl_serve_who(req, &who);
-    if (rule->kind == ACL_RULE_NAMES && !s->acls.enabled) {
-        return 0;
-    }
+    acl_serve_who(s, req, &who);
     if (rule->kind == ACL_RULE_NAMES) {
         struct names_check c = {.s = s, .rule = rule, .who = &who};
         bool cluster_ok = check_cluster(s, rule, &who, &c.cluster_stands);
@@ -152,7 +152,7 @@ int16_t acl_serve_kafka(const struct server *s, struct loop_req *req, int8_t res
         return KAFKA_ERR_NONE;
     }
     struct acl_who who;
-    acl_serve_who(req, &who);
+    acl_serve_who(s, req, &who);
     if (acl_serve_allowed(s, &who, resource_type, kafka_serve_proto_str(name), op)) {
         return KAFKA_ERR_NONE;
     }
@@ -204,9 +204,13 @@ void handle_create_acls(struct server *s, struct loop_req *req, const struct pro
 {
     struct proto_dec d;
     int rc = proto_create_acls_req_decode(body, h->api_version, &d);
+    if (rc != 0) {
+        server_resp_error(req, h->correlation_id, rc); /* malformed: a request-level error */
+        return;
+    }
     struct acl *acls = NULL;
     uint32_t n = 0;
-    rc = rc == 0 ? create_acls_take(&d, &acls, &n) : rc;
+    rc = create_acls_take(&d, &acls, &n);
     rc = rc == 0 ? server_wire_err(acl_store_add(&s->acls, acls, n)) : rc;
     free(acls);
     if (rc == 0) {
@@ -426,6 +430,13 @@ void kafka_create_acls(struct server *s, struct loop_req *req, const struct kafk
     kafka_serve_respond(req, h, &kafka_create_acls_response_msg, &out);
 }
 
+static char *arena_strdup(struct kw_arena *a, const char *s)
+{
+    size_t n = strlen(s) + 1;
+    char *p = kw_arena_alloc(a, n);
+    return p != NULL ? memcpy(p, s, n) : NULL;
+}
+
 /* One filter of a DeleteAcls: what it deleted, into r. */
 static void kafka_delete_one(struct server *s, struct loop_req *req, struct kw_arena *a,
                              const struct kafka_delete_acls_request_filter *in,
@@ -445,17 +456,13 @@ static void kafka_delete_one(struct server *s, struct loop_req *req, struct kw_a
         rc == 0 ? kw_arena_alloc(a, (size_t)n * sizeof(*m) + 1) : NULL;
     /* The deleted ACLs' strings live in the arena too: the copies are freed here. */
     for (uint32_t i = 0; m != NULL && i < n; i++) {
-        char *text = kw_arena_alloc(a, sizeof(gone[i].name) + sizeof(gone[i].principal) +
-                                           sizeof(gone[i].host));
-        if (text == NULL) {
-            m = NULL;
+        char *name = arena_strdup(a, gone[i].name);
+        char *principal = arena_strdup(a, gone[i].principal);
+        char *host = arena_strdup(a, gone[i].host);
+        if (name == NULL || principal == NULL || host == NULL) {
+            m = NULL; /* deleted all the same; the answer cannot list them */
             break;
         }
-        char *name = memcpy(text, gone[i].name, sizeof(gone[i].name));
-        char *principal = memcpy(name + sizeof(gone[i].name), gone[i].principal,
-                                 sizeof(gone[i].principal));
-        char *host = memcpy(principal + sizeof(gone[i].principal), gone[i].host,
-                            sizeof(gone[i].host));
         m[i] = (struct kafka_delete_acls_response_matching_acl){
             .error_message = {.ptr = NULL, .len = -1},
             .resource_type = gone[i].resource_type,

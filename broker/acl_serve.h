@@ -57,9 +57,10 @@ struct acl_rule {
 MUST_USE int acl_serve_open(struct server *s);
 void acl_serve_close(struct server *s);
 
-/* Who req comes from: its connection's principal and address. who is
- * valid until req is completed. */
-void acl_serve_who(struct loop_req *req, struct acl_who *who);
+/* Who req comes from: its connection's principal and address (the
+ * address only when the authorizer is on: a system call). who is valid
+ * until req is completed. */
+void acl_serve_who(const struct server *s, struct loop_req *req, struct acl_who *who);
 
 /* Whether who may do op on the resource (type, name). */
 bool acl_serve_allowed(const struct server *s, const struct acl_who *who, int8_t resource_type,

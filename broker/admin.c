@@ -283,7 +283,7 @@ void handle_metadata(struct server *s, struct loop_req *req, const struct proto_
     }
     uint16_t v = h->api_version;
     struct acl_who who;
-    acl_serve_who(req, &who);
+    acl_serve_who(s, req, &who);
     size_t cap = RESP_SLACK_BYTES + sizeof(s->cfg.listen_host) + metadata_head_bytes(s, v);
     struct proto_dec count = d;
     struct proto_topic t;
