@@ -13,7 +13,9 @@
 #include "broker/kafka_serve.h"
 #include "broker/server.h"
 #include "broker_support.h"
+#include "kafka_client_support.h"
 #include "net/kafka/codec.h"
+#include "net/kafka/errors.h"
 
 TestSuite(acl_serve);
 
@@ -481,4 +483,292 @@ Test(acl_serve, super_users_do_everything_and_a_corrupt_acl_file_stops_the_start
     char *log = bk_read_file(B.log_path, &len);
     cr_assert_not_null(strstr(log, "/acls: corrupt"), "the log says why");
     free(log);
+}
+
+/* ---- Kafka's listener ---- */
+
+/* Every error_code field of a decoded message (s at p), into counts of
+ * the authorization failures (29-31) and of the others. */
+static void count_errors(const struct kafka_struct *s, const void *p, int *refusals, int *others)
+{
+    for (uint32_t i = 0; i < s->field_count; i++) {
+        const struct kafka_field *f = &s->fields[i];
+        const char *at = (const char *)p + f->offset;
+        if (f->type == KAFKA_T_INT16 && strcmp(f->name, "error_code") == 0) {
+            int16_t e = *(const int16_t *)(const void *)at;
+            *(e >= KAFKA_ERR_TOPIC_AUTHORIZATION_FAILED &&
+                      e <= KAFKA_ERR_CLUSTER_AUTHORIZATION_FAILED
+                  ? refusals
+                  : others) += e != 0;
+        } else if (f->type == KAFKA_T_STRUCT) {
+            count_errors(f->sub, at, refusals, others);
+        } else if (f->type == KAFKA_T_ARRAY && f->elem == KAFKA_T_STRUCT) {
+            const char *items = *(const char *const *)(const void *)at;
+            int32_t n = *(const int32_t *)(const void *)((const char *)p + f->count_offset);
+            for (int32_t k = 0; k < n; k++) {
+                count_errors(f->sub, items + (size_t)k * f->sub->size, refusals, others);
+            }
+        }
+    }
+}
+
+static struct kw_str T(void) { return kw_str_make("t"); }
+static struct kw_str G(void) { return kw_str_make("g"); }
+
+/* A request of api naming topic t and group g, at version *v, into req
+ * (zeroed storage of KAFKA_REQ_BYTES). Static arrays: one request at a time. */
+#define KAFKA_REQ_BYTES 1024
+static void kafka_sample(int16_t api, int16_t *v, void *req)
+{
+    static struct kw_str names[1];
+    static int32_t parts[1];
+    names[0] = T();
+    const struct kafka_api *ka = kafka_api_find(api);
+    *v = ka->versions.max;
+    kafka_init(ka->request, req);
+    switch (api) {
+    case KAFKA_API_PRODUCE: {
+        static struct kafka_produce_request_partition_produce_data pd = {.index = 0};
+        static struct kafka_produce_request_topic_produce_data td;
+        td = (struct kafka_produce_request_topic_produce_data){
+            .name = T(), .partition_data = {.items = &pd, .count = 1}};
+        struct kafka_produce_request *r = req;
+        r->acks = -1;
+        r->timeout_ms = 5000;
+        r->topic_data.items = &td;
+        r->topic_data.count = 1;
+        return;
+    }
+    case KAFKA_API_FETCH: {
+        static struct kafka_fetch_request_partition fp = {.partition_max_bytes = 1 << 20};
+        static struct kafka_fetch_request_topic ft;
+        ft = (struct kafka_fetch_request_topic){.topic = T(), .partitions = {&fp, 1}};
+        struct kafka_fetch_request *r = req;
+        *v = 11; /* by name */
+        r->max_bytes = 1 << 20;
+        r->topics.items = &ft;
+        r->topics.count = 1;
+        return;
+    }
+    case KAFKA_API_LIST_OFFSETS: {
+        static struct kafka_list_offsets_request_partition lp = {.timestamp = -1};
+        static struct kafka_list_offsets_request_topic lt;
+        lt = (struct kafka_list_offsets_request_topic){.name = T(), .partitions = {&lp, 1}};
+        struct kafka_list_offsets_request *r = req;
+        r->topics.items = &lt;
+        r->topics.count = 1;
+        return;
+    }
+    case KAFKA_API_METADATA: {
+        static struct kafka_metadata_request_topic mt;
+        mt = (struct kafka_metadata_request_topic){.name = T()};
+        struct kafka_metadata_request *r = req;
+        r->topics.items = &mt;
+        r->topics.count = 1;
+        return;
+    }
+    case KAFKA_API_OFFSET_COMMIT: {
+        static struct kafka_offset_commit_request_partition cp = {.committed_offset = 0};
+        static struct kafka_offset_commit_request_topic ct;
+        ct = (struct kafka_offset_commit_request_topic){.name = T(), .partitions = {&cp, 1}};
+        struct kafka_offset_commit_request *r = req;
+        r->group_id = G();
+        r->topics.items = &ct;
+        r->topics.count = 1;
+        return;
+    }
+    case KAFKA_API_OFFSET_FETCH: {
+        static struct kafka_offset_fetch_request_topic ot;
+        ot = (struct kafka_offset_fetch_request_topic){.name = T(), .partition_indexes = {parts, 1}};
+        struct kafka_offset_fetch_request *r = req;
+        *v = 7; /* one group, by its id */
+        r->group_id = G();
+        r->topics.items = &ot;
+        r->topics.count = 1;
+        return;
+    }
+    case KAFKA_API_FIND_COORDINATOR: {
+        static struct kw_str keys[1];
+        keys[0] = G();
+        struct kafka_find_coordinator_request *r = req;
+        r->key = G();
+        r->coordinator_keys.items = keys;
+        r->coordinator_keys.count = 1;
+        return;
+    }
+    case KAFKA_API_JOIN_GROUP: {
+        static struct kafka_join_group_request_protocol jp;
+        jp = (struct kafka_join_group_request_protocol){.name = kw_str_make("range")};
+        struct kafka_join_group_request *r = req;
+        r->group_id = G();
+        r->session_timeout_ms = 10000;
+        r->rebalance_timeout_ms = 10000;
+        r->protocol_type = kw_str_make("consumer");
+        r->protocols.items = &jp;
+        r->protocols.count = 1;
+        return;
+    }
+    case KAFKA_API_HEARTBEAT:
+        ((struct kafka_heartbeat_request *)req)->group_id = G();
+        return;
+    case KAFKA_API_LEAVE_GROUP:
+        ((struct kafka_leave_group_request *)req)->group_id = G();
+        return;
+    case KAFKA_API_SYNC_GROUP:
+        ((struct kafka_sync_group_request *)req)->group_id = G();
+        return;
+    case KAFKA_API_DESCRIBE_GROUPS: {
+        static struct kw_str gs[1];
+        gs[0] = G();
+        struct kafka_describe_groups_request *r = req;
+        r->groups.items = gs;
+        r->groups.count = 1;
+        return;
+    }
+    case KAFKA_API_DELETE_GROUPS: {
+        static struct kw_str gs[1];
+        gs[0] = G();
+        struct kafka_delete_groups_request *r = req;
+        r->groups_names.items = gs;
+        r->groups_names.count = 1;
+        return;
+    }
+    case KAFKA_API_CREATE_TOPICS: {
+        static struct kafka_create_topics_request_creatable_topic nt;
+        nt = (struct kafka_create_topics_request_creatable_topic){
+            .name = kw_str_make("new-topic"), .num_partitions = 1, .replication_factor = -1};
+        struct kafka_create_topics_request *r = req;
+        r->topics.items = &nt;
+        r->topics.count = 1;
+        return;
+    }
+    case KAFKA_API_DELETE_TOPICS: {
+        struct kafka_delete_topics_request *r = req;
+        *v = 5; /* by name */
+        r->topic_names.items = names;
+        r->topic_names.count = 1;
+        return;
+    }
+    case KAFKA_API_DESCRIBE_CONFIGS: {
+        static struct kafka_describe_configs_request_resource dr;
+        dr = (struct kafka_describe_configs_request_resource){
+            .resource_type = PROTO_ACL_RESOURCE_TOPIC, .resource_name = T(),
+            .configuration_keys = {NULL, -1}};
+        struct kafka_describe_configs_request *r = req;
+        r->resources.items = &dr;
+        r->resources.count = 1;
+        return;
+    }
+    case KAFKA_API_OFFSET_FOR_LEADER_EPOCH: {
+        static struct kafka_offset_for_leader_epoch_request_offset_for_leader_partition ep;
+        static struct kafka_offset_for_leader_epoch_request_offset_for_leader_topic et;
+        ep = (struct kafka_offset_for_leader_epoch_request_offset_for_leader_partition){
+            .current_leader_epoch = -1};
+        et = (struct kafka_offset_for_leader_epoch_request_offset_for_leader_topic){
+            .topic = T(), .partitions = {&ep, 1}};
+        struct kafka_offset_for_leader_epoch_request *r = req;
+        r->topics.items = &et;
+        r->topics.count = 1;
+        return;
+    }
+    case KAFKA_API_CREATE_ACLS: {
+        static struct kafka_create_acls_request_acl_creation c;
+        c = (struct kafka_create_acls_request_acl_creation){
+            .resource_type = PROTO_ACL_RESOURCE_TOPIC,
+            .resource_name = T(),
+            .resource_pattern_type = PROTO_ACL_PATTERN_LITERAL,
+            .principal = kw_str_make(PROTO_ACL_ANY_USER),
+            .host = kw_str_make("*"),
+            .operation = PROTO_ACL_OP_ALL,
+            .permission_type = PROTO_ACL_PERMISSION_ALLOW};
+        struct kafka_create_acls_request *r = req;
+        r->creations.items = &c;
+        r->creations.count = 1;
+        return;
+    }
+    case KAFKA_API_DESCRIBE_ACLS: {
+        struct kafka_describe_acls_request *r = req;
+        r->resource_type_filter = PROTO_ACL_RESOURCE_ANY;
+        r->pattern_type_filter = PROTO_ACL_PATTERN_ANY;
+        r->operation = PROTO_ACL_OP_ANY;
+        r->permission_type = PROTO_ACL_PERMISSION_ANY;
+        return;
+    }
+    case KAFKA_API_DELETE_ACLS: {
+        static struct kafka_delete_acls_request_filter f;
+        f = (struct kafka_delete_acls_request_filter){
+            .resource_type_filter = PROTO_ACL_RESOURCE_ANY,
+            .resource_name_filter = KW_STR_NULL,
+            .pattern_type_filter = PROTO_ACL_PATTERN_ANY,
+            .principal_filter = KW_STR_NULL,
+            .host_filter = KW_STR_NULL,
+            .operation = PROTO_ACL_OP_ANY,
+            .permission_type = PROTO_ACL_PERMISSION_ANY};
+        struct kafka_delete_acls_request *r = req;
+        r->filters.items = &f;
+        r->filters.count = 1;
+        return;
+    }
+    case KAFKA_API_INIT_PRODUCER_ID: /* idempotent, not transactional */
+        ((struct kafka_init_producer_id_request *)req)->transactional_id = KW_STR_NULL;
+        return;
+    case KAFKA_API_LIST_GROUPS:
+    case KAFKA_API_API_VERSIONS:
+        return; /* names nothing */
+    default:
+        cr_assert_fail("Kafka api %d is served but this test has no request for it", api);
+    }
+}
+
+Test(acl_serve, every_kafka_request_is_refused_without_acls_and_changes_nothing, .init = setup,
+     .fini = teardown, .timeout = 120)
+{
+    start(false);
+    seed_state();
+    stop();
+    start(true);
+    struct kc k;
+    kc_connect(&k, B.kafka_port);
+    int refused = 0;
+    for (uint32_t i = 0; i < KAFKA_API_COUNT; i++) {
+        int16_t api = kafka_apis[i].key;
+        if (!kafka_serve_served(api) || api == KAFKA_API_API_VERSIONS) {
+            continue;
+        }
+        static _Alignas(16) uint8_t req[KAFKA_REQ_BYTES];
+        static _Alignas(16) uint8_t resp[KAFKA_REQ_BYTES];
+        cr_assert_leq(kafka_apis[i].request->body->size, sizeof(req));
+        cr_assert_leq(kafka_apis[i].response->body->size, sizeof(resp));
+        int16_t v;
+        kafka_sample(api, &v, req);
+        kc_call(&k, api, v, kafka_apis[i].request, req, kafka_apis[i].response, resp);
+        int refusals = 0;
+        int others = 0;
+        count_errors(kafka_apis[i].response->body, resp, &refusals, &others);
+        if (api == KAFKA_API_LIST_GROUPS) {
+            /* Without DESCRIBE on the cluster: only the groups it may
+             * describe, none. */
+            cr_assert_eq(((struct kafka_list_groups_response *)(void *)resp)->groups.count, 0);
+            refused++;
+            continue;
+        }
+        cr_assert_gt(refusals, 0, "Kafka api %s v%d: not refused (%d other errors)",
+                     kafka_apis[i].name, v, others);
+        refused++;
+    }
+    cr_assert_gt(refused, 20);
+    kc_close(&k);
+    stop();
+    start(false);
+    struct md md;
+    rq_metadata(&C, NULL, &md);
+    cr_assert_eq(md.topic_count, 1, "t still there, new-topic never made");
+    cr_assert_eq(rq_latest(&C, "t", 0), 3, "no record more");
+    cr_assert_eq(committed_g(), 2, "the group's offset as it was");
+    struct rd body;
+    cr_assert_eq(send_sample(PROTO_API_DESCRIBE_ACLS, &body), 0);
+    struct proto_dec d;
+    cr_assert_eq(proto_acl_list_resp_decode(&body, PROTO_API_DESCRIBE_ACLS, 0, &d), 0);
+    cr_assert_eq(d.topic_count, 0, "no ACL made");
+    stop();
 }
