@@ -47,6 +47,15 @@ bool acl_serve_allowed(const struct server *s, const struct acl_who *who, int8_t
     return acl_authorized(&s->acls, who, resource_type, name.ptr, (size_t)name.len, op);
 }
 
+/* Whether who may do cluster_op on the cluster, or topic_op on some topic
+ * (ACL_RULE_ANY_TOPIC). */
+static bool cluster_or_any_topic(const struct server *s, const struct acl_who *who,
+                                 int8_t cluster_op, int8_t topic_op)
+{
+    return acl_serve_allowed(s, who, PROTO_ACL_RESOURCE_CLUSTER, CLUSTER_NAME, cluster_op) ||
+           acl_authorized_any(&s->acls, who, PROTO_ACL_RESOURCE_TOPIC, topic_op);
+}
+
 bool acl_serve_may_create(const struct server *s, struct loop_req *req, struct proto_str name)
 {
     if (!s->acls.enabled) {
@@ -66,9 +75,7 @@ bool acl_serve_idempotent(const struct server *s, struct loop_req *req)
     }
     struct acl_who who;
     acl_serve_who(s, req, &who);
-    return acl_serve_allowed(s, &who, PROTO_ACL_RESOURCE_CLUSTER, CLUSTER_NAME,
-                             PROTO_ACL_OP_IDEMPOTENT_WRITE) ||
-           acl_authorized_any(&s->acls, &who, PROTO_ACL_RESOURCE_TOPIC, PROTO_ACL_OP_WRITE);
+    return cluster_or_any_topic(s, &who, PROTO_ACL_OP_IDEMPOTENT_WRITE, PROTO_ACL_OP_WRITE);
 }
 
 /* ---- nagare's protocol: the dispatcher's check ---- */
@@ -106,10 +113,10 @@ static bool check_cluster(const struct server *s, const struct acl_rule *r,
     if (r->cluster_op == 0) {
         return true;
     }
-    bool ok = acl_serve_allowed(s, who, PROTO_ACL_RESOURCE_CLUSTER, CLUSTER_NAME, r->cluster_op);
     if ((r->flags & ACL_RULE_ANY_TOPIC) != 0) {
-        return ok || acl_authorized_any(&s->acls, who, PROTO_ACL_RESOURCE_TOPIC, r->topic_op);
+        return cluster_or_any_topic(s, who, r->cluster_op, r->topic_op);
     }
+    bool ok = acl_serve_allowed(s, who, PROTO_ACL_RESOURCE_CLUSTER, CLUSTER_NAME, r->cluster_op);
     if ((r->flags & ACL_RULE_OR_CLUSTER) != 0) {
         *stands = ok;
         return true; /* else each topic is checked */
