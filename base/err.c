@@ -55,6 +55,8 @@ static const char *const ng_err_text[] = {
     [NG_EINCONSISTENT_PROTOCOL - NG_ERR_FIRST] =
         "the group's members use another protocol, or no assignor in common",
     [NG_EGROUP_FULL - NG_ERR_FIRST] = "the group has as many members (or bytes) as it may",
+    [NG_EUNAUTHORIZED - NG_ERR_FIRST] =
+        "not authorized: no ACL allows this principal the operation, or one denies it",
 };
 
 const char *err_str(int rc)

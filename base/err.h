@@ -68,6 +68,8 @@ enum ng_err {
     NG_EFENCED_INSTANCE = 4169,       /* another member took this static instance id */
     NG_EINCONSISTENT_PROTOCOL = 4170, /* the group's members speak another protocol */
     NG_EGROUP_FULL = 4171,            /* the group has its maximum of members or bytes */
+    /* authorization (broker/acl.h); 4172-4179 are left to authentication */
+    NG_EUNAUTHORIZED = 4180, /* the principal may not do this (no ACL allows it, or one denies) */
     NG_ERR_LAST
 };
 

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "base/log.h"
+#include "broker/acl_serve.h"
 #include "broker/kafka_serve.h"
 #include "broker/server.h"
 #include "net/kafka/errors.h"
@@ -204,14 +205,27 @@ static void metadata_lookup(struct server *s, struct proto_str name, struct serv
     *ct = s->view != NULL ? cluster_view_topic(s->view, name.ptr, (size_t)name.len) : NULL;
 }
 
-/* One topic of the answer by name: what this broker holds of it, else
- * what the view says, else unknown. Returns the bytes it may take. */
+/* Whether who may see topic name in a Metadata answer. */
+static bool metadata_may(const struct server *s, const struct acl_who *who, struct proto_str name)
+{
+    return acl_serve_allowed(s, who, PROTO_ACL_RESOURCE_TOPIC, name, PROTO_ACL_OP_DESCRIBE);
+}
+
+/* One topic of the answer by name: refused when who may not describe it,
+ * else what this broker holds of it, else what the view says, else
+ * unknown. Returns the bytes it may take. */
 static size_t metadata_named(struct server *s, struct proto_enc *e, struct proto_str name,
-                             uint16_t version)
+                             uint16_t version, const struct acl_who *who)
 {
     struct server_topic *st;
     const struct cluster_topic *ct;
     metadata_lookup(s, name, &st, &ct);
+    if (!metadata_may(s, who, name)) {
+        if (e != NULL) {
+            proto_metadata_resp_topic(e, name, -NG_EUNAUTHORIZED);
+        }
+        return metadata_topic_bytes(0, (size_t)name.len, version);
+    }
     if (st != NULL) {
         if (e != NULL) {
             metadata_topic(s, e, st, ct);
@@ -230,19 +244,26 @@ static size_t metadata_named(struct server *s, struct proto_enc *e, struct proto
     return metadata_topic_bytes(0, (size_t)name.len, version);
 }
 
-/* Every topic: the view's catalog in a cluster, else those held here. */
-static size_t metadata_all(struct server *s, struct proto_enc *e, uint16_t version)
+/* Every topic who may describe: the view's catalog in a cluster, else
+ * those held here. */
+static size_t metadata_all(struct server *s, struct proto_enc *e, uint16_t version,
+                           const struct acl_who *who)
 {
     size_t bytes = 0;
     if (s->view != NULL) {
         for (uint32_t i = 0; i < s->view->topic_count; i++) {
-            const char *name = s->view->topics[i].name;
-            bytes += metadata_named(s, e, proto_str_make(name), version);
+            struct proto_str name = proto_str_make(s->view->topics[i].name);
+            if (metadata_may(s, who, name)) {
+                bytes += metadata_named(s, e, name, version, who);
+            }
         }
         return bytes;
     }
     for (uint32_t i = 0; i < s->topic_count; i++) {
         const struct server_topic *t = s->topics[i];
+        if (!metadata_may(s, who, (struct proto_str){.ptr = t->name, .len = (int32_t)t->name_len})) {
+            continue;
+        }
         if (e != NULL) {
             metadata_topic(s, e, t, NULL);
         }
@@ -261,14 +282,16 @@ void handle_metadata(struct server *s, struct loop_req *req, const struct proto_
         return;
     }
     uint16_t v = h->api_version;
+    struct acl_who who;
+    acl_serve_who(s, req, &who);
     size_t cap = RESP_SLACK_BYTES + sizeof(s->cfg.listen_host) + metadata_head_bytes(s, v);
     struct proto_dec count = d;
     struct proto_topic t;
     if (d.topic_count < 0) {
-        cap += metadata_all(s, NULL, v);
+        cap += metadata_all(s, NULL, v, &who);
     }
     while (d.topic_count >= 0 && proto_next_topic(&count, &t)) {
-        cap += metadata_named(s, NULL, t.name, v);
+        cap += metadata_named(s, NULL, t.name, v, &who);
     }
     struct wr w;
     if (!answer_begin(req, h, 0, cap, &w)) {
@@ -286,10 +309,10 @@ void handle_metadata(struct server *s, struct loop_req *req, const struct proto_
         metadata_brokers(s, &e);
     }
     if (d.topic_count < 0) {
-        (void)metadata_all(s, &e, v);
+        (void)metadata_all(s, &e, v, &who);
     }
     while (d.topic_count >= 0 && proto_next_topic(&d, &t)) {
-        (void)metadata_named(s, &e, t.name, v);
+        (void)metadata_named(s, &e, t.name, v, &who);
     }
     server_resp_end(req, &e, &w, h->correlation_id);
 }
@@ -878,24 +901,30 @@ static bool kafka_metadata_parts(const struct server *s, struct kw_arena *a,
     return true;
 }
 
-/* One topic of Kafka's Metadata by name; an unknown one is created when
- * the broker's auto_create_topics and the request allow it (a single
- * broker, not a name of the broker's own). Returns false when the arena is
- * spent. */
-static bool kafka_metadata_topic(struct server *s, struct kw_arena *a, struct proto_str name,
-                                 bool auto_create, struct kafka_metadata_response_topic *out)
+/* One topic of Kafka's Metadata by name: TOPIC_AUTHORIZATION_FAILED when
+ * req's principal may not describe it; an unknown one is created when the
+ * broker's auto_create_topics and the request allow it (a single broker,
+ * not a name of the broker's own). Returns false when the arena is spent. */
+static bool kafka_metadata_topic(struct server *s, struct loop_req *req, struct kw_arena *a,
+                                 struct proto_str name, bool auto_create,
+                                 struct kafka_metadata_response_topic *out)
 {
     *out = (struct kafka_metadata_response_topic){
         .name = kafka_serve_kw_str(name),
         .is_internal = server_topic_reserved(name),
         .topic_authorized_operations = INT32_MIN,
+        .error_code = acl_serve_kafka(s, req, PROTO_ACL_RESOURCE_TOPIC, kafka_serve_kw_str(name),
+                                      PROTO_ACL_OP_DESCRIBE),
     };
+    if (out->error_code != 0) {
+        return true;
+    }
     struct server_topic *st;
     const struct cluster_topic *ct;
     metadata_lookup(s, name, &st, &ct);
     if (st == NULL && ct == NULL && auto_create && !server_topic_reserved(name)) {
         int err;
-        st = produce_topic_get(s, name, &err);
+        st = produce_topic_get(s, req, name, &err);
         out->error_code = kafka_err_from(err);
     } else if (st == NULL && ct == NULL) {
         out->error_code = KAFKA_ERR_UNKNOWN_TOPIC_OR_PARTITION;
@@ -903,8 +932,9 @@ static bool kafka_metadata_topic(struct server *s, struct kw_arena *a, struct pr
     return st == NULL && ct == NULL ? true : kafka_metadata_parts(s, a, st, ct, out);
 }
 
-/* Every topic: the view's catalog in a cluster, else those held here. */
-static bool kafka_metadata_all(struct server *s, struct kw_arena *a,
+/* Every topic req's principal may describe: the view's catalog in a
+ * cluster, else those held here. */
+static bool kafka_metadata_all(struct server *s, struct loop_req *req, struct kw_arena *a,
                                struct kafka_metadata_response *resp)
 {
     uint32_t n = s->view != NULL ? s->view->topic_count : s->topic_count;
@@ -913,15 +943,17 @@ static bool kafka_metadata_all(struct server *s, struct kw_arena *a,
         return false;
     }
     resp->topics.items = ts;
-    resp->topics.count = (int32_t)n;
+    resp->topics.count = 0;
     for (uint32_t i = 0; i < n; i++) {
         struct proto_str name =
             s->view != NULL
                 ? proto_str_make(s->view->topics[i].name)
                 : (struct proto_str){s->topics[i]->name, (int32_t)s->topics[i]->name_len};
-        if (!kafka_metadata_topic(s, a, name, false, &ts[i])) {
+        struct kafka_metadata_response_topic *t = &ts[resp->topics.count];
+        if (!kafka_metadata_topic(s, req, a, name, false, t)) {
             return false;
         }
+        resp->topics.count += t->error_code != KAFKA_ERR_TOPIC_AUTHORIZATION_FAILED;
     }
     return true;
 }
@@ -966,7 +998,7 @@ void kafka_metadata(struct server *s, struct loop_req *req, const struct kafka_r
     bool ok = resp.brokers.items != NULL;
     bool all = in.topics.count < 0 || (in.topics.count == 0 && h->api_version == 0);
     if (ok && all) {
-        ok = kafka_metadata_all(s, a, &resp); /* v0: an empty list is every topic */
+        ok = kafka_metadata_all(s, req, a, &resp); /* v0: an empty list is every topic */
     } else if (ok) {
         struct kafka_metadata_response_topic *ts = kafka_array(a, in.topics.count, sizeof(*ts));
         ok = ts != NULL;
@@ -983,7 +1015,7 @@ void kafka_metadata(struct server *s, struct loop_req *req, const struct kafka_r
                     .topic_authorized_operations = INT32_MIN};
                 continue;
             }
-            ok = kafka_metadata_topic(s, a, kafka_serve_proto_str(t->name), create, &ts[i]);
+            ok = kafka_metadata_topic(s, req, a, kafka_serve_proto_str(t->name), create, &ts[i]);
         }
     }
     if (!ok) {
@@ -1014,7 +1046,10 @@ void kafka_list_offsets(struct server *s, struct loop_req *req, const struct kaf
         kafka_array(a, in.topics.count, sizeof(*ts));
     for (int32_t i = 0; ts != NULL && i < in.topics.count; i++) {
         const struct kafka_list_offsets_request_topic *t = &in.topics.items[i];
-        struct server_topic *st = server_topic_find(s, kafka_serve_proto_str(t->name));
+        int16_t refused =
+            acl_serve_kafka(s, req, PROTO_ACL_RESOURCE_TOPIC, t->name, PROTO_ACL_OP_DESCRIBE);
+        struct server_topic *st =
+            refused == 0 ? server_topic_find(s, kafka_serve_proto_str(t->name)) : NULL;
         struct kafka_list_offsets_response_partition_response *ps =
             kafka_array(a, t->partitions.count, sizeof(*ps));
         if (ps == NULL) {
@@ -1036,7 +1071,7 @@ void kafka_list_offsets(struct server *s, struct loop_req *req, const struct kaf
             }
             ps[k] = (struct kafka_list_offsets_response_partition_response){
                 .partition_index = p->partition_index,
-                .error_code = kafka_err_from(out.err),
+                .error_code = refused != 0 ? refused : kafka_err_from(out.err),
                 .timestamp = out.err == 0 ? out.timestamp_ms : -1,
                 .offset = out.err == 0 ? out.offset : -1,
                 .leader_epoch = -1};
@@ -1069,7 +1104,10 @@ void kafka_offset_for_leader_epoch(struct server *s, struct loop_req *req,
     for (int32_t i = 0; ts != NULL && i < in.topics.count; i++) {
         const struct kafka_offset_for_leader_epoch_request_offset_for_leader_topic *t =
             &in.topics.items[i];
-        struct server_topic *st = server_topic_find(s, kafka_serve_proto_str(t->topic));
+        int16_t refused =
+            acl_serve_kafka(s, req, PROTO_ACL_RESOURCE_TOPIC, t->topic, PROTO_ACL_OP_DESCRIBE);
+        struct server_topic *st =
+            refused == 0 ? server_topic_find(s, kafka_serve_proto_str(t->topic)) : NULL;
         struct kafka_offset_for_leader_epoch_response_epoch_end_offset *ps =
             kafka_array(a, t->partitions.count, sizeof(*ps));
         if (ps == NULL) {
@@ -1089,7 +1127,7 @@ void kafka_offset_for_leader_epoch(struct server *s, struct loop_req *req,
                                                     .leader_epoch = p->leader_epoch},
                 true, &out);
             ps[k] = (struct kafka_offset_for_leader_epoch_response_epoch_end_offset){
-                .error_code = kafka_err_from(out.err),
+                .error_code = refused != 0 ? refused : kafka_err_from(out.err),
                 .partition = p->partition,
                 .leader_epoch = out.leader_epoch,
                 .end_offset = out.end_offset};
@@ -1118,8 +1156,12 @@ void kafka_init_producer_id(struct server *s, struct loop_req *req,
     }
     struct kafka_init_producer_id_response resp;
     kafka_init_producer_id_response_init(&resp);
-    rc = in.transactional_id.len >= 0 ? -NG_ETRANSACTIONAL : producer_id_new(s, &resp.producer_id);
+    bool allowed = acl_serve_idempotent(s, req);
+    rc = in.transactional_id.len >= 0 ? -NG_ETRANSACTIONAL
+         : allowed                    ? producer_id_new(s, &resp.producer_id)
+                                      : -NG_EUNAUTHORIZED;
     resp.error_code = in.transactional_id.len >= 0 ? KAFKA_ERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED
+                      : !allowed                   ? KAFKA_ERR_CLUSTER_AUTHORIZATION_FAILED
                                                    : kafka_err_from(rc);
     resp.producer_id = rc == 0 ? resp.producer_id : -1;
     resp.producer_epoch = rc == 0 ? 0 : -1;
@@ -1255,6 +1297,9 @@ static void kafka_create_one(struct server *s, struct admin_call *c,
 {
     struct proto_create_topic ct;
     int16_t kerr = kafka_topic_to_create(kt, &ct);
+    if (kerr == 0 && !acl_serve_may_create(s, c->req, ct.name)) {
+        kerr = KAFKA_ERR_TOPIC_AUTHORIZATION_FAILED;
+    }
     if (kerr == 0 && s->session != NULL && !validate_only) {
         admin_topic_start(s, c, ct.name, &ct);
         return;
@@ -1330,6 +1375,13 @@ void kafka_delete_topics(struct server *s, struct loop_req *req, const struct ka
             struct admin_topic *t = &c->topics[c->count++];
             *t = (struct admin_topic){
                 .call = c, .name = name, .kafka_err = KAFKA_ERR_UNKNOWN_TOPIC_ID};
+            continue;
+        }
+        int16_t refused = acl_serve_kafka(s, req, PROTO_ACL_RESOURCE_TOPIC,
+                                          kafka_serve_kw_str(name), PROTO_ACL_OP_DELETE);
+        if (refused != 0) {
+            struct admin_topic *t = &c->topics[c->count++];
+            *t = (struct admin_topic){.call = c, .name = name, .kafka_err = refused};
             continue;
         }
         if (s->session != NULL) {
@@ -1438,11 +1490,19 @@ void kafka_describe_configs(struct server *s, struct loop_req *req,
         rs[i] = (struct kafka_describe_configs_response_result){.error_message = KW_STR_NULL,
                                                                 .resource_type = r->resource_type,
                                                                 .resource_name = r->resource_name};
+        bool topic = r->resource_type == KAFKA_RESOURCE_TOPIC;
+        int16_t refused =
+            topic || r->resource_type == KAFKA_RESOURCE_BROKER
+                ? acl_serve_kafka(s, req, topic ? PROTO_ACL_RESOURCE_TOPIC : PROTO_ACL_RESOURCE_CLUSTER,
+                                  topic ? r->resource_name : kw_str_make(PROTO_ACL_CLUSTER_NAME),
+                                  PROTO_ACL_OP_DESCRIBE_CONFIGS)
+                : 0;
         struct server_topic *st =
-            r->resource_type == KAFKA_RESOURCE_TOPIC
-                ? server_topic_find(s, kafka_serve_proto_str(r->resource_name))
-                : NULL;
-        if (r->resource_type == KAFKA_RESOURCE_TOPIC && st == NULL) {
+            topic && refused == 0 ? server_topic_find(s, kafka_serve_proto_str(r->resource_name))
+                                  : NULL;
+        if (refused != 0) {
+            rs[i].error_code = refused;
+        } else if (topic && st == NULL) {
             rs[i].error_code = KAFKA_ERR_UNKNOWN_TOPIC_OR_PARTITION;
         } else if (r->resource_type != KAFKA_RESOURCE_TOPIC &&
                    r->resource_type != KAFKA_RESOURCE_BROKER) {

@@ -13,6 +13,7 @@
 #include <strings.h>
 
 #include "base/err.h"
+#include "broker/acl.h"
 
 #ifndef NAGARE_VERSION
 #define NAGARE_VERSION "unknown"
@@ -32,6 +33,7 @@ enum key_kind {
     KIND_CHOICE,    /* one of the key's choices (key_def.choices): an int-sized enum */
     KIND_ENDPOINTS, /* etcd endpoint URLs, comma-separated (cluster_endpoints_parse) */
     KIND_NAME,      /* a cluster name (cluster_name_ok) */
+    KIND_PRINCIPALS, /* principals, comma-separated (acl_principal_valid) */
 };
 
 enum field_type { FT_NONE, FT_U16, FT_I32, FT_U32, FT_I64 };
@@ -169,6 +171,10 @@ static const struct key_def keys[] = {
     {"preferred_leader_check_ms", KIND_DURATION, FIELD(preferred_leader_check_ms),
      CLUSTER_PREFERRED_LEADER_CHECK_MS_MIN, UINT32_MAX, false,
      "how often the controller gives leadership back to preferred replicas"},
+    {"authorizer", KIND_BOOL, FIELD(authorizer), 0, 1, false,
+     "check every request against the ACLs (docs/security.md); false: all allowed"},
+    {"super_users", KIND_PRINCIPALS, FIELD(super_users), 0, 0, false,
+     "principals allowed everything: User:NAME[,User:NAME...]"},
 };
 
 /* ---- small helpers ---- */
@@ -465,6 +471,19 @@ static int parse_address(struct broker_config *c, const struct key_def *k, const
 
 /* ---- setting one key ---- */
 
+/* A super_users value: comma-separated principals, as acl_store_open()
+ * takes them. */
+static bool principals_ok(const char *v, size_t n)
+{
+    if (n >= BROKER_SUPER_USERS_BYTES) {
+        return false;
+    }
+    struct acl_store scratch;
+    int rc = acl_store_open(&scratch, NULL, false, v);
+    acl_store_close(&scratch);
+    return rc == 0;
+}
+
 static int set_string(struct broker_config *c, const struct key_def *k, const char *v, char *err,
                       size_t err_cap)
 {
@@ -495,6 +514,12 @@ static int set_string(struct broker_config *c, const struct key_def *k, const ch
         return fail(err, err_cap,
                     "%s: '%.100s' is not a cluster name; want 1 to %d letters, digits or . _ -",
                     k->name, v, CLUSTER_NAME_BYTES - 1);
+    }
+    if (k->kind == KIND_PRINCIPALS && !principals_ok(v, n)) {
+        return fail(err, err_cap,
+                    "%s: '%.300s' is not a list of principals; want User:NAME[,User:NAME...], "
+                    "at most %d, in %d bytes",
+                    k->name, v, ACL_SUPER_USERS_MAX, BROKER_SUPER_USERS_BYTES - 1);
     }
     memcpy(field_ptr(c, k), v, n + 1);
     return 0;
@@ -546,6 +571,7 @@ int broker_config_set(struct broker_config *c, const char *key, const char *valu
     case KIND_PATH:
     case KIND_ENDPOINTS:
     case KIND_NAME:
+    case KIND_PRINCIPALS:
         return set_string(c, k, value, err, err_cap);
     case KIND_BOOL:
     case KIND_CHOICE:
@@ -994,7 +1020,7 @@ int broker_config_parse_args(struct broker_config *c, int argc, char **argv, cha
 static bool is_text(const struct key_def *k)
 {
     return k->kind == KIND_HOST || k->kind == KIND_PATH || k->kind == KIND_ENDPOINTS ||
-           k->kind == KIND_NAME;
+           k->kind == KIND_NAME || k->kind == KIND_PRINCIPALS;
 }
 
 /* Writes k's value in c as the config file spells it. */
@@ -1007,6 +1033,7 @@ static void print_value(FILE *f, const struct broker_config *c, const struct key
     case KIND_PATH:
     case KIND_ENDPOINTS:
     case KIND_NAME:
+    case KIND_PRINCIPALS:
         fputs((const char *)c + k->offset, f);
         break;
     case KIND_PORT:

@@ -139,6 +139,11 @@ static_assert(BROKER_FETCH_WAIT_MAX_MS_DEFAULT <= BROKER_FETCH_WAIT_MAX_MS_LIMIT
                   BROKER_RETENTION_CHECK_MS_DEFAULT >= BROKER_RETENTION_CHECK_MS_MIN,
               "broker defaults inside their limits");
 
+/* super_users: a comma-separated list of principals, up to
+ * ACL_SUPER_USERS_MAX of them (broker/acl.h); 2 KiB holds a few dozen
+ * names of usual length. */
+#define BROKER_SUPER_USERS_BYTES 2048
+
 /* ---- The configuration ------------------------------------------------ */
 
 /* Every field is also a key of the config file and of --set, under the
@@ -193,6 +198,9 @@ struct broker_config {
     uint32_t replica_lag_ms;     /* 10000; a follower behind longer leaves the ISR */
     uint32_t lease_ttl_s;        /* 6; CLUSTER_LEASE_TTL_S_MIN..MAX */
     uint32_t preferred_leader_check_ms; /* 30000 */
+    /* authorization (broker/acl.h, docs/security.md) */
+    bool authorizer;                             /* false: every request allowed */
+    char super_users[BROKER_SUPER_USERS_BYTES]; /* "User:a,User:b"; "" none */
 };
 
 /* Scrubbing reads every log again at this pace: a 1 TiB log in about

@@ -39,6 +39,7 @@
 #include <unistd.h>
 
 #include "base/log.h"
+#include "broker/acl_serve.h"
 #include "broker/kafka_serve.h"
 #include "broker/server.h"
 #include "net/kafka/errors.h"
@@ -63,7 +64,7 @@ struct fetch_part {
     int64_t offset;
     int32_t bytes_max;
     struct bpart *bp;     /* NULL: unknown topic or partition */
-    int refused;          /* ReplicaFetch: the leader's checks refused it (bp NULL) */
+    int refused;          /* the leader's checks (ReplicaFetch) or the ACLs refused it (bp NULL) */
     int32_t leader_epoch; /* ReplicaFetch: the follower's; Kafka's: the consumer's, or -1 */
     struct park_link link;
     /* this answer's plan: file ranges, or a copy of up to copy_limit bytes */
@@ -847,7 +848,9 @@ void kafka_fetch(struct server *s, struct loop_req *req, const struct kafka_req_
     for (int32_t t = 0; t < in.topics.count; t++) {
         const struct kafka_fetch_request_topic *ft = &in.topics.items[t];
         struct proto_str name = kafka_serve_proto_str(ft->topic);
-        struct server_topic *st = server_topic_find(s, name);
+        bool allowed =
+            acl_serve_kafka(s, req, PROTO_ACL_RESOURCE_TOPIC, ft->topic, PROTO_ACL_OP_READ) == 0;
+        struct server_topic *st = allowed ? server_topic_find(s, name) : NULL;
         for (int32_t p = 0; p < ft->partitions.count; p++) {
             const struct kafka_fetch_request_partition *fp = &ft->partitions.items[p];
             bool known = st != NULL && fp->partition >= 0 && fp->partition < st->cfg.partitions;
@@ -856,6 +859,7 @@ void kafka_fetch(struct server *s, struct loop_req *req, const struct kafka_req_
                                                  .offset = fp->fetch_offset,
                                                  .bytes_max = fp->partition_max_bytes,
                                                  .bp = known ? &st->parts[fp->partition] : NULL,
+                                                 .refused = allowed ? 0 : -NG_EUNAUTHORIZED,
                                                  .leader_epoch = fp->current_leader_epoch};
         }
     }

@@ -17,6 +17,7 @@
 
 #include "base/clock.h"
 #include "base/log.h"
+#include "broker/acl_serve.h"
 #include "broker/kafka_serve.h"
 #include "broker/kgroup.h"
 #include "broker/server.h"
@@ -45,11 +46,17 @@ static int16_t group_err(int rc)
     return rc == -NG_ECLOSED ? KAFKA_ERR_COORDINATOR_NOT_AVAILABLE : kafka_err_from(rc);
 }
 
-/* A group id as a C string: 0, or the Kafka error for it. */
-static int16_t group_id_take(struct kw_str id, char out[KGROUP_ID_BYTES_MAX + 1])
+/* A group id as a C string: 0, or the Kafka error for it (a bad id, or
+ * req's principal may not do op on the group). */
+static int16_t group_id_take(const struct server *s, struct loop_req *req, int8_t op,
+                             struct kw_str id, char out[KGROUP_ID_BYTES_MAX + 1])
 {
     if (id.len <= 0 || id.len > KGROUP_ID_BYTES_MAX) {
         return KAFKA_ERR_INVALID_GROUP_ID;
+    }
+    int16_t refused = acl_serve_kafka(s, req, PROTO_ACL_RESOURCE_GROUP, id, op);
+    if (refused != 0) {
+        return refused;
     }
     memcpy(out, id.ptr, (size_t)id.len);
     out[id.len] = '\0';
@@ -207,6 +214,22 @@ static int16_t coordinator(struct server *s, int8_t key_type, int32_t *node, con
     return KAFKA_ERR_NONE;
 }
 
+/* coordinator() for a key req's principal may describe (a group's). */
+static int16_t coordinator_for(struct server *s, struct loop_req *req, int8_t key_type,
+                               struct kw_str key, int32_t *node, const char **host, int32_t *port)
+{
+    int16_t refused =
+        key_type == 0 ? acl_serve_kafka(s, req, PROTO_ACL_RESOURCE_GROUP, key, PROTO_ACL_OP_DESCRIBE)
+                      : 0;
+    if (refused != 0) {
+        *node = -1;
+        *host = "";
+        *port = -1;
+        return refused;
+    }
+    return coordinator(s, key_type, node, host, port);
+}
+
 void kafka_find_coordinator(struct server *s, struct loop_req *req,
                             const struct kafka_req_header *h, struct rd *body, struct kw_arena *a)
 {
@@ -220,7 +243,8 @@ void kafka_find_coordinator(struct server *s, struct loop_req *req,
     kafka_find_coordinator_response_init(&out);
     const char *host;
     if (h->api_version < 4) {
-        out.error_code = coordinator(s, in.key_type, &out.node_id, &host, &out.port);
+        out.error_code = coordinator_for(s, req, in.key_type, in.key, &out.node_id, &host,
+                                         &out.port);
         out.host = wstr(host);
     } else {
         int32_t n = in.coordinator_keys.count > 0 ? in.coordinator_keys.count : 0;
@@ -233,7 +257,8 @@ void kafka_find_coordinator(struct server *s, struct loop_req *req,
         for (int32_t i = 0; i < n; i++) {
             v[i] = (struct kafka_find_coordinator_response_coordinator){
                 .key = in.coordinator_keys.items[i], .error_message = KW_STR_NULL};
-            v[i].error_code = coordinator(s, in.key_type, &v[i].node_id, &host, &v[i].port);
+            v[i].error_code = coordinator_for(s, req, in.key_type, in.coordinator_keys.items[i],
+                                              &v[i].node_id, &host, &v[i].port);
             v[i].host = wstr(host);
         }
         out.coordinators.items = v;
@@ -368,7 +393,7 @@ void kafka_join_group(struct server *s, struct loop_req *req, const struct kafka
     char id[KGROUP_ID_BYTES_MAX + 1];
     struct kgroup_protocol_in ps[KGROUP_PROTOCOLS_MAX];
     struct kgroup_join_req jr;
-    int16_t err = group_id_take(in.group_id, id);
+    int16_t err = group_id_take(s, req, PROTO_ACL_OP_READ, in.group_id, id);
     err = err == 0 ? join_req(&in, h->api_version, ps, &jr) : err;
     if (err == 0 && !coordinates(s)) {
         err = KAFKA_ERR_NOT_COORDINATOR;
@@ -427,10 +452,11 @@ static void sync_done(void *arg, void *waiter, int err, const uint8_t *assignmen
 /* The group a request names, or the Kafka error why there is none to
  * ask: a bad id, not the coordinator, or no such group (its members would
  * be unknown). */
-static int16_t group_of(struct server *s, struct kw_str id, struct kgroup **out)
+static int16_t group_of(struct server *s, struct loop_req *req, struct kw_str id,
+                        struct kgroup **out)
 {
     char name[KGROUP_ID_BYTES_MAX + 1];
-    int16_t err = group_id_take(id, name);
+    int16_t err = group_id_take(s, req, PROTO_ACL_OP_READ, id, name);
     if (err != 0) {
         return err;
     }
@@ -450,7 +476,7 @@ void kafka_sync_group(struct server *s, struct loop_req *req, const struct kafka
         return;
     }
     struct kgroup *g = NULL;
-    int16_t err = group_of(s, in.group_id, &g);
+    int16_t err = group_of(s, req, in.group_id, &g);
     int32_t n = in.assignments.count > 0 ? in.assignments.count : 0;
     struct kgroup_assignment_in *as =
         err == 0 ? kw_arena_alloc(a, (size_t)n * sizeof(*as) + 1) : NULL;
@@ -489,7 +515,7 @@ void kafka_heartbeat(struct server *s, struct loop_req *req, const struct kafka_
         return;
     }
     struct kgroup *g = NULL;
-    int16_t err = group_of(s, in.group_id, &g);
+    int16_t err = group_of(s, req, in.group_id, &g);
     if (err == 0) {
         err = group_err(kgroup_heartbeat(g, now_ms(s), kstr(in.member_id),
                                          kstr(in.group_instance_id), in.generation_id));
@@ -509,7 +535,7 @@ void kafka_leave_group(struct server *s, struct loop_req *req, const struct kafk
         return;
     }
     struct kgroup *g = NULL;
-    int16_t err = group_of(s, in.group_id, &g);
+    int16_t err = group_of(s, req, in.group_id, &g);
     struct kafka_leave_group_response out;
     kafka_leave_group_response_init(&out);
     if (h->api_version < 3) {
@@ -660,8 +686,12 @@ static uint32_t commit_plan(struct server *s, struct commit_job *j,
     for (int32_t t = 0; t < in->topics.count; t++) {
         const struct kafka_offset_commit_request_topic *rt = &in->topics.items[t];
         j->topics[t] = rt->name;
+        int16_t refused =
+            err == 0 ? acl_serve_kafka(s, j->req, PROTO_ACL_RESOURCE_TOPIC, rt->name,
+                                       PROTO_ACL_OP_READ)
+                     : 0;
         const struct server_topic *st =
-            rt->name.len > 0 && rt->name.len <= PROTO_TOPIC_NAME_BYTES_MAX
+            refused == 0 && rt->name.len > 0 && rt->name.len <= PROTO_TOPIC_NAME_BYTES_MAX
                 ? server_topic_find(s, (struct proto_str){rt->name.ptr, rt->name.len})
                 : NULL;
         if (st != NULL) {
@@ -672,7 +702,9 @@ static uint32_t commit_plan(struct server *s, struct commit_job *j,
             const struct kafka_offset_commit_request_partition *rp = &rt->partitions.items[p];
             struct commit_part *cp = &j->parts[k];
             *cp = (struct commit_part){
-                .topic = (uint32_t)t, .partition = rp->partition_index, .err = err};
+                .topic = (uint32_t)t,
+                .partition = rp->partition_index,
+                .err = err != 0 ? err : refused};
             if (cp->err == 0 && (st == NULL || rp->partition_index < 0 ||
                                  rp->partition_index >= st->cfg.partitions)) {
                 cp->err = KAFKA_ERR_UNKNOWN_TOPIC_OR_PARTITION;
@@ -724,7 +756,7 @@ void kafka_offset_commit(struct server *s, struct loop_req *req, const struct ka
         return;
     }
     char id[KGROUP_ID_BYTES_MAX + 1];
-    int16_t err = group_id_take(in.group_id, id);
+    int16_t err = group_id_take(s, req, PROTO_ACL_OP_READ, in.group_id, id);
     err = err == 0 ? commit_allowed(s, &in, id) : err;
     uint32_t n = commit_plan(s, j, &in, err);
     int rc = n > 0 ? offsets_commit(&s->offsets, &j->c, id, j->items, n, commit_done, NULL) : 0;
@@ -775,9 +807,10 @@ static int fetched_cmp(const void *x, const void *y)
 /* The answers for group's partitions asked (topic_count -1: every one it
  * has committed), from the arena; *count_out of them, or NULL when the
  * arena is spent. Each request topic is a (name, partitions) pair. */
-static struct fetched *fetch_plan(struct server *s, const char *group, const struct kw_str *names,
-                                  const int32_t *const *indexes, const int32_t *index_counts,
-                                  int32_t topic_count, struct kw_arena *a, uint32_t *count_out)
+static struct fetched *fetch_plan(struct server *s, struct loop_req *req, const char *group,
+                                  const struct kw_str *names, const int32_t *const *indexes,
+                                  const int32_t *index_counts, int32_t topic_count,
+                                  struct kw_arena *a, uint32_t *count_out)
 {
     uint32_t n = 0;
     const struct offsets_group *og =
@@ -797,16 +830,24 @@ static struct fetched *fetch_plan(struct server *s, const char *group, const str
     if (topic_count < 0) {
         for (uint32_t i = 0; i < n; i++) {
             const struct offsets_entry *e = &og->entries[i];
+            if (acl_serve_kafka(s, req, PROTO_ACL_RESOURCE_TOPIC, wstr(e->topic),
+                                PROTO_ACL_OP_DESCRIBE) != 0) {
+                continue; /* left out, as Kafka does */
+            }
             v[k++] = (struct fetched){
                 .topic = wstr(e->topic), .partition = e->partition, .offset = e->offset};
         }
-        qsort(v, n, sizeof(*v), fetched_cmp);
+        qsort(v, k, sizeof(*v), fetched_cmp);
     } else {
         for (int32_t t = 0; t < topic_count; t++) {
+            int16_t refused =
+                acl_serve_kafka(s, req, PROTO_ACL_RESOURCE_TOPIC, names[t], PROTO_ACL_OP_DESCRIBE);
             for (int32_t p = 0; p < index_counts[t]; p++) {
-                v[k++] = (struct fetched){.topic = names[t],
-                                          .partition = indexes[t][p],
-                                          .offset = committed(s, group, names[t], indexes[t][p])};
+                v[k++] = (struct fetched){
+                    .topic = names[t],
+                    .partition = indexes[t][p],
+                    .offset = refused == 0 ? committed(s, group, names[t], indexes[t][p]) : -1,
+                    .err = refused};
             }
         }
     }
@@ -872,10 +913,10 @@ static bool fetch_emit_v8(const struct fetched *v, uint32_t n, struct kw_arena *
 }
 
 /* A group's part of the answer: its error (or 0) and its offsets. */
-static int16_t fetch_group(struct server *s, struct kw_str group_id,
+static int16_t fetch_group(struct server *s, struct loop_req *req, struct kw_str group_id,
                            char id[KGROUP_ID_BYTES_MAX + 1])
 {
-    int16_t err = group_id_take(group_id, id);
+    int16_t err = group_id_take(s, req, PROTO_ACL_OP_DESCRIBE, group_id, id);
     return err == 0 && !coordinates(s) ? KAFKA_ERR_NOT_COORDINATOR : err;
 }
 
@@ -902,10 +943,10 @@ void kafka_offset_fetch(struct server *s, struct loop_req *req, const struct kaf
             idx[t] = in.topics.items[t].partition_indexes.items;
             cnt[t] = in.topics.items[t].partition_indexes.count;
         }
-        out.error_code = fetch_group(s, in.group_id, id);
+        out.error_code = fetch_group(s, req, in.group_id, id);
         uint32_t n = 0;
         struct fetched *v =
-            ok && out.error_code == 0 ? fetch_plan(s, id, names, idx, cnt, tc, a, &n) : NULL;
+            ok && out.error_code == 0 ? fetch_plan(s, req, id, names, idx, cnt, tc, a, &n) : NULL;
         ok = ok && (out.error_code != 0 || v != NULL) && fetch_emit_v0(v, n, a, &out);
     } else {
         int32_t gc = in.groups.count > 0 ? in.groups.count : 0;
@@ -926,10 +967,10 @@ void kafka_offset_fetch(struct server *s, struct loop_req *req, const struct kaf
                 cnt[t] = rg->topics.items[t].partition_indexes.count;
             }
             gs[i] = (struct kafka_offset_fetch_response_group){.group_id = rg->group_id};
-            gs[i].error_code = fetch_group(s, rg->group_id, id);
+            gs[i].error_code = fetch_group(s, req, rg->group_id, id);
             uint32_t n = 0;
             struct fetched *v =
-                ok && gs[i].error_code == 0 ? fetch_plan(s, id, names, idx, cnt, tc, a, &n) : NULL;
+                ok && gs[i].error_code == 0 ? fetch_plan(s, req, id, names, idx, cnt, tc, a, &n) : NULL;
             ok = ok && (gs[i].error_code != 0 || v != NULL) && fetch_emit_v8(v, n, a, &gs[i]);
         }
         out.groups.items = gs;
@@ -1012,6 +1053,18 @@ void kafka_list_groups(struct server *s, struct loop_req *req, const struct kafk
                                                                  .group_type = wstr("classic")};
         }
     }
+    /* Without DESCRIBE on the cluster, the groups its asker may describe. */
+    if (acl_serve_kafka(s, req, PROTO_ACL_RESOURCE_CLUSTER, wstr(PROTO_ACL_CLUSTER_NAME),
+                        PROTO_ACL_OP_DESCRIBE) != 0) {
+        int32_t kept = 0;
+        for (int32_t i = 0; i < n; i++) {
+            if (acl_serve_kafka(s, req, PROTO_ACL_RESOURCE_GROUP, v[i].group_id,
+                                PROTO_ACL_OP_DESCRIBE) == 0) {
+                v[kept++] = v[i];
+            }
+        }
+        n = kept;
+    }
     out.groups.items = v;
     out.groups.count = n;
     kafka_serve_respond(req, h, &kafka_list_groups_response_msg, &out);
@@ -1020,7 +1073,8 @@ void kafka_list_groups(struct server *s, struct loop_req *req, const struct kafk
 /* One group described: a Kafka group with its members (their metadata and
  * assignment once the group has a generation's), a nagare group with its
  * member ids, or Kafka's answer for one it does not know ("Dead"). */
-static bool describe_one(struct server *s, struct kw_str id_in, struct kw_arena *a,
+static bool describe_one(struct server *s, struct loop_req *req, struct kw_str id_in,
+                         struct kw_arena *a,
                          struct kafka_describe_groups_response_described_group *d)
 {
     char id[KGROUP_ID_BYTES_MAX + 1];
@@ -1030,7 +1084,7 @@ static bool describe_one(struct server *s, struct kw_str id_in, struct kw_arena 
                                                                 .protocol_type = wstr(""),
                                                                 .protocol_data = wstr(""),
                                                                 .authorized_operations = INT32_MIN};
-    d->error_code = group_id_take(id_in, id);
+    d->error_code = group_id_take(s, req, PROTO_ACL_OP_DESCRIBE, id_in, id);
     if (d->error_code == 0 && !coordinates(s)) {
         d->error_code = KAFKA_ERR_NOT_COORDINATOR;
     }
@@ -1087,7 +1141,7 @@ void kafka_describe_groups(struct server *s, struct loop_req *req, const struct 
         kw_arena_alloc(a, (size_t)n * sizeof(*v) + 1);
     bool ok = v != NULL;
     for (int32_t i = 0; ok && i < n; i++) {
-        ok = describe_one(s, in.groups.items[i], a, &v[i]);
+        ok = describe_one(s, req, in.groups.items[i], a, &v[i]);
     }
     if (!ok) {
         loop_req_fail(req);
@@ -1168,7 +1222,7 @@ void kafka_delete_groups(struct server *s, struct loop_req *req, const struct ka
     for (int32_t i = 0; i < n; i++) {
         char id[KGROUP_ID_BYTES_MAX + 1];
         j->results[i].group_id = in.groups_names.items[i];
-        int16_t err = group_id_take(in.groups_names.items[i], id);
+        int16_t err = group_id_take(s, req, PROTO_ACL_OP_DELETE, in.groups_names.items[i], id);
         err = err == 0 && !coordinates(s) ? KAFKA_ERR_NOT_COORDINATOR : err;
         j->ones[i] = (struct delete_one){.job = j, .index = i};
         int rc = err == 0 ? groups_delete(s, id, delete_one_done, &j->ones[i]) : 0;

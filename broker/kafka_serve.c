@@ -10,45 +10,71 @@
 #include <stdlib.h>
 
 #include "base/log.h"
+#include "broker/acl_serve.h"
 #include "broker/server.h"
 #include "net/kafka/errors.h"
 
 static kafka_handler_fn serve_api_versions;
 
-/* The APIs served, with their handlers. An API the codec defines and this
- * table lacks is not advertised, and a request for it closes the
+/* The APIs served, with their handlers and what each needs of its
+ * principal (broker/acl_serve.h; each handler checks its names and
+ * answers Kafka's authorization errors). An API the codec defines and
+ * this table lacks is not advertised, and a request for it closes the
  * connection (a client asks only for what ApiVersions offered). */
+#define CHECKS(...) {.kind = ACL_RULE_HANDLER, __VA_ARGS__}
+#define OP(x) PROTO_ACL_OP_##x
 static const struct {
     int16_t key;
     kafka_handler_fn *fn;
+    struct acl_rule rule;
 } handlers[] = {
-    {KAFKA_API_API_VERSIONS, serve_api_versions},
-    {KAFKA_API_METADATA, kafka_metadata},
-    {KAFKA_API_PRODUCE, kafka_produce},
-    {KAFKA_API_FETCH, kafka_fetch},
-    {KAFKA_API_LIST_OFFSETS, kafka_list_offsets},
-    {KAFKA_API_INIT_PRODUCER_ID, kafka_init_producer_id},
-    {KAFKA_API_OFFSET_FOR_LEADER_EPOCH, kafka_offset_for_leader_epoch},
-    {KAFKA_API_CREATE_TOPICS, kafka_create_topics},
-    {KAFKA_API_DELETE_TOPICS, kafka_delete_topics},
-    {KAFKA_API_DESCRIBE_CONFIGS, kafka_describe_configs},
-    {KAFKA_API_FIND_COORDINATOR, kafka_find_coordinator},
-    {KAFKA_API_JOIN_GROUP, kafka_join_group},
-    {KAFKA_API_SYNC_GROUP, kafka_sync_group},
-    {KAFKA_API_HEARTBEAT, kafka_heartbeat},
-    {KAFKA_API_LEAVE_GROUP, kafka_leave_group},
-    {KAFKA_API_OFFSET_COMMIT, kafka_offset_commit},
-    {KAFKA_API_OFFSET_FETCH, kafka_offset_fetch},
-    {KAFKA_API_LIST_GROUPS, kafka_list_groups},
-    {KAFKA_API_DESCRIBE_GROUPS, kafka_describe_groups},
-    {KAFKA_API_DELETE_GROUPS, kafka_delete_groups},
+    {KAFKA_API_API_VERSIONS, serve_api_versions, {.kind = ACL_RULE_OPEN}},
+    {KAFKA_API_METADATA, kafka_metadata, CHECKS(.topic_op = OP(DESCRIBE))},
+    {KAFKA_API_PRODUCE, kafka_produce, CHECKS(.topic_op = OP(WRITE))},
+    {KAFKA_API_FETCH, kafka_fetch, CHECKS(.topic_op = OP(READ))},
+    {KAFKA_API_LIST_OFFSETS, kafka_list_offsets, CHECKS(.topic_op = OP(DESCRIBE))},
+    {KAFKA_API_INIT_PRODUCER_ID, kafka_init_producer_id,
+     CHECKS(.cluster_op = OP(IDEMPOTENT_WRITE), .topic_op = OP(WRITE), .flags = ACL_RULE_ANY_TOPIC)},
+    {KAFKA_API_OFFSET_FOR_LEADER_EPOCH, kafka_offset_for_leader_epoch,
+     CHECKS(.topic_op = OP(DESCRIBE))},
+    {KAFKA_API_CREATE_TOPICS, kafka_create_topics,
+     CHECKS(.cluster_op = OP(CREATE), .topic_op = OP(CREATE), .flags = ACL_RULE_OR_CLUSTER)},
+    {KAFKA_API_DELETE_TOPICS, kafka_delete_topics, CHECKS(.topic_op = OP(DELETE))},
+    {KAFKA_API_DESCRIBE_CONFIGS, kafka_describe_configs, CHECKS(.topic_op = OP(DESCRIBE_CONFIGS))},
+    {KAFKA_API_FIND_COORDINATOR, kafka_find_coordinator, CHECKS(.group_op = OP(DESCRIBE))},
+    {KAFKA_API_JOIN_GROUP, kafka_join_group, CHECKS(.group_op = OP(READ))},
+    {KAFKA_API_SYNC_GROUP, kafka_sync_group, CHECKS(.group_op = OP(READ))},
+    {KAFKA_API_HEARTBEAT, kafka_heartbeat, CHECKS(.group_op = OP(READ))},
+    {KAFKA_API_LEAVE_GROUP, kafka_leave_group, CHECKS(.group_op = OP(READ))},
+    {KAFKA_API_OFFSET_COMMIT, kafka_offset_commit,
+     CHECKS(.group_op = OP(READ), .topic_op = OP(READ))},
+    {KAFKA_API_OFFSET_FETCH, kafka_offset_fetch,
+     CHECKS(.group_op = OP(DESCRIBE), .topic_op = OP(DESCRIBE))},
+    {KAFKA_API_LIST_GROUPS, kafka_list_groups, CHECKS(.cluster_op = OP(DESCRIBE))},
+    {KAFKA_API_DESCRIBE_GROUPS, kafka_describe_groups, CHECKS(.group_op = OP(DESCRIBE))},
+    {KAFKA_API_DELETE_GROUPS, kafka_delete_groups, CHECKS(.group_op = OP(DELETE))},
+    {KAFKA_API_DESCRIBE_ACLS, kafka_describe_acls, CHECKS(.cluster_op = OP(DESCRIBE))},
+    {KAFKA_API_CREATE_ACLS, kafka_create_acls, CHECKS(.cluster_op = OP(ALTER))},
+    {KAFKA_API_DELETE_ACLS, kafka_delete_acls, CHECKS(.cluster_op = OP(ALTER))},
 };
+#undef CHECKS
+#undef OP
 
 static kafka_handler_fn *handler_find(int16_t key)
 {
     for (size_t i = 0; i < ARRAY_LEN(handlers); i++) {
         if (handlers[i].key == key) {
             return handlers[i].fn;
+        }
+    }
+    return NULL;
+}
+
+const struct acl_rule *kafka_serve_rule(int16_t api_key)
+{
+    for (size_t i = 0; i < ARRAY_LEN(handlers); i++) {
+        if (handlers[i].key == api_key) {
+            return &handlers[i].rule;
         }
     }
     return NULL;

@@ -43,6 +43,11 @@ void kafka_serve_request(struct server *s, struct loop_req *req);
  * ApiVersions advertises). */
 bool kafka_serve_served(int16_t api_key);
 
+struct acl_rule;
+/* What a served api_key needs of its principal (broker/acl_serve.h), or
+ * NULL when it is not served. */
+const struct acl_rule *kafka_serve_rule(int16_t api_key);
+
 /* The address Kafka clients are told to connect to for this broker
  * (Metadata, FindCoordinator): the advertised host when one is set, else
  * the Kafka listener's host, and the Kafka listener's bound port. *host

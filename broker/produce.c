@@ -17,6 +17,7 @@
 #include <stdlib.h>
 
 #include "base/log.h"
+#include "broker/acl_serve.h"
 #include "broker/kafka_serve.h"
 #include "broker/server.h"
 #include "net/kafka/errors.h"
@@ -248,7 +249,8 @@ static void start_append(struct server *s, struct server_topic *t, struct produc
     }
 }
 
-struct server_topic *produce_topic_get(struct server *s, struct proto_str name, int *err)
+struct server_topic *produce_topic_get(struct server *s, struct loop_req *req, struct proto_str name,
+                                       int *err)
 {
     if (server_topic_reserved(name)) {
         *err = -NG_EBADNAME; /* the broker's own */
@@ -258,7 +260,10 @@ struct server_topic *produce_topic_get(struct server *s, struct proto_str name, 
     *err = 0;
     /* In a cluster topics are made through etcd (CreateTopics), never by
      * one broker alone. */
-    if (t == NULL && s->cfg.auto_create_topics && !broker_config_clustered(&s->cfg)) {
+    if (t == NULL && s->cfg.auto_create_topics && !broker_config_clustered(&s->cfg) &&
+        !acl_serve_may_create(s, req, name)) {
+        *err = -NG_EUNAUTHORIZED;
+    } else if (t == NULL && s->cfg.auto_create_topics && !broker_config_clustered(&s->cfg)) {
         struct topic_config defaults = {.partitions = PROTO_CONFIG_DEFAULT,
                                         .retention_ms = PROTO_CONFIG_DEFAULT,
                                         .retention_bytes = PROTO_CONFIG_DEFAULT,
@@ -337,7 +342,7 @@ void handle_produce(struct server *s, struct loop_req *req, const struct proto_r
     uint32_t i = 0;
     while (proto_next_topic(&d, &t)) {
         int topic_err;
-        struct server_topic *st = produce_topic_get(s, t.name, &topic_err);
+        struct server_topic *st = produce_topic_get(s, req, t.name, &topic_err);
         struct proto_produce_req_partition p;
         while (proto_produce_req_next_partition(&d, &p)) {
             produce_part_start(pr, i++, st, topic_err, t.name, p.partition, p.records,
@@ -445,7 +450,11 @@ void kafka_produce(struct server *s, struct loop_req *req, const struct kafka_re
         const struct kafka_produce_request_topic_produce_data *td = &in.topic_data.items[ti];
         struct proto_str name = kafka_serve_proto_str(td->name);
         int topic_err = refused;
-        struct server_topic *st = refused == 0 ? produce_topic_get(s, name, &topic_err) : NULL;
+        if (topic_err == 0 &&
+            acl_serve_kafka(s, req, PROTO_ACL_RESOURCE_TOPIC, td->name, PROTO_ACL_OP_WRITE) != 0) {
+            topic_err = -NG_EUNAUTHORIZED;
+        }
+        struct server_topic *st = topic_err == 0 ? produce_topic_get(s, req, name, &topic_err) : NULL;
         for (int32_t pi = 0; pi < td->partition_data.count; pi++) {
             const struct kafka_produce_request_partition_produce_data *pd =
                 &td->partition_data.items[pi];

@@ -12,6 +12,7 @@
 
 #include "base/clock.h"
 #include "base/log.h"
+#include "broker/acl_serve.h"
 #include "broker/admin_http.h"
 #include "broker/conn_auth.h"
 #include "broker/fetcher.h"
@@ -691,11 +692,61 @@ static const handler_fn handlers[PROTO_API_COUNT] = {
     [PROTO_API_REPLICA_FETCH] = handle_replica_fetch,
     [PROTO_API_OFFSET_FOR_LEADER_EPOCH] = handle_offset_for_leader_epoch,
     [PROTO_API_REASSIGN_PARTITIONS] = handle_reassign_partitions,
+    [PROTO_API_CREATE_ACLS] = handle_create_acls,
+    [PROTO_API_DESCRIBE_ACLS] = handle_describe_acls,
+    [PROTO_API_DELETE_ACLS] = handle_delete_acls,
 };
+
+/* What each request needs of its principal (docs/security.md): checked
+ * before its handler runs (acl_serve_check). */
+#define NAMES(...) {.kind = ACL_RULE_NAMES, __VA_ARGS__}
+#define OP(x) PROTO_ACL_OP_##x
+static const struct acl_rule rules[PROTO_API_COUNT] = {
+    [PROTO_API_API_VERSIONS] = {.kind = ACL_RULE_OPEN},
+    /* topics the asker may not describe are left out, or answered
+     * NG_EUNAUTHORIZED when named (handle_metadata) */
+    [PROTO_API_METADATA] = {.kind = ACL_RULE_HANDLER, .topic_op = OP(DESCRIBE)},
+    [PROTO_API_CREATE_TOPICS] =
+        NAMES(.cluster_op = OP(CREATE), .topic_op = OP(CREATE), .flags = ACL_RULE_OR_CLUSTER),
+    [PROTO_API_DELETE_TOPICS] = NAMES(.topic_op = OP(DELETE)),
+    [PROTO_API_PRODUCE] = NAMES(.topic_op = OP(WRITE)),
+    [PROTO_API_FETCH] = NAMES(.topic_op = OP(READ)),
+    [PROTO_API_LIST_OFFSETS] = NAMES(.topic_op = OP(DESCRIBE)),
+    [PROTO_API_INIT_PRODUCER_ID] =
+        NAMES(.cluster_op = OP(IDEMPOTENT_WRITE), .topic_op = OP(WRITE), .flags = ACL_RULE_ANY_TOPIC),
+    [PROTO_API_JOIN_GROUP] = NAMES(.group_op = OP(READ), .topic_op = OP(DESCRIBE)),
+    [PROTO_API_HEARTBEAT] = NAMES(.group_op = OP(READ)),
+    [PROTO_API_LEAVE_GROUP] = NAMES(.group_op = OP(READ)),
+    [PROTO_API_OFFSET_COMMIT] = NAMES(.group_op = OP(READ), .topic_op = OP(READ)),
+    [PROTO_API_OFFSET_FETCH] = NAMES(.group_op = OP(DESCRIBE), .topic_op = OP(DESCRIBE)),
+    [PROTO_API_LIST_GROUPS] = NAMES(.cluster_op = OP(DESCRIBE)),
+    [PROTO_API_DESCRIBE_GROUP] = NAMES(.group_op = OP(DESCRIBE)),
+    [PROTO_API_DELETE_GROUP] = NAMES(.group_op = OP(DELETE)),
+    [PROTO_API_RESET_OFFSETS] = NAMES(.group_op = OP(READ), .topic_op = OP(READ)),
+    [PROTO_API_SHARE_FETCH] = NAMES(.group_op = OP(READ), .topic_op = OP(READ)),
+    [PROTO_API_SHARE_ACK] = NAMES(.group_op = OP(READ), .topic_op = OP(READ)),
+    /* the dead-letter topic named: read from, and its records written back */
+    [PROTO_API_DLQ_REDRIVE] = NAMES(.topic_op = OP(READ), .topic_op2 = OP(WRITE)),
+    /* between brokers (docs/security.md: the brokers' principal) */
+    [PROTO_API_REPLICA_FETCH] = NAMES(.cluster_op = OP(CLUSTER_ACTION)),
+    [PROTO_API_OFFSET_FOR_LEADER_EPOCH] = NAMES(.cluster_op = OP(CLUSTER_ACTION)),
+    [PROTO_API_REASSIGN_PARTITIONS] = NAMES(.cluster_op = OP(ALTER)),
+    [PROTO_API_CREATE_ACLS] = NAMES(.cluster_op = OP(ALTER)),
+    [PROTO_API_DESCRIBE_ACLS] = NAMES(.cluster_op = OP(DESCRIBE)),
+    [PROTO_API_DELETE_ACLS] = NAMES(.cluster_op = OP(ALTER)),
+};
+#undef NAMES
+#undef OP
 
 bool server_api_served(uint16_t api_key)
 {
     return api_key < PROTO_API_COUNT && handlers[api_key] != NULL;
+}
+
+const struct acl_rule *server_api_rule(uint16_t api_key)
+{
+    ASSERT(api_key < PROTO_API_COUNT);
+    return &rules[api_key];
 }
 
 static void on_request(void *arg, struct loop_req *req)
@@ -722,6 +773,9 @@ static void on_request(void *arg, struct loop_req *req)
     }
     if ((rc == 0 || rc == -NG_EBADVERSION) && !server_api_served(h.api_key)) {
         rc = -NG_EUNKNOWN_API; /* known to the codec, not served here */
+    }
+    if (rc == 0) {
+        rc = acl_serve_check(s, req, &rules[h.api_key], &h, &body);
     }
     if (rc == 0 && groups_refuse(s, h.api_key)) {
         rc = -NG_ENOT_COORDINATOR;
@@ -882,6 +936,7 @@ int server_init(struct server *s, const struct broker_config *cfg)
     s->broker_id = broker_config_clustered(cfg) ? cfg->broker_id : 0;
     s->lock_fd = -1;
     s->producer_ids.dirfd = -1;
+    s->acls.dirfd = -1;
     int rc = lock_data_dir(s);
     if (rc == 0) {
         rc = catalog_open(&s->catalog, s->cfg.data_dir);
@@ -890,6 +945,7 @@ int server_init(struct server *s, const struct broker_config *cfg)
             log_error("topic catalog in %s: %s", s->cfg.data_dir, err_str(rc));
         }
     }
+    rc = rc == 0 ? acl_serve_open(s) : rc;
     if (rc == 0) {
         rc = producer_ids_open(&s->producer_ids, s->cfg.data_dir);
         if (rc != 0) {
@@ -979,6 +1035,7 @@ int server_fini(struct server *s)
         catalog_close(&s->catalog);
     }
     producer_ids_close(&s->producer_ids);
+    acl_serve_close(s);
     batch_zctx_fini(&s->zctx);
     free(s->scratch);
     free(s->scrub_buf);

@@ -23,6 +23,7 @@
 #include <stdint.h>
 
 #include "base/ring.h"
+#include "broker/acl.h"
 #include "broker/catalog.h"
 #include "broker/config.h"
 #include "broker/group_state.h"
@@ -109,6 +110,7 @@ struct server {
     size_t scratch_bytes;
     struct part_env env;
     struct producer_ids producer_ids;
+    struct acl_store acls; /* the authorizer's (broker/acl_serve.h) */
     struct loop_timer retention_timer;
     struct loop_timer reap_timer;
     /* background scrubbing: a buffer of one batch, and where it goes on */
@@ -238,6 +240,11 @@ void server_resp_end(struct loop_req *req, struct proto_enc *e, struct wr *w,
  * NG_EUNKNOWN_API at any version. */
 bool server_api_served(uint16_t api_key);
 
+struct acl_rule;
+/* What a request of api_key needs of its principal (broker/acl_serve.h):
+ * every served api has a rule (tests/test_acl_serve.c). */
+const struct acl_rule *server_api_rule(uint16_t api_key);
+
 /* Request handlers, one per api: body is the reader after the header. */
 void handle_api_versions(struct server *s, struct loop_req *req, const struct proto_req_header *h,
                          struct rd *body);
@@ -252,10 +259,12 @@ void handle_produce(struct server *s, struct loop_req *req, const struct proto_r
 
 /* The topic a produce names (broker/produce.c), created with the broker's
  * defaults when auto_create_topics allows (a single broker: in a cluster
- * topics are made through etcd). Returns it, or NULL with *err:
- * -NG_EBADNAME (a name of the broker's own, "__", or an invalid one),
- * -NG_EUNKNOWN_TOPIC, or server_topic_create()'s error. */
-struct server_topic *produce_topic_get(struct server *s, struct proto_str name, int *err);
+ * topics are made through etcd) and req's principal may create it
+ * (acl_serve_may_create). Returns it, or NULL with *err: -NG_EBADNAME (a
+ * name of the broker's own, "__", or an invalid one), -NG_EUNKNOWN_TOPIC,
+ * -NG_EUNAUTHORIZED, or server_topic_create()'s error. */
+struct server_topic *produce_topic_get(struct server *s, struct loop_req *req, struct proto_str name,
+                                       int *err);
 void handle_fetch(struct server *s, struct loop_req *req, const struct proto_req_header *h,
                   struct rd *body);
 void handle_list_offsets(struct server *s, struct loop_req *req, const struct proto_req_header *h,

@@ -57,6 +57,7 @@ SAME(ECLUSTER_UNAVAILABLE);
 SAME(ENOT_CLUSTERED);
 SAME(ENO_REPLICA);
 SAME(EINCONSISTENT_PROTOCOL);
+SAME(EUNAUTHORIZED);
 
 const char *nagare_strerror(int rc) { return err_str(rc); }
 

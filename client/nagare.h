@@ -84,6 +84,8 @@ enum {
                                            partition: it cannot hand out its records */
     NAGARE_EINCONSISTENT_PROTOCOL = 4170, /* Kafka's clients hold the group: one group,
                                              one protocol */
+    NAGARE_EUNAUTHORIZED = 4180, /* the broker's ACLs do not allow this principal the call
+                                    (docs/security.md) */
 };
 
 /* A short sentence naming rc (0, -errno or -NAGARE_E*). Static; never NULL. */
@@ -866,6 +868,94 @@ void nagare_reset_free(nagare_admin *a, const struct nagare_topic_partition *res
  * error. */
 NAGARE_MUST_USE int nagare_dlq_redrive(nagare_admin *a, const char *dlq_topic,
                                        int64_t *records_out);
+
+/* ---- admin: ACLs (docs/security.md, "Authorization") ---- */
+
+/* An ACL in Kafka's shape, with Kafka's codes: a resource (type, name,
+ * and whether the name is literal, "*" for every name, or a prefix), a
+ * principal ("User:NAME", "User:*" for any), a host (an address, "*" for
+ * any), an operation, allow or deny. As a filter (describe, delete) the
+ * ANY codes, MATCH (every ACL that applies to the name) and NULL strings
+ * match anything. */
+enum nagare_acl_resource {
+    NAGARE_ACL_RESOURCE_ANY = 1,
+    NAGARE_ACL_RESOURCE_TOPIC = 2,
+    NAGARE_ACL_RESOURCE_GROUP = 3,
+    NAGARE_ACL_RESOURCE_CLUSTER = 4, /* its one name: NAGARE_ACL_CLUSTER_NAME */
+};
+enum nagare_acl_pattern {
+    NAGARE_ACL_PATTERN_ANY = 1,
+    NAGARE_ACL_PATTERN_MATCH = 2,
+    NAGARE_ACL_PATTERN_LITERAL = 3,
+    NAGARE_ACL_PATTERN_PREFIXED = 4,
+};
+enum nagare_acl_op {
+    NAGARE_ACL_OP_ANY = 1,
+    NAGARE_ACL_OP_ALL = 2,
+    NAGARE_ACL_OP_READ = 3,
+    NAGARE_ACL_OP_WRITE = 4,
+    NAGARE_ACL_OP_CREATE = 5,
+    NAGARE_ACL_OP_DELETE = 6,
+    NAGARE_ACL_OP_ALTER = 7,
+    NAGARE_ACL_OP_DESCRIBE = 8,
+    NAGARE_ACL_OP_CLUSTER_ACTION = 9,
+    NAGARE_ACL_OP_DESCRIBE_CONFIGS = 10,
+    NAGARE_ACL_OP_ALTER_CONFIGS = 11,
+    NAGARE_ACL_OP_IDEMPOTENT_WRITE = 12,
+};
+enum nagare_acl_permission {
+    NAGARE_ACL_PERMISSION_ANY = 1,
+    NAGARE_ACL_PERMISSION_DENY = 2,
+    NAGARE_ACL_PERMISSION_ALLOW = 3,
+};
+
+#define NAGARE_ACL_CLUSTER_NAME "kafka-cluster"
+
+struct nagare_acl {
+    int resource_type; /* enum nagare_acl_resource */
+    int pattern_type;  /* enum nagare_acl_pattern */
+    const char *name;
+    const char *principal;
+    const char *host;
+    int operation;  /* enum nagare_acl_op */
+    int permission; /* enum nagare_acl_permission */
+};
+
+/* The code sets, for nagare_acl_name() and nagare_acl_code(). */
+enum nagare_acl_vocab {
+    NAGARE_ACL_VOCAB_RESOURCE,
+    NAGARE_ACL_VOCAB_PATTERN,
+    NAGARE_ACL_VOCAB_OP,
+    NAGARE_ACL_VOCAB_PERMISSION,
+};
+
+/* The lower-case name of a code ("topic", "prefixed", "read",
+ * "describe_configs", "allow"...), or NULL; static. And the code a name
+ * says (case-insensitive, '-' as '_'), or 0. */
+const char *nagare_acl_name(enum nagare_acl_vocab vocab, int code);
+int nagare_acl_code(enum nagare_acl_vocab vocab, const char *name);
+
+/* Adds acls[count) (1..4096), all or none: the broker checks each and
+ * stores them together, durably; ones it holds already are kept once.
+ * They hold for the requests that follow. Returns 0, -NAGARE_EBADARG (an
+ * ACL the broker refuses: a filter code, an empty name, principal or host,
+ * a principal not "User:...", a cluster ACL not on NAGARE_ACL_CLUSTER_NAME
+ * literally; or count out of range, a NULL string, before sending),
+ * -NAGARE_ETOOBIG (past the broker's 4096), -NAGARE_EUNAUTHORIZED (no
+ * ALTER on the cluster), or the request's error. */
+NAGARE_MUST_USE int nagare_acls_create(nagare_admin *a, const struct nagare_acl *acls,
+                                       size_t count);
+
+/* The ACLs filter selects (describe), or deletes them and gives those it
+ * deleted (delete). *out (count_out of them, strings included) stays
+ * valid until nagare_acls_free(). Returns 0, -NAGARE_EBADARG (a code out
+ * of range), -NAGARE_EUNAUTHORIZED (no DESCRIBE, or ALTER, on the
+ * cluster), -ENOMEM, or the request's error. */
+NAGARE_MUST_USE int nagare_acls_describe(nagare_admin *a, const struct nagare_acl *filter,
+                                         const struct nagare_acl **out, size_t *count_out);
+NAGARE_MUST_USE int nagare_acls_delete(nagare_admin *a, const struct nagare_acl *filter,
+                                       const struct nagare_acl **out, size_t *count_out);
+void nagare_acls_free(nagare_admin *a, const struct nagare_acl *acls);
 
 #ifdef __cplusplus
 }

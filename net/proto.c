@@ -39,6 +39,7 @@ enum pf_limit {
     LIM_RANGES,     /* PROTO_SHARE_RANGES_MAX */
     LIM_BROKERS,    /* PROTO_BROKERS_MAX */
     LIM_REPLICAS,   /* PROTO_REPLICAS_MAX */
+    LIM_ACLS,       /* PROTO_ACLS_MAX */
 };
 
 struct pfield {
@@ -253,6 +254,13 @@ static const struct pfield s_reassign_part[] = {F(I32), ARR(REPLICAS, s_broker_i
 static const struct pfield s_reassign_topic[] = {F(STR), ARR(PARTS, s_reassign_part), END};
 static const struct pfield s_reassign_req[] = {ARR(TOPICS, s_reassign_topic), END};
 
+/* An ACL: resource type, pattern type, name, principal, host, operation,
+ * permission; a filter has the same fields, its strings nullable. */
+static const struct pfield s_acl[] = {F(I8), F(I8), F(STR), F(STR), F(STR), F(I8), F(I8), END};
+static const struct pfield s_acls[] = {ARR(ACLS, s_acl), END};
+static const struct pfield s_acl_filter[] = {F(I8),  F(I8), F(NSTR), F(NSTR),
+                                             F(NSTR), F(I8), F(I8),   END};
+
 /* Fixed sizes of the range elements, read by index. */
 #define ACQUIRED_BYTES 18
 #define ACK_BYTES 17
@@ -269,6 +277,7 @@ enum shape {
     SHAPE_TOPIC_PARTS_ANY,     /* name, partitions (bounded per topic only) */
     SHAPE_GROUPS,              /* ListGroups entries */
     SHAPE_DESCRIBE,            /* DescribeGroup: members with topics, then topics */
+    SHAPE_ACLS,                /* ACLs */
 };
 
 /* DescribeGroup sections, in order; Metadata v2's brokers before its
@@ -335,6 +344,21 @@ static const struct msg msgs[PROTO_API_COUNT][2] = {
                                            {s_epoch_resp, s_epoch_resp_part, SHAPE_TOPIC_PARTS}},
     [PROTO_API_REASSIGN_PARTITIONS] = {{s_reassign_req, s_reassign_part, SHAPE_TOPIC_PARTS},
                                        {s_part_results, s_part_result, SHAPE_TOPIC_PARTS}},
+    [PROTO_API_CREATE_ACLS] = {{s_acls, NULL, SHAPE_ACLS}, {s_err, NULL, SHAPE_NONE}},
+    [PROTO_API_DESCRIBE_ACLS] = {{s_acl_filter, NULL, SHAPE_NONE}, {s_acls, NULL, SHAPE_ACLS}},
+    [PROTO_API_DELETE_ACLS] = {{s_acl_filter, NULL, SHAPE_NONE}, {s_acls, NULL, SHAPE_ACLS}},
+};
+
+/* The request bodies that start with the name of what they act on: a
+ * group id (the group APIs), or a topic (DlqRedrive). Read by
+ * proto_req_names(). */
+static const uint8_t req_first_name[PROTO_API_COUNT] = {
+    [PROTO_API_JOIN_GROUP] = PROTO_NAME_GROUP,     [PROTO_API_HEARTBEAT] = PROTO_NAME_GROUP,
+    [PROTO_API_LEAVE_GROUP] = PROTO_NAME_GROUP,    [PROTO_API_OFFSET_COMMIT] = PROTO_NAME_GROUP,
+    [PROTO_API_OFFSET_FETCH] = PROTO_NAME_GROUP,   [PROTO_API_DESCRIBE_GROUP] = PROTO_NAME_GROUP,
+    [PROTO_API_DELETE_GROUP] = PROTO_NAME_GROUP,   [PROTO_API_RESET_OFFSETS] = PROTO_NAME_GROUP,
+    [PROTO_API_SHARE_FETCH] = PROTO_NAME_GROUP,    [PROTO_API_SHARE_ACK] = PROTO_NAME_GROUP,
+    [PROTO_API_DLQ_REDRIVE] = PROTO_NAME_TOPIC,
 };
 
 static const char *const api_names[PROTO_API_COUNT] = {
@@ -361,6 +385,9 @@ static const char *const api_names[PROTO_API_COUNT] = {
     [PROTO_API_REPLICA_FETCH] = "ReplicaFetch",
     [PROTO_API_OFFSET_FOR_LEADER_EPOCH] = "OffsetForLeaderEpoch",
     [PROTO_API_REASSIGN_PARTITIONS] = "ReassignPartitions",
+    [PROTO_API_CREATE_ACLS] = "CreateAcls",
+    [PROTO_API_DESCRIBE_ACLS] = "DescribeAcls",
+    [PROTO_API_DELETE_ACLS] = "DeleteAcls",
 };
 
 /* [api][0 request, 1 response] of versions past 0: only the layouts that
@@ -572,6 +599,8 @@ static int32_t limit_count(uint8_t limit)
         return PROTO_BROKERS_MAX;
     case LIM_REPLICAS:
         return PROTO_REPLICAS_MAX;
+    case LIM_ACLS:
+        return PROTO_ACLS_MAX;
     default:
         UNREACHABLE();
     }
@@ -616,46 +645,54 @@ static int32_t walk_count(struct rd *r, const struct pfield *f, uint32_t *parts_
     return n;
 }
 
+static void walk(struct rd *r, const struct pfield *s, uint32_t *parts_total);
+
+/* Checks the field f at r, moving past it. */
+static void walk_field(struct rd *r, const struct pfield *f, uint32_t *parts_total)
+{
+    uint32_t unused;
+    switch (f->type) {
+    case PF_I8:
+        (void)rd_take(r, 1);
+        break;
+    case PF_I16:
+        (void)rd_take(r, 2);
+        break;
+    case PF_ERR:
+        (void)rd_err_code(r);
+        break;
+    case PF_I32:
+        (void)rd_take(r, 4);
+        break;
+    case PF_I64:
+        (void)rd_take(r, 8);
+        break;
+    case PF_STR:
+    case PF_NSTR:
+        (void)rd_str(r, f->type == PF_NSTR);
+        break;
+    case PF_BYTES:
+        (void)rd_bytes(r, &unused);
+        break;
+    case PF_ARRAY:
+    case PF_NARRAY: {
+        int32_t n = walk_count(r, f, parts_total);
+        for (int32_t i = 0; i < n && r->err == 0; i++) {
+            walk(r, f->elem, parts_total);
+        }
+        break;
+    }
+    default:
+        UNREACHABLE();
+    }
+}
+
 /* Checks the fields of s at r, moving past them. Recursion depth is the
  * schemas' nesting (at most 4), not anything read from the wire. */
 static void walk(struct rd *r, const struct pfield *s, uint32_t *parts_total)
 {
-    uint32_t unused;
     for (; s->type != PF_END && r->err == 0; s++) {
-        switch (s->type) {
-        case PF_I8:
-            (void)rd_take(r, 1);
-            break;
-        case PF_I16:
-            (void)rd_take(r, 2);
-            break;
-        case PF_ERR:
-            (void)rd_err_code(r);
-            break;
-        case PF_I32:
-            (void)rd_take(r, 4);
-            break;
-        case PF_I64:
-            (void)rd_take(r, 8);
-            break;
-        case PF_STR:
-        case PF_NSTR:
-            (void)rd_str(r, s->type == PF_NSTR);
-            break;
-        case PF_BYTES:
-            (void)rd_bytes(r, &unused);
-            break;
-        case PF_ARRAY:
-        case PF_NARRAY: {
-            int32_t n = walk_count(r, s, parts_total);
-            for (int32_t i = 0; i < n && r->err == 0; i++) {
-                walk(r, s->elem, parts_total);
-            }
-            break;
-        }
-        default:
-            UNREACHABLE();
-        }
+        walk_field(r, s, parts_total);
     }
 }
 
@@ -2991,4 +3028,250 @@ void proto_reassign_resp_begin(struct proto_enc *e, struct wr *w, uint16_t versi
 int proto_reassign_resp_decode(struct rd *body, uint16_t version, struct proto_dec *d)
 {
     return dec_topics_body(body, PROTO_API_REASSIGN_PARTITIONS, version, true, d);
+}
+
+/* ---- ACLs ---- */
+
+struct acl_word {
+    int8_t code;
+    const char *name;
+};
+
+static const struct acl_word acl_resources[] = {
+    {PROTO_ACL_RESOURCE_ANY, "any"},
+    {PROTO_ACL_RESOURCE_TOPIC, "topic"},
+    {PROTO_ACL_RESOURCE_GROUP, "group"},
+    {PROTO_ACL_RESOURCE_CLUSTER, "cluster"},
+    {0, NULL},
+};
+static const struct acl_word acl_patterns[] = {
+    {PROTO_ACL_PATTERN_ANY, "any"},
+    {PROTO_ACL_PATTERN_MATCH, "match"},
+    {PROTO_ACL_PATTERN_LITERAL, "literal"},
+    {PROTO_ACL_PATTERN_PREFIXED, "prefixed"},
+    {0, NULL},
+};
+static const struct acl_word acl_ops[] = {
+    {PROTO_ACL_OP_ANY, "any"},
+    {PROTO_ACL_OP_ALL, "all"},
+    {PROTO_ACL_OP_READ, "read"},
+    {PROTO_ACL_OP_WRITE, "write"},
+    {PROTO_ACL_OP_CREATE, "create"},
+    {PROTO_ACL_OP_DELETE, "delete"},
+    {PROTO_ACL_OP_ALTER, "alter"},
+    {PROTO_ACL_OP_DESCRIBE, "describe"},
+    {PROTO_ACL_OP_CLUSTER_ACTION, "cluster_action"},
+    {PROTO_ACL_OP_DESCRIBE_CONFIGS, "describe_configs"},
+    {PROTO_ACL_OP_ALTER_CONFIGS, "alter_configs"},
+    {PROTO_ACL_OP_IDEMPOTENT_WRITE, "idempotent_write"},
+    {0, NULL},
+};
+static const struct acl_word acl_permissions[] = {
+    {PROTO_ACL_PERMISSION_ANY, "any"},
+    {PROTO_ACL_PERMISSION_DENY, "deny"},
+    {PROTO_ACL_PERMISSION_ALLOW, "allow"},
+    {0, NULL},
+};
+
+static const struct acl_word *acl_words(enum proto_acl_vocab vocab)
+{
+    switch (vocab) {
+    case PROTO_ACL_VOCAB_RESOURCE:
+        return acl_resources;
+    case PROTO_ACL_VOCAB_PATTERN:
+        return acl_patterns;
+    case PROTO_ACL_VOCAB_OP:
+        return acl_ops;
+    case PROTO_ACL_VOCAB_PERMISSION:
+        return acl_permissions;
+    }
+    UNREACHABLE();
+}
+
+const char *proto_acl_name(enum proto_acl_vocab vocab, int8_t code)
+{
+    for (const struct acl_word *w = acl_words(vocab); w->name != NULL; w++) {
+        if (w->code == code) {
+            return w->name;
+        }
+    }
+    return NULL;
+}
+
+static char acl_fold(char c)
+{
+    if (c >= 'A' && c <= 'Z') {
+        return (char)(c - 'A' + 'a');
+    }
+    return c == '-' ? '_' : c;
+}
+
+int8_t proto_acl_code(enum proto_acl_vocab vocab, const char *name, size_t len)
+{
+    ASSERT(name != NULL || len == 0);
+    for (const struct acl_word *w = acl_words(vocab); w->name != NULL; w++) {
+        size_t i = 0;
+        while (i < len && w->name[i] != '\0' && acl_fold(name[i]) == w->name[i]) {
+            i++;
+        }
+        if (i == len && w->name[i] == '\0') {
+            return w->code;
+        }
+    }
+    return 0;
+}
+
+static void enc_acl_fields(struct proto_enc *e, const struct proto_acl *a, bool nullable)
+{
+    wr_u8(e->w, (uint8_t)a->resource_type);
+    wr_u8(e->w, (uint8_t)a->pattern_type);
+    enc_str(e, a->name, nullable);
+    enc_str(e, a->principal, nullable);
+    enc_str(e, a->host, nullable);
+    wr_u8(e->w, (uint8_t)a->operation);
+    wr_u8(e->w, (uint8_t)a->permission);
+}
+
+static void rd_acl_fields(struct rd *r, struct proto_acl *a, bool nullable)
+{
+    a->resource_type = (int8_t)rd_u8(r);
+    a->pattern_type = (int8_t)rd_u8(r);
+    a->name = rd_str(r, nullable);
+    a->principal = rd_str(r, nullable);
+    a->host = rd_str(r, nullable);
+    a->operation = (int8_t)rd_u8(r);
+    a->permission = (int8_t)rd_u8(r);
+}
+
+void proto_enc_acl(struct proto_enc *e, const struct proto_acl *a)
+{
+    ASSERT(a != NULL && e->shape == SHAPE_ACLS);
+    ASSERT(e->topics_at != NO_MARK);
+    if (e->topic_count == PROTO_ACLS_MAX) {
+        enc_fail(e, -NG_EBADCOUNT);
+        return;
+    }
+    e->topic_count++;
+    enc_acl_fields(e, a, false);
+}
+
+bool proto_next_acl(struct proto_dec *d, struct proto_acl *a)
+{
+    ASSERT(d != NULL && a != NULL && d->shape == SHAPE_ACLS);
+    if (d->topics_left == 0) {
+        return false;
+    }
+    d->topics_left--;
+    rd_acl_fields(&d->rd, a, false);
+    ASSERT(d->rd.err == 0);
+    return true;
+}
+
+void proto_create_acls_req_begin(struct proto_enc *e, struct wr *w, uint16_t version,
+                                 uint32_t correlation_id, struct proto_str client_id)
+{
+    enc_req_begin(e, w, PROTO_API_CREATE_ACLS, version, correlation_id, client_id);
+    enc_topics_open(e);
+}
+
+int proto_create_acls_req_decode(struct rd *body, uint16_t version, struct proto_dec *d)
+{
+    return dec_topics_body(body, PROTO_API_CREATE_ACLS, version, false, d);
+}
+
+int proto_create_acls_resp_encode(struct wr *w, uint16_t version, uint32_t correlation_id, int err)
+{
+    return enc_err_resp(w, PROTO_API_CREATE_ACLS, version, correlation_id, err);
+}
+
+int proto_create_acls_resp_decode(struct rd *body, uint16_t version, int *err_out)
+{
+    return dec_err_resp(body, PROTO_API_CREATE_ACLS, version, err_out);
+}
+
+static void acl_filter_api_check(uint16_t api_key)
+{
+    ASSERT(api_key == PROTO_API_DESCRIBE_ACLS || api_key == PROTO_API_DELETE_ACLS);
+}
+
+int proto_acl_filter_req_encode(struct wr *w, uint16_t api_key, uint16_t version,
+                                uint32_t correlation_id, struct proto_str client_id,
+                                const struct proto_acl *filter)
+{
+    acl_filter_api_check(api_key);
+    ASSERT(filter != NULL);
+    struct proto_enc e;
+    enc_req_begin(&e, w, api_key, version, correlation_id, client_id);
+    enc_acl_fields(&e, filter, true);
+    return proto_enc_end(&e);
+}
+
+int proto_acl_filter_req_decode(struct rd *body, uint16_t api_key, uint16_t version,
+                                struct proto_acl *filter_out)
+{
+    acl_filter_api_check(api_key);
+    ASSERT(filter_out != NULL);
+    struct proto_dec d;
+    int rc = dec_open(body, api_key, version, false, &d);
+    if (rc == 0) {
+        rd_acl_fields(&d.rd, filter_out, true);
+        ASSERT(d.rd.err == 0);
+    }
+    return rc;
+}
+
+void proto_acl_list_resp_begin(struct proto_enc *e, struct wr *w, uint16_t api_key,
+                               uint16_t version, uint32_t correlation_id)
+{
+    acl_filter_api_check(api_key);
+    enc_topics_resp_begin(e, w, api_key, version, correlation_id);
+}
+
+int proto_acl_list_resp_decode(struct rd *body, uint16_t api_key, uint16_t version,
+                               struct proto_dec *d)
+{
+    acl_filter_api_check(api_key);
+    return dec_topics_body(body, api_key, version, true, d);
+}
+
+/* ---- what a request names ---- */
+
+/* Whether f is a request's topic array: topics whose entries start with
+ * the topic's name. */
+static bool is_topic_array(const struct pfield *f)
+{
+    return (f->type == PF_ARRAY || f->type == PF_NARRAY) && f->limit == LIM_TOPICS &&
+           f->elem[0].type == PF_STR;
+}
+
+int proto_req_names(const struct rd *body, uint16_t api_key, uint16_t version, proto_name_fn *fn,
+                    void *arg)
+{
+    ASSERT(body != NULL && fn != NULL);
+    struct proto_dec d;
+    struct rd r = *body;
+    int rc = dec_open(&r, api_key, version, false, &d);
+    if (rc != 0) {
+        return rc;
+    }
+    uint32_t unused = 0;
+    for (const struct pfield *f = msg_of(api_key, version, false)->body; f->type != PF_END; f++) {
+        if (f == msg_of(api_key, version, false)->body && req_first_name[api_key] != 0) {
+            ASSERT(f->type == PF_STR);
+            rc = fn(arg, (enum proto_name_kind)req_first_name[api_key], rd_str(&d.rd, false));
+        } else if (is_topic_array(f)) {
+            int32_t n = (int32_t)rd_be32(&d.rd);
+            for (int32_t i = 0; i < n && rc == 0; i++) {
+                rc = fn(arg, PROTO_NAME_TOPIC, rd_str(&d.rd, false));
+                walk(&d.rd, f->elem + 1, &unused);
+            }
+        } else {
+            walk_field(&d.rd, f, &unused);
+        }
+        ASSERT(d.rd.err == 0); /* checked by dec_open() */
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    return 0;
 }

@@ -29,9 +29,10 @@
 
 /* ---- api keys ---- */
 
-/* Keys 8, 9 and 19 are unassigned: proto_api_known() is false for them,
- * and for every key >= PROTO_API_COUNT. 10-18 are consumer groups, 20-22
- * share groups, 23-25 replication. Never renumber. */
+/* Keys 8, 9, 19 and 26-29 are unassigned: proto_api_known() is false for
+ * them, and for every key >= PROTO_API_COUNT. 10-18 are consumer groups,
+ * 20-22 share groups, 23-25 replication, 26-29 authentication (SASL),
+ * 30-32 ACLs. Never renumber. */
 enum proto_api {
     PROTO_API_API_VERSIONS = 0,
     PROTO_API_METADATA = 1,
@@ -56,6 +57,9 @@ enum proto_api {
     PROTO_API_REPLICA_FETCH = 23,           /* follower -> leader (docs/cluster.md) */
     PROTO_API_OFFSET_FOR_LEADER_EPOCH = 24, /* KIP-101/279 truncation point */
     PROTO_API_REASSIGN_PARTITIONS = 25,     /* move replicas (docs/cluster.md) */
+    PROTO_API_CREATE_ACLS = 30,             /* ACLs (docs/security.md, "Authorization") */
+    PROTO_API_DESCRIBE_ACLS = 31,
+    PROTO_API_DELETE_ACLS = 32,
     PROTO_API_COUNT, /* one past the highest key: sizes tables indexed by key */
 };
 
@@ -99,7 +103,13 @@ enum proto_api {
 #define PROTO_TOPICS_MAX 16384
 #define PROTO_PARTITIONS_MAX 4096
 #define PROTO_REQUEST_PARTITIONS_MAX 4096
-#define PROTO_API_RANGES_MAX 32
+#define PROTO_API_RANGES_MAX 48
+
+/* ACLs in a CreateAcls request or a DescribeAcls / DeleteAcls answer:
+ * as many as a broker keeps (broker/acl.h sizes its store by it). 4096
+ * rules of about 600 bytes each is 2.4 MB at most, far past what a
+ * cluster's operators write by hand or by tool. */
+#define PROTO_ACLS_MAX 4096
 
 /* Group ids as the broker accepts them: the same bound as a topic name (the
  * broker keeps both in the same fixed buffers). */
@@ -1289,5 +1299,141 @@ bool proto_reassign_req_next_partition(struct proto_dec *d, struct proto_reassig
 void proto_reassign_resp_begin(struct proto_enc *e, struct wr *w, uint16_t version,
                                uint32_t correlation_id);
 MUST_USE int proto_reassign_resp_decode(struct rd *body, uint16_t version, struct proto_dec *d);
+
+/* ---- ACLs (docs/security.md, "Authorization"; docs/protocol.md) ----
+ *
+ * An ACL in Kafka's shape: a resource (type, name, and how the name
+ * matches), a principal ("User:alice", or "User:*" for any), a host (an
+ * address, or "*"), an operation and allow or deny. The numeric codes are
+ * Kafka's (org.apache.kafka.common.acl and .resource), the same on both
+ * protocols and in the broker's ACL file. The ANY codes (and MATCH, for
+ * the pattern) are for filters only: DescribeAcls and DeleteAcls match an
+ * ACL when every field of the filter is ANY, a null string, or the ACL's
+ * value (MATCH: every ACL that would apply to the filter's name). */
+enum proto_acl_resource {
+    PROTO_ACL_RESOURCE_ANY = 1,
+    PROTO_ACL_RESOURCE_TOPIC = 2,
+    PROTO_ACL_RESOURCE_GROUP = 3,
+    PROTO_ACL_RESOURCE_CLUSTER = 4,
+};
+
+enum proto_acl_pattern {
+    PROTO_ACL_PATTERN_ANY = 1,
+    PROTO_ACL_PATTERN_MATCH = 2,
+    PROTO_ACL_PATTERN_LITERAL = 3,  /* the name itself; "*" is every name */
+    PROTO_ACL_PATTERN_PREFIXED = 4, /* every name that starts with it */
+};
+
+enum proto_acl_op {
+    PROTO_ACL_OP_ANY = 1,
+    PROTO_ACL_OP_ALL = 2,
+    PROTO_ACL_OP_READ = 3,
+    PROTO_ACL_OP_WRITE = 4,
+    PROTO_ACL_OP_CREATE = 5,
+    PROTO_ACL_OP_DELETE = 6,
+    PROTO_ACL_OP_ALTER = 7,
+    PROTO_ACL_OP_DESCRIBE = 8,
+    PROTO_ACL_OP_CLUSTER_ACTION = 9,
+    PROTO_ACL_OP_DESCRIBE_CONFIGS = 10,
+    PROTO_ACL_OP_ALTER_CONFIGS = 11,
+    PROTO_ACL_OP_IDEMPOTENT_WRITE = 12,
+};
+
+enum proto_acl_permission {
+    PROTO_ACL_PERMISSION_ANY = 1,
+    PROTO_ACL_PERMISSION_DENY = 2,
+    PROTO_ACL_PERMISSION_ALLOW = 3,
+};
+
+/* The cluster resource's one name (Kafka's), and the literal name and
+ * principal that match every one. */
+#define PROTO_ACL_CLUSTER_NAME "kafka-cluster"
+#define PROTO_ACL_WILDCARD "*"
+#define PROTO_ACL_ANY_USER "User:*"
+
+/* The four code sets, for proto_acl_name() and proto_acl_code(). */
+enum proto_acl_vocab {
+    PROTO_ACL_VOCAB_RESOURCE,
+    PROTO_ACL_VOCAB_PATTERN,
+    PROTO_ACL_VOCAB_OP,
+    PROTO_ACL_VOCAB_PERMISSION,
+};
+
+/* The lower-case name of code in vocab ("topic", "prefixed", "read",
+ * "allow", "any"...), or NULL for a code it does not have. Static. */
+const char *proto_acl_name(enum proto_acl_vocab vocab, int8_t code);
+
+/* The code named name[0..len) in vocab (case-insensitive; '-' and '_'
+ * alike: "describe-configs"), or 0 for no such name. */
+int8_t proto_acl_code(enum proto_acl_vocab vocab, const char *name, size_t len);
+
+/* One ACL, or one filter. Strings point into the frame when decoded; a
+ * filter's may be null (any). */
+struct proto_acl {
+    int8_t resource_type; /* enum proto_acl_resource */
+    int8_t pattern_type;  /* enum proto_acl_pattern */
+    struct proto_str name;
+    struct proto_str principal;
+    struct proto_str host;
+    int8_t operation;  /* enum proto_acl_op */
+    int8_t permission; /* enum proto_acl_permission */
+};
+
+/* Wire size of an ACL: four i8 codes and three strings. */
+#define PROTO_ACL_BYTES(name_len, principal_len, host_len)                           \
+    (4 + PROTO_STR_BYTES(name_len) + PROTO_STR_BYTES(principal_len) + \
+     PROTO_STR_BYTES(host_len))
+
+/* CreateAcls (30): request, the ACLs to add (all or none: the broker
+ * checks each, then stores them together); response, one error (0: all
+ * added, and in the broker's file). DescribeAcls (31): request, a filter;
+ * response, every ACL it matches. DeleteAcls (32): request, a filter;
+ * response, every ACL it matched, now deleted. Codes and strings are
+ * checked for structure only (the broker judges values). Encode an ACL
+ * array with proto_enc_acl() after the _begin(); decode one with
+ * proto_next_acl(). */
+void proto_create_acls_req_begin(struct proto_enc *e, struct wr *w, uint16_t version,
+                                 uint32_t correlation_id, struct proto_str client_id);
+MUST_USE int proto_create_acls_req_decode(struct rd *body, uint16_t version, struct proto_dec *d);
+MUST_USE int proto_create_acls_resp_encode(struct wr *w, uint16_t version, uint32_t correlation_id,
+                                           int err);
+MUST_USE int proto_create_acls_resp_decode(struct rd *body, uint16_t version, int *err_out);
+
+/* api_key: PROTO_API_DESCRIBE_ACLS or PROTO_API_DELETE_ACLS. Strings of
+ * the filter may be null. */
+MUST_USE int proto_acl_filter_req_encode(struct wr *w, uint16_t api_key, uint16_t version,
+                                         uint32_t correlation_id, struct proto_str client_id,
+                                         const struct proto_acl *filter);
+MUST_USE int proto_acl_filter_req_decode(struct rd *body, uint16_t api_key, uint16_t version,
+                                         struct proto_acl *filter_out);
+void proto_acl_list_resp_begin(struct proto_enc *e, struct wr *w, uint16_t api_key,
+                               uint16_t version, uint32_t correlation_id);
+MUST_USE int proto_acl_list_resp_decode(struct rd *body, uint16_t api_key, uint16_t version,
+                                        struct proto_dec *d);
+
+/* Adds an ACL to a CreateAcls request or a DescribeAcls / DeleteAcls
+ * answer (its strings must not be null). */
+void proto_enc_acl(struct proto_enc *e, const struct proto_acl *a);
+/* The next ACL of a decoded CreateAcls request or DescribeAcls /
+ * DeleteAcls answer; d->topic_count is how many. */
+bool proto_next_acl(struct proto_dec *d, struct proto_acl *a);
+
+/* ---- what a request names, for authorization ---- */
+
+enum proto_name_kind {
+    PROTO_NAME_GROUP = 1,
+    PROTO_NAME_TOPIC = 2,
+};
+
+/* Called for each name; a non-zero return stops the walk and is returned. */
+typedef int proto_name_fn(void *arg, enum proto_name_kind kind, struct proto_str name);
+
+/* Calls fn with the group id a request acts on (the group APIs' bodies
+ * start with it), with the topic a DlqRedrive names, and with every topic
+ * of its topic array (none for a Metadata or OffsetFetch request asking
+ * for all), after checking the whole body as its decoder does. body is not
+ * moved. Returns 0, the decoder's error, or fn's. Any thread. */
+MUST_USE int proto_req_names(const struct rd *body, uint16_t api_key, uint16_t version,
+                             proto_name_fn *fn, void *arg);
 
 #endif

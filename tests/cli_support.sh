@@ -5,7 +5,8 @@
 #
 # The sourcing script sets, before sourcing: SUITE (names the temporary
 # directory) and RUN_SECONDS (run()'s time limit). It may add the pids of
-# background processes it starts to BG_PIDS.
+# background processes it starts to BG_PIDS, and set BROKER_ARGS (more
+# nagared arguments) before a start_broker.
 
 : "${NAGARED:?set NAGARED to the nagared binary}"
 : "${NAGARE:?set NAGARE to the nagare binary}"
@@ -15,6 +16,7 @@
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/nagare-$SUITE-XXXXXX")
 BROKER_PID=""
 BG_PIDS=()
+BROKER_ARGS=()
 CHECKS=0
 
 cleanup() {
@@ -84,8 +86,7 @@ start_broker() {
     # the background child, and the polling below must not race it.
     : >"$TMP/nagared.log"
     "$NAGARED" "$@" --listen 127.0.0.1:0 --kafka-listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 \
-        --data-dir "$TMP/data" \
-        >"$TMP/nagared.log" 2>&1 &
+        --data-dir "$TMP/data" "${BROKER_ARGS[@]}" >"$TMP/nagared.log" 2>&1 &
     BROKER_PID=$!
     local port=""
     for _ in $(seq 1 200); do

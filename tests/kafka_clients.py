@@ -41,14 +41,15 @@ def fail(msg):
 
 
 class Broker:
-    """nagared on 127.0.0.1:0 for both listeners; .kafka is HOST:PORT."""
+    """nagared on 127.0.0.1:0 for both listeners; .kafka is HOST:PORT.
+    extra: more arguments (--set KEY=VALUE...)."""
 
-    def __init__(self, root):
+    def __init__(self, root, extra=()):
         self.log_path = os.path.join(root, "nagared.log")
         self.log = open(self.log_path, "w")
         self.proc = subprocess.Popen(
             [os.environ["NAGARED"], "--listen", "127.0.0.1:0", "--kafka-listen", "127.0.0.1:0",
-             "--admin-listen", "127.0.0.1:0", "--data-dir", os.path.join(root, "data")],
+             "--admin-listen", "127.0.0.1:0", "--data-dir", os.path.join(root, "data")] + list(extra),
             stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + START_TIMEOUT_S
         while True:

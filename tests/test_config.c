@@ -42,7 +42,8 @@ static bool config_eq(const struct broker_config *a, const struct broker_config 
 {
     return strcmp(a->listen_host, b->listen_host) == 0 && a->listen_port == b->listen_port &&
            strcmp(a->data_dir, b->data_dir) == 0 &&
-           a->auto_create_topics == b->auto_create_topics &&
+           a->auto_create_topics == b->auto_create_topics && a->authorizer == b->authorizer &&
+           strcmp(a->super_users, b->super_users) == 0 &&
            a->default_partitions == b->default_partitions && a->retention_ms == b->retention_ms &&
            a->retention_bytes == b->retention_bytes && a->segment_bytes == b->segment_bytes &&
            a->segment_ms == b->segment_ms && a->batch_bytes_max == b->batch_bytes_max &&
@@ -702,6 +703,25 @@ Test(config, file_missing_or_unreadable)
     cr_assert(strstr(err, "/tmp") != NULL, "%s", err);
 }
 
+Test(config, authorizer_and_super_users)
+{
+    struct broker_config c;
+    broker_config_default(&c);
+    cr_assert(!c.authorizer, "off by default: zero configuration");
+    cr_assert_str_eq(c.super_users, "");
+    set_ok(&c, "authorizer", "true");
+    cr_assert(c.authorizer);
+    cr_assert(c.auto_create_topics, "each boolean key sets its own field");
+    set_ok(&c, "auto_create_topics", "false");
+    cr_assert(c.authorizer);
+    set_ok(&c, "super_users", "User:admin");
+    cr_assert_str_eq(c.super_users, "User:admin");
+    set_bad("super_users", "admin");
+    set_bad("super_users", "User:a,,User:b");
+    set_bad("super_users", "User:a b");
+    set_bad("authorizer", "yes");
+}
+
 Test(config, print_reads_back)
 {
     struct broker_config c, d;
@@ -722,6 +742,8 @@ Test(config, print_reads_back)
     set_ok(&c, "replica_lag_ms", "5s");
     set_ok(&c, "lease_ttl_s", "9");
     set_ok(&c, "preferred_leader_check_ms", "1m");
+    set_ok(&c, "authorizer", "true");
+    set_ok(&c, "super_users", "User:admin,User:broker-1");
     char *buf = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&buf, &len);
@@ -904,7 +926,9 @@ Test(config, usage_lists_every_flag_and_key)
                                         "min_insync_replicas",
                                         "replica_lag_ms",
                                         "lease_ttl_s",
-                                        "preferred_leader_check_ms"};
+                                        "preferred_leader_check_ms",
+                                        "authorizer",
+                                        "super_users"};
     char *buf = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&buf, &len);

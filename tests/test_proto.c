@@ -129,6 +129,65 @@ static void drain_topics(struct proto_dec *d, int api, bool response)
     }
 }
 
+/* ACLs: an allow on a topic prefix, a deny on a group. */
+static const struct proto_acl sample_acls[] = {
+    {PROTO_ACL_RESOURCE_TOPIC, PROTO_ACL_PATTERN_PREFIXED, {"orders", 6}, {"User:alice", 10},
+     {"*", 1}, PROTO_ACL_OP_WRITE, PROTO_ACL_PERMISSION_ALLOW},
+    {PROTO_ACL_RESOURCE_GROUP, PROTO_ACL_PATTERN_LITERAL, {"g", 1}, {"User:*", 6},
+     {"10.0.0.1", 8}, PROTO_ACL_OP_READ, PROTO_ACL_PERMISSION_DENY},
+};
+
+/* Requests and responses of the ACL apis. */
+static int sample_acl_message(int api, bool response, struct wr *w)
+{
+    struct proto_enc e;
+    if (!response && api == PROTO_API_CREATE_ACLS) {
+        proto_create_acls_req_begin(&e, w, 0, 7, CID);
+        proto_enc_acl(&e, &sample_acls[0]);
+        proto_enc_acl(&e, &sample_acls[1]);
+        return proto_enc_end(&e);
+    }
+    if (response && api == PROTO_API_CREATE_ACLS) {
+        return proto_create_acls_resp_encode(w, 0, 9, -NG_EBADARG);
+    }
+    if (!response) {
+        struct proto_acl f = {PROTO_ACL_RESOURCE_ANY, PROTO_ACL_PATTERN_MATCH, {"orders-1", 8},
+                              PROTO_STR_NULL,         PROTO_STR_NULL,         PROTO_ACL_OP_ANY,
+                              PROTO_ACL_PERMISSION_ANY};
+        return proto_acl_filter_req_encode(w, (uint16_t)api, 0, 7, CID, &f);
+    }
+    proto_acl_list_resp_begin(&e, w, (uint16_t)api, 0, 9);
+    proto_enc_acl(&e, &sample_acls[0]);
+    proto_enc_acl(&e, &sample_acls[1]);
+    return proto_enc_end(&e);
+}
+
+/* Decodes an ACL api's message entirely. */
+static int decode_acl_message(int api, bool response, struct rd *r)
+{
+    struct proto_dec d;
+    struct proto_acl a;
+    int rc;
+    if (response && api == PROTO_API_CREATE_ACLS) {
+        int err;
+        return proto_create_acls_resp_decode(r, 0, &err);
+    }
+    if (!response && api != PROTO_API_CREATE_ACLS) {
+        return proto_acl_filter_req_decode(r, (uint16_t)api, 0, &a);
+    }
+    rc = response ? proto_acl_list_resp_decode(r, (uint16_t)api, 0, &d)
+                  : proto_create_acls_req_decode(r, 0, &d);
+    while (rc == 0 && proto_next_acl(&d, &a)) {
+    }
+    return rc;
+}
+
+static bool acl_api(int api)
+{
+    return api == PROTO_API_CREATE_ACLS || api == PROTO_API_DESCRIBE_ACLS ||
+           api == PROTO_API_DELETE_ACLS;
+}
+
 /* The group and share apis' request bodies, decoded entirely. */
 static int decode_group_request(const struct proto_req_header *h, struct rd *r)
 {
@@ -326,7 +385,8 @@ static int decode_request(const uint8_t *p, size_t len)
         rc = proto_reassign_req_decode(&r, h.api_version, &d);
         break;
     default:
-        return decode_group_request(&h, &r);
+        return acl_api(h.api_key) ? decode_acl_message(h.api_key, false, &r)
+                                  : decode_group_request(&h, &r);
     }
     if (rc == 0) {
         drain_topics(&d, h.api_key, false);
@@ -386,7 +446,7 @@ static int decode_response(int api, const uint8_t *p, size_t len)
         rc = proto_reassign_resp_decode(&r, 0, &d);
         break;
     default:
-        return decode_group_response(api, &r);
+        return acl_api(api) ? decode_acl_message(api, true, &r) : decode_group_response(api, &r);
     }
     if (rc == 0) {
         drain_topics(&d, api, true);
@@ -643,7 +703,7 @@ static size_t sample_request(int api, uint8_t *out, size_t cap)
         rc = proto_enc_end(&e);
         break;
     default:
-        rc = sample_group_request(api, &w);
+        rc = acl_api(api) ? sample_acl_message(api, false, &w) : sample_group_request(api, &w);
     }
     cr_assert_eq(rc, 0, "encode %d: %s", api, err_str(rc));
     return w.pos;
@@ -739,7 +799,7 @@ static size_t sample_response(int api, uint8_t *out, size_t cap)
         rc = proto_enc_end(&e);
         break;
     default:
-        rc = sample_group_response(api, &w);
+        rc = acl_api(api) ? sample_acl_message(api, true, &w) : sample_group_response(api, &w);
     }
     cr_assert_eq(rc, 0, "encode %d: %s", api, err_str(rc));
     return w.pos;
@@ -823,7 +883,7 @@ Test(proto, request_header_round_trips_null_and_empty_client_id)
 
 Test(proto, unknown_api_key_is_reported_with_the_header_filled)
 {
-    const uint16_t unknown[] = {8, 9, 19, PROTO_API_COUNT};
+    const uint16_t unknown[] = {8, 9, 19, 26, 29, PROTO_API_COUNT};
     for (size_t i = 0; i < ARRAY_LEN(unknown); i++) {
         size_t n = raw_request(unknown[i], 0, NULL, 0);
         struct rd r = rd_make(buf + 4, n - 4);
@@ -939,7 +999,7 @@ Test(proto, api_versions_round_trip)
         i++;
     }
     cr_assert_eq(v.api_count, i);
-    cr_assert_eq(v.api_count, PROTO_API_COUNT - 3, "every key but 8, 9 and 19");
+    cr_assert_eq(v.api_count, PROTO_API_COUNT - 7, "every key but 8, 9, 19 and 26-29");
 }
 
 Test(proto, api_versions_resp_refuses_too_many_ranges)
@@ -3407,4 +3467,119 @@ Test(proto, create_topics_v2_carries_the_unclean_election_flag)
     size_t n1 = create_topics_request(1, 3);
     cr_assert_eq(n2 - n1, 1);
     cr_assert_eq(create_topics_decoded(n1, 1).unclean_leader_election, 0);
+}
+
+/* ---- ACLs ---- */
+
+Test(proto, acl_names_and_codes_round_trip)
+{
+    cr_assert_str_eq(proto_acl_name(PROTO_ACL_VOCAB_OP, PROTO_ACL_OP_DESCRIBE_CONFIGS),
+                     "describe_configs");
+    cr_assert_eq(proto_acl_code(PROTO_ACL_VOCAB_OP, "Describe-Configs", 16),
+                 PROTO_ACL_OP_DESCRIBE_CONFIGS);
+    cr_assert_eq(proto_acl_code(PROTO_ACL_VOCAB_PATTERN, "prefixed", 8), PROTO_ACL_PATTERN_PREFIXED);
+    cr_assert_eq(proto_acl_code(PROTO_ACL_VOCAB_PERMISSION, "allo", 4), 0, "a prefix is no name");
+    cr_assert_eq(proto_acl_code(PROTO_ACL_VOCAB_RESOURCE, "topics", 6), 0);
+    cr_assert_null(proto_acl_name(PROTO_ACL_VOCAB_RESOURCE, 5));
+    for (int8_t c = 1; c <= PROTO_ACL_OP_IDEMPOTENT_WRITE; c++) {
+        const char *n = proto_acl_name(PROTO_ACL_VOCAB_OP, c);
+        cr_assert_not_null(n);
+        cr_assert_eq(proto_acl_code(PROTO_ACL_VOCAB_OP, n, strlen(n)), c);
+    }
+}
+
+Test(proto, acls_round_trip_with_null_filter_strings)
+{
+    size_t n = sample_request(PROTO_API_CREATE_ACLS, buf, sizeof buf);
+    struct rd r = frame_rd(buf, n, false);
+    struct proto_req_header h;
+    cr_assert_eq(proto_req_header_decode(&r, &h), 0);
+    struct proto_dec d;
+    cr_assert_eq(proto_create_acls_req_decode(&r, 0, &d), 0);
+    cr_assert_eq(d.topic_count, 2);
+    struct proto_acl a;
+    cr_assert(proto_next_acl(&d, &a));
+    cr_assert(str_is(a.name, "orders") && str_is(a.principal, "User:alice") && str_is(a.host, "*"));
+    cr_assert_eq(a.pattern_type, PROTO_ACL_PATTERN_PREFIXED);
+    cr_assert_eq(a.operation, PROTO_ACL_OP_WRITE);
+    cr_assert(proto_next_acl(&d, &a));
+    cr_assert_eq(a.permission, PROTO_ACL_PERMISSION_DENY);
+    cr_assert(!proto_next_acl(&d, &a));
+
+    n = sample_request(PROTO_API_DELETE_ACLS, buf, sizeof buf);
+    r = frame_rd(buf, n, false);
+    cr_assert_eq(proto_req_header_decode(&r, &h), 0);
+    cr_assert_eq(proto_acl_filter_req_decode(&r, PROTO_API_DELETE_ACLS, 0, &a), 0);
+    cr_assert(str_is(a.name, "orders-1"));
+    cr_assert_eq(a.principal.len, -1);
+    cr_assert_eq(a.host.len, -1);
+    /* A null where an ACL (not a filter) must have a string is refused. */
+    struct wr w = wr_make(buf, sizeof buf);
+    struct proto_enc e;
+    proto_create_acls_req_begin(&e, &w, 0, 7, CID);
+    struct proto_acl bad = sample_acls[0];
+    bad.host = PROTO_STR_NULL;
+    proto_enc_acl(&e, &bad);
+    cr_assert_eq(proto_enc_end(&e), -NG_EBADLEN);
+}
+
+struct names_seen {
+    int groups;
+    int topics;
+    char last[64];
+};
+
+static int note_name(void *arg, enum proto_name_kind kind, struct proto_str name)
+{
+    struct names_seen *n = arg;
+    if (kind == PROTO_NAME_GROUP) {
+        n->groups++;
+    } else {
+        n->topics++;
+    }
+    snprintf(n->last, sizeof(n->last), "%.*s", (int)name.len, name.ptr);
+    return 0;
+}
+
+static struct names_seen names_of(int api)
+{
+    size_t n = sample_request(api, buf, sizeof buf);
+    struct rd r = frame_rd(buf, n, false);
+    struct proto_req_header h;
+    cr_assert_eq(proto_req_header_decode(&r, &h), 0);
+    struct names_seen seen = {0};
+    cr_assert_eq(proto_req_names(&r, h.api_key, h.api_version, note_name, &seen), 0, "api %d",
+                 api);
+    return seen;
+}
+
+Test(proto, req_names_gives_the_group_and_every_topic)
+{
+    struct names_seen n = names_of(PROTO_API_PRODUCE);
+    cr_assert_eq(n.groups, 0);
+    cr_assert_eq(n.topics, 2);
+    cr_assert_str_eq(n.last, "beta");
+    n = names_of(PROTO_API_OFFSET_COMMIT);
+    cr_assert_eq(n.groups, 1);
+    cr_assert_gt(n.topics, 0);
+    n = names_of(PROTO_API_DLQ_REDRIVE);
+    cr_assert_eq(n.topics, 1);
+    cr_assert_str_eq(n.last, "alpha.dlq");
+    n = names_of(PROTO_API_CREATE_TOPICS);
+    cr_assert_gt(n.topics, 0);
+    n = names_of(PROTO_API_HEARTBEAT);
+    cr_assert_eq(n.groups, 1);
+    cr_assert_eq(n.topics, 0);
+    /* Every request of every api walks, and a malformed one is refused. */
+    for (int api = 0; api < PROTO_API_COUNT; api++) {
+        if (proto_api_known((uint16_t)api)) {
+            (void)names_of(api);
+        }
+    }
+    size_t len = sample_request(PROTO_API_PRODUCE, buf, sizeof buf);
+    struct rd r = rd_make(buf + 4, len - 4 - 1); /* its last byte cut */
+    struct proto_req_header h;
+    cr_assert_eq(proto_req_header_decode(&r, &h), 0);
+    struct names_seen seen = {0};
+    cr_assert_lt(proto_req_names(&r, h.api_key, h.api_version, note_name, &seen), 0);
 }

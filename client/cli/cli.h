@@ -60,13 +60,15 @@ struct cli_cmd {
     const char *summary;
 };
 
-/* The commands (client/cli/topic.c, produce.c, consume.c, group.c, dlq.c). */
+/* The commands (client/cli/topic.c, produce.c, consume.c, group.c, dlq.c,
+ * cluster.c, acl.c). */
 int cli_topic_main(int argc, char **argv);
 int cli_produce_main(int argc, char **argv);
 int cli_consume_main(int argc, char **argv);
 int cli_group_main(int argc, char **argv);
 int cli_dlq_main(int argc, char **argv);
 int cli_cluster_main(int argc, char **argv);
+int cli_acl_main(int argc, char **argv);
 
 /* Prints "nagare: <cmd>: <message> (try 'nagare <cmd> --help')" on stderr.
  * Returns CLI_EXIT_USAGE. */

@@ -19,6 +19,7 @@ static const struct cli_cmd cli_cmds[] = {
     {"group", cli_group_main, "list, describe, reset and delete consumer groups"},
     {"dlq", cli_dlq_main, "redrive a dead-letter topic's records to their source"},
     {"cluster", cli_cluster_main, "describe the brokers, leaders and in-sync replicas"},
+    {"acl", cli_acl_main, "add, list and delete the broker's ACLs"},
 };
 
 static void usage(FILE *out)

@@ -89,6 +89,9 @@ int16_t kafka_err_from(int rc)
         return KAFKA_ERR_INCONSISTENT_GROUP_PROTOCOL;
     case -NG_EGROUP_FULL:
         return KAFKA_ERR_GROUP_MAX_SIZE_REACHED;
+    case -NG_EUNAUTHORIZED: /* in a per-topic field; group and cluster refusals are
+                             * answered by their handlers (acl_serve_kafka) */
+        return KAFKA_ERR_TOPIC_AUTHORIZATION_FAILED;
     default:
         return KAFKA_ERR_UNKNOWN_SERVER;
     }
