@@ -402,6 +402,20 @@ int scram_server_challenge(struct scram_server *s, const struct scram_cred *cred
     return 0;
 }
 
+/* Whether client-final's nonce n[0..len) is the one server-first gave: the
+ * client's and the server's parts (RFC 5802), or the client's part and
+ * then both, as librdkafka up to 2.x sends it (Kafka's broker checks only
+ * that the nonce ends with its own part). Both carry the server's part in
+ * full, and the proof covers the nonce as sent. */
+static bool final_nonce_ok(const struct scram_server *s, const char *n, size_t len)
+{
+    size_t full = strlen(s->nonce), c = s->client_nonce_len;
+    if (len == full) {
+        return memcmp(n, s->nonce, full) == 0;
+    }
+    return len == c + full && memcmp(n, s->nonce, c) == 0 && memcmp(n + c, s->nonce, full) == 0;
+}
+
 /* Checks client-final's grammar and echoes; on success *proof_out holds the
  * decoded proof and the AuthMessage is complete. */
 static int server_final_parse(struct scram_server *s, const char *m, size_t len,
@@ -413,8 +427,7 @@ static int server_final_parse(struct scram_server *s, const char *m, size_t len,
     const char *want_cb = s->cbind_y ? "eSws" : "biws"; /* base64 of "y,," / "n,," */
     if (!attr_next(&r, 'c', &cb, &cb_len) || cb_len != 4 || memcmp(cb, want_cb, 4) != 0 ||
         !attr_more(&r) || !attr_next(&r, 'r', &nonce, &nonce_len) ||
-        nonce_len != strlen(s->nonce) || memcmp(nonce, s->nonce, nonce_len) != 0 ||
-        !attr_skip_extensions(&r, "p")) {
+        !final_nonce_ok(s, nonce, nonce_len) || !attr_skip_extensions(&r, "p")) {
         return -NG_EAUTH;
     }
     size_t without_proof = r.pos - 1; /* up to the ',' before "p=" */

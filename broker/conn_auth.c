@@ -3,6 +3,8 @@
  */
 #include "broker/conn_auth.h"
 
+#include "auth/scram.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -31,4 +33,12 @@ struct conn_auth *conn_auth_get(struct loop_req *req)
     return a;
 }
 
-void conn_auth_release(void *ctx) { free(ctx); }
+void conn_auth_release(void *ctx)
+{
+    struct conn_auth *a = ctx;
+    if (a != NULL && a->scram != NULL) {
+        explicit_bzero(a->scram, sizeof(*a->scram));
+        free(a->scram);
+    }
+    free(a);
+}

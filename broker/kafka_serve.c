@@ -10,6 +10,7 @@
 #include <stdlib.h>
 
 #include "base/log.h"
+#include "broker/sasl_serve.h"
 #include "broker/server.h"
 #include "net/kafka/errors.h"
 
@@ -42,6 +43,8 @@ static const struct {
     {KAFKA_API_LIST_GROUPS, kafka_list_groups},
     {KAFKA_API_DESCRIBE_GROUPS, kafka_describe_groups},
     {KAFKA_API_DELETE_GROUPS, kafka_delete_groups},
+    {KAFKA_API_SASL_HANDSHAKE, kafka_sasl_handshake},
+    {KAFKA_API_SASL_AUTHENTICATE, kafka_sasl_authenticate},
 };
 
 static kafka_handler_fn *handler_find(int16_t key)
@@ -57,7 +60,7 @@ static kafka_handler_fn *handler_find(int16_t key)
 bool kafka_serve_served(int16_t api_key)
 {
     const struct kafka_api *api = kafka_api_find(api_key);
-    return api != NULL && !api->sasl && handler_find(api_key) != NULL;
+    return api != NULL && handler_find(api_key) != NULL;
 }
 
 int kafka_serve_open(struct server *s)
@@ -156,6 +159,9 @@ static void serve_api_versions(struct server *s, struct loop_req *req,
 
 void kafka_serve_request(struct server *s, struct loop_req *req)
 {
+    if (sasl_serve_kafka_raw(s, req)) {
+        return; /* a login's message after SaslHandshake v0 */
+    }
     size_t len;
     const uint8_t *frame = loop_req_frame(req, &len);
     struct rd body = rd_make(frame, len);
@@ -174,6 +180,9 @@ void kafka_serve_request(struct server *s, struct loop_req *req)
                   rc == 0 || rc == -NG_EBADVERSION || rc == -NG_EUNKNOWN_API ? h.api_key : -1,
                   h.api_version, rc != 0 ? err_str(rc) : "not served");
         loop_req_fail(req);
+        return;
+    }
+    if (!sasl_serve_admit(s, req, true, h.api_key, (uint32_t)h.correlation_id)) {
         return;
     }
     struct kw_arena a;

@@ -15,6 +15,7 @@
 #include "broker/conn_auth.h"
 #include "broker/fetcher.h"
 #include "broker/kafka_serve.h"
+#include "broker/sasl_serve.h"
 #include "broker/names.h"
 
 /* How often deleted topics are checked for idle partitions, and parked
@@ -689,6 +690,10 @@ static const handler_fn handlers[PROTO_API_COUNT] = {
     [PROTO_API_REPLICA_FETCH] = handle_replica_fetch,
     [PROTO_API_OFFSET_FOR_LEADER_EPOCH] = handle_offset_for_leader_epoch,
     [PROTO_API_REASSIGN_PARTITIONS] = handle_reassign_partitions,
+    [PROTO_API_SASL_HANDSHAKE] = handle_sasl_handshake,
+    [PROTO_API_SASL_AUTHENTICATE] = handle_sasl_authenticate,
+    [PROTO_API_ALTER_USER] = handle_alter_user,
+    [PROTO_API_DESCRIBE_USERS] = handle_describe_users,
 };
 
 bool server_api_served(uint16_t api_key)
@@ -721,6 +726,9 @@ static void on_request(void *arg, struct loop_req *req)
     }
     if (rc != 0) {
         server_resp_error(req, h.correlation_id, rc);
+        return;
+    }
+    if (!sasl_serve_admit(s, req, false, h.api_key, h.correlation_id)) {
         return;
     }
     handlers[h.api_key](s, req, &h, &body);
@@ -878,6 +886,7 @@ int server_init(struct server *s, const struct broker_config *cfg)
             log_error("io_uring: %s", err_str(rc));
         }
     }
+    rc = rc == 0 ? sasl_serve_open(s) : rc;
     rc = rc == 0 ? worker_resources(s) : rc;
     rc = rc == 0 ? open_topics(s) : rc;
     rc = rc == 0 ? groups_open(s) : rc;
@@ -956,6 +965,7 @@ int server_fini(struct server *s)
     free(s->scratch);
     free(s->scrub_buf);
     kafka_serve_close(s);
+    sasl_serve_close(s);
     if (s->ring_ready) {
         ring_fini(&s->ring);
     }

@@ -206,6 +206,8 @@ Test(scram, the_server_refuses_malformed_client_final_messages)
         "c=cD10bHMtdW5pcXVlLCw=,r=" RFC_NONCE ",p=" RFC_PROOF, /* p= binding */
         "c=biws,r=rOprNGfwEbeRWgbNEkqO,p=" RFC_PROOF,        /* the client's nonce alone */
         "c=biws,r=" RFC_NONCE "x,p=" RFC_PROOF,              /* nonce extended */
+        "c=biws,r=" RFC_CNONCE "x" RFC_NONCE ",p=" RFC_PROOF, /* not librdkafka's form */
+        "c=biws,r=" RFC_CNONCE RFC_CNONCE ",p=" RFC_PROOF,   /* the server's part missing */
         "c=biws,r=" RFC_NONCE ",p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ",  /* base64 */
         "c=biws,r=" RFC_NONCE ",p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVA=", /* wrong */
         "c=biws,r=" RFC_NONCE ",p=dHzb",                     /* short proof */
@@ -221,6 +223,19 @@ Test(scram, the_server_refuses_malformed_client_final_messages)
                                         sizeof(out), &len),
                      -NG_EAUTH, "accepted: %s", bad[i]);
     }
+}
+
+/* librdkafka (to 2.x at least) sends its own nonce again before the whole
+ * one; Kafka's broker accepts it, and so must we: the proof covers it. */
+Test(scram, the_server_accepts_librdkafkas_repeated_client_nonce)
+{
+    static struct scram_server s;
+    rfc_server(&s);
+    const char *c2 = "c=biws,r=" RFC_CNONCE RFC_NONCE ",p=1Y75+q7XaCGJj/r6vyQWwoNxSzV5ksS8xhp5Lqyriec=";
+    char out[SCRAM_MSG_BYTES_MAX];
+    size_t len;
+    cr_assert_eq(scram_server_final(&s, (const uint8_t *)c2, strlen(c2), out, sizeof(out), &len), 0);
+    expect_msg(out, len, "v=3svB0h5EwFJ/+WVn2GpJ5uBzW8HEv9nm1rcYAhYlm0A=");
 }
 
 Test(scram, the_client_refuses_a_server_that_does_not_extend_its_nonce)

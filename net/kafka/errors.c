@@ -89,6 +89,13 @@ int16_t kafka_err_from(int rc)
         return KAFKA_ERR_INCONSISTENT_GROUP_PROTOCOL;
     case -NG_EGROUP_FULL:
         return KAFKA_ERR_GROUP_MAX_SIZE_REACHED;
+    /* logging in (broker/sasl_serve.h) */
+    case -NG_EAUTH:
+    case -NG_EAUTH_REQUIRED:
+    case -NG_EAUTH_THROTTLED:
+        return KAFKA_ERR_SASL_AUTHENTICATION_FAILED;
+    case -NG_EMECHANISM:
+        return KAFKA_ERR_UNSUPPORTED_SASL_MECHANISM;
     default:
         return KAFKA_ERR_UNKNOWN_SERVER;
     }
