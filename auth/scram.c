@@ -610,6 +610,8 @@ int scram_client_final(struct scram_client *c, const uint8_t *msg, size_t len, c
     return 0;
 }
 
+bool scram_client_challenged(const struct scram_client *c) { return c->state == ST_CHALLENGED; }
+
 int scram_client_verify(struct scram_client *c, const uint8_t *msg, size_t len)
 {
     ASSERT(c->state == ST_CHALLENGED);

@@ -169,6 +169,9 @@ MUST_USE int scram_client_first(struct scram_client *c, enum scram_mech mech, co
 MUST_USE int scram_client_final(struct scram_client *c, const uint8_t *msg, size_t len, char *out,
                                 size_t cap, size_t *len_out);
 
+/* Whether scram_client_final() succeeded: server-final is what comes next. */
+bool scram_client_challenged(const struct scram_client *c);
+
 /* Reads server-final: 0 when the server proved it knows our credential,
  * -NG_EAUTH otherwise (an "e=" error, a bad signature). Wipes the
  * password either way. */
