@@ -30,6 +30,7 @@ struct sasl_peer {
 
 struct sasl_serve {
     struct users users;
+    char inter_broker_password[SCRAM_PASSWORD_BYTES_MAX + 1]; /* "": none */
     uint8_t secret[SCRAM_KEY_BYTES_MAX]; /* keys the stand-in credentials' salts */
     uint32_t peer_count;
     struct sasl_peer peers[SASL_PEERS_MAX];
@@ -41,6 +42,29 @@ static_assert(sizeof(PRINCIPAL_ANONYMOUS) <= sizeof("User:") + SCRAM_USER_BYTES_
 
 /* SCRAM messages both ways fit these buffers (auth/scram.h). */
 static_assert(SCRAM_MSG_BYTES_MAX <= PROTO_SASL_BYTES_MAX, "a SCRAM message fits the wire's limit");
+
+/* inter_broker_password_file's first line. */
+static int password_file_read(const char *path, char *out, size_t cap)
+{
+    FILE *f = fopen(path, "re");
+    if (f == NULL) {
+        return -errno;
+    }
+    int rc = fgets(out, (int)cap, f) != NULL ? 0 : -NG_EBADARG;
+    fclose(f);
+    out[strcspn(out, "\r\n")] = '\0';
+    return rc == 0 && out[0] == '\0' ? -NG_EBADARG : rc;
+}
+
+bool sasl_serve_inter_broker(const struct server *s, const char **user, const char **password)
+{
+    if (s->sasl == NULL || s->sasl->inter_broker_password[0] == '\0') {
+        return false;
+    }
+    *user = s->cfg.inter_broker_user;
+    *password = s->sasl->inter_broker_password;
+    return true;
+}
 
 int sasl_serve_open(struct server *s)
 {
@@ -54,6 +78,13 @@ int sasl_serve_open(struct server *s)
     } else if (RAND_bytes(ss->secret, sizeof(ss->secret)) != 1) {
         log_error("no random bytes for the login secret (OpenSSL)");
         rc = -NG_ESYSTEM;
+    } else if (s->cfg.inter_broker_password_file[0] != '\0') {
+        rc = password_file_read(s->cfg.inter_broker_password_file, ss->inter_broker_password,
+                                sizeof(ss->inter_broker_password));
+        if (rc != 0) {
+            log_error("inter_broker_password_file %s: %s", s->cfg.inter_broker_password_file,
+                      rc == -NG_EBADARG ? "no password on its first line" : err_str(rc));
+        }
     }
     if (rc != 0) {
         users_close(&ss->users);
@@ -74,6 +105,7 @@ void sasl_serve_close(struct server *s)
     if (s->sasl != NULL) {
         users_close(&s->sasl->users);
         explicit_bzero(s->sasl->secret, sizeof(s->sasl->secret));
+        explicit_bzero(s->sasl->inter_broker_password, sizeof(s->sasl->inter_broker_password));
         free(s->sasl);
         s->sasl = NULL;
     }

@@ -45,6 +45,12 @@ MUST_USE int sasl_serve_open(struct server *s);
 
 void sasl_serve_close(struct server *s);
 
+/* The user followers log in as to their leaders (inter_broker_user) and
+ * its password (read from inter_broker_password_file at open): true with
+ * both, false when none is configured. Any thread: both stay as they are
+ * until sasl_serve_close(). */
+bool sasl_serve_inter_broker(const struct server *s, const char **user, const char **password);
+
 /* The gate: true when req (api_key on nagare's listener, or on the Kafka
  * listener when kafka) may go to its handler; false when it was answered
  * here (refused; its connection closing). */
