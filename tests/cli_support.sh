@@ -77,13 +77,16 @@ expect_one_error_line() {
     grep -q -- "$1" "$TMP/err" || fail "$2: stderr lacks '$1': $(cat "$TMP/err")"
 }
 
-# Starts nagared on 127.0.0.1:0 with its data in $TMP/data; sets B to the
-# --broker option that reaches it.
+# Starts nagared on 127.0.0.1:0 with its data in $TMP/data, and the options
+# in BROKER_ARGS (none by default); sets B to the --broker option that
+# reaches it.
+BROKER_ARGS=()
 start_broker() {
     # The log exists before the broker starts: the redirect below happens in
     # the background child, and the polling below must not race it.
     : >"$TMP/nagared.log"
-    "$NAGARED" --listen 127.0.0.1:0 --kafka-listen 127.0.0.1:0 --data-dir "$TMP/data" >"$TMP/nagared.log" 2>&1 &
+    "$NAGARED" --listen 127.0.0.1:0 --kafka-listen 127.0.0.1:0 --data-dir "$TMP/data" \
+        "${BROKER_ARGS[@]}" >"$TMP/nagared.log" 2>&1 &
     BROKER_PID=$!
     local port=""
     for _ in $(seq 1 200); do
