@@ -497,13 +497,13 @@ static int set_string(struct broker_config *c, const struct key_def *k, const ch
     return 0;
 }
 
-/* sasl_mechanisms: names separated by commas (blanks around each dropped),
- * at least one. */
+/* sasl_mechanisms: names separated by commas (blanks around each dropped);
+ * an empty one is refused, so at least one is named. */
 static int set_mechs(struct broker_config *c, const struct key_def *k, const char *v, char *err,
                      size_t err_cap)
 {
     uint32_t bits = 0;
-    for (const char *p = v; *p != '\0';) {
+    for (const char *p = v;;) {
         const char *end = strchr(p, ',');
         size_t n = end != NULL ? (size_t)(end - p) : strlen(p);
         size_t lead = 0;
@@ -520,10 +520,10 @@ static int set_mechs(struct broker_config *c, const struct key_def *k, const cha
                         k->name, (int)(n - lead > 64 ? 64 : n - lead), p + lead);
         }
         bits |= 1u << m;
-        p = end != NULL ? end + 1 : p + strlen(p);
-    }
-    if (bits == 0) {
-        return fail(err, err_cap, "%s: name at least one mechanism", k->name);
+        if (end == NULL) {
+            break;
+        }
+        p = end + 1;
     }
     c->sasl_mechanisms = bits;
     return 0;

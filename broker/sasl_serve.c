@@ -311,10 +311,12 @@ static int step(struct server *s, struct loop_req *req, struct conn_auth *a, con
 
 /* ---- the gate ---- */
 
+/* What a Kafka connection may send before its login: ApiVersions and the
+ * APIs messages.def marks `sasl`. */
 static bool kafka_login_api(int key)
 {
-    return key == KAFKA_API_API_VERSIONS || key == KAFKA_API_SASL_HANDSHAKE ||
-           key == KAFKA_API_SASL_AUTHENTICATE;
+    const struct kafka_api *api = kafka_api_find((int16_t)key);
+    return key == KAFKA_API_API_VERSIONS || (api != NULL && api->sasl);
 }
 
 static bool nagare_login_api(int key)
