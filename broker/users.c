@@ -59,6 +59,31 @@ const struct scram_cred *users_find(const struct users *u, const char *name, enu
 
 /* ---- the file's text ---- */
 
+static bool put_b64(char **p, char *end, const uint8_t *in, size_t n);
+
+int users_cred_format(const struct scram_cred *c, char *buf, size_t cap)
+{
+    size_t kb = scram_key_bytes((enum scram_mech)c->mech);
+    char *p = buf, *end = buf + cap;
+    int n = snprintf(p, cap, "%u ", c->iterations);
+    if (n < 0 || (size_t)n >= cap) {
+        return -NG_ENOSPACE;
+    }
+    p += n;
+    if (!put_b64(&p, end, c->salt, c->salt_len) || end - p < 2) {
+        return -NG_ENOSPACE;
+    }
+    *p++ = ' ';
+    if (!put_b64(&p, end, c->stored_key, kb) || end - p < 2) {
+        return -NG_ENOSPACE;
+    }
+    *p++ = ' ';
+    if (!put_b64(&p, end, c->server_key, kb)) {
+        return -NG_ENOSPACE;
+    }
+    return (int)(p - buf);
+}
+
 static bool put_b64(char **p, char *end, const uint8_t *in, size_t n)
 {
     int rc = scram_b64_encode(in, n, *p, (size_t)(end - *p));
@@ -83,25 +108,17 @@ int64_t users_encode(const struct users *u, char *buf, size_t cap)
             if ((us->mechs & (1u << m)) == 0) {
                 continue;
             }
-            const struct scram_cred *c = &us->cred[m];
-            size_t kb = scram_key_bytes((enum scram_mech)m);
-            n = snprintf(p, (size_t)(end - p), "%s %s %u ", us->name,
-                         scram_mech_name((enum scram_mech)m), c->iterations);
+            n = snprintf(p, (size_t)(end - p), "%s %s ", us->name,
+                         scram_mech_name((enum scram_mech)m));
             if (n < 0 || n >= end - p) {
                 return -NG_ENOSPACE;
             }
             p += n;
-            if (!put_b64(&p, end, c->salt, c->salt_len) || end - p < 2) {
+            n = users_cred_format(&us->cred[m], p, (size_t)(end - p));
+            if (n < 0 || end - p - n < 2) {
                 return -NG_ENOSPACE;
             }
-            *p++ = ' ';
-            if (!put_b64(&p, end, c->stored_key, kb) || end - p < 2) {
-                return -NG_ENOSPACE;
-            }
-            *p++ = ' ';
-            if (!put_b64(&p, end, c->server_key, kb) || end - p < 2) {
-                return -NG_ENOSPACE;
-            }
+            p += n;
             *p++ = '\n';
         }
     }
@@ -142,32 +159,56 @@ static bool b64_field(const char *f, size_t fl, uint8_t *out, size_t cap, size_t
     return true;
 }
 
+int users_cred_parse(enum scram_mech m, const char *v, size_t len, struct scram_cred *out)
+{
+    const char *f[4];
+    size_t fl[4];
+    if (!split(v, len, f, fl, 4) || fl[0] > 9) {
+        return -NG_ECORRUPT;
+    }
+    struct scram_cred c = {.mech = (uint8_t)m};
+    for (size_t i = 0; i < fl[0]; i++) {
+        if (f[0][i] < '0' || f[0][i] > '9') {
+            return -NG_ECORRUPT;
+        }
+        c.iterations = c.iterations * 10 + (uint32_t)(f[0][i] - '0');
+    }
+    size_t kb = scram_key_bytes(m), salt_len = 0, n = 0;
+    if (c.iterations < SCRAM_ITERATIONS_MIN || c.iterations > SCRAM_ITERATIONS_MAX ||
+        !b64_field(f[1], fl[1], c.salt, sizeof(c.salt), 1, SCRAM_SALT_BYTES_MAX, &salt_len) ||
+        !b64_field(f[2], fl[2], c.stored_key, sizeof(c.stored_key), kb, kb, &n) ||
+        !b64_field(f[3], fl[3], c.server_key, sizeof(c.server_key), kb, kb, &n)) {
+        return -NG_ECORRUPT;
+    }
+    c.salt_len = (uint8_t)salt_len;
+    *out = c;
+    return 0;
+}
+
 /* Reads one credential line into the table being built (sorted, each user
  * and mechanism once). */
 static bool parse_line(struct users *t, const char *line, size_t len)
 {
-    const char *f[6];
-    size_t fl[6];
+    const char *f[3];
+    size_t fl[3];
     enum scram_mech m;
-    if (!split(line, len, f, fl, 6) || !scram_user_valid(f[0], fl[0]) ||
-        scram_mech_parse(f[1], fl[1], &m) != 0 || fl[2] > 9) {
+    struct scram_cred c;
+    /* "<name> <mechanism> <the credential's four fields>" */
+    const char *sp1 = memchr(line, ' ', len);
+    const char *sp2 = sp1 != NULL ? memchr(sp1 + 1, ' ', len - (size_t)(sp1 + 1 - line)) : NULL;
+    if (sp2 == NULL) {
         return false;
     }
-    struct scram_cred c = {.mech = (uint8_t)m};
-    for (size_t i = 0; i < fl[2]; i++) {
-        if (f[2][i] < '0' || f[2][i] > '9') {
-            return false;
-        }
-        c.iterations = c.iterations * 10 + (uint32_t)(f[2][i] - '0');
-    }
-    size_t kb = scram_key_bytes(m), salt_len = 0, n = 0;
-    if (c.iterations < SCRAM_ITERATIONS_MIN || c.iterations > SCRAM_ITERATIONS_MAX ||
-        !b64_field(f[3], fl[3], c.salt, sizeof(c.salt), 1, SCRAM_SALT_BYTES_MAX, &salt_len) ||
-        !b64_field(f[4], fl[4], c.stored_key, sizeof(c.stored_key), kb, kb, &n) ||
-        !b64_field(f[5], fl[5], c.server_key, sizeof(c.server_key), kb, kb, &n)) {
+    f[0] = line;
+    fl[0] = (size_t)(sp1 - line);
+    f[1] = sp1 + 1;
+    fl[1] = (size_t)(sp2 - f[1]);
+    f[2] = sp2 + 1;
+    fl[2] = len - (size_t)(f[2] - line);
+    if (!scram_user_valid(f[0], fl[0]) || scram_mech_parse(f[1], fl[1], &m) != 0 ||
+        users_cred_parse(m, f[2], fl[2], &c) != 0) {
         return false;
     }
-    c.salt_len = (uint8_t)salt_len;
     char name[SCRAM_USER_BYTES_MAX + 1];
     memcpy(name, f[0], fl[0]);
     name[fl[0]] = '\0';
@@ -282,38 +323,70 @@ static int users_save(const struct users *u)
     return rc;
 }
 
+/* The user name's index, added (no credential yet) when new; *added says
+ * which. Returns 0, -NG_ETOOBIG, -ENOMEM. */
+static int user_slot(struct users *u, const char *name, uint32_t *index, bool *added)
+{
+    bool found = false;
+    uint32_t i = find(u, name, &found);
+    *index = i;
+    *added = !found;
+    if (found) {
+        return 0;
+    }
+    if (u->count == USERS_MAX) {
+        return -NG_ETOOBIG;
+    }
+    if (u->count == u->cap) {
+        uint32_t cap = u->cap < 16 ? 16 : u->cap * 2;
+        cap = cap > USERS_MAX ? USERS_MAX : cap;
+        struct user *v = realloc(u->v, cap * sizeof(*v));
+        if (v == NULL) {
+            return -ENOMEM;
+        }
+        u->v = v;
+        u->cap = cap;
+    }
+    memmove(&u->v[i + 1], &u->v[i], (u->count - i) * sizeof(*u->v));
+    memset(&u->v[i], 0, sizeof(u->v[i]));
+    memcpy(u->v[i].name, name, strlen(name) + 1);
+    u->count++;
+    return 0;
+}
+
+int users_set(struct users *u, const char *name, const struct scram_cred *cred)
+{
+    ASSERT(cred->mech < SCRAM_MECH_COUNT);
+    if (!scram_user_valid(name, strlen(name))) {
+        return -NG_EBADNAME;
+    }
+    uint32_t i;
+    bool added;
+    int rc = user_slot(u, name, &i, &added);
+    if (rc == 0) {
+        u->v[i].mechs |= (uint8_t)(1u << cred->mech);
+        u->v[i].cred[cred->mech] = *cred;
+    }
+    return rc;
+}
+
 int users_upsert(struct users *u, const char *name, const struct scram_cred *cred)
 {
     ASSERT(cred->mech < SCRAM_MECH_COUNT);
     if (!scram_user_valid(name, strlen(name))) {
         return -NG_EBADNAME;
     }
-    bool found = false;
-    uint32_t i = find(u, name, &found);
-    if (!found) {
-        if (u->count == USERS_MAX) {
-            return -NG_ETOOBIG;
-        }
-        if (u->count == u->cap) {
-            uint32_t cap = u->cap < 16 ? 16 : u->cap * 2;
-            cap = cap > USERS_MAX ? USERS_MAX : cap;
-            struct user *v = realloc(u->v, cap * sizeof(*v));
-            if (v == NULL) {
-                return -ENOMEM;
-            }
-            u->v = v;
-            u->cap = cap;
-        }
-        memmove(&u->v[i + 1], &u->v[i], (u->count - i) * sizeof(*u->v));
-        memset(&u->v[i], 0, sizeof(u->v[i]));
-        memcpy(u->v[i].name, name, strlen(name) + 1);
-        u->count++;
+    uint32_t i;
+    bool added;
+    int rc = user_slot(u, name, &i, &added);
+    if (rc != 0) {
+        return rc;
     }
     struct user before = u->v[i];
     u->v[i].mechs |= (uint8_t)(1u << cred->mech);
     u->v[i].cred[cred->mech] = *cred;
-    int rc = users_save(u);
-    if (rc != 0 && found) {
+    rc = users_save(u);
+    if (rc != 0 && !added) {
         u->v[i] = before;
     } else if (rc != 0) {
         memmove(&u->v[i], &u->v[i + 1], (u->count - i - 1) * sizeof(*u->v));

@@ -65,6 +65,21 @@ void users_close(struct users *u);
  * change. */
 const struct scram_cred *users_find(const struct users *u, const char *name, enum scram_mech mech);
 
+/* Sets name's credential of cred->mech (adding the user) in memory only:
+ * for a table kept nowhere (a cluster's, rebuilt from its views). Returns
+ * 0, -NG_EBADNAME, -NG_ETOOBIG, -ENOMEM. */
+MUST_USE int users_set(struct users *u, const char *name, const struct scram_cred *cred);
+
+/* One credential as text: "<iterations> <salt> <StoredKey> <ServerKey>"
+ * (base64), as the file's lines hold it after the name and mechanism, and
+ * as a cluster keeps users/<name>/<mechanism> (docs/cluster.md). Format
+ * returns the length written (NUL after it), or -NG_ENOSPACE; parse
+ * returns 0 or -NG_ECORRUPT (a field missing, out of its range, or bad
+ * base64). */
+MUST_USE int users_cred_format(const struct scram_cred *c, char *buf, size_t cap);
+MUST_USE int users_cred_parse(enum scram_mech mech, const char *text, size_t len,
+                              struct scram_cred *out);
+
 /* Sets name's credential of cred->mech (adding the user), then saves.
  * Returns 0, -NG_EBADNAME (not scram_user_valid), -NG_ETOOBIG (USERS_MAX
  * users already), -ENOMEM, or users_save()'s error (table unchanged). */
