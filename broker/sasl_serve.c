@@ -29,12 +29,23 @@ struct sasl_peer {
 };
 
 struct sasl_serve {
-    struct users users;
+    struct users users;  /* DATA_DIR/users */
+    struct users merged; /* a cluster: users, then etcd's over them (served) */
     char inter_broker_password[SCRAM_PASSWORD_BYTES_MAX + 1]; /* "": none */
     uint8_t secret[SCRAM_KEY_BYTES_MAX]; /* keys the stand-in credentials' salts */
     uint32_t peer_count;
     struct sasl_peer peers[SASL_PEERS_MAX];
 };
+
+static_assert(CLUSTER_USER_BYTES == SCRAM_USER_BYTES_MAX + 1, "a cluster's user name is ours");
+static_assert(CLUSTER_USER_VALUE_BYTES >= USERS_LINE_BYTES_MAX, "a credential's text fits");
+
+/* The users logins are checked against: a single broker's own; in a
+ * cluster, its own with the cluster's (etcd's) over them. */
+static const struct users *users_served(const struct server *s)
+{
+    return broker_config_clustered(&s->cfg) ? &s->sasl->merged : &s->sasl->users;
+}
 
 static_assert(sizeof(PRINCIPAL_ANONYMOUS) <= sizeof("User:") + SCRAM_USER_BYTES_MAX &&
                   sizeof("User:") + SCRAM_USER_BYTES_MAX <= PRINCIPAL_BYTES_MAX,
@@ -66,6 +77,62 @@ bool sasl_serve_inter_broker(const struct server *s, const char **user, const ch
     return true;
 }
 
+/* Builds out (empty, kept nowhere) from local's users, then the view's
+ * credentials over them (v NULL: none). A credential the view holds that
+ * does not parse is left out, logged. */
+static int sasl_merge(struct users *out, const struct users *local, const struct cluster_view *v)
+{
+    int rc = 0;
+    for (uint32_t i = 0; i < local->count && rc == 0; i++) {
+        for (int m = 0; m < SCRAM_MECH_COUNT && rc == 0; m++) {
+            if (local->v[i].mechs & (1u << m)) {
+                rc = users_set(out, local->v[i].name, &local->v[i].cred[m]);
+            }
+        }
+    }
+    for (uint32_t i = 0; v != NULL && i < v->user_cred_count && rc == 0; i++) {
+        const struct cluster_user_cred *c = &v->user_creds[i];
+        enum scram_mech m;
+        struct scram_cred cred;
+        if (!scram_user_valid(c->user, strlen(c->user)) ||
+            scram_mech_parse(c->mechanism, strlen(c->mechanism), &m) != 0 ||
+            users_cred_parse(m, c->value, strlen(c->value), &cred) != 0) {
+            log_warn("cluster: users/%s/%s: not a credential; left out", c->user, c->mechanism);
+            continue;
+        }
+        rc = users_set(out, c->user, &cred);
+        rc = rc == -NG_ETOOBIG ? 0 : rc; /* the first USERS_MAX are served */
+    }
+    return rc;
+}
+
+static bool same_creds(const struct cluster_view *a, const struct cluster_view *b)
+{
+    return a != NULL && a->user_cred_count == b->user_cred_count &&
+           (a->user_cred_count == 0 ||
+            memcmp(a->user_creds, b->user_creds, a->user_cred_count * sizeof(*a->user_creds)) ==
+                0);
+}
+
+void sasl_serve_apply_view(struct server *s, const struct cluster_view *old,
+                           const struct cluster_view *view)
+{
+    if (same_creds(old, view)) {
+        return; /* most views change partitions, not users */
+    }
+    struct users t;
+    users_init(&t);
+    int rc = sasl_merge(&t, &s->sasl->users, view);
+    if (rc != 0) {
+        log_error("cluster: users of revision %lld: %s; the previous users stay",
+                  (long long)view->revision, err_str(rc));
+        users_close(&t);
+        return;
+    }
+    users_close(&s->sasl->merged);
+    s->sasl->merged = t;
+}
+
 int sasl_serve_open(struct server *s)
 {
     struct sasl_serve *ss = calloc(1, sizeof(*ss));
@@ -86,15 +153,21 @@ int sasl_serve_open(struct server *s)
                       rc == -NG_EBADARG ? "no password on its first line" : err_str(rc));
         }
     }
+    users_init(&ss->merged);
+    if (rc == 0 && broker_config_clustered(&s->cfg)) {
+        rc = sasl_merge(&ss->merged, &ss->users, NULL);
+    }
     if (rc != 0) {
         users_close(&ss->users);
+        users_close(&ss->merged);
         free(ss);
         return rc;
     }
     s->sasl = ss;
-    if (s->cfg.authentication_required && ss->users.count == 0) {
+    if (s->cfg.authentication_required && ss->users.count == 0 &&
+        !broker_config_clustered(&s->cfg)) {
         log_warn("authentication is required and there are no users yet: add one with "
-                 "nagared --add-user NAME --data-dir %s (docs/security.md)",
+                 "nagared --add-user NAME %s (docs/security.md)",
                  s->cfg.data_dir);
     }
     return 0;
@@ -104,6 +177,7 @@ void sasl_serve_close(struct server *s)
 {
     if (s->sasl != NULL) {
         users_close(&s->sasl->users);
+        users_close(&s->sasl->merged);
         explicit_bzero(s->sasl->secret, sizeof(s->sasl->secret));
         explicit_bzero(s->sasl->inter_broker_password, sizeof(s->sasl->inter_broker_password));
         free(s->sasl);
@@ -253,7 +327,7 @@ static int step_first(struct server *s, struct loop_req *req, struct conn_auth *
         peer_failed(s, req, "?");
         return rc;
     }
-    const struct scram_cred *cred = users_find(&s->sasl->users, a->scram->user, m);
+    const struct scram_cred *cred = users_find(users_served(s), a->scram->user, m);
     struct scram_cred fake;
     if (cred == NULL) {
         /* Unknown: the same exchange against a credential no proof matches. */
@@ -422,6 +496,75 @@ static int alter_cred(const struct proto_alter_user_req *r, struct scram_cred *c
     return 0;
 }
 
+/* An AlterUser a cluster carries out: answered from the loop once the
+ * session is done with it. */
+struct alter_call {
+    struct loop_msg m;
+    struct loop *loop;
+    struct loop_req *req;
+    uint32_t correlation_id;
+    uint16_t version;
+    int err;
+};
+
+static void alter_answer(struct loop_req *req, uint32_t correlation_id, uint16_t version, int err)
+{
+    struct wr w;
+    if (server_resp_begin(req, correlation_id, 64, &w)) {
+        int rc = proto_alter_user_resp_encode(&w, version, correlation_id, server_wire_err(err));
+        ASSERT(rc == 0);
+        server_resp_send(req, &w);
+    }
+}
+
+static void alter_call_answer(struct loop_msg *m, void *arg)
+{
+    (void)arg;
+    struct alter_call *c = container_of(m, struct alter_call, m);
+    alter_answer(c->req, c->correlation_id, c->version, c->err);
+    free(c);
+}
+
+static void alter_call_done(void *arg, int rc)
+{
+    struct alter_call *c = arg; /* on the cluster thread */
+    c->err = rc;
+    loop_post(c->loop, &c->m);
+}
+
+/* AlterUser in a cluster: the change goes to etcd (users/<name>/...), and
+ * every broker's next view carries it. */
+static int alter_in_cluster(struct server *s, struct loop_req *req,
+                            const struct proto_req_header *h, const char *name, int op, int mech,
+                            const struct scram_cred *cred)
+{
+    struct alter_call *c = calloc(1, sizeof(*c));
+    if (c == NULL) {
+        return -ENOMEM;
+    }
+    *c = (struct alter_call){.m = {.fn = alter_call_answer},
+                             .loop = &s->loop,
+                             .req = req,
+                             .correlation_id = h->correlation_id,
+                             .version = h->api_version};
+    int rc = 0;
+    if (op == PROTO_USER_UPSERT) {
+        char value[CLUSTER_USER_VALUE_BYTES];
+        rc = users_cred_format(cred, value, sizeof(value));
+        ASSERT(rc > 0);
+        rc = cluster_session_put_user(s->session, name, scram_mech_name((enum scram_mech)mech),
+                                      value, alter_call_done, c);
+    } else {
+        rc = cluster_session_delete_user(
+            s->session, name, mech < 0 ? NULL : scram_mech_name((enum scram_mech)mech),
+            alter_call_done, c);
+    }
+    if (rc != 0) {
+        free(c);
+    }
+    return rc;
+}
+
 void handle_alter_user(struct server *s, struct loop_req *req, const struct proto_req_header *h,
                        struct rd *body)
 {
@@ -441,7 +584,14 @@ void handle_alter_user(struct server *s, struct loop_req *req, const struct prot
     struct scram_cred cred;
     if (rc == 0 && r.op == PROTO_USER_UPSERT) {
         rc = alter_cred(&r, &cred);
-        rc = rc == 0 ? users_upsert(&s->sasl->users, name, &cred) : rc;
+    }
+    if (rc == 0 && s->session != NULL) {
+        rc = alter_in_cluster(s, req, h, name, r.op, r.mechanism, &cred);
+        if (rc == 0) {
+            return; /* answered once etcd has it */
+        }
+    } else if (rc == 0 && r.op == PROTO_USER_UPSERT) {
+        rc = users_upsert(&s->sasl->users, name, &cred);
     } else if (rc == 0) {
         rc = users_delete(&s->sasl->users, name, r.mechanism);
     }
@@ -450,13 +600,7 @@ void handle_alter_user(struct server *s, struct loop_req *req, const struct prot
                  r.mechanism < 0 ? "every mechanism" : scram_mech_name((enum scram_mech)r.mechanism),
                  conn_auth_principal(req));
     }
-    struct wr w;
-    if (server_resp_begin(req, h->correlation_id, 64, &w)) {
-        rc = proto_alter_user_resp_encode(&w, h->api_version, h->correlation_id,
-                                          server_wire_err(rc));
-        ASSERT(rc == 0);
-        server_resp_send(req, &w);
-    }
+    alter_answer(req, h->correlation_id, h->api_version, rc);
 }
 
 void handle_describe_users(struct server *s, struct loop_req *req,
@@ -467,7 +611,7 @@ void handle_describe_users(struct server *s, struct loop_req *req,
         server_resp_error(req, h->correlation_id, rc);
         return;
     }
-    const struct users *u = &s->sasl->users;
+    const struct users *u = users_served(s);
     size_t cap = 64 + (size_t)u->count * (PROTO_STR_BYTES(SCRAM_USER_BYTES_MAX) + 1);
     struct wr w;
     if (!server_resp_begin(req, h->correlation_id, cap, &w)) {

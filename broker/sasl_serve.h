@@ -33,6 +33,7 @@
 #include "net/proto.h"
 
 struct server;
+struct cluster_view;
 
 /* Peer addresses whose failed logins are counted at once. A full table
  * forgets its least recently failed unblocked address (a blocked one only
@@ -44,6 +45,13 @@ struct server;
 MUST_USE int sasl_serve_open(struct server *s);
 
 void sasl_serve_close(struct server *s);
+
+/* A cluster's view changed (old: the one before, NULL for the first):
+ * when its users' credentials did, the users logins are checked against
+ * become this broker's own (DATA_DIR/users) with the view's over them.
+ * Loop thread. */
+void sasl_serve_apply_view(struct server *s, const struct cluster_view *old,
+                           const struct cluster_view *view);
 
 /* The user followers log in as to their leaders (inter_broker_user) and
  * its password (read from inter_broker_password_file at open): true with
