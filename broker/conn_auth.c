@@ -3,10 +3,10 @@
  */
 #include "broker/conn_auth.h"
 
-#include "auth/scram.h"
-
 #include <stdlib.h>
 #include <string.h>
+
+#include "auth/scram.h"
 
 static_assert(sizeof(PRINCIPAL_ANONYMOUS) <= PRINCIPAL_BYTES_MAX, "the anonymous principal fits");
 
