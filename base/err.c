@@ -57,6 +57,11 @@ static const char *const ng_err_text[] = {
     [NG_EGROUP_FULL - NG_ERR_FIRST] = "the group has as many members (or bytes) as it may",
     [NG_EUNAUTHORIZED - NG_ERR_FIRST] =
         "not authorized: no ACL allows this principal the operation, or one denies it",
+    [NG_EAUTH - NG_ERR_FIRST] = "authentication failed: unknown user or wrong password",
+    [NG_EAUTH_REQUIRED - NG_ERR_FIRST] = "the broker requires authentication: log in first",
+    [NG_EAUTH_THROTTLED - NG_ERR_FIRST] =
+        "too many failed logins from this address; logins refused for a while",
+    [NG_EMECHANISM - NG_ERR_FIRST] = "SASL mechanism not enabled on the broker",
 };
 
 const char *err_str(int rc)

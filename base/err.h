@@ -68,6 +68,11 @@ enum ng_err {
     NG_EFENCED_INSTANCE = 4169,       /* another member took this static instance id */
     NG_EINCONSISTENT_PROTOCOL = 4170, /* the group's members speak another protocol */
     NG_EGROUP_FULL = 4171,            /* the group has its maximum of members or bytes */
+    /* authentication (auth/scram.h, broker/sasl_serve.h) */
+    NG_EAUTH = 4172,           /* login failed: unknown user or wrong password (one answer) */
+    NG_EAUTH_REQUIRED = 4173,  /* the broker requires a login before this request */
+    NG_EAUTH_THROTTLED = 4174, /* too many failed logins from this address for now */
+    NG_EMECHANISM = 4175,      /* SASL mechanism not enabled on the broker */
     /* authorization (broker/acl.h); 4172-4179 are left to authentication */
     NG_EUNAUTHORIZED = 4180, /* the principal may not do this (no ACL allows it, or one denies) */
     NG_ERR_LAST

@@ -34,6 +34,8 @@ enum key_kind {
     KIND_ENDPOINTS, /* etcd endpoint URLs, comma-separated (cluster_endpoints_parse) */
     KIND_NAME,      /* a cluster name (cluster_name_ok) */
     KIND_PRINCIPALS, /* principals, comma-separated (acl_principal_valid) */
+    KIND_MECHS,      /* SASL mechanism names, comma-separated */
+    KIND_USER,       /* a user name (scram_user_valid) */
 };
 
 enum field_type { FT_NONE, FT_U16, FT_I32, FT_U32, FT_I64 };
@@ -68,9 +70,13 @@ static const char *const level_names[] = {
 };
 static_assert(ARRAY_LEN(level_names) == LOG_OFF + 1, "a name for every level");
 
+static const char *const authentication_names[] = {[BROKER_AUTHENTICATION_NONE] = "none",
+                                                   [BROKER_AUTHENTICATION_REQUIRED] = "required"};
+
 static const char *const log_format_names[] = {
     [LOG_FORMAT_TEXT] = "text", [LOG_FORMAT_JSON] = "json"};
-static_assert(sizeof(enum log_level) == sizeof(int) && sizeof(enum log_format) == sizeof(int),
+static_assert(sizeof(enum log_level) == sizeof(int) && sizeof(enum log_format) == sizeof(int) &&
+                  sizeof(enum broker_authentication) == sizeof(int),
               "KIND_CHOICE fields are int-sized enums");
 
 static const struct key_def keys[] = {
@@ -175,6 +181,20 @@ static const struct key_def keys[] = {
      "check every request against the ACLs (docs/security.md); false: all allowed"},
     {"super_users", KIND_PRINCIPALS, FIELD(super_users), 0, 0, false,
      "principals allowed everything: User:NAME[,User:NAME...]"},
+    {"authentication", KIND_CHOICE, FIELD(authentication), 0, 0, false,
+     "none: anyone may connect; required: clients log in with SASL/SCRAM first",
+     CHOICES(authentication_names)},
+    {"sasl_mechanisms", KIND_MECHS, FIELD(sasl_mechanisms), 0, 0, false,
+     "SASL mechanisms offered: SCRAM-SHA-256, SCRAM-SHA-512, comma-separated"},
+    {"login_failures_max", KIND_COUNT, FIELD(login_failures_max), 1,
+     BROKER_LOGIN_FAILURES_MAX_LIMIT, false,
+     "failed logins from one address before it is refused for login_block_ms"},
+    {"login_block_ms", KIND_DURATION, FIELD(login_block_ms), 1, UINT32_MAX, false,
+     "how long an address past login_failures_max is refused"},
+    {"inter_broker_user", KIND_USER, FIELD(inter_broker_user), 0, 0, false,
+     "the user followers log in as to a leader that requires authentication"},
+    {"inter_broker_password_file", KIND_PATH, FIELD(inter_broker_password_file), 1,
+     BROKER_DATA_DIR_BYTES - 1, false, "file whose first line is inter_broker_user's password"},
 };
 
 /* ---- small helpers ---- */
@@ -510,6 +530,11 @@ static int set_string(struct broker_config *c, const struct key_def *k, const ch
                         k->name, v, ETCD_ENDPOINTS_MAX);
         }
     }
+    if (k->kind == KIND_USER && !scram_user_valid(v, n)) {
+        return fail(err, err_cap,
+                    "%s: '%.100s' is not a user name; want 1 to %d letters, digits or . _ - @",
+                    k->name, v, SCRAM_USER_BYTES_MAX);
+    }
     if (k->kind == KIND_NAME && !cluster_name_ok(v)) {
         return fail(err, err_cap,
                     "%s: '%.100s' is not a cluster name; want 1 to %d letters, digits or . _ -",
@@ -525,9 +550,44 @@ static int set_string(struct broker_config *c, const struct key_def *k, const ch
     return 0;
 }
 
+/* sasl_mechanisms: names separated by commas (blanks around each dropped);
+ * an empty one is refused, so at least one is named. */
+static int set_mechs(struct broker_config *c, const struct key_def *k, const char *v, char *err,
+                     size_t err_cap)
+{
+    uint32_t bits = 0;
+    for (const char *p = v;;) {
+        const char *end = strchr(p, ',');
+        size_t n = end != NULL ? (size_t)(end - p) : strlen(p);
+        size_t lead = 0;
+        while (lead < n && is_blank(p[lead])) {
+            lead++;
+        }
+        while (n > lead && is_blank(p[n - 1])) {
+            n--;
+        }
+        enum scram_mech m;
+        if (scram_mech_parse(p + lead, n - lead, &m) != 0) {
+            return fail(err, err_cap,
+                        "%s: '%.*s' is not a mechanism; want SCRAM-SHA-256 or SCRAM-SHA-512",
+                        k->name, (int)(n - lead > 64 ? 64 : n - lead), p + lead);
+        }
+        bits |= 1u << m;
+        if (end == NULL) {
+            break;
+        }
+        p = end + 1;
+    }
+    c->sasl_mechanisms = bits;
+    return 0;
+}
+
 static int set_enum(struct broker_config *c, const struct key_def *k, const char *v, char *err,
                     size_t err_cap)
 {
+    if (k->kind == KIND_MECHS) {
+        return set_mechs(c, k, v, err, err_cap);
+    }
     if (k->kind == KIND_BOOL) {
         if (strcmp(v, "true") != 0 && strcmp(v, "false") != 0) {
             return fail(err, err_cap, "%s: '%.64s' is not a boolean; want true or false", k->name,
@@ -572,9 +632,11 @@ int broker_config_set(struct broker_config *c, const char *key, const char *valu
     case KIND_ENDPOINTS:
     case KIND_NAME:
     case KIND_PRINCIPALS:
+    case KIND_USER:
         return set_string(c, k, value, err, err_cap);
     case KIND_BOOL:
     case KIND_CHOICE:
+    case KIND_MECHS:
         return set_enum(c, k, value, err, err_cap);
     case KIND_COUNT:
     case KIND_SIZE:
@@ -637,6 +699,11 @@ int broker_config_check(const struct broker_config *c, char *err, size_t err_cap
                     (long long)c->partial_bytes_max, (unsigned long long)partial_min,
                     (long long)c->mem_bytes_max);
     }
+    if ((c->inter_broker_user[0] == '\0') != (c->inter_broker_password_file[0] == '\0')) {
+        return fail(err, err_cap,
+                    "inter_broker_user and inter_broker_password_file go together: set both "
+                    "for followers to log in, or neither");
+    }
     return check_cluster(c, err, err_cap);
 }
 
@@ -682,6 +749,9 @@ void broker_config_default(struct broker_config *c)
         .replica_lag_ms = BROKER_REPLICA_LAG_MS_DEFAULT,
         .lease_ttl_s = CLUSTER_LEASE_TTL_S_DEFAULT,
         .preferred_leader_check_ms = CLUSTER_PREFERRED_LEADER_CHECK_MS_DEFAULT,
+        .sasl_mechanisms = BROKER_SASL_MECHANISMS_ALL,
+        .login_failures_max = BROKER_LOGIN_FAILURES_MAX_DEFAULT,
+        .login_block_ms = BROKER_LOGIN_BLOCK_MS_DEFAULT,
     };
     static_assert(sizeof(CLUSTER_NAME_DEFAULT) <= sizeof(c->cluster_name), "name fits");
     memcpy(c->cluster_name, CLUSTER_NAME_DEFAULT, sizeof(CLUSTER_NAME_DEFAULT));
@@ -1020,7 +1090,7 @@ int broker_config_parse_args(struct broker_config *c, int argc, char **argv, cha
 static bool is_text(const struct key_def *k)
 {
     return k->kind == KIND_HOST || k->kind == KIND_PATH || k->kind == KIND_ENDPOINTS ||
-           k->kind == KIND_NAME || k->kind == KIND_PRINCIPALS;
+           k->kind == KIND_NAME || k->kind == KIND_PRINCIPALS || k->kind == KIND_USER;
 }
 
 /* Writes k's value in c as the config file spells it. */
@@ -1034,8 +1104,19 @@ static void print_value(FILE *f, const struct broker_config *c, const struct key
     case KIND_ENDPOINTS:
     case KIND_NAME:
     case KIND_PRINCIPALS:
+    case KIND_USER:
         fputs((const char *)c + k->offset, f);
         break;
+    case KIND_MECHS: {
+        const char *sep = "";
+        for (int m = 0; m < SCRAM_MECH_COUNT; m++) {
+            if (c->sasl_mechanisms & (1u << m)) {
+                fprintf(f, "%s%s", sep, scram_mech_name((enum scram_mech)m));
+                sep = ",";
+            }
+        }
+        break;
+    }
     case KIND_PORT:
         fprintf(f, "%lld", (long long)field_get(c, k));
         break;
@@ -1099,6 +1180,9 @@ void broker_config_usage(FILE *f)
             "  --verify DIR        check a data directory offline (no broker running on\n"
             "                      it): report every bad batch, index and topic.meta;\n"
             "                      exit 0 when sound, 1 with problems\n"
+            "  --add-user NAME DIR add or change a user in data directory DIR offline (no\n"
+            "                      broker running on it), password from $NAGARE_PASSWORD or\n"
+            "                      standard input (docs/security.md)\n"
             "\n"
             "Precedence: defaults < --config file < the other flags, in any order.\n"
             "Sizes take units k, m, g (KiB, MiB, GiB); durations ms, s, m, h, d.\n"

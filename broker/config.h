@@ -23,6 +23,7 @@
 #include <stdio.h>
 
 #include "base/assert.h"
+#include "auth/scram.h"
 #include "base/log.h"
 #include "net/loop.h"
 #include "broker/share_state.h"
@@ -106,6 +107,18 @@ static_assert(BROKER_MIN_INSYNC_REPLICAS_DEFAULT <= BROKER_DEFAULT_REPLICATION_F
                   BROKER_DEFAULT_REPLICATION_FACTOR_DEFAULT <= CLUSTER_REPLICAS_MAX,
               "cluster defaults inside their limits");
 
+/* Authentication (docs/security.md, "Authentication"). Failed logins are
+ * counted per peer address; past login_failures_max (5, as many as a user
+ * mistyping a password plausibly makes) the address is refused without work
+ * for login_block_ms (a minute: what an online password guesser may try
+ * drops to 5 a minute). Every mechanism is on by default. */
+#define BROKER_LOGIN_FAILURES_MAX_DEFAULT 5u
+#define BROKER_LOGIN_FAILURES_MAX_LIMIT 1000u
+#define BROKER_LOGIN_BLOCK_MS_DEFAULT 60000u
+#define BROKER_SASL_MECHANISMS_ALL ((1u << SCRAM_MECH_COUNT) - 1)
+/* A user name as the config holds it, NUL included. */
+#define BROKER_USER_BYTES (SCRAM_USER_BYTES_MAX + 1)
+
 /* Each connection holds a file descriptor; fs.nr_open, the most a process
  * can ever have, defaults to 2^20 on Linux. */
 #define BROKER_CONN_MAX_LIMIT (1u << 20)
@@ -145,6 +158,9 @@ static_assert(BROKER_FETCH_WAIT_MAX_MS_DEFAULT <= BROKER_FETCH_WAIT_MAX_MS_LIMIT
 #define BROKER_SUPER_USERS_BYTES 2048
 
 /* ---- The configuration ------------------------------------------------ */
+
+/* Whether clients must log in (SASL/SCRAM) before anything else. */
+enum broker_authentication { BROKER_AUTHENTICATION_NONE = 0, BROKER_AUTHENTICATION_REQUIRED };
 
 /* Every field is also a key of the config file and of --set, under the
  * same name; `listen = HOST:PORT` sets listen_host and listen_port at once. */
@@ -201,6 +217,13 @@ struct broker_config {
     /* authorization (broker/acl.h, docs/security.md) */
     bool authorizer;                             /* false: every request allowed */
     char super_users[BROKER_SUPER_USERS_BYTES]; /* "User:a,User:b"; "" none */
+    /* authentication (docs/security.md) */
+    enum broker_authentication authentication; /* NONE; "none", "required" */
+    uint32_t sasl_mechanisms;      /* bit (1 << enum scram_mech) per mechanism offered */
+    uint32_t login_failures_max;   /* failed logins from one address before it is blocked */
+    uint32_t login_block_ms;       /* how long a blocked address stays blocked */
+    char inter_broker_user[BROKER_USER_BYTES];               /* "": followers do not log in */
+    char inter_broker_password_file[BROKER_DATA_DIR_BYTES];  /* its password, first line */
 };
 
 /* Scrubbing reads every log again at this pace: a 1 TiB log in about

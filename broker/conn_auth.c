@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "auth/scram.h"
+
 static_assert(sizeof(PRINCIPAL_ANONYMOUS) <= PRINCIPAL_BYTES_MAX, "the anonymous principal fits");
 
 const char *conn_auth_principal(const struct loop_req *req)
@@ -31,4 +33,12 @@ struct conn_auth *conn_auth_get(struct loop_req *req)
     return a;
 }
 
-void conn_auth_release(void *ctx) { free(ctx); }
+void conn_auth_release(void *ctx)
+{
+    struct conn_auth *a = ctx;
+    if (a != NULL && a->scram != NULL) {
+        explicit_bzero(a->scram, sizeof(*a->scram));
+        free(a->scram);
+    }
+    free(a);
+}

@@ -13,7 +13,9 @@
 #ifndef NAGARE_BROKER_CONN_AUTH_H
 #define NAGARE_BROKER_CONN_AUTH_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "base/assert.h"
 #include "net/loop.h"
@@ -24,9 +26,23 @@
 /* The principal of a connection that has not authenticated. */
 #define PRINCIPAL_ANONYMOUS "User:ANONYMOUS"
 
+struct scram_server;
+
+/* Where a connection is in its SASL login (broker/sasl_serve.h). */
+enum conn_sasl {
+    CONN_SASL_NONE = 0,   /* no handshake yet */
+    CONN_SASL_MECH,       /* handshake done: the client's first message next */
+    CONN_SASL_CHALLENGED, /* the server's first message sent: the client's last next */
+    CONN_SASL_DONE,       /* logged in: principal holds the user */
+};
+
 /* One connection's authentication state. */
 struct conn_auth {
     char principal[PRINCIPAL_BYTES_MAX]; /* NUL-terminated */
+    uint8_t sasl;                        /* enum conn_sasl */
+    uint8_t sasl_mech;                   /* enum scram_mech, from CONN_SASL_MECH on */
+    bool sasl_raw;               /* Kafka SaslHandshake v0: the exchange in bare frames */
+    struct scram_server *scram;  /* the exchange's state while it runs, else NULL */
 };
 
 /* The principal of req's connection: PRINCIPAL_ANONYMOUS until it has
@@ -38,8 +54,8 @@ const char *conn_auth_principal(const struct loop_req *req);
  * memory runs out or the connection is gone. */
 MUST_USE struct conn_auth *conn_auth_get(struct loop_req *req);
 
-/* Frees what conn_auth_get() made (ctx as the loop's on_close hands it;
- * NULL is fine). */
+/* Frees what conn_auth_get() made, a running exchange's state wiped (ctx
+ * as the loop's on_close hands it; NULL is fine). */
 void conn_auth_release(void *ctx);
 
 #endif

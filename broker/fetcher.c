@@ -18,7 +18,9 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include "auth/scram.h"
 #include "base/log.h"
+#include "broker/sasl_serve.h"
 #include "broker/server.h"
 
 #define FETCHER_CLIENT_ID "nagared-replica"
@@ -168,6 +170,100 @@ static int read_frame(int fd, uint32_t frame_max, uint8_t **out, size_t *len_out
     return 0;
 }
 
+/* ---- logging in to a leader that requires it (inter_broker_user) ---- */
+
+/* The transport's own correlation ids for a login: apart from the loop's
+ * requests, which start at 0 and never get near them. */
+#define FETCHER_LOGIN_CORR 0x7fff0000u
+
+/* One login request out and its answer in: 0 with *frame (freed by the
+ * caller) and body at the answer's body, or the error (the answer's
+ * request-level one too). */
+static int login_round(int fd, uint32_t frame_max, const struct wr *w, uint32_t corr,
+                       uint8_t **frame, struct rd *body)
+{
+    size_t len = 0;
+    int rc = transfer_all(fd, w->ptr, w->pos, true);
+    rc = rc == 0 ? read_frame(fd, frame_max, frame, &len) : rc;
+    if (rc != 0) {
+        return rc;
+    }
+    *body = rd_make(*frame + PROTO_FRAME_PREFIX_BYTES, len - PROTO_FRAME_PREFIX_BYTES);
+    struct proto_resp_header h;
+    rc = proto_resp_header_decode(body, &h);
+    rc = rc == 0 && h.correlation_id != corr ? -NG_EPROTO : rc;
+    return rc == 0 ? h.err : rc;
+}
+
+/* Sends a SaslHandshake for mech (msg NULL) or a SaslAuthenticate with
+ * msg[0..len) and reads the answer: 0 with the server's bytes copied into
+ * in[0..*in_len) (none for the handshake), or the error (the answer's
+ * too). */
+static int login_send(struct fetcher *f, int fd, uint32_t corr, enum scram_mech mech,
+                      const char *msg, size_t len, char *in, size_t *in_len)
+{
+    uint8_t buf[SCRAM_MSG_BYTES_MAX + 128];
+    struct wr w = wr_make(buf, sizeof(buf));
+    struct proto_str cid = proto_str_make(FETCHER_CLIENT_ID);
+    struct proto_sasl_bytes b = {.bytes = (const uint8_t *)msg, .len = (uint32_t)len};
+    int rc = msg == NULL ? proto_sasl_handshake_req_encode(&w, 0, corr, cid,
+                                                           proto_str_make(scram_mech_name(mech)))
+                         : proto_sasl_authenticate_req_encode(&w, 0, corr, cid, &b);
+    uint8_t *frame = NULL;
+    struct rd body;
+    rc = rc == 0 ? login_round(fd, f->s->cfg.frame_bytes_max, &w, corr, &frame, &body) : rc;
+    *in_len = 0;
+    if (rc == 0 && msg == NULL) {
+        struct proto_sasl_handshake_resp h;
+        rc = proto_sasl_handshake_resp_decode(&body, 0, &h);
+        rc = rc == 0 ? h.err : rc;
+    } else if (rc == 0) {
+        rc = proto_sasl_authenticate_resp_decode(&body, 0, &b);
+        rc = rc == 0 ? b.err : rc;
+        rc = rc == 0 && b.len > SCRAM_MSG_BYTES_MAX ? -NG_EAUTH : rc;
+        if (rc == 0) {
+            memcpy(in, b.bytes, b.len);
+            *in_len = b.len;
+        }
+    }
+    free(frame);
+    return rc;
+}
+
+/* Logs in on a new connection to the leader when this broker has
+ * inter-broker credentials: a handshake, then the SCRAM exchange. */
+static int login(struct fetcher *f, int fd)
+{
+    const char *user, *password;
+    if (!sasl_serve_inter_broker(f->s, &user, &password)) {
+        return 0;
+    }
+    enum scram_mech mech =
+        (f->s->cfg.sasl_mechanisms & (1u << SCRAM_SHA_256)) ? SCRAM_SHA_256 : SCRAM_SHA_512;
+    struct scram_client *sc = malloc(sizeof(*sc));
+    if (sc == NULL) {
+        return -ENOMEM;
+    }
+    char out[SCRAM_MSG_BYTES_MAX], in[SCRAM_MSG_BYTES_MAX];
+    size_t out_len = 0, in_len = 0;
+    uint32_t corr = FETCHER_LOGIN_CORR;
+    int rc = login_send(f, fd, corr++, mech, NULL, 0, in, &in_len);
+    rc = rc == 0 ? scram_client_first(sc, mech, user, password, NULL, out, sizeof(out), &out_len)
+                 : rc;
+    rc = rc == 0 ? login_send(f, fd, corr++, mech, out, out_len, in, &in_len) : rc;
+    rc = rc == 0 ? scram_client_final(sc, (const uint8_t *)in, in_len, out, sizeof(out), &out_len)
+                 : rc;
+    rc = rc == 0 ? login_send(f, fd, corr++, mech, out, out_len, in, &in_len) : rc;
+    rc = rc == 0 ? scram_client_verify(sc, (const uint8_t *)in, in_len) : rc;
+    scram_client_wipe(sc);
+    free(sc);
+    if (rc != 0) {
+        log_warn("replication: logging in to broker at %s:%u as %s: %s", f->host, f->port, user,
+                 err_str(rc));
+    }
+    return rc;
+}
+
 /* One request out, its answer in; the connection made first when there is
  * none, and closed after any failure. */
 static int exchange(struct fetcher *f, uint8_t *req, size_t req_len)
@@ -178,6 +274,10 @@ static int exchange(struct fetcher *f, uint8_t *req, size_t req_len)
     int rc = 0;
     if (fd < 0) {
         rc = dial(f, &fd);
+        if (rc == 0 && (rc = login(f, fd)) != 0) {
+            close(fd);
+            fd = -1;
+        }
         pthread_mutex_lock(&f->mu);
         if (rc == 0 && f->stop) {
             close(fd);

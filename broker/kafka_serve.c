@@ -11,6 +11,7 @@
 
 #include "base/log.h"
 #include "broker/acl_serve.h"
+#include "broker/sasl_serve.h"
 #include "broker/server.h"
 #include "net/kafka/errors.h"
 
@@ -56,6 +57,8 @@ static const struct {
     {KAFKA_API_DESCRIBE_ACLS, kafka_describe_acls, CHECKS(.cluster_op = OP(DESCRIBE))},
     {KAFKA_API_CREATE_ACLS, kafka_create_acls, CHECKS(.cluster_op = OP(ALTER))},
     {KAFKA_API_DELETE_ACLS, kafka_delete_acls, CHECKS(.cluster_op = OP(ALTER))},
+    {KAFKA_API_SASL_HANDSHAKE, kafka_sasl_handshake, {.kind = ACL_RULE_OPEN}},
+    {KAFKA_API_SASL_AUTHENTICATE, kafka_sasl_authenticate, {.kind = ACL_RULE_OPEN}},
 };
 #undef CHECKS
 #undef OP
@@ -83,7 +86,7 @@ const struct acl_rule *kafka_serve_rule(int16_t api_key)
 bool kafka_serve_served(int16_t api_key)
 {
     const struct kafka_api *api = kafka_api_find(api_key);
-    return api != NULL && !api->sasl && handler_find(api_key) != NULL;
+    return api != NULL && handler_find(api_key) != NULL;
 }
 
 int kafka_serve_open(struct server *s)
@@ -182,6 +185,9 @@ static void serve_api_versions(struct server *s, struct loop_req *req,
 
 void kafka_serve_request(struct server *s, struct loop_req *req)
 {
+    if (sasl_serve_kafka_raw(s, req)) {
+        return; /* a login's message after SaslHandshake v0 */
+    }
     size_t len;
     const uint8_t *frame = loop_req_frame(req, &len);
     struct rd body = rd_make(frame, len);
@@ -203,6 +209,9 @@ void kafka_serve_request(struct server *s, struct loop_req *req)
                   rc == 0 || rc == -NG_EBADVERSION || rc == -NG_EUNKNOWN_API ? h.api_key : -1,
                   h.api_version, rc != 0 ? err_str(rc) : "not served");
         loop_req_fail(req);
+        return;
+    }
+    if (!sasl_serve_admit(s, req, true, h.api_key, (uint32_t)h.correlation_id)) {
         return;
     }
     struct kw_arena a;

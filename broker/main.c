@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 
@@ -10,6 +11,7 @@
 #include "broker/config.h"
 #include "broker/datadir_verify.h"
 #include "broker/server.h"
+#include "broker/users.h"
 
 #ifdef NAGARE_FAULTS
 #include "broker/power_sim.h" /* nagared_sim: power cuts for tests */
@@ -55,10 +57,42 @@ static void raise_fd_limit(void)
              (unsigned long long)rl.rlim_cur);
 }
 
+/* nagared --add-user NAME DATA_DIR: the password from $NAGARE_PASSWORD, else
+ * the first line of standard input (never the command line, which other
+ * users of the machine can read). Offline: no broker running on DATA_DIR. */
+static int add_user(const char *name, const char *data_dir)
+{
+    static char line[SCRAM_PASSWORD_BYTES_MAX + 2];
+    const char *pw = getenv("NAGARE_PASSWORD");
+    if (pw == NULL) {
+        if (fgets(line, sizeof(line), stdin) == NULL) {
+            fprintf(stderr, "nagared: --add-user: no password (set NAGARE_PASSWORD or give it on "
+                            "standard input)\n");
+            return 2;
+        }
+        line[strcspn(line, "\r\n")] = '\0';
+        pw = line;
+    }
+    int rc = users_add_offline(data_dir, name, pw);
+    explicit_bzero(line, sizeof(line));
+    if (rc != 0) {
+        fprintf(stderr, "nagared: --add-user %s: %s\n", name,
+                rc == -EWOULDBLOCK ? "a broker is running on this data directory: use "
+                                     "`nagare user add` against it"
+                                   : err_str(rc));
+        return 1;
+    }
+    printf("user %s added to %s (SCRAM-SHA-256, SCRAM-SHA-512)\n", name, data_dir);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc == 3 && strcmp(argv[1], "--verify") == 0) {
         return datadir_verify(argv[2], stdout); /* offline: no server */
+    }
+    if (argc == 4 && strcmp(argv[1], "--add-user") == 0) {
+        return add_user(argv[2], argv[3]); /* offline: no server */
     }
     static struct broker_config cfg;
     char err[512];

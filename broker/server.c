@@ -17,6 +17,7 @@
 #include "broker/conn_auth.h"
 #include "broker/fetcher.h"
 #include "broker/kafka_serve.h"
+#include "broker/sasl_serve.h"
 #include "broker/names.h"
 
 /* How often deleted topics are checked for idle partitions, and parked
@@ -455,6 +456,7 @@ void server_apply_view(struct server *s, struct cluster_view *view)
     }
     cluster_view_check(view);
     delete_gone_topics(s, view);
+    sasl_serve_apply_view(s, s->view, view);
     cluster_view_free(s->view);
     s->view = view;
     for (uint32_t i = 0; i < view->topic_count; i++) {
@@ -695,6 +697,10 @@ static const handler_fn handlers[PROTO_API_COUNT] = {
     [PROTO_API_CREATE_ACLS] = handle_create_acls,
     [PROTO_API_DESCRIBE_ACLS] = handle_describe_acls,
     [PROTO_API_DELETE_ACLS] = handle_delete_acls,
+    [PROTO_API_SASL_HANDSHAKE] = handle_sasl_handshake,
+    [PROTO_API_SASL_AUTHENTICATE] = handle_sasl_authenticate,
+    [PROTO_API_ALTER_USER] = handle_alter_user,
+    [PROTO_API_DESCRIBE_USERS] = handle_describe_users,
 };
 
 /* What each request needs of its principal (docs/security.md): checked
@@ -731,6 +737,12 @@ static const struct acl_rule rules[PROTO_API_COUNT] = {
     [PROTO_API_REPLICA_FETCH] = NAMES(.cluster_op = OP(CLUSTER_ACTION)),
     [PROTO_API_OFFSET_FOR_LEADER_EPOCH] = NAMES(.cluster_op = OP(CLUSTER_ACTION)),
     [PROTO_API_REASSIGN_PARTITIONS] = NAMES(.cluster_op = OP(ALTER)),
+    /* logging in is open to all (the authentication gate is before this);
+     * users are the cluster's to change and describe */
+    [PROTO_API_SASL_HANDSHAKE] = {.kind = ACL_RULE_OPEN},
+    [PROTO_API_SASL_AUTHENTICATE] = {.kind = ACL_RULE_OPEN},
+    [PROTO_API_ALTER_USER] = NAMES(.cluster_op = OP(ALTER)),
+    [PROTO_API_DESCRIBE_USERS] = NAMES(.cluster_op = OP(DESCRIBE)),
     [PROTO_API_CREATE_ACLS] = NAMES(.cluster_op = OP(ALTER)),
     [PROTO_API_DESCRIBE_ACLS] = NAMES(.cluster_op = OP(DESCRIBE)),
     [PROTO_API_DELETE_ACLS] = NAMES(.cluster_op = OP(ALTER)),
@@ -773,6 +785,10 @@ static void on_request(void *arg, struct loop_req *req)
     }
     if ((rc == 0 || rc == -NG_EBADVERSION) && !server_api_served(h.api_key)) {
         rc = -NG_EUNKNOWN_API; /* known to the codec, not served here */
+    }
+    /* who the client is, before what it may do */
+    if (rc == 0 && !sasl_serve_admit(s, req, false, h.api_key, h.correlation_id)) {
+        return;
     }
     if (rc == 0) {
         rc = acl_serve_check(s, req, &rules[h.api_key], &h, &body);
@@ -959,6 +975,7 @@ int server_init(struct server *s, const struct broker_config *cfg)
             log_error("io_uring: %s", err_str(rc));
         }
     }
+    rc = rc == 0 ? sasl_serve_open(s) : rc;
     rc = rc == 0 ? worker_resources(s) : rc;
     rc = rc == 0 ? open_topics(s) : rc;
     rc = rc == 0 ? groups_open(s) : rc;
@@ -1040,6 +1057,7 @@ int server_fini(struct server *s)
     free(s->scratch);
     free(s->scrub_buf);
     kafka_serve_close(s);
+    sasl_serve_close(s);
     if (s->ring_ready) {
         ring_fini(&s->ring);
     }

@@ -40,6 +40,7 @@
 #include "storage/partition.h"
 
 struct queue;
+struct sasl_serve;
 struct server;
 struct server_topic;
 
@@ -134,6 +135,7 @@ struct server {
     struct cluster_session *session; /* NULL: no etcd (a single broker, or views by hand) */
     volatile sig_atomic_t crashed;   /* server_crash_async(): fini leaves the lease to expire */
     struct fetcher *fetchers;        /* one per leader followed (broker/fetcher.h) */
+    struct sasl_serve *sasl;         /* users and failed logins (broker/sasl_serve.h) */
     /* Proposes a leader's ISR change (broker/replica.h): 0 when it went to
      * the cluster session (the view that follows carries it), or its
      * error. NULL without a session: the ISR changes with views only. */

@@ -50,6 +50,7 @@ void brokers_fini(struct brokers *bs)
     }
     bs->count = 0;
     bs->boot = NULL;
+    explicit_bzero(&bs->cfg.login, sizeof(bs->cfg.login));
 }
 
 struct cbroker *brokers_find(struct brokers *bs, int32_t id)

@@ -155,6 +155,7 @@ void conn_fini(struct client_conn *c)
         return;
     }
     conn_close(c, -NG_ECLOSED);
+    explicit_bzero(c->cfg.login.password, sizeof(c->cfg.login.password));
     free(c->rx);
     free(c->tx);
     free(c->pend);
@@ -206,6 +207,8 @@ static void pend_complete(struct client_conn *c, uint32_t i, int err, struct rd 
     fn(arg, err, body, version);
 }
 
+static void login_end(struct client_conn *c);
+
 void conn_close(struct client_conn *c, int err)
 {
     ASSERT(err < 0);
@@ -218,6 +221,7 @@ void conn_close(struct client_conn *c, int err)
     c->err_last = err;
     c->generation++;
     c->rx_len = 0;
+    login_end(c);
     c->sink = NULL; /* its owner learns from the request's failure below */
     c->sink_len = 0;
     c->sink_got = 0;
@@ -374,6 +378,134 @@ int conn_redial(struct client_conn *c, struct conn_redial *r, int64_t now_ms, ui
     return 0;
 }
 
+/* ---- logging in (SASL SCRAM, after ApiVersions) ---- */
+
+int conn_login_make(struct conn_login *out, const char *user, const char *password,
+                    const char *mechanism)
+{
+    memset(out, 0, sizeof(*out));
+    if (user == NULL) {
+        return 0;
+    }
+    enum scram_mech m = SCRAM_SHA_256;
+    if (!scram_user_valid(user, strlen(user)) || password == NULL || password[0] == '\0' ||
+        strlen(password) > SCRAM_PASSWORD_BYTES_MAX ||
+        (mechanism != NULL && scram_mech_parse(mechanism, strlen(mechanism), &m) != 0)) {
+        return -NG_EBADARG;
+    }
+    memcpy(out->user, user, strlen(user) + 1);
+    memcpy(out->password, password, strlen(password) + 1);
+    out->mech = (uint8_t)m;
+    return 0;
+}
+
+static void login_end(struct client_conn *c)
+{
+    if (c->scram != NULL) {
+        scram_client_wipe(c->scram);
+        free(c->scram);
+        c->scram = NULL;
+    }
+}
+
+static void login_step_done(void *arg, int err, struct rd *body, uint16_t version);
+static int tx_room(struct client_conn *c, size_t need);
+
+/* Sends SaslHandshake (bytes NULL) or SaslAuthenticate with bytes. */
+static void login_send(struct client_conn *c, const char *bytes, size_t len)
+{
+    int rc = tx_room(c, HANDSHAKE_FRAME_BYTES + PROTO_STR_BYTES(sizeof(CONN_CLIENT_ID)) + len);
+    if (rc != 0) {
+        conn_close(c, rc);
+        return;
+    }
+    struct wr w = wr_make(c->tx + c->tx_len, c->tx_cap - c->tx_len);
+    uint32_t corr = c->corr_next++;
+    struct proto_str id = proto_str_make(CONN_CLIENT_ID);
+    uint16_t key = bytes == NULL ? PROTO_API_SASL_HANDSHAKE : PROTO_API_SASL_AUTHENTICATE;
+    if (bytes == NULL) {
+        const char *mech = scram_mech_name((enum scram_mech)c->cfg.login.mech);
+        rc = proto_sasl_handshake_req_encode(&w, 0, corr, id, proto_str_make(mech));
+    } else {
+        struct proto_sasl_bytes b = {.bytes = (const uint8_t *)bytes, .len = (uint32_t)len};
+        rc = proto_sasl_authenticate_req_encode(&w, 0, corr, id, &b);
+    }
+    ASSERT(rc == 0);
+    int64_t left = c->connect_deadline_ms - clock_mono_ms();
+    conn_frame_commit(c, &w, corr, key, 0, false, left > 0 ? (uint32_t)left : 1, login_step_done,
+                      c);
+}
+
+/* The next message of the exchange for what the broker answered in[0..len)
+ * (nothing after the handshake); CONN_UP after the last. */
+static int login_next(struct client_conn *c, const uint8_t *in, size_t len)
+{
+    char out[SCRAM_MSG_BYTES_MAX];
+    size_t out_len = 0;
+    int rc = 0;
+    if (c->scram == NULL) {
+        c->scram = malloc(sizeof(*c->scram));
+        if (c->scram == NULL) {
+            return -ENOMEM;
+        }
+        rc = scram_client_first(c->scram, (enum scram_mech)c->cfg.login.mech, c->cfg.login.user,
+                                c->cfg.login.password, NULL, out, sizeof(out), &out_len);
+    } else if (!scram_client_challenged(c->scram)) {
+        rc = scram_client_final(c->scram, in, len, out, sizeof(out), &out_len);
+    } else {
+        rc = scram_client_verify(c->scram, in, len);
+        if (rc == 0) {
+            login_end(c);
+            c->state = CONN_UP;
+            return 0;
+        }
+    }
+    if (rc == 0) {
+        login_send(c, out, out_len);
+    }
+    return rc;
+}
+
+static void login_step_done(void *arg, int err, struct rd *body, uint16_t version)
+{
+    struct client_conn *c = arg;
+    if (c->state != CONN_LOGIN) {
+        return; /* closed meanwhile: conn_close() said why */
+    }
+    struct proto_sasl_bytes in = {0};
+    if (err == 0 && c->scram == NULL) {
+        struct proto_sasl_handshake_resp h;
+        err = proto_sasl_handshake_resp_decode(body, version, &h);
+        err = err == 0 ? h.err : err;
+    } else if (err == 0) {
+        err = proto_sasl_authenticate_resp_decode(body, version, &in);
+        err = err == 0 ? in.err : err;
+    }
+    err = err == 0 ? login_next(c, in.bytes, in.len) : err;
+    if (err != 0) {
+        conn_close(c, err == -NG_EBADVERSION || err == -NG_ETRUNCATED || err == -NG_EBADLEN
+                          ? -NG_EPROTO
+                          : err);
+    }
+}
+
+/* After ApiVersions: logs in when the config says so, else the connection
+ * is up. */
+static void login_start(struct client_conn *c)
+{
+    if (c->cfg.login.user[0] == '\0') {
+        c->state = CONN_UP;
+        return;
+    }
+    if (c->api_version[PROTO_API_SASL_HANDSHAKE] == UINT16_MAX ||
+        c->api_version[PROTO_API_SASL_AUTHENTICATE] == UINT16_MAX) {
+        conn_close(c, -NG_EUNKNOWN_API); /* a broker without logins */
+        return;
+    }
+    c->state = CONN_LOGIN;
+    login_send(c, NULL, 0);
+}
+
 static void handshake_done(void *arg, int err, struct rd *body, uint16_t version)
 {
     struct client_conn *c = arg;
@@ -404,7 +536,7 @@ static void handshake_done(void *arg, int err, struct rd *body, uint16_t version
         }
     }
     c->peer_frame_bytes_max = v.frame_bytes_max;
-    c->state = CONN_UP;
+    login_start(c);
 }
 
 static void tx_write(struct client_conn *c);

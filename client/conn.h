@@ -38,6 +38,7 @@
 #include <sys/socket.h>
 
 #include "base/bytes.h"
+#include "auth/scram.h"
 #include "base/clock.h"
 #include "net/proto.h"
 
@@ -90,8 +91,24 @@ enum conn_state {
     CONN_DOWN = 0,   /* no socket */
     CONN_CONNECTING, /* non-blocking connect() in progress */
     CONN_HANDSHAKE,  /* ApiVersions sent, answer awaited */
+    CONN_LOGIN,      /* logging in (SaslHandshake, SaslAuthenticate) */
     CONN_UP,         /* ready for requests */
 };
+
+/* Who a connection logs in as: a copy (conn_login_make()); user "" for
+ * nobody. */
+struct conn_login {
+    char user[SCRAM_USER_BYTES_MAX + 1];
+    char password[SCRAM_PASSWORD_BYTES_MAX + 1];
+    uint8_t mech; /* enum scram_mech */
+};
+
+/* Fills out from the public form (user NULL: nobody; mechanism NULL:
+ * SCRAM-SHA-256). Returns 0, or -NG_EBADARG (a user name scram_user_valid()
+ * refuses, a password missing, empty or too long, a mechanism not known).
+ * Pure. */
+MUST_USE int conn_login_make(struct conn_login *out, const char *user, const char *password,
+                             const char *mechanism);
 
 struct conn_config {
     const char *bootstrap;       /* "host:port[,host:port...]"; copied by conn_init() */
@@ -99,6 +116,7 @@ struct conn_config {
     uint32_t resp_bytes_max;     /* largest answer frame accepted */
     size_t tx_bytes_max;         /* send queue bound (raised to one broker frame) */
     uint32_t pending_max;        /* requests submitted and not completed */
+    struct conn_login login;     /* logged in after ApiVersions (user "": not) */
 };
 
 /* A run of bytes a frame carries by reference (conn_frame_commit_refs()):
@@ -184,6 +202,7 @@ struct client_conn {
     uint32_t peer_frame_bytes_max;         /* largest request the broker takes */
     uint16_t api_version[PROTO_API_COUNT]; /* version to send; UINT16_MAX: none */
     int broken;                            /* a write failed: close at next poll */
+    struct scram_client *scram;            /* a login's state while CONN_LOGIN */
 };
 
 /* Splits "host:port" (or "[v6]:port") into its parts. Returns 0 or

@@ -84,6 +84,10 @@ enum {
                                            partition: it cannot hand out its records */
     NAGARE_EINCONSISTENT_PROTOCOL = 4170, /* Kafka's clients hold the group: one group,
                                              one protocol */
+    NAGARE_EAUTH = 4172,           /* login failed: unknown user or wrong password */
+    NAGARE_EAUTH_REQUIRED = 4173,  /* the broker requires a login (struct nagare_login) */
+    NAGARE_EAUTH_THROTTLED = 4174, /* too many failed logins from this address: later */
+    NAGARE_EMECHANISM = 4175,      /* the broker does not offer that SASL mechanism */
     NAGARE_EUNAUTHORIZED = 4180, /* the broker's ACLs do not allow this principal the call
                                     (docs/security.md) */
 };
@@ -142,6 +146,19 @@ struct nagare_producer_error {
  * nagare_delivery_fn. */
 typedef void (*nagare_producer_error_fn)(const struct nagare_producer_error *e, void *opaque);
 
+/* Who a client logs in as (SASL SCRAM, docs/security.md): each connection
+ * logs in right after its ApiVersions handshake, before any request. user
+ * NULL: no login. The strings are copied when the client is created (the
+ * password is kept, wiped at destroy, to log in again after a reconnect).
+ * mechanism: "SCRAM-SHA-256" (NULL: this) or "SCRAM-SHA-512". A failed
+ * login fails the call that connects with -NAGARE_EAUTH (or
+ * -NAGARE_EAUTH_THROTTLED, -NAGARE_EMECHANISM). */
+struct nagare_login {
+    const char *user;
+    const char *password;
+    const char *mechanism;
+};
+
 struct nagare_producer_config {
     const char *bootstrap;               /* "host:port" (default "127.0.0.1:7420"), or a
                                             list "host:port,host:port" tried in turn; copied */
@@ -162,6 +179,7 @@ struct nagare_producer_config {
     nagare_delivery_fn on_delivery;      /* may be NULL */
     void *opaque;                        /* passed to on_delivery and on_error */
     nagare_producer_error_fn on_error;   /* may be NULL (default) */
+    struct nagare_login login;           /* who to log in as (default: nobody) */
 };
 
 void nagare_producer_config_default(struct nagare_producer_config *c);
@@ -325,6 +343,7 @@ struct nagare_consumer_config {
     nagare_rebalance_fn on_rebalance; /* may be NULL */
     nagare_commit_fn on_commit;       /* may be NULL */
     void *opaque;                     /* passed to both */
+    struct nagare_login login;        /* who to log in as (default: nobody) */
 };
 
 void nagare_consumer_config_default(struct nagare_consumer_config *c);
@@ -554,6 +573,7 @@ struct nagare_share_consumer_config {
                                      or NAGARE_ACK_NONE */
     nagare_ack_fn on_ack;        /* may be NULL */
     void *opaque;                /* passed to on_ack */
+    struct nagare_login login;   /* who to log in as (default: nobody) */
 };
 
 void nagare_share_consumer_config_default(struct nagare_share_consumer_config *c);
@@ -628,6 +648,9 @@ typedef struct nagare_admin nagare_admin;
  * Any thread; the client then belongs to it. */
 NAGARE_MUST_USE int nagare_admin_new(const char *bootstrap, uint32_t timeout_ms,
                                      nagare_admin **out);
+/* nagare_admin_new() logging in as login (NULL: nobody). */
+NAGARE_MUST_USE int nagare_admin_new_login(const char *bootstrap, uint32_t timeout_ms,
+                                           const struct nagare_login *login, nagare_admin **out);
 void nagare_admin_destroy(nagare_admin *a);
 
 /* Topic settings; -1 in any field takes the broker's default; -2 in a
@@ -960,5 +983,36 @@ void nagare_acls_free(nagare_admin *a, const struct nagare_acl *acls);
 #ifdef __cplusplus
 }
 #endif
+
+/* ---- users (docs/security.md, "Authentication") ---- */
+
+/* Sets user's credential of mechanism ("SCRAM-SHA-256" or "SCRAM-SHA-512";
+ * NULL: both) for password, adding the user when new: the credential
+ * (salt, iterations, StoredKey, ServerKey) is derived here, so the password
+ * never goes to the broker. iterations 0: 4096; else 4096..16384. Returns
+ * 0, -NAGARE_EBADNAME (user: 1..128 letters, digits, '.', '_', '-', '@'),
+ * -NAGARE_EBADARG (password empty or over 1024 bytes, mechanism or
+ * iterations not allowed), -NAGARE_ETOOBIG (the broker holds 4096 users),
+ * or the request's error. */
+NAGARE_MUST_USE int nagare_user_set(nagare_admin *a, const char *user, const char *password,
+                                    const char *mechanism, uint32_t iterations);
+
+/* Deletes user's credential of mechanism (NULL: all of them, and the user).
+ * Returns 0, -NAGARE_ENOTFOUND (no such user or credential),
+ * -NAGARE_EBADNAME, -NAGARE_EBADARG, or the request's error. */
+NAGARE_MUST_USE int nagare_user_delete(nagare_admin *a, const char *user, const char *mechanism);
+
+struct nagare_user_info {
+    const char *user;
+    bool scram_sha_256; /* has a credential of that mechanism */
+    bool scram_sha_512;
+};
+
+/* Lists the broker's users, sorted by name (never a key or a salt): *out
+ * (free with nagare_users_free()) and *count. Returns 0, -ENOMEM, or the
+ * request's error. */
+NAGARE_MUST_USE int nagare_users_list(nagare_admin *a, const struct nagare_user_info **out,
+                                      size_t *count);
+void nagare_users_free(const struct nagare_user_info *users);
 
 #endif

@@ -93,7 +93,11 @@ static int producer_open(struct nagare_producer *p)
         .tx_bytes_max = PRODUCER_TX_BYTES_MAX,
         .pending_max = p->cfg.inflight_max + PRODUCER_PENDING_EXTRA,
     };
-    int rc = brokers_init(&p->brokers, &cc);
+    const struct nagare_login *l = &p->cfg.login;
+    int rc = conn_login_make(&cc.login, l->user, l->password, l->mechanism);
+    p->cfg.login = (struct nagare_login){0}; /* the caller's strings: copied, not kept */
+    rc = rc == 0 ? brokers_init(&p->brokers, &cc) : rc;
+    explicit_bzero(&cc.login, sizeof(cc.login));
     if (rc != 0) {
         return rc;
     }

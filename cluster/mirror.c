@@ -252,6 +252,39 @@ static int view_topics(const struct mirror *m, struct cluster_view *v)
     return 0;
 }
 
+/* users/<user>/<mechanism>: the records whose parts fit their fields,
+ * at most CLUSTER_USER_CREDS_MAX, in key order. */
+static int view_users(const struct mirror *m, struct cluster_view *v)
+{
+    size_t first = mirror_lower_bound(m, "users/");
+    size_t end = first;
+    while (mirror_has_prefix(m, end, "users/")) {
+        end++;
+    }
+    size_t n = end - first < CLUSTER_USER_CREDS_MAX ? end - first : CLUSTER_USER_CREDS_MAX;
+    v->user_creds = calloc(n + 1, sizeof(*v->user_creds));
+    if (v->user_creds == NULL) {
+        return -ENOMEM;
+    }
+    for (size_t i = first; i < end && v->user_cred_count < n; i++) {
+        const struct mirror_kv *kv = &m->kvs[i];
+        const char *user = kv->key + strlen("users/");
+        const char *slash = strchr(user, '/');
+        struct cluster_user_cred *c = &v->user_creds[v->user_cred_count];
+        size_t ul = slash != NULL ? (size_t)(slash - user) : 0;
+        size_t ml = slash != NULL ? strlen(slash + 1) : 0;
+        if (ul == 0 || ul >= sizeof(c->user) || ml == 0 || ml >= sizeof(c->mechanism) ||
+            kv->value_len >= sizeof(c->value) || strchr(slash + 1, '/') != NULL) {
+            continue;
+        }
+        memcpy(c->user, user, ul);
+        memcpy(c->mechanism, slash + 1, ml);
+        memcpy(c->value, kv->value, kv->value_len);
+        v->user_cred_count++;
+    }
+    return 0;
+}
+
 int mirror_view(const struct mirror *m, struct cluster_view **out)
 {
     struct cluster_view *v = calloc(1, sizeof(*v));
@@ -262,6 +295,7 @@ int mirror_view(const struct mirror *m, struct cluster_view **out)
     view_controller(m, v);
     int rc = view_brokers(m, v);
     rc = rc ? rc : view_topics(m, v);
+    rc = rc ? rc : view_users(m, v);
     if (rc != 0) {
         cluster_view_free(v);
         return rc;

@@ -56,10 +56,10 @@ size_t mirror_lower_bound(const struct mirror *m, const char *key);
 bool mirror_has_prefix(const struct mirror *m, size_t i, const char *prefix);
 
 /* Builds the view of m: its live brokers (brokers/<id> whose record names
- * the same id), the controller and its epoch, and each topic whose record
+ * the same id), the controller and its epoch, each topic whose record
  * and every partition record are good (a topic still being created, or
- * with a bad record, is left out until it is whole). view->fenced is
- * false. 0 with *out set (the caller owns it), or -ENOMEM. */
+ * with a bad record, is left out until it is whole), and the users'
+ * credentials (users/<user>/<mechanism>). view->fenced is false. 0 with *out set (the caller owns it), or -ENOMEM. */
 MUST_USE int mirror_view(const struct mirror *m, struct cluster_view **out);
 
 /* Parses a decimal id or index ("0", "17"; no sign, no leading zero) in

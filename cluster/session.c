@@ -36,7 +36,7 @@
 #define RECORD_BYTES \
     1024 /* every record fits: the longest, a broker's, is a 255-byte host and four numbers */
 
-enum req_kind { REQ_CREATE, REQ_DELETE, REQ_ALTER_ISR, REQ_REASSIGN };
+enum req_kind { REQ_CREATE, REQ_DELETE, REQ_ALTER_ISR, REQ_REASSIGN, REQ_USER_PUT, REQ_USER_DELETE };
 
 struct req {
     enum req_kind kind;
@@ -49,6 +49,10 @@ struct req {
     int32_t leader_epoch;
     uint8_t count; /* ids: the ISR or the target replicas */
     int32_t ids[CLUSTER_REPLICAS_MAX];
+    /* user_put, user_delete ("" mechanism: all of the user's) */
+    char user[CLUSTER_USER_BYTES];
+    char mechanism[CLUSTER_MECHANISM_BYTES];
+    char value[CLUSTER_USER_VALUE_BYTES];
     cluster_done_fn *done;
     void *arg;
 };
@@ -802,6 +806,42 @@ static int do_reassign(struct cluster_session *s, const struct req *r)
     return rc == 0 && !ok ? -NG_EUNKNOWN_TOPIC : rc;
 }
 
+static int do_user_put(struct cluster_session *s, const struct req *r)
+{
+    char key[KEY_BYTES];
+    key_of(s, key, "users/%s/%s", r->user, r->mechanism);
+    const struct etcd_op put = {
+        .kind = ETCD_OP_PUT, .key = key, .value = r->value, .value_len = strlen(r->value)};
+    bool ok = false;
+    int rc = txn_simple(s, NULL, 0, &put, 1, &ok, NULL);
+    if (rc == 0) {
+        log_info("cluster: user %s: %s credential set", r->user, r->mechanism);
+    }
+    return rc;
+}
+
+/* Deletes users/<user>/<mechanism>, or every users/<user>/ key; what the
+ * mirror does not hold is -NG_ENOTFOUND (etcd is asked when it does). */
+static int do_user_delete(struct cluster_session *s, const struct req *r)
+{
+    char rel[KEY_BYTES], key[KEY_BYTES];
+    bool all = r->mechanism[0] == '\0';
+    snprintf(rel, sizeof(rel), "users/%s/%s", r->user, r->mechanism);
+    bool known = all ? mirror_has_prefix(&s->mirror, mirror_lower_bound(&s->mirror, rel), rel)
+                     : mirror_get(&s->mirror, rel) != NULL;
+    if (!known) {
+        return -NG_ENOTFOUND;
+    }
+    key_of(s, key, "%s", rel);
+    const struct etcd_op del = {.kind = all ? ETCD_OP_DELETE_PREFIX : ETCD_OP_DELETE, .key = key};
+    bool ok = false;
+    int rc = txn_simple(s, NULL, 0, &del, 1, &ok, NULL);
+    if (rc == 0) {
+        log_info("cluster: user %s: %s deleted", r->user, all ? "every credential" : r->mechanism);
+    }
+    return rc;
+}
+
 static int serve(struct cluster_session *s, const struct req *r)
 {
     switch (r->kind) {
@@ -813,6 +853,10 @@ static int serve(struct cluster_session *s, const struct req *r)
         return do_alter_isr(s, r);
     case REQ_REASSIGN:
         return do_reassign(s, r);
+    case REQ_USER_PUT:
+        return do_user_put(s, r);
+    case REQ_USER_DELETE:
+        return do_user_delete(s, r);
     }
     UNREACHABLE();
 }
@@ -1105,5 +1149,40 @@ int cluster_session_reassign(struct cluster_session *s, const char *topic, int32
 {
     struct req r = {.kind = REQ_REASSIGN, .done = done, .arg = arg};
     int rc = req_partition(&r, topic, index, replicas, count);
+    return rc ? rc : enqueue(s, &r);
+}
+
+/* Fills r's user and mechanism: names without '/' that fit. */
+static int req_user(struct req *r, const char *user, const char *mechanism)
+{
+    size_t ul = strnlen(user, sizeof(r->user));
+    size_t ml = strnlen(mechanism, sizeof(r->mechanism));
+    if (ul == 0 || ul == sizeof(r->user) || ml == sizeof(r->mechanism) ||
+        memchr(user, '/', ul) != NULL || memchr(mechanism, '/', ml) != NULL) {
+        return -NG_EBADARG;
+    }
+    memcpy(r->user, user, ul + 1);
+    memcpy(r->mechanism, mechanism, ml + 1);
+    return 0;
+}
+
+int cluster_session_put_user(struct cluster_session *s, const char *user, const char *mechanism,
+                             const char *value, cluster_done_fn *done, void *arg)
+{
+    struct req r = {.kind = REQ_USER_PUT, .done = done, .arg = arg};
+    size_t vl = strnlen(value, sizeof(r.value));
+    if (mechanism[0] == '\0' || vl == 0 || vl == sizeof(r.value) ||
+        req_user(&r, user, mechanism) != 0) {
+        return -NG_EBADARG;
+    }
+    memcpy(r.value, value, vl + 1);
+    return enqueue(s, &r);
+}
+
+int cluster_session_delete_user(struct cluster_session *s, const char *user, const char *mechanism,
+                                cluster_done_fn *done, void *arg)
+{
+    struct req r = {.kind = REQ_USER_DELETE, .done = done, .arg = arg};
+    int rc = req_user(&r, user, mechanism != NULL ? mechanism : "");
     return rc ? rc : enqueue(s, &r);
 }

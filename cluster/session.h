@@ -174,4 +174,19 @@ MUST_USE int cluster_session_reassign(struct cluster_session *s, const char *top
                                       const int32_t *replicas, uint8_t count, cluster_done_fn *done,
                                       void *arg);
 
+/* Sets users/<user>/<mechanism> to value (docs/cluster.md, section 2;
+ * broker/users.h reads it): every broker's next view carries it. done's
+ * rc: 0 once etcd holds it; -NG_ECLUSTER_UNAVAILABLE. Returns 0 (queued),
+ * -NG_EBADARG (a name empty, with '/', or too long for its field; an
+ * empty or too long value), -NG_EBUSY, -NG_ECLOSED. Strings are copied. */
+MUST_USE int cluster_session_put_user(struct cluster_session *s, const char *user,
+                                      const char *mechanism, const char *value,
+                                      cluster_done_fn *done, void *arg);
+
+/* Deletes users/<user>/<mechanism>, or (mechanism NULL) every credential
+ * of user. done's rc: 0; -NG_ENOTFOUND (the session's copy of etcd has no
+ * such key); -NG_ECLUSTER_UNAVAILABLE. Returns as put_user. */
+MUST_USE int cluster_session_delete_user(struct cluster_session *s, const char *user,
+                                         const char *mechanism, cluster_done_fn *done, void *arg);
+
 #endif

@@ -13,6 +13,7 @@ void cluster_view_free(struct cluster_view *v)
         free(v->topics[i].parts);
     free(v->topics);
     free(v->brokers);
+    free(v->user_creds);
     free(v);
 }
 

@@ -88,6 +88,22 @@ struct cluster_topic {
     struct cluster_partition *parts; /* partitions of them; NULL entries never */
 };
 
+/* One credential of a user, as users/<user>/<mechanism> holds it
+ * (docs/cluster.md, section 2): the value is the broker's to read
+ * (broker/users.h); the cluster only carries it. Sizes, NUL included: a
+ * user name of at most 128 bytes, a mechanism name, and a value with
+ * room for base64 of a 64-byte salt and two 64-byte keys. */
+#define CLUSTER_USER_BYTES 129
+#define CLUSTER_MECHANISM_BYTES 32
+#define CLUSTER_USER_VALUE_BYTES 512
+/* Credentials a view carries at most: 4096 users of two mechanisms. */
+#define CLUSTER_USER_CREDS_MAX 8192
+struct cluster_user_cred {
+    char user[CLUSTER_USER_BYTES];
+    char mechanism[CLUSTER_MECHANISM_BYTES];
+    char value[CLUSTER_USER_VALUE_BYTES];
+};
+
 struct cluster_view {
     int64_t revision;   /* the etcd revision it reflects */
     int32_t controller; /* broker id, or -1 while there is none */
@@ -96,6 +112,10 @@ struct cluster_view {
     uint32_t broker_count;
     struct cluster_topic *topics; /* by name */
     uint32_t topic_count;
+    /* users/<user>/<mechanism> records whose key parts fit, by key; the
+     * values unchecked (the broker decodes them) */
+    struct cluster_user_cred *user_creds;
+    uint32_t user_cred_count;
     /* Not etcd's: true while the broker that received the view cannot be
      * sure its own registration holds (cluster/session.h, "Fencing"); it
      * must then lead nothing. */

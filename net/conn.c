@@ -1337,3 +1337,11 @@ void loop_req_respond_frame(struct loop_req *req, size_t len)
 void loop_req_noreply(struct loop_req *req) { req_complete(req, ANS_NONE); }
 
 void loop_req_fail(struct loop_req *req) { req_complete(req, ANS_CLOSE); }
+
+void loop_req_close_after(struct loop_req *req, int reason)
+{
+    ASSERT(req->state == REQ_HANDLER);
+    if (req->conn != NULL) {
+        conn_rx_stop(req->conn, reason);
+    }
+}

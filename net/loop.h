@@ -596,6 +596,13 @@ void loop_req_respond_frame(struct loop_req *req, size_t len);
  * for it. */
 void loop_req_noreply(struct loop_req *req);
 
+/* Stops reading req's connection: no request after req is handed over, and
+ * the connection closes (reason to cfg.on_close) once the answers it owes,
+ * req's among them, are sent. For an answer the connection must not outlive
+ * (a request refused before the client logged in). Call it before
+ * completing req; nothing when the connection is gone. */
+void loop_req_close_after(struct loop_req *req, int reason);
+
 /* Completes req by closing its connection once every earlier answer is sent
  * (a malformed request the protocol cannot answer). Later requests on the
  * connection are dropped (their slots orphaned). */

@@ -40,6 +40,7 @@ enum pf_limit {
     LIM_BROKERS,    /* PROTO_BROKERS_MAX */
     LIM_REPLICAS,   /* PROTO_REPLICAS_MAX */
     LIM_ACLS,       /* PROTO_ACLS_MAX */
+    LIM_USERS,      /* PROTO_USERS_MAX */
 };
 
 struct pfield {
@@ -260,6 +261,13 @@ static const struct pfield s_acl[] = {F(I8), F(I8), F(STR), F(STR), F(STR), F(I8
 static const struct pfield s_acls[] = {ARR(ACLS, s_acl), END};
 static const struct pfield s_acl_filter[] = {F(I8),  F(I8), F(NSTR), F(NSTR),
                                              F(NSTR), F(I8), F(I8),   END};
+static const struct pfield s_sasl_handshake_resp[] = {F(ERR), F(STR), END};
+static const struct pfield s_sasl_bytes[] = {F(BYTES), END};
+static const struct pfield s_sasl_authenticate_resp[] = {F(ERR), F(BYTES), END};
+static const struct pfield s_alter_user_req[] = {F(I8),    F(STR),   F(I8),    F(I32),
+                                                 F(BYTES), F(BYTES), F(BYTES), END};
+static const struct pfield s_user_listing[] = {F(STR), F(I8), END};
+static const struct pfield s_describe_users_resp[] = {ARR(USERS, s_user_listing), END};
 
 /* Fixed sizes of the range elements, read by index. */
 #define ACQUIRED_BYTES 18
@@ -344,6 +352,13 @@ static const struct msg msgs[PROTO_API_COUNT][2] = {
                                            {s_epoch_resp, s_epoch_resp_part, SHAPE_TOPIC_PARTS}},
     [PROTO_API_REASSIGN_PARTITIONS] = {{s_reassign_req, s_reassign_part, SHAPE_TOPIC_PARTS},
                                        {s_part_results, s_part_result, SHAPE_TOPIC_PARTS}},
+    [PROTO_API_SASL_HANDSHAKE] = {{s_name, NULL, SHAPE_NONE},
+                                  {s_sasl_handshake_resp, NULL, SHAPE_NONE}},
+    [PROTO_API_SASL_AUTHENTICATE] = {{s_sasl_bytes, NULL, SHAPE_NONE},
+                                     {s_sasl_authenticate_resp, NULL, SHAPE_NONE}},
+    [PROTO_API_ALTER_USER] = {{s_alter_user_req, NULL, SHAPE_NONE}, {s_err, NULL, SHAPE_NONE}},
+    [PROTO_API_DESCRIBE_USERS] = {{s_empty, NULL, SHAPE_NONE},
+                                  {s_describe_users_resp, NULL, SHAPE_GROUPS}},
     [PROTO_API_CREATE_ACLS] = {{s_acls, NULL, SHAPE_ACLS}, {s_err, NULL, SHAPE_NONE}},
     [PROTO_API_DESCRIBE_ACLS] = {{s_acl_filter, NULL, SHAPE_NONE}, {s_acls, NULL, SHAPE_ACLS}},
     [PROTO_API_DELETE_ACLS] = {{s_acl_filter, NULL, SHAPE_NONE}, {s_acls, NULL, SHAPE_ACLS}},
@@ -388,6 +403,10 @@ static const char *const api_names[PROTO_API_COUNT] = {
     [PROTO_API_CREATE_ACLS] = "CreateAcls",
     [PROTO_API_DESCRIBE_ACLS] = "DescribeAcls",
     [PROTO_API_DELETE_ACLS] = "DeleteAcls",
+    [PROTO_API_SASL_HANDSHAKE] = "SaslHandshake",
+    [PROTO_API_SASL_AUTHENTICATE] = "SaslAuthenticate",
+    [PROTO_API_ALTER_USER] = "AlterUser",
+    [PROTO_API_DESCRIBE_USERS] = "DescribeUsers",
 };
 
 /* [api][0 request, 1 response] of versions past 0: only the layouts that
@@ -601,6 +620,8 @@ static int32_t limit_count(uint8_t limit)
         return PROTO_REPLICAS_MAX;
     case LIM_ACLS:
         return PROTO_ACLS_MAX;
+    case LIM_USERS:
+        return PROTO_USERS_MAX;
     default:
         UNREACHABLE();
     }
@@ -3274,4 +3295,203 @@ int proto_req_names(const struct rd *body, uint16_t api_key, uint16_t version, p
         }
     }
     return 0;
+}
+
+/* ---- SaslHandshake, SaslAuthenticate ---- */
+
+int proto_sasl_handshake_req_encode(struct wr *w, uint16_t version, uint32_t correlation_id,
+                                    struct proto_str client_id, struct proto_str mechanism)
+{
+    return enc_name_req(w, PROTO_API_SASL_HANDSHAKE, version, correlation_id, client_id,
+                        mechanism);
+}
+
+int proto_sasl_handshake_req_decode(struct rd *body, uint16_t version,
+                                    struct proto_str *mechanism_out)
+{
+    return dec_name_req(body, PROTO_API_SASL_HANDSHAKE, version, mechanism_out);
+}
+
+int proto_sasl_handshake_resp_encode(struct wr *w, uint16_t version, uint32_t correlation_id,
+                                     const struct proto_sasl_handshake_resp *r)
+{
+    ASSERT(r != NULL);
+    struct proto_enc e;
+    enc_resp_begin(&e, w, PROTO_API_SASL_HANDSHAKE, version, correlation_id);
+    enc_err(&e, r->err);
+    enc_str(&e, r->mechanisms, false);
+    return proto_enc_end(&e);
+}
+
+int proto_sasl_handshake_resp_decode(struct rd *body, uint16_t version,
+                                     struct proto_sasl_handshake_resp *out)
+{
+    ASSERT(out != NULL);
+    struct proto_dec d;
+    int rc = dec_open(body, PROTO_API_SASL_HANDSHAKE, version, true, &d);
+    if (rc != 0) {
+        return rc;
+    }
+    out->err = rd_err_code(&d.rd);
+    out->mechanisms = rd_str(&d.rd, false);
+    ASSERT(d.rd.err == 0);
+    return 0;
+}
+
+/* Reads a checked byte array, refused past PROTO_SASL_BYTES_MAX. */
+static bool dec_sasl_bytes(struct rd *r, struct proto_sasl_bytes *out)
+{
+    out->bytes = rd_bytes(r, &out->len);
+    ASSERT(r->err == 0);
+    return out->len <= PROTO_SASL_BYTES_MAX;
+}
+
+int proto_sasl_authenticate_req_encode(struct wr *w, uint16_t version, uint32_t correlation_id,
+                                       struct proto_str client_id, const struct proto_sasl_bytes *r)
+{
+    ASSERT(r != NULL);
+    struct proto_enc e;
+    enc_req_begin(&e, w, PROTO_API_SASL_AUTHENTICATE, version, correlation_id, client_id);
+    enc_bytes(&e, r->bytes, r->len);
+    return proto_enc_end(&e);
+}
+
+int proto_sasl_authenticate_req_decode(struct rd *body, uint16_t version,
+                                       struct proto_sasl_bytes *out)
+{
+    ASSERT(out != NULL);
+    struct proto_dec d;
+    int rc = dec_open(body, PROTO_API_SASL_AUTHENTICATE, version, false, &d);
+    if (rc != 0) {
+        return rc;
+    }
+    out->err = 0;
+    return dec_sasl_bytes(&d.rd, out) ? 0 : -NG_EBADLEN;
+}
+
+int proto_sasl_authenticate_resp_encode(struct wr *w, uint16_t version, uint32_t correlation_id,
+                                        const struct proto_sasl_bytes *r)
+{
+    ASSERT(r != NULL);
+    struct proto_enc e;
+    enc_resp_begin(&e, w, PROTO_API_SASL_AUTHENTICATE, version, correlation_id);
+    enc_err(&e, r->err);
+    enc_bytes(&e, r->bytes, r->len);
+    return proto_enc_end(&e);
+}
+
+int proto_sasl_authenticate_resp_decode(struct rd *body, uint16_t version,
+                                        struct proto_sasl_bytes *out)
+{
+    ASSERT(out != NULL);
+    struct proto_dec d;
+    int rc = dec_open(body, PROTO_API_SASL_AUTHENTICATE, version, true, &d);
+    if (rc != 0) {
+        return rc;
+    }
+    out->err = rd_err_code(&d.rd);
+    return dec_sasl_bytes(&d.rd, out) ? 0 : -NG_EBADLEN;
+}
+
+/* ---- AlterUser, DescribeUsers ---- */
+
+int proto_alter_user_req_encode(struct wr *w, uint16_t version, uint32_t correlation_id,
+                                struct proto_str client_id, const struct proto_alter_user_req *r)
+{
+    ASSERT(r != NULL);
+    struct proto_enc e;
+    enc_req_begin(&e, w, PROTO_API_ALTER_USER, version, correlation_id, client_id);
+    wr_u8(w, (uint8_t)r->op);
+    enc_str(&e, r->user, false);
+    wr_u8(w, (uint8_t)r->mechanism);
+    wr_be32(w, (uint32_t)r->iterations);
+    enc_bytes(&e, r->salt.bytes, r->salt.len);
+    enc_bytes(&e, r->stored_key.bytes, r->stored_key.len);
+    enc_bytes(&e, r->server_key.bytes, r->server_key.len);
+    return proto_enc_end(&e);
+}
+
+int proto_alter_user_req_decode(struct rd *body, uint16_t version, struct proto_alter_user_req *out)
+{
+    ASSERT(out != NULL);
+    struct proto_dec d;
+    int rc = dec_open(body, PROTO_API_ALTER_USER, version, false, &d);
+    if (rc != 0) {
+        return rc;
+    }
+    out->op = (int8_t)rd_u8(&d.rd);
+    out->user = rd_str(&d.rd, false);
+    out->mechanism = (int8_t)rd_u8(&d.rd);
+    out->iterations = (int32_t)rd_be32(&d.rd);
+    bool ok = dec_sasl_bytes(&d.rd, &out->salt);
+    ok = dec_sasl_bytes(&d.rd, &out->stored_key) && ok;
+    ok = dec_sasl_bytes(&d.rd, &out->server_key) && ok;
+    if (!ok) {
+        return -NG_EBADLEN;
+    }
+    bool op_ok = out->op == PROTO_USER_UPSERT || out->op == PROTO_USER_DELETE;
+    bool mech_ok = out->mechanism == 0 || out->mechanism == 1 ||
+                   (out->op == PROTO_USER_DELETE && out->mechanism == PROTO_MECH_ALL);
+    return op_ok && mech_ok ? 0 : -NG_EBADARG;
+}
+
+int proto_alter_user_resp_encode(struct wr *w, uint16_t version, uint32_t correlation_id, int err)
+{
+    return enc_err_resp(w, PROTO_API_ALTER_USER, version, correlation_id, err);
+}
+
+int proto_alter_user_resp_decode(struct rd *body, uint16_t version, int *err_out)
+{
+    return dec_err_resp(body, PROTO_API_ALTER_USER, version, err_out);
+}
+
+int proto_describe_users_req_encode(struct wr *w, uint16_t version, uint32_t correlation_id,
+                                    struct proto_str client_id)
+{
+    struct proto_enc e;
+    enc_req_begin(&e, w, PROTO_API_DESCRIBE_USERS, version, correlation_id, client_id);
+    return proto_enc_end(&e);
+}
+
+int proto_describe_users_req_decode(struct rd *body, uint16_t version)
+{
+    struct proto_dec d;
+    return dec_open(body, PROTO_API_DESCRIBE_USERS, version, false, &d);
+}
+
+void proto_describe_users_resp_begin(struct proto_enc *e, struct wr *w, uint16_t version,
+                                     uint32_t correlation_id)
+{
+    enc_topics_resp_begin(e, w, PROTO_API_DESCRIBE_USERS, version, correlation_id);
+}
+
+void proto_describe_users_resp_user(struct proto_enc *e, const struct proto_user_listing *u)
+{
+    enc_check(e, PROTO_API_DESCRIBE_USERS, true);
+    ASSERT(e->topics_at != NO_MARK);
+    if (e->topic_count == PROTO_USERS_MAX) {
+        enc_fail(e, -NG_EBADCOUNT);
+        return;
+    }
+    e->topic_count++;
+    enc_str(e, u->user, false);
+    wr_u8(e->w, u->mechanisms);
+}
+
+int proto_describe_users_resp_decode(struct rd *body, uint16_t version, struct proto_dec *d)
+{
+    return dec_topics_body(body, PROTO_API_DESCRIBE_USERS, version, true, d);
+}
+
+bool proto_describe_users_resp_next(struct proto_dec *d, struct proto_user_listing *u)
+{
+    dec_check(d, PROTO_API_DESCRIBE_USERS, true);
+    if (d->topics_left == 0) {
+        return false;
+    }
+    d->topics_left--;
+    u->user = rd_str(&d->rd, false);
+    u->mechanisms = rd_u8(&d->rd);
+    ASSERT(d->rd.err == 0);
+    return true;
 }

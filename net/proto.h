@@ -29,10 +29,10 @@
 
 /* ---- api keys ---- */
 
-/* Keys 8, 9, 19 and 26-29 are unassigned: proto_api_known() is false for
- * them, and for every key >= PROTO_API_COUNT. 10-18 are consumer groups,
- * 20-22 share groups, 23-25 replication, 26-29 authentication (SASL),
- * 30-32 ACLs. Never renumber. */
+/* Keys 8, 9 and 19 are unassigned: proto_api_known() is false for them,
+ * and for every key >= PROTO_API_COUNT. 10-18 are consumer groups, 20-22
+ * share groups, 23-25 replication, 26-29 authentication and users, 30-32
+ * ACLs. Never renumber. */
 enum proto_api {
     PROTO_API_API_VERSIONS = 0,
     PROTO_API_METADATA = 1,
@@ -57,6 +57,10 @@ enum proto_api {
     PROTO_API_REPLICA_FETCH = 23,           /* follower -> leader (docs/cluster.md) */
     PROTO_API_OFFSET_FOR_LEADER_EPOCH = 24, /* KIP-101/279 truncation point */
     PROTO_API_REASSIGN_PARTITIONS = 25,     /* move replicas (docs/cluster.md) */
+    PROTO_API_SASL_HANDSHAKE = 26,          /* log in (docs/protocol.md, "Authentication") */
+    PROTO_API_SASL_AUTHENTICATE = 27,
+    PROTO_API_ALTER_USER = 28,              /* add, change or delete a user's credentials */
+    PROTO_API_DESCRIBE_USERS = 29,          /* list users and their mechanisms */
     PROTO_API_CREATE_ACLS = 30,             /* ACLs (docs/security.md, "Authorization") */
     PROTO_API_DESCRIBE_ACLS = 31,
     PROTO_API_DELETE_ACLS = 32,
@@ -121,6 +125,12 @@ enum proto_api {
  * most 20 digits. */
 #define PROTO_GROUP_MEMBER_ID_BYTES 48
 #define PROTO_SHARE_MEMBER_ID_BYTES 24
+/* Users in a DescribeUsers answer: as many as a broker keeps
+ * (broker/users.h). A SASL message (SaslAuthenticate's bytes): 4 KiB, past
+ * any SCRAM message (auth/scram.h, SCRAM_MSG_BYTES_MAX). */
+#define PROTO_USERS_MAX 4096
+#define PROTO_SASL_BYTES_MAX 4096
+
 /* Groups in a ListGroups answer: as many as topics a broker may hold. */
 #define PROTO_GROUPS_MAX 16384
 /* Members in a DescribeGroup answer: a group's most (GROUP_MEMBERS_MAX in
@@ -510,6 +520,12 @@ bool proto_next_topic(struct proto_dec *d, struct proto_topic *t);
 bool proto_next_partition_index(struct proto_dec *d, int32_t *partition);
 bool proto_next_partition_result(struct proto_dec *d, struct proto_partition_result *r);
 bool proto_next_partition_offset(struct proto_dec *d, struct proto_partition_offset *p);
+
+/* ---- authentication values (docs/protocol.md, "Authentication") ---- */
+
+#define PROTO_USER_UPSERT 0 /* AlterUser: set the user's credential of one mechanism */
+#define PROTO_USER_DELETE 1 /* AlterUser: drop one mechanism's, or all (PROTO_MECH_ALL) */
+#define PROTO_MECH_ALL (-1) /* AlterUser delete: every mechanism of the user */
 
 /*
  * ---- messages ----
@@ -1435,5 +1451,91 @@ typedef int proto_name_fn(void *arg, enum proto_name_kind kind, struct proto_str
  * moved. Returns 0, the decoder's error, or fn's. Any thread. */
 MUST_USE int proto_req_names(const struct rd *body, uint16_t api_key, uint16_t version,
                              proto_name_fn *fn, void *arg);
+/* SaslHandshake. Request: a SASL mechanism's name ("SCRAM-SHA-256").
+ * Response: an error (NG_EMECHANISM when the broker does not offer it;
+ * NG_EBADARG when the connection is logged in or mid-exchange) and the
+ * mechanisms it offers, comma-separated. */
+struct proto_sasl_handshake_resp {
+    int err;
+    struct proto_str mechanisms;
+};
+
+MUST_USE int proto_sasl_handshake_req_encode(struct wr *w, uint16_t version,
+                                             uint32_t correlation_id, struct proto_str client_id,
+                                             struct proto_str mechanism);
+MUST_USE int proto_sasl_handshake_req_decode(struct rd *body, uint16_t version,
+                                             struct proto_str *mechanism_out);
+MUST_USE int proto_sasl_handshake_resp_encode(struct wr *w, uint16_t version,
+                                              uint32_t correlation_id,
+                                              const struct proto_sasl_handshake_resp *r);
+MUST_USE int proto_sasl_handshake_resp_decode(struct rd *body, uint16_t version,
+                                              struct proto_sasl_handshake_resp *out);
+
+/* SaslAuthenticate: one message of the mechanism's exchange each way.
+ * Request: the client's bytes. Response: an error (NG_EAUTH for a failed
+ * login, whatever failed; NG_EAUTH_THROTTLED) and the server's bytes
+ * (none with an error). Decoded bytes point into the frame; a decoder
+ * refuses more than PROTO_SASL_BYTES_MAX with -NG_EBADLEN. */
+struct proto_sasl_bytes {
+    int err; /* responses only */
+    const uint8_t *bytes;
+    uint32_t len;
+};
+
+MUST_USE int proto_sasl_authenticate_req_encode(struct wr *w, uint16_t version,
+                                                uint32_t correlation_id,
+                                                struct proto_str client_id,
+                                                const struct proto_sasl_bytes *r);
+MUST_USE int proto_sasl_authenticate_req_decode(struct rd *body, uint16_t version,
+                                                struct proto_sasl_bytes *out);
+MUST_USE int proto_sasl_authenticate_resp_encode(struct wr *w, uint16_t version,
+                                                 uint32_t correlation_id,
+                                                 const struct proto_sasl_bytes *r);
+MUST_USE int proto_sasl_authenticate_resp_decode(struct rd *body, uint16_t version,
+                                                 struct proto_sasl_bytes *out);
+
+/* AlterUser. Request: op (PROTO_USER_UPSERT or _DELETE), the user, a
+ * mechanism (its wire number: 0 SCRAM-SHA-256, 1 SCRAM-SHA-512; for a
+ * delete also PROTO_MECH_ALL), then for an upsert the credential the client
+ * derived (iterations, salt, StoredKey, ServerKey: never the password;
+ * empty and 0 for a delete). Response: an error (NG_ENOTFOUND: no such
+ * user or mechanism to delete; NG_EBADARG: a field out of its range). The
+ * decoder refuses an op or mechanism outside those values with
+ * -NG_EBADARG; lengths are the handler's to check. */
+struct proto_alter_user_req {
+    int8_t op;
+    int8_t mechanism;
+    int32_t iterations;
+    struct proto_str user;
+    struct proto_sasl_bytes salt, stored_key, server_key; /* err unused */
+};
+
+MUST_USE int proto_alter_user_req_encode(struct wr *w, uint16_t version, uint32_t correlation_id,
+                                         struct proto_str client_id,
+                                         const struct proto_alter_user_req *r);
+MUST_USE int proto_alter_user_req_decode(struct rd *body, uint16_t version,
+                                         struct proto_alter_user_req *out);
+MUST_USE int proto_alter_user_resp_encode(struct wr *w, uint16_t version, uint32_t correlation_id,
+                                          int err);
+MUST_USE int proto_alter_user_resp_decode(struct rd *body, uint16_t version, int *err_out);
+
+/* DescribeUsers. Empty request. Response: per user (at most
+ * PROTO_USERS_MAX) its name and the mechanisms it has a credential of
+ * (bit 1 << mechanism number). Never a key or a salt. Encode: _begin(),
+ * _user() per user, proto_enc_end(); decode, then _next(). */
+struct proto_user_listing {
+    struct proto_str user;
+    uint8_t mechanisms;
+};
+
+MUST_USE int proto_describe_users_req_encode(struct wr *w, uint16_t version,
+                                             uint32_t correlation_id, struct proto_str client_id);
+MUST_USE int proto_describe_users_req_decode(struct rd *body, uint16_t version);
+void proto_describe_users_resp_begin(struct proto_enc *e, struct wr *w, uint16_t version,
+                                     uint32_t correlation_id);
+void proto_describe_users_resp_user(struct proto_enc *e, const struct proto_user_listing *u);
+MUST_USE int proto_describe_users_resp_decode(struct rd *body, uint16_t version,
+                                              struct proto_dec *d);
+bool proto_describe_users_resp_next(struct proto_dec *d, struct proto_user_listing *u);
 
 #endif

@@ -79,8 +79,9 @@ expect_one_error_line() {
     grep -q -- "$1" "$TMP/err" || fail "$2: stderr lacks '$1': $(cat "$TMP/err")"
 }
 
-# Starts nagared on 127.0.0.1:0 with its data in $TMP/data, and any
-# further flags given; sets B to the --broker option that reaches it.
+# Starts nagared on 127.0.0.1:0 with its data in $TMP/data, the flags
+# given and those in BROKER_ARGS; sets B to the --broker option that
+# reaches it.
 start_broker() {
     # The log exists before the broker starts: the redirect below happens in
     # the background child, and the polling below must not race it.

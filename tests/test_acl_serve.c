@@ -202,6 +202,22 @@ static void encode_sample(struct wr *w, uint16_t api, uint32_t corr, const uint8
                                               PROTO_ACL_PERMISSION_ALLOW});
         rc = proto_enc_end(&e);
         break;
+    case PROTO_API_SASL_HANDSHAKE: /* open: answered as without an authorizer */
+        rc = proto_sasl_handshake_req_encode(w, 0, corr, CID, proto_str_make("SCRAM-SHA-256"));
+        break;
+    case PROTO_API_SASL_AUTHENTICATE:
+        rc = proto_sasl_authenticate_req_encode(w, 0, corr, CID,
+                                                &(struct proto_sasl_bytes){.bytes = (const uint8_t *)"x", .len = 1});
+        break;
+    case PROTO_API_ALTER_USER:
+        rc = proto_alter_user_req_encode(w, 0, corr, CID,
+                                         &(struct proto_alter_user_req){.op = PROTO_USER_DELETE,
+                                                                        .mechanism = PROTO_MECH_ALL,
+                                                                        .user = proto_str_make("u")});
+        break;
+    case PROTO_API_DESCRIBE_USERS:
+        rc = proto_describe_users_req_encode(w, 0, corr, CID);
+        break;
     case PROTO_API_DESCRIBE_ACLS:
     case PROTO_API_DELETE_ACLS:
         rc = proto_acl_filter_req_encode(
@@ -306,8 +322,17 @@ Test(acl_serve, every_request_is_refused_without_acls_and_changes_nothing, .init
         }
         struct rd body;
         int err = send_sample(api, &body);
-        if (api == PROTO_API_API_VERSIONS) {
-            cr_assert_eq(err, 0);
+        if (api == PROTO_API_API_VERSIONS || api == PROTO_API_SASL_HANDSHAKE) {
+            cr_assert_eq(err, 0, "api %u (%s): logging in needs no ACL", api, proto_api_name(api));
+        } else if (api == PROTO_API_SASL_AUTHENTICATE) {
+            /* open too: refused as a login, not by the authorizer */
+            cr_assert_eq(err, 0, "api %u (%s): logging in needs no ACL", api, proto_api_name(api));
+            struct proto_sasl_bytes answer;
+            cr_assert_eq(proto_sasl_authenticate_resp_decode(&body, 0, &answer), 0);
+            cr_assert_eq(answer.err, -NG_EAUTH, "a login refused as a login: %s",
+                         err_str(answer.err));
+            cl_close(&C); /* a failed login closes the connection: a new one */
+            cl_connect(&C, B.port, CL_TIMEOUT_MS_DEFAULT);
         } else if (api == PROTO_API_METADATA) {
             /* Answered, with the topic refused in its place. */
             cr_assert_eq(err, 0);
@@ -732,7 +757,7 @@ Test(acl_serve, every_kafka_request_is_refused_without_acls_and_changes_nothing,
     int refused = 0;
     for (uint32_t i = 0; i < KAFKA_API_COUNT; i++) {
         int16_t api = kafka_apis[i].key;
-        if (!kafka_serve_served(api) || api == KAFKA_API_API_VERSIONS) {
+        if (!kafka_serve_served(api) || api == KAFKA_API_API_VERSIONS || kafka_apis[i].sasl) {
             continue;
         }
         static _Alignas(16) uint8_t req[KAFKA_REQ_BYTES];

@@ -41,6 +41,12 @@ static void set_bad(const char *key, const char *value)
 static bool config_eq(const struct broker_config *a, const struct broker_config *b)
 {
     return strcmp(a->listen_host, b->listen_host) == 0 && a->listen_port == b->listen_port &&
+           a->authentication == b->authentication &&
+           a->sasl_mechanisms == b->sasl_mechanisms &&
+           a->login_failures_max == b->login_failures_max &&
+           a->login_block_ms == b->login_block_ms &&
+           strcmp(a->inter_broker_user, b->inter_broker_user) == 0 &&
+           strcmp(a->inter_broker_password_file, b->inter_broker_password_file) == 0 &&
            strcmp(a->data_dir, b->data_dir) == 0 &&
            a->auto_create_topics == b->auto_create_topics && a->authorizer == b->authorizer &&
            strcmp(a->super_users, b->super_users) == 0 &&
@@ -896,6 +902,13 @@ Test(config, usage_lists_every_flag_and_key)
                                         "--help",
                                         "--version",
                                         "docs/configuration.md",
+                                        "authentication",
+                                        "sasl_mechanisms",
+                                        "login_failures_max",
+                                        "login_block_ms",
+                                        "inter_broker_user",
+                                        "inter_broker_password_file",
+                                        "--add-user",
                                         "listen_host",
                                         "listen_port",
                                         "data_dir",
@@ -1065,4 +1078,42 @@ Test(config, single_broker_prints_no_cluster_text)
     cr_assert(strstr(buf, "advertised_host") == NULL, "%s", buf);
     cr_assert(strstr(buf, "broker_id = -1") != NULL, "%s", buf);
     free(buf);
+}
+
+Test(config, authentication_keys)
+{
+    struct broker_config c, d;
+    broker_config_default(&c);
+    cr_assert(c.authentication == BROKER_AUTHENTICATION_NONE, "zero configuration: no logins required");
+    cr_assert_eq(c.sasl_mechanisms, BROKER_SASL_MECHANISMS_ALL);
+    set_ok(&c, "authentication", "required");
+    set_ok(&c, "sasl_mechanisms", " SCRAM-SHA-512 ");
+    set_ok(&c, "login_failures_max", "3");
+    set_ok(&c, "login_block_ms", "1h");
+    set_ok(&c, "inter_broker_user", "repl@east");
+    set_ok(&c, "inter_broker_password_file", "/etc/nagare/repl.pw");
+    cr_assert(c.authentication == BROKER_AUTHENTICATION_REQUIRED);
+    cr_assert_eq(c.sasl_mechanisms, 1u << SCRAM_SHA_512);
+    cr_assert_eq(c.login_block_ms, 3600000);
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    cr_assert(f != NULL);
+    broker_config_print(f, &c);
+    cr_assert_eq(fclose(f), 0);
+    broker_config_default(&d);
+    cr_assert_eq(load(&d, buf), 0, "%s\n%s", err, buf);
+    cr_assert(config_eq(&c, &d), "%s", buf);
+    free(buf);
+    set_ok(&c, "sasl_mechanisms", "SCRAM-SHA-256,SCRAM-SHA-512");
+    cr_assert_eq(c.sasl_mechanisms, BROKER_SASL_MECHANISMS_ALL);
+
+    set_bad("authentication", "yes");
+    set_bad("sasl_mechanisms", "PLAIN");
+    set_bad("sasl_mechanisms", "SCRAM-SHA-256,");
+    set_bad("sasl_mechanisms", ",");
+    set_bad("login_failures_max", "0");
+    set_bad("inter_broker_user", "a b");
+    cr_assert_eq(PARSE(&c, "--set", "inter_broker_user=repl"), BROKER_ARGS_EXIT_USAGE);
+    cr_assert(strstr(err, "inter_broker_password_file") != NULL, "%s", err);
 }

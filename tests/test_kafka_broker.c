@@ -57,8 +57,14 @@ Test(kafka_broker, api_versions_lists_the_apis_the_broker_serves)
     cr_assert_not_null(av);
     cr_assert_eq(av->min_version, 0);
     cr_assert_eq(av->max_version, 3);
-    cr_assert_null(find_key(&resp, KAFKA_API_SASL_HANDSHAKE),
-                   "no SASL while the listener does not authenticate");
+    /* Logins are served whether or not the broker requires them
+     * (broker/sasl_serve.h): a client may always log in. */
+    av = find_key(&resp, KAFKA_API_SASL_HANDSHAKE);
+    cr_assert_not_null(av, "SaslHandshake is advertised");
+    cr_assert_eq(av->max_version, 1);
+    av = find_key(&resp, KAFKA_API_SASL_AUTHENTICATE);
+    cr_assert_not_null(av, "SaslAuthenticate is advertised");
+    cr_assert_eq(av->max_version, 2);
     for (int32_t i = 0; i < resp.api_keys.count; i++) {
         const struct kafka_api_versions_response_api_version *k = &resp.api_keys.items[i];
         const struct kafka_api *api = kafka_api_find(k->api_key);

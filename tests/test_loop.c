@@ -218,6 +218,10 @@ static void handle(void *arg, struct loop_req *req)
     case 'F':
         loop_req_fail(req);
         break;
+    case 'Q': /* answered (an echo), and the last request its connection sends */
+        loop_req_close_after(req, -NG_EPROTO);
+        echo_now(req);
+        break;
     case 'B':
         answer_big(req, frame, len);
         break;
@@ -1205,6 +1209,29 @@ Test(loop, fail_closes_after_earlier_answers, .timeout = 60)
     close(fd);
     struct loop_stats st;
     WAIT_STATS(&s, st, st.conns == 0 && st.reqs_live == 0);
+    server_stop(&s);
+}
+
+Test(loop, close_after_sends_the_answer_then_closes_and_reads_no_more, .timeout = 60)
+{
+    struct server s;
+    server_start(&s, NULL);
+    uint8_t buf[64];
+    size_t pos = 0;
+    uint8_t d[5] = {'D'};
+    put_be32(d + 1, 30);
+    put_frame(buf, &pos, d, sizeof(d));
+    put_frame(buf, &pos, "Qbye", 4);
+    put_frame(buf, &pos, "Elater", 6);
+    int fd = client(s.port);
+    send_all(fd, buf, pos);
+    expect_echo(fd, d, sizeof(d)); /* the earlier answer first */
+    expect_echo(fd, "Qbye", 4);    /* then its own */
+    cr_assert(closed_by_peer(fd)); /* and nothing for the request after it */
+    close(fd);
+    struct loop_stats st;
+    WAIT_STATS(&s, st, st.conns == 0 && st.reqs_live == 0);
+    cr_assert_eq(atomic_load(&s.reqs_seen), 2, "the request after it was not handled");
     server_stop(&s);
 }
 

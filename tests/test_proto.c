@@ -331,6 +331,98 @@ static int decode_group_response(int api, struct rd *r)
     return rc;
 }
 
+/* ---- authentication and users (keys 26-29) ---- */
+
+static const uint8_t sample_salt[16] = {1, 2, 3};
+static const uint8_t sample_key[32] = {4, 5, 6};
+
+static int sample_auth_request(int api, struct wr *w)
+{
+    struct proto_sasl_bytes b = {.bytes = (const uint8_t *)"n,,n=user,r=abc", .len = 15};
+    struct proto_alter_user_req u = {
+        .op = PROTO_USER_UPSERT,
+        .mechanism = 0,
+        .iterations = 4096,
+        .user = proto_str_make("alice"),
+        .salt = {.bytes = sample_salt, .len = sizeof sample_salt},
+        .stored_key = {.bytes = sample_key, .len = sizeof sample_key},
+        .server_key = {.bytes = sample_key, .len = sizeof sample_key},
+    };
+    switch (api) {
+    case PROTO_API_SASL_HANDSHAKE:
+        return proto_sasl_handshake_req_encode(w, 0, 7, CID, proto_str_make("SCRAM-SHA-256"));
+    case PROTO_API_SASL_AUTHENTICATE:
+        return proto_sasl_authenticate_req_encode(w, 0, 7, CID, &b);
+    case PROTO_API_ALTER_USER:
+        return proto_alter_user_req_encode(w, 0, 7, CID, &u);
+    default:
+        return proto_describe_users_req_encode(w, 0, 7, CID);
+    }
+}
+
+static int sample_auth_response(int api, struct wr *w)
+{
+    struct proto_sasl_bytes b = {.bytes = (const uint8_t *)"r=abcdef,s=AQID,i=4096", .len = 22};
+    struct proto_enc e;
+    switch (api) {
+    case PROTO_API_SASL_HANDSHAKE:
+        return proto_sasl_handshake_resp_encode(
+            w, 0, 9,
+            &(struct proto_sasl_handshake_resp){0, proto_str_make("SCRAM-SHA-256,SCRAM-SHA-512")});
+    case PROTO_API_SASL_AUTHENTICATE:
+        return proto_sasl_authenticate_resp_encode(w, 0, 9, &b);
+    case PROTO_API_ALTER_USER:
+        return proto_alter_user_resp_encode(w, 0, 9, -NG_ENOTFOUND);
+    default:
+        proto_describe_users_resp_begin(&e, w, 0, 9);
+        proto_describe_users_resp_user(&e, &(struct proto_user_listing){proto_str_make("a"), 3});
+        proto_describe_users_resp_user(&e, &(struct proto_user_listing){proto_str_make("bb"), 2});
+        return proto_enc_end(&e);
+    }
+}
+
+static int decode_auth_request(const struct proto_req_header *h, struct rd *r)
+{
+    struct proto_str mech;
+    struct proto_sasl_bytes b;
+    struct proto_alter_user_req u;
+    switch (h->api_key) {
+    case PROTO_API_SASL_HANDSHAKE:
+        return proto_sasl_handshake_req_decode(r, h->api_version, &mech);
+    case PROTO_API_SASL_AUTHENTICATE:
+        return proto_sasl_authenticate_req_decode(r, h->api_version, &b);
+    case PROTO_API_ALTER_USER:
+        return proto_alter_user_req_decode(r, h->api_version, &u);
+    default:
+        return proto_describe_users_req_decode(r, h->api_version);
+    }
+}
+
+static int decode_auth_response(int api, struct rd *r)
+{
+    struct proto_sasl_handshake_resp hs;
+    struct proto_sasl_bytes b;
+    struct proto_dec d;
+    struct proto_user_listing u;
+    int err = 0;
+    int rc = 0;
+    switch (api) {
+    case PROTO_API_SASL_HANDSHAKE:
+        return proto_sasl_handshake_resp_decode(r, 0, &hs);
+    case PROTO_API_SASL_AUTHENTICATE:
+        return proto_sasl_authenticate_resp_decode(r, 0, &b);
+    case PROTO_API_ALTER_USER:
+        return proto_alter_user_resp_decode(r, 0, &err);
+    default:
+        rc = proto_describe_users_resp_decode(r, 0, &d);
+        while (rc == 0 && proto_describe_users_resp_next(&d, &u)) {
+        }
+        return rc;
+    }
+}
+
+static bool auth_api(int api) { return api >= PROTO_API_SASL_HANDSHAKE && api <= PROTO_API_DESCRIBE_USERS; }
+
 /* Decodes a request frame's content (header and body) entirely, as the
  * broker would. Returns the first error. */
 static int decode_request(const uint8_t *p, size_t len)
@@ -385,8 +477,9 @@ static int decode_request(const uint8_t *p, size_t len)
         rc = proto_reassign_req_decode(&r, h.api_version, &d);
         break;
     default:
-        return acl_api(h.api_key) ? decode_acl_message(h.api_key, false, &r)
-                                  : decode_group_request(&h, &r);
+        return acl_api(h.api_key)    ? decode_acl_message(h.api_key, false, &r)
+               : auth_api(h.api_key) ? decode_auth_request(&h, &r)
+                                     : decode_group_request(&h, &r);
     }
     if (rc == 0) {
         drain_topics(&d, h.api_key, false);
@@ -446,7 +539,9 @@ static int decode_response(int api, const uint8_t *p, size_t len)
         rc = proto_reassign_resp_decode(&r, 0, &d);
         break;
     default:
-        return acl_api(api) ? decode_acl_message(api, true, &r) : decode_group_response(api, &r);
+        return acl_api(api)    ? decode_acl_message(api, true, &r)
+               : auth_api(api) ? decode_auth_response(api, &r)
+                               : decode_group_response(api, &r);
     }
     if (rc == 0) {
         drain_topics(&d, api, true);
@@ -703,7 +798,9 @@ static size_t sample_request(int api, uint8_t *out, size_t cap)
         rc = proto_enc_end(&e);
         break;
     default:
-        rc = acl_api(api) ? sample_acl_message(api, false, &w) : sample_group_request(api, &w);
+        rc = acl_api(api)    ? sample_acl_message(api, false, &w)
+             : auth_api(api) ? sample_auth_request(api, &w)
+                             : sample_group_request(api, &w);
     }
     cr_assert_eq(rc, 0, "encode %d: %s", api, err_str(rc));
     return w.pos;
@@ -799,7 +896,9 @@ static size_t sample_response(int api, uint8_t *out, size_t cap)
         rc = proto_enc_end(&e);
         break;
     default:
-        rc = acl_api(api) ? sample_acl_message(api, true, &w) : sample_group_response(api, &w);
+        rc = acl_api(api)    ? sample_acl_message(api, true, &w)
+             : auth_api(api) ? sample_auth_response(api, &w)
+                             : sample_group_response(api, &w);
     }
     cr_assert_eq(rc, 0, "encode %d: %s", api, err_str(rc));
     return w.pos;
@@ -883,7 +982,7 @@ Test(proto, request_header_round_trips_null_and_empty_client_id)
 
 Test(proto, unknown_api_key_is_reported_with_the_header_filled)
 {
-    const uint16_t unknown[] = {8, 9, 19, 26, 29, PROTO_API_COUNT};
+    const uint16_t unknown[] = {8, 9, 19, PROTO_API_COUNT};
     for (size_t i = 0; i < ARRAY_LEN(unknown); i++) {
         size_t n = raw_request(unknown[i], 0, NULL, 0);
         struct rd r = rd_make(buf + 4, n - 4);
@@ -999,7 +1098,7 @@ Test(proto, api_versions_round_trip)
         i++;
     }
     cr_assert_eq(v.api_count, i);
-    cr_assert_eq(v.api_count, PROTO_API_COUNT - 7, "every key but 8, 9, 19 and 26-29");
+    cr_assert_eq(v.api_count, PROTO_API_COUNT - 3, "every key but 8, 9 and 19");
 }
 
 Test(proto, api_versions_resp_refuses_too_many_ranges)
@@ -3582,4 +3681,42 @@ Test(proto, req_names_gives_the_group_and_every_topic)
     cr_assert_eq(proto_req_header_decode(&r, &h), 0);
     struct names_seen seen = {0};
     cr_assert_lt(proto_req_names(&r, h.api_key, h.api_version, note_name, &seen), 0);
+}
+
+
+Test(proto, alter_user_refuses_an_unknown_op_or_mechanism_and_sasl_bytes_past_their_limit)
+{
+    struct proto_alter_user_req u = {.op = 2, .mechanism = 0, .user = proto_str_make("a")};
+    struct wr w = wr_make(buf, sizeof buf);
+    cr_assert_eq(proto_alter_user_req_encode(&w, 0, 1, CID, &u), 0);
+    struct rd r = req_body(buf, w.pos, PROTO_API_ALTER_USER);
+    struct proto_alter_user_req out;
+    cr_assert_eq(proto_alter_user_req_decode(&r, 0, &out), -NG_EBADARG);
+    /* mechanism "all" only with a delete */
+    u = (struct proto_alter_user_req){.op = PROTO_USER_UPSERT, .mechanism = PROTO_MECH_ALL,
+                                      .user = proto_str_make("a")};
+    w = wr_make(buf, sizeof buf);
+    cr_assert_eq(proto_alter_user_req_encode(&w, 0, 1, CID, &u), 0);
+    r = req_body(buf, w.pos, PROTO_API_ALTER_USER);
+    cr_assert_eq(proto_alter_user_req_decode(&r, 0, &out), -NG_EBADARG);
+    u.op = PROTO_USER_DELETE;
+    w = wr_make(buf, sizeof buf);
+    cr_assert_eq(proto_alter_user_req_encode(&w, 0, 1, CID, &u), 0);
+    r = req_body(buf, w.pos, PROTO_API_ALTER_USER);
+    cr_assert_eq(proto_alter_user_req_decode(&r, 0, &out), 0);
+    cr_assert_eq(out.mechanism, PROTO_MECH_ALL);
+
+    static uint8_t big[PROTO_SASL_BYTES_MAX + 1];
+    struct proto_sasl_bytes b = {.bytes = big, .len = sizeof big};
+    w = wr_make(buf, sizeof buf);
+    cr_assert_eq(proto_sasl_authenticate_req_encode(&w, 0, 1, CID, &b), 0);
+    r = req_body(buf, w.pos, PROTO_API_SASL_AUTHENTICATE);
+    struct proto_sasl_bytes got;
+    cr_assert_eq(proto_sasl_authenticate_req_decode(&r, 0, &got), -NG_EBADLEN);
+    b.len = PROTO_SASL_BYTES_MAX;
+    w = wr_make(buf, sizeof buf);
+    cr_assert_eq(proto_sasl_authenticate_req_encode(&w, 0, 1, CID, &b), 0);
+    r = req_body(buf, w.pos, PROTO_API_SASL_AUTHENTICATE);
+    cr_assert_eq(proto_sasl_authenticate_req_decode(&r, 0, &got), 0);
+    cr_assert_eq(got.len, PROTO_SASL_BYTES_MAX);
 }

@@ -18,6 +18,8 @@
 #include "base/bytes.h"
 #include "base/log.h"
 #include "broker/server.h"
+#include "broker/users.h"
+#include "tests/auth_support.h"
 #include "tests/broker_support.h"
 #include "tests/etcd_support.h"
 
@@ -41,6 +43,26 @@ struct node {
 };
 
 static struct node nodes[NODES_MAX];
+
+/* Brokers started while set require logins, and log in to each other as
+ * REPL_USER (broker/sasl_serve.h); the tests' clients log in as it too. */
+static bool secured;
+#define REPL_USER "repl"
+#define REPL_PASSWORD "repl-secret"
+
+static void node_secure(struct node *n)
+{
+    n->cfg.authentication = BROKER_AUTHENTICATION_REQUIRED;
+    snprintf(n->cfg.inter_broker_user, sizeof(n->cfg.inter_broker_user), REPL_USER);
+    snprintf(n->cfg.inter_broker_password_file, sizeof(n->cfg.inter_broker_password_file),
+             "%s/repl-password", n->dir);
+    FILE *f = fopen(n->cfg.inter_broker_password_file, "w");
+    cr_assert_not_null(f);
+    fprintf(f, REPL_PASSWORD "\n");
+    cr_assert_eq(fclose(f), 0);
+    int rc = users_add_offline(n->cfg.data_dir, REPL_USER, REPL_PASSWORD);
+    cr_assert_eq(rc, 0, "%s", err_str(rc));
+}
 
 static void *node_main(void *arg)
 {
@@ -81,6 +103,9 @@ static void node_launch(struct node *n, int32_t id, const char *endpoints, uint3
     snprintf(n->cfg.etcd_endpoints, sizeof(n->cfg.etcd_endpoints), "%s", endpoints);
     n->cfg.replica_lag_ms = lag_ms != 0 ? lag_ms : n->cfg.replica_lag_ms;
     n->cfg.retention_check_ms = BROKER_RETENTION_CHECK_MS_MIN; /* topics here keep all but one */
+    if (secured) {
+        node_secure(n);
+    }
     n->ready = false;
     pthread_mutex_init(&n->mu, NULL);
     pthread_cond_init(&n->cv, NULL);
@@ -135,6 +160,7 @@ static void teardown(void)
         }
     }
     memset(nodes, 0, sizeof(nodes));
+    secured = false;
 }
 
 static void setup(void) { log_set_level(LOG_WARN); }
@@ -399,6 +425,9 @@ static int64_t produce_part(struct node *n, int32_t partition, int batches, uint
 {
     struct cl c;
     cl_connect(&c, n->s.port, CL_TIMEOUT_MS_DEFAULT * 4);
+    if (secured) {
+        cr_assert_eq(au_login(&c, REPL_USER, REPL_PASSWORD, SCRAM_SHA_256, NULL), 0);
+    }
     int64_t end = -1;
     for (int i = 0; i < batches; i++) {
         size_t len = bt_make(batch_buf, sizeof(batch_buf), 4, seed + (uint32_t)i, 1000, -1, 0, 0);
@@ -453,6 +482,20 @@ Test(replica, records_produced_to_the_leader_reach_the_followers_byte_for_byte)
     /* The followers learn the high watermark from their next fetch. */
     wait_hw(&nodes[1], end);
     wait_hw(&nodes[2], end);
+}
+
+/* Followers of a leader that requires logins log in with the inter-broker
+ * credentials: acks=all is answered only once they have the batches. */
+Test(replica, followers_log_in_to_a_leader_that_requires_it)
+{
+    secured = true;
+    start_nodes(2);
+    struct view_spec vs = spec(1, 1, 2, 2);
+    give_all(&vs);
+    int64_t end = produce(&nodes[0], 5, 300, PROTO_ACKS_ALL, 0);
+    cr_assert_eq(end, 20);
+    wait_written(&nodes[1], end);
+    assert_same_logs(&nodes[0], &nodes[1]);
 }
 
 Test(replica, each_broker_leads_some_partitions_and_follows_the_others)

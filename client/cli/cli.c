@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <termios.h>
 #include <time.h>
 
 #include "base/assert.h"
@@ -193,9 +194,62 @@ int cli_broker_default_set(const char *option)
 
 const char *cli_broker_default(void) { return cli_broker; }
 
+/* Who the commands log in as (cli_login_set()); user NULL: nobody. */
+static struct nagare_login cli_login_as;
+static char cli_password[1024 + 2];
+
+/* Reads a password from the terminal, echo off. Returns 0 or -errno. */
+static int password_prompt(const char *user)
+{
+    FILE *tty = fopen("/dev/tty", "r+");
+    if (tty == NULL) {
+        return -errno;
+    }
+    fprintf(tty, "password for %s: ", user);
+    fflush(tty);
+    struct termios was, quiet;
+    bool echo_off = tcgetattr(fileno(tty), &was) == 0;
+    if (echo_off) {
+        quiet = was;
+        quiet.c_lflag &= (tcflag_t)~ECHO;
+        (void)tcsetattr(fileno(tty), TCSAFLUSH, &quiet);
+    }
+    int rc = fgets(cli_password, sizeof(cli_password), tty) != NULL ? 0 : -EIO;
+    if (echo_off) {
+        (void)tcsetattr(fileno(tty), TCSAFLUSH, &was);
+    }
+    fputc('\n', tty);
+    fclose(tty);
+    cli_password[strcspn(cli_password, "\r\n")] = '\0';
+    return rc;
+}
+
+int cli_login_set(const char *user, const char *mechanism)
+{
+    user = user != NULL ? user : getenv(CLI_USER_ENV);
+    if (user == NULL || user[0] == '\0') {
+        return 0;
+    }
+    const char *pw = getenv(CLI_PASSWORD_ENV);
+    if (pw == NULL) {
+        int rc = password_prompt(user);
+        if (rc < 0) {
+            fprintf(stderr, "nagare: no password for %s: set $%s or run on a terminal\n", user,
+                    CLI_PASSWORD_ENV);
+            return CLI_EXIT_USAGE;
+        }
+        pw = cli_password;
+    }
+    cli_login_as = (struct nagare_login){.user = user, .password = pw, .mechanism = mechanism};
+    return 0;
+}
+
+struct nagare_login cli_login(void) { return cli_login_as; }
+
 int cli_admin_connect(const char *broker, nagare_admin **out)
 {
-    int rc = nagare_admin_new(broker, CLI_TIMEOUT_MS, out);
+    struct nagare_login login = cli_login();
+    int rc = nagare_admin_new_login(broker, CLI_TIMEOUT_MS, &login, out);
     if (rc < 0) {
         return cli_fail(rc, "connecting to %s", broker);
     }

@@ -69,6 +69,7 @@ int cli_group_main(int argc, char **argv);
 int cli_dlq_main(int argc, char **argv);
 int cli_cluster_main(int argc, char **argv);
 int cli_acl_main(int argc, char **argv);
+int cli_user_main(int argc, char **argv);
 
 /* Prints "nagare: <cmd>: <message> (try 'nagare <cmd> --help')" on stderr.
  * Returns CLI_EXIT_USAGE. */
@@ -125,7 +126,25 @@ int cli_broker_default_set(const char *option);
  * the environment or static storage; valid for the process's life. */
 const char *cli_broker_default(void);
 
-/* Connects an admin client to broker with CLI_TIMEOUT_MS per call. Returns
+/* Logging in (docs/security.md): the user from --user before the command,
+ * else $NAGARE_USER; its password from $NAGARE_PASSWORD, else asked on the
+ * terminal (never a command-line argument: other users of the machine can
+ * read those). */
+#define CLI_USER_ENV "NAGARE_USER"
+#define CLI_PASSWORD_ENV "NAGARE_PASSWORD"
+
+/* Sets who every command logs in as: user (NULL: $NAGARE_USER; neither:
+ * nobody) with mechanism (NULL: SCRAM-SHA-256), reading the password.
+ * Called by main() before the command runs. Returns 0 or CLI_EXIT_USAGE
+ * (reported: no password to be had). */
+int cli_login_set(const char *user, const char *mechanism);
+
+/* Who to log in as, for a client's config (user NULL: nobody). Its strings
+ * live as long as the process. */
+struct nagare_login cli_login(void);
+
+/* Connects an admin client to broker with CLI_TIMEOUT_MS per call, logged
+ * in as cli_login() says. Returns
  * 0 with *out, or reports "nagare: connecting to BROKER: why" and returns
  * CLI_EXIT_FAIL. */
 int cli_admin_connect(const char *broker, nagare_admin **out);

@@ -346,6 +346,7 @@ static int consume_connect(struct consume_run *r)
     struct nagare_consumer_config cc;
     nagare_consumer_config_default(&cc);
     cc.bootstrap = r->o->broker;
+    cc.login = cli_login();
     cc.reset = NAGARE_RESET_EARLIEST; /* records deleted under us: go on after them */
     cc.request_timeout_ms = CONSUME_REQUEST_TIMEOUT_MS;
     int rc = nagare_consumer_new(&cc, &r->c);

@@ -181,6 +181,7 @@ static int group_connect(struct grun *r)
     struct nagare_consumer_config cc;
     nagare_consumer_config_default(&cc);
     cc.bootstrap = r->o->broker;
+    cc.login = cli_login();
     cc.reset = r->o->from == FROM_END ? NAGARE_RESET_LATEST : NAGARE_RESET_EARLIEST;
     cc.request_timeout_ms = GROUP_REQUEST_TIMEOUT_MS;
     cc.auto_commit = false; /* committed here, after stdout was flushed */
@@ -262,6 +263,7 @@ static int share_connect(struct grun *r)
     struct nagare_share_consumer_config c;
     nagare_share_consumer_config_default(&c);
     c.bootstrap = r->o->broker;
+    c.login = cli_login();
     c.request_timeout_ms = GROUP_REQUEST_TIMEOUT_MS;
     c.fetch_wait_max_ms = GROUP_POLL_MS;
     /* Acquire no more than asked for: the rest would be released, which

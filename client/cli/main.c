@@ -20,11 +20,12 @@ static const struct cli_cmd cli_cmds[] = {
     {"dlq", cli_dlq_main, "redrive a dead-letter topic's records to their source"},
     {"cluster", cli_cluster_main, "describe the brokers, leaders and in-sync replicas"},
     {"acl", cli_acl_main, "add, list and delete the broker's ACLs"},
+    {"user", cli_user_main, "add, delete and list the users who may log in"},
 };
 
 static void usage(FILE *out)
 {
-    fprintf(out, "usage: nagare [--broker HOST:PORT] COMMAND [options]"
+    fprintf(out, "usage: nagare [--broker HOST:PORT] [--user NAME] COMMAND [options]"
                  "    (nagare COMMAND --help for its options)\n"
                  "\ncommands:\n");
     for (size_t i = 0; i < ARRAY_LEN(cli_cmds); i++) {
@@ -33,8 +34,11 @@ static void usage(FILE *out)
     fprintf(out,
             "\nEvery command takes --broker HOST:PORT and --help, before the command or\n"
             "after it. The broker: the --broker given, else $%s, else %s.\n"
+            "--user NAME (else $%s) logs in as NAME, with the password from $%s\n"
+            "or asked for on the terminal; --sasl-mechanism SCRAM-SHA-512 instead of\n"
+            "SCRAM-SHA-256.\n"
             "Exit status: 0 done, 1 failed (one line on stderr says why), 2 bad usage.\n",
-            CLI_BROKER_ENV, CLI_BROKER_DEFAULT);
+            CLI_BROKER_ENV, CLI_BROKER_DEFAULT, CLI_USER_ENV, CLI_PASSWORD_ENV);
 }
 
 static bool is_help(const char *s)
@@ -43,9 +47,12 @@ static bool is_help(const char *s)
 }
 
 /* What may come before the command: --broker HOST:PORT (or
- * --broker=HOST:PORT), --help and --version. */
+ * --broker=HOST:PORT), --user NAME, --sasl-mechanism NAME, --help and
+ * --version. */
 struct main_opts {
     const char *broker; /* NULL: none given */
+    const char *user;   /* NULL: none given */
+    const char *mechanism;
     bool help;
     bool version;
 };
@@ -65,10 +72,15 @@ static int main_options(int argc, char **argv, struct main_opts *o)
             o->broker = arg + strlen("--broker=");
         } else if (strcmp(arg, "--broker") == 0 && i + 1 < argc) {
             o->broker = argv[++i];
+        } else if (strcmp(arg, "--user") == 0 && i + 1 < argc) {
+            o->user = argv[++i];
+        } else if (strcmp(arg, "--sasl-mechanism") == 0 && i + 1 < argc) {
+            o->mechanism = argv[++i];
         } else {
+            bool valued = strcmp(arg, "--broker") == 0 || strcmp(arg, "--user") == 0 ||
+                          strcmp(arg, "--sasl-mechanism") == 0;
             fprintf(stderr, "nagare: %s '%s' (try 'nagare --help')\n",
-                    strcmp(arg, "--broker") == 0 ? "a value is missing after" : "unknown option",
-                    arg);
+                    valued ? "a value is missing after" : "unknown option", arg);
             return -1;
         }
     }
@@ -101,7 +113,8 @@ int main(int argc, char **argv)
         return CLI_EXIT_OK;
     }
     if (at == argc) {
-        fprintf(stderr, "nagare: missing command: topic, produce, consume, group, dlq or cluster "
+        fprintf(stderr, "nagare: missing command: topic, produce, consume, group, dlq, cluster "
+                        "or user "
                         "(try 'nagare --help')\n");
         return CLI_EXIT_USAGE;
     }
@@ -115,6 +128,7 @@ int main(int argc, char **argv)
         return cmd->run(2, help_argv);
     }
     int st = cli_broker_default_set(o.broker);
+    st = st == 0 ? cli_login_set(o.user, o.mechanism) : st;
     if (st != 0) {
         return st;
     }

@@ -378,6 +378,7 @@ int cli_produce_main(int argc, char **argv)
     }
     struct produce_run r = {.o = &o, .st = {.topic = o.topic}};
     c.bootstrap = o.broker;
+    c.login = cli_login();
     c.acks = o.acks;
     c.compression = o.compression;
     c.request_timeout_ms = CLI_TIMEOUT_MS;

@@ -124,10 +124,11 @@ struct kafka_msg {
 };
 
 /* One API as nagare serves it. ApiVersions advertises [versions.min,
- * versions.max] for every entry (those with sasl only when the listener
- * authenticates). A request below served_min is decoded but refused by its
- * handler (Produce v0-2, whose records are old message sets: advertised
- * because kafka-python 2.0 guesses the broker's release from the ranges). */
+ * versions.max] for every entry. sasl marks the login APIs, which a
+ * connection may send before it has logged in (broker/sasl_serve.h). A
+ * request below served_min is decoded but refused by its handler (Produce
+ * v0-2, whose records are old message sets: advertised because
+ * kafka-python 2.0 guesses the broker's release from the ranges). */
 struct kafka_api {
     int16_t key;
     const char *name; /* Kafka's: "Metadata" */

@@ -92,6 +92,13 @@ int16_t kafka_err_from(int rc)
     case -NG_EUNAUTHORIZED: /* in a per-topic field; group and cluster refusals are
                              * answered by their handlers (acl_serve_kafka) */
         return KAFKA_ERR_TOPIC_AUTHORIZATION_FAILED;
+    /* logging in (broker/sasl_serve.h) */
+    case -NG_EAUTH:
+    case -NG_EAUTH_REQUIRED:
+    case -NG_EAUTH_THROTTLED:
+        return KAFKA_ERR_SASL_AUTHENTICATION_FAILED;
+    case -NG_EMECHANISM:
+        return KAFKA_ERR_UNSUPPORTED_SASL_MECHANISM;
     default:
         return KAFKA_ERR_UNKNOWN_SERVER;
     }

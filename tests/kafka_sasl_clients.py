@@ -1,0 +1,218 @@
+#!/usr/bin/python3
+"""tests/kafka_sasl_clients.py CLIENT — a real Kafka client logs in with SASL
+SCRAM to a real nagared that requires it (broker/sasl_serve.h). CLIENT is one of:
+
+    kcat          kcat (librdkafka: SaslHandshake v1, then SaslAuthenticate)
+    confluent     confluent-kafka-python (librdkafka)
+    kafka-python  kafka-python 2.0 (SaslHandshake v0, then the exchange in bare frames)
+
+With each of SCRAM-SHA-256 and SCRAM-SHA-512 the client produces records
+and reads them back; a wrong password must fail to log in, and so must a
+client that does not log in at all. The user is made offline first
+(nagared --add-user). The broker runs on ephemeral ports in a temporary
+directory ($NAGARED: the binary). Exit 77 (skipped) when the client is not
+installed; ./dev.sh installs them.
+"""
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+SKIP = 77
+USER = "kafka-user"
+PASSWORD = "s3cret-for-kafka"
+MECHANISMS = ["SCRAM-SHA-256", "SCRAM-SHA-512"]
+RECORDS = 10
+# Only a broken broker or client comes near these.
+START_TIMEOUT_S = 60
+CLIENT_TIMEOUT_S = 60
+
+
+def fail(msg):
+    print("FAIL: " + msg, file=sys.stderr)
+    sys.exit(1)
+
+
+class Broker:
+    """nagared requiring logins, on 127.0.0.1:0 for both listeners."""
+
+    def __init__(self, root):
+        data = os.path.join(root, "data")
+        env = dict(os.environ, NAGARE_PASSWORD=PASSWORD)
+        subprocess.run([os.environ["NAGARED"], "--add-user", USER, data], env=env, check=True,
+                       capture_output=True)
+        self.log_path = os.path.join(root, "nagared.log")
+        self.log = open(self.log_path, "w")
+        self.proc = subprocess.Popen(
+            [os.environ["NAGARED"], "--listen", "127.0.0.1:0", "--kafka-listen", "127.0.0.1:0",
+             "--data-dir", data, "--set", "authentication=required",
+             "--set", "login_failures_max=1000"],
+            stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while True:
+            with open(self.log_path) as f:
+                m = re.search(r"Kafka clients served on (\S+)", f.read())
+            if m:
+                self.kafka = m.group(1)
+                return
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                fail("nagared did not start:\n" + open(self.log_path).read())
+            time.sleep(0.05)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=START_TIMEOUT_S)
+        self.log.close()
+
+
+def values(mech):
+    return [("%s-%d" % (mech, i)).encode() for i in range(RECORDS)]
+
+
+# ---- kcat ----
+
+def kcat_args(b, mech, password):
+    return ["kcat", "-b", b.kafka, "-X", "security.protocol=sasl_plaintext",
+            "-X", "sasl.mechanisms=" + mech, "-X", "sasl.username=" + USER,
+            "-X", "sasl.password=" + password]
+
+
+def run_kcat(b):
+    if shutil.which("kcat") is None:
+        print("SKIP: kcat is not installed (Debian package kcat)")
+        sys.exit(SKIP)
+    for mech in MECHANISMS:
+        topic = "kcat-" + mech.lower()
+        lines = b"\n".join(values(mech)) + b"\n"
+        r = subprocess.run(kcat_args(b, mech, PASSWORD) + ["-P", "-t", topic, "-p", "0"],
+                           input=lines, capture_output=True, timeout=CLIENT_TIMEOUT_S)
+        if r.returncode != 0:
+            fail("kcat -P with %s: %s" % (mech, r.stderr.decode()))
+        r = subprocess.run(kcat_args(b, mech, PASSWORD) +
+                           ["-C", "-t", topic, "-p", "0", "-o", "beginning", "-e", "-q"],
+                           capture_output=True, timeout=CLIENT_TIMEOUT_S)
+        if r.returncode != 0 or r.stdout.split(b"\n")[:-1] != values(mech):
+            fail("kcat -C with %s: exit %d, %r: %s" % (mech, r.returncode, r.stdout,
+                                                       r.stderr.decode()))
+    r = subprocess.run(kcat_args(b, MECHANISMS[0], "wrong") + ["-L", "-m", "10"],
+                       capture_output=True, timeout=CLIENT_TIMEOUT_S)
+    if r.returncode == 0 or b"uthentication" not in r.stderr:
+        fail("kcat with a wrong password: exit %d: %s" % (r.returncode, r.stderr.decode()))
+    r = subprocess.run(["kcat", "-b", b.kafka, "-L", "-m", "5"], capture_output=True,
+                       timeout=CLIENT_TIMEOUT_S)
+    if r.returncode == 0:
+        fail("kcat without a login listed metadata:\n" + r.stdout.decode())
+
+
+# ---- confluent-kafka-python ----
+
+def confluent_conf(b, mech, password):
+    return {"bootstrap.servers": b.kafka, "security.protocol": "sasl_plaintext",
+            "sasl.mechanisms": mech, "sasl.username": USER, "sasl.password": password}
+
+
+def run_confluent(b):
+    try:
+        import confluent_kafka as ck
+    except ImportError:
+        print("SKIP: confluent-kafka-python is not installed (python3-confluent-kafka)")
+        sys.exit(SKIP)
+    for mech in MECHANISMS:
+        topic = "confluent-" + mech.lower()
+        p = ck.Producer(confluent_conf(b, mech, PASSWORD))
+        for v in values(mech):
+            p.produce(topic, value=v, partition=0)
+        if p.flush(CLIENT_TIMEOUT_S) != 0:
+            fail("confluent producer with %s: records not delivered" % mech)
+        conf = confluent_conf(b, mech, PASSWORD)
+        conf.update({"group.id": "g-" + topic, "auto.offset.reset": "earliest",
+                     "enable.auto.commit": False})
+        c = ck.Consumer(conf)
+        c.assign([ck.TopicPartition(topic, 0, 0)])
+        got = []
+        deadline = time.monotonic() + CLIENT_TIMEOUT_S
+        while len(got) < RECORDS and time.monotonic() < deadline:
+            m = c.poll(1.0)
+            if m is not None and m.error() is None:
+                got.append(m.value())
+        c.close()
+        if got != values(mech):
+            fail("confluent consumer with %s read %r" % (mech, got))
+    errors = []
+    conf = confluent_conf(b, MECHANISMS[1], "wrong")
+    conf["error_cb"] = errors.append
+    p = ck.Producer(conf)
+    deadline = time.monotonic() + CLIENT_TIMEOUT_S
+    while not any(e.code() == ck.KafkaError._AUTHENTICATION for e in errors):
+        if time.monotonic() > deadline:
+            fail("confluent with a wrong password: no authentication error in %r" % errors)
+        p.poll(0.5)
+
+
+# ---- kafka-python ----
+
+def run_kafka_python(b):
+    try:
+        import kafka
+        import kafka.errors
+    except ImportError:
+        print("SKIP: kafka-python is not installed (python3-kafka)")
+        sys.exit(SKIP)
+
+    def conf(mech, password):
+        return {"bootstrap_servers": b.kafka, "security_protocol": "SASL_PLAINTEXT",
+                "sasl_mechanism": mech, "sasl_plain_username": USER,
+                "sasl_plain_password": password}
+    for mech in MECHANISMS:
+        topic = "kafka-python-" + mech.lower()
+        p = kafka.KafkaProducer(**conf(mech, PASSWORD))
+        for v in values(mech):
+            p.send(topic, value=v, partition=0).get(timeout=CLIENT_TIMEOUT_S)
+        p.close()
+        c = kafka.KafkaConsumer(auto_offset_reset="earliest",
+                                consumer_timeout_ms=CLIENT_TIMEOUT_S * 1000, **conf(mech, PASSWORD))
+        c.assign([kafka.TopicPartition(topic, 0)])
+        got = []
+        for m in c:
+            got.append(m.value)
+            if len(got) == RECORDS:
+                break
+        c.close()
+        if got != values(mech):
+            fail("kafka-python consumer with %s read %r" % (mech, got))
+    try:
+        p = kafka.KafkaProducer(**conf(MECHANISMS[0], "wrong"))
+        p.close()
+        fail("kafka-python with a wrong password connected")
+    except (kafka.errors.KafkaError, Exception) as e:  # refused at its first connection
+        if "uthentication" not in repr(e) and "NoBrokersAvailable" not in repr(e):
+            fail("kafka-python with a wrong password: %r" % e)
+
+
+CLIENTS = {"kcat": run_kcat, "confluent": run_confluent, "kafka-python": run_kafka_python}
+
+
+def main():
+    if len(sys.argv) != 2 or sys.argv[1] not in CLIENTS:
+        fail("usage: kafka_sasl_clients.py %s" % "|".join(CLIENTS))
+    root = tempfile.mkdtemp(prefix="nagare-sasl-")
+    b = Broker(root)
+    try:
+        CLIENTS[sys.argv[1]](b)
+        print("%s: SCRAM logins, produce and consume, refusals: ok" % sys.argv[1])
+    except SystemExit as e:
+        if e.code not in (0, SKIP):
+            print(open(b.log_path).read()[-3000:], file=sys.stderr)
+        raise
+    finally:
+        b.stop()
+    shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
