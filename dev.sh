@@ -17,7 +17,7 @@ cd "$(dirname "$0")"
 PACKAGES="gcc pkg-config meson ninja-build liburing-dev libzstd-dev libxxhash-dev libcriterion-dev libisal-dev
     zlib1g-dev libsnappy-dev liblz4-dev python3-kafka python3-snappy python3-lz4 python3-zstandard
     kcat python3-confluent-kafka librdkafka-dev
-    etcd-server etcd-client libcurl4-openssl-dev libjansson-dev nftables"
+    etcd-server etcd-client libcurl4-openssl-dev libjansson-dev nftables libssl-dev openssl"
 
 ensure_packages() {
     missing=""
