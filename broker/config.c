@@ -32,6 +32,7 @@ enum key_kind {
     KIND_LEVEL,     /* a log level name */
     KIND_ENDPOINTS, /* etcd endpoint URLs, comma-separated (cluster_endpoints_parse) */
     KIND_NAME,      /* a cluster name (cluster_name_ok) */
+    KIND_TLS_AUTH,  /* none | requested | required (enum tls_client_auth) */
 };
 
 enum field_type { FT_NONE, FT_U16, FT_I32, FT_U32, FT_I64 };
@@ -119,6 +120,20 @@ static const struct key_def keys[] = {
      "buffers of requests still arriving, all connections together; past it the oldest close"},
     {"partial_timeout_ms", KIND_DURATION, FIELD(partial_timeout_ms), 1, UINT32_MAX, false,
      "a request still arriving after this long closes its connection"},
+    {"listen_tls", KIND_BOOL, FIELD(listen_tls), 0, 1, false,
+     "nagare's listener speaks TLS (tls_cert_file, tls_key_file)"},
+    {"kafka_listen_tls", KIND_BOOL, FIELD(kafka_listen_tls), 0, 1, false,
+     "the Kafka listener speaks TLS (Kafka's security.protocol=SSL)"},
+    {"tls_cert_file", KIND_PATH, FIELD(tls_cert_file), 1, BROKER_DATA_DIR_BYTES - 1, false,
+     "PEM certificate (and chain) of the TLS listeners; reread on SIGHUP"},
+    {"tls_key_file", KIND_PATH, FIELD(tls_key_file), 1, BROKER_DATA_DIR_BYTES - 1, false,
+     "PEM private key of tls_cert_file; reread on SIGHUP"},
+    {"tls_ca_file", KIND_PATH, FIELD(tls_ca_file), 1, BROKER_DATA_DIR_BYTES - 1, false,
+     "PEM CAs client certificates are checked against (and a leader's, when replicating)"},
+    {"tls_client_auth", KIND_TLS_AUTH, FIELD(tls_client_auth), 0, 0, false,
+     "client certificates: none, requested or required; a verified one names the principal"},
+    {"tls_handshake_timeout_ms", KIND_DURATION, FIELD(tls_handshake_timeout_ms), 1, UINT32_MAX,
+     false, "a TLS handshake not finished after this long closes its connection"},
     {"log_level", KIND_LEVEL, FIELD(log_level), 0, 0, false,
      "lowest level logged: debug, info, warn, error, off"},
     {"broker_id", KIND_COUNT, FIELD(broker_id), 0, CLUSTER_BROKER_ID_MAX, true,
@@ -484,8 +499,18 @@ static int set_enum(struct broker_config *c, const struct key_def *k, const char
             return fail(err, err_cap, "%s: '%.64s' is not a boolean; want true or false", k->name,
                         v);
         }
-        c->auto_create_topics = strcmp(v, "true") == 0;
+        *(bool *)field_ptr(c, k) = strcmp(v, "true") == 0;
         return 0;
+    }
+    if (k->kind == KIND_TLS_AUTH) {
+        for (size_t i = 0; i < ARRAY_LEN(tls_client_auth_names); i++) {
+            if (strcmp(v, tls_client_auth_names[i]) == 0) {
+                c->tls_client_auth = (enum tls_client_auth)i;
+                return 0;
+            }
+        }
+        return fail(err, err_cap, "%s: '%.64s' is not one of none, requested, required", k->name,
+                    v);
     }
     for (size_t i = 0; i < ARRAY_LEN(level_names); i++) {
         if (strcmp(v, level_names[i]) == 0) {
@@ -522,6 +547,7 @@ int broker_config_set(struct broker_config *c, const char *key, const char *valu
         return set_string(c, k, value, err, err_cap);
     case KIND_BOOL:
     case KIND_LEVEL:
+    case KIND_TLS_AUTH:
         return set_enum(c, k, value, err, err_cap);
     case KIND_COUNT:
     case KIND_SIZE:
@@ -584,7 +610,31 @@ int broker_config_check(const struct broker_config *c, char *err, size_t err_cap
                     (long long)c->partial_bytes_max, (unsigned long long)partial_min,
                     (long long)c->mem_bytes_max);
     }
+    if (broker_config_tls(c) && (c->tls_cert_file[0] == '\0' || c->tls_key_file[0] == '\0')) {
+        return fail(err, err_cap,
+                    "a TLS listener (listen_tls, kafka_listen_tls) needs tls_cert_file and "
+                    "tls_key_file");
+    }
+    if (c->tls_client_auth != TLS_CLIENT_AUTH_NONE && c->tls_ca_file[0] == '\0') {
+        return fail(err, err_cap,
+                    "tls_client_auth = %s needs tls_ca_file, the CAs client certificates are "
+                    "checked against",
+                    tls_client_auth_names[c->tls_client_auth]);
+    }
     return check_cluster(c, err, err_cap);
+}
+
+bool broker_config_tls(const struct broker_config *c)
+{
+    return c->listen_tls || (c->kafka_listen_tls && broker_config_kafka(c));
+}
+
+void broker_config_tls_server(const struct broker_config *c, struct tls_server_cfg *out)
+{
+    *out = (struct tls_server_cfg){.cert_file = c->tls_cert_file,
+                                   .key_file = c->tls_key_file,
+                                   .ca_file = c->tls_ca_file,
+                                   .client_auth = c->tls_client_auth};
 }
 
 /* ---- defaults ---- */
@@ -621,6 +671,7 @@ void broker_config_default(struct broker_config *c)
         .mem_bytes_max = LOOP_MEM_BYTES_MAX_DEFAULT,
         .partial_bytes_max = LOOP_PARTIAL_BYTES_MAX_DEFAULT,
         .partial_timeout_ms = LOOP_PARTIAL_TIMEOUT_MS_DEFAULT,
+        .tls_handshake_timeout_ms = LOOP_TLS_HANDSHAKE_TIMEOUT_MS_DEFAULT,
         .log_level = LOG_INFO,
         .broker_id = BROKER_ID_NONE,
         .default_replication_factor = BROKER_DEFAULT_REPLICATION_FACTOR_DEFAULT,
@@ -978,7 +1029,10 @@ static void print_value(FILE *f, const struct broker_config *c, const struct key
         fprintf(f, "%lld", (long long)field_get(c, k));
         break;
     case KIND_BOOL:
-        fputs(c->auto_create_topics ? "true" : "false", f);
+        fputs(*(const bool *)((const char *)c + k->offset) ? "true" : "false", f);
+        break;
+    case KIND_TLS_AUTH:
+        fputs(tls_client_auth_names[c->tls_client_auth], f);
         break;
     case KIND_LEVEL:
         ASSERT((size_t)c->log_level < ARRAY_LEN(level_names));

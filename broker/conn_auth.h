@@ -38,6 +38,14 @@ const char *conn_auth_principal(const struct loop_req *req);
  * memory runs out or the connection is gone. */
 MUST_USE struct conn_auth *conn_auth_get(struct loop_req *req);
 
+/* Mutual TLS: on a TLS connection not yet authenticated whose client
+ * certificate its listener verified, makes "User:<subject>" (RFC 2253, as
+ * Kafka's default principal builder) the principal. For every request
+ * before it is handled; cheap once done (the principal is kept). A
+ * subject too long for PRINCIPAL_BYTES_MAX leaves the connection
+ * anonymous. */
+void conn_auth_tls(struct loop_req *req);
+
 /* Frees what conn_auth_get() made (ctx as the loop's on_close hands it;
  * NULL is fine). */
 void conn_auth_release(void *ctx);

@@ -10,6 +10,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/ssl.h>
+
 #include "base/clock.h"
 #include "base/log.h"
 #include "broker/conn_auth.h"
@@ -357,6 +359,37 @@ static void check_isrs(struct server *s)
     }
 }
 
+/* (Re)builds the TLS context from the configured files and gives it to the
+ * TLS listeners (nagare's is listener 0, Kafka's KAFKA_LISTENER). On a
+ * failure the listeners keep what they had. Returns 0 or -NG_EBADARG. */
+static int tls_listeners_set(struct server *s, bool reload)
+{
+    if (!broker_config_tls(&s->cfg)) {
+        return 0;
+    }
+    struct tls_server_cfg tc;
+    broker_config_tls_server(&s->cfg, &tc);
+    SSL_CTX *ctx = NULL;
+    char err[512];
+    int rc = tls_server_ctx(&tc, &ctx, err, sizeof(err));
+    if (rc != 0) {
+        log_error("TLS: %s%s", err, reload ? "; the listeners keep their certificate" : "");
+        return rc;
+    }
+    if (reload) {
+        log_info("TLS: certificate reloaded from %s; connections open keep theirs",
+                 s->cfg.tls_cert_file);
+    }
+    if (s->cfg.listen_tls) {
+        loop_listener_tls(&s->loop, 0, ctx);
+    }
+    if (s->cfg.kafka_listen_tls && broker_config_kafka(&s->cfg)) {
+        loop_listener_tls(&s->loop, KAFKA_LISTENER, ctx);
+    }
+    SSL_CTX_free(ctx); /* the listeners hold their references */
+    return 0;
+}
+
 static void housekeeping(struct loop_timer *timer, void *arg)
 {
     struct server *s = arg;
@@ -366,6 +399,10 @@ static void housekeeping(struct loop_timer *timer, void *arg)
     }
     if (s->cfg.scrub_bytes_per_sec > 0 && !s->loop.stopping) {
         scrub(s);
+    }
+    if (s->tls_reload) {
+        s->tls_reload = 0;
+        (void)tls_listeners_set(s, true);
     }
     groups_expire(s);
     kafka_groups_tick(s);
@@ -699,6 +736,7 @@ bool server_api_served(uint16_t api_key)
 static void on_request(void *arg, struct loop_req *req)
 {
     struct server *s = arg;
+    conn_auth_tls(req);
     if (loop_req_listener(req) == KAFKA_LISTENER) {
         kafka_serve_request(s, req);
         return;
@@ -817,6 +855,7 @@ static int start_loop(struct server *s)
     lc.mem_bytes_max = (uint64_t)s->cfg.mem_bytes_max;
     lc.partial_bytes_max = (uint64_t)s->cfg.partial_bytes_max;
     lc.partial_timeout_ms = s->cfg.partial_timeout_ms;
+    lc.tls_handshake_timeout_ms = s->cfg.tls_handshake_timeout_ms;
     lc.on_request = on_request;
     lc.on_close = on_close;
     lc.arg = s;
@@ -839,14 +878,25 @@ static int start_loop(struct server *s)
                       s->cfg.kafka_listen_host, s->cfg.kafka_listen_port, err_str(rc));
             return rc;
         }
-        log_info("Kafka clients served on %s:%u", s->cfg.kafka_listen_host, s->kafka_port);
+        log_info("Kafka clients served on %s:%u%s", s->cfg.kafka_listen_host, s->kafka_port,
+                 s->cfg.kafka_listen_tls ? " over TLS" : "");
+    }
+    rc = tls_listeners_set(s, false);
+    if (rc != 0) {
+        return rc;
+    }
+    if (broker_config_tls(&s->cfg)) {
+        char why[192];
+        (void)tls_ktls_probe(why, sizeof(why));
+        log_info("TLS via OpenSSL, copy path: %s; client certificates %s", why,
+                 tls_client_auth_names[s->cfg.tls_client_auth]);
     }
     loop_timer_init(&s->retention_timer, retention, s);
     loop_timer_arm(&s->loop, &s->retention_timer, s->cfg.retention_check_ms);
     loop_timer_init(&s->reap_timer, housekeeping, s);
     loop_timer_arm(&s->loop, &s->reap_timer, HOUSEKEEPING_MS);
-    log_info("nagared listening on %s:%u, data in %s", s->cfg.listen_host, s->port,
-             s->cfg.data_dir);
+    log_info("nagared listening on %s:%u%s, data in %s", s->cfg.listen_host, s->port,
+             s->cfg.listen_tls ? " over TLS" : "", s->cfg.data_dir);
     return 0;
 }
 
@@ -896,6 +946,8 @@ int server_init(struct server *s, const struct broker_config *cfg)
 int server_run(struct server *s) { return loop_run(&s->loop); }
 
 void server_stop_async(struct server *s) { loop_stop_async(&s->loop); }
+
+void server_tls_reload_async(struct server *s) { s->tls_reload = 1; }
 
 void server_crash_async(struct server *s)
 {

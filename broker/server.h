@@ -118,6 +118,7 @@ struct server {
     int32_t broker_id;
     struct cluster_session *session; /* NULL: no etcd (a single broker, or views by hand) */
     volatile sig_atomic_t crashed;   /* server_crash_async(): fini leaves the lease to expire */
+    volatile sig_atomic_t tls_reload; /* server_tls_reload_async(): reread the certificates */
     struct fetcher *fetchers;        /* one per leader followed (broker/fetcher.h) */
     /* Proposes a leader's ISR change (broker/replica.h): 0 when it went to
      * the cluster session (the view that follows carries it), or its
@@ -146,6 +147,13 @@ void server_stop_async(struct server *s);
  * leaves the etcd lease to run out instead of revoking it. Async-signal-
  * safe; any thread. */
 void server_crash_async(struct server *s);
+
+/* Asks the server to build its TLS listeners' context again from the
+ * certificate, key and CA files (after they were replaced), within its
+ * next housekeeping round: new connections get the new certificate,
+ * connections open keep theirs; files that do not load are logged and the
+ * old context kept. Async-signal-safe (SIGHUP); any thread. */
+void server_tls_reload_async(struct server *s);
 
 /* Drains and closes every partition (fsyncing them), the catalog, the
  * loop. Returns 0 or the first error met while closing logs. */
