@@ -55,6 +55,8 @@ static const char *const ng_err_text[] = {
     [NG_EINCONSISTENT_PROTOCOL - NG_ERR_FIRST] =
         "the group's members use another protocol, or no assignor in common",
     [NG_EGROUP_FULL - NG_ERR_FIRST] = "the group has as many members (or bytes) as it may",
+    [NG_ETLS - NG_ERR_FIRST] = "the TLS handshake failed (a certificate not trusted or not for "
+                               "this host, or TLS refused)",
 };
 
 const char *err_str(int rc)

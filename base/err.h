@@ -68,6 +68,8 @@ enum ng_err {
     NG_EFENCED_INSTANCE = 4169,       /* another member took this static instance id */
     NG_EINCONSISTENT_PROTOCOL = 4170, /* the group's members speak another protocol */
     NG_EGROUP_FULL = 4171,            /* the group has its maximum of members or bytes */
+    /* TLS (net/tls.h) */
+    NG_ETLS = 4185, /* the TLS handshake failed: certificate not trusted or not the host's */
     NG_ERR_LAST
 };
 

@@ -38,6 +38,12 @@ struct nagare_admin {
 
 int nagare_admin_new(const char *bootstrap, uint32_t timeout_ms, nagare_admin **out)
 {
+    return nagare_admin_new_tls(bootstrap, timeout_ms, NULL, out);
+}
+
+int nagare_admin_new_tls(const char *bootstrap, uint32_t timeout_ms, const struct nagare_tls *tls,
+                         nagare_admin **out)
+{
     if (bootstrap == NULL || out == NULL || timeout_ms == 0 || timeout_ms > INT32_MAX) {
         return -NG_EBADARG;
     }
@@ -52,7 +58,13 @@ int nagare_admin_new(const char *bootstrap, uint32_t timeout_ms, nagare_admin **
                              .resp_bytes_max = ADMIN_RESP_BYTES_MAX,
                              .tx_bytes_max = 1u << 16,
                              .pending_max = 4};
-    int rc = conn_init(&a->conn, &cc);
+    int rc = conn_config_tls(&cc, tls);
+    if (rc != 0) {
+        free(a);
+        return rc;
+    }
+    rc = conn_init(&a->conn, &cc);
+    conn_config_tls_done(&cc);
     rc = rc == 0 ? conn_wait_up(&a->conn, (int)timeout_ms) : rc;
     if (rc != 0) {
         conn_fini(&a->conn);

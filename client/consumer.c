@@ -278,7 +278,9 @@ int nagare_consumer_new(const struct nagare_consumer_config *cfg, nagare_consume
          * and one spare */
         .pending_max = cfg->fetches_inflight + 4,
     };
-    int rc = brokers_init(&c->brokers, &cc);
+    int rc = conn_config_tls(&cc, &cfg->tls);
+    rc = rc == 0 ? brokers_init(&c->brokers, &cc) : rc;
+    conn_config_tls_done(&cc);
     rc = rc == 0 ? batch_zctx_init(&c->zctx, BATCH_HEADER_BYTES, 0) : rc;
     c->zbuf_cap = MSG_ZBUF_BYTES_INITIAL;
     c->zbuf = rc == 0 ? malloc(c->zbuf_cap) : NULL;

@@ -93,7 +93,9 @@ static int producer_open(struct nagare_producer *p)
         .tx_bytes_max = PRODUCER_TX_BYTES_MAX,
         .pending_max = p->cfg.inflight_max + PRODUCER_PENDING_EXTRA,
     };
-    int rc = brokers_init(&p->brokers, &cc);
+    int rc = conn_config_tls(&cc, &p->cfg.tls);
+    rc = rc == 0 ? brokers_init(&p->brokers, &cc) : rc;
+    conn_config_tls_done(&cc);
     if (rc != 0) {
         return rc;
     }

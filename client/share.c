@@ -896,7 +896,13 @@ int nagare_share_consumer_new(const struct nagare_share_consumer_config *c,
                              .resp_bytes_max = PROTO_FRAME_BYTES_DEFAULT,
                              .tx_bytes_max = 1u << 20,
                              .pending_max = 8};
-    int rc = conn_init(&sc->conn, &cc);
+    int rc = conn_config_tls(&cc, &c->tls);
+    if (rc != 0) {
+        free(sc); /* holds nothing yet */
+        return rc;
+    }
+    rc = conn_init(&sc->conn, &cc);
+    conn_config_tls_done(&cc);
     rc = rc == 0 ? batch_zctx_init(&sc->zctx, BATCH_HEADER_BYTES, 0) : rc;
     rc = rc == 0 ? share_alloc(sc) : rc;
     rc = rc == 0 ? conn_wait_up(&sc->conn, (int)c->request_timeout_ms) : rc;

@@ -5,8 +5,10 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>
@@ -172,6 +174,55 @@ SSL *tls_client_session(SSL_CTX *ctx, const char *host)
         return NULL;
     }
     return ssl;
+}
+
+/* A socket BIO whose writes are send(MSG_NOSIGNAL): OpenSSL's own uses
+ * write(2), which raises SIGPIPE on a reset connection. Reads, control
+ * and life cycle are the socket BIO's. */
+static BIO_METHOD *nosig_method;
+static pthread_once_t nosig_once = PTHREAD_ONCE_INIT;
+
+static int nosig_write(BIO *b, const char *buf, int len)
+{
+    int fd = (int)BIO_get_fd(b, NULL);
+    ssize_t n;
+    do {
+        n = send(fd, buf, (size_t)len, MSG_NOSIGNAL);
+    } while (n < 0 && errno == EINTR);
+    BIO_clear_retry_flags(b);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        BIO_set_retry_write(b);
+    }
+    return n < 0 ? -1 : (int)n;
+}
+
+static void nosig_init(void)
+{
+    const BIO_METHOD *sock = BIO_s_socket();
+    BIO_METHOD *m = BIO_meth_new(BIO_TYPE_SOCKET, "socket without SIGPIPE");
+    if (m == NULL || BIO_meth_set_write(m, nosig_write) != 1 ||
+        BIO_meth_set_read(m, BIO_meth_get_read(sock)) != 1 ||
+        BIO_meth_set_puts(m, BIO_meth_get_puts(sock)) != 1 ||
+        BIO_meth_set_ctrl(m, BIO_meth_get_ctrl(sock)) != 1 ||
+        BIO_meth_set_create(m, BIO_meth_get_create(sock)) != 1 ||
+        BIO_meth_set_destroy(m, BIO_meth_get_destroy(sock)) != 1) {
+        BIO_meth_free(m);
+        return;
+    }
+    nosig_method = m;
+}
+
+int tls_set_socket(SSL *ssl, int fd)
+{
+    ASSERT(ssl != NULL && fd >= 0);
+    (void)pthread_once(&nosig_once, nosig_init);
+    BIO *b = nosig_method != NULL ? BIO_new(nosig_method) : NULL;
+    if (b == NULL) {
+        return -ENOMEM;
+    }
+    BIO_set_fd(b, fd, BIO_NOCLOSE);
+    SSL_set_bio(ssl, b, b);
+    return 0;
 }
 
 int tls_peer_subject(SSL *ssl, char *out, size_t cap)

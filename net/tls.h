@@ -75,6 +75,12 @@ MUST_USE int tls_client_ctx(const struct tls_client_cfg *cfg, struct ssl_ctx_st 
  * memory runs out. */
 struct ssl_st *tls_client_session(struct ssl_ctx_st *ctx, const char *host);
 
+/* Puts ssl on the connected socket fd (not taken over: the caller closes
+ * it after SSL_free) through a socket BIO that writes with MSG_NOSIGNAL, so
+ * a peer gone is an error return (EPIPE), never SIGPIPE in a process that
+ * did not ignore it. Blocking or not as fd is. Returns 0 or -ENOMEM. */
+MUST_USE int tls_set_socket(struct ssl_st *ssl, int fd);
+
 /* The subject of the certificate ssl's peer showed, if it was verified
  * (RFC 2253: "CN=alice,O=Example"), into out[0..cap). Returns 0, -ENOENT
  * when the peer showed none or it was not verified, or -NG_ETOOBIG when it

@@ -180,6 +180,7 @@ static int group_connect(struct grun *r)
 {
     struct nagare_consumer_config cc;
     nagare_consumer_config_default(&cc);
+    cc.tls = *cli_tls();
     cc.bootstrap = r->o->broker;
     cc.reset = r->o->from == FROM_END ? NAGARE_RESET_LATEST : NAGARE_RESET_EARLIEST;
     cc.request_timeout_ms = GROUP_REQUEST_TIMEOUT_MS;
@@ -261,6 +262,7 @@ static int share_connect(struct grun *r)
 {
     struct nagare_share_consumer_config c;
     nagare_share_consumer_config_default(&c);
+    c.tls = *cli_tls();
     c.bootstrap = r->o->broker;
     c.request_timeout_ms = GROUP_REQUEST_TIMEOUT_MS;
     c.fetch_wait_max_ms = GROUP_POLL_MS;

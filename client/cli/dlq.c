@@ -75,7 +75,7 @@ static int dlq_redrive(int argc, char **argv)
     const char *broker = o.broker;
     const char *topic = o.topic;
     nagare_admin *a = NULL;
-    int rc = nagare_admin_new(broker, DLQ_TIMEOUT_MS, &a);
+    int rc = nagare_admin_new_tls(broker, DLQ_TIMEOUT_MS, cli_tls(), &a);
     if (rc < 0) {
         return cli_fail(rc, "connecting to %s", broker);
     }

@@ -32,6 +32,7 @@ static void usage(FILE *out)
     fprintf(out,
             "\nEvery command takes --broker HOST:PORT and --help, before the command or\n"
             "after it. The broker: the --broker given, else $%s, else %s.\n"
+            "Every command also takes, anywhere:\n" CLI_TLS_HELP
             "Exit status: 0 done, 1 failed (one line on stderr says why), 2 bad usage.\n",
             CLI_BROKER_ENV, CLI_BROKER_DEFAULT);
 }
@@ -86,6 +87,9 @@ static const struct cli_cmd *command(const char *name)
 
 int main(int argc, char **argv)
 {
+    if (cli_tls_options(&argc, argv) != 0) {
+        return CLI_EXIT_USAGE;
+    }
     struct main_opts o = {0};
     int at = main_options(argc, argv, &o);
     if (at < 0) {
