@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/log.h"
 #include "net/tls.h"
 
 static_assert(sizeof(PRINCIPAL_ANONYMOUS) <= PRINCIPAL_BYTES_MAX, "the anonymous principal fits");
@@ -47,6 +48,8 @@ void conn_auth_tls(struct loop_req *req)
     struct conn_auth *a = conn_auth_get(req);
     if (a != NULL) {
         snprintf(a->principal, sizeof(a->principal), "%s%s", prefix, subject);
+        log_debug("connection %llu: principal %s (its TLS client certificate)",
+                  (unsigned long long)loop_req_conn_id(req), a->principal);
     }
 }
 

@@ -424,7 +424,8 @@ static void handshake_done(void *arg, int err, struct rd *body, uint16_t version
         err = -NG_EPROTO;
     }
     if (err != 0) {
-        conn_close(c, err == -NG_EDISCONNECTED || err == -NG_ETIMEOUT ? err : -NG_EPROTO);
+        conn_close(c, err == -NG_EDISCONNECTED || err == -NG_ETIMEOUT || err == -NG_ETLS ? err
+                                                                                         : -NG_EPROTO);
         return;
     }
     for (uint16_t k = 0; k < PROTO_API_COUNT; k++) {
@@ -919,6 +920,15 @@ static ssize_t conn_recv(struct client_conn *c, uint8_t *buf, size_t len)
     }
 }
 
+/* What a failed conn_recv() (errno) closes c with. */
+static int recv_err(const struct client_conn *c)
+{
+    if (errno == EPROTO && c->ssl != NULL) {
+        return -NG_ETLS; /* an alert: e.g. the broker refused our certificate */
+    }
+    return errno == ECONNRESET ? -NG_EDISCONNECTED : -errno;
+}
+
 /* The oldest request still waiting for an answer, or -1. */
 static int64_t pend_first_reply(struct client_conn *c)
 {
@@ -996,7 +1006,7 @@ static int sink_read(struct client_conn *c)
         return 1;
     }
     if (n <= 0) {
-        return n == 0 || errno == ECONNRESET ? -NG_EDISCONNECTED : -errno;
+        return n == 0 ? -NG_EDISCONNECTED : recv_err(c);
     }
     c->sink_got += (size_t)n;
     if (c->sink_got < c->sink_len) {
@@ -1114,7 +1124,7 @@ static int rx_read(struct client_conn *c)
             return 0;
         }
         if (n < 0) {
-            return errno == ECONNRESET ? -NG_EDISCONNECTED : -errno;
+            return recv_err(c);
         }
         if (n == 0) {
             return -NG_EDISCONNECTED;
