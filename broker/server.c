@@ -359,6 +359,31 @@ static void check_isrs(struct server *s)
     }
 }
 
+/* (Re)builds the context followers fetch from their leaders with, in a
+ * cluster whose nagare listeners speak TLS (this broker's config says for
+ * all): the leader's certificate checked against tls_ca_file (the system's
+ * CAs without one), this broker's own shown to a leader asking for one.
+ * Fetchers already running keep theirs. Returns 0 or -NG_EBADARG. */
+static int replica_tls_set(struct server *s)
+{
+    if (!broker_config_clustered(&s->cfg) || !s->cfg.listen_tls) {
+        return 0;
+    }
+    struct tls_client_cfg tc = {.ca_file = s->cfg.tls_ca_file,
+                                .cert_file = s->cfg.tls_cert_file,
+                                .key_file = s->cfg.tls_key_file};
+    SSL_CTX *ctx = NULL;
+    char err[512];
+    int rc = tls_client_ctx(&tc, &ctx, err, sizeof(err));
+    if (rc != 0) {
+        log_error("TLS to the leaders: %s", err);
+        return rc;
+    }
+    SSL_CTX_free(s->replica_tls);
+    s->replica_tls = ctx;
+    return 0;
+}
+
 /* (Re)builds the TLS context from the configured files and gives it to the
  * TLS listeners (nagare's is listener 0, Kafka's KAFKA_LISTENER). On a
  * failure the listeners keep what they had. Returns 0 or -NG_EBADARG. */
@@ -387,7 +412,7 @@ static int tls_listeners_set(struct server *s, bool reload)
         loop_listener_tls(&s->loop, KAFKA_LISTENER, ctx);
     }
     SSL_CTX_free(ctx); /* the listeners hold their references */
-    return 0;
+    return replica_tls_set(s);
 }
 
 static void housekeeping(struct loop_timer *timer, void *arg)
@@ -968,6 +993,8 @@ int server_fini(struct server *s)
     s->session = NULL;
     s->alter_isr = NULL;
     fetchers_stop(s);            /* before the partitions they append to close */
+    SSL_CTX_free(s->replica_tls);
+    s->replica_tls = NULL;
     offsets_detach(&s->offsets); /* a coordinator's store: before __offsets/0 closes */
     for (uint32_t i = 0; i < s->topic_count; i++) {
         struct server_topic *t = s->topics[i];

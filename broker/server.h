@@ -120,6 +120,9 @@ struct server {
     volatile sig_atomic_t crashed;   /* server_crash_async(): fini leaves the lease to expire */
     volatile sig_atomic_t tls_reload; /* server_tls_reload_async(): reread the certificates */
     struct fetcher *fetchers;        /* one per leader followed (broker/fetcher.h) */
+    /* TLS to the leaders fetched from (a cluster with listen_tls), or NULL:
+     * new fetchers take a reference; rebuilt on reload */
+    struct ssl_ctx_st *replica_tls;
     /* Proposes a leader's ISR change (broker/replica.h): 0 when it went to
      * the cluster session (the view that follows carries it), or its
      * error. NULL without a session: the ISR changes with views only. */

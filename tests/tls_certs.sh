@@ -1,17 +1,23 @@
 #!/bin/sh
-# tests/tls_certs.sh DIR: the certificates the TLS tests use, made fresh in
-# DIR with the openssl command (nothing is checked in):
+# tests/tls_certs.sh DIR [IP...]: the certificates the TLS tests use, made
+# fresh in DIR with the openssl command (nothing is checked in):
 #   ca.pem ca.key               the test CA
-#   server.pem server.key       CN=nagare-test-server, for 127.0.0.1, ::1 and localhost
+#   server.pem server.key       CN=nagare-test-server, for 127.0.0.1, ::1, localhost
+#                               and each IP given (a cluster's brokers: each also
+#                               shows it as its client certificate)
 #   server2.pem server2.key     the same names, CN=nagare-test-server-2 (reload)
 #   client.pem client.key       CN=alice,O=nagare-test, signed by the CA
 #   rogue-ca.pem rogue.pem rogue.key   a client certificate from another CA
 set -eu
 dir=$1
+shift
 cd "$dir"
 days=30
 subj_ca="/CN=nagare-test-ca"
 ext_server="subjectAltName=IP:127.0.0.1,IP:::1,DNS:localhost"
+for ip in "$@"; do
+    ext_server="$ext_server,IP:$ip"
+done
 
 ca() { # NAME SUBJECT
     openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days $days \
