@@ -271,9 +271,6 @@ void conn_peer_name(const struct conn *c, char *out, size_t cap)
     snprintf(out, cap, ss.ss_family == AF_INET6 ? "[%s]:%u" : "%s:%u", host, port);
 }
 
-/* Closes c, whose frame is being received (it reads no more; the answers
- * it is owed still go out), and logs why: at most LOOP_SHED_LOG_PER_SEC
- * lines a second, the rest counted in the next line. */
 bool loop_close_log_turn(struct loop *l, char *more, size_t cap)
 {
     uint64_t sec = clock_mono_ns() / 1000000000ull;
@@ -295,6 +292,9 @@ bool loop_close_log_turn(struct loop *l, char *more, size_t cap)
     return true;
 }
 
+/* Closes c, whose frame is being received (it reads no more; the answers
+ * it is owed still go out), and logs why: at most LOOP_SHED_LOG_PER_SEC
+ * lines a second, the rest counted in the next line. */
 static void conn_shed(struct conn *c, int reason, const char *why)
 {
     struct loop *l = c->loop;

@@ -1,6 +1,6 @@
 /*
- * net/loop_int.h — what net/loop.c, net/conn.c and net/loop_mem.c share.
- * Not part of the API: only those three files include it.
+ * net/loop_int.h — what net/loop.c, net/conn.c, net/conn_tls.c and
+ * net/loop_mem.c share. Not part of the API: only those files include it.
  *
  * A connection's requests form one FIFO in arrival order (head = oldest). A
  * request enters it when its frame is complete and leaves it when its answer
