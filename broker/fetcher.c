@@ -159,6 +159,7 @@ static int tls_start(struct fetcher *f, int fd)
         return -ENOMEM;
     }
     ERR_clear_error();
+    errno = 0;
     int n = SSL_connect(f->ssl);
     return n == 1 ? 0 : ssl_fail(f->ssl, n);
 }
@@ -179,6 +180,7 @@ static int transfer_all(int fd, SSL *ssl, uint8_t *p, size_t n, bool out)
         if (ssl != NULL) {
             int want = n < INT32_MAX ? (int)n : INT32_MAX;
             ERR_clear_error();
+            errno = 0; /* SSL_ERROR_SYSCALL with errno 0: EOF */
             k = out ? SSL_write(ssl, p, want) : SSL_read(ssl, p, want);
             if (k <= 0) {
                 return ssl_fail(ssl, (int)k);

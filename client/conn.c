@@ -796,9 +796,6 @@ static void tx_advance(struct client_conn *c, size_t n)
     c->tx_sent_total = end;
 }
 
-/* Writes what the socket takes. A failure marks the connection broken; it
- * is closed (and its requests failed) by the next conn_poll()/conn_flush(),
- * never from inside conn_frame_commit(). */
 /* tx_write() over TLS: the queued bytes gathered into tls_wbuf, then
  * SSL_write; the queue moves on once OpenSSL has taken them all. */
 static void tls_tx_write(struct client_conn *c)
@@ -831,6 +828,9 @@ static void tls_tx_write(struct client_conn *c)
     }
 }
 
+/* Writes what the socket takes. A failure marks the connection broken; it
+ * is closed (and its requests failed) by the next conn_poll()/conn_flush(),
+ * never from inside conn_frame_commit(). */
 static void tx_write(struct client_conn *c)
 {
     if (c->ssl != NULL) {
@@ -899,6 +899,7 @@ static ssize_t conn_recv(struct client_conn *c, uint8_t *buf, size_t len)
         return recv(c->fd, buf, len, 0);
     }
     ERR_clear_error();
+    errno = 0; /* SSL_ERROR_SYSCALL with errno 0: EOF */
     int want = len < INT32_MAX ? (int)len : INT32_MAX;
     int n = SSL_read(c->ssl, buf, want);
     if (n > 0) {
@@ -1231,8 +1232,9 @@ int conn_poll_many(struct client_conn *const *cs, uint32_t n, int timeout_ms)
             pfds[k].events |= POLLOUT;
         }
         /* Bytes OpenSSL read and decrypted already: the socket will not
-         * say so, so do not wait for it. */
-        buffered[k] = c->ssl != NULL && c->state >= CONN_HANDSHAKE && SSL_has_pending(c->ssl);
+         * say so, so do not wait for it. (A record only partly read is
+         * not counted: the rest of it wakes poll.) */
+        buffered[k] = c->ssl != NULL && c->state >= CONN_HANDSHAKE && SSL_pending(c->ssl) > 0;
         timeout_ms = buffered[k] ? 0 : timeout_ms;
         polled[k++] = c;
     }
