@@ -225,13 +225,15 @@ Test(tls, s_client_sees_tls_1_3_and_a_verified_certificate)
     static char out[1 << 16];
     int st = s_client("-verify_return_error", out, sizeof(out));
     cr_assert_eq(st, 0, "s_client failed:\n%s", out);
-    cr_assert(strstr(out, "Protocol  : TLSv1.3") != NULL, "not TLS 1.3:\n%s", out);
+    /* The handshake's own line: the session block ("Protocol  :") comes
+     * only if the session tickets arrive before s_client quits. */
+    cr_assert(strstr(out, "New, TLSv1.3, Cipher is") != NULL, "not TLS 1.3:\n%s", out);
     cr_assert(strstr(out, "Verify return code: 0 (ok)") != NULL, "not verified:\n%s", out);
     cr_assert(strstr(out, "CN = nagare-test-server") != NULL, "%s", out);
     /* TLS 1.2 is still spoken */
     st = s_client("-tls1_2 -verify_return_error", out, sizeof(out));
     cr_assert_eq(st, 0, "TLS 1.2 refused:\n%s", out);
-    cr_assert(strstr(out, "Protocol  : TLSv1.2") != NULL, "%s", out);
+    cr_assert(strstr(out, "New, TLSv1.2, Cipher is") != NULL, "%s", out);
     bk_stop(&B);
 }
 
@@ -243,8 +245,8 @@ Test(tls, tls_1_1_is_refused_at_once)
      * be the one that refuses. */
     int st = s_client("-tls1_1 -cipher DEFAULT@SECLEVEL=0", out, sizeof(out));
     cr_assert_neq(st, 0, "TLS 1.1 accepted:\n%s", out);
-    cr_assert(strstr(out, "Protocol  : TLSv1.1") == NULL || strstr(out, "Cipher is (NONE)"),
-              "%s", out);
+    cr_assert(strstr(out, "Cipher is (NONE)") != NULL, "a cipher was agreed:\n%s", out);
+    cr_assert(strstr(out, "alert protocol version") != NULL, "no alert came:\n%s", out);
     size_t len;
     char *log = bk_read_file(B.log_path, &len);
     cr_assert(strstr(log, "unsupported protocol") != NULL, "the broker did not refuse it");
