@@ -433,6 +433,39 @@ Test(tls, plaintext_client_against_tls_and_tls_client_against_plaintext_fail_cle
     bk_stop(&B);
 }
 
+/* ---- the nagare tool ---- */
+
+Test(tls, the_cli_produces_and_consumes_with_its_tls_flags_or_environment)
+{
+    const char *cli = getenv("NAGARE");
+    cr_assert(cli != NULL, "set NAGARE to the nagare tool");
+    start_tls("none", NULL);
+    char cmd[2048];
+    static char out[1 << 14];
+    /* the flags after the command's name */
+    snprintf(cmd, sizeof(cmd),
+             "printf 'a\\nb\\nc\\n' | '%s' produce --broker %s --tls-ca '%s/ca.pem' cli-tls 2>&1",
+             cli, B.bootstrap, B.root);
+    cr_assert_eq(bk_run(cmd, out, sizeof(out)), 0, "produce: %s", out);
+    /* the environment */
+    snprintf(cmd, sizeof(cmd),
+             "NAGARE_TLS_CA='%s/ca.pem' '%s' --broker %s consume cli-tls --from beginning "
+             "--count 3",
+             B.root, cli, B.bootstrap);
+    cr_assert_eq(bk_run(cmd, out, sizeof(out)), 0, "consume: %s", out);
+    cr_assert_str_eq(out, "a\nb\nc\n");
+    /* plaintext against the TLS port, and TLS trusting only the system's
+     * CAs: both fail, the second saying why */
+    snprintf(cmd, sizeof(cmd), "'%s' --broker %s topic list 2>&1", cli, B.bootstrap);
+    cr_assert_eq(bk_run(cmd, out, sizeof(out)), 1, "%s", out);
+    snprintf(cmd, sizeof(cmd), "'%s' --tls --broker %s topic list 2>&1", cli, B.bootstrap);
+    cr_assert_eq(bk_run(cmd, out, sizeof(out)), 1, "%s", out);
+    cr_assert(strstr(out, "TLS handshake failed") != NULL, "%s", out);
+    snprintf(cmd, sizeof(cmd), "'%s' --broker %s topic list --tls-ca 2>&1", cli, B.bootstrap);
+    cr_assert_eq(bk_run(cmd, out, sizeof(out)), 2, "a flag without its value: %s", out);
+    bk_stop(&B);
+}
+
 /* ---- kcat ---- */
 
 Test(tls, kcat_produces_and_consumes_on_the_kafka_tls_listener)
