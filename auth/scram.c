@@ -370,8 +370,8 @@ int scram_server_first(struct scram_server *s, const uint8_t *msg, size_t len)
     return 0;
 }
 
-int scram_server_challenge(struct scram_server *s, const struct scram_cred *cred,
-                           const char *nonce, char *out, size_t cap, size_t *len_out)
+int scram_server_challenge(struct scram_server *s, const struct scram_cred *cred, const char *nonce,
+                           char *out, size_t cap, size_t *len_out)
 {
     ASSERT(s->state == ST_FIRST && cred->mech == s->mech);
     s->state = ST_FAILED;
@@ -433,8 +433,7 @@ static int server_final_parse(struct scram_server *s, const char *m, size_t len,
     size_t without_proof = r.pos - 1; /* up to the ',' before "p=" */
     if (!attr_more(&r) || !attr_next(&r, 'p', &p, &p_len) || r.pos != r.len ||
         p_len != SCRAM_B64_LEN(scram_key_bytes(s->mech)) ||
-        scram_b64_decode(p, p_len, proof, SCRAM_KEY_BYTES_MAX) !=
-            (int)scram_key_bytes(s->mech)) {
+        scram_b64_decode(p, p_len, proof, SCRAM_KEY_BYTES_MAX) != (int)scram_key_bytes(s->mech)) {
         return -NG_EAUTH;
     }
     if (!auth_append(s->auth_msg, sizeof(s->auth_msg), &s->auth_len, ",", 1) ||

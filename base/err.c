@@ -62,6 +62,8 @@ static const char *const ng_err_text[] = {
     [NG_EAUTH_THROTTLED - NG_ERR_FIRST] =
         "too many failed logins from this address; logins refused for a while",
     [NG_EMECHANISM - NG_ERR_FIRST] = "SASL mechanism not enabled on the broker",
+    [NG_ETLS - NG_ERR_FIRST] = "the TLS handshake failed (a certificate not trusted or not for "
+                               "this host, or TLS refused)",
 };
 
 const char *err_str(int rc)

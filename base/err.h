@@ -75,6 +75,8 @@ enum ng_err {
     NG_EMECHANISM = 4175,      /* SASL mechanism not enabled on the broker */
     /* authorization (broker/acl.h); 4172-4179 are left to authentication */
     NG_EUNAUTHORIZED = 4180, /* the principal may not do this (no ACL allows it, or one denies) */
+    /* TLS (net/tls.h) */
+    NG_ETLS = 4185, /* the TLS handshake failed: certificate not trusted or not the host's */
     NG_ERR_LAST
 };
 

@@ -58,6 +58,20 @@ static int conf_set_u64(rd_kafka_conf_t *conf, const char *name, uint64_t v)
     return conf_set(conf, name, text);
 }
 
+/* librdkafka's TLS settings for --tls (nothing when it is off). */
+static int conf_tls(rd_kafka_conf_t *conf, const struct nagare_tls *t)
+{
+    if (t == NULL || !t->enabled) {
+        return 0;
+    }
+    int rc = conf_set(conf, "security.protocol", "ssl");
+    rc = rc == 0 && t->ca_file != NULL ? conf_set(conf, "ssl.ca.location", t->ca_file) : rc;
+    rc = rc == 0 && t->cert_file != NULL ? conf_set(conf, "ssl.certificate.location", t->cert_file)
+                                         : rc;
+    rc = rc == 0 && t->key_file != NULL ? conf_set(conf, "ssl.key.location", t->key_file) : rc;
+    return rc;
+}
+
 static rd_kafka_t *client_new(rd_kafka_type_t type, rd_kafka_conf_t *conf)
 {
     char errstr[KLOAD_ERRSTR_BYTES];
@@ -125,6 +139,7 @@ int kload_producer_new(const struct load_cfg *cfg, load_delivered_fn *on_deliver
     const char *acks = cfg->acks < 0 ? "all" : cfg->acks == 0 ? "0" : "1";
     const char *codec = cfg->compression == NAGARE_COMPRESSION_ZSTD ? "zstd" : "none";
     int rc = conf_set(conf, "bootstrap.servers", cfg->bootstrap);
+    rc = rc == 0 ? conf_tls(conf, cfg->tls) : rc;
     rc = rc == 0 ? conf_set(conf, "acks", acks) : rc;
     rc = rc == 0 ? conf_set(conf, "enable.idempotence", cfg->idempotent ? "true" : "false") : rc;
     rc = rc == 0 ? conf_set(conf, "compression.codec", codec) : rc;
@@ -218,6 +233,7 @@ int kload_consumer_new(const struct load_cfg *cfg, int32_t first, int32_t step,
         return -ENOMEM;
     }
     int rc = conf_set(conf, "bootstrap.servers", cfg->bootstrap);
+    rc = rc == 0 ? conf_tls(conf, cfg->tls) : rc;
     rc = rc == 0 ? conf_set(conf, "group.id", KLOAD_GROUP) : rc;
     rc = rc == 0 ? conf_set(conf, "enable.auto.commit", "false") : rc;
     rc = rc == 0 ? conf_set(conf, "enable.auto.offset.store", "false") : rc;

@@ -163,6 +163,9 @@ static int prod_setup(struct load_worker *w)
     struct nagare_producer_config c;
     nagare_producer_config_default(&c);
     c.bootstrap = cfg->bootstrap;
+    if (cfg->tls != NULL) {
+        c.tls = *cfg->tls;
+    }
     c.acks = cfg->acks;
     c.compression = cfg->compression;
     c.batch_bytes = cfg->batch_bytes;
@@ -283,6 +286,9 @@ static int cons_setup(struct load_worker *w)
     struct nagare_consumer_config c;
     nagare_consumer_config_default(&c);
     c.bootstrap = cfg->bootstrap;
+    if (cfg->tls != NULL) {
+        c.tls = *cfg->tls;
+    }
     if (cfg->fetch_bytes_max > 0) {
         c.fetch_bytes_max = cfg->fetch_bytes_max;
     }

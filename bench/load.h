@@ -50,7 +50,8 @@ typedef void load_delivered_fn(void *opaque, int err, uint64_t at);
 
 struct load_cfg {
     enum load_protocol protocol;
-    const char *bootstrap; /* of the protocol's listener */
+    const char *bootstrap;        /* of the protocol's listener */
+    const struct nagare_tls *tls; /* NULL or not enabled: plaintext */
     enum load_kafka_client kafka_client;
     const char *topic;
     int32_t partitions;    /* the topic's */

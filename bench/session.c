@@ -58,6 +58,10 @@ static void usage(enum session_cmd cmd, FILE *out)
             "  --broker-dir DIR        where the spawned broker's directory goes (/tmp)\n"
             "  --broker-set KEY=VALUE  --set for the spawned broker (repeatable)\n"
             "  --idle-connections N    hold N idle TCP connections to the broker open (0)\n"
+            "  --tls                   TLS to the broker (its listeners listen_tls,\n"
+            "                          kafka_listen_tls), verifying its certificate\n"
+            "  --tls-ca FILE           ...against these CAs (the system's); implies --tls\n"
+            "  --tls-cert FILE, --tls-key FILE  a client certificate (mutual TLS)\n"
             "topic and records:\n"
             "  --topic NAME            (nagare-bench); created when missing\n"
             "  --partitions P          for a topic created here (4)\n"
@@ -138,6 +142,10 @@ enum {
     O_WARMUP_MIB,
     O_JSON,
     O_QUIET,
+    O_TLS,
+    O_TLS_CA,
+    O_TLS_CERT,
+    O_TLS_KEY,
     O_HELP,
 };
 
@@ -176,6 +184,10 @@ static const struct option longopts[] = {
     {"warmup-mib", required_argument, NULL, O_WARMUP_MIB},
     {"json", no_argument, NULL, O_JSON},
     {"quiet", no_argument, NULL, O_QUIET},
+    {"tls", no_argument, NULL, O_TLS},
+    {"tls-ca", required_argument, NULL, O_TLS_CA},
+    {"tls-cert", required_argument, NULL, O_TLS_CERT},
+    {"tls-key", required_argument, NULL, O_TLS_KEY},
     {"help", no_argument, NULL, O_HELP},
     {NULL, 0, NULL, 0},
 };
@@ -252,6 +264,17 @@ static bool apply_broker_opt(struct session_opts *o, int opt, const char *arg)
         return true;
     case O_IDLE:
         return args_u32(arg, 0, SESSION_IDLE_MAX, &o->idle_connections);
+    case O_TLS:
+        o->tls.enabled = true;
+        return true;
+    case O_TLS_CA:
+    case O_TLS_CERT:
+    case O_TLS_KEY:
+        *(opt == O_TLS_CA     ? &o->tls.ca_file
+          : opt == O_TLS_CERT ? &o->tls.cert_file
+                              : &o->tls.key_file) = arg;
+        o->tls.enabled = true;
+        return arg[0] != '\0';
     default:
         return false;
     }
@@ -377,6 +400,11 @@ static bool opts_check(struct session_opts *o)
                 cmd);
         return false;
     }
+    if (o->tls.enabled && o->protocols != SESSION_NAGARE && o->kafka_client == LOAD_KAFKA_DIRECT) {
+        fprintf(stderr, "nagare-bench %s: --kafka-client direct speaks no TLS; use librdkafka\n",
+                cmd);
+        return false;
+    }
     bool kafka_producers = o->protocols != SESSION_NAGARE && o->cmd != SESSION_CONSUME;
     if (o->protocols != SESSION_NAGARE && o->kafka_client == LOAD_KAFKA_DIRECT &&
         o->cmd == SESSION_E2E) {
@@ -436,7 +464,7 @@ static int session_parse(struct session *s, enum session_cmd cmd, int argc, char
 
 static int admin_open(const struct session *s, nagare_admin **a)
 {
-    int rc = nagare_admin_new(s->broker.bootstrap, SESSION_ADMIN_MS, a);
+    int rc = nagare_admin_new_tls(s->broker.bootstrap, SESSION_ADMIN_MS, &s->o.tls, a);
     if (rc != 0) {
         fprintf(stderr, "nagare-bench: connect to %s: %s\n", s->broker.bootstrap,
                 nagare_strerror(rc));
@@ -575,6 +603,7 @@ void session_load_cfg(const struct session *s, enum load_protocol p, struct load
         .protocol = p,
         .kafka_client = o->kafka_client,
         .bootstrap = p == LOAD_KAFKA ? s->broker.kafka_bootstrap : s->broker.bootstrap,
+        .tls = &o->tls,
         .topic = o->topic,
         .partitions = s->partitions,
         .record_bytes = o->record_bytes,

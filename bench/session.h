@@ -61,6 +61,7 @@ struct session_opts {
     double warmup_s;     /* e2e: latencies of the first S s not counted */
     uint64_t warmup_mib; /* untimed writes to a scratch topic first */
     uint32_t idle_connections;
+    struct nagare_tls tls;    /* --tls: libnagare's and librdkafka's connections */
     uint32_t fetch_bytes_max; /* 0: the client's default, as the next two */
     uint32_t partition_fetch_bytes_max;
     uint32_t fetches_inflight;

@@ -44,7 +44,10 @@ static bool str_take(struct proto_str s, char *buf, size_t cap)
            proto_str_copy(s, buf, cap) == 0;
 }
 
-static bool op_real(int8_t op) { return op >= PROTO_ACL_OP_ALL && op <= PROTO_ACL_OP_IDEMPOTENT_WRITE; }
+static bool op_real(int8_t op)
+{
+    return op >= PROTO_ACL_OP_ALL && op <= PROTO_ACL_OP_IDEMPOTENT_WRITE;
+}
 
 int acl_from_proto(const struct proto_acl *in, struct acl *out, const char **why)
 {
@@ -208,8 +211,8 @@ bool acl_authorized(const struct acl_store *st, const struct acl_who *who, int8_
     return allowed;
 }
 
-bool acl_authorized_any(const struct acl_store *st, const struct acl_who *who,
-                        int8_t resource_type, int8_t op)
+bool acl_authorized_any(const struct acl_store *st, const struct acl_who *who, int8_t resource_type,
+                        int8_t op)
 {
     if (!st->enabled || super_user(st, who->principal)) {
         return true;

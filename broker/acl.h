@@ -65,9 +65,9 @@ struct acl_who {
 };
 
 struct acl_store {
-    bool enabled;      /* the authorizer is on */
-    int dirfd;         /* the data directory; -1: the store is memory only (tests) */
-    struct acl *acls;  /* count of them, in the order they were added */
+    bool enabled;     /* the authorizer is on */
+    int dirfd;        /* the data directory; -1: the store is memory only (tests) */
+    struct acl *acls; /* count of them, in the order they were added */
     uint32_t count;
     uint32_t super_count;
     char supers[ACL_SUPER_USERS_MAX][PRINCIPAL_BYTES_MAX];
@@ -115,8 +115,8 @@ bool acl_authorized(const struct acl_store *st, const struct acl_who *who, int8_
  * the authorizer is off, who is a super user, or an ACL of who's allows op
  * there and no ACL of who's denies it on every name ("*" literal, or the
  * empty prefix). */
-bool acl_authorized_any(const struct acl_store *st, const struct acl_who *who,
-                        int8_t resource_type, int8_t op);
+bool acl_authorized_any(const struct acl_store *st, const struct acl_who *who, int8_t resource_type,
+                        int8_t op);
 
 /* ---- the store ---- */
 
@@ -139,8 +139,8 @@ MUST_USE int acl_store_add(struct acl_store *st, const struct acl *in, uint32_t 
 /* Deletes every ACL f selects and writes the file. *removed is a copy
  * of them (malloc'd, the caller frees it; NULL when none), *removed_count
  * how many. Returns 0, -ENOMEM, or the write's -errno (st unchanged). */
-MUST_USE int acl_store_delete(struct acl_store *st, const struct proto_acl *f,
-                              struct acl **removed, uint32_t *removed_count);
+MUST_USE int acl_store_delete(struct acl_store *st, const struct proto_acl *f, struct acl **removed,
+                              uint32_t *removed_count);
 
 /* ---- the file (pure) ---- */
 

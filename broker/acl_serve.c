@@ -93,8 +93,8 @@ static int check_name(void *arg, enum proto_name_kind kind, struct proto_str nam
     const struct acl_rule *r = c->rule;
     bool ok = true;
     if (kind == PROTO_NAME_GROUP) {
-        ok = r->group_op == 0 || acl_serve_allowed(c->s, c->who, PROTO_ACL_RESOURCE_GROUP, name,
-                                                   r->group_op);
+        ok = r->group_op == 0 ||
+             acl_serve_allowed(c->s, c->who, PROTO_ACL_RESOURCE_GROUP, name, r->group_op);
     } else if (!c->cluster_stands) {
         ok = (r->topic_op == 0 ||
               acl_serve_allowed(c->s, c->who, PROTO_ACL_RESOURCE_TOPIC, name, r->topic_op)) &&
@@ -407,9 +407,9 @@ void kafka_create_acls(struct server *s, struct loop_req *req, const struct kafk
     uint32_t valid = 0;
     for (uint32_t i = 0; i < n; i++) {
         const struct kafka_create_acls_request_acl_creation *c = &in.creations.items[i];
-        struct proto_acl p = kafka_filter(c->resource_type, c->resource_name,
-                                          c->resource_pattern_type, c->principal, c->host,
-                                          c->operation, c->permission_type);
+        struct proto_acl p =
+            kafka_filter(c->resource_type, c->resource_name, c->resource_pattern_type, c->principal,
+                         c->host, c->operation, c->permission_type);
         const char *why = NULL;
         results[i] = (struct kafka_create_acls_response_acl_creation_result){
             .error_code = err, .error_message = {.ptr = NULL, .len = -1}};

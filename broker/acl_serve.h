@@ -44,12 +44,12 @@ enum acl_rule_kind {
 /* What one request kind needs. An op of 0 asks for nothing of that
  * resource. */
 struct acl_rule {
-    uint8_t kind;       /* enum acl_rule_kind */
-    uint8_t flags;      /* ACL_RULE_* */
-    int8_t cluster_op;  /* on PROTO_ACL_CLUSTER_NAME */
-    int8_t group_op;    /* on the group the request names */
-    int8_t topic_op;    /* on every topic it names */
-    int8_t topic_op2;   /* and this one too (DlqRedrive: READ and WRITE) */
+    uint8_t kind;      /* enum acl_rule_kind */
+    uint8_t flags;     /* ACL_RULE_* */
+    int8_t cluster_op; /* on PROTO_ACL_CLUSTER_NAME */
+    int8_t group_op;   /* on the group the request names */
+    int8_t topic_op;   /* on every topic it names */
+    int8_t topic_op2;  /* and this one too (DlqRedrive: READ and WRITE) */
 };
 
 /* Opens s->acls from the data directory with the configured authorizer

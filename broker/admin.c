@@ -261,7 +261,8 @@ static size_t metadata_all(struct server *s, struct proto_enc *e, uint16_t versi
     }
     for (uint32_t i = 0; i < s->topic_count; i++) {
         const struct server_topic *t = s->topics[i];
-        if (!metadata_may(s, who, (struct proto_str){.ptr = t->name, .len = (int32_t)t->name_len})) {
+        if (!metadata_may(s, who,
+                          (struct proto_str){.ptr = t->name, .len = (int32_t)t->name_len})) {
             continue;
         }
         if (e != NULL) {
@@ -1493,7 +1494,8 @@ void kafka_describe_configs(struct server *s, struct loop_req *req,
         bool topic = r->resource_type == KAFKA_RESOURCE_TOPIC;
         int16_t refused =
             topic || r->resource_type == KAFKA_RESOURCE_BROKER
-                ? acl_serve_kafka(s, req, topic ? PROTO_ACL_RESOURCE_TOPIC : PROTO_ACL_RESOURCE_CLUSTER,
+                ? acl_serve_kafka(s, req,
+                                  topic ? PROTO_ACL_RESOURCE_TOPIC : PROTO_ACL_RESOURCE_CLUSTER,
                                   topic ? r->resource_name : kw_str_make(PROTO_ACL_CLUSTER_NAME),
                                   PROTO_ACL_OP_DESCRIBE_CONFIGS)
                 : 0;

@@ -22,17 +22,17 @@
 /* ---- the key table ---- */
 
 enum key_kind {
-    KIND_ADDRESS,   /* HOST:PORT into a host and a port field (address_fields) */
-    KIND_HOST,      /* a host name or address */
-    KIND_PORT,      /* 0..65535 */
-    KIND_PATH,      /* a directory path */
-    KIND_BOOL,      /* true | false */
-    KIND_COUNT,     /* a whole number */
-    KIND_SIZE,      /* bytes, with k/m/g units */
-    KIND_DURATION,  /* milliseconds, with ms/s/m/h/d units */
-    KIND_CHOICE,    /* one of the key's choices (key_def.choices): an int-sized enum */
-    KIND_ENDPOINTS, /* etcd endpoint URLs, comma-separated (cluster_endpoints_parse) */
-    KIND_NAME,      /* a cluster name (cluster_name_ok) */
+    KIND_ADDRESS,    /* HOST:PORT into a host and a port field (address_fields) */
+    KIND_HOST,       /* a host name or address */
+    KIND_PORT,       /* 0..65535 */
+    KIND_PATH,       /* a directory path */
+    KIND_BOOL,       /* true | false */
+    KIND_COUNT,      /* a whole number */
+    KIND_SIZE,       /* bytes, with k/m/g units */
+    KIND_DURATION,   /* milliseconds, with ms/s/m/h/d units */
+    KIND_CHOICE,     /* one of the key's choices (key_def.choices): an int-sized enum */
+    KIND_ENDPOINTS,  /* etcd endpoint URLs, comma-separated (cluster_endpoints_parse) */
+    KIND_NAME,       /* a cluster name (cluster_name_ok) */
     KIND_PRINCIPALS, /* principals, comma-separated (acl_principal_valid) */
     KIND_MECHS,      /* SASL mechanism names, comma-separated */
     KIND_USER,       /* a user name (scram_user_valid) */
@@ -70,13 +70,14 @@ static const char *const level_names[] = {
 };
 static_assert(ARRAY_LEN(level_names) == LOG_OFF + 1, "a name for every level");
 
-static const char *const authentication_names[] = {[BROKER_AUTHENTICATION_NONE] = "none",
-                                                   [BROKER_AUTHENTICATION_REQUIRED] = "required"};
+static const char *const authentication_names[] = {
+    [BROKER_AUTHENTICATION_NONE] = "none", [BROKER_AUTHENTICATION_REQUIRED] = "required"};
 
 static const char *const log_format_names[] = {
     [LOG_FORMAT_TEXT] = "text", [LOG_FORMAT_JSON] = "json"};
 static_assert(sizeof(enum log_level) == sizeof(int) && sizeof(enum log_format) == sizeof(int) &&
-                  sizeof(enum broker_authentication) == sizeof(int),
+                  sizeof(enum broker_authentication) == sizeof(int) &&
+                  sizeof(enum tls_client_auth) == sizeof(int),
               "KIND_CHOICE fields are int-sized enums");
 
 static const struct key_def keys[] = {
@@ -149,6 +150,21 @@ static const struct key_def keys[] = {
      "buffers of requests still arriving, all connections together; past it the oldest close"},
     {"partial_timeout_ms", KIND_DURATION, FIELD(partial_timeout_ms), 1, UINT32_MAX, false,
      "a request still arriving after this long closes its connection"},
+    {"listen_tls", KIND_BOOL, FIELD(listen_tls), 0, 1, false,
+     "nagare's listener speaks TLS (tls_cert_file, tls_key_file)"},
+    {"kafka_listen_tls", KIND_BOOL, FIELD(kafka_listen_tls), 0, 1, false,
+     "the Kafka listener speaks TLS (Kafka's security.protocol=SSL)"},
+    {"tls_cert_file", KIND_PATH, FIELD(tls_cert_file), 1, BROKER_DATA_DIR_BYTES - 1, false,
+     "PEM certificate (and chain) of the TLS listeners; reread on SIGHUP"},
+    {"tls_key_file", KIND_PATH, FIELD(tls_key_file), 1, BROKER_DATA_DIR_BYTES - 1, false,
+     "PEM private key of tls_cert_file; reread on SIGHUP"},
+    {"tls_ca_file", KIND_PATH, FIELD(tls_ca_file), 1, BROKER_DATA_DIR_BYTES - 1, false,
+     "PEM CAs client certificates are checked against (and a leader's, when replicating)"},
+    {"tls_client_auth", KIND_CHOICE, FIELD(tls_client_auth), 0, 0, false,
+     "client certificates: none, requested or required; a verified one names the principal",
+     CHOICES(tls_client_auth_names)},
+    {"tls_handshake_timeout_ms", KIND_DURATION, FIELD(tls_handshake_timeout_ms), 1, UINT32_MAX,
+     false, "a TLS handshake not finished after this long closes its connection"},
     {"log_level", KIND_CHOICE, FIELD(log_level), 0, 0, false,
      "lowest level logged: debug, info, warn, error, off", CHOICES(level_names)},
     {"log_format", KIND_CHOICE, FIELD(log_format), 0, 0, false,
@@ -704,7 +720,31 @@ int broker_config_check(const struct broker_config *c, char *err, size_t err_cap
                     "inter_broker_user and inter_broker_password_file go together: set both "
                     "for followers to log in, or neither");
     }
+    if (broker_config_tls(c) && (c->tls_cert_file[0] == '\0' || c->tls_key_file[0] == '\0')) {
+        return fail(err, err_cap,
+                    "a TLS listener (listen_tls, kafka_listen_tls) needs tls_cert_file and "
+                    "tls_key_file");
+    }
+    if (c->tls_client_auth != TLS_CLIENT_AUTH_NONE && c->tls_ca_file[0] == '\0') {
+        return fail(err, err_cap,
+                    "tls_client_auth = %s needs tls_ca_file, the CAs client certificates are "
+                    "checked against",
+                    tls_client_auth_names[c->tls_client_auth]);
+    }
     return check_cluster(c, err, err_cap);
+}
+
+bool broker_config_tls(const struct broker_config *c)
+{
+    return c->listen_tls || (c->kafka_listen_tls && broker_config_kafka(c));
+}
+
+void broker_config_tls_server(const struct broker_config *c, struct tls_server_cfg *out)
+{
+    *out = (struct tls_server_cfg){.cert_file = c->tls_cert_file,
+                                   .key_file = c->tls_key_file,
+                                   .ca_file = c->tls_ca_file,
+                                   .client_auth = c->tls_client_auth};
 }
 
 /* ---- defaults ---- */
@@ -742,6 +782,7 @@ void broker_config_default(struct broker_config *c)
         .mem_bytes_max = LOOP_MEM_BYTES_MAX_DEFAULT,
         .partial_bytes_max = LOOP_PARTIAL_BYTES_MAX_DEFAULT,
         .partial_timeout_ms = LOOP_PARTIAL_TIMEOUT_MS_DEFAULT,
+        .tls_handshake_timeout_ms = LOOP_TLS_HANDSHAKE_TIMEOUT_MS_DEFAULT,
         .log_level = LOG_INFO,
         .broker_id = BROKER_ID_NONE,
         .default_replication_factor = BROKER_DEFAULT_REPLICATION_FACTOR_DEFAULT,

@@ -29,6 +29,7 @@
 #include "broker/share_state.h"
 #include "cluster/session.h"
 #include "net/proto.h"
+#include "net/tls.h"
 #include "storage/partition.h"
 
 /* ---- Defaults and limits that belong to the broker -------------------- */
@@ -201,8 +202,17 @@ struct broker_config {
     int64_t
         partial_bytes_max; /* LOOP_PARTIAL_BYTES_MAX_DEFAULT; 2 x frame_bytes_max..mem_bytes_max */
     uint32_t partial_timeout_ms; /* LOOP_PARTIAL_TIMEOUT_MS_DEFAULT; >= 1 */
-    enum log_level log_level;    /* LOG_INFO; "debug", "info", "warn", "error", "off" */
-    enum log_format log_format;  /* LOG_FORMAT_TEXT; "text", "json" */
+    /* TLS (docs/security.md): each listener plaintext (the default) or TLS;
+     * a TLS listener needs tls_cert_file and tls_key_file */
+    bool listen_tls;                           /* false */
+    bool kafka_listen_tls;                     /* false */
+    char tls_cert_file[BROKER_DATA_DIR_BYTES]; /* "": none; PEM certificate (+ chain) */
+    char tls_key_file[BROKER_DATA_DIR_BYTES];  /* "": none; PEM private key */
+    char tls_ca_file[BROKER_DATA_DIR_BYTES];   /* "": none; PEM CAs for client certificates */
+    enum tls_client_auth tls_client_auth;      /* TLS_CLIENT_AUTH_NONE */
+    uint32_t tls_handshake_timeout_ms;         /* LOOP_TLS_HANDSHAKE_TIMEOUT_MS_DEFAULT; >= 1 */
+    enum log_level log_level;   /* LOG_INFO; "debug", "info", "warn", "error", "off" */
+    enum log_format log_format; /* LOG_FORMAT_TEXT; "text", "json" */
     /* a cluster (docs/cluster.md); with broker_id -1 the rest is unused */
     int32_t broker_id; /* BROKER_ID_NONE: a single broker, no etcd; else 0..CLUSTER_BROKER_ID_MAX */
     char etcd_endpoints[BROKER_ETCD_ENDPOINTS_BYTES]; /* "http://127.0.0.1:2379,..."; "" none */
@@ -215,15 +225,15 @@ struct broker_config {
     uint32_t lease_ttl_s;        /* 6; CLUSTER_LEASE_TTL_S_MIN..MAX */
     uint32_t preferred_leader_check_ms; /* 30000 */
     /* authorization (broker/acl.h, docs/security.md) */
-    bool authorizer;                             /* false: every request allowed */
+    bool authorizer;                            /* false: every request allowed */
     char super_users[BROKER_SUPER_USERS_BYTES]; /* "User:a,User:b"; "" none */
     /* authentication (docs/security.md) */
     enum broker_authentication authentication; /* NONE; "none", "required" */
-    uint32_t sasl_mechanisms;      /* bit (1 << enum scram_mech) per mechanism offered */
-    uint32_t login_failures_max;   /* failed logins from one address before it is blocked */
-    uint32_t login_block_ms;       /* how long a blocked address stays blocked */
-    char inter_broker_user[BROKER_USER_BYTES];               /* "": followers do not log in */
-    char inter_broker_password_file[BROKER_DATA_DIR_BYTES];  /* its password, first line */
+    uint32_t sasl_mechanisms;    /* bit (1 << enum scram_mech) per mechanism offered */
+    uint32_t login_failures_max; /* failed logins from one address before it is blocked */
+    uint32_t login_block_ms;     /* how long a blocked address stays blocked */
+    char inter_broker_user[BROKER_USER_BYTES];              /* "": followers do not log in */
+    char inter_broker_password_file[BROKER_DATA_DIR_BYTES]; /* its password, first line */
 };
 
 /* Scrubbing reads every log again at this pace: a 1 TiB log in about
@@ -260,7 +270,9 @@ MUST_USE int broker_config_set(struct broker_config *c, const char *key, const c
  * partial_bytes_max must hold a frame of frame_bytes_max (twice it, for the
  * pool's rounding) and fit in mem_bytes_max; a broker_id needs
  * etcd_endpoints and etcd_endpoints a broker_id; a broker listening on a
- * wildcard address (0.0.0.0, ::) in a cluster needs an advertised_host.
+ * wildcard address (0.0.0.0, ::) in a cluster needs an advertised_host; a
+ * TLS listener needs tls_cert_file and tls_key_file, and tls_client_auth
+ * other than none a tls_ca_file.
  * broker_config_parse_args() calls it on the final config; call it after
  * building a config with _set / _load_file. Returns 0 or -NG_EBADARG with a
  * message in err. */
@@ -303,6 +315,13 @@ void broker_config_usage(FILE *f);
  * out) that broker_config_load_file() reads back to the same struct; for
  * logging the effective config at start-up. */
 void broker_config_print(FILE *f, const struct broker_config *c);
+
+/* Whether c has a TLS listener (listen_tls or, with a Kafka listener,
+ * kafka_listen_tls). */
+bool broker_config_tls(const struct broker_config *c);
+
+/* The server-side TLS settings of c (pointers into c). */
+void broker_config_tls_server(const struct broker_config *c, struct tls_server_cfg *out);
 
 /* Whether c has a Kafka listener (kafka_listen not off). */
 bool broker_config_kafka(const struct broker_config *c);

@@ -41,8 +41,9 @@ struct conn_auth {
     char principal[PRINCIPAL_BYTES_MAX]; /* NUL-terminated */
     uint8_t sasl;                        /* enum conn_sasl */
     uint8_t sasl_mech;                   /* enum scram_mech, from CONN_SASL_MECH on */
-    bool sasl_raw;               /* Kafka SaslHandshake v0: the exchange in bare frames */
-    struct scram_server *scram;  /* the exchange's state while it runs, else NULL */
+    bool sasl_raw;                       /* Kafka SaslHandshake v0: the exchange in bare frames */
+    struct scram_server *scram;          /* the exchange's state while it runs, else NULL */
+    bool tls_client;                     /* principal from a verified TLS client certificate */
 };
 
 /* The principal of req's connection: PRINCIPAL_ANONYMOUS until it has
@@ -53,6 +54,14 @@ const char *conn_auth_principal(const struct loop_req *req);
 /* req's connection's state, made (anonymous) on first use. NULL when
  * memory runs out or the connection is gone. */
 MUST_USE struct conn_auth *conn_auth_get(struct loop_req *req);
+
+/* Mutual TLS: on a TLS connection not yet authenticated whose client
+ * certificate its listener verified, makes "User:<subject>" (RFC 2253, as
+ * Kafka's default principal builder) the principal. For every request
+ * before it is handled; cheap once done (the principal is kept). A
+ * subject too long for PRINCIPAL_BYTES_MAX leaves the connection
+ * anonymous. */
+void conn_auth_tls(struct loop_req *req);
 
 /* Frees what conn_auth_get() made, a running exchange's state wiped (ctx
  * as the loop's on_close hands it; NULL is fine). */

@@ -18,10 +18,14 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
 #include "auth/scram.h"
 #include "base/log.h"
 #include "broker/sasl_serve.h"
 #include "broker/server.h"
+#include "net/tls.h"
 
 #define FETCHER_CLIENT_ID "nagared-replica"
 
@@ -61,6 +65,8 @@ struct fetcher {
     pthread_cond_t cv;
     bool stop;       /* under mu */
     int fd;          /* under mu: -1 when not connected */
+    SSL_CTX *tls;    /* the server's replica_tls (a reference), or NULL: plaintext */
+    SSL *ssl;        /* the thread's: TLS on fd while connected */
     uint8_t *req;    /* under mu: the next request, handed over */
     size_t req_len;  /* under mu */
     uint8_t *resp;   /* the answer's whole frame, prefix included */
@@ -126,12 +132,64 @@ static int dial(const struct fetcher *f, int *fd_out)
     return rc;
 }
 
-/* Sends (out) or receives all n bytes at p on a blocking socket: 0, the
- * socket's -errno (its SO_*TIMEO ran out: -EAGAIN), or -NG_EDISCONNECTED. */
-static int transfer_all(int fd, uint8_t *p, size_t n, bool out)
+/* Why a blocking SSL call returned n <= 0: the socket's -errno (its
+ * SO_*TIMEO ran out: -EAGAIN), -NG_EDISCONNECTED, or -NG_ETLS. */
+static int ssl_fail(SSL *ssl, int n)
+{
+    int e = SSL_get_error(ssl, n);
+    int err = errno;
+    ERR_clear_error();
+    switch (e) {
+    case SSL_ERROR_WANT_READ:
+    case SSL_ERROR_WANT_WRITE:
+        return -EAGAIN;
+    case SSL_ERROR_SYSCALL:
+        return err != 0 ? -err : -NG_EDISCONNECTED;
+    case SSL_ERROR_ZERO_RETURN:
+        return -NG_EDISCONNECTED;
+    default:
+        return -NG_ETLS;
+    }
+}
+
+/* Makes the TLS session on fd, the leader's name checked against its
+ * certificate. */
+static int tls_start(struct fetcher *f, int fd)
+{
+    f->ssl = tls_client_session(f->tls, f->host);
+    if (f->ssl == NULL || tls_set_socket(f->ssl, fd) != 0) {
+        return -ENOMEM;
+    }
+    ERR_clear_error();
+    errno = 0;
+    int n = SSL_connect(f->ssl);
+    return n == 1 ? 0 : ssl_fail(f->ssl, n);
+}
+
+static void tls_end(struct fetcher *f)
+{
+    SSL_free(f->ssl);
+    f->ssl = NULL;
+}
+
+/* Sends (out) or receives all n bytes at p on a blocking socket (through
+ * ssl when not NULL): 0, the socket's -errno (its SO_*TIMEO ran out:
+ * -EAGAIN), -NG_EDISCONNECTED, or -NG_ETLS. */
+static int transfer_all(int fd, SSL *ssl, uint8_t *p, size_t n, bool out)
 {
     while (n > 0) {
-        ssize_t k = out ? send(fd, p, n, MSG_NOSIGNAL) : recv(fd, p, n, 0);
+        ssize_t k;
+        if (ssl != NULL) {
+            int want = n < INT32_MAX ? (int)n : INT32_MAX;
+            ERR_clear_error();
+            errno = 0; /* SSL_ERROR_SYSCALL with errno 0: EOF */
+            k = out ? SSL_write(ssl, p, want) : SSL_read(ssl, p, want);
+            if (k <= 0) {
+                return ssl_fail(ssl, (int)k);
+            }
+        } else {
+            k = out ? send(fd, p, n, MSG_NOSIGNAL) : recv(fd, p, n, 0);
+        }
         if (k < 0 && errno == EINTR) {
             continue;
         }
@@ -146,10 +204,10 @@ static int transfer_all(int fd, uint8_t *p, size_t n, bool out)
 
 /* Reads one answer frame: its length checked against frame_max before
  * anything is allocated for it. */
-static int read_frame(int fd, uint32_t frame_max, uint8_t **out, size_t *len_out)
+static int read_frame(int fd, SSL *ssl, uint32_t frame_max, uint8_t **out, size_t *len_out)
 {
     uint8_t prefix[PROTO_FRAME_PREFIX_BYTES];
-    int rc = transfer_all(fd, prefix, sizeof(prefix), false);
+    int rc = transfer_all(fd, ssl, prefix, sizeof(prefix), false);
     uint32_t len = 0;
     rc = rc == 0 ? proto_response_frame_len(prefix, frame_max, &len) : rc;
     if (rc != 0) {
@@ -160,7 +218,7 @@ static int read_frame(int fd, uint32_t frame_max, uint8_t **out, size_t *len_out
         return -ENOMEM;
     }
     memcpy(frame, prefix, sizeof(prefix));
-    rc = transfer_all(fd, frame + PROTO_FRAME_PREFIX_BYTES, len, false);
+    rc = transfer_all(fd, ssl, frame + PROTO_FRAME_PREFIX_BYTES, len, false);
     if (rc != 0) {
         free(frame);
         return rc;
@@ -179,12 +237,12 @@ static int read_frame(int fd, uint32_t frame_max, uint8_t **out, size_t *len_out
 /* One login request out and its answer in: 0 with *frame (freed by the
  * caller) and body at the answer's body, or the error (the answer's
  * request-level one too). */
-static int login_round(int fd, uint32_t frame_max, const struct wr *w, uint32_t corr,
+static int login_round(int fd, SSL *ssl, uint32_t frame_max, const struct wr *w, uint32_t corr,
                        uint8_t **frame, struct rd *body)
 {
     size_t len = 0;
-    int rc = transfer_all(fd, w->ptr, w->pos, true);
-    rc = rc == 0 ? read_frame(fd, frame_max, frame, &len) : rc;
+    int rc = transfer_all(fd, ssl, w->ptr, w->pos, true);
+    rc = rc == 0 ? read_frame(fd, ssl, frame_max, frame, &len) : rc;
     if (rc != 0) {
         return rc;
     }
@@ -211,7 +269,7 @@ static int login_send(struct fetcher *f, int fd, uint32_t corr, enum scram_mech 
                          : proto_sasl_authenticate_req_encode(&w, 0, corr, cid, &b);
     uint8_t *frame = NULL;
     struct rd body;
-    rc = rc == 0 ? login_round(fd, f->s->cfg.frame_bytes_max, &w, corr, &frame, &body) : rc;
+    rc = rc == 0 ? login_round(fd, f->ssl, f->s->cfg.frame_bytes_max, &w, corr, &frame, &body) : rc;
     *in_len = 0;
     if (rc == 0 && msg == NULL) {
         struct proto_sasl_handshake_resp h;
@@ -274,10 +332,6 @@ static int exchange(struct fetcher *f, uint8_t *req, size_t req_len)
     int rc = 0;
     if (fd < 0) {
         rc = dial(f, &fd);
-        if (rc == 0 && (rc = login(f, fd)) != 0) {
-            close(fd);
-            fd = -1;
-        }
         pthread_mutex_lock(&f->mu);
         if (rc == 0 && f->stop) {
             close(fd);
@@ -286,10 +340,15 @@ static int exchange(struct fetcher *f, uint8_t *req, size_t req_len)
             f->fd = fd;
         }
         pthread_mutex_unlock(&f->mu);
+        /* TLS first, then the login over it (both bounded by the socket's
+         * timeouts; a stop closes f->fd, ending them) */
+        rc = rc == 0 && f->tls != NULL ? tls_start(f, fd) : rc;
+        rc = rc == 0 ? login(f, fd) : rc;
     }
-    rc = rc == 0 ? transfer_all(fd, req, req_len, true) : rc;
-    rc = rc == 0 ? read_frame(fd, f->s->cfg.frame_bytes_max, &f->resp, &f->resp_len) : rc;
+    rc = rc == 0 ? transfer_all(fd, f->ssl, req, req_len, true) : rc;
+    rc = rc == 0 ? read_frame(fd, f->ssl, f->s->cfg.frame_bytes_max, &f->resp, &f->resp_len) : rc;
     if (rc != 0 && fd >= 0) {
+        tls_end(f);
         pthread_mutex_lock(&f->mu);
         if (f->fd == fd) {
             close(fd);
@@ -322,6 +381,7 @@ static void *transport(void *arg)
         free(req);
         loop_post(&f->s->loop, &f->resp_msg);
     }
+    tls_end(f);
     pthread_mutex_lock(&f->mu);
     if (f->fd >= 0) {
         close(f->fd);
@@ -349,6 +409,7 @@ static void fetcher_free_if_done(struct fetcher *f)
     *link = f->next;
     pthread_mutex_destroy(&f->mu);
     pthread_cond_destroy(&f->cv);
+    SSL_CTX_free(f->tls);
     free(f->parts);
     free(f->sent);
     free(f);
@@ -405,6 +466,10 @@ static struct fetcher *fetcher_new(struct server *s, const struct cluster_broker
     memcpy(f->host, b->host, sizeof(f->host));
     f->port = b->port;
     f->fd = -1;
+    if (s->replica_tls != NULL) {
+        SSL_CTX_up_ref(s->replica_tls);
+        f->tls = s->replica_tls;
+    }
     loop_timer_init(&f->timer, on_timer, f);
     f->resp_msg = (struct loop_msg){.fn = on_resp_msg, .arg = f};
     f->exit_msg = (struct loop_msg){.fn = on_exit_msg, .arg = f};
@@ -414,12 +479,14 @@ static struct fetcher *fetcher_new(struct server *s, const struct cluster_broker
     if (rc != 0) {
         pthread_mutex_destroy(&f->mu);
         pthread_cond_destroy(&f->cv);
+        SSL_CTX_free(f->tls);
         free(f);
         return NULL;
     }
     f->next = s->fetchers;
     s->fetchers = f;
-    log_info("following broker %d at %s:%u", b->id, b->host, b->port);
+    log_info("following broker %d at %s:%u%s", b->id, b->host, b->port,
+             f->tls != NULL ? " over TLS" : "");
     return f;
 }
 

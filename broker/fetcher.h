@@ -11,7 +11,10 @@
  * built from the partitions' state, and the answers applied to them. So
  * one request is in flight per leader at a time, and each round trip
  * carries every partition followed there: the ~80 us of waking the other
- * thread is paid per round, not per batch.
+ * thread is paid per round, not per batch. On a broker whose own nagare
+ * listener is TLS (listen_tls), the connection is TLS too: the leader's
+ * certificate checked against tls_ca_file and its advertised host, and
+ * this broker's certificate shown when the leader asks for one.
  *
  * A round: a partition that has just become follower (or whose fetch was
  * past the leader's end) first asks OffsetForLeaderEpoch for its last

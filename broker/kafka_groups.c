@@ -218,9 +218,9 @@ static int16_t coordinator(struct server *s, int8_t key_type, int32_t *node, con
 static int16_t coordinator_for(struct server *s, struct loop_req *req, int8_t key_type,
                                struct kw_str key, int32_t *node, const char **host, int32_t *port)
 {
-    int16_t refused =
-        key_type == 0 ? acl_serve_kafka(s, req, PROTO_ACL_RESOURCE_GROUP, key, PROTO_ACL_OP_DESCRIBE)
-                      : 0;
+    int16_t refused = key_type == 0 ? acl_serve_kafka(s, req, PROTO_ACL_RESOURCE_GROUP, key,
+                                                      PROTO_ACL_OP_DESCRIBE)
+                                    : 0;
     if (refused != 0) {
         *node = -1;
         *host = "";
@@ -243,8 +243,8 @@ void kafka_find_coordinator(struct server *s, struct loop_req *req,
     kafka_find_coordinator_response_init(&out);
     const char *host;
     if (h->api_version < 4) {
-        out.error_code = coordinator_for(s, req, in.key_type, in.key, &out.node_id, &host,
-                                         &out.port);
+        out.error_code =
+            coordinator_for(s, req, in.key_type, in.key, &out.node_id, &host, &out.port);
         out.host = wstr(host);
     } else {
         int32_t n = in.coordinator_keys.count > 0 ? in.coordinator_keys.count : 0;
@@ -686,10 +686,9 @@ static uint32_t commit_plan(struct server *s, struct commit_job *j,
     for (int32_t t = 0; t < in->topics.count; t++) {
         const struct kafka_offset_commit_request_topic *rt = &in->topics.items[t];
         j->topics[t] = rt->name;
-        int16_t refused =
-            err == 0 ? acl_serve_kafka(s, j->req, PROTO_ACL_RESOURCE_TOPIC, rt->name,
-                                       PROTO_ACL_OP_READ)
-                     : 0;
+        int16_t refused = err == 0 ? acl_serve_kafka(s, j->req, PROTO_ACL_RESOURCE_TOPIC, rt->name,
+                                                     PROTO_ACL_OP_READ)
+                                   : 0;
         const struct server_topic *st =
             refused == 0 && rt->name.len > 0 && rt->name.len <= PROTO_TOPIC_NAME_BYTES_MAX
                 ? server_topic_find(s, (struct proto_str){rt->name.ptr, rt->name.len})
@@ -701,10 +700,9 @@ static uint32_t commit_plan(struct server *s, struct commit_job *j,
         for (int32_t p = 0; p < rt->partitions.count; p++, k++) {
             const struct kafka_offset_commit_request_partition *rp = &rt->partitions.items[p];
             struct commit_part *cp = &j->parts[k];
-            *cp = (struct commit_part){
-                .topic = (uint32_t)t,
-                .partition = rp->partition_index,
-                .err = err != 0 ? err : refused};
+            *cp = (struct commit_part){.topic = (uint32_t)t,
+                                       .partition = rp->partition_index,
+                                       .err = err != 0 ? err : refused};
             if (cp->err == 0 && (st == NULL || rp->partition_index < 0 ||
                                  rp->partition_index >= st->cfg.partitions)) {
                 cp->err = KAFKA_ERR_UNKNOWN_TOPIC_OR_PARTITION;
@@ -969,8 +967,9 @@ void kafka_offset_fetch(struct server *s, struct loop_req *req, const struct kaf
             gs[i] = (struct kafka_offset_fetch_response_group){.group_id = rg->group_id};
             gs[i].error_code = fetch_group(s, req, rg->group_id, id);
             uint32_t n = 0;
-            struct fetched *v =
-                ok && gs[i].error_code == 0 ? fetch_plan(s, req, id, names, idx, cnt, tc, a, &n) : NULL;
+            struct fetched *v = ok && gs[i].error_code == 0
+                                    ? fetch_plan(s, req, id, names, idx, cnt, tc, a, &n)
+                                    : NULL;
             ok = ok && (gs[i].error_code != 0 || v != NULL) && fetch_emit_v8(v, n, a, &gs[i]);
         }
         out.groups.items = gs;

@@ -22,7 +22,10 @@ static kafka_handler_fn serve_api_versions;
  * answers Kafka's authorization errors). An API the codec defines and
  * this table lacks is not advertised, and a request for it closes the
  * connection (a client asks only for what ApiVersions offered). */
-#define CHECKS(...) {.kind = ACL_RULE_HANDLER, __VA_ARGS__}
+#define CHECKS(...)                           \
+    {                                         \
+        .kind = ACL_RULE_HANDLER, __VA_ARGS__ \
+    }
 #define OP(x) PROTO_ACL_OP_##x
 static const struct {
     int16_t key;
@@ -35,7 +38,8 @@ static const struct {
     {KAFKA_API_FETCH, kafka_fetch, CHECKS(.topic_op = OP(READ))},
     {KAFKA_API_LIST_OFFSETS, kafka_list_offsets, CHECKS(.topic_op = OP(DESCRIBE))},
     {KAFKA_API_INIT_PRODUCER_ID, kafka_init_producer_id,
-     CHECKS(.cluster_op = OP(IDEMPOTENT_WRITE), .topic_op = OP(WRITE), .flags = ACL_RULE_ANY_TOPIC)},
+     CHECKS(.cluster_op = OP(IDEMPOTENT_WRITE), .topic_op = OP(WRITE),
+            .flags = ACL_RULE_ANY_TOPIC)},
     {KAFKA_API_OFFSET_FOR_LEADER_EPOCH, kafka_offset_for_leader_epoch,
      CHECKS(.topic_op = OP(DESCRIBE))},
     {KAFKA_API_CREATE_TOPICS, kafka_create_topics,

@@ -1,5 +1,6 @@
 /* nagared: parses the configuration, runs the server, stops on SIGINT or
- * SIGTERM after answering what is in flight and syncing every log. */
+ * SIGTERM after answering what is in flight and syncing every log; SIGHUP
+ * rereads the TLS certificate files. */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -25,6 +26,12 @@ static void on_signal(int sig)
     server_stop_async(&server); /* async-signal-safe */
 }
 
+static void on_hangup(int sig)
+{
+    (void)sig;
+    server_tls_reload_async(&server); /* async-signal-safe */
+}
+
 static int install_signals(void)
 {
     struct sigaction sa;
@@ -32,6 +39,10 @@ static int install_signals(void)
     sa.sa_handler = on_signal;
     sigemptyset(&sa.sa_mask);
     if (sigaction(SIGINT, &sa, NULL) != 0 || sigaction(SIGTERM, &sa, NULL) != 0) {
+        return -1;
+    }
+    sa.sa_handler = on_hangup;
+    if (sigaction(SIGHUP, &sa, NULL) != 0) {
         return -1;
     }
     signal(SIGPIPE, SIG_IGN); /* a peer gone is an error return, not a death */

@@ -249,8 +249,8 @@ static void start_append(struct server *s, struct server_topic *t, struct produc
     }
 }
 
-struct server_topic *produce_topic_get(struct server *s, struct loop_req *req, struct proto_str name,
-                                       int *err)
+struct server_topic *produce_topic_get(struct server *s, struct loop_req *req,
+                                       struct proto_str name, int *err)
 {
     if (server_topic_reserved(name)) {
         *err = -NG_EBADNAME; /* the broker's own */
@@ -454,7 +454,8 @@ void kafka_produce(struct server *s, struct loop_req *req, const struct kafka_re
             acl_serve_kafka(s, req, PROTO_ACL_RESOURCE_TOPIC, td->name, PROTO_ACL_OP_WRITE) != 0) {
             topic_err = -NG_EUNAUTHORIZED;
         }
-        struct server_topic *st = topic_err == 0 ? produce_topic_get(s, req, name, &topic_err) : NULL;
+        struct server_topic *st =
+            topic_err == 0 ? produce_topic_get(s, req, name, &topic_err) : NULL;
         for (int32_t pi = 0; pi < td->partition_data.count; pi++) {
             const struct kafka_produce_request_partition_produce_data *pd =
                 &td->partition_data.items[pi];

@@ -110,8 +110,7 @@ static bool same_creds(const struct cluster_view *a, const struct cluster_view *
 {
     return a != NULL && a->user_cred_count == b->user_cred_count &&
            (a->user_cred_count == 0 ||
-            memcmp(a->user_creds, b->user_creds, a->user_cred_count * sizeof(*a->user_creds)) ==
-                0);
+            memcmp(a->user_creds, b->user_creds, a->user_cred_count * sizeof(*a->user_creds)) == 0);
 }
 
 void sasl_serve_apply_view(struct server *s, const struct cluster_view *old,
@@ -406,7 +405,7 @@ bool sasl_serve_admit(struct server *s, struct loop_req *req, bool kafka, int ap
         return true;
     }
     const struct conn_auth *a = loop_req_conn_ctx(req);
-    if ((a != NULL && a->sasl == CONN_SASL_DONE) ||
+    if ((a != NULL && (a->sasl == CONN_SASL_DONE || a->tls_client)) ||
         (kafka ? kafka_login_api(api_key) : nagare_login_api(api_key))) {
         return true;
     }
@@ -423,8 +422,8 @@ bool sasl_serve_admit(struct server *s, struct loop_req *req, bool kafka, int ap
 
 /* ---- nagare's requests ---- */
 
-void handle_sasl_handshake(struct server *s, struct loop_req *req,
-                           const struct proto_req_header *h, struct rd *body)
+void handle_sasl_handshake(struct server *s, struct loop_req *req, const struct proto_req_header *h,
+                           struct rd *body)
 {
     struct proto_str mech;
     int rc = proto_sasl_handshake_req_decode(body, h->api_version, &mech);
@@ -463,7 +462,8 @@ void handle_sasl_authenticate(struct server *s, struct loop_req *req,
     }
     char out[SCRAM_MSG_BYTES_MAX];
     size_t out_len = 0;
-    struct proto_sasl_bytes r = {.err = step(s, req, a, in.bytes, in.len, out, sizeof(out), &out_len),
+    struct proto_sasl_bytes r = {.err =
+                                     step(s, req, a, in.bytes, in.len, out, sizeof(out), &out_len),
                                  .bytes = (const uint8_t *)out};
     r.len = (uint32_t)out_len;
     if (r.err != 0) {
@@ -555,9 +555,9 @@ static int alter_in_cluster(struct server *s, struct loop_req *req,
         rc = cluster_session_put_user(s->session, name, scram_mech_name((enum scram_mech)mech),
                                       value, alter_call_done, c);
     } else {
-        rc = cluster_session_delete_user(
-            s->session, name, mech < 0 ? NULL : scram_mech_name((enum scram_mech)mech),
-            alter_call_done, c);
+        rc = cluster_session_delete_user(s->session, name,
+                                         mech < 0 ? NULL : scram_mech_name((enum scram_mech)mech),
+                                         alter_call_done, c);
     }
     if (rc != 0) {
         free(c);
@@ -597,14 +597,15 @@ void handle_alter_user(struct server *s, struct loop_req *req, const struct prot
     }
     if (rc == 0) {
         log_info("user %s: %s %s by %s", name, r.op == PROTO_USER_UPSERT ? "set" : "deleted",
-                 r.mechanism < 0 ? "every mechanism" : scram_mech_name((enum scram_mech)r.mechanism),
+                 r.mechanism < 0 ? "every mechanism"
+                                 : scram_mech_name((enum scram_mech)r.mechanism),
                  conn_auth_principal(req));
     }
     alter_answer(req, h->correlation_id, h->api_version, rc);
 }
 
-void handle_describe_users(struct server *s, struct loop_req *req,
-                           const struct proto_req_header *h, struct rd *body)
+void handle_describe_users(struct server *s, struct loop_req *req, const struct proto_req_header *h,
+                           struct rd *body)
 {
     int rc = proto_describe_users_req_decode(body, h->api_version);
     if (rc != 0) {
@@ -669,8 +670,7 @@ void kafka_sasl_handshake(struct server *s, struct loop_req *req, const struct k
 }
 
 void kafka_sasl_authenticate(struct server *s, struct loop_req *req,
-                             const struct kafka_req_header *h, struct rd *body,
-                             struct kw_arena *ar)
+                             const struct kafka_req_header *h, struct rd *body, struct kw_arena *ar)
 {
     struct kafka_sasl_authenticate_request r;
     int rc = kafka_sasl_authenticate_request_decode(body, h->api_version, ar, &r);

@@ -71,20 +71,19 @@ MUST_USE bool sasl_serve_admit(struct server *s, struct loop_req *req, bool kafk
 MUST_USE bool sasl_serve_kafka_raw(struct server *s, struct loop_req *req);
 
 /* nagare's requests (net/proto.h, keys 26-29). */
-void handle_sasl_handshake(struct server *s, struct loop_req *req,
-                           const struct proto_req_header *h, struct rd *body);
+void handle_sasl_handshake(struct server *s, struct loop_req *req, const struct proto_req_header *h,
+                           struct rd *body);
 void handle_sasl_authenticate(struct server *s, struct loop_req *req,
                               const struct proto_req_header *h, struct rd *body);
 void handle_alter_user(struct server *s, struct loop_req *req, const struct proto_req_header *h,
                        struct rd *body);
-void handle_describe_users(struct server *s, struct loop_req *req,
-                           const struct proto_req_header *h, struct rd *body);
+void handle_describe_users(struct server *s, struct loop_req *req, const struct proto_req_header *h,
+                           struct rd *body);
 
 /* Kafka's SaslHandshake and SaslAuthenticate. */
 void kafka_sasl_handshake(struct server *s, struct loop_req *req, const struct kafka_req_header *h,
                           struct rd *body, struct kw_arena *a);
 void kafka_sasl_authenticate(struct server *s, struct loop_req *req,
-                             const struct kafka_req_header *h, struct rd *body,
-                             struct kw_arena *a);
+                             const struct kafka_req_header *h, struct rd *body, struct kw_arena *a);
 
 #endif

@@ -10,6 +10,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/ssl.h>
+
 #include "base/clock.h"
 #include "base/log.h"
 #include "broker/acl_serve.h"
@@ -360,6 +362,62 @@ static void check_isrs(struct server *s)
     }
 }
 
+/* (Re)builds the context followers fetch from their leaders with, in a
+ * cluster whose nagare listeners speak TLS (this broker's config says for
+ * all): the leader's certificate checked against tls_ca_file (the system's
+ * CAs without one), this broker's own shown to a leader asking for one.
+ * Fetchers already running keep theirs. Returns 0 or -NG_EBADARG. */
+static int replica_tls_set(struct server *s)
+{
+    if (!broker_config_clustered(&s->cfg) || !s->cfg.listen_tls) {
+        return 0;
+    }
+    struct tls_client_cfg tc = {.ca_file = s->cfg.tls_ca_file,
+                                .cert_file = s->cfg.tls_cert_file,
+                                .key_file = s->cfg.tls_key_file};
+    SSL_CTX *ctx = NULL;
+    char err[512];
+    int rc = tls_client_ctx(&tc, &ctx, err, sizeof(err));
+    if (rc != 0) {
+        log_error("TLS to the leaders: %s", err);
+        return rc;
+    }
+    SSL_CTX_free(s->replica_tls);
+    s->replica_tls = ctx;
+    return 0;
+}
+
+/* (Re)builds the TLS context from the configured files and gives it to the
+ * TLS listeners (nagare's is listener 0, Kafka's KAFKA_LISTENER). On a
+ * failure the listeners keep what they had. Returns 0 or -NG_EBADARG. */
+static int tls_listeners_set(struct server *s, bool reload)
+{
+    if (!broker_config_tls(&s->cfg)) {
+        return 0;
+    }
+    struct tls_server_cfg tc;
+    broker_config_tls_server(&s->cfg, &tc);
+    SSL_CTX *ctx = NULL;
+    char err[512];
+    int rc = tls_server_ctx(&tc, &ctx, err, sizeof(err));
+    if (rc != 0) {
+        log_error("TLS: %s%s", err, reload ? "; the listeners keep their certificate" : "");
+        return rc;
+    }
+    if (reload) {
+        log_info("TLS: certificate reloaded from %s; connections open keep theirs",
+                 s->cfg.tls_cert_file);
+    }
+    if (s->cfg.listen_tls) {
+        loop_listener_tls(&s->loop, 0, ctx);
+    }
+    if (s->cfg.kafka_listen_tls && broker_config_kafka(&s->cfg)) {
+        loop_listener_tls(&s->loop, KAFKA_LISTENER, ctx);
+    }
+    SSL_CTX_free(ctx); /* the listeners hold their references */
+    return replica_tls_set(s);
+}
+
 static void housekeeping(struct loop_timer *timer, void *arg)
 {
     struct server *s = arg;
@@ -369,6 +427,10 @@ static void housekeeping(struct loop_timer *timer, void *arg)
     }
     if (s->cfg.scrub_bytes_per_sec > 0 && !s->loop.stopping) {
         scrub(s);
+    }
+    if (s->tls_reload) {
+        s->tls_reload = 0;
+        (void)tls_listeners_set(s, true);
     }
     groups_expire(s);
     kafka_groups_tick(s);
@@ -705,7 +767,10 @@ static const handler_fn handlers[PROTO_API_COUNT] = {
 
 /* What each request needs of its principal (docs/security.md): checked
  * before its handler runs (acl_serve_check). */
-#define NAMES(...) {.kind = ACL_RULE_NAMES, __VA_ARGS__}
+#define NAMES(...)                          \
+    {                                       \
+        .kind = ACL_RULE_NAMES, __VA_ARGS__ \
+    }
 #define OP(x) PROTO_ACL_OP_##x
 static const struct acl_rule rules[PROTO_API_COUNT] = {
     [PROTO_API_API_VERSIONS] = {.kind = ACL_RULE_OPEN},
@@ -718,8 +783,8 @@ static const struct acl_rule rules[PROTO_API_COUNT] = {
     [PROTO_API_PRODUCE] = NAMES(.topic_op = OP(WRITE)),
     [PROTO_API_FETCH] = NAMES(.topic_op = OP(READ)),
     [PROTO_API_LIST_OFFSETS] = NAMES(.topic_op = OP(DESCRIBE)),
-    [PROTO_API_INIT_PRODUCER_ID] =
-        NAMES(.cluster_op = OP(IDEMPOTENT_WRITE), .topic_op = OP(WRITE), .flags = ACL_RULE_ANY_TOPIC),
+    [PROTO_API_INIT_PRODUCER_ID] = NAMES(.cluster_op = OP(IDEMPOTENT_WRITE), .topic_op = OP(WRITE),
+                                         .flags = ACL_RULE_ANY_TOPIC),
     [PROTO_API_JOIN_GROUP] = NAMES(.group_op = OP(READ), .topic_op = OP(DESCRIBE)),
     [PROTO_API_HEARTBEAT] = NAMES(.group_op = OP(READ)),
     [PROTO_API_LEAVE_GROUP] = NAMES(.group_op = OP(READ)),
@@ -764,6 +829,7 @@ const struct acl_rule *server_api_rule(uint16_t api_key)
 static void on_request(void *arg, struct loop_req *req)
 {
     struct server *s = arg;
+    conn_auth_tls(req);
     if (loop_req_listener(req) == KAFKA_LISTENER) {
         kafka_serve_request(s, req);
         return;
@@ -900,6 +966,7 @@ static int start_loop(struct server *s)
     lc.mem_bytes_max = (uint64_t)s->cfg.mem_bytes_max;
     lc.partial_bytes_max = (uint64_t)s->cfg.partial_bytes_max;
     lc.partial_timeout_ms = s->cfg.partial_timeout_ms;
+    lc.tls_handshake_timeout_ms = s->cfg.tls_handshake_timeout_ms;
     lc.on_request = on_request;
     lc.on_close = on_close;
     lc.on_done = on_done;
@@ -923,7 +990,18 @@ static int start_loop(struct server *s)
                       s->cfg.kafka_listen_host, s->cfg.kafka_listen_port, err_str(rc));
             return rc;
         }
-        log_info("Kafka clients served on %s:%u", s->cfg.kafka_listen_host, s->kafka_port);
+        log_info("Kafka clients served on %s:%u%s", s->cfg.kafka_listen_host, s->kafka_port,
+                 s->cfg.kafka_listen_tls ? " over TLS" : "");
+    }
+    rc = tls_listeners_set(s, false);
+    if (rc != 0) {
+        return rc;
+    }
+    if (broker_config_tls(&s->cfg)) {
+        char why[192];
+        (void)tls_ktls_probe(why, sizeof(why));
+        log_info("TLS via OpenSSL, copy path: %s; client certificates %s", why,
+                 tls_client_auth_names[s->cfg.tls_client_auth]);
     }
     if (broker_config_admin(&s->cfg)) {
         rc = admin_http_start(s, s->cfg.admin_listen_host, s->cfg.admin_listen_port, &s->admin_port,
@@ -940,8 +1018,8 @@ static int start_loop(struct server *s)
     loop_timer_arm(&s->loop, &s->retention_timer, s->cfg.retention_check_ms);
     loop_timer_init(&s->reap_timer, housekeeping, s);
     loop_timer_arm(&s->loop, &s->reap_timer, HOUSEKEEPING_MS);
-    log_info("nagared listening on %s:%u, data in %s", s->cfg.listen_host, s->port,
-             s->cfg.data_dir);
+    log_info("nagared listening on %s:%u%s, data in %s", s->cfg.listen_host, s->port,
+             s->cfg.listen_tls ? " over TLS" : "", s->cfg.data_dir);
     return 0;
 }
 
@@ -995,6 +1073,8 @@ int server_run(struct server *s) { return loop_run(&s->loop); }
 
 void server_stop_async(struct server *s) { loop_stop_async(&s->loop); }
 
+void server_tls_reload_async(struct server *s) { s->tls_reload = 1; }
+
 void server_crash_async(struct server *s)
 {
     s->crashed = 1;
@@ -1015,7 +1095,9 @@ int server_fini(struct server *s)
     }
     s->session = NULL;
     s->alter_isr = NULL;
-    fetchers_stop(s);            /* before the partitions they append to close */
+    fetchers_stop(s); /* before the partitions they append to close */
+    SSL_CTX_free(s->replica_tls);
+    s->replica_tls = NULL;
     offsets_detach(&s->offsets); /* a coordinator's store: before __offsets/0 closes */
     for (uint32_t i = 0; i < s->topic_count; i++) {
         struct server_topic *t = s->topics[i];

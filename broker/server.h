@@ -132,10 +132,14 @@ struct server {
      * a single broker, which answers as broker 0, leader of everything */
     struct cluster_view *view;
     int32_t broker_id;
-    struct cluster_session *session; /* NULL: no etcd (a single broker, or views by hand) */
-    volatile sig_atomic_t crashed;   /* server_crash_async(): fini leaves the lease to expire */
-    struct fetcher *fetchers;        /* one per leader followed (broker/fetcher.h) */
-    struct sasl_serve *sasl;         /* users and failed logins (broker/sasl_serve.h) */
+    struct cluster_session *session;  /* NULL: no etcd (a single broker, or views by hand) */
+    volatile sig_atomic_t crashed;    /* server_crash_async(): fini leaves the lease to expire */
+    volatile sig_atomic_t tls_reload; /* server_tls_reload_async(): reread the certificates */
+    struct fetcher *fetchers;         /* one per leader followed (broker/fetcher.h) */
+    struct sasl_serve *sasl;          /* users and failed logins (broker/sasl_serve.h) */
+    /* TLS to the leaders fetched from (a cluster with listen_tls), or NULL:
+     * new fetchers take a reference; rebuilt on reload */
+    struct ssl_ctx_st *replica_tls;
     /* Proposes a leader's ISR change (broker/replica.h): 0 when it went to
      * the cluster session (the view that follows carries it), or its
      * error. NULL without a session: the ISR changes with views only. */
@@ -163,6 +167,13 @@ void server_stop_async(struct server *s);
  * leaves the etcd lease to run out instead of revoking it. Async-signal-
  * safe; any thread. */
 void server_crash_async(struct server *s);
+
+/* Asks the server to build its TLS listeners' context again from the
+ * certificate, key and CA files (after they were replaced), within its
+ * next housekeeping round: new connections get the new certificate,
+ * connections open keep theirs; files that do not load are logged and the
+ * old context kept. Async-signal-safe (SIGHUP); any thread. */
+void server_tls_reload_async(struct server *s);
 
 /* Drains and closes every partition (fsyncing them), the catalog, the
  * loop. Returns 0 or the first error met while closing logs. */
@@ -265,8 +276,8 @@ void handle_produce(struct server *s, struct loop_req *req, const struct proto_r
  * (acl_serve_may_create). Returns it, or NULL with *err: -NG_EBADNAME (a
  * name of the broker's own, "__", or an invalid one), -NG_EUNKNOWN_TOPIC,
  * -NG_EUNAUTHORIZED, or server_topic_create()'s error. */
-struct server_topic *produce_topic_get(struct server *s, struct loop_req *req, struct proto_str name,
-                                       int *err);
+struct server_topic *produce_topic_get(struct server *s, struct loop_req *req,
+                                       struct proto_str name, int *err);
 void handle_fetch(struct server *s, struct loop_req *req, const struct proto_req_header *h,
                   struct rd *body);
 void handle_list_offsets(struct server *s, struct loop_req *req, const struct proto_req_header *h,

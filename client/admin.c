@@ -38,11 +38,24 @@ struct nagare_admin {
 
 int nagare_admin_new(const char *bootstrap, uint32_t timeout_ms, nagare_admin **out)
 {
-    return nagare_admin_new_login(bootstrap, timeout_ms, NULL, out);
+    return nagare_admin_new_secure(bootstrap, timeout_ms, NULL, NULL, out);
 }
 
 int nagare_admin_new_login(const char *bootstrap, uint32_t timeout_ms,
                            const struct nagare_login *login, nagare_admin **out)
+{
+    return nagare_admin_new_secure(bootstrap, timeout_ms, login, NULL, out);
+}
+
+int nagare_admin_new_tls(const char *bootstrap, uint32_t timeout_ms, const struct nagare_tls *tls,
+                         nagare_admin **out)
+{
+    return nagare_admin_new_secure(bootstrap, timeout_ms, NULL, tls, out);
+}
+
+int nagare_admin_new_secure(const char *bootstrap, uint32_t timeout_ms,
+                            const struct nagare_login *login, const struct nagare_tls *tls,
+                            nagare_admin **out)
 {
     if (bootstrap == NULL || out == NULL || timeout_ms == 0 || timeout_ms > INT32_MAX) {
         return -NG_EBADARG;
@@ -58,10 +71,18 @@ int nagare_admin_new_login(const char *bootstrap, uint32_t timeout_ms,
                              .resp_bytes_max = ADMIN_RESP_BYTES_MAX,
                              .tx_bytes_max = 1u << 16,
                              .pending_max = 4};
-    int rc = login != NULL ? conn_login_make(&cc.login, login->user, login->password,
-                                             login->mechanism)
-                           : 0;
-    rc = rc == 0 ? conn_init(&a->conn, &cc) : rc;
+    int rc = login != NULL
+                 ? conn_login_make(&cc.login, login->user, login->password, login->mechanism)
+                 : 0;
+    rc = rc == 0 ? conn_config_tls(&cc, tls) : rc;
+    if (rc != 0) {
+        explicit_bzero(&cc.login, sizeof(cc.login));
+        conn_config_tls_done(&cc);
+        free(a);
+        return rc;
+    }
+    rc = conn_init(&a->conn, &cc);
+    conn_config_tls_done(&cc);
     explicit_bzero(&cc.login, sizeof(cc.login));
     rc = rc == 0 ? conn_wait_up(&a->conn, (int)timeout_ms) : rc;
     if (rc != 0) {

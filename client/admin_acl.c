@@ -111,8 +111,8 @@ struct list_call {
 static int list_encode(void *arg, struct wr *w, uint32_t corr, uint16_t version)
 {
     const struct list_call *c = arg;
-    return proto_acl_filter_req_encode(w, c->api_key, version, corr,
-                                       proto_str_make(CONN_CLIENT_ID), &c->filter);
+    return proto_acl_filter_req_encode(w, c->api_key, version, corr, proto_str_make(CONN_CLIENT_ID),
+                                       &c->filter);
 }
 
 static char *str_put(char **at, struct proto_str s)
@@ -170,8 +170,8 @@ static int acl_list(nagare_admin *a, uint16_t api_key, const struct nagare_acl *
         return -NG_EBADARG;
     }
     size_t need = 64 + acl_bytes(filter);
-    int rc = conn_call(admin_conn(a), api_key, need, list_encode, list_decode, &c,
-                       admin_deadline(a));
+    int rc =
+        conn_call(admin_conn(a), api_key, need, list_encode, list_decode, &c, admin_deadline(a));
     if (rc != 0) {
         free(c.out);
         return rc;

@@ -13,9 +13,9 @@
 
 /* An AlterUser request: the header with the client id, the name, three
  * byte arrays of at most a key each, the fixed fields. */
-#define ALTER_USER_REQUEST_BYTES                                                           \
-    (PROTO_REQ_HEADER_BYTES_MIN + sizeof(CONN_CLIENT_ID) + 4 + 2 + 4 + 4 +               \
-     PROTO_STR_BYTES(SCRAM_USER_BYTES_MAX) + 3 * 4 + SCRAM_SALT_BYTES_MAX +               \
+#define ALTER_USER_REQUEST_BYTES                                            \
+    (PROTO_REQ_HEADER_BYTES_MIN + sizeof(CONN_CLIENT_ID) + 4 + 2 + 4 + 4 +  \
+     PROTO_STR_BYTES(SCRAM_USER_BYTES_MAX) + 3 * 4 + SCRAM_SALT_BYTES_MAX + \
      2 * SCRAM_KEY_BYTES_MAX)
 #define DESCRIBE_USERS_REQUEST_BYTES (PROTO_REQ_HEADER_BYTES_MIN + sizeof(CONN_CLIENT_ID) + 4)
 
@@ -35,8 +35,8 @@ static int alter_decode(void *arg, struct rd *body, uint16_t version)
 
 static int alter(nagare_admin *a, const struct proto_alter_user_req *r)
 {
-    int rc = conn_call(admin_conn(a), PROTO_API_ALTER_USER, ALTER_USER_REQUEST_BYTES,
-                       alter_encode, alter_decode, (void *)r, admin_deadline(a));
+    int rc = conn_call(admin_conn(a), PROTO_API_ALTER_USER, ALTER_USER_REQUEST_BYTES, alter_encode,
+                       alter_decode, (void *)r, admin_deadline(a));
     return api_err(rc);
 }
 

@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/ssl.h>
+
 #include "client/brokers.h"
 
 static struct cbroker *entry_new(struct brokers *bs, const char *address, int32_t id)
@@ -32,8 +34,16 @@ int brokers_init(struct brokers *bs, const struct conn_config *cfg)
     ASSERT(bs != NULL && cfg != NULL);
     *bs = (struct brokers){.cfg = *cfg};
     bs->cfg.bootstrap = NULL;
-    if (conn_bootstrap_check(cfg->bootstrap) < 1) {
+    bs->cfg.tls = NULL;
+    bs->cfg.tls_server_name = bs->tls_server_name;
+    const char *name = cfg->tls_server_name != NULL ? cfg->tls_server_name : "";
+    if (conn_bootstrap_check(cfg->bootstrap) < 1 || strlen(name) >= sizeof(bs->tls_server_name)) {
         return -NG_EBADARG;
+    }
+    strcpy(bs->tls_server_name, name);
+    if (cfg->tls != NULL) {
+        SSL_CTX_up_ref(cfg->tls);
+        bs->cfg.tls = cfg->tls;
     }
     bs->boot = entry_new(bs, cfg->bootstrap, BROKER_ID_UNKNOWN);
     return bs->boot != NULL ? 0 : -ENOMEM;
@@ -51,6 +61,8 @@ void brokers_fini(struct brokers *bs)
     bs->count = 0;
     bs->boot = NULL;
     explicit_bzero(&bs->cfg.login, sizeof(bs->cfg.login));
+    SSL_CTX_free(bs->cfg.tls);
+    bs->cfg.tls = NULL;
 }
 
 struct cbroker *brokers_find(struct brokers *bs, int32_t id)

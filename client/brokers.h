@@ -42,7 +42,8 @@ struct cbroker {
 };
 
 struct brokers {
-    struct conn_config cfg; /* of every connection; bootstrap NULL */
+    struct conn_config cfg; /* of every connection; bootstrap NULL; a reference to tls */
+    char tls_server_name[CONN_HOST_BYTES_MAX]; /* cfg.tls_server_name's */
     struct cbroker *boot;
     struct cbroker *all[BROKERS_CONNS_MAX]; /* boot first */
     uint32_t count;

@@ -19,6 +19,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
+#include "net/tls.h"
+
 /* Answer bytes read per conn_poll() before yielding to the caller. */
 #define RX_READS_PER_POLL 64
 /* The ApiVersions answer is small: 4 + 4 + 32 * 6 bytes and a header. */
@@ -134,6 +139,21 @@ int conn_init(struct client_conn *c, const struct conn_config *cfg)
     }
     c->cfg = *cfg;
     c->cfg.bootstrap = NULL;
+    c->cfg.tls = NULL;
+    c->cfg.tls_server_name = c->tls_server_name; /* copies of c->cfg name it */
+    if (cfg->tls != NULL) {
+        const char *name = cfg->tls_server_name != NULL ? cfg->tls_server_name : "";
+        if (strlen(name) >= sizeof(c->tls_server_name)) {
+            return -NG_EBADARG;
+        }
+        strcpy(c->tls_server_name, name);
+        SSL_CTX_up_ref(cfg->tls);
+        c->cfg.tls = cfg->tls; /* conn_fini() drops it */
+        c->tls_wbuf = malloc(CONN_TLS_WBUF_BYTES);
+        if (c->tls_wbuf == NULL) {
+            return -ENOMEM;
+        }
+    }
     c->rx_cap = CONN_RX_BYTES_INITIAL;
     c->rx = malloc(c->rx_cap);
     c->tx_cap = HANDSHAKE_FRAME_BYTES * 4;
@@ -160,6 +180,10 @@ void conn_fini(struct client_conn *c)
     free(c->tx);
     free(c->pend);
     free(c->txrefs);
+    free(c->tls_wbuf);
+    SSL_CTX_free(c->cfg.tls);
+    c->cfg.tls = NULL;
+    c->tls_wbuf = NULL;
     c->rx = NULL;
     c->tx = NULL;
     c->pend = NULL;
@@ -214,6 +238,16 @@ void conn_close(struct client_conn *c, int err)
     ASSERT(err < 0);
     if (c->fd < 0) {
         return;
+    }
+    if (c->ssl != NULL) {
+        if (c->state >= CONN_HANDSHAKE) {
+            (void)SSL_shutdown(c->ssl); /* close_notify, if the socket takes it now */
+        }
+        SSL_free(c->ssl);
+        c->ssl = NULL;
+        c->tls_wpend = 0;
+        c->tls_want_write = false;
+        ERR_clear_error();
     }
     (void)close(c->fd);
     c->fd = -1;
@@ -312,8 +346,12 @@ static int resolve(struct client_conn *c)
     for (int i = 0; c->addr_count < CONN_ADDRS_MAX &&
                     conn_bootstrap_at(c->bootstrap, i, host, sizeof(host), port, sizeof(port)) == 0;
          i++) {
+        uint32_t from = c->addr_count;
         int one = resolve_one(c, host, port);
         rc = one != 0 ? one : rc;
+        for (uint32_t k = from; k < c->addr_count; k++) {
+            c->addr_entry[k] = (uint8_t)(i < UINT8_MAX ? i : UINT8_MAX);
+        }
     }
     return c->addr_count > 0 ? 0 : rc;
 }
@@ -518,7 +556,9 @@ static void handshake_done(void *arg, int err, struct rd *body, uint16_t version
         err = -NG_EPROTO;
     }
     if (err != 0) {
-        conn_close(c, err == -NG_EDISCONNECTED || err == -NG_ETIMEOUT ? err : -NG_EPROTO);
+        conn_close(c, err == -NG_EDISCONNECTED || err == -NG_ETIMEOUT || err == -NG_ETLS
+                          ? err
+                          : -NG_EPROTO);
         return;
     }
     for (uint16_t k = 0; k < PROTO_API_COUNT; k++) {
@@ -541,7 +581,71 @@ static void handshake_done(void *arg, int err, struct rd *body, uint16_t version
 
 static void tx_write(struct client_conn *c);
 
-/* The socket connected (or failed to): check, then send ApiVersions. */
+/* Connected (and TLS done, if any): ask the broker what it speaks. */
+static void handshake_start(struct client_conn *c)
+{
+    c->state = CONN_HANDSHAKE;
+    struct wr w = wr_make(c->tx, c->tx_cap);
+    uint32_t corr = c->corr_next++;
+    int rc = proto_api_versions_req_encode(&w, 0, corr, proto_str_make(CONN_CLIENT_ID));
+    ASSERT(rc == 0);
+    int64_t left = c->connect_deadline_ms - clock_mono_ms();
+    conn_frame_commit(c, &w, corr, PROTO_API_API_VERSIONS, 0, false, left > 0 ? (uint32_t)left : 1,
+                      handshake_done, c);
+}
+
+/* Moves the TLS handshake on; once done, the ApiVersions one starts. A
+ * failure closes c with -NG_ETLS (the broker's certificate, or TLS
+ * refused) or -NG_EDISCONNECTED (the broker hung up). */
+static void tls_step(struct client_conn *c)
+{
+    ERR_clear_error();
+    int n = SSL_do_handshake(c->ssl);
+    if (n == 1) {
+        c->tls_want_write = false;
+        handshake_start(c);
+        return;
+    }
+    int e = SSL_get_error(c->ssl, n);
+    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+        c->tls_want_write = e == SSL_ERROR_WANT_WRITE;
+        return;
+    }
+    conn_close(c, e == SSL_ERROR_SSL ? -NG_ETLS : -NG_EDISCONNECTED);
+}
+
+/* The host the broker's certificate must name: server_name, else the host
+ * of the address c dialled. */
+static void tls_host(const struct client_conn *c, char *host, size_t cap)
+{
+    char port[8];
+    if (c->tls_server_name[0] != '\0') {
+        snprintf(host, cap, "%s", c->tls_server_name);
+    } else if (conn_bootstrap_at(c->bootstrap, c->addr_entry[c->addr_next - 1], host, cap, port,
+                                 sizeof(port)) != 0) {
+        host[0] = '\0';
+    }
+}
+
+/* The socket connected: TLS first when configured, then ApiVersions. */
+static void connected(struct client_conn *c)
+{
+    if (c->cfg.tls == NULL) {
+        handshake_start(c);
+        return;
+    }
+    char host[CONN_HOST_BYTES_MAX];
+    tls_host(c, host, sizeof(host));
+    c->ssl = tls_client_session(c->cfg.tls, host);
+    if (c->ssl == NULL || tls_set_socket(c->ssl, c->fd) != 0) {
+        conn_close(c, -ENOMEM);
+        return;
+    }
+    c->state = CONN_TLS;
+    tls_step(c);
+}
+
+/* The socket connected (or failed to): check, then go on. */
 static void connect_finish(struct client_conn *c)
 {
     int soerr = 0;
@@ -560,14 +664,7 @@ static void connect_finish(struct client_conn *c)
         }
         return;
     }
-    c->state = CONN_HANDSHAKE;
-    struct wr w = wr_make(c->tx, c->tx_cap);
-    uint32_t corr = c->corr_next++;
-    int rc = proto_api_versions_req_encode(&w, 0, corr, proto_str_make(CONN_CLIENT_ID));
-    ASSERT(rc == 0);
-    int64_t left = c->connect_deadline_ms - clock_mono_ms();
-    conn_frame_commit(c, &w, corr, PROTO_API_API_VERSIONS, 0, false, left > 0 ? (uint32_t)left : 1,
-                      handshake_done, c);
+    connected(c);
 }
 
 int conn_wait_up(struct client_conn *c, int timeout_ms)
@@ -832,11 +929,47 @@ static void tx_advance(struct client_conn *c, size_t n)
     c->tx_sent_total = end;
 }
 
+/* tx_write() over TLS: the queued bytes gathered into tls_wbuf, then
+ * SSL_write; the queue moves on once OpenSSL has taken them all. */
+static void tls_tx_write(struct client_conn *c)
+{
+    while (c->broken == 0 && c->tx_sent_total < c->tx_queued_total && c->state >= CONN_HANDSHAKE) {
+        if (c->tls_wpend == 0) {
+            struct iovec iov[TX_IOV_MAX];
+            int n = tx_iov(c, iov);
+            for (int i = 0; i < n && c->tls_wpend < CONN_TLS_WBUF_BYTES; i++) {
+                size_t take = CONN_TLS_WBUF_BYTES - c->tls_wpend;
+                take = iov[i].iov_len < take ? iov[i].iov_len : take;
+                memcpy(c->tls_wbuf + c->tls_wpend, iov[i].iov_base, take);
+                c->tls_wpend += take;
+            }
+        }
+        ERR_clear_error();
+        int n = SSL_write(c->ssl, c->tls_wbuf, (int)c->tls_wpend);
+        if (n > 0) {
+            ASSERT((size_t)n == c->tls_wpend); /* no partial writes: not enabled */
+            c->tls_wpend = 0;
+            tx_advance(c, (size_t)n);
+            continue;
+        }
+        int e = SSL_get_error(c->ssl, n);
+        if (e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ) {
+            return;
+        }
+        c->broken = e == SSL_ERROR_SSL ? -NG_ETLS : -NG_EDISCONNECTED;
+        return;
+    }
+}
+
 /* Writes what the socket takes. A failure marks the connection broken; it
  * is closed (and its requests failed) by the next conn_poll()/conn_flush(),
  * never from inside conn_frame_commit(). */
 static void tx_write(struct client_conn *c)
 {
+    if (c->ssl != NULL) {
+        tls_tx_write(c);
+        return;
+    }
     while (c->broken == 0 && c->tx_sent_total < c->tx_queued_total && c->state >= CONN_HANDSHAKE) {
         struct iovec iov[TX_IOV_MAX];
         struct msghdr msg = {.msg_iov = iov, .msg_iovlen = (size_t)tx_iov(c, iov)};
@@ -889,6 +1022,46 @@ void conn_flush(struct client_conn *c)
 }
 
 /* ---- receiving ---- */
+
+/* recv(2), or SSL_read on a TLS connection with recv's returns: > 0 bytes,
+ * 0 at the peer's end (close_notify or EOF), -1 with errno (EAGAIN when
+ * OpenSSL needs more bytes first, EPROTO for a TLS error). */
+static ssize_t conn_recv(struct client_conn *c, uint8_t *buf, size_t len)
+{
+    if (c->ssl == NULL) {
+        return recv(c->fd, buf, len, 0);
+    }
+    ERR_clear_error();
+    errno = 0; /* SSL_ERROR_SYSCALL with errno 0: EOF */
+    int want = len < INT32_MAX ? (int)len : INT32_MAX;
+    int n = SSL_read(c->ssl, buf, want);
+    if (n > 0) {
+        return n;
+    }
+    switch (SSL_get_error(c->ssl, n)) {
+    case SSL_ERROR_ZERO_RETURN:
+        return 0;
+    case SSL_ERROR_WANT_READ:
+    case SSL_ERROR_WANT_WRITE:
+        errno = EAGAIN;
+        return -1;
+    case SSL_ERROR_SYSCALL:
+        errno = errno != 0 ? errno : ECONNRESET; /* EOF without close_notify */
+        return -1;
+    default:
+        errno = EPROTO;
+        return -1;
+    }
+}
+
+/* What a failed conn_recv() (errno) closes c with. */
+static int recv_err(const struct client_conn *c)
+{
+    if (errno == EPROTO && c->ssl != NULL) {
+        return -NG_ETLS; /* an alert: e.g. the broker refused our certificate */
+    }
+    return errno == ECONNRESET ? -NG_EDISCONNECTED : -errno;
+}
 
 /* The oldest request still waiting for an answer, or -1. */
 static int64_t pend_first_reply(struct client_conn *c)
@@ -959,7 +1132,7 @@ static void sink_start(struct client_conn *c, size_t at)
  * or the error that must close the connection. */
 static int sink_read(struct client_conn *c)
 {
-    ssize_t n = recv(c->fd, c->sink + c->sink_got, c->sink_len - c->sink_got, 0);
+    ssize_t n = conn_recv(c, c->sink + c->sink_got, c->sink_len - c->sink_got);
     if (n < 0 && errno == EINTR) {
         return 0;
     }
@@ -967,7 +1140,7 @@ static int sink_read(struct client_conn *c)
         return 1;
     }
     if (n <= 0) {
-        return n == 0 || errno == ECONNRESET ? -NG_EDISCONNECTED : -errno;
+        return n == 0 ? -NG_EDISCONNECTED : recv_err(c);
     }
     c->sink_got += (size_t)n;
     if (c->sink_got < c->sink_len) {
@@ -1077,7 +1250,7 @@ static int rx_read(struct client_conn *c)
         if (rc != 0) {
             return rc;
         }
-        ssize_t n = recv(c->fd, c->rx + c->rx_len, rx_want(c), 0);
+        ssize_t n = conn_recv(c, c->rx + c->rx_len, rx_want(c));
         if (n < 0 && errno == EINTR) {
             continue;
         }
@@ -1085,7 +1258,7 @@ static int rx_read(struct client_conn *c)
             return 0;
         }
         if (n < 0) {
-            return errno == ECONNRESET ? -NG_EDISCONNECTED : -errno;
+            return recv_err(c);
         }
         if (n == 0) {
             return -NG_EDISCONNECTED;
@@ -1104,7 +1277,7 @@ static int rx_read(struct client_conn *c)
 int64_t conn_next_deadline(const struct client_conn *c)
 {
     int64_t d = INT64_MAX;
-    if (c->state == CONN_CONNECTING) {
+    if (c->state == CONN_CONNECTING || c->state == CONN_TLS) {
         d = c->connect_deadline_ms;
     }
     for (uint32_t i = 0; i < c->pend_count; i++) {
@@ -1129,6 +1302,10 @@ static void handle_events(struct client_conn *c, short revents)
         if ((revents & (POLLOUT | POLLERR | POLLHUP)) != 0) {
             connect_finish(c);
         }
+        return;
+    }
+    if (c->state == CONN_TLS) {
+        tls_step(c);
         return;
     }
     if ((revents & (POLLIN | POLLERR | POLLHUP)) != 0) {
@@ -1163,6 +1340,7 @@ int conn_poll_many(struct client_conn *const *cs, uint32_t n, int timeout_ms)
     ASSERT(n <= CONN_POLL_MANY_MAX);
     struct pollfd pfds[CONN_POLL_MANY_MAX];
     struct client_conn *polled[CONN_POLL_MANY_MAX];
+    bool buffered[CONN_POLL_MANY_MAX];
     uint32_t k = 0;
     bool broke = false; /* a write just failed: report it without sleeping */
     int64_t now = clock_mono_ms();
@@ -1182,9 +1360,15 @@ int conn_poll_many(struct client_conn *const *cs, uint32_t n, int timeout_ms)
             timeout_ms = timeout_ms < 0 || left < timeout_ms ? (int)left : timeout_ms;
         }
         pfds[k] = (struct pollfd){.fd = c->fd, .events = POLLIN};
-        if (c->state == CONN_CONNECTING || c->tx_sent_total < c->tx_queued_total) {
+        if (c->state == CONN_CONNECTING || c->tx_sent_total < c->tx_queued_total ||
+            (c->state == CONN_TLS && c->tls_want_write)) {
             pfds[k].events |= POLLOUT;
         }
+        /* Bytes OpenSSL read and decrypted already: the socket will not
+         * say so, so do not wait for it. (A record only partly read is
+         * not counted: the rest of it wakes poll.) */
+        buffered[k] = c->ssl != NULL && c->state >= CONN_HANDSHAKE && SSL_pending(c->ssl) > 0;
+        timeout_ms = buffered[k] ? 0 : timeout_ms;
         polled[k++] = c;
     }
     if (k == 0 && broke) {
@@ -1194,10 +1378,12 @@ int conn_poll_many(struct client_conn *const *cs, uint32_t n, int timeout_ms)
     if (ready < 0 && errno != EINTR) {
         return -errno;
     }
-    for (uint32_t i = 0; i < k && ready > 0; i++) {
+    for (uint32_t i = 0; i < k; i++) {
+        short revents = ready > 0 ? pfds[i].revents : 0;
+        revents |= buffered[i] ? POLLIN : 0;
         /* A callback of an earlier one may have closed this one. */
-        if (pfds[i].revents != 0 && polled[i]->fd == pfds[i].fd) {
-            handle_events(polled[i], pfds[i].revents);
+        if (revents != 0 && polled[i]->fd == pfds[i].fd) {
+            handle_events(polled[i], revents);
         }
     }
     for (uint32_t i = 0; i < k; i++) {
@@ -1270,4 +1456,28 @@ int conn_call(struct client_conn *c, uint16_t api_key, size_t need, conn_encode_
         }
     }
     return st.rc;
+}
+
+/* ---- TLS contexts ---- */
+
+int conn_config_tls(struct conn_config *cc, const struct nagare_tls *t)
+{
+    cc->tls = NULL;
+    cc->tls_server_name = NULL;
+    if (t == NULL || !t->enabled) {
+        return 0;
+    }
+    struct tls_client_cfg tc = {.ca_file = t->ca_file,
+                                .cert_file = t->cert_file,
+                                .key_file = t->key_file,
+                                .no_verify = t->no_verify};
+    char err[256];
+    cc->tls_server_name = t->server_name;
+    return tls_client_ctx(&tc, &cc->tls, err, sizeof(err));
+}
+
+void conn_config_tls_done(struct conn_config *cc)
+{
+    SSL_CTX_free(cc->tls);
+    cc->tls = NULL;
 }

@@ -40,7 +40,11 @@
 #include "base/bytes.h"
 #include "auth/scram.h"
 #include "base/clock.h"
+#include "client/nagare.h"
 #include "net/proto.h"
+
+struct ssl_ctx_st; /* OpenSSL's SSL_CTX (net/tls.h) */
+struct ssl_st;     /* SSL */
 
 /* The client id every request libnagare sends carries. */
 #define CONN_CLIENT_ID "libnagare"
@@ -90,6 +94,7 @@ typedef uint8_t *(*conn_sink_fn)(void *arg, size_t frame_bytes);
 enum conn_state {
     CONN_DOWN = 0,   /* no socket */
     CONN_CONNECTING, /* non-blocking connect() in progress */
+    CONN_TLS,        /* TLS handshake in progress (cfg.tls) */
     CONN_HANDSHAKE,  /* ApiVersions sent, answer awaited */
     CONN_LOGIN,      /* logging in (SaslHandshake, SaslAuthenticate) */
     CONN_UP,         /* ready for requests */
@@ -117,7 +122,25 @@ struct conn_config {
     size_t tx_bytes_max;         /* send queue bound (raised to one broker frame) */
     uint32_t pending_max;        /* requests submitted and not completed */
     struct conn_login login;     /* logged in after ApiVersions (user "": not) */
+    /* TLS (conn_tls_ctx()): NULL for plaintext. conn_init() takes a
+     * reference. server_name: what the broker's certificate must name
+     * (copied); NULL or "": the host of the address dialled. */
+    struct ssl_ctx_st *tls;
+    const char *tls_server_name;
 };
+
+/* Sets cc's TLS fields as t asks (nothing when t is NULL or not enabled):
+ * a new client context, read from t's files now, and t's server name
+ * (used only by the conn_init() or brokers_init() that follows). Returns
+ * 0, or -NG_EBADARG when a file does not load. The caller drops cc->tls
+ * with conn_config_tls_done() once those inits took their references. */
+MUST_USE int conn_config_tls(struct conn_config *cc, const struct nagare_tls *t);
+void conn_config_tls_done(struct conn_config *cc);
+
+/* Most bytes of requests one SSL_write encrypts (4 records): queued bytes
+ * are gathered into a buffer of this size, which stays whole until
+ * OpenSSL took all of it. */
+#define CONN_TLS_WBUF_BYTES (64u << 10)
 
 /* A run of bytes a frame carries by reference (conn_frame_commit_refs()):
  * written from where it lies instead of being copied into the send queue.
@@ -166,8 +189,17 @@ struct client_conn {
     struct sockaddr_storage addrs[CONN_ADDRS_MAX];
     uint32_t addr_lens[CONN_ADDRS_MAX];
     int addr_families[CONN_ADDRS_MAX];
+    uint8_t addr_entry[CONN_ADDRS_MAX]; /* which bootstrap entry each came from */
     uint32_t addr_count;
     uint32_t addr_next;
+    /* TLS (cfg.tls): the session on fd, and request bytes gathered for
+     * SSL_write: [0, tls_wpend) of tls_wbuf, handed to OpenSSL again as
+     * they are until it takes them (then the send queue moves on) */
+    struct ssl_st *ssl;
+    uint8_t *tls_wbuf;
+    size_t tls_wpend;
+    bool tls_want_write; /* the handshake waits for room in the socket */
+    char tls_server_name[CONN_HOST_BYTES_MAX];
     /* send queue: the bytes queued and not yet written are
      * [tx_sent_total, tx_queued_total) of the stream; those copied in are
      * [tx_head, tx_len) of tx, the others are the references

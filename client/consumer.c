@@ -278,10 +278,11 @@ int nagare_consumer_new(const struct nagare_consumer_config *cfg, nagare_consume
          * and one spare */
         .pending_max = cfg->fetches_inflight + 4,
     };
-    int rc = conn_login_make(&cc.login, cfg->login.user, cfg->login.password,
-                             cfg->login.mechanism);
+    int rc = conn_login_make(&cc.login, cfg->login.user, cfg->login.password, cfg->login.mechanism);
     c->cfg.login = (struct nagare_login){0}; /* the caller's strings: copied, not kept */
+    rc = rc == 0 ? conn_config_tls(&cc, &cfg->tls) : rc;
     rc = rc == 0 ? brokers_init(&c->brokers, &cc) : rc;
+    conn_config_tls_done(&cc);
     explicit_bzero(&cc.login, sizeof(cc.login));
     rc = rc == 0 ? batch_zctx_init(&c->zctx, BATCH_HEADER_BYTES, 0) : rc;
     c->zbuf_cap = MSG_ZBUF_BYTES_INITIAL;

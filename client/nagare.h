@@ -84,12 +84,14 @@ enum {
                                            partition: it cannot hand out its records */
     NAGARE_EINCONSISTENT_PROTOCOL = 4170, /* Kafka's clients hold the group: one group,
                                              one protocol */
-    NAGARE_EAUTH = 4172,           /* login failed: unknown user or wrong password */
-    NAGARE_EAUTH_REQUIRED = 4173,  /* the broker requires a login (struct nagare_login) */
-    NAGARE_EAUTH_THROTTLED = 4174, /* too many failed logins from this address: later */
-    NAGARE_EMECHANISM = 4175,      /* the broker does not offer that SASL mechanism */
-    NAGARE_EUNAUTHORIZED = 4180, /* the broker's ACLs do not allow this principal the call
+    NAGARE_EAUTH = 4172,                  /* login failed: unknown user or wrong password */
+    NAGARE_EAUTH_REQUIRED = 4173,         /* the broker requires a login (struct nagare_login) */
+    NAGARE_EAUTH_THROTTLED = 4174,        /* too many failed logins from this address: later */
+    NAGARE_EMECHANISM = 4175,             /* the broker does not offer that SASL mechanism */
+    NAGARE_EUNAUTHORIZED = 4180,          /* the broker's ACLs do not allow this principal the call
                                     (docs/security.md) */
+    NAGARE_ETLS = 4185, /* the TLS handshake failed: the broker's certificate is not trusted
+                           (tls_ca_file) or not for the host dialled, or TLS was refused */
 };
 
 /* A short sentence naming rc (0, -errno or -NAGARE_E*). Static; never NULL. */
@@ -159,6 +161,19 @@ struct nagare_login {
     const char *mechanism;
 };
 
+/* TLS to the brokers (docs/security.md). Off by default; when on, the
+ * broker's certificate is verified against ca_file (or the system's CAs)
+ * and must name the host dialled (or server_name), unless no_verify. The
+ * files are read when the producer, consumer or admin handle is created. */
+struct nagare_tls {
+    bool enabled;            /* false: plaintext (default) */
+    const char *ca_file;     /* PEM CAs the broker's certificate must chain to; NULL: system's */
+    const char *cert_file;   /* PEM client certificate (mutual TLS); NULL: none */
+    const char *key_file;    /* its private key; NULL: in cert_file */
+    const char *server_name; /* name the certificate must carry; NULL: each host dialled */
+    bool no_verify;          /* accept any certificate: tests only, never by default */
+};
+
 struct nagare_producer_config {
     const char *bootstrap;               /* "host:port" (default "127.0.0.1:7420"), or a
                                             list "host:port,host:port" tried in turn; copied */
@@ -180,6 +195,7 @@ struct nagare_producer_config {
     void *opaque;                        /* passed to on_delivery and on_error */
     nagare_producer_error_fn on_error;   /* may be NULL (default) */
     struct nagare_login login;           /* who to log in as (default: nobody) */
+    struct nagare_tls tls;               /* default off */
 };
 
 void nagare_producer_config_default(struct nagare_producer_config *c);
@@ -344,6 +360,7 @@ struct nagare_consumer_config {
     nagare_commit_fn on_commit;       /* may be NULL */
     void *opaque;                     /* passed to both */
     struct nagare_login login;        /* who to log in as (default: nobody) */
+    struct nagare_tls tls;            /* default off */
 };
 
 void nagare_consumer_config_default(struct nagare_consumer_config *c);
@@ -574,6 +591,7 @@ struct nagare_share_consumer_config {
     nagare_ack_fn on_ack;        /* may be NULL */
     void *opaque;                /* passed to on_ack */
     struct nagare_login login;   /* who to log in as (default: nobody) */
+    struct nagare_tls tls;       /* default off */
 };
 
 void nagare_share_consumer_config_default(struct nagare_share_consumer_config *c);
@@ -648,9 +666,18 @@ typedef struct nagare_admin nagare_admin;
  * Any thread; the client then belongs to it. */
 NAGARE_MUST_USE int nagare_admin_new(const char *bootstrap, uint32_t timeout_ms,
                                      nagare_admin **out);
-/* nagare_admin_new() logging in as login (NULL: nobody). */
+/* nagare_admin_new() logging in as login (NULL: nobody), over TLS when tls
+ * is not NULL and enabled (struct nagare_tls: files read now;
+ * -NAGARE_EBADARG when one does not load). */
+NAGARE_MUST_USE int nagare_admin_new_secure(const char *bootstrap, uint32_t timeout_ms,
+                                            const struct nagare_login *login,
+                                            const struct nagare_tls *tls, nagare_admin **out);
+/* nagare_admin_new_secure() without TLS. */
 NAGARE_MUST_USE int nagare_admin_new_login(const char *bootstrap, uint32_t timeout_ms,
                                            const struct nagare_login *login, nagare_admin **out);
+/* nagare_admin_new_secure() without a login. */
+NAGARE_MUST_USE int nagare_admin_new_tls(const char *bootstrap, uint32_t timeout_ms,
+                                         const struct nagare_tls *tls, nagare_admin **out);
 void nagare_admin_destroy(nagare_admin *a);
 
 /* Topic settings; -1 in any field takes the broker's default; -2 in a

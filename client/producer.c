@@ -96,7 +96,9 @@ static int producer_open(struct nagare_producer *p)
     const struct nagare_login *l = &p->cfg.login;
     int rc = conn_login_make(&cc.login, l->user, l->password, l->mechanism);
     p->cfg.login = (struct nagare_login){0}; /* the caller's strings: copied, not kept */
+    rc = rc == 0 ? conn_config_tls(&cc, &p->cfg.tls) : rc;
     rc = rc == 0 ? brokers_init(&p->brokers, &cc) : rc;
+    conn_config_tls_done(&cc);
     explicit_bzero(&cc.login, sizeof(cc.login));
     if (rc != 0) {
         return rc;

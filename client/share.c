@@ -898,7 +898,15 @@ int nagare_share_consumer_new(const struct nagare_share_consumer_config *c,
                              .pending_max = 8};
     int rc = conn_login_make(&cc.login, c->login.user, c->login.password, c->login.mechanism);
     sc->cfg.login = (struct nagare_login){0}; /* the caller's strings: copied, not kept */
-    rc = rc == 0 ? conn_init(&sc->conn, &cc) : rc;
+    rc = rc == 0 ? conn_config_tls(&cc, &c->tls) : rc;
+    if (rc != 0) {
+        explicit_bzero(&cc.login, sizeof(cc.login));
+        conn_config_tls_done(&cc);
+        free(sc); /* holds nothing yet */
+        return rc;
+    }
+    rc = conn_init(&sc->conn, &cc);
+    conn_config_tls_done(&cc);
     explicit_bzero(&cc.login, sizeof(cc.login));
     rc = rc == 0 ? batch_zctx_init(&sc->zctx, BATCH_HEADER_BYTES, 0) : rc;
     rc = rc == 0 ? share_alloc(sc) : rc;

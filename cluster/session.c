@@ -36,7 +36,14 @@
 #define RECORD_BYTES \
     1024 /* every record fits: the longest, a broker's, is a 255-byte host and four numbers */
 
-enum req_kind { REQ_CREATE, REQ_DELETE, REQ_ALTER_ISR, REQ_REASSIGN, REQ_USER_PUT, REQ_USER_DELETE };
+enum req_kind {
+    REQ_CREATE,
+    REQ_DELETE,
+    REQ_ALTER_ISR,
+    REQ_REASSIGN,
+    REQ_USER_PUT,
+    REQ_USER_DELETE
+};
 
 struct req {
     enum req_kind kind;

@@ -26,10 +26,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 #define RFC_C1 "n,,n=user,r=rOprNGfwEbeRWgbNEkqO"
 #define RFC_SNONCE "%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0"
-#define RFC_C2 \
-    "c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ="
-#define RFC_C2_LIBRDKAFKA \
-    "c=biws,r=rOprNGfwEbeRWgbNEkqOrOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,p=1Y75+q7XaCGJj/r6vyQWwoNxSzV5ksS8xhp5Lqyriec="
+#define RFC_C2                                                                       \
+    "c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,p=dHzbZapWIk4jUhN+" \
+    "Ute9ytag9zjfMHgsqmmiz7AndVQ="
+#define RFC_C2_LIBRDKAFKA                                                                     \
+    "c=biws,r=rOprNGfwEbeRWgbNEkqOrOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,p=1Y75+" \
+    "q7XaCGJj/r6vyQWwoNxSzV5ksS8xhp5Lqyriec="
 
 static struct scram_cred rfc_cred;
 
@@ -68,7 +70,8 @@ static void client_steps(const uint8_t *in, size_t n, bool last)
                               sizeof(out), &len) == 0);
     if (last) {
         const char *s1 = "r=rOprNGfwEbeRWgbNEkqO" RFC_SNONCE ",s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096";
-        ASSERT(scram_client_final(&c, (const uint8_t *)s1, strlen(s1), out, sizeof(out), &len) == 0);
+        ASSERT(scram_client_final(&c, (const uint8_t *)s1, strlen(s1), out, sizeof(out), &len) ==
+               0);
         int rc = scram_client_verify(&c, in, n);
         ASSERT(rc == 0 || rc == -NG_EAUTH);
         return;

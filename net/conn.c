@@ -66,7 +66,6 @@ static void conn_send_done(struct ring_op *op, int res, uint32_t flags);
 static void conn_cancel_done(struct ring_op *op, int res, uint32_t flags);
 
 static size_t min_size(size_t a, size_t b) { return a < b ? a : b; }
-static void conn_tx_consume(struct conn *c, uint64_t sent);
 
 int conn_open(struct loop *l, int fd, uint8_t listener)
 {
@@ -83,7 +82,13 @@ int conn_open(struct loop *l, int fd, uint8_t listener)
     c->fd = fd;
     c->id = ++l->conn_seq;
     c->ctx = NULL;
+    c->tls = NULL;
     c->listener = listener;
+    if (l->listeners[listener].tls != NULL && conn_tls_open(c, l->listeners[listener].tls) != 0) {
+        loop_conn_put(l, c);
+        close(fd);
+        return -ENOMEM;
+    }
     c->recv_op = (struct ring_op){.done = conn_recv_done, .kind = RING_NET};
     c->send_op = (struct ring_op){.done = conn_send_done, .kind = RING_NET};
     c->cancel_op = (struct ring_op){.done = conn_cancel_done, .kind = RING_NET};
@@ -246,8 +251,7 @@ static void partial_leave(struct conn *c)
     }
 }
 
-/* "a.b.c.d:port" (or "[v6]:port") of c's peer, or "?". */
-static void conn_peer_name(const struct conn *c, char *out, size_t cap)
+void conn_peer_name(const struct conn *c, char *out, size_t cap)
 {
     struct sockaddr_storage ss;
     socklen_t sl = sizeof(ss);
@@ -267,6 +271,27 @@ static void conn_peer_name(const struct conn *c, char *out, size_t cap)
     snprintf(out, cap, ss.ss_family == AF_INET6 ? "[%s]:%u" : "%s:%u", host, port);
 }
 
+bool loop_close_log_turn(struct loop *l, char *more, size_t cap)
+{
+    uint64_t sec = clock_mono_ns() / 1000000000ull;
+    if (sec != l->shed_log_sec) {
+        l->shed_log_sec = sec;
+        l->shed_log_lines = 0;
+    }
+    if (l->shed_log_lines >= LOOP_SHED_LOG_PER_SEC) {
+        l->shed_log_skipped++;
+        return false;
+    }
+    l->shed_log_lines++;
+    more[0] = '\0';
+    if (l->shed_log_skipped > 0) {
+        snprintf(more, cap, " (and %llu more not logged before)",
+                 (unsigned long long)l->shed_log_skipped);
+    }
+    l->shed_log_skipped = 0;
+    return true;
+}
+
 /* Closes c, whose frame is being received (it reads no more; the answers
  * it is owed still go out), and logs why: at most LOOP_SHED_LOG_PER_SEC
  * lines a second, the rest counted in the next line. */
@@ -275,27 +300,14 @@ static void conn_shed(struct conn *c, int reason, const char *why)
     struct loop *l = c->loop;
     const struct loop_req *r = c->rx_req;
     ASSERT(r != NULL && r->state == REQ_RECV);
-    uint64_t sec = clock_mono_ns() / 1000000000ull;
-    if (sec != l->shed_log_sec) {
-        l->shed_log_sec = sec;
-        l->shed_log_lines = 0;
-    }
-    if (l->shed_log_lines < LOOP_SHED_LOG_PER_SEC) {
-        l->shed_log_lines++;
+    char more[64];
+    if (loop_close_log_turn(l, more, sizeof(more))) {
         char peer[INET6_ADDRSTRLEN + 16];
         conn_peer_name(c, peer, sizeof(peer));
-        char more[64] = "";
-        if (l->shed_log_skipped > 0) {
-            snprintf(more, sizeof(more), " (and %llu more not logged before)",
-                     (unsigned long long)l->shed_log_skipped);
-        }
         log_warn("net: closing connection %llu from %s: %s; %u of its %u-byte frame "
                  "came in %llu ms%s",
                  (unsigned long long)c->id, peer, why, r->frame_got, r->frame_bytes,
                  (unsigned long long)((clock_mono_ns() - r->rx_start_ns) / 1000000u), more);
-        l->shed_log_skipped = 0;
-    } else {
-        l->shed_log_skipped++;
     }
     conn_rx_stop(c, reason);
     ASSERT(!dl_linked(&r->olink)); /* so the callers' loops end */
@@ -529,7 +541,7 @@ static void conn_stash_add(struct conn *c, const uint8_t *p, size_t n)
     c->stash_len += (uint32_t)n;
 }
 
-static void conn_rx_input(struct conn *c, const uint8_t *p, size_t n)
+void conn_rx_input(struct conn *c, const uint8_t *p, size_t n)
 {
     if (c->stash_len > 0) { /* keep byte order: behind what waits */
         conn_stash_add(c, p, n);
@@ -564,8 +576,9 @@ static bool conn_rx_arm(struct conn *c)
     struct loop_req *r = c->rx_req;
     struct io_uring_sqe *sqe;
     c->flags &= (uint16_t) ~(CONN_RX_DIRECT | CONN_RX_MSHOT);
-    if (r != NULL && r->frame_bytes - r->frame_got >= l->cfg.rx_buf_bytes) {
-        /* A big body goes straight into its request buffer: no copy. */
+    if (r != NULL && c->tls == NULL && r->frame_bytes - r->frame_got >= l->cfg.rx_buf_bytes) {
+        /* A big body goes straight into its request buffer: no copy
+         * (never for TLS: what arrives is ciphertext). */
         if (frame_room(r) < l->cfg.rx_buf_bytes && !frame_grow(c, r, 0)) {
             return false;
         }
@@ -631,6 +644,16 @@ static void conn_rx_pump(struct conn *c)
             return;
         }
     }
+    if (c->tls != NULL) { /* what OpenSSL holds comes next */
+        conn_tls_decrypt(c);
+        if (c->flags & (CONN_RX_STOP | CONN_CLOSING)) {
+            return;
+        }
+        if (c->stash_len > 0 || (c->rx_req == NULL && c->hdr_got == 4)) {
+            conn_rx_pause(c);
+            return;
+        }
+    }
     if (c->flags & CONN_RX_EOF) {
         /* Everything received is framed; a partial frame never completes. */
         if ((c->flags & CONN_RX_ARMED) == 0) {
@@ -690,8 +713,11 @@ static void conn_recv_done(struct ring_op *op, int res, uint32_t flags)
     if (flags & IORING_CQE_F_BUFFER) {
         uint16_t bid = (uint16_t)(flags >> IORING_CQE_BUFFER_SHIFT);
         ASSERT(bid < l->cfg.rx_buf_count);
-        if (res > 0 && live) {
-            conn_rx_input(c, l->rx_bufs + (size_t)bid * l->cfg.rx_buf_bytes, (size_t)res);
+        const uint8_t *p = l->rx_bufs + (size_t)bid * l->cfg.rx_buf_bytes;
+        if (res > 0 && live && c->tls != NULL) {
+            conn_tls_input(c, p, (size_t)res);
+        } else if (res > 0 && live) {
+            conn_rx_input(c, p, (size_t)res);
         }
         loop_rxbuf_put(l, bid);
     } else if (res > 0 && direct) {
@@ -715,13 +741,6 @@ static void conn_recv_done(struct ring_op *op, int res, uint32_t flags)
 
 /* ---- writing ------------------------------------------------------------ */
 
-struct iov_fill {
-    struct iovec *iov;
-    size_t n;
-    uint64_t skip;  /* bytes already sent, still to pass over */
-    uint64_t bytes; /* gathered */
-};
-
 /* Adds p[0..len) (past any skip); false when the iovec array is full. */
 static bool fill_piece(struct iov_fill *f, const void *p, size_t len)
 {
@@ -740,13 +759,8 @@ static bool fill_piece(struct iov_fill *f, const void *p, size_t len)
     return true;
 }
 
-enum { FILL_DONE, FILL_FULL, FILL_FILE };
-
-/* Gathers r's answer: prefix, then its buffer with the ext parts spliced in
- * at their offsets. FILL_FULL when the array filled up first; FILL_FILE at
- * a file part not wholly sent yet: *file is it, and f->skip its bytes
- * already sent when nothing was gathered before it. */
-static int fill_answer(struct iov_fill *f, struct loop_req *r, struct loop_ext **file)
+/* (loop_int.h) The ext parts go in at their offsets. */
+int fill_answer(struct iov_fill *f, struct loop_req *r, struct loop_ext **file)
 {
     if (!r->framed && !fill_piece(f, r->prefix, sizeof(r->prefix))) {
         return FILL_FULL;
@@ -771,8 +785,7 @@ static int fill_answer(struct iov_fill *f, struct loop_req *r, struct loop_ext *
     return fill_piece(f, r->resp + pos, r->resp_bytes - pos) ? FILL_DONE : FILL_FULL;
 }
 
-/* Pops finished requests with nothing (left) to send from the head. */
-static void conn_pop_finished(struct conn *c)
+void conn_pop_finished(struct conn *c)
 {
     struct loop_req *r;
     while ((r = c->head) != NULL && r->state == REQ_DONE && r->answer != ANS_RESP) {
@@ -878,6 +891,10 @@ static void conn_tx_pump(struct conn *c)
 {
     struct loop *l = c->loop;
     uint64_t spliced = 0;
+    if (c->tls != NULL) {
+        conn_tls_tx_pump(c);
+        return;
+    }
     for (;;) {
         if (c->flags & (CONN_TX_ARMED | CONN_PIPEWAIT)) {
             return;
@@ -935,8 +952,7 @@ static void conn_tx_pump(struct conn *c)
     }
 }
 
-/* sent bytes left: retire the answers they finish. */
-static void conn_tx_consume(struct conn *c, uint64_t sent)
+void conn_tx_consume(struct conn *c, uint64_t sent)
 {
     ASSERT(c->tx_queued_bytes >= sent);
     c->tx_queued_bytes -= sent;
@@ -971,6 +987,10 @@ static void conn_send_done(struct ring_op *op, int res, uint32_t flags)
             conn_abort(c, res);
         }
         conn_dirty(c); /* POLLERR, POLLHUP: the next splice says what */
+        return;
+    }
+    if (c->tls != NULL) {
+        conn_tls_send_done(c, res);
         return;
     }
     struct tx_batch *t = c->tx;
@@ -1125,6 +1145,9 @@ static void conn_free(struct conn *c)
     void *ctx = c->ctx;
     ASSERT(ctx == NULL || l->cfg.on_close != NULL);
     c->ctx = NULL;
+    if (c->tls != NULL) {
+        conn_tls_free(c);
+    }
     close(c->fd);
     c->fd = -1;
     ASSERT(l->stats.conns > 0);
@@ -1151,7 +1174,8 @@ void conn_kick(struct conn *c)
         conn_rx_pump(c);
     }
     if ((c->flags & CONN_CLOSING) == 0 && (c->flags & CONN_RX_STOP) &&
-        (c->flags & (CONN_RX_ARMED | CONN_TX_ARMED)) == 0 && c->head == NULL && c->rx_req == NULL) {
+        (c->flags & (CONN_RX_ARMED | CONN_TX_ARMED)) == 0 && c->head == NULL && c->rx_req == NULL &&
+        (c->tls == NULL || conn_tls_drained(c))) {
         c->flags |= CONN_CLOSING; /* drained: every answer sent */
     }
     if (c->flags & CONN_CLOSING) {

@@ -11,6 +11,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
@@ -46,6 +47,7 @@ void loop_cfg_default(struct loop_cfg *cfg)
         .drain_timeout_ms = LOOP_DRAIN_TIMEOUT_MS_DEFAULT,
         .file_parts_max = LOOP_FILE_PARTS_MAX_DEFAULT,
         .pipe_bytes = LOOP_PIPE_BYTES_DEFAULT,
+        .tls_handshake_timeout_ms = LOOP_TLS_HANDSHAKE_TIMEOUT_MS_DEFAULT,
     };
 }
 
@@ -65,7 +67,7 @@ static bool cfg_ok(const struct loop_cfg *c)
            c->rx_buf_count <= LOOP_RX_BUF_COUNT_CAP && c->rx_mshot_bytes <= LOOP_FRAME_BYTES_CAP &&
            c->sock_rcvbuf_bytes <= INT32_MAX && c->sock_sndbuf_bytes <= INT32_MAX &&
            c->file_parts_max >= 1 && c->pipe_bytes >= LOOP_PIPE_BYTES_MIN &&
-           c->pipe_bytes <= LOOP_PIPE_BYTES_CAP;
+           c->pipe_bytes <= LOOP_PIPE_BYTES_CAP && c->tls_handshake_timeout_ms >= 1;
 }
 
 /* ---- provided receive buffers ------------------------------------------- */
@@ -511,6 +513,8 @@ int loop_init(struct loop *l, struct ring *r, const struct loop_cfg *cfg)
     dl_init(&l->partials);
     dl_init(&l->pipewait);
     loop_timer_init(&l->partial_timer, conn_partial_expire, l);
+    dl_init(&l->handshakes);
+    loop_timer_init(&l->handshake_timer, conn_tls_handshake_expire, l);
     loop_timer_init(&l->pipe_retry, pipe_retry_fire, l);
     loop_timer_init(&l->drain_timer, drain_timeout_fire, l);
     atomic_init(&l->stop_requested, false);
@@ -561,6 +565,7 @@ static void loop_check_stopped(struct loop *l)
     loop_timer_cancel(l, &l->drain_timer);
     loop_timer_cancel(l, &l->pipe_retry);
     loop_timer_cancel(l, &l->partial_timer);
+    loop_timer_cancel(l, &l->handshake_timer);
     if (l->efd_armed) {
         if (!l->efd_cancelling) {
             io_uring_prep_cancel(ring_sqe(l->ring, &l->efd_cancel_op), &l->efd_op, 0);
@@ -661,7 +666,10 @@ void loop_fini(struct loop *l)
     ASSERT(l->stats.conns == 0 && l->stats.reqs_live == 0);
     for (uint32_t i = 0; i < l->listener_count; i++) {
         ASSERT(listener_gone(&l->listeners[i]));
+        loop_listener_tls(l, i, NULL);
     }
+    free(l->tls_scratch);
+    l->tls_scratch = NULL;
     ASSERT(!l->efd_armed && l->timers == NULL);
     rxbufs_fini(l);
     while (atomic_load(&l->stop_writers) != 0) { /* a loop_stop_async() mid-write */

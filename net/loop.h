@@ -52,6 +52,20 @@
  * is used with a per-arm byte cap (sqe->optlen, Linux >= 6.17) so that a connection that must stop
  * reading holds at most cap + one buffer of overshoot; on older kernels the
  * loop falls back to one-shot receives (same bound, one buffer).
+ *
+ * TLS (net/conn_tls.c). A listener given a TLS context (loop_listener_tls())
+ * serves TLS 1.2 and 1.3 through OpenSSL on memory buffers, without ever
+ * blocking the loop: received ciphertext goes into the connection's read
+ * buffer, SSL_read hands plaintext to the framing above (no direct
+ * receives), and answers, file parts included (read with pread: no
+ * splice), are encrypted at most LOOP_TLS_TX_ROUND_BYTES at a time and sent
+ * once the previous round's ciphertext is out. Decryption stops while
+ * parked bytes wait, so a paused TLS connection holds what a plain one
+ * does plus the ciphertext its last receive brought; ciphertext held in
+ * OpenSSL's buffers counts in mem_bytes_live. A handshake not finished
+ * within cfg.tls_handshake_timeout_ms closes its connection; one that fails
+ * (plaintext on a TLS port, TLS 1.1, an untrusted client certificate) sends
+ * OpenSSL's alert and closes at once.
  */
 #ifndef NAGARE_NET_LOOP_H
 #define NAGARE_NET_LOOP_H
@@ -134,6 +148,22 @@ static_assert(LOOP_PARTIAL_BYTES_MAX_DEFAULT >= 2ull * LOOP_FRAME_BYTES_MAX_DEFA
  * which the client has given the request up anyway; a 64 MiB frame needs
  * only about 2 MB/s to make it. */
 #define LOOP_PARTIAL_TIMEOUT_MS_DEFAULT 30000u
+
+/* A TLS handshake not finished this long after the connection was
+ * accepted closes it. 10 s: a handshake is two round trips; this leaves
+ * room for a slow link and a busy client, while a client that connects and
+ * never speaks (or trickles a ClientHello) holds its few KiB only that long. */
+#define LOOP_TLS_HANDSHAKE_TIMEOUT_MS_DEFAULT 10000u
+
+/* Plaintext a TLS connection encrypts per round (its ciphertext is sent
+ * before the next round): what one TLS connection holds of answers in
+ * encrypted form, besides what tx_bytes_max bounds. 256 KiB: 16 records,
+ * one send buffer of this class. */
+#define LOOP_TLS_TX_ROUND_BYTES (256u << 10)
+
+/* The loop's one buffer SSL_read decrypts into and file parts are read
+ * into for encryption: a few TLS records' worth (a record is <= 16 KiB). */
+#define LOOP_TLS_SCRATCH_BYTES (64u << 10)
 
 /* Lines a loop logs per second about connections it sheds (partial frames
  * over their bound or their time); the rest are counted in the next line
@@ -260,12 +290,13 @@ struct loop_cfg {
     uint32_t sock_rcvbuf_bytes;  /* 0: kernel autotuning */
     uint32_t sock_sndbuf_bytes;  /* 0: kernel autotuning */
     uint32_t drain_timeout_ms;
-    uint32_t file_parts_max;    /* >= 1 */
-    uint32_t pipe_bytes;        /* LOOP_PIPE_BYTES_MIN .. LOOP_PIPE_BYTES_CAP */
-    loop_request_fn on_request; /* required */
-    loop_close_fn on_close;     /* optional */
-    loop_done_fn on_done;       /* optional */
-    void *arg;                  /* passed to both */
+    uint32_t file_parts_max;           /* >= 1 */
+    uint32_t pipe_bytes;               /* LOOP_PIPE_BYTES_MIN .. LOOP_PIPE_BYTES_CAP */
+    uint32_t tls_handshake_timeout_ms; /* >= 1 */
+    loop_request_fn on_request;        /* required */
+    loop_close_fn on_close;            /* optional */
+    loop_done_fn on_done;              /* optional */
+    void *arg;                         /* passed to both */
 };
 
 /* Fills cfg with the defaults above and no callbacks. */
@@ -342,7 +373,12 @@ struct loop_stats {
     uint64_t pipes_cached;     /* empty pipes kept for reuse */
     uint64_t pipe_waits;       /* times a connection found no pipe */
     uint64_t tx_spliced_bytes; /* of tx_bytes, sent from files by splice */
-    bool rx_multishot;         /* multishot receive in use */
+    uint64_t tls_conns;        /* TLS connections open now */
+    uint64_t tls_handshakes;   /* TLS handshakes completed */
+    uint64_t tls_failures;     /* TLS connections closed by a TLS error (bad handshake, ...) */
+    uint64_t tls_handshake_timeouts; /* closed: handshake past tls_handshake_timeout_ms */
+    uint64_t tls_bytes;              /* ciphertext in OpenSSL's buffers (of mem_bytes_live) */
+    bool rx_multishot;               /* multishot receive in use */
 };
 
 /* ---- The loop (fields private; embedded by the caller) ---------------- */
@@ -353,8 +389,9 @@ struct loop_dl {
     struct loop_dl *prev, *next;
 };
 
-struct loop_slab; /* internal */
-struct loop_pipe; /* internal */
+struct loop_slab;  /* internal */
+struct ssl_ctx_st; /* OpenSSL's SSL_CTX (net/tls.h) */
+struct loop_pipe;  /* internal */
 
 /* One listening socket and its multishot accept (fields private). */
 struct loop_listener {
@@ -363,6 +400,7 @@ struct loop_listener {
     struct ring_op accept_op, accept_cancel_op;
     bool armed, cancelling;
     struct loop_timer retry;
+    struct ssl_ctx_st *tls; /* NULL: plaintext; else new connections' context (a reference) */
 };
 
 struct loop {
@@ -387,6 +425,9 @@ struct loop {
     struct loop_dl memwait;  /* waiting for pool memory */
     struct loop_dl partials; /* frames being received, oldest first */
     struct loop_timer partial_timer;
+    struct loop_dl handshakes; /* TLS connections handshaking, oldest first */
+    struct loop_timer handshake_timer;
+    uint8_t *tls_scratch; /* LOOP_TLS_SCRATCH_BYTES, made on first use */
     uint64_t conn_seq;
 
     /* what loop_stats does not show: the shed log's rate limit */
@@ -445,6 +486,14 @@ MUST_USE int loop_init(struct loop *l, struct ring *r, const struct loop_cfg *cf
  * (-EADDRINUSE, -EACCES, ...). Preconditions: fewer than LOOP_LISTENERS_MAX
  * listeners, not stopping. Loop thread. */
 MUST_USE int loop_listen(struct loop *l, const char *host, uint16_t port, uint16_t *port_out);
+
+/* Makes listener (numbered as loop_listen() says) serve TLS with ctx, or
+ * plaintext with NULL, from its next accepted connection on: the loop takes
+ * a reference to ctx (the caller keeps its own) and drops the one it held.
+ * Connections already open keep the context they began with, so calling it
+ * again with a new context reloads certificates without a restart. Loop
+ * thread. */
+void loop_listener_tls(struct loop *l, uint32_t listener, struct ssl_ctx_st *ctx);
 
 /* Runs the loop until loop_stop() has finished: every connection closed, the
  * listener closed. Requests orphaned by a cut connection may still be held by
@@ -528,6 +577,16 @@ MUST_USE int loop_req_peer(const struct loop_req *req, char *out, size_t cap);
 /* The listener that accepted req's connection (numbered as loop_listen()
  * says). */
 uint32_t loop_req_listener(const struct loop_req *req);
+
+/* Whether req's connection is a TLS one (false once it is gone). */
+bool loop_req_tls(const struct loop_req *req);
+
+/* The subject of the client certificate req's connection showed and the
+ * listener's CA verified (RFC 2253, net/tls.h's tls_peer_subject()), into
+ * out[0..cap). Returns 0, -ENOENT when there is none (no TLS, no
+ * certificate asked for or shown), -NG_ETOOBIG when it does not fit, or
+ * -ENOTCONN when the connection is gone. */
+MUST_USE int loop_req_tls_peer(const struct loop_req *req, char *out, size_t cap);
 
 /* A pointer the caller keeps with req's connection, e.g. who the peer has
  * proven to be: NULL until loop_req_set_conn_ctx() sets it, and NULL once

@@ -1,6 +1,6 @@
 /*
- * net/loop_int.h — what net/loop.c, net/conn.c and net/loop_mem.c share.
- * Not part of the API: only those three files include it.
+ * net/loop_int.h — what net/loop.c, net/conn.c, net/conn_tls.c and
+ * net/loop_mem.c share. Not part of the API: only those files include it.
  *
  * A connection's requests form one FIFO in arrival order (head = oldest). A
  * request enters it when its frame is complete and leaves it when its answer
@@ -71,6 +71,7 @@ enum req_answer {
 };
 
 struct conn;
+struct conn_tls;
 
 struct loop_req {
     struct loop_req *next; /* conn FIFO */
@@ -151,6 +152,7 @@ struct conn {
     struct tx_batch *tx;          /* while a send is in flight */
     struct loop_pipe *pipe;       /* while a file part's bytes sit in it */
     uint8_t *stash;               /* received, not yet parsed (paused) */
+    struct conn_tls *tls;         /* a TLS connection's state (net/conn_tls.c), or NULL */
     void *ctx;                    /* the caller's (loop_req_set_conn_ctx) */
     uint64_t id;
     uint64_t tx_queued_bytes; /* answers done and not yet sent */
@@ -166,6 +168,16 @@ struct conn {
     uint8_t hdr[4];
     uint8_t listener; /* index in loop->listeners */
 };
+
+/* Gathering an answer's pieces for sending (net/conn.c's fill_answer()). */
+struct iov_fill {
+    struct iovec *iov;
+    size_t n;
+    uint64_t skip;  /* bytes already sent, still to pass over */
+    uint64_t bytes; /* gathered */
+};
+
+enum { FILL_DONE, FILL_FULL, FILL_FILE };
 
 /* ---- net/loop_mem.c: buffers and fixed-size objects ----------------- */
 
@@ -217,6 +229,62 @@ void conn_rx_stop(struct conn *c, int reason);
 
 /* Tears c down now: cancels its ops, orphans requests held by the handler. */
 void conn_abort(struct conn *c, int reason);
+
+/* Frames the plaintext p[0..n) (as a receive brought it), parking what the
+ * bounds leave. */
+void conn_rx_input(struct conn *c, const uint8_t *p, size_t n);
+
+/* Gathers r's answer into f: prefix, then its buffer with the ext parts
+ * spliced in. FILL_FULL when the array filled up first; FILL_FILE at a file
+ * part not wholly sent yet: *file is it, and f->skip its bytes already sent
+ * when nothing was gathered before it. */
+int fill_answer(struct iov_fill *f, struct loop_req *r, struct loop_ext **file);
+
+/* Pops finished requests with nothing (left) to send from the head; an
+ * ANS_CLOSE there closes c. */
+void conn_pop_finished(struct conn *c);
+
+/* sent bytes of the head answers are on their way: retire the answers they
+ * finish. */
+void conn_tx_consume(struct conn *c, uint64_t sent);
+
+/* Whether a line about closing a connection may be logged now (at most
+ * LOOP_SHED_LOG_PER_SEC a second); when it may, more[0..cap) says how many
+ * were not logged before it. */
+bool loop_close_log_turn(struct loop *l, char *more, size_t cap);
+
+/* "a.b.c.d:port" (or "[v6]:port") of c's peer, or "?". */
+void conn_peer_name(const struct conn *c, char *out, size_t cap);
+
+/* ---- net/conn_tls.c: TLS connections (net/loop.h, "TLS") ------------- */
+
+/* Makes c, just accepted, a TLS connection of ctx, handshaking. Returns 0
+ * or -ENOMEM. */
+int conn_tls_open(struct conn *c, struct ssl_ctx_st *ctx);
+
+/* Frees c's TLS state (c is closing). */
+void conn_tls_free(struct conn *c);
+
+/* Ciphertext p[0..n) received on c: decrypted and framed as far as the
+ * bounds allow, the rest kept. */
+void conn_tls_input(struct conn *c, const uint8_t *p, size_t n);
+
+/* Decrypts and frames what c holds while nothing is parked (resuming). */
+void conn_tls_decrypt(struct conn *c);
+
+/* c's send side: ciphertext out, then the next round of answers encrypted. */
+void conn_tls_tx_pump(struct conn *c);
+
+/* c's send completed with res. */
+void conn_tls_send_done(struct conn *c, int res);
+
+/* Whether c has sent everything, its close_notify included (queued now if
+ * owed): it may close. */
+bool conn_tls_drained(struct conn *c);
+
+/* loop->handshake_timer's callback (arg: the loop): closes connections
+ * whose handshake is older than cfg.tls_handshake_timeout_ms. */
+void conn_tls_handshake_expire(struct loop_timer *t, void *arg);
 
 /* The provided buffer bid goes back to the kernel. */
 void loop_rxbuf_put(struct loop *l, uint16_t bid);

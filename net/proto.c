@@ -259,7 +259,7 @@ static const struct pfield s_reassign_req[] = {ARR(TOPICS, s_reassign_topic), EN
  * permission; a filter has the same fields, its strings nullable. */
 static const struct pfield s_acl[] = {F(I8), F(I8), F(STR), F(STR), F(STR), F(I8), F(I8), END};
 static const struct pfield s_acls[] = {ARR(ACLS, s_acl), END};
-static const struct pfield s_acl_filter[] = {F(I8),  F(I8), F(NSTR), F(NSTR),
+static const struct pfield s_acl_filter[] = {F(I8),   F(I8), F(NSTR), F(NSTR),
                                              F(NSTR), F(I8), F(I8),   END};
 static const struct pfield s_sasl_handshake_resp[] = {F(ERR), F(STR), END};
 static const struct pfield s_sasl_bytes[] = {F(BYTES), END};
@@ -368,11 +368,11 @@ static const struct msg msgs[PROTO_API_COUNT][2] = {
  * group id (the group APIs), or a topic (DlqRedrive). Read by
  * proto_req_names(). */
 static const uint8_t req_first_name[PROTO_API_COUNT] = {
-    [PROTO_API_JOIN_GROUP] = PROTO_NAME_GROUP,     [PROTO_API_HEARTBEAT] = PROTO_NAME_GROUP,
-    [PROTO_API_LEAVE_GROUP] = PROTO_NAME_GROUP,    [PROTO_API_OFFSET_COMMIT] = PROTO_NAME_GROUP,
-    [PROTO_API_OFFSET_FETCH] = PROTO_NAME_GROUP,   [PROTO_API_DESCRIBE_GROUP] = PROTO_NAME_GROUP,
-    [PROTO_API_DELETE_GROUP] = PROTO_NAME_GROUP,   [PROTO_API_RESET_OFFSETS] = PROTO_NAME_GROUP,
-    [PROTO_API_SHARE_FETCH] = PROTO_NAME_GROUP,    [PROTO_API_SHARE_ACK] = PROTO_NAME_GROUP,
+    [PROTO_API_JOIN_GROUP] = PROTO_NAME_GROUP,   [PROTO_API_HEARTBEAT] = PROTO_NAME_GROUP,
+    [PROTO_API_LEAVE_GROUP] = PROTO_NAME_GROUP,  [PROTO_API_OFFSET_COMMIT] = PROTO_NAME_GROUP,
+    [PROTO_API_OFFSET_FETCH] = PROTO_NAME_GROUP, [PROTO_API_DESCRIBE_GROUP] = PROTO_NAME_GROUP,
+    [PROTO_API_DELETE_GROUP] = PROTO_NAME_GROUP, [PROTO_API_RESET_OFFSETS] = PROTO_NAME_GROUP,
+    [PROTO_API_SHARE_FETCH] = PROTO_NAME_GROUP,  [PROTO_API_SHARE_ACK] = PROTO_NAME_GROUP,
     [PROTO_API_DLQ_REDRIVE] = PROTO_NAME_TOPIC,
 };
 
@@ -3302,8 +3302,7 @@ int proto_req_names(const struct rd *body, uint16_t api_key, uint16_t version, p
 int proto_sasl_handshake_req_encode(struct wr *w, uint16_t version, uint32_t correlation_id,
                                     struct proto_str client_id, struct proto_str mechanism)
 {
-    return enc_name_req(w, PROTO_API_SASL_HANDSHAKE, version, correlation_id, client_id,
-                        mechanism);
+    return enc_name_req(w, PROTO_API_SASL_HANDSHAKE, version, correlation_id, client_id, mechanism);
 }
 
 int proto_sasl_handshake_req_decode(struct rd *body, uint16_t version,

@@ -59,9 +59,9 @@ enum proto_api {
     PROTO_API_REASSIGN_PARTITIONS = 25,     /* move replicas (docs/cluster.md) */
     PROTO_API_SASL_HANDSHAKE = 26,          /* log in (docs/protocol.md, "Authentication") */
     PROTO_API_SASL_AUTHENTICATE = 27,
-    PROTO_API_ALTER_USER = 28,              /* add, change or delete a user's credentials */
-    PROTO_API_DESCRIBE_USERS = 29,          /* list users and their mechanisms */
-    PROTO_API_CREATE_ACLS = 30,             /* ACLs (docs/security.md, "Authorization") */
+    PROTO_API_ALTER_USER = 28,     /* add, change or delete a user's credentials */
+    PROTO_API_DESCRIBE_USERS = 29, /* list users and their mechanisms */
+    PROTO_API_CREATE_ACLS = 30,    /* ACLs (docs/security.md, "Authorization") */
     PROTO_API_DESCRIBE_ACLS = 31,
     PROTO_API_DELETE_ACLS = 32,
     PROTO_API_COUNT, /* one past the highest key: sizes tables indexed by key */
@@ -1396,9 +1396,8 @@ struct proto_acl {
 };
 
 /* Wire size of an ACL: four i8 codes and three strings. */
-#define PROTO_ACL_BYTES(name_len, principal_len, host_len)                           \
-    (4 + PROTO_STR_BYTES(name_len) + PROTO_STR_BYTES(principal_len) + \
-     PROTO_STR_BYTES(host_len))
+#define PROTO_ACL_BYTES(name_len, principal_len, host_len) \
+    (4 + PROTO_STR_BYTES(name_len) + PROTO_STR_BYTES(principal_len) + PROTO_STR_BYTES(host_len))
 
 /* CreateAcls (30): request, the ACLs to add (all or none: the broker
  * checks each, then stores them together); response, one error (0: all
@@ -1483,8 +1482,7 @@ struct proto_sasl_bytes {
 };
 
 MUST_USE int proto_sasl_authenticate_req_encode(struct wr *w, uint16_t version,
-                                                uint32_t correlation_id,
-                                                struct proto_str client_id,
+                                                uint32_t correlation_id, struct proto_str client_id,
                                                 const struct proto_sasl_bytes *r);
 MUST_USE int proto_sasl_authenticate_req_decode(struct rd *body, uint16_t version,
                                                 struct proto_sasl_bytes *out);

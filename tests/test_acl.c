@@ -24,8 +24,8 @@
 static struct acl mk(int8_t res, int8_t pat, const char *name, const char *principal,
                      const char *host, int8_t op, int8_t perm)
 {
-    struct proto_acl p = {res, pat, proto_str_make(name), proto_str_make(principal),
-                          proto_str_make(host), op, perm};
+    struct proto_acl p = {
+        res, pat, proto_str_make(name), proto_str_make(principal), proto_str_make(host), op, perm};
     struct acl a;
     const char *why = NULL;
     cr_assert_eq(acl_from_proto(&p, &a, &why), 0, "%s", why);
@@ -203,7 +203,7 @@ Test(acl, invalid_acls_are_refused_with_a_reason)
     cr_assert_eq(acl_from_proto(&nul, &cut, NULL), -NG_EBADARG, "a NUL in the host");
     char name[ACL_NAME_BYTES_MAX + 2];
     memset(name, 'n', sizeof(name));
-    struct proto_acl p = {TOPIC, LIT, {name, ACL_NAME_BYTES_MAX}, {"User:a", 6}, {"*", 1},
+    struct proto_acl p = {TOPIC,    LIT,  {name, ACL_NAME_BYTES_MAX}, {"User:a", 6}, {"*", 1},
                           OP(READ), ALLOW};
     struct acl a;
     cr_assert_eq(acl_from_proto(&p, &a, NULL), 0, "a name at its limit");
@@ -216,8 +216,8 @@ Test(acl, filters_select_as_kafka_does)
     struct acl lit = mk(TOPIC, LIT, "orders", "User:a", "*", OP(READ), ALLOW);
     struct acl pre = mk(TOPIC, PRE, "ord", "User:a", "*", OP(READ), ALLOW);
     struct acl any = mk(TOPIC, LIT, "*", "User:b", "*", OP(WRITE), DENY);
-    struct proto_acl f = {PROTO_ACL_RESOURCE_ANY, PROTO_ACL_PATTERN_ANY, PROTO_STR_NULL,
-                          PROTO_STR_NULL,         PROTO_STR_NULL,        OP(ANY),
+    struct proto_acl f = {PROTO_ACL_RESOURCE_ANY,  PROTO_ACL_PATTERN_ANY, PROTO_STR_NULL,
+                          PROTO_STR_NULL,          PROTO_STR_NULL,        OP(ANY),
                           PROTO_ACL_PERMISSION_ANY};
     cr_assert_eq(acl_filter_check(&f), 0);
     cr_assert(acl_filter_matches(&f, &lit) && acl_filter_matches(&f, &pre) &&
@@ -225,7 +225,8 @@ Test(acl, filters_select_as_kafka_does)
     f.pattern_type = PROTO_ACL_PATTERN_MATCH;
     f.name = proto_str_make("orders");
     cr_assert(acl_filter_matches(&f, &lit) && acl_filter_matches(&f, &pre) &&
-              acl_filter_matches(&f, &any), "match: every ACL that applies to orders");
+                  acl_filter_matches(&f, &any),
+              "match: every ACL that applies to orders");
     f.pattern_type = LIT;
     cr_assert(acl_filter_matches(&f, &lit) && !acl_filter_matches(&f, &pre));
     f.pattern_type = PROTO_ACL_PATTERN_ANY;
@@ -291,9 +292,9 @@ Test(acl, the_store_survives_a_reopen_and_deletes_durably, .init = mkdir_tmp, .f
     for (uint32_t i = 0; i < n; i++) {
         cr_assert_eq(memcmp(&st.acls[i], &v[i], sizeof(v[i])), 0, "acl %u", i);
     }
-    struct proto_acl f = {GROUP,          PROTO_ACL_PATTERN_ANY, PROTO_STR_NULL,
-                          PROTO_STR_NULL, PROTO_STR_NULL,        OP(ANY),
-                          PROTO_ACL_PERMISSION_ANY};
+    struct proto_acl f = {
+        GROUP,   PROTO_ACL_PATTERN_ANY,   PROTO_STR_NULL, PROTO_STR_NULL, PROTO_STR_NULL,
+        OP(ANY), PROTO_ACL_PERMISSION_ANY};
     struct acl *gone;
     uint32_t gone_n;
     cr_assert_eq(acl_store_delete(&st, &f, &gone, &gone_n), 0);

@@ -78,13 +78,13 @@ static void encode_sample(struct wr *w, uint16_t api, uint32_t corr, const uint8
         break;
     case PROTO_API_CREATE_TOPICS:
         proto_create_topics_req_begin(&e, w, 0, corr, CID);
-        proto_create_topics_req_topic(&e, &(struct proto_create_topic){
-                                              .name = proto_str_make("new-topic"),
-                                              .partition_count = 1,
-                                              .retention_ms = PROTO_CONFIG_DEFAULT,
-                                              .retention_bytes = PROTO_CONFIG_DEFAULT,
-                                              .segment_bytes = PROTO_CONFIG_DEFAULT,
-                                              .batch_bytes_max = PROTO_CONFIG_DEFAULT});
+        proto_create_topics_req_topic(
+            &e, &(struct proto_create_topic){.name = proto_str_make("new-topic"),
+                                             .partition_count = 1,
+                                             .retention_ms = PROTO_CONFIG_DEFAULT,
+                                             .retention_bytes = PROTO_CONFIG_DEFAULT,
+                                             .segment_bytes = PROTO_CONFIG_DEFAULT,
+                                             .batch_bytes_max = PROTO_CONFIG_DEFAULT});
         rc = proto_enc_end(&e);
         break;
     case PROTO_API_DELETE_TOPICS:
@@ -95,10 +95,10 @@ static void encode_sample(struct wr *w, uint16_t api, uint32_t corr, const uint8
     case PROTO_API_PRODUCE:
         proto_produce_req_begin(&e, w, 0, corr, CID, &(struct proto_produce_req){1, 5000});
         proto_enc_topic(&e, t);
-        proto_produce_req_partition(&e, &(struct proto_produce_req_partition){
-                                            .partition = 0,
-                                            .records = sample_batch,
-                                            .records_bytes = (uint32_t)sample_bytes});
+        proto_produce_req_partition(
+            &e, &(struct proto_produce_req_partition){.partition = 0,
+                                                      .records = sample_batch,
+                                                      .records_bytes = (uint32_t)sample_bytes});
         rc = proto_enc_end(&e);
         break;
     case PROTO_API_FETCH:
@@ -166,8 +166,8 @@ static void encode_sample(struct wr *w, uint16_t api, uint32_t corr, const uint8
         static const struct proto_share_ack ack = {.first = 0, .last = 0, .type = PROTO_ACK_ACCEPT};
         proto_share_ack_req_begin(&e, w, 0, corr, CID, &(struct proto_share_ack_req){g, m});
         proto_enc_topic(&e, t);
-        proto_share_ack_req_partition(
-            &e, &(struct proto_share_ack_req_partition){.partition = 0, .ack_count = 1, .acks = &ack});
+        proto_share_ack_req_partition(&e, &(struct proto_share_ack_req_partition){
+                                              .partition = 0, .ack_count = 1, .acks = &ack});
         rc = proto_enc_end(&e);
         break;
     }
@@ -196,24 +196,24 @@ static void encode_sample(struct wr *w, uint16_t api, uint32_t corr, const uint8
         break;
     case PROTO_API_CREATE_ACLS:
         proto_create_acls_req_begin(&e, w, 0, corr, CID);
-        proto_enc_acl(&e, &(struct proto_acl){PROTO_ACL_RESOURCE_TOPIC, PROTO_ACL_PATTERN_LITERAL,
-                                              t, proto_str_make(PROTO_ACL_ANY_USER),
-                                              proto_str_make("*"), PROTO_ACL_OP_ALL,
-                                              PROTO_ACL_PERMISSION_ALLOW});
+        proto_enc_acl(&e,
+                      &(struct proto_acl){PROTO_ACL_RESOURCE_TOPIC, PROTO_ACL_PATTERN_LITERAL, t,
+                                          proto_str_make(PROTO_ACL_ANY_USER), proto_str_make("*"),
+                                          PROTO_ACL_OP_ALL, PROTO_ACL_PERMISSION_ALLOW});
         rc = proto_enc_end(&e);
         break;
     case PROTO_API_SASL_HANDSHAKE: /* open: answered as without an authorizer */
         rc = proto_sasl_handshake_req_encode(w, 0, corr, CID, proto_str_make("SCRAM-SHA-256"));
         break;
     case PROTO_API_SASL_AUTHENTICATE:
-        rc = proto_sasl_authenticate_req_encode(w, 0, corr, CID,
-                                                &(struct proto_sasl_bytes){.bytes = (const uint8_t *)"x", .len = 1});
+        rc = proto_sasl_authenticate_req_encode(
+            w, 0, corr, CID, &(struct proto_sasl_bytes){.bytes = (const uint8_t *)"x", .len = 1});
         break;
     case PROTO_API_ALTER_USER:
-        rc = proto_alter_user_req_encode(w, 0, corr, CID,
-                                         &(struct proto_alter_user_req){.op = PROTO_USER_DELETE,
-                                                                        .mechanism = PROTO_MECH_ALL,
-                                                                        .user = proto_str_make("u")});
+        rc = proto_alter_user_req_encode(
+            w, 0, corr, CID,
+            &(struct proto_alter_user_req){
+                .op = PROTO_USER_DELETE, .mechanism = PROTO_MECH_ALL, .user = proto_str_make("u")});
         break;
     case PROTO_API_DESCRIBE_USERS:
         rc = proto_describe_users_req_encode(w, 0, corr, CID);
@@ -262,9 +262,9 @@ static void seed_state(void)
     struct wr *w = cl_wr(&C);
     struct proto_enc e;
     uint32_t corr = cl_next_corr(&C);
-    proto_offset_commit_req_begin(&e, w, 0, corr, CID,
-                                  &(struct proto_offset_commit_req){proto_str_make("g"),
-                                                                    PROTO_STR_NULL, -1});
+    proto_offset_commit_req_begin(
+        &e, w, 0, corr, CID,
+        &(struct proto_offset_commit_req){proto_str_make("g"), PROTO_STR_NULL, -1});
     proto_enc_topic(&e, proto_str_make("t"));
     proto_offset_commit_req_partition(&e, &(struct proto_offset_commit_req_partition){0, 2});
     cr_assert_eq(proto_enc_end(&e), 0);
@@ -403,7 +403,7 @@ static int create_acl(const struct proto_acl *a)
 }
 
 static const struct proto_acl any_filter = {
-    PROTO_ACL_RESOURCE_ANY, PROTO_ACL_PATTERN_ANY, {NULL, -1}, {NULL, -1}, {NULL, -1},
+    PROTO_ACL_RESOURCE_ANY, PROTO_ACL_PATTERN_ANY,   {NULL, -1}, {NULL, -1}, {NULL, -1},
     PROTO_ACL_OP_ANY,       PROTO_ACL_PERMISSION_ANY};
 
 /* ACLs a DescribeAcls or DeleteAcls with filter f answers; -1 refused. */
@@ -432,9 +432,13 @@ Test(acl_serve, acls_take_effect_at_once_and_survive_a_restart, .init = setup, .
     start(false);
     seed_state();
     /* The authorizer off: ACLs may be set up before it is turned on. */
-    struct proto_acl admin = {PROTO_ACL_RESOURCE_CLUSTER, PROTO_ACL_PATTERN_LITERAL,
-                              proto_str_make(PROTO_ACL_CLUSTER_NAME), ANON,
-                              proto_str_make("*"), PROTO_ACL_OP_ALTER, PROTO_ACL_PERMISSION_ALLOW};
+    struct proto_acl admin = {PROTO_ACL_RESOURCE_CLUSTER,
+                              PROTO_ACL_PATTERN_LITERAL,
+                              proto_str_make(PROTO_ACL_CLUSTER_NAME),
+                              ANON,
+                              proto_str_make("*"),
+                              PROTO_ACL_OP_ALTER,
+                              PROTO_ACL_PERMISSION_ALLOW};
     cr_assert_eq(create_acl(&admin), 0);
     admin.operation = PROTO_ACL_OP_DESCRIBE;
     cr_assert_eq(create_acl(&admin), 0);
@@ -444,21 +448,18 @@ Test(acl_serve, acls_take_effect_at_once_and_survive_a_restart, .init = setup, .
     stop();
     start(true);
     cr_assert_eq(acl_list(PROTO_API_DESCRIBE_ACLS, &any_filter), 2, "kept across the restart");
-    cr_assert_eq(produce_t(),
-                 -NG_EUNAUTHORIZED);
-    struct proto_acl writer = {PROTO_ACL_RESOURCE_TOPIC, PROTO_ACL_PATTERN_PREFIXED,
-                               proto_str_make("t"), ANON, proto_str_make("127.0.0.1"),
-                               PROTO_ACL_OP_WRITE, PROTO_ACL_PERMISSION_ALLOW};
+    cr_assert_eq(produce_t(), -NG_EUNAUTHORIZED);
+    struct proto_acl writer = {
+        PROTO_ACL_RESOURCE_TOPIC,    PROTO_ACL_PATTERN_PREFIXED, proto_str_make("t"),       ANON,
+        proto_str_make("127.0.0.1"), PROTO_ACL_OP_WRITE,         PROTO_ACL_PERMISSION_ALLOW};
     cr_assert_eq(create_acl(&writer), 0);
-    cr_assert_eq(produce_t(), 0,
-                 "allowed by the next request");
+    cr_assert_eq(produce_t(), 0, "allowed by the next request");
     cr_assert_eq(rq_latest(&C, "t", 0), 6, "WRITE implies DESCRIBE (ListOffsets)");
     struct proto_acl deny = writer;
     deny.pattern_type = PROTO_ACL_PATTERN_LITERAL;
     deny.permission = PROTO_ACL_PERMISSION_DENY;
     cr_assert_eq(create_acl(&deny), 0);
-    cr_assert_eq(produce_t(),
-                 -NG_EUNAUTHORIZED, "deny wins");
+    cr_assert_eq(produce_t(), -NG_EUNAUTHORIZED, "deny wins");
     struct proto_acl denies = any_filter;
     denies.permission = PROTO_ACL_PERMISSION_DENY;
     cr_assert_eq(acl_list(PROTO_API_DELETE_ACLS, &denies), 1, "the deny deleted");
@@ -476,8 +477,8 @@ Test(acl_serve, acls_take_effect_at_once_and_survive_a_restart, .init = setup, .
     stop();
 }
 
-Test(acl_serve, super_users_do_everything_and_a_corrupt_acl_file_stops_the_start,
-     .init = setup, .fini = teardown, .timeout = 120)
+Test(acl_serve, super_users_do_everything_and_a_corrupt_acl_file_stops_the_start, .init = setup,
+     .fini = teardown, .timeout = 120)
 {
     B.set_count = 0;
     bk_set(&B, "authorizer=true");
@@ -537,13 +538,17 @@ static void count_errors(const struct kafka_struct *s, const void *p, int *refus
     }
 }
 
-static struct kw_str T(void) { return kw_str_make("t"); }
-static struct kw_str G(void) { return kw_str_make("g"); }
+static struct kw_str T(void) {
+    return kw_str_make("t");
+} static struct kw_str G(void) {
+    return kw_str_make("g");
+}
 
 /* A request of api naming topic t and group g, at version *v, into req
  * (zeroed storage of KAFKA_REQ_BYTES). Static arrays: one request at a time. */
 #define KAFKA_REQ_BYTES 1024
-static void kafka_sample(int16_t api, int16_t *v, void *req)
+static void
+kafka_sample(int16_t api, int16_t *v, void *req)
 {
     static struct kw_str names[1];
     static int32_t parts[1];
@@ -604,7 +609,8 @@ static void kafka_sample(int16_t api, int16_t *v, void *req)
     }
     case KAFKA_API_OFFSET_FETCH: {
         static struct kafka_offset_fetch_request_topic ot;
-        ot = (struct kafka_offset_fetch_request_topic){.name = T(), .partition_indexes = {parts, 1}};
+        ot =
+            (struct kafka_offset_fetch_request_topic){.name = T(), .partition_indexes = {parts, 1}};
         struct kafka_offset_fetch_request *r = req;
         *v = 7; /* one group, by its id */
         r->group_id = G();
@@ -676,9 +682,10 @@ static void kafka_sample(int16_t api, int16_t *v, void *req)
     }
     case KAFKA_API_DESCRIBE_CONFIGS: {
         static struct kafka_describe_configs_request_resource dr;
-        dr = (struct kafka_describe_configs_request_resource){
-            .resource_type = PROTO_ACL_RESOURCE_TOPIC, .resource_name = T(),
-            .configuration_keys = {NULL, -1}};
+        dr = (struct kafka_describe_configs_request_resource){.resource_type =
+                                                                  PROTO_ACL_RESOURCE_TOPIC,
+                                                              .resource_name = T(),
+                                                              .configuration_keys = {NULL, -1}};
         struct kafka_describe_configs_request *r = req;
         r->resources.items = &dr;
         r->resources.count = 1;
@@ -721,14 +728,14 @@ static void kafka_sample(int16_t api, int16_t *v, void *req)
     }
     case KAFKA_API_DELETE_ACLS: {
         static struct kafka_delete_acls_request_filter f;
-        f = (struct kafka_delete_acls_request_filter){
-            .resource_type_filter = PROTO_ACL_RESOURCE_ANY,
-            .resource_name_filter = KW_STR_NULL,
-            .pattern_type_filter = PROTO_ACL_PATTERN_ANY,
-            .principal_filter = KW_STR_NULL,
-            .host_filter = KW_STR_NULL,
-            .operation = PROTO_ACL_OP_ANY,
-            .permission_type = PROTO_ACL_PERMISSION_ANY};
+        f = (struct kafka_delete_acls_request_filter){.resource_type_filter =
+                                                          PROTO_ACL_RESOURCE_ANY,
+                                                      .resource_name_filter = KW_STR_NULL,
+                                                      .pattern_type_filter = PROTO_ACL_PATTERN_ANY,
+                                                      .principal_filter = KW_STR_NULL,
+                                                      .host_filter = KW_STR_NULL,
+                                                      .operation = PROTO_ACL_OP_ANY,
+                                                      .permission_type = PROTO_ACL_PERMISSION_ANY};
         struct kafka_delete_acls_request *r = req;
         r->filters.items = &f;
         r->filters.count = 1;

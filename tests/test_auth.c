@@ -65,9 +65,9 @@ Test(auth, a_request_before_logging_in_is_refused_and_the_connection_closed)
     /* Nothing was written: a logged-in client finds no such topic. */
     c = connect_broker();
     cr_assert_eq(au_login(&c, USER, PASSWORD, SCRAM_SHA_256, NULL), 0);
-    cr_assert_eq(rq_list_offset(&c, "orders", 0, PROTO_TIMESTAMP_LATEST, &(int64_t){0},
-                                &(int64_t){0}),
-                 -NG_EUNKNOWN_TOPIC);
+    cr_assert_eq(
+        rq_list_offset(&c, "orders", 0, PROTO_TIMESTAMP_LATEST, &(int64_t){0}, &(int64_t){0}),
+        -NG_EUNKNOWN_TOPIC);
     cl_close(&c);
 }
 
@@ -210,12 +210,15 @@ Test(auth, a_producer_and_a_consumer_log_in_and_a_wrong_password_is_a_clear_erro
     cr_assert_eq(rc, -NAGARE_EAUTH, "%s", nagare_strerror(rc));
     cr_assert_str_eq(nagare_strerror(rc), "authentication failed: unknown user or wrong password");
 
-    pc.login = (struct nagare_login){.user = USER, .password = PASSWORD,
-                                     .mechanism = "SCRAM-SHA-512"};
+    pc.login =
+        (struct nagare_login){.user = USER, .password = PASSWORD, .mechanism = "SCRAM-SHA-512"};
     rc = nagare_producer_new(&pc, &p);
     cr_assert_eq(rc, 0, "%s", nagare_strerror(rc));
-    struct nagare_record r = {.topic = "logged", .partition = NAGARE_PARTITION_ANY, .key_len = -1,
-                             .value = "v", .value_len = 1};
+    struct nagare_record r = {.topic = "logged",
+                              .partition = NAGARE_PARTITION_ANY,
+                              .key_len = -1,
+                              .value = "v",
+                              .value_len = 1};
     cr_assert_eq(nagare_send(p, &r), 0);
     cr_assert_eq(nagare_producer_flush(p, 30000), 0);
     nagare_producer_destroy(p);

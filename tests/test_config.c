@@ -41,8 +41,7 @@ static void set_bad(const char *key, const char *value)
 static bool config_eq(const struct broker_config *a, const struct broker_config *b)
 {
     return strcmp(a->listen_host, b->listen_host) == 0 && a->listen_port == b->listen_port &&
-           a->authentication == b->authentication &&
-           a->sasl_mechanisms == b->sasl_mechanisms &&
+           a->authentication == b->authentication && a->sasl_mechanisms == b->sasl_mechanisms &&
            a->login_failures_max == b->login_failures_max &&
            a->login_block_ms == b->login_block_ms &&
            strcmp(a->inter_broker_user, b->inter_broker_user) == 0 &&
@@ -71,7 +70,13 @@ static bool config_eq(const struct broker_config *a, const struct broker_config 
            a->default_replication_factor == b->default_replication_factor &&
            a->min_insync_replicas == b->min_insync_replicas &&
            a->replica_lag_ms == b->replica_lag_ms && a->lease_ttl_s == b->lease_ttl_s &&
-           a->preferred_leader_check_ms == b->preferred_leader_check_ms;
+           a->preferred_leader_check_ms == b->preferred_leader_check_ms &&
+           a->listen_tls == b->listen_tls && a->kafka_listen_tls == b->kafka_listen_tls &&
+           strcmp(a->tls_cert_file, b->tls_cert_file) == 0 &&
+           strcmp(a->tls_key_file, b->tls_key_file) == 0 &&
+           strcmp(a->tls_ca_file, b->tls_ca_file) == 0 &&
+           a->tls_client_auth == b->tls_client_auth &&
+           a->tls_handshake_timeout_ms == b->tls_handshake_timeout_ms;
 }
 
 /* Writes bytes to a fresh temporary file; returns its path (static). */
@@ -750,6 +755,12 @@ Test(config, print_reads_back)
     set_ok(&c, "preferred_leader_check_ms", "1m");
     set_ok(&c, "authorizer", "true");
     set_ok(&c, "super_users", "User:admin,User:broker-1");
+    set_ok(&c, "kafka_listen_tls", "true");
+    set_ok(&c, "tls_cert_file", "/etc/nagare/b.pem");
+    set_ok(&c, "tls_key_file", "/etc/nagare/b.key");
+    set_ok(&c, "tls_ca_file", "/etc/nagare/ca.pem");
+    set_ok(&c, "tls_client_auth", "requested");
+    set_ok(&c, "tls_handshake_timeout_ms", "3s");
     char *buf = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&buf, &len);
@@ -1084,7 +1095,8 @@ Test(config, authentication_keys)
 {
     struct broker_config c, d;
     broker_config_default(&c);
-    cr_assert(c.authentication == BROKER_AUTHENTICATION_NONE, "zero configuration: no logins required");
+    cr_assert(c.authentication == BROKER_AUTHENTICATION_NONE,
+              "zero configuration: no logins required");
     cr_assert_eq(c.sasl_mechanisms, BROKER_SASL_MECHANISMS_ALL);
     set_ok(&c, "authentication", "required");
     set_ok(&c, "sasl_mechanisms", " SCRAM-SHA-512 ");
@@ -1116,4 +1128,61 @@ Test(config, authentication_keys)
     set_bad("inter_broker_user", "a b");
     cr_assert_eq(PARSE(&c, "--set", "inter_broker_user=repl"), BROKER_ARGS_EXIT_USAGE);
     cr_assert(strstr(err, "inter_broker_password_file") != NULL, "%s", err);
+}
+
+/* ---- TLS ---- */
+
+Test(config, tls_is_off_by_default_and_its_keys_set)
+{
+    struct broker_config c;
+    broker_config_default(&c);
+    cr_assert(!c.listen_tls && !c.kafka_listen_tls && !broker_config_tls(&c));
+    cr_assert_str_eq(c.tls_cert_file, "");
+    cr_assert_eq(c.tls_client_auth, TLS_CLIENT_AUTH_NONE);
+    cr_assert_eq(c.tls_handshake_timeout_ms, LOOP_TLS_HANDSHAKE_TIMEOUT_MS_DEFAULT);
+    set_ok(&c, "listen_tls", "true");
+    cr_assert(c.listen_tls && !c.kafka_listen_tls && c.auto_create_topics);
+    set_ok(&c, "kafka_listen_tls", "true");
+    cr_assert(c.kafka_listen_tls);
+    set_ok(&c, "tls_client_auth", "required");
+    cr_assert_eq(c.tls_client_auth, TLS_CLIENT_AUTH_REQUIRED);
+    set_ok(&c, "tls_client_auth", "none");
+    cr_assert_eq(c.tls_client_auth, TLS_CLIENT_AUTH_NONE);
+    set_ok(&c, "tls_handshake_timeout_ms", "2s");
+    cr_assert_eq(c.tls_handshake_timeout_ms, 2000u);
+    set_ok(&c, "tls_ca_file", "ca.pem");
+    cr_assert_str_eq(c.tls_ca_file, "ca.pem");
+    set_bad("listen_tls", "yes");
+    set_bad("tls_client_auth", "optional");
+    set_bad("tls_handshake_timeout_ms", "0");
+    set_bad("tls_cert_file", " x.pem");
+}
+
+Test(config, a_tls_listener_needs_a_certificate_and_client_auth_a_ca)
+{
+    struct broker_config c;
+    cr_assert_eq(PARSE(&c, "--set", "listen_tls=true"), BROKER_ARGS_EXIT_USAGE);
+    cr_assert(strstr(err, "tls_cert_file") != NULL, "%s", err);
+    cr_assert_eq(PARSE(&c, "--set", "kafka_listen_tls=true", "--set", "tls_cert_file=a.pem"),
+                 BROKER_ARGS_EXIT_USAGE);
+    cr_assert(strstr(err, "tls_key_file") != NULL, "%s", err);
+    /* without a Kafka listener its TLS setting needs nothing */
+    cr_assert_eq(PARSE(&c, "--kafka-listen", "off", "--set", "kafka_listen_tls=true"),
+                 BROKER_ARGS_RUN, "%s", err);
+    cr_assert(!broker_config_tls(&c));
+    cr_assert_eq(PARSE(&c, "--set", "listen_tls=true", "--set", "tls_cert_file=a.pem", "--set",
+                       "tls_key_file=a.key", "--set", "tls_client_auth=requested"),
+                 BROKER_ARGS_EXIT_USAGE);
+    cr_assert(strstr(err, "tls_ca_file") != NULL, "%s", err);
+    cr_assert_eq(PARSE(&c, "--set", "listen_tls=true", "--set", "tls_cert_file=a.pem", "--set",
+                       "tls_key_file=a.key", "--set", "tls_client_auth=requested", "--set",
+                       "tls_ca_file=ca.pem"),
+                 BROKER_ARGS_RUN, "%s", err);
+    cr_assert(broker_config_tls(&c));
+    struct tls_server_cfg t;
+    broker_config_tls_server(&c, &t);
+    cr_assert_str_eq(t.cert_file, "a.pem");
+    cr_assert_str_eq(t.key_file, "a.key");
+    cr_assert_str_eq(t.ca_file, "ca.pem");
+    cr_assert_eq(t.client_auth, TLS_CLIENT_AUTH_REQUESTED);
 }

@@ -131,10 +131,20 @@ static void drain_topics(struct proto_dec *d, int api, bool response)
 
 /* ACLs: an allow on a topic prefix, a deny on a group. */
 static const struct proto_acl sample_acls[] = {
-    {PROTO_ACL_RESOURCE_TOPIC, PROTO_ACL_PATTERN_PREFIXED, {"orders", 6}, {"User:alice", 10},
-     {"*", 1}, PROTO_ACL_OP_WRITE, PROTO_ACL_PERMISSION_ALLOW},
-    {PROTO_ACL_RESOURCE_GROUP, PROTO_ACL_PATTERN_LITERAL, {"g", 1}, {"User:*", 6},
-     {"10.0.0.1", 8}, PROTO_ACL_OP_READ, PROTO_ACL_PERMISSION_DENY},
+    {PROTO_ACL_RESOURCE_TOPIC,
+     PROTO_ACL_PATTERN_PREFIXED,
+     {"orders", 6},
+     {"User:alice", 10},
+     {"*", 1},
+     PROTO_ACL_OP_WRITE,
+     PROTO_ACL_PERMISSION_ALLOW},
+    {PROTO_ACL_RESOURCE_GROUP,
+     PROTO_ACL_PATTERN_LITERAL,
+     {"g", 1},
+     {"User:*", 6},
+     {"10.0.0.1", 8},
+     PROTO_ACL_OP_READ,
+     PROTO_ACL_PERMISSION_DENY},
 };
 
 /* Requests and responses of the ACL apis. */
@@ -151,8 +161,8 @@ static int sample_acl_message(int api, bool response, struct wr *w)
         return proto_create_acls_resp_encode(w, 0, 9, -NG_EBADARG);
     }
     if (!response) {
-        struct proto_acl f = {PROTO_ACL_RESOURCE_ANY, PROTO_ACL_PATTERN_MATCH, {"orders-1", 8},
-                              PROTO_STR_NULL,         PROTO_STR_NULL,         PROTO_ACL_OP_ANY,
+        struct proto_acl f = {PROTO_ACL_RESOURCE_ANY,  PROTO_ACL_PATTERN_MATCH, {"orders-1", 8},
+                              PROTO_STR_NULL,          PROTO_STR_NULL,          PROTO_ACL_OP_ANY,
                               PROTO_ACL_PERMISSION_ANY};
         return proto_acl_filter_req_encode(w, (uint16_t)api, 0, 7, CID, &f);
     }
@@ -421,7 +431,10 @@ static int decode_auth_response(int api, struct rd *r)
     }
 }
 
-static bool auth_api(int api) { return api >= PROTO_API_SASL_HANDSHAKE && api <= PROTO_API_DESCRIBE_USERS; }
+static bool auth_api(int api)
+{
+    return api >= PROTO_API_SASL_HANDSHAKE && api <= PROTO_API_DESCRIBE_USERS;
+}
 
 /* Decodes a request frame's content (header and body) entirely, as the
  * broker would. Returns the first error. */
@@ -3576,7 +3589,8 @@ Test(proto, acl_names_and_codes_round_trip)
                      "describe_configs");
     cr_assert_eq(proto_acl_code(PROTO_ACL_VOCAB_OP, "Describe-Configs", 16),
                  PROTO_ACL_OP_DESCRIBE_CONFIGS);
-    cr_assert_eq(proto_acl_code(PROTO_ACL_VOCAB_PATTERN, "prefixed", 8), PROTO_ACL_PATTERN_PREFIXED);
+    cr_assert_eq(proto_acl_code(PROTO_ACL_VOCAB_PATTERN, "prefixed", 8),
+                 PROTO_ACL_PATTERN_PREFIXED);
     cr_assert_eq(proto_acl_code(PROTO_ACL_VOCAB_PERMISSION, "allo", 4), 0, "a prefix is no name");
     cr_assert_eq(proto_acl_code(PROTO_ACL_VOCAB_RESOURCE, "topics", 6), 0);
     cr_assert_null(proto_acl_name(PROTO_ACL_VOCAB_RESOURCE, 5));
@@ -3647,8 +3661,7 @@ static struct names_seen names_of(int api)
     struct proto_req_header h;
     cr_assert_eq(proto_req_header_decode(&r, &h), 0);
     struct names_seen seen = {0};
-    cr_assert_eq(proto_req_names(&r, h.api_key, h.api_version, note_name, &seen), 0, "api %d",
-                 api);
+    cr_assert_eq(proto_req_names(&r, h.api_key, h.api_version, note_name, &seen), 0, "api %d", api);
     return seen;
 }
 
@@ -3683,7 +3696,6 @@ Test(proto, req_names_gives_the_group_and_every_topic)
     cr_assert_lt(proto_req_names(&r, h.api_key, h.api_version, note_name, &seen), 0);
 }
 
-
 Test(proto, alter_user_refuses_an_unknown_op_or_mechanism_and_sasl_bytes_past_their_limit)
 {
     struct proto_alter_user_req u = {.op = 2, .mechanism = 0, .user = proto_str_make("a")};
@@ -3693,8 +3705,8 @@ Test(proto, alter_user_refuses_an_unknown_op_or_mechanism_and_sasl_bytes_past_th
     struct proto_alter_user_req out;
     cr_assert_eq(proto_alter_user_req_decode(&r, 0, &out), -NG_EBADARG);
     /* mechanism "all" only with a delete */
-    u = (struct proto_alter_user_req){.op = PROTO_USER_UPSERT, .mechanism = PROTO_MECH_ALL,
-                                      .user = proto_str_make("a")};
+    u = (struct proto_alter_user_req){
+        .op = PROTO_USER_UPSERT, .mechanism = PROTO_MECH_ALL, .user = proto_str_make("a")};
     w = wr_make(buf, sizeof buf);
     cr_assert_eq(proto_alter_user_req_encode(&w, 0, 1, CID, &u), 0);
     r = req_body(buf, w.pos, PROTO_API_ALTER_USER);

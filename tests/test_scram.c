@@ -14,8 +14,9 @@
 #define RFC_SNONCE "%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0"
 #define RFC_SALT "W22ZaJ0SNY7soEsUEjb6gQ=="
 #define RFC_C1 "n,,n=user,r=rOprNGfwEbeRWgbNEkqO"
-#define RFC_S1 "r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096"
-#define RFC_C2                                                    \
+#define RFC_S1 \
+    "r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096"
+#define RFC_C2                                                     \
     "c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0," \
     "p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ="
 #define RFC_S2 "v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4="
@@ -26,8 +27,8 @@ static struct scram_cred rfc_cred(void)
     int n = scram_b64_decode(RFC_SALT, strlen(RFC_SALT), salt, sizeof(salt));
     cr_assert_eq(n, 16);
     struct scram_cred cred;
-    cr_assert_eq(scram_cred_make(SCRAM_SHA_256, RFC_PASSWORD, strlen(RFC_PASSWORD), salt,
-                                 (size_t)n, 4096, &cred),
+    cr_assert_eq(scram_cred_make(SCRAM_SHA_256, RFC_PASSWORD, strlen(RFC_PASSWORD), salt, (size_t)n,
+                                 4096, &cred),
                  0);
     return cred;
 }
@@ -139,8 +140,8 @@ Test(scram, base64_is_strict)
     cr_assert_eq(scram_b64_decode("", 0, out, sizeof(out)), 0);
     const char *bad[] = {"Zm9", "Zm9v=", "Z===", "Zm=v", "Zh==", "Zm9!", "Zm 9", "=m9v"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        cr_assert_eq(scram_b64_decode(bad[i], strlen(bad[i]), out, sizeof(out)), -NG_EBADARG,
-                     "%s", bad[i]);
+        cr_assert_eq(scram_b64_decode(bad[i], strlen(bad[i]), out, sizeof(out)), -NG_EBADARG, "%s",
+                     bad[i]);
     }
     cr_assert_eq(scram_b64_decode("Zm9vZm9vZm9v", 12, out, sizeof(out)), -NG_ENOSPACE);
     char enc[8];
@@ -154,21 +155,22 @@ Test(scram, the_server_refuses_malformed_client_first_messages)
     const char *bad[] = {
         "",
         "n,,",
-        "n,,n=user",                           /* no nonce */
-        "n,,r=abc,n=user",                     /* attributes out of order */
-        "p=tls-unique,,n=user,r=abc",          /* channel binding asked for */
-        "n,a=admin,n=user,r=abc",              /* authzid */
-        "x,,n=user,r=abc",                     /* unknown gs2 flag */
-        "n,,m=ext,n=user,r=abc",               /* mandatory extension */
-        "n,,n=,r=abc",                         /* empty user */
-        "n,,n=us=2Cer,r=abc",                  /* a name we never accept */
-        "n,,n=user,r=",                        /* empty nonce */
-        "n,,n=user,r=ab,c",                    /* a bare ',' in the nonce */
-        "n,,n=user,r=abc,",                    /* trailing ',' */
-        "n,,n=user,r=abc,1=x",                 /* extension not a letter */
-        "n,,n=user,r=ab\x01" "c",              /* control byte */
-        "n,,n=user,r=abc\xff",                 /* not ASCII */
-        "n,n=user,r=abc",                      /* gs2 header cut short */
+        "n,,n=user",                  /* no nonce */
+        "n,,r=abc,n=user",            /* attributes out of order */
+        "p=tls-unique,,n=user,r=abc", /* channel binding asked for */
+        "n,a=admin,n=user,r=abc",     /* authzid */
+        "x,,n=user,r=abc",            /* unknown gs2 flag */
+        "n,,m=ext,n=user,r=abc",      /* mandatory extension */
+        "n,,n=,r=abc",                /* empty user */
+        "n,,n=us=2Cer,r=abc",         /* a name we never accept */
+        "n,,n=user,r=",               /* empty nonce */
+        "n,,n=user,r=ab,c",           /* a bare ',' in the nonce */
+        "n,,n=user,r=abc,",           /* trailing ',' */
+        "n,,n=user,r=abc,1=x",        /* extension not a letter */
+        "n,,n=user,r=ab\x01"
+        "c",                   /* control byte */
+        "n,,n=user,r=abc\xff", /* not ASCII */
+        "n,n=user,r=abc",      /* gs2 header cut short */
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         static struct scram_server s;
@@ -200,28 +202,28 @@ Test(scram, the_server_refuses_malformed_client_final_messages)
 {
     const char *bad[] = {
         "",
-        "c=biws,r=" RFC_NONCE,                               /* no proof */
-        "r=" RFC_NONCE ",c=biws,p=" RFC_PROOF,               /* out of order */
-        "c=eSws,r=" RFC_NONCE ",p=" RFC_PROOF,               /* binding not the first's */
+        "c=biws,r=" RFC_NONCE,                                 /* no proof */
+        "r=" RFC_NONCE ",c=biws,p=" RFC_PROOF,                 /* out of order */
+        "c=eSws,r=" RFC_NONCE ",p=" RFC_PROOF,                 /* binding not the first's */
         "c=cD10bHMtdW5pcXVlLCw=,r=" RFC_NONCE ",p=" RFC_PROOF, /* p= binding */
-        "c=biws,r=rOprNGfwEbeRWgbNEkqO,p=" RFC_PROOF,        /* the client's nonce alone */
-        "c=biws,r=" RFC_NONCE "x,p=" RFC_PROOF,              /* nonce extended */
-        "c=biws,r=" RFC_CNONCE "x" RFC_NONCE ",p=" RFC_PROOF, /* not librdkafka's form */
-        "c=biws,r=" RFC_CNONCE RFC_CNONCE ",p=" RFC_PROOF,   /* the server's part missing */
+        "c=biws,r=rOprNGfwEbeRWgbNEkqO,p=" RFC_PROOF,          /* the client's nonce alone */
+        "c=biws,r=" RFC_NONCE "x,p=" RFC_PROOF,                /* nonce extended */
+        "c=biws,r=" RFC_CNONCE "x" RFC_NONCE ",p=" RFC_PROOF,  /* not librdkafka's form */
+        "c=biws,r=" RFC_CNONCE RFC_CNONCE ",p=" RFC_PROOF,     /* the server's part missing */
         "c=biws,r=" RFC_NONCE ",p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ",  /* base64 */
         "c=biws,r=" RFC_NONCE ",p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVA=", /* wrong */
-        "c=biws,r=" RFC_NONCE ",p=dHzb",                     /* short proof */
-        "c=biws,r=" RFC_NONCE ",p=" RFC_PROOF ",x=1",        /* after the proof */
-        "c=biws,r=" RFC_NONCE ",p=" RFC_PROOF ",",           /* trailing ',' */
+        "c=biws,r=" RFC_NONCE ",p=dHzb",                                         /* short proof */
+        "c=biws,r=" RFC_NONCE ",p=" RFC_PROOF ",x=1", /* after the proof */
+        "c=biws,r=" RFC_NONCE ",p=" RFC_PROOF ",",    /* trailing ',' */
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         static struct scram_server s;
         rfc_server(&s);
         char out[SCRAM_MSG_BYTES_MAX];
         size_t len;
-        cr_assert_eq(scram_server_final(&s, (const uint8_t *)bad[i], strlen(bad[i]), out,
-                                        sizeof(out), &len),
-                     -NG_EAUTH, "accepted: %s", bad[i]);
+        cr_assert_eq(
+            scram_server_final(&s, (const uint8_t *)bad[i], strlen(bad[i]), out, sizeof(out), &len),
+            -NG_EAUTH, "accepted: %s", bad[i]);
     }
 }
 
@@ -231,10 +233,12 @@ Test(scram, the_server_accepts_librdkafkas_repeated_client_nonce)
 {
     static struct scram_server s;
     rfc_server(&s);
-    const char *c2 = "c=biws,r=" RFC_CNONCE RFC_NONCE ",p=1Y75+q7XaCGJj/r6vyQWwoNxSzV5ksS8xhp5Lqyriec=";
+    const char *c2 =
+        "c=biws,r=" RFC_CNONCE RFC_NONCE ",p=1Y75+q7XaCGJj/r6vyQWwoNxSzV5ksS8xhp5Lqyriec=";
     char out[SCRAM_MSG_BYTES_MAX];
     size_t len;
-    cr_assert_eq(scram_server_final(&s, (const uint8_t *)c2, strlen(c2), out, sizeof(out), &len), 0);
+    cr_assert_eq(scram_server_final(&s, (const uint8_t *)c2, strlen(c2), out, sizeof(out), &len),
+                 0);
     expect_msg(out, len, "v=3svB0h5EwFJ/+WVn2GpJ5uBzW8HEv9nm1rcYAhYlm0A=");
 }
 
@@ -257,9 +261,9 @@ Test(scram, the_client_refuses_a_server_that_does_not_extend_its_nonce)
         cr_assert_eq(scram_client_first(&c, SCRAM_SHA_256, RFC_USER, RFC_PASSWORD, RFC_CNONCE, out,
                                         sizeof(out), &len),
                      0);
-        cr_assert_eq(scram_client_final(&c, (const uint8_t *)bad[i], strlen(bad[i]), out,
-                                        sizeof(out), &len),
-                     -NG_EAUTH, "accepted: %s", bad[i]);
+        cr_assert_eq(
+            scram_client_final(&c, (const uint8_t *)bad[i], strlen(bad[i]), out, sizeof(out), &len),
+            -NG_EAUTH, "accepted: %s", bad[i]);
         scram_client_wipe(&c);
     }
 }

@@ -144,7 +144,11 @@ Test(users, a_credentials_text_reads_back_and_bad_text_is_refused)
     cr_assert(memcmp(&c, &back, sizeof(c)) == 0);
     cr_assert_eq(users_cred_parse(SCRAM_SHA_256, text, (size_t)n, &back), -NG_ECORRUPT,
                  "SHA-512 keys are not SHA-256 ones");
-    const char *bad[] = {"", "4096", "100 AAAA AAAA AAAA", "4096 AAAA AAAA", "x096 AAAA A A",
+    const char *bad[] = {"",
+                         "4096",
+                         "100 AAAA AAAA AAAA",
+                         "4096 AAAA AAAA",
+                         "x096 AAAA A A",
                          "4096  AAAA AAAA AAAA"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         cr_assert_eq(users_cred_parse(SCRAM_SHA_256, bad[i], strlen(bad[i]), &back), -NG_ECORRUPT,

@@ -172,8 +172,9 @@ static const char *word(enum nagare_acl_vocab v, int code)
 
 static void acl_print(const struct nagare_acl *a)
 {
-    printf("%-5s %-24s %-15s %-16s %-7s %-8s %s\n", word(NAGARE_ACL_VOCAB_PERMISSION, a->permission),
-           a->principal, a->host, word(NAGARE_ACL_VOCAB_OP, a->operation),
+    printf("%-5s %-24s %-15s %-16s %-7s %-8s %s\n",
+           word(NAGARE_ACL_VOCAB_PERMISSION, a->permission), a->principal, a->host,
+           word(NAGARE_ACL_VOCAB_OP, a->operation),
            word(NAGARE_ACL_VOCAB_RESOURCE, a->resource_type),
            word(NAGARE_ACL_VOCAB_PATTERN, a->pattern_type), a->name);
 }

@@ -246,10 +246,81 @@ int cli_login_set(const char *user, const char *mechanism)
 
 struct nagare_login cli_login(void) { return cli_login_as; }
 
+static struct nagare_tls cli_tls_cfg;
+
+const struct nagare_tls *cli_tls(void) { return &cli_tls_cfg; }
+
+/* The value of TLS option name at argv[*i] ("--name=V" or "--name V"),
+ * or NULL when argv[*i] is not it; *missing when its value is. */
+static const char *tls_option(char **argv, int argc, int *i, const char *name, bool *missing)
+{
+    size_t n = strlen(name);
+    if (strncmp(argv[*i], name, n) != 0) {
+        return NULL;
+    }
+    if (argv[*i][n] == '=') {
+        return argv[*i] + n + 1;
+    }
+    if (argv[*i][n] != '\0') {
+        return NULL;
+    }
+    if (*i + 1 >= argc) {
+        *missing = true;
+        return NULL;
+    }
+    return argv[++*i];
+}
+
+static const char *env_nonempty(const char *name)
+{
+    const char *v = getenv(name);
+    return v != NULL && v[0] != '\0' ? v : NULL;
+}
+
+int cli_tls_options(int *argc, char **argv)
+{
+    struct nagare_tls *t = &cli_tls_cfg;
+    const char *on = env_nonempty("NAGARE_TLS");
+    t->enabled = on != NULL && strcmp(on, "0") != 0;
+    t->ca_file = env_nonempty("NAGARE_TLS_CA");
+    t->cert_file = env_nonempty("NAGARE_TLS_CERT");
+    t->key_file = env_nonempty("NAGARE_TLS_KEY");
+    int out = 1;
+    bool rest = false; /* after "--": operands only */
+    for (int i = 1; i < *argc; i++) {
+        bool missing = false;
+        const char *v = NULL;
+        if (rest || argv[i][0] != '-') {
+            argv[out++] = argv[i];
+        } else if (strcmp(argv[i], "--") == 0) {
+            rest = true;
+            argv[out++] = argv[i];
+        } else if (strcmp(argv[i], "--tls") == 0) {
+            t->enabled = true;
+        } else if ((v = tls_option(argv, *argc, &i, "--tls-ca", &missing)) != NULL) {
+            t->ca_file = v;
+        } else if ((v = tls_option(argv, *argc, &i, "--tls-cert", &missing)) != NULL) {
+            t->cert_file = v;
+        } else if ((v = tls_option(argv, *argc, &i, "--tls-key", &missing)) != NULL) {
+            t->key_file = v;
+        } else if (missing) {
+            fprintf(stderr, "nagare: a value is missing after '%s' (try 'nagare --help')\n",
+                    argv[i]);
+            return CLI_EXIT_USAGE;
+        } else {
+            argv[out++] = argv[i];
+        }
+    }
+    argv[out] = NULL;
+    *argc = out;
+    t->enabled = t->enabled || t->ca_file != NULL || t->cert_file != NULL;
+    return 0;
+}
+
 int cli_admin_connect(const char *broker, nagare_admin **out)
 {
     struct nagare_login login = cli_login();
-    int rc = nagare_admin_new_login(broker, CLI_TIMEOUT_MS, &login, out);
+    int rc = nagare_admin_new_secure(broker, CLI_TIMEOUT_MS, &login, cli_tls(), out);
     if (rc < 0) {
         return cli_fail(rc, "connecting to %s", broker);
     }

@@ -38,6 +38,27 @@ enum {
     "  --broker HOST:PORT   the broker, or a list HOST:PORT,HOST:PORT tried in turn\n" \
     "                       (default: $" CLI_BROKER_ENV ", else " CLI_BROKER_DEFAULT ")\n"
 
+/* TLS to the broker: options any command takes, before or after the
+ * command's name (main() takes them out of argv first), and environment
+ * variables for when they are not given. A CA or a client certificate
+ * implies --tls. */
+#define CLI_TLS_HELP                                                                     \
+    "  --tls                speak TLS to the broker ($NAGARE_TLS=1), verifying its\n"    \
+    "                       certificate against the system's CAs or --tls-ca\n"          \
+    "  --tls-ca FILE        PEM CAs the broker's certificate must chain to\n"            \
+    "                       ($NAGARE_TLS_CA)\n"                                          \
+    "  --tls-cert FILE      PEM client certificate, for mutual TLS ($NAGARE_TLS_CERT)\n" \
+    "  --tls-key FILE       its private key, if not in --tls-cert ($NAGARE_TLS_KEY)\n"
+
+/* Takes the TLS options out of argv (anywhere after argv[0], up to a
+ * "--"), compacting it and updating *argc, and settles the TLS settings
+ * from them and the environment. Returns 0, or CLI_EXIT_USAGE after
+ * reporting an option without its value. */
+int cli_tls_options(int *argc, char **argv);
+
+/* The TLS settings every connection uses (enabled false: plaintext). */
+const struct nagare_tls *cli_tls(void);
+
 /* How long connecting and each admin request may take. Short, so that an
  * unreachable broker fails the command within a few seconds instead of
  * after the library's 30 s default. */

@@ -345,6 +345,7 @@ static int consume_connect(struct consume_run *r)
 {
     struct nagare_consumer_config cc;
     nagare_consumer_config_default(&cc);
+    cc.tls = *cli_tls();
     cc.bootstrap = r->o->broker;
     cc.login = cli_login();
     cc.reset = NAGARE_RESET_EARLIEST; /* records deleted under us: go on after them */

@@ -180,6 +180,7 @@ static int group_connect(struct grun *r)
 {
     struct nagare_consumer_config cc;
     nagare_consumer_config_default(&cc);
+    cc.tls = *cli_tls();
     cc.bootstrap = r->o->broker;
     cc.login = cli_login();
     cc.reset = r->o->from == FROM_END ? NAGARE_RESET_LATEST : NAGARE_RESET_EARLIEST;
@@ -262,6 +263,7 @@ static int share_connect(struct grun *r)
 {
     struct nagare_share_consumer_config c;
     nagare_share_consumer_config_default(&c);
+    c.tls = *cli_tls();
     c.bootstrap = r->o->broker;
     c.login = cli_login();
     c.request_timeout_ms = GROUP_REQUEST_TIMEOUT_MS;

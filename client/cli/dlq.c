@@ -76,7 +76,7 @@ static int dlq_redrive(int argc, char **argv)
     const char *topic = o.topic;
     nagare_admin *a = NULL;
     struct nagare_login login = cli_login();
-    int rc = nagare_admin_new_login(broker, DLQ_TIMEOUT_MS, &login, &a);
+    int rc = nagare_admin_new_secure(broker, DLQ_TIMEOUT_MS, &login, cli_tls(), &a);
     if (rc < 0) {
         return cli_fail(rc, "connecting to %s", broker);
     }

@@ -37,6 +37,7 @@ static void usage(FILE *out)
             "--user NAME (else $%s) logs in as NAME, with the password from $%s\n"
             "or asked for on the terminal; --sasl-mechanism SCRAM-SHA-512 instead of\n"
             "SCRAM-SHA-256.\n"
+            "Every command also takes, anywhere:\n" CLI_TLS_HELP
             "Exit status: 0 done, 1 failed (one line on stderr says why), 2 bad usage.\n",
             CLI_BROKER_ENV, CLI_BROKER_DEFAULT, CLI_USER_ENV, CLI_PASSWORD_ENV);
 }
@@ -99,6 +100,9 @@ static const struct cli_cmd *command(const char *name)
 
 int main(int argc, char **argv)
 {
+    if (cli_tls_options(&argc, argv) != 0) {
+        return CLI_EXIT_USAGE;
+    }
     struct main_opts o = {0};
     int at = main_options(argc, argv, &o);
     if (at < 0) {

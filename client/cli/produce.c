@@ -362,6 +362,7 @@ int cli_produce_main(int argc, char **argv)
 {
     struct nagare_producer_config c;
     nagare_producer_config_default(&c);
+    c.tls = *cli_tls();
     struct produce_opts o = {
         .broker = cli_broker_default(),
         .separator = -1,

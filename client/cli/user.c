@@ -133,7 +133,8 @@ static int user_run(struct user_opts *o, char sub)
     }
     nagare_admin_destroy(a);
     if (rc < 0) {
-        return o->name != NULL ? cli_fail(rc, "%s %s", o->cmd, o->name) : cli_fail(rc, "%s", o->cmd);
+        return o->name != NULL ? cli_fail(rc, "%s %s", o->cmd, o->name)
+                               : cli_fail(rc, "%s", o->cmd);
     }
     if (sub != 'l') {
         printf("%s %s\n", sub == 'a' ? "set user" : "deleted user", o->name);
@@ -153,9 +154,10 @@ int cli_user_main(int argc, char **argv)
         return 0;
     }
     static const char *const cmds[] = {"user add", "user delete", "user list"};
-    int which = strcmp(sub, "add") == 0 ? 0 : strcmp(sub, "delete") == 0 ? 1
-                                          : strcmp(sub, "list") == 0   ? 2
-                                                                       : -1;
+    int which = strcmp(sub, "add") == 0      ? 0
+                : strcmp(sub, "delete") == 0 ? 1
+                : strcmp(sub, "list") == 0   ? 2
+                                             : -1;
     if (which < 0) {
         return cli_usage_error("user", "unknown subcommand '%s': add, delete or list", sub);
     }
