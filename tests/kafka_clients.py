@@ -54,8 +54,10 @@ class Broker:
         deadline = time.monotonic() + START_TIMEOUT_S
         while True:
             with open(self.log_path) as f:
-                m = re.search(r"Kafka clients served on (\S+)", f.read())
-            if m:
+                text = f.read()
+            # the listening line comes last: every listener is up then
+            m = re.search(r"Kafka clients served on (\S+)", text)
+            if m and "nagared listening on" in text:
                 self.kafka = m.group(1)
                 return
             if self.proc.poll() is not None or time.monotonic() > deadline:

@@ -21,53 +21,25 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from kafka_clients import Broker, fail  # noqa: E402
+
 SKIP = 77
 USER = "kafka-user"
 PASSWORD = "s3cret-for-kafka"
 MECHANISMS = ["SCRAM-SHA-256", "SCRAM-SHA-512"]
 RECORDS = 10
 # Only a broken broker or client comes near these.
-START_TIMEOUT_S = 60
 CLIENT_TIMEOUT_S = 60
 
 
-def fail(msg):
-    print("FAIL: " + msg, file=sys.stderr)
-    sys.exit(1)
-
-
-class Broker:
-    """nagared requiring logins, on 127.0.0.1:0 for both listeners."""
-
-    def __init__(self, root):
-        data = os.path.join(root, "data")
-        env = dict(os.environ, NAGARE_PASSWORD=PASSWORD)
-        subprocess.run([os.environ["NAGARED"], "--add-user", USER, data], env=env, check=True,
-                       capture_output=True)
-        self.log_path = os.path.join(root, "nagared.log")
-        self.log = open(self.log_path, "w")
-        self.proc = subprocess.Popen(
-            [os.environ["NAGARED"], "--listen", "127.0.0.1:0", "--kafka-listen", "127.0.0.1:0",
-             "--data-dir", data, "--set", "authentication=required",
-             "--set", "login_failures_max=1000"],
-            stdout=self.log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while True:
-            with open(self.log_path) as f:
-                m = re.search(r"Kafka clients served on (\S+)", f.read())
-            if m:
-                self.kafka = m.group(1)
-                return
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                fail("nagared did not start:\n" + open(self.log_path).read())
-            time.sleep(0.05)
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(timeout=START_TIMEOUT_S)
-        self.log.close()
+def start_broker(root):
+    """kafka_clients.Broker requiring logins, its user added first."""
+    data = os.path.join(root, "data")
+    env = dict(os.environ, NAGARE_PASSWORD=PASSWORD)
+    subprocess.run([os.environ["NAGARED"], "--add-user", USER, data], env=env, check=True,
+                   capture_output=True)
+    return Broker(root, ["--set", "authentication=required", "--set", "login_failures_max=1000"])
 
 
 def values(mech):
@@ -201,7 +173,7 @@ def main():
     if len(sys.argv) != 2 or sys.argv[1] not in CLIENTS:
         fail("usage: kafka_sasl_clients.py %s" % "|".join(CLIENTS))
     root = tempfile.mkdtemp(prefix="nagare-sasl-")
-    b = Broker(root)
+    b = start_broker(root)
     try:
         CLIENTS[sys.argv[1]](b)
         print("%s: SCRAM logins, produce and consume, refusals: ok" % sys.argv[1])
