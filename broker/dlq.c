@@ -45,6 +45,9 @@
 /* After a copy fails (no dead-letter topic, a full disk), copies wait this
  * long rather than retry every housekeeping tick. */
 #define DLQ_RETRY_MS 1000
+/* A cluster: how often a coordinator that does not lead a dead-letter
+ * partition asks to lead it (a move takes a controller pass or two). */
+#define DLQ_LEAD_ASK_MS 10000
 /* The headers a copy adds, and room for their values. */
 #define DLQ_HEADERS 5
 #define DLQ_HEADER_PREFIX "nagare.dlq."
@@ -361,16 +364,63 @@ static int copy_start(struct server *s, struct share_part *sp, struct part *src,
     return 0;
 }
 
+static void lead_asked(void *arg, int rc)
+{
+    (void)arg;
+    if (rc != 0) {
+        log_warn("share groups: asking to lead a dead-letter partition: %s", err_str(rc));
+    }
+}
+
+/* Copies go only through the dead-letter partition's leader, so the share
+ * coordinator leads it: when another broker does (placement puts both on
+ * the same broker, but a failover may part them), the coordinator asks the
+ * controller to move the partition onto itself first, then the replicas it
+ * has (as many as it has): the controller adds this broker as a replica if
+ * it is none, waits for it to be in sync, and hands it the lead as the
+ * preferred replica (docs/cluster.md, section 5). At most once per
+ * DLQ_LEAD_ASK_MS, and not while a move of the partition is under way. */
+static void dlq_ask_to_lead(struct server *s, const struct cluster_topic *ct)
+{
+    struct queue *q = s->queue;
+    const struct cluster_partition *p = &ct->parts[0];
+    int32_t self = s->cfg.broker_id;
+    int64_t now = share_serve_now_ms(s);
+    if (ct->partitions < 1 || p->leader == self || p->leader < 0 || p->target_count > 0 ||
+        (p->replica_count > 0 && p->replicas[0] == self) ||
+        (q->dlq_lead_ms != 0 && now - q->dlq_lead_ms < DLQ_LEAD_ASK_MS)) {
+        return; /* leads; none does (an election comes first); will lead once
+                   in sync (the preferred replica); or asked already */
+    }
+    int32_t target[CLUSTER_REPLICAS_MAX] = {self};
+    uint8_t n = 1;
+    for (uint8_t i = 0; i < p->replica_count && n < p->replica_count; i++) {
+        if (p->replicas[i] != self) {
+            target[n++] = p->replicas[i];
+        }
+    }
+    q->dlq_lead_ms = now;
+    log_info("share groups: asking to lead %s/0 (led by broker %d), where dead letters are copied",
+             ct->name, p->leader);
+    int rc = cluster_session_reassign(s->session, ct->name, 0, target, n, lead_asked, NULL);
+    if (rc != 0) {
+        lead_asked(NULL, rc);
+    }
+}
+
 /* A cluster's dead-letter topic: 0 when this broker leads its partition
  * with enough in-sync replicas (copies are appended only there, acks=all),
  * 1 when not: the records stay DEADLETTER, holding their window's start
- * (nothing is lost; logged once per cause), and the cluster is asked for
- * the topic when its catalog has none. */
+ * (nothing is lost; logged once per cause), the cluster is asked for the
+ * topic when its catalog has none, and to make this broker its leader when
+ * another leads it (dlq_ask_to_lead()). */
 static int dlq_cluster_topic(struct server *s, const char *name, size_t len,
                              const struct server_topic *t)
 {
     struct queue *q = s->queue;
-    if (s->view == NULL || cluster_view_topic(s->view, name, len) == NULL) {
+    const struct cluster_topic *ct =
+        s->view != NULL ? cluster_view_topic(s->view, name, len) : NULL;
+    if (ct == NULL) {
         const struct cluster_topic_config cfg = {.retention_ms = PROTO_CONFIG_DEFAULT,
                                                  .retention_bytes = PROTO_CONFIG_DEFAULT,
                                                  .segment_bytes = PROTO_CONFIG_DEFAULT,
@@ -380,6 +430,9 @@ static int dlq_cluster_topic(struct server *s, const char *name, size_t len,
         return 1;
     }
     int rc = t != NULL ? groups_leader_writable(&t->parts[0]) : -NG_ENO_REPLICA;
+    if (rc == -NG_ENOT_LEADER || rc == -NG_ENO_REPLICA) {
+        dlq_ask_to_lead(s, ct);
+    }
     if (rc != 0 && rc != q->dlq_wait_logged) {
         log_warn("share groups: dead letters for %s wait (%s): copies are appended only by the "
                  "leader of the dead-letter partition, with enough in-sync replicas; the records "

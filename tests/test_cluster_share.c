@@ -419,26 +419,24 @@ static bool lists(size_t i, const char *group, int kind)
     return found;
 }
 
-/* Each coordinator lists its own kind of group: with the share
- * coordinator moved to another broker than the consumer groups' one, a
- * listing through any broker names both a consumer group and a share
- * group. */
-Test(cluster_share, groups_are_listed_whichever_broker_coordinates_them, .fini = teardown,
+/* With the share coordinator moved away from the first broker (a
+ * reassignment of __share_state/0 putting another broker first): a listing
+ * through any broker names both a consumer group (listed by the offsets
+ * coordinator, still the first broker) and the share group (by the share
+ * coordinator); and a dead letter's topic, placed on the first broker as
+ * every partition 0 is, comes to the coordinator, which copies into it only
+ * as its leader and so asks to lead it: the copy lands on every replica. */
+Test(cluster_share, a_share_coordinator_apart_lists_and_leads_its_dlq, .fini = teardown,
      .timeout = 600)
 {
     cluster_up();
-    produce(0, 1);
-    nagare_share_consumer *sc = share_new();
-    static bool seen[RECORDS + MORE];
-    poll_until(sc, seen, 0, 1, 0, "the record");
+    produce(0, 3);
+    nagare_share_consumer *sc = share_new(); /* makes __share_state */
     nagare_share_consumer_destroy(sc);
     nagare_admin *a;
     cr_assert_eq(nagare_admin_new(C.bootstrap, 30000, &a), 0);
     int rc = nagare_group_reset_offsets(a, "cg", TOPIC, NAGARE_RESET_TO_EARLIEST, 0, NULL, NULL);
     cr_assert_eq(rc, 0, "a consumer group's offsets: %s", nagare_strerror(rc));
-
-    /* __share_state/0 onto the same brokers, another first: the preferred
-     * leader, which the controller makes leader once it is in sync. */
     int g = leader_index(PROTO_OFFSETS_TOPIC);
     cr_assert_geq(g, 0);
     int k = (g + 1) % 3;
@@ -457,14 +455,30 @@ Test(cluster_share, groups_are_listed_whichever_broker_coordinates_them, .fini =
         }
         (void)poll(NULL, 0, 200);
     }
-    /* The new coordinator serves share groups once it has replayed. */
-    while (share_fetch_at((size_t)k) != 0) {
-        cr_assert_lt(clock_mono_ms(), deadline, "broker %d does not coordinate", k + 1);
-        (void)poll(NULL, 0, 200);
-    }
+
+    /* The new coordinator hands out the records (it replays the state). */
+    sc = share_new();
+    static bool seen[RECORDS + MORE];
+    poll_until(sc, seen, 0, 3, 0, "the records");
     for (size_t i = 0; i < 3; i++) {
         cr_assert(lists(i, "cg", NAGARE_GROUP_CONSUMER), "broker %zu: no consumer group", i + 1);
         cr_assert(lists(i, GROUP, NAGARE_GROUP_SHARE), "broker %zu: no share group", i + 1);
     }
+
+    cr_assert_eq(nagare_share_ack_offset(sc, TOPIC, 0, 0, NAGARE_ACK_REJECT), 0);
+    rc = nagare_share_commit(sc);
+    cr_assert_eq(rc, 0, "commit: %s", nagare_strerror(rc));
+    nagare_share_consumer_destroy(sc);
+    for (size_t i = 0; i < 3; i++) {
+        while (replica_end(i, TOPIC ".dlq") < 1) {
+            if (clock_mono_ms() >= deadline) {
+                cs_print_logs(&C, "no dead-letter copy");
+                cr_assert_fail("broker %zu has no copy (coordinator %d, " TOPIC ".dlq/0 led by %d)",
+                               i + 1, k + 1, leader_index(TOPIC ".dlq") + 1);
+            }
+            (void)poll(NULL, 0, 200);
+        }
+    }
+    cr_assert_eq(leader_index(TOPIC ".dlq"), k);
     cs_stop_brokers(&C);
 }
