@@ -1,0 +1,371 @@
+/*
+ * tests/proto_recode_hand.c — the recoders of the messages net/proto.def
+ * marks "hand" (net/proto_recode.h); the generated proto_recode() calls
+ * proto_recode_hand() for them. Linked by fuzz/fuzz_proto.c and
+ * tests/test_proto_def.c.
+ */
+#include "net/proto_recode.h"
+
+/* Ranges of one partition, decoded into arrays to be encoded again. */
+static struct proto_share_acquired acquired_buf[PROTO_SHARE_RANGES_MAX];
+static struct proto_share_ack acks_buf[PROTO_SHARE_RANGES_MAX];
+
+static void recode_index_partitions(struct proto_dec *d, struct proto_enc *e)
+{
+    int32_t p;
+    while (proto_next_partition_index(d, &p)) {
+        proto_enc_partition_index(e, p);
+    }
+}
+
+/* Requests: what precedes the topics, then the topics. */
+static int recode_metadata_req(uint16_t v, uint32_t c, struct proto_str cid, struct rd *r,
+                               struct wr *w, int *enc_rc)
+{
+    struct proto_dec d;
+    struct proto_enc e;
+    int rc = proto_metadata_req_decode(r, v, &d);
+    if (rc != 0) {
+        return rc;
+    }
+    proto_metadata_req_begin(&e, w, v, c, cid, d.topic_count < 0);
+    struct proto_topic t;
+    while (proto_next_topic(&d, &t)) {
+        proto_enc_topic(&e, t.name);
+    }
+    *enc_rc = proto_enc_end(&e);
+    return 0;
+}
+
+static int recode_create_topics_req(uint16_t v, uint32_t c, struct proto_str cid, struct rd *r,
+                                    struct wr *w, int *enc_rc)
+{
+    struct proto_dec d;
+    struct proto_enc e;
+    int rc = proto_create_topics_req_decode(r, v, &d);
+    if (rc != 0) {
+        return rc;
+    }
+    proto_create_topics_req_begin(&e, w, v, c, cid);
+    struct proto_create_topic t;
+    while (proto_create_topics_req_next(&d, &t)) {
+        proto_create_topics_req_topic(&e, &t);
+    }
+    *enc_rc = proto_enc_end(&e);
+    return 0;
+}
+
+/* The topics of a request whose partitions are api's element. */
+static int recode_req_topics(uint16_t api, struct proto_dec *d, struct proto_enc *e)
+{
+    struct proto_topic t;
+    while (proto_next_topic(d, &t)) {
+        proto_enc_topic(e, t.name);
+        if (api == PROTO_API_SHARE_ACK) {
+            struct proto_share_ack_req_partition p;
+            while (proto_share_ack_req_next_partition(d, &p)) {
+                for (uint32_t i = 0; i < p.ack_count; i++) {
+                    proto_share_ack_at(&p, i, &acks_buf[i]);
+                }
+                p.acks = acks_buf;
+                proto_share_ack_req_partition(e, &p);
+            }
+        } else if (api == PROTO_API_REASSIGN_PARTITIONS) {
+            struct proto_reassign_partition p;
+            while (proto_reassign_req_next_partition(d, &p)) {
+                proto_reassign_req_partition(e, &p);
+            }
+        } else {
+            recode_index_partitions(d, e);
+        }
+    }
+    return proto_enc_end(e);
+}
+
+static int recode_topics_req(uint16_t api, uint16_t v, uint32_t c, struct proto_str cid,
+                             struct rd *r, struct wr *w, int *enc_rc)
+{
+    struct proto_dec d;
+    struct proto_enc e;
+    int rc;
+    if (api == PROTO_API_OFFSET_FETCH) {
+        struct proto_str g;
+        if ((rc = proto_offset_fetch_req_decode(r, v, &g, &d)) == 0) {
+            proto_offset_fetch_req_begin(&e, w, v, c, cid, g, d.topic_count < 0);
+        }
+    } else if (api == PROTO_API_RESET_OFFSETS) {
+        struct proto_reset_offsets_req q;
+        if ((rc = proto_reset_offsets_req_decode(r, v, &q, &d)) == 0) {
+            proto_reset_offsets_req_begin(&e, w, v, c, cid, &q);
+        }
+    } else if (api == PROTO_API_SHARE_ACK) {
+        struct proto_share_ack_req q;
+        if ((rc = proto_share_ack_req_decode(r, v, &q, &d)) == 0) {
+            proto_share_ack_req_begin(&e, w, v, c, cid, &q);
+        }
+    } else {
+        ASSERT(api == PROTO_API_REASSIGN_PARTITIONS);
+        if ((rc = proto_reassign_req_decode(r, v, &d)) == 0) {
+            proto_reassign_req_begin(&e, w, v, c, cid);
+        }
+    }
+    if (rc == 0) {
+        *enc_rc = recode_req_topics(api, &d, &e);
+    }
+    return rc;
+}
+
+/* The security apis (logins, users, ACLs): their decoders run on the
+ * input, every list walked to its end, without a round trip. Returns their
+ * error, or -NG_EUNKNOWN_API after a decode that succeeded. */
+static bool security_api(uint16_t api)
+{
+    return api == PROTO_API_SASL_HANDSHAKE || api == PROTO_API_SASL_AUTHENTICATE ||
+           api == PROTO_API_ALTER_USER || api == PROTO_API_DESCRIBE_USERS ||
+           api == PROTO_API_CREATE_ACLS || api == PROTO_API_DESCRIBE_ACLS ||
+           api == PROTO_API_DELETE_ACLS;
+}
+
+static int decode_security(uint16_t api, uint16_t v, bool response, struct rd *r)
+{
+    struct proto_dec d;
+    struct proto_sasl_bytes bytes;
+    struct proto_acl acl;
+    int rc;
+    switch (api) {
+    case PROTO_API_SASL_AUTHENTICATE:
+        rc = response ? proto_sasl_authenticate_resp_decode(r, v, &bytes)
+                      : proto_sasl_authenticate_req_decode(r, v, &bytes);
+        break;
+    case PROTO_API_ALTER_USER: {
+        struct proto_alter_user_req u;
+        ASSERT(!response);
+        rc = proto_alter_user_req_decode(r, v, &u);
+        break;
+    }
+    case PROTO_API_DESCRIBE_USERS:
+        ASSERT(response);
+        rc = proto_describe_users_resp_decode(r, v, &d);
+        if (rc == 0) {
+            struct proto_user_listing u;
+            while (proto_describe_users_resp_next(&d, &u)) {
+            }
+        }
+        break;
+    case PROTO_API_CREATE_ACLS:
+        ASSERT(!response);
+        rc = proto_create_acls_req_decode(r, v, &d);
+        if (rc == 0) {
+            while (proto_next_acl(&d, &acl)) {
+            }
+        }
+        break;
+    default:
+        ASSERT(api == PROTO_API_DESCRIBE_ACLS || api == PROTO_API_DELETE_ACLS);
+        rc = response ? proto_acl_list_resp_decode(r, api, v, &d)
+                      : proto_acl_filter_req_decode(r, api, v, &acl);
+        if (rc == 0 && response) {
+            while (proto_next_acl(&d, &acl)) {
+            }
+        }
+        break;
+    }
+    return rc != 0 ? rc : -NG_EUNKNOWN_API;
+}
+
+static int recode_request(uint16_t api, uint16_t v, uint32_t c, struct proto_str cid,
+                          struct rd *r, struct wr *w, int *enc_rc)
+{
+    switch (api) {
+    case PROTO_API_METADATA:
+        return recode_metadata_req(v, c, cid, r, w, enc_rc);
+    case PROTO_API_CREATE_TOPICS:
+        return recode_create_topics_req(v, c, cid, r, w, enc_rc);
+    default:
+        return recode_topics_req(api, v, c, cid, r, w, enc_rc);
+    }
+}
+
+/* Responses. */
+static int recode_api_versions_resp(uint16_t v, uint32_t c, struct rd *r, struct wr *w,
+                                    int *enc_rc)
+{
+    struct proto_api_versions_resp av;
+    int rc = proto_api_versions_resp_decode(r, v, &av);
+    if (rc == 0) {
+        *enc_rc = proto_api_versions_resp_encode(w, v, c, &av);
+    }
+    return rc;
+}
+
+static void recode_metadata_parts(struct proto_dec *d, struct proto_enc *e)
+{
+    struct proto_topic t;
+    while (proto_next_topic(d, &t)) {
+        proto_metadata_resp_topic_config(e, t.name, t.err, &t.config);
+        struct proto_metadata_partition p;
+        while (proto_metadata_resp_next_partition(d, &p)) {
+            proto_metadata_resp_partition(e, &p);
+        }
+    }
+}
+
+static int recode_metadata_resp(uint16_t v, uint32_t c, struct rd *r, struct wr *w, int *enc_rc)
+{
+    struct proto_dec d;
+    struct proto_enc e;
+    struct proto_metadata_resp m;
+    int rc = proto_metadata_resp_decode(r, v, &m, &d);
+    if (rc != 0) {
+        return rc;
+    }
+    proto_metadata_resp_begin(&e, w, v, c, &m);
+    struct proto_broker b;
+    while (proto_metadata_resp_next_broker(&m, &b)) {
+        proto_metadata_resp_broker(&e, &b);
+    }
+    recode_metadata_parts(&d, &e);
+    *enc_rc = proto_enc_end(&e);
+    return 0;
+}
+
+/* Fetch and ReplicaFetch: the zero-copy path, as the broker uses it. */
+static void recode_records_parts(uint16_t api, struct proto_dec *d, struct proto_enc *e)
+{
+    struct proto_topic t;
+    while (proto_next_topic(d, &t)) {
+        proto_enc_topic(e, t.name);
+        if (api == PROTO_API_FETCH) {
+            struct proto_fetch_resp_partition p;
+            while (proto_fetch_resp_next_partition(d, &p)) {
+                proto_fetch_resp_partition_begin(e, &p);
+                wr_bytes(e->w, p.records, p.records_bytes);
+                proto_fetch_resp_partition_end(e);
+            }
+        } else if (api == PROTO_API_REPLICA_FETCH) {
+            struct proto_replica_fetch_resp_partition p;
+            while (proto_replica_fetch_resp_next_partition(d, &p)) {
+                proto_replica_fetch_resp_partition_begin(e, &p);
+                wr_bytes(e->w, p.records, p.records_bytes);
+                proto_fetch_resp_partition_end(e);
+            }
+        } else {
+            struct proto_share_fetch_resp_partition p;
+            ASSERT(api == PROTO_API_SHARE_FETCH);
+            while (proto_share_fetch_resp_next_partition(d, &p)) {
+                for (uint32_t i = 0; i < p.acquired_count; i++) {
+                    proto_share_fetch_acquired(&p, i, &acquired_buf[i]);
+                }
+                p.acquired = acquired_buf;
+                proto_share_fetch_resp_partition(e, &p);
+            }
+        }
+    }
+}
+
+static int recode_records_resp(uint16_t api, uint16_t v, uint32_t c, struct rd *r, struct wr *w,
+                               int *enc_rc)
+{
+    struct proto_dec d;
+    struct proto_enc e;
+    int rc;
+    if (api == PROTO_API_FETCH) {
+        if ((rc = proto_fetch_resp_decode(r, v, &d)) == 0) {
+            proto_fetch_resp_begin(&e, w, v, c);
+        }
+    } else if (api == PROTO_API_REPLICA_FETCH) {
+        if ((rc = proto_replica_fetch_resp_decode(r, v, &d)) == 0) {
+            proto_replica_fetch_resp_begin(&e, w, v, c);
+        }
+    } else {
+        struct proto_share_fetch_resp out;
+        if ((rc = proto_share_fetch_resp_decode(r, v, &out, &d)) == 0) {
+            proto_share_fetch_resp_begin(&e, w, v, c, &out);
+        }
+    }
+    if (rc == 0) {
+        recode_records_parts(api, &d, &e);
+        *enc_rc = proto_enc_end(&e);
+    }
+    return rc;
+}
+
+static int recode_list_groups_resp(uint16_t v, uint32_t c, struct rd *r, struct wr *w,
+                                   int *enc_rc)
+{
+    struct proto_dec d;
+    struct proto_enc e;
+    int rc = proto_list_groups_resp_decode(r, v, &d);
+    if (rc != 0) {
+        return rc;
+    }
+    proto_list_groups_resp_begin(&e, w, v, c);
+    struct proto_group_listing g;
+    while (proto_list_groups_resp_next(&d, &g)) {
+        proto_list_groups_resp_group(&e, &g);
+    }
+    *enc_rc = proto_enc_end(&e);
+    return 0;
+}
+
+static int recode_describe_group_resp(uint16_t v, uint32_t c, struct rd *r, struct wr *w,
+                                      int *enc_rc)
+{
+    struct proto_enc e;
+    struct proto_dec d;
+    struct proto_describe_group_resp out;
+    int rc = proto_describe_group_resp_decode(r, v, &out, &d);
+    if (rc != 0) {
+        return rc;
+    }
+    proto_describe_group_resp_begin(&e, w, v, c, &out);
+    struct proto_group_member_desc m;
+    struct proto_topic t;
+    while (proto_describe_group_resp_next_member(&d, &m)) {
+        proto_describe_group_resp_member(&e, m.member_id);
+        while (proto_next_topic(&d, &t)) {
+            proto_enc_topic(&e, t.name);
+            recode_index_partitions(&d, &e);
+        }
+    }
+    proto_describe_group_resp_seek_offsets(&d);
+    proto_describe_group_resp_offsets(&e);
+    while (proto_next_topic(&d, &t)) {
+        proto_enc_topic(&e, t.name);
+        struct proto_group_offset_desc o;
+        while (proto_describe_group_resp_next_offset(&d, &o)) {
+            proto_describe_group_resp_offset(&e, &o);
+        }
+    }
+    *enc_rc = proto_enc_end(&e);
+    return 0;
+}
+
+static int recode_response(uint16_t api, uint16_t v, uint32_t c, struct rd *r, struct wr *w,
+                           int *enc_rc)
+{
+    switch (api) {
+    case PROTO_API_API_VERSIONS:
+        return recode_api_versions_resp(v, c, r, w, enc_rc);
+    case PROTO_API_METADATA:
+        return recode_metadata_resp(v, c, r, w, enc_rc);
+    case PROTO_API_LIST_GROUPS:
+        return recode_list_groups_resp(v, c, r, w, enc_rc);
+    case PROTO_API_DESCRIBE_GROUP:
+        return recode_describe_group_resp(v, c, r, w, enc_rc);
+    default:
+        return recode_records_resp(api, v, c, r, w, enc_rc);
+    }
+}
+
+int proto_recode_hand(uint16_t api_key, uint16_t version, bool response, uint32_t correlation_id,
+                      struct proto_str client_id, struct rd *body, struct wr *w, int *enc_rc)
+{
+    if (security_api(api_key)) {
+        return decode_security(api_key, version, response, body);
+    }
+    if (response) {
+        return recode_response(api_key, version, correlation_id, body, w, enc_rc);
+    }
+    return recode_request(api_key, version, correlation_id, client_id, body, w, enc_rc);
+}
