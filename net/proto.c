@@ -565,18 +565,21 @@ static void enc_parts_close(struct proto_enc *e)
     }
 }
 
-/* Starts the next element of the outer array. */
-static void enc_topic_add(struct proto_enc *e)
+/* Starts the next element of the outer array, of at most max. */
+static void enc_outer_add(struct proto_enc *e, int32_t max)
 {
     ASSERT(e->topics_at != NO_MARK); /* open, and not a null array */
     ASSERT(e->records_at == NO_MARK);
     enc_parts_close(e);
-    if (e->topic_count == PROTO_TOPICS_MAX) {
+    if (e->topic_count == max) {
         enc_fail(e, -NG_EBADCOUNT);
         return;
     }
     e->topic_count++;
 }
+
+/* Starts the next topic of the outer array. */
+static void enc_topic_add(struct proto_enc *e) { enc_outer_add(e, PROTO_TOPICS_MAX); }
 
 static void enc_parts_open(struct proto_enc *e)
 {
@@ -978,26 +981,6 @@ static void dec_metadata_partition_v2(struct proto_dec *d, struct proto_metadata
 
 /* ---- Metadata ---- */
 
-void proto_metadata_req_begin(struct proto_enc *e, struct wr *w, uint16_t version,
-                              uint32_t correlation_id, struct proto_str client_id, bool topics_all)
-{
-    enc_req_begin(e, w, PROTO_API_METADATA, version, correlation_id, client_id);
-    if (topics_all) {
-        wr_be32(w, UINT32_MAX); /* null array: every topic */
-    } else {
-        enc_topics_open(e);
-    }
-}
-
-int proto_metadata_req_decode(struct rd *body, uint16_t version, struct proto_dec *d)
-{
-    int rc = dec_open(body, PROTO_API_METADATA, version, false, d);
-    if (rc == 0) {
-        dec_topics_open(d);
-    }
-    return rc;
-}
-
 void proto_metadata_resp_begin(struct proto_enc *e, struct wr *w, uint16_t version,
                                uint32_t correlation_id, const struct proto_metadata_resp *m)
 {
@@ -1091,60 +1074,6 @@ bool proto_metadata_resp_next_partition(struct proto_dec *d, struct proto_metada
 }
 
 /* ---- CreateTopics, DeleteTopics ---- */
-
-void proto_create_topics_req_begin(struct proto_enc *e, struct wr *w, uint16_t version,
-                                   uint32_t correlation_id, struct proto_str client_id)
-{
-    enc_req_begin(e, w, PROTO_API_CREATE_TOPICS, version, correlation_id, client_id);
-    enc_topics_open(e);
-}
-
-void proto_create_topics_req_topic(struct proto_enc *e, const struct proto_create_topic *t)
-{
-    enc_check(e, PROTO_API_CREATE_TOPICS, false);
-    enc_topic_add(e);
-    enc_str(e, t->name, false);
-    wr_be32(e->w, (uint32_t)t->partition_count);
-    if (e->api_version >= 1) {
-        wr_be16(e->w, (uint16_t)t->replication_factor);
-    }
-    if (e->api_version >= 2) {
-        wr_u8(e->w, (uint8_t)t->unclean_leader_election);
-    }
-    wr_be64(e->w, (uint64_t)t->retention_ms);
-    wr_be64(e->w, (uint64_t)t->retention_bytes);
-    wr_be64(e->w, (uint64_t)t->segment_bytes);
-    wr_be32(e->w, (uint32_t)t->batch_bytes_max);
-}
-
-int proto_create_topics_req_decode(struct rd *body, uint16_t version, struct proto_dec *d)
-{
-    int rc = dec_open(body, PROTO_API_CREATE_TOPICS, version, false, d);
-    if (rc == 0) {
-        dec_topics_open(d);
-    }
-    return rc;
-}
-
-bool proto_create_topics_req_next(struct proto_dec *d, struct proto_create_topic *t)
-{
-    dec_check(d, PROTO_API_CREATE_TOPICS, false);
-    if (d->topics_left == 0) {
-        return false;
-    }
-    d->topics_left--;
-    t->name = rd_str(&d->rd, false);
-    t->partition_count = (int32_t)rd_be32(&d->rd);
-    t->replication_factor =
-        d->api_version >= 1 ? (int16_t)rd_be16(&d->rd) : (int16_t)PROTO_CONFIG_DEFAULT;
-    t->unclean_leader_election = d->api_version >= 2 ? (int8_t)rd_u8(&d->rd) : 0;
-    t->retention_ms = (int64_t)rd_be64(&d->rd);
-    t->retention_bytes = (int64_t)rd_be64(&d->rd);
-    t->segment_bytes = (int64_t)rd_be64(&d->rd);
-    t->batch_bytes_max = (int32_t)rd_be32(&d->rd);
-    ASSERT(d->rd.err == 0);
-    return true;
-}
 
 void proto_enc_topic_result(struct proto_enc *e, const struct proto_topic_result *r)
 {
@@ -1332,72 +1261,7 @@ static int dec_topics_body(struct rd *body, uint16_t api_key, uint16_t version, 
 
 /* ---- OffsetCommit, OffsetFetch ---- */
 
-void proto_offset_fetch_req_begin(struct proto_enc *e, struct wr *w, uint16_t version,
-                                  uint32_t correlation_id, struct proto_str client_id,
-                                  struct proto_str group, bool topics_all)
-{
-    enc_req_begin(e, w, PROTO_API_OFFSET_FETCH, version, correlation_id, client_id);
-    enc_str(e, group, false);
-    if (topics_all) {
-        wr_be32(w, UINT32_MAX); /* null array: every committed partition */
-    } else {
-        enc_topics_open(e);
-    }
-}
-
-int proto_offset_fetch_req_decode(struct rd *body, uint16_t version, struct proto_str *group_out,
-                                  struct proto_dec *d)
-{
-    ASSERT(group_out != NULL);
-    int rc = dec_open(body, PROTO_API_OFFSET_FETCH, version, false, d);
-    if (rc != 0) {
-        return rc;
-    }
-    *group_out = rd_str(&d->rd, false);
-    dec_topics_open(d);
-    return 0;
-}
-
 /* ---- ListGroups ---- */
-
-void proto_list_groups_resp_begin(struct proto_enc *e, struct wr *w, uint16_t version,
-                                  uint32_t correlation_id)
-{
-    enc_topics_resp_begin(e, w, PROTO_API_LIST_GROUPS, version, correlation_id);
-}
-
-void proto_list_groups_resp_group(struct proto_enc *e, const struct proto_group_listing *g)
-{
-    enc_check(e, PROTO_API_LIST_GROUPS, true);
-    ASSERT(e->topics_at != NO_MARK);
-    if (e->topic_count == PROTO_GROUPS_MAX) {
-        enc_fail(e, -NG_EBADCOUNT);
-        return;
-    }
-    e->topic_count++;
-    enc_str(e, g->group, false);
-    wr_u8(e->w, (uint8_t)g->kind);
-    wr_be32(e->w, (uint32_t)g->member_count);
-}
-
-int proto_list_groups_resp_decode(struct rd *body, uint16_t version, struct proto_dec *d)
-{
-    return dec_topics_body(body, PROTO_API_LIST_GROUPS, version, true, d);
-}
-
-bool proto_list_groups_resp_next(struct proto_dec *d, struct proto_group_listing *g)
-{
-    dec_check(d, PROTO_API_LIST_GROUPS, true);
-    if (d->topics_left == 0) {
-        return false;
-    }
-    d->topics_left--;
-    g->group = rd_str(&d->rd, false);
-    g->kind = (int8_t)rd_u8(&d->rd);
-    g->member_count = (int32_t)rd_be32(&d->rd);
-    ASSERT(d->rd.err == 0);
-    return true;
-}
 
 /* ---- DescribeGroup ---- */
 
@@ -2173,43 +2037,6 @@ int proto_alter_user_req_decode(struct rd *body, uint16_t version, struct proto_
     bool mech_ok = out->mechanism == 0 || out->mechanism == 1 ||
                    (out->op == PROTO_USER_DELETE && out->mechanism == PROTO_MECH_ALL);
     return op_ok && mech_ok ? 0 : -NG_EBADARG;
-}
-
-void proto_describe_users_resp_begin(struct proto_enc *e, struct wr *w, uint16_t version,
-                                     uint32_t correlation_id)
-{
-    enc_topics_resp_begin(e, w, PROTO_API_DESCRIBE_USERS, version, correlation_id);
-}
-
-void proto_describe_users_resp_user(struct proto_enc *e, const struct proto_user_listing *u)
-{
-    enc_check(e, PROTO_API_DESCRIBE_USERS, true);
-    ASSERT(e->topics_at != NO_MARK);
-    if (e->topic_count == PROTO_USERS_MAX) {
-        enc_fail(e, -NG_EBADCOUNT);
-        return;
-    }
-    e->topic_count++;
-    enc_str(e, u->user, false);
-    wr_u8(e->w, u->mechanisms);
-}
-
-int proto_describe_users_resp_decode(struct rd *body, uint16_t version, struct proto_dec *d)
-{
-    return dec_topics_body(body, PROTO_API_DESCRIBE_USERS, version, true, d);
-}
-
-bool proto_describe_users_resp_next(struct proto_dec *d, struct proto_user_listing *u)
-{
-    dec_check(d, PROTO_API_DESCRIBE_USERS, true);
-    if (d->topics_left == 0) {
-        return false;
-    }
-    d->topics_left--;
-    u->user = rd_str(&d->rd, false);
-    u->mechanisms = rd_u8(&d->rd);
-    ASSERT(d->rd.err == 0);
-    return true;
 }
 
 /* The messages net/proto.def marks "gen" (net/proto_gen.py). */

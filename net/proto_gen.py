@@ -35,8 +35,12 @@ PF = {'i8': 'I8', 'bool': 'I8', 'i16': 'I16', 'err': 'ERR', 'i32': 'I32', 'i64':
 PF_BYTES_MIN = {'I8': 1, 'I16': 2, 'ERR': 2, 'I32': 4, 'I64': 8, 'STR': 2, 'NSTR': 2,
                 'BYTES': 4, 'ARRAY': 4, 'NARRAY': 4}
 FIXED = {'I8': 1, 'I16': 2, 'ERR': 2, 'I32': 4, 'I64': 8}
-LIMITS = ['TOPICS', 'PARTS', 'META_PARTS', 'APIS', 'GROUPS', 'MEMBERS', 'RANGES', 'BROKERS',
-          'REPLICAS', 'ACLS', 'USERS']
+LIMIT_MAX = {'TOPICS': 'PROTO_TOPICS_MAX', 'PARTS': 'PROTO_PARTITIONS_MAX',
+             'META_PARTS': 'PROTO_PARTITIONS_MAX', 'APIS': 'PROTO_API_RANGES_MAX',
+             'GROUPS': 'PROTO_GROUPS_MAX', 'MEMBERS': 'PROTO_GROUP_MEMBERS_MAX',
+             'RANGES': 'PROTO_SHARE_RANGES_MAX', 'BROKERS': 'PROTO_BROKERS_MAX',
+             'REPLICAS': 'PROTO_REPLICAS_MAX', 'ACLS': 'PROTO_ACLS_MAX', 'USERS': 'PROTO_USERS_MAX'}
+LIMITS = list(LIMIT_MAX)
 SHAPES = ['names', 'topic_parts', 'topic_err_parts', 'topic_err_cfg_parts', 'create', 'results',
           'topic_parts_any', 'groups', 'describe', 'acls']
 CHECKS = ['nonneg', 'acks']
@@ -57,6 +61,9 @@ class Field:
         self.part = False
         self.elem = None
         self.check = None
+        self.struct = None   # an outer array's element: its C struct
+        self.fn = None       # ... and the suffix of its encoder's name
+        self.default = None  # C value of a field absent from a version, decoded
         self.fields = []
         self.where = where
 
@@ -124,7 +131,7 @@ def parse_field(words, where):
         elif key == 'part':
             f.part = True
             rest = rest[1:]
-        elif key in ('limit', 'elem', 'check') and len(rest) >= 2:
+        elif key in ('limit', 'elem', 'check', 'struct', 'fn', 'default') and len(rest) >= 2:
             setattr(f, key, rest[1])
             rest = rest[2:]
         else:
@@ -256,8 +263,8 @@ def check_gen(m):
         raise DefError('%s: gen: at most one array, last' % m.where)
     if outer and not m.shapes:
         raise DefError('%s: gen: an array needs a shape' % m.where)
-    if outer and outer[0].null:
-        raise DefError('%s: gen: a null outer array is written by hand' % m.where)
+    if outer and (outer[0].fn is None) != (outer[0].struct is None):
+        raise DefError('%s: gen: an element with a struct has a fn, and only then' % m.where)
     for f in head:
         if f.type == 'bytes':
             raise DefError('%s: gen: bytes in a head are written by hand' % f.where)
@@ -510,8 +517,9 @@ def dec_field(f, x, r, ver, ind):
         line = '%s = %s;' % (x, DEC[f.type] % {'r': r, 'null': 'true' if f.null else 'false'})
     cond = vcond(f, ver)
     if cond:
+        absent = f.default if f.default is not None else '0'
         return [ind + 'if (%s) {' % cond, ind + '    ' + line, ind + '} else {',
-                ind + '    %s = (%s){0};' % (x, C_TYPE.get(f.type, 'const uint8_t *')), ind + '}']
+                ind + '    %s = %s;' % (x, absent), ind + '}']
     return [ind + line]
 
 
@@ -624,6 +632,8 @@ def gen_stream(a, m, out):
         args.append('struct proto_str client_id')
     if enc_p:
         args.append(enc_p)
+    if outer.null:
+        args.append('bool topics_all')
     out.append('void %s_begin(%s)' % (m.cname, ', '.join(args)))
     out.append('{')
     if len(head) > 1:
@@ -634,7 +644,14 @@ def gen_stream(a, m, out):
         out.append('    enc_req_begin(e, w, %s, version, correlation_id, client_id);' % api)
     for f in head:
         out += enc_field(f, ex(f), 'e', 'w', 'version', '    ')
-    out.append('    enc_topics_open(e);')
+    if outer.null:
+        out.append('    if (topics_all) {')
+        out.append('        wr_be32(w, UINT32_MAX); /* null array: all of them */')
+        out.append('    } else {')
+        out.append('        enc_topics_open(e);')
+        out.append('    }')
+    else:
+        out.append('    enc_topics_open(e);')
     out.append('}')
     out.append('')
     dargs = ['struct rd *body', 'uint16_t version'] + ([dec_p] if dec_p else []) + \
@@ -654,6 +671,8 @@ def gen_stream(a, m, out):
     gen_checks(head, dx, out)
     out.append('}')
     out.append('')
+    if outer.fn is not None:
+        gen_outer_elem(m, outer, out)
     p = own_part(m)
     if p is None:
         return
@@ -679,6 +698,34 @@ def gen_stream(a, m, out):
     out.append('')
 
 
+def gen_outer_elem(m, outer, out):
+    """<msg>_<fn> and <msg>_next: an outer array whose elements are
+    whole structs (not topics with partitions)."""
+    api = m.api.enum
+    out.append('void %s_%s(struct proto_enc *e, const struct %s *x)' % (m.cname, outer.fn,
+                                                                     outer.struct))
+    out.append('{')
+    out.append('    enc_check(e, %s, %s);' % (api, tf(m.response)))
+    out.append('    enc_outer_add(e, %s);' % LIMIT_MAX[outer.limit])
+    for f in outer.fields:
+        out += enc_field(f, 'x->' + f.name, 'e', 'e->w', 'e->api_version', '    ')
+    out.append('}')
+    out.append('')
+    out.append('bool %s_next(struct proto_dec *d, struct %s *x)' % (m.cname, outer.struct))
+    out.append('{')
+    out.append('    dec_check(d, %s, %s);' % (api, tf(m.response)))
+    out.append('    if (d->topics_left == 0) {')
+    out.append('        return false;')
+    out.append('    }')
+    out.append('    d->topics_left--;')
+    for f in outer.fields:
+        out += dec_field(f, 'x->' + f.name, '&d->rd', 'd->api_version', '    ')
+    out.append('    ASSERT(d->rd.err == 0);')
+    out.append('    return true;')
+    out.append('}')
+    out.append('')
+
+
 def check_gen_c(m):
     head, outer = split(m)
     p = own_part(m)
@@ -691,7 +738,11 @@ def check_gen_c(m):
         shape = m.shape(0)
         if any(m.shape(v) != shape for v in range(m.api.vmax + 1)):
             raise DefError('%s: gen: one shape at every version' % m.where)
-        if shape not in ('names', 'results', 'topic_parts', 'topic_parts_any'):
+        if outer.fn is not None:
+            for f in outer.fields:
+                if f.type == '[]':
+                    raise DefError('%s: gen: arrays in an element are written by hand' % f.where)
+        elif shape not in ('names', 'results', 'topic_parts', 'topic_parts_any'):
             raise DefError('%s: gen: shape %s is written by hand' % (m.where, shape))
 
 
@@ -763,9 +814,15 @@ def gen_recoder(m, out):
     out.append('    if (rc != 0) {')
     out.append('        return rc;')
     out.append('    }')
-    out.append('    %s_begin(%s);' % (m.cname, ', '.join(['&e', 'w', 'v', 'c'] + cid + earg)))
+    all_arg = ['d.topic_count < 0'] if outer.null else []
+    out.append('    %s_begin(%s);' % (m.cname, ', '.join(['&e', 'w', 'v', 'c'] + cid + earg + all_arg)))
     shape = m.shape(0)
-    if shape == 'results':
+    if outer.fn is not None:
+        out.append('    struct %s t;' % outer.struct)
+        out.append('    while (%s_next(&d, &t)) {' % m.cname)
+        out.append('        %s_%s(&e, &t);' % (m.cname, outer.fn))
+        out.append('    }')
+    elif shape == 'results':
         out.append('    struct proto_topic_result t;')
         out.append('    while (proto_next_topic_result(&d, &t)) {')
         out.append('        proto_enc_topic_result(&e, &t);')

@@ -33,15 +33,15 @@ MUST_USE int proto_recode(uint16_t api_key, uint16_t version, bool response,
 
 /* The same for the messages written by hand. */
 MUST_USE int proto_recode_hand(uint16_t api_key, uint16_t version, bool response,
-                               uint32_t correlation_id, struct proto_str client_id,
-                               struct rd *body, struct wr *w, int *enc_rc);
+                               uint32_t correlation_id, struct proto_str client_id, struct rd *body,
+                               struct wr *w, int *enc_rc);
 
 /* What net/proto.def says of each api, in key order. */
 struct proto_def_api {
     uint16_t key;
     const char *name;
     uint16_t version_max;
-    bool request_gen;  /* its codec generated from the def */
+    bool request_gen; /* its codec generated from the def */
     bool response_gen;
 };
 

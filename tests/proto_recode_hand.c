@@ -18,43 +18,6 @@ static void recode_index_partitions(struct proto_dec *d, struct proto_enc *e)
     }
 }
 
-/* Requests: what precedes the topics, then the topics. */
-static int recode_metadata_req(uint16_t v, uint32_t c, struct proto_str cid, struct rd *r,
-                               struct wr *w, int *enc_rc)
-{
-    struct proto_dec d;
-    struct proto_enc e;
-    int rc = proto_metadata_req_decode(r, v, &d);
-    if (rc != 0) {
-        return rc;
-    }
-    proto_metadata_req_begin(&e, w, v, c, cid, d.topic_count < 0);
-    struct proto_topic t;
-    while (proto_next_topic(&d, &t)) {
-        proto_enc_topic(&e, t.name);
-    }
-    *enc_rc = proto_enc_end(&e);
-    return 0;
-}
-
-static int recode_create_topics_req(uint16_t v, uint32_t c, struct proto_str cid, struct rd *r,
-                                    struct wr *w, int *enc_rc)
-{
-    struct proto_dec d;
-    struct proto_enc e;
-    int rc = proto_create_topics_req_decode(r, v, &d);
-    if (rc != 0) {
-        return rc;
-    }
-    proto_create_topics_req_begin(&e, w, v, c, cid);
-    struct proto_create_topic t;
-    while (proto_create_topics_req_next(&d, &t)) {
-        proto_create_topics_req_topic(&e, &t);
-    }
-    *enc_rc = proto_enc_end(&e);
-    return 0;
-}
-
 /* The topics of a request whose partitions are api's element. */
 static int recode_req_topics(uint16_t api, struct proto_dec *d, struct proto_enc *e)
 {
@@ -88,12 +51,7 @@ static int recode_topics_req(uint16_t api, uint16_t v, uint32_t c, struct proto_
     struct proto_dec d;
     struct proto_enc e;
     int rc;
-    if (api == PROTO_API_OFFSET_FETCH) {
-        struct proto_str g;
-        if ((rc = proto_offset_fetch_req_decode(r, v, &g, &d)) == 0) {
-            proto_offset_fetch_req_begin(&e, w, v, c, cid, g, d.topic_count < 0);
-        }
-    } else if (api == PROTO_API_RESET_OFFSETS) {
+    if (api == PROTO_API_RESET_OFFSETS) {
         struct proto_reset_offsets_req q;
         if ((rc = proto_reset_offsets_req_decode(r, v, &q, &d)) == 0) {
             proto_reset_offsets_req_begin(&e, w, v, c, cid, &q);
@@ -120,8 +78,7 @@ static int recode_topics_req(uint16_t api, uint16_t v, uint32_t c, struct proto_
  * error, or -NG_EUNKNOWN_API after a decode that succeeded. */
 static bool security_api(uint16_t api)
 {
-    return api == PROTO_API_SASL_HANDSHAKE || api == PROTO_API_SASL_AUTHENTICATE ||
-           api == PROTO_API_ALTER_USER || api == PROTO_API_DESCRIBE_USERS ||
+    return api == PROTO_API_SASL_AUTHENTICATE || api == PROTO_API_ALTER_USER ||
            api == PROTO_API_CREATE_ACLS || api == PROTO_API_DESCRIBE_ACLS ||
            api == PROTO_API_DELETE_ACLS;
 }
@@ -143,15 +100,6 @@ static int decode_security(uint16_t api, uint16_t v, bool response, struct rd *r
         rc = proto_alter_user_req_decode(r, v, &u);
         break;
     }
-    case PROTO_API_DESCRIBE_USERS:
-        ASSERT(response);
-        rc = proto_describe_users_resp_decode(r, v, &d);
-        if (rc == 0) {
-            struct proto_user_listing u;
-            while (proto_describe_users_resp_next(&d, &u)) {
-            }
-        }
-        break;
     case PROTO_API_CREATE_ACLS:
         ASSERT(!response);
         rc = proto_create_acls_req_decode(r, v, &d);
@@ -173,22 +121,8 @@ static int decode_security(uint16_t api, uint16_t v, bool response, struct rd *r
     return rc != 0 ? rc : -NG_EUNKNOWN_API;
 }
 
-static int recode_request(uint16_t api, uint16_t v, uint32_t c, struct proto_str cid,
-                          struct rd *r, struct wr *w, int *enc_rc)
-{
-    switch (api) {
-    case PROTO_API_METADATA:
-        return recode_metadata_req(v, c, cid, r, w, enc_rc);
-    case PROTO_API_CREATE_TOPICS:
-        return recode_create_topics_req(v, c, cid, r, w, enc_rc);
-    default:
-        return recode_topics_req(api, v, c, cid, r, w, enc_rc);
-    }
-}
-
 /* Responses. */
-static int recode_api_versions_resp(uint16_t v, uint32_t c, struct rd *r, struct wr *w,
-                                    int *enc_rc)
+static int recode_api_versions_resp(uint16_t v, uint32_t c, struct rd *r, struct wr *w, int *enc_rc)
 {
     struct proto_api_versions_resp av;
     int rc = proto_api_versions_resp_decode(r, v, &av);
@@ -290,24 +224,6 @@ static int recode_records_resp(uint16_t api, uint16_t v, uint32_t c, struct rd *
     return rc;
 }
 
-static int recode_list_groups_resp(uint16_t v, uint32_t c, struct rd *r, struct wr *w,
-                                   int *enc_rc)
-{
-    struct proto_dec d;
-    struct proto_enc e;
-    int rc = proto_list_groups_resp_decode(r, v, &d);
-    if (rc != 0) {
-        return rc;
-    }
-    proto_list_groups_resp_begin(&e, w, v, c);
-    struct proto_group_listing g;
-    while (proto_list_groups_resp_next(&d, &g)) {
-        proto_list_groups_resp_group(&e, &g);
-    }
-    *enc_rc = proto_enc_end(&e);
-    return 0;
-}
-
 static int recode_describe_group_resp(uint16_t v, uint32_t c, struct rd *r, struct wr *w,
                                       int *enc_rc)
 {
@@ -349,8 +265,6 @@ static int recode_response(uint16_t api, uint16_t v, uint32_t c, struct rd *r, s
         return recode_api_versions_resp(v, c, r, w, enc_rc);
     case PROTO_API_METADATA:
         return recode_metadata_resp(v, c, r, w, enc_rc);
-    case PROTO_API_LIST_GROUPS:
-        return recode_list_groups_resp(v, c, r, w, enc_rc);
     case PROTO_API_DESCRIBE_GROUP:
         return recode_describe_group_resp(v, c, r, w, enc_rc);
     default:
@@ -367,5 +281,5 @@ int proto_recode_hand(uint16_t api_key, uint16_t version, bool response, uint32_
     if (response) {
         return recode_response(api_key, version, correlation_id, body, w, enc_rc);
     }
-    return recode_request(api_key, version, correlation_id, client_id, body, w, enc_rc);
+    return recode_topics_req(api_key, version, correlation_id, client_id, body, w, enc_rc);
 }

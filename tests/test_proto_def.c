@@ -144,8 +144,8 @@ Test(proto_def, every_message_of_the_def_is_refused_cut_short_or_with_a_byte_mor
         int enc_rc;
         for (size_t cut = 0; cut < s->body_bytes; cut++) {
             int rc = recode(s, n - s->body_bytes, cut, &w, &enc_rc);
-            cr_assert(rc < 0 && rc != -NG_EUNKNOWN_API, "%s cut at %zu: %d", sample_name(s),
-                      cut, rc);
+            cr_assert(rc < 0 && rc != -NG_EUNKNOWN_API, "%s cut at %zu: %d", sample_name(s), cut,
+                      rc);
         }
         frame[n] = 0;
         int rc = recode(s, n - s->body_bytes, s->body_bytes + 1, &w, &enc_rc);
