@@ -1407,35 +1407,15 @@ bool proto_describe_group_resp_next_offset(struct proto_dec *d, struct proto_gro
 
 /* ---- DeleteGroup, ResetOffsets ---- */
 
-void proto_reset_offsets_req_begin(struct proto_enc *e, struct wr *w, uint16_t version,
-                                   uint32_t correlation_id, struct proto_str client_id,
-                                   const struct proto_reset_offsets_req *req)
+/* ResetOffsets: a known mode, and a value >= 0 where the mode reads it
+ * (net/proto.def: "check reset_offsets_valid"). */
+static bool reset_offsets_valid(const struct proto_reset_offsets_req *r)
 {
-    ASSERT(req != NULL);
-    enc_req_begin(e, w, PROTO_API_RESET_OFFSETS, version, correlation_id, client_id);
-    enc_str(e, req->group, false);
-    wr_u8(w, (uint8_t)req->to);
-    wr_be64(w, (uint64_t)req->value);
-    enc_topics_open(e);
-}
-
-int proto_reset_offsets_req_decode(struct rd *body, uint16_t version,
-                                   struct proto_reset_offsets_req *out, struct proto_dec *d)
-{
-    ASSERT(out != NULL);
-    int rc = dec_open(body, PROTO_API_RESET_OFFSETS, version, false, d);
-    if (rc != 0) {
-        return rc;
+    if (r->to < PROTO_RESET_EARLIEST || r->to > PROTO_RESET_TIMESTAMP) {
+        return false;
     }
-    out->group = rd_str(&d->rd, false);
-    out->to = (int8_t)rd_u8(&d->rd);
-    out->value = (int64_t)rd_be64(&d->rd);
-    dec_topics_open(d);
-    if (out->to < PROTO_RESET_EARLIEST || out->to > PROTO_RESET_TIMESTAMP) {
-        return -NG_EBADARG;
-    }
-    bool valued = out->to == PROTO_RESET_OFFSET || out->to == PROTO_RESET_TIMESTAMP;
-    return valued && out->value < 0 ? -NG_EBADARG : 0;
+    bool valued = r->to == PROTO_RESET_OFFSET || r->to == PROTO_RESET_TIMESTAMP;
+    return !valued || r->value >= 0;
 }
 
 /* ---- ShareFetch ---- */

@@ -75,6 +75,7 @@ class Msg:
         self.where = where
         self.shapes = []  # [(from version, shape)]
         self.gen = None
+        self.check = None  # a predicate in proto.c over the decoded head
         self.fields = []
 
     @property
@@ -168,6 +169,9 @@ def parse_msg_line(api, words, where):
         elif rest[0] in ('gen', 'hand'):
             m.gen = rest[0] == 'gen'
             rest = rest[1:]
+        elif rest[0] == 'check' and len(rest) >= 2 and re.fullmatch(r'[a-z_]+', rest[1]):
+            m.check = rest[1]
+            rest = rest[2:]
         else:
             raise DefError('%s: cannot read %r' % (where, rest[0]))
     if m.gen is None:
@@ -596,7 +600,7 @@ def gen_flat(a, m, out):
     out.append('    }')
     gen_head_dec(head, dx, '&d.rd', 'version', out)
     out.append('    ASSERT(d.rd.err == 0);')
-    gen_checks(head, dx, out)
+    gen_checks(m, head, dx, out)
     out.append('}')
     out.append('')
 
@@ -615,8 +619,12 @@ def gen_head_dec(head, dx, r, ver, out):
             out += dec_field(f, dx(f), r, ver, '    ')
 
 
-def gen_checks(head, dx, out):
+def gen_checks(m, head, dx, out):
     conds = checks(head, dx) + ['%s > 1' % f.name for f in head if f.type == 'bool']
+    if m.check is not None:
+        if len(head) < 2:
+            raise DefError('%s: a message check takes a head of two fields or more' % m.where)
+        conds.append('!%s(out)' % m.check)
     if conds:
         out.append('    return %s ? -NG_EBADARG : 0;' % ' || '.join(conds))
     else:
@@ -668,7 +676,7 @@ def gen_stream(a, m, out):
     out.append('    }')
     gen_head_dec(head, dx, '&d->rd', 'version', out)
     out.append('    dec_topics_open(d);')
-    gen_checks(head, dx, out)
+    gen_checks(m, head, dx, out)
     out.append('}')
     out.append('')
     if outer.fn is not None:

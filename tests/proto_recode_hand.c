@@ -51,12 +51,7 @@ static int recode_topics_req(uint16_t api, uint16_t v, uint32_t c, struct proto_
     struct proto_dec d;
     struct proto_enc e;
     int rc;
-    if (api == PROTO_API_RESET_OFFSETS) {
-        struct proto_reset_offsets_req q;
-        if ((rc = proto_reset_offsets_req_decode(r, v, &q, &d)) == 0) {
-            proto_reset_offsets_req_begin(&e, w, v, c, cid, &q);
-        }
-    } else if (api == PROTO_API_SHARE_ACK) {
+    if (api == PROTO_API_SHARE_ACK) {
         struct proto_share_ack_req q;
         if ((rc = proto_share_ack_req_decode(r, v, &q, &d)) == 0) {
             proto_share_ack_req_begin(&e, w, v, c, cid, &q);
