@@ -14,8 +14,8 @@
  * included): decoders and encoders agree on every field, and a decoder
  * never accepts a body an encoder could not have written. The arms come
  * from net/proto.def: proto_recode() (net/proto_recode.h) is generated
- * from it, with tests/proto_recode_hand.c for the messages written by hand
- * (the security apis are only decoded there). The frame-length helpers see
+ * from it, with tests/proto_recode_hand.c for the messages written by hand.
+ * The frame-length helpers see
  * the first four bytes.
  *
  * Seeds: fuzz/corpus/proto/ (one request and one response of every api).

@@ -22,9 +22,8 @@
 /* Decodes body, a request (response false) or response body of api_key at
  * version; on success encodes what was decoded as a whole frame into w
  * (correlation_id and, for a request, client_id in its header). Returns
- * the decoder's error, or 0 with the encoder's result in *enc_rc; a
- * message that is only decoded (the security apis: proto_recode_hand)
- * returns -NG_EUNKNOWN_API after a decode that succeeded. Precondition:
+ * the decoder's error, or 0 with the encoder's result in *enc_rc.
+ * Precondition:
  * proto_api_check(api_key, version) == 0. Not thread-safe (the hand
  * recoders keep range buffers in static storage). */
 MUST_USE int proto_recode(uint16_t api_key, uint16_t version, bool response,

@@ -68,52 +68,70 @@ static int recode_topics_req(uint16_t api, uint16_t v, uint32_t c, struct proto_
     return rc;
 }
 
-/* The security apis (logins, users, ACLs): their decoders run on the
- * input, every list walked to its end, without a round trip. Returns their
- * error, or -NG_EUNKNOWN_API after a decode that succeeded. */
+/* The security apis: logins, users, ACLs. */
+static int recode_security_req(uint16_t api, uint16_t v, uint32_t c, struct proto_str cid,
+                               struct rd *r, struct wr *w, int *enc_rc)
+{
+    int rc;
+    if (api == PROTO_API_SASL_AUTHENTICATE) {
+        struct proto_sasl_bytes b;
+        if ((rc = proto_sasl_authenticate_req_decode(r, v, &b)) == 0) {
+            *enc_rc = proto_sasl_authenticate_req_encode(w, v, c, cid, &b);
+        }
+    } else if (api == PROTO_API_ALTER_USER) {
+        struct proto_alter_user_req u;
+        if ((rc = proto_alter_user_req_decode(r, v, &u)) == 0) {
+            *enc_rc = proto_alter_user_req_encode(w, v, c, cid, &u);
+        }
+    } else if (api == PROTO_API_CREATE_ACLS) {
+        struct proto_dec d;
+        struct proto_enc e;
+        if ((rc = proto_create_acls_req_decode(r, v, &d)) == 0) {
+            proto_create_acls_req_begin(&e, w, v, c, cid);
+            struct proto_acl a;
+            while (proto_next_acl(&d, &a)) {
+                proto_enc_acl(&e, &a);
+            }
+            *enc_rc = proto_enc_end(&e);
+        }
+    } else {
+        struct proto_acl filter;
+        if ((rc = proto_acl_filter_req_decode(r, api, v, &filter)) == 0) {
+            *enc_rc = proto_acl_filter_req_encode(w, api, v, c, cid, &filter);
+        }
+    }
+    return rc;
+}
+
+static int recode_security_resp(uint16_t api, uint16_t v, uint32_t c, struct rd *r, struct wr *w,
+                                int *enc_rc)
+{
+    int rc;
+    if (api == PROTO_API_SASL_AUTHENTICATE) {
+        struct proto_sasl_bytes b;
+        if ((rc = proto_sasl_authenticate_resp_decode(r, v, &b)) == 0) {
+            *enc_rc = proto_sasl_authenticate_resp_encode(w, v, c, &b);
+        }
+        return rc;
+    }
+    struct proto_dec d;
+    struct proto_enc e;
+    if ((rc = proto_acl_list_resp_decode(r, api, v, &d)) == 0) {
+        proto_acl_list_resp_begin(&e, w, api, v, c);
+        struct proto_acl a;
+        while (proto_next_acl(&d, &a)) {
+            proto_enc_acl(&e, &a);
+        }
+        *enc_rc = proto_enc_end(&e);
+    }
+    return rc;
+}
+
 static bool security_api(uint16_t api)
 {
     return api == PROTO_API_SASL_AUTHENTICATE || api == PROTO_API_ALTER_USER ||
            api == PROTO_API_CREATE_ACLS || api == PROTO_API_DESCRIBE_ACLS ||
            api == PROTO_API_DELETE_ACLS;
-}
-
-static int decode_security(uint16_t api, uint16_t v, bool response, struct rd *r)
-{
-    struct proto_dec d;
-    struct proto_sasl_bytes bytes;
-    struct proto_acl acl;
-    int rc;
-    switch (api) {
-    case PROTO_API_SASL_AUTHENTICATE:
-        rc = response ? proto_sasl_authenticate_resp_decode(r, v, &bytes)
-                      : proto_sasl_authenticate_req_decode(r, v, &bytes);
-        break;
-    case PROTO_API_ALTER_USER: {
-        struct proto_alter_user_req u;
-        ASSERT(!response);
-        rc = proto_alter_user_req_decode(r, v, &u);
-        break;
-    }
-    case PROTO_API_CREATE_ACLS:
-        ASSERT(!response);
-        rc = proto_create_acls_req_decode(r, v, &d);
-        if (rc == 0) {
-            while (proto_next_acl(&d, &acl)) {
-            }
-        }
-        break;
-    default:
-        ASSERT(api == PROTO_API_DESCRIBE_ACLS || api == PROTO_API_DELETE_ACLS);
-        rc = response ? proto_acl_list_resp_decode(r, api, v, &d)
-                      : proto_acl_filter_req_decode(r, api, v, &acl);
-        if (rc == 0 && response) {
-            while (proto_next_acl(&d, &acl)) {
-            }
-        }
-        break;
-    }
-    return rc != 0 ? rc : -NG_EUNKNOWN_API;
 }
 
 /* Responses. */
@@ -271,7 +289,9 @@ int proto_recode_hand(uint16_t api_key, uint16_t version, bool response, uint32_
                       struct proto_str client_id, struct rd *body, struct wr *w, int *enc_rc)
 {
     if (security_api(api_key)) {
-        return decode_security(api_key, version, response, body);
+        return response ? recode_security_resp(api_key, version, correlation_id, body, w, enc_rc)
+                        : recode_security_req(api_key, version, correlation_id, client_id, body, w,
+                                              enc_rc);
     }
     if (response) {
         return recode_response(api_key, version, correlation_id, body, w, enc_rc);
