@@ -114,6 +114,14 @@ struct msg {
  * (net/proto_gen.py). */
 #include "net/proto_def.inc"
 
+/* The wire sizes net/proto.h gives callers, held to the def's layouts. */
+static_assert(PROTO_PARTITION_INDEX_BYTES == PART_INDEX_BYTES, "net/proto.def: part_index");
+static_assert(PROTO_PARTITION_RESULT_BYTES == PART_RESULT_BYTES, "net/proto.def: part_result");
+static_assert(PROTO_PARTITION_OFFSET_BYTES == PART_OFFSET_BYTES, "net/proto.def: part_offset");
+static_assert(PROTO_OFFSET_DESC_BYTES == OFFSET_DESC_BYTES, "net/proto.def: offset_desc");
+static_assert(PROTO_SHARE_ACQUIRED_BYTES == ACQUIRED_BYTES, "net/proto.def: acquired");
+static_assert(PROTO_SHARE_ACK_RANGE_BYTES == ACK_BYTES, "net/proto.def: ack");
+
 bool proto_api_known(uint16_t api_key)
 {
     return api_key < PROTO_API_COUNT && msgs[api_key][0][0].body != NULL;

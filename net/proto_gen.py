@@ -16,8 +16,10 @@ Run by meson (net/meson.build) at build time; its output is not committed.
 - proto_recode.c: for every message, a recoder (decode, then encode what was
   decoded through the matching encoder), and proto_recode() dispatching on
   api, version and direction; the hand-written messages' recoders live in
-  tests/proto_recode_hand.c. fuzz/fuzz_proto.c and tests/test_proto_def.c
-  link it; so does the round trip the def drives (proto_def_sample()).
+  tests/proto_recode_hand.c. Also what the def says of each api
+  (proto_def_apis[]) and sample bodies of every message at every version
+  built from the def alone (proto_def_samples[]). fuzz/fuzz_proto.c and
+  tests/test_proto_def.c link it.
 
 net/proto.def's head comment gives the grammar. The version ranges are
 read by net/kafka/gen.py's parse_range (one reading of "3+", "0-7").
@@ -293,7 +295,6 @@ class Schemas:
     def __init__(self):
         self.names = {}   # content -> name
         self.order = []   # contents, children first
-        self.explicit = {}
 
     def content(self, fields, v):
         items = []
@@ -316,14 +317,6 @@ class Schemas:
             self.order.append(content)
         elif self.names[content] is None:
             self.names[content] = name
-
-    def name_explicit(self, content, name, where):
-        other = self.explicit.get(name)
-        if other is not None and other != content:
-            raise DefError('%s: elem %s names two layouts' % (where, name))
-        prev = [n for c, n in self.explicit.items() if c == content]
-        self.explicit[name] = content
-        del prev
 
 
 def msg_content(S, m, v):
@@ -552,10 +545,6 @@ def head_params(m, head):
                 lambda g: g.name, lambda g: '*%s_out' % g.name)
     return ('const struct %s *in' % m.cname, 'struct %s *out' % m.cname,
             lambda g: 'in->%s' % g.name, lambda g: 'out->%s' % g.name)
-
-
-def bool_checks(head, x_of):
-    return []
 
 
 def gen_flat(a, m, out):
