@@ -1081,7 +1081,7 @@ bool proto_metadata_resp_next_partition(struct proto_dec *d, struct proto_metada
     return true;
 }
 
-/* ---- CreateTopics, DeleteTopics ---- */
+/* ---- topic results (CreateTopics, DeleteTopics responses) ---- */
 
 void proto_enc_topic_result(struct proto_enc *e, const struct proto_topic_result *r)
 {
@@ -1267,10 +1267,6 @@ static int dec_topics_body(struct rd *body, uint16_t api_key, uint16_t version, 
     return rc;
 }
 
-/* ---- OffsetCommit, OffsetFetch ---- */
-
-/* ---- ListGroups ---- */
-
 /* ---- DescribeGroup ---- */
 
 void proto_describe_group_resp_begin(struct proto_enc *e, struct wr *w, uint16_t version,
@@ -1413,7 +1409,7 @@ bool proto_describe_group_resp_next_offset(struct proto_dec *d, struct proto_gro
     return true;
 }
 
-/* ---- DeleteGroup, ResetOffsets ---- */
+/* ---- ResetOffsets ---- */
 
 /* ResetOffsets: a known mode, and a value >= 0 where the mode reads it
  * (net/proto.def: "check reset_offsets_valid"). */
@@ -1928,7 +1924,7 @@ int proto_req_names(const struct rd *body, uint16_t api_key, uint16_t version, p
     return 0;
 }
 
-/* ---- SaslHandshake, SaslAuthenticate ---- */
+/* ---- SaslAuthenticate ---- */
 
 /* Reads a checked byte array, refused past PROTO_SASL_BYTES_MAX. */
 static bool dec_sasl_bytes(struct rd *r, struct proto_sasl_bytes *out)
@@ -1985,7 +1981,7 @@ int proto_sasl_authenticate_resp_decode(struct rd *body, uint16_t version,
     return dec_sasl_bytes(&d.rd, out) ? 0 : -NG_EBADLEN;
 }
 
-/* ---- AlterUser, DescribeUsers ---- */
+/* ---- AlterUser ---- */
 
 int proto_alter_user_req_encode(struct wr *w, uint16_t version, uint32_t correlation_id,
                                 struct proto_str client_id, const struct proto_alter_user_req *r)
