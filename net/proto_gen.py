@@ -877,9 +877,10 @@ def gen_recode(apis):
     out.append('/* What net/proto.def says of each message, for the tests it drives. */')
     out.append('const struct proto_def_api proto_def_apis[] = {')
     for a in sorted(apis, key=lambda x: x.key):
-        out.append('    {.key = %s, .name = "%s", .version_max = %d, .request_gen = %s, '
-                   '.response_gen = %s},' % (a.enum, a.name, a.vmax, tf(a.request.gen),
-                                             tf(a.response.gen)))
+        names = 'PROTO_NAME_%s' % a.names.upper() if a.names else '0'
+        out.append('    {.key = %s, .name = "%s", .version_max = %d, .names = %s, '
+                   '.request_gen = %s, .response_gen = %s},'
+                   % (a.enum, a.name, a.vmax, names, tf(a.request.gen), tf(a.response.gen)))
     out.append('};')
     out.append('const size_t proto_def_api_count = %d;' % len(apis))
     out.append('')

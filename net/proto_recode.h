@@ -40,6 +40,7 @@ struct proto_def_api {
     uint16_t key;
     const char *name;
     uint16_t version_max;
+    uint8_t names;    /* enum proto_name_kind of the request's first string, or 0 */
     bool request_gen; /* its codec generated from the def */
     bool response_gen;
 };

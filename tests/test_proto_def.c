@@ -146,3 +146,51 @@ Test(proto_def, every_message_of_the_def_is_refused_cut_short_or_with_a_byte_mor
         cr_assert_eq(rc, -NG_EBADLEN, "%s and a byte: %d", sample_name(s), rc);
     }
 }
+
+/* What proto_req_names() called back with first, and how often with a
+ * group. */
+struct names_seen {
+    int calls;
+    int groups;
+    enum proto_name_kind first_kind;
+    struct proto_str first;
+};
+
+static int see_name(void *arg, enum proto_name_kind kind, struct proto_str name)
+{
+    struct names_seen *seen = arg;
+    if (seen->calls++ == 0) {
+        seen->first_kind = kind;
+        seen->first = name;
+    }
+    seen->groups += kind == PROTO_NAME_GROUP;
+    return 0;
+}
+
+Test(proto_def, a_request_names_first_what_the_def_says_it_acts_on)
+{
+    for (size_t i = 0; i < proto_def_sample_count; i++) {
+        const struct proto_def_sample *s = &proto_def_samples[i];
+        if (s->response || !s->full) {
+            continue;
+        }
+        const struct proto_def_api *a = def_api(s->api_key);
+        struct names_seen seen = {0};
+        struct rd body = rd_make(s->body, s->body_bytes);
+        cr_assert_eq(proto_req_names(&body, s->api_key, s->version, see_name, &seen), 0, "%s",
+                     sample_name(s));
+        if (a->names == 0) {
+            cr_assert_eq(seen.groups, 0, "%s names no group", sample_name(s));
+            continue;
+        }
+        /* The body's first field, a string: its i16 length, its bytes. */
+        struct rd r = rd_make(s->body, s->body_bytes);
+        uint16_t len = rd_be16(&r);
+        const uint8_t *text = rd_take(&r, len);
+        cr_assert_gt(seen.calls, 0, "%s", sample_name(s));
+        cr_assert_eq(seen.first_kind, a->names, "%s", sample_name(s));
+        cr_assert(seen.first.len == len && memcmp(seen.first.ptr, text, len) == 0, "%s",
+                  sample_name(s));
+        cr_assert_eq(seen.groups, a->names == PROTO_NAME_GROUP ? 1 : 0, "%s", sample_name(s));
+    }
+}
