@@ -1655,39 +1655,6 @@ bool proto_replica_fetch_resp_next_partition(struct proto_dec *d,
     return true;
 }
 
-/* ---- ReassignPartitions ---- */
-
-void proto_reassign_req_begin(struct proto_enc *e, struct wr *w, uint16_t version,
-                              uint32_t correlation_id, struct proto_str client_id)
-{
-    enc_req_begin(e, w, PROTO_API_REASSIGN_PARTITIONS, version, correlation_id, client_id);
-    enc_topics_open(e);
-}
-
-void proto_reassign_req_partition(struct proto_enc *e, const struct proto_reassign_partition *p)
-{
-    enc_check(e, PROTO_API_REASSIGN_PARTITIONS, false);
-    enc_part_add(e);
-    wr_be32(e->w, (uint32_t)p->partition);
-    enc_broker_ids(e, p->replicas, p->replica_count);
-}
-
-int proto_reassign_req_decode(struct rd *body, uint16_t version, struct proto_dec *d)
-{
-    return dec_topics_body(body, PROTO_API_REASSIGN_PARTITIONS, version, false, d);
-}
-
-bool proto_reassign_req_next_partition(struct proto_dec *d, struct proto_reassign_partition *p)
-{
-    if (!dec_part_next(d, PROTO_API_REASSIGN_PARTITIONS, false)) {
-        return false;
-    }
-    p->partition = (int32_t)rd_be32(&d->rd);
-    p->replica_count = dec_broker_ids(&d->rd, p->replicas);
-    ASSERT(d->rd.err == 0);
-    return true;
-}
-
 /* ---- ACLs ---- */
 
 struct acl_word {

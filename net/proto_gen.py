@@ -66,6 +66,7 @@ class Field:
         self.struct = None   # an outer array's element: its C struct
         self.fn = None       # ... and the suffix of its encoder's name
         self.default = None  # C value of a field absent from a version, decoded
+        self.ids = None      # an array of broker ids: the C member of its count
         self.fields = []
         self.where = where
 
@@ -134,7 +135,7 @@ def parse_field(words, where):
         elif key == 'part':
             f.part = True
             rest = rest[1:]
-        elif key in ('limit', 'elem', 'check', 'struct', 'fn', 'default') and len(rest) >= 2:
+        elif key in ('limit', 'elem', 'check', 'struct', 'fn', 'default', 'ids') and len(rest) >= 2:
             setattr(f, key, rest[1])
             rest = rest[2:]
         else:
@@ -145,6 +146,8 @@ def parse_field(words, where):
         raise DefError('%s: unknown limit %r' % (where, f.limit))
     if f.null and f.type not in ('str', '[]'):
         raise DefError('%s: only strings and arrays may be null' % where)
+    if f.ids is not None and (f.type != '[]' or f.limit != 'REPLICAS'):
+        raise DefError('%s: ids: an array of broker ids, limit REPLICAS' % where)
     if f.check is not None and f.check not in CHECKS:
         raise DefError('%s: unknown check %r' % (where, f.check))
     if f.check is not None and f.type not in ('i8', 'i16', 'i32', 'i64'):
@@ -262,15 +265,15 @@ def check(apis):
 
 
 def check_gen(m):
-    """The forms the C generator writes (see gen_msg)."""
+    """The forms the C generator writes (see gen_msgs)."""
     head = [f for f in m.fields if f.type != '[]']
     outer = [f for f in m.fields if f.type == '[]']
     if len(outer) > 1 or (outer and m.fields[-1] is not outer[0]):
         raise DefError('%s: gen: at most one array, last' % m.where)
     if outer and not m.shapes:
         raise DefError('%s: gen: an array needs a shape' % m.where)
-    if outer and (outer[0].fn is None) != (outer[0].struct is None):
-        raise DefError('%s: gen: an element with a struct has a fn, and only then' % m.where)
+    if outer and outer[0].fn is not None and outer[0].struct is None:
+        raise DefError('%s: gen: an element with a fn needs its struct' % m.where)
     for f in head:
         if f.type == 'bytes':
             raise DefError('%s: gen: bytes in a head are written by hand' % f.where)
@@ -494,8 +497,15 @@ def vcond(f, ver):
     return ' && '.join(conds)
 
 
+def ids_count(f, x):
+    """The count member beside the ids array x ("p->replicas")."""
+    return x[:x.rindex(f.name)] + f.ids
+
+
 def enc_field(f, x, e, w, ver, ind):
-    if f.type == 'bytes':
+    if f.ids is not None:
+        line = 'enc_broker_ids(%s, %s, %s);' % (e, x, ids_count(f, x))
+    elif f.type == 'bytes':
         line = 'enc_bytes(%s, %s, %s_bytes);' % (e, x, x)
     else:
         line = ENC[f.type] % {'w': w, 'x': x, 'e': e, 'null': 'true' if f.null else 'false'}
@@ -506,7 +516,9 @@ def enc_field(f, x, e, w, ver, ind):
 
 
 def dec_field(f, x, r, ver, ind):
-    if f.type == 'bytes':
+    if f.ids is not None:
+        line = '%s = dec_broker_ids(%s, %s);' % (ids_count(f, x), r, x)
+    elif f.type == 'bytes':
         line = '%s = rd_bytes(%s, &%s_bytes);' % (x, r, x)
     elif f.type == 'bool':
         line = '%s = rd_u8(%s) != 0;' % (x, r)
@@ -674,7 +686,8 @@ def gen_stream(a, m, out):
     if p is None:
         return
     el = '%s_partition' % m.cname
-    out.append('void %s(struct proto_enc *e, const struct %s *p)' % (el, el))
+    st = p.struct or el
+    out.append('void %s(struct proto_enc *e, const struct %s *p)' % (el, st))
     out.append('{')
     out.append('    enc_check(e, %s, %s);' % (api, tf(m.response)))
     out.append('    enc_part_add(e);')
@@ -682,7 +695,7 @@ def gen_stream(a, m, out):
         out += enc_field(f, 'p->' + f.name, 'e', 'e->w', 'e->api_version', '    ')
     out.append('}')
     out.append('')
-    out.append('bool %s_next_partition(struct proto_dec *d, struct %s *p)' % (m.cname, el))
+    out.append('bool %s_next_partition(struct proto_dec *d, struct %s *p)' % (m.cname, st))
     out.append('{')
     out.append('    if (!dec_part_next(d, %s, %s)) {' % (api, tf(m.response)))
     out.append('        return false;')
@@ -728,9 +741,9 @@ def check_gen_c(m):
     p = own_part(m)
     if p is not None:
         for f in p.fields:
-            if f.type == '[]':
-                raise DefError('%s: gen: arrays in a partition element are written by hand'
-                               % f.where)
+            if f.type == '[]' and (f.ids is None or [g.type for g in f.fields] != ['i32']):
+                raise DefError('%s: gen: arrays in a partition element are written by hand, '
+                               'but for broker ids (ids)' % f.where)
     if outer is not None:
         shape = m.shape(0)
         if any(m.shape(v) != shape for v in range(m.api.vmax + 1)):
@@ -834,7 +847,7 @@ def gen_recoder(m, out):
                 lines = PART_LOOPS[p.elem]
             else:
                 el = '%s_partition' % m.cname
-                lines = ['struct %s p;' % el, 'while (%s_next_partition(&d, &p)) {' % m.cname,
+                lines = ['struct %s p;' % (p.struct or el), 'while (%s_next_partition(&d, &p)) {' % m.cname,
                          '    %s(&e, &p);' % el, '}']
             out += ['        ' + x for x in lines]
         out.append('    }')

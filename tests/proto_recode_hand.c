@@ -18,54 +18,32 @@ static void recode_index_partitions(struct proto_dec *d, struct proto_enc *e)
     }
 }
 
-/* The topics of a request whose partitions are api's element. */
-static int recode_req_topics(uint16_t api, struct proto_dec *d, struct proto_enc *e)
-{
-    struct proto_topic t;
-    while (proto_next_topic(d, &t)) {
-        proto_enc_topic(e, t.name);
-        if (api == PROTO_API_SHARE_ACK) {
-            struct proto_share_ack_req_partition p;
-            while (proto_share_ack_req_next_partition(d, &p)) {
-                for (uint32_t i = 0; i < p.ack_count; i++) {
-                    proto_share_ack_at(&p, i, &acks_buf[i]);
-                }
-                p.acks = acks_buf;
-                proto_share_ack_req_partition(e, &p);
-            }
-        } else if (api == PROTO_API_REASSIGN_PARTITIONS) {
-            struct proto_reassign_partition p;
-            while (proto_reassign_req_next_partition(d, &p)) {
-                proto_reassign_req_partition(e, &p);
-            }
-        } else {
-            recode_index_partitions(d, e);
-        }
-    }
-    return proto_enc_end(e);
-}
-
-static int recode_topics_req(uint16_t api, uint16_t v, uint32_t c, struct proto_str cid,
-                             struct rd *r, struct wr *w, int *enc_rc)
+/* ShareAck: its acks read by index and written from an array. */
+static int recode_share_ack_req(uint16_t v, uint32_t c, struct proto_str cid, struct rd *r,
+                                struct wr *w, int *enc_rc)
 {
     struct proto_dec d;
     struct proto_enc e;
-    int rc;
-    if (api == PROTO_API_SHARE_ACK) {
-        struct proto_share_ack_req q;
-        if ((rc = proto_share_ack_req_decode(r, v, &q, &d)) == 0) {
-            proto_share_ack_req_begin(&e, w, v, c, cid, &q);
-        }
-    } else {
-        ASSERT(api == PROTO_API_REASSIGN_PARTITIONS);
-        if ((rc = proto_reassign_req_decode(r, v, &d)) == 0) {
-            proto_reassign_req_begin(&e, w, v, c, cid);
+    struct proto_share_ack_req q;
+    int rc = proto_share_ack_req_decode(r, v, &q, &d);
+    if (rc != 0) {
+        return rc;
+    }
+    proto_share_ack_req_begin(&e, w, v, c, cid, &q);
+    struct proto_topic t;
+    while (proto_next_topic(&d, &t)) {
+        proto_enc_topic(&e, t.name);
+        struct proto_share_ack_req_partition p;
+        while (proto_share_ack_req_next_partition(&d, &p)) {
+            for (uint32_t i = 0; i < p.ack_count; i++) {
+                proto_share_ack_at(&p, i, &acks_buf[i]);
+            }
+            p.acks = acks_buf;
+            proto_share_ack_req_partition(&e, &p);
         }
     }
-    if (rc == 0) {
-        *enc_rc = recode_req_topics(api, &d, &e);
-    }
-    return rc;
+    *enc_rc = proto_enc_end(&e);
+    return 0;
 }
 
 /* The security apis: logins, users, ACLs. */
@@ -296,5 +274,6 @@ int proto_recode_hand(uint16_t api_key, uint16_t version, bool response, uint32_
     if (response) {
         return recode_response(api_key, version, correlation_id, body, w, enc_rc);
     }
-    return recode_topics_req(api_key, version, correlation_id, client_id, body, w, enc_rc);
+    ASSERT(api_key == PROTO_API_SHARE_ACK);
+    return recode_share_ack_req(version, correlation_id, client_id, body, w, enc_rc);
 }
