@@ -47,6 +47,10 @@ SHAPES = ['names', 'topic_parts', 'topic_err_parts', 'topic_err_cfg_parts', 'cre
           'topic_parts_any', 'groups', 'describe', 'acls']
 CHECKS = ['nonneg', 'acks']
 SHARED_PARTS = {'part_index', 'part_result', 'part_offset'}
+# Names of the generated functions' parameters and locals: a head field
+# (a parameter when alone, a local when a bool) may not take one.
+RESERVED = {'e', 'w', 'd', 'r', 'x', 'p', 'in', 'out', 'body', 'version', 'correlation_id',
+            'client_id', 'rc', 'topics_all'}
 
 
 class DefError(Exception):
@@ -277,6 +281,8 @@ def check_gen(m):
     for f in head:
         if f.type == 'bytes':
             raise DefError('%s: gen: bytes in a head are written by hand' % f.where)
+        if f.name in RESERVED:
+            raise DefError('%s: gen: %s is a name the generated C uses' % (f.where, f.name))
 
 
 def at_version(fields, v):
