@@ -1,6 +1,9 @@
 /*
  * net/proto.h — the binary wire protocol: frames and every message, in both
- * directions. docs/protocol.md is the byte-level spec this implements.
+ * directions. docs/protocol.md is the byte-level spec this implements;
+ * net/proto.def defines every body once, and the functions of the messages
+ * it marks "gen" are generated from it (net/proto_gen.py) to the
+ * declarations below.
  *
  * Decoding never allocates and never copies: decoded strings and byte arrays
  * (a produce request's batches, a fetch response's records) point into the
