@@ -1004,15 +1004,23 @@ static int start_loop(struct server *s)
                  tls_client_auth_names[s->cfg.tls_client_auth]);
     }
     if (broker_config_admin(&s->cfg)) {
-        rc = admin_http_start(s, s->cfg.admin_listen_host, s->cfg.admin_listen_port, &s->admin_port,
-                              &s->admin);
+        bool tls = s->cfg.admin_listen_tls;
+        struct admin_http_cfg ac = {
+            .host = s->cfg.admin_listen_host,
+            .port = s->cfg.admin_listen_port,
+            .auth_required = s->cfg.authentication == BROKER_AUTHENTICATION_REQUIRED,
+            .tls_cert_file = tls ? s->cfg.tls_cert_file : NULL,
+            .tls_key_file = tls ? s->cfg.tls_key_file : NULL,
+        };
+        rc = admin_http_start(s, &ac, &s->admin_port, &s->admin);
         if (rc != 0) {
             log_error("HTTP admin listener on %s:%u: %s (admin_listen = off turns it off)",
                       s->cfg.admin_listen_host, s->cfg.admin_listen_port, err_str(rc));
             return rc;
         }
-        log_info("HTTP admin (metrics, health) served on %s:%u", s->cfg.admin_listen_host,
-                 s->admin_port);
+        log_info("HTTP admin (metrics, health) served on %s:%u%s%s", s->cfg.admin_listen_host,
+                 s->admin_port, tls ? " over TLS" : "",
+                 ac.auth_required ? ", logins required but for /healthz and /readyz" : "");
     }
     loop_timer_init(&s->retention_timer, retention, s);
     loop_timer_arm(&s->loop, &s->retention_timer, s->cfg.retention_check_ms);
