@@ -519,6 +519,7 @@ void server_apply_view(struct server *s, struct cluster_view *view)
     cluster_view_check(view);
     delete_gone_topics(s, view);
     sasl_serve_apply_view(s, s->view, view);
+    acl_serve_apply_view(s, s->view, view);
     cluster_view_free(s->view);
     s->view = view;
     for (uint32_t i = 0; i < view->topic_count; i++) {
