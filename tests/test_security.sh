@@ -67,6 +67,38 @@ expect_same "the admin reads what alice wrote" "$TMP/out" "$TMP/want"
 run 0 topic delete orders-eu "${B[@]}"
 ok "the admin deletes a topic"
 
+# ---- DlqRedrive writes only where its asker may write ----
+as admin
+run 0 topic create jobs --partitions 1 "${B[@]}"
+printf 'job-1,poison\n' >"$TMP/in"
+IN="$TMP/in" run 0 produce jobs --key-separator , "${B[@]}"
+run 0 consume jobs --share w --reject "${B[@]}"
+for _ in $(seq 1 200); do
+    timeout 10 "$NAGARE" consume jobs.dlq "${B[@]}" >"$TMP/out" 2>/dev/null && [ -s "$TMP/out" ] &&
+        break
+    sleep 0.1
+done
+[ -s "$TMP/out" ] || fail "no dead letter in jobs.dlq"
+run 0 acl add --allow --principal User:alice --topic jobs.dlq --operation read,write "${B[@]}"
+as alice
+run 1 dlq redrive jobs.dlq "${B[@]}"
+grep -q -i "not authorized" "$TMP/err" || fail "alice redriving into jobs: $(cat "$TMP/err")"
+grep -q "User:alice from 127.0.0.1 may not write jobs" "$TMP/nagared.log" ||
+    fail "the refused target is not in the log"
+as admin
+run 0 consume jobs "${B[@]}"
+printf 'poison\n' >"$TMP/want"
+expect_same "alice, with READ and WRITE on jobs.dlq but not WRITE on jobs, redrives nothing" \
+    "$TMP/out" "$TMP/want"
+run 0 acl add --allow --principal User:alice --topic jobs --operation write "${B[@]}"
+as alice
+run 0 dlq redrive jobs.dlq "${B[@]}"
+grep -q "redrove 1 record from jobs.dlq" "$TMP/out" || fail "redrive: $(cat "$TMP/out")"
+as admin
+run 0 consume jobs "${B[@]}"
+printf 'poison\npoison\n' >"$TMP/want"
+expect_same "with WRITE on jobs too, alice redrives the record back" "$TMP/out" "$TMP/want"
+
 # ---- the HTTP admin listener behind the same logins and ACLs ----
 ADMIN=$(sed -n 's/.*HTTP admin (metrics, health) served on 127\.0\.0\.1:\([0-9]*\).*/\1/p' \
     "$TMP/nagared.log")
