@@ -675,6 +675,29 @@ static int admin_http_new(struct server *s, const struct admin_http_cfg *cfg,
     return 0;
 }
 
+/* Starts h's libmicrohttpd daemon on the listening socket fd (taken:
+ * the daemon closes it when stopped, unless quiesced first). Returns 0,
+ * or -EIO (fd still the caller's). */
+static int daemon_start(struct admin_http *h, int fd)
+{
+    struct MHD_OptionItem tls[] = {
+        {MHD_OPTION_HTTPS_MEM_CERT, 0, h->tls_cert},
+        {MHD_OPTION_HTTPS_MEM_KEY, 0, h->tls_key},
+        {MHD_OPTION_HTTPS_PRIORITIES, 0, (void *)ADMIN_HTTP_TLS_PRIORITIES},
+        {MHD_OPTION_END, 0, NULL},
+    };
+    /* epoll, never select(): the broker's descriptors pass FD_SETSIZE; ITC
+     * for MHD_quiesce_daemon() (a certificate reload) */
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC;
+    flags |= h->tls_cert != NULL ? MHD_USE_TLS : 0;
+    h->daemon = MHD_start_daemon(
+        flags, 0, NULL, NULL, handle, h, MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_CONNECTION_LIMIT,
+        (unsigned)ADMIN_HTTP_CONN_MAX, MHD_OPTION_CONNECTION_TIMEOUT, ADMIN_HTTP_IDLE_S,
+        MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_NOTIFY_CONNECTION, conn_notify, h,
+        MHD_OPTION_ARRAY, h->tls_cert != NULL ? tls : &tls[3], MHD_OPTION_END);
+    return h->daemon != NULL ? 0 : -EIO;
+}
+
 int admin_http_start(struct server *s, const struct admin_http_cfg *cfg, uint16_t *bound_port,
                      struct admin_http **out)
 {
@@ -686,33 +709,74 @@ int admin_http_start(struct server *s, const struct admin_http_cfg *cfg, uint16_
     }
     int fd = -1;
     rc = listen_socket(cfg->host, cfg->port, &(struct listen_opts){0}, &fd, bound_port);
+    rc = rc == 0 ? daemon_start(h, fd) : rc;
     if (rc != 0) {
+        if (fd >= 0) {
+            close(fd);
+        }
         gate_put(h->gate);
         admin_http_free(h);
         return rc;
     }
-    struct MHD_OptionItem tls[] = {
-        {MHD_OPTION_HTTPS_MEM_CERT, 0, h->tls_cert},
-        {MHD_OPTION_HTTPS_MEM_KEY, 0, h->tls_key},
-        {MHD_OPTION_HTTPS_PRIORITIES, 0, (void *)ADMIN_HTTP_TLS_PRIORITIES},
-        {MHD_OPTION_END, 0, NULL},
-    };
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL;
-    flags |= h->tls_cert != NULL ? MHD_USE_TLS : 0;
-    /* epoll, never select(): the broker's descriptors pass FD_SETSIZE */
-    h->daemon = MHD_start_daemon(
-        flags, 0, NULL, NULL, handle, h, MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_CONNECTION_LIMIT,
-        (unsigned)ADMIN_HTTP_CONN_MAX, MHD_OPTION_CONNECTION_TIMEOUT, ADMIN_HTTP_IDLE_S,
-        MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_NOTIFY_CONNECTION, conn_notify, h,
-        MHD_OPTION_ARRAY, h->tls_cert != NULL ? tls : &tls[3], MHD_OPTION_END);
-    if (h->daemon == NULL) {
-        close(fd);
+    *out = h;
+    return 0;
+}
+
+/* A listener like old with old's certificate and key, for when the new
+ * ones do not start. NULL on no memory. */
+static struct admin_http *admin_http_like(struct server *s, const struct admin_http *old)
+{
+    struct admin_http *h = NULL;
+    struct admin_http_cfg plain = {.auth_required = old->auth_required};
+    if (admin_http_new(s, &plain, &h) != 0) {
+        return NULL;
+    }
+    h->tls_cert = strdup(old->tls_cert);
+    h->tls_key = strdup(old->tls_key);
+    if (h->tls_cert == NULL || h->tls_key == NULL) {
+        gate_put(h->gate);
+        admin_http_free(h);
+        return NULL;
+    }
+    return h;
+}
+
+int admin_http_reload(struct server *s, const struct admin_http_cfg *cfg, struct admin_http **hp)
+{
+    struct admin_http *old = *hp;
+    ASSERT(old != NULL && old->tls_cert != NULL && cfg->tls_cert_file != NULL);
+    struct admin_http *h = NULL;
+    int rc = admin_http_new(s, cfg, &h); /* reads the files: on a failure old goes on */
+    if (rc != 0) {
+        return rc;
+    }
+    MHD_socket fd = MHD_quiesce_daemon(old->daemon); /* old accepts no more */
+    if (fd == MHD_INVALID_SOCKET) {
         gate_put(h->gate);
         admin_http_free(h);
         return -EIO;
     }
-    *out = h;
-    return 0;
+    rc = daemon_start(h, fd);
+    if (rc != 0) { /* GnuTLS refused them: the old ones again, on the same socket */
+        log_error("admin listener: libmicrohttpd refused %s; keeping the certificate it had",
+                  cfg->tls_cert_file);
+        gate_put(h->gate);
+        admin_http_free(h);
+        h = admin_http_like(s, old);
+        if (h == NULL || daemon_start(h, fd) != 0) {
+            log_error("admin listener: cannot serve again; it is closed until a restart");
+            close(fd);
+            if (h != NULL) {
+                gate_put(h->gate);
+                admin_http_free(h);
+            }
+            h = NULL;
+        }
+        rc = -EIO;
+    }
+    admin_http_stop(old); /* its connections close; the socket is h's now */
+    *hp = h;
+    return rc;
 }
 
 void admin_http_stop(struct admin_http *h)

@@ -44,9 +44,11 @@
  * user's credential changes (its StoredKey is compared on every request).
  *
  * HTTPS (admin_listen_tls) through libmicrohttpd's GnuTLS with the
- * broker's tls_cert_file and tls_key_file, TLS 1.2 and 1.3 only. The
- * certificate is read at start: SIGHUP does not reload it for this
- * listener (a restart does).
+ * broker's tls_cert_file and tls_key_file, TLS 1.2 and 1.3 only, read into
+ * memory at start and again by admin_http_reload() (SIGHUP): libmicrohttpd
+ * takes a certificate only when a daemon starts, so a reload starts a new
+ * daemon on the same listening socket and stops the old one, whose open
+ * connections close.
  *
  * Threads: admin_http_start() and admin_http_stop() on the loop's thread.
  */
@@ -88,6 +90,15 @@ struct admin_http_cfg {
  * nothing left open. */
 MUST_USE int admin_http_start(struct server *s, const struct admin_http_cfg *cfg,
                               uint16_t *bound_port, struct admin_http **out);
+
+/* Reloads an HTTPS listener's certificate and key (cfg's files; its
+ * other fields as at start): a new listener on *hp's socket replaces *hp
+ * (same port; the old one's connections close, requests in flight are
+ * cut). Returns 0; or the files' error (logged) with *hp untouched; or
+ * -EIO when libmicrohttpd refused them, then *hp serves with the old ones
+ * again (NULL, logged, when even that failed). Loop thread. */
+MUST_USE int admin_http_reload(struct server *s, const struct admin_http_cfg *cfg,
+                               struct admin_http **hp);
 
 /* Stops serving: closes the listener, waits for the HTTP thread (a request
  * waiting for the loop gives up at once), frees h. Messages already posted

@@ -155,7 +155,7 @@ static const struct key_def keys[] = {
     {"kafka_listen_tls", KIND_BOOL, FIELD(kafka_listen_tls), 0, 1, false,
      "the Kafka listener speaks TLS (Kafka's security.protocol=SSL)"},
     {"admin_listen_tls", KIND_BOOL, FIELD(admin_listen_tls), 0, 1, false,
-     "the HTTP admin listener serves HTTPS (tls_cert_file, tls_key_file; read at start)"},
+     "the HTTP admin listener serves HTTPS (tls_cert_file, tls_key_file; reread on SIGHUP)"},
     {"tls_cert_file", KIND_PATH, FIELD(tls_cert_file), 1, BROKER_DATA_DIR_BYTES - 1, false,
      "PEM certificate (and chain) of the TLS listeners; reread on SIGHUP"},
     {"tls_key_file", KIND_PATH, FIELD(tls_key_file), 1, BROKER_DATA_DIR_BYTES - 1, false,

@@ -205,6 +205,31 @@ ok "HTTPS: plain HTTP gets nothing"
 URL="https://127.0.0.1:$ADMIN"
 [ "$(get /healthz --cacert "$TMP/certs/ca.pem" --tls-max 1.1)" != 200 ] || fail "TLS 1.1 answered"
 ok "HTTPS: TLS 1.1 is refused"
+# SIGHUP: the admin listener takes the new certificate, on the same port.
+server_cn() {
+    curl -sv -o /dev/null --max-time "$RUN_SECONDS" --cacert "$TMP/certs/ca.pem" \
+        "$URL/healthz" 2>&1 | sed -n 's/.*subject: CN=\([^;,]*\).*/\1/p'
+}
+[ "$(server_cn)" = nagare-test-server ] || fail "HTTPS: the first certificate: '$(server_cn)'"
+cp "$TMP/certs/server2.key" "$TMP/certs/server.key" # a key of another certificate
+kill -HUP "$BROKER_PID"
+for _ in $(seq 1 600); do
+    grep -q "admin listener TLS: .*keeps its certificate" "$TMP/nagared.log" && break
+    sleep 0.1
+done
+grep -q "admin listener TLS: .*keeps its certificate" "$TMP/nagared.log" ||
+    fail "HTTPS: a mismatched key was not refused at SIGHUP"
+[ "$(server_cn)" = nagare-test-server ] || fail "HTTPS: after a bad reload: '$(server_cn)'"
+ok "HTTPS: SIGHUP with a key that does not match keeps the certificate it had"
+cp "$TMP/certs/server2.pem" "$TMP/certs/server.pem"
+kill -HUP "$BROKER_PID"
+for _ in $(seq 1 600); do
+    [ "$(server_cn)" = nagare-test-server-2 ] && break
+    sleep 0.1
+done
+[ "$(server_cn)" = nagare-test-server-2 ] || fail "HTTPS: no new certificate after SIGHUP"
+expect_http 200 "HTTPS: after SIGHUP the new certificate is served and scrapes go on" /metrics \
+    --cacert "$TMP/certs/ca.pem" -u admin:pw-admin
 as alice
 printf 'over tls\n' >"$TMP/in"
 IN="$TMP/in" run 1 produce orders-us "${B[@]}"
