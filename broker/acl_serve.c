@@ -359,7 +359,7 @@ static void acl_call_answer(struct acl_call *c)
         kafka_call_answer(c);
     } else if (c->create || c->err != 0) {
         struct wr w;
-        int rc = c->create ? server_wire_err(c->err) : c->err;
+        int rc = server_wire_err(c->err);
         if (!c->create) {
             server_resp_error(c->req, c->correlation_id, rc);
         } else if (server_resp_begin(c->req, c->correlation_id, PROTO_FRAME_PREFIX_BYTES + 64,

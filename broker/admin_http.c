@@ -407,6 +407,7 @@ static unsigned login(struct admin_http *h, struct MHD_Connection *c, const char
               mac_len == sizeof(mac);
     struct http_conn *hc = conn_state(c);
     if (ok && a->found && login_remembered(hc, name, mac, &a->cred)) {
+        explicit_bzero(mac, sizeof(mac));
         ask_put(a);
         snprintf(w->principal, sizeof(w->principal), "User:%s", name);
         return 0;
