@@ -25,6 +25,15 @@
  * committed past the chunk, durably. A second redrive starts at the mark,
  * so it does not republish what the first did; a crash between a chunk's
  * republishing and its mark republishes that chunk again (at-least-once).
+ *
+ * With the authorizer on, a redrive needs READ and WRITE on the dead-letter
+ * topic (the dispatcher's rule) and WRITE on every topic it republishes
+ * to, checked as its asker (the principal and address it started with)
+ * once per run of records bound for one topic. The first record bound for
+ * a topic the asker may not write stops the redrive with NG_EUNAUTHORIZED,
+ * logged with the topic's name: nothing goes to that topic, and the mark
+ * stays before the chunk (what the chunk republished before it goes again
+ * next time, as after a crash).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -33,6 +42,7 @@
 #include <string.h>
 
 #include "base/log.h"
+#include "broker/acl_serve.h"
 #include "broker/share_serve.h"
 
 #define DLQ_SUFFIX ".dlq"
@@ -533,6 +543,10 @@ struct redrive {
     uint32_t pending;  /* appends of the chunk in flight */
     int err;
     struct redrive *next_rd; /* in q->redrives */
+    /* the asker, for WRITE on the topics republished to (authorizer on) */
+    char principal[PRINCIPAL_BYTES_MAX];
+    struct acl_who who;                  /* principal points at the above */
+    const struct server_topic *writable; /* the last topic found writable */
 };
 static_assert(offsetof(struct redrive, commit) == 0, "mark_done() casts back");
 
@@ -732,6 +746,18 @@ static void redrive_record(struct redrive *rd, struct redrive_dest *d, struct ba
         rd->skipped++;
         return;
     }
+    if (t != rd->writable && rd->s->acls.enabled) {
+        if (!acl_serve_allowed(rd->s, &rd->who, PROTO_ACL_RESOURCE_TOPIC, proto_str_make(t->name),
+                               PROTO_ACL_OP_WRITE)) {
+            log_warn("redrive of %s: %s from %s may not write %s (the record at %" PRId64
+                     "); stopped",
+                     rd->dlq, rd->who.principal, rd->who.host, t->name, rec->offset);
+            rd->err = -NG_EUNAUTHORIZED;
+            d->t = NULL; /* what was gathered for this chunk is not written */
+            return;
+        }
+        rd->writable = t;
+    }
     if (d->t != NULL && (d->t != t || d->partition != partition)) {
         dest_flush(rd, d);
     }
@@ -791,6 +817,7 @@ static int redrive_chunk(struct redrive *rd, struct part *log)
     }
     struct redrive_dest d = {.t = NULL};
     int64_t now = rd->s->env.now_ms();
+    rd->writable = NULL; /* each chunk asks again: ACLs change, topics go */
     for (size_t at = 0; at < r.bytes && rc == 0 && rd->err == 0;) {
         struct batch_header h;
         rc = batch_header_decode(q->dlq_src + at, r.bytes - at, q->dlq_src_cap, &h);
@@ -908,6 +935,9 @@ void handle_dlq_redrive(struct server *s, struct loop_req *req, const struct pro
     memcpy(rd->dlq, topic.ptr, (size_t)topic.len);
     rd->dlq[topic.len] = '\0';
     rd->dlq_len = (size_t)topic.len;
+    acl_serve_who(s, req, &rd->who);
+    snprintf(rd->principal, sizeof(rd->principal), "%s", rd->who.principal);
+    rd->who.principal = rd->principal; /* the connection may go before the redrive ends */
     rd->next_rd = s->queue->redrives;
     s->queue->redrives = rd;
     log_info("redrive of %s: started", rd->dlq);
