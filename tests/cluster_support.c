@@ -596,6 +596,29 @@ void cs_heal(struct cluster *c)
 
 /* ---- the end ---- */
 
+void cs_topic_create(struct cluster *c, const char *bootstrap, const char *topic,
+                     const struct nagare_topic_config *cfg, const struct nagare_tls *tls,
+                     uint32_t timeout_ms)
+{
+    int64_t deadline = clock_mono_ms() + timeout_ms;
+    for (;;) {
+        nagare_admin *a;
+        int rc = nagare_admin_new_secure(bootstrap, 5000, NULL, tls, &a);
+        if (rc == 0) {
+            rc = nagare_topic_create(a, topic, cfg);
+            nagare_admin_destroy(a);
+        }
+        if (rc == 0 || rc == -NAGARE_ETOPIC_EXISTS) {
+            return;
+        }
+        if (clock_mono_ms() >= deadline) {
+            cs_print_logs(c, "the topic was not created");
+            cr_assert_fail("creating %s: %s", topic, nagare_strerror(rc));
+        }
+        sleep_ms(250);
+    }
+}
+
 void cs_print_logs(const struct cluster *c, const char *why)
 {
     for (size_t i = 0; i < c->broker_count; i++) {

@@ -45,6 +45,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "client/nagare.h"
 #include "tests/etcd_support.h"
 
 #define CS_BROKERS_MAX 5
@@ -163,6 +164,15 @@ void cs_split(struct cluster *c, uint32_t side);
 void cs_drop_oneway(struct cluster *c, size_t from, size_t to);
 /* Removes every cut. */
 void cs_heal(struct cluster *c);
+
+/* Creates topic with cfg through bootstrap (some or all of c's brokers),
+ * over TLS when tls is not NULL, retrying every 250 ms while the cluster
+ * settles (no admin connection yet, no controller to place it; a retried
+ * create that was done answers "exists") until timeout_ms have passed:
+ * then prints the logs and fails the test. */
+void cs_topic_create(struct cluster *c, const char *bootstrap, const char *topic,
+                     const struct nagare_topic_config *cfg, const struct nagare_tls *tls,
+                     uint32_t timeout_ms);
 
 /* Prints every broker's log tail and every etcd member's (for a failing
  * test). */

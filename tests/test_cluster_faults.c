@@ -112,27 +112,11 @@ static uint64_t env_u64(const char *name, uint64_t fallback)
  * unclean: with unclean leader election allowed. */
 static void create_topic(struct run *r, bool unclean)
 {
-    int64_t deadline = clock_mono_ms() + SETUP_TIMEOUT_MS;
-    for (;;) {
-        nagare_admin *a;
-        int rc = nagare_admin_new(r->c.bootstrap, 5000, &a);
-        if (rc == 0) {
-            struct nagare_topic_config cfg;
-            nagare_topic_config_default(&cfg);
-            cfg.partitions = PARTITIONS;
-            cfg.unclean_leader_election = unclean;
-            rc = nagare_topic_create(a, TOPIC, &cfg);
-            nagare_admin_destroy(a);
-        }
-        if (rc == 0 || rc == -NAGARE_ETOPIC_EXISTS) { /* a retried create that was done */
-            return;
-        }
-        if (clock_mono_ms() >= deadline) {
-            cs_print_logs(&r->c, "the topic was not created");
-            cr_assert_fail("creating " TOPIC ": %s", nagare_strerror(rc));
-        }
-        sleep_ms(250);
-    }
+    struct nagare_topic_config cfg;
+    nagare_topic_config_default(&cfg);
+    cfg.partitions = PARTITIONS;
+    cfg.unclean_leader_election = unclean;
+    cs_topic_create(&r->c, r->c.bootstrap, TOPIC, &cfg, NULL, SETUP_TIMEOUT_MS);
 }
 
 /* Waits until `more` acknowledgements came after this call. */

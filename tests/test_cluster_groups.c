@@ -54,26 +54,10 @@ static void cluster_up(void)
     cs_set(&C, "default_replication_factor=3");
     cs_set(&C, "min_insync_replicas=2");
     cs_start(&C);
-    int64_t deadline = clock_mono_ms() + SETUP_TIMEOUT_MS;
-    for (;;) {
-        nagare_admin *a;
-        int rc = nagare_admin_new(C.bootstrap, 5000, &a);
-        if (rc == 0) {
-            struct nagare_topic_config cfg;
-            nagare_topic_config_default(&cfg);
-            cfg.partitions = 1;
-            rc = nagare_topic_create(a, TOPIC, &cfg);
-            nagare_admin_destroy(a);
-        }
-        if (rc == 0 || rc == -NAGARE_ETOPIC_EXISTS) {
-            return;
-        }
-        if (clock_mono_ms() >= deadline) {
-            cs_print_logs(&C, "the topic was not created");
-            cr_assert_fail("creating " TOPIC ": %s", nagare_strerror(rc));
-        }
-        (void)poll(NULL, 0, 250);
-    }
+    struct nagare_topic_config cfg;
+    nagare_topic_config_default(&cfg);
+    cfg.partitions = 1;
+    cs_topic_create(&C, C.bootstrap, TOPIC, &cfg, NULL, SETUP_TIMEOUT_MS);
 }
 
 /* Writes values from..to-1 (their decimal text), acks=all. */

@@ -364,21 +364,11 @@ static void wait_committed(int64_t n)
  * each partition. */
 static void create_topic(int16_t factor)
 {
-    int64_t give_up = clock_mono_ms() + SETUP_TIMEOUT_MS;
-    for (;;) { /* once the brokers see each other, the controller places it */
-        nagare_admin *a = admin_of(0);
-        struct nagare_topic_config cfg;
-        nagare_topic_config_default(&cfg);
-        cfg.partitions = CLIENT_PARTITIONS;
-        cfg.replication_factor = factor;
-        int rc = nagare_topic_create(a, CLIENT_TOPIC, &cfg);
-        nagare_admin_destroy(a);
-        if (rc == 0 || rc == -NAGARE_ETOPIC_EXISTS) {
-            return;
-        }
-        cr_assert_lt(clock_mono_ms(), give_up, "create: %s", nagare_strerror(rc));
-        sleep_ms(200);
-    }
+    struct nagare_topic_config cfg;
+    nagare_topic_config_default(&cfg);
+    cfg.partitions = CLIENT_PARTITIONS;
+    cfg.replication_factor = factor;
+    cs_topic_create(&C, C.b[0].bootstrap, CLIENT_TOPIC, &cfg, NULL, SETUP_TIMEOUT_MS);
 }
 
 /* Starts the cluster and creates CLIENT_TOPIC, replication factor 3. */

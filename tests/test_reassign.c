@@ -50,25 +50,12 @@ static nagare_admin *admin_of(const char *bootstrap)
  * places it over the live ones). */
 static void create_topic_as(const char *bootstrap, const char *name, bool unclean)
 {
-    int64_t deadline = clock_mono_ms() + SETTLE_MS;
-    for (;;) {
-        nagare_admin *a = admin_of(bootstrap);
-        struct nagare_topic_config cfg;
-        nagare_topic_config_default(&cfg);
-        cfg.partitions = PARTITIONS;
-        cfg.replication_factor = 2;
-        cfg.unclean_leader_election = unclean;
-        int rc = nagare_topic_create(a, name, &cfg);
-        nagare_admin_destroy(a);
-        if (rc == 0 || rc == -NAGARE_ETOPIC_EXISTS) { /* a retried create that was done */
-            return;
-        }
-        if (clock_mono_ms() >= deadline) {
-            cs_print_logs(&C, "the topic was not created");
-            cr_assert_fail("creating %s: %s", name, nagare_strerror(rc));
-        }
-        sleep_ms(250);
-    }
+    struct nagare_topic_config cfg;
+    nagare_topic_config_default(&cfg);
+    cfg.partitions = PARTITIONS;
+    cfg.replication_factor = 2;
+    cfg.unclean_leader_election = unclean;
+    cs_topic_create(&C, bootstrap, name, &cfg, NULL, SETTLE_MS);
 }
 
 static void create_topic(const char *bootstrap) { create_topic_as(bootstrap, TOPIC, false); }

@@ -60,26 +60,10 @@ static void make_certs(void)
 static void create_topic(void)
 {
     struct nagare_tls t = client_tls();
-    int64_t deadline = clock_mono_ms() + SETUP_TIMEOUT_MS;
-    for (;;) {
-        nagare_admin *a;
-        int rc = nagare_admin_new_tls(C.bootstrap, 5000, &t, &a);
-        if (rc == 0) {
-            struct nagare_topic_config cfg;
-            nagare_topic_config_default(&cfg);
-            cfg.partitions = 3;
-            rc = nagare_topic_create(a, TOPIC, &cfg);
-            nagare_admin_destroy(a);
-        }
-        if (rc == 0 || rc == -NAGARE_ETOPIC_EXISTS) {
-            return;
-        }
-        if (clock_mono_ms() >= deadline) {
-            cs_print_logs(&C, "the topic was not created");
-            cr_assert_fail("creating " TOPIC ": %s", nagare_strerror(rc));
-        }
-        (void)poll(NULL, 0, 250);
-    }
+    struct nagare_topic_config cfg;
+    nagare_topic_config_default(&cfg);
+    cfg.partitions = 3;
+    cs_topic_create(&C, C.bootstrap, TOPIC, &cfg, &t, SETUP_TIMEOUT_MS);
 }
 
 struct reports {
