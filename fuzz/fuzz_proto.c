@@ -178,10 +178,12 @@ static int recode_group_request_flat(const struct proto_req_header *h, struct rd
         rc = proto_delete_group_req_decode(r, v, &name);
         *enc_rc = rc ? 0 : proto_delete_group_req_encode(w, v, c, h->client_id, name);
         return rc;
-    case PROTO_API_DLQ_REDRIVE:
-        rc = proto_dlq_redrive_req_decode(r, v, &name);
-        *enc_rc = rc ? 0 : proto_dlq_redrive_req_encode(w, v, c, h->client_id, name);
+    case PROTO_API_DLQ_REDRIVE: {
+        struct proto_dlq_redrive_req q;
+        rc = proto_dlq_redrive_req_decode(r, v, &q);
+        *enc_rc = rc ? 0 : proto_dlq_redrive_req_encode(w, v, c, h->client_id, &q);
         return rc;
+    }
     default:
         abort(); /* the header decoder let an unknown api through */
     }

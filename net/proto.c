@@ -234,6 +234,8 @@ static const struct pfield s_share_ack_topic[] = {F(STR), ARR(PARTS, s_share_ack
 static const struct pfield s_share_ack_req[] = {F(STR), F(STR), ARR(TOPICS, s_share_ack_topic),
                                                 END};
 static const struct pfield s_dlq_redrive_resp[] = {F(ERR), F(I64), END};
+static const struct pfield s_dlq_redrive_req_v1[] = {F(STR), F(I32), END};
+static const struct pfield s_dlq_redrive_resp_v1[] = {F(ERR), F(I64), F(I64), F(I64), END};
 
 static const struct pfield s_replica_fetch_req_part[] = {F(I32), F(I32), F(I64), F(I64), END};
 static const struct pfield s_replica_fetch_req_topic[] = {
@@ -418,6 +420,8 @@ static const struct msg msgs_v1[PROTO_API_COUNT][2] = {
     [PROTO_API_CREATE_TOPICS] = {{s_create_topics_req_v1, NULL, SHAPE_CREATE}, {NULL, NULL, 0}},
     [PROTO_API_FETCH] = {{s_fetch_req, s_fetch_req_part, SHAPE_TOPIC_PARTS},
                          {s_fetch_resp_v1, s_fetch_resp_part_v1, SHAPE_TOPIC_PARTS}},
+    [PROTO_API_DLQ_REDRIVE] = {{s_dlq_redrive_req_v1, NULL, SHAPE_NONE},
+                               {s_dlq_redrive_resp_v1, NULL, SHAPE_NONE}},
 };
 
 static const struct msg msgs_v2[PROTO_API_COUNT][2] = {
@@ -438,6 +442,7 @@ static const uint16_t api_version_max[PROTO_API_COUNT] = {
     [PROTO_API_METADATA] = 3,
     [PROTO_API_CREATE_TOPICS] = 2,
     [PROTO_API_FETCH] = 1,
+    [PROTO_API_DLQ_REDRIVE] = 1,
 };
 
 bool proto_api_known(uint16_t api_key)
@@ -2782,14 +2787,32 @@ int proto_share_ack_resp_decode(struct rd *body, uint16_t version, struct proto_
 /* ---- DlqRedrive ---- */
 
 int proto_dlq_redrive_req_encode(struct wr *w, uint16_t version, uint32_t correlation_id,
-                                 struct proto_str client_id, struct proto_str topic)
+                                 struct proto_str client_id,
+                                 const struct proto_dlq_redrive_req *req)
 {
-    return enc_name_req(w, PROTO_API_DLQ_REDRIVE, version, correlation_id, client_id, topic);
+    ASSERT(req != NULL);
+    struct proto_enc e;
+    enc_req_begin(&e, w, PROTO_API_DLQ_REDRIVE, version, correlation_id, client_id);
+    enc_str(&e, req->topic, false);
+    if (version >= 1) {
+        wr_be32(w, (uint32_t)req->records_max);
+    }
+    return proto_enc_end(&e);
 }
 
-int proto_dlq_redrive_req_decode(struct rd *body, uint16_t version, struct proto_str *topic_out)
+int proto_dlq_redrive_req_decode(struct rd *body, uint16_t version,
+                                 struct proto_dlq_redrive_req *out)
 {
-    return dec_name_req(body, PROTO_API_DLQ_REDRIVE, version, topic_out);
+    ASSERT(out != NULL);
+    struct proto_dec d;
+    int rc = dec_open(body, PROTO_API_DLQ_REDRIVE, version, false, &d);
+    if (rc != 0) {
+        return rc;
+    }
+    out->topic = rd_str(&d.rd, false);
+    out->records_max = version >= 1 ? (int32_t)rd_be32(&d.rd) : PROTO_REDRIVE_RECORDS_ALL;
+    ASSERT(d.rd.err == 0);
+    return out->records_max > 0 ? 0 : -NG_EBADARG;
 }
 
 int proto_dlq_redrive_resp_encode(struct wr *w, uint16_t version, uint32_t correlation_id,
@@ -2800,6 +2823,10 @@ int proto_dlq_redrive_resp_encode(struct wr *w, uint16_t version, uint32_t corre
     enc_resp_begin(&e, w, PROTO_API_DLQ_REDRIVE, version, correlation_id);
     enc_err(&e, r->err);
     wr_be64(w, (uint64_t)r->records);
+    if (version >= 1) {
+        wr_be64(w, (uint64_t)r->read);
+        wr_be64(w, (uint64_t)r->remaining);
+    }
     return proto_enc_end(&e);
 }
 
@@ -2814,6 +2841,8 @@ int proto_dlq_redrive_resp_decode(struct rd *body, uint16_t version,
     }
     out->err = rd_err_code(&d.rd);
     out->records = (int64_t)rd_be64(&d.rd);
+    out->read = version >= 1 ? (int64_t)rd_be64(&d.rd) : out->records;
+    out->remaining = version >= 1 ? (int64_t)rd_be64(&d.rd) : 0;
     ASSERT(d.rd.err == 0);
     return 0;
 }
