@@ -110,6 +110,7 @@ struct server {
     uint8_t *scratch; /* storage and batch verification scratch */
     size_t scratch_bytes;
     struct part_env env;
+    struct progress upgrade_progress; /* format-1 upgrades at start, on a terminal */
     struct producer_ids producer_ids;
     struct acl_store acls; /* the authorizer's (broker/acl_serve.h) */
     struct loop_timer retention_timer;

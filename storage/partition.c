@@ -2012,7 +2012,7 @@ int part_open(struct part *p, const char *dir, const struct part_config *cfg,
     uint32_t count = 0;
     rc = open_dir(dir, &r, &p->dirfd);
     if (rc == 0) {
-        rc = format1_upgrade_dir(p->dirfd, dir, cfg->batch_bytes_max);
+        rc = format1_upgrade_dir(p->dirfd, dir, cfg->batch_bytes_max, env->upgrade_progress);
     }
     if (rc == 0) {
         rc = seg_list(p->dirfd, &bases, &count);
