@@ -31,10 +31,13 @@
 
 /* Whether the loop may still read the server for an ask: shared by the
  * listener and the asks it posted, freed by the last of them. `open` is
- * the loop thread's. */
+ * the loop thread's. `running` turns true when the loop first runs the
+ * message posted at start (running: the broker's start is over). */
 struct gate {
     atomic_int refs;
     bool open;
+    atomic_bool running;
+    struct loop_msg started;
     struct server *s;
 };
 
@@ -43,6 +46,15 @@ static void gate_put(struct gate *g)
     if (atomic_fetch_sub(&g->refs, 1) == 1) {
         free(g);
     }
+}
+
+/* On the loop, the first time it runs: asks may go to it from now on. */
+static void gate_started(struct loop_msg *m, void *arg)
+{
+    (void)m;
+    struct gate *g = arg;
+    atomic_store(&g->running, true);
+    gate_put(g);
 }
 
 struct admin_http {
@@ -295,6 +307,14 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         return respond_text(c, MHD_HTTP_NOT_FOUND,
                             "not found: /, /api/..., /metrics, /healthz, /readyz\n");
     }
+    if (!atomic_load(&h->gate->running)) {
+        /* The broker is still starting (opening its data, joining the
+         * cluster): the loop does not run yet, so say so at once rather
+         * than after ADMIN_HTTP_LOOP_WAIT_MS. */
+        return respond_text(c, MHD_HTTP_SERVICE_UNAVAILABLE,
+                            "starting: not serving yet (opening the data directory or joining the "
+                            "cluster)\n");
+    }
     struct ask *a = ask_new(h, kind);
     if (a == NULL) {
         return respond_text(c, MHD_HTTP_SERVICE_UNAVAILABLE, "out of memory\n");
@@ -344,9 +364,11 @@ int admin_http_start(struct server *s, const char *host, uint16_t port, uint16_t
         close(fd);
         return -ENOMEM;
     }
-    atomic_init(&g->refs, 1);
+    atomic_init(&g->refs, 2); /* the listener's and the start message's */
+    atomic_init(&g->running, false);
     g->open = true;
     g->s = s;
+    g->started = (struct loop_msg){.fn = gate_started, .arg = g};
     h->gate = g;
     atomic_init(&h->stopping, false);
     /* epoll, never select(): the broker's descriptors pass FD_SETSIZE */
@@ -358,9 +380,11 @@ int admin_http_start(struct server *s, const char *host, uint16_t port, uint16_t
     if (h->daemon == NULL) {
         close(fd);
         gate_put(g);
+        gate_put(g); /* never posted */
         free(h);
         return -EIO;
     }
+    loop_post(&s->loop, &g->started);
     *out = h;
     return 0;
 }

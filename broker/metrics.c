@@ -599,25 +599,50 @@ int metrics_render(struct server *s, char **out, size_t *len)
     return 0;
 }
 
+/* In a cluster: the first partition the view gives this broker whose
+ * leader it does not know (the view names none, or the partition has not
+ * taken it here yet: not open, or a follower without one); why says
+ * which. False when every one is known. */
+static bool ready_partition_missing(const struct server *s, char *why, size_t cap)
+{
+    const struct cluster_view *v = s->view;
+    for (uint32_t i = 0; i < v->topic_count; i++) {
+        const struct cluster_topic *ct = &v->topics[i];
+        for (int32_t p = 0; p < ct->partitions; p++) {
+            const struct cluster_partition *cp = &ct->parts[p];
+            if (!cluster_partition_has_replica(cp, s->broker_id)) {
+                continue;
+            }
+            const struct server_topic *t = server_topic_find(
+                (struct server *)s,
+                (struct proto_str){.ptr = ct->name, .len = (int32_t)strlen(ct->name)});
+            const struct bpart *bp = t != NULL && p < t->cfg.partitions ? &t->parts[p] : NULL;
+            const char *what = cp->leader == CLUSTER_LEADER_NONE ? "has no leader"
+                               : bp == NULL || !bp->open         ? "is not open here yet"
+                               : bp->rep.role == REPLICA_FOLLOWER && bp->rep.leader < 0
+                                   ? "has no leader here yet"
+                                   : NULL;
+            if (what != NULL) {
+                snprintf(why, cap, "topic %s partition %d %s", ct->name, p, what);
+                return true;
+            }
+        }
+    }
+    return false;
+}
+
 bool metrics_ready(const struct server *s, char *why, size_t cap)
 {
     const char *missing = NULL;
+    bool clustered = broker_config_clustered(&s->cfg);
     if (!s->catalog_ready || !s->offsets_ready || s->queue == NULL) {
         missing = "the data directory is not open";
-    } else if (broker_config_clustered(&s->cfg) && s->view == NULL) {
+    } else if (clustered && s->view == NULL) {
         missing = "no cluster view yet";
-    } else if (broker_config_clustered(&s->cfg) && s->view->fenced) {
+    } else if (clustered && s->view->fenced) {
         missing = "this broker's registration in etcd is not sure";
-    }
-    for (uint32_t i = 0; missing == NULL && i < s->topic_count; i++) {
-        const struct server_topic *tp = s->topics[i];
-        for (int32_t p = 0; p < tp->cfg.partitions; p++) {
-            const struct bpart *bp = &tp->parts[p];
-            if (bp->open && bp->rep.role == REPLICA_FOLLOWER && bp->rep.leader < 0) {
-                snprintf(why, cap, "topic %s partition %d has no leader", tp->name, p);
-                return false;
-            }
-        }
+    } else if (clustered && ready_partition_missing(s, why, cap)) {
+        return false;
     }
     if (missing != NULL) {
         snprintf(why, cap, "%s", missing);
