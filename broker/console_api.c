@@ -237,6 +237,7 @@ static json_t *partition_json(struct out *o, const struct bpart *bp)
     set(o, p, "records_in", json_integer((json_int_t)bp->counters.records_in));
     set(o, p, "bytes_in", json_integer((json_int_t)bp->counters.bytes_in));
     set(o, p, "bytes_out", json_integer((json_int_t)bp->counters.bytes_out));
+    set(o, p, "records_out", json_integer((json_int_t)bp->counters.records_out));
     return p;
 }
 

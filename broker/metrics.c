@@ -280,6 +280,12 @@ static bool v_bytes_in(const struct bpart *bp, int64_t *out)
     *out = (int64_t)bp->counters.bytes_in;
     return true;
 }
+static bool v_records_out(const struct bpart *bp, int64_t *out)
+{
+    *out = (int64_t)bp->counters.records_out;
+    return true;
+}
+
 static bool v_bytes_out(const struct bpart *bp, int64_t *out)
 {
     *out = (int64_t)bp->counters.bytes_out;
@@ -323,6 +329,9 @@ static const struct part_metric part_metrics[] = {
      v_records_in},
     {"nagare_partition_bytes_in_total", "counter", "Batch bytes appended by producers.",
      v_bytes_in},
+    {"nagare_partition_records_out_total", "counter",
+     "Records sent to consumers and followers (past the offset each fetch asked for).",
+     v_records_out},
     {"nagare_partition_bytes_out_total", "counter", "Batch bytes sent to consumers and followers.",
      v_bytes_out},
     {"nagare_partition_leader", "gauge", "1 where this broker leads the partition.", v_leader},

@@ -62,6 +62,7 @@ struct bpart_counters {
     uint64_t records_in;     /* records appended by producers */
     uint64_t bytes_in;       /* their batches' bytes */
     uint64_t bytes_out;      /* batch bytes answered to consumers and followers */
+    uint64_t records_out;    /* offsets those answers took their readers past */
     uint64_t leader_changes; /* leader or leader epoch changes seen */
 };
 

@@ -146,6 +146,8 @@ struct part_read_result {
     int64_t offset_earliest; /* the log start offset */
     int64_t offset_latest;   /* where reads stop: part_offset_latest(), or the
                                 end of part_read_to() */
+    int64_t offset_next;     /* one past the last batch read (the read's
+                                offset when none): where the next read goes on */
 };
 
 struct part {

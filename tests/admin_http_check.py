@@ -141,6 +141,7 @@ def main():
         nagare(b, "topic", "create", "m", "--partitions", "2")
         nagare(b, "produce", "m", "--partition", "0", "--acks", "all", stdin=lines)
         nagare(b, "consume", "m", "--group", "g")
+        consumed, _ = scrape(b)
         nagare(b, "produce", "m", "--partition", "0", "--acks", "all",
                stdin="".join("later %d\n" % i for i in range(200)))
         kcat = shutil.which("kcat")
@@ -169,6 +170,23 @@ def main():
         if not 0 < out <= size:
             fail("bytes out of m/0: %s (the log holds %s, the group read the first 500)" % (out, size))
         ok("m/0 counts its 700 records in, their bytes in and out, offsets and size")
+
+        # Records out: the group read offsets 0-499 of m/0 once (its last
+        # fetch, at the end, waits: answered later, when the next records
+        # come, whether its consumer is still there or not); then kcat, a
+        # Kafka consumer, reads all 700.
+        if value(consumed, "nagare_partition_records_out_total", **part) != 500:
+            fail("records out of m/0: %s, not the 500 the group read"
+                 % value(consumed, "nagare_partition_records_out_total", **part))
+        rout = value(after, "nagare_partition_records_out_total", **part)
+        subprocess.run([kcat, "-b", "127.0.0.1:%d" % b.kafka, "-C", "-t", "m", "-p", "0",
+                        "-o", "beginning", "-e", "-q"], capture_output=True, check=True,
+                       timeout=RUN_TIMEOUT_S)
+        kafka_after, _ = scrape(b)
+        rout2 = value(kafka_after, "nagare_partition_records_out_total", **part)
+        if rout2 != rout + 700:
+            fail("records out of m/0 after kcat read it whole: %s, not %s" % (rout2, rout + 700))
+        ok("records out of m/0 count what the group and a Kafka consumer read")
 
         if value(after, "nagare_group_committed_offset", group="g", **part) != 500:
             fail("group g's committed offset: %s" % value(after, "nagare_group_committed_offset",
