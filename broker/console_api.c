@@ -370,6 +370,7 @@ static int api_groups(struct server *s, char **out, size_t *len)
     bool serving = s->offsets_ready && s->offsets.open;
     int64_t now_ms = clock_wall_ms();
     uint32_t rows = 0;
+    uint32_t reads_left = METRICS_LAG_READS_MAX;
     for (uint32_t g = 0; serving && g < s->offsets.count; g++) {
         const struct offsets_group *grp = &s->offsets.groups[g];
         json_t *jg = json_object();
@@ -382,10 +383,10 @@ static int api_groups(struct server *s, char **out, size_t *len)
         set(&o, jg, "group", json_string(grp->id));
         set(&o, jg, "members", members_json(&o, s, grp->id));
         for (uint32_t i = 0; i < grp->count && rows < METRICS_GROUP_PARTITIONS_MAX; i++, rows++) {
-            const struct offsets_entry *e = &grp->entries[i];
+            struct offsets_entry *e = &grp->entries[i];
             int64_t records, ms;
             bool found;
-            metrics_group_lag(s, e, now_ms, &records, &ms, &found);
+            metrics_group_lag(s, e, now_ms, &reads_left, &records, &ms, &found);
             json_t *je = json_object();
             push(&o, offsets, je);
             if (je == NULL) {

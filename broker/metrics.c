@@ -445,8 +445,8 @@ static int first_batch(void *arg, const struct batch_header *h)
     return 1; /* the one holding the offset is enough */
 }
 
-void metrics_group_lag(struct server *s, const struct offsets_entry *e, int64_t now_ms,
-                       int64_t *records, int64_t *ms, bool *found)
+void metrics_group_lag(struct server *s, struct offsets_entry *e, int64_t now_ms,
+                       uint32_t *reads_left, int64_t *records, int64_t *ms, bool *found)
 {
     struct server_topic *tp =
         server_topic_find(s, (struct proto_str){e->topic, (int32_t)strlen(e->topic)});
@@ -462,9 +462,23 @@ void metrics_group_lag(struct server *s, const struct offsets_entry *e, int64_t 
     int64_t from =
         e->offset > part_offset_earliest(&bp->log) ? e->offset : part_offset_earliest(&bp->log);
     *records = hw > e->offset ? hw - from : 0;
-    int64_t ts = -1;
-    if (*records > 0 && part_for_each_batch(&bp->log, from, first_batch, &ts) == 1 && ts >= 0) {
-        *ms = now_ms > ts ? now_ms - ts : 0;
+    if (*records == 0) {
+        return;
+    }
+    struct offsets_lag_memo *m = &e->lag;
+    int64_t mono = clock_mono_ms();
+    bool fresh = m->offset == from && mono - m->read_ms < METRICS_LAG_MEMO_MS;
+    if (!fresh && *reads_left > 0) {
+        (*reads_left)--;
+        s->metrics.lag_reads++;
+        int64_t ts = -1;
+        if (part_for_each_batch(&bp->log, from, first_batch, &ts) != 1) {
+            ts = -1;
+        }
+        *m = (struct offsets_lag_memo){.offset = from, .ts_ms = ts, .read_ms = mono};
+    }
+    if (m->offset >= 0 && m->ts_ms >= 0) {
+        *ms = now_ms > m->ts_ms ? now_ms - m->ts_ms : 0;
     }
 }
 
@@ -481,13 +495,14 @@ static void render_groups(struct text *t, struct server *s)
     }
     int64_t now_ms = clock_wall_ms();
     uint32_t rows = 0;
+    uint32_t reads_left = METRICS_LAG_READS_MAX;
     for (uint32_t g = 0; g < s->offsets.count; g++) {
         const struct offsets_group *grp = &s->offsets.groups[g];
         for (uint32_t i = 0; i < grp->count && rows < METRICS_GROUP_PARTITIONS_MAX; i++, rows++) {
-            const struct offsets_entry *e = &grp->entries[i];
+            struct offsets_entry *e = &grp->entries[i];
             int64_t records, ms;
             bool found;
-            metrics_group_lag(s, e, now_ms, &records, &ms, &found);
+            metrics_group_lag(s, e, now_ms, &reads_left, &records, &ms, &found);
             static const char *const names[] = {"nagare_group_committed_offset",
                                                 "nagare_group_lag_records",
                                                 "nagare_group_lag_seconds"};
@@ -595,6 +610,9 @@ int metrics_render(struct server *s, char **out, size_t *len)
     render_syncs(&t, &s->ring);
     uint32_t left = render_partitions(&t, s);
     render_groups(&t, s);
+    family(&t, "nagare_group_lag_reads_total", "counter",
+           "Batch headers read from logs for the age of group lag (remembered between scrapes).");
+    put(&t, "nagare_group_lag_reads_total %" PRIu64 "\n", s->metrics.lag_reads);
     render_share(&t, s);
     family(&t, "nagare_metrics_truncated", "gauge",
            "Partitions left out of this scrape (past METRICS_PARTITIONS_MAX).");

@@ -197,6 +197,27 @@ def main():
             fail("a negative lag in seconds")
         ok("group g: committed 500, 200 records behind")
 
+        # The age of g's lag is read from the log once and remembered while
+        # its committed offset stays (METRICS_LAG_MEMO_MS, 30 s: a memo
+        # running out between these back-to-back scrapes allows one read);
+        # a commit that moves it makes the next scrape read it again, once.
+        reads = value(after, "nagare_group_lag_reads_total")
+        for _ in range(3):
+            again, _ = scrape(b)
+        if value(again, "nagare_group_lag_reads_total") - reads > 1:
+            fail("three scrapes read the lag's age %s times, not from memory"
+                 % (value(again, "nagare_group_lag_reads_total") - reads))
+        nagare(b, "consume", "m", "--group", "g", "--count", "50")
+        moved_on, _ = scrape(b)
+        if value(moved_on, "nagare_group_lag_records", group="g", **part) != 150:
+            fail("group g's lag after 50 more: %s"
+                 % value(moved_on, "nagare_group_lag_records", group="g", **part))
+        if value(moved_on, "nagare_group_lag_reads_total") - value(again, "nagare_group_lag_reads_total") != 1:
+            fail("the moved offset's age was read %s times, not once"
+                 % (value(moved_on, "nagare_group_lag_reads_total")
+                    - value(again, "nagare_group_lag_reads_total")))
+        ok("the age of group lag is read once per committed offset, then rendered from memory")
+
         def moved(name, least, **labels):
             d = value(after, name, **labels) - before.get((name, frozenset(labels.items())), 0)
             if d < least:
