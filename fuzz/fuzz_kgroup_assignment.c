@@ -24,7 +24,8 @@ static void on_assigned(void *arg, const char *topic, size_t len, int32_t partit
     (void)partition;
     struct seen *s = arg;
     const uint8_t *t = (const uint8_t *)topic;
-    ASSERT(len == 0 || (t >= s->data && len <= s->size && t - s->data <= (ptrdiff_t)(s->size - len)));
+    ASSERT(len == 0 ||
+           (t >= s->data && len <= s->size && t - s->data <= (ptrdiff_t)(s->size - len)));
     s->partitions++;
 }
 

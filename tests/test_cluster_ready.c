@@ -4,7 +4,9 @@
  * harness: ready once it holds its registration and knows the leader of
  * every partition it holds; 503 while etcd is gone (its registration is not
  * sure) and 200 again when etcd is back; 503 "starting" at once while a
- * start waits for etcd to join the cluster, 200 once it has joined.
+ * start waits for etcd to join the cluster, 200 once it has joined; and,
+ * with two brokers, 503 while a partition it holds has no leader (its
+ * only in-sync replica down), 200 once that replica is back and leads.
  *
  * Every wait is for a condition (the answer wanted), bounded only so that
  * a hang fails the test.
@@ -40,15 +42,22 @@ static void setup(void)
     cs_start(&C);
 }
 
+static void setup_two(void)
+{
+    cs_need_cluster();
+    cs_init(&C, 2);
+    cs_start(&C);
+}
+
 static void teardown(void) { cs_fini(&C); }
 
 TestSuite(cluster_ready, .init = setup, .fini = teardown, .timeout = 600);
 
-/* GET path from broker 0's admin listener: the status (0 when no answer
+/* GET path from broker i's admin listener: the status (0 when no answer
  * came), the body in body[0..cap). */
-static int http_get(const char *path, char *body, size_t cap)
+static int http_get_at(size_t i, const char *path, char *body, size_t cap)
 {
-    const struct cs_broker *b = &C.b[0];
+    const struct cs_broker *b = &C.b[i];
     cr_assert_gt(b->admin_port, 0, "no admin port in broker %d's log", b->id);
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     cr_assert_geq(fd, 0);
@@ -69,7 +78,7 @@ static int http_get(const char *path, char *body, size_t cap)
         close(fd);
         return 0;
     }
-    static char resp[65536];
+    static char resp[1 << 20]; /* a whole /metrics */
     size_t got = 0;
     ssize_t r;
     while (got + 1 < sizeof(resp) && (r = read(fd, resp + got, sizeof(resp) - 1 - got)) > 0) {
@@ -86,36 +95,52 @@ static int http_get(const char *path, char *body, size_t cap)
     return status;
 }
 
-/* Waits until path answers status with a body containing text. */
-static void wait_answer(const char *path, int status, const char *text)
+static int http_get(const char *path, char *body, size_t cap)
 {
-    char body[512];
+    return http_get_at(0, path, body, cap);
+}
+
+/* Waits until path of broker i answers status with a body containing
+ * text. */
+static void wait_answer_at(size_t i, const char *path, int status, const char *text)
+{
+    static char body[1 << 20];
     int got = 0;
     int64_t deadline = clock_mono_ms() + WAIT_MS;
     while (clock_mono_ms() < deadline) {
-        got = http_get(path, body, sizeof(body));
+        got = http_get_at(i, path, body, sizeof(body));
         if (got == status && strstr(body, text) != NULL) {
             return;
         }
         usleep(100 * 1000);
     }
     cs_print_logs(&C, "readyz");
-    cr_assert_fail("%s: wanted %d \"%s\", last got %d \"%s\"", path, status, text, got, body);
+    const char *near = strstr(body, "orders");
+    cr_assert_fail("broker %zu %s: wanted %d \"%s\", last got %d \"%.300s\" (at orders: %.600s)", i,
+                   path, status, text, got, body, near != NULL ? near : "-");
 }
 
-/* Creates topic name with one partition (on broker 0, the only one). */
-static void create_topic(const char *name)
+static void wait_answer(const char *path, int status, const char *text)
+{
+    wait_answer_at(0, path, status, text);
+}
+
+/* Creates topic name with one partition of `copies` replicas. */
+static void create_topic_rf(const char *name, int16_t copies)
 {
     nagare_admin *a = NULL;
-    cr_assert_eq(nagare_admin_new(C.b[0].bootstrap, 30000, &a), 0);
+    cr_assert_eq(nagare_admin_new(C.bootstrap, 30000, &a), 0);
     struct nagare_topic_config cfg;
     nagare_topic_config_default(&cfg);
     cfg.partitions = 1;
-    cfg.replication_factor = 1;
+    cfg.replication_factor = copies;
     int rc = nagare_topic_create(a, name, &cfg);
     cr_assert_eq(rc, 0, "create %s: %s", name, nagare_strerror(rc));
     nagare_admin_destroy(a);
 }
+
+/* On broker 0, the only one. */
+static void create_topic(const char *name) { create_topic_rf(name, 1); }
 
 Test(cluster_ready, not_ready_without_etcd_ready_again_with_it)
 {
@@ -146,4 +171,26 @@ Test(cluster_ready, a_start_waiting_for_etcd_is_not_ready_until_it_joined)
     cr_assert_lt(clock_mono_ms() - before, 4000, "answered at once, not after the loop's wait");
     ets_restart_all(&C.etcd);
     wait_answer("/readyz", 200, "ready");
+}
+
+TestSuite(cluster_ready_two, .init = setup_two, .fini = teardown, .timeout = 600);
+
+Test(cluster_ready_two, not_ready_while_a_partition_it_holds_has_no_leader)
+{
+    create_topic_rf("orders", 2);
+    wait_answer_at(0, "/readyz", 200, "ready");
+    wait_answer_at(1, "/readyz", 200, "ready");
+    /* Broker 1 (index 0) goes: broker 2 leads alone, its in-sync set
+     * shrinks to itself. */
+    cs_broker_stop(&C, 0);
+    wait_answer_at(1, "/metrics", 200,
+                   "nagare_partition_in_sync_replicas{topic=\"orders\",partition=\"0\"} 1\n");
+    /* Then broker 2 goes, and broker 1 comes back: out of sync, it may not
+     * lead (no unclean election), so the partition has no leader. */
+    cs_broker_stop(&C, 1);
+    cs_broker_start(&C, 0);
+    wait_answer_at(0, "/readyz", 503, "topic orders partition 0 has no leader\n");
+    /* Broker 2 back: it leads again, and broker 1 knows it. */
+    cs_broker_start(&C, 1);
+    wait_answer_at(0, "/readyz", 200, "ready");
 }
