@@ -136,6 +136,30 @@ int scram_cred_make(enum scram_mech mech, const char *password, size_t password_
     return rc;
 }
 
+int scram_cred_check(const struct scram_cred *cred, const char *password, size_t password_len)
+{
+    enum scram_mech mech = (enum scram_mech)cred->mech;
+    ASSERT(mech < SCRAM_MECH_COUNT && cred->salt_len <= SCRAM_SALT_BYTES_MAX);
+    if (password_len == 0 || password_len > SCRAM_PASSWORD_BYTES_MAX ||
+        cred->iterations < SCRAM_ITERATIONS_MIN || cred->iterations > SCRAM_ITERATIONS_MAX) {
+        return -NG_EAUTH;
+    }
+    size_t kb = scram_key_bytes(mech);
+    uint8_t client_key[SCRAM_KEY_BYTES_MAX];
+    uint8_t server_key[SCRAM_KEY_BYTES_MAX];
+    uint8_t stored_key[SCRAM_KEY_BYTES_MAX];
+    int rc = salted_keys(mech, password, password_len, cred->salt, cred->salt_len, cred->iterations,
+                         client_key, server_key);
+    rc = rc == 0 ? digest(mech, client_key, kb, stored_key) : rc;
+    if (rc == 0 && CRYPTO_memcmp(stored_key, cred->stored_key, kb) != 0) {
+        rc = -NG_EAUTH;
+    }
+    OPENSSL_cleanse(client_key, sizeof(client_key));
+    OPENSSL_cleanse(server_key, sizeof(server_key));
+    OPENSSL_cleanse(stored_key, sizeof(stored_key));
+    return rc;
+}
+
 int scram_cred_fake(enum scram_mech mech, const char *user, size_t user_len,
                     const uint8_t secret[SCRAM_KEY_BYTES_MAX], struct scram_cred *out)
 {

@@ -90,6 +90,16 @@ MUST_USE int scram_cred_make(enum scram_mech mech, const char *password, size_t 
 MUST_USE int scram_cred_fake(enum scram_mech mech, const char *user, size_t user_len,
                              const uint8_t secret[SCRAM_KEY_BYTES_MAX], struct scram_cred *out);
 
+/* Whether password is the one cred was made from: SaltedPassword with
+ * cred's salt and iterations, ClientKey, StoredKey = H(ClientKey),
+ * compared with cred's in constant time (RFC 5802 3). What a plain
+ * password login (HTTP Basic on the admin listener) checks against the
+ * stored credential; slow by design (PBKDF2): not on an event loop.
+ * Returns 0 when it matches, -NG_EAUTH when it does not (a password empty
+ * or over SCRAM_PASSWORD_BYTES_MAX included), -NG_ESYSTEM. */
+MUST_USE int scram_cred_check(const struct scram_cred *cred, const char *password,
+                              size_t password_len);
+
 /* ---- base64 (RFC 4648, padded, no whitespace) ---- */
 
 /* Encoded length of n bytes. */

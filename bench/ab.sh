@@ -9,29 +9,41 @@
 #
 # Usage: bench/ab.sh BUILD_A BUILD_B    (release builds: meson setup DIR
 #                                        -Dbuildtype=release -Dtests=disabled)
-# Knobs: ROUNDS [8], OUT [a temporary directory: the raw JSON of each run]
+# Knobs: ROUNDS [8], OUT [a temporary directory: the raw JSON of each run],
+#   A_ARGS, B_ARGS [none]: more nagare-bench options for every run of that
+#   side (word-split), so one build can be set against itself: bench/tls.sh
+#   runs plaintext as A and TLS as B this way.
 set -euo pipefail
 [ $# -eq 2 ] || { echo "usage: bench/ab.sh BUILD_A BUILD_B" >&2; exit 2; }
 A=$(cd "$1" && pwd)
 B=$(cd "$2" && pwd)
 ROUNDS=${ROUNDS:-8}
 OUT=${OUT:-$(mktemp -d /tmp/nagare-ab.XXXXXX)}
+mkdir -p "$OUT"
 WORK=$(mktemp -d /tmp/nagare-ab-data.XXXXXX)
 trap 'rm -rf "$WORK"' EXIT
-nb() { local b=$1; shift; "$b/bench/nagare-bench" "$@" --spawn-broker "$b/broker/nagared" --broker-dir "$WORK" --json --quiet; }
+A_ARGS=${A_ARGS:-}
+B_ARGS=${B_ARGS:-}
+# nb BUILD SIDE_ARGS COMMAND...: one run of nagare-bench on a broker of its own
+nb() {
+    local b=$1 side=$2
+    shift 2
+    # shellcheck disable=SC2086 # the side's options are word-split on purpose
+    "$b/bench/nagare-bench" "$@" --spawn-broker "$b/broker/nagared" --broker-dir "$WORK" --json --quiet $side
+}
 warm() { dd if=/dev/zero of="$WORK/warm" bs=1M count=1024 conv=fsync status=none; rm -f "$WORK/warm"; sync; sleep 3; }
 for round in $(seq 1 "$ROUNDS"); do
     if [ $((round % 2)) = 1 ]; then order="a b"; else order="b a"; fi
     for v in $order; do
-        if [ "$v" = a ]; then b=$A; else b=$B; fi
+        if [ "$v" = a ]; then b=$A side=$A_ARGS; else b=$B side=$B_ARGS; fi
         echo "round $round/$ROUNDS: $v ($(cut -d' ' -f1 /proc/loadavg) load)" >&2
-        warm; nb "$b" produce --records 2000000 --record-bytes 1024 --batch-bytes 65536 --acks 1 >"$OUT/prod1k.$v.$round.json"
-        warm; nb "$b" produce --records 1000000 --record-bytes 1024 --batch-bytes 65536 --acks all >"$OUT/prodall.$v.$round.json"
-        warm; nb "$b" consume --records 2000000 --record-bytes 1024 --batch-bytes 65536 --acks 1 >"$OUT/consume.$v.$round.json"
-        warm; nb "$b" e2e --rate 10000 --seconds 10 --record-bytes 1024 --acks 1 >"$OUT/e2e.$v.$round.json"
+        warm; nb "$b" "$side" produce --records 2000000 --record-bytes 1024 --batch-bytes 65536 --acks 1 >"$OUT/prod1k.$v.$round.json"
+        warm; nb "$b" "$side" produce --records 1000000 --record-bytes 1024 --batch-bytes 65536 --acks all >"$OUT/prodall.$v.$round.json"
+        warm; nb "$b" "$side" consume --records 2000000 --record-bytes 1024 --batch-bytes 65536 --acks 1 >"$OUT/consume.$v.$round.json"
+        warm; nb "$b" "$side" e2e --rate 10000 --seconds 10 --record-bytes 1024 --acks 1 >"$OUT/e2e.$v.$round.json"
     done
 done
-echo "A: $A" ; echo "B: $B"; echo "$ROUNDS rounds, raw JSON in $OUT"
+echo "A: $A $A_ARGS"; echo "B: $B $B_ARGS"; echo "$ROUNDS rounds, raw JSON in $OUT"
 python3 - "$OUT" <<'PY'
 import glob, json, re, statistics, sys
 runs = {}

@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -501,6 +502,45 @@ int acl_store_add(struct acl_store *st, const struct acl *in, uint32_t n)
     st->acls = next;
     st->count = count;
     return 0;
+}
+
+void acl_store_replace(struct acl_store *st, struct acl *acls, uint32_t n)
+{
+    ASSERT(st->dirfd < 0 && n <= ACL_COUNT_MAX && (acls != NULL || n == 0));
+    free(st->acls);
+    st->acls = acls;
+    st->count = n;
+}
+
+static_assert(ACL_REC_BYTES_MAX == FILE_HEAD_BYTES + FILE_TAIL_BYTES + ENTRY_BYTES_MIN +
+                                       ACL_NAME_BYTES_MAX + (PRINCIPAL_BYTES_MAX - 1) +
+                                       (ACL_HOST_BYTES - 1),
+              "a record holds an ACL at its longest");
+
+size_t acl_rec_encode(const struct acl *a, uint8_t *buf, size_t cap, char key[ACL_REC_KEY_BYTES])
+{
+    ASSERT(cap >= ACL_REC_BYTES_MAX);
+    size_t len = acl_file_encode(a, 1, buf, cap);
+    XXH128_hash_t h = XXH3_128bits(buf, len);
+    int n = snprintf(key, ACL_REC_KEY_BYTES, "%016llx%016llx", (unsigned long long)h.high64,
+                     (unsigned long long)h.low64);
+    ASSERT(n == ACL_REC_KEY_BYTES - 1);
+    return len;
+}
+
+int acl_rec_decode(const uint8_t *buf, size_t len, struct acl *out)
+{
+    struct acl *acls = NULL;
+    uint32_t n = 0;
+    int rc = acl_file_decode(buf, len, &acls, &n);
+    if (rc == 0 && n != 1) {
+        rc = -NG_ECORRUPT;
+    }
+    if (rc == 0) {
+        *out = acls[0];
+    }
+    free(acls);
+    return rc;
 }
 
 int acl_store_delete(struct acl_store *st, const struct proto_acl *f, struct acl **removed,

@@ -142,6 +142,31 @@ MUST_USE int acl_store_add(struct acl_store *st, const struct acl *in, uint32_t 
 MUST_USE int acl_store_delete(struct acl_store *st, const struct proto_acl *f, struct acl **removed,
                               uint32_t *removed_count);
 
+/* Replaces st's ACLs with acls[0..n) (malloc'd; st takes it), in memory
+ * only: a cluster's store, which follows etcd's ACLs (acl_serve_apply_view)
+ * and keeps no file. Preconditions: st->dirfd < 0; each ACL passed
+ * acl_from_proto() (or acl_rec_decode()), none twice, n <= ACL_COUNT_MAX. */
+void acl_store_replace(struct acl_store *st, struct acl *acls, uint32_t n);
+
+/* ---- one ACL as a cluster keeps it: acls/<key> (docs/cluster.md) ---- */
+
+/* An ACL's record: the file's encoding (below) holding it alone, at most
+ * ACL_REC_BYTES_MAX; its key: the hex digits of XXH3-128 of that, so the
+ * same ACL added twice is one key, and different ones (at 128 bits) never
+ * share one. */
+/* head, checksum, codes and lengths; the strings at their longest (NULs not kept) */
+#define ACL_REC_BYTES_MAX \
+    (10 + 8 + 10 + ACL_NAME_BYTES_MAX + (PRINCIPAL_BYTES_MAX - 1) + (ACL_HOST_BYTES - 1))
+#define ACL_REC_KEY_BYTES 33 /* 32 hex digits and a NUL */
+
+/* Writes a's record into buf[0..cap) (cap >= ACL_REC_BYTES_MAX) and its
+ * key into key. Returns the record's length. */
+size_t acl_rec_encode(const struct acl *a, uint8_t *buf, size_t cap, char key[ACL_REC_KEY_BYTES]);
+
+/* Decodes a record: 0 with *out; -NG_ECORRUPT (not a file of exactly one
+ * valid ACL), or acl_file_decode()'s other errors. */
+MUST_USE int acl_rec_decode(const uint8_t *buf, size_t len, struct acl *out);
+
 /* ---- the file (pure) ---- */
 
 /* Bytes acl_file_encode() needs for these ACLs. */

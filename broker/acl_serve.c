@@ -4,22 +4,39 @@
  */
 #include "broker/acl_serve.h"
 
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "base/log.h"
 #include "broker/server.h"
+#include "cluster/session.h"
 #include "net/kafka/errors.h"
+
+static_assert(ACL_REC_BYTES_MAX <= CLUSTER_ACL_VALUE_BYTES, "an ACL's record fits a cluster's");
+static_assert(ACL_REC_KEY_BYTES <= CLUSTER_ACL_KEY_BYTES, "an ACL's key fits a cluster's");
+static_assert(ACL_COUNT_MAX == CLUSTER_ACLS_MAX, "a view carries as many ACLs as a store holds");
 
 #define CLUSTER_NAME proto_str_make(PROTO_ACL_CLUSTER_NAME)
 
 int acl_serve_open(struct server *s)
 {
-    int rc = acl_store_open(&s->acls, s->cfg.data_dir, s->cfg.authorizer, s->cfg.super_users);
+    /* A cluster's ACLs are etcd's (acl_serve_apply_view): no file. */
+    bool clustered = broker_config_clustered(&s->cfg);
+    int rc = acl_store_open(&s->acls, clustered ? NULL : s->cfg.data_dir, s->cfg.authorizer,
+                            s->cfg.super_users);
     if (rc != 0) {
         log_error("ACLs in %s/%s: %s", s->cfg.data_dir, ACL_FILE, err_str(rc));
         return rc;
+    }
+    char path[BROKER_DATA_DIR_BYTES + sizeof(ACL_FILE) + 1];
+    snprintf(path, sizeof(path), "%s/%s", s->cfg.data_dir, ACL_FILE);
+    if (clustered && access(path, F_OK) == 0) {
+        log_warn("%s is not read in a cluster: its ACLs are etcd's (docs/security.md); add "
+                 "those still needed with nagare acl add",
+                 path);
     }
     if (s->cfg.authorizer) {
         log_info("authorizer on: %u ACLs, %u super users", s->acls.count, s->acls.super_count);
@@ -177,6 +194,188 @@ int16_t acl_serve_kafka(const struct server *s, struct loop_req *req, int8_t res
     }
 }
 
+/* ---- in a cluster: the ACLs are etcd's (acls/<key>) ---- */
+
+static bool same_acls(const struct cluster_view *a, const struct cluster_view *b)
+{
+    return a != NULL && a->acl_rec_count == b->acl_rec_count &&
+           (a->acl_rec_count == 0 ||
+            memcmp(a->acl_recs, b->acl_recs, a->acl_rec_count * sizeof(*a->acl_recs)) == 0);
+}
+
+void acl_serve_apply_view(struct server *s, const struct cluster_view *old,
+                          const struct cluster_view *view)
+{
+    if (!broker_config_clustered(&s->cfg) || same_acls(old, view)) {
+        return; /* most views change partitions, not ACLs */
+    }
+    struct acl *acls = malloc(((size_t)view->acl_rec_count + 1) * sizeof(*acls));
+    if (acls == NULL) {
+        log_error("cluster: ACLs of revision %lld: %s; the previous ACLs stay",
+                  (long long)view->revision, err_str(-ENOMEM));
+        return;
+    }
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < view->acl_rec_count; i++) {
+        const struct cluster_acl_rec *r = &view->acl_recs[i];
+        if (acl_rec_decode(r->value, r->value_len, &acls[n]) != 0) {
+            log_warn("cluster: acls/%s: not an ACL; left out", r->key);
+            continue;
+        }
+        n++; /* a key is its value's hash: no ACL twice */
+    }
+    if (n != s->acls.count) {
+        log_info("cluster: %u ACLs as of revision %lld", n, (long long)view->revision);
+    }
+    acl_store_replace(&s->acls, acls, n);
+}
+
+/* A change of the cluster's ACLs, answered from the loop once etcd has it
+ * (or could not take it): nagare's or Kafka's CreateAcls or DeleteAcls. */
+struct acl_call {
+    struct loop_msg m;
+    struct loop *loop;
+    struct loop_req *req;
+    bool kafka;
+    bool create;
+    uint16_t api_key;
+    uint16_t version;
+    uint32_t correlation_id;
+    int err;          /* etcd's answer, or the failure to ask it */
+    struct acl *acls; /* created, or deleted; malloc'd */
+    uint32_t acl_count;
+    /* Kafka's items: each creation (create) or filter (delete) */
+    uint32_t item_count;
+    int16_t *item_err;     /* its own error; 0: it went to etcd */
+    const char **item_why; /* create: why it was invalid (static), or NULL */
+    uint32_t *item_first;  /* delete: its ACLs are acls[first..first+n) */
+    uint32_t *item_n;
+};
+
+static struct acl_call *acl_call_new(struct server *s, struct loop_req *req, bool kafka,
+                                     bool create, uint16_t api_key, uint16_t version,
+                                     uint32_t correlation_id, uint32_t acl_cap, uint32_t items)
+{
+    struct acl_call *c = calloc(1, sizeof(*c));
+    if (c == NULL) {
+        return NULL;
+    }
+    *c = (struct acl_call){.loop = &s->loop,
+                           .req = req,
+                           .kafka = kafka,
+                           .create = create,
+                           .api_key = api_key,
+                           .version = version,
+                           .correlation_id = correlation_id,
+                           .item_count = items};
+    c->acls = malloc(((size_t)acl_cap + 1) * sizeof(*c->acls));
+    c->item_err = calloc((size_t)items + 1, sizeof(*c->item_err));
+    c->item_why = calloc((size_t)items + 1, sizeof(*c->item_why));
+    c->item_first = calloc((size_t)items + 1, sizeof(*c->item_first));
+    c->item_n = calloc((size_t)items + 1, sizeof(*c->item_n));
+    if (c->acls == NULL || c->item_err == NULL || c->item_why == NULL || c->item_first == NULL ||
+        c->item_n == NULL) {
+        c->err = -ENOMEM; /* answered as such */
+    }
+    return c;
+}
+
+static void acl_call_free(struct acl_call *c)
+{
+    free(c->acls);
+    free(c->item_err);
+    free(c->item_why);
+    free(c->item_first);
+    free(c->item_n);
+    free(c);
+}
+
+static void acl_call_answer(struct acl_call *c);
+
+static void acl_call_back(struct loop_msg *m, void *arg)
+{
+    (void)arg;
+    acl_call_answer(container_of(m, struct acl_call, m));
+}
+
+static void acl_call_done(void *arg, int rc)
+{
+    struct acl_call *c = arg; /* on the cluster thread */
+    c->err = rc;
+    loop_post(c->loop, &c->m);
+}
+
+/* Hands c's ACLs to etcd (the session answers through acl_call_done), or
+ * answers at once: nothing to do, or a failure to ask. */
+static void acl_call_start(struct server *s, struct acl_call *c)
+{
+    c->m = (struct loop_msg){.fn = acl_call_back};
+    if (c->err != 0 || c->acl_count == 0) {
+        acl_call_answer(c);
+        return;
+    }
+    struct cluster_acl_rec *recs = malloc((size_t)c->acl_count * sizeof(*recs));
+    int rc = recs != NULL ? 0 : -ENOMEM;
+    for (uint32_t i = 0; rc == 0 && i < c->acl_count; i++) {
+        uint8_t buf[ACL_REC_BYTES_MAX];
+        size_t len = acl_rec_encode(&c->acls[i], buf, sizeof(buf), recs[i].key);
+        recs[i].value_len = (uint16_t)len;
+        memcpy(recs[i].value, buf, len);
+    }
+    if (rc == 0) {
+        rc = c->create
+                 ? cluster_session_put_acls(s->session, recs, c->acl_count, acl_call_done, c)
+                 : cluster_session_delete_acls(s->session, recs, c->acl_count, acl_call_done, c);
+    }
+    if (rc != 0) {
+        free(recs);
+        c->err = rc;
+        acl_call_answer(c);
+    }
+}
+
+/* The ACLs of the store f selects, appended to c's. */
+static void acl_call_select(const struct server *s, struct acl_call *c, const struct proto_acl *f)
+{
+    for (uint32_t i = 0; i < s->acls.count; i++) {
+        if (acl_filter_matches(f, &s->acls.acls[i])) {
+            c->acls[c->acl_count++] = s->acls.acls[i];
+        }
+    }
+}
+
+static void acl_list_answer(struct loop_req *req, const struct proto_req_header *h,
+                            const struct acl *acls, uint32_t n);
+static void kafka_call_answer(struct acl_call *c);
+
+static void acl_call_answer(struct acl_call *c)
+{
+    const char *who = conn_auth_principal(c->req);
+    if (c->err == 0 && c->acl_count > 0) {
+        log_info("ACLs: %u %s the cluster's by %s", c->acl_count,
+                 c->create ? "added to" : "deleted from", who);
+    }
+    if (c->kafka) {
+        kafka_call_answer(c);
+    } else if (c->create || c->err != 0) {
+        struct wr w;
+        int rc = server_wire_err(c->err);
+        if (!c->create) {
+            server_resp_error(c->req, c->correlation_id, rc);
+        } else if (server_resp_begin(c->req, c->correlation_id, PROTO_FRAME_PREFIX_BYTES + 64,
+                                     &w)) {
+            rc = proto_create_acls_resp_encode(&w, c->version, c->correlation_id, rc);
+            ASSERT(rc == 0); /* 64 bytes hold an error answer */
+            server_resp_send(c->req, &w);
+        }
+    } else {
+        struct proto_req_header h = {
+            .api_key = c->api_key, .api_version = c->version, .correlation_id = c->correlation_id};
+        acl_list_answer(c->req, &h, c->acls, c->acl_count);
+    }
+    acl_call_free(c);
+}
+
 /* ---- nagare's ACL APIs ---- */
 
 /* The ACLs of a CreateAcls request, each checked, into a malloc'd array. */
@@ -218,6 +417,21 @@ void handle_create_acls(struct server *s, struct loop_req *req, const struct pro
     struct acl *acls = NULL;
     uint32_t n = 0;
     rc = create_acls_take(&d, &acls, &n);
+    if (rc == 0 && s->session != NULL) { /* a cluster's: etcd's, answered once it has them */
+        struct acl_call *c =
+            acl_call_new(s, req, false, true, h->api_key, h->api_version, h->correlation_id, n, 0);
+        if (c != NULL) {
+            c->err = c->err == 0 && s->acls.count + n > ACL_COUNT_MAX ? -NG_ETOOBIG : c->err;
+            if (c->err == 0) {
+                memcpy(c->acls, acls, (size_t)n * sizeof(*acls));
+                c->acl_count = n;
+            }
+            free(acls);
+            acl_call_start(s, c);
+            return;
+        }
+        rc = -ENOMEM;
+    }
     rc = rc == 0 ? server_wire_err(acl_store_add(&s->acls, acls, n)) : rc;
     free(acls);
     if (rc == 0) {
@@ -289,6 +503,18 @@ void handle_delete_acls(struct server *s, struct loop_req *req, const struct pro
     struct proto_acl f;
     int rc = proto_acl_filter_req_decode(body, h->api_key, h->api_version, &f);
     rc = rc == 0 ? acl_filter_check(&f) : rc;
+    if (rc == 0 && s->session != NULL) { /* a cluster's: etcd's, answered once it has it */
+        struct acl_call *c = acl_call_new(s, req, false, false, h->api_key, h->api_version,
+                                          h->correlation_id, s->acls.count, 0);
+        if (c != NULL) {
+            if (c->err == 0) {
+                acl_call_select(s, c, &f);
+            }
+            acl_call_start(s, c);
+            return;
+        }
+        rc = -ENOMEM;
+    }
     struct acl *gone = NULL;
     uint32_t n = 0;
     rc = rc == 0 ? server_wire_err(acl_store_delete(&s->acls, &f, &gone, &n)) : rc;
@@ -382,6 +608,32 @@ void kafka_describe_acls(struct server *s, struct loop_req *req, const struct ka
     kafka_serve_respond(req, h, &kafka_describe_acls_response_msg, &out);
 }
 
+/* Kafka's CreateAcls in a cluster: results[i] holds creation i's own
+ * error; acls[0..valid) the valid ones, for etcd. */
+static void kafka_create_in_cluster(
+    struct server *s, struct loop_req *req, const struct kafka_req_header *h,
+    const struct kafka_create_acls_response_acl_creation_result *results, uint32_t n,
+    const struct acl *acls, uint32_t valid)
+{
+    struct acl_call *c =
+        acl_call_new(s, req, true, true, (uint16_t)h->api_key, (uint16_t)h->api_version,
+                     (uint32_t)h->correlation_id, valid, n);
+    if (c == NULL) {
+        loop_req_fail(req);
+        return;
+    }
+    c->err = c->err == 0 && s->acls.count + valid > ACL_COUNT_MAX ? -NG_ETOOBIG : c->err;
+    if (c->err == 0) {
+        for (uint32_t i = 0; i < n; i++) {
+            c->item_err[i] = results[i].error_code;
+            c->item_why[i] = results[i].error_message.len > 0 ? results[i].error_message.ptr : NULL;
+        }
+        memcpy(c->acls, acls, (size_t)valid * sizeof(*acls));
+        c->acl_count = valid;
+    }
+    acl_call_start(s, c);
+}
+
 void kafka_create_acls(struct server *s, struct loop_req *req, const struct kafka_req_header *h,
                        struct rd *body, struct kw_arena *a)
 {
@@ -419,6 +671,11 @@ void kafka_create_acls(struct server *s, struct loop_req *req, const struct kafk
         } else if (err == 0) {
             valid++;
         }
+    }
+    if (s->session != NULL) {
+        kafka_create_in_cluster(s, req, h, results, n, acls, valid);
+        free(acls);
+        return;
     }
     int rc = valid > 0 ? acl_store_add(&s->acls, acls, valid) : 0;
     for (uint32_t i = 0; rc != 0 && i < n; i++) {
@@ -491,6 +748,47 @@ static void kafka_delete_one(struct server *s, struct loop_req *req, struct kw_a
     }
 }
 
+/* Kafka's DeleteAcls in a cluster: each filter's ACLs deleted from etcd
+ * (err: the request's own, as not authorized). */
+static void kafka_delete_in_cluster(struct server *s, struct loop_req *req,
+                                    const struct kafka_req_header *h,
+                                    const struct kafka_delete_acls_request *in, int16_t err)
+{
+    uint32_t n = in->filters.count > 0 ? (uint32_t)in->filters.count : 0;
+    struct proto_acl *f = calloc((size_t)n + 1, sizeof(*f));
+    uint32_t total = 0;
+    for (uint32_t i = 0; f != NULL && i < n; i++) {
+        const struct kafka_delete_acls_request_filter *k = &in->filters.items[i];
+        f[i] =
+            kafka_filter(k->resource_type_filter, k->resource_name_filter, k->pattern_type_filter,
+                         k->principal_filter, k->host_filter, k->operation, k->permission_type);
+        for (uint32_t j = 0; err == 0 && acl_filter_check(&f[i]) == 0 && j < s->acls.count; j++) {
+            total += acl_filter_matches(&f[i], &s->acls.acls[j]);
+        }
+    }
+    struct acl_call *c =
+        f != NULL ? acl_call_new(s, req, true, false, (uint16_t)h->api_key,
+                                 (uint16_t)h->api_version, (uint32_t)h->correlation_id, total, n)
+                  : NULL;
+    if (c == NULL) {
+        free(f);
+        loop_req_fail(req);
+        return;
+    }
+    for (uint32_t i = 0; c->err == 0 && i < n; i++) {
+        c->item_err[i] = err != 0                       ? err
+                         : acl_filter_check(&f[i]) != 0 ? KAFKA_ERR_INVALID_REQUEST
+                                                        : 0;
+        c->item_first[i] = c->acl_count;
+        if (c->item_err[i] == 0) {
+            acl_call_select(s, c, &f[i]);
+        }
+        c->item_n[i] = c->acl_count - c->item_first[i];
+    }
+    free(f);
+    acl_call_start(s, c);
+}
+
 void kafka_delete_acls(struct server *s, struct loop_req *req, const struct kafka_req_header *h,
                        struct rd *body, struct kw_arena *a)
 {
@@ -507,6 +805,10 @@ void kafka_delete_acls(struct server *s, struct loop_req *req, const struct kafk
     }
     int16_t err = acl_serve_kafka(s, req, PROTO_ACL_RESOURCE_CLUSTER,
                                   kafka_serve_kw_str(CLUSTER_NAME), PROTO_ACL_OP_ALTER);
+    if (s->session != NULL) {
+        kafka_delete_in_cluster(s, req, h, &in, err);
+        return;
+    }
     for (uint32_t i = 0; i < n; i++) {
         results[i] = (struct kafka_delete_acls_response_filter_result){
             .error_code = err, .error_message = {.ptr = NULL, .len = -1}};
@@ -519,4 +821,88 @@ void kafka_delete_acls(struct server *s, struct loop_req *req, const struct kafk
     out.filter_results.items = results;
     out.filter_results.count = (int32_t)n;
     kafka_serve_respond(req, h, &kafka_delete_acls_response_msg, &out);
+}
+
+/* ---- Kafka's answers of a cluster's ACL change ---- */
+
+static void kafka_call_created(struct acl_call *c, const struct kafka_req_header *h, int16_t etcd)
+{
+    struct kafka_create_acls_response_acl_creation_result *r =
+        calloc((size_t)c->item_count + 1, sizeof(*r));
+    if (r == NULL) {
+        loop_req_fail(c->req);
+        return;
+    }
+    for (uint32_t i = 0; i < c->item_count; i++) {
+        const char *why = c->item_why[i];
+        r[i] = (struct kafka_create_acls_response_acl_creation_result){
+            .error_code = c->item_err[i] != 0 ? c->item_err[i] : etcd,
+            .error_message = why != NULL ? kafka_serve_kw_str(proto_str_make(why))
+                                         : (struct kw_str){.ptr = NULL, .len = -1}};
+    }
+    struct kafka_create_acls_response out;
+    kafka_create_acls_response_init(&out);
+    out.results.items = r;
+    out.results.count = (int32_t)c->item_count;
+    kafka_serve_respond(c->req, h, &kafka_create_acls_response_msg, &out);
+    free(r);
+}
+
+static void kafka_call_deleted(struct acl_call *c, const struct kafka_req_header *h, int16_t etcd)
+{
+    struct kafka_delete_acls_response_filter_result *r =
+        calloc((size_t)c->item_count + 1, sizeof(*r));
+    struct kafka_delete_acls_response_matching_acl *m =
+        calloc((size_t)c->acl_count + 1, sizeof(*m));
+    if (r == NULL || m == NULL) {
+        free(r);
+        free(m);
+        loop_req_fail(c->req);
+        return;
+    }
+    for (uint32_t i = 0; i < c->acl_count; i++) {
+        const struct acl *g = &c->acls[i];
+        m[i] = (struct kafka_delete_acls_response_matching_acl){
+            .error_message = {.ptr = NULL, .len = -1},
+            .resource_type = g->resource_type,
+            .resource_name = kafka_serve_kw_str(proto_str_make(g->name)),
+            .pattern_type = g->pattern_type,
+            .principal = kafka_serve_kw_str(proto_str_make(g->principal)),
+            .host = kafka_serve_kw_str(proto_str_make(g->host)),
+            .operation = g->operation,
+            .permission_type = g->permission};
+    }
+    for (uint32_t i = 0; i < c->item_count; i++) {
+        r[i] = (struct kafka_delete_acls_response_filter_result){
+            .error_code = c->item_err[i] != 0 ? c->item_err[i] : etcd,
+            .error_message = {.ptr = NULL, .len = -1}};
+        if (r[i].error_code == 0) {
+            r[i].matching_acls.items = &m[c->item_first[i]];
+            r[i].matching_acls.count = (int32_t)c->item_n[i];
+        }
+    }
+    struct kafka_delete_acls_response out;
+    kafka_delete_acls_response_init(&out);
+    out.filter_results.items = r;
+    out.filter_results.count = (int32_t)c->item_count;
+    kafka_serve_respond(c->req, h, &kafka_delete_acls_response_msg, &out);
+    free(r);
+    free(m);
+}
+
+static void kafka_call_answer(struct acl_call *c)
+{
+    if (c->item_err == NULL || c->item_why == NULL || c->item_first == NULL || c->item_n == NULL) {
+        loop_req_fail(c->req); /* no memory for the answer */
+        return;
+    }
+    struct kafka_req_header h = {.api_key = (int16_t)c->api_key,
+                                 .api_version = (int16_t)c->version,
+                                 .correlation_id = (int32_t)c->correlation_id};
+    int16_t etcd = c->err != 0 ? kafka_err_from(server_wire_err(c->err)) : 0;
+    if (c->create) {
+        kafka_call_created(c, &h, etcd);
+    } else {
+        kafka_call_deleted(c, &h, etcd);
+    }
 }

@@ -57,6 +57,15 @@ struct acl_rule {
 MUST_USE int acl_serve_open(struct server *s);
 void acl_serve_close(struct server *s);
 
+/* A cluster's view changed (old: the one before, NULL for the first):
+ * when its ACLs (acls/<key>) did, they become the store's. In a cluster
+ * the ACLs are etcd's alone (DATA_DIR/acls is not read); CreateAcls and
+ * DeleteAcls on any broker change etcd's and are answered once etcd has
+ * the change, and each broker follows it with its next view. Loop thread. */
+struct cluster_view;
+void acl_serve_apply_view(struct server *s, const struct cluster_view *old,
+                          const struct cluster_view *view);
+
 /* Who req comes from: its connection's principal and address (the
  * address only when the authorizer is on: a system call). who is valid
  * until req is completed. */

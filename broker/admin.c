@@ -211,16 +211,19 @@ static bool metadata_may(const struct server *s, const struct acl_who *who, stru
     return acl_serve_allowed(s, who, PROTO_ACL_RESOURCE_TOPIC, name, PROTO_ACL_OP_DESCRIBE);
 }
 
-/* One topic of the answer by name: refused when who may not describe it,
- * else what this broker holds of it, else what the view says, else
- * unknown. Returns the bytes it may take. */
+/* One topic of the answer by name: refused when who may not describe it
+ * (a broker's internal topic, named, anyone may: clients find their group
+ * coordinators through __offsets's leader, as Kafka's FindCoordinator
+ * asks nothing of its topic; only where it is led is told), else what
+ * this broker holds of it, else what the view says, else unknown. Returns
+ * the bytes it may take. */
 static size_t metadata_named(struct server *s, struct proto_enc *e, struct proto_str name,
                              uint16_t version, const struct acl_who *who)
 {
     struct server_topic *st;
     const struct cluster_topic *ct;
     metadata_lookup(s, name, &st, &ct);
-    if (!metadata_may(s, who, name)) {
+    if (!server_topic_reserved(name) && !metadata_may(s, who, name)) {
         if (e != NULL) {
             proto_metadata_resp_topic(e, name, -NG_EUNAUTHORIZED);
         }

@@ -154,6 +154,8 @@ static const struct key_def keys[] = {
      "nagare's listener speaks TLS (tls_cert_file, tls_key_file)"},
     {"kafka_listen_tls", KIND_BOOL, FIELD(kafka_listen_tls), 0, 1, false,
      "the Kafka listener speaks TLS (Kafka's security.protocol=SSL)"},
+    {"admin_listen_tls", KIND_BOOL, FIELD(admin_listen_tls), 0, 1, false,
+     "the HTTP admin listener serves HTTPS (tls_cert_file, tls_key_file; reread on SIGHUP)"},
     {"tls_cert_file", KIND_PATH, FIELD(tls_cert_file), 1, BROKER_DATA_DIR_BYTES - 1, false,
      "PEM certificate (and chain) of the TLS listeners; reread on SIGHUP"},
     {"tls_key_file", KIND_PATH, FIELD(tls_key_file), 1, BROKER_DATA_DIR_BYTES - 1, false,
@@ -720,10 +722,11 @@ int broker_config_check(const struct broker_config *c, char *err, size_t err_cap
                     "inter_broker_user and inter_broker_password_file go together: set both "
                     "for followers to log in, or neither");
     }
-    if (broker_config_tls(c) && (c->tls_cert_file[0] == '\0' || c->tls_key_file[0] == '\0')) {
+    if ((broker_config_tls(c) || (c->admin_listen_tls && broker_config_admin(c))) &&
+        (c->tls_cert_file[0] == '\0' || c->tls_key_file[0] == '\0')) {
         return fail(err, err_cap,
-                    "a TLS listener (listen_tls, kafka_listen_tls) needs tls_cert_file and "
-                    "tls_key_file");
+                    "a TLS listener (listen_tls, kafka_listen_tls, admin_listen_tls) needs "
+                    "tls_cert_file and tls_key_file");
     }
     if (c->tls_client_auth != TLS_CLIENT_AUTH_NONE && c->tls_ca_file[0] == '\0') {
         return fail(err, err_cap,

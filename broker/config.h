@@ -206,6 +206,7 @@ struct broker_config {
      * a TLS listener needs tls_cert_file and tls_key_file */
     bool listen_tls;                           /* false */
     bool kafka_listen_tls;                     /* false */
+    bool admin_listen_tls;                     /* false; HTTPS on the admin listener */
     char tls_cert_file[BROKER_DATA_DIR_BYTES]; /* "": none; PEM certificate (+ chain) */
     char tls_key_file[BROKER_DATA_DIR_BYTES];  /* "": none; PEM private key */
     char tls_ca_file[BROKER_DATA_DIR_BYTES];   /* "": none; PEM CAs for client certificates */
@@ -271,8 +272,8 @@ MUST_USE int broker_config_set(struct broker_config *c, const char *key, const c
  * pool's rounding) and fit in mem_bytes_max; a broker_id needs
  * etcd_endpoints and etcd_endpoints a broker_id; a broker listening on a
  * wildcard address (0.0.0.0, ::) in a cluster needs an advertised_host; a
- * TLS listener needs tls_cert_file and tls_key_file, and tls_client_auth
- * other than none a tls_ca_file.
+ * TLS listener (admin_listen_tls too) needs tls_cert_file and
+ * tls_key_file, and tls_client_auth other than none a tls_ca_file.
  * broker_config_parse_args() calls it on the final config; call it after
  * building a config with _set / _load_file. Returns 0 or -NG_EBADARG with a
  * message in err. */

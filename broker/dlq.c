@@ -31,6 +31,15 @@
  * redrive a large topic in bounded steps, each resuming at the marks, so
  * each record is republished once across requests and restarts between
  * them.
+ *
+ * With the authorizer on, a redrive needs READ and WRITE on the dead-letter
+ * topic (the dispatcher's rule) and WRITE on every topic it republishes
+ * to, checked as its asker (the principal and address it started with)
+ * once per run of records bound for one topic. The first record bound for
+ * a topic the asker may not write stops the redrive with NG_EUNAUTHORIZED,
+ * logged with the topic's name: nothing goes to that topic, and the mark
+ * stays before the chunk (what the chunk republished before it goes again
+ * next time, as after a crash).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -39,6 +48,7 @@
 #include <string.h>
 
 #include "base/log.h"
+#include "broker/acl_serve.h"
 #include "broker/share_serve.h"
 
 #define DLQ_SUFFIX ".dlq"
@@ -51,6 +61,9 @@
 /* After a copy fails (no dead-letter topic, a full disk), copies wait this
  * long rather than retry every housekeeping tick. */
 #define DLQ_RETRY_MS 1000
+/* A cluster: how often a coordinator that does not lead a dead-letter
+ * partition asks to lead it (a move takes a controller pass or two). */
+#define DLQ_LEAD_ASK_MS 10000
 /* The headers a copy adds, and room for their values. */
 #define DLQ_HEADERS 5
 #define DLQ_HEADER_PREFIX "nagare.dlq."
@@ -367,16 +380,63 @@ static int copy_start(struct server *s, struct share_part *sp, struct part *src,
     return 0;
 }
 
+static void lead_asked(void *arg, int rc)
+{
+    (void)arg;
+    if (rc != 0) {
+        log_warn("share groups: asking to lead a dead-letter partition: %s", err_str(rc));
+    }
+}
+
+/* Copies go only through the dead-letter partition's leader, so the share
+ * coordinator leads it: when another broker does (placement puts both on
+ * the same broker, but a failover may part them), the coordinator asks the
+ * controller to move the partition onto itself first, then the replicas it
+ * has (as many as it has): the controller adds this broker as a replica if
+ * it is none, waits for it to be in sync, and hands it the lead as the
+ * preferred replica (docs/cluster.md, section 5). At most once per
+ * DLQ_LEAD_ASK_MS, and not while a move of the partition is under way. */
+static void dlq_ask_to_lead(struct server *s, const struct cluster_topic *ct)
+{
+    struct queue *q = s->queue;
+    const struct cluster_partition *p = &ct->parts[0];
+    int32_t self = s->cfg.broker_id;
+    int64_t now = share_serve_now_ms(s);
+    if (ct->partitions < 1 || p->leader == self || p->leader < 0 || p->target_count > 0 ||
+        (p->replica_count > 0 && p->replicas[0] == self) ||
+        (q->dlq_lead_ms != 0 && now - q->dlq_lead_ms < DLQ_LEAD_ASK_MS)) {
+        return; /* leads; none does (an election comes first); will lead once
+                   in sync (the preferred replica); or asked already */
+    }
+    int32_t target[CLUSTER_REPLICAS_MAX] = {self};
+    uint8_t n = 1;
+    for (uint8_t i = 0; i < p->replica_count && n < p->replica_count; i++) {
+        if (p->replicas[i] != self) {
+            target[n++] = p->replicas[i];
+        }
+    }
+    q->dlq_lead_ms = now;
+    log_info("share groups: asking to lead %s/0 (led by broker %d), where dead letters are copied",
+             ct->name, p->leader);
+    int rc = cluster_session_reassign(s->session, ct->name, 0, target, n, lead_asked, NULL);
+    if (rc != 0) {
+        lead_asked(NULL, rc);
+    }
+}
+
 /* A cluster's dead-letter topic: 0 when this broker leads its partition
  * with enough in-sync replicas (copies are appended only there, acks=all),
  * 1 when not: the records stay DEADLETTER, holding their window's start
- * (nothing is lost; logged once per cause), and the cluster is asked for
- * the topic when its catalog has none. */
+ * (nothing is lost; logged once per cause), the cluster is asked for the
+ * topic when its catalog has none, and to make this broker its leader when
+ * another leads it (dlq_ask_to_lead()). */
 static int dlq_cluster_topic(struct server *s, const char *name, size_t len,
                              const struct server_topic *t)
 {
     struct queue *q = s->queue;
-    if (s->view == NULL || cluster_view_topic(s->view, name, len) == NULL) {
+    const struct cluster_topic *ct =
+        s->view != NULL ? cluster_view_topic(s->view, name, len) : NULL;
+    if (ct == NULL) {
         const struct cluster_topic_config cfg = {.retention_ms = PROTO_CONFIG_DEFAULT,
                                                  .retention_bytes = PROTO_CONFIG_DEFAULT,
                                                  .segment_bytes = PROTO_CONFIG_DEFAULT,
@@ -386,6 +446,9 @@ static int dlq_cluster_topic(struct server *s, const char *name, size_t len,
         return 1;
     }
     int rc = t != NULL ? groups_leader_writable(&t->parts[0]) : -NG_ENO_REPLICA;
+    if (rc == -NG_ENOT_LEADER || rc == -NG_ENO_REPLICA) {
+        dlq_ask_to_lead(s, ct);
+    }
     if (rc != 0 && rc != q->dlq_wait_logged) {
         log_warn("share groups: dead letters for %s wait (%s): copies are appended only by the "
                  "leader of the dead-letter partition, with enough in-sync replicas; the records "
@@ -489,6 +552,10 @@ struct redrive {
     uint32_t pending;   /* appends of the chunk in flight */
     int err;
     struct redrive *next_rd; /* in q->redrives */
+    /* the asker, for WRITE on the topics republished to (authorizer on) */
+    char principal[PRINCIPAL_BYTES_MAX];
+    struct acl_who who;                  /* principal points at the above */
+    const struct server_topic *writable; /* the last topic found writable */
 };
 static_assert(offsetof(struct redrive, commit) == 0, "mark_done() casts back");
 
@@ -723,6 +790,18 @@ static void redrive_record(struct redrive *rd, struct redrive_dest *d, struct ba
         rd->skipped++;
         return;
     }
+    if (t != rd->writable && rd->s->acls.enabled) {
+        if (!acl_serve_allowed(rd->s, &rd->who, PROTO_ACL_RESOURCE_TOPIC, proto_str_make(t->name),
+                               PROTO_ACL_OP_WRITE)) {
+            log_warn("redrive of %s: %s from %s may not write %s (the record at %" PRId64
+                     "); stopped",
+                     rd->dlq, rd->who.principal, rd->who.host, t->name, rec->offset);
+            rd->err = -NG_EUNAUTHORIZED;
+            d->t = NULL; /* what was gathered for this chunk is not written */
+            return;
+        }
+        rd->writable = t;
+    }
     if (d->t != NULL && (d->t != t || d->partition != partition)) {
         dest_flush(rd, d);
     }
@@ -792,6 +871,7 @@ static int redrive_chunk(struct redrive *rd, struct part *log)
     }
     struct redrive_dest d = {.t = NULL};
     int64_t now = rd->s->env.now_ms();
+    rd->writable = NULL; /* each chunk asks again: ACLs change, topics go */
     for (size_t at = 0; at < r.bytes && rc == 0 && rd->err == 0 && rd->budget > 0;) {
         struct batch_header h;
         rc = batch_header_decode(q->dlq_src + at, r.bytes - at, q->dlq_src_cap, &h);
@@ -909,6 +989,9 @@ void handle_dlq_redrive(struct server *s, struct loop_req *req, const struct pro
     memcpy(rd->dlq, topic.ptr, (size_t)topic.len);
     rd->dlq[topic.len] = '\0';
     rd->dlq_len = (size_t)topic.len;
+    acl_serve_who(s, req, &rd->who);
+    snprintf(rd->principal, sizeof(rd->principal), "%s", rd->who.principal);
+    rd->who.principal = rd->principal; /* the connection may go before the redrive ends */
     rd->next_rd = s->queue->redrives;
     s->queue->redrives = rd;
     log_info("redrive of %s: started", rd->dlq);

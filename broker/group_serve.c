@@ -359,6 +359,9 @@ enum coordinator {
 
 static enum coordinator coordinator_of(uint16_t api_key)
 {
+    if (api_key == PROTO_API_LIST_GROUPS) {
+        return COORDINATOR_NONE; /* either coordinator lists its own */
+    }
     if (api_key >= PROTO_API_JOIN_GROUP && api_key <= PROTO_API_RESET_OFFSETS) {
         return COORDINATOR_OFFSETS;
     }
@@ -909,18 +912,25 @@ void handle_offset_fetch(struct server *s, struct loop_req *req, const struct pr
 void handle_list_groups(struct server *s, struct loop_req *req, const struct proto_req_header *h,
                         struct rd *body)
 {
+    /* In a cluster the consumer groups are listed by the offsets
+     * coordinator and the share groups by the share coordinator (the
+     * client asks both, client/admin_groups.c); a broker that is neither
+     * says so, and the client looks again. A single broker is both. */
+    bool consumer_here = !groups_refuse(s, PROTO_API_JOIN_GROUP);
     int rc = proto_list_groups_req_decode(body, h->api_version);
+    rc = rc == 0 && !consumer_here && !share_serve_lists(s) ? -NG_ENOT_COORDINATOR : rc;
     if (rc != 0) {
         server_resp_error(req, h->correlation_id, rc);
         return;
     }
     size_t per = PROTO_GROUP_LISTING_BYTES(GROUP_ID_BYTES_MAX);
-    size_t share_groups = share_serve_groups_bound(s);
+    size_t share_groups = share_serve_groups_bound(s); /* 0 unless coordinating */
+    uint32_t group_count = consumer_here ? s->group_count : 0;
+    uint32_t offsets_count = consumer_here ? s->offsets.count : 0;
     struct wr w;
-    if (!server_resp_begin(req, h->correlation_id,
-                           ANSWER_SLACK_BYTES +
-                               (s->group_count + (size_t)s->offsets.count + share_groups) * per,
-                           &w)) {
+    if (!server_resp_begin(
+            req, h->correlation_id,
+            ANSWER_SLACK_BYTES + (group_count + (size_t)offsets_count + share_groups) * per, &w)) {
         return;
     }
     struct proto_enc e;
@@ -929,9 +939,9 @@ void handle_list_groups(struct server *s, struct loop_req *req, const struct pro
     uint32_t i = 0;
     uint32_t k = 0;
     uint32_t listed = 0;
-    while (i < s->group_count || k < s->offsets.count) {
-        const struct offsets_group *og = k < s->offsets.count ? &s->offsets.groups[k] : NULL;
-        const struct group *g = i < s->group_count ? s->groups[i] : NULL;
+    while (i < group_count || k < offsets_count) {
+        const struct offsets_group *og = k < offsets_count ? &s->offsets.groups[k] : NULL;
+        const struct group *g = i < group_count ? s->groups[i] : NULL;
         int c = g == NULL ? 1 : og == NULL ? -1 : strcmp(g->id, og->id);
         if (c >= 0) {
             k++;

@@ -226,10 +226,8 @@ static void peer_addr(struct loop_req *req, char *addr, size_t cap)
     }
 }
 
-static bool peer_blocked(struct server *s, struct loop_req *req)
+bool sasl_serve_addr_blocked(struct server *s, const char *addr)
 {
-    char addr[INET6_ADDRSTRLEN];
-    peer_addr(req, addr, sizeof(addr));
     struct sasl_peer *p = peer_find(s->sasl, addr);
     uint64_t now = loop_now_ms(&s->loop);
     if (p != NULL && p->blocked_until_ms != 0 && p->blocked_until_ms <= now) {
@@ -239,10 +237,8 @@ static bool peer_blocked(struct server *s, struct loop_req *req)
     return p != NULL && p->blocked_until_ms > now;
 }
 
-static void peer_failed(struct server *s, struct loop_req *req, const char *user)
+void sasl_serve_addr_failed(struct server *s, const char *addr, const char *user)
 {
-    char addr[INET6_ADDRSTRLEN];
-    peer_addr(req, addr, sizeof(addr));
     uint64_t now = loop_now_ms(&s->loop);
     struct sasl_peer *p = peer_find(s->sasl, addr);
     p = p != NULL ? p : peer_add(s->sasl, addr, now);
@@ -256,14 +252,54 @@ static void peer_failed(struct server *s, struct loop_req *req, const char *user
     }
 }
 
-static void peer_succeeded(struct server *s, struct loop_req *req)
+void sasl_serve_addr_succeeded(struct server *s, const char *addr)
 {
-    char addr[INET6_ADDRSTRLEN];
-    peer_addr(req, addr, sizeof(addr));
     struct sasl_peer *p = peer_find(s->sasl, addr);
     if (p != NULL) {
         p->failures = 0;
     }
+}
+
+static bool peer_blocked(struct server *s, struct loop_req *req)
+{
+    char addr[INET6_ADDRSTRLEN];
+    peer_addr(req, addr, sizeof(addr));
+    return sasl_serve_addr_blocked(s, addr);
+}
+
+static void peer_failed(struct server *s, struct loop_req *req, const char *user)
+{
+    char addr[INET6_ADDRSTRLEN];
+    peer_addr(req, addr, sizeof(addr));
+    sasl_serve_addr_failed(s, addr, user);
+}
+
+static void peer_succeeded(struct server *s, struct loop_req *req)
+{
+    char addr[INET6_ADDRSTRLEN];
+    peer_addr(req, addr, sizeof(addr));
+    sasl_serve_addr_succeeded(s, addr);
+}
+
+int sasl_serve_user_cred(struct server *s, const char *user, struct scram_cred *out)
+{
+    size_t len = strlen(user);
+    bool valid = scram_user_valid(user, len);
+    const struct users *u = users_served(s);
+    const struct scram_cred *c = NULL;
+    for (int m = SCRAM_MECH_COUNT - 1; valid && m >= 0 && c == NULL; m--) {
+        c = users_find(u, user, (enum scram_mech)m);
+    }
+    if (c != NULL) {
+        *out = *c;
+        return 0;
+    }
+    len = valid ? len : 0; /* an invalid name: the stand-in of the empty one */
+    if (scram_cred_fake(SCRAM_SHA_256, user, len, s->sasl->secret, out) != 0) {
+        /* No random keys: zero ones, which no password's StoredKey is. */
+        memset(out->stored_key, 0, sizeof(out->stored_key));
+    }
+    return -NG_ENOTFOUND;
 }
 
 /* ---- the exchange, either protocol ---- */

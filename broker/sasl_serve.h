@@ -34,6 +34,7 @@
 
 struct server;
 struct cluster_view;
+struct scram_cred;
 
 /* Peer addresses whose failed logins are counted at once. A full table
  * forgets its least recently failed unblocked address (a blocked one only
@@ -69,6 +70,25 @@ MUST_USE bool sasl_serve_admit(struct server *s, struct loop_req *req, bool kafk
  * exchange's next message and returns true; false when the connection is
  * not in that state (the frame is a request). */
 MUST_USE bool sasl_serve_kafka_raw(struct server *s, struct loop_req *req);
+
+/* ---- plain password logins (the HTTP admin listener's Basic) ---- */
+
+/* Whether logins from addr (a numeric address, as getnameinfo gives it)
+ * are refused for now: past login_failures_max failures, for
+ * login_block_ms. The same table as SASL's. */
+bool sasl_serve_addr_blocked(struct server *s, const char *addr);
+
+/* Counts a failed login from addr as user (for the log), blocking addr
+ * past login_failures_max; or forgets addr's failures after a success. */
+void sasl_serve_addr_failed(struct server *s, const char *addr, const char *user);
+void sasl_serve_addr_succeeded(struct server *s, const char *addr);
+
+/* A copy of user's credential to check a plain password against
+ * (scram_cred_check; off the loop: it is slow): SCRAM-SHA-512's when the
+ * user has one, else SCRAM-SHA-256's. Returns 0, or -NG_ENOTFOUND with a
+ * stand-in credential in *out (an unknown or invalid user costs the same
+ * check and fails it, as a wrong password does). */
+MUST_USE int sasl_serve_user_cred(struct server *s, const char *user, struct scram_cred *out);
 
 /* nagare's requests (net/proto.h, keys 26-29). */
 void handle_sasl_handshake(struct server *s, struct loop_req *req, const struct proto_req_header *h,

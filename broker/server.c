@@ -418,6 +418,45 @@ static int tls_listeners_set(struct server *s, bool reload)
     return replica_tls_set(s);
 }
 
+/* The admin listener's settings (broker/admin_http.h). */
+static struct admin_http_cfg admin_cfg(const struct server *s)
+{
+    bool tls = s->cfg.admin_listen_tls;
+    return (struct admin_http_cfg){
+        .host = s->cfg.admin_listen_host,
+        .port = s->cfg.admin_listen_port,
+        .auth_required = s->cfg.authentication == BROKER_AUTHENTICATION_REQUIRED,
+        .tls_cert_file = tls ? s->cfg.tls_cert_file : NULL,
+        .tls_key_file = tls ? s->cfg.tls_key_file : NULL,
+    };
+}
+
+/* SIGHUP for an HTTPS admin listener: its certificate and key again,
+ * checked first with OpenSSL as the other listeners' are, so a pair that
+ * does not load (or match) leaves it serving the old one. */
+static void admin_tls_reload(struct server *s)
+{
+    if (s->admin == NULL || !s->cfg.admin_listen_tls) {
+        return;
+    }
+    struct tls_server_cfg tc = {.cert_file = s->cfg.tls_cert_file,
+                                .key_file = s->cfg.tls_key_file,
+                                .client_auth = TLS_CLIENT_AUTH_NONE};
+    SSL_CTX *ctx = NULL;
+    char err[512];
+    if (tls_server_ctx(&tc, &ctx, err, sizeof(err)) != 0) {
+        log_error("admin listener TLS: %s; it keeps its certificate", err);
+        return;
+    }
+    SSL_CTX_free(ctx);
+    struct admin_http_cfg ac = admin_cfg(s);
+    if (admin_http_reload(s, &ac, &s->admin) == 0) {
+        log_info("admin listener TLS: certificate reloaded from %s (on the same port; its "
+                 "open connections were closed)",
+                 s->cfg.tls_cert_file);
+    }
+}
+
 static void housekeeping(struct loop_timer *timer, void *arg)
 {
     struct server *s = arg;
@@ -431,6 +470,7 @@ static void housekeeping(struct loop_timer *timer, void *arg)
     if (s->tls_reload) {
         s->tls_reload = 0;
         (void)tls_listeners_set(s, true);
+        admin_tls_reload(s);
     }
     groups_expire(s);
     kafka_groups_tick(s);
@@ -519,6 +559,7 @@ void server_apply_view(struct server *s, struct cluster_view *view)
     cluster_view_check(view);
     delete_gone_topics(s, view);
     sasl_serve_apply_view(s, s->view, view);
+    acl_serve_apply_view(s, s->view, view);
     cluster_view_free(s->view);
     s->view = view;
     for (uint32_t i = 0; i < view->topic_count; i++) {
@@ -1004,15 +1045,17 @@ static int start_loop(struct server *s)
                  tls_client_auth_names[s->cfg.tls_client_auth]);
     }
     if (broker_config_admin(&s->cfg)) {
-        rc = admin_http_start(s, s->cfg.admin_listen_host, s->cfg.admin_listen_port, &s->admin_port,
-                              &s->admin);
+        struct admin_http_cfg ac = admin_cfg(s);
+        bool tls = ac.tls_cert_file != NULL;
+        rc = admin_http_start(s, &ac, &s->admin_port, &s->admin);
         if (rc != 0) {
             log_error("HTTP admin listener on %s:%u: %s (admin_listen = off turns it off)",
                       s->cfg.admin_listen_host, s->cfg.admin_listen_port, err_str(rc));
             return rc;
         }
-        log_info("HTTP admin (metrics, health) served on %s:%u", s->cfg.admin_listen_host,
-                 s->admin_port);
+        log_info("HTTP admin (metrics, health) served on %s:%u%s%s", s->cfg.admin_listen_host,
+                 s->admin_port, tls ? " over TLS" : "",
+                 ac.auth_required ? ", logins required but for /healthz and /readyz" : "");
     }
     loop_timer_init(&s->retention_timer, retention, s);
     loop_timer_arm(&s->loop, &s->retention_timer, s->cfg.retention_check_ms);

@@ -410,6 +410,11 @@ void share_serve_coordinate(struct server *s);
  * none); false on a single broker. */
 bool share_serve_refuse(struct server *s);
 
+/* For ListGroups: whether this broker can say which share groups exist:
+ * it coordinates them (a single broker always does), or the cluster has no
+ * __share_state and so no share groups. */
+bool share_serve_lists(const struct server *s);
+
 /* For ListGroups: an upper bound of the share groups held (0 before
  * share_serve_open()), and the next one from *cursor (start at 0): its id in
  * *id, valid until the registry next changes. Returns false past the

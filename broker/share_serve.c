@@ -561,10 +561,23 @@ void share_serve_coordinate(struct server *s)
     }
 }
 
+static bool coordinating(const struct server *s)
+{
+    const struct queue *q = s->queue;
+    return !broker_config_clustered(&s->cfg) || (q != NULL && q->attached != NULL);
+}
+
+bool share_serve_lists(const struct server *s)
+{
+    return coordinating(s) ||
+           (s->view != NULL && cluster_view_topic(s->view, PROTO_SHARE_STATE_TOPIC,
+                                                  sizeof(PROTO_SHARE_STATE_TOPIC) - 1) == NULL);
+}
+
 bool share_serve_refuse(struct server *s)
 {
     struct queue *q = s->queue;
-    if (!broker_config_clustered(&s->cfg) || (q != NULL && q->attached != NULL)) {
+    if (coordinating(s)) {
         return false;
     }
     if (q != NULL) {

@@ -94,6 +94,7 @@ struct queue {
     uint32_t dlq_jobs;     /* copies in flight */
     int64_t dlq_create_ms; /* a cluster: when a dead-letter topic was last asked for */
     int dlq_wait_logged;   /* a cluster: why copies last had to wait (logged once) */
+    int64_t dlq_lead_ms;   /* a cluster: when leading a dead-letter partition was last asked */
     int64_t dlq_retry_ms;  /* after a failed copy: none before (loop clock) */
     uint8_t *dlq_src;      /* a source batch (or a chunk of them) */
     size_t dlq_src_cap;

@@ -22,14 +22,20 @@
 #define ADMIN_RESP_BYTES_MAX PROTO_FRAME_BYTES_DEFAULT
 #define ADMIN_REQUEST_BYTES (128 + PROTO_TOPIC_NAME_BYTES_MAX)
 
+/* A coordinator (docs/cluster.md, section 5): the leader of partition 0
+ * of its internal topic. */
+struct admin_coord {
+    const char *topic;
+    struct client_conn *at; /* &nagare_admin.conn, or &conn; NULL: to be found */
+    struct client_conn conn;
+    bool conn_ready; /* conn initialised */
+};
+
 struct nagare_admin {
     struct client_conn conn;
     uint32_t timeout_ms;
-    /* the group calls' broker (docs/cluster.md, section 5): &conn, or
-     * &coord (initialised while coord_ready); NULL: to be found */
-    struct client_conn *group;
-    struct client_conn coord;
-    bool coord_ready;
+    /* the coordinators of consumer and of share groups */
+    struct admin_coord coords[ADMIN_COORDS];
     /* a partition's leader, for offset lookups (initialised while
      * leader_ready) */
     struct client_conn leader;
@@ -66,6 +72,8 @@ int nagare_admin_new_secure(const char *bootstrap, uint32_t timeout_ms,
         return -ENOMEM;
     }
     a->timeout_ms = timeout_ms;
+    a->coords[ADMIN_COORD_GROUPS].topic = PROTO_OFFSETS_TOPIC;
+    a->coords[ADMIN_COORD_SHARE].topic = PROTO_SHARE_STATE_TOPIC;
     struct conn_config cc = {.bootstrap = bootstrap,
                              .request_timeout_ms = timeout_ms,
                              .resp_bytes_max = ADMIN_RESP_BYTES_MAX,
@@ -97,8 +105,10 @@ int nagare_admin_new_secure(const char *bootstrap, uint32_t timeout_ms,
 void nagare_admin_destroy(nagare_admin *a)
 {
     if (a != NULL) {
-        if (a->coord_ready) {
-            conn_fini(&a->coord);
+        for (size_t i = 0; i < ADMIN_COORDS; i++) {
+            if (a->coords[i].conn_ready) {
+                conn_fini(&a->coords[i].conn);
+            }
         }
         if (a->leader_ready) {
             conn_fini(&a->leader);
@@ -379,39 +389,54 @@ int nagare_offset_lookup(nagare_admin *a, const char *topic, int32_t partition, 
     return rc == 0 ? calls_list_offset(to, topic, partition, ts_ms, deadline, offset_out) : rc;
 }
 
-/* ---- the group coordinator ---- */
+/* ---- the coordinators ---- */
 
-/* Finds the coordinator when not known (client/calls.h). Returns 0 or the
- * call's error (-NG_ENOT_COORDINATOR: none now). */
-static int coordinator_find(nagare_admin *a)
+/* Finds c when not known (client/calls.h). Returns 0 or the call's error
+ * (-NG_ENOT_COORDINATOR: none now). */
+static int coordinator_find(nagare_admin *a, struct admin_coord *c)
 {
-    if (a->group != NULL) {
+    if (c->at != NULL) {
         return 0;
     }
-    return calls_coordinator_connect(&a->conn, PROTO_OFFSETS_TOPIC, &a->coord, &a->coord_ready,
-                                     deadline_of(a), &a->group);
+    return calls_coordinator_connect(&a->conn, c->topic, &c->conn, &c->conn_ready, deadline_of(a),
+                                     &c->at);
 }
 
 /* ---- for admin_groups.c (admin_int.h) ---- */
 
 struct client_conn *admin_conn(nagare_admin *a) { return &a->conn; }
 
-int admin_group_call(nagare_admin *a, uint16_t api_key, size_t need, conn_encode_fn encode,
-                     conn_decode_fn decode, void *arg)
+int admin_coordinator_call(nagare_admin *a, enum admin_coordinator which, uint16_t api_key,
+                           size_t need, conn_encode_fn encode, conn_decode_fn decode, void *arg)
 {
+    ASSERT((size_t)which < ADMIN_COORDS);
+    struct admin_coord *c = &a->coords[which];
     int64_t deadline = deadline_of(a);
     uint32_t backoff_ms = 0;
     for (;;) {
-        int rc = coordinator_find(a);
-        rc = rc == 0 ? conn_call(a->group, api_key, need, encode, decode, arg, deadline) : rc;
+        int rc = coordinator_find(a, c);
+        rc = rc == 0 ? conn_call(c->at, api_key, need, encode, decode, arg, deadline) : rc;
         if (rc == -NG_ENOT_COORDINATOR || rc == -NG_EDISCONNECTED) {
-            a->group = NULL; /* moved, or gone: found again */
+            c->at = NULL; /* moved, or gone: found again */
         }
         if (rc != -NG_ENOT_COORDINATOR || clock_mono_ms() >= deadline) {
             return rc;
         }
         (void)poll(NULL, 0, (int)conn_backoff_next(&backoff_ms));
     }
+}
+
+int admin_group_call(nagare_admin *a, uint16_t api_key, size_t need, conn_encode_fn encode,
+                     conn_decode_fn decode, void *arg)
+{
+    return admin_coordinator_call(a, ADMIN_COORD_GROUPS, api_key, need, encode, decode, arg);
+}
+
+bool admin_coordinators_apart(nagare_admin *a)
+{
+    int rc = coordinator_find(a, &a->coords[ADMIN_COORD_GROUPS]);
+    rc = rc == 0 ? coordinator_find(a, &a->coords[ADMIN_COORD_SHARE]) : rc;
+    return rc != 0 || a->coords[ADMIN_COORD_GROUPS].at != a->coords[ADMIN_COORD_SHARE].at;
 }
 
 int64_t admin_deadline(const nagare_admin *a) { return deadline_of(a); }

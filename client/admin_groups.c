@@ -58,9 +58,11 @@ static size_t str_bytes(struct proto_str s) { return (size_t)(s.len > 0 ? s.len 
 
 /* ---- ListGroups ---- */
 
+/* The groups listed so far: one block, as the file's top says. */
 struct list_groups {
     struct nagare_group_listing *groups;
     size_t count;
+    int kind; /* what an answer adds: its groups of this kind; -1: all */
 };
 
 static int list_groups_encode(void *arg, struct wr *w, uint32_t corr, uint16_t version)
@@ -69,6 +71,12 @@ static int list_groups_encode(void *arg, struct wr *w, uint32_t corr, uint16_t v
     return proto_list_groups_req_encode(w, version, corr, str_of(CONN_CLIENT_ID));
 }
 
+static bool list_groups_takes(const struct list_groups *lg, const struct proto_group_listing *g)
+{
+    return lg->kind < 0 || g->kind == lg->kind;
+}
+
+/* Adds an answer's groups (of lg->kind) to those listed so far. */
 static int list_groups_decode(void *arg, struct rd *body, uint16_t version)
 {
     struct list_groups *lg = arg;
@@ -76,35 +84,69 @@ static int list_groups_decode(void *arg, struct rd *body, uint16_t version)
     if (proto_list_groups_resp_decode(body, version, &d) != 0) {
         return -NG_EPROTO;
     }
-    size_t count = 0;
+    size_t count = lg->count;
     size_t names = 0;
+    for (size_t i = 0; i < lg->count; i++) {
+        names += strlen(lg->groups[i].group) + 1;
+    }
     struct proto_dec walk = d;
     struct proto_group_listing g;
     while (proto_list_groups_resp_next(&walk, &g)) {
-        count++;
-        names += str_bytes(g.group);
+        if (list_groups_takes(lg, &g)) {
+            count++;
+            names += str_bytes(g.group);
+        }
     }
     uint8_t *block = malloc(count * sizeof(*lg->groups) + names + 1);
     if (block == NULL) {
         return -ENOMEM;
     }
-    lg->groups = (struct nagare_group_listing *)block;
-    char *at = (char *)(lg->groups + count);
-    for (size_t i = 0; proto_list_groups_resp_next(&d, &g); i++) {
-        lg->groups[i] = (struct nagare_group_listing){
-            .group = str_put(&at, g.group), .kind = g.kind, .member_count = g.member_count};
+    struct nagare_group_listing *groups = (struct nagare_group_listing *)block;
+    char *at = (char *)(groups + count);
+    size_t n = 0;
+    for (; n < lg->count; n++) {
+        groups[n] = lg->groups[n];
+        groups[n].group = str_put(&at, str_of(lg->groups[n].group));
     }
+    while (proto_list_groups_resp_next(&d, &g)) {
+        if (list_groups_takes(lg, &g)) {
+            groups[n++] = (struct nagare_group_listing){
+                .group = str_put(&at, g.group), .kind = g.kind, .member_count = g.member_count};
+        }
+    }
+    ASSERT(n == count);
+    free(lg->groups);
+    lg->groups = groups;
     lg->count = count;
     return 0;
+}
+
+static bool lists_share_groups(const struct list_groups *lg)
+{
+    for (size_t i = 0; i < lg->count; i++) {
+        if (lg->groups[i].kind == PROTO_GROUP_KIND_SHARE) {
+            return true;
+        }
+    }
+    return false;
 }
 
 int nagare_groups_list(nagare_admin *a, const struct nagare_group_listing **out, size_t *count_out)
 {
     ASSERT(a != NULL && out != NULL && count_out != NULL);
-    struct list_groups lg = {0};
+    /* In a cluster each coordinator lists its own kind (broker/group_serve.c,
+     * handle_list_groups): the consumer groups' lists the share groups too
+     * only when it coordinates them as well; else they come from theirs. */
+    struct list_groups lg = {.kind = -1};
     int rc = admin_group_call(a, PROTO_API_LIST_GROUPS, NAME_REQUEST_BYTES, list_groups_encode,
                               list_groups_decode, &lg);
+    if (rc == 0 && !lists_share_groups(&lg) && admin_coordinators_apart(a)) {
+        lg.kind = PROTO_GROUP_KIND_SHARE;
+        rc = admin_coordinator_call(a, ADMIN_COORD_SHARE, PROTO_API_LIST_GROUPS, NAME_REQUEST_BYTES,
+                                    list_groups_encode, list_groups_decode, &lg);
+    }
     if (rc != 0) {
+        free(lg.groups);
         return api_err(rc);
     }
     *out = lg.groups;
@@ -500,8 +542,13 @@ static int redrive_decode(void *arg, struct rd *body, uint16_t version)
     struct redrive *rq = arg;
     struct proto_dlq_redrive_resp r;
     if (proto_dlq_redrive_resp_decode(body, version, &r) != 0 ||
-        (r.err == 0 && (r.records < 0 || r.read < r.records || r.remaining < 0))) {
+        (r.err == 0 &&
+         (r.records < 0 || (version >= 1 && (r.read < r.records || r.remaining < 0))))) {
         return -NG_EPROTO;
+    }
+    if (version < 1) { /* one request did it all */
+        r.read = r.records;
+        r.remaining = 0;
     }
     rq->out = (struct nagare_redrive_step){
         .records = r.records, .read = r.read, .remaining = r.remaining};

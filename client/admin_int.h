@@ -7,6 +7,7 @@
 #ifndef NAGARE_CLIENT_ADMIN_INT_H
 #define NAGARE_CLIENT_ADMIN_INT_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "client/conn.h"
@@ -15,15 +16,28 @@
 /* The connection to the broker given (bootstrap): topic and cluster calls. */
 struct client_conn *admin_conn(nagare_admin *a);
 
-/* conn_call() of a consumer-group api (or DlqRedrive, whose marks are
- * committed offsets) at the group coordinator: the
- * leader of __offsets/0, found from Metadata (the broker given, when it
- * knows no such topic: a single broker), and found again on
+/* The coordinators (docs/cluster.md, section 5): of consumer groups, the
+ * leader of __offsets/0; of share groups, the leader of __share_state/0. */
+enum admin_coordinator { ADMIN_COORD_GROUPS, ADMIN_COORD_SHARE, ADMIN_COORDS };
+
+/* conn_call() at coordinator which, found from Metadata (the broker
+ * given, when it knows no such topic: a single broker), and found again on
  * NG_ENOT_COORDINATOR (retried until the client's timeout, the request
  * having done nothing) or a lost connection (not retried: the request may
  * have been done). Returns as conn_call(). */
+MUST_USE int admin_coordinator_call(nagare_admin *a, enum admin_coordinator which, uint16_t api_key,
+                                    size_t need, conn_encode_fn encode, conn_decode_fn decode,
+                                    void *arg);
+
+/* admin_coordinator_call() at the group coordinator: a consumer-group api,
+ * or DlqRedrive, whose marks are committed offsets. */
 MUST_USE int admin_group_call(nagare_admin *a, uint16_t api_key, size_t need, conn_encode_fn encode,
                               conn_decode_fn decode, void *arg);
+
+/* Whether the two coordinators may be different brokers: false only when
+ * both are found to be reached through the same connection (a single
+ * broker, or the broker given leading both). */
+bool admin_coordinators_apart(nagare_admin *a);
 /* Monotonic deadline of a call starting now: now + the client's timeout. */
 int64_t admin_deadline(const nagare_admin *a);
 

@@ -1005,7 +1005,9 @@ int nagare_acl_code(enum nagare_acl_vocab vocab, const char *name);
 
 /* Adds acls[count) (1..4096), all or none: the broker checks each and
  * stores them together, durably; ones it holds already are kept once.
- * They hold for the requests that follow. Returns 0, -NAGARE_EBADARG (an
+ * They hold for the requests that follow (in a cluster: the answer comes
+ * once etcd holds them, and each broker enforces them from its next view
+ * of the cluster). Returns 0, -NAGARE_EBADARG (an
  * ACL the broker refuses: a filter code, an empty name, principal or host,
  * a principal not "User:...", a cluster ACL not on NAGARE_ACL_CLUSTER_NAME
  * literally; or count out of range, a NULL string, before sending),

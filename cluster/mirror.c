@@ -285,6 +285,37 @@ static int view_users(const struct mirror *m, struct cluster_view *v)
     return 0;
 }
 
+/* acls/<key>: the records whose key (no '/') and value fit, at most
+ * CLUSTER_ACLS_MAX, in key order. */
+static int view_acls(const struct mirror *m, struct cluster_view *v)
+{
+    size_t first = mirror_lower_bound(m, "acls/");
+    size_t end = first;
+    while (mirror_has_prefix(m, end, "acls/")) {
+        end++;
+    }
+    size_t n = end - first < CLUSTER_ACLS_MAX ? end - first : CLUSTER_ACLS_MAX;
+    v->acl_recs = calloc(n + 1, sizeof(*v->acl_recs));
+    if (v->acl_recs == NULL) {
+        return -ENOMEM;
+    }
+    for (size_t i = first; i < end && v->acl_rec_count < n; i++) {
+        const struct mirror_kv *kv = &m->kvs[i];
+        const char *key = kv->key + strlen("acls/");
+        struct cluster_acl_rec *r = &v->acl_recs[v->acl_rec_count];
+        size_t kl = strlen(key);
+        if (kl == 0 || kl >= sizeof(r->key) || strchr(key, '/') != NULL || kv->value_len == 0 ||
+            kv->value_len > sizeof(r->value)) {
+            continue;
+        }
+        memcpy(r->key, key, kl);
+        r->value_len = (uint16_t)kv->value_len;
+        memcpy(r->value, kv->value, kv->value_len);
+        v->acl_rec_count++;
+    }
+    return 0;
+}
+
 int mirror_view(const struct mirror *m, struct cluster_view **out)
 {
     struct cluster_view *v = calloc(1, sizeof(*v));
@@ -296,6 +327,7 @@ int mirror_view(const struct mirror *m, struct cluster_view **out)
     int rc = view_brokers(m, v);
     rc = rc ? rc : view_topics(m, v);
     rc = rc ? rc : view_users(m, v);
+    rc = rc ? rc : view_acls(m, v);
     if (rc != 0) {
         cluster_view_free(v);
         return rc;

@@ -59,7 +59,8 @@ bool mirror_has_prefix(const struct mirror *m, size_t i, const char *prefix);
  * the same id), the controller and its epoch, each topic whose record
  * and every partition record are good (a topic still being created, or
  * with a bad record, is left out until it is whole), and the users'
- * credentials (users/<user>/<mechanism>). view->fenced is false. 0 with *out set (the caller owns it), or -ENOMEM. */
+ * credentials (users/<user>/<mechanism>), and the ACLs (acls/<key>).
+ * view->fenced is false. 0 with *out set (the caller owns it), or -ENOMEM. */
 MUST_USE int mirror_view(const struct mirror *m, struct cluster_view **out);
 
 /* Parses a decimal id or index ("0", "17"; no sign, no leading zero) in

@@ -42,7 +42,9 @@ enum req_kind {
     REQ_ALTER_ISR,
     REQ_REASSIGN,
     REQ_USER_PUT,
-    REQ_USER_DELETE
+    REQ_USER_DELETE,
+    REQ_ACL_PUT,
+    REQ_ACL_DELETE
 };
 
 struct req {
@@ -60,6 +62,9 @@ struct req {
     char user[CLUSTER_USER_BYTES];
     char mechanism[CLUSTER_MECHANISM_BYTES];
     char value[CLUSTER_USER_VALUE_BYTES];
+    /* acl_put, acl_delete: malloc'd, freed once done has run */
+    struct cluster_acl_rec *acls;
+    uint32_t acl_count;
     cluster_done_fn *done;
     void *arg;
 };
@@ -849,6 +854,46 @@ static int do_user_delete(struct cluster_session *s, const struct req *r)
     return rc;
 }
 
+/* The ACL records of r in transactions of ETCD_TXN_OPS_MAX: puts, or
+ * deletes of the keys the mirror holds. */
+static int do_acls(struct cluster_session *s, const struct req *r)
+{
+    bool put = r->kind == REQ_ACL_PUT;
+    char(*keys)[KEY_BYTES] = malloc(ETCD_TXN_OPS_MAX * sizeof(*keys));
+    if (keys == NULL) {
+        return -NG_ECLUSTER_UNAVAILABLE; /* as any failure to reach etcd: try again */
+    }
+    struct etcd_op ops[ETCD_TXN_OPS_MAX];
+    int rc = 0;
+    uint32_t done = 0;
+    for (uint32_t i = 0; i < r->acl_count && rc == 0;) {
+        size_t n = 0;
+        for (; i < r->acl_count && n < ETCD_TXN_OPS_MAX; i++) {
+            const struct cluster_acl_rec *a = &r->acls[i];
+            char rel[KEY_BYTES];
+            snprintf(rel, sizeof(rel), "acls/%s", a->key);
+            if (!put && mirror_get(&s->mirror, rel) == NULL) {
+                continue;
+            }
+            key_of(s, keys[n], "%s", rel);
+            ops[n] = put ? (struct etcd_op){.kind = ETCD_OP_PUT,
+                                            .key = keys[n],
+                                            .value = (const char *)a->value,
+                                            .value_len = a->value_len}
+                         : (struct etcd_op){.kind = ETCD_OP_DELETE, .key = keys[n]};
+            n++;
+        }
+        bool ok = false;
+        rc = n > 0 ? txn_simple(s, NULL, 0, ops, n, &ok, NULL) : 0;
+        done += rc == 0 ? (uint32_t)n : 0;
+    }
+    free(keys);
+    if (rc == 0) {
+        log_info("cluster: %u ACLs %s", done, put ? "put" : "deleted");
+    }
+    return rc;
+}
+
 static int serve(struct cluster_session *s, const struct req *r)
 {
     switch (r->kind) {
@@ -864,6 +909,9 @@ static int serve(struct cluster_session *s, const struct req *r)
         return do_user_put(s, r);
     case REQ_USER_DELETE:
         return do_user_delete(s, r);
+    case REQ_ACL_PUT:
+    case REQ_ACL_DELETE:
+        return do_acls(s, r);
     }
     UNREACHABLE();
 }
@@ -887,6 +935,7 @@ static void serve_queue(struct cluster_session *s)
     struct req r;
     while (dequeue(s, &r)) {
         r.done(r.arg, serve(s, &r));
+        free(r.acls);
     }
 }
 
@@ -946,6 +995,7 @@ static void *session_main(void *arg)
     struct req r;
     while (dequeue(s, &r)) {
         r.done(r.arg, -NG_ECLOSED);
+        free(r.acls);
     }
     return NULL;
 }
@@ -1192,4 +1242,35 @@ int cluster_session_delete_user(struct cluster_session *s, const char *user, con
     struct req r = {.kind = REQ_USER_DELETE, .done = done, .arg = arg};
     int rc = req_user(&r, user, mechanism != NULL ? mechanism : "");
     return rc ? rc : enqueue(s, &r);
+}
+
+/* Queues an ACL request over recs[0..n), checked. */
+static int acls_enqueue(struct cluster_session *s, enum req_kind kind, struct cluster_acl_rec *recs,
+                        uint32_t n, cluster_done_fn *done, void *arg)
+{
+    if (n == 0 || n > CLUSTER_ACLS_MAX) {
+        return -NG_EBADARG;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        size_t kl = strnlen(recs[i].key, sizeof(recs[i].key));
+        if (kl == 0 || kl == sizeof(recs[i].key) || memchr(recs[i].key, '/', kl) != NULL ||
+            (kind == REQ_ACL_PUT &&
+             (recs[i].value_len == 0 || recs[i].value_len > sizeof(recs[i].value)))) {
+            return -NG_EBADARG;
+        }
+    }
+    struct req r = {.kind = kind, .acls = recs, .acl_count = n, .done = done, .arg = arg};
+    return enqueue(s, &r);
+}
+
+int cluster_session_put_acls(struct cluster_session *s, struct cluster_acl_rec *recs, uint32_t n,
+                             cluster_done_fn *done, void *arg)
+{
+    return acls_enqueue(s, REQ_ACL_PUT, recs, n, done, arg);
+}
+
+int cluster_session_delete_acls(struct cluster_session *s, struct cluster_acl_rec *recs, uint32_t n,
+                                cluster_done_fn *done, void *arg)
+{
+    return acls_enqueue(s, REQ_ACL_DELETE, recs, n, done, arg);
 }

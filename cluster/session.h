@@ -189,4 +189,22 @@ MUST_USE int cluster_session_put_user(struct cluster_session *s, const char *use
 MUST_USE int cluster_session_delete_user(struct cluster_session *s, const char *user,
                                          const char *mechanism, cluster_done_fn *done, void *arg);
 
+/* Puts acls/<key> = value for each of recs[0..n) (docs/cluster.md,
+ * section 2; broker/acl.h makes and reads them), in transactions of up to
+ * ETCD_TXN_OPS_MAX keys: every broker's next view carries them. done's
+ * rc: 0 once etcd holds them all; -NG_ECLUSTER_UNAVAILABLE (the ones of
+ * earlier transactions may be in: putting them again is harmless).
+ * Returns 0 (queued: the session owns recs, malloc'd, and frees it once
+ * done has run), -NG_EBADARG (n 0 or over CLUSTER_ACLS_MAX, a key empty or
+ * with '/', a value empty), -NG_EBUSY, -NG_ECLOSED (then recs is still the
+ * caller's). */
+MUST_USE int cluster_session_put_acls(struct cluster_session *s, struct cluster_acl_rec *recs,
+                                      uint32_t n, cluster_done_fn *done, void *arg);
+
+/* Deletes acls/<key> for the keys of recs[0..n) (values unused); keys the
+ * session's copy of etcd does not hold are skipped. done's rc: 0;
+ * -NG_ECLUSTER_UNAVAILABLE. Returns and owns recs as put_acls. */
+MUST_USE int cluster_session_delete_acls(struct cluster_session *s, struct cluster_acl_rec *recs,
+                                         uint32_t n, cluster_done_fn *done, void *arg);
+
 #endif

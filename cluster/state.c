@@ -14,6 +14,7 @@ void cluster_view_free(struct cluster_view *v)
     free(v->topics);
     free(v->brokers);
     free(v->user_creds);
+    free(v->acl_recs);
     free(v);
 }
 

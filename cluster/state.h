@@ -104,6 +104,21 @@ struct cluster_user_cred {
     char value[CLUSTER_USER_VALUE_BYTES];
 };
 
+/* One ACL, as acls/<key> holds it (docs/cluster.md, section 2): the key
+ * is the broker's name for the ACL (hex digits of a hash of its value),
+ * the value its encoding (broker/acl.h); the cluster only carries both.
+ * Sizes: a key of at most 64 bytes (NUL after it), a value of at most
+ * 1 KiB (an ACL's longest encoding is ~600 bytes). As many as a broker
+ * keeps (ACL_COUNT_MAX). */
+#define CLUSTER_ACL_KEY_BYTES 65
+#define CLUSTER_ACL_VALUE_BYTES 1024
+#define CLUSTER_ACLS_MAX 4096
+struct cluster_acl_rec {
+    char key[CLUSTER_ACL_KEY_BYTES];
+    uint16_t value_len;
+    uint8_t value[CLUSTER_ACL_VALUE_BYTES];
+};
+
 struct cluster_view {
     int64_t revision;   /* the etcd revision it reflects */
     int32_t controller; /* broker id, or -1 while there is none */
@@ -116,6 +131,10 @@ struct cluster_view {
      * values unchecked (the broker decodes them) */
     struct cluster_user_cred *user_creds;
     uint32_t user_cred_count;
+    /* acls/<key> records whose key and value fit, by key; the values
+     * unchecked (the broker decodes them) */
+    struct cluster_acl_rec *acl_recs;
+    uint32_t acl_rec_count;
     /* Not etcd's: true while the broker that received the view cannot be
      * sure its own registration holds (cluster/session.h, "Fencing"); it
      * must then lead nothing. */

@@ -1,7 +1,8 @@
 /*
  * libFuzzer target for the ACL decoders (broker/acl.h, net/proto.h "ACLs"):
  * the first byte picks one, the rest is its input.
- *   0  the broker's ACL file as it is on disk (the checksum must match);
+ *   0  the broker's ACL file as it is on disk (the checksum must match),
+ *      and the same bytes as a cluster's ACL record (acls/<key>);
  *   1  the same bytes with their checksum appended here, so that the
  *      fuzzer reaches the entries;
  *   2  a CreateAcls request body (v0), each ACL checked as the broker does;
@@ -34,6 +35,12 @@ static void file_case(const uint8_t *p, size_t n)
         free(acls);
     } else {
         ASSERT(acls == NULL && count == 0);
+    }
+    struct acl one;
+    if (acl_rec_decode(p, n, &one) == 0) { /* a record: one ACL, the same bytes back */
+        uint8_t again[ACL_REC_BYTES_MAX];
+        char key[ACL_REC_KEY_BYTES];
+        ASSERT(acl_rec_encode(&one, again, sizeof(again), key) == n && memcmp(again, p, n) == 0);
     }
 }
 

@@ -1,12 +1,19 @@
 /*
  * net/proto.c — the wire codec. Byte layouts: docs/protocol.md.
  *
- * Every body has a schema below: a field list that mirrors the tables in
- * docs/protocol.md. One walker checks a body against its schema (lengths,
- * counts, limits, trailing bytes) before any decoder hands out an item, so
- * a handler never acts on the first half of a malformed request. The typed
- * iterators then re-read the checked bytes field by field; a read that
- * fails there means schema and iterator disagree, a programmer error.
+ * Every body is defined once, in net/proto.def; net/proto_gen.py makes
+ * from it, at build time, each body's schema at each version (a field list
+ * that mirrors the tables in docs/protocol.md, included below as
+ * proto_def.inc), the versions each api speaks, and the encoders and
+ * decoders of the messages the def marks "gen" (included at the end as
+ * proto_msgs.inc). This file holds what they run on (the walker, the
+ * encoder and decoder cores) and the messages the def marks "hand".
+ *
+ * One walker checks a body against its schema (lengths, counts, limits,
+ * trailing bytes) before any decoder hands out an item, so a handler never
+ * acts on the first half of a malformed request. The typed iterators then
+ * re-read the checked bytes field by field; a read that fails there means
+ * schema and iterator disagree, a programmer error.
  */
 #include "net/proto.h"
 
@@ -73,208 +80,6 @@ static const uint8_t pf_bytes_min[] = {
     [PF_STR] = 2, [PF_NSTR] = 2, [PF_BYTES] = 4, [PF_ARRAY] = 4, [PF_NARRAY] = 4,
 };
 
-static const struct pfield s_empty[] = {END};
-static const struct pfield s_name[] = {F(STR), END};
-static const struct pfield s_names[] = {ARR(TOPICS, s_name), END};
-static const struct pfield s_names_or_all[] = {NARR(TOPICS, s_name), END};
-
-static const struct pfield s_api_range[] = {F(I16), F(I16), F(I16), END};
-static const struct pfield s_api_versions_resp[] = {F(I32), ARR(APIS, s_api_range), END};
-
-static const struct pfield s_metadata_part[] = {F(I32), F(ERR), F(I64), F(I64), END};
-static const struct pfield s_metadata_topic[] = {F(STR), F(ERR), ARR(META_PARTS, s_metadata_part),
-                                                 END};
-static const struct pfield s_metadata_resp[] = {F(STR), F(I16), ARR(TOPICS, s_metadata_topic), END};
-/* v1: the topic's configuration between its error and its partitions. */
-static const struct pfield s_metadata_topic_v1[] = {
-    F(STR), F(ERR), F(I32),
-    F(I64), F(I64), F(I64),
-    F(I64), F(I32), ARR(META_PARTS, s_metadata_part),
-    END};
-static const struct pfield s_metadata_resp_v1[] = {F(STR), F(I16), ARR(TOPICS, s_metadata_topic_v1),
-                                                   END};
-
-static const struct pfield s_create_topic[] = {F(STR), F(I32), F(I64), F(I64), F(I64), F(I32), END};
-static const struct pfield s_create_topics_req[] = {ARR(TOPICS, s_create_topic), END};
-
-/* Metadata v2 (a cluster): the answering broker's id, the controller's id
- * and the brokers before the topics; per partition its leader, leader
- * epoch, replicas and in-sync replicas after v1's fields. */
-static const struct pfield s_broker[] = {F(I32), F(STR), F(I16), END};
-static const struct pfield s_broker_id[] = {F(I32), END};
-static const struct pfield s_metadata_part_v2[] = {F(I32),
-                                                   F(ERR),
-                                                   F(I64),
-                                                   F(I64),
-                                                   F(I32),
-                                                   F(I32),
-                                                   ARR(REPLICAS, s_broker_id),
-                                                   ARR(REPLICAS, s_broker_id),
-                                                   END};
-static const struct pfield s_metadata_topic_v2[] = {
-    F(STR), F(ERR), F(I32),
-    F(I64), F(I64), F(I64),
-    F(I64), F(I32), ARR(META_PARTS, s_metadata_part_v2),
-    END};
-static const struct pfield s_metadata_resp_v2[] = {
-    F(STR), F(I16), F(I32), F(I32), ARR(BROKERS, s_broker), ARR(TOPICS, s_metadata_topic_v2), END};
-/* Metadata v3: a partition's target replicas after its in-sync ones. */
-static const struct pfield s_metadata_part_v3[] = {F(I32),
-                                                   F(ERR),
-                                                   F(I64),
-                                                   F(I64),
-                                                   F(I32),
-                                                   F(I32),
-                                                   ARR(REPLICAS, s_broker_id),
-                                                   ARR(REPLICAS, s_broker_id),
-                                                   ARR(REPLICAS, s_broker_id),
-                                                   END};
-static const struct pfield s_metadata_topic_v3[] = {
-    F(STR), F(ERR), F(I32),
-    F(I64), F(I64), F(I64),
-    F(I64), F(I32), ARR(META_PARTS, s_metadata_part_v3),
-    END};
-static const struct pfield s_metadata_resp_v3[] = {
-    F(STR), F(I16), F(I32), F(I32), ARR(BROKERS, s_broker), ARR(TOPICS, s_metadata_topic_v3), END};
-/* CreateTopics v1: a replication factor after the partition count; v2:
- * then the unclean election flag. */
-static const struct pfield s_create_topic_v1[] = {F(STR), F(I32), F(I16), F(I64),
-                                                  F(I64), F(I64), F(I32), END};
-static const struct pfield s_create_topics_req_v1[] = {ARR(TOPICS, s_create_topic_v1), END};
-static const struct pfield s_create_topic_v2[] = {F(STR), F(I32), F(I16), F(I8), F(I64),
-                                                  F(I64), F(I64), F(I32), END};
-static const struct pfield s_create_topics_req_v2[] = {ARR(TOPICS, s_create_topic_v2), END};
-static const struct pfield s_topic_result[] = {F(STR), F(ERR), END};
-static const struct pfield s_topic_results[] = {ARR(TOPICS, s_topic_result), END};
-
-static const struct pfield s_produce_req_part[] = {F(I32), F(BYTES), END};
-static const struct pfield s_produce_req_topic[] = {F(STR), ARR(PARTS, s_produce_req_part), END};
-static const struct pfield s_produce_req[] = {F(I16), F(I32), ARR(TOPICS, s_produce_req_topic),
-                                              END};
-static const struct pfield s_produce_resp_part[] = {F(I32), F(ERR), F(I64), END};
-static const struct pfield s_produce_resp_topic[] = {F(STR), ARR(PARTS, s_produce_resp_part), END};
-static const struct pfield s_produce_resp[] = {ARR(TOPICS, s_produce_resp_topic), END};
-
-static const struct pfield s_fetch_req_part[] = {F(I32), F(I64), F(I32), END};
-static const struct pfield s_fetch_req_topic[] = {F(STR), ARR(PARTS, s_fetch_req_part), END};
-static const struct pfield s_fetch_req[] = {F(I32), F(I32), F(I32), ARR(TOPICS, s_fetch_req_topic),
-                                            END};
-static const struct pfield s_fetch_resp_part[] = {F(I32), F(ERR), F(I64), F(I64), F(BYTES), END};
-static const struct pfield s_fetch_resp_topic[] = {F(STR), ARR(PARTS, s_fetch_resp_part), END};
-static const struct pfield s_fetch_resp[] = {ARR(TOPICS, s_fetch_resp_topic), END};
-/* v1: offset_resume after offset_latest. */
-static const struct pfield s_fetch_resp_part_v1[] = {F(I32), F(ERR),   F(I64), F(I64),
-                                                     F(I64), F(BYTES), END};
-static const struct pfield s_fetch_resp_topic_v1[] = {F(STR), ARR(PARTS, s_fetch_resp_part_v1),
-                                                      END};
-static const struct pfield s_fetch_resp_v1[] = {ARR(TOPICS, s_fetch_resp_topic_v1), END};
-
-static const struct pfield s_list_offsets_req_part[] = {F(I32), F(I64), END};
-static const struct pfield s_list_offsets_req_topic[] = {F(STR),
-                                                         ARR(PARTS, s_list_offsets_req_part), END};
-static const struct pfield s_list_offsets_req[] = {ARR(TOPICS, s_list_offsets_req_topic), END};
-static const struct pfield s_list_offsets_resp_part[] = {F(I32), F(ERR), F(I64), F(I64), END};
-static const struct pfield s_list_offsets_resp_topic[] = {
-    F(STR), ARR(PARTS, s_list_offsets_resp_part), END};
-static const struct pfield s_list_offsets_resp[] = {ARR(TOPICS, s_list_offsets_resp_topic), END};
-
-static const struct pfield s_init_producer_id_resp[] = {F(I64), F(I16), END};
-
-/* Partition elements several group messages share. */
-static const struct pfield s_part_index[] = {F(I32), END};
-static const struct pfield s_part_result[] = {F(I32), F(ERR), END};
-static const struct pfield s_part_offset[] = {F(I32), F(I64), F(ERR), END};
-/* A topic and its partitions, summed into the message total / per topic only. */
-static const struct pfield s_index_topic[] = {F(STR), ARR(PARTS, s_part_index), END};
-static const struct pfield s_index_topic_any[] = {F(STR), ARR(META_PARTS, s_part_index), END};
-static const struct pfield s_result_topic[] = {F(STR), ARR(PARTS, s_part_result), END};
-static const struct pfield s_part_results[] = {ARR(TOPICS, s_result_topic), END};
-static const struct pfield s_offset_topic[] = {F(STR), ARR(PARTS, s_part_offset), END};
-static const struct pfield s_offset_topic_any[] = {F(STR), ARR(META_PARTS, s_part_offset), END};
-static const struct pfield s_err[] = {F(ERR), END};
-
-static const struct pfield s_join_group_req[] = {F(STR), F(NSTR), F(I32), ARR(TOPICS, s_name), END};
-static const struct pfield s_join_group_resp[] = {F(ERR), F(STR), F(I32), END};
-static const struct pfield s_heartbeat_req[] = {F(STR), F(STR), F(I32), END};
-static const struct pfield s_heartbeat_resp[] = {F(ERR), F(I32), F(I8), ARR(TOPICS, s_index_topic),
-                                                 END};
-static const struct pfield s_leave_group_req[] = {F(STR), F(STR), END};
-
-static const struct pfield s_commit_part[] = {F(I32), F(I64), END};
-static const struct pfield s_commit_topic[] = {F(STR), ARR(PARTS, s_commit_part), END};
-static const struct pfield s_offset_commit_req[] = {F(STR), F(NSTR), F(I32),
-                                                    ARR(TOPICS, s_commit_topic), END};
-static const struct pfield s_offset_fetch_req[] = {F(STR), NARR(TOPICS, s_index_topic), END};
-static const struct pfield s_offset_fetch_resp[] = {ARR(TOPICS, s_offset_topic_any), END};
-
-static const struct pfield s_group_listing[] = {F(STR), F(I8), F(I32), END};
-static const struct pfield s_list_groups_resp[] = {ARR(GROUPS, s_group_listing), END};
-
-static const struct pfield s_member_desc[] = {F(STR), ARR(TOPICS, s_index_topic_any), END};
-static const struct pfield s_offset_desc[] = {F(I32), F(I64), F(I64), F(I64), F(I64), END};
-static const struct pfield s_offset_desc_topic[] = {F(STR), ARR(META_PARTS, s_offset_desc), END};
-static const struct pfield s_describe_group_resp[] = {
-    F(ERR), F(I8), F(I32), ARR(MEMBERS, s_member_desc), ARR(TOPICS, s_offset_desc_topic), END};
-
-static const struct pfield s_reset_offsets_req[] = {F(STR), F(I8), F(I64),
-                                                    ARR(TOPICS, s_index_topic), END};
-static const struct pfield s_reset_offsets_resp[] = {F(ERR), ARR(TOPICS, s_offset_topic), END};
-
-static const struct pfield s_share_fetch_req[] = {
-    F(STR), F(STR), F(I32), F(I32), ARR(TOPICS, s_index_topic), END};
-static const struct pfield s_acquired[] = {F(I64), F(I64), F(I16), END};
-static const struct pfield s_share_fetch_part[] = {F(I32), F(ERR), ARR(RANGES, s_acquired),
-                                                   F(BYTES), END};
-static const struct pfield s_share_fetch_topic[] = {F(STR), ARR(PARTS, s_share_fetch_part), END};
-static const struct pfield s_share_fetch_resp[] = {F(ERR), F(STR), ARR(TOPICS, s_share_fetch_topic),
-                                                   END};
-static const struct pfield s_ack[] = {F(I64), F(I64), F(I8), END};
-static const struct pfield s_share_ack_part[] = {F(I32), ARR(RANGES, s_ack), END};
-static const struct pfield s_share_ack_topic[] = {F(STR), ARR(PARTS, s_share_ack_part), END};
-static const struct pfield s_share_ack_req[] = {F(STR), F(STR), ARR(TOPICS, s_share_ack_topic),
-                                                END};
-static const struct pfield s_dlq_redrive_resp[] = {F(ERR), F(I64), END};
-static const struct pfield s_dlq_redrive_req_v1[] = {F(STR), F(I32), END};
-static const struct pfield s_dlq_redrive_resp_v1[] = {F(ERR), F(I64), F(I64), F(I64), END};
-
-static const struct pfield s_replica_fetch_req_part[] = {F(I32), F(I32), F(I64), F(I64), END};
-static const struct pfield s_replica_fetch_req_topic[] = {
-    F(STR), ARR(PARTS, s_replica_fetch_req_part), END};
-static const struct pfield s_replica_fetch_req[] = {
-    F(I32), F(I32), F(I32), F(I32), ARR(TOPICS, s_replica_fetch_req_topic), END};
-static const struct pfield s_replica_fetch_resp_part[] = {F(I32), F(ERR),   F(I64),
-                                                          F(I64), F(BYTES), END};
-static const struct pfield s_replica_fetch_resp_topic[] = {
-    F(STR), ARR(PARTS, s_replica_fetch_resp_part), END};
-static const struct pfield s_replica_fetch_resp[] = {ARR(TOPICS, s_replica_fetch_resp_topic), END};
-static const struct pfield s_epoch_req_part[] = {F(I32), F(I32), F(I32), END};
-static const struct pfield s_epoch_req_topic[] = {F(STR), ARR(PARTS, s_epoch_req_part), END};
-static const struct pfield s_epoch_req[] = {ARR(TOPICS, s_epoch_req_topic), END};
-static const struct pfield s_epoch_resp_part[] = {F(I32), F(ERR), F(I32), F(I64), END};
-static const struct pfield s_epoch_resp_topic[] = {F(STR), ARR(PARTS, s_epoch_resp_part), END};
-static const struct pfield s_epoch_resp[] = {ARR(TOPICS, s_epoch_resp_topic), END};
-static const struct pfield s_reassign_part[] = {F(I32), ARR(REPLICAS, s_broker_id), END};
-static const struct pfield s_reassign_topic[] = {F(STR), ARR(PARTS, s_reassign_part), END};
-static const struct pfield s_reassign_req[] = {ARR(TOPICS, s_reassign_topic), END};
-
-/* An ACL: resource type, pattern type, name, principal, host, operation,
- * permission; a filter has the same fields, its strings nullable. */
-static const struct pfield s_acl[] = {F(I8), F(I8), F(STR), F(STR), F(STR), F(I8), F(I8), END};
-static const struct pfield s_acls[] = {ARR(ACLS, s_acl), END};
-static const struct pfield s_acl_filter[] = {F(I8),   F(I8), F(NSTR), F(NSTR),
-                                             F(NSTR), F(I8), F(I8),   END};
-static const struct pfield s_sasl_handshake_resp[] = {F(ERR), F(STR), END};
-static const struct pfield s_sasl_bytes[] = {F(BYTES), END};
-static const struct pfield s_sasl_authenticate_resp[] = {F(ERR), F(BYTES), END};
-static const struct pfield s_alter_user_req[] = {F(I8),    F(STR),   F(I8),    F(I32),
-                                                 F(BYTES), F(BYTES), F(BYTES), END};
-static const struct pfield s_user_listing[] = {F(STR), F(I8), END};
-static const struct pfield s_describe_users_resp[] = {ARR(USERS, s_user_listing), END};
-
-/* Fixed sizes of the range elements, read by index. */
-#define ACQUIRED_BYTES 18
-#define ACK_BYTES 17
-
 /* How a body's outer array is laid out. */
 enum shape {
     SHAPE_NONE = 0,            /* no outer topic array */
@@ -305,162 +110,28 @@ struct msg {
     uint8_t shape;
 };
 
-/* Versions any api has; api_version_max[] says which each one speaks. */
-#define PROTO_VERSIONS 4
+/* The layouts, versions and names of every api, from net/proto.def
+ * (net/proto_gen.py). */
+#include "net/proto_def.inc"
 
-/* [api][0 request, 1 response], version 0. */
-static const struct msg msgs[PROTO_API_COUNT][2] = {
-    [PROTO_API_API_VERSIONS] = {{s_empty, NULL, SHAPE_NONE},
-                                {s_api_versions_resp, NULL, SHAPE_NONE}},
-    [PROTO_API_METADATA] = {{s_names_or_all, NULL, SHAPE_NAMES},
-                            {s_metadata_resp, s_metadata_part, SHAPE_TOPIC_ERR_PARTS}},
-    [PROTO_API_CREATE_TOPICS] = {{s_create_topics_req, NULL, SHAPE_CREATE},
-                                 {s_topic_results, NULL, SHAPE_RESULTS}},
-    [PROTO_API_DELETE_TOPICS] = {{s_names, NULL, SHAPE_NAMES},
-                                 {s_topic_results, NULL, SHAPE_RESULTS}},
-    [PROTO_API_PRODUCE] = {{s_produce_req, s_produce_req_part, SHAPE_TOPIC_PARTS},
-                           {s_produce_resp, s_produce_resp_part, SHAPE_TOPIC_PARTS}},
-    [PROTO_API_FETCH] = {{s_fetch_req, s_fetch_req_part, SHAPE_TOPIC_PARTS},
-                         {s_fetch_resp, s_fetch_resp_part, SHAPE_TOPIC_PARTS}},
-    [PROTO_API_LIST_OFFSETS] = {{s_list_offsets_req, s_list_offsets_req_part, SHAPE_TOPIC_PARTS},
-                                {s_list_offsets_resp, s_list_offsets_resp_part, SHAPE_TOPIC_PARTS}},
-    [PROTO_API_INIT_PRODUCER_ID] = {{s_empty, NULL, SHAPE_NONE},
-                                    {s_init_producer_id_resp, NULL, SHAPE_NONE}},
-    [PROTO_API_JOIN_GROUP] = {{s_join_group_req, NULL, SHAPE_NAMES},
-                              {s_join_group_resp, NULL, SHAPE_NONE}},
-    [PROTO_API_HEARTBEAT] = {{s_heartbeat_req, NULL, SHAPE_NONE},
-                             {s_heartbeat_resp, s_part_index, SHAPE_TOPIC_PARTS}},
-    [PROTO_API_LEAVE_GROUP] = {{s_leave_group_req, NULL, SHAPE_NONE}, {s_err, NULL, SHAPE_NONE}},
-    [PROTO_API_OFFSET_COMMIT] = {{s_offset_commit_req, s_commit_part, SHAPE_TOPIC_PARTS},
-                                 {s_part_results, s_part_result, SHAPE_TOPIC_PARTS}},
-    [PROTO_API_OFFSET_FETCH] = {{s_offset_fetch_req, s_part_index, SHAPE_TOPIC_PARTS},
-                                {s_offset_fetch_resp, s_part_offset, SHAPE_TOPIC_PARTS_ANY}},
-    [PROTO_API_LIST_GROUPS] = {{s_empty, NULL, SHAPE_NONE},
-                               {s_list_groups_resp, NULL, SHAPE_GROUPS}},
-    [PROTO_API_DESCRIBE_GROUP] = {{s_name, NULL, SHAPE_NONE},
-                                  {s_describe_group_resp, s_part_index, SHAPE_DESCRIBE}},
-    [PROTO_API_DELETE_GROUP] = {{s_name, NULL, SHAPE_NONE}, {s_err, NULL, SHAPE_NONE}},
-    [PROTO_API_RESET_OFFSETS] = {{s_reset_offsets_req, s_part_index, SHAPE_TOPIC_PARTS},
-                                 {s_reset_offsets_resp, s_part_offset, SHAPE_TOPIC_PARTS}},
-    [PROTO_API_SHARE_FETCH] = {{s_share_fetch_req, s_part_index, SHAPE_TOPIC_PARTS},
-                               {s_share_fetch_resp, s_share_fetch_part, SHAPE_TOPIC_PARTS}},
-    [PROTO_API_SHARE_ACK] = {{s_share_ack_req, s_share_ack_part, SHAPE_TOPIC_PARTS},
-                             {s_part_results, s_part_result, SHAPE_TOPIC_PARTS}},
-    [PROTO_API_DLQ_REDRIVE] = {{s_name, NULL, SHAPE_NONE}, {s_dlq_redrive_resp, NULL, SHAPE_NONE}},
-    [PROTO_API_REPLICA_FETCH] = {{s_replica_fetch_req, s_replica_fetch_req_part, SHAPE_TOPIC_PARTS},
-                                 {s_replica_fetch_resp, s_replica_fetch_resp_part,
-                                  SHAPE_TOPIC_PARTS}},
-    [PROTO_API_OFFSET_FOR_LEADER_EPOCH] = {{s_epoch_req, s_epoch_req_part, SHAPE_TOPIC_PARTS},
-                                           {s_epoch_resp, s_epoch_resp_part, SHAPE_TOPIC_PARTS}},
-    [PROTO_API_REASSIGN_PARTITIONS] = {{s_reassign_req, s_reassign_part, SHAPE_TOPIC_PARTS},
-                                       {s_part_results, s_part_result, SHAPE_TOPIC_PARTS}},
-    [PROTO_API_SASL_HANDSHAKE] = {{s_name, NULL, SHAPE_NONE},
-                                  {s_sasl_handshake_resp, NULL, SHAPE_NONE}},
-    [PROTO_API_SASL_AUTHENTICATE] = {{s_sasl_bytes, NULL, SHAPE_NONE},
-                                     {s_sasl_authenticate_resp, NULL, SHAPE_NONE}},
-    [PROTO_API_ALTER_USER] = {{s_alter_user_req, NULL, SHAPE_NONE}, {s_err, NULL, SHAPE_NONE}},
-    [PROTO_API_DESCRIBE_USERS] = {{s_empty, NULL, SHAPE_NONE},
-                                  {s_describe_users_resp, NULL, SHAPE_GROUPS}},
-    [PROTO_API_CREATE_ACLS] = {{s_acls, NULL, SHAPE_ACLS}, {s_err, NULL, SHAPE_NONE}},
-    [PROTO_API_DESCRIBE_ACLS] = {{s_acl_filter, NULL, SHAPE_NONE}, {s_acls, NULL, SHAPE_ACLS}},
-    [PROTO_API_DELETE_ACLS] = {{s_acl_filter, NULL, SHAPE_NONE}, {s_acls, NULL, SHAPE_ACLS}},
-};
-
-/* The request bodies that start with the name of what they act on: a
- * group id (the group APIs), or a topic (DlqRedrive). Read by
- * proto_req_names(). */
-static const uint8_t req_first_name[PROTO_API_COUNT] = {
-    [PROTO_API_JOIN_GROUP] = PROTO_NAME_GROUP,   [PROTO_API_HEARTBEAT] = PROTO_NAME_GROUP,
-    [PROTO_API_LEAVE_GROUP] = PROTO_NAME_GROUP,  [PROTO_API_OFFSET_COMMIT] = PROTO_NAME_GROUP,
-    [PROTO_API_OFFSET_FETCH] = PROTO_NAME_GROUP, [PROTO_API_DESCRIBE_GROUP] = PROTO_NAME_GROUP,
-    [PROTO_API_DELETE_GROUP] = PROTO_NAME_GROUP, [PROTO_API_RESET_OFFSETS] = PROTO_NAME_GROUP,
-    [PROTO_API_SHARE_FETCH] = PROTO_NAME_GROUP,  [PROTO_API_SHARE_ACK] = PROTO_NAME_GROUP,
-    [PROTO_API_DLQ_REDRIVE] = PROTO_NAME_TOPIC,
-};
-
-static const char *const api_names[PROTO_API_COUNT] = {
-    [PROTO_API_API_VERSIONS] = "ApiVersions",
-    [PROTO_API_METADATA] = "Metadata",
-    [PROTO_API_CREATE_TOPICS] = "CreateTopics",
-    [PROTO_API_DELETE_TOPICS] = "DeleteTopics",
-    [PROTO_API_PRODUCE] = "Produce",
-    [PROTO_API_FETCH] = "Fetch",
-    [PROTO_API_LIST_OFFSETS] = "ListOffsets",
-    [PROTO_API_INIT_PRODUCER_ID] = "InitProducerId",
-    [PROTO_API_JOIN_GROUP] = "JoinGroup",
-    [PROTO_API_HEARTBEAT] = "Heartbeat",
-    [PROTO_API_LEAVE_GROUP] = "LeaveGroup",
-    [PROTO_API_OFFSET_COMMIT] = "OffsetCommit",
-    [PROTO_API_OFFSET_FETCH] = "OffsetFetch",
-    [PROTO_API_LIST_GROUPS] = "ListGroups",
-    [PROTO_API_DESCRIBE_GROUP] = "DescribeGroup",
-    [PROTO_API_DELETE_GROUP] = "DeleteGroup",
-    [PROTO_API_RESET_OFFSETS] = "ResetOffsets",
-    [PROTO_API_SHARE_FETCH] = "ShareFetch",
-    [PROTO_API_SHARE_ACK] = "ShareAck",
-    [PROTO_API_DLQ_REDRIVE] = "DlqRedrive",
-    [PROTO_API_REPLICA_FETCH] = "ReplicaFetch",
-    [PROTO_API_OFFSET_FOR_LEADER_EPOCH] = "OffsetForLeaderEpoch",
-    [PROTO_API_REASSIGN_PARTITIONS] = "ReassignPartitions",
-    [PROTO_API_CREATE_ACLS] = "CreateAcls",
-    [PROTO_API_DESCRIBE_ACLS] = "DescribeAcls",
-    [PROTO_API_DELETE_ACLS] = "DeleteAcls",
-    [PROTO_API_SASL_HANDSHAKE] = "SaslHandshake",
-    [PROTO_API_SASL_AUTHENTICATE] = "SaslAuthenticate",
-    [PROTO_API_ALTER_USER] = "AlterUser",
-    [PROTO_API_DESCRIBE_USERS] = "DescribeUsers",
-};
-
-/* [api][0 request, 1 response] of versions past 0: only the layouts that
- * changed; a request or response absent from a version's table keeps its
- * layout of the version before. */
-static const struct msg msgs_v1[PROTO_API_COUNT][2] = {
-    [PROTO_API_METADATA] = {{s_names_or_all, NULL, SHAPE_NAMES},
-                            {s_metadata_resp_v1, s_metadata_part, SHAPE_TOPIC_ERR_CFG_PARTS}},
-    [PROTO_API_CREATE_TOPICS] = {{s_create_topics_req_v1, NULL, SHAPE_CREATE}, {NULL, NULL, 0}},
-    [PROTO_API_FETCH] = {{s_fetch_req, s_fetch_req_part, SHAPE_TOPIC_PARTS},
-                         {s_fetch_resp_v1, s_fetch_resp_part_v1, SHAPE_TOPIC_PARTS}},
-    [PROTO_API_DLQ_REDRIVE] = {{s_dlq_redrive_req_v1, NULL, SHAPE_NONE},
-                               {s_dlq_redrive_resp_v1, NULL, SHAPE_NONE}},
-};
-
-static const struct msg msgs_v2[PROTO_API_COUNT][2] = {
-    [PROTO_API_METADATA] = {{NULL, NULL, 0},
-                            {s_metadata_resp_v2, s_metadata_part_v2, SHAPE_TOPIC_ERR_CFG_PARTS}},
-    [PROTO_API_CREATE_TOPICS] = {{s_create_topics_req_v2, NULL, SHAPE_CREATE}, {NULL, NULL, 0}},
-};
-
-static const struct msg msgs_v3[PROTO_API_COUNT][2] = {
-    [PROTO_API_METADATA] = {{NULL, NULL, 0},
-                            {s_metadata_resp_v3, s_metadata_part_v3, SHAPE_TOPIC_ERR_CFG_PARTS}},
-};
-
-static const struct msg (*const msgs_of_version[PROTO_VERSIONS])[2] = {msgs, msgs_v1, msgs_v2,
-                                                                       msgs_v3};
-
-static const uint16_t api_version_max[PROTO_API_COUNT] = {
-    [PROTO_API_METADATA] = 3,
-    [PROTO_API_CREATE_TOPICS] = 2,
-    [PROTO_API_FETCH] = 1,
-    [PROTO_API_DLQ_REDRIVE] = 1,
-};
+/* The wire sizes net/proto.h gives callers, held to the def's layouts. */
+static_assert(PROTO_PARTITION_INDEX_BYTES == PART_INDEX_BYTES, "net/proto.def: part_index");
+static_assert(PROTO_PARTITION_RESULT_BYTES == PART_RESULT_BYTES, "net/proto.def: part_result");
+static_assert(PROTO_PARTITION_OFFSET_BYTES == PART_OFFSET_BYTES, "net/proto.def: part_offset");
+static_assert(PROTO_OFFSET_DESC_BYTES == OFFSET_DESC_BYTES, "net/proto.def: offset_desc");
+static_assert(PROTO_SHARE_ACQUIRED_BYTES == ACQUIRED_BYTES, "net/proto.def: acquired");
+static_assert(PROTO_SHARE_ACK_RANGE_BYTES == ACK_BYTES, "net/proto.def: ack");
 
 bool proto_api_known(uint16_t api_key)
 {
-    return api_key < PROTO_API_COUNT && msgs[api_key][0].body != NULL;
+    return api_key < PROTO_API_COUNT && msgs[api_key][0][0].body != NULL;
 }
 
 static const struct msg *msg_of(uint16_t api_key, uint16_t version, bool response)
 {
     ASSERT(proto_api_known(api_key) && version <= api_version_max[api_key]);
     ASSERT(version < PROTO_VERSIONS);
-    for (uint16_t v = version; v > 0; v--) {
-        const struct msg *m = &msgs_of_version[v][api_key][response ? 1 : 0];
-        if (m->body != NULL) {
-            return m;
-        }
-    }
-    return &msgs[api_key][response ? 1 : 0];
+    return &msgs[api_key][version][response ? 1 : 0];
 }
 
 /* ---- errors, apis, names ---- */
@@ -902,18 +573,21 @@ static void enc_parts_close(struct proto_enc *e)
     }
 }
 
-/* Starts the next element of the outer array. */
-static void enc_topic_add(struct proto_enc *e)
+/* Starts the next element of the outer array, of at most max. */
+static void enc_outer_add(struct proto_enc *e, int32_t max)
 {
     ASSERT(e->topics_at != NO_MARK); /* open, and not a null array */
     ASSERT(e->records_at == NO_MARK);
     enc_parts_close(e);
-    if (e->topic_count == PROTO_TOPICS_MAX) {
+    if (e->topic_count == max) {
         enc_fail(e, -NG_EBADCOUNT);
         return;
     }
     e->topic_count++;
 }
+
+/* Starts the next topic of the outer array. */
+static void enc_topic_add(struct proto_enc *e) { enc_outer_add(e, PROTO_TOPICS_MAX); }
 
 static void enc_parts_open(struct proto_enc *e)
 {
@@ -1147,20 +821,6 @@ bool proto_next_topic(struct proto_dec *d, struct proto_topic *t)
 
 /* ---- ApiVersions ---- */
 
-int proto_api_versions_req_encode(struct wr *w, uint16_t version, uint32_t correlation_id,
-                                  struct proto_str client_id)
-{
-    struct proto_enc e;
-    enc_req_begin(&e, w, PROTO_API_API_VERSIONS, version, correlation_id, client_id);
-    return proto_enc_end(&e);
-}
-
-int proto_api_versions_req_decode(struct rd *body, uint16_t version)
-{
-    struct proto_dec d;
-    return dec_open(body, PROTO_API_API_VERSIONS, version, false, &d);
-}
-
 void proto_api_versions_fill(struct proto_api_versions_resp *resp, uint32_t frame_bytes_max)
 {
     ASSERT(resp != NULL);
@@ -1329,26 +989,6 @@ static void dec_metadata_partition_v2(struct proto_dec *d, struct proto_metadata
 
 /* ---- Metadata ---- */
 
-void proto_metadata_req_begin(struct proto_enc *e, struct wr *w, uint16_t version,
-                              uint32_t correlation_id, struct proto_str client_id, bool topics_all)
-{
-    enc_req_begin(e, w, PROTO_API_METADATA, version, correlation_id, client_id);
-    if (topics_all) {
-        wr_be32(w, UINT32_MAX); /* null array: every topic */
-    } else {
-        enc_topics_open(e);
-    }
-}
-
-int proto_metadata_req_decode(struct rd *body, uint16_t version, struct proto_dec *d)
-{
-    int rc = dec_open(body, PROTO_API_METADATA, version, false, d);
-    if (rc == 0) {
-        dec_topics_open(d);
-    }
-    return rc;
-}
-
 void proto_metadata_resp_begin(struct proto_enc *e, struct wr *w, uint16_t version,
                                uint32_t correlation_id, const struct proto_metadata_resp *m)
 {
@@ -1441,77 +1081,7 @@ bool proto_metadata_resp_next_partition(struct proto_dec *d, struct proto_metada
     return true;
 }
 
-/* ---- CreateTopics, DeleteTopics ---- */
-
-void proto_create_topics_req_begin(struct proto_enc *e, struct wr *w, uint16_t version,
-                                   uint32_t correlation_id, struct proto_str client_id)
-{
-    enc_req_begin(e, w, PROTO_API_CREATE_TOPICS, version, correlation_id, client_id);
-    enc_topics_open(e);
-}
-
-void proto_create_topics_req_topic(struct proto_enc *e, const struct proto_create_topic *t)
-{
-    enc_check(e, PROTO_API_CREATE_TOPICS, false);
-    enc_topic_add(e);
-    enc_str(e, t->name, false);
-    wr_be32(e->w, (uint32_t)t->partition_count);
-    if (e->api_version >= 1) {
-        wr_be16(e->w, (uint16_t)t->replication_factor);
-    }
-    if (e->api_version >= 2) {
-        wr_u8(e->w, (uint8_t)t->unclean_leader_election);
-    }
-    wr_be64(e->w, (uint64_t)t->retention_ms);
-    wr_be64(e->w, (uint64_t)t->retention_bytes);
-    wr_be64(e->w, (uint64_t)t->segment_bytes);
-    wr_be32(e->w, (uint32_t)t->batch_bytes_max);
-}
-
-int proto_create_topics_req_decode(struct rd *body, uint16_t version, struct proto_dec *d)
-{
-    int rc = dec_open(body, PROTO_API_CREATE_TOPICS, version, false, d);
-    if (rc == 0) {
-        dec_topics_open(d);
-    }
-    return rc;
-}
-
-bool proto_create_topics_req_next(struct proto_dec *d, struct proto_create_topic *t)
-{
-    dec_check(d, PROTO_API_CREATE_TOPICS, false);
-    if (d->topics_left == 0) {
-        return false;
-    }
-    d->topics_left--;
-    t->name = rd_str(&d->rd, false);
-    t->partition_count = (int32_t)rd_be32(&d->rd);
-    t->replication_factor =
-        d->api_version >= 1 ? (int16_t)rd_be16(&d->rd) : (int16_t)PROTO_CONFIG_DEFAULT;
-    t->unclean_leader_election = d->api_version >= 2 ? (int8_t)rd_u8(&d->rd) : 0;
-    t->retention_ms = (int64_t)rd_be64(&d->rd);
-    t->retention_bytes = (int64_t)rd_be64(&d->rd);
-    t->segment_bytes = (int64_t)rd_be64(&d->rd);
-    t->batch_bytes_max = (int32_t)rd_be32(&d->rd);
-    ASSERT(d->rd.err == 0);
-    return true;
-}
-
-void proto_create_topics_resp_begin(struct proto_enc *e, struct wr *w, uint16_t version,
-                                    uint32_t correlation_id)
-{
-    enc_resp_begin(e, w, PROTO_API_CREATE_TOPICS, version, correlation_id);
-    enc_topics_open(e);
-}
-
-int proto_create_topics_resp_decode(struct rd *body, uint16_t version, struct proto_dec *d)
-{
-    int rc = dec_open(body, PROTO_API_CREATE_TOPICS, version, true, d);
-    if (rc == 0) {
-        dec_topics_open(d);
-    }
-    return rc;
-}
+/* ---- topic results (CreateTopics, DeleteTopics responses) ---- */
 
 void proto_enc_topic_result(struct proto_enc *e, const struct proto_topic_result *r)
 {
@@ -1534,180 +1104,7 @@ bool proto_next_topic_result(struct proto_dec *d, struct proto_topic_result *r)
     return true;
 }
 
-void proto_delete_topics_req_begin(struct proto_enc *e, struct wr *w, uint16_t version,
-                                   uint32_t correlation_id, struct proto_str client_id)
-{
-    enc_req_begin(e, w, PROTO_API_DELETE_TOPICS, version, correlation_id, client_id);
-    enc_topics_open(e);
-}
-
-int proto_delete_topics_req_decode(struct rd *body, uint16_t version, struct proto_dec *d)
-{
-    int rc = dec_open(body, PROTO_API_DELETE_TOPICS, version, false, d);
-    if (rc == 0) {
-        dec_topics_open(d);
-    }
-    return rc;
-}
-
-void proto_delete_topics_resp_begin(struct proto_enc *e, struct wr *w, uint16_t version,
-                                    uint32_t correlation_id)
-{
-    enc_resp_begin(e, w, PROTO_API_DELETE_TOPICS, version, correlation_id);
-    enc_topics_open(e);
-}
-
-int proto_delete_topics_resp_decode(struct rd *body, uint16_t version, struct proto_dec *d)
-{
-    int rc = dec_open(body, PROTO_API_DELETE_TOPICS, version, true, d);
-    if (rc == 0) {
-        dec_topics_open(d);
-    }
-    return rc;
-}
-
-/* ---- Produce ---- */
-
-void proto_produce_req_begin(struct proto_enc *e, struct wr *w, uint16_t version,
-                             uint32_t correlation_id, struct proto_str client_id,
-                             const struct proto_produce_req *req)
-{
-    ASSERT(req != NULL);
-    enc_req_begin(e, w, PROTO_API_PRODUCE, version, correlation_id, client_id);
-    wr_be16(w, (uint16_t)req->acks);
-    wr_be32(w, (uint32_t)req->timeout_ms);
-    enc_topics_open(e);
-}
-
-void proto_produce_req_partition(struct proto_enc *e, const struct proto_produce_req_partition *p)
-{
-    enc_check(e, PROTO_API_PRODUCE, false);
-    enc_part_add(e);
-    wr_be32(e->w, (uint32_t)p->partition);
-    enc_bytes(e, p->records, p->records_bytes);
-}
-
-int proto_produce_req_decode(struct rd *body, uint16_t version, struct proto_produce_req *out,
-                             struct proto_dec *d)
-{
-    ASSERT(out != NULL);
-    int rc = dec_open(body, PROTO_API_PRODUCE, version, false, d);
-    if (rc != 0) {
-        return rc;
-    }
-    out->acks = (int16_t)rd_be16(&d->rd);
-    out->timeout_ms = (int32_t)rd_be32(&d->rd);
-    dec_topics_open(d);
-    if (out->acks != PROTO_ACKS_NONE && out->acks != PROTO_ACKS_LEADER &&
-        out->acks != PROTO_ACKS_ALL) {
-        return -NG_EBADARG;
-    }
-    if (out->timeout_ms < 0) {
-        return -NG_EBADARG;
-    }
-    return 0;
-}
-
-bool proto_produce_req_next_partition(struct proto_dec *d, struct proto_produce_req_partition *p)
-{
-    if (!dec_part_next(d, PROTO_API_PRODUCE, false)) {
-        return false;
-    }
-    p->partition = (int32_t)rd_be32(&d->rd);
-    p->records = rd_bytes(&d->rd, &p->records_bytes);
-    ASSERT(d->rd.err == 0);
-    return true;
-}
-
-void proto_produce_resp_begin(struct proto_enc *e, struct wr *w, uint16_t version,
-                              uint32_t correlation_id)
-{
-    enc_resp_begin(e, w, PROTO_API_PRODUCE, version, correlation_id);
-    enc_topics_open(e);
-}
-
-void proto_produce_resp_partition(struct proto_enc *e, const struct proto_produce_resp_partition *p)
-{
-    enc_check(e, PROTO_API_PRODUCE, true);
-    enc_part_add(e);
-    wr_be32(e->w, (uint32_t)p->partition);
-    enc_err(e, p->err);
-    wr_be64(e->w, (uint64_t)p->offset_base);
-}
-
-int proto_produce_resp_decode(struct rd *body, uint16_t version, struct proto_dec *d)
-{
-    int rc = dec_open(body, PROTO_API_PRODUCE, version, true, d);
-    if (rc == 0) {
-        dec_topics_open(d);
-    }
-    return rc;
-}
-
-bool proto_produce_resp_next_partition(struct proto_dec *d, struct proto_produce_resp_partition *p)
-{
-    if (!dec_part_next(d, PROTO_API_PRODUCE, true)) {
-        return false;
-    }
-    p->partition = (int32_t)rd_be32(&d->rd);
-    p->err = rd_err_code(&d->rd);
-    p->offset_base = (int64_t)rd_be64(&d->rd);
-    ASSERT(d->rd.err == 0);
-    return true;
-}
-
 /* ---- Fetch ---- */
-
-void proto_fetch_req_begin(struct proto_enc *e, struct wr *w, uint16_t version,
-                           uint32_t correlation_id, struct proto_str client_id,
-                           const struct proto_fetch_req *req)
-{
-    ASSERT(req != NULL);
-    enc_req_begin(e, w, PROTO_API_FETCH, version, correlation_id, client_id);
-    wr_be32(w, (uint32_t)req->wait_max_ms);
-    wr_be32(w, (uint32_t)req->bytes_min);
-    wr_be32(w, (uint32_t)req->bytes_max);
-    enc_topics_open(e);
-}
-
-void proto_fetch_req_partition(struct proto_enc *e, const struct proto_fetch_req_partition *p)
-{
-    enc_check(e, PROTO_API_FETCH, false);
-    enc_part_add(e);
-    wr_be32(e->w, (uint32_t)p->partition);
-    wr_be64(e->w, (uint64_t)p->offset);
-    wr_be32(e->w, (uint32_t)p->bytes_max);
-}
-
-int proto_fetch_req_decode(struct rd *body, uint16_t version, struct proto_fetch_req *out,
-                           struct proto_dec *d)
-{
-    ASSERT(out != NULL);
-    int rc = dec_open(body, PROTO_API_FETCH, version, false, d);
-    if (rc != 0) {
-        return rc;
-    }
-    out->wait_max_ms = (int32_t)rd_be32(&d->rd);
-    out->bytes_min = (int32_t)rd_be32(&d->rd);
-    out->bytes_max = (int32_t)rd_be32(&d->rd);
-    dec_topics_open(d);
-    if (out->wait_max_ms < 0 || out->bytes_min < 0 || out->bytes_max < 0) {
-        return -NG_EBADARG;
-    }
-    return 0;
-}
-
-bool proto_fetch_req_next_partition(struct proto_dec *d, struct proto_fetch_req_partition *p)
-{
-    if (!dec_part_next(d, PROTO_API_FETCH, false)) {
-        return false;
-    }
-    p->partition = (int32_t)rd_be32(&d->rd);
-    p->offset = (int64_t)rd_be64(&d->rd);
-    p->bytes_max = (int32_t)rd_be32(&d->rd);
-    ASSERT(d->rd.err == 0);
-    return true;
-}
 
 void proto_fetch_resp_begin(struct proto_enc *e, struct wr *w, uint16_t version,
                             uint32_t correlation_id)
@@ -1803,128 +1200,6 @@ bool proto_fetch_resp_next_partition(struct proto_dec *d, struct proto_fetch_res
     return true;
 }
 
-/* ---- ListOffsets ---- */
-
-void proto_list_offsets_req_begin(struct proto_enc *e, struct wr *w, uint16_t version,
-                                  uint32_t correlation_id, struct proto_str client_id)
-{
-    enc_req_begin(e, w, PROTO_API_LIST_OFFSETS, version, correlation_id, client_id);
-    enc_topics_open(e);
-}
-
-void proto_list_offsets_req_partition(struct proto_enc *e,
-                                      const struct proto_list_offsets_req_partition *p)
-{
-    enc_check(e, PROTO_API_LIST_OFFSETS, false);
-    enc_part_add(e);
-    wr_be32(e->w, (uint32_t)p->partition);
-    wr_be64(e->w, (uint64_t)p->timestamp_ms);
-}
-
-int proto_list_offsets_req_decode(struct rd *body, uint16_t version, struct proto_dec *d)
-{
-    int rc = dec_open(body, PROTO_API_LIST_OFFSETS, version, false, d);
-    if (rc == 0) {
-        dec_topics_open(d);
-    }
-    return rc;
-}
-
-bool proto_list_offsets_req_next_partition(struct proto_dec *d,
-                                           struct proto_list_offsets_req_partition *p)
-{
-    if (!dec_part_next(d, PROTO_API_LIST_OFFSETS, false)) {
-        return false;
-    }
-    p->partition = (int32_t)rd_be32(&d->rd);
-    p->timestamp_ms = (int64_t)rd_be64(&d->rd);
-    ASSERT(d->rd.err == 0);
-    return true;
-}
-
-void proto_list_offsets_resp_begin(struct proto_enc *e, struct wr *w, uint16_t version,
-                                   uint32_t correlation_id)
-{
-    enc_resp_begin(e, w, PROTO_API_LIST_OFFSETS, version, correlation_id);
-    enc_topics_open(e);
-}
-
-void proto_list_offsets_resp_partition(struct proto_enc *e,
-                                       const struct proto_list_offsets_resp_partition *p)
-{
-    enc_check(e, PROTO_API_LIST_OFFSETS, true);
-    enc_part_add(e);
-    wr_be32(e->w, (uint32_t)p->partition);
-    enc_err(e, p->err);
-    wr_be64(e->w, (uint64_t)p->timestamp_ms);
-    wr_be64(e->w, (uint64_t)p->offset);
-}
-
-int proto_list_offsets_resp_decode(struct rd *body, uint16_t version, struct proto_dec *d)
-{
-    int rc = dec_open(body, PROTO_API_LIST_OFFSETS, version, true, d);
-    if (rc == 0) {
-        dec_topics_open(d);
-    }
-    return rc;
-}
-
-bool proto_list_offsets_resp_next_partition(struct proto_dec *d,
-                                            struct proto_list_offsets_resp_partition *p)
-{
-    if (!dec_part_next(d, PROTO_API_LIST_OFFSETS, true)) {
-        return false;
-    }
-    p->partition = (int32_t)rd_be32(&d->rd);
-    p->err = rd_err_code(&d->rd);
-    p->timestamp_ms = (int64_t)rd_be64(&d->rd);
-    p->offset = (int64_t)rd_be64(&d->rd);
-    ASSERT(d->rd.err == 0);
-    return true;
-}
-
-/* ---- InitProducerId ---- */
-
-int proto_init_producer_id_req_encode(struct wr *w, uint16_t version, uint32_t correlation_id,
-                                      struct proto_str client_id)
-{
-    struct proto_enc e;
-    enc_req_begin(&e, w, PROTO_API_INIT_PRODUCER_ID, version, correlation_id, client_id);
-    return proto_enc_end(&e);
-}
-
-int proto_init_producer_id_req_decode(struct rd *body, uint16_t version)
-{
-    struct proto_dec d;
-    return dec_open(body, PROTO_API_INIT_PRODUCER_ID, version, false, &d);
-}
-
-int proto_init_producer_id_resp_encode(struct wr *w, uint16_t version, uint32_t correlation_id,
-                                       const struct proto_init_producer_id_resp *r)
-{
-    ASSERT(r != NULL);
-    struct proto_enc e;
-    enc_resp_begin(&e, w, PROTO_API_INIT_PRODUCER_ID, version, correlation_id);
-    wr_be64(w, (uint64_t)r->producer_id);
-    wr_be16(w, (uint16_t)r->producer_epoch);
-    return proto_enc_end(&e);
-}
-
-int proto_init_producer_id_resp_decode(struct rd *body, uint16_t version,
-                                       struct proto_init_producer_id_resp *out)
-{
-    ASSERT(out != NULL);
-    struct proto_dec d;
-    int rc = dec_open(body, PROTO_API_INIT_PRODUCER_ID, version, true, &d);
-    if (rc != 0) {
-        return rc;
-    }
-    out->producer_id = (int64_t)rd_be64(&d.rd);
-    out->producer_epoch = (int16_t)rd_be16(&d.rd);
-    ASSERT(d.rd.err == 0);
-    return 0;
-}
-
 /* ---- shared partition elements ---- */
 
 /* Counts down the next partition of the current topic, whose element must
@@ -1972,52 +1247,7 @@ bool proto_next_partition_offset(struct proto_dec *d, struct proto_partition_off
     return true;
 }
 
-/* ---- one-shot bodies shared by several apis ---- */
-
-/* A request whose body is one string (a group or topic name). */
-static int enc_name_req(struct wr *w, uint16_t api_key, uint16_t version, uint32_t correlation_id,
-                        struct proto_str client_id, struct proto_str name)
-{
-    struct proto_enc e;
-    enc_req_begin(&e, w, api_key, version, correlation_id, client_id);
-    enc_str(&e, name, false);
-    return proto_enc_end(&e);
-}
-
-static int dec_name_req(struct rd *body, uint16_t api_key, uint16_t version,
-                        struct proto_str *name_out)
-{
-    ASSERT(name_out != NULL);
-    struct proto_dec d;
-    int rc = dec_open(body, api_key, version, false, &d);
-    if (rc == 0) {
-        *name_out = rd_str(&d.rd, false);
-        ASSERT(d.rd.err == 0);
-    }
-    return rc;
-}
-
-/* A response whose body is one error. */
-static int enc_err_resp(struct wr *w, uint16_t api_key, uint16_t version, uint32_t correlation_id,
-                        int err)
-{
-    struct proto_enc e;
-    enc_resp_begin(&e, w, api_key, version, correlation_id);
-    enc_err(&e, err);
-    return proto_enc_end(&e);
-}
-
-static int dec_err_resp(struct rd *body, uint16_t api_key, uint16_t version, int *err_out)
-{
-    ASSERT(err_out != NULL);
-    struct proto_dec d;
-    int rc = dec_open(body, api_key, version, true, &d);
-    if (rc == 0) {
-        *err_out = rd_err_code(&d.rd);
-        ASSERT(d.rd.err == 0);
-    }
-    return rc;
-}
+/* ---- bodies that are a topic array ---- */
 
 /* A response whose body is a topic array, opened. */
 static void enc_topics_resp_begin(struct proto_enc *e, struct wr *w, uint16_t api_key,
@@ -2037,318 +1267,7 @@ static int dec_topics_body(struct rd *body, uint16_t api_key, uint16_t version, 
     return rc;
 }
 
-/* ---- JoinGroup, Heartbeat, LeaveGroup ---- */
-
-void proto_join_group_req_begin(struct proto_enc *e, struct wr *w, uint16_t version,
-                                uint32_t correlation_id, struct proto_str client_id,
-                                const struct proto_join_group_req *req)
-{
-    ASSERT(req != NULL);
-    enc_req_begin(e, w, PROTO_API_JOIN_GROUP, version, correlation_id, client_id);
-    enc_str(e, req->group, false);
-    enc_str(e, req->member_id, true);
-    wr_be32(w, (uint32_t)req->session_timeout_ms);
-    enc_topics_open(e);
-}
-
-int proto_join_group_req_decode(struct rd *body, uint16_t version, struct proto_join_group_req *out,
-                                struct proto_dec *d)
-{
-    ASSERT(out != NULL);
-    int rc = dec_open(body, PROTO_API_JOIN_GROUP, version, false, d);
-    if (rc != 0) {
-        return rc;
-    }
-    out->group = rd_str(&d->rd, false);
-    out->member_id = rd_str(&d->rd, true);
-    out->session_timeout_ms = (int32_t)rd_be32(&d->rd);
-    dec_topics_open(d);
-    return out->session_timeout_ms < 0 ? -NG_EBADARG : 0;
-}
-
-int proto_join_group_resp_encode(struct wr *w, uint16_t version, uint32_t correlation_id,
-                                 const struct proto_join_group_resp *r)
-{
-    ASSERT(r != NULL);
-    struct proto_enc e;
-    enc_resp_begin(&e, w, PROTO_API_JOIN_GROUP, version, correlation_id);
-    enc_err(&e, r->err);
-    enc_str(&e, r->member_id, false);
-    wr_be32(w, (uint32_t)r->generation);
-    return proto_enc_end(&e);
-}
-
-int proto_join_group_resp_decode(struct rd *body, uint16_t version,
-                                 struct proto_join_group_resp *out)
-{
-    ASSERT(out != NULL);
-    struct proto_dec d;
-    int rc = dec_open(body, PROTO_API_JOIN_GROUP, version, true, &d);
-    if (rc != 0) {
-        return rc;
-    }
-    out->err = rd_err_code(&d.rd);
-    out->member_id = rd_str(&d.rd, false);
-    out->generation = (int32_t)rd_be32(&d.rd);
-    ASSERT(d.rd.err == 0);
-    return 0;
-}
-
-int proto_heartbeat_req_encode(struct wr *w, uint16_t version, uint32_t correlation_id,
-                               struct proto_str client_id, const struct proto_heartbeat_req *r)
-{
-    ASSERT(r != NULL);
-    struct proto_enc e;
-    enc_req_begin(&e, w, PROTO_API_HEARTBEAT, version, correlation_id, client_id);
-    enc_str(&e, r->group, false);
-    enc_str(&e, r->member_id, false);
-    wr_be32(w, (uint32_t)r->generation);
-    return proto_enc_end(&e);
-}
-
-int proto_heartbeat_req_decode(struct rd *body, uint16_t version, struct proto_heartbeat_req *out)
-{
-    ASSERT(out != NULL);
-    struct proto_dec d;
-    int rc = dec_open(body, PROTO_API_HEARTBEAT, version, false, &d);
-    if (rc != 0) {
-        return rc;
-    }
-    out->group = rd_str(&d.rd, false);
-    out->member_id = rd_str(&d.rd, false);
-    out->generation = (int32_t)rd_be32(&d.rd);
-    ASSERT(d.rd.err == 0);
-    return 0;
-}
-
-void proto_heartbeat_resp_begin(struct proto_enc *e, struct wr *w, uint16_t version,
-                                uint32_t correlation_id, const struct proto_heartbeat_resp *r)
-{
-    ASSERT(r != NULL);
-    enc_resp_begin(e, w, PROTO_API_HEARTBEAT, version, correlation_id);
-    enc_err(e, r->err);
-    wr_be32(w, (uint32_t)r->generation);
-    wr_u8(w, r->rebalancing ? 1 : 0);
-    enc_topics_open(e);
-}
-
-int proto_heartbeat_resp_decode(struct rd *body, uint16_t version, struct proto_heartbeat_resp *out,
-                                struct proto_dec *d)
-{
-    ASSERT(out != NULL);
-    int rc = dec_open(body, PROTO_API_HEARTBEAT, version, true, d);
-    if (rc != 0) {
-        return rc;
-    }
-    out->err = rd_err_code(&d->rd);
-    out->generation = (int32_t)rd_be32(&d->rd);
-    uint8_t rebalancing = rd_u8(&d->rd);
-    out->rebalancing = rebalancing != 0;
-    dec_topics_open(d);
-    return rebalancing > 1 ? -NG_EBADARG : 0;
-}
-
-int proto_leave_group_req_encode(struct wr *w, uint16_t version, uint32_t correlation_id,
-                                 struct proto_str client_id, const struct proto_leave_group_req *r)
-{
-    ASSERT(r != NULL);
-    struct proto_enc e;
-    enc_req_begin(&e, w, PROTO_API_LEAVE_GROUP, version, correlation_id, client_id);
-    enc_str(&e, r->group, false);
-    enc_str(&e, r->member_id, false);
-    return proto_enc_end(&e);
-}
-
-int proto_leave_group_req_decode(struct rd *body, uint16_t version,
-                                 struct proto_leave_group_req *out)
-{
-    ASSERT(out != NULL);
-    struct proto_dec d;
-    int rc = dec_open(body, PROTO_API_LEAVE_GROUP, version, false, &d);
-    if (rc != 0) {
-        return rc;
-    }
-    out->group = rd_str(&d.rd, false);
-    out->member_id = rd_str(&d.rd, false);
-    ASSERT(d.rd.err == 0);
-    return 0;
-}
-
-int proto_leave_group_resp_encode(struct wr *w, uint16_t version, uint32_t correlation_id, int err)
-{
-    return enc_err_resp(w, PROTO_API_LEAVE_GROUP, version, correlation_id, err);
-}
-
-int proto_leave_group_resp_decode(struct rd *body, uint16_t version, int *err_out)
-{
-    return dec_err_resp(body, PROTO_API_LEAVE_GROUP, version, err_out);
-}
-
-/* ---- OffsetCommit, OffsetFetch ---- */
-
-void proto_offset_commit_req_begin(struct proto_enc *e, struct wr *w, uint16_t version,
-                                   uint32_t correlation_id, struct proto_str client_id,
-                                   const struct proto_offset_commit_req *req)
-{
-    ASSERT(req != NULL);
-    enc_req_begin(e, w, PROTO_API_OFFSET_COMMIT, version, correlation_id, client_id);
-    enc_str(e, req->group, false);
-    enc_str(e, req->member_id, true);
-    wr_be32(w, (uint32_t)req->generation);
-    enc_topics_open(e);
-}
-
-void proto_offset_commit_req_partition(struct proto_enc *e,
-                                       const struct proto_offset_commit_req_partition *p)
-{
-    enc_check(e, PROTO_API_OFFSET_COMMIT, false);
-    enc_part_add(e);
-    wr_be32(e->w, (uint32_t)p->partition);
-    wr_be64(e->w, (uint64_t)p->offset);
-}
-
-int proto_offset_commit_req_decode(struct rd *body, uint16_t version,
-                                   struct proto_offset_commit_req *out, struct proto_dec *d)
-{
-    ASSERT(out != NULL);
-    int rc = dec_open(body, PROTO_API_OFFSET_COMMIT, version, false, d);
-    if (rc != 0) {
-        return rc;
-    }
-    out->group = rd_str(&d->rd, false);
-    out->member_id = rd_str(&d->rd, true);
-    out->generation = (int32_t)rd_be32(&d->rd);
-    dec_topics_open(d);
-    return 0;
-}
-
-bool proto_offset_commit_req_next_partition(struct proto_dec *d,
-                                            struct proto_offset_commit_req_partition *p)
-{
-    if (!dec_part_next(d, PROTO_API_OFFSET_COMMIT, false)) {
-        return false;
-    }
-    p->partition = (int32_t)rd_be32(&d->rd);
-    p->offset = (int64_t)rd_be64(&d->rd);
-    ASSERT(d->rd.err == 0);
-    return true;
-}
-
-void proto_offset_commit_resp_begin(struct proto_enc *e, struct wr *w, uint16_t version,
-                                    uint32_t correlation_id)
-{
-    enc_topics_resp_begin(e, w, PROTO_API_OFFSET_COMMIT, version, correlation_id);
-}
-
-int proto_offset_commit_resp_decode(struct rd *body, uint16_t version, struct proto_dec *d)
-{
-    return dec_topics_body(body, PROTO_API_OFFSET_COMMIT, version, true, d);
-}
-
-void proto_offset_fetch_req_begin(struct proto_enc *e, struct wr *w, uint16_t version,
-                                  uint32_t correlation_id, struct proto_str client_id,
-                                  struct proto_str group, bool topics_all)
-{
-    enc_req_begin(e, w, PROTO_API_OFFSET_FETCH, version, correlation_id, client_id);
-    enc_str(e, group, false);
-    if (topics_all) {
-        wr_be32(w, UINT32_MAX); /* null array: every committed partition */
-    } else {
-        enc_topics_open(e);
-    }
-}
-
-int proto_offset_fetch_req_decode(struct rd *body, uint16_t version, struct proto_str *group_out,
-                                  struct proto_dec *d)
-{
-    ASSERT(group_out != NULL);
-    int rc = dec_open(body, PROTO_API_OFFSET_FETCH, version, false, d);
-    if (rc != 0) {
-        return rc;
-    }
-    *group_out = rd_str(&d->rd, false);
-    dec_topics_open(d);
-    return 0;
-}
-
-void proto_offset_fetch_resp_begin(struct proto_enc *e, struct wr *w, uint16_t version,
-                                   uint32_t correlation_id)
-{
-    enc_topics_resp_begin(e, w, PROTO_API_OFFSET_FETCH, version, correlation_id);
-}
-
-int proto_offset_fetch_resp_decode(struct rd *body, uint16_t version, struct proto_dec *d)
-{
-    return dec_topics_body(body, PROTO_API_OFFSET_FETCH, version, true, d);
-}
-
-/* ---- ListGroups ---- */
-
-int proto_list_groups_req_encode(struct wr *w, uint16_t version, uint32_t correlation_id,
-                                 struct proto_str client_id)
-{
-    struct proto_enc e;
-    enc_req_begin(&e, w, PROTO_API_LIST_GROUPS, version, correlation_id, client_id);
-    return proto_enc_end(&e);
-}
-
-int proto_list_groups_req_decode(struct rd *body, uint16_t version)
-{
-    struct proto_dec d;
-    return dec_open(body, PROTO_API_LIST_GROUPS, version, false, &d);
-}
-
-void proto_list_groups_resp_begin(struct proto_enc *e, struct wr *w, uint16_t version,
-                                  uint32_t correlation_id)
-{
-    enc_topics_resp_begin(e, w, PROTO_API_LIST_GROUPS, version, correlation_id);
-}
-
-void proto_list_groups_resp_group(struct proto_enc *e, const struct proto_group_listing *g)
-{
-    enc_check(e, PROTO_API_LIST_GROUPS, true);
-    ASSERT(e->topics_at != NO_MARK);
-    if (e->topic_count == PROTO_GROUPS_MAX) {
-        enc_fail(e, -NG_EBADCOUNT);
-        return;
-    }
-    e->topic_count++;
-    enc_str(e, g->group, false);
-    wr_u8(e->w, (uint8_t)g->kind);
-    wr_be32(e->w, (uint32_t)g->member_count);
-}
-
-int proto_list_groups_resp_decode(struct rd *body, uint16_t version, struct proto_dec *d)
-{
-    return dec_topics_body(body, PROTO_API_LIST_GROUPS, version, true, d);
-}
-
-bool proto_list_groups_resp_next(struct proto_dec *d, struct proto_group_listing *g)
-{
-    dec_check(d, PROTO_API_LIST_GROUPS, true);
-    if (d->topics_left == 0) {
-        return false;
-    }
-    d->topics_left--;
-    g->group = rd_str(&d->rd, false);
-    g->kind = (int8_t)rd_u8(&d->rd);
-    g->member_count = (int32_t)rd_be32(&d->rd);
-    ASSERT(d->rd.err == 0);
-    return true;
-}
-
 /* ---- DescribeGroup ---- */
-
-int proto_describe_group_req_encode(struct wr *w, uint16_t version, uint32_t correlation_id,
-                                    struct proto_str client_id, struct proto_str group)
-{
-    return enc_name_req(w, PROTO_API_DESCRIBE_GROUP, version, correlation_id, client_id, group);
-}
-
-int proto_describe_group_req_decode(struct rd *body, uint16_t version, struct proto_str *group_out)
-{
-    return dec_name_req(body, PROTO_API_DESCRIBE_GROUP, version, group_out);
-}
 
 void proto_describe_group_resp_begin(struct proto_enc *e, struct wr *w, uint16_t version,
                                      uint32_t correlation_id,
@@ -2490,111 +1409,20 @@ bool proto_describe_group_resp_next_offset(struct proto_dec *d, struct proto_gro
     return true;
 }
 
-/* ---- DeleteGroup, ResetOffsets ---- */
+/* ---- ResetOffsets ---- */
 
-int proto_delete_group_req_encode(struct wr *w, uint16_t version, uint32_t correlation_id,
-                                  struct proto_str client_id, struct proto_str group)
+/* ResetOffsets: a known mode, and a value >= 0 where the mode reads it
+ * (net/proto.def: "check reset_offsets_valid"). */
+static bool reset_offsets_valid(const struct proto_reset_offsets_req *r)
 {
-    return enc_name_req(w, PROTO_API_DELETE_GROUP, version, correlation_id, client_id, group);
-}
-
-int proto_delete_group_req_decode(struct rd *body, uint16_t version, struct proto_str *group_out)
-{
-    return dec_name_req(body, PROTO_API_DELETE_GROUP, version, group_out);
-}
-
-int proto_delete_group_resp_encode(struct wr *w, uint16_t version, uint32_t correlation_id, int err)
-{
-    return enc_err_resp(w, PROTO_API_DELETE_GROUP, version, correlation_id, err);
-}
-
-int proto_delete_group_resp_decode(struct rd *body, uint16_t version, int *err_out)
-{
-    return dec_err_resp(body, PROTO_API_DELETE_GROUP, version, err_out);
-}
-
-void proto_reset_offsets_req_begin(struct proto_enc *e, struct wr *w, uint16_t version,
-                                   uint32_t correlation_id, struct proto_str client_id,
-                                   const struct proto_reset_offsets_req *req)
-{
-    ASSERT(req != NULL);
-    enc_req_begin(e, w, PROTO_API_RESET_OFFSETS, version, correlation_id, client_id);
-    enc_str(e, req->group, false);
-    wr_u8(w, (uint8_t)req->to);
-    wr_be64(w, (uint64_t)req->value);
-    enc_topics_open(e);
-}
-
-int proto_reset_offsets_req_decode(struct rd *body, uint16_t version,
-                                   struct proto_reset_offsets_req *out, struct proto_dec *d)
-{
-    ASSERT(out != NULL);
-    int rc = dec_open(body, PROTO_API_RESET_OFFSETS, version, false, d);
-    if (rc != 0) {
-        return rc;
+    if (r->to < PROTO_RESET_EARLIEST || r->to > PROTO_RESET_TIMESTAMP) {
+        return false;
     }
-    out->group = rd_str(&d->rd, false);
-    out->to = (int8_t)rd_u8(&d->rd);
-    out->value = (int64_t)rd_be64(&d->rd);
-    dec_topics_open(d);
-    if (out->to < PROTO_RESET_EARLIEST || out->to > PROTO_RESET_TIMESTAMP) {
-        return -NG_EBADARG;
-    }
-    bool valued = out->to == PROTO_RESET_OFFSET || out->to == PROTO_RESET_TIMESTAMP;
-    return valued && out->value < 0 ? -NG_EBADARG : 0;
-}
-
-void proto_reset_offsets_resp_begin(struct proto_enc *e, struct wr *w, uint16_t version,
-                                    uint32_t correlation_id, int err)
-{
-    enc_resp_begin(e, w, PROTO_API_RESET_OFFSETS, version, correlation_id);
-    enc_err(e, err);
-    enc_topics_open(e);
-}
-
-int proto_reset_offsets_resp_decode(struct rd *body, uint16_t version, int *err_out,
-                                    struct proto_dec *d)
-{
-    ASSERT(err_out != NULL);
-    int rc = dec_open(body, PROTO_API_RESET_OFFSETS, version, true, d);
-    if (rc != 0) {
-        return rc;
-    }
-    *err_out = rd_err_code(&d->rd);
-    dec_topics_open(d);
-    return 0;
+    bool valued = r->to == PROTO_RESET_OFFSET || r->to == PROTO_RESET_TIMESTAMP;
+    return !valued || r->value >= 0;
 }
 
 /* ---- ShareFetch ---- */
-
-void proto_share_fetch_req_begin(struct proto_enc *e, struct wr *w, uint16_t version,
-                                 uint32_t correlation_id, struct proto_str client_id,
-                                 const struct proto_share_fetch_req *req)
-{
-    ASSERT(req != NULL);
-    enc_req_begin(e, w, PROTO_API_SHARE_FETCH, version, correlation_id, client_id);
-    enc_str(e, req->group, false);
-    enc_str(e, req->member_id, false);
-    wr_be32(w, (uint32_t)req->wait_max_ms);
-    wr_be32(w, (uint32_t)req->records_max);
-    enc_topics_open(e);
-}
-
-int proto_share_fetch_req_decode(struct rd *body, uint16_t version,
-                                 struct proto_share_fetch_req *out, struct proto_dec *d)
-{
-    ASSERT(out != NULL);
-    int rc = dec_open(body, PROTO_API_SHARE_FETCH, version, false, d);
-    if (rc != 0) {
-        return rc;
-    }
-    out->group = rd_str(&d->rd, false);
-    out->member_id = rd_str(&d->rd, false);
-    out->wait_max_ms = (int32_t)rd_be32(&d->rd);
-    out->records_max = (int32_t)rd_be32(&d->rd);
-    dec_topics_open(d);
-    return out->wait_max_ms < 0 || out->records_max < 0 ? -NG_EBADARG : 0;
-}
 
 void proto_share_fetch_resp_begin(struct proto_enc *e, struct wr *w, uint16_t version,
                                   uint32_t correlation_id, const struct proto_share_fetch_resp *r)
@@ -2773,138 +1601,7 @@ int proto_share_ack_req_decode(struct rd *body, uint16_t version, struct proto_s
     return share_ack_types_known(*d) ? 0 : -NG_EBADARG;
 }
 
-void proto_share_ack_resp_begin(struct proto_enc *e, struct wr *w, uint16_t version,
-                                uint32_t correlation_id)
-{
-    enc_topics_resp_begin(e, w, PROTO_API_SHARE_ACK, version, correlation_id);
-}
-
-int proto_share_ack_resp_decode(struct rd *body, uint16_t version, struct proto_dec *d)
-{
-    return dec_topics_body(body, PROTO_API_SHARE_ACK, version, true, d);
-}
-
-/* ---- DlqRedrive ---- */
-
-int proto_dlq_redrive_req_encode(struct wr *w, uint16_t version, uint32_t correlation_id,
-                                 struct proto_str client_id,
-                                 const struct proto_dlq_redrive_req *req)
-{
-    ASSERT(req != NULL);
-    struct proto_enc e;
-    enc_req_begin(&e, w, PROTO_API_DLQ_REDRIVE, version, correlation_id, client_id);
-    enc_str(&e, req->topic, false);
-    if (version >= 1) {
-        wr_be32(w, (uint32_t)req->records_max);
-    }
-    return proto_enc_end(&e);
-}
-
-int proto_dlq_redrive_req_decode(struct rd *body, uint16_t version,
-                                 struct proto_dlq_redrive_req *out)
-{
-    ASSERT(out != NULL);
-    struct proto_dec d;
-    int rc = dec_open(body, PROTO_API_DLQ_REDRIVE, version, false, &d);
-    if (rc != 0) {
-        return rc;
-    }
-    out->topic = rd_str(&d.rd, false);
-    out->records_max = version >= 1 ? (int32_t)rd_be32(&d.rd) : PROTO_REDRIVE_RECORDS_ALL;
-    ASSERT(d.rd.err == 0);
-    return out->records_max > 0 ? 0 : -NG_EBADARG;
-}
-
-int proto_dlq_redrive_resp_encode(struct wr *w, uint16_t version, uint32_t correlation_id,
-                                  const struct proto_dlq_redrive_resp *r)
-{
-    ASSERT(r != NULL);
-    struct proto_enc e;
-    enc_resp_begin(&e, w, PROTO_API_DLQ_REDRIVE, version, correlation_id);
-    enc_err(&e, r->err);
-    wr_be64(w, (uint64_t)r->records);
-    if (version >= 1) {
-        wr_be64(w, (uint64_t)r->read);
-        wr_be64(w, (uint64_t)r->remaining);
-    }
-    return proto_enc_end(&e);
-}
-
-int proto_dlq_redrive_resp_decode(struct rd *body, uint16_t version,
-                                  struct proto_dlq_redrive_resp *out)
-{
-    ASSERT(out != NULL);
-    struct proto_dec d;
-    int rc = dec_open(body, PROTO_API_DLQ_REDRIVE, version, true, &d);
-    if (rc != 0) {
-        return rc;
-    }
-    out->err = rd_err_code(&d.rd);
-    out->records = (int64_t)rd_be64(&d.rd);
-    out->read = version >= 1 ? (int64_t)rd_be64(&d.rd) : out->records;
-    out->remaining = version >= 1 ? (int64_t)rd_be64(&d.rd) : 0;
-    ASSERT(d.rd.err == 0);
-    return 0;
-}
-
 /* ---- ReplicaFetch ---- */
-
-void proto_replica_fetch_req_begin(struct proto_enc *e, struct wr *w, uint16_t version,
-                                   uint32_t correlation_id, struct proto_str client_id,
-                                   const struct proto_replica_fetch_req *req)
-{
-    ASSERT(req != NULL);
-    enc_req_begin(e, w, PROTO_API_REPLICA_FETCH, version, correlation_id, client_id);
-    wr_be32(w, (uint32_t)req->replica_id);
-    wr_be32(w, (uint32_t)req->wait_max_ms);
-    wr_be32(w, (uint32_t)req->bytes_min);
-    wr_be32(w, (uint32_t)req->bytes_max);
-    enc_topics_open(e);
-}
-
-void proto_replica_fetch_req_partition(struct proto_enc *e,
-                                       const struct proto_replica_fetch_req_partition *p)
-{
-    enc_check(e, PROTO_API_REPLICA_FETCH, false);
-    enc_part_add(e);
-    wr_be32(e->w, (uint32_t)p->partition);
-    wr_be32(e->w, (uint32_t)p->leader_epoch);
-    wr_be64(e->w, (uint64_t)p->fetch_offset);
-    wr_be64(e->w, (uint64_t)p->durable_offset);
-}
-
-int proto_replica_fetch_req_decode(struct rd *body, uint16_t version,
-                                   struct proto_replica_fetch_req *out, struct proto_dec *d)
-{
-    ASSERT(out != NULL);
-    int rc = dec_open(body, PROTO_API_REPLICA_FETCH, version, false, d);
-    if (rc != 0) {
-        return rc;
-    }
-    out->replica_id = (int32_t)rd_be32(&d->rd);
-    out->wait_max_ms = (int32_t)rd_be32(&d->rd);
-    out->bytes_min = (int32_t)rd_be32(&d->rd);
-    out->bytes_max = (int32_t)rd_be32(&d->rd);
-    dec_topics_open(d);
-    if (out->replica_id < 0 || out->wait_max_ms < 0 || out->bytes_min < 0 || out->bytes_max < 0) {
-        return -NG_EBADARG;
-    }
-    return 0;
-}
-
-bool proto_replica_fetch_req_next_partition(struct proto_dec *d,
-                                            struct proto_replica_fetch_req_partition *p)
-{
-    if (!dec_part_next(d, PROTO_API_REPLICA_FETCH, false)) {
-        return false;
-    }
-    p->partition = (int32_t)rd_be32(&d->rd);
-    p->leader_epoch = (int32_t)rd_be32(&d->rd);
-    p->fetch_offset = (int64_t)rd_be64(&d->rd);
-    p->durable_offset = (int64_t)rd_be64(&d->rd);
-    ASSERT(d->rd.err == 0);
-    return true;
-}
 
 void proto_replica_fetch_resp_begin(struct proto_enc *e, struct wr *w, uint16_t version,
                                     uint32_t correlation_id)
@@ -2956,128 +1653,6 @@ bool proto_replica_fetch_resp_next_partition(struct proto_dec *d,
     p->records = rd_bytes(&d->rd, &p->records_bytes);
     ASSERT(d->rd.err == 0);
     return true;
-}
-
-/* ---- OffsetForLeaderEpoch ---- */
-
-void proto_epoch_req_begin(struct proto_enc *e, struct wr *w, uint16_t version,
-                           uint32_t correlation_id, struct proto_str client_id)
-{
-    enc_req_begin(e, w, PROTO_API_OFFSET_FOR_LEADER_EPOCH, version, correlation_id, client_id);
-    enc_topics_open(e);
-}
-
-void proto_epoch_req_partition(struct proto_enc *e, const struct proto_epoch_req_partition *p)
-{
-    enc_check(e, PROTO_API_OFFSET_FOR_LEADER_EPOCH, false);
-    enc_part_add(e);
-    wr_be32(e->w, (uint32_t)p->partition);
-    wr_be32(e->w, (uint32_t)p->current_leader_epoch);
-    wr_be32(e->w, (uint32_t)p->leader_epoch);
-}
-
-int proto_epoch_req_decode(struct rd *body, uint16_t version, struct proto_dec *d)
-{
-    int rc = dec_open(body, PROTO_API_OFFSET_FOR_LEADER_EPOCH, version, false, d);
-    if (rc == 0) {
-        dec_topics_open(d);
-    }
-    return rc;
-}
-
-bool proto_epoch_req_next_partition(struct proto_dec *d, struct proto_epoch_req_partition *p)
-{
-    if (!dec_part_next(d, PROTO_API_OFFSET_FOR_LEADER_EPOCH, false)) {
-        return false;
-    }
-    p->partition = (int32_t)rd_be32(&d->rd);
-    p->current_leader_epoch = (int32_t)rd_be32(&d->rd);
-    p->leader_epoch = (int32_t)rd_be32(&d->rd);
-    ASSERT(d->rd.err == 0);
-    return true;
-}
-
-void proto_epoch_resp_begin(struct proto_enc *e, struct wr *w, uint16_t version,
-                            uint32_t correlation_id)
-{
-    enc_resp_begin(e, w, PROTO_API_OFFSET_FOR_LEADER_EPOCH, version, correlation_id);
-    enc_topics_open(e);
-}
-
-void proto_epoch_resp_partition(struct proto_enc *e, const struct proto_epoch_resp_partition *p)
-{
-    enc_check(e, PROTO_API_OFFSET_FOR_LEADER_EPOCH, true);
-    enc_part_add(e);
-    wr_be32(e->w, (uint32_t)p->partition);
-    enc_err(e, p->err);
-    wr_be32(e->w, (uint32_t)p->leader_epoch);
-    wr_be64(e->w, (uint64_t)p->end_offset);
-}
-
-int proto_epoch_resp_decode(struct rd *body, uint16_t version, struct proto_dec *d)
-{
-    int rc = dec_open(body, PROTO_API_OFFSET_FOR_LEADER_EPOCH, version, true, d);
-    if (rc == 0) {
-        dec_topics_open(d);
-    }
-    return rc;
-}
-
-bool proto_epoch_resp_next_partition(struct proto_dec *d, struct proto_epoch_resp_partition *p)
-{
-    if (!dec_part_next(d, PROTO_API_OFFSET_FOR_LEADER_EPOCH, true)) {
-        return false;
-    }
-    p->partition = (int32_t)rd_be32(&d->rd);
-    p->err = rd_err_code(&d->rd);
-    p->leader_epoch = (int32_t)rd_be32(&d->rd);
-    p->end_offset = (int64_t)rd_be64(&d->rd);
-    ASSERT(d->rd.err == 0);
-    return true;
-}
-
-/* ---- ReassignPartitions ---- */
-
-void proto_reassign_req_begin(struct proto_enc *e, struct wr *w, uint16_t version,
-                              uint32_t correlation_id, struct proto_str client_id)
-{
-    enc_req_begin(e, w, PROTO_API_REASSIGN_PARTITIONS, version, correlation_id, client_id);
-    enc_topics_open(e);
-}
-
-void proto_reassign_req_partition(struct proto_enc *e, const struct proto_reassign_partition *p)
-{
-    enc_check(e, PROTO_API_REASSIGN_PARTITIONS, false);
-    enc_part_add(e);
-    wr_be32(e->w, (uint32_t)p->partition);
-    enc_broker_ids(e, p->replicas, p->replica_count);
-}
-
-int proto_reassign_req_decode(struct rd *body, uint16_t version, struct proto_dec *d)
-{
-    return dec_topics_body(body, PROTO_API_REASSIGN_PARTITIONS, version, false, d);
-}
-
-bool proto_reassign_req_next_partition(struct proto_dec *d, struct proto_reassign_partition *p)
-{
-    if (!dec_part_next(d, PROTO_API_REASSIGN_PARTITIONS, false)) {
-        return false;
-    }
-    p->partition = (int32_t)rd_be32(&d->rd);
-    p->replica_count = dec_broker_ids(&d->rd, p->replicas);
-    ASSERT(d->rd.err == 0);
-    return true;
-}
-
-void proto_reassign_resp_begin(struct proto_enc *e, struct wr *w, uint16_t version,
-                               uint32_t correlation_id)
-{
-    enc_topics_resp_begin(e, w, PROTO_API_REASSIGN_PARTITIONS, version, correlation_id);
-}
-
-int proto_reassign_resp_decode(struct rd *body, uint16_t version, struct proto_dec *d)
-{
-    return dec_topics_body(body, PROTO_API_REASSIGN_PARTITIONS, version, true, d);
 }
 
 /* ---- ACLs ---- */
@@ -3229,16 +1804,6 @@ int proto_create_acls_req_decode(struct rd *body, uint16_t version, struct proto
     return dec_topics_body(body, PROTO_API_CREATE_ACLS, version, false, d);
 }
 
-int proto_create_acls_resp_encode(struct wr *w, uint16_t version, uint32_t correlation_id, int err)
-{
-    return enc_err_resp(w, PROTO_API_CREATE_ACLS, version, correlation_id, err);
-}
-
-int proto_create_acls_resp_decode(struct rd *body, uint16_t version, int *err_out)
-{
-    return dec_err_resp(body, PROTO_API_CREATE_ACLS, version, err_out);
-}
-
 static void acl_filter_api_check(uint16_t api_key)
 {
     ASSERT(api_key == PROTO_API_DESCRIBE_ACLS || api_key == PROTO_API_DELETE_ACLS);
@@ -3326,45 +1891,7 @@ int proto_req_names(const struct rd *body, uint16_t api_key, uint16_t version, p
     return 0;
 }
 
-/* ---- SaslHandshake, SaslAuthenticate ---- */
-
-int proto_sasl_handshake_req_encode(struct wr *w, uint16_t version, uint32_t correlation_id,
-                                    struct proto_str client_id, struct proto_str mechanism)
-{
-    return enc_name_req(w, PROTO_API_SASL_HANDSHAKE, version, correlation_id, client_id, mechanism);
-}
-
-int proto_sasl_handshake_req_decode(struct rd *body, uint16_t version,
-                                    struct proto_str *mechanism_out)
-{
-    return dec_name_req(body, PROTO_API_SASL_HANDSHAKE, version, mechanism_out);
-}
-
-int proto_sasl_handshake_resp_encode(struct wr *w, uint16_t version, uint32_t correlation_id,
-                                     const struct proto_sasl_handshake_resp *r)
-{
-    ASSERT(r != NULL);
-    struct proto_enc e;
-    enc_resp_begin(&e, w, PROTO_API_SASL_HANDSHAKE, version, correlation_id);
-    enc_err(&e, r->err);
-    enc_str(&e, r->mechanisms, false);
-    return proto_enc_end(&e);
-}
-
-int proto_sasl_handshake_resp_decode(struct rd *body, uint16_t version,
-                                     struct proto_sasl_handshake_resp *out)
-{
-    ASSERT(out != NULL);
-    struct proto_dec d;
-    int rc = dec_open(body, PROTO_API_SASL_HANDSHAKE, version, true, &d);
-    if (rc != 0) {
-        return rc;
-    }
-    out->err = rd_err_code(&d.rd);
-    out->mechanisms = rd_str(&d.rd, false);
-    ASSERT(d.rd.err == 0);
-    return 0;
-}
+/* ---- SaslAuthenticate ---- */
 
 /* Reads a checked byte array, refused past PROTO_SASL_BYTES_MAX. */
 static bool dec_sasl_bytes(struct rd *r, struct proto_sasl_bytes *out)
@@ -3421,7 +1948,7 @@ int proto_sasl_authenticate_resp_decode(struct rd *body, uint16_t version,
     return dec_sasl_bytes(&d.rd, out) ? 0 : -NG_EBADLEN;
 }
 
-/* ---- AlterUser, DescribeUsers ---- */
+/* ---- AlterUser ---- */
 
 int proto_alter_user_req_encode(struct wr *w, uint16_t version, uint32_t correlation_id,
                                 struct proto_str client_id, const struct proto_alter_user_req *r)
@@ -3463,63 +1990,5 @@ int proto_alter_user_req_decode(struct rd *body, uint16_t version, struct proto_
     return op_ok && mech_ok ? 0 : -NG_EBADARG;
 }
 
-int proto_alter_user_resp_encode(struct wr *w, uint16_t version, uint32_t correlation_id, int err)
-{
-    return enc_err_resp(w, PROTO_API_ALTER_USER, version, correlation_id, err);
-}
-
-int proto_alter_user_resp_decode(struct rd *body, uint16_t version, int *err_out)
-{
-    return dec_err_resp(body, PROTO_API_ALTER_USER, version, err_out);
-}
-
-int proto_describe_users_req_encode(struct wr *w, uint16_t version, uint32_t correlation_id,
-                                    struct proto_str client_id)
-{
-    struct proto_enc e;
-    enc_req_begin(&e, w, PROTO_API_DESCRIBE_USERS, version, correlation_id, client_id);
-    return proto_enc_end(&e);
-}
-
-int proto_describe_users_req_decode(struct rd *body, uint16_t version)
-{
-    struct proto_dec d;
-    return dec_open(body, PROTO_API_DESCRIBE_USERS, version, false, &d);
-}
-
-void proto_describe_users_resp_begin(struct proto_enc *e, struct wr *w, uint16_t version,
-                                     uint32_t correlation_id)
-{
-    enc_topics_resp_begin(e, w, PROTO_API_DESCRIBE_USERS, version, correlation_id);
-}
-
-void proto_describe_users_resp_user(struct proto_enc *e, const struct proto_user_listing *u)
-{
-    enc_check(e, PROTO_API_DESCRIBE_USERS, true);
-    ASSERT(e->topics_at != NO_MARK);
-    if (e->topic_count == PROTO_USERS_MAX) {
-        enc_fail(e, -NG_EBADCOUNT);
-        return;
-    }
-    e->topic_count++;
-    enc_str(e, u->user, false);
-    wr_u8(e->w, u->mechanisms);
-}
-
-int proto_describe_users_resp_decode(struct rd *body, uint16_t version, struct proto_dec *d)
-{
-    return dec_topics_body(body, PROTO_API_DESCRIBE_USERS, version, true, d);
-}
-
-bool proto_describe_users_resp_next(struct proto_dec *d, struct proto_user_listing *u)
-{
-    dec_check(d, PROTO_API_DESCRIBE_USERS, true);
-    if (d->topics_left == 0) {
-        return false;
-    }
-    d->topics_left--;
-    u->user = rd_str(&d->rd, false);
-    u->mechanisms = rd_u8(&d->rd);
-    ASSERT(d->rd.err == 0);
-    return true;
-}
+/* The messages net/proto.def marks "gen" (net/proto_gen.py). */
+#include "net/proto_msgs.inc"

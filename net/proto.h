@@ -1,6 +1,9 @@
 /*
  * net/proto.h — the binary wire protocol: frames and every message, in both
- * directions. docs/protocol.md is the byte-level spec this implements.
+ * directions. docs/protocol.md is the byte-level spec this implements;
+ * net/proto.def defines every body once, and the functions of the messages
+ * it marks "gen" are generated from it (net/proto_gen.py) to the
+ * declarations below.
  *
  * Decoding never allocates and never copies: decoded strings and byte arrays
  * (a produce request's batches, a fetch response's records) point into the
@@ -1194,8 +1197,8 @@ MUST_USE int proto_share_ack_resp_decode(struct rd *body, uint16_t version, stru
  * records_max as PROTO_REDRIVE_RECORDS_ALL. Response: an error and how
  * many records were republished to their source topics; v1 adds how many
  * dead letters the request read (republished or skipped) and how many
- * remain past the marks (v0 decodes them as records and 0: a v0 request
- * redrives everything). */
+ * remain past the marks (v0 decodes them as -1 and 0: a v0 request
+ * redrives everything, its reader takes records as read). */
 #define PROTO_REDRIVE_RECORDS_ALL INT32_MAX
 struct proto_dlq_redrive_req {
     struct proto_str topic;

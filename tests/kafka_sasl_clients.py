@@ -1,6 +1,9 @@
 #!/usr/bin/python3
-"""tests/kafka_sasl_clients.py CLIENT — a real Kafka client logs in with SASL
-SCRAM to a real nagared that requires it (broker/sasl_serve.h). CLIENT is one of:
+"""tests/kafka_sasl_clients.py CLIENT [--tls] — a real Kafka client logs in with
+SASL SCRAM to a real nagared that requires it (broker/sasl_serve.h); with
+--tls, over TLS (security.protocol=SASL_SSL, the broker's certificate
+verified against the test CA that $TLS_CERTS, tests/tls_certs.sh, makes).
+CLIENT is one of:
 
     kcat          kcat (librdkafka: SaslHandshake v1, then SaslAuthenticate)
     confluent     confluent-kafka-python (librdkafka)
@@ -25,6 +28,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from kafka_clients import Broker, fail  # noqa: E402
 
 SKIP = 77
+# SASL_PLAINTEXT, or SASL_SSL with --tls (main() sets them)
+PROTOCOL = "sasl_plaintext"
+CA = None
 USER = "kafka-user"
 PASSWORD = "s3cret-for-kafka"
 MECHANISMS = ["SCRAM-SHA-256", "SCRAM-SHA-512"]
@@ -33,13 +39,28 @@ RECORDS = 10
 CLIENT_TIMEOUT_S = 60
 
 
-def start_broker(root):
-    """kafka_clients.Broker requiring logins, its user added first."""
+def start_broker(root, tls):
+    """kafka_clients.Broker requiring logins, its user added first; with
+    tls, its Kafka listener speaks TLS with fresh test certificates."""
+    global PROTOCOL, CA
     data = os.path.join(root, "data")
     env = dict(os.environ, NAGARE_PASSWORD=PASSWORD)
     subprocess.run([os.environ["NAGARED"], "--add-user", USER, data], env=env, check=True,
                    capture_output=True)
-    return Broker(root, ["--set", "authentication=required", "--set", "login_failures_max=1000"])
+    extra = ["--set", "authentication=required", "--set", "login_failures_max=1000"]
+    if tls:
+        certs = os.path.join(root, "certs")
+        os.mkdir(certs)
+        subprocess.run(["sh", os.environ["TLS_CERTS"], certs], check=True, capture_output=True)
+        PROTOCOL, CA = "sasl_ssl", os.path.join(certs, "ca.pem")
+        extra += ["--set", "kafka_listen_tls=true",
+                  "--set", "tls_cert_file=" + os.path.join(certs, "server.pem"),
+                  "--set", "tls_key_file=" + os.path.join(certs, "server.key")]
+    return Broker(root, extra)
+
+
+def tls_kcat_args():
+    return ["-X", "ssl.ca.location=" + CA] if CA is not None else []
 
 
 def values(mech):
@@ -49,9 +70,9 @@ def values(mech):
 # ---- kcat ----
 
 def kcat_args(b, mech, password):
-    return ["kcat", "-b", b.kafka, "-X", "security.protocol=sasl_plaintext",
+    return ["kcat", "-b", b.kafka, "-X", "security.protocol=" + PROTOCOL,
             "-X", "sasl.mechanisms=" + mech, "-X", "sasl.username=" + USER,
-            "-X", "sasl.password=" + password]
+            "-X", "sasl.password=" + password] + tls_kcat_args()
 
 
 def run_kcat(b):
@@ -75,7 +96,8 @@ def run_kcat(b):
                        capture_output=True, timeout=CLIENT_TIMEOUT_S)
     if r.returncode == 0 or b"uthentication" not in r.stderr:
         fail("kcat with a wrong password: exit %d: %s" % (r.returncode, r.stderr.decode()))
-    r = subprocess.run(["kcat", "-b", b.kafka, "-L", "-m", "5"], capture_output=True,
+    no_login = ["-X", "security.protocol=ssl"] + tls_kcat_args() if CA is not None else []
+    r = subprocess.run(["kcat", "-b", b.kafka, "-L", "-m", "5"] + no_login, capture_output=True,
                        timeout=CLIENT_TIMEOUT_S)
     if r.returncode == 0:
         fail("kcat without a login listed metadata:\n" + r.stdout.decode())
@@ -84,8 +106,11 @@ def run_kcat(b):
 # ---- confluent-kafka-python ----
 
 def confluent_conf(b, mech, password):
-    return {"bootstrap.servers": b.kafka, "security.protocol": "sasl_plaintext",
+    conf = {"bootstrap.servers": b.kafka, "security.protocol": PROTOCOL,
             "sasl.mechanisms": mech, "sasl.username": USER, "sasl.password": password}
+    if CA is not None:
+        conf["ssl.ca.location"] = CA
+    return conf
 
 
 def run_confluent(b):
@@ -170,13 +195,17 @@ CLIENTS = {"kcat": run_kcat, "confluent": run_confluent, "kafka-python": run_kaf
 
 
 def main():
-    if len(sys.argv) != 2 or sys.argv[1] not in CLIENTS:
-        fail("usage: kafka_sasl_clients.py %s" % "|".join(CLIENTS))
+    tls = sys.argv[2:] == ["--tls"]
+    if len(sys.argv) not in (2, 3) or sys.argv[1] not in CLIENTS or (len(sys.argv) == 3 and not tls):
+        fail("usage: kafka_sasl_clients.py %s [--tls]" % "|".join(CLIENTS))
+    if tls and sys.argv[1] == "kafka-python":
+        fail("kafka-python over TLS is not among these runs")
     root = tempfile.mkdtemp(prefix="nagare-sasl-")
-    b = start_broker(root)
+    b = start_broker(root, tls)
     try:
         CLIENTS[sys.argv[1]](b)
-        print("%s: SCRAM logins, produce and consume, refusals: ok" % sys.argv[1])
+        print("%s: SCRAM logins%s, produce and consume, refusals: ok" %
+              (sys.argv[1], " over TLS" if tls else ""))
     except SystemExit as e:
         if e.code not in (0, SKIP):
             print(open(b.log_path).read()[-3000:], file=sys.stderr)

@@ -333,6 +333,60 @@ Test(acl, file_round_trips_and_every_damage_is_refused)
     free(buf);
 }
 
+Test(acl, a_cluster_record_holds_one_acl_under_a_key_of_its_bytes)
+{
+    uint32_t n;
+    const struct acl *v = some_acls(&n);
+    uint8_t buf[ACL_REC_BYTES_MAX];
+    char keys[3][ACL_REC_KEY_BYTES];
+    for (uint32_t i = 0; i < n; i++) {
+        size_t len = acl_rec_encode(&v[i], buf, sizeof(buf), keys[i]);
+        cr_assert_eq(strlen(keys[i]), ACL_REC_KEY_BYTES - 1);
+        cr_assert_eq(strspn(keys[i], "0123456789abcdef"), ACL_REC_KEY_BYTES - 1);
+        struct acl out;
+        cr_assert_eq(acl_rec_decode(buf, len, &out), 0);
+        cr_assert_eq(memcmp(&out, &v[i], sizeof(out)), 0);
+        char again[ACL_REC_KEY_BYTES];
+        (void)acl_rec_encode(&v[i], buf, sizeof(buf), again);
+        cr_assert_str_eq(again, keys[i], "the same ACL, the same key");
+        buf[len - 1] ^= 1;
+        cr_assert_eq(acl_rec_decode(buf, len, &out), -NG_ECORRUPT);
+    }
+    cr_assert_str_neq(keys[0], keys[1]);
+    cr_assert_str_neq(keys[1], keys[2]);
+    /* A file of two ACLs is not a record. */
+    size_t len = acl_file_encode(v, 2, buf, sizeof(buf));
+    struct acl out;
+    cr_assert_eq(acl_rec_decode(buf, len, &out), -NG_ECORRUPT);
+    /* The longest ACL fits. */
+    struct acl big = v[0];
+    memset(big.name, 'n', ACL_NAME_BYTES_MAX);
+    big.name[ACL_NAME_BYTES_MAX] = '\0';
+    memset(big.principal + 5, 'p', PRINCIPAL_BYTES_MAX - 6);
+    big.principal[PRINCIPAL_BYTES_MAX - 1] = '\0';
+    memset(big.host, 'h', ACL_HOST_BYTES - 1);
+    big.host[ACL_HOST_BYTES - 1] = '\0';
+    char key[ACL_REC_KEY_BYTES];
+    len = acl_rec_encode(&big, buf, sizeof(buf), key);
+    cr_assert_eq(len, ACL_REC_BYTES_MAX);
+}
+
+/* A cluster's store follows the view: replaced whole, in memory. */
+Test(acl, a_cluster_store_is_replaced_whole)
+{
+    open_mem(true, "");
+    uint32_t n;
+    const struct acl *v = some_acls(&n);
+    struct acl *copy = malloc(n * sizeof(*copy));
+    memcpy(copy, v, n * sizeof(*copy));
+    acl_store_replace(&st, copy, n);
+    cr_assert_eq(st.count, n);
+    cr_assert(may(&alice, TOPIC, "orders-1", OP(WRITE)));
+    acl_store_replace(&st, NULL, 0);
+    cr_assert_eq(st.count, 0);
+    cr_assert(!may(&alice, TOPIC, "orders-1", OP(WRITE)));
+}
+
 Test(acl, a_corrupt_file_is_an_error_at_open, .init = mkdir_tmp, .fini = rm_tmp)
 {
     uint32_t n;

@@ -229,7 +229,9 @@ Test(cluster_groups, commits_survive_kill9_of_the_coordinator, .fini = teardown,
 }
 
 /* A broker that does not lead __offsets/0 answers the group apis
- * NOT_COORDINATOR; the admin calls find the coordinator through any broker. */
+ * NOT_COORDINATOR (DescribeGroup here; ListGroups is answered by either
+ * coordinator, test_cluster_share.c); the admin calls find the coordinator
+ * through any broker. */
 Test(cluster_groups, a_broker_not_coordinator_answers_so, .fini = teardown, .timeout = 300)
 {
     cluster_up();
@@ -241,7 +243,9 @@ Test(cluster_groups, a_broker_not_coordinator_answers_so, .fini = teardown, .tim
         struct cl raw;
         cl_connect_host(&raw, C.b[i].host, C.b[i].port, 10000);
         uint32_t corr = cl_next_corr(&raw);
-        cr_assert_eq(proto_list_groups_req_encode(cl_wr(&raw), 0, corr, proto_str_make("t")), 0);
+        cr_assert_eq(proto_describe_group_req_encode(cl_wr(&raw), 0, corr, proto_str_make("t"),
+                                                     proto_str_make(GROUP)),
+                     0);
         cr_assert_eq(cl_send_wr(&raw), 0);
         struct proto_resp_header h;
         struct rd body;

@@ -399,3 +399,86 @@ Test(cluster_share, a_dead_letter_lands_in_the_replicated_dlq_topic, .fini = tea
     }
     cs_stop_brokers(&C);
 }
+
+/* Whether the listing through broker i names group as kind. */
+static bool lists(size_t i, const char *group, int kind)
+{
+    nagare_admin *a;
+    int rc = nagare_admin_new(C.b[i].bootstrap, 30000, &a);
+    cr_assert_eq(rc, 0, "admin to broker %zu: %s", i + 1, nagare_strerror(rc));
+    const struct nagare_group_listing *groups;
+    size_t n = 0;
+    rc = nagare_groups_list(a, &groups, &n);
+    cr_assert_eq(rc, 0, "list through broker %zu: %s", i + 1, nagare_strerror(rc));
+    bool found = false;
+    for (size_t k = 0; k < n; k++) {
+        found = found || (strcmp(groups[k].group, group) == 0 && groups[k].kind == kind);
+    }
+    nagare_groups_free(a, groups);
+    nagare_admin_destroy(a);
+    return found;
+}
+
+/* With the share coordinator moved away from the first broker (a
+ * reassignment of __share_state/0 putting another broker first): a listing
+ * through any broker names both a consumer group (listed by the offsets
+ * coordinator, still the first broker) and the share group (by the share
+ * coordinator); and a dead letter's topic, placed on the first broker as
+ * every partition 0 is, comes to the coordinator, which copies into it only
+ * as its leader and so asks to lead it: the copy lands on every replica. */
+Test(cluster_share, a_share_coordinator_apart_lists_and_leads_its_dlq, .fini = teardown,
+     .timeout = 600)
+{
+    cluster_up();
+    produce(0, 3);
+    nagare_share_consumer *sc = share_new(); /* makes __share_state */
+    nagare_share_consumer_destroy(sc);
+    nagare_admin *a;
+    cr_assert_eq(nagare_admin_new(C.bootstrap, 30000, &a), 0);
+    int rc = nagare_group_reset_offsets(a, "cg", TOPIC, NAGARE_RESET_TO_EARLIEST, 0, NULL, NULL);
+    cr_assert_eq(rc, 0, "a consumer group's offsets: %s", nagare_strerror(rc));
+    int g = leader_index(PROTO_OFFSETS_TOPIC);
+    cr_assert_geq(g, 0);
+    int k = (g + 1) % 3;
+    int32_t replicas[3] = {k + 1, g + 1, (g + 2) % 3 + 1};
+    int32_t partition = 0;
+    rc = nagare_partitions_reassign(a, PROTO_SHARE_STATE_TOPIC, &partition, 1, replicas, 3, NULL);
+    cr_assert_eq(rc, 0, "reassign: %s", nagare_strerror(rc));
+    nagare_admin_destroy(a);
+    int64_t deadline = clock_mono_ms() + READ_TIMEOUT_MS;
+    while (leader_index(PROTO_SHARE_STATE_TOPIC) != k || leader_index(PROTO_OFFSETS_TOPIC) != g) {
+        if (clock_mono_ms() >= deadline) {
+            cs_print_logs(&C, "the share coordinator did not move");
+            cr_assert_fail("share coordinator %d, wanted %d (offsets %d)",
+                           leader_index(PROTO_SHARE_STATE_TOPIC) + 1, k + 1,
+                           leader_index(PROTO_OFFSETS_TOPIC) + 1);
+        }
+        (void)poll(NULL, 0, 200);
+    }
+
+    /* The new coordinator hands out the records (it replays the state). */
+    sc = share_new();
+    static bool seen[RECORDS + MORE];
+    poll_until(sc, seen, 0, 3, 0, "the records");
+    for (size_t i = 0; i < 3; i++) {
+        cr_assert(lists(i, "cg", NAGARE_GROUP_CONSUMER), "broker %zu: no consumer group", i + 1);
+        cr_assert(lists(i, GROUP, NAGARE_GROUP_SHARE), "broker %zu: no share group", i + 1);
+    }
+
+    cr_assert_eq(nagare_share_ack_offset(sc, TOPIC, 0, 0, NAGARE_ACK_REJECT), 0);
+    rc = nagare_share_commit(sc);
+    cr_assert_eq(rc, 0, "commit: %s", nagare_strerror(rc));
+    nagare_share_consumer_destroy(sc);
+    for (size_t i = 0; i < 3; i++) {
+        while (replica_end(i, TOPIC ".dlq") < 1) {
+            if (clock_mono_ms() >= deadline) {
+                cs_print_logs(&C, "no dead-letter copy");
+                cr_assert_fail("broker %zu has no copy (coordinator %d, " TOPIC ".dlq/0 led by %d)",
+                               i + 1, k + 1, leader_index(TOPIC ".dlq") + 1);
+            }
+            (void)poll(NULL, 0, 200);
+        }
+    }
+    cr_assert_eq(leader_index(TOPIC ".dlq"), k);
+    cs_stop_brokers(&C);
+}

@@ -115,6 +115,28 @@ Test(scram, an_unknown_user_gets_a_stable_fake_salt_and_is_refused)
     cr_assert_eq(exchange(SCRAM_SHA_512, "nobody", "guess", &a), -NG_EAUTH);
 }
 
+Test(scram, a_plain_password_checks_against_the_stored_credential)
+{
+    struct scram_cred rfc = rfc_cred();
+    cr_assert_eq(scram_cred_check(&rfc, RFC_PASSWORD, strlen(RFC_PASSWORD)), 0);
+    cr_assert_eq(scram_cred_check(&rfc, "pencil2", 7), -NG_EAUTH);
+    cr_assert_eq(scram_cred_check(&rfc, "pencil", 5), -NG_EAUTH, "a prefix is not the password");
+    cr_assert_eq(scram_cred_check(&rfc, "", 0), -NG_EAUTH);
+    static char big[SCRAM_PASSWORD_BYTES_MAX + 2];
+    memset(big, 'x', sizeof(big) - 1);
+    cr_assert_eq(scram_cred_check(&rfc, big, sizeof(big) - 1), -NG_EAUTH);
+    for (int m = 0; m < SCRAM_MECH_COUNT; m++) {
+        struct scram_cred c;
+        cr_assert_eq(scram_cred_make((enum scram_mech)m, "s3cret", 6, NULL, 0, 4096, &c), 0);
+        cr_assert_eq(scram_cred_check(&c, "s3cret", 6), 0);
+        cr_assert_eq(scram_cred_check(&c, "s3creT", 6), -NG_EAUTH);
+    }
+    uint8_t secret[SCRAM_KEY_BYTES_MAX] = {7};
+    struct scram_cred fake;
+    cr_assert_eq(scram_cred_fake(SCRAM_SHA_256, "nobody", 6, secret, &fake), 0);
+    cr_assert_eq(scram_cred_check(&fake, "anything", 8), -NG_EAUTH);
+}
+
 Test(scram, credentials_refuse_out_of_range_arguments)
 {
     struct scram_cred cred;
