@@ -864,7 +864,7 @@ static void append_batches(struct fetcher *f, struct fetcher_batches *set, struc
         set->count++;
         set->refs++;
         f->appends_pending++;
-        producers_record(&bp->producers, &fa->a.hdr);
+        producers_record(&bp->producers, &fa->a.hdr, true);
     }
 }
 

@@ -215,12 +215,21 @@ static void start_append(struct server *s, struct server_topic *t, struct produc
     struct batch_header h;
     pp->err = batch_verify_records(records, bytes, max, &s->zctx, s->scratch, s->scratch_bytes, &h);
     if (pp->err == 0 && h.producer_id >= 0) {
-        int verdict = producers_check(&bp->producers, &h, &pp->offset_base);
-        if (verdict != 0) {
-            pp->err = verdict < 0 ? verdict : 0; /* a duplicate gets its first offset */
+        int64_t at = -1;
+        int verdict = producers_check(&bp->producers, &h, &at);
+        if (verdict != PRODUCERS_APPEND) {
+            /* A duplicate is answered with its first offset; a batch written
+             * before the ones remembered with none (-1): it is in the log,
+             * where is not known. With acks=all, once replicated. */
+            pp->err = verdict < 0 ? verdict : 0;
+            pp->offset_base = verdict == PRODUCERS_DUPLICATE ? at : -1;
+            int64_t end = at; /* PRODUCERS_WRITTEN: one past the newest remembered */
+            if (verdict == PRODUCERS_DUPLICATE) {
+                h.offset_base = at;
+                end = batch_offset_last(&h) + 1;
+            }
             if (verdict > 0 && pp->pr->acks == PROTO_ACKS_ALL) {
-                h.offset_base = pp->offset_base; /* where the log holds it */
-                duplicate_acks_all(pp, bp, batch_offset_last(&h) + 1);
+                duplicate_acks_all(pp, bp, end);
             }
             return;
         }
@@ -244,7 +253,7 @@ static void start_append(struct server *s, struct server_topic *t, struct produc
     if (pp->err == 0) {
         bp->counters.records_in += (uint64_t)h.record_count;
         bp->counters.bytes_in += bytes;
-        producers_record(&bp->producers, &pp->a.hdr);
+        producers_record(&bp->producers, &pp->a.hdr, false);
         pp->pr->pending++;
     }
 }

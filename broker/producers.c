@@ -138,9 +138,24 @@ static struct producer_state *insert(struct producers *ps, int64_t id)
     return place(ps, &(struct producer_state){.id = id});
 }
 
-static int32_t sequence_after(int32_t last)
+/* Sequences run 0..INT32_MAX and wrap, as in Kafka. */
+#define SEQUENCES (INT64_C(1) << 31)
+
+static int32_t sequence_add(int32_t seq, int64_t n) { return (int32_t)((seq + n) % SEQUENCES); }
+
+static int32_t sequence_after(int32_t last) { return sequence_add(last, 1); }
+
+/* Whether a comes before b, within half the sequence space. */
+static bool sequence_before(int32_t a, int32_t b)
 {
-    return last == INT32_MAX ? 0 : last + 1; /* sequences wrap, as in Kafka */
+    int64_t d = ((int64_t)b - a + SEQUENCES) % SEQUENCES;
+    return d > 0 && d <= SEQUENCES / 2;
+}
+
+static const struct producer_batch *oldest_of(const struct producer_state *s)
+{
+    ASSERT(s->count > 0);
+    return &s->recent[(s->newest + PRODUCER_BATCHES_KEPT - s->count + 1) % PRODUCER_BATCHES_KEPT];
 }
 
 int producers_check(struct producers *ps, const struct batch_header *h, int64_t *offset_out)
@@ -163,13 +178,24 @@ int producers_check(struct producers *ps, const struct batch_header *h, int64_t 
             return 1;
         }
     }
-    if (s->count > 0 && h->sequence_base != sequence_after(s->recent[s->newest].sequence_last)) {
-        return -NG_EOUT_OF_ORDER;
+    if (s->count == 0) {
+        return PRODUCERS_APPEND; /* its batches were forgotten: judged afresh */
     }
-    return 0;
+    const struct producer_batch *newest = &s->recent[s->newest];
+    if (h->sequence_base == sequence_after(newest->sequence_last)) {
+        return PRODUCERS_APPEND;
+    }
+    int32_t last = sequence_add(h->sequence_base, h->last_offset_delta);
+    if (s->whole && sequence_before(last, oldest_of(s)->sequence_first)) {
+        int64_t records =
+            ((int64_t)newest->sequence_last - newest->sequence_first + SEQUENCES) % SEQUENCES + 1;
+        *offset_out = newest->offset_base + records;
+        return PRODUCERS_WRITTEN;
+    }
+    return -NG_EOUT_OF_ORDER;
 }
 
-void producers_record(struct producers *ps, const struct batch_header *h)
+void producers_record(struct producers *ps, const struct batch_header *h, bool from_log)
 {
     if (h->producer_id < 0) {
         return;
@@ -182,11 +208,12 @@ void producers_record(struct producers *ps, const struct batch_header *h)
         s->epoch = h->producer_epoch;
         s->count = 0;
         s->newest = PRODUCER_BATCHES_KEPT - 1;
+        s->whole = from_log || h->sequence_base == 0;
     }
     s->newest = (uint8_t)((s->newest + 1) % PRODUCER_BATCHES_KEPT);
     s->recent[s->newest] = (struct producer_batch){
         .sequence_first = h->sequence_base,
-        .sequence_last = (int32_t)((int64_t)h->sequence_base + h->last_offset_delta),
+        .sequence_last = sequence_add(h->sequence_base, h->last_offset_delta),
         .offset_base = h->offset_base,
     };
     if (s->count < PRODUCER_BATCHES_KEPT) {

@@ -36,6 +36,12 @@ struct producer_batch {
 struct producer_state {
     int64_t id; /* -1: empty slot */
     int16_t epoch;
+    /* Every sequence of the epoch before the oldest batch remembered is in
+     * the log: the state was learnt from the log (a rebuild, a follower's
+     * copy), or began at sequence 0. False for a producer first seen in
+     * mid-sequence (one forgotten, then back): what came before is not
+     * known to be anywhere. */
+    bool whole;
     uint8_t count;  /* batches in recent[] */
     uint8_t newest; /* index of the newest */
     uint64_t used;  /* table clock at last use, for eviction */
@@ -56,16 +62,34 @@ struct producers {
 MUST_USE int producers_init(struct producers *ps, uint32_t cap);
 void producers_fini(struct producers *ps);
 
+/* producers_check()'s verdicts, besides errors. */
+enum {
+    PRODUCERS_APPEND = 0,    /* a new batch: append it */
+    PRODUCERS_DUPLICATE = 1, /* a recent batch again: *offset_out is where it is */
+    /* A batch older than every batch remembered, of a producer whose state
+     * is whole: it was appended before them (sequences are accepted only
+     * in order), so it is in the log, where is not known; *offset_out is
+     * one past the newest batch remembered, which the caller may wait for
+     * (acks=all). A producer retrying while more than
+     * PRODUCER_BATCHES_KEPT of its later batches went in meets this (a
+     * request it gave up on that the broker still carried out, say); Kafka
+     * answers it DUPLICATE_SEQUENCE_NUMBER, which its clients take as
+     * success with no offset. */
+    PRODUCERS_WRITTEN = 2,
+};
+
 /* Judges a batch before it is appended (h as decoded; producer_id >= 0):
- * returns 0 to append it, 1 for a duplicate of a recent batch (*offset_out
- * is the base offset it got), -NG_EPRODUCER_FENCED for an epoch older than
- * the producer's, -NG_EOUT_OF_ORDER for a sequence that does not follow. */
+ * returns a verdict above, -NG_EPRODUCER_FENCED for an epoch older than the
+ * producer's, or -NG_EOUT_OF_ORDER for a sequence that neither follows nor
+ * is known to be written. */
 MUST_USE int producers_check(struct producers *ps, const struct batch_header *h,
                              int64_t *offset_out);
 
 /* Remembers an appended batch (h->offset_base is its base offset). Batches
- * with producer_id < 0 are ignored. */
-void producers_record(struct producers *ps, const struct batch_header *h);
+ * with producer_id < 0 are ignored. from_log: the batch comes from the log
+ * (a rebuild, a follower's copy of its leader's), not from a producer's
+ * request judged by producers_check(). */
+void producers_record(struct producers *ps, const struct batch_header *h, bool from_log);
 
 /* Forgets an appended batch whose append then failed (a full disk cut the
  * log back): a retry of it is then judged afresh, never answered as a

@@ -99,7 +99,7 @@ static void bpart_durable_watch(void *arg)
 
 static int note_producer(void *arg, const struct batch_header *h)
 {
-    producers_record(arg, h);
+    producers_record(arg, h, true);
     return 0;
 }
 

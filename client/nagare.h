@@ -122,7 +122,9 @@ enum nagare_compression { NAGARE_COMPRESSION_NONE = 0, NAGARE_COMPRESSION_ZSTD =
 struct nagare_delivery {
     const char *topic; /* valid during the callback */
     int32_t partition; /* as sent (NAGARE_PARTITION_ANY when it never got one) */
-    int64_t offset;    /* the record's offset, or -1 with err (and with acks=0) */
+    int64_t offset;    /* the record's offset, or -1 with err, with acks=0, and for a
+                          retried record the broker knew was written earlier
+                          without knowing where (docs/protocol.md, Produce) */
     int err;           /* 0, or why the record was not delivered (negative) */
     void *opaque;      /* the record's nagare_record.opaque */
 };

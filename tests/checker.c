@@ -118,7 +118,7 @@ int chk_sent(struct checker *c, uint32_t producer, uint64_t seq)
 
 int chk_acked(struct checker *c, int32_t partition, int64_t offset, chk_id id, int64_t at_ms)
 {
-    if (partition < 0 || partition >= c->partitions || offset < 0 || id <= CHK_ID_FOREIGN) {
+    if (partition < 0 || partition >= c->partitions || offset < -1 || id <= CHK_ID_FOREIGN) {
         return -NG_EBADARG;
     }
     pthread_mutex_lock(&c->mu);
@@ -542,6 +542,9 @@ static void partition_range(const struct checker *c, int32_t p, int64_t *lo, int
     *lo = INT64_MAX;
     *hi = 0;
     for (size_t i = 0; i < c->ack_count[p]; i++) {
+        if (c->acks[p][i].offset < 0) {
+            continue; /* acknowledged with no offset */
+        }
         *lo = c->acks[p][i].offset < *lo ? c->acks[p][i].offset : *lo;
         *hi = c->acks[p][i].offset + 1 > *hi ? c->acks[p][i].offset + 1 : *hi;
     }
@@ -564,12 +567,49 @@ struct part_view {
     chk_id *acked;
 };
 
+static bool log_has(const struct chk_log *l, chk_id id)
+{
+    for (int64_t o = l->start; l->ids != NULL && o < l->end; o++) {
+        if (l->ids[o - l->start] == id) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* An ack with no offset: read by some source, and by every whole consumer
+ * read. */
+static void judge_ack_anywhere(const struct checker *c, const struct part_view *v,
+                               const struct chk_ack *k, struct chk_result *out)
+{
+    bool shown = false;
+    const char *missed = NULL;
+    for (uint32_t j = 0; j < c->source_count; j++) {
+        const struct chk_source *s = c->sources[j];
+        bool has = log_has(&s->logs[v->p], k->id);
+        shown |= has;
+        if (s->kind == CHK_CONSUMER && s->complete && !has && missed == NULL) {
+            missed = s->name;
+        }
+    }
+    if (!shown || missed != NULL) {
+        char a[32];
+        id_text(a, sizeof(a), k->id);
+        problem(&out->lost, "p%" PRId32 ": %s acknowledged with no offset; %s%s", v->p, a,
+                shown ? "not read by " : "no read shows it", shown ? missed : "");
+    }
+}
+
 static void judge_acks(const struct checker *c, struct part_view *v, struct chk_result *out)
 {
     char a[32];
     char b[32];
     for (size_t i = 0; i < c->ack_count[v->p]; i++) {
         const struct chk_ack *k = &c->acks[v->p][i];
+        if (k->offset < 0) {
+            judge_ack_anywhere(c, v, k, out);
+            continue;
+        }
         chk_id *slot = &v->acked[k->offset - v->lo];
         if (*slot != CHK_ID_ABSENT && *slot != k->id) {
             id_text(a, sizeof(a), *slot);

@@ -179,8 +179,12 @@ static inline uint64_t chk_id_seq(chk_id id) { return id & CHK_SEQ_MAX; }
 /* Producer (< CHK_PRODUCERS_MAX) is about to send seq, which must be its
  * next (the count sent so far). Returns 0 or -NG_EBADARG. */
 int chk_sent(struct checker *c, uint32_t producer, uint64_t seq);
-/* The broker acknowledged id at (partition, offset), at at_ms. Returns 0
- * or -NG_EBADARG (partition out of range, an id not sent). */
+/* The broker acknowledged id at (partition, offset), at at_ms; offset -1:
+ * acknowledged in the partition with no offset (a retry the broker knew
+ * was written before the batches it remembers, broker/producers.h): it
+ * must be read somewhere, and in a whole consumer read. Returns 0 or
+ * -NG_EBADARG (partition out of range, an offset below -1, an id not
+ * sent). */
 int chk_acked(struct checker *c, int32_t partition, int64_t offset, chk_id id, int64_t at_ms);
 /* A delivery report with an error: the record may or may not be stored. */
 void chk_delivery_failed(struct checker *c);

@@ -5,7 +5,8 @@
 # to 1200: the test's own time limit is 1800 s). Each run's whole output
 # goes to OUT/seed-<seed>.log and one line per run to OUT/summary.txt:
 # the checker's verdict, the records acknowledged, the faults and the
-# longest time without an acknowledged write.
+# longest time without an acknowledged write; at the end, per fault kind
+# over every run, how many and the median and longest of those times.
 #
 # usage: tests/cluster_faults_long.sh SEED SECONDS [RUNS [BUILD [OUT]]]
 #   BUILD defaults to ./build (built first), OUT to a new directory in /tmp.
@@ -63,5 +64,24 @@ while [ "$i" -lt "$runs" ]; do
     esac
     i=$((i + 1))
 done
+# Availability per fault kind over every run: how many, and the median and
+# longest stretch one partition went without an acknowledged write.
+cat "$out"/seed-*.log | awk '
+    /^  fault / {
+        kind = $0; sub(/^  fault /, "", kind); sub(/ +lasted.*/, "", kind)
+        ms = $0; sub(/.*without an ack +/, "", ms); ms += 0
+        n[kind]++; v[kind, n[kind]] = ms
+    }
+    END {
+        printf "%-34s %6s %10s %10s\n", "fault kind", "times", "median ms", "max ms"
+        for (k in n) {
+            for (i = 1; i <= n[k]; i++) a[i] = v[k, i]
+            for (i = 2; i <= n[k]; i++) for (j = i; j > 1 && a[j - 1] > a[j]; j--) {
+                t = a[j]; a[j] = a[j - 1]; a[j - 1] = t
+            }
+            m = n[k] % 2 ? a[(n[k] + 1) / 2] : (a[n[k] / 2] + a[n[k] / 2 + 1]) / 2
+            printf "%-34s %6d %10d %10d\n", k, n[k], m, a[n[k]]
+        }
+    }' | tee -a "$out/summary.txt"
 echo "$((runs - failed - skipped)) passed, $failed failed, $skipped skipped; logs in $out"
 [ "$failed" -eq 0 ]

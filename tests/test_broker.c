@@ -242,11 +242,19 @@ Test(broker, acks_one_and_all_are_answered_and_kept)
 
 /* ---- idempotent produce ---- */
 
+static int produce_seq_acks(struct cl *c, const char *topic, int32_t partition, int64_t pid,
+                            int16_t epoch, int32_t seq, uint32_t records, int16_t acks,
+                            int64_t *offset)
+{
+    size_t len = bt_make(batch, sizeof(batch), records, (uint32_t)seq, T0, pid, epoch, seq);
+    return rq_produce(c, topic, partition, batch, len, acks, offset);
+}
+
 static int produce_seq(struct cl *c, const char *topic, int32_t partition, int64_t pid,
                        int16_t epoch, int32_t seq, uint32_t records, int64_t *offset)
 {
-    size_t len = bt_make(batch, sizeof(batch), records, (uint32_t)seq, T0, pid, epoch, seq);
-    return rq_produce(c, topic, partition, batch, len, PROTO_ACKS_LEADER, offset);
+    return produce_seq_acks(c, topic, partition, pid, epoch, seq, records, PROTO_ACKS_LEADER,
+                            offset);
 }
 
 Test(broker, idempotent_duplicate_answered_with_first_offset)
@@ -283,6 +291,35 @@ Test(broker, idempotent_duplicate_answered_with_first_offset)
     cr_assert_eq(bt_count(f.records, f.records_bytes), 4, "each batch written once");
     rq_fetched_free(&f);
     free_sent(&plain, 1);
+    cl_close(&c);
+    bk_stop(&B);
+}
+
+/* A retry of a batch older than the five the broker remembers of its
+ * producer (a request the producer gave up on that the broker still
+ * carried out, then more batches): it went in before them, sequences
+ * being taken only in order, so it is answered as written, with no
+ * offset (-1), and not written again; with acks=1 and acks=all alike. */
+Test(broker, idempotent_retry_older_than_remembered_is_written_without_offset)
+{
+    bk_start(&B);
+    struct cl c;
+    cl_connect(&c, B.port, CL_TIMEOUT_MS_DEFAULT);
+    cr_assert_eq(rq_create(&c, "old", 1), 0);
+    int16_t epoch;
+    int64_t pid = rq_init_producer_id(&c, &epoch);
+    int64_t off;
+    for (int32_t seq = 0; seq < 7; seq++) {
+        cr_assert_eq(produce_seq_acks(&c, "old", 0, pid, epoch, seq, 1, PROTO_ACKS_ALL, &off), 0);
+        cr_assert_eq(off, seq);
+    }
+    cr_assert_eq(produce_seq(&c, "old", 0, pid, epoch, 0, 1, &off), 0, "written before");
+    cr_assert_eq(off, -1, "where is not known");
+    cr_assert_eq(produce_seq_acks(&c, "old", 0, pid, epoch, 1, 1, PROTO_ACKS_ALL, &off), 0);
+    cr_assert_eq(off, -1);
+    cr_assert_eq(rq_latest(&c, "old", 0), 7, "nothing written twice");
+    cr_assert_eq(produce_seq(&c, "old", 0, pid, epoch, 7, 1, &off), 0, "the next follows");
+    cr_assert_eq(off, 7);
     cl_close(&c);
     bk_stop(&B);
 }

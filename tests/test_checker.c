@@ -123,6 +123,27 @@ Test(checker, reports_a_record_missing_from_the_reads_as_lost)
     cr_assert(strstr(r.lost.examples[0], "p1@2") != NULL, "%s", r.lost.examples[0]);
 }
 
+/* An ack with no offset (-1) passes when the record is read anywhere in
+ * its partition, and counts as lost when a whole consumer read lacks it. */
+Test(checker, an_ack_with_no_offset_must_be_read_somewhere)
+{
+    struct chk_source *s = clean_history();
+    cr_assert_eq(chk_sent(&C, 0, 6), 0);
+    cr_assert_eq(chk_acked(&C, 0, -1, id_of(0, 6), 0), 0);
+    cr_assert_eq(chk_acked(&C, 0, -2, id_of(0, 6), 0), -NG_EBADARG);
+    cr_assert_eq(chk_observe(&C, s, 0, 3, id_of(0, 6)), 0);
+    struct chk_result r;
+    verify(&r);
+    cr_assert(r.ok);
+
+    s->logs[0].ids[3] = CHK_ID_ABSENT;
+    verify(&r);
+    cr_assert_not(r.ok);
+    cr_assert_eq(r.lost.count, 1);
+    cr_assert(strstr(r.lost.examples[0], "0:6 acknowledged with no offset") != NULL, "%s",
+              r.lost.examples[0]);
+}
+
 Test(checker, reports_two_values_of_an_offset_across_reads)
 {
     clean_history();

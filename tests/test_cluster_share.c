@@ -331,6 +331,23 @@ static int64_t replica_end(size_t i, const char *topic)
     return end;
 }
 
+/* Waits (until deadline) for every replica of TOPIC.dlq to hold a copy,
+ * then asserts that broker k, the share coordinator, leads it. */
+static void dlq_copied_by(int k, int64_t deadline)
+{
+    for (size_t i = 0; i < 3; i++) {
+        while (replica_end(i, TOPIC ".dlq") < 1) {
+            if (clock_mono_ms() >= deadline) {
+                cs_print_logs(&C, "no dead-letter copy");
+                cr_assert_fail("broker %zu has no copy (coordinator %d, " TOPIC ".dlq/0 led by %d)",
+                               i + 1, k + 1, leader_index(TOPIC ".dlq") + 1);
+            }
+            (void)poll(NULL, 0, 200);
+        }
+    }
+    cr_assert_eq(leader_index(TOPIC ".dlq"), k);
+}
+
 /* A rejected record is copied to the dead-letter topic TOPIC.dlq, made
  * through the cluster and replicated: every replica has the copy. Its
  * partition 0 is led by the first broker, as __share_state/0 is
@@ -352,17 +369,7 @@ Test(cluster_share, a_dead_letter_lands_in_the_replicated_dlq_topic, .fini = tea
     int k = leader_index(PROTO_SHARE_STATE_TOPIC);
     cr_assert_geq(k, 0);
     int64_t deadline = clock_mono_ms() + READ_TIMEOUT_MS;
-    for (size_t i = 0; i < 3; i++) {
-        while (replica_end(i, TOPIC ".dlq") < 1) {
-            if (clock_mono_ms() >= deadline) {
-                cs_print_logs(&C, "no dead-letter copy");
-                cr_assert_fail("broker %zu has no copy (coordinator %d, " TOPIC ".dlq/0 led by %d)",
-                               i + 1, k + 1, leader_index(TOPIC ".dlq") + 1);
-            }
-            (void)poll(NULL, 0, 200);
-        }
-    }
-    cr_assert_eq(leader_index(TOPIC ".dlq"), k);
+    dlq_copied_by(k, deadline);
 
     /* The copy, read from the leader: the rejected record. */
     struct nagare_consumer_config cfg;
@@ -469,16 +476,6 @@ Test(cluster_share, a_share_coordinator_apart_lists_and_leads_its_dlq, .fini = t
     rc = nagare_share_commit(sc);
     cr_assert_eq(rc, 0, "commit: %s", nagare_strerror(rc));
     nagare_share_consumer_destroy(sc);
-    for (size_t i = 0; i < 3; i++) {
-        while (replica_end(i, TOPIC ".dlq") < 1) {
-            if (clock_mono_ms() >= deadline) {
-                cs_print_logs(&C, "no dead-letter copy");
-                cr_assert_fail("broker %zu has no copy (coordinator %d, " TOPIC ".dlq/0 led by %d)",
-                               i + 1, k + 1, leader_index(TOPIC ".dlq") + 1);
-            }
-            (void)poll(NULL, 0, 200);
-        }
-    }
-    cr_assert_eq(leader_index(TOPIC ".dlq"), k);
+    dlq_copied_by(k, deadline);
     cs_stop_brokers(&C);
 }

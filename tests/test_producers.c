@@ -26,7 +26,7 @@ static int produce(struct batch_header h, int64_t offset)
     int rc = producers_check(&ps, &h, &dup);
     if (rc == 0) {
         h.offset_base = offset;
-        producers_record(&ps, &h);
+        producers_record(&ps, &h, false);
     }
     return rc;
 }
@@ -47,6 +47,8 @@ Test(producers, a_retried_recent_batch_is_a_duplicate_with_its_first_offset)
     cr_assert_eq(offset, 100);
 }
 
+/* The last five batches are remembered with their offsets; one older is
+ * known to be written (sequences go in only in order), not where. */
 Test(producers, only_the_last_five_batches_are_remembered)
 {
     for (int32_t i = 0; i < 6; i++) {
@@ -54,10 +56,54 @@ Test(producers, only_the_last_five_batches_are_remembered)
     }
     int64_t offset;
     struct batch_header oldest = batch(7, 0, 0, 1);
-    cr_assert_eq(producers_check(&ps, &oldest, &offset), -NG_EOUT_OF_ORDER);
+    cr_assert_eq(producers_check(&ps, &oldest, &offset), PRODUCERS_WRITTEN);
+    cr_assert_eq(offset, 6, "one past the newest remembered batch");
     struct batch_header kept = batch(7, 0, 1, 1);
-    cr_assert_eq(producers_check(&ps, &kept, &offset), 1);
+    cr_assert_eq(producers_check(&ps, &kept, &offset), PRODUCERS_DUPLICATE);
     cr_assert_eq(offset, 1);
+}
+
+/* A producer first seen in mid-sequence (forgotten, then back): what came
+ * before its first batch here is not known to be in the log, so an older
+ * batch is out of order, not written; learnt from the log, it is. */
+Test(producers, an_older_batch_counts_as_written_only_with_the_whole_history)
+{
+    cr_assert_eq(produce(batch(7, 0, 42, 1), 0), PRODUCERS_APPEND);
+    int64_t offset;
+    struct batch_header older = batch(7, 0, 40, 2);
+    cr_assert_eq(producers_check(&ps, &older, &offset), -NG_EOUT_OF_ORDER);
+
+    struct batch_header logged = batch(8, 0, 42, 1);
+    logged.offset_base = 5;
+    producers_record(&ps, &logged, true);
+    struct batch_header older8 = batch(8, 0, 40, 2);
+    cr_assert_eq(producers_check(&ps, &older8, &offset), PRODUCERS_WRITTEN);
+    cr_assert_eq(offset, 6);
+    struct batch_header overlapping = batch(8, 0, 41, 2);
+    cr_assert_eq(producers_check(&ps, &overlapping, &offset), -NG_EOUT_OF_ORDER);
+}
+
+/* Written before the remembered batches across the wrap of sequences. */
+Test(producers, an_older_batch_across_the_wrap_is_written)
+{
+    const int32_t seqs[] = {INT32_MAX - 1, INT32_MAX, 0, 1, 3, 4, 5, 6};
+    const int32_t counts[] = {1, 1, 1, 2, 1, 1, 1, 1};
+    struct batch_header first = batch(7, 0, 10, INT32_MAX - 11); /* 10..INT32_MAX - 2 */
+    producers_record(&ps, &first, true);                         /* as a rebuild learns it */
+    int64_t offset = INT32_MAX - 11;
+    for (size_t i = 0; i < 8; i++) {
+        cr_assert_eq(produce(batch(7, 0, seqs[i], counts[i]), offset), PRODUCERS_APPEND, "%zu", i);
+        offset += counts[i];
+    }
+    /* remembered: 1..2, 3, 4, 5, 6 */
+    int64_t at;
+    struct batch_header before_wrap = batch(7, 0, INT32_MAX, 1);
+    cr_assert_eq(producers_check(&ps, &before_wrap, &at), PRODUCERS_WRITTEN);
+    cr_assert_eq(at, offset);
+    struct batch_header gap = batch(7, 0, 8, 1);
+    cr_assert_eq(producers_check(&ps, &gap, &at), -NG_EOUT_OF_ORDER, "a gap, not a past");
+    struct batch_header next = batch(7, 0, 7, 1);
+    cr_assert_eq(producers_check(&ps, &next, &at), PRODUCERS_APPEND);
 }
 
 Test(producers, a_gap_is_out_of_order)
@@ -117,7 +163,7 @@ Test(producers, many_evictions_keep_every_member_findable)
         int rc = producers_check(&ps, &h, &offset);
         cr_assert(rc == 0 || rc == -NG_EOUT_OF_ORDER);
         h.offset_base = round;
-        producers_record(&ps, &h);
+        producers_record(&ps, &h, false);
         struct batch_header again = batch(id, 0, round, 1);
         cr_assert_eq(producers_check(&ps, &again, &offset), 1, "round %d id %ld", round, (long)id);
         cr_assert_eq(offset, round);
@@ -153,7 +199,7 @@ Test(producers, the_table_starts_small_and_grows_keeping_every_producer)
     for (int64_t id = 0; id < 1024; id++) {
         struct batch_header h = batch(id, 0, 0, 1);
         h.offset_base = id;
-        producers_record(&big, &h);
+        producers_record(&big, &h, false);
     }
     cr_assert_eq(big.count, 1024, "nobody evicted before the cap");
     cr_assert_leq(big.slot_count, 2048);
@@ -164,7 +210,7 @@ Test(producers, the_table_starts_small_and_grows_keeping_every_producer)
         cr_assert_eq(offset, id);
     }
     struct batch_header more = batch(5000, 0, 0, 1);
-    producers_record(&big, &more);
+    producers_record(&big, &more, false);
     cr_assert_eq(big.count, 1024, "past the cap the least recent is forgotten");
     producers_fini(&big);
 }
