@@ -42,9 +42,39 @@ static int human_bytes(uint64_t bytes, char *out, int cap)
                   : snprintf(out, (size_t)cap, "%.1f %s", v, units[u]);
 }
 
+void progress_start_items(struct progress *p, int fd, bool force, const char *what,
+                          const char *items, uint64_t total_count)
+{
+    progress_start(p, fd, force, what, items, 0);
+    p->items_only = true;
+    p->total_count = total_count;
+}
+
+/* The line of an items-only p. */
+static int format_items(const struct progress *p, int64_t now_ms, char *out, int cap)
+{
+    int n = snprintf(out, (size_t)cap, "%s: %" PRIu64, p->what, p->count);
+    if (p->total_count > 0 && n < cap) {
+        uint64_t pct = p->count >= p->total_count ? 100 : p->count * 100 / p->total_count;
+        n += snprintf(out + n, (size_t)(cap - n), " of %" PRIu64 " %s (%" PRIu64 "%%)",
+                      p->total_count, p->items, pct);
+    } else if (n < cap) {
+        n += snprintf(out + n, (size_t)(cap - n), " %s", p->items);
+    }
+    int64_t ms = now_ms - p->start_ms;
+    if (ms > 0 && n < cap) {
+        n += snprintf(out + n, (size_t)(cap - n), ", %.0f %s/s",
+                      (double)p->count * 1e3 / (double)ms, p->items);
+    }
+    return n < cap ? n : cap - 1;
+}
+
 int progress_format(const struct progress *p, int64_t now_ms, char *out, int cap)
 {
     ASSERT(cap > 0);
+    if (p->items_only) {
+        return format_items(p, now_ms, out, cap);
+    }
     char done[32], total[32];
     human_bytes(p->bytes, done, sizeof(done));
     int n = snprintf(out, (size_t)cap, "%s: %s", p->what, done);

@@ -4,6 +4,10 @@
  *
  *   producing: 1.2 GiB of 4.0 GiB (30%), 1234567 records, 118.4 MB/s
  *
+ * or, for work counted in items alone (progress_start_items):
+ *
+ *   redriving: 1200 of 5000 records (24%), 350 records/s
+ *
  * The line is drawn only when its descriptor is a terminal (decided once,
  * by progress_start); elsewhere every call is a no-op, so what goes to
  * pipes, files and logs never carries it. The first update draws at once,
@@ -32,6 +36,8 @@ struct progress {
     const char *what;     /* "producing", "verifying" */
     const char *items;    /* what is counted: "records", "partitions" */
     uint64_t total_bytes; /* 0: unknown */
+    uint64_t total_count; /* items mode: 0 unknown */
+    bool items_only;      /* no bytes: progress_start_items */
     uint64_t bytes, count;
     int64_t start_ms;
     int64_t drawn_ms; /* the last draw; INT64_MIN: draw at the next update */
@@ -43,6 +49,12 @@ struct progress {
  * work's size when known (a percentage is shown), else 0. */
 void progress_start(struct progress *p, int fd, bool force, const char *what, const char *items,
                     uint64_t total_bytes);
+
+/* Starts p as progress_start does, for work measured in items only
+ * (bytes stay 0): the line gives the count, of total_count when known
+ * (> 0) with a percentage, and the rate in items per second. */
+void progress_start_items(struct progress *p, int fd, bool force, const char *what,
+                          const char *items, uint64_t total_count);
 
 /* Sets how far the work is (bytes done, items done; both only grow) and
  * draws: the first time, and then when PROGRESS_REDRAW_MS have passed

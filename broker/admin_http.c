@@ -49,10 +49,13 @@
 
 /* Whether the loop may still read the server for an ask: shared by the
  * listener and the asks it posted, freed by the last of them. `open` is
- * the loop thread's. */
+ * the loop thread's. `running` turns true when the loop first runs the
+ * message posted at start (running: the broker's start is over). */
 struct gate {
     atomic_int refs;
     bool open;
+    atomic_bool running;
+    struct loop_msg started;
     struct server *s;
 };
 
@@ -61,6 +64,15 @@ static void gate_put(struct gate *g)
     if (atomic_fetch_sub(&g->refs, 1) == 1) {
         free(g);
     }
+}
+
+/* On the loop, the first time it runs: asks may go to it from now on. */
+static void gate_started(struct loop_msg *m, void *arg)
+{
+    (void)m;
+    struct gate *g = arg;
+    atomic_store(&g->running, true);
+    gate_put(g);
 }
 
 struct admin_http {
@@ -549,6 +561,14 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         return respond_text(c, MHD_HTTP_NOT_FOUND,
                             "not found: /, /api/..., /metrics, /healthz, /readyz\n");
     }
+    if (!atomic_load(&h->gate->running)) {
+        /* The broker is still starting (opening its data, joining the
+         * cluster): the loop does not run yet, so say so at once rather
+         * than after ADMIN_HTTP_LOOP_WAIT_MS. */
+        return respond_text(c, MHD_HTTP_SERVICE_UNAVAILABLE,
+                            "starting: not serving yet (opening the data directory or joining the "
+                            "cluster)\n");
+    }
     struct ask *a = ask_new(h, kind);
     if (a == NULL) {
         return respond_text(c, MHD_HTTP_SERVICE_UNAVAILABLE, "out of memory\n");
@@ -653,8 +673,10 @@ static int admin_http_new(struct server *s, const struct admin_http_cfg *cfg,
         return -ENOMEM;
     }
     atomic_init(&g->refs, 1);
+    atomic_init(&g->running, false); /* admin_http_start() posts g->started */
     g->open = true;
     g->s = s;
+    g->started = (struct loop_msg){.fn = gate_started, .arg = g};
     h->gate = g;
     atomic_init(&h->stopping, false);
     h->auth_required = cfg->auth_required;
@@ -720,6 +742,9 @@ int admin_http_start(struct server *s, const struct admin_http_cfg *cfg, uint16_
         admin_http_free(h);
         return rc;
     }
+    /* Asks wait for the loop once it runs (the broker's start is over). */
+    atomic_fetch_add(&h->gate->refs, 1); /* the message's */
+    loop_post(&s->loop, &h->gate->started);
     *out = h;
     return 0;
 }
@@ -733,6 +758,7 @@ static struct admin_http *admin_http_like(struct server *s, const struct admin_h
     if (admin_http_new(s, &plain, &h) != 0) {
         return NULL;
     }
+    atomic_store(&h->gate->running, true); /* a reload: the loop runs */
     h->tls_cert = strdup(old->tls_cert);
     h->tls_key = strdup(old->tls_key);
     if (h->tls_cert == NULL || h->tls_key == NULL) {
@@ -752,6 +778,7 @@ int admin_http_reload(struct server *s, const struct admin_http_cfg *cfg, struct
     if (rc != 0) {
         return rc;
     }
+    atomic_store(&h->gate->running, true);           /* a reload: the loop runs */
     MHD_socket fd = MHD_quiesce_daemon(old->daemon); /* old accepts no more */
     if (fd == MHD_INVALID_SOCKET) {
         gate_put(h->gate);

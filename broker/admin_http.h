@@ -11,7 +11,10 @@
  * hot path takes no lock and keeps no copy of anything for this; a scrape
  * costs the loop one render. An answer the loop has not given within
  * ADMIN_HTTP_LOOP_WAIT_MS is 503 (the loop is stuck or stopping), which is
- * exactly what /healthz is for.
+ * exactly what /healthz is for. Until the loop first runs (the broker is
+ * still starting: the listener opens before the broker joins its cluster,
+ * which may wait for etcd), every path but the console's files is 503
+ * "starting" at once.
  *
  *   /healthz  200 "ok" when the event loop answers; else 503
  *   /readyz   200 "ready" when metrics_ready(); else 503 and why

@@ -237,6 +237,7 @@ static json_t *partition_json(struct out *o, const struct bpart *bp)
     set(o, p, "records_in", json_integer((json_int_t)bp->counters.records_in));
     set(o, p, "bytes_in", json_integer((json_int_t)bp->counters.bytes_in));
     set(o, p, "bytes_out", json_integer((json_int_t)bp->counters.bytes_out));
+    set(o, p, "records_out", json_integer((json_int_t)bp->counters.records_out));
     return p;
 }
 
@@ -288,21 +289,61 @@ static const struct group *group_with_members(const struct server *s, const char
     return NULL;
 }
 
-/* A Kafka group's members: ids, client ids and hosts (their assignments
- * are the group leader's bytes, not read here). */
+/* Where kafka_assigned() adds a member's partitions. */
+struct held {
+    struct out *o;
+    json_t *list;
+    bool bad; /* a topic name that is not UTF-8 (a client's bytes): left out */
+};
+
+static void kafka_assigned(void *arg, const char *topic, size_t len, int32_t partition)
+{
+    struct held *h = arg;
+    json_t *name = json_stringn(topic, len);
+    if (name == NULL) {
+        h->bad = true;
+        return;
+    }
+    json_t *tp = json_object();
+    push(h->o, h->list, tp);
+    if (tp == NULL) {
+        json_decref(name);
+        return;
+    }
+    set(h->o, tp, "topic", name);
+    set(h->o, tp, "partition", json_integer(partition));
+}
+
+/* A Kafka group's members: ids, client ids, hosts, and the partitions the
+ * group leader assigned each (read from its assignment when the group
+ * speaks Kafka's consumer protocol; "assignment": "unreadable" when those
+ * bytes do not parse, "other protocol" for another protocol type). */
 static void kafka_members(struct out *o, json_t *members, const struct kgroup *kg)
 {
+    bool consumer = kg != NULL && strcmp(kg->protocol_type, KGROUP_CONSUMER_PROTOCOL) == 0;
     for (uint32_t m = 0; kg != NULL && m < kg->member_count; m++) {
         const struct kgroup_member *km = &kg->members[m];
         json_t *jm = json_object();
+        json_t *list = json_array();
         push(o, members, jm);
-        if (jm != NULL) {
-            set(o, jm, "id", json_string(km->id));
-            set(o, jm, "protocol", json_string("kafka"));
-            set(o, jm, "client_id", json_string(km->client_id));
-            set(o, jm, "host", json_string(km->client_host));
-            set(o, jm, "partitions", json_array());
+        if (jm == NULL || list == NULL) {
+            json_decref(list);
+            continue;
         }
+        set(o, jm, "id", json_string(km->id));
+        set(o, jm, "protocol", json_string("kafka"));
+        set(o, jm, "client_id", json_string(km->client_id));
+        set(o, jm, "host", json_string(km->client_host));
+        struct held h = {.o = o, .list = list};
+        if (!consumer) {
+            set(o, jm, "assignment", json_string(kg->protocol_type[0] ? "other protocol" : "none"));
+        } else if ((km->assignment_len > 0 &&
+                    kgroup_assignment_each(km->assignment, km->assignment_len, kafka_assigned,
+                                           &h) != 0) ||
+                   h.bad) {
+            set(o, jm, "assignment", json_string("unreadable"));
+        }
+        set(o, jm, "partitions", list);
     }
 }
 
@@ -369,6 +410,7 @@ static int api_groups(struct server *s, char **out, size_t *len)
     bool serving = s->offsets_ready && s->offsets.open;
     int64_t now_ms = clock_wall_ms();
     uint32_t rows = 0;
+    uint32_t reads_left = METRICS_LAG_READS_MAX;
     for (uint32_t g = 0; serving && g < s->offsets.count; g++) {
         const struct offsets_group *grp = &s->offsets.groups[g];
         json_t *jg = json_object();
@@ -381,10 +423,10 @@ static int api_groups(struct server *s, char **out, size_t *len)
         set(&o, jg, "group", json_string(grp->id));
         set(&o, jg, "members", members_json(&o, s, grp->id));
         for (uint32_t i = 0; i < grp->count && rows < METRICS_GROUP_PARTITIONS_MAX; i++, rows++) {
-            const struct offsets_entry *e = &grp->entries[i];
+            struct offsets_entry *e = &grp->entries[i];
             int64_t records, ms;
             bool found;
-            metrics_group_lag(s, e, now_ms, &records, &ms, &found);
+            metrics_group_lag(s, e, now_ms, &reads_left, &records, &ms, &found);
             json_t *je = json_object();
             push(&o, offsets, je);
             if (je == NULL) {

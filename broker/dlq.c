@@ -25,6 +25,12 @@
  * committed past the chunk, durably. A second redrive starts at the mark,
  * so it does not republish what the first did; a crash between a chunk's
  * republishing and its mark republishes that chunk again (at-least-once).
+ * A request from version 1 reads at most the dead letters it names (its
+ * budget; a chunk stops at the record that would pass it, the mark there)
+ * and answers how many remain past the marks: the client repeats it to
+ * redrive a large topic in bounded steps, each resuming at the marks, so
+ * each record is republished once across requests and restarts between
+ * them.
  *
  * With the authorizer on, a redrive needs READ and WRITE on the dead-letter
  * topic (the dispatcher's rule) and WRITE on every topic it republishes
@@ -534,13 +540,16 @@ struct redrive {
     uint16_t version;
     char dlq[PROTO_TOPIC_NAME_BYTES_MAX + 1];
     size_t dlq_len;
-    int32_t partition; /* the dead-letter partition being read */
-    int64_t next;      /* its next offset to read */
-    int64_t end;       /* its log end when its turn came */
-    int64_t chunk_end; /* past the chunk in flight */
-    int64_t records;   /* republished durably */
-    int64_t skipped;   /* without usable nagare.dlq.* headers, or their topic gone */
-    uint32_t pending;  /* appends of the chunk in flight */
+    int32_t partition;  /* the dead-letter partition being read */
+    int64_t next;       /* its next offset to read */
+    int64_t end;        /* its log end when its turn came */
+    int64_t chunk_end;  /* past the chunk in flight */
+    int64_t budget;     /* dead letters this request may still read */
+    int64_t chunk_read; /* read by the chunk in flight */
+    int64_t read;       /* read by chunks whose mark is committed */
+    int64_t records;    /* republished durably */
+    int64_t skipped;    /* without usable nagare.dlq.* headers, or their topic gone */
+    uint32_t pending;   /* appends of the chunk in flight */
     int err;
     struct redrive *next_rd; /* in q->redrives */
     /* the asker, for WRITE on the topics republished to (authorizer on) */
@@ -571,6 +580,36 @@ struct redrive_dest {
 
 static void redrive_step(struct redrive *rd);
 
+/* Where the next redrive of dead-letter partition p starts: its mark, or
+ * the log start when it has none (never redriven), when the mark is past
+ * the log end (the topic was made again since) or below the log start
+ * (retention removed what it named). */
+static int64_t redrive_start_of(struct server *s, const char *dlq, int32_t p, struct part *log)
+{
+    int64_t earliest = part_offset_earliest(log);
+    int64_t mark;
+    if (offsets_get(&s->offsets, QUEUE_REDRIVE_GROUP, dlq, p, &mark) != 0 ||
+        mark > part_offset_latest(log)) {
+        mark = earliest;
+    }
+    return mark > earliest ? mark : earliest;
+}
+
+/* Dead letters past the marks of rd's topic now (offsets: a dead-letter
+ * topic has no gaps); 0 when it is gone. */
+static int64_t redrive_remaining(const struct redrive *rd)
+{
+    struct server *s = rd->s;
+    struct server_topic *t =
+        server_topic_find(s, (struct proto_str){.ptr = rd->dlq, .len = (int32_t)rd->dlq_len});
+    int64_t left = 0;
+    for (int32_t p = 0; t != NULL && p < t->cfg.partitions; p++) {
+        struct part *log = &t->parts[p].log;
+        left += part_offset_latest(log) - redrive_start_of(s, rd->dlq, p, log);
+    }
+    return left;
+}
+
 static void redrive_finish(struct redrive *rd, int err)
 {
     struct queue *q = rd->s->queue;
@@ -580,17 +619,21 @@ static void redrive_finish(struct redrive *rd, int err)
             break;
         }
     }
+    /* v1: what is left past the marks, for the client's next step */
+    int64_t remaining = rd->dlq_len > 0 && rd->version >= 1 ? redrive_remaining(rd) : 0;
     if (rd->dlq_len == 0) {
         /* refused before it started */
     } else if (err == 0) {
-        log_info("redrive of %s: %" PRId64 " records republished, %" PRId64 " skipped", rd->dlq,
-                 rd->records, rd->skipped);
+        log_info("redrive of %s: %" PRId64 " records republished, %" PRId64 " skipped, %" PRId64
+                 " left",
+                 rd->dlq, rd->records, rd->skipped, remaining);
     } else {
         log_warn("redrive of %s: %s after %" PRId64 " records", rd->dlq, err_str(err), rd->records);
     }
     struct wr w;
     if (server_resp_begin(rd->req, rd->correlation_id, 64, &w)) {
-        struct proto_dlq_redrive_resp out = {.err = err, .records = rd->records};
+        struct proto_dlq_redrive_resp out = {
+            .err = err, .records = rd->records, .read = rd->read, .remaining = remaining};
         int rc = proto_dlq_redrive_resp_encode(&w, rd->version, rd->correlation_id, &out);
         ASSERT(rc == 0);
         server_resp_send(rd->req, &w);
@@ -606,6 +649,7 @@ static void mark_done(struct offsets_commit *c, int rc)
         return;
     }
     rd->next = rd->chunk_end;
+    rd->read += rd->chunk_read;
     redrive_step(rd);
 }
 
@@ -786,7 +830,8 @@ static void redrive_record(struct redrive *rd, struct redrive_dest *d, struct ba
     }
 }
 
-/* Republishes the records of one batch from rd->next on. */
+/* Republishes the records of one batch from rd->next on, while the
+ * budget lasts: the record it stops at is where the chunk ends. */
 static int redrive_batch(struct redrive *rd, struct redrive_dest *d, const uint8_t *batch,
                          size_t len, int64_t now)
 {
@@ -798,9 +843,18 @@ static int redrive_batch(struct redrive *rd, struct redrive_dest *d, const uint8
     struct batch_record rec;
     while (rc == 0 && rd->err == 0 && (rc = batch_reader_next(&br, &rec)) == 1) {
         if (rec.offset >= rd->next && rec.offset < rd->end) {
+            if (rd->budget == 0) {
+                rd->chunk_end = rec.offset;
+                return 0;
+            }
+            rd->budget--;
+            rd->chunk_read++;
             redrive_record(rd, d, &rec, now);
         }
         rc = 0;
+    }
+    if (rc == 0) {
+        rd->chunk_end = batch_offset_last(&br.hdr) + 1;
     }
     return rc < 0 ? rc : 0;
 }
@@ -818,14 +872,13 @@ static int redrive_chunk(struct redrive *rd, struct part *log)
     struct redrive_dest d = {.t = NULL};
     int64_t now = rd->s->env.now_ms();
     rd->writable = NULL; /* each chunk asks again: ACLs change, topics go */
-    for (size_t at = 0; at < r.bytes && rc == 0 && rd->err == 0;) {
+    for (size_t at = 0; at < r.bytes && rc == 0 && rd->err == 0 && rd->budget > 0;) {
         struct batch_header h;
         rc = batch_header_decode(q->dlq_src + at, r.bytes - at, q->dlq_src_cap, &h);
         if (rc != 0 || h.offset_base >= rd->end) {
             break;
         }
         rc = redrive_batch(rd, &d, q->dlq_src + at, batch_bytes(&h), now);
-        rd->chunk_end = rc == 0 ? batch_offset_last(&h) + 1 : rd->chunk_end;
         at += batch_bytes(&h);
     }
     dest_flush(rd, &d);
@@ -839,15 +892,8 @@ static int redrive_chunk(struct redrive *rd, struct part *log)
 static void redrive_partition_start(struct redrive *rd, struct server_topic *t)
 {
     struct part *log = &t->parts[rd->partition].log;
-    int64_t earliest = part_offset_earliest(log);
-    int64_t latest = part_offset_latest(log);
-    int64_t mark;
-    if (offsets_get(&rd->s->offsets, QUEUE_REDRIVE_GROUP, rd->dlq, rd->partition, &mark) != 0 ||
-        mark > latest) {
-        mark = earliest; /* never redriven, or the topic was made again since */
-    }
-    rd->next = mark > earliest ? mark : earliest;
-    rd->end = latest;
+    rd->next = redrive_start_of(rd->s, rd->dlq, rd->partition, log);
+    rd->end = part_offset_latest(log);
 }
 
 static void redrive_step(struct redrive *rd)
@@ -863,15 +909,20 @@ static void redrive_step(struct redrive *rd)
         redrive_finish(rd, -NG_EUNKNOWN_TOPIC); /* deleted meanwhile */
         return;
     }
-    while (rd->next >= rd->end) {
+    while (rd->budget > 0 && rd->next >= rd->end) {
         if (++rd->partition >= t->cfg.partitions) {
             redrive_finish(rd, 0);
             return;
         }
         redrive_partition_start(rd, t);
     }
+    if (rd->budget == 0) {
+        redrive_finish(rd, 0); /* the answer says what remains */
+        return;
+    }
     rd->pending = 1; /* held while the chunk is read */
     rd->chunk_end = rd->next;
+    rd->chunk_read = 0;
     int rc = redrive_chunk(rd, &t->parts[rd->partition].log);
     rd->err = rd->err != 0 ? rd->err : rc;
     if (--rd->pending == 0) {
@@ -915,8 +966,9 @@ static int redrive_check(struct server *s, struct proto_str topic)
 void handle_dlq_redrive(struct server *s, struct loop_req *req, const struct proto_req_header *h,
                         struct rd *body)
 {
-    struct proto_str topic;
-    int rc = proto_dlq_redrive_req_decode(body, h->api_version, &topic);
+    struct proto_dlq_redrive_req in;
+    int rc = proto_dlq_redrive_req_decode(body, h->api_version, &in);
+    struct proto_str topic = in.topic;
     struct redrive *rd = rc == 0 ? calloc(1, sizeof(*rd)) : NULL;
     if (rd == NULL) {
         server_resp_error(req, h->correlation_id, rc != 0 ? rc : -ENOMEM);
@@ -926,7 +978,9 @@ void handle_dlq_redrive(struct server *s, struct loop_req *req, const struct pro
                            .req = req,
                            .correlation_id = h->correlation_id,
                            .version = h->api_version,
-                           .partition = -1};
+                           .partition = -1,
+                           .budget = in.records_max == PROTO_REDRIVE_RECORDS_ALL ? INT64_MAX
+                                                                                 : in.records_max};
     rc = s->loop.stopping ? -NG_ECLOSED : redrive_check(s, topic);
     if (rc != 0) {
         redrive_finish(rd, rc);

@@ -71,6 +71,7 @@ struct fetch_part {
     uint32_t range_first;
     uint32_t range_count;
     uint64_t range_bytes;
+    int64_t sent_next;   /* past the batches planned or copied: records out */
     uint64_t copy_limit; /* 0: nothing to copy */
     size_t range_at;     /* where its ranges go in the answer buffer */
     uint8_t *copy;       /* Kafka's answer: the copied batches (malloc) */
@@ -250,6 +251,7 @@ static size_t plan(struct fetch_req *fr, struct fetch_ranges *rs)
         fp->range_count = 0;
         fp->range_bytes = 0;
         fp->copy_limit = 0;
+        fp->sent_next = fp->offset;
         uint64_t limit = (uint64_t)fp->bytes_max < budget ? (uint64_t)fp->bytes_max : budget;
         if (part_error(fr, fp) != 0 || limit == 0 || header + data >= frame_max) {
             continue;
@@ -263,6 +265,7 @@ static size_t plan(struct fetch_req *fr, struct fetch_ranges *rs)
                                      &fp->range_count, &r);
             fp->range_bytes = rc == 0 ? r.bytes : 0;
             fp->range_count = rc == 0 ? fp->range_count : 0;
+            fp->sent_next = r.offset_next;
         }
         if (rc == -EAGAIN) { /* copy it: at most what is there */
             uint64_t est = part_answer_bytes(fp);
@@ -299,6 +302,22 @@ static void answer_part_begin(const struct fetch_req *fr, struct proto_enc *e,
     }
 }
 
+/* Counts what fp's answer sends: bytes, and records past the offset asked
+ * for (a first batch that began before it counts from it). Two additions
+ * per partition answered, nothing per record. An answer to a connection
+ * gone meanwhile (a long poll its consumer left) is not sent: not
+ * counted. */
+static void count_out(const struct fetch_req *fr, const struct fetch_part *fp, uint64_t bytes)
+{
+    if (!loop_req_connected(fr->req)) {
+        return;
+    }
+    fp->bp->counters.bytes_out += bytes;
+    if (fp->sent_next > fp->offset) {
+        fp->bp->counters.records_out += (uint64_t)(fp->sent_next - fp->offset);
+    }
+}
+
 /* Adds one partition's answer: its planned ranges (declared; attached
  * once the frame is whole), or its batches copied into the buffer.
  * Returns true when its read found damage (the answer has news). */
@@ -325,7 +344,7 @@ static bool answer_part(const struct fetch_req *fr, struct proto_enc *e, struct 
     if (fp->range_count > 0) {
         proto_fetch_resp_spliced(e, fp->range_bytes);
         *records_total += fp->range_bytes;
-        fp->bp->counters.bytes_out += fp->range_bytes;
+        count_out(fr, fp, fp->range_bytes);
     }
     size_t room = w->err == 0 ? w->cap - w->pos : 0;
     if (out.err == 0 && fp->copy_limit > 0 && room > 0) {
@@ -335,7 +354,8 @@ static bool answer_part(const struct fetch_req *fr, struct proto_enc *e, struct 
         if (rc == 0) {
             (void)wr_take(w, r.bytes); /* the bytes are in place already */
             *records_total += r.bytes;
-            fp->bp->counters.bytes_out += r.bytes;
+            fp->sent_next = r.offset_next;
+            count_out(fr, fp, r.bytes);
         } else if (rc == -NG_ECORRUPT && fp->range_count == 0) {
             proto_fetch_resp_partition_fail(e, rc, damage_end(fp)); /* found by this read */
             damaged = true;
@@ -658,6 +678,7 @@ static size_t kafka_copy(const struct fetch_req *fr, struct fetch_part *fp, uint
                           (size_t)fp->copy_limit, &r);
     if (rc == 0) {
         fp->copy_bytes = r.bytes;
+        fp->sent_next = r.offset_next;
         *room -= r.bytes;
     } else if (rc == -NG_ECORRUPT) {
         fp->read_err = rc;
@@ -692,10 +713,10 @@ static void kafka_answer_part(const struct fetch_req *fr, const struct fetch_par
         .records = {.ptr = none, .len = 0}};
     if (fp->range_count > 0) {
         out->records = (struct kw_records){.len = (int32_t)fp->range_bytes, .external = true};
-        fp->bp->counters.bytes_out += fp->range_bytes;
+        count_out(fr, fp, fp->range_bytes);
     } else if (fp->copy_bytes > 0) {
         out->records = (struct kw_records){.ptr = fp->copy, .len = (int32_t)fp->copy_bytes};
-        fp->bp->counters.bytes_out += fp->copy_bytes;
+        count_out(fr, fp, fp->copy_bytes);
     }
 }
 

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/bytes.h"
 #include "base/err.h"
 
 /* ---- strings ---- */
@@ -766,4 +767,39 @@ const uint8_t *kgroup_member_metadata(const struct kgroup_member *m, const char 
     }
     *len_out = 0;
     return NULL;
+}
+
+int kgroup_assignment_each(const uint8_t *p, uint32_t len, kgroup_assigned_fn *fn, void *arg)
+{
+    ASSERT(p != NULL || len == 0);
+    struct rd r = rd_make(p, len);
+    int16_t version = (int16_t)rd_be16(&r);
+    int32_t topics = (int32_t)rd_be32(&r);
+    if (r.err != 0) {
+        return r.err;
+    }
+    if (version < 0 || topics < 0) {
+        return -NG_EBADCOUNT;
+    }
+    for (int32_t t = 0; t < topics; t++) {
+        int16_t name_len = (int16_t)rd_be16(&r);
+        if (r.err == 0 && name_len < 0) {
+            return -NG_EBADLEN;
+        }
+        const uint8_t *name = rd_take(&r, (size_t)(name_len > 0 ? name_len : 0));
+        int32_t parts = (int32_t)rd_be32(&r);
+        if (r.err != 0) {
+            return r.err;
+        }
+        if (parts < 0) {
+            return -NG_EBADCOUNT;
+        }
+        if ((size_t)parts > rd_left(&r) / 4) {
+            return -NG_ETRUNCATED;
+        }
+        for (int32_t i = 0; i < parts; i++) {
+            fn(arg, (const char *)name, (size_t)name_len, (int32_t)rd_be32(&r));
+        }
+    }
+    return 0;
 }

@@ -259,4 +259,19 @@ const char *kgroup_state_name(enum kgroup_state s);
 const uint8_t *kgroup_member_metadata(const struct kgroup_member *m, const char *name,
                                       uint32_t *len_out);
 
+/* The partitions in a member's assignment of Kafka's consumer protocol
+ * (protocol type KGROUP_CONSUMER_PROTOCOL): the bytes its group leader
+ * wrote, ConsumerProtocolAssignment v0-3 (an i16 version, then [topic
+ * (i16-length string), [partition i32]], then user data, not read). fn
+ * gets each partition in order, its topic pointing into p (len bytes, not
+ * NUL-terminated). Every length and count is checked against the bytes
+ * left. Returns 0; -NG_ETRUNCATED, -NG_EBADLEN (a negative string length)
+ * or -NG_EBADCOUNT (a negative version or count): fn was called for what
+ * came before. len 0 (the leader gave nothing) is -NG_ETRUNCATED. Any
+ * thread. */
+#define KGROUP_CONSUMER_PROTOCOL "consumer"
+typedef void kgroup_assigned_fn(void *arg, const char *topic, size_t len, int32_t partition);
+MUST_USE int kgroup_assignment_each(const uint8_t *p, uint32_t len, kgroup_assigned_fn *fn,
+                                    void *arg);
+
 #endif

@@ -280,6 +280,12 @@ static bool v_bytes_in(const struct bpart *bp, int64_t *out)
     *out = (int64_t)bp->counters.bytes_in;
     return true;
 }
+static bool v_records_out(const struct bpart *bp, int64_t *out)
+{
+    *out = (int64_t)bp->counters.records_out;
+    return true;
+}
+
 static bool v_bytes_out(const struct bpart *bp, int64_t *out)
 {
     *out = (int64_t)bp->counters.bytes_out;
@@ -323,6 +329,9 @@ static const struct part_metric part_metrics[] = {
      v_records_in},
     {"nagare_partition_bytes_in_total", "counter", "Batch bytes appended by producers.",
      v_bytes_in},
+    {"nagare_partition_records_out_total", "counter",
+     "Records sent to consumers and followers (past the offset each fetch asked for).",
+     v_records_out},
     {"nagare_partition_bytes_out_total", "counter", "Batch bytes sent to consumers and followers.",
      v_bytes_out},
     {"nagare_partition_leader", "gauge", "1 where this broker leads the partition.", v_leader},
@@ -436,8 +445,8 @@ static int first_batch(void *arg, const struct batch_header *h)
     return 1; /* the one holding the offset is enough */
 }
 
-void metrics_group_lag(struct server *s, const struct offsets_entry *e, int64_t now_ms,
-                       int64_t *records, int64_t *ms, bool *found)
+void metrics_group_lag(struct server *s, struct offsets_entry *e, int64_t now_ms,
+                       uint32_t *reads_left, int64_t *records, int64_t *ms, bool *found)
 {
     struct server_topic *tp =
         server_topic_find(s, (struct proto_str){e->topic, (int32_t)strlen(e->topic)});
@@ -453,9 +462,23 @@ void metrics_group_lag(struct server *s, const struct offsets_entry *e, int64_t 
     int64_t from =
         e->offset > part_offset_earliest(&bp->log) ? e->offset : part_offset_earliest(&bp->log);
     *records = hw > e->offset ? hw - from : 0;
-    int64_t ts = -1;
-    if (*records > 0 && part_for_each_batch(&bp->log, from, first_batch, &ts) == 1 && ts >= 0) {
-        *ms = now_ms > ts ? now_ms - ts : 0;
+    if (*records == 0) {
+        return;
+    }
+    struct offsets_lag_memo *m = &e->lag;
+    int64_t mono = clock_mono_ms();
+    bool fresh = m->offset == from && mono - m->read_ms < METRICS_LAG_MEMO_MS;
+    if (!fresh && *reads_left > 0) {
+        (*reads_left)--;
+        s->metrics.lag_reads++;
+        int64_t ts = -1;
+        if (part_for_each_batch(&bp->log, from, first_batch, &ts) != 1) {
+            ts = -1;
+        }
+        *m = (struct offsets_lag_memo){.offset = from, .ts_ms = ts, .read_ms = mono};
+    }
+    if (m->offset >= 0 && m->ts_ms >= 0) {
+        *ms = now_ms > m->ts_ms ? now_ms - m->ts_ms : 0;
     }
 }
 
@@ -472,13 +495,14 @@ static void render_groups(struct text *t, struct server *s)
     }
     int64_t now_ms = clock_wall_ms();
     uint32_t rows = 0;
+    uint32_t reads_left = METRICS_LAG_READS_MAX;
     for (uint32_t g = 0; g < s->offsets.count; g++) {
         const struct offsets_group *grp = &s->offsets.groups[g];
         for (uint32_t i = 0; i < grp->count && rows < METRICS_GROUP_PARTITIONS_MAX; i++, rows++) {
-            const struct offsets_entry *e = &grp->entries[i];
+            struct offsets_entry *e = &grp->entries[i];
             int64_t records, ms;
             bool found;
-            metrics_group_lag(s, e, now_ms, &records, &ms, &found);
+            metrics_group_lag(s, e, now_ms, &reads_left, &records, &ms, &found);
             static const char *const names[] = {"nagare_group_committed_offset",
                                                 "nagare_group_lag_records",
                                                 "nagare_group_lag_seconds"};
@@ -586,6 +610,9 @@ int metrics_render(struct server *s, char **out, size_t *len)
     render_syncs(&t, &s->ring);
     uint32_t left = render_partitions(&t, s);
     render_groups(&t, s);
+    family(&t, "nagare_group_lag_reads_total", "counter",
+           "Batch headers read from logs for the age of group lag (remembered between scrapes).");
+    put(&t, "nagare_group_lag_reads_total %" PRIu64 "\n", s->metrics.lag_reads);
     render_share(&t, s);
     family(&t, "nagare_metrics_truncated", "gauge",
            "Partitions left out of this scrape (past METRICS_PARTITIONS_MAX).");
@@ -599,25 +626,50 @@ int metrics_render(struct server *s, char **out, size_t *len)
     return 0;
 }
 
+/* In a cluster: the first partition the view gives this broker whose
+ * leader it does not know (the view names none, or the partition has not
+ * taken it here yet: not open, or a follower without one); why says
+ * which. False when every one is known. */
+static bool ready_partition_missing(const struct server *s, char *why, size_t cap)
+{
+    const struct cluster_view *v = s->view;
+    for (uint32_t i = 0; i < v->topic_count; i++) {
+        const struct cluster_topic *ct = &v->topics[i];
+        for (int32_t p = 0; p < ct->partitions; p++) {
+            const struct cluster_partition *cp = &ct->parts[p];
+            if (!cluster_partition_has_replica(cp, s->broker_id)) {
+                continue;
+            }
+            const struct server_topic *t = server_topic_find(
+                (struct server *)s,
+                (struct proto_str){.ptr = ct->name, .len = (int32_t)strlen(ct->name)});
+            const struct bpart *bp = t != NULL && p < t->cfg.partitions ? &t->parts[p] : NULL;
+            const char *what = cp->leader == CLUSTER_LEADER_NONE ? "has no leader"
+                               : bp == NULL || !bp->open         ? "is not open here yet"
+                               : bp->rep.role == REPLICA_FOLLOWER && bp->rep.leader < 0
+                                   ? "has no leader here yet"
+                                   : NULL;
+            if (what != NULL) {
+                snprintf(why, cap, "topic %s partition %d %s", ct->name, p, what);
+                return true;
+            }
+        }
+    }
+    return false;
+}
+
 bool metrics_ready(const struct server *s, char *why, size_t cap)
 {
     const char *missing = NULL;
+    bool clustered = broker_config_clustered(&s->cfg);
     if (!s->catalog_ready || !s->offsets_ready || s->queue == NULL) {
         missing = "the data directory is not open";
-    } else if (broker_config_clustered(&s->cfg) && s->view == NULL) {
+    } else if (clustered && s->view == NULL) {
         missing = "no cluster view yet";
-    } else if (broker_config_clustered(&s->cfg) && s->view->fenced) {
+    } else if (clustered && s->view->fenced) {
         missing = "this broker's registration in etcd is not sure";
-    }
-    for (uint32_t i = 0; missing == NULL && i < s->topic_count; i++) {
-        const struct server_topic *tp = s->topics[i];
-        for (int32_t p = 0; p < tp->cfg.partitions; p++) {
-            const struct bpart *bp = &tp->parts[p];
-            if (bp->open && bp->rep.role == REPLICA_FOLLOWER && bp->rep.leader < 0) {
-                snprintf(why, cap, "topic %s partition %d has no leader", tp->name, p);
-                return false;
-            }
-        }
+    } else if (clustered && ready_partition_missing(s, why, cap)) {
+        return false;
     }
     if (missing != NULL) {
         snprintf(why, cap, "%s", missing);

@@ -60,7 +60,8 @@ struct metrics_api {
 struct server_metrics {
     struct metrics_api nagare[PROTO_API_COUNT];
     struct metrics_api kafka[KAFKA_API_COUNT];
-    uint64_t untagged; /* requests too short to name an api */
+    uint64_t untagged;  /* requests too short to name an api */
+    uint64_t lag_reads; /* batch headers read for group lag ages */
 };
 
 /* Counts a completed request (the loop's on_done). */
@@ -76,14 +77,27 @@ void metrics_request_done(struct server_metrics *m, uint16_t tag, uint64_t handl
  * caller frees it) and *len, or -ENOMEM. Loop thread. */
 MUST_USE int metrics_render(struct server *s, char **out, size_t *len);
 
+/* The age of a group's first record not consumed comes from the log (the
+ * first timestamp of the batch holding the committed offset: one blocking
+ * header read on the loop), remembered with the offsets entry: read again
+ * only when the committed offset moved or METRICS_LAG_MEMO_MS passed (a
+ * log made again under the same name, a follower's cut), and at most
+ * METRICS_LAG_READS_MAX times per render, so a scrape of 20,000 group
+ * partitions renders from memory but for what changed. Rows past the
+ * budget show the age last read (older, so larger, when the offset moved
+ * since: an alert errs on the safe side) until a later render reads it. */
+#define METRICS_LAG_MEMO_MS 30000
+#define METRICS_LAG_READS_MAX 256u
+
 /* How far a group's committed offset e is behind: *records to the high
  * watermark, and *ms the age of the first record not consumed (its batch's
- * first timestamp; 0 when caught up). *found false (both 0) when the topic
- * or partition is not held here. Blocking reads of one batch header at
- * most. Loop thread. */
+ * first timestamp; 0 when caught up), through e's memo (above), a read
+ * taken from *reads_left when one is needed and *reads_left > 0 (counted
+ * in s->metrics.lag_reads). *found false (both 0) when the topic or
+ * partition is not held here. Loop thread. */
 struct offsets_entry;
-void metrics_group_lag(struct server *s, const struct offsets_entry *e, int64_t now_ms,
-                       int64_t *records, int64_t *ms, bool *found);
+void metrics_group_lag(struct server *s, struct offsets_entry *e, int64_t now_ms,
+                       uint32_t *reads_left, int64_t *records, int64_t *ms, bool *found);
 
 /* Whether s is ready to serve: its data directory and stores are open, and
  * in a cluster it holds its registration (a view that does not fence it)

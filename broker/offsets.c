@@ -114,6 +114,7 @@ static int apply(struct offsets *o, const char *group, const char *topic, int32_
         i = (int)g->count++;
         strcpy(g->entries[i].topic, topic);
         g->entries[i].partition = partition;
+        g->entries[i].lag = (struct offsets_lag_memo){.offset = -1, .ts_ms = -1};
     }
     g->entries[i].offset = offset;
     g->entries[i].commit_ms = ts_ms;

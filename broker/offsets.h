@@ -54,11 +54,22 @@
 #define OFFSETS_BATCH_MAX (61 + OFFSETS_COMMIT_ITEMS_MAX * OFFSETS_ITEM_BYTES_MAX)
 #define OFFSETS_SCRATCH_BYTES PART_SCRATCH_BYTES(OFFSETS_BATCH_MAX)
 
+/* What a reader of the table remembers with an entry (broker/metrics.c:
+ * the first timestamp of the batch holding `offset`, read from the log at
+ * read_ms, monotonic). offsets.c only clears it (offset -1) when it makes
+ * the entry. Loop thread. */
+struct offsets_lag_memo {
+    int64_t offset;
+    int64_t ts_ms; /* -1: the read found none */
+    int64_t read_ms;
+};
+
 struct offsets_entry {
     char topic[GROUP_ID_BYTES_MAX + 1];
     int32_t partition;
     int64_t offset;
     int64_t commit_ms;
+    struct offsets_lag_memo lag;
 };
 
 struct offsets_group {

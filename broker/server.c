@@ -1098,11 +1098,18 @@ int server_init(struct server *s, const struct broker_config *cfg)
     }
     rc = rc == 0 ? sasl_serve_open(s) : rc;
     rc = rc == 0 ? worker_resources(s) : rc;
+    /* What opens now may upgrade format-1 segments: shown on a terminal
+     * as one running total, erased before the listening line. */
+    progress_start(&s->upgrade_progress, STDERR_FILENO, false, "upgrading to batch format 2",
+                   "segments", 0);
+    s->env.upgrade_progress = &s->upgrade_progress;
     rc = rc == 0 ? open_topics(s) : rc;
     rc = rc == 0 ? groups_open(s) : rc;
     rc = rc == 0 ? share_serve_open(s) : rc;
     rc = rc == 0 && broker_config_kafka(&s->cfg) ? kafka_serve_open(s) : rc;
     rc = rc == 0 ? kafka_groups_open(s) : rc;
+    progress_clear(&s->upgrade_progress);
+    s->env.upgrade_progress = NULL; /* later opens (a new topic) have nothing to upgrade */
     rc = rc == 0 ? start_loop(s) : rc;
     rc = rc == 0 ? start_session(s) : rc;
     if (rc != 0) {

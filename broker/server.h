@@ -62,6 +62,7 @@ struct bpart_counters {
     uint64_t records_in;     /* records appended by producers */
     uint64_t bytes_in;       /* their batches' bytes */
     uint64_t bytes_out;      /* batch bytes answered to consumers and followers */
+    uint64_t records_out;    /* offsets those answers took their readers past */
     uint64_t leader_changes; /* leader or leader epoch changes seen */
 };
 
@@ -110,6 +111,7 @@ struct server {
     uint8_t *scratch; /* storage and batch verification scratch */
     size_t scratch_bytes;
     struct part_env env;
+    struct progress upgrade_progress; /* format-1 upgrades at start, on a terminal */
     struct producer_ids producer_ids;
     struct acl_store acls; /* the authorizer's (broker/acl_serve.h) */
     struct loop_timer retention_timer;

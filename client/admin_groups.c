@@ -519,40 +519,80 @@ void nagare_reset_free(nagare_admin *a, const struct nagare_topic_partition *res
 
 /* ---- DlqRedrive ---- */
 
+/* Dead letters one request of nagare_dlq_redrive() reads: its answer comes
+ * after about this many records are republished and fdatasync'd, well
+ * within a client's timeout. */
+#define REDRIVE_STEP_RECORDS 10000
+
 struct redrive {
     const char *topic;
-    int64_t records;
+    int32_t records_max;
+    struct nagare_redrive_step out;
 };
 
 static int redrive_encode(void *arg, struct wr *w, uint32_t corr, uint16_t version)
 {
     const struct redrive *rq = arg;
-    return proto_dlq_redrive_req_encode(w, version, corr, str_of(CONN_CLIENT_ID),
-                                        str_of(rq->topic));
+    struct proto_dlq_redrive_req req = {.topic = str_of(rq->topic), .records_max = rq->records_max};
+    return proto_dlq_redrive_req_encode(w, version, corr, str_of(CONN_CLIENT_ID), &req);
 }
 
 static int redrive_decode(void *arg, struct rd *body, uint16_t version)
 {
     struct redrive *rq = arg;
     struct proto_dlq_redrive_resp r;
-    if (proto_dlq_redrive_resp_decode(body, version, &r) != 0 || (r.err == 0 && r.records < 0)) {
+    if (proto_dlq_redrive_resp_decode(body, version, &r) != 0 ||
+        (r.err == 0 &&
+         (r.records < 0 || (version >= 1 && (r.read < r.records || r.remaining < 0))))) {
         return -NG_EPROTO;
     }
-    rq->records = r.records;
+    if (version < 1) { /* one request did it all */
+        r.read = r.records;
+        r.remaining = 0;
+    }
+    rq->out = (struct nagare_redrive_step){
+        .records = r.records, .read = r.read, .remaining = r.remaining};
     return r.err;
+}
+
+int nagare_dlq_redrive_step(nagare_admin *a, const char *dlq_topic, int32_t records_max,
+                            struct nagare_redrive_step *out)
+{
+    ASSERT(a != NULL && out != NULL);
+    if (!topic_ok(dlq_topic)) {
+        return -NG_EBADNAME;
+    }
+    if (records_max <= 0) {
+        return -NG_EBADARG;
+    }
+    struct redrive rq = {.topic = dlq_topic, .records_max = records_max};
+    int rc = admin_group_call(a, PROTO_API_DLQ_REDRIVE, NAME_REQUEST_BYTES, redrive_encode,
+                              redrive_decode, &rq);
+    if (rc == 0) {
+        *out = rq.out;
+    }
+    return api_err(rc);
 }
 
 int nagare_dlq_redrive(nagare_admin *a, const char *dlq_topic, int64_t *records_out)
 {
     ASSERT(a != NULL && records_out != NULL);
-    if (!topic_ok(dlq_topic)) {
-        return -NG_EBADNAME;
-    }
-    struct redrive rq = {.topic = dlq_topic};
-    int rc = admin_group_call(a, PROTO_API_DLQ_REDRIVE, NAME_REQUEST_BYTES, redrive_encode,
-                              redrive_decode, &rq);
-    if (rc == 0) {
-        *records_out = rq.records;
-    }
-    return api_err(rc);
+    int64_t records = 0;
+    int64_t read = 0;
+    int64_t total = -1; /* what there was to read after the first step */
+    struct nagare_redrive_step st;
+    do {
+        int rc = nagare_dlq_redrive_step(a, dlq_topic, REDRIVE_STEP_RECORDS, &st);
+        if (rc != 0) {
+            return rc;
+        }
+        records += st.records;
+        read += st.read;
+        total = total < 0 ? st.read + st.remaining : total;
+        /* Stops at what there was when it began, as one request does:
+         * records dead-lettered meanwhile (some perhaps redriven ones
+         * failing again) wait for the next redrive. */
+    } while (st.remaining > 0 && read < total && st.read > 0);
+    *records_out = records;
+    return 0;
 }

@@ -921,6 +921,24 @@ void nagare_reset_free(nagare_admin *a, const struct nagare_topic_partition *res
 NAGARE_MUST_USE int nagare_dlq_redrive(nagare_admin *a, const char *dlq_topic,
                                        int64_t *records_out);
 
+/* One bounded step of a redrive, for callers that show progress or
+ * spread a large redrive out (nagare_dlq_redrive() is a loop of these):
+ * reads at most records_max (> 0) dead letters from the redrive marks on,
+ * republishes them and moves the marks past them, durably, before it
+ * answers; the next step resumes at the marks, on this broker or after a
+ * restart, so no record is republished twice. Returns 0 with *out filled,
+ * or nagare_dlq_redrive()'s errors and -NAGARE_EBADARG (records_max <=
+ * 0). A broker older than the step (DlqRedrive v0) redrives everything in
+ * one step: out->remaining is then 0 and out->read the records. */
+struct nagare_redrive_step {
+    int64_t records;   /* republished by this step */
+    int64_t read;      /* dead letters read: republished or skipped (no
+                        * usable nagare.dlq.* headers, source gone) */
+    int64_t remaining; /* dead letters past the marks after it */
+};
+NAGARE_MUST_USE int nagare_dlq_redrive_step(nagare_admin *a, const char *dlq_topic,
+                                            int32_t records_max, struct nagare_redrive_step *out);
+
 /* ---- admin: ACLs (docs/security.md, "Authorization") ---- */
 
 /* An ACL in Kafka's shape, with Kafka's codes: a resource (type, name,

@@ -1190,17 +1190,32 @@ void proto_share_ack_resp_begin(struct proto_enc *e, struct wr *w, uint16_t vers
                                 uint32_t correlation_id);
 MUST_USE int proto_share_ack_resp_decode(struct rd *body, uint16_t version, struct proto_dec *d);
 
-/* DlqRedrive. Request: a dead-letter topic's name. Response: an error and
- * how many records were republished to their source topics. */
+/* DlqRedrive. Request: a dead-letter topic's name; v1 adds records_max,
+ * the most dead letters the request reads (> 0; else -NG_EBADARG at
+ * decode), so that a client drives a long redrive in bounded requests,
+ * each resuming at the marks the one before committed. v0 decodes
+ * records_max as PROTO_REDRIVE_RECORDS_ALL. Response: an error and how
+ * many records were republished to their source topics; v1 adds how many
+ * dead letters the request read (republished or skipped) and how many
+ * remain past the marks (v0 decodes them as -1 and 0: a v0 request
+ * redrives everything, its reader takes records as read). */
+#define PROTO_REDRIVE_RECORDS_ALL INT32_MAX
+struct proto_dlq_redrive_req {
+    struct proto_str topic;
+    int32_t records_max;
+};
 struct proto_dlq_redrive_resp {
     int err;
     int64_t records;
+    int64_t read;      /* v1 */
+    int64_t remaining; /* v1 */
 };
 
 MUST_USE int proto_dlq_redrive_req_encode(struct wr *w, uint16_t version, uint32_t correlation_id,
-                                          struct proto_str client_id, struct proto_str topic);
+                                          struct proto_str client_id,
+                                          const struct proto_dlq_redrive_req *req);
 MUST_USE int proto_dlq_redrive_req_decode(struct rd *body, uint16_t version,
-                                          struct proto_str *topic_out);
+                                          struct proto_dlq_redrive_req *out);
 MUST_USE int proto_dlq_redrive_resp_encode(struct wr *w, uint16_t version, uint32_t correlation_id,
                                            const struct proto_dlq_redrive_resp *r);
 MUST_USE int proto_dlq_redrive_resp_decode(struct rd *body, uint16_t version,

@@ -45,7 +45,7 @@ LIMIT_MAX = {'TOPICS': 'PROTO_TOPICS_MAX', 'PARTS': 'PROTO_PARTITIONS_MAX',
 LIMITS = list(LIMIT_MAX)
 SHAPES = ['names', 'topic_parts', 'topic_err_parts', 'topic_err_cfg_parts', 'create', 'results',
           'topic_parts_any', 'groups', 'describe', 'acls']
-CHECKS = ['nonneg', 'acks']
+CHECKS = ['nonneg', 'positive', 'acks']
 SHARED_PARTS = {'part_index', 'part_result', 'part_offset'}
 # Names of the generated functions' parameters and locals: a head field
 # (a parameter when alone, a local when a bool) may not take one.
@@ -545,6 +545,8 @@ def checks(head, x_of):
         x = x_of(f)
         if f.check == 'nonneg':
             conds.append('%s < 0' % x)
+        elif f.check == 'positive':
+            conds.append('%s <= 0' % x)
         elif f.check == 'acks':
             conds.append('(%s != PROTO_ACKS_NONE && %s != PROTO_ACKS_LEADER && %s != PROTO_ACKS_ALL)'
                          % (x, x, x))

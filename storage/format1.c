@@ -109,9 +109,26 @@ struct walk {
     uint8_t *win;
     size_t win_cap; /* >= batch_bytes_max: a whole batch always fits */
     size_t batch_bytes_max;
-    int out_fd;        /* -1: only find the format of the first valid batch */
-    uint64_t upgraded; /* batches rewritten */
+    int out_fd;                /* -1: only find the format of the first valid batch */
+    uint64_t upgraded;         /* batches rewritten */
+    struct progress *progress; /* an upgrade's, or NULL */
 };
+
+/* Adds bytes rewritten and segments upgraded to w's progress. */
+static void walk_progress(const struct walk *w, uint64_t bytes, uint64_t segments)
+{
+    if (w->progress != NULL) {
+        progress_update(w->progress, w->progress->bytes + bytes, w->progress->count + segments);
+    }
+}
+
+/* Erases w's progress line before a log line or at the end. */
+static void walk_progress_clear(const struct walk *w)
+{
+    if (w->progress != NULL) {
+        progress_clear(w->progress);
+    }
+}
 
 /* The format of a whole valid batch at p[0..n), if any. */
 static enum seg_format batch_format(const uint8_t *p, size_t n, size_t max, size_t *bytes)
@@ -188,6 +205,9 @@ static int walk_file(struct walk *w, enum seg_format *found)
         if (rc != 0) {
             return rc;
         }
+        if (w->out_fd >= 0) {
+            walk_progress(w, k, 0);
+        }
         pos += k;
     }
     *found = w->out_fd >= 0 ? SEG_FORMAT1 : SEG_UNKNOWN;
@@ -263,10 +283,13 @@ static int segment_upgrade(struct walk *w, int dirfd, const char *dir, int64_t b
     enum seg_format f = SEG_UNKNOWN;
     rc = rc == 0 ? segment_format(w, &f) : rc;
     if (rc == 0 && f == SEG_FORMAT1) {
+        walk_progress_clear(w);
         log_info("partition %s: upgrading segment %s (%llu bytes) from batch format 1 to 2", dir,
                  name, (unsigned long long)w->size);
         w->upgraded = 0;
         rc = segment_rewrite(w, dirfd, name, tmp);
+        walk_progress(w, 0, rc == 0 ? 1 : 0);
+        walk_progress_clear(w);
         if (rc == 0) {
             log_info("partition %s: segment %s upgraded: %llu batches", dir, name,
                      (unsigned long long)w->upgraded);
@@ -309,7 +332,8 @@ int format1_segment_copy(int fd, uint64_t size, int out_fd, size_t batch_bytes_m
     return rc;
 }
 
-int format1_upgrade_dir(int dirfd, const char *dir, size_t batch_bytes_max)
+int format1_upgrade_dir(int dirfd, const char *dir, size_t batch_bytes_max,
+                        struct progress *progress)
 {
     int64_t *bases = NULL;
     uint32_t count = 0;
@@ -320,6 +344,7 @@ int format1_upgrade_dir(int dirfd, const char *dir, size_t batch_bytes_max)
     }
     struct walk w;
     rc = walk_init(&w, -1, 0, batch_bytes_max);
+    w.progress = progress;
     for (uint32_t i = 0; rc == 0 && i < count; i++) {
         rc = segment_upgrade(&w, dirfd, dir, bases[i]);
     }

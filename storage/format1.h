@@ -27,6 +27,7 @@
 #include <stdint.h>
 
 #include "base/assert.h"
+#include "base/progress.h"
 
 #define FORMAT1_OFF_CHECKSUM 12 /* u64: XXH3-64 of bytes [20, end) */
 #define FORMAT1_OFF_VERSION 20  /* u8: 1 */
@@ -69,8 +70,12 @@ MUST_USE int format1_segment_copy(int fd, uint64_t size, int out_fd, size_t batc
 /* Upgrades every format-1 segment (".log") of the partition directory dirfd
  * (`dir` names it in the log). A segment is format 1 when its first valid
  * batch is; only damaged bytes are left as they are (recovery judges them).
- * Removes copies left by an upgrade a crash interrupted. Returns 0, -errno,
- * or -ENOMEM. */
-MUST_USE int format1_upgrade_dir(int dirfd, const char *dir, size_t batch_bytes_max);
+ * Removes copies left by an upgrade a crash interrupted. When progress is
+ * not NULL, the bytes rewritten and the segments upgraded are added to it
+ * as they go (a caller upgrading many directories shows one running total)
+ * and its line is erased before each log line and at the end. Returns 0,
+ * -errno, or -ENOMEM. */
+MUST_USE int format1_upgrade_dir(int dirfd, const char *dir, size_t batch_bytes_max,
+                                 struct progress *progress);
 
 #endif

@@ -1106,8 +1106,8 @@ int part_read_to(struct part *p, int64_t offset, int64_t end, uint8_t *buf, size
                  size_t bytes_max, struct part_read_result *out)
 {
     ASSERT(end <= p->offset_written);
-    *out =
-        (struct part_read_result){.offset_earliest = part_offset_earliest(p), .offset_latest = end};
+    *out = (struct part_read_result){
+        .offset_earliest = part_offset_earliest(p), .offset_latest = end, .offset_next = offset};
     if (offset < out->offset_earliest || offset > end) {
         return -NG_EOFFSET_RANGE;
     }
@@ -1133,6 +1133,7 @@ int part_read_to(struct part *p, int64_t offset, int64_t end, uint8_t *buf, size
             size_t before = out->bytes;
             rc = copy_batches(p, s, pos, h.offset_base, end, buf + out->bytes, cap - out->bytes,
                               bytes_max - out->bytes, before == 0, &out->bytes, &offset);
+            out->offset_next = offset; /* past what it copied, also on an error */
             if (rc == 0 && out->bytes == before) {
                 break; /* the next batch does not fit */
             }
@@ -1180,20 +1181,43 @@ static int range_end(struct part *p, const struct seg *s, uint64_t pos, uint64_t
 
 /* Where the ranges of s stop for a read that ends at offset end: the
  * readable end, or, in the segment holding end, the start of the batch
- * holding it. */
-static int range_stop(struct part *p, const struct seg *s, int64_t end, uint64_t *stop_out)
+ * holding it; *stop_offset_out the offset there. */
+static int range_stop(struct part *p, const struct seg *s, int64_t end, uint64_t *stop_out,
+                      int64_t *stop_offset_out)
 {
     *stop_out = s->bytes_readable;
-    if (end >= seg_offset_end(p, s)) {
+    *stop_offset_out = seg_offset_end(p, s);
+    if (end >= *stop_offset_out) {
         return 0;
     }
+    *stop_offset_out = s->offset_base;
     if (end <= s->offset_base) {
         *stop_out = 0;
         return 0;
     }
+    struct batch_header h = {.offset_base = s->offset_base};
     int rc = seg_locate(s, end, p->cfg.batch_bytes_max, p->env.scratch, p->env.scratch_bytes,
-                        stop_out, NULL);
+                        stop_out, &h);
+    *stop_offset_out = h.offset_base;
     return rc == -NG_ECORRUPT ? -EAGAIN : rc; /* part_read_to() reports it */
+}
+
+/* The offset at `at`, the end of a range of s that began at pos (offset
+ * pos_offset), where the ranges of s stop at stop (stop_offset) and the
+ * read's first batch ends at first_end (first_next; 0 past the first
+ * range): known for those ends, else read from the batch header at `at`
+ * (a read cut by bytes_max or by the checked mark). */
+static int range_offset(struct part *p, const struct seg *s, uint64_t at, uint64_t pos,
+                        int64_t pos_offset, uint64_t stop, int64_t stop_offset, uint64_t first_end,
+                        int64_t first_next, int64_t *offset_out)
+{
+    if (at == pos || at == stop || at == first_end) {
+        *offset_out = at == pos ? pos_offset : at == stop ? stop_offset : first_next;
+        return 0;
+    }
+    int rc = seg_offset_at(s, at, p->cfg.batch_bytes_max, p->env.scratch, p->env.scratch_bytes,
+                           offset_out);
+    return rc == -NG_ECORRUPT ? -EAGAIN : rc;
 }
 
 int part_read_ranges(struct part *p, int64_t offset, size_t cap, size_t bytes_max,
@@ -1210,8 +1234,8 @@ int part_read_ranges_to(struct part *p, int64_t offset, int64_t end, size_t cap,
 {
     ASSERT(ranges_cap > 0 && end <= p->offset_written);
     *count_out = 0;
-    *out =
-        (struct part_read_result){.offset_earliest = part_offset_earliest(p), .offset_latest = end};
+    *out = (struct part_read_result){
+        .offset_earliest = part_offset_earliest(p), .offset_latest = end, .offset_next = offset};
     if (offset < out->offset_earliest || offset > end) {
         return -NG_EOFFSET_RANGE;
     }
@@ -1243,14 +1267,21 @@ int part_read_ranges_to(struct part *p, int64_t offset, int64_t end, size_t cap,
         return -NG_ETOOBIG;
     }
     uint64_t limit = bytes_max < cap ? bytes_max : cap;
+    int64_t pos_offset = h.offset_base;
     for (;;) {
         const struct seg *s = p->segs[i];
         bool first = *count_out == 0;
         uint64_t stop;
+        int64_t stop_offset;
         uint64_t range_to;
-        rc = range_stop(p, s, end, &stop);
+        int64_t next;
+        rc = range_stop(p, s, end, &stop, &stop_offset);
         if (rc == 0) {
             rc = range_end(p, s, pos, stop, first, first_bytes, limit - out->bytes, &range_to);
+        }
+        if (rc == 0) {
+            rc = range_offset(p, s, range_to, pos, pos_offset, stop, stop_offset,
+                              first ? pos + first_bytes : 0, batch_offset_last(&h) + 1, &next);
         }
         if (rc != 0) {
             return first ? (rc == -NG_ECORRUPT ? -EAGAIN : rc) : 0;
@@ -1261,6 +1292,7 @@ int part_read_ranges_to(struct part *p, int64_t offset, int64_t end, size_t cap,
         ranges[(*count_out)++] =
             (struct part_range){.fd = s->fd_log, .pos = pos, .bytes = range_to - pos};
         out->bytes += (size_t)(range_to - pos);
+        out->offset_next = next;
         /* On into the next segment only from this one's readable end. */
         if (range_to < s->bytes_readable || i + 1 >= p->seg_count || *count_out == ranges_cap ||
             out->bytes + BATCH_HEADER_BYTES > limit) {
@@ -1268,6 +1300,7 @@ int part_read_ranges_to(struct part *p, int64_t offset, int64_t end, size_t cap,
         }
         i++;
         pos = 0;
+        pos_offset = p->segs[i]->offset_base;
     }
 }
 
@@ -2012,7 +2045,7 @@ int part_open(struct part *p, const char *dir, const struct part_config *cfg,
     uint32_t count = 0;
     rc = open_dir(dir, &r, &p->dirfd);
     if (rc == 0) {
-        rc = format1_upgrade_dir(p->dirfd, dir, cfg->batch_bytes_max);
+        rc = format1_upgrade_dir(p->dirfd, dir, cfg->batch_bytes_max, env->upgrade_progress);
     }
     if (rc == 0) {
         rc = seg_list(p->dirfd, &bases, &count);

@@ -54,6 +54,7 @@
 #include <stdint.h>
 #include <sys/uio.h>
 
+#include "base/progress.h"
 #include "base/ring.h"
 #include "storage/batch.h"
 #include "storage/epochs.h"
@@ -102,6 +103,9 @@ struct part_env {
     size_t scratch_bytes;
     struct batch_zctx *zctx; /* decompresses batches for timestamp lookups */
     int64_t (*now_ms)(void); /* wall clock in ms; tests pass their own */
+    /* Where part_open reports the upgrade of format-1 segments
+     * (storage/format1.h), when not NULL: the opening thread's. */
+    struct progress *upgrade_progress;
 };
 
 /* Scratch needed: a batch, its decompressed records, and a read window. */
@@ -142,6 +146,8 @@ struct part_read_result {
     int64_t offset_earliest; /* the log start offset */
     int64_t offset_latest;   /* where reads stop: part_offset_latest(), or the
                                 end of part_read_to() */
+    int64_t offset_next;     /* one past the last batch read (the read's
+                                offset when none): where the next read goes on */
 };
 
 struct part {

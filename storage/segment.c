@@ -861,6 +861,24 @@ static bool index_entry_at_or_below(const struct idx *x, uint64_t pos, uint64_t 
     return true;
 }
 
+int seg_offset_at(const struct seg *s, uint64_t pos, uint32_t batch_bytes_max, uint8_t *buf,
+                  size_t buf_bytes, int64_t *offset_out)
+{
+    ASSERT(pos < s->bytes_readable && buf_bytes >= BATCH_HEADER_BYTES);
+    struct win w = {.fd = s->fd_log, .buf = buf, .cap = BATCH_HEADER_BYTES};
+    struct batch_header h;
+    int stop;
+    int rc = read_batch(&w, pos, s->bytes_readable, -1, false, batch_bytes_max, &h, &stop);
+    if (rc < 0) {
+        return rc;
+    }
+    if (rc == 1) {
+        return -NG_ECORRUPT;
+    }
+    *offset_out = h.offset_base;
+    return 0;
+}
+
 int seg_batches_end(const struct seg *s, uint64_t pos, uint64_t limit, uint32_t batch_bytes_max,
                     uint8_t *buf, size_t buf_bytes, uint64_t *end_out)
 {

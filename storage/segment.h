@@ -175,6 +175,13 @@ MUST_USE int seg_cut(struct seg *s, uint64_t pos, int64_t offset_end, const stru
 MUST_USE int seg_locate(const struct seg *s, int64_t offset, uint32_t batch_bytes_max, uint8_t *buf,
                         size_t buf_bytes, uint64_t *pos_out, struct batch_header *h_out);
 
+/* The base offset of the batch starting at pos (a batch boundary below
+ * s->bytes_readable): *offset_out. Reads its header alone into buf (>=
+ * BATCH_HEADER_BYTES, scratch). Returns 0, -NG_ECORRUPT (a bad header), or
+ * -errno. */
+MUST_USE int seg_offset_at(const struct seg *s, uint64_t pos, uint32_t batch_bytes_max,
+                           uint8_t *buf, size_t buf_bytes, int64_t *offset_out);
+
 /* The furthest batch boundary at or below limit reached by whole batches
  * from pos (a batch start, below limit): *end_out, which is pos when the
  * batch at pos passes limit. Preconditions: limit <= s->bytes_readable, no

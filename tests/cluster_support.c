@@ -324,12 +324,12 @@ static bool log_has_since(const char *path, size_t from, const char *text)
     return found;
 }
 
-/* The Kafka listener's port from the broker's log of this start (logged
- * before its listening line), or 0. */
-static uint16_t kafka_port_since(const struct cs_broker *b)
+/* A listener's port from the broker's log of this start (what names it,
+ * "<what> on <host>:<port>", is logged before the listening line), or 0. */
+static uint16_t port_since(const struct cs_broker *b, const char *what)
 {
-    char text[CS_HOST_BYTES + 32];
-    snprintf(text, sizeof(text), "Kafka clients served on %s:", b->host);
+    char text[CS_HOST_BYTES + 64];
+    snprintf(text, sizeof(text), "%s on %s:", what, b->host);
     size_t len;
     char *log = bk_read_file(b->log_path, &len);
     const char *at = strstr(log + (b->log_from < len ? b->log_from : len), text);
@@ -397,7 +397,8 @@ void cs_broker_start(struct cluster *c, size_t i)
         }
         sleep_ms(10);
     }
-    b->kafka_port = kafka_port_since(b);
+    b->kafka_port = port_since(b, "Kafka clients served");
+    b->admin_port = port_since(b, "HTTP admin (metrics, health) served");
 }
 
 void cs_broker_stop(struct cluster *c, size_t i)

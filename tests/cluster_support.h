@@ -67,6 +67,7 @@ struct cs_broker {
     char host[CS_HOST_BYTES]; /* 127.99.<net>.(11+i) */
     uint16_t port;            /* chosen free once, kept across restarts */
     uint16_t kafka_port;      /* its Kafka listener's (on host), learnt at each start */
+    uint16_t admin_port;      /* its HTTP admin listener's (on host), learnt at each start */
     char bootstrap[CS_HOST_BYTES + 8];
     uid_t uid;
     char dir[CS_ROOT_BYTES + 16]; /* root/b<id>, owned by uid */

@@ -408,6 +408,26 @@ void ets_restart(struct ets *c, size_t i)
     }
 }
 
+void ets_restart_all(struct ets *c)
+{
+    for (size_t i = 0; i < c->count; i++) {
+        if (c->m[i].pid == 0) {
+            start_member(c, i);
+        }
+    }
+    int64_t deadline = clock_mono_ms() + ETS_START_TIMEOUT_MS;
+    for (size_t i = 0; i < c->count; i++) {
+        int st = 0;
+        while (!healthy(&c->m[i]) && !exited(&c->m[i], &st) && clock_mono_ms() < deadline) {
+            usleep(POLL_MS * 1000);
+        }
+        if (c->m[i].pid == 0 || clock_mono_ms() >= deadline) {
+            ets_print_logs(c, "restarted etcd members did not come up");
+            cr_assert_fail("etcd member %s did not come back", c->m[i].name);
+        }
+    }
+}
+
 void ets_stop_all(struct ets *c)
 {
     for (size_t i = 0; i < c->count; i++) {

@@ -74,6 +74,11 @@ void ets_stop(struct ets *c, size_t i, int sig);
  * waits until it answers healthy. */
 void ets_restart(struct ets *c, size_t i);
 
+/* Starts every stopped member again at once (one alone has no quorum, so
+ * ets_restart() of the first of them would wait for a leader in vain) and
+ * waits until each answers healthy. */
+void ets_restart_all(struct ets *c);
+
 /* Kills every running member (SIGKILL) and waits for each. */
 void ets_stop_all(struct ets *c);
 

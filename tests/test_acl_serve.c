@@ -172,7 +172,8 @@ static void encode_sample(struct wr *w, uint16_t api, uint32_t corr, const uint8
         break;
     }
     case PROTO_API_DLQ_REDRIVE:
-        rc = proto_dlq_redrive_req_encode(w, 0, corr, CID, t);
+        rc = proto_dlq_redrive_req_encode(
+            w, 0, corr, CID, &(struct proto_dlq_redrive_req){t, PROTO_REDRIVE_RECORDS_ALL});
         break;
     case PROTO_API_REPLICA_FETCH:
         proto_replica_fetch_req_begin(&e, w, 0, corr, CID,

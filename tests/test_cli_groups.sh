@@ -349,9 +349,40 @@ dead_letters() {
     ok "dlq redrive: once, then nothing; errors for bad topics"
 }
 
+# A redrive from a terminal goes in steps and shows its progress on
+# stderr, erased before the summary; through pipes (above) stderr stays
+# empty. The dead letters are written as a share group's copies are (the
+# two headers redrive reads), to a dead-letter topic made by hand.
+redrive_progress() {
+    run 0 topic create bulk --partitions 1 "${B[@]}"
+    run 0 topic create bulk.dlq --partitions 1 "${B[@]}"
+    seq 1 3000 >"$TMP/in"
+    IN="$TMP/in" run 0 produce bulk.dlq --header nagare.dlq.topic=bulk \
+        --header nagare.dlq.partition=0 "${B[@]}"
+    timeout "$RUN_SECONDS" script -qec \
+        "$NAGARE dlq redrive bulk.dlq --step-records 500 ${B[*]}" /dev/null >"$TMP/tty" 2>&1 ||
+        fail "redrive on a terminal: $(tail -c 300 "$TMP/tty" | cat -A)"
+    grep -q -a -F $'\r\033[Kredriving: 500 of 3000 records (16%)' "$TMP/tty" ||
+        fail "no progress line after the first step: $(head -c 300 "$TMP/tty" | cat -A)"
+    local after
+    after=$(awk 'BEGIN { RS = "\033\\[K" } { last = $0 } END { printf "%s", last }' "$TMP/tty")
+    [[ "$after" == "redrove 3000 records from bulk.dlq"* ]] ||
+        fail "the line is not erased before the summary: $(printf '%s' "$after" | cat -A)"
+    grep -c -a "redrive of bulk.dlq: started" "$TMP/nagared.log" >"$TMP/n"
+    [ "$(cat "$TMP/n")" -eq 6 ] || fail "not in 6 steps of 500: $(cat "$TMP/n") requests"
+    run 0 topic describe bulk "${B[@]}"
+    grep -q -E '^0 +0 +3000' "$TMP/out" || fail "not 3000 records back: $(cat "$TMP/out")"
+    run 0 dlq redrive bulk.dlq "${B[@]}"
+    grep -q "redrove 0 records from bulk.dlq" "$TMP/out" || fail "again: $(cat "$TMP/out")"
+    run 2 dlq redrive bulk.dlq --step-records 0 "${B[@]}"
+    expect_one_error_line "--step-records" "a step of no records"
+    ok "dlq redrive on a terminal shows its steps' progress, erased before the summary"
+}
+
 usage_errors
 unreachable
 start_broker
+redrive_progress
 group_consume
 group_members
 group_admin

@@ -65,6 +65,27 @@ has '>bob</td><td class="data">ordered a lamp</td><td class="data">src=console-t
 has '>dave</td><td class="data">ordered a desk</td>' "dave's record, produced after the group's commit"
 ok "the console shows the topic, the group's lag, the share group and the records from offset 1"
 
+# A Kafka consumer group (kcat's balanced consumer): its member and the
+# partitions its leader assigned it, from the assignment bytes, on a page
+# opened at the group ("#group=NAME").
+kafka=$(sed -n 's/.*Kafka clients served on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$TMP/nagared.log")
+[ -n "$kafka" ] || fail "the broker logged no Kafka listener"
+command -v kcat >/dev/null || fail "no kcat (./dev.sh installs it)"
+timeout 120 kcat -b "127.0.0.1:$kafka" -G kreaders orders >/dev/null 2>"$TMP/kcat.err" &
+BG_PIDS+=("$!")
+for _ in $(seq 1 600); do
+    curl -s "$URL/api/groups" >"$TMP/groups.json" || true
+    grep -q '"partitions": *\[{"topic": *"orders", *"partition": *0}\]' "$TMP/groups.json" && break
+    sleep 0.1
+done
+grep -q '"partitions": *\[{"topic": *"orders", *"partition": *0}\]' "$TMP/groups.json" ||
+    fail "kcat's member never showed orders/0 in /api/groups: $(head -c 600 "$TMP/groups.json")"
+browser --dump-dom "$URL/#group=kreaders" >"$TMP/dom.html" ||
+    fail "chromium --dump-dom: $(tail -n 5 "$TMP/chromium.log")"
+grep -q -E 'id="group-members"[^>]*>[^<]*\(Kafka client rdkafka on [^)]*\): orders/0<' "$TMP/dom.html" ||
+    fail "the console does not show kcat's member holding orders/0: $(grep -o 'id="group-members"[^<]*' "$TMP/dom.html")"
+ok "the console shows a Kafka group member with the partitions assigned to it"
+
 mkdir -p "$ARTIFACT_DIR"
 browser --window-size=1280,1300 --screenshot="$ARTIFACT_DIR/console.png" "$page" >/dev/null ||
     fail "chromium --screenshot: $(tail -n 5 "$TMP/chromium.log")"

@@ -54,7 +54,7 @@ static int upgrade(void)
 {
     int dirfd = open(F.dir, O_RDONLY | O_DIRECTORY);
     cr_assert_geq(dirfd, 0);
-    int rc = format1_upgrade_dir(dirfd, F.dir, FX_BATCH_MAX);
+    int rc = format1_upgrade_dir(dirfd, F.dir, FX_BATCH_MAX, NULL);
     close(dirfd);
     return rc;
 }
@@ -173,6 +173,45 @@ Test(format1, format2_segments_and_a_second_run_are_left_alone)
     cr_assert_eq(upgrade(), 0);
     cr_assert_eq(stat(path, &after), 0);
     cr_assert_eq(before.st_ino, after.st_ino, "a second run rewrites nothing");
+}
+
+/* The upgrade adds what it rewrote to a running progress: bytes of every
+ * format-1 segment and one per segment; a format-2 one adds nothing. The
+ * line is erased at the end, before the log line that follows. */
+Test(format1, upgrade_adds_its_bytes_and_segments_to_a_progress_and_erases_its_line)
+{
+    static uint8_t buf[1 << 16];
+    size_t at[4];
+    size_t n1 = segment(buf, sizeof(buf), 4, true, 0, at);
+    write_file(SEGMENT, buf, n1);
+    size_t n2 = segment(buf, sizeof(buf), 3, false, 0, at);
+    write_file("00000000000000000100.log", buf, n2);
+    int fds[2];
+    cr_assert_eq(pipe(fds), 0);
+    cr_assert_eq(fcntl(fds[0], F_SETFL, O_NONBLOCK), 0);
+    struct progress p;
+    progress_start(&p, fds[1], true, "upgrading", "segments", 0);
+    progress_update(&p, 1000, 2); /* two directories before this one */
+    int dirfd = open(F.dir, O_RDONLY | O_DIRECTORY);
+    cr_assert_geq(dirfd, 0);
+    cr_assert_eq(format1_upgrade_dir(dirfd, F.dir, FX_BATCH_MAX, &p), 0);
+    cr_assert_eq(p.bytes, 1000 + n1, "the format-1 segment's bytes, not the format-2 one's");
+    cr_assert_eq(p.count, 3);
+    cr_assert_not(p.shown, "erased at the end");
+    char out[4096];
+    ssize_t got = read(fds[0], out, sizeof(out) - 1);
+    cr_assert_gt(got, 0);
+    out[got] = '\0';
+    cr_assert_not_null(strstr(out, "\r\033[Kupgrading: "), "drawn: %s", out + 1);
+    size_t clear = strlen("\r\033[K");
+    cr_assert_eq(strcmp(out + got - (ssize_t)clear, "\r\033[K"), 0, "ends erased");
+    /* A second run has nothing to upgrade: nothing is added or drawn. */
+    cr_assert_eq(format1_upgrade_dir(dirfd, F.dir, FX_BATCH_MAX, &p), 0);
+    cr_assert_eq(p.count, 3);
+    cr_assert_lt(read(fds[0], out, sizeof(out)), 0, "nothing drawn");
+    close(dirfd);
+    close(fds[0]);
+    close(fds[1]);
 }
 
 Test(format1, a_copy_left_by_a_crash_is_removed_and_the_partition_reads_every_record)

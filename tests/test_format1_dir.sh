@@ -93,4 +93,31 @@ stop_broker
 
 "$NAGARED" --verify "$TMP/data" >"$TMP/verify.out" 2>&1 || fail "nagared --verify: $(cat "$TMP/verify.out")"
 ok "nagared --verify finds the upgraded directory sound"
+# On a terminal (script(1)'s), the broker shows the upgrade's progress on
+# stderr and erases it before its log goes on; the logs above, through a
+# file, hold none (no carriage return).
+grep -q $'\r' "$TMP/nagared.log" && fail "a progress line in the broker's log file"
+cp -r "$FIXTURE/data" "$TMP/tty-data"
+: >"$TMP/tty"
+script -qec "'$NAGARED' --listen 127.0.0.1:0 --kafka-listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 \
+    --data-dir '$TMP/tty-data' & echo \$! >'$TMP/tty.pid'; wait" /dev/null >"$TMP/tty" 2>&1 &
+BG_PIDS+=("$!")
+for _ in $(seq 1 200); do
+    grep -q -a "nagared listening on" "$TMP/tty" && break
+    sleep 0.05
+done
+grep -q -a "nagared listening on" "$TMP/tty" || fail "no listening line on a terminal: $(tail -c 300 "$TMP/tty" | cat -A)"
+kill -TERM "$(cat "$TMP/tty.pid")"
+wait "${BG_PIDS[-1]}" || true
+grep -q -a -F $'\r\033[Kupgrading to batch format 2: ' "$TMP/tty" ||
+    fail "no progress line on a terminal: $(head -c 400 "$TMP/tty" | cat -A)"
+grep -q -a -E $'upgrading to batch format 2: [^\r]*, [1-9][0-9]* segments' "$TMP/tty" ||
+    fail "the line counts no segments: $(head -c 400 "$TMP/tty" | cat -A)"
+after=$(awk 'BEGIN { RS = "\033\\[K" } { last = $0 } END { printf "%s", last }' "$TMP/tty")
+[[ "$after" != upgrading* ]] && [[ "$after" == *"nagared listening on"* ]] ||
+    fail "the line is not erased before the log goes on: $(printf '%s' "$after" | head -c 300 | cat -A)"
+grep -q -a -E $'upgrading to batch format 2: [^\r\033]*[0-9]{4}-[0-9]{2}-[0-9]{2}T' "$TMP/tty" &&
+    fail "a log line written over the progress line: $(head -c 400 "$TMP/tty" | cat -A)"
+ok "on a terminal the upgrade shows its progress, erased before each log line"
+
 echo "test_format1_dir: all $CHECKS checks passed"

@@ -854,14 +854,16 @@ Test(groups, api_versions_lists_group_and_share_apis)
         /* A version no one speaks is refused as such. */
         corr = cl_next_corr(&c);
         struct wr *w = cl_wr(&c);
-        cr_assert_eq(proto_dlq_redrive_req_encode(w, 0, corr, CID, proto_str_make("t.dlq")), 0);
+        struct proto_dlq_redrive_req rq = {proto_str_make("t.dlq"), PROTO_REDRIVE_RECORDS_ALL};
+        cr_assert_eq(proto_dlq_redrive_req_encode(w, 0, corr, CID, &rq), 0);
+        uint16_t past = (uint16_t)(proto_api_version_max(share[i]) + 1);
         put_be16(w->ptr + 4, share[i]);
-        put_be16(w->ptr + 6, 1);
+        put_be16(w->ptr + 6, past);
         cr_assert_eq(cl_send_wr(&c), 0);
         struct proto_resp_header h;
         cr_assert_eq(cl_recv(&c, &h, &body), 0);
         cr_assert_eq(h.correlation_id, corr);
-        cr_assert_eq(h.err, -NG_EBADVERSION, "api %u v1: %s", share[i], err_str(h.err));
+        cr_assert_eq(h.err, -NG_EBADVERSION, "api %u v%u: %s", share[i], past, err_str(h.err));
     }
     /* Still serving. */
     struct member m = {0};

@@ -3,6 +3,7 @@
  * driven with explicit times (no clock, no I/O).
  */
 #include <criterion/criterion.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -501,4 +502,61 @@ Test(kgroup, commits_come_from_members_at_the_generation_or_from_outside_an_empt
                  "not from outside a group with members");
     cr_assert_eq(kgroup_commit_check(&g, 0, S("stranger"), NONE, 2), -NG_EUNKNOWN_MEMBER);
     (void)jb;
+}
+
+/* ---- the consumer protocol's assignment ---- */
+
+struct assigned {
+    char seen[256];
+    size_t len;
+};
+
+static void on_assigned(void *arg, const char *topic, size_t len, int32_t partition)
+{
+    struct assigned *a = arg;
+    a->len += (size_t)snprintf(a->seen + a->len, sizeof(a->seen) - a->len, "%.*s/%d ", (int)len,
+                               topic, partition);
+}
+
+/* ConsumerProtocolAssignment v1: orders [0, 2], audit [7], user data "u". */
+static const uint8_t assignment[] = {
+    0, 1,                                           /* version */
+    0, 0, 0,   2,                                   /* topics */
+    0, 6, 'o', 'r', 'd', 'e', 'r', 's',             /* topic */
+    0, 0, 0,   2,   0,   0,   0,   0,   0, 0, 0, 2, /* partitions 0, 2 */
+    0, 5, 'a', 'u', 'd', 'i', 't',                  /* topic */
+    0, 0, 0,   1,   0,   0,   0,   7,               /* partition 7 */
+    0, 0, 0,   1,   'u',                            /* user data */
+};
+
+Test(kgroup, a_consumer_assignment_gives_its_partitions_in_order)
+{
+    struct assigned a = {0};
+    cr_assert_eq(kgroup_assignment_each(assignment, sizeof(assignment), on_assigned, &a), 0);
+    cr_assert_str_eq(a.seen, "orders/0 orders/2 audit/7 ");
+}
+
+Test(kgroup, a_consumer_assignment_cut_anywhere_or_with_bad_counts_is_refused)
+{
+    /* Cut at every byte before the user data: refused, after what came
+     * before the cut (never past the bytes). */
+    size_t user_data = sizeof(assignment) - 5;
+    for (size_t n = 0; n < user_data; n++) {
+        struct assigned a = {0};
+        int rc = kgroup_assignment_each(assignment, (uint32_t)n, on_assigned, &a);
+        cr_assert_eq(rc, -NG_ETRUNCATED, "cut at %zu: %d", n, rc);
+    }
+    uint8_t bad[sizeof(assignment)];
+    memcpy(bad, assignment, sizeof(bad));
+    bad[2] = 0xff; /* topics -1 (a null array) */
+    struct assigned a = {0};
+    cr_assert_eq(kgroup_assignment_each(bad, sizeof(bad), on_assigned, &a), -NG_EBADCOUNT);
+    memcpy(bad, assignment, sizeof(bad));
+    bad[6] = 0xff; /* a negative name length */
+    cr_assert_eq(kgroup_assignment_each(bad, sizeof(bad), on_assigned, &a), -NG_EBADLEN);
+    memcpy(bad, assignment, sizeof(bad));
+    bad[17] = 0x7f; /* more partitions than bytes */
+    a = (struct assigned){0};
+    cr_assert_eq(kgroup_assignment_each(bad, sizeof(bad), on_assigned, &a), -NG_ETRUNCATED);
+    cr_assert_str_eq(a.seen, "", "nothing read past the bytes");
 }

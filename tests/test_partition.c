@@ -922,8 +922,21 @@ static void append_varied(uint32_t count, uint32_t seed0)
     }
 }
 
+/* One past the last batch in b[0..n) (offset when none): where a read
+ * that returned them goes on. */
+static int64_t next_after(const uint8_t *b, size_t n, int64_t offset)
+{
+    struct batch_header h;
+    for (size_t at = 0; at < n; at += batch_bytes(&h)) {
+        cr_assert_eq(batch_header_decode(b + at, n - at, FX_BATCH_MAX, &h), 0);
+        offset = batch_offset_last(&h) + 1;
+    }
+    return offset;
+}
+
 /* For every offset and a spread of limits: the same return code, and the
- * ranges hold byte for byte what part_read() copies. */
+ * ranges hold byte for byte what part_read() copies, and both say where
+ * the next read goes on. */
 static void check_ranges_match_reads(void)
 {
     static const size_t limits[] = {1, 60, 100, 400, 700, 1000, 2500, 4096, 5000, 9000, 1 << 20};
@@ -946,6 +959,11 @@ static void check_ranges_match_reads(void)
                 cr_assert_eq(b.offset_earliest, a.offset_earliest);
                 if (rc_copy == 0) {
                     cr_assert_eq(memcmp(ranges_buf, buf, a.bytes), 0, "offset %ld", (long)offset);
+                    cr_assert_eq(a.offset_next, next_after(buf, a.bytes, offset),
+                                 "offset %ld limit %zu cap %zu", (long)offset, limits[li],
+                                 caps[ci]);
+                    cr_assert_eq(b.offset_next, a.offset_next, "offset %ld limit %zu cap %zu",
+                                 (long)offset, limits[li], caps[ci]);
                 }
             }
         }
@@ -1020,6 +1038,8 @@ Test(partition, reopened_sealed_segments_are_copied_until_checked_then_ranged)
     cr_assert_eq(read_ranges(0, sizeof(buf), 1 << 20, 64, &r, &n), 0);
     cr_assert_eq(r.bytes, c.bytes, "the ranges stop where checked bytes end");
     cr_assert_eq(memcmp(ranges_buf, buf, c.bytes), 0);
+    cr_assert_eq(r.offset_next, c.offset_next, "the offset at the checked mark, from its header");
+    cr_assert_eq(c.offset_next, 9);
     cr_assert_eq(read_ranges(9, sizeof(buf), 1 << 20, 64, &r, &n), -EAGAIN);
     /* The scrubber checks the rest: then every read is ranged, and equal. */
     static uint8_t scrub[FX_BATCH_MAX];

@@ -84,3 +84,20 @@ Test(progress, the_line_names_sizes_counts_and_rate)
     cr_assert_eq(n, 11, "cut to fit");
     cr_assert_str_eq(line, "verifying: ");
 }
+
+Test(progress, work_in_items_alone_shows_counts_of_a_total_and_their_rate)
+{
+    struct progress p;
+    progress_start_items(&p, -1, false, "redriving", "records", 5000);
+    p.count = 1200;
+    char line[PROGRESS_LINE_BYTES];
+    int n = progress_format(&p, p.start_ms + 2000, line, sizeof(line));
+    cr_assert_eq((size_t)n, strlen(line));
+    cr_assert_str_eq(line, "redriving: 1200 of 5000 records (24%), 600 records/s");
+    p.total_count = 0;
+    progress_format(&p, p.start_ms, line, sizeof(line));
+    cr_assert_str_eq(line, "redriving: 1200 records", "no total: no percentage; no time: no rate");
+    p.total_count = 1000;
+    progress_format(&p, p.start_ms, line, sizeof(line));
+    cr_assert_str_eq(line, "redriving: 1200 of 1000 records (100%)", "never past 100%");
+}

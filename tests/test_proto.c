@@ -248,8 +248,10 @@ static int decode_group_request(const struct proto_req_header *h, struct rd *r)
         rc = proto_share_ack_req_decode(r, v, &req, &d);
         break;
     }
-    case PROTO_API_DLQ_REDRIVE:
-        return proto_dlq_redrive_req_decode(r, v, &name);
+    case PROTO_API_DLQ_REDRIVE: {
+        struct proto_dlq_redrive_req req;
+        return proto_dlq_redrive_req_decode(r, v, &req);
+    }
     default:
         cr_assert_fail("header decode let api %u through", h->api_key);
     }
@@ -637,7 +639,10 @@ static int sample_group_request(int api, struct wr *w)
         proto_share_ack_req_partition(&e, &(struct proto_share_ack_req_partition){.partition = 1});
         return proto_enc_end(&e);
     case PROTO_API_DLQ_REDRIVE:
-        return proto_dlq_redrive_req_encode(w, 0, 7, CID, proto_str_make("alpha.dlq"));
+        return proto_dlq_redrive_req_encode(
+            w, 0, 7, CID,
+            &(struct proto_dlq_redrive_req){proto_str_make("alpha.dlq"),
+                                            PROTO_REDRIVE_RECORDS_ALL});
     default:
         cr_assert_fail("bad api %d", api);
         return -1;
@@ -712,7 +717,8 @@ static int sample_group_response(int api, struct wr *w)
                                                  .partition = 1, .err = -NG_EUNKNOWN_TOPIC});
         return proto_enc_end(&e);
     case PROTO_API_DLQ_REDRIVE:
-        return proto_dlq_redrive_resp_encode(w, 0, 9, &(struct proto_dlq_redrive_resp){0, 17});
+        return proto_dlq_redrive_resp_encode(w, 0, 9,
+                                             &(struct proto_dlq_redrive_resp){0, 17, -1, 0});
     default:
         cr_assert_fail("bad api %d", api);
         return -1;
@@ -2888,15 +2894,53 @@ Test(proto, dlq_redrive_round_trip)
 {
     size_t n = req_of(PROTO_API_DLQ_REDRIVE);
     struct rd r = req_body(buf, n, PROTO_API_DLQ_REDRIVE);
-    struct proto_str topic;
-    cr_assert_eq(proto_dlq_redrive_req_decode(&r, 0, &topic), 0);
-    cr_assert(str_is(topic, "alpha.dlq"));
+    struct proto_dlq_redrive_req req;
+    cr_assert_eq(proto_dlq_redrive_req_decode(&r, 0, &req), 0);
+    cr_assert(str_is(req.topic, "alpha.dlq"));
+    cr_assert_eq(req.records_max, PROTO_REDRIVE_RECORDS_ALL, "v0 has no limit");
     n = resp_of(PROTO_API_DLQ_REDRIVE);
     r = resp_body(buf, n);
     struct proto_dlq_redrive_resp resp;
     cr_assert_eq(proto_dlq_redrive_resp_decode(&r, 0, &resp), 0);
     cr_assert_eq(resp.err, 0);
     cr_assert_eq(resp.records, 17);
+    cr_assert_eq(resp.read, -1, "v0 has no read: its reader takes records");
+    cr_assert_eq(resp.remaining, 0);
+}
+
+Test(proto, dlq_redrive_v1_carries_a_record_limit_and_what_remains)
+{
+    cr_assert_eq(proto_api_version_max(PROTO_API_DLQ_REDRIVE), 1);
+    struct wr w = wr_make(buf, sizeof buf);
+    struct proto_dlq_redrive_req in = {proto_str_make("alpha.dlq"), 250};
+    cr_assert_eq(proto_dlq_redrive_req_encode(&w, 1, 7, CID, &in), 0);
+    struct rd r = req_body(buf, w.pos, PROTO_API_DLQ_REDRIVE);
+    struct proto_dlq_redrive_req req;
+    cr_assert_eq(proto_dlq_redrive_req_decode(&r, 1, &req), 0);
+    cr_assert(str_is(req.topic, "alpha.dlq"));
+    cr_assert_eq(req.records_max, 250);
+    /* A v1 request read as v0 has bytes left over. */
+    r = req_body(buf, w.pos, PROTO_API_DLQ_REDRIVE);
+    cr_assert_neq(proto_dlq_redrive_req_decode(&r, 0, &req), 0);
+    /* No limit, or a negative one, is refused. */
+    for (int32_t bad = -1; bad <= 0; bad++) {
+        w = wr_make(buf, sizeof buf);
+        in.records_max = bad;
+        cr_assert_eq(proto_dlq_redrive_req_encode(&w, 1, 7, CID, &in), 0);
+        r = req_body(buf, w.pos, PROTO_API_DLQ_REDRIVE);
+        cr_assert_eq(proto_dlq_redrive_req_decode(&r, 1, &req), -NG_EBADARG, "limit %d", bad);
+    }
+    w = wr_make(buf, sizeof buf);
+    struct proto_dlq_redrive_resp out = {0, 240, 250, 1234567890123};
+    cr_assert_eq(proto_dlq_redrive_resp_encode(&w, 1, 9, &out), 0);
+    r = resp_body(buf, w.pos);
+    struct proto_dlq_redrive_resp resp;
+    cr_assert_eq(proto_dlq_redrive_resp_decode(&r, 1, &resp), 0);
+    cr_assert_eq(resp.records, 240);
+    cr_assert_eq(resp.read, 250);
+    cr_assert_eq(resp.remaining, 1234567890123);
+    r = resp_body(buf, w.pos);
+    cr_assert_neq(proto_dlq_redrive_resp_decode(&r, 0, &resp), 0, "a v1 answer read as v0");
 }
 
 Test(proto, group_encoders_check_their_partition_element)

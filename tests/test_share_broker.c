@@ -152,18 +152,28 @@ static int sack1(struct cl *c, const char *group, const char *member, const char
     return sack(c, group, member, topic, 0, &r, 1, type);
 }
 
-/* DlqRedrive; returns the error, *records_out the count. */
-static int redrive(struct cl *c, const char *topic, int64_t *records_out)
+/* DlqRedrive at version (records_max from v1); returns the error, *out
+ * the answer. */
+static int redrive_version(struct cl *c, uint16_t version, const char *topic, int32_t records_max,
+                           struct proto_dlq_redrive_resp *out)
 {
     uint32_t corr = cl_next_corr(c);
-    cr_assert_eq(proto_dlq_redrive_req_encode(cl_wr(c), 0, corr, CID, proto_str_make(topic)), 0);
+    struct proto_dlq_redrive_req req = {proto_str_make(topic), records_max};
+    cr_assert_eq(proto_dlq_redrive_req_encode(cl_wr(c), version, corr, CID, &req), 0);
     cr_assert_eq(cl_send_wr(c), 0);
     struct rd body;
     cl_expect(c, corr, &body);
+    cr_assert_eq(proto_dlq_redrive_resp_decode(&body, version, out), 0);
+    return out->err;
+}
+
+/* DlqRedrive v0 (all at once); returns the error, *records_out the count. */
+static int redrive(struct cl *c, const char *topic, int64_t *records_out)
+{
     struct proto_dlq_redrive_resp out;
-    cr_assert_eq(proto_dlq_redrive_resp_decode(&body, 0, &out), 0);
+    int rc = redrive_version(c, 0, topic, PROTO_REDRIVE_RECORDS_ALL, &out);
     *records_out = out.records;
-    return out.err;
+    return rc;
 }
 
 /* ---- records ---- */
@@ -670,6 +680,92 @@ Test(share, dead_letters_and_redrive_marks_survive_a_restart)
     cr_assert_eq(f.range_count, 1, "only the redriven record");
     cr_assert_eq(f.ranges[0].first, 1);
     sfetched_free(&f);
+    cl_close(&c);
+    bk_stop(&B);
+}
+
+/* Appends n dead letters of orders/0 to partition p of orders.dlq as one
+ * batch, keys "k<first>".., as a share group's copies carry them. */
+static void produce_dead(struct cl *c, int32_t p, int first, int n)
+{
+    struct batch_builder b;
+    batch_builder_init(&b, batch, sizeof(batch), BATCH_CODEC_NONE, -1, 0, -1);
+    struct batch_kv kv[2] = {
+        {(const uint8_t *)"nagare.dlq.topic", 16, (const uint8_t *)"orders", 6},
+        {(const uint8_t *)"nagare.dlq.partition", 20, (const uint8_t *)"0", 1},
+    };
+    for (int i = first; i < first + n; i++) {
+        char key[16];
+        int len = snprintf(key, sizeof(key), "k%d", i);
+        cr_assert_eq(batch_builder_add(&b, 1700000000000LL, key, len, "dead", 4, kv, 2), 0);
+    }
+    size_t len = 0;
+    cr_assert_eq(batch_builder_finish(&b, NULL, &len), 0);
+    int64_t base = -1;
+    cr_assert_eq(rq_produce(c, "orders.dlq", p, batch, len, PROTO_ACKS_ALL, &base), 0);
+}
+
+/* A v1 redrive of at most records_max; checks what it answers. */
+static void redrive_step(struct cl *c, int32_t records_max, int64_t records, int64_t remaining)
+{
+    struct proto_dlq_redrive_resp out;
+    cr_assert_eq(redrive_version(c, 1, "orders.dlq", records_max, &out), 0);
+    cr_assert_eq(out.records, records, "limit %d: %lld republished", records_max,
+                 (long long)out.records);
+    cr_assert_eq(out.read, records, "nothing skipped");
+    cr_assert_eq(out.remaining, remaining, "limit %d: %lld remain", records_max,
+                 (long long)out.remaining);
+}
+
+Test(share, a_redrive_in_bounded_requests_republishes_each_record_once_across_a_restart)
+{
+    bk_start(&B);
+    struct cl c;
+    cl_connect(&c, B.port, CL_TIMEOUT_MS_DEFAULT);
+    cr_assert_eq(rq_create(&c, "orders", 1), 0);
+    cr_assert_eq(rq_create(&c, "orders.dlq", 2), 0);
+    produce_dead(&c, 0, 0, 5); /* offsets 0-4 */
+    produce_dead(&c, 0, 5, 3); /* 5-7 */
+    produce_dead(&c, 1, 8, 2); /* partition 1: 0-1 */
+    /* A step stops inside a batch; the next resumes there. */
+    redrive_step(&c, 3, 3, 7);
+    cr_assert_eq(rq_latest(&c, "orders", 0), 3);
+    redrive_step(&c, 4, 4, 3);
+    cl_close(&c);
+    bk_stop(&B);
+    /* The marks are durable: after a restart the next step goes on from
+     * them, across into the next partition. */
+    bk_start(&B);
+    cl_connect(&c, B.port, CL_TIMEOUT_MS_DEFAULT);
+    redrive_step(&c, 2, 2, 1);
+    redrive_step(&c, 100, 1, 0);
+    redrive_step(&c, 100, 0, 0);
+    int64_t n = -1;
+    cr_assert_eq(redrive(&c, "orders.dlq", &n), 0);
+    cr_assert_eq(n, 0, "v0 starts at the same marks");
+    /* A step of no records is refused (the request, not its body). */
+    uint32_t corr = cl_next_corr(&c);
+    struct proto_dlq_redrive_req none = {proto_str_make("orders.dlq"), 0};
+    cr_assert_eq(proto_dlq_redrive_req_encode(cl_wr(&c), 1, corr, CID, &none), 0);
+    cr_assert_eq(cl_send_wr(&c), 0);
+    struct proto_resp_header h;
+    struct rd body;
+    cr_assert_eq(cl_recv(&c, &h, &body), 0);
+    cr_assert_eq(h.correlation_id, corr);
+    cr_assert_eq(h.err, -NG_EBADARG);
+    /* Each dead letter came back once, in order. */
+    cr_assert_eq(rq_latest(&c, "orders", 0), 10);
+    struct fetched back;
+    rq_fetch(&c, "orders", 0, 0, &back);
+    for (int i = 0; i < 10; i++) {
+        struct rec r;
+        char key[16];
+        snprintf(key, sizeof(key), "k%d", i);
+        cr_assert(find_record(back.records, back.records_bytes, i, &r), "offset %d", i);
+        cr_assert_str_eq(r.key, key);
+        cr_assert_eq(r.header_count, 0, "without the nagare.dlq.* headers");
+    }
+    rq_fetched_free(&back);
     cl_close(&c);
     bk_stop(&B);
 }

@@ -8,7 +8,12 @@ const LAG_POINTS = 150; // 5 minutes of polls
 const lagHistory = new Map(); // group -> [total lag, ...]
 let lastTopics = null; // previous poll, for rates
 let chosenTopic = null;
-let chosenGroup = null;
+// A link "#group=NAME" opens that group's detail.
+const groupOfHash = () => {
+  const m = location.hash.match(/^#group=(.+)$/);
+  return m ? decodeURIComponent(m[1]) : null;
+};
+let chosenGroup = groupOfHash();
 let topicsSeen = [];
 
 const $ = (id) => document.getElementById(id);
@@ -154,10 +159,13 @@ function drawGroupDetail(groups) {
   $("group-detail").hidden = !g;
   if (!g) return;
   $("group-name").textContent = g.group;
+  const held = (m) => m.assignment === "unreadable" ? "assignment not readable"
+    : m.assignment === "other protocol" ? "assignment of another protocol"
+    : m.partitions.map((p) => p.topic + "/" + p.partition).join(", ") || "nothing yet";
   $("group-members").textContent = g.members.length === 0 ? "no members connected" :
     g.members.map((m) => m.protocol === "kafka"
-      ? `${m.id} (Kafka client ${m.client_id} on ${m.host})`
-      : `${m.id}: ${m.partitions.map((p) => p.topic + "/" + p.partition).join(", ") || "nothing yet"}`).join(" · ");
+      ? `${m.id} (Kafka client ${m.client_id} on ${m.host}): ${held(m)}`
+      : `${m.id}: ${held(m)}`).join(" · ");
   fill($("group-offsets").tBodies[0], g.offsets.map((o) =>
     el("tr", {}, el("td", {}, o.topic), el("td", { class: "num" }, o.partition),
       el("td", { class: "num" }, num(o.committed)), el("td", { class: "num" }, num(o.lag)),
@@ -259,6 +267,9 @@ async function poll() {
 $("records-form").addEventListener("submit", (e) => { e.preventDefault(); showRecords(false); });
 $("records-more").addEventListener("click", () => showRecords(true));
 $("r-from").addEventListener("change", fromChanged);
-window.addEventListener("hashchange", () => { hashPending = !followHash(); });
+window.addEventListener("hashchange", () => {
+  hashPending = !followHash();
+  if (groupOfHash() !== null) chosenGroup = groupOfHash();
+});
 poll();
 setInterval(poll, POLL_MS);
