@@ -12,7 +12,6 @@ Prints "ok - ..." per check; exits 1 at the first failure.
 """
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -23,51 +22,17 @@ import urllib.request
 
 from prometheus_client.parser import text_string_to_metric_families
 
-START_TIMEOUT_S = 60
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from kafka_clients import Broker, fail  # noqa: E402
+
 RUN_TIMEOUT_S = 60
 CHECKS = 0
-
-
-def fail(why):
-    print("FAIL: " + why, file=sys.stderr)
-    sys.exit(1)
 
 
 def ok(what):
     global CHECKS
     CHECKS += 1
     print("ok - " + what)
-
-
-class Broker:
-    """nagared on ephemeral ports in a scratch directory."""
-
-    def __init__(self, root, *flags):
-        self.log_path = os.path.join(root, "nagared.log")
-        self.log = open(self.log_path, "w")
-        self.proc = subprocess.Popen(
-            [os.environ["NAGARED"], "--listen", "127.0.0.1:0", "--kafka-listen", "127.0.0.1:0",
-             "--admin-listen", "127.0.0.1:0", "--data-dir", os.path.join(root, "data")] + list(flags),
-            stdout=self.log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while True:
-            text = open(self.log_path).read()
-            m = re.search(r"nagared listening on 127\.0\.0\.1:(\d+)", text)
-            if m:
-                self.port = int(m.group(1))
-                self.kafka = int(re.search(r"Kafka clients served on 127\.0\.0\.1:(\d+)", text).group(1))
-                self.admin = int(re.search(
-                    r"HTTP admin \(metrics, health\) served on 127\.0\.0\.1:(\d+)", text).group(1))
-                return
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                fail("nagared did not start:\n" + text)
-            time.sleep(0.05)
-
-    def stop(self):
-        self.proc.terminate()
-        rc = self.proc.wait(timeout=RUN_TIMEOUT_S)
-        if rc != 0:
-            fail("nagared exited %d after SIGTERM:\n%s" % (rc, open(self.log_path).read()[-2000:]))
 
 
 def http(broker, path, method="GET"):
@@ -147,7 +112,7 @@ def main():
         kcat = shutil.which("kcat")
         if kcat is None:
             fail("kcat is not installed (./dev.sh installs it)")
-        subprocess.run([kcat, "-b", "127.0.0.1:%d" % b.kafka, "-L"], capture_output=True,
+        subprocess.run([kcat, "-b", b.kafka, "-L"], capture_output=True,
                        check=True, timeout=RUN_TIMEOUT_S)
         after, _ = scrape(b)
 
@@ -179,7 +144,7 @@ def main():
             fail("records out of m/0: %s, not the 500 the group read"
                  % value(consumed, "nagare_partition_records_out_total", **part))
         rout = value(after, "nagare_partition_records_out_total", **part)
-        subprocess.run([kcat, "-b", "127.0.0.1:%d" % b.kafka, "-C", "-t", "m", "-p", "0",
+        subprocess.run([kcat, "-b", b.kafka, "-C", "-t", "m", "-p", "0",
                         "-o", "beginning", "-e", "-q"], capture_output=True, check=True,
                        timeout=RUN_TIMEOUT_S)
         kafka_after, _ = scrape(b)
@@ -260,7 +225,7 @@ def main():
 
         # a Kafka consumer group member (kcat's balanced consumer) is listed
         # while it is in the group
-        member = subprocess.Popen([kcat, "-b", "127.0.0.1:%d" % b.kafka, "-G", "kg", "m"],
+        member = subprocess.Popen([kcat, "-b", b.kafka, "-G", "kg", "m"],
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             deadline = time.monotonic() + RUN_TIMEOUT_S
@@ -304,7 +269,7 @@ def json_logs():
     """log_format = json: every line the broker writes, start to stop, is
     one JSON object with its time, level and message."""
     root = tempfile.mkdtemp(prefix="nagare-json-log-")
-    b = Broker(root, "--set", "log_format=json")
+    b = Broker(root, ["--set", "log_format=json"])
     nagare(b, "topic", "create", "json-logs", "--partitions", "1")
     b.stop()
     lines = open(b.log_path).read().splitlines()

@@ -41,8 +41,10 @@ def fail(msg):
 
 
 class Broker:
-    """nagared on 127.0.0.1:0 for both listeners; .kafka is HOST:PORT.
-    extra: more arguments (--set KEY=VALUE...)."""
+    """nagared on 127.0.0.1:0 for every listener: .port is its nagare
+    listener's port, .kafka its Kafka listener as HOST:PORT, .admin its
+    HTTP admin listener's port. extra: more arguments (--set KEY=VALUE...).
+    stop() fails the test when nagared does not exit 0 on SIGTERM."""
 
     def __init__(self, root, extra=()):
         self.log_path = os.path.join(root, "nagared.log")
@@ -56,9 +58,12 @@ class Broker:
             with open(self.log_path) as f:
                 text = f.read()
             # the listening line comes last: every listener is up then
-            m = re.search(r"Kafka clients served on (\S+)", text)
-            if m and "nagared listening on" in text:
-                self.kafka = m.group(1)
+            m = re.search(r"nagared listening on 127\.0\.0\.1:(\d+)", text)
+            if m:
+                self.port = int(m.group(1))
+                self.kafka = re.search(r"Kafka clients served on (\S+)", text).group(1)
+                self.admin = int(re.search(
+                    r"HTTP admin \(metrics, health\) served on 127\.0\.0\.1:(\d+)", text).group(1))
                 return
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 self.stop()
@@ -68,8 +73,10 @@ class Broker:
     def stop(self):
         if self.proc.poll() is None:
             self.proc.terminate()
-            self.proc.wait(timeout=START_TIMEOUT_S)
+        rc = self.proc.wait(timeout=START_TIMEOUT_S)
         self.log.close()
+        if rc != 0:
+            fail("nagared exited %d after SIGTERM:\n%s" % (rc, open(self.log_path).read()[-2000:]))
 
 
 def expected(codec):
