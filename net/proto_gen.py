@@ -30,7 +30,7 @@ import sys
 
 sys.dont_write_bytecode = True  # nothing written beside the sources
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), 'kafka'))
-from gen import parse_range, in_range, snake  # noqa: E402  (net/kafka/gen.py)
+from gen import parse_def, parse_range, in_range, snake  # noqa: E402  (net/kafka/gen.py)
 
 PF = {'i8': 'I8', 'bool': 'I8', 'i16': 'I16', 'err': 'ERR', 'i32': 'I32', 'i64': 'I64',
       'str': 'STR', 'bytes': 'BYTES', '[]': 'ARRAY'}
@@ -189,39 +189,8 @@ def parse_msg_line(api, words, where):
 
 
 def parse(path):
-    apis = []
-    api = None
-    stack = None
-    with open(path) as fh:
-        for n, raw in enumerate(fh, 1):
-            where = '%s:%d' % (path, n)
-            line = raw.split('#', 1)[0].rstrip()
-            if not line.strip():
-                continue
-            indent = len(line) - len(line.lstrip(' '))
-            words = line.split()
-            if indent == 0 and words[0] == 'api':
-                api = parse_api(words, where)
-                apis.append(api)
-                stack = None
-            elif indent == 0 and words[0] in ('request', 'response'):
-                if api is None or getattr(api, words[0]) is not None:
-                    raise DefError('%s: %s out of place' % (where, words[0]))
-                m = parse_msg_line(api, words, where)
-                setattr(api, words[0], m)
-                stack = [(0, m.fields)]
-            elif indent > 0 and stack is not None:
-                while stack[-1][0] >= indent:
-                    stack.pop()
-                if indent != stack[-1][0] + 2:
-                    raise DefError('%s: bad indentation' % where)
-                if stack[-1][1] is None:
-                    raise DefError('%s: fields under a field that is not an array' % where)
-                f = parse_field(words, where)
-                stack[-1][1].append(f)
-                stack.append((indent, f.fields if f.type == '[]' else None))
-            else:
-                raise DefError('%s: cannot read %r' % (where, line.strip()))
+    apis = parse_def(path, parse_api, parse_msg_line, parse_field,
+                     lambda f: f.fields if f.type == '[]' else None)
     check(apis)
     return apis
 

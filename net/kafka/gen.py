@@ -119,6 +119,7 @@ class Message:
         self.name = api.name + ('Response' if response else 'Request')
         self.cname = 'kafka_%s_%s' % (snake(api.name), 'response' if response else 'request')
         self.body = Struct(self.name, self.cname, fields)
+        self.fields = fields  # the body's, which parse_def() fills
         self.structs = []  # nested, innermost first
 
 
@@ -166,8 +167,15 @@ def parse_field(words, where):
     return f
 
 
-def parse(path):
-    """The APIs of the definition at path, checked (DefError if not)."""
+def parse_def(path, parse_api, parse_message, parse_field, field_children):
+    """The APIs of the definition file at path, the reading both of
+    nagare's protocols share (this file's and net/proto_gen.py's): comments
+    (# ...) and blank lines left out, 'api ...' lines (parse_api(words,
+    where) makes each), 'request' and 'response' under one
+    (parse_message(api, words, where) makes it, with .fields), and fields
+    two spaces deeper per level under a message or a field
+    (parse_field(words, where); field_children(f): the list f's own fields
+    go in, None when it takes none). DefError on anything else."""
     apis = []
     api = None
     stack = None  # [(indent, fields list)] of the message being read
@@ -183,24 +191,37 @@ def parse(path):
                 api = parse_api(words, where)
                 apis.append(api)
                 stack = None
-            elif indent == 0 and words[0] in ('request', 'response') and len(words) == 1:
+            elif indent == 0 and words[0] in ('request', 'response'):
                 if api is None or getattr(api, words[0]) is not None:
                     raise DefError('%s: %s out of place' % (where, words[0]))
-                fields = []
-                setattr(api, words[0], Message(api, words[0] == 'response', fields))
-                stack = [(0, fields)]
+                m = parse_message(api, words, where)
+                setattr(api, words[0], m)
+                stack = [(0, m.fields)]
             elif indent > 0 and stack is not None:
                 while stack[-1][0] >= indent:
                     stack.pop()
                 if indent != stack[-1][0] + 2:
                     raise DefError('%s: bad indentation' % where)
                 if stack[-1][1] is None:
-                    raise DefError('%s: fields under a field that is not a struct' % where)
+                    raise DefError('%s: fields under a field that takes none' % where)
                 f = parse_field(words, where)
                 stack[-1][1].append(f)
-                stack.append((indent, f.fields if f.is_struct else None))
+                stack.append((indent, field_children(f)))
             else:
                 raise DefError('%s: cannot read %r' % (where, line.strip()))
+    return apis
+
+
+def parse_message(api, words, where):
+    if len(words) != 1:
+        raise DefError('%s: cannot read %r' % (where, ' '.join(words)))
+    return Message(api, words[0] == 'response', [])
+
+
+def parse(path):
+    """The APIs of the definition at path, checked (DefError if not)."""
+    apis = parse_def(path, parse_api, parse_message, parse_field,
+                     lambda f: f.fields if f.is_struct else None)
     for a in apis:
         check_api(a)
     return apis
