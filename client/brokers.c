@@ -89,6 +89,34 @@ struct cbroker *brokers_meta(struct brokers *bs)
     return NULL;
 }
 
+/* Whether o is a broker an answer named, other than b. */
+static bool other_named(const struct cbroker *o, const struct cbroker *b)
+{
+    return o != b && o->id != BROKER_ID_UNKNOWN && o->id != b->id;
+}
+
+struct cbroker *brokers_meta_other(struct brokers *bs, const struct cbroker *b, uint32_t from)
+{
+    for (uint32_t k = 0; k < bs->count; k++) {
+        struct cbroker *o = bs->all[(from + k) % bs->count];
+        if (other_named(o, b) && conn_ready(&o->conn)) {
+            return o;
+        }
+    }
+    return NULL;
+}
+
+struct cbroker *brokers_other_down(struct brokers *bs, const struct cbroker *b)
+{
+    for (uint32_t i = 0; i < bs->count; i++) {
+        struct cbroker *o = bs->all[i];
+        if (other_named(o, b) && o->conn.state == CONN_DOWN) {
+            return o;
+        }
+    }
+    return NULL;
+}
+
 bool brokers_meta_fallback(const struct brokers *bs, const struct cbroker *b)
 {
     const struct cbroker *boot = bs->boot;

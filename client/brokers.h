@@ -39,6 +39,7 @@ struct cbroker {
     uint32_t leads;       /* the owner's partitions it leads */
     int64_t redial_at_ms; /* the next connect may start then (monotonic) */
     uint32_t redial_backoff_ms;
+    int64_t stall_next_ms; /* the owner's stall check may ask about it then (monotonic) */
 };
 
 struct brokers {
@@ -73,6 +74,19 @@ struct cbroker *brokers_find(struct brokers *bs, int32_t id);
  * bootstrap address may be down while the cluster lives on; Kafka's
  * clients too ask any broker they know). NULL when none is up. */
 struct cbroker *brokers_meta(struct brokers *bs);
+
+/* Where to ask for metadata past b, a broker that keeps its owner
+ * waiting (a leader paused or cut off: client/producer.c): a connection
+ * that is up to another broker an answer named, searched from entry
+ * `from` (mod count) on so that successive asks spread. The bootstrap
+ * connection counts only once an answer named its broker: until then it
+ * may be b's broker itself. NULL when none is up. */
+struct cbroker *brokers_meta_other(struct brokers *bs, const struct cbroker *b, uint32_t from);
+
+/* A broker other than b that an answer named, whose connection is down:
+ * the one to dial when brokers_meta_other() found none up. NULL when
+ * there is none. */
+struct cbroker *brokers_other_down(struct brokers *bs, const struct cbroker *b);
 
 /* Whether b is worth connecting only to ask for metadata: the bootstrap
  * connection is down, and b is a broker an answer named. */

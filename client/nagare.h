@@ -187,6 +187,9 @@ struct nagare_producer_config {
     bool idempotent;                     /* default true: retries never duplicate */
     uint32_t delivery_timeout_ms;        /* give up on a record after this (120 s) */
     uint32_t request_timeout_ms;         /* a request unanswered this long is retried (30 s) */
+    uint32_t stall_ms;                   /* a produce unanswered this long has another broker
+                                       asked who leads; if a newer leader, the request
+                                       moves there (2 s; 0: never; see poll) */
     uint32_t retry_backoff_ms;           /* first backoff, doubling up to 1 s (100 ms) */
     uint32_t inflight_max;               /* produce requests in flight per connection (5) */
     size_t buffer_bytes_max;             /* records held, sent or not (64 MiB): past it,
@@ -271,7 +274,20 @@ NAGARE_MUST_USE int nagare_send(nagare_producer *p, const struct nagare_record *
  * offset, never twice. A record out of time is reported with the last
  * error the broker gave its partition (-NAGARE_EDISK_FULL...), or
  * -NAGARE_ETIMEOUT when it gave none; on_error hears of such an error as
- * soon as it comes. Other errors fail the batch's records at once. */
+ * soon as it comes. Other errors fail the batch's records at once.
+ *
+ * A leader paused or cut off keeps its connection open and answers
+ * nothing, while the cluster elects another leader once its lease runs
+ * out. So a produce request unanswered for stall_ms has the producer ask
+ * Metadata of another broker than the one it waits on, and again every
+ * stall_ms while the wait lasts; when that answer names another leader
+ * with a newer leader epoch for a partition whose batches wait there, the
+ * connection is given up as if lost (its batches are retried in order at
+ * the new leader: with idempotence the new leader answers a copy it
+ * already has with its offset; without it, a batch the old leader had
+ * passed on may be written twice, as after any lost connection). A leader
+ * that is only slow is never left: only another leader named moves the
+ * batches. */
 int nagare_producer_poll(nagare_producer *p, int timeout_ms);
 
 /* Sends every buffered record (ignoring linger) and waits until each has

@@ -22,6 +22,12 @@
 #define PRODUCER_TX_BYTES_MAX (16u << 20)
 /* Requests besides produce ones: a Metadata and a probe. */
 #define PRODUCER_PENDING_EXTRA 4
+/* stall_ms's default: a paused leader's successor comes once its etcd
+ * lease runs out (about 6 s, docs/cluster.md), so asking every 2 s finds
+ * it within 2 s of its election, far sooner than the request timeout
+ * (30 s); one Metadata request per stalled broker every 2 s costs the
+ * cluster nothing. */
+#define STALL_MS_DEFAULT 2000
 /* Limits on configuration values, each with its reason. */
 #define BATCH_BYTES_MIN 1024u         /* room for a header and a few records */
 #define INFLIGHT_MAX_LIMIT 1024u      /* far beyond any useful pipeline */
@@ -39,6 +45,7 @@ void nagare_producer_config_default(struct nagare_producer_config *c)
         .idempotent = true,
         .delivery_timeout_ms = 120000,
         .request_timeout_ms = 30000,
+        .stall_ms = STALL_MS_DEFAULT,
         .retry_backoff_ms = 100,
         .inflight_max = 5,
         .buffer_bytes_max = 64u << 20,
@@ -206,6 +213,7 @@ static void meta_leaders(struct nagare_producer *p, struct ptopic *t, struct pro
             pp->backoff_ms = 0;
         }
         cbroker_lead(&pp->leader, b);
+        pp->leader_epoch = mp.leader_epoch;
         leaderless = leaderless || b == NULL;
     }
     if (leaderless) {
@@ -310,6 +318,162 @@ static bool metadata_wanted(const struct nagare_producer *p)
         }
     }
     return false;
+}
+
+/* ---- stalls: a leader paused or cut off ---- */
+
+/* A paused broker's kernel keeps its connections open, and one cut off
+ * loses packets silently: either way its requests get no answer until
+ * request_timeout_ms, while the cluster elects a successor once its lease
+ * runs out (docs/cluster.md, section 6). So a broker keeping a produce
+ * request unanswered for stall_ms has another broker asked for metadata
+ * of the topics it leads partitions of, again every stall_ms while the
+ * wait lasts. Only an answer naming another leader, with a newer leader
+ * epoch, for a partition whose batches wait there gives the connection
+ * up (a slow leader is waited for): its requests fail as for a lost
+ * connection, and their batches go in order to the new leader. */
+struct stall_ask {
+    struct nagare_producer *p;
+    struct cbroker *on;      /* asked */
+    struct cbroker *stalled; /* waited on */
+};
+
+/* Whether t has a partition led by b or with batches out at b. */
+static bool topic_on(const struct ptopic *t, const struct cbroker *b)
+{
+    for (int32_t k = 0; t->state == PT_KNOWN && k < t->parts_len; k++) {
+        const struct ppart *pp = &t->parts[k];
+        if (pp->leader == b || (pp->inflight > 0 && pp->inflight_to == b)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Takes the leaders of one topic of a stall answer that are newer than
+ * those known. Returns whether a partition with batches out at the
+ * stalled broker has another leader now. */
+static bool stall_leaders(struct nagare_producer *p, struct ptopic *t, struct proto_dec *d,
+                          const struct cbroker *stalled)
+{
+    bool moved = false;
+    struct proto_metadata_partition mp;
+    while (proto_metadata_resp_next_partition(d, &mp)) {
+        if (mp.partition < 0 || mp.partition >= t->parts_len) {
+            continue;
+        }
+        struct ppart *pp = &t->parts[mp.partition];
+        struct cbroker *b = brokers_find(&p->brokers, mp.leader);
+        if (b == NULL || mp.leader_epoch <= pp->leader_epoch) {
+            continue; /* nothing newer than what the batches went by */
+        }
+        moved = moved || (b != stalled && pp->inflight > 0 && pp->inflight_to == stalled);
+        cbroker_lead(&pp->leader, b);
+        pp->leader_epoch = mp.leader_epoch;
+    }
+    return moved;
+}
+
+static void stall_done(void *arg, int err, struct rd *body, uint16_t version)
+{
+    struct stall_ask ask = *(struct stall_ask *)arg;
+    free(arg);
+    struct nagare_producer *p = ask.p;
+    struct proto_metadata_resp m;
+    struct proto_dec d;
+    if (err != 0 || version < 2 || proto_metadata_resp_decode(body, version, &m, &d) != 0) {
+        return; /* asked again after stall_ms while the wait lasts */
+    }
+    brokers_update(&p->brokers, ask.on, &m);
+    bool moved = false;
+    struct proto_topic pt;
+    while (proto_next_topic(&d, &pt)) {
+        for (uint32_t i = 0; pt.err == 0 && i < p->topic_slots; i++) {
+            struct ptopic *t = p->topics[i];
+            int32_t parts = pt.config.partition_count;
+            if (t != NULL && t->state == PT_KNOWN && parts == t->partition_count &&
+                proto_str_eq(pt.name, t->name)) {
+                moved = stall_leaders(p, t, &d, ask.stalled) || moved;
+                break;
+            }
+        }
+    }
+    if (moved) {
+        p->stall_drop = ask.stalled; /* closed outside the poll (maintain()) */
+    }
+}
+
+/* Asks a broker other than `stalled` for the metadata of the topics it
+ * leads partitions of. Returns false when none is up to ask (one down is
+ * dialled) or its connection takes no request now. */
+static bool stall_ask(struct nagare_producer *p, struct cbroker *stalled, int64_t now_ms)
+{
+    struct cbroker *on = brokers_meta_other(&p->brokers, stalled, p->stall_asks);
+    if (on == NULL) {
+        struct cbroker *down = brokers_other_down(&p->brokers, stalled);
+        if (down != NULL) {
+            (void)brokers_connect(down, now_ms, p->cfg.retry_backoff_ms);
+        }
+        return false;
+    }
+    uint16_t version = conn_version(&on->conn, PROTO_API_METADATA);
+    size_t need = 64;
+    for (uint32_t i = 0; i < p->topic_slots; i++) {
+        struct ptopic *t = p->topics[i];
+        need += t != NULL && topic_on(t, stalled) ? t->name_len + 2 : 0;
+    }
+    struct stall_ask *ask = malloc(sizeof(*ask));
+    struct wr w;
+    uint32_t corr;
+    if (version < 2 || ask == NULL || conn_frame_begin(&on->conn, need, &w, &corr) != 0) {
+        free(ask);
+        return false;
+    }
+    *ask = (struct stall_ask){.p = p, .on = on, .stalled = stalled};
+    struct proto_enc e;
+    proto_metadata_req_begin(&e, &w, version, corr, proto_str_make(CONN_CLIENT_ID), false);
+    for (uint32_t i = 0; i < p->topic_slots; i++) {
+        struct ptopic *t = p->topics[i];
+        if (t != NULL && topic_on(t, stalled)) {
+            proto_enc_topic(&e, (struct proto_str){.ptr = t->name, .len = (int32_t)t->name_len});
+        }
+    }
+    int rc = proto_enc_end(&e);
+    ASSERT(rc == 0);
+    conn_frame_commit(&on->conn, &w, corr, PROTO_API_METADATA, version, false,
+                      p->cfg.request_timeout_ms, stall_done, ask);
+    p->stall_asks++;
+    return true;
+}
+
+/* Asks about every broker that has kept a produce request unanswered for
+ * stall_ms, about each at most once per stall_ms (or per retry_backoff_ms
+ * while no other broker could be asked), and gives up the connection an answer
+ * showed led no more. Returns when it is due next. */
+static int64_t stall_check(struct nagare_producer *p, int64_t now_ms)
+{
+    if (p->stall_drop != NULL) {
+        struct cbroker *b = p->stall_drop;
+        p->stall_drop = NULL;
+        conn_close(&b->conn, -NG_EDISCONNECTED); /* its batches retry at the new leader */
+    }
+    int64_t next = INT64_MAX;
+    for (uint32_t i = 0; p->cfg.stall_ms > 0 && i < p->brokers.count; i++) {
+        struct cbroker *b = p->brokers.all[i];
+        int64_t since = b->requests > 0 ? conn_oldest_pending_ms(&b->conn) : INT64_MAX;
+        if (since == INT64_MAX) {
+            continue;
+        }
+        int64_t due = since + p->cfg.stall_ms;
+        due = due > b->stall_next_ms ? due : b->stall_next_ms;
+        if (now_ms >= due) {
+            bool asked = stall_ask(p, b, now_ms);
+            b->stall_next_ms = now_ms + (asked ? p->cfg.stall_ms : p->cfg.retry_backoff_ms);
+            due = b->stall_next_ms;
+        }
+        next = due < next ? due : next;
+    }
+    return next;
 }
 
 /* ---- probe: letting the broker create a topic ---- */
@@ -509,6 +673,7 @@ static int64_t maintain(struct nagare_producer *p, int64_t now_ms)
     int64_t next = accum_linger(p, now_ms);
     next = min64(next, sender_timers(p, now_ms));
     next = min64(next, keep_connected(p, now_ms));
+    next = min64(next, stall_check(p, now_ms));
     if (!p->meta_inflight && metadata_wanted(p)) {
         if (now_ms < p->meta_next_ms) {
             next = min64(next, p->meta_next_ms);

@@ -148,6 +148,15 @@ void chk_delivery_failed(struct checker *c)
     pthread_mutex_unlock(&c->mu);
 }
 
+uint64_t chk_acked_count_partition(struct checker *c, int32_t partition)
+{
+    ASSERT(partition >= 0 && partition < c->partitions);
+    pthread_mutex_lock(&c->mu);
+    uint64_t n = c->ack_count[partition];
+    pthread_mutex_unlock(&c->mu);
+    return n;
+}
+
 uint64_t chk_acked_count(struct checker *c)
 {
     pthread_mutex_lock(&c->mu);

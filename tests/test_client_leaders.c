@@ -74,6 +74,9 @@ struct fake {
     atomic_int fetches;           /* Fetch requests it got */
     atomic_int metadatas;         /* Metadata requests it got */
     atomic_int produced_p0_after; /* produces for partition 0 after the move */
+    int32_t leader_epoch;         /* Metadata names it for every partition (0: 1) */
+    int serving_fd;               /* the connection whose request is being answered */
+    atomic_int hung_up;           /* connections the client closed while a produce was held */
 };
 
 static bool read_full(int fd, uint8_t *p, size_t n)
@@ -116,6 +119,7 @@ static void fake_metadata(struct fake *f, const struct proto_req_header *h, stru
     proto_metadata_resp_begin(&e, w, h->api_version, h->correlation_id, &m);
     pthread_mutex_lock(&f->mu);
     bool leaderless = f->leaderless_left > 0;
+    int32_t epoch = f->leader_epoch > 0 ? f->leader_epoch : 1;
     f->leaderless_left -= leaderless ? 1 : 0;
     for (int i = 0; i < f->broker_count; i++) {
         proto_metadata_resp_broker(&e, &(struct proto_broker){.id = f->brokers[i].id,
@@ -142,7 +146,7 @@ static void fake_metadata(struct fake *f, const struct proto_req_header *h, stru
                                                        .offset_earliest = -1,
                                                        .offset_latest = -1,
                                                        .leader = leader,
-                                                       .leader_epoch = 1,
+                                                       .leader_epoch = epoch,
                                                        .replica_count = 1,
                                                        .replicas = {f->leader[i]},
                                                        .isr_count = leaderless ? 0 : 1,
@@ -201,6 +205,12 @@ static void fake_produce(struct fake *f, const struct proto_req_header *h, struc
     ASSERT(proto_produce_req_decode(body, h->api_version, &req, &d) == 0);
     atomic_fetch_add(&f->produces, 1);
     while (f->hold && !atomic_load(&f->release) && !atomic_load(&f->stop)) {
+        /* The client hanging up ends the hold: it gave the request up. */
+        struct pollfd pf = {.fd = f->serving_fd, .events = POLLRDHUP};
+        if (poll(&pf, 1, 0) > 0 && (pf.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0) {
+            atomic_fetch_add(&f->hung_up, 1);
+            break;
+        }
         usleep(1000); /* this fake's one connection waits with it */
     }
     struct proto_enc e;
@@ -233,6 +243,7 @@ static bool fake_serve(struct fake *f, int fd, uint8_t *frame, uint8_t *out)
     struct proto_req_header h;
     int rc = proto_req_header_decode(&r, &h);
     struct wr w = wr_make(out, FAKE_FRAME_BYTES_MAX);
+    f->serving_fd = fd;
     if (rc != 0 || (h.api_key != PROTO_API_API_VERSIONS && h.api_key != PROTO_API_METADATA &&
                     h.api_key != PROTO_API_INIT_PRODUCER_ID && h.api_key != PROTO_API_PRODUCE &&
                     h.api_key != PROTO_API_FETCH)) {
@@ -630,4 +641,118 @@ Test(leaders, batches_out_at_an_old_leader_come_back_before_newer_ones_go_to_the
     fake_stop(&f);
     fake_stop(&hold);
     bk_stop(&A);
+}
+
+/* ---- a leader that stalls (client/producer.c, "stalls") ---- */
+
+/* Partition 0 led by a fake that holds every produce unanswered (a leader
+ * paused with its connection open), the bootstrap fake naming it; the
+ * producer's stall check every 100 ms, its request timeout far beyond the
+ * test's bound. RECORDS records are sent to partition 0 and the holding
+ * fake has the first of them. */
+struct stall_run {
+    struct fake hold;
+    struct fake f;
+    struct seen s;
+    nagare_producer *p;
+};
+
+static void stall_start(struct stall_run *t)
+{
+    bk_start(&A);
+    cs_create_topic(&A, TOPIC, PARTS);
+    t->hold = (struct fake){.hold = true};
+    fake_start(&t->hold);
+    t->f = (struct fake){.leader = {HOLD_ID, 1}};
+    fake_start(&t->f);
+    t->f.brokers[t->f.broker_count++] = (struct fake_broker_entry){1, A.port};
+    t->f.brokers[t->f.broker_count++] = (struct fake_broker_entry){HOLD_ID, t->hold.port};
+    char bootstrap[32];
+    fake_bootstrap(&t->f, bootstrap, sizeof(bootstrap));
+    struct nagare_producer_config c;
+    nagare_producer_config_default(&c);
+    c.bootstrap = bootstrap;
+    c.on_delivery = on_delivery;
+    c.opaque = &t->s;
+    c.retry_backoff_ms = 10;
+    c.stall_ms = 100;
+    c.request_timeout_ms = 4 * WAIT_MS; /* never the way out here */
+    c.delivery_timeout_ms = 8 * WAIT_MS;
+    cr_assert_eq(nagare_producer_new(&c, &t->p), 0);
+    for (uint32_t i = 0; i < RECORDS; i++) {
+        char value[32];
+        int n = snprintf(value, sizeof(value), "p0-%u", i);
+        struct nagare_record r = {.topic = TOPIC,
+                                  .partition = 0,
+                                  .key_len = -1,
+                                  .value = value,
+                                  .value_len = n,
+                                  .opaque = (void *)(uintptr_t)i};
+        cr_assert_eq(nagare_send(t->p, &r), 0);
+    }
+    int64_t give_up = clock_mono_ms() + WAIT_MS;
+    while (atomic_load(&t->hold.produces) == 0) {
+        cr_assert_lt(clock_mono_ms(), give_up, "the first batch never reached its leader");
+        (void)nagare_producer_poll(t->p, 10);
+    }
+}
+
+/* Flushes, and expects every record reported once, written once in order
+ * on broker 1. */
+static void stall_finish(struct stall_run *t)
+{
+    int rc = nagare_producer_flush(t->p, WAIT_MS);
+    cr_assert_eq(rc, 0, "flush: %s", nagare_strerror(rc));
+    cr_assert_eq(t->s.failed, 0, "failed reports, first: %s", nagare_strerror(t->s.first_err));
+    for (uint32_t i = 0; i < RECORDS; i++) {
+        cr_assert_eq(t->s.reports[0][i], 1, "record %u reported once", i);
+        cr_assert_eq(t->s.offset[0][i], i, "record %u at its offset", i);
+    }
+    nagare_producer_destroy(t->p);
+    expect_records(&A, 0);
+    fake_stop(&t->f);
+    fake_stop(&t->hold);
+    bk_stop(&A);
+}
+
+/* Another broker names a newer leader while the old one still holds the
+ * batch: the producer gives the old connection up and delivers at the new
+ * leader, without an answer from the old one or a request timeout. */
+Test(leaders, a_produce_held_by_a_stalled_leader_moves_to_a_newer_leader)
+{
+    struct stall_run t = {0};
+    stall_start(&t);
+    pthread_mutex_lock(&t.f.mu);
+    t.f.leader[0] = 1;
+    t.f.leader_epoch = 2;
+    pthread_mutex_unlock(&t.f.mu);
+    stall_finish(&t); /* the holding fake answers nothing before the hang-up */
+    cr_assert_eq(atomic_load(&t.hold.hung_up), 1, "the stalled connection given up");
+    cr_assert_eq(atomic_load(&t.hold.produces), 1, "nothing sent to the old leader again");
+}
+
+/* A leader that is only slow is waited for: while every answer still
+ * names it, asking again and again moves nothing. Released, it refuses
+ * the batch (NOT_LEADER) and the producer goes on at broker 1. */
+Test(leaders, a_slow_leader_still_named_is_waited_for)
+{
+    struct stall_run t = {0};
+    stall_start(&t);
+    int asked = atomic_load(&t.f.metadatas);
+    int64_t give_up = clock_mono_ms() + WAIT_MS;
+    while (atomic_load(&t.f.metadatas) < asked + 3) {
+        cr_assert_lt(clock_mono_ms(), give_up, "the stall never had the leader asked about");
+        (void)nagare_producer_poll(t.p, 10);
+    }
+    cr_assert_eq(atomic_load(&t.hold.hung_up), 0, "the slow leader's connection kept");
+    cr_assert_eq(atomic_load(&t.hold.produces), 1);
+    for (uint32_t i = 0; i < RECORDS; i++) {
+        cr_assert_eq(t.s.reports[0][i], 0, "nothing reported while the leader holds it");
+    }
+    pthread_mutex_lock(&t.f.mu);
+    t.f.leader[0] = 1;
+    pthread_mutex_unlock(&t.f.mu);
+    atomic_store(&t.hold.release, true);
+    stall_finish(&t);
+    cr_assert_eq(atomic_load(&t.hold.hung_up), 0, "answered, not given up");
 }
