@@ -7,7 +7,9 @@
  * Metadata and InitProducerId go to the bootstrap connection; produce
  * requests to each partition's leader (client/brokers.h), whose connection
  * is opened once it leads a partition with records. A broker that speaks
- * Metadata before v2 leads everything it has.
+ * Metadata before v2 leads everything it has. A leader that keeps a
+ * produce unanswered for stall_ms has another broker asked who leads
+ * ("stalls" below).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -184,6 +186,21 @@ void producer_want_metadata(struct nagare_producer *p, struct ptopic *t)
 
 static void meta_topic_missing(struct nagare_producer *p, struct ptopic *t, int err);
 
+/* A Metadata answer names b (NULL: none known) leader of pp, at an epoch
+ * not older than pp knew. When pp's batches are out at another broker
+ * that has kept a request unanswered for stall_ms, that broker no longer
+ * leads pp and may never answer (paused or cut off: see "stalls" below):
+ * its connection is given up at the next pass. */
+static void stall_drop_if(struct nagare_producer *p, const struct ppart *pp,
+                          const struct cbroker *b)
+{
+    struct cbroker *x = pp->inflight_to;
+    if (p->cfg.stall_ms > 0 && b != NULL && pp->inflight > 0 && x != b &&
+        brokers_stalled(x, p->cfg.stall_ms, 0, clock_mono_ms())) {
+        x->stall_drop = true;
+    }
+}
+
 /* Each partition's leader from the answer's partitions (v2), or the
  * bootstrap broker for all of them (before v2: a single broker). A
  * partition without a leader, or led by a broker not connectable, waits
@@ -205,6 +222,9 @@ static void meta_leaders(struct nagare_producer *p, struct ptopic *t, struct pro
         }
         struct cbroker *b = brokers_find(&p->brokers, mp.leader);
         struct ppart *pp = &t->parts[mp.partition];
+        if (mp.leader_epoch >= pp->leader_epoch) {
+            stall_drop_if(p, pp, b);
+        }
         if (b != NULL && b != pp->inflight_to && pp->inflight == 0) {
             /* A new leader, not the broker the last batches went to (and
              * failed at, if they did): it is tried at once rather than
@@ -328,14 +348,14 @@ static bool metadata_wanted(const struct nagare_producer *p)
  * runs out (docs/cluster.md, section 6). So a broker keeping a produce
  * request unanswered for stall_ms has another broker asked for metadata
  * of the topics it leads partitions of, again every stall_ms while the
- * wait lasts. Only an answer naming another leader, with a newer leader
- * epoch, for a partition whose batches wait there gives the connection
- * up (a slow leader is waited for): its requests fail as for a lost
+ * wait lasts. Only an answer (this one or any other) naming another
+ * leader, at an epoch not older than known, for a partition whose batches
+ * wait at a stalled broker gives that connection up (stall_drop_if(); a
+ * slow leader still named is waited for): its requests fail as for a lost
  * connection, and their batches go in order to the new leader. */
 struct stall_ask {
     struct nagare_producer *p;
-    struct cbroker *on;      /* asked */
-    struct cbroker *stalled; /* waited on */
+    struct cbroker *on; /* asked */
 };
 
 /* Whether t has a partition led by b or with batches out at b. */
@@ -350,13 +370,10 @@ static bool topic_on(const struct ptopic *t, const struct cbroker *b)
     return false;
 }
 
-/* Takes the leaders of one topic of a stall answer that are newer than
- * those known. Returns whether a partition with batches out at the
- * stalled broker has another leader now. */
-static bool stall_leaders(struct nagare_producer *p, struct ptopic *t, struct proto_dec *d,
-                          const struct cbroker *stalled)
+/* Takes the leaders of one topic of a stall answer that are not older
+ * than those known. */
+static void stall_leaders(struct nagare_producer *p, struct ptopic *t, struct proto_dec *d)
 {
-    bool moved = false;
     struct proto_metadata_partition mp;
     while (proto_metadata_resp_next_partition(d, &mp)) {
         if (mp.partition < 0 || mp.partition >= t->parts_len) {
@@ -364,14 +381,13 @@ static bool stall_leaders(struct nagare_producer *p, struct ptopic *t, struct pr
         }
         struct ppart *pp = &t->parts[mp.partition];
         struct cbroker *b = brokers_find(&p->brokers, mp.leader);
-        if (b == NULL || mp.leader_epoch <= pp->leader_epoch) {
-            continue; /* nothing newer than what the batches went by */
+        if (b == NULL || mp.leader_epoch < pp->leader_epoch) {
+            continue; /* an answer older than what is known */
         }
-        moved = moved || (b != stalled && pp->inflight > 0 && pp->inflight_to == stalled);
+        stall_drop_if(p, pp, b);
         cbroker_lead(&pp->leader, b);
         pp->leader_epoch = mp.leader_epoch;
     }
-    return moved;
 }
 
 static void stall_done(void *arg, int err, struct rd *body, uint16_t version)
@@ -385,7 +401,6 @@ static void stall_done(void *arg, int err, struct rd *body, uint16_t version)
         return; /* asked again after stall_ms while the wait lasts */
     }
     brokers_update(&p->brokers, ask.on, &m);
-    bool moved = false;
     struct proto_topic pt;
     while (proto_next_topic(&d, &pt)) {
         for (uint32_t i = 0; pt.err == 0 && i < p->topic_slots; i++) {
@@ -393,28 +408,22 @@ static void stall_done(void *arg, int err, struct rd *body, uint16_t version)
             int32_t parts = pt.config.partition_count;
             if (t != NULL && t->state == PT_KNOWN && parts == t->partition_count &&
                 proto_str_eq(pt.name, t->name)) {
-                moved = stall_leaders(p, t, &d, ask.stalled) || moved;
+                stall_leaders(p, t, &d);
                 break;
             }
         }
     }
-    if (moved) {
-        p->stall_drop = ask.stalled; /* closed outside the poll (maintain()) */
-    }
 }
 
 /* Asks a broker other than `stalled` for the metadata of the topics it
- * leads partitions of. Returns false when none is up to ask (one down is
- * dialled) or its connection takes no request now. */
-static bool stall_ask(struct nagare_producer *p, struct cbroker *stalled, int64_t now_ms)
+ * leads partitions of (none up: one down is dialled, and the ask waits a
+ * backoff step). */
+static void stall_ask(struct nagare_producer *p, struct cbroker *stalled, int64_t now_ms)
 {
-    struct cbroker *on = brokers_meta_other(&p->brokers, stalled, p->stall_asks);
+    struct cbroker *on =
+        brokers_stall_peer(&p->brokers, stalled, p->stall_asks, now_ms, p->cfg.retry_backoff_ms);
     if (on == NULL) {
-        struct cbroker *down = brokers_other_down(&p->brokers, stalled);
-        if (down != NULL) {
-            (void)brokers_connect(down, now_ms, p->cfg.retry_backoff_ms);
-        }
-        return false;
+        return;
     }
     uint16_t version = conn_version(&on->conn, PROTO_API_METADATA);
     size_t need = 64;
@@ -427,9 +436,10 @@ static bool stall_ask(struct nagare_producer *p, struct cbroker *stalled, int64_
     uint32_t corr;
     if (version < 2 || ask == NULL || conn_frame_begin(&on->conn, need, &w, &corr) != 0) {
         free(ask);
-        return false;
+        brokers_stall_asked(stalled, now_ms, p->cfg.retry_backoff_ms); /* soon again */
+        return;
     }
-    *ask = (struct stall_ask){.p = p, .on = on, .stalled = stalled};
+    *ask = (struct stall_ask){.p = p, .on = on};
     struct proto_enc e;
     proto_metadata_req_begin(&e, &w, version, corr, proto_str_make(CONN_CLIENT_ID), false);
     for (uint32_t i = 0; i < p->topic_slots; i++) {
@@ -443,7 +453,7 @@ static bool stall_ask(struct nagare_producer *p, struct cbroker *stalled, int64_
     conn_frame_commit(&on->conn, &w, corr, PROTO_API_METADATA, version, false,
                       p->cfg.request_timeout_ms, stall_done, ask);
     p->stall_asks++;
-    return true;
+    brokers_stall_asked(stalled, now_ms, p->cfg.stall_ms);
 }
 
 /* Asks about every broker that has kept a produce request unanswered for
@@ -452,24 +462,14 @@ static bool stall_ask(struct nagare_producer *p, struct cbroker *stalled, int64_
  * showed led no more. Returns when it is due next. */
 static int64_t stall_check(struct nagare_producer *p, int64_t now_ms)
 {
-    if (p->stall_drop != NULL) {
-        struct cbroker *b = p->stall_drop;
-        p->stall_drop = NULL;
-        conn_close(&b->conn, -NG_EDISCONNECTED); /* its batches retry at the new leader */
-    }
+    brokers_stall_drops(&p->brokers); /* their batches retry at the new leaders */
     int64_t next = INT64_MAX;
     for (uint32_t i = 0; p->cfg.stall_ms > 0 && i < p->brokers.count; i++) {
         struct cbroker *b = p->brokers.all[i];
-        int64_t since = b->requests > 0 ? conn_oldest_pending_ms(&b->conn) : INT64_MAX;
-        if (since == INT64_MAX) {
-            continue;
-        }
-        int64_t due = since + p->cfg.stall_ms;
-        due = due > b->stall_next_ms ? due : b->stall_next_ms;
+        int64_t due = brokers_stall_due(b, p->cfg.stall_ms, 0);
         if (now_ms >= due) {
-            bool asked = stall_ask(p, b, now_ms);
-            b->stall_next_ms = now_ms + (asked ? p->cfg.stall_ms : p->cfg.retry_backoff_ms);
-            due = b->stall_next_ms;
+            stall_ask(p, b, now_ms);
+            due = brokers_stall_due(b, p->cfg.stall_ms, 0);
         }
         next = due < next ? due : next;
     }

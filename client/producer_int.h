@@ -244,8 +244,7 @@ struct nagare_producer {
     /* stalls (producer.c, stall_check()): a broker keeping a produce
      * unanswered for cfg.stall_ms has another broker asked who leads
      * (each cbroker's stall_next_ms rates the asks about it) */
-    uint32_t stall_asks;        /* stall Metadata sent: spreads them over the brokers */
-    struct cbroker *stall_drop; /* its connection is given up at the next pass */
+    uint32_t stall_asks; /* stall Metadata sent: spreads them over the brokers */
     bool flushing;
     bool in_callback;
     size_t outstanding; /* records accepted, not yet reported */

@@ -68,7 +68,7 @@ struct fake {
     int not_leader_left;         /* Produce answers NOT_LEADER this many times... */
     int32_t leader_after[PARTS]; /* ...then the leaders become these */
     int leaderless_left;         /* Metadata names no leader this many times */
-    bool hold;                   /* Produce: answered only once release is set */
+    bool hold;                   /* Produce, Fetch: answered only once release is set */
     atomic_bool release;
     atomic_int produces;          /* Produce requests it got */
     atomic_int fetches;           /* Fetch requests it got */
@@ -168,7 +168,22 @@ static void fake_refused(struct fake *f)
     pthread_mutex_unlock(&f->mu);
 }
 
-/* Every partition of a Fetch is refused with NOT_LEADER. */
+/* A fake that holds (f->hold) answers nothing until released, stopped,
+ * or the client hangs up (it gave the request up). */
+static void fake_hold(struct fake *f)
+{
+    while (f->hold && !atomic_load(&f->release) && !atomic_load(&f->stop)) {
+        struct pollfd pf = {.fd = f->serving_fd, .events = POLLRDHUP};
+        if (poll(&pf, 1, 0) > 0 && (pf.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0) {
+            atomic_fetch_add(&f->hung_up, 1);
+            return;
+        }
+        usleep(1000); /* this fake's one connection waits with it */
+    }
+}
+
+/* Every partition of a Fetch is refused with NOT_LEADER (held first when
+ * the fake holds). */
 static void fake_fetch(struct fake *f, const struct proto_req_header *h, struct rd *body,
                        struct wr *w)
 {
@@ -176,6 +191,7 @@ static void fake_fetch(struct fake *f, const struct proto_req_header *h, struct 
     struct proto_dec d;
     ASSERT(proto_fetch_req_decode(body, h->api_version, &req, &d) == 0);
     atomic_fetch_add(&f->fetches, 1);
+    fake_hold(f);
     struct proto_enc e;
     proto_fetch_resp_begin(&e, w, h->api_version, h->correlation_id);
     struct proto_topic t;
@@ -204,15 +220,7 @@ static void fake_produce(struct fake *f, const struct proto_req_header *h, struc
     struct proto_dec d;
     ASSERT(proto_produce_req_decode(body, h->api_version, &req, &d) == 0);
     atomic_fetch_add(&f->produces, 1);
-    while (f->hold && !atomic_load(&f->release) && !atomic_load(&f->stop)) {
-        /* The client hanging up ends the hold: it gave the request up. */
-        struct pollfd pf = {.fd = f->serving_fd, .events = POLLRDHUP};
-        if (poll(&pf, 1, 0) > 0 && (pf.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0) {
-            atomic_fetch_add(&f->hung_up, 1);
-            break;
-        }
-        usleep(1000); /* this fake's one connection waits with it */
-    }
+    fake_hold(f);
     struct proto_enc e;
     proto_produce_resp_begin(&e, w, h->api_version, h->correlation_id);
     struct proto_topic t;
@@ -645,6 +653,17 @@ Test(leaders, batches_out_at_an_old_leader_come_back_before_newer_ones_go_to_the
 
 /* ---- a leader that stalls (client/producer.c, "stalls") ---- */
 
+/* Waits until the holding fake f saw the client hang up (its thread looks
+ * every millisecond). */
+static void await_hang_up(struct fake *f)
+{
+    int64_t give_up = clock_mono_ms() + WAIT_MS;
+    while (atomic_load(&f->hung_up) == 0) {
+        cr_assert_lt(clock_mono_ms(), give_up, "the stalled connection was not given up");
+        usleep(1000);
+    }
+}
+
 /* Partition 0 led by a fake that holds every produce unanswered (a leader
  * paused with its connection open), the bootstrap fake naming it; the
  * producer's stall check every 100 ms, its request timeout far beyond the
@@ -698,8 +717,8 @@ static void stall_start(struct stall_run *t)
 }
 
 /* Flushes, and expects every record reported once, written once in order
- * on broker 1. */
-static void stall_finish(struct stall_run *t)
+ * on broker 1, and the held connection given up (hung_up) or not. */
+static void stall_finish(struct stall_run *t, bool hung_up)
 {
     int rc = nagare_producer_flush(t->p, WAIT_MS);
     cr_assert_eq(rc, 0, "flush: %s", nagare_strerror(rc));
@@ -708,6 +727,10 @@ static void stall_finish(struct stall_run *t)
         cr_assert_eq(t->s.reports[0][i], 1, "record %u reported once", i);
         cr_assert_eq(t->s.offset[0][i], i, "record %u at its offset", i);
     }
+    if (hung_up) {
+        await_hang_up(&t->hold); /* before the producer closes every connection */
+    }
+    cr_assert_eq(atomic_load(&t->hold.hung_up), hung_up ? 1 : 0);
     nagare_producer_destroy(t->p);
     expect_records(&A, 0);
     fake_stop(&t->f);
@@ -726,8 +749,7 @@ Test(leaders, a_produce_held_by_a_stalled_leader_moves_to_a_newer_leader)
     t.f.leader[0] = 1;
     t.f.leader_epoch = 2;
     pthread_mutex_unlock(&t.f.mu);
-    stall_finish(&t); /* the holding fake answers nothing before the hang-up */
-    cr_assert_eq(atomic_load(&t.hold.hung_up), 1, "the stalled connection given up");
+    stall_finish(&t, true); /* the holding fake answers nothing before the hang-up */
     cr_assert_eq(atomic_load(&t.hold.produces), 1, "nothing sent to the old leader again");
 }
 
@@ -753,6 +775,62 @@ Test(leaders, a_slow_leader_still_named_is_waited_for)
     t.f.leader[0] = 1;
     pthread_mutex_unlock(&t.f.mu);
     atomic_store(&t.hold.release, true);
-    stall_finish(&t);
-    cr_assert_eq(atomic_load(&t.hold.hung_up), 0, "answered, not given up");
+    stall_finish(&t, false); /* answered, not given up */
+}
+
+/* A fetch held by a stalled leader: once another broker names a newer
+ * leader, the consumer gives the held connection up and reads every
+ * record, in order, at the new leader, without the request timeout. */
+Test(leaders, a_fetch_held_by_a_stalled_leader_moves_to_a_newer_leader)
+{
+    bk_start(&A);
+    cs_create_topic(&A, TOPIC, PARTS);
+    produce_direct(&A, 0);
+    struct fake hold = {.hold = true};
+    fake_start(&hold);
+    struct fake f = {.leader = {HOLD_ID, 1}};
+    fake_start(&f);
+    f.brokers[f.broker_count++] = (struct fake_broker_entry){1, A.port};
+    f.brokers[f.broker_count++] = (struct fake_broker_entry){HOLD_ID, hold.port};
+    char bootstrap[32];
+    fake_bootstrap(&f, bootstrap, sizeof(bootstrap));
+    struct nagare_consumer_config cc;
+    nagare_consumer_config_default(&cc);
+    cc.bootstrap = bootstrap;
+    cc.fetch_wait_max_ms = 50;
+    cc.stall_ms = 100;
+    cc.request_timeout_ms = 4 * WAIT_MS; /* never the way out here */
+    nagare_consumer *k;
+    cr_assert_eq(nagare_consumer_new(&cc, &k), 0);
+    cr_assert_eq(nagare_consumer_assign(k, TOPIC, 0, 0), 0);
+    int64_t give_up = clock_mono_ms() + WAIT_MS;
+    while (atomic_load(&hold.fetches) == 0) {
+        const struct nagare_message *m = NULL;
+        cr_assert_lt(clock_mono_ms(), give_up, "no fetch reached the first leader");
+        cr_assert_eq(nagare_consumer_poll(k, 10, &m), 0, "nothing read from the holding leader");
+    }
+    pthread_mutex_lock(&f.mu);
+    f.leader[0] = 1;
+    f.leader_epoch = 2;
+    pthread_mutex_unlock(&f.mu);
+    for (uint32_t got = 0; got < RECORDS;) {
+        const struct nagare_message *m = NULL;
+        cr_assert_lt(clock_mono_ms(), give_up, "%u of %d records read", got, RECORDS);
+        int rc = nagare_consumer_poll(k, 100, &m);
+        cr_assert_geq(rc, 0, "poll: %s", nagare_strerror(rc));
+        if (rc == 1) {
+            char want[32];
+            int n = snprintf(want, sizeof(want), "p0-%u", got);
+            cr_assert_eq(m->offset, got, "in order, each record once");
+            cr_assert_eq(m->value_len, n);
+            cr_assert_eq(memcmp(m->value, want, (size_t)n), 0);
+            got++;
+        }
+    }
+    await_hang_up(&hold);
+    cr_assert_eq(atomic_load(&hold.fetches), 1, "nothing fetched from the old leader again");
+    nagare_consumer_destroy(k);
+    fake_stop(&f);
+    fake_stop(&hold);
+    bk_stop(&A);
 }

@@ -62,7 +62,7 @@
  * and again once everything is healed). */
 #define ACKS_PROOF 200
 /* The paused-leader run (paused_leader_left_for_its_successor): the
- * producers' request timeout, far above the wait for the move; the wait,
+ * clients' request timeout, far above the wait for the move; the wait,
  * a bound that only turns a hang into a failure (the lease, about 6 s,
  * plus the producers' stall_ms, 2 s, on a busy machine); the writes
  * partition 0 must take meanwhile: more than the producers can have
@@ -483,24 +483,65 @@ Test(cluster_faults, mixed)
         fault_power_cut);
 }
 
+/* A consumer of partition 0 reading along in the paused-leader run. */
+struct reader {
+    nagare_consumer *k;
+    int64_t next; /* the offset after the last record read */
+};
+
+static void reader_start(struct reader *rd, struct run *r)
+{
+    struct nagare_consumer_config cc;
+    nagare_consumer_config_default(&cc);
+    cc.bootstrap = r->c.bootstrap;
+    cc.request_timeout_ms = STALL_REQUEST_TIMEOUT_MS;
+    int rc = nagare_consumer_new(&cc, &rd->k);
+    cr_assert_eq(rc, 0, "consumer: %s", nagare_strerror(rc));
+    rc = nagare_consumer_assign(rd->k, TOPIC, 0, 0);
+    cr_assert_eq(rc, 0, "assign: %s", nagare_strerror(rc));
+    rd->next = 0;
+}
+
+/* One poll of the reader: records come in order, each once, ours. */
+static void reader_poll(struct reader *rd, int timeout_ms)
+{
+    const struct nagare_message *m = NULL;
+    int rc = nagare_consumer_poll(rd->k, timeout_ms, &m);
+    cr_assert_geq(rc, 0, "consumer poll: %s", nagare_strerror(rc));
+    if (rc == 1) {
+        cr_assert_geq(m->offset, rd->next, "partition 0 read in order, each record once");
+        cr_assert_neq(chk_parse(m->value, m->value_len), CHK_ID_FOREIGN);
+        rd->next = m->offset + 1;
+    }
+}
+
 /* A paused leader is left for its successor while it stays paused
- * (client/producer.c, "stalls"). The producers' request timeout is far
- * above the wait allowed here, and the leader's kernel keeps their
- * connections open: only the producer asking another broker who leads
- * and giving the paused one up moves the writes. Partition 0 must take
- * more acknowledged writes than the producers can have outstanding (so
- * none of them can be answers the leader sent before it stopped), with
- * the leader still paused; then it resumes and the checker must find every
- * acknowledged record once, in order. */
+ * (client/producer.c and client/consumer.c, "stalls"). The producers' and
+ * the consumer's request timeout is far above the wait allowed here, and
+ * the leader's kernel keeps their connections open: only the clients
+ * asking another broker who leads and giving the paused one up move them.
+ * Partition 0 must take more acknowledged writes than the producers can
+ * have outstanding (so none of them can be answers the leader sent before
+ * it stopped), and a consumer that was reading it from the leader must
+ * read up to the last of them, with the leader still paused; then it
+ * resumes and the checker must find every acknowledged record once, in
+ * order. */
 Test(cluster_faults, paused_leader_left_for_its_successor)
 {
     R.request_timeout_ms = STALL_REQUEST_TIMEOUT_MS;
     run_start(&R, false, false);
     size_t i = leader_of(&R, 0);
+    struct reader rd;
+    reader_start(&rd, &R);
+    int64_t deadline = clock_mono_ms() + SETUP_TIMEOUT_MS;
+    while (rd.next == 0) { /* fetching from the leader */
+        cr_assert_lt(clock_mono_ms(), deadline, "the consumer read nothing");
+        reader_poll(&rd, 50);
+    }
     chk_fault_begin(&R.k, "SIGSTOP of a leader, kept");
     cs_broker_pause(&R.c, i);
     uint64_t want = chk_acked_count_partition(&R.k, 0) + STALL_ACKS;
-    int64_t deadline = clock_mono_ms() + STALL_MOVE_TIMEOUT_MS;
+    deadline = clock_mono_ms() + STALL_MOVE_TIMEOUT_MS;
     while (chk_acked_count_partition(&R.k, 0) < want) {
         if (clock_mono_ms() >= deadline) {
             cs_print_logs(&R.c, "the writes did not move");
@@ -508,9 +549,20 @@ Test(cluster_faults, paused_leader_left_for_its_successor)
                            "leader, broker %d, paused (seed %" PRIu64 ")",
                            STALL_ACKS, STALL_MOVE_TIMEOUT_MS, R.c.b[i].id, R.seed);
         }
-        sleep_ms(50);
+        reader_poll(&rd, 50);
     }
-    cr_assert(R.c.b[i].paused, "still paused when its successor took the writes");
+    int64_t last = chk_acked_offset_max(&R.k, 0); /* written by the successor */
+    while (rd.next <= last) {
+        if (clock_mono_ms() >= deadline) {
+            cs_print_logs(&R.c, "the reads did not move");
+            cr_assert_fail("partition 0: read to offset %" PRId64 ", not %" PRId64
+                           ", in %d ms with its leader, broker %d, paused (seed %" PRIu64 ")",
+                           rd.next, last + 1, STALL_MOVE_TIMEOUT_MS, R.c.b[i].id, R.seed);
+        }
+        reader_poll(&rd, 50);
+    }
+    cr_assert(R.c.b[i].paused, "still paused when its successor took the writes and reads");
+    nagare_consumer_destroy(rd.k);
     cs_broker_resume(&R.c, i);
     chk_fault_end(&R.k);
     struct chk_result res;
