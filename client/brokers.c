@@ -89,6 +89,86 @@ struct cbroker *brokers_meta(struct brokers *bs)
     return NULL;
 }
 
+/* Whether o is a broker an answer named, other than b. */
+static bool other_named(const struct cbroker *o, const struct cbroker *b)
+{
+    return o != b && o->id != BROKER_ID_UNKNOWN && o->id != b->id;
+}
+
+struct cbroker *brokers_meta_other(struct brokers *bs, const struct cbroker *b, uint32_t from)
+{
+    struct cbroker *busy = NULL;
+    for (uint32_t k = 0; k < bs->count; k++) {
+        struct cbroker *o = bs->all[(from + k) % bs->count];
+        if (!other_named(o, b) || !conn_ready(&o->conn)) {
+            continue;
+        }
+        if (conn_pending_count(&o->conn) == 0) {
+            return o;
+        }
+        busy = busy != NULL ? busy : o;
+    }
+    return busy;
+}
+
+struct cbroker *brokers_other_down(struct brokers *bs, const struct cbroker *b)
+{
+    for (uint32_t i = 0; i < bs->count; i++) {
+        struct cbroker *o = bs->all[i];
+        if (other_named(o, b) && o->conn.state == CONN_DOWN) {
+            return o;
+        }
+    }
+    return NULL;
+}
+
+bool brokers_stalled(const struct cbroker *b, uint32_t stall_ms, uint32_t wait_ms, int64_t now_ms)
+{
+    int64_t since = b->requests > 0 ? conn_oldest_pending_ms(&b->conn) : INT64_MAX;
+    return since != INT64_MAX && now_ms - since >= (int64_t)wait_ms + (int64_t)stall_ms;
+}
+
+void brokers_stall_drops(struct brokers *bs)
+{
+    for (uint32_t i = 0; i < bs->count; i++) {
+        struct cbroker *b = bs->all[i];
+        if (b->stall_drop) {
+            b->stall_drop = false;
+            conn_close(&b->conn, -NG_EDISCONNECTED);
+        }
+    }
+}
+
+int64_t brokers_stall_due(const struct cbroker *b, uint32_t stall_ms, uint32_t wait_ms)
+{
+    ASSERT(stall_ms > 0);
+    int64_t since = b->requests > 0 ? conn_oldest_pending_ms(&b->conn) : INT64_MAX;
+    if (since == INT64_MAX) {
+        return INT64_MAX;
+    }
+    int64_t due = since + (int64_t)wait_ms + (int64_t)stall_ms;
+    return due > b->stall_next_ms ? due : b->stall_next_ms;
+}
+
+struct cbroker *brokers_stall_peer(struct brokers *bs, struct cbroker *b, uint32_t from,
+                                   int64_t now_ms, uint32_t backoff_ms)
+{
+    struct cbroker *on = brokers_meta_other(bs, b, from);
+    if (on == NULL) {
+        struct cbroker *down = brokers_other_down(bs, b);
+        if (down != NULL) {
+            (void)brokers_connect(down, now_ms, backoff_ms);
+        }
+        b->stall_next_ms = now_ms + backoff_ms;
+    }
+    return on;
+}
+
+void brokers_stall_asked(struct cbroker *b, int64_t now_ms, uint32_t stall_ms)
+{
+    b->stall_next_ms = now_ms + stall_ms;
+}
+
 bool brokers_meta_fallback(const struct brokers *bs, const struct cbroker *b)
 {
     const struct cbroker *boot = bs->boot;

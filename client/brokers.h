@@ -39,6 +39,9 @@ struct cbroker {
     uint32_t leads;       /* the owner's partitions it leads */
     int64_t redial_at_ms; /* the next connect may start then (monotonic) */
     uint32_t redial_backoff_ms;
+    int64_t stall_next_ms; /* the owner's stall check may ask about it then (monotonic) */
+    bool stall_drop;       /* stalled and replaced as a leader: its connection is given
+                              up at the owner's next pass (brokers_stall_drops()) */
 };
 
 struct brokers {
@@ -73,6 +76,54 @@ struct cbroker *brokers_find(struct brokers *bs, int32_t id);
  * bootstrap address may be down while the cluster lives on; Kafka's
  * clients too ask any broker they know). NULL when none is up. */
 struct cbroker *brokers_meta(struct brokers *bs);
+
+/* Where to ask for metadata past b, a broker that keeps its owner
+ * waiting (a leader paused or cut off: client/producer.c): a connection
+ * that is up to another broker an answer named, one with no request
+ * waiting first (a broker answers a connection's requests in order, so
+ * an ask behind a produce that waits for its replicas waits as long),
+ * searched from entry `from` (mod count) on so that successive asks
+ * spread. The bootstrap
+ * connection counts only once an answer named its broker: until then it
+ * may be b's broker itself. NULL when none is up. */
+struct cbroker *brokers_meta_other(struct brokers *bs, const struct cbroker *b, uint32_t from);
+
+/* A broker other than b that an answer named, whose connection is down:
+ * the one to dial when brokers_meta_other() found none up. NULL when
+ * there is none. */
+struct cbroker *brokers_other_down(struct brokers *bs, const struct cbroker *b);
+
+/* ---- stalls: a leader paused or cut off (docs/cluster.md, section 6) ----
+ * A paused broker's kernel keeps its connections open and one cut off
+ * drops packets silently, so its owner's requests wait for their timeout
+ * while the cluster elects a successor. An owner asks another broker who
+ * leads when b has kept one of its requests (b->requests) unanswered for
+ * longer than it may take when all is well (wait_ms: a fetch's long poll)
+ * plus stall_ms, and again every stall_ms while the wait lasts; only an
+ * answer naming a newer leader gives b's connection up. */
+
+/* Whether b has kept a request of its owner unanswered for wait_ms plus
+ * stall_ms by now_ms. */
+bool brokers_stalled(const struct cbroker *b, uint32_t stall_ms, uint32_t wait_ms, int64_t now_ms);
+
+/* Gives up the connection of every broker marked stall_drop (an answer
+ * named another leader for a partition waiting there): its requests fail
+ * with -NG_EDISCONNECTED, as when a connection is lost, and go to the new
+ * leaders. Call outside brokers_poll() (the owner's loop). */
+void brokers_stall_drops(struct brokers *bs);
+
+/* When b is due to be asked about (monotonic ms; past: now), or INT64_MAX
+ * while it keeps none of its owner's requests waiting. stall_ms > 0. */
+int64_t brokers_stall_due(const struct cbroker *b, uint32_t stall_ms, uint32_t wait_ms);
+
+/* The broker to ask about b (brokers_meta_other(), from entry `from`),
+ * and the asks about b rated: the next is due stall_ms after one sent
+ * (the caller says so with brokers_stall_asked()), backoff_ms after this
+ * call when none is up (then one that is down is dialled). */
+struct cbroker *brokers_stall_peer(struct brokers *bs, struct cbroker *b, uint32_t from,
+                                   int64_t now_ms, uint32_t backoff_ms);
+/* An ask about b went out now: the next waits stall_ms. */
+void brokers_stall_asked(struct cbroker *b, int64_t now_ms, uint32_t stall_ms);
 
 /* Whether b is worth connecting only to ask for metadata: the bootstrap
  * connection is down, and b is a broker an answer named. */

@@ -840,16 +840,17 @@ static void frame_commit(struct client_conn *c, const struct wr *w, const struct
     c->tx_len += w->pos;
     c->tx_queued_total += w->pos + ref_bytes;
     c->pend_count++;
-    *pend_at(c, c->pend_count - 1) =
-        (struct conn_pending){.corr = corr,
-                              .api_key = api_key,
-                              .version = version,
-                              .noreply = noreply,
-                              .tx_end = c->tx_queued_total,
-                              .deadline_ms = clock_mono_ms() + timeout_ms,
-                              .fn = fn,
-                              .sink = sink,
-                              .arg = arg};
+    int64_t now_ms = clock_mono_ms();
+    *pend_at(c, c->pend_count - 1) = (struct conn_pending){.corr = corr,
+                                                           .api_key = api_key,
+                                                           .version = version,
+                                                           .noreply = noreply,
+                                                           .tx_end = c->tx_queued_total,
+                                                           .deadline_ms = now_ms + timeout_ms,
+                                                           .submitted_ms = now_ms,
+                                                           .fn = fn,
+                                                           .sink = sink,
+                                                           .arg = arg};
     tx_write(c);
 }
 
@@ -1287,6 +1288,19 @@ int64_t conn_next_deadline(const struct client_conn *c)
         }
     }
     return d;
+}
+
+int64_t conn_oldest_pending_ms(const struct client_conn *c)
+{
+    /* Entries are in submission order; done ones wait only to leave the
+     * FIFO behind an older one still pending. */
+    for (uint32_t i = 0; i < c->pend_count; i++) {
+        const struct conn_pending *p = &c->pend[(c->pend_head + i) % c->cfg.pending_max];
+        if (!p->done) {
+            return p->submitted_ms;
+        }
+    }
+    return INT64_MAX;
 }
 
 static void check_deadlines(struct client_conn *c)

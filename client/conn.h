@@ -167,10 +167,11 @@ struct conn_pending {
     uint32_t corr;
     uint16_t api_key;
     uint16_t version;
-    bool noreply;        /* completes when written */
-    bool done;           /* completed, waiting to leave the FIFO */
-    uint64_t tx_end;     /* c->tx_queued_total just after its frame */
-    int64_t deadline_ms; /* monotonic */
+    bool noreply;         /* completes when written */
+    bool done;            /* completed, waiting to leave the FIFO */
+    uint64_t tx_end;      /* c->tx_queued_total just after its frame */
+    int64_t deadline_ms;  /* monotonic */
+    int64_t submitted_ms; /* monotonic: when it was committed */
     conn_done_fn fn;
     conn_sink_fn sink; /* NULL: the answer is read into rx */
     void *arg;
@@ -387,6 +388,12 @@ static inline uint32_t conn_pending_count(const struct client_conn *c) { return 
 /* The earliest deadline among pending requests and a connect in progress
  * (monotonic ms), or INT64_MAX. */
 int64_t conn_next_deadline(const struct client_conn *c);
+
+/* When the oldest request not yet completed was submitted (monotonic ms),
+ * or INT64_MAX when none is pending: how long the broker has kept the
+ * owner waiting, since it answers in order (a stall check, as the
+ * producer's in client/producer.c). Pure. */
+int64_t conn_oldest_pending_ms(const struct client_conn *c);
 
 /* ---- synchronous calls ---- */
 

@@ -44,7 +44,9 @@
  *   NOT_LEADER, a stale leader epoch or a lost connection) is not fetched
  *   until a Metadata answer names it; it resumes from its fetch offset.
  *   Metadata and ListOffsets lookups go to the bootstrap connection and
- *   to the leader; group requests stay on the bootstrap connection.
+ *   to the leader; group requests stay on the bootstrap connection. A
+ *   fetch a leader keeps unanswered past its long poll plus stall_ms has
+ *   another broker asked who leads ("stalls" below).
  * One thread: the consumer's. Group membership is client/group.c's
  * (client/consumer_int.h).
  */
@@ -68,9 +70,14 @@
  * to consume, and the socket buffers (a few MiB on loopback) never fill
  * in between. */
 #define PUMP_BYTES (256u * 1024)
+/* stall_ms's default: as the producer's (client/producer.c), past the
+ * fetch's own long poll. */
+#define STALL_MS_DEFAULT 2000
 
 struct cpart {
-    struct cbroker *leader; /* fetched from it; NULL: not known (cbroker_lead) */
+    struct cbroker *leader;   /* fetched from it; NULL: not known (cbroker_lead) */
+    int32_t leader_epoch;     /* of leader, as the last Metadata naming it said */
+    struct cbroker *fetch_to; /* while fetching: where the fetch went */
     char topic[PROTO_TOPIC_NAME_BYTES_MAX + 1];
     size_t topic_len;
     int32_t partition;
@@ -156,6 +163,9 @@ struct nagare_consumer {
     bool meta_inflight;
     struct cbroker *meta_on; /* the broker asked (brokers_meta()) */
     int64_t meta_next_ms;
+    /* stalls (stall_check()): a broker keeping a fetch unanswered has
+     * another broker asked who leads */
+    uint32_t stall_asks;                 /* sent: spreads them over the brokers */
     struct cgroup *group;                /* NULL: not subscribed (client/group.c) */
     struct cbroker *coordinator;         /* the group's broker; NULL: to be found */
     struct nagare_topic_partition *view; /* nagare_consumer_assignment() */
@@ -177,6 +187,7 @@ void nagare_consumer_config_default(struct nagare_consumer_config *c)
         .partition_fetch_bytes_max = 1u << 20,
         .fetches_inflight = 2,
         .request_timeout_ms = 30000,
+        .stall_ms = STALL_MS_DEFAULT,
         .session_timeout_ms = 10000,
         .auto_commit = true,
         .auto_commit_interval_ms = 5000,
@@ -850,7 +861,9 @@ static void fetch_settle(nagare_consumer *c, struct freq *r, bool backoff, bool 
             if (backoff) {
                 part_backoff(p, now);
             }
-            if (forget && !p->removed) {
+            /* A leader named since the fetch went out (a stalled
+             * leader's successor, stall_done()) is kept: it is where. */
+            if (forget && !p->removed && p->leader == r->broker) {
                 leader_forget(c, p);
             }
         }
@@ -1041,6 +1054,7 @@ static void fetch_encode(nagare_consumer *c, struct freq *r, struct wr *w, uint3
             proto_enc_topic(&e, (struct proto_str){.ptr = p->topic, .len = (int32_t)p->topic_len});
             open_topic = p->topic;
         }
+        p->fetch_to = r->broker;
         proto_fetch_req_partition(&e, &(struct proto_fetch_req_partition){
                                           .partition = p->partition,
                                           .offset = p->fetch_offset,
@@ -1092,6 +1106,20 @@ static bool fetch_send(nagare_consumer *c, struct cbroker *br, int64_t now_ms)
 
 /* ---- metadata: the partitions' leaders ---- */
 
+/* A Metadata answer names b (NULL: none known) leader of p, at an epoch
+ * not older than p knew. When p's fetch waits at another broker that has
+ * kept a fetch unanswered for its long poll plus stall_ms, that broker no
+ * longer leads p and may never answer (paused or cut off: see "stalls"
+ * below): its connection is given up at the next pass. */
+static void stall_drop_if(nagare_consumer *c, const struct cpart *p, const struct cbroker *b)
+{
+    struct cbroker *x = p->fetch_to;
+    if (c->cfg.stall_ms > 0 && b != NULL && p->fetching && x != NULL && x != b &&
+        brokers_stalled(x, c->cfg.stall_ms, c->cfg.fetch_wait_max_ms, clock_mono_ms())) {
+        x->stall_drop = true;
+    }
+}
+
 static void meta_done(void *arg, int err, struct rd *body, uint16_t version)
 {
     nagare_consumer *c = arg;
@@ -1123,7 +1151,12 @@ static void meta_done(void *arg, int err, struct rd *body, uint16_t version)
         while (version >= 2 && proto_metadata_resp_next_partition(&d, &mp)) {
             struct cpart *p = part_find(c, name, mp.partition);
             if (p != NULL) {
-                cbroker_lead(&p->leader, brokers_find(&c->brokers, mp.leader));
+                struct cbroker *b = brokers_find(&c->brokers, mp.leader);
+                if (mp.leader_epoch >= p->leader_epoch) {
+                    stall_drop_if(c, p, b);
+                }
+                cbroker_lead(&p->leader, b);
+                p->leader_epoch = mp.leader_epoch;
             }
         }
     }
@@ -1177,6 +1210,109 @@ static int64_t metadata_upkeep(nagare_consumer *c, int64_t now_ms)
     }
     metadata_send(c, now_ms); /* none when no broker is up */
     return INT64_MAX;
+}
+
+/* ---- stalls: a leader paused or cut off ---- */
+
+/* As the producer's (client/producer.c; client/brokers.h): a broker
+ * keeping a fetch unanswered for stall_ms past its long poll has another
+ * broker asked for the leaders of the topics it leads partitions of, again
+ * every stall_ms while the wait lasts; an answer naming another leader,
+ * at an epoch not older than known, for a partition whose fetch waits at
+ * a stalled broker gives that connection up (stall_drop_if()), and the
+ * partition is fetched from its fetch offset at the new leader. */
+struct stall_ask {
+    nagare_consumer *c;
+    struct cbroker *on;
+};
+
+static void stall_done(void *arg, int err, struct rd *body, uint16_t version)
+{
+    struct stall_ask ask = *(struct stall_ask *)arg;
+    free(arg);
+    nagare_consumer *c = ask.c;
+    struct proto_metadata_resp m;
+    struct proto_dec d;
+    if (err != 0 || version < 2 || proto_metadata_resp_decode(body, version, &m, &d) != 0) {
+        return; /* asked again after stall_ms while the wait lasts */
+    }
+    brokers_update(&c->brokers, ask.on, &m);
+    struct proto_topic t;
+    struct proto_metadata_partition mp;
+    char name[PROTO_TOPIC_NAME_BYTES_MAX + 1];
+    while (proto_next_topic(&d, &t)) {
+        if (t.err != 0 || proto_str_copy(t.name, name, sizeof(name)) != 0) {
+            continue;
+        }
+        while (proto_metadata_resp_next_partition(&d, &mp)) {
+            struct cpart *p = part_find(c, name, mp.partition);
+            struct cbroker *b = brokers_find(&c->brokers, mp.leader);
+            if (p == NULL || b == NULL || mp.leader_epoch < p->leader_epoch) {
+                continue; /* an answer older than what is known */
+            }
+            stall_drop_if(c, p, b);
+            cbroker_lead(&p->leader, b);
+            p->leader_epoch = mp.leader_epoch;
+        }
+    }
+}
+
+/* Asks a broker other than `stalled` for the leaders of the topics of the
+ * partitions it leads or has a fetch of. */
+static void stall_ask(nagare_consumer *c, struct cbroker *stalled, int64_t now_ms)
+{
+    struct cbroker *on =
+        brokers_stall_peer(&c->brokers, stalled, c->stall_asks, now_ms, CONN_BACKOFF_MS_FIRST);
+    if (on == NULL) {
+        return;
+    }
+    uint16_t version = conn_version(&on->conn, PROTO_API_METADATA);
+    size_t need = 64 + (size_t)c->part_count * PROTO_STR_BYTES(PROTO_TOPIC_NAME_BYTES_MAX);
+    struct stall_ask *ask = malloc(sizeof(*ask));
+    struct wr w;
+    uint32_t corr;
+    if (version < 2 || ask == NULL || conn_frame_begin(&on->conn, need, &w, &corr) != 0) {
+        free(ask);
+        brokers_stall_asked(stalled, now_ms, CONN_BACKOFF_MS_FIRST); /* soon again */
+        return;
+    }
+    *ask = (struct stall_ask){.c = c, .on = on};
+    struct proto_enc e;
+    proto_metadata_req_begin(&e, &w, version, corr, proto_str_make(CONN_CLIENT_ID), false);
+    const char *last = NULL;
+    for (uint32_t i = 0; i < c->part_count; i++) {
+        const struct cpart *p = c->parts[i]; /* sorted: a topic's partitions together */
+        bool on_it = p->leader == stalled || (p->fetching && p->fetch_to == stalled);
+        if (on_it && (last == NULL || strcmp(last, p->topic) != 0)) {
+            proto_enc_topic(&e, (struct proto_str){.ptr = p->topic, .len = (int32_t)p->topic_len});
+            last = p->topic;
+        }
+    }
+    int rc = proto_enc_end(&e);
+    ASSERT(rc == 0); /* sized for every partition's topic */
+    conn_frame_commit(&on->conn, &w, corr, PROTO_API_METADATA, version, false,
+                      c->cfg.request_timeout_ms + c->cfg.fetch_wait_max_ms, stall_done, ask);
+    c->stall_asks++;
+    brokers_stall_asked(stalled, now_ms, c->cfg.stall_ms);
+}
+
+/* Gives up the connection an answer showed leads no more, and asks about
+ * every broker keeping a fetch waiting past its long poll plus stall_ms.
+ * Returns when it is due next. */
+static int64_t stall_check(nagare_consumer *c, int64_t now_ms)
+{
+    brokers_stall_drops(&c->brokers); /* their partitions go to the new leaders */
+    int64_t next = INT64_MAX;
+    for (uint32_t i = 0; c->cfg.stall_ms > 0 && i < c->brokers.count; i++) {
+        struct cbroker *b = c->brokers.all[i];
+        int64_t due = brokers_stall_due(b, c->cfg.stall_ms, c->cfg.fetch_wait_max_ms);
+        if (now_ms >= due) {
+            stall_ask(c, b, now_ms);
+            due = brokers_stall_due(b, c->cfg.stall_ms, c->cfg.fetch_wait_max_ms);
+        }
+        next = due < next ? due : next;
+    }
+    return next;
 }
 
 /* ---- connection upkeep ---- */
@@ -1428,6 +1564,7 @@ int nagare_consumer_poll(nagare_consumer *c, int timeout_ms, const struct nagare
             return rc;
         }
         int64_t meta_at = metadata_upkeep(c, now);
+        int64_t stall_at = stall_check(c, now);
         send_fetches(c, now);
         deadline = deadline < 0 ? now + timeout_ms : deadline;
         if (now >= deadline) {
@@ -1441,6 +1578,7 @@ int nagare_consumer_poll(nagare_consumer *c, int timeout_ms, const struct nagare
         b = next_redial(c);
         until = b < until ? b : until;
         until = meta_at < until ? meta_at : until;
+        until = stall_at < until ? stall_at : until;
         int64_t wait = until > now ? until - now : 0;
         rc = brokers_poll(&c->brokers, (int)(wait < INT32_MAX ? wait : INT32_MAX));
         if (rc != 0) {

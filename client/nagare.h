@@ -189,6 +189,9 @@ struct nagare_producer_config {
     bool idempotent;                     /* default true: retries never duplicate */
     uint32_t delivery_timeout_ms;        /* give up on a record after this (120 s) */
     uint32_t request_timeout_ms;         /* a request unanswered this long is retried (30 s) */
+    uint32_t stall_ms;                   /* a produce unanswered this long has another broker
+                                       asked who leads; if another leader, the request
+                                       moves there (2 s; 0: never; see poll) */
     uint32_t retry_backoff_ms;           /* first backoff, doubling up to 1 s (100 ms) */
     uint32_t inflight_max;               /* produce requests in flight per connection (5) */
     size_t buffer_bytes_max;             /* records held, sent or not (64 MiB): past it,
@@ -273,7 +276,21 @@ NAGARE_MUST_USE int nagare_send(nagare_producer *p, const struct nagare_record *
  * offset, never twice. A record out of time is reported with the last
  * error the broker gave its partition (-NAGARE_EDISK_FULL...), or
  * -NAGARE_ETIMEOUT when it gave none; on_error hears of such an error as
- * soon as it comes. Other errors fail the batch's records at once. */
+ * soon as it comes. Other errors fail the batch's records at once.
+ *
+ * A leader paused or cut off keeps its connection open and answers
+ * nothing, while the cluster elects another leader once its lease runs
+ * out. So a produce request unanswered for stall_ms has the producer ask
+ * Metadata of another broker than the one it waits on, and again every
+ * stall_ms while the wait lasts; when an answer names another leader,
+ * at a leader epoch not older than known, for a partition whose batches
+ * wait there, the connection is given up as if lost (its batches are retried in order at
+ * the new leader: with idempotence the new leader answers a copy it
+ * already has with its offset; without it, a batch the old leader had
+ * passed on may be written twice, as after any lost connection). A leader
+ * that is only slow is never left: only another leader named moves the
+ * batches. Each ask goes to a connection with nothing waiting on it when
+ * there is one (a broker answers a connection's requests in order). */
 int nagare_producer_poll(nagare_producer *p, int timeout_ms);
 
 /* Sends every buffered record (ignoring linger) and waits until each has
@@ -353,6 +370,10 @@ struct nagare_consumer_config {
                                            are read; at the log end one fetch
                                            long-polls for every partition */
     uint32_t request_timeout_ms;        /* (30 s) */
+    uint32_t stall_ms;                  /* a fetch unanswered this long past its long
+                                           poll has another broker asked who leads; if
+                                           another leader, the partition is fetched
+                                           there (2 s; 0: never; see poll) */
     /* consumer groups (nagare_consumer_subscribe) */
     uint32_t session_timeout_ms;      /* the broker drops a member silent this long
                                            (10 s; 1000..300000): poll at least this often */
@@ -434,7 +455,11 @@ void nagare_message_header(const struct nagare_message *m, size_t i, struct naga
  * -NAGARE_EDISCONNECTED each
  * time the broker has been unreachable for request_timeout_ms (the
  * consumer keeps reconnecting); -ENOMEM. Records before an error are
- * returned first.
+ * returned first. A fetch unanswered for fetch_wait_max_ms plus stall_ms
+ * has another broker asked who leads, as the producer does (see
+ * nagare_producer_poll()): a newer leader named for a partition whose
+ * fetch waits there gives that connection up, and the partition is read
+ * on at the new leader from where it was.
  * Subscribed to a group, it also heartbeats, acts on assignment changes
  * (running the rebalance callback first), auto-commits and delivers async
  * commit reports, and joins again when the broker forgot the member;

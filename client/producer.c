@@ -7,7 +7,9 @@
  * Metadata and InitProducerId go to the bootstrap connection; produce
  * requests to each partition's leader (client/brokers.h), whose connection
  * is opened once it leads a partition with records. A broker that speaks
- * Metadata before v2 leads everything it has.
+ * Metadata before v2 leads everything it has. A leader that keeps a
+ * produce unanswered for stall_ms has another broker asked who leads
+ * ("stalls" below).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -22,6 +24,12 @@
 #define PRODUCER_TX_BYTES_MAX (16u << 20)
 /* Requests besides produce ones: a Metadata and a probe. */
 #define PRODUCER_PENDING_EXTRA 4
+/* stall_ms's default: a paused leader's successor comes once its etcd
+ * lease runs out (about 6 s, docs/cluster.md), so asking every 2 s finds
+ * it within 2 s of its election, far sooner than the request timeout
+ * (30 s); one Metadata request per stalled broker every 2 s costs the
+ * cluster nothing. */
+#define STALL_MS_DEFAULT 2000
 /* Limits on configuration values, each with its reason. */
 #define BATCH_BYTES_MIN 1024u         /* room for a header and a few records */
 #define INFLIGHT_MAX_LIMIT 1024u      /* far beyond any useful pipeline */
@@ -39,6 +47,7 @@ void nagare_producer_config_default(struct nagare_producer_config *c)
         .idempotent = true,
         .delivery_timeout_ms = 120000,
         .request_timeout_ms = 30000,
+        .stall_ms = STALL_MS_DEFAULT,
         .retry_backoff_ms = 100,
         .inflight_max = 5,
         .buffer_bytes_max = 64u << 20,
@@ -177,6 +186,21 @@ void producer_want_metadata(struct nagare_producer *p, struct ptopic *t)
 
 static void meta_topic_missing(struct nagare_producer *p, struct ptopic *t, int err);
 
+/* A Metadata answer names b (NULL: none known) leader of pp, at an epoch
+ * not older than pp knew. When pp's batches are out at another broker
+ * that has kept a request unanswered for stall_ms, that broker no longer
+ * leads pp and may never answer (paused or cut off: see "stalls" below):
+ * its connection is given up at the next pass. */
+static void stall_drop_if(struct nagare_producer *p, const struct ppart *pp,
+                          const struct cbroker *b)
+{
+    struct cbroker *x = pp->inflight_to;
+    if (p->cfg.stall_ms > 0 && b != NULL && pp->inflight > 0 && x != b &&
+        brokers_stalled(x, p->cfg.stall_ms, 0, clock_mono_ms())) {
+        x->stall_drop = true;
+    }
+}
+
 /* Each partition's leader from the answer's partitions (v2), or the
  * bootstrap broker for all of them (before v2: a single broker). A
  * partition without a leader, or led by a broker not connectable, waits
@@ -198,6 +222,9 @@ static void meta_leaders(struct nagare_producer *p, struct ptopic *t, struct pro
         }
         struct cbroker *b = brokers_find(&p->brokers, mp.leader);
         struct ppart *pp = &t->parts[mp.partition];
+        if (mp.leader_epoch >= pp->leader_epoch) {
+            stall_drop_if(p, pp, b);
+        }
         if (b != NULL && b != pp->inflight_to && pp->inflight == 0) {
             /* A new leader, not the broker the last batches went to (and
              * failed at, if they did): it is tried at once rather than
@@ -206,6 +233,7 @@ static void meta_leaders(struct nagare_producer *p, struct ptopic *t, struct pro
             pp->backoff_ms = 0;
         }
         cbroker_lead(&pp->leader, b);
+        pp->leader_epoch = mp.leader_epoch;
         leaderless = leaderless || b == NULL;
     }
     if (leaderless) {
@@ -310,6 +338,142 @@ static bool metadata_wanted(const struct nagare_producer *p)
         }
     }
     return false;
+}
+
+/* ---- stalls: a leader paused or cut off ---- */
+
+/* A paused broker's kernel keeps its connections open, and one cut off
+ * loses packets silently: either way its requests get no answer until
+ * request_timeout_ms, while the cluster elects a successor once its lease
+ * runs out (docs/cluster.md, section 6). So a broker keeping a produce
+ * request unanswered for stall_ms has another broker asked for metadata
+ * of the topics it leads partitions of, again every stall_ms while the
+ * wait lasts. Only an answer (this one or any other) naming another
+ * leader, at an epoch not older than known, for a partition whose batches
+ * wait at a stalled broker gives that connection up (stall_drop_if(); a
+ * slow leader still named is waited for): its requests fail as for a lost
+ * connection, and their batches go in order to the new leader. */
+struct stall_ask {
+    struct nagare_producer *p;
+    struct cbroker *on; /* asked */
+};
+
+/* Whether t has a partition led by b or with batches out at b. */
+static bool topic_on(const struct ptopic *t, const struct cbroker *b)
+{
+    for (int32_t k = 0; t->state == PT_KNOWN && k < t->parts_len; k++) {
+        const struct ppart *pp = &t->parts[k];
+        if (pp->leader == b || (pp->inflight > 0 && pp->inflight_to == b)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Takes the leaders of one topic of a stall answer that are not older
+ * than those known. */
+static void stall_leaders(struct nagare_producer *p, struct ptopic *t, struct proto_dec *d)
+{
+    struct proto_metadata_partition mp;
+    while (proto_metadata_resp_next_partition(d, &mp)) {
+        if (mp.partition < 0 || mp.partition >= t->parts_len) {
+            continue;
+        }
+        struct ppart *pp = &t->parts[mp.partition];
+        struct cbroker *b = brokers_find(&p->brokers, mp.leader);
+        if (b == NULL || mp.leader_epoch < pp->leader_epoch) {
+            continue; /* an answer older than what is known */
+        }
+        stall_drop_if(p, pp, b);
+        cbroker_lead(&pp->leader, b);
+        pp->leader_epoch = mp.leader_epoch;
+    }
+}
+
+static void stall_done(void *arg, int err, struct rd *body, uint16_t version)
+{
+    struct stall_ask ask = *(struct stall_ask *)arg;
+    free(arg);
+    struct nagare_producer *p = ask.p;
+    struct proto_metadata_resp m;
+    struct proto_dec d;
+    if (err != 0 || version < 2 || proto_metadata_resp_decode(body, version, &m, &d) != 0) {
+        return; /* asked again after stall_ms while the wait lasts */
+    }
+    brokers_update(&p->brokers, ask.on, &m);
+    struct proto_topic pt;
+    while (proto_next_topic(&d, &pt)) {
+        for (uint32_t i = 0; pt.err == 0 && i < p->topic_slots; i++) {
+            struct ptopic *t = p->topics[i];
+            int32_t parts = pt.config.partition_count;
+            if (t != NULL && t->state == PT_KNOWN && parts == t->partition_count &&
+                proto_str_eq(pt.name, t->name)) {
+                stall_leaders(p, t, &d);
+                break;
+            }
+        }
+    }
+}
+
+/* Asks a broker other than `stalled` for the metadata of the topics it
+ * leads partitions of (none up: one down is dialled, and the ask waits a
+ * backoff step). */
+static void stall_ask(struct nagare_producer *p, struct cbroker *stalled, int64_t now_ms)
+{
+    struct cbroker *on =
+        brokers_stall_peer(&p->brokers, stalled, p->stall_asks, now_ms, p->cfg.retry_backoff_ms);
+    if (on == NULL) {
+        return;
+    }
+    uint16_t version = conn_version(&on->conn, PROTO_API_METADATA);
+    size_t need = 64;
+    for (uint32_t i = 0; i < p->topic_slots; i++) {
+        struct ptopic *t = p->topics[i];
+        need += t != NULL && topic_on(t, stalled) ? t->name_len + 2 : 0;
+    }
+    struct stall_ask *ask = malloc(sizeof(*ask));
+    struct wr w;
+    uint32_t corr;
+    if (version < 2 || ask == NULL || conn_frame_begin(&on->conn, need, &w, &corr) != 0) {
+        free(ask);
+        brokers_stall_asked(stalled, now_ms, p->cfg.retry_backoff_ms); /* soon again */
+        return;
+    }
+    *ask = (struct stall_ask){.p = p, .on = on};
+    struct proto_enc e;
+    proto_metadata_req_begin(&e, &w, version, corr, proto_str_make(CONN_CLIENT_ID), false);
+    for (uint32_t i = 0; i < p->topic_slots; i++) {
+        struct ptopic *t = p->topics[i];
+        if (t != NULL && topic_on(t, stalled)) {
+            proto_enc_topic(&e, (struct proto_str){.ptr = t->name, .len = (int32_t)t->name_len});
+        }
+    }
+    int rc = proto_enc_end(&e);
+    ASSERT(rc == 0);
+    conn_frame_commit(&on->conn, &w, corr, PROTO_API_METADATA, version, false,
+                      p->cfg.request_timeout_ms, stall_done, ask);
+    p->stall_asks++;
+    brokers_stall_asked(stalled, now_ms, p->cfg.stall_ms);
+}
+
+/* Asks about every broker that has kept a produce request unanswered for
+ * stall_ms, about each at most once per stall_ms (or per retry_backoff_ms
+ * while no other broker could be asked), and gives up the connection an answer
+ * showed led no more. Returns when it is due next. */
+static int64_t stall_check(struct nagare_producer *p, int64_t now_ms)
+{
+    brokers_stall_drops(&p->brokers); /* their batches retry at the new leaders */
+    int64_t next = INT64_MAX;
+    for (uint32_t i = 0; p->cfg.stall_ms > 0 && i < p->brokers.count; i++) {
+        struct cbroker *b = p->brokers.all[i];
+        int64_t due = brokers_stall_due(b, p->cfg.stall_ms, 0);
+        if (now_ms >= due) {
+            stall_ask(p, b, now_ms);
+            due = brokers_stall_due(b, p->cfg.stall_ms, 0);
+        }
+        next = due < next ? due : next;
+    }
+    return next;
 }
 
 /* ---- probe: letting the broker create a topic ---- */
@@ -509,6 +673,7 @@ static int64_t maintain(struct nagare_producer *p, int64_t now_ms)
     int64_t next = accum_linger(p, now_ms);
     next = min64(next, sender_timers(p, now_ms));
     next = min64(next, keep_connected(p, now_ms));
+    next = min64(next, stall_check(p, now_ms));
     if (!p->meta_inflight && metadata_wanted(p)) {
         if (now_ms < p->meta_next_ms) {
             next = min64(next, p->meta_next_ms);

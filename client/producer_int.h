@@ -124,6 +124,7 @@ struct ppart {
      * reaches the new leader before anything newer and is known there as
      * a copy of what it replicated, not taken as out of order. */
     struct cbroker *inflight_to;
+    int32_t leader_epoch;  /* of leader, as the last Metadata naming it said */
     int32_t sequence_next; /* for the next closed batch */
     int16_t epoch;         /* bumped when its sequence had to restart */
     bool retrying;         /* resend the queue in order once inflight is 0 */
@@ -240,6 +241,10 @@ struct nagare_producer {
     bool meta_inflight;
     struct cbroker *meta_on; /* the broker asked (brokers_meta()) */
     int64_t meta_next_ms;    /* a refresh may go then (one per retry_backoff_ms) */
+    /* stalls (producer.c, stall_check()): a broker keeping a produce
+     * unanswered for cfg.stall_ms has another broker asked who leads
+     * (each cbroker's stall_next_ms rates the asks about it) */
+    uint32_t stall_asks; /* stall Metadata sent: spreads them over the brokers */
     bool flushing;
     bool in_callback;
     size_t outstanding; /* records accepted, not yet reported */

@@ -336,8 +336,12 @@ static void batch_error(struct nagare_producer *p, struct pbatch *b, int err, in
     }
     if (leader_may_have_moved(err)) {
         /* Nothing more goes to the partition until the refresh says where:
-         * a retry to the old leader would only be refused again. */
-        cbroker_lead(&pp->leader, NULL);
+         * a retry to the old leader would only be refused again. A leader
+         * that an answer named since the batch went out (a stalled
+         * leader's successor, producer.c) is kept: it is where. */
+        if (pp->leader == pp->inflight_to) {
+            cbroker_lead(&pp->leader, NULL);
+        }
         producer_want_metadata(p, b->topic);
     }
     bool expired = now_ms - b->created_ms >= (int64_t)p->cfg.delivery_timeout_ms;

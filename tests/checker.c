@@ -148,6 +148,27 @@ void chk_delivery_failed(struct checker *c)
     pthread_mutex_unlock(&c->mu);
 }
 
+uint64_t chk_acked_count_partition(struct checker *c, int32_t partition)
+{
+    ASSERT(partition >= 0 && partition < c->partitions);
+    pthread_mutex_lock(&c->mu);
+    uint64_t n = c->ack_count[partition];
+    pthread_mutex_unlock(&c->mu);
+    return n;
+}
+
+int64_t chk_acked_offset_max(struct checker *c, int32_t partition)
+{
+    ASSERT(partition >= 0 && partition < c->partitions);
+    pthread_mutex_lock(&c->mu);
+    int64_t max = -1;
+    for (size_t i = 0; i < c->ack_count[partition]; i++) {
+        max = c->acks[partition][i].offset > max ? c->acks[partition][i].offset : max;
+    }
+    pthread_mutex_unlock(&c->mu);
+    return max;
+}
+
 uint64_t chk_acked_count(struct checker *c)
 {
     pthread_mutex_lock(&c->mu);

@@ -292,5 +292,9 @@ int chk_producers_stop(struct chk_producers *ps);
 int chk_producers_join(struct chk_producers *ps);
 /* Records acknowledged so far, over every producer (any thread). */
 uint64_t chk_acked_count(struct checker *c);
+/* Those of them in partition (any thread). */
+uint64_t chk_acked_count_partition(struct checker *c, int32_t partition);
+/* The highest offset acknowledged in partition, -1 when none (any thread). */
+int64_t chk_acked_offset_max(struct checker *c, int32_t partition);
 
 #endif

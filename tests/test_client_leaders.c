@@ -68,12 +68,15 @@ struct fake {
     int not_leader_left;         /* Produce answers NOT_LEADER this many times... */
     int32_t leader_after[PARTS]; /* ...then the leaders become these */
     int leaderless_left;         /* Metadata names no leader this many times */
-    bool hold;                   /* Produce: answered only once release is set */
+    bool hold;                   /* Produce, Fetch: answered only once release is set */
     atomic_bool release;
     atomic_int produces;          /* Produce requests it got */
     atomic_int fetches;           /* Fetch requests it got */
     atomic_int metadatas;         /* Metadata requests it got */
     atomic_int produced_p0_after; /* produces for partition 0 after the move */
+    int32_t leader_epoch;         /* Metadata names it for every partition (0: 1) */
+    int serving_fd;               /* the connection whose request is being answered */
+    atomic_int hung_up;           /* connections the client closed while a produce was held */
 };
 
 static bool read_full(int fd, uint8_t *p, size_t n)
@@ -116,6 +119,7 @@ static void fake_metadata(struct fake *f, const struct proto_req_header *h, stru
     proto_metadata_resp_begin(&e, w, h->api_version, h->correlation_id, &m);
     pthread_mutex_lock(&f->mu);
     bool leaderless = f->leaderless_left > 0;
+    int32_t epoch = f->leader_epoch > 0 ? f->leader_epoch : 1;
     f->leaderless_left -= leaderless ? 1 : 0;
     for (int i = 0; i < f->broker_count; i++) {
         proto_metadata_resp_broker(&e, &(struct proto_broker){.id = f->brokers[i].id,
@@ -142,7 +146,7 @@ static void fake_metadata(struct fake *f, const struct proto_req_header *h, stru
                                                        .offset_earliest = -1,
                                                        .offset_latest = -1,
                                                        .leader = leader,
-                                                       .leader_epoch = 1,
+                                                       .leader_epoch = epoch,
                                                        .replica_count = 1,
                                                        .replicas = {f->leader[i]},
                                                        .isr_count = leaderless ? 0 : 1,
@@ -164,7 +168,22 @@ static void fake_refused(struct fake *f)
     pthread_mutex_unlock(&f->mu);
 }
 
-/* Every partition of a Fetch is refused with NOT_LEADER. */
+/* A fake that holds (f->hold) answers nothing until released, stopped,
+ * or the client hangs up (it gave the request up). */
+static void fake_hold(struct fake *f)
+{
+    while (f->hold && !atomic_load(&f->release) && !atomic_load(&f->stop)) {
+        struct pollfd pf = {.fd = f->serving_fd, .events = POLLRDHUP};
+        if (poll(&pf, 1, 0) > 0 && (pf.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0) {
+            atomic_fetch_add(&f->hung_up, 1);
+            return;
+        }
+        usleep(1000); /* this fake's one connection waits with it */
+    }
+}
+
+/* Every partition of a Fetch is refused with NOT_LEADER (held first when
+ * the fake holds). */
 static void fake_fetch(struct fake *f, const struct proto_req_header *h, struct rd *body,
                        struct wr *w)
 {
@@ -172,6 +191,7 @@ static void fake_fetch(struct fake *f, const struct proto_req_header *h, struct 
     struct proto_dec d;
     ASSERT(proto_fetch_req_decode(body, h->api_version, &req, &d) == 0);
     atomic_fetch_add(&f->fetches, 1);
+    fake_hold(f);
     struct proto_enc e;
     proto_fetch_resp_begin(&e, w, h->api_version, h->correlation_id);
     struct proto_topic t;
@@ -200,9 +220,7 @@ static void fake_produce(struct fake *f, const struct proto_req_header *h, struc
     struct proto_dec d;
     ASSERT(proto_produce_req_decode(body, h->api_version, &req, &d) == 0);
     atomic_fetch_add(&f->produces, 1);
-    while (f->hold && !atomic_load(&f->release) && !atomic_load(&f->stop)) {
-        usleep(1000); /* this fake's one connection waits with it */
-    }
+    fake_hold(f);
     struct proto_enc e;
     proto_produce_resp_begin(&e, w, h->api_version, h->correlation_id);
     struct proto_topic t;
@@ -233,6 +251,7 @@ static bool fake_serve(struct fake *f, int fd, uint8_t *frame, uint8_t *out)
     struct proto_req_header h;
     int rc = proto_req_header_decode(&r, &h);
     struct wr w = wr_make(out, FAKE_FRAME_BYTES_MAX);
+    f->serving_fd = fd;
     if (rc != 0 || (h.api_key != PROTO_API_API_VERSIONS && h.api_key != PROTO_API_METADATA &&
                     h.api_key != PROTO_API_INIT_PRODUCER_ID && h.api_key != PROTO_API_PRODUCE &&
                     h.api_key != PROTO_API_FETCH)) {
@@ -627,6 +646,190 @@ Test(leaders, batches_out_at_an_old_leader_come_back_before_newer_ones_go_to_the
     nagare_producer_destroy(p);
 #undef SEND
     expect_records(&A, 0); /* each once, in the order sent */
+    fake_stop(&f);
+    fake_stop(&hold);
+    bk_stop(&A);
+}
+
+/* ---- a leader that stalls (client/producer.c, "stalls") ---- */
+
+/* Waits until the holding fake f saw the client hang up (its thread looks
+ * every millisecond). */
+static void await_hang_up(struct fake *f)
+{
+    int64_t give_up = clock_mono_ms() + WAIT_MS;
+    while (atomic_load(&f->hung_up) == 0) {
+        cr_assert_lt(clock_mono_ms(), give_up, "the stalled connection was not given up");
+        usleep(1000);
+    }
+}
+
+/* Partition 0 led by a fake that holds every produce unanswered (a leader
+ * paused with its connection open), the bootstrap fake naming it; the
+ * producer's stall check every 100 ms, its request timeout far beyond the
+ * test's bound. RECORDS records are sent to partition 0 and the holding
+ * fake has the first of them. */
+struct stall_run {
+    struct fake hold;
+    struct fake f;
+    struct seen s;
+    nagare_producer *p;
+};
+
+static void stall_start(struct stall_run *t)
+{
+    bk_start(&A);
+    cs_create_topic(&A, TOPIC, PARTS);
+    t->hold = (struct fake){.hold = true};
+    fake_start(&t->hold);
+    t->f = (struct fake){.leader = {HOLD_ID, 1}};
+    fake_start(&t->f);
+    t->f.brokers[t->f.broker_count++] = (struct fake_broker_entry){1, A.port};
+    t->f.brokers[t->f.broker_count++] = (struct fake_broker_entry){HOLD_ID, t->hold.port};
+    char bootstrap[32];
+    fake_bootstrap(&t->f, bootstrap, sizeof(bootstrap));
+    struct nagare_producer_config c;
+    nagare_producer_config_default(&c);
+    c.bootstrap = bootstrap;
+    c.on_delivery = on_delivery;
+    c.opaque = &t->s;
+    c.retry_backoff_ms = 10;
+    c.stall_ms = 100;
+    c.request_timeout_ms = 4 * WAIT_MS; /* never the way out here */
+    c.delivery_timeout_ms = 8 * WAIT_MS;
+    cr_assert_eq(nagare_producer_new(&c, &t->p), 0);
+    for (uint32_t i = 0; i < RECORDS; i++) {
+        char value[32];
+        int n = snprintf(value, sizeof(value), "p0-%u", i);
+        struct nagare_record r = {.topic = TOPIC,
+                                  .partition = 0,
+                                  .key_len = -1,
+                                  .value = value,
+                                  .value_len = n,
+                                  .opaque = (void *)(uintptr_t)i};
+        cr_assert_eq(nagare_send(t->p, &r), 0);
+    }
+    int64_t give_up = clock_mono_ms() + WAIT_MS;
+    while (atomic_load(&t->hold.produces) == 0) {
+        cr_assert_lt(clock_mono_ms(), give_up, "the first batch never reached its leader");
+        (void)nagare_producer_poll(t->p, 10);
+    }
+}
+
+/* Flushes, and expects every record reported once, written once in order
+ * on broker 1, and the held connection given up (hung_up) or not. */
+static void stall_finish(struct stall_run *t, bool hung_up)
+{
+    int rc = nagare_producer_flush(t->p, WAIT_MS);
+    cr_assert_eq(rc, 0, "flush: %s", nagare_strerror(rc));
+    cr_assert_eq(t->s.failed, 0, "failed reports, first: %s", nagare_strerror(t->s.first_err));
+    for (uint32_t i = 0; i < RECORDS; i++) {
+        cr_assert_eq(t->s.reports[0][i], 1, "record %u reported once", i);
+        cr_assert_eq(t->s.offset[0][i], i, "record %u at its offset", i);
+    }
+    if (hung_up) {
+        await_hang_up(&t->hold); /* before the producer closes every connection */
+    }
+    cr_assert_eq(atomic_load(&t->hold.hung_up), hung_up ? 1 : 0);
+    nagare_producer_destroy(t->p);
+    expect_records(&A, 0);
+    fake_stop(&t->f);
+    fake_stop(&t->hold);
+    bk_stop(&A);
+}
+
+/* Another broker names a newer leader while the old one still holds the
+ * batch: the producer gives the old connection up and delivers at the new
+ * leader, without an answer from the old one or a request timeout. */
+Test(leaders, a_produce_held_by_a_stalled_leader_moves_to_a_newer_leader)
+{
+    struct stall_run t = {0};
+    stall_start(&t);
+    pthread_mutex_lock(&t.f.mu);
+    t.f.leader[0] = 1;
+    t.f.leader_epoch = 2;
+    pthread_mutex_unlock(&t.f.mu);
+    stall_finish(&t, true); /* the holding fake answers nothing before the hang-up */
+    cr_assert_eq(atomic_load(&t.hold.produces), 1, "nothing sent to the old leader again");
+}
+
+/* A leader that is only slow is waited for: while every answer still
+ * names it, asking again and again moves nothing. Released, it refuses
+ * the batch (NOT_LEADER) and the producer goes on at broker 1. */
+Test(leaders, a_slow_leader_still_named_is_waited_for)
+{
+    struct stall_run t = {0};
+    stall_start(&t);
+    int asked = atomic_load(&t.f.metadatas);
+    int64_t give_up = clock_mono_ms() + WAIT_MS;
+    while (atomic_load(&t.f.metadatas) < asked + 3) {
+        cr_assert_lt(clock_mono_ms(), give_up, "the stall never had the leader asked about");
+        (void)nagare_producer_poll(t.p, 10);
+    }
+    cr_assert_eq(atomic_load(&t.hold.hung_up), 0, "the slow leader's connection kept");
+    cr_assert_eq(atomic_load(&t.hold.produces), 1);
+    for (uint32_t i = 0; i < RECORDS; i++) {
+        cr_assert_eq(t.s.reports[0][i], 0, "nothing reported while the leader holds it");
+    }
+    pthread_mutex_lock(&t.f.mu);
+    t.f.leader[0] = 1;
+    pthread_mutex_unlock(&t.f.mu);
+    atomic_store(&t.hold.release, true);
+    stall_finish(&t, false); /* answered, not given up */
+}
+
+/* A fetch held by a stalled leader: once another broker names a newer
+ * leader, the consumer gives the held connection up and reads every
+ * record, in order, at the new leader, without the request timeout. */
+Test(leaders, a_fetch_held_by_a_stalled_leader_moves_to_a_newer_leader)
+{
+    bk_start(&A);
+    cs_create_topic(&A, TOPIC, PARTS);
+    produce_direct(&A, 0);
+    struct fake hold = {.hold = true};
+    fake_start(&hold);
+    struct fake f = {.leader = {HOLD_ID, 1}};
+    fake_start(&f);
+    f.brokers[f.broker_count++] = (struct fake_broker_entry){1, A.port};
+    f.brokers[f.broker_count++] = (struct fake_broker_entry){HOLD_ID, hold.port};
+    char bootstrap[32];
+    fake_bootstrap(&f, bootstrap, sizeof(bootstrap));
+    struct nagare_consumer_config cc;
+    nagare_consumer_config_default(&cc);
+    cc.bootstrap = bootstrap;
+    cc.fetch_wait_max_ms = 50;
+    cc.stall_ms = 100;
+    cc.request_timeout_ms = 4 * WAIT_MS; /* never the way out here */
+    nagare_consumer *k;
+    cr_assert_eq(nagare_consumer_new(&cc, &k), 0);
+    cr_assert_eq(nagare_consumer_assign(k, TOPIC, 0, 0), 0);
+    int64_t give_up = clock_mono_ms() + WAIT_MS;
+    while (atomic_load(&hold.fetches) == 0) {
+        const struct nagare_message *m = NULL;
+        cr_assert_lt(clock_mono_ms(), give_up, "no fetch reached the first leader");
+        cr_assert_eq(nagare_consumer_poll(k, 10, &m), 0, "nothing read from the holding leader");
+    }
+    pthread_mutex_lock(&f.mu);
+    f.leader[0] = 1;
+    f.leader_epoch = 2;
+    pthread_mutex_unlock(&f.mu);
+    for (uint32_t got = 0; got < RECORDS;) {
+        const struct nagare_message *m = NULL;
+        cr_assert_lt(clock_mono_ms(), give_up, "%u of %d records read", got, RECORDS);
+        int rc = nagare_consumer_poll(k, 100, &m);
+        cr_assert_geq(rc, 0, "poll: %s", nagare_strerror(rc));
+        if (rc == 1) {
+            char want[32];
+            int n = snprintf(want, sizeof(want), "p0-%u", got);
+            cr_assert_eq(m->offset, got, "in order, each record once");
+            cr_assert_eq(m->value_len, n);
+            cr_assert_eq(memcmp(m->value, want, (size_t)n), 0);
+            got++;
+        }
+    }
+    await_hang_up(&hold);
+    cr_assert_eq(atomic_load(&hold.fetches), 1, "nothing fetched from the old leader again");
+    nagare_consumer_destroy(k);
     fake_stop(&f);
     fake_stop(&hold);
     bk_stop(&A);

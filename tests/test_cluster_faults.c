@@ -21,6 +21,7 @@
  * saying why, when nagared lacks the cluster settings they use
  * (cs_need_cluster(), cs_need_keys()).
  */
+#include <assert.h>
 #include <criterion/criterion.h>
 #include <inttypes.h>
 #include <signal.h>
@@ -41,6 +42,7 @@
 #define PARTITIONS 3
 #define BROKERS 3
 #define PRODUCERS 3
+#define OUTSTANDING_MAX 32 /* records in flight per producer */
 #define FAULT_SECONDS_DEFAULT 15
 /* Between two faults the cluster gets this long to settle. */
 #define QUIET_MS_MIN 2000
@@ -59,6 +61,17 @@
 /* Acknowledged writes that prove the cluster takes writes (at the start,
  * and again once everything is healed). */
 #define ACKS_PROOF 200
+/* The paused-leader run (paused_leader_left_for_its_successor): the
+ * clients' request timeout, far above the wait for the move; the wait,
+ * a bound that only turns a hang into a failure (the lease, about 6 s,
+ * plus the producers' stall_ms, 2 s, on a busy machine); the writes
+ * partition 0 must take meanwhile: more than the producers can have
+ * outstanding, so they cannot all be answers sent before the pause. */
+#define STALL_REQUEST_TIMEOUT_MS 120000
+#define STALL_MOVE_TIMEOUT_MS 60000
+#define STALL_ACKS 200
+static_assert(STALL_ACKS > PRODUCERS * OUTSTANDING_MAX, "more than can be outstanding");
+static_assert(STALL_MOVE_TIMEOUT_MS < STALL_REQUEST_TIMEOUT_MS, "only a move can pass");
 /* The broker settings the runs use (broker/config.c): every topic gets
  * BROKERS replicas, and acks=all needs this many in sync. */
 #define KEY_REPLICATION "default_replication_factor"
@@ -71,7 +84,8 @@ struct run {
     bool producing;
     uint64_t seed;
     uint64_t rng;
-    int64_t faults_end_ms; /* no fault starts past it */
+    int64_t faults_end_ms;       /* no fault starts past it */
+    uint32_t request_timeout_ms; /* the producers'; 0: the checker's default */
 };
 
 static struct run R;
@@ -141,7 +155,11 @@ static void start_producers(struct run *r)
     chk_producers_config_default(&cfg);
     cfg.bootstrap = r->c.bootstrap; /* every broker, tried in turn */
     cfg.producers = PRODUCERS;
-    cfg.outstanding_max = 32;
+    cfg.outstanding_max = OUTSTANDING_MAX;
+    if (r->request_timeout_ms > 0) {
+        cfg.request_timeout_ms = r->request_timeout_ms;
+        cfg.delivery_timeout_ms = 2 * r->request_timeout_ms;
+    }
     int rc = chk_producers_start(&r->p, &r->k, &cfg);
     r->producing = true;
     cr_assert_eq(rc, 0, "producers: %s", err_str(rc));
@@ -170,6 +188,34 @@ static void run_start(struct run *r, bool min_insync_one_unclean, bool power_sim
     start_producers(r);
     await_acks(r, ACKS_PROOF, "no writes at the start");
     r->faults_end_ms = clock_mono_ms() + (int64_t)seconds * 1000;
+}
+
+/* The index of the broker leading partition, once one does. */
+static size_t leader_of(struct run *r, int32_t partition)
+{
+    int64_t deadline = clock_mono_ms() + SETUP_TIMEOUT_MS;
+    for (;;) {
+        int32_t leader = -1;
+        nagare_admin *a;
+        if (nagare_admin_new(r->c.bootstrap, 5000, &a) == 0) {
+            const struct nagare_cluster_info *info;
+            if (nagare_cluster_describe(a, &info) == 0) {
+                for (size_t i = 0; i < info->partition_count; i++) {
+                    const struct nagare_partition_replicas *pr = &info->partitions[i];
+                    if (strcmp(pr->topic, TOPIC) == 0 && pr->partition == partition) {
+                        leader = pr->leader;
+                    }
+                }
+                nagare_cluster_info_free(a, info);
+            }
+            nagare_admin_destroy(a);
+        }
+        if (leader >= 1 && leader <= BROKERS) {
+            return (size_t)leader - 1;
+        }
+        cr_assert_lt(clock_mono_ms(), deadline, "partition %d has no leader", partition);
+        sleep_ms(250);
+    }
 }
 
 /* ---- faults ---- */
@@ -419,6 +465,94 @@ Test(cluster_faults, mixed)
     cs_need_nft();
     RUN(fault_kill9, fault_pause, fault_isolate, fault_halves, fault_oneway, fault_etcd_leader,
         fault_power_cut);
+}
+
+/* A consumer of partition 0 reading along in the paused-leader run. */
+struct reader {
+    nagare_consumer *k;
+    int64_t next; /* the offset after the last record read */
+};
+
+static void reader_start(struct reader *rd, struct run *r)
+{
+    struct nagare_consumer_config cc;
+    nagare_consumer_config_default(&cc);
+    cc.bootstrap = r->c.bootstrap;
+    cc.request_timeout_ms = STALL_REQUEST_TIMEOUT_MS;
+    int rc = nagare_consumer_new(&cc, &rd->k);
+    cr_assert_eq(rc, 0, "consumer: %s", nagare_strerror(rc));
+    rc = nagare_consumer_assign(rd->k, TOPIC, 0, 0);
+    cr_assert_eq(rc, 0, "assign: %s", nagare_strerror(rc));
+    rd->next = 0;
+}
+
+/* One poll of the reader: records come in order, each once, ours. */
+static void reader_poll(struct reader *rd, int timeout_ms)
+{
+    const struct nagare_message *m = NULL;
+    int rc = nagare_consumer_poll(rd->k, timeout_ms, &m);
+    cr_assert_geq(rc, 0, "consumer poll: %s", nagare_strerror(rc));
+    if (rc == 1) {
+        cr_assert_geq(m->offset, rd->next, "partition 0 read in order, each record once");
+        cr_assert_neq(chk_parse(m->value, m->value_len), CHK_ID_FOREIGN);
+        rd->next = m->offset + 1;
+    }
+}
+
+/* A paused leader is left for its successor while it stays paused
+ * (client/producer.c and client/consumer.c, "stalls"). The producers' and
+ * the consumer's request timeout is far above the wait allowed here, and
+ * the leader's kernel keeps their connections open: only the clients
+ * asking another broker who leads and giving the paused one up move them.
+ * Partition 0 must take more acknowledged writes than the producers can
+ * have outstanding (so none of them can be answers the leader sent before
+ * it stopped), and a consumer that was reading it from the leader must
+ * read up to the last of them, with the leader still paused; then it
+ * resumes and the checker must find every acknowledged record once, in
+ * order. */
+Test(cluster_faults, paused_leader_left_for_its_successor)
+{
+    R.request_timeout_ms = STALL_REQUEST_TIMEOUT_MS;
+    run_start(&R, false, false);
+    size_t i = leader_of(&R, 0);
+    struct reader rd;
+    reader_start(&rd, &R);
+    int64_t deadline = clock_mono_ms() + SETUP_TIMEOUT_MS;
+    while (rd.next == 0) { /* fetching from the leader */
+        cr_assert_lt(clock_mono_ms(), deadline, "the consumer read nothing");
+        reader_poll(&rd, 50);
+    }
+    chk_fault_begin(&R.k, "SIGSTOP of a leader, kept");
+    cs_broker_pause(&R.c, i);
+    uint64_t want = chk_acked_count_partition(&R.k, 0) + STALL_ACKS;
+    deadline = clock_mono_ms() + STALL_MOVE_TIMEOUT_MS;
+    while (chk_acked_count_partition(&R.k, 0) < want) {
+        if (clock_mono_ms() >= deadline) {
+            cs_print_logs(&R.c, "the writes did not move");
+            cr_assert_fail("partition 0: fewer than %d writes acknowledged in %d ms with its "
+                           "leader, broker %d, paused (seed %" PRIu64 ")",
+                           STALL_ACKS, STALL_MOVE_TIMEOUT_MS, R.c.b[i].id, R.seed);
+        }
+        reader_poll(&rd, 50);
+    }
+    int64_t last = chk_acked_offset_max(&R.k, 0); /* written by the successor */
+    while (rd.next <= last) {
+        if (clock_mono_ms() >= deadline) {
+            cs_print_logs(&R.c, "the reads did not move");
+            cr_assert_fail("partition 0: read to offset %" PRId64 ", not %" PRId64
+                           ", in %d ms with its leader, broker %d, paused (seed %" PRIu64 ")",
+                           rd.next, last + 1, STALL_MOVE_TIMEOUT_MS, R.c.b[i].id, R.seed);
+        }
+        reader_poll(&rd, 50);
+    }
+    cr_assert(R.c.b[i].paused, "still paused when its successor took the writes and reads");
+    nagare_consumer_destroy(rd.k);
+    cs_broker_resume(&R.c, i);
+    chk_fault_end(&R.k);
+    struct chk_result res;
+    run_finish(&R, &res);
+    R.c.keep_root = !res.ok;
+    cr_assert(res.ok, "the checker found problems (seed %" PRIu64 ")", R.seed);
 }
 
 /* The planned loss. Broker 1 leads partition 0 (the first replica of the

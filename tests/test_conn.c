@@ -5,6 +5,7 @@
  * comes before its request was written whole; a close with bytes still
  * queued). */
 #include <criterion/criterion.h>
+#include <inttypes.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -412,6 +413,37 @@ Test(conn, redial_connects_a_conn_that_is_down_and_resets_once_it_is_up)
     cr_assert_eq(r.backoff_ms, 0);
     cr_assert_eq(r.down_since_ms, 0);
     cr_assert_eq(r.at_ms, 0);
+    conn_fini(&c);
+    bk_stop(&B);
+}
+
+/* conn_oldest_pending_ms(): when the oldest request still waiting was
+ * submitted, through a second one behind it, and none once both were
+ * answered. */
+Test(conn, oldest_pending_is_the_first_request_not_yet_answered)
+{
+    bk_start(&B);
+    struct client_conn c;
+    conn_up(&c, B.port);
+    cr_assert_eq(conn_oldest_pending_ms(&c), INT64_MAX, "none pending");
+    uint8_t buf[4096];
+    size_t bytes = batch_make(buf, sizeof(buf), 2, 16, 'x');
+    struct part part = {.batch = buf, .bytes = bytes};
+    struct done d1 = {0};
+    struct done d2 = {0};
+    int64_t before = clock_mono_ms();
+    produce_refs(&c, "oldest", &part, 1, 1, &d1);
+    int64_t after = clock_mono_ms();
+    while (clock_mono_ms() == after) { /* the second is submitted later */
+        usleep(1000);
+    }
+    produce_refs(&c, "oldest", &part, 1, 1, &d2);
+    int64_t oldest = conn_oldest_pending_ms(&c);
+    cr_assert(oldest >= before && oldest <= after, "the first request's time (%" PRId64 ")",
+              oldest);
+    wait_done(&c, &d1);
+    wait_done(&c, &d2);
+    cr_assert_eq(conn_oldest_pending_ms(&c), INT64_MAX, "none pending once answered");
     conn_fini(&c);
     bk_stop(&B);
 }
