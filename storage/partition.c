@@ -1151,13 +1151,15 @@ int part_read_to(struct part *p, int64_t offset, int64_t end, uint8_t *buf, size
 /* Whole batches of s from pos (a batch start; first: the read's first
  * batch, of first_bytes, taken even past bytes_max) within bytes_max and
  * cap, and within the checked bytes below stop (a batch boundary, at most
- * the readable end): *end_out (pos when none). */
+ * the readable end): *end_out (pos when none); *offset_out the offset
+ * there when the headers walked to find it told it, else -1. */
 static int range_end(struct part *p, const struct seg *s, uint64_t pos, uint64_t stop, bool first,
-                     uint64_t first_bytes, uint64_t room, uint64_t *end_out)
+                     uint64_t first_bytes, uint64_t room, uint64_t *end_out, int64_t *offset_out)
 {
     ASSERT(stop <= s->bytes_readable);
     uint64_t checked = s->verified_pos < stop ? s->verified_pos : stop;
     *end_out = pos;
+    *offset_out = -1;
     if (pos >= checked) {
         return 0;
     }
@@ -1176,7 +1178,7 @@ static int range_end(struct part *p, const struct seg *s, uint64_t pos, uint64_t
         return 0;
     }
     return seg_batches_end(s, pos, limit, p->cfg.batch_bytes_max, p->env.scratch,
-                           p->env.scratch_bytes, end_out);
+                           p->env.scratch_bytes, end_out, offset_out);
 }
 
 /* Where the ranges of s stop for a read that ends at offset end: the
@@ -1206,7 +1208,8 @@ static int range_stop(struct part *p, const struct seg *s, int64_t end, uint64_t
  * pos_offset), where the ranges of s stop at stop (stop_offset) and the
  * read's first batch ends at first_end (first_next; 0 past the first
  * range): known for those ends, else read from the batch header at `at`
- * (a read cut by bytes_max or by the checked mark). */
+ * (a read cut by the checked mark: range_end() tells the offset where
+ * bytes_max cut it). */
 static int range_offset(struct part *p, const struct seg *s, uint64_t at, uint64_t pos,
                         int64_t pos_offset, uint64_t stop, int64_t stop_offset, uint64_t first_end,
                         int64_t first_next, int64_t *offset_out)
@@ -1277,9 +1280,10 @@ int part_read_ranges_to(struct part *p, int64_t offset, int64_t end, size_t cap,
         int64_t next;
         rc = range_stop(p, s, end, &stop, &stop_offset);
         if (rc == 0) {
-            rc = range_end(p, s, pos, stop, first, first_bytes, limit - out->bytes, &range_to);
+            rc = range_end(p, s, pos, stop, first, first_bytes, limit - out->bytes, &range_to,
+                           &next);
         }
-        if (rc == 0) {
+        if (rc == 0 && next < 0) {
             rc = range_offset(p, s, range_to, pos, pos_offset, stop, stop_offset,
                               first ? pos + first_bytes : 0, batch_offset_last(&h) + 1, &next);
         }

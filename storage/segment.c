@@ -880,10 +880,11 @@ int seg_offset_at(const struct seg *s, uint64_t pos, uint32_t batch_bytes_max, u
 }
 
 int seg_batches_end(const struct seg *s, uint64_t pos, uint64_t limit, uint32_t batch_bytes_max,
-                    uint8_t *buf, size_t buf_bytes, uint64_t *end_out)
+                    uint8_t *buf, size_t buf_bytes, uint64_t *end_out, int64_t *offset_out)
 {
     ASSERT(pos < limit && limit <= s->bytes_readable && buf_bytes >= BATCH_HEADER_BYTES);
-    ASSERT(s->damage_count == 0);     /* file ranges are never planned over damage */
+    ASSERT(s->damage_count == 0); /* file ranges are never planned over damage */
+    *offset_out = -1;
     if (limit == s->bytes_readable) { /* the readable end is a batch boundary */
         *end_out = limit;
         return 0;
@@ -910,12 +911,14 @@ int seg_batches_end(const struct seg *s, uint64_t pos, uint64_t limit, uint32_t 
             return -NG_ECORRUPT;
         }
         if (batch_bytes(&h) > limit - at) {
+            expect = h.offset_base; /* the batch that does not fit starts at */
             break;
         }
         at += batch_bytes(&h);
         expect = batch_offset_last(&h) + 1;
     }
     *end_out = at;
+    *offset_out = expect;
     return 0;
 }
 

@@ -184,7 +184,9 @@ MUST_USE int seg_offset_at(const struct seg *s, uint64_t pos, uint32_t batch_byt
 
 /* The furthest batch boundary at or below limit reached by whole batches
  * from pos (a batch start, below limit): *end_out, which is pos when the
- * batch at pos passes limit. Preconditions: limit <= s->bytes_readable, no
+ * batch at pos passes limit; *offset_out the offset of the batch starting
+ * there, from the headers read on the way (-1 when none was read: limit
+ * is the readable end). Preconditions: limit <= s->bytes_readable, no
  * known damage in s.
  * Reads only batch headers: none when limit is the readable end, else
  * from the last index entry at or below limit (at most one index interval
@@ -192,7 +194,7 @@ MUST_USE int seg_offset_at(const struct seg *s, uint64_t pos, uint32_t batch_byt
  * -NG_ECORRUPT (a bad header on the way), or -errno. */
 MUST_USE int seg_batches_end(const struct seg *s, uint64_t pos, uint64_t limit,
                              uint32_t batch_bytes_max, uint8_t *buf, size_t buf_bytes,
-                             uint64_t *end_out);
+                             uint64_t *end_out, int64_t *offset_out);
 
 /* Walks batches from pos (expected to start offset expect_offset) to end and
  * says in *out where the walk stopped and why. checksums: also verify each
