@@ -122,9 +122,17 @@ struct cbroker *brokers_other_down(struct brokers *bs, const struct cbroker *b)
     return NULL;
 }
 
+/* When the oldest request watched on b went out (brokers.h, "stalls"), or
+ * INT64_MAX when none is. */
+static int64_t watched_since(const struct cbroker *b)
+{
+    bool watched = b->requests > 0 || b->coordinates > 0;
+    return watched ? conn_oldest_pending_ms(&b->conn) : INT64_MAX;
+}
+
 bool brokers_stalled(const struct cbroker *b, uint32_t stall_ms, uint32_t wait_ms, int64_t now_ms)
 {
-    int64_t since = b->requests > 0 ? conn_oldest_pending_ms(&b->conn) : INT64_MAX;
+    int64_t since = watched_since(b);
     return since != INT64_MAX && now_ms - since >= (int64_t)wait_ms + (int64_t)stall_ms;
 }
 
@@ -142,7 +150,7 @@ void brokers_stall_drops(struct brokers *bs)
 int64_t brokers_stall_due(const struct cbroker *b, uint32_t stall_ms, uint32_t wait_ms)
 {
     ASSERT(stall_ms > 0);
-    int64_t since = b->requests > 0 ? conn_oldest_pending_ms(&b->conn) : INT64_MAX;
+    int64_t since = watched_since(b);
     if (since == INT64_MAX) {
         return INT64_MAX;
     }
@@ -197,6 +205,68 @@ void brokers_update(struct brokers *bs, struct cbroker *on, struct proto_metadat
     }
 }
 
+/* ---- who leads one partition (a synchronous Metadata call) ---- */
+
+struct leader_call {
+    struct brokers *bs;
+    struct cbroker *on; /* the broker asked */
+    const char *topic;
+    int32_t partition;
+    int32_t count;          /* the topic's partitions */
+    struct cbroker *leader; /* the partition's; NULL: none now */
+};
+
+static int leader_encode(void *arg, struct wr *w, uint32_t corr, uint16_t version)
+{
+    const struct leader_call *lc = arg;
+    struct proto_enc e;
+    proto_metadata_req_begin(&e, w, version, corr, proto_str_make(CONN_CLIENT_ID), false);
+    proto_enc_topic(&e, proto_str_make(lc->topic));
+    return proto_enc_end(&e);
+}
+
+static int leader_decode(void *arg, struct rd *body, uint16_t version)
+{
+    struct leader_call *lc = arg;
+    struct proto_metadata_resp m;
+    struct proto_dec d;
+    struct proto_topic t;
+    if (proto_metadata_resp_decode(body, version, &m, &d) != 0 || !proto_next_topic(&d, &t) ||
+        !proto_str_eq(t.name, lc->topic)) {
+        return -NG_EPROTO;
+    }
+    if (t.err != 0) {
+        return t.err;
+    }
+    if (version >= 2) {
+        brokers_update(lc->bs, lc->on, &m);
+    }
+    lc->count = t.partition_count; /* the partitions listed, as calls_partition_count() */
+    lc->leader = version >= 2 ? NULL : lc->bs->boot;
+    struct proto_metadata_partition mp;
+    while (proto_metadata_resp_next_partition(&d, &mp)) {
+        if (version >= 2 && mp.partition == lc->partition) {
+            lc->leader = brokers_find(lc->bs, mp.leader);
+        }
+    }
+    return 0;
+}
+
+int brokers_leader_lookup(struct brokers *bs, const char *topic, int32_t partition,
+                          int64_t deadline_ms, struct cbroker **leader_out)
+{
+    struct cbroker *on = brokers_meta(bs);
+    struct leader_call lc = {
+        .bs = bs, .on = on != NULL ? on : bs->boot, .topic = topic, .partition = partition};
+    int rc = conn_call(&lc.on->conn, PROTO_API_METADATA, 64 + PROTO_TOPIC_NAME_BYTES_MAX,
+                       leader_encode, leader_decode, &lc, deadline_ms);
+    if (rc == 0 && partition >= lc.count) {
+        rc = -NG_EUNKNOWN_TOPIC;
+    }
+    *leader_out = rc == 0 ? lc.leader : NULL;
+    return rc;
+}
+
 void cbroker_lead(struct cbroker **slot, struct cbroker *b)
 {
     if (*slot != NULL) {
@@ -206,6 +276,18 @@ void cbroker_lead(struct cbroker **slot, struct cbroker *b)
     *slot = b;
     if (b != NULL) {
         b->leads++;
+    }
+}
+
+void cbroker_coordinate(struct cbroker **slot, struct cbroker *b)
+{
+    if (*slot != NULL) {
+        ASSERT((*slot)->coordinates > 0);
+        (*slot)->coordinates--;
+    }
+    *slot = b;
+    if (b != NULL) {
+        b->coordinates++;
     }
 }
 

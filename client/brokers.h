@@ -37,6 +37,7 @@ struct cbroker {
     struct client_conn conn;
     uint32_t requests;    /* the owner's requests in flight on it */
     uint32_t leads;       /* the owner's partitions it leads */
+    uint32_t coordinates; /* the owner's groups it coordinates (cbroker_coordinate()) */
     int64_t redial_at_ms; /* the next connect may start then (monotonic) */
     uint32_t redial_backoff_ms;
     int64_t stall_next_ms; /* the owner's stall check may ask about it then (monotonic) */
@@ -97,10 +98,14 @@ struct cbroker *brokers_other_down(struct brokers *bs, const struct cbroker *b);
  * A paused broker's kernel keeps its connections open and one cut off
  * drops packets silently, so its owner's requests wait for their timeout
  * while the cluster elects a successor. An owner asks another broker who
- * leads when b has kept one of its requests (b->requests) unanswered for
- * longer than it may take when all is well (wait_ms: a fetch's long poll)
- * plus stall_ms, and again every stall_ms while the wait lasts; only an
- * answer naming a newer leader gives b's connection up. */
+ * leads (or coordinates) when b has kept one of its requests unanswered
+ * for longer than it may take when all is well (wait_ms: a fetch's long
+ * poll) plus stall_ms, and again every stall_ms while the wait lasts; only
+ * an answer naming another leader (coordinator) gives b's connection up.
+ * The requests watched: every one pending on b's connection while b
+ * carries requests the owner counts (b->requests: produce, fetch) or
+ * coordinates one of the owner's groups (b->coordinates: every request on
+ * a coordinator's connection is a group's, or waits behind one). */
 
 /* Whether b has kept a request of its owner unanswered for wait_ms plus
  * stall_ms by now_ms. */
@@ -129,9 +134,25 @@ void brokers_stall_asked(struct cbroker *b, int64_t now_ms, uint32_t stall_ms);
  * connection is down, and b is a broker an answer named. */
 bool brokers_meta_fallback(const struct brokers *bs, const struct cbroker *b);
 
+/* Asks a broker (brokers_meta(), else the bootstrap one, connected first)
+ * for topic's partition count and partition's leader, synchronously
+ * until deadline_ms (monotonic), taking in the brokers the answer names
+ * (brokers_update()). The leader of a group's internal partition is its
+ * coordinator (docs/cluster.md, section 5). Returns 0 with *leader_out
+ * (NULL: none now; the bootstrap entry for a broker speaking Metadata
+ * before v2: a single broker), -NG_EUNKNOWN_TOPIC (no such topic or
+ * partition), or the call's error, with *leader_out NULL. */
+MUST_USE int brokers_leader_lookup(struct brokers *bs, const char *topic, int32_t partition,
+                                   int64_t deadline_ms, struct cbroker **leader_out);
+
 /* Makes b (NULL: not known) the leader in *slot (an owner's partition),
  * keeping each broker's count of the partitions it leads (leads). */
 void cbroker_lead(struct cbroker **slot, struct cbroker *b);
+
+/* Makes b (NULL: not known) the coordinator in *slot (a group of the
+ * owner's), keeping each broker's count of the groups it coordinates
+ * (coordinates). */
+void cbroker_coordinate(struct cbroker **slot, struct cbroker *b);
 
 /* Starts connecting b when it is down and its backoff has passed (the
  * backoff doubles from backoff_first_ms per failed try up to

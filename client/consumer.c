@@ -44,9 +44,10 @@
  *   NOT_LEADER, a stale leader epoch or a lost connection) is not fetched
  *   until a Metadata answer names it; it resumes from its fetch offset.
  *   Metadata and ListOffsets lookups go to the bootstrap connection and
- *   to the leader; group requests stay on the bootstrap connection. A
- *   fetch a leader keeps unanswered past its long poll plus stall_ms has
- *   another broker asked who leads ("stalls" below).
+ *   to the leader; group requests go to the group's coordinator (the
+ *   leader of __offsets/0). A fetch a leader keeps unanswered past its
+ *   long poll plus stall_ms, or any request the coordinator keeps so long,
+ *   has another broker asked who leads ("stalls" below).
  * One thread: the consumer's. Group membership is client/group.c's
  * (client/consumer_int.h).
  */
@@ -439,69 +440,11 @@ static int part_insert(nagare_consumer *c, struct cpart *p)
 
 /* ---- leaders ---- */
 
-/* A synchronous Metadata call for one partition's topic. */
-struct leader_call {
-    nagare_consumer *c;
-    struct cbroker *on; /* the broker asked */
-    const char *topic;
-    int32_t partition;
-    int32_t count;          /* the topic's partitions */
-    struct cbroker *leader; /* the partition's; NULL: none now */
-};
-
-static int leader_encode(void *arg, struct wr *w, uint32_t corr, uint16_t version)
-{
-    const struct leader_call *lc = arg;
-    struct proto_enc e;
-    proto_metadata_req_begin(&e, w, version, corr, proto_str_make(CONN_CLIENT_ID), false);
-    proto_enc_topic(&e, proto_str_make(lc->topic));
-    return proto_enc_end(&e);
-}
-
-static int leader_decode(void *arg, struct rd *body, uint16_t version)
-{
-    struct leader_call *lc = arg;
-    struct proto_metadata_resp m;
-    struct proto_dec d;
-    struct proto_topic t;
-    if (proto_metadata_resp_decode(body, version, &m, &d) != 0 || !proto_next_topic(&d, &t) ||
-        !proto_str_eq(t.name, lc->topic)) {
-        return -NG_EPROTO;
-    }
-    if (t.err != 0) {
-        return t.err;
-    }
-    if (version >= 2) {
-        brokers_update(&lc->c->brokers, lc->on, &m);
-    }
-    lc->count = t.partition_count; /* the partitions listed, as calls_partition_count() */
-    lc->leader = version >= 2 ? NULL : lc->c->brokers.boot;
-    struct proto_metadata_partition mp;
-    while (proto_metadata_resp_next_partition(&d, &mp)) {
-        if (version >= 2 && mp.partition == lc->partition) {
-            lc->leader = brokers_find(&lc->c->brokers, mp.leader);
-        }
-    }
-    return 0;
-}
-
-/* Asks a broker (brokers_meta(), else the bootstrap one, connected first)
- * for topic's partition count and partition's leader. Returns 0
- * (*leader_out NULL: none now), -NG_EUNKNOWN_TOPIC (no such topic or
- * partition), or the call's error. */
+/* brokers_leader_lookup() until the consumer's request deadline. */
 static int leader_lookup(nagare_consumer *c, const char *topic, int32_t partition,
                          struct cbroker **leader_out)
 {
-    struct cbroker *on = brokers_meta(&c->brokers);
-    struct leader_call lc = {
-        .c = c, .on = on != NULL ? on : c->brokers.boot, .topic = topic, .partition = partition};
-    int rc = conn_call(&lc.on->conn, PROTO_API_METADATA, 64 + PROTO_TOPIC_NAME_BYTES_MAX,
-                       leader_encode, leader_decode, &lc, deadline_of(c));
-    if (rc == 0 && partition >= lc.count) {
-        rc = -NG_EUNKNOWN_TOPIC;
-    }
-    *leader_out = lc.leader;
-    return rc;
+    return brokers_leader_lookup(&c->brokers, topic, partition, deadline_of(c), leader_out);
 }
 
 static bool leader_moved(int err)
@@ -1226,6 +1169,22 @@ struct stall_ask {
     struct cbroker *on;
 };
 
+/* An answer names b (NULL: none known) leader of __offsets/0, the group
+ * coordinator's partition (docs/cluster.md, section 5). When the
+ * coordinator known is another broker that has kept a request unanswered
+ * for stall_ms past a long poll (group requests queue behind fetches), it
+ * is given up at the next pass: the group's requests fail as after a lost
+ * connection (client/group.c), which finds the coordinator again through
+ * a broker that answers. */
+static void coordinator_drop_if(nagare_consumer *c, const struct cbroker *b)
+{
+    struct cbroker *x = c->coordinator;
+    if (b != NULL && x != NULL && x != b &&
+        brokers_stalled(x, c->cfg.stall_ms, c->cfg.fetch_wait_max_ms, clock_mono_ms())) {
+        x->stall_drop = true;
+    }
+}
+
 static void stall_done(void *arg, int err, struct rd *body, uint16_t version)
 {
     struct stall_ask ask = *(struct stall_ask *)arg;
@@ -1247,6 +1206,9 @@ static void stall_done(void *arg, int err, struct rd *body, uint16_t version)
         while (proto_metadata_resp_next_partition(&d, &mp)) {
             struct cpart *p = part_find(c, name, mp.partition);
             struct cbroker *b = brokers_find(&c->brokers, mp.leader);
+            if (mp.partition == 0 && strcmp(name, PROTO_OFFSETS_TOPIC) == 0) {
+                coordinator_drop_if(c, b);
+            }
             if (p == NULL || b == NULL || mp.leader_epoch < p->leader_epoch) {
                 continue; /* an answer older than what is known */
             }
@@ -1258,7 +1220,8 @@ static void stall_done(void *arg, int err, struct rd *body, uint16_t version)
 }
 
 /* Asks a broker other than `stalled` for the leaders of the topics of the
- * partitions it leads or has a fetch of. */
+ * partitions it leads or has a fetch of, and of __offsets when it is the
+ * group's coordinator. */
 static void stall_ask(nagare_consumer *c, struct cbroker *stalled, int64_t now_ms)
 {
     struct cbroker *on =
@@ -1267,7 +1230,7 @@ static void stall_ask(nagare_consumer *c, struct cbroker *stalled, int64_t now_m
         return;
     }
     uint16_t version = conn_version(&on->conn, PROTO_API_METADATA);
-    size_t need = 64 + (size_t)c->part_count * PROTO_STR_BYTES(PROTO_TOPIC_NAME_BYTES_MAX);
+    size_t need = 64 + ((size_t)c->part_count + 1) * PROTO_STR_BYTES(PROTO_TOPIC_NAME_BYTES_MAX);
     struct stall_ask *ask = malloc(sizeof(*ask));
     struct wr w;
     uint32_t corr;
@@ -1288,8 +1251,11 @@ static void stall_ask(nagare_consumer *c, struct cbroker *stalled, int64_t now_m
             last = p->topic;
         }
     }
+    if (stalled == c->coordinator) {
+        proto_enc_topic(&e, proto_str_make(PROTO_OFFSETS_TOPIC));
+    }
     int rc = proto_enc_end(&e);
-    ASSERT(rc == 0); /* sized for every partition's topic */
+    ASSERT(rc == 0); /* sized for every partition's topic and __offsets */
     conn_frame_commit(&on->conn, &w, corr, PROTO_API_METADATA, version, false,
                       c->cfg.request_timeout_ms + c->cfg.fetch_wait_max_ms, stall_done, ask);
     c->stall_asks++;
@@ -1331,7 +1297,7 @@ static int keep_connected(nagare_consumer *c, int64_t now_ms)
             c->meta_wanted = true;
         }
         if (b == c->coordinator && b->conn.state == CONN_DOWN && b->redial_backoff_ms > 0) {
-            c->coordinator = NULL; /* it may have died: the group finds it again */
+            cbroker_coordinate(&c->coordinator, NULL); /* it may have died: found again */
         }
         if (b->conn.state == CONN_UP || b->leads > 0 || b == c->coordinator ||
             (c->meta_wanted && brokers_meta_fallback(&c->brokers, b))) {
@@ -1610,11 +1576,11 @@ int consumer_coordinator_find(nagare_consumer *c)
     if (rc == 0 && leader == NULL) {
         rc = -NG_ENOT_COORDINATOR; /* no leader now: try later */
     }
-    c->coordinator = rc == 0 ? leader : NULL;
+    cbroker_coordinate(&c->coordinator, rc == 0 ? leader : NULL);
     return rc;
 }
 
-void consumer_coordinator_lost(nagare_consumer *c) { c->coordinator = NULL; }
+void consumer_coordinator_lost(nagare_consumer *c) { cbroker_coordinate(&c->coordinator, NULL); }
 
 int consumer_list_offset(nagare_consumer *c, const char *topic, int32_t partition,
                          int64_t timestamp_ms, int64_t *out)

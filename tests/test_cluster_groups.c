@@ -47,18 +47,25 @@ static void on_rebalance(nagare_consumer *c, const struct nagare_topic_partition
 
 static void teardown(void) { cs_fini(&C); }
 
-static void cluster_up(void)
+/* A cluster of three brokers (replication factor 3, min in-sync 2, and
+ * setting, when not NULL) and the topic TOPIC (one partition) on it. */
+static void cluster_up_with(const char *setting)
 {
     cs_need_cluster();
     cs_init(&C, 3);
     cs_set(&C, "default_replication_factor=3");
     cs_set(&C, "min_insync_replicas=2");
+    if (setting != NULL) {
+        cs_set(&C, setting);
+    }
     cs_start(&C);
     struct nagare_topic_config cfg;
     nagare_topic_config_default(&cfg);
     cfg.partitions = 1;
     cs_topic_create(&C, C.bootstrap, TOPIC, &cfg, NULL, SETUP_TIMEOUT_MS);
 }
+
+static void cluster_up(void) { cluster_up_with(NULL); }
 
 /* Writes values from..to-1 (their decimal text), acks=all. */
 static void produce(int from, int to)
@@ -80,11 +87,32 @@ static void produce(int from, int to)
     nagare_producer_destroy(p);
 }
 
-static nagare_consumer *member_new(void)
+/* What the async commits' reports said: how many came, and the last
+ * one's error and offset. */
+static int commit_reports;
+static int commit_err_last;
+static int64_t commit_offset_last = -1;
+
+static void on_commit(nagare_consumer *c, int err, const struct nagare_topic_partition *offsets,
+                      size_t count, void *opaque)
+{
+    (void)c;
+    (void)opaque;
+    commit_reports++;
+    commit_err_last = err;
+    commit_offset_last = count > 0 ? offsets[0].offset : -1;
+}
+
+/* A member with request_timeout_ms (0: the default). */
+static nagare_consumer *member_new_timeout(uint32_t request_timeout_ms)
 {
     struct nagare_consumer_config cfg;
     nagare_consumer_config_default(&cfg);
     cfg.bootstrap = C.bootstrap;
+    if (request_timeout_ms > 0) {
+        cfg.request_timeout_ms = request_timeout_ms;
+    }
+    cfg.on_commit = on_commit;
     cfg.auto_commit = false;
     cfg.session_timeout_ms = 6000;
     cfg.on_rebalance = on_rebalance;
@@ -98,6 +126,8 @@ static nagare_consumer *member_new(void)
     cr_assert_eq(rc, 0, "subscribe: %s", nagare_strerror(rc));
     return c;
 }
+
+static nagare_consumer *member_new(void) { return member_new_timeout(0); }
 
 /* Polls until offset `until` - 1 was returned; marks each offset seen.
  * Returns the first offset returned. */
@@ -121,11 +151,12 @@ static int64_t read_to(nagare_consumer *c, int64_t until)
     return first;
 }
 
-/* The broker index leading __offsets/0 now (-1: none known). */
-static int coordinator_index(void)
+/* The broker index leading topic/0 now, as the brokers of bootstrap say
+ * (-1: none known). */
+static int leader_index_via(const char *bootstrap, const char *topic)
 {
     nagare_admin *a;
-    if (nagare_admin_new(C.bootstrap, 5000, &a) != 0) {
+    if (nagare_admin_new(bootstrap, 5000, &a) != 0) {
         return -1;
     }
     const struct nagare_cluster_info *info;
@@ -133,7 +164,7 @@ static int coordinator_index(void)
     if (nagare_cluster_describe(a, &info) == 0) {
         for (size_t i = 0; i < info->partition_count; i++) {
             const struct nagare_partition_replicas *p = &info->partitions[i];
-            if (strcmp(p->topic, "__offsets") == 0 && p->partition == 0 && p->leader > 0) {
+            if (strcmp(p->topic, topic) == 0 && p->partition == 0 && p->leader > 0) {
                 found = p->leader - 1;
             }
         }
@@ -142,6 +173,8 @@ static int coordinator_index(void)
     nagare_admin_destroy(a);
     return found;
 }
+
+static int coordinator_index(void) { return leader_index_via(C.bootstrap, PROTO_OFFSETS_TOPIC); }
 
 /* Commits synchronously, retrying while the group moves to its new
  * coordinator (the member joins there again first). */
@@ -305,4 +338,100 @@ Test(cluster_groups, a_coordinator_without_the_topic_takes_its_commits, .fini = 
     cr_assert(proto_next_partition_result(&d, &r));
     cr_assert_eq(r.err, 0, "commit of solo/0 at broker %d: %s", k + 1, err_str(r.err));
     cl_close(&raw);
+}
+
+/* The group coordinator SIGSTOPped (issue 13): its connections stay open
+ * and it answers nothing, while the cluster makes another broker leader of
+ * __offsets/0 once its lease runs out. TOPIC's partition is moved to be
+ * led elsewhere first (partition 0 of every topic starts on the same
+ * broker as __offsets/0), so that only the group's requests wait at the
+ * paused broker, not a fetch. The member, whose requests would wait for
+ * their timeout (120 s here), asks another broker who leads __offsets/0
+ * once the coordinator has kept a heartbeat stall_ms past the long poll,
+ * leaves the paused broker when the answer names another, joins at the
+ * new coordinator and commits there, all before the paused broker
+ * resumes. The commit is then read back from the new coordinator through
+ * the two live brokers. */
+Test(cluster_groups, a_paused_coordinator_is_left_for_its_successor, .fini = teardown,
+     .timeout = 600)
+{
+    /* The move below ends with a preferred-leader election: every second
+     * rather than every 30 s. */
+    cluster_up_with("preferred_leader_check_ms=1000");
+    nagare_consumer_destroy(member_new()); /* makes __offsets */
+    int k = coordinator_index();
+    cr_assert_geq(k, 0, "no leader of __offsets/0");
+    nagare_admin *a;
+    cr_assert_eq(nagare_admin_new(C.bootstrap, 30000, &a), 0);
+    int32_t replicas[3] = {(k + 1) % 3 + 1, (k + 2) % 3 + 1, k + 1};
+    int32_t partition = 0;
+    int rc = nagare_partitions_reassign(a, TOPIC, &partition, 1, replicas, 3, NULL);
+    cr_assert_eq(rc, 0, "reassign: %s", nagare_strerror(rc));
+    nagare_admin_destroy(a);
+    int64_t deadline = clock_mono_ms() + READ_TIMEOUT_MS;
+    while (leader_index_via(C.bootstrap, TOPIC) != replicas[0] - 1 || coordinator_index() != k) {
+        if (clock_mono_ms() >= deadline) {
+            cs_print_logs(&C, "the partition did not move");
+            cr_assert_fail("%s/0 led by %d, wanted %d (coordinator %d)", TOPIC,
+                           leader_index_via(C.bootstrap, TOPIC) + 1, replicas[0],
+                           coordinator_index() + 1);
+        }
+        (void)poll(NULL, 0, 200);
+    }
+    produce(0, RECORDS);
+    nagare_consumer *c = member_new_timeout(120000);
+    cr_assert_eq(read_to(c, COMMITTED), 0);
+    cr_assert_eq(nagare_consumer_seek(c, TOPIC, 0, COMMITTED), 0);
+    rc = nagare_consumer_commit(c, false);
+    cr_assert_eq(rc, 0, "commit: %s", nagare_strerror(rc));
+    cr_assert_eq(coordinator_index(), k, "the coordinator moved meanwhile");
+    char live[sizeof(C.bootstrap)] = "";
+    for (size_t i = 0; i < 3; i++) {
+        if ((int)i != k) {
+            strcat(live, live[0] != '\0' ? "," : "");
+            strcat(live, C.b[i].bootstrap);
+        }
+    }
+    cs_broker_pause(&C, (size_t)k);
+    assigned_at = -1;
+
+    /* Far below the request timeout: only leaving the paused broker makes it. */
+    deadline = clock_mono_ms() + 60000;
+    int sent = commit_reports;
+    int64_t send_due = 0;
+    while (commit_err_last != 0 || commit_offset_last != RECORDS) {
+        const struct nagare_message *m;
+        if (nagare_consumer_poll(c, 200, &m) == 1) {
+            seen[m->offset] = true;
+        }
+        int64_t now = clock_mono_ms();
+        if (assigned_at >= 0 && seen[RECORDS - 1] && sent == commit_reports && now >= send_due) {
+            cr_assert_eq(nagare_consumer_seek(c, TOPIC, 0, RECORDS), 0);
+            rc = nagare_consumer_commit(c, true);
+            cr_assert_eq(rc, 0, "async commit: %s", nagare_strerror(rc));
+            sent = commit_reports + 1;
+            send_due = now + 500;
+        }
+        if (now >= deadline) {
+            cs_print_logs(&C, "no commit at a new coordinator");
+            cr_assert_fail("no commit of %d at a new coordinator in 60000 ms with the "
+                           "coordinator, broker %d, paused (assigned at %lld, last report %s)",
+                           RECORDS, k + 1, (long long)assigned_at,
+                           nagare_strerror(commit_err_last));
+        }
+    }
+    cr_assert_eq(assigned_at, COMMITTED);
+    cr_assert(cs_broker_alive(&C, (size_t)k) && C.b[k].paused);
+    int now_k = leader_index_via(live, PROTO_OFFSETS_TOPIC);
+    cr_assert(now_k >= 0 && now_k != k, "coordinator %d, the paused one %d", now_k, k);
+    cr_assert_eq(nagare_admin_new(live, 10000, &a), 0);
+    const struct nagare_group_info *info;
+    rc = nagare_group_describe(a, GROUP, &info);
+    cr_assert_eq(rc, 0, "describe: %s", nagare_strerror(rc));
+    cr_assert_eq(info->offset_count, 1);
+    cr_assert_eq(info->offsets[0].committed, RECORDS);
+    nagare_group_info_free(a, info);
+    nagare_admin_destroy(a);
+    cs_broker_resume(&C, (size_t)k);
+    nagare_consumer_destroy(c);
 }
