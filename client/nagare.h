@@ -613,6 +613,10 @@ struct nagare_share_consumer_config {
     uint32_t unacked_max;        /* records polled and not yet acknowledged (10000;
                                      1..1048576): at this many, poll fetches no more */
     uint32_t request_timeout_ms; /* (30 s) */
+    uint32_t stall_ms;           /* a request the share coordinator keeps unanswered
+                                    this long past the long poll has another broker
+                                    asked who coordinates; if another, the requests
+                                    go there (2 s; 0: never; see poll) */
     int close_ack;               /* NAGARE_ACK_ACCEPT (default), NAGARE_ACK_RELEASE,
                                      or NAGARE_ACK_NONE */
     nagare_ack_fn on_ack;        /* may be NULL */
@@ -654,7 +658,13 @@ NAGARE_MUST_USE int nagare_share_subscribe(nagare_share_consumer *sc, const char
  * error (-NAGARE_EUNKNOWN_TOPIC: the topic went away, -NAGARE_ETOOBIG: the
  * broker's share windows are full), a fetch's error (-NAGARE_ESYSTEM...),
  * -NAGARE_ECORRUPT (bad bytes: the records concerned are released),
- * -ENOMEM. */
+ * -ENOMEM. A share coordinator that keeps a request unanswered for
+ * fetch_wait_max_ms plus stall_ms (paused, or cut off) has another broker
+ * asked who coordinates, as the producer does for leaders (see
+ * nagare_producer_poll()): when it names another broker, requests go there
+ * and the stalled connection is given up (what that fetch acquired comes
+ * back when its locks end; acks it did not answer report the error to
+ * on_ack). Commit and destroy watch the same way while they wait. */
 int nagare_share_poll(nagare_share_consumer *sc, int timeout_ms, const struct nagare_message **out);
 
 /* Records an acknowledgement of m, a record this consumer's poll returned

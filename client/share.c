@@ -25,12 +25,20 @@
  *   is returned with that range's delivery count; acquired offsets without
  *   a record are released.
  * - Share requests go to the coordinator (docs/cluster.md, section 5): the
- *   leader of __share_state/0, found through the bootstrap connection
- *   (calls_coordinator_connect(); a single broker is its own). An answer
- *   NG_ENOT_COORDINATOR or a failed connection marks it lost; it is found
- *   again once no request is in flight, and fetching carries on there.
- *   What the old coordinator had handed out comes back when its locks end
- *   (at-least-once); acknowledgements it did not answer report the error.
+ *   leader of __share_state/0, found through the bootstrap connection or
+ *   any broker an answer named (brokers_leader_lookup(); a single broker
+ *   is its own). An answer NG_ENOT_COORDINATOR or a failed connection of
+ *   the coordinator marks it lost; it is found again once no request is in
+ *   flight, and fetching carries on there. What the old coordinator had
+ *   handed out comes back when its locks end (at-least-once);
+ *   acknowledgements it did not answer report the error.
+ * - A coordinator that keeps a request unanswered for fetch_wait_max_ms
+ *   plus stall_ms (paused, or cut off: its connection stays open) has
+ *   another broker asked who leads __share_state/0, again every stall_ms
+ *   while the wait lasts (client/brokers.h, "stalls"); an answer naming
+ *   another broker makes that one the coordinator and gives the stalled
+ *   connection up, so its requests fail as lost (a fetch's locks expire,
+ *   acks report the error) and the next go to the new coordinator.
  * Threads: the consumer's. on_ack runs from connection callbacks, which
  * only happen inside poll, commit and destroy.
  */
@@ -39,6 +47,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "client/brokers.h"
 #include "client/calls.h"
 #include "client/conn.h"
 #include "client/msg.h"
@@ -47,6 +56,8 @@
 
 #define SHARE_TOPICS_LIMIT 64
 #define SHARE_UNACKED_LIMIT (1u << 20)
+/* stall_ms's default: as the producer's and the consumer's. */
+#define STALL_MS_DEFAULT 2000
 /* A topic that does not exist yet is looked for this often. */
 #define META_RETRY_MS 2000
 /* Request sizing: fixed parts, per topic, per partition entry. */
@@ -96,7 +107,7 @@ struct ssection {
 struct nagare_share_consumer {
     struct nagare_share_consumer_config cfg;
     char bootstrap[CONN_BOOTSTRAP_BYTES_MAX];
-    struct client_conn conn;
+    struct brokers bs; /* the bootstrap connection, and the brokers answers named */
     struct batch_zctx zctx;
     uint8_t *zbuf;
     size_t zbuf_cap;
@@ -144,13 +155,14 @@ struct nagare_share_consumer {
     uint32_t entry_count;
     bool ack_inflight;
     int ack_err_first; /* first record error since commit began */
-    /* connection trouble */
+    /* connection trouble: of the bootstrap connection */
     struct conn_redial redial;
     /* the coordinator */
-    struct client_conn coord; /* initialised while coord_ready */
-    bool coord_ready;
-    struct client_conn *gconn; /* where share requests go: &conn or &coord; NULL: to be found */
-    bool coord_lost;           /* an answer said it moved: found again before the next request */
+    struct cbroker *coord;    /* where share requests go (cbroker_coordinate); NULL: to find */
+    bool coord_lost;          /* an answer said it moved: found again before the next request */
+    struct cbroker *fetch_to; /* where the fetch in flight went */
+    struct cbroker *ack_to;   /* where the ShareAck in flight went */
+    uint32_t stall_asks;      /* asks about a stalled coordinator sent: spread over brokers */
 };
 
 static struct proto_str str_of(const char *s) { return proto_str_make(s); }
@@ -164,39 +176,158 @@ static int64_t deadline_of(const nagare_share_consumer *sc)
 
 /* ---- the coordinator ---- */
 
-/* True when err says the coordinator moved, or may have (its connection
- * failed): noted, and acted on before the next request (not here: a
+static struct client_conn *boot_conn(nagare_share_consumer *sc) { return &sc->bs.boot->conn; }
+
+/* True when err, the outcome of a request to `at` (NULL: none was sent),
+ * says the coordinator moved, or may have (its connection failed): noted
+ * when `at` is still the coordinator known (not one a stall answer
+ * replaced already), and acted on before the next request (not here: a
  * connection callback must not close its own connection). */
-static bool coord_moved(nagare_share_consumer *sc, int err)
+static bool coord_moved(nagare_share_consumer *sc, const struct cbroker *at, int err)
 {
     bool moved = err == -NG_ENOT_COORDINATOR || err == -NG_EDISCONNECTED || err == -NG_ETIMEOUT;
-    sc->coord_lost |= moved;
+    sc->coord_lost |= moved && at != NULL && at == sc->coord;
     return moved;
 }
 
-/* The coordinator's connection, found first when not known or lost (a
- * synchronous Metadata call). Returns 0 with *out, or the lookup's error
- * (-NG_ENOT_COORDINATOR: none now). Not while a request is in flight on
- * the connection it replaces. */
-static int coord_get(nagare_share_consumer *sc, struct client_conn **out)
+/* The coordinator: the leader of __share_state/0, asked of the bootstrap
+ * broker or another up (brokers_leader_lookup()); a broker that knows no
+ * such topic is its own (a single broker). Returns 0 with sc->coord set,
+ * -NG_ENOT_COORDINATOR (none now), or the call's error. */
+static int coord_find(nagare_share_consumer *sc)
 {
-    if (sc->coord_lost || (sc->gconn == &sc->coord && sc->coord.state == CONN_DOWN)) {
-        sc->coord_lost = false;
-        sc->gconn = NULL;
+    struct cbroker *leader = NULL;
+    int rc = brokers_leader_lookup(&sc->bs, PROTO_SHARE_STATE_TOPIC, 0, deadline_of(sc), &leader);
+    if (rc == -NG_EUNKNOWN_TOPIC) {
+        struct cbroker *on = brokers_meta(&sc->bs);
+        leader = on != NULL ? on : sc->bs.boot;
+        rc = 0;
     }
-    int rc = sc->gconn != NULL
-                 ? 0
-                 : calls_coordinator_connect(&sc->conn, PROTO_SHARE_STATE_TOPIC, &sc->coord,
-                                             &sc->coord_ready, deadline_of(sc), &sc->gconn);
-    *out = sc->gconn;
+    if (rc == 0 && leader == NULL) {
+        rc = -NG_ENOT_COORDINATOR; /* no leader now: try later */
+    }
+    cbroker_coordinate(&sc->coord, rc == 0 ? leader : NULL);
     return rc;
 }
 
-/* conn_poll() of the bootstrap connection and the coordinator's. */
+/* The coordinator, found first when not known or lost (synchronous calls:
+ * Metadata, and a connect to it unless it is the bootstrap connection,
+ * which poll redials). Returns 0 with *out, or the lookup's or connect's
+ * error (-NG_ENOT_COORDINATOR: none now) with *out NULL. Not while a
+ * request is in flight at the coordinator it replaces. */
+static int coord_get(nagare_share_consumer *sc, struct cbroker **out)
+{
+    *out = NULL;
+    if (sc->coord_lost) {
+        sc->coord_lost = false;
+        cbroker_coordinate(&sc->coord, NULL);
+    }
+    int rc = sc->coord != NULL ? 0 : coord_find(sc);
+    struct cbroker *b = sc->coord;
+    if (rc == 0 && b != sc->bs.boot && b->conn.state != CONN_UP) {
+        int64_t left = deadline_of(sc) - clock_mono_ms();
+        rc = conn_wait_up(&b->conn, (int)(left < INT32_MAX ? left : INT32_MAX));
+        if (rc != 0) {
+            cbroker_coordinate(&sc->coord, NULL); /* found again next time */
+        }
+    }
+    *out = rc == 0 ? sc->coord : NULL;
+    return rc;
+}
+
+/* conn_poll_many() of every broker's connection. */
 static int conns_poll(nagare_share_consumer *sc, int timeout_ms)
 {
-    struct client_conn *cs[] = {&sc->conn, &sc->coord};
-    return conn_poll_many(cs, sc->coord_ready ? 2 : 1, timeout_ms);
+    return brokers_poll(&sc->bs, timeout_ms);
+}
+
+/* ---- stalls: a coordinator paused or cut off ---- */
+
+struct stall_ask {
+    nagare_share_consumer *sc;
+    struct cbroker *on;
+};
+
+/* The answer to an ask about a stalled coordinator: a leader of
+ * __share_state/0 other than the coordinator, while the coordinator still
+ * keeps a request stalled, becomes the coordinator; the stalled one's
+ * connection is given up at the next pass (brokers_stall_drops()). */
+static void stall_done(void *arg, int err, struct rd *body, uint16_t version)
+{
+    struct stall_ask ask = *(struct stall_ask *)arg;
+    free(arg);
+    nagare_share_consumer *sc = ask.sc;
+    struct proto_metadata_resp m;
+    struct proto_dec d;
+    struct proto_topic t;
+    if (err != 0 || version < 2 || proto_metadata_resp_decode(body, version, &m, &d) != 0) {
+        return; /* asked again after stall_ms while the wait lasts */
+    }
+    brokers_update(&sc->bs, ask.on, &m);
+    if (!proto_next_topic(&d, &t) || t.err != 0 || !proto_str_eq(t.name, PROTO_SHARE_STATE_TOPIC)) {
+        return;
+    }
+    struct proto_metadata_partition mp;
+    struct cbroker *b = NULL;
+    while (proto_metadata_resp_next_partition(&d, &mp)) {
+        b = mp.partition == 0 ? brokers_find(&sc->bs, mp.leader) : b;
+    }
+    struct cbroker *x = sc->coord;
+    if (b != NULL && x != NULL && x != b &&
+        brokers_stalled(x, sc->cfg.stall_ms, sc->cfg.fetch_wait_max_ms, clock_mono_ms())) {
+        x->stall_drop = true;
+        cbroker_coordinate(&sc->coord, b);
+        (void)brokers_connect(b, clock_mono_ms(), CONN_BACKOFF_MS_FIRST);
+    }
+}
+
+/* Asks a broker other than the stalled coordinator who leads
+ * __share_state/0. */
+static void stall_ask(nagare_share_consumer *sc, struct cbroker *stalled, int64_t now_ms)
+{
+    struct cbroker *on =
+        brokers_stall_peer(&sc->bs, stalled, sc->stall_asks, now_ms, CONN_BACKOFF_MS_FIRST);
+    if (on == NULL) {
+        return;
+    }
+    uint16_t version = conn_version(&on->conn, PROTO_API_METADATA);
+    struct stall_ask *ask = malloc(sizeof(*ask));
+    struct wr w;
+    uint32_t corr;
+    if (version < 2 || version == UINT16_MAX || ask == NULL ||
+        conn_frame_begin(&on->conn, 64 + PROTO_TOPIC_NAME_BYTES_MAX, &w, &corr) != 0) {
+        free(ask);
+        brokers_stall_asked(stalled, now_ms, CONN_BACKOFF_MS_FIRST); /* soon again */
+        return;
+    }
+    *ask = (struct stall_ask){.sc = sc, .on = on};
+    struct proto_enc e;
+    proto_metadata_req_begin(&e, &w, version, corr, str_of(CONN_CLIENT_ID), false);
+    proto_enc_topic(&e, str_of(PROTO_SHARE_STATE_TOPIC));
+    int rc = proto_enc_end(&e);
+    ASSERT(rc == 0); /* sized for one topic */
+    conn_frame_commit(&on->conn, &w, corr, PROTO_API_METADATA, version, false,
+                      sc->cfg.request_timeout_ms, stall_done, ask);
+    sc->stall_asks++;
+    brokers_stall_asked(stalled, now_ms, sc->cfg.stall_ms);
+}
+
+/* Gives up a connection a stall answer replaced, and asks about the
+ * coordinator when it keeps a request waiting past the long poll plus
+ * stall_ms. Returns when it is due next. */
+static int64_t stall_check(nagare_share_consumer *sc, int64_t now_ms)
+{
+    brokers_stall_drops(&sc->bs); /* its requests fail; the next go to the new one */
+    struct cbroker *b = sc->coord;
+    if (sc->cfg.stall_ms == 0 || b == NULL) {
+        return INT64_MAX;
+    }
+    int64_t due = brokers_stall_due(b, sc->cfg.stall_ms, sc->cfg.fetch_wait_max_ms);
+    if (now_ms >= due) {
+        stall_ask(sc, b, now_ms);
+        due = brokers_stall_due(b, sc->cfg.stall_ms, sc->cfg.fetch_wait_max_ms);
+    }
+    return due;
 }
 
 /* ---- the held set ---- */
@@ -405,14 +536,14 @@ static void read_reset(nagare_share_consumer *sc)
     sc->cur_offset = sc->section_count > 0 ? sc->ranges[sc->cur_range].first : 0;
 }
 
-static void fetch_failed(nagare_share_consumer *sc, int err)
+static void fetch_failed(nagare_share_consumer *sc, struct cbroker *at, int err)
 {
     sc->fetch_due_ms = clock_mono_ms() + conn_backoff_next(&sc->fetch_backoff_ms);
     if (err == -NG_EUNKNOWN_MEMBER) {
         sc->member_id[0] = '\0'; /* a new member next time */
-    } else if (err == -NG_EPROTO && sc->gconn != NULL) {
-        conn_close(sc->gconn, err);
-    } else if (!coord_moved(sc, err) && err != -NG_EBUSY && err != -NG_ECLOSED) {
+    } else if (err == -NG_EPROTO) {
+        conn_close(&at->conn, err);
+    } else if (!coord_moved(sc, at, err) && err != -NG_EBUSY && err != -NG_ECLOSED) {
         sc->err_pending = sc->err_pending != 0 ? sc->err_pending : err;
     }
 }
@@ -421,8 +552,10 @@ static void fetch_failed(nagare_share_consumer *sc, int err)
 static void fetch_done(void *arg, int err, struct rd *body, uint16_t version)
 {
     nagare_share_consumer *sc = arg;
-    ASSERT(sc->fetch_inflight && !sc->answer_ready);
+    ASSERT(sc->fetch_inflight && !sc->answer_ready && sc->fetch_to != NULL);
     sc->fetch_inflight = false;
+    struct cbroker *at = sc->fetch_to;
+    sc->fetch_to = NULL;
     size_t len = err == 0 ? body->len - body->pos : 0;
     if (err == 0 && len > sc->fbuf_cap) {
         uint8_t *b = realloc(sc->fbuf, len);
@@ -440,7 +573,7 @@ static void fetch_done(void *arg, int err, struct rd *body, uint16_t version)
     if (err != 0) {
         /* What it acquired (if anything) comes back when the locks expire. */
         sc->section_count = 0;
-        fetch_failed(sc, err);
+        fetch_failed(sc, at, err);
         return;
     }
     if (sc->part_errs) {
@@ -457,7 +590,8 @@ static void fetch_done(void *arg, int err, struct rd *body, uint16_t version)
 static void fetch_send(nagare_share_consumer *sc, int64_t now)
 {
     uint32_t room = sc->cfg.unacked_max - sc->held_count;
-    struct client_conn *gc = sc->gconn;
+    struct cbroker *to = sc->coord;
+    struct client_conn *gc = to != NULL ? &to->conn : NULL;
     if (sc->fetch_inflight || sc->answer_ready || room == 0 || sc->part_total == 0 ||
         now < sc->fetch_due_ms || sc->coord_lost || gc == NULL || !conn_ready(gc)) {
         return;
@@ -477,6 +611,7 @@ static void fetch_send(nagare_share_consumer *sc, int64_t now)
     conn_frame_commit(gc, &w, corr, PROTO_API_SHARE_FETCH, version, false,
                       sc->cfg.request_timeout_ms + sc->cfg.fetch_wait_max_ms, fetch_done, sc);
     sc->fetch_inflight = true;
+    sc->fetch_to = to;
 }
 
 /* ---- reading the answer ---- */
@@ -733,10 +868,11 @@ static void acks_report(nagare_share_consumer *sc)
 static void acks_done(void *arg, int err, struct rd *body, uint16_t version)
 {
     nagare_share_consumer *sc = arg;
-    ASSERT(sc->ack_inflight);
+    ASSERT(sc->ack_inflight && sc->ack_to != NULL);
     sc->ack_inflight = false;
     err = err == 0 ? acks_decode(sc, body, version) : err;
-    (void)coord_moved(sc, err);
+    (void)coord_moved(sc, sc->ack_to, err);
+    sc->ack_to = NULL;
     if (err != 0) {
         for (uint32_t i = 0; i < sc->sending_count; i++) {
             sc->sending[i].err = err;
@@ -748,7 +884,8 @@ static void acks_done(void *arg, int err, struct rd *body, uint16_t version)
 /* Sends pending acknowledgements when none are in flight. */
 static void acks_send(nagare_share_consumer *sc)
 {
-    struct client_conn *gc = sc->gconn;
+    struct cbroker *to = sc->coord;
+    struct client_conn *gc = to != NULL ? &to->conn : NULL;
     if (sc->ack_inflight || sc->pending_count == 0 || sc->member_id[0] == '\0' || sc->coord_lost ||
         gc == NULL || !conn_ready(gc)) {
         return;
@@ -776,6 +913,7 @@ static void acks_send(nagare_share_consumer *sc)
     conn_frame_commit(gc, &w, corr, PROTO_API_SHARE_ACK, version, false,
                       sc->cfg.request_timeout_ms + sc->cfg.fetch_wait_max_ms, acks_done, sc);
     sc->ack_inflight = true;
+    sc->ack_to = to;
 }
 
 /* ---- connection upkeep ---- */
@@ -789,7 +927,9 @@ static int topics_lookup(nagare_share_consumer *sc)
             continue;
         }
         int32_t count = 0;
-        int rc = calls_partition_count(&sc->conn, sc->topics[t].name, deadline_of(sc), &count);
+        struct cbroker *on = brokers_meta(&sc->bs);
+        struct client_conn *mc = on != NULL ? &on->conn : boot_conn(sc);
+        int rc = calls_partition_count(mc, sc->topics[t].name, deadline_of(sc), &count);
         if (rc == 0 && sc->part_total + (uint32_t)count > PROTO_REQUEST_PARTITIONS_MAX) {
             rc = -NG_ETOOBIG;
         }
@@ -817,6 +957,7 @@ void nagare_share_consumer_config_default(struct nagare_share_consumer_config *c
         .records_max = 500,
         .unacked_max = 10000,
         .request_timeout_ms = 30000,
+        .stall_ms = STALL_MS_DEFAULT,
         .close_ack = NAGARE_ACK_ACCEPT,
     };
 }
@@ -827,7 +968,7 @@ static int config_check(const struct nagare_share_consumer_config *c)
               c->fetch_wait_max_ms <= INT32_MAX && c->records_max > 0 &&
               c->records_max <= PROTO_SHARE_FETCH_RECORDS_MAX && c->unacked_max > 0 &&
               c->unacked_max <= SHARE_UNACKED_LIMIT && c->request_timeout_ms > 0 &&
-              c->request_timeout_ms <= INT32_MAX &&
+              c->request_timeout_ms <= INT32_MAX && c->stall_ms <= INT32_MAX &&
               (c->close_ack == NAGARE_ACK_NONE || c->close_ack == NAGARE_ACK_ACCEPT ||
                c->close_ack == NAGARE_ACK_RELEASE);
     return ok ? 0 : -NG_EBADARG;
@@ -835,10 +976,7 @@ static int config_check(const struct nagare_share_consumer_config *c)
 
 static void share_free(nagare_share_consumer *sc)
 {
-    if (sc->coord_ready) {
-        conn_fini(&sc->coord); /* completes requests in flight */
-    }
-    conn_fini(&sc->conn);
+    brokers_fini(&sc->bs); /* completes requests in flight */
     batch_zctx_fini(&sc->zctx);
     cmsg_fini(&sc->msg);
     free(sc->zbuf);
@@ -905,12 +1043,12 @@ int nagare_share_consumer_new(const struct nagare_share_consumer_config *c,
         free(sc); /* holds nothing yet */
         return rc;
     }
-    rc = conn_init(&sc->conn, &cc);
+    rc = brokers_init(&sc->bs, &cc);
     conn_config_tls_done(&cc);
     explicit_bzero(&cc.login, sizeof(cc.login));
     rc = rc == 0 ? batch_zctx_init(&sc->zctx, BATCH_HEADER_BYTES, 0) : rc;
     rc = rc == 0 ? share_alloc(sc) : rc;
-    rc = rc == 0 ? conn_wait_up(&sc->conn, (int)c->request_timeout_ms) : rc;
+    rc = rc == 0 ? conn_wait_up(boot_conn(sc), (int)c->request_timeout_ms) : rc;
     if (rc != 0) {
         share_free(sc);
         return rc;
@@ -972,12 +1110,12 @@ static int member_id_fetch(nagare_share_consumer *sc)
     int64_t deadline = deadline_of(sc);
     uint32_t backoff_ms = 0;
     for (;;) {
-        struct client_conn *gc;
-        int rc = coord_get(sc, &gc);
-        rc = rc == 0 ? conn_call(gc, PROTO_API_SHARE_FETCH, fetch_bytes(sc), fetch_encode,
+        struct cbroker *at;
+        int rc = coord_get(sc, &at);
+        rc = rc == 0 ? conn_call(&at->conn, PROTO_API_SHARE_FETCH, fetch_bytes(sc), fetch_encode,
                                  id_decode, &fc, deadline)
                      : rc;
-        if (!coord_moved(sc, rc) || clock_mono_ms() >= deadline) {
+        if (!coord_moved(sc, at, rc) || clock_mono_ms() >= deadline) {
             return api_err(rc);
         }
         (void)poll(NULL, 0, (int)conn_backoff_next(&backoff_ms));
@@ -1026,15 +1164,17 @@ static int take_error(nagare_share_consumer *sc)
 /* Requests that may go now, and topics to look for again. */
 static int share_upkeep(nagare_share_consumer *sc, int64_t now)
 {
-    int rc = conn_redial(&sc->conn, &sc->redial, now, sc->cfg.request_timeout_ms);
-    if (rc == 0 && now >= sc->meta_due_ms && sc->conn.state == CONN_UP) {
+    int rc = conn_redial(boot_conn(sc), &sc->redial, now, sc->cfg.request_timeout_ms);
+    bool meta_up = brokers_meta(&sc->bs) != NULL;
+    if (rc == 0 && now >= sc->meta_due_ms && meta_up) {
         rc = topics_lookup(sc);
     }
     /* Looked up through the bootstrap connection once it is up (conn_redial()
-     * brings it back, trying the bootstrap list, without blocking poll). */
-    struct client_conn *gc;
-    if (rc == 0 && now >= sc->fetch_due_ms && !sc->fetch_inflight && !sc->ack_inflight &&
-        sc->conn.state == CONN_UP && coord_get(sc, &gc) != 0) {
+     * brings it back, trying the bootstrap list, without blocking poll), or
+     * through another broker that is up. */
+    struct cbroker *gc;
+    if (rc == 0 && now >= sc->fetch_due_ms && !sc->fetch_inflight && !sc->ack_inflight && meta_up &&
+        coord_get(sc, &gc) != 0) {
         /* none now: look again later */
         sc->fetch_due_ms = clock_mono_ms() + conn_backoff_next(&sc->fetch_backoff_ms);
     }
@@ -1062,6 +1202,7 @@ int nagare_share_poll(nagare_share_consumer *sc, int timeout_ms, const struct na
         if (rc != 0) {
             return rc;
         }
+        int64_t stall_at = stall_check(sc, now);
         if (sc->answer_ready) {
             continue; /* a fetch answered meanwhile */
         }
@@ -1071,7 +1212,9 @@ int nagare_share_poll(nagare_share_consumer *sc, int timeout_ms, const struct na
         int64_t until = deadline;
         until = sc->fetch_due_ms > now && sc->fetch_due_ms < until ? sc->fetch_due_ms : until;
         until = sc->meta_due_ms < until ? sc->meta_due_ms : until;
-        until = sc->conn.state == CONN_DOWN && sc->redial.at_ms < until ? sc->redial.at_ms : until;
+        until = boot_conn(sc)->state == CONN_DOWN && sc->redial.at_ms < until ? sc->redial.at_ms
+                                                                              : until;
+        until = stall_at < until ? stall_at : until;
         int64_t wait = until > now ? until - now : 0;
         rc = conns_poll(sc, (int)(wait < INT32_MAX ? wait : INT32_MAX));
         if (rc != 0) {
@@ -1133,17 +1276,20 @@ static int acks_flush(nagare_share_consumer *sc)
             return -NG_ETIMEOUT;
         }
         if (!sc->ack_inflight) {
-            struct client_conn *gc;
+            struct cbroker *gc;
             int rc = coord_get(sc, &gc);
-            if (rc == 0 && gc->state != CONN_UP) {
-                rc = conn_wait_up(gc, (int)(left < INT32_MAX ? left : INT32_MAX));
+            if (rc == 0 && gc->conn.state != CONN_UP) {
+                rc = conn_wait_up(&gc->conn, (int)(left < INT32_MAX ? left : INT32_MAX));
             }
             if (rc != 0) {
                 return rc;
             }
         }
         acks_send(sc);
-        int rc = conns_poll(sc, (int)(left < 100 ? left : 100));
+        int64_t now = clock_mono_ms();
+        int64_t until = stall_check(sc, now); /* a coordinator that stalls is left */
+        int64_t wait = until - now < left ? until - now : left;
+        int rc = conns_poll(sc, (int)(wait < 0 ? 0 : wait < 100 ? wait : 100));
         if (rc != 0) {
             return rc;
         }
@@ -1180,10 +1326,11 @@ void nagare_share_consumer_destroy(nagare_share_consumer *sc)
         return;
     }
     ASSERT(!sc->in_callback);
-    if (sc->subscribed && sc->gconn != NULL && sc->gconn->state == CONN_UP) {
+    if (sc->subscribed && sc->coord != NULL && sc->coord->conn.state == CONN_UP) {
         /* A fetch in flight acquires records: wait for it, to release them. */
         int64_t deadline = deadline_of(sc);
         while (sc->fetch_inflight && clock_mono_ms() < deadline) {
+            (void)stall_check(sc, clock_mono_ms()); /* a stalled coordinator's is given up */
             if (conns_poll(sc, 100) != 0) {
                 break;
             }

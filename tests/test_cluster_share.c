@@ -53,12 +53,13 @@ static void cluster_up_with(const char *setting)
 
 static void cluster_up(void) { cluster_up_with(NULL); }
 
-/* Writes values from..to-1 (their decimal text), acks=all. */
-static void produce(int from, int to)
+/* Writes values from..to-1 (their decimal text), acks=all, through the
+ * brokers of bootstrap. */
+static void produce_via(const char *bootstrap, int from, int to)
 {
     struct nagare_producer_config cfg;
     nagare_producer_config_default(&cfg);
-    cfg.bootstrap = C.bootstrap;
+    cfg.bootstrap = bootstrap;
     nagare_producer *p;
     cr_assert_eq(nagare_producer_new(&cfg, &p), 0);
     for (int i = from; i < to; i++) {
@@ -73,11 +74,17 @@ static void produce(int from, int to)
     nagare_producer_destroy(p);
 }
 
-static nagare_share_consumer *share_new(void)
+static void produce(int from, int to) { produce_via(C.bootstrap, from, to); }
+
+/* A share consumer of GROUP with request_timeout_ms (0: the default). */
+static nagare_share_consumer *share_new_timeout(uint32_t request_timeout_ms)
 {
     struct nagare_share_consumer_config cfg;
     nagare_share_consumer_config_default(&cfg);
     cfg.bootstrap = C.bootstrap;
+    if (request_timeout_ms > 0) {
+        cfg.request_timeout_ms = request_timeout_ms;
+    }
     cfg.close_ack = NAGARE_ACK_NONE;
     nagare_share_consumer *sc;
     cr_assert_eq(nagare_share_consumer_new(&cfg, &sc), 0);
@@ -89,6 +96,8 @@ static nagare_share_consumer *share_new(void)
     cr_assert_eq(rc, 0, "subscribe: %s", nagare_strerror(rc));
     return sc;
 }
+
+static nagare_share_consumer *share_new(void) { return share_new_timeout(0); }
 
 /* The broker index leading topic/0 now (-1: none known). */
 static int leader_index(const char *topic)
@@ -112,13 +121,12 @@ static int leader_index(const char *topic)
     return found;
 }
 
-/* Polls until every offset in [from, to) was returned (marked in seen);
- * asserts that none below `floor` ever is, and that none is past the
- * end. */
-static void poll_until(nagare_share_consumer *sc, bool *seen, int64_t from, int64_t to,
-                       int64_t floor, const char *what)
+/* Polls until every offset in [from, to) was returned (marked in seen),
+ * failing the test at deadline (monotonic ms); asserts that none below
+ * `floor` ever is, and that none is past the end. */
+static void poll_until_by(nagare_share_consumer *sc, bool *seen, int64_t from, int64_t to,
+                          int64_t floor, const char *what, int64_t deadline)
 {
-    int64_t deadline = clock_mono_ms() + READ_TIMEOUT_MS;
     for (int64_t next = from; next < to;) {
         const struct nagare_message *m;
         int rc = nagare_share_poll(sc, 200, &m);
@@ -138,6 +146,12 @@ static void poll_until(nagare_share_consumer *sc, bool *seen, int64_t from, int6
             cr_assert_fail("%s: offset %lld not handed out", what, (long long)next);
         }
     }
+}
+
+static void poll_until(nagare_share_consumer *sc, bool *seen, int64_t from, int64_t to,
+                       int64_t floor, const char *what)
+{
+    poll_until_by(sc, seen, from, to, floor, what, clock_mono_ms() + READ_TIMEOUT_MS);
 }
 
 /* Accepts [from, to) and waits for the answers, retrying while the
@@ -184,6 +198,47 @@ Test(cluster_share, acks_survive_kill9_of_the_coordinator, .fini = teardown, .ti
     accept_range(d, RECORDS, RECORDS + MORE);
     nagare_share_consumer_destroy(d);
     cs_stop_brokers(&C); /* a coordinator's term ends cleanly too */
+}
+
+/* The share coordinator SIGSTOPped and kept so (issue 13): its
+ * connections stay open and it answers nothing, while the cluster makes
+ * another broker leader of __share_state/0 (and of TOPIC's partition 0,
+ * placed on the same broker) once its lease runs out. The share consumer,
+ * whose requests would wait for their timeout (120 s here), asks another
+ * broker who coordinates once the coordinator has kept its fetch
+ * stall_ms past the long poll, moves to the broker named, and gets the
+ * records written meanwhile at the partition's new leader, and its acks
+ * answered, before the paused broker resumes. */
+Test(cluster_share, a_paused_coordinator_is_left_for_its_successor, .fini = teardown,
+     .timeout = 600)
+{
+    cluster_up();
+    produce(0, RECORDS);
+    nagare_share_consumer *sc = share_new_timeout(120000);
+    static bool seen[RECORDS + MORE];
+    poll_until(sc, seen, 0, RECORDS, 0, "before the pause");
+    accept_range(sc, 0, RECORDS);
+    int k = leader_index(PROTO_SHARE_STATE_TOPIC);
+    cr_assert_geq(k, 0, "no leader of " PROTO_SHARE_STATE_TOPIC "/0");
+    char live[sizeof(C.bootstrap)] = "";
+    for (size_t i = 0; i < 3; i++) {
+        if ((int)i != k) {
+            strcat(live, live[0] != '\0' ? "," : "");
+            strcat(live, C.b[i].bootstrap);
+        }
+    }
+    cs_broker_pause(&C, (size_t)k);
+
+    /* Far below the request timeout: only leaving the paused broker makes it. */
+    int64_t deadline = clock_mono_ms() + 60000;
+    produce_via(live, RECORDS, RECORDS + MORE);
+    poll_until_by(sc, seen, RECORDS, RECORDS + MORE, RECORDS, "with the coordinator paused",
+                  deadline);
+    accept_range(sc, RECORDS, RECORDS + MORE);
+    cr_assert_lt(clock_mono_ms(), deadline, "acks answered only after 60000 ms");
+    cr_assert(cs_broker_alive(&C, (size_t)k) && C.b[k].paused);
+    cs_broker_resume(&C, (size_t)k);
+    nagare_share_consumer_destroy(sc);
 }
 
 /* A ShareFetch of nothing for GROUP on partitions 0..count-1 of topic,
