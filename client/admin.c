@@ -1,7 +1,16 @@
 /*
  * client/admin.c — the admin client: synchronous CreateTopics, DeleteTopics,
  * Metadata (v1 where the broker speaks it, for each topic's configuration)
- * and ListOffsets, each bounded by the client's timeout.
+ * and ListOffsets, each bounded by the client's timeout; and the calls of
+ * admin_int.h, which every other admin call goes through.
+ *
+ * Connections: a struct brokers, the bootstrap broker's and those of the
+ * brokers a Metadata answer named (asked for when the client is made).
+ * A call any broker answers goes to the bootstrap broker while it is up,
+ * else to another up; a group call to its coordinator; ListOffsets to the
+ * partition's leader. Stalls (client/brokers.h): a read-only call is
+ * watched (brokers_watch_init()) and made again at another broker once
+ * its broker was given up; a call that changes state is sent once.
  *
  * A describe answer is copied into one allocation (topic array, partition
  * arrays, names), so nagare_topics_free() is a single free().
@@ -13,6 +22,7 @@
 #include <string.h>
 
 #include "client/admin_int.h"
+#include "client/brokers.h"
 #include "client/calls.h"
 #include "client/conn.h"
 #include "client/nagare.h"
@@ -21,25 +31,22 @@
  * partition: the broker's frame default bounds it. */
 #define ADMIN_RESP_BYTES_MAX PROTO_FRAME_BYTES_DEFAULT
 #define ADMIN_REQUEST_BYTES (128 + PROTO_TOPIC_NAME_BYTES_MAX)
+/* stall_ms's default: as the producer's and the consumers'. */
+#define ADMIN_STALL_MS_DEFAULT 2000
 
 /* A coordinator (docs/cluster.md, section 5): the leader of partition 0
  * of its internal topic. */
 struct admin_coord {
     const char *topic;
-    struct client_conn *at; /* &nagare_admin.conn, or &conn; NULL: to be found */
-    struct client_conn conn;
-    bool conn_ready; /* conn initialised */
+    struct cbroker *at; /* NULL: to be found */
 };
 
 struct nagare_admin {
-    struct client_conn conn;
+    struct brokers bs;
     uint32_t timeout_ms;
+    uint32_t stall_ms; /* 0: calls are not watched */
     /* the coordinators of consumer and of share groups */
     struct admin_coord coords[ADMIN_COORDS];
-    /* a partition's leader, for offset lookups (initialised while
-     * leader_ready) */
-    struct client_conn leader;
-    bool leader_ready;
 };
 
 int nagare_admin_new(const char *bootstrap, uint32_t timeout_ms, nagare_admin **out)
@@ -72,6 +79,7 @@ int nagare_admin_new_secure(const char *bootstrap, uint32_t timeout_ms,
         return -ENOMEM;
     }
     a->timeout_ms = timeout_ms;
+    a->stall_ms = ADMIN_STALL_MS_DEFAULT;
     a->coords[ADMIN_COORD_GROUPS].topic = PROTO_OFFSETS_TOPIC;
     a->coords[ADMIN_COORD_SHARE].topic = PROTO_SHARE_STATE_TOPIC;
     struct conn_config cc = {.bootstrap = bootstrap,
@@ -89,12 +97,18 @@ int nagare_admin_new_secure(const char *bootstrap, uint32_t timeout_ms,
         free(a);
         return rc;
     }
-    rc = conn_init(&a->conn, &cc);
+    rc = brokers_init(&a->bs, &cc);
     conn_config_tls_done(&cc);
     explicit_bzero(&cc.login, sizeof(cc.login));
-    rc = rc == 0 ? conn_wait_up(&a->conn, (int)timeout_ms) : rc;
+    rc = rc == 0 ? conn_wait_up(&a->bs.boot->conn, (int)timeout_ms) : rc;
+    /* The other brokers, to turn to when the one asked stalls. A broker
+     * that answers no Metadata yet (logins required, none given) names
+     * none: its calls then wait for their answer, as before. */
+    if (rc == 0 && brokers_refresh(&a->bs, clock_mono_ms() + timeout_ms) != 0) {
+        a->stall_ms = 0; /* no other broker known: nobody to ask */
+    }
     if (rc != 0) {
-        conn_fini(&a->conn);
+        brokers_fini(&a->bs);
         free(a);
         return rc;
     }
@@ -105,17 +119,15 @@ int nagare_admin_new_secure(const char *bootstrap, uint32_t timeout_ms,
 void nagare_admin_destroy(nagare_admin *a)
 {
     if (a != NULL) {
-        for (size_t i = 0; i < ADMIN_COORDS; i++) {
-            if (a->coords[i].conn_ready) {
-                conn_fini(&a->coords[i].conn);
-            }
-        }
-        if (a->leader_ready) {
-            conn_fini(&a->leader);
-        }
-        conn_fini(&a->conn);
+        brokers_fini(&a->bs);
         free(a);
     }
+}
+
+void nagare_admin_set_stall_ms(nagare_admin *a, uint32_t stall_ms)
+{
+    ASSERT(a != NULL);
+    a->stall_ms = stall_ms;
 }
 
 void nagare_topic_config_default(struct nagare_topic_config *c)
@@ -134,6 +146,48 @@ static bool name_ok(const char *name)
 {
     return name != NULL &&
            proto_topic_name_valid(name, strnlen(name, PROTO_TOPIC_NAME_BYTES_MAX + 1));
+}
+
+/* ---- calls (admin_int.h) ---- */
+
+/* Calls that change nothing, which may be made again at another broker
+ * (or coordinator) once the one asked was given up or lost: a listing or
+ * description answers the same wherever it is asked. Every other call
+ * (create, delete, alter, reassign, reset, redrive, ACL and user changes)
+ * is sent once: it may have been done by the broker that went quiet. */
+static bool read_only(uint16_t api_key)
+{
+    return api_key == PROTO_API_METADATA || api_key == PROTO_API_DESCRIBE_ACLS ||
+           api_key == PROTO_API_DESCRIBE_USERS || api_key == PROTO_API_LIST_GROUPS ||
+           api_key == PROTO_API_DESCRIBE_GROUP || api_key == PROTO_API_OFFSET_FETCH;
+}
+
+/* The broker for a call any broker answers: the bootstrap one while it is
+ * up, else another that is up, else the bootstrap one (connected by the
+ * call). */
+static struct cbroker *any_broker(nagare_admin *a)
+{
+    struct cbroker *b = brokers_meta(&a->bs);
+    return b != NULL ? b : a->bs.boot;
+}
+
+int admin_call(nagare_admin *a, uint16_t api_key, size_t need, conn_encode_fn encode,
+               conn_decode_fn decode, void *arg)
+{
+    int64_t deadline = deadline_of(a);
+    bool again = read_only(api_key);
+    for (;;) {
+        struct cbroker *b = any_broker(a);
+        struct brokers_watch w;
+        /* Only a read-only call is watched: "another broker answers" says
+         * nothing of whether a slow one did a change. */
+        const struct conn_watch *watch =
+            brokers_watch_init(&w, &a->bs, b, NULL, 0, again ? a->stall_ms : 0, deadline);
+        int rc = conn_call_watched(&b->conn, api_key, need, encode, decode, arg, deadline, watch);
+        if (!again || rc != -NG_EDISCONNECTED || clock_mono_ms() >= deadline) {
+            return rc;
+        }
+    }
 }
 
 /* ---- create, delete ---- */
@@ -198,7 +252,7 @@ static int topic_await_leaders(nagare_admin *a, const char *name)
     uint32_t backoff_ms = 0;
     for (;;) {
         bool led = false;
-        int rc = calls_topic_led(&a->conn, name, deadline, &led);
+        int rc = calls_topic_led(&any_broker(a)->conn, name, deadline, &led);
         if (rc != 0 || led || clock_mono_ms() >= deadline) {
             return rc;
         }
@@ -216,8 +270,8 @@ int nagare_topic_create(nagare_admin *a, const char *name, const struct nagare_t
         return -NG_EBADNAME;
     }
     struct topic_op op = {.name = name, .cfg = c};
-    int rc = conn_call(&a->conn, PROTO_API_CREATE_TOPICS, ADMIN_REQUEST_BYTES, topic_op_encode,
-                       topic_op_decode, &op, deadline_of(a));
+    int rc = admin_call(a, PROTO_API_CREATE_TOPICS, ADMIN_REQUEST_BYTES, topic_op_encode,
+                        topic_op_decode, &op);
     return rc == 0 ? topic_await_leaders(a, name) : rc;
 }
 
@@ -228,8 +282,8 @@ int nagare_topic_delete(nagare_admin *a, const char *name)
         return -NG_EBADNAME;
     }
     struct topic_op op = {.name = name, .cfg = NULL};
-    return conn_call(&a->conn, PROTO_API_DELETE_TOPICS, ADMIN_REQUEST_BYTES, topic_op_encode,
-                     topic_op_decode, &op, deadline_of(a));
+    return admin_call(a, PROTO_API_DELETE_TOPICS, ADMIN_REQUEST_BYTES, topic_op_encode,
+                      topic_op_decode, &op);
 }
 
 /* ---- describe ---- */
@@ -347,8 +401,8 @@ int nagare_topics_describe(nagare_admin *a, const char *name, const struct nagar
         return -NG_EBADNAME;
     }
     struct describe ds = {.name = name};
-    int rc = conn_call(&a->conn, PROTO_API_METADATA, ADMIN_REQUEST_BYTES, describe_encode,
-                       describe_decode, &ds, deadline_of(a));
+    int rc = admin_call(a, PROTO_API_METADATA, ADMIN_REQUEST_BYTES, describe_encode,
+                        describe_decode, &ds);
     if (rc != 0) {
         return rc;
     }
@@ -383,28 +437,37 @@ int nagare_offset_lookup(nagare_admin *a, const char *topic, int32_t partition, 
     }
     /* In a cluster only the partition's leader answers. */
     int64_t deadline = deadline_of(a);
-    struct client_conn *to;
-    int rc = calls_leader_connect(&a->conn, topic, partition, &a->leader, &a->leader_ready,
-                                  deadline, &to);
-    return rc == 0 ? calls_list_offset(to, topic, partition, ts_ms, deadline, offset_out) : rc;
+    struct cbroker *leader;
+    int rc = brokers_leader_lookup(&a->bs, topic, partition, deadline, &leader);
+    if (rc == 0 && leader == NULL) {
+        rc = -NG_ENOT_LEADER; /* none now: try later */
+    }
+    return rc == 0 ? calls_list_offset(&leader->conn, topic, partition, ts_ms, deadline, offset_out)
+                   : rc;
 }
 
 /* ---- the coordinators ---- */
 
-/* Finds c when not known (client/calls.h). Returns 0 or the call's error
- * (-NG_ENOT_COORDINATOR: none now). */
+/* Finds c when not known: the leader of its topic's partition 0; a broker
+ * that knows no such topic is its own (a single broker). Returns 0 or the
+ * call's error (-NG_ENOT_COORDINATOR: none now). */
 static int coordinator_find(nagare_admin *a, struct admin_coord *c)
 {
     if (c->at != NULL) {
         return 0;
     }
-    return calls_coordinator_connect(&a->conn, c->topic, &c->conn, &c->conn_ready, deadline_of(a),
-                                     &c->at);
+    struct cbroker *leader;
+    int rc = brokers_leader_lookup(&a->bs, c->topic, 0, deadline_of(a), &leader);
+    if (rc == -NG_EUNKNOWN_TOPIC) {
+        leader = any_broker(a);
+        rc = 0;
+    }
+    if (rc == 0 && leader == NULL) {
+        rc = -NG_ENOT_COORDINATOR;
+    }
+    c->at = rc == 0 ? leader : NULL;
+    return rc;
 }
-
-/* ---- for admin_groups.c (admin_int.h) ---- */
-
-struct client_conn *admin_conn(nagare_admin *a) { return &a->conn; }
 
 int admin_coordinator_call(nagare_admin *a, enum admin_coordinator which, uint16_t api_key,
                            size_t need, conn_encode_fn encode, conn_decode_fn decode, void *arg)
@@ -415,14 +478,25 @@ int admin_coordinator_call(nagare_admin *a, enum admin_coordinator which, uint16
     uint32_t backoff_ms = 0;
     for (;;) {
         int rc = coordinator_find(a, c);
-        rc = rc == 0 ? conn_call(c->at, api_key, need, encode, decode, arg, deadline) : rc;
+        if (rc == 0) {
+            /* Given up only once another broker names another coordinator:
+             * a change is then not made again (it may have been done). */
+            struct brokers_watch w;
+            const struct conn_watch *watch =
+                brokers_watch_init(&w, &a->bs, c->at, c->topic, 0, a->stall_ms, deadline);
+            rc = conn_call_watched(&c->at->conn, api_key, need, encode, decode, arg, deadline,
+                                   watch);
+        }
         if (rc == -NG_ENOT_COORDINATOR || rc == -NG_EDISCONNECTED) {
             c->at = NULL; /* moved, or gone: found again */
         }
-        if (rc != -NG_ENOT_COORDINATOR || clock_mono_ms() >= deadline) {
+        bool again = rc == -NG_ENOT_COORDINATOR || (rc == -NG_EDISCONNECTED && read_only(api_key));
+        if (!again || clock_mono_ms() >= deadline) {
             return rc;
         }
-        (void)poll(NULL, 0, (int)conn_backoff_next(&backoff_ms));
+        if (rc == -NG_ENOT_COORDINATOR) {
+            (void)poll(NULL, 0, (int)conn_backoff_next(&backoff_ms));
+        }
     }
 }
 
@@ -438,5 +512,3 @@ bool admin_coordinators_apart(nagare_admin *a)
     rc = rc == 0 ? coordinator_find(a, &a->coords[ADMIN_COORD_SHARE]) : rc;
     return rc != 0 || a->coords[ADMIN_COORD_GROUPS].at != a->coords[ADMIN_COORD_SHARE].at;
 }
-
-int64_t admin_deadline(const nagare_admin *a) { return deadline_of(a); }

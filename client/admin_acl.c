@@ -95,8 +95,7 @@ int nagare_acls_create(nagare_admin *a, const struct nagare_acl *acls, size_t co
         need += acl_bytes(&acls[i]);
     }
     struct create_call c = {.acls = acls, .count = count};
-    return conn_call(admin_conn(a), PROTO_API_CREATE_ACLS, need, create_encode, create_decode, &c,
-                     admin_deadline(a));
+    return admin_call(a, PROTO_API_CREATE_ACLS, need, create_encode, create_decode, &c);
 }
 
 /* ---- DescribeAcls, DeleteAcls ---- */
@@ -170,8 +169,7 @@ static int acl_list(nagare_admin *a, uint16_t api_key, const struct nagare_acl *
         return -NG_EBADARG;
     }
     size_t need = 64 + acl_bytes(filter);
-    int rc =
-        conn_call(admin_conn(a), api_key, need, list_encode, list_decode, &c, admin_deadline(a));
+    int rc = admin_call(a, api_key, need, list_encode, list_decode, &c);
     if (rc != 0) {
         free(c.out);
         return rc;

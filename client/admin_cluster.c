@@ -138,8 +138,7 @@ int nagare_cluster_describe(nagare_admin *a, const struct nagare_cluster_info **
 {
     ASSERT(a != NULL && out != NULL);
     struct cluster_call cc = {0};
-    int rc = conn_call(admin_conn(a), PROTO_API_METADATA, 64, cluster_encode, cluster_decode, &cc,
-                       admin_deadline(a));
+    int rc = admin_call(a, PROTO_API_METADATA, 64, cluster_encode, cluster_decode, &cc);
     if (rc != 0) {
         return rc;
     }
@@ -251,8 +250,8 @@ int nagare_partitions_reassign(nagare_admin *a, const char *topic, const int32_t
     /* A partition's entry: its index and its ids. */
     size_t need = 64 + PROTO_TOPIC_BYTES_MAX +
                   partition_count * PROTO_REASSIGN_PARTITION_BYTES(replica_count);
-    rc = conn_call(admin_conn(a), PROTO_API_REASSIGN_PARTITIONS, need, reassign_encode,
-                   reassign_decode, &call, admin_deadline(a));
+    rc =
+        admin_call(a, PROTO_API_REASSIGN_PARTITIONS, need, reassign_encode, reassign_decode, &call);
     if (errs != errs_out) {
         free(errs);
     }

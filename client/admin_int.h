@@ -13,8 +13,14 @@
 #include "client/conn.h"
 #include "client/nagare.h"
 
-/* The connection to the broker given (bootstrap): topic and cluster calls. */
-struct client_conn *admin_conn(nagare_admin *a);
+/* conn_call() of a call any broker answers (topic, cluster, ACL and user
+ * calls) at the broker given (bootstrap) while it is up, else another one
+ * up, until the client's timeout. A read-only
+ * one is watched for stalls (client/brokers.h, brokers_watch_init()) and
+ * made again at another broker when its broker was given up or lost; one
+ * that changes state is sent once. Returns as conn_call(). */
+MUST_USE int admin_call(nagare_admin *a, uint16_t api_key, size_t need, conn_encode_fn encode,
+                        conn_decode_fn decode, void *arg);
 
 /* The coordinators (docs/cluster.md, section 5): of consumer groups, the
  * leader of __offsets/0; of share groups, the leader of __share_state/0. */
@@ -23,8 +29,10 @@ enum admin_coordinator { ADMIN_COORD_GROUPS, ADMIN_COORD_SHARE, ADMIN_COORDS };
 /* conn_call() at coordinator which, found from Metadata (the broker
  * given, when it knows no such topic: a single broker), and found again on
  * NG_ENOT_COORDINATOR (retried until the client's timeout, the request
- * having done nothing) or a lost connection (not retried: the request may
- * have been done). Returns as conn_call(). */
+ * having done nothing) or a lost connection (retried only when read-only:
+ * a change may have been done). Watched for stalls: given up once another
+ * broker names another coordinator (client/brokers.h). Returns as
+ * conn_call(). */
 MUST_USE int admin_coordinator_call(nagare_admin *a, enum admin_coordinator which, uint16_t api_key,
                                     size_t need, conn_encode_fn encode, conn_decode_fn decode,
                                     void *arg);
@@ -38,7 +46,5 @@ MUST_USE int admin_group_call(nagare_admin *a, uint16_t api_key, size_t need, co
  * both are found to be reached through the same connection (a single
  * broker, or the broker given leading both). */
 bool admin_coordinators_apart(nagare_admin *a);
-/* Monotonic deadline of a call starting now: now + the client's timeout. */
-int64_t admin_deadline(const nagare_admin *a);
 
 #endif

@@ -35,8 +35,8 @@ static int alter_decode(void *arg, struct rd *body, uint16_t version)
 
 static int alter(nagare_admin *a, const struct proto_alter_user_req *r)
 {
-    int rc = conn_call(admin_conn(a), PROTO_API_ALTER_USER, ALTER_USER_REQUEST_BYTES, alter_encode,
-                       alter_decode, (void *)r, admin_deadline(a));
+    int rc = admin_call(a, PROTO_API_ALTER_USER, ALTER_USER_REQUEST_BYTES, alter_encode,
+                        alter_decode, (void *)r);
     return api_err(rc);
 }
 
@@ -154,8 +154,8 @@ int nagare_users_list(nagare_admin *a, const struct nagare_user_info **out, size
 {
     ASSERT(a != NULL && out != NULL && count != NULL);
     struct users_out o = {0};
-    int rc = conn_call(admin_conn(a), PROTO_API_DESCRIBE_USERS, DESCRIBE_USERS_REQUEST_BYTES,
-                       describe_encode, describe_decode, &o, admin_deadline(a));
+    int rc = admin_call(a, PROTO_API_DESCRIBE_USERS, DESCRIBE_USERS_REQUEST_BYTES, describe_encode,
+                        describe_decode, &o);
     if (rc != 0) {
         free(o.v);
         return api_err(rc);

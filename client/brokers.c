@@ -210,7 +210,7 @@ void brokers_update(struct brokers *bs, struct cbroker *on, struct proto_metadat
 struct leader_call {
     struct brokers *bs;
     struct cbroker *on; /* the broker asked */
-    const char *topic;
+    const char *topic;  /* NULL: none, only the brokers */
     int32_t partition;
     int32_t count;          /* the topic's partitions */
     struct cbroker *leader; /* the partition's; NULL: none now */
@@ -221,7 +221,9 @@ static int leader_encode(void *arg, struct wr *w, uint32_t corr, uint16_t versio
     const struct leader_call *lc = arg;
     struct proto_enc e;
     proto_metadata_req_begin(&e, w, version, corr, proto_str_make(CONN_CLIENT_ID), false);
-    proto_enc_topic(&e, proto_str_make(lc->topic));
+    if (lc->topic != NULL) {
+        proto_enc_topic(&e, proto_str_make(lc->topic));
+    }
     return proto_enc_end(&e);
 }
 
@@ -231,8 +233,16 @@ static int leader_decode(void *arg, struct rd *body, uint16_t version)
     struct proto_metadata_resp m;
     struct proto_dec d;
     struct proto_topic t;
-    if (proto_metadata_resp_decode(body, version, &m, &d) != 0 || !proto_next_topic(&d, &t) ||
-        !proto_str_eq(t.name, lc->topic)) {
+    if (proto_metadata_resp_decode(body, version, &m, &d) != 0) {
+        return -NG_EPROTO;
+    }
+    if (lc->topic == NULL) {
+        if (version >= 2) {
+            brokers_update(lc->bs, lc->on, &m);
+        }
+        return 0;
+    }
+    if (!proto_next_topic(&d, &t) || !proto_str_eq(t.name, lc->topic)) {
         return -NG_EPROTO;
     }
     if (t.err != 0) {
@@ -252,19 +262,79 @@ static int leader_decode(void *arg, struct rd *body, uint16_t version)
     return 0;
 }
 
-int brokers_leader_lookup(struct brokers *bs, const char *topic, int32_t partition,
-                          int64_t deadline_ms, struct cbroker **leader_out)
+/* brokers_leader_lookup() of broker on; topic NULL: only the brokers. */
+static int leader_lookup_on(struct brokers *bs, struct cbroker *on, const char *topic,
+                            int32_t partition, int64_t deadline_ms, struct cbroker **leader_out)
 {
-    struct cbroker *on = brokers_meta(bs);
-    struct leader_call lc = {
-        .bs = bs, .on = on != NULL ? on : bs->boot, .topic = topic, .partition = partition};
-    int rc = conn_call(&lc.on->conn, PROTO_API_METADATA, 64 + PROTO_TOPIC_NAME_BYTES_MAX,
+    struct leader_call lc = {.bs = bs, .on = on, .topic = topic, .partition = partition};
+    int rc = conn_call(&on->conn, PROTO_API_METADATA, 64 + PROTO_TOPIC_NAME_BYTES_MAX,
                        leader_encode, leader_decode, &lc, deadline_ms);
-    if (rc == 0 && partition >= lc.count) {
+    if (rc == 0 && topic != NULL && partition >= lc.count) {
         rc = -NG_EUNKNOWN_TOPIC;
     }
     *leader_out = rc == 0 ? lc.leader : NULL;
     return rc;
+}
+
+/* The broker to ask for metadata: brokers_meta(), else the bootstrap one
+ * (connected by the call). */
+static struct cbroker *meta_or_boot(struct brokers *bs)
+{
+    struct cbroker *on = brokers_meta(bs);
+    return on != NULL ? on : bs->boot;
+}
+
+int brokers_leader_lookup(struct brokers *bs, const char *topic, int32_t partition,
+                          int64_t deadline_ms, struct cbroker **leader_out)
+{
+    ASSERT(topic != NULL);
+    return leader_lookup_on(bs, meta_or_boot(bs), topic, partition, deadline_ms, leader_out);
+}
+
+int brokers_refresh(struct brokers *bs, int64_t deadline_ms)
+{
+    struct cbroker *none;
+    return leader_lookup_on(bs, meta_or_boot(bs), NULL, 0, deadline_ms, &none);
+}
+
+/* ---- a synchronous call watched for stalls ---- */
+
+static int ms_left(int64_t deadline_ms, int64_t cap_ms)
+{
+    int64_t left = deadline_ms - clock_mono_ms();
+    left = left < cap_ms ? left : cap_ms;
+    return left > 0 ? (int)left : 0;
+}
+
+/* conn_watch.fn: asks a broker other than the one called (connecting one
+ * when none is up, for at most a period); true once it answers as w says
+ * gives the called one up. */
+static bool watch_check(void *arg)
+{
+    struct brokers_watch *w = arg;
+    struct cbroker *on = brokers_meta_other(w->bs, w->b, w->asks++);
+    if (on == NULL) {
+        on = brokers_other_down(w->bs, w->b);
+        if (on == NULL || conn_wait_up(&on->conn, ms_left(w->deadline_ms, w->cw.period_ms)) != 0) {
+            return false; /* asked again after a period */
+        }
+    }
+    struct cbroker *leader;
+    int rc = leader_lookup_on(w->bs, on, w->topic, w->partition, w->deadline_ms, &leader);
+    return rc == 0 && (w->topic == NULL || (leader != NULL && leader != w->b));
+}
+
+const struct conn_watch *brokers_watch_init(struct brokers_watch *w, struct brokers *bs,
+                                            struct cbroker *b, const char *topic, int32_t partition,
+                                            uint32_t stall_ms, int64_t deadline_ms)
+{
+    *w = (struct brokers_watch){.cw = {.period_ms = stall_ms, .fn = watch_check, .arg = w},
+                                .bs = bs,
+                                .b = b,
+                                .topic = topic,
+                                .partition = partition,
+                                .deadline_ms = deadline_ms};
+    return stall_ms > 0 ? &w->cw : NULL;
 }
 
 void cbroker_lead(struct cbroker **slot, struct cbroker *b)

@@ -145,6 +145,39 @@ bool brokers_meta_fallback(const struct brokers *bs, const struct cbroker *b);
 MUST_USE int brokers_leader_lookup(struct brokers *bs, const char *topic, int32_t partition,
                                    int64_t deadline_ms, struct cbroker **leader_out);
 
+/* Asks a broker (as brokers_leader_lookup()) for the brokers alone,
+ * taking them in. Returns 0 or the call's error. */
+MUST_USE int brokers_refresh(struct brokers *bs, int64_t deadline_ms);
+
+/* Watching a synchronous call at broker b (conn_call_watched()): once b
+ * has kept it stall_ms, and again every stall_ms while it waits, another
+ * broker an answer named is asked (an idle connection first; when none is
+ * up, one that is down is connected, waiting at most stall_ms), and b is
+ * given up when that broker answers Metadata
+ * - naming a leader of topic's partition other than b: a call to the
+ *   leader of that partition (a group's coordinator: the leader of its
+ *   internal partition 0). A slow leader that answers still name is
+ *   waited for.
+ * - at all, when topic is NULL: a call any broker answers alike (a
+ *   Metadata, a listing), then made again by the caller at another.
+ * The asks run inside the call's wait, on other connections, synchronously
+ * (each bounded by deadline_ms). */
+struct brokers_watch {
+    struct conn_watch cw;
+    struct brokers *bs;
+    struct cbroker *b;
+    const char *topic; /* NULL: any broker answers the call */
+    int32_t partition;
+    int64_t deadline_ms; /* the call's */
+    uint32_t asks;       /* sent: spreads them over the brokers */
+};
+
+/* Readies w; returns the watch to pass to conn_call_watched(), NULL when
+ * stall_ms is 0 (not watched). w, bs and b outlive the call. */
+const struct conn_watch *brokers_watch_init(struct brokers_watch *w, struct brokers *bs,
+                                            struct cbroker *b, const char *topic, int32_t partition,
+                                            uint32_t stall_ms, int64_t deadline_ms);
+
 /* Makes b (NULL: not known) the leader in *slot (an owner's partition),
  * keeping each broker's count of the partitions it leads (leads). */
 void cbroker_lead(struct cbroker **slot, struct cbroker *b);

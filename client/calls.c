@@ -2,11 +2,9 @@
 #include "client/calls.h"
 
 #include <stddef.h>
-#include <stdio.h>
 #include <string.h>
 
 #include "base/assert.h"
-#include "base/clock.h"
 
 /* A request naming one topic: header, counts, the name, a partition. */
 #define ONE_TOPIC_REQUEST_BYTES (64 + PROTO_TOPIC_NAME_BYTES_MAX)
@@ -131,94 +129,4 @@ int calls_topic_led(struct client_conn *c, const char *topic, int64_t deadline_m
                        one_topic_decode, &ot, deadline_ms);
     *led_out = rc == 0 && ot.led;
     return rc == -NG_EUNKNOWN_TOPIC ? 0 : rc;
-}
-
-/* ---- the coordinator of an internal topic ---- */
-
-/* A Metadata v2 call for the topic: the address of a partition's leader,
- * or "" when the broker asked is that leader. */
-struct coord_call {
-    const char *topic; /* first: one_topic_encode() */
-    int32_t partition;
-    bool coordinator; /* a topic the broker does not know: it is its own */
-    char addr[CONN_BOOTSTRAP_BYTES_MAX];
-};
-static_assert(offsetof(struct coord_call, topic) == 0, "one_topic_encode() reads the topic first");
-
-static int coord_decode(void *arg, struct rd *body, uint16_t version)
-{
-    struct coord_call *cc = arg;
-    struct proto_metadata_resp m;
-    struct proto_dec d;
-    struct proto_topic t;
-    if (proto_metadata_resp_decode(body, version, &m, &d) != 0 || !proto_next_topic(&d, &t)) {
-        return -NG_EPROTO;
-    }
-    if (t.err != 0 || version < 2) { /* the broker asked, or none */
-        return (t.err == -NG_EUNKNOWN_TOPIC && cc->coordinator) || version < 2 ? 0 : t.err;
-    }
-    /* None now, or not live: try later. */
-    int none = cc->coordinator ? -NG_ENOT_COORDINATOR : -NG_ENOT_LEADER;
-    struct proto_metadata_partition mp;
-    int32_t leader = -1;
-    bool listed = false;
-    while (proto_metadata_resp_next_partition(&d, &mp)) {
-        listed = listed || mp.partition == cc->partition;
-        leader = mp.partition == cc->partition ? mp.leader : leader;
-    }
-    if (!listed) {
-        return -NG_EUNKNOWN_TOPIC;
-    }
-    if (leader < 0) {
-        return none;
-    }
-    struct proto_broker b;
-    while (leader != m.broker_id && proto_metadata_resp_next_broker(&m, &b)) {
-        if (b.id == leader) {
-            int n = snprintf(cc->addr, sizeof(cc->addr), "%.*s:%u", (int)b.host.len, b.host.ptr,
-                             b.port);
-            return n > 0 && (size_t)n < sizeof(cc->addr) ? 0 : -NG_EPROTO;
-        }
-    }
-    return leader == m.broker_id ? 0 : none;
-}
-
-static int leader_connect(struct client_conn *c, struct coord_call *cc, struct client_conn *coord,
-                          bool *coord_ready, int64_t deadline_ms, struct client_conn **out)
-{
-    *out = NULL;
-    int rc = conn_call(c, PROTO_API_METADATA, ONE_TOPIC_REQUEST_BYTES, one_topic_encode,
-                       coord_decode, cc, deadline_ms);
-    if (rc != 0 || cc->addr[0] == '\0') {
-        *out = rc == 0 ? c : NULL;
-        return rc;
-    }
-    if (*coord_ready) {
-        conn_fini(coord);
-        *coord_ready = false;
-    }
-    struct conn_config cfg = c->cfg;
-    cfg.bootstrap = cc->addr;
-    rc = conn_init(coord, &cfg);
-    *coord_ready = rc == 0;
-    int64_t left = deadline_ms - clock_mono_ms();
-    left = left > 0 ? left : 0;
-    rc = rc == 0 ? conn_wait_up(coord, (int)(left < INT32_MAX ? left : INT32_MAX)) : rc;
-    *out = rc == 0 ? coord : NULL;
-    return rc;
-}
-
-int calls_coordinator_connect(struct client_conn *c, const char *topic, struct client_conn *coord,
-                              bool *coord_ready, int64_t deadline_ms, struct client_conn **out)
-{
-    struct coord_call cc = {.topic = topic, .partition = 0, .coordinator = true};
-    return leader_connect(c, &cc, coord, coord_ready, deadline_ms, out);
-}
-
-int calls_leader_connect(struct client_conn *c, const char *topic, int32_t partition,
-                         struct client_conn *leader, bool *leader_ready, int64_t deadline_ms,
-                         struct client_conn **out)
-{
-    struct coord_call cc = {.topic = topic, .partition = partition};
-    return leader_connect(c, &cc, leader, leader_ready, deadline_ms, out);
 }

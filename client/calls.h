@@ -32,28 +32,4 @@ MUST_USE int calls_partition_count(struct client_conn *c, const char *topic, int
 MUST_USE int calls_topic_led(struct client_conn *c, const char *topic, int64_t deadline_ms,
                              bool *led_out);
 
-/* The coordinator of the groups kept in the internal topic `topic`
- * (PROTO_OFFSETS_TOPIC: consumer groups; PROTO_SHARE_STATE_TOPIC: share
- * groups), docs/cluster.md section 5: the leader of its partition 0, from
- * a Metadata v2 answer of the broker c reaches. *out becomes c when that
- * broker is the leader or knows no such topic (a single broker is its own
- * coordinator), else coord, (re)opened (conn_init(), c's config) to the
- * leader's address and connected by deadline_ms; *coord_ready says
- * whether coord holds an initialised connection (conn_fini() it when
- * done). Returns 0, -NG_ENOT_COORDINATOR (no live leader now: try later)
- * or the call's error, with *out NULL. */
-MUST_USE int calls_coordinator_connect(struct client_conn *c, const char *topic,
-                                       struct client_conn *coord, bool *coord_ready,
-                                       int64_t deadline_ms, struct client_conn **out);
-
-/* The leader of partition of topic, as calls_coordinator_connect() finds
- * a coordinator: *out is c when the broker c reaches leads it (or speaks
- * Metadata before v2: a single broker), else leader, (re)opened to the
- * leader's address. Returns 0, -NG_EUNKNOWN_TOPIC (no such topic or
- * partition), -NG_ENOT_LEADER (no live leader now: try later) or the
- * call's error, with *out NULL. */
-MUST_USE int calls_leader_connect(struct client_conn *c, const char *topic, int32_t partition,
-                                  struct client_conn *leader, bool *leader_ready,
-                                  int64_t deadline_ms, struct client_conn **out);
-
 #endif

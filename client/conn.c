@@ -1422,16 +1422,64 @@ static void call_done(void *arg, int err, struct rd *body, uint16_t version)
     st->rc = err != 0 ? err : st->decode(st->arg, body, version);
 }
 
-/* Waits until a request can be submitted. */
-static int call_wait_ready(struct client_conn *c, int64_t deadline_ms)
+/* Runs the watch when due (*check_ms: when next): returns true when it
+ * gave c up (closed). */
+static bool call_check(struct client_conn *c, const struct conn_watch *watch, int64_t *check_ms)
 {
+    int64_t now = clock_mono_ms();
+    if (watch == NULL || now < *check_ms) {
+        return false;
+    }
+    *check_ms = now + watch->period_ms;
+    if (!watch->fn(watch->arg)) {
+        return false;
+    }
+    conn_close(c, -NG_EDISCONNECTED);
+    return true;
+}
+
+/* How long a call's loop may poll now: at most 100 ms, not past the next
+ * check or the deadline. */
+static int call_step_ms(int64_t check_ms, int64_t deadline_ms)
+{
+    int64_t until = check_ms < deadline_ms ? check_ms : deadline_ms;
+    int64_t step = until - clock_mono_ms();
+    return step <= 0 ? 0 : step < 100 ? (int)step : 100;
+}
+
+/* Waits until a request can be submitted, connecting when down (one
+ * connect, bounded by the deadline); the watch runs meanwhile, as it does
+ * for the answer (a broker paused after accepting the connection never
+ * finishes the handshake). */
+static int call_wait_ready(struct client_conn *c, int64_t deadline_ms,
+                           const struct conn_watch *watch, int64_t *check_ms)
+{
+    bool started = false;
     while (!conn_ready(c)) {
-        int64_t left = deadline_ms - clock_mono_ms();
-        if (left <= 0) {
+        if (clock_mono_ms() >= deadline_ms) {
+            if (c->state != CONN_UP) {
+                conn_close(c, -NG_ETIMEOUT);
+            }
             return -NG_ETIMEOUT;
         }
-        int rc = c->state == CONN_UP ? conn_poll(c, (int)(left < 100 ? left : 100))
-                                     : conn_wait_up(c, (int)(left < INT32_MAX ? left : INT32_MAX));
+        if (call_check(c, watch, check_ms)) {
+            return -NG_EDISCONNECTED;
+        }
+        if (c->state == CONN_DOWN) {
+            if (started) {
+                return c->err_last != 0 ? c->err_last : -NG_EDISCONNECTED;
+            }
+            int rc = conn_connect_start(c);
+            if (rc != 0) {
+                return rc;
+            }
+            started = true;
+            /* Never wait past the caller's deadline for the connect itself. */
+            if (c->connect_deadline_ms > deadline_ms) {
+                c->connect_deadline_ms = deadline_ms;
+            }
+        }
+        int rc = conn_poll(c, call_step_ms(*check_ms, deadline_ms));
         if (rc != 0) {
             return rc;
         }
@@ -1442,7 +1490,16 @@ static int call_wait_ready(struct client_conn *c, int64_t deadline_ms)
 int conn_call(struct client_conn *c, uint16_t api_key, size_t need, conn_encode_fn encode,
               conn_decode_fn decode, void *arg, int64_t deadline_ms)
 {
-    int rc = call_wait_ready(c, deadline_ms);
+    return conn_call_watched(c, api_key, need, encode, decode, arg, deadline_ms, NULL);
+}
+
+int conn_call_watched(struct client_conn *c, uint16_t api_key, size_t need, conn_encode_fn encode,
+                      conn_decode_fn decode, void *arg, int64_t deadline_ms,
+                      const struct conn_watch *watch)
+{
+    ASSERT(watch == NULL || (watch->period_ms > 0 && watch->fn != NULL));
+    int64_t check_ms = watch != NULL ? clock_mono_ms() + watch->period_ms : INT64_MAX;
+    int rc = call_wait_ready(c, deadline_ms, watch, &check_ms);
     if (rc != 0) {
         return rc;
     }
@@ -1464,7 +1521,12 @@ int conn_call(struct client_conn *c, uint16_t api_key, size_t need, conn_encode_
     /* The request's own timeout closes the connection when it runs out, so
      * call_done() always runs before this returns. */
     while (!st.done) {
-        rc = conn_poll(c, 100);
+        if (call_check(c, watch, &check_ms)) {
+            break; /* the close completed the call */
+        }
+        /* The request's deadline closes c (check_deadlines()): not polled
+         * past it. */
+        rc = conn_poll(c, call_step_ms(check_ms, INT64_MAX));
         if (rc != 0 && !st.done) {
             conn_close(c, rc);
         }

@@ -411,4 +411,22 @@ typedef int (*conn_encode_fn)(void *arg, struct wr *w, uint32_t corr, uint16_t v
 MUST_USE int conn_call(struct client_conn *c, uint16_t api_key, size_t need, conn_encode_fn encode,
                        conn_decode_fn decode, void *arg, int64_t deadline_ms);
 
+/* A check on a synchronous call while its answer is awaited: fn(arg) runs
+ * once the request has waited period_ms (> 0), then every period_ms while
+ * the wait lasts; true gives the call's connection up (client/brokers.h,
+ * brokers_watch_init(): a broker paused or cut off). fn may make calls on
+ * other connections, not on the call's own. */
+struct conn_watch {
+    uint32_t period_ms;
+    bool (*fn)(void *arg);
+    void *arg;
+};
+
+/* conn_call() checked on by watch (NULL: none, as conn_call()). A
+ * connection the check gives up is closed: the call returns
+ * -NG_EDISCONNECTED, as its other requests complete. */
+MUST_USE int conn_call_watched(struct client_conn *c, uint16_t api_key, size_t need,
+                               conn_encode_fn encode, conn_decode_fn decode, void *arg,
+                               int64_t deadline_ms, const struct conn_watch *watch);
+
 #endif

@@ -1560,6 +1560,17 @@ struct client_conn *consumer_conn(nagare_consumer *c)
     return c->coordinator != NULL ? &c->coordinator->conn : boot_conn(c);
 }
 
+int consumer_group_call(nagare_consumer *c, uint16_t api_key, size_t need, conn_encode_fn encode,
+                        conn_decode_fn decode, void *arg)
+{
+    struct cbroker *b = c->coordinator != NULL ? c->coordinator : c->brokers.boot;
+    int64_t deadline = deadline_of(c);
+    struct brokers_watch w;
+    const struct conn_watch *watch =
+        brokers_watch_init(&w, &c->brokers, b, PROTO_OFFSETS_TOPIC, 0, c->cfg.stall_ms, deadline);
+    return conn_call_watched(&b->conn, api_key, need, encode, decode, arg, deadline, watch);
+}
+
 int consumer_coordinator_find(nagare_consumer *c)
 {
     if (c->coordinator != NULL) {

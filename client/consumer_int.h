@@ -29,6 +29,13 @@ struct cgroup;
 /* The connection of the group's requests: the coordinator's once found
  * (consumer_coordinator_find()), else the bootstrap broker's. */
 struct client_conn *consumer_conn(nagare_consumer *c);
+/* conn_call() of a group request on consumer_conn(), until
+ * consumer_deadline(), watched for stalls (client/brokers.h,
+ * brokers_watch_init()): the connection is given up (-NG_EDISCONNECTED)
+ * once another broker names another leader of __offsets/0 while the
+ * request waits. Synchronous. */
+MUST_USE int consumer_group_call(nagare_consumer *c, uint16_t api_key, size_t need,
+                                 conn_encode_fn encode, conn_decode_fn decode, void *arg);
 /* Finds the coordinator when not known: the leader of __offsets/0 from a
  * Metadata call on the bootstrap connection; a broker that knows no such
  * topic (a single broker) is its own coordinator. Synchronous. Returns 0,

@@ -314,9 +314,9 @@ static int join_decode(void *arg, struct rd *body, uint16_t version)
 static int join(nagare_consumer *c, struct cgroup *g)
 {
     g->member_id[0] = '\0';
-    int rc = conn_call(consumer_conn(c), PROTO_API_JOIN_GROUP,
-                       GROUP_REQUEST_BYTES + g->topic_count * PROTO_TOPIC_BYTES_MAX, join_encode,
-                       join_decode, g, consumer_deadline(c));
+    int rc = consumer_group_call(c, PROTO_API_JOIN_GROUP,
+                                 GROUP_REQUEST_BYTES + g->topic_count * PROTO_TOPIC_BYTES_MAX,
+                                 join_encode, join_decode, g);
     if (coordinator_note(g, rc) != 0) {
         g->member_id[0] = '\0';
         g->generation = -1;
@@ -351,8 +351,8 @@ static int leave(nagare_consumer *c, struct cgroup *g)
     if (!is_member(g)) {
         return 0;
     }
-    int rc = conn_call(consumer_conn(c), PROTO_API_LEAVE_GROUP, GROUP_REQUEST_BYTES, leave_encode,
-                       leave_decode, g, consumer_deadline(c));
+    int rc = consumer_group_call(c, PROTO_API_LEAVE_GROUP, GROUP_REQUEST_BYTES, leave_encode,
+                                 leave_decode, g);
     g->member_id[0] = '\0';
     /* Already forgotten by the broker: the member has left either way. */
     return rc == -NG_EUNKNOWN_MEMBER ? 0 : rc;
@@ -482,9 +482,8 @@ static int list_offsets_decode(void *arg, struct rd *body, uint16_t version)
  * committed[i] gets the committed offset or -1. */
 static int starts_find(nagare_consumer *c, struct gquery *q, int64_t *committed)
 {
-    struct client_conn *conn = consumer_conn(c);
-    int rc = conn_call(conn, PROTO_API_OFFSET_FETCH, query_bytes(q), offset_fetch_encode,
-                       offset_fetch_decode, q, consumer_deadline(c));
+    int rc = consumer_group_call(c, PROTO_API_OFFSET_FETCH, query_bytes(q), offset_fetch_encode,
+                                 offset_fetch_decode, q);
     if (rc != 0) {
         return rc;
     }
@@ -502,8 +501,8 @@ static int starts_find(nagare_consumer *c, struct gquery *q, int64_t *committed)
     }
     q->timestamp_ms =
         reset == NAGARE_RESET_LATEST ? PROTO_TIMESTAMP_LATEST : PROTO_TIMESTAMP_EARLIEST;
-    rc = conn_call(conn, PROTO_API_LIST_OFFSETS, query_bytes(q), list_offsets_encode,
-                   list_offsets_decode, q, consumer_deadline(c));
+    rc = consumer_group_call(c, PROTO_API_LIST_OFFSETS, query_bytes(q), list_offsets_encode,
+                             list_offsets_decode, q);
     /* In a cluster the coordinator need not lead them: the rest each at
      * its leader. */
     if (rc == -NG_ENOT_LEADER) {
@@ -907,8 +906,8 @@ static int commit_sync(nagare_consumer *c, struct cgroup *g)
         if (rc != 0 || gc == NULL) {
             return rc;
         }
-        rc = conn_call(consumer_conn(c), PROTO_API_OFFSET_COMMIT, commit_bytes(gc), commit_encode,
-                       commit_decode, gc, consumer_deadline(c));
+        rc = consumer_group_call(c, PROTO_API_OFFSET_COMMIT, commit_bytes(gc), commit_encode,
+                                 commit_decode, gc);
         rc = rc == 0 ? gc->err : api_err(coordinator_note(g, rc));
         free(gc);
         commit_fenced(g, rc);

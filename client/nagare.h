@@ -697,9 +697,19 @@ void nagare_share_consumer_destroy(nagare_share_consumer *sc);
 typedef struct nagare_admin nagare_admin;
 
 /* Connects to a broker (bootstrap: "host:port", or a list
- * "host:port,host:port" tried in turn); each call below waits at most
- * timeout_ms (and the connection itself at most that long). Errors as
- * nagare_producer_new().
+ * "host:port,host:port" tried in turn) and asks it for the cluster's other
+ * brokers (Metadata); each call below waits at most timeout_ms (and the
+ * connection itself at most that long). Errors as nagare_producer_new().
+ * A broker that keeps a call unanswered for stall_ms (2 s; see
+ * nagare_admin_set_stall_ms()) has another broker asked about it, as the
+ * producer does (nagare_producer_poll()): a call that only reads (a
+ * describe, a listing, a group's committed offsets) is made again at
+ * another broker once that one answers (for a group call: names another
+ * coordinator), the quiet broker's connection given up; a call that
+ * changes state is sent once (a topic, ACL or user call waits for its
+ * answer; a group call fails with -NAGARE_EDISCONNECTED once another
+ * coordinator is named: it may have been done). ListOffsets
+ * (nagare_offset_lookup()) is not watched.
  * Any thread; the client then belongs to it. */
 NAGARE_MUST_USE int nagare_admin_new(const char *bootstrap, uint32_t timeout_ms,
                                      nagare_admin **out);
@@ -716,6 +726,10 @@ NAGARE_MUST_USE int nagare_admin_new_login(const char *bootstrap, uint32_t timeo
 NAGARE_MUST_USE int nagare_admin_new_tls(const char *bootstrap, uint32_t timeout_ms,
                                          const struct nagare_tls *tls, nagare_admin **out);
 void nagare_admin_destroy(nagare_admin *a);
+/* Sets how long a broker may keep a call unanswered before another is
+ * asked about it (2000 by default; 0: never, every call waits for its
+ * answer or timeout_ms). */
+void nagare_admin_set_stall_ms(nagare_admin *a, uint32_t stall_ms);
 
 /* Topic settings; -1 in any field takes the broker's default; -2 in a
  * retention field keeps forever. */

@@ -340,20 +340,13 @@ Test(cluster_groups, a_coordinator_without_the_topic_takes_its_commits, .fini = 
     cl_close(&raw);
 }
 
-/* The group coordinator SIGSTOPped (issue 13): its connections stay open
- * and it answers nothing, while the cluster makes another broker leader of
- * __offsets/0 once its lease runs out. TOPIC's partition is moved to be
- * led elsewhere first (partition 0 of every topic starts on the same
- * broker as __offsets/0), so that only the group's requests wait at the
- * paused broker, not a fetch. The member, whose requests would wait for
- * their timeout (120 s here), asks another broker who leads __offsets/0
- * once the coordinator has kept a heartbeat stall_ms past the long poll,
- * leaves the paused broker when the answer names another, joins at the
- * new coordinator and commits there, all before the paused broker
- * resumes. The commit is then read back from the new coordinator through
- * the two live brokers. */
-Test(cluster_groups, a_paused_coordinator_is_left_for_its_successor, .fini = teardown,
-     .timeout = 600)
+/* A cluster whose group coordinator leads no partition of TOPIC: TOPIC's
+ * partition 0, which starts on the same broker as __offsets/0 (as every
+ * partition 0 does), is moved to be led by another. So only the group's
+ * requests wait at the coordinator when it is paused, not a fetch (whose
+ * stall path gives up the same connection). Returns the coordinator's
+ * index, and the two other brokers' addresses in live. */
+static int cluster_up_coordinator_apart(char *live)
 {
     /* The move below ends with a preferred-leader election: every second
      * rather than every 30 s. */
@@ -378,25 +371,67 @@ Test(cluster_groups, a_paused_coordinator_is_left_for_its_successor, .fini = tea
         }
         (void)poll(NULL, 0, 200);
     }
-    produce(0, RECORDS);
-    nagare_consumer *c = member_new_timeout(120000);
-    cr_assert_eq(read_to(c, COMMITTED), 0);
-    cr_assert_eq(nagare_consumer_seek(c, TOPIC, 0, COMMITTED), 0);
-    rc = nagare_consumer_commit(c, false);
-    cr_assert_eq(rc, 0, "commit: %s", nagare_strerror(rc));
-    cr_assert_eq(coordinator_index(), k, "the coordinator moved meanwhile");
-    char live[sizeof(C.bootstrap)] = "";
+    live[0] = '\0';
     for (size_t i = 0; i < 3; i++) {
         if ((int)i != k) {
             strcat(live, live[0] != '\0' ? "," : "");
             strcat(live, C.b[i].bootstrap);
         }
     }
+    return k;
+}
+
+/* The committed offset of GROUP on TOPIC/0 as the brokers of bootstrap
+ * say: -1 when none. */
+static int64_t committed_via(const char *bootstrap)
+{
+    nagare_admin *a;
+    cr_assert_eq(nagare_admin_new(bootstrap, 10000, &a), 0);
+    const struct nagare_group_info *info;
+    int rc = nagare_group_describe(a, GROUP, &info);
+    cr_assert_eq(rc, 0, "describe: %s", nagare_strerror(rc));
+    int64_t committed = info->offset_count == 1 ? info->offsets[0].committed : -1;
+    nagare_group_info_free(a, info);
+    nagare_admin_destroy(a);
+    return committed;
+}
+
+/* A member (request timeout 120 s) that read TOPIC to its end and
+ * committed COMMITTED at coordinator k. */
+static nagare_consumer *member_committed(int k)
+{
+    produce(0, RECORDS);
+    nagare_consumer *c = member_new_timeout(120000);
+    cr_assert_eq(read_to(c, COMMITTED), 0);
+    cr_assert_eq(nagare_consumer_seek(c, TOPIC, 0, COMMITTED), 0);
+    int rc = nagare_consumer_commit(c, false);
+    cr_assert_eq(rc, 0, "commit: %s", nagare_strerror(rc));
+    cr_assert_eq(coordinator_index(), k, "the coordinator moved meanwhile");
+    return c;
+}
+
+/* The group coordinator SIGSTOPped (issue 13): its connections stay open
+ * and it answers nothing, while the cluster makes another broker leader of
+ * __offsets/0 once its lease runs out. TOPIC is led elsewhere
+ * (cluster_up_coordinator_apart()). The member, whose requests would wait for
+ * their timeout (120 s here), asks another broker who leads __offsets/0
+ * once the coordinator has kept a heartbeat stall_ms past the long poll,
+ * leaves the paused broker when the answer names another, joins at the
+ * new coordinator and commits there, all before the paused broker
+ * resumes. The commit is then read back from the new coordinator through
+ * the two live brokers. */
+Test(cluster_groups, a_paused_coordinator_is_left_for_its_successor, .fini = teardown,
+     .timeout = 600)
+{
+    char live[sizeof(C.bootstrap)];
+    int k = cluster_up_coordinator_apart(live);
+    nagare_consumer *c = member_committed(k);
     cs_broker_pause(&C, (size_t)k);
     assigned_at = -1;
 
     /* Far below the request timeout: only leaving the paused broker makes it. */
-    deadline = clock_mono_ms() + 60000;
+    int64_t deadline = clock_mono_ms() + 60000;
+    int rc;
     int sent = commit_reports;
     int64_t send_due = 0;
     while (commit_err_last != 0 || commit_offset_last != RECORDS) {
@@ -424,14 +459,106 @@ Test(cluster_groups, a_paused_coordinator_is_left_for_its_successor, .fini = tea
     cr_assert(cs_broker_alive(&C, (size_t)k) && C.b[k].paused);
     int now_k = leader_index_via(live, PROTO_OFFSETS_TOPIC);
     cr_assert(now_k >= 0 && now_k != k, "coordinator %d, the paused one %d", now_k, k);
-    cr_assert_eq(nagare_admin_new(live, 10000, &a), 0);
-    const struct nagare_group_info *info;
-    rc = nagare_group_describe(a, GROUP, &info);
-    cr_assert_eq(rc, 0, "describe: %s", nagare_strerror(rc));
-    cr_assert_eq(info->offset_count, 1);
-    cr_assert_eq(info->offsets[0].committed, RECORDS);
-    nagare_group_info_free(a, info);
-    nagare_admin_destroy(a);
+    cr_assert_eq(committed_via(live), RECORDS);
     cs_broker_resume(&C, (size_t)k);
     nagare_consumer_destroy(c);
+}
+
+/* As above, with a synchronous commit sent to the paused coordinator: it
+ * returns -NAGARE_EDISCONNECTED once another broker names the new
+ * coordinator (not after its 120 s timeout), and the member, joined there
+ * again, commits there synchronously, all within 60 s. */
+Test(cluster_groups, a_sync_commit_at_a_paused_coordinator_moves_on, .fini = teardown,
+     .timeout = 600)
+{
+    char live[sizeof(C.bootstrap)];
+    int k = cluster_up_coordinator_apart(live);
+    nagare_consumer *c = member_committed(k);
+    cs_broker_pause(&C, (size_t)k);
+    assigned_at = -1;
+
+    int64_t deadline = clock_mono_ms() + 60000;
+    cr_assert_eq(nagare_consumer_seek(c, TOPIC, 0, RECORDS), 0);
+    int rc = nagare_consumer_commit(c, false);
+    cr_assert_eq(rc, -NAGARE_EDISCONNECTED, "commit at the paused coordinator: %s",
+                 nagare_strerror(rc));
+    cr_assert_lt(clock_mono_ms(), deadline, "the commit returned after 60000 ms");
+    while (assigned_at < 0 || !seen[RECORDS - 1]) {
+        const struct nagare_message *m;
+        if (nagare_consumer_poll(c, 200, &m) == 1) {
+            seen[m->offset] = true;
+        }
+        if (clock_mono_ms() >= deadline) {
+            cs_print_logs(&C, "no new assignment");
+            cr_assert_fail("not assigned again in 60000 ms with the coordinator, broker %d, "
+                           "paused (assigned at %lld)",
+                           k + 1, (long long)assigned_at);
+        }
+    }
+    cr_assert_eq(assigned_at, COMMITTED);
+    rc = nagare_consumer_commit(c, false);
+    cr_assert_eq(rc, 0, "commit at the new coordinator: %s", nagare_strerror(rc));
+    cr_assert_lt(clock_mono_ms(), deadline, "committed after 60000 ms");
+    cr_assert(cs_broker_alive(&C, (size_t)k) && C.b[k].paused);
+    cr_assert_eq(committed_via(live), RECORDS);
+    cs_broker_resume(&C, (size_t)k);
+    nagare_consumer_destroy(c);
+}
+
+/* Admin calls with the broker they would ask SIGSTOPped (issue 13): the
+ * admin client is given only the group coordinator's address, learns the
+ * other brokers when made, and its timeout is 120 s. With that broker
+ * paused, a topic description (any broker answers it) comes from another
+ * broker once the paused one has kept it stall_ms, and a group's
+ * description and the group listing (its coordinator answers them) come
+ * from the new coordinator once another broker names it: each well within
+ * 60 s, the broker still paused. */
+Test(cluster_groups, admin_reads_leave_a_paused_broker, .fini = teardown, .timeout = 600)
+{
+    cluster_up();
+    produce(0, RECORDS);
+    nagare_consumer *c = member_new();
+    cr_assert_eq(read_to(c, COMMITTED), 0);
+    cr_assert_eq(nagare_consumer_seek(c, TOPIC, 0, COMMITTED), 0);
+    int rc = nagare_consumer_commit(c, false);
+    cr_assert_eq(rc, 0, "commit: %s", nagare_strerror(rc));
+    nagare_consumer_destroy(c);
+    int k = coordinator_index();
+    cr_assert_geq(k, 0, "no leader of __offsets/0");
+    nagare_admin *a;
+    cr_assert_eq(nagare_admin_new(C.b[k].bootstrap, 120000, &a), 0);
+    cs_broker_pause(&C, (size_t)k);
+
+    int64_t deadline = clock_mono_ms() + 60000;
+    const struct nagare_topic_info *topics;
+    size_t n = 0;
+    rc = nagare_topics_describe(a, TOPIC, &topics, &n);
+    cr_assert_eq(rc, 0, "describe %s: %s", TOPIC, nagare_strerror(rc));
+    cr_assert_eq(n, 1);
+    cr_assert_eq(topics[0].partition_count, 1);
+    nagare_topics_free(a, topics);
+    cr_assert_lt(clock_mono_ms(), deadline, "the topic described after 60000 ms");
+
+    const struct nagare_group_info *info;
+    rc = nagare_group_describe(a, GROUP, &info);
+    if (rc != 0) {
+        cs_print_logs(&C, "no group description");
+    }
+    cr_assert_eq(rc, 0, "describe %s: %s", GROUP, nagare_strerror(rc));
+    cr_assert_eq(info->offset_count, 1);
+    cr_assert_eq(info->offsets[0].committed, COMMITTED);
+    nagare_group_info_free(a, info);
+    const struct nagare_group_listing *groups;
+    rc = nagare_groups_list(a, &groups, &n);
+    cr_assert_eq(rc, 0, "list: %s", nagare_strerror(rc));
+    bool listed = false;
+    for (size_t i = 0; i < n; i++) {
+        listed = listed || strcmp(groups[i].group, GROUP) == 0;
+    }
+    nagare_groups_free(a, groups);
+    cr_assert(listed, "%s not listed", GROUP);
+    cr_assert_lt(clock_mono_ms(), deadline, "the group described after 60000 ms");
+    cr_assert(cs_broker_alive(&C, (size_t)k) && C.b[k].paused);
+    nagare_admin_destroy(a);
+    cs_broker_resume(&C, (size_t)k);
 }

@@ -447,3 +447,115 @@ Test(conn, oldest_pending_is_the_first_request_not_yet_answered)
     conn_fini(&c);
     bk_stop(&B);
 }
+
+/* ---- conn_call_watched() ---- */
+
+static int metadata_none_encode(void *arg, struct wr *w, uint32_t corr, uint16_t version)
+{
+    (void)arg;
+    struct proto_enc e;
+    proto_metadata_req_begin(&e, w, version, corr, proto_str_make("t"), false);
+    return proto_enc_end(&e);
+}
+
+static int answer_ignore(void *arg, struct rd *body, uint16_t version)
+{
+    (void)body;
+    (void)version;
+    *(int *)arg += 1;
+    return 0;
+}
+
+/* A watch that gives the connection up at its `give_up`-th run (0: never). */
+struct watch_count {
+    int runs;
+    int give_up;
+};
+
+static bool watch_counting(void *arg)
+{
+    struct watch_count *wc = arg;
+    wc->runs++;
+    return wc->give_up > 0 && wc->runs >= wc->give_up;
+}
+
+/* A listening socket nobody accepts on: the kernel completes the TCP
+ * handshake, and nothing answers (as a paused broker's kernel does). */
+static int listener_silent(uint16_t *port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    cr_assert_geq(fd, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    cr_assert_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    socklen_t sl = sizeof(sa);
+    cr_assert_eq(getsockname(fd, (struct sockaddr *)&sa, &sl), 0);
+    cr_assert_eq(listen(fd, 4), 0);
+    *port = ntohs(sa.sin_port);
+    return fd;
+}
+
+/* Accepts one connection, answers its ApiVersions, then reads and never
+ * answers until the client closes. */
+static void *peer_silent_run(void *arg)
+{
+    struct peer *p = arg;
+    int fd = peer_accept(p);
+    uint8_t buf[4096];
+    while (read(fd, buf, sizeof(buf)) > 0) {
+    }
+    close(fd);
+    return NULL;
+}
+
+/* A watched call whose broker never answers: the watch runs every period
+ * while the answer is awaited, and the call ends with -NG_EDISCONNECTED
+ * when it says so (the connection closed), long before its deadline; the
+ * same while the handshake of a connection the broker's kernel accepted
+ * is awaited. A watch that never gives up leaves a call that is answered
+ * alone. */
+Test(conn, a_watched_call_is_given_up_when_the_watch_says_so)
+{
+    struct peer p;
+    p.listen_fd = listener_silent(&p.port);
+    cr_assert_eq(pthread_create(&p.thread, NULL, peer_silent_run, &p), 0);
+    struct client_conn c;
+    conn_up(&c, p.port);
+    struct watch_count wc = {.give_up = 3};
+    struct conn_watch w = {.period_ms = 20, .fn = watch_counting, .arg = &wc};
+    int answers = 0;
+    int64_t deadline = clock_mono_ms() + 60000;
+    int rc = conn_call_watched(&c, PROTO_API_METADATA, 64, metadata_none_encode, answer_ignore,
+                               &answers, deadline, &w);
+    cr_assert_eq(rc, -NG_EDISCONNECTED, "%d", rc);
+    cr_assert_eq(wc.runs, 3);
+    cr_assert_eq(answers, 0);
+    cr_assert_eq(c.state, CONN_DOWN);
+    cr_assert_lt(clock_mono_ms(), deadline);
+    conn_fini(&c);
+    cr_assert_eq(pthread_join(p.thread, NULL), 0);
+    close(p.listen_fd);
+
+    uint16_t port;
+    int fd = listener_silent(&port);
+    conn_to(&c, port);
+    wc = (struct watch_count){.give_up = 2};
+    rc = conn_call_watched(&c, PROTO_API_METADATA, 64, metadata_none_encode, answer_ignore,
+                           &answers, deadline, &w);
+    cr_assert_eq(rc, -NG_EDISCONNECTED, "in the handshake: %d", rc);
+    cr_assert_eq(wc.runs, 2);
+    cr_assert_lt(clock_mono_ms(), deadline);
+    conn_fini(&c);
+    close(fd);
+
+    bk_start(&B);
+    conn_up(&c, B.port);
+    wc = (struct watch_count){.give_up = 0};
+    w.period_ms = 1;
+    rc = conn_call_watched(&c, PROTO_API_METADATA, 64, metadata_none_encode, answer_ignore,
+                           &answers, deadline, &w);
+    cr_assert_eq(rc, 0, "%d", rc);
+    cr_assert_eq(answers, 1);
+    cr_assert_eq(c.state, CONN_UP);
+    conn_fini(&c);
+    bk_stop(&B);
+}
