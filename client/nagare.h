@@ -370,10 +370,11 @@ struct nagare_consumer_config {
                                            are read; at the log end one fetch
                                            long-polls for every partition */
     uint32_t request_timeout_ms;        /* (30 s) */
-    uint32_t stall_ms;                  /* a fetch unanswered this long past its long
-                                           poll has another broker asked who leads; if
-                                           another leader, the partition is fetched
-                                           there (2 s; 0: never; see poll) */
+    uint32_t stall_ms;                  /* a fetch (or a group request) unanswered this
+                                           long past its long poll has another broker
+                                           asked who leads (coordinates); if another,
+                                           the requests go there (2 s; 0: never; see
+                                           poll) */
     /* consumer groups (nagare_consumer_subscribe) */
     uint32_t session_timeout_ms;      /* the broker drops a member silent this long
                                            (10 s; 1000..300000): poll at least this often */
@@ -459,7 +460,11 @@ void nagare_message_header(const struct nagare_message *m, size_t i, struct naga
  * has another broker asked who leads, as the producer does (see
  * nagare_producer_poll()): a newer leader named for a partition whose
  * fetch waits there gives that connection up, and the partition is read
- * on at the new leader from where it was.
+ * on at the new leader from where it was. The group's coordinator is
+ * watched the same way, its synchronous calls too (a commit, a join): a
+ * request it keeps that long while another broker names another leader
+ * of __offsets/0 fails with -NAGARE_EDISCONNECTED, and the member joins
+ * again at the new coordinator (docs/cluster.md, section 6).
  * Subscribed to a group, it also heartbeats, acts on assignment changes
  * (running the rebalance callback first), auto-commits and delivers async
  * commit reports, and joins again when the broker forgot the member;
