@@ -435,15 +435,26 @@ int nagare_offset_lookup(nagare_admin *a, const char *topic, int32_t partition, 
         (ts_ms < 0 && ts_ms != NAGARE_OFFSET_BEGINNING && ts_ms != NAGARE_OFFSET_END)) {
         return -NG_EBADARG;
     }
-    /* In a cluster only the partition's leader answers. */
+    /* In a cluster only the partition's leader answers; one that stalls
+     * is given up once another is named, and asked again (it reads). */
     int64_t deadline = deadline_of(a);
-    struct cbroker *leader;
-    int rc = brokers_leader_lookup(&a->bs, topic, partition, deadline, &leader);
-    if (rc == 0 && leader == NULL) {
-        rc = -NG_ENOT_LEADER; /* none now: try later */
+    for (;;) {
+        struct cbroker *leader;
+        int rc = brokers_leader_lookup(&a->bs, topic, partition, a->stall_ms, deadline, &leader);
+        if (rc == 0 && leader == NULL) {
+            rc = -NG_ENOT_LEADER; /* none now: try later */
+        }
+        if (rc == 0) {
+            struct brokers_watch w;
+            const struct conn_watch *watch =
+                brokers_watch_init(&w, &a->bs, leader, topic, partition, a->stall_ms, deadline);
+            rc = calls_list_offset(&leader->conn, topic, partition, ts_ms, deadline, watch,
+                                   offset_out);
+        }
+        if (rc != -NG_EDISCONNECTED || clock_mono_ms() >= deadline) {
+            return rc;
+        }
     }
-    return rc == 0 ? calls_list_offset(&leader->conn, topic, partition, ts_ms, deadline, offset_out)
-                   : rc;
 }
 
 /* ---- the coordinators ---- */
@@ -457,7 +468,7 @@ static int coordinator_find(nagare_admin *a, struct admin_coord *c)
         return 0;
     }
     struct cbroker *leader;
-    int rc = brokers_leader_lookup(&a->bs, c->topic, 0, deadline_of(a), &leader);
+    int rc = brokers_leader_lookup(&a->bs, c->topic, 0, a->stall_ms, deadline_of(a), &leader);
     if (rc == -NG_EUNKNOWN_TOPIC) {
         leader = any_broker(a);
         rc = 0;

@@ -262,13 +262,15 @@ static int leader_decode(void *arg, struct rd *body, uint16_t version)
     return 0;
 }
 
-/* brokers_leader_lookup() of broker on; topic NULL: only the brokers. */
+/* brokers_leader_lookup() of broker on, checked on by watch (NULL: not);
+ * topic NULL: only the brokers. */
 static int leader_lookup_on(struct brokers *bs, struct cbroker *on, const char *topic,
-                            int32_t partition, int64_t deadline_ms, struct cbroker **leader_out)
+                            int32_t partition, int64_t deadline_ms, const struct conn_watch *watch,
+                            struct cbroker **leader_out)
 {
     struct leader_call lc = {.bs = bs, .on = on, .topic = topic, .partition = partition};
-    int rc = conn_call(&on->conn, PROTO_API_METADATA, 64 + PROTO_TOPIC_NAME_BYTES_MAX,
-                       leader_encode, leader_decode, &lc, deadline_ms);
+    int rc = conn_call_watched(&on->conn, PROTO_API_METADATA, 64 + PROTO_TOPIC_NAME_BYTES_MAX,
+                               leader_encode, leader_decode, &lc, deadline_ms, watch);
     if (rc == 0 && topic != NULL && partition >= lc.count) {
         rc = -NG_EUNKNOWN_TOPIC;
     }
@@ -285,16 +287,27 @@ static struct cbroker *meta_or_boot(struct brokers *bs)
 }
 
 int brokers_leader_lookup(struct brokers *bs, const char *topic, int32_t partition,
-                          int64_t deadline_ms, struct cbroker **leader_out)
+                          uint32_t stall_ms, int64_t deadline_ms, struct cbroker **leader_out)
 {
     ASSERT(topic != NULL);
-    return leader_lookup_on(bs, meta_or_boot(bs), topic, partition, deadline_ms, leader_out);
+    for (;;) {
+        /* Any broker answers it: one that stalls is given up once another
+         * answers, and the lookup made there (brokers_watch_init()). */
+        struct cbroker *on = meta_or_boot(bs);
+        struct brokers_watch w;
+        const struct conn_watch *watch =
+            brokers_watch_init(&w, bs, on, NULL, 0, stall_ms, deadline_ms);
+        int rc = leader_lookup_on(bs, on, topic, partition, deadline_ms, watch, leader_out);
+        if (rc != -NG_EDISCONNECTED || watch == NULL || clock_mono_ms() >= deadline_ms) {
+            return rc;
+        }
+    }
 }
 
 int brokers_refresh(struct brokers *bs, int64_t deadline_ms)
 {
     struct cbroker *none;
-    return leader_lookup_on(bs, meta_or_boot(bs), NULL, 0, deadline_ms, &none);
+    return leader_lookup_on(bs, meta_or_boot(bs), NULL, 0, deadline_ms, NULL, &none);
 }
 
 /* ---- a synchronous call watched for stalls ---- */
@@ -320,7 +333,7 @@ static bool watch_check(void *arg)
         }
     }
     struct cbroker *leader;
-    int rc = leader_lookup_on(w->bs, on, w->topic, w->partition, w->deadline_ms, &leader);
+    int rc = leader_lookup_on(w->bs, on, w->topic, w->partition, w->deadline_ms, NULL, &leader);
     return rc == 0 && (w->topic == NULL || (leader != NULL && leader != w->b));
 }
 

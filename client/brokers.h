@@ -138,12 +138,15 @@ bool brokers_meta_fallback(const struct brokers *bs, const struct cbroker *b);
  * for topic's partition count and partition's leader, synchronously
  * until deadline_ms (monotonic), taking in the brokers the answer names
  * (brokers_update()). The leader of a group's internal partition is its
- * coordinator (docs/cluster.md, section 5). Returns 0 with *leader_out
- * (NULL: none now; the bootstrap entry for a broker speaking Metadata
- * before v2: a single broker), -NG_EUNKNOWN_TOPIC (no such topic or
- * partition), or the call's error, with *leader_out NULL. */
+ * coordinator (docs/cluster.md, section 5). A broker that keeps the call
+ * stall_ms (0: no limit) is given up once another answers, and the call
+ * made at another (brokers_watch_init(), topic NULL). Returns 0 with
+ * *leader_out (NULL: none now; the bootstrap entry for a broker speaking
+ * Metadata before v2: a single broker), -NG_EUNKNOWN_TOPIC (no such topic
+ * or partition), or the call's error, with *leader_out NULL. */
 MUST_USE int brokers_leader_lookup(struct brokers *bs, const char *topic, int32_t partition,
-                                   int64_t deadline_ms, struct cbroker **leader_out);
+                                   uint32_t stall_ms, int64_t deadline_ms,
+                                   struct cbroker **leader_out);
 
 /* Asks a broker (as brokers_leader_lookup()) for the brokers alone,
  * taking them in. Returns 0 or the call's error. */

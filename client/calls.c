@@ -56,12 +56,13 @@ static int list_offset_decode(void *arg, struct rd *body, uint16_t version)
 }
 
 int calls_list_offset(struct client_conn *c, const char *topic, int32_t partition,
-                      int64_t timestamp_ms, int64_t deadline_ms, int64_t *offset_out)
+                      int64_t timestamp_ms, int64_t deadline_ms, const struct conn_watch *watch,
+                      int64_t *offset_out)
 {
     struct list_offset lo = {
         .topic = topic, .partition = partition, .timestamp_ms = timestamp_ms, .offset = -1};
-    int rc = conn_call(c, PROTO_API_LIST_OFFSETS, ONE_TOPIC_REQUEST_BYTES, list_offset_encode,
-                       list_offset_decode, &lo, deadline_ms);
+    int rc = conn_call_watched(c, PROTO_API_LIST_OFFSETS, ONE_TOPIC_REQUEST_BYTES,
+                               list_offset_encode, list_offset_decode, &lo, deadline_ms, watch);
     if (rc == 0) {
         *offset_out = lo.offset;
     }

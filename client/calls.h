@@ -18,9 +18,11 @@
 #include "client/conn.h"
 
 /* ListOffsets for one partition: timestamp_ms -2 (earliest), -1 (latest) or
- * the first offset with a timestamp >= it (the log end when none is). */
+ * the first offset with a timestamp >= it (the log end when none is);
+ * checked on by watch while it waits (NULL: not; conn_call_watched()). */
 MUST_USE int calls_list_offset(struct client_conn *c, const char *topic, int32_t partition,
-                               int64_t timestamp_ms, int64_t deadline_ms, int64_t *offset_out);
+                               int64_t timestamp_ms, int64_t deadline_ms,
+                               const struct conn_watch *watch, int64_t *offset_out);
 
 /* Metadata for one topic: its partition count. -NG_EUNKNOWN_TOPIC when the
  * broker does not have it. */

@@ -444,7 +444,8 @@ static int part_insert(nagare_consumer *c, struct cpart *p)
 static int leader_lookup(nagare_consumer *c, const char *topic, int32_t partition,
                          struct cbroker **leader_out)
 {
-    return brokers_leader_lookup(&c->brokers, topic, partition, deadline_of(c), leader_out);
+    return brokers_leader_lookup(&c->brokers, topic, partition, c->cfg.stall_ms, deadline_of(c),
+                                 leader_out);
 }
 
 static bool leader_moved(int err)
@@ -474,9 +475,14 @@ static int leader_list_offset(nagare_consumer *c, struct cbroker *leader, const 
         if (rc == 0 && leader == NULL) {
             rc = -NG_ENOT_LEADER; /* the partition has no leader now */
         }
-        rc = rc == 0
-                 ? calls_list_offset(&leader->conn, topic, partition, timestamp_ms, deadline, out)
-                 : rc;
+        if (rc == 0) {
+            /* A leader that stalls is given up once another is named. */
+            struct brokers_watch w;
+            const struct conn_watch *watch = brokers_watch_init(
+                &w, &c->brokers, leader, topic, partition, c->cfg.stall_ms, deadline);
+            rc = calls_list_offset(&leader->conn, topic, partition, timestamp_ms, deadline, watch,
+                                   out);
+        }
         if (!(leader_moved(rc) || leader_unreachable(rc)) ||
             clock_mono_ms() + (int64_t)CONN_BACKOFF_MS_MAX >= deadline) {
             return rc;

@@ -714,7 +714,8 @@ typedef struct nagare_admin nagare_admin;
  * changes state is sent once (a topic, ACL or user call waits for its
  * answer; a group call fails with -NAGARE_EDISCONNECTED once another
  * coordinator is named: it may have been done). ListOffsets
- * (nagare_offset_lookup()) is not watched.
+ * (nagare_offset_lookup()) is watched at the partition's leader, and made
+ * again at the leader named.
  * Any thread; the client then belongs to it. */
 NAGARE_MUST_USE int nagare_admin_new(const char *bootstrap, uint32_t timeout_ms,
                                      nagare_admin **out);

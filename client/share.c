@@ -197,7 +197,8 @@ static bool coord_moved(nagare_share_consumer *sc, const struct cbroker *at, int
 static int coord_find(nagare_share_consumer *sc)
 {
     struct cbroker *leader = NULL;
-    int rc = brokers_leader_lookup(&sc->bs, PROTO_SHARE_STATE_TOPIC, 0, deadline_of(sc), &leader);
+    int rc = brokers_leader_lookup(&sc->bs, PROTO_SHARE_STATE_TOPIC, 0, sc->cfg.stall_ms,
+                                   deadline_of(sc), &leader);
     if (rc == -NG_EUNKNOWN_TOPIC) {
         struct cbroker *on = brokers_meta(&sc->bs);
         leader = on != NULL ? on : sc->bs.boot;

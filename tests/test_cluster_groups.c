@@ -509,10 +509,12 @@ Test(cluster_groups, a_sync_commit_at_a_paused_coordinator_moves_on, .fini = tea
  * admin client is given only the group coordinator's address, learns the
  * other brokers when made, and its timeout is 120 s. With that broker
  * paused, a topic description (any broker answers it) comes from another
- * broker once the paused one has kept it stall_ms, and a group's
- * description and the group listing (its coordinator answers them) come
- * from the new coordinator once another broker names it: each well within
- * 60 s, the broker still paused. */
+ * broker once the paused one has kept it stall_ms; TOPIC's end offset
+ * (ListOffsets, which the partition's leader answers: the paused broker
+ * led it) from the new leader; and a group's description and the group
+ * listing (its coordinator answers them) from the new coordinator once
+ * another broker names it: each well within 60 s, the broker still
+ * paused. */
 Test(cluster_groups, admin_reads_leave_a_paused_broker, .fini = teardown, .timeout = 600)
 {
     cluster_up();
@@ -538,6 +540,12 @@ Test(cluster_groups, admin_reads_leave_a_paused_broker, .fini = teardown, .timeo
     cr_assert_eq(topics[0].partition_count, 1);
     nagare_topics_free(a, topics);
     cr_assert_lt(clock_mono_ms(), deadline, "the topic described after 60000 ms");
+    /* TOPIC/0 was led by the paused broker too (placed with __offsets/0):
+     * its end, from the new leader. */
+    int64_t end = -1;
+    rc = nagare_offset_lookup(a, TOPIC, 0, NAGARE_OFFSET_END, &end);
+    cr_assert_eq(rc, 0, "offset lookup: %s", nagare_strerror(rc));
+    cr_assert_eq(end, RECORDS);
 
     const struct nagare_group_info *info;
     rc = nagare_group_describe(a, GROUP, &info);
