@@ -11,11 +11,15 @@
  * address is 0.0.0.0 is reached where it was found. Every other broker the
  * answer lists gets a connection of its own, not connected until the
  * owner asks (brokers_connect()). A struct cbroker lives until
- * brokers_fini(), so owners keep pointers to it (a partition's leader);
- * a broker that leaves the cluster keeps its (idle) entry. At most
- * BROKERS_CONNS_MAX entries.
+ * brokers_fini(), so owners keep pointers to it (a partition's leader, a
+ * group's coordinator); a broker that leaves the cluster keeps its (idle)
+ * entry. At most BROKERS_CONNS_MAX entries. A connection is given up
+ * (closed) only as lost, or as stalled once another broker named another
+ * leader or coordinator (or, for a call any broker answers, answered
+ * instead): "stalls" below.
  *
- * Threads: the owner's (a producer's, a consumer's), as its conns.
+ * Threads: the owner's (a producer's, a consumer's, a share consumer's,
+ * an admin client's), as its conns.
  */
 #ifndef NAGARE_CLIENT_BROKERS_H
 #define NAGARE_CLIENT_BROKERS_H
