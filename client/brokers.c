@@ -251,7 +251,7 @@ static int leader_decode(void *arg, struct rd *body, uint16_t version)
     if (version >= 2) {
         brokers_update(lc->bs, lc->on, &m);
     }
-    lc->count = t.partition_count; /* the partitions listed, as calls_partition_count() */
+    lc->count = t.partition_count; /* the partitions the topic has */
     lc->leader = version >= 2 ? NULL : lc->bs->boot;
     struct proto_metadata_partition mp;
     while (proto_metadata_resp_next_partition(&d, &mp)) {
@@ -266,15 +266,15 @@ static int leader_decode(void *arg, struct rd *body, uint16_t version)
  * topic NULL: only the brokers. */
 static int leader_lookup_on(struct brokers *bs, struct cbroker *on, const char *topic,
                             int32_t partition, int64_t deadline_ms, const struct conn_watch *watch,
-                            struct cbroker **leader_out)
+                            struct leader_call *lc)
 {
-    struct leader_call lc = {.bs = bs, .on = on, .topic = topic, .partition = partition};
+    *lc = (struct leader_call){.bs = bs, .on = on, .topic = topic, .partition = partition};
     int rc = conn_call_watched(&on->conn, PROTO_API_METADATA, 64 + PROTO_TOPIC_NAME_BYTES_MAX,
-                               leader_encode, leader_decode, &lc, deadline_ms, watch);
-    if (rc == 0 && topic != NULL && partition >= lc.count) {
+                               leader_encode, leader_decode, lc, deadline_ms, watch);
+    if (rc == 0 && topic != NULL && partition >= lc->count) {
         rc = -NG_EUNKNOWN_TOPIC;
     }
-    *leader_out = rc == 0 ? lc.leader : NULL;
+    lc->leader = rc == 0 ? lc->leader : NULL;
     return rc;
 }
 
@@ -286,8 +286,9 @@ static struct cbroker *meta_or_boot(struct brokers *bs)
     return on != NULL ? on : bs->boot;
 }
 
-int brokers_leader_lookup(struct brokers *bs, const char *topic, int32_t partition,
-                          uint32_t stall_ms, int64_t deadline_ms, struct cbroker **leader_out)
+int brokers_topic_lookup(struct brokers *bs, const char *topic, int32_t partition,
+                         uint32_t stall_ms, int64_t deadline_ms, struct cbroker **leader_out,
+                         int32_t *count_out)
 {
     ASSERT(topic != NULL);
     for (;;) {
@@ -297,17 +298,27 @@ int brokers_leader_lookup(struct brokers *bs, const char *topic, int32_t partiti
         struct brokers_watch w;
         const struct conn_watch *watch =
             brokers_watch_init(&w, bs, on, NULL, 0, stall_ms, deadline_ms);
-        int rc = leader_lookup_on(bs, on, topic, partition, deadline_ms, watch, leader_out);
+        struct leader_call lc;
+        int rc = leader_lookup_on(bs, on, topic, partition, deadline_ms, watch, &lc);
         if (rc != -NG_EDISCONNECTED || watch == NULL || clock_mono_ms() >= deadline_ms) {
+            *leader_out = lc.leader;
+            *count_out = rc == 0 ? lc.count : 0;
             return rc;
         }
     }
 }
 
+int brokers_leader_lookup(struct brokers *bs, const char *topic, int32_t partition,
+                          uint32_t stall_ms, int64_t deadline_ms, struct cbroker **leader_out)
+{
+    int32_t count;
+    return brokers_topic_lookup(bs, topic, partition, stall_ms, deadline_ms, leader_out, &count);
+}
+
 int brokers_refresh(struct brokers *bs, int64_t deadline_ms)
 {
-    struct cbroker *none;
-    return leader_lookup_on(bs, meta_or_boot(bs), NULL, 0, deadline_ms, NULL, &none);
+    struct leader_call lc;
+    return leader_lookup_on(bs, meta_or_boot(bs), NULL, 0, deadline_ms, NULL, &lc);
 }
 
 /* ---- a synchronous call watched for stalls ---- */
@@ -332,9 +343,9 @@ static bool watch_check(void *arg)
             return false; /* asked again after a period */
         }
     }
-    struct cbroker *leader;
-    int rc = leader_lookup_on(w->bs, on, w->topic, w->partition, w->deadline_ms, NULL, &leader);
-    return rc == 0 && (w->topic == NULL || (leader != NULL && leader != w->b));
+    struct leader_call lc;
+    int rc = leader_lookup_on(w->bs, on, w->topic, w->partition, w->deadline_ms, NULL, &lc);
+    return rc == 0 && (w->topic == NULL || (lc.leader != NULL && lc.leader != w->b));
 }
 
 const struct conn_watch *brokers_watch_init(struct brokers_watch *w, struct brokers *bs,

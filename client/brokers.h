@@ -152,6 +152,12 @@ MUST_USE int brokers_leader_lookup(struct brokers *bs, const char *topic, int32_
                                    uint32_t stall_ms, int64_t deadline_ms,
                                    struct cbroker **leader_out);
 
+/* brokers_leader_lookup() that also says how many partitions topic has
+ * (*count_out; 0 on an error). */
+MUST_USE int brokers_topic_lookup(struct brokers *bs, const char *topic, int32_t partition,
+                                  uint32_t stall_ms, int64_t deadline_ms,
+                                  struct cbroker **leader_out, int32_t *count_out);
+
 /* Asks a broker (as brokers_leader_lookup()) for the brokers alone,
  * taking them in. Returns 0 or the call's error. */
 MUST_USE int brokers_refresh(struct brokers *bs, int64_t deadline_ms);

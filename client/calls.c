@@ -111,18 +111,6 @@ static int one_topic_decode(void *arg, struct rd *body, uint16_t version)
     return ot->count > 0 ? 0 : -NG_EPROTO;
 }
 
-int calls_partition_count(struct client_conn *c, const char *topic, int64_t deadline_ms,
-                          int32_t *count_out)
-{
-    struct one_topic ot = {.topic = topic};
-    int rc = conn_call(c, PROTO_API_METADATA, ONE_TOPIC_REQUEST_BYTES, one_topic_encode,
-                       one_topic_decode, &ot, deadline_ms);
-    if (rc == 0) {
-        *count_out = ot.count;
-    }
-    return rc;
-}
-
 int calls_topic_led(struct client_conn *c, const char *topic, int64_t deadline_ms, bool *led_out)
 {
     struct one_topic ot = {.topic = topic};

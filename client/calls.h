@@ -24,11 +24,6 @@ MUST_USE int calls_list_offset(struct client_conn *c, const char *topic, int32_t
                                int64_t timestamp_ms, int64_t deadline_ms,
                                const struct conn_watch *watch, int64_t *offset_out);
 
-/* Metadata for one topic: its partition count. -NG_EUNKNOWN_TOPIC when the
- * broker does not have it. */
-MUST_USE int calls_partition_count(struct client_conn *c, const char *topic, int64_t deadline_ms,
-                                   int32_t *count_out);
-
 /* Metadata for one topic: *led_out says whether the broker lists it with a
  * leader for every partition (false when it does not know the topic). */
 MUST_USE int calls_topic_led(struct client_conn *c, const char *topic, int64_t deadline_ms,

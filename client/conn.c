@@ -1447,15 +1447,15 @@ static int call_step_ms(int64_t check_ms, int64_t deadline_ms)
     return step <= 0 ? 0 : step < 100 ? (int)step : 100;
 }
 
-/* Waits until a request can be submitted, connecting when down (one
- * connect, bounded by the deadline); the watch runs meanwhile, as it does
- * for the answer (a broker paused after accepting the connection never
- * finishes the handshake). */
-static int call_wait_ready(struct client_conn *c, int64_t deadline_ms,
-                           const struct conn_watch *watch, int64_t *check_ms)
+/* Waits until c is up (room: and can take a request), connecting when
+ * down (one connect, bounded by the deadline); the watch runs meanwhile,
+ * as it does for an answer (a broker paused after accepting the
+ * connection never finishes the handshake). */
+static int wait_ready(struct client_conn *c, bool room, int64_t deadline_ms,
+                      const struct conn_watch *watch, int64_t *check_ms)
 {
     bool started = false;
-    while (!conn_ready(c)) {
+    while (room ? !conn_ready(c) : c->state != CONN_UP) {
         if (clock_mono_ms() >= deadline_ms) {
             if (c->state != CONN_UP) {
                 conn_close(c, -NG_ETIMEOUT);
@@ -1487,6 +1487,13 @@ static int call_wait_ready(struct client_conn *c, int64_t deadline_ms,
     return 0;
 }
 
+int conn_wait_up_watched(struct client_conn *c, int64_t deadline_ms, const struct conn_watch *watch)
+{
+    ASSERT(watch == NULL || (watch->period_ms > 0 && watch->fn != NULL));
+    int64_t check_ms = watch != NULL ? clock_mono_ms() + watch->period_ms : INT64_MAX;
+    return wait_ready(c, false, deadline_ms, watch, &check_ms);
+}
+
 int conn_call(struct client_conn *c, uint16_t api_key, size_t need, conn_encode_fn encode,
               conn_decode_fn decode, void *arg, int64_t deadline_ms)
 {
@@ -1499,7 +1506,7 @@ int conn_call_watched(struct client_conn *c, uint16_t api_key, size_t need, conn
 {
     ASSERT(watch == NULL || (watch->period_ms > 0 && watch->fn != NULL));
     int64_t check_ms = watch != NULL ? clock_mono_ms() + watch->period_ms : INT64_MAX;
-    int rc = call_wait_ready(c, deadline_ms, watch, &check_ms);
+    int rc = wait_ready(c, true, deadline_ms, watch, &check_ms);
     if (rc != 0) {
         return rc;
     }

@@ -422,6 +422,13 @@ struct conn_watch {
     void *arg;
 };
 
+/* conn_wait_up() until deadline_ms (monotonic), checked on by watch
+ * meanwhile (NULL: none). Returns 0 once up, -NG_ETIMEOUT (the connect
+ * given up), -NG_EDISCONNECTED (the watch gave it up), or why connecting
+ * failed. */
+MUST_USE int conn_wait_up_watched(struct client_conn *c, int64_t deadline_ms,
+                                  const struct conn_watch *watch);
+
 /* conn_call() checked on by watch (NULL: none, as conn_call()). A
  * connection the check gives up is closed: the call returns
  * -NG_EDISCONNECTED, as its other requests complete. */

@@ -48,7 +48,6 @@
 #include <string.h>
 
 #include "client/brokers.h"
-#include "client/calls.h"
 #include "client/conn.h"
 #include "client/msg.h"
 #include "client/nagare.h"
@@ -211,6 +210,18 @@ static int coord_find(nagare_share_consumer *sc)
     return rc;
 }
 
+/* Connects to coordinator b, giving it up once another broker names
+ * another coordinator (a paused broker's kernel accepts the connection,
+ * and the handshake never ends). Returns as conn_wait_up_watched(). */
+static int coord_wait_up(nagare_share_consumer *sc, struct cbroker *b)
+{
+    int64_t deadline = deadline_of(sc);
+    struct brokers_watch w;
+    const struct conn_watch *watch =
+        brokers_watch_init(&w, &sc->bs, b, PROTO_SHARE_STATE_TOPIC, 0, sc->cfg.stall_ms, deadline);
+    return conn_wait_up_watched(&b->conn, deadline, watch);
+}
+
 /* The coordinator, found first when not known or lost (synchronous calls:
  * Metadata, and a connect to it unless it is the bootstrap connection,
  * which poll redials). Returns 0 with *out, or the lookup's or connect's
@@ -226,8 +237,7 @@ static int coord_get(nagare_share_consumer *sc, struct cbroker **out)
     int rc = sc->coord != NULL ? 0 : coord_find(sc);
     struct cbroker *b = sc->coord;
     if (rc == 0 && b != sc->bs.boot && b->conn.state != CONN_UP) {
-        int64_t left = deadline_of(sc) - clock_mono_ms();
-        rc = conn_wait_up(&b->conn, (int)(left < INT32_MAX ? left : INT32_MAX));
+        rc = coord_wait_up(sc, b);
         if (rc != 0) {
             cbroker_coordinate(&sc->coord, NULL); /* found again next time */
         }
@@ -928,9 +938,9 @@ static int topics_lookup(nagare_share_consumer *sc)
             continue;
         }
         int32_t count = 0;
-        struct cbroker *on = brokers_meta(&sc->bs);
-        struct client_conn *mc = on != NULL ? &on->conn : boot_conn(sc);
-        int rc = calls_partition_count(mc, sc->topics[t].name, deadline_of(sc), &count);
+        struct cbroker *leader;
+        int rc = brokers_topic_lookup(&sc->bs, sc->topics[t].name, 0, sc->cfg.stall_ms,
+                                      deadline_of(sc), &leader, &count);
         if (rc == 0 && sc->part_total + (uint32_t)count > PROTO_REQUEST_PARTITIONS_MAX) {
             rc = -NG_ETOOBIG;
         }
@@ -1113,9 +1123,14 @@ static int member_id_fetch(nagare_share_consumer *sc)
     for (;;) {
         struct cbroker *at;
         int rc = coord_get(sc, &at);
-        rc = rc == 0 ? conn_call(&at->conn, PROTO_API_SHARE_FETCH, fetch_bytes(sc), fetch_encode,
-                                 id_decode, &fc, deadline)
-                     : rc;
+        if (rc == 0) {
+            /* A coordinator that stalls is given up once another is named. */
+            struct brokers_watch w;
+            const struct conn_watch *watch = brokers_watch_init(
+                &w, &sc->bs, at, PROTO_SHARE_STATE_TOPIC, 0, sc->cfg.stall_ms, deadline);
+            rc = conn_call_watched(&at->conn, PROTO_API_SHARE_FETCH, fetch_bytes(sc), fetch_encode,
+                                   id_decode, &fc, deadline, watch);
+        }
         if (!coord_moved(sc, at, rc) || clock_mono_ms() >= deadline) {
             return api_err(rc);
         }
@@ -1279,8 +1294,9 @@ static int acks_flush(nagare_share_consumer *sc)
         if (!sc->ack_inflight) {
             struct cbroker *gc;
             int rc = coord_get(sc, &gc);
-            if (rc == 0 && gc->conn.state != CONN_UP) {
-                rc = conn_wait_up(&gc->conn, (int)(left < INT32_MAX ? left : INT32_MAX));
+            rc = rc == 0 && gc->conn.state != CONN_UP ? coord_wait_up(sc, gc) : rc;
+            if (rc == -NG_EDISCONNECTED && coord_moved(sc, gc, rc)) {
+                continue; /* given up for another coordinator: found again */
             }
             if (rc != 0) {
                 return rc;
