@@ -336,6 +336,7 @@ void replica_check_isr(struct server *s, struct bpart *bp, int64_t now_ms, int64
     if (r->role != REPLICA_LEADER || r->isr_changing || s->alter_isr == NULL) {
         return;
     }
+    ASSERT(s->view != NULL); /* a leader in a cluster has a view */
     int32_t isr[CLUSTER_REPLICAS_MAX];
     uint8_t n = 0;
     bool changed = false;
@@ -349,10 +350,15 @@ void replica_check_isr(struct server *s, struct bpart *bp, int64_t now_ms, int64
          * follower's fetch waits at the leader up to FETCHER_WAIT_MS
          * before its next one can come: that long is not lag. */
         bool recent = now_ms - p->caught_up_ms <= lag_ms + FETCHER_WAIT_MS;
-        bool keep = p->id == s->broker_id || recent;
+        /* A follower whose registration the view no longer holds (its
+         * lease ran out: killed, paused or cut off from etcd) leaves at
+         * once rather than after lag_ms, and joins only once registered
+         * again (KIP-841): acks=all waits for a lease, not for the lag. */
+        bool live = cluster_view_broker(s->view, p->id) != NULL;
+        bool keep = p->id == s->broker_id || (recent && live);
         /* A follower joins once it has lately caught up with the leader's
          * end and durably holds everything the high watermark covers. */
-        bool join = recent && p->durable >= 0 && p->durable >= r->hw;
+        bool join = recent && live && p->durable >= 0 && p->durable >= r->hw;
         bool in = member ? keep : join;
         changed |= in != member;
         if (in) {

@@ -162,8 +162,9 @@ void replica_follower_hw(struct bpart *bp, int64_t leader_hw);
 
 /* The leader's periodic check (from housekeeping): followers that have not
  * caught up for lag_ms (past the long poll of their fetches,
- * FETCHER_WAIT_MS) leave the ISR, caught-up ones join it, through the
- * cluster session's compare-and-swap. No-op without a session. */
+ * FETCHER_WAIT_MS), or whose registration s->view does not hold, leave the
+ * ISR; caught-up registered ones join it; through the cluster session's
+ * compare-and-swap. No-op without a session. */
 void replica_check_isr(struct server *s, struct bpart *bp, int64_t now_ms, int64_t lag_ms);
 
 #endif
