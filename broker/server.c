@@ -533,18 +533,24 @@ static void view_topic_create(struct server *s, const struct cluster_topic *ct)
 }
 
 /* Topics the last view had and this one has not were deleted in the
- * cluster: they go here too. (A topic no view ever named stays: a single
- * broker's data directory that joins a cluster keeps its topics.) */
+ * cluster: they go here too, and the share groups' state of them with
+ * them, whether or not this broker held a replica. (A topic no view ever
+ * named stays: a single broker's data directory that joins a cluster keeps
+ * its topics.) */
 static void delete_gone_topics(struct server *s, const struct cluster_view *view)
 {
     for (uint32_t i = 0; s->view != NULL && i < s->view->topic_count; i++) {
-        const char *name = s->view->topics[i].name;
-        if (cluster_view_topic(view, name, strlen(name)) == NULL &&
-            server_topic_find(s, proto_str_make(name)) != NULL) {
-            int rc = server_topic_delete(s, proto_str_make(name));
-            if (rc != 0) {
-                log_error("topic %s, deleted in the cluster: %s", name, err_str(rc));
-            }
+        struct proto_str name = proto_str_make(s->view->topics[i].name);
+        if (cluster_view_topic(view, name.ptr, name.len) != NULL) {
+            continue;
+        }
+        if (server_topic_find(s, name) == NULL) {
+            share_serve_topic_deleted(s, name.ptr, name.len);
+            continue;
+        }
+        int rc = server_topic_delete(s, name);
+        if (rc != 0) {
+            log_error("topic %s, deleted in the cluster: %s", name.ptr, err_str(rc));
         }
     }
 }

@@ -33,6 +33,17 @@ static struct cluster C;
 
 static void teardown(void) { cs_fini(&C); }
 
+/* Creates TOPIC, one partition of replication_factor replicas (-1: the
+ * brokers' default). */
+static void topic_create(int16_t replication_factor)
+{
+    struct nagare_topic_config cfg;
+    nagare_topic_config_default(&cfg);
+    cfg.partitions = 1;
+    cfg.replication_factor = replication_factor;
+    cs_topic_create(&C, C.bootstrap, TOPIC, &cfg, NULL, SETUP_TIMEOUT_MS);
+}
+
 /* A cluster of three brokers (replication factor 3, min in-sync 2, and
  * setting, when not NULL) and the topic TOPIC (one partition) on it. */
 static void cluster_up_with(const char *setting)
@@ -45,10 +56,7 @@ static void cluster_up_with(const char *setting)
         cs_set(&C, setting);
     }
     cs_start(&C);
-    struct nagare_topic_config cfg;
-    nagare_topic_config_default(&cfg);
-    cfg.partitions = 1;
-    cs_topic_create(&C, C.bootstrap, TOPIC, &cfg, NULL, SETUP_TIMEOUT_MS);
+    topic_create(-1);
 }
 
 static void cluster_up(void) { cluster_up_with(NULL); }
@@ -468,5 +476,80 @@ Test(cluster_share, a_share_coordinator_apart_lists_and_leads_its_dlq, .fini = t
     cr_assert_eq(rc, 0, "commit: %s", nagare_strerror(rc));
     nagare_share_consumer_destroy(sc);
     dlq_copied_by(k, deadline);
+    cs_stop_brokers(&C);
+}
+
+/* Waits until broker i's metadata no longer names topic. */
+static void await_gone_at(size_t i, const char *topic)
+{
+    int64_t deadline = clock_mono_ms() + SETUP_TIMEOUT_MS;
+    for (;;) {
+        nagare_admin *a;
+        int rc = nagare_admin_new(C.b[i].bootstrap, 5000, &a);
+        bool gone = false;
+        if (rc == 0) {
+            const struct nagare_cluster_info *info;
+            if (nagare_cluster_describe(a, &info) == 0) {
+                gone = true;
+                for (size_t k = 0; k < info->partition_count; k++) {
+                    gone = gone && strcmp(info->partitions[k].topic, topic) != 0;
+                }
+                nagare_cluster_info_free(a, info);
+            }
+            nagare_admin_destroy(a);
+        }
+        if (gone) {
+            return;
+        }
+        cr_assert_lt(clock_mono_ms(), deadline, "broker %zu still names %s", i + 1, topic);
+        (void)poll(NULL, 0, 100);
+    }
+}
+
+/* A topic deleted in the cluster is forgotten by the share coordinator
+ * though it holds no replica of it: here the group consumed TOPIC (one
+ * replica, at broker 1) while broker 1 coordinated, then the coordinator
+ * moved to broker 2 (a reassignment of __share_state/0), which replayed
+ * TOPIC's state; TOPIC is deleted and made again (three replicas): the
+ * group starts it afresh, its first records handed out (with the old state
+ * kept, it would wait past offsets the new topic has not reached). */
+Test(cluster_share, a_topic_deleted_elsewhere_is_forgotten_by_the_coordinator, .fini = teardown,
+     .timeout = 600)
+{
+    cs_need_cluster();
+    cs_init(&C, 3);
+    cs_set(&C, "default_replication_factor=3");
+    cs_set(&C, "min_insync_replicas=2");
+    cs_start(&C);
+    topic_create(1); /* partition 0 goes to the first broker, as __share_state/0 will */
+    produce(0, 5);
+    nagare_share_consumer *sc = share_new(); /* makes __share_state */
+    static bool seen[RECORDS + MORE];
+    poll_until(sc, seen, 0, 5, 0, "the first topic's records");
+    accept_range(sc, 0, 5);
+    nagare_share_consumer_destroy(sc);
+    cr_assert_eq(leader_index(PROTO_SHARE_STATE_TOPIC), 0);
+
+    nagare_admin *a;
+    cr_assert_eq(nagare_admin_new(C.bootstrap, 30000, &a), 0);
+    int32_t replicas[2] = {2, 3}, partition = 0;
+    int rc =
+        nagare_partitions_reassign(a, PROTO_SHARE_STATE_TOPIC, &partition, 1, replicas, 2, NULL);
+    cr_assert_eq(rc, 0, "reassign: %s", nagare_strerror(rc));
+    int64_t deadline = clock_mono_ms() + SETUP_TIMEOUT_MS;
+    while (leader_index(PROTO_SHARE_STATE_TOPIC) != 1) {
+        cr_assert_lt(clock_mono_ms(), deadline, "the share coordinator did not move");
+        (void)poll(NULL, 0, 100);
+    }
+    rc = nagare_topic_delete(a, TOPIC);
+    cr_assert_eq(rc, 0, "delete: %s", nagare_strerror(rc));
+    nagare_admin_destroy(a);
+    await_gone_at(1, TOPIC);
+    topic_create(-1);
+    produce(0, 3);
+    sc = share_new();
+    memset(seen, 0, sizeof(seen));
+    poll_until(sc, seen, 0, 3, 0, "the topic made again");
+    nagare_share_consumer_destroy(sc);
     cs_stop_brokers(&C);
 }
