@@ -32,6 +32,7 @@
 
 #include "base/clock.h"
 #include "base/err.h"
+#include "base/log.h"
 #include "client/nagare.h"
 #include "tests/broker_support.h"
 #include "tests/checker.h"
@@ -231,10 +232,19 @@ static size_t leader_of(struct run *r, int32_t partition)
 
 /* ---- faults ---- */
 
+/* Begins fault `name` aimed at broker i (for a split, the one on its own;
+ * for one-way loss, the sender), and logs it with the time in the brokers'
+ * log format, to read beside their logs. */
+static void fault_begin(struct run *r, const char *name, size_t i)
+{
+    chk_fault_begin(&r->k, name);
+    log_info("fault: %s, broker %d", name, r->c.b[i].id);
+}
+
 static void fault_kill9(struct run *r)
 {
     size_t i = rnd(r) % BROKERS;
-    chk_fault_begin(&r->k, "kill -9 of a broker");
+    fault_begin(r, "kill -9 of a broker", i);
     cs_broker_kill(&r->c, i);
     sleep_ms(between(r, 1000, 5000));
     cs_broker_start(&r->c, i);
@@ -246,7 +256,7 @@ static void fault_kill9(struct run *r)
 static void fault_pause(struct run *r)
 {
     size_t i = rnd(r) % BROKERS;
-    chk_fault_begin(&r->k, "SIGSTOP of a leader");
+    fault_begin(r, "SIGSTOP of a leader", i);
     cs_broker_pause(&r->c, i);
     sleep_ms(between(r, FAULT_MS_MIN, FAULT_MS_MAX));
     cs_broker_resume(&r->c, i);
@@ -256,7 +266,7 @@ static void fault_pause(struct run *r)
 static void fault_isolate(struct run *r)
 {
     size_t i = rnd(r) % BROKERS;
-    chk_fault_begin(&r->k, "a leader isolated");
+    fault_begin(r, "a leader isolated", i);
     cs_isolate(&r->c, i);
     sleep_ms(between(r, FAULT_MS_MIN, FAULT_MS_MAX));
     cs_heal(&r->c);
@@ -265,8 +275,9 @@ static void fault_isolate(struct run *r)
 
 static void fault_halves(struct run *r)
 {
-    chk_fault_begin(&r->k, "brokers split in halves");
-    cs_split(&r->c, 1u << (rnd(r) % BROKERS));
+    size_t alone = rnd(r) % BROKERS;
+    fault_begin(r, "brokers split in halves", alone);
+    cs_split(&r->c, 1u << alone);
     sleep_ms(between(r, FAULT_MS_MIN, FAULT_MS_MAX));
     cs_heal(&r->c);
     chk_fault_end(&r->k);
@@ -276,7 +287,7 @@ static void fault_oneway(struct run *r)
 {
     size_t from = rnd(r) % BROKERS;
     size_t to = (from + 1 + rnd(r) % (BROKERS - 1)) % BROKERS;
-    chk_fault_begin(&r->k, "one-way loss");
+    fault_begin(r, "one-way loss", from);
     cs_drop_oneway(&r->c, from, to);
     sleep_ms(between(r, FAULT_MS_MIN, FAULT_MS_MAX));
     cs_heal(&r->c);
@@ -287,6 +298,7 @@ static void fault_etcd_leader(struct run *r)
 {
     chk_fault_begin(&r->k, "kill -9 of the etcd leader");
     size_t i = cs_etcd_kill_leader(&r->c);
+    log_info("fault: kill -9 of the etcd leader, member %zu", i);
     sleep_ms(between(r, 2000, 8000));
     ets_restart(&r->c.etcd, i);
     chk_fault_end(&r->k);
@@ -297,7 +309,7 @@ static void fault_etcd_leader(struct run *r)
 static void fault_power_cut(struct run *r)
 {
     size_t i = rnd(r) % BROKERS;
-    chk_fault_begin(&r->k, "power cut of a broker");
+    fault_begin(r, "power cut of a broker", i);
     cs_broker_power_cut(&r->c, i);
     sleep_ms(between(r, 1000, 5000));
     cs_broker_start(&r->c, i);
