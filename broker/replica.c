@@ -266,13 +266,16 @@ void replica_init(struct bpart *bp, bool clustered)
     }
 }
 
-static enum replica_role role_of(const struct cluster_partition *cp, int32_t self, bool fenced)
+/* A leader fenced, or registered again since it was elected, leads
+ * nothing until the controller elects it anew. */
+static enum replica_role role_of(const struct cluster_view *v, const struct cluster_partition *cp,
+                                 int32_t self, bool fenced)
 {
     if (cp == NULL || !cluster_partition_has_replica(cp, self)) {
         return REPLICA_NONE;
     }
     if (cp->leader == self) {
-        return fenced ? REPLICA_NONE : REPLICA_LEADER;
+        return fenced || !cluster_partition_leader_holds(v, cp) ? REPLICA_NONE : REPLICA_LEADER;
     }
     return REPLICA_FOLLOWER;
 }
@@ -281,7 +284,8 @@ void replica_apply(struct server *s, struct bpart *bp, const struct cluster_topi
                    const struct cluster_partition *cp, int32_t self, bool fenced)
 {
     struct replica *r = &bp->rep;
-    enum replica_role role = role_of(cp, self, fenced);
+    ASSERT(s->view != NULL); /* the view being applied */
+    enum replica_role role = role_of(s->view, cp, self, fenced);
     enum replica_role was = r->role;
     int64_t now_ms = (int64_t)loop_now_ms(&s->loop);
     ASSERT(was != REPLICA_SINGLE); /* replica_init(): a clustered broker's start as NONE */

@@ -105,8 +105,12 @@ void replica_init(struct bpart *bp, bool clustered);
  * partition is not in the view) for broker `self`: role, epoch, replicas,
  * ISR; a leadership that ends answers the waiting appends NG_ENOT_LEADER
  * and the parked fetches; a new follower is handed to its leader's
- * fetcher. fenced: the view says this broker may lead nothing.
- * Precondition: a clustered broker's partition (not REPLICA_SINGLE). */
+ * fetcher. fenced: the view says this broker may lead nothing; nor does
+ * a leadership granted before this broker's registration in the view
+ * (cluster_partition_leader_holds(): a restart within the lease, or a
+ * lease lost and made again) until the controller elects anew.
+ * Precondition: a clustered broker's partition (not REPLICA_SINGLE), and
+ * s->view the view applied. */
 void replica_apply(struct server *s, struct bpart *bp, const struct cluster_topic *ct,
                    const struct cluster_partition *cp, int32_t self, bool fenced);
 
