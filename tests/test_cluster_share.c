@@ -710,6 +710,23 @@ static int64_t redrive_steps(int32_t step_records, void (*before_step)(void), ui
     return records;
 }
 
+/* How many partitions of SRC a broker other than g leads. */
+static int src_led_elsewhere(int g)
+{
+    nagare_admin *a;
+    cr_assert_eq(nagare_admin_new(C.bootstrap, 30000, &a), 0);
+    const struct nagare_cluster_info *info;
+    cr_assert_eq(nagare_cluster_describe(a, &info), 0);
+    int elsewhere = 0;
+    for (size_t i = 0; i < info->partition_count; i++) {
+        const struct nagare_partition_replicas *p = &info->partitions[i];
+        elsewhere += strcmp(p->topic, SRC) == 0 && p->leader != g + 1;
+    }
+    nagare_cluster_info_free(a, info);
+    nagare_admin_destroy(a);
+    return elsewhere;
+}
+
 /* The offsets coordinator (where redrives run) leads SRC.dlq/0, as it
  * leads every partition 0 (controller_place()), and partitions 1 and 2 of
  * SRC are led by the two other brokers: a redrive republishes most
@@ -726,7 +743,6 @@ Test(cluster_share, a_redrive_republishes_to_partitions_other_brokers_lead, .fin
     cr_assert_eq(records, SRC_PARTS * SRC_REJECTED);
     int g = leader_index(PROTO_OFFSETS_TOPIC);
     cr_assert_geq(g, 0);
-    int elsewhere = 0;
     for (int32_t part = 0; part < SRC_PARTS; part++) {
         int counts[SRC_RECORDS];
         int64_t end = src_redriven(part, counts);
@@ -737,16 +753,10 @@ Test(cluster_share, a_redrive_republishes_to_partitions_other_brokers_lead, .fin
                          counts[j]);
         }
     }
+    cr_assert_gt(src_led_elsewhere(g), 0,
+                 "every partition of " SRC " is led by the redriving broker");
     nagare_admin *a;
     cr_assert_eq(nagare_admin_new(C.bootstrap, 30000, &a), 0);
-    const struct nagare_cluster_info *info;
-    cr_assert_eq(nagare_cluster_describe(a, &info), 0);
-    for (size_t i = 0; i < info->partition_count; i++) {
-        const struct nagare_partition_replicas *p = &info->partitions[i];
-        elsewhere += strcmp(p->topic, SRC) == 0 && p->leader != g + 1;
-    }
-    nagare_cluster_info_free(a, info);
-    cr_assert_gt(elsewhere, 0, "every partition of " SRC " is led by the redriving broker");
     int64_t n = -1;
     int rc = nagare_dlq_redrive(a, SRC ".dlq", &n);
     cr_assert_eq(rc, 0, "second redrive: %s", nagare_strerror(rc));
@@ -896,6 +906,102 @@ Test(cluster_share, a_redrive_step_fails_and_keeps_its_mark_when_a_leader_stays_
             cr_assert_geq(counts[j], 1, "%s/%d: %d-%d lost", SRC, part, part, j);
             cr_assert(part != cut || counts[j] == 1, "%s/%d: %d-%d written %d times", SRC, part,
                       part, j, counts[j]);
+        }
+    }
+    cs_stop_brokers(&C);
+}
+
+/* ---- the brokers' principal: cluster_action, no topic ACLs ---- */
+
+/* Whether a client (ANONYMOUS from 127.0.0.1) may list the ACLs at broker
+ * i: the broker has the cluster's ACLs of the test's grants. */
+static bool acls_listed_at(size_t i)
+{
+    nagare_admin *a;
+    if (nagare_admin_new(C.b[i].bootstrap, 5000, &a) != 0) {
+        return false;
+    }
+    struct nagare_acl any = {.resource_type = NAGARE_ACL_RESOURCE_ANY,
+                             .pattern_type = NAGARE_ACL_PATTERN_ANY,
+                             .operation = NAGARE_ACL_OP_ANY,
+                             .permission = NAGARE_ACL_PERMISSION_ANY};
+    const struct nagare_acl *got = NULL;
+    size_t n = 0;
+    bool ok = nagare_acls_describe(a, &any, &got, &n) == 0;
+    if (ok) {
+        nagare_acls_free(a, got);
+    }
+    nagare_admin_destroy(a);
+    return ok;
+}
+
+/* With the authorizer on, the test's clients (ANONYMOUS from 127.0.0.1)
+ * may do anything, and the brokers (ANONYMOUS from their own addresses)
+ * hold only cluster_action on the cluster: replication, and the Produce a
+ * redrive forwards to a leader elsewhere, which needs no WRITE on the
+ * topic. The redrive republishes every record, each once. */
+Test(cluster_share, a_redrive_forwards_with_only_cluster_action_for_the_brokers, .fini = teardown,
+     .timeout = 600)
+{
+    cs_need_nft(); /* the brokers' own source addresses (cs_net_start()) */
+    cluster_up();
+    nagare_admin *a;
+    cr_assert_eq(nagare_admin_new(C.bootstrap, 30000, &a), 0);
+    struct nagare_acl grants[3 + CS_BROKERS_MAX];
+    size_t n = 0;
+    const int client_on[3] = {NAGARE_ACL_RESOURCE_CLUSTER, NAGARE_ACL_RESOURCE_TOPIC,
+                              NAGARE_ACL_RESOURCE_GROUP};
+    for (size_t i = 0; i < 3; i++) {
+        grants[n++] = (struct nagare_acl){
+            .resource_type = client_on[i],
+            .pattern_type = NAGARE_ACL_PATTERN_LITERAL,
+            .name = client_on[i] == NAGARE_ACL_RESOURCE_CLUSTER ? NAGARE_ACL_CLUSTER_NAME : "*",
+            .principal = "User:ANONYMOUS",
+            .host = "127.0.0.1",
+            .operation = NAGARE_ACL_OP_ALL,
+            .permission = NAGARE_ACL_PERMISSION_ALLOW};
+    }
+    for (size_t i = 0; i < C.broker_count; i++) {
+        grants[n++] = (struct nagare_acl){.resource_type = NAGARE_ACL_RESOURCE_CLUSTER,
+                                          .pattern_type = NAGARE_ACL_PATTERN_LITERAL,
+                                          .name = NAGARE_ACL_CLUSTER_NAME,
+                                          .principal = "User:ANONYMOUS",
+                                          .host = C.b[i].host,
+                                          .operation = NAGARE_ACL_OP_CLUSTER_ACTION,
+                                          .permission = NAGARE_ACL_PERMISSION_ALLOW};
+    }
+    int rc = nagare_acls_create(a, grants, n);
+    cr_assert_eq(rc, 0, "ACLs: %s", nagare_strerror(rc));
+    nagare_admin_destroy(a);
+    /* The authorizer is a start-time setting: every broker again, with it. */
+    cs_stop_brokers(&C);
+    cs_set(&C, "authorizer=true");
+    for (size_t i = 0; i < C.broker_count; i++) {
+        cs_broker_start(&C, i);
+    }
+    int64_t deadline = clock_mono_ms() + SETUP_TIMEOUT_MS;
+    for (size_t i = 0; i < C.broker_count; i++) {
+        while (!acls_listed_at(i)) {
+            if (clock_mono_ms() >= deadline) {
+                cs_print_logs(&C, "the ACLs did not reach every broker");
+                cr_assert_fail("broker %zu refuses the test's client", i + 1);
+            }
+            (void)poll(NULL, 0, 200);
+        }
+    }
+    src_dead_letters();
+    int64_t records = redrive_steps(2, NULL, 30000);
+    cr_assert_eq(records, SRC_PARTS * SRC_REJECTED);
+    cr_assert_gt(src_led_elsewhere(leader_index(PROTO_OFFSETS_TOPIC)), 0,
+                 "every partition of " SRC " is led by the redriving broker");
+    for (int32_t part = 0; part < SRC_PARTS; part++) {
+        int counts[SRC_RECORDS];
+        int64_t end = src_redriven(part, counts);
+        cr_assert_eq(end, SRC_RECORDS + SRC_REJECTED, "%s/%d ends at %lld", SRC, part,
+                     (long long)end);
+        for (int j = 0; j < SRC_RECORDS; j += 2) {
+            cr_assert_eq(counts[j], 1, "%s/%d: %d-%d republished %d times", SRC, part, part, j,
+                         counts[j]);
         }
     }
     cs_stop_brokers(&C);
