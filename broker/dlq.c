@@ -828,7 +828,9 @@ static bool record_source(struct server *s, struct batch_record rec, struct redr
     if (broker_config_clustered(&s->cfg)) {
         const struct cluster_topic *ct =
             s->view != NULL ? cluster_view_topic(s->view, topic.ptr, (size_t)topic.len) : NULL;
-        partitions = ct != NULL ? ct->partitions : 0; /* the cluster's word */
+        /* The cluster's word; a topic no view names (one this broker kept
+         * from before it joined) is only its own. */
+        partitions = ct != NULL ? ct->partitions : partitions;
         if (t == NULL && ct != NULL) {
             batch_max =
                 ct->cfg.batch_bytes_max > 0 ? ct->cfg.batch_bytes_max : s->cfg.batch_bytes_max;

@@ -38,7 +38,7 @@ struct fwd_link {
     struct peer link;
     uint32_t frame_max; /* the peer's request frame maximum; 0: ask first */
     uint32_t corr;
-    bool asking; /* the request in flight is ApiVersions */
+    bool asking;                     /* the request in flight is ApiVersions */
     struct forward_batch *sent_head; /* in the request in flight, in its order */
     struct forward_batch *sent_tail;
     int err_logged; /* the error last logged, so each is logged once */
@@ -368,7 +368,8 @@ static void link_next(struct fwd_link *l, int64_t now)
     for (struct forward_batch *fb = l->sent_head; fb != NULL; fb = fb->next) {
         if (topic == NULL || strcmp(topic, fb->topic) != 0) {
             topic = fb->topic;
-            proto_enc_topic(&e, (struct proto_str){.ptr = fb->topic, .len = (int32_t)fb->topic_len});
+            proto_enc_topic(&e,
+                            (struct proto_str){.ptr = fb->topic, .len = (int32_t)fb->topic_len});
         }
         struct proto_produce_req_partition p = {
             .partition = fb->partition, .records = fb->batch, .records_bytes = (uint32_t)fb->bytes};
