@@ -45,7 +45,7 @@ static int dial(const struct peer *p, int *fd_out)
             rc = -errno;
             continue;
         }
-        /* Bounds a connect and every read and write: a leader that stops
+        /* Bounds a connect and every read and write: a peer that stops
          * answering (paused, cut off) is given up and dialled again. */
         uint32_t ms = p->io_timeout_ms;
         struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
@@ -85,7 +85,7 @@ static int ssl_fail(SSL *ssl, int n)
     }
 }
 
-/* Makes the TLS session on fd, the leader's name checked against its
+/* Makes the TLS session on fd, the peer's name checked against its
  * certificate. */
 static int tls_start(struct peer *p, int fd)
 {
@@ -161,7 +161,7 @@ static int read_frame(int fd, SSL *ssl, uint32_t frame_max, uint8_t **out, size_
     return 0;
 }
 
-/* ---- logging in to a leader that requires it (inter_broker_user) ---- */
+/* ---- logging in to a peer that requires it (inter_broker_user) ---- */
 
 /* The transport's own correlation ids for a login: apart from the loop's
  * requests, which start at 0 and never get near them. */
@@ -221,7 +221,7 @@ static int login_send(struct peer *p, int fd, uint32_t corr, enum scram_mech mec
     return rc;
 }
 
-/* Logs in on a new connection to the leader when this broker has
+/* Logs in on a new connection to the peer when this broker has
  * inter-broker credentials: a handshake, then the SCRAM exchange. */
 static int login(struct peer *p, int fd)
 {
