@@ -18,6 +18,7 @@
 #include "broker/admin_http.h"
 #include "broker/conn_auth.h"
 #include "broker/fetcher.h"
+#include "broker/forward.h"
 #include "broker/kafka_serve.h"
 #include "broker/sasl_serve.h"
 #include "broker/names.h"
@@ -827,7 +828,10 @@ static const struct acl_rule rules[PROTO_API_COUNT] = {
     [PROTO_API_CREATE_TOPICS] =
         NAMES(.cluster_op = OP(CREATE), .topic_op = OP(CREATE), .flags = ACL_RULE_OR_CLUSTER),
     [PROTO_API_DELETE_TOPICS] = NAMES(.topic_op = OP(DELETE)),
-    [PROTO_API_PRODUCE] = NAMES(.topic_op = OP(WRITE)),
+    /* cluster_action: a broker writing at a leader for a request it
+     * authorized itself (broker/forward.h; docs/security.md) */
+    [PROTO_API_PRODUCE] = NAMES(.cluster_op = OP(CLUSTER_ACTION), .topic_op = OP(WRITE),
+                                .flags = ACL_RULE_OR_CLUSTER),
     [PROTO_API_FETCH] = NAMES(.topic_op = OP(READ)),
     [PROTO_API_LIST_OFFSETS] = NAMES(.topic_op = OP(DESCRIBE)),
     [PROTO_API_INIT_PRODUCER_ID] = NAMES(.cluster_op = OP(IDEMPOTENT_WRITE), .topic_op = OP(WRITE),
@@ -1151,7 +1155,8 @@ int server_fini(struct server *s)
     }
     s->session = NULL;
     s->alter_isr = NULL;
-    fetchers_stop(s); /* before the partitions they append to close */
+    fetchers_stop(s);   /* before the partitions they append to close */
+    forwarders_stop(s); /* their redrives end before the offsets store detaches */
     SSL_CTX_free(s->replica_tls);
     s->replica_tls = NULL;
     offsets_detach(&s->offsets); /* a coordinator's store: before __offsets/0 closes */
