@@ -22,7 +22,9 @@
  * redrive reached that partition, in chunks: each chunk's records are
  * republished durably to the topic and partition their headers name
  * (original key, value and headers, less nagare.dlq.*), then the mark is
- * committed past the chunk, durably. A second redrive starts at the mark,
+ * committed past the chunk, durably; a record whose headers name no
+ * partition that exists, or one of the broker's own topics ("__..."), is
+ * skipped and logged in the count. A second redrive starts at the mark,
  * so it does not republish what the first did; a crash between a chunk's
  * republishing and its mark republishes that chunk again (at-least-once).
  * A request from version 1 reads at most the dead letters it names (its
@@ -564,7 +566,7 @@ struct redrive {
     int64_t chunk_read; /* read by the chunk in flight */
     int64_t read;       /* read by chunks whose mark is committed */
     int64_t records;    /* republished durably */
-    int64_t skipped;    /* without usable nagare.dlq.* headers, or their topic gone */
+    int64_t skipped;    /* without usable nagare.dlq.* headers, their topic gone or reserved */
     uint32_t pending;   /* appends of the chunk in flight */
     int err;
     struct redrive *next_rd; /* in q->redrives */
@@ -796,7 +798,8 @@ static void dest_flush(struct redrive *rd, struct redrive_dest *d)
 
 /* The topic and partition a dead letter's headers name, when they exist
  * (a cluster: in the cluster's view, whether or not this broker holds a
- * replica). */
+ * replica) and are not the broker's own (server_topic_reserved(): the
+ * headers are whatever was written to the dead-letter topic). */
 static bool record_source(struct server *s, struct batch_record rec, struct redrive_target *out)
 {
     struct proto_str topic = {.ptr = NULL, .len = -1};
@@ -819,7 +822,8 @@ static bool record_source(struct server *s, struct batch_record rec, struct redr
             partition = kv.value_len == 0 ? -1 : partition;
         }
     }
-    if (topic.len <= 0 || topic.len > PROTO_TOPIC_NAME_BYTES_MAX || partition < 0) {
+    if (topic.len <= 0 || topic.len > PROTO_TOPIC_NAME_BYTES_MAX || partition < 0 ||
+        server_topic_reserved(topic)) {
         return false;
     }
     struct server_topic *t = server_topic_find(s, topic);

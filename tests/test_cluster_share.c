@@ -1006,3 +1006,51 @@ Test(cluster_share, a_redrive_forwards_with_only_cluster_action_for_the_brokers,
     }
     cs_stop_brokers(&C);
 }
+
+/* A dead letter naming one of the brokers' own topics (its headers are
+ * whatever was written to the dead-letter topic) is skipped, never
+ * republished there: here __share_state/0, which the redriving broker
+ * leads too. */
+Test(cluster_share, a_redrive_never_writes_to_the_brokers_own_topics, .fini = teardown,
+     .timeout = 300)
+{
+    cluster_up();
+    nagare_share_consumer *sc = share_new(); /* makes __share_state */
+    nagare_share_consumer_destroy(sc);
+    struct nagare_topic_config cfg;
+    nagare_topic_config_default(&cfg);
+    cfg.partitions = 1;
+    cs_topic_create(&C, C.bootstrap, TOPIC ".dlq", &cfg, NULL, SETUP_TIMEOUT_MS);
+    struct nagare_producer_config pc;
+    nagare_producer_config_default(&pc);
+    pc.bootstrap = C.bootstrap;
+    nagare_producer *p;
+    cr_assert_eq(nagare_producer_new(&pc, &p), 0);
+    const struct nagare_header hs[] = {
+        {"nagare.dlq.topic", 16, PROTO_SHARE_STATE_TOPIC, sizeof(PROTO_SHARE_STATE_TOPIC) - 1},
+        {"nagare.dlq.partition", 20, "0", 1},
+    };
+    struct nagare_record r = {.topic = TOPIC ".dlq",
+                              .partition = 0,
+                              .key_len = -1,
+                              .value = "x",
+                              .value_len = 1,
+                              .headers = hs,
+                              .header_count = 2};
+    cr_assert_eq(nagare_send(p, &r), 0);
+    cr_assert_eq(nagare_producer_flush(p, READ_TIMEOUT_MS), 0);
+    nagare_producer_destroy(p);
+    int k = leader_index(PROTO_SHARE_STATE_TOPIC);
+    cr_assert_geq(k, 0);
+    int64_t before = replica_end((size_t)k, PROTO_SHARE_STATE_TOPIC);
+    nagare_admin *a;
+    cr_assert_eq(nagare_admin_new(C.bootstrap, 30000, &a), 0);
+    int64_t n = -1;
+    int rc = nagare_dlq_redrive(a, TOPIC ".dlq", &n);
+    cr_assert_eq(rc, 0, "redrive: %s", nagare_strerror(rc));
+    cr_assert_eq(n, 0, "nothing republished");
+    nagare_admin_destroy(a);
+    cr_assert_eq(replica_end((size_t)k, PROTO_SHARE_STATE_TOPIC), before,
+                 "__share_state untouched");
+    cs_stop_brokers(&C);
+}
