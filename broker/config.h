@@ -101,6 +101,14 @@ static_assert(BROKER_SHARE_LOCK_MS_DEFAULT <= SHARE_LOCK_MS_LIMIT &&
 #define BROKER_MIN_INSYNC_REPLICAS_DEFAULT 2
 #define BROKER_REPLICA_LAG_MS_DEFAULT 10000u
 #define BROKER_REPLICA_LAG_MS_MIN 100u
+/* A cluster's DlqRedrive: how long a batch bound for a partition another
+ * broker leads is retried (broker/forward.h) before the step fails: a
+ * leader's lease (6 s) and an election, with room, while a step still
+ * answers within a client's request timeout (30 s by default) with a
+ * request's time more (FORWARD_PRODUCE_TIMEOUT_MS + FORWARD_IO_MARGIN_MS,
+ * 10 s). 0: no retry. At most 10 minutes. */
+#define BROKER_REDRIVE_RETRY_MS_DEFAULT 15000u
+#define BROKER_REDRIVE_RETRY_MS_LIMIT 600000u
 /* The etcd endpoints as the config spells them: a comma-separated list. */
 #define BROKER_ETCD_ENDPOINTS_BYTES (ETCD_ENDPOINTS_MAX * CLUSTER_ENDPOINT_BYTES)
 static_assert(BROKER_HOST_BYTES == CLUSTER_HOST_BYTES, "an advertised host fits the view");
@@ -225,6 +233,7 @@ struct broker_config {
     uint32_t replica_lag_ms;     /* 10000; a follower behind longer leaves the ISR */
     uint32_t lease_ttl_s;        /* 6; CLUSTER_LEASE_TTL_S_MIN..MAX */
     uint32_t preferred_leader_check_ms; /* 30000 */
+    uint32_t redrive_retry_ms;          /* 15000; 0..BROKER_REDRIVE_RETRY_MS_LIMIT */
     /* authorization (broker/acl.h, docs/security.md) */
     bool authorizer;                            /* false: every request allowed */
     char super_users[BROKER_SUPER_USERS_BYTES]; /* "User:a,User:b"; "" none */

@@ -22,7 +22,9 @@
  * redrive reached that partition, in chunks: each chunk's records are
  * republished durably to the topic and partition their headers name
  * (original key, value and headers, less nagare.dlq.*), then the mark is
- * committed past the chunk, durably. A second redrive starts at the mark,
+ * committed past the chunk, durably; a record whose headers name no
+ * partition that exists, or one of the broker's own topics ("__..."), is
+ * skipped and logged in the count. A second redrive starts at the mark,
  * so it does not republish what the first did; a crash between a chunk's
  * republishing and its mark republishes that chunk again (at-least-once).
  * A request from version 1 reads at most the dead letters it names (its
@@ -40,6 +42,21 @@
  * logged with the topic's name: nothing goes to that topic, and the mark
  * stays before the chunk (what the chunk republished before it goes again
  * next time, as after a crash).
+ *
+ * In a cluster a redrive runs at the offsets coordinator, on dead-letter
+ * partitions it leads. A chunk's records bound for a partition it leads
+ * are appended here, acks=all (answered once the high watermark passes
+ * them with enough in-sync replicas); those bound for a partition another
+ * broker leads, or one this broker holds no replica of (the topic and its
+ * partitions are looked up in the cluster's view), are forwarded to that
+ * leader (broker/forward.h): a Produce, acks=all, batching every record
+ * bound for that broker, allowed there by the brokers' cluster_action.
+ * The chunk's mark is committed only once every batch of it is durable
+ * where it went. A forwarded batch refused for a reason a leader change
+ * explains goes again to whoever the view then names, for
+ * redrive_retry_ms; then, or on any other failure, the step fails with
+ * that error and the mark stays before the chunk (at-least-once, as
+ * above: what the chunk wrote elsewhere goes again next time).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -49,6 +66,7 @@
 
 #include "base/log.h"
 #include "broker/acl_serve.h"
+#include "broker/forward.h"
 #include "broker/share_serve.h"
 
 #define DLQ_SUFFIX ".dlq"
@@ -548,31 +566,45 @@ struct redrive {
     int64_t chunk_read; /* read by the chunk in flight */
     int64_t read;       /* read by chunks whose mark is committed */
     int64_t records;    /* republished durably */
-    int64_t skipped;    /* without usable nagare.dlq.* headers, or their topic gone */
+    int64_t skipped;    /* without usable nagare.dlq.* headers, their topic gone or reserved */
     uint32_t pending;   /* appends of the chunk in flight */
     int err;
     struct redrive *next_rd; /* in q->redrives */
     /* the asker, for WRITE on the topics republished to (authorizer on) */
     char principal[PRINCIPAL_BYTES_MAX];
-    struct acl_who who;                  /* principal points at the above */
-    const struct server_topic *writable; /* the last topic found writable */
+    struct acl_who who;                            /* principal points at the above */
+    char writable[PROTO_TOPIC_NAME_BYTES_MAX + 1]; /* the last topic found writable */
+    size_t writable_len;                           /* 0: none yet this chunk */
 };
 static_assert(offsetof(struct redrive, commit) == 0, "mark_done() casts back");
 
-/* One batch of republished records. */
+/* One batch of republished records: appended here, or (a cluster, a
+ * partition another broker leads) forwarded to its leader. */
 struct redrive_out {
     struct part_append a;     /* first: out_done() casts back */
     struct replica_wait wait; /* a cluster: for the high watermark */
-    struct bpart *bp;         /* where it goes */
+    struct forward_batch fwd; /* forwarded: broker/forward.h */
+    struct bpart *bp;         /* appended here: where */
     struct redrive *rd;
     uint32_t records;
     uint8_t batch[];
 };
 static_assert(offsetof(struct redrive_out, a) == 0, "out_done() casts back");
 
+/* Where a dead letter goes back to, as its headers name it. */
+struct redrive_target {
+    struct proto_str topic; /* into the record */
+    int32_t partition;
+    struct bpart *bp; /* this broker's replica of it, or NULL (a cluster: none here) */
+    size_t batch_max; /* the topic's largest batch */
+};
+
 /* Where the records being gathered go. */
 struct redrive_dest {
-    struct server_topic *t; /* NULL: nothing gathered */
+    bool open; /* false: nothing gathered */
+    struct bpart *bp;
+    char topic[PROTO_TOPIC_NAME_BYTES_MAX + 1];
+    size_t topic_len;
     int32_t partition;
     struct batch_builder b;
     uint32_t records;
@@ -704,26 +736,57 @@ static void out_done(struct part_append *a, int rc)
     out_finish(o, rc == 0 && !led ? -NG_ENOT_LEADER : rc);
 }
 
-/* Appends what d gathered, durably. */
+/* The forwarded batch is at its leader, below its high watermark (rc
+ * 0), or not. */
+static void out_forwarded(struct forward_batch *fb, int rc)
+{
+    out_finish(container_of(fb, struct redrive_out, fwd), rc);
+}
+
+/* Starts o's way to d's partition: appended here when this broker leads
+ * it (a cluster: with enough in-sync replicas, acks=all), forwarded to its
+ * leader when another broker leads it or this one holds no replica. */
+static int out_start(struct redrive *rd, struct redrive_dest *d, struct redrive_out *o,
+                     size_t bytes)
+{
+    struct bpart *bp = d->bp;
+    int rc = bp != NULL ? 0 : -NG_ENO_REPLICA;
+    if (broker_config_clustered(&rd->s->cfg) && bp != NULL) {
+        rc = groups_leader_writable(bp);
+    }
+    if (broker_config_clustered(&rd->s->cfg) && (rc == -NG_ENOT_LEADER || rc == -NG_ENO_REPLICA)) {
+        o->fwd = (struct forward_batch){.topic_len = d->topic_len,
+                                        .partition = d->partition,
+                                        .batch = o->batch,
+                                        .bytes = bytes,
+                                        .done = out_forwarded};
+        memcpy(o->fwd.topic, d->topic, d->topic_len + 1);
+        return forward_send(rd->s, &o->fwd);
+    }
+    if (rc != 0) {
+        return rc; /* the redrive stops there, its mark before this chunk */
+    }
+    o->bp = bp;
+    o->a =
+        (struct part_append){.batch = o->batch, .bytes = bytes, .durable = true, .done = out_done};
+    return part_append(&bp->log, &o->a);
+}
+
+/* Sends what d gathered on its way, durably. */
 static void dest_flush(struct redrive *rd, struct redrive_dest *d)
 {
-    if (d->t == NULL) {
+    if (!d->open) {
         return;
     }
+    d->open = false;
     size_t bytes = 0;
-    struct bpart *bp = &d->t->parts[d->partition];
     int rc = batch_builder_finish(&d->b, NULL, &bytes);
-    /* A cluster: only as the partition's leader, acks=all (else the redrive
-     * stops there, its mark before this chunk). */
-    rc = rc == 0 && broker_config_clustered(&rd->s->cfg) ? groups_leader_writable(bp) : rc;
     struct redrive_out *o = rc == 0 ? malloc(sizeof(*o) + bytes) : NULL;
     rc = rc == 0 && o == NULL ? -ENOMEM : rc;
     if (rc == 0) {
-        *o = (struct redrive_out){.bp = bp, .rd = rd, .records = d->records};
+        *o = (struct redrive_out){.rd = rd, .records = d->records};
         memcpy(o->batch, rd->s->queue->dlq_out, bytes);
-        o->a = (struct part_append){
-            .batch = o->batch, .bytes = bytes, .durable = true, .done = out_done};
-        rc = part_append(&bp->log, &o->a);
+        rc = out_start(rd, d, o, bytes);
     }
     if (rc == 0) {
         rd->pending++;
@@ -731,12 +794,13 @@ static void dest_flush(struct redrive *rd, struct redrive_dest *d)
         free(o);
         rd->err = rd->err != 0 ? rd->err : rc;
     }
-    d->t = NULL;
 }
 
-/* The topic and partition a dead letter's headers name, when they exist. */
-static bool record_source(struct server *s, struct batch_record rec, struct server_topic **t_out,
-                          int32_t *partition_out)
+/* The topic and partition a dead letter's headers name, when they exist
+ * (a cluster: in the cluster's view, whether or not this broker holds a
+ * replica) and are not the broker's own (server_topic_reserved(): the
+ * headers are whatever was written to the dead-letter topic). */
+static bool record_source(struct server *s, struct batch_record rec, struct redrive_target *out)
 {
     struct proto_str topic = {.ptr = NULL, .len = -1};
     int64_t partition = -1;
@@ -758,25 +822,75 @@ static bool record_source(struct server *s, struct batch_record rec, struct serv
             partition = kv.value_len == 0 ? -1 : partition;
         }
     }
-    struct server_topic *t = topic.len > 0 ? server_topic_find(s, topic) : NULL;
-    if (t == NULL || partition < 0 || partition >= t->cfg.partitions) {
+    if (topic.len <= 0 || topic.len > PROTO_TOPIC_NAME_BYTES_MAX || partition < 0 ||
+        server_topic_reserved(topic)) {
         return false;
     }
-    *t_out = t;
-    *partition_out = (int32_t)partition;
+    struct server_topic *t = server_topic_find(s, topic);
+    int32_t partitions = t != NULL ? t->cfg.partitions : 0;
+    int32_t batch_max = t != NULL ? t->cfg.batch_bytes_max : 0;
+    if (broker_config_clustered(&s->cfg)) {
+        const struct cluster_topic *ct =
+            s->view != NULL ? cluster_view_topic(s->view, topic.ptr, (size_t)topic.len) : NULL;
+        /* The cluster's word; a topic no view names (one this broker kept
+         * from before it joined) is only its own. */
+        partitions = ct != NULL ? ct->partitions : partitions;
+        if (t == NULL && ct != NULL) {
+            batch_max =
+                ct->cfg.batch_bytes_max > 0 ? ct->cfg.batch_bytes_max : s->cfg.batch_bytes_max;
+        }
+    }
+    if (partition >= partitions) {
+        return false;
+    }
+    *out = (struct redrive_target){
+        .topic = topic,
+        .partition = (int32_t)partition,
+        .bp = t != NULL && partition < t->cfg.partitions ? &t->parts[partition] : NULL,
+        .batch_max = (size_t)batch_max};
     return true;
 }
 
-static void dest_open(struct redrive *rd, struct redrive_dest *d, struct server_topic *t,
-                      int32_t partition)
+static void dest_open(struct redrive *rd, struct redrive_dest *d, const struct redrive_target *to)
 {
     struct queue *q = rd->s->queue;
-    size_t cap = (size_t)t->cfg.batch_bytes_max;
-    cap = cap < q->dlq_out_cap ? cap : q->dlq_out_cap;
+    size_t cap = to->batch_max < q->dlq_out_cap ? to->batch_max : q->dlq_out_cap;
     batch_builder_init(&d->b, q->dlq_out, cap, BATCH_CODEC_NONE, -1, 0, -1);
-    d->t = t;
-    d->partition = partition;
+    d->open = true;
+    d->bp = to->bp;
+    memcpy(d->topic, to->topic.ptr, (size_t)to->topic.len);
+    d->topic[to->topic.len] = '\0';
+    d->topic_len = (size_t)to->topic.len;
+    d->partition = to->partition;
     d->records = 0;
+}
+
+static bool dest_is(const struct redrive_dest *d, const struct redrive_target *to)
+{
+    return d->open && d->partition == to->partition && d->topic_len == (size_t)to->topic.len &&
+           memcmp(d->topic, to->topic.ptr, d->topic_len) == 0;
+}
+
+/* Whether the asker may write to's topic (asked once per run of records
+ * bound for one topic); logs a refusal. */
+static bool redrive_may_write(struct redrive *rd, const struct redrive_target *to,
+                              const struct batch_record *rec)
+{
+    size_t len = (size_t)to->topic.len;
+    if (!rd->s->acls.enabled ||
+        (rd->writable_len == len && memcmp(rd->writable, to->topic.ptr, len) == 0)) {
+        return true;
+    }
+    if (!acl_serve_allowed(rd->s, &rd->who, PROTO_ACL_RESOURCE_TOPIC, to->topic,
+                           PROTO_ACL_OP_WRITE)) {
+        log_warn("redrive of %s: %s from %s may not write %.*s (the record at %" PRId64
+                 "); stopped",
+                 rd->dlq, rd->who.principal, rd->who.host, (int)len, to->topic.ptr, rec->offset);
+        return false;
+    }
+    memcpy(rd->writable, to->topic.ptr, len);
+    rd->writable_len = len;
+    return true;
 }
 
 /* Adds one dead letter's republished form to what goes to its source. */
@@ -784,44 +898,36 @@ static void redrive_record(struct redrive *rd, struct redrive_dest *d, struct ba
                            int64_t now)
 {
     struct queue *q = rd->s->queue;
-    struct server_topic *t;
-    int32_t partition;
-    if (!record_source(rd->s, *rec, &t, &partition)) {
+    struct redrive_target to;
+    if (!record_source(rd->s, *rec, &to)) {
         rd->skipped++;
         return;
     }
-    if (t != rd->writable && rd->s->acls.enabled) {
-        if (!acl_serve_allowed(rd->s, &rd->who, PROTO_ACL_RESOURCE_TOPIC, proto_str_make(t->name),
-                               PROTO_ACL_OP_WRITE)) {
-            log_warn("redrive of %s: %s from %s may not write %s (the record at %" PRId64
-                     "); stopped",
-                     rd->dlq, rd->who.principal, rd->who.host, t->name, rec->offset);
-            rd->err = -NG_EUNAUTHORIZED;
-            d->t = NULL; /* what was gathered for this chunk is not written */
-            return;
-        }
-        rd->writable = t;
+    if (!redrive_may_write(rd, &to, rec)) {
+        rd->err = -NG_EUNAUTHORIZED;
+        d->open = false; /* what was gathered for this chunk is not written */
+        return;
     }
-    if (d->t != NULL && (d->t != t || d->partition != partition)) {
+    if (d->open && !dest_is(d, &to)) {
         dest_flush(rd, d);
     }
     uint32_t n;
     int rc = headers_kept(q, rec, 0, &n);
-    if (rc == 0 && d->t == NULL) {
-        dest_open(rd, d, t, partition);
+    if (rc == 0 && !d->open) {
+        dest_open(rd, d, &to);
     }
     rc = rc == 0 ? batch_builder_add(&d->b, now, rec->key, rec->key_len, rec->value, rec->value_len,
                                      q->kv, n)
                  : rc;
     if (rc == -NG_ENOSPACE && d->records > 0) {
         dest_flush(rd, d);
-        dest_open(rd, d, t, partition);
+        dest_open(rd, d, &to);
         rc = batch_builder_add(&d->b, now, rec->key, rec->key_len, rec->value, rec->value_len,
                                q->kv, n);
     }
     if (rc == -NG_ENOSPACE) {
         log_warn("redrive of %s: the record at %" PRId64 " is larger than %s takes; skipped",
-                 rd->dlq, rec->offset, t->name);
+                 rd->dlq, rec->offset, d->topic);
         rd->skipped++;
     } else if (rc != 0) {
         rd->err = rd->err != 0 ? rd->err : rc;
@@ -869,9 +975,9 @@ static int redrive_chunk(struct redrive *rd, struct part *log)
     if (rc != 0) {
         return rc;
     }
-    struct redrive_dest d = {.t = NULL};
+    struct redrive_dest d = {.open = false};
     int64_t now = rd->s->env.now_ms();
-    rd->writable = NULL; /* each chunk asks again: ACLs change, topics go */
+    rd->writable_len = 0; /* each chunk asks again: ACLs change, topics go */
     for (size_t at = 0; at < r.bytes && rc == 0 && rd->err == 0 && rd->budget > 0;) {
         struct batch_header h;
         rc = batch_header_decode(q->dlq_src + at, r.bytes - at, q->dlq_src_cap, &h);

@@ -1,31 +1,18 @@
 /*
- * broker/fetcher.c — a follower's fetchers (broker/fetcher.h): the
- * transport thread of each, and on the loop the rounds of
- * OffsetForLeaderEpoch and ReplicaFetch it carries.
+ * broker/fetcher.c — a follower's fetchers (broker/fetcher.h): on the loop
+ * the rounds of OffsetForLeaderEpoch and ReplicaFetch each carries over
+ * its link to the leader (broker/peer.h, the transport thread).
  */
 #include "broker/fetcher.h"
 
 #include <errno.h>
 #include <inttypes.h>
-#include <netdb.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <pthread.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/time.h>
-#include <unistd.h>
 
-#include <openssl/err.h>
-#include <openssl/ssl.h>
-
-#include "auth/scram.h"
 #include "base/log.h"
-#include "broker/sasl_serve.h"
+#include "broker/peer.h"
 #include "broker/server.h"
-#include "net/tls.h"
 
 #define FETCHER_CLIENT_ID "nagared-replica"
 
@@ -40,14 +27,11 @@ struct fetcher {
     struct server *s;
     struct fetcher *next; /* s->fetchers */
     int32_t leader_id;
-    char host[CLUSTER_HOST_BYTES];
-    uint16_t port;
     /* the partitions followed here, in attach order */
     struct bpart **parts;
     uint32_t part_count;
     uint32_t part_cap;
-    /* the round in flight */
-    bool inflight;
+    /* the round in flight (link.inflight) */
     uint16_t api;
     uint32_t corr;
     struct fetcher_sent *sent;
@@ -57,23 +41,7 @@ struct fetcher {
     int err_logged;           /* the error last logged, so each is logged once */
     struct loop_timer timer;
     bool stopping;
-    bool thread_done; /* its exit message ran */
-    bool joined;
-    /* the transport: the thread and what it shares with the loop */
-    pthread_t thread;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    bool stop;       /* under mu */
-    int fd;          /* under mu: -1 when not connected */
-    SSL_CTX *tls;    /* the server's replica_tls (a reference), or NULL: plaintext */
-    SSL *ssl;        /* the thread's: TLS on fd while connected */
-    uint8_t *req;    /* under mu: the next request, handed over */
-    size_t req_len;  /* under mu */
-    uint8_t *resp;   /* the answer's whole frame, prefix included */
-    size_t resp_len; /* set by the thread before it posts resp_msg */
-    int resp_rc;     /* likewise: 0, or why the connection ended */
-    struct loop_msg resp_msg;
-    struct loop_msg exit_msg;
+    struct peer link; /* the transport: its thread and connection */
 };
 
 /* The batches of one answer, kept until their appends complete. */
@@ -94,336 +62,30 @@ struct fetcher_batches {
 
 static void next_round(struct fetcher *f);
 
-/* ---- the transport thread ---- */
-
-static int dial(const struct fetcher *f, int *fd_out)
-{
-    char port[8];
-    snprintf(port, sizeof(port), "%u", f->port);
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
-    struct addrinfo *ai = NULL;
-    if (getaddrinfo(f->host, port, &hints, &ai) != 0 || ai == NULL) {
-        return -NG_ENOTFOUND;
-    }
-    int rc = -ECONNREFUSED;
-    for (struct addrinfo *a = ai; a != NULL; a = a->ai_next) {
-        int fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
-        if (fd < 0) {
-            rc = -errno;
-            continue;
-        }
-        /* Bounds a connect and every read and write: a leader that stops
-         * answering (paused, cut off) is given up and dialled again. */
-        uint32_t ms = FETCHER_WAIT_MS + FETCHER_IO_TIMEOUT_MS;
-        struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
-        int one = 1;
-        (void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-        (void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-        (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-        if (connect(fd, a->ai_addr, a->ai_addrlen) == 0) {
-            *fd_out = fd;
-            freeaddrinfo(ai);
-            return 0;
-        }
-        rc = -errno;
-        close(fd);
-    }
-    freeaddrinfo(ai);
-    return rc;
-}
-
-/* Why a blocking SSL call returned n <= 0: the socket's -errno (its
- * SO_*TIMEO ran out: -EAGAIN), -NG_EDISCONNECTED, or -NG_ETLS. */
-static int ssl_fail(SSL *ssl, int n)
-{
-    int e = SSL_get_error(ssl, n);
-    int err = errno;
-    ERR_clear_error();
-    switch (e) {
-    case SSL_ERROR_WANT_READ:
-    case SSL_ERROR_WANT_WRITE:
-        return -EAGAIN;
-    case SSL_ERROR_SYSCALL:
-        return err != 0 ? -err : -NG_EDISCONNECTED;
-    case SSL_ERROR_ZERO_RETURN:
-        return -NG_EDISCONNECTED;
-    default:
-        return -NG_ETLS;
-    }
-}
-
-/* Makes the TLS session on fd, the leader's name checked against its
- * certificate. */
-static int tls_start(struct fetcher *f, int fd)
-{
-    f->ssl = tls_client_session(f->tls, f->host);
-    if (f->ssl == NULL || tls_set_socket(f->ssl, fd) != 0) {
-        return -ENOMEM;
-    }
-    ERR_clear_error();
-    errno = 0;
-    int n = SSL_connect(f->ssl);
-    return n == 1 ? 0 : ssl_fail(f->ssl, n);
-}
-
-static void tls_end(struct fetcher *f)
-{
-    SSL_free(f->ssl);
-    f->ssl = NULL;
-}
-
-/* Sends (out) or receives all n bytes at p on a blocking socket (through
- * ssl when not NULL): 0, the socket's -errno (its SO_*TIMEO ran out:
- * -EAGAIN), -NG_EDISCONNECTED, or -NG_ETLS. */
-static int transfer_all(int fd, SSL *ssl, uint8_t *p, size_t n, bool out)
-{
-    while (n > 0) {
-        ssize_t k;
-        if (ssl != NULL) {
-            int want = n < INT32_MAX ? (int)n : INT32_MAX;
-            ERR_clear_error();
-            errno = 0; /* SSL_ERROR_SYSCALL with errno 0: EOF */
-            k = out ? SSL_write(ssl, p, want) : SSL_read(ssl, p, want);
-            if (k <= 0) {
-                return ssl_fail(ssl, (int)k);
-            }
-        } else {
-            k = out ? send(fd, p, n, MSG_NOSIGNAL) : recv(fd, p, n, 0);
-        }
-        if (k < 0 && errno == EINTR) {
-            continue;
-        }
-        if (k <= 0) {
-            return k < 0 ? -errno : -NG_EDISCONNECTED;
-        }
-        p += k;
-        n -= (size_t)k;
-    }
-    return 0;
-}
-
-/* Reads one answer frame: its length checked against frame_max before
- * anything is allocated for it. */
-static int read_frame(int fd, SSL *ssl, uint32_t frame_max, uint8_t **out, size_t *len_out)
-{
-    uint8_t prefix[PROTO_FRAME_PREFIX_BYTES];
-    int rc = transfer_all(fd, ssl, prefix, sizeof(prefix), false);
-    uint32_t len = 0;
-    rc = rc == 0 ? proto_response_frame_len(prefix, frame_max, &len) : rc;
-    if (rc != 0) {
-        return rc;
-    }
-    uint8_t *frame = malloc(PROTO_FRAME_PREFIX_BYTES + (size_t)len);
-    if (frame == NULL) {
-        return -ENOMEM;
-    }
-    memcpy(frame, prefix, sizeof(prefix));
-    rc = transfer_all(fd, ssl, frame + PROTO_FRAME_PREFIX_BYTES, len, false);
-    if (rc != 0) {
-        free(frame);
-        return rc;
-    }
-    *out = frame;
-    *len_out = PROTO_FRAME_PREFIX_BYTES + (size_t)len;
-    return 0;
-}
-
-/* ---- logging in to a leader that requires it (inter_broker_user) ---- */
-
-/* The transport's own correlation ids for a login: apart from the loop's
- * requests, which start at 0 and never get near them. */
-#define FETCHER_LOGIN_CORR 0x7fff0000u
-
-/* One login request out and its answer in: 0 with *frame (freed by the
- * caller) and body at the answer's body, or the error (the answer's
- * request-level one too). */
-static int login_round(int fd, SSL *ssl, uint32_t frame_max, const struct wr *w, uint32_t corr,
-                       uint8_t **frame, struct rd *body)
-{
-    size_t len = 0;
-    int rc = transfer_all(fd, ssl, w->ptr, w->pos, true);
-    rc = rc == 0 ? read_frame(fd, ssl, frame_max, frame, &len) : rc;
-    if (rc != 0) {
-        return rc;
-    }
-    *body = rd_make(*frame + PROTO_FRAME_PREFIX_BYTES, len - PROTO_FRAME_PREFIX_BYTES);
-    struct proto_resp_header h;
-    rc = proto_resp_header_decode(body, &h);
-    rc = rc == 0 && h.correlation_id != corr ? -NG_EPROTO : rc;
-    return rc == 0 ? h.err : rc;
-}
-
-/* Sends a SaslHandshake for mech (msg NULL) or a SaslAuthenticate with
- * msg[0..len) and reads the answer: 0 with the server's bytes copied into
- * in[0..*in_len) (none for the handshake), or the error (the answer's
- * too). */
-static int login_send(struct fetcher *f, int fd, uint32_t corr, enum scram_mech mech,
-                      const char *msg, size_t len, char *in, size_t *in_len)
-{
-    uint8_t buf[SCRAM_MSG_BYTES_MAX + 128];
-    struct wr w = wr_make(buf, sizeof(buf));
-    struct proto_str cid = proto_str_make(FETCHER_CLIENT_ID);
-    struct proto_sasl_bytes b = {.bytes = (const uint8_t *)msg, .len = (uint32_t)len};
-    int rc = msg == NULL ? proto_sasl_handshake_req_encode(&w, 0, corr, cid,
-                                                           proto_str_make(scram_mech_name(mech)))
-                         : proto_sasl_authenticate_req_encode(&w, 0, corr, cid, &b);
-    uint8_t *frame = NULL;
-    struct rd body;
-    rc = rc == 0 ? login_round(fd, f->ssl, f->s->cfg.frame_bytes_max, &w, corr, &frame, &body) : rc;
-    *in_len = 0;
-    if (rc == 0 && msg == NULL) {
-        struct proto_sasl_handshake_resp h;
-        rc = proto_sasl_handshake_resp_decode(&body, 0, &h);
-        rc = rc == 0 ? h.err : rc;
-    } else if (rc == 0) {
-        rc = proto_sasl_authenticate_resp_decode(&body, 0, &b);
-        rc = rc == 0 ? b.err : rc;
-        rc = rc == 0 && b.len > SCRAM_MSG_BYTES_MAX ? -NG_EAUTH : rc;
-        if (rc == 0) {
-            memcpy(in, b.bytes, b.len);
-            *in_len = b.len;
-        }
-    }
-    free(frame);
-    return rc;
-}
-
-/* Logs in on a new connection to the leader when this broker has
- * inter-broker credentials: a handshake, then the SCRAM exchange. */
-static int login(struct fetcher *f, int fd)
-{
-    const char *user, *password;
-    if (!sasl_serve_inter_broker(f->s, &user, &password)) {
-        return 0;
-    }
-    enum scram_mech mech =
-        (f->s->cfg.sasl_mechanisms & (1u << SCRAM_SHA_256)) ? SCRAM_SHA_256 : SCRAM_SHA_512;
-    struct scram_client *sc = malloc(sizeof(*sc));
-    if (sc == NULL) {
-        return -ENOMEM;
-    }
-    char out[SCRAM_MSG_BYTES_MAX], in[SCRAM_MSG_BYTES_MAX];
-    size_t out_len = 0, in_len = 0;
-    uint32_t corr = FETCHER_LOGIN_CORR;
-    int rc = login_send(f, fd, corr++, mech, NULL, 0, in, &in_len);
-    rc = rc == 0 ? scram_client_first(sc, mech, user, password, NULL, out, sizeof(out), &out_len)
-                 : rc;
-    rc = rc == 0 ? login_send(f, fd, corr++, mech, out, out_len, in, &in_len) : rc;
-    rc = rc == 0 ? scram_client_final(sc, (const uint8_t *)in, in_len, out, sizeof(out), &out_len)
-                 : rc;
-    rc = rc == 0 ? login_send(f, fd, corr++, mech, out, out_len, in, &in_len) : rc;
-    rc = rc == 0 ? scram_client_verify(sc, (const uint8_t *)in, in_len) : rc;
-    scram_client_wipe(sc);
-    free(sc);
-    if (rc != 0) {
-        log_warn("replication: logging in to broker at %s:%u as %s: %s", f->host, f->port, user,
-                 err_str(rc));
-    }
-    return rc;
-}
-
-/* One request out, its answer in; the connection made first when there is
- * none, and closed after any failure. */
-static int exchange(struct fetcher *f, uint8_t *req, size_t req_len)
-{
-    pthread_mutex_lock(&f->mu);
-    int fd = f->fd;
-    pthread_mutex_unlock(&f->mu);
-    int rc = 0;
-    if (fd < 0) {
-        rc = dial(f, &fd);
-        pthread_mutex_lock(&f->mu);
-        if (rc == 0 && f->stop) {
-            close(fd);
-            rc = -NG_ECLOSED;
-        } else if (rc == 0) {
-            f->fd = fd;
-        }
-        pthread_mutex_unlock(&f->mu);
-        /* TLS first, then the login over it (both bounded by the socket's
-         * timeouts; a stop closes f->fd, ending them) */
-        rc = rc == 0 && f->tls != NULL ? tls_start(f, fd) : rc;
-        rc = rc == 0 ? login(f, fd) : rc;
-    }
-    rc = rc == 0 ? transfer_all(fd, f->ssl, req, req_len, true) : rc;
-    rc = rc == 0 ? read_frame(fd, f->ssl, f->s->cfg.frame_bytes_max, &f->resp, &f->resp_len) : rc;
-    if (rc != 0 && fd >= 0) {
-        tls_end(f);
-        pthread_mutex_lock(&f->mu);
-        if (f->fd == fd) {
-            close(fd);
-            f->fd = -1;
-        }
-        pthread_mutex_unlock(&f->mu);
-    }
-    return rc;
-}
-
-static void *transport(void *arg)
-{
-    struct fetcher *f = arg;
-    for (;;) {
-        pthread_mutex_lock(&f->mu);
-        while (!f->stop && f->req == NULL) {
-            pthread_cond_wait(&f->cv, &f->mu);
-        }
-        uint8_t *req = f->req;
-        size_t req_len = f->req_len;
-        f->req = NULL;
-        bool stop = f->stop;
-        pthread_mutex_unlock(&f->mu);
-        if (stop) {
-            free(req);
-            break;
-        }
-        f->resp = NULL;
-        f->resp_rc = exchange(f, req, req_len);
-        free(req);
-        loop_post(&f->s->loop, &f->resp_msg);
-    }
-    tls_end(f);
-    pthread_mutex_lock(&f->mu);
-    if (f->fd >= 0) {
-        close(f->fd);
-        f->fd = -1;
-    }
-    pthread_mutex_unlock(&f->mu);
-    loop_post(&f->s->loop, &f->exit_msg);
-    return NULL;
-}
-
 /* ---- life ---- */
 
 static void fetcher_free_if_done(struct fetcher *f)
 {
-    if (!f->stopping || !f->thread_done || f->appends_pending > 0) {
+    if (!f->stopping || !f->link.thread_done || f->appends_pending > 0) {
         return;
-    }
-    if (!f->joined) {
-        pthread_join(f->thread, NULL); /* it has posted its last message */
     }
     struct fetcher **link = &f->s->fetchers;
     while (*link != f) {
         link = &(*link)->next;
     }
     *link = f->next;
-    pthread_mutex_destroy(&f->mu);
-    pthread_cond_destroy(&f->cv);
-    SSL_CTX_free(f->tls);
+    peer_fini(&f->link);
     free(f->parts);
     free(f->sent);
     free(f);
 }
 
-static void on_exit_msg(struct loop_msg *m, void *arg)
+static void on_link_exit(struct peer *p)
 {
-    (void)m;
-    struct fetcher *f = arg;
-    f->thread_done = true;
-    fetcher_free_if_done(f);
+    fetcher_free_if_done(container_of(p, struct fetcher, link));
 }
 
-/* Tells the thread to end, waking it from its socket. */
+/* Tells the link's thread to end, waking it from its socket. */
 static void fetcher_stop(struct fetcher *f)
 {
     if (f->stopping) {
@@ -438,13 +100,7 @@ static void fetcher_stop(struct fetcher *f)
     for (uint32_t i = 0; i < f->sent_count; i++) {
         f->sent[i].bp = NULL;
     }
-    pthread_mutex_lock(&f->mu);
-    f->stop = true;
-    if (f->fd >= 0) {
-        shutdown(f->fd, SHUT_RDWR);
-    }
-    pthread_cond_signal(&f->cv);
-    pthread_mutex_unlock(&f->mu);
+    peer_stop(&f->link);
 }
 
 static void on_timer(struct loop_timer *t, void *arg)
@@ -453,7 +109,7 @@ static void on_timer(struct loop_timer *t, void *arg)
     next_round(arg);
 }
 
-static void on_resp_msg(struct loop_msg *m, void *arg);
+static void on_answer(struct peer *p, uint8_t *frame, struct rd *body, int rc);
 
 static struct fetcher *fetcher_new(struct server *s, const struct cluster_broker *b)
 {
@@ -463,30 +119,19 @@ static struct fetcher *fetcher_new(struct server *s, const struct cluster_broker
     }
     f->s = s;
     f->leader_id = b->id;
-    memcpy(f->host, b->host, sizeof(f->host));
-    f->port = b->port;
-    f->fd = -1;
-    if (s->replica_tls != NULL) {
-        SSL_CTX_up_ref(s->replica_tls);
-        f->tls = s->replica_tls;
-    }
     loop_timer_init(&f->timer, on_timer, f);
-    f->resp_msg = (struct loop_msg){.fn = on_resp_msg, .arg = f};
-    f->exit_msg = (struct loop_msg){.fn = on_exit_msg, .arg = f};
-    pthread_mutex_init(&f->mu, NULL);
-    pthread_cond_init(&f->cv, NULL);
-    int rc = pthread_create(&f->thread, NULL, transport, f);
+    /* Bounds a connect and every read and write: a leader that stops
+     * answering (paused, cut off) is given up and dialled again. */
+    int rc = peer_start(&f->link, s, b, "replication", FETCHER_WAIT_MS + FETCHER_IO_TIMEOUT_MS,
+                        on_answer, on_link_exit);
     if (rc != 0) {
-        pthread_mutex_destroy(&f->mu);
-        pthread_cond_destroy(&f->cv);
-        SSL_CTX_free(f->tls);
         free(f);
         return NULL;
     }
     f->next = s->fetchers;
     s->fetchers = f;
     log_info("following broker %d at %s:%u%s", b->id, b->host, b->port,
-             f->tls != NULL ? " over TLS" : "");
+             f->link.tls != NULL ? " over TLS" : "");
     return f;
 }
 
@@ -500,8 +145,7 @@ void fetcher_attach(struct server *s, struct bpart *bp, int32_t leader_id)
         return;
     }
     struct fetcher *f = s->fetchers;
-    while (f != NULL && (f->stopping || f->leader_id != leader_id || f->port != b->port ||
-                         strcmp(f->host, b->host) != 0)) {
+    while (f != NULL && (f->stopping || !peer_is(&f->link, b))) {
         f = f->next;
     }
     f = f != NULL ? f : fetcher_new(s, b);
@@ -552,10 +196,7 @@ void fetchers_stop(struct server *s)
 {
     for (struct fetcher *f = s->fetchers; f != NULL; f = f->next) {
         fetcher_stop(f);
-        if (!f->joined) {
-            pthread_join(f->thread, NULL);
-            f->joined = true;
-        }
+        peer_join(&f->link);
     }
 }
 
@@ -667,7 +308,7 @@ static void backoff(struct fetcher *f)
  * answer is pending and no backoff runs. */
 static void next_round(struct fetcher *f)
 {
-    if (f->stopping || f->inflight || f->appends_pending > 0 || loop_timer_armed(&f->timer)) {
+    if (f->stopping || f->link.inflight || f->appends_pending > 0 || loop_timer_armed(&f->timer)) {
         return;
     }
     if (f->round_failed) {
@@ -686,21 +327,15 @@ static void next_round(struct fetcher *f)
     if (req == NULL) {
         return; /* nothing followed here: the next attach starts a round */
     }
-    f->inflight = true;
-    pthread_mutex_lock(&f->mu);
-    ASSERT(f->req == NULL);
-    f->req = req;
-    f->req_len = len;
-    pthread_cond_signal(&f->cv);
-    pthread_mutex_unlock(&f->mu);
+    peer_send(&f->link, req, len, f->corr);
 }
 
 /* Logs an error of the fetcher once, until it changes. */
 static void note_error(struct fetcher *f, const char *what, int rc)
 {
     if (rc != f->err_logged) {
-        log_warn("fetcher of broker %d (%s:%u): %s: %s", f->leader_id, f->host, f->port, what,
-                 err_str(rc));
+        log_warn("fetcher of broker %d (%s:%u): %s: %s", f->leader_id, f->link.host, f->link.port,
+                 what, err_str(rc));
         f->err_logged = rc;
     }
     f->round_failed = true;
@@ -942,38 +577,18 @@ static void apply_fetch(struct fetcher *f, uint8_t *frame, struct rd *body)
     }
 }
 
-static void on_resp_msg(struct loop_msg *m, void *arg)
+static void on_answer(struct peer *p, uint8_t *frame, struct rd *body, int rc)
 {
-    (void)m;
-    struct fetcher *f = arg;
-    ASSERT(f->inflight);
-    f->inflight = false;
-    uint8_t *frame = f->resp;
-    size_t len = f->resp_len;
-    int rc = f->resp_rc;
-    f->resp = NULL;
-    if (f->stopping) {
-        free(frame);
-        return;
-    }
-    struct rd body = rd_make(frame, 0);
-    struct proto_resp_header h = {0};
-    if (rc == 0) {
-        body = rd_make(frame + PROTO_FRAME_PREFIX_BYTES, len - PROTO_FRAME_PREFIX_BYTES);
-        rc = proto_resp_header_decode(&body, &h);
-        rc = rc == 0 && h.correlation_id != f->corr ? -NG_EPROTO : rc;
-        rc = rc == 0 ? h.err : rc;
-    }
+    struct fetcher *f = container_of(p, struct fetcher, link);
     if (rc != 0) {
-        free(frame);
         note_error(f, proto_api_name(f->api), rc);
     } else if (f->api == PROTO_API_OFFSET_FOR_LEADER_EPOCH) {
         f->err_logged = 0;
-        apply_epochs(f, &body);
+        apply_epochs(f, body);
         free(frame);
     } else {
         f->err_logged = 0;
-        apply_fetch(f, frame, &body);
+        apply_fetch(f, frame, body);
     }
     next_round(f);
 }

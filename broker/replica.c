@@ -266,13 +266,16 @@ void replica_init(struct bpart *bp, bool clustered)
     }
 }
 
-static enum replica_role role_of(const struct cluster_partition *cp, int32_t self, bool fenced)
+/* A leader fenced, or registered again since it was elected, leads
+ * nothing until the controller elects it anew. */
+static enum replica_role role_of(const struct cluster_view *v, const struct cluster_partition *cp,
+                                 int32_t self, bool fenced)
 {
     if (cp == NULL || !cluster_partition_has_replica(cp, self)) {
         return REPLICA_NONE;
     }
     if (cp->leader == self) {
-        return fenced ? REPLICA_NONE : REPLICA_LEADER;
+        return fenced || !cluster_partition_leader_holds(v, cp) ? REPLICA_NONE : REPLICA_LEADER;
     }
     return REPLICA_FOLLOWER;
 }
@@ -281,7 +284,8 @@ void replica_apply(struct server *s, struct bpart *bp, const struct cluster_topi
                    const struct cluster_partition *cp, int32_t self, bool fenced)
 {
     struct replica *r = &bp->rep;
-    enum replica_role role = role_of(cp, self, fenced);
+    ASSERT(s->view != NULL); /* the view being applied */
+    enum replica_role role = role_of(s->view, cp, self, fenced);
     enum replica_role was = r->role;
     int64_t now_ms = (int64_t)loop_now_ms(&s->loop);
     ASSERT(was != REPLICA_SINGLE); /* replica_init(): a clustered broker's start as NONE */
@@ -336,6 +340,7 @@ void replica_check_isr(struct server *s, struct bpart *bp, int64_t now_ms, int64
     if (r->role != REPLICA_LEADER || r->isr_changing || s->alter_isr == NULL) {
         return;
     }
+    ASSERT(s->view != NULL); /* a leader in a cluster has a view */
     int32_t isr[CLUSTER_REPLICAS_MAX];
     uint8_t n = 0;
     bool changed = false;
@@ -349,10 +354,15 @@ void replica_check_isr(struct server *s, struct bpart *bp, int64_t now_ms, int64
          * follower's fetch waits at the leader up to FETCHER_WAIT_MS
          * before its next one can come: that long is not lag. */
         bool recent = now_ms - p->caught_up_ms <= lag_ms + FETCHER_WAIT_MS;
-        bool keep = p->id == s->broker_id || recent;
+        /* A follower whose registration the view no longer holds (its
+         * lease ran out: killed, paused or cut off from etcd) leaves at
+         * once rather than after lag_ms, and joins only once registered
+         * again (KIP-841): acks=all waits for a lease, not for the lag. */
+        bool live = cluster_view_broker(s->view, p->id) != NULL;
+        bool keep = p->id == s->broker_id || (recent && live);
         /* A follower joins once it has lately caught up with the leader's
          * end and durably holds everything the high watermark covers. */
-        bool join = recent && p->durable >= 0 && p->durable >= r->hw;
+        bool join = recent && live && p->durable >= 0 && p->durable >= r->hw;
         bool in = member ? keep : join;
         changed |= in != member;
         if (in) {

@@ -105,8 +105,12 @@ void replica_init(struct bpart *bp, bool clustered);
  * partition is not in the view) for broker `self`: role, epoch, replicas,
  * ISR; a leadership that ends answers the waiting appends NG_ENOT_LEADER
  * and the parked fetches; a new follower is handed to its leader's
- * fetcher. fenced: the view says this broker may lead nothing.
- * Precondition: a clustered broker's partition (not REPLICA_SINGLE). */
+ * fetcher. fenced: the view says this broker may lead nothing; nor does
+ * a leadership granted before this broker's registration in the view
+ * (cluster_partition_leader_holds(): a restart within the lease, or a
+ * lease lost and made again) until the controller elects anew.
+ * Precondition: a clustered broker's partition (not REPLICA_SINGLE), and
+ * s->view the view applied. */
 void replica_apply(struct server *s, struct bpart *bp, const struct cluster_topic *ct,
                    const struct cluster_partition *cp, int32_t self, bool fenced);
 
@@ -162,8 +166,9 @@ void replica_follower_hw(struct bpart *bp, int64_t leader_hw);
 
 /* The leader's periodic check (from housekeeping): followers that have not
  * caught up for lag_ms (past the long poll of their fetches,
- * FETCHER_WAIT_MS) leave the ISR, caught-up ones join it, through the
- * cluster session's compare-and-swap. No-op without a session. */
+ * FETCHER_WAIT_MS), or whose registration s->view does not hold, leave the
+ * ISR; caught-up registered ones join it; through the cluster session's
+ * compare-and-swap. No-op without a session. */
 void replica_check_isr(struct server *s, struct bpart *bp, int64_t now_ms, int64_t lag_ms);
 
 #endif

@@ -18,6 +18,7 @@
 #include "broker/admin_http.h"
 #include "broker/conn_auth.h"
 #include "broker/fetcher.h"
+#include "broker/forward.h"
 #include "broker/kafka_serve.h"
 #include "broker/sasl_serve.h"
 #include "broker/names.h"
@@ -533,18 +534,24 @@ static void view_topic_create(struct server *s, const struct cluster_topic *ct)
 }
 
 /* Topics the last view had and this one has not were deleted in the
- * cluster: they go here too. (A topic no view ever named stays: a single
- * broker's data directory that joins a cluster keeps its topics.) */
+ * cluster: they go here too, and the share groups' state of them with
+ * them, whether or not this broker held a replica. (A topic no view ever
+ * named stays: a single broker's data directory that joins a cluster keeps
+ * its topics.) */
 static void delete_gone_topics(struct server *s, const struct cluster_view *view)
 {
     for (uint32_t i = 0; s->view != NULL && i < s->view->topic_count; i++) {
-        const char *name = s->view->topics[i].name;
-        if (cluster_view_topic(view, name, strlen(name)) == NULL &&
-            server_topic_find(s, proto_str_make(name)) != NULL) {
-            int rc = server_topic_delete(s, proto_str_make(name));
-            if (rc != 0) {
-                log_error("topic %s, deleted in the cluster: %s", name, err_str(rc));
-            }
+        struct proto_str name = proto_str_make(s->view->topics[i].name);
+        if (cluster_view_topic(view, name.ptr, name.len) != NULL) {
+            continue;
+        }
+        if (server_topic_find(s, name) == NULL) {
+            share_serve_topic_deleted(s, name.ptr, name.len);
+            continue;
+        }
+        int rc = server_topic_delete(s, name);
+        if (rc != 0) {
+            log_error("topic %s, deleted in the cluster: %s", name.ptr, err_str(rc));
         }
     }
 }
@@ -821,7 +828,10 @@ static const struct acl_rule rules[PROTO_API_COUNT] = {
     [PROTO_API_CREATE_TOPICS] =
         NAMES(.cluster_op = OP(CREATE), .topic_op = OP(CREATE), .flags = ACL_RULE_OR_CLUSTER),
     [PROTO_API_DELETE_TOPICS] = NAMES(.topic_op = OP(DELETE)),
-    [PROTO_API_PRODUCE] = NAMES(.topic_op = OP(WRITE)),
+    /* cluster_action: a broker writing at a leader for a request it
+     * authorized itself (broker/forward.h; docs/security.md) */
+    [PROTO_API_PRODUCE] = NAMES(.cluster_op = OP(CLUSTER_ACTION), .topic_op = OP(WRITE),
+                                .flags = ACL_RULE_OR_CLUSTER),
     [PROTO_API_FETCH] = NAMES(.topic_op = OP(READ)),
     [PROTO_API_LIST_OFFSETS] = NAMES(.topic_op = OP(DESCRIBE)),
     [PROTO_API_INIT_PRODUCER_ID] = NAMES(.cluster_op = OP(IDEMPOTENT_WRITE), .topic_op = OP(WRITE),
@@ -1145,7 +1155,8 @@ int server_fini(struct server *s)
     }
     s->session = NULL;
     s->alter_isr = NULL;
-    fetchers_stop(s); /* before the partitions they append to close */
+    fetchers_stop(s);   /* before the partitions they append to close */
+    forwarders_stop(s); /* their redrives end before the offsets store detaches */
     SSL_CTX_free(s->replica_tls);
     s->replica_tls = NULL;
     offsets_detach(&s->offsets); /* a coordinator's store: before __offsets/0 closes */

@@ -39,6 +39,7 @@
 #include "net/proto.h"
 #include "storage/partition.h"
 
+struct forwards;
 struct queue;
 struct sasl_serve;
 struct server;
@@ -138,6 +139,7 @@ struct server {
     volatile sig_atomic_t crashed;    /* server_crash_async(): fini leaves the lease to expire */
     volatile sig_atomic_t tls_reload; /* server_tls_reload_async(): reread the certificates */
     struct fetcher *fetchers;         /* one per leader followed (broker/fetcher.h) */
+    struct forwards *forwards;        /* batches sent to leaders elsewhere (broker/forward.h) */
     struct sasl_serve *sasl;          /* users and failed logins (broker/sasl_serve.h) */
     /* TLS to the leaders fetched from (a cluster with listen_tls), or NULL:
      * new fetchers take a reference; rebuilt on reload */

@@ -402,15 +402,26 @@ void share_serve_topic_deleted(struct server *s, const char *name, size_t len)
     }             /* else the next tick's flush writes the tombstones */
 }
 
+/* Whether topic `name` exists: in a cluster, in the view (a coordinator
+ * keeps the state of topics it holds no replica of); else here. */
+static bool topic_exists(struct server *s, struct proto_str name)
+{
+    if (broker_config_clustered(&s->cfg)) {
+        return s->view != NULL && cluster_view_topic(s->view, name.ptr, name.len) != NULL;
+    }
+    return server_topic_find(s, name) != NULL;
+}
+
 /* Forgets the replayed state of topics that no longer exist (deleted by an
- * older broker, or before their tombstones were written). */
+ * older broker, before their tombstones were written, or in a cluster
+ * while another broker coordinated). */
 static void forget_missing_topics(struct server *s)
 {
     struct queue *q = s->queue;
     for (uint32_t i = 0; i < share_reg_count(&q->reg);) {
         const struct share_part *sp = share_reg_part(&q->reg, i);
         struct proto_str name = {.ptr = sp->topic, .len = sp->topic_len};
-        if (server_topic_find(s, name) != NULL) {
+        if (topic_exists(s, name)) {
             i++;
             continue;
         }
@@ -537,6 +548,7 @@ static void attach(struct server *s, struct bpart *bp)
     q->member_seq = seq > q->member_seq ? seq : q->member_seq;
     log_info("share group coordinator at leader epoch %d: state of %u partitions", q->epoch,
              share_reg_count(&q->reg));
+    forget_missing_topics(s);
 }
 
 void share_serve_coordinate(struct server *s)

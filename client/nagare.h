@@ -970,9 +970,9 @@ void nagare_reset_free(nagare_admin *a, const struct nagare_topic_partition *res
  * offsets). Returns 0 with *records_out republished,
  * -NAGARE_EUNKNOWN_TOPIC, -NAGARE_EBADNAME, -NAGARE_EUNKNOWN_API (a broker
  * without share groups), -NAGARE_ENOT_LEADER (a cluster: the coordinator
- * does not lead the dead-letter partitions, or a source partition a record
- * goes back to; what was republished before is marked), or the request's
- * error. */
+ * does not lead the dead-letter partitions; what was republished before is
+ * marked), or the request's error. In a cluster, records go back to their
+ * partitions' leaders wherever they are (docs/cluster.md, section 5). */
 NAGARE_MUST_USE int nagare_dlq_redrive(nagare_admin *a, const char *dlq_topic,
                                        int64_t *records_out);
 

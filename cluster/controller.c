@@ -83,7 +83,7 @@ bool controller_elect(const struct cluster_view *v, const struct cluster_topic *
                       bool *unclean)
 {
     *unclean = false;
-    if (live(v, p->leader)) {
+    if (cluster_partition_leader_holds(v, p)) {
         return false;
     }
     int32_t next = first_live(v, p, true);

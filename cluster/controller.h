@@ -43,13 +43,16 @@ void controller_new_partition(int32_t index, const int32_t *replicas, uint8_t co
                               int64_t controller_epoch, struct cluster_partition *out);
 
 /* Leader election when p's leader is not a live broker of v (or p has
- * none): the first live replica in replica order that is in the ISR leads,
+ * none), or registered again since p last changed
+ * (cluster_partition_leader_holds()): the first live replica in replica
+ * order that is in the ISR leads (the re-registered leader too: at the new
+ * epoch its followers truncate to what it has),
  * and the ISR loses its members that are not live. With no live in-sync
  * replica: if the topic allows unclean election, the first live replica
  * leads with an ISR of itself alone (*unclean set: records may be lost,
  * the caller logs it at WARN); else the partition is leaderless (leader
  * -1), its ISR kept as it was, so that the in-sync replica that returns
- * first leads. false when p has a live leader, or is leaderless and stays
+ * first leads. false when p's leader holds, or p is leaderless and stays
  * so. */
 bool controller_elect(const struct cluster_view *v, const struct cluster_topic *t,
                       const struct cluster_partition *p, struct cluster_partition *out,

@@ -152,6 +152,7 @@ static int view_brokers(const struct mirror *m, struct cluster_view *v)
         int32_t id = 0;
         if (mirror_parse_index(kv->key + strlen("brokers/"), CLUSTER_BROKER_ID_MAX, &id) == 0 &&
             cluster_broker_decode(kv->value, kv->value_len, b) == 0 && b->id == id) {
+            b->reg_revision = kv->create_revision;
             v->broker_count++;
         }
     }

@@ -1003,9 +1003,11 @@ static void *session_main(void *arg)
 /* Registers, waiting out the lease of this broker's previous life (a
  * restart after a crash, within the TTL) but not another broker's, and
  * etcd while it is unavailable, up to SESSION_START_UNAVAILABLE_MS. A new
- * etcd leader gives every lease a whole TTL again, so a previous life's
- * lease may last two TTLs (one leader change), and a TTL past the last
- * time etcd was unavailable. */
+ * etcd leader gives every lease a whole TTL again, and its election may
+ * end after this broker last saw etcd unavailable, so a previous life's
+ * lease is waited for two TTLs past the start, and two TTLs past the last
+ * time etcd was unavailable (a lease nobody keeps alive ends within that;
+ * only a second broker with this one's id and address could outlast it). */
 static int register_at_start(struct cluster_session *s)
 {
     int64_t start = clock_mono_ms();
@@ -1016,8 +1018,8 @@ static int register_at_start(struct cluster_session *s)
         bool same = false;
         int rc = session_register(s, &same);
         int64_t now = clock_mono_ms();
-        if (rc == -NG_ECLUSTER_UNAVAILABLE) {
-            life_end = now + ttl_ms;
+        if (rc == -NG_ECLUSTER_UNAVAILABLE && now + 2 * ttl_ms > life_end) {
+            life_end = now + 2 * ttl_ms;
         }
         if (rc == -EEXIST && same && now < life_end) {
             log_info("cluster: broker %d: waiting for the lease of its previous life to end",

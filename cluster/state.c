@@ -79,6 +79,13 @@ const struct cluster_broker *cluster_view_broker(const struct cluster_view *v, i
     return NULL;
 }
 
+bool cluster_partition_leader_holds(const struct cluster_view *v, const struct cluster_partition *p)
+{
+    const struct cluster_broker *b =
+        p->leader != CLUSTER_LEADER_NONE ? cluster_view_broker(v, p->leader) : NULL;
+    return b != NULL && b->reg_revision <= p->mod_revision;
+}
+
 /* Orders a topic name against a length-delimited one, as strcmp would. */
 static int name_cmp(const char *name, const char *other, size_t other_len)
 {

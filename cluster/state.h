@@ -49,6 +49,9 @@ struct cluster_broker {
      * none (a broker with kafka_listen off, or one from before it). */
     char kafka_host[CLUSTER_HOST_BYTES];
     uint16_t kafka_port;
+    /* Not the record's: its brokers/<id> key's create revision. A
+     * registration made again (a restart, a lease lost) has a newer one. */
+    int64_t reg_revision;
 };
 
 /* A topic's settings as the catalog in etcd keeps them; -1 fields take the
@@ -154,6 +157,14 @@ const struct cluster_partition *cluster_view_partition(const struct cluster_view
                                                        int32_t index);
 
 bool cluster_partition_in_isr(const struct cluster_partition *p, int32_t broker_id);
+/* Whether p's leader is live under the registration it had when p last
+ * changed (registered no later than p's key was written). A leader
+ * registered again since (restarted, or its lease lost and made again)
+ * may have lost what it had not synced, and its followers may hold that:
+ * it must not go on at p's epoch, only lead again once elected at a new
+ * one (controller_elect() does; replica_apply() waits for it). */
+bool cluster_partition_leader_holds(const struct cluster_view *v,
+                                    const struct cluster_partition *p);
 bool cluster_partition_has_replica(const struct cluster_partition *p, int32_t broker_id);
 
 /* ---- records (docs/cluster.md, section 2): JSON text <-> structs ---- */

@@ -10,13 +10,15 @@
 #
 # usage: tests/cluster_faults_long.sh SEED SECONDS [RUNS [BUILD [OUT]]]
 #   BUILD defaults to ./build (built first), OUT to a new directory in /tmp.
+#   NAGARE_CLUSTER_KEEP=1 keeps every run's data directories and broker
+#   logs (each log names where), not only a failed run's.
 # Runs one cluster at a time; Ctrl-C stops the run in progress, which
 # removes its processes, directories and nftables table itself (and a
 # later run removes a table left by a test killed outright).
 set -eu
 cd "$(dirname "$0")/.."
 
-[ $# -ge 2 ] || { sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+[ $# -ge 2 ] || { sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 seed=$1
 seconds=$2
 runs=${3:-1}

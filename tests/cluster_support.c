@@ -648,7 +648,8 @@ void cs_fini(struct cluster *c)
         c->table_made = false;
     }
     ets_fini(&c->etcd);
-    if (c->root[0] != '\0' && c->keep_root) {
+    bool keep = c->keep_root || getenv("NAGARE_CLUSTER_KEEP") != NULL;
+    if (c->root[0] != '\0' && keep) {
         fprintf(stderr, "cluster: data directories and logs kept in %s\n", c->root);
     } else if (c->root[0] != '\0') {
         (void)nftw(c->root, remove_entry, 16, FTW_DEPTH | FTW_PHYS);

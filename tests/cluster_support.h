@@ -180,8 +180,9 @@ void cs_topic_create(struct cluster *c, const char *bootstrap, const char *topic
 void cs_print_logs(const struct cluster *c, const char *why);
 
 /* Kills everything still running, deletes the table and the directory
- * (unless keep_root: then it says where it is), lets the address block
- * go. Harmless on a zeroed struct cluster. */
+ * (unless keep_root, or NAGARE_CLUSTER_KEEP is set in the environment, to
+ * look at a run that passed: then it says where it is), lets the address
+ * block go. Harmless on a zeroed struct cluster. */
 void cs_fini(struct cluster *c);
 
 #endif

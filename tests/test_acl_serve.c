@@ -478,6 +478,39 @@ Test(acl_serve, acls_take_effect_at_once_and_survive_a_restart, .init = setup, .
     stop();
 }
 
+/* A Produce is allowed by WRITE on its topic or by cluster_action on the
+ * cluster: the brokers' principal writes at a partition's leader for a
+ * redrive the redriving broker authorized (broker/forward.h). Any other
+ * cluster operation stands for nothing, and cluster_action gives no READ. */
+Test(acl_serve, a_produce_needs_write_on_its_topic_or_cluster_action, .init = setup,
+     .fini = teardown, .timeout = 120)
+{
+    start(false);
+    seed_state();
+    struct proto_acl admin = {PROTO_ACL_RESOURCE_CLUSTER,
+                              PROTO_ACL_PATTERN_LITERAL,
+                              proto_str_make(PROTO_ACL_CLUSTER_NAME),
+                              ANON,
+                              proto_str_make("*"),
+                              PROTO_ACL_OP_ALTER,
+                              PROTO_ACL_PERMISSION_ALLOW};
+    cr_assert_eq(create_acl(&admin), 0);
+    stop();
+    start(true);
+    cr_assert_eq(produce_t(), -NG_EUNAUTHORIZED, "ALTER on the cluster is no WRITE");
+    struct proto_acl idempotent = admin;
+    idempotent.operation = PROTO_ACL_OP_IDEMPOTENT_WRITE;
+    cr_assert_eq(create_acl(&idempotent), 0);
+    cr_assert_eq(produce_t(), -NG_EUNAUTHORIZED, "nor is IDEMPOTENT_WRITE");
+    struct proto_acl brokers = admin;
+    brokers.operation = PROTO_ACL_OP_CLUSTER_ACTION;
+    cr_assert_eq(create_acl(&brokers), 0);
+    cr_assert_eq(produce_t(), 0, "cluster_action stands for WRITE on every topic");
+    struct rd body;
+    cr_assert_eq(send_sample(PROTO_API_FETCH, &body), -NG_EUNAUTHORIZED, "but not for READ");
+    stop();
+}
+
 Test(acl_serve, super_users_do_everything_and_a_corrupt_acl_file_stops_the_start, .init = setup,
      .fini = teardown, .timeout = 120)
 {

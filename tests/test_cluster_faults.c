@@ -32,6 +32,7 @@
 
 #include "base/clock.h"
 #include "base/err.h"
+#include "base/log.h"
 #include "client/nagare.h"
 #include "tests/broker_support.h"
 #include "tests/checker.h"
@@ -76,6 +77,11 @@ static_assert(STALL_MOVE_TIMEOUT_MS < STALL_REQUEST_TIMEOUT_MS, "only a move can
  * BROKERS replicas, and acks=all needs this many in sync. */
 #define KEY_REPLICATION "default_replication_factor"
 #define KEY_MIN_INSYNC "min_insync_replicas"
+#define KEY_REPLICA_LAG "replica_lag_ms"
+/* The paused-follower run's replica_lag_ms: far above its wait for the
+ * writes, so that only the follower's lease can take it out of the
+ * in-sync set in time. */
+#define FOLLOWER_LAG_MS "600000"
 
 struct run {
     struct cluster c;
@@ -86,6 +92,7 @@ struct run {
     uint64_t rng;
     int64_t faults_end_ms;       /* no fault starts past it */
     uint32_t request_timeout_ms; /* the producers'; 0: the checker's default */
+    const char *replica_lag_ms;  /* the brokers'; NULL: their default */
 };
 
 static struct run R;
@@ -169,8 +176,8 @@ static void start_producers(struct run *r)
 static void run_start(struct run *r, bool min_insync_one_unclean, bool power_sim)
 {
     cs_need_cluster();
-    const char *const keys[] = {KEY_REPLICATION, KEY_MIN_INSYNC};
-    cs_need_keys(keys, 2);
+    const char *const keys[] = {KEY_REPLICATION, KEY_MIN_INSYNC, KEY_REPLICA_LAG};
+    cs_need_keys(keys, ARRAY_LEN(keys));
     r->seed = env_u64("NAGARE_FAULT_SEED", (uint64_t)time(NULL));
     r->rng = r->seed * 2654435761u + 1;
     uint64_t seconds = env_u64("NAGARE_FAULT_SECONDS", FAULT_SECONDS_DEFAULT);
@@ -182,6 +189,11 @@ static void run_start(struct run *r, bool min_insync_one_unclean, bool power_sim
     cr_assert_eq(setenv("NAGARE_POWER_SIM_SEED", seed, 1), 0); /* before any thread */
     cs_set(&r->c, KEY_REPLICATION "=3");
     cs_set(&r->c, min_insync_one_unclean ? KEY_MIN_INSYNC "=1" : KEY_MIN_INSYNC "=2");
+    if (r->replica_lag_ms != NULL) {
+        char kv[64];
+        snprintf(kv, sizeof(kv), KEY_REPLICA_LAG "=%s", r->replica_lag_ms);
+        cs_set(&r->c, kv);
+    }
     cs_start(&r->c);
     create_topic(r, min_insync_one_unclean);
     chk_init(&r->k, TOPIC, PARTITIONS);
@@ -220,10 +232,19 @@ static size_t leader_of(struct run *r, int32_t partition)
 
 /* ---- faults ---- */
 
+/* Begins fault `name` aimed at broker i (for a split, the one on its own;
+ * for one-way loss, the sender), and logs it with the time in the brokers'
+ * log format, to read beside their logs. */
+static void fault_begin(struct run *r, const char *name, size_t i)
+{
+    chk_fault_begin(&r->k, name);
+    log_info("fault: %s, broker %d", name, r->c.b[i].id);
+}
+
 static void fault_kill9(struct run *r)
 {
     size_t i = rnd(r) % BROKERS;
-    chk_fault_begin(&r->k, "kill -9 of a broker");
+    fault_begin(r, "kill -9 of a broker", i);
     cs_broker_kill(&r->c, i);
     sleep_ms(between(r, 1000, 5000));
     cs_broker_start(&r->c, i);
@@ -235,7 +256,7 @@ static void fault_kill9(struct run *r)
 static void fault_pause(struct run *r)
 {
     size_t i = rnd(r) % BROKERS;
-    chk_fault_begin(&r->k, "SIGSTOP of a leader");
+    fault_begin(r, "SIGSTOP of a leader", i);
     cs_broker_pause(&r->c, i);
     sleep_ms(between(r, FAULT_MS_MIN, FAULT_MS_MAX));
     cs_broker_resume(&r->c, i);
@@ -245,7 +266,7 @@ static void fault_pause(struct run *r)
 static void fault_isolate(struct run *r)
 {
     size_t i = rnd(r) % BROKERS;
-    chk_fault_begin(&r->k, "a leader isolated");
+    fault_begin(r, "a leader isolated", i);
     cs_isolate(&r->c, i);
     sleep_ms(between(r, FAULT_MS_MIN, FAULT_MS_MAX));
     cs_heal(&r->c);
@@ -254,8 +275,9 @@ static void fault_isolate(struct run *r)
 
 static void fault_halves(struct run *r)
 {
-    chk_fault_begin(&r->k, "brokers split in halves");
-    cs_split(&r->c, 1u << (rnd(r) % BROKERS));
+    size_t alone = rnd(r) % BROKERS;
+    fault_begin(r, "brokers split in halves", alone);
+    cs_split(&r->c, 1u << alone);
     sleep_ms(between(r, FAULT_MS_MIN, FAULT_MS_MAX));
     cs_heal(&r->c);
     chk_fault_end(&r->k);
@@ -265,7 +287,7 @@ static void fault_oneway(struct run *r)
 {
     size_t from = rnd(r) % BROKERS;
     size_t to = (from + 1 + rnd(r) % (BROKERS - 1)) % BROKERS;
-    chk_fault_begin(&r->k, "one-way loss");
+    fault_begin(r, "one-way loss", from);
     cs_drop_oneway(&r->c, from, to);
     sleep_ms(between(r, FAULT_MS_MIN, FAULT_MS_MAX));
     cs_heal(&r->c);
@@ -276,6 +298,7 @@ static void fault_etcd_leader(struct run *r)
 {
     chk_fault_begin(&r->k, "kill -9 of the etcd leader");
     size_t i = cs_etcd_kill_leader(&r->c);
+    log_info("fault: kill -9 of the etcd leader, member %zu", i);
     sleep_ms(between(r, 2000, 8000));
     ets_restart(&r->c.etcd, i);
     chk_fault_end(&r->k);
@@ -286,7 +309,7 @@ static void fault_etcd_leader(struct run *r)
 static void fault_power_cut(struct run *r)
 {
     size_t i = rnd(r) % BROKERS;
-    chk_fault_begin(&r->k, "power cut of a broker");
+    fault_begin(r, "power cut of a broker", i);
     cs_broker_power_cut(&r->c, i);
     sleep_ms(between(r, 1000, 5000));
     cs_broker_start(&r->c, i);
@@ -548,6 +571,41 @@ Test(cluster_faults, paused_leader_left_for_its_successor)
     cr_assert(R.c.b[i].paused, "still paused when its successor took the writes and reads");
     nagare_consumer_destroy(rd.k);
     cs_broker_resume(&R.c, i);
+    chk_fault_end(&R.k);
+    struct chk_result res;
+    run_finish(&R, &res);
+    R.c.keep_root = !res.ok;
+    cr_assert(res.ok, "the checker found problems (seed %" PRIu64 ")", R.seed);
+}
+
+/* A follower of partition 0 (not its leader) paused and kept so, with
+ * replica_lag_ms far above the wait: partition 0 must take STALL_ACKS more
+ * acks=all writes from its unmoved leader meanwhile, which it can only once
+ * the leader has taken the follower out of its in-sync set because the
+ * follower's etcd lease ran out. Then it resumes, catches up, and the
+ * checker must find every acknowledged record once, in order, the replicas
+ * alike. */
+Test(cluster_faults, paused_follower_left_out_of_in_sync_sets)
+{
+    R.request_timeout_ms = STALL_REQUEST_TIMEOUT_MS;
+    R.replica_lag_ms = FOLLOWER_LAG_MS;
+    run_start(&R, false, false);
+    size_t f = (leader_of(&R, 0) + 1) % BROKERS;
+    chk_fault_begin(&R.k, "SIGSTOP of a follower, kept");
+    cs_broker_pause(&R.c, f);
+    uint64_t want = chk_acked_count_partition(&R.k, 0) + STALL_ACKS;
+    int64_t deadline = clock_mono_ms() + STALL_MOVE_TIMEOUT_MS;
+    while (chk_acked_count_partition(&R.k, 0) < want) {
+        if (clock_mono_ms() >= deadline) {
+            cs_print_logs(&R.c, "the writes waited for the follower");
+            cr_assert_fail("partition 0: fewer than %d writes acknowledged in %d ms with its "
+                           "follower, broker %d, paused (seed %" PRIu64 ")",
+                           STALL_ACKS, STALL_MOVE_TIMEOUT_MS, R.c.b[f].id, R.seed);
+        }
+        sleep_ms(50);
+    }
+    cr_assert(R.c.b[f].paused, "still paused when partition 0 took the writes");
+    cs_broker_resume(&R.c, f);
     chk_fault_end(&R.k);
     struct chk_result res;
     run_finish(&R, &res);

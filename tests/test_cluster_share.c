@@ -33,6 +33,17 @@ static struct cluster C;
 
 static void teardown(void) { cs_fini(&C); }
 
+/* Creates TOPIC, one partition of replication_factor replicas (-1: the
+ * brokers' default). */
+static void topic_create(int16_t replication_factor)
+{
+    struct nagare_topic_config cfg;
+    nagare_topic_config_default(&cfg);
+    cfg.partitions = 1;
+    cfg.replication_factor = replication_factor;
+    cs_topic_create(&C, C.bootstrap, TOPIC, &cfg, NULL, SETUP_TIMEOUT_MS);
+}
+
 /* A cluster of three brokers (replication factor 3, min in-sync 2, and
  * setting, when not NULL) and the topic TOPIC (one partition) on it. */
 static void cluster_up_with(const char *setting)
@@ -45,10 +56,7 @@ static void cluster_up_with(const char *setting)
         cs_set(&C, setting);
     }
     cs_start(&C);
-    struct nagare_topic_config cfg;
-    nagare_topic_config_default(&cfg);
-    cfg.partitions = 1;
-    cs_topic_create(&C, C.bootstrap, TOPIC, &cfg, NULL, SETUP_TIMEOUT_MS);
+    topic_create(-1);
 }
 
 static void cluster_up(void) { cluster_up_with(NULL); }
@@ -563,5 +571,581 @@ Test(cluster_share, a_share_coordinator_apart_lists_and_leads_its_dlq, .fini = t
     cr_assert_eq(rc, 0, "commit: %s", nagare_strerror(rc));
     nagare_share_consumer_destroy(sc);
     dlq_copied_by(k, deadline);
+    cs_stop_brokers(&C);
+}
+
+/* Waits until broker i's metadata no longer names topic. */
+static void await_gone_at(size_t i, const char *topic)
+{
+    int64_t deadline = clock_mono_ms() + SETUP_TIMEOUT_MS;
+    for (;;) {
+        nagare_admin *a;
+        int rc = nagare_admin_new(C.b[i].bootstrap, 5000, &a);
+        bool gone = false;
+        if (rc == 0) {
+            const struct nagare_cluster_info *info;
+            if (nagare_cluster_describe(a, &info) == 0) {
+                gone = true;
+                for (size_t k = 0; k < info->partition_count; k++) {
+                    gone = gone && strcmp(info->partitions[k].topic, topic) != 0;
+                }
+                nagare_cluster_info_free(a, info);
+            }
+            nagare_admin_destroy(a);
+        }
+        if (gone) {
+            return;
+        }
+        cr_assert_lt(clock_mono_ms(), deadline, "broker %zu still names %s", i + 1, topic);
+        (void)poll(NULL, 0, 100);
+    }
+}
+
+/* A topic deleted in the cluster is forgotten by the share coordinator
+ * though it holds no replica of it: here the group consumed TOPIC (one
+ * replica, at broker 1) while broker 1 coordinated, then the coordinator
+ * moved to broker 2 (a reassignment of __share_state/0), which replayed
+ * TOPIC's state; TOPIC is deleted and made again (three replicas): the
+ * group starts it afresh, its first records handed out (with the old state
+ * kept, it would wait past offsets the new topic has not reached). */
+Test(cluster_share, a_topic_deleted_elsewhere_is_forgotten_by_the_coordinator, .fini = teardown,
+     .timeout = 600)
+{
+    cs_need_cluster();
+    cs_init(&C, 3);
+    cs_set(&C, "default_replication_factor=3");
+    cs_set(&C, "min_insync_replicas=2");
+    cs_start(&C);
+    topic_create(1); /* partition 0 goes to the first broker, as __share_state/0 will */
+    produce(0, 5);
+    nagare_share_consumer *sc = share_new(); /* makes __share_state */
+    static bool seen[RECORDS + MORE];
+    poll_until(sc, seen, 0, 5, 0, "the first topic's records");
+    accept_range(sc, 0, 5);
+    nagare_share_consumer_destroy(sc);
+    cr_assert_eq(leader_index(PROTO_SHARE_STATE_TOPIC), 0);
+
+    nagare_admin *a;
+    cr_assert_eq(nagare_admin_new(C.bootstrap, 30000, &a), 0);
+    int32_t replicas[2] = {2, 3}, partition = 0;
+    int rc =
+        nagare_partitions_reassign(a, PROTO_SHARE_STATE_TOPIC, &partition, 1, replicas, 2, NULL);
+    cr_assert_eq(rc, 0, "reassign: %s", nagare_strerror(rc));
+    int64_t deadline = clock_mono_ms() + SETUP_TIMEOUT_MS;
+    while (leader_index(PROTO_SHARE_STATE_TOPIC) != 1) {
+        cr_assert_lt(clock_mono_ms(), deadline, "the share coordinator did not move");
+        (void)poll(NULL, 0, 100);
+    }
+    rc = nagare_topic_delete(a, TOPIC);
+    cr_assert_eq(rc, 0, "delete: %s", nagare_strerror(rc));
+    nagare_admin_destroy(a);
+    await_gone_at(1, TOPIC);
+    topic_create(-1);
+    produce(0, 3);
+    sc = share_new();
+    memset(seen, 0, sizeof(seen));
+    poll_until(sc, seen, 0, 3, 0, "the topic made again");
+    nagare_share_consumer_destroy(sc);
+    cs_stop_brokers(&C);
+}
+
+/* ---- DlqRedrive to partitions other brokers lead ---- */
+
+#define SRC "src"
+#define SRC_PARTS 3
+#define SRC_RECORDS 6 /* per partition; the even ones are rejected */
+#define SRC_REJECTED (SRC_RECORDS / 2)
+#define VALUE_BYTES 16
+
+/* Writes "p-j" for j in [0, SRC_RECORDS) to each partition p of SRC,
+ * acks=all. */
+static void src_produce(void)
+{
+    struct nagare_producer_config cfg;
+    nagare_producer_config_default(&cfg);
+    cfg.bootstrap = C.bootstrap;
+    nagare_producer *p;
+    cr_assert_eq(nagare_producer_new(&cfg, &p), 0);
+    for (int32_t part = 0; part < SRC_PARTS; part++) {
+        for (int j = 0; j < SRC_RECORDS; j++) {
+            char v[VALUE_BYTES];
+            int n = snprintf(v, sizeof(v), "%d-%d", part, j);
+            struct nagare_record r = {
+                .topic = SRC, .partition = part, .key_len = -1, .value = v, .value_len = n};
+            cr_assert_eq(nagare_send(p, &r), 0);
+        }
+    }
+    int rc = nagare_producer_flush(p, READ_TIMEOUT_MS);
+    cr_assert_eq(rc, 0, "flush: %s", nagare_strerror(rc));
+    nagare_producer_destroy(p);
+}
+
+/* SRC (SRC_PARTS partitions, factor 3: the share coordinator holds every
+ * one; their leaders spread over the brokers) with its records written,
+ * handed out to a share group, the even ones rejected into SRC.dlq; waits
+ * until the copies are all there. */
+static void src_dead_letters(void)
+{
+    struct nagare_topic_config cfg;
+    nagare_topic_config_default(&cfg);
+    cfg.partitions = SRC_PARTS;
+    cs_topic_create(&C, C.bootstrap, SRC, &cfg, NULL, SETUP_TIMEOUT_MS);
+    src_produce();
+    struct nagare_share_consumer_config scfg;
+    nagare_share_consumer_config_default(&scfg);
+    scfg.bootstrap = C.bootstrap;
+    scfg.close_ack = NAGARE_ACK_NONE;
+    nagare_share_consumer *sc;
+    cr_assert_eq(nagare_share_consumer_new(&scfg, &sc), 0);
+    const char *topics[] = {SRC};
+    int rc = nagare_share_subscribe(sc, GROUP, topics, 1);
+    cr_assert_eq(rc, 0, "subscribe: %s", nagare_strerror(rc));
+    static bool seen[SRC_PARTS][SRC_RECORDS];
+    memset(seen, 0, sizeof(seen));
+    int64_t deadline = clock_mono_ms() + READ_TIMEOUT_MS;
+    for (int got = 0; got < SRC_PARTS * SRC_RECORDS;) {
+        const struct nagare_message *m;
+        rc = nagare_share_poll(sc, 200, &m);
+        cr_assert_geq(rc, 0, "poll: %s", nagare_strerror(rc));
+        if (rc == 1 && m->offset < SRC_RECORDS && !seen[m->partition][m->offset]) {
+            seen[m->partition][m->offset] = true;
+            got++;
+            int type = m->offset % 2 == 0 ? NAGARE_ACK_REJECT : NAGARE_ACK_ACCEPT;
+            cr_assert_eq(nagare_share_ack_offset(sc, SRC, m->partition, m->offset, type), 0);
+        }
+        if (clock_mono_ms() >= deadline) {
+            cs_print_logs(&C, "records not handed out");
+            cr_assert_fail("%d of %d records handed out", got, SRC_PARTS * SRC_RECORDS);
+        }
+    }
+    rc = nagare_share_commit(sc);
+    cr_assert_eq(rc, 0, "commit: %s", nagare_strerror(rc));
+    nagare_share_consumer_destroy(sc);
+    nagare_admin *a;
+    cr_assert_eq(nagare_admin_new(C.bootstrap, 30000, &a), 0);
+    for (int64_t end = 0; end < SRC_PARTS * SRC_REJECTED;) {
+        if (nagare_offset_lookup(a, SRC ".dlq", 0, NAGARE_OFFSET_END, &end) != 0) {
+            end = 0;
+        }
+        if (clock_mono_ms() >= deadline) {
+            cs_print_logs(&C, "dead letters not copied");
+            cr_assert_fail(SRC ".dlq holds %lld of %d copies", (long long)end,
+                           SRC_PARTS * SRC_REJECTED);
+        }
+        (void)poll(NULL, 0, end < SRC_PARTS * SRC_REJECTED ? 200 : 0);
+    }
+    nagare_admin_destroy(a);
+}
+
+/* How many times value v is among the records of SRC/part from offset
+ * SRC_RECORDS to its end (asserting each there is a rejected one of the
+ * partition), in counts[j] for value "part-j"; returns the end. */
+static int64_t src_redriven(int32_t part, int counts[SRC_RECORDS])
+{
+    memset(counts, 0, SRC_RECORDS * sizeof(counts[0]));
+    nagare_admin *a;
+    cr_assert_eq(nagare_admin_new(C.bootstrap, 30000, &a), 0);
+    int64_t end = 0;
+    int rc = nagare_offset_lookup(a, SRC, part, NAGARE_OFFSET_END, &end);
+    cr_assert_eq(rc, 0, "end of %s/%d: %s", SRC, part, nagare_strerror(rc));
+    nagare_admin_destroy(a);
+    struct nagare_consumer_config cfg;
+    nagare_consumer_config_default(&cfg);
+    cfg.bootstrap = C.bootstrap;
+    nagare_consumer *c;
+    cr_assert_eq(nagare_consumer_new(&cfg, &c), 0);
+    cr_assert_eq(nagare_consumer_assign(c, SRC, part, SRC_RECORDS), 0);
+    int64_t deadline = clock_mono_ms() + READ_TIMEOUT_MS;
+    for (int64_t next = SRC_RECORDS; next < end;) {
+        const struct nagare_message *m = NULL;
+        rc = nagare_consumer_poll(c, 200, &m);
+        cr_assert_geq(rc, 0, "poll %s/%d: %s", SRC, part, nagare_strerror(rc));
+        cr_assert_lt(clock_mono_ms(), deadline, "%s/%d: read to %lld of %lld", SRC, part,
+                     (long long)next, (long long)end);
+        if (rc != 1 || m->offset < next) {
+            continue;
+        }
+        next = m->offset + 1;
+        char v[VALUE_BYTES] = {0};
+        cr_assert_lt(m->value_len, (ssize_t)sizeof(v));
+        memcpy(v, m->value, (size_t)m->value_len);
+        int p = -1, j = -1;
+        cr_assert_eq(sscanf(v, "%d-%d", &p, &j), 2, "%s/%d at %lld: %s", SRC, part,
+                     (long long)m->offset, v);
+        cr_assert(p == part && j >= 0 && j < SRC_RECORDS && j % 2 == 0,
+                  "%s/%d at %lld: %s was not rejected there", SRC, part, (long long)m->offset, v);
+        counts[j]++;
+    }
+    nagare_consumer_destroy(c);
+    return end;
+}
+
+/* Redrives SRC.dlq in steps of step_records until none remain (each
+ * request given timeout_ms); the records republished. before_step (when
+ * not NULL) runs before each step but the first. */
+static int64_t redrive_steps(int32_t step_records, void (*before_step)(void), uint32_t timeout_ms)
+{
+    nagare_admin *a;
+    cr_assert_eq(nagare_admin_new(C.bootstrap, timeout_ms, &a), 0);
+    int64_t records = 0;
+    int steps = 0;
+    for (struct nagare_redrive_step st = {.remaining = 1}; st.remaining > 0; steps++) {
+        if (steps > 0 && before_step != NULL) {
+            before_step();
+        }
+        int rc = nagare_dlq_redrive_step(a, SRC ".dlq", step_records, &st);
+        if (rc != 0) {
+            cs_print_logs(&C, "redrive step failed");
+        }
+        cr_assert_eq(rc, 0, "step %d: %s", steps, nagare_strerror(rc));
+        records += st.records;
+        cr_assert_leq(steps, SRC_PARTS * SRC_REJECTED, "steps do not end");
+    }
+    nagare_admin_destroy(a);
+    return records;
+}
+
+/* How many partitions of SRC a broker other than g leads. */
+static int src_led_elsewhere(int g)
+{
+    nagare_admin *a;
+    cr_assert_eq(nagare_admin_new(C.bootstrap, 30000, &a), 0);
+    const struct nagare_cluster_info *info;
+    cr_assert_eq(nagare_cluster_describe(a, &info), 0);
+    int elsewhere = 0;
+    for (size_t i = 0; i < info->partition_count; i++) {
+        const struct nagare_partition_replicas *p = &info->partitions[i];
+        elsewhere += strcmp(p->topic, SRC) == 0 && p->leader != g + 1;
+    }
+    nagare_cluster_info_free(a, info);
+    nagare_admin_destroy(a);
+    return elsewhere;
+}
+
+/* The offsets coordinator (where redrives run) leads SRC.dlq/0, as it
+ * leads every partition 0 (controller_place()), and partitions 1 and 2 of
+ * SRC are led by the two other brokers: a redrive republishes most
+ * records to partitions led elsewhere, forwarded to their leaders. Each
+ * rejected record is back exactly once in its partition, read back
+ * through its leader; the marks are past them: a second redrive
+ * republishes nothing. */
+Test(cluster_share, a_redrive_republishes_to_partitions_other_brokers_lead, .fini = teardown,
+     .timeout = 600)
+{
+    cluster_up();
+    src_dead_letters();
+    int64_t records = redrive_steps(2, NULL, 30000);
+    cr_assert_eq(records, SRC_PARTS * SRC_REJECTED);
+    int g = leader_index(PROTO_OFFSETS_TOPIC);
+    cr_assert_geq(g, 0);
+    for (int32_t part = 0; part < SRC_PARTS; part++) {
+        int counts[SRC_RECORDS];
+        int64_t end = src_redriven(part, counts);
+        cr_assert_eq(end, SRC_RECORDS + SRC_REJECTED, "%s/%d ends at %lld", SRC, part,
+                     (long long)end);
+        for (int j = 0; j < SRC_RECORDS; j += 2) {
+            cr_assert_eq(counts[j], 1, "%s/%d: %d-%d republished %d times", SRC, part, part, j,
+                         counts[j]);
+        }
+    }
+    cr_assert_gt(src_led_elsewhere(g), 0,
+                 "every partition of " SRC " is led by the redriving broker");
+    nagare_admin *a;
+    cr_assert_eq(nagare_admin_new(C.bootstrap, 30000, &a), 0);
+    int64_t n = -1;
+    int rc = nagare_dlq_redrive(a, SRC ".dlq", &n);
+    cr_assert_eq(rc, 0, "second redrive: %s", nagare_strerror(rc));
+    cr_assert_eq(n, 0, "a second redrive republished %lld", (long long)n);
+    nagare_admin_destroy(a);
+    cs_stop_brokers(&C);
+}
+
+static int killed = -1; /* the broker index killed between steps */
+
+/* The broker index leading SRC/part now (-1: none known), asked through
+ * broker `through`. */
+static int src_leader(int32_t part, size_t through)
+{
+    nagare_admin *a;
+    if (nagare_admin_new(C.b[through].bootstrap, 5000, &a) != 0) {
+        return -1;
+    }
+    const struct nagare_cluster_info *info;
+    int found = -1;
+    if (nagare_cluster_describe(a, &info) == 0) {
+        for (size_t i = 0; i < info->partition_count; i++) {
+            const struct nagare_partition_replicas *p = &info->partitions[i];
+            if (strcmp(p->topic, SRC) == 0 && p->partition == part && p->leader > 0) {
+                found = p->leader - 1;
+            }
+        }
+        nagare_cluster_info_free(a, info);
+    }
+    nagare_admin_destroy(a);
+    return found;
+}
+
+/* The broker index of the offsets coordinator, where redrives run; makes
+ * __offsets first (a group api) when there is none yet. */
+static int offsets_coordinator(void)
+{
+    nagare_admin *a;
+    cr_assert_eq(nagare_admin_new(C.bootstrap, 30000, &a), 0);
+    int rc = nagare_group_reset_offsets(a, "cg", SRC, NAGARE_RESET_TO_EARLIEST, 0, NULL, NULL);
+    cr_assert_eq(rc, 0, "a consumer group's offsets: %s", nagare_strerror(rc));
+    nagare_admin_destroy(a);
+    int64_t deadline = clock_mono_ms() + SETUP_TIMEOUT_MS;
+    int g;
+    while ((g = leader_index(PROTO_OFFSETS_TOPIC)) < 0) {
+        cr_assert_lt(clock_mono_ms(), deadline, "no leader of " PROTO_OFFSETS_TOPIC "/0");
+        (void)poll(NULL, 0, 200);
+    }
+    return g;
+}
+
+/* Before the second step: kill -9 the leader of a partition of SRC that
+ * the redriving broker (the offsets coordinator) does not lead. The step
+ * goes at once, while the cluster still names the dead broker leader. */
+static void kill_a_target_leader(void)
+{
+    if (killed >= 0) {
+        return;
+    }
+    int g = leader_index(PROTO_OFFSETS_TOPIC);
+    cr_assert_geq(g, 0);
+    for (int32_t p = 0; p < SRC_PARTS && killed < 0; p++) {
+        int l = src_leader(p, (size_t)g);
+        killed = l >= 0 && l != g ? l : -1;
+    }
+    cr_assert_geq(killed, 0, "every partition of " SRC " is led by the redriving broker");
+    cs_broker_kill(&C, (size_t)killed);
+}
+
+/* A leader of a partition redriven to is killed just before a step: the
+ * step's records for it are sent again, to its successor once the
+ * redriving broker's view names one (redrive_retry_ms: here far past any
+ * election, so only a hang fails), and nothing a step answered is lost:
+ * every rejected record is back in its partition, at least once (a batch
+ * whose answer was lost with the leader is written again: at-least-once),
+ * and no other record came. */
+Test(cluster_share, a_redrive_step_after_a_target_leader_died_goes_to_its_successor,
+     .fini = teardown, .timeout = 600)
+{
+    cluster_up_with("redrive_retry_ms=120000");
+    src_dead_letters();
+    killed = -1;
+    int64_t records = redrive_steps(2, kill_a_target_leader, 300000);
+    cr_assert_geq(killed, 0);
+    cr_assert_geq(records, SRC_PARTS * SRC_REJECTED);
+    for (int32_t part = 0; part < SRC_PARTS; part++) {
+        int counts[SRC_RECORDS];
+        int64_t end = src_redriven(part, counts);
+        cr_assert_geq(end, SRC_RECORDS + SRC_REJECTED, "%s/%d ends at %lld", SRC, part,
+                      (long long)end);
+        for (int j = 0; j < SRC_RECORDS; j += 2) {
+            cr_assert_geq(counts[j], 1, "%s/%d: %d-%d lost", SRC, part, part, j);
+        }
+    }
+    nagare_admin *a;
+    cr_assert_eq(nagare_admin_new(C.bootstrap, 30000, &a), 0);
+    int64_t n = -1;
+    int rc = nagare_dlq_redrive(a, SRC ".dlq", &n);
+    cr_assert_eq(rc, 0, "second redrive: %s", nagare_strerror(rc));
+    cr_assert_eq(n, 0, "a second redrive republished %lld", (long long)n);
+    nagare_admin_destroy(a);
+    cs_stop_brokers(&C);
+}
+
+/* The redriving broker cannot reach the leader of a partition redriven to
+ * (its packets to it dropped; the leader keeps its lease, so the cluster
+ * names no other) and redrive_retry_ms is 0: the step fails with that
+ * error and the mark stays before the chunk, so the next step, once the
+ * link is back, reads every dead letter again and republishes them; the
+ * partition cut off holds each of its records once, the others at least
+ * once (what the failed step wrote there goes again). */
+Test(cluster_share, a_redrive_step_fails_and_keeps_its_mark_when_a_leader_stays_out_of_reach,
+     .fini = teardown, .timeout = 600)
+{
+    cs_need_nft();
+    cluster_up_with("redrive_retry_ms=0");
+    src_dead_letters();
+    int g = offsets_coordinator();
+    int32_t cut = -1;
+    int l = -1;
+    for (int32_t p = 0; p < SRC_PARTS && cut < 0; p++) {
+        l = src_leader(p, (size_t)g);
+        cut = l >= 0 && l != g ? p : -1;
+    }
+    cr_assert_geq(cut, 0, "every partition of " SRC " is led by the redriving broker");
+    cs_drop_oneway(&C, (size_t)g, (size_t)l);
+    nagare_admin *a;
+    cr_assert_eq(nagare_admin_new(C.bootstrap, 60000, &a), 0);
+    struct nagare_redrive_step st = {0};
+    int rc = nagare_dlq_redrive_step(a, SRC ".dlq", 1000, &st);
+    cr_assert_neq(rc, 0, "the step republished to a leader it cannot reach");
+    cr_log_info("the step failed: %s", nagare_strerror(rc));
+    cs_heal(&C);
+    rc = nagare_dlq_redrive_step(a, SRC ".dlq", 1000, &st);
+    if (rc != 0) {
+        cs_print_logs(&C, "redrive after the heal");
+    }
+    cr_assert_eq(rc, 0, "after the heal: %s", nagare_strerror(rc));
+    cr_assert_eq(st.read, SRC_PARTS * SRC_REJECTED, "the mark moved past the failed step");
+    cr_assert_eq(st.records, SRC_PARTS * SRC_REJECTED);
+    cr_assert_eq(st.remaining, 0);
+    nagare_admin_destroy(a);
+    for (int32_t part = 0; part < SRC_PARTS; part++) {
+        int counts[SRC_RECORDS];
+        (void)src_redriven(part, counts);
+        for (int j = 0; j < SRC_RECORDS; j += 2) {
+            cr_assert_geq(counts[j], 1, "%s/%d: %d-%d lost", SRC, part, part, j);
+            cr_assert(part != cut || counts[j] == 1, "%s/%d: %d-%d written %d times", SRC, part,
+                      part, j, counts[j]);
+        }
+    }
+    cs_stop_brokers(&C);
+}
+
+/* ---- the brokers' principal: cluster_action, no topic ACLs ---- */
+
+/* Whether a client (ANONYMOUS from 127.0.0.1) may list the ACLs at broker
+ * i: the broker has the cluster's ACLs of the test's grants. */
+static bool acls_listed_at(size_t i)
+{
+    nagare_admin *a;
+    if (nagare_admin_new(C.b[i].bootstrap, 5000, &a) != 0) {
+        return false;
+    }
+    struct nagare_acl any = {.resource_type = NAGARE_ACL_RESOURCE_ANY,
+                             .pattern_type = NAGARE_ACL_PATTERN_ANY,
+                             .operation = NAGARE_ACL_OP_ANY,
+                             .permission = NAGARE_ACL_PERMISSION_ANY};
+    const struct nagare_acl *got = NULL;
+    size_t n = 0;
+    bool ok = nagare_acls_describe(a, &any, &got, &n) == 0;
+    if (ok) {
+        nagare_acls_free(a, got);
+    }
+    nagare_admin_destroy(a);
+    return ok;
+}
+
+/* With the authorizer on, the test's clients (ANONYMOUS from 127.0.0.1)
+ * may do anything, and the brokers (ANONYMOUS from their own addresses)
+ * hold only cluster_action on the cluster: replication, and the Produce a
+ * redrive forwards to a leader elsewhere, which needs no WRITE on the
+ * topic. The redrive republishes every record, each once. */
+Test(cluster_share, a_redrive_forwards_with_only_cluster_action_for_the_brokers, .fini = teardown,
+     .timeout = 600)
+{
+    cs_need_nft(); /* the brokers' own source addresses (cs_net_start()) */
+    cluster_up();
+    nagare_admin *a;
+    cr_assert_eq(nagare_admin_new(C.bootstrap, 30000, &a), 0);
+    struct nagare_acl grants[3 + CS_BROKERS_MAX];
+    size_t n = 0;
+    const int client_on[3] = {NAGARE_ACL_RESOURCE_CLUSTER, NAGARE_ACL_RESOURCE_TOPIC,
+                              NAGARE_ACL_RESOURCE_GROUP};
+    for (size_t i = 0; i < 3; i++) {
+        grants[n++] = (struct nagare_acl){
+            .resource_type = client_on[i],
+            .pattern_type = NAGARE_ACL_PATTERN_LITERAL,
+            .name = client_on[i] == NAGARE_ACL_RESOURCE_CLUSTER ? NAGARE_ACL_CLUSTER_NAME : "*",
+            .principal = "User:ANONYMOUS",
+            .host = "127.0.0.1",
+            .operation = NAGARE_ACL_OP_ALL,
+            .permission = NAGARE_ACL_PERMISSION_ALLOW};
+    }
+    for (size_t i = 0; i < C.broker_count; i++) {
+        grants[n++] = (struct nagare_acl){.resource_type = NAGARE_ACL_RESOURCE_CLUSTER,
+                                          .pattern_type = NAGARE_ACL_PATTERN_LITERAL,
+                                          .name = NAGARE_ACL_CLUSTER_NAME,
+                                          .principal = "User:ANONYMOUS",
+                                          .host = C.b[i].host,
+                                          .operation = NAGARE_ACL_OP_CLUSTER_ACTION,
+                                          .permission = NAGARE_ACL_PERMISSION_ALLOW};
+    }
+    int rc = nagare_acls_create(a, grants, n);
+    cr_assert_eq(rc, 0, "ACLs: %s", nagare_strerror(rc));
+    nagare_admin_destroy(a);
+    /* The authorizer is a start-time setting: every broker again, with it. */
+    cs_stop_brokers(&C);
+    cs_set(&C, "authorizer=true");
+    for (size_t i = 0; i < C.broker_count; i++) {
+        cs_broker_start(&C, i);
+    }
+    int64_t deadline = clock_mono_ms() + SETUP_TIMEOUT_MS;
+    for (size_t i = 0; i < C.broker_count; i++) {
+        while (!acls_listed_at(i)) {
+            if (clock_mono_ms() >= deadline) {
+                cs_print_logs(&C, "the ACLs did not reach every broker");
+                cr_assert_fail("broker %zu refuses the test's client", i + 1);
+            }
+            (void)poll(NULL, 0, 200);
+        }
+    }
+    src_dead_letters();
+    int64_t records = redrive_steps(2, NULL, 30000);
+    cr_assert_eq(records, SRC_PARTS * SRC_REJECTED);
+    cr_assert_gt(src_led_elsewhere(leader_index(PROTO_OFFSETS_TOPIC)), 0,
+                 "every partition of " SRC " is led by the redriving broker");
+    for (int32_t part = 0; part < SRC_PARTS; part++) {
+        int counts[SRC_RECORDS];
+        int64_t end = src_redriven(part, counts);
+        cr_assert_eq(end, SRC_RECORDS + SRC_REJECTED, "%s/%d ends at %lld", SRC, part,
+                     (long long)end);
+        for (int j = 0; j < SRC_RECORDS; j += 2) {
+            cr_assert_eq(counts[j], 1, "%s/%d: %d-%d republished %d times", SRC, part, part, j,
+                         counts[j]);
+        }
+    }
+    cs_stop_brokers(&C);
+}
+
+/* A dead letter naming one of the brokers' own topics (its headers are
+ * whatever was written to the dead-letter topic) is skipped, never
+ * republished there: here __share_state/0, which the redriving broker
+ * leads too. */
+Test(cluster_share, a_redrive_never_writes_to_the_brokers_own_topics, .fini = teardown,
+     .timeout = 300)
+{
+    cluster_up();
+    nagare_share_consumer *sc = share_new(); /* makes __share_state */
+    nagare_share_consumer_destroy(sc);
+    struct nagare_topic_config cfg;
+    nagare_topic_config_default(&cfg);
+    cfg.partitions = 1;
+    cs_topic_create(&C, C.bootstrap, TOPIC ".dlq", &cfg, NULL, SETUP_TIMEOUT_MS);
+    struct nagare_producer_config pc;
+    nagare_producer_config_default(&pc);
+    pc.bootstrap = C.bootstrap;
+    nagare_producer *p;
+    cr_assert_eq(nagare_producer_new(&pc, &p), 0);
+    const struct nagare_header hs[] = {
+        {"nagare.dlq.topic", 16, PROTO_SHARE_STATE_TOPIC, sizeof(PROTO_SHARE_STATE_TOPIC) - 1},
+        {"nagare.dlq.partition", 20, "0", 1},
+    };
+    struct nagare_record r = {.topic = TOPIC ".dlq",
+                              .partition = 0,
+                              .key_len = -1,
+                              .value = "x",
+                              .value_len = 1,
+                              .headers = hs,
+                              .header_count = 2};
+    cr_assert_eq(nagare_send(p, &r), 0);
+    cr_assert_eq(nagare_producer_flush(p, READ_TIMEOUT_MS), 0);
+    nagare_producer_destroy(p);
+    int k = leader_index(PROTO_SHARE_STATE_TOPIC);
+    cr_assert_geq(k, 0);
+    int64_t before = replica_end((size_t)k, PROTO_SHARE_STATE_TOPIC);
+    nagare_admin *a;
+    cr_assert_eq(nagare_admin_new(C.bootstrap, 30000, &a), 0);
+    int64_t n = -1;
+    int rc = nagare_dlq_redrive(a, TOPIC ".dlq", &n);
+    cr_assert_eq(rc, 0, "redrive: %s", nagare_strerror(rc));
+    cr_assert_eq(n, 0, "nothing republished");
+    nagare_admin_destroy(a);
+    cr_assert_eq(replica_end((size_t)k, PROTO_SHARE_STATE_TOPIC), before,
+                 "__share_state untouched");
     cs_stop_brokers(&C);
 }

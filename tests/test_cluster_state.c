@@ -374,6 +374,32 @@ Test(controller, leaves_a_live_leader_alone)
     cluster_view_free(v);
 }
 
+/* A leader registered again after the partition last changed (a restart
+ * within its lease: the old registration's end and the new one in one
+ * view) is elected anew, at a new epoch, and does not lead before. */
+Test(controller, elects_anew_a_leader_registered_again_since)
+{
+    struct cluster_partition p = part_of(1, (int32_t[]){1, 2, 3}, 3, (int32_t[]){1, 2, 3}, 3);
+    struct cluster_view *v = view_of((int32_t[]){1, 2, 3}, 3, &p, 1, false);
+    v->brokers[0].reg_revision = p.mod_revision; /* registered no later: holds */
+    cr_assert(cluster_partition_leader_holds(v, &p));
+    struct cluster_partition out;
+    bool unclean;
+    cr_assert_not(controller_elect(v, &v->topics[0], &p, &out, &unclean));
+    v->brokers[0].reg_revision = p.mod_revision + 10;
+    cr_assert_not(cluster_partition_leader_holds(v, &p));
+    cr_assert(controller_elect(v, &v->topics[0], &p, &out, &unclean));
+    cr_assert_not(unclean);
+    cr_assert_eq(out.leader, 1, "still the first live in-sync replica");
+    cr_assert_eq(out.leader_epoch, p.leader_epoch + 1, "at a new epoch");
+    cr_assert_eq(out.isr_count, 3);
+    /* once written (a newer revision than the registration), it holds */
+    out.mod_revision = p.mod_revision + 11;
+    cr_assert(cluster_partition_leader_holds(v, &out));
+    cr_assert_not(controller_elect(v, &v->topics[0], &out, &p, &unclean));
+    cluster_view_free(v);
+}
+
 Test(controller, leaves_a_partition_leaderless_without_a_live_in_sync_replica)
 {
     struct cluster_partition p = part_of(1, (int32_t[]){1, 2, 3}, 3, (int32_t[]){1}, 1);
@@ -557,6 +583,8 @@ Test(mirror, view_skips_bad_records_and_topics_not_yet_whole)
     cr_assert_eq(v->revision, 11);
     cr_assert_eq(v->broker_count, 2, "ids 2 and 10; 3 names 4, 5 is no record, 06 no id");
     cr_assert(v->brokers[0].id == 2 && v->brokers[1].id == 10, "sorted by id, not by key");
+    cr_assert(v->brokers[0].reg_revision == 3 && v->brokers[1].reg_revision == 2,
+              "each registration's create revision");
     cr_assert_eq(v->controller, 2);
     cr_assert_eq(v->controller_epoch, 3);
     cr_assert_eq(v->topic_count, 1, "only the whole topic");

@@ -71,7 +71,8 @@ static bool config_eq(const struct broker_config *a, const struct broker_config 
            a->min_insync_replicas == b->min_insync_replicas &&
            a->replica_lag_ms == b->replica_lag_ms && a->lease_ttl_s == b->lease_ttl_s &&
            a->preferred_leader_check_ms == b->preferred_leader_check_ms &&
-           a->listen_tls == b->listen_tls && a->kafka_listen_tls == b->kafka_listen_tls &&
+           a->redrive_retry_ms == b->redrive_retry_ms && a->listen_tls == b->listen_tls &&
+           a->kafka_listen_tls == b->kafka_listen_tls &&
            strcmp(a->tls_cert_file, b->tls_cert_file) == 0 &&
            strcmp(a->tls_key_file, b->tls_key_file) == 0 &&
            strcmp(a->tls_ca_file, b->tls_ca_file) == 0 &&
@@ -156,6 +157,7 @@ Test(config, defaults)
     cr_assert_eq(c.min_insync_replicas, 2);
     cr_assert_eq(c.replica_lag_ms, 10000u);
     cr_assert_eq(c.lease_ttl_s, 6u);
+    cr_assert_eq(c.redrive_retry_ms, 15000u);
     cr_assert_eq(c.preferred_leader_check_ms, 30000u);
     cr_assert_eq(broker_config_check(&c, err, sizeof(err)), 0, "%s", err);
 }
@@ -418,6 +420,7 @@ static const struct range ranges[] = {
     {"replica_lag_ms", BROKER_REPLICA_LAG_MS_MIN, UINT32_MAX, false},
     {"lease_ttl_s", CLUSTER_LEASE_TTL_S_MIN, CLUSTER_LEASE_TTL_S_MAX, false},
     {"preferred_leader_check_ms", CLUSTER_PREFERRED_LEADER_CHECK_MS_MIN, UINT32_MAX, false},
+    {"redrive_retry_ms", 0, BROKER_REDRIVE_RETRY_MS_LIMIT, false},
 };
 
 Test(config, numeric_bounds_accepted_and_one_past_refused)
@@ -951,6 +954,7 @@ Test(config, usage_lists_every_flag_and_key)
                                         "replica_lag_ms",
                                         "lease_ttl_s",
                                         "preferred_leader_check_ms",
+                                        "redrive_retry_ms",
                                         "authorizer",
                                         "super_users"};
     char *buf = NULL;

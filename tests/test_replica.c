@@ -326,6 +326,8 @@ struct view_spec {
     int32_t min_insync;
     int64_t retention_bytes; /* 0: the broker's */
     int32_t partitions;      /* 0: one; partition i is led by the i-th replica after leader */
+    int64_t reg_revision;    /* every registration's create revision */
+    int64_t mod_revision;    /* every partition key's */
 };
 
 /* A view of the running brokers and one topic of one partition. */
@@ -342,6 +344,7 @@ static struct cluster_view *make_view(const struct view_spec *vs)
             b->id = nodes[i].id;
             snprintf(b->host, sizeof(b->host), "127.0.0.1");
             b->port = nodes[i].s.port;
+            b->reg_revision = vs->reg_revision;
         }
     }
     v->topics = calloc(1, sizeof(*v->topics));
@@ -364,6 +367,7 @@ static struct cluster_view *make_view(const struct view_spec *vs)
         p->index = i;
         p->leader = (vs->leader - 1 + i) % vs->replica_count + 1;
         p->leader_epoch = vs->epoch;
+        p->mod_revision = vs->mod_revision;
         p->replica_count = vs->replica_count;
         memcpy(p->replicas, vs->replicas, sizeof(vs->replicas));
         p->isr_count = vs->isr_count;
@@ -648,6 +652,26 @@ Test(replica, a_restarted_broker_serves_nothing_until_a_view_says_what_it_leads)
     produce(&nodes[0], 1, 1261, PROTO_ACKS_ALL, -NG_ENOT_LEADER);
     give_all(&vs);
     cr_assert_eq(produce(&nodes[0], 1, 1262, PROTO_ACKS_ALL, 0), 8);
+}
+
+/* A view naming this broker leader under a registration newer than the
+ * partition's last change (it restarted, or lost its lease, since it was
+ * elected): it leads nothing until a view elects it at a new epoch. */
+Test(replica, a_leader_registered_again_since_its_election_waits_for_a_new_one)
+{
+    start_nodes(1);
+    struct view_spec vs = spec(1, 1, 1, 1);
+    vs.reg_revision = 4;
+    vs.mod_revision = 5;
+    give_all(&vs);
+    cr_assert_eq(produce(&nodes[0], 1, 1270, PROTO_ACKS_ALL, 0), 4);
+    vs.reg_revision = 6; /* registered again */
+    give_all(&vs);
+    produce(&nodes[0], 1, 1271, PROTO_ACKS_ALL, -NG_ENOT_LEADER);
+    vs.epoch = 2; /* elected anew */
+    vs.mod_revision = 7;
+    give_all(&vs);
+    cr_assert_eq(produce(&nodes[0], 1, 1272, PROTO_ACKS_ALL, 0), 8);
 }
 
 /* A replica that finds damage in its log when it opens (after a crash, a

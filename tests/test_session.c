@@ -256,6 +256,15 @@ static bool leader_moved(const struct cluster_view *v, const void *arg)
     return p != NULL && p->leader != m->old_leader && p->leader_epoch > m->old_epoch;
 }
 
+/* Partition (topic, index) past old_epoch, whoever leads it. */
+static bool epoch_passed(const struct cluster_view *v, const void *arg)
+{
+    const struct leader_moved *m = arg;
+    const struct cluster_partition *p =
+        cluster_view_partition(v, m->topic, strlen(m->topic), m->index);
+    return p != NULL && p->leader_epoch > m->old_epoch;
+}
+
 /* Copies partition (topic, index) of a view. */
 struct part_copy {
     const char *topic;
@@ -497,6 +506,70 @@ Test(session, controller_elects_a_new_leader_when_a_broker_stops)
             cr_assert_eq(p.leader_epoch, 0);
         }
     }
+}
+
+/* A leader's registration made again while no controller watched (as a
+ * restart within its lease is, when the old registration's end and the
+ * new one reach the controller in one view): the next controller must
+ * not take the new registration for the one the leadership was granted
+ * to, and elects the partition anew, at a new epoch. Broker ids: the
+ * controller c vanishes first (its lease, and so its controller key,
+ * kept), the leader l's registration is replaced behind its back (its
+ * session vanished; the test registers it again, under a lease of its
+ * own), then c's lease is revoked: the third broker takes over. */
+Test(session, a_leader_registered_again_is_elected_anew)
+{
+    start_brokers(3, CLUSTER_PREFERRED_LEADER_CHECK_MS_DEFAULT);
+    uint32_t three = 3;
+    wait_view(0, has_brokers, &three, "three brokers");
+    cr_assert_eq(create_topic(0, "again", 3, 3), 0);
+    wait_view(0, has_topic, "again", "topic again");
+    struct part_copy before = {.topic = "again"};
+    with_view(0, copy_part, &before);
+    size_t c = slot_of(before.controller), l = c, other = c;
+    struct cluster_partition p = {0};
+    for (int32_t i = 0; i < 3 && l == c; i++) {
+        p = part_of(0, "again", i);
+        l = slot_of(p.leader);
+    }
+    cr_assert_neq(l, c, "leaders spread: one partition led by another broker");
+    for (size_t i = 0; i < 3; i++) {
+        other = i != c && i != l ? i : other;
+    }
+    struct etcd *e = etcd_of_test();
+    char key[64], ckey[64];
+    snprintf(key, sizeof(key), "/nagare/brokers/%d", (int)brokers[l].id);
+    snprintf(ckey, sizeof(ckey), "/nagare/brokers/%d", (int)brokers[c].id);
+    struct etcd_kvs kvs = {0}, ckvs = {0};
+    cr_assert_eq(etcd_range(e, ckey, NULL, &ckvs), 0);
+    cr_assert_eq(ckvs.count, 1);
+    cluster_session_vanish(brokers[c].s); /* no controller acts from here on */
+    brokers[c].s = NULL;
+    cluster_session_vanish(brokers[l].s);
+    brokers[l].s = NULL;
+    cr_assert_eq(etcd_range(e, key, NULL, &kvs), 0);
+    cr_assert_eq(kvs.count, 1);
+    cr_assert_eq(etcd_lease_revoke(e, kvs.kvs[0].lease), 0);
+    int64_t lease = 0;
+    cr_assert_eq(etcd_lease_grant(e, 60, &lease), 0);
+    const struct etcd_op put = {.kind = ETCD_OP_PUT,
+                                .key = key,
+                                .value = kvs.kvs[0].value,
+                                .value_len = kvs.kvs[0].value_len,
+                                .lease = lease};
+    const struct etcd_txn txn = {.success = &put, .success_count = 1};
+    bool ok = false;
+    cr_assert_eq(etcd_txn(e, &txn, &ok, NULL, NULL), 0);
+    cr_assert(ok);
+    cr_assert_eq(etcd_lease_revoke(e, ckvs.kvs[0].lease), 0); /* the third broker takes over */
+    struct leader_moved m = {.topic = "again", .index = p.index, .old_epoch = p.leader_epoch};
+    wait_view(other, epoch_passed, &m, "the partition elected anew");
+    struct cluster_partition after = part_of(other, "again", p.index);
+    cr_assert_eq(after.leader_epoch, p.leader_epoch + 1);
+    cr_assert_neq(after.leader, CLUSTER_LEADER_NONE);
+    etcd_kvs_free(&kvs);
+    etcd_kvs_free(&ckvs);
+    etcd_close(e);
 }
 
 /* Nobody in sync is live: leaderless, not an unclean leader. */
