@@ -123,11 +123,13 @@ struct cbroker *brokers_other_down(struct brokers *bs, const struct cbroker *b)
 }
 
 /* When the oldest request watched on b went out (brokers.h, "stalls"), or
- * INT64_MAX when none is. */
+ * INT64_MAX when none is. A leader being connected again after its
+ * requests timed out keeps the owner's batches waiting too. */
 static int64_t watched_since(const struct cbroker *b)
 {
-    bool watched = b->requests > 0 || b->coordinates > 0;
-    return watched ? conn_oldest_pending_ms(&b->conn) : INT64_MAX;
+    bool watched =
+        b->requests > 0 || b->coordinates > 0 || (b->leads > 0 && b->conn.state != CONN_UP);
+    return watched ? conn_silent_since_ms(&b->conn) : INT64_MAX;
 }
 
 bool brokers_stalled(const struct cbroker *b, uint32_t stall_ms, uint32_t wait_ms, int64_t now_ms)

@@ -127,7 +127,7 @@ int conn_bootstrap_check(const char *list)
 int conn_init(struct client_conn *c, const struct conn_config *cfg)
 {
     ASSERT(c != NULL && cfg != NULL);
-    *c = (struct client_conn){.fd = -1, .corr_next = 1};
+    *c = (struct client_conn){.fd = -1, .corr_next = 1, .silent_since_ms = INT64_MAX};
     if (conn_bootstrap_check(cfg->bootstrap) < 1) {
         return -NG_EBADARG;
     }
@@ -1095,6 +1095,7 @@ static int dispatch_frame(struct client_conn *c, const uint8_t *frame, uint32_t 
          * it carries must stay untouched until then (conn_frame_commit_refs). */
         return -NG_EPROTO;
     }
+    c->silent_since_ms = INT64_MAX; /* it answers */
     pend_complete(c, (uint32_t)i, h.err, h.err == 0 ? &r : NULL);
     return 0;
 }
@@ -1303,9 +1304,20 @@ int64_t conn_oldest_pending_ms(const struct client_conn *c)
     return INT64_MAX;
 }
 
+int64_t conn_silent_since_ms(const struct client_conn *c)
+{
+    int64_t oldest = conn_oldest_pending_ms(c);
+    if (oldest == INT64_MAX) {
+        return c->state == CONN_UP ? INT64_MAX : c->silent_since_ms;
+    }
+    return c->silent_since_ms < oldest ? c->silent_since_ms : oldest;
+}
+
 static void check_deadlines(struct client_conn *c)
 {
     if (c->fd >= 0 && clock_mono_ms() >= conn_next_deadline(c)) {
+        int64_t oldest = conn_oldest_pending_ms(c);
+        c->silent_since_ms = oldest < c->silent_since_ms ? oldest : c->silent_since_ms;
         conn_close(c, -NG_ETIMEOUT);
     }
 }

@@ -180,9 +180,13 @@ struct conn_pending {
 /* Fields are private to conn.c except where noted. */
 struct client_conn {
     int fd;
-    enum conn_state state;                    /* readable by users */
-    int err_last;                             /* why it last went down (0: never); readable */
-    uint64_t generation;                      /* bumped by every close; readable */
+    enum conn_state state; /* readable by users */
+    int err_last;          /* why it last went down (0: never); readable */
+    uint64_t generation;   /* bumped by every close; readable */
+    /* When the oldest request a timeout gave up was submitted, if the
+     * broker has answered nothing since (monotonic ms; INT64_MAX: none):
+     * conn_silent_since_ms() carries it over a reconnect. */
+    int64_t silent_since_ms;
     char bootstrap[CONN_BOOTSTRAP_BYTES_MAX]; /* the address list, as given */
     struct conn_config cfg;
     int64_t connect_deadline_ms;
@@ -390,10 +394,17 @@ static inline uint32_t conn_pending_count(const struct client_conn *c) { return 
 int64_t conn_next_deadline(const struct client_conn *c);
 
 /* When the oldest request not yet completed was submitted (monotonic ms),
- * or INT64_MAX when none is pending: how long the broker has kept the
- * owner waiting, since it answers in order (a stall check, as the
- * producer's in client/producer.c). Pure. */
+ * or INT64_MAX when none is pending. Pure. */
 int64_t conn_oldest_pending_ms(const struct client_conn *c);
+
+/* How long the broker has kept the owner waiting, since it answers in
+ * order (the stall checks, client/brokers.h): when a request was
+ * submitted that it has not answered, nor answered anything after,
+ * counted across a reconnect that a request timeout forced (a paused or
+ * cut-off broker's requests time out, and its kernel takes the new
+ * connection, which then waits for the handshake's answer); INT64_MAX
+ * when none is pending and c is up, or it has answered since. Pure. */
+int64_t conn_silent_since_ms(const struct client_conn *c);
 
 /* ---- synchronous calls ---- */
 

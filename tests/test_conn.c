@@ -559,3 +559,53 @@ Test(conn, a_watched_call_is_given_up_when_the_watch_says_so)
     conn_fini(&c);
     bk_stop(&B);
 }
+
+/* ---- silence across a reconnect ---- */
+
+/* Accepts a connection, answers its ApiVersions, then reads and never
+ * answers; then accepts the next and answers nothing at all, the
+ * handshake included: a broker paused while a request waited on it. */
+static void *peer_silent_twice_run(void *arg)
+{
+    struct peer *p = arg;
+    uint8_t buf[4096];
+    int fd = peer_accept(p);
+    while (read(fd, buf, sizeof(buf)) > 0) {
+    }
+    close(fd);
+    fd = accept(p->listen_fd, NULL, NULL);
+    cr_assert_geq(fd, 0);
+    while (read(fd, buf, sizeof(buf)) > 0) {
+    }
+    close(fd);
+    return NULL;
+}
+
+/* A broker that stops answering: its request times out, and the
+ * connection made again waits for the handshake's answer; the silence is
+ * counted from the request, across the reconnect (what the stall checks
+ * read: client/brokers.h), where the pending requests alone would say
+ * nothing waits. */
+Test(conn, silence_is_counted_across_a_reconnect_a_timeout_forced)
+{
+    struct peer p;
+    p.listen_fd = listener_silent(&p.port);
+    cr_assert_eq(pthread_create(&p.thread, NULL, peer_silent_twice_run, &p), 0);
+    struct client_conn c;
+    conn_up(&c, p.port);
+    cr_assert_eq(conn_silent_since_ms(&c), INT64_MAX, "up, nothing pending");
+    int answers = 0;
+    int64_t first = clock_mono_ms();
+    int rc = conn_call(&c, PROTO_API_METADATA, 64, metadata_none_encode, answer_ignore, &answers,
+                       first + 200);
+    cr_assert_eq(rc, -NG_ETIMEOUT, "%d", rc);
+    cr_assert_eq(c.state, CONN_DOWN, "a timed-out request closes its connection");
+    int64_t since = conn_silent_since_ms(&c);
+    cr_assert(since >= first && since < first + 200, "since the request (%" PRId64 ")",
+              since - first);
+    cr_assert_eq(conn_wait_up(&c, 200), -NG_ETIMEOUT, "the handshake is never answered");
+    cr_assert_eq(conn_silent_since_ms(&c), since, "still silent since the request");
+    conn_fini(&c);
+    cr_assert_eq(pthread_join(p.thread, NULL), 0);
+    close(p.listen_fd);
+}
