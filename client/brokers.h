@@ -109,7 +109,11 @@ struct cbroker *brokers_other_down(struct brokers *bs, const struct cbroker *b);
  * The requests watched: every one pending on b's connection while b
  * carries requests the owner counts (b->requests: produce, fetch) or
  * coordinates one of the owner's groups (b->coordinates: every request on
- * a coordinator's connection is a group's, or waits behind one). */
+ * a coordinator's connection is a group's, or waits behind one), or leads
+ * the owner's partitions while its connection is not up. The wait counts
+ * from the oldest request b has not answered, nor answered anything
+ * after, across a reconnect a request timeout forced
+ * (conn_silent_since_ms()). */
 
 /* Whether b has kept a request of its owner unanswered for wait_ms plus
  * stall_ms by now_ms. */
