@@ -568,12 +568,9 @@ Test(conn, a_watched_call_is_given_up_when_the_watch_says_so)
 static void *peer_silent_twice_run(void *arg)
 {
     struct peer *p = arg;
+    (void)peer_silent_run(p);
     uint8_t buf[4096];
-    int fd = peer_accept(p);
-    while (read(fd, buf, sizeof(buf)) > 0) {
-    }
-    close(fd);
-    fd = accept(p->listen_fd, NULL, NULL);
+    int fd = accept(p->listen_fd, NULL, NULL);
     cr_assert_geq(fd, 0);
     while (read(fd, buf, sizeof(buf)) > 0) {
     }
