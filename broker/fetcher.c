@@ -20,7 +20,9 @@
 struct fetcher_sent {
     struct bpart *bp; /* NULL once detached */
     int32_t epoch;
-    int64_t offset; /* ReplicaFetch: its fetch offset */
+    int64_t offset;           /* ReplicaFetch: its fetch offset */
+    bool verify;              /* ReplicaFetch from the base of `last`, to compare it */
+    struct batch_header last; /* the log's last batch, when verify */
 };
 
 struct fetcher {
@@ -61,6 +63,7 @@ struct fetcher_batches {
 };
 
 static void next_round(struct fetcher *f);
+static void note_error(struct fetcher *f, const char *what, int rc);
 
 /* ---- life ---- */
 
@@ -218,6 +221,50 @@ static bool log_empty(const struct bpart *bp)
     return part_offset_next(&bp->log) == part_offset_earliest(&bp->log);
 }
 
+static int last_header(void *arg, const struct batch_header *h)
+{
+    *(struct batch_header *)arg = *h;
+    return 0;
+}
+
+/* The header of the last batch of bp's log (not empty). Returns 0, or
+ * part_for_each_batch_to()'s error (-NG_ECORRUPT when there is none to
+ * read: the batch holding the end is damaged). */
+static int last_batch(struct bpart *bp, struct batch_header *out)
+{
+    int64_t end = part_offset_next(&bp->log);
+    out->offset_base = -1;
+    int rc = part_for_each_batch_to(&bp->log, end - 1, end, last_header, out);
+    if (rc == 0 && (out->offset_base < 0 || batch_offset_last(out) != end - 1)) {
+        rc = -NG_ECORRUPT;
+    }
+    return rc;
+}
+
+/* Where bp's ReplicaFetch starts: its log end, or, while its last batch
+ * is to be compared with the leader's (need_verify), that batch's base
+ * offset: the leader answers from the batch holding it. The leader counts
+ * the follower's durable offset only up to the fetch offset, so a tail
+ * not yet compared is never counted toward the high watermark. */
+static void fetch_from(struct fetcher *f, struct bpart *bp, struct fetcher_sent *sent)
+{
+    sent->offset = part_offset_next(&bp->log);
+    if (!bp->rep.need_verify) {
+        return;
+    }
+    if (log_empty(bp)) {
+        bp->rep.need_verify = false; /* nothing it holds can differ */
+        return;
+    }
+    int rc = last_batch(bp, &sent->last);
+    if (rc != 0) {
+        note_error(f, "reading the last batch", rc); /* its answer is not applied */
+        return;
+    }
+    sent->verify = true;
+    sent->offset = sent->last.offset_base;
+}
+
 /* Encodes the round's request into a new buffer: OffsetForLeaderEpoch for
  * the partitions that must truncate first, if any, else ReplicaFetch for
  * all. Returns 0 with *out (NULL when there is nothing to ask), or -errno /
@@ -281,6 +328,7 @@ static int build_request(struct fetcher *f, uint8_t **out, size_t *len_out)
                                                   .leader_epoch = rc == 0 && last >= 0 ? last : 0};
             proto_epoch_req_partition(&e, &p);
         } else {
+            fetch_from(f, bp, sent);
             struct proto_replica_fetch_req_partition p = {.partition = bp->index,
                                                           .leader_epoch = bp->rep.leader_epoch,
                                                           .fetch_offset = sent->offset,
@@ -401,6 +449,7 @@ static void apply_epoch(struct fetcher *f, struct bpart *bp,
         return;
     }
     bp->rep.need_truncate = false;
+    bp->rep.need_verify = true;
 }
 
 static void apply_epochs(struct fetcher *f, struct rd *body)
@@ -503,6 +552,51 @@ static void append_batches(struct fetcher *f, struct fetcher_batches *set, struc
     }
 }
 
+/* Whether bp's last batch, as the request saw it, is the leader's batch at
+ * that offset: same offsets, epoch and checksum (CRC-32C from the
+ * attributes on: producer, sequences, timestamps, records). A
+ * follower's log is a copy of its leader's batches, so a last batch the
+ * leader does not hold as it is was written by a life of the log the
+ * leader no longer has: one at an epoch the leader still holds past it
+ * (a leader that lost its unsynced writes and went on at the same epoch)
+ * is invisible to OffsetForLeaderEpoch. Such a batch is cut, with any of
+ * ours the leader's overlaps, and the next round compares the one before:
+ * the log never keeps bytes the leader does not have at their offsets,
+ * nor stalls on an end inside one of the leader's batches. Returns true
+ * when it matches (the log goes on from its end); false after a cut, or
+ * when the answer has nothing to compare (the next round asks again). */
+static bool verify_last(struct fetcher *f, struct bpart *bp, const struct fetcher_sent *sent,
+                        const struct proto_replica_fetch_resp_partition *p)
+{
+    const struct batch_header *ours = &sent->last;
+    if (part_offset_next(&bp->log) != batch_offset_last(ours) + 1 || p->records_bytes == 0) {
+        return false; /* the log moved since, or the leader sent nothing (yet) */
+    }
+    struct batch_header h;
+    int rc = batch_header_decode(p->records, p->records_bytes,
+                                 (uint32_t)bp->topic->cfg.batch_bytes_max, &h);
+    if (rc != 0) {
+        note_error(f, "batch from the leader", rc);
+        return false;
+    }
+    if (h.offset_base == ours->offset_base && h.last_offset_delta == ours->last_offset_delta &&
+        h.leader_epoch == ours->leader_epoch && h.checksum == ours->checksum) {
+        bp->rep.need_verify = false;
+        return true;
+    }
+    int64_t cut = h.offset_base < ours->offset_base ? h.offset_base : ours->offset_base;
+    log_warn("topic %s partition %d: its batch %" PRId64 "-%" PRId64 " (epoch %d) is not broker "
+             "%d's (%" PRId64 "-%" PRId64 ", epoch %d): the log is cut at %" PRId64,
+             bp->topic->name, bp->index, ours->offset_base, batch_offset_last(ours),
+             ours->leader_epoch, bp->rep.leader, h.offset_base, batch_offset_last(&h),
+             h.leader_epoch, cut);
+    rc = cut_log(bp, cut, cut < part_offset_earliest(&bp->log));
+    if (rc != 0) {
+        note_error(f, "truncate", rc);
+    }
+    return false;
+}
+
 static void apply_fetch_partition(struct fetcher *f, struct fetcher_batches *set,
                                   const struct fetcher_sent *sent,
                                   const struct proto_replica_fetch_resp_partition *p)
@@ -526,7 +620,9 @@ static void apply_fetch_partition(struct fetcher *f, struct fetcher_batches *set
         note_error(f, "ReplicaFetch", p->err);
         return;
     }
-    if (sent->offset == part_offset_next(&bp->log)) {
+    bool at_end =
+        sent->verify ? verify_last(f, bp, sent, p) : sent->offset == part_offset_next(&bp->log);
+    if (at_end && !bp->rep.need_verify) {
         append_batches(f, set, bp, p);
     }
     replica_follower_hw(bp, p->high_watermark);

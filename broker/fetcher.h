@@ -19,8 +19,12 @@
  * A round: a partition that has just become follower (or whose fetch was
  * past the leader's end) first asks OffsetForLeaderEpoch for its last
  * epoch and truncates its log to the answer (KIP-279: never to its own
- * high watermark); then ReplicaFetch for all, each partition reporting its
- * log end and its durable offset. The batches that come back are appended
+ * high watermark); then its last batch is compared with the leader's at
+ * that offset (its ReplicaFetch starts at that batch's base): a batch the
+ * leader does not hold as it is (same offsets, epoch, checksum) is cut and
+ * the one before compared, for a tail written at an epoch the leader still
+ * holds is invisible to epochs. Then ReplicaFetch for all, each partition
+ * reporting its log end and its durable offset. The batches that come back are appended
  * as they are (part_append with a->replica, durable) and fed to the
  * partition's producer state; the next ReplicaFetch goes once they are
  * all durable, so the durable offset it reports is the log end and the

@@ -78,6 +78,7 @@ struct replica {
     /* follower */
     struct fetcher *fetcher; /* the fetcher of rep.leader, or NULL */
     bool need_truncate;      /* ask OffsetForLeaderEpoch before fetching */
+    bool need_verify;        /* then compare its last batch with the leader's */
 };
 
 /* Producer ids in a cluster: each broker hands out its own (InitProducerId),

@@ -891,6 +891,74 @@ Test(replica, a_follower_cuts_where_its_epochs_leave_the_leaders)
     assert_same_logs(&nodes[0], &nodes[1]);
 }
 
+/* Produces one batch of `records` records (seed) to n with acks=1;
+ * returns the offset after it. */
+static int64_t produce_records(struct node *n, uint32_t records, uint32_t seed)
+{
+    struct cl c;
+    cl_connect(&c, n->s.port, CL_TIMEOUT_MS_DEFAULT);
+    size_t len = bt_make(batch_buf, sizeof(batch_buf), records, seed, 1000, -1, 0, 0);
+    int64_t offset = -1;
+    int rc = rq_produce(&c, TOPIC, 0, batch_buf, len, PROTO_ACKS_LEADER, &offset);
+    cl_close(&c);
+    cr_assert_eq(rc, 0, "broker %d: %s", n->id, err_str(rc));
+    return offset + records;
+}
+
+/* A tail written at the leader's own epoch that the leader no longer has
+ * (a leader that lost its unsynced writes in a power cut and went on at
+ * the same epoch, as one could before it was elected anew on its return):
+ * OffsetForLeaderEpoch cannot see it, since both logs hold that epoch past
+ * the follower's end. Here broker 2 alone sees itself lead at epoch 1 and
+ * writes a batch of 4 records past the common part; broker 1, still
+ * leading epoch 1, writes two of 3 records there. Broker 2 follows again:
+ * its end (common + 4) falls inside the leader's second batch, which its
+ * log could never continue. It compares its last batch with the leader's
+ * at that offset, finds them different, cuts it and fetches the leader's. */
+Test(replica, a_follower_whose_tail_diverges_within_the_leaders_epoch_cuts_it)
+{
+    start_nodes(2);
+    struct view_spec vs = spec(1, 1, 2, 1);
+    give_all(&vs);
+    int64_t common = produce(&nodes[0], 2, 1400, PROTO_ACKS_ALL, 0);
+    wait_written(&nodes[1], common);
+    struct view_spec vs2 = spec(2, 1, 2, 1);
+    vs2.isr[0] = 2;
+    vs2.isr_count = 1;
+    give_view(&nodes[1], &vs2);
+    cr_assert_eq(produce_records(&nodes[1], 4, 1410), common + 4);
+    cr_assert_eq(produce_records(&nodes[0], 3, 1420), common + 3);
+    int64_t end = produce_records(&nodes[0], 3, 1421);
+    give_view(&nodes[1], &vs);
+    wait_written(&nodes[1], end);
+    assert_same_logs(&nodes[0], &nodes[1]);
+}
+
+/* The same, but the diverging batches end where the leader's do (4
+ * records each): no offset gives it away, only the batches' bytes. Broker
+ * 2 must not keep its two batches as if they were the leader's: it cuts
+ * them one round each, back to the common part, where they agree. */
+Test(replica, a_follower_whose_tail_differs_from_the_leaders_at_the_same_offsets_cuts_it)
+{
+    start_nodes(2);
+    struct view_spec vs = spec(1, 1, 2, 1);
+    give_all(&vs);
+    int64_t common = produce(&nodes[0], 2, 1500, PROTO_ACKS_ALL, 0);
+    wait_written(&nodes[1], common);
+    struct view_spec vs2 = spec(2, 1, 2, 1);
+    vs2.isr[0] = 2;
+    vs2.isr_count = 1;
+    give_view(&nodes[1], &vs2);
+    cr_assert_eq(produce_records(&nodes[1], 4, 1510), common + 4);
+    cr_assert_eq(produce_records(&nodes[1], 4, 1511), common + 8);
+    cr_assert_eq(produce_records(&nodes[0], 4, 1520), common + 4);
+    cr_assert_eq(produce_records(&nodes[0], 4, 1521), common + 8);
+    int64_t end = produce_records(&nodes[0], 4, 1522);
+    give_view(&nodes[1], &vs);
+    wait_written(&nodes[1], end);
+    assert_same_logs(&nodes[0], &nodes[1]);
+}
+
 Test(replica, a_follower_behind_the_leaders_log_start_starts_its_log_there)
 {
     start_nodes(1);
