@@ -265,6 +265,32 @@ static void fetch_from(struct fetcher *f, struct bpart *bp, struct fetcher_sent 
     sent->offset = sent->last.offset_base;
 }
 
+/* Adds bp to the round's request, and its entry to f->sent: the epoch
+ * whose end it asks (epochs: OffsetForLeaderEpoch), or its fetch
+ * (ReplicaFetch). */
+static void encode_partition(struct fetcher *f, struct proto_enc *e, struct bpart *bp, bool epochs)
+{
+    struct fetcher_sent *sent = &f->sent[f->sent_count++];
+    *sent = (struct fetcher_sent){
+        .bp = bp, .epoch = bp->rep.leader_epoch, .offset = part_offset_next(&bp->log)};
+    if (epochs) {
+        int32_t last = 0;
+        int64_t end = 0;
+        int rc = part_epoch_end_offset(&bp->log, INT32_MAX, &last, &end);
+        struct proto_epoch_req_partition p = {.partition = bp->index,
+                                              .current_leader_epoch = bp->rep.leader_epoch,
+                                              .leader_epoch = rc == 0 && last >= 0 ? last : 0};
+        proto_epoch_req_partition(e, &p);
+        return;
+    }
+    fetch_from(f, bp, sent);
+    struct proto_replica_fetch_req_partition p = {.partition = bp->index,
+                                                  .leader_epoch = bp->rep.leader_epoch,
+                                                  .fetch_offset = sent->offset,
+                                                  .durable_offset = part_offset_durable(&bp->log)};
+    proto_replica_fetch_req_partition(e, &p);
+}
+
 /* Encodes the round's request into a new buffer: OffsetForLeaderEpoch for
  * the partitions that must truncate first, if any, else ReplicaFetch for
  * all. Returns 0 with *out (NULL when there is nothing to ask), or -errno /
@@ -316,26 +342,7 @@ static int build_request(struct fetcher *f, uint8_t **out, size_t *len_out)
             proto_enc_topic(
                 &e, (struct proto_str){.ptr = topic->name, .len = (int32_t)topic->name_len});
         }
-        struct fetcher_sent *sent = &f->sent[f->sent_count++];
-        *sent = (struct fetcher_sent){
-            .bp = bp, .epoch = bp->rep.leader_epoch, .offset = part_offset_next(&bp->log)};
-        if (epochs) {
-            int32_t last = 0;
-            int64_t end = 0;
-            int rc = part_epoch_end_offset(&bp->log, INT32_MAX, &last, &end);
-            struct proto_epoch_req_partition p = {.partition = bp->index,
-                                                  .current_leader_epoch = bp->rep.leader_epoch,
-                                                  .leader_epoch = rc == 0 && last >= 0 ? last : 0};
-            proto_epoch_req_partition(&e, &p);
-        } else {
-            fetch_from(f, bp, sent);
-            struct proto_replica_fetch_req_partition p = {.partition = bp->index,
-                                                          .leader_epoch = bp->rep.leader_epoch,
-                                                          .fetch_offset = sent->offset,
-                                                          .durable_offset =
-                                                              part_offset_durable(&bp->log)};
-            proto_replica_fetch_req_partition(&e, &p);
-        }
+        encode_partition(f, &e, bp, epochs);
     }
     int rc = proto_enc_end(&e);
     if (rc != 0) {
