@@ -10,6 +10,7 @@
 #include <grp.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -338,8 +339,25 @@ void cl_connect_host(struct cl *c, const char *host, uint16_t port, int timeout_
     cr_assert_eq(setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)), 0);
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port)};
     cr_assert_eq(inet_pton(AF_INET, host, &sa.sin_addr), 1, "address %s", host);
-    cr_assert_eq(connect(c->fd, (struct sockaddr *)&sa, sizeof(sa)), 0, "connect to port %u: %s",
-                 port, strerror(errno));
+    int rc = connect(c->fd, (struct sockaddr *)&sa, sizeof(sa));
+    if (rc != 0 && (errno == EINTR || errno == EINPROGRESS)) {
+        /* A signal (connect(2) with SO_SNDTIMEO is never restarted) or
+         * the timeout cut the wait short; the kernel goes on connecting:
+         * wait for it, and take its verdict. */
+        struct pollfd pfd = {.fd = c->fd, .events = POLLOUT};
+        int n;
+        do {
+            n = poll(&pfd, 1, timeout_ms);
+        } while (n < 0 && errno == EINTR);
+        int err = n == 1 ? 0 : ETIMEDOUT;
+        socklen_t len = sizeof(err);
+        if (n == 1 && getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) {
+            err = errno;
+        }
+        errno = err;
+        rc = err == 0 ? 0 : -1;
+    }
+    cr_assert_eq(rc, 0, "connect to port %u: %s", port, strerror(errno));
     c->tx = malloc(CL_TX_BYTES);
     cr_assert_not_null(c->tx);
 }
