@@ -86,27 +86,13 @@ static void finish(struct forwards *fw, struct forward_batch *fb, int rc)
     fb->done(fb, rc);
 }
 
-/* Whether a leader change, or one that is under way, explains rc: the
- * batch goes again to whoever leads then. */
+/* Whether the batch goes again to whoever leads then: a Produce's retry
+ * rule (proto_produce_retriable()), and what the link and the routing
+ * add: no leader in the view yet (NG_ENOTFOUND), a TLS or protocol error
+ * that ended the link (it is made again). */
 static bool retriable(int rc)
 {
-    switch (rc) {
-    case -NG_ENOT_LEADER:
-    case -NG_EFENCED_LEADER_EPOCH:
-    case -NG_EUNKNOWN_LEADER_EPOCH:
-    case -NG_ENOT_ENOUGH_REPLICAS:
-    case -NG_EUNKNOWN_TOPIC:
-    case -NG_ETIMEOUT:
-    case -NG_EDISCONNECTED:
-    case -NG_ECLOSED:
-    case -NG_EBUSY:
-    case -NG_ENOTFOUND:
-    case -NG_ETLS:
-    case -NG_EPROTO:
-        return true;
-    default:
-        return rc < 0 && rc > -NG_ERR_FIRST; /* the connection's -errno */
-    }
+    return proto_produce_retriable(rc) || rc == -NG_ENOTFOUND || rc == -NG_ETLS || rc == -NG_EPROTO;
 }
 
 /* fb failed with rc at its leader: routed again after the backoff, or

@@ -334,9 +334,6 @@ void sender_timer_at(struct nagare_producer *p, int64_t at_ms);
  * in flight and no backoff or resend pending. */
 bool sender_part_ready(const struct nagare_producer *p, const struct ppart *pp, int64_t now_ms);
 
-/* Whether an error leaves a batch worth sending again. */
-bool sender_retriable(int err);
-
 /* Frees the request pool. */
 void sender_free(struct nagare_producer *p);
 

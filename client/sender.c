@@ -54,26 +54,6 @@
  * copy costs less than a piece of the gather list. */
 #define SEND_REF_BYTES_MIN 1024u
 
-bool sender_retriable(int err)
-{
-    switch (err) {
-    case -NG_EDISCONNECTED:
-    case -NG_ETIMEOUT:
-    case -NG_EBUSY:
-    case -NG_EDISK_FULL:
-    case -NG_ECLOSED:
-    case -NG_EUNKNOWN_TOPIC:
-    case -NG_ENOT_LEADER:
-    case -NG_EFENCED_LEADER_EPOCH:
-    case -NG_EUNKNOWN_LEADER_EPOCH:
-    case -NG_ENOT_ENOUGH_REPLICAS:
-        return true;
-    default:
-        /* -errno from the socket: the connection is gone, the batch is not. */
-        return err < 0 && -err < NG_ERR_FIRST;
-    }
-}
-
 /* Errors after which the partition's leader may have moved: metadata is
  * asked again before the retry (the broker's answer, or the connection to
  * it failing). */
@@ -297,7 +277,7 @@ static int expired_err(const struct ppart *pp)
 static void broker_err(struct nagare_producer *p, struct ptopic *t, int32_t partition, int err)
 {
     struct ppart *pp = &t->parts[partition];
-    if (!sender_retriable(err) || err == pp->err_last) {
+    if (!proto_produce_retriable(err) || err == pp->err_last) {
         return;
     }
     pp->err_last = err;
@@ -353,12 +333,12 @@ static void batch_error(struct nagare_producer *p, struct pbatch *b, int err, in
         }
         return;
     }
-    if (sender_retriable(err) && !expired && !p->closing && p->fatal == 0) {
+    if (proto_produce_retriable(err) && !expired && !p->closing && p->fatal == 0) {
         pp->retrying = true;
         backoff(p, pp, now_ms);
         return;
     }
-    sender_complete(p, b, expired && sender_retriable(err) ? expired_err(pp) : err, -1);
+    sender_complete(p, b, expired && proto_produce_retriable(err) ? expired_err(pp) : err, -1);
 }
 
 /* Matches each partition of a Produce answer to its batch, in order.

@@ -159,6 +159,25 @@ int proto_err_from_wire(uint16_t code)
     return -(int)code;
 }
 
+bool proto_produce_retriable(int err)
+{
+    switch (err) {
+    case -NG_EDISCONNECTED:
+    case -NG_ETIMEOUT:
+    case -NG_EBUSY:
+    case -NG_EDISK_FULL:
+    case -NG_ECLOSED:
+    case -NG_EUNKNOWN_TOPIC:
+    case -NG_ENOT_LEADER:
+    case -NG_EFENCED_LEADER_EPOCH:
+    case -NG_EUNKNOWN_LEADER_EPOCH:
+    case -NG_ENOT_ENOUGH_REPLICAS:
+        return true;
+    default:
+        return err < 0 && -err < NG_ERR_FIRST;
+    }
+}
+
 const char *proto_api_name(uint16_t api_key)
 {
     return proto_api_known(api_key) ? api_names[api_key] : "unknown";

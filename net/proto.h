@@ -280,6 +280,14 @@ uint16_t proto_err_to_wire(int rc);
  * kept; err_str() calls them unknown. Any thread. */
 int proto_err_from_wire(uint16_t code);
 
+/* Whether a Produce that failed with err may be sent again (to whoever
+ * leads the partition then): the connection was lost or timed out (the
+ * records may or may not be in: idempotence tells), the broker was busy,
+ * closing or out of disk, or leadership is moving (not the leader, a
+ * stale or unknown epoch, too few in sync, a topic not yet known there).
+ * -errno from the socket counts as a lost connection. Any thread. */
+bool proto_produce_retriable(int err);
+
 /* ---- apis and versions ---- */
 
 /* "Produce", "Fetch"...; "unknown" for keys not known. Static string. */
