@@ -239,6 +239,10 @@ void conn_close(struct client_conn *c, int err)
     if (c->fd < 0) {
         return;
     }
+    if (err == -NG_ETIMEOUT) { /* the broker went quiet: since its oldest request unanswered */
+        int64_t oldest = conn_oldest_pending_ms(c);
+        c->silent_since_ms = oldest < c->silent_since_ms ? oldest : c->silent_since_ms;
+    }
     if (c->ssl != NULL) {
         if (c->state >= CONN_HANDSHAKE) {
             (void)SSL_shutdown(c->ssl); /* close_notify, if the socket takes it now */
@@ -1316,8 +1320,6 @@ int64_t conn_silent_since_ms(const struct client_conn *c)
 static void check_deadlines(struct client_conn *c)
 {
     if (c->fd >= 0 && clock_mono_ms() >= conn_next_deadline(c)) {
-        int64_t oldest = conn_oldest_pending_ms(c);
-        c->silent_since_ms = oldest < c->silent_since_ms ? oldest : c->silent_since_ms;
         conn_close(c, -NG_ETIMEOUT);
     }
 }

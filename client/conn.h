@@ -183,9 +183,10 @@ struct client_conn {
     enum conn_state state; /* readable by users */
     int err_last;          /* why it last went down (0: never); readable */
     uint64_t generation;   /* bumped by every close; readable */
-    /* When the oldest request a timeout gave up was submitted, if the
-     * broker has answered nothing since (monotonic ms; INT64_MAX: none):
-     * conn_silent_since_ms() carries it over a reconnect. */
+    /* When the oldest request pending at a close for a timeout was
+     * submitted, if the broker has answered nothing since (monotonic ms;
+     * INT64_MAX: none): conn_silent_since_ms() carries it over a
+     * reconnect. */
     int64_t silent_since_ms;
     char bootstrap[CONN_BOOTSTRAP_BYTES_MAX]; /* the address list, as given */
     struct conn_config cfg;
