@@ -259,6 +259,13 @@ static uint16_t free_port(const char *host)
     return ntohs(sa.sin_port);
 }
 
+/* Appends one broker's address to a bootstrap list. */
+static void bootstrap_add(char list[CS_BOOTSTRAP_BYTES], const char *addr)
+{
+    size_t len = strlen(list);
+    snprintf(list + len, CS_BOOTSTRAP_BYTES - len, "%s%s", len ? "," : "", addr);
+}
+
 static void lay_out_broker(struct cluster *c, size_t i)
 {
     struct cs_broker *b = &c->b[i];
@@ -283,8 +290,17 @@ static void lay_out_broker(struct cluster *c, size_t i)
     snprintf(b->log_path, sizeof(b->log_path), "%s/nagared.log", dir);
     cr_assert_eq(mkdir(b->dir, 0755), 0, "mkdir %s: %s", b->dir, strerror(errno));
     cr_assert_eq(chown(b->dir, b->uid, b->uid), 0, "chown %s: %s", b->dir, strerror(errno));
-    size_t len = strlen(c->bootstrap);
-    snprintf(c->bootstrap + len, sizeof(c->bootstrap) - len, "%s%s", len ? "," : "", b->bootstrap);
+    bootstrap_add(c->bootstrap, b->bootstrap);
+}
+
+void cs_bootstrap_without(const struct cluster *c, size_t skip, char out[CS_BOOTSTRAP_BYTES])
+{
+    out[0] = '\0';
+    for (size_t i = 0; i < c->broker_count; i++) {
+        if (i != skip) {
+            bootstrap_add(out, c->b[i].bootstrap);
+        }
+    }
 }
 
 void cs_init(struct cluster *c, size_t brokers)
@@ -596,6 +612,27 @@ void cs_heal(struct cluster *c)
 }
 
 /* ---- the end ---- */
+
+int cs_leader_index(const char *bootstrap, const char *topic, int32_t partition)
+{
+    nagare_admin *a;
+    if (nagare_admin_new(bootstrap, 5000, &a) != 0) {
+        return -1;
+    }
+    const struct nagare_cluster_info *info;
+    int found = -1;
+    if (nagare_cluster_describe(a, &info) == 0) {
+        for (size_t i = 0; i < info->partition_count; i++) {
+            const struct nagare_partition_replicas *p = &info->partitions[i];
+            if (strcmp(p->topic, topic) == 0 && p->partition == partition && p->leader > 0) {
+                found = p->leader - 1;
+            }
+        }
+        nagare_cluster_info_free(a, info);
+    }
+    nagare_admin_destroy(a);
+    return found;
+}
 
 void cs_topic_create(struct cluster *c, const char *bootstrap, const char *topic,
                      const struct nagare_topic_config *cfg, const struct nagare_tls *tls,

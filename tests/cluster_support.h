@@ -52,6 +52,8 @@
 #define CS_ROOT_BYTES 128
 #define CS_PATH_BYTES 256
 #define CS_HOST_BYTES 16 /* "127.99.249.15" and its NUL */
+/* Every broker's "host:port", ','-separated, and its NUL. */
+#define CS_BOOTSTRAP_BYTES (CS_BROKERS_MAX * (CS_HOST_BYTES + 8))
 #define CS_SETS_MAX 8
 /* Users the brokers run as: far above any login or system user. */
 #define CS_UID_BASE 3990000u
@@ -99,7 +101,7 @@ struct cluster {
                         as brokers added to a running cluster */
     const char *sets[CS_SETS_MAX]; /* "key=value" for every broker; borrowed */
     size_t set_count;
-    char bootstrap[CS_BROKERS_MAX * (CS_HOST_BYTES + 8)]; /* every broker, ','-separated */
+    char bootstrap[CS_BOOTSTRAP_BYTES]; /* every broker, ','-separated */
     bool keep_root; /* cs_fini() leaves root (data directories, logs) for a look */
 };
 
@@ -165,6 +167,15 @@ void cs_split(struct cluster *c, uint32_t side);
 void cs_drop_oneway(struct cluster *c, size_t from, size_t to);
 /* Removes every cut. */
 void cs_heal(struct cluster *c);
+
+/* The index of the broker leading topic/partition as the brokers of
+ * bootstrap describe the cluster now; -1 when none is known (no answer,
+ * no such partition, no leader). */
+int cs_leader_index(const char *bootstrap, const char *topic, int32_t partition);
+
+/* Writes to out every broker's address but broker skip's, ','-separated:
+ * a bootstrap list that leaves a paused or cut-off broker out. */
+void cs_bootstrap_without(const struct cluster *c, size_t skip, char out[CS_BOOTSTRAP_BYTES]);
 
 /* Creates topic with cfg through bootstrap (some or all of c's brokers),
  * over TLS when tls is not NULL, retrying every 250 ms while the cluster

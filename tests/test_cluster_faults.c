@@ -207,23 +207,9 @@ static size_t leader_of(struct run *r, int32_t partition)
 {
     int64_t deadline = clock_mono_ms() + SETUP_TIMEOUT_MS;
     for (;;) {
-        int32_t leader = -1;
-        nagare_admin *a;
-        if (nagare_admin_new(r->c.bootstrap, 5000, &a) == 0) {
-            const struct nagare_cluster_info *info;
-            if (nagare_cluster_describe(a, &info) == 0) {
-                for (size_t i = 0; i < info->partition_count; i++) {
-                    const struct nagare_partition_replicas *pr = &info->partitions[i];
-                    if (strcmp(pr->topic, TOPIC) == 0 && pr->partition == partition) {
-                        leader = pr->leader;
-                    }
-                }
-                nagare_cluster_info_free(a, info);
-            }
-            nagare_admin_destroy(a);
-        }
-        if (leader >= 1 && leader <= BROKERS) {
-            return (size_t)leader - 1;
+        int leader = cs_leader_index(r->c.bootstrap, TOPIC, partition);
+        if (leader >= 0 && leader < BROKERS) {
+            return (size_t)leader;
         }
         cr_assert_lt(clock_mono_ms(), deadline, "partition %d has no leader", partition);
         sleep_ms(250);
@@ -436,6 +422,16 @@ static void run_finish(struct run *r, struct chk_result *out)
                  nagare_strerror(read_rc));
 }
 
+/* run_finish(), and the checker must have found nothing (the data kept
+ * when it did). */
+static void run_judge(struct run *r)
+{
+    struct chk_result res;
+    run_finish(r, &res);
+    r->c.keep_root = !res.ok;
+    cr_assert(res.ok, "the checker found problems (seed %" PRIu64 ")", r->seed);
+}
+
 static void run_kinds(fault_fn *const *kinds, size_t kind_count)
 {
     bool power_sim = false;
@@ -444,10 +440,7 @@ static void run_kinds(fault_fn *const *kinds, size_t kind_count)
     }
     run_start(&R, false, power_sim);
     run_faults(&R, kinds, kind_count);
-    struct chk_result res;
-    run_finish(&R, &res);
-    R.c.keep_root = !res.ok;
-    cr_assert(res.ok, "the checker found problems (seed %" PRIu64 ")", R.seed);
+    run_judge(&R);
 }
 
 #define RUN(...)                                            \
@@ -522,6 +515,34 @@ static void reader_poll(struct reader *rd, int timeout_ms)
     }
 }
 
+/* Pauses broker i (partition 0's `role`, "leader" or "follower") and keeps
+ * it paused until partition 0 took STALL_ACKS more acknowledged writes,
+ * polling rd meanwhile (NULL: none); fails past STALL_MOVE_TIMEOUT_MS.
+ * Returns that deadline, for what the test waits for next. */
+static int64_t pause_for_acks(struct run *r, size_t i, const char *role, struct reader *rd)
+{
+    char fault[64];
+    snprintf(fault, sizeof(fault), "SIGSTOP of a %s, kept", role);
+    chk_fault_begin(&r->k, fault);
+    cs_broker_pause(&r->c, i);
+    uint64_t want = chk_acked_count_partition(&r->k, 0) + STALL_ACKS;
+    int64_t deadline = clock_mono_ms() + STALL_MOVE_TIMEOUT_MS;
+    while (chk_acked_count_partition(&r->k, 0) < want) {
+        if (clock_mono_ms() >= deadline) {
+            cs_print_logs(&r->c, "the writes did not move");
+            cr_assert_fail("partition 0: fewer than %d writes acknowledged in %d ms with its "
+                           "%s, broker %d, paused (seed %" PRIu64 ")",
+                           STALL_ACKS, STALL_MOVE_TIMEOUT_MS, role, r->c.b[i].id, r->seed);
+        }
+        if (rd != NULL) {
+            reader_poll(rd, 50);
+        } else {
+            sleep_ms(50);
+        }
+    }
+    return deadline;
+}
+
 /* A paused leader is left for its successor while it stays paused
  * (client/producer.c and client/consumer.c, "stalls"). The producers' and
  * the consumer's request timeout is far above the wait allowed here, and
@@ -545,19 +566,7 @@ Test(cluster_faults, paused_leader_left_for_its_successor)
         cr_assert_lt(clock_mono_ms(), deadline, "the consumer read nothing");
         reader_poll(&rd, 50);
     }
-    chk_fault_begin(&R.k, "SIGSTOP of a leader, kept");
-    cs_broker_pause(&R.c, i);
-    uint64_t want = chk_acked_count_partition(&R.k, 0) + STALL_ACKS;
-    deadline = clock_mono_ms() + STALL_MOVE_TIMEOUT_MS;
-    while (chk_acked_count_partition(&R.k, 0) < want) {
-        if (clock_mono_ms() >= deadline) {
-            cs_print_logs(&R.c, "the writes did not move");
-            cr_assert_fail("partition 0: fewer than %d writes acknowledged in %d ms with its "
-                           "leader, broker %d, paused (seed %" PRIu64 ")",
-                           STALL_ACKS, STALL_MOVE_TIMEOUT_MS, R.c.b[i].id, R.seed);
-        }
-        reader_poll(&rd, 50);
-    }
+    deadline = pause_for_acks(&R, i, "leader", &rd);
     int64_t last = chk_acked_offset_max(&R.k, 0); /* written by the successor */
     while (rd.next <= last) {
         if (clock_mono_ms() >= deadline) {
@@ -572,10 +581,7 @@ Test(cluster_faults, paused_leader_left_for_its_successor)
     nagare_consumer_destroy(rd.k);
     cs_broker_resume(&R.c, i);
     chk_fault_end(&R.k);
-    struct chk_result res;
-    run_finish(&R, &res);
-    R.c.keep_root = !res.ok;
-    cr_assert(res.ok, "the checker found problems (seed %" PRIu64 ")", R.seed);
+    run_judge(&R);
 }
 
 /* A follower of partition 0 (not its leader) paused and kept so, with
@@ -591,26 +597,11 @@ Test(cluster_faults, paused_follower_left_out_of_in_sync_sets)
     R.replica_lag_ms = FOLLOWER_LAG_MS;
     run_start(&R, false, false);
     size_t f = (leader_of(&R, 0) + 1) % BROKERS;
-    chk_fault_begin(&R.k, "SIGSTOP of a follower, kept");
-    cs_broker_pause(&R.c, f);
-    uint64_t want = chk_acked_count_partition(&R.k, 0) + STALL_ACKS;
-    int64_t deadline = clock_mono_ms() + STALL_MOVE_TIMEOUT_MS;
-    while (chk_acked_count_partition(&R.k, 0) < want) {
-        if (clock_mono_ms() >= deadline) {
-            cs_print_logs(&R.c, "the writes waited for the follower");
-            cr_assert_fail("partition 0: fewer than %d writes acknowledged in %d ms with its "
-                           "follower, broker %d, paused (seed %" PRIu64 ")",
-                           STALL_ACKS, STALL_MOVE_TIMEOUT_MS, R.c.b[f].id, R.seed);
-        }
-        sleep_ms(50);
-    }
+    (void)pause_for_acks(&R, f, "follower", NULL);
     cr_assert(R.c.b[f].paused, "still paused when partition 0 took the writes");
     cs_broker_resume(&R.c, f);
     chk_fault_end(&R.k);
-    struct chk_result res;
-    run_finish(&R, &res);
-    R.c.keep_root = !res.ok;
-    cr_assert(res.ok, "the checker found problems (seed %" PRIu64 ")", R.seed);
+    run_judge(&R);
 }
 
 /* The planned loss. Broker 1 leads partition 0 (the first replica of the

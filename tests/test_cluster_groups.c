@@ -151,30 +151,7 @@ static int64_t read_to(nagare_consumer *c, int64_t until)
     return first;
 }
 
-/* The broker index leading topic/0 now, as the brokers of bootstrap say
- * (-1: none known). */
-static int leader_index_via(const char *bootstrap, const char *topic)
-{
-    nagare_admin *a;
-    if (nagare_admin_new(bootstrap, 5000, &a) != 0) {
-        return -1;
-    }
-    const struct nagare_cluster_info *info;
-    int found = -1;
-    if (nagare_cluster_describe(a, &info) == 0) {
-        for (size_t i = 0; i < info->partition_count; i++) {
-            const struct nagare_partition_replicas *p = &info->partitions[i];
-            if (strcmp(p->topic, topic) == 0 && p->partition == 0 && p->leader > 0) {
-                found = p->leader - 1;
-            }
-        }
-        nagare_cluster_info_free(a, info);
-    }
-    nagare_admin_destroy(a);
-    return found;
-}
-
-static int coordinator_index(void) { return leader_index_via(C.bootstrap, PROTO_OFFSETS_TOPIC); }
+static int coordinator_index(void) { return cs_leader_index(C.bootstrap, PROTO_OFFSETS_TOPIC, 0); }
 
 /* Commits synchronously, retrying while the group moves to its new
  * coordinator (the member joins there again first). */
@@ -346,7 +323,7 @@ Test(cluster_groups, a_coordinator_without_the_topic_takes_its_commits, .fini = 
  * requests wait at the coordinator when it is paused, not a fetch (whose
  * stall path gives up the same connection). Returns the coordinator's
  * index, and the two other brokers' addresses in live. */
-static int cluster_up_coordinator_apart(char *live)
+static int cluster_up_coordinator_apart(char live[CS_BOOTSTRAP_BYTES])
 {
     /* The move below ends with a preferred-leader election: every second
      * rather than every 30 s. */
@@ -362,22 +339,16 @@ static int cluster_up_coordinator_apart(char *live)
     cr_assert_eq(rc, 0, "reassign: %s", nagare_strerror(rc));
     nagare_admin_destroy(a);
     int64_t deadline = clock_mono_ms() + READ_TIMEOUT_MS;
-    while (leader_index_via(C.bootstrap, TOPIC) != replicas[0] - 1 || coordinator_index() != k) {
+    while (cs_leader_index(C.bootstrap, TOPIC, 0) != replicas[0] - 1 || coordinator_index() != k) {
         if (clock_mono_ms() >= deadline) {
             cs_print_logs(&C, "the partition did not move");
             cr_assert_fail("%s/0 led by %d, wanted %d (coordinator %d)", TOPIC,
-                           leader_index_via(C.bootstrap, TOPIC) + 1, replicas[0],
+                           cs_leader_index(C.bootstrap, TOPIC, 0) + 1, replicas[0],
                            coordinator_index() + 1);
         }
         (void)poll(NULL, 0, 200);
     }
-    live[0] = '\0';
-    for (size_t i = 0; i < 3; i++) {
-        if ((int)i != k) {
-            strcat(live, live[0] != '\0' ? "," : "");
-            strcat(live, C.b[i].bootstrap);
-        }
-    }
+    cs_bootstrap_without(&C, (size_t)k, live);
     return k;
 }
 
@@ -423,7 +394,7 @@ static nagare_consumer *member_committed(int k)
 Test(cluster_groups, a_paused_coordinator_is_left_for_its_successor, .fini = teardown,
      .timeout = 600)
 {
-    char live[sizeof(C.bootstrap)];
+    char live[CS_BOOTSTRAP_BYTES];
     int k = cluster_up_coordinator_apart(live);
     nagare_consumer *c = member_committed(k);
     cs_broker_pause(&C, (size_t)k);
@@ -457,7 +428,7 @@ Test(cluster_groups, a_paused_coordinator_is_left_for_its_successor, .fini = tea
     }
     cr_assert_eq(assigned_at, COMMITTED);
     cr_assert(cs_broker_alive(&C, (size_t)k) && C.b[k].paused);
-    int now_k = leader_index_via(live, PROTO_OFFSETS_TOPIC);
+    int now_k = cs_leader_index(live, PROTO_OFFSETS_TOPIC, 0);
     cr_assert(now_k >= 0 && now_k != k, "coordinator %d, the paused one %d", now_k, k);
     cr_assert_eq(committed_via(live), RECORDS);
     cs_broker_resume(&C, (size_t)k);
@@ -471,7 +442,7 @@ Test(cluster_groups, a_paused_coordinator_is_left_for_its_successor, .fini = tea
 Test(cluster_groups, a_sync_commit_at_a_paused_coordinator_moves_on, .fini = teardown,
      .timeout = 600)
 {
-    char live[sizeof(C.bootstrap)];
+    char live[CS_BOOTSTRAP_BYTES];
     int k = cluster_up_coordinator_apart(live);
     nagare_consumer *c = member_committed(k);
     cs_broker_pause(&C, (size_t)k);

@@ -114,26 +114,7 @@ static nagare_share_consumer *share_new_timeout(uint32_t request_timeout_ms)
 static nagare_share_consumer *share_new(void) { return share_new_timeout(0); }
 
 /* The broker index leading topic/0 now (-1: none known). */
-static int leader_index(const char *topic)
-{
-    nagare_admin *a;
-    if (nagare_admin_new(C.bootstrap, 5000, &a) != 0) {
-        return -1;
-    }
-    const struct nagare_cluster_info *info;
-    int found = -1;
-    if (nagare_cluster_describe(a, &info) == 0) {
-        for (size_t i = 0; i < info->partition_count; i++) {
-            const struct nagare_partition_replicas *p = &info->partitions[i];
-            if (strcmp(p->topic, topic) == 0 && p->partition == 0 && p->leader > 0) {
-                found = p->leader - 1;
-            }
-        }
-        nagare_cluster_info_free(a, info);
-    }
-    nagare_admin_destroy(a);
-    return found;
-}
+static int leader_index(const char *topic) { return cs_leader_index(C.bootstrap, topic, 0); }
 
 /* Polls until every offset in [from, to) was returned (marked in seen),
  * failing the test at deadline (monotonic ms); asserts that none below
@@ -214,6 +195,17 @@ Test(cluster_share, acks_survive_kill9_of_the_coordinator, .fini = teardown, .ti
     cs_stop_brokers(&C); /* a coordinator's term ends cleanly too */
 }
 
+/* SIGSTOPs the share coordinator (the leader of __share_state/0) and
+ * returns its index, with the other brokers' addresses in live. */
+static int pause_share_coordinator(char live[CS_BOOTSTRAP_BYTES])
+{
+    int k = leader_index(PROTO_SHARE_STATE_TOPIC);
+    cr_assert_geq(k, 0, "no leader of " PROTO_SHARE_STATE_TOPIC "/0");
+    cs_bootstrap_without(&C, (size_t)k, live);
+    cs_broker_pause(&C, (size_t)k);
+    return k;
+}
+
 /* The share coordinator SIGSTOPped and kept so (issue 13): its
  * connections stay open and it answers nothing, while the cluster makes
  * another broker leader of __share_state/0 (and of TOPIC's partition 0,
@@ -232,16 +224,8 @@ Test(cluster_share, a_paused_coordinator_is_left_for_its_successor, .fini = tear
     static bool seen[RECORDS + MORE];
     poll_until(sc, seen, 0, RECORDS, 0, "before the pause");
     accept_range(sc, 0, RECORDS);
-    int k = leader_index(PROTO_SHARE_STATE_TOPIC);
-    cr_assert_geq(k, 0, "no leader of " PROTO_SHARE_STATE_TOPIC "/0");
-    char live[sizeof(C.bootstrap)] = "";
-    for (size_t i = 0; i < 3; i++) {
-        if ((int)i != k) {
-            strcat(live, live[0] != '\0' ? "," : "");
-            strcat(live, C.b[i].bootstrap);
-        }
-    }
-    cs_broker_pause(&C, (size_t)k);
+    char live[CS_BOOTSTRAP_BYTES];
+    int k = pause_share_coordinator(live);
 
     /* Far below the request timeout: only leaving the paused broker makes it. */
     int64_t deadline = clock_mono_ms() + 60000;
@@ -269,16 +253,8 @@ Test(cluster_share, a_consumer_subscribes_with_the_coordinator_paused, .fini = t
     cluster_up();
     produce(0, RECORDS);
     nagare_share_consumer_destroy(share_new()); /* makes __share_state */
-    int k = leader_index(PROTO_SHARE_STATE_TOPIC);
-    cr_assert_geq(k, 0, "no leader of " PROTO_SHARE_STATE_TOPIC "/0");
-    char live[sizeof(C.bootstrap)] = "";
-    for (size_t i = 0; i < 3; i++) {
-        if ((int)i != k) {
-            strcat(live, live[0] != '\0' ? "," : "");
-            strcat(live, C.b[i].bootstrap);
-        }
-    }
-    cs_broker_pause(&C, (size_t)k);
+    char live[CS_BOOTSTRAP_BYTES];
+    int k = pause_share_coordinator(live);
     int64_t deadline = clock_mono_ms() + 60000;
     nagare_share_consumer *sc = share_new_via(live, 120000);
     cr_assert_lt(clock_mono_ms(), deadline, "subscribed after 60000 ms");
@@ -866,23 +842,7 @@ static int killed = -1; /* the broker index killed between steps */
  * broker `through`. */
 static int src_leader(int32_t part, size_t through)
 {
-    nagare_admin *a;
-    if (nagare_admin_new(C.b[through].bootstrap, 5000, &a) != 0) {
-        return -1;
-    }
-    const struct nagare_cluster_info *info;
-    int found = -1;
-    if (nagare_cluster_describe(a, &info) == 0) {
-        for (size_t i = 0; i < info->partition_count; i++) {
-            const struct nagare_partition_replicas *p = &info->partitions[i];
-            if (strcmp(p->topic, SRC) == 0 && p->partition == part && p->leader > 0) {
-                found = p->leader - 1;
-            }
-        }
-        nagare_cluster_info_free(a, info);
-    }
-    nagare_admin_destroy(a);
-    return found;
+    return cs_leader_index(C.b[through].bootstrap, SRC, part);
 }
 
 /* The broker index of the offsets coordinator, where redrives run; makes

@@ -915,23 +915,40 @@ static int64_t produce_records(struct node *n, uint32_t records, uint32_t seed)
  * its end (common + 4) falls inside the leader's second batch, which its
  * log could never continue. It compares its last batch with the leader's
  * at that offset, finds them different, cuts it and fetches the leader's. */
-Test(replica, a_follower_whose_tail_diverges_within_the_leaders_epoch_cuts_it)
+/* Brokers 1 and 2 share a common part at epoch 1, led by broker 1; then
+ * broker 2 alone is shown a view where it leads epoch 1 too, so that both
+ * write their own tails at that epoch. Returns the common part's end;
+ * *vs the view where broker 1 leads. */
+static int64_t both_lead_one_epoch(struct view_spec *vs, uint32_t seq)
 {
     start_nodes(2);
-    struct view_spec vs = spec(1, 1, 2, 1);
-    give_all(&vs);
-    int64_t common = produce(&nodes[0], 2, 1400, PROTO_ACKS_ALL, 0);
+    *vs = spec(1, 1, 2, 1);
+    give_all(vs);
+    int64_t common = produce(&nodes[0], 2, seq, PROTO_ACKS_ALL, 0);
     wait_written(&nodes[1], common);
-    struct view_spec vs2 = spec(2, 1, 2, 1);
-    vs2.isr[0] = 2;
-    vs2.isr_count = 1;
-    give_view(&nodes[1], &vs2);
-    cr_assert_eq(produce_records(&nodes[1], 4, 1410), common + 4);
-    cr_assert_eq(produce_records(&nodes[0], 3, 1420), common + 3);
-    int64_t end = produce_records(&nodes[0], 3, 1421);
-    give_view(&nodes[1], &vs);
+    struct view_spec alone = spec(2, 1, 2, 1);
+    alone.isr[0] = 2;
+    alone.isr_count = 1;
+    give_view(&nodes[1], &alone);
+    return common;
+}
+
+/* Broker 2 follows broker 1 again (view vs): it must end with broker 1's
+ * log to end, byte for byte. */
+static void follows_again(const struct view_spec *vs, int64_t end)
+{
+    give_view(&nodes[1], vs);
     wait_written(&nodes[1], end);
     assert_same_logs(&nodes[0], &nodes[1]);
+}
+
+Test(replica, a_follower_whose_tail_diverges_within_the_leaders_epoch_cuts_it)
+{
+    struct view_spec vs;
+    int64_t common = both_lead_one_epoch(&vs, 1400);
+    cr_assert_eq(produce_records(&nodes[1], 4, 1410), common + 4);
+    cr_assert_eq(produce_records(&nodes[0], 3, 1420), common + 3);
+    follows_again(&vs, produce_records(&nodes[0], 3, 1421));
 }
 
 /* The same, but the diverging batches end where the leader's do (4
@@ -940,23 +957,13 @@ Test(replica, a_follower_whose_tail_diverges_within_the_leaders_epoch_cuts_it)
  * them one round each, back to the common part, where they agree. */
 Test(replica, a_follower_whose_tail_differs_from_the_leaders_at_the_same_offsets_cuts_it)
 {
-    start_nodes(2);
-    struct view_spec vs = spec(1, 1, 2, 1);
-    give_all(&vs);
-    int64_t common = produce(&nodes[0], 2, 1500, PROTO_ACKS_ALL, 0);
-    wait_written(&nodes[1], common);
-    struct view_spec vs2 = spec(2, 1, 2, 1);
-    vs2.isr[0] = 2;
-    vs2.isr_count = 1;
-    give_view(&nodes[1], &vs2);
+    struct view_spec vs;
+    int64_t common = both_lead_one_epoch(&vs, 1500);
     cr_assert_eq(produce_records(&nodes[1], 4, 1510), common + 4);
     cr_assert_eq(produce_records(&nodes[1], 4, 1511), common + 8);
     cr_assert_eq(produce_records(&nodes[0], 4, 1520), common + 4);
     cr_assert_eq(produce_records(&nodes[0], 4, 1521), common + 8);
-    int64_t end = produce_records(&nodes[0], 4, 1522);
-    give_view(&nodes[1], &vs);
-    wait_written(&nodes[1], end);
-    assert_same_logs(&nodes[0], &nodes[1]);
+    follows_again(&vs, produce_records(&nodes[0], 4, 1522));
 }
 
 Test(replica, a_follower_behind_the_leaders_log_start_starts_its_log_there)
